@@ -1,0 +1,22 @@
+"""Backends, chosen by name in the settings."""
+from __future__ import annotations
+
+from proxy.backends.base import Backend
+from proxy.config import Settings, unescape
+
+
+def create_backend(settings: Settings) -> Backend:
+    """Make the backend ``settings.backend`` names, ready to serve."""
+    from proxy.backends.servercpp.backend import ServerCppBackend, build_template_factory
+    from proxy.backends.servercpp.client import UpstreamClient
+    from proxy.prompting import HistoricTemplate
+
+    historic = HistoricTemplate(unescape(settings.chat_prompt), unescape(settings.user_name),
+                                unescape(settings.ai_name), unescape(settings.system_name),
+                                unescape(settings.stop))
+    client = UpstreamClient(settings.llama_api, api_key=settings.llama_api_key,
+                            pool_size=settings.threads,
+                            connect_timeout=settings.connect_timeout,
+                            read_timeout=settings.upstream_timeout)
+    return ServerCppBackend(client, build_template_factory(settings.chat_template, historic),
+                            settings.model_name)

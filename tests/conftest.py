@@ -1,0 +1,40 @@
+"""Fixtures shared by every test tier: apps from the factory, a fake backend, SSE reading."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from proxy.app import create_app
+from proxy.config import Settings
+from tests.fakes.backend import FakeBackend
+
+
+@pytest.fixture
+def backend() -> FakeBackend:
+    return FakeBackend()
+
+
+@pytest.fixture
+def make_client(backend):
+    """Build a test client for an app with the given settings over ``backend``."""
+    def make(fake=None, **settings):
+        app = create_app(Settings(**settings), backend=fake or backend)
+        return app.test_client()
+    return make
+
+
+@pytest.fixture
+def client(make_client):
+    return make_client()
+
+
+def read_events(body: bytes) -> list:
+    """Split an SSE body into decoded events; ``[DONE]`` stays a string."""
+    assert body.endswith(b"\n\n"), body[-50:]
+    events = []
+    for block in body.decode("utf-8").split("\n\n")[:-1]:
+        assert block.startswith("data: "), block
+        data = block[len("data: "):]
+        events.append(data if data == "[DONE]" else json.loads(data))
+    return events

@@ -1,0 +1,169 @@
+"""A tiny, deterministic llama-architecture GGUF for end-to-end tests.
+
+Real models are hundreds of megabytes and cannot be downloaded on the test machines,
+so the e2e suite builds its own: random weights (fixed seed) behind a real SPM
+vocabulary and chat template.  The text it generates is gibberish, but llama-server
+loads, tokenizes, samples and streams it exactly as it would a real model.
+"""
+import pathlib
+
+import gguf
+import numpy as np
+
+N_EMBD = 64
+N_LAYER = 2
+N_HEAD = 4
+N_HEAD_KV = 4
+N_FF = 128
+N_CTX_TRAIN = 2048
+SEED = 1234
+
+UNK_ID = 0
+BOS_ID = 1
+EOS_ID = 2
+FIRST_BYTE_ID = 3  # <0x00> .. <0xFF> occupy ids 3..258
+
+# Deliberately not any known model's template, so a test can tell it was read from this file.
+CHAT_TEMPLATE = (
+    "{#- tiny-llama e2e template -#}\n"
+    "{%- for message in messages -%}\n"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{{ message['content'] }}<|im_end|>\n"
+    "{% endfor -%}\n"
+    "{%- if add_generation_prompt -%}\n"
+    "<|im_start|>assistant\n"
+    "{%- endif -%}\n"
+)
+
+_WORDS = """
+the a an and or but not of to in on at by for with from as is are was were be been
+it this that these those he she they we you i me my your our his her their its
+have has had do does did will would can could should may might must shall
+one two three four five six seven eight nine ten first last next new old good bad
+big small long short high low hot cold red blue green black white yes no ok
+hello world test model token text word time day year way man woman child people
+cat dog bird fish tree water fire earth air sun moon star sky sea city house
+say said go went come came make made take took see saw know knew think thought
+get got give gave find found tell told ask asked work worked call called try
+what who when where why how which all some any each many much more most other
+very also just only well even still again never always here there now then
+""".split()
+
+_SPACE = "\u2581"  # SentencePiece's word-boundary marker
+
+
+def _word_pieces() -> list[str]:
+    """Word pieces in vocab order: marker, letters, digits, punctuation, then words.
+
+    Every prefix of a word is added too, because the SPM tokenizer only reaches a word
+    by merging adjacent pieces that are themselves in the vocabulary.
+    """
+    pieces = [_SPACE]
+    pieces += list("abcdefghijklmnopqrstuvwxyz")
+    pieces += list("0123456789")
+    pieces += list(".,!?;:'\"-()")
+    for word in _WORDS:
+        marked = _SPACE + word
+        pieces += [marked[:end] for end in range(2, len(marked) + 1)]
+    return list(dict.fromkeys(pieces))
+
+
+_PIECES = _word_pieces()
+_PIECE_IDS = {piece: FIRST_BYTE_ID + 256 + i for i, piece in enumerate(_PIECES)}
+VOCAB_SIZE = FIRST_BYTE_ID + 256 + len(_PIECES)
+
+
+def token_id(piece: str) -> int:
+    """Id of a word piece, so tests can aim logit_bias at it.
+
+    A plain word means the word with a leading space ("hello" -> "▁hello");
+    pass the marker explicitly for anything else.
+    """
+    if not piece.startswith(_SPACE) and _SPACE + piece in _PIECE_IDS:
+        piece = _SPACE + piece
+    return _PIECE_IDS[piece]
+
+
+def _vocabulary() -> tuple[list[str], list[float], list[int]]:
+    """Tokens, scores and token types; longer pieces score higher so SPM prefers them."""
+    tokens = ["<unk>", "<s>", "</s>"]
+    scores = [0.0, 0.0, 0.0]
+    types = [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL]
+    for byte in range(256):
+        tokens.append(f"<0x{byte:02X}>")
+        scores.append(0.0)
+        types.append(gguf.TokenType.BYTE)
+    for rank, piece in enumerate(_PIECES):
+        tokens.append(piece)
+        scores.append(float(len(piece)) - rank / 10000.0)
+        types.append(gguf.TokenType.NORMAL)
+    return tokens, scores, types
+
+
+def _weights(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Random F32 tensors in numpy (rows, cols) order, as GGUF/llama.cpp expect.
+
+    The output projection is scaled up so logits are well separated and greedy
+    decoding does not flip on rounding noise.
+    """
+    def matrix(rows: int, cols: int, std: float) -> np.ndarray:
+        return rng.normal(0.0, std, size=(rows, cols)).astype(np.float32)
+
+    ones = np.ones(N_EMBD, dtype=np.float32)
+    head_dim = N_EMBD // N_HEAD
+    tensors = {
+        "token_embd.weight": matrix(VOCAB_SIZE, N_EMBD, 1.0),
+        "output_norm.weight": ones,
+        "output.weight": matrix(VOCAB_SIZE, N_EMBD, 0.5),
+    }
+    for layer in range(N_LAYER):
+        prefix = f"blk.{layer}."
+        tensors.update({
+            prefix + "attn_norm.weight": ones,
+            prefix + "attn_q.weight": matrix(N_EMBD, N_EMBD, 0.1),
+            prefix + "attn_k.weight": matrix(N_HEAD_KV * head_dim, N_EMBD, 0.1),
+            prefix + "attn_v.weight": matrix(N_HEAD_KV * head_dim, N_EMBD, 0.1),
+            prefix + "attn_output.weight": matrix(N_EMBD, N_EMBD, 0.1),
+            prefix + "ffn_norm.weight": ones,
+            prefix + "ffn_gate.weight": matrix(N_FF, N_EMBD, 0.1),
+            prefix + "ffn_up.weight": matrix(N_FF, N_EMBD, 0.1),
+            prefix + "ffn_down.weight": matrix(N_EMBD, N_FF, 0.1),
+        })
+    return tensors
+
+
+def write_tiny_llama_gguf(path: pathlib.Path) -> pathlib.Path:
+    """Write the tiny model to `path` (same bytes every time) and return the path."""
+    path = pathlib.Path(path)
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_name("tiny-llama")
+    writer.add_context_length(N_CTX_TRAIN)
+    writer.add_embedding_length(N_EMBD)
+    writer.add_block_count(N_LAYER)
+    writer.add_feed_forward_length(N_FF)
+    writer.add_head_count(N_HEAD)
+    writer.add_head_count_kv(N_HEAD_KV)
+    writer.add_rope_dimension_count(N_EMBD // N_HEAD)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+
+    tokens, scores, types = _vocabulary()
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    writer.add_unk_token_id(UNK_ID)
+    writer.add_bos_token_id(BOS_ID)
+    writer.add_eos_token_id(EOS_ID)
+    writer.add_add_bos_token(True)
+    writer.add_add_eos_token(False)
+    writer.add_chat_template(CHAT_TEMPLATE)
+
+    for name, tensor in _weights(np.random.default_rng(SEED)).items():
+        writer.add_tensor(name, tensor)
+
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path

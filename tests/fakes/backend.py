@@ -1,0 +1,61 @@
+"""A scripted backend for API tests: no HTTP, no model, every call recorded."""
+from __future__ import annotations
+
+from typing import Iterator, Optional
+
+from proxy.backends.base import Backend
+from proxy.types import Chunk, Completion, GenerationRequest, Health, ModelInfo, Usage
+
+
+class FakeBackend(Backend):
+    """Answers every request with ``pieces`` joined; raises ``error`` when it is set.
+
+    ``fail_after`` makes a stream raise ``error`` after that many pieces, to test errors
+    that happen once the response has started.
+    """
+
+    name = "fake"
+
+    def __init__(self, pieces=("Hello", " world"), *, finish_reason: str = "stop",
+                 usage: Usage = Usage(5, 2), error: Optional[Exception] = None,
+                 fail_after: Optional[int] = None, model: str = "fake-model") -> None:
+        self.pieces = tuple(pieces)
+        self.finish_reason = finish_reason
+        self.usage = usage
+        self.error = error
+        self.fail_after = fail_after
+        self.model = model
+        self.requests: list[GenerationRequest] = []
+        self.closed_streams = 0
+        self.finished_streams = 0
+
+    def complete(self, request: GenerationRequest) -> Completion:
+        self.requests.append(request)
+        if self.error is not None:
+            raise self.error
+        return Completion("".join(self.pieces), self.finish_reason, self.usage,
+                          prompt_tokens=(1, 2, 3) if request.tokenize else None)
+
+    def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
+        self.requests.append(request)
+        if self.error is not None and self.fail_after is None:
+            raise self.error
+        finished = False
+        try:
+            for count, piece in enumerate(self.pieces):
+                if self.fail_after is not None and count == self.fail_after:
+                    raise self.error
+                yield Chunk(text=piece)
+            finished = True
+            yield Chunk(finish_reason=self.finish_reason, usage=self.usage)
+        finally:
+            if not finished:
+                self.closed_streams += 1
+            else:
+                self.finished_streams += 1
+
+    def models(self) -> list:
+        return [ModelInfo(self.model)]
+
+    def health(self) -> Health:
+        return Health(self.error is None, self.name, {})

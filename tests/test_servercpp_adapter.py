@@ -1,0 +1,229 @@
+"""The servercpp backend against ``responses``: the exact payloads sent, the answers read."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+import responses
+
+from proxy.backends.servercpp import parse
+from proxy.backends.servercpp.backend import ServerCppBackend, build_template_factory
+from proxy.backends.servercpp.client import UpstreamClient
+from proxy.errors import (InvalidRequestError, UpstreamError, UpstreamTimeoutError,
+                          UpstreamUnavailableError)
+from proxy.prompting import HistoricTemplate
+from proxy.types import GenerationRequest, Message, ResponseFormat, Sampling
+
+URL = "http://upstream.test"
+HISTORIC = HistoricTemplate("A chat.\n", "\nUSER: ", "\nASSISTANT: ", "\nRULE: ", "</s>")
+
+
+def make_backend(template: str = "historic") -> ServerCppBackend:
+    return ServerCppBackend(UpstreamClient(URL), build_template_factory(template, HISTORIC))
+
+
+def add_generation(rsps, generation: str, **props) -> None:
+    """Answer the detection probes the way each server generation does."""
+    if generation == "llamacpp":
+        rsps.get(f"{URL}/health", json={"status": "ok"})
+        rsps.get(f"{URL}/props", json={"model_path": "/m/tiny.gguf", **props})
+    else:
+        rsps.get(f"{URL}/health", status=404, body="File Not Found")
+        rsps.get(f"{URL}/v1/models", status=200 if generation == "llamacpp-2023" else 404,
+                 json={"data": [{"id": "/m/tiny.gguf"}]})
+
+
+def final(generation: str, **extra) -> dict:
+    body = {"content": "Hi!", "stop": True, "tokens_evaluated": 7, "tokens_predicted": 3,
+            "truncated": False}
+    if generation == "llamacpp":
+        body.update(stop_type="eos", id_slot=0)
+    else:
+        body.update(stopped_eos=True, stopped_word=False, stopped_limit=False, slot_id=0)
+    body.update(extra)
+    return body
+
+
+@pytest.fixture
+def rsps():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+CHAT = GenerationRequest(messages=(Message("system", "Be brief."), Message("user", "hi")),
+                         model="m", max_tokens=16, stop=("END",),
+                         sampling=Sampling(temperature=0.5, top_k=4, seed=7,
+                                           logit_bias=((2, 5.0), (9, False))))
+
+
+@pytest.mark.parametrize("generation,slot_field", [
+    ("powerinfer", "slot_id"), ("llamacpp-2023", "slot_id"), ("llamacpp", "id_slot")])
+def test_chat_payload_is_exact_for_each_generation(rsps, generation, slot_field):
+    add_generation(rsps, generation)
+    sent = rsps.post(f"{URL}/completion", json=final(generation))
+    result = make_backend().complete(CHAT)
+    assert json.loads(sent.calls[0].request.body) == {
+        "prompt": "A chat.\n\nRULE: Be brief.\nUSER: hi\nASSISTANT:",
+        "stream": False, "stop": ["</s>", "END"], "n_keep": -1, "cache_prompt": True,
+        slot_field: -1, "n_predict": 16, "temperature": 0.5, "top_k": 4, "seed": 7,
+        "logit_bias": [[2, 5.0], [9, False]],
+    }
+    assert (result.text, result.finish_reason) == ("Hi!", "stop")
+    assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (7, 3)
+
+
+@pytest.mark.parametrize("body,reason", [
+    ({"stop_type": "limit"}, "length"), ({"stop_type": "word"}, "stop"),
+    ({"stop_type": "eos"}, "stop"), ({"stopped_limit": True, "stopped_eos": False}, "length"),
+    ({"stopped_word": True}, "stop")], ids=["limit", "word", "eos", "old-limit", "old-word"])
+def test_finish_reason_from_either_flag_style(rsps, body, reason):
+    add_generation(rsps, "llamacpp")
+    rsps.post(f"{URL}/completion", json={"content": "x", "stop": True, **body})
+    assert make_backend().complete(GenerationRequest(prompt="p")).finish_reason == reason
+
+
+def test_raw_prompt_is_sent_as_is(rsps):
+    add_generation(rsps, "llamacpp")
+    sent = rsps.post(f"{URL}/completion", json=final("llamacpp"))
+    make_backend().complete(GenerationRequest(prompt="Once upon", stop=("a", "a", "")))
+    body = json.loads(sent.calls[0].request.body)
+    assert body["prompt"] == "Once upon" and body["stop"] == ["a"]
+
+
+def test_auto_template_comes_from_props(rsps):
+    add_generation(rsps, "llamacpp", chat_template="{% for m in messages %}<{{ m.role }}>"
+                   "{{ m.content }}{% endfor %}<assistant>", bos_token="<s>")
+    sent = rsps.post(f"{URL}/completion", json=final("llamacpp"))
+    make_backend("auto").complete(GenerationRequest(messages=(Message("user", "hi"),)))
+    assert json.loads(sent.calls[0].request.body)["prompt"] == "<user>hi<assistant>"
+
+
+def test_response_format_per_generation(rsps):
+    add_generation(rsps, "powerinfer")
+    sent = rsps.post(f"{URL}/completion", json=final("powerinfer"))
+    backend = make_backend()
+    backend.complete(GenerationRequest(prompt="p", response_format=ResponseFormat("json_object")))
+    assert json.loads(sent.calls[0].request.body)["grammar"].startswith("root ::= object")
+    with pytest.raises(InvalidRequestError) as info:
+        backend.complete(GenerationRequest(
+            prompt="p", response_format=ResponseFormat("json_schema", {"type": "object"})))
+    assert info.value.param == "response_format"
+
+
+def test_json_schema_on_current_servers(rsps):
+    add_generation(rsps, "llamacpp")
+    sent = rsps.post(f"{URL}/completion", json=final("llamacpp"))
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    make_backend().complete(GenerationRequest(
+        prompt="p", response_format=ResponseFormat("json_schema", schema)))
+    assert json.loads(sent.calls[0].request.body)["json_schema"] == schema
+
+
+def test_current_logprobs_shape(rsps):
+    add_generation(rsps, "llamacpp")
+    entry = {"id": 5, "token": "Hi", "bytes": [72, 105], "logprob": -0.1,
+             "top_logprobs": [{"id": 5, "token": "Hi", "bytes": [72, 105], "logprob": -0.1},
+                              {"id": 6, "token": "Yo", "bytes": [89, 111], "logprob": -2.5}]}
+    sent = rsps.post(f"{URL}/completion", json=final("llamacpp", completion_probabilities=[entry]))
+    result = make_backend().complete(GenerationRequest(prompt="p", logprobs=2))
+    assert json.loads(sent.calls[0].request.body)["n_probs"] == 2
+    (item,) = result.logprobs
+    assert (item.token, item.logprob, item.bytes) == ("Hi", -0.1, (72, 105))
+    assert [t for t, _, _ in item.top] == ["Hi", "Yo"]
+
+
+def stream_body(*events: dict, prefix: str = "data") -> str:
+    return "".join(f"{prefix}: {json.dumps(e, ensure_ascii=False)}\n\n" for e in events)
+
+
+def test_old_logprobs_are_collected_from_an_internal_stream(rsps):
+    add_generation(rsps, "powerinfer")
+    partial = {"content": "Hi", "stop": False, "slot_id": 0, "multimodal": False,
+               "completion_probabilities": [{"content": "Hi", "probs": [
+                   {"tok_str": "Hi", "prob": 0.5}, {"tok_str": "Yo", "prob": 0.25}]}]}
+    sent = rsps.post(f"{URL}/completion", body=stream_body(partial, final("powerinfer", content="")),
+                     content_type="text/event-stream")
+    result = make_backend().complete(GenerationRequest(prompt="p", logprobs=1))
+    assert json.loads(sent.calls[0].request.body)["stream"] is True
+    (item,) = result.logprobs
+    assert item.token == "Hi" and item.logprob == pytest.approx(-0.6931, abs=1e-4)
+    assert [t for t, _, _ in item.top] == ["Hi"]
+
+
+def test_utf8_split_across_network_pieces_is_decoded_whole():
+    raw = stream_body({"content": "é€", "stop": False}, final("llamacpp", content="")).encode()
+    cut = raw.index("€".encode()) + 1  # inside the euro sign
+    lines = parse.sse_lines([raw[:cut], raw[cut:]])
+    chunks = list(parse.stream_chunks(lines, URL, None))
+    assert [c.text for c in chunks] == ["é€", ""]
+    assert chunks[-1].finish_reason == "stop" and chunks[-1].usage.completion_tokens == 3
+
+
+@pytest.mark.parametrize("generation,body,error", [
+    ("llamacpp-2023", 'error: {"content":"slot unavailable"}\n\n', UpstreamUnavailableError),
+    ("llamacpp", 'data: {"content":"a","stop":false}\n\ndata: {"error":{"code":500,'
+                 '"message":"boom","type":"server_error"}}\n\n', UpstreamError),
+    ("llamacpp", 'data: {"content":"a","stop":false}\n\n', UpstreamError),
+    ("powerinfer", "", UpstreamUnavailableError),
+    ("llamacpp", "data: not json\n\n", UpstreamError),
+], ids=["b-busy", "c-midstream", "c-truncated", "a-empty-busy", "garbage"])
+def test_stream_errors(rsps, generation, body, error):
+    add_generation(rsps, generation)
+    rsps.post(f"{URL}/completion", body=body, content_type="text/event-stream")
+    with pytest.raises(error):
+        list(make_backend().stream(GenerationRequest(prompt="p")))
+
+
+def test_keepalive_comments_are_ignored(rsps):
+    add_generation(rsps, "llamacpp")
+    rsps.post(f"{URL}/completion", content_type="text/event-stream",
+              body=":\n\n" + stream_body({"content": "a", "stop": False}, final("llamacpp")))
+    chunks = list(make_backend().stream(GenerationRequest(prompt="p")))
+    assert [c.text for c in chunks] == ["a", "Hi!"]
+
+
+@pytest.mark.parametrize("status,body,error", [
+    (404, "File Not Found", UpstreamUnavailableError),
+    (503, '{"error":{"message":"Loading model","type":"unavailable_error","code":503}}',
+     UpstreamUnavailableError),
+    (500, "oops", UpstreamError),
+    (400, '{"error":{"code":400,"message":"too long","type":"exceed_context_size_error"}}',
+     InvalidRequestError),
+    (200, "<html>", UpstreamError),
+], ids=["a-busy-404", "c-loading", "500", "context", "garbage"])
+def test_http_errors(rsps, status, body, error):
+    add_generation(rsps, "llamacpp")
+    rsps.post(f"{URL}/completion", status=status, body=body)
+    with pytest.raises(error):
+        make_backend().complete(GenerationRequest(prompt="p"))
+
+
+def test_unreachable(rsps):
+    rsps.get(f"{URL}/health", body=requests.ConnectionError("refused"))
+    with pytest.raises(UpstreamUnavailableError) as info:
+        make_backend().complete(GenerationRequest(prompt="p"))
+    assert URL in info.value.message and info.value.retry_after
+
+
+def test_timeout(rsps):
+    add_generation(rsps, "llamacpp")
+    rsps.post(f"{URL}/completion", body=requests.ReadTimeout("slow"))
+    with pytest.raises(UpstreamTimeoutError):
+        make_backend().complete(GenerationRequest(prompt="p"))
+
+
+def test_tokenize_flag_returns_prompt_token_ids(rsps):
+    add_generation(rsps, "llamacpp")
+    rsps.post(f"{URL}/completion", json=final("llamacpp"))
+    rsps.post(f"{URL}/tokenize", json={"tokens": [{"id": 1, "piece": "a"}, {"id": 2, "piece": "b"}]})
+    result = make_backend().complete(GenerationRequest(prompt="ab", tokenize=True))
+    assert result.prompt_tokens == (1, 2)
+
+
+def test_tools_are_refused(rsps):
+    add_generation(rsps, "llamacpp")
+    with pytest.raises(InvalidRequestError) as info:
+        make_backend().complete(GenerationRequest(messages=(Message("user", "x"),),
+                                                  tools=({"function": {"name": "f"}},)))
+    assert info.value.param == "tools"
