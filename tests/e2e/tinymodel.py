@@ -22,8 +22,10 @@ UNK_ID = 0
 BOS_ID = 1
 EOS_ID = 2
 FIRST_BYTE_ID = 3  # <0x00> .. <0xFF> occupy ids 3..258
+FIRST_WORD_ID = FIRST_BYTE_ID + 256
 
 # Deliberately not any known model's template, so a test can tell it was read from this file.
+# No trailing newline: llama-server strips trailing whitespace from the template it reports.
 CHAT_TEMPLATE = (
     "{#- tiny-llama e2e template -#}\n"
     "{%- for message in messages -%}\n"
@@ -32,7 +34,7 @@ CHAT_TEMPLATE = (
     "{% endfor -%}\n"
     "{%- if add_generation_prompt -%}\n"
     "<|im_start|>assistant\n"
-    "{%- endif -%}\n"
+    "{%- endif -%}"
 )
 
 _WORDS = """
@@ -69,8 +71,8 @@ def _word_pieces() -> list[str]:
 
 
 _PIECES = _word_pieces()
-_PIECE_IDS = {piece: FIRST_BYTE_ID + 256 + i for i, piece in enumerate(_PIECES)}
-VOCAB_SIZE = FIRST_BYTE_ID + 256 + len(_PIECES)
+_PIECE_IDS = {piece: FIRST_WORD_ID + i for i, piece in enumerate(_PIECES)}
+VOCAB_SIZE = FIRST_WORD_ID + len(_PIECES)
 
 
 def token_id(piece: str) -> int:
@@ -104,17 +106,21 @@ def _weights(rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Random F32 tensors in numpy (rows, cols) order, as GGUF/llama.cpp expect.
 
     The output projection is scaled up so logits are well separated and greedy
-    decoding does not flip on rounding noise.
+    decoding does not flip on rounding noise; its rows for control and byte tokens are
+    scaled down, so generated text is readable UTF-8 and eos comes only when a test
+    asks for it (logit_bias).
     """
     def matrix(rows: int, cols: int, std: float) -> np.ndarray:
         return rng.normal(0.0, std, size=(rows, cols)).astype(np.float32)
 
     ones = np.ones(N_EMBD, dtype=np.float32)
     head_dim = N_EMBD // N_HEAD
+    output = matrix(VOCAB_SIZE, N_EMBD, 0.5)
+    output[:FIRST_WORD_ID] *= 0.1
     tensors = {
         "token_embd.weight": matrix(VOCAB_SIZE, N_EMBD, 1.0),
         "output_norm.weight": ones,
-        "output.weight": matrix(VOCAB_SIZE, N_EMBD, 0.5),
+        "output.weight": output,
     }
     for layer in range(N_LAYER):
         prefix = f"blk.{layer}."

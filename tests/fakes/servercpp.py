@@ -103,8 +103,10 @@ class FakeServerCpp:
         if self._server is not None:
             return self
         deadline = time.monotonic() + 5
-        while True:
+        while True:  # someone else may hold the port for a moment: retry, then give up
             try:  # werkzeug prints and raises SystemExit when the port is taken
+                if self._port:
+                    _probe(self._port)
                 server = make_server("127.0.0.1", self._port, self._app, threaded=True,
                                      request_handler=_QuietHandler)
                 break
@@ -466,6 +468,13 @@ class FakeServerCpp:
 
 def _event(gen: str, obj: dict) -> bytes:
     return f"data: {wire.dumps(gen, obj)}\n\n".encode()
+
+
+def _probe(port: int) -> None:
+    """Raise OSError if the port cannot be bound, before werkzeug prints about it."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as werkzeug does
+        probe.bind(("127.0.0.1", port))
 
 
 def _shutdown(sock: socket.socket | None) -> None:

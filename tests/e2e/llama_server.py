@@ -1,0 +1,197 @@
+"""Run a real llama-server for end-to-end tests.
+
+The proxy's e2e tests need the genuine upstream HTTP behaviour, not a mock, so this module
+finds a llama-server binary (the user's own, or the one the llama-cpp-python wheel
+installs) and runs it on a loopback port as a restartable subprocess.
+"""
+import dataclasses
+import importlib.metadata
+import os
+import pathlib
+import socket
+import subprocess
+import sysconfig
+import time
+
+import requests
+
+BIN_ENV_VAR = "LLAMA_SERVER_BIN"
+_BINARY_NAME = "llama-server"
+_WHEEL_DISTRIBUTION = "llama-cpp-python"
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerBinary:
+    """A llama-server executable and the full environment it must be started with."""
+
+    path: pathlib.Path
+    env: dict[str, str]
+
+
+def _wheel_files() -> list[pathlib.Path]:
+    """Every file the llama-cpp-python distribution installed (empty if it is absent)."""
+    try:
+        dist = importlib.metadata.distribution(_WHEEL_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    return [pathlib.Path(f.locate()) for f in dist.files or []]
+
+
+def _with_library_path(lib_dirs: list[pathlib.Path]) -> dict[str, str]:
+    """os.environ with lib_dirs put in front of LD_LIBRARY_PATH.
+
+    The wheel's llama-server has no RPATH: it only finds libllama-server-impl.so,
+    libllama.so and libggml*.so through the loader's search path.
+    """
+    env = dict(os.environ)
+    parts = [str(d) for d in lib_dirs]
+    if env.get("LD_LIBRARY_PATH"):
+        parts.append(env["LD_LIBRARY_PATH"])
+    if parts:
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(parts)
+    return env
+
+
+def find_llama_server() -> ServerBinary:
+    """Locate llama-server: $LLAMA_SERVER_BIN first, else the llama-cpp-python wheel's.
+
+    The wheel puts the binary wherever its build installed it (for 0.3.36 that is
+    site-packages/bin/, with the shared libraries in site-packages/lib/ and
+    site-packages/llama_cpp/lib/), so the distribution's own file list is consulted
+    before the environment's scripts directory.
+    """
+    user_binary = os.environ.get(BIN_ENV_VAR)
+    if user_binary:
+        path = pathlib.Path(user_binary)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise FileNotFoundError(f"{BIN_ENV_VAR}={user_binary!r} is not an executable file")
+        return ServerBinary(path, dict(os.environ))
+
+    files = _wheel_files()
+    candidates = [f for f in files if f.name == _BINARY_NAME]
+    candidates.append(pathlib.Path(sysconfig.get_path("scripts")) / _BINARY_NAME)
+    for path in candidates:
+        if path.is_file() and os.access(path, os.X_OK):
+            lib_dirs = sorted({f.parent for f in files if f.name.startswith("lib") and ".so" in f.name})
+            return ServerBinary(path, _with_library_path(lib_dirs))
+    raise FileNotFoundError(
+        f"no {_BINARY_NAME} found: set {BIN_ENV_VAR} to a llama-server binary, or install a "
+        f"{_WHEEL_DISTRIBUTION} wheel built with llama-server (see .ci/wheels.sh)"
+    )
+
+
+def _free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LlamaServer:
+    """llama-server on 127.0.0.1 serving one model; a context manager, restartable in place.
+
+    The port is chosen once, so after stop() or kill() a new start() serves the same URL,
+    which is what recovery tests need.  Output of every run is appended to log_path.
+    """
+
+    STARTUP_TIMEOUT = 60.0
+    STOP_TIMEOUT = 5.0
+
+    def __init__(
+        self,
+        model: pathlib.Path,
+        log_path: pathlib.Path,
+        *,
+        parallel: int = 2,
+        ctx_size: int = 2048,
+        threads: int = 1,
+        extra_args: list[str] | tuple[str, ...] = (),
+    ):
+        self.binary = find_llama_server()
+        self.model = pathlib.Path(model)
+        self.log_path = pathlib.Path(log_path)
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        # One thread: on a 2-core box a second compute thread only adds spin-wait stalls.
+        self.args = [
+            str(self.binary.path),
+            "--host", "127.0.0.1",
+            "--port", str(self.port),
+            "-m", str(self.model),
+            "--parallel", str(parallel),
+            "--ctx-size", str(ctx_size),
+            "--threads", str(threads),
+            "--no-webui",
+            *extra_args,
+        ]
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> "LlamaServer":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Launch the server and return once GET /health answers 200."""
+        if self.proc is not None and self.proc.poll() is None:
+            raise RuntimeError(f"llama-server already running on {self.url}")
+        with open(self.log_path, "ab") as log:
+            log.write(f"--- start: {' '.join(self.args)}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                self.args,
+                env=self.binary.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self._wait_healthy()
+
+    def _wait_healthy(self) -> None:
+        """Poll /health until 200; fail fast, with the log tail, if the process dies."""
+        deadline = time.monotonic() + self.STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"llama-server exited with {self.proc.returncode} during start-up:\n{self.log_tail()}"
+                )
+            try:
+                if requests.get(self.url + "/health", timeout=2).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise TimeoutError(
+            f"llama-server not healthy after {self.STARTUP_TIMEOUT:.0f}s:\n{self.log_tail()}"
+        )
+
+    def stop(self) -> None:
+        """terminate, then kill if it has not exited within STOP_TIMEOUT.
+
+        SIGTERM alone is not enough: llama-server hangs in shutdown while a request is
+        still being generated.
+        """
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(self.STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL the server at once, as a crash would."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the server log, for failure messages."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])

@@ -1,0 +1,82 @@
+"""Start and stop real server processes for the live and e2e tiers."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ProxyProcess:
+    """The proxy as a subprocess: ``oai-proxy`` (waitress or gunicorn) or ``gunicorn proxy.wsgi``.
+
+    ``how`` is ``waitress`` (``python -m proxy``), ``gunicorn`` (``python -m proxy --server
+    gunicorn``) or ``wsgi`` (``gunicorn proxy.wsgi`` configured through ``PROXY_*`` env vars).
+    """
+
+    def __init__(self, upstream: str, log_path: Path, *, how: str = "waitress",
+                 args: Sequence[str] = (), env: Optional[dict] = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        if how == "wsgi":
+            self.env.update(PROXY_LLAMA_API=upstream, PROXY_PORT=str(self.port),
+                            PROXY_THREADS="32")
+            self.command = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
+                            "proxy.wsgi", *args]
+        else:
+            self.command = [sys.executable, "-m", "proxy", "--llama-api", upstream,
+                            "--port", str(self.port), "--threads", "32", *args]
+            if how == "gunicorn":
+                self.command += ["--server", "gunicorn", "--workers", "2"]
+        self.process: Optional[subprocess.Popen] = None
+
+    def start(self, timeout: float = 30) -> "ProxyProcess":
+        self._log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env,
+                                        stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the proxy exited with {self.process.returncode}:\n"
+                                   f"{self.log()[-3000:]}")
+            try:
+                requests.get(self.url + "/health", timeout=2)
+                return self
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        self.stop()
+        raise TimeoutError(f"the proxy did not answer within {timeout}s:\n{self.log()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def __enter__(self) -> "ProxyProcess":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
