@@ -6,6 +6,7 @@ to its default, and the command line, the env vars and the README table all come
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Mapping, Optional, Sequence
@@ -30,6 +31,8 @@ class Settings:
     api_key: tuple = setting((), "API key(s) clients must send as 'Authorization: Bearer KEY'; "
                                  "none = no key required (env: comma-separated)",
                              secret=True, metavar="KEY")
+    embedding_api: str = setting("", "base URL of a separate server.cpp for embeddings "
+                                     "(default: --llama-api)", metavar="URL")
     llama_api_key: str = setting("", "API key the upstream server expects, if any",
                                  secret=True, metavar="KEY")
     api_key_file: str = setting("", "file with one API key per line, added to --api-key",
@@ -65,6 +68,7 @@ class Settings:
     upstream_timeout: float = setting(600.0, "seconds to wait for the upstream's next bytes")
     max_body_size: int = setting(4 * 1024 * 1024, "largest request body accepted, in bytes")
     max_choices: int = setting(8, "largest 'n' (choices per request) accepted")
+    max_batch: int = setting(256, "most inputs accepted in one embeddings request")
     log_level: str = setting("info", "logging level",
                              choices=("debug", "info", "warning", "error"))
 
@@ -152,17 +156,25 @@ def _from_env(kind: str, raw: str, env: str):
 
 
 def _validate(settings: Settings) -> None:
-    url = urlsplit(settings.llama_api)
-    if url.scheme not in ("http", "https") or not url.netloc:
-        raise ValueError(f"--llama-api must be an http(s) URL, got {settings.llama_api!r}")
+    for name in ("llama_api", "embedding_api"):
+        value = getattr(settings, name)
+        url = urlsplit(value)
+        if (value or name == "llama_api") and (url.scheme not in ("http", "https")
+                                               or not url.netloc):
+            raise ValueError(f"{flag_name(name)} must be an http(s) URL, got {value!r}")
     if not 0 < settings.port < 65536:
         raise ValueError(f"--port must be between 1 and 65535, got {settings.port}")
-    for name in ("workers", "threads", "max_body_size", "max_choices"):
+    for name in ("workers", "threads", "max_body_size", "max_choices", "max_batch"):
         if getattr(settings, name) < 1:
             raise ValueError(f"{flag_name(name)} must be at least 1")
     for name in ("connect_timeout", "upstream_timeout"):
-        if getattr(settings, name) <= 0:
-            raise ValueError(f"{flag_name(name)} must be positive")
+        if not 0 < getattr(settings, name) < math.inf:
+            raise ValueError(f"{flag_name(name)} must be a positive number of seconds")
+    for spec in fields(settings):
+        choices = spec.metadata["choices"]
+        if choices and getattr(settings, spec.name) not in choices:
+            raise ValueError(f"{flag_name(spec.name)} must be one of {', '.join(choices)}, "
+                             f"got {getattr(settings, spec.name)!r}")
     if any(not key or key.isspace() for key in settings.api_key):
         raise ValueError("--api-key must not be empty")
 

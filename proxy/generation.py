@@ -8,7 +8,7 @@ from typing import Iterator
 from proxy import builders
 from proxy.backends import Backend
 from proxy.schemas import Choices
-from proxy.types import Completion, GenerationRequest, Usage
+from proxy.types import Usage
 
 
 def jobs(choices: Choices) -> list:
@@ -65,10 +65,11 @@ def text_events(backend: Backend, choices: Choices, id: str, model: str) -> Iter
     created = builders.now()
     usage = Usage()
     for index, request in enumerate(jobs(choices)):
-        if choices.echo:
-            yield builders.text_chunk(id, model, created, index, request.prompt)
         with closing(backend.stream(request)) as chunks:
-            for chunk in chunks:
+            first = next(chunks)
+            if choices.echo:
+                yield builders.text_chunk(id, model, created, index, request.prompt)
+            for chunk in _chain(first, chunks):
                 if chunk.text or chunk.logprobs:
                     yield builders.text_chunk(id, model, created, index, chunk.text,
                                               chunk.logprobs)

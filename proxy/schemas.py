@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -10,6 +11,7 @@ from proxy.types import GenerationRequest, Message, ResponseFormat, Sampling
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 MAX_STOP_WORDS = 16
+TOKEN_ID = re.compile(r"[0-9]{1,9}")
 
 
 @dataclass(frozen=True)
@@ -43,11 +45,17 @@ class Fields:
         value = self.body.get(name)
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(name, "must be a number")
+        try:
+            value = float(value)
+        except OverflowError:
+            value = math.inf
+        if not math.isfinite(value):
+            raise self.fail(name, "must be a finite number")
         if not low <= value <= high:
             raise self.fail(name, f"must be between {low:g} and {high:g}, got {value:g}")
-        return float(value)
+        return value
 
     def integer(self, name: str, low: int = -(2 ** 63), high: int = 2 ** 63 - 1) -> Optional[int]:
         value = self.body.get(name)
@@ -228,8 +236,8 @@ def _logit_bias(fields: Fields) -> tuple:
         raise fields.fail("logit_bias", "must be an object of token id to bias")
     pairs = []
     for key, bias in raw.items():
-        if not (isinstance(key, str) and key.strip().lstrip("-").isdigit()) or int(key) < 0:
-            raise fields.fail("logit_bias", f"keys must be token ids, got {key!r}")
+        if not TOKEN_ID.fullmatch(key):
+            raise fields.fail("logit_bias", f"keys must be token ids, got {key[:20]!r}")
         if bias is False:
             pairs.append((int(key), False))
             continue

@@ -125,6 +125,14 @@ class Chunk:
 
 
 @dataclass(frozen=True)
+class Embeddings:
+    """One vector per input, and how many tokens the inputs took."""
+
+    vectors: tuple
+    prompt_tokens: int
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     id: str
     owned_by: str = "oai-proxy"

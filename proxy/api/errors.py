@@ -38,8 +38,10 @@ def _http_error(exc: HTTPException) -> Response:
         return render(NotFoundError("Unknown route; the API lives under /v1 "
                                     "(e.g. POST /v1/chat/completions)."))
     if kind is MethodNotAllowedError:
-        return render(MethodNotAllowedError(f"Method not allowed here; allowed: "
-                                            f"{', '.join(exc.valid_methods or ())}."))
+        allowed = ", ".join(exc.valid_methods or ())
+        response = render(MethodNotAllowedError(f"Method not allowed here; allowed: {allowed}."))
+        response.headers["Allow"] = allowed
+        return response
     if kind is PayloadTooLargeError:
         return render(PayloadTooLargeError("The request body is larger than this server "
                                            "accepts (--max-body-size)."))

@@ -52,6 +52,8 @@ def read_json() -> object:
         return json.loads(request.get_data(cache=False) or b"null")
     except ValueError as exc:
         raise InvalidRequestError(f"The body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidRequestError("The body is nested too deeply.") from None
 
 
 def configured_models() -> list:

@@ -14,9 +14,12 @@ def create_backend(settings: Settings) -> Backend:
     historic = HistoricTemplate(unescape(settings.chat_prompt), unescape(settings.user_name),
                                 unescape(settings.ai_name), unescape(settings.system_name),
                                 unescape(settings.stop))
-    client = UpstreamClient(settings.llama_api, api_key=settings.llama_api_key,
-                            pool_size=settings.threads,
-                            connect_timeout=settings.connect_timeout,
-                            read_timeout=settings.upstream_timeout)
-    return ServerCppBackend(client, build_template_factory(settings.chat_template, historic),
-                            settings.model_name)
+    def client(url: str) -> UpstreamClient:
+        return UpstreamClient(url, api_key=settings.llama_api_key, pool_size=settings.threads,
+                              connect_timeout=settings.connect_timeout,
+                              read_timeout=settings.upstream_timeout)
+
+    embedding = client(settings.embedding_api) if settings.embedding_api else None
+    return ServerCppBackend(client(settings.llama_api),
+                            build_template_factory(settings.chat_template, historic),
+                            settings.model_name, embedding)

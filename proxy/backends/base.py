@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Iterator, Sequence
 
 from proxy.errors import NotImplementedByBackendError
-from proxy.types import Chunk, Completion, GenerationRequest, Health, ModelInfo
+from proxy.types import Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo
 
 
 class Backend:
@@ -38,10 +38,13 @@ class Backend:
         raise NotImplementedByBackendError(f"the {self.name} backend cannot tokenize")
 
     def detokenize(self, tokens: Sequence[int]) -> str:
+        """Turn token ids back into text."""
         raise NotImplementedByBackendError(f"the {self.name} backend cannot detokenize")
 
-    def embed(self, inputs: Sequence[str]) -> list[list[float]]:
-        raise NotImplementedByBackendError(f"the {self.name} backend has no embeddings")
+    def embed(self, inputs: Sequence[str]) -> Embeddings:
+        """Return one embedding vector per input text."""
+        raise NotImplementedByBackendError(f"the {self.name} backend has no embeddings; "
+                                           f"use the servercpp backend with --embedding-api")
 
     def close(self) -> None:
         """Release connections or native resources."""

@@ -4,6 +4,8 @@ The proxy's e2e tests need the genuine upstream HTTP behaviour, not a mock, so t
 finds a llama-server binary (the user's own, or the one the llama-cpp-python wheel
 installs) and runs it on a loopback port as a restartable subprocess.
 """
+from __future__ import annotations
+
 import dataclasses
 import importlib.metadata
 import os

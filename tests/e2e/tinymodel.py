@@ -34,7 +34,7 @@ CHAT_TEMPLATE = (
     "{% endfor -%}\n"
     "{%- if add_generation_prompt -%}\n"
     "<|im_start|>assistant\n"
-    "{%- endif -%}"
+    "{% endif %}"
 )
 
 _WORDS = """

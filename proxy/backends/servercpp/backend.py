@@ -6,16 +6,18 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, replace
-from typing import Callable, Iterator, Optional, TypeVar
+from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
 from proxy.backends.base import Backend
 from proxy.backends.servercpp import parse
 from proxy.backends.servercpp.client import UNREACHABLE, UpstreamClient
+from proxy.backends.servercpp.embedding import TokenClient
 from proxy.backends.servercpp.generations import Generation, classify
 from proxy.backends.servercpp.payload import completion_payload, unique
-from proxy.errors import InvalidRequestError, UpstreamError, UpstreamUnavailableError
+from proxy.errors import InvalidRequestError, UpstreamUnavailableError
 from proxy.prompting import ChatTemplate, build_template
-from proxy.types import Chunk, Completion, GenerationRequest, Health, ModelInfo, Usage
+from proxy.types import (Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo,
+                         Usage)
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +44,10 @@ class ServerCppBackend(Backend):
     name = "servercpp"
 
     def __init__(self, client: UpstreamClient, template_for: Callable[..., ChatTemplate],
-                 model_name: str = "") -> None:
+                 model_name: str = "", embedding_client: Optional[UpstreamClient] = None) -> None:
         self.client = client
+        self.tokens = TokenClient(client)
+        self.embeddings = TokenClient(embedding_client or client)
         self.template_for = template_for
         self.model_name = model_name
         self._upstream: Optional[Upstream] = None
@@ -91,13 +95,13 @@ class ServerCppBackend(Backend):
                 yield chunk
 
     def tokenize(self, text: str) -> list:
-        body = self.client.post_json("/tokenize", {"content": text, "with_pieces": True})
-        tokens = body.get("tokens") if isinstance(body, dict) else None
-        if not isinstance(tokens, list):
-            raise UpstreamError(f"the upstream {self.client.base_url} answered /tokenize "
-                                      f"without a token list")
-        return [(t["id"], t.get("piece", "")) if isinstance(t, dict) else (t, None)
-                for t in tokens]
+        return self.tokens.tokenize(text)
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return self.tokens.detokenize(tokens)
+
+    def embed(self, inputs: Sequence[str]) -> Embeddings:
+        return self.embeddings.embed(inputs)
 
     def models(self) -> list:
         upstream = self._upstream
@@ -122,6 +126,7 @@ class ServerCppBackend(Backend):
 
     def close(self) -> None:
         self.client.close()
+        self.embeddings.client.close()
 
     # -- upstream state -----------------------------------------------------------------
 

@@ -5,7 +5,8 @@ import json
 import math
 from typing import Iterable, Iterator, Optional
 
-from proxy.errors import InvalidRequestError, UpstreamError, UpstreamUnavailableError
+from proxy.errors import (InvalidRequestError, NotImplementedByBackendError, UpstreamError,
+                          UpstreamUnavailableError)
 from proxy.types import Chunk, Completion, TokenLogprob, Usage
 
 LOWEST_LOGPROB = -9999.0  # JSON has no -inf; a zero probability becomes this
@@ -148,6 +149,10 @@ def stream_error(body: object, upstream: str) -> Exception:
         return UpstreamUnavailableError(
             f"the upstream {upstream} is busy or loading ({message}); retry shortly",
             retry_after=1)
+    if kind == "not_supported_error" or code == 501:
+        return NotImplementedByBackendError(
+            f"the upstream {upstream} does not offer this ({message}); for embeddings start "
+            f"llama-server with --embedding or set --embedding-api")
     if kind in ("invalid_request_error", "exceed_context_size_error") or code == 400:
         return InvalidRequestError(f"the upstream {upstream} refused the request: {message}",
                                    code="context_length_exceeded"
