@@ -20,7 +20,7 @@ class ProxyState:
 
 def create_app(settings: Optional[Settings] = None, *, backend: Optional[Backend] = None) -> Flask:
     """Create the proxy app; settings default to ``PROXY_*`` env vars, the backend to theirs."""
-    from proxy.api import errors, openai, web
+    from proxy.api import errors, glm, openai, web
 
     settings = settings or Settings.from_env()
     logging.getLogger("proxy").setLevel(settings.log_level.upper())
@@ -33,6 +33,7 @@ def create_app(settings: Optional[Settings] = None, *, backend: Optional[Backend
     auth.init_app(app, settings.api_key, settings.cors_origins)
     errors.init_app(app)
     app.register_blueprint(openai.bp)
+    app.register_blueprint(glm.bp)
     app.register_blueprint(web.bp)
     return app
 

@@ -1,6 +1,8 @@
 """Build OpenAI response bodies and stream chunks from the backends' plain results."""
 from __future__ import annotations
 
+import base64
+import struct
 import time
 import uuid
 from typing import Optional, Sequence
@@ -130,3 +132,16 @@ def _historic_extras(body: dict, completions: Sequence[Completion]) -> dict:
         body["promptToken"] = list(completions[0].prompt_tokens)
     return body
 
+
+
+def embedding_list(vectors: Sequence[Sequence[float]], model: str, prompt_tokens: int,
+                   encoding_format: str = "float") -> dict:
+    """The OpenAI embeddings body; base64 is little-endian float32, as the SDK decodes it."""
+    def encode(vector):
+        if encoding_format == "base64":
+            return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
+        return list(vector)
+    return {"object": "list", "model": model,
+            "data": [{"object": "embedding", "index": i, "embedding": encode(v)}
+                     for i, v in enumerate(vectors)],
+            "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}}

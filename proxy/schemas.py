@@ -288,3 +288,56 @@ def _tools(fields: Fields) -> tuple:
     if fields.raw("tool_choice") == "none":
         return ()
     return tuple(tools)
+
+
+@dataclass(frozen=True)
+class EmbeddingRequest:
+    """Texts (or token-id lists) to embed, and how to encode the vectors."""
+
+    inputs: tuple
+    model: Optional[str]
+    encoding_format: str
+
+
+def parse_embeddings(body: Any, *, max_batch: int) -> EmbeddingRequest:
+    """Read a ``/v1/embeddings`` body: a string, strings, token ids or lists of token ids."""
+    fields = Fields(body)
+    raw = fields.raw("input")
+    if isinstance(raw, str) or _is_token_list(raw):
+        inputs = [raw]
+    elif isinstance(raw, list) and raw and all(isinstance(x, str) or _is_token_list(x)
+                                               for x in raw):
+        inputs = raw
+    else:
+        raise fields.fail("input", "must be a string, a list of strings, a list of token "
+                                   "ids or a list of such lists, and not empty")
+    if len(inputs) > max_batch:
+        raise fields.fail("input", f"may hold at most {max_batch} items, got {len(inputs)}")
+    if any(not item for item in inputs):
+        raise fields.fail("input", "must not contain empty items")
+    encoding = fields.string("encoding_format") or "float"
+    if encoding not in ("float", "base64"):
+        raise fields.fail("encoding_format", "must be float or base64")
+    return EmbeddingRequest(tuple(inputs), fields.string("model") or None, encoding)
+
+
+def parse_text(body: Any, *names: str) -> str:
+    """Read the text field of a tokenize request, under whichever name the client uses."""
+    fields = Fields(body)
+    for name in names:
+        if fields.raw(name) is not None:
+            return fields.string(name)
+    raise fields.fail(names[0], "is required")
+
+
+def parse_token_ids(body: Any) -> list:
+    fields = Fields(body)
+    tokens = fields.raw("tokens")
+    if not _is_token_list(tokens) and tokens != []:
+        raise fields.fail("tokens", "must be a list of token ids")
+    return tokens
+
+
+def _is_token_list(value: Any) -> bool:
+    return (isinstance(value, list) and bool(value)
+            and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in value))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import Optional
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -17,7 +18,7 @@ bp = Blueprint("openai", __name__)
 def create_chat_completion() -> Response:
     state = get_state()
     choices = schemas.parse_chat(read_json(), max_choices=state.settings.max_choices)
-    model = model_name(choices)
+    model = served_model(choices.requests[0].model)
     if choices.stream:
         events = generation.chat_events(state.backend, choices, builders.new_id("chatcmpl"), model)
         return event_response(events)
@@ -30,7 +31,7 @@ def create_chat_completion() -> Response:
 def create_completion() -> Response:
     state = get_state()
     choices = schemas.parse_completion(read_json(), max_choices=state.settings.max_choices)
-    model = model_name(choices)
+    model = served_model(choices.requests[0].model)
     if choices.stream:
         events = generation.text_events(state.backend, choices, builders.new_id("cmpl"), model)
         return event_response(events)
@@ -38,6 +39,34 @@ def create_completion() -> Response:
     prompts = [r.prompt for r in choices.requests]
     return jsonify(builders.text_completion(builders.new_id("cmpl"), model, completions,
                                             prompts, echo=choices.echo))
+
+
+@bp.post("/v1/embeddings")
+@bp.post("/embeddings")
+def create_embedding() -> Response:
+    state = get_state()
+    asked = schemas.parse_embeddings(read_json(), max_batch=state.settings.max_batch)
+    texts = [item if isinstance(item, str) else state.backend.detokenize(item)
+             for item in asked.inputs]
+    result = state.backend.embed(texts)
+    model = served_model(asked.model)
+    return jsonify(builders.embedding_list(result.vectors, model, result.prompt_tokens,
+                                           asked.encoding_format))
+
+
+@bp.post("/v1/tokenize")
+def tokenize() -> Response:
+    """Token ids and their text pieces, for clients that count or inspect tokens."""
+    text = schemas.parse_text(read_json(), "prompt", "content", "input")
+    tokens = get_state().backend.tokenize(text)
+    return jsonify({"tokens": [token for token, _ in tokens],
+                    "pieces": [piece for _, piece in tokens], "count": len(tokens)})
+
+
+@bp.post("/v1/detokenize")
+def detokenize() -> Response:
+    tokens = schemas.parse_token_ids(read_json())
+    return jsonify({"prompt": get_state().backend.detokenize(tokens) if tokens else ""})
 
 
 @bp.get("/v1/models")
@@ -60,10 +89,9 @@ def configured_models() -> list:
     return get_state().backend.models()
 
 
-def model_name(choices: schemas.Choices) -> str:
+def served_model(requested: Optional[str]) -> str:
     """The model the client named, else the one this proxy serves."""
-    return choices.requests[0].model or get_state().settings.model_name or \
-        configured_models()[0].id
+    return requested or get_state().settings.model_name or configured_models()[0].id
 
 
 def event_response(events) -> Response:

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from .llama_server import LlamaServer
-from .tinymodel import CHAT_TEMPLATE, EOS_ID, token_id, write_tiny_llama_gguf
+from .tinymodel import CHAT_TEMPLATE, EOS_ID, token_id
 
 pytestmark = pytest.mark.e2e
 
@@ -18,13 +18,8 @@ PROMPT = "the cat"
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return write_tiny_llama_gguf(tmp_path_factory.mktemp("model") / "tiny-llama.gguf")
-
-
-@pytest.fixture(scope="module")
-def server(model):
-    with LlamaServer(model, model.parent / "llama-server.log", parallel=2, ctx_size=2048) as srv:
+def server(model, logs):
+    with LlamaServer(model, logs / "tiny-server.log", parallel=2, ctx_size=2048) as srv:
         yield srv
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Iterator, Optional
 
 from proxy.backends.base import Backend
-from proxy.types import Chunk, Completion, GenerationRequest, Health, ModelInfo, Usage
+from proxy.types import (Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo,
+                         Usage)
 
 
 class FakeBackend(Backend):
@@ -56,6 +57,21 @@ class FakeBackend(Backend):
 
     def models(self) -> list:
         return [ModelInfo(self.model)]
+
+    def tokenize(self, text: str) -> list:
+        """One token per character, its id the code point."""
+        return [(ord(char), char) for char in text]
+
+    def detokenize(self, tokens) -> str:
+        return "".join(chr(token) for token in tokens)
+
+    def embed(self, inputs) -> Embeddings:
+        """A vector per input that tells inputs apart: [length, first code point, 0.5]."""
+        if self.error is not None:
+            raise self.error
+        self.embedded = list(inputs)
+        return Embeddings(tuple([float(len(t)), float(ord(t[0])), 0.5] for t in inputs),
+                          sum(len(t) for t in inputs))
 
     def health(self) -> Health:
         return Health(self.error is None, self.name, {})

@@ -1,0 +1,41 @@
+"""Tokens and embeddings from each server.cpp generation, against the faithful fake servers."""
+from __future__ import annotations
+
+import pytest
+
+from proxy.backends.servercpp.client import UpstreamClient
+from proxy.backends.servercpp.embedding import TokenClient
+from proxy.errors import NotImplementedByBackendError
+from tests.fakes.servercpp import FakeServerCpp
+
+GENERATIONS = ["powerinfer", "llamacpp-2023", "llamacpp"]
+
+
+@pytest.fixture(params=GENERATIONS)
+def server(request):
+    with FakeServerCpp(request.param, embedding=True) as fake:
+        yield fake
+
+
+def test_tokenize_gives_ids_and_pieces_on_every_generation(server):
+    tokens = TokenClient(UpstreamClient(server.url)).tokenize("Hello world")
+    assert [piece for _, piece in tokens] and "".join(p for _, p in tokens).strip() == "Hello world"
+    ids = [token for token, _ in tokens]
+    assert all(isinstance(token, int) for token in ids)
+    assert TokenClient(UpstreamClient(server.url)).detokenize(ids).strip() == "Hello world"
+
+
+def test_embedding_is_one_flat_vector_per_input(server):
+    result = TokenClient(UpstreamClient(server.url)).embed(["one", "two words"])
+    assert len(result.vectors) == 2
+    assert all(isinstance(x, float) for vector in result.vectors for x in vector)
+    assert len(result.vectors[0]) == len(result.vectors[1]) == server.n_embd
+    assert result.prompt_tokens > 0
+
+
+@pytest.mark.parametrize("generation", GENERATIONS)
+def test_embeddings_off_is_a_clear_501(generation):
+    with FakeServerCpp(generation) as fake:
+        with pytest.raises(NotImplementedByBackendError) as info:
+            TokenClient(UpstreamClient(fake.url)).embed(["x"])
+    assert "--embedding" in info.value.message
