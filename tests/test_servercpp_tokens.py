@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import pytest
 
+from proxy.backends import create_backend
 from proxy.backends.servercpp.client import UpstreamClient
 from proxy.backends.servercpp.embedding import TokenClient
-from proxy.errors import NotImplementedByBackendError
+from proxy.config import Settings
+from proxy.errors import NotImplementedByBackendError, UpstreamError
+from proxy.types import GenerationRequest
 from tests.fakes.servercpp import FakeServerCpp
 
 GENERATIONS = ["powerinfer", "llamacpp-2023", "llamacpp"]
@@ -39,3 +42,14 @@ def test_embeddings_off_is_a_clear_501(generation):
         with pytest.raises(NotImplementedByBackendError) as info:
             TokenClient(UpstreamClient(fake.url)).embed(["x"])
     assert "--embedding" in info.value.message
+
+
+@pytest.mark.parametrize("generation", ["llamacpp-2023", "llamacpp"])
+def test_the_upstream_key_is_sent(generation):
+    with FakeServerCpp(generation, api_key="secret") as fake:
+        keyed = create_backend(Settings(llama_api=fake.url, llama_api_key="secret"))
+        assert keyed.complete(GenerationRequest(prompt="hi")).text == "Hello, world!"
+        unkeyed = create_backend(Settings(llama_api=fake.url))
+        with pytest.raises(UpstreamError) as info:
+            unkeyed.complete(GenerationRequest(prompt="hi"))
+    assert "--llama-api-key" in info.value.message
