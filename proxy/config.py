@@ -57,7 +57,17 @@ class Settings:
                                  metavar="NAME|FILE|auto")
     model_name: str = setting("", "model id reported when a request names none "
                                   "(default: the upstream's model name)")
-    backend: str = setting("servercpp", "what generates text", choices=("servercpp",))
+    backend: str = setting("servercpp", "what generates text: a server.cpp upstream, or a "
+                                        "chatglm.cpp model loaded in-process",
+                           choices=("servercpp", "chatglm"))
+    model: str = setting("", "chatglm.cpp model file (GGML .bin) for --backend chatglm",
+                         metavar="PATH")
+    max_length: int = setting(4096, "chatglm: most tokens per generation, prompt plus answer "
+                                    "(its KV cache; at most the model file's own)")
+    max_context_length: int = setting(2048, "chatglm: most prompt tokens; a longer prompt "
+                                            "loses its oldest tokens")
+    max_queue: int = setting(16, "chatglm: requests that may wait while the model generates; "
+                                 "more get 503 with Retry-After")
     cors_origins: tuple = setting((), "origins allowed to call the API from a browser "
                                       "('*' = any); none = CORS off", metavar="ORIGIN")
     server: str = setting("waitress", "HTTP server for the oai-proxy command",
@@ -177,6 +187,17 @@ def _validate(settings: Settings) -> None:
                              f"got {getattr(settings, spec.name)!r}")
     if any(not key or key.isspace() for key in settings.api_key):
         raise ValueError("--api-key must not be empty")
+    if settings.max_queue < 0:
+        raise ValueError("--max-queue must be 0 or more")
+    if not 0 < settings.max_context_length < settings.max_length:
+        raise ValueError("--max-context-length must be at least 1 and less than --max-length, "
+                         "to leave room for the answer")
+    if settings.backend == "chatglm":
+        if not settings.model:
+            raise ValueError("--backend chatglm needs --model PATH (a chatglm.cpp model file)")
+        if settings.workers != 1:
+            raise ValueError("--backend chatglm holds one model per process and serializes "
+                             "generations: use --workers 1")
 
 
 def unescape(text: str) -> str:

@@ -7,6 +7,10 @@ from proxy.config import Settings, unescape
 
 def create_backend(settings: Settings) -> Backend:
     """Make the backend ``settings.backend`` names, ready to serve."""
+    if settings.backend == "chatglm":  # imported here: chatglm-cpp is an optional extra
+        from proxy.backends.chatglm.backend import load_backend
+
+        return load_backend(settings)
     from proxy.backends.servercpp.backend import ServerCppBackend, build_template_factory
     from proxy.backends.servercpp.client import UpstreamClient
     from proxy.prompting import HistoricTemplate

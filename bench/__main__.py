@@ -1,0 +1,64 @@
+"""``python -m bench``: measure what the proxy costs, write the table and the plot, print the table.
+
+Exits 1 when a request failed where none may (every scenario but the holds above 256 streams).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from bench import plot, report, runner
+from bench.plan import FULL, QUICK, UPSTREAMS
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="a short run that only proves the bench works (CI)")
+    parser.add_argument("--upstream", action="append", choices=UPSTREAMS,
+                        help="measure only this upstream (repeatable; default: all)")
+    parser.add_argument("--threads", type=int, help="proxy threads per process")
+    parser.add_argument("--workers", type=int, help="gunicorn worker processes")
+    parser.add_argument("--out", type=Path, default=RESULTS,
+                        help="folder for <plan>.md, <plan>.json and <plan>.png")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%X")
+    plan = QUICK if args.quick else FULL
+    plan = replace(plan, upstreams=tuple(args.upstream or plan.upstreams),
+                   threads=args.threads or plan.threads, workers=args.workers or plan.workers)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="oai-proxy-bench-") as work_dir:
+        try:
+            results = runner.run(plan, Path(work_dir))
+        except Exception:
+            logs = "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-2000:]}"
+                             for log in sorted(Path(work_dir).glob("*.log")))
+            print(logs, file=sys.stderr)
+            raise
+    took = time.monotonic() - started
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{plan.name}.json").write_text(json.dumps(results, indent=1))
+    table = report.markdown(plan, results, took)
+    (args.out / f"{plan.name}.md").write_text(table)
+    plot.save(plan, results, args.out / f"{plan.name}.png")
+    print(table)
+    failures = report.failures(plan, results)
+    for failure in failures:
+        print(f"FAILED: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""What one bench run measures: the scenarios, their sizes, and the servers' settings."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+PATHS = ("direct", "waitress", "gunicorn")
+UPSTREAMS = ("synthetic", "llama-server")
+REQUIRED_HOLD = 256  # the issue's target; larger levels are reported, not required
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One load pattern, sent alike straight to the upstream and through the proxy."""
+
+    key: str
+    concurrency: int
+    stream: bool
+    tokens: int
+    prompt: str = "bench"
+    stamped: bool = False  # the synthetic upstream writes each token's send time as its text
+    once: bool = False  # every stream starts at once and runs to its end (holding streams)
+
+    @property
+    def zero_errors_required(self) -> bool:
+        return not self.once or self.concurrency <= REQUIRED_HOLD
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes of a run; ``QUICK`` only proves that the bench still works."""
+
+    name: str
+    duration: float  # seconds measured per scenario, after the warm-up
+    warmup: float
+    levels: tuple  # concurrency of the request and stream scenarios
+    tokens: int  # non-streaming answer length
+    stream_tokens: int  # tokens per stream, sent as fast as the upstream can
+    paced_levels: tuple
+    paced_rate: float  # tokens per second per stream, like a model that takes its time
+    paced_tokens: int
+    holds: tuple  # concurrent streams held open at once
+    hold_rate: float
+    hold_seconds: float
+    threads: int  # per process; each open stream holds one, so enough for the largest hold
+    workers: int  # gunicorn: one per core
+    llama_slots: int
+    upstreams: tuple = UPSTREAMS
+
+    def scenarios(self, upstream: str) -> list:
+        """The scenarios for ``upstream``; pacing and stamps need the synthetic one."""
+        found = [Scenario(f"requests c={c}", c, False, self.tokens) for c in self.levels]
+        found += [Scenario(f"streams c={c}", c, True, self.stream_tokens) for c in self.levels]
+        if upstream != "synthetic":
+            return found
+        paced = f"bench rate={self.paced_rate:g} stamp"
+        found += [Scenario(f"paced c={c}", c, True, self.paced_tokens, paced, stamped=True)
+                  for c in self.paced_levels]
+        held = f"bench rate={self.hold_rate:g} stamp"
+        tokens = round(self.hold_rate * self.hold_seconds)
+        found += [Scenario(f"hold {n}", n, True, tokens, held, stamped=True, once=True)
+                  for n in self.holds]
+        return found
+
+
+FULL = Plan(name="full", duration=5.0, warmup=1.0, levels=(1, 16, 64), tokens=16,
+            stream_tokens=128, paced_levels=(1, 16, 64), paced_rate=50, paced_tokens=100,
+            holds=(64, 256, 1024), hold_rate=5, hold_seconds=12, threads=1100, workers=2,
+            llama_slots=4)
+QUICK = replace(FULL, name="quick", duration=0.5, warmup=0.2, levels=(1, 64), stream_tokens=32,
+                paced_levels=(64,), paced_tokens=25, holds=(64, 256), hold_seconds=3)

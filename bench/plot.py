@@ -1,0 +1,52 @@
+"""Draw latency and throughput against concurrency, straight and through the proxy, as a PNG."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on servers and CI
+import matplotlib.pyplot as plt  # noqa: E402
+
+from bench.plan import PATHS, Plan  # noqa: E402
+
+COLORS = {"direct": "black", "waitress": "tab:blue", "gunicorn": "tab:orange"}
+STYLES = {"synthetic": "-", "llama-server": "--"}
+
+# (panel title, scenario family, result field, y label)
+PANELS = [
+    ("non-streaming latency p50", "requests", "p50_ms", "ms"),
+    ("non-streaming latency p99", "requests", "p99_ms", "ms"),
+    ("non-streaming throughput", "requests", "rps", "requests/s"),
+    ("streams: first event p50", "streams", "ttfb_p50_ms", "ms"),
+    ("streams flat out: throughput", "streams", "events_per_s", "chunks/s"),
+    ("paced streams: chunk delay p50", "paced", "delay_p50_ms", "ms"),
+    ("paced streams: throughput", "paced", "events_per_s", "chunks/s"),
+    ("held streams: chunk delay p50", "hold", "delay_p50_ms", "ms"),
+    ("held streams: proxy RSS", "hold", "rss_mb", "MB"),
+]
+
+
+def save(plan: Plan, results: dict, path: Path) -> None:
+    figure, axes = plt.subplots(3, 3, figsize=(15, 12), constrained_layout=True)
+    for ax, (title, family, name, unit) in zip(axes.flat, PANELS):
+        for upstream, runs in results.items():
+            scenarios = [s for s in plan.scenarios(upstream) if s.key.split()[0] == family]
+            for route in PATHS:
+                points = [(s.concurrency, runs[route][s.key].get(name)) for s in scenarios]
+                points = [(x, y) for x, y in points if y is not None]
+                if points:
+                    ax.plot(*zip(*points), STYLES[upstream], color=COLORS[route], marker="o",
+                            label=f"{route}, {upstream}")
+        ax.set_title(title)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("held streams" if family == "hold" else "concurrency")
+        ax.set_ylabel(unit)
+        ax.grid(True, which="both", alpha=0.3)
+        if unit == "ms":
+            ax.set_yscale("log")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncol=6)
+    figure.suptitle(f"oai-proxy: straight to the upstream vs through the proxy ({plan.name})")
+    figure.savefig(path, dpi=80)
+    plt.close(figure)

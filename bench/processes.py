@@ -1,0 +1,108 @@
+"""Start and stop what the bench measures: the upstreams and the proxy, each its own process."""
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import requests
+
+from tests.processes import ROOT, free_port
+
+START_TIMEOUT = 60.0
+
+
+class Service:
+    """A server subprocess on a free loopback port, ready once ``GET /health`` answers 200."""
+
+    def __init__(self, name: str, command: Sequence[str], port: int, log_path: Path) -> None:
+        self.name = name
+        self.command = list(command)
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "Service":
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(self.command, cwd=ROOT, stdin=subprocess.DEVNULL,
+                                            stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; "
+                                   f"see {self.log_path}")
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(self.url + "/health", timeout=2).status_code == 200:
+                    return self
+            time.sleep(0.05)
+        self.stop()
+        raise TimeoutError(f"{self.name} was not healthy within {START_TIMEOUT:.0f}s; "
+                           f"see {self.log_path}")
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@contextlib.contextmanager
+def running(service: Service) -> Iterator[Service]:
+    service.start()
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+def synthetic(log_dir: Path) -> Service:
+    port = free_port()
+    return Service("synthetic server.cpp",
+                   [sys.executable, "-m", "bench.synthetic", "--port", str(port)],
+                   port, log_dir / "synthetic.log")
+
+
+def proxy(server: str, upstream: str, log_dir: Path, *, threads: int, workers: int) -> Service:
+    """``oai-proxy`` under waitress or gunicorn (gthread), as a user would start it."""
+    port = free_port()
+    command = [sys.executable, "-m", "proxy", "--llama-api", upstream, "--port", str(port),
+               "--server", server, "--threads", str(threads), "--log-level", "warning"]
+    if server == "gunicorn":
+        command += ["--workers", str(workers)]
+    return Service(f"proxy under {server}", command, port, log_dir / f"proxy-{server}.log")
+
+
+@contextlib.contextmanager
+def llama_server(work_dir: Path, *, parallel: int) -> Iterator:
+    """The real llama-server with the tests' tiny model: the upstream users actually run."""
+    from tests.e2e.llama_server import LlamaServer
+    from tests.e2e.tinymodel import write_tiny_llama_gguf
+
+    model = write_tiny_llama_gguf(work_dir / "tiny-llama.gguf")
+    with LlamaServer(model, work_dir / "llama-server.log", parallel=parallel,
+                     ctx_size=512 * parallel) as server:
+        yield server
+
+
+def missing(upstream: str) -> str:
+    """Why ``upstream`` cannot run on this machine, or '' when it can."""
+    if upstream != "llama-server":
+        return ""
+    try:
+        from tests.e2e.llama_server import find_llama_server
+        from tests.e2e.tinymodel import write_tiny_llama_gguf  # noqa: F401 (needs gguf)
+        find_llama_server()
+    except (ImportError, FileNotFoundError) as exc:
+        return str(exc)
+    return ""

@@ -1,0 +1,78 @@
+"""Run a plan: each upstream, straight and through the proxy under each server, scenario by scenario."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional
+
+from bench import processes
+from bench.loadgen import LoadGenerator
+from bench.plan import PATHS, Plan, Scenario
+from bench.resources import ProcessTree, Usage
+
+logger = logging.getLogger("bench")
+
+# what the proxy adds to every /completion it sends, so the direct request is the same one
+PROXY_FIELDS = {"stop": [], "n_keep": -1, "cache_prompt": True, "id_slot": -1}
+
+
+def job(scenario: Scenario, path: str, base_url: str, plan: Plan) -> dict:
+    """The load generator's job: ``/completion`` straight, ``/v1/completions`` through the proxy."""
+    if path == "direct":
+        url = base_url + "/completion"
+        body = {"prompt": scenario.prompt, "stream": scenario.stream,
+                "n_predict": scenario.tokens, **PROXY_FIELDS}
+    else:
+        url = base_url + "/v1/completions"
+        body = {"model": "bench", "prompt": scenario.prompt, "stream": scenario.stream,
+                "max_tokens": scenario.tokens}
+    return {"url": url, "body": body, "stream": scenario.stream, "stamped": scenario.stamped,
+            "concurrency": scenario.concurrency, "once": scenario.once,
+            "duration": plan.duration, "warmup": plan.warmup}
+
+
+def run(plan: Plan, work_dir: Path) -> dict:
+    """Measure everything; the result is ``{upstream: {path: {scenario key: figures}}}``."""
+    results = {}
+    loadgen = LoadGenerator()
+    try:
+        for upstream in plan.upstreams:
+            missing = processes.missing(upstream)
+            if missing:
+                logger.warning("skipping %s: %s", upstream, missing)
+                continue
+            with start_upstream(upstream, plan, work_dir) as server:
+                results[upstream] = {path: run_path(plan, upstream, path, server.url, loadgen,
+                                                    work_dir) for path in PATHS}
+    finally:
+        loadgen.close()
+    return results
+
+
+def start_upstream(name: str, plan: Plan, work_dir: Path):
+    if name == "synthetic":
+        return processes.running(processes.synthetic(work_dir))
+    return processes.llama_server(work_dir, parallel=plan.llama_slots)
+
+
+def run_path(plan: Plan, upstream: str, path: str, base_url: str, loadgen: LoadGenerator,
+             work_dir: Path) -> dict:
+    if path == "direct":
+        return {s.key: measure(loadgen, job(s, path, base_url, plan), None)
+                for s in plan.scenarios(upstream)}
+    service = processes.proxy(path, base_url, work_dir, threads=plan.threads,
+                              workers=plan.workers)
+    with processes.running(service):
+        tree = ProcessTree(service.pid)
+        return {s.key: measure(loadgen, job(s, path, service.url, plan), tree)
+                for s in plan.scenarios(upstream)}
+
+
+def measure(loadgen: LoadGenerator, job: dict, tree: Optional[ProcessTree]) -> dict:
+    """Run one job; with a proxy, add the CPU time it used and its highest RSS."""
+    logger.info("%s c=%d%s", job["url"], job["concurrency"], " stream" if job["stream"] else "")
+    if tree is None:
+        return loadgen.run(job)
+    with Usage(tree) as usage:
+        result = loadgen.run(job)
+    return {**result, "cpu_s": usage.cpu_seconds, "rss_mb": usage.peak_rss / 2**20}

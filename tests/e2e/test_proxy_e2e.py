@@ -1,0 +1,482 @@
+"""The proxy as a process in front of a real llama-server, driven through the openai SDK.
+
+Answers are compared with what llama-server itself returns for the same prompt and settings
+(``POST /completion`` straight to it), so these tests prove compatibility with the real
+upstream, not just a translation that agrees with a mock.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterator, Optional
+
+import jinja2
+import openai
+import pytest
+import requests
+
+from tests.processes import ProxyProcess
+
+from .llama_server import LlamaServer
+from .tinymodel import CHAT_TEMPLATE, EOS_ID, token_id
+
+pytestmark = pytest.mark.e2e
+
+MODEL = "tiny"
+API_KEY = "e2e-secret"
+KINDS = ("chat", "completion")
+PROMPT = "the cat"  # what a completion request sends
+USER = "hi"  # what a chat request's one user message says
+HISTORIC_STOP = ["</s>"]
+MAX_TOKENS = 16
+DEADLINE = 20.0  # seconds a process gets to reach a state the test polls for
+
+# A completion that runs until the client goes away: EOS suppressed, and the servers it is
+# sent to shift their context instead of stopping when it is full.
+ENDLESS = {"model": MODEL, "prompt": PROMPT, "max_tokens": 1_000_000, "temperature": 0,
+           "stream": True, "logit_bias": {str(EOS_ID): -100}}
+
+
+def historic_prompt(user: str) -> str:
+    """The prompt the proxy's default (historic) template makes of one user message."""
+    return ("A chat between a curious user and an artificial intelligence assistant. "
+            "The assistant follows the given rules no matter what.\n"
+            f"\nUSER: {user}\nASSISTANT:")
+
+
+def upstream_prompt(kind: str, text: str) -> tuple[str, list]:
+    """The prompt and stop words the proxy should send llama-server for ``text``."""
+    if kind == "chat":
+        return historic_prompt(text), HISTORIC_STOP
+    return text, []
+
+
+def default_text(kind: str) -> str:
+    return USER if kind == "chat" else PROMPT
+
+
+# -- llama-server, spoken to directly ------------------------------------------------------
+
+def server_completion(server: LlamaServer, prompt: str, **fields: Any) -> dict:
+    """POST /completion straight to llama-server; greedy unless ``fields`` say otherwise."""
+    response = requests.post(server.url + "/completion",
+                             json={"prompt": prompt, "temperature": 0, **fields}, timeout=60)
+    response.raise_for_status()
+    return response.json()
+
+
+def server_expects(server: LlamaServer, kind: str, text: str, **fields: Any) -> dict:
+    """What llama-server answers to the prompt the proxy should make of ``text``."""
+    prompt, stop = upstream_prompt(kind, text)
+    return server_completion(server, prompt, stop=stop, **fields)
+
+
+def server_tokens(server: LlamaServer, text: str) -> list:
+    """llama-server's own tokenization of ``text`` (no BOS)."""
+    response = requests.post(server.url + "/tokenize", json={"content": text}, timeout=10)
+    response.raise_for_status()
+    return response.json()["tokens"]
+
+
+def busy_slots(server: LlamaServer) -> int:
+    slots = requests.get(server.url + "/slots", timeout=10).json()
+    return sum(1 for slot in slots if slot["is_processing"])
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
+    """Poll ``condition`` until it holds; fail, naming ``what``, once the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {timeout:.0f}s")
+        time.sleep(0.05)
+
+
+# -- the proxy, spoken to through the SDK or raw HTTP ---------------------------------------
+
+def sdk(proxy: ProxyProcess, api_key: str = "unused") -> openai.OpenAI:
+    return openai.OpenAI(base_url=proxy.url + "/v1", api_key=api_key, max_retries=0,
+                         timeout=60)
+
+
+@dataclasses.dataclass
+class Answer:
+    """What one SDK request produced, streamed or not."""
+
+    text: str
+    finish_reason: str
+    usage: Any
+    raw: Any  # the SDK response, or the list of stream chunks
+
+
+def ask(client: openai.OpenAI, kind: str, text: Optional[str] = None, *, stream: bool = False,
+        **fields: Any) -> Answer:
+    """Send one chat (``text`` as the user message) or completion (``text`` as the prompt).
+
+    Greedy unless ``fields`` set a temperature. A stream asks for the usage chunk, and its
+    framing is checked here: one id, exactly one finish chunk, usage last.
+    """
+    text = default_text(kind) if text is None else text
+    fields.setdefault("temperature", 0)
+    if kind == "chat":
+        create = client.chat.completions.create
+        fields["messages"] = [{"role": "user", "content": text}]
+    else:
+        create = client.completions.create
+        fields["prompt"] = text
+    if not stream:
+        answer = create(model=MODEL, **fields)
+        choice = answer.choices[0]
+        return Answer(choice.message.content if kind == "chat" else choice.text,
+                      choice.finish_reason, answer.usage, answer)
+
+    with create(model=MODEL, stream=True, stream_options={"include_usage": True},
+                **fields) as events:
+        chunks = list(events)
+    *bodies, last = chunks
+    assert last.choices == [] and last.usage is not None
+    assert all(chunk.choices for chunk in bodies)
+    assert len({chunk.id for chunk in chunks}) == 1
+    choices = [chunk.choices[0] for chunk in bodies]
+    if kind == "chat":
+        assert choices[0].delta.role == "assistant"
+        streamed = "".join(choice.delta.content or "" for choice in choices)
+    else:
+        streamed = "".join(choice.text for choice in choices)
+    finishes = [choice.finish_reason for choice in choices if choice.finish_reason]
+    assert len(finishes) == 1 and choices[-1].finish_reason == finishes[0]
+    return Answer(streamed, finishes[0], last.usage, chunks)
+
+
+def sse_events(response: requests.Response) -> Iterator[Any]:
+    """Decode a raw streaming response's events as they arrive; ``[DONE]`` stays a string."""
+    for line in response.iter_lines():
+        if not line:
+            continue
+        assert line.startswith(b"data: "), line
+        data = line[len(b"data: "):].decode("utf-8")
+        yield data if data == "[DONE]" else json.loads(data)
+
+
+# -- fixtures ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def upstream(model, logs) -> Iterator[LlamaServer]:
+    """llama-server shared by the module, with four slots so requests run side by side."""
+    with LlamaServer(model, logs / "llama-server.log", parallel=4, ctx_size=4096) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def waitress_proxy(upstream, logs) -> Iterator[ProxyProcess]:
+    with ProxyProcess(upstream.url, logs / "proxy-waitress.log", how="waitress") as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="module")
+def gunicorn_proxy(upstream, logs) -> Iterator[ProxyProcess]:
+    with ProxyProcess(upstream.url, logs / "proxy-gunicorn.log", how="gunicorn") as proxy:
+        yield proxy
+
+
+@pytest.fixture(params=["waitress", "gunicorn"])
+def any_client(request) -> Iterator[openai.OpenAI]:
+    """An SDK client of the proxy under each HTTP server it ships with."""
+    with sdk(request.getfixturevalue(f"{request.param}_proxy")) as client:
+        yield client
+
+
+@pytest.fixture
+def client(waitress_proxy) -> Iterator[openai.OpenAI]:
+    with sdk(waitress_proxy) as client:
+        yield client
+
+
+@pytest.fixture
+def endless_upstream(model, logs, request) -> Iterator[LlamaServer]:
+    """A llama-server of the test's own that shifts its context instead of stopping.
+
+    It is SIGKILLed afterwards: a server still generating hangs on SIGTERM.
+    """
+    name = request.node.name.replace("[", "-").rstrip("]")
+    server = LlamaServer(model, logs / f"llama-server-{name}.log", parallel=2, ctx_size=2048,
+                         extra_args=["--context-shift"])
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+# -- generation ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_greedy_text_is_the_servers_streamed_or_not(any_client, upstream, kind):
+    expected = server_expects(upstream, kind, default_text(kind), n_predict=MAX_TOKENS)
+    whole = ask(any_client, kind, max_tokens=MAX_TOKENS)
+    streamed = ask(any_client, kind, stream=True, max_tokens=MAX_TOKENS)
+    assert expected["content"].strip() and expected["stop_type"] == "limit"
+    assert whole.text == streamed.text == expected["content"]
+    assert whole.finish_reason == streamed.finish_reason == "length"
+    assert whole.raw.model == MODEL
+    assert whole.raw.id.startswith("chatcmpl-" if kind == "chat" else "cmpl-")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_stop_sequence_ends_the_text_before_it(client, upstream, kind, stream):
+    full = server_expects(upstream, kind, default_text(kind), n_predict=MAX_TOKENS)["content"]
+    stop = " " + full.split()[2]  # the model's third word
+    answer = ask(client, kind, stream=stream, max_tokens=MAX_TOKENS, stop=[stop])
+    assert answer.text == full[:full.index(stop)]
+    assert answer.text.strip() and stop not in answer.text
+    assert answer.finish_reason == "stop"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_max_tokens_ends_with_length(client, kind, stream):
+    answer = ask(client, kind, stream=stream, max_tokens=5)
+    assert answer.finish_reason == "length"
+    assert answer.usage.completion_tokens == 5
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_forced_eos_ends_with_stop(client, upstream, kind, stream):
+    expected = server_expects(upstream, kind, default_text(kind), n_predict=MAX_TOKENS,
+                              logit_bias=[[EOS_ID, 100]])
+    answer = ask(client, kind, stream=stream, max_tokens=MAX_TOKENS,
+                 logit_bias={str(EOS_ID): 100})
+    assert expected["stop_type"] == "eos"
+    assert answer.text == ""
+    assert answer.finish_reason == "stop"
+    assert answer.usage.completion_tokens == expected["tokens_predicted"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_forced_word_is_generated(client, kind, stream):
+    answer = ask(client, kind, stream=stream, max_tokens=3,
+                 logit_bias={str(token_id("moon")): 100})
+    assert answer.text == " moon moon moon"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_usage_is_the_servers_own_count(client, upstream, kind):
+    expected = server_expects(upstream, kind, default_text(kind), n_predict=MAX_TOKENS)
+    counts = {"prompt_tokens": expected["tokens_evaluated"],
+              "completion_tokens": expected["tokens_predicted"],
+              "total_tokens": expected["tokens_evaluated"] + expected["tokens_predicted"]}
+    whole = ask(client, kind, max_tokens=MAX_TOKENS)
+    streamed = ask(client, kind, stream=True, max_tokens=MAX_TOKENS)
+    for usage in (whole.usage, streamed.usage):
+        assert {name: getattr(usage, name) for name in counts} == counts
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_same_seed_gives_the_servers_text(client, upstream, kind):
+    expected = server_expects(upstream, kind, default_text(kind), n_predict=MAX_TOKENS,
+                              temperature=1, seed=4242)
+    whole = ask(client, kind, max_tokens=MAX_TOKENS, temperature=1, seed=4242)
+    streamed = ask(client, kind, stream=True, max_tokens=MAX_TOKENS, temperature=1, seed=4242)
+    assert whole.text == streamed.text == expected["content"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_several_prompts_and_choices_are_the_servers(client, upstream, stream):
+    prompts = ["the cat", "a dog"]
+    expected = [server_completion(upstream, prompt, n_predict=8) for prompt in prompts]
+    fields = dict(model=MODEL, prompt=prompts, n=2, max_tokens=8, temperature=0)
+    if stream:
+        texts = ["", "", "", ""]
+        with client.completions.create(stream=True, stream_options={"include_usage": True},
+                                       **fields) as chunks:
+            for chunk in chunks:
+                for choice in chunk.choices:
+                    texts[choice.index] += choice.text
+                usage = chunk.usage
+    else:
+        answer = client.completions.create(**fields)
+        assert [choice.index for choice in answer.choices] == [0, 1, 2, 3]
+        texts, usage = [choice.text for choice in answer.choices], answer.usage
+    assert texts == [want["content"] for want in expected for _ in range(2)]
+    # as OpenAI counts: each prompt once, however many choices it has
+    assert usage.prompt_tokens == sum(want["tokens_evaluated"] for want in expected)
+    assert usage.completion_tokens == 4 * 8
+
+
+# -- logprobs ------------------------------------------------------------------------------
+
+def approx(value: float) -> Any:
+    # llama-server keeps its KV cache in f16, so the same prompt evaluated in another slot,
+    # batch or cache state gives logprobs a few thousandths apart
+    return pytest.approx(value, abs=0.02)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_chat_logprobs_are_the_servers(client, upstream, stream):
+    expected = server_expects(upstream, "chat", USER, n_predict=4,
+                              n_probs=2)["completion_probabilities"]
+    answer = ask(client, "chat", stream=stream, max_tokens=4, logprobs=True, top_logprobs=2)
+    if stream:
+        content = [item for chunk in answer.raw[:-1] if chunk.choices[0].logprobs
+                   for item in chunk.choices[0].logprobs.content]
+    else:
+        content = answer.raw.choices[0].logprobs.content
+    assert len(content) == len(expected) == 4
+    assert "".join(item.token for item in content) == answer.text
+    for got, want in zip(content, expected):
+        assert (got.token, got.bytes) == (want["token"], want["bytes"])
+        assert got.logprob == approx(want["logprob"])
+        assert [(alt.token, alt.bytes) for alt in got.top_logprobs] == \
+            [(alt["token"], alt["bytes"]) for alt in want["top_logprobs"]]
+        assert [alt.logprob for alt in got.top_logprobs] == \
+            [approx(alt["logprob"]) for alt in want["top_logprobs"]]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_completion_logprobs_are_the_servers(client, upstream, stream):
+    expected = server_completion(upstream, PROMPT, n_predict=4,
+                                 n_probs=2)["completion_probabilities"]
+    answer = ask(client, "completion", stream=stream, max_tokens=4, logprobs=2)
+    if stream:
+        parts = [chunk.choices[0].logprobs for chunk in answer.raw[:-1]
+                 if chunk.choices[0].logprobs]
+        tokens = [token for part in parts for token in part.tokens]
+        token_logprobs = [lp for part in parts for lp in part.token_logprobs]
+        top = [alts for part in parts for alts in part.top_logprobs]
+    else:
+        logprobs = answer.raw.choices[0].logprobs
+        tokens, token_logprobs, top = logprobs.tokens, logprobs.token_logprobs, \
+            logprobs.top_logprobs
+        offsets = logprobs.text_offset
+        assert [b - a for a, b in zip(offsets, offsets[1:])] == [len(t) for t in tokens[:-1]]
+    assert tokens == [want["token"] for want in expected]
+    assert "".join(tokens) == answer.text
+    assert token_logprobs == [approx(want["logprob"]) for want in expected]
+    assert top == [{alt["token"]: approx(alt["logprob"]) for alt in want["top_logprobs"]}
+                   for want in expected]
+
+
+# -- prompts -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_tokenize_returns_the_prompts_tokens(client, upstream, kind):
+    prompt, _ = upstream_prompt(kind, default_text(kind))
+    answer = ask(client, kind, max_tokens=2, extra_body={"tokenize": True})
+    tokens = server_tokens(upstream, prompt)
+    assert answer.raw.model_extra["promptToken"] == tokens
+    assert answer.usage.prompt_tokens == len(tokens) + 1  # llama-server adds BOS
+
+
+@pytest.fixture(scope="module")
+def auto_proxy(upstream, logs) -> Iterator[ProxyProcess]:
+    with ProxyProcess(upstream.url, logs / "proxy-auto.log",
+                      args=["--chat-template", "auto"]) as proxy:
+        yield proxy
+
+
+def test_auto_chat_template_is_the_models_own(auto_proxy, upstream):
+    chat = [{"role": "user", "content": USER}]
+    # rendered the Hugging Face way; llama-server renders its model's template the same way
+    rendered = jinja2.Environment(trim_blocks=True, lstrip_blocks=True).from_string(
+        CHAT_TEMPLATE).render(messages=chat, add_generation_prompt=True)
+    applied = requests.post(upstream.url + "/apply-template", json={"messages": chat}, timeout=10)
+    assert applied.json()["prompt"] == rendered
+    expected = server_completion(upstream, rendered, n_predict=MAX_TOKENS)
+    historic = server_expects(upstream, "chat", USER, n_predict=MAX_TOKENS)
+    assert expected["content"] != historic["content"]  # so the answer tells the templates apart
+    with sdk(auto_proxy) as client:
+        answer = ask(client, "chat", max_tokens=MAX_TOKENS, extra_body={"tokenize": True})
+        streamed = ask(client, "chat", stream=True, max_tokens=MAX_TOKENS)
+    assert answer.raw.model_extra["promptToken"] == server_tokens(upstream, rendered)
+    assert answer.text == streamed.text == expected["content"]
+
+
+# -- serving -------------------------------------------------------------------------------
+
+def test_eight_concurrent_streams_each_complete(client, upstream):
+    texts = ["the cat", "a dog", "hello world", "red sun", "my house", "blue sea",
+             "one two three", "good day"]
+    jobs = [(KINDS[i % 2], text) for i, text in enumerate(texts)]
+    expected = [server_expects(upstream, kind, text, n_predict=48)["content"]
+                for kind, text in jobs]
+    start = threading.Barrier(len(jobs))
+
+    def run(job: tuple) -> Answer:
+        start.wait(DEADLINE)
+        return ask(client, *job, stream=True, max_tokens=48)
+
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        answers = list(pool.map(run, jobs))
+    assert [answer.text for answer in answers] == expected
+    assert [answer.finish_reason for answer in answers] == ["length"] * len(jobs)
+    assert [answer.usage.completion_tokens for answer in answers] == [48] * len(jobs)
+
+
+@pytest.mark.parametrize("how", ["waitress", "gunicorn"])
+def test_client_disconnect_frees_the_slot(endless_upstream, logs, how):
+    with ProxyProcess(endless_upstream.url, logs / f"proxy-disconnect-{how}.log",
+                      how=how) as proxy:
+        with requests.post(proxy.url + "/v1/completions", json=ENDLESS, stream=True,
+                           timeout=DEADLINE) as response:
+            assert response.status_code == 200
+            events = sse_events(response)
+            for _ in range(3):
+                assert next(events)["choices"][0]["finish_reason"] is None
+            assert busy_slots(endless_upstream) == 1
+        wait_for(lambda: busy_slots(endless_upstream) == 0,
+                 "llama-server freeing the slot of the stream the client closed")
+        with sdk(proxy) as client:
+            assert ask(client, "completion", max_tokens=4).finish_reason == "length"
+
+
+def test_api_key_is_enforced(upstream, logs):
+    with ProxyProcess(upstream.url, logs / "proxy-keyed.log",
+                      args=["--api-key", API_KEY]) as proxy:
+        with sdk(proxy, "wrong-key") as client, pytest.raises(openai.AuthenticationError):
+            ask(client, "chat", max_tokens=2)
+        no_key = requests.post(proxy.url + "/v1/completions", timeout=10,
+                               json={"model": MODEL, "prompt": PROMPT, "max_tokens": 2})
+        assert no_key.status_code == 401
+        assert no_key.json()["error"]["type"] == "authentication_error"
+        with sdk(proxy, API_KEY) as client:
+            answer = ask(client, "chat", max_tokens=MAX_TOKENS)
+        assert answer.text == server_expects(upstream, "chat", USER,
+                                             n_predict=MAX_TOKENS)["content"]
+        assert requests.get(proxy.url + "/health", timeout=10).status_code == 200
+
+
+def test_upstream_killed_mid_stream_gives_503_then_recovers(endless_upstream, logs):
+    server = endless_upstream
+    with ProxyProcess(server.url, logs / "proxy-upstream-killed.log") as proxy, \
+            sdk(proxy) as client:
+        assert requests.get(proxy.url + "/health", timeout=10).status_code == 200
+        with requests.post(proxy.url + "/v1/completions", json=ENDLESS, stream=True,
+                           timeout=DEADLINE) as response:
+            events = sse_events(response)
+            for _ in range(3):
+                assert next(events)["choices"][0]["finish_reason"] is None
+            server.kill()
+            rest = list(events)
+        assert rest[-1] == "[DONE]"
+        assert server.url in rest[-2]["error"]["message"]
+
+        with pytest.raises(openai.InternalServerError) as info:
+            ask(client, "chat", max_tokens=4)
+        assert info.value.status_code == 503
+        down = requests.post(proxy.url + "/v1/chat/completions", timeout=DEADLINE, json={
+            "model": MODEL, "messages": [{"role": "user", "content": USER}], "max_tokens": 4})
+        assert down.status_code == 503
+        assert server.url in down.json()["error"]["message"]
+        assert requests.get(proxy.url + "/health", timeout=DEADLINE).status_code == 503
+
+        server.start()  # the same port
+        expected = server_expects(server, "chat", USER, n_predict=MAX_TOKENS)["content"]
+        assert ask(client, "chat", max_tokens=MAX_TOKENS).text == expected
+        assert ask(client, "chat", stream=True, max_tokens=MAX_TOKENS).text == expected
+        assert requests.get(proxy.url + "/health", timeout=10).status_code == 200
