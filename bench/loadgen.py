@@ -12,11 +12,13 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 import aiohttp
 
 READ_TIMEOUT = 120.0
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -204,7 +206,7 @@ class LoadGenerator:
     """The parent's side: start ``python -m bench.loadgen`` once, then hand it jobs."""
 
     def __init__(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "bench.loadgen"],
+        self.process = subprocess.Popen([sys.executable, "-m", "bench.loadgen"], cwd=ROOT,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
     def run(self, job: dict) -> dict:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 from flask import Flask, current_app
@@ -24,7 +25,7 @@ def create_app(settings: Optional[Settings] = None, *, backend: Optional[Backend
 
     settings = settings or Settings.from_env()
     logging.getLogger("proxy").setLevel(settings.log_level.upper())
-    app = Flask(__name__, template_folder=None)
+    app = Flask(__name__, template_folder=str(template_folder()))
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_size
     app.json.sort_keys = False
     app.json.ensure_ascii = False
@@ -36,6 +37,12 @@ def create_app(settings: Optional[Settings] = None, *, backend: Optional[Backend
     app.register_blueprint(glm.bp)
     app.register_blueprint(web.bp)
     return app
+
+
+def template_folder() -> Path:
+    """The web page templates: inside the package once installed, beside it in a checkout."""
+    installed = Path(__file__).parent / "templates"
+    return installed if installed.is_dir() else Path(__file__).parent.parent / "templates"
 
 
 def get_state() -> ProxyState:

@@ -1,0 +1,1 @@
+"""HTTP views: parse the request, call the backend, shape the response."""

@@ -1,0 +1,62 @@
+"""The GLM API of ChatGLM-6B deployments: ``/chat``, ``/chat-stream``, ``/tokenize``, ``/embedding``.
+
+``/chat-stream`` answers with server-sent events: ``data: {"delta": "…"}`` for each piece,
+then one ``data: {"content": <whole answer>, "prompt_tokens", "completion_tokens",
+"total_tokens", "model", "object", "finish_reason"}``, then ``data: [DONE]``.
+"""
+from __future__ import annotations
+
+from contextlib import closing
+from typing import Iterator
+
+from flask import Blueprint, Response, jsonify
+
+from proxy import glm
+from proxy.api.openai import event_response, read_json, served_model
+from proxy.app import get_state
+from proxy.backends import Backend
+from proxy.types import GenerationRequest
+
+bp = Blueprint("glm", __name__)
+
+
+@bp.post("/chat")
+def chat() -> Response:
+    request = glm.parse_chat(read_json())
+    completion = get_state().backend.complete(request)
+    return jsonify(glm.chat_answer(completion, served_model(request.model)))
+
+
+@bp.post("/chat-stream")
+def chat_stream() -> Response:
+    request = glm.parse_chat(read_json())
+    return event_response(_events(get_state().backend, request, served_model(request.model)))
+
+
+@bp.post("/tokenize")
+def tokenize() -> Response:
+    text, max_length = glm.parse_tokenize(read_json())
+    tokens = get_state().backend.tokenize(text)[:max_length]
+    return jsonify({"tokenIds": [token for token, _ in tokens],
+                    "tokens": [piece for _, piece in tokens]})
+
+
+@bp.post("/embedding")
+def embedding() -> Response:
+    state = get_state()
+    texts = glm.parse_embedding(read_json(), max_batch=state.settings.max_batch)
+    result = state.backend.embed(texts)
+    return jsonify({"data": [list(vector) for vector in result.vectors],
+                    "model": served_model(None), "object": "embedding"})
+
+
+def _events(backend: Backend, request: GenerationRequest, model: str) -> Iterator[dict]:
+    texts = []
+    with closing(backend.stream(request)) as chunks:
+        for chunk in chunks:
+            if chunk.text:
+                texts.append(chunk.text)
+                yield glm.stream_delta(chunk.text)
+            if chunk.finish_reason:
+                yield glm.stream_end("".join(texts), chunk.finish_reason, chunk.usage, model)
+

@@ -1,0 +1,49 @@
+"""The application factory: the only place the Flask app and its backend are made."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from flask import Flask, current_app
+
+from proxy import auth
+from proxy.backends import Backend, create_backend
+from proxy.config import Settings
+
+
+@dataclass(frozen=True)
+class ProxyState:
+    settings: Settings
+    backend: Backend
+
+
+def create_app(settings: Optional[Settings] = None, *, backend: Optional[Backend] = None) -> Flask:
+    """Create the proxy app; settings default to ``PROXY_*`` env vars, the backend to theirs."""
+    from proxy.api import errors, glm, openai, web
+
+    settings = settings or Settings.from_env()
+    logging.getLogger("proxy").setLevel(settings.log_level.upper())
+    app = Flask(__name__, template_folder=str(template_folder()))
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_size
+    app.json.sort_keys = False
+    app.json.ensure_ascii = False
+    app.json.compact = True
+    app.extensions["proxy"] = ProxyState(settings, backend or create_backend(settings))
+    auth.init_app(app, settings.api_key, settings.cors_origins)
+    errors.init_app(app)
+    app.register_blueprint(openai.bp)
+    app.register_blueprint(glm.bp)
+    app.register_blueprint(web.bp)
+    return app
+
+
+def template_folder() -> Path:
+    """The web page templates: inside the package once installed, beside it in a checkout."""
+    installed = Path(__file__).parent / "templates"
+    return installed if installed.is_dir() else Path(__file__).parent.parent / "templates"
+
+
+def get_state() -> ProxyState:
+    return current_app.extensions["proxy"]

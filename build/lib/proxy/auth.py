@@ -1,0 +1,68 @@
+"""API keys and CORS: who may call the API, checked before any view runs."""
+from __future__ import annotations
+
+import hmac
+from typing import Sequence
+
+from flask import Flask, Response, request
+
+from proxy.errors import AuthenticationError
+
+PUBLIC_PATHS = frozenset({"/health", "/"})
+
+
+def init_app(app: Flask, api_keys: Sequence[str], cors_origins: Sequence[str]) -> None:
+    """Install the key check and, when origins are configured, CORS headers."""
+    keys = tuple(key.encode("utf-8") for key in api_keys)
+    origins = frozenset(cors_origins)
+
+    @app.before_request
+    def check_key():
+        if request.method == "OPTIONS":
+            return _preflight(origins) if origins else None
+        if keys and request.path not in PUBLIC_PATHS:
+            require_key(request.headers.get("Authorization", ""), keys)
+        return None
+
+    if origins:
+        @app.after_request
+        def add_cors(response: Response) -> Response:
+            origin = _allowed_origin(origins)
+            if origin:
+                response.headers["Access-Control-Allow-Origin"] = origin
+                response.headers["Vary"] = "Origin"
+            return response
+
+
+def require_key(header: str, keys: Sequence[bytes]) -> None:
+    """Accept ``Bearer <key>`` for any configured key, comparing in constant time."""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError("Missing API key: send 'Authorization: Bearer <key>'.")
+    offered = token.strip().encode("utf-8")
+    # compare against every key so the time taken does not tell which one nearly matched
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(offered, key)
+    if not matched:
+        raise AuthenticationError("Incorrect API key provided.")
+
+
+def _allowed_origin(origins: frozenset) -> str:
+    origin = request.headers.get("Origin", "")
+    if "*" in origins:
+        return "*"
+    return origin if origin in origins else ""
+
+
+def _preflight(origins: frozenset) -> Response:
+    response = Response(status=204)
+    origin = _allowed_origin(origins)
+    if origin:
+        response.headers.update({
+            "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+            "Access-Control-Allow-Headers": request.headers.get(
+                "Access-Control-Request-Headers", "Authorization, Content-Type"),
+            "Access-Control-Max-Age": "600",
+        })
+    return response

@@ -1,0 +1,56 @@
+"""The one interface every backend implements; the API layer sees nothing else."""
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+from proxy.errors import NotImplementedByBackendError
+from proxy.types import Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo
+
+
+class Backend:
+    """Generate text for the API layer.
+
+    Implementations turn their own failures into :mod:`proxy.errors` exceptions, so the
+    API layer never sees ``requests`` or native exceptions. ``stream`` is a generator:
+    closing it early (a client went away) must stop the generation.
+    """
+
+    name = "backend"
+
+    def complete(self, request: GenerationRequest) -> Completion:
+        """Generate a whole answer for a chat (``request.messages``) or a raw prompt."""
+        raise NotImplementedError
+
+    def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
+        """Yield the answer piece by piece; the last chunk carries the finish reason."""
+        raise NotImplementedError
+
+    def models(self) -> list[ModelInfo]:
+        """List the models this backend serves."""
+        raise NotImplementedError
+
+    def health(self) -> Health:
+        """Say whether the backend can serve requests now."""
+        raise NotImplementedError
+
+    def tokenize(self, text: str) -> list[tuple[int, str]]:
+        """Return ``(id, piece)`` for each token of ``text``."""
+        raise NotImplementedByBackendError(f"the {self.name} backend cannot tokenize")
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        """Turn token ids back into text."""
+        raise NotImplementedByBackendError(f"the {self.name} backend cannot detokenize")
+
+    def embed(self, inputs: Sequence[str]) -> Embeddings:
+        """Return one embedding vector per input text."""
+        raise NotImplementedByBackendError(f"the {self.name} backend has no embeddings; "
+                                           f"use the servercpp backend with --embedding-api")
+
+    def close(self) -> None:
+        """Release connections or native resources."""
+
+    def __enter__(self) -> "Backend":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -1,0 +1,139 @@
+"""The chatglm backend: a chatglm.cpp model inside the proxy's process.
+
+The model has one KV cache, so generations take turns behind a :class:`Gate` held for the
+whole generation, a stream's included: the gate is entered inside the stream's generator
+and left when it ends or is closed (the client went away). One model lives in each process,
+so the proxy runs a single worker (``--workers 1``); ``/health`` never waits for the gate.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+from proxy.backends.base import Backend
+from proxy.backends.chatglm import messages, options
+from proxy.backends.chatglm.decoding import TextDecoder
+from proxy.backends.chatglm.gate import Gate
+from proxy.backends.chatglm.model import UNLIMITED, Model
+from proxy.backends.chatglm.reply import Reply
+from proxy.config import Settings
+from proxy.errors import InvalidRequestError
+from proxy.types import Chunk, Completion, GenerationRequest, Health, ModelInfo, Usage
+
+logger = logging.getLogger(__name__)
+
+
+def load_backend(settings: Settings) -> "ChatGLMBackend":
+    """Load ``--model``; any reason it cannot serve is a ``ValueError`` naming the file."""
+    model = Model.load(settings.model, settings.max_length)
+    if settings.max_context_length >= model.max_length:
+        raise ValueError(f"--max-context-length {settings.max_context_length} leaves no room "
+                         f"for an answer: {settings.model} holds {model.max_length} tokens")
+    return ChatGLMBackend(model, Gate(settings.max_queue, settings.upstream_timeout),
+                          max_context_length=settings.max_context_length,
+                          model_name=settings.model_name)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    ids: list
+    truncated: bool
+
+
+class ChatGLMBackend(Backend):
+    """Chat and completions from one chatglm.cpp model, one generation at a time."""
+
+    name = "chatglm"
+
+    def __init__(self, model: Model, gate: Gate, *, max_context_length: int,
+                 model_name: str = "") -> None:
+        self.model = model
+        self.gate = gate
+        self.max_context_length = max_context_length
+        self.model_name = model_name or model.name
+
+    def complete(self, request: GenerationRequest) -> Completion:
+        texts = []
+        for chunk in self.stream(request):
+            texts.append(chunk.text)
+            last = chunk
+        return Completion("".join(texts), last.finish_reason, last.usage,
+                          prompt_tokens=last.prompt_tokens, truncated=last.truncated,
+                          tool_calls=last.tool_calls)
+
+    def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
+        prompt = self._prompt(request)
+        sampling = options.sampling(request)
+        names = messages.tool_names(request.tools) if request.is_chat else ()
+        reply = Reply(request.stop, names, trim=request.is_chat)
+        decoder = TextDecoder(self.model.decode)
+        limit = request.max_tokens or UNLIMITED
+        generated, end = 0, None
+        with self.gate.admitted():
+            for token in self.model.generate(prompt.ids, limit, sampling):
+                if token in self.model.stop_ids:
+                    end = token
+                    break
+                generated += 1
+                text = reply.feed(decoder.add(token))
+                if text:
+                    yield Chunk(text=text)
+                if reply.stopped:
+                    break
+        text = reply.feed(decoder.flush())
+        rest, calls = reply.finish(tool_turn=end is not None and end == self.model.observation_id)
+        if text + rest:
+            yield Chunk(text=text + rest)
+        finish = "tool_calls" if calls else "stop" if end is not None or reply.stopped \
+            else "length"
+        yield Chunk(finish_reason=finish, usage=Usage(len(prompt.ids), generated),
+                    tool_calls=calls, truncated=prompt.truncated,
+                    prompt_tokens=tuple(prompt.ids) if request.tokenize else None)
+
+    def tokenize(self, text: str) -> list:
+        decoder = TextDecoder(self.model.decode)
+        tokens = [[token, decoder.add(token)] for token in self.model.tokens(text)]
+        if tokens:
+            tokens[-1][1] += decoder.flush()
+        return [tuple(token) for token in tokens]
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        unknown = [token for token in tokens if not self.model.is_token(token)]
+        if unknown:
+            raise InvalidRequestError(f"{unknown[0]} is not a token id of {self.model.name}",
+                                      param="tokens")
+        decoder = TextDecoder(self.model.decode)
+        return "".join(decoder.add(token) for token in tokens) + decoder.flush()
+
+    def models(self) -> list:
+        return [ModelInfo(self.model_name, owned_by="chatglm.cpp")]
+
+    def health(self) -> Health:
+        return Health(True, self.name, {
+            "model": self.model_name, "model_type": self.model.type_name,
+            "max_length": self.model.max_length, "busy": self.gate.busy,
+            "waiting": self.gate.waiting})
+
+    def close(self) -> None:
+        self.model.close()
+
+    def _prompt(self, request: GenerationRequest) -> Prompt:
+        """Tokenize the chat or prompt, dropping its oldest tokens beyond --max-context-length."""
+        if request.is_chat:
+            if request.tools and not self.model.supports_tools:
+                raise InvalidRequestError(f"{self.model.type_name} models cannot call tools",
+                                          param="tools")
+            turns = messages.turns(request.messages, request.tools)
+
+            def encode(limit: int) -> list:
+                return self.model.chat_prompt(turns, limit)
+        else:
+            def encode(limit: int) -> list:
+                return self.model.text_prompt(request.prompt, limit)
+        ids = encode(UNLIMITED)
+        if len(ids) <= self.max_context_length:
+            return Prompt(ids, False)
+        logger.info("a prompt of %d tokens was cut to the last %d", len(ids),
+                    self.max_context_length)
+        return Prompt(encode(self.max_context_length), True)

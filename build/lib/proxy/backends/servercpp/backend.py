@@ -1,0 +1,246 @@
+"""The servercpp backend: OpenAI generation requests over server.cpp's ``POST /completion``."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from dataclasses import dataclass, replace
+from typing import Callable, Iterator, Optional, Sequence, TypeVar
+
+from proxy.backends.base import Backend
+from proxy.backends.servercpp import parse
+from proxy.backends.servercpp.client import UNREACHABLE, UpstreamClient
+from proxy.backends.servercpp.embedding import TokenClient
+from proxy.backends.servercpp.generations import Generation, classify
+from proxy.backends.servercpp.payload import completion_payload, unique
+from proxy.errors import InvalidRequestError, UpstreamUnavailableError
+from proxy.prompting import ChatTemplate, build_template
+from proxy.types import (Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo,
+                         Usage)
+
+logger = logging.getLogger(__name__)
+
+DETECT_TIMEOUT = 5.0
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """What the proxy learned about the server when it (re)connected."""
+
+    generation: Generation
+    model: str
+    template: ChatTemplate
+
+
+class ServerCppBackend(Backend):
+    """Translate to llama.cpp's or PowerInfer's native API, whichever generation answers.
+
+    The generation is detected on first contact and forgotten whenever the upstream cannot
+    be reached, so a server restarted on another build is detected afresh.
+    """
+
+    name = "servercpp"
+
+    def __init__(self, client: UpstreamClient, template_for: Callable[..., ChatTemplate],
+                 model_name: str = "", embedding_client: Optional[UpstreamClient] = None) -> None:
+        self.client = client
+        self.tokens = TokenClient(client)
+        self.embeddings = TokenClient(embedding_client or client)
+        self.template_for = template_for
+        self.model_name = model_name
+        self._upstream: Optional[Upstream] = None
+        self._lock = threading.Lock()
+
+    # -- requests -----------------------------------------------------------------------
+
+    def complete(self, request: GenerationRequest) -> Completion:
+        if self._connected().generation.legacy and _needs_stream_on_legacy(request):
+            return _collect(self.stream(request))
+
+        def attempt(upstream: Upstream) -> tuple:
+            prompt, payload = self._payload(request, upstream, stream=False)
+            return prompt, self.client.post_json("/completion", payload)
+
+        prompt, body = self._reconnecting(attempt)
+        result = parse.completion(body, self.client.base_url, request.logprobs)
+        if request.tokenize:
+            result = replace(result, prompt_tokens=self._token_ids(prompt))
+        return result
+
+    def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
+        with contextlib.ExitStack() as stack:
+            def attempt(upstream: Upstream) -> tuple:
+                prompt, payload = self._payload(request, upstream, stream=True)
+                pieces = stack.enter_context(self.client.stream("/completion", payload))
+                return upstream, prompt, pieces
+
+            upstream, prompt, pieces = self._reconnecting(attempt)
+            prompt_tokens = self._token_ids(prompt) if request.tokenize else None
+            limit = request.max_tokens if (upstream.generation.legacy
+                                           and _needs_stream_on_legacy(request)) else None
+            chunks = parse.stream_chunks(parse.sse_lines(pieces), self.client.base_url,
+                                         request.logprobs)
+            for count, chunk in enumerate(chunks, start=1):
+                if (chunk.finish_reason is None and limit is not None
+                        and request.max_tokens < 3 and count >= limit):
+                    # old servers ignore n_predict < 3: stop at the limit ourselves
+                    yield chunk
+                    yield Chunk(finish_reason="length", prompt_tokens=prompt_tokens,
+                                usage=Usage(len(prompt_tokens or ()), limit))
+                    return
+                if chunk.finish_reason is not None:
+                    chunk = replace(chunk, prompt_tokens=prompt_tokens)
+                yield chunk
+
+    def tokenize(self, text: str) -> list:
+        return self.tokens.tokenize(text)
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return self.tokens.detokenize(tokens)
+
+    def embed(self, inputs: Sequence[str]) -> Embeddings:
+        return self.embeddings.embed(inputs)
+
+    def models(self) -> list:
+        upstream = self._upstream
+        return [ModelInfo(self.model_name or (upstream.model if upstream else "servercpp"),
+                          owned_by="llamacpp")]
+
+    def health(self) -> Health:
+        detail = {"upstream": self.client.base_url}
+        try:
+            upstream = self._connected()
+            status = self.client.get("/health", timeout=DETECT_TIMEOUT).status_code
+            if (status == 404) != upstream.generation.legacy:  # restarted on another build
+                self._upstream = None
+                upstream = self._connected()
+        except UpstreamUnavailableError as exc:
+            return Health(False, self.name, {**detail, "error": exc.message})
+        detail.update(generation=upstream.generation.name, model=self.models()[0].id,
+                      template=upstream.template.name)
+        if status == 503:
+            return Health(False, self.name, {**detail, "error": "the upstream is loading"})
+        return Health(True, self.name, detail)
+
+    def close(self) -> None:
+        self.client.close()
+        self.embeddings.client.close()
+
+    # -- upstream state -----------------------------------------------------------------
+
+    def _connected(self) -> Upstream:
+        upstream = self._upstream
+        if upstream is None:
+            with self._lock:
+                upstream = self._upstream or self._detect()
+        return upstream
+
+    def _detect(self) -> Upstream:
+        health = self.client.get("/health", timeout=DETECT_TIMEOUT).status_code
+        if health == 503:
+            raise UpstreamUnavailableError(f"the upstream {self.client.base_url} is still "
+                                           f"loading its model; retry shortly", retry_after=2)
+        models_status = None
+        if health == 404:
+            models_status = self.client.get("/v1/models", timeout=DETECT_TIMEOUT).status_code
+        generation = classify(health, models_status)
+        props = self._props(generation)
+        template = self._template(props)
+        model = os.path.basename(str(props.get("model_alias") or props.get("model_path")
+                                     or self._model_from_list(generation) or "servercpp"))
+        self._upstream = Upstream(generation, model, template)
+        logger.info("upstream %s is %s serving %s; chat template %s", self.client.base_url,
+                    generation.name, model, template.name)
+        return self._upstream
+
+    def _template(self, props: dict) -> ChatTemplate:
+        server = {"server_template": props.get("chat_template") or None,
+                  "bos_token": props.get("bos_token") or "",
+                  "eos_token": props.get("eos_token") or ""}
+        try:
+            return self.template_for(**server)
+        except ValueError as exc:
+            logger.error("the upstream's chat template cannot be used (%s); "
+                         "using the historic template", exc)
+            return self.template_for(server_template=None)
+
+    def _props(self, generation: Generation) -> dict:
+        if not generation.has_props_template:
+            return {}
+        response = self.client.get("/props", timeout=DETECT_TIMEOUT)
+        body = response.json() if response.ok else {}
+        return body if isinstance(body, dict) else {}
+
+    def _model_from_list(self, generation: Generation) -> str:
+        if generation.name == "powerinfer":
+            return ""
+        response = self.client.get("/v1/models", timeout=DETECT_TIMEOUT)
+        try:
+            return response.json()["data"][0]["id"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            return ""
+
+    def _reconnecting(self, attempt: Callable[[Upstream], T]) -> T:
+        """Run ``attempt``; if the upstream was unreachable, detect it afresh and try once more.
+
+        A restarted server leaves dead pooled connections behind, perhaps on another build,
+        and a request that never reached it is safe to send again.
+        """
+        try:
+            return attempt(self._connected())
+        except UpstreamUnavailableError as exc:
+            if exc.code != UNREACHABLE:
+                raise
+            self._upstream = None
+            return attempt(self._connected())
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _payload(self, request: GenerationRequest, upstream: Upstream, *, stream: bool) -> tuple:
+        prompt, stop = self._prompt(request, upstream)
+        return prompt, completion_payload(request, prompt, stop, upstream.generation,
+                                          stream=stream)
+
+    def _prompt(self, request: GenerationRequest, upstream: Upstream) -> tuple:
+        if request.tools:
+            raise InvalidRequestError("tools are not supported by the servercpp backend",
+                                      param="tools")
+        if not request.is_chat:
+            return request.prompt, unique(request.stop)
+        rendered = upstream.template.render(request.messages)
+        return rendered.text, unique(rendered.stop + tuple(request.stop))
+
+    def _token_ids(self, prompt: str) -> tuple:
+        return tuple(token for token, _ in self.tokenize(prompt))
+
+
+def _needs_stream_on_legacy(request: GenerationRequest) -> bool:
+    """Old servers return no logprobs and ignore n_predict < 3 unless streamed."""
+    return request.logprobs is not None or (request.max_tokens is not None
+                                            and request.max_tokens < 3)
+
+
+def _collect(chunks: Iterator[Chunk]) -> Completion:
+    texts, logprobs = [], []
+    for chunk in chunks:
+        texts.append(chunk.text)
+        logprobs.extend(chunk.logprobs)
+        if chunk.finish_reason is not None:
+            return Completion("".join(texts), chunk.finish_reason, chunk.usage or Usage(),
+                              tuple(logprobs), chunk.prompt_tokens, chunk.truncated)
+    raise AssertionError("a stream always ends with a finish reason")
+
+
+def build_template_factory(settings_template: str, historic) -> Callable[..., ChatTemplate]:
+    """Bind the configured template spec; the server's own template is filled in on detect.
+
+    A spec that names no preset or readable file fails here, at start-up.
+    """
+    def template_for(**server) -> ChatTemplate:
+        return build_template(settings_template, historic=historic, **server)
+
+    if settings_template != "auto":
+        template_for()
+    return template_for

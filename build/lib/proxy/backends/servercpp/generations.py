@@ -1,0 +1,39 @@
+"""The server.cpp generations the proxy speaks to, and how to tell them apart.
+
+powerinfer     PowerInfer's server (llama.cpp of Nov 2023): no /health, no /v1/models
+llamacpp-2023  llama.cpp of Dec 2023: no /health, has /v1/models, ``error:`` stream lines
+llamacpp       llama.cpp since 2024: /health, ``id_slot``, ``stop_type``, JSON errors
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Generation:
+    """What differs on the wire between server generations."""
+
+    name: str
+    slot_field: str
+    legacy: bool  # aborts on mistyped fields, n_predict < 3 ignored, non-stream logprobs empty
+    has_json_schema: bool
+    has_props_template: bool
+
+
+POWERINFER = Generation("powerinfer", "slot_id", legacy=True, has_json_schema=False,
+                        has_props_template=False)
+LLAMACPP_2023 = Generation("llamacpp-2023", "slot_id", legacy=True, has_json_schema=False,
+                           has_props_template=False)
+LLAMACPP = Generation("llamacpp", "id_slot", legacy=False, has_json_schema=True,
+                      has_props_template=True)
+
+
+def classify(health_status: int, models_status: int | None) -> Generation:
+    """Pick the generation from the status of ``GET /health`` and, if needed, ``/v1/models``.
+
+    Only current servers have /health (200 ready, 503 loading); of the two older ones only
+    the 2023 llama.cpp has /v1/models.
+    """
+    if health_status != 404:
+        return LLAMACPP
+    return LLAMACPP_2023 if models_status == 200 else POWERINFER

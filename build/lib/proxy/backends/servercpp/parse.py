@@ -1,0 +1,168 @@
+"""Read server.cpp answers of every generation into :class:`Completion` and :class:`Chunk`."""
+from __future__ import annotations
+
+import json
+import math
+from typing import Iterable, Iterator, Optional
+
+from proxy.errors import (InvalidRequestError, NotImplementedByBackendError, UpstreamError,
+                          UpstreamUnavailableError)
+from proxy.types import Chunk, Completion, TokenLogprob, Usage
+
+LOWEST_LOGPROB = -9999.0  # JSON has no -inf; a zero probability becomes this
+
+
+def finish_reason(body: dict) -> str:
+    """``length`` when the token limit stopped it, else ``stop`` (eos or a stop word)."""
+    if "stop_type" in body:
+        return "length" if body["stop_type"] == "limit" else "stop"
+    return "length" if body.get("stopped_limit") else "stop"
+
+
+def usage(body: dict) -> Usage:
+    return Usage(int(body.get("tokens_evaluated") or 0), int(body.get("tokens_predicted") or 0))
+
+
+def completion(body: object, upstream: str, top: Optional[int]) -> Completion:
+    """Read a non-streamed ``/completion`` answer."""
+    if not isinstance(body, dict) or not isinstance(body.get("content"), str):
+        raise UpstreamError(f"the upstream {upstream} answered /completion without a content "
+                            f"string; is it a llama.cpp or PowerInfer server?")
+    return Completion(
+        text=body["content"],
+        finish_reason=finish_reason(body),
+        usage=usage(body),
+        logprobs=logprobs(body.get("completion_probabilities"), top),
+        truncated=bool(body.get("truncated")),
+    )
+
+
+def logprobs(entries: object, top: Optional[int]) -> tuple:
+    """Map either probability shape to OpenAI logprobs.
+
+    Current servers send ``{token, logprob, bytes, top_logprobs}`` (or ``prob``/``top_probs``);
+    older ones ``{content, probs: [{tok_str, prob}]}`` with plain probabilities.
+    """
+    if top is None or not isinstance(entries, list):
+        return ()
+    return tuple(_token_logprob(entry, top) for entry in entries if isinstance(entry, dict))
+
+
+def _token_logprob(entry: dict, top: int) -> TokenLogprob:
+    if "probs" in entry:  # powerinfer / llama.cpp 2023
+        token = entry.get("content", "")
+        alternatives = [(p.get("tok_str", ""), _ln(p.get("prob", 0.0)), None)
+                        for p in entry["probs"]]
+        chosen = next((lp for tok, lp, _ in alternatives if tok == token), LOWEST_LOGPROB)
+        return TokenLogprob(token, chosen, None, tuple(alternatives[:top]))
+    token = entry.get("token", "")
+    if "logprob" in entry:
+        chosen = _clamp(entry["logprob"])
+        alternatives = [(a.get("token", ""), _clamp(a.get("logprob")), _bytes(a))
+                        for a in entry.get("top_logprobs") or ()]
+    else:
+        chosen = _ln(entry.get("prob", 0.0))
+        alternatives = [(a.get("token", ""), _ln(a.get("prob", 0.0)), _bytes(a))
+                        for a in entry.get("top_probs") or ()]
+    return TokenLogprob(token, chosen, _bytes(entry), tuple(alternatives[:top]))
+
+
+def _bytes(entry: dict) -> Optional[tuple]:
+    raw = entry.get("bytes")
+    return tuple(raw) if isinstance(raw, list) else None
+
+
+def _ln(probability) -> float:
+    try:
+        return math.log(probability) if probability > 0 else LOWEST_LOGPROB
+    except TypeError:
+        return LOWEST_LOGPROB
+
+
+def _clamp(logprob) -> float:
+    if not isinstance(logprob, (int, float)):
+        return LOWEST_LOGPROB
+    return max(float(logprob), LOWEST_LOGPROB)
+
+
+def sse_lines(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    """Split a byte stream into whole lines, so UTF-8 is only decoded once a line is complete."""
+    pending = b""
+    for piece in pieces:
+        pending += piece
+        if b"\n" not in piece:
+            continue
+        *lines, pending = pending.split(b"\n")
+        yield from lines
+    if pending:
+        yield pending
+
+
+def stream_chunks(lines: Iterable[bytes], upstream: str, top: Optional[int]) -> Iterator[Chunk]:
+    """Turn server.cpp stream lines into chunks, ending with exactly one final chunk.
+
+    ``error:`` lines (llama.cpp 2023-2025) and ``data: {"error": …}`` (current) become
+    exceptions; so does a stream that ends before a ``stop: true`` chunk.
+    """
+    seen_any = False
+    for raw in lines:
+        line = raw.rstrip(b"\r")
+        if not line or line.startswith(b":"):
+            continue  # blank separators and keep-alive comments
+        field, _, value = line.partition(b":")
+        if field == b"error":
+            raise stream_error(_json(value, upstream), upstream)
+        if field != b"data":
+            continue
+        body = _json(value, upstream)
+        if not isinstance(body, dict):
+            raise UpstreamError(f"the upstream {upstream} sent a stream event that is not "
+                                f"a JSON object")
+        if "error" in body:
+            raise stream_error(body, upstream)
+        seen_any = True
+        if body.get("stop"):
+            yield Chunk(text=body.get("content") or "", finish_reason=finish_reason(body),
+                        usage=usage(body), truncated=bool(body.get("truncated")))
+            return
+        yield Chunk(text=body.get("content") or "",
+                    logprobs=logprobs(body.get("completion_probabilities"), top))
+    if not seen_any:
+        # PowerInfer answers a request it has no free slot for with an empty 200 stream
+        raise UpstreamUnavailableError(
+            f"the upstream {upstream} closed the stream without answering; it may have no "
+            f"free slot (start it with more --parallel slots) — retry shortly",
+            retry_after=1)
+    raise UpstreamError(f"the upstream {upstream} ended the stream before finishing; "
+                        f"check its log")
+
+
+def stream_error(body: object, upstream: str) -> Exception:
+    """Map an error the upstream reported inside a stream, or in a JSON error body."""
+    error = body.get("error", body) if isinstance(body, dict) else body
+    if isinstance(error, dict):
+        message = str(error.get("message") or error.get("content") or error)
+        kind, code = error.get("type"), error.get("code")
+    else:
+        message, kind, code = str(error), None, None
+    if "slot unavailable" in message or kind == "unavailable_error" or code == 503:
+        return UpstreamUnavailableError(
+            f"the upstream {upstream} is busy or loading ({message}); retry shortly",
+            retry_after=1)
+    if kind == "not_supported_error" or code == 501:
+        return NotImplementedByBackendError(
+            f"the upstream {upstream} does not offer this ({message}); for embeddings start "
+            f"llama-server with --embedding or set --embedding-api")
+    if kind in ("invalid_request_error", "exceed_context_size_error") or code == 400:
+        return InvalidRequestError(f"the upstream {upstream} refused the request: {message}",
+                                   code="context_length_exceeded"
+                                   if kind == "exceed_context_size_error" else None)
+    return UpstreamError(f"the upstream {upstream} reported an error: {message}")
+
+
+def _json(value: bytes, upstream: str):
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise UpstreamError(f"the upstream {upstream} sent something that is not JSON; "
+                            f"is it a llama.cpp or PowerInfer server?") from None

@@ -1,0 +1,73 @@
+"""Turn a :class:`GenerationRequest` into the body of server.cpp's ``POST /completion``.
+
+Old servers abort on a mistyped field, so every value sent here has already been validated
+and typed by :mod:`proxy.schemas`; fields the client left unset are not sent at all, except
+those whose defaults differ between generations (``n_keep``, ``cache_prompt``, the slot).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from proxy.backends.servercpp.generations import Generation
+from proxy.errors import InvalidRequestError
+from proxy.types import GenerationRequest
+
+# Any JSON object, for response_format json_object on servers without json_schema.
+JSON_OBJECT_GRAMMAR = r'''root ::= object
+value ::= object | array | string | number | ("true" | "false" | "null") ws
+object ::= "{" ws ( string ":" ws value ( "," ws string ":" ws value )* )? "}" ws
+array ::= "[" ws ( value ( "," ws value )* )? "]" ws
+string ::= "\"" ( [^"\\] | "\\" ( ["\\/bfnrt] | "u" hex hex hex hex ) )* "\"" ws
+hex ::= [0-9a-fA-F]
+number ::= "-"? ( [0-9] | [1-9] [0-9]* ) ( "." [0-9]+ )? ( [eE] [-+]? [0-9]+ )? ws
+ws ::= [ \t\n]*
+'''
+
+SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "presence_penalty",
+                   "frequency_penalty", "repeat_penalty", "seed", "mirostat",
+                   "mirostat_tau", "mirostat_eta")
+
+
+def completion_payload(request: GenerationRequest, prompt: str, stop: Sequence[str],
+                       generation: Generation, *, stream: bool) -> dict:
+    """Build the ``/completion`` body for ``generation``."""
+    payload = {
+        "prompt": prompt,
+        "stream": stream,
+        "stop": list(stop),
+        "n_keep": -1 if request.n_keep is None else request.n_keep,
+        "cache_prompt": True if request.cache_prompt is None else request.cache_prompt,
+        generation.slot_field: -1 if request.slot is None else request.slot,
+    }
+    if request.max_tokens is not None:
+        payload["n_predict"] = request.max_tokens
+    sampling = request.sampling
+    for name in SAMPLING_FIELDS:
+        value = getattr(sampling, name)
+        if value is not None:
+            payload[name] = value
+    if sampling.logit_bias:
+        payload["logit_bias"] = [[token, bias] for token, bias in sampling.logit_bias]
+    if request.logprobs is not None:
+        # ask for at least one so the chosen token's own probability comes back
+        payload["n_probs"] = max(request.logprobs, 1)
+    if request.response_format is not None:
+        payload.update(_structured_output(request, generation))
+    return payload
+
+
+def _structured_output(request: GenerationRequest, generation: Generation) -> dict:
+    kind = request.response_format.type
+    if generation.has_json_schema:
+        return {"json_schema": request.response_format.schema or {"type": "object"}}
+    if kind == "json_object":
+        return {"grammar": JSON_OBJECT_GRAMMAR}
+    raise InvalidRequestError(
+        f"response_format json_schema needs a llama.cpp server from 2024 or later; "
+        f"the upstream is {generation.name}. Use json_object instead.",
+        param="response_format")
+
+
+def unique(words: Sequence[str]) -> list:
+    """Stop words in order, without repeats or empties."""
+    return list(dict.fromkeys(word for word in words if word))

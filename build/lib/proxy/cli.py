@@ -1,0 +1,65 @@
+"""The ``oai-proxy`` command: flags to settings, then serve with waitress or gunicorn."""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Optional, Sequence
+
+from proxy.config import Settings
+
+logger = logging.getLogger("proxy")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    settings = Settings.from_args(argv)
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from proxy.app import create_app
+
+    try:
+        app = create_app(settings)
+    except ValueError as exc:  # a bad template or key file: say so, no traceback
+        sys.exit(f"oai-proxy: {exc}")
+    report_upstream(app)
+    logger.info("serving the OpenAI API on http://%s:%s with %s", settings.host,
+                settings.port, settings.server)
+    if settings.server == "gunicorn":
+        app.extensions["proxy"].backend.close()  # each worker makes its own after the fork
+        serve_gunicorn(settings)
+    else:
+        serve_waitress(app, settings)
+
+
+def report_upstream(app) -> None:
+    """Detect the upstream at start-up; a missing one is logged, not fatal."""
+    health = app.extensions["proxy"].backend.health()
+    if health.ok:
+        logger.info("upstream ready: %s", health.detail)
+    else:
+        logger.warning("upstream not ready yet (%s); requests get 503 until it is",
+                       health.detail.get("error"))
+
+
+def serve_waitress(app, settings: Settings) -> None:
+    import waitress
+
+    waitress.serve(app, host=settings.host, port=settings.port, threads=settings.threads,
+                   connection_limit=max(100, settings.threads * 4), channel_timeout=600,
+                   ident="oai-proxy")
+
+
+def serve_gunicorn(settings: Settings) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    from proxy.app import create_app
+    from proxy.serving import gunicorn_options
+
+    class Gunicorn(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in gunicorn_options(settings).items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return create_app(settings)
+
+    Gunicorn().run()

@@ -1,0 +1,205 @@
+"""Settings: one frozen dataclass, filled from flags, then ``PROXY_*`` env vars, then defaults.
+
+This is the only module that reads the environment. Every field declares its help line next
+to its default, and the command line, the env vars and the README table all come from it.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from dataclasses import dataclass, field, fields, replace
+from typing import Mapping, Optional, Sequence
+from urllib.parse import urlsplit
+
+ENV_PREFIX = "PROXY_"
+
+
+def setting(default, help: str, *, choices: Sequence[str] = (), secret: bool = False,
+            metavar: Optional[str] = None):
+    """Declare a setting: its default, its help line, and how the command line shows it."""
+    return field(default=default, repr=not secret,
+                 metadata={"help": help, "choices": tuple(choices), "metavar": metavar})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the proxy can be told; CLI > env > default."""
+
+    llama_api: str = setting("http://127.0.0.1:8080",
+                             "base URL of the llama.cpp / PowerInfer server", metavar="URL")
+    api_key: tuple = setting((), "API key(s) clients must send as 'Authorization: Bearer KEY'; "
+                                 "none = no key required (env: comma-separated)",
+                             secret=True, metavar="KEY")
+    embedding_api: str = setting("", "base URL of a separate server.cpp for embeddings "
+                                     "(default: --llama-api)", metavar="URL")
+    llama_api_key: str = setting("", "API key the upstream server expects, if any",
+                                 secret=True, metavar="KEY")
+    api_key_file: str = setting("", "file with one API key per line, added to --api-key",
+                                metavar="PATH")
+    host: str = setting("127.0.0.1", "address to listen on")
+    port: int = setting(8081, "port to listen on")
+    chat_prompt: str = setting(
+        "A chat between a curious user and an artificial intelligence assistant. "
+        "The assistant follows the given rules no matter what.\\n",
+        "text on top of every chat prompt of the historic template ('\\n' = newline)")
+    user_name: str = setting("\\nUSER: ", "prefix of user messages in the historic template")
+    ai_name: str = setting("\\nASSISTANT: ",
+                           "prefix of assistant messages in the historic template")
+    system_name: str = setting("\\nASSISTANT's RULE: ",
+                               "prefix of system messages in the historic template")
+    stop: str = setting("</s>", "stop word of the historic template, sent in 'stop' "
+                                "(empty = none)")
+    chat_template: str = setting("historic",
+                                 "chat template: historic (the flags above), a preset "
+                                 "(chatml, llama2, llama3, mistral, vicuna, alpaca, zephyr, "
+                                 "chatglm3), a Jinja file, or auto (the server's own)",
+                                 metavar="NAME|FILE|auto")
+    model_name: str = setting("", "model id reported when a request names none "
+                                  "(default: the upstream's model name)")
+    backend: str = setting("servercpp", "what generates text: a server.cpp upstream, or a "
+                                        "chatglm.cpp model loaded in-process",
+                           choices=("servercpp", "chatglm"))
+    model: str = setting("", "chatglm.cpp model file (GGML .bin) for --backend chatglm",
+                         metavar="PATH")
+    max_length: int = setting(4096, "chatglm: most tokens per generation, prompt plus answer "
+                                    "(its KV cache; at most the model file's own)")
+    max_context_length: int = setting(2048, "chatglm: most prompt tokens; a longer prompt "
+                                            "loses its oldest tokens")
+    max_queue: int = setting(16, "chatglm: requests that may wait while the model generates; "
+                                 "more get 503 with Retry-After")
+    cors_origins: tuple = setting((), "origins allowed to call the API from a browser "
+                                      "('*' = any); none = CORS off", metavar="ORIGIN")
+    server: str = setting("waitress", "HTTP server for the oai-proxy command",
+                          choices=("waitress", "gunicorn"))
+    workers: int = setting(1, "gunicorn worker processes")
+    threads: int = setting(64, "threads per worker; each open stream holds one")
+    connect_timeout: float = setting(5.0, "seconds to wait for a connection to the upstream")
+    upstream_timeout: float = setting(600.0, "seconds to wait for the upstream's next bytes")
+    max_body_size: int = setting(4 * 1024 * 1024, "largest request body accepted, in bytes")
+    max_choices: int = setting(8, "largest 'n' (choices per request) accepted")
+    max_batch: int = setting(256, "most inputs accepted in one embeddings request")
+    log_level: str = setting("info", "logging level",
+                             choices=("debug", "info", "warning", "error"))
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @classmethod
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
+        """Build settings from ``PROXY_*`` variables (for ``gunicorn proxy.wsgi``)."""
+        return cls.from_args([], environ)
+
+    @classmethod
+    def from_args(cls, argv: Optional[Sequence[str]] = None,
+                  environ: Optional[Mapping[str, str]] = None) -> "Settings":
+        """Build settings from command-line flags over ``PROXY_*`` variables."""
+        environ = os.environ if environ is None else environ
+        parser = build_parser(environ)
+        values = vars(parser.parse_args(argv))
+        for spec in fields(cls):
+            if spec.type == "tuple" and spec.name in values:
+                values[spec.name] = tuple(values[spec.name])
+            if spec.name not in values and env_name(spec.name) in environ:
+                values[spec.name] = _from_env(spec.type, environ[env_name(spec.name)],
+                                              env_name(spec.name))
+        try:
+            return cls(**values)._with_key_file()
+        except ValueError as exc:
+            parser.error(str(exc))
+
+    def _with_key_file(self) -> "Settings":
+        if not self.api_key_file:
+            return self
+        try:
+            with open(self.api_key_file, encoding="utf-8") as handle:
+                keys = [line.strip() for line in handle if line.strip()]
+        except OSError as exc:
+            raise ValueError(f"cannot read --api-key-file {self.api_key_file}: "
+                             f"{exc.strerror}") from None
+        return replace(self, api_key=tuple(self.api_key) + tuple(keys))
+
+
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+    """Make the ``oai-proxy`` parser; env vars become the defaults it shows."""
+    parser = argparse.ArgumentParser(
+        prog="oai-proxy",
+        description="OpenAI-compatible API for llama.cpp / PowerInfer server.cpp.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for spec in fields(Settings):
+        meta = spec.metadata
+        env = env_name(spec.name)
+        default = spec.default
+        if env in environ:
+            default = _from_env(spec.type, environ[env], env)
+        kwargs = {"default": default, "metavar": meta["metavar"],
+                  "help": f"{meta['help']} (env {env})"}
+        if meta["choices"]:
+            kwargs["choices"] = meta["choices"]
+        if spec.type == "tuple":
+            kwargs.update(nargs="+", type=str)
+        else:
+            kwargs["type"] = {"int": int, "float": float}.get(spec.type, str)
+        if spec.repr is False:
+            # never print a secret in --help: leave it out and fill it in after parsing
+            kwargs["default"] = argparse.SUPPRESS
+            kwargs["help"] = f"{meta['help']} (env {env})"
+        parser.add_argument(flag_name(spec.name), dest=spec.name, **kwargs)
+    return parser
+
+
+def _from_env(kind: str, raw: str, env: str):
+    if kind == "tuple":
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    try:
+        return {"int": int, "float": float}.get(kind, str)(raw)
+    except ValueError:
+        raise SystemExit(f"oai-proxy: {env}={raw!r} is not a valid {kind}") from None
+
+
+def _validate(settings: Settings) -> None:
+    for name in ("llama_api", "embedding_api"):
+        value = getattr(settings, name)
+        url = urlsplit(value)
+        if (value or name == "llama_api") and (url.scheme not in ("http", "https")
+                                               or not url.netloc):
+            raise ValueError(f"{flag_name(name)} must be an http(s) URL, got {value!r}")
+    if not 0 < settings.port < 65536:
+        raise ValueError(f"--port must be between 1 and 65535, got {settings.port}")
+    for name in ("workers", "threads", "max_body_size", "max_choices", "max_batch"):
+        if getattr(settings, name) < 1:
+            raise ValueError(f"{flag_name(name)} must be at least 1")
+    for name in ("connect_timeout", "upstream_timeout"):
+        if not 0 < getattr(settings, name) < math.inf:
+            raise ValueError(f"{flag_name(name)} must be a positive number of seconds")
+    for spec in fields(settings):
+        choices = spec.metadata["choices"]
+        if choices and getattr(settings, spec.name) not in choices:
+            raise ValueError(f"{flag_name(spec.name)} must be one of {', '.join(choices)}, "
+                             f"got {getattr(settings, spec.name)!r}")
+    if any(not key or key.isspace() for key in settings.api_key):
+        raise ValueError("--api-key must not be empty")
+    if settings.max_queue < 0:
+        raise ValueError("--max-queue must be 0 or more")
+    if not 0 < settings.max_context_length < settings.max_length:
+        raise ValueError("--max-context-length must be at least 1 and less than --max-length, "
+                         "to leave room for the answer")
+    if settings.backend == "chatglm":
+        if not settings.model:
+            raise ValueError("--backend chatglm needs --model PATH (a chatglm.cpp model file)")
+        if settings.workers != 1:
+            raise ValueError("--backend chatglm holds one model per process and serializes "
+                             "generations: use --workers 1")
+
+
+def unescape(text: str) -> str:
+    """Turn the historic flags' two-character ``\\n`` escapes into newlines."""
+    return text.replace("\\n", "\n")

@@ -1,0 +1,87 @@
+"""The proxy's errors, each rendered as an OpenAI error body in one place.
+
+ProxyError
+ ├── InvalidRequestError        400  a field of the request is wrong (``param`` names it)
+ ├── AuthenticationError        401  missing or wrong API key
+ ├── NotFoundError              404  unknown route or model
+ ├── MethodNotAllowedError      405
+ ├── PayloadTooLargeError       413  body over the configured limit
+ ├── NotImplementedByBackendError 501  the backend cannot do this
+ └── UpstreamError              502  the upstream answered with an error or garbage
+      ├── UpstreamUnavailableError 503  the upstream cannot be reached, or is busy
+      └── UpstreamTimeoutError     504  the upstream did not answer in time
+"""
+from __future__ import annotations
+
+
+class ProxyError(Exception):
+    """An expected failure with an HTTP status and an OpenAI error type."""
+
+    status = 500
+    type = "server_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None,
+                 retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        self.retry_after = retry_after
+
+    def to_dict(self) -> dict:
+        """Return the OpenAI error body."""
+        return {"error": {"message": self.message, "type": self.type,
+                          "param": self.param, "code": self.code}}
+
+
+class InvalidRequestError(ProxyError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class AuthenticationError(ProxyError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class NotFoundError(ProxyError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+class MethodNotAllowedError(ProxyError):
+    status = 405
+    type = "invalid_request_error"
+    code = "method_not_allowed"
+
+
+class PayloadTooLargeError(ProxyError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class NotImplementedByBackendError(ProxyError):
+    status = 501
+    type = "not_supported_error"
+    code = "not_supported"
+
+
+class UpstreamError(ProxyError):
+    status = 502
+    type = "upstream_error"
+    code = "bad_gateway"
+
+
+class UpstreamUnavailableError(UpstreamError):
+    status = 503
+    code = "upstream_unavailable"
+
+
+class UpstreamTimeoutError(UpstreamError):
+    status = 504
+    code = "upstream_timeout"

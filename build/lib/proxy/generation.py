@@ -1,0 +1,92 @@
+"""Run the choices a request asks for and turn backend chunks into OpenAI stream events."""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
+from typing import Iterator
+
+from proxy import builders
+from proxy.backends import Backend
+from proxy.schemas import Choices
+from proxy.types import Usage
+
+
+def jobs(choices: Choices) -> list:
+    """One generation per choice: each prompt ``n`` times, in choice-index order."""
+    return [request for request in choices.requests for _ in range(choices.n)]
+
+
+def complete_all(backend: Backend, choices: Choices) -> list:
+    """Generate every choice; several run at once, as the upstream's slots allow."""
+    todo = jobs(choices)
+    if len(todo) == 1:
+        return [backend.complete(todo[0])]
+    with ThreadPoolExecutor(max_workers=len(todo)) as pool:
+        return list(pool.map(backend.complete, todo))
+
+
+def primed(events: Iterator[dict]) -> Iterator[dict]:
+    """Start ``events`` now, so that a failure before the first byte is an HTTP error."""
+    first = next(events)
+
+    def chain() -> Iterator[dict]:
+        with closing(events):
+            yield first
+            yield from events
+    return chain()
+
+
+def chat_events(backend: Backend, choices: Choices, id: str, model: str) -> Iterator[dict]:
+    """Role delta, content deltas, one finish chunk per choice, then usage if asked."""
+    created = builders.now()
+    usage = Usage()
+    for index, request in enumerate(jobs(choices)):
+        with closing(backend.stream(request)) as chunks:
+            first = next(chunks)
+            yield builders.chat_chunk(id, model, created, index,
+                                      {"role": "assistant", "content": ""})
+            for chunk in _chain(first, chunks):
+                if chunk.text or chunk.logprobs:
+                    yield builders.chat_chunk(id, model, created, index,
+                                              {"content": chunk.text}, chunk.logprobs)
+                if chunk.tool_calls:
+                    yield builders.chat_chunk(id, model, created, index, {
+                        "tool_calls": builders.tool_call_deltas(chunk.tool_calls)})
+                if chunk.finish_reason:
+                    usage = _add(usage, chunk.usage, count_prompt=index % choices.n == 0)
+                    yield builders.chat_chunk(id, model, created, index, {},
+                                              finish_reason=chunk.finish_reason)
+    if choices.include_usage:
+        yield builders.usage_chunk(id, model, created, "chat.completion.chunk", usage)
+
+
+def text_events(backend: Backend, choices: Choices, id: str, model: str) -> Iterator[dict]:
+    """Text deltas and one finish chunk per choice, then usage if asked."""
+    created = builders.now()
+    usage = Usage()
+    for index, request in enumerate(jobs(choices)):
+        with closing(backend.stream(request)) as chunks:
+            first = next(chunks)
+            if choices.echo:
+                yield builders.text_chunk(id, model, created, index, request.prompt)
+            for chunk in _chain(first, chunks):
+                if chunk.text or chunk.logprobs:
+                    yield builders.text_chunk(id, model, created, index, chunk.text,
+                                              chunk.logprobs)
+                if chunk.finish_reason:
+                    usage = _add(usage, chunk.usage, count_prompt=index % choices.n == 0)
+                    yield builders.text_chunk(id, model, created, index, "",
+                                              finish_reason=chunk.finish_reason)
+    if choices.include_usage:
+        yield builders.usage_chunk(id, model, created, "text_completion", usage)
+
+
+def _chain(first, rest: Iterator) -> Iterator:
+    yield first
+    yield from rest
+
+
+def _add(total: Usage, usage: Usage | None, *, count_prompt: bool) -> Usage:
+    usage = usage or Usage()
+    return Usage(total.prompt_tokens + (usage.prompt_tokens if count_prompt else 0),
+                 total.completion_tokens + usage.completion_tokens)

@@ -1,0 +1,244 @@
+"""Turn chat messages into the prompt string and stop words a completion server needs.
+
+Four sources of templates, chosen once at start-up by :func:`build_template`:
+
+- ``historic``: the flag template of the original shim (``--chat-prompt``, ``--user-name``,
+  ``--ai-name``, ``--system-name``, ``--stop``), reproduced byte for byte;
+- a bundled preset (``proxy/chat_templates/<name>.jinja``, see :data:`PRESETS`);
+- ``auto``: the GGUF chat template the server reports in ``GET /props``;
+- a path to a Jinja file.
+
+Jinja templates run in an immutable sandbox: a template is code, and a bad one must end in a 400
+for the request, never in a 500 or an escape from the sandbox.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import resources
+from types import MappingProxyType
+from typing import Any, Mapping, NoReturn, Protocol, Sequence
+
+import jinja2
+import jinja2.ext
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from proxy.errors import InvalidRequestError
+from proxy.types import Message
+
+logger = logging.getLogger(__name__)
+
+# Stop words of each bundled preset; the preset's text lives in chat_templates/<name>.jinja.
+PRESET_STOP_WORDS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "chatml": ("<|im_end|>",),
+    "llama2": ("</s>",),
+    "llama3": ("<|eot_id|>",),
+    "mistral": ("</s>",),
+    "vicuna": ("</s>",),
+    # Alpaca models often run on into a new instruction instead of emitting EOS.
+    "alpaca": ("</s>", "### Instruction:"),
+    "zephyr": ("</s>",),
+    # ChatGLM3 ends a turn by opening the next one, not with EOS.
+    "chatglm3": ("<|user|>", "<|observation|>"),
+})
+
+PRESETS: tuple[str, ...] = tuple(PRESET_STOP_WORDS)
+
+HISTORIC = "historic"
+AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class RenderedPrompt:
+    """A prompt ready for ``POST /completion`` and the stop words its template needs."""
+
+    text: str
+    stop: tuple[str, ...]
+
+
+class ChatTemplate(Protocol):
+    """Anything that renders a chat into a prompt."""
+
+    name: str
+
+    def render(self, messages: Sequence[Message]) -> RenderedPrompt:
+        ...
+
+
+@dataclass(frozen=True)
+class HistoricTemplate:
+    """Render chats exactly like the historic shim, so existing deployments keep their prompts.
+
+    The strings arrive with ``\\n`` escapes already turned into newlines.
+    """
+
+    chat_prompt: str
+    user_name: str
+    ai_name: str
+    system_name: str
+    stop_word: str
+    name: str = field(default=HISTORIC, init=False)
+
+    def render(self, messages: Sequence[Message]) -> RenderedPrompt:
+        """Render ``messages``; roles the flag template cannot express are the client's error."""
+        parts = [self.chat_prompt]
+        for index, message in enumerate(messages):
+            if message.role in ("system", "developer"):
+                parts += [self.system_name, message.content]
+            elif message.role == "user":
+                parts += [self.user_name, message.content]
+            elif message.role == "assistant":
+                parts += [self.ai_name, message.content, self.stop_word]
+            else:
+                raise InvalidRequestError(
+                    f"the historic chat template has no {message.role!r} role (it knows system, "
+                    "developer, user and assistant); start the proxy with --chat-template naming "
+                    "a template that supports it",
+                    param=f"messages[{index}].role")
+        parts.append(self.ai_name.rstrip())
+        stop = (self.stop_word,) if self.stop_word else ()
+        return RenderedPrompt(text="".join(parts), stop=stop)
+
+
+class _TemplateRaised(Exception):
+    """A template called ``raise_exception``: it refuses these messages."""
+
+
+def _raise_exception(message: str) -> NoReturn:
+    raise _TemplateRaised(message)
+
+
+def _strftime_now(fmt: str) -> str:
+    return datetime.now().strftime(fmt)
+
+
+def _to_json(value: Any, ensure_ascii: bool = False, indent: int | None = None,
+             separators: tuple[str, str] | None = None, sort_keys: bool = False) -> str:
+    """Dump JSON as model templates expect it, without Jinja's HTML escaping of ``<>&'``."""
+    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
+                      sort_keys=sort_keys)
+
+
+def _tool_call_dict(tool_call: Any) -> Any:
+    """Give a tool call the OpenAI shape templates index into (``call.function.name``)."""
+    if isinstance(tool_call, Mapping):
+        return dict(tool_call)
+    if all(hasattr(tool_call, attr) for attr in ("id", "name", "arguments")):
+        return {"id": tool_call.id, "type": "function",
+                "function": {"name": tool_call.name, "arguments": tool_call.arguments}}
+    return tool_call
+
+
+def _message_dict(message: Message) -> dict:
+    """Turn a message into the dict shape Hugging Face style templates read."""
+    result: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.name is not None:
+        result["name"] = message.name
+    if message.tool_calls:
+        result["tool_calls"] = [_tool_call_dict(call) for call in message.tool_calls]
+    if message.tool_call_id is not None:
+        result["tool_call_id"] = message.tool_call_id
+    return result
+
+
+# Errors a template can raise while looking at request data; each means "cannot render this chat".
+_RENDER_ERRORS = (jinja2.TemplateError, _TemplateRaised, TypeError, ValueError, LookupError,
+                  ArithmeticError)
+
+
+class JinjaTemplate:
+    """Render chats with a Jinja chat template (Hugging Face / GGUF conventions), sandboxed."""
+
+    def __init__(self, source: str, *, name: str, stop: Sequence[str] = (),
+                 bos_token: str = "", eos_token: str = "") -> None:
+        """Compile ``source`` once.
+
+        :raises ValueError: the template has a syntax error (a start-up error).
+        """
+        self.name = name
+        self.stop = tuple(stop)
+        self.bos_token = bos_token
+        self.eos_token = eos_token
+        environment = ImmutableSandboxedEnvironment(
+            trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
+        environment.globals["raise_exception"] = _raise_exception
+        environment.globals["strftime_now"] = _strftime_now
+        environment.filters["tojson"] = _to_json
+        try:
+            self._template = environment.from_string(source)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ValueError(f"chat template {name!r} has a syntax error on line {exc.lineno}: "
+                             f"{exc.message}") from exc
+
+    def __repr__(self) -> str:
+        return f"JinjaTemplate(name={self.name!r}, stop={self.stop!r})"
+
+    def render(self, messages: Sequence[Message]) -> RenderedPrompt:
+        """Render ``messages`` with an open assistant turn at the end.
+
+        :raises InvalidRequestError: the template refused the chat or failed on it.
+        """
+        try:
+            text = self._template.render(
+                messages=[_message_dict(message) for message in messages],
+                add_generation_prompt=True,
+                bos_token=self.bos_token,
+                eos_token=self.eos_token,
+            )
+        except SecurityError as exc:
+            raise InvalidRequestError(
+                f"the chat template {self.name!r} tried an operation the sandbox forbids: {exc}",
+                param="messages") from exc
+        except _RENDER_ERRORS as exc:
+            raise InvalidRequestError(
+                f"the chat template {self.name!r} cannot render these messages: {exc}",
+                param="messages") from exc
+        # The server adds BOS itself; a second one would change what the model sees.
+        if self.bos_token and text.startswith(self.bos_token):
+            text = text[len(self.bos_token):]
+        return RenderedPrompt(text=text, stop=self.stop)
+
+
+def read_preset(name: str) -> str:
+    """Return the Jinja source of a bundled preset."""
+    resource = resources.files(__package__) / "chat_templates" / f"{name}.jinja"
+    return resource.read_text(encoding="utf-8")
+
+
+def _read_template_file(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read chat template file {path!r}: {exc}") from exc
+
+
+def build_template(spec: str, *, historic: HistoricTemplate, server_template: str | None = None,
+                   bos_token: str = "", eos_token: str = "") -> ChatTemplate:
+    """Choose the chat template named by ``--chat-template``.
+
+    :param spec: ``historic``, a preset name, ``auto`` or a path to a Jinja file.
+    :param historic: the flag template, used for ``historic`` and as the ``auto`` fallback.
+    :param server_template: the ``chat_template`` the server reports in ``/props``, if any.
+    :raises ValueError: unknown name, unreadable file or a template with a syntax error.
+    """
+    if spec == HISTORIC:
+        return historic
+    if spec in PRESET_STOP_WORDS:
+        return JinjaTemplate(read_preset(spec), name=spec, stop=PRESET_STOP_WORDS[spec])
+    if spec == AUTO:
+        if not server_template:
+            logger.warning("--chat-template auto: the server reports no chat template "
+                           "(older llama.cpp or PowerInfer); using the historic template")
+            return historic
+        return JinjaTemplate(server_template, name="auto (the server's chat template)",
+                             bos_token=bos_token, eos_token=eos_token)
+    if os.path.isfile(spec):
+        return JinjaTemplate(_read_template_file(spec), name=spec)
+    choices = ", ".join((HISTORIC, AUTO) + PRESETS)
+    raise ValueError(f"unknown chat template {spec!r}: not one of {choices}, "
+                     "and not an existing file")

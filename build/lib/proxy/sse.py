@@ -1,0 +1,49 @@
+"""The only code that writes server-sent events: ``data: <json>\\n\\n`` and ``data: [DONE]``."""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Iterable, Iterator
+
+from proxy.errors import ProxyError
+
+logger = logging.getLogger(__name__)
+
+DONE = b"data: [DONE]\n\n"
+HEADERS = {
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",  # keep nginx (a common front) from buffering the stream
+}
+
+
+def encode_event(payload: dict) -> bytes:
+    """Frame one JSON object as an SSE event."""
+    return b"data: " + dumps(payload).encode("utf-8") + b"\n\n"
+
+
+def dumps(payload: dict) -> str:
+    """Compact JSON with real UTF-8 (clients decode whole lines)."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+
+
+def event_stream(events: Iterable[dict]) -> Iterator[bytes]:
+    """Frame events, turn a failure after the first byte into one error event, end with DONE.
+
+    Closing this generator (the client went away) closes ``events`` too, which closes the
+    upstream connection so the server stops generating.
+    """
+    try:
+        for event in events:
+            yield encode_event(event)
+    except ProxyError as exc:
+        logger.warning("stream ended with an error: %s", exc.message)
+        yield encode_event(exc.to_dict())
+    except Exception as exc:  # a stream has no other way left to tell the client
+        logger.error("stream failed: %s: %s", type(exc).__name__, exc)
+        yield encode_event(ProxyError("the stream failed inside the proxy; see its log",
+                                      code="internal_error").to_dict())
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()
+    yield DONE

@@ -1,0 +1,148 @@
+"""Plain values that travel between the API layer and the backends (no Flask, no HTTP)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat message with its content flattened to text."""
+
+    role: str
+    content: str
+    name: Optional[str] = None
+    tool_calls: tuple = ()
+    tool_call_id: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling options a client set; ``None`` means "leave the upstream's default"."""
+
+    temperature: Optional[float] = None
+    top_p: Optional[float] = None
+    top_k: Optional[int] = None
+    min_p: Optional[float] = None
+    presence_penalty: Optional[float] = None
+    frequency_penalty: Optional[float] = None
+    repeat_penalty: Optional[float] = None
+    seed: Optional[int] = None
+    mirostat: Optional[int] = None
+    mirostat_tau: Optional[float] = None
+    mirostat_eta: Optional[float] = None
+    logit_bias: tuple = ()  # ((token_id, bias), ...); bias False bans the token
+
+
+@dataclass(frozen=True)
+class ResponseFormat:
+    """A structured-output request: ``json_object`` or ``json_schema`` with its schema."""
+
+    type: str
+    schema: Optional[dict] = None
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What a backend needs to generate: chat ``messages`` or a raw ``prompt``."""
+
+    model: Optional[str] = None
+    messages: tuple = ()
+    prompt: Optional[str] = None
+    max_tokens: Optional[int] = None
+    stop: tuple = ()
+    sampling: Sampling = field(default_factory=Sampling)
+    logprobs: Optional[int] = None  # how many alternatives per token; None = no logprobs
+    response_format: Optional[ResponseFormat] = None
+    n_keep: Optional[int] = None
+    cache_prompt: Optional[bool] = None
+    slot: Optional[int] = None
+    tokenize: bool = False
+    tools: tuple = ()
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def is_chat(self) -> bool:
+        return self.prompt is None
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_dict(self) -> dict:
+        return {"prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens,
+                "total_tokens": self.total_tokens}
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token with its log probability and the best alternatives."""
+
+    token: str
+    logprob: float
+    bytes: Optional[tuple] = None
+    top: tuple = ()  # ((token, logprob, bytes), ...)
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A whole generation."""
+
+    text: str
+    finish_reason: str
+    usage: Usage
+    logprobs: tuple = ()
+    prompt_tokens: Optional[tuple] = None  # token ids, when the client asked with ``tokenize``
+    truncated: bool = False
+    tool_calls: tuple = ()
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a streamed generation; the last one has ``finish_reason`` and ``usage``."""
+
+    text: str = ""
+    logprobs: tuple = ()
+    finish_reason: Optional[str] = None
+    usage: Optional[Usage] = None
+    prompt_tokens: Optional[tuple] = None
+    truncated: bool = False
+    tool_calls: tuple = ()
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """One vector per input, and how many tokens the inputs took."""
+
+    vectors: tuple
+    prompt_tokens: int
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: str
+    owned_by: str = "oai-proxy"
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Health:
+    """Whether the backend can serve now, and what it is."""
+
+    ok: bool
+    backend: str
+    detail: dict[str, Any] = field(default_factory=dict)
