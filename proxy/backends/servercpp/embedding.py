@@ -2,14 +2,11 @@
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
 
 from proxy.backends.servercpp.client import UpstreamClient
 from proxy.errors import NotImplementedByBackendError, UpstreamError, UpstreamUnavailableError
 from proxy.types import Embeddings
-
-PARALLEL_REQUESTS = 4  # inputs embedded at once; the server queues the rest in its slots
 
 
 class TokenClient:
@@ -39,11 +36,9 @@ class TokenClient:
         return content
 
     def embed(self, inputs: Sequence[str]) -> Embeddings:
-        if len(inputs) == 1:
-            results = [self._embed_one(inputs[0])]
-        else:
-            with ThreadPoolExecutor(max_workers=min(PARALLEL_REQUESTS, len(inputs))) as pool:
-                results = list(pool.map(self._embed_one, inputs))
+        # One input at a time: llama-server (b1-0c1e570) returned a wrong vector for one of
+        # two embeddings computed at once while a /tokenize ran beside them.
+        results = [self._embed_one(text) for text in inputs]
         return Embeddings(tuple(vector for vector, _ in results),
                           sum(count for _, count in results))
 
