@@ -149,3 +149,18 @@ def test_api_keys(tmp_path, upstream):
             bad.chat.completions.create(model="m", messages=CHAT)
         assert requests.get(proxy.url + "/health", timeout=5).status_code == 200
         assert "k1" not in proxy.log() and "k2" not in proxy.log()
+
+
+def test_upstream_timeout_is_a_504(tmp_path, upstream):
+    with ProxyProcess(upstream.url, tmp_path / "proxy.log",
+                      args=["--upstream-timeout", "0.5"]) as proxy:
+        client = openai.OpenAI(base_url=proxy.url + "/v1", api_key="x", max_retries=0)
+        assert client.models.list().data
+        upstream.fail_mode = "hang"
+        try:
+            with pytest.raises(openai.APIStatusError) as info:
+                client.chat.completions.create(model="m", messages=CHAT)
+        finally:
+            upstream.fail_mode = None
+    assert info.value.status_code == 504
+    assert upstream.url in info.value.body["message"]
