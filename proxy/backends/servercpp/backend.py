@@ -78,21 +78,21 @@ class ServerCppBackend(Backend):
 
             upstream, prompt, pieces = self._reconnecting(attempt)
             prompt_tokens = self._token_ids(prompt) if request.tokenize else None
-            limit = request.max_tokens if (upstream.generation.legacy
-                                           and _needs_stream_on_legacy(request)) else None
+            # old servers ignore n_predict < 3: stop at such a limit ourselves
+            cap = request.max_tokens if (upstream.generation.legacy
+                                         and (request.max_tokens or 3) < 3) else None
             chunks = parse.stream_chunks(parse.sse_lines(pieces), self.client.base_url,
                                          request.logprobs)
             for count, chunk in enumerate(chunks, start=1):
-                if (chunk.finish_reason is None and limit is not None
-                        and request.max_tokens < 3 and count >= limit):
-                    # old servers ignore n_predict < 3: stop at the limit ourselves
-                    yield chunk
-                    yield Chunk(finish_reason="length", prompt_tokens=prompt_tokens,
-                                usage=Usage(len(prompt_tokens or ()), limit))
-                    return
                 if chunk.finish_reason is not None:
-                    chunk = replace(chunk, prompt_tokens=prompt_tokens)
+                    yield replace(chunk, prompt_tokens=prompt_tokens)
+                    return
                 yield chunk
+                if count == cap:
+                    counted = prompt_tokens or self._token_ids(prompt)
+                    yield Chunk(finish_reason="length", prompt_tokens=prompt_tokens,
+                                usage=Usage(len(counted), cap))
+                    return
 
     def tokenize(self, text: str) -> list:
         return self.tokens.tokenize(text)
