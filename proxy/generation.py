@@ -19,8 +19,8 @@ def jobs(choices: Choices) -> list:
 def complete_all(backend: Backend, choices: Choices) -> list:
     """Generate every choice; several run at once, as the upstream's slots allow."""
     todo = jobs(choices)
-    if len(todo) == 1:
-        return [backend.complete(todo[0])]
+    if len(todo) == 1 or not backend.concurrent:
+        return [backend.complete(request) for request in todo]
     with ThreadPoolExecutor(max_workers=len(todo)) as pool:
         return list(pool.map(backend.complete, todo))
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 
@@ -607,3 +608,18 @@ def test_cors_headers_on_streams_and_errors(make_client):
                            headers={"Origin": "http://a", "Authorization": "Bearer key-one"})
     assert streamed.status_code == 200
     assert streamed.headers["Access-Control-Allow-Origin"] == "http://a"
+
+
+def test_choices_take_turns_on_a_backend_that_cannot_run_them_at_once(make_client):
+    class OneAtATime(FakeBackend):
+        concurrent = False
+
+        def complete(self, request):
+            self.threads.add(threading.get_ident())
+            return super().complete(request)
+
+    backend = OneAtATime()
+    backend.threads = set()
+    response = make_client(backend).post("/v1/completions", json={"prompt": "x", "n": 3})
+    assert response.status_code == 200 and len(response.json["choices"]) == 3
+    assert backend.threads == {threading.get_ident()}  # in turn, on the request's thread

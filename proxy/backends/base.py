@@ -16,6 +16,7 @@ class Backend:
     """
 
     name = "backend"
+    concurrent = True  # whether generations may run at once (choices of n > 1 fan out)
 
     def complete(self, request: GenerationRequest) -> Completion:
         """Generate a whole answer for a chat (``request.messages``) or a raw prompt."""

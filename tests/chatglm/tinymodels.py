@@ -1,4 +1,4 @@
-"""Tiny chatglm.cpp model files (GLM-4 and ChatGLM3) that say a scripted reply.
+"""Tiny chatglm.cpp model files (GLM-4, ChatGLM3, ChatGLM2) that say a scripted reply.
 
 Real ChatGLM models are gigabytes, so the tests write their own in the GGML format chatglm.cpp
 0.4.2 loads. The network is wired as a lookup table: attention and MLP weights are zero, so
@@ -54,7 +54,18 @@ def write_glm4(path: Path, script: Sequence[bytes], *, end: Optional[str] = "<|u
 
 
 def write_chatglm3(path: Path, script: Sequence[str], *, end: str = "<|observation|>") -> Path:
-    """Write a ChatGLM3 file whose reply is ``script`` (whole pieces of its tokenizer), then ``end``."""
+    """Write a ChatGLM3 file whose reply is ``script`` (pieces of its tokenizer), then ``end``."""
+    return _write_sentencepiece(path, 3, script, end)
+
+
+def write_chatglm2(path: Path, script: Sequence[str]) -> Path:
+    """Write a ChatGLM2 file (no roles but user and assistant, no tools) that says ``script``."""
+    return _write_sentencepiece(path, 2, script, None)
+
+
+def _write_sentencepiece(path: Path, model_type: int, script: Sequence[str],
+                         end: Optional[str]) -> Path:
+    """ChatGLM2 and ChatGLM3 share a SentencePiece tokenizer; ``end=None`` is its ``</s>``."""
     import sentencepiece as spm
 
     proto = io.BytesIO()
@@ -63,14 +74,15 @@ def write_chatglm3(path: Path, script: Sequence[str], *, end: str = "<|observati
                                 "call a tool with some arguments", *script]),
         model_writer=proto, model_type="bpe", vocab_size=400, byte_fallback=True,
         character_coverage=1.0, hard_vocab_limit=False, normalization_rule_name="identity",
-        remove_extra_whitespaces=False, user_defined_symbols=list(script))
+        remove_extra_whitespaces=False, user_defined_symbols=list(script), minloglevel=2)
     tokenizer = spm.SentencePieceProcessor(model_proto=proto.getvalue())
     size = tokenizer.get_piece_size()
-    special = {name: size + i for i, name in enumerate(CHATGLM3_SPECIALS)}
+    specials = CHATGLM3_SPECIALS if model_type == 3 else CHATGLM3_SPECIALS[:5]
+    special = {name: size + i for i, name in enumerate(specials)}
     ids = [tokenizer.piece_to_id(piece) for piece in script]
     with open(path, "wb") as out:
-        _write(out, 3, proto.getvalue(), size + len(CHATGLM3_SPECIALS), tokenizer.eos_id(), 0,
-               MAX_LENGTH, ids, special[end])
+        _write(out, model_type, proto.getvalue(), size + len(specials), tokenizer.eos_id(), 0,
+               MAX_LENGTH, ids, special[end] if end else tokenizer.eos_id())
     return path
 
 

@@ -4,6 +4,8 @@ The model has one KV cache, so generations take turns behind a :class:`Gate` hel
 whole generation, a stream's included: the gate is entered inside the stream's generator
 and left when it ends or is closed (the client went away). One model lives in each process,
 so the proxy runs a single worker (``--workers 1``); ``/health`` never waits for the gate.
+Tokenizing needs no gate: the tokenizer is read-only, and the binding never releases the GIL,
+so no two native calls run at once.
 """
 from __future__ import annotations
 
@@ -45,6 +47,7 @@ class ChatGLMBackend(Backend):
     """Chat and completions from one chatglm.cpp model, one generation at a time."""
 
     name = "chatglm"
+    concurrent = False  # one model, one generation at a time: choices take turns
 
     def __init__(self, model: Model, gate: Gate, *, max_context_length: int,
                  model_name: str = "") -> None:
@@ -63,8 +66,8 @@ class ChatGLMBackend(Backend):
                           tool_calls=last.tool_calls)
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
-        prompt = self._prompt(request)
         sampling = options.sampling(request)
+        prompt = self._prompt(request)
         names = messages.tool_names(request.tools) if request.is_chat else ()
         reply = Reply(request.stop, names, trim=request.is_chat)
         decoder = TextDecoder(self.model.decode)

@@ -58,6 +58,7 @@ class Model:
         except (RuntimeError, IndexError, ValueError) as exc:
             raise ValueError(f"chatglm.cpp cannot load {path}: {exc}") from None
         model = cls(pipeline, native, path, info)
+        model._reserve_compute_memory()
         logger.info("loaded %s (%s), %d tokens of context", path, model.type_name,
                     model.max_length)
         return model
@@ -120,6 +121,21 @@ class Model:
 
     def close(self) -> None:
         self._pipeline = None
+
+    def _reserve_compute_memory(self) -> None:
+        """Size the compute buffer for the longest generation before any request runs.
+
+        chatglm.cpp 0.4.2 corrupts its heap when a decoding step needs a bigger buffer than
+        the one it has (a short prompt, then a long answer). Buffers never shrink, so one
+        decoding step at the last position makes every later one fit.
+        """
+        last = self.max_length - 1
+        try:
+            self._pipeline.model.generate_next_token(
+                [self._pipeline.model.config.eos_token_id] * self.max_length, None,
+                self._module.GenerationConfig(do_sample=False), last, last)
+        except RuntimeError:  # the cache holds no real keys yet, so the logits may be NaN
+            pass
 
 
 def _encodable(text: str) -> str:

@@ -23,9 +23,12 @@ BLOCKS = {0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 2
 ALIGNMENT = 16
 GLM4V = 1004
 
-V1 = struct.Struct("<11i")     # dtype vocab hidden heads layers inter max_length bos eos pad sep
-V1GQA = struct.Struct("<12i")  # V1 + kv_heads
-V2 = struct.Struct("<7ifif3i")  # dtype vocab hidden heads kv_heads layers inter eps virtual theta max_length eos pad
+# V1: dtype vocab hidden heads layers intermediate max_length bos eos pad sep; V1GQA: + kv_heads
+V1 = struct.Struct("<11i")
+V1GQA = struct.Struct("<12i")
+# V2: dtype vocab hidden heads kv_heads layers intermediate eps virtual_tokens theta max_length
+# eos pad
+V2 = struct.Struct("<7ifif3i")
 LAYER_TENSORS = ("input_layernorm.weight", "self_attention.query_key_value.weight",
                  "self_attention.query_key_value.bias", "self_attention.dense.weight",
                  "post_attention_layernorm.weight", "mlp.dense_h_to_4h.weight",

@@ -1,0 +1,202 @@
+"""The proxy as a process with ``--backend chatglm`` and the tiny models, via the openai SDK."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import openai
+import pytest
+import requests
+
+from tests.chatglm.conftest import ENDLESS_LENGTH, REPLY
+from tests.processes import ROOT, ProxyProcess, free_port
+
+pytestmark = pytest.mark.live
+
+UNUSED_UPSTREAM = "http://127.0.0.1:9"  # ProxyProcess always passes --llama-api; chatglm ignores it
+CHAT = [{"role": "user", "content": "hi"}]
+TOOLS = [{"type": "function", "function": {
+    "name": "get_weather", "description": "Weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+
+
+def chatglm_proxy(path: Path, log: Path, *args: str) -> ProxyProcess:
+    return ProxyProcess(UNUSED_UPSTREAM, log,
+                        args=["--backend", "chatglm", "--model", str(path), *args])
+
+
+def sdk(proxy: ProxyProcess) -> openai.OpenAI:
+    return openai.OpenAI(base_url=proxy.url + "/v1", api_key="unused", max_retries=0)
+
+
+@pytest.fixture(scope="module", params=["waitress", "gunicorn"])
+def glm4(request, models, tmp_path_factory):
+    log = tmp_path_factory.mktemp("glm4") / "proxy.log"
+    with chatglm_proxy(models.reply, log, "--server", request.param) as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="module")
+def chatglm3(models, tmp_path_factory):
+    with chatglm_proxy(models.tool, tmp_path_factory.mktemp("chatglm3") / "proxy.log") as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="module")
+def endless(models, tmp_path_factory):
+    log = tmp_path_factory.mktemp("endless") / "proxy.log"
+    with chatglm_proxy(models.endless, log, "--max-queue", "1", "--max-length",
+                       str(ENDLESS_LENGTH), "--max-context-length", "1024") as proxy:
+        yield proxy
+
+
+def test_chat(glm4):
+    client = sdk(glm4)
+    answer = client.chat.completions.create(model="tiny", messages=CHAT)
+    assert answer.choices[0].message.content == REPLY
+    assert answer.choices[0].finish_reason == "stop"
+    assert answer.usage.completion_tokens == 8 and answer.id.startswith("chatcmpl-")
+    assert [m.id for m in client.models.list()] == ["tiny-glm4.bin"]
+
+
+def test_chat_stream(glm4):
+    chunks = list(sdk(glm4).chat.completions.create(
+        model="tiny", messages=CHAT, stream=True, stream_options={"include_usage": True}))
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == REPLY
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
+    assert [reason for reason in finishes if reason] == ["stop"]
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 8
+    assert len({c.id for c in chunks}) == 1
+
+
+def test_completions_and_stop_words(glm4):
+    client = sdk(glm4)
+    answer = client.completions.create(model="tiny", prompt="Once", max_tokens=3)
+    choice = answer.choices[0]
+    assert (choice.text, choice.finish_reason) == ("Hello from tiny", "length")
+    streamed = client.chat.completions.create(model="tiny", messages=CHAT, stream=True,
+                                              stop=["m ti"])
+    assert "".join(c.choices[0].delta.content or "" for c in streamed) == "Hello fro"
+
+
+def test_tool_call(chatglm3):
+    answer = sdk(chatglm3).chat.completions.create(model="tiny", messages=CHAT, tools=TOOLS)
+    choice = answer.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    (call,) = choice.message.tool_calls
+    assert call.function.name == "get_weather" and call.id.startswith("call_")
+    assert json.loads(call.function.arguments) == {"city": "Paris", "days": 3}
+
+
+def test_streamed_tool_call_and_its_result(chatglm3):
+    client = sdk(chatglm3)
+    chunks = list(client.chat.completions.create(model="tiny", messages=CHAT, tools=TOOLS,
+                                                 stream=True))
+    calls = [call for c in chunks for call in (c.choices[0].delta.tool_calls or [])]
+    assert [call.function.name for call in calls] == ["get_weather"]
+    assert json.loads(calls[0].function.arguments) == {"city": "Paris", "days": 3}
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    history = CHAT + [
+        {"role": "assistant", "content": None, "tool_calls": [{
+            "id": calls[0].id, "type": "function",
+            "function": {"name": "get_weather", "arguments": calls[0].function.arguments}}]},
+        {"role": "tool", "tool_call_id": calls[0].id, "content": '{"temp": 21}'},
+    ]
+    again = client.chat.completions.create(model="tiny", messages=history, tools=TOOLS)
+    assert again.choices[0].finish_reason == "tool_calls"
+
+
+def content_times(proxy: ProxyProcess, max_tokens: int, times: list) -> None:
+    """Stream a chat and note when each piece of content arrives."""
+    stream = sdk(proxy).chat.completions.create(model="tiny", messages=CHAT, stream=True,
+                                                max_tokens=max_tokens)
+    times.extend(time.monotonic() for c in stream if c.choices and c.choices[0].delta.content)
+
+
+def test_concurrent_requests_are_serialized(endless):
+    first, second = [], []
+    threads = [threading.Thread(target=content_times, args=(endless, 1000, times))
+               for times in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert len(first) == len(second) == 1000
+    overlap = min(first[-1], second[-1]) - max(first[0], second[0])
+    shorter = min(first[-1] - first[0], second[-1] - second[0])
+    # taking turns, the streams barely overlap (only delivery jitter); interleaved, they would
+    # overlap for the whole of the shorter one
+    assert overlap < shorter / 2, "both generations ran at the same time"
+
+
+def wait_for(condition, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def health(proxy: ProxyProcess) -> dict:
+    return requests.get(proxy.url + "/health", timeout=5).json()
+
+
+def test_full_queue_then_a_disconnect_frees_the_model(endless):
+    waiting_text = []
+    with requests.post(endless.url + "/v1/chat/completions", stream=True, timeout=30, json={
+            "messages": CHAT, "stream": True, "max_tokens": ENDLESS_LENGTH}) as holder:
+        lines = holder.iter_lines()  # kept: dropping it closes the connection
+        assert next(lines).startswith(b"data: ")
+        waiter = threading.Thread(target=lambda: waiting_text.append(
+            sdk(endless).chat.completions.create(model="tiny", messages=CHAT, max_tokens=5)
+            .choices[0].message.content))
+        waiter.start()
+        wait_for(lambda: health(endless)["waiting"] == 1)
+
+        started = time.monotonic()
+        assert health(endless)["busy"] is True
+        # the held generation would run for minutes; a loaded machine may take some seconds
+        assert time.monotonic() - started < 10, "/health waited for the generation"
+        with pytest.raises(openai.InternalServerError) as info:
+            sdk(endless).chat.completions.create(model="tiny", messages=CHAT)
+        assert info.value.status_code == 503
+        assert int(info.value.response.headers["Retry-After"]) > 0
+    # the client went away mid-stream: the waiting request gets the model
+    waiter.join(120)
+    assert waiting_text == ["la la la la la"]
+    wait_for(lambda: health(endless)["busy"] is False)
+    again = sdk(endless).chat.completions.create(model="tiny", messages=CHAT, max_tokens=2)
+    assert again.choices[0].message.content == "la la"
+
+
+@pytest.mark.parametrize("damage, message", [
+    (None, "No such file or directory"),
+    (lambda path: path.parent, "Is a directory"),
+    (lambda path: path.write_bytes(path.read_bytes()[:-1000]) and path, "truncated"),
+    (lambda path: path.write_bytes(b"GGUF" + path.read_bytes()[4:]) and path, "GGUF"),
+    (lambda path: path.write_text("not a model") and path, "'ggml' magic"),
+], ids=["missing", "directory", "truncated", "gguf", "text"])
+def test_a_bad_model_file_is_a_clean_start_up_error(damage, message, models, tmp_path):
+    path = tmp_path / "model.bin"
+    if damage is not None:
+        path.write_bytes(Path(models.reply).read_bytes())
+        path = damage(path)
+    result = subprocess.run(
+        [sys.executable, "-m", "proxy", "--backend", "chatglm", "--model", str(path),
+         "--port", str(free_port())], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "oai-proxy: " in result.stderr and str(path) in result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_more_than_one_worker_is_refused(models):
+    result = subprocess.run(
+        [sys.executable, "-m", "proxy", "--backend", "chatglm", "--model", str(models.reply),
+         "--server", "gunicorn", "--workers", "2", "--port", str(free_port())],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--workers 1" in result.stderr
+    assert "Traceback" not in result.stderr
