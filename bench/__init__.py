@@ -1,0 +1,1 @@
+"""The benchmark: what the proxy costs next to talking to the upstream directly."""

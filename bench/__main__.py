@@ -14,9 +14,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench import plot, report, runner
-from bench.plan import FULL, QUICK, UPSTREAMS
+from bench.plan import FULL, QUICK, UPSTREAMS, spare_cores
 
 RESULTS = Path(__file__).resolve().parent / "results"
+logger = logging.getLogger("bench")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -25,8 +26,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="a short run that only proves the bench works (CI)")
     parser.add_argument("--upstream", action="append", choices=UPSTREAMS,
                         help="measure only this upstream (repeatable; default: all)")
-    parser.add_argument("--threads", type=int, help="proxy threads per process")
-    parser.add_argument("--workers", type=int, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, help="proxy threads per process (default 1100: "
+                                                    "one per held stream)")
+    parser.add_argument("--workers", type=int, help="gunicorn worker processes (default: half "
+                                                    "the cores)")
     parser.add_argument("--out", type=Path, default=RESULTS,
                         help="folder for <plan>.md, <plan>.json and <plan>.png")
     return parser.parse_args(argv)
@@ -37,26 +40,25 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%X")
     plan = QUICK if args.quick else FULL
     plan = replace(plan, upstreams=tuple(args.upstream or plan.upstreams),
-                   threads=args.threads or plan.threads, workers=args.workers or plan.workers)
-    started = time.monotonic()
+                   threads=args.threads or plan.threads, workers=args.workers or spare_cores())
+    started, load_before = time.monotonic(), report.load_average()
     with tempfile.TemporaryDirectory(prefix="oai-proxy-bench-") as work_dir:
         try:
             results = runner.run(plan, Path(work_dir))
         except Exception:
-            logs = "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-2000:]}"
-                             for log in sorted(Path(work_dir).glob("*.log")))
-            print(logs, file=sys.stderr)
+            for log in sorted(Path(work_dir).glob("*.log")):  # the servers' side of the story
+                logger.error("%s:\n%s", log.name, log.read_text(errors="replace")[-2000:])
             raise
     took = time.monotonic() - started
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{plan.name}.json").write_text(json.dumps(results, indent=1))
-    table = report.markdown(plan, results, took)
+    table = report.markdown(plan, results, took, load_before)
     (args.out / f"{plan.name}.md").write_text(table)
     plot.save(plan, results, args.out / f"{plan.name}.png")
-    print(table)
+    sys.stdout.write(table)
     failures = report.failures(plan, results)
     for failure in failures:
-        print(f"FAILED: {failure}", file=sys.stderr)
+        logger.error("FAILED: %s", failure)
     return 1 if failures else 0
 
 

@@ -1,6 +1,7 @@
 """What one bench run measures: the scenarios, their sizes, and the servers' settings."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 
 PATHS = ("direct", "waitress", "gunicorn")
@@ -41,9 +42,9 @@ class Plan:
     holds: tuple  # concurrent streams held open at once
     hold_rate: float
     hold_seconds: float
-    threads: int  # per process; each open stream holds one, so enough for the largest hold
-    workers: int  # gunicorn: one per core
     llama_slots: int
+    threads: int = 1100  # per process; each open stream holds one: enough for the largest hold
+    workers: int = 1  # gunicorn processes
     upstreams: tuple = UPSTREAMS
 
     def scenarios(self, upstream: str) -> list:
@@ -64,7 +65,12 @@ class Plan:
 
 FULL = Plan(name="full", duration=5.0, warmup=1.0, levels=(1, 16, 64), tokens=16,
             stream_tokens=128, paced_levels=(1, 16, 64), paced_rate=50, paced_tokens=100,
-            holds=(64, 256, 1024), hold_rate=5, hold_seconds=12, threads=1100, workers=2,
-            llama_slots=4)
-QUICK = replace(FULL, name="quick", duration=0.5, warmup=0.2, levels=(1, 64), stream_tokens=32,
-                paced_levels=(64,), paced_tokens=25, holds=(64, 256), hold_seconds=3)
+            holds=(64, 256, 1024), hold_rate=2, hold_seconds=12, llama_slots=4)
+QUICK = replace(FULL, name="quick", duration=0.3, warmup=0.1, levels=(1, 64), stream_tokens=32,
+                paced_levels=(64,), paced_tokens=20, holds=(64, 256), hold_seconds=1.5)
+
+
+def spare_cores() -> int:
+    """Gunicorn workers for this machine: half the cores, the load generator and the
+    upstream run on the others."""
+    return max(1, (os.cpu_count() or 2) // 2)

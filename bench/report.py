@@ -95,6 +95,8 @@ def targets(plan: Plan, results: dict) -> list:
          "paced c=64", "events_per_s", lambda d, p: (p / d >= 0.8, f"{p / d:.0%}")),
         ("the same, upstream flat out (a ceiling, not a target)", "streams c=64",
          "events_per_s", lambda d, p: (None, f"{p / d:.0%}")),
+        ("latency added per chunk, p50 of paced streams at concurrency 1", "paced c=1",
+         "delay_p50_ms", lambda d, p: (None, f"{p - d:+.2f} ms")),
     ]
     lines = ["| target | " + " | ".join(PROXIES) + " |", "|---|" + "---|" * len(PROXIES)]
     for label, key, name, judge in checks:
@@ -133,11 +135,17 @@ def failures(plan: Plan, results: dict) -> list:
     return found
 
 
-def markdown(plan: Plan, results: dict, took: float) -> str:
+def load_average() -> str:
+    """The machine's 1-minute load before the run: how busy it already was."""
+    return f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "unknown"
+
+
+def markdown(plan: Plan, results: dict, took: float, load: str) -> str:
     lines = [f"# oai-proxy bench ({plan.name})", "",
              f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, "
              f"Python {platform.python_version()}, {platform.system()}; load generator, "
-             f"upstream and proxy on the same machine. Took {took:.0f} s.", "",
+             f"upstream and proxy on the same machine. Took {took:.0f} s; the load average "
+             f"before it was {load}.", "",
              f"Proxy: `--threads {plan.threads}`; gunicorn `--workers {plan.workers}` "
              f"(gthread). {plan.duration:g} s measured per scenario after "
              f"{plan.warmup:g} s of warm-up. Non-streaming answers are {plan.tokens} tokens; "

@@ -1,4 +1,4 @@
-"""Run a plan: each upstream, straight and through the proxy under each server, scenario by scenario."""
+"""Run a plan: each upstream straight, then through the proxy under each server."""
 from __future__ import annotations
 
 import logging

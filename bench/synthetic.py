@@ -6,6 +6,7 @@ cost. The prompt steers it, so a direct request and one through the proxy behave
 makes each token's text the monotonic time it was written, in nanoseconds, so the client can
 tell how long the chunk took to arrive. ``n_predict`` sets the number of tokens (default 16).
 
+Like llama-server, it closes the connection after a stream (while announcing keep-alive).
 Run it alone with ``python -m bench.synthetic --port 8090``.
 """
 from __future__ import annotations
@@ -53,18 +54,17 @@ class Steering:
 
     def partial(self, predicted: int) -> bytes:
         return dumps({"index": 0, "content": self.text(), "tokens": [predicted + 300],
-                           "stop": False, "id_slot": self.slot,
-                           "tokens_predicted": predicted,
-                           "tokens_evaluated": self.prompt_tokens})
+                      "stop": False, "id_slot": self.slot, "tokens_predicted": predicted,
+                      "tokens_evaluated": self.prompt_tokens})
 
-    def final(self, content: str) -> bytes:
+    def final(self, content: str, *, stream: bool) -> bytes:
         return dumps({
             "index": 0, "content": content, "tokens": [], "id_slot": self.slot, "stop": True,
             "model": MODEL, "tokens_predicted": self.tokens,
             "tokens_evaluated": self.prompt_tokens,
             "generation_settings": {"seed": 4294967295, "temperature": 0.8, "top_k": 40,
                                     "top_p": 0.95, "min_p": 0.05, "n_predict": self.tokens,
-                                    "n_keep": -1, "stream": not content, "stop": []},
+                                    "n_keep": -1, "stream": stream, "stop": []},
             "prompt": "<s> bench", "has_new_line": False, "truncated": False,
             "stop_type": "limit", "stopping_word": "", "tokens_cached": self.prompt_tokens,
             "timings": {"cache_n": 0, "prompt_n": self.prompt_tokens, "prompt_ms": 0.1,
@@ -72,14 +72,15 @@ class Steering:
 
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Serve keep-alive HTTP/1.1 requests on one connection until the client closes it."""
+    """Serve HTTP/1.1 requests on one connection until the client closes it or a stream ends."""
     try:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
             method, path, headers = parse_head(head)
             length = int(headers.get(b"content-length", b"0"))
             body = await reader.readexactly(length) if length else b""
-            await respond(writer, method, path, body)
+            if not await respond(writer, method, path, body):
+                return
     except (asyncio.IncompleteReadError, ConnectionError):
         pass
     finally:
@@ -96,7 +97,8 @@ def parse_head(head: bytes) -> tuple:
     return method, path.split(b"?")[0], headers
 
 
-async def respond(writer: asyncio.StreamWriter, method: bytes, path: bytes, body: bytes) -> None:
+async def respond(writer: asyncio.StreamWriter, method: bytes, path: bytes, body: bytes) -> bool:
+    """Answer one request; False when the connection is to be closed."""
     if method == b"GET" and path in (b"/health", b"/v1/health"):
         send_json(writer, 200, b'{"status":"ok"}')
     elif method == b"GET" and path == b"/props":
@@ -109,12 +111,13 @@ async def respond(writer: asyncio.StreamWriter, method: bytes, path: bytes, body
         steering = Steering(request)
         if request.get("stream"):
             await stream(writer, steering)
-        else:
-            await asyncio.sleep(steering.interval * steering.tokens)
-            send_json(writer, 200, steering.final(TOKEN * steering.tokens))
+            return False
+        await asyncio.sleep(steering.interval * steering.tokens)
+        send_json(writer, 200, steering.final(TOKEN * steering.tokens, stream=False))
     else:
         send_json(writer, 404, b'{"error":{"code":404,"message":"File Not Found",'
                                b'"type":"not_found_error"}}')
+    return True
 
 
 def send_json(writer: asyncio.StreamWriter, status: int, payload: bytes) -> None:
@@ -136,7 +139,7 @@ async def stream(writer: asyncio.StreamWriter, steering: Steering) -> None:
         await writer.drain()  # pauses while the client is behind; raises once it has gone
         if not steering.interval:
             await asyncio.sleep(0)  # let the other streams have a turn, as slots do
-    write_event(writer, steering.final(""))
+    write_event(writer, steering.final("", stream=True))
     writer.write(b"0\r\n\r\n")
     await writer.drain()
 

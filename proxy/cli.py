@@ -43,9 +43,11 @@ def report_upstream(app) -> None:
 def serve_waitress(app, settings: Settings) -> None:
     import waitress
 
+    # poll(), not select(): select() fails outright once a descriptor number passes 1023,
+    # which a few hundred open streams (each a client and an upstream socket) reach
     waitress.serve(app, host=settings.host, port=settings.port, threads=settings.threads,
                    connection_limit=max(100, settings.threads * 4), channel_timeout=600,
-                   ident="oai-proxy")
+                   asyncore_use_poll=True, ident="oai-proxy")
 
 
 def serve_gunicorn(settings: Settings) -> None:

@@ -73,7 +73,7 @@ class Settings:
     server: str = setting("waitress", "HTTP server for the oai-proxy command",
                           choices=("waitress", "gunicorn"))
     workers: int = setting(1, "gunicorn worker processes")
-    threads: int = setting(64, "threads per worker; each open stream holds one")
+    threads: int = setting(256, "threads per worker; each open stream holds one")
     connect_timeout: float = setting(5.0, "seconds to wait for a connection to the upstream")
     upstream_timeout: float = setting(600.0, "seconds to wait for the upstream's next bytes")
     max_body_size: int = setting(4 * 1024 * 1024, "largest request body accepted, in bytes")

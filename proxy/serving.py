@@ -11,6 +11,9 @@ def gunicorn_options(settings: Settings) -> dict:
         "workers": settings.workers,
         "worker_class": "gthread",
         "threads": settings.threads,
+        # gunicorn's default (1000) caps the open connections per worker, so threads beyond
+        # that never get a stream; keep its 1000 idle keep-alive slots on top of one per thread
+        "worker_connections": settings.threads + 1000,
         # a generation can stream for minutes; the upstream timeout bounds it instead
         "timeout": int(settings.upstream_timeout) + 30,
         "graceful_timeout": 30,

@@ -1,9 +1,10 @@
 """The only code that writes server-sent events: ``data: <json>\\n\\n`` and ``data: [DONE]``."""
 from __future__ import annotations
 
-import json
 import logging
 from typing import Iterable, Iterator
+
+import orjson
 
 from proxy.errors import ProxyError
 
@@ -18,12 +19,16 @@ HEADERS = {
 
 def encode_event(payload: dict) -> bytes:
     """Frame one JSON object as an SSE event."""
-    return b"data: " + dumps(payload).encode("utf-8") + b"\n\n"
+    return b"data: " + dumps(payload) + b"\n\n"
 
 
-def dumps(payload: dict) -> str:
-    """Compact JSON with real UTF-8 (clients decode whole lines)."""
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+def dumps(payload: dict) -> bytes:
+    """Compact JSON in real UTF-8 (clients decode whole lines).
+
+    orjson, because this runs once per streamed token and takes a tenth of the time of
+    ``json.dumps``; non-string keys become strings, as with ``json``.
+    """
+    return orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS)
 
 
 def event_stream(events: Iterable[dict]) -> Iterator[bytes]:

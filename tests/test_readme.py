@@ -11,11 +11,15 @@ from proxy.config import Settings, env_name, flag_name
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("name", [spec.name for spec in fields(Settings)])
-def test_every_setting_is_documented(name):
-    rows = [line for line in README.splitlines() if line.startswith(f"| `{flag_name(name)}` |")]
-    assert len(rows) == 1, f"{flag_name(name)} is missing from the README's settings table"
-    assert f"`{env_name(name)}`" in rows[0]
+@pytest.mark.parametrize("spec", fields(Settings), ids=lambda spec: spec.name)
+def test_every_setting_is_documented(spec):
+    flag = flag_name(spec.name)
+    rows = [line for line in README.splitlines() if line.startswith(f"| `{flag}` |")]
+    assert len(rows) == 1, f"{flag} is missing from the README's settings table"
+    default = " ".join(spec.default) if isinstance(spec.default, tuple) else str(spec.default)
+    shown = (default or "(empty)" if not isinstance(spec.default, tuple)
+             else default or "(none)").replace("|", "\\|")
+    assert f"`{env_name(spec.name)}` | `{shown}` |" in rows[0]
 
 
 def test_setup_commands_are_there():

@@ -28,6 +28,7 @@ class UpstreamClient:
         self.session.mount("https://", adapter)
         if api_key:
             self.session.headers["Authorization"] = f"Bearer {api_key}"
+        self._posts: dict = {}
 
     def get(self, path: str, *, timeout: Optional[float] = None) -> requests.Response:
         """GET without judging the status (detection reads 404s)."""
@@ -37,7 +38,7 @@ class UpstreamClient:
     def post_json(self, path: str, body: dict) -> object:
         """POST and return the decoded JSON answer, or raise the mapped error."""
         with self.errors():
-            response = self.session.post(self.base_url + path, json=body, timeout=self.timeout)
+            response = self.post(path, body)
             self.raise_for_status(response)
             try:
                 return response.json()
@@ -52,13 +53,27 @@ class UpstreamClient:
         Closing the connection early is what tells server.cpp to stop generating.
         """
         with self.errors():
-            response = self.session.post(self.base_url + path, json=body,
-                                         timeout=self.timeout, stream=True)
+            response = self.post(path, body, stream=True)
             try:
                 self.raise_for_status(response)
                 yield self._pieces(response)
             finally:
                 response.close()
+
+    def post(self, path: str, body: dict, *, stream: bool = False) -> requests.Response:
+        """POST ``body`` as JSON: what ``session.post(json=...)`` sends, for less CPU.
+
+        ``Session.request`` merges every setting and parses the URL again on each call,
+        which costs more than the exchange itself; the request is prepared once per path
+        and copied instead.
+        """
+        template = self._posts.get(path)
+        if template is None:
+            template = self.session.prepare_request(requests.Request("POST", self.base_url + path))
+            self._posts[path] = template
+        request = template.copy()
+        request.prepare_body(data=None, files=None, json=body)
+        return self.session.send(request, timeout=self.timeout, stream=stream)
 
     def _pieces(self, response: requests.Response) -> Iterator[bytes]:
         with self.errors():

@@ -5,6 +5,8 @@ import json
 import math
 from typing import Iterable, Iterator, Optional
 
+import orjson
+
 from proxy.errors import (InvalidRequestError, NotImplementedByBackendError, UpstreamError,
                           UpstreamUnavailableError)
 from proxy.types import Chunk, Completion, TokenLogprob, Usage
@@ -161,6 +163,14 @@ def stream_error(body: object, upstream: str) -> Exception:
 
 
 def _json(value: bytes, upstream: str):
+    """Decode one event; orjson because this runs once per token, ``json`` for what it refuses.
+
+    ``json`` also reads NaN, Infinity and integers wider than 64 bits.
+    """
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(value)
     except ValueError:
