@@ -1,1 +1,0 @@
-"""HTTP views: parse the request, call the backend, shape the response."""

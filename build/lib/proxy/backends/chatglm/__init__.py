@@ -1,1 +1,0 @@
-"""The chatglm backend: a chatglm.cpp model loaded in-process (``pip install .[chatglm]``)."""

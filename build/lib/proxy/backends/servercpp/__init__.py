@@ -1,4 +1,0 @@
-"""The llama.cpp / PowerInfer server.cpp backend."""
-from proxy.backends.servercpp.backend import ServerCppBackend
-
-__all__ = ["ServerCppBackend"]
