@@ -27,13 +27,7 @@ def complete_all(backend: Backend, choices: Choices) -> list:
 
 def primed(events: Iterator[dict]) -> Iterator[dict]:
     """Start ``events`` now, so that a failure before the first byte is an HTTP error."""
-    first = next(events)
-
-    def chain() -> Iterator[dict]:
-        with closing(events):
-            yield first
-            yield from events
-    return chain()
+    return _chain(next(events), events)
 
 
 def chat_events(backend: Backend, choices: Choices, id: str, model: str) -> Iterator[dict]:
@@ -82,8 +76,10 @@ def text_events(backend: Backend, choices: Choices, id: str, model: str) -> Iter
 
 
 def _chain(first, rest: Iterator) -> Iterator:
-    yield first
-    yield from rest
+    """``first`` then ``rest``; closing the chain at any point closes ``rest``."""
+    with closing(rest):
+        yield first
+        yield from rest
 
 
 def _add(total: Usage, usage: Usage | None, *, count_prompt: bool) -> Usage:
