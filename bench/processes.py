@@ -11,7 +11,7 @@ from typing import Iterator, Sequence
 
 import requests
 
-from tests.processes import ROOT, free_port
+from tests.processes import ROOT, free_port, stop_process
 
 START_TIMEOUT = 60.0
 
@@ -48,14 +48,7 @@ class Service:
         return self.process.pid
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, timeout=15)
 
 
 @contextlib.contextmanager

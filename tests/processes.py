@@ -20,6 +20,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def stop_process(process: Optional[subprocess.Popen], timeout: float) -> None:
+    """Terminate, then kill if it has not exited within ``timeout`` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class ProxyProcess:
     """The proxy as a subprocess: ``oai-proxy`` (waitress or gunicorn) or ``gunicorn proxy.wsgi``.
 
@@ -63,13 +75,7 @@ class ProxyProcess:
         raise TimeoutError(f"the proxy did not answer within {timeout}s:\n{self.log()[-3000:]}")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=10)
         self._log.close()
 
     def log(self) -> str:

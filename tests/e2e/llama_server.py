@@ -10,12 +10,13 @@ import dataclasses
 import importlib.metadata
 import os
 import pathlib
-import socket
 import subprocess
 import sysconfig
 import time
 
 import requests
+
+from tests.processes import free_port, stop_process
 
 BIN_ENV_VAR = "LLAMA_SERVER_BIN"
 _BINARY_NAME = "llama-server"
@@ -82,13 +83,6 @@ def find_llama_server() -> ServerBinary:
     )
 
 
-def _free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class LlamaServer:
     """llama-server on 127.0.0.1 serving one model; a context manager, restartable in place.
 
@@ -112,7 +106,7 @@ class LlamaServer:
         self.binary = find_llama_server()
         self.model = pathlib.Path(model)
         self.log_path = pathlib.Path(log_path)
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # One thread: on a 2-core box a second compute thread only adds spin-wait stalls.
         self.args = [
@@ -176,13 +170,7 @@ class LlamaServer:
         SIGTERM alone is not enough: llama-server hangs in shutdown while a request is
         still being generated.
         """
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(self.STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        stop_process(self.proc, self.STOP_TIMEOUT)
 
     def kill(self) -> None:
         """SIGKILL the server at once, as a crash would."""
