@@ -2,21 +2,15 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from flask import Flask, current_app
+from flask import Flask
 
 from proxy import auth
+from proxy.api.common import ProxyState
 from proxy.backends import Backend, create_backend
 from proxy.config import Settings
-
-
-@dataclass(frozen=True)
-class ProxyState:
-    settings: Settings
-    backend: Backend
 
 
 def create_app(settings: Optional[Settings] = None, *, backend: Optional[Backend] = None) -> Flask:
@@ -43,7 +37,3 @@ def template_folder() -> Path:
     """The web page templates: inside the package once installed, beside it in a checkout."""
     installed = Path(__file__).parent / "templates"
     return installed if installed.is_dir() else Path(__file__).parent.parent / "templates"
-
-
-def get_state() -> ProxyState:
-    return current_app.extensions["proxy"]

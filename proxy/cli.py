@@ -44,10 +44,12 @@ def serve_waitress(app, settings: Settings) -> None:
     import waitress
 
     # poll(), not select(): select() fails outright once a descriptor number passes 1023,
-    # which a few hundred open streams (each a client and an upstream socket) reach
+    # which a few hundred open streams (each a client and an upstream socket) reach.
+    # A request lookahead keeps reading a busy connection, which is how waitress notices a
+    # client that hung up while its request waits for a slot.
     waitress.serve(app, host=settings.host, port=settings.port, threads=settings.threads,
                    connection_limit=max(100, settings.threads * 4), channel_timeout=600,
-                   asyncore_use_poll=True, ident="oai-proxy")
+                   channel_request_lookahead=1, asyncore_use_poll=True, ident="oai-proxy")
 
 
 def serve_gunicorn(settings: Settings) -> None:

@@ -66,8 +66,12 @@ class Settings:
                                     "(its KV cache; at most the model file's own)")
     max_context_length: int = setting(2048, "chatglm: most prompt tokens; a longer prompt "
                                             "loses its oldest tokens")
-    max_queue: int = setting(16, "chatglm: requests that may wait while the model generates; "
-                                 "more get 503 with Retry-After")
+    slots: int = setting(0, "generations the upstream runs at once; 0 = as the server reports, "
+                            "or as its answers show (PowerInfer, llama.cpp 2023)")
+    max_queue: int = setting(256, "requests that may wait for a free slot (or, with chatglm, "
+                                  "for the model); more get 503 with Retry-After")
+    queue_timeout: float = setting(300.0, "seconds a request may wait for a free slot before "
+                                          "it gets 503 with Retry-After")
     cors_origins: tuple = setting((), "origins allowed to call the API from a browser "
                                       "('*' = any); none = CORS off", metavar="ORIGIN")
     server: str = setting("waitress", "HTTP server for the oai-proxy command",
@@ -177,7 +181,7 @@ def _validate(settings: Settings) -> None:
     for name in ("workers", "threads", "max_body_size", "max_choices", "max_batch"):
         if getattr(settings, name) < 1:
             raise ValueError(f"{flag_name(name)} must be at least 1")
-    for name in ("connect_timeout", "upstream_timeout"):
+    for name in ("connect_timeout", "upstream_timeout", "queue_timeout"):
         if not 0 < getattr(settings, name) < math.inf:
             raise ValueError(f"{flag_name(name)} must be a positive number of seconds")
     for spec in fields(settings):
@@ -187,8 +191,9 @@ def _validate(settings: Settings) -> None:
                              f"got {getattr(settings, spec.name)!r}")
     if any(not key or key.isspace() for key in settings.api_key):
         raise ValueError("--api-key must not be empty")
-    if settings.max_queue < 0:
-        raise ValueError("--max-queue must be 0 or more")
+    for name in ("max_queue", "slots"):
+        if getattr(settings, name) < 0:
+            raise ValueError(f"{flag_name(name)} must be 0 or more")
     if not 0 < settings.max_context_length < settings.max_length:
         raise ValueError("--max-context-length must be at least 1 and less than --max-length, "
                          "to leave room for the answer")

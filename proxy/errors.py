@@ -7,8 +7,12 @@ ProxyError
  ├── MethodNotAllowedError      405
  ├── PayloadTooLargeError       413  body over the configured limit
  ├── NotImplementedByBackendError 501  the backend cannot do this
+ ├── ClientGoneError            499  the client went away before its answer began
  └── UpstreamError              502  the upstream answered with an error or garbage
       ├── UpstreamUnavailableError 503  the upstream cannot be reached, or is busy
+      │    ├── SlotUnavailableError  the server had no free slot (the request goes back in line)
+      │    ├── QueueFullError        too many requests already wait for a slot
+      │    └── QueueTimeoutError     no slot came free in time
       └── UpstreamTimeoutError     504  the upstream did not answer in time
 """
 from __future__ import annotations
@@ -71,6 +75,12 @@ class NotImplementedByBackendError(ProxyError):
     code = "not_supported"
 
 
+class ClientGoneError(ProxyError):
+    status = 499
+    type = "client_gone"
+    code = "client_gone"
+
+
 class UpstreamError(ProxyError):
     status = 502
     type = "upstream_error"
@@ -85,3 +95,15 @@ class UpstreamUnavailableError(UpstreamError):
 class UpstreamTimeoutError(UpstreamError):
     status = 504
     code = "upstream_timeout"
+
+
+class SlotUnavailableError(UpstreamUnavailableError):
+    code = "no_free_slot"
+
+
+class QueueFullError(UpstreamUnavailableError):
+    code = "queue_full"
+
+
+class QueueTimeoutError(UpstreamUnavailableError):
+    code = "queue_timeout"

@@ -136,17 +136,19 @@ def _generation(fields: Fields, **kwargs) -> GenerationRequest:
     max_tokens = fields.integer("max_completion_tokens", 1)
     if max_tokens is None:
         max_tokens = fields.integer("max_tokens", 1)
+    response_format = _response_format(fields)
     return GenerationRequest(
         model=fields.string("model") or None,
         max_tokens=max_tokens,
         stop=_stop(fields),
         sampling=_sampling(fields),
-        response_format=_response_format(fields),
+        response_format=response_format,
         n_keep=fields.integer("n_keep", -1),
         cache_prompt=fields.boolean("cache_prompt"),
         slot=_slot(fields),
         tokenize=bool(fields.boolean("tokenize")),
         tools=_tools(fields),
+        grammar=_grammar(fields, response_format),
         **kwargs,
     )
 
@@ -265,6 +267,16 @@ def _response_format(fields: Fields) -> Optional[ResponseFormat]:
             raise spec.fail("schema", "must be a JSON Schema object")
         return ResponseFormat("json_schema", schema)
     raise options.fail("type", "must be text, json_object or json_schema")
+
+
+def _grammar(fields: Fields, response_format: Optional[ResponseFormat]) -> Optional[str]:
+    """A GBNF grammar for server.cpp (its own extension of the API)."""
+    grammar = fields.string("grammar")
+    if not grammar:
+        return None
+    if response_format is not None:
+        raise fields.fail("grammar", "cannot be combined with response_format")
+    return grammar
 
 
 def _slot(fields: Fields) -> Optional[int]:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,10 @@ class GenerationRequest:
     slot: Optional[int] = None
     tokenize: bool = False
     tools: tuple = ()
+    grammar: Optional[str] = None  # GBNF the answer must match (server.cpp only)
     extra: dict = field(default_factory=dict)
+    # whether the client has gone away; polled while the request waits for a slot
+    client_gone: Callable[[], bool] = field(default=lambda: False, compare=False, repr=False)
 
     @property
     def is_chat(self) -> bool:
@@ -109,6 +112,7 @@ class Completion:
     prompt_tokens: Optional[tuple] = None  # token ids, when the client asked with ``tokenize``
     truncated: bool = False
     tool_calls: tuple = ()
+    slot: Optional[int] = None  # the upstream slot that generated it, when it says
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,7 @@ class Chunk:
     prompt_tokens: Optional[tuple] = None
     truncated: bool = False
     tool_calls: tuple = ()
+    slot: Optional[int] = None
 
 
 @dataclass(frozen=True)

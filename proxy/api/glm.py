@@ -12,8 +12,7 @@ from typing import Iterator
 from flask import Blueprint, Response, jsonify
 
 from proxy import glm
-from proxy.api.openai import event_response, read_json, served_model
-from proxy.app import get_state
+from proxy.api.common import event_response, get_state, read_json, served_model, watched
 from proxy.backends import Backend
 from proxy.types import GenerationRequest
 
@@ -22,14 +21,14 @@ bp = Blueprint("glm", __name__)
 
 @bp.post("/chat")
 def chat() -> Response:
-    request = glm.parse_chat(read_json())
+    request = watched(glm.parse_chat(read_json()))
     completion = get_state().backend.complete(request)
     return jsonify(glm.chat_answer(completion, served_model(request.model)))
 
 
 @bp.post("/chat-stream")
 def chat_stream() -> Response:
-    request = glm.parse_chat(read_json())
+    request = watched(glm.parse_chat(read_json()))
     return event_response(_events(get_state().backend, request, served_model(request.model)))
 
 

@@ -1,14 +1,14 @@
 """The OpenAI endpoints, with and without the ``/v1`` prefix."""
 from __future__ import annotations
 
-import json
-from typing import Optional
+from dataclasses import replace
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
-from proxy import builders, generation, schemas, sse
-from proxy.app import get_state
-from proxy.errors import InvalidRequestError
+from proxy import builders, generation, schemas
+from proxy.api.common import (configured_models, event_response, get_state, read_json,
+                              served_model, watched)
+from proxy.schemas import Choices
 
 bp = Blueprint("openai", __name__)
 
@@ -17,7 +17,8 @@ bp = Blueprint("openai", __name__)
 @bp.post("/chat/completions")
 def create_chat_completion() -> Response:
     state = get_state()
-    choices = schemas.parse_chat(read_json(), max_choices=state.settings.max_choices)
+    choices = watched_choices(schemas.parse_chat(read_json(),
+                                                 max_choices=state.settings.max_choices))
     model = served_model(choices.requests[0].model)
     if choices.stream:
         events = generation.chat_events(state.backend, choices, builders.new_id("chatcmpl"), model)
@@ -30,7 +31,8 @@ def create_chat_completion() -> Response:
 @bp.post("/completions")
 def create_completion() -> Response:
     state = get_state()
-    choices = schemas.parse_completion(read_json(), max_choices=state.settings.max_choices)
+    choices = watched_choices(schemas.parse_completion(read_json(),
+                                                       max_choices=state.settings.max_choices))
     model = served_model(choices.requests[0].model)
     if choices.stream:
         events = generation.text_events(state.backend, choices, builders.new_id("cmpl"), model)
@@ -75,25 +77,5 @@ def list_models() -> Response:
     return jsonify(builders.model_list(configured_models()))
 
 
-def read_json() -> object:
-    """The request body as JSON, whatever the Content-Type says (curl users forget it)."""
-    try:
-        return json.loads(request.get_data(cache=False) or b"null")
-    except ValueError as exc:
-        raise InvalidRequestError(f"The body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise InvalidRequestError("The body is nested too deeply.") from None
-
-
-def configured_models() -> list:
-    return get_state().backend.models()
-
-
-def served_model(requested: Optional[str]) -> str:
-    """The model the client named, else the one this proxy serves."""
-    return requested or get_state().settings.model_name or configured_models()[0].id
-
-
-def event_response(events) -> Response:
-    return Response(sse.event_stream(generation.primed(events)),
-                    mimetype="text/event-stream", headers=sse.HEADERS)
+def watched_choices(choices: Choices) -> Choices:
+    return replace(choices, requests=tuple(watched(request) for request in choices.requests))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, render_template, request
 
-from proxy.app import get_state
+from proxy.api.common import get_state
 
 bp = Blueprint("web", __name__)
 

@@ -13,6 +13,8 @@ def create_backend(settings: Settings) -> Backend:
         return load_backend(settings)
     from proxy.backends.servercpp.backend import ServerCppBackend, build_template_factory
     from proxy.backends.servercpp.client import UpstreamClient
+    from proxy.fleet.admission import Admission
+    from proxy.fleet.slots import SlotCount
     from proxy.prompting import HistoricTemplate
 
     historic = HistoricTemplate(unescape(settings.chat_prompt), unescape(settings.user_name),
@@ -23,7 +25,13 @@ def create_backend(settings: Settings) -> Backend:
                               connect_timeout=settings.connect_timeout,
                               read_timeout=settings.upstream_timeout)
 
-    embedding = client(settings.embedding_api) if settings.embedding_api else None
+    def admission(url: str) -> Admission:
+        return Admission(url, SlotCount(configured=settings.slots or None),
+                         max_queue=settings.max_queue, queue_timeout=settings.queue_timeout)
+
+    embedding = None
+    if settings.embedding_api:
+        embedding = (client(settings.embedding_api), admission(settings.embedding_api))
     return ServerCppBackend(client(settings.llama_api),
                             build_template_factory(settings.chat_template, historic),
-                            settings.model_name, embedding)
+                            admission(settings.llama_api), settings.model_name, embedding)

@@ -1,10 +1,11 @@
-"""Fixtures for the e2e tier: the tiny model and a folder for the processes' logs."""
+"""Fixtures for the e2e tier: the tiny model, a folder for logs, the server generation."""
 from __future__ import annotations
 
 import pathlib
 
 import pytest
 
+from .llama_server import GENERATIONS
 from .tinymodel import write_tiny_llama_gguf
 
 
@@ -18,3 +19,10 @@ def model(tmp_path_factory) -> pathlib.Path:
 def logs(tmp_path_factory) -> pathlib.Path:
     """A folder for the logs of every process the e2e tests start."""
     return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="module", params=GENERATIONS)
+def generation(request) -> str:
+    """The server.cpp generation a module's servers are of; every test runs on each."""
+    return request.param
+

@@ -1,8 +1,12 @@
-"""Run a real llama-server for end-to-end tests.
+"""Run real server.cpp servers of every generation for end-to-end tests.
 
 The proxy's e2e tests need the genuine upstream HTTP behaviour, not a mock, so this module
-finds a llama-server binary (the user's own, or the one the llama-cpp-python wheel
-installs) and runs it on a loopback port as a restartable subprocess.
+finds the binaries and runs them on loopback ports as restartable subprocesses:
+
+- ``llamacpp``: current llama-server (the user's own, or the one the llama-cpp-python
+  wheel installs);
+- ``powerinfer`` and ``llamacpp-2023``: the servers vendored by llama-cpp-python 0.2.18 and
+  0.2.27, which ``.ci/servers.sh`` builds into the cache.
 """
 from __future__ import annotations
 
@@ -19,6 +23,8 @@ import requests
 from tests.processes import free_port, stop_process
 
 BIN_ENV_VAR = "LLAMA_SERVER_BIN"
+GENERATIONS = ("powerinfer", "llamacpp-2023", "llamacpp")
+OLD_SERVER_VERSIONS = {"powerinfer": "0.2.18", "llamacpp-2023": "0.2.27"}
 _BINARY_NAME = "llama-server"
 _WHEEL_DISTRIBUTION = "llama-cpp-python"
 
@@ -55,6 +61,24 @@ def _with_library_path(lib_dirs: list[pathlib.Path]) -> dict[str, str]:
     return env
 
 
+def old_server_cache() -> pathlib.Path:
+    """Where ``.ci/servers.sh`` leaves the old servers (the same variables decide)."""
+    if os.environ.get("OAI_PROXY_SERVER_CACHE"):
+        return pathlib.Path(os.environ["OAI_PROXY_SERVER_CACHE"])
+    wheels = os.environ.get("OAI_PROXY_WHEEL_CACHE") or "~/.cache/oai-proxy/wheels"
+    return pathlib.Path(wheels).expanduser() / "servers"
+
+
+def find_server(generation: str) -> ServerBinary:
+    """The binary of ``generation``; a missing one is an error naming how to build it."""
+    if generation == "llamacpp":
+        return find_llama_server()
+    path = old_server_cache() / OLD_SERVER_VERSIONS[generation] / "server"
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        raise FileNotFoundError(f"no {generation} server at {path}: run bash .ci/servers.sh")
+    return ServerBinary(path, dict(os.environ))
+
+
 def find_llama_server() -> ServerBinary:
     """Locate llama-server: $LLAMA_SERVER_BIN first, else the llama-cpp-python wheel's.
 
@@ -84,10 +108,11 @@ def find_llama_server() -> ServerBinary:
 
 
 class LlamaServer:
-    """llama-server on 127.0.0.1 serving one model; a context manager, restartable in place.
+    """A server.cpp of one generation on 127.0.0.1 serving one model; restartable in place.
 
     The port is chosen once, so after stop() or kill() a new start() serves the same URL,
-    which is what recovery tests need.  Output of every run is appended to log_path.
+    which is what recovery tests need.  Output of every run is appended to log_path; the
+    process runs in the log's folder, where the old servers also write their llama.log.
     """
 
     STARTUP_TIMEOUT = 60.0
@@ -98,17 +123,23 @@ class LlamaServer:
         model: pathlib.Path,
         log_path: pathlib.Path,
         *,
+        generation: str = "llamacpp",
         parallel: int = 2,
         ctx_size: int = 2048,
         threads: int = 1,
+        context_shift: bool = False,
+        embedding: bool = False,
         extra_args: list[str] | tuple[str, ...] = (),
     ):
-        self.binary = find_llama_server()
+        self.generation = generation
+        self.binary = find_server(generation)
         self.model = pathlib.Path(model)
         self.log_path = pathlib.Path(log_path)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        current = generation == "llamacpp"
         # One thread: on a 2-core box a second compute thread only adds spin-wait stalls.
+        # The old servers always shift their context and have no web UI to turn off.
         self.args = [
             str(self.binary.path),
             "--host", "127.0.0.1",
@@ -117,10 +148,18 @@ class LlamaServer:
             "--parallel", str(parallel),
             "--ctx-size", str(ctx_size),
             "--threads", str(threads),
-            "--no-webui",
+            *(["--no-webui"] if current else []),
+            *(["--context-shift"] if context_shift and current else []),
+            *((["--embedding", "--pooling", "mean"] if current else ["--embedding"])
+              if embedding else []),
             *extra_args,
         ]
+        self.ready_path = "/health" if current else "/model.json"
         self.proc: subprocess.Popen | None = None
+
+    @property
+    def legacy(self) -> bool:
+        return self.generation != "llamacpp"
 
     def __enter__(self) -> "LlamaServer":
         self.start()
@@ -130,38 +169,41 @@ class LlamaServer:
         self.stop()
 
     def start(self) -> None:
-        """Launch the server and return once GET /health answers 200."""
+        """Launch the server and return once it answers (``/health``, or ``/model.json``)."""
         if self.proc is not None and self.proc.poll() is None:
-            raise RuntimeError(f"llama-server already running on {self.url}")
+            raise RuntimeError(f"{self.generation} server already running on {self.url}")
         with open(self.log_path, "ab") as log:
             log.write(f"--- start: {' '.join(self.args)}\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
                 self.args,
+                cwd=self.log_path.parent,
                 env=self.binary.env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        self._wait_healthy()
+        self._wait_ready()
 
-    def _wait_healthy(self) -> None:
-        """Poll /health until 200; fail fast, with the log tail, if the process dies."""
+    def _wait_ready(self) -> None:
+        """Poll until 200; fail fast, with the log tail, if the process dies."""
         deadline = time.monotonic() + self.STARTUP_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(
-                    f"llama-server exited with {self.proc.returncode} during start-up:\n{self.log_tail()}"
+                    f"{self.generation} server exited with {self.proc.returncode} during "
+                    f"start-up:\n{self.log_tail()}"
                 )
             try:
-                if requests.get(self.url + "/health", timeout=2).status_code == 200:
+                if requests.get(self.url + self.ready_path, timeout=2).status_code == 200:
                     return
             except requests.ConnectionError:
                 pass
             time.sleep(0.05)
         self.stop()
         raise TimeoutError(
-            f"llama-server not healthy after {self.STARTUP_TIMEOUT:.0f}s:\n{self.log_tail()}"
+            f"{self.generation} server not ready after {self.STARTUP_TIMEOUT:.0f}s:\n"
+            f"{self.log_tail()}"
         )
 
     def stop(self) -> None:

@@ -1,13 +1,16 @@
-"""The proxy as a process in front of a real llama-server, driven through the openai SDK.
+"""The proxy as a process in front of real servers of every generation, through the openai SDK.
 
-Answers are compared with what llama-server itself returns for the same prompt and settings
-(``POST /completion`` straight to it), so these tests prove compatibility with the real
-upstream, not just a translation that agrees with a mock.
+Each test runs against PowerInfer's server, llama.cpp's of 2023 and current llama-server
+(the ``generation`` fixture), unless its ``only`` mark says why it cannot apply. Answers are
+compared with what the server itself returns for the same prompt and settings (``POST
+/completion`` straight to it), so these tests prove compatibility with the real upstream,
+not just a translation that agrees with a mock.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +24,7 @@ import requests
 from tests.processes import ProxyProcess
 
 from .llama_server import LlamaServer
+from .marks import only
 from .tinymodel import CHAT_TEMPLATE, EOS_ID, token_id
 
 pytestmark = pytest.mark.e2e
@@ -58,32 +62,82 @@ def default_text(kind: str) -> str:
     return USER if kind == "chat" else PROMPT
 
 
-# -- llama-server, spoken to directly ------------------------------------------------------
+# -- the server, spoken to directly ----------------------------------------------------------
+
+# What the proxy sends unless told otherwise (its prompt cache default is each server's own).
+PROXY_DEFAULTS = {"n_keep": -1}
+
 
 def server_completion(server: LlamaServer, prompt: str, **fields: Any) -> dict:
-    """POST /completion straight to llama-server; greedy unless ``fields`` say otherwise."""
-    response = requests.post(server.url + "/completion",
-                             json={"prompt": prompt, "temperature": 0, **fields}, timeout=60)
-    response.raise_for_status()
-    return response.json()
+    """POST /completion straight to the server; greedy unless ``fields`` say otherwise.
+
+    An old server is read as the proxy reads it: its stream, not its whole answer (which
+    leaves out probabilities and cuts characters into U+FFFD), and only ``n_predict`` of its
+    tokens, one fewer than it generates (counted from its listed probabilities, so this
+    holds for text whose every token is listed: anything but byte tokens).
+    """
+    body = {"prompt": prompt, "temperature": 0, **PROXY_DEFAULTS, **fields}
+    if not server.legacy:
+        response = requests.post(server.url + "/completion", json=body, timeout=60)
+        response.raise_for_status()
+        return response.json()
+    answer = server_stream(server, {**body, "n_probs": max(body.get("n_probs", 1), 1)})
+    limit = body.get("n_predict", -1)
+    tokens = answer["completion_probabilities"]
+    if 0 <= limit < len(tokens):
+        answer.update(content="".join(token["content"] for token in tokens[:limit]),
+                      completion_probabilities=tokens[:limit])
+    return answer
+
+
+def server_stream(server: LlamaServer, body: dict) -> dict:
+    """Stream ``body`` from the server; the final chunk, with all text and probabilities."""
+    texts, probabilities = [], []
+    with requests.post(server.url + "/completion", json={**body, "stream": True}, stream=True,
+                       timeout=60) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if not line:
+                continue
+            assert line.startswith(b"data: "), line
+            chunk = json.loads(line[len(b"data: "):])
+            texts.append(chunk["content"])
+            if not chunk["stop"]:
+                probabilities += chunk.get("completion_probabilities", [])
+                continue
+            return {**chunk, "content": "".join(texts),
+                    "completion_probabilities": probabilities}
+    raise AssertionError(f"the {server.generation} stream ended without a final chunk")
+
+
+def stop_kind(body: dict) -> str:
+    """``eos``, ``word`` or ``limit``, from either generation's way of saying it."""
+    if "stop_type" in body:
+        return body["stop_type"]
+    return next(kind for kind in ("eos", "word", "limit") if body[f"stopped_{kind}"])
 
 
 def server_expects(server: LlamaServer, kind: str, text: str, **fields: Any) -> dict:
-    """What llama-server answers to the prompt the proxy should make of ``text``."""
+    """What the server answers to the prompt the proxy should make of ``text``."""
     prompt, stop = upstream_prompt(kind, text)
     return server_completion(server, prompt, stop=stop, **fields)
 
 
 def server_tokens(server: LlamaServer, text: str) -> list:
-    """llama-server's own tokenization of ``text`` (no BOS)."""
+    """The server's own tokenization of ``text`` (no BOS)."""
     response = requests.post(server.url + "/tokenize", json={"content": text}, timeout=10)
     response.raise_for_status()
     return response.json()["tokens"]
 
 
-def busy_slots(server: LlamaServer) -> int:
-    slots = requests.get(server.url + "/slots", timeout=10).json()
-    return sum(1 for slot in slots if slot["is_processing"])
+def slot_busy(server: LlamaServer) -> bool:
+    """Whether the server's slots are all taken: it says so (current), or refuses (old)."""
+    if not server.legacy:
+        slots = requests.get(server.url + "/slots", timeout=10).json()
+        return all(slot["is_processing"] for slot in slots)
+    probe = requests.post(server.url + "/completion", timeout=10,
+                          json={"prompt": "x", "n_predict": 1, "n_keep": 0})
+    return probe.status_code == 404
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
@@ -93,6 +147,10 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = DEADLINE
         if time.monotonic() > deadline:
             pytest.fail(f"{what} did not happen within {timeout:.0f}s")
         time.sleep(0.05)
+
+
+def proxy_health(proxy: ProxyProcess) -> dict:
+    return requests.get(proxy.url + "/health", timeout=10).json()
 
 
 # -- the proxy, spoken to through the SDK or raw HTTP ---------------------------------------
@@ -164,21 +222,24 @@ def sse_events(response: requests.Response) -> Iterator[Any]:
 # -- fixtures ---------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def upstream(model, logs) -> Iterator[LlamaServer]:
-    """llama-server shared by the module, with four slots so requests run side by side."""
-    with LlamaServer(model, logs / "llama-server.log", parallel=4, ctx_size=4096) as server:
+def upstream(model, logs, generation) -> Iterator[LlamaServer]:
+    """The module's server, with four slots so requests run side by side."""
+    with LlamaServer(model, logs / f"{generation}.log", generation=generation, parallel=4,
+                     ctx_size=4096) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def waitress_proxy(upstream, logs) -> Iterator[ProxyProcess]:
-    with ProxyProcess(upstream.url, logs / "proxy-waitress.log", how="waitress") as proxy:
+    with ProxyProcess(upstream.url, logs / f"proxy-waitress-{upstream.generation}.log",
+                      how="waitress") as proxy:
         yield proxy
 
 
 @pytest.fixture(scope="module")
 def gunicorn_proxy(upstream, logs) -> Iterator[ProxyProcess]:
-    with ProxyProcess(upstream.url, logs / "proxy-gunicorn.log", how="gunicorn") as proxy:
+    with ProxyProcess(upstream.url, logs / f"proxy-gunicorn-{upstream.generation}.log",
+                      how="gunicorn") as proxy:
         yield proxy
 
 
@@ -196,14 +257,14 @@ def client(waitress_proxy) -> Iterator[openai.OpenAI]:
 
 
 @pytest.fixture
-def endless_upstream(model, logs, request) -> Iterator[LlamaServer]:
-    """A llama-server of the test's own that shifts its context instead of stopping.
+def endless_upstream(model, logs, generation, request) -> Iterator[LlamaServer]:
+    """A one-slot server of the test's own that shifts its context instead of stopping.
 
     It is SIGKILLed afterwards: a server still generating hangs on SIGTERM.
     """
     name = request.node.name.replace("[", "-").rstrip("]")
-    server = LlamaServer(model, logs / f"llama-server-{name}.log", parallel=2, ctx_size=2048,
-                         extra_args=["--context-shift"])
+    server = LlamaServer(model, logs / f"{generation}-{name}.log", generation=generation,
+                         parallel=1, ctx_size=2048, context_shift=True)
     server.start()
     try:
         yield server
@@ -218,7 +279,7 @@ def test_greedy_text_is_the_servers_streamed_or_not(any_client, upstream, kind):
     expected = server_expects(upstream, kind, default_text(kind), n_predict=MAX_TOKENS)
     whole = ask(any_client, kind, max_tokens=MAX_TOKENS)
     streamed = ask(any_client, kind, stream=True, max_tokens=MAX_TOKENS)
-    assert expected["content"].strip() and expected["stop_type"] == "limit"
+    assert expected["content"].strip() and stop_kind(expected) == "limit"
     assert whole.text == streamed.text == expected["content"]
     assert whole.finish_reason == streamed.finish_reason == "length"
     assert whole.raw.model == MODEL
@@ -251,7 +312,7 @@ def test_forced_eos_ends_with_stop(client, upstream, kind, stream):
                               logit_bias=[[EOS_ID, 100]])
     answer = ask(client, kind, stream=stream, max_tokens=MAX_TOKENS,
                  logit_bias={str(EOS_ID): 100})
-    assert expected["stop_type"] == "eos"
+    assert stop_kind(expected) == "eos"
     assert answer.text == ""
     assert answer.finish_reason == "stop"
     assert answer.usage.completion_tokens == expected["tokens_predicted"]
@@ -277,6 +338,7 @@ def test_usage_is_the_servers_own_count(client, upstream, kind):
         assert {name: getattr(usage, name) for name in counts} == counts
 
 
+@only("llamacpp-2023", "llamacpp", why="PowerInfer's server reads a seed but never applies it")
 @pytest.mark.parametrize("kind", KINDS)
 def test_same_seed_gives_the_servers_text(client, upstream, kind):
     expected = server_expects(upstream, kind, default_text(kind), n_predict=MAX_TOKENS,
@@ -311,6 +373,25 @@ def test_several_prompts_and_choices_are_the_servers(client, upstream, stream):
 
 # -- logprobs ------------------------------------------------------------------------------
 
+def logprob_entries(entries: list) -> list:
+    """Probabilities in current llama-server's shape, whichever generation listed them.
+
+    Old servers give ``{content, probs: [{tok_str, prob}]}``: plain probabilities, no bytes.
+    """
+    def entry(token: str, logprob: float) -> dict:
+        return {"token": token, "bytes": list(token.encode()), "logprob": logprob}
+
+    def log(probability: float) -> float:
+        return math.log(probability) if probability > 0 else -9999.0
+
+    if not entries or "probs" not in entries[0]:
+        return entries
+    return [{**entry(item["content"], next(log(p["prob"]) for p in item["probs"]
+                                          if p["tok_str"] == item["content"])),
+             "top_logprobs": [entry(p["tok_str"], log(p["prob"])) for p in item["probs"]]}
+            for item in entries]
+
+
 def approx(value: float) -> Any:
     # llama-server keeps its KV cache in f16, so the same prompt evaluated in another slot,
     # batch or cache state gives logprobs a few thousandths apart
@@ -319,8 +400,8 @@ def approx(value: float) -> Any:
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 def test_chat_logprobs_are_the_servers(client, upstream, stream):
-    expected = server_expects(upstream, "chat", USER, n_predict=4,
-                              n_probs=2)["completion_probabilities"]
+    expected = logprob_entries(server_expects(upstream, "chat", USER, n_predict=4,
+                                              n_probs=2)["completion_probabilities"])
     answer = ask(client, "chat", stream=stream, max_tokens=4, logprobs=True, top_logprobs=2)
     if stream:
         content = [item for chunk in answer.raw[:-1] if chunk.choices[0].logprobs
@@ -340,8 +421,8 @@ def test_chat_logprobs_are_the_servers(client, upstream, stream):
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 def test_completion_logprobs_are_the_servers(client, upstream, stream):
-    expected = server_completion(upstream, PROMPT, n_predict=4,
-                                 n_probs=2)["completion_probabilities"]
+    expected = logprob_entries(server_completion(upstream, PROMPT, n_predict=4,
+                                                 n_probs=2)["completion_probabilities"])
     answer = ask(client, "completion", stream=stream, max_tokens=4, logprobs=2)
     if stream:
         parts = [chunk.choices[0].logprobs for chunk in answer.raw[:-1]
@@ -375,11 +456,12 @@ def test_tokenize_returns_the_prompts_tokens(client, upstream, kind):
 
 @pytest.fixture(scope="module")
 def auto_proxy(upstream, logs) -> Iterator[ProxyProcess]:
-    with ProxyProcess(upstream.url, logs / "proxy-auto.log",
+    with ProxyProcess(upstream.url, logs / f"proxy-auto-{upstream.generation}.log",
                       args=["--chat-template", "auto"]) as proxy:
         yield proxy
 
 
+@only("llamacpp", why="the old servers report no chat template")
 def test_auto_chat_template_is_the_models_own(auto_proxy, upstream):
     chat = [{"role": "user", "content": USER}]
     # rendered the Hugging Face way; llama-server renders its model's template the same way
@@ -420,7 +502,8 @@ def test_eight_concurrent_streams_each_complete(client, upstream):
 
 @pytest.mark.parametrize("how", ["waitress", "gunicorn"])
 def test_client_disconnect_frees_the_slot(endless_upstream, logs, how):
-    with ProxyProcess(endless_upstream.url, logs / f"proxy-disconnect-{how}.log",
+    server = endless_upstream
+    with ProxyProcess(server.url, logs / f"proxy-disconnect-{server.generation}-{how}.log",
                       how=how) as proxy:
         with requests.post(proxy.url + "/v1/completions", json=ENDLESS, stream=True,
                            timeout=DEADLINE) as response:
@@ -428,15 +511,17 @@ def test_client_disconnect_frees_the_slot(endless_upstream, logs, how):
             events = sse_events(response)
             for _ in range(3):
                 assert next(events)["choices"][0]["finish_reason"] is None
-            assert busy_slots(endless_upstream) == 1
-        wait_for(lambda: busy_slots(endless_upstream) == 0,
-                 "llama-server freeing the slot of the stream the client closed")
+            assert slot_busy(server)
+        wait_for(lambda: not slot_busy(server),
+                 "the server freeing the slot of the stream the client closed")
+        if how == "waitress":  # one process: its /health sees the lease handed back
+            wait_for(lambda: proxy_health(proxy)["in_flight"] == 0, "the lease's release")
         with sdk(proxy) as client:
             assert ask(client, "completion", max_tokens=4).finish_reason == "length"
 
 
 def test_api_key_is_enforced(upstream, logs):
-    with ProxyProcess(upstream.url, logs / "proxy-keyed.log",
+    with ProxyProcess(upstream.url, logs / f"proxy-keyed-{upstream.generation}.log",
                       args=["--api-key", API_KEY]) as proxy:
         with sdk(proxy, "wrong-key") as client, pytest.raises(openai.AuthenticationError):
             ask(client, "chat", max_tokens=2)
@@ -453,7 +538,7 @@ def test_api_key_is_enforced(upstream, logs):
 
 def test_upstream_killed_mid_stream_gives_503_then_recovers(endless_upstream, logs):
     server = endless_upstream
-    with ProxyProcess(server.url, logs / "proxy-upstream-killed.log") as proxy, \
+    with ProxyProcess(server.url, logs / f"proxy-killed-{server.generation}.log") as proxy, \
             sdk(proxy) as client:
         assert requests.get(proxy.url + "/health", timeout=10).status_code == 200
         with requests.post(proxy.url + "/v1/completions", json=ENDLESS, stream=True,
@@ -480,3 +565,97 @@ def test_upstream_killed_mid_stream_gives_503_then_recovers(endless_upstream, lo
         assert ask(client, "chat", max_tokens=MAX_TOKENS).text == expected
         assert ask(client, "chat", stream=True, max_tokens=MAX_TOKENS).text == expected
         assert requests.get(proxy.url + "/health", timeout=10).status_code == 200
+        assert proxy_health(proxy)["in_flight"] == 0  # the failed stream's lease came back
+
+
+# -- text that is not ASCII ------------------------------------------------------------------
+
+# Not in the tiny vocabulary: the server spells it in byte tokens, one byte a token, so a
+# token limit can end inside a character.
+WIDE = "中文😀"
+WIDE_GRAMMAR = f'root ::= "{WIDE}"'
+WIDE_PROMPT = "你好，世界 😀 the cat"
+
+
+def first_characters(limit: int) -> str:
+    """The whole characters among the first ``limit`` bytes (tokens) of the forced answer."""
+    return WIDE.encode()[:limit].decode("utf-8", "ignore")
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 4])
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_limit_inside_a_character_is_answered_whole(client, upstream, kind, limit):
+    forced = {"n_predict": limit, "grammar": WIDE_GRAMMAR}
+    server_streamed = server_stream(upstream, {**expected_request(kind, WIDE_PROMPT), **forced})
+    answers = [ask(client, kind, WIDE_PROMPT, stream=stream, max_tokens=limit,
+                   extra_body={"grammar": WIDE_GRAMMAR}) for stream in (False, True)]
+    whole, streamed = answers
+    if upstream.legacy:
+        # the server overshoots the limit (to three tokens at least): the proxy keeps it,
+        # and answers whole requests from the stream too
+        assert server_streamed["content"].startswith(streamed.text)
+        assert whole.text == streamed.text == first_characters(limit)
+    else:
+        # the server's stream leaves a cut character out; its whole answer has U+FFFD
+        assert streamed.text == server_streamed["content"] == first_characters(limit)
+        server_whole = server_expects(upstream, kind, WIDE_PROMPT, **forced)
+        assert whole.text == server_whole["content"]
+    for answer in answers:
+        assert answer.finish_reason == "length"
+        assert answer.usage.completion_tokens == limit
+        assert answer.usage.prompt_tokens == server_streamed["tokens_evaluated"]
+
+
+def expected_request(kind: str, text: str) -> dict:
+    prompt, stop = upstream_prompt(kind, text)
+    return {"prompt": prompt, "stop": stop, "temperature": 0, **PROXY_DEFAULTS}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_wide_text_in_and_out_is_the_servers(client, upstream, kind, stream):
+    expected = server_expects(upstream, kind, WIDE_PROMPT, n_predict=MAX_TOKENS,
+                              grammar=WIDE_GRAMMAR)
+    answer = ask(client, kind, WIDE_PROMPT, stream=stream, max_tokens=MAX_TOKENS,
+                 extra_body={"grammar": WIDE_GRAMMAR, "tokenize": True})
+    assert expected["content"] == answer.text == WIDE
+    assert answer.finish_reason == "stop"
+    assert answer.usage.prompt_tokens == expected["tokens_evaluated"]
+    assert answer.usage.completion_tokens == expected["tokens_predicted"]
+    if not stream:
+        prompt, _ = upstream_prompt(kind, WIDE_PROMPT)
+        assert answer.raw.model_extra["promptToken"] == server_tokens(upstream, prompt)
+
+
+def test_wide_text_tokenizes_into_whole_pieces(waitress_proxy, upstream):
+    tokens = server_tokens(upstream, WIDE_PROMPT)
+    answer = requests.post(waitress_proxy.url + "/v1/tokenize", json={"prompt": WIDE_PROMPT},
+                           timeout=DEADLINE).json()
+    assert answer["tokens"] == tokens and answer["count"] == len(tokens)
+    assert "".join(answer["pieces"]).strip() == WIDE_PROMPT
+    assert "\ufffd" not in "".join(answer["pieces"])
+    glm = requests.post(waitress_proxy.url + "/tokenize", json={"prompt": WIDE_PROMPT},
+                        timeout=DEADLINE).json()
+    assert glm == {"tokenIds": tokens, "tokens": answer["pieces"]}
+
+
+# -- admission -----------------------------------------------------------------------------
+
+def test_sixty_four_streams_through_four_slots_all_complete(upstream, logs):
+    texts = [f"{a} {b}" for a in ("the", "a", "my", "one", "red", "big", "old", "new")
+             for b in ("cat", "dog", "sun", "sea", "man", "day", "tree", "bird")]
+    expected = {text: server_completion(upstream, text, n_predict=8)["content"]
+                for text in texts}
+    start = threading.Barrier(len(texts))
+    with ProxyProcess(upstream.url, logs / f"proxy-64-{upstream.generation}.log",
+                      args=["--threads", "128"]) as proxy, sdk(proxy) as client:
+        def run(text: str) -> Answer:
+            start.wait(DEADLINE)
+            return ask(client, "completion", text, stream=True, max_tokens=8)
+
+        with ThreadPoolExecutor(len(texts)) as pool:
+            answers = list(pool.map(run, texts))
+        health = proxy_health(proxy)
+    assert [answer.text for answer in answers] == [expected[text] for text in texts]
+    assert {answer.finish_reason for answer in answers} == {"length"}
+    assert (health["slots"], health["in_flight"], health["queued"]) == (4, 0, 0)

@@ -87,6 +87,8 @@ class FakeServerCpp:
         self.cancelled = threading.Event()
         self.gate_released_in_time: bool | None = None
         self.active_streams = 0
+        self.refusals = 0
+        self.peak_in_flight = 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -274,10 +276,7 @@ class FakeServerCpp:
         elif mode == "busy" or (mode == "midstream_error" and not stream):
             if gen == C:
                 return self._error(start_response, 500, "fake generation failure", "server_error")
-            if not stream:  # httplib's error handler rewrites the body of every 404
-                return self._send(start_response, 404, _NOT_FOUND)
-            start_response("200 OK", [("Content-Type", "text/event-stream")])
-            return [b'error: {"content":"slot unavailable"}\n\n'] if gen == B else []
+            return self._refuse(start_response, stream)
         elif mode == "http500":
             return self._error(start_response, 500, "500 Internal Server Error\nfake failure"
                                if gen != C else "fake failure", "server_error")
@@ -299,7 +298,14 @@ class FakeServerCpp:
             data = wire.dumps(gen, wire.final(job, result, streamed=False)).encode()
             start_response("200 OK", [("Content-Type", "application/json")])
             return self._truncated(data[: len(data) // 2], sock)
+        if not self._take_slot():  # A/B have no queue: every slot busy is a refusal
+            self.refusals += 1
+            return self._refuse(start_response, stream)
         if not stream:
+            try:
+                self._wait(stopping, self.token_delay * len(result.steps), sock)
+            finally:
+                self._give_slot()
             return self._send(start_response, 200, wire.final(job, result, streamed=False))
         headers = [("Content-Type", "text/event-stream")]
         if gen == C:
@@ -347,7 +353,6 @@ class FakeServerCpp:
         gen, finished = self.generation, False
         with self._lock:
             self.active_streams += 1
-            self._in_flight += 1
         try:
             if gen == C and self.keepalive:
                 yield b":\n\n"
@@ -374,9 +379,29 @@ class FakeServerCpp:
         finally:
             with self._lock:
                 self.active_streams -= 1
-                self._in_flight -= 1
+            self._give_slot()
             if not finished and not stopping.is_set():
                 self.cancelled.set()
+
+    def _take_slot(self) -> bool:
+        """Occupy a slot; C queues instead of refusing, so it always gets one in the end."""
+        with self._lock:
+            if self.generation != C and self._in_flight >= self.n_slots:
+                return False
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+            return True
+
+    def _give_slot(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def _refuse(self, start_response: Any, stream: bool) -> list[bytes]:
+        """What A and B answer when no slot is free."""
+        if not stream:  # httplib's error handler rewrites the body of every 404
+            return self._send(start_response, 404, _NOT_FOUND)
+        start_response("200 OK", [("Content-Type", "text/event-stream")])
+        return [b'error: {"content":"slot unavailable"}\n\n'] if self.generation == B else []
 
     def _wait_gate(self, stopping: threading.Event, sock: socket.socket) -> bool:
         deadline = time.monotonic() + 10
@@ -396,12 +421,20 @@ class FakeServerCpp:
         ids = self.vocab.tokenize(body.get("content", ""))
         if self.generation == C and body.get("with_pieces"):
             return self._send(start_response, 200, {"tokens": [
-                {"id": t, "piece": self.vocab.piece(t)} for t in ids]})
+                {"id": t, "piece": _text_or_bytes(self.vocab.piece_bytes(t))} for t in ids]})
         return self._send(start_response, 200, {"tokens": ids})
 
     def _detokenize(self, start_response, body, req, environ, stopping):
         tokens = (body or {}).get("tokens", []) if isinstance(body, dict) else []
-        text = "".join(self.vocab.piece(t) for t in tokens if isinstance(t, int))
+        data = self.vocab.text(tokens)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            if self.generation != C:  # their JSON writer throws on a piece of a character
+                self.type_violations.append("detokenize: incomplete UTF-8")
+                return self._send(start_response, 500, "500 Internal Server Error\n[json."
+                                  "exception.type_error.316] incomplete UTF-8 string")
+            text = data.decode("utf-8", "replace")
         return self._send(start_response, 200, {"content": text})
 
     def _health(self, start_response, body, req, environ, stopping):
@@ -464,6 +497,14 @@ class FakeServerCpp:
         return self._send(start_response, 200, [
             {"index": i, "embedding": [wire.embedding_vector(str(x), self.n_embd, True)]}
             for i, x in enumerate(inputs)])
+
+
+def _text_or_bytes(data: bytes) -> Any:
+    """A piece as current llama-server writes it: text, or its byte values when incomplete."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return list(data)
 
 
 def _event(gen: str, obj: dict) -> bytes:

@@ -104,24 +104,36 @@ def param(body: dict, name: str, default: Any) -> Any:
 
 
 class Vocab:
-    """Give each text piece a stable id so /tokenize, /detokenize and streams agree."""
+    """Give each text piece a stable id so /tokenize, /detokenize and streams agree.
+
+    Words of ASCII text are tokens of their own; a character outside ASCII is spelt in byte
+    tokens (ids ``BYTE_BASE + byte``), as byte-fallback vocabularies spell Chinese or emoji.
+    """
 
     SPECIAL = {1: "<s>", 2: "</s>"}
+    BYTE_BASE = 3
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._ids: dict[str, int] = {}
-        self._pieces: dict[int, str] = dict(self.SPECIAL)
+        self._pieces: dict[int, bytes] = {k: v.encode() for k, v in self.SPECIAL.items()}
+        self._pieces.update({self.BYTE_BASE + b: bytes([b]) for b in range(256)})
 
     def id(self, piece: str) -> int:
         with self._lock:
             if piece not in self._ids:
                 self._ids[piece] = 1000 + len(self._ids)
-                self._pieces[self._ids[piece]] = piece
+                self._pieces[self._ids[piece]] = piece.encode()
             return self._ids[piece]
 
     def piece(self, token: int) -> str:
-        return self._pieces.get(token, "")
+        return self.piece_bytes(token).decode("utf-8", "replace")
+
+    def piece_bytes(self, token: int) -> bytes:
+        return self._pieces.get(token, b"")
+
+    def text(self, tokens: list) -> bytes:
+        return b"".join(self.piece_bytes(t) for t in tokens if isinstance(t, int))
 
     def tokenize(self, content: Any) -> list[int]:
         """Split text into words with their leading space; ints pass through (mixed prompts)."""
@@ -131,7 +143,12 @@ class Vocab:
             if isinstance(part, int):
                 out.append(part)
             elif isinstance(part, str):
-                out.extend(self.id(p) for p in re.findall(r"\s*\S+|\s+", part))
+                for word in re.findall(r"\s*\S+|\s+", part):
+                    for run in re.findall(r"[\x00-\x7f]+|[^\x00-\x7f]", word):
+                        if run.isascii():
+                            out.append(self.id(run))
+                        else:
+                            out.extend(self.BYTE_BASE + b for b in run.encode())
         return out
 
 

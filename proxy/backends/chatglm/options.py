@@ -20,7 +20,8 @@ def sampling(request: GenerationRequest) -> dict:
     """Keyword arguments for ``chatglm_cpp.GenerationConfig``; 400/501 for what it cannot do."""
     for param, wanted in (("logprobs", request.logprobs is not None),
                           ("logit_bias", bool(request.sampling.logit_bias)),
-                          ("response_format", request.response_format is not None)):
+                          ("response_format", request.response_format is not None),
+                          ("grammar", request.grammar is not None)):
         if wanted:
             raise NotImplementedByBackendError(f"the chatglm backend cannot honour '{param}'",
                                                param=param)

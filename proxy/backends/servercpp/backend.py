@@ -9,12 +9,13 @@ from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
 from proxy.backends.base import Backend
-from proxy.backends.servercpp import parse
+from proxy.backends.servercpp import budget, parse
 from proxy.backends.servercpp.client import UNREACHABLE, UpstreamClient
 from proxy.backends.servercpp.embedding import TokenClient
 from proxy.backends.servercpp.generations import Generation, classify
 from proxy.backends.servercpp.payload import completion_payload, unique
 from proxy.errors import InvalidRequestError, UpstreamUnavailableError
+from proxy.fleet.admission import Admission
 from proxy.prompting import ChatTemplate, build_template
 from proxy.types import (Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo,
                          Usage)
@@ -44,10 +45,13 @@ class ServerCppBackend(Backend):
     name = "servercpp"
 
     def __init__(self, client: UpstreamClient, template_for: Callable[..., ChatTemplate],
-                 model_name: str = "", embedding_client: Optional[UpstreamClient] = None) -> None:
+                 admission: Admission, model_name: str = "",
+                 embedding: Optional[tuple] = None) -> None:
+        """``embedding``: the client and admission of a separate embedding server, if any."""
         self.client = client
-        self.tokens = TokenClient(client)
-        self.embeddings = TokenClient(embedding_client or client)
+        self.admission = admission
+        self.tokens = TokenClient(client, admission)
+        self.embeddings = TokenClient(*embedding) if embedding else self.tokens
         self.template_for = template_for
         self.model_name = model_name
         self._upstream: Optional[Upstream] = None
@@ -56,43 +60,51 @@ class ServerCppBackend(Backend):
     # -- requests -----------------------------------------------------------------------
 
     def complete(self, request: GenerationRequest) -> Completion:
-        if self._connected().generation.legacy and _needs_stream_on_legacy(request):
+        if self._connected().generation.legacy:
+            # Their whole answers cut characters into U+FFFD and drop logprobs; their streams
+            # hold an unfinished character back, as current servers do: read those instead.
             return _collect(self.stream(request))
 
-        def attempt(upstream: Upstream) -> tuple:
+        def post(upstream: Upstream) -> tuple:
             prompt, payload = self._payload(request, upstream, stream=False)
             return prompt, self.client.post_json("/completion", payload)
 
-        prompt, body = self._reconnecting(attempt)
+        prompt, body = self.admission.run(lambda: self._reconnecting(post), request.client_gone)
         result = parse.completion(body, self.client.base_url, request.logprobs)
+        self.admission.saw_slot(result.slot)
         if request.tokenize:
-            result = replace(result, prompt_tokens=self._token_ids(prompt))
+            result = replace(result, prompt_tokens=tuple(self.tokens.token_ids(prompt)))
         return result
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
+        chunks = self.admission.stream(lambda: self._chunks(request), request.client_gone)
+        with contextlib.closing(chunks):
+            for chunk in chunks:
+                if chunk.finish_reason is None:
+                    yield chunk
+                    continue
+                self.admission.saw_slot(chunk.slot)
+                if request.tokenize:
+                    prompt, _ = self._prompt(request, self._connected())
+                    chunk = replace(chunk, prompt_tokens=tuple(self.tokens.token_ids(prompt)))
+                yield chunk
+                return
+
+    def _chunks(self, request: GenerationRequest) -> Iterator[Chunk]:
+        """One attempt: open the upstream stream and read it into chunks."""
         with contextlib.ExitStack() as stack:
             def attempt(upstream: Upstream) -> tuple:
-                prompt, payload = self._payload(request, upstream, stream=True)
-                pieces = stack.enter_context(self.client.stream("/completion", payload))
-                return upstream, prompt, pieces
+                _, payload = self._payload(counted(request, upstream), upstream, stream=True)
+                return upstream, stack.enter_context(self.client.stream("/completion", payload))
 
-            upstream, prompt, pieces = self._reconnecting(attempt)
-            prompt_tokens = self._token_ids(prompt) if request.tokenize else None
-            # old servers ignore n_predict < 3: stop at such a limit ourselves
-            cap = request.max_tokens if (upstream.generation.legacy
-                                         and (request.max_tokens or 3) < 3) else None
-            chunks = parse.stream_chunks(parse.sse_lines(pieces), self.client.base_url,
-                                         request.logprobs)
-            for count, chunk in enumerate(chunks, start=1):
-                if chunk.finish_reason is not None:
-                    yield replace(chunk, prompt_tokens=prompt_tokens)
-                    return
-                yield chunk
-                if count == cap:
-                    counted = prompt_tokens or self._token_ids(prompt)
-                    yield Chunk(finish_reason="length", prompt_tokens=prompt_tokens,
-                                usage=Usage(len(counted), cap))
-                    return
+            upstream, pieces = self._reconnecting(attempt)
+            limit = _legacy_limit(request, upstream)
+            top = request.logprobs if limit is None or request.logprobs is not None else 0
+            chunks = parse.stream_chunks(parse.sse_lines(pieces), self.client.base_url, top)
+            if limit is not None:
+                chunks = budget.limited(chunks, limit,
+                                        keep_logprobs=request.logprobs is not None)
+            yield from chunks
 
     def tokenize(self, text: str) -> list:
         return self.tokens.tokenize(text)
@@ -119,7 +131,7 @@ class ServerCppBackend(Backend):
         except UpstreamUnavailableError as exc:
             return Health(False, self.name, {**detail, "error": exc.message})
         detail.update(generation=upstream.generation.name, model=self.models()[0].id,
-                      template=upstream.template.name)
+                      template=upstream.template.name, **self.admission.snapshot())
         if status == 503:
             return Health(False, self.name, {**detail, "error": "the upstream is loading"})
         return Health(True, self.name, detail)
@@ -151,6 +163,7 @@ class ServerCppBackend(Backend):
         model = os.path.basename(str(props.get("model_alias") or props.get("model_path")
                                      or self._model_from_list(generation) or "servercpp"))
         self._upstream = Upstream(generation, model, template)
+        self.admission.report(_total_slots(props))
         logger.info("upstream %s is %s serving %s; chat template %s", self.client.base_url,
                     generation.name, model, template.name)
         return self._upstream
@@ -212,14 +225,22 @@ class ServerCppBackend(Backend):
         rendered = upstream.template.render(request.messages)
         return rendered.text, unique(rendered.stop + tuple(request.stop))
 
-    def _token_ids(self, prompt: str) -> tuple:
-        return tuple(token for token, _ in self.tokenize(prompt))
+
+def _total_slots(props: dict) -> Optional[int]:
+    total = props.get("total_slots")
+    return total if isinstance(total, int) and not isinstance(total, bool) and total > 0 else None
 
 
-def _needs_stream_on_legacy(request: GenerationRequest) -> bool:
-    """Old servers return no logprobs and ignore n_predict < 3 unless streamed."""
-    return request.logprobs is not None or (request.max_tokens is not None
-                                            and request.max_tokens < 3)
+def _legacy_limit(request: GenerationRequest, upstream: Upstream) -> Optional[int]:
+    """The token limit the proxy must keep itself: old servers overshoot theirs."""
+    return request.max_tokens if upstream.generation.legacy else None
+
+
+def counted(request: GenerationRequest, upstream: Upstream) -> GenerationRequest:
+    """The request as sent: with at least one probability per token where the proxy counts."""
+    if _legacy_limit(request, upstream) is not None and request.logprobs is None:
+        return replace(request, logprobs=0)
+    return request
 
 
 def _collect(chunks: Iterator[Chunk]) -> Completion:
@@ -229,7 +250,8 @@ def _collect(chunks: Iterator[Chunk]) -> Completion:
         logprobs.extend(chunk.logprobs)
         if chunk.finish_reason is not None:
             return Completion("".join(texts), chunk.finish_reason, chunk.usage or Usage(),
-                              tuple(logprobs), chunk.prompt_tokens, chunk.truncated)
+                              tuple(logprobs), chunk.prompt_tokens, chunk.truncated,
+                              slot=chunk.slot)
     raise AssertionError("a stream always ends with a finish reason")
 
 

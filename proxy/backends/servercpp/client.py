@@ -9,7 +9,8 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from proxy.backends.servercpp.parse import stream_error
-from proxy.errors import UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError
+from proxy.errors import (SlotUnavailableError, UpstreamError, UpstreamTimeoutError,
+                          UpstreamUnavailableError)
 
 UNREACHABLE = "upstream_unreachable"  # the request never reached the server: safe to resend
 
@@ -85,7 +86,7 @@ class UpstreamClient:
         text = response.text[:500]
         if response.status_code == 404 and "File Not Found" in text:
             # PowerInfer and llama.cpp 2023 answer a request with no free slot this way
-            raise UpstreamUnavailableError(
+            raise SlotUnavailableError(
                 f"the upstream {self.base_url} has no free slot for the request (or does not "
                 f"serve {response.request.path_url}); retry shortly, or start it with more "
                 f"--parallel slots", retry_after=1)

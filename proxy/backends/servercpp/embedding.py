@@ -2,30 +2,64 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Optional, Sequence
 
 from proxy.backends.servercpp.client import UpstreamClient
-from proxy.errors import NotImplementedByBackendError, UpstreamError, UpstreamUnavailableError
+from proxy.backends.servercpp.pieces import server_piece, whole_pieces
+from proxy.errors import NotImplementedByBackendError, SlotUnavailableError, UpstreamError
+from proxy.fleet.admission import Admission
 from proxy.types import Embeddings
 
 
 class TokenClient:
-    """``/tokenize``, ``/detokenize`` and ``/embedding`` on one server.cpp."""
+    """``/tokenize``, ``/detokenize`` and ``/embedding`` on one server.cpp.
 
-    def __init__(self, client: UpstreamClient) -> None:
+    Old servers cannot write a piece of a character into JSON (a ``/detokenize`` of one
+    byte-fallback token answers 500), so nothing here ever asks them to.
+    """
+
+    def __init__(self, client: UpstreamClient, admission: Optional[Admission] = None) -> None:
         self.client = client
+        self.admission = admission
+
+    def token_ids(self, text: str) -> list:
+        """The ids of ``text``'s tokens, as the server counts them (no BOS)."""
+        return [token["id"] if isinstance(token, dict) else token
+                for token in self._tokens(text, with_pieces=False)]
 
     def tokenize(self, text: str) -> list:
-        """``(id, piece)`` pairs; pieces come from the server when it can say them."""
-        body = self.client.post_json("/tokenize", {"content": text, "with_pieces": True})
+        """``(id, piece)`` pairs whose pieces join to the text (see :mod:`.pieces`)."""
+        tokens = self._tokens(text, with_pieces=True)
+        if all(isinstance(t, dict) for t in tokens):
+            return whole_pieces((t.get("id"), server_piece(t.get("piece"))) for t in tokens)
+        return self._aligned_pieces(text, tokens)
+
+    def _aligned_pieces(self, text: str, ids: list) -> list:
+        """Pieces from a server without them: detokenize only runs that end on a character.
+
+        A prefix of the text whose tokens begin the text's tokens ends on a character
+        boundary in both; each run of tokens between two such boundaries is whole text.
+        """
+        ends = [0]
+        for end in range(1, len(text)):
+            prefix = self.token_ids(text[:end])
+            if len(prefix) > ends[-1] and ids[:len(prefix)] == prefix:
+                ends.append(len(prefix))
+        if ends[-1] < len(ids):
+            ends.append(len(ids))
+        pieces = []
+        for start, stop in zip(ends, ends[1:]):
+            pieces.append(self.detokenize(ids[start:stop]))
+            pieces.extend([""] * (stop - start - 1))
+        return list(zip(ids, pieces))
+
+    def _tokens(self, text: str, *, with_pieces: bool) -> list:
+        body = self.client.post_json("/tokenize", {"content": text, "with_pieces": with_pieces})
         tokens = body.get("tokens") if isinstance(body, dict) else None
         if not isinstance(tokens, list):
             raise UpstreamError(f"the upstream {self.client.base_url} answered /tokenize "
                                 f"without a token list")
-        if all(isinstance(t, dict) for t in tokens):
-            return [(t.get("id"), _piece(t.get("piece"))) for t in tokens]
-        # older servers know no pieces: detokenize each id on its own
-        return [(t, self.detokenize([t])) for t in tokens]
+        return tokens
 
     def detokenize(self, tokens: Sequence[int]) -> str:
         body = self.client.post_json("/detokenize", {"tokens": list(tokens)})
@@ -43,17 +77,19 @@ class TokenClient:
                           sum(count for _, count in results))
 
     def _embed_one(self, text: str) -> tuple:
-        body = self.client.post_json("/embedding", {"content": text})
-        vector = self._vector(body)
-        return vector, len(self.client.post_json("/tokenize", {"content": text})["tokens"])
+        def embedding() -> object:
+            return self._vector(self.client.post_json("/embedding", {"content": text}))
+
+        vector = self.admission.run(embedding) if self.admission else embedding()
+        return vector, len(self.token_ids(text))
 
     def _vector(self, body: object) -> list:
         """Read any generation's answer: a flat vector, or per-token vectors to mean-pool."""
         if isinstance(body, list) and body and isinstance(body[0], dict):
             body = body[0]  # current servers answer a list, one entry per prompt
         if isinstance(body, dict) and body.get("content") == "slot unavailable":
-            raise UpstreamUnavailableError(f"the upstream {self.client.base_url} has no free "
-                                           f"slot for the embedding; retry shortly", retry_after=1)
+            raise SlotUnavailableError(f"the upstream {self.client.base_url} has no free slot "
+                                       f"for the embedding; retry shortly", retry_after=1)
         vector = body.get("embedding") if isinstance(body, dict) else None
         if isinstance(vector, list) and vector and isinstance(vector[0], list):
             vector = _normalized(_mean(vector)) if len(vector) > 1 else vector[0]
@@ -66,12 +102,6 @@ class TokenClient:
                 f"the upstream {self.client.base_url} has embeddings off: start llama-server "
                 f"with --embedding, or point --embedding-api at one that has them")
         return vector
-
-
-def _piece(piece) -> str:
-    if isinstance(piece, list):  # bytes of an incomplete UTF-8 character
-        return bytes(piece).decode("utf-8", errors="replace")
-    return piece if isinstance(piece, str) else ""
 
 
 def _mean(vectors: list) -> list:

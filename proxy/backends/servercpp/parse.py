@@ -7,8 +7,8 @@ from typing import Iterable, Iterator, Optional
 
 import orjson
 
-from proxy.errors import (InvalidRequestError, NotImplementedByBackendError, UpstreamError,
-                          UpstreamUnavailableError)
+from proxy.errors import (InvalidRequestError, NotImplementedByBackendError,
+                          SlotUnavailableError, UpstreamError, UpstreamUnavailableError)
 from proxy.types import Chunk, Completion, TokenLogprob, Usage
 
 LOWEST_LOGPROB = -9999.0  # JSON has no -inf; a zero probability becomes this
@@ -25,6 +25,12 @@ def usage(body: dict) -> Usage:
     return Usage(int(body.get("tokens_evaluated") or 0), int(body.get("tokens_predicted") or 0))
 
 
+def slot(body: dict) -> Optional[int]:
+    """The slot that served the answer, under either generation's name."""
+    value = body.get("id_slot", body.get("slot_id"))
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def completion(body: object, upstream: str, top: Optional[int]) -> Completion:
     """Read a non-streamed ``/completion`` answer."""
     if not isinstance(body, dict) or not isinstance(body.get("content"), str):
@@ -36,6 +42,7 @@ def completion(body: object, upstream: str, top: Optional[int]) -> Completion:
         usage=usage(body),
         logprobs=logprobs(body.get("completion_probabilities"), top),
         truncated=bool(body.get("truncated")),
+        slot=slot(body),
     )
 
 
@@ -106,7 +113,7 @@ def stream_chunks(lines: Iterable[bytes], upstream: str, top: Optional[int]) -> 
     ``error:`` lines (llama.cpp 2023-2025) and ``data: {"error": …}`` (current) become
     exceptions; so does a stream that ends before a ``stop: true`` chunk.
     """
-    seen_any = False
+    seen_any = seen_other = False
     for raw in lines:
         line = raw.rstrip(b"\r")
         if not line or line.startswith(b":"):
@@ -115,6 +122,7 @@ def stream_chunks(lines: Iterable[bytes], upstream: str, top: Optional[int]) -> 
         if field == b"error":
             raise stream_error(_json(value, upstream), upstream)
         if field != b"data":
+            seen_other = True
             continue
         body = _json(value, upstream)
         if not isinstance(body, dict):
@@ -125,13 +133,17 @@ def stream_chunks(lines: Iterable[bytes], upstream: str, top: Optional[int]) -> 
         seen_any = True
         if body.get("stop"):
             yield Chunk(text=body.get("content") or "", finish_reason=finish_reason(body),
-                        usage=usage(body), truncated=bool(body.get("truncated")))
+                        usage=usage(body), truncated=bool(body.get("truncated")),
+                        slot=slot(body))
             return
         yield Chunk(text=body.get("content") or "",
                     logprobs=logprobs(body.get("completion_probabilities"), top))
+    if seen_other and not seen_any:
+        raise UpstreamError(f"the upstream {upstream} answered a stream request with "
+                            f"something that is not an event stream")
     if not seen_any:
         # PowerInfer answers a request it has no free slot for with an empty 200 stream
-        raise UpstreamUnavailableError(
+        raise SlotUnavailableError(
             f"the upstream {upstream} closed the stream without answering; it may have no "
             f"free slot (start it with more --parallel slots) — retry shortly",
             retry_after=1)
@@ -147,7 +159,10 @@ def stream_error(body: object, upstream: str) -> Exception:
         kind, code = error.get("type"), error.get("code")
     else:
         message, kind, code = str(error), None, None
-    if "slot unavailable" in message or kind == "unavailable_error" or code == 503:
+    if "slot unavailable" in message:
+        return SlotUnavailableError(f"the upstream {upstream} has no free slot ({message}); "
+                                    f"retry shortly", retry_after=1)
+    if kind == "unavailable_error" or code == 503:
         return UpstreamUnavailableError(
             f"the upstream {upstream} is busy or loading ({message}); retry shortly",
             retry_after=1)

@@ -3,6 +3,10 @@
 Old servers abort on a mistyped field, so every value sent here has already been validated
 and typed by :mod:`proxy.schemas`; fields the client left unset are not sent at all, except
 those whose defaults differ between generations (``n_keep``, ``cache_prompt``, the slot).
+
+The prompt cache is on by default only on current servers: old ones reusing a cached prompt
+keep the previous answer's sampling history, so the same greedy request answers differently
+from one time to the next. A client can still ask for it with ``cache_prompt: true``.
 """
 from __future__ import annotations
 
@@ -36,7 +40,8 @@ def completion_payload(request: GenerationRequest, prompt: str, stop: Sequence[s
         "stream": stream,
         "stop": list(stop),
         "n_keep": -1 if request.n_keep is None else request.n_keep,
-        "cache_prompt": True if request.cache_prompt is None else request.cache_prompt,
+        "cache_prompt": (not generation.legacy if request.cache_prompt is None
+                         else request.cache_prompt),
         generation.slot_field: -1 if request.slot is None else request.slot,
     }
     if request.max_tokens is not None:
@@ -51,6 +56,8 @@ def completion_payload(request: GenerationRequest, prompt: str, stop: Sequence[s
     if request.logprobs is not None:
         # ask for at least one so the chosen token's own probability comes back
         payload["n_probs"] = max(request.logprobs, 1)
+    if request.grammar is not None:
+        payload["grammar"] = request.grammar
     if request.response_format is not None:
         payload.update(_structured_output(request, generation))
     return payload

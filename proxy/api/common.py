@@ -1,0 +1,54 @@
+"""What the views share: the app's state, the request body, the model named, event streams."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from typing import Optional
+
+from flask import Response, current_app, request
+
+from proxy import generation, sse
+from proxy.api.disconnect import client_gone_probe
+from proxy.backends import Backend
+from proxy.config import Settings
+from proxy.errors import InvalidRequestError
+from proxy.types import GenerationRequest
+
+
+@dataclass(frozen=True)
+class ProxyState:
+    settings: Settings
+    backend: Backend
+
+
+def get_state() -> ProxyState:
+    return current_app.extensions["proxy"]
+
+
+def read_json() -> object:
+    """The request body as JSON, whatever the Content-Type says (curl users forget it)."""
+    try:
+        return json.loads(request.get_data(cache=False) or b"null")
+    except ValueError as exc:
+        raise InvalidRequestError(f"The body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidRequestError("The body is nested too deeply.") from None
+
+
+def watched(generation_request: GenerationRequest) -> GenerationRequest:
+    """The request, able to tell whether its client is still there while it waits."""
+    return replace(generation_request, client_gone=client_gone_probe(request.environ))
+
+
+def configured_models() -> list:
+    return get_state().backend.models()
+
+
+def served_model(requested: Optional[str]) -> str:
+    """The model the client named, else the one this proxy serves."""
+    return requested or get_state().settings.model_name or configured_models()[0].id
+
+
+def event_response(events) -> Response:
+    return Response(sse.event_stream(generation.primed(events)),
+                    mimetype="text/event-stream", headers=sse.HEADERS)

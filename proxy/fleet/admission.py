@@ -1,0 +1,201 @@
+"""Admission to one upstream: at most as many generations as it has slots, the rest wait in line.
+
+Old servers (PowerInfer, llama.cpp of 2023) refuse at once when every slot is busy, and even
+current llama.cpp gains nothing from more work than it has slots. So requests take a lease
+before they reach the upstream; those beyond the slot count wait in one FIFO line, bounded in
+length (``--max-queue``) and in time (``--queue-timeout``). A request the server still refuses
+(another client or proxy process shares it) goes back to the head of the line: the client
+never hears of it while the line has room and time.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator, Optional, TypeVar
+
+from proxy.errors import (ClientGoneError, QueueFullError, QueueTimeoutError,
+                          SlotUnavailableError)
+from proxy.fleet.slots import SlotCount
+
+POLL = 0.2  # seconds between checks, while waiting, that the client is still there
+FIRST_BACKOFF = 0.05  # a refused request waits this long before trying again, doubling
+MAX_BACKOFF = 1.0
+T = TypeVar("T")
+
+
+def never() -> bool:
+    return False
+
+
+@dataclass(eq=False)
+class Ticket:
+    """One request's place in line."""
+
+    deadline: float
+    not_before: float = 0.0
+    refusals: int = 0
+    accepted: bool = False  # the server has started answering it
+
+
+class Admission:
+    """Leases on one upstream's slots, handed out in arrival order.
+
+    ``slots`` says how many at once; ``None`` (nothing known yet) lets every request through
+    until the server's refusals show its size. Every lease is released in a ``finally``.
+    """
+
+    def __init__(self, upstream: str, slots: SlotCount, *, max_queue: int,
+                 queue_timeout: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.upstream = upstream
+        self.slots = slots
+        self.max_queue = max_queue
+        self.queue_timeout = queue_timeout
+        self.clock = clock
+        self._line: deque = deque()
+        self._running = 0
+        self._accepted = 0
+        self._changed = threading.Condition()
+
+    def run(self, attempt: Callable[[], T], gone: Callable[[], bool] = never) -> T:
+        """Call ``attempt`` holding a lease; a refusal sends it back to the head of the line."""
+        ticket = None
+        while True:
+            with self.lease(gone, ticket) as ticket:
+                try:
+                    return attempt()
+                except SlotUnavailableError:
+                    self.refused(ticket)
+
+    def stream(self, start: Callable[[], Iterator[T]],
+               gone: Callable[[], bool] = never) -> Iterator[T]:
+        """Yield what ``start()`` yields, holding a lease until it ends or is closed.
+
+        A refusal before the first item sends the request back to the head of the line; after
+        it, the client has bytes and the failure is theirs to see.
+        """
+        ticket = None
+        while True:
+            with self.lease(gone, ticket) as ticket:
+                try:
+                    items = start()
+                    first = next(items)
+                except SlotUnavailableError:
+                    self.refused(ticket)
+                    continue
+                self._accept(ticket)
+                with closing(items):
+                    yield first
+                    yield from items
+                return
+
+    @contextmanager
+    def lease(self, gone: Callable[[], bool] = never,
+              ticket: Optional[Ticket] = None) -> Iterator[Ticket]:
+        """Wait for a slot, hold it for the ``with`` block, then hand it on.
+
+        Pass back the ticket of a refused attempt to keep its place at the head of the line
+        and its original deadline.
+        """
+        ticket = self._wait(gone, ticket)
+        try:
+            yield ticket
+        finally:
+            with self._changed:
+                self._running -= 1
+                if ticket.accepted:
+                    ticket.accepted = False
+                    self._accepted -= 1
+                self._changed.notify_all()
+
+    def _accept(self, ticket: Ticket) -> None:
+        with self._changed:
+            ticket.accepted = True
+            self._accepted += 1
+
+    def refused(self, ticket: Ticket) -> None:
+        """The server had no free slot for ``ticket``'s request: learn, and back off.
+
+        Only requests it has started answering surely hold a slot; those still waiting for
+        their first byte may be refused in turn.
+        """
+        with self._changed:
+            self.slots.refused(self._accepted)
+            ticket.refusals += 1
+            backoff = min(FIRST_BACKOFF * 2 ** (ticket.refusals - 1), MAX_BACKOFF)
+            ticket.not_before = self.clock() + backoff
+
+    def saw_slot(self, slot_id: object) -> None:
+        with self._changed:
+            before = self.slots.limit
+            self.slots.saw_slot(slot_id)
+            if self.slots.limit != before:
+                self._changed.notify_all()
+
+    def report(self, total: Optional[int]) -> None:
+        """A server (re)appeared and said how many slots it has (``None``: it did not say).
+
+        What earlier answers taught is forgotten: it may be another server now.
+        """
+        with self._changed:
+            self.slots = SlotCount(configured=self.slots.configured, reported=total)
+            self._changed.notify_all()
+
+    def snapshot(self) -> dict:
+        with self._changed:
+            return {"slots": self.slots.limit, "slots_source": self.slots.source,
+                    "in_flight": self._running, "queued": len(self._line)}
+
+    # -- waiting ----------------------------------------------------------------------------
+
+    def _wait(self, gone: Callable[[], bool], ticket: Optional[Ticket]) -> Ticket:
+        with self._changed:
+            if ticket is None:
+                if len(self._line) >= self.max_queue and not self._free():
+                    raise QueueFullError(
+                        f"all {self._slots_text()} of the upstream {self.upstream} are busy and "
+                        f"{len(self._line)} requests already wait for one; retry shortly, raise "
+                        f"--max-queue, or give the server more slots (--parallel)",
+                        retry_after=2)
+                ticket = Ticket(self.clock() + self.queue_timeout)
+                self._line.append(ticket)
+            else:
+                self._line.appendleft(ticket)
+            try:
+                while not (self._line[0] is ticket and self._free()
+                           and self.clock() >= ticket.not_before):
+                    now = self.clock()
+                    if now >= ticket.deadline:
+                        raise QueueTimeoutError(
+                            f"waited {self.queue_timeout:g}s for one of the "
+                            f"{self._slots_text()} of the upstream {self.upstream}; retry "
+                            f"shortly, raise --queue-timeout, or give the server more slots "
+                            f"(--parallel)", retry_after=2)
+                    self._changed.release()  # the probe may block on a socket: not under the lock
+                    try:
+                        if gone():
+                            raise ClientGoneError("the client went away while waiting for a slot")
+                    finally:
+                        self._changed.acquire()
+                    pause = min(POLL, ticket.deadline - now)
+                    if self._line[0] is ticket and self._free():
+                        pause = min(pause, max(ticket.not_before - now, 0.0))
+                    self._changed.wait(pause)
+            except BaseException:
+                self._line.remove(ticket)
+                self._changed.notify_all()  # the next in line may be free to go now
+                raise
+            self._line.popleft()
+            self._running += 1
+            self._changed.notify_all()
+            return ticket
+
+    def _free(self) -> bool:
+        limit = self.slots.limit
+        return limit is None or self._running < limit
+
+    def _slots_text(self) -> str:
+        limit = self.slots.limit
+        return f"{limit} slots" if limit else "slots"
