@@ -52,9 +52,10 @@ class ProxyProcess:
                             "proxy.wsgi", *args]
         else:
             self.command = [sys.executable, "-m", "proxy", "--llama-api", upstream,
-                            "--port", str(self.port), "--threads", "32", *args]
+                            "--port", str(self.port), "--threads", "32"]
             if how == "gunicorn":
                 self.command += ["--server", "gunicorn", "--workers", "2"]
+            self.command += args  # last, so they win
         self.process: Optional[subprocess.Popen] = None
 
     def start(self, timeout: float = 30) -> "ProxyProcess":

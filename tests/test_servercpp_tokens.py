@@ -53,3 +53,19 @@ def test_the_upstream_key_is_sent(generation):
         with pytest.raises(UpstreamError) as info:
             unkeyed.complete(GenerationRequest(prompt="hi"))
     assert "--llama-api-key" in info.value.message
+
+
+WIDE = "你好 the 😀 cat"
+
+
+def test_wide_text_tokenizes_into_whole_pieces_without_detokenizing_parts(server):
+    tokens = TokenClient(UpstreamClient(server.url)).tokenize(WIDE)
+    assert "".join(piece for _, piece in tokens).strip() == WIDE
+    assert [token for token, _ in tokens] == server.vocab.tokenize(WIDE)
+    assert server.type_violations == []  # no /detokenize of part of a character
+
+
+def test_token_ids_need_no_detokenize(server):
+    ids = TokenClient(UpstreamClient(server.url)).token_ids(WIDE)
+    assert ids == server.vocab.tokenize(WIDE)
+    assert [path for path, _, _ in server.requests] == ["/tokenize"]

@@ -68,6 +68,7 @@ class FakeServerCpp:
             self.n_ctx = 4096 if generation == C else 512
         if self.n_slots is None:
             self.n_slots = 4 if generation == C else 1
+        self._last_used = {i: 0.0 for i in range(self.n_slots)}  # A/B pick free slots by it
         self.vocab = wire.Vocab()
         self._lock = threading.Lock()
         self._server: Any = None
@@ -76,6 +77,7 @@ class FakeServerCpp:
         self._conns: set[socket.socket] = set()
         self._port = 0
         self._in_flight = 0
+        self._busy: set[int] = set()
         self._slot_n_keep: dict[int, int] = {}
         self.reset()
 
@@ -264,7 +266,10 @@ class FakeServerCpp:
         slot_asked = body.get(wire.slot_key(gen))
         self.requested_slots.append(slot_asked)
         slot = wire.param(body, wire.slot_key(gen), -1)
-        slot = slot % self.n_slots if gen == C and slot >= 0 else (slot if 0 <= slot < self.n_slots else 0)
+        if gen == C:
+            slot = slot % self.n_slots if slot >= 0 else 0
+        elif not 0 <= slot < self.n_slots:
+            slot = -1  # any free one
         stream = wire.param(body, "stream", False)
         mode = self.fail_mode
         if mode not in _FAIL_MODES:
@@ -289,23 +294,26 @@ class FakeServerCpp:
                    f"size ({self.n_ctx} tokens), try increasing it", "type": "exceed_context_size_error",
                    "n_prompt_tokens": n_prompt, "n_ctx": self.n_ctx}
             return self._send(start_response, 400, {"error": err})
+        slot = self._take_slot(slot)
+        if slot is None:  # A/B have no queue: every slot busy is a refusal
+            self.refusals += 1
+            return self._refuse(start_response, stream)
         job, result = self._job(body, prompt, slot, n_prompt)
         if gen == B and isinstance(prompt, list) and len(prompt) > 1:
+            self._give_slot(slot)
             self.type_violations.append("prompt")  # split_multiprompt_task: broken before 4ffc7a17d
             empty = wire.final(job, wire.Plan([], "", "eos"), streamed=False)
             return self._send(start_response, 200, ["results", [empty] * len(prompt)])
         if mode == "truncated_stream" and not stream:
+            self._give_slot(slot)
             data = wire.dumps(gen, wire.final(job, result, streamed=False)).encode()
             start_response("200 OK", [("Content-Type", "application/json")])
             return self._truncated(data[: len(data) // 2], sock)
-        if not self._take_slot():  # A/B have no queue: every slot busy is a refusal
-            self.refusals += 1
-            return self._refuse(start_response, stream)
         if not stream:
             try:
                 self._wait(stopping, self.token_delay * len(result.steps), sock)
             finally:
-                self._give_slot()
+                self._give_slot(slot)
             return self._send(start_response, 200, wire.final(job, result, streamed=False))
         headers = [("Content-Type", "text/event-stream")]
         if gen == C:
@@ -379,22 +387,33 @@ class FakeServerCpp:
         finally:
             with self._lock:
                 self.active_streams -= 1
-            self._give_slot()
+            self._give_slot(job.slot)
             if not finished and not stopping.is_set():
                 self.cancelled.set()
 
-    def _take_slot(self) -> bool:
-        """Occupy a slot; C queues instead of refusing, so it always gets one in the end."""
+    def _take_slot(self, asked: int) -> int | None:
+        """Occupy a slot: the one asked for if free, else the least recently used free one.
+
+        C queues instead of refusing, so it always gets one in the end; A and B answer None.
+        """
         with self._lock:
-            if self.generation != C and self._in_flight >= self.n_slots:
-                return False
+            if self.generation == C:
+                taken = asked
+            else:
+                free = [i for i in self._last_used if i not in self._busy]
+                if not free:
+                    return None
+                taken = asked if asked in free else min(free, key=self._last_used.get)
+                self._busy.add(taken)
+                self._last_used[taken] = time.monotonic()
             self._in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
-            return True
+            return taken
 
-    def _give_slot(self) -> None:
+    def _give_slot(self, slot: int) -> None:
         with self._lock:
             self._in_flight -= 1
+            self._busy.discard(slot)
 
     def _refuse(self, start_response: Any, stream: bool) -> list[bytes]:
         """What A and B answer when no slot is free."""

@@ -1,0 +1,256 @@
+"""Admission to an upstream's slots: how many, who goes next, and every way a lease ends."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from proxy.errors import (ClientGoneError, QueueFullError, QueueTimeoutError,
+                          SlotUnavailableError, UpstreamError)
+from proxy.fleet.admission import Admission
+from proxy.fleet.slots import SlotCount
+
+URL = "http://upstream.test"
+
+
+# -- how many slots --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("count,limit,source", [
+    (SlotCount(), None, "unknown"),
+    (SlotCount(configured=3, reported=8), 3, "configured"),
+    (SlotCount(reported=8, seen=2, ceiling=1), 8, "reported"),
+    (SlotCount(seen=2), None, "learned"),
+    (SlotCount(seen=2, ceiling=1), 2, "learned"),
+    (SlotCount(seen=2, ceiling=5), 5, "learned"),
+    (SlotCount(seen=0, ceiling=1), 1, "learned"),
+], ids=["nothing-known", "operator-first", "server-next", "seen-alone-sends-on",
+        "seen-beats-a-low-refusal", "refusal-above-seen", "one-at-least"])
+def test_limit_and_where_it_comes_from(count, limit, source):
+    assert (count.limit, count.source) == (limit, source)
+
+
+@pytest.mark.parametrize("events,limit", [
+    ([("refused", 3)], 3),
+    ([("refused", 3), ("refused", 5)], 3),
+    ([("refused", 0)], 1),
+    ([("refused", 2), ("slot", 3)], 4),
+    ([("slot", 1), ("refused", 1)], 2),
+    ([("slot", True), ("slot", -1), ("slot", "2"), ("slot", 10_000), ("refused", 1)], 1),
+], ids=["a-refusal-shows-a-ceiling", "the-lowest-ceiling-holds", "never-below-one",
+        "slot-ids-raise-it", "a-seen-slot-exists", "odd-slot-ids-are-ignored"])
+def test_learning_from_answers(events, limit):
+    count = SlotCount()
+    for kind, value in events:
+        count.saw_slot(value) if kind == "slot" else count.refused(value)
+    assert count.limit == limit
+
+
+# -- waiting in line ---------------------------------------------------------------------------
+
+def admission(slots: int | None = 1, **options) -> Admission:
+    options = {"max_queue": 8, "queue_timeout": 5, **options}
+    return Admission(URL, SlotCount(configured=slots), **options)
+
+
+def hold(gate: Admission, release: threading.Event, **kwargs) -> threading.Thread:
+    """A thread holding a lease until ``release`` is set; it has it when this returns."""
+    taken = threading.Event()
+
+    def run() -> None:
+        with gate.lease(**kwargs):
+            taken.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert taken.wait(5)
+    return thread
+
+
+def wait_until(condition, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_requests_beyond_the_slots_wait_their_turn_in_order():
+    gate, release, order = admission(1), threading.Event(), []
+    holder = hold(gate, release)
+
+    def wait(name: str) -> None:
+        with gate.lease():
+            order.append(name)
+
+    waiters = []
+    for name in "abc":
+        waiters.append(threading.Thread(target=wait, args=(name,)))
+        waiters[-1].start()
+        wait_until(lambda: gate.snapshot()["queued"] == len(waiters))
+    assert gate.snapshot() == {"slots": 1, "slots_source": "configured", "in_flight": 1,
+                               "queued": 3}
+    release.set()
+    for thread in [holder, *waiters]:
+        thread.join(5)
+    assert order == ["a", "b", "c"]
+    assert gate.snapshot()["in_flight"] == gate.snapshot()["queued"] == 0
+
+
+def test_a_full_line_is_a_503_saying_what_to_raise():
+    gate, release = admission(1, max_queue=1), threading.Event()
+    holder = hold(gate, release)
+    waiter = threading.Thread(target=lambda: gate.lease().__enter__())
+    waiter.start()
+    wait_until(lambda: gate.snapshot()["queued"] == 1)
+    with pytest.raises(QueueFullError) as info:
+        with gate.lease():
+            pass
+    assert info.value.status == 503 and info.value.retry_after
+    assert "--max-queue" in info.value.message and URL in info.value.message
+    release.set()
+    holder.join(5)
+    waiter.join(5)
+
+
+def test_waiting_too_long_is_a_503_saying_what_to_raise():
+    gate, release = admission(1, queue_timeout=0.2), threading.Event()
+    holder = hold(gate, release)
+    with pytest.raises(QueueTimeoutError) as info:
+        with gate.lease():
+            pass
+    assert info.value.status == 503 and info.value.retry_after
+    assert "--queue-timeout" in info.value.message
+    assert gate.snapshot()["queued"] == 0
+    release.set()
+    holder.join(5)
+
+
+def test_a_client_gone_while_waiting_leaves_the_line_at_once():
+    gate, release, gone = admission(1), threading.Event(), threading.Event()
+    holder = hold(gate, release)
+    errors = []
+
+    def wait() -> None:
+        try:
+            with gate.lease(gone.is_set):
+                errors.append("admitted")
+        except ClientGoneError as exc:
+            errors.append(exc)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    wait_until(lambda: gate.snapshot()["queued"] == 1)
+    gone.set()
+    waiter.join(2)
+    assert not waiter.is_alive() and isinstance(errors[0], ClientGoneError)
+    assert gate.snapshot()["queued"] == 0
+    release.set()
+    holder.join(5)
+
+
+def test_with_nothing_known_every_request_goes_through():
+    gate, release = admission(None), threading.Event()
+    holders = [hold(gate, release) for _ in range(5)]
+    assert gate.snapshot()["in_flight"] == 5
+    release.set()
+    for thread in holders:
+        thread.join(5)
+
+
+# -- leases end on every path ------------------------------------------------------------------
+
+@pytest.mark.parametrize("failure", [UpstreamError("boom"), KeyboardInterrupt()],
+                         ids=["upstream-error", "anything"])
+def test_a_failure_inside_hands_the_lease_back(failure):
+    gate = admission(1)
+    with pytest.raises(type(failure)):
+        gate.run(lambda: (_ for _ in ()).throw(failure))
+    assert gate.snapshot()["in_flight"] == 0
+
+
+def test_a_stream_closed_early_hands_the_lease_back():
+    gate = admission(1)
+    stream = gate.stream(lambda: (i for i in range(10)))
+    assert next(stream) == 0 and gate.snapshot()["in_flight"] == 1
+    stream.close()
+    assert gate.snapshot()["in_flight"] == 0
+
+
+def test_a_stream_read_to_its_end_hands_the_lease_back():
+    gate = admission(1)
+    assert list(gate.stream(lambda: (c for c in "abc"))) == ["a", "b", "c"]
+    assert gate.snapshot()["in_flight"] == 0
+
+
+# -- refusals --------------------------------------------------------------------------------
+
+def test_a_refused_request_goes_back_to_the_head_of_the_line():
+    gate, attempts = admission(None), []
+
+    def attempt() -> str:
+        attempts.append(time.monotonic())
+        if len(attempts) < 3:
+            raise SlotUnavailableError("no free slot")
+        return "answered"
+
+    assert gate.run(attempt) == "answered"
+    assert len(attempts) == 3
+    assert attempts[2] - attempts[1] >= attempts[1] - attempts[0] > 0  # backing off
+    assert gate.snapshot() == {"slots": 1, "slots_source": "learned", "in_flight": 0,
+                               "queued": 0}
+
+
+def test_a_refused_stream_is_tried_again_before_any_item():
+    gate, tries = admission(None), []
+
+    def start():
+        tries.append(1)
+        if len(tries) == 1:
+            raise SlotUnavailableError("no free slot")
+        yield from "ok"
+
+    assert "".join(gate.stream(start)) == "ok"
+    assert len(tries) == 2
+
+
+def test_a_refusal_shows_how_many_the_server_was_serving():
+    gate, release = admission(None), threading.Event()
+    started = []
+
+    def serving() -> None:
+        for _ in gate.stream(lambda: (i for i in [1])):
+            started.append(1)
+            release.wait(10)
+
+    holders = [threading.Thread(target=serving) for _ in range(2)]
+    for thread in holders:
+        thread.start()
+    wait_until(lambda: len(started) == 2)
+    refusals = iter([SlotUnavailableError("no free slot")])
+
+    def third():
+        error = next(refusals, None)
+        if error:
+            raise error
+        return "third"
+
+    result = []
+    runner = threading.Thread(target=lambda: result.append(gate.run(third)))
+    runner.start()
+    wait_until(lambda: gate.slots.limit == 2 and gate.snapshot()["queued"] == 1)
+    release.set()
+    runner.join(5)
+    assert result == ["third"]
+    for thread in holders:
+        thread.join(5)
+
+
+def test_a_server_that_reappears_is_learned_afresh():
+    gate = admission(None)
+    gate.saw_slot(5)
+    gate.slots.refused(2)
+    gate.report(None)
+    assert gate.slots.limit is None
+    gate.report(4)
+    assert gate.snapshot()["slots"] == 4
