@@ -254,3 +254,15 @@ def test_a_server_that_reappears_is_learned_afresh():
     assert gate.slots.limit is None
     gate.report(4)
     assert gate.snapshot()["slots"] == 4
+
+
+def test_a_stream_closed_from_another_thread_hands_the_lease_back():
+    gate = admission(1)
+    stream = gate.stream(lambda: (i for i in range(3)))
+    assert next(stream) == 0
+    closer = threading.Thread(target=stream.close)
+    closer.start()
+    closer.join(5)
+    assert gate.snapshot()["in_flight"] == 0
+    with gate.lease():  # and the next one gets it
+        pass

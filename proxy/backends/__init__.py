@@ -26,8 +26,9 @@ def create_backend(settings: Settings) -> Backend:
                               read_timeout=settings.upstream_timeout)
 
     def admission(url: str) -> Admission:
-        return Admission(url, SlotCount(configured=settings.slots or None),
-                         max_queue=settings.max_queue, queue_timeout=settings.queue_timeout)
+        return Admission(f"the upstream {url}", SlotCount(configured=settings.slots or None),
+                         max_queue=settings.max_queue, queue_timeout=settings.queue_timeout,
+                         remedy=", or give the server more slots (--parallel)")
 
     embedding = None
     if settings.embedding_api:

@@ -23,6 +23,7 @@ from proxy.fleet.slots import SlotCount
 POLL = 0.2  # seconds between checks, while waiting, that the client is still there
 FIRST_BACKOFF = 0.05  # a refused request waits this long before trying again, doubling
 MAX_BACKOFF = 1.0
+RETRY_AFTER = 2  # seconds a refused client is told to wait
 T = TypeVar("T")
 
 
@@ -47,9 +48,12 @@ class Admission:
     until the server's refusals show its size. Every lease is released in a ``finally``.
     """
 
-    def __init__(self, upstream: str, slots: SlotCount, *, max_queue: int,
-                 queue_timeout: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.upstream = upstream
+    def __init__(self, name: str, slots: SlotCount, *, max_queue: int, queue_timeout: float,
+                 remedy: str = "", clock: Callable[[], float] = time.monotonic) -> None:
+        """``name`` says what the slots belong to in errors ("the upstream http://…");
+        ``remedy`` how else to get more of them."""
+        self.name = name
+        self.remedy = remedy
         self.slots = slots
         self.max_queue = max_queue
         self.queue_timeout = queue_timeout
@@ -155,10 +159,9 @@ class Admission:
             if ticket is None:
                 if len(self._line) >= self.max_queue and not self._free():
                     raise QueueFullError(
-                        f"all {self._slots_text()} of the upstream {self.upstream} are busy and "
-                        f"{len(self._line)} requests already wait for one; retry shortly, raise "
-                        f"--max-queue, or give the server more slots (--parallel)",
-                        retry_after=2)
+                        f"all {self._slots_text()} of {self.name} are busy and "
+                        f"{len(self._line)} requests already wait for one; retry shortly, or "
+                        f"raise --max-queue{self.remedy}", retry_after=RETRY_AFTER)
                 ticket = Ticket(self.clock() + self.queue_timeout)
                 self._line.append(ticket)
             else:
@@ -170,9 +173,8 @@ class Admission:
                     if now >= ticket.deadline:
                         raise QueueTimeoutError(
                             f"waited {self.queue_timeout:g}s for one of the "
-                            f"{self._slots_text()} of the upstream {self.upstream}; retry "
-                            f"shortly, raise --queue-timeout, or give the server more slots "
-                            f"(--parallel)", retry_after=2)
+                            f"{self._slots_text()} of {self.name}; retry shortly, or raise "
+                            f"--queue-timeout{self.remedy}", retry_after=RETRY_AFTER)
                     self._changed.release()  # the probe may block on a socket: not under the lock
                     try:
                         if gone():
@@ -198,4 +200,4 @@ class Admission:
 
     def _slots_text(self) -> str:
         limit = self.slots.limit
-        return f"{limit} slots" if limit else "slots"
+        return "slots" if not limit else "1 slot" if limit == 1 else f"{limit} slots"

@@ -15,10 +15,11 @@ import pytest
 from proxy.app import create_app
 from proxy.backends.chatglm import messages
 from proxy.backends.chatglm.backend import ChatGLMBackend, load_backend
-from proxy.backends.chatglm.gate import Gate
 from proxy.backends.chatglm.model import UNLIMITED
 from proxy.config import Settings
 from proxy.errors import InvalidRequestError, UpstreamUnavailableError
+from proxy.fleet.admission import Admission
+from proxy.fleet.slots import SlotCount
 from proxy.types import GenerationRequest, Message, Sampling
 from tests.chatglm.conftest import CHATGLM2_REPLY, EVIL_CALL, REPLY
 from tests.processes import ROOT
@@ -152,7 +153,7 @@ def test_models_and_health(glm4, models):
     assert backend(models.reply, model_name="glm-4-tiny").models()[0].id == "glm-4-tiny"
     health = glm4.health()
     assert health.ok and health.detail["model_type"] == "GLM-4"
-    assert health.detail["busy"] is False
+    assert (health.detail["in_flight"], health.detail["queued"]) == (0, 0)
 
 
 # -- tools -------------------------------------------------------------------------------
@@ -260,12 +261,12 @@ def test_an_open_stream_holds_the_model(models):
     busy = backend(models.reply, max_queue=0)
     stream = busy.stream(chat())
     assert next(stream).text == "Hello"
-    assert busy.health().detail["busy"] is True
+    assert busy.health().detail["in_flight"] == 1
     with pytest.raises(UpstreamUnavailableError) as info:
         busy.complete(chat())
     assert info.value.retry_after
     stream.close()  # the client went away
-    assert busy.health().detail["busy"] is False
+    assert busy.health().detail["in_flight"] == 0
     assert busy.complete(chat()).text == REPLY
 
 
@@ -305,7 +306,8 @@ class Watched:
 
 def test_concurrent_requests_take_turns(endless):
     watched = Watched(endless.model)
-    serial = ChatGLMBackend(watched, Gate(max_queue=8, wait_timeout=60), max_context_length=64)
+    serial = ChatGLMBackend(watched, Admission("the model", SlotCount(configured=1), max_queue=8,
+                                               queue_timeout=60), max_context_length=64)
     lengths = [50, 10, 40, 20, 30, 60]
     with ThreadPoolExecutor(len(lengths)) as pool:
         texts = list(pool.map(lambda n: serial.complete(chat(max_tokens=n)).text, lengths))
@@ -316,8 +318,8 @@ def test_concurrent_requests_take_turns(endless):
 def test_health_reports_a_running_generation(endless):
     with closing(endless.stream(chat(max_tokens=100))) as chunks:
         next(chunks)
-        assert endless.health().detail["busy"] is True
-    assert endless.health().detail["busy"] is False
+        assert endless.health().detail["in_flight"] == 1
+    assert endless.health().detail["in_flight"] == 0
 
 
 # -- start-up errors and crash safety, in subprocesses -----------------------------------
@@ -330,8 +332,7 @@ def run_python(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
 def test_a_long_answer_after_a_short_prompt_fills_the_cache_safely(models):
     """Short prompt, then generation to the last slot: past chatglm.cpp heap and KV limits."""
     result = run_python(f"""
-from proxy.backends.chatglm.backend import ChatGLMBackend, load_backend
-from proxy.backends.chatglm.gate import Gate
+from proxy.backends.chatglm.backend import load_backend
 from proxy.config import Settings
 from proxy.types import GenerationRequest, Message
 backend = load_backend(Settings(backend="chatglm", model={str(models.endless)!r},
@@ -349,8 +350,7 @@ def test_the_native_loader_rejects_what_the_header_check_lets_through(models, tm
     path = tmp_path / "mismatch.bin"
     path.write_bytes(bytes(data))
     result = run_python(f"""
-from proxy.backends.chatglm.backend import ChatGLMBackend, load_backend
-from proxy.backends.chatglm.gate import Gate
+from proxy.backends.chatglm.backend import load_backend
 from proxy.config import Settings
 try:
     load_backend(Settings(backend="chatglm", model={str(path)!r}))

@@ -1,20 +1,16 @@
-"""The chatglm backend's pure parts: tool calls, stop words, replies, decoding, options, gate."""
+"""The chatglm backend's pure parts: tool calls, stop words, replies, decoding, options."""
 from __future__ import annotations
 
 import itertools
 import json
-import threading
-import time
 
 import pytest
 
 from proxy.backends.chatglm import messages, options, toolcalls
 from proxy.backends.chatglm.decoding import TextDecoder
-from proxy.backends.chatglm.gate import Gate
 from proxy.backends.chatglm.reply import Reply
 from proxy.backends.chatglm.stops import StopWords
-from proxy.errors import (InvalidRequestError, NotImplementedByBackendError, UpstreamTimeoutError,
-                          UpstreamUnavailableError)
+from proxy.errors import InvalidRequestError, NotImplementedByBackendError
 from proxy.types import GenerationRequest, Message, ResponseFormat, Sampling
 
 NAMES = {"get_weather", "search"}
@@ -300,70 +296,3 @@ def test_options_chatglm_cannot_honour(request_, param, error):
     with pytest.raises(error) as info:
         options.sampling(request_)
     assert info.value.param == param
-
-
-# -- gate --------------------------------------------------------------------------------
-
-def test_the_gate_refuses_once_the_line_is_full():
-    gate = Gate(max_queue=0, wait_timeout=5)
-    with gate.admitted():
-        assert gate.busy and gate.waiting == 0
-        with pytest.raises(UpstreamUnavailableError) as info:
-            with gate.admitted():
-                pass
-        assert info.value.status == 503 and info.value.retry_after > 0
-    assert not gate.busy
-    with gate.admitted():
-        pass
-
-
-def test_the_gate_lets_max_queue_wait():
-    gate = Gate(max_queue=1, wait_timeout=5)
-    order = []
-    with gate.admitted():
-        waiter = threading.Thread(target=lambda: _enter(gate, order))
-        waiter.start()
-        _wait_for(lambda: gate.waiting == 1)
-        with pytest.raises(UpstreamUnavailableError):
-            with gate.admitted():
-                pass
-        order.append("holder done")
-    waiter.join(5)
-    assert order == ["holder done", "waiter in"]
-
-
-def test_the_gate_times_out_a_long_wait():
-    gate = Gate(max_queue=1, wait_timeout=0.05)
-    with gate.admitted():
-        with pytest.raises(UpstreamTimeoutError):
-            with gate.admitted():
-                pass
-    assert gate.waiting == 0
-
-
-def test_a_stream_closed_by_another_thread_releases_the_gate():
-    gate = Gate(max_queue=0, wait_timeout=5)
-
-    def stream():
-        with gate.admitted():
-            yield 1
-            yield 2
-
-    chunks = stream()
-    assert next(chunks) == 1 and gate.busy
-    closer = threading.Thread(target=chunks.close)
-    closer.start()
-    closer.join(5)
-    assert not gate.busy and gate.waiting == 0
-
-
-def _enter(gate: Gate, order: list) -> None:
-    with gate.admitted():
-        order.append("waiter in")
-
-
-def _wait_for(condition, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)

@@ -1,9 +1,10 @@
 """The chatglm backend: a chatglm.cpp model inside the proxy's process.
 
-The model has one KV cache, so generations take turns behind a :class:`Gate` held for the
-whole generation, a stream's included: the gate is entered inside the stream's generator
-and left when it ends or is closed (the client went away). One model lives in each process,
-so the proxy runs a single worker (``--workers 1``); ``/health`` never waits for the gate.
+The model has one KV cache, so generations take turns: each holds the one slot of an
+:class:`Admission` for the whole generation, a stream's included. The lease is taken inside
+the stream's generator and handed back when it ends or is closed (the client went away).
+One model lives in each process, so the proxy runs a single worker (``--workers 1``);
+``/health`` never waits for the model.
 Tokenizing needs no gate: the tokenizer is read-only, and the binding never releases the GIL,
 so no two native calls run at once.
 """
@@ -16,11 +17,12 @@ from typing import Iterator, Sequence
 from proxy.backends.base import Backend
 from proxy.backends.chatglm import messages, options
 from proxy.backends.chatglm.decoding import TextDecoder
-from proxy.backends.chatglm.gate import Gate
 from proxy.backends.chatglm.model import UNLIMITED, Model
 from proxy.backends.chatglm.reply import Reply
 from proxy.config import Settings
 from proxy.errors import InvalidRequestError
+from proxy.fleet.admission import Admission
+from proxy.fleet.slots import SlotCount
 from proxy.types import Chunk, Completion, GenerationRequest, Health, ModelInfo, Usage
 
 logger = logging.getLogger(__name__)
@@ -32,8 +34,9 @@ def load_backend(settings: Settings) -> "ChatGLMBackend":
     if settings.max_context_length >= model.max_length:
         raise ValueError(f"--max-context-length {settings.max_context_length} leaves no room "
                          f"for an answer: {settings.model} holds {model.max_length} tokens")
-    return ChatGLMBackend(model, Gate(settings.max_queue, settings.upstream_timeout),
-                          max_context_length=settings.max_context_length,
+    admission = Admission(f"the model {settings.model}", SlotCount(configured=1),
+                          max_queue=settings.max_queue, queue_timeout=settings.queue_timeout)
+    return ChatGLMBackend(model, admission, max_context_length=settings.max_context_length,
                           model_name=settings.model_name)
 
 
@@ -49,10 +52,10 @@ class ChatGLMBackend(Backend):
     name = "chatglm"
     concurrent = False  # one model, one generation at a time: choices take turns
 
-    def __init__(self, model: Model, gate: Gate, *, max_context_length: int,
+    def __init__(self, model: Model, admission: Admission, *, max_context_length: int,
                  model_name: str = "") -> None:
         self.model = model
-        self.gate = gate
+        self.admission = admission
         self.max_context_length = max_context_length
         self.model_name = model_name or model.name
 
@@ -73,7 +76,7 @@ class ChatGLMBackend(Backend):
         decoder = TextDecoder(self.model.decode)
         limit = request.max_tokens or UNLIMITED
         generated, end = 0, None
-        with self.gate.admitted():
+        with self.admission.lease(request.client_gone):
             for token in self.model.generate(prompt.ids, limit, sampling):
                 if token in self.model.stop_ids:
                     end = token
@@ -115,8 +118,7 @@ class ChatGLMBackend(Backend):
     def health(self) -> Health:
         return Health(True, self.name, {
             "model": self.model_name, "model_type": self.model.type_name,
-            "max_length": self.model.max_length, "busy": self.gate.busy,
-            "waiting": self.gate.waiting})
+            "max_length": self.model.max_length, **self.admission.snapshot()})
 
     def close(self) -> None:
         self.model.close()
