@@ -67,14 +67,16 @@ def synthetic(log_dir: Path) -> Service:
                    port, log_dir / "synthetic.log")
 
 
-def proxy(server: str, upstream: str, log_dir: Path, *, threads: int, workers: int) -> Service:
+def proxy(server: str, upstream: str, log_dir: Path, *, threads: int, workers: int,
+          args: Sequence[str] = (), name: str = "") -> Service:
     """``oai-proxy`` under waitress or gunicorn (gthread), as a user would start it."""
     port = free_port()
     command = [sys.executable, "-m", "proxy", "--llama-api", upstream, "--port", str(port),
-               "--server", server, "--threads", str(threads), "--log-level", "warning"]
+               "--server", server, "--threads", str(threads), "--log-level", "warning", *args]
     if server == "gunicorn":
         command += ["--workers", str(workers)]
-    return Service(f"proxy under {server}", command, port, log_dir / f"proxy-{server}.log")
+    name = name or server
+    return Service(f"proxy under {name}", command, port, log_dir / f"proxy-{name}.log")
 
 
 @contextlib.contextmanager

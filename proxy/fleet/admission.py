@@ -33,9 +33,10 @@ def never() -> bool:
 
 @dataclass(eq=False)
 class Ticket:
-    """One request's place in line."""
+    """One request's place in line, and how to wake it when it reaches the head."""
 
     deadline: float
+    wake: threading.Condition
     not_before: float = 0.0
     refusals: int = 0
     accepted: bool = False  # the server has started answering it
@@ -61,7 +62,9 @@ class Admission:
         self._line: deque = deque()
         self._running = 0
         self._accepted = 0
-        self._changed = threading.Condition()
+        # one lock; each waiter sleeps on a condition of its own, so a freed slot wakes the
+        # head of the line alone rather than every waiter
+        self._lock = threading.Lock()
 
     def run(self, attempt: Callable[[], T], gone: Callable[[], bool] = never) -> T:
         """Call ``attempt`` holding a lease; a refusal sends it back to the head of the line."""
@@ -107,15 +110,15 @@ class Admission:
         try:
             yield ticket
         finally:
-            with self._changed:
+            with self._lock:
                 self._running -= 1
                 if ticket.accepted:
                     ticket.accepted = False
                     self._accepted -= 1
-                self._changed.notify_all()
+                self._wake_head()
 
     def _accept(self, ticket: Ticket) -> None:
-        with self._changed:
+        with self._lock:
             ticket.accepted = True
             self._accepted += 1
 
@@ -125,44 +128,42 @@ class Admission:
         Only requests it has started answering surely hold a slot; those still waiting for
         their first byte may be refused in turn.
         """
-        with self._changed:
+        with self._lock:
             self.slots.refused(self._accepted)
             ticket.refusals += 1
             backoff = min(FIRST_BACKOFF * 2 ** (ticket.refusals - 1), MAX_BACKOFF)
             ticket.not_before = self.clock() + backoff
 
     def saw_slot(self, slot_id: object) -> None:
-        with self._changed:
-            before = self.slots.limit
+        with self._lock:
             self.slots.saw_slot(slot_id)
-            if self.slots.limit != before:
-                self._changed.notify_all()
+            self._wake_head()
 
     def report(self, total: Optional[int]) -> None:
         """A server (re)appeared and said how many slots it has (``None``: it did not say).
 
         What earlier answers taught is forgotten: it may be another server now.
         """
-        with self._changed:
+        with self._lock:
             self.slots = SlotCount(configured=self.slots.configured, reported=total)
-            self._changed.notify_all()
+            self._wake_head()
 
     def snapshot(self) -> dict:
-        with self._changed:
+        with self._lock:
             return {"slots": self.slots.limit, "slots_source": self.slots.source,
                     "in_flight": self._running, "queued": len(self._line)}
 
     # -- waiting ----------------------------------------------------------------------------
 
     def _wait(self, gone: Callable[[], bool], ticket: Optional[Ticket]) -> Ticket:
-        with self._changed:
+        with self._lock:
             if ticket is None:
                 if len(self._line) >= self.max_queue and not self._free():
                     raise QueueFullError(
                         f"all {self._slots_text()} of {self.name} are busy and "
                         f"{len(self._line)} requests already wait for one; retry shortly, or "
                         f"raise --max-queue{self.remedy}", retry_after=RETRY_AFTER)
-                ticket = Ticket(self.clock() + self.queue_timeout)
+                ticket = Ticket(self.clock() + self.queue_timeout, threading.Condition(self._lock))
                 self._line.append(ticket)
             else:
                 self._line.appendleft(ticket)
@@ -175,24 +176,29 @@ class Admission:
                             f"waited {self.queue_timeout:g}s for one of the "
                             f"{self._slots_text()} of {self.name}; retry shortly, or raise "
                             f"--queue-timeout{self.remedy}", retry_after=RETRY_AFTER)
-                    self._changed.release()  # the probe may block on a socket: not under the lock
+                    self._lock.release()  # the probe may block on a socket: not under the lock
                     try:
                         if gone():
                             raise ClientGoneError("the client went away while waiting for a slot")
                     finally:
-                        self._changed.acquire()
+                        self._lock.acquire()
                     pause = min(POLL, ticket.deadline - now)
                     if self._line[0] is ticket and self._free():
                         pause = min(pause, max(ticket.not_before - now, 0.0))
-                    self._changed.wait(pause)
+                    ticket.wake.wait(pause)
             except BaseException:
                 self._line.remove(ticket)
-                self._changed.notify_all()  # the next in line may be free to go now
+                self._wake_head()  # the next in line may be free to go now
                 raise
             self._line.popleft()
             self._running += 1
-            self._changed.notify_all()
+            self._wake_head()  # more than one slot may be free
             return ticket
+
+    def _wake_head(self) -> None:
+        """Wake the first in line if a slot is free for it (call holding the lock)."""
+        if self._line and self._free():
+            self._line[0].wake.notify()
 
     def _free(self) -> bool:
         limit = self.slots.limit
