@@ -35,11 +35,17 @@ def init_app(app: Flask, api_keys: Sequence[str], cors_origins: Sequence[str]) -
 
 
 def require_key(header: str, keys: Sequence[bytes]) -> None:
-    """Accept ``Bearer <key>`` for any configured key, comparing in constant time."""
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    """Accept exactly ``Bearer <key>`` for a configured key, comparing in constant time.
+
+    Only HTTP's own optional whitespace (spaces and tabs) around the value is ignored; the
+    scheme takes any case, as HTTP says, and one space. Anything else around the key (a
+    second space, a non-breaking space) makes it another key.
+    """
+    scheme, _, token = header.strip(" \t").partition(" ")
+    if scheme.lower() != "bearer" or not token:
         raise AuthenticationError("Missing API key: send 'Authorization: Bearer <key>'.")
-    offered = token.strip().encode("utf-8")
+    # the server hands header bytes over as latin-1 text: compare the bytes themselves
+    offered = token.encode("latin-1", "replace")
     # compare against every key so the time taken does not tell which one nearly matched
     matched = False
     for key in keys:

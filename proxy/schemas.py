@@ -12,6 +12,7 @@ from proxy.types import GenerationRequest, Message, ResponseFormat, Sampling
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 MAX_STOP_WORDS = 16
 TOKEN_ID = re.compile(r"[0-9]{1,9}")
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,27 @@ class Fields:
         if value is not None and not isinstance(value, str):
             raise self.fail(name, "must be a string")
         return value
+
+
+def lone_surrogate_at(value: Any) -> Optional[str]:
+    """Where ``value`` holds a lone UTF-16 surrogate, as a field path; ``None`` if nowhere.
+
+    JSON's ``\\ud800`` escapes decode to text no UTF-8 writer can write: no server must get it.
+    """
+    todo = [("", value)]
+    while todo:
+        path, item = todo.pop()
+        if isinstance(item, str):
+            if SURROGATE.search(item):
+                return path or "body"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if SURROGATE.search(key):
+                    return path or "body"
+                todo.append((f"{path}.{key}" if path else key, child))
+        elif isinstance(item, list):
+            todo.extend((f"{path}[{i}]", child) for i, child in enumerate(item))
+    return None
 
 
 def parse_chat(body: Any, *, max_choices: int) -> Choices:

@@ -531,6 +531,13 @@ KEYS = ("key-one", "key-two")
     pytest.param({"Authorization": "Bearer key-three"}, id="wrong-key"),
     pytest.param({"Authorization": "Bearer key-one-and-more"}, id="key-prefix"),
     pytest.param({"Authorization": "Bearer key-on"}, id="truncated-key"),
+    pytest.param({"Authorization": "Bearer  key-one"}, id="two-spaces"),
+    pytest.param({"Authorization": "Bearer\tkey-one"}, id="tab-for-space"),
+    pytest.param({"Authorization": "Bearer key-one\u00a0"}, id="trailing-nbsp"),
+    pytest.param({"Authorization": "\u00a0Bearer key-one"}, id="leading-nbsp"),
+    pytest.param({"Authorization": "Bearer key-one\u2003"}, id="trailing-em-space"),
+    pytest.param({"Authorization": "Bearer key-one\x0b"}, id="trailing-vertical-tab"),
+    pytest.param({"Authorization": "Bearer key-\u00f6ne"}, id="look-alike"),
 ])
 @pytest.mark.parametrize(("method", "path"), [
     pytest.param("post", "/v1/chat/completions", id="chat"),
@@ -547,10 +554,12 @@ def test_requests_without_the_right_key_are_401(make_client, backend, headers, m
     assert backend.requests == []
 
 
+@pytest.mark.parametrize("header", ["Bearer {key}", "bearer {key}", " \tBearer {key} \t"],
+                         ids=["plain", "scheme-in-any-case", "http-whitespace-around"])
 @pytest.mark.parametrize("key", KEYS)
-def test_any_configured_key_is_accepted(make_client, key):
+def test_any_configured_key_is_accepted(make_client, key, header):
     client = make_client(api_key=KEYS)
-    headers = {"Authorization": f"Bearer {key}"}
+    headers = {"Authorization": header.format(key=key)}
     response = client.post("/v1/chat/completions", json=CHAT_BODY, headers=headers)
     assert response.status_code == 200
     assert client.get("/v1/models", headers=headers).status_code == 200
@@ -623,3 +632,31 @@ def test_choices_take_turns_on_a_backend_that_cannot_run_them_at_once(make_clien
     response = make_client(backend).post("/v1/completions", json={"prompt": "x", "n": 3})
     assert response.status_code == 200 and len(response.json["choices"]) == 3
     assert backend.threads == {threading.get_ident()}  # in turn, on the request's thread
+
+
+@pytest.mark.parametrize(("path", "body", "param"), [
+    ("/v1/chat/completions", '{"messages":[{"role":"user","content":"a \\ud800 b"}]}',
+     "messages[0].content"),
+    ("/v1/chat/completions", '{"model":"\\udfff","messages":[{"role":"user","content":"hi"}]}',
+     "model"),
+    ("/v1/completions", '{"prompt":"x","stop":["ok","\\ud83d"]}', "stop[1]"),
+    ("/v1/completions", '{"prompt":["a","\\ud800"],"stream":true}', "prompt[1]"),
+    ("/v1/embeddings", '{"input":"\\ud800"}', "input"),
+    ("/v1/tokenize", '{"prompt":"\\ud800"}', "prompt"),
+    ("/chat-stream", '{"prompt":"\\ud800"}', "prompt"),
+    ("/v1/completions", '{"prompt":"x","\\ud800":1}', "body"),
+], ids=["message", "model", "stop", "streamed-prompt", "embeddings", "tokenize", "glm",
+        "a-key"])
+def test_a_lone_surrogate_is_a_400_naming_the_field(client, backend, path, body, param):
+    response = client.post(path, data=body, content_type="application/json")
+    assert_openai_error(response, 400, type="invalid_request_error")
+    assert response.json["error"]["param"] == param
+    assert "surrogate" in response.json["error"]["message"]
+    assert backend.requests == []
+
+
+def test_a_surrogate_pair_is_text(client, backend):
+    response = client.post("/v1/completions", data='{"prompt":"\\ud83d\\ude00"}',
+                           content_type="application/json")
+    assert response.status_code == 200
+    assert backend.requests[-1].prompt == "😀"

@@ -12,6 +12,7 @@ from proxy.api.disconnect import client_gone_probe
 from proxy.backends import Backend
 from proxy.config import Settings
 from proxy.errors import InvalidRequestError
+from proxy.schemas import lone_surrogate_at
 from proxy.types import GenerationRequest
 
 
@@ -28,11 +29,16 @@ def get_state() -> ProxyState:
 def read_json() -> object:
     """The request body as JSON, whatever the Content-Type says (curl users forget it)."""
     try:
-        return json.loads(request.get_data(cache=False) or b"null")
+        body = json.loads(request.get_data(cache=False) or b"null")
     except ValueError as exc:
         raise InvalidRequestError(f"The body is not valid JSON: {exc}") from None
     except RecursionError:
         raise InvalidRequestError("The body is nested too deeply.") from None
+    where = lone_surrogate_at(body)
+    if where is not None:
+        raise InvalidRequestError(f"'{where}' holds a lone UTF-16 surrogate (an unpaired "
+                                  f"\\ud800-\\udfff escape), which is not text", param=where)
+    return body
 
 
 def watched(generation_request: GenerationRequest) -> GenerationRequest:

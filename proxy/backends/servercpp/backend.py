@@ -132,6 +132,9 @@ class ServerCppBackend(Backend):
             return Health(False, self.name, {**detail, "error": exc.message})
         detail.update(generation=upstream.generation.name, model=self.models()[0].id,
                       template=upstream.template.name, **self.admission.snapshot())
+        if self.embeddings is not self.tokens:
+            detail["embedding_upstream"] = {"url": self.embeddings.client.base_url,
+                                            **self.embeddings.admission.snapshot()}
         if status == 503:
             return Health(False, self.name, {**detail, "error": "the upstream is loading"})
         return Health(True, self.name, detail)
@@ -187,8 +190,13 @@ class ServerCppBackend(Backend):
         return body if isinstance(body, dict) else {}
 
     def _model_from_list(self, generation: Generation) -> str:
+        """The model's name from an old server: ``/model.json`` (PowerInfer), ``/v1/models``."""
         if generation.name == "powerinfer":
-            return ""
+            response = self.client.get("/model.json", timeout=DETECT_TIMEOUT)
+            try:
+                return response.json()["model"]
+            except (ValueError, KeyError, TypeError):
+                return ""
         response = self.client.get("/v1/models", timeout=DETECT_TIMEOUT)
         try:
             return response.json()["data"][0]["id"]

@@ -1,0 +1,74 @@
+"""The servercpp backend hands every slot lease back, however a generation ends.
+
+Against the fake servers of every generation, on a real port: answered, upstream error,
+client gone mid-stream, upstream too slow.
+"""
+from __future__ import annotations
+
+import threading
+from contextlib import closing
+
+import pytest
+
+from proxy.backends import create_backend
+from proxy.config import Settings
+from proxy.errors import UpstreamError, UpstreamTimeoutError
+from proxy.types import GenerationRequest
+from tests.fakes.servercpp import FakeServerCpp
+
+GENERATIONS = ["powerinfer", "llamacpp-2023", "llamacpp"]
+PROMPT = GenerationRequest(prompt="hi", max_tokens=8)
+
+
+@pytest.fixture(params=GENERATIONS)
+def fake(request):
+    with FakeServerCpp(request.param, n_slots=2) as server:
+        yield server
+
+
+def backend(fake: FakeServerCpp, **settings):
+    return create_backend(Settings(llama_api=fake.url, **settings))
+
+
+def in_flight(servercpp) -> int:
+    return servercpp.admission.snapshot()["in_flight"]
+
+
+def test_answered(fake):
+    servercpp = backend(fake)
+    assert servercpp.complete(PROMPT).text == "Hello, world!"
+    assert "".join(chunk.text for chunk in servercpp.stream(PROMPT)) == "Hello, world!"
+    assert in_flight(servercpp) == 0
+
+
+@pytest.mark.parametrize("mode", ["http500", "garbage", "midstream_error"])
+def test_upstream_error(fake, mode):
+    servercpp = backend(fake)
+    fake.fail_mode = mode
+    with pytest.raises(UpstreamError):
+        servercpp.complete(PROMPT)
+    with pytest.raises(UpstreamError):
+        list(servercpp.stream(PROMPT))
+    assert in_flight(servercpp) == 0
+
+
+def test_client_gone_mid_stream(fake):
+    servercpp = backend(fake)
+    fake.gate = threading.Event()
+    with closing(servercpp.stream(PROMPT)) as chunks:
+        assert next(chunks).text == "Hello"
+        assert in_flight(servercpp) == 1
+    assert in_flight(servercpp) == 0
+    fake.gate.set()  # the fake goes on, finds the connection closed, and stops
+    assert fake.cancelled.wait(5)
+
+
+def test_upstream_too_slow(fake):
+    servercpp = backend(fake, upstream_timeout=0.3)
+    servercpp.complete(PROMPT)  # detect the generation first
+    fake.fail_mode = "hang"
+    with pytest.raises(UpstreamTimeoutError):
+        servercpp.complete(PROMPT)
+    with pytest.raises(UpstreamTimeoutError):
+        list(servercpp.stream(PROMPT))
+    assert in_flight(servercpp) == 0
