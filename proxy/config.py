@@ -77,7 +77,11 @@ class Settings:
     server: str = setting("waitress", "HTTP server for the oai-proxy command",
                           choices=("waitress", "gunicorn"))
     workers: int = setting(1, "gunicorn worker processes")
-    threads: int = setting(256, "threads per worker; each open stream holds one")
+    threads: int = setting(1024, "threads per worker; each open stream, request waiting for a "
+                                 "slot or request being read holds one")
+    client_timeout: float = setting(30.0, "seconds a client may leave its request half-sent, "
+                                          "or its answer unread, before it is dropped "
+                                          "(gunicorn; waitress buffers requests itself)")
     connect_timeout: float = setting(5.0, "seconds to wait for a connection to the upstream")
     upstream_timeout: float = setting(600.0, "seconds to wait for the upstream's next bytes")
     max_body_size: int = setting(4 * 1024 * 1024, "largest request body accepted, in bytes")
@@ -181,7 +185,7 @@ def _validate(settings: Settings) -> None:
     for name in ("workers", "threads", "max_body_size", "max_choices", "max_batch"):
         if getattr(settings, name) < 1:
             raise ValueError(f"{flag_name(name)} must be at least 1")
-    for name in ("connect_timeout", "upstream_timeout", "queue_timeout"):
+    for name in ("client_timeout", "connect_timeout", "upstream_timeout", "queue_timeout"):
         if not 0 < getattr(settings, name) < math.inf:
             raise ValueError(f"{flag_name(name)} must be a positive number of seconds")
     for spec in fields(settings):

@@ -5,6 +5,7 @@ ProxyError
  ├── AuthenticationError        401  missing or wrong API key
  ├── NotFoundError              404  unknown route or model
  ├── MethodNotAllowedError      405
+ ├── RequestTimeoutError        408  the client stopped sending its request half-way
  ├── PayloadTooLargeError       413  body over the configured limit
  ├── NotImplementedByBackendError 501  the backend cannot do this
  ├── ClientGoneError            499  the client went away before its answer began
@@ -61,6 +62,12 @@ class MethodNotAllowedError(ProxyError):
     status = 405
     type = "invalid_request_error"
     code = "method_not_allowed"
+
+
+class RequestTimeoutError(ProxyError):
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
 
 
 class PayloadTooLargeError(ProxyError):

@@ -2,14 +2,19 @@
 from __future__ import annotations
 
 from proxy.config import Settings
+from proxy.gunicorn_worker import patient_worker
 
 
 def gunicorn_options(settings: Settings) -> dict:
-    """Threaded workers sized for long-lived streams: each open stream holds a thread."""
+    """Threaded workers sized for long-lived streams: each open stream holds a thread.
+
+    Threads also read requests, so clients that stall half-way are dropped after
+    ``--client-timeout`` (see :mod:`proxy.gunicorn_worker`).
+    """
     return {
         "bind": [f"{settings.host}:{settings.port}"],
         "workers": settings.workers,
-        "worker_class": "gthread",
+        "worker_class": patient_worker(settings.client_timeout),
         "threads": settings.threads,
         # gunicorn's default (1000) caps the open connections per worker, so threads beyond
         # that never get a stream; keep its 1000 idle keep-alive slots on top of one per thread

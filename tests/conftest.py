@@ -2,12 +2,19 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
+from hypothesis import settings
 
 from proxy.app import create_app
 from proxy.config import Settings
 from tests.fakes.backend import FakeBackend
+
+# Fuzzing: a bounded run by default, so CI stays fast; HYPOTHESIS_PROFILE=long for many more.
+settings.register_profile("ci", max_examples=150, deadline=None)
+settings.register_profile("long", max_examples=20_000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture

@@ -44,7 +44,7 @@ class ProxyProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         if how == "wsgi":
             self.env.update(PROXY_LLAMA_API=upstream, PROXY_PORT=str(self.port),
                             PROXY_THREADS="32")
@@ -56,6 +56,7 @@ class ProxyProcess:
             if how == "gunicorn":
                 self.command += ["--server", "gunicorn", "--workers", "2"]
             self.command += args  # last, so they win
+        self.env.update(env or {})  # last too
         self.process: Optional[subprocess.Popen] = None
 
     def start(self, timeout: float = 30) -> "ProxyProcess":

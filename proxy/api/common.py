@@ -6,12 +6,13 @@ from dataclasses import dataclass, replace
 from typing import Optional
 
 from flask import Response, current_app, request
+from werkzeug.exceptions import ClientDisconnected
 
 from proxy import generation, sse
 from proxy.api.disconnect import client_gone_probe
 from proxy.backends import Backend
 from proxy.config import Settings
-from proxy.errors import InvalidRequestError
+from proxy.errors import InvalidRequestError, RequestTimeoutError
 from proxy.schemas import lone_surrogate_at
 from proxy.types import GenerationRequest
 
@@ -29,7 +30,12 @@ def get_state() -> ProxyState:
 def read_json() -> object:
     """The request body as JSON, whatever the Content-Type says (curl users forget it)."""
     try:
-        body = json.loads(request.get_data(cache=False) or b"null")
+        data = request.get_data(cache=False)
+    except (ClientDisconnected, OSError):  # gunicorn gave up on a body that stopped coming
+        raise RequestTimeoutError("The request body stopped arriving before its "
+                                  "Content-Length was reached (--client-timeout).") from None
+    try:
+        body = json.loads(data or b"null")
     except ValueError as exc:
         raise InvalidRequestError(f"The body is not valid JSON: {exc}") from None
     except RecursionError:

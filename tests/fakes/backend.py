@@ -63,7 +63,9 @@ class FakeBackend(Backend):
         return [(ord(char), char) for char in text]
 
     def detokenize(self, tokens) -> str:
-        return "".join(chr(token) for token in tokens)
+        """The code point of each id; an id that is no character's stands for "?"."""
+        return "".join(chr(t) if t < 0x110000 and not 0xD800 <= t < 0xE000 else "?"
+                       for t in tokens)
 
     def embed(self, inputs) -> Embeddings:
         """A vector per input that tells inputs apart: [length, first code point, 0.5]."""
