@@ -8,15 +8,15 @@ from typing import Optional
 from flask import Flask
 
 from proxy import auth
+from proxy.api import errors, glm, openai, web
 from proxy.api.common import ProxyState
 from proxy.backends import Backend, create_backend
 from proxy.config import Settings
+from proxy.errors import ShuttingDownError
 
 
 def create_app(settings: Optional[Settings] = None, *, backend: Optional[Backend] = None) -> Flask:
     """Create the proxy app; settings default to ``PROXY_*`` env vars, the backend to theirs."""
-    from proxy.api import errors, glm, openai, web
-
     settings = settings or Settings.from_env()
     logging.getLogger("proxy").setLevel(settings.log_level.upper())
     app = Flask(__name__, template_folder=str(template_folder()))
@@ -24,7 +24,14 @@ def create_app(settings: Optional[Settings] = None, *, backend: Optional[Backend
     app.json.sort_keys = False
     app.json.ensure_ascii = False
     app.json.compact = True
-    app.extensions["proxy"] = ProxyState(settings, backend or create_backend(settings))
+    state = ProxyState(settings, backend or create_backend(settings))
+    app.extensions["proxy"] = state
+
+    @app.before_request
+    def refuse_while_stopping() -> None:
+        if state.drain.began:  # a request on a kept-alive connection, after SIGTERM
+            raise ShuttingDownError("the proxy is shutting down; send the request again")
+
     auth.init_app(app, settings.api_key, settings.cors_origins)
     errors.init_app(app)
     app.register_blueprint(openai.bp)

@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
+import threading
+import time
 from typing import Optional, Sequence
 
 from proxy.config import Settings
 
 logger = logging.getLogger("proxy")
+LAST_WORDS = 0.5  # seconds for the last bytes of ended streams to leave, before exiting
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -41,15 +46,36 @@ def report_upstream(app) -> None:
 
 
 def serve_waitress(app, settings: Settings) -> None:
+    """Serve until SIGTERM, then stop accepting and let the streams in flight finish."""
     import waitress
+    from waitress import wasyncore
 
     # poll(), not select(): select() fails outright once a descriptor number passes 1023,
     # which a few hundred open streams (each a client and an upstream socket) reach.
     # A request lookahead keeps reading a busy connection, which is how waitress notices a
     # client that hung up while its request waits for a slot.
-    waitress.serve(app, host=settings.host, port=settings.port, threads=settings.threads,
-                   connection_limit=max(100, settings.threads * 4), channel_timeout=600,
-                   channel_request_lookahead=1, asyncore_use_poll=True, ident="oai-proxy")
+    server = waitress.create_server(
+        app, host=settings.host, port=settings.port, threads=settings.threads,
+        connection_limit=max(100, settings.threads * 4), channel_timeout=600,
+        channel_request_lookahead=1, asyncore_use_poll=True, ident="oai-proxy")
+    drain = app.extensions["proxy"].drain
+
+    def stop(signum, frame) -> None:
+        if drain.began:
+            return
+        logger.info("stopping: no new connections; open streams get %gs to finish",
+                    settings.graceful_timeout)
+        wasyncore.dispatcher.close(server)  # the listening socket only: channels carry on
+        drain.begin(settings.graceful_timeout)
+        threading.Thread(target=finish, name="stop", daemon=True).start()
+
+    def finish() -> None:
+        drain.wait_closed(settings.graceful_timeout + LAST_WORDS)
+        time.sleep(LAST_WORDS)  # the streams' last bytes leave waitress's buffers
+        os.kill(os.getpid(), signal.SIGINT)  # waitress's own way out of its loop
+
+    signal.signal(signal.SIGTERM, stop)
+    server.run()
 
 
 def serve_gunicorn(settings: Settings) -> None:

@@ -82,6 +82,9 @@ class Settings:
     client_timeout: float = setting(30.0, "seconds a client may leave its request half-sent, "
                                           "or its answer unread, before it is dropped "
                                           "(gunicorn; waitress buffers requests itself)")
+    graceful_timeout: float = setting(30.0, "seconds streams in flight may take to finish once "
+                                            "the proxy is told to stop (SIGTERM); the rest "
+                                            "end with an error event")
     connect_timeout: float = setting(5.0, "seconds to wait for a connection to the upstream")
     upstream_timeout: float = setting(600.0, "seconds to wait for the upstream's next bytes")
     max_body_size: int = setting(4 * 1024 * 1024, "largest request body accepted, in bytes")
@@ -185,7 +188,8 @@ def _validate(settings: Settings) -> None:
     for name in ("workers", "threads", "max_body_size", "max_choices", "max_batch"):
         if getattr(settings, name) < 1:
             raise ValueError(f"{flag_name(name)} must be at least 1")
-    for name in ("client_timeout", "connect_timeout", "upstream_timeout", "queue_timeout"):
+    for name in ("client_timeout", "connect_timeout", "upstream_timeout", "queue_timeout",
+                 "graceful_timeout"):
         if not 0 < getattr(settings, name) < math.inf:
             raise ValueError(f"{flag_name(name)} must be a positive number of seconds")
     for spec in fields(settings):

@@ -9,6 +9,7 @@ ProxyError
  ├── PayloadTooLargeError       413  body over the configured limit
  ├── NotImplementedByBackendError 501  the backend cannot do this
  ├── ClientGoneError            499  the client went away before its answer began
+ ├── ShuttingDownError          503  the proxy is stopping
  └── UpstreamError              502  the upstream answered with an error or garbage
       ├── UpstreamUnavailableError 503  the upstream cannot be reached, or is busy
       │    ├── SlotUnavailableError  the server had no free slot (the request goes back in line)
@@ -86,6 +87,12 @@ class ClientGoneError(ProxyError):
     status = 499
     type = "client_gone"
     code = "client_gone"
+
+
+class ShuttingDownError(ProxyError):
+    status = 503
+    type = "unavailable_error"
+    code = "shutting_down"
 
 
 class UpstreamError(ProxyError):

@@ -68,9 +68,15 @@ def patient_worker(patience: float) -> type:
 
 
 class PatientThreadWorker(ThreadWorker):
-    """``gthread`` whose client sockets are :class:`PatientSocket`s."""
+    """``gthread`` whose client sockets are :class:`PatientSocket`s, and which lets the app
+    end its streams cleanly when told to stop (see :mod:`proxy.draining`)."""
 
     patience = 30.0
+
+    def handle_exit(self, sig, frame) -> None:
+        state = self.wsgi.extensions["proxy"]
+        state.drain.begin(state.settings.graceful_timeout)
+        super().handle_exit(sig, frame)
 
     def enqueue_req(self, conn) -> None:
         if not isinstance(conn.sock, PatientSocket):

@@ -21,7 +21,8 @@ def gunicorn_options(settings: Settings) -> dict:
         "worker_connections": settings.threads + 1000,
         # a generation can stream for minutes; the upstream timeout bounds it instead
         "timeout": int(settings.upstream_timeout) + 30,
-        "graceful_timeout": 30,
+        # our own grace first (streams end with an error event), then gunicorn's kill
+        "graceful_timeout": int(settings.graceful_timeout) + 5,
         "keepalive": 5,
         "accesslog": "-",
         "loglevel": settings.log_level,

@@ -6,7 +6,8 @@ from typing import Iterable, Iterator
 
 import orjson
 
-from proxy.errors import ProxyError
+from proxy.draining import Drain
+from proxy.errors import ProxyError, ShuttingDownError
 
 logger = logging.getLogger(__name__)
 
@@ -31,15 +32,24 @@ def dumps(payload: dict) -> bytes:
     return orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS)
 
 
-def event_stream(events: Iterable[dict]) -> Iterator[bytes]:
+def event_stream(events: Iterable[dict], drain: Drain) -> Iterator[bytes]:
     """Frame events, turn a failure after the first byte into one error event, end with DONE.
 
     Closing this generator (the client went away) closes ``events`` too, which closes the
-    upstream connection so the server stops generating.
+    upstream connection so the server stops generating. A stream still open when the proxy
+    stops after its grace period ends the same way as one that failed.
     """
+    with drain.stream():
+        yield from _framed(events, drain)
+
+
+def _framed(events: Iterable[dict], drain: Drain) -> Iterator[bytes]:
     try:
         for event in events:
             yield encode_event(event)
+            if drain.ending:
+                raise ShuttingDownError("the proxy is shutting down and could not finish this "
+                                        "answer in time; send the request again")
     except ProxyError as exc:
         logger.warning("stream ended with an error: %s", exc.message)
         yield encode_event(exc.to_dict())

@@ -22,7 +22,7 @@ HISTORIC = HistoricTemplate("A chat.\n", "\nUSER: ", "\nASSISTANT: ", "\nRULE: "
 
 
 def make_backend(template: str = "historic", **admission) -> ServerCppBackend:
-    admission = {"max_queue": 4, "queue_timeout": 5, **admission}
+    admission = {"max_queue": 4, "queue_timeout": 0.5, **admission}
     return ServerCppBackend(UpstreamClient(URL), build_template_factory(template, HISTORIC),
                             Admission(URL, SlotCount(), **admission))
 
@@ -36,6 +36,7 @@ def add_generation(rsps, generation: str, **props) -> None:
         rsps.get(f"{URL}/health", status=404, body="File Not Found")
         rsps.get(f"{URL}/v1/models", status=200 if generation == "llamacpp-2023" else 404,
                  json={"data": [{"id": "/m/tiny.gguf"}]})
+        rsps.get(f"{URL}/model.json", json={"model": "/m/tiny.gguf", "n_ctx": 512})
 
 
 def final(generation: str, **extra) -> dict:

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
+from proxy.draining import Drain
 from proxy.errors import InvalidRequestError, UpstreamError, UpstreamUnavailableError
 from proxy.sse import DONE, encode_event, event_stream
 
@@ -59,13 +61,13 @@ def test_done_frame():
 
 def test_stream_frames_every_event_then_done():
     source = Source([{"n": 1}, {"n": 2}])
-    frames = list(event_stream(source))
+    frames = list(event_stream(source, Drain()))
     assert frames == [b'data: {"n":1}\n\n', b'data: {"n":2}\n\n', DONE]
     assert source.closed
 
 
 def test_empty_stream_is_just_done():
-    assert list(event_stream(iter(()))) == [DONE]
+    assert list(event_stream(iter(()), Drain())) == [DONE]
 
 
 @pytest.mark.parametrize("error", [
@@ -75,7 +77,7 @@ def test_empty_stream_is_just_done():
 ])
 def test_proxy_error_mid_stream_is_one_error_event_then_done(error):
     source = Source([{"n": 1}], error=error)
-    events = [decode(frame) for frame in event_stream(source)]
+    events = [decode(frame) for frame in event_stream(source, Drain())]
     assert events == [{"n": 1}, error.to_dict(), "[DONE]"]
     assert events[1]["error"]["message"] == error.message
     assert source.closed
@@ -83,7 +85,7 @@ def test_proxy_error_mid_stream_is_one_error_event_then_done(error):
 
 def test_unexpected_error_is_a_generic_event_without_its_message():
     source = Source([{"n": 1}], error=RuntimeError("secret detail /home/user/.key"))
-    frames = list(event_stream(source))
+    frames = list(event_stream(source, Drain()))
     events = [decode(frame) for frame in frames]
     assert events[0] == {"n": 1}
     assert events[-1] == "[DONE]"
@@ -100,13 +102,14 @@ def test_unexpected_error_is_a_generic_event_without_its_message():
 
 
 def test_error_before_any_event_still_ends_with_done():
-    events = [decode(frame) for frame in event_stream(Source([], UpstreamError("down")))]
+    events = [decode(frame) for frame in event_stream(Source([], UpstreamError("down")),
+                                                               Drain())]
     assert events == [UpstreamError("down").to_dict(), "[DONE]"]
 
 
 def test_closing_the_stream_early_closes_the_source():
     source = Source([{"n": 1}, {"n": 2}, {"n": 3}])
-    stream = event_stream(source)
+    stream = event_stream(source, Drain())
     assert next(stream) == b'data: {"n":1}\n\n'
     stream.close()
     assert source.closed
@@ -124,7 +127,7 @@ def test_closing_early_closes_a_generator_source():
         finally:
             state["closed"] = True
 
-    stream = event_stream(generate())
+    stream = event_stream(generate(), Drain())
     next(stream)
     assert not state["closed"]
     stream.close()
@@ -132,4 +135,36 @@ def test_closing_early_closes_a_generator_source():
 
 
 def test_source_without_close_is_fine():
-    assert list(event_stream([{"n": 1}])) == [b'data: {"n":1}\n\n', DONE]
+    assert list(event_stream([{"n": 1}], Drain())) == [b'data: {"n":1}\n\n', DONE]
+
+
+def test_a_stream_open_past_the_grace_period_ends_with_an_error_and_done():
+    drain = Drain()
+    stream = event_stream(iter([{"n": 1}, {"n": 2}, {"n": 3}]), drain)
+    assert decode(next(stream)) == {"n": 1}
+    assert drain.open_streams == 1
+    drain.begin(grace=0)
+    assert drain.wait_closed(0) is False and _wait(lambda: drain.ending)
+    rest = [decode(frame) for frame in stream]
+    assert rest[-1] == "[DONE]"
+    assert rest[-2]["error"]["code"] == "shutting_down"
+    assert {"n": 3} not in rest
+    assert drain.open_streams == 0
+
+
+def test_streams_that_end_in_time_are_not_cut():
+    drain = Drain()
+    stream = event_stream(iter([{"n": 1}, {"n": 2}]), drain)
+    next(stream)
+    drain.begin(grace=30)
+    assert [decode(frame) for frame in stream] == [{"n": 2}, "[DONE]"]
+    assert drain.wait_closed(5) and _wait(lambda: drain.ending)
+
+
+def _wait(condition, timeout: float = 5) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from flask import Response, current_app, request
@@ -12,6 +12,7 @@ from proxy import generation, sse
 from proxy.api.disconnect import client_gone_probe
 from proxy.backends import Backend
 from proxy.config import Settings
+from proxy.draining import Drain
 from proxy.errors import InvalidRequestError, RequestTimeoutError
 from proxy.schemas import lone_surrogate_at
 from proxy.types import GenerationRequest
@@ -21,6 +22,7 @@ from proxy.types import GenerationRequest
 class ProxyState:
     settings: Settings
     backend: Backend
+    drain: Drain = field(default_factory=Drain)
 
 
 def get_state() -> ProxyState:
@@ -62,5 +64,5 @@ def served_model(requested: Optional[str]) -> str:
 
 
 def event_response(events) -> Response:
-    return Response(sse.event_stream(generation.primed(events)),
+    return Response(sse.event_stream(generation.primed(events), get_state().drain),
                     mimetype="text/event-stream", headers=sse.HEADERS)

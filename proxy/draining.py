@@ -1,0 +1,66 @@
+"""Stopping without cutting anyone off: streams in flight finish, or end with an error event.
+
+When the proxy is told to stop (SIGTERM), the server stops accepting connections and calls
+:meth:`Drain.begin`. Streams already open carry on; once they have all ended, or the grace
+period (``--graceful-timeout``) is over, :attr:`Drain.ending` turns true and every stream still
+open sends one error event and ``[DONE]`` at its next event instead of more text.
+"""
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+
+class Drain:
+    """Counts the open streams and says when the stragglers must end."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._open = 0
+        self._ending = threading.Event()
+        self._began = False
+
+    @contextmanager
+    def stream(self) -> Iterator[None]:
+        """Count a response stream as open for the ``with`` block."""
+        with self._lock:
+            self._open += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._open -= 1
+                self._lock.notify_all()
+
+    @property
+    def began(self) -> bool:
+        return self._began
+
+    @property
+    def ending(self) -> bool:
+        return self._ending.is_set()
+
+    @property
+    def open_streams(self) -> int:
+        with self._lock:
+            return self._open
+
+    def begin(self, grace: float) -> None:
+        """Give open streams ``grace`` seconds, then make the rest end (in the background)."""
+        with self._lock:
+            if self._began:
+                return
+            self._began = True
+        threading.Thread(target=self._end_after, args=(grace,), name="drain",
+                         daemon=True).start()
+
+    def _end_after(self, grace: float) -> None:
+        with self._lock:
+            self._lock.wait_for(lambda: self._open == 0, timeout=grace)
+        self._ending.set()
+
+    def wait_closed(self, timeout: float) -> bool:
+        """Wait until no stream is open; ``False`` if some still are after ``timeout``."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._open == 0, timeout=timeout)

@@ -1,0 +1,75 @@
+"""Stopping the proxy (SIGTERM) under every way to serve it: nobody is cut off mid-answer.
+
+Streams in flight finish within --graceful-timeout; those that cannot end with an error event
+and [DONE]; no new connection is taken meanwhile; the process then exits.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+
+import pytest
+import requests
+
+from tests.fakes.servercpp import FakeServerCpp
+from tests.processes import ProxyProcess
+
+pytestmark = pytest.mark.live
+
+GRACE = 2
+
+
+def events(response: requests.Response) -> list:
+    found = []
+    for line in response.iter_lines():
+        if line:
+            data = line.decode().removeprefix("data: ")
+            found.append(data if data == "[DONE]" else json.loads(data))
+    return found
+
+
+@pytest.mark.parametrize("how", ["waitress", "gunicorn", "wsgi"])
+def test_sigterm_lets_streams_finish_then_ends_the_rest_cleanly(tmp_path, how):
+    with FakeServerCpp("llamacpp", tokens=["la "] * 400, token_delay=0.05) as fake:
+        proxy = ProxyProcess(fake.url, tmp_path / "proxy.log", how=how,
+                             args=() if how == "wsgi" else ("--graceful-timeout", str(GRACE)),
+                             env={"PROXY_GRACEFUL_TIMEOUT": str(GRACE)}).start()
+        try:
+            results = {}
+
+            def stream(name: str, max_tokens: int) -> None:
+                with requests.post(proxy.url + "/v1/completions", stream=True, timeout=30,
+                                   json={"prompt": name, "max_tokens": max_tokens,
+                                         "stream": True}) as response:
+                    results[name] = events(response)
+
+            short = threading.Thread(target=stream, args=("short", 20))  # about 1 s
+            long = threading.Thread(target=stream, args=("long", 400))  # about 20 s
+            short.start()
+            long.start()
+            deadline = time.monotonic() + 10
+            while fake.active_streams < 2:
+                assert time.monotonic() < deadline, "the streams did not start"
+                time.sleep(0.02)
+            stopped_at = time.monotonic()
+            proxy.process.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            with pytest.raises(requests.ConnectionError):
+                requests.get(proxy.url + "/health", timeout=5)
+            short.join(30)
+            long.join(30)
+            assert proxy.process.wait(30) == 0
+            took = time.monotonic() - stopped_at
+        finally:
+            proxy.stop()
+
+    short_events, long_events = results["short"], results["long"]
+    assert short_events[-1] == "[DONE]"
+    assert not any("error" in event for event in short_events[:-1])
+    assert short_events[-2]["choices"][0]["finish_reason"] == "length"
+    assert long_events[-1] == "[DONE]"
+    assert long_events[-2]["error"]["code"] == "shutting_down"
+    assert GRACE <= took < GRACE + 10
+    assert "Traceback" not in proxy.log()
