@@ -10,6 +10,7 @@ from proxy.errors import (ClientGoneError, QueueFullError, QueueTimeoutError,
                           SlotUnavailableError, UpstreamError)
 from proxy.fleet.admission import Admission
 from proxy.fleet.slots import SlotCount
+from tests.polling import wait_for
 
 URL = "http://upstream.test"
 
@@ -68,13 +69,6 @@ def hold(gate: Admission, release: threading.Event, **kwargs) -> threading.Threa
     return thread
 
 
-def wait_until(condition, timeout: float = 5) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def test_requests_beyond_the_slots_wait_their_turn_in_order():
     gate, release, order = admission(1), threading.Event(), []
     holder = hold(gate, release)
@@ -87,7 +81,7 @@ def test_requests_beyond_the_slots_wait_their_turn_in_order():
     for name in "abc":
         waiters.append(threading.Thread(target=wait, args=(name,)))
         waiters[-1].start()
-        wait_until(lambda: gate.snapshot()["queued"] == len(waiters))
+        wait_for(lambda: gate.snapshot()["queued"] == len(waiters))
     assert gate.snapshot() == {"slots": 1, "slots_source": "configured", "in_flight": 1,
                                "queued": 3}
     release.set()
@@ -102,7 +96,7 @@ def test_a_full_line_is_a_503_saying_what_to_raise():
     holder = hold(gate, release)
     waiter = threading.Thread(target=lambda: gate.lease().__enter__())
     waiter.start()
-    wait_until(lambda: gate.snapshot()["queued"] == 1)
+    wait_for(lambda: gate.snapshot()["queued"] == 1)
     with pytest.raises(QueueFullError) as info:
         with gate.lease():
             pass
@@ -140,7 +134,7 @@ def test_a_client_gone_while_waiting_leaves_the_line_at_once():
 
     waiter = threading.Thread(target=wait)
     waiter.start()
-    wait_until(lambda: gate.snapshot()["queued"] == 1)
+    wait_for(lambda: gate.snapshot()["queued"] == 1)
     gone.set()
     waiter.join(2)
     assert not waiter.is_alive() and isinstance(errors[0], ClientGoneError)
@@ -226,7 +220,7 @@ def test_a_refusal_shows_how_many_the_server_was_serving():
     holders = [threading.Thread(target=serving) for _ in range(2)]
     for thread in holders:
         thread.start()
-    wait_until(lambda: len(started) == 2)
+    wait_for(lambda: len(started) == 2)
     refusals = iter([SlotUnavailableError("no free slot")])
 
     def third():
@@ -238,7 +232,7 @@ def test_a_refusal_shows_how_many_the_server_was_serving():
     result = []
     runner = threading.Thread(target=lambda: result.append(gate.run(third)))
     runner.start()
-    wait_until(lambda: gate.slots.limit == 2 and gate.snapshot()["queued"] == 1)
+    wait_for(lambda: gate.slots.limit == 2 and gate.snapshot()["queued"] == 1)
     release.set()
     runner.join(5)
     assert result == ["third"]

@@ -10,7 +10,6 @@ import http.client
 import json
 import socket
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import openai
@@ -18,6 +17,7 @@ import pytest
 import requests
 
 from tests.fakes.servercpp import FakeServerCpp
+from tests.polling import wait_for
 from tests.processes import ProxyProcess
 
 pytestmark = pytest.mark.live
@@ -27,14 +27,6 @@ SERVINGS = ["waitress", "gunicorn", "wsgi"]
 
 def health(proxy: ProxyProcess) -> dict:
     return requests.get(proxy.url + "/health", timeout=10).json()
-
-
-def wait_until(condition, what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} did not happen within {timeout:.0f}s")
-        time.sleep(0.02)
 
 
 def completions(fake: FakeServerCpp) -> int:
@@ -71,9 +63,9 @@ def test_a_client_that_hangs_up_while_waiting_never_reaches_the_server(tmp_path,
             lines = held.iter_lines()
             assert next(lines).startswith(b"data: ")
             sock = raw_request(proxy, {"prompt": "never sent", "max_tokens": 2})
-            wait_until(lambda: health(proxy)["queued"] == 1, "the request joining the line")
+            wait_for(lambda: health(proxy)["queued"] == 1, "the request joining the line")
             sock.close()
-            wait_until(lambda: health(proxy)["queued"] == 0, "the request leaving the line")
+            wait_for(lambda: health(proxy)["queued"] == 0, "the request leaving the line")
             fake.gate.set()
             rest = [line for line in lines if line]
         assert rest[-1] == b"data: [DONE]"
@@ -110,7 +102,7 @@ def test_a_full_line_and_a_long_wait_are_503s_with_retry_after(tmp_path):
             lines = held.iter_lines()
             assert next(lines).startswith(b"data: ")
             waiting = raw_request(proxy, {"prompt": "waits", "max_tokens": 2})
-            wait_until(lambda: health(proxy)["queued"] == 1, "the request joining the line")
+            wait_for(lambda: health(proxy)["queued"] == 1, "the request joining the line")
             full = requests.post(proxy.url + "/v1/completions", json={"prompt": "x"}, timeout=10)
             assert full.status_code == 503 and full.headers["Retry-After"]
             assert full.json()["error"]["code"] == "queue_full"
@@ -137,7 +129,7 @@ def test_a_slot_taken_by_another_client_sends_the_request_back_in_line(tmp_path)
         thread = threading.Thread(target=lambda: result.append(requests.post(
             proxy.url + "/v1/completions", json={"prompt": "mine"}, timeout=30)))
         thread.start()
-        wait_until(lambda: fake.refusals >= 2, "the server refusing the proxy's request twice")
+        wait_for(lambda: fake.refusals >= 2, "the server refusing the proxy's request twice")
         fake.gate.set()
         list(lines)
         other.close()

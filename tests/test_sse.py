@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
 from proxy.draining import Drain
 from proxy.errors import InvalidRequestError, UpstreamError, UpstreamUnavailableError
 from proxy.sse import DONE, encode_event, event_stream
+from tests.polling import wait_for
 
 
 class Source:
@@ -144,7 +144,8 @@ def test_a_stream_open_past_the_grace_period_ends_with_an_error_and_done():
     assert decode(next(stream)) == {"n": 1}
     assert drain.open_streams == 1
     drain.begin(grace=0)
-    assert drain.wait_closed(0) is False and _wait(lambda: drain.ending)
+    assert drain.wait_closed(0) is False
+    wait_for(lambda: drain.ending)
     rest = [decode(frame) for frame in stream]
     assert rest[-1] == "[DONE]"
     assert rest[-2]["error"]["code"] == "shutting_down"
@@ -158,13 +159,6 @@ def test_streams_that_end_in_time_are_not_cut():
     next(stream)
     drain.begin(grace=30)
     assert [decode(frame) for frame in stream] == [{"n": 2}, "[DONE]"]
-    assert drain.wait_closed(5) and _wait(lambda: drain.ending)
+    assert drain.wait_closed(5)
+    wait_for(lambda: drain.ending)
 
-
-def _wait(condition, timeout: float = 5) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True

@@ -6,6 +6,7 @@ offers a callable (with ``channel_request_lookahead`` on), gunicorn hands over t
 """
 from __future__ import annotations
 
+import select
 import socket
 from typing import Callable
 
@@ -22,10 +23,18 @@ def client_gone_probe(environ: dict) -> Callable[[], bool]:
 
 
 def _closed(sock: socket.socket) -> bool:
-    """An orderly close reads as end of file; pending bytes or nothing yet mean it is there."""
+    """An orderly close reads as end of file; pending bytes or nothing yet mean it is there.
+
+    Readiness is asked of the kernel first, without waiting: the socket itself may have a
+    timeout, and a read on it would wait that long.
+    """
     try:
-        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        if not poller.poll(0):
+            return False
+        return sock.recv(1, socket.MSG_PEEK) == b""
     except (BlockingIOError, InterruptedError, ValueError):
-        return False  # nothing to read yet (ValueError: a TLS socket cannot peek)
+        return False  # nothing to read after all (ValueError: a TLS socket cannot peek)
     except OSError:
         return True

@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from tests.chatglm.conftest import ENDLESS_LENGTH, REPLY
+from tests.polling import wait_for
 from tests.processes import ROOT, ProxyProcess, free_port
 
 pytestmark = pytest.mark.live
@@ -134,13 +135,6 @@ def test_concurrent_requests_are_serialized(endless):
     assert overlap < shorter / 2, "both generations ran at the same time"
 
 
-def wait_for(condition, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-
-
 def health(proxy: ProxyProcess) -> dict:
     return requests.get(proxy.url + "/health", timeout=5).json()
 
@@ -155,7 +149,7 @@ def test_full_queue_then_a_disconnect_frees_the_model(endless):
             sdk(endless).chat.completions.create(model="tiny", messages=CHAT, max_tokens=5)
             .choices[0].message.content))
         waiter.start()
-        wait_for(lambda: health(endless)["queued"] == 1)
+        wait_for(lambda: health(endless)["queued"] == 1, "the request queueing", timeout=60)
 
         started = time.monotonic()
         assert health(endless)["in_flight"] == 1
@@ -168,7 +162,7 @@ def test_full_queue_then_a_disconnect_frees_the_model(endless):
     # the client went away mid-stream: the waiting request gets the model
     waiter.join(120)
     assert waiting_text == ["la la la la la"]
-    wait_for(lambda: health(endless)["in_flight"] == 0)
+    wait_for(lambda: health(endless)["in_flight"] == 0, "the model coming free", timeout=60)
     again = sdk(endless).chat.completions.create(model="tiny", messages=CHAT, max_tokens=2)
     assert again.choices[0].message.content == "la la"
 

@@ -12,15 +12,15 @@ import dataclasses
 import json
 import math
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import jinja2
 import openai
 import pytest
 import requests
 
+from tests.polling import wait_for
 from tests.processes import ProxyProcess
 
 from .llama_server import LlamaServer
@@ -138,15 +138,6 @@ def slot_busy(server: LlamaServer) -> bool:
     probe = requests.post(server.url + "/completion", timeout=10,
                           json={"prompt": "x", "n_predict": 1, "n_keep": 0})
     return probe.status_code == 404
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
-    """Poll ``condition`` until it holds; fail, naming ``what``, once the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} did not happen within {timeout:.0f}s")
-        time.sleep(0.05)
 
 
 def proxy_health(proxy: ProxyProcess) -> dict:

@@ -1,0 +1,47 @@
+"""Telling, without waiting, whether a waiting request's client has hung up."""
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from proxy.api.disconnect import client_gone_probe
+
+
+@pytest.fixture
+def pair():
+    server, client = socket.socketpair()
+    server.settimeout(30)  # as gunicorn's client sockets have (--client-timeout)
+    yield server, client
+    server.close()
+    client.close()
+
+
+def test_a_client_still_there_is_not_gone_and_the_probe_does_not_wait(pair):
+    server, _ = pair
+    gone = client_gone_probe({"gunicorn.socket": server})
+    started = time.monotonic()
+    assert gone() is False
+    assert time.monotonic() - started < 1
+
+
+def test_a_client_that_sent_more_is_not_gone(pair):
+    server, client = pair
+    client.sendall(b"GET / HTTP/1.1\r\n")
+    assert client_gone_probe({"gunicorn.socket": server})() is False
+    assert server.recv(100) == b"GET / HTTP/1.1\r\n"  # peeked, not taken
+
+
+def test_a_client_that_hung_up_is_gone(pair):
+    server, client = pair
+    client.close()
+    assert client_gone_probe({"gunicorn.socket": server})() is True
+
+
+def test_waitress_says_it_itself():
+    assert client_gone_probe({"waitress.client_disconnected": lambda: True})() is True
+
+
+def test_an_unknown_server_never_says_gone():
+    assert client_gone_probe({})() is False
