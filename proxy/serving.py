@@ -1,6 +1,8 @@
 """Production defaults for gunicorn, shared by ``gunicorn.conf.py`` and ``oai-proxy --server gunicorn``."""
 from __future__ import annotations
 
+from gunicorn.config import Config
+
 from proxy.config import Settings
 from proxy.gunicorn_worker import patient_worker
 
@@ -26,4 +28,8 @@ def gunicorn_options(settings: Settings) -> dict:
         "keepalive": 5,
         "accesslog": "-",
         "loglevel": settings.log_level,
+        # newer gunicorn opens a control socket at one fixed path per user: every proxy on the
+        # host would take it from the one before, and the proxy needs none
+        **({"control_socket_disable": True}
+           if "control_socket_disable" in Config().settings else {}),
     }
