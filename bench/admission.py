@@ -60,11 +60,11 @@ def run(quick: bool, work_dir: Path) -> dict:
     return results
 
 
-def markdown(results: dict, quick: bool) -> str:
+def markdown(results: dict, quick: bool, load_before: str) -> str:
     lines = [f"# Admission on current llama-server ({SLOTS} slots){' (quick)' if quick else ''}",
              "", f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores; load generator, "
              f"llama-server and the proxy (waitress) on the same machine; load average before "
-             f"the run {report.load_average()}.", "",
+             f"the run {load_before}.", "",
              "| scenario | figure | direct | admission on | admission off | on / off |",
              "|---|---|---:|---:|---:|---:|"]
     for scenario in scenarios(quick):
@@ -93,9 +93,10 @@ def main(argv=None) -> int:
     missing = processes.missing("llama-server")
     if missing:
         sys.exit(f"bench.admission needs llama-server: {missing}")
+    load_before = report.load_average()
     with tempfile.TemporaryDirectory(prefix="oai-proxy-bench-") as work_dir:
         results = run(args.quick, Path(work_dir))
-    table = markdown(results, args.quick)
+    table = markdown(results, args.quick, load_before)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"admission{'-quick' if args.quick else ''}.md").write_text(table)
     sys.stdout.write(table)
