@@ -94,12 +94,12 @@ class ServerCppBackend(Backend):
         """One attempt: open the upstream stream and read it into chunks."""
         with contextlib.ExitStack() as stack:
             def attempt(upstream: Upstream) -> tuple:
-                _, payload = self._payload(counted(request, upstream), upstream, stream=True)
+                _, payload = self._payload(_counted(request, upstream), upstream, stream=True)
                 return upstream, stack.enter_context(self.client.stream("/completion", payload))
 
             upstream, pieces = self._reconnecting(attempt)
             limit = _legacy_limit(request, upstream)
-            top = request.logprobs if limit is None or request.logprobs is not None else 0
+            top = _counted(request, upstream).logprobs  # what was asked of the server
             chunks = parse.stream_chunks(parse.sse_lines(pieces), self.client.base_url, top)
             if limit is not None:
                 chunks = budget.limited(chunks, limit,
@@ -244,7 +244,7 @@ def _legacy_limit(request: GenerationRequest, upstream: Upstream) -> Optional[in
     return request.max_tokens if upstream.generation.legacy else None
 
 
-def counted(request: GenerationRequest, upstream: Upstream) -> GenerationRequest:
+def _counted(request: GenerationRequest, upstream: Upstream) -> GenerationRequest:
     """The request as sent: with at least one probability per token where the proxy counts."""
     if _legacy_limit(request, upstream) is not None and request.logprobs is None:
         return replace(request, logprobs=0)
