@@ -10,9 +10,10 @@ from flask import Flask
 from proxy import auth
 from proxy.api import errors, glm, openai, web
 from proxy.api.common import ProxyState
-from proxy.backends import Backend, create_backend
+from proxy.backends import Backend
 from proxy.config import Settings
 from proxy.errors import ShuttingDownError
+from proxy.fleet.build import build_fleet
 
 
 def create_app(settings: Optional[Settings] = None, *, backend: Optional[Backend] = None) -> Flask:
@@ -24,7 +25,7 @@ def create_app(settings: Optional[Settings] = None, *, backend: Optional[Backend
     app.json.sort_keys = False
     app.json.ensure_ascii = False
     app.json.compact = True
-    state = ProxyState(settings, backend or create_backend(settings))
+    state = ProxyState(settings, backend or build_fleet(settings))
     app.extensions["proxy"] = state
 
     @app.before_request

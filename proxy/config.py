@@ -26,8 +26,10 @@ def setting(default, help: str, *, choices: Sequence[str] = (), secret: bool = F
 class Settings:
     """Everything the proxy can be told; CLI > env > default."""
 
-    llama_api: str = setting("http://127.0.0.1:8080",
-                             "base URL of the llama.cpp / PowerInfer server", metavar="URL")
+    llama_api: tuple = setting(("http://127.0.0.1:8080",),
+                               "base URL of the llama.cpp / PowerInfer server; several URLs are "
+                               "replicas of the same model (env: comma-separated)",
+                               metavar="URL")
     api_key: tuple = setting((), "API key(s) clients must send as 'Authorization: Bearer KEY'; "
                                  "none = no key required (env: comma-separated)",
                              secret=True, metavar="KEY")
@@ -66,6 +68,12 @@ class Settings:
                                     "(its KV cache; at most the model file's own)")
     max_context_length: int = setting(2048, "chatglm: most prompt tokens; a longer prompt "
                                             "loses its oldest tokens")
+    config: str = setting("", "models file (TOML): every model with its aliases, replicas, "
+                              "template and defaults; replaces --llama-api, --backend, --model, "
+                              "--chat-template, --model-name and --slots", metavar="PATH")
+    affinity: str = setting("on", "send each conversation back to the replica and slot that "
+                                  "hold its KV cache; off = the least busy replica",
+                            choices=("on", "off"))
     slots: int = setting(0, "generations the upstream runs at once; 0 = as the server reports, "
                             "or as its answers show (PowerInfer, llama.cpp 2023)")
     max_queue: int = setting(256, "requests that may wait for a free slot (or, with chatglm, "
@@ -94,6 +102,8 @@ class Settings:
                              choices=("debug", "info", "warning", "error"))
 
     def __post_init__(self) -> None:
+        if isinstance(self.llama_api, str):  # Settings(llama_api="http://…"): one replica
+            object.__setattr__(self, "llama_api", (self.llama_api,))
         _validate(self)
 
     @classmethod
@@ -177,12 +187,16 @@ def _from_env(kind: str, raw: str, env: str):
 
 
 def _validate(settings: Settings) -> None:
-    for name in ("llama_api", "embedding_api"):
-        value = getattr(settings, name)
+    if not settings.llama_api:
+        raise ValueError("--llama-api needs at least one URL")
+    for name, value in [("llama_api", url) for url in settings.llama_api] + [
+            ("embedding_api", settings.embedding_api)]:
         url = urlsplit(value)
         if (value or name == "llama_api") and (url.scheme not in ("http", "https")
                                                or not url.netloc):
             raise ValueError(f"{flag_name(name)} must be an http(s) URL, got {value!r}")
+    if len(set(settings.llama_api)) < len(settings.llama_api):
+        raise ValueError("--llama-api names the same URL twice")
     if not 0 < settings.port < 65536:
         raise ValueError(f"--port must be between 1 and 65535, got {settings.port}")
     for name in ("workers", "threads", "max_body_size", "max_choices", "max_batch"):
@@ -205,7 +219,7 @@ def _validate(settings: Settings) -> None:
     if not 0 < settings.max_context_length < settings.max_length:
         raise ValueError("--max-context-length must be at least 1 and less than --max-length, "
                          "to leave room for the answer")
-    if settings.backend == "chatglm":
+    if settings.backend == "chatglm" and not settings.config:
         if not settings.model:
             raise ValueError("--backend chatglm needs --model PATH (a chatglm.cpp model file)")
         if settings.workers != 1:

@@ -3,7 +3,8 @@
 ProxyError
  ├── InvalidRequestError        400  a field of the request is wrong (``param`` names it)
  ├── AuthenticationError        401  missing or wrong API key
- ├── NotFoundError              404  unknown route or model
+ ├── NotFoundError              404  unknown route
+ │    └── ModelNotFoundError        the request names a model this proxy does not serve
  ├── MethodNotAllowedError      405
  ├── RequestTimeoutError        408  the client stopped sending its request half-way
  ├── PayloadTooLargeError       413  body over the configured limit
@@ -57,6 +58,10 @@ class NotFoundError(ProxyError):
     status = 404
     type = "invalid_request_error"
     code = "not_found"
+
+
+class ModelNotFoundError(NotFoundError):
+    code = "model_not_found"
 
 
 class MethodNotAllowedError(ProxyError):

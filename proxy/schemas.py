@@ -364,6 +364,11 @@ def parse_text(body: Any, *names: str) -> str:
     raise fields.fail(names[0], "is required")
 
 
+def parse_model(body: Any) -> Optional[str]:
+    """The model a request names, if any."""
+    return Fields(body).string("model") or None
+
+
 def parse_token_ids(body: Any) -> list:
     fields = Fields(body)
     tokens = fields.raw("tokens")

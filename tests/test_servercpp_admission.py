@@ -10,7 +10,7 @@ from contextlib import closing
 
 import pytest
 
-from proxy.backends import create_backend
+from proxy.fleet.build import build_fleet
 from proxy.config import Settings
 from proxy.errors import UpstreamError, UpstreamTimeoutError
 from proxy.types import GenerationRequest
@@ -27,11 +27,11 @@ def fake(request):
 
 
 def backend(fake: FakeServerCpp, **settings):
-    return create_backend(Settings(llama_api=fake.url, **settings))
+    return build_fleet(Settings(llama_api=fake.url, **settings))
 
 
 def in_flight(servercpp) -> int:
-    return servercpp.admission.snapshot()["in_flight"]
+    return servercpp.load()[0]
 
 
 def test_answered(fake):

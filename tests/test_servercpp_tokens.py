@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.backends import create_backend
+from proxy.fleet.build import build_fleet
 from proxy.backends.servercpp.client import UpstreamClient
 from proxy.backends.servercpp.embedding import TokenClient
 from proxy.config import Settings
@@ -47,9 +47,9 @@ def test_embeddings_off_is_a_clear_501(generation):
 @pytest.mark.parametrize("generation", ["llamacpp-2023", "llamacpp"])
 def test_the_upstream_key_is_sent(generation):
     with FakeServerCpp(generation, api_key="secret") as fake:
-        keyed = create_backend(Settings(llama_api=fake.url, llama_api_key="secret"))
+        keyed = build_fleet(Settings(llama_api=fake.url, llama_api_key="secret"))
         assert keyed.complete(GenerationRequest(prompt="hi")).text == "Hello, world!"
-        unkeyed = create_backend(Settings(llama_api=fake.url))
+        unkeyed = build_fleet(Settings(llama_api=fake.url))
         with pytest.raises(UpstreamError) as info:
             unkeyed.complete(GenerationRequest(prompt="hi"))
     assert "--llama-api-key" in info.value.message

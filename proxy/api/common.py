@@ -64,7 +64,7 @@ def configured_models() -> list:
 
 
 def served_model(requested: Optional[str]) -> str:
-    """The model the client named, else the one this proxy serves."""
+    """The model the client named, else the default model."""
     return requested or get_state().settings.model_name or configured_models()[0].id
 
 

@@ -48,9 +48,9 @@ def create_completion() -> Response:
 def create_embedding() -> Response:
     state = get_state()
     asked = schemas.parse_embeddings(read_json(), max_batch=state.settings.max_batch)
-    texts = [item if isinstance(item, str) else state.backend.detokenize(item)
+    texts = [item if isinstance(item, str) else state.backend.detokenize(item, asked.model)
              for item in asked.inputs]
-    result = state.backend.embed(texts)
+    result = state.backend.embed(texts, asked.model)
     model = served_model(asked.model)
     return jsonify(builders.embedding_list(result.vectors, model, result.prompt_tokens,
                                            asked.encoding_format))
@@ -59,16 +59,19 @@ def create_embedding() -> Response:
 @bp.post("/v1/tokenize")
 def tokenize() -> Response:
     """Token ids and their text pieces, for clients that count or inspect tokens."""
-    text = schemas.parse_text(read_json(), "prompt", "content", "input")
-    tokens = get_state().backend.tokenize(text)
+    body = read_json()
+    text = schemas.parse_text(body, "prompt", "content", "input")
+    tokens = get_state().backend.tokenize(text, schemas.parse_model(body))
     return jsonify({"tokens": [token for token, _ in tokens],
                     "pieces": [piece for _, piece in tokens], "count": len(tokens)})
 
 
 @bp.post("/v1/detokenize")
 def detokenize() -> Response:
-    tokens = schemas.parse_token_ids(read_json())
-    return jsonify({"prompt": get_state().backend.detokenize(tokens) if tokens else ""})
+    body = read_json()
+    tokens = schemas.parse_token_ids(body)
+    model = schemas.parse_model(body)
+    return jsonify({"prompt": get_state().backend.detokenize(tokens, model) if tokens else ""})
 
 
 @bp.get("/v1/models")

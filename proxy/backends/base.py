@@ -1,7 +1,7 @@
 """The one interface every backend implements; the API layer sees nothing else."""
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Iterator, Optional, Sequence
 
 from proxy.errors import NotImplementedByBackendError
 from proxy.types import Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo
@@ -34,15 +34,19 @@ class Backend:
         """Say whether the backend can serve requests now."""
         raise NotImplementedError
 
-    def tokenize(self, text: str) -> list[tuple[int, str]]:
-        """Return ``(id, piece)`` for each token of ``text``."""
+    def load(self) -> tuple:
+        """``(generations running or waiting, how many can run at once or None)``."""
+        return 0, None
+
+    def tokenize(self, text: str, model: Optional[str] = None) -> list[tuple[int, str]]:
+        """Return ``(id, piece)`` for each token of ``text`` (``model``: which, in a fleet)."""
         raise NotImplementedByBackendError(f"the {self.name} backend cannot tokenize")
 
-    def detokenize(self, tokens: Sequence[int]) -> str:
+    def detokenize(self, tokens: Sequence[int], model: Optional[str] = None) -> str:
         """Turn token ids back into text."""
         raise NotImplementedByBackendError(f"the {self.name} backend cannot detokenize")
 
-    def embed(self, inputs: Sequence[str]) -> Embeddings:
+    def embed(self, inputs: Sequence[str], model: Optional[str] = None) -> Embeddings:
         """Return one embedding vector per input text."""
         raise NotImplementedByBackendError(f"the {self.name} backend has no embeddings; "
                                            f"use the servercpp backend with --embedding-api")

@@ -1,1 +1,1 @@
-"""Where a request runs: admission to an upstream's slots (and, next, models and placement)."""
+"""Where a request runs: models and aliases, admission to slots, placement, health."""

@@ -148,6 +148,10 @@ class Admission:
             self.slots = SlotCount(configured=self.slots.configured, reported=total)
             self._wake_head()
 
+    def busy(self) -> tuple:
+        """``(generations running or waiting, slot limit)``: what placement weighs."""
+        return self._running + len(self._line), self.slots.limit
+
     def snapshot(self) -> dict:
         with self._lock:
             return {"slots": self.slots.limit, "slots_source": self.slots.source,

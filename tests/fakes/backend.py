@@ -58,16 +58,16 @@ class FakeBackend(Backend):
     def models(self) -> list:
         return [ModelInfo(self.model)]
 
-    def tokenize(self, text: str) -> list:
+    def tokenize(self, text: str, model: Optional[str] = None) -> list:
         """One token per character, its id the code point."""
         return [(ord(char), char) for char in text]
 
-    def detokenize(self, tokens) -> str:
+    def detokenize(self, tokens, model=None) -> str:
         """The code point of each id; an id that is no character's stands for "?"."""
         return "".join(chr(t) if t < 0x110000 and not 0xD800 <= t < 0xE000 else "?"
                        for t in tokens)
 
-    def embed(self, inputs) -> Embeddings:
+    def embed(self, inputs, model=None) -> Embeddings:
         """A vector per input that tells inputs apart: [length, first code point, 0.5]."""
         if self.error is not None:
             raise self.error

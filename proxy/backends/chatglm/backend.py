@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterator, Optional, Sequence
 
 from proxy.backends.base import Backend
 from proxy.backends.chatglm import messages, options
@@ -28,16 +28,17 @@ from proxy.types import Chunk, Completion, GenerationRequest, Health, ModelInfo,
 logger = logging.getLogger(__name__)
 
 
-def load_backend(settings: Settings) -> "ChatGLMBackend":
-    """Load ``--model``; any reason it cannot serve is a ``ValueError`` naming the file."""
-    model = Model.load(settings.model, settings.max_length)
+def load_backend(settings: Settings, path: str = "", model_name: str = "") -> "ChatGLMBackend":
+    """Load ``path`` (default ``--model``); any reason it cannot serve is a ``ValueError``."""
+    path = path or settings.model
+    model = Model.load(path, settings.max_length)
     if settings.max_context_length >= model.max_length:
         raise ValueError(f"--max-context-length {settings.max_context_length} leaves no room "
-                         f"for an answer: {settings.model} holds {model.max_length} tokens")
-    admission = Admission(f"the model {settings.model}", SlotCount(configured=1),
+                         f"for an answer: {path} holds {model.max_length} tokens")
+    admission = Admission(f"the model {path}", SlotCount(configured=1),
                           max_queue=settings.max_queue, queue_timeout=settings.queue_timeout)
     return ChatGLMBackend(model, admission, max_context_length=settings.max_context_length,
-                          model_name=settings.model_name)
+                          model_name=model_name or settings.model_name)
 
 
 @dataclass(frozen=True)
@@ -97,14 +98,14 @@ class ChatGLMBackend(Backend):
                     tool_calls=calls, truncated=prompt.truncated,
                     prompt_tokens=tuple(prompt.ids) if request.tokenize else None)
 
-    def tokenize(self, text: str) -> list:
+    def tokenize(self, text: str, model: Optional[str] = None) -> list:
         decoder = TextDecoder(self.model.decode)
         tokens = [[token, decoder.add(token)] for token in self.model.tokens(text)]
         if tokens:
             tokens[-1][1] += decoder.flush()
         return [tuple(token) for token in tokens]
 
-    def detokenize(self, tokens: Sequence[int]) -> str:
+    def detokenize(self, tokens: Sequence[int], model: Optional[str] = None) -> str:
         unknown = [token for token in tokens if not self.model.is_token(token)]
         if unknown:
             raise InvalidRequestError(f"{unknown[0]} is not a token id of {self.model.name}",
@@ -114,6 +115,9 @@ class ChatGLMBackend(Backend):
 
     def models(self) -> list:
         return [ModelInfo(self.model_name, owned_by="chatglm.cpp")]
+
+    def load(self) -> tuple:
+        return self.admission.busy()
 
     def health(self) -> Health:
         return Health(True, self.name, {

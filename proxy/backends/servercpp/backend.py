@@ -106,14 +106,17 @@ class ServerCppBackend(Backend):
                                         keep_logprobs=request.logprobs is not None)
             yield from chunks
 
-    def tokenize(self, text: str) -> list:
+    def tokenize(self, text: str, model: Optional[str] = None) -> list:
         return self.tokens.tokenize(text)
 
-    def detokenize(self, tokens: Sequence[int]) -> str:
+    def detokenize(self, tokens: Sequence[int], model: Optional[str] = None) -> str:
         return self.tokens.detokenize(tokens)
 
-    def embed(self, inputs: Sequence[str]) -> Embeddings:
+    def embed(self, inputs: Sequence[str], model: Optional[str] = None) -> Embeddings:
         return self.embeddings.embed(inputs)
+
+    def load(self) -> tuple:
+        return self.admission.busy()
 
     def models(self) -> list:
         upstream = self._upstream

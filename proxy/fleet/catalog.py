@@ -1,0 +1,236 @@
+"""The models a proxy serves: each with its id, aliases, backend, upstreams, template and defaults.
+
+A catalog comes from a models file (``--config models.toml``) or from the historic flags,
+which describe a fleet of one: one model on the ``--llama-api`` replicas, answering to any
+model name. Reading a file checks everything once, at start-up; a mistake stops the proxy
+with a message naming the file, the key and what is wrong. Pure: no network, no processes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Optional
+from urllib.parse import urlsplit
+
+from proxy import schemas
+from proxy.errors import InvalidRequestError
+from proxy.types import GenerationRequest, Sampling
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.9 and 3.10
+    import tomli as tomllib
+
+BACKENDS = ("servercpp", "chatglm")
+# Request fields a model may default; each is applied only where the client left it out.
+DEFAULTABLE = ("max_tokens", "stop", "n_keep", "cache_prompt") + tuple(
+    f.name for f in dataclasses.fields(Sampling))
+MODEL_KEYS = {"aliases", "backend", "upstreams", "slots", "chat_template", "model", "defaults",
+              "affinity", "upstream_key"}
+TOP_KEYS = {"default", "catch_all", "models"}
+
+
+class CatalogError(ValueError):
+    """The models file is wrong; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """One replica: a server.cpp base URL, and its slot count when the operator fixes it."""
+
+    url: str
+    slots: int = 0  # 0: as the server reports, or as its answers show
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model the proxy serves. An empty ``id`` means "whatever the upstream calls it"."""
+
+    id: str
+    aliases: tuple = ()
+    backend: str = "servercpp"
+    upstreams: tuple = ()  # Upstream, one per replica of the same model
+    embedding_upstream: Optional[Upstream] = None
+    chat_template: str = "historic"
+    path: str = ""  # chatglm: the model file
+    defaults: GenerationRequest = field(default_factory=GenerationRequest)
+    affinity: bool = True
+    upstream_key: str = field(default="", repr=False)
+
+    @property
+    def names(self) -> tuple:
+        return ((self.id,) if self.id else ()) + self.aliases
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Every model, the one a request naming none goes to, and what unknown names get."""
+
+    models: tuple
+    default: str  # an id
+    catch_all: bool  # unknown names go to the default model instead of a 404
+
+    def find(self, name: Optional[str]) -> Optional[ModelSpec]:
+        """The model ``name`` (an id or alias) denotes; ``None`` if it denotes none."""
+        if not name:
+            return self.default_model
+        for model in self.models:
+            if name in model.names:
+                return model
+        return self.default_model if self.catch_all else None
+
+    @property
+    def default_model(self) -> ModelSpec:
+        return next(m for m in self.models if m.id == self.default)
+
+
+def with_defaults(request: GenerationRequest, defaults: GenerationRequest) -> GenerationRequest:
+    """``request`` with the model's defaults filled in where the client set nothing."""
+    if defaults == GenerationRequest():
+        return request
+    sampling = dataclasses.replace(request.sampling, **{
+        f.name: getattr(defaults.sampling, f.name)
+        for f in dataclasses.fields(Sampling)
+        if getattr(request.sampling, f.name) in (None, ())})
+    return dataclasses.replace(
+        request, sampling=sampling,
+        max_tokens=request.max_tokens if request.max_tokens is not None else defaults.max_tokens,
+        stop=request.stop or defaults.stop,
+        n_keep=request.n_keep if request.n_keep is not None else defaults.n_keep,
+        cache_prompt=(request.cache_prompt if request.cache_prompt is not None
+                      else defaults.cache_prompt))
+
+
+def from_settings(settings) -> Catalog:
+    """The models file ``--config`` names, else the fleet of one the flags describe."""
+    if settings.config:
+        return read_catalog(settings.config)
+    slots = settings.slots
+    model = ModelSpec(
+        id=settings.model_name, backend=settings.backend,
+        upstreams=tuple(Upstream(url.rstrip("/"), slots) for url in settings.llama_api)
+        if settings.backend == "servercpp" else (),
+        embedding_upstream=(Upstream(settings.embedding_api.rstrip("/"), slots)
+                            if settings.embedding_api else None),
+        chat_template=settings.chat_template, path=settings.model,
+        affinity=settings.affinity == "on", upstream_key=settings.llama_api_key)
+    return Catalog((model,), model.id, catch_all=True)
+
+
+# -- reading a models file -------------------------------------------------------------------
+
+def read_catalog(path: str) -> Catalog:
+    """Read and check a models file; any mistake is a :class:`CatalogError` naming it."""
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise CatalogError(f"cannot read the models file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(f"{path}: not valid TOML: {exc}") from None
+    return parse_catalog(data, path)
+
+
+def parse_catalog(data: dict, source: str) -> Catalog:
+    """Check a parsed models file (``source`` names it in messages)."""
+    def fail(key: str, problem: str) -> CatalogError:
+        return CatalogError(f"{source}: {key}: {problem}")
+
+    _no_unknown(data, TOP_KEYS, "", fail)
+    tables = data.get("models")
+    if not isinstance(tables, dict) or not tables:
+        raise fail("models", "needs at least one [models.<id>] table")
+    models = tuple(_model(model_id, spec, f"models.{model_id}", fail)
+                   for model_id, spec in tables.items())
+    seen: dict = {}
+    for model in models:
+        for name in model.names:
+            if name in seen:
+                raise fail(f"models.{model.id}", f"the name {name!r} is already taken by "
+                                                 f"models.{seen[name]}")
+            seen[name] = model.id
+    default = data.get("default", models[0].id)
+    if not isinstance(default, str) or default not in seen:
+        raise fail("default", f"must name a model; the ids are {', '.join(m.id for m in models)}")
+    catch_all = data.get("catch_all", False)
+    if not isinstance(catch_all, bool):
+        raise fail("catch_all", "must be true or false")
+    return Catalog(models, seen[default], catch_all)
+
+
+def _model(model_id: str, spec: Any, key: str, fail) -> ModelSpec:
+    if not isinstance(spec, dict):
+        raise fail(key, "must be a table")
+    _no_unknown(spec, MODEL_KEYS, key + ".", fail)
+    backend = spec.get("backend", "servercpp")
+    if backend not in BACKENDS:
+        raise fail(f"{key}.backend", f"must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    aliases = spec.get("aliases", [])
+    if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
+        raise fail(f"{key}.aliases", "must be a list of names")
+    slots = _count(spec.get("slots", 0), f"{key}.slots", fail)
+    upstreams = spec.get("upstreams", [])
+    if backend == "servercpp":
+        if not isinstance(upstreams, list) or not upstreams:
+            raise fail(f"{key}.upstreams", "needs at least one server URL (one per replica)")
+        upstreams = tuple(_upstream(item, slots, f"{key}.upstreams[{i}]", fail)
+                          for i, item in enumerate(upstreams))
+        if len({u.url for u in upstreams}) < len(upstreams):
+            raise fail(f"{key}.upstreams", "names the same URL twice")
+    elif "upstreams" in spec or not isinstance(spec.get("model"), str) or not spec["model"]:
+        raise fail(key, "a chatglm model needs model = <path to its file>, and no upstreams")
+    template = spec.get("chat_template", "historic")
+    if not isinstance(template, str) or not template:
+        raise fail(f"{key}.chat_template", "must be a preset name, a Jinja file or auto")
+    affinity = spec.get("affinity", True)
+    if not isinstance(affinity, bool):
+        raise fail(f"{key}.affinity", "must be true or false")
+    upstream_key = spec.get("upstream_key", "")
+    if not isinstance(upstream_key, str):
+        raise fail(f"{key}.upstream_key", "must be a string")
+    return ModelSpec(id=model_id, aliases=tuple(aliases), backend=backend,
+                     upstreams=upstreams if backend == "servercpp" else (),
+                     chat_template=template, path=spec.get("model", ""),
+                     defaults=_defaults(spec.get("defaults", {}), f"{key}.defaults", fail),
+                     affinity=affinity, upstream_key=upstream_key)
+
+
+def _upstream(item: Any, slots: int, key: str, fail) -> Upstream:
+    if isinstance(item, dict):
+        _no_unknown(item, {"url", "slots"}, key + ".", fail)
+        slots = _count(item.get("slots", slots), f"{key}.slots", fail)
+        item = item.get("url")
+    url = urlsplit(item) if isinstance(item, str) else None
+    if url is None or url.scheme not in ("http", "https") or not url.netloc:
+        raise fail(key, f"must be an http(s) URL, got {item!r}")
+    return Upstream(item.rstrip("/"), slots)
+
+
+def _defaults(table: Any, key: str, fail) -> GenerationRequest:
+    """Check defaults as the request fields they stand for, with the same rules."""
+    if not isinstance(table, dict):
+        raise fail(key, "must be a table of request fields")
+    unknown = sorted(set(table) - set(DEFAULTABLE))
+    if unknown:
+        raise fail(f"{key}.{unknown[0]}", f"is not a request field a model can default; "
+                                          f"those are {', '.join(DEFAULTABLE)}")
+    try:
+        parsed = schemas.parse_completion({"prompt": "", **table}, max_choices=1).requests[0]
+    except InvalidRequestError as exc:
+        raise fail(f"{key}.{exc.param}" if exc.param else key, exc.message) from None
+    return dataclasses.replace(parsed, prompt=None)
+
+
+def _count(value: Any, key: str, fail) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise fail(key, f"must be a whole number of slots (0 = as the server says), "
+                        f"got {value!r}")
+    return value
+
+
+def _no_unknown(table: dict, known: set, prefix: str, fail) -> None:
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise fail(prefix + unknown[0], f"is not a known key; known here: "
+                                        f"{', '.join(sorted(known))}")

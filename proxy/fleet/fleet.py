@@ -1,0 +1,251 @@
+"""The fleet: many models, each on one or more replicas, behind the one :class:`Backend` API.
+
+The fleet picks where a request runs, never how: each replica is a backend of its own (a
+server.cpp upstream with its admission line, or a chatglm.cpp model), and the fleet routes by
+the request's ``model``, fills in the model's defaults, places the request on a replica (the
+conversation's replica and slot first, the least busy one when that is overloaded), takes a
+replica that cannot be reached out of rotation and sends the request to another before any
+byte has reached the client.
+"""
+from __future__ import annotations
+
+import logging
+from contextlib import closing
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterator, Optional, Sequence, TypeVar
+
+from proxy.backends.base import Backend
+from proxy.errors import (ModelNotFoundError, QueueFullError, QueueTimeoutError,
+                          SlotUnavailableError, UpstreamTimeoutError, UpstreamUnavailableError)
+from proxy.fleet.affinity import Affinity
+from proxy.fleet.catalog import Catalog, ModelSpec, with_defaults
+from proxy.fleet.health import Rotation
+from proxy.fleet.placement import ReplicaLoad, choose, conversation_key
+from proxy.types import Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Failures that mean the request never reached a replica able to serve it: it may go to another.
+# A full or slow line is the replica's load, not its health; the others may still have room.
+BUSY = (QueueFullError, SlotUnavailableError)
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One upstream of a model, by the name every proxy process knows it by (its URL)."""
+
+    name: str
+    backend: Backend
+
+
+@dataclass
+class Model:
+    """A model's replicas, the conversations it has placed, and the spec it came from."""
+
+    spec: ModelSpec
+    replicas: tuple
+    rotation: Rotation
+    affinity: Affinity = field(default_factory=Affinity)
+
+    def loads(self, exclude: Sequence[Replica] = ()) -> list:
+        return [ReplicaLoad(r.name, self.rotation.healthy(r.name), *r.backend.load())
+                for r in self.replicas if r not in exclude]
+
+    def place(self, key: Optional[str], exclude: Sequence[Replica] = ()) -> Replica:
+        loads = self.loads(exclude)
+        remembered = self.affinity.replica(key) if key else None
+        name = choose(key, loads, remembered=remembered).name
+        return next(r for r in self.replicas if r.name == name)
+
+
+class Fleet(Backend):
+    """Route each request to its model, and the model's replica that should serve it."""
+
+    name = "fleet"
+
+    def __init__(self, catalog: Catalog, models: Sequence[Model]) -> None:
+        self.catalog = catalog
+        self._models = {model.spec.id: model for model in models}
+
+    @property
+    def concurrent(self) -> bool:
+        return all(r.backend.concurrent for m in self._models.values() for r in m.replicas)
+
+    def load(self) -> tuple:
+        busy, slots = 0, 0
+        for model in self._models.values():
+            for replica in model.replicas:
+                running, limit = replica.backend.load()
+                busy += running
+                slots = None if slots is None or limit is None else slots + limit
+        return busy, slots
+
+    # -- generation ------------------------------------------------------------------------
+
+    def complete(self, request: GenerationRequest) -> Completion:
+        model = self._model(request.model)
+        request = with_defaults(request, model.spec.defaults)
+        key = self._key(model, request)
+
+        def attempt(replica: Replica) -> Completion:
+            slot = self._pin(model, key, replica, request)
+            try:
+                result = replica.backend.complete(replace(request, slot=slot)
+                                                  if slot is not None else request)
+            finally:
+                model.affinity.release(replica.name, slot)
+            if key:
+                model.affinity.served(key, replica.name, result.slot)
+            return result
+
+        return self._failing_over(model, key, attempt)
+
+    def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
+        model = self._model(request.model)
+        request = with_defaults(request, model.spec.defaults)
+        key = self._key(model, request)
+        pinned: list = []
+
+        def attempt(replica: Replica) -> tuple:
+            slot = self._pin(model, key, replica, request)
+            pinned[:] = [(replica.name, slot)]
+            chunks = replica.backend.stream(replace(request, slot=slot)
+                                            if slot is not None else request)
+            try:
+                return replica, next(chunks), chunks
+            except BaseException:
+                chunks.close()
+                model.affinity.release(replica.name, slot)
+                raise
+
+        replica, first, chunks = self._failing_over(model, key, attempt)
+        try:
+            with closing(chunks):
+                for chunk in _chain(first, chunks):
+                    if chunk.finish_reason is not None and key:
+                        model.affinity.served(key, replica.name, chunk.slot)
+                    yield chunk
+        finally:
+            model.affinity.release(*pinned[0])
+
+    # -- tokens and embeddings -------------------------------------------------------------
+
+    def tokenize(self, text: str, model: Optional[str] = None) -> list:
+        return self._any_replica(model, lambda backend: backend.tokenize(text))
+
+    def detokenize(self, tokens: Sequence[int], model: Optional[str] = None) -> str:
+        return self._any_replica(model, lambda backend: backend.detokenize(tokens))
+
+    def embed(self, inputs: Sequence[str], model: Optional[str] = None) -> Embeddings:
+        return self._any_replica(model, lambda backend: backend.embed(inputs))
+
+    # -- what it serves --------------------------------------------------------------------
+
+    def models(self) -> list:
+        """Every model and alias, the default first, each saying whether it can serve now."""
+        listed = []
+        ordered = sorted(self._models.values(),
+                         key=lambda m: m.spec.id != self.catalog.default)
+        for model in ordered:
+            ready = any(model.rotation.healthy(r.name) for r in model.replicas)
+            model_id = model.spec.id or model.replicas[0].backend.models()[0].id
+            owner = model.replicas[0].backend.models()[0].owned_by
+            meta = {"state": "ready" if ready else "unavailable",
+                    "replicas": len(model.replicas)}
+            listed.append(ModelInfo(model_id, owned_by=owner,
+                                    meta={**meta, "aliases": list(model.spec.aliases)}))
+            listed += [ModelInfo(alias, owned_by=owner, meta={**meta, "alias_of": model_id})
+                       for alias in model.spec.aliases]
+        return listed
+
+    def health(self) -> Health:
+        """Ready when every model has a replica that can serve; each replica's own report.
+
+        A fleet of one answers exactly as its one backend does.
+        """
+        reports = {}
+        for model in self._models.values():
+            reports[model.spec.id] = [(r, self._checked(model, r)) for r in model.replicas]
+        if len(reports) == 1 and len(next(iter(reports.values()))) == 1:
+            return next(iter(reports.values()))[0][1]
+        models = []
+        for model_id, replicas in reports.items():
+            models.append({
+                "id": model_id or replicas[0][1].detail.get("model"),
+                "ready": any(report.ok for _, report in replicas),
+                "replicas": [{"url": replica.name, "ok": report.ok, **report.detail}
+                             for replica, report in replicas]})
+        ok = all(model["ready"] for model in models)
+        detail = {"models": models}
+        if not ok:
+            detail["error"] = "no replica can serve " + ", ".join(
+                str(m["id"]) for m in models if not m["ready"])
+        return Health(ok, self.name, detail)
+
+    def close(self) -> None:
+        for model in self._models.values():
+            model.rotation.close()
+            for replica in model.replicas:
+                replica.backend.close()
+
+    # -- routing -----------------------------------------------------------------------------
+
+    def _model(self, name: Optional[str]) -> Model:
+        spec = self.catalog.find(name)
+        if spec is None:
+            ids = ", ".join(m.id for m in self.catalog.models)
+            raise ModelNotFoundError(f"The model {name!r} does not exist here; the models are "
+                                     f"{ids} (GET /v1/models lists their aliases too)",
+                                     param="model")
+        return self._models[spec.id]
+
+    @staticmethod
+    def _key(model: Model, request: GenerationRequest) -> Optional[str]:
+        return conversation_key(request) if model.spec.affinity else None
+
+    @staticmethod
+    def _pin(model: Model, key: Optional[str], replica: Replica,
+             request: GenerationRequest) -> Optional[int]:
+        """The slot holding the conversation's cache, unless the client chose one itself."""
+        if key is None or request.slot is not None:
+            return None
+        return model.affinity.pin(key, replica.name)
+
+    def _failing_over(self, model: Model, key: Optional[str],
+                      attempt: Callable[[Replica], T]) -> T:
+        """Run ``attempt`` on the placed replica; if it never reached it, on another.
+
+        A replica that cannot be reached, or is not ready, leaves the rotation until a probe
+        finds it serving again; one whose line is full is only passed over this time.
+        """
+        tried: list = []
+        while True:
+            replica = model.place(key, exclude=tried)
+            try:
+                return attempt(replica)
+            except (UpstreamUnavailableError, UpstreamTimeoutError) as exc:
+                if isinstance(exc, QueueTimeoutError):
+                    raise
+                if not isinstance(exc, BUSY):
+                    model.rotation.eject(replica.name, exc.message)
+                    model.affinity.forget_replica(replica.name)
+                tried.append(replica)
+                if isinstance(exc, UpstreamTimeoutError) or len(tried) == len(model.replicas):
+                    raise
+
+    def _any_replica(self, name: Optional[str], call: Callable[[Backend], T]) -> T:
+        model = self._model(name)
+        return self._failing_over(model, None, lambda replica: call(replica.backend))
+
+    def _checked(self, model: Model, replica: Replica) -> Health:
+        """The replica's own health report; a serving replica goes back into rotation."""
+        report = replica.backend.health()
+        if report.ok:
+            model.rotation.restore(replica.name)
+        return report
+
+
+def _chain(first: Chunk, rest: Iterator[Chunk]) -> Iterator[Chunk]:
+    yield first
+    yield from rest

@@ -1,0 +1,129 @@
+"""Placement is a pure function: the same conversation lands on the same replica everywhere."""
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from proxy.fleet.placement import ReplicaLoad, choose, conversation_key, rank
+from proxy.types import GenerationRequest, Message
+
+REPLICAS = [f"http://10.0.0.{i}:8080" for i in range(1, 4)]
+SYSTEM = Message("system", "You answer from the document.")
+
+
+def chat(*contents: str, system: bool = True) -> GenerationRequest:
+    roles = ["user", "assistant"] * len(contents)
+    messages = [Message(role, text) for role, text in zip(roles, contents)]
+    return GenerationRequest(messages=tuple(([SYSTEM] if system else []) + messages))
+
+
+def idle(*names: str, slots: int = 4) -> list:
+    return [ReplicaLoad(name, slots=slots) for name in names]
+
+
+@pytest.mark.parametrize(("first", "later"), [
+    pytest.param(chat("doc A: cats"), chat("doc A: cats", "Cats.", "and dogs?"), id="chat-turns"),
+    pytest.param(chat("q"), chat("q", "a", "q2", "a2", "q3"), id="chat-many-turns"),
+    pytest.param(GenerationRequest(prompt="x" * 300), GenerationRequest(prompt="x" * 300 + "y"),
+                 id="raw-prompt-grows"),
+])
+def test_a_conversation_keeps_its_key_from_turn_to_turn(first, later):
+    assert conversation_key(first) == conversation_key(later)
+
+
+@pytest.mark.parametrize(("one", "other"), [
+    pytest.param(chat("doc A"), chat("doc B"), id="same-system-other-question"),
+    pytest.param(chat("doc A"), chat("doc A", system=False), id="with-and-without-system"),
+    pytest.param(GenerationRequest(prompt="a" * 10), GenerationRequest(prompt="b" * 10),
+                 id="raw-prompts"),
+])
+def test_different_conversations_have_different_keys(one, other):
+    assert conversation_key(one) != conversation_key(other)
+
+
+def test_the_same_conversation_goes_to_the_same_replica_in_any_order():
+    key = conversation_key(chat("the document"))
+    picks = {choose(key, idle(*order)).name for order in (REPLICAS, REPLICAS[::-1],
+                                                          REPLICAS[1:] + REPLICAS[:1])}
+    assert len(picks) == 1
+
+
+def test_removing_a_replica_moves_only_its_conversations():
+    keys = [conversation_key(chat(f"document {i}")) for i in range(600)]
+    before = {key: choose(key, idle(*REPLICAS)).name for key in keys}
+    gone = REPLICAS[1]
+    after = {key: choose(key, idle(*(r for r in REPLICAS if r != gone))).name for key in keys}
+    moved = [key for key in keys if before[key] != after[key]]
+    assert moved and all(before[key] == gone for key in moved)
+    assert all(after[key] == before[key] for key in keys if before[key] != gone)
+
+
+def test_an_unhealthy_replica_counts_as_removed():
+    keys = [conversation_key(chat(f"document {i}")) for i in range(200)]
+    sick = [ReplicaLoad(name, healthy=name != REPLICAS[0], slots=4) for name in REPLICAS]
+    without = idle(*REPLICAS[1:])
+    assert all(choose(k, sick).name == choose(k, without).name for k in keys)
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_unrelated_conversations_spread_evenly(count):
+    names = REPLICAS[:count]
+    shares = Counter(choose(conversation_key(chat(f"document {i}")), idle(*names)).name
+                     for i in range(3000))
+    assert set(shares) == set(names)
+    assert all(abs(share / 3000 - 1 / count) < 0.05 for share in shares.values()), shares
+
+
+def test_rank_orders_every_replica_once():
+    assert sorted(rank("key", REPLICAS)) == sorted(REPLICAS)
+
+
+@pytest.mark.parametrize(("loads", "remembered", "expected"), [
+    pytest.param({"a": 0, "b": 0}, None, "preferred", id="idle-goes-to-preferred"),
+    pytest.param({"a": 3, "b": 3}, None, "preferred", id="room-left-goes-to-preferred"),
+    pytest.param({"preferred-full": 4, "other": 1}, None, "other", id="full-spills-to-least-busy"),
+    pytest.param({"preferred-full": 4, "other": 4}, None, "preferred", id="all-full-stays"),
+    pytest.param({"a": 0, "b": 0}, "other", "other", id="remembered-spill-sticks"),
+    pytest.param({"remembered-full": 4, "a": 0}, "other", "preferred", id="full-memory-ignored"),
+])
+def test_load_and_memory(loads, remembered, expected):
+    key = conversation_key(chat("doc"))
+    preferred, other = rank(key, REPLICAS[:2])
+    busy = {"preferred": 0, "other": 0}
+    if "preferred-full" in loads:
+        busy.update(preferred=4, other=loads["other"])
+    elif "remembered-full" in loads:
+        busy.update(other=4)
+    else:
+        busy.update(preferred=loads["a"], other=loads["b"])
+    replicas = [ReplicaLoad(preferred, busy=busy["preferred"], slots=4),
+                ReplicaLoad(other, busy=busy["other"], slots=4)]
+    names = {"preferred": preferred, "other": other}
+    chosen = choose(key, replicas, remembered=names.get(remembered))
+    assert chosen.name == names[expected]
+
+
+def test_threshold_lets_a_preferred_replica_take_more_than_its_slots():
+    key = conversation_key(chat("doc"))
+    preferred, other = rank(key, REPLICAS[:2])
+    replicas = [ReplicaLoad(preferred, busy=4, slots=4), ReplicaLoad(other, busy=0, slots=4)]
+    assert choose(key, replicas, threshold=1.5).name == preferred
+    assert choose(key, replicas, threshold=1.0).name == other
+
+
+def test_without_a_key_the_least_busy_wins():
+    replicas = [ReplicaLoad("a", busy=3, slots=4), ReplicaLoad("b", busy=1, slots=4),
+                ReplicaLoad("c", busy=2, slots=2)]
+    assert choose(None, replicas).name == "b"
+
+
+def test_unknown_slot_counts_weigh_as_one_slot():
+    replicas = [ReplicaLoad("a", busy=1), ReplicaLoad("b", busy=1, slots=4)]
+    assert choose(None, replicas).name == "b"
+
+
+def test_when_no_replica_is_healthy_one_is_still_chosen():
+    replicas = [ReplicaLoad(name, healthy=False, slots=1) for name in REPLICAS]
+    key = conversation_key(chat("doc"))
+    assert choose(key, replicas).name == rank(key, REPLICAS)[0]
