@@ -21,9 +21,13 @@ def now() -> int:
 
 def usage_total(completions: Sequence[Completion], prompts: int) -> Usage:
     """Sum completion tokens; count each prompt once, as OpenAI does with ``n`` > 1."""
-    per_prompt = len(completions) // max(prompts, 1)
-    prompt_tokens = sum(c.usage.prompt_tokens for c in completions[::max(per_prompt, 1)])
-    return Usage(prompt_tokens, sum(c.usage.completion_tokens for c in completions))
+    per_prompt = max(len(completions) // max(prompts, 1), 1)
+    total = Usage()
+    for index, completion in enumerate(completions):
+        counted = completion.usage if index % per_prompt == 0 else Usage(
+            completion_tokens=completion.usage.completion_tokens)
+        total += counted
+    return total
 
 
 def chat_completion(id: str, model: str, completions: Sequence[Completion], prompts: int = 1) -> dict:

@@ -84,5 +84,4 @@ def _chain(first, rest: Iterator) -> Iterator:
 
 def _add(total: Usage, usage: Usage | None, *, count_prompt: bool) -> Usage:
     usage = usage or Usage()
-    return Usage(total.prompt_tokens + (usage.prompt_tokens if count_prompt else 0),
-                 total.completion_tokens + usage.completion_tokens)
+    return total + (usage if count_prompt else Usage(completion_tokens=usage.completion_tokens))

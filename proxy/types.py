@@ -73,15 +73,25 @@ class GenerationRequest:
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: Optional[int] = None  # prompt tokens the server took from its KV cache
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
     def to_dict(self) -> dict:
-        return {"prompt_tokens": self.prompt_tokens,
+        body = {"prompt_tokens": self.prompt_tokens,
                 "completion_tokens": self.completion_tokens,
                 "total_tokens": self.total_tokens}
+        if self.cached_tokens is not None:
+            body["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
+        return body
+
+    def __add__(self, other: "Usage") -> "Usage":
+        cached = (None if self.cached_tokens is None and other.cached_tokens is None
+                  else (self.cached_tokens or 0) + (other.cached_tokens or 0))
+        return Usage(self.prompt_tokens + other.prompt_tokens,
+                     self.completion_tokens + other.completion_tokens, cached)
 
 
 @dataclass(frozen=True)

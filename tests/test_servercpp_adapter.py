@@ -240,3 +240,18 @@ def test_tools_are_refused(rsps):
         make_backend().complete(GenerationRequest(messages=(Message("user", "x"),),
                                                   tools=({"function": {"name": "f"}},)))
     assert info.value.param == "tools"
+
+
+@pytest.mark.parametrize(("body", "cached"), [
+    pytest.param({"tokens_evaluated": 30, "timings": {"cache_n": 24, "prompt_n": 6}}, 24,
+                 id="current-counts-the-cache"),
+    pytest.param({"tokens_evaluated": 30, "timings": {"prompt_n": 6}}, 24, id="old-evaluated"),
+    pytest.param({"tokens_evaluated": 30, "timings": {"prompt_n": 31}}, 0, id="old-all-new"),
+    pytest.param({"tokens_evaluated": 30}, None, id="no-timings"),
+    pytest.param({"tokens_evaluated": 30, "timings": {"prompt_n": True}}, None, id="not-a-count"),
+])
+def test_cached_prompt_tokens_come_from_the_servers_timings(body, cached):
+    usage = parse.usage(body)
+    assert usage.cached_tokens == cached
+    details = usage.to_dict().get("prompt_tokens_details")
+    assert details == (None if cached is None else {"cached_tokens": cached})

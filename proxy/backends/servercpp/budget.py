@@ -94,8 +94,8 @@ def _final(rest: Iterator[Chunk], limit: int) -> Chunk:
     within = usage.completion_tokens <= limit and last.finish_reason != "length"
     return replace(last, text="", logprobs=(),
                    finish_reason=last.finish_reason if within else "length",
-                   usage=Usage(usage.prompt_tokens, min(usage.completion_tokens, limit)
-                               if within else limit))
+                   usage=replace(usage, completion_tokens=min(usage.completion_tokens, limit)
+                                 if within else limit))
 
 
 def _shown(chunk: Chunk, keep_logprobs: bool) -> Chunk:

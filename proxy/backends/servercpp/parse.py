@@ -22,7 +22,25 @@ def finish_reason(body: dict) -> str:
 
 
 def usage(body: dict) -> Usage:
-    return Usage(int(body.get("tokens_evaluated") or 0), int(body.get("tokens_predicted") or 0))
+    prompt = int(body.get("tokens_evaluated") or 0)
+    return Usage(prompt, int(body.get("tokens_predicted") or 0), _cached(body, prompt))
+
+
+def _cached(body: dict, prompt: int) -> Optional[int]:
+    """Prompt tokens served from the slot's cache: current servers count them (``cache_n``);
+    older ones say how many they evaluated (``prompt_n``), the rest came from the cache."""
+    timings = body.get("timings")
+    if not isinstance(timings, dict):
+        return None
+    if _is_count(timings.get("cache_n")):
+        return min(timings["cache_n"], prompt)
+    if _is_count(timings.get("prompt_n")):
+        return max(prompt - timings["prompt_n"], 0)
+    return None
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def slot(body: dict) -> Optional[int]:

@@ -1,0 +1,195 @@
+"""The fleet over fake servers on real ports: routing, failing over, probing back, affinity."""
+from __future__ import annotations
+
+from contextlib import ExitStack
+
+import pytest
+
+from proxy.app import create_app
+from proxy.config import Settings
+from proxy.errors import ModelNotFoundError, UpstreamUnavailableError
+from proxy.fleet.build import build_fleet
+from proxy.fleet.catalog import parse_catalog
+from proxy.fleet.placement import conversation_key, rank
+from proxy.types import GenerationRequest, Message
+from tests.fakes.servercpp import FakeServerCpp
+from tests.polling import wait_for
+
+GENERATIONS = ["powerinfer", "llamacpp-2023", "llamacpp"]
+
+
+@pytest.fixture
+def servers(request):
+    generation = getattr(request, "param", "llamacpp")
+    with ExitStack() as stack:
+        yield [stack.enter_context(FakeServerCpp(generation, n_slots=2)) for _ in range(2)]
+
+
+def fleet_of(servers, **model):
+    catalog = parse_catalog({"models": {"tiny": {"aliases": ["gpt-3.5-turbo"],
+                                                 "upstreams": [s.url for s in servers],
+                                                 **model}}}, "test")
+    return build_fleet(Settings(), catalog)
+
+
+def conversation(document: str, turns: int = 1) -> GenerationRequest:
+    messages = [Message("system", "Answer from the document."), Message("user", document)]
+    for turn in range(1, turns):
+        messages += [Message("assistant", "Hello, world!"), Message("user", f"more {turn}")]
+    return GenerationRequest(model="tiny", messages=tuple(messages), max_tokens=4)
+
+
+def preferred(servers, request) -> FakeServerCpp:
+    first = rank(conversation_key(request), [s.url for s in servers])[0]
+    return next(s for s in servers if s.url == first)
+
+
+def completions(server: FakeServerCpp) -> int:
+    return sum(1 for path, _, _ in server.requests if path == "/completion")
+
+
+@pytest.mark.parametrize("servers", GENERATIONS, indirect=True)
+def test_turns_of_a_conversation_go_to_its_replica_and_slot(servers):
+    with fleet_of(servers) as fleet:
+        request = conversation("the first document")
+        home = preferred(servers, request)
+        for turns in range(1, 4):
+            fleet.complete(conversation("the first document", turns))
+            list(fleet.stream(conversation("the first document", turns)))
+        away = next(s for s in servers if s is not home)
+        assert completions(home) == 6 and completions(away) == 0
+        served = home.requested_slots
+        assert served[0] == -1 and len(set(served[1:])) == 1 and served[1] >= 0
+
+
+def test_unrelated_conversations_use_both_replicas(servers):
+    with fleet_of(servers) as fleet:
+        for index in range(12):
+            fleet.complete(conversation(f"document {index}"))
+    assert all(completions(server) > 0 for server in servers)
+
+
+def test_affinity_off_sends_no_slot(servers):
+    with fleet_of(servers, affinity=False) as fleet:
+        for _ in range(3):
+            fleet.complete(conversation("a document", 2))
+    assert {slot for s in servers for slot in s.requested_slots} == {-1}
+
+
+@pytest.mark.parametrize("servers", GENERATIONS, indirect=True)
+def test_a_request_that_never_reached_its_replica_goes_to_the_other(servers):
+    with fleet_of(servers) as fleet:
+        request = conversation("a document for the dead replica")
+        dead = preferred(servers, request)
+        alive = next(s for s in servers if s is not dead)
+        dead.stop()
+        assert fleet.complete(request).text == "Hello, world!"
+        assert "".join(chunk.text for chunk in fleet.stream(request)) == "Hello, world!"
+        assert completions(alive) == 2
+        health = fleet.health()
+        replicas = {r["url"]: r["ok"] for r in health.detail["models"][0]["replicas"]}
+        assert health.ok and replicas == {dead.url: False, alive.url: True}
+
+
+def test_a_replica_that_returns_is_probed_back_into_rotation(servers):
+    with fleet_of(servers) as fleet:
+        request = conversation("a document for the dead replica")
+        dead = preferred(servers, request)
+        dead.stop()
+        fleet.complete(request)
+        assert fleet.models()[0].meta["state"] == "ready"
+        model = fleet._models["tiny"]
+        assert not model.rotation.healthy(dead.url)
+        dead.start()
+        wait_for(lambda: model.rotation.healthy(dead.url), timeout=10)
+        fleet.complete(request)  # its cache is on the other replica now: it stays there
+        assert completions(dead) == 0
+        newcomer = next(conversation(f"doc {i}") for i in range(100)
+                        if preferred(servers, conversation(f"doc {i}")) is dead)
+        fleet.complete(newcomer)
+        assert completions(dead) == 1
+
+
+def test_a_returning_replica_is_detected_afresh(servers):
+    with fleet_of(servers) as fleet:
+        home = servers[0]
+        first, second = [r for r in (conversation(f"doc {i}") for i in range(100))
+                         if preferred(servers, r) is home][:2]
+        fleet.complete(first)
+        home.stop()
+        fleet.complete(first)  # goes to the other replica; home leaves the rotation
+        replacement = FakeServerCpp("powerinfer", n_slots=2)
+        replacement._port = home.port  # the same address, another build of server.cpp
+        with replacement.start():
+            wait_for(lambda: fleet._models["tiny"].rotation.healthy(home.url), timeout=10)
+            assert fleet.complete(second).text == "Hello, world!"
+            assert completions(replacement) == 1
+            assert "slot_id" in replacement.requests[-1][1]  # PowerInfer's name for the slot
+
+
+def test_every_replica_down_is_a_503(servers):
+    with fleet_of(servers) as fleet:
+        for server in servers:
+            server.stop()
+        with pytest.raises(UpstreamUnavailableError):
+            fleet.complete(conversation("doc"))
+        assert fleet.models()[0].meta["state"] == "unavailable"
+        assert not fleet.health().ok
+
+
+def test_a_full_replica_spills_to_the_other(servers):
+    for server in servers:
+        server.token_delay = 0.05
+    with fleet_of(servers, slots=1) as fleet:
+        request = conversation("doc")
+        home = preferred(servers, request)
+        away = next(s for s in servers if s is not home)
+        streams = [fleet.stream(conversation("doc", turns)) for turns in (1, 2)]
+        firsts = [next(stream) for stream in streams]
+        assert all(first.text for first in firsts)
+        for stream in streams:
+            list(stream)
+        assert completions(home) == 1 and completions(away) == 1
+
+
+def test_unknown_model_names_the_ids(servers):
+    catalog = parse_catalog({"models": {"a": {"upstreams": [servers[0].url]},
+                                        "b": {"upstreams": [servers[1].url]}}}, "test")
+    with build_fleet(Settings(), catalog) as fleet:
+        with pytest.raises(ModelNotFoundError, match="the models are a, b"):
+            fleet.complete(GenerationRequest(model="gpt-4", prompt="hi"))
+        fleet.complete(GenerationRequest(model="b", prompt="hi"))
+        assert completions(servers[1]) == 1 and completions(servers[0]) == 0
+
+
+def test_the_api_routes_by_model_and_alias(servers):
+    catalog = {"default": "a", "models": {
+        "a": {"aliases": ["gpt-3.5-turbo"], "upstreams": [servers[0].url]},
+        "b": {"aliases": ["embedder"], "upstreams": [servers[1].url],
+              "defaults": {"max_tokens": 3, "temperature": 0.5}}}}
+    app = create_app(Settings(), backend=build_fleet(Settings(), parse_catalog(catalog, "t")))
+    client = app.test_client()
+    chat = {"messages": [{"role": "user", "content": "hi"}]}
+    for name, server in (("gpt-3.5-turbo", servers[0]), ("b", servers[1]), (None, servers[0])):
+        body = {**chat, **({"model": name} if name else {})}
+        response = client.post("/v1/chat/completions", json=body)
+        assert response.status_code == 200
+        assert response.get_json()["model"] == (name or "a")
+        assert server.requests[-1][0] == "/completion"
+    sent = servers[1].requests[-1][1]
+    assert sent["n_predict"] == 3 and sent["temperature"] == 0.5
+    missing = client.post("/v1/chat/completions", json={**chat, "model": "gpt-4"})
+    assert missing.status_code == 404
+    assert missing.get_json()["error"]["code"] == "model_not_found"
+    assert "a, b" in missing.get_json()["error"]["message"]
+    listed = client.get("/v1/models").get_json()["data"]
+    assert [m["id"] for m in listed] == ["a", "gpt-3.5-turbo", "b", "embedder"]
+    assert listed[1]["alias_of"] == "a" and listed[0]["state"] == "ready"
+    tokens = client.post("/v1/tokenize", json={"prompt": "hello", "model": "embedder"})
+    assert tokens.status_code == 200 and servers[1].requests[-1][0] == "/tokenize"
+
+
+def test_flags_alone_accept_any_model_name(servers):
+    client = create_app(Settings(llama_api=tuple(s.url for s in servers))).test_client()
+    response = client.post("/v1/completions", json={"model": "whatever", "prompt": "hi"})
+    assert response.status_code == 200 and response.get_json()["model"] == "whatever"
