@@ -14,6 +14,7 @@ from flask import Blueprint, Response, jsonify
 from proxy import glm
 from proxy.api.common import event_response, get_state, read_json, served_model, watched
 from proxy.backends import Backend
+from proxy.schemas import parse_model
 from proxy.types import GenerationRequest
 
 bp = Blueprint("glm", __name__)
@@ -34,8 +35,9 @@ def chat_stream() -> Response:
 
 @bp.post("/tokenize")
 def tokenize() -> Response:
-    text, max_length = glm.parse_tokenize(read_json())
-    tokens = get_state().backend.tokenize(text)[:max_length]
+    body = read_json()
+    text, max_length = glm.parse_tokenize(body)
+    tokens = get_state().backend.tokenize(text, parse_model(body))[:max_length]
     return jsonify({"tokenIds": [token for token, _ in tokens],
                     "tokens": [piece for _, piece in tokens]})
 
@@ -43,10 +45,12 @@ def tokenize() -> Response:
 @bp.post("/embedding")
 def embedding() -> Response:
     state = get_state()
-    texts = glm.parse_embedding(read_json(), max_batch=state.settings.max_batch)
-    result = state.backend.embed(texts)
+    body = read_json()
+    texts = glm.parse_embedding(body, max_batch=state.settings.max_batch)
+    model = parse_model(body)
+    result = state.backend.embed(texts, model)
     return jsonify({"data": [list(vector) for vector in result.vectors],
-                    "model": served_model(None), "object": "embedding"})
+                    "model": served_model(model), "object": "embedding"})
 
 
 def _events(backend: Backend, request: GenerationRequest, model: str) -> Iterator[dict]:

@@ -187,6 +187,12 @@ def test_the_api_routes_by_model_and_alias(servers):
     assert listed[1]["alias_of"] == "a" and listed[0]["state"] == "ready"
     tokens = client.post("/v1/tokenize", json={"prompt": "hello", "model": "embedder"})
     assert tokens.status_code == 200 and servers[1].requests[-1][0] == "/tokenize"
+    glm_chat = client.post("/chat", json={"prompt": "hi", "model": "b"})
+    assert glm_chat.status_code == 200 and servers[1].requests[-1][0] == "/completion"
+    glm_tokens = client.post("/tokenize", json={"prompt": "hi", "model": "gpt-3.5-turbo"})
+    assert glm_tokens.status_code == 200 and servers[0].requests[-1][0] == "/tokenize"
+    unknown = client.post("/v1/embeddings", json={"input": "hi", "model": "gpt-4"})
+    assert unknown.status_code == 404
 
 
 def test_flags_alone_accept_any_model_name(servers):
