@@ -8,6 +8,7 @@ llama-server, its Prometheus ``llamacpp:prompt_tokens_total``.
 from __future__ import annotations
 
 import random
+import time
 from contextlib import ExitStack
 
 import openai
@@ -24,6 +25,7 @@ from .tinymodel import _WORDS
 
 pytestmark = pytest.mark.e2e
 
+READING = 0.5  # seconds between turns on old servers (see below)
 MODELS_FILE = """
 default = "tiny"
 
@@ -150,6 +152,9 @@ def test_later_turns_reuse_the_servers_cache(client, servers, stream):
             assert after[1] == before[1]
             assert after[0] - before[0] == usage.prompt_tokens - cached
         previous_prompt = usage.prompt_tokens
+        # An old server frees a slot a moment after the last byte of its answer, and takes a
+        # turn that arrives sooner to another slot: pause, as a person reading it would.
+        time.sleep(READING if home.legacy else 0)
         messages = messages + [{"role": "assistant", "content": text},
                                {"role": "user", "content": f"and {_WORDS[turn]} then"}]
 
