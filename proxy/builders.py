@@ -84,10 +84,11 @@ def usage_chunk(id: str, model: str, created: int, object: str, usage: Usage) ->
             "choices": [], "usage": usage.to_dict()}
 
 
-def tool_call_deltas(tool_calls: Sequence[ToolCall]) -> list:
-    return [{"index": i, "id": call.id, "type": "function",
-             "function": {"name": call.name, "arguments": call.arguments}}
-            for i, call in enumerate(tool_calls)]
+def tool_call_deltas(index: int, call: ToolCall) -> list:
+    """A streamed call, as OpenAI streams it: id and name first, then the arguments."""
+    return [{"index": index, "id": call.id, "type": "function",
+             "function": {"name": call.name, "arguments": ""}},
+            {"index": index, "function": {"arguments": call.arguments}}]
 
 
 def chat_logprobs(logprobs: Sequence[TokenLogprob]) -> dict:

@@ -35,6 +35,7 @@ def chat_events(backend: Backend, choices: Choices, id: str, model: str) -> Iter
     created = builders.now()
     usage = Usage()
     for index, request in enumerate(jobs(choices)):
+        calls = 0  # tool calls streamed so far in this choice: the next one's index
         with closing(backend.stream(request)) as chunks:
             first = next(chunks)
             yield builders.chat_chunk(id, model, created, index,
@@ -43,9 +44,11 @@ def chat_events(backend: Backend, choices: Choices, id: str, model: str) -> Iter
                 if chunk.text or chunk.logprobs:
                     yield builders.chat_chunk(id, model, created, index,
                                               {"content": chunk.text}, chunk.logprobs)
-                if chunk.tool_calls:
-                    yield builders.chat_chunk(id, model, created, index, {
-                        "tool_calls": builders.tool_call_deltas(chunk.tool_calls)})
+                for call in chunk.tool_calls:
+                    for delta in builders.tool_call_deltas(calls, call):
+                        yield builders.chat_chunk(id, model, created, index,
+                                                  {"tool_calls": [delta]})
+                    calls += 1
                 if chunk.finish_reason:
                     usage = _add(usage, chunk.usage, count_prompt=index % choices.n == 0)
                     yield builders.chat_chunk(id, model, created, index, {},

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import math
 import re
+
+import jsonschema
 from dataclasses import dataclass
 from typing import Any, Optional
 
 from proxy.errors import InvalidRequestError
-from proxy.types import GenerationRequest, Message, ResponseFormat, Sampling
+from proxy.types import GenerationRequest, Message, ResponseFormat, Sampling, ToolChoice
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 MAX_STOP_WORDS = 16
@@ -170,6 +172,8 @@ def _generation(fields: Fields, **kwargs) -> GenerationRequest:
         slot=_slot(fields),
         tokenize=bool(fields.boolean("tokenize")),
         tools=_tools(fields),
+        tool_choice=_tool_choice(fields),
+        parallel_tool_calls=fields.boolean("parallel_tool_calls") is not False,
         grammar=_grammar(fields, response_format),
         **kwargs,
     )
@@ -287,8 +291,21 @@ def _response_format(fields: Fields) -> Optional[ResponseFormat]:
         schema = spec.raw("schema")
         if not isinstance(schema, dict):
             raise spec.fail("schema", "must be a JSON Schema object")
+        _check_schema(spec, "schema", schema)
         return ResponseFormat("json_schema", schema)
     raise options.fail("type", "must be text, json_object or json_schema")
+
+
+def _check_schema(fields: Fields, name: str, schema: dict) -> None:
+    """A schema the ``jsonschema`` package itself rejects is the client's mistake."""
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        where = "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in exc.path)
+        raise fields.fail(name, f"is not a valid JSON Schema: {exc.message} "
+                                f"(at {where or 'the top'})") from None
+    except (RecursionError, ValueError, TypeError, LookupError) as exc:
+        raise fields.fail(name, f"is not a valid JSON Schema ({type(exc).__name__})") from None
 
 
 def _grammar(fields: Fields, response_format: Optional[ResponseFormat]) -> Optional[str]:
@@ -322,6 +339,27 @@ def _tools(fields: Fields) -> tuple:
     if fields.raw("tool_choice") == "none":
         return ()
     return tuple(tools)
+
+
+def _tool_choice(fields: Fields) -> ToolChoice:
+    """``auto`` (the default), ``required``, or one named function that must be called."""
+    raw = fields.raw("tool_choice")
+    if raw is None or raw in ("auto", "none"):
+        return ToolChoice()
+    if not fields.raw("tools"):
+        raise fields.fail("tool_choice", "needs tools to choose from")
+    if raw == "required":
+        return ToolChoice("required")
+    if isinstance(raw, dict):
+        name = Fields(Fields(raw, "tool_choice.").raw("function"),
+                      "tool_choice.function.").string("name")
+        offered = [tool["function"]["name"] for tool in fields.raw("tools") or ()]
+        if name and name in offered:
+            return ToolChoice("function", name)
+        raise fields.fail("tool_choice", f"names the function {name!r}, which is not among "
+                                         f"the tools ({', '.join(offered) or 'none given'})")
+    raise fields.fail("tool_choice", "must be none, auto, required, or "
+                                     "{\"type\": \"function\", \"function\": {\"name\": …}}")
 
 
 @dataclass(frozen=True)

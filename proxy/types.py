@@ -43,6 +43,18 @@ class ResponseFormat:
 
 
 @dataclass(frozen=True)
+class ToolChoice:
+    """Whether the answer may, must, or must not call a tool (OpenAI ``tool_choice``)."""
+
+    mode: str = "auto"  # auto | required | function (then ``name`` says which)
+    name: Optional[str] = None
+
+    @property
+    def forced(self) -> bool:
+        return self.mode != "auto"
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     """What a backend needs to generate: chat ``messages`` or a raw ``prompt``."""
 
@@ -58,7 +70,9 @@ class GenerationRequest:
     cache_prompt: Optional[bool] = None
     slot: Optional[int] = None
     tokenize: bool = False
-    tools: tuple = ()
+    tools: tuple = ()  # OpenAI tool definitions, as sent
+    tool_choice: ToolChoice = field(default_factory=ToolChoice)
+    parallel_tool_calls: bool = True
     grammar: Optional[str] = None  # GBNF the answer must match (server.cpp only)
     extra: dict = field(default_factory=dict)
     # whether the client has gone away; polled while the request waits for a slot

@@ -5,7 +5,7 @@ import pytest
 
 from proxy.errors import InvalidRequestError
 from proxy.schemas import parse_chat, parse_completion
-from proxy.types import GenerationRequest, Message, ResponseFormat, Sampling
+from proxy.types import GenerationRequest, Message, ResponseFormat, Sampling, ToolChoice
 
 MAX_CHOICES = 4
 USER_HI = [{"role": "user", "content": "hi"}]
@@ -214,6 +214,18 @@ def test_no_model_is_none(fields):
     assert only_request(chat(**fields)).model is None
 
 
+@pytest.mark.parametrize(("choice", "expected"), [
+    (None, ToolChoice()), ("auto", ToolChoice()), ("required", ToolChoice("required")),
+    ({"type": "function", "function": {"name": "add"}}, ToolChoice("function", "add")),
+])
+def test_tool_choice(choice, expected):
+    tools = [{"type": "function", "function": {"name": "add"}}]
+    body = chat(tools=tools, **({"tool_choice": choice} if choice else {}))
+    assert only_request(body).tool_choice == expected
+    assert only_request(body).parallel_tool_calls
+    assert not only_request(chat(tools=tools, parallel_tool_calls=False)).parallel_tool_calls
+
+
 def test_tool_choice_none_drops_tools():
     tools = [{"type": "function", "function": {"name": "add"}}]
     assert only_request(chat(tools=tools, tool_choice="none")).tools == ()
@@ -405,6 +417,22 @@ CHAT_ERRORS = [
     bad({"tools": [{"type": "function"}]}, "tools[0].function", id="tool-function-missing"),
     bad({"tools": [{"type": "function", "function": {}}]}, "tools[0].function.name",
         id="tool-name-missing"),
+    bad({"tool_choice": "required"}, "tool_choice", id="tool_choice-without-tools"),
+    bad({"tools": [{"type": "function", "function": {"name": "add"}}], "tool_choice": "any"},
+        "tool_choice", id="tool_choice-unknown"),
+    bad({"tools": [{"type": "function", "function": {"name": "add"}}],
+         "tool_choice": {"type": "function", "function": {"name": "sub"}}}, "tool_choice",
+        id="tool_choice-names-another-function"),
+    bad({"tools": [{"type": "function", "function": {"name": "add"}}],
+         "tool_choice": {"type": "function", "function": {"name": 3}}},
+        "tool_choice.function.name", id="tool_choice-name-int"),
+    bad({"parallel_tool_calls": "no"}, "parallel_tool_calls", id="parallel_tool_calls"),
+    bad({"response_format": {"type": "json_schema",
+                             "json_schema": {"schema": {"type": "objekt"}}}},
+        "response_format.json_schema.schema", id="schema-invalid-type"),
+    bad({"response_format": {"type": "json_schema",
+                             "json_schema": {"schema": {"properties": {"a": {"minimum": "1"}}}}}},
+        "response_format.json_schema.schema", id="schema-invalid-nested"),
     bad({"n_keep": -2}, "n_keep", id="n_keep"),
     bad({"cache_prompt": "yes"}, "cache_prompt", id="cache_prompt"),
     bad({"slot_id": -2}, "slot_id", id="slot_id"),

@@ -98,14 +98,17 @@ def test_streamed_tool_call_and_its_result(chatglm3):
     client = sdk(chatglm3)
     chunks = list(client.chat.completions.create(model="tiny", messages=CHAT, tools=TOOLS,
                                                  stream=True))
-    calls = [call for c in chunks for call in (c.choices[0].delta.tool_calls or [])]
+    deltas = [call for c in chunks for call in (c.choices[0].delta.tool_calls or [])]
+    calls = [delta for delta in deltas if delta.id]  # the first delta of each call
     assert [call.function.name for call in calls] == ["get_weather"]
-    assert json.loads(calls[0].function.arguments) == {"city": "Paris", "days": 3}
+    assert [delta.index for delta in deltas] == [0, 0]
+    arguments = "".join(delta.function.arguments for delta in deltas)
+    assert json.loads(arguments) == {"city": "Paris", "days": 3}
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
     history = CHAT + [
         {"role": "assistant", "content": None, "tool_calls": [{
             "id": calls[0].id, "type": "function",
-            "function": {"name": "get_weather", "arguments": calls[0].function.arguments}}]},
+            "function": {"name": "get_weather", "arguments": arguments}}]},
         {"role": "tool", "tool_call_id": calls[0].id, "content": '{"temp": 21}'},
     ]
     again = client.chat.completions.create(model="tiny", messages=history, tools=TOOLS)
