@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
@@ -28,6 +29,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from proxy.errors import InvalidRequestError
+from proxy.structured import toolformats
 from proxy.types import Message
 
 logger = logging.getLogger(__name__)
@@ -52,12 +54,21 @@ HISTORIC = "historic"
 AUTO = "auto"
 
 
+# The tool-call format each preset's models were trained on; any other template gets the
+# plain one, a documented text convention (see proxy.structured.tools).
+PRESET_TOOL_FORMATS: Mapping[str, str] = MappingProxyType({
+    "chatml": "hermes", "llama3": "llama3", "mistral": "mistral", "chatglm3": "chatglm3"})
+PLAIN_TOOLS = "plain"
+NATIVE_TOOLS = re.compile(r"\btools\b|\btool_calls\b")  # a template that reads them itself
+
+
 @dataclass(frozen=True)
 class RenderedPrompt:
     """A prompt ready for ``POST /completion`` and the stop words its template needs."""
 
     text: str
     stop: tuple[str, ...]
+    tool_format: str = PLAIN_TOOLS  # how the model will write a call to the tools offered
 
 
 class ChatTemplate(Protocol):
@@ -65,8 +76,38 @@ class ChatTemplate(Protocol):
 
     name: str
 
-    def render(self, messages: Sequence[Message]) -> RenderedPrompt:
+    def render(self, messages: Sequence[Message], tools: Sequence[dict] = ()) -> RenderedPrompt:
         ...
+
+
+def with_tool_turns(messages: Sequence[Message], tools: Sequence[dict],
+                    format_name: str) -> list:
+    """The chat in plain roles, for templates that know nothing of tools.
+
+    The tools are described in the system message, an assistant's earlier calls are written
+    into its text, and tool results become turns of the role the format reads them from,
+    all in the words of ``format_name``'s models.
+    """
+    tool_format = toolformats.FORMATS[format_name]
+    result = []
+    for message in messages:
+        if message.role == "assistant" and message.tool_calls:
+            calls = [_tool_call_dict(call) for call in message.tool_calls]
+            text = "\n".join(part for part in (message.content,
+                                                tool_format.render_call(calls)) if part)
+            result.append(Message("assistant", text))
+        elif message.role in ("tool", "function"):
+            result.append(Message(tool_format.result_role, tool_format.render_result(
+                message.content, message.name, message.tool_call_id)))
+        else:
+            result.append(message)
+    if tools:
+        described = tool_format.system_prompt(list(tools))
+        if result and result[0].role in ("system", "developer"):
+            result[0] = Message(result[0].role, f"{result[0].content}\n\n{described}")
+        else:
+            result.insert(0, Message("system", described))
+    return result
 
 
 @dataclass(frozen=True)
@@ -82,9 +123,12 @@ class HistoricTemplate:
     system_name: str
     stop_word: str
     name: str = field(default=HISTORIC, init=False)
+    tool_format: str = field(default=PLAIN_TOOLS, init=False)
 
-    def render(self, messages: Sequence[Message]) -> RenderedPrompt:
+    def render(self, messages: Sequence[Message], tools: Sequence[dict] = ()) -> RenderedPrompt:
         """Render ``messages``; roles the flag template cannot express are the client's error."""
+        if tools or any(m.tool_calls or m.role in ("tool", "function") for m in messages):
+            messages = with_tool_turns(messages, tools, PLAIN_TOOLS)
         parts = [self.chat_prompt]
         for index, message in enumerate(messages):
             if message.role in ("system", "developer"):
@@ -154,13 +198,20 @@ class JinjaTemplate:
     """Render chats with a Jinja chat template (Hugging Face / GGUF conventions), sandboxed."""
 
     def __init__(self, source: str, *, name: str, stop: Sequence[str] = (),
-                 bos_token: str = "", eos_token: str = "") -> None:
+                 bos_token: str = "", eos_token: str = "",
+                 tool_format: str | None = None) -> None:
         """Compile ``source`` once.
+
+        A template that reads ``tools`` itself (Hugging Face style) gets them as they are, and
+        its models' call format is recognised from its text; any other is given the chat in
+        ``tool_format``'s words (see :func:`with_tool_turns`).
 
         :raises ValueError: the template has a syntax error (a start-up error).
         """
         self.name = name
         self.stop = tuple(stop)
+        self.native_tools = tool_format is None and bool(NATIVE_TOOLS.search(source))
+        self.tool_format = tool_format or toolformats.format_of_template(source)
         self.bos_token = bos_token
         self.eos_token = eos_token
         environment = ImmutableSandboxedEnvironment(
@@ -177,17 +228,23 @@ class JinjaTemplate:
     def __repr__(self) -> str:
         return f"JinjaTemplate(name={self.name!r}, stop={self.stop!r})"
 
-    def render(self, messages: Sequence[Message]) -> RenderedPrompt:
+    def render(self, messages: Sequence[Message], tools: Sequence[dict] = ()) -> RenderedPrompt:
         """Render ``messages`` with an open assistant turn at the end.
 
         :raises InvalidRequestError: the template refused the chat or failed on it.
         """
+        extra = {}
+        if self.native_tools:
+            extra = {"tools": list(tools)} if tools else {}
+        elif tools or any(m.tool_calls or m.role in ("tool", "function") for m in messages):
+            messages = with_tool_turns(messages, tools, self.tool_format)
         try:
             text = self._template.render(
                 messages=[_message_dict(message) for message in messages],
                 add_generation_prompt=True,
                 bos_token=self.bos_token,
                 eos_token=self.eos_token,
+                **extra,
             )
         except SecurityError as exc:
             raise InvalidRequestError(
@@ -200,7 +257,7 @@ class JinjaTemplate:
         # The server adds BOS itself; a second one would change what the model sees.
         if self.bos_token and text.startswith(self.bos_token):
             text = text[len(self.bos_token):]
-        return RenderedPrompt(text=text, stop=self.stop)
+        return RenderedPrompt(text=text, stop=self.stop, tool_format=self.tool_format)
 
 
 def read_preset(name: str) -> str:
@@ -229,7 +286,8 @@ def build_template(spec: str, *, historic: HistoricTemplate, server_template: st
     if spec == HISTORIC:
         return historic
     if spec in PRESET_STOP_WORDS:
-        return JinjaTemplate(read_preset(spec), name=spec, stop=PRESET_STOP_WORDS[spec])
+        return JinjaTemplate(read_preset(spec), name=spec, stop=PRESET_STOP_WORDS[spec],
+                             tool_format=PRESET_TOOL_FORMATS.get(spec, PLAIN_TOOLS))
     if spec == AUTO:
         if not server_template:
             logger.warning("--chat-template auto: the server reports no chat template "

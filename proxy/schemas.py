@@ -132,6 +132,8 @@ def parse_completion(body: Any, *, max_choices: int) -> Choices:
     else:
         raise fields.fail("prompt", "must be a string or a list of strings "
                                     "(token-id prompts are not supported)")
+    if fields.raw("tools") is not None:
+        raise fields.fail("tools", "need a chat: send them to /v1/chat/completions")
     if fields.string("suffix"):
         raise fields.fail("suffix", "is not supported by this server")
     best_of = fields.integer("best_of", 1, max_choices)

@@ -7,6 +7,7 @@ import pytest
 
 from proxy.errors import InvalidRequestError
 from proxy.prompting import (
+    PRESET_TOOL_FORMATS,
     PRESETS,
     HistoricTemplate,
     JinjaTemplate,
@@ -81,7 +82,19 @@ def test_historic_empty_stop_word_means_no_stop():
     assert rendered.text.endswith("\nUSER: a\nASSISTANT: b\nUSER: c\nASSISTANT:")
 
 
-@pytest.mark.parametrize("role", ["tool", "function", "narrator"], ids=str)
+def test_historic_tool_turns_are_written_in_plain_words(historic):
+    tools = [{"type": "function", "function": {"name": "add", "parameters": {}}}]
+    call = ToolCall("call_1", "add", '{"a": 1}')
+    messages = [Message("user", "q"), Message("assistant", "", tool_calls=(call,)),
+                Message("tool", "2", tool_call_id="call_1")]
+    text = historic.render(messages, tools).text
+    assert "\nASSISTANT's RULE: You may call the functions below." in text
+    assert '"name":"add"' in text
+    assert '\nASSISTANT: <tool_call>{"name":"add","arguments":{"a":1}}</tool_call></s>' in text
+    assert text.endswith("\nUSER: Tool result: 2\nASSISTANT:")
+
+
+@pytest.mark.parametrize("role", ["narrator"], ids=str)
 def test_historic_unknown_role_is_a_request_error(historic, role):
     messages = [Message("user", "q"), Message(role, "x", tool_call_id="call_1")]
     with pytest.raises(InvalidRequestError) as excinfo:
@@ -137,8 +150,9 @@ def test_preset_table_covers_every_preset():
 def test_preset_renders_conversation(historic, name, expected_text, expected_stop):
     template = build_template(name, historic=historic)
     assert template.name == name
-    assert template.render(CONVERSATION) == RenderedPrompt(text=expected_text,
-                                                          stop=expected_stop)
+    rendered = template.render(CONVERSATION)
+    assert (rendered.text, rendered.stop) == (expected_text, expected_stop)
+    assert rendered.tool_format == PRESET_TOOL_FORMATS.get(name, "plain")
 
 
 @pytest.mark.parametrize(("name", "default_system"), [
@@ -153,13 +167,31 @@ def test_preset_default_system_line(historic, name, default_system):
     assert rendered.text == default_system
 
 
-@pytest.mark.parametrize("name", ["llama2", "mistral", "vicuna", "alpaca"], ids=str)
-def test_preset_without_tool_role_refuses_tool_messages(historic, name):
+@pytest.mark.parametrize(("name", "written"), [
+    ("llama2", "[INST] Tool result: 42 [/INST]"), ("vicuna", "USER: Tool result: 42"),
+    ("mistral", "[INST] [TOOL_RESULTS]42[/TOOL_RESULTS] [/INST]"),
+    ("chatml", "<|im_start|>user\n<tool_response>\n42\n</tool_response><|im_end|>"),
+    ("llama3", "<|start_header_id|>ipython<|end_header_id|>\n\n42<|eot_id|>"),
+], ids=lambda value: value if value in PRESETS else None)
+def test_presets_give_tool_results_back_in_their_models_words(historic, name, written):
     messages = [Message("user", "q"), Message("tool", "42", tool_call_id="call_1")]
-    with pytest.raises(InvalidRequestError) as excinfo:
-        build_template(name, historic=historic).render(messages)
-    assert excinfo.value.param == "messages"
-    assert "'tool'" in excinfo.value.message
+    assert written in build_template(name, historic=historic).render(messages).text
+
+
+@pytest.mark.parametrize(("name", "call"), [
+    ("chatml", '<tool_call>{"name":"add","arguments":{"a":1}}</tool_call><|im_end|>'),
+    ("llama3", '{"name":"add","parameters":{"a":1}}<|eot_id|>'),
+    ("mistral", '[TOOL_CALLS][{"name":"add","arguments":{"a":1}}]</s>'),
+    ("chatglm3", "<|assistant|>\n add\n```python\ntool_call(a=1)\n```"),
+], ids=lambda value: value if value in PRESETS else None)
+def test_presets_describe_tools_and_write_earlier_calls(historic, name, call):
+    tools = [{"type": "function", "function": {"name": "add", "parameters": {"type": "object"}}}]
+    messages = [Message("user", "q"),
+                Message("assistant", "", tool_calls=(ToolCall("c1", "add", '{"a": 1}'),)),
+                Message("tool", "2", tool_call_id="c1"), Message("user", "again")]
+    text = build_template(name, historic=historic).render(messages, tools).text
+    assert call in text
+    assert '"name": "add"' in text or '"name":"add"' in text.split(call)[0]
 
 
 def test_chatglm3_tool_result_is_an_observation(historic):

@@ -234,12 +234,32 @@ def test_tokenize_flag_returns_prompt_token_ids(rsps):
     assert result.prompt_tokens == (1, 2)
 
 
-def test_tools_are_refused(rsps):
+WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}}}}
+
+
+@pytest.mark.parametrize(("content", "text", "calls"), [
+    pytest.param('Let me see. <tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}'
+                 '</tool_call>', "Let me see. ", [("get_weather", {"city": "Oslo"})], id="call"),
+    pytest.param("It is sunny.", "It is sunny.", [], id="no-call"),
+    pytest.param('<tool_call>{"name": "get_weather", "arguments": {"city": </tool_call>',
+                 '<tool_call>{"name": "get_weather", "arguments": {"city": </tool_call>', [],
+                 id="malformed-stays-text"),
+    pytest.param('<tool_call>{"name": "rm_rf", "arguments": {}}</tool_call>',
+                 '<tool_call>{"name": "rm_rf", "arguments": {}}</tool_call>', [],
+                 id="unknown-tool-stays-text"),
+])
+def test_tools_reach_the_prompt_and_calls_come_back(rsps, content, text, calls):
     add_generation(rsps, "llamacpp")
-    with pytest.raises(InvalidRequestError) as info:
-        make_backend().complete(GenerationRequest(messages=(Message("user", "x"),),
-                                                  tools=({"function": {"name": "f"}},)))
-    assert info.value.param == "tools"
+    rsps.post(f"{URL}/completion", json=final("llamacpp", content=content))
+    result = make_backend().complete(GenerationRequest(
+        messages=(Message("user", "weather in Oslo?"),), tools=(WEATHER,)))
+    prompt = json.loads(rsps.calls[-1].request.body)["prompt"]
+    assert "<tool_call>" in prompt and '"name":"get_weather"' in prompt
+    assert result.text == text
+    assert [(call.name, json.loads(call.arguments)) for call in result.tool_calls] == calls
+    assert result.finish_reason == ("tool_calls" if calls else "stop")
+    assert all(call.id.startswith("call_") for call in result.tool_calls)
 
 
 @pytest.mark.parametrize(("body", "cached"), [

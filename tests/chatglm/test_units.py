@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from proxy.backends.chatglm import messages, options, toolcalls
+from proxy.backends.chatglm import messages, options
+from proxy.structured import chatglm3
 from proxy.backends.chatglm.decoding import TextDecoder
 from proxy.backends.chatglm.reply import Reply
 from proxy.backends.chatglm.stops import StopWords
@@ -17,7 +18,7 @@ NAMES = {"get_weather", "search"}
 
 
 def call_of(body: str, name: str = "get_weather"):
-    return toolcalls.parse(f"{name}\n```python\n{body}\n```", NAMES)
+    return chatglm3.parse(f"{name}\n```python\n{body}\n```", NAMES)
 
 
 @pytest.mark.parametrize("body, arguments", [
@@ -66,11 +67,11 @@ def test_unreadable_arguments_come_back_as_a_plain_string(body, tmp_path, monkey
     "It is sunny.\nget_weather\n```python\ntool_call()\n```",
 ], ids=["no-newline", "unknown-name", "text-first"])
 def test_text_that_is_no_tool_call(text):
-    assert toolcalls.parse(text, NAMES) is None
+    assert chatglm3.parse(text, NAMES) is None
 
 
 def test_tool_call_without_a_fence_reads_the_rest():
-    call = toolcalls.parse("search\n  tool_call(q='x')  ", NAMES)
+    call = chatglm3.parse("search\n  tool_call(q='x')  ", NAMES)
     assert json.loads(call.arguments) == {"q": "x"}
 
 
@@ -82,20 +83,20 @@ def test_tool_call_without_a_fence_reads_the_rest():
     (None, ""),
 ], ids=["simple", "literals", "not-json", "odd-key", "none"])
 def test_history_tool_calls_are_written_like_chatglm3(arguments, line):
-    text = toolcalls.render({"id": "call_1", "type": "function",
+    text = chatglm3.render({"id": "call_1", "type": "function",
                              "function": {"name": "get_weather", "arguments": arguments}})
     assert text == f"get_weather\n```python\n{line}\n```"
 
 
 def test_a_rendered_call_reads_back():
     arguments = {"city": "Paris", "days": 3, "units": None, "tags": ["a", "b"]}
-    text = toolcalls.render({"function": {"name": "search", "arguments": json.dumps(arguments)}})
-    assert json.loads(toolcalls.parse(text, NAMES).arguments) == arguments
+    text = chatglm3.render({"function": {"name": "search", "arguments": json.dumps(arguments)}})
+    assert json.loads(chatglm3.parse(text, NAMES).arguments) == arguments
 
 
 def test_rendering_survives_odd_history():
-    assert toolcalls.render("not a dict") == "\n```python\n\n```"
-    assert toolcalls.render({"function": "nope"}) == "\n```python\n\n```"
+    assert chatglm3.render("not a dict") == "\n```python\n\n```"
+    assert chatglm3.render({"function": "nope"}) == "\n```python\n\n```"
 
 
 # -- stop words --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Sequence
 
-from proxy.backends.chatglm import toolcalls
+from proxy.structured import chatglm3
 from proxy.types import Message
 
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant",
@@ -26,7 +26,7 @@ def turns(messages: Sequence[Message], tools: Sequence[dict] = ()) -> list:
         if message.role == "assistant" and message.tool_calls:
             if message.content:
                 result.append(("assistant", message.content))
-            result += [("assistant", toolcalls.render(call)) for call in message.tool_calls]
+            result += [("assistant", chatglm3.render(call)) for call in message.tool_calls]
         else:
             result.append((ROLES[message.role], message.content))
     return result

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Collection, Sequence
 
-from proxy.backends.chatglm import toolcalls
+from proxy.structured import chatglm3
 from proxy.backends.chatglm.stops import StopWords
 
 
@@ -46,7 +46,7 @@ class Reply:
         """
         text = self._release(self._stops.flush())
         held, self._held = self._held, ""
-        call = toolcalls.parse(held, self._names) if held and tool_turn else None
+        call = chatglm3.parse(held, self._names) if held and tool_turn else None
         if call is not None:
             return text, (call,)
         return text + held, ()

@@ -14,7 +14,9 @@ from proxy.backends.servercpp.client import UNREACHABLE, UpstreamClient
 from proxy.backends.servercpp.embedding import TokenClient
 from proxy.backends.servercpp.generations import Generation, classify
 from proxy.backends.servercpp.payload import completion_payload, unique
-from proxy.errors import InvalidRequestError, UpstreamUnavailableError
+from proxy.structured import replies
+from proxy.structured.toolformats import FORMATS, ToolFormat, tool_names
+from proxy.errors import UpstreamUnavailableError
 from proxy.fleet.admission import Admission
 from proxy.prompting import ChatTemplate, build_template
 from proxy.types import (Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo,
@@ -74,10 +76,15 @@ class ServerCppBackend(Backend):
         self.admission.saw_slot(result.slot)
         if request.tokenize:
             result = replace(result, prompt_tokens=tuple(self.tokens.token_ids(prompt)))
+        if request.tools:
+            result = replies.with_calls(result, self._tool_format(), tool_names(request.tools))
         return result
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
         chunks = self.admission.stream(lambda: self._chunks(request), request.client_gone)
+        if request.tools:
+            chunks = replies.calling_chunks(chunks, self._tool_format(),
+                                            tool_names(request.tools))
         with contextlib.closing(chunks):
             for chunk in chunks:
                 if chunk.finish_reason is None:
@@ -228,13 +235,14 @@ class ServerCppBackend(Backend):
                                           stream=stream)
 
     def _prompt(self, request: GenerationRequest, upstream: Upstream) -> tuple:
-        if request.tools:
-            raise InvalidRequestError("tools are not supported by the servercpp backend",
-                                      param="tools")
         if not request.is_chat:
             return request.prompt, unique(request.stop)
-        rendered = upstream.template.render(request.messages)
+        rendered = upstream.template.render(request.messages, request.tools)
         return rendered.text, unique(rendered.stop + tuple(request.stop))
+
+    def _tool_format(self) -> ToolFormat:
+        """How the model writes calls: its template says (read once the upstream is known)."""
+        return FORMATS[self._connected().template.tool_format]
 
 
 def _total_slots(props: dict) -> Optional[int]:
@@ -262,7 +270,7 @@ def _collect(chunks: Iterator[Chunk]) -> Completion:
         if chunk.finish_reason is not None:
             return Completion("".join(texts), chunk.finish_reason, chunk.usage or Usage(),
                               tuple(logprobs), chunk.prompt_tokens, chunk.truncated,
-                              slot=chunk.slot)
+                              chunk.tool_calls, slot=chunk.slot)
     raise AssertionError("a stream always ends with a finish reason")
 
 

@@ -1,0 +1,47 @@
+"""Tool calls read out of what a model generated, whole or as it streams."""
+from __future__ import annotations
+
+from contextlib import closing
+from dataclasses import replace
+from typing import Collection, Iterator
+
+from proxy.structured.toolformats import StreamingToolParser, ToolFormat
+from proxy.types import Chunk, Completion
+
+TOOL_CALLS = "tool_calls"
+
+
+def with_calls(completion: Completion, tool_format: ToolFormat,
+               names: Collection[str]) -> Completion:
+    """The answer, its calls taken out of the text; ``finish_reason`` says so when it has any."""
+    content, calls = tool_format.parse(completion.text, names)
+    if not calls:
+        return completion
+    return replace(completion, text=content, tool_calls=calls, finish_reason=TOOL_CALLS)
+
+
+def calling_chunks(chunks: Iterator[Chunk], tool_format: ToolFormat,
+                   names: Collection[str]) -> Iterator[Chunk]:
+    """``chunks`` with the text of any call held back and sent as calls before the finish.
+
+    Text that cannot be part of a call passes as it comes; logprobs travel with the next text
+    sent, or with the last when their text was a call.
+    """
+    parser = StreamingToolParser(tool_format, names)
+    held_logprobs: list = []
+    with closing(chunks):
+        for chunk in chunks:
+            text = parser.feed(chunk.text) if chunk.text else ""
+            held_logprobs.extend(chunk.logprobs)
+            if chunk.finish_reason is None:
+                if text:
+                    yield replace(chunk, text=text, logprobs=tuple(held_logprobs))
+                    held_logprobs = []
+                continue
+            rest, calls = parser.close()
+            text += rest
+            if text or held_logprobs:
+                yield Chunk(text=text, logprobs=tuple(held_logprobs))
+            yield replace(chunk, text="", tool_calls=calls,
+                          finish_reason=TOOL_CALLS if calls else chunk.finish_reason)
+            return
