@@ -1,6 +1,7 @@
 """Plain values that travel between the API layer and the backends (no Flask, no HTTP)."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -81,6 +82,12 @@ class GenerationRequest:
     @property
     def is_chat(self) -> bool:
         return self.prompt is None
+
+    def in_slot(self, slot: int) -> "GenerationRequest":
+        """This request pinned to ``slot``: a shallow copy, far cheaper than ``replace``."""
+        pinned = copy.copy(self)
+        object.__setattr__(pinned, "slot", slot)
+        return pinned
 
 
 @dataclass(frozen=True)

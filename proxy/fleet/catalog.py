@@ -54,7 +54,7 @@ class ModelSpec:
     embedding_upstream: Optional[Upstream] = None
     chat_template: str = "historic"
     path: str = ""  # chatglm: the model file
-    defaults: GenerationRequest = field(default_factory=GenerationRequest)
+    defaults: Optional[GenerationRequest] = None  # request fields the client may leave out
     affinity: bool = True
     upstream_key: str = field(default="", repr=False)
 
@@ -85,9 +85,10 @@ class Catalog:
         return next(m for m in self.models if m.id == self.default)
 
 
-def with_defaults(request: GenerationRequest, defaults: GenerationRequest) -> GenerationRequest:
+def with_defaults(request: GenerationRequest,
+                  defaults: Optional[GenerationRequest]) -> GenerationRequest:
     """``request`` with the model's defaults filled in where the client set nothing."""
-    if defaults == GenerationRequest():
+    if defaults is None:
         return request
     sampling = dataclasses.replace(request.sampling, **{
         f.name: getattr(defaults.sampling, f.name)
@@ -207,10 +208,12 @@ def _upstream(item: Any, slots: int, key: str, fail) -> Upstream:
     return Upstream(item.rstrip("/"), slots)
 
 
-def _defaults(table: Any, key: str, fail) -> GenerationRequest:
+def _defaults(table: Any, key: str, fail) -> Optional[GenerationRequest]:
     """Check defaults as the request fields they stand for, with the same rules."""
     if not isinstance(table, dict):
         raise fail(key, "must be a table of request fields")
+    if not table:
+        return None
     unknown = sorted(set(table) - set(DEFAULTABLE))
     if unknown:
         raise fail(f"{key}.{unknown[0]}", f"is not a request field a model can default; "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import closing
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
 from proxy.backends.base import Backend
@@ -91,8 +91,8 @@ class Fleet(Backend):
         def attempt(replica: Replica) -> Completion:
             slot = self._pin(model, key, replica, request)
             try:
-                result = replica.backend.complete(replace(request, slot=slot)
-                                                  if slot is not None else request)
+                result = replica.backend.complete(request if slot is None
+                                                  else request.in_slot(slot))
             finally:
                 model.affinity.release(replica.name, slot)
             if key:
@@ -110,8 +110,7 @@ class Fleet(Backend):
         def attempt(replica: Replica) -> tuple:
             slot = self._pin(model, key, replica, request)
             pinned[:] = [(replica.name, slot)]
-            chunks = replica.backend.stream(replace(request, slot=slot)
-                                            if slot is not None else request)
+            chunks = replica.backend.stream(request if slot is None else request.in_slot(slot))
             try:
                 return replica, next(chunks), chunks
             except BaseException:
