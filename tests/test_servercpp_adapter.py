@@ -118,10 +118,15 @@ def test_response_format_per_generation(rsps):
     backend = make_backend()
     backend.complete(GenerationRequest(prompt="p", response_format=ResponseFormat("json_object")))
     assert json.loads(sent.calls[0].request.body)["grammar"].startswith("root ::= object")
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    backend.complete(GenerationRequest(prompt="p",
+                                       response_format=ResponseFormat("json_schema", schema)))
+    assert '"\\"ok\\"" ws ":" ws boolean' in json.loads(sent.calls[1].request.body)["grammar"]
     with pytest.raises(InvalidRequestError) as info:
-        backend.complete(GenerationRequest(
-            prompt="p", response_format=ResponseFormat("json_schema", {"type": "object"})))
-    assert info.value.param == "response_format"
+        backend.complete(GenerationRequest(prompt="p", response_format=ResponseFormat(
+            "json_schema", {"type": "array", "uniqueItems": True})))
+    assert info.value.param == "response_format.json_schema.schema"
+    assert "'uniqueItems'" in info.value.message
 
 
 def test_json_schema_on_current_servers(rsps):

@@ -120,17 +120,22 @@ class GrammarBuilder:
         self.rules[name] = expression
         return name
 
+    def use_root(self, schema: Any) -> None:
+        """Resolve ``$ref`` in what follows against ``schema`` (one tool's parameters)."""
+        self.root_schema = schema if isinstance(schema, dict) else {}
+        self._refs = {}
+
     def render(self, root: str) -> str:
         lines = [f"root ::= {root}"] + [f"{name} ::= {body}" for name, body in self.rules.items()]
         return "\n".join(lines) + "\n"
 
-    def _primitive(self, name: str) -> str:
+    def primitive(self, name: str) -> str:
         """Add a built-in rule and those it uses."""
         if name not in self.rules:
             self.rules[name] = PRIMITIVES[name]
             for used in re.findall(r"\b[a-z]+\b", PRIMITIVES[name]):
                 if used in PRIMITIVES and used != name:
-                    self._primitive(used)
+                    self.primitive(used)
         return name
 
     def _ref(self, ref: str, path: str) -> str:
@@ -150,7 +155,7 @@ class GrammarBuilder:
 
     def _expression(self, schema: Any, path: str) -> str:
         if schema is True or schema == {}:
-            return self._primitive("value")
+            return self.primitive("value")
         if schema is False:
             raise UnsupportedSchemaError("false", path, "admits no value")
         if not isinstance(schema, dict):
@@ -179,7 +184,7 @@ class GrammarBuilder:
             return self._expression({**rest, **schema["allOf"][0]}, _at(path, "allOf[0]"))
         kinds = schema.get("type") or _implied_type(schema)
         if kinds == "any":
-            return self._primitive("value")
+            return self.primitive("value")
         if isinstance(kinds, list):
             return " | ".join(self.add({**schema, "type": kind}, kind, path) for kind in kinds)
         return self._typed(kinds, schema, path)
@@ -188,7 +193,7 @@ class GrammarBuilder:
         """One JSON value, spelt with any bounded whitespace between its tokens."""
         if not isinstance(value, (dict, list)) or not value:
             return literal(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
-        ws = self._primitive("ws")
+        ws = self.primitive("ws")
         if isinstance(value, list):
             items = f' "," {ws} '.join(f"{self._exactly(item)} {ws}" for item in value)
             return f'("[" {ws} {items} "]")'
@@ -209,22 +214,24 @@ class GrammarBuilder:
             low, high = schema.get("minimum"), schema.get("maximum")
             if isinstance(low, int) and isinstance(high, int) and 0 <= high - low <= SMALL_RANGE:
                 return " | ".join(literal(str(value)) for value in range(low, high + 1))
-            return self._primitive("natural" if unsigned else "integer")
+            return self.primitive("natural" if unsigned else "integer")
         if kind == "number":
-            return self._primitive("unsigned" if unsigned else "number")
+            return self.primitive("unsigned" if unsigned else "number")
         if kind in ("boolean", "null"):
-            return self._primitive(kind)
+            return self.primitive(kind)
         raise UnsupportedSchemaError("type", _at(path, "type"), f"{kind!r} is not a JSON type")
 
     def _object(self, schema: dict, path: str) -> str:
         properties = schema.get("properties") or {}
-        ws = self._primitive("ws")
+        ws = self.primitive("ws")
         if not properties:
             extra = schema.get("additionalProperties", True)
+            if extra is True or extra == {}:
+                return self.primitive("object")
             if extra is False:
                 return f'"{{" {ws} "}}"'
             value = self.add(extra, f"{_hint(path)}-value", _at(path, "additionalProperties"))
-            pair = f'{self._primitive("string")} {ws} ":" {ws} {value} {ws}'
+            pair = f'{self.primitive("string")} {ws} ":" {ws} {value} {ws}'
             return f'"{{" {ws} ({pair} ("," {ws} {pair})*)? "}}"'
         required = [name for name in properties if name in schema.get("required", ())]
         optional = [name for name in properties if name not in required]
@@ -239,20 +246,20 @@ class GrammarBuilder:
         return f'"{{" {ws} {" ".join(parts)} "}}"'
 
     def _pair(self, name: str, schema: Any, path: str) -> str:
-        ws = self._primitive("ws")
+        ws = self.primitive("ws")
         value = self.add(schema, f"{_hint(path)}-{name}", _at(path, f"properties.{name}"))
         return f'{literal(json.dumps(name, ensure_ascii=False))} {ws} ":" {ws} {value} {ws}'
 
     def _any_of_in_order(self, pairs: list, path: str) -> str:
         """A rule for any non-empty run of ``pairs`` kept in order, comma-separated."""
-        ws = self._primitive("ws")
+        ws = self.primitive("ws")
         tail = self.rule(f"{_hint(path)}-rest", pairs[-1])
         for pair in reversed(pairs[:-1]):
             tail = self.rule(f"{_hint(path)}-rest", f'{pair} ("," {ws} {tail})? | {tail}')
         return tail
 
     def _array(self, schema: dict, path: str) -> str:
-        ws = self._primitive("ws")
+        ws = self.primitive("ws")
         low, high = schema.get("minItems", 0), schema.get("maxItems")
         if high == 0:
             return f'"[" {ws} "]"'
@@ -279,9 +286,9 @@ class GrammarBuilder:
             return f'"\\"" {regex_to_gbnf(FORMATS[schema["format"]], path)} "\\""'
         low, high = schema.get("minLength", 0), schema.get("maxLength")
         if not low and high is None:
-            return self._primitive("string")
-        self._primitive("string")  # its rules spell a character
-        char = self._primitive("char")
+            return self.primitive("string")
+        self.primitive("string")  # its rules spell a character
+        char = self.primitive("char")
         try:
             return f'"\\"" {repeat(char, low, high)} "\\""'
         except ValueError:

@@ -15,6 +15,7 @@ from proxy.backends.servercpp.embedding import TokenClient
 from proxy.backends.servercpp.generations import Generation, classify
 from proxy.backends.servercpp.payload import completion_payload, unique
 from proxy.structured import replies
+from proxy.structured.constraints import output_fields
 from proxy.structured.toolformats import FORMATS, ToolFormat, tool_names
 from proxy.errors import UpstreamUnavailableError
 from proxy.fleet.admission import Admission
@@ -35,6 +36,7 @@ class Upstream:
     generation: Generation
     model: str
     template: ChatTemplate
+    lazy_grammar: bool = False  # applies a grammar from a trigger word on (current llama.cpp)
 
 
 class ServerCppBackend(Backend):
@@ -175,7 +177,9 @@ class ServerCppBackend(Backend):
         template = self._template(props)
         model = os.path.basename(str(props.get("model_alias") or props.get("model_path")
                                      or self._model_from_list(generation) or "servercpp"))
-        self._upstream = Upstream(generation, model, template)
+        # lazy grammars came with the Jinja tool-calling work, which added chat_template_caps
+        self._upstream = Upstream(generation, model, template,
+                                  lazy_grammar="chat_template_caps" in props)
         self.admission.report(_total_slots(props))
         logger.info("upstream %s is %s serving %s; chat template %s", self.client.base_url,
                     generation.name, model, template.name)
@@ -231,8 +235,11 @@ class ServerCppBackend(Backend):
 
     def _payload(self, request: GenerationRequest, upstream: Upstream, *, stream: bool) -> tuple:
         prompt, stop = self._prompt(request, upstream)
+        constraints = output_fields(request, FORMATS[upstream.template.tool_format],
+                                    json_schema=upstream.generation.has_json_schema,
+                                    lazy_grammar=upstream.lazy_grammar)
         return prompt, completion_payload(request, prompt, stop, upstream.generation,
-                                          stream=stream)
+                                          stream=stream, constraints=constraints)
 
     def _prompt(self, request: GenerationRequest, upstream: Upstream) -> tuple:
         if not request.is_chat:

@@ -13,19 +13,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from proxy.backends.servercpp.generations import Generation
-from proxy.errors import InvalidRequestError
 from proxy.types import GenerationRequest
-
-# Any JSON object, for response_format json_object on servers without json_schema.
-JSON_OBJECT_GRAMMAR = r'''root ::= object
-value ::= object | array | string | number | ("true" | "false" | "null") ws
-object ::= "{" ws ( string ":" ws value ( "," ws string ":" ws value )* )? "}" ws
-array ::= "[" ws ( value ( "," ws value )* )? "]" ws
-string ::= "\"" ( [^"\\] | "\\" ( ["\\/bfnrt] | "u" hex hex hex hex ) )* "\"" ws
-hex ::= [0-9a-fA-F]
-number ::= "-"? ( [0-9] | [1-9] [0-9]* ) ( "." [0-9]+ )? ( [eE] [-+]? [0-9]+ )? ws
-ws ::= [ \t\n]*
-'''
 
 SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "presence_penalty",
                    "frequency_penalty", "repeat_penalty", "seed", "mirostat",
@@ -33,8 +21,9 @@ SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "presence_penalty",
 
 
 def completion_payload(request: GenerationRequest, prompt: str, stop: Sequence[str],
-                       generation: Generation, *, stream: bool) -> dict:
-    """Build the ``/completion`` body for ``generation``."""
+                       generation: Generation, *, stream: bool, constraints: dict) -> dict:
+    """Build the ``/completion`` body for ``generation``; ``constraints`` bound the output
+    (see :mod:`proxy.structured.constraints`)."""
     payload = {
         "prompt": prompt,
         "stream": stream,
@@ -56,23 +45,8 @@ def completion_payload(request: GenerationRequest, prompt: str, stop: Sequence[s
     if request.logprobs is not None:
         # ask for at least one so the chosen token's own probability comes back
         payload["n_probs"] = max(request.logprobs, 1)
-    if request.grammar is not None:
-        payload["grammar"] = request.grammar
-    if request.response_format is not None:
-        payload.update(_structured_output(request, generation))
+    payload.update(constraints)
     return payload
-
-
-def _structured_output(request: GenerationRequest, generation: Generation) -> dict:
-    kind = request.response_format.type
-    if generation.has_json_schema:
-        return {"json_schema": request.response_format.schema or {"type": "object"}}
-    if kind == "json_object":
-        return {"grammar": JSON_OBJECT_GRAMMAR}
-    raise InvalidRequestError(
-        f"response_format json_schema needs a llama.cpp server from 2024 or later; "
-        f"the upstream is {generation.name}. Use json_object instead.",
-        param="response_format")
 
 
 def unique(words: Sequence[str]) -> list:
