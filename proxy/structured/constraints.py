@@ -2,9 +2,9 @@
 
 - ``response_format``: ``json_schema`` as the server's own ``json_schema`` where it has one
   (current llama.cpp), else compiled to a GBNF ``grammar``; ``json_object`` as any object.
-- tools the model must call (``tool_choice`` ``required`` or a named function): a grammar
-  admitting only calls, in the model's format, to the allowed tools with arguments valid
-  against their parameters, so even a weak model writes a valid call.
+- tools the model must call (``tool_choice`` ``required``, or one call of a named function):
+  a grammar admitting only calls, in the model's format, to the allowed tools with arguments
+  valid against their parameters, so even a weak model writes a valid call.
 - tools it may call (``auto``): on servers with lazy grammars, the same grammar, applied only
   once the model writes the format's call opener; elsewhere nothing.
 """
@@ -79,7 +79,8 @@ def tool_grammar(tool_format: ToolFormat, request: GenerationRequest) -> str:
                                       param=f"tools[{index}].function.parameters") from None
         calls.append(_call(tool_format, function["name"], arguments, ws))
     call = builder.rule("call", " | ".join(calls))
-    return builder.render(_calls(tool_format, call, ws, request.parallel_tool_calls))
+    several = request.parallel_tool_calls and request.tool_choice.mode != "function"
+    return builder.render(_calls(tool_format, call, ws, several))
 
 
 def _call(tool_format: ToolFormat, name: str, arguments: str, ws: str) -> str:

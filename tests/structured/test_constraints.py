@@ -73,6 +73,7 @@ def test_a_named_function_is_the_only_one_admitted():
     weather = [{"function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]
     assert grammar.admits(tool_format.render_call(now))
     assert not grammar.admits(tool_format.render_call(weather))
+    assert not grammar.admits(tool_format.render_call(now * 2))  # one call of it
 
 
 def test_one_call_when_calls_may_not_run_in_parallel():
