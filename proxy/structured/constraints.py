@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import json
-from typing import Optional, Sequence
 
 from proxy.errors import InvalidRequestError
 from proxy.structured.grammar import GrammarBuilder, UnsupportedSchemaError, literal, repeat

@@ -16,7 +16,6 @@ tool stays content.
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from dataclasses import dataclass
 from typing import Callable, Collection, Iterator, Optional, Sequence

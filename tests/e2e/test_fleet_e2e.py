@@ -131,6 +131,7 @@ def test_later_turns_reuse_the_servers_cache(client, servers, stream):
     home = servers[home_of(messages, servers)]
     other = servers[1 - servers.index(home)]
     counted = home.generation == "llamacpp"
+    previous_prompt = 0
     for turn in range(3):
         before = [prompt_tokens_processed(s) for s in (home, other)] if counted else None
         if stream:
