@@ -8,7 +8,7 @@ from typing import Optional
 from flask import Flask
 
 from proxy import auth
-from proxy.api import errors, glm, openai, web
+from proxy.api import admin, errors, glm, openai, web
 from proxy.api.common import ProxyState
 from proxy.backends import Backend
 from proxy.config import Settings
@@ -38,6 +38,7 @@ def create_app(settings: Optional[Settings] = None, *, backend: Optional[Backend
     app.register_blueprint(openai.bp)
     app.register_blueprint(glm.bp)
     app.register_blueprint(web.bp)
+    app.register_blueprint(admin.bp)
     return app
 
 

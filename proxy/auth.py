@@ -9,6 +9,7 @@ from flask import Flask, Response, request
 from proxy.errors import AuthenticationError
 
 PUBLIC_PATHS = frozenset({"/health", "/"})
+ADMIN = "/admin/"  # its own key: proxy.api.admin checks it
 
 
 def init_app(app: Flask, api_keys: Sequence[str], cors_origins: Sequence[str]) -> None:
@@ -20,7 +21,7 @@ def init_app(app: Flask, api_keys: Sequence[str], cors_origins: Sequence[str]) -
     def check_key():
         if request.method == "OPTIONS":
             return _preflight(origins) if origins else None
-        if keys and request.path not in PUBLIC_PATHS:
+        if keys and request.path not in PUBLIC_PATHS and not request.path.startswith(ADMIN):
             require_key(request.headers.get("Authorization", ""), keys)
         return None
 

@@ -75,7 +75,10 @@ def serve_waitress(app, settings: Settings) -> None:
         os.kill(os.getpid(), signal.SIGINT)  # waitress's own way out of its loop
 
     signal.signal(signal.SIGTERM, stop)
-    server.run()
+    try:
+        server.run()
+    finally:
+        app.extensions["proxy"].backend.close()  # the servers it runs stop with it
 
 
 def serve_gunicorn(settings: Settings) -> None:

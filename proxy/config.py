@@ -62,8 +62,21 @@ class Settings:
     backend: str = setting("servercpp", "what generates text: a server.cpp upstream, or a "
                                         "chatglm.cpp model loaded in-process",
                            choices=("servercpp", "chatglm"))
-    model: str = setting("", "chatglm.cpp model file (GGML .bin) for --backend chatglm",
+    model: str = setting("", "model file: a GGUF the proxy starts llama-server for "
+                             "(servercpp), or a chatglm.cpp GGML .bin (--backend chatglm)",
                          metavar="PATH")
+    llama_server: str = setting("", "llama-server binary for --model (default: llama-server on "
+                                    "PATH, else the one llama-cpp-python installed)",
+                                metavar="PATH")
+    server_args: str = setting("", "extra arguments for the llama-server started for --model "
+                                   "(e.g. \"-c 8192 -np 4 -ngl 99\")", metavar="ARGS")
+    max_running: int = setting(0, "model servers the proxy runs at once; starting one more "
+                                  "stops the least recently used idle one (0 = no limit)")
+    log_dir: str = setting("", "folder for the output of the servers the proxy runs "
+                               "(default: ~/.cache/oai-proxy/logs)", metavar="PATH")
+    admin_key: str = setting("", "key for the admin API (/admin/...): list, load and unload "
+                                 "models, read their logs; none = admin API off",
+                             secret=True, metavar="KEY")
     max_length: int = setting(4096, "chatglm: most tokens per generation, prompt plus answer "
                                     "(its KV cache; at most the model file's own)")
     max_context_length: int = setting(2048, "chatglm: most prompt tokens; a longer prompt "
@@ -213,7 +226,10 @@ def _validate(settings: Settings) -> None:
                              f"got {getattr(settings, spec.name)!r}")
     if any(not key or key.isspace() for key in settings.api_key):
         raise ValueError("--api-key must not be empty")
-    for name in ("max_queue", "slots"):
+    if settings.model and settings.backend == "servercpp" and settings.workers != 1:
+        raise ValueError("--model runs its llama-server inside the proxy's one process: use "
+                         "--workers 1 (or run llama-server yourself and use --llama-api)")
+    for name in ("max_queue", "slots", "max_running"):
         if getattr(settings, name) < 0:
             raise ValueError(f"{flag_name(name)} must be 0 or more")
     if not 0 < settings.max_context_length < settings.max_length:
@@ -225,6 +241,21 @@ def _validate(settings: Settings) -> None:
         if settings.workers != 1:
             raise ValueError("--backend chatglm holds one model per process and serializes "
                              "generations: use --workers 1")
+
+
+def child_environment(library_dirs=()) -> dict:
+    """The environment for a server the proxy starts: its own, with ``library_dirs`` in
+    front of the loader's search path (a wheel's llama-server finds its libraries there)."""
+    env = dict(os.environ)
+    parts = [str(folder) for folder in library_dirs] + (
+        [env["LD_LIBRARY_PATH"]] if env.get("LD_LIBRARY_PATH") else [])
+    if parts:
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(parts)
+    return env
+
+
+def cache_dir() -> str:
+    return os.path.join(os.path.expanduser("~"), ".cache", "oai-proxy")
 
 
 def unescape(text: str) -> str:

@@ -23,5 +23,6 @@ def test_every_setting_is_documented(spec):
 
 
 def test_setup_commands_are_there():
+    assert "pip install . && oai-proxy --model path/to/model.gguf" in README
     assert "pip install . && oai-proxy --llama-api" in README
     assert "bash .ci/run" in README

@@ -1,13 +1,26 @@
 """Make the fleet the settings describe: every model of the catalog, each replica a backend."""
 from __future__ import annotations
 
+import logging
+import os
+import socket
+import threading
+from pathlib import Path
+
 from proxy.backends.base import Backend
-from proxy.config import Settings, unescape
+from proxy.backends.servercpp.client import probe_ready
+from proxy.config import Settings, cache_dir, child_environment, unescape
+from proxy.errors import UpstreamUnavailableError
 from proxy.fleet.admission import Admission
 from proxy.fleet.catalog import Catalog, ModelSpec, Upstream, from_settings
 from proxy.fleet.fleet import Fleet, Model, Replica
+from proxy.fleet.binaries import find_llama_server
 from proxy.fleet.health import Rotation
+from proxy.fleet.managed import ManagedBackend
+from proxy.fleet.processes import Launch, ManagedServer, ProcessPool, command_for
 from proxy.fleet.slots import SlotCount
+
+logger = logging.getLogger(__name__)
 
 
 def build_fleet(settings: Settings, catalog: Catalog | None = None) -> Fleet:
@@ -16,10 +29,15 @@ def build_fleet(settings: Settings, catalog: Catalog | None = None) -> Fleet:
     A template, key file or model file that cannot be used is a ``ValueError`` naming it.
     """
     catalog = catalog or from_settings(settings)
+    pool = ProcessPool(catalog.max_running)
+    if any(spec.managed for spec in catalog.models) and settings.workers != 1:
+        raise ValueError("models the proxy runs itself live in its one process: use "
+                         "--workers 1")
     models = []
     try:
         for spec in catalog.models:
-            replicas = _replicas(spec, settings)
+            replicas = (_managed(spec, settings, pool) if spec.managed
+                        else _replicas(spec, settings))
             by_name = {replica.name: replica for replica in replicas}
             rotation = Rotation(lambda name, by_name=by_name: by_name[name].backend.health().ok)
             models.append(Model(spec, replicas, rotation))
@@ -28,7 +46,42 @@ def build_fleet(settings: Settings, catalog: Catalog | None = None) -> Fleet:
             for replica in model.replicas:
                 replica.backend.close()
         raise
-    return Fleet(catalog, models)
+    fleet = Fleet(catalog, models, pool)
+    for server in pool.servers:
+        if server.preload:
+            threading.Thread(target=_preload, args=(server,), daemon=True,
+                             name=f"preload-{server.launch.name}").start()
+    return fleet
+
+
+def _preload(server) -> None:
+    """Start a server at boot; a failure is logged, and requests try again."""
+    try:
+        server.ensure()
+    except UpstreamUnavailableError as exc:
+        logger.error("preloading %s failed: %s", server.launch.name, exc.message)
+
+
+def _managed(spec: ModelSpec, settings: Settings, pool: ProcessPool) -> tuple:
+    """The one replica of a model the proxy runs: its server on a free local port."""
+    managed = spec.managed
+    if managed.model and not os.access(managed.model, os.R_OK):
+        raise ValueError(f"cannot read the model file {managed.model} of {spec.id}")
+    template = managed.command
+    env = child_environment()
+    if template is None:
+        binary, libraries = find_llama_server(settings.llama_server)
+        template = (str(binary), "-m", "${MODEL}", "--host", "127.0.0.1", "--port", "${PORT}",
+                    *managed.args)
+        env = child_environment(libraries)
+    port = free_port()
+    launch = Launch(spec.id, command_for(template, port, managed.model), port,
+                    Path(settings.log_dir or os.path.join(cache_dir(), "logs"))
+                    / f"{spec.id}.log", env, ttl=managed.ttl)
+    server = pool.add(ManagedServer(launch, pool, probe_ready, preload=managed.preload))
+    upstream = Upstream(launch.url)
+    return (Replica(launch.url, ManagedBackend(server, _servercpp(upstream, spec, settings,
+                                                                  None))),)
 
 
 def _replicas(spec: ModelSpec, settings: Settings) -> tuple:
@@ -62,6 +115,12 @@ def _client(upstream: Upstream, spec: ModelSpec, settings: Settings):
     return UpstreamClient(upstream.url, api_key=spec.upstream_key or settings.llama_api_key,
                           pool_size=settings.threads, connect_timeout=settings.connect_timeout,
                           read_timeout=settings.upstream_timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _admission(upstream: Upstream, settings: Settings) -> Admission:

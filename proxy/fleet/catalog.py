@@ -8,6 +8,8 @@ with a message naming the file, the key and what is wrong. Pure: no network, no 
 from __future__ import annotations
 
 import dataclasses
+import os
+import shlex
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -27,8 +29,8 @@ BACKENDS = ("servercpp", "chatglm")
 DEFAULTABLE = ("max_tokens", "stop", "n_keep", "cache_prompt") + tuple(
     f.name for f in dataclasses.fields(Sampling))
 MODEL_KEYS = {"aliases", "backend", "upstreams", "slots", "chat_template", "model", "defaults",
-              "affinity", "upstream_key"}
-TOP_KEYS = {"default", "catch_all", "models"}
+              "affinity", "upstream_key", "cmd", "args", "ttl", "preload"}
+TOP_KEYS = {"default", "catch_all", "models", "max_running"}
 
 
 class CatalogError(ValueError):
@@ -41,6 +43,18 @@ class Upstream:
 
     url: str
     slots: int = 0  # 0: as the server reports, or as its answers show
+
+
+@dataclass(frozen=True)
+class ManagedSpec:
+    """A server the proxy starts itself: a command with ``${PORT}`` and ``${MODEL}`` in it
+    (``None``: llama-server with ``args``), and when to start and stop it."""
+
+    command: Optional[tuple] = None
+    model: str = ""
+    args: tuple = ()
+    ttl: float = 0.0  # seconds idle before it stops; 0 = never
+    preload: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,6 +71,7 @@ class ModelSpec:
     defaults: Optional[GenerationRequest] = None  # request fields the client may leave out
     affinity: bool = True
     upstream_key: str = field(default="", repr=False)
+    managed: Optional[ManagedSpec] = None
 
     @property
     def names(self) -> tuple:
@@ -70,6 +85,7 @@ class Catalog:
     models: tuple
     default: str  # an id
     catch_all: bool  # unknown names go to the default model instead of a 404
+    max_running: int = 0  # managed servers running at once; 0 = no limit
 
     def find(self, name: Optional[str]) -> Optional[ModelSpec]:
         """The model ``name`` (an id or alias) denotes; ``None`` if it denotes none."""
@@ -106,8 +122,16 @@ def with_defaults(request: GenerationRequest,
 def from_settings(settings) -> Catalog:
     """The models file ``--config`` names, else the fleet of one the flags describe."""
     if settings.config:
-        return read_catalog(settings.config)
+        catalog = read_catalog(settings.config)
+        return catalog if catalog.max_running else dataclasses.replace(
+            catalog, max_running=settings.max_running)
     slots = settings.slots
+    if settings.backend == "servercpp" and settings.model:
+        managed = ManagedSpec(model=settings.model, args=tuple(shlex.split(settings.server_args)))
+        model = ModelSpec(id=settings.model_name or os.path.basename(settings.model),
+                          chat_template=settings.chat_template, managed=managed,
+                          affinity=settings.affinity == "on")
+        return Catalog((model,), model.id, catch_all=True, max_running=settings.max_running)
     model = ModelSpec(
         id=settings.model_name, backend=settings.backend,
         upstreams=tuple(Upstream(url.rstrip("/"), slots) for url in settings.llama_api)
@@ -157,7 +181,10 @@ def parse_catalog(data: dict, source: str) -> Catalog:
     catch_all = data.get("catch_all", False)
     if not isinstance(catch_all, bool):
         raise fail("catch_all", "must be true or false")
-    return Catalog(models, seen[default], catch_all)
+    max_running = data.get("max_running", 0)
+    if isinstance(max_running, bool) or not isinstance(max_running, int) or max_running < 0:
+        raise fail("max_running", "must be a whole number of servers (0 = no limit)")
+    return Catalog(models, seen[default], catch_all, max_running)
 
 
 def _model(model_id: str, spec: Any, key: str, fail) -> ModelSpec:
@@ -172,7 +199,13 @@ def _model(model_id: str, spec: Any, key: str, fail) -> ModelSpec:
         raise fail(f"{key}.aliases", "must be a list of names")
     slots = _count(spec.get("slots", 0), f"{key}.slots", fail)
     upstreams = spec.get("upstreams", [])
-    if backend == "servercpp":
+    managed = _managed(spec, key, fail) if backend == "servercpp" else None
+    if managed:
+        if "upstreams" in spec:
+            raise fail(f"{key}.upstreams", "a model the proxy runs (cmd or model) has none: "
+                                           "the proxy picks its port")
+        upstreams = ()
+    elif backend == "servercpp":
         if not isinstance(upstreams, list) or not upstreams:
             raise fail(f"{key}.upstreams", "needs at least one server URL (one per replica)")
         upstreams = tuple(_upstream(item, slots, f"{key}.upstreams[{i}]", fail)
@@ -194,7 +227,33 @@ def _model(model_id: str, spec: Any, key: str, fail) -> ModelSpec:
                      upstreams=upstreams if backend == "servercpp" else (),
                      chat_template=template, path=spec.get("model", ""),
                      defaults=_defaults(spec.get("defaults", {}), f"{key}.defaults", fail),
-                     affinity=affinity, upstream_key=upstream_key)
+                     affinity=affinity, upstream_key=upstream_key, managed=managed)
+
+
+def _managed(spec: dict, key: str, fail) -> Optional[ManagedSpec]:
+    """The server to run for a servercpp model that names a ``cmd`` or a ``model`` file."""
+    if "cmd" not in spec and "model" not in spec:
+        for name in ("args", "ttl", "preload"):
+            if name in spec:
+                raise fail(f"{key}.{name}", "belongs to a model the proxy runs (cmd or model)")
+        return None
+    command = None
+    if "cmd" in spec:
+        if not isinstance(spec["cmd"], str) or "${PORT}" not in spec["cmd"]:
+            raise fail(f"{key}.cmd", "must be a command line with ${PORT} in it")
+        command = tuple(shlex.split(spec["cmd"]))
+    model = spec.get("model", "")
+    if not isinstance(model, str) or ("cmd" not in spec and not model):
+        raise fail(f"{key}.model", "must be the path of a model file")
+    args = spec.get("args", [])
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise fail(f"{key}.args", "must be a list of strings")
+    ttl = spec.get("ttl", 0)
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl < 0:
+        raise fail(f"{key}.ttl", "must be a number of seconds (0 = never stop)")
+    if not isinstance(spec.get("preload", False), bool):
+        raise fail(f"{key}.preload", "must be true or false")
+    return ManagedSpec(command, model, tuple(args), float(ttl), spec.get("preload", False))
 
 
 def _upstream(item: Any, slots: int, key: str, fail) -> Upstream:

@@ -15,12 +15,15 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
 from proxy.backends.base import Backend
-from proxy.errors import (ModelNotFoundError, QueueFullError, QueueTimeoutError,
-                          SlotUnavailableError, UpstreamTimeoutError, UpstreamUnavailableError)
+from proxy.errors import (InvalidRequestError, ModelNotFoundError, QueueFullError,
+                          QueueTimeoutError, SlotUnavailableError, UpstreamTimeoutError,
+                          UpstreamUnavailableError)
 from proxy.fleet.affinity import Affinity
 from proxy.fleet.catalog import Catalog, ModelSpec, with_defaults
 from proxy.fleet.health import Rotation
 from proxy.fleet.placement import ReplicaLoad, choose, conversation_key
+from proxy.fleet.managed import ManagedBackend
+from proxy.fleet.processes import ManagedServer, ProcessPool
 from proxy.types import Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo
 
 logger = logging.getLogger(__name__)
@@ -64,9 +67,12 @@ class Fleet(Backend):
 
     name = "fleet"
 
-    def __init__(self, catalog: Catalog, models: Sequence[Model]) -> None:
+    def __init__(self, catalog: Catalog, models: Sequence[Model],
+                 processes: Optional[ProcessPool] = None) -> None:
+        """``processes``: the servers the proxy runs itself, stopped when it closes."""
         self.catalog = catalog
         self._models = {model.spec.id: model for model in models}
+        self.processes = processes
 
     @property
     def concurrent(self) -> bool:
@@ -182,7 +188,34 @@ class Fleet(Backend):
                 str(m["id"]) for m in models if not m["ready"])
         return Health(ok, self.name, detail)
 
+    def status(self) -> list:
+        """Each model, its replicas in rotation or not, and the servers the proxy runs."""
+        listed = []
+        for model in self._models.values():
+            replicas = []
+            for replica in model.replicas:
+                busy, slots = replica.backend.load()
+                entry = {"url": replica.name, "in_rotation": model.rotation.healthy(replica.name),
+                         "busy": busy, "slots": slots}
+                if isinstance(replica.backend, ManagedBackend):
+                    entry["managed"] = replica.backend.server.snapshot()
+                replicas.append(entry)
+            listed.append({"id": model.spec.id, "aliases": list(model.spec.aliases),
+                           "replicas": replicas})
+        return listed
+
+    def server_of(self, name: str) -> ManagedServer:
+        """The server the proxy runs for model ``name``."""
+        model = self._model(name)
+        backend = model.replicas[0].backend
+        if not isinstance(backend, ManagedBackend):
+            raise InvalidRequestError(f"the proxy does not run the servers of {name!r}",
+                                      param="model")
+        return backend.server
+
     def close(self) -> None:
+        if self.processes is not None:
+            self.processes.close()
         for model in self._models.values():
             model.rotation.close()
             for replica in model.replicas:

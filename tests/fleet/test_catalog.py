@@ -90,6 +90,18 @@ def test_unknown_names_find_nothing_unless_catch_all(tmp_path):
                  "default: must name a model; the ids are a", id="bad-default-model"),
     pytest.param("catch_all='yes'\n[models.a]\nupstreams=['http://a']",
                  "catch_all: must be true or false", id="bad-catch-all"),
+    pytest.param("max_running=-1\n[models.a]\nmodel='a.gguf'",
+                 "max_running: must be a whole number", id="bad-max-running"),
+    pytest.param("[models.a]\ncmd='server -m x'", "models.a.cmd: must be a command line with "
+                 "${PORT}", id="cmd-without-port"),
+    pytest.param("[models.a]\nmodel='a.gguf'\nupstreams=['http://a']",
+                 "models.a.upstreams: a model the proxy runs", id="managed-with-upstreams"),
+    pytest.param("[models.a]\nupstreams=['http://a']\nttl=5", "models.a.ttl: belongs to a "
+                 "model the proxy runs", id="ttl-without-server"),
+    pytest.param("[models.a]\nmodel='a.gguf'\nttl=-1", "models.a.ttl: must be a number",
+                 id="bad-ttl"),
+    pytest.param("[models.a]\nmodel='a.gguf'\nargs='-c 8'", "models.a.args: must be a list",
+                 id="args-string"),
 ])
 def test_mistakes_name_the_file_and_key(tmp_path, text, message):
     path = write(tmp_path, text)
@@ -97,6 +109,27 @@ def test_mistakes_name_the_file_and_key(tmp_path, text, message):
         read_catalog(path)
     assert str(error.value).startswith(path + ": ")
     assert message in str(error.value)
+
+
+def test_models_the_proxy_runs(tmp_path):
+    catalog = read_catalog(write(tmp_path, """
+max_running = 1
+[models.a]
+model = "/m/a.gguf"
+args = ["-c", "8192"]
+ttl = 60
+[models.b]
+cmd = "/opt/server -m ${MODEL} --port ${PORT} --alias 'b model'"
+model = "/m/b.gguf"
+preload = true
+"""))
+    a, b = catalog.models
+    assert catalog.max_running == 1 and a.upstreams == () and b.upstreams == ()
+    assert (a.managed.command, a.managed.model, a.managed.args, a.managed.ttl) == (
+        None, "/m/a.gguf", ("-c", "8192"), 60.0)
+    assert b.managed.command == ("/opt/server", "-m", "${MODEL}", "--port", "${PORT}",
+                                 "--alias", "b model")
+    assert b.managed.preload and not a.managed.preload
 
 
 def test_a_syntax_error_names_the_line(tmp_path):

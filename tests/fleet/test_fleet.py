@@ -195,6 +195,21 @@ def test_the_api_routes_by_model_and_alias(servers):
     assert unknown.status_code == 404
 
 
+def test_the_admin_api_is_off_without_its_key_and_closed_to_client_keys(servers):
+    off = create_app(Settings(llama_api=servers[0].url)).test_client()
+    assert off.get("/admin/models").status_code == 404
+    keyed = create_app(Settings(llama_api=servers[0].url, api_key=("client",),
+                                admin_key="admin")).test_client()
+    assert keyed.get("/admin/models", headers={"Authorization": "Bearer client"}
+                     ).status_code == 401
+    listed = keyed.get("/admin/models", headers={"Authorization": "Bearer admin"})
+    assert listed.status_code == 200
+    assert listed.get_json()["models"][0]["replicas"][0]["url"] == servers[0].url
+    not_run = keyed.post("/admin/models/x/load", headers={"Authorization": "Bearer admin"})
+    assert not_run.status_code == 400 and "does not run" in not_run.get_json()["error"][
+        "message"]
+
+
 def test_flags_alone_accept_any_model_name(servers):
     client = create_app(Settings(llama_api=tuple(s.url for s in servers))).test_client()
     response = client.post("/v1/completions", json={"model": "whatever", "prompt": "hi"})

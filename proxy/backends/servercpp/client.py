@@ -15,6 +15,17 @@ from proxy.errors import (SlotUnavailableError, UpstreamError, UpstreamTimeoutEr
 UNREACHABLE = "upstream_unreachable"  # the request never reached the server: safe to resend
 
 
+def probe_ready(url: str) -> Optional[bool]:
+    """Whether a server just started serves: True, False while it loads its model (current
+    llama.cpp answers /health 503), None while nothing listens (old servers listen only
+    once loaded, and answer /health 404)."""
+    try:
+        status = requests.get(url + "/health", timeout=2).status_code
+    except requests.RequestException:
+        return None
+    return status != 503
+
+
 class UpstreamClient:
     """A pooled session to one server.cpp base URL."""
 

@@ -1,0 +1,196 @@
+"""Servers the proxy starts and stops itself: real llama-server (and PowerInfer's) processes.
+
+Every test starts the proxy as a process and looks at its children: what it started, when,
+and that nothing outlives it.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import openai
+import psutil
+import pytest
+import requests
+
+from tests.polling import wait_for
+from tests.processes import ProxyProcess
+
+from .llama_server import find_server
+
+pytestmark = pytest.mark.e2e
+
+ADMIN = "admin-secret"
+NO_UPSTREAM = "http://127.0.0.1:9"  # the proxy runs its own servers: this one is never used
+
+
+def servers_of(proxy: ProxyProcess) -> list:
+    """The model servers running under the proxy."""
+    children = psutil.Process(proxy.process.pid).children(recursive=True)
+    return [child for child in children if child.status() != psutil.STATUS_ZOMBIE]
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def sdk(proxy: ProxyProcess) -> openai.OpenAI:
+    return openai.OpenAI(base_url=proxy.url + "/v1", api_key="unused", max_retries=0)
+
+
+def admin(proxy: ProxyProcess, method: str, path: str) -> requests.Response:
+    return requests.request(method, proxy.url + "/admin" + path, timeout=60,
+                            headers={"Authorization": f"Bearer {ADMIN}"})
+
+
+def managed(model, logs, name: str, *args: str) -> ProxyProcess:
+    binary = find_server("llamacpp")
+    return ProxyProcess(NO_UPSTREAM, logs / f"proxy-{name}.log", env=binary.env, args=[
+        "--model", str(model), "--llama-server", str(binary.path), "--log-dir",
+        str(logs / f"servers-{name}"), "--admin-key", ADMIN, "--server-args", "-np 2 -c 2048",
+        *args])
+
+
+def with_file(tmp_path, logs, name: str, text: str, *args: str) -> ProxyProcess:
+    path = tmp_path / "models.toml"
+    path.write_text(text)
+    binary = find_server("llamacpp")
+    return ProxyProcess(NO_UPSTREAM, logs / f"proxy-{name}.log", env=binary.env, args=[
+        "--config", str(path), "--log-dir", str(logs / f"servers-{name}"), "--admin-key",
+        ADMIN, *args])
+
+
+def test_one_command_from_a_model_file(model, logs):
+    with managed(model, logs, "one-command") as proxy:
+        assert servers_of(proxy) == []  # started on the first request, not before
+        client = sdk(proxy)
+        reply = client.chat.completions.create(model="any", max_tokens=4,
+                                               messages=[{"role": "user", "content": "hi"}])
+        assert reply.choices[0].finish_reason in ("stop", "length")
+        chunks = list(client.chat.completions.create(
+            model="any", max_tokens=4, stream=True,
+            messages=[{"role": "user", "content": "hi"}]))
+        assert chunks[-1].choices[0].finish_reason in ("stop", "length")
+        assert len(servers_of(proxy)) == 1
+        assert "ready in" in proxy.log()
+
+
+def test_concurrent_first_requests_share_one_start(model, logs):
+    with managed(model, logs, "eight") as proxy:
+        client = sdk(proxy)
+        with ThreadPoolExecutor(8) as pool:
+            replies = list(pool.map(lambda _: client.completions.create(
+                model="any", prompt="the cat", max_tokens=3), range(8)))
+        assert all(r.choices[0].text is not None for r in replies)
+        assert proxy.log().count("starting tiny-llama.gguf") == 1
+        assert len(servers_of(proxy)) == 1
+
+
+def test_a_server_killed_mid_stream_is_restarted(model, logs):
+    with managed(model, logs, "restart") as proxy:
+        client = sdk(proxy)
+        client.completions.create(model="any", prompt="warm", max_tokens=2)
+        (server,) = servers_of(proxy)
+        events = []
+        with requests.post(proxy.url + "/v1/completions", stream=True, timeout=60, json={
+                "prompt": "the cat", "max_tokens": 100000, "stream": True,
+                "logit_bias": {"2": -100}}) as response:
+            for line in response.iter_lines():
+                if line.startswith(b"data: "):
+                    events.append(line[6:])
+                    if len(events) == 3:
+                        server.kill()
+        errors = [e for e in events if e.startswith(b'{"error"')]
+        assert len(errors) == 1 and events[-1] == b"[DONE]"
+        time.sleep(1.2)  # the back-off after a death
+        reply = client.completions.create(model="any", prompt="again", max_tokens=3)
+        assert reply.choices[0].text is not None
+        (restarted,) = servers_of(proxy)
+        assert restarted.pid != server.pid
+
+
+def test_killing_the_proxy_leaves_no_server(model, logs):
+    proxy = managed(model, logs, "sigkill").start()
+    try:
+        sdk(proxy).completions.create(model="any", prompt="hi", max_tokens=2)
+        pids = [server.pid for server in servers_of(proxy)]
+        assert pids
+    finally:
+        proxy.process.send_signal(signal.SIGKILL)
+        proxy.process.wait()
+        proxy.stop()
+    wait_for(lambda: all(gone(pid) for pid in pids), "the servers to exit", timeout=2)
+
+
+def test_a_corrupt_model_gives_the_servers_complaint(tmp_path, logs):
+    corrupt = tmp_path / "corrupt.gguf"
+    corrupt.write_bytes(b"GGUF" + b"\x00" * 64)
+    with managed(corrupt, logs, "corrupt") as proxy:
+        response = requests.post(proxy.url + "/v1/completions", timeout=60,
+                                 json={"prompt": "hi", "max_tokens": 2})
+        assert response.status_code == 503
+        message = response.json()["error"]["message"]
+        assert "exited during start-up" in message and "gguf" in message.lower()
+
+
+def test_ttl_swap_preload_and_admin(tmp_path, model, logs):
+    binary = find_server("llamacpp")
+    text = f"""
+max_running = 1
+[models.first]
+model = "{model}"
+args = ["-np", "1", "-c", "1024"]
+ttl = 2
+[models.second]
+cmd = "{binary.path} -m ${{MODEL}} --host 127.0.0.1 --port ${{PORT}} -np 1 -c 1024"
+model = "{model}"
+preload = true
+"""
+    with with_file(tmp_path, logs, "swap", text) as proxy:
+        wait_for(lambda: len(servers_of(proxy)) == 1, "the preloaded server")
+        states = {m["id"]: m["replicas"][0]["managed"]["state"]
+                  for m in admin(proxy, "GET", "/models").json()["models"]}
+        wait_for(lambda: admin(proxy, "GET", "/models").json()["models"][1]["replicas"][0][
+            "managed"]["state"] == "ready", "the preload to finish")
+        assert states["first"] == "stopped"
+        client = sdk(proxy)
+        for name in ("first", "second", "first"):  # one at a time: each start stops the other
+            reply = client.completions.create(model=name, prompt="the cat", max_tokens=3)
+            assert reply.choices[0].text is not None
+            assert len(servers_of(proxy)) == 1
+        wait_for(lambda: servers_of(proxy) == [], "the idle server to stop after its ttl",
+                 timeout=10)
+        assert admin(proxy, "POST", "/models/second/load").json()["state"] == "ready"
+        assert "llama" in admin(proxy, "GET", "/models/second/log?lines=50").text.lower()
+        assert admin(proxy, "POST", "/models/second/unload").json()["state"] == "stopped"
+        assert servers_of(proxy) == []
+        refused = requests.get(proxy.url + "/admin/models", timeout=10)
+        assert refused.status_code == 401
+        listed = client.models.list().data
+        assert [m.id for m in listed] == ["first", "second"]
+
+
+def test_a_generation_a_server_runs_from_cmd(tmp_path, model, logs):
+    old = find_server("powerinfer")
+    text = f"""
+[models.old]
+cmd = "{old.path} -m ${{MODEL}} --host 127.0.0.1 --port ${{PORT}}"
+model = "{model}"
+"""
+    with with_file(tmp_path, logs, "powerinfer", text) as proxy:
+        reply = sdk(proxy).completions.create(model="old", prompt="the cat", max_tokens=4)
+        assert reply.choices[0].text is not None
+        health = requests.get(proxy.url + "/health", timeout=10).json()
+        assert health["generation"] == "powerinfer"
+
+
+def test_gunicorn_workers_cannot_share_managed_servers(model, logs):
+    proxy = managed(model, logs, "workers", "--server", "gunicorn", "--workers", "2")
+    with pytest.raises(RuntimeError) as error:
+        proxy.start()
+    assert "--workers 1" in str(error.value)
