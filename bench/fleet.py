@@ -1,4 +1,4 @@
-"""``python -m bench.fleet``: what KV-cache affinity in the proxy's fleet routing saves real servers.
+"""``python -m bench.fleet``: what the fleet's KV-cache affinity saves two real llama-servers.
 
 Two llama-servers of four slots serve retrieval-style chats: a system prompt every
 conversation shares, a long document of its own in the first user message, then short
@@ -44,7 +44,7 @@ logger = logging.getLogger("bench")
 
 SLOTS = 4
 # With --parallel given, every slot gets its own 2048 tokens (the tiny model's training
-# context). The longest full-size conversation needs about 1,100; context shift is off, so
+# context). The longest full-size conversation needs under 1,000; context shift is off, so
 # a prompt that did not fit would be an error, and errors fail the run.
 CTX_SIZE = SLOTS * 2048
 MAX_TOKENS = 8
@@ -266,6 +266,7 @@ def markdown(runs: dict, cost: dict, workload: Workload, quick: bool, load_befor
              took: float) -> str:
     captured = headroom(runs)
     affinity_ttft, busy_ttft = (runs[way]["ttft_p50_ms"] for way in ("affinity", "least busy"))
+    faster = None not in (affinity_ttft, busy_ttft) and affinity_ttft < busy_ttft
     added = cost["two replicas"] - cost["one upstream"]
     lines = [
         f"# Fleet: KV-cache affinity on two llama-servers{' (quick)' if quick else ''}", "",
@@ -288,8 +289,7 @@ def markdown(runs: dict, cost: dict, workload: Workload, quick: bool, load_befor
         f"the floor | " + ("no excess to remove | |" if captured is None else
                            f"{captured:.0%} | {verdict(captured >= HEADROOM_TARGET)} |"),
         f"| affinity's time to first token p50 below least busy's | "
-        f"{report.number(affinity_ttft)} vs {report.number(busy_ttft)} ms | "
-        f"{verdict(affinity_ttft is not None and busy_ttft is not None and affinity_ttft < busy_ttft)} |",
+        f"{report.number(affinity_ttft)} vs {report.number(busy_ttft)} ms | {verdict(faster)} |",
         "", "## Cost of the fleet layer", "",
         f"The proxy in front of one synthetic upstream, and in front of two as replicas: "
         f"non-streamed completions at concurrency 1, {workload.cost_rounds} round(s) of "

@@ -5,7 +5,6 @@ and that nothing outlives it.
 """
 from __future__ import annotations
 
-import json
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
