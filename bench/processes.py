@@ -60,23 +60,18 @@ def running(service: Service) -> Iterator[Service]:
         service.stop()
 
 
-def synthetic(log_dir: Path, name: str = "synthetic") -> Service:
-    """The synthetic server.cpp; ``name`` tells several apart, in their logs too."""
+def synthetic(log_dir: Path) -> Service:
     port = free_port()
-    return Service(f"{name} server.cpp",
+    return Service("synthetic server.cpp",
                    [sys.executable, "-m", "bench.synthetic", "--port", str(port)],
-                   port, log_dir / f"{name}.log")
+                   port, log_dir / "synthetic.log")
 
 
-def proxy(server: str, upstream: str | Sequence[str], log_dir: Path, *, threads: int,
-          workers: int, args: Sequence[str] = (), name: str = "") -> Service:
-    """``oai-proxy`` under waitress or gunicorn (gthread), as a user would start it.
-
-    Several upstreams are replicas of one model (``--llama-api URL URL…``).
-    """
+def proxy(server: str, upstream: str, log_dir: Path, *, threads: int, workers: int,
+          args: Sequence[str] = (), name: str = "") -> Service:
+    """``oai-proxy`` under waitress or gunicorn (gthread), as a user would start it."""
     port = free_port()
-    upstreams = [upstream] if isinstance(upstream, str) else list(upstream)
-    command = [sys.executable, "-m", "proxy", "--llama-api", *upstreams, "--port", str(port),
+    command = [sys.executable, "-m", "proxy", "--llama-api", upstream, "--port", str(port),
                "--server", server, "--threads", str(threads), "--log-level", "warning", *args]
     if server == "gunicorn":
         command += ["--workers", str(workers)]
