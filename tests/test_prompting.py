@@ -169,7 +169,7 @@ def test_preset_default_system_line(historic, name, default_system):
 
 @pytest.mark.parametrize(("name", "written"), [
     ("llama2", "[INST] Tool result: 42 [/INST]"), ("vicuna", "USER: Tool result: 42"),
-    ("mistral", "[INST] [TOOL_RESULTS]42[/TOOL_RESULTS] [/INST]"),
+    ("mistral", '[INST] [TOOL_RESULTS]{"content": "42"}[/TOOL_RESULTS] [/INST]'),
     ("chatml", "<|im_start|>user\n<tool_response>\n42\n</tool_response><|im_end|>"),
     ("llama3", "<|start_header_id|>ipython<|end_header_id|>\n\n42<|eot_id|>"),
 ], ids=lambda value: value if value in PRESETS else None)

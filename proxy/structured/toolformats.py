@@ -88,6 +88,7 @@ class ToolFormat:
     listed: bool = False
     result_role: str = "user"  # the role a tool's result is given back in
     result_wrapper: tuple = ("", "")
+    result_json: bool = False  # the result goes in as {"content": …}
 
     def system_prompt(self, tools: Sequence[dict]) -> str:
         return self.describe(tools)
@@ -103,6 +104,8 @@ class ToolFormat:
     def render_result(self, content: str, name: Optional[str] = None,
                       call_id: Optional[str] = None) -> str:
         before, after = self.result_wrapper
+        if self.result_json:
+            content = json.dumps({"content": content}, ensure_ascii=False)
         return f"{before}{content}{after}"
 
     def parse(self, text: str, names: Collection[str]) -> tuple:
@@ -172,8 +175,11 @@ class ChatGLM3Format(ToolFormat):
         return "\n".join(chatglm3.render(call) for call in calls)
 
     def parse(self, text: str, names: Collection[str]) -> tuple:
+        """A call whose arguments do not read as an object stays text, as in every format."""
         call = chatglm3.parse(text.strip(), names)
-        return ("", (call,)) if call else (text, ())
+        if call is None or not call.arguments.startswith("{"):
+            return text, ()
+        return "", (call,)
 
 
 HERMES_INSTRUCTIONS = (
@@ -194,7 +200,7 @@ FORMATS = {
     "llama3": ToolFormat("llama3", _listed(LLAMA3_INSTRUCTIONS, indent=2),
                          arguments_key="parameters", result_role="tool"),
     "mistral": ToolFormat("mistral", _listed("[AVAILABLE_TOOLS]", "[/AVAILABLE_TOOLS]"),
-                          "[TOOL_CALLS]", listed=True,
+                          "[TOOL_CALLS]", listed=True, result_json=True,
                           result_wrapper=("[TOOL_RESULTS]", "[/TOOL_RESULTS]")),
     "chatglm3": ChatGLM3Format("chatglm3", _listed(
         "Answer the following questions as best as you can. You have access to the following "

@@ -83,6 +83,8 @@ def test_calls_in_the_wild(name, text, content, expected):
     ("llama3", "The answer is 4."),
     ("mistral", "[TOOL_CALLS][{]"),
     ("chatglm3", "The weather\nis fine"),
+    ("chatglm3", "add\nnot json at all"),  # arguments that are no object
+    ("chatglm3", "add\n```python\ntool_call(a=__import__('os'))\n```"),
     ("plain", "<tool_call>__import__('os')</tool_call>"),
 ])
 def test_anything_else_stays_content(name, text):
