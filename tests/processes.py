@@ -66,6 +66,7 @@ class ProxyProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self._log.close()
                 raise RuntimeError(f"the proxy exited with {self.process.returncode}:\n"
                                    f"{self.log()[-3000:]}")
             try:
