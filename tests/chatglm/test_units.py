@@ -12,7 +12,7 @@ from proxy.backends.chatglm.decoding import TextDecoder
 from proxy.backends.chatglm.reply import Reply
 from proxy.backends.chatglm.stops import StopWords
 from proxy.errors import InvalidRequestError, NotImplementedByBackendError
-from proxy.types import GenerationRequest, Message, ResponseFormat, Sampling
+from proxy.types import GenerationRequest, Message, ResponseFormat, Sampling, ToolChoice
 
 NAMES = {"get_weather", "search"}
 
@@ -292,7 +292,9 @@ def test_sampling_options(sampling, expected):
      NotImplementedByBackendError),
     (GenerationRequest(sampling=Sampling(repeat_penalty=0)), "repeat_penalty",
      InvalidRequestError),
-], ids=["logprobs", "logit-bias", "response-format", "zero-penalty"])
+    (GenerationRequest(tools=({"function": {"name": "f"}},), tool_choice=ToolChoice("required")),
+     "tool_choice", NotImplementedByBackendError),
+], ids=["logprobs", "logit-bias", "response-format", "zero-penalty", "required-tool"])
 def test_options_chatglm_cannot_honour(request_, param, error):
     with pytest.raises(error) as info:
         options.sampling(request_)

@@ -21,7 +21,8 @@ def sampling(request: GenerationRequest) -> dict:
     for param, wanted in (("logprobs", request.logprobs is not None),
                           ("logit_bias", bool(request.sampling.logit_bias)),
                           ("response_format", request.response_format is not None),
-                          ("grammar", request.grammar is not None)):
+                          ("grammar", request.grammar is not None),
+                          ("tool_choice", bool(request.tools) and request.tool_choice.forced)):
         if wanted:
             raise NotImplementedByBackendError(f"the chatglm backend cannot honour '{param}'",
                                                param=param)
