@@ -45,7 +45,7 @@ PRIMITIVES = {
     "string": '"\\"" char* "\\""',
     "natural": f'"0" | [1-9] {_digits(0, MAX_DIGITS - 1)}',
     "integer": '"-"? natural',
-    "fraction": f'("." {_digits(1, 6)})? ([eE] [-+]? {_digits(1, 3)})?',
+    "fraction": f'("." {_digits(1, 6)})? ([eE] [-+]? {_digits(1, 2)})?',  # no 1e999 (inf)
     "number": "integer fraction",
     "unsigned": "natural fraction",
     "boolean": '"true" | "false"',

@@ -6,7 +6,6 @@ import json
 import random
 
 import jsonschema
-import llama_cpp
 import pytest
 
 from proxy.errors import InvalidRequestError
@@ -37,10 +36,10 @@ def schema_of(name: str) -> dict:
 
 
 @pytest.mark.parametrize("name", list(FORMATS))
-def test_sampled_calls_are_valid_calls(name):
+def test_sampled_calls_are_valid_calls(llama, name):
     tool_format = FORMATS[name]
     text = tool_grammar(tool_format, asking(parallel=name != "chatglm3"))
-    assert llama_cpp.LlamaGrammar.from_string(text, verbose=False)
+    assert llama.parses(text)
     grammar, chooser = Grammar(text), random.Random(name)
     for _ in range(40):
         sample = grammar.sample(chooser)
@@ -48,6 +47,7 @@ def test_sampled_calls_are_valid_calls(name):
         assert content == "" and calls, sample
         for call in calls:
             jsonschema.validate(json.loads(call.arguments), schema_of(call.name))
+        assert llama.accepts(text, sample)
 
 
 @pytest.mark.parametrize("name", ["hermes", "llama3", "mistral", "plain"])
