@@ -10,6 +10,7 @@ byte has reached the client.
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional, Sequence, TypeVar
@@ -21,13 +22,14 @@ from proxy.errors import (InvalidRequestError, ModelNotFoundError, QueueFullErro
 from proxy.fleet.affinity import Affinity
 from proxy.fleet.catalog import Catalog, ModelSpec, with_defaults
 from proxy.fleet.health import Rotation
-from proxy.fleet.placement import ReplicaLoad, choose, conversation_key
+from proxy.fleet.placement import ReplicaLoad, choose, continues, conversation_key
 from proxy.fleet.managed import ManagedBackend
 from proxy.fleet.processes import ManagedServer, ProcessPool
 from proxy.types import Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+RECENT = 30.0  # seconds after its last turn a conversation still counts as holding a slot
 
 # Failures that mean the request never reached a replica able to serve it: it may go to another.
 # A full or slow line is the replica's load, not its health; the others may still have room.
@@ -52,13 +54,16 @@ class Model:
     affinity: Affinity = field(default_factory=Affinity)
 
     def loads(self, exclude: Sequence[Replica] = ()) -> list:
-        return [ReplicaLoad(r.name, self.rotation.healthy(r.name), *r.backend.load())
+        since = time.monotonic() - RECENT
+        return [ReplicaLoad(r.name, self.rotation.healthy(r.name), *r.backend.load(),
+                            holders=self.affinity.holders(r.name, since))
                 for r in self.replicas if r not in exclude]
 
-    def place(self, key: Optional[str], exclude: Sequence[Replica] = ()) -> Replica:
+    def place(self, key: Optional[str], exclude: Sequence[Replica] = (),
+              continuing: bool = False) -> Replica:
         loads = self.loads(exclude)
         remembered = self.affinity.replica(key) if key else None
-        name = choose(key, loads, remembered=remembered).name
+        name = choose(key, loads, continuing=continuing, remembered=remembered).name
         return next(r for r in self.replicas if r.name == name)
 
 
@@ -105,7 +110,7 @@ class Fleet(Backend):
                 model.affinity.served(key, replica.name, result.slot)
             return result
 
-        return self._failing_over(model, key, attempt)
+        return self._failing_over(model, key, attempt, continues(request))
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
         model = self._model(request.model)
@@ -124,7 +129,7 @@ class Fleet(Backend):
                 model.affinity.release(replica.name, slot)
                 raise
 
-        replica, first, chunks = self._failing_over(model, key, attempt)
+        replica, first, chunks = self._failing_over(model, key, attempt, continues(request))
         try:
             with closing(chunks):
                 for chunk in _chain(first, chunks):
@@ -244,8 +249,8 @@ class Fleet(Backend):
             return None
         return model.affinity.pin(key, replica.name)
 
-    def _failing_over(self, model: Model, key: Optional[str],
-                      attempt: Callable[[Replica], T]) -> T:
+    def _failing_over(self, model: Model, key: Optional[str], attempt: Callable[[Replica], T],
+                      continuing: bool = False) -> T:
         """Run ``attempt`` on the placed replica; if it never reached it, on another.
 
         A replica that cannot be reached, or is not ready, leaves the rotation until a probe
@@ -253,7 +258,7 @@ class Fleet(Backend):
         """
         tried: list = []
         while True:
-            replica = model.place(key, exclude=tried)
+            replica = model.place(key, exclude=tried, continuing=continuing)
             try:
                 return attempt(replica)
             except (UpstreamUnavailableError, UpstreamTimeoutError) as exc:

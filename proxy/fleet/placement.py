@@ -7,9 +7,12 @@ choice is rendezvous hashing of the conversation's key over the healthy replicas
 replica scores ``hash(key, replica)`` and the highest score wins. Removing a replica moves
 only the conversations it held; adding one takes an even share from the others.
 
-A replica already past its load threshold is passed over for the least busy one, and a
-process that remembers where it last sent a conversation (after such a spill) sends it
-there again while that replica has room.
+A replica already past its load threshold is passed over for the least busy one (a
+conversation that goes on is given a higher threshold than a new one: elsewhere its whole
+history would be evaluated again), and a process that remembers where it last sent a
+conversation sends it there again while that replica has room. A new conversation whose
+replica's slots are all held by conversations it served lately starts on a replica with a
+slot to spare, rather than evict one of them.
 """
 from __future__ import annotations
 
@@ -20,6 +23,11 @@ from typing import Optional, Sequence
 from proxy.types import GenerationRequest
 
 RAW_PROMPT_PREFIX = 256  # characters of a raw prompt that name its conversation
+# How loaded a replica may be before a request goes elsewhere: a new conversation moves as
+# soon as its replica has no free slot (its prompt is new everywhere), one that goes on waits
+# a little longer, for elsewhere its whole history would be evaluated again.
+NEW_THRESHOLD = 1.0
+CONTINUING_THRESHOLD = 1.5
 
 
 @dataclass(frozen=True)
@@ -30,11 +38,17 @@ class ReplicaLoad:
     healthy: bool = True
     busy: int = 0  # generations of this process in flight or waiting for it
     slots: Optional[int] = None  # how many it runs at once; None while unknown
+    holders: int = 0  # conversations it served lately, each holding a slot's cache
 
     @property
     def load(self) -> float:
         """Busy share of its slots; an unknown count is taken as one slot."""
         return self.busy / (self.slots or 1)
+
+    @property
+    def crowding(self) -> float:
+        """Share of its slots that recent conversations hold: a newcomer would evict one."""
+        return max(self.busy, self.holders) / (self.slots or 1)
 
 
 def conversation_key(request: GenerationRequest) -> str:
@@ -56,6 +70,11 @@ def conversation_key(request: GenerationRequest) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
+def continues(request: GenerationRequest) -> bool:
+    """Whether ``request`` goes on a conversation (its earlier turns may be cached)."""
+    return request.is_chat and sum(m.role == "user" for m in request.messages) > 1
+
+
 def rank(key: str, names: Sequence[str]) -> list:
     """``names`` from the most to the least preferred for ``key`` (rendezvous hashing)."""
     def score(name: str) -> bytes:
@@ -64,14 +83,16 @@ def rank(key: str, names: Sequence[str]) -> list:
     return sorted(names, key=score, reverse=True)
 
 
-def choose(key: Optional[str], replicas: Sequence[ReplicaLoad], *, threshold: float = 1.0,
+def choose(key: Optional[str], replicas: Sequence[ReplicaLoad], *, continuing: bool = False,
            remembered: Optional[str] = None) -> ReplicaLoad:
     """The replica to send a request to.
 
     ``key`` is the conversation's (``None``: no affinity, least busy wins). A replica whose
-    load has reached ``threshold`` is passed over while another is below it. Replicas out of
-    rotation are chosen only when none is healthy: then the request itself probes them.
+    load has reached the threshold (higher for a ``continuing`` conversation) is passed over
+    while another is below it. Replicas out of rotation are chosen only when none is healthy:
+    then the request itself probes them.
     """
+    threshold = CONTINUING_THRESHOLD if continuing else NEW_THRESHOLD
     candidates = [r for r in replicas if r.healthy] or list(replicas)
     if key is None:
         return min(candidates, key=lambda r: r.load)
@@ -79,6 +100,12 @@ def choose(key: Optional[str], replicas: Sequence[ReplicaLoad], *, threshold: fl
     ranked = [by_name[name] for name in rank(key, list(by_name))]
     if remembered in by_name and by_name[remembered].load < threshold:
         return by_name[remembered]
+    if not continuing and remembered is None and ranked[0].crowding >= 1:
+        # a new conversation would evict a live one's cache there: start it where a slot
+        # holds nothing recent, if some replica has one
+        roomy = [r for r in ranked if r.crowding < 1]
+        if roomy:
+            return roomy[0]
     if ranked[0].load < threshold:
         return ranked[0]
     return min(ranked, key=lambda r: r.load)  # ties keep the rendezvous order

@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from proxy.fleet.placement import ReplicaLoad, choose, conversation_key, rank
+from proxy.fleet.placement import ReplicaLoad, choose, continues, conversation_key, rank
 from proxy.types import GenerationRequest, Message
 
 REPLICAS = [f"http://10.0.0.{i}:8080" for i in range(1, 4)]
@@ -104,12 +104,36 @@ def test_load_and_memory(loads, remembered, expected):
     assert chosen.name == names[expected]
 
 
-def test_threshold_lets_a_preferred_replica_take_more_than_its_slots():
+def test_a_new_conversation_starts_where_no_live_cache_is_evicted():
     key = conversation_key(chat("doc"))
     preferred, other = rank(key, REPLICAS[:2])
-    replicas = [ReplicaLoad(preferred, busy=4, slots=4), ReplicaLoad(other, busy=0, slots=4)]
-    assert choose(key, replicas, threshold=1.5).name == preferred
-    assert choose(key, replicas, threshold=1.0).name == other
+    crowded = [ReplicaLoad(preferred, busy=1, slots=4, holders=4),
+               ReplicaLoad(other, busy=2, slots=4, holders=2)]
+    assert choose(key, crowded).name == other
+    assert choose(key, crowded, remembered=preferred).name == preferred  # it goes on: stays
+    all_crowded = [ReplicaLoad(preferred, busy=1, slots=4, holders=4),
+                   ReplicaLoad(other, busy=0, slots=4, holders=5)]
+    assert choose(key, all_crowded).name == preferred
+
+
+@pytest.mark.parametrize(("request_", "expected"), [
+    pytest.param(chat("doc"), False, id="first-turn"),
+    pytest.param(chat("doc", "answer", "more"), True, id="later-turn"),
+    pytest.param(GenerationRequest(prompt="x"), False, id="raw-prompt"),
+])
+def test_which_requests_go_on_a_conversation(request_, expected):
+    assert continues(request_) == expected
+
+
+@pytest.mark.parametrize(("busy", "continuing", "expected"), [
+    (4, False, "other"), (4, True, "preferred"), (5, True, "preferred"), (6, True, "other"),
+])
+def test_a_conversation_that_goes_on_is_slower_to_move(busy, continuing, expected):
+    key = conversation_key(chat("doc"))
+    preferred, other = rank(key, REPLICAS[:2])
+    replicas = [ReplicaLoad(preferred, busy=busy, slots=4), ReplicaLoad(other, busy=0, slots=4)]
+    names = {"preferred": preferred, "other": other}
+    assert choose(key, replicas, continuing=continuing).name == names[expected]
 
 
 def test_without_a_key_the_least_busy_wins():
