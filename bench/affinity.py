@@ -271,7 +271,8 @@ def table(runs: dict, cost: dict, workload: Workload, quick: bool) -> str:
     lines += [f"| {way} | {value:.3f} |" for way, value in cost.items() if way != "layer"]
     layer = cost["layer"]
     lines += ["", f"Two replicas add {cost['two replicas'] - cost['one upstream']:+.3f} ms at "
-              f"the median over one upstream (on two shared cores it moves by ±0.2 ms from run to run). In "
+              f"the median over one upstream (on two shared cores it moves by ±0.2 ms from "
+              f"run to run). In "
               f"process, the fleet layer (routing, defaults, conversation key, placement, slot "
               f"memory) costs {layer['through the fleet'] - layer['backend alone']:.1f} µs a "
               f"request with a {workload.words}-word document."]
