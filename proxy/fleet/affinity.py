@@ -9,7 +9,6 @@ conversation at a time: serving another there forgets the first.
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
 from typing import Optional
 
@@ -24,14 +23,7 @@ class Affinity:
         self._where: OrderedDict = OrderedDict()  # key -> (replica, slot or None)
         self._holder: dict = {}  # (replica, slot) -> key
         self._pinned: set = set()  # (replica, slot) pinned by a generation in flight
-        self._recent: dict = {}  # key -> (replica, when it last served the key)
         self._lock = threading.Lock()
-
-    def holders(self, replica: str, since: float) -> int:
-        """Conversations whose last turn ``replica`` served after ``since`` (time.monotonic)."""
-        with self._lock:
-            return sum(1 for name, when in self._recent.values()
-                       if name == replica and when >= since)
 
     def replica(self, key: str) -> Optional[str]:
         """The replica that last served ``key``, if this process remembers one."""
@@ -73,10 +65,8 @@ class Affinity:
             if old is not None and old != place and self._holder.get(old) == key:
                 del self._holder[old]
             self._where[key] = place
-            self._recent[key] = (replica, time.monotonic())
             while len(self._where) > self.capacity:
                 forgotten, where = self._where.popitem(last=False)
-                self._recent.pop(forgotten, None)
                 if self._holder.get(where) == forgotten:
                     del self._holder[where]
 
@@ -85,6 +75,5 @@ class Affinity:
         with self._lock:
             for key in [k for k, (name, _) in self._where.items() if name == replica]:
                 del self._where[key]
-                self._recent.pop(key, None)
             for place in [p for p in self._holder if p[0] == replica]:
                 del self._holder[place]

@@ -10,7 +10,6 @@ byte has reached the client.
 from __future__ import annotations
 
 import logging
-import time
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional, Sequence, TypeVar
@@ -29,7 +28,6 @@ from proxy.types import Chunk, Completion, Embeddings, GenerationRequest, Health
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-RECENT = 30.0  # seconds after its last turn a conversation still counts as holding a slot
 
 # Failures that mean the request never reached a replica able to serve it: it may go to another.
 # A full or slow line is the replica's load, not its health; the others may still have room.
@@ -54,9 +52,7 @@ class Model:
     affinity: Affinity = field(default_factory=Affinity)
 
     def loads(self, exclude: Sequence[Replica] = ()) -> list:
-        since = time.monotonic() - RECENT
-        return [ReplicaLoad(r.name, self.rotation.healthy(r.name), *r.backend.load(),
-                            holders=self.affinity.holders(r.name, since))
+        return [ReplicaLoad(r.name, self.rotation.healthy(r.name), *r.backend.load())
                 for r in self.replicas if r not in exclude]
 
     def place(self, key: Optional[str], exclude: Sequence[Replica] = (),

@@ -10,9 +10,7 @@ only the conversations it held; adding one takes an even share from the others.
 A replica already past its load threshold is passed over for the least busy one (a
 conversation that goes on is given a higher threshold than a new one: elsewhere its whole
 history would be evaluated again), and a process that remembers where it last sent a
-conversation sends it there again while that replica has room. A new conversation whose
-replica's slots are all held by conversations it served lately starts on a replica with a
-slot to spare, rather than evict one of them.
+conversation sends it there again while that replica has room.
 """
 from __future__ import annotations
 
@@ -38,17 +36,11 @@ class ReplicaLoad:
     healthy: bool = True
     busy: int = 0  # generations of this process in flight or waiting for it
     slots: Optional[int] = None  # how many it runs at once; None while unknown
-    holders: int = 0  # conversations it served lately, each holding a slot's cache
 
     @property
     def load(self) -> float:
         """Busy share of its slots; an unknown count is taken as one slot."""
         return self.busy / (self.slots or 1)
-
-    @property
-    def crowding(self) -> float:
-        """Share of its slots that recent conversations hold: a newcomer would evict one."""
-        return max(self.busy, self.holders) / (self.slots or 1)
 
 
 def conversation_key(request: GenerationRequest) -> str:
@@ -100,12 +92,6 @@ def choose(key: Optional[str], replicas: Sequence[ReplicaLoad], *, continuing: b
     ranked = [by_name[name] for name in rank(key, list(by_name))]
     if remembered in by_name and by_name[remembered].load < threshold:
         return by_name[remembered]
-    if not continuing and remembered is None and ranked[0].crowding >= 1:
-        # a new conversation would evict a live one's cache there: start it where a slot
-        # holds nothing recent, if some replica has one
-        roomy = [r for r in ranked if r.crowding < 1]
-        if roomy:
-            return roomy[0]
     if ranked[0].load < threshold:
         return ranked[0]
     return min(ranked, key=lambda r: r.load)  # ties keep the rendezvous order

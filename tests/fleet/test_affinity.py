@@ -52,15 +52,6 @@ def test_a_slot_unknown_keeps_the_replica_only():
     assert memory.pin("x", A) is None
 
 
-def test_recent_holders_of_a_replica():
-    memory = Affinity()
-    memory.served("x", A, 0)
-    memory.served("y", A, 1)
-    memory.served("z", B, 0)
-    assert memory.holders(A, since=0) == 2 and memory.holders(B, since=0) == 1
-    assert memory.holders(A, since=float("inf")) == 0
-
-
 def test_forgetting_a_replica():
     memory = Affinity()
     memory.served("x", A, 0)

@@ -104,18 +104,6 @@ def test_load_and_memory(loads, remembered, expected):
     assert chosen.name == names[expected]
 
 
-def test_a_new_conversation_starts_where_no_live_cache_is_evicted():
-    key = conversation_key(chat("doc"))
-    preferred, other = rank(key, REPLICAS[:2])
-    crowded = [ReplicaLoad(preferred, busy=1, slots=4, holders=4),
-               ReplicaLoad(other, busy=2, slots=4, holders=2)]
-    assert choose(key, crowded).name == other
-    assert choose(key, crowded, remembered=preferred).name == preferred  # it goes on: stays
-    all_crowded = [ReplicaLoad(preferred, busy=1, slots=4, holders=4),
-                   ReplicaLoad(other, busy=0, slots=4, holders=5)]
-    assert choose(key, all_crowded).name == preferred
-
-
 @pytest.mark.parametrize(("request_", "expected"), [
     pytest.param(chat("doc"), False, id="first-turn"),
     pytest.param(chat("doc", "answer", "more"), True, id="later-turn"),
