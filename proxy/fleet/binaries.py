@@ -24,7 +24,7 @@ def find_llama_server(configured: str = "") -> tuple:
     on_path = shutil.which(NAME)
     if on_path:
         return Path(on_path), ()
-    found = _from_llama_cpp_python()
+    found = from_llama_cpp_python()
     if found:
         return found
     raise ValueError(f"no {NAME} found: install llama.cpp (its release archives and package "
@@ -32,7 +32,8 @@ def find_llama_server(configured: str = "") -> tuple:
                      f"its server, or name the binary with --llama-server PATH")
 
 
-def _from_llama_cpp_python() -> Optional[tuple]:
+def from_llama_cpp_python() -> Optional[tuple]:
+    """``(binary, library folders)`` of an installed llama-cpp-python built with its server."""
     try:
         files = importlib.metadata.distribution("llama-cpp-python").files or []
     except importlib.metadata.PackageNotFoundError:

@@ -11,22 +11,20 @@ finds the binaries and runs them on loopback ports as restartable subprocesses:
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import os
 import pathlib
 import subprocess
-import sysconfig
 import time
 
 import requests
 
+from proxy.config import child_environment
+from proxy.fleet.binaries import from_llama_cpp_python
 from tests.processes import free_port, stop_process
 
 BIN_ENV_VAR = "LLAMA_SERVER_BIN"
 GENERATIONS = ("powerinfer", "llamacpp-2023", "llamacpp")
 OLD_SERVER_VERSIONS = {"powerinfer": "0.2.18", "llamacpp-2023": "0.2.27"}
-_BINARY_NAME = "llama-server"
-_WHEEL_DISTRIBUTION = "llama-cpp-python"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,30 +33,6 @@ class ServerBinary:
 
     path: pathlib.Path
     env: dict[str, str]
-
-
-def _wheel_files() -> list[pathlib.Path]:
-    """Every file the llama-cpp-python distribution installed (empty if it is absent)."""
-    try:
-        dist = importlib.metadata.distribution(_WHEEL_DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError:
-        return []
-    return [pathlib.Path(f.locate()) for f in dist.files or []]
-
-
-def _with_library_path(lib_dirs: list[pathlib.Path]) -> dict[str, str]:
-    """os.environ with lib_dirs put in front of LD_LIBRARY_PATH.
-
-    The wheel's llama-server has no RPATH: it only finds libllama-server-impl.so,
-    libllama.so and libggml*.so through the loader's search path.
-    """
-    env = dict(os.environ)
-    parts = [str(d) for d in lib_dirs]
-    if env.get("LD_LIBRARY_PATH"):
-        parts.append(env["LD_LIBRARY_PATH"])
-    if parts:
-        env["LD_LIBRARY_PATH"] = os.pathsep.join(parts)
-    return env
 
 
 def old_server_cache() -> pathlib.Path:
@@ -80,13 +54,8 @@ def find_server(generation: str) -> ServerBinary:
 
 
 def find_llama_server() -> ServerBinary:
-    """Locate llama-server: $LLAMA_SERVER_BIN first, else the llama-cpp-python wheel's.
-
-    The wheel puts the binary wherever its build installed it (for 0.3.36 that is
-    site-packages/bin/, with the shared libraries in site-packages/lib/ and
-    site-packages/llama_cpp/lib/), so the distribution's own file list is consulted
-    before the environment's scripts directory.
-    """
+    """Locate llama-server: $LLAMA_SERVER_BIN first, else the llama-cpp-python wheel's, found
+    (with its libraries) as the proxy finds it for ``--model``."""
     user_binary = os.environ.get(BIN_ENV_VAR)
     if user_binary:
         path = pathlib.Path(user_binary)
@@ -94,16 +63,13 @@ def find_llama_server() -> ServerBinary:
             raise FileNotFoundError(f"{BIN_ENV_VAR}={user_binary!r} is not an executable file")
         return ServerBinary(path, dict(os.environ))
 
-    files = _wheel_files()
-    candidates = [f for f in files if f.name == _BINARY_NAME]
-    candidates.append(pathlib.Path(sysconfig.get_path("scripts")) / _BINARY_NAME)
-    for path in candidates:
-        if path.is_file() and os.access(path, os.X_OK):
-            lib_dirs = sorted({f.parent for f in files if f.name.startswith("lib") and ".so" in f.name})
-            return ServerBinary(path, _with_library_path(lib_dirs))
+    found = from_llama_cpp_python()
+    if found:
+        path, library_dirs = found
+        return ServerBinary(path, child_environment(library_dirs))
     raise FileNotFoundError(
-        f"no {_BINARY_NAME} found: set {BIN_ENV_VAR} to a llama-server binary, or install a "
-        f"{_WHEEL_DISTRIBUTION} wheel built with llama-server (see .ci/wheels.sh)"
+        f"no llama-server found: set {BIN_ENV_VAR} to a llama-server binary, or install a "
+        f"llama-cpp-python wheel built with llama-server (see .ci/wheels.sh)"
     )
 
 
