@@ -1,14 +1,20 @@
 """Run the choices a request asks for and turn backend chunks into OpenAI stream events."""
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import closing
 from typing import Iterator
 
 from proxy import builders
+from proxy.sse import KEEPALIVE
 from proxy.backends import Backend
 from proxy.schemas import Choices
 from proxy.types import Usage
+
+PATIENCE = 2.0  # seconds a stream's first event may take before keep-alives begin
+KEEPALIVE_EVERY = 5.0  # seconds between keep-alives: well inside proxies' idle timeouts
 
 
 def jobs(choices: Choices) -> list:
@@ -28,6 +34,43 @@ def complete_all(backend: Backend, choices: Choices) -> list:
 def primed(events: Iterator[dict]) -> Iterator[dict]:
     """Start ``events`` now, so that a failure before the first byte is an HTTP error."""
     return _chain(next(events), events)
+
+
+def primed_patiently(events: Iterator[dict], patience: float = PATIENCE,
+                     every: float = KEEPALIVE_EVERY) -> Iterator:
+    """Like :func:`primed`, but a first event slower than ``patience`` (a server starting)
+    commits the stream and sends :data:`~proxy.sse.KEEPALIVE` every ``every`` seconds until
+    it comes, so that intermediaries do not time the request out. A failure after that is
+    an error event."""
+    first: Future = Future()
+    threading.Thread(target=_first_event, args=(events, first), daemon=True,
+                     name="first-event").start()
+    try:
+        return _chain(first.result(patience), events)
+    except FutureTimeout:
+        return _keeping_alive(first, events, every)
+
+
+def _first_event(events: Iterator[dict], first: Future) -> None:
+    try:
+        first.set_result(next(events))
+    except BaseException as exc:  # the stream's own error, raised where it is read
+        first.set_exception(exc)
+
+
+def _keeping_alive(first: Future, events: Iterator[dict], every: float) -> Iterator:
+    try:
+        while True:
+            yield KEEPALIVE
+            try:
+                event = first.result(every)
+                break
+            except FutureTimeout:
+                pass
+    except GeneratorExit:  # the client left: close the stream once it has begun
+        first.add_done_callback(lambda _: events.close())
+        raise
+    yield from _chain(event, events)
 
 
 def chat_events(backend: Backend, choices: Choices, id: str, model: str) -> Iterator[dict]:

@@ -12,6 +12,8 @@ from proxy.errors import ProxyError, ShuttingDownError
 logger = logging.getLogger(__name__)
 
 DONE = b"data: [DONE]\n\n"
+KEEPALIVE = object()  # an event meaning "nothing yet": sent as a comment, which clients skip
+KEEPALIVE_COMMENT = b": waiting for the model's server to start\n\n"
 HEADERS = {
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",  # keep nginx (a common front) from buffering the stream
@@ -46,6 +48,9 @@ def event_stream(events: Iterable[dict], drain: Drain) -> Iterator[bytes]:
 def _framed(events: Iterable[dict], drain: Drain) -> Iterator[bytes]:
     try:
         for event in events:
+            if event is KEEPALIVE:
+                yield KEEPALIVE_COMMENT
+                continue
             yield encode_event(event)
             if drain.ending:
                 raise ShuttingDownError("the proxy is shutting down and could not finish this "

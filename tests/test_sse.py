@@ -7,7 +7,7 @@ import pytest
 
 from proxy.draining import Drain
 from proxy.errors import InvalidRequestError, UpstreamError, UpstreamUnavailableError
-from proxy.sse import DONE, encode_event, event_stream
+from proxy.sse import DONE, KEEPALIVE, KEEPALIVE_COMMENT, encode_event, event_stream
 from tests.polling import wait_for
 
 
@@ -64,6 +64,12 @@ def test_stream_frames_every_event_then_done():
     frames = list(event_stream(source, Drain()))
     assert frames == [b'data: {"n":1}\n\n', b'data: {"n":2}\n\n', DONE]
     assert source.closed
+
+
+def test_a_keepalive_is_a_comment_line():
+    frames = list(event_stream(iter([KEEPALIVE, {"a": 1}]), Drain()))
+    assert frames == [KEEPALIVE_COMMENT, b'data: {"a":1}\n\n', DONE]
+    assert KEEPALIVE_COMMENT.startswith(b": ") and KEEPALIVE_COMMENT.endswith(b"\n\n")
 
 
 def test_empty_stream_is_just_done():

@@ -68,6 +68,11 @@ def served_model(requested: Optional[str]) -> str:
     return requested or get_state().settings.model_name or configured_models()[0].id
 
 
-def event_response(events) -> Response:
-    return Response(sse.event_stream(generation.primed(events), get_state().drain),
+def event_response(events, model: Optional[str]) -> Response:
+    """Stream ``events``; a failure before the first one is an HTTP error, unless the
+    model's server is starting and takes long enough that the client needs keep-alives."""
+    state = get_state()
+    started = (generation.primed_patiently(events) if state.backend.starting(model)
+               else generation.primed(events))
+    return Response(sse.event_stream(started, state.drain),
                     mimetype="text/event-stream", headers=sse.HEADERS)

@@ -30,7 +30,8 @@ def chat() -> Response:
 @bp.post("/chat-stream")
 def chat_stream() -> Response:
     request = watched(glm.parse_chat(read_json()))
-    return event_response(_events(get_state().backend, request, served_model(request.model)))
+    return event_response(_events(get_state().backend, request, served_model(request.model)),
+                          request.model)
 
 
 @bp.post("/tokenize")

@@ -22,7 +22,7 @@ def create_chat_completion() -> Response:
     model = served_model(choices.requests[0].model)
     if choices.stream:
         events = generation.chat_events(state.backend, choices, builders.new_id("chatcmpl"), model)
-        return event_response(events)
+        return event_response(events, choices.requests[0].model)
     completions = generation.complete_all(state.backend, choices)
     return jsonify(builders.chat_completion(builders.new_id("chatcmpl"), model, completions))
 
@@ -36,7 +36,7 @@ def create_completion() -> Response:
     model = served_model(choices.requests[0].model)
     if choices.stream:
         events = generation.text_events(state.backend, choices, builders.new_id("cmpl"), model)
-        return event_response(events)
+        return event_response(events, choices.requests[0].model)
     completions = generation.complete_all(state.backend, choices)
     prompts = [r.prompt for r in choices.requests]
     return jsonify(builders.text_completion(builders.new_id("cmpl"), model, completions,

@@ -38,6 +38,10 @@ class Backend:
         """``(generations running or waiting, how many can run at once or None)``."""
         return 0, None
 
+    def starting(self, model: Optional[str] = None) -> bool:
+        """Whether a request for ``model`` would first wait for a server to start."""
+        return False
+
     def tokenize(self, text: str, model: Optional[str] = None) -> list[tuple[int, str]]:
         """Return ``(id, piece)`` for each token of ``text`` (``model``: which, in a fleet)."""
         raise NotImplementedByBackendError(f"the {self.name} backend cannot tokenize")
