@@ -20,19 +20,32 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from proxy.app import create_app
+    from proxy.fleet.supervisor import start_supervisor
 
+    # under gunicorn the servers the proxy runs live in a process of their own, not a worker
+    supervisor = or_exit(start_supervisor, settings) if settings.server == "gunicorn" else None
     try:
-        app = create_app(settings)
-    except ValueError as exc:  # a bad template or key file: say so, no traceback
+        app = or_exit(create_app, settings)
+        report_upstream(app)
+        logger.info("serving the OpenAI API on http://%s:%s with %s", settings.host,
+                    settings.port, settings.server)
+        if settings.server == "gunicorn":
+            app.extensions["proxy"].backend.close()  # each worker makes its own after the fork
+            serve_gunicorn(settings)
+        else:
+            serve_waitress(app, settings)
+    finally:
+        if supervisor is not None:
+            supervisor.stop()
+
+
+def or_exit(make, settings: Settings):
+    """``make(settings)``; a bad template, key or models file ends the command with one line
+    saying what is wrong, not a traceback."""
+    try:
+        return make(settings)
+    except ValueError as exc:
         sys.exit(f"oai-proxy: {exc}")
-    report_upstream(app)
-    logger.info("serving the OpenAI API on http://%s:%s with %s", settings.host,
-                settings.port, settings.server)
-    if settings.server == "gunicorn":
-        app.extensions["proxy"].backend.close()  # each worker makes its own after the fork
-        serve_gunicorn(settings)
-    else:
-        serve_waitress(app, settings)
 
 
 def report_upstream(app) -> None:

@@ -226,9 +226,6 @@ def _validate(settings: Settings) -> None:
                              f"got {getattr(settings, spec.name)!r}")
     if any(not key or key.isspace() for key in settings.api_key):
         raise ValueError("--api-key must not be empty")
-    if settings.model and settings.backend == "servercpp" and settings.workers != 1:
-        raise ValueError("--model runs its llama-server inside the proxy's one process: use "
-                         "--workers 1 (or run llama-server yourself and use --llama-api)")
     for name in ("max_queue", "slots", "max_running"):
         if getattr(settings, name) < 0:
             raise ValueError(f"{flag_name(name)} must be 0 or more")
@@ -252,6 +249,20 @@ def child_environment(library_dirs=()) -> dict:
     if parts:
         env["LD_LIBRARY_PATH"] = os.pathsep.join(parts)
     return env
+
+
+SUPERVISOR_ENV = "OAI_PROXY_SUPERVISOR"
+
+
+def advertise_supervisor(address: str, authkey: bytes) -> None:
+    """Tell the gunicorn workers forked from here where the model servers are run."""
+    os.environ[SUPERVISOR_ENV] = f"{authkey.hex()}@{address}"
+
+
+def supervisor_address() -> Optional[tuple]:
+    """``(address, authkey)`` of the process that runs the model servers, if there is one."""
+    authkey, _, address = os.environ.get(SUPERVISOR_ENV, "").partition("@")
+    return (address, bytes.fromhex(authkey)) if address else None
 
 
 def cache_dir() -> str:

@@ -20,6 +20,9 @@ def find_llama_server(configured: str = "") -> tuple:
         path = Path(configured)
         if not (path.is_file() and os.access(path, os.X_OK)):
             raise ValueError(f"--llama-server {configured}: no executable file there")
+        wheel = from_llama_cpp_python()  # named by its path, it still needs its libraries
+        if wheel and wheel[0].resolve() == path.resolve():
+            return wheel
         return path, ()
     on_path = shutil.which(NAME)
     if on_path:

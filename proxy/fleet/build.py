@@ -6,10 +6,12 @@ import os
 import socket
 import threading
 from pathlib import Path
+from typing import Iterable
 
 from proxy.backends.base import Backend
 from proxy.backends.servercpp.client import probe_ready
-from proxy.config import Settings, cache_dir, child_environment, unescape
+from proxy.config import (Settings, cache_dir, child_environment, supervisor_address,
+                          unescape)
 from proxy.errors import UpstreamUnavailableError
 from proxy.fleet.admission import Admission
 from proxy.fleet.catalog import Catalog, ModelSpec, Upstream, from_settings
@@ -18,6 +20,7 @@ from proxy.fleet.binaries import find_llama_server
 from proxy.fleet.health import Rotation
 from proxy.fleet.managed import ManagedBackend
 from proxy.fleet.processes import Launch, ManagedServer, ProcessPool, command_for
+from proxy.fleet.remote import Supervised
 from proxy.fleet.slots import SlotCount
 
 logger = logging.getLogger(__name__)
@@ -26,17 +29,24 @@ logger = logging.getLogger(__name__)
 def build_fleet(settings: Settings, catalog: Catalog | None = None) -> Fleet:
     """The fleet of ``catalog`` (default: the models file, or the flags' fleet of one).
 
-    A template, key file or model file that cannot be used is a ``ValueError`` naming it.
+    Servers the proxy runs are this process's own, or, in a gunicorn worker, handles on the
+    supervisor's. A template, key file or model file that cannot be used is a ``ValueError``
+    naming it.
     """
     catalog = catalog or from_settings(settings)
-    pool = ProcessPool(catalog.max_running)
-    if any(spec.managed for spec in catalog.models) and settings.workers != 1:
-        raise ValueError("models the proxy runs itself live in its one process: use "
-                         "--workers 1")
+    pool, runner, servers = None, None, {}
+    if any(spec.managed for spec in catalog.models):
+        supervisor = supervisor_address()
+        if supervisor:
+            runner = Supervised(*supervisor)
+            servers = runner.servers()
+        else:
+            pool, servers = managed_servers(catalog, settings)
+            runner = pool
     models = []
     try:
         for spec in catalog.models:
-            replicas = (_managed(spec, settings, pool) if spec.managed
+            replicas = (_managed(spec, servers[spec.id], settings) if spec.managed
                         else _replicas(spec, settings))
             by_name = {replica.name: replica for replica in replicas}
             rotation = Rotation(lambda name, by_name=by_name: by_name[name].backend.health().ok)
@@ -46,24 +56,37 @@ def build_fleet(settings: Settings, catalog: Catalog | None = None) -> Fleet:
             for replica in model.replicas:
                 replica.backend.close()
         raise
-    fleet = Fleet(catalog, models, pool)
-    for server in pool.servers:
+    if pool is not None:
+        preload(pool.servers)
+    return Fleet(catalog, models, runner)
+
+
+def managed_servers(catalog: Catalog, settings: Settings) -> tuple:
+    """The pool of the servers the proxy runs, and each model's server by model id."""
+    pool = ProcessPool(catalog.max_running)
+    servers = {spec.id: pool.add(_server(spec, settings, pool))
+               for spec in catalog.models if spec.managed}
+    return pool, servers
+
+
+def preload(servers: Iterable[ManagedServer]) -> None:
+    """Start the servers marked ``preload`` in the background."""
+    for server in servers:
         if server.preload:
             threading.Thread(target=_preload, args=(server,), daemon=True,
-                             name=f"preload-{server.launch.name}").start()
-    return fleet
+                             name=f"preload-{server.name}").start()
 
 
-def _preload(server) -> None:
+def _preload(server: ManagedServer) -> None:
     """Start a server at boot; a failure is logged, and requests try again."""
     try:
         server.ensure()
     except UpstreamUnavailableError as exc:
-        logger.error("preloading %s failed: %s", server.launch.name, exc.message)
+        logger.error("preloading %s failed: %s", server.name, exc.message)
 
 
-def _managed(spec: ModelSpec, settings: Settings, pool: ProcessPool) -> tuple:
-    """The one replica of a model the proxy runs: its server on a free local port."""
+def _server(spec: ModelSpec, settings: Settings, pool: ProcessPool) -> ManagedServer:
+    """A model's server, not started: its command on a free local port, its log file."""
     managed = spec.managed
     if managed.model and not os.access(managed.model, os.R_OK):
         raise ValueError(f"cannot read the model file {managed.model} of {spec.id}")
@@ -78,10 +101,13 @@ def _managed(spec: ModelSpec, settings: Settings, pool: ProcessPool) -> tuple:
     launch = Launch(spec.id, command_for(template, port, managed.model), port,
                     Path(settings.log_dir or os.path.join(cache_dir(), "logs"))
                     / f"{spec.id}.log", env, ttl=managed.ttl)
-    server = pool.add(ManagedServer(launch, pool, probe_ready, preload=managed.preload))
-    upstream = Upstream(launch.url)
-    return (Replica(launch.url, ManagedBackend(server, _servercpp(upstream, spec, settings,
-                                                                  None))),)
+    return ManagedServer(launch, pool, probe_ready, preload=managed.preload)
+
+
+def _managed(spec: ModelSpec, server, settings: Settings) -> tuple:
+    """The one replica of a model the proxy runs, in front of its server."""
+    backend = _servercpp(Upstream(server.url), spec, settings, None)
+    return (Replica(server.url, ManagedBackend(server, backend)),)
 
 
 def _replicas(spec: ModelSpec, settings: Settings) -> tuple:

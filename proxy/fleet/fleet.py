@@ -24,6 +24,7 @@ from proxy.fleet.health import Rotation
 from proxy.fleet.placement import ReplicaLoad, choose, continues, conversation_key
 from proxy.fleet.managed import ManagedBackend
 from proxy.fleet.processes import ManagedServer, ProcessPool
+from proxy.fleet.remote import RemoteServer, Supervised
 from proxy.types import Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo
 
 logger = logging.getLogger(__name__)
@@ -69,8 +70,9 @@ class Fleet(Backend):
     name = "fleet"
 
     def __init__(self, catalog: Catalog, models: Sequence[Model],
-                 processes: Optional[ProcessPool] = None) -> None:
-        """``processes``: the servers the proxy runs itself, stopped when it closes."""
+                 processes: Optional[ProcessPool | Supervised] = None) -> None:
+        """``processes``: what runs the servers the proxy runs itself (this process's pool,
+        or a gunicorn worker's connections to the supervisor), closed with the fleet."""
         self.catalog = catalog
         self._models = {model.spec.id: model for model in models}
         self.processes = processes
@@ -146,6 +148,9 @@ class Fleet(Backend):
     def embed(self, inputs: Sequence[str], model: Optional[str] = None) -> Embeddings:
         return self._any_replica(model, lambda backend: backend.embed(inputs))
 
+    def starting(self, model: Optional[str] = None) -> bool:
+        return any(replica.backend.starting() for replica in self._model(model).replicas)
+
     # -- what it serves --------------------------------------------------------------------
 
     def models(self) -> list:
@@ -205,7 +210,7 @@ class Fleet(Backend):
                            "replicas": replicas})
         return listed
 
-    def server_of(self, name: str) -> ManagedServer:
+    def server_of(self, name: str) -> ManagedServer | RemoteServer:
         """The server the proxy runs for model ``name``."""
         model = self._model(name)
         backend = model.replicas[0].backend

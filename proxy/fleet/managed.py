@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Iterator, Optional, Sequence
 
 from proxy.backends.base import Backend
-from proxy.fleet.processes import ManagedServer
 from proxy.types import Chunk, Completion, Embeddings, GenerationRequest, Health
 
 
@@ -13,7 +12,9 @@ class ManagedBackend(Backend):
 
     name = "servercpp"
 
-    def __init__(self, server: ManagedServer, backend: Backend) -> None:
+    def __init__(self, server, backend: Backend) -> None:
+        """``server``: a :class:`~proxy.fleet.processes.ManagedServer`, or a gunicorn
+        worker's :class:`~proxy.fleet.remote.RemoteServer` handle on one."""
         self.server = server
         self.backend = backend
 
@@ -39,6 +40,9 @@ class ManagedBackend(Backend):
 
     def load(self) -> tuple:
         return self.backend.load()
+
+    def starting(self, model: Optional[str] = None) -> bool:
+        return not self.server.is_ready()
 
     def models(self) -> list:
         return self.backend.models()

@@ -33,7 +33,7 @@ FIRST_BACKOFF, LAST_BACKOFF = 1.0, 30.0
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
     """Ask Linux to send SIGTERM when the thread that started us ends (the proxy dies)."""
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -80,20 +80,40 @@ class ManagedServer:
         self._attempt = 0  # starts so far: a waiter shares the fate of the one it waited for
         self._lock = threading.Condition()
 
+    @property
+    def name(self) -> str:
+        return self.launch.name
+
+    @property
+    def url(self) -> str:
+        return self.launch.url
+
     # -- what requests do ------------------------------------------------------------------
 
     @contextmanager
     def using(self) -> Iterator[None]:
         """Hold the server running (started if need be) for the ``with`` block."""
-        self.ensure()
-        with self._lock:
-            self.in_flight += 1
+        self.acquire()
         try:
             yield
         finally:
-            with self._lock:
-                self.in_flight -= 1
-                self.last_used = time.monotonic()
+            self.release()
+
+    def acquire(self) -> None:
+        """Start the server if need be, and count one more request in it."""
+        self.ensure()
+        with self._lock:
+            self.in_flight += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+            self.last_used = time.monotonic()
+
+    def is_ready(self) -> bool:
+        """Whether a request would find the server serving, without waiting for a start."""
+        with self._lock:
+            return self.state == "ready" and self._alive()
 
     def ensure(self) -> None:
         """Return once the server is ready; start it, or wait for a start under way."""
@@ -231,7 +251,7 @@ class ProcessPool:
                 return subprocess.Popen(launch.command, stdin=subprocess.DEVNULL, stdout=log,
                                         stderr=subprocess.STDOUT, env=launch.env,
                                         cwd=launch.log_path.parent, start_new_session=True,
-                                        preexec_fn=_die_with_parent)
+                                        preexec_fn=die_with_parent)
         try:
             return self._spawner.submit(run).result()
         except OSError as exc:
@@ -256,9 +276,14 @@ class ProcessPool:
         victim.stop(f"making room for {starting.launch.name}")
 
     def close(self) -> None:
+        """Stop every server at once: each gets its own grace period, not a share of one."""
         self._closed.set()
-        for server in self.servers:
-            server.stop("the proxy is stopping")
+        stopping = [threading.Thread(target=server.stop, args=("the proxy is stopping",))
+                    for server in self.servers]
+        for thread in stopping:
+            thread.start()
+        for thread in stopping:
+            thread.join()
         self._spawner.shutdown(wait=False)
 
     def _reap(self) -> None:

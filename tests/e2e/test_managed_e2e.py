@@ -6,6 +6,7 @@ and that nothing outlives it.
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -26,9 +27,15 @@ NO_UPSTREAM = "http://127.0.0.1:9"  # the proxy runs its own servers: this one i
 
 
 def servers_of(proxy: ProxyProcess) -> list:
-    """The model servers running under the proxy."""
+    """The model servers running under the proxy (not its gunicorn workers or supervisor)."""
     children = psutil.Process(proxy.process.pid).children(recursive=True)
-    return [child for child in children if child.status() != psutil.STATUS_ZOMBIE]
+    return [child for child in children if child.status() != psutil.STATUS_ZOMBIE
+            and child.cmdline()[:1] != [sys.executable]]
+
+
+def supervisors_of(proxy: ProxyProcess) -> list:
+    children = psutil.Process(proxy.process.pid).children(recursive=True)
+    return [child for child in children if "proxy.fleet.supervisor" in child.cmdline()]
 
 
 def gone(pid: int) -> bool:
@@ -188,8 +195,90 @@ model = "{model}"
         assert health["generation"] == "powerinfer"
 
 
-def test_gunicorn_workers_cannot_share_managed_servers(model, logs):
-    proxy = managed(model, logs, "workers", "--server", "gunicorn", "--workers", "2")
-    with pytest.raises(RuntimeError) as error:
-        proxy.start()
-    assert "--workers 1" in str(error.value)
+def test_gunicorn_workers_share_one_supervisor(model, logs):
+    """Two workers, one server: started once, outliving a killed worker, gone with the
+    master."""
+    proxy = managed(model, logs, "workers", "--server", "gunicorn", "--workers", "2").start()
+    try:
+        (supervisor,) = supervisors_of(proxy)
+        client = sdk(proxy)
+        with ThreadPoolExecutor(8) as pool:
+            replies = list(pool.map(lambda _: client.completions.create(
+                model="any", prompt="the cat", max_tokens=3), range(8)))
+        assert all(r.choices[0].text is not None for r in replies)
+        assert proxy.log().count("starting tiny-llama.gguf") == 1
+        (server,) = servers_of(proxy)
+        assert server.parent().pid == supervisor.pid
+        workers = [child for child in psutil.Process(proxy.process.pid).children()
+                   if child.pid != supervisor.pid]
+        assert len(workers) == 2
+        with requests.post(proxy.url + "/v1/completions", stream=True, timeout=60, json={
+                "prompt": "the cat", "max_tokens": 100000, "stream": True,
+                "logit_bias": {"2": -100}}) as response:
+            lines = response.iter_lines()  # kept: dropping it would close the stream
+            next(lines)
+            assert _in_flight(proxy) == 1
+            for worker in workers:  # whichever held the stream: its hold on the server ends
+                worker.kill()
+        wait_for(lambda: len(psutil.Process(proxy.process.pid).children()) == 3,
+                 "gunicorn to replace its workers")
+        wait_for(lambda: _in_flight(proxy) == 0, "the killed worker's request to be let go")
+        assert servers_of(proxy) == [server]  # the server outlived its users
+        assert client.completions.create(model="any", prompt="hi", max_tokens=2).choices
+    finally:
+        proxy.process.send_signal(signal.SIGKILL)
+        proxy.process.wait()
+        proxy.stop()
+    wait_for(lambda: gone(server.pid) and gone(supervisor.pid),
+             "the server and the supervisor to exit", timeout=2)
+
+
+def _in_flight(proxy: ProxyProcess):
+    try:
+        return admin(proxy, "GET", "/models").json()["models"][0]["replicas"][0]["managed"][
+            "in_flight"]
+    except (requests.RequestException, ValueError):
+        return None
+
+
+def test_gunicorn_wsgi_runs_the_supervisor_from_its_hooks(model, logs):
+    binary = find_server("llamacpp")
+    proxy = ProxyProcess(NO_UPSTREAM, logs / "proxy-wsgi.log", how="wsgi", env={
+        **binary.env, "PROXY_MODEL": str(model), "PROXY_LLAMA_SERVER": str(binary.path),
+        "PROXY_LOG_DIR": str(logs / "servers-wsgi"), "PROXY_WORKERS": "2",
+        "PROXY_SERVER_ARGS": "-np 2 -c 2048"}, args=["--workers", "2"])
+    with proxy:
+        reply = sdk(proxy).chat.completions.create(
+            model="any", max_tokens=3, messages=[{"role": "user", "content": "hi"}])
+        assert reply.choices[0].finish_reason in ("stop", "length")
+        (server,) = servers_of(proxy)
+        (supervisor,) = supervisors_of(proxy)
+    assert gone(server.pid) and gone(supervisor.pid)  # SIGTERM: stopped in order
+
+
+def test_a_slow_start_keeps_the_stream_alive(tmp_path, model, logs):
+    binary = find_server("llamacpp")
+    server = f"{binary.path} -m {model} --host 127.0.0.1 --port ${{PORT}} -np 1 -c 1024"
+    text = f"""
+[models.slow]
+cmd = "sh -c 'sleep 3; exec {server}'"
+[models.broken]
+cmd = "sh -c 'sleep 3; echo cannot open the model on port ${{PORT}}; exit 1'"
+"""
+    with with_file(tmp_path, logs, "slow", text) as proxy:
+        for name in ("slow", "broken"):
+            with requests.post(proxy.url + "/v1/chat/completions", stream=True, timeout=60,
+                               json={"model": name, "max_tokens": 3, "stream": True,
+                                     "messages": [{"role": "user", "content": "hi"}]}) as reply:
+                assert reply.status_code == 200  # committed while the server started
+                lines = [line for line in reply.iter_lines() if line]
+            assert lines[0].startswith(b": ")  # a comment, which clients skip
+            assert lines[-1] == b"data: [DONE]"
+            if name == "slow":
+                assert b'"finish_reason"' in lines[-2]
+            else:
+                assert b"cannot open the model" in lines[-2] and b'"error"' in lines[-2]
+        chunks = list(sdk(proxy).chat.completions.create(  # ready now: no comments needed
+            model="slow", max_tokens=3, stream=True,
+            messages=[{"role": "user", "content": "hi"}]))
+        assert chunks[-1].choices[0].finish_reason in ("stop", "length")
