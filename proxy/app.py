@@ -8,12 +8,13 @@ from typing import Optional
 from flask import Flask
 
 from proxy import auth
-from proxy.api import admin, errors, glm, openai, web
+from proxy.api import admin, errors, glm, observe, openai, web
 from proxy.api.common import ProxyState
 from proxy.backends import Backend
-from proxy.config import Settings
+from proxy.config import Settings, metrics_folder
 from proxy.errors import ShuttingDownError
 from proxy.fleet.build import build_fleet
+from proxy.ops.metrics import Metrics
 
 
 def create_app(settings: Optional[Settings] = None, *, backend: Optional[Backend] = None) -> Flask:
@@ -25,7 +26,9 @@ def create_app(settings: Optional[Settings] = None, *, backend: Optional[Backend
     app.json.sort_keys = False
     app.json.ensure_ascii = False
     app.json.compact = True
-    state = ProxyState(settings, backend or build_fleet(settings))
+    metrics = Metrics(metrics_folder())
+    state = ProxyState(settings, backend or build_fleet(settings, metrics=metrics), metrics)
+    metrics.watch(state.backend)
     app.extensions["proxy"] = state
 
     @app.before_request
@@ -33,12 +36,14 @@ def create_app(settings: Optional[Settings] = None, *, backend: Optional[Backend
         if state.drain.began:  # a request on a kept-alive connection, after SIGTERM
             raise ShuttingDownError("the proxy is shutting down; send the request again")
 
+    observe.init_app(app, metrics)
     auth.init_app(app, settings.api_key, settings.cors_origins)
     errors.init_app(app)
     app.register_blueprint(openai.bp)
     app.register_blueprint(glm.bp)
     app.register_blueprint(web.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(observe.bp)
     return app
 
 

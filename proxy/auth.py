@@ -8,7 +8,7 @@ from flask import Flask, Response, request
 
 from proxy.errors import AuthenticationError
 
-PUBLIC_PATHS = frozenset({"/health", "/"})
+PUBLIC_PATHS = frozenset({"/health", "/", "/metrics"})  # /metrics: its own key
 ADMIN = "/admin/"  # its own key: proxy.api.admin checks it
 
 

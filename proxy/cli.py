@@ -19,11 +19,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     settings = Settings.from_args(argv)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from proxy.app import create_app
-    from proxy.fleet.supervisor import start_supervisor
+    from proxy.serving import Master
 
-    # under gunicorn the servers the proxy runs live in a process of their own, not a worker
-    supervisor = or_exit(start_supervisor, settings) if settings.server == "gunicorn" else None
+    # made before the app is imported: it would otherwise run the model servers itself, and
+    # prometheus_client, once imported, would keep the metrics in this process alone
+    master = Master(settings) if settings.server == "gunicorn" else None
+    if master is not None:
+        or_exit(lambda _: master.start(), settings)
+    from proxy.app import create_app
+
     try:
         app = or_exit(create_app, settings)
         report_upstream(app)
@@ -35,8 +39,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         else:
             serve_waitress(app, settings)
     finally:
-        if supervisor is not None:
-            supervisor.stop()
+        if master is not None:
+            master.stop()
 
 
 def or_exit(make, settings: Settings):

@@ -77,6 +77,8 @@ class Settings:
     admin_key: str = setting("", "key for the admin API (/admin/...): list, load and unload "
                                  "models, read their logs; none = admin API off",
                              secret=True, metavar="KEY")
+    metrics_key: str = setting("", "key for GET /metrics (the admin key opens it too); none = "
+                                   "/metrics is public", secret=True, metavar="KEY")
     max_length: int = setting(4096, "chatglm: most tokens per generation, prompt plus answer "
                                     "(its KV cache; at most the model file's own)")
     max_context_length: int = setting(2048, "chatglm: most prompt tokens; a longer prompt "
@@ -252,6 +254,18 @@ def child_environment(library_dirs=()) -> dict:
 
 
 SUPERVISOR_ENV = "OAI_PROXY_SUPERVISOR"
+METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's own name for it
+
+
+def share_metrics(folder: str) -> None:
+    """Put every process forked from here in prometheus_client's multiprocess mode (it must
+    happen before the library is first imported)."""
+    os.environ[METRICS_ENV] = folder
+
+
+def metrics_folder() -> str:
+    """The folder gunicorn's workers write their metrics to; empty in a single process."""
+    return os.environ.get(METRICS_ENV, "")
 
 
 def advertise_supervisor(address: str, authkey: bytes) -> None:

@@ -5,11 +5,14 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import closing
+from contextvars import copy_context
 from typing import Iterator
 
 from proxy import builders
 from proxy.sse import KEEPALIVE
 from proxy.backends import Backend
+from proxy.ops import measure
+from proxy.ops.measure import waiting
 from proxy.schemas import Choices
 from proxy.types import Usage
 
@@ -26,9 +29,15 @@ def complete_all(backend: Backend, choices: Choices) -> list:
     """Generate every choice; several run at once, as the upstream's slots allow."""
     todo = jobs(choices)
     if len(todo) == 1 or not backend.concurrent:
-        return [backend.complete(request) for request in todo]
-    with ThreadPoolExecutor(max_workers=len(todo)) as pool:
-        return list(pool.map(backend.complete, todo))
+        completions = [backend.complete(request) for request in todo]
+    else:
+        with waiting(), ThreadPoolExecutor(max_workers=len(todo)) as pool:
+            completions = list(pool.map(backend.complete, todo))
+    total = Usage()
+    for index, completion in enumerate(completions):
+        total = _add(total, completion.usage, count_prompt=index % choices.n == 0)
+    measure.generated(total.prompt_tokens, total.completion_tokens)
+    return completions
 
 
 def primed(events: Iterator[dict]) -> Iterator[dict]:
@@ -43,8 +52,8 @@ def primed_patiently(events: Iterator[dict], patience: float = PATIENCE,
     it comes, so that intermediaries do not time the request out. A failure after that is
     an error event."""
     first: Future = Future()
-    threading.Thread(target=_first_event, args=(events, first), daemon=True,
-                     name="first-event").start()
+    threading.Thread(target=copy_context().run, args=(_first_event, events, first),
+                     daemon=True, name="first-event").start()
     try:
         return _chain(first.result(patience), events)
     except FutureTimeout:
@@ -81,6 +90,7 @@ def chat_events(backend: Backend, choices: Choices, id: str, model: str) -> Iter
         calls = 0  # tool calls streamed so far in this choice: the next one's index
         with closing(backend.stream(request)) as chunks:
             first = next(chunks)
+            measure.first_token()
             yield builders.chat_chunk(id, model, created, index,
                                       {"role": "assistant", "content": ""})
             for chunk in _chain(first, chunks):
@@ -96,6 +106,7 @@ def chat_events(backend: Backend, choices: Choices, id: str, model: str) -> Iter
                     usage = _add(usage, chunk.usage, count_prompt=index % choices.n == 0)
                     yield builders.chat_chunk(id, model, created, index, {},
                                               finish_reason=chunk.finish_reason)
+    measure.generated(usage.prompt_tokens, usage.completion_tokens)
     if choices.include_usage:
         yield builders.usage_chunk(id, model, created, "chat.completion.chunk", usage)
 
@@ -107,6 +118,7 @@ def text_events(backend: Backend, choices: Choices, id: str, model: str) -> Iter
     for index, request in enumerate(jobs(choices)):
         with closing(backend.stream(request)) as chunks:
             first = next(chunks)
+            measure.first_token()
             if choices.echo:
                 yield builders.text_chunk(id, model, created, index, request.prompt)
             for chunk in _chain(first, chunks):
@@ -117,6 +129,7 @@ def text_events(backend: Backend, choices: Choices, id: str, model: str) -> Iter
                     usage = _add(usage, chunk.usage, count_prompt=index % choices.n == 0)
                     yield builders.text_chunk(id, model, created, index, "",
                                               finish_reason=chunk.finish_reason)
+    measure.generated(usage.prompt_tokens, usage.completion_tokens)
     if choices.include_usage:
         yield builders.usage_chunk(id, model, created, "text_completion", usage)
 

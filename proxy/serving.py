@@ -1,38 +1,69 @@
 """Production defaults for gunicorn, shared by ``gunicorn.conf.py`` and ``oai-proxy --server gunicorn``."""
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 from typing import Optional
 
 from gunicorn.config import Config
 
-from proxy.config import Settings, supervisor_address
+from proxy.config import Settings, metrics_folder, share_metrics, supervisor_address
 from proxy.fleet.supervisor import SupervisorProcess, start_supervisor
 from proxy.gunicorn_worker import patient_worker
 
 
-class SupervisorHooks:
-    """gunicorn's master starts the process that runs the model servers, and stops it last.
+class Master:
+    """What gunicorn's master keeps for all its workers, made before it forks the first.
 
-    Workers come and go (a crash, ``--max-requests``); the servers must not go with them.
-    When ``oai-proxy --server gunicorn`` started the supervisor already, these leave it be.
+    The process that runs the model servers: workers come and go (a crash,
+    ``--max-requests``), the servers must not go with them. And the folder where every worker
+    writes its metrics, unless the operator named one (``PROMETHEUS_MULTIPROC_DIR``).
+    Whatever was there already (``oai-proxy --server gunicorn`` makes both before gunicorn's
+    hooks run) is left alone, and only what this made is removed.
     """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.supervisor: Optional[SupervisorProcess] = None
+        self.folder = ""
+
+    def start(self) -> "Master":
+        """Raises ``ValueError`` when the models' servers cannot be run."""
+        if not metrics_folder():
+            self.folder = tempfile.mkdtemp(prefix="oai-proxy-metrics-")
+            share_metrics(self.folder)
+        if not supervisor_address():
+            self.supervisor = start_supervisor(self.settings)
+        return self
+
+    def stop(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()
+        if self.folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class MasterHooks:
+    """gunicorn's hooks around :class:`Master`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.master = Master(settings)
 
     def on_starting(self, arbiter) -> None:
-        if supervisor_address():
-            return
         try:
-            self.supervisor = start_supervisor(self.settings)
+            self.master.start()
         except ValueError as exc:
             sys.exit(f"oai-proxy: {exc}")
 
+    def child_exit(self, arbiter, worker) -> None:
+        """A worker's live gauges (queue, slots busy) leave the sums with it."""
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid, metrics_folder())
+
     def on_exit(self, arbiter) -> None:
-        if self.supervisor is not None:
-            self.supervisor.stop()
+        self.master.stop()
 
 
 def gunicorn_options(settings: Settings) -> dict:
@@ -41,7 +72,7 @@ def gunicorn_options(settings: Settings) -> dict:
     Threads also read requests, so clients that stall half-way are dropped after
     ``--client-timeout`` (see :mod:`proxy.gunicorn_worker`).
     """
-    hooks = SupervisorHooks(settings)
+    hooks = MasterHooks(settings)
     return {
         "bind": [f"{settings.host}:{settings.port}"],
         "workers": settings.workers,
@@ -58,6 +89,7 @@ def gunicorn_options(settings: Settings) -> dict:
         "accesslog": "-",
         "loglevel": settings.log_level,
         "on_starting": hooks.on_starting,
+        "child_exit": hooks.child_exit,
         "on_exit": hooks.on_exit,
         # newer gunicorn opens a control socket at one fixed path per user: every proxy on the
         # host would take it from the one before, and the proxy needs none

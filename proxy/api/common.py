@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request
 from werkzeug.exceptions import ClientDisconnected
 
 from proxy import generation, sse
@@ -15,6 +15,7 @@ from proxy.backends import Backend
 from proxy.config import Settings
 from proxy.draining import Drain
 from proxy.errors import InvalidRequestError, RequestTimeoutError
+from proxy.ops.metrics import Metrics
 from proxy.schemas import lone_surrogate_at
 from proxy.types import GenerationRequest
 
@@ -26,6 +27,7 @@ SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 class ProxyState:
     settings: Settings
     backend: Backend
+    metrics: Metrics
     drain: Drain = field(default_factory=Drain)
 
 
@@ -65,6 +67,7 @@ def configured_models() -> list:
 
 def served_model(requested: Optional[str]) -> str:
     """The model the client named, else the default model."""
+    g.model = requested
     return requested or get_state().settings.model_name or configured_models()[0].id
 
 

@@ -14,6 +14,7 @@ from flask import Blueprint, Response, jsonify
 from proxy import glm
 from proxy.api.common import event_response, get_state, read_json, served_model, watched
 from proxy.backends import Backend
+from proxy.ops import measure
 from proxy.schemas import parse_model
 from proxy.types import GenerationRequest
 
@@ -24,6 +25,7 @@ bp = Blueprint("glm", __name__)
 def chat() -> Response:
     request = watched(glm.parse_chat(read_json()))
     completion = get_state().backend.complete(request)
+    measure.generated(completion.usage.prompt_tokens, completion.usage.completion_tokens)
     return jsonify(glm.chat_answer(completion, served_model(request.model)))
 
 
@@ -59,8 +61,11 @@ def _events(backend: Backend, request: GenerationRequest, model: str) -> Iterato
     with closing(backend.stream(request)) as chunks:
         for chunk in chunks:
             if chunk.text:
+                measure.first_token()
                 texts.append(chunk.text)
                 yield glm.stream_delta(chunk.text)
             if chunk.finish_reason:
+                if chunk.usage is not None:
+                    measure.generated(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
                 yield glm.stream_end("".join(texts), chunk.finish_reason, chunk.usage, model)
 

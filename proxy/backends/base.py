@@ -38,6 +38,10 @@ class Backend:
         """``(generations running or waiting, how many can run at once or None)``."""
         return 0, None
 
+    def model_label(self, model: Optional[str]) -> str:
+        """The name metrics count ``model`` under: never a client's free text."""
+        return "default"
+
     def starting(self, model: Optional[str] = None) -> bool:
         """Whether a request for ``model`` would first wait for a server to start."""
         return False

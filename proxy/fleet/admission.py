@@ -19,6 +19,7 @@ from typing import Callable, Iterator, Optional, TypeVar
 from proxy.errors import (ClientGoneError, QueueFullError, QueueTimeoutError,
                           SlotUnavailableError)
 from proxy.fleet.slots import SlotCount
+from proxy.ops.measure import waiting
 
 POLL = 0.2  # seconds between checks, while waiting, that the client is still there
 FIRST_BACKOFF = 0.05  # a refused request waits this long before trying again, doubling
@@ -42,6 +43,19 @@ class Ticket:
     accepted: bool = False  # the server has started answering it
 
 
+class LineWatch:
+    """Told as requests join the line, leave it, and finish: what metrics count."""
+
+    def joined(self) -> None:
+        """A request started waiting."""
+
+    def left(self, waited: float, admitted: bool) -> None:
+        """A request stopped waiting after ``waited`` seconds, with a slot or without."""
+
+    def finished(self) -> None:
+        """An admitted request gave its slot back."""
+
+
 class Admission:
     """Leases on one upstream's slots, handed out in arrival order.
 
@@ -50,10 +64,12 @@ class Admission:
     """
 
     def __init__(self, name: str, slots: SlotCount, *, max_queue: int, queue_timeout: float,
-                 remedy: str = "", clock: Callable[[], float] = time.monotonic) -> None:
+                 remedy: str = "", clock: Callable[[], float] = time.monotonic,
+                 watch: LineWatch = LineWatch()) -> None:
         """``name`` says what the slots belong to in errors ("the upstream http://…");
         ``remedy`` how else to get more of them."""
         self.name = name
+        self.watch = watch
         self.remedy = remedy
         self.slots = slots
         self.max_queue = max_queue
@@ -106,10 +122,12 @@ class Admission:
         Pass back the ticket of a refused attempt to keep its place at the head of the line
         and its original deadline.
         """
-        ticket = self._wait(gone, ticket)
+        with waiting():  # a line for the upstream's slots: not the proxy's own time
+            ticket = self._wait(gone, ticket)
         try:
             yield ticket
         finally:
+            self.watch.finished()
             with self._lock:
                 self._running -= 1
                 if ticket.accepted:
@@ -171,6 +189,7 @@ class Admission:
                 self._line.append(ticket)
             else:
                 self._line.appendleft(ticket)
+            self.watch.joined()
             try:
                 while not (self._line[0] is ticket and self._free()
                            and self.clock() >= ticket.not_before):
@@ -193,11 +212,16 @@ class Admission:
             except BaseException:
                 self._line.remove(ticket)
                 self._wake_head()  # the next in line may be free to go now
+                self.watch.left(self._waited(ticket), admitted=False)
                 raise
             self._line.popleft()
+            self.watch.left(self._waited(ticket), admitted=True)
             self._running += 1
             self._wake_head()  # more than one slot may be free
             return ticket
+
+    def _waited(self, ticket: Ticket) -> float:
+        return self.clock() - (ticket.deadline - self.queue_timeout)
 
     def _wake_head(self) -> None:
         """Wake the first in line if a slot is free for it (call holding the lock)."""

@@ -6,14 +6,14 @@ import os
 import socket
 import threading
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Optional
 
 from proxy.backends.base import Backend
 from proxy.backends.servercpp.client import probe_ready
 from proxy.config import (Settings, cache_dir, child_environment, supervisor_address,
                           unescape)
 from proxy.errors import UpstreamUnavailableError
-from proxy.fleet.admission import Admission
+from proxy.fleet.admission import Admission, LineWatch
 from proxy.fleet.catalog import Catalog, ModelSpec, Upstream, from_settings
 from proxy.fleet.fleet import Fleet, Model, Replica
 from proxy.fleet.binaries import find_llama_server
@@ -22,11 +22,13 @@ from proxy.fleet.managed import ManagedBackend
 from proxy.fleet.processes import Launch, ManagedServer, ProcessPool, command_for
 from proxy.fleet.remote import Supervised
 from proxy.fleet.slots import SlotCount
+from proxy.ops.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
 
-def build_fleet(settings: Settings, catalog: Catalog | None = None) -> Fleet:
+def build_fleet(settings: Settings, catalog: Catalog | None = None,
+                metrics: Optional[Metrics] = None) -> Fleet:
     """The fleet of ``catalog`` (default: the models file, or the flags' fleet of one).
 
     Servers the proxy runs are this process's own, or, in a gunicorn worker, handles on the
@@ -46,8 +48,8 @@ def build_fleet(settings: Settings, catalog: Catalog | None = None) -> Fleet:
     models = []
     try:
         for spec in catalog.models:
-            replicas = (_managed(spec, servers[spec.id], settings) if spec.managed
-                        else _replicas(spec, settings))
+            replicas = (_managed(spec, servers[spec.id], settings, metrics) if spec.managed
+                        else _replicas(spec, settings, metrics))
             by_name = {replica.name: replica for replica in replicas}
             rotation = Rotation(lambda name, by_name=by_name: by_name[name].backend.health().ok)
             models.append(Model(spec, replicas, rotation))
@@ -104,13 +106,13 @@ def _server(spec: ModelSpec, settings: Settings, pool: ProcessPool) -> ManagedSe
     return ManagedServer(launch, pool, probe_ready, preload=managed.preload)
 
 
-def _managed(spec: ModelSpec, server, settings: Settings) -> tuple:
+def _managed(spec: ModelSpec, server, settings: Settings, metrics) -> tuple:
     """The one replica of a model the proxy runs, in front of its server."""
-    backend = _servercpp(Upstream(server.url), spec, settings, None)
+    backend = _servercpp(Upstream(server.url), spec, settings, None, metrics)
     return (Replica(server.url, ManagedBackend(server, backend)),)
 
 
-def _replicas(spec: ModelSpec, settings: Settings) -> tuple:
+def _replicas(spec: ModelSpec, settings: Settings, metrics) -> tuple:
     if spec.backend == "chatglm":  # imported here: chatglm-cpp is an optional extra
         from proxy.backends.chatglm.backend import load_backend
 
@@ -118,12 +120,13 @@ def _replicas(spec: ModelSpec, settings: Settings) -> tuple:
     embedding = None
     if spec.embedding_upstream:  # one server for every replica: one client, one line
         embedding = (_client(spec.embedding_upstream, spec, settings),
-                     _admission(spec.embedding_upstream, settings))
-    return tuple(Replica(upstream.url, _servercpp(upstream, spec, settings, embedding))
+                     _admission(spec.embedding_upstream, spec, settings, metrics))
+    return tuple(Replica(upstream.url, _servercpp(upstream, spec, settings, embedding, metrics))
                  for upstream in spec.upstreams)
 
 
-def _servercpp(upstream: Upstream, spec: ModelSpec, settings: Settings, embedding) -> Backend:
+def _servercpp(upstream: Upstream, spec: ModelSpec, settings: Settings, embedding,
+               metrics) -> Backend:
     from proxy.backends.servercpp.backend import ServerCppBackend, build_template_factory
     from proxy.prompting import HistoricTemplate
 
@@ -132,7 +135,7 @@ def _servercpp(upstream: Upstream, spec: ModelSpec, settings: Settings, embeddin
                                 unescape(settings.stop))
     return ServerCppBackend(_client(upstream, spec, settings),
                             build_template_factory(spec.chat_template, historic),
-                            _admission(upstream, settings), spec.id, embedding)
+                            _admission(upstream, spec, settings, metrics), spec.id, embedding)
 
 
 def _client(upstream: Upstream, spec: ModelSpec, settings: Settings):
@@ -149,7 +152,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _admission(upstream: Upstream, settings: Settings) -> Admission:
+def _admission(upstream: Upstream, spec: ModelSpec, settings: Settings,
+               metrics: Optional[Metrics]) -> Admission:
+    watch = metrics.line(spec.id or "default", upstream.url) if metrics else LineWatch()
     return Admission(f"the upstream {upstream.url}", SlotCount(configured=upstream.slots or None),
                      max_queue=settings.max_queue, queue_timeout=settings.queue_timeout,
-                     remedy=", or give the server more slots (--parallel)")
+                     remedy=", or give the server more slots (--parallel)", watch=watch)

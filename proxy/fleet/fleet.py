@@ -148,6 +148,10 @@ class Fleet(Backend):
     def embed(self, inputs: Sequence[str], model: Optional[str] = None) -> Embeddings:
         return self._any_replica(model, lambda backend: backend.embed(inputs))
 
+    def model_label(self, model: Optional[str]) -> str:
+        spec = self.catalog.find(model)
+        return "unknown" if spec is None else spec.id or "default"
+
     def starting(self, model: Optional[str] = None) -> bool:
         return any(replica.backend.starting() for replica in self._model(model).replicas)
 

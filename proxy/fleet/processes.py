@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
 from proxy.errors import UpstreamUnavailableError
+from proxy.ops.measure import waiting
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,8 @@ class ManagedServer:
 
     def acquire(self) -> None:
         """Start the server if need be, and count one more request in it."""
-        self.ensure()
+        with waiting():
+            self.ensure()
         with self._lock:
             self.in_flight += 1
 

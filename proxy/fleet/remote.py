@@ -13,6 +13,7 @@ from multiprocessing.connection import Client, Connection
 from typing import Iterator
 
 from proxy.errors import UpstreamUnavailableError
+from proxy.ops.measure import waiting
 
 IDLE_CONNECTIONS = 8  # kept open per worker for the next calls
 GONE = "the process that runs the model servers is gone; the proxy must be restarted"
@@ -91,7 +92,8 @@ class RemoteServer:
     def using(self) -> Iterator[None]:
         """Hold the server running for the ``with`` block, on a connection of its own."""
         with self.supervised.connection() as connection:
-            self.supervised.ask(connection, "acquire", self.name)
+            with waiting():
+                self.supervised.ask(connection, "acquire", self.name)
             try:
                 yield
             finally:

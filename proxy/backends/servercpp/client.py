@@ -11,6 +11,7 @@ from requests.adapters import HTTPAdapter
 from proxy.backends.servercpp.parse import stream_error
 from proxy.errors import (SlotUnavailableError, UpstreamError, UpstreamTimeoutError,
                           UpstreamUnavailableError)
+from proxy.ops.measure import waited, waiting
 
 UNREACHABLE = "upstream_unreachable"  # the request never reached the server: safe to resend
 
@@ -85,11 +86,12 @@ class UpstreamClient:
             self._posts[path] = template
         request = template.copy()
         request.prepare_body(data=None, files=None, json=body)
-        return self.session.send(request, timeout=self.timeout, stream=stream)
+        with waiting():
+            return self.session.send(request, timeout=self.timeout, stream=stream)
 
     def _pieces(self, response: requests.Response) -> Iterator[bytes]:
         with self.errors():
-            yield from response.iter_content(chunk_size=None)
+            yield from waited(response.iter_content(chunk_size=None))
 
     def raise_for_status(self, response: requests.Response) -> None:
         if response.status_code < 400:

@@ -1,0 +1,54 @@
+"""Watching the proxy work: every request measured and counted, and ``GET /metrics``.
+
+Each answer carries ``x-oai-proxy-overhead-ms``: the proxy's own time, upstream waits left
+out. A streamed answer's header can only count up to its first event; the metric counts the
+whole stream.
+"""
+from __future__ import annotations
+
+from time import perf_counter
+
+from flask import Blueprint, Flask, Response, g, request
+
+from proxy.api.common import get_state
+from proxy.auth import require_key
+from proxy.ops import measure
+from proxy.ops.metrics import Metrics
+
+bp = Blueprint("observe", __name__)
+OVERHEAD_HEADER = "x-oai-proxy-overhead-ms"
+EXPOSITION = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus text format; behind --metrics-key (or the admin key) when one is set."""
+    settings = get_state().settings
+    if settings.metrics_key:
+        keys = [key.encode("utf-8") for key in (settings.metrics_key, settings.admin_key) if key]
+        require_key(request.headers.get("Authorization", ""), keys)
+    return Response(get_state().metrics.scrape(), mimetype=None, content_type=EXPOSITION)
+
+
+def init_app(app: Flask, figures: Metrics) -> None:
+    """Measure every request, from before the key check to the last byte it makes."""
+
+    @app.before_request
+    def begin() -> None:
+        g.measure = measure.start()
+
+    @app.after_request
+    def end(response: Response) -> Response:
+        spent = g.get("measure")
+        if spent is None:  # a request refused before its measure began
+            return response
+        spent.pause()
+        response.headers[OVERHEAD_HEADER] = f"{spent.overhead * 1000:.3f}"
+        if response.is_streamed:
+            response.response = measure.timed(response.response, spent)
+        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        model = get_state().backend.model_label(g.get("model"))
+        status = response.status_code
+        response.call_on_close(lambda: figures.answered(
+            route, model, status, perf_counter() - spent.began, spent))
+        return response

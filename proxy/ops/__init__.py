@@ -1,0 +1,1 @@
+"""What an operator sees of the proxy: its own time per request, and its Prometheus metrics."""

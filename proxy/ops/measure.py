@@ -1,0 +1,113 @@
+"""What one request cost: the proxy's own time, its time to first token, its tokens.
+
+A request's :class:`Measure` rides in a context variable, so the upstream client, the
+admission line, the model servers' starts and the generation code can mark what they see
+without being handed anything. Its clock runs while the view runs and while each piece of a
+streamed body is made, not while the server writes to a slow client; time spent waiting on
+an upstream (or its slots, or its start) is taken off.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+from time import perf_counter
+from typing import Iterable, Iterator, Optional
+
+
+class Measure:
+    """One request: seconds in the proxy and the part spent waiting, and what it generated."""
+
+    __slots__ = ("began", "spent", "waited", "first_token", "prompt_tokens",
+                 "completion_tokens", "_since")
+
+    def __init__(self) -> None:
+        self.began = self._since = perf_counter()
+        self.spent = 0.0
+        self.waited = 0.0
+        self.first_token: Optional[float] = None  # seconds from the start to the first token
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+
+    def pause(self) -> None:
+        if self._since is not None:
+            self.spent += perf_counter() - self._since
+            self._since = None
+
+    def resume(self) -> None:
+        self._since = perf_counter()
+
+    @property
+    def overhead(self) -> float:
+        """Seconds of the proxy's own work so far."""
+        running = perf_counter() - self._since if self._since is not None else 0.0
+        return max(self.spent + running - self.waited, 0.0)
+
+
+CURRENT: ContextVar[Optional[Measure]] = ContextVar("measure", default=None)
+
+
+def start() -> Measure:
+    measure = Measure()
+    CURRENT.set(measure)
+    return measure
+
+
+def first_token() -> None:
+    """The first generated text is ready to go out."""
+    measure = CURRENT.get()
+    if measure is not None and measure.first_token is None:
+        measure.first_token = perf_counter() - measure.began
+
+
+def generated(prompt_tokens: int, completion_tokens: int) -> None:
+    measure = CURRENT.get()
+    if measure is not None:
+        measure.prompt_tokens += prompt_tokens
+        measure.completion_tokens += completion_tokens
+
+
+@contextmanager
+def waiting() -> Iterator[None]:
+    """Mark the ``with`` block as waiting on something outside the proxy."""
+    watch = CURRENT.get()
+    if watch is None:
+        yield
+        return
+    began = perf_counter()
+    try:
+        yield
+    finally:
+        watch.waited += perf_counter() - began
+
+
+def waited(pieces: Iterable) -> Iterator:
+    """``pieces``, each one's arrival counted as waiting (an upstream's streamed body)."""
+    watch = CURRENT.get()
+    iterator = iter(pieces)
+    while True:
+        began = perf_counter()
+        piece = next(iterator, None)
+        if watch is not None:
+            watch.waited += perf_counter() - began
+        if piece is None:
+            return
+        yield piece
+
+
+def timed(body: Iterable, watch: Measure) -> Iterator:
+    """A streamed body whose making, piece by piece, runs the request's clock."""
+    iterator = iter(body)
+    try:
+        while True:
+            watch.resume()
+            try:
+                piece = next(iterator, None)
+            finally:
+                watch.pause()
+            if piece is None:
+                return
+            yield piece
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()

@@ -1,0 +1,133 @@
+"""The proxy's Prometheus metrics, through ``prometheus_client``.
+
+Under gunicorn every worker writes its figures to files in a folder the master made
+(``prometheus_client``'s multiprocess mode, chosen before the library is first imported; see
+:mod:`proxy.serving`), and a scrape adds them up. Under waitress the one process keeps them in
+memory. What every process sees alike (upstreams up, slots, the state of the servers the
+proxy runs) is read from the fleet at scrape time.
+"""
+from __future__ import annotations
+
+from typing import Iterator, Optional
+
+from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram,
+                               generate_latest)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from proxy.ops.measure import Measure
+
+PREFIX = "oai_proxy_"
+LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+OVERHEAD = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+MANAGED_STATES = ("stopped", "starting", "ready", "failed")
+
+
+class Metrics:
+    """Every figure the proxy keeps; ``folder`` set means gunicorn's multiprocess mode."""
+
+    def __init__(self, folder: str = "") -> None:
+        self.folder = folder
+        self.registry = None if folder else CollectorRegistry()
+        self._fleet = None
+        registry = self.registry
+        self.requests = Counter(PREFIX + "requests", "Requests answered",
+                                ["route", "model", "status"], registry=registry)
+        self.duration = Histogram(PREFIX + "request_duration_seconds",
+                                  "Time from request to the last byte of the answer",
+                                  ["route", "model"], buckets=LATENCY, registry=registry)
+        self.first_token = Histogram(PREFIX + "time_to_first_token_seconds",
+                                     "Time from request to the first generated text",
+                                     ["model"], buckets=LATENCY, registry=registry)
+        self.tokens = Counter(PREFIX + "tokens", "Tokens, by model and kind (prompt or "
+                              "completion)", ["model", "kind"], registry=registry)
+        self.overhead = Histogram(PREFIX + "overhead_seconds",
+                                  "The proxy's own time per request, waits on upstreams left "
+                                  "out", ["route"], buckets=OVERHEAD, registry=registry)
+        self.queued = Gauge(PREFIX + "queue_length", "Requests waiting for a slot",
+                            ["model", "upstream"], multiprocess_mode="livesum",
+                            registry=registry)
+        self.busy = Gauge(PREFIX + "slots_busy", "Generations running on an upstream",
+                          ["model", "upstream"], multiprocess_mode="livesum", registry=registry)
+        self.queue_wait = Histogram(PREFIX + "queue_wait_seconds",
+                                    "Time a request waited for a slot", ["model"],
+                                    buckets=LATENCY, registry=registry)
+
+    def watch(self, fleet) -> None:
+        """Read the fleet's shared state at every scrape."""
+        self._fleet = FleetCollector(fleet)
+        if self.registry is not None:
+            self.registry.register(self._fleet)
+
+    def line(self, model: str, upstream: str) -> "LineMetrics":
+        return LineMetrics(self, model, upstream)
+
+    def answered(self, route: str, model: str, status: int, seconds: float,
+                 measure: Measure) -> None:
+        """One request done: its count, duration, tokens and the proxy's own time."""
+        self.requests.labels(route, model, str(status)).inc()
+        self.duration.labels(route, model).observe(seconds)
+        self.overhead.labels(route).observe(measure.overhead)
+        if measure.first_token is not None:
+            self.first_token.labels(model).observe(measure.first_token)
+        if measure.prompt_tokens:
+            self.tokens.labels(model, "prompt").inc(measure.prompt_tokens)
+        if measure.completion_tokens:
+            self.tokens.labels(model, "completion").inc(measure.completion_tokens)
+
+    def scrape(self) -> bytes:
+        """The text exposition format of every figure, from every worker."""
+        registry = self.registry
+        if registry is None:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=self.folder)
+            if self._fleet is not None:
+                registry.register(self._fleet)
+        return generate_latest(registry)
+
+
+class LineMetrics:
+    """One upstream's admission line, as the line sees it (see :class:`Admission`)."""
+
+    def __init__(self, metrics: Metrics, model: str, upstream: str) -> None:
+        self.queued = metrics.queued.labels(model, upstream)
+        self.busy = metrics.busy.labels(model, upstream)
+        self.wait = metrics.queue_wait.labels(model)
+
+    def joined(self) -> None:
+        self.queued.inc()
+
+    def left(self, waited: float, admitted: bool) -> None:
+        self.queued.dec()
+        if admitted:
+            self.busy.inc()
+            self.wait.observe(waited)
+
+    def finished(self) -> None:
+        self.busy.dec()
+
+
+class FleetCollector:
+    """Upstreams up or down, their slots, and the state of each server the proxy runs."""
+
+    def __init__(self, fleet) -> None:
+        self.fleet = fleet
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        up = GaugeMetricFamily(PREFIX + "upstream_up", "1 when the upstream is in rotation",
+                               labels=["model", "upstream"])
+        slots = GaugeMetricFamily(PREFIX + "slots_total", "Slots an upstream has, when known",
+                                  labels=["model", "upstream"])
+        managed = GaugeMetricFamily(PREFIX + "managed_server_state", "1 for the state the "
+                                    "server the proxy runs is in", labels=["model", "state"])
+        for model in getattr(self.fleet, "status", list)():
+            for replica in model["replicas"]:
+                name = model["id"] or "default"
+                up.add_metric([name, replica["url"]], float(replica["in_rotation"]))
+                if replica["slots"]:
+                    slots.add_metric([name, replica["url"]], replica["slots"])
+                state: Optional[str] = replica.get("managed", {}).get("state")
+                if state:
+                    for each in MANAGED_STATES:
+                        managed.add_metric([name, each], float(each == state))
+        yield from (up, slots, managed)
