@@ -8,7 +8,9 @@ from flask import Flask, Response, request
 
 from proxy.errors import AuthenticationError
 
-PUBLIC_PATHS = frozenset({"/health", "/", "/metrics"})  # /metrics: its own key
+# pages and their status are public like /health (the playground asks for a key itself);
+# /metrics checks its own key
+PUBLIC_PATHS = frozenset({"/health", "/", "/status", "/playground", "/metrics"})
 ADMIN = "/admin/"  # its own key: proxy.api.admin checks it
 
 

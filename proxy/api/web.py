@@ -17,15 +17,42 @@ ROUTES = (
     ("POST", "/tokenize", "GLM API tokens"),
     ("POST", "/embedding", "GLM API embeddings"),
     ("GET", "/health", "200 when the backend is ready, 503 when not"),
+    ("GET", "/metrics", "Prometheus metrics"),
+    ("GET", "/playground", "chat with a model from this browser"),
 )
 
 
 @bp.get("/")
 def index() -> str:
-    """A page for people: is it up, what does it serve, how to call it. Public, like /health."""
+    """The fleet page: every model and replica, kept fresh from ``/status``. Public, like
+    /health; with no script it still shows the state at load time."""
     state = get_state()
     return render_template("index.html", health=state.backend.health(), routes=ROUTES,
-                           key_required=bool(state.settings.api_key), base_url=request.host_url)
+                           status=fleet_status(), key_required=bool(state.settings.api_key),
+                           base_url=request.host_url)
+
+
+@bp.get("/playground")
+def playground() -> str:
+    """Chat with any model from a browser; the key, when one is needed, stays in the tab."""
+    return render_template("playground.html", key_required=bool(get_state().settings.api_key))
+
+
+@bp.get("/status")
+def status() -> Response:
+    """What the fleet page shows, as JSON: models, replicas, lines, servers, tokens so far."""
+    return jsonify(fleet_status())
+
+
+def fleet_status() -> dict:
+    state = get_state()
+    describe = getattr(state.backend, "status", None)
+    generated = state.metrics.generated()
+    models = [{**model, "completion_tokens": generated.get(model["id"] or "default", 0)}
+              for model in (describe(checked=True) if describe else [])]
+    ok = (all(any(r["ok"] for r in m["replicas"]) for m in models) if models
+          else state.backend.health().ok)
+    return {"ok": ok, "key_required": bool(state.settings.api_key), "models": models}
 
 
 @bp.get("/health")

@@ -38,6 +38,10 @@ class Backend:
         """``(generations running or waiting, how many can run at once or None)``."""
         return 0, None
 
+    def describe(self) -> dict:
+        """What is known of the backend now, without asking it anything (for status pages)."""
+        return {}
+
     def model_label(self, model: Optional[str]) -> str:
         """The name metrics count ``model`` under: never a client's free text."""
         return "default"

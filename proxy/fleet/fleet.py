@@ -198,17 +198,24 @@ class Fleet(Backend):
                 str(m["id"]) for m in models if not m["ready"])
         return Health(ok, self.name, detail)
 
-    def status(self) -> list:
-        """Each model, its replicas in rotation or not, and the servers the proxy runs."""
+    def status(self, checked: bool = False) -> list:
+        """Each model, its replicas in rotation or not, and the servers the proxy runs;
+        ``checked`` asks each replica for its health too (``ok``, and ``error`` when not)."""
         listed = []
         for model in self._models.values():
             replicas = []
             for replica in model.replicas:
+                report = self._checked(model, replica) if checked else None
                 busy, slots = replica.backend.load()
-                entry = {"url": replica.name, "in_rotation": model.rotation.healthy(replica.name),
-                         "busy": busy, "slots": slots}
+                entry = {**replica.backend.describe(), "url": replica.name,
+                         "in_rotation": model.rotation.healthy(replica.name), "busy": busy,
+                         "slots": slots}
                 if isinstance(replica.backend, ManagedBackend):
                     entry["managed"] = replica.backend.server.snapshot()
+                if report is not None:
+                    entry["ok"] = report.ok
+                    if not report.ok:
+                        entry["error"] = report.detail.get("error", "not ready")
                 replicas.append(entry)
             listed.append({"id": model.spec.id, "aliases": list(model.spec.aliases),
                            "replicas": replicas})

@@ -41,6 +41,9 @@ class ManagedBackend(Backend):
     def load(self) -> tuple:
         return self.backend.load()
 
+    def describe(self) -> dict:
+        return self.backend.describe()
+
     def starting(self, model: Optional[str] = None) -> bool:
         return not self.server.is_ready()
 

@@ -77,13 +77,23 @@ class Metrics:
 
     def scrape(self) -> bytes:
         """The text exposition format of every figure, from every worker."""
-        registry = self.registry
-        if registry is None:
-            registry = CollectorRegistry()
-            MultiProcessCollector(registry, path=self.folder)
-            if self._fleet is not None:
-                registry.register(self._fleet)
-        return generate_latest(registry)
+        return generate_latest(self._everything())
+
+    def generated(self) -> dict:
+        """Completion tokens so far by model, from every worker: pages derive tokens/s."""
+        return {sample.labels["model"]: sample.value
+                for family in self._everything().collect() if family.name == PREFIX + "tokens"
+                for sample in family.samples
+                if sample.name.endswith("_total") and sample.labels["kind"] == "completion"}
+
+    def _everything(self) -> CollectorRegistry:
+        if self.registry is not None:
+            return self.registry
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.folder)
+        if self._fleet is not None:
+            registry.register(self._fleet)
+        return registry
 
 
 class LineMetrics:

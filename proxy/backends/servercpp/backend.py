@@ -132,6 +132,12 @@ class ServerCppBackend(Backend):
         return [ModelInfo(self.model_name or (upstream.model if upstream else "servercpp"),
                           owned_by="llamacpp")]
 
+    def describe(self) -> dict:
+        upstream = self._upstream
+        return {"generation": upstream.generation.name if upstream else None,
+                "served_model": upstream.model if upstream else None,
+                **self.admission.snapshot()}
+
     def health(self) -> Health:
         detail = {"upstream": self.client.base_url}
         try:
