@@ -13,6 +13,7 @@ from proxy.api.common import ProxyState
 from proxy.backends import Backend
 from proxy.config import Settings, metrics_folder
 from proxy.errors import ShuttingDownError
+from proxy.access.build import build_access
 from proxy.fleet.build import build_fleet
 from proxy.ops.metrics import Metrics
 
@@ -36,8 +37,10 @@ def create_app(settings: Optional[Settings] = None, *, backend: Optional[Backend
         if state.drain.began:  # a request on a kept-alive connection, after SIGTERM
             raise ShuttingDownError("the proxy is shutting down; send the request again")
 
-    observe.init_app(app, metrics)
-    auth.init_app(app, settings.api_key, settings.cors_origins)
+    access = build_access(settings)
+    app.extensions["access"] = access
+    observe.init_app(app, metrics, access)
+    auth.init_app(app, access, state.backend.model_label, settings.cors_origins)
     errors.init_app(app)
     app.register_blueprint(openai.bp)
     app.register_blueprint(glm.bp)

@@ -1,11 +1,13 @@
-"""API keys and CORS: who may call the API, checked before any view runs."""
+"""API keys, their models and limits, and CORS: checked before any view runs."""
 from __future__ import annotations
 
 import hmac
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 
+from proxy.access.gate import Access
+from proxy.api.common import read_json
 from proxy.errors import AuthenticationError
 
 # pages and their status are public like /health (the playground asks for a key itself);
@@ -14,18 +16,34 @@ PUBLIC_PATHS = frozenset({"/health", "/", "/status", "/playground", "/metrics"})
 ADMIN = "/admin/"  # its own key: proxy.api.admin checks it
 
 
-def init_app(app: Flask, api_keys: Sequence[str], cors_origins: Sequence[str]) -> None:
-    """Install the key check and, when origins are configured, CORS headers."""
-    keys = tuple(key.encode("utf-8") for key in api_keys)
+def init_app(app: Flask, access: Access, label: Callable[[Optional[str]], str],
+             cors_origins: Sequence[str]) -> None:
+    """Install the key, model and rate checks and, when origins are configured, CORS headers.
+
+    ``label`` turns the model a request names into the id the keys file lists.
+    """
     origins = frozenset(cors_origins)
 
     @app.before_request
     def check_key():
         if request.method == "OPTIONS":
             return _preflight(origins) if origins else None
-        if keys and request.path not in PUBLIC_PATHS and not request.path.startswith(ADMIN):
-            require_key(request.headers.get("Authorization", ""), keys)
+        if request.path in PUBLIC_PATHS or request.path.startswith(ADMIN):
+            return None
+        key = g.key = access.identify(request.headers.get("Authorization", ""))
+        if key is not None and key.models and request.method == "POST":
+            body = read_json()
+            g.model = body.get("model") if isinstance(body, dict) else None
+            access.check_model(key, g.model, label)
+        g.limit = access.admit(key)
         return None
+
+    @app.after_request
+    def add_limits(response: Response) -> Response:
+        decision = g.get("limit")
+        if decision is not None:
+            response.headers.update(decision.headers())
+        return response
 
     if origins:
         @app.after_request

@@ -77,6 +77,14 @@ class Settings:
     admin_key: str = setting("", "key for the admin API (/admin/...): list, load and unload "
                                  "models, read their logs; none = admin API off",
                              secret=True, metavar="KEY")
+    keys: str = setting("", "keys file (TOML): named keys, the models each may use, requests "
+                            "and tokens per minute; added to --api-key", metavar="PATH")
+    usage_db: str = setting("", "SQLite file for usage per key and model (default: "
+                                "~/.cache/oai-proxy/usage.sqlite3; Redis with --redis-url)",
+                            metavar="PATH")
+    redis_url: str = setting("", "Redis for rate limits and usage shared by every proxy "
+                                 "process (e.g. redis://host:6379/0); none = per process",
+                             secret=True, metavar="URL")
     metrics_key: str = setting("", "key for GET /metrics (the admin key opens it too); none = "
                                    "/metrics is public", secret=True, metavar="KEY")
     max_length: int = setting(4096, "chatglm: most tokens per generation, prompt plus answer "
@@ -277,6 +285,11 @@ def supervisor_address() -> Optional[tuple]:
     """``(address, authkey)`` of the process that runs the model servers, if there is one."""
     authkey, _, address = os.environ.get(SUPERVISOR_ENV, "").partition("@")
     return (address, bytes.fromhex(authkey)) if address else None
+
+
+def environment() -> Mapping[str, str]:
+    """The environment, for keys files that name their keys by variable (``key_env``)."""
+    return os.environ
 
 
 def cache_dir() -> str:

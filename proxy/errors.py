@@ -36,6 +36,7 @@ class ProxyError(Exception):
         if code is not None:
             self.code = code
         self.retry_after = retry_after
+        self.headers: dict = {}  # sent with the error (a rate limit's x-ratelimit-*)
 
     def to_dict(self) -> dict:
         """Return the OpenAI error body."""
@@ -52,6 +53,18 @@ class AuthenticationError(ProxyError):
     status = 401
     type = "authentication_error"
     code = "invalid_api_key"
+
+
+class PermissionDeniedError(ProxyError):
+    status = 403
+    type = "invalid_request_error"
+    code = "model_not_allowed"
+
+
+class RateLimitError(ProxyError):
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
 
 
 class NotFoundError(ProxyError):

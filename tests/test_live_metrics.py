@@ -29,7 +29,7 @@ def test_a_scrape_counts_every_worker(tmp_path, how):
                                   headers={"Connection": "close"})
             figures = samples(scrape.text)
             assert value(figures, "oai_proxy_requests_total", route="/v1/completions",
-                         model="default", status="200") == REQUESTS
+                         model="default", status="200", key="") == REQUESTS
             assert value(figures, "oai_proxy_tokens_total", model="default",
                          kind="completion") == 3 * REQUESTS
             assert value(figures, "oai_proxy_upstream_up", model="default",

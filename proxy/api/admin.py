@@ -1,7 +1,7 @@
 """The admin API, behind ``--admin-key``: the models, their servers, loading and unloading."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from proxy.api.common import get_state
 from proxy.auth import require_key
@@ -38,6 +38,12 @@ def unload(name: str) -> Response:
     server = get_state().backend.server_of(name)
     server.stop("unloaded through the admin API")
     return jsonify(server.snapshot())
+
+
+@bp.get("/usage")
+def usage() -> Response:
+    """Requests, tokens and errors per key and model, from every process, to the second."""
+    return jsonify({"usage": current_app.extensions["access"].usage.totals()})
 
 
 @bp.get("/models/<name>/log")

@@ -36,7 +36,16 @@ def get_state() -> ProxyState:
 
 
 def read_json() -> object:
-    """The request body as JSON, whatever the Content-Type says (curl users forget it)."""
+    """The request body as JSON, whatever the Content-Type says (curl users forget it).
+
+    Read once per request: a key limited to some models has it read before the view.
+    """
+    if "body" not in g:
+        g.body = _parse_body()
+    return g.body
+
+
+def _parse_body() -> object:
     try:
         data = request.get_data(cache=False)
     except (ClientDisconnected, OSError):  # gunicorn gave up on a body that stopped coming

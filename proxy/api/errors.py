@@ -27,6 +27,7 @@ def render(error: ProxyError) -> Response:
         response.headers["WWW-Authenticate"] = 'Bearer realm="oai-proxy"'
     if error.retry_after is not None:
         response.headers["Retry-After"] = str(error.retry_after)
+    response.headers.update(error.headers)
     if error.status >= 500:
         logger.warning("%s %s", error.status, error.message)
     return response

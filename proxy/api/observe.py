@@ -10,6 +10,7 @@ from time import perf_counter
 
 from flask import Blueprint, Flask, Response, g, request
 
+from proxy.access.gate import Access
 from proxy.api.common import get_state
 from proxy.auth import require_key
 from proxy.ops import measure
@@ -30,8 +31,9 @@ def metrics() -> Response:
     return Response(get_state().metrics.scrape(), mimetype=None, content_type=EXPOSITION)
 
 
-def init_app(app: Flask, figures: Metrics) -> None:
-    """Measure every request, from before the key check to the last byte it makes."""
+def init_app(app: Flask, figures: Metrics, access: Access) -> None:
+    """Measure every request, from before the key check to the last byte it makes; count an
+    API request's usage against its key."""
 
     @app.before_request
     def begin() -> None:
@@ -49,6 +51,14 @@ def init_app(app: Flask, figures: Metrics) -> None:
         route = request.url_rule.rule if request.url_rule is not None else "unmatched"
         model = get_state().backend.model_label(g.get("model"))
         status = response.status_code
-        response.call_on_close(lambda: figures.answered(
-            route, model, status, perf_counter() - spent.began, spent))
+        api = "key" in g  # the key check ran: an API route, not a page or a probe
+        key = g.get("key")
+
+        def done() -> None:
+            figures.answered(route, model, status, perf_counter() - spent.began, spent,
+                             key.name if key else "")
+            if api:
+                access.finished(key, model, status, spent.prompt_tokens, spent.completion_tokens)
+
+        response.call_on_close(done)
         return response

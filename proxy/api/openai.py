@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, g, jsonify
 
 from proxy import builders, generation, schemas
 from proxy.api.common import (configured_models, event_response, get_state, read_json,
@@ -77,7 +77,13 @@ def detokenize() -> Response:
 @bp.get("/v1/models")
 @bp.get("/models")
 def list_models() -> Response:
-    return jsonify(builders.model_list(configured_models()))
+    """Every model, or with a key limited to some, those it may use."""
+    models = configured_models()
+    key = g.get("key")
+    if key is not None and key.models:
+        label = get_state().backend.model_label
+        models = [model for model in models if label(model.id) in key.models]
+    return jsonify(builders.model_list(models))
 
 
 def watched_choices(choices: Choices) -> Choices:

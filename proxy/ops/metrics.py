@@ -32,7 +32,7 @@ class Metrics:
         self._fleet = None
         registry = self.registry
         self.requests = Counter(PREFIX + "requests", "Requests answered",
-                                ["route", "model", "status"], registry=registry)
+                                ["route", "model", "status", "key"], registry=registry)
         self.duration = Histogram(PREFIX + "request_duration_seconds",
                                   "Time from request to the last byte of the answer",
                                   ["route", "model"], buckets=LATENCY, registry=registry)
@@ -63,9 +63,10 @@ class Metrics:
         return LineMetrics(self, model, upstream)
 
     def answered(self, route: str, model: str, status: int, seconds: float,
-                 measure: Measure) -> None:
-        """One request done: its count, duration, tokens and the proxy's own time."""
-        self.requests.labels(route, model, str(status)).inc()
+                 measure: Measure, key: str = "") -> None:
+        """One request done: its count (by key name), duration, tokens and the proxy's own
+        time."""
+        self.requests.labels(route, model, str(status), key).inc()
         self.duration.labels(route, model).observe(seconds)
         self.overhead.labels(route).observe(measure.overhead)
         if measure.first_token is not None:

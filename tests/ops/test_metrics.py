@@ -48,9 +48,10 @@ def test_requests_tokens_and_upstreams_are_counted(fake, proxy_over):
             chat(client, model="nope")] == [200, 200, 200, 404]
     scrape = samples(client.get("/metrics").get_data(as_text=True))
     route = "/v1/chat/completions"
-    assert value(scrape, "oai_proxy_requests_total", route=route, model="tiny", status="200") == 3
+    assert value(scrape, "oai_proxy_requests_total", route=route, model="tiny", status="200",
+                 key="") == 3
     assert value(scrape, "oai_proxy_requests_total", route=route, model="unknown",
-                 status="404") == 1
+                 status="404", key="") == 1
     assert value(scrape, "oai_proxy_tokens_total", model="tiny", kind="completion") > 0
     assert value(scrape, "oai_proxy_tokens_total", model="tiny", kind="prompt") > 0
     assert value(scrape, "oai_proxy_time_to_first_token_seconds_count", model="tiny") == 1

@@ -1,0 +1,28 @@
+"""Make the access gate the settings describe: keys, limiter and usage store."""
+from __future__ import annotations
+
+import os
+
+from proxy.access.gate import Access
+from proxy.access.keyring import Keyring, load_keyring, plain_keys
+from proxy.access.limits import LocalLimiter, RedisLimiter
+from proxy.access.usage import RedisUsage, SqliteUsage, UsageRecorder
+from proxy.config import Settings, cache_dir, environment
+
+
+def build_access(settings: Settings) -> Access:
+    """A keys file that cannot be used is a ``ValueError`` naming it."""
+    keys = plain_keys(settings.api_key)
+    if settings.keys:
+        keys += load_keyring(settings.keys, environment())
+    names = [key.name for key in keys]
+    if len(set(names)) < len(names):
+        raise ValueError(f"{settings.keys}: a key is named like an --api-key key (key-N)")
+    if settings.redis_url:
+        import redis  # only with --redis-url: pip install redis
+
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=2,
+                                      socket_connect_timeout=2)
+        return Access(Keyring(keys), RedisLimiter(client), UsageRecorder(RedisUsage(client)))
+    path = settings.usage_db or os.path.join(cache_dir(), "usage.sqlite3")
+    return Access(Keyring(keys), LocalLimiter(), UsageRecorder(SqliteUsage(path)))

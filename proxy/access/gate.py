@@ -1,0 +1,79 @@
+"""The door every API request passes: which key it carries, whether that key may use the
+model it names and has budget left, and, once answered, what it used."""
+from __future__ import annotations
+
+import atexit
+from typing import Callable, Optional
+
+from proxy.access.keyring import KeySpec, Keyring
+from proxy.access.limits import Decision, LimiterUnavailable
+from proxy.access.usage import UsageRecorder
+from proxy.errors import (AuthenticationError, ModelNotFoundError, PermissionDeniedError,
+                          RateLimitError, UpstreamUnavailableError)
+
+ANONYMOUS = "anonymous"  # the usage of requests when no keys are configured
+
+
+class Access:
+    def __init__(self, keyring: Keyring, limiter, usage: UsageRecorder) -> None:
+        self.keyring = keyring
+        self.limiter = limiter
+        self.usage = usage
+        atexit.register(usage.close)  # the last second of counts is written too
+
+    def identify(self, header: str) -> Optional[KeySpec]:
+        """The key of ``Authorization: Bearer <key>``; None when the proxy wants none.
+
+        Only HTTP's optional whitespace around the value is ignored and the scheme takes any
+        case; anything else around the key makes it another key.
+        """
+        if not self.keyring:
+            return None
+        scheme, _, token = header.strip(" \t").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise AuthenticationError("Missing API key: send 'Authorization: Bearer <key>'.")
+        # the server hands header bytes over as latin-1 text: compare the bytes themselves
+        key = self.keyring.find(token.encode("latin-1", "replace"))
+        if key is None:
+            raise AuthenticationError("Incorrect API key provided.")
+        return key
+
+    @staticmethod
+    def check_model(key: KeySpec, model: str, label: Callable[[Optional[str]], str]) -> None:
+        """Refuse a model the key may not use: 403, or 404 when the key's models are hidden."""
+        if not key.models or label(model) in key.models:
+            return
+        if key.hidden:
+            raise ModelNotFoundError(f"The model {model!r} does not exist here", param="model")
+        raise PermissionDeniedError(f"the key {key.name!r} may not use the model {model!r}; "
+                                    f"it may use {', '.join(key.models)}", param="model")
+
+    def admit(self, key: Optional[KeySpec]) -> Optional[Decision]:
+        """Count the request against its key's minute; 429 when the minute is used up."""
+        if key is None or not key.limited:
+            return None
+        try:
+            decision = self.limiter.admit(key)
+        except LimiterUnavailable as exc:
+            raise UpstreamUnavailableError(str(exc), retry_after=5) from None
+        if not decision.allowed:
+            kind = "requests" if key.rpm and decision.requests >= key.rpm else "tokens"
+            error = RateLimitError(
+                f"the key {key.name!r} used its {kind} per minute "
+                f"({key.rpm if kind == 'requests' else key.tpm}); retry in "
+                f"{decision.retry_after}s", retry_after=decision.retry_after)
+            error.type = kind
+            error.headers = decision.headers()
+            raise error
+        return decision
+
+    def finished(self, key: Optional[KeySpec], model: str, status: int, prompt_tokens: int,
+                 completion_tokens: int) -> None:
+        """An answer went out: add it to the key's usage and charge its tokens."""
+        self.usage.record(key.name if key else ANONYMOUS, model, prompt_tokens,
+                          completion_tokens, error=status >= 400)
+        if key is not None and key.tpm and (prompt_tokens or completion_tokens):
+            try:
+                self.limiter.charge(key, prompt_tokens + completion_tokens)
+            except LimiterUnavailable:
+                pass  # the next admit says so to its client

@@ -1,0 +1,134 @@
+"""Named API keys: which models each may use and how much, from a TOML keys file.
+
+```toml
+[[keys]]
+name = "alice"
+key = "sk-alice"            # or key_env = "ALICE_KEY"
+models = ["qwen", "llama"]  # optional: every model when left out
+hidden = true               # optional: other models are "not found" rather than forbidden
+requests_per_minute = 60    # optional
+tokens_per_minute = 20000   # optional
+```
+"""
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Mapping, Optional, Sequence
+
+try:
+    import tomllib
+except ImportError:  # Python < 3.11
+    import tomli as tomllib
+
+FIELDS = {"name", "key", "key_env", "models", "hidden", "requests_per_minute",
+          "tokens_per_minute"}
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    name: str
+    secret: bytes
+    models: tuple = ()  # model ids; empty = every model
+    hidden: bool = False
+    rpm: int = 0  # requests per minute; 0 = no limit
+    tpm: int = 0  # tokens per minute; 0 = no limit
+
+    def allows(self, model: str) -> bool:
+        return not self.models or model in self.models
+
+    @property
+    def limited(self) -> bool:
+        return bool(self.rpm or self.tpm)
+
+
+class Keyring:
+    """Every key the proxy accepts; none means it accepts requests without one."""
+
+    def __init__(self, keys: Sequence[KeySpec]) -> None:
+        self.keys = tuple(keys)
+
+    def __bool__(self) -> bool:
+        return bool(self.keys)
+
+    def find(self, token: bytes) -> Optional[KeySpec]:
+        """The key ``token`` is, compared with every key so the time taken tells nothing."""
+        found = None
+        for key in self.keys:
+            if hmac.compare_digest(token, key.secret):
+                found = key
+        return found
+
+
+def plain_keys(secrets: Sequence[str]) -> list:
+    """Keys given as bare values (``--api-key``): unnamed, unlimited, every model."""
+    return [KeySpec(f"key-{number}", secret.encode("utf-8"))
+            for number, secret in enumerate(secrets, 1)]
+
+
+def load_keyring(path: str, environ: Mapping[str, str]) -> list:
+    """The keys of a keys file; a ``ValueError`` naming the file, key and field otherwise."""
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise ValueError(f"cannot read the keys file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"the keys file {path} is not valid TOML: {exc}") from None
+    return parse_keys(data, path, environ)
+
+
+def parse_keys(data: dict, source: str, environ: Mapping[str, str]) -> list:
+    entries = data.get("keys")
+    if not isinstance(entries, list) or not entries or set(data) - {"keys"}:
+        raise ValueError(f"{source}: expected one or more [[keys]] tables and nothing else")
+    keys, names, secrets = [], set(), set()
+    for number, entry in enumerate(entries, 1):
+        where = f"{source}: key {number}"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where}: must be a table")
+        name = entry.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"{where}: 'name' must be a non-empty string")
+        where = f"{source}: key {name!r}"
+        unknown = set(entry) - FIELDS
+        if unknown:
+            raise ValueError(f"{where}: unknown field {sorted(unknown)[0]!r}")
+        if name in names:
+            raise ValueError(f"{where}: the name is used twice")
+        secret = _secret(entry, where, environ)
+        if secret in secrets:
+            raise ValueError(f"{where}: the same key value as an earlier key")
+        models = entry.get("models", [])
+        if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
+            raise ValueError(f"{where}: 'models' must be a list of model ids")
+        hidden = entry.get("hidden", False)
+        if not isinstance(hidden, bool):
+            raise ValueError(f"{where}: 'hidden' must be true or false")
+        limits = [_limit(entry, field, where)
+                  for field in ("requests_per_minute", "tokens_per_minute")]
+        names.add(name)
+        secrets.add(secret)
+        keys.append(KeySpec(name, secret, tuple(models), hidden, *limits))
+    return keys
+
+
+def _secret(entry: dict, where: str, environ: Mapping[str, str]) -> bytes:
+    if ("key" in entry) == ("key_env" in entry):
+        raise ValueError(f"{where}: give exactly one of 'key' and 'key_env'")
+    if "key" in entry:
+        value = entry["key"]
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{where}: 'key' must be a non-empty string")
+        return value.encode("utf-8")
+    variable = entry["key_env"]
+    if not isinstance(variable, str) or not environ.get(variable, "").strip():
+        raise ValueError(f"{where}: 'key_env' names an environment variable that is not set")
+    return environ[variable].encode("utf-8")
+
+
+def _limit(entry: dict, field: str, where: str) -> int:
+    value = entry.get(field, 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{where}: '{field}' must be a whole number, 0 or more")
+    return value

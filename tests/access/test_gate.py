@@ -1,0 +1,112 @@
+"""Named keys through the API: models each may use, limits, usage, and secrets kept out."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from proxy.app import create_app
+from proxy.config import Settings
+from tests.fakes.servercpp import FakeServerCpp
+
+KEYS = """
+[[keys]]
+name = "alice"
+key = "sk-alice"
+models = ["tiny"]
+requests_per_minute = 3
+
+[[keys]]
+name = "bob"
+key = "sk-bob"
+models = ["other"]
+hidden = true
+
+[[keys]]
+name = "carol"
+key = "sk-carol"
+tokens_per_minute = 5
+"""
+MODELS = """
+[models.tiny]
+aliases = ["gpt-4"]
+upstreams = ["{0}"]
+[models.other]
+upstreams = ["{0}"]
+"""
+CHAT = {"model": "tiny", "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture
+def client(tmp_path):
+    with FakeServerCpp("llamacpp", n_slots=2) as fake:
+        (tmp_path / "keys.toml").write_text(KEYS)
+        (tmp_path / "models.toml").write_text(MODELS.format(fake.url))
+        app = create_app(Settings(config=str(tmp_path / "models.toml"),
+                                  keys=str(tmp_path / "keys.toml"), admin_key="admin",
+                                  usage_db=str(tmp_path / "usage.sqlite3")))
+        yield app.test_client()
+
+
+def as_key(key: str) -> dict:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def chat(client, key: str, **body):
+    with client.post("/v1/chat/completions", json={**CHAT, **body},
+                     headers=as_key(key)) as response:
+        response.get_data()
+        return response
+
+
+def test_a_key_uses_its_models_only(client):
+    assert chat(client, "sk-alice").status_code == 200
+    assert chat(client, "sk-alice", model="gpt-4").status_code == 200  # an alias of its model
+    refused = chat(client, "sk-alice", model="other")
+    assert refused.status_code == 403 and refused.json["error"]["param"] == "model"
+    assert "'alice' may not use the model 'other'" in refused.json["error"]["message"]
+    hidden = chat(client, "sk-bob", model="tiny")
+    assert hidden.status_code == 404 and hidden.json["error"]["code"] == "model_not_found"
+    listed = client.get("/v1/models", headers=as_key("sk-bob")).json["data"]
+    assert [model["id"] for model in listed] == ["other"]
+
+
+def test_requests_per_minute_then_429_with_openais_headers(client):
+    answers = [chat(client, "sk-alice") for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert answers[0].headers["x-ratelimit-limit-requests"] == "3"
+    assert answers[0].headers["x-ratelimit-remaining-requests"] == "2"
+    refused = answers[3]
+    assert refused.json["error"]["code"] == "rate_limit_exceeded"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert refused.headers["x-ratelimit-remaining-requests"] == "0"
+    assert chat(client, "sk-carol").status_code == 200  # another key, another budget
+
+
+def test_tokens_per_minute_are_charged_after_the_answer(client):
+    assert chat(client, "sk-carol").status_code == 200  # uses more than 5 tokens
+    refused = chat(client, "sk-carol")
+    assert refused.status_code == 429 and refused.json["error"]["type"] == "tokens"
+
+
+def test_usage_per_key_and_model_for_the_admin(client):
+    chat(client, "sk-alice")
+    chat(client, "sk-alice", stream=True)
+    chat(client, "sk-alice", model="other")
+    assert client.get("/admin/usage", headers=as_key("sk-alice")).status_code == 401
+    usage = {(row["key"], row["model"]): row
+             for row in client.get("/admin/usage", headers=as_key("admin")).json["usage"]}
+    alice = usage[("alice", "tiny")]
+    assert alice["requests"] == 2 and alice["errors"] == 0
+    assert alice["prompt_tokens"] > 0 and alice["completion_tokens"] > 0
+    assert usage[("alice", "other")]["errors"] == 1
+
+
+def test_keys_are_named_in_metrics_and_never_logged(client, caplog):
+    caplog.set_level(logging.DEBUG)
+    chat(client, "sk-alice")
+    chat(client, "sk-nobody")
+    scrape = client.get("/metrics").get_data(as_text=True)
+    assert 'key="alice"' in scrape
+    everything = scrape + caplog.text
+    assert "sk-alice" not in everything and "sk-nobody" not in everything
