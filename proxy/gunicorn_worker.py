@@ -74,8 +74,10 @@ class PatientThreadWorker(ThreadWorker):
     patience = 30.0
 
     def handle_exit(self, sig, frame) -> None:
-        state = self.wsgi.extensions["proxy"]
-        state.drain.begin(state.settings.graceful_timeout)
+        app = getattr(self, "wsgi", None)  # None: told to stop while still loading the app
+        if app is not None:
+            state = app.extensions["proxy"]
+            state.drain.begin(state.settings.graceful_timeout)
         super().handle_exit(sig, frame)
 
     def enqueue_req(self, conn) -> None:

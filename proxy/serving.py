@@ -1,6 +1,7 @@
 """Production defaults for gunicorn, shared by ``gunicorn.conf.py`` and ``oai-proxy --server gunicorn``."""
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -27,9 +28,11 @@ class Master:
         self.settings = settings
         self.supervisor: Optional[SupervisorProcess] = None
         self.folder = ""
+        self.owner = os.getpid()
 
     def start(self) -> "Master":
         """Raises ``ValueError`` when the models' servers cannot be run."""
+        self.owner = os.getpid()
         if not metrics_folder():
             self.folder = tempfile.mkdtemp(prefix="oai-proxy-metrics-")
             share_metrics(self.folder)
@@ -38,6 +41,10 @@ class Master:
         return self
 
     def stop(self) -> None:
+        """Stop what this made, in the master only: a worker is a fork of the master, and its
+        exit unwinds the same code."""
+        if os.getpid() != self.owner:
+            return
         if self.supervisor is not None:
             self.supervisor.stop()
         if self.folder:
