@@ -27,9 +27,10 @@ def create_app(settings: Optional[Settings] = None, *, backend: Optional[Backend
     app.json.sort_keys = False
     app.json.ensure_ascii = False
     app.json.compact = True
-    metrics = Metrics(metrics_folder())
+    metrics = Metrics(metrics_folder()) if settings.metrics == "on" else None
     state = ProxyState(settings, backend or build_fleet(settings, metrics=metrics), metrics)
-    metrics.watch(state.backend)
+    if metrics is not None:
+        metrics.watch(state.backend)
     app.extensions["proxy"] = state
 
     @app.before_request

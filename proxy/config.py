@@ -85,6 +85,8 @@ class Settings:
     redis_url: str = setting("", "Redis for rate limits and usage shared by every proxy "
                                  "process (e.g. redis://host:6379/0); none = per process",
                              secret=True, metavar="URL")
+    metrics: str = setting("on", "Prometheus metrics at /metrics; off = none kept (the "
+                                 "overhead header stays)", choices=("on", "off"))
     metrics_key: str = setting("", "key for GET /metrics (the admin key opens it too); none = "
                                    "/metrics is public", secret=True, metavar="KEY")
     max_length: int = setting(4096, "chatglm: most tokens per generation, prompt plus answer "

@@ -3,6 +3,7 @@ model it names and has budget left, and, once answered, what it used."""
 from __future__ import annotations
 
 import atexit
+import logging
 from typing import Callable, Optional
 
 from proxy.access.keyring import KeySpec, Keyring
@@ -11,6 +12,7 @@ from proxy.access.usage import UsageRecorder
 from proxy.errors import (AuthenticationError, ModelNotFoundError, PermissionDeniedError,
                           RateLimitError, UpstreamUnavailableError)
 
+logger = logging.getLogger(__name__)
 ANONYMOUS = "anonymous"  # the usage of requests when no keys are configured
 
 
@@ -43,6 +45,7 @@ class Access:
         """Refuse a model the key may not use: 403, or 404 when the key's models are hidden."""
         if not key.models or label(model) in key.models:
             return
+        logger.info("key %r refused the model %r", key.name, model)
         if key.hidden:
             raise ModelNotFoundError(f"The model {model!r} does not exist here", param="model")
         raise PermissionDeniedError(f"the key {key.name!r} may not use the model {model!r}; "
@@ -64,6 +67,7 @@ class Access:
                 f"{decision.retry_after}s", retry_after=decision.retry_after)
             error.type = kind
             error.headers = decision.headers()
+            logger.info("key %r over its %s per minute", key.name, kind)
             raise error
         return decision
 

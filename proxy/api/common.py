@@ -27,7 +27,7 @@ SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 class ProxyState:
     settings: Settings
     backend: Backend
-    metrics: Metrics
+    metrics: Optional[Metrics]  # None: --metrics off
     drain: Drain = field(default_factory=Drain)
 
 

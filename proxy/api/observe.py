@@ -7,12 +7,14 @@ whole stream.
 from __future__ import annotations
 
 from time import perf_counter
+from typing import Optional
 
 from flask import Blueprint, Flask, Response, g, request
 
 from proxy.access.gate import Access
 from proxy.api.common import get_state
 from proxy.auth import require_key
+from proxy.errors import NotFoundError
 from proxy.ops import measure
 from proxy.ops.metrics import Metrics
 
@@ -24,14 +26,17 @@ EXPOSITION = "text/plain; version=0.0.4; charset=utf-8"
 @bp.get("/metrics")
 def metrics() -> Response:
     """Prometheus text format; behind --metrics-key (or the admin key) when one is set."""
-    settings = get_state().settings
+    state = get_state()
+    if state.metrics is None:
+        raise NotFoundError("Metrics are off; start the proxy with --metrics on.")
+    settings = state.settings
     if settings.metrics_key:
         keys = [key.encode("utf-8") for key in (settings.metrics_key, settings.admin_key) if key]
         require_key(request.headers.get("Authorization", ""), keys)
-    return Response(get_state().metrics.scrape(), mimetype=None, content_type=EXPOSITION)
+    return Response(state.metrics.scrape(), mimetype=None, content_type=EXPOSITION)
 
 
-def init_app(app: Flask, figures: Metrics, access: Access) -> None:
+def init_app(app: Flask, figures: Optional[Metrics], access: Access) -> None:
     """Measure every request, from before the key check to the last byte it makes; count an
     API request's usage against its key."""
 
@@ -55,8 +60,9 @@ def init_app(app: Flask, figures: Metrics, access: Access) -> None:
         key = g.get("key")
 
         def done() -> None:
-            figures.answered(route, model, status, perf_counter() - spent.began, spent,
-                             key.name if key else "")
+            if figures is not None:
+                figures.answered(route, model, status, perf_counter() - spent.began, spent,
+                                 key.name if key else "")
             if api:
                 access.finished(key, model, status, spent.prompt_tokens, spent.completion_tokens)
 

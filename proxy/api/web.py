@@ -47,7 +47,7 @@ def status() -> Response:
 def fleet_status() -> dict:
     state = get_state()
     describe = getattr(state.backend, "status", None)
-    generated = state.metrics.generated()
+    generated = state.metrics.generated() if state.metrics is not None else {}
     models = [{**model, "completion_tokens": generated.get(model["id"] or "default", 0)}
               for model in (describe(checked=True) if describe else [])]
     ok = (all(any(r["ok"] for r in m["replicas"]) for m in models) if models

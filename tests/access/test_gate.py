@@ -110,3 +110,5 @@ def test_keys_are_named_in_metrics_and_never_logged(client, caplog):
     assert 'key="alice"' in scrape
     everything = scrape + caplog.text
     assert "sk-alice" not in everything and "sk-nobody" not in everything
+    chat(client, "sk-alice", model="other")
+    assert "key 'alice' refused the model 'other'" in caplog.text and "sk-alice" not in caplog.text

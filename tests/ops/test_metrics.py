@@ -97,3 +97,11 @@ def test_without_a_metrics_key_the_scrape_is_public_even_with_client_keys(fake, 
     response = proxy_over(fake, api_key=("client",)).get("/metrics")
     assert response.status_code == 200
     assert response.content_type.startswith("text/plain; version=0.0.4")
+
+
+def test_metrics_off_keeps_none_and_still_says_the_overhead(fake, proxy_over):
+    client = proxy_over(fake, metrics="off")
+    assert chat(client) == 200
+    assert "x-oai-proxy-overhead-ms" in client.get("/health").headers
+    assert client.get("/metrics").status_code == 404
+    assert client.get("/status").json["models"][0]["completion_tokens"] == 0

@@ -1,0 +1,129 @@
+"""``python -m bench.operations``: what metrics, keys and limits add to a request.
+
+One synthetic upstream, one waitress proxy per way, non-streamed completions one after
+another, the ways interleaved over three rounds so drift on the machine touches each alike:
+
+- ``metrics off``: ``--metrics off``, no keys (the floor for this bench);
+- ``metrics on``: as the proxy ships;
+- ``+ keys, limits``: a keys file whose key has requests and tokens per minute (counted in
+  the process);
+- ``+ limits in Redis``: the same through ``--redis-url`` (a real ``redis-server`` on this
+  machine; left out, with a note, when none is installed).
+
+Usage is recorded in every way (off the request path, once a second). Writes
+``bench/results/operations{,-quick}.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import requests
+
+from bench import processes
+from bench.__main__ import RESULTS
+
+KEY = "sk-bench"
+KEYS = f'[[keys]]\nname = "bench"\nkey = "{KEY}"\nrequests_per_minute = 100000000\n' \
+       f'tokens_per_minute = 1000000000\n'
+
+
+def latencies(url: str, count: int, key: str) -> float:
+    """p50 ms of ``count`` non-streamed completions sent one after another."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {key}"
+    body = {"model": "tiny", "prompt": "hello", "max_tokens": 16}
+    for _ in range(50):  # warm up connections and the upstream detection
+        session.post(url + "/v1/completions", json=body, timeout=30).raise_for_status()
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        session.post(url + "/v1/completions", json=body, timeout=30).raise_for_status()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def redis_server(work: Path):
+    """A throwaway redis-server, or None when the machine has none."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return None
+    port = processes.free_port()
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save",
+                                "", "--appendonly", "no", "--dir", str(work)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    url = f"redis://127.0.0.1:{port}/0"
+    import redis
+
+    client = redis.Redis.from_url(url)
+    for _ in range(100):
+        try:
+            client.ping()
+            return process, url
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("redis-server did not answer")
+
+
+def run(count: int, work: Path) -> tuple:
+    keys = work / "keys.toml"
+    keys.write_text(KEYS)
+    notes = []
+    with ExitStack() as stack:
+        upstream = stack.enter_context(processes.running(processes.synthetic(work)))
+        ways = {"metrics off": (["--metrics", "off"], ""), "metrics on": ([], ""),
+                "+ keys, limits": (["--keys", str(keys)], KEY)}
+        redis = redis_server(work)
+        if redis is None:
+            notes.append("no redis-server on this machine: the Redis row is left out")
+        else:
+            stack.callback(redis[0].kill)
+            ways["+ limits in Redis"] = (["--keys", str(keys), "--redis-url", redis[1]], KEY)
+        services = {way: stack.enter_context(processes.running(processes.proxy(
+            "waitress", upstream.url, work, threads=16, workers=1,
+            args=[*args, "--usage-db", str(work / f"usage-{index}.sqlite3")],
+            name=f"operations-{index}"))) for index, (way, (args, _)) in enumerate(ways.items())}
+        rounds = {way: [] for way in ways}
+        for _ in range(3):
+            for way, service in services.items():
+                rounds[way].append(latencies(service.url, count // 3, ways[way][1]))
+    return {way: statistics.median(values) for way, values in rounds.items()}, notes
+
+
+def table(p50: dict, notes: list, count: int, quick: bool) -> str:
+    floor = p50["metrics off"]
+    lines = [f"# What metrics, keys and limits add{' (quick run)' if quick else ''}", "",
+             f"Non-streamed completions, one at a time, {count} per way over three interleaved "
+             f"rounds, through waitress to the synthetic upstream (`python -m bench.operations"
+             f"{' --quick' if quick else ''}`).", "",
+             "| way | p50 ms | added to metrics off, ms |", "|---|---:|---:|"]
+    for way, value in p50.items():
+        lines.append(f"| {way} | {value:.3f} | {value - floor:+.3f} |")
+    lines += [""] + [f"- {note}" for note in notes]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.operations",
+                                     description="What metrics, keys and limits cost.")
+    parser.add_argument("--quick", action="store_true", help="a short run that proves it runs")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    count = 300 if args.quick else 3000
+    with tempfile.TemporaryDirectory(prefix="bench-operations-") as work:
+        p50, notes = run(count, Path(work))
+    report = table(p50, notes, count, args.quick)
+    print(report)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"operations{'-quick' if args.quick else ''}.md").write_text(report)
+
+
+if __name__ == "__main__":
+    main()
