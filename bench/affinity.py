@@ -180,20 +180,6 @@ def affinity_runs(workload: Workload, work: Path) -> dict:
 
 # -- the fleet layer's own cost ------------------------------------------------------------------
 
-def latencies(url: str, count: int) -> float:
-    """p50 ms of ``count`` non-streamed completions sent one after another."""
-    session = requests.Session()
-    body = {"model": "tiny", "prompt": "hello", "max_tokens": 16}
-    for _ in range(50):  # warm up connections and the upstream detection
-        session.post(url + "/v1/completions", json=body, timeout=30).raise_for_status()
-    times = []
-    for _ in range(count):
-        started = time.perf_counter()
-        session.post(url + "/v1/completions", json=body, timeout=30).raise_for_status()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
-
-
 def fleet_cost(workload: Workload, work: Path) -> dict:
     with ExitStack() as stack:
         folders = [work / f"synthetic-{i}" for i in range(2)]
@@ -209,7 +195,7 @@ def fleet_cost(workload: Workload, work: Path) -> dict:
         rounds = {way: [] for way in ways}
         for _ in range(3):  # interleaved, so drift on the machine touches both alike
             for way, service in services.items():
-                rounds[way].append(latencies(service.url, workload.cost_requests // 3))
+                rounds[way].append(processes.p50_ms(service.url, workload.cost_requests // 3))
     return {way: statistics.median(values) for way, values in rounds.items()}
 
 

@@ -24,29 +24,12 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-import requests
-
 from bench import processes
 from bench.__main__ import RESULTS
 
 KEY = "sk-bench"
 KEYS = f'[[keys]]\nname = "bench"\nkey = "{KEY}"\nrequests_per_minute = 100000000\n' \
        f'tokens_per_minute = 1000000000\n'
-
-
-def latencies(url: str, count: int, key: str) -> float:
-    """p50 ms of ``count`` non-streamed completions sent one after another."""
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {key}"
-    body = {"model": "tiny", "prompt": "hello", "max_tokens": 16}
-    for _ in range(50):  # warm up connections and the upstream detection
-        session.post(url + "/v1/completions", json=body, timeout=30).raise_for_status()
-    times = []
-    for _ in range(count):
-        started = time.perf_counter()
-        session.post(url + "/v1/completions", json=body, timeout=30).raise_for_status()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
 
 
 def redis_server(work: Path):
@@ -93,7 +76,7 @@ def run(count: int, work: Path) -> tuple:
         rounds = {way: [] for way in ways}
         for _ in range(3):
             for way, service in services.items():
-                rounds[way].append(latencies(service.url, count // 3, ways[way][1]))
+                rounds[way].append(processes.p50_ms(service.url, count // 3, ways[way][1]))
     return {way: statistics.median(values) for way, values in rounds.items()}, notes
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import statistics
 import subprocess
 import sys
 import time
@@ -89,6 +90,22 @@ def llama_server(work_dir: Path, *, parallel: int) -> Iterator:
     with LlamaServer(model, work_dir / "llama-server.log", parallel=parallel,
                      ctx_size=512 * parallel) as server:
         yield server
+
+
+def p50_ms(url: str, count: int, key: str = "") -> float:
+    """p50 ms of ``count`` non-streamed completions sent one after another."""
+    session = requests.Session()
+    if key:
+        session.headers["Authorization"] = f"Bearer {key}"
+    body = {"model": "tiny", "prompt": "hello", "max_tokens": 16}
+    for _ in range(50):  # warm up connections and the upstream detection
+        session.post(url + "/v1/completions", json=body, timeout=30).raise_for_status()
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        session.post(url + "/v1/completions", json=body, timeout=30).raise_for_status()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
 
 
 def missing(upstream: str) -> str:

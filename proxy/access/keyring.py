@@ -16,10 +16,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
-try:
-    import tomllib
-except ImportError:  # Python < 3.11
-    import tomli as tomllib
+from proxy.tomlfile import read_toml
 
 FIELDS = {"name", "key", "key_env", "models", "hidden", "requests_per_minute",
           "tokens_per_minute"}
@@ -68,14 +65,7 @@ def plain_keys(secrets: Sequence[str]) -> list:
 
 def load_keyring(path: str, environ: Mapping[str, str]) -> list:
     """The keys of a keys file; a ``ValueError`` naming the file, key and field otherwise."""
-    try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except OSError as exc:
-        raise ValueError(f"cannot read the keys file {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"the keys file {path} is not valid TOML: {exc}") from None
-    return parse_keys(data, path, environ)
+    return parse_keys(read_toml(path, "keys file"), path, environ)
 
 
 def parse_keys(data: dict, source: str, environ: Mapping[str, str]) -> list:

@@ -10,19 +10,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import shlex
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from proxy import schemas
 from proxy.errors import InvalidRequestError
+from proxy.tomlfile import read_toml
 from proxy.types import GenerationRequest, Sampling
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.9 and 3.10
-    import tomli as tomllib
 
 BACKENDS = ("servercpp", "chatglm")
 # Request fields a model may default; each is applied only where the client left it out.
@@ -147,14 +142,7 @@ def from_settings(settings) -> Catalog:
 
 def read_catalog(path: str) -> Catalog:
     """Read and check a models file; any mistake is a :class:`CatalogError` naming it."""
-    try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except OSError as exc:
-        raise CatalogError(f"cannot read the models file {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogError(f"{path}: not valid TOML: {exc}") from None
-    return parse_catalog(data, path)
+    return parse_catalog(read_toml(path, "models file", CatalogError), path)
 
 
 def parse_catalog(data: dict, source: str) -> Catalog:

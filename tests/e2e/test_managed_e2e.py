@@ -88,13 +88,16 @@ def test_one_command_from_a_model_file(model, logs):
 
 def test_concurrent_first_requests_share_one_start(model, logs):
     with managed(model, logs, "eight") as proxy:
-        client = sdk(proxy)
-        with ThreadPoolExecutor(8) as pool:
-            replies = list(pool.map(lambda _: client.completions.create(
-                model="any", prompt="the cat", max_tokens=3), range(8)))
-        assert all(r.choices[0].text is not None for r in replies)
-        assert proxy.log().count("starting tiny-llama.gguf") == 1
+        eight_first_requests_start_one_server(proxy)
         assert len(servers_of(proxy)) == 1
+
+
+def eight_first_requests_start_one_server(proxy: ProxyProcess) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda _: sdk(proxy).completions.create(
+            model="any", prompt="the cat", max_tokens=3), range(8)))
+    assert all(r.choices[0].text is not None for r in replies)
+    assert proxy.log().count("starting tiny-llama.gguf") == 1
 
 
 def test_a_server_killed_mid_stream_is_restarted(model, logs):
@@ -201,12 +204,7 @@ def test_gunicorn_workers_share_one_supervisor(model, logs):
     proxy = managed(model, logs, "workers", "--server", "gunicorn", "--workers", "2").start()
     try:
         (supervisor,) = supervisors_of(proxy)
-        client = sdk(proxy)
-        with ThreadPoolExecutor(8) as pool:
-            replies = list(pool.map(lambda _: client.completions.create(
-                model="any", prompt="the cat", max_tokens=3), range(8)))
-        assert all(r.choices[0].text is not None for r in replies)
-        assert proxy.log().count("starting tiny-llama.gguf") == 1
+        eight_first_requests_start_one_server(proxy)
         (server,) = servers_of(proxy)
         assert server.parent().pid == supervisor.pid
         workers = [child for child in psutil.Process(proxy.process.pid).children()
@@ -224,7 +222,7 @@ def test_gunicorn_workers_share_one_supervisor(model, logs):
                  "gunicorn to replace its workers")
         wait_for(lambda: _in_flight(proxy) == 0, "the killed worker's request to be let go")
         assert servers_of(proxy) == [server]  # the server outlived its users
-        assert client.completions.create(model="any", prompt="hi", max_tokens=2).choices
+        assert sdk(proxy).completions.create(model="any", prompt="hi", max_tokens=2).choices
     finally:
         proxy.process.send_signal(signal.SIGKILL)
         proxy.process.wait()
