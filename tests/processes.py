@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+import openai
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +60,7 @@ class ProxyProcess:
             self.command += args  # last, so they win
         self.env.update(env or {})  # last too
         self.process: Optional[subprocess.Popen] = None
+        self._clients: list = []
 
     def start(self, timeout: float = 30) -> "ProxyProcess":
         self._log = open(self.log_path, "ab")
@@ -78,7 +80,18 @@ class ProxyProcess:
         self.stop()
         raise TimeoutError(f"the proxy did not answer within {timeout}s:\n{self.log()[-3000:]}")
 
+    def sdk(self, api_key: str = "unused", **options) -> openai.OpenAI:
+        """An ``openai`` client of this proxy, closed when the proxy stops (no socket left
+        for the garbage collector to complain about)."""
+        client = openai.OpenAI(base_url=self.url + "/v1", api_key=api_key, max_retries=0,
+                               **{"timeout": 60, **options})
+        self._clients.append(client)
+        return client
+
     def stop(self) -> None:
+        for client in self._clients:
+            client.close()
+        self._clients.clear()
         stop_process(self.process, timeout=10)
         self._log.close()
 

@@ -40,7 +40,7 @@ def proxy(request, upstream, tmp_path_factory):
 
 @pytest.fixture
 def client(proxy):
-    return openai.OpenAI(base_url=proxy.url + "/v1", api_key="unused", max_retries=0)
+    return proxy.sdk()
 
 
 def test_chat(client, fake):
@@ -109,7 +109,7 @@ def test_client_disconnect_stops_the_upstream(proxy, fake):
 def test_every_server_generation(generation, tmp_path):
     with FakeServerCpp(generation) as fake, \
             ProxyProcess(fake.url, tmp_path / "proxy.log") as proxy:
-        client = openai.OpenAI(base_url=proxy.url + "/v1", api_key="x", max_retries=0)
+        client = proxy.sdk()
         answer = client.chat.completions.create(model="m", messages=CHAT, max_tokens=1)
         assert answer.choices[0].finish_reason == "length"
         streamed = client.chat.completions.create(model="m", messages=CHAT, stream=True,
@@ -125,7 +125,7 @@ def test_every_server_generation(generation, tmp_path):
 def test_upstream_down_then_back(tmp_path):
     with FakeServerCpp("llamacpp") as fake, \
             ProxyProcess(fake.url, tmp_path / "proxy.log") as proxy:
-        client = openai.OpenAI(base_url=proxy.url + "/v1", api_key="x", max_retries=0)
+        client = proxy.sdk()
         assert client.chat.completions.create(model="m", messages=CHAT).choices
         fake.stop()
         with pytest.raises(openai.InternalServerError) as info:
@@ -142,9 +142,9 @@ def test_upstream_down_then_back(tmp_path):
 
 def test_api_keys(tmp_path, upstream):
     with ProxyProcess(upstream.url, tmp_path / "proxy.log", args=["--api-key", "k1", "k2"]) as proxy:
-        good = openai.OpenAI(base_url=proxy.url + "/v1", api_key="k2", max_retries=0)
+        good = proxy.sdk("k2")
         assert good.models.list().data
-        bad = openai.OpenAI(base_url=proxy.url + "/v1", api_key="nope", max_retries=0)
+        bad = proxy.sdk("nope")
         with pytest.raises(openai.AuthenticationError):
             bad.chat.completions.create(model="m", messages=CHAT)
         assert requests.get(proxy.url + "/health", timeout=5).status_code == 200
@@ -154,7 +154,7 @@ def test_api_keys(tmp_path, upstream):
 def test_upstream_timeout_is_a_504(tmp_path, upstream):
     with ProxyProcess(upstream.url, tmp_path / "proxy.log",
                       args=["--upstream-timeout", "0.5"]) as proxy:
-        client = openai.OpenAI(base_url=proxy.url + "/v1", api_key="x", max_retries=0)
+        client = proxy.sdk()
         assert client.models.list().data
         upstream.fail_mode = "hang"
         try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 
-import openai
 import pytest
 
 from tests.fakes.servercpp import FakeServerCpp
@@ -31,7 +30,7 @@ def test_every_process_sends_a_conversation_to_the_same_replica(tmp_path):
         proxies = [stack.enter_context(ProxyProcess(fakes[0].url, tmp_path / f"{how}.log",
                                                     how=how, args=replicas))
                    for how in ("waitress", "gunicorn")]
-        clients = [openai.OpenAI(base_url=proxy.url + "/v1", api_key="unused", max_retries=0)
+        clients = [proxy.sdk()
                    for proxy in proxies]
         for conversation in range(CONVERSATIONS):
             messages = [{"role": "user", "content": f"document number {conversation}"}]

@@ -71,7 +71,8 @@ def test_local_counts_hold_across_threads():
 def test_redis_one_budget_for_every_process(redis_client, redis_url):
     """Two clients stand for two proxy processes: 50 admitted in all, however they race."""
     key = KeySpec("shared", b"s", rpm=50)
-    limiters = [RedisLimiter(redis.Redis.from_url(redis_url)) for _ in range(2)]
+    clients = [redis.Redis.from_url(redis_url) for _ in range(2)]
+    limiters = [RedisLimiter(client) for client in clients]
     results = []
     lock = threading.Lock()
 
@@ -86,6 +87,8 @@ def test_redis_one_budget_for_every_process(redis_client, redis_url):
         thread.start()
     for thread in threads:
         thread.join()
+    for client in clients:
+        client.close()
     assert results.count(True) == 50 and len(results) == 240
 
 
@@ -99,6 +102,6 @@ def test_redis_tokens_and_refusals(redis_client):
 
 
 def test_redis_gone_is_said(redis_url):
-    limiter = RedisLimiter(redis.Redis(port=1, socket_connect_timeout=0.5))
-    with pytest.raises(LimiterUnavailable, match="Redis"):
-        limiter.admit(KEY)
+    with redis.Redis(port=1, socket_connect_timeout=0.5) as nobody:
+        with pytest.raises(LimiterUnavailable, match="Redis"):
+            RedisLimiter(nobody).admit(KEY)

@@ -67,10 +67,11 @@ def test_counts_that_could_not_be_written_are_kept_for_the_next_try():
 def test_redis_totals_from_two_processes(redis_client, redis_url):
     import redis
 
-    for client in (redis_client, redis.Redis.from_url(redis_url)):
-        recorder = UsageRecorder(RedisUsage(client))
-        recorder.record("alice", "qwen", 4, 2, error=False)
-        recorder.record("alice", "qwen", 1, 0, error=True)
-        recorder.close()
+    with redis.Redis.from_url(redis_url) as second_process:
+        for client in (redis_client, second_process):
+            recorder = UsageRecorder(RedisUsage(client))
+            recorder.record("alice", "qwen", 4, 2, error=False)
+            recorder.record("alice", "qwen", 1, 0, error=True)
+            recorder.close()
     assert RedisUsage(redis_client).totals() == [
         {**ROW, "requests": 4, "prompt_tokens": 10, "completion_tokens": 4, "errors": 2}]

@@ -30,10 +30,6 @@ def chatglm_proxy(path: Path, log: Path, *args: str) -> ProxyProcess:
                         args=["--backend", "chatglm", "--model", str(path), *args])
 
 
-def sdk(proxy: ProxyProcess) -> openai.OpenAI:
-    return openai.OpenAI(base_url=proxy.url + "/v1", api_key="unused", max_retries=0)
-
-
 @pytest.fixture(scope="module", params=["waitress", "gunicorn"])
 def glm4(request, models, tmp_path_factory):
     log = tmp_path_factory.mktemp("glm4") / "proxy.log"
@@ -56,7 +52,7 @@ def endless(models, tmp_path_factory):
 
 
 def test_chat(glm4):
-    client = sdk(glm4)
+    client = glm4.sdk()
     answer = client.chat.completions.create(model="tiny", messages=CHAT)
     assert answer.choices[0].message.content == REPLY
     assert answer.choices[0].finish_reason == "stop"
@@ -65,7 +61,7 @@ def test_chat(glm4):
 
 
 def test_chat_stream(glm4):
-    chunks = list(sdk(glm4).chat.completions.create(
+    chunks = list(glm4.sdk().chat.completions.create(
         model="tiny", messages=CHAT, stream=True, stream_options={"include_usage": True}))
     assert chunks[0].choices[0].delta.role == "assistant"
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == REPLY
@@ -76,7 +72,7 @@ def test_chat_stream(glm4):
 
 
 def test_completions_and_stop_words(glm4):
-    client = sdk(glm4)
+    client = glm4.sdk()
     answer = client.completions.create(model="tiny", prompt="Once", max_tokens=3)
     choice = answer.choices[0]
     assert (choice.text, choice.finish_reason) == ("Hello from tiny", "length")
@@ -86,7 +82,7 @@ def test_completions_and_stop_words(glm4):
 
 
 def test_tool_call(chatglm3):
-    answer = sdk(chatglm3).chat.completions.create(model="tiny", messages=CHAT, tools=TOOLS)
+    answer = chatglm3.sdk().chat.completions.create(model="tiny", messages=CHAT, tools=TOOLS)
     choice = answer.choices[0]
     assert choice.finish_reason == "tool_calls" and choice.message.content is None
     (call,) = choice.message.tool_calls
@@ -95,7 +91,7 @@ def test_tool_call(chatglm3):
 
 
 def test_streamed_tool_call_and_its_result(chatglm3):
-    client = sdk(chatglm3)
+    client = chatglm3.sdk()
     chunks = list(client.chat.completions.create(model="tiny", messages=CHAT, tools=TOOLS,
                                                  stream=True))
     deltas = [call for c in chunks for call in (c.choices[0].delta.tool_calls or [])]
@@ -117,7 +113,7 @@ def test_streamed_tool_call_and_its_result(chatglm3):
 
 def content_times(proxy: ProxyProcess, max_tokens: int, times: list) -> None:
     """Stream a chat and note when each piece of content arrives."""
-    stream = sdk(proxy).chat.completions.create(model="tiny", messages=CHAT, stream=True,
+    stream = proxy.sdk().chat.completions.create(model="tiny", messages=CHAT, stream=True,
                                                 max_tokens=max_tokens)
     times.extend(time.monotonic() for c in stream if c.choices and c.choices[0].delta.content)
 
@@ -149,7 +145,7 @@ def test_full_queue_then_a_disconnect_frees_the_model(endless):
         lines = holder.iter_lines()  # kept: dropping it closes the connection
         assert next(lines).startswith(b"data: ")
         waiter = threading.Thread(target=lambda: waiting_text.append(
-            sdk(endless).chat.completions.create(model="tiny", messages=CHAT, max_tokens=5)
+            endless.sdk().chat.completions.create(model="tiny", messages=CHAT, max_tokens=5)
             .choices[0].message.content))
         waiter.start()
         wait_for(lambda: health(endless)["queued"] == 1, "the request queueing", timeout=60)
@@ -159,14 +155,14 @@ def test_full_queue_then_a_disconnect_frees_the_model(endless):
         # the held generation would run for minutes; a loaded machine may take some seconds
         assert time.monotonic() - started < 10, "/health waited for the generation"
         with pytest.raises(openai.InternalServerError) as info:
-            sdk(endless).chat.completions.create(model="tiny", messages=CHAT)
+            endless.sdk().chat.completions.create(model="tiny", messages=CHAT)
         assert info.value.status_code == 503
         assert int(info.value.response.headers["Retry-After"]) > 0
     # the client went away mid-stream: the waiting request gets the model
     waiter.join(120)
     assert waiting_text == ["la la la la la"]
     wait_for(lambda: health(endless)["in_flight"] == 0, "the model coming free", timeout=60)
-    again = sdk(endless).chat.completions.create(model="tiny", messages=CHAT, max_tokens=2)
+    again = endless.sdk().chat.completions.create(model="tiny", messages=CHAT, max_tokens=2)
     assert again.choices[0].message.content == "la la"
 
 

@@ -66,7 +66,7 @@ def vector(embedding) -> list:
 @pytest.mark.parametrize("encoding", [openai.NOT_GIVEN, "float", "base64"],
                          ids=["sdk-default-base64", "float", "base64"])
 def test_sdk_embeddings_equal_the_servers(proxy, embedding_server, encoding):
-    client = openai.OpenAI(base_url=proxy.url + "/v1", api_key="x", max_retries=0)
+    client = proxy.sdk()
     texts = ["the cat sat", "a dog ran home"]
     result = client.embeddings.create(model="tiny", input=texts, encoding_format=encoding)
     assert [item.index for item in result.data] == [0, 1]
@@ -80,7 +80,7 @@ def test_sdk_embeddings_equal_the_servers(proxy, embedding_server, encoding):
 
 
 def test_embeddings_from_a_separate_server(split_proxy, chat_server, embedding_server):
-    client = openai.OpenAI(base_url=split_proxy.url + "/v1", api_key="x", max_retries=0)
+    client = split_proxy.sdk()
     vector = client.embeddings.create(model="tiny", input="the cat sat").data[0].embedding
     assert vector == pytest.approx(direct_embedding(embedding_server, "the cat sat"), abs=1e-5)
     assert client.completions.create(model="tiny", prompt="the", max_tokens=3).choices[0].text

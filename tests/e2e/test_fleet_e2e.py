@@ -101,7 +101,7 @@ def proxy(servers, logs):
 
 @pytest.fixture
 def client(proxy):
-    return openai.OpenAI(base_url=proxy.url + "/v1", api_key="unused", max_retries=0)
+    return proxy.sdk()
 
 
 def replicas_ok(proxy: ProxyProcess) -> dict:

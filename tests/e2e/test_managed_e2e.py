@@ -10,7 +10,6 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import openai
 import psutil
 import pytest
 import requests
@@ -45,10 +44,6 @@ def gone(pid: int) -> bool:
         return True
 
 
-def sdk(proxy: ProxyProcess) -> openai.OpenAI:
-    return openai.OpenAI(base_url=proxy.url + "/v1", api_key="unused", max_retries=0)
-
-
 def admin(proxy: ProxyProcess, method: str, path: str) -> requests.Response:
     return requests.request(method, proxy.url + "/admin" + path, timeout=60,
                             headers={"Authorization": f"Bearer {ADMIN}"})
@@ -74,7 +69,7 @@ def with_file(tmp_path, logs, name: str, text: str, *args: str) -> ProxyProcess:
 def test_one_command_from_a_model_file(model, logs):
     with managed(model, logs, "one-command") as proxy:
         assert servers_of(proxy) == []  # started on the first request, not before
-        client = sdk(proxy)
+        client = proxy.sdk()
         reply = client.chat.completions.create(model="any", max_tokens=4,
                                                messages=[{"role": "user", "content": "hi"}])
         assert reply.choices[0].finish_reason in ("stop", "length")
@@ -94,7 +89,7 @@ def test_concurrent_first_requests_share_one_start(model, logs):
 
 def eight_first_requests_start_one_server(proxy: ProxyProcess) -> None:
     with ThreadPoolExecutor(8) as pool:
-        replies = list(pool.map(lambda _: sdk(proxy).completions.create(
+        replies = list(pool.map(lambda _: proxy.sdk().completions.create(
             model="any", prompt="the cat", max_tokens=3), range(8)))
     assert all(r.choices[0].text is not None for r in replies)
     assert proxy.log().count("starting tiny-llama.gguf") == 1
@@ -102,7 +97,7 @@ def eight_first_requests_start_one_server(proxy: ProxyProcess) -> None:
 
 def test_a_server_killed_mid_stream_is_restarted(model, logs):
     with managed(model, logs, "restart") as proxy:
-        client = sdk(proxy)
+        client = proxy.sdk()
         client.completions.create(model="any", prompt="warm", max_tokens=2)
         (server,) = servers_of(proxy)
         events = []
@@ -126,7 +121,7 @@ def test_a_server_killed_mid_stream_is_restarted(model, logs):
 def test_killing_the_proxy_leaves_no_server(model, logs):
     proxy = managed(model, logs, "sigkill").start()
     try:
-        sdk(proxy).completions.create(model="any", prompt="hi", max_tokens=2)
+        proxy.sdk().completions.create(model="any", prompt="hi", max_tokens=2)
         pids = [server.pid for server in servers_of(proxy)]
         assert pids
     finally:
@@ -167,7 +162,7 @@ preload = true
         wait_for(lambda: admin(proxy, "GET", "/models").json()["models"][1]["replicas"][0][
             "managed"]["state"] == "ready", "the preload to finish")
         assert states["first"] == "stopped"
-        client = sdk(proxy)
+        client = proxy.sdk()
         for name in ("first", "second", "first"):  # one at a time: each start stops the other
             reply = client.completions.create(model=name, prompt="the cat", max_tokens=3)
             assert reply.choices[0].text is not None
@@ -192,7 +187,7 @@ cmd = "{old.path} -m ${{MODEL}} --host 127.0.0.1 --port ${{PORT}}"
 model = "{model}"
 """
     with with_file(tmp_path, logs, "powerinfer", text) as proxy:
-        reply = sdk(proxy).completions.create(model="old", prompt="the cat", max_tokens=4)
+        reply = proxy.sdk().completions.create(model="old", prompt="the cat", max_tokens=4)
         assert reply.choices[0].text is not None
         health = requests.get(proxy.url + "/health", timeout=10).json()
         assert health["generation"] == "powerinfer"
@@ -222,7 +217,7 @@ def test_gunicorn_workers_share_one_supervisor(model, logs):
                  "gunicorn to replace its workers")
         wait_for(lambda: _in_flight(proxy) == 0, "the killed worker's request to be let go")
         assert servers_of(proxy) == [server]  # the server outlived its users
-        assert sdk(proxy).completions.create(model="any", prompt="hi", max_tokens=2).choices
+        assert proxy.sdk().completions.create(model="any", prompt="hi", max_tokens=2).choices
     finally:
         proxy.process.send_signal(signal.SIGKILL)
         proxy.process.wait()
@@ -246,7 +241,7 @@ def test_gunicorn_wsgi_runs_the_supervisor_from_its_hooks(model, logs):
         "PROXY_LOG_DIR": str(logs / "servers-wsgi"), "PROXY_WORKERS": "2",
         "PROXY_SERVER_ARGS": "-np 2 -c 2048"}, args=["--workers", "2"])
     with proxy:
-        reply = sdk(proxy).chat.completions.create(
+        reply = proxy.sdk().chat.completions.create(
             model="any", max_tokens=3, messages=[{"role": "user", "content": "hi"}])
         assert reply.choices[0].finish_reason in ("stop", "length")
         (server,) = servers_of(proxy)
@@ -276,7 +271,7 @@ cmd = "sh -c 'sleep 3; echo cannot open the model on port ${{PORT}}; exit 1'"
                 assert b'"finish_reason"' in lines[-2]
             else:
                 assert b"cannot open the model" in lines[-2] and b'"error"' in lines[-2]
-        chunks = list(sdk(proxy).chat.completions.create(  # ready now: no comments needed
+        chunks = list(proxy.sdk().chat.completions.create(  # ready now: no comments needed
             model="slow", max_tokens=3, stream=True,
             messages=[{"role": "user", "content": "hi"}]))
         assert chunks[-1].choices[0].finish_reason in ("stop", "length")

@@ -146,11 +146,6 @@ def proxy_health(proxy: ProxyProcess) -> dict:
 
 # -- the proxy, spoken to through the SDK or raw HTTP ---------------------------------------
 
-def sdk(proxy: ProxyProcess, api_key: str = "unused") -> openai.OpenAI:
-    return openai.OpenAI(base_url=proxy.url + "/v1", api_key=api_key, max_retries=0,
-                         timeout=60)
-
-
 @dataclasses.dataclass
 class Answer:
     """What one SDK request produced, streamed or not."""
@@ -237,13 +232,13 @@ def gunicorn_proxy(upstream, logs) -> Iterator[ProxyProcess]:
 @pytest.fixture(params=["waitress", "gunicorn"])
 def any_client(request) -> Iterator[openai.OpenAI]:
     """An SDK client of the proxy under each HTTP server it ships with."""
-    with sdk(request.getfixturevalue(f"{request.param}_proxy")) as client:
+    with request.getfixturevalue(f"{request.param}_proxy").sdk() as client:
         yield client
 
 
 @pytest.fixture
 def client(waitress_proxy) -> Iterator[openai.OpenAI]:
-    with sdk(waitress_proxy) as client:
+    with waitress_proxy.sdk() as client:
         yield client
 
 
@@ -463,7 +458,7 @@ def test_auto_chat_template_is_the_models_own(auto_proxy, upstream):
     expected = server_completion(upstream, rendered, n_predict=MAX_TOKENS)
     historic = server_expects(upstream, "chat", USER, n_predict=MAX_TOKENS)
     assert expected["content"] != historic["content"]  # so the answer tells the templates apart
-    with sdk(auto_proxy) as client:
+    with auto_proxy.sdk() as client:
         answer = ask(client, "chat", max_tokens=MAX_TOKENS, extra_body={"tokenize": True})
         streamed = ask(client, "chat", stream=True, max_tokens=MAX_TOKENS)
     assert answer.raw.model_extra["promptToken"] == server_tokens(upstream, rendered)
@@ -507,20 +502,20 @@ def test_client_disconnect_frees_the_slot(endless_upstream, logs, how):
                  "the server freeing the slot of the stream the client closed")
         if how == "waitress":  # one process: its /health sees the lease handed back
             wait_for(lambda: proxy_health(proxy)["in_flight"] == 0, "the lease's release")
-        with sdk(proxy) as client:
+        with proxy.sdk() as client:
             assert ask(client, "completion", max_tokens=4).finish_reason == "length"
 
 
 def test_api_key_is_enforced(upstream, logs):
     with ProxyProcess(upstream.url, logs / f"proxy-keyed-{upstream.generation}.log",
                       args=["--api-key", API_KEY]) as proxy:
-        with sdk(proxy, "wrong-key") as client, pytest.raises(openai.AuthenticationError):
+        with proxy.sdk("wrong-key") as client, pytest.raises(openai.AuthenticationError):
             ask(client, "chat", max_tokens=2)
         no_key = requests.post(proxy.url + "/v1/completions", timeout=10,
                                json={"model": MODEL, "prompt": PROMPT, "max_tokens": 2})
         assert no_key.status_code == 401
         assert no_key.json()["error"]["type"] == "authentication_error"
-        with sdk(proxy, API_KEY) as client:
+        with proxy.sdk(API_KEY) as client:
             answer = ask(client, "chat", max_tokens=MAX_TOKENS)
         assert answer.text == server_expects(upstream, "chat", USER,
                                              n_predict=MAX_TOKENS)["content"]
@@ -530,7 +525,7 @@ def test_api_key_is_enforced(upstream, logs):
 def test_upstream_killed_mid_stream_gives_503_then_recovers(endless_upstream, logs):
     server = endless_upstream
     with ProxyProcess(server.url, logs / f"proxy-killed-{server.generation}.log") as proxy, \
-            sdk(proxy) as client:
+            proxy.sdk() as client:
         assert requests.get(proxy.url + "/health", timeout=10).status_code == 200
         with requests.post(proxy.url + "/v1/completions", json=ENDLESS, stream=True,
                            timeout=DEADLINE) as response:
@@ -639,7 +634,7 @@ def test_sixty_four_streams_through_four_slots_all_complete(upstream, logs):
                 for text in texts}
     start = threading.Barrier(len(texts))
     with ProxyProcess(upstream.url, logs / f"proxy-64-{upstream.generation}.log",
-                      args=["--threads", "128"]) as proxy, sdk(proxy) as client:
+                      args=["--threads", "128"]) as proxy, proxy.sdk() as client:
         def run(text: str) -> Answer:
             start.wait(DEADLINE)
             return ask(client, "completion", text, stream=True, max_tokens=8)

@@ -59,7 +59,7 @@ def proxy(generation, model, logs):
 
 @pytest.fixture
 def client(proxy):
-    return openai.OpenAI(base_url=proxy.url + "/v1", api_key="unused", max_retries=0)
+    return proxy.sdk()
 
 
 def streamed_calls(chunks) -> tuple:
