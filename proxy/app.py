@@ -9,6 +9,7 @@ from flask import Flask
 
 from proxy import auth
 from proxy.api import admin, errors, glm, observe, openai, web
+from proxy.api.jsonbody import OrjsonProvider
 from proxy.api.common import ProxyState
 from proxy.backends import Backend
 from proxy.config import Settings, metrics_folder
@@ -24,9 +25,7 @@ def create_app(settings: Optional[Settings] = None, *, backend: Optional[Backend
     logging.getLogger("proxy").setLevel(settings.log_level.upper())
     app = Flask(__name__, template_folder=str(template_folder()))
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_size
-    app.json.sort_keys = False
-    app.json.ensure_ascii = False
-    app.json.compact = True
+    app.json = OrjsonProvider(app)
     metrics = Metrics(metrics_folder()) if settings.metrics == "on" else None
     state = ProxyState(settings, backend or build_fleet(settings, metrics=metrics), metrics)
     if metrics is not None:

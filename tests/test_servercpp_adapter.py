@@ -1,11 +1,9 @@
-"""The servercpp backend against ``responses``: the exact payloads sent, the answers read."""
+"""The servercpp backend against canned HTTP replies: the exact payloads sent, the answers read."""
 from __future__ import annotations
 
 import json
 
 import pytest
-import requests
-import responses
 
 from proxy.backends.servercpp import parse
 from proxy.backends.servercpp.backend import ServerCppBackend, build_template_factory
@@ -16,27 +14,28 @@ from proxy.fleet.admission import Admission
 from proxy.fleet.slots import SlotCount
 from proxy.prompting import HistoricTemplate
 from proxy.types import GenerationRequest, Message, ResponseFormat, Sampling
+from tests.fakes.canned import CannedServer
+from tests.processes import free_port
 
-URL = "http://upstream.test"
 HISTORIC = HistoricTemplate("A chat.\n", "\nUSER: ", "\nASSISTANT: ", "\nRULE: ", "</s>")
 
 
-def make_backend(template: str = "historic", **admission) -> ServerCppBackend:
-    admission = {"max_queue": 4, "queue_timeout": 0.5, **admission}
-    return ServerCppBackend(UpstreamClient(URL), build_template_factory(template, HISTORIC),
-                            Admission(URL, SlotCount(), **admission))
+def backend_of(url: str, template: str = "historic", read_timeout: float = 10) -> ServerCppBackend:
+    return ServerCppBackend(UpstreamClient(url, read_timeout=read_timeout),
+                            build_template_factory(template, HISTORIC),
+                            Admission(url, SlotCount(), max_queue=4, queue_timeout=0.5))
 
 
-def add_generation(rsps, generation: str, **props) -> None:
+def add_generation(upstream: CannedServer, generation: str, **props) -> None:
     """Answer the detection probes the way each server generation does."""
     if generation == "llamacpp":
-        rsps.get(f"{URL}/health", json={"status": "ok"})
-        rsps.get(f"{URL}/props", json={"model_path": "/m/tiny.gguf", **props})
+        upstream.get("/health", json_body={"status": "ok"})
+        upstream.get("/props", json_body={"model_path": "/m/tiny.gguf", **props})
     else:
-        rsps.get(f"{URL}/health", status=404, body="File Not Found")
-        rsps.get(f"{URL}/v1/models", status=200 if generation == "llamacpp-2023" else 404,
-                 json={"data": [{"id": "/m/tiny.gguf"}]})
-        rsps.get(f"{URL}/model.json", json={"model": "/m/tiny.gguf", "n_ctx": 512})
+        upstream.get("/health", status=404, body="File Not Found")
+        upstream.get("/v1/models", status=200 if generation == "llamacpp-2023" else 404,
+                     json_body={"data": [{"id": "/m/tiny.gguf"}]})
+        upstream.get("/model.json", json_body={"model": "/m/tiny.gguf", "n_ctx": 512})
 
 
 def final(generation: str, **extra) -> dict:
@@ -51,9 +50,23 @@ def final(generation: str, **extra) -> dict:
 
 
 @pytest.fixture
-def rsps():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
+def upstream():
+    with CannedServer() as server:
+        yield server
+
+
+@pytest.fixture
+def make_backend(upstream):
+    """Backends of the canned upstream, closed after the test."""
+    made = []
+
+    def make(*args, **kwargs) -> ServerCppBackend:
+        made.append(backend_of(upstream.url, *args, **kwargs))
+        return made[-1]
+
+    yield make
+    for backend in made:
+        backend.close()
 
 
 CHAT = GenerationRequest(messages=(Message("system", "Be brief."), Message("user", "hi")),
@@ -64,18 +77,18 @@ CHAT = GenerationRequest(messages=(Message("system", "Be brief."), Message("user
 
 @pytest.mark.parametrize("generation,slot_field", [
     ("powerinfer", "slot_id"), ("llamacpp-2023", "slot_id"), ("llamacpp", "id_slot")])
-def test_chat_payload_is_exact_for_each_generation(rsps, generation, slot_field):
-    add_generation(rsps, generation)
+def test_chat_payload_is_exact_for_each_generation(make_backend, upstream, generation, slot_field):
+    add_generation(upstream, generation)
     legacy = generation != "llamacpp"
     if legacy:  # old servers' whole answers mangle cut characters: their streams are read
-        sent = rsps.post(f"{URL}/completion", content_type="text/event-stream",
+        sent = upstream.post("/completion", content_type="text/event-stream",
                          body=stream_body({"content": "Hi!", "stop": False, slot_field: 0},
                                           final(generation, content="")))
     else:
-        sent = rsps.post(f"{URL}/completion", json=final(generation))
+        sent = upstream.post("/completion", json_body=final(generation))
     result = make_backend().complete(CHAT)
     # old servers: their prompt cache left off, and a probability per token to count them by
-    assert json.loads(sent.calls[0].request.body) == {
+    assert json.loads(sent.calls[0].body) == {
         "prompt": "A chat.\n\nRULE: Be brief.\nUSER: hi\nASSISTANT:",
         "stream": legacy, "stop": ["</s>", "END"], "n_keep": -1, "cache_prompt": not legacy,
         slot_field: -1, "n_predict": 16, "temperature": 0.5, "top_k": 4, "seed": 7,
@@ -89,39 +102,39 @@ def test_chat_payload_is_exact_for_each_generation(rsps, generation, slot_field)
     ({"stop_type": "limit"}, "length"), ({"stop_type": "word"}, "stop"),
     ({"stop_type": "eos"}, "stop"), ({"stopped_limit": True, "stopped_eos": False}, "length"),
     ({"stopped_word": True}, "stop")], ids=["limit", "word", "eos", "old-limit", "old-word"])
-def test_finish_reason_from_either_flag_style(rsps, body, reason):
-    add_generation(rsps, "llamacpp")
-    rsps.post(f"{URL}/completion", json={"content": "x", "stop": True, **body})
+def test_finish_reason_from_either_flag_style(make_backend, upstream, body, reason):
+    add_generation(upstream, "llamacpp")
+    upstream.post("/completion", json_body={"content": "x", "stop": True, **body})
     assert make_backend().complete(GenerationRequest(prompt="p")).finish_reason == reason
 
 
-def test_raw_prompt_is_sent_as_is(rsps):
-    add_generation(rsps, "llamacpp")
-    sent = rsps.post(f"{URL}/completion", json=final("llamacpp"))
+def test_raw_prompt_is_sent_as_is(make_backend, upstream):
+    add_generation(upstream, "llamacpp")
+    sent = upstream.post("/completion", json_body=final("llamacpp"))
     make_backend().complete(GenerationRequest(prompt="Once upon", stop=("a", "a", "")))
-    body = json.loads(sent.calls[0].request.body)
+    body = json.loads(sent.calls[0].body)
     assert body["prompt"] == "Once upon" and body["stop"] == ["a"]
 
 
-def test_auto_template_comes_from_props(rsps):
-    add_generation(rsps, "llamacpp", chat_template="{% for m in messages %}<{{ m.role }}>"
+def test_auto_template_comes_from_props(make_backend, upstream):
+    add_generation(upstream, "llamacpp", chat_template="{% for m in messages %}<{{ m.role }}>"
                    "{{ m.content }}{% endfor %}<assistant>", bos_token="<s>")
-    sent = rsps.post(f"{URL}/completion", json=final("llamacpp"))
+    sent = upstream.post("/completion", json_body=final("llamacpp"))
     make_backend("auto").complete(GenerationRequest(messages=(Message("user", "hi"),)))
-    assert json.loads(sent.calls[0].request.body)["prompt"] == "<user>hi<assistant>"
+    assert json.loads(sent.calls[0].body)["prompt"] == "<user>hi<assistant>"
 
 
-def test_response_format_per_generation(rsps):
-    add_generation(rsps, "powerinfer")
-    sent = rsps.post(f"{URL}/completion", body=stream_body(final("powerinfer", content="{}")),
+def test_response_format_per_generation(make_backend, upstream):
+    add_generation(upstream, "powerinfer")
+    sent = upstream.post("/completion", body=stream_body(final("powerinfer", content="{}")),
                      content_type="text/event-stream")
     backend = make_backend()
     backend.complete(GenerationRequest(prompt="p", response_format=ResponseFormat("json_object")))
-    assert json.loads(sent.calls[0].request.body)["grammar"].startswith("root ::= object")
+    assert json.loads(sent.calls[0].body)["grammar"].startswith("root ::= object")
     schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
     backend.complete(GenerationRequest(prompt="p",
                                        response_format=ResponseFormat("json_schema", schema)))
-    assert '"\\"ok\\"" ws ":" ws boolean' in json.loads(sent.calls[1].request.body)["grammar"]
+    assert '"\\"ok\\"" ws ":" ws boolean' in json.loads(sent.calls[1].body)["grammar"]
     with pytest.raises(InvalidRequestError) as info:
         backend.complete(GenerationRequest(prompt="p", response_format=ResponseFormat(
             "json_schema", {"type": "array", "uniqueItems": True})))
@@ -129,23 +142,23 @@ def test_response_format_per_generation(rsps):
     assert "'uniqueItems'" in info.value.message
 
 
-def test_json_schema_on_current_servers(rsps):
-    add_generation(rsps, "llamacpp")
-    sent = rsps.post(f"{URL}/completion", json=final("llamacpp"))
+def test_json_schema_on_current_servers(make_backend, upstream):
+    add_generation(upstream, "llamacpp")
+    sent = upstream.post("/completion", json_body=final("llamacpp"))
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
     make_backend().complete(GenerationRequest(
         prompt="p", response_format=ResponseFormat("json_schema", schema)))
-    assert json.loads(sent.calls[0].request.body)["json_schema"] == schema
+    assert json.loads(sent.calls[0].body)["json_schema"] == schema
 
 
-def test_current_logprobs_shape(rsps):
-    add_generation(rsps, "llamacpp")
+def test_current_logprobs_shape(make_backend, upstream):
+    add_generation(upstream, "llamacpp")
     entry = {"id": 5, "token": "Hi", "bytes": [72, 105], "logprob": -0.1,
              "top_logprobs": [{"id": 5, "token": "Hi", "bytes": [72, 105], "logprob": -0.1},
                               {"id": 6, "token": "Yo", "bytes": [89, 111], "logprob": -2.5}]}
-    sent = rsps.post(f"{URL}/completion", json=final("llamacpp", completion_probabilities=[entry]))
+    sent = upstream.post("/completion", json_body=final("llamacpp", completion_probabilities=[entry]))
     result = make_backend().complete(GenerationRequest(prompt="p", logprobs=2))
-    assert json.loads(sent.calls[0].request.body)["n_probs"] == 2
+    assert json.loads(sent.calls[0].body)["n_probs"] == 2
     (item,) = result.logprobs
     assert (item.token, item.logprob, item.bytes) == ("Hi", -0.1, (72, 105))
     assert [t for t, _, _ in item.top] == ["Hi", "Yo"]
@@ -155,15 +168,15 @@ def stream_body(*events: dict, prefix: str = "data") -> str:
     return "".join(f"{prefix}: {json.dumps(e, ensure_ascii=False)}\n\n" for e in events)
 
 
-def test_old_logprobs_are_collected_from_an_internal_stream(rsps):
-    add_generation(rsps, "powerinfer")
+def test_old_logprobs_are_collected_from_an_internal_stream(make_backend, upstream):
+    add_generation(upstream, "powerinfer")
     partial = {"content": "Hi", "stop": False, "slot_id": 0, "multimodal": False,
                "completion_probabilities": [{"content": "Hi", "probs": [
                    {"tok_str": "Hi", "prob": 0.5}, {"tok_str": "Yo", "prob": 0.25}]}]}
-    sent = rsps.post(f"{URL}/completion", body=stream_body(partial, final("powerinfer", content="")),
+    sent = upstream.post("/completion", body=stream_body(partial, final("powerinfer", content="")),
                      content_type="text/event-stream")
     result = make_backend().complete(GenerationRequest(prompt="p", logprobs=1))
-    assert json.loads(sent.calls[0].request.body)["stream"] is True
+    assert json.loads(sent.calls[0].body)["stream"] is True
     (item,) = result.logprobs
     assert item.token == "Hi" and item.logprob == pytest.approx(-0.6931, abs=1e-4)
     assert [t for t, _, _ in item.top] == ["Hi"]
@@ -173,7 +186,7 @@ def test_utf8_split_across_network_pieces_is_decoded_whole():
     raw = stream_body({"content": "é€", "stop": False}, final("llamacpp", content="")).encode()
     cut = raw.index("€".encode()) + 1  # inside the euro sign
     lines = parse.sse_lines([raw[:cut], raw[cut:]])
-    chunks = list(parse.stream_chunks(lines, URL, None))
+    chunks = list(parse.stream_chunks(lines, "http://upstream.test", None))
     assert [c.text for c in chunks] == ["é€", ""]
     assert chunks[-1].finish_reason == "stop" and chunks[-1].usage.completion_tokens == 3
 
@@ -186,16 +199,16 @@ def test_utf8_split_across_network_pieces_is_decoded_whole():
     ("powerinfer", "", UpstreamUnavailableError),
     ("llamacpp", "data: not json\n\n", UpstreamError),
 ], ids=["b-busy", "c-midstream", "c-truncated", "a-empty-busy", "garbage"])
-def test_stream_errors(rsps, generation, body, error):
-    add_generation(rsps, generation)
-    rsps.post(f"{URL}/completion", body=body, content_type="text/event-stream")
+def test_stream_errors(make_backend, upstream, generation, body, error):
+    add_generation(upstream, generation)
+    upstream.post("/completion", body=body, content_type="text/event-stream")
     with pytest.raises(error):
         list(make_backend().stream(GenerationRequest(prompt="p")))
 
 
-def test_keepalive_comments_are_ignored(rsps):
-    add_generation(rsps, "llamacpp")
-    rsps.post(f"{URL}/completion", content_type="text/event-stream",
+def test_keepalive_comments_are_ignored(make_backend, upstream):
+    add_generation(upstream, "llamacpp")
+    upstream.post("/completion", content_type="text/event-stream",
               body=":\n\n" + stream_body({"content": "a", "stop": False}, final("llamacpp")))
     chunks = list(make_backend().stream(GenerationRequest(prompt="p")))
     assert [c.text for c in chunks] == ["a", "Hi!"]
@@ -210,31 +223,33 @@ def test_keepalive_comments_are_ignored(rsps):
      InvalidRequestError),
     (200, "<html>", UpstreamError),
 ], ids=["a-busy-404", "c-loading", "500", "context", "garbage"])
-def test_http_errors(rsps, status, body, error):
-    add_generation(rsps, "llamacpp")
-    rsps.post(f"{URL}/completion", status=status, body=body)
+def test_http_errors(make_backend, upstream, status, body, error):
+    add_generation(upstream, "llamacpp")
+    upstream.post("/completion", status=status, body=body)
     with pytest.raises(error):
         make_backend().complete(GenerationRequest(prompt="p"))
 
 
-def test_unreachable(rsps):
-    rsps.get(f"{URL}/health", body=requests.ConnectionError("refused"))
+def test_unreachable():
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    backend = backend_of(nowhere)
     with pytest.raises(UpstreamUnavailableError) as info:
-        make_backend().complete(GenerationRequest(prompt="p"))
-    assert URL in info.value.message and info.value.retry_after
+        backend.complete(GenerationRequest(prompt="p"))
+    backend.close()
+    assert nowhere in info.value.message and info.value.retry_after
 
 
-def test_timeout(rsps):
-    add_generation(rsps, "llamacpp")
-    rsps.post(f"{URL}/completion", body=requests.ReadTimeout("slow"))
+def test_timeout(make_backend, upstream):
+    add_generation(upstream, "llamacpp")
+    upstream.post("/completion", json_body=final("llamacpp"), delay=1.0)
     with pytest.raises(UpstreamTimeoutError):
-        make_backend().complete(GenerationRequest(prompt="p"))
+        make_backend(read_timeout=0.2).complete(GenerationRequest(prompt="p"))
 
 
-def test_tokenize_flag_returns_prompt_token_ids(rsps):
-    add_generation(rsps, "llamacpp")
-    rsps.post(f"{URL}/completion", json=final("llamacpp"))
-    rsps.post(f"{URL}/tokenize", json={"tokens": [{"id": 1, "piece": "a"}, {"id": 2, "piece": "b"}]})
+def test_tokenize_flag_returns_prompt_token_ids(make_backend, upstream):
+    add_generation(upstream, "llamacpp")
+    upstream.post("/completion", json_body=final("llamacpp"))
+    upstream.post("/tokenize", json_body={"tokens": [{"id": 1, "piece": "a"}, {"id": 2, "piece": "b"}]})
     result = make_backend().complete(GenerationRequest(prompt="ab", tokenize=True))
     assert result.prompt_tokens == (1, 2)
 
@@ -254,12 +269,12 @@ WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters":
                  '<tool_call>{"name": "rm_rf", "arguments": {}}</tool_call>', [],
                  id="unknown-tool-stays-text"),
 ])
-def test_tools_reach_the_prompt_and_calls_come_back(rsps, content, text, calls):
-    add_generation(rsps, "llamacpp")
-    rsps.post(f"{URL}/completion", json=final("llamacpp", content=content))
+def test_tools_reach_the_prompt_and_calls_come_back(make_backend, upstream, content, text, calls):
+    add_generation(upstream, "llamacpp")
+    upstream.post("/completion", json_body=final("llamacpp", content=content))
     result = make_backend().complete(GenerationRequest(
         messages=(Message("user", "weather in Oslo?"),), tools=(WEATHER,)))
-    prompt = json.loads(rsps.calls[-1].request.body)["prompt"]
+    prompt = json.loads(upstream.calls[-1].body)["prompt"]
     assert "<tool_call>" in prompt and '"name":"get_weather"' in prompt
     assert result.text == text
     assert [(call.name, json.loads(call.arguments)) for call in result.tool_calls] == calls

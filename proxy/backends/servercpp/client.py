@@ -1,13 +1,15 @@
-"""HTTP to the upstream server, with every ``requests`` failure mapped to a proxy error."""
+"""HTTP to the upstream server, with every transport failure mapped to a proxy error."""
 from __future__ import annotations
 
 import contextlib
 import json
+import socket
+from dataclasses import dataclass
 from typing import Iterator, Optional
 
-import requests
-from requests.adapters import HTTPAdapter
+import orjson
 
+from proxy.backends.servercpp.connections import Connection, ConnectionPool, Head
 from proxy.backends.servercpp.parse import stream_error
 from proxy.errors import (SlotUnavailableError, UpstreamError, UpstreamTimeoutError,
                           UpstreamUnavailableError)
@@ -16,126 +18,204 @@ from proxy.ops.measure import waited, waiting
 UNREACHABLE = "upstream_unreachable"  # the request never reached the server: safe to resend
 
 
+@dataclass(frozen=True)
+class Reply:
+    """A whole upstream answer."""
+
+    status_code: int
+    reason: str
+    content: bytes
+    path: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code < 400
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> object:
+        """The decoded body; ``ValueError`` when it is not JSON."""
+        return _loads(self.content)
+
+
 def probe_ready(url: str) -> Optional[bool]:
     """Whether a server just started serves: True, False while it loads its model (current
     llama.cpp answers /health 503), None while nothing listens (old servers listen only
     once loaded, and answer /health 404)."""
+    client = UpstreamClient(url, pool_size=0, connect_timeout=2, read_timeout=2)
     try:
-        status = requests.get(url + "/health", timeout=2).status_code
-    except requests.RequestException:
+        return client.get("/health").status_code != 503
+    except UpstreamError:
         return None
-    return status != 503
+    finally:
+        client.close()
 
 
 class UpstreamClient:
-    """A pooled session to one server.cpp base URL."""
+    """Pooled keep-alive connections to one server.cpp base URL."""
 
     def __init__(self, base_url: str, *, api_key: str = "", pool_size: int = 64,
                  connect_timeout: float = 5.0, read_timeout: float = 600.0) -> None:
         self.base_url = base_url.rstrip("/")
-        self.timeout = (connect_timeout, read_timeout)
-        self.session = requests.Session()
-        self.session.trust_env = False  # a local upstream: never route it through a proxy
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        if api_key:
-            self.session.headers["Authorization"] = f"Bearer {api_key}"
-        self._posts: dict = {}
+        self.pool = ConnectionPool(self.base_url, size=pool_size,
+                                   connect_timeout=connect_timeout, read_timeout=read_timeout)
+        self.api_key = api_key
+        self._heads: dict = {}
 
-    def get(self, path: str, *, timeout: Optional[float] = None) -> requests.Response:
+    def get(self, path: str, *, timeout: Optional[float] = None) -> Reply:
         """GET without judging the status (detection reads 404s)."""
-        with self.errors():
-            return self.session.get(self.base_url + path, timeout=timeout or self.timeout)
+        return self._whole(path, self._head("GET", path) + b"\r\n", timeout)
 
     def post_json(self, path: str, body: dict) -> object:
         """POST and return the decoded JSON answer, or raise the mapped error."""
-        with self.errors():
-            response = self.post(path, body)
-            self.raise_for_status(response)
-            try:
-                return response.json()
-            except ValueError:
-                raise UpstreamError(f"the upstream {self.base_url} answered {path} with "
-                                    f"something that is not JSON") from None
+        reply = self._whole(path, self._post(path, body), None)
+        self.raise_for_status(reply)
+        try:
+            return reply.json()
+        except ValueError:
+            raise UpstreamError(f"the upstream {self.base_url} answered {path} with "
+                                f"something that is not JSON") from None
 
     @contextlib.contextmanager
     def stream(self, path: str, body: dict) -> Iterator[Iterator[bytes]]:
         """POST and yield the raw body pieces as they arrive; leaving closes the connection.
 
-        Closing the connection early is what tells server.cpp to stop generating.
+        Closing the connection early is what tells server.cpp to stop generating; servers
+        close it after a stream anyway, so it never goes back to the pool.
         """
-        with self.errors():
-            response = self.post(path, body, stream=True)
-            try:
-                self.raise_for_status(response)
-                yield self._pieces(response)
-            finally:
-                response.close()
+        connection, head = self._send(self._post(path, body), None)
+        try:
+            if head.status >= 400:
+                self.raise_for_status(self._read(connection, head, path))
+            yield waited(self._pieces(connection, head))
+        finally:
+            connection.close()
 
-    def post(self, path: str, body: dict, *, stream: bool = False) -> requests.Response:
-        """POST ``body`` as JSON: what ``session.post(json=...)`` sends, for less CPU.
+    def _head(self, method: str, path: str) -> bytes:
+        """A request's first lines, made once per method and path."""
+        head = self._heads.get((method, path))
+        if head is None:
+            lines = [f"{method} {self.pool.prefix}{path} HTTP/1.1", f"Host: {self.pool.authority}"]
+            if method == "POST":
+                lines.append("Content-Type: application/json")
+            if self.api_key:
+                lines.append(f"Authorization: Bearer {self.api_key}")
+            head = self._heads[method, path] = "".join(f"{line}\r\n" for line in lines).encode()
+        return head
 
-        ``Session.request`` merges every setting and parses the URL again on each call,
-        which costs more than the exchange itself; the request is prepared once per path
-        and copied instead.
-        """
-        template = self._posts.get(path)
-        if template is None:
-            template = self.session.prepare_request(requests.Request("POST", self.base_url + path))
-            self._posts[path] = template
-        request = template.copy()
-        request.prepare_body(data=None, files=None, json=body)
+    def _post(self, path: str, body: dict) -> bytes:
+        data = _dumps(body)
+        return b"%sContent-Length: %d\r\n\r\n%s" % (self._head("POST", path), len(data), data)
+
+    def _whole(self, path: str, request: bytes, timeout: Optional[float]) -> Reply:
+        connection, head = self._send(request, timeout)
+        try:
+            reply = self._read(connection, head, path)
+        except UpstreamError:
+            connection.close()
+            raise
+        if head.keep_alive and not head.chunked:  # a chunked body's trailers are left unread
+            connection.sock.settimeout(self.pool.read_timeout)
+            self.pool.give_back(connection)
+        else:
+            connection.close()
+        return reply
+
+    def _send(self, request: bytes, timeout: Optional[float]) -> tuple:
+        """Send the request and read the answer's head, on a pooled connection if one is
+        open; one that the server closed while idle is replaced once."""
         with waiting():
-            return self.session.send(request, timeout=self.timeout, stream=stream)
+            for _ in range(2):
+                connection, reused = self._take()
+                if timeout is not None:
+                    connection.sock.settimeout(timeout)
+                try:
+                    return connection, connection.exchange(request)
+                except ConnectionError as exc:
+                    connection.close()
+                    if not reused:
+                        raise self._unreachable() from exc
+                except Exception as exc:
+                    connection.close()
+                    raise self._failed(exc) from exc
+            raise AssertionError("a new connection either answers or raises")
 
-    def _pieces(self, response: requests.Response) -> Iterator[bytes]:
-        with self.errors():
-            yield from waited(response.iter_content(chunk_size=None))
+    def _take(self) -> tuple:
+        try:
+            return self.pool.take()
+        except socket.timeout as exc:
+            raise UpstreamUnavailableError(
+                f"cannot connect to the upstream {self.base_url} in time: is llama-server "
+                f"running? (--llama-api)", code=UNREACHABLE, retry_after=2) from exc
+        except OSError as exc:
+            raise self._unreachable() from exc
 
-    def raise_for_status(self, response: requests.Response) -> None:
-        if response.status_code < 400:
+    def _read(self, connection: Connection, head: Head, path: str) -> Reply:
+        try:
+            with waiting():
+                content = connection.body(head)
+        except Exception as exc:
+            raise self._failed(exc) from exc
+        return Reply(head.status, head.reason, content, path)
+
+    def _pieces(self, connection: Connection, head: Head) -> Iterator[bytes]:
+        try:
+            yield from connection.pieces(head)
+        except Exception as exc:
+            raise self._failed(exc) from exc
+
+    def raise_for_status(self, reply: Reply) -> None:
+        if reply.ok:
             return
-        text = response.text[:500]
-        if response.status_code == 404 and "File Not Found" in text:
+        text = reply.text[:500]
+        if reply.status_code == 404 and "File Not Found" in text:
             # PowerInfer and llama.cpp 2023 answer a request with no free slot this way
             raise SlotUnavailableError(
                 f"the upstream {self.base_url} has no free slot for the request (or does not "
-                f"serve {response.request.path_url}); retry shortly, or start it with more "
-                f"--parallel slots", retry_after=1)
-        if response.status_code == 401:
+                f"serve {reply.path}); retry shortly, or start it with more --parallel slots",
+                retry_after=1)
+        if reply.status_code == 401:
             raise UpstreamError(f"the upstream {self.base_url} refused the proxy's key; "
                                 f"set --llama-api-key to the key the server expects")
         try:
             body = json.loads(text)
         except ValueError:
-            body = {"message": text.strip() or response.reason}
+            body = {"message": text.strip() or reply.reason}
         error = stream_error(body, self.base_url)
-        if response.status_code == 503 and not isinstance(error, UpstreamUnavailableError):
+        if reply.status_code == 503 and not isinstance(error, UpstreamUnavailableError):
             error = UpstreamUnavailableError(f"the upstream {self.base_url} is not ready "
                                              f"({error.message}); retry shortly", retry_after=1)
         raise error
 
-    @contextlib.contextmanager
-    def errors(self) -> Iterator[None]:
-        """Map connection failures and timeouts, keeping the cause."""
-        try:
-            yield
-        except requests.exceptions.ConnectTimeout as exc:
-            raise UpstreamUnavailableError(
-                f"cannot connect to the upstream {self.base_url} in time: is llama-server "
-                f"running? (--llama-api)", code=UNREACHABLE, retry_after=2) from exc
-        except requests.exceptions.Timeout as exc:
-            raise UpstreamTimeoutError(
-                f"the upstream {self.base_url} did not answer in time; raise "
-                f"--upstream-timeout or ask for fewer tokens") from exc
-        except requests.exceptions.ConnectionError as exc:
-            raise UpstreamUnavailableError(
-                f"cannot reach the upstream {self.base_url}: is llama-server running and "
-                f"--llama-api right?", code=UNREACHABLE, retry_after=2) from exc
-        except requests.exceptions.RequestException as exc:
-            raise UpstreamError(f"the exchange with the upstream {self.base_url} failed "
-                                f"({type(exc).__name__})") from exc
+    def _unreachable(self) -> UpstreamUnavailableError:
+        return UpstreamUnavailableError(
+            f"cannot reach the upstream {self.base_url}: is llama-server running and "
+            f"--llama-api right?", code=UNREACHABLE, retry_after=2)
+
+    def _failed(self, exc: Exception) -> UpstreamError:
+        """A failure once the request was sent: a timeout, or the exchange broke off."""
+        if isinstance(exc, socket.timeout):
+            return UpstreamTimeoutError(f"the upstream {self.base_url} did not answer in time; "
+                                        f"raise --upstream-timeout or ask for fewer tokens")
+        return UpstreamError(f"the exchange with the upstream {self.base_url} failed "
+                             f"({type(exc).__name__})")
 
     def close(self) -> None:
-        self.session.close()
+        self.pool.close()
+
+
+def _dumps(body: dict) -> bytes:
+    """JSON in UTF-8; ``json`` for what orjson refuses (integers wider than 64 bits)."""
+    try:
+        return orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return json.dumps(body, ensure_ascii=False).encode()
+
+
+def _loads(content: bytes) -> object:
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return json.loads(content)

@@ -1,0 +1,67 @@
+"""HTTP/1.1 chunked transfer coding, decoded from whatever the socket delivered.
+
+``http.client`` returns one chunk per read, several calls deep; a server streaming tokens
+flat out delivers many chunks per read, and taking them all at once is what lets the
+proxy keep up with it.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+LONGEST_SIZE_LINE = 1024  # a chunk-size line with extensions; longer is not HTTP
+
+
+class BrokenChunks(ValueError):
+    """The body is not chunked transfer coding, or it ended before its last chunk."""
+
+
+def dechunked(raw: Iterable[bytes]) -> Iterator[bytes]:
+    """The payload of a chunked body: one piece for each raw piece that held any.
+
+    Ends at the last (zero-size) chunk; trailers after it are not read.
+    """
+    buffer = b""
+    due = 0  # payload bytes still to come in the current chunk
+    crlf_due = False  # the CRLF that closes a chunk's payload
+    for piece in raw:
+        buffer += piece
+        payload = []
+        while True:
+            if due:
+                taken = buffer[:due]
+                payload.append(taken)
+                due -= len(taken)
+                buffer = buffer[len(taken):]
+                if due:
+                    break
+                crlf_due = True
+            if crlf_due:
+                if len(buffer) < 2:
+                    break
+                if buffer[:2] != b"\r\n":
+                    raise BrokenChunks("a chunk's payload is longer than its size")
+                buffer, crlf_due = buffer[2:], False
+            end = buffer.find(b"\r\n")
+            if end < 0:
+                if len(buffer) > LONGEST_SIZE_LINE:
+                    raise BrokenChunks("no chunk size where one was due")
+                break
+            due = _size(buffer[:end])
+            buffer = buffer[end + 2:]
+            if not due:
+                if payload:
+                    yield b"".join(payload)
+                return
+        if payload:
+            yield b"".join(payload)
+    raise BrokenChunks("the body ended before its last chunk")
+
+
+def _size(line: bytes) -> int:
+    try:
+        size = int(line.partition(b";")[0], 16)
+    except ValueError:
+        raise BrokenChunks(f"{line[:40]!r} is not a chunk size") from None
+    if size < 0:
+        raise BrokenChunks(f"{line[:40]!r} is not a chunk size")
+    return size
