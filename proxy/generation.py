@@ -9,7 +9,7 @@ from contextvars import copy_context
 from typing import Iterator
 
 from proxy import builders
-from proxy.sse import KEEPALIVE
+from proxy.sse import KEEPALIVE, Held
 from proxy.backends import Backend
 from proxy.ops import measure
 from proxy.ops.measure import waiting
@@ -95,8 +95,9 @@ def chat_events(backend: Backend, choices: Choices, id: str, model: str) -> Iter
                                       {"role": "assistant", "content": ""})
             for chunk in _chain(first, chunks):
                 if chunk.text or chunk.logprobs:
-                    yield builders.chat_chunk(id, model, created, index,
-                                              {"content": chunk.text}, chunk.logprobs)
+                    yield _written(builders.chat_chunk(id, model, created, index,
+                                                       {"content": chunk.text}, chunk.logprobs),
+                                   chunk)
                 for call in chunk.tool_calls:
                     for delta in builders.tool_call_deltas(calls, call):
                         yield builders.chat_chunk(id, model, created, index,
@@ -123,8 +124,8 @@ def text_events(backend: Backend, choices: Choices, id: str, model: str) -> Iter
                 yield builders.text_chunk(id, model, created, index, request.prompt)
             for chunk in _chain(first, chunks):
                 if chunk.text or chunk.logprobs:
-                    yield builders.text_chunk(id, model, created, index, chunk.text,
-                                              chunk.logprobs)
+                    yield _written(builders.text_chunk(id, model, created, index, chunk.text,
+                                                       chunk.logprobs), chunk)
                 if chunk.finish_reason:
                     usage = _add(usage, chunk.usage, count_prompt=index % choices.n == 0)
                     yield builders.text_chunk(id, model, created, index, "",
@@ -132,6 +133,11 @@ def text_events(backend: Backend, choices: Choices, id: str, model: str) -> Iter
     measure.generated(usage.prompt_tokens, usage.completion_tokens)
     if choices.include_usage:
         yield builders.usage_chunk(id, model, created, "text_completion", usage)
+
+
+def _written(event: dict, chunk) -> object:
+    """The event, held for the next one when that has already arrived."""
+    return Held(event) if chunk.followed else event
 
 
 def _chain(first, rest: Iterator) -> Iterator:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 import orjson
 
@@ -14,6 +14,14 @@ logger = logging.getLogger(__name__)
 DONE = b"data: [DONE]\n\n"
 KEEPALIVE = object()  # an event meaning "nothing yet": sent as a comment, which clients skip
 KEEPALIVE_COMMENT = b": waiting for the model's server to start\n\n"
+
+
+class Held(NamedTuple):
+    """An event whose successor has already arrived: written together with it, in one write."""
+
+    event: dict
+
+
 HEADERS = {
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",  # keep nginx (a common front) from buffering the stream
@@ -37,6 +45,9 @@ def dumps(payload: dict) -> bytes:
 def event_stream(events: Iterable[dict], drain: Drain) -> Iterator[bytes]:
     """Frame events, turn a failure after the first byte into one error event, end with DONE.
 
+    A :class:`Held` event goes out with the next one: when a server's tokens arrive faster
+    than they are written, one write carries all of them.
+
     Closing this generator (the client went away) closes ``events`` too, which closes the
     upstream connection so the server stops generating. A stream still open when the proxy
     stops after its grace period ends the same way as one that failed.
@@ -46,24 +57,35 @@ def event_stream(events: Iterable[dict], drain: Drain) -> Iterator[bytes]:
 
 
 def _framed(events: Iterable[dict], drain: Drain) -> Iterator[bytes]:
+    held = []  # framed events waiting for the one that arrived with them
     try:
         for event in events:
             if event is KEEPALIVE:
                 yield KEEPALIVE_COMMENT
                 continue
-            yield encode_event(event)
+            if type(event) is Held:
+                held.append(encode_event(event.event))
+                continue
+            if held:
+                held.append(encode_event(event))
+                yield b"".join(held)
+                held.clear()
+            else:
+                yield encode_event(event)
             if drain.ending:
                 raise ShuttingDownError("the proxy is shutting down and could not finish this "
                                         "answer in time; send the request again")
     except ProxyError as exc:
         logger.warning("stream ended with an error: %s", exc.message)
-        yield encode_event(exc.to_dict())
+        held.append(encode_event(exc.to_dict()))
     except Exception as exc:  # a stream has no other way left to tell the client
         logger.error("stream failed: %s: %s", type(exc).__name__, exc)
-        yield encode_event(ProxyError("the stream failed inside the proxy; see its log",
-                                      code="internal_error").to_dict())
+        held.append(encode_event(ProxyError("the stream failed inside the proxy; see its log",
+                                            code="internal_error").to_dict()))
     finally:
         close = getattr(events, "close", None)
         if close is not None:
             close()
+    if held:
+        yield b"".join(held)
     yield DONE

@@ -158,6 +158,8 @@ class Chunk:
     truncated: bool = False
     tool_calls: tuple = ()
     slot: Optional[int] = None
+    # the next chunk arrived with this one: a writer may send both at once, saving a write
+    followed: bool = False
 
 
 @dataclass(frozen=True)

@@ -185,10 +185,26 @@ def test_old_logprobs_are_collected_from_an_internal_stream(make_backend, upstre
 def test_utf8_split_across_network_pieces_is_decoded_whole():
     raw = stream_body({"content": "é€", "stop": False}, final("llamacpp", content="")).encode()
     cut = raw.index("€".encode()) + 1  # inside the euro sign
-    lines = parse.sse_lines([raw[:cut], raw[cut:]])
+    lines = parse.line_batches([raw[:cut], raw[cut:]])
     chunks = list(parse.stream_chunks(lines, "http://upstream.test", None))
     assert [c.text for c in chunks] == ["é€", ""]
     assert chunks[-1].finish_reason == "stop" and chunks[-1].usage.completion_tokens == 3
+
+
+@pytest.mark.parametrize("reads,followed", [
+    (["a", "b", "c"], [False, False, False]),  # one event per read: each goes out alone
+    (["a b c"], [True, True, False]),  # one read: all but the last wait for the next
+    (["a b", "c"], [True, False, False]),
+    (["a :ping", "b"], [False, False]),  # a comment after an event is not a successor
+])
+def test_chunks_say_whether_the_next_arrived_with_them(reads, followed):
+    def event(word):
+        return ": ping\n\n" if word == ":ping" else stream_body({"content": word, "stop": False})
+    pieces = ["".join(event(word) for word in read.split()).encode() for read in reads]
+    pieces.append(f"data: {json.dumps(final('llamacpp', content=''))}\n\n".encode())
+    chunks = list(parse.stream_chunks(parse.line_batches(pieces), "http://upstream.test", None))
+    assert [c.followed for c in chunks[:-1]] == followed
+    assert chunks[-1].finish_reason and not chunks[-1].followed
 
 
 @pytest.mark.parametrize("generation,body,error", [

@@ -34,8 +34,9 @@ def calling_chunks(chunks: Iterator[Chunk], tool_format: ToolFormat,
             text = parser.feed(chunk.text) if chunk.text else ""
             held_logprobs.extend(chunk.logprobs)
             if chunk.finish_reason is None:
-                if text:
-                    yield replace(chunk, text=text, logprobs=tuple(held_logprobs))
+                if text:  # the parser may hold the next chunk's text: this one is not followed
+                    yield replace(chunk, text=text, logprobs=tuple(held_logprobs),
+                                  followed=False)
                     held_logprobs = []
                 continue
             rest, calls = parser.close()

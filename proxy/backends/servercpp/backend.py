@@ -109,7 +109,7 @@ class ServerCppBackend(Backend):
             upstream, pieces = self._reconnecting(attempt)
             limit = _legacy_limit(request, upstream)
             top = _counted(request, upstream).logprobs  # what was asked of the server
-            chunks = parse.stream_chunks(parse.sse_lines(pieces), self.client.base_url, top)
+            chunks = parse.stream_chunks(parse.line_batches(pieces), self.client.base_url, top)
             if limit is not None:
                 chunks = budget.limited(chunks, limit,
                                         keep_logprobs=request.logprobs is not None)

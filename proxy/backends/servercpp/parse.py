@@ -112,50 +112,58 @@ def _clamp(logprob) -> float:
     return max(float(logprob), LOWEST_LOGPROB)
 
 
-def sse_lines(pieces: Iterable[bytes]) -> Iterator[bytes]:
-    """Split a byte stream into whole lines, so UTF-8 is only decoded once a line is complete."""
+def line_batches(pieces: Iterable[bytes]) -> Iterator[list]:
+    """Split a byte stream into whole lines, one list for each piece that ended any.
+
+    UTF-8 is only decoded once a line is complete, and a reader can tell which lines
+    arrived together.
+    """
     pending = b""
     for piece in pieces:
         pending += piece
         if b"\n" not in piece:
             continue
         *lines, pending = pending.split(b"\n")
-        yield from lines
+        yield lines
     if pending:
-        yield pending
+        yield [pending]
 
 
-def stream_chunks(lines: Iterable[bytes], upstream: str, top: Optional[int]) -> Iterator[Chunk]:
+def stream_chunks(batches: Iterable[list], upstream: str,
+                  top: Optional[int]) -> Iterator[Chunk]:
     """Turn server.cpp stream lines into chunks, ending with exactly one final chunk.
 
     ``error:`` lines (llama.cpp 2023-2025) and ``data: {"error": …}`` (current) become
-    exceptions; so does a stream that ends before a ``stop: true`` chunk.
+    exceptions; so does a stream that ends before a ``stop: true`` chunk. A chunk is
+    ``followed`` when more arrived in the same read.
     """
     seen_any = seen_other = False
-    for raw in lines:
-        line = raw.rstrip(b"\r")
-        if not line or line.startswith(b":"):
-            continue  # blank separators and keep-alive comments
-        field, _, value = line.partition(b":")
-        if field == b"error":
-            raise stream_error(_json(value, upstream), upstream)
-        if field != b"data":
-            seen_other = True
-            continue
-        body = _json(value, upstream)
-        if not isinstance(body, dict):
-            raise UpstreamError(f"the upstream {upstream} sent a stream event that is not "
-                                f"a JSON object")
-        if "error" in body:
-            raise stream_error(body, upstream)
-        seen_any = True
-        if body.get("stop"):
-            yield Chunk(text=body.get("content") or "", finish_reason=finish_reason(body),
-                        usage=usage(body), truncated=bool(body.get("truncated")),
-                        slot=slot(body))
-            return
-        yield Chunk(text=body.get("content") or "",
-                    logprobs=logprobs(body.get("completion_probabilities"), top))
+    for lines in batches:
+        last = _last_event(lines)
+        for index, raw in enumerate(lines):
+            line = raw.rstrip(b"\r")
+            if not line or line.startswith(b":"):
+                continue  # blank separators and keep-alive comments
+            field, _, value = line.partition(b":")
+            if field == b"error":
+                raise stream_error(_json(value, upstream), upstream)
+            if field != b"data":
+                seen_other = True
+                continue
+            body = _json(value, upstream)
+            if not isinstance(body, dict):
+                raise UpstreamError(f"the upstream {upstream} sent a stream event that is "
+                                    f"not a JSON object")
+            if "error" in body:
+                raise stream_error(body, upstream)
+            seen_any = True
+            if body.get("stop"):
+                yield Chunk(text=body.get("content") or "", finish_reason=finish_reason(body),
+                            usage=usage(body), truncated=bool(body.get("truncated")),
+                            slot=slot(body))
+                return
+            yield Chunk(text=body.get("content") or "", followed=index < last,
+                        logprobs=logprobs(body.get("completion_probabilities"), top))
     if seen_other and not seen_any:
         raise UpstreamError(f"the upstream {upstream} answered a stream request with "
                             f"something that is not an event stream")
@@ -167,6 +175,15 @@ def stream_chunks(lines: Iterable[bytes], upstream: str, top: Optional[int]) -> 
             retry_after=1)
     raise UpstreamError(f"the upstream {upstream} ended the stream before finishing; "
                         f"check its log")
+
+
+def _last_event(lines: list) -> int:
+    """The index of the last line in ``lines`` that is not blank or a comment; -1 if none."""
+    for index in range(len(lines) - 1, -1, -1):
+        line = lines[index]
+        if line.strip() and not line.startswith(b":"):
+            return index
+    return -1
 
 
 def stream_error(body: object, upstream: str) -> Exception:
