@@ -21,12 +21,15 @@ pytestmark = pytest.mark.live
 GRACE = 2
 
 
-def events(response: requests.Response) -> list:
+def events(response: requests.Response, first: threading.Event = None) -> list:
+    """The stream's events; ``first`` is set once one has arrived."""
     found = []
     for line in response.iter_lines():
         if line:
             data = line.decode().removeprefix("data: ")
             found.append(data if data == "[DONE]" else json.loads(data))
+            if first is not None:
+                first.set()
     return found
 
 
@@ -38,21 +41,22 @@ def test_sigterm_lets_streams_finish_then_ends_the_rest_cleanly(tmp_path, how):
                              env={"PROXY_GRACEFUL_TIMEOUT": str(GRACE)}).start()
         try:
             results = {}
+            begun = {"short": threading.Event(), "long": threading.Event()}
 
             def stream(name: str, max_tokens: int) -> None:
                 with requests.post(proxy.url + "/v1/completions", stream=True, timeout=30,
                                    json={"prompt": name, "max_tokens": max_tokens,
                                          "stream": True}) as response:
-                    results[name] = events(response)
+                    results[name] = events(response, begun[name])
 
             short = threading.Thread(target=stream, args=("short", 20))  # about 1 s
             long = threading.Thread(target=stream, args=("long", 400))  # about 20 s
             short.start()
             long.start()
-            deadline = time.monotonic() + 10
-            while fake.active_streams < 2:
-                assert time.monotonic() < deadline, "the streams did not start"
-                time.sleep(0.02)
+            # in flight = the client has its first event (the upstream's stream alone may open
+            # before the proxy has begun answering)
+            assert all(started.wait(10) for started in begun.values()), \
+                "the streams did not start"
             stopped_at = time.monotonic()
             proxy.process.send_signal(signal.SIGTERM)
             time.sleep(0.5)
