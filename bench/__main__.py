@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import sys
 import tempfile
 import time
@@ -30,6 +31,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                                                     "one per held stream)")
     parser.add_argument("--workers", type=int, help="gunicorn worker processes (default: half "
                                                     "the cores)")
+    parser.add_argument("--litellm", default=shutil.which("litellm"),
+                        help="LiteLLM's proxy executable, measured as a peer on llama-server "
+                             "(default: litellm on PATH; never in --quick)")
     parser.add_argument("--out", type=Path, default=RESULTS,
                         help="folder for <plan>.md, <plan>.json and <plan>.png")
     return parser.parse_args(argv)
@@ -41,10 +45,13 @@ def main(argv=None) -> int:
     plan = QUICK if args.quick else FULL
     plan = replace(plan, upstreams=tuple(args.upstream or plan.upstreams),
                    threads=args.threads or plan.threads, workers=args.workers or spare_cores())
+    if plan.peers and not args.litellm:
+        logger.warning("LiteLLM is not measured: it is not installed (pip install "
+                       "'litellm[proxy]', or name its executable with --litellm)")
     started, load_before = time.monotonic(), report.load_average()
     with tempfile.TemporaryDirectory(prefix="oai-proxy-bench-") as work_dir:
         try:
-            results = runner.run(plan, Path(work_dir))
+            results = runner.run(plan, Path(work_dir), args.litellm)
         except Exception:
             for log in sorted(Path(work_dir).glob("*.log")):  # the servers' side of the story
                 logger.error("%s:\n%s", log.name, log.read_text(errors="replace")[-2000:])

@@ -10,9 +10,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import (FuncFormatter, LogLocator, NullFormatter,  # noqa: E402
                                NullLocator)
 
-from bench.plan import PATHS, Plan  # noqa: E402
+from bench.plan import Plan  # noqa: E402
 
-COLORS = {"direct": "black", "waitress": "tab:blue", "gunicorn": "tab:orange"}
+COLORS = {"direct": "black", "waitress": "tab:blue", "gunicorn": "tab:orange",
+          "llama.cpp /v1": "tab:green", "litellm": "tab:red"}
 STYLES = {"synthetic": "-", "llama-server": "--"}
 
 # (panel title, scenario family, result field, y label)
@@ -35,7 +36,7 @@ def save(plan: Plan, results: dict, path: Path) -> None:
         levels = set()
         for upstream, runs in results.items():
             scenarios = [s for s in plan.scenarios(upstream) if s.key.split()[0] == family]
-            for route in PATHS:
+            for route in runs:
                 points = [(s.concurrency, runs[route][s.key].get(name)) for s in scenarios]
                 points = [(x, y) for x, y in points if y is not None]
                 if points:

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
+import os
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Optional, Sequence
 
 import requests
 
@@ -20,24 +22,27 @@ START_TIMEOUT = 60.0
 class Service:
     """A server subprocess on a free loopback port, ready once ``GET /health`` answers 200."""
 
-    def __init__(self, name: str, command: Sequence[str], port: int, log_path: Path) -> None:
+    def __init__(self, name: str, command: Sequence[str], port: int, log_path: Path, *,
+                 health: str = "/health", env: Optional[dict] = None) -> None:
         self.name = name
         self.command = list(command)
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log_path
+        self.health = health
+        self.env = env
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "Service":
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.command, cwd=ROOT, stdin=subprocess.DEVNULL,
-                                            stdout=log, stderr=subprocess.STDOUT)
+                                            stdout=log, stderr=subprocess.STDOUT, env=self.env)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.process.returncode}; "
                                    f"see {self.log_path}")
             with contextlib.suppress(requests.RequestException):
-                if requests.get(self.url + "/health", timeout=2).status_code == 200:
+                if requests.get(self.url + self.health, timeout=2).status_code == 200:
                     return self
             time.sleep(0.05)
         self.stop()
@@ -78,6 +83,21 @@ def proxy(server: str, upstream: str, log_dir: Path, *, threads: int, workers: i
         command += ["--workers", str(workers)]
     name = name or server
     return Service(f"proxy under {name}", command, port, log_dir / f"proxy-{name}.log")
+
+
+def litellm(executable: str, upstream: str, log_dir: Path) -> Service:
+    """LiteLLM's proxy in front of llama-server's OpenAI endpoint, one worker, as its users
+    configure it; without keys, like the proxy it is compared with, and reading its cost
+    map locally (no network at start)."""
+    port = free_port()
+    config = log_dir / "litellm.yaml"  # JSON, which YAML reads
+    config.write_text(json.dumps({"model_list": [{"model_name": "bench", "litellm_params": {
+        "model": "openai/bench", "api_base": upstream + "/v1", "api_key": "none"}}]}))
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR",
+           "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true"}
+    return Service("LiteLLM proxy", [executable, "--config", str(config), "--port", str(port),
+                                     "--num_workers", "1", "--telemetry", "False"],
+                   port, log_dir / "litellm.log", health="/health/liveliness", env=env)
 
 
 @contextlib.contextmanager
