@@ -69,12 +69,13 @@ def serve_waitress(app, settings: Settings) -> None:
 
     # poll(), not select(): select() fails outright once a descriptor number passes 1023,
     # which a few hundred open streams (each a client and an upstream socket) reach.
-    # A request lookahead keeps reading a busy connection, which is how waitress notices a
-    # client that hung up while its request waits for a slot.
+    # No request lookahead: reading a connection ahead of its running request makes the
+    # event loop spin on every answer; a hang-up is noticed on the socket itself (see
+    # proxy.api.disconnect).
     server = waitress.create_server(
         app, host=settings.host, port=settings.port, threads=settings.threads,
         connection_limit=max(100, settings.threads * 4), channel_timeout=600,
-        channel_request_lookahead=1, asyncore_use_poll=True, ident="oai-proxy")
+        asyncore_use_poll=True, ident="oai-proxy")
     drain = app.extensions["proxy"].drain
 
     def stop(signum, frame) -> None:

@@ -39,8 +39,24 @@ def test_a_client_that_hung_up_is_gone(pair):
     assert client_gone_probe({"gunicorn.socket": server})() is True
 
 
-def test_waitress_says_it_itself():
-    assert client_gone_probe({"waitress.client_disconnected": lambda: True})() is True
+class WaitressConnection:
+    """What waitress's probe is bound to: its connection, which holds the socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.socket = sock
+
+    def check_client_disconnected(self) -> bool:
+        return False  # waitress only knows once it reads the connection, which it does not
+
+
+@pytest.mark.parametrize("hang_up", [False, True])
+def test_under_waitress_the_connection_socket_is_asked(pair, hang_up):
+    server, client = pair
+    server.setblocking(False)  # as waitress keeps its sockets
+    if hang_up:
+        client.close()
+    probe = WaitressConnection(server).check_client_disconnected
+    assert client_gone_probe({"waitress.client_disconnected": probe})() is hang_up
 
 
 def test_an_unknown_server_never_says_gone():
