@@ -44,10 +44,14 @@ def run(plan: Plan, work_dir: Path, litellm: Optional[str] = None) -> dict:
             if missing:
                 logger.warning("skipping %s: %s", upstream, missing)
                 continue
-            with start_upstream(upstream, plan, work_dir) as server:
-                results[upstream] = {
-                    path: run_path(plan, upstream, path, server.url, loadgen, work_dir, litellm)
-                    for path in paths(plan, upstream, litellm)}
+            results[upstream] = {}
+            for path in paths(plan, upstream, litellm):
+                # each path meets a fresh upstream: llama-server's prompt cache in host memory
+                # grows with every request and slows each one, so a path measured after the
+                # others would pay for theirs
+                with start_upstream(upstream, plan, work_dir) as server:
+                    results[upstream][path] = run_path(plan, upstream, path, server.url,
+                                                       loadgen, work_dir, litellm)
     finally:
         loadgen.close()
     return results

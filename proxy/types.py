@@ -1,7 +1,6 @@
 """Plain values that travel between the API layer and the backends (no Flask, no HTTP)."""
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -84,10 +83,19 @@ class GenerationRequest:
         return self.prompt is None
 
     def in_slot(self, slot: int) -> "GenerationRequest":
-        """This request pinned to ``slot``: a shallow copy, far cheaper than ``replace``."""
-        pinned = copy.copy(self)
-        object.__setattr__(pinned, "slot", slot)
-        return pinned
+        """This request pinned to ``slot``."""
+        return self._amended(slot=slot)
+
+    def watched_by(self, client_gone: Callable[[], bool]) -> "GenerationRequest":
+        """This request, able to tell whether its client is still there."""
+        return self._amended(client_gone=client_gone)
+
+    def _amended(self, **changes) -> "GenerationRequest":
+        """A shallow copy with ``changes``: every request is amended on its way, and
+        ``dataclasses.replace`` would run ``__init__`` and its default factories again."""
+        amended = object.__new__(GenerationRequest)
+        amended.__dict__.update(self.__dict__, **changes)
+        return amended
 
 
 @dataclass(frozen=True)

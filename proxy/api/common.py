@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Optional
 
+import orjson
 from flask import Response, current_app, g, request
 from werkzeug.exceptions import ClientDisconnected
 
@@ -52,11 +53,9 @@ def _parse_body() -> object:
         raise RequestTimeoutError("The request body stopped arriving before its "
                                   "Content-Length was reached (--client-timeout).") from None
     try:
-        body = json.loads(data or b"null")
-    except ValueError as exc:
-        raise InvalidRequestError(f"The body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise InvalidRequestError("The body is nested too deeply.") from None
+        body = orjson.loads(data or b"null")
+    except orjson.JSONDecodeError:
+        body = _parse_unusual(data)
     # surrogates can only come from \uD800-\uDFFF escapes: most bodies need no walk
     where = lone_surrogate_at(body) if SURROGATE_ESCAPE.search(data) else None
     if where is not None:
@@ -65,9 +64,20 @@ def _parse_body() -> object:
     return body
 
 
+def _parse_unusual(data: bytes) -> object:
+    """What orjson refuses, read as the standard library reads it (NaN, integers wider than
+    64 bits, UTF-16 and UTF-32, escaped lone surrogates), else a 400 saying why."""
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise InvalidRequestError(f"The body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidRequestError("The body is nested too deeply.") from None
+
+
 def watched(generation_request: GenerationRequest) -> GenerationRequest:
     """The request, able to tell whether its client is still there while it waits."""
-    return replace(generation_request, client_gone=client_gone_probe(request.environ))
+    return generation_request.watched_by(client_gone_probe(request.environ))
 
 
 def configured_models() -> list:

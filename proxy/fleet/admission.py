@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from contextlib import closing, contextmanager
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, TypeVar
 
@@ -34,10 +34,10 @@ def never() -> bool:
 
 @dataclass(eq=False)
 class Ticket:
-    """One request's place in line, and how to wake it when it reaches the head."""
+    """One request's lease or place in line, and how to wake it when it reaches the head."""
 
     deadline: float
-    wake: threading.Condition
+    wake: Optional[threading.Condition] = None  # made when it has to wait in line
     not_before: float = 0.0
     refusals: int = 0
     accepted: bool = False  # the server has started answering it
@@ -45,6 +45,9 @@ class Ticket:
 
 class LineWatch:
     """Told as requests join the line, leave it, and finish: what metrics count."""
+
+    def passed(self) -> None:
+        """A request took a free slot without waiting."""
 
     def joined(self) -> None:
         """A request started waiting."""
@@ -114,26 +117,23 @@ class Admission:
                     yield from items
                 return
 
-    @contextmanager
     def lease(self, gone: Callable[[], bool] = never,
-              ticket: Optional[Ticket] = None) -> Iterator[Ticket]:
+              ticket: Optional[Ticket] = None) -> "Lease":
         """Wait for a slot, hold it for the ``with`` block, then hand it on.
 
         Pass back the ticket of a refused attempt to keep its place at the head of the line
         and its original deadline.
         """
-        with waiting():  # a line for the upstream's slots: not the proxy's own time
-            ticket = self._wait(gone, ticket)
-        try:
-            yield ticket
-        finally:
-            self.watch.finished()
-            with self._lock:
-                self._running -= 1
-                if ticket.accepted:
-                    ticket.accepted = False
-                    self._accepted -= 1
-                self._wake_head()
+        return Lease(self, gone, ticket)
+
+    def _release(self, ticket: Ticket) -> None:
+        self.watch.finished()
+        with self._lock:
+            self._running -= 1
+            if ticket.accepted:
+                ticket.accepted = False
+                self._accepted -= 1
+            self._wake_head()
 
     def _accept(self, ticket: Ticket) -> None:
         with self._lock:
@@ -180,15 +180,21 @@ class Admission:
     def _wait(self, gone: Callable[[], bool], ticket: Optional[Ticket]) -> Ticket:
         with self._lock:
             if ticket is None:
+                if not self._line and self._free():  # nobody ahead: no line to join
+                    self._running += 1
+                    self.watch.passed()
+                    return Ticket(self.clock() + self.queue_timeout)
                 if len(self._line) >= self.max_queue and not self._free():
                     raise QueueFullError(
                         f"all {self._slots_text()} of {self.name} are busy and "
                         f"{len(self._line)} requests already wait for one; retry shortly, or "
                         f"raise --max-queue{self.remedy}", retry_after=RETRY_AFTER)
-                ticket = Ticket(self.clock() + self.queue_timeout, threading.Condition(self._lock))
+                ticket = Ticket(self.clock() + self.queue_timeout)
                 self._line.append(ticket)
             else:
                 self._line.appendleft(ticket)
+            if ticket.wake is None:
+                ticket.wake = threading.Condition(self._lock)
             self.watch.joined()
             try:
                 while not (self._line[0] is ticket and self._free()
@@ -235,3 +241,23 @@ class Admission:
     def _slots_text(self) -> str:
         limit = self.slots.limit
         return "slots" if not limit else "1 slot" if limit == 1 else f"{limit} slots"
+
+
+class Lease:
+    """A slot of :class:`Admission` held for a ``with`` block, waited for on entry."""
+
+    __slots__ = ("admission", "gone", "ticket")
+
+    def __init__(self, admission: Admission, gone: Callable[[], bool],
+                 ticket: Optional[Ticket]) -> None:
+        self.admission = admission
+        self.gone = gone
+        self.ticket = ticket
+
+    def __enter__(self) -> Ticket:
+        with waiting():  # a line for the upstream's slots: not the proxy's own time
+            self.ticket = self.admission._wait(self.gone, self.ticket)
+        return self.ticket
+
+    def __exit__(self, *exc_info) -> None:
+        self.admission._release(self.ticket)

@@ -11,6 +11,7 @@ import dataclasses
 import os
 import shlex
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
@@ -86,14 +87,19 @@ class Catalog:
         """The model ``name`` (an id or alias) denotes; ``None`` if it denotes none."""
         if not name:
             return self.default_model
-        for model in self.models:
-            if name in model.names:
-                return model
-        return self.default_model if self.catch_all else None
+        model = self._by_name.get(name)
+        if model is None and self.catch_all:
+            return self.default_model
+        return model
 
-    @property
+    @cached_property
     def default_model(self) -> ModelSpec:
         return next(m for m in self.models if m.id == self.default)
+
+    @cached_property
+    def _by_name(self) -> dict:
+        """Every id and alias: every request looks its model up."""
+        return {name: model for model in self.models for name in model.names}
 
 
 def with_defaults(request: GenerationRequest,

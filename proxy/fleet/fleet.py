@@ -58,6 +58,8 @@ class Model:
 
     def place(self, key: Optional[str], exclude: Sequence[Replica] = (),
               continuing: bool = False) -> Replica:
+        if len(self.replicas) == 1:  # nothing to choose: placement would pick it anyway
+            return self.replicas[0]
         loads = self.loads(exclude)
         remembered = self.affinity.replica(key) if key else None
         name = choose(key, loads, continuing=continuing, remembered=remembered).name

@@ -8,7 +8,6 @@ an upstream (or its slots, or its start) is taken off.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from contextvars import ContextVar
 from time import perf_counter
 from typing import Iterable, Iterator, Optional
@@ -66,18 +65,21 @@ def generated(prompt_tokens: int, completion_tokens: int) -> None:
         measure.completion_tokens += completion_tokens
 
 
-@contextmanager
-def waiting() -> Iterator[None]:
-    """Mark the ``with`` block as waiting on something outside the proxy."""
-    watch = CURRENT.get()
-    if watch is None:
-        yield
-        return
-    began = perf_counter()
-    try:
-        yield
-    finally:
-        watch.waited += perf_counter() - began
+class waiting:
+    """Mark the ``with`` block as waiting on something outside the proxy.
+
+    A class rather than a generator: every request passes through several of these.
+    """
+
+    __slots__ = ("watch", "began")
+
+    def __enter__(self) -> None:
+        self.watch = CURRENT.get()
+        self.began = perf_counter()
+
+    def __exit__(self, *exc_info) -> None:
+        if self.watch is not None:
+            self.watch.waited += perf_counter() - self.began
 
 
 def waited(pieces: Iterable) -> Iterator:

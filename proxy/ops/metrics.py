@@ -30,6 +30,7 @@ class Metrics:
         self.folder = folder
         self.registry = None if folder else CollectorRegistry()
         self._fleet = None
+        self._answers: dict = {}  # (route, model, status, key) -> their series
         registry = self.registry
         self.requests = Counter(PREFIX + "requests", "Requests answered",
                                 ["route", "model", "status", "key"], registry=registry)
@@ -66,15 +67,29 @@ class Metrics:
                  measure: Measure, key: str = "") -> None:
         """One request done: its count (by key name), duration, tokens and the proxy's own
         time."""
-        self.requests.labels(route, model, str(status), key).inc()
-        self.duration.labels(route, model).observe(seconds)
-        self.overhead.labels(route).observe(measure.overhead)
+        requests, duration, overhead, first_token, prompt, completion = self._series(
+            route, model, status, key)
+        requests.inc()
+        duration.observe(seconds)
+        overhead.observe(measure.overhead)
         if measure.first_token is not None:
-            self.first_token.labels(model).observe(measure.first_token)
+            first_token.observe(measure.first_token)
         if measure.prompt_tokens:
-            self.tokens.labels(model, "prompt").inc(measure.prompt_tokens)
+            prompt.inc(measure.prompt_tokens)
         if measure.completion_tokens:
-            self.tokens.labels(model, "completion").inc(measure.completion_tokens)
+            completion.inc(measure.completion_tokens)
+
+    def _series(self, route: str, model: str, status: int, key: str) -> tuple:
+        """The figures of one kind of answer, looked up once: ``labels()`` takes a lock and
+        builds its key at every call, and every request would pay for six of them."""
+        found = self._answers.get((route, model, status, key))
+        if found is None:
+            found = self._answers[route, model, status, key] = (
+                self.requests.labels(route, model, str(status), key),
+                self.duration.labels(route, model), self.overhead.labels(route),
+                self.first_token.labels(model), self.tokens.labels(model, "prompt"),
+                self.tokens.labels(model, "completion"))
+        return found
 
     def scrape(self) -> bytes:
         """The text exposition format of every figure, from every worker."""
@@ -104,6 +119,10 @@ class LineMetrics:
         self.queued = metrics.queued.labels(model, upstream)
         self.busy = metrics.busy.labels(model, upstream)
         self.wait = metrics.queue_wait.labels(model)
+
+    def passed(self) -> None:
+        self.busy.inc()
+        self.wait.observe(0.0)
 
     def joined(self) -> None:
         self.queued.inc()
