@@ -32,14 +32,15 @@ def create_app(settings: Optional[Settings] = None, *, backend: Optional[Backend
         metrics.watch(state.backend)
     app.extensions["proxy"] = state
 
+    access = build_access(settings)
+    app.extensions["access"] = access
+    observe.init_app(app, metrics, access, state.backend.model_label)
+
     @app.before_request
     def refuse_while_stopping() -> None:
         if state.drain.began:  # a request on a kept-alive connection, after SIGTERM
             raise ShuttingDownError("the proxy is shutting down; send the request again")
 
-    access = build_access(settings)
-    app.extensions["access"] = access
-    observe.init_app(app, metrics, access)
     auth.init_app(app, access, state.backend.model_label, settings.cors_origins)
     errors.init_app(app)
     app.register_blueprint(openai.bp)

@@ -26,16 +26,19 @@ def init_app(app: Flask, access: Access, label: Callable[[Optional[str]], str],
 
     @app.before_request
     def check_key():
-        if request.method == "OPTIONS":
+        asked = request._get_current_object()  # read once: each read of ``request`` is a lookup
+        if asked.method == "OPTIONS":
             return _preflight(origins) if origins else None
-        if request.path in PUBLIC_PATHS or request.path.startswith(ADMIN):
+        path = asked.path
+        if path in PUBLIC_PATHS or path.startswith(ADMIN):
             return None
-        key = g.key = access.identify(request.headers.get("Authorization", ""))
-        if key is not None and key.models and request.method == "POST":
+        call = g._get_current_object()
+        key = call.key = access.identify(asked.headers.get("Authorization", ""))
+        if key is not None and key.models and asked.method == "POST":
             body = read_json()
-            g.model = body.get("model") if isinstance(body, dict) else None
-            access.check_model(key, g.model, label)
-        g.limit = access.admit(key)
+            call.model = body.get("model") if isinstance(body, dict) else None
+            access.check_model(key, call.model, label)
+        call.limit = access.admit(key)
         return None
 
     @app.after_request

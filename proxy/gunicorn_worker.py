@@ -12,54 +12,58 @@ from __future__ import annotations
 
 import errno
 import socket
+import struct
 
 from gunicorn.workers.gthread import ThreadWorker
 
 
 class PatientSocket(socket.socket):
-    """A client socket whose blocking reads and writes give up after ``patience`` seconds."""
+    """A client socket whose blocking reads and writes give up after ``patience`` seconds.
 
-    patience: float
+    The kernel keeps the deadline (``SO_RCVTIMEO``, ``SO_SNDTIMEO``): a socket with a Python
+    timeout would ask ``poll`` before every read and write, a system call per call.
+    """
 
     @classmethod
     def adopt(cls, sock: socket.socket, patience: float) -> "PatientSocket":
         adopted = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
-        adopted.patience = patience
+        seconds = int(patience)
+        deadline = struct.pack("ll", seconds, int((patience - seconds) * 1_000_000))
+        adopted.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, deadline)
+        adopted.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, deadline)
         return adopted
 
-    def setblocking(self, flag: bool) -> None:
-        if flag:
-            self.settimeout(self.patience)
-        else:
-            super().setblocking(False)
-
     def recv(self, *args, **kwargs):
-        with _dropped_when_too_slow():
+        try:
             return super().recv(*args, **kwargs)
+        except BlockingIOError as exc:
+            raise self._judged(exc) from None
 
     def recv_into(self, *args, **kwargs):
-        with _dropped_when_too_slow():
+        try:
             return super().recv_into(*args, **kwargs)
+        except BlockingIOError as exc:
+            raise self._judged(exc) from None
 
     def send(self, *args, **kwargs):
-        with _dropped_when_too_slow():
+        try:
             return super().send(*args, **kwargs)
+        except BlockingIOError as exc:
+            raise self._judged(exc) from None
 
     def sendall(self, *args, **kwargs):
-        with _dropped_when_too_slow():
+        try:
             return super().sendall(*args, **kwargs)
+        except BlockingIOError as exc:
+            raise self._judged(exc) from None
 
-
-class _dropped_when_too_slow:
-    """Turn a timed-out wait for the client into the reset gunicorn already expects."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind, exc, traceback) -> bool:
-        if kind is not None and issubclass(kind, TimeoutError):
-            raise ConnectionResetError(errno.ECONNRESET, "the client was too slow") from None
-        return False
+    def _judged(self, exc: BlockingIOError) -> OSError:
+        """In blocking mode, "would block" means the kernel's deadline passed: the client
+        was too slow, and gets the reset gunicorn already expects. In non-blocking mode it
+        means what it says."""
+        if not self.getblocking():
+            return exc
+        return ConnectionResetError(errno.ECONNRESET, "the client was too slow")
 
 
 def patient_worker(patience: float) -> type:

@@ -22,6 +22,7 @@ from proxy.types import GenerationRequest
 
 
 SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+UNREAD = object()  # a body not read yet (a body may be JSON null)
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,11 @@ def read_json() -> object:
 
     Read once per request: a key limited to some models has it read before the view.
     """
-    if "body" not in g:
-        g.body = _parse_body()
-    return g.body
+    call = g._get_current_object()  # read once: each read of ``g`` is a proxy lookup
+    body = getattr(call, "body", UNREAD)
+    if body is UNREAD:
+        body = call.body = _parse_body()
+    return body
 
 
 def _parse_body() -> object:

@@ -7,7 +7,7 @@ whole stream.
 from __future__ import annotations
 
 from time import perf_counter
-from typing import Optional
+from typing import Callable, Optional
 
 from flask import Blueprint, Flask, Response, g, request
 
@@ -36,28 +36,30 @@ def metrics() -> Response:
     return Response(state.metrics.scrape(), mimetype=None, content_type=EXPOSITION)
 
 
-def init_app(app: Flask, figures: Optional[Metrics], access: Access) -> None:
+def init_app(app: Flask, figures: Optional[Metrics], access: Access,
+             label: Callable[[Optional[str]], str]) -> None:
     """Measure every request, from before the key check to the last byte it makes; count an
-    API request's usage against its key."""
+    API request's usage against its key. ``label`` names the model a request asked for as
+    metrics and usage name it."""
 
     @app.before_request
-    def begin() -> None:
-        g.measure = measure.start()
+    def begin() -> None:  # the first hook: every answer, refusals too, is measured
+        measure.start()
 
     @app.after_request
     def end(response: Response) -> Response:
-        spent = g.get("measure")
-        if spent is None:  # a request refused before its measure began
-            return response
+        spent = measure.current()
         spent.pause()
         response.headers[OVERHEAD_HEADER] = f"{spent.overhead * 1000:.3f}"
         if response.is_streamed:
             response.response = measure.timed(response.response, spent)
-        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        model = get_state().backend.model_label(g.get("model"))
+        rule = request.url_rule
+        route = rule.rule if rule is not None else "unmatched"
+        call = g._get_current_object()  # read once: each read of ``g`` is a proxy lookup
+        model = label(getattr(call, "model", None))
         status = response.status_code
-        api = "key" in g  # the key check ran: an API route, not a page or a probe
-        key = g.get("key")
+        api = hasattr(call, "key")  # the key check ran: an API route, not a page or a probe
+        key = getattr(call, "key", None)
 
         def done() -> None:
             if figures is not None:

@@ -51,6 +51,11 @@ def start() -> Measure:
     return measure
 
 
+def current() -> Measure:
+    """The measure of the request being served (its thread's, set by :func:`start`)."""
+    return CURRENT.get()
+
+
 def first_token() -> None:
     """The first generated text is ready to go out."""
     measure = CURRENT.get()
