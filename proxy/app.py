@@ -34,7 +34,7 @@ def create_app(settings: Optional[Settings] = None, *, backend: Optional[Backend
 
     access = build_access(settings)
     app.extensions["access"] = access
-    observe.init_app(app, metrics, access, state.backend.model_label)
+    observe.init_app(app, state, access)
 
     @app.before_request
     def refuse_while_stopping() -> None:

@@ -10,6 +10,7 @@ import time
 from typing import Optional, Sequence
 
 from proxy.config import Settings
+from proxy.logs import log_to_stderr
 
 logger = logging.getLogger("proxy")
 LAST_WORDS = 0.5  # seconds for the last bytes of ended streams to leave, before exiting
@@ -17,8 +18,7 @@ LAST_WORDS = 0.5  # seconds for the last bytes of ended streams to leave, before
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     settings = Settings.from_args(argv)
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_to_stderr(settings.log_level)
     from proxy.serving import Master
 
     # made before the app is imported: it would otherwise run the model servers itself, and

@@ -125,6 +125,9 @@ class Settings:
     max_batch: int = setting(256, "most inputs accepted in one embeddings request")
     log_level: str = setting("info", "logging level",
                              choices=("debug", "info", "warning", "error"))
+    access_log: str = setting("on", "a line per request at the info level: client, method, "
+                                    "path, status, seconds, model and key name; off = none",
+                              choices=("on", "off"))
 
     def __post_init__(self) -> None:
         if isinstance(self.llama_api, str):  # Settings(llama_api="http://…"): one replica

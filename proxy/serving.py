@@ -93,7 +93,6 @@ def gunicorn_options(settings: Settings) -> dict:
         # our own grace first (streams end with an error event), then gunicorn's kill
         "graceful_timeout": int(settings.graceful_timeout) + 5,
         "keepalive": 5,
-        "accesslog": "-",
         "loglevel": settings.log_level,
         "on_starting": hooks.on_starting,
         "child_exit": hooks.child_exit,

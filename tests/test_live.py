@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from tests.fakes.servercpp import FakeServerCpp
+from tests.polling import wait_for
 from tests.processes import ProxyProcess
 
 pytestmark = pytest.mark.live
@@ -50,6 +51,14 @@ def test_chat(client, fake):
     assert answer.model == "tiny" and answer.id.startswith("chatcmpl-")
     assert answer.usage.completion_tokens == 4
     assert fake.requests[-1][1]["n_predict"] == 8 and fake.type_violations == []
+
+
+def test_each_request_gets_a_line_in_the_log(proxy, client, fake):
+    client.completions.create(model="logged", prompt="hi", max_tokens=2)
+    wait_for(lambda: "POST /v1/completions 200 " in proxy.log(), "no access line")
+    line = next(line for line in proxy.log().splitlines() if "POST /v1/completions 200 " in line)
+    assert "INFO proxy.access: 127.0.0.1 POST /v1/completions 200 " in line
+    assert line.endswith(" key=-") and " model=default " in line
 
 
 def test_chat_stream_with_usage(client, fake):

@@ -6,19 +6,19 @@ whole stream.
 """
 from __future__ import annotations
 
+import logging
 from time import perf_counter
-from typing import Callable, Optional
 
 from flask import Blueprint, Flask, Response, g, request
 
 from proxy.access.gate import Access
-from proxy.api.common import get_state
+from proxy.api.common import ProxyState, get_state
 from proxy.auth import require_key
 from proxy.errors import NotFoundError
 from proxy.ops import measure
-from proxy.ops.metrics import Metrics
 
 bp = Blueprint("observe", __name__)
+access_log = logging.getLogger("proxy.access")
 OVERHEAD_HEADER = "x-oai-proxy-overhead-ms"
 EXPOSITION = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -36,11 +36,12 @@ def metrics() -> Response:
     return Response(state.metrics.scrape(), mimetype=None, content_type=EXPOSITION)
 
 
-def init_app(app: Flask, figures: Optional[Metrics], access: Access,
-             label: Callable[[Optional[str]], str]) -> None:
+def init_app(app: Flask, state: ProxyState, access: Access) -> None:
     """Measure every request, from before the key check to the last byte it makes; count an
-    API request's usage against its key. ``label`` names the model a request asked for as
-    metrics and usage name it."""
+    API request's usage against its key; log a line for it (``--access-log``)."""
+    figures = state.metrics
+    label = state.backend.model_label  # the model asked for, as metrics and usage name it
+    log_access = state.settings.access_log == "on"
 
     @app.before_request
     def begin() -> None:  # the first hook: every answer, refusals too, is measured
@@ -53,20 +54,26 @@ def init_app(app: Flask, figures: Optional[Metrics], access: Access,
         response.headers[OVERHEAD_HEADER] = f"{spent.overhead * 1000:.3f}"
         if response.is_streamed:
             response.response = measure.timed(response.response, spent)
-        rule = request.url_rule
+        asked = request._get_current_object()  # read once: each read of ``request`` is a lookup
+        rule = asked.url_rule
         route = rule.rule if rule is not None else "unmatched"
-        call = g._get_current_object()  # read once: each read of ``g`` is a proxy lookup
+        call = g._get_current_object()
         model = label(getattr(call, "model", None))
         status = response.status_code
         api = hasattr(call, "key")  # the key check ran: an API route, not a page or a probe
         key = getattr(call, "key", None)
+        line = (asked.remote_addr, asked.method, asked.path) if log_access else None
 
         def done() -> None:
+            seconds = perf_counter() - spent.began
+            name = key.name if key else ""
             if figures is not None:
-                figures.answered(route, model, status, perf_counter() - spent.began, spent,
-                                 key.name if key else "")
+                figures.answered(route, model, status, seconds, spent, name)
             if api:
                 access.finished(key, model, status, spent.prompt_tokens, spent.completion_tokens)
+            if line is not None:
+                access_log.info("%s %s %s %d %.3fs model=%s key=%s", *line, status, seconds,
+                                model, name or "-")
 
         response.call_on_close(done)
         return response

@@ -29,6 +29,7 @@ from proxy.config import Settings, advertise_supervisor
 from proxy.errors import UpstreamUnavailableError
 from proxy.fleet.catalog import from_settings
 from proxy.fleet.processes import STOP_GRACE, die_with_parent
+from proxy.logs import log_to_stderr
 
 logger = logging.getLogger(__name__)
 
@@ -140,8 +141,7 @@ def main() -> None:  # pragma: no cover - runs as its own process, tested throug
     if os.getppid() != int(sys.argv[1]):
         return  # the master died before the parent-death signal was armed
     settings, address, authkey = pickle.load(sys.stdin.buffer)
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_to_stderr(settings.log_level)
     try:
         pool, servers = managed_servers(from_settings(settings), settings)
         listener = Listener(address, "AF_UNIX", authkey=authkey)

@@ -112,3 +112,25 @@ def test_keys_are_named_in_metrics_and_never_logged(client, caplog):
     assert "sk-alice" not in everything and "sk-nobody" not in everything
     chat(client, "sk-alice", model="other")
     assert "key 'alice' refused the model 'other'" in caplog.text and "sk-alice" not in caplog.text
+
+
+def test_the_access_log_names_the_key_and_the_model(client, caplog):
+    caplog.set_level(logging.INFO, logger="proxy.access")
+    chat(client, "sk-alice")
+    chat(client, "sk-nobody")
+    lines = [r.getMessage() for r in caplog.records if r.name == "proxy.access"]
+    assert len(lines) == 2
+    assert lines[0].startswith("127.0.0.1 POST /v1/chat/completions 200 ")
+    assert lines[0].endswith(" model=tiny key=alice")
+    assert " 401 " in lines[1] and lines[1].endswith(" key=-")
+    assert "sk-" not in caplog.text
+
+
+def test_the_access_log_can_be_turned_off(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="proxy.access")
+    with FakeServerCpp("llamacpp", n_slots=2) as fake:
+        app = create_app(Settings(llama_api=fake.url, access_log="off",
+                                  usage_db=str(tmp_path / "usage.sqlite3")))
+        with app.test_client().post("/v1/chat/completions", json=CHAT) as response:
+            assert response.status_code == 200
+    assert not [r for r in caplog.records if r.name == "proxy.access"]
