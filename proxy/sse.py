@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Iterable, Iterator, NamedTuple
+from typing import Iterable, Iterator
 
 import orjson
 
@@ -15,13 +15,6 @@ DONE = b"data: [DONE]\n\n"
 KEEPALIVE = object()  # an event meaning "nothing yet": sent as a comment, which clients skip
 KEEPALIVE_COMMENT = b": waiting for the model's server to start\n\n"
 
-
-class Held(NamedTuple):
-    """An event whose successor has already arrived: written together with it, in one write."""
-
-    event: dict
-
-
 HEADERS = {
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",  # keep nginx (a common front) from buffering the stream
@@ -29,24 +22,19 @@ HEADERS = {
 
 
 def encode_event(payload: dict) -> bytes:
-    """Frame one JSON object as an SSE event."""
-    return b"data: " + dumps(payload) + b"\n\n"
-
-
-def dumps(payload: dict) -> bytes:
-    """Compact JSON in real UTF-8 (clients decode whole lines).
+    """Frame one JSON object as an SSE event: compact JSON in real UTF-8 (clients decode
+    whole lines).
 
     orjson, because this runs once per streamed token and takes a tenth of the time of
     ``json.dumps``; non-string keys become strings, as with ``json``.
     """
-    return orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS)
+    return b"data: " + orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS) + b"\n\n"
 
 
-def event_stream(events: Iterable[dict], drain: Drain) -> Iterator[bytes]:
+def event_stream(events: Iterable, drain: Drain) -> Iterator[bytes]:
     """Frame events, turn a failure after the first byte into one error event, end with DONE.
 
-    A :class:`Held` event goes out with the next one: when a server's tokens arrive faster
-    than they are written, one write carries all of them.
+    A list of events (those whose tokens the server sent together) goes out in one write.
 
     Closing this generator (the client went away) closes ``events`` too, which closes the
     upstream connection so the server stops generating. A stream still open when the proxy
@@ -56,20 +44,14 @@ def event_stream(events: Iterable[dict], drain: Drain) -> Iterator[bytes]:
         yield from _framed(events, drain)
 
 
-def _framed(events: Iterable[dict], drain: Drain) -> Iterator[bytes]:
-    held = []  # framed events waiting for the one that arrived with them
+def _framed(events: Iterable, drain: Drain) -> Iterator[bytes]:
     try:
         for event in events:
-            if event is KEEPALIVE:
+            if type(event) is list:
+                yield b"".join([encode_event(each) for each in event])
+            elif event is KEEPALIVE:
                 yield KEEPALIVE_COMMENT
                 continue
-            if type(event) is Held:
-                held.append(encode_event(event.event))
-                continue
-            if held:
-                held.append(encode_event(event))
-                yield b"".join(held)
-                held.clear()
             else:
                 yield encode_event(event)
             if drain.ending:
@@ -77,15 +59,13 @@ def _framed(events: Iterable[dict], drain: Drain) -> Iterator[bytes]:
                                         "answer in time; send the request again")
     except ProxyError as exc:
         logger.warning("stream ended with an error: %s", exc.message)
-        held.append(encode_event(exc.to_dict()))
+        yield encode_event(exc.to_dict())
     except Exception as exc:  # a stream has no other way left to tell the client
         logger.error("stream failed: %s: %s", type(exc).__name__, exc)
-        held.append(encode_event(ProxyError("the stream failed inside the proxy; see its log",
-                                            code="internal_error").to_dict()))
+        yield encode_event(ProxyError("the stream failed inside the proxy; see its log",
+                                      code="internal_error").to_dict())
     finally:
         close = getattr(events, "close", None)
         if close is not None:
             close()
-    if held:
-        yield b"".join(held)
     yield DONE

@@ -169,6 +169,15 @@ class Chunk:
     # the next chunk arrived with this one: a writer may send both at once, saving a write
     followed: bool = False
 
+    @classmethod
+    def partial(cls, text: str, logprobs: tuple, followed: bool) -> "Chunk":
+        """A chunk of text within a stream, made once per token: a frozen dataclass sets
+        each of its fields through ``object.__setattr__``; this sets three, and the class's
+        defaults stand for the rest."""
+        chunk = object.__new__(cls)
+        chunk.__dict__.update(text=text, logprobs=logprobs, followed=followed)
+        return chunk
+
 
 @dataclass(frozen=True)
 class Embeddings:

@@ -7,7 +7,7 @@ import pytest
 
 from proxy.draining import Drain
 from proxy.errors import InvalidRequestError, UpstreamError, UpstreamUnavailableError
-from proxy.sse import DONE, KEEPALIVE, KEEPALIVE_COMMENT, Held, encode_event, event_stream
+from proxy.sse import DONE, KEEPALIVE, KEEPALIVE_COMMENT, encode_event, event_stream
 from tests.polling import wait_for
 
 
@@ -66,17 +66,10 @@ def test_stream_frames_every_event_then_done():
     assert source.closed
 
 
-def test_held_events_go_out_in_one_write_with_the_next():
-    frames = list(event_stream(iter([Held({"n": 1}), Held({"n": 2}), {"n": 3}, {"n": 4}]),
-                               Drain()))
+def test_events_that_arrived_together_go_out_in_one_write():
+    frames = list(event_stream(iter([[{"n": 1}, {"n": 2}, {"n": 3}], {"n": 4}]), Drain()))
     assert frames == [b'data: {"n":1}\n\ndata: {"n":2}\n\ndata: {"n":3}\n\n',
                       b'data: {"n":4}\n\n', DONE]
-
-
-def test_held_events_are_not_lost_when_the_stream_fails():
-    error = UpstreamError("upstream said 500")
-    frames = list(event_stream(Source([Held({"n": 1})], error=error), Drain()))
-    assert frames == [b'data: {"n":1}\n\n' + encode_event(error.to_dict()), DONE]
 
 
 def test_a_keepalive_is_a_comment_line():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from contextlib import closing
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
 from proxy.backends.base import Backend
@@ -132,7 +133,7 @@ class Fleet(Backend):
         replica, first, chunks = self._failing_over(model, key, attempt, continues(request))
         try:
             with closing(chunks):
-                for chunk in _chain(first, chunks):
+                for chunk in chain((first,), chunks):
                     if chunk.finish_reason is not None and key:
                         model.affinity.served(key, replica.name, chunk.slot)
                     yield chunk
@@ -296,7 +297,3 @@ class Fleet(Backend):
             model.rotation.restore(replica.name)
         return report
 
-
-def _chain(first: Chunk, rest: Iterator[Chunk]) -> Iterator[Chunk]:
-    yield first
-    yield from rest

@@ -18,40 +18,44 @@ class BrokenChunks(ValueError):
 def dechunked(raw: Iterable[bytes]) -> Iterator[bytes]:
     """The payload of a chunked body: one piece for each raw piece that held any.
 
-    Ends at the last (zero-size) chunk; trailers after it are not read.
+    Ends at the last (zero-size) chunk; trailers after it are not read. Each piece is walked
+    by position: a read holding a hundred chunks is not copied a hundred times over.
     """
     buffer = b""
     due = 0  # payload bytes still to come in the current chunk
     crlf_due = False  # the CRLF that closes a chunk's payload
     for piece in raw:
-        buffer += piece
+        buffer = buffer + piece if buffer else piece
+        at, end_of_buffer = 0, len(buffer)
         payload = []
         while True:
             if due:
-                taken = buffer[:due]
-                payload.append(taken)
-                due -= len(taken)
-                buffer = buffer[len(taken):]
+                taken = min(due, end_of_buffer - at)
+                payload.append(buffer[at:at + taken])
+                due -= taken
+                at += taken
                 if due:
                     break
                 crlf_due = True
             if crlf_due:
-                if len(buffer) < 2:
+                if end_of_buffer - at < 2:
                     break
-                if buffer[:2] != b"\r\n":
+                if buffer[at:at + 2] != b"\r\n":
                     raise BrokenChunks("a chunk's payload is longer than its size")
-                buffer, crlf_due = buffer[2:], False
-            end = buffer.find(b"\r\n")
+                at += 2
+                crlf_due = False
+            end = buffer.find(b"\r\n", at)
             if end < 0:
-                if len(buffer) > LONGEST_SIZE_LINE:
+                if end_of_buffer - at > LONGEST_SIZE_LINE:
                     raise BrokenChunks("no chunk size where one was due")
                 break
-            due = _size(buffer[:end])
-            buffer = buffer[end + 2:]
+            due = _size(buffer[at:end])
+            at = end + 2
             if not due:
                 if payload:
                     yield b"".join(payload)
                 return
+        buffer = buffer[at:]
         if payload:
             yield b"".join(payload)
     raise BrokenChunks("the body ended before its last chunk")

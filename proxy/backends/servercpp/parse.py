@@ -12,6 +12,7 @@ from proxy.errors import (InvalidRequestError, NotImplementedByBackendError,
 from proxy.types import Chunk, Completion, TokenLogprob, Usage
 
 LOWEST_LOGPROB = -9999.0  # JSON has no -inf; a zero probability becomes this
+COLON = ord(":")  # a stream line that starts with it is a comment
 
 
 def finish_reason(body: dict) -> str:
@@ -142,7 +143,7 @@ def stream_chunks(batches: Iterable[list], upstream: str,
         last = _last_event(lines)
         for index, raw in enumerate(lines):
             line = raw.rstrip(b"\r")
-            if not line or line.startswith(b":"):
+            if not line or line[0] == COLON:
                 continue  # blank separators and keep-alive comments
             field, _, value = line.partition(b":")
             if field == b"error":
@@ -150,8 +151,11 @@ def stream_chunks(batches: Iterable[list], upstream: str,
             if field != b"data":
                 seen_other = True
                 continue
-            body = _json(value, upstream)
-            if not isinstance(body, dict):
+            try:  # orjson inline: this runs once per token
+                body = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                body = _json(value, upstream)
+            if type(body) is not dict:
                 raise UpstreamError(f"the upstream {upstream} sent a stream event that is "
                                     f"not a JSON object")
             if "error" in body:
@@ -162,8 +166,10 @@ def stream_chunks(batches: Iterable[list], upstream: str,
                             usage=usage(body), truncated=bool(body.get("truncated")),
                             slot=slot(body))
                 return
-            yield Chunk(text=body.get("content") or "", followed=index < last,
-                        logprobs=logprobs(body.get("completion_probabilities"), top))
+            yield Chunk.partial(body.get("content") or "",
+                                () if top is None else logprobs(
+                                    body.get("completion_probabilities"), top),
+                                index < last)
     if seen_other and not seen_any:
         raise UpstreamError(f"the upstream {upstream} answered a stream request with "
                             f"something that is not an event stream")
