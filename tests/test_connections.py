@@ -52,6 +52,21 @@ def test_pieces_stop_at_the_length_without_waiting_for_more():
     theirs.close()
 
 
+def test_a_stream_that_stalls_is_a_timeout_even_reading_the_socket_itself():
+    ours, theirs = socket.socketpair()
+    ours.settimeout(0.3)
+    theirs.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n")
+    connection = Connection(ours)
+    pieces = connection.pieces(connection.exchange(b"x"))
+    assert next(pieces) == b"hi"
+    theirs.sendall(b"3\r\nyou\r\n")  # then nothing more
+    assert next(pieces) == b"you"
+    with pytest.raises(socket.timeout):
+        next(pieces)
+    connection.close()
+    theirs.close()
+
+
 @pytest.mark.parametrize("raw, error", [
     (b"", ConnectionResetError),
     (b"SSH-2.0-OpenSSH\r\n\r\n", BrokenAnswer),

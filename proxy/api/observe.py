@@ -52,8 +52,6 @@ def init_app(app: Flask, state: ProxyState, access: Access) -> None:
         spent = measure.current()
         spent.pause()
         response.headers[OVERHEAD_HEADER] = f"{spent.overhead * 1000:.3f}"
-        if response.is_streamed:
-            response.response = measure.timed(response.response, spent)
         asked = request._get_current_object()  # read once: each read of ``request`` is a lookup
         rule = asked.url_rule
         route = rule.rule if rule is not None else "unmatched"
@@ -75,5 +73,11 @@ def init_app(app: Flask, state: ProxyState, access: Access) -> None:
                 access_log.info("%s %s %s %d %.3fs model=%s key=%s", *line, status, seconds,
                                 model, name or "-")
 
-        response.call_on_close(done)
+        if response.is_streamed:
+            response.response = measure.Timed(response.response, spent, on_close=done)
+            # its pieces are bytes already: werkzeug's encoding wrapper would only add two
+            # more layers to every write
+            response.direct_passthrough = True
+        else:
+            response.call_on_close(done)
         return response

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from time import perf_counter
-from typing import Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 
 class Measure:
@@ -101,20 +101,36 @@ def waited(pieces: Iterable) -> Iterator:
         yield piece
 
 
-def timed(body: Iterable, watch: Measure) -> Iterator:
-    """A streamed body whose making, piece by piece, runs the request's clock."""
-    iterator = iter(body)
-    try:
-        while True:
-            watch.resume()
-            try:
-                piece = next(iterator, None)
-            finally:
-                watch.pause()
-            if piece is None:
-                return
-            yield piece
-    finally:
-        close = getattr(body, "close", None)
-        if close is not None:
-            close()
+class Timed:
+    """A streamed body whose making, piece by piece, runs the request's clock.
+
+    The WSGI server closes it once the answer has ended (or its client has gone), even if it
+    never asked for a piece: that closes the body, then tells ``on_close``.
+    """
+
+    __slots__ = ("body", "pieces", "watch", "on_close")
+
+    def __init__(self, body: Iterable[bytes], watch: Measure,
+                 on_close: Callable[[], None]) -> None:
+        self.body = body
+        self.pieces = iter(body)
+        self.watch = watch
+        self.on_close = on_close
+
+    def __iter__(self) -> "Timed":
+        return self
+
+    def __next__(self) -> bytes:
+        self.watch.resume()
+        try:
+            return next(self.pieces)
+        finally:
+            self.watch.pause()
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.on_close()

@@ -10,9 +10,9 @@ from __future__ import annotations
 import select
 import socket
 import ssl
+import struct
 import threading
 from dataclasses import dataclass
-from functools import partial
 from typing import Iterator, Optional
 from urllib.parse import urlsplit
 
@@ -67,7 +67,7 @@ class Connection:
 
     def pieces(self, head: Head) -> Iterator[bytes]:
         """The body as it arrives, each piece all the socket had at the time."""
-        raw = iter(partial(self.reader.read1, PIECE), b"")
+        raw = self._arrivals()
         if head.chunked:
             yield from dechunked(raw)
             return
@@ -83,6 +83,33 @@ class Connection:
                 return
         if due:
             raise BrokenAnswer("the answer ended before its Content-Length")
+
+    def _arrivals(self) -> Iterator[bytes]:
+        """What the reader took in with the head, then each read of the socket itself.
+
+        A stream's every read would otherwise pass two Python layers and, with a Python
+        timeout on the socket, a ``poll`` first: here the socket blocks, and the kernel keeps
+        the deadline. The connection is not reused after a stream.
+        """
+        first = self.reader.read1(PIECE)  # the reader's buffer is smaller: it is empty after
+        if not first:
+            return
+        yield first
+        deadline = self.sock.gettimeout()
+        self.sock.settimeout(None)
+        if deadline:
+            seconds = int(deadline)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack(
+                "ll", seconds, int((deadline - seconds) * 1_000_000)))
+        recv = self.sock.recv
+        while True:
+            try:
+                piece = recv(PIECE)
+            except (BlockingIOError, ssl.SSLWantReadError):  # the kernel's deadline passed
+                raise socket.timeout("the server sent nothing in time") from None
+            if not piece:
+                return
+            yield piece
 
     def still_open(self) -> bool:
         """An idle connection with something to read was closed (or spoiled) by the server.
