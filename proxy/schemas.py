@@ -15,6 +15,8 @@ ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 MAX_STOP_WORDS = 16
 TOKEN_ID = re.compile(r"[0-9]{1,9}")
 SURROGATE = re.compile("[\ud800-\udfff]")
+NO_SAMPLING = Sampling()
+AUTO = ToolChoice()
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,22 @@ class Fields:
         if value is not None and not isinstance(value, str):
             raise self.fail(name, "must be a string")
         return value
+
+
+# how each sampling field is read, and its bounds
+SAMPLING_RULES = {
+    "temperature": (Fields.number, 0, 2),
+    "top_p": (Fields.number, 0, 1),
+    "top_k": (Fields.integer, 0, 2 ** 63 - 1),
+    "min_p": (Fields.number, 0, 1),
+    "presence_penalty": (Fields.number, -2, 2),
+    "frequency_penalty": (Fields.number, -2, 2),
+    "repeat_penalty": (Fields.number, 0, 10),
+    "seed": (Fields.integer, -1, 2 ** 32 - 1),
+    "mirostat": (Fields.integer, 0, 2),
+    "mirostat_tau": (Fields.number, 0, math.inf),
+    "mirostat_eta": (Fields.number, 0, math.inf),
+}
 
 
 def lone_surrogate_at(value: Any) -> Optional[str]:
@@ -242,20 +260,13 @@ def _stop(fields: Fields) -> tuple:
 
 
 def _sampling(fields: Fields) -> Sampling:
-    return Sampling(
-        temperature=fields.number("temperature", 0, 2),
-        top_p=fields.number("top_p", 0, 1),
-        top_k=fields.integer("top_k", 0),
-        min_p=fields.number("min_p", 0, 1),
-        presence_penalty=fields.number("presence_penalty", -2, 2),
-        frequency_penalty=fields.number("frequency_penalty", -2, 2),
-        repeat_penalty=fields.number("repeat_penalty", 0, 10),
-        seed=fields.integer("seed", -1, 2 ** 32 - 1),
-        mirostat=fields.integer("mirostat", 0, 2),
-        mirostat_tau=fields.number("mirostat_tau", 0),
-        mirostat_eta=fields.number("mirostat_eta", 0),
-        logit_bias=_logit_bias(fields),
-    )
+    """The sampling fields the client set, each read by its rule (most requests set few)."""
+    body = fields.body
+    values = {name: read(fields, name, low, high)
+              for name, (read, low, high) in SAMPLING_RULES.items() if name in body}
+    if not values and "logit_bias" not in body:
+        return NO_SAMPLING
+    return Sampling(**values, logit_bias=_logit_bias(fields))
 
 
 def _logit_bias(fields: Fields) -> tuple:
@@ -347,7 +358,7 @@ def _tool_choice(fields: Fields) -> ToolChoice:
     """``auto`` (the default), ``required``, or one named function that must be called."""
     raw = fields.raw("tool_choice")
     if raw is None or raw in ("auto", "none"):
-        return ToolChoice()
+        return AUTO
     if not fields.raw("tools"):
         raise fields.fail("tool_choice", "needs tools to choose from")
     if raw == "required":
