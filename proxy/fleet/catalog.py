@@ -128,7 +128,9 @@ def from_settings(settings) -> Catalog:
             catalog, max_running=settings.max_running)
     slots = settings.slots
     if settings.backend == "servercpp" and settings.model:
-        managed = ManagedSpec(model=settings.model, args=tuple(shlex.split(settings.server_args)))
+        # one command, one model: its server starts loading with the proxy
+        managed = ManagedSpec(model=settings.model, args=tuple(shlex.split(settings.server_args)),
+                              preload=True)
         model = ModelSpec(id=settings.model_name or os.path.basename(settings.model),
                           chat_template=settings.chat_template, managed=managed,
                           affinity=settings.affinity == "on")

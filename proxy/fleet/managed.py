@@ -1,14 +1,24 @@
 """A model whose server the proxy runs: the server.cpp backend, started when first needed."""
 from __future__ import annotations
 
-from typing import Iterator, Optional, Sequence
+from contextlib import closing
+from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
 from proxy.backends.base import Backend
+from proxy.backends.servercpp.client import UNREACHABLE
+from proxy.errors import UpstreamUnavailableError
 from proxy.types import Chunk, Completion, Embeddings, GenerationRequest, Health
+
+T = TypeVar("T")
+RESTARTS = 3  # times a request that never reached its server waits for a restart
 
 
 class ManagedBackend(Backend):
-    """Every call holds the server running, starting it first if it is not."""
+    """Every call holds the server running, starting it first if it is not.
+
+    A request that never reached the server, because it died while the request waited for
+    a slot, waits for the restart and goes again, as many times as :data:`RESTARTS`.
+    """
 
     name = "servercpp"
 
@@ -19,24 +29,32 @@ class ManagedBackend(Backend):
         self.backend = backend
 
     def complete(self, request: GenerationRequest) -> Completion:
-        with self.server.using():
-            return self.backend.complete(request)
+        return self._serving(lambda: self.backend.complete(request))
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
-        with self.server.using():
-            yield from self.backend.stream(request)
+        for attempt in range(RESTARTS + 1):
+            with self.server.using():
+                chunks = self.backend.stream(request)
+                try:
+                    first = next(chunks)
+                except UpstreamUnavailableError as exc:
+                    chunks.close()
+                    if not self._died_under(exc, attempt):
+                        raise
+                    continue
+                with closing(chunks):
+                    yield first
+                    yield from chunks
+                return
 
     def tokenize(self, text: str, model: Optional[str] = None) -> list:
-        with self.server.using():
-            return self.backend.tokenize(text)
+        return self._serving(lambda: self.backend.tokenize(text))
 
     def detokenize(self, tokens: Sequence[int], model: Optional[str] = None) -> str:
-        with self.server.using():
-            return self.backend.detokenize(tokens)
+        return self._serving(lambda: self.backend.detokenize(tokens))
 
     def embed(self, inputs: Sequence[str], model: Optional[str] = None) -> Embeddings:
-        with self.server.using():
-            return self.backend.embed(inputs)
+        return self._serving(lambda: self.backend.embed(inputs))
 
     def load(self) -> tuple:
         return self.backend.load()
@@ -62,3 +80,21 @@ class ManagedBackend(Backend):
 
     def close(self) -> None:
         self.backend.close()
+
+    # -- holding the server ----------------------------------------------------------------
+
+    def _serving(self, call: Callable[[], T]) -> T:
+        """``call()`` with the server held, started first if need be."""
+        for attempt in range(RESTARTS + 1):
+            with self.server.using():
+                try:
+                    return call()
+                except UpstreamUnavailableError as exc:
+                    if not self._died_under(exc, attempt):
+                        raise
+        raise AssertionError("the last attempt returns or raises")
+
+    def _died_under(self, exc: UpstreamUnavailableError, attempt: int) -> bool:
+        """Whether ``exc`` is a request that never reached the server because it died (while
+        the request waited for a slot): worth another turn, which starts it again."""
+        return exc.code == UNREACHABLE and attempt < RESTARTS and not self.server.is_ready()

@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
 LOG_TAIL = 20  # lines of a failed server's output quoted in the error
 FIRST_BACKOFF, LAST_BACKOFF = 1.0, 30.0
+ROOM_POLL = 0.2  # seconds between looks for a server to stop, when all are busy
 PR_SET_PDEATHSIG = 1
 
 
@@ -101,11 +102,18 @@ class ManagedServer:
             self.release()
 
     def acquire(self) -> None:
-        """Start the server if need be, and count one more request in it."""
+        """Start the server if need be, and count one more request in it.
+
+        The count goes up under the same lock that finds the server ready, so the idle
+        reaper or a swap cannot stop it in between; if one did just before, it starts again.
+        """
         with waiting():
-            self.ensure()
-        with self._lock:
-            self.in_flight += 1
+            while True:
+                self.ensure()
+                with self._lock:
+                    if self.state == "ready" and self._alive():
+                        self.in_flight += 1
+                        return
 
     def release(self) -> None:
         with self._lock:
@@ -137,24 +145,40 @@ class ManagedServer:
             self._attempt += 1
         try:
             self._start()
-        except UpstreamUnavailableError as exc:
+        except BaseException as exc:
             with self._lock:
-                self.state, self.error = "failed", exc.message
+                self.state = "failed"
+                self.error = (exc.message if isinstance(exc, UpstreamUnavailableError) else
+                              f"the server of {self.launch.name} could not be started "
+                              f"({type(exc).__name__}); see the proxy's log")
                 self._lock.notify_all()
             raise
-        with self._lock:
-            self.state, self.error = "ready", ""
-            self.last_used = time.monotonic()
-            self._lock.notify_all()
+        else:
+            with self._lock:
+                self.state, self.error = "ready", ""
+                self.last_used = time.monotonic()
+                self._lock.notify_all()
+        finally:
+            self.pool.started(self)
 
     def stop(self, why: str = "") -> None:
         """Stop the server: SIGTERM to its process group, SIGKILL after a grace period."""
+        self._stop(why, only_idle=False)
+
+    def stop_if_idle(self, why: str) -> bool:
+        """Stop the server unless a request holds it (it may have taken it just now)."""
+        return self._stop(why, only_idle=True)
+
+    def _stop(self, why: str, *, only_idle: bool) -> bool:
         with self._lock:
+            if only_idle and (self.in_flight or self.state != "ready"):
+                return False
             process, self._process = self._process, None
             self.state = "stopped"
         if process is not None and process.poll() is None:
             logger.info("stopping %s%s", self.launch.name, f" ({why})" if why else "")
             _stop_group(process)
+        return True
 
     def snapshot(self) -> dict:
         with self._lock:
@@ -232,6 +256,7 @@ class ProcessPool:
         self.servers: list = []
         self._spawner = ThreadPoolExecutor(1, thread_name_prefix="spawner")
         self._lock = threading.Lock()
+        self._starting: set = set()  # servers starting that were given room
         self._closed = threading.Event()
         self._reaper: Optional[threading.Thread] = None
 
@@ -261,21 +286,38 @@ class ProcessPool:
                                            f"{exc.strerror}: {launch.command[0]}") from None
 
     def make_room(self, starting: ManagedServer) -> None:
-        """With ``max_running`` reached, stop the least recently used idle server."""
+        """With ``max_running`` reached, stop the least recently used idle server; while
+        every other is busy (or starting), wait for one to fall idle, up to the start's own
+        deadline. A start that found room counts as running until it ends (see
+        :meth:`started`): two starts at once cannot both take the last place."""
         if not self.max_running:
             return
-        with self._lock:
-            running = [s for s in self.servers if s is not starting and s.state == "ready"]
-            if len(running) < self.max_running:
-                return
-            now = time.monotonic()
-            idle = [s for s in running if s.idle_for(now) > 0]
-            if not idle:
+        deadline = time.monotonic() + starting.launch.ready_timeout
+        while True:
+            with self._lock:
+                running = [s for s in self.servers if s is not starting
+                           and (s.state == "ready" or s in self._starting)]
+                if len(running) < self.max_running:
+                    self._starting.add(starting)
+                    return
+                now = time.monotonic()
+                idle = sorted((s for s in running if s.idle_for(now) > 0),
+                              key=lambda s: s.idle_for(now), reverse=True)
+                for victim in idle:
+                    if victim.stop_if_idle(f"making room for {starting.launch.name}"):
+                        self._starting.add(starting)
+                        return
+            if time.monotonic() >= deadline:
                 raise UpstreamUnavailableError(
-                    f"{len(running)} model servers are running and busy (max_running "
-                    f"{self.max_running}); retry shortly", retry_after=5)
-            victim = max(idle, key=lambda s: s.idle_for(now))
-        victim.stop(f"making room for {starting.launch.name}")
+                    f"{len(running)} model servers stayed running and busy (max_running "
+                    f"{self.max_running}) for {starting.launch.ready_timeout:g}s; retry "
+                    f"shortly", retry_after=5)
+            time.sleep(ROOM_POLL)
+
+    def started(self, server: ManagedServer) -> None:
+        """``server``'s start has ended, ready or not: it counts as what it now is."""
+        with self._lock:
+            self._starting.discard(server)
 
     def close(self) -> None:
         """Stop every server at once: each gets its own grace period, not a share of one."""
@@ -293,7 +335,7 @@ class ProcessPool:
             now = time.monotonic()
             for server in self.servers:
                 if server.launch.ttl and server.idle_for(now) > server.launch.ttl:
-                    server.stop(f"idle for more than {server.launch.ttl:g}s")
+                    server.stop_if_idle(f"idle for more than {server.launch.ttl:g}s")
 
 
 def _stop_group(process: subprocess.Popen) -> None:

@@ -68,7 +68,8 @@ def with_file(tmp_path, logs, name: str, text: str, *args: str) -> ProxyProcess:
 
 def test_one_command_from_a_model_file(model, logs):
     with managed(model, logs, "one-command") as proxy:
-        assert servers_of(proxy) == []  # started on the first request, not before
+        wait_for(lambda: "ready in" in proxy.log(), "the server to start with the proxy")
+        assert len(servers_of(proxy)) == 1  # before any request
         client = proxy.sdk()
         reply = client.chat.completions.create(model="any", max_tokens=4,
                                                messages=[{"role": "user", "content": "hi"}])
@@ -81,41 +82,58 @@ def test_one_command_from_a_model_file(model, logs):
         assert "ready in" in proxy.log()
 
 
-def test_concurrent_first_requests_share_one_start(model, logs):
-    with managed(model, logs, "eight") as proxy:
-        eight_first_requests_start_one_server(proxy)
+def test_concurrent_first_requests_share_one_start(tmp_path, model, logs):
+    text = f"""
+[models.lazy]
+model = "{model}"
+args = ["-np", "2", "-c", "2048"]
+"""
+    with with_file(tmp_path, logs, "eight", text) as proxy:
+        assert servers_of(proxy) == []  # started by the first requests, not before
+        eight_first_requests_start_one_server(proxy, "lazy")
         assert len(servers_of(proxy)) == 1
 
 
-def eight_first_requests_start_one_server(proxy: ProxyProcess) -> None:
+def eight_first_requests_start_one_server(proxy: ProxyProcess, name: str) -> None:
     with ThreadPoolExecutor(8) as pool:
         replies = list(pool.map(lambda _: proxy.sdk().completions.create(
-            model="any", prompt="the cat", max_tokens=3), range(8)))
+            model=name, prompt="the cat", max_tokens=3), range(8)))
     assert all(r.choices[0].text is not None for r in replies)
-    assert proxy.log().count("starting tiny-llama.gguf") == 1
+    assert proxy.log().count(f"starting {name}") == 1
 
 
 def test_a_server_killed_mid_stream_is_restarted(model, logs):
-    with managed(model, logs, "restart") as proxy:
+    """The stream it served ends with one error event; requests waiting for its one slot
+    wait for the restart instead."""
+    with managed(model, logs, "restart", "--server-args", "-np 1 -c 1024") as proxy:
         client = proxy.sdk()
         client.completions.create(model="any", prompt="warm", max_tokens=2)
         (server,) = servers_of(proxy)
         events = []
-        with requests.post(proxy.url + "/v1/completions", stream=True, timeout=60, json={
-                "prompt": "the cat", "max_tokens": 100000, "stream": True,
-                "logit_bias": {"2": -100}}) as response:
+        with ThreadPoolExecutor(2) as pool, requests.post(
+                proxy.url + "/v1/completions", stream=True, timeout=60, json={
+                    "prompt": "the cat", "max_tokens": 100000, "stream": True,
+                    "logit_bias": {"2": -100}}) as response:
+            waiting = []
             for line in response.iter_lines():
                 if line.startswith(b"data: "):
                     events.append(line[6:])
+                    if len(events) == 2:
+                        waiting = [pool.submit(client.completions.create, model="any",
+                                               prompt="queued", max_tokens=3)
+                                   for _ in range(2)]
+                        wait_for(lambda: requests.get(proxy.url + "/health", timeout=5).json()
+                                 .get("queued") == 2, "two requests in line")
                     if len(events) == 3:
                         server.kill()
+            replies = [future.result(timeout=60) for future in waiting]
         errors = [e for e in events if e.startswith(b'{"error"')]
         assert len(errors) == 1 and events[-1] == b"[DONE]"
-        time.sleep(1.2)  # the back-off after a death
-        reply = client.completions.create(model="any", prompt="again", max_tokens=3)
-        assert reply.choices[0].text is not None
+        assert all(reply.choices[0].text is not None for reply in replies)
         (restarted,) = servers_of(proxy)
         assert restarted.pid != server.pid
+        reply = client.completions.create(model="any", prompt="again", max_tokens=3)
+        assert reply.choices[0].text is not None
 
 
 def test_killing_the_proxy_leaves_no_server(model, logs):
@@ -135,11 +153,16 @@ def test_a_corrupt_model_gives_the_servers_complaint(tmp_path, logs):
     corrupt = tmp_path / "corrupt.gguf"
     corrupt.write_bytes(b"GGUF" + b"\x00" * 64)
     with managed(corrupt, logs, "corrupt") as proxy:
-        response = requests.post(proxy.url + "/v1/completions", timeout=60,
-                                 json={"prompt": "hi", "max_tokens": 2})
-        assert response.status_code == 503
-        message = response.json()["error"]["message"]
-        assert "exited during start-up" in message and "gguf" in message.lower()
+        starts = []
+        for _ in range(2):
+            response = requests.post(proxy.url + "/v1/completions", timeout=60,
+                                     json={"prompt": "hi", "max_tokens": 2})
+            assert response.status_code == 503
+            message = response.json()["error"]["message"]
+            assert "exited during start-up" in message
+            assert "failed to load model" in message  # llama-server's own words
+            starts.append(proxy.log().count("starting corrupt.gguf"))
+        assert starts[1] == starts[0] + 1  # the next request tried again
 
 
 def test_ttl_swap_preload_and_admin(tmp_path, model, logs):
@@ -165,8 +188,10 @@ preload = true
         client = proxy.sdk()
         for name in ("first", "second", "first"):  # one at a time: each start stops the other
             reply = client.completions.create(model=name, prompt="the cat", max_tokens=3)
-            assert reply.choices[0].text is not None
+            assert reply.model == name and reply.choices[0].text is not None
             assert len(servers_of(proxy)) == 1
+            assert [m["id"] for m in admin(proxy, "GET", "/models").json()["models"]
+                    if m["replicas"][0]["managed"]["state"] == "ready"] == [name]
         wait_for(lambda: servers_of(proxy) == [], "the idle server to stop after its ttl",
                  timeout=10)
         assert admin(proxy, "POST", "/models/second/load").json()["state"] == "ready"
@@ -199,7 +224,7 @@ def test_gunicorn_workers_share_one_supervisor(model, logs):
     proxy = managed(model, logs, "workers", "--server", "gunicorn", "--workers", "2").start()
     try:
         (supervisor,) = supervisors_of(proxy)
-        eight_first_requests_start_one_server(proxy)
+        eight_first_requests_start_one_server(proxy, "tiny-llama.gguf")
         (server,) = servers_of(proxy)
         assert server.parent().pid == supervisor.pid
         workers = [child for child in psutil.Process(proxy.process.pid).children()

@@ -26,3 +26,23 @@ def test_a_named_binary_that_cannot_run_says_so(tmp_path, name):
         (tmp_path / name).write_text("")
     with pytest.raises(ValueError, match=f"--llama-server .*{name}: no executable file"):
         find_llama_server(str(tmp_path / name))
+
+
+def test_unnamed_it_is_the_one_on_path_first(tmp_path, monkeypatch):
+    binary = tmp_path / "llama-server"
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert find_llama_server() == (binary, ())
+
+
+def test_unnamed_and_not_on_path_it_is_the_wheels(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # empty
+    assert find_llama_server() == from_llama_cpp_python()
+
+
+def test_nowhere_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr("proxy.fleet.binaries.from_llama_cpp_python", lambda: None)
+    with pytest.raises(ValueError, match="install llama.cpp .* or pip install llama-cpp-python"):
+        find_llama_server()
