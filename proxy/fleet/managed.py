@@ -11,6 +11,7 @@ from proxy.types import Chunk, Completion, Embeddings, GenerationRequest, Health
 
 T = TypeVar("T")
 RESTARTS = 3  # times a request that never reached its server waits for a restart
+DYING = 1.0  # seconds a server that stopped answering is given to be seen dead
 
 
 class ManagedBackend(Backend):
@@ -97,4 +98,4 @@ class ManagedBackend(Backend):
     def _died_under(self, exc: UpstreamUnavailableError, attempt: int) -> bool:
         """Whether ``exc`` is a request that never reached the server because it died (while
         the request waited for a slot): worth another turn, which starts it again."""
-        return exc.code == UNREACHABLE and attempt < RESTARTS and not self.server.is_ready()
+        return exc.code == UNREACHABLE and attempt < RESTARTS and self.server.gone(DYING)

@@ -32,6 +32,7 @@ STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
 LOG_TAIL = 20  # lines of a failed server's output quoted in the error
 FIRST_BACKOFF, LAST_BACKOFF = 1.0, 30.0
 ROOM_POLL = 0.2  # seconds between looks for a server to stop, when all are busy
+STABLE = 60.0  # seconds up after which a death is a first one again
 PR_SET_PDEATHSIG = 1
 
 
@@ -125,6 +126,19 @@ class ManagedServer:
         with self._lock:
             return self.state == "ready" and self._alive()
 
+    def gone(self, within: float) -> bool:
+        """Whether the server is not running, waiting up to ``within`` seconds for an exit
+        under way: a dying server's sockets close a moment before it can be reaped."""
+        with self._lock:
+            process = self._process
+        if process is None:
+            return True
+        try:
+            process.wait(within)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
     def ensure(self) -> None:
         """Return once the server is ready; start it, or wait for a start under way."""
         with self._lock:
@@ -175,6 +189,7 @@ class ManagedServer:
                 return False
             process, self._process = self._process, None
             self.state = "stopped"
+            self.deaths, self._not_before = 0, 0.0  # stopped on purpose: no back-off owed
         if process is not None and process.poll() is None:
             logger.info("stopping %s%s", self.launch.name, f" ({why})" if why else "")
             _stop_group(process)
@@ -235,6 +250,8 @@ class ManagedServer:
         """The server exited on its own: log it and back off before the next start."""
         code = self._process.returncode if self._process else None
         self._process = None
+        if time.monotonic() - self.started_at > STABLE:  # it had been serving: start afresh
+            self.deaths = 0
         self.deaths += 1
         backoff = min(FIRST_BACKOFF * 2 ** (self.deaths - 1), LAST_BACKOFF)
         self._not_before = time.monotonic() + backoff

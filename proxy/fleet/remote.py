@@ -105,6 +105,9 @@ class RemoteServer:
     def is_ready(self) -> bool:
         return self.supervised.call("is_ready", self.name)
 
+    def gone(self, within: float) -> bool:
+        return self.supervised.call("gone", self.name, within)
+
     def stop(self, why: str = "") -> None:
         self.supervised.call("stop", self.name, why)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from proxy.errors import UpstreamUnavailableError
-from proxy.fleet.processes import Launch, ManagedServer, ProcessPool
+from proxy.fleet.processes import FIRST_BACKOFF, Launch, ManagedServer, ProcessPool
 
 SLEEPER = (sys.executable, "-c", "import time; time.sleep(60)")
 
@@ -116,3 +116,18 @@ def test_an_idle_server_stops_after_its_ttl(tmp_path):
             time.sleep(0.1)
     finally:
         pool.close()
+
+
+def test_a_server_that_died_comes_back_after_a_back_off_one_stopped_at_once(pool, tmp_path):
+    crashing = server(pool, Watch(pool, delay=0), tmp_path, "crashing")
+    with crashing.using():
+        pass
+    crashing._process.kill()
+    crashing._process.wait()
+    started = time.monotonic()
+    with crashing.using():
+        assert time.monotonic() - started >= FIRST_BACKOFF * 0.9
+    crashing.stop("on purpose")
+    started = time.monotonic()
+    with crashing.using():
+        assert time.monotonic() - started < FIRST_BACKOFF * 0.9
