@@ -1,8 +1,32 @@
-"""The WSGI app for ``gunicorn proxy.wsgi``, configured from ``PROXY_*`` env vars."""
+"""The WSGI app for ``gunicorn proxy.wsgi``, configured from ``PROXY_*`` env vars.
+
+Model servers the proxy runs need gunicorn's hooks in ``gunicorn.conf.py`` (which gunicorn
+reads from the folder it starts in): they start the one process that runs those servers for
+every worker. Without them each worker would start its own, on the same ports.
+"""
 from proxy.app import create_app
-from proxy.config import Settings
+from proxy.config import Settings, supervisor_address
+from proxy.fleet.catalog import from_settings
 from proxy.logs import log_to_stderr
 
-settings = Settings.from_env()
-log_to_stderr(settings.log_level)
-application = create_app(settings)
+try:  # gunicorn prints its message, without a traceback, and stops
+    from gunicorn.errors import AppImportError as CannotServe
+except ImportError:  # another WSGI server
+    CannotServe = RuntimeError
+
+
+def application_from_env():
+    settings = Settings.from_env()
+    log_to_stderr(settings.log_level)
+    try:
+        if not supervisor_address() and any(spec.managed
+                                             for spec in from_settings(settings).models):
+            raise ValueError("the model servers the proxy runs need gunicorn's hooks: start "
+                             "it as gunicorn -c gunicorn.conf.py proxy.wsgi (gunicorn.conf.py "
+                             "is in the project folder)")
+        return create_app(settings)
+    except ValueError as exc:
+        raise CannotServe(f"oai-proxy: {exc}") from None
+
+
+application = application_from_env()

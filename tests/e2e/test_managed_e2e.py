@@ -163,6 +163,9 @@ def test_a_corrupt_model_gives_the_servers_complaint(tmp_path, logs):
             assert "failed to load model" in message  # llama-server's own words
             starts.append(proxy.log().count("starting corrupt.gguf"))
         assert starts[1] == starts[0] + 1  # the next request tried again
+        (listed,) = admin(proxy, "GET", "/models").json()["models"]
+        state = listed["replicas"][0]["managed"]
+        assert state["state"] == "failed" and "failed to load model" in state["error"]
 
 
 def test_ttl_swap_preload_and_admin(tmp_path, model, logs):

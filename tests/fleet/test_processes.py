@@ -131,3 +131,15 @@ def test_a_server_that_died_comes_back_after_a_back_off_one_stopped_at_once(pool
     started = time.monotonic()
     with crashing.using():
         assert time.monotonic() - started < FIRST_BACKOFF * 0.9
+
+
+def test_a_server_deaf_to_sigterm_is_killed_after_the_grace(pool, tmp_path, monkeypatch):
+    monkeypatch.setattr("proxy.fleet.processes.STOP_GRACE", 0.5)
+    deaf = server(pool, Watch(pool, delay=0.3), tmp_path, "deaf", command=(
+        sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+        "signal.SIG_IGN); time.sleep(60)"))
+    with deaf.using():
+        process = deaf._process
+    started = time.monotonic()
+    deaf.stop("on purpose")
+    assert process.returncode == -9 and 0.4 < time.monotonic() - started < 5
