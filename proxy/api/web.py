@@ -45,11 +45,19 @@ def status() -> Response:
 
 
 def fleet_status() -> dict:
+    """Each model and replica as this process knows it; with metrics on, the tokens and the
+    lines are every worker's, added up (under gunicorn, the answering worker alone holds a
+    share of them)."""
     state = get_state()
     describe = getattr(state.backend, "status", None)
-    generated = state.metrics.generated() if state.metrics is not None else {}
-    models = [{**model, "completion_tokens": generated.get(model["id"] or "default", 0)}
-              for model in (describe(checked=True) if describe else [])]
+    tokens, lines = state.metrics.summed() if state.metrics is not None else ({}, {})
+    models = []
+    for model in describe(checked=True) if describe else []:
+        label = model["id"] or "default"
+        for replica in model["replicas"]:
+            replica["busy"], replica["queued"] = lines.get(
+                (label, replica["url"]), (replica["busy"], replica["queued"]))
+        models.append({**model, "completion_tokens": tokens.get(label, 0)})
     ok = (all(any(r["ok"] for r in m["replicas"]) for m in models) if models
           else state.backend.health().ok)
     return {"ok": ok, "key_required": bool(state.settings.api_key), "models": models}

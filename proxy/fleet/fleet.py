@@ -209,10 +209,12 @@ class Fleet(Backend):
             replicas = []
             for replica in model.replicas:
                 report = self._checked(model, replica) if checked else None
-                busy, slots = replica.backend.load()
-                entry = {**replica.backend.describe(), "url": replica.name,
-                         "in_rotation": model.rotation.healthy(replica.name), "busy": busy,
-                         "slots": slots}
+                load, slots = replica.backend.load()
+                described = replica.backend.describe()
+                entry = {**described, "url": replica.name,
+                         "in_rotation": model.rotation.healthy(replica.name),
+                         "busy": described.get("in_flight", load),  # running: not the line
+                         "queued": described.get("queued", 0), "slots": slots}
                 if isinstance(replica.backend, ManagedBackend):
                     entry["managed"] = replica.backend.server.snapshot()
                 if report is not None:

@@ -95,12 +95,22 @@ class Metrics:
         """The text exposition format of every figure, from every worker."""
         return generate_latest(self._everything())
 
-    def generated(self) -> dict:
-        """Completion tokens so far by model, from every worker: pages derive tokens/s."""
-        return {sample.labels["model"]: sample.value
-                for family in self._everything().collect() if family.name == PREFIX + "tokens"
-                for sample in family.samples
-                if sample.name.endswith("_total") and sample.labels["kind"] == "completion"}
+    def summed(self) -> tuple:
+        """What every worker counted, added up, for the pages: completion tokens so far by
+        model (pages derive tokens/s), and ``[running, waiting]`` by model and upstream."""
+        tokens, lines = {}, {}
+        for family in self._everything().collect():
+            if family.name == PREFIX + "tokens":
+                tokens.update((sample.labels["model"], sample.value) for sample in family.samples
+                              if sample.name.endswith("_total")
+                              and sample.labels["kind"] == "completion")
+            elif family.name in (PREFIX + "slots_busy", PREFIX + "queue_length"):
+                column = 0 if family.name == PREFIX + "slots_busy" else 1
+                for sample in family.samples:
+                    line = lines.setdefault((sample.labels["model"], sample.labels["upstream"]),
+                                            [0, 0])
+                    line[column] += int(sample.value)
+        return tokens, lines
 
     def _everything(self) -> CollectorRegistry:
         if self.registry is not None:

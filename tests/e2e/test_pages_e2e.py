@@ -6,6 +6,7 @@ Each test leaves a screenshot of its page in its output folder.
 from __future__ import annotations
 
 import shutil
+import threading
 
 import pytest
 import requests
@@ -56,9 +57,24 @@ def test_the_fleet_page_shows_a_real_upstream_up(browser, server, logs, tmp_path
         row = browser.find_element(By.CSS_SELECTOR, "#fleet tbody tr")
         cells = [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
         assert cells[1] == server.url and cells[2] == "llamacpp" and cells[3] == "up"
-        assert cells[4] == "0 / 1" and cells[7] == "external"
+        assert cells[4] == "0 / 1" and cells[5] == "0" and cells[7] == "external"
         assert browser.find_element(By.ID, "status").text == "ready"
         browser.save_screenshot(str(tmp_path / "fleet.png"))
+        generating = threading.Event()
+        generating.set()
+
+        def generate() -> None:  # across refreshes: tokens/s is counted between two looks
+            while generating.is_set():
+                requests.post(proxy.url + "/v1/completions", timeout=30,
+                              json={"prompt": "the cat", "max_tokens": 64})
+
+        traffic = threading.Thread(target=generate)
+        traffic.start()
+        try:
+            wait.until(lambda b: tokens_per_second(b) > 0)
+        finally:
+            generating.clear()
+            traffic.join()
         server.stop()  # the page notices by itself, without a reload
         wait.until(lambda b: b.find_element(By.ID, "status").text == "not ready")
         assert "down" in browser.find_element(By.CSS_SELECTOR, "#fleet tbody tr").text
@@ -97,6 +113,13 @@ def test_the_playground_streams_and_stops_a_real_generation(browser, server, log
         shown = browser.find_element(*last).text
         tokens_shown = int(shown.rsplit("·", 1)[1].split()[0])
         assert 0 < tokens_shown < LONG
+
+
+def tokens_per_second(browser) -> float:
+    """The fleet table's tokens/s, read in one go: the page replaces its rows at each look."""
+    shown = browser.execute_script(
+        "return document.querySelectorAll('#fleet tbody tr td')[6].textContent")
+    return float(shown) if shown not in ("", "–") else 0.0
 
 
 def processing(server: LlamaServer) -> bool:

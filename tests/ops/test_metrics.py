@@ -1,14 +1,19 @@
 """Metrics and the overhead header, through the test client over a fake fleet."""
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from proxy.app import create_app
 from proxy.config import Settings
 from tests.fakes.servercpp import FakeServerCpp
+from tests.polling import wait_for
 
 CHAT = {"model": "tiny", "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]}
+DOWN = "http://127.0.0.1:9"  # nothing listens there
 
 
 def samples(text: str) -> dict:
@@ -105,3 +110,62 @@ def test_metrics_off_keeps_none_and_still_says_the_overhead(fake, proxy_over):
     assert "x-oai-proxy-overhead-ms" in client.get("/health").headers
     assert client.get("/metrics").status_code == 404
     assert client.get("/status").json["models"][0]["completion_tokens"] == 0
+
+
+def test_a_line_shows_in_the_metrics_and_on_the_status_page(tmp_path):
+    gate = threading.Event()
+    with FakeServerCpp("llamacpp", n_slots=1, gate=gate) as fake:
+        models = tmp_path / "models.toml"
+        models.write_text(f'[models.tiny]\nupstreams = [{{ url = "{fake.url}", slots = 1 }}]\n')
+        app = create_app(Settings(config=str(models), usage_db=str(tmp_path / "u.sqlite3")))
+        held = app.test_client().post("/v1/chat/completions", buffered=False,
+                                      json={**CHAT, "stream": True})  # holds the one slot
+        waiting = threading.Thread(target=chat, args=(app.test_client(),))
+        waiting.start()
+        client = app.test_client()
+        wait_for(lambda: value(samples(client.get("/metrics").get_data(as_text=True)),
+                               "oai_proxy_queue_length", model="tiny", upstream=fake.url) == 1,
+                 "a request in line")
+        scrape = samples(client.get("/metrics").get_data(as_text=True))
+        assert value(scrape, "oai_proxy_slots_busy", model="tiny", upstream=fake.url) == 1
+        (replica,) = client.get("/status").json["models"][0]["replicas"]
+        assert (replica["busy"], replica["queued"], replica["slots"]) == (1, 1, 1)
+        gate.set()
+        held.get_data()
+        held.close()
+        waiting.join(10)
+        scrape = samples(client.get("/metrics").get_data(as_text=True))
+        assert value(scrape, "oai_proxy_queue_length", model="tiny", upstream=fake.url) == 0
+        assert value(scrape, "oai_proxy_slots_busy", model="tiny", upstream=fake.url) == 0
+
+
+def test_a_down_upstream_and_a_stopped_server_say_so(fake, tmp_path):
+    models = tmp_path / "models.toml"
+    models.write_text(f'[models.tiny]\nupstreams = ["{fake.url}"]\n'
+                      f'[models.down]\nupstreams = ["{DOWN}"]\n'
+                      f'[models.idle]\ncmd = "sleep 60 ${{PORT}}"\n')
+    client = create_app(Settings(config=str(models), log_dir=str(tmp_path),
+                                 usage_db=str(tmp_path / "u.sqlite3"))).test_client()
+    assert chat(client, model="down") == 503
+    scrape = samples(client.get("/metrics").get_data(as_text=True))
+    assert value(scrape, "oai_proxy_upstream_up", model="down", upstream=DOWN) == 0
+    assert value(scrape, "oai_proxy_upstream_up", model="tiny", upstream=fake.url) == 1
+    assert value(scrape, "oai_proxy_managed_server_state", model="idle", state="stopped") == 1
+    assert value(scrape, "oai_proxy_managed_server_state", model="idle", state="ready") == 0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_proxys_own_time_leaves_the_upstreams_out(tmp_path, stream):
+    with FakeServerCpp("llamacpp", token_delay=0.2) as slow:  # 4 tokens: 0.6 s or more
+        client = create_app(Settings(llama_api=slow.url,
+                                     usage_db=str(tmp_path / "u.sqlite3"))).test_client()
+        started = time.monotonic()
+        with client.post("/v1/chat/completions", json={**CHAT, "stream": stream}) as answer:
+            answer.get_data()
+            header = float(answer.headers["x-oai-proxy-overhead-ms"])
+        took = time.monotonic() - started
+        scrape = samples(client.get("/metrics").get_data(as_text=True))
+    route = "/v1/chat/completions"
+    counted = value(scrape, "oai_proxy_overhead_seconds_sum", route=route)
+    assert took > 0.5
+    assert header < 100 and counted < 0.1  # a sixth of the answer's time, at the very most

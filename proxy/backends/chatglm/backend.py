@@ -119,6 +119,9 @@ class ChatGLMBackend(Backend):
     def load(self) -> tuple:
         return self.admission.busy()
 
+    def describe(self) -> dict:
+        return self.admission.snapshot()
+
     def health(self) -> Health:
         return Health(True, self.name, {
             "model": self.model_name, "model_type": self.model.type_name,
