@@ -17,6 +17,15 @@ settings.register_profile("long", max_examples=20_000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path_factory, monkeypatch):
+    """Apps built in the tests keep their usage files and server logs out of the user's
+    ~/.cache (the proxies the tests start as processes are told where to put them)."""
+    folder = str(tmp_path_factory.getbasetemp() / "cache")
+    monkeypatch.setattr("proxy.access.build.cache_dir", lambda: folder)
+    monkeypatch.setattr("proxy.fleet.build.cache_dir", lambda: folder)
+
+
 @pytest.fixture
 def backend() -> FakeBackend:
     return FakeBackend()
