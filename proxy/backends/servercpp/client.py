@@ -117,7 +117,8 @@ class UpstreamClient:
             connection.close()
             raise
         if head.keep_alive and not head.chunked:  # a chunked body's trailers are left unread
-            connection.sock.settimeout(self.pool.read_timeout)
+            if timeout is not None:
+                connection.set_deadline(self.pool.read_timeout)
             self.pool.give_back(connection)
         else:
             connection.close()
@@ -130,7 +131,7 @@ class UpstreamClient:
             for _ in range(2):
                 connection, reused = self._take()
                 if timeout is not None:
-                    connection.sock.settimeout(timeout)
+                    connection.set_deadline(timeout)
                 try:
                     return connection, connection.exchange(request)
                 except ConnectionError as exc:

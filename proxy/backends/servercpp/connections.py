@@ -18,9 +18,10 @@ from urllib.parse import urlsplit
 
 from proxy.backends.servercpp.chunked import dechunked
 
-LONGEST_LINE = 65536
+LONGEST_HEAD = 65536
 MOST_HEADERS = 100
-PIECE = 65536  # the most read from a body at once; a read returns what has arrived
+PIECE = 65536  # the most read at once; a read returns what has arrived
+WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
 class BrokenAnswer(ValueError):
@@ -39,16 +40,34 @@ class Head:
 
 
 class Connection:
-    """One socket to the server and the buffered reader its answers are read through."""
+    """One socket to the server, and what has been read from it but not yet used.
 
-    def __init__(self, sock: socket.socket) -> None:
+    The socket blocks and the kernel keeps its deadline (``SO_RCVTIMEO``, ``SO_SNDTIMEO``):
+    a socket with a Python timeout asks ``poll`` before every read and write, and a file
+    object over it adds two Python layers to each read.
+    """
+
+    def __init__(self, sock: socket.socket, deadline: Optional[float] = None) -> None:
+        """``deadline``: seconds a read or write may wait (default: the socket's timeout)."""
         self.sock = sock
-        self.reader = sock.makefile("rb")
+        self.buffer = b""
+        self.set_deadline(sock.gettimeout() if deadline is None else deadline)
+
+    def set_deadline(self, seconds: Optional[float]) -> None:
+        """How long each read or write may wait from now on; ``None``: for ever."""
+        self.sock.settimeout(None)
+        seconds = seconds or 0.0  # 0: no deadline, as the kernel reads it
+        value = struct.pack("ll", int(seconds), int((seconds - int(seconds)) * 1_000_000))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
 
     def exchange(self, request: bytes) -> Head:
         """Send a whole request and read the head of its answer; ``ConnectionError`` when
         the server closed the connection instead of answering."""
-        self.sock.sendall(request)
+        try:
+            self.sock.sendall(request)
+        except WOULD_BLOCK:
+            raise socket.timeout("the server took nothing in time") from None
         while True:
             head = self._head()
             if not 100 <= head.status < 200:  # an interim answer: the real one follows
@@ -56,14 +75,7 @@ class Connection:
 
     def body(self, head: Head) -> bytes:
         """The whole body of the answer ``head`` began."""
-        if head.chunked:
-            return b"".join(self.pieces(head))
-        if head.length is None:
-            return self.reader.read()
-        data = self.reader.read(head.length)
-        if len(data) < head.length:
-            raise BrokenAnswer("the answer ended before its Content-Length")
-        return data
+        return b"".join(self.pieces(head))
 
     def pieces(self, head: Head) -> Iterator[bytes]:
         """The body as it arrives, each piece all the socket had at the time."""
@@ -76,7 +88,9 @@ class Connection:
             return
         for piece in raw:
             if due is not None:
-                piece = piece[:due]
+                if len(piece) > due:  # the server sent more than it said: left unread
+                    self.buffer = piece[due:]
+                    piece = piece[:due]
                 due -= len(piece)
             yield piece
             if due == 0:
@@ -84,56 +98,49 @@ class Connection:
         if due:
             raise BrokenAnswer("the answer ended before its Content-Length")
 
-    def _arrivals(self) -> Iterator[bytes]:
-        """What the reader took in with the head, then each read of the socket itself.
-
-        A stream's every read would otherwise pass two Python layers and, with a Python
-        timeout on the socket, a ``poll`` first: here the socket blocks, and the kernel keeps
-        the deadline. The connection is not reused after a stream.
-        """
-        first = self.reader.read1(PIECE)  # the reader's buffer is smaller: it is empty after
-        if not first:
-            return
-        yield first
-        deadline = self.sock.gettimeout()
-        self.sock.settimeout(None)
-        if deadline:
-            seconds = int(deadline)
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack(
-                "ll", seconds, int((deadline - seconds) * 1_000_000)))
-        recv = self.sock.recv
-        while True:
-            try:
-                piece = recv(PIECE)
-            except (BlockingIOError, ssl.SSLWantReadError):  # the kernel's deadline passed
-                raise socket.timeout("the server sent nothing in time") from None
-            if not piece:
-                return
-            yield piece
-
     def still_open(self) -> bool:
         """An idle connection with something to read was closed (or spoiled) by the server.
 
         ``poll``, not ``select``: a proxy holding a thousand streams has descriptors above
         1024.
         """
+        if self.buffer:
+            return False
         poller = select.poll()
         poller.register(self.sock, select.POLLIN)
         return not poller.poll(0)
 
     def close(self) -> None:
-        self.reader.close()
         self.sock.close()
 
+    def _arrivals(self) -> Iterator[bytes]:
+        """What was read past the head, then each read of the socket until it closes."""
+        if self.buffer:
+            first, self.buffer = self.buffer, b""
+            yield first
+        recv = self.sock.recv
+        while True:
+            try:
+                piece = recv(PIECE)
+            except WOULD_BLOCK:  # the kernel's deadline passed
+                raise socket.timeout("the server sent nothing in time") from None
+            if not piece:
+                return
+            yield piece
+
     def _head(self) -> Head:
-        line = self.reader.readline(LONGEST_LINE)
-        if not line:
-            raise ConnectionResetError("the server closed the connection without answering")
-        version, _, rest = line.partition(b" ")
+        head = self._read_head()
+        status_line, *lines = head.split(b"\n")
+        version, _, rest = status_line.rstrip(b"\r").partition(b" ")
         code, _, reason = rest.partition(b" ")
         if not version.startswith(b"HTTP/1.") or not code.isdigit():
-            raise BrokenAnswer(f"{line[:40]!r} is not an HTTP status line")
-        fields = self._fields()
+            raise BrokenAnswer(f"{status_line[:40]!r} is not an HTTP status line")
+        if len(lines) > MOST_HEADERS:
+            raise BrokenAnswer(f"the answer has more than {MOST_HEADERS} header fields")
+        fields = {}  # only the ones that frame the body matter
+        for line in lines:
+            name, _, value = line.partition(b":")
+            fields[name.strip().lower()] = value.strip()
         status = int(code)
         chunked = b"chunked" in fields.get(b"transfer-encoding", b"").lower()
         length = None
@@ -150,18 +157,40 @@ class Connection:
         return Head(status, reason.strip().decode("latin-1"), length, chunked,
                     keep_alive and (chunked or length is not None))
 
-    def _fields(self) -> dict:
-        """The header fields that frame the body, by lower-case name."""
-        fields = {}
-        for _ in range(MOST_HEADERS):
-            line = self.reader.readline(LONGEST_LINE)
-            if line in (b"\r\n", b"\n"):
-                return fields
-            if not line:
+    def _read_head(self) -> bytes:
+        """The head's lines, up to the blank line that ends it (which is consumed)."""
+        buffer, searched = self.buffer, 0
+        while True:
+            end = _end_of_head(buffer, searched)
+            if end is not None:
+                head_end, body_start = end
+                self.buffer = buffer[body_start:]
+                return buffer[:head_end]
+            if len(buffer) > LONGEST_HEAD:
+                raise BrokenAnswer(f"the answer's head is longer than {LONGEST_HEAD} bytes")
+            try:
+                piece = self.sock.recv(PIECE)
+            except WOULD_BLOCK:
+                raise socket.timeout("the server sent nothing in time") from None
+            if not piece:
+                if not buffer:
+                    raise ConnectionResetError("the server closed the connection without "
+                                               "answering")
                 raise BrokenAnswer("the answer ended inside its head")
-            name, _, value = line.partition(b":")
-            fields[name.strip().lower()] = value.strip()
-        raise BrokenAnswer(f"the answer has more than {MOST_HEADERS} header fields")
+            searched = max(len(buffer) - 3, 0)
+            buffer += piece
+
+
+def _end_of_head(buffer: bytes, start: int) -> Optional[tuple]:
+    """``(end of the head's last line, start of the body)`` once the blank line that ends a
+    head is in ``buffer`` (lines may end in CRLF or a bare LF)."""
+    crlf = buffer.find(b"\r\n\r\n", start)
+    lf = buffer.find(b"\n\n", start)
+    if crlf < 0 and lf < 0:
+        return None
+    if lf < 0 or 0 <= crlf < lf:
+        return crlf, crlf + 4
+    return lf, lf + 2
 
 
 class ConnectionPool:
@@ -201,11 +230,10 @@ class ConnectionPool:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.tls is not None:
                 sock = self.tls.wrap_socket(sock, server_hostname=self.host)
-            sock.settimeout(self.read_timeout)
+            return Connection(sock, self.read_timeout)
         except BaseException:
             sock.close()
             raise
-        return Connection(sock)
 
     def give_back(self, connection: Connection) -> None:
         with self._lock:
