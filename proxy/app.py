@@ -1,9 +1,10 @@
 """The application factory: the only place the Flask app and its backend are made."""
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from flask import Flask
 
@@ -19,11 +20,21 @@ from proxy.fleet.build import build_fleet
 from proxy.ops.metrics import Metrics
 
 
+class ProxyApp(Flask):
+    """The proxy's Flask app, whose views and hooks are all plain functions."""
+
+    def ensure_sync(self, func: Callable) -> Callable:
+        """Each function as it is: Flask would ask ``inspect`` whether it is a coroutine
+        function, for every hook and view of every request (:func:`create_app` checks once
+        that none is)."""
+        return func
+
+
 def create_app(settings: Optional[Settings] = None, *, backend: Optional[Backend] = None) -> Flask:
     """Create the proxy app; settings default to ``PROXY_*`` env vars, the backend to theirs."""
     settings = settings or Settings.from_env()
     logging.getLogger("proxy").setLevel(settings.log_level.upper())
-    app = Flask(__name__, template_folder=str(template_folder()))
+    app = ProxyApp(__name__, template_folder=str(template_folder()))
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_size
     app.json = OrjsonProvider(app)
     metrics = Metrics(metrics_folder()) if settings.metrics == "on" else None
@@ -48,7 +59,19 @@ def create_app(settings: Optional[Settings] = None, *, backend: Optional[Backend
     app.register_blueprint(web.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(observe.bp)
+    _check_all_plain(app)
     return app
+
+
+def _check_all_plain(app: Flask) -> None:
+    """A coroutine function among the views or hooks would be called and never awaited."""
+    hooks = [func for funcs in (*app.before_request_funcs.values(),
+                                *app.after_request_funcs.values(),
+                                *app.teardown_request_funcs.values()) for func in funcs]
+    for func in [*app.view_functions.values(), *hooks]:
+        if inspect.iscoroutinefunction(func):
+            raise TypeError(f"{func.__qualname__} is async: the proxy's views and hooks are "
+                            f"plain functions (see ProxyApp.ensure_sync)")
 
 
 def template_folder() -> Path:

@@ -660,3 +660,16 @@ def test_a_surrogate_pair_is_text(client, backend):
                            content_type="application/json")
     assert response.status_code == 200
     assert backend.requests[-1].prompt == "😀"
+
+
+def test_an_async_view_is_refused_at_start_up(client):
+    from proxy.app import _check_all_plain
+
+    app = client.application
+
+    @app.get("/async")
+    async def async_view():
+        return "never awaited"
+
+    with pytest.raises(TypeError, match="async_view is async"):
+        _check_all_plain(app)
