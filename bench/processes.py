@@ -107,8 +107,10 @@ def llama_server(work_dir: Path, *, parallel: int) -> Iterator:
     from tests.e2e.tinymodel import write_tiny_llama_gguf
 
     model = write_tiny_llama_gguf(work_dir / "tiny-llama.gguf")
+    # without its prompt cache in host memory, which grows with every request and slows
+    # each one: a bench sending one prompt thousands of times would measure that growth
     with LlamaServer(model, work_dir / "llama-server.log", parallel=parallel,
-                     ctx_size=512 * parallel) as server:
+                     ctx_size=512 * parallel, extra_args=["--cache-ram", "0"]) as server:
         yield server
 
 

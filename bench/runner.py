@@ -1,7 +1,9 @@
-"""Run a plan: each upstream straight, then through the proxy under each server."""
+"""Run a plan: each upstream straight, through the proxy under each server, and through the
+peers, scenario by scenario."""
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Optional
 
@@ -34,7 +36,9 @@ def job(scenario: Scenario, url: str, native: bool, plan: Plan) -> dict:
 def run(plan: Plan, work_dir: Path, litellm: Optional[str] = None) -> dict:
     """Measure everything; the result is ``{upstream: {path: {scenario key: figures}}}``.
 
-    ``litellm`` is the LiteLLM proxy's executable, when it is installed.
+    Each scenario is run on every path before the next one begins, so the figures a ratio
+    compares are seconds apart, not minutes: a shared machine that slows down for a while
+    slows every path alike. ``litellm`` is the LiteLLM proxy's executable, when installed.
     """
     results = {}
     loadgen = LoadGenerator()
@@ -44,14 +48,15 @@ def run(plan: Plan, work_dir: Path, litellm: Optional[str] = None) -> dict:
             if missing:
                 logger.warning("skipping %s: %s", upstream, missing)
                 continue
-            results[upstream] = {}
-            for path in paths(plan, upstream, litellm):
-                # each path meets a fresh upstream: llama-server's prompt cache in host memory
-                # grows with every request and slows each one, so a path measured after the
-                # others would pay for theirs
-                with start_upstream(upstream, plan, work_dir) as server:
-                    results[upstream][path] = run_path(plan, upstream, path, server.url,
-                                                       loadgen, work_dir, litellm)
+            ways = paths(plan, upstream, litellm)
+            with start_upstream(upstream, plan, work_dir) as server, ExitStack() as stack:
+                targets = {way: target(way, server.url, plan, work_dir, litellm, stack)
+                           for way in ways}
+                results[upstream] = {way: {} for way in ways}
+                for scenario in plan.scenarios(upstream):
+                    for way, (url, native, tree) in targets.items():
+                        results[upstream][way][scenario.key] = measure(
+                            loadgen, job(scenario, url, native, plan), tree)
     finally:
         loadgen.close()
     return results
@@ -72,20 +77,19 @@ def start_upstream(name: str, plan: Plan, work_dir: Path):
     return processes.llama_server(work_dir, parallel=plan.llama_slots)
 
 
-def run_path(plan: Plan, upstream: str, path: str, base_url: str, loadgen: LoadGenerator,
-             work_dir: Path, litellm: Optional[str]) -> dict:
-    if path in ("direct", "llama.cpp /v1"):
-        return {s.key: measure(loadgen, job(s, base_url, path == "direct", plan), None)
-                for s in plan.scenarios(upstream)}
-    if path == "litellm":
-        service = processes.litellm(litellm, base_url, work_dir)
+def target(way: str, upstream_url: str, plan: Plan, work_dir: Path, litellm: Optional[str],
+           stack: ExitStack) -> tuple:
+    """``(url, speaks server.cpp's own API, processes to measure)`` of one way to the
+    upstream; a proxy or a peer is started for the whole run."""
+    if way in ("direct", "llama.cpp /v1"):
+        return upstream_url, way == "direct", None
+    if way == "litellm":
+        service = processes.litellm(litellm, upstream_url, work_dir)
     else:
-        service = processes.proxy(path, base_url, work_dir, threads=plan.threads,
+        service = processes.proxy(way, upstream_url, work_dir, threads=plan.threads,
                                   workers=plan.workers)
-    with processes.running(service):
-        tree = ProcessTree(service.pid)
-        return {s.key: measure(loadgen, job(s, service.url, False, plan), tree)
-                for s in plan.scenarios(upstream)}
+    stack.enter_context(processes.running(service))
+    return service.url, False, ProcessTree(service.pid)
 
 
 def measure(loadgen: LoadGenerator, job: dict, tree: Optional[ProcessTree]) -> dict:
