@@ -47,13 +47,13 @@ def run(quick: bool, work_dir: Path) -> dict:
         with processes.llama_server(work_dir, parallel=SLOTS) as server:
             for route, args in ROUTES.items():
                 if args is None:
-                    results[route] = {s.key: measure(loadgen, job(s, "direct", server.url, plan),
+                    results[route] = {s.key: measure(loadgen, job(s, server.url, True, plan),
                                                      None) for s in scenarios(quick)}
                     continue
                 service = processes.proxy("waitress", server.url, work_dir, threads=256,
                                           workers=1, args=args, name=route.replace(" ", "-"))
                 with processes.running(service):
-                    results[route] = {s.key: measure(loadgen, job(s, "proxy", service.url, plan),
+                    results[route] = {s.key: measure(loadgen, job(s, service.url, False, plan),
                                                      None) for s in scenarios(quick)}
     finally:
         loadgen.close()
