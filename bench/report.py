@@ -165,6 +165,14 @@ def load_average() -> str:
     return f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "unknown"
 
 
+def reference_loop() -> float:
+    """CPU seconds of a fixed Python loop: on a shared machine whose host is busy it takes
+    up to twice as long, and every figure of the run moves with it."""
+    started = time.process_time()
+    sum(range(30_000_000))
+    return time.process_time() - started
+
+
 def markdown(plan: Plan, results: dict, took: float, load: str) -> str:
     lines = [f"# oai-proxy bench ({plan.name})", "",
              f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, "
