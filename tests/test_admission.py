@@ -91,10 +91,35 @@ def test_requests_beyond_the_slots_wait_their_turn_in_order():
     assert gate.snapshot()["in_flight"] == gate.snapshot()["queued"] == 0
 
 
+@pytest.mark.parametrize("queues, at_once", [(False, 2), (True, 4)],
+                         ids=["refusing-server", "queueing-server"])
+def test_a_server_that_queues_holds_one_waiting_request_per_slot(queues, at_once):
+    gate, release = Admission(URL, SlotCount(), max_queue=8, queue_timeout=5), threading.Event()
+    gate.report(2, queues=queues)
+    holders = [hold(gate, release) for _ in range(at_once)]
+    def wait() -> None:
+        with gate.lease():
+            pass
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    wait_for(lambda: gate.busy()[0] == at_once + 1, "the next request in line")
+    # what operators see: two generations, and the rest waiting wherever they wait
+    assert gate.snapshot() == {"slots": 2, "slots_source": "reported", "in_flight": 2,
+                               "queued": at_once - 1}
+    release.set()
+    for thread in [*holders, waiter]:
+        thread.join(5)
+
+
 def test_a_full_line_is_a_503_saying_what_to_raise():
     gate, release = admission(1, max_queue=1), threading.Event()
     holder = hold(gate, release)
-    waiter = threading.Thread(target=lambda: gate.lease().__enter__())
+    def wait() -> None:
+        with gate.lease():
+            pass
+
+    waiter = threading.Thread(target=wait)
     waiter.start()
     wait_for(lambda: gate.snapshot()["queued"] == 1)
     with pytest.raises(QueueFullError) as info:

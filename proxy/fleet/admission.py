@@ -1,11 +1,15 @@
-"""Admission to one upstream: at most as many generations as it has slots, the rest wait in line.
+"""Admission to one upstream: no more generations than it has slots, the rest wait in line.
 
-Old servers (PowerInfer, llama.cpp of 2023) refuse at once when every slot is busy, and even
-current llama.cpp gains nothing from more work than it has slots. So requests take a lease
-before they reach the upstream; those beyond the slot count wait in one FIFO line, bounded in
-length (``--max-queue``) and in time (``--queue-timeout``). A request the server still refuses
-(another client or proxy process shares it) goes back to the head of the line: the client
-never hears of it while the line has room and time.
+Old servers (PowerInfer, llama.cpp of 2023) refuse at once when every slot is busy. So
+requests take a lease before they reach the upstream; those beyond the slot count wait in one
+FIFO line, bounded in length (``--max-queue``) and in time (``--queue-timeout``). A request
+the server still refuses (another client or proxy process shares it) goes back to the head of
+the line: the client never hears of it while the line has room and time.
+
+Current llama.cpp queues what it has no slot for. It is given one request per slot beyond
+its slots, to wait inside it: a slot that frees then starts its next generation at once,
+instead of after the answer's way back through the proxy and the next request's way out
+(with a fast model, a quarter of the server's throughput at 16 clients).
 """
 from __future__ import annotations
 
@@ -44,19 +48,15 @@ class Ticket:
 
 
 class LineWatch:
-    """Told as requests join the line, leave it, and finish: what metrics count."""
+    """Told how many generations run and how many requests wait, at every change, and how long
+    each admitted request waited: what metrics show."""
 
-    def passed(self) -> None:
-        """A request took a free slot without waiting."""
+    def counted(self, running: int, waiting: int) -> None:
+        """Generations now running on the upstream, and requests waiting for a slot (in the
+        proxy's line or inside a server that queues)."""
 
-    def joined(self) -> None:
-        """A request started waiting."""
-
-    def left(self, waited: float, admitted: bool) -> None:
-        """A request stopped waiting after ``waited`` seconds, with a slot or without."""
-
-    def finished(self) -> None:
-        """An admitted request gave its slot back."""
+    def admitted(self, waited: float) -> None:
+        """A request got its slot after ``waited`` seconds (0: no line)."""
 
 
 class Admission:
@@ -81,6 +81,7 @@ class Admission:
         self._line: deque = deque()
         self._running = 0
         self._accepted = 0
+        self._queued_inside = 0  # requests per slot the server may hold waiting
         # one lock; each waiter sleeps on a condition of its own, so a freed slot wakes the
         # head of the line alone rather than every waiter
         self._lock = threading.Lock()
@@ -127,13 +128,13 @@ class Admission:
         return Lease(self, gone, ticket)
 
     def _release(self, ticket: Ticket) -> None:
-        self.watch.finished()
         with self._lock:
             self._running -= 1
             if ticket.accepted:
                 ticket.accepted = False
                 self._accepted -= 1
             self._wake_head()
+            self._count()
 
     def _accept(self, ticket: Ticket) -> None:
         with self._lock:
@@ -157,23 +158,38 @@ class Admission:
             self.slots.saw_slot(slot_id)
             self._wake_head()
 
-    def report(self, total: Optional[int]) -> None:
-        """A server (re)appeared and said how many slots it has (``None``: it did not say).
+    def report(self, total: Optional[int], queues: bool = False) -> None:
+        """A server (re)appeared and said how many slots it has (``None``: it did not say),
+        and whether it queues requests beyond them rather than refusing them.
 
         What earlier answers taught is forgotten: it may be another server now.
         """
         with self._lock:
             self.slots = SlotCount(configured=self.slots.configured, reported=total)
+            self._queued_inside = 1 if queues else 0
             self._wake_head()
+            self._count()
 
     def busy(self) -> tuple:
         """``(generations running or waiting, slot limit)``: what placement weighs."""
         return self._running + len(self._line), self.slots.limit
 
     def snapshot(self) -> dict:
+        """``in_flight``: generations running; ``queued``: requests waiting for a slot, in
+        the proxy's line or inside the server."""
         with self._lock:
+            running, waiting = self._counts()
             return {"slots": self.slots.limit, "slots_source": self.slots.source,
-                    "in_flight": self._running, "queued": len(self._line)}
+                    "in_flight": running, "queued": waiting}
+
+    def _counts(self) -> tuple:
+        limit = self.slots.limit
+        running = self._running if limit is None else min(self._running, limit)
+        return running, len(self._line) + self._running - running
+
+    def _count(self) -> None:
+        """Tell the watch the new counts (call holding the lock, after every change)."""
+        self.watch.counted(*self._counts())
 
     # -- waiting ----------------------------------------------------------------------------
 
@@ -182,7 +198,8 @@ class Admission:
             if ticket is None:
                 if not self._line and self._free():  # nobody ahead: no line to join
                     self._running += 1
-                    self.watch.passed()
+                    self._count()
+                    self.watch.admitted(0.0)
                     return Ticket(self.clock() + self.queue_timeout)
                 if len(self._line) >= self.max_queue and not self._free():
                     raise QueueFullError(
@@ -195,7 +212,7 @@ class Admission:
                 self._line.appendleft(ticket)
             if ticket.wake is None:
                 ticket.wake = threading.Condition(self._lock)
-            self.watch.joined()
+            self._count()
             try:
                 while not (self._line[0] is ticket and self._free()
                            and self.clock() >= ticket.not_before):
@@ -218,12 +235,13 @@ class Admission:
             except BaseException:
                 self._line.remove(ticket)
                 self._wake_head()  # the next in line may be free to go now
-                self.watch.left(self._waited(ticket), admitted=False)
+                self._count()
                 raise
             self._line.popleft()
-            self.watch.left(self._waited(ticket), admitted=True)
             self._running += 1
             self._wake_head()  # more than one slot may be free
+            self._count()
+            self.watch.admitted(self._waited(ticket))
             return ticket
 
     def _waited(self, ticket: Ticket) -> float:
@@ -236,7 +254,7 @@ class Admission:
 
     def _free(self) -> bool:
         limit = self.slots.limit
-        return limit is None or self._running < limit
+        return limit is None or self._running < limit * (1 + self._queued_inside)
 
     def _slots_text(self) -> str:
         limit = self.slots.limit

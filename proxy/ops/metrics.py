@@ -45,13 +45,14 @@ class Metrics:
         self.overhead = Histogram(PREFIX + "overhead_seconds",
                                   "The proxy's own time per request, waits on upstreams left "
                                   "out", ["route"], buckets=OVERHEAD, registry=registry)
-        self.queued = Gauge(PREFIX + "queue_length", "Requests waiting for a slot",
+        self.queued = Gauge(PREFIX + "queue_length", "Requests waiting for a slot, in the "
+                            "proxy or inside a server that queues",
                             ["model", "upstream"], multiprocess_mode="livesum",
                             registry=registry)
         self.busy = Gauge(PREFIX + "slots_busy", "Generations running on an upstream",
                           ["model", "upstream"], multiprocess_mode="livesum", registry=registry)
         self.queue_wait = Histogram(PREFIX + "queue_wait_seconds",
-                                    "Time a request waited for a slot", ["model"],
+                                    "Time a request waited in the proxy's line", ["model"],
                                     buckets=LATENCY, registry=registry)
 
     def watch(self, fleet) -> None:
@@ -130,21 +131,12 @@ class LineMetrics:
         self.busy = metrics.busy.labels(model, upstream)
         self.wait = metrics.queue_wait.labels(model)
 
-    def passed(self) -> None:
-        self.busy.inc()
-        self.wait.observe(0.0)
+    def counted(self, running: int, waiting: int) -> None:
+        self.busy.set(running)
+        self.queued.set(waiting)
 
-    def joined(self) -> None:
-        self.queued.inc()
-
-    def left(self, waited: float, admitted: bool) -> None:
-        self.queued.dec()
-        if admitted:
-            self.busy.inc()
-            self.wait.observe(waited)
-
-    def finished(self) -> None:
-        self.busy.dec()
+    def admitted(self, waited: float) -> None:
+        self.wait.observe(waited)
 
 
 class FleetCollector:

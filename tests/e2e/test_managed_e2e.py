@@ -105,12 +105,13 @@ def eight_first_requests_start_one_server(proxy: ProxyProcess, name: str) -> Non
 def test_a_server_killed_mid_stream_is_restarted(model, logs):
     """The stream it served ends with one error event; requests waiting for its one slot
     wait for the restart instead."""
-    with managed(model, logs, "restart", "--server-args", "-np 1 -c 1024") as proxy:
+    with managed(model, logs, "restart",  # the stream runs on until killed
+                 "--server-args", "-np 1 -c 1024 --context-shift") as proxy:
         client = proxy.sdk()
         client.completions.create(model="any", prompt="warm", max_tokens=2)
         (server,) = servers_of(proxy)
         events = []
-        with ThreadPoolExecutor(2) as pool, requests.post(
+        with ThreadPoolExecutor(3) as pool, requests.post(
                 proxy.url + "/v1/completions", stream=True, timeout=60, json={
                     "prompt": "the cat", "max_tokens": 100000, "stream": True,
                     "logit_bias": {"2": -100}}) as response:
@@ -118,13 +119,13 @@ def test_a_server_killed_mid_stream_is_restarted(model, logs):
             for line in response.iter_lines():
                 if line.startswith(b"data: "):
                     events.append(line[6:])
-                    if len(events) == 2:
+                    if len(events) == 1:  # held mid-stream while the others line up
+                        server.suspend()
                         waiting = [pool.submit(client.completions.create, model="any",
                                                prompt="queued", max_tokens=3)
-                                   for _ in range(2)]
-                        wait_for(lambda: requests.get(proxy.url + "/health", timeout=5).json()
-                                 .get("queued") == 2, "two requests in line")
-                    if len(events) == 3:
+                                   for _ in range(3)]  # one waits inside the server
+                        wait_for(lambda: admin(proxy, "GET", "/models").json()["models"][0][
+                            "replicas"][0]["queued"] == 3, "three requests waiting")
                         server.kill()
             replies = [future.result(timeout=60) for future in waiting]
         errors = [e for e in events if e.startswith(b'{"error"')]

@@ -113,8 +113,8 @@ def test_metrics_off_keeps_none_and_still_says_the_overhead(fake, proxy_over):
 
 
 def test_a_line_shows_in_the_metrics_and_on_the_status_page(tmp_path):
-    gate = threading.Event()
-    with FakeServerCpp("llamacpp", n_slots=1, gate=gate) as fake:
+    gate = threading.Event()  # a server that refuses beyond its slot: the line is the proxy's
+    with FakeServerCpp("powerinfer", n_slots=1, gate=gate) as fake:
         models = tmp_path / "models.toml"
         models.write_text(f'[models.tiny]\nupstreams = [{{ url = "{fake.url}", slots = 1 }}]\n')
         app = create_app(Settings(config=str(models), usage_db=str(tmp_path / "u.sqlite3")))

@@ -186,7 +186,7 @@ class ServerCppBackend(Backend):
         # lazy grammars came with the Jinja tool-calling work, which added chat_template_caps
         self._upstream = Upstream(generation, model, template,
                                   lazy_grammar="chat_template_caps" in props)
-        self.admission.report(_total_slots(props))
+        self.admission.report(_total_slots(props), queues=not generation.legacy)
         logger.info("upstream %s is %s serving %s; chat template %s", self.client.base_url,
                     generation.name, model, template.name)
         return self._upstream
