@@ -1,11 +1,11 @@
 """``python -m bench.admission``: what the proxy's line for slots costs on current llama-server.
 
-Current llama-server queues requests beyond its slots by itself; the proxy's admission holds
-them back in its own line instead. One run sends the same load straight to the server,
-through the proxy as it ships (at most as many generations in flight as the server reports
-slots), and through the proxy with admission out of the way (``--slots`` far above the
-server's, so the server's own queue does the waiting), and prints each figure with the ratio
-of admission on to admission off. Writes ``bench/results/admission{,-quick}.md``.
+Current llama-server queues requests beyond its slots by itself; the proxy's admission lets
+one request per slot wait there and holds the rest back in its own line. One run sends the
+same load straight to the server, through the proxy as it ships (at most twice as many
+requests in flight as the server reports slots), and through the proxy with admission out of
+the way (``--slots`` far above the server's, so the server's own queue does all the
+waiting), and prints each figure with the ratio of admission on to admission off. Writes ``bench/results/admission{,-quick}.md``.
 """
 from __future__ import annotations
 
