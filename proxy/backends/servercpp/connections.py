@@ -51,11 +51,13 @@ class Connection:
         """``deadline``: seconds a read or write may wait (default: the socket's timeout)."""
         self.sock = sock
         self.buffer = b""
-        self.set_deadline(sock.gettimeout() if deadline is None else deadline)
+        if deadline is None:
+            deadline = sock.gettimeout()
+        sock.settimeout(None)  # blocking, from here on: the kernel keeps the deadline
+        self.set_deadline(deadline)
 
     def set_deadline(self, seconds: Optional[float]) -> None:
         """How long each read or write may wait from now on; ``None``: for ever."""
-        self.sock.settimeout(None)
         seconds = seconds or 0.0  # 0: no deadline, as the kernel reads it
         value = struct.pack("ll", int(seconds), int((seconds - int(seconds)) * 1_000_000))
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
@@ -118,15 +120,18 @@ class Connection:
         if self.buffer:
             first, self.buffer = self.buffer, b""
             yield first
-        recv = self.sock.recv
         while True:
-            try:
-                piece = recv(PIECE)
-            except WOULD_BLOCK:  # the kernel's deadline passed
-                raise socket.timeout("the server sent nothing in time") from None
+            piece = self._receive()
             if not piece:
                 return
             yield piece
+
+    def _receive(self) -> bytes:
+        """One read of the socket: what has arrived, up to :data:`PIECE`; ``b""`` once closed."""
+        try:
+            return self.sock.recv(PIECE)
+        except WOULD_BLOCK:  # the kernel's deadline passed
+            raise socket.timeout("the server sent nothing in time") from None
 
     def _head(self) -> Head:
         head = self._read_head()
@@ -168,10 +173,7 @@ class Connection:
                 return buffer[:head_end]
             if len(buffer) > LONGEST_HEAD:
                 raise BrokenAnswer(f"the answer's head is longer than {LONGEST_HEAD} bytes")
-            try:
-                piece = self.sock.recv(PIECE)
-            except WOULD_BLOCK:
-                raise socket.timeout("the server sent nothing in time") from None
+            piece = self._receive()
             if not piece:
                 if not buffer:
                     raise ConnectionResetError("the server closed the connection without "
