@@ -2,9 +2,12 @@
 # Build (once) and cache the native wheels the test suite needs: llama-cpp-python with its
 # llama-server binary, and chatglm-cpp. A second run on the same machine reuses the cache.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
-LLAMA_CPP_PYTHON_VERSION=0.3.36
-CHATGLM_CPP_VERSION=0.4.2
+# the versions setup.cfg pins
+pinned() { sed -n "s/.*[ =]$1 *== *\([0-9.]*\).*/\1/p" setup.cfg | head -1; }
+LLAMA_CPP_PYTHON_VERSION=$(pinned llama-cpp-python)
+CHATGLM_CPP_VERSION=$(pinned chatglm-cpp)
 WHEELS="${OAI_PROXY_WHEEL_CACHE:-$HOME/.cache/oai-proxy/wheels}"
 JOBS="${OAI_PROXY_BUILD_JOBS:-2}"
 PYTHON="${PYTHON:-python3}"

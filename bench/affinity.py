@@ -202,8 +202,8 @@ def fleet_cost(workload: Workload, work: Path) -> dict:
 def fleet_layer_us(count: int) -> dict:
     """Microseconds the fleet adds to a request, in process: routing, defaults, placement."""
     from proxy.backends.base import Backend
-    from proxy.fleet.catalog import Catalog, ModelSpec, Upstream
-    from proxy.fleet.fleet import Fleet, Model, Replica
+    from proxy.fleet.catalog import Catalog, ModelSpec, UpstreamSpec
+    from proxy.fleet.fleet import Fleet, ServedModel, Replica
     from proxy.fleet.health import Rotation
     from proxy.types import Completion, GenerationRequest, Message, Usage
 
@@ -214,8 +214,8 @@ def fleet_layer_us(count: int) -> dict:
             return answer
 
     urls = ("http://10.0.0.1:8080", "http://10.0.0.2:8080")
-    spec = ModelSpec("tiny", upstreams=tuple(Upstream(url) for url in urls))
-    fleet = Fleet(Catalog((spec,), "tiny", catch_all=True), [Model(
+    spec = ModelSpec("tiny", upstreams=tuple(UpstreamSpec(url) for url in urls))
+    fleet = Fleet(Catalog((spec,), "tiny", catch_all=True), [ServedModel(
         spec, tuple(Replica(url, Instant()) for url in urls), Rotation(lambda name: True))])
     request = GenerationRequest(model="tiny", messages=(
         Message("system", SYSTEM), Message("user", document(0, 350)), Message("user", "more?")))

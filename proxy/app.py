@@ -1,4 +1,4 @@
-"""The application factory: the only place the Flask app and its backend are made."""
+"""The application factory: the only place the Flask app and its router are made."""
 from __future__ import annotations
 
 import inspect
@@ -8,15 +8,14 @@ from typing import Callable, Optional
 
 from flask import Flask
 
-from proxy import auth
-from proxy.api import admin, errors, glm, observe, openai, web
+from proxy.access.build import build_access
+from proxy.api import admin, auth, errors, glm, observe, openai, web
 from proxy.api.jsonbody import OrjsonProvider
-from proxy.api.common import ProxyState
-from proxy.backends import Backend
+from proxy.api.state import ProxyState
+from proxy.backends.base import Backend
 from proxy.config import Settings, metrics_folder
 from proxy.errors import ShuttingDownError
-from proxy.access.build import build_access
-from proxy.fleet.build import build_fleet
+from proxy.fleet.build import build_fleet, fleet_of
 from proxy.ops.metrics import Metrics
 
 
@@ -31,34 +30,32 @@ class ProxyApp(Flask):
 
 
 def create_app(settings: Optional[Settings] = None, *, backend: Optional[Backend] = None) -> Flask:
-    """Create the proxy app; settings default to ``PROXY_*`` env vars, the backend to theirs."""
+    """Create the proxy app; settings default to ``PROXY_*`` env vars. Requests go to the
+    fleet the settings describe, or to a fleet of one on ``backend`` when one is given."""
     settings = settings or Settings.from_env()
     logging.getLogger("proxy").setLevel(settings.log_level.upper())
     app = ProxyApp(__name__, template_folder=str(template_folder()))
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_size
     app.json = OrjsonProvider(app)
     metrics = Metrics(metrics_folder()) if settings.metrics == "on" else None
-    state = ProxyState(settings, backend or build_fleet(settings, metrics=metrics), metrics)
-    if metrics is not None:
-        metrics.watch(state.backend)
-    app.extensions["proxy"] = state
-
     access = build_access(settings)
-    app.extensions["access"] = access
-    observe.init_app(app, state, access)
+    router = (fleet_of(backend, settings) if backend is not None
+              else build_fleet(settings, metrics=metrics))
+    state = ProxyState(settings, router, access, metrics)
+    if metrics is not None:
+        metrics.watch(router)
+    app.extensions["proxy"] = state
+    observe.init_app(app, state)
 
     @app.before_request
     def refuse_while_stopping() -> None:
         if state.drain.began:  # a request on a kept-alive connection, after SIGTERM
             raise ShuttingDownError("the proxy is shutting down; send the request again")
 
-    auth.init_app(app, access, state.backend.model_label, settings.cors_origins)
+    auth.init_app(app, access, router.model_label, settings.cors_origins)
     errors.init_app(app)
-    app.register_blueprint(openai.bp)
-    app.register_blueprint(glm.bp)
-    app.register_blueprint(web.bp)
-    app.register_blueprint(admin.bp)
-    app.register_blueprint(observe.bp)
+    for blueprint in (openai.bp, glm.bp, web.bp, admin.bp, observe.bp):
+        app.register_blueprint(blueprint)
     _check_all_plain(app)
     return app
 

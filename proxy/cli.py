@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import threading
@@ -34,7 +33,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         logger.info("serving the OpenAI API on http://%s:%s with %s", settings.host,
                     settings.port, settings.server)
         if settings.server == "gunicorn":
-            app.extensions["proxy"].backend.close()  # each worker makes its own after the fork
+            app.extensions["proxy"].router.close()  # each worker makes its own after the fork
             serve_gunicorn(settings)
         else:
             serve_waitress(app, settings)
@@ -54,7 +53,7 @@ def or_exit(make, settings: Settings):
 
 def report_upstream(app) -> None:
     """Detect the upstream at start-up; a missing one is logged, not fatal."""
-    health = app.extensions["proxy"].backend.health()
+    health = app.extensions["proxy"].router.health()
     if health.ok:
         logger.info("upstream ready: %s", health.detail)
     else:
@@ -90,13 +89,22 @@ def serve_waitress(app, settings: Settings) -> None:
     def finish() -> None:
         drain.wait_closed(settings.graceful_timeout + LAST_WORDS)
         time.sleep(LAST_WORDS)  # the streams' last bytes leave waitress's buffers
-        os.kill(os.getpid(), signal.SIGINT)  # waitress's own way out of its loop
+        # waitress's loop runs while it has a socket: close them all, in the loop's own
+        # thread. Not SIGINT: a process started in the background by a shell ignores it.
+        server.trigger.pull_trigger(lambda: close_all(server))
 
     signal.signal(signal.SIGTERM, stop)
     try:
         server.run()
     finally:
-        app.extensions["proxy"].backend.close()  # the servers it runs stop with it
+        app.extensions["proxy"].router.close()  # the servers it runs stop with it
+
+
+def close_all(server) -> None:
+    """Close every socket of waitress's loop (the listener, connections kept alive, its own
+    trigger), which then ends."""
+    for dispatcher in list(server._map.values()):
+        dispatcher.close()
 
 
 def serve_gunicorn(settings: Settings) -> None:

@@ -41,11 +41,6 @@ class Drain:
     def ending(self) -> bool:
         return self._ending.is_set()
 
-    @property
-    def open_streams(self) -> int:
-        with self._lock:
-            return self._open
-
     def begin(self, grace: float) -> None:
         """Give open streams ``grace`` seconds, then make the rest end (in the background)."""
         with self._lock:

@@ -1,4 +1,4 @@
-"""The proxy's errors, each rendered as an OpenAI error body in one place.
+"""The proxy's errors, each rendered in the client's own API shape by its dialect.
 
 ProxyError
  ├── InvalidRequestError        400  a field of the request is wrong (``param`` names it)
@@ -21,8 +21,13 @@ ProxyError
 from __future__ import annotations
 
 
+# An upstream that could not be reached at all: the request never got there, and may be
+# sent again (to the same server once it is back, or to another replica).
+UNREACHABLE = "upstream_unreachable"
+
+
 class ProxyError(Exception):
-    """An expected failure with an HTTP status and an OpenAI error type."""
+    """An expected failure with an HTTP status and an error type (OpenAI's names)."""
 
     status = 500
     type = "server_error"
@@ -38,10 +43,6 @@ class ProxyError(Exception):
         self.retry_after = retry_after
         self.headers: dict = {}  # sent with the error (a rate limit's x-ratelimit-*)
 
-    def to_dict(self) -> dict:
-        """Return the OpenAI error body."""
-        return {"error": {"message": self.message, "type": self.type,
-                          "param": self.param, "code": self.code}}
 
 
 class InvalidRequestError(ProxyError):

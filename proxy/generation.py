@@ -1,4 +1,13 @@
-"""Run the choices a request asks for and turn backend chunks into OpenAI stream events."""
+"""The core: run a request's choices on a backend and tell the answer as one event stream.
+
+Knows no client API: each dialect parses its body into :class:`GenerationRequest` values and
+renders what comes back here. A whole answer is a :class:`Completion` per choice; a streamed
+one is a stream of lists of :mod:`proxy.events`, each list holding the events of the tokens
+the upstream sent in one read, so that they can leave in one write.
+
+A request asked for ``n`` choices runs each prompt ``n`` times; its prompt tokens are counted
+once, as OpenAI counts them, in the usage of its first choice.
+"""
 from __future__ import annotations
 
 import threading
@@ -7,183 +16,85 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import closing
 from contextvars import copy_context
 from itertools import chain
-from typing import Callable, Iterator
+from typing import Iterator, Sequence
 
-from proxy import builders
-from proxy.sse import KEEPALIVE
-from proxy.backends import Backend
+from proxy.backends.base import Backend
+from proxy.events import (WAITING, Finish, TextDelta, ToolCallDelta, ToolCallEnd,
+                          ToolCallStart, UsageReport)
 from proxy.ops import measure
 from proxy.ops.measure import waiting
-from proxy.schemas import Choices
-from proxy.types import Chunk, Usage
+from proxy.types import Chunk, Completion, GenerationRequest, Usage
 
-PATIENCE = 2.0  # seconds a stream's first event may take before keep-alives begin
-KEEPALIVE_EVERY = 5.0  # seconds between keep-alives: well inside proxies' idle timeouts
+PATIENCE = 2.0  # seconds a stream's first event may take before WAITING events begin
+KEEPALIVE_EVERY = 5.0  # seconds between WAITING events: well inside proxies' idle timeouts
 
 
-def jobs(choices: Choices) -> list:
+def jobs(requests: Sequence[GenerationRequest], n: int = 1) -> list:
     """One generation per choice: each prompt ``n`` times, in choice-index order."""
-    return [request for request in choices.requests for _ in range(choices.n)]
+    return [request for request in requests for _ in range(n)]
 
 
-def complete_all(backend: Backend, choices: Choices) -> list:
-    """Generate every choice; several run at once, as the upstream's slots allow."""
-    todo = jobs(choices)
+def complete(backend: Backend, requests: Sequence[GenerationRequest],
+             n: int = 1) -> list:
+    """Every choice, whole; several run at once, as the upstream's slots allow."""
+    todo = jobs(requests, n)
     if len(todo) == 1 or not backend.concurrent:
         completions = [backend.complete(request) for request in todo]
     else:
         with waiting(), ThreadPoolExecutor(max_workers=len(todo)) as pool:
             completions = list(pool.map(backend.complete, todo))
+    counted = [_counted(completion, repeat=index % n != 0)
+               for index, completion in enumerate(completions)]
+    _measure(sum((completion.usage for completion in counted), Usage()))
+    return counted
+
+
+def stream(backend: Backend, requests: Sequence[GenerationRequest],
+           n: int = 1) -> Iterator[list]:
+    """Every choice's events, one choice after another.
+
+    Nothing is read until the first item is asked for; the first choice's first chunk is
+    read before anything is yielded, so a failure before any byte is the caller's to raise.
+    While the model's server starts, :data:`~proxy.events.WAITING` comes first, alone.
+    """
+    events = _events(backend, jobs(requests, n), n)
+    return patiently(events) if backend.starting(requests[0].model) else events
+
+
+def _events(backend: Backend, todo: list, n: int) -> Iterator[list]:
     total = Usage()
-    for index, completion in enumerate(completions):
-        total = _add(total, completion.usage, count_prompt=index % choices.n == 0)
-    measure.generated(total.prompt_tokens, total.completion_tokens)
-    return completions
-
-
-def primed(events: Iterator[dict]) -> "Primed":
-    """Start ``events`` now, so that a failure before the first byte is an HTTP error."""
-    return Primed(next(events), events)
-
-
-class Primed:
-    """A stream whose first event has been read: that event, then the rest.
-
-    Iterating is ``itertools.chain``'s, at C speed for every token; closing it (the client
-    went away) closes the rest.
-    """
-
-    __slots__ = ("first", "rest")
-
-    def __init__(self, first, rest: Iterator) -> None:
-        self.first = first
-        self.rest = rest
-
-    def __iter__(self) -> Iterator:
-        return chain((self.first,), self.rest)
-
-    def close(self) -> None:
-        self.rest.close()
-
-
-def primed_patiently(events: Iterator[dict], patience: float = PATIENCE,
-                     every: float = KEEPALIVE_EVERY) -> Iterator:
-    """Like :func:`primed`, but a first event slower than ``patience`` (a server starting)
-    commits the stream and sends :data:`~proxy.sse.KEEPALIVE` every ``every`` seconds until
-    it comes, so that intermediaries do not time the request out. A failure after that is
-    an error event."""
-    first: Future = Future()
-    threading.Thread(target=copy_context().run, args=(_first_event, events, first),
-                     daemon=True, name="first-event").start()
-    try:
-        return Primed(first.result(patience), events)
-    except FutureTimeout:
-        return _keeping_alive(first, events, every)
-
-
-def _first_event(events: Iterator[dict], first: Future) -> None:
-    try:
-        first.set_result(next(events))
-    except BaseException as exc:  # the stream's own error, raised where it is read
-        first.set_exception(exc)
-
-
-def _keeping_alive(first: Future, events: Iterator[dict], every: float) -> Iterator:
-    try:
-        while True:
-            yield KEEPALIVE
-            try:
-                event = first.result(every)
-                break
-            except FutureTimeout:
-                pass
-    except GeneratorExit:  # the client left: close the stream once it has begun
-        first.add_done_callback(lambda _: events.close())
-        raise
-    with closing(events):
-        yield event
-        yield from events
-
-
-def chat_events(backend: Backend, choices: Choices, id: str, model: str) -> Iterator:
-    """Role delta, content deltas, one finish chunk per choice, then usage if asked.
-
-    Events whose chunks arrived together come as one list (see :func:`_in_writes`).
-    """
-    created = builders.now()
-    usage = Usage()
-    for index, request in enumerate(jobs(choices)):
-        calls = 0  # tool calls streamed so far in this choice: the next one's index
-
-        def events_of(chunk: Chunk) -> list:
-            nonlocal calls, usage
-            events = []
-            if chunk.text or chunk.logprobs:
-                events.append(builders.chat_chunk(id, model, created, index,
-                                                  {"content": chunk.text}, chunk.logprobs))
-            for call in chunk.tool_calls:
-                events += [builders.chat_chunk(id, model, created, index, {"tool_calls": [delta]})
-                           for delta in builders.tool_call_deltas(calls, call)]
-                calls += 1
-            if chunk.finish_reason:
-                usage = _add(usage, chunk.usage, count_prompt=index % choices.n == 0)
-                events.append(builders.chat_chunk(id, model, created, index, {},
-                                                  finish_reason=chunk.finish_reason))
-            return events
-
+    for index, request in enumerate(todo):
         with closing(backend.stream(request)) as chunks:
             first = next(chunks)
             measure.first_token()
-            yield builders.chat_chunk(id, model, created, index,
-                                      {"role": "assistant", "content": ""})
-            yield from _in_writes(chain((first,), chunks), events_of)
-    measure.generated(usage.prompt_tokens, usage.completion_tokens)
-    if choices.include_usage:
-        yield builders.usage_chunk(id, model, created, "chat.completion.chunk", usage)
+            for events in _in_reads(chain((first,), chunks), repeat=index % n != 0):
+                if type(events[-1]) is Finish:
+                    total += events[-2].usage
+                yield events
+    _measure(total)
 
 
-def text_events(backend: Backend, choices: Choices, id: str, model: str) -> Iterator:
-    """Text deltas and one finish chunk per choice, then usage if asked.
-
-    Events whose chunks arrived together come as one list (see :func:`_in_writes`).
-    """
-    created = builders.now()
-    usage = Usage()
-    for index, request in enumerate(jobs(choices)):
-
-        def events_of(chunk: Chunk) -> list:
-            nonlocal usage
-            events = []
-            if chunk.text or chunk.logprobs:
-                events.append(builders.text_chunk(id, model, created, index, chunk.text,
-                                                  chunk.logprobs))
-            if chunk.finish_reason:
-                usage = _add(usage, chunk.usage, count_prompt=index % choices.n == 0)
-                events.append(builders.text_chunk(id, model, created, index, "",
-                                                  finish_reason=chunk.finish_reason))
-            return events
-
-        with closing(backend.stream(request)) as chunks:
-            first = next(chunks)
-            measure.first_token()
-            if choices.echo:
-                yield builders.text_chunk(id, model, created, index, request.prompt)
-            yield from _in_writes(chain((first,), chunks), events_of)
-    measure.generated(usage.prompt_tokens, usage.completion_tokens)
-    if choices.include_usage:
-        yield builders.usage_chunk(id, model, created, "text_completion", usage)
-
-
-def _in_writes(chunks: Iterator[Chunk], events_of: Callable[[Chunk], list]) -> Iterator[list]:
+def _in_reads(chunks: Iterator[Chunk], *, repeat: bool) -> Iterator[list]:
     """The events of ``chunks``, in lists of those whose chunks the upstream sent together.
 
     A server streaming faster than the proxy writes leaves several tokens in each read; the
     events of one read go out in one write. What was read before a failure still goes out.
     """
     together: list = []
+    calls = 0
     try:
         for chunk in chunks:
-            together += events_of(chunk)
+            if chunk.text or chunk.logprobs:
+                together.append(TextDelta(chunk.text, chunk.logprobs))
+            for call in chunk.tool_calls:
+                together += [ToolCallStart(calls, call.id, call.name),
+                             ToolCallDelta(calls, call.arguments), ToolCallEnd(calls)]
+                calls += 1
+            if chunk.finish_reason is not None:
+                usage = _prompt_once(chunk.usage or Usage(), repeat)
+                together += [UsageReport(usage),
+                             Finish(chunk.finish_reason, truncated=chunk.truncated,
+                                    prompt_token_ids=chunk.prompt_tokens)]
             if together and not chunk.followed:
                 yield together
                 together = []
@@ -193,6 +104,52 @@ def _in_writes(chunks: Iterator[Chunk], events_of: Callable[[Chunk], list]) -> I
         raise
 
 
-def _add(total: Usage, usage: Usage | None, *, count_prompt: bool) -> Usage:
-    usage = usage or Usage()
-    return total + (usage if count_prompt else Usage(completion_tokens=usage.completion_tokens))
+def _counted(completion: Completion, *, repeat: bool) -> Completion:
+    if not repeat:
+        return completion
+    amended = object.__new__(Completion)
+    amended.__dict__.update(completion.__dict__, usage=_prompt_once(completion.usage, True))
+    return amended
+
+
+def _prompt_once(usage: Usage, repeat: bool) -> Usage:
+    """A repeated prompt's usage, its prompt tokens left to the first choice's."""
+    return Usage(completion_tokens=usage.completion_tokens) if repeat else usage
+
+
+def _measure(usage: Usage) -> None:
+    measure.generated(usage.prompt_tokens, usage.completion_tokens)
+
+
+def patiently(events: Iterator[list], patience: float = PATIENCE,
+              every: float = KEEPALIVE_EVERY) -> Iterator[list]:
+    """``events``, but a first event slower than ``patience`` (a server starting) is preceded
+    by ``[WAITING]`` every ``every`` seconds until it comes. A failure of the first event
+    within ``patience`` is raised as it is."""
+    first: Future = Future()
+    threading.Thread(target=copy_context().run, args=(_first_event, events, first),
+                     daemon=True, name="first-event").start()
+    try:
+        event = first.result(patience)
+    except FutureTimeout:
+        try:
+            while True:
+                yield [WAITING]
+                try:
+                    event = first.result(every)
+                    break
+                except FutureTimeout:
+                    pass
+        except GeneratorExit:  # the client left: close the stream once it has begun
+            first.add_done_callback(lambda _: events.close())
+            raise
+    with closing(events):
+        yield event
+        yield from events
+
+
+def _first_event(events: Iterator[list], first: Future) -> None:
+    try:
+        first.set_result(next(events))
+    except BaseException as exc:  # the stream's own error, raised where it is read
+        first.set_exception(exc)

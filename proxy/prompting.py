@@ -55,7 +55,7 @@ AUTO = "auto"
 
 
 # The tool-call format each preset's models were trained on; any other template gets the
-# plain one, a documented text convention (see proxy.structured.tools).
+# plain one, a documented text convention (see proxy.structured.toolformats).
 PRESET_TOOL_FORMATS: Mapping[str, str] = MappingProxyType({
     "chatml": "hermes", "llama3": "llama3", "mistral": "mistral", "chatglm3": "chatglm3"})
 PLAIN_TOOLS = "plain"

@@ -1,4 +1,4 @@
-"""Plain values that travel between the API layer and the backends (no Flask, no HTTP)."""
+"""Plain values that travel between the dialects, the core and the backends (no Flask, no HTTP)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -108,14 +108,6 @@ class Usage:
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
-    def to_dict(self) -> dict:
-        body = {"prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens,
-                "total_tokens": self.total_tokens}
-        if self.cached_tokens is not None:
-            body["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
-        return body
-
     def __add__(self, other: "Usage") -> "Usage":
         cached = (None if self.cached_tokens is None and other.cached_tokens is None
                   else (self.cached_tokens or 0) + (other.cached_tokens or 0))
@@ -152,6 +144,7 @@ class Completion:
     truncated: bool = False
     tool_calls: tuple = ()
     slot: Optional[int] = None  # the upstream slot that generated it, when it says
+    reasoning: str = ""  # what the model wrote before its answer (``<think>…</think>``)
 
 
 @dataclass(frozen=True)

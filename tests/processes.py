@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -33,6 +34,10 @@ def stop_process(process: Optional[subprocess.Popen], timeout: float) -> None:
         process.wait()
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class ProxyProcess:
     """The proxy as a subprocess: ``oai-proxy`` (waitress or gunicorn) or ``gunicorn proxy.wsgi``.
 
@@ -41,7 +46,9 @@ class ProxyProcess:
     """
 
     def __init__(self, upstream: str, log_path: Path, *, how: str = "waitress",
-                 args: Sequence[str] = (), env: Optional[dict] = None) -> None:
+                 args: Sequence[str] = (), env: Optional[dict] = None,
+                 sigint: str = "default") -> None:
+        """``sigint="ignored"`` starts it as a shell starts a job in the background."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -59,13 +66,16 @@ class ProxyProcess:
                 self.command += ["--server", "gunicorn", "--workers", "2"]
             self.command += args  # last, so they win
         self.env.update(env or {})  # last too
+        self.ignore_sigint = sigint == "ignored"
         self.process: Optional[subprocess.Popen] = None
         self._clients: list = []
 
     def start(self, timeout: float = 30) -> "ProxyProcess":
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env,
-                                        stdout=self._log, stderr=subprocess.STDOUT)
+                                        stdout=self._log, stderr=subprocess.STDOUT,
+                                        preexec_fn=_ignore_sigint if self.ignore_sigint
+                                        else None)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

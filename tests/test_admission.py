@@ -8,8 +8,8 @@ import pytest
 
 from proxy.errors import (ClientGoneError, QueueFullError, QueueTimeoutError,
                           SlotUnavailableError, UpstreamError)
-from proxy.fleet.admission import Admission
-from proxy.fleet.slots import SlotCount
+from proxy.backends.admission import Admission
+from proxy.backends.slots import SlotCount
 from tests.polling import wait_for
 
 URL = "http://upstream.test"

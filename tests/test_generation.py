@@ -1,36 +1,143 @@
-"""Stream events from backend chunks: tokens read together leave together, nothing is lost."""
+"""The core: a backend's chunks become one event stream, in lists of what arrived together;
+prompts are counted once per prompt; a slow first event is preceded by WAITING."""
 from __future__ import annotations
+
+import threading
+import time
 
 import pytest
 
-from proxy.errors import UpstreamError
-from proxy.generation import _in_writes
-from proxy.types import Chunk
+from proxy import generation
+from proxy.errors import UpstreamError, UpstreamUnavailableError
+from proxy.events import (WAITING, Finish, TextDelta, ToolCallDelta, ToolCallEnd,
+                          ToolCallStart, UsageReport)
+from proxy.types import Chunk, GenerationRequest, ToolCall, Usage
+from tests.fakes.backend import FakeBackend
+
+CHAT = GenerationRequest(messages=())
 
 
-def text(chunk: Chunk) -> list:
-    return [chunk.text] if chunk.text else []
+class ScriptedBackend(FakeBackend):
+    """Streams the chunks it is given, then fails with ``error`` if set."""
+
+    def __init__(self, chunks, error=None, **kwargs):
+        super().__init__(**kwargs)
+        self.chunks = chunks
+        self.failure = error
+
+    def stream(self, request):
+        yield from self.chunks
+        if self.failure is not None:
+            raise self.failure
 
 
-def failing(chunks: list, error: Exception):
-    yield from chunks
-    raise error
+def kinds(batches):
+    return [[type(event).__name__ for event in batch] for batch in batches]
 
 
 def test_chunks_read_together_become_one_list_of_events():
-    chunks = [Chunk("a", followed=True), Chunk("b", followed=True), Chunk("c"), Chunk("d"),
-              Chunk("", finish_reason="stop")]
-    assert list(_in_writes(iter(chunks), text)) == [["a", "b", "c"], ["d"]]
+    backend = ScriptedBackend([Chunk("a", followed=True), Chunk("b", followed=True), Chunk("c"),
+                               Chunk("d"), Chunk("", finish_reason="stop", usage=Usage(3, 4))])
+    batches = list(generation.stream(backend, [CHAT]))
+    assert [[event.text for event in batch if type(event) is TextDelta]
+            for batch in batches] == [["a", "b", "c"], ["d"], []]
+    assert kinds(batches)[-1] == ["UsageReport", "Finish"]
+    assert batches[-1][0].usage == Usage(3, 4) and batches[-1][1].reason == "stop"
 
 
 def test_a_chunk_without_events_sends_nothing_of_its_own():
-    chunks = [Chunk("a", followed=True), Chunk("", followed=True), Chunk("b")]
-    assert list(_in_writes(iter(chunks), text)) == [["a", "b"]]
+    backend = ScriptedBackend([Chunk("a", followed=True), Chunk("", followed=True), Chunk("b"),
+                               Chunk(finish_reason="length")])
+    batches = list(generation.stream(backend, [CHAT]))
+    assert kinds(batches) == [["TextDelta", "TextDelta"], ["UsageReport", "Finish"]]
 
 
 def test_what_was_read_before_a_failure_still_goes_out():
-    writes = _in_writes(failing([Chunk("a", followed=True), Chunk("b", followed=True)],
-                                UpstreamError("cut")), text)
-    assert next(writes) == ["a", "b"]
+    backend = ScriptedBackend([Chunk("a", followed=True), Chunk("b", followed=True)],
+                              UpstreamError("cut"))
+    batches = generation.stream(backend, [CHAT])
+    assert [event.text for event in next(batches)] == ["a", "b"]
     with pytest.raises(UpstreamError):
-        next(writes)
+        next(batches)
+
+
+def test_tool_calls_start_stream_their_arguments_and_end():
+    calls = (ToolCall("call_1", "get", '{"a":1}'), ToolCall("call_2", "put", "{}"))
+    backend = ScriptedBackend([Chunk(finish_reason="tool_calls", tool_calls=calls)])
+    (batch,) = list(generation.stream(backend, [CHAT]))
+    starts = [(e.index, e.id, e.name) for e in batch if type(e) is ToolCallStart]
+    assert starts == [(0, "call_1", "get"), (1, "call_2", "put")]
+    assert [(e.index, e.arguments) for e in batch if type(e) is ToolCallDelta] == [
+        (0, '{"a":1}'), (1, "{}")]
+    assert [e.index for e in batch if type(e) is ToolCallEnd] == [0, 1]
+    assert type(batch[-1]) is Finish and batch[-1].reason == "tool_calls"
+
+
+def test_choices_follow_one_another_and_count_each_prompt_once():
+    backend = FakeBackend(usage=Usage(5, 2, cached_tokens=4))
+    first, second = GenerationRequest(prompt="a"), GenerationRequest(prompt="b")
+    events = [event for batch in generation.stream(backend, [first, second], n=2)
+              for event in batch]
+    usages = [event.usage for event in events if type(event) is UsageReport]
+    assert usages == [Usage(5, 2, 4), Usage(0, 2), Usage(5, 2, 4), Usage(0, 2)]
+    assert [event.reason for event in events if type(event) is Finish] == ["stop"] * 4
+    assert [request.prompt for request in backend.requests] == ["a", "a", "b", "b"]
+
+
+def test_whole_choices_count_each_prompt_once():
+    backend = FakeBackend(usage=Usage(5, 2))
+    completions = generation.complete(backend, [GenerationRequest(prompt="a")], n=3)
+    assert [c.usage for c in completions] == [Usage(5, 2), Usage(0, 2), Usage(0, 2)]
+    assert {c.text for c in completions} == {"Hello world"}
+
+
+def test_nothing_runs_until_the_first_event_is_asked_for():
+    backend = FakeBackend()
+    batches = generation.stream(backend, [CHAT])
+    assert backend.requests == []
+    next(batches)
+    assert len(backend.requests) == 1
+
+
+# -- a model server that takes its time to start ------------------------------------------
+
+def events(delay: float, fail: str = "", closed: threading.Event | None = None):
+    try:
+        time.sleep(delay)
+        if fail:
+            raise UpstreamUnavailableError(fail)
+        yield [1]
+        yield [2]
+    finally:
+        if closed is not None:
+            closed.set()
+
+
+def test_a_prompt_first_event_needs_no_waiting():
+    assert list(generation.patiently(events(0.0), patience=1.0, every=0.05)) == [[1], [2]]
+
+
+def test_a_prompt_failure_is_raised_before_the_stream_begins():
+    with pytest.raises(UpstreamUnavailableError):
+        next(generation.patiently(events(0.0, fail="no server"), patience=1.0))
+
+
+def test_a_slow_first_event_is_preceded_by_waiting():
+    got = list(generation.patiently(events(0.3), patience=0.05, every=0.1))
+    assert got[0] == [WAITING] and 2 <= got.count([WAITING]) <= 5
+    assert got[-2:] == [[1], [2]]
+
+
+def test_a_slow_failure_is_raised_inside_the_stream():
+    stream = generation.patiently(events(0.2, fail="no server"), patience=0.05, every=0.05)
+    assert next(stream) == [WAITING]
+    with pytest.raises(UpstreamUnavailableError):
+        list(stream)
+
+
+def test_a_client_that_leaves_while_waiting_closes_the_stream_once_it_begins():
+    closed = threading.Event()
+    stream = generation.patiently(events(0.2, closed=closed), patience=0.05, every=0.05)
+    assert next(stream) == [WAITING]
+    stream.close()
+    assert closed.wait(2)

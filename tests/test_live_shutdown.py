@@ -33,12 +33,38 @@ def events(response: requests.Response, first: threading.Event = None) -> list:
     return found
 
 
-@pytest.mark.parametrize("how", ["waitress", "gunicorn", "wsgi"])
-def test_sigterm_lets_streams_finish_then_ends_the_rest_cleanly(tmp_path, how):
+HOW = pytest.mark.parametrize("how", ["waitress", "gunicorn", "wsgi"])
+# started by a shell in the background (``oai-proxy … &``), a process ignores SIGINT
+SIGINT = pytest.mark.parametrize("sigint", ["default", "ignored"])
+
+
+def proxy_of(fake, tmp_path, how: str, sigint: str) -> ProxyProcess:
+    return ProxyProcess(fake.url, tmp_path / "proxy.log", how=how, sigint=sigint,
+                        args=() if how == "wsgi" else ("--graceful-timeout", str(GRACE)),
+                        env={"PROXY_GRACEFUL_TIMEOUT": str(GRACE)}).start()
+
+
+@HOW
+@SIGINT
+def test_an_idle_proxy_exits_on_sigterm(tmp_path, how, sigint):
+    with FakeServerCpp("llamacpp") as fake:
+        proxy = proxy_of(fake, tmp_path, how, sigint)
+        try:
+            kept_alive = requests.Session()  # an idle connection kept open does not hold it
+            assert kept_alive.get(proxy.url + "/health", timeout=5).status_code == 200
+            proxy.process.send_signal(signal.SIGTERM)
+            assert proxy.process.wait(GRACE + 10) == 0
+            kept_alive.close()
+        finally:
+            proxy.stop()
+    assert "Traceback" not in proxy.log()
+
+
+@HOW
+@SIGINT
+def test_sigterm_lets_streams_finish_then_ends_the_rest_cleanly(tmp_path, how, sigint):
     with FakeServerCpp("llamacpp", tokens=["la "] * 400, token_delay=0.05) as fake:
-        proxy = ProxyProcess(fake.url, tmp_path / "proxy.log", how=how,
-                             args=() if how == "wsgi" else ("--graceful-timeout", str(GRACE)),
-                             env={"PROXY_GRACEFUL_TIMEOUT": str(GRACE)}).start()
+        proxy = proxy_of(fake, tmp_path, how, sigint)
         try:
             results = {}
             begun = {"short": threading.Event(), "long": threading.Event()}

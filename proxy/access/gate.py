@@ -14,6 +14,7 @@ from proxy.errors import (AuthenticationError, ModelNotFoundError, PermissionDen
 
 logger = logging.getLogger(__name__)
 ANONYMOUS = "anonymous"  # the usage of requests when no keys are configured
+MISSING_KEY = "Missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'."
 
 
 class Access:
@@ -23,19 +24,18 @@ class Access:
         self.usage = usage
         atexit.register(usage.close)  # the last second of counts is written too
 
-    def identify(self, header: str) -> Optional[KeySpec]:
-        """The key of ``Authorization: Bearer <key>``; None when the proxy wants none.
+    @property
+    def required(self) -> bool:
+        """Whether API requests need a key."""
+        return bool(self.keyring)
 
-        Only HTTP's optional whitespace around the value is ignored and the scheme takes any
-        case; anything else around the key makes it another key.
-        """
+    def identify(self, token: Optional[bytes]) -> Optional[KeySpec]:
+        """The key the client presented (``None``: none); ``None`` when the proxy wants none."""
         if not self.keyring:
             return None
-        scheme, _, token = header.strip(" \t").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise AuthenticationError("Missing API key: send 'Authorization: Bearer <key>'.")
-        # the server hands header bytes over as latin-1 text: compare the bytes themselves
-        key = self.keyring.find(token.encode("latin-1", "replace"))
+        if token is None:
+            raise AuthenticationError(MISSING_KEY)
+        key = self.keyring.find(token)
         if key is None:
             raise AuthenticationError("Incorrect API key provided.")
         return key

@@ -31,9 +31,6 @@ class KeySpec:
     rpm: int = 0  # requests per minute; 0 = no limit
     tpm: int = 0  # tokens per minute; 0 = no limit
 
-    def allows(self, model: str) -> bool:
-        return not self.models or model in self.models
-
     @property
     def limited(self) -> bool:
         return bool(self.rpm or self.tpm)

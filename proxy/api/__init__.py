@@ -1,1 +1,1 @@
-"""HTTP views: parse the request, call the backend, shape the response."""
+"""HTTP views: pick the dialect, parse the request, run it on the router, render the answer."""

@@ -1,15 +1,15 @@
 """The admin API, behind ``--admin-key``: the models, their servers, loading and unloading."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
-from proxy.api.common import get_state
-from proxy.auth import require_key
+from proxy.api.auth import require_key
+from proxy.api.state import get_state
 from proxy.errors import NotFoundError
-from proxy.schemas import Fields
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 MAX_LOG_LINES = 2000
+DEFAULT_LOG_LINES = 100
 
 
 @bp.before_request
@@ -17,25 +17,25 @@ def require_admin_key() -> None:
     key = get_state().settings.admin_key
     if not key:
         raise NotFoundError("The admin API is off; start the proxy with --admin-key.")
-    require_key(request.headers.get("Authorization", ""), (key.encode("utf-8"),))
+    require_key(request.headers, (key.encode("utf-8"),))
 
 
 @bp.get("/models")
 def models() -> Response:
     """Every model with its replicas, and for servers the proxy runs, their state."""
-    return jsonify({"models": get_state().backend.status()})
+    return jsonify({"models": get_state().router.status()})
 
 
 @bp.post("/models/<name>/load")
 def load(name: str) -> Response:
-    server = get_state().backend.server_of(name)
+    server = get_state().router.server_of(name)
     server.ensure()
     return jsonify(server.snapshot())
 
 
 @bp.post("/models/<name>/unload")
 def unload(name: str) -> Response:
-    server = get_state().backend.server_of(name)
+    server = get_state().router.server_of(name)
     server.stop("unloaded through the admin API")
     return jsonify(server.snapshot())
 
@@ -43,13 +43,13 @@ def unload(name: str) -> Response:
 @bp.get("/usage")
 def usage() -> Response:
     """Requests, tokens and errors per key and model, from every process, to the second."""
-    return jsonify({"usage": current_app.extensions["access"].usage.totals()})
+    return jsonify({"usage": get_state().access.usage.totals()})
 
 
 @bp.get("/models/<name>/log")
 def log(name: str) -> Response:
     """The last lines of the server's output (``?lines=N``, default 100)."""
-    lines = Fields(request.args.to_dict()).raw("lines") or "100"
-    count = min(int(lines), MAX_LOG_LINES) if lines.isdigit() else 100
-    return Response(get_state().backend.server_of(name).log_tail(count) + "\n",
+    lines = request.args.get("lines", "")
+    count = min(int(lines), MAX_LOG_LINES) if lines.isdigit() else DEFAULT_LOG_LINES
+    return Response(get_state().router.server_of(name).log_tail(count) + "\n",
                     mimetype="text/plain")

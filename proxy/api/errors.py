@@ -1,59 +1,64 @@
-"""Render every failure as an OpenAI error body; never a traceback."""
+"""Render every failure in the client's own API shape; never a traceback."""
 from __future__ import annotations
 
 import logging
+from typing import Callable, Mapping
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from proxy.dialects import openai
 from proxy.errors import (AuthenticationError, MethodNotAllowedError, NotFoundError,
                           PayloadTooLargeError, ProxyError)
 
 logger = logging.getLogger(__name__)
 
 HTTP_ERRORS = {404: NotFoundError, 405: MethodNotAllowedError, 413: PayloadTooLargeError}
+Shape = Callable[[ProxyError], dict]
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, shapes: Mapping[str, Shape] = {}) -> None:
+    """``shapes``: the error body of each blueprint's API, by blueprint name (OpenAI's for
+    any other route)."""
+    def render(error: ProxyError) -> Response:
+        shape = shapes.get(request.blueprint or "", openai.error_body)
+        response = jsonify(shape(error))
+        response.status_code = error.status
+        if isinstance(error, AuthenticationError):
+            response.headers["WWW-Authenticate"] = 'Bearer realm="oai-proxy"'
+        if error.retry_after is not None:
+            response.headers["Retry-After"] = str(error.retry_after)
+        response.headers.update(error.headers)
+        if error.status >= 500:
+            logger.warning("%s %s", error.status, error.message)
+        return response
+
     app.register_error_handler(ProxyError, render)
-    app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(Exception, _unexpected)
+    app.register_error_handler(HTTPException, lambda exc: render(_http_error(exc)))
+    app.register_error_handler(Exception, lambda exc: render(_unexpected(exc)))
 
 
-def render(error: ProxyError) -> Response:
-    response = jsonify(error.to_dict())
-    response.status_code = error.status
-    if isinstance(error, AuthenticationError):
-        response.headers["WWW-Authenticate"] = 'Bearer realm="oai-proxy"'
-    if error.retry_after is not None:
-        response.headers["Retry-After"] = str(error.retry_after)
-    response.headers.update(error.headers)
-    if error.status >= 500:
-        logger.warning("%s %s", error.status, error.message)
-    return response
-
-
-def _http_error(exc: HTTPException) -> Response:
+def _http_error(exc: HTTPException) -> ProxyError:
     kind = HTTP_ERRORS.get(exc.code)
     if kind is NotFoundError:
-        return render(NotFoundError("Unknown route; the API lives under /v1 "
-                                    "(e.g. POST /v1/chat/completions)."))
+        return NotFoundError("Unknown route; the API lives under /v1 "
+                             "(e.g. POST /v1/chat/completions).")
     if kind is MethodNotAllowedError:
         allowed = ", ".join(exc.valid_methods or ())
-        response = render(MethodNotAllowedError(f"Method not allowed here; allowed: {allowed}."))
-        response.headers["Allow"] = allowed
-        return response
+        error = MethodNotAllowedError(f"Method not allowed here; allowed: {allowed}.")
+        error.headers = {"Allow": allowed}
+        return error
     if kind is PayloadTooLargeError:
-        return render(PayloadTooLargeError("The request body is larger than this server "
-                                           "accepts (--max-body-size)."))
+        return PayloadTooLargeError("The request body is larger than this server "
+                                    "accepts (--max-body-size).")
     error = ProxyError(exc.description or exc.name, code=None)
     error.status = exc.code or 500
     error.type = "invalid_request_error" if error.status < 500 else "server_error"
-    return render(error)
+    return error
 
 
-def _unexpected(exc: Exception) -> Response:
+def _unexpected(exc: Exception) -> ProxyError:
     # the type and message only: a traceback may carry request data into the log
     logger.error("unexpected %s: %s", type(exc).__name__, exc)
-    return render(ProxyError("The proxy failed to handle the request; see its log.",
-                             code="internal_error"))
+    return ProxyError("The proxy failed to handle the request; see its log.",
+                      code="internal_error")

@@ -11,9 +11,8 @@ from time import perf_counter
 
 from flask import Blueprint, Flask, Response, g, request
 
-from proxy.access.gate import Access
-from proxy.api.common import ProxyState, get_state
-from proxy.auth import require_key
+from proxy.api.auth import require_key
+from proxy.api.state import ProxyState, get_state
 from proxy.errors import NotFoundError
 from proxy.ops import measure
 
@@ -32,15 +31,16 @@ def metrics() -> Response:
     settings = state.settings
     if settings.metrics_key:
         keys = [key.encode("utf-8") for key in (settings.metrics_key, settings.admin_key) if key]
-        require_key(request.headers.get("Authorization", ""), keys)
+        require_key(request.headers, keys)
     return Response(state.metrics.scrape(), mimetype=None, content_type=EXPOSITION)
 
 
-def init_app(app: Flask, state: ProxyState, access: Access) -> None:
+def init_app(app: Flask, state: ProxyState) -> None:
     """Measure every request, from before the key check to the last byte it makes; count an
     API request's usage against its key; log a line for it (``--access-log``)."""
     figures = state.metrics
-    label = state.backend.model_label  # the model asked for, as metrics and usage name it
+    access = state.access
+    label = state.router.model_label  # the model asked for, as metrics and usage name it
     log_access = state.settings.access_log == "on"
 
     @app.before_request

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, render_template, request
 
-from proxy.api.common import get_state
+from proxy.api.state import get_state
 
 bp = Blueprint("web", __name__)
 
@@ -27,15 +27,15 @@ def index() -> str:
     """The fleet page: every model and replica, kept fresh from ``/status``. Public, like
     /health; with no script it still shows the state at load time."""
     state = get_state()
-    return render_template("index.html", health=state.backend.health(), routes=ROUTES,
-                           status=fleet_status(), key_required=bool(state.settings.api_key),
+    return render_template("index.html", health=state.router.health(), routes=ROUTES,
+                           status=fleet_status(), key_required=state.access.required,
                            base_url=request.host_url)
 
 
 @bp.get("/playground")
 def playground() -> str:
     """Chat with any model from a browser; the key, when one is needed, stays in the tab."""
-    return render_template("playground.html", key_required=bool(get_state().settings.api_key))
+    return render_template("playground.html", key_required=get_state().access.required)
 
 
 @bp.get("/status")
@@ -49,24 +49,22 @@ def fleet_status() -> dict:
     lines are every worker's, added up (under gunicorn, the answering worker alone holds a
     share of them)."""
     state = get_state()
-    describe = getattr(state.backend, "status", None)
     tokens, lines = state.metrics.summed() if state.metrics is not None else ({}, {})
     models = []
-    for model in describe(checked=True) if describe else []:
-        label = model["id"] or "default"
+    for model in state.router.status(checked=True):
+        label = model["label"]
         for replica in model["replicas"]:
             replica["busy"], replica["queued"] = lines.get(
                 (label, replica["url"]), (replica["busy"], replica["queued"]))
         models.append({**model, "completion_tokens": tokens.get(label, 0)})
-    ok = (all(any(r["ok"] for r in m["replicas"]) for m in models) if models
-          else state.backend.health().ok)
-    return {"ok": ok, "key_required": bool(state.settings.api_key), "models": models}
+    ok = all(any(r["ok"] for r in m["replicas"]) for m in models)
+    return {"ok": ok, "key_required": state.access.required, "models": models}
 
 
 @bp.get("/health")
 def health() -> Response:
     """200 when the upstream answers and is ready, 503 otherwise; never needs a key."""
-    report = get_state().backend.health()
+    report = get_state().router.health()
     body = {"status": "ok" if report.ok else "unavailable", "backend": report.backend,
             **report.detail}
     response = jsonify(body)

@@ -13,15 +13,15 @@ from proxy.backends.servercpp.client import probe_ready
 from proxy.config import (Settings, cache_dir, child_environment, supervisor_address,
                           unescape)
 from proxy.errors import UpstreamUnavailableError
-from proxy.fleet.admission import Admission, LineWatch
-from proxy.fleet.catalog import Catalog, ModelSpec, Upstream, from_settings
-from proxy.fleet.fleet import Fleet, Model, Replica
+from proxy.backends.admission import Admission, LineWatch
+from proxy.fleet.catalog import Catalog, ModelSpec, UpstreamSpec, from_settings
+from proxy.fleet.fleet import Fleet, ServedModel, Replica
 from proxy.fleet.binaries import find_llama_server
 from proxy.fleet.health import Rotation
 from proxy.fleet.managed import ManagedBackend
 from proxy.fleet.processes import Launch, ManagedServer, ProcessPool, command_for
 from proxy.fleet.remote import Supervised
-from proxy.fleet.slots import SlotCount
+from proxy.backends.slots import SlotCount
 from proxy.ops.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def build_fleet(settings: Settings, catalog: Catalog | None = None,
                         else _replicas(spec, settings, metrics))
             by_name = {replica.name: replica for replica in replicas}
             rotation = Rotation(lambda name, by_name=by_name: by_name[name].backend.health().ok)
-            models.append(Model(spec, replicas, rotation))
+            models.append(ServedModel(spec, replicas, rotation))
     except BaseException:
         for model in models:
             for replica in model.replicas:
@@ -61,6 +61,18 @@ def build_fleet(settings: Settings, catalog: Catalog | None = None,
     if pool is not None:
         preload(pool.servers)
     return Fleet(catalog, models, runner)
+
+
+def fleet_of(backend: Backend, settings: Settings) -> Fleet:
+    """A fleet of one model on ``backend`` alone, answering to any model name: the app's
+    router when it is given a backend of its own (tests inject fakes this way). A fleet
+    is its own router."""
+    if isinstance(backend, Fleet):
+        return backend
+    spec = ModelSpec(id=settings.model_name, affinity=settings.affinity == "on")
+    rotation = Rotation(lambda name: backend.health().ok)
+    return Fleet(Catalog((spec,), spec.id, catch_all=True),
+                 [ServedModel(spec, (Replica(backend.name, backend),), rotation)])
 
 
 def managed_servers(catalog: Catalog, settings: Settings) -> tuple:
@@ -108,7 +120,7 @@ def _server(spec: ModelSpec, settings: Settings, pool: ProcessPool) -> ManagedSe
 
 def _managed(spec: ModelSpec, server, settings: Settings, metrics) -> tuple:
     """The one replica of a model the proxy runs, in front of its server."""
-    backend = _servercpp(Upstream(server.url), spec, settings, None, metrics)
+    backend = _servercpp(UpstreamSpec(server.url), spec, settings, None, metrics)
     return (Replica(server.url, ManagedBackend(server, backend)),)
 
 
@@ -125,7 +137,7 @@ def _replicas(spec: ModelSpec, settings: Settings, metrics) -> tuple:
                  for upstream in spec.upstreams)
 
 
-def _servercpp(upstream: Upstream, spec: ModelSpec, settings: Settings, embedding,
+def _servercpp(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings, embedding,
                metrics) -> Backend:
     from proxy.backends.servercpp.backend import ServerCppBackend, build_template_factory
     from proxy.prompting import HistoricTemplate
@@ -138,7 +150,7 @@ def _servercpp(upstream: Upstream, spec: ModelSpec, settings: Settings, embeddin
                             _admission(upstream, spec, settings, metrics), spec.id, embedding)
 
 
-def _client(upstream: Upstream, spec: ModelSpec, settings: Settings):
+def _client(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings):
     from proxy.backends.servercpp.client import UpstreamClient
 
     return UpstreamClient(upstream.url, api_key=spec.upstream_key or settings.llama_api_key,
@@ -152,7 +164,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _admission(upstream: Upstream, spec: ModelSpec, settings: Settings,
+def _admission(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings,
                metrics: Optional[Metrics]) -> Admission:
     watch = metrics.line(spec.id or "default", upstream.url) if metrics else LineWatch()
     return Admission(f"the upstream {upstream.url}", SlotCount(configured=upstream.slots or None),

@@ -15,8 +15,8 @@ from functools import cached_property
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
-from proxy import schemas
 from proxy.errors import InvalidRequestError
+from proxy.fields import Fields, sampling, stop_words
 from proxy.tomlfile import read_toml
 from proxy.types import GenerationRequest, Sampling
 
@@ -34,7 +34,7 @@ class CatalogError(ValueError):
 
 
 @dataclass(frozen=True)
-class Upstream:
+class UpstreamSpec:
     """One replica: a server.cpp base URL, and its slot count when the operator fixes it."""
 
     url: str
@@ -60,8 +60,8 @@ class ModelSpec:
     id: str
     aliases: tuple = ()
     backend: str = "servercpp"
-    upstreams: tuple = ()  # Upstream, one per replica of the same model
-    embedding_upstream: Optional[Upstream] = None
+    upstreams: tuple = ()  # UpstreamSpec, one per replica of the same model
+    embedding_upstream: Optional[UpstreamSpec] = None
     chat_template: str = "historic"
     path: str = ""  # chatglm: the model file
     defaults: Optional[GenerationRequest] = None  # request fields the client may leave out
@@ -137,9 +137,9 @@ def from_settings(settings) -> Catalog:
         return Catalog((model,), model.id, catch_all=True, max_running=settings.max_running)
     model = ModelSpec(
         id=settings.model_name, backend=settings.backend,
-        upstreams=tuple(Upstream(url.rstrip("/"), slots) for url in settings.llama_api)
+        upstreams=tuple(UpstreamSpec(url.rstrip("/"), slots) for url in settings.llama_api)
         if settings.backend == "servercpp" else (),
-        embedding_upstream=(Upstream(settings.embedding_api.rstrip("/"), slots)
+        embedding_upstream=(UpstreamSpec(settings.embedding_api.rstrip("/"), slots)
                             if settings.embedding_api else None),
         chat_template=settings.chat_template, path=settings.model,
         affinity=settings.affinity == "on", upstream_key=settings.llama_api_key)
@@ -252,7 +252,7 @@ def _managed(spec: dict, key: str, fail) -> Optional[ManagedSpec]:
     return ManagedSpec(command, model, tuple(args), float(ttl), spec.get("preload", False))
 
 
-def _upstream(item: Any, slots: int, key: str, fail) -> Upstream:
+def _upstream(item: Any, slots: int, key: str, fail) -> UpstreamSpec:
     if isinstance(item, dict):
         _no_unknown(item, {"url", "slots"}, key + ".", fail)
         slots = _count(item.get("slots", slots), f"{key}.slots", fail)
@@ -260,7 +260,7 @@ def _upstream(item: Any, slots: int, key: str, fail) -> Upstream:
     url = urlsplit(item) if isinstance(item, str) else None
     if url is None or url.scheme not in ("http", "https") or not url.netloc:
         raise fail(key, f"must be an http(s) URL, got {item!r}")
-    return Upstream(item.rstrip("/"), slots)
+    return UpstreamSpec(item.rstrip("/"), slots)
 
 
 def _defaults(table: Any, key: str, fail) -> Optional[GenerationRequest]:
@@ -273,11 +273,14 @@ def _defaults(table: Any, key: str, fail) -> Optional[GenerationRequest]:
     if unknown:
         raise fail(f"{key}.{unknown[0]}", f"is not a request field a model can default; "
                                           f"those are {', '.join(DEFAULTABLE)}")
+    fields = Fields(table)
     try:
-        parsed = schemas.parse_completion({"prompt": "", **table}, max_choices=1).requests[0]
+        return GenerationRequest(max_tokens=fields.integer("max_tokens", 1),
+                                 stop=stop_words(fields), sampling=sampling(fields),
+                                 n_keep=fields.integer("n_keep", -1),
+                                 cache_prompt=fields.boolean("cache_prompt"))
     except InvalidRequestError as exc:
         raise fail(f"{key}.{exc.param}" if exc.param else key, exc.message) from None
-    return dataclasses.replace(parsed, prompt=None)
 
 
 def _count(value: Any, key: str, fail) -> int:

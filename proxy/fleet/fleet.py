@@ -45,7 +45,7 @@ class Replica:
 
 
 @dataclass
-class Model:
+class ServedModel:
     """A model's replicas, the conversations it has placed, and the spec it came from."""
 
     spec: ModelSpec
@@ -72,7 +72,7 @@ class Fleet(Backend):
 
     name = "fleet"
 
-    def __init__(self, catalog: Catalog, models: Sequence[Model],
+    def __init__(self, catalog: Catalog, models: Sequence[ServedModel],
                  processes: Optional[ProcessPool | Supervised] = None) -> None:
         """``processes``: what runs the servers the proxy runs itself (this process's pool,
         or a gunicorn worker's connections to the supervisor), closed with the fleet."""
@@ -152,8 +152,18 @@ class Fleet(Backend):
         return self._any_replica(model, lambda backend: backend.embed(inputs))
 
     def model_label(self, model: Optional[str]) -> str:
-        spec = self.catalog.find(model)
+        """The id metrics, usage and keys count ``model`` under: never a client's text."""
+        spec = self.catalog.find(model) if model is None or isinstance(model, str) else None
         return "unknown" if spec is None else spec.id or "default"
+
+    def model_id(self, model: Optional[str]) -> str:
+        """The id of the model ``model`` names (the default when ``None``): its configured
+        id, or what its first replica calls it."""
+        return self._id(self._model(model))
+
+    @staticmethod
+    def _id(model: ServedModel) -> str:
+        return model.spec.id or model.replicas[0].backend.models()[0].id
 
     def starting(self, model: Optional[str] = None) -> bool:
         return any(replica.backend.starting() for replica in self._model(model).replicas)
@@ -167,7 +177,7 @@ class Fleet(Backend):
                          key=lambda m: m.spec.id != self.catalog.default)
         for model in ordered:
             ready = any(model.rotation.healthy(r.name) for r in model.replicas)
-            model_id = model.spec.id or model.replicas[0].backend.models()[0].id
+            model_id = self._id(model)
             owner = model.replicas[0].backend.models()[0].owned_by
             meta = {"state": "ready" if ready else "unavailable",
                     "replicas": len(model.replicas)}
@@ -222,8 +232,8 @@ class Fleet(Backend):
                     if not report.ok:
                         entry["error"] = report.detail.get("error", "not ready")
                 replicas.append(entry)
-            listed.append({"id": model.spec.id, "aliases": list(model.spec.aliases),
-                           "replicas": replicas})
+            listed.append({"id": self._id(model), "label": model.spec.id or "default",
+                           "aliases": list(model.spec.aliases), "replicas": replicas})
         return listed
 
     def server_of(self, name: str) -> ManagedServer | RemoteServer:
@@ -245,7 +255,7 @@ class Fleet(Backend):
 
     # -- routing -----------------------------------------------------------------------------
 
-    def _model(self, name: Optional[str]) -> Model:
+    def _model(self, name: Optional[str]) -> ServedModel:
         spec = self.catalog.find(name)
         if spec is None:
             ids = ", ".join(m.id for m in self.catalog.models)
@@ -255,18 +265,18 @@ class Fleet(Backend):
         return self._models[spec.id]
 
     @staticmethod
-    def _key(model: Model, request: GenerationRequest) -> Optional[str]:
+    def _key(model: ServedModel, request: GenerationRequest) -> Optional[str]:
         return conversation_key(request) if model.spec.affinity else None
 
     @staticmethod
-    def _pin(model: Model, key: Optional[str], replica: Replica,
+    def _pin(model: ServedModel, key: Optional[str], replica: Replica,
              request: GenerationRequest) -> Optional[int]:
         """The slot holding the conversation's cache, unless the client chose one itself."""
         if key is None or request.slot is not None:
             return None
         return model.affinity.pin(key, replica.name)
 
-    def _failing_over(self, model: Model, key: Optional[str], attempt: Callable[[Replica], T],
+    def _failing_over(self, model: ServedModel, key: Optional[str], attempt: Callable[[Replica], T],
                       continuing: bool = False) -> T:
         """Run ``attempt`` on the placed replica; if it never reached it, on another.
 
@@ -292,7 +302,7 @@ class Fleet(Backend):
         model = self._model(name)
         return self._failing_over(model, None, lambda replica: call(replica.backend))
 
-    def _checked(self, model: Model, replica: Replica) -> Health:
+    def _checked(self, model: ServedModel, replica: Replica) -> Health:
         """The replica's own health report; a serving replica goes back into rotation."""
         report = replica.backend.health()
         if report.ok:

@@ -5,8 +5,7 @@ from contextlib import closing
 from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
 from proxy.backends.base import Backend
-from proxy.backends.servercpp.client import UNREACHABLE
-from proxy.errors import UpstreamUnavailableError
+from proxy.errors import UNREACHABLE, UpstreamUnavailableError
 from proxy.types import Chunk, Completion, Embeddings, GenerationRequest, Health
 
 T = TypeVar("T")

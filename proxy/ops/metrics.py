@@ -152,9 +152,9 @@ class FleetCollector:
                                   labels=["model", "upstream"])
         managed = GaugeMetricFamily(PREFIX + "managed_server_state", "1 for the state the "
                                     "server the proxy runs is in", labels=["model", "state"])
-        for model in getattr(self.fleet, "status", list)():
+        for model in self.fleet.status():
             for replica in model["replicas"]:
-                name = model["id"] or "default"
+                name = model["label"]
                 up.add_metric([name, replica["url"]], float(replica["in_rotation"]))
                 if replica["slots"]:
                     slots.add_metric([name, replica["url"]], replica["slots"])

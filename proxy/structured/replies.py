@@ -9,15 +9,19 @@ from proxy.structured.toolformats import StreamingToolParser, ToolFormat
 from proxy.types import Chunk, Completion
 
 TOOL_CALLS = "tool_calls"
+LENGTH = "length"
 
 
 def with_calls(completion: Completion, tool_format: ToolFormat,
                names: Collection[str]) -> Completion:
-    """The answer, its calls taken out of the text; ``finish_reason`` says so when it has any."""
-    content, calls = tool_format.parse(completion.text, names)
-    if not calls:
+    """The answer, its calls taken out of the text; ``finish_reason`` says so when it has any
+    (unless the token limit cut the answer: then the calls it holds whole, and ``length``)."""
+    cut = completion.finish_reason == LENGTH
+    content, calls = tool_format.parse(completion.text, names, cut)
+    if content == completion.text and not calls:
         return completion
-    return replace(completion, text=content, tool_calls=calls, finish_reason=TOOL_CALLS)
+    return replace(completion, text=content, tool_calls=calls,
+                   finish_reason=_finish(completion.finish_reason, calls))
 
 
 def calling_chunks(chunks: Iterator[Chunk], tool_format: ToolFormat,
@@ -39,10 +43,15 @@ def calling_chunks(chunks: Iterator[Chunk], tool_format: ToolFormat,
                                   followed=False)
                     held_logprobs = []
                 continue
-            rest, calls = parser.close()
+            rest, calls = parser.close(cut=chunk.finish_reason == LENGTH)
             text += rest
             if text or held_logprobs:
                 yield Chunk(text=text, logprobs=tuple(held_logprobs))
             yield replace(chunk, text="", tool_calls=calls,
-                          finish_reason=TOOL_CALLS if calls else chunk.finish_reason)
+                          finish_reason=_finish(chunk.finish_reason, calls))
             return
+
+
+def _finish(reason: str, calls: tuple) -> str:
+    """``tool_calls`` when the answer made calls, unless the token limit ended it."""
+    return TOOL_CALLS if calls and reason != LENGTH else reason

@@ -108,34 +108,45 @@ class ToolFormat:
             content = json.dumps({"content": content}, ensure_ascii=False)
         return f"{before}{content}{after}"
 
-    def parse(self, text: str, names: Collection[str]) -> tuple:
-        """``(content, calls)`` read from a whole answer; no calls if any is malformed."""
+    def parse(self, text: str, names: Collection[str], cut: bool = False) -> tuple:
+        """``(content, calls)`` read from a whole answer; no calls if any is malformed.
+
+        ``cut``: the token limit ended the answer, perhaps inside a call: the calls written
+        whole before it count, and the unfinished one is dropped.
+        """
         if self.opener:
             start = end = text.find(self.opener)
         else:  # a bare call opens the answer: nothing before it is content
             start, end = 0, _json_start(text)
         if end < 0:
             return text, ()
-        calls = self._calls(text[end:], names)
-        if not calls:
+        calls = self._calls(text[end:], names, cut)
+        if calls is None:
             return text, ()
         return text[:start], calls
 
-    def _calls(self, text: str, names: Collection[str]) -> tuple:
+    def _calls(self, text: str, names: Collection[str], cut: bool) -> Optional[tuple]:
+        """The calls of ``text``; ``None`` when it holds none that can be read."""
         objects = []
-        for block in self._blocks(text):
+        blocks = list(self._blocks(text))
+        for index, block in enumerate(blocks):
             try:
                 value = json.loads(block)
             except (ValueError, RecursionError):
-                return ()
+                if not (cut and index == len(blocks) - 1):
+                    return None
+                objects += _whole_objects(block) if self.listed else []
+                break
             objects += value if self.listed and isinstance(value, list) else [value]
+        if not objects and not cut:
+            return None
         calls = []
         for item in objects:
             if not (isinstance(item, dict) and item.get("name") in names):
-                return ()
+                return None
             arguments = item.get(self.arguments_key, {})
             if not isinstance(arguments, dict):
-                return ()
+                return None
             calls.append(ToolCall(new_call_id(), item["name"], _compact(arguments)))
         return tuple(calls)
 
@@ -159,6 +170,20 @@ class ToolFormat:
                 yield after
 
 
+def _whole_objects(listed: str) -> list:
+    """The objects written whole at the start of a JSON list that was cut off."""
+    decoder, objects = json.JSONDecoder(), []
+    rest = listed.lstrip().removeprefix("[")
+    while True:
+        rest = rest.lstrip().removeprefix(",").lstrip()
+        try:
+            value, end = decoder.raw_decode(rest)
+        except (ValueError, RecursionError):
+            return objects
+        objects.append(value)
+        rest = rest[end:]
+
+
 def _json_start(text: str) -> int:
     """Where a bare JSON call begins: first in the answer, or after Llama's python tag."""
     stripped = text.lstrip()
@@ -174,8 +199,9 @@ class ChatGLM3Format(ToolFormat):
     def render_call(self, calls: Sequence[dict]) -> str:
         return "\n".join(chatglm3.render(call) for call in calls)
 
-    def parse(self, text: str, names: Collection[str]) -> tuple:
-        """A call whose arguments do not read as an object stays text, as in every format."""
+    def parse(self, text: str, names: Collection[str], cut: bool = False) -> tuple:
+        """A call whose arguments do not read as an object stays text, as in every format
+        (ChatGLM3 writes one call: a cut one is no call)."""
         call = chatglm3.parse(text.strip(), names)
         if call is None or not call.arguments.startswith("{"):
             return text, ()
@@ -256,13 +282,13 @@ class StreamingToolParser:
         out, self._held = self._held[:len(self._held) - keep], self._held[len(self._held) - keep:]
         return self._sent(out)
 
-    def close(self) -> tuple:
-        """``(remaining content, calls)`` at the end of the answer."""
+    def close(self, cut: bool = False) -> tuple:
+        """``(remaining content, calls)`` at the end of the answer (``cut``: by the token
+        limit, see :meth:`ToolFormat.parse`)."""
         held, self._held = self._held, ""
         if not self._holding:
             return held, ()
-        content, calls = self.format.parse(held, self.names)
-        return (content, calls) if calls else (held, ())
+        return self.format.parse(held, self.names, cut)
 
     def _sent(self, text: str) -> str:
         self._sent_any = self._sent_any or bool(text.strip())

@@ -18,8 +18,8 @@ from proxy.backends.chatglm.backend import ChatGLMBackend, load_backend
 from proxy.backends.chatglm.model import UNLIMITED
 from proxy.config import Settings
 from proxy.errors import InvalidRequestError, UpstreamUnavailableError
-from proxy.fleet.admission import Admission
-from proxy.fleet.slots import SlotCount
+from proxy.backends.admission import Admission
+from proxy.backends.slots import SlotCount
 from proxy.types import GenerationRequest, Message, Sampling
 from tests.chatglm.conftest import CHATGLM2_REPLY, EVIL_CALL, REPLY
 from tests.processes import ROOT

@@ -9,7 +9,7 @@ import pytest
 from proxy.backends.chatglm import messages, options
 from proxy.structured import chatglm3
 from proxy.backends.chatglm.decoding import TextDecoder
-from proxy.backends.chatglm.reply import Reply
+from proxy.backends.chatglm.reply import ReplyFilter
 from proxy.backends.chatglm.stops import StopWords
 from proxy.errors import InvalidRequestError, NotImplementedByBackendError
 from proxy.types import GenerationRequest, Message, ResponseFormat, Sampling, ToolChoice
@@ -140,18 +140,18 @@ def test_stop_words_hold_back_only_a_possible_start():
 # -- replies -----------------------------------------------------------------------------
 
 def test_a_chat_reply_is_trimmed_at_the_start_only():
-    reply = Reply((), trim=True)
+    reply = ReplyFilter((), trim=True)
     assert [reply.feed(p) for p in ["\n", " ", " Hi", " there "]] == ["", "", "Hi", " there "]
     assert reply.finish(tool_turn=False) == ("", ())
 
 
 def test_completions_are_not_trimmed():
-    reply = Reply((), trim=False)
+    reply = ReplyFilter((), trim=False)
     assert reply.feed("\n Hi") == "\n Hi"
 
 
 def test_a_tool_call_is_held_back_and_returned_at_the_end():
-    reply = Reply((), ["get_weather"], trim=True)
+    reply = ReplyFilter((), ["get_weather"], trim=True)
     pieces = ["\n", "get", "_weather\n", "```python\n", "tool_call(city='Paris')\n", "```"]
     assert [reply.feed(p) for p in pieces] == [""] * len(pieces)
     text, calls = reply.finish(tool_turn=True)
@@ -160,13 +160,13 @@ def test_a_tool_call_is_held_back_and_returned_at_the_end():
 
 
 def test_held_text_is_content_when_the_turn_ends_otherwise():
-    reply = Reply((), ["get_weather"], trim=True)
+    reply = ReplyFilter((), ["get_weather"], trim=True)
     assert reply.feed("get_weather\nsunny") == ""
     assert reply.finish(tool_turn=False) == ("get_weather\nsunny", ())
 
 
 def test_plain_text_is_released_as_soon_as_it_cannot_be_a_tool_call():
-    reply = Reply((), ["get_weather"], trim=True)
+    reply = ReplyFilter((), ["get_weather"], trim=True)
     assert reply.feed("ge") == ""
     assert reply.feed("ntle") == "gentle"
     assert reply.feed(" rain") == " rain"
@@ -174,7 +174,7 @@ def test_plain_text_is_released_as_soon_as_it_cannot_be_a_tool_call():
 
 
 def test_a_stop_word_cuts_a_reply_with_tools():
-    reply = Reply(["STOP"], ["get_weather"], trim=True)
+    reply = ReplyFilter(["STOP"], ["get_weather"], trim=True)
     assert reply.feed("Sunny STO") == "Sunny "
     assert reply.feed("P and more") == ""
     assert reply.stopped

@@ -96,6 +96,37 @@ def test_a_required_call_is_valid_and_streams_alike(client, parallel):
                      for c in whole.message.tool_calls]
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_calls_cut_by_the_token_limit_keep_those_written_whole(client, stream):
+    """The model writes call after call until the limit: those it finished come back as
+    calls, the one the limit cut is dropped, and the answer says ``length``."""
+    common = dict(model="tiny", messages=ASK, tools=[WEATHER, CLOCK], tool_choice="required",
+                  temperature=0)
+    full = client.chat.completions.create(**common, max_tokens=CALLS_BUDGET)
+    written = [{"name": c.function.name, "arguments": c.function.arguments}
+               for c in full.choices[0].message.tool_calls]
+    spent = full.usage.completion_tokens
+    assert len(written) >= 2, "the model must write more than one call for a cut to show"
+    kept = []
+    for budget in range(4, spent, max(spent // 16, 1)):
+        if stream:
+            chunks = list(client.chat.completions.create(**common, max_tokens=budget,
+                                                         stream=True))
+            calls, finish = streamed_calls(chunks)
+            content = "".join(chunk.choices[0].delta.content or "" for chunk in chunks
+                              if chunk.choices)
+        else:
+            choice = client.chat.completions.create(**common, max_tokens=budget).choices[0]
+            calls = [{"name": c.function.name, "arguments": c.function.arguments}
+                     for c in choice.message.tool_calls or ()]
+            finish, content = choice.finish_reason, choice.message.content or ""
+        assert finish == "length"
+        assert calls == written[:len(calls)]
+        assert "<tool_call>" not in content and "{" not in content
+        kept.append(len(calls))
+    assert any(0 < count < len(written) for count in kept), kept
+
+
 def test_a_named_function_is_the_one_called(client):
     reply = client.chat.completions.create(
         model="tiny", messages=ASK, tools=[WEATHER, CLOCK], temperature=0,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.fleet.catalog import (CatalogError, Upstream, parse_catalog, read_catalog,
+from proxy.fleet.catalog import (CatalogError, UpstreamSpec, parse_catalog, read_catalog,
                                  with_defaults)
 from proxy.types import GenerationRequest, Sampling
 
@@ -38,8 +38,8 @@ def test_a_complete_file(tmp_path):
     qwen, old = catalog.models
     assert catalog.default == "qwen" and not catalog.catch_all
     assert qwen.aliases == ("gpt-3.5-turbo", "qwen-chat")
-    assert qwen.upstreams == (Upstream("http://127.0.0.1:8080", 4),
-                              Upstream("http://10.0.0.2:8080", 2))
+    assert qwen.upstreams == (UpstreamSpec("http://127.0.0.1:8080", 4),
+                              UpstreamSpec("http://10.0.0.2:8080", 2))
     assert qwen.chat_template == "chatml" and qwen.affinity and not old.affinity
     assert qwen.defaults.sampling.temperature == 0.2 and qwen.defaults.max_tokens == 256
     assert qwen.defaults.stop == ("<|im_end|>",) and qwen.defaults.cache_prompt is True

@@ -17,12 +17,12 @@ from typing import Iterator, Optional, Sequence
 from proxy.backends.base import Backend
 from proxy.backends.chatglm import messages, options
 from proxy.backends.chatglm.decoding import TextDecoder
-from proxy.backends.chatglm.model import UNLIMITED, Model
-from proxy.backends.chatglm.reply import Reply
+from proxy.backends.chatglm.model import UNLIMITED, LoadedModel
+from proxy.backends.chatglm.reply import ReplyFilter
 from proxy.config import Settings
 from proxy.errors import InvalidRequestError
-from proxy.fleet.admission import Admission
-from proxy.fleet.slots import SlotCount
+from proxy.backends.admission import Admission
+from proxy.backends.slots import SlotCount
 from proxy.types import Chunk, Completion, GenerationRequest, Health, ModelInfo, Usage
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 def load_backend(settings: Settings, path: str = "", model_name: str = "") -> "ChatGLMBackend":
     """Load ``path`` (default ``--model``); any reason it cannot serve is a ``ValueError``."""
     path = path or settings.model
-    model = Model.load(path, settings.max_length)
+    model = LoadedModel.load(path, settings.max_length)
     if settings.max_context_length >= model.max_length:
         raise ValueError(f"--max-context-length {settings.max_context_length} leaves no room "
                          f"for an answer: {path} holds {model.max_length} tokens")
@@ -53,7 +53,7 @@ class ChatGLMBackend(Backend):
     name = "chatglm"
     concurrent = False  # one model, one generation at a time: choices take turns
 
-    def __init__(self, model: Model, admission: Admission, *, max_context_length: int,
+    def __init__(self, model: LoadedModel, admission: Admission, *, max_context_length: int,
                  model_name: str = "") -> None:
         self.model = model
         self.admission = admission
@@ -73,7 +73,7 @@ class ChatGLMBackend(Backend):
         sampling = options.sampling(request)
         prompt = self._prompt(request)
         names = messages.tool_names(request.tools) if request.is_chat else ()
-        reply = Reply(request.stop, names, trim=request.is_chat)
+        reply = ReplyFilter(request.stop, names, trim=request.is_chat)
         decoder = TextDecoder(self.model.decode)
         limit = request.max_tokens or UNLIMITED
         generated, end = 0, None

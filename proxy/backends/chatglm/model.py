@@ -19,7 +19,7 @@ UNLIMITED = 2 ** 31 - 1  # chatglm.cpp takes lengths as C ints
 OBSERVATION = "<|observation|>"
 
 
-class Model:
+class LoadedModel:
     """One loaded chatglm.cpp model: its tokenizer and next-token generation.
 
     Not thread-safe (one KV cache): the caller runs one generation at a time.
@@ -41,7 +41,7 @@ class Model:
         self._prefix = list(pipeline.tokenizer.encode("", UNLIMITED))
 
     @classmethod
-    def load(cls, path: str, max_length: int) -> "Model":
+    def load(cls, path: str, max_length: int) -> "LoadedModel":
         """Check and load ``path``, its KV cache sized ``max_length`` or the file's own if less."""
         info = modelfile.inspect(path)
         try:

@@ -7,7 +7,7 @@ from proxy.structured import chatglm3
 from proxy.backends.chatglm.stops import StopWords
 
 
-class Reply:
+class ReplyFilter:
     """Decide, piece by piece, which of the generated text may be shown now.
 
     ``trim`` drops the leading whitespace of a chat answer: ChatGLM starts every turn with a

@@ -10,15 +10,15 @@ from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
 from proxy.backends.base import Backend
 from proxy.backends.servercpp import budget, parse
-from proxy.backends.servercpp.client import UNREACHABLE, UpstreamClient
+from proxy.backends.servercpp.client import UpstreamClient
 from proxy.backends.servercpp.embedding import TokenClient
-from proxy.backends.servercpp.generations import Generation, classify
+from proxy.backends.servercpp.kinds import ServerKind, classify
 from proxy.backends.servercpp.payload import completion_payload, unique
 from proxy.structured import replies
 from proxy.structured.constraints import output_fields
 from proxy.structured.toolformats import FORMATS, ToolFormat, tool_names
-from proxy.errors import UpstreamUnavailableError
-from proxy.fleet.admission import Admission
+from proxy.errors import UNREACHABLE, UpstreamUnavailableError
+from proxy.backends.admission import Admission
 from proxy.prompting import ChatTemplate, build_template
 from proxy.types import (Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo,
                          Usage)
@@ -30,19 +30,19 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Upstream:
+class ServerFacts:
     """What the proxy learned about the server when it (re)connected."""
 
-    generation: Generation
+    kind: ServerKind
     model: str
     template: ChatTemplate
     lazy_grammar: bool = False  # applies a grammar from a trigger word on (current llama.cpp)
 
 
 class ServerCppBackend(Backend):
-    """Translate to llama.cpp's or PowerInfer's native API, whichever generation answers.
+    """Translate to llama.cpp's or PowerInfer's native API, whichever kind of server answers.
 
-    The generation is detected on first contact and forgotten whenever the upstream cannot
+    The server's kind is detected on first contact and forgotten whenever the upstream cannot
     be reached, so a server restarted on another build is detected afresh.
     """
 
@@ -58,19 +58,19 @@ class ServerCppBackend(Backend):
         self.embeddings = TokenClient(*embedding) if embedding else self.tokens
         self.template_for = template_for
         self.model_name = model_name
-        self._upstream: Optional[Upstream] = None
+        self._facts: Optional[ServerFacts] = None
         self._lock = threading.Lock()
 
     # -- requests -----------------------------------------------------------------------
 
     def complete(self, request: GenerationRequest) -> Completion:
-        if self._connected().generation.legacy:
+        if self._connected().kind.legacy:
             # Their whole answers cut characters into U+FFFD and drop logprobs; their streams
             # hold an unfinished character back, as current servers do: read those instead.
             return _collect(self.stream(request))
 
-        def post(upstream: Upstream) -> tuple:
-            prompt, payload = self._payload(request, upstream, stream=False)
+        def post(facts: ServerFacts) -> tuple:
+            prompt, payload = self._payload(request, facts, stream=False)
             return prompt, self.client.post_json("/completion", payload)
 
         prompt, body = self.admission.run(lambda: self._reconnecting(post), request.client_gone)
@@ -102,13 +102,13 @@ class ServerCppBackend(Backend):
     def _chunks(self, request: GenerationRequest) -> Iterator[Chunk]:
         """One attempt: open the upstream stream and read it into chunks."""
         with contextlib.ExitStack() as stack:
-            def attempt(upstream: Upstream) -> tuple:
-                _, payload = self._payload(_counted(request, upstream), upstream, stream=True)
-                return upstream, stack.enter_context(self.client.stream("/completion", payload))
+            def attempt(facts: ServerFacts) -> tuple:
+                _, payload = self._payload(_counted(request, facts), facts, stream=True)
+                return facts, stack.enter_context(self.client.stream("/completion", payload))
 
-            upstream, pieces = self._reconnecting(attempt)
-            limit = _legacy_limit(request, upstream)
-            top = _counted(request, upstream).logprobs  # what was asked of the server
+            facts, pieces = self._reconnecting(attempt)
+            limit = _legacy_limit(request, facts)
+            top = _counted(request, facts).logprobs  # what was asked of the server
             chunks = parse.stream_chunks(parse.line_batches(pieces), self.client.base_url, top)
             if limit is not None:
                 chunks = budget.limited(chunks, limit,
@@ -128,28 +128,28 @@ class ServerCppBackend(Backend):
         return self.admission.busy()
 
     def models(self) -> list:
-        upstream = self._upstream
-        return [ModelInfo(self.model_name or (upstream.model if upstream else "servercpp"),
+        facts = self._facts
+        return [ModelInfo(self.model_name or (facts.model if facts else "servercpp"),
                           owned_by="llamacpp")]
 
     def describe(self) -> dict:
-        upstream = self._upstream
-        return {"generation": upstream.generation.name if upstream else None,
-                "served_model": upstream.model if upstream else None,
+        facts = self._facts
+        return {"generation": facts.kind.name if facts else None,
+                "served_model": facts.model if facts else None,
                 **self.admission.snapshot()}
 
     def health(self) -> Health:
         detail = {"upstream": self.client.base_url}
         try:
-            upstream = self._connected()
+            facts = self._connected()
             status = self.client.get("/health", timeout=DETECT_TIMEOUT).status_code
-            if (status == 404) != upstream.generation.legacy:  # restarted on another build
-                self._upstream = None
-                upstream = self._connected()
+            if (status == 404) != facts.kind.legacy:  # restarted on another build
+                self._facts = None
+                facts = self._connected()
         except UpstreamUnavailableError as exc:
             return Health(False, self.name, {**detail, "error": exc.message})
-        detail.update(generation=upstream.generation.name, model=self.models()[0].id,
-                      template=upstream.template.name, **self.admission.snapshot())
+        detail.update(generation=facts.kind.name, model=self.models()[0].id,
+                      template=facts.template.name, **self.admission.snapshot())
         if self.embeddings is not self.tokens:
             detail["embedding_upstream"] = {"url": self.embeddings.client.base_url,
                                             **self.embeddings.admission.snapshot()}
@@ -161,16 +161,16 @@ class ServerCppBackend(Backend):
         self.client.close()
         self.embeddings.client.close()
 
-    # -- upstream state -----------------------------------------------------------------
+    # -- what is known of the server ----------------------------------------------------
 
-    def _connected(self) -> Upstream:
-        upstream = self._upstream
-        if upstream is None:
+    def _connected(self) -> ServerFacts:
+        facts = self._facts
+        if facts is None:
             with self._lock:
-                upstream = self._upstream or self._detect()
-        return upstream
+                facts = self._facts or self._detect()
+        return facts
 
-    def _detect(self) -> Upstream:
+    def _detect(self) -> ServerFacts:
         health = self.client.get("/health", timeout=DETECT_TIMEOUT).status_code
         if health == 503:
             raise UpstreamUnavailableError(f"the upstream {self.client.base_url} is still "
@@ -178,18 +178,18 @@ class ServerCppBackend(Backend):
         models_status = None
         if health == 404:
             models_status = self.client.get("/v1/models", timeout=DETECT_TIMEOUT).status_code
-        generation = classify(health, models_status)
-        props = self._props(generation)
+        kind = classify(health, models_status)
+        props = self._props(kind)
         template = self._template(props)
         model = os.path.basename(str(props.get("model_alias") or props.get("model_path")
-                                     or self._model_from_list(generation) or "servercpp"))
+                                     or self._model_from_list(kind) or "servercpp"))
         # lazy grammars came with the Jinja tool-calling work, which added chat_template_caps
-        self._upstream = Upstream(generation, model, template,
+        self._facts = ServerFacts(kind, model, template,
                                   lazy_grammar="chat_template_caps" in props)
-        self.admission.report(_total_slots(props), queues=not generation.legacy)
+        self.admission.report(_total_slots(props), queues=not kind.legacy)
         logger.info("upstream %s is %s serving %s; chat template %s", self.client.base_url,
-                    generation.name, model, template.name)
-        return self._upstream
+                    kind.name, model, template.name)
+        return self._facts
 
     def _template(self, props: dict) -> ChatTemplate:
         server = {"server_template": props.get("chat_template") or None,
@@ -202,16 +202,16 @@ class ServerCppBackend(Backend):
                          "using the historic template", exc)
             return self.template_for(server_template=None)
 
-    def _props(self, generation: Generation) -> dict:
-        if not generation.has_props_template:
+    def _props(self, kind: ServerKind) -> dict:
+        if not kind.has_props_template:
             return {}
         response = self.client.get("/props", timeout=DETECT_TIMEOUT)
         body = response.json() if response.ok else {}
         return body if isinstance(body, dict) else {}
 
-    def _model_from_list(self, generation: Generation) -> str:
+    def _model_from_list(self, kind: ServerKind) -> str:
         """The model's name from an old server: ``/model.json`` (PowerInfer), ``/v1/models``."""
-        if generation.name == "powerinfer":
+        if kind.name == "powerinfer":
             response = self.client.get("/model.json", timeout=DETECT_TIMEOUT)
             try:
                 return response.json()["model"]
@@ -223,7 +223,7 @@ class ServerCppBackend(Backend):
         except (ValueError, KeyError, IndexError, TypeError):
             return ""
 
-    def _reconnecting(self, attempt: Callable[[Upstream], T]) -> T:
+    def _reconnecting(self, attempt: Callable[[ServerFacts], T]) -> T:
         """Run ``attempt``; if the upstream was unreachable, detect it afresh and try once more.
 
         A restarted server leaves dead pooled connections behind, perhaps on another build,
@@ -234,27 +234,27 @@ class ServerCppBackend(Backend):
         except UpstreamUnavailableError as exc:
             if exc.code != UNREACHABLE:
                 raise
-            self._upstream = None
+            self._facts = None
             return attempt(self._connected())
 
     # -- helpers ------------------------------------------------------------------------
 
-    def _payload(self, request: GenerationRequest, upstream: Upstream, *, stream: bool) -> tuple:
-        prompt, stop = self._prompt(request, upstream)
-        constraints = output_fields(request, FORMATS[upstream.template.tool_format],
-                                    json_schema=upstream.generation.has_json_schema,
-                                    lazy_grammar=upstream.lazy_grammar)
-        return prompt, completion_payload(request, prompt, stop, upstream.generation,
+    def _payload(self, request: GenerationRequest, facts: ServerFacts, *, stream: bool) -> tuple:
+        prompt, stop = self._prompt(request, facts)
+        constraints = output_fields(request, FORMATS[facts.template.tool_format],
+                                    json_schema=facts.kind.has_json_schema,
+                                    lazy_grammar=facts.lazy_grammar)
+        return prompt, completion_payload(request, prompt, stop, facts.kind,
                                           stream=stream, constraints=constraints)
 
-    def _prompt(self, request: GenerationRequest, upstream: Upstream) -> tuple:
+    def _prompt(self, request: GenerationRequest, facts: ServerFacts) -> tuple:
         if not request.is_chat:
             return request.prompt, unique(request.stop)
-        rendered = upstream.template.render(request.messages, request.tools)
+        rendered = facts.template.render(request.messages, request.tools)
         return rendered.text, unique(rendered.stop + tuple(request.stop))
 
     def _tool_format(self) -> ToolFormat:
-        """How the model writes calls: its template says (read once the upstream is known)."""
+        """How the model writes calls: its template says (read once the server is known)."""
         return FORMATS[self._connected().template.tool_format]
 
 
@@ -263,14 +263,14 @@ def _total_slots(props: dict) -> Optional[int]:
     return total if isinstance(total, int) and not isinstance(total, bool) and total > 0 else None
 
 
-def _legacy_limit(request: GenerationRequest, upstream: Upstream) -> Optional[int]:
+def _legacy_limit(request: GenerationRequest, facts: ServerFacts) -> Optional[int]:
     """The token limit the proxy must keep itself: old servers overshoot theirs."""
-    return request.max_tokens if upstream.generation.legacy else None
+    return request.max_tokens if facts.kind.legacy else None
 
 
-def _counted(request: GenerationRequest, upstream: Upstream) -> GenerationRequest:
+def _counted(request: GenerationRequest, facts: ServerFacts) -> GenerationRequest:
     """The request as sent: with at least one probability per token where the proxy counts."""
-    if _legacy_limit(request, upstream) is not None and request.logprobs is None:
+    if _legacy_limit(request, facts) is not None and request.logprobs is None:
         return replace(request, logprobs=0)
     return request
 

@@ -11,15 +11,13 @@ import orjson
 
 from proxy.backends.servercpp.connections import Connection, ConnectionPool, Head
 from proxy.backends.servercpp.parse import stream_error
-from proxy.errors import (SlotUnavailableError, UpstreamError, UpstreamTimeoutError,
-                          UpstreamUnavailableError)
+from proxy.errors import (UNREACHABLE, SlotUnavailableError, UpstreamError,
+                          UpstreamTimeoutError, UpstreamUnavailableError)
 from proxy.ops.measure import waited, waiting
-
-UNREACHABLE = "upstream_unreachable"  # the request never reached the server: safe to resend
 
 
 @dataclass(frozen=True)
-class Reply:
+class UpstreamReply:
     """A whole upstream answer."""
 
     status_code: int
@@ -64,7 +62,7 @@ class UpstreamClient:
         self.api_key = api_key
         self._heads: dict = {}
 
-    def get(self, path: str, *, timeout: Optional[float] = None) -> Reply:
+    def get(self, path: str, *, timeout: Optional[float] = None) -> UpstreamReply:
         """GET without judging the status (detection reads 404s)."""
         return self._whole(path, self._head("GET", path) + b"\r\n", timeout)
 
@@ -109,7 +107,7 @@ class UpstreamClient:
         data = _dumps(body)
         return b"%sContent-Length: %d\r\n\r\n%s" % (self._head("POST", path), len(data), data)
 
-    def _whole(self, path: str, request: bytes, timeout: Optional[float]) -> Reply:
+    def _whole(self, path: str, request: bytes, timeout: Optional[float]) -> UpstreamReply:
         connection, head = self._send(request, timeout)
         try:
             reply = self._read(connection, head, path)
@@ -153,13 +151,13 @@ class UpstreamClient:
         except OSError as exc:
             raise self._unreachable() from exc
 
-    def _read(self, connection: Connection, head: Head, path: str) -> Reply:
+    def _read(self, connection: Connection, head: Head, path: str) -> UpstreamReply:
         try:
             with waiting():
                 content = connection.body(head)
         except Exception as exc:
             raise self._failed(exc) from exc
-        return Reply(head.status, head.reason, content, path)
+        return UpstreamReply(head.status, head.reason, content, path)
 
     def _pieces(self, connection: Connection, head: Head) -> Iterator[bytes]:
         try:
@@ -167,7 +165,7 @@ class UpstreamClient:
         except Exception as exc:
             raise self._failed(exc) from exc
 
-    def raise_for_status(self, reply: Reply) -> None:
+    def raise_for_status(self, reply: UpstreamReply) -> None:
         if reply.ok:
             return
         text = reply.text[:500]

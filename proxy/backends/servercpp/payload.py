@@ -2,7 +2,7 @@
 
 Old servers abort on a mistyped field, so every value sent here has already been validated
 and typed by :mod:`proxy.schemas`; fields the client left unset are not sent at all, except
-those whose defaults differ between generations (``n_keep``, ``cache_prompt``, the slot).
+those whose defaults differ between server kinds (``n_keep``, ``cache_prompt``, the slot).
 
 The prompt cache is on by default only on current servers: old ones reusing a cached prompt
 keep the previous answer's sampling history, so the same greedy request answers differently
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from proxy.backends.servercpp.generations import Generation
+from proxy.backends.servercpp.kinds import ServerKind
 from proxy.types import GenerationRequest
 
 SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "presence_penalty",
@@ -21,17 +21,17 @@ SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "presence_penalty",
 
 
 def completion_payload(request: GenerationRequest, prompt: str, stop: Sequence[str],
-                       generation: Generation, *, stream: bool, constraints: dict) -> dict:
-    """Build the ``/completion`` body for ``generation``; ``constraints`` bound the output
+                       kind: ServerKind, *, stream: bool, constraints: dict) -> dict:
+    """Build the ``/completion`` body for a server of ``kind``; ``constraints`` bound the output
     (see :mod:`proxy.structured.constraints`)."""
     payload = {
         "prompt": prompt,
         "stream": stream,
         "stop": list(stop),
         "n_keep": -1 if request.n_keep is None else request.n_keep,
-        "cache_prompt": (not generation.legacy if request.cache_prompt is None
+        "cache_prompt": (not kind.legacy if request.cache_prompt is None
                          else request.cache_prompt),
-        generation.slot_field: -1 if request.slot is None else request.slot,
+        kind.slot_field: -1 if request.slot is None else request.slot,
     }
     if request.max_tokens is not None:
         payload["n_predict"] = request.max_tokens

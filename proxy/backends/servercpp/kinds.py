@@ -1,4 +1,4 @@
-"""The server.cpp generations the proxy speaks to, and how to tell them apart.
+"""The kinds of server.cpp the proxy speaks to (their eras), and how to tell them apart.
 
 powerinfer     PowerInfer's server (llama.cpp of Nov 2023): no /health, no /v1/models
 llamacpp-2023  llama.cpp of Dec 2023: no /health, has /v1/models, ``error:`` stream lines
@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class Generation:
-    """What differs on the wire between server generations."""
+class ServerKind:
+    """What differs on the wire between server kinds."""
 
     name: str
     slot_field: str
@@ -20,16 +20,16 @@ class Generation:
     has_props_template: bool
 
 
-POWERINFER = Generation("powerinfer", "slot_id", legacy=True, has_json_schema=False,
+POWERINFER = ServerKind("powerinfer", "slot_id", legacy=True, has_json_schema=False,
                         has_props_template=False)
-LLAMACPP_2023 = Generation("llamacpp-2023", "slot_id", legacy=True, has_json_schema=False,
+LLAMACPP_2023 = ServerKind("llamacpp-2023", "slot_id", legacy=True, has_json_schema=False,
                            has_props_template=False)
-LLAMACPP = Generation("llamacpp", "id_slot", legacy=False, has_json_schema=True,
+LLAMACPP = ServerKind("llamacpp", "id_slot", legacy=False, has_json_schema=True,
                       has_props_template=True)
 
 
-def classify(health_status: int, models_status: int | None) -> Generation:
-    """Pick the generation from the status of ``GET /health`` and, if needed, ``/v1/models``.
+def classify(health_status: int, models_status: int | None) -> ServerKind:
+    """Pick the kind from the status of ``GET /health`` and, if needed, ``/v1/models``.
 
     Only current servers have /health (200 ready, 503 loading); of the two older ones only
     the 2023 llama.cpp has /v1/models.

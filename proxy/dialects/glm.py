@@ -1,15 +1,20 @@
-"""The ChatGLM-6B "GLM API" shapes: ``{prompt, history}`` in, ``{content, …tokens}`` out.
+"""The ChatGLM-6B "GLM API", both ways: ``{prompt, history}`` in, ``{content, …tokens}`` out.
 
 Its clients send the latest user turn as ``prompt`` and earlier turns as
 ``history: [[user, assistant], …]``; the answer carries token counts at the top level.
+``/chat-stream`` answers ``data: {"delta": "…"}`` for each piece, then one
+``data: {"content": <whole answer>, …token counts, "finish_reason"}``, then ``data: [DONE]``.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
+from proxy.dialects import openai
 from proxy.errors import InvalidRequestError
-from proxy.schemas import Fields
-from proxy.types import Completion, GenerationRequest, Message, Sampling, Usage
+from proxy.events import WAITING, Finish, TextDelta, UsageReport
+from proxy.fields import Fields
+from proxy.sse import COMMENT
+from proxy.types import Completion, Embeddings, GenerationRequest, Message, Sampling, Usage
 
 
 def parse_chat(body: Any) -> GenerationRequest:
@@ -38,16 +43,38 @@ def parse_chat(body: Any) -> GenerationRequest:
     )
 
 
-def chat_answer(completion: Completion, model: str) -> dict:
-    return {"content": completion.text, **_counts(completion.usage), "model": model,
-            "object": "chat.completion", "finish_reason": completion.finish_reason}
+def render_chat(completion: Completion, model: str) -> dict:
+    return _end(completion.text, completion.finish_reason, completion.usage, model)
 
 
-def stream_delta(text: str) -> dict:
-    return {"delta": text, "object": "chat.completion.chunk"}
+class Stream(openai.Wire):
+    """``{"delta"}`` events, then the whole answer with its token counts."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.texts: list = []
+        self.usage = Usage()
+
+    def render(self, batches: Iterator[list]) -> Iterator[list]:
+        for events in batches:
+            out: list = []
+            for event in events:
+                kind = type(event)
+                if kind is TextDelta:
+                    if event.text:
+                        self.texts.append(event.text)
+                        out.append({"delta": event.text, "object": "chat.completion.chunk"})
+                elif kind is UsageReport:
+                    self.usage = event.usage
+                elif kind is Finish:
+                    out.append(_end("".join(self.texts), event.reason, self.usage, self.model))
+                elif event is WAITING:
+                    out.append(COMMENT)
+            if out:
+                yield out
 
 
-def stream_end(text: str, finish_reason: str, usage: Usage, model: str) -> dict:
+def _end(text: str, finish_reason: str, usage: Usage, model: str) -> dict:
     return {"content": text, **_counts(usage), "model": model, "object": "chat.completion",
             "finish_reason": finish_reason}
 
@@ -61,6 +88,10 @@ def parse_tokenize(body: Any) -> tuple:
     return prompt, fields.integer("max_length", 1)
 
 
+def render_tokens(tokens: list) -> dict:
+    return {"tokenIds": [token for token, _ in tokens], "tokens": [piece for _, piece in tokens]}
+
+
 def parse_embedding(body: Any, *, max_batch: int) -> list:
     """``{prompt: [texts]}`` (a single string is accepted too)."""
     fields = Fields(body)
@@ -71,6 +102,11 @@ def parse_embedding(body: Any, *, max_batch: int) -> list:
     if len(texts) > max_batch:
         raise fields.fail("prompt", f"may hold at most {max_batch} texts, got {len(texts)}")
     return texts
+
+
+def render_embedding(result: Embeddings, model: str) -> dict:
+    return {"data": [list(vector) for vector in result.vectors], "model": model,
+            "object": "embedding"}
 
 
 def _counts(usage: Usage) -> dict:

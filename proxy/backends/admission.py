@@ -22,7 +22,7 @@ from typing import Callable, Iterator, Optional, TypeVar
 
 from proxy.errors import (ClientGoneError, QueueFullError, QueueTimeoutError,
                           SlotUnavailableError)
-from proxy.fleet.slots import SlotCount
+from proxy.backends.slots import SlotCount
 from proxy.ops.measure import waiting
 
 POLL = 0.2  # seconds between checks, while waiting, that the client is still there

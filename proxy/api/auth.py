@@ -1,19 +1,57 @@
-"""API keys, their models and limits, and CORS: checked before any view runs."""
+"""API keys, their models and limits, and CORS: checked before any view runs.
+
+A client presents its key as ``Authorization: Bearer <key>`` (OpenAI's clients) or as
+``x-api-key: <key>`` (Anthropic's); the admin API and ``/metrics`` read their own keys the
+same way.
+"""
 from __future__ import annotations
 
 import hmac
 from typing import Callable, Optional, Sequence
 
 from flask import Flask, Response, g, request
+from werkzeug.datastructures import Headers
 
-from proxy.access.gate import Access
-from proxy.api.common import read_json
+from proxy.access.gate import MISSING_KEY, Access
+from proxy.api.body import read_json
 from proxy.errors import AuthenticationError
+from proxy.fields import model_name
 
 # pages and their status are public like /health (the playground asks for a key itself);
 # /metrics checks its own key
 PUBLIC_PATHS = frozenset({"/health", "/", "/status", "/playground", "/metrics"})
 ADMIN = "/admin/"  # its own key: proxy.api.admin checks it
+
+
+def presented_key(headers: Headers) -> Optional[bytes]:
+    """The key a client presents, as bytes; ``None`` when it presents none.
+
+    ``Authorization: Bearer <key>``: the scheme takes any case, as HTTP says, and one space;
+    only HTTP's own optional whitespace (spaces and tabs) around the value is ignored, and
+    anything else around the key (a second space, a non-breaking space) makes it another
+    key. Without it, ``x-api-key: <key>``. The server hands header bytes over as latin-1
+    text: the bytes themselves are compared.
+    """
+    authorization = headers.get("Authorization")
+    if authorization is not None:
+        scheme, _, token = authorization.strip(" \t").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return None
+        return token.encode("latin-1", "replace")
+    token = headers.get("x-api-key", "").strip(" \t")
+    return token.encode("latin-1", "replace") if token else None
+
+
+def require_key(headers: Headers, keys: Sequence[bytes]) -> None:
+    """Accept a configured key only, comparing with every key in constant time."""
+    offered = presented_key(headers)
+    if offered is None:
+        raise AuthenticationError(MISSING_KEY)
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(offered, key)
+    if not matched:
+        raise AuthenticationError("Incorrect API key provided.")
 
 
 def init_app(app: Flask, access: Access, label: Callable[[Optional[str]], str],
@@ -33,10 +71,9 @@ def init_app(app: Flask, access: Access, label: Callable[[Optional[str]], str],
         if path in PUBLIC_PATHS or path.startswith(ADMIN):
             return None
         call = g._get_current_object()
-        key = call.key = access.identify(asked.headers.get("Authorization", ""))
+        key = call.key = access.identify(presented_key(asked.headers))
         if key is not None and key.models and asked.method == "POST":
-            body = read_json()
-            call.model = body.get("model") if isinstance(body, dict) else None
+            call.model = model_name(read_json())
             access.check_model(key, call.model, label)
         call.limit = access.admit(key)
         return None
@@ -56,26 +93,6 @@ def init_app(app: Flask, access: Access, label: Callable[[Optional[str]], str],
                 response.headers["Access-Control-Allow-Origin"] = origin
                 response.headers["Vary"] = "Origin"
             return response
-
-
-def require_key(header: str, keys: Sequence[bytes]) -> None:
-    """Accept exactly ``Bearer <key>`` for a configured key, comparing in constant time.
-
-    Only HTTP's own optional whitespace (spaces and tabs) around the value is ignored; the
-    scheme takes any case, as HTTP says, and one space. Anything else around the key (a
-    second space, a non-breaking space) makes it another key.
-    """
-    scheme, _, token = header.strip(" \t").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise AuthenticationError("Missing API key: send 'Authorization: Bearer <key>'.")
-    # the server hands header bytes over as latin-1 text: compare the bytes themselves
-    offered = token.encode("latin-1", "replace")
-    # compare against every key so the time taken does not tell which one nearly matched
-    matched = False
-    for key in keys:
-        matched |= hmac.compare_digest(offered, key)
-    if not matched:
-        raise AuthenticationError("Incorrect API key provided.")
 
 
 def _allowed_origin(origins: frozenset) -> str:

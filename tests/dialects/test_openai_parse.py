@@ -1,10 +1,12 @@
-"""Request parsing: OpenAI bodies become GenerationRequest values; bad fields are named."""
+"""OpenAI request bodies (chat completions and completions) become GenerationRequest values;
+bad fields are named."""
 from __future__ import annotations
 
 import pytest
 
 from proxy.errors import InvalidRequestError
-from proxy.schemas import parse_chat, parse_completion
+from proxy.dialects.openai_chat import parse as parse_chat
+from proxy.dialects.openai_completions import parse as parse_completion
 from proxy.types import GenerationRequest, Message, ResponseFormat, Sampling, ToolChoice
 
 MAX_CHOICES = 4
@@ -448,7 +450,7 @@ def test_bad_chat_input_names_the_field(body, param):
     error = excinfo.value
     assert error.param == param
     assert error.status == 400
-    assert error.to_dict()["error"]["type"] == "invalid_request_error"
+    assert error.type == "invalid_request_error"
     if param is not None:
         assert param in error.message
 

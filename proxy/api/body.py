@@ -1,0 +1,62 @@
+"""The request body as JSON, read once, whatever the Content-Type says (curl users forget it).
+
+Every body that is not text a server can be given is a 400 naming why: invalid JSON, invalid
+UTF-8, and text holding a lone UTF-16 surrogate, whether escaped (``\\ud800``) or encoded as
+UTF-8 bytes of its own (``\\xed\\xa0\\x80``, as CESU-8 writes surrogate pairs).
+"""
+from __future__ import annotations
+
+import json
+import re
+
+import orjson
+from flask import g, request
+from werkzeug.exceptions import ClientDisconnected
+
+from proxy.errors import InvalidRequestError, RequestTimeoutError
+from proxy.fields import lone_surrogate_at
+
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+UNREAD = object()  # a body not read yet (a body may be JSON null)
+
+
+def read_json() -> object:
+    """The request body as JSON; read once per request (a key limited to some models has it
+    read before the view)."""
+    call = g._get_current_object()  # read once: each read of ``g`` is a proxy lookup
+    body = getattr(call, "body", UNREAD)
+    if body is UNREAD:
+        body = call.body = _parse_body()
+    return body
+
+
+def _parse_body() -> object:
+    try:
+        data = request.get_data(cache=False)
+    except (ClientDisconnected, OSError):  # gunicorn gave up on a body that stopped coming
+        raise RequestTimeoutError("The request body stopped arriving before its "
+                                  "Content-Length was reached (--client-timeout).") from None
+    try:
+        body = orjson.loads(data or b"null")
+        # surrogates can only come from \uD800-\uDFFF escapes: most bodies need no walk
+        suspect = SURROGATE_ESCAPE.search(data)
+    except orjson.JSONDecodeError:
+        body, suspect = _parse_unusual(data), True
+    where = lone_surrogate_at(body) if suspect else None
+    if where is not None:
+        raise InvalidRequestError(f"'{where}' holds a lone UTF-16 surrogate (an unpaired "
+                                  f"\\ud800-\\udfff escape, or its UTF-8 bytes), which is not "
+                                  f"text", param=where)
+    return body
+
+
+def _parse_unusual(data: bytes) -> object:
+    """What orjson refuses, read as the standard library reads it (NaN, integers wider than
+    64 bits, UTF-16 and UTF-32, surrogates), else a 400 saying why. The standard library lets
+    the UTF-8 bytes of a surrogate through as text: the caller looks for them."""
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise InvalidRequestError(f"The body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidRequestError("The body is nested too deeply.") from None

@@ -1,0 +1,224 @@
+"""What OpenAI's chat completions and completions share: request fields, ids, logprobs,
+usage, errors and the stream's framing."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from proxy.errors import ProxyError
+from proxy.fields import Fields, check_schema, sampling, stop_words
+from proxy.sse import DONE
+from proxy.types import Completion, GenerationRequest, ResponseFormat, TokenLogprob, ToolChoice
+from proxy.types import Usage
+
+AUTO = ToolChoice()
+
+
+@dataclass(frozen=True)
+class Choices:
+    """How many answers a request wants, and how to deliver them."""
+
+    requests: tuple  # one GenerationRequest per prompt; each is asked ``n`` times
+    n: int
+    stream: bool
+    include_usage: bool
+    echo: bool = False
+
+
+def new_id(prefix: str) -> str:
+    """A unique response id; one per response, shared by all its chunks (128 random bits,
+    as a UUID has, without building one)."""
+    return f"{prefix}-{os.urandom(16).hex()}"
+
+
+def now() -> int:
+    return int(time.time())
+
+
+# -- requests -------------------------------------------------------------------------------
+
+def choices(fields: Fields, requests: tuple, max_choices: int) -> Choices:
+    """``n``, ``stream`` and ``stream_options`` around the request's prompts."""
+    n = fields.integer("n", 1, max_choices) or 1
+    stream = bool(fields.boolean("stream"))
+    include_usage = False
+    options = fields.object("stream_options")
+    if options is not None:
+        include_usage = bool(options.boolean("include_usage"))
+    if len(requests) * n > max_choices:
+        raise fields.fail("n", f"times the number of prompts must be at most {max_choices}")
+    return Choices(requests, n, stream, include_usage)
+
+
+def generation_request(fields: Fields, **kwargs) -> GenerationRequest:
+    """The fields chat completions and completions share, and server.cpp's extras."""
+    max_tokens = fields.integer("max_completion_tokens", 1)
+    if max_tokens is None:
+        max_tokens = fields.integer("max_tokens", 1)
+    response_format = _response_format(fields)
+    return GenerationRequest(
+        model=fields.string("model") or None,
+        max_tokens=max_tokens,
+        stop=stop_words(fields),
+        sampling=sampling(fields),
+        response_format=response_format,
+        n_keep=fields.integer("n_keep", -1),
+        cache_prompt=fields.boolean("cache_prompt"),
+        slot=_slot(fields),
+        tokenize=bool(fields.boolean("tokenize")),
+        tools=_tools(fields),
+        tool_choice=_tool_choice(fields),
+        parallel_tool_calls=fields.boolean("parallel_tool_calls") is not False,
+        grammar=_grammar(fields, response_format),
+        **kwargs,
+    )
+
+
+def _response_format(fields: Fields) -> Optional[ResponseFormat]:
+    options = fields.object("response_format")
+    if options is None:
+        return None
+    kind = options.string("type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return ResponseFormat("json_object")
+    if kind == "json_schema":
+        spec = Fields(options.raw("json_schema"), "response_format.json_schema.")
+        schema = spec.raw("schema")
+        if not isinstance(schema, dict):
+            raise spec.fail("schema", "must be a JSON Schema object")
+        check_schema(spec, "schema", schema)
+        return ResponseFormat("json_schema", schema)
+    raise options.fail("type", "must be text, json_object or json_schema")
+
+
+def _grammar(fields: Fields, response_format: Optional[ResponseFormat]) -> Optional[str]:
+    """A GBNF grammar for server.cpp (its own extension of the API)."""
+    grammar = fields.string("grammar")
+    if not grammar:
+        return None
+    if response_format is not None:
+        raise fields.fail("grammar", "cannot be combined with response_format")
+    return grammar
+
+
+def _slot(fields: Fields) -> Optional[int]:
+    for name in ("id_slot", "slot_id"):
+        value = fields.integer(name, -1)
+        if value is not None:
+            return value
+    return None
+
+
+def _tools(fields: Fields) -> tuple:
+    tools = fields.raw("tools")
+    if tools is None:
+        return ()
+    if not isinstance(tools, list):
+        raise fields.fail("tools", "must be a list")
+    for i, tool in enumerate(tools):
+        function = Fields(Fields(tool, f"tools[{i}].").raw("function"), f"tools[{i}].function.")
+        if not function.string("name"):
+            raise function.fail("name", "is required")
+    if fields.raw("tool_choice") == "none":
+        return ()
+    return tuple(tools)
+
+
+def _tool_choice(fields: Fields) -> ToolChoice:
+    """``auto`` (the default), ``required``, or one named function that must be called."""
+    raw = fields.raw("tool_choice")
+    if raw is None or raw in ("auto", "none"):
+        return AUTO
+    if not fields.raw("tools"):
+        raise fields.fail("tool_choice", "needs tools to choose from")
+    if raw == "required":
+        return ToolChoice("required")
+    if isinstance(raw, dict):
+        name = Fields(Fields(raw, "tool_choice.").raw("function"),
+                      "tool_choice.function.").string("name")
+        offered = [tool["function"]["name"] for tool in fields.raw("tools") or ()]
+        if name and name in offered:
+            return ToolChoice("function", name)
+        raise fields.fail("tool_choice", f"names the function {name!r}, which is not among "
+                                         f"the tools ({', '.join(offered) or 'none given'})")
+    raise fields.fail("tool_choice", "must be none, auto, required, or "
+                                     "{\"type\": \"function\", \"function\": {\"name\": …}}")
+
+
+# -- answers ------------------------------------------------------------------------------
+
+def usage_body(usage: Usage) -> dict:
+    body = {"prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens}
+    if usage.cached_tokens is not None:
+        body["prompt_tokens_details"] = {"cached_tokens": usage.cached_tokens}
+    return body
+
+
+def total_usage(completions: Sequence[Completion]) -> Usage:
+    return sum((completion.usage for completion in completions), Usage())
+
+
+def usage_chunk(id: str, model: str, created: int, object: str, usage: Usage) -> dict:
+    """The extra last chunk ``stream_options.include_usage`` asks for."""
+    return {"id": id, "object": object, "created": created, "model": model,
+            "choices": [], "usage": usage_body(usage)}
+
+
+def chat_logprobs(logprobs: Sequence[TokenLogprob]) -> dict:
+    return {"content": [{
+        "token": item.token, "logprob": item.logprob, "bytes": _bytes(item.token, item.bytes),
+        "top_logprobs": [{"token": token, "logprob": lp, "bytes": _bytes(token, raw)}
+                         for token, lp, raw in item.top],
+    } for item in logprobs]}
+
+
+def text_logprobs(logprobs: Sequence[TokenLogprob]) -> dict:
+    offsets, offset = [], 0
+    for item in logprobs:
+        offsets.append(offset)
+        offset += len(item.token)
+    return {"tokens": [item.token for item in logprobs],
+            "token_logprobs": [item.logprob for item in logprobs],
+            "top_logprobs": [{token: lp for token, lp, _ in item.top} for item in logprobs],
+            "text_offset": offsets}
+
+
+def _bytes(token: str, raw) -> list:
+    return list(raw) if raw is not None else list(token.encode("utf-8"))
+
+
+def historic_extras(body: dict, completions: Sequence[Completion]) -> dict:
+    """Fields the historic shim sent, which its users' scripts still read."""
+    body["truncated"] = any(c.truncated for c in completions)
+    if completions and completions[0].prompt_tokens is not None:
+        body["promptToken"] = list(completions[0].prompt_tokens)
+    return body
+
+
+def model_list(models) -> dict:
+    return {"object": "list", "data": [
+        {"id": m.id, "object": "model", "created": 0, "owned_by": m.owned_by, **m.meta}
+        for m in models]}
+
+
+def error_body(error: ProxyError) -> dict:
+    """OpenAI's error shape."""
+    return {"error": {"message": error.message, "type": error.type,
+                      "param": error.param, "code": error.code}}
+
+
+class Wire:
+    """OpenAI's stream framing: ``data:`` lines, an error event, then ``data: [DONE]``."""
+
+    named = False
+    end = DONE
+
+    @staticmethod
+    def failure(error: ProxyError) -> list:
+        return [error_body(error)]
