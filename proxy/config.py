@@ -30,8 +30,9 @@ class Settings:
                                "base URL of the llama.cpp / PowerInfer server; several URLs are "
                                "replicas of the same model (env: comma-separated)",
                                metavar="URL")
-    api_key: tuple = setting((), "API key(s) clients must send as 'Authorization: Bearer KEY'; "
-                                 "none = no key required (env: comma-separated)",
+    api_key: tuple = setting((), "API key(s) clients must send as 'Authorization: Bearer KEY' "
+                                 "or 'x-api-key: KEY'; none = no key required (env: "
+                                 "comma-separated)",
                              secret=True, metavar="KEY")
     embedding_api: str = setting("", "base URL of a separate server.cpp for embeddings "
                                      "(default: --llama-api)", metavar="URL")

@@ -1,11 +1,11 @@
-"""Fixtures for the e2e tier: the tiny model, a folder for logs, the server generation."""
+"""Fixtures for the e2e tier: the tiny model, a folder for logs, the server kind."""
 from __future__ import annotations
 
 import pathlib
 
 import pytest
 
-from .llama_server import GENERATIONS
+from .llama_server import KINDS
 from .tinymodel import write_tiny_llama_gguf
 
 
@@ -21,8 +21,8 @@ def logs(tmp_path_factory) -> pathlib.Path:
     return tmp_path_factory.mktemp("logs")
 
 
-@pytest.fixture(scope="module", params=GENERATIONS)
-def generation(request) -> str:
-    """The server.cpp generation a module's servers are of; every test runs on each."""
+@pytest.fixture(scope="module", params=KINDS)
+def kind(request) -> str:
+    """The server.cpp kind a module's servers are of; every test runs on each."""
     return request.param
 

@@ -1,4 +1,4 @@
-"""Run real server.cpp servers of every generation for end-to-end tests.
+"""Run real server.cpp servers of every kind for end-to-end tests.
 
 The proxy's e2e tests need the genuine upstream HTTP behaviour, not a mock, so this module
 finds the binaries and runs them on loopback ports as restartable subprocesses:
@@ -23,7 +23,7 @@ from proxy.fleet.binaries import from_llama_cpp_python
 from tests.processes import free_port, stop_process
 
 BIN_ENV_VAR = "LLAMA_SERVER_BIN"
-GENERATIONS = ("powerinfer", "llamacpp-2023", "llamacpp")
+KINDS = ("powerinfer", "llamacpp-2023", "llamacpp")
 OLD_SERVER_VERSIONS = {"powerinfer": "0.2.18", "llamacpp-2023": "0.2.27"}
 
 
@@ -43,13 +43,13 @@ def old_server_cache() -> pathlib.Path:
     return pathlib.Path(wheels).expanduser() / "servers"
 
 
-def find_server(generation: str) -> ServerBinary:
-    """The binary of ``generation``; a missing one is an error naming how to build it."""
-    if generation == "llamacpp":
+def find_server(kind: str) -> ServerBinary:
+    """The binary of ``kind``; a missing one is an error naming how to build it."""
+    if kind == "llamacpp":
         return find_llama_server()
-    path = old_server_cache() / OLD_SERVER_VERSIONS[generation] / "server"
+    path = old_server_cache() / OLD_SERVER_VERSIONS[kind] / "server"
     if not (path.is_file() and os.access(path, os.X_OK)):
-        raise FileNotFoundError(f"no {generation} server at {path}: run bash .ci/servers.sh")
+        raise FileNotFoundError(f"no {kind} server at {path}: run bash .ci/servers.sh")
     return ServerBinary(path, dict(os.environ))
 
 
@@ -74,7 +74,7 @@ def find_llama_server() -> ServerBinary:
 
 
 class LlamaServer:
-    """A server.cpp of one generation on 127.0.0.1 serving one model; restartable in place.
+    """A server.cpp of one kind on 127.0.0.1 serving one model; restartable in place.
 
     The port is chosen once, so after stop() or kill() a new start() serves the same URL,
     which is what recovery tests need.  Output of every run is appended to log_path; the
@@ -89,7 +89,7 @@ class LlamaServer:
         model: pathlib.Path,
         log_path: pathlib.Path,
         *,
-        generation: str = "llamacpp",
+        kind: str = "llamacpp",
         parallel: int = 2,
         ctx_size: int = 2048,
         threads: int = 1,
@@ -97,13 +97,13 @@ class LlamaServer:
         embedding: bool = False,
         extra_args: list[str] | tuple[str, ...] = (),
     ):
-        self.generation = generation
-        self.binary = find_server(generation)
+        self.kind = kind
+        self.binary = find_server(kind)
         self.model = pathlib.Path(model)
         self.log_path = pathlib.Path(log_path)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        current = generation == "llamacpp"
+        current = kind == "llamacpp"
         # One thread: on a 2-core box a second compute thread only adds spin-wait stalls.
         # The old servers always shift their context and have no web UI to turn off.
         self.args = [
@@ -125,7 +125,7 @@ class LlamaServer:
 
     @property
     def legacy(self) -> bool:
-        return self.generation != "llamacpp"
+        return self.kind != "llamacpp"
 
     def __enter__(self) -> "LlamaServer":
         self.start()
@@ -137,7 +137,7 @@ class LlamaServer:
     def start(self) -> None:
         """Launch the server and return once it answers (``/health``, or ``/model.json``)."""
         if self.proc is not None and self.proc.poll() is None:
-            raise RuntimeError(f"{self.generation} server already running on {self.url}")
+            raise RuntimeError(f"{self.kind} server already running on {self.url}")
         with open(self.log_path, "ab") as log:
             log.write(f"--- start: {' '.join(self.args)}\n".encode())
             log.flush()
@@ -157,7 +157,7 @@ class LlamaServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(
-                    f"{self.generation} server exited with {self.proc.returncode} during "
+                    f"{self.kind} server exited with {self.proc.returncode} during "
                     f"start-up:\n{self.log_tail()}"
                 )
             try:
@@ -168,7 +168,7 @@ class LlamaServer:
             time.sleep(0.05)
         self.stop()
         raise TimeoutError(
-            f"{self.generation} server not ready after {self.STARTUP_TIMEOUT:.0f}s:\n"
+            f"{self.kind} server not ready after {self.STARTUP_TIMEOUT:.0f}s:\n"
             f"{self.log_tail()}"
         )
 

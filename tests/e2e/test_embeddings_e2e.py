@@ -1,5 +1,5 @@
 """Embeddings, tokenization and the GLM API through the proxy, against real servers of every
-generation (``generation`` fixture)."""
+kind (``kind`` fixture)."""
 from __future__ import annotations
 
 import base64
@@ -17,15 +17,15 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def embedding_server(model, logs, generation):
-    with LlamaServer(model, logs / f"embedding-{generation}.log", generation=generation,
+def embedding_server(model, logs, kind):
+    with LlamaServer(model, logs / f"embedding-{kind}.log", kind=kind,
                      parallel=2, embedding=True) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
-def chat_server(model, logs, generation):
-    with LlamaServer(model, logs / f"chat-{generation}.log", generation=generation,
+def chat_server(model, logs, kind):
+    with LlamaServer(model, logs / f"chat-{kind}.log", kind=kind,
                      parallel=2) as server:
         yield server
 
@@ -34,14 +34,14 @@ def chat_server(model, logs, generation):
 def proxy(embedding_server, logs):
     """The usual set-up: one server doing both chat and embeddings."""
     with ProxyProcess(embedding_server.url,
-                      logs / f"proxy-embeddings-{embedding_server.generation}.log") as process:
+                      logs / f"proxy-embeddings-{embedding_server.kind}.log") as process:
         yield process
 
 
 @pytest.fixture(scope="module")
 def split_proxy(chat_server, embedding_server, logs):
     """Chat from one server, embeddings from another (--embedding-api)."""
-    with ProxyProcess(chat_server.url, logs / f"proxy-split-{chat_server.generation}.log",
+    with ProxyProcess(chat_server.url, logs / f"proxy-split-{chat_server.kind}.log",
                       args=["--embedding-api", embedding_server.url]) as process:
         yield process
 
@@ -90,7 +90,7 @@ def test_embeddings_from_a_separate_server(split_proxy, chat_server, embedding_s
 
 
 def test_embeddings_off_is_a_clear_501(chat_server, logs):
-    with ProxyProcess(chat_server.url, logs / f"proxy-noembed-{chat_server.generation}.log") \
+    with ProxyProcess(chat_server.url, logs / f"proxy-noembed-{chat_server.kind}.log") \
             as proxy:
         response = requests.post(proxy.url + "/v1/embeddings", json={"input": "x"}, timeout=30)
     assert response.status_code == 501
@@ -111,7 +111,7 @@ def test_tokenize_routes_match_the_server(proxy, embedding_server):
     ids = requests.post(url + "/tokenize", json={"content": "hello world"}, timeout=10).json()[
         "tokens"]
     pieces = [requests.post(url + "/detokenize", json={"tokens": [token]}, timeout=10).json()[
-        "content"] for token in ids]  # each a whole word: safe to ask any generation
+        "content"] for token in ids]  # each a whole word: safe to ask any kind
     glm = requests.post(proxy.url + "/tokenize", json={"prompt": "hello world"}, timeout=10).json()
     assert glm == {"tokenIds": ids, "tokens": pieces}
     short = requests.post(proxy.url + "/tokenize", json={"prompt": "hello world",

@@ -1,4 +1,4 @@
-"""The fleet in front of two real servers of each generation: routing, affinity, failing over.
+"""The fleet in front of two real servers of each kind: routing, affinity, failing over.
 
 A models file names one model on both servers (with an alias) and a second model on one of
 them. Affinity is observed through the servers' own counters: the prompt tokens each reports
@@ -77,24 +77,24 @@ def prompt_tokens_processed(server: LlamaServer) -> int:
 
 
 @pytest.fixture(scope="module")
-def servers(generation, model, logs):
+def servers(kind, model, logs):
     with ExitStack() as stack:
         found = []
         for index in range(2):
-            folder = logs / f"fleet-{generation}-{index}"
+            folder = logs / f"fleet-{kind}-{index}"
             folder.mkdir(exist_ok=True)
-            metrics = ["--metrics"] if generation == "llamacpp" else []
+            metrics = ["--metrics"] if kind == "llamacpp" else []
             found.append(stack.enter_context(LlamaServer(
-                model, folder / "server.log", generation=generation, parallel=2,
+                model, folder / "server.log", kind=kind, parallel=2,
                 ctx_size=4096, extra_args=metrics)))
         yield found
 
 
 @pytest.fixture(scope="module")
 def proxy(servers, logs):
-    path = logs / f"models-{servers[0].generation}.toml"
+    path = logs / f"models-{servers[0].kind}.toml"
     path.write_text(MODELS_FILE.format(first=servers[0].url, second=servers[1].url))
-    with ProxyProcess(servers[0].url, logs / f"proxy-fleet-{servers[0].generation}.log",
+    with ProxyProcess(servers[0].url, logs / f"proxy-fleet-{servers[0].kind}.log",
                       args=["--config", str(path)]) as running:
         yield running
 
@@ -130,7 +130,7 @@ def test_later_turns_reuse_the_servers_cache(client, servers, stream):
     messages = opening(1000 + stream)
     home = servers[home_of(messages, servers)]
     other = servers[1 - servers.index(home)]
-    counted = home.generation == "llamacpp"
+    counted = home.kind == "llamacpp"
     previous_prompt = 0
     for turn in range(3):
         before = [prompt_tokens_processed(s) for s in (home, other)] if counted else None

@@ -208,7 +208,7 @@ preload = true
         assert [m.id for m in listed] == ["first", "second"]
 
 
-def test_a_generation_a_server_runs_from_cmd(tmp_path, model, logs):
+def test_a_kind_a_server_runs_from_cmd(tmp_path, model, logs):
     old = find_server("powerinfer")
     text = f"""
 [models.old]

@@ -20,8 +20,8 @@ FIRST_BYTE_OF_ZHONG = 3 + 0xE4  # "中" is spelt in byte tokens <0xE4> <0xB8> <0
 
 
 @pytest.fixture(scope="module")
-def server(model, logs, generation):
-    with LlamaServer(model, logs / f"facts-{generation}.log", generation=generation,
+def server(model, logs, kind):
+    with LlamaServer(model, logs / f"facts-{kind}.log", kind=kind,
                      parallel=2, ctx_size=1024) as srv:
         yield srv
 
@@ -31,10 +31,10 @@ def post(server: LlamaServer, path: str, body: dict) -> requests.Response:
 
 
 @only(*OLD, why=WHY)
-def test_detection_probes(server, generation):
+def test_detection_probes(server, kind):
     assert requests.get(server.url + "/health", timeout=10).status_code == 404
     models = requests.get(server.url + "/v1/models", timeout=10).status_code
-    assert models == (200 if generation == "llamacpp-2023" else 404)
+    assert models == (200 if kind == "llamacpp-2023" else 404)
 
 
 @only(*OLD, why=WHY)

@@ -1,7 +1,7 @@
-"""The proxy as a process in front of real servers of every generation, through the openai SDK.
+"""The proxy as a process in front of real servers of every kind, through the openai SDK.
 
 Each test runs against PowerInfer's server, llama.cpp's of 2023 and current llama-server
-(the ``generation`` fixture), unless its ``only`` mark says why it cannot apply. Answers are
+(the ``kind`` fixture), unless its ``only`` mark says why it cannot apply. Answers are
 compared with what the server itself returns for the same prompt and settings (``POST
 /completion`` straight to it), so these tests prove compatibility with the real upstream,
 not just a translation that agrees with a mock.
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.e2e
 
 MODEL = "tiny"
 API_KEY = "e2e-secret"
-KINDS = ("chat", "completion")
+APIS = ("chat", "completion")
 PROMPT = "the cat"  # what a completion request sends
 USER = "hi"  # what a chat request's one user message says
 HISTORIC_STOP = ["</s>"]
@@ -51,15 +51,15 @@ def historic_prompt(user: str) -> str:
             f"\nUSER: {user}\nASSISTANT:")
 
 
-def upstream_prompt(kind: str, text: str) -> tuple[str, list]:
+def upstream_prompt(api: str, text: str) -> tuple[str, list]:
     """The prompt and stop words the proxy should send llama-server for ``text``."""
-    if kind == "chat":
+    if api == "chat":
         return historic_prompt(text), HISTORIC_STOP
     return text, []
 
 
-def default_text(kind: str) -> str:
-    return USER if kind == "chat" else PROMPT
+def default_text(api: str) -> str:
+    return USER if api == "chat" else PROMPT
 
 
 # -- the server, spoken to directly ----------------------------------------------------------
@@ -107,19 +107,19 @@ def server_stream(server: LlamaServer, body: dict) -> dict:
                 continue
             return {**chunk, "content": "".join(texts),
                     "completion_probabilities": probabilities}
-    raise AssertionError(f"the {server.generation} stream ended without a final chunk")
+    raise AssertionError(f"the {server.kind} stream ended without a final chunk")
 
 
 def stop_kind(body: dict) -> str:
-    """``eos``, ``word`` or ``limit``, from either generation's way of saying it."""
+    """``eos``, ``word`` or ``limit``, from either kind's way of saying it."""
     if "stop_type" in body:
         return body["stop_type"]
-    return next(kind for kind in ("eos", "word", "limit") if body[f"stopped_{kind}"])
+    return next(api for api in ("eos", "word", "limit") if body[f"stopped_{api}"])
 
 
-def server_expects(server: LlamaServer, kind: str, text: str, **fields: Any) -> dict:
+def server_expects(server: LlamaServer, api: str, text: str, **fields: Any) -> dict:
     """What the server answers to the prompt the proxy should make of ``text``."""
-    prompt, stop = upstream_prompt(kind, text)
+    prompt, stop = upstream_prompt(api, text)
     return server_completion(server, prompt, stop=stop, **fields)
 
 
@@ -156,16 +156,16 @@ class Answer:
     raw: Any  # the SDK response, or the list of stream chunks
 
 
-def ask(client: openai.OpenAI, kind: str, text: Optional[str] = None, *, stream: bool = False,
+def ask(client: openai.OpenAI, api: str, text: Optional[str] = None, *, stream: bool = False,
         **fields: Any) -> Answer:
     """Send one chat (``text`` as the user message) or completion (``text`` as the prompt).
 
     Greedy unless ``fields`` set a temperature. A stream asks for the usage chunk, and its
     framing is checked here: one id, exactly one finish chunk, usage last.
     """
-    text = default_text(kind) if text is None else text
+    text = default_text(api) if text is None else text
     fields.setdefault("temperature", 0)
-    if kind == "chat":
+    if api == "chat":
         create = client.chat.completions.create
         fields["messages"] = [{"role": "user", "content": text}]
     else:
@@ -174,7 +174,7 @@ def ask(client: openai.OpenAI, kind: str, text: Optional[str] = None, *, stream:
     if not stream:
         answer = create(model=MODEL, **fields)
         choice = answer.choices[0]
-        return Answer(choice.message.content if kind == "chat" else choice.text,
+        return Answer(choice.message.content if api == "chat" else choice.text,
                       choice.finish_reason, answer.usage, answer)
 
     with create(model=MODEL, stream=True, stream_options={"include_usage": True},
@@ -185,7 +185,7 @@ def ask(client: openai.OpenAI, kind: str, text: Optional[str] = None, *, stream:
     assert all(chunk.choices for chunk in bodies)
     assert len({chunk.id for chunk in chunks}) == 1
     choices = [chunk.choices[0] for chunk in bodies]
-    if kind == "chat":
+    if api == "chat":
         assert choices[0].delta.role == "assistant"
         streamed = "".join(choice.delta.content or "" for choice in choices)
     else:
@@ -208,23 +208,23 @@ def sse_events(response: requests.Response) -> Iterator[Any]:
 # -- fixtures ---------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def upstream(model, logs, generation) -> Iterator[LlamaServer]:
+def upstream(model, logs, kind) -> Iterator[LlamaServer]:
     """The module's server, with four slots so requests run side by side."""
-    with LlamaServer(model, logs / f"{generation}.log", generation=generation, parallel=4,
+    with LlamaServer(model, logs / f"{kind}.log", kind=kind, parallel=4,
                      ctx_size=4096) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def waitress_proxy(upstream, logs) -> Iterator[ProxyProcess]:
-    with ProxyProcess(upstream.url, logs / f"proxy-waitress-{upstream.generation}.log",
+    with ProxyProcess(upstream.url, logs / f"proxy-waitress-{upstream.kind}.log",
                       how="waitress") as proxy:
         yield proxy
 
 
 @pytest.fixture(scope="module")
 def gunicorn_proxy(upstream, logs) -> Iterator[ProxyProcess]:
-    with ProxyProcess(upstream.url, logs / f"proxy-gunicorn-{upstream.generation}.log",
+    with ProxyProcess(upstream.url, logs / f"proxy-gunicorn-{upstream.kind}.log",
                       how="gunicorn") as proxy:
         yield proxy
 
@@ -243,13 +243,13 @@ def client(waitress_proxy) -> Iterator[openai.OpenAI]:
 
 
 @pytest.fixture
-def endless_upstream(model, logs, generation, request) -> Iterator[LlamaServer]:
+def endless_upstream(model, logs, kind, request) -> Iterator[LlamaServer]:
     """A one-slot server of the test's own that shifts its context instead of stopping.
 
     It is SIGKILLed afterwards: a server still generating hangs on SIGTERM.
     """
     name = request.node.name.replace("[", "-").rstrip("]")
-    server = LlamaServer(model, logs / f"{generation}-{name}.log", generation=generation,
+    server = LlamaServer(model, logs / f"{kind}-{name}.log", kind=kind,
                          parallel=1, ctx_size=2048, context_shift=True)
     server.start()
     try:
@@ -260,43 +260,43 @@ def endless_upstream(model, logs, generation, request) -> Iterator[LlamaServer]:
 
 # -- generation ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_greedy_text_is_the_servers_streamed_or_not(any_client, upstream, kind):
-    expected = server_expects(upstream, kind, default_text(kind), n_predict=MAX_TOKENS)
-    whole = ask(any_client, kind, max_tokens=MAX_TOKENS)
-    streamed = ask(any_client, kind, stream=True, max_tokens=MAX_TOKENS)
+@pytest.mark.parametrize("api", APIS)
+def test_greedy_text_is_the_servers_streamed_or_not(any_client, upstream, api):
+    expected = server_expects(upstream, api, default_text(api), n_predict=MAX_TOKENS)
+    whole = ask(any_client, api, max_tokens=MAX_TOKENS)
+    streamed = ask(any_client, api, stream=True, max_tokens=MAX_TOKENS)
     assert expected["content"].strip() and stop_kind(expected) == "limit"
     assert whole.text == streamed.text == expected["content"]
     assert whole.finish_reason == streamed.finish_reason == "length"
     assert whole.raw.model == MODEL
-    assert whole.raw.id.startswith("chatcmpl-" if kind == "chat" else "cmpl-")
+    assert whole.raw.id.startswith("chatcmpl-" if api == "chat" else "cmpl-")
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
-@pytest.mark.parametrize("kind", KINDS)
-def test_stop_sequence_ends_the_text_before_it(client, upstream, kind, stream):
-    full = server_expects(upstream, kind, default_text(kind), n_predict=MAX_TOKENS)["content"]
+@pytest.mark.parametrize("api", APIS)
+def test_stop_sequence_ends_the_text_before_it(client, upstream, api, stream):
+    full = server_expects(upstream, api, default_text(api), n_predict=MAX_TOKENS)["content"]
     stop = " " + full.split()[2]  # the model's third word
-    answer = ask(client, kind, stream=stream, max_tokens=MAX_TOKENS, stop=[stop])
+    answer = ask(client, api, stream=stream, max_tokens=MAX_TOKENS, stop=[stop])
     assert answer.text == full[:full.index(stop)]
     assert answer.text.strip() and stop not in answer.text
     assert answer.finish_reason == "stop"
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
-@pytest.mark.parametrize("kind", KINDS)
-def test_max_tokens_ends_with_length(client, kind, stream):
-    answer = ask(client, kind, stream=stream, max_tokens=5)
+@pytest.mark.parametrize("api", APIS)
+def test_max_tokens_ends_with_length(client, api, stream):
+    answer = ask(client, api, stream=stream, max_tokens=5)
     assert answer.finish_reason == "length"
     assert answer.usage.completion_tokens == 5
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
-@pytest.mark.parametrize("kind", KINDS)
-def test_forced_eos_ends_with_stop(client, upstream, kind, stream):
-    expected = server_expects(upstream, kind, default_text(kind), n_predict=MAX_TOKENS,
+@pytest.mark.parametrize("api", APIS)
+def test_forced_eos_ends_with_stop(client, upstream, api, stream):
+    expected = server_expects(upstream, api, default_text(api), n_predict=MAX_TOKENS,
                               logit_bias=[[EOS_ID, 100]])
-    answer = ask(client, kind, stream=stream, max_tokens=MAX_TOKENS,
+    answer = ask(client, api, stream=stream, max_tokens=MAX_TOKENS,
                  logit_bias={str(EOS_ID): 100})
     assert stop_kind(expected) == "eos"
     assert answer.text == ""
@@ -305,32 +305,32 @@ def test_forced_eos_ends_with_stop(client, upstream, kind, stream):
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
-@pytest.mark.parametrize("kind", KINDS)
-def test_forced_word_is_generated(client, kind, stream):
-    answer = ask(client, kind, stream=stream, max_tokens=3,
+@pytest.mark.parametrize("api", APIS)
+def test_forced_word_is_generated(client, api, stream):
+    answer = ask(client, api, stream=stream, max_tokens=3,
                  logit_bias={str(token_id("moon")): 100})
     assert answer.text == " moon moon moon"
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_usage_is_the_servers_own_count(client, upstream, kind):
-    expected = server_expects(upstream, kind, default_text(kind), n_predict=MAX_TOKENS)
+@pytest.mark.parametrize("api", APIS)
+def test_usage_is_the_servers_own_count(client, upstream, api):
+    expected = server_expects(upstream, api, default_text(api), n_predict=MAX_TOKENS)
     counts = {"prompt_tokens": expected["tokens_evaluated"],
               "completion_tokens": expected["tokens_predicted"],
               "total_tokens": expected["tokens_evaluated"] + expected["tokens_predicted"]}
-    whole = ask(client, kind, max_tokens=MAX_TOKENS)
-    streamed = ask(client, kind, stream=True, max_tokens=MAX_TOKENS)
+    whole = ask(client, api, max_tokens=MAX_TOKENS)
+    streamed = ask(client, api, stream=True, max_tokens=MAX_TOKENS)
     for usage in (whole.usage, streamed.usage):
         assert {name: getattr(usage, name) for name in counts} == counts
 
 
 @only("llamacpp-2023", "llamacpp", why="PowerInfer's server reads a seed but never applies it")
-@pytest.mark.parametrize("kind", KINDS)
-def test_same_seed_gives_the_servers_text(client, upstream, kind):
-    expected = server_expects(upstream, kind, default_text(kind), n_predict=MAX_TOKENS,
+@pytest.mark.parametrize("api", APIS)
+def test_same_seed_gives_the_servers_text(client, upstream, api):
+    expected = server_expects(upstream, api, default_text(api), n_predict=MAX_TOKENS,
                               temperature=1, seed=4242)
-    whole = ask(client, kind, max_tokens=MAX_TOKENS, temperature=1, seed=4242)
-    streamed = ask(client, kind, stream=True, max_tokens=MAX_TOKENS, temperature=1, seed=4242)
+    whole = ask(client, api, max_tokens=MAX_TOKENS, temperature=1, seed=4242)
+    streamed = ask(client, api, stream=True, max_tokens=MAX_TOKENS, temperature=1, seed=4242)
     assert whole.text == streamed.text == expected["content"]
 
 
@@ -360,7 +360,7 @@ def test_several_prompts_and_choices_are_the_servers(client, upstream, stream):
 # -- logprobs ------------------------------------------------------------------------------
 
 def logprob_entries(entries: list) -> list:
-    """Probabilities in current llama-server's shape, whichever generation listed them.
+    """Probabilities in current llama-server's shape, whichever kind listed them.
 
     Old servers give ``{content, probs: [{tok_str, prob}]}``: plain probabilities, no bytes.
     """
@@ -431,10 +431,10 @@ def test_completion_logprobs_are_the_servers(client, upstream, stream):
 
 # -- prompts -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_tokenize_returns_the_prompts_tokens(client, upstream, kind):
-    prompt, _ = upstream_prompt(kind, default_text(kind))
-    answer = ask(client, kind, max_tokens=2, extra_body={"tokenize": True})
+@pytest.mark.parametrize("api", APIS)
+def test_tokenize_returns_the_prompts_tokens(client, upstream, api):
+    prompt, _ = upstream_prompt(api, default_text(api))
+    answer = ask(client, api, max_tokens=2, extra_body={"tokenize": True})
     tokens = server_tokens(upstream, prompt)
     assert answer.raw.model_extra["promptToken"] == tokens
     assert answer.usage.prompt_tokens == len(tokens) + 1  # llama-server adds BOS
@@ -442,7 +442,7 @@ def test_tokenize_returns_the_prompts_tokens(client, upstream, kind):
 
 @pytest.fixture(scope="module")
 def auto_proxy(upstream, logs) -> Iterator[ProxyProcess]:
-    with ProxyProcess(upstream.url, logs / f"proxy-auto-{upstream.generation}.log",
+    with ProxyProcess(upstream.url, logs / f"proxy-auto-{upstream.kind}.log",
                       args=["--chat-template", "auto"]) as proxy:
         yield proxy
 
@@ -470,9 +470,9 @@ def test_auto_chat_template_is_the_models_own(auto_proxy, upstream):
 def test_eight_concurrent_streams_each_complete(client, upstream):
     texts = ["the cat", "a dog", "hello world", "red sun", "my house", "blue sea",
              "one two three", "good day"]
-    jobs = [(KINDS[i % 2], text) for i, text in enumerate(texts)]
-    expected = [server_expects(upstream, kind, text, n_predict=48)["content"]
-                for kind, text in jobs]
+    jobs = [(APIS[i % 2], text) for i, text in enumerate(texts)]
+    expected = [server_expects(upstream, api, text, n_predict=48)["content"]
+                for api, text in jobs]
     start = threading.Barrier(len(jobs))
 
     def run(job: tuple) -> Answer:
@@ -489,7 +489,7 @@ def test_eight_concurrent_streams_each_complete(client, upstream):
 @pytest.mark.parametrize("how", ["waitress", "gunicorn"])
 def test_client_disconnect_frees_the_slot(endless_upstream, logs, how):
     server = endless_upstream
-    with ProxyProcess(server.url, logs / f"proxy-disconnect-{server.generation}-{how}.log",
+    with ProxyProcess(server.url, logs / f"proxy-disconnect-{server.kind}-{how}.log",
                       how=how) as proxy:
         with requests.post(proxy.url + "/v1/completions", json=ENDLESS, stream=True,
                            timeout=DEADLINE) as response:
@@ -507,7 +507,7 @@ def test_client_disconnect_frees_the_slot(endless_upstream, logs, how):
 
 
 def test_api_key_is_enforced(upstream, logs):
-    with ProxyProcess(upstream.url, logs / f"proxy-keyed-{upstream.generation}.log",
+    with ProxyProcess(upstream.url, logs / f"proxy-keyed-{upstream.kind}.log",
                       args=["--api-key", API_KEY]) as proxy:
         with proxy.sdk("wrong-key") as client, pytest.raises(openai.AuthenticationError):
             ask(client, "chat", max_tokens=2)
@@ -524,7 +524,7 @@ def test_api_key_is_enforced(upstream, logs):
 
 def test_upstream_killed_mid_stream_gives_503_then_recovers(endless_upstream, logs):
     server = endless_upstream
-    with ProxyProcess(server.url, logs / f"proxy-killed-{server.generation}.log") as proxy, \
+    with ProxyProcess(server.url, logs / f"proxy-killed-{server.kind}.log") as proxy, \
             proxy.sdk() as client:
         assert requests.get(proxy.url + "/health", timeout=10).status_code == 200
         with requests.post(proxy.url + "/v1/completions", json=ENDLESS, stream=True,
@@ -569,11 +569,11 @@ def first_characters(limit: int) -> str:
 
 
 @pytest.mark.parametrize("limit", [1, 2, 3, 4])
-@pytest.mark.parametrize("kind", KINDS)
-def test_a_limit_inside_a_character_is_answered_whole(client, upstream, kind, limit):
+@pytest.mark.parametrize("api", APIS)
+def test_a_limit_inside_a_character_is_answered_whole(client, upstream, api, limit):
     forced = {"n_predict": limit, "grammar": WIDE_GRAMMAR}
-    server_streamed = server_stream(upstream, {**expected_request(kind, WIDE_PROMPT), **forced})
-    answers = [ask(client, kind, WIDE_PROMPT, stream=stream, max_tokens=limit,
+    server_streamed = server_stream(upstream, {**expected_request(api, WIDE_PROMPT), **forced})
+    answers = [ask(client, api, WIDE_PROMPT, stream=stream, max_tokens=limit,
                    extra_body={"grammar": WIDE_GRAMMAR}) for stream in (False, True)]
     whole, streamed = answers
     if upstream.legacy:
@@ -584,7 +584,7 @@ def test_a_limit_inside_a_character_is_answered_whole(client, upstream, kind, li
     else:
         # the server's stream leaves a cut character out; its whole answer has U+FFFD
         assert streamed.text == server_streamed["content"] == first_characters(limit)
-        server_whole = server_expects(upstream, kind, WIDE_PROMPT, **forced)
+        server_whole = server_expects(upstream, api, WIDE_PROMPT, **forced)
         assert whole.text == server_whole["content"]
     for answer in answers:
         assert answer.finish_reason == "length"
@@ -592,24 +592,24 @@ def test_a_limit_inside_a_character_is_answered_whole(client, upstream, kind, li
         assert answer.usage.prompt_tokens == server_streamed["tokens_evaluated"]
 
 
-def expected_request(kind: str, text: str) -> dict:
-    prompt, stop = upstream_prompt(kind, text)
+def expected_request(api: str, text: str) -> dict:
+    prompt, stop = upstream_prompt(api, text)
     return {"prompt": prompt, "stop": stop, "temperature": 0, **PROXY_DEFAULTS}
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
-@pytest.mark.parametrize("kind", KINDS)
-def test_wide_text_in_and_out_is_the_servers(client, upstream, kind, stream):
-    expected = server_expects(upstream, kind, WIDE_PROMPT, n_predict=MAX_TOKENS,
+@pytest.mark.parametrize("api", APIS)
+def test_wide_text_in_and_out_is_the_servers(client, upstream, api, stream):
+    expected = server_expects(upstream, api, WIDE_PROMPT, n_predict=MAX_TOKENS,
                               grammar=WIDE_GRAMMAR)
-    answer = ask(client, kind, WIDE_PROMPT, stream=stream, max_tokens=MAX_TOKENS,
+    answer = ask(client, api, WIDE_PROMPT, stream=stream, max_tokens=MAX_TOKENS,
                  extra_body={"grammar": WIDE_GRAMMAR, "tokenize": True})
     assert expected["content"] == answer.text == WIDE
     assert answer.finish_reason == "stop"
     assert answer.usage.prompt_tokens == expected["tokens_evaluated"]
     assert answer.usage.completion_tokens == expected["tokens_predicted"]
     if not stream:
-        prompt, _ = upstream_prompt(kind, WIDE_PROMPT)
+        prompt, _ = upstream_prompt(api, WIDE_PROMPT)
         assert answer.raw.model_extra["promptToken"] == server_tokens(upstream, prompt)
 
 
@@ -633,7 +633,7 @@ def test_sixty_four_streams_through_four_slots_all_complete(upstream, logs):
     expected = {text: server_completion(upstream, text, n_predict=8)["content"]
                 for text in texts}
     start = threading.Barrier(len(texts))
-    with ProxyProcess(upstream.url, logs / f"proxy-64-{upstream.generation}.log",
+    with ProxyProcess(upstream.url, logs / f"proxy-64-{upstream.kind}.log",
                       args=["--threads", "128"]) as proxy, proxy.sdk() as client:
         def run(text: str) -> Answer:
             start.wait(DEADLINE)

@@ -1,4 +1,4 @@
-"""Tool calls and structured output through the proxy, on real servers of every generation.
+"""Tool calls and structured output through the proxy, on real servers of every kind.
 
 The tiny model's weights are random, so whatever it writes under a grammar is what the
 grammar allows: these tests prove that the constraint reaches each server and that the
@@ -49,10 +49,10 @@ class Trip(BaseModel):
 
 
 @pytest.fixture(scope="module")
-def proxy(generation, model, logs):
-    with LlamaServer(model, logs / f"tools-{generation}.log", generation=generation,
+def proxy(kind, model, logs):
+    with LlamaServer(model, logs / f"tools-{kind}.log", kind=kind,
                      parallel=1) as server, \
-            ProxyProcess(server.url, logs / f"proxy-tools-{generation}.log",
+            ProxyProcess(server.url, logs / f"proxy-tools-{kind}.log",
                          args=["--chat-template", "chatml"]) as running:
         yield running
 

@@ -45,29 +45,29 @@ class _Dropped(ConnectionAbortedError):
 
 
 class FakeServerCpp:
-    """Run one server.cpp generation in a daemon thread; script it through attributes.
+    """Run one server.cpp kind in a daemon thread; script it through attributes.
 
     ``FakeServerCpp("powerinfer" | "llamacpp-2023" | "llamacpp", **script)`` where the
     script keys are those of ``_DEFAULTS``. All of them stay settable between requests.
     """
 
-    def __init__(self, generation: str, **script: Any) -> None:
-        if generation not in wire.GENERATIONS:
-            raise ValueError(f"generation must be one of {wire.GENERATIONS}, not {generation!r}")
+    def __init__(self, kind: str, **script: Any) -> None:
+        if kind not in wire.KINDS:
+            raise ValueError(f"kind must be one of {wire.KINDS}, not {kind!r}")
         unknown = set(script) - set(_DEFAULTS)
         if unknown:
             raise TypeError(f"unknown script keys: {sorted(unknown)}")
-        if generation == A and script.get("api_key"):
+        if kind == A and script.get("api_key"):
             raise ValueError("PowerInfer's server has no --api-key")
-        self.generation = generation
+        self.kind = kind
         for key, value in _DEFAULTS.items():
             setattr(self, key, list(value) if isinstance(value, list) else value)
         for key, value in script.items():
             setattr(self, key, value)
         if self.n_ctx is None:
-            self.n_ctx = 4096 if generation == C else 512
+            self.n_ctx = 4096 if kind == C else 512
         if self.n_slots is None:
-            self.n_slots = 4 if generation == C else 1
+            self.n_slots = 4 if kind == C else 1
         self._last_used = {i: 0.0 for i in range(self.n_slots)}  # A/B pick free slots by it
         self.vocab = wire.Vocab()
         self._lock = threading.Lock()
@@ -121,7 +121,7 @@ class FakeServerCpp:
         self._stopping = threading.Event()
         self._server, self._port = server, server.port
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"fake-{self.generation}-{self._port}", daemon=True)
+                                        name=f"fake-{self.kind}-{self._port}", daemon=True)
         self._thread.start()
         return self
 
@@ -173,8 +173,8 @@ class FakeServerCpp:
     def _send(self, start_response: Any, status: int, body: Any, ctype: str | None = None,
               headers: tuple = ()) -> list[bytes]:
         if not isinstance(body, str):
-            body = wire.dumps(self.generation, body)
-            ctype = ctype or ("application/json; charset=utf-8" if self.generation == C
+            body = wire.dumps(self.kind, body)
+            ctype = ctype or ("application/json; charset=utf-8" if self.kind == C
                               else "application/json")
         data = body.encode()
         start_response(f"{status} {HTTP_STATUS_CODES[status]}",
@@ -183,8 +183,8 @@ class FakeServerCpp:
         return [data]
 
     def _error(self, start_response: Any, status: int, message: str, kind: str) -> list[bytes]:
-        """Answer an error the generation's way: text/plain for A/B, typed JSON for C."""
-        if self.generation != C:
+        """Answer an error the kind's way: text/plain for A/B, typed JSON for C."""
+        if self.kind != C:
             return self._send(start_response, status, message)
         if kind in ("authentication_error", "unavailable_error", "not_found_error"):
             # built in server-http.cpp: key order message/type/code
@@ -206,7 +206,7 @@ class FakeServerCpp:
             body = json.loads(raw) if raw else {}
         except ValueError:
             body = None
-        path, gen = req.path, self.generation
+        path, gen = req.path, self.kind
         self.requests.append((path, body if isinstance(body, dict) else {}, dict(req.headers)))
         if gen == C and self.loading:
             return self._error(start_response, 503, "Loading model", "unavailable_error")
@@ -240,10 +240,10 @@ class FakeServerCpp:
         """A/B report the alias or the model path; C the alias or the file name."""
         if self.model_alias:
             return self.model_alias
-        return os.path.basename(self.model_path) if self.generation == C else self.model_path
+        return os.path.basename(self.model_path) if self.kind == C else self.model_path
 
     def _completion(self, start_response, body, req, environ, stopping):
-        gen, sock = self.generation, environ.get("werkzeug.socket")
+        gen, sock = self.kind, environ.get("werkzeug.socket")
         if gen == B and self.api_key and req.headers.get("Authorization") != f"Bearer {self.api_key}":
             return self._send(start_response, 401, "Unauthorized")
         if not isinstance(body, dict):
@@ -322,7 +322,7 @@ class FakeServerCpp:
         return self._events(job, result, sock, stopping)
 
     def _job(self, body: dict, prompt: Any, slot: int, n_prompt: int) -> tuple[wire.Job, wire.Plan]:
-        gen = self.generation
+        gen = self.kind
         n_keep = wire.param(body, "n_keep", self._slot_n_keep.get(slot, 0) if gen != C else 0)
         truncated = False
         if gen != C:
@@ -358,7 +358,7 @@ class FakeServerCpp:
     def _events(self, job: wire.Job, result: wire.Plan, sock: socket.socket,
                 stopping: threading.Event) -> Iterator[bytes]:
         """Stream token chunks; an early close() or a vanished client counts as cancelled."""
-        gen, finished = self.generation, False
+        gen, finished = self.kind, False
         with self._lock:
             self.active_streams += 1
         try:
@@ -397,7 +397,7 @@ class FakeServerCpp:
         C queues instead of refusing, so it always gets one in the end; A and B answer None.
         """
         with self._lock:
-            if self.generation == C:
+            if self.kind == C:
                 taken = asked
             else:
                 free = [i for i in self._last_used if i not in self._busy]
@@ -420,7 +420,7 @@ class FakeServerCpp:
         if not stream:  # httplib's error handler rewrites the body of every 404
             return self._send(start_response, 404, _NOT_FOUND)
         start_response("200 OK", [("Content-Type", "text/event-stream")])
-        return [b'error: {"content":"slot unavailable"}\n\n'] if self.generation == B else []
+        return [b'error: {"content":"slot unavailable"}\n\n'] if self.kind == B else []
 
     def _wait_gate(self, stopping: threading.Event, sock: socket.socket) -> bool:
         deadline = time.monotonic() + 10
@@ -438,7 +438,7 @@ class FakeServerCpp:
     def _tokenize(self, start_response, body, req, environ, stopping):
         body = body if isinstance(body, dict) else {}
         ids = self.vocab.tokenize(body.get("content", ""))
-        if self.generation == C and body.get("with_pieces"):
+        if self.kind == C and body.get("with_pieces"):
             return self._send(start_response, 200, {"tokens": [
                 {"id": t, "piece": _text_or_bytes(self.vocab.piece_bytes(t))} for t in ids]})
         return self._send(start_response, 200, {"tokens": ids})
@@ -449,7 +449,7 @@ class FakeServerCpp:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            if self.generation != C:  # their JSON writer throws on a piece of a character
+            if self.kind != C:  # their JSON writer throws on a piece of a character
                 self.type_violations.append("detokenize: incomplete UTF-8")
                 return self._send(start_response, 500, "500 Internal Server Error\n[json."
                                   "exception.type_error.316] incomplete UTF-8 string")
@@ -461,7 +461,7 @@ class FakeServerCpp:
 
     def _models(self, start_response, body, req, environ, stopping):
         name, created = self.model_name, int(time.time())
-        if self.generation == B:
+        if self.kind == B:
             return self._send(start_response, 200, {"object": "list", "data": [
                 {"id": name, "object": "model", "created": created, "owned_by": "llamacpp"}]})
         meta = {"vocab_type": 1, "n_vocab": 32000, "n_ctx": self.n_ctx, "n_ctx_train": self.n_ctx,
@@ -476,11 +476,11 @@ class FakeServerCpp:
              "owned_by": "llamacpp", "meta": meta}]})
 
     def _settings(self) -> dict:
-        return wire.generation_settings(self.generation, {}, n_ctx=self.n_ctx, model=self.model_name,
+        return wire.generation_settings(self.kind, {}, n_ctx=self.n_ctx, model=self.model_name,
                                         n_keep=0)
 
     def _props(self, start_response, body, req, environ, stopping):
-        if self.generation != C:
+        if self.kind != C:
             return self._send(start_response, 200, {"user_name": "", "assistant_name": ""})
         return self._send(start_response, 200, {
             "default_generation_settings": {"params": self._settings(), "n_ctx": self.n_ctx},
@@ -502,7 +502,7 @@ class FakeServerCpp:
 
     def _embedding(self, start_response, body, req, environ, stopping):
         body = body if isinstance(body, dict) else {}
-        if self.generation != C:
+        if self.kind != C:
             content = body.get("content", "")
             vec = wire.embedding_vector(str(content), self.n_embd, self.embedding)
             return self._send(start_response, 200, {"embedding": vec})

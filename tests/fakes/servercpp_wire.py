@@ -1,4 +1,4 @@
-"""Build server.cpp JSON bodies for each generation, with no HTTP involved.
+"""Build server.cpp JSON bodies for each kind of server, with no HTTP involved.
 
 Kept apart from the server plumbing in :mod:`.servercpp` so that every shape can be
 checked against the wire reference (``servercpp-wire.md`` §1-§4) on its own.
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 A, B, C = "powerinfer", "llamacpp-2023", "llamacpp"
-GENERATIONS = (A, B, C)
+KINDS = (A, B, C)
 UINT32_MAX = 4294967295
 
 _INT_FIELDS = ("n_predict", "top_k", "seed", "mirostat", "n_keep", "n_probs", "repeat_last_n")
@@ -226,7 +226,7 @@ def _top(job: Job, piece: str) -> list[tuple[str, float]]:
 
 
 def prob_entry(job: Job, piece: str) -> dict:
-    """One ``completion_probabilities`` item in the generation's shape."""
+    """One ``completion_probabilities`` item in the kind's shape."""
     if job.gen != C:
         return {"content": piece, "probs": [{"tok_str": s, "prob": p} for s, p in _top(job, piece)]}
 
@@ -296,7 +296,7 @@ def final(job: Job, result: Plan, *, streamed: bool) -> dict:
 
 
 def generation_settings(gen: str, body: dict, *, n_ctx: int, model: str, n_keep: int) -> dict:
-    """Echo the sampling parameters as each generation names them."""
+    """Echo the sampling parameters as each kind names them."""
     stop = [w for w in body["stop"] if w] if isinstance(body.get("stop"), list) else []
     bias = body["logit_bias"] if _bias_ok(gen, body.get("logit_bias")) else []
     seed = param(body, "seed", -1)

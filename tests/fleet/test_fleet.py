@@ -15,14 +15,14 @@ from proxy.types import GenerationRequest, Message
 from tests.fakes.servercpp import FakeServerCpp
 from tests.polling import wait_for
 
-GENERATIONS = ["powerinfer", "llamacpp-2023", "llamacpp"]
+KINDS = ["powerinfer", "llamacpp-2023", "llamacpp"]
 
 
 @pytest.fixture
 def servers(request):
-    generation = getattr(request, "param", "llamacpp")
+    kind = getattr(request, "param", "llamacpp")
     with ExitStack() as stack:
-        yield [stack.enter_context(FakeServerCpp(generation, n_slots=2)) for _ in range(2)]
+        yield [stack.enter_context(FakeServerCpp(kind, n_slots=2)) for _ in range(2)]
 
 
 def fleet_of(servers, **model):
@@ -48,7 +48,7 @@ def completions(server: FakeServerCpp) -> int:
     return sum(1 for path, _, _ in server.requests if path == "/completion")
 
 
-@pytest.mark.parametrize("servers", GENERATIONS, indirect=True)
+@pytest.mark.parametrize("servers", KINDS, indirect=True)
 def test_turns_of_a_conversation_go_to_its_replica_and_slot(servers):
     with fleet_of(servers) as fleet:
         request = conversation("the first document")
@@ -76,7 +76,7 @@ def test_affinity_off_sends_no_slot(servers):
     assert {slot for s in servers for slot in s.requested_slots} == {-1}
 
 
-@pytest.mark.parametrize("servers", GENERATIONS, indirect=True)
+@pytest.mark.parametrize("servers", KINDS, indirect=True)
 def test_a_request_that_never_reached_its_replica_goes_to_the_other(servers):
     with fleet_of(servers) as fleet:
         request = conversation("a document for the dead replica")

@@ -1,4 +1,4 @@
-"""Tokens and embeddings from each server.cpp generation, against the faithful fake servers."""
+"""Tokens and embeddings from each kind of server.cpp, against the faithful fake servers."""
 from __future__ import annotations
 
 import pytest
@@ -11,16 +11,16 @@ from proxy.errors import NotImplementedByBackendError, UpstreamError
 from proxy.types import GenerationRequest
 from tests.fakes.servercpp import FakeServerCpp
 
-GENERATIONS = ["powerinfer", "llamacpp-2023", "llamacpp"]
+KINDS = ["powerinfer", "llamacpp-2023", "llamacpp"]
 
 
-@pytest.fixture(params=GENERATIONS)
+@pytest.fixture(params=KINDS)
 def server(request):
     with FakeServerCpp(request.param, embedding=True) as fake:
         yield fake
 
 
-def test_tokenize_gives_ids_and_pieces_on_every_generation(server):
+def test_tokenize_gives_ids_and_pieces_on_every_kind(server):
     tokens = TokenClient(UpstreamClient(server.url)).tokenize("Hello world")
     assert [piece for _, piece in tokens] and "".join(p for _, p in tokens).strip() == "Hello world"
     ids = [token for token, _ in tokens]
@@ -36,17 +36,17 @@ def test_embedding_is_one_flat_vector_per_input(server):
     assert result.prompt_tokens > 0
 
 
-@pytest.mark.parametrize("generation", GENERATIONS)
-def test_embeddings_off_is_a_clear_501(generation):
-    with FakeServerCpp(generation) as fake:
+@pytest.mark.parametrize("kind", KINDS)
+def test_embeddings_off_is_a_clear_501(kind):
+    with FakeServerCpp(kind) as fake:
         with pytest.raises(NotImplementedByBackendError) as info:
             TokenClient(UpstreamClient(fake.url)).embed(["x"])
     assert "--embedding" in info.value.message
 
 
-@pytest.mark.parametrize("generation", ["llamacpp-2023", "llamacpp"])
-def test_the_upstream_key_is_sent(generation):
-    with FakeServerCpp(generation, api_key="secret") as fake:
+@pytest.mark.parametrize("kind", ["llamacpp-2023", "llamacpp"])
+def test_the_upstream_key_is_sent(kind):
+    with FakeServerCpp(kind, api_key="secret") as fake:
         keyed = build_fleet(Settings(llama_api=fake.url, llama_api_key="secret"))
         assert keyed.complete(GenerationRequest(prompt="hi")).text == "Hello, world!"
         unkeyed = build_fleet(Settings(llama_api=fake.url))

@@ -114,9 +114,9 @@ def test_client_disconnect_stops_the_upstream(proxy, fake):
     assert fake.cancelled.wait(10), "the upstream kept generating after the client left"
 
 
-@pytest.mark.parametrize("generation", ["powerinfer", "llamacpp-2023", "llamacpp"])
-def test_every_server_generation(generation, tmp_path):
-    with FakeServerCpp(generation) as fake, \
+@pytest.mark.parametrize("kind", ["powerinfer", "llamacpp-2023", "llamacpp"])
+def test_every_server_kind(kind, tmp_path):
+    with FakeServerCpp(kind) as fake, \
             ProxyProcess(fake.url, tmp_path / "proxy.log") as proxy:
         client = proxy.sdk()
         answer = client.chat.completions.create(model="m", messages=CHAT, max_tokens=1)
@@ -125,9 +125,9 @@ def test_every_server_generation(generation, tmp_path):
                                                   temperature=0.2, seed=3)
         assert "".join(c.choices[0].delta.content or "" for c in streamed) == "Hello, world!"
         health = requests.get(proxy.url + "/health", timeout=5).json()
-        assert health["generation"] == generation
+        assert health["generation"] == kind
         assert fake.type_violations == []
-        slot_field = "id_slot" if generation == "llamacpp" else "slot_id"
+        slot_field = "id_slot" if kind == "llamacpp" else "slot_id"
         assert all(slot_field in body for path, body, _ in fake.requests if path == "/completion")
 
 
@@ -141,7 +141,7 @@ def test_upstream_down_then_back(tmp_path):
             client.chat.completions.create(model="m", messages=CHAT)
         assert info.value.status_code == 503
         assert requests.get(proxy.url + "/health", timeout=5).status_code == 503
-        fake.generation = "powerinfer"  # restarted on another build
+        fake.kind = "powerinfer"  # restarted on another build
         fake.start()
         assert client.chat.completions.create(model="m", messages=CHAT).choices
         assert requests.get(proxy.url + "/health", timeout=5).json()["generation"] == "powerinfer"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from proxy.backends.chatglm import modelfile
-from tests.chatglm.tinymodels import write_glm4
+from tests.backends.chatglm.tinymodels import write_glm4
 
 HEADER = 12  # magic, model type, version
 VOCAB_AT = HEADER + 4

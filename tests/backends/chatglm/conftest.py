@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chatglm.tinymodels import write_chatglm2, write_chatglm3, write_glm4
+from tests.backends.chatglm.tinymodels import write_chatglm2, write_chatglm3, write_glm4
 
 REPLY = "Hello from tiny GLM 世界!!"
 # "世" is split over two tokens, to exercise decoding of partial characters

@@ -1,6 +1,6 @@
 """The servercpp backend hands every slot lease back, however a generation ends.
 
-Against the fake servers of every generation, on a real port: answered, upstream error,
+Against the fake servers of every kind, on a real port: answered, upstream error,
 client gone mid-stream, upstream too slow.
 """
 from __future__ import annotations
@@ -16,11 +16,11 @@ from proxy.errors import UpstreamError, UpstreamTimeoutError
 from proxy.types import GenerationRequest
 from tests.fakes.servercpp import FakeServerCpp
 
-GENERATIONS = ["powerinfer", "llamacpp-2023", "llamacpp"]
+KINDS = ["powerinfer", "llamacpp-2023", "llamacpp"]
 PROMPT = GenerationRequest(prompt="hi", max_tokens=8)
 
 
-@pytest.fixture(params=GENERATIONS)
+@pytest.fixture(params=KINDS)
 def fake(request):
     with FakeServerCpp(request.param, n_slots=2) as server:
         yield server
@@ -65,7 +65,7 @@ def test_client_gone_mid_stream(fake):
 
 def test_upstream_too_slow(fake):
     servercpp = backend(fake, upstream_timeout=0.3)
-    servercpp.complete(PROMPT)  # detect the generation first
+    servercpp.complete(PROMPT)  # detect the kind first
     fake.fail_mode = "hang"
     with pytest.raises(UpstreamTimeoutError):
         servercpp.complete(PROMPT)

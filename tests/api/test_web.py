@@ -44,3 +44,24 @@ def test_browser_renders_the_page(tmp_path):
         fake.stop()
         dom = chromium(proxy.url + "/", tmp_path, "--dump-dom")
         assert 'class="status down">not ready<' in dom
+
+
+def keys_file(tmp_path, models=("qwen",)) -> str:
+    path = tmp_path / "keys.toml"
+    path.write_text(f'[[keys]]\nname = "alice"\nkey = "sk-alice"\nmodels = {list(models)!r}\n')
+    return str(path)
+
+
+def test_a_keys_file_alone_requires_a_key_on_the_pages(make_client, tmp_path):
+    client = make_client(keys=keys_file(tmp_path))
+    assert client.get("/status").get_json()["key_required"] is True
+    assert client.post("/v1/completions", json={"prompt": "x"}).status_code == 401
+    assert "required" in client.get("/").get_data(as_text=True)
+    assert "keybox\" hidden" not in client.get("/playground").get_data(as_text=True)
+
+
+def test_a_fleet_of_one_names_its_model(make_client):
+    (model,) = make_client().get("/status").get_json()["models"]
+    assert model["id"] == "fake-model"
+    named = make_client(model_name="qwen").get("/status").get_json()["models"]
+    assert [m["id"] for m in named] == ["qwen"]

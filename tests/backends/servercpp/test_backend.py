@@ -26,22 +26,22 @@ def backend_of(url: str, template: str = "historic", read_timeout: float = 10) -
                             Admission(url, SlotCount(), max_queue=4, queue_timeout=0.5))
 
 
-def add_generation(upstream: CannedServer, generation: str, **props) -> None:
-    """Answer the detection probes the way each server generation does."""
-    if generation == "llamacpp":
+def add_kind(upstream: CannedServer, kind: str, **props) -> None:
+    """Answer the detection probes the way each server kind does."""
+    if kind == "llamacpp":
         upstream.get("/health", json_body={"status": "ok"})
         upstream.get("/props", json_body={"model_path": "/m/tiny.gguf", **props})
     else:
         upstream.get("/health", status=404, body="File Not Found")
-        upstream.get("/v1/models", status=200 if generation == "llamacpp-2023" else 404,
+        upstream.get("/v1/models", status=200 if kind == "llamacpp-2023" else 404,
                      json_body={"data": [{"id": "/m/tiny.gguf"}]})
         upstream.get("/model.json", json_body={"model": "/m/tiny.gguf", "n_ctx": 512})
 
 
-def final(generation: str, **extra) -> dict:
+def final(kind: str, **extra) -> dict:
     body = {"content": "Hi!", "stop": True, "tokens_evaluated": 7, "tokens_predicted": 3,
             "truncated": False}
-    if generation == "llamacpp":
+    if kind == "llamacpp":
         body.update(stop_type="eos", id_slot=0)
     else:
         body.update(stopped_eos=True, stopped_word=False, stopped_limit=False, slot_id=0)
@@ -75,17 +75,17 @@ CHAT = GenerationRequest(messages=(Message("system", "Be brief."), Message("user
                                            logit_bias=((2, 5.0), (9, False))))
 
 
-@pytest.mark.parametrize("generation,slot_field", [
+@pytest.mark.parametrize("kind,slot_field", [
     ("powerinfer", "slot_id"), ("llamacpp-2023", "slot_id"), ("llamacpp", "id_slot")])
-def test_chat_payload_is_exact_for_each_generation(make_backend, upstream, generation, slot_field):
-    add_generation(upstream, generation)
-    legacy = generation != "llamacpp"
+def test_chat_payload_is_exact_for_each_kind(make_backend, upstream, kind, slot_field):
+    add_kind(upstream, kind)
+    legacy = kind != "llamacpp"
     if legacy:  # old servers' whole answers mangle cut characters: their streams are read
         sent = upstream.post("/completion", content_type="text/event-stream",
                          body=stream_body({"content": "Hi!", "stop": False, slot_field: 0},
-                                          final(generation, content="")))
+                                          final(kind, content="")))
     else:
-        sent = upstream.post("/completion", json_body=final(generation))
+        sent = upstream.post("/completion", json_body=final(kind))
     result = make_backend().complete(CHAT)
     # old servers: their prompt cache left off, and a probability per token to count them by
     assert json.loads(sent.calls[0].body) == {
@@ -103,13 +103,13 @@ def test_chat_payload_is_exact_for_each_generation(make_backend, upstream, gener
     ({"stop_type": "eos"}, "stop"), ({"stopped_limit": True, "stopped_eos": False}, "length"),
     ({"stopped_word": True}, "stop")], ids=["limit", "word", "eos", "old-limit", "old-word"])
 def test_finish_reason_from_either_flag_style(make_backend, upstream, body, reason):
-    add_generation(upstream, "llamacpp")
+    add_kind(upstream, "llamacpp")
     upstream.post("/completion", json_body={"content": "x", "stop": True, **body})
     assert make_backend().complete(GenerationRequest(prompt="p")).finish_reason == reason
 
 
 def test_raw_prompt_is_sent_as_is(make_backend, upstream):
-    add_generation(upstream, "llamacpp")
+    add_kind(upstream, "llamacpp")
     sent = upstream.post("/completion", json_body=final("llamacpp"))
     make_backend().complete(GenerationRequest(prompt="Once upon", stop=("a", "a", "")))
     body = json.loads(sent.calls[0].body)
@@ -117,15 +117,15 @@ def test_raw_prompt_is_sent_as_is(make_backend, upstream):
 
 
 def test_auto_template_comes_from_props(make_backend, upstream):
-    add_generation(upstream, "llamacpp", chat_template="{% for m in messages %}<{{ m.role }}>"
+    add_kind(upstream, "llamacpp", chat_template="{% for m in messages %}<{{ m.role }}>"
                    "{{ m.content }}{% endfor %}<assistant>", bos_token="<s>")
     sent = upstream.post("/completion", json_body=final("llamacpp"))
     make_backend("auto").complete(GenerationRequest(messages=(Message("user", "hi"),)))
     assert json.loads(sent.calls[0].body)["prompt"] == "<user>hi<assistant>"
 
 
-def test_response_format_per_generation(make_backend, upstream):
-    add_generation(upstream, "powerinfer")
+def test_response_format_per_kind(make_backend, upstream):
+    add_kind(upstream, "powerinfer")
     sent = upstream.post("/completion", body=stream_body(final("powerinfer", content="{}")),
                      content_type="text/event-stream")
     backend = make_backend()
@@ -143,7 +143,7 @@ def test_response_format_per_generation(make_backend, upstream):
 
 
 def test_json_schema_on_current_servers(make_backend, upstream):
-    add_generation(upstream, "llamacpp")
+    add_kind(upstream, "llamacpp")
     sent = upstream.post("/completion", json_body=final("llamacpp"))
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
     make_backend().complete(GenerationRequest(
@@ -152,7 +152,7 @@ def test_json_schema_on_current_servers(make_backend, upstream):
 
 
 def test_current_logprobs_shape(make_backend, upstream):
-    add_generation(upstream, "llamacpp")
+    add_kind(upstream, "llamacpp")
     entry = {"id": 5, "token": "Hi", "bytes": [72, 105], "logprob": -0.1,
              "top_logprobs": [{"id": 5, "token": "Hi", "bytes": [72, 105], "logprob": -0.1},
                               {"id": 6, "token": "Yo", "bytes": [89, 111], "logprob": -2.5}]}
@@ -169,7 +169,7 @@ def stream_body(*events: dict, prefix: str = "data") -> str:
 
 
 def test_old_logprobs_are_collected_from_an_internal_stream(make_backend, upstream):
-    add_generation(upstream, "powerinfer")
+    add_kind(upstream, "powerinfer")
     partial = {"content": "Hi", "stop": False, "slot_id": 0, "multimodal": False,
                "completion_probabilities": [{"content": "Hi", "probs": [
                    {"tok_str": "Hi", "prob": 0.5}, {"tok_str": "Yo", "prob": 0.25}]}]}
@@ -207,7 +207,7 @@ def test_chunks_say_whether_the_next_arrived_with_them(reads, followed):
     assert chunks[-1].finish_reason and not chunks[-1].followed
 
 
-@pytest.mark.parametrize("generation,body,error", [
+@pytest.mark.parametrize("kind,body,error", [
     ("llamacpp-2023", 'error: {"content":"slot unavailable"}\n\n', UpstreamUnavailableError),
     ("llamacpp", 'data: {"content":"a","stop":false}\n\ndata: {"error":{"code":500,'
                  '"message":"boom","type":"server_error"}}\n\n', UpstreamError),
@@ -215,15 +215,15 @@ def test_chunks_say_whether_the_next_arrived_with_them(reads, followed):
     ("powerinfer", "", UpstreamUnavailableError),
     ("llamacpp", "data: not json\n\n", UpstreamError),
 ], ids=["b-busy", "c-midstream", "c-truncated", "a-empty-busy", "garbage"])
-def test_stream_errors(make_backend, upstream, generation, body, error):
-    add_generation(upstream, generation)
+def test_stream_errors(make_backend, upstream, kind, body, error):
+    add_kind(upstream, kind)
     upstream.post("/completion", body=body, content_type="text/event-stream")
     with pytest.raises(error):
         list(make_backend().stream(GenerationRequest(prompt="p")))
 
 
 def test_keepalive_comments_are_ignored(make_backend, upstream):
-    add_generation(upstream, "llamacpp")
+    add_kind(upstream, "llamacpp")
     upstream.post("/completion", content_type="text/event-stream",
               body=":\n\n" + stream_body({"content": "a", "stop": False}, final("llamacpp")))
     chunks = list(make_backend().stream(GenerationRequest(prompt="p")))
@@ -240,7 +240,7 @@ def test_keepalive_comments_are_ignored(make_backend, upstream):
     (200, "<html>", UpstreamError),
 ], ids=["a-busy-404", "c-loading", "500", "context", "garbage"])
 def test_http_errors(make_backend, upstream, status, body, error):
-    add_generation(upstream, "llamacpp")
+    add_kind(upstream, "llamacpp")
     upstream.post("/completion", status=status, body=body)
     with pytest.raises(error):
         make_backend().complete(GenerationRequest(prompt="p"))
@@ -256,14 +256,14 @@ def test_unreachable():
 
 
 def test_timeout(make_backend, upstream):
-    add_generation(upstream, "llamacpp")
+    add_kind(upstream, "llamacpp")
     upstream.post("/completion", json_body=final("llamacpp"), delay=1.0)
     with pytest.raises(UpstreamTimeoutError):
         make_backend(read_timeout=0.2).complete(GenerationRequest(prompt="p"))
 
 
 def test_tokenize_flag_returns_prompt_token_ids(make_backend, upstream):
-    add_generation(upstream, "llamacpp")
+    add_kind(upstream, "llamacpp")
     upstream.post("/completion", json_body=final("llamacpp"))
     upstream.post("/tokenize", json_body={"tokens": [{"id": 1, "piece": "a"}, {"id": 2, "piece": "b"}]})
     result = make_backend().complete(GenerationRequest(prompt="ab", tokenize=True))
@@ -286,7 +286,7 @@ WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters":
                  id="unknown-tool-stays-text"),
 ])
 def test_tools_reach_the_prompt_and_calls_come_back(make_backend, upstream, content, text, calls):
-    add_generation(upstream, "llamacpp")
+    add_kind(upstream, "llamacpp")
     upstream.post("/completion", json_body=final("llamacpp", content=content))
     result = make_backend().complete(GenerationRequest(
         messages=(Message("user", "weather in Oslo?"),), tools=(WEATHER,)))

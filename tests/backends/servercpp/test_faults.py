@@ -1,6 +1,6 @@
 """The fault tier: an upstream that fails in every way we know, and what the client then sees.
 
-The proxy runs as a process (waitress) in front of the fake server of each generation, on a
+The proxy runs as a process (waitress) in front of the fake server of each kind, on a
 real port; each fault is scripted in the fake and the exact answer is checked through raw
 HTTP: status, error code, the upstream named, and for streams the events up to ``[DONE]``.
 (The real servers' faults, killed mid-stream and gone then back, are in the e2e tier; a
@@ -80,11 +80,11 @@ def test_a_fault_before_the_first_byte_is_an_http_error(proxy, fake, stream, mod
     assert ask(proxy, stream).status_code == 200  # and the next turn is answered again
 
 
-@pytest.mark.parametrize("generation", ["powerinfer", "llamacpp-2023"])
+@pytest.mark.parametrize("kind", ["powerinfer", "llamacpp-2023"])
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
-def test_an_old_server_that_never_frees_a_slot_is_a_503_queue_timeout(tmp_path, generation,
+def test_an_old_server_that_never_frees_a_slot_is_a_503_queue_timeout(tmp_path, kind,
                                                                       stream):
-    with FakeServerCpp(generation, fail_mode="busy") as fake, \
+    with FakeServerCpp(kind, fail_mode="busy") as fake, \
             ProxyProcess(fake.url, tmp_path / "proxy.log",
                          args=("--queue-timeout", "1")) as proxy:
         answer = ask(proxy, stream)

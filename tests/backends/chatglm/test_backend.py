@@ -21,7 +21,7 @@ from proxy.errors import InvalidRequestError, UpstreamUnavailableError
 from proxy.backends.admission import Admission
 from proxy.backends.slots import SlotCount
 from proxy.types import GenerationRequest, Message, Sampling
-from tests.chatglm.conftest import CHATGLM2_REPLY, EVIL_CALL, REPLY
+from tests.backends.chatglm.conftest import CHATGLM2_REPLY, EVIL_CALL, REPLY
 from tests.processes import ROOT
 
 HI = (Message("user", "hi"),)

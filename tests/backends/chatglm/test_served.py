@@ -12,7 +12,7 @@ import openai
 import pytest
 import requests
 
-from tests.chatglm.conftest import ENDLESS_LENGTH, REPLY
+from tests.backends.chatglm.conftest import ENDLESS_LENGTH, REPLY
 from tests.polling import wait_for
 from tests.processes import ROOT, ProxyProcess, free_port
 

@@ -1,6 +1,6 @@
 """Admission with the proxy as a process: a line for busy slots, and what leaves it.
 
-The upstream is the fake PowerInfer-generation server, which (like the real one) refuses at
+The upstream is the fake PowerInfer server, which (like the real one) refuses at
 once when every slot is busy and counts what reaches it, so these tests can say exactly which
 requests got to the server and which never did.
 """

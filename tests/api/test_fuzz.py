@@ -1,0 +1,189 @@
+"""Every route fuzzed through the real thing: a fleet of two models (aliases, no catch-all),
+keys limited to some models, rate limits and metrics on.
+
+Whatever arrives (any JSON in any field, ``model`` of every JSON type, bodies that are not
+JSON, invalid or surrogate-encoding UTF-8 bytes inside any field, any Content-Type, keys
+right, wrong or missing), the answer is a 2xx or a 4xx error in the route's own shape,
+naming the field when one field is to blame; never a 5xx, never a traceback. The number of
+examples is bounded so CI stays fast; ``HYPOTHESIS_PROFILE=long`` runs many more (see
+``tests/conftest.py``).
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from proxy.app import create_app
+from proxy.config import Settings
+from proxy.fleet.catalog import Catalog, ModelSpec
+from proxy.fleet.fleet import Fleet, Replica, ServedModel
+from proxy.fleet.health import Rotation
+from tests.fakes.backend import FakeBackend
+
+ROUTES = {
+    "/v1/chat/completions": ("messages", "model", "max_tokens", "max_completion_tokens",
+                             "temperature", "top_p", "top_k", "min_p", "presence_penalty",
+                             "frequency_penalty", "repeat_penalty", "seed", "mirostat",
+                             "logit_bias", "stop", "n", "logprobs", "top_logprobs", "stream",
+                             "stream_options", "response_format", "tools", "tool_choice",
+                             "grammar", "n_keep", "cache_prompt", "id_slot", "slot_id",
+                             "tokenize"),
+    "/v1/completions": ("prompt", "model", "max_tokens", "temperature", "stop", "n", "echo",
+                        "logprobs", "best_of", "suffix", "stream", "stream_options",
+                        "logit_bias", "seed", "grammar", "response_format"),
+    "/v1/embeddings": ("input", "model", "encoding_format"),
+    "/v1/tokenize": ("prompt", "content", "input", "model"),
+    "/v1/detokenize": ("tokens", "model"),
+    "/chat": ("prompt", "history", "max_length", "top_p", "temperature", "model"),
+    "/chat-stream": ("prompt", "history", "max_length", "top_p", "temperature", "model"),
+    "/tokenize": ("prompt", "max_length", "model"),
+    "/embedding": ("prompt", "model"),
+}
+KEYS = """
+[[keys]]
+name = "alpha-only"
+key = "sk-alpha"
+models = ["alpha"]
+requests_per_minute = 1000000
+
+[[keys]]
+name = "everything"
+key = "sk-all"
+tokens_per_minute = 1000000000
+"""
+MODELS = st.sampled_from(["alpha", "gpt-4o-mini", "beta", "nobody", ""])
+MESSAGE = st.fixed_dictionaries({"role": st.sampled_from(["user", "system", "assistant",
+                                                          "tool", "nobody"])},
+                                optional={"content": st.text(max_size=20), "name": st.text()})
+
+scalars = (st.none() | st.booleans() | st.integers() | st.integers(min_value=2 ** 63)
+           | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30))
+json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
+                           | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                           max_leaves=12)
+# values shaped like the real thing, so parsing gets past the first field
+plausible = st.one_of(json_values, MODELS, st.lists(MESSAGE, min_size=1, max_size=3),
+                      st.lists(st.integers(min_value=0, max_value=2 ** 40), min_size=1,
+                               max_size=5),
+                      st.sampled_from(["json_object", {"type": "json_object"},
+                                       {"type": "json_schema", "json_schema": {"schema": {}}},
+                                       {"include_usage": True}, {"x": 1}]))
+# bytes no JSON text may hold, or that decode to text no server can be sent
+BAD_BYTES = st.sampled_from([
+    b"\xff", b"\xfe\xff", b"\xc0\x80", b"\xc3", b"\xe2\x82", b"\xf0\x9f\x98",  # invalid UTF-8
+    b"\xed\xa0\x80", b"\xed\xbf\xbf",  # a surrogate's UTF-8 bytes
+    b"\xed\xa0\xbd\xed\xb8\x80",  # CESU-8: a surrogate pair as two three-byte sequences
+    b"\xf4\x90\x80\x80", b"\x80", b"\x00", b"\\ud800", b"\\udfff\\ud800",
+])
+CONTENT_TYPES = st.sampled_from(["application/json", "text/plain", None,
+                                 "application/x-www-form-urlencoded"])
+HEADERS = st.sampled_from([{"Authorization": "Bearer sk-all"},
+                           {"Authorization": "Bearer sk-alpha"}, {"x-api-key": "sk-all"},
+                           {"x-api-key": "sk-alpha"}, {"Authorization": "Bearer sk-nope"}, {}])
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    """The app over a real fleet: alpha (alias gpt-4o-mini) and beta, each on a fake
+    backend; unknown names are not found."""
+    folder = tmp_path_factory.mktemp("fuzz")
+    keys = folder / "keys.toml"
+    keys.write_text(KEYS)
+    specs = (ModelSpec("alpha", aliases=("gpt-4o-mini",)), ModelSpec("beta"))
+    fleet = Fleet(Catalog(specs, "alpha", catch_all=False),
+                  [ServedModel(spec, (Replica(f"fake-{spec.id}", FakeBackend()),),
+                               Rotation(lambda name: True)) for spec in specs])
+    app = create_app(Settings(max_choices=4, keys=str(keys), usage_db=str(folder / "u.db"),
+                              metrics="on"), backend=fleet)
+    yield app.test_client()
+    fleet.close()
+
+
+def check(response, *, blame_a_field: bool = False) -> None:
+    """2xx, or a 4xx OpenAI error; nothing from inside the proxy leaks out."""
+    body = response.get_data()
+    assert response.status_code < 500, body[:500]
+    assert b"Traceback" not in body
+    if response.status_code >= 400:
+        error = json.loads(body)["error"]
+        assert set(error) == {"message", "type", "param", "code"}
+        assert error["message"]
+        if blame_a_field and response.status_code == 400:
+            assert error["param"], error
+    elif response.mimetype == "text/event-stream":
+        assert body.endswith(b"data: [DONE]\n\n")
+        assert b'"error"' not in body
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(route=st.sampled_from(sorted(ROUTES)), data=st.data(), headers=HEADERS)
+def test_any_json_in_any_field(client, route, data, headers):
+    names = ROUTES[route]
+    body = data.draw(st.dictionaries(st.sampled_from(names), plausible, max_size=len(names)))
+    body.update(data.draw(st.dictionaries(st.text(max_size=10), json_values, max_size=2)))
+    check(client.post(route, data=json.dumps(body), content_type="application/json",
+                      headers=headers), blame_a_field=True)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(route=st.sampled_from(sorted(ROUTES)), data=st.data(), bad=BAD_BYTES,
+       content_type=CONTENT_TYPES, headers=HEADERS)
+def test_bad_bytes_inside_any_field(client, route, data, bad, content_type, headers):
+    """A valid body but for the raw bytes of one string field (the model's too)."""
+    names = ROUTES[route]
+    body = data.draw(st.dictionaries(st.sampled_from(names), plausible, max_size=len(names)))
+    field = data.draw(st.sampled_from(names))
+    body[field] = "\x01"  # where the bytes go, in a string of the field's own
+    if data.draw(st.booleans()):
+        body[field] = ["a", "\x01"]  # or in a list of strings (stop, prompt, input)
+    raw = json.dumps(body).encode().replace(b"\\u0001", data.draw(st.text(max_size=3)).encode()
+                                            + bad)
+    check(client.post(route, data=raw, content_type=content_type, headers=headers))
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(route=st.sampled_from(sorted(ROUTES)), model=json_values | MODELS, headers=HEADERS)
+def test_a_model_of_every_json_type(client, route, model, headers):
+    body = {"model": model, "prompt": "hi", "input": "hi", "tokens": [1],
+            "messages": [{"role": "user", "content": "hi"}]}
+    response = client.post(route, json=body, headers=headers)
+    check(response)
+    if response.status_code == 400 and not isinstance(model, str) and model is not None:
+        assert response.json["error"]["param"] == "model"
+
+
+raw_bodies = st.one_of(
+    st.binary(max_size=200),
+    st.text(max_size=200).map(lambda text: text.encode("utf-8")),
+    st.sampled_from([b'{"prompt": NaN}', b'{"prompt": "x", "temperature": Infinity}',
+                     b'{"prompt": "x", "max_tokens": -Infinity}', b"[" * 5000 + b"]" * 5000,
+                     b'{"prompt": "x", "max_tokens": 1e999}', b'{"prompt": "\\ud800"}',
+                     b'{"prompt": "x", "n": 99999999999999999999999999999}',
+                     b'{"prompt": "\xff\xfe"}', b'{"messages": [{"role": "user", '
+                     b'"content": "' + b"a" * 100_000 + b'"}]}', b"null", b"", b"\x00",
+                     b'\xff\xfe{\x00}\x00', b'\xef\xbb\xbf{"prompt": "x"}']),
+    st.builds(lambda depth: b'{"prompt": ' + b"[" * depth + b"]" * depth + b"}",
+              st.integers(min_value=1, max_value=3000)),
+)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(route=st.sampled_from(sorted(ROUTES)), body=raw_bodies, content_type=CONTENT_TYPES,
+       headers=HEADERS)
+def test_bodies_that_are_not_json(client, route, body, content_type, headers):
+    check(client.post(route, data=body, content_type=content_type, headers=headers))
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(route=st.sampled_from(sorted(ROUTES)), field=st.data(),
+       text=st.text(min_size=1, max_size=5).map(lambda t: t + "\ud800"))
+def test_a_lone_surrogate_in_any_field_is_named(client, route, field, text):
+    name = field.draw(st.sampled_from(ROUTES[route]))
+    response = client.post(route, data=json.dumps({name: text}),
+                           content_type="application/json",
+                           headers={"Authorization": "Bearer sk-all"})
+    assert response.status_code == 400
+    assert response.json["error"]["param"] == name

@@ -1,0 +1,33 @@
+"""The models list and the health check."""
+from __future__ import annotations
+
+import pytest
+
+from proxy.errors import UpstreamUnavailableError
+from tests.fakes.backend import FakeBackend
+
+
+@pytest.mark.parametrize("path", ["/v1/models", "/models"])
+def test_models(client, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["object"] == "list"
+    assert [(model["id"], model["object"]) for model in body["data"]] == [("fake-model", "model")]
+    assert type(body["data"][0]["created"]) is int
+    assert isinstance(body["data"][0]["owned_by"], str)
+
+
+@pytest.mark.parametrize(("error", "status", "state"), [
+    pytest.param(None, 200, "ok", id="up"),
+    pytest.param(UpstreamUnavailableError("down"), 503, "unavailable", id="down"),
+])
+def test_health(make_client, error, status, state):
+    response = make_client(FakeBackend(error=error)).get("/health")
+    assert response.status_code == status
+    assert response.get_json()["status"] == state
+    assert response.get_json()["backend"] == "fake"
+
+
+def test_health_is_public_even_with_keys(make_client):
+    assert make_client(api_key=("k1",)).get("/health").status_code == 200
