@@ -58,6 +58,10 @@ class Settings:
                                  "(chatml, llama2, llama3, mistral, vicuna, alpaca, zephyr, "
                                  "chatglm3), a Jinja file, or auto (the server's own)",
                                  metavar="NAME|FILE|auto")
+    reasoning: str = setting("auto", "how the model's thoughts are told from its answer: "
+                                     "think-tags (<think>…</think>), none, or auto "
+                                     "(think-tags when its chat template has them)",
+                             choices=("auto", "think-tags", "none"))
     model_name: str = setting("", "model id reported when a request names none "
                                   "(default: the upstream's model name)")
     backend: str = setting("servercpp", "what generates text: a server.cpp upstream, or a "

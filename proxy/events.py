@@ -1,9 +1,10 @@
 """The one stream every answer is told in, whatever API the client speaks.
 
 The core (:mod:`proxy.generation`) turns what a backend generates into these events; each
-dialect (:mod:`proxy.dialects`) renders them into its own wire format. A choice's events
-end with :class:`UsageReport` and then :class:`Finish`; the choices of a request follow one
-another. :data:`WAITING` may come before a choice's first event, while its server starts.
+dialect (:mod:`proxy.dialects`) renders them into its own wire format. A choice's events may
+begin with :class:`PromptCounted` and end with :class:`UsageReport` and then :class:`Finish`;
+the choices of a request follow one another. :data:`WAITING` may come before a choice's first
+event, while its server starts.
 
 Events are plain slotted classes, made once per token: a frozen dataclass sets each field
 through ``object.__setattr__``, several times slower.
@@ -21,6 +22,19 @@ class Event:
 
     __slots__ = ()
     followed = False
+
+
+class PromptCounted(Event):
+    """How many tokens the prompt holds, when the backend says so before the answer (it comes
+    first, if at all; the choice's :class:`UsageReport` has the final counts)."""
+
+    __slots__ = ("tokens",)
+
+    def __init__(self, tokens: int) -> None:
+        self.tokens = tokens
+
+    def __repr__(self) -> str:
+        return f"PromptCounted({self.tokens})"
 
 
 class TextDelta(Event):

@@ -19,8 +19,8 @@ from itertools import chain
 from typing import Iterator, Sequence
 
 from proxy.backends.base import Backend
-from proxy.events import (WAITING, Finish, TextDelta, ToolCallDelta, ToolCallEnd,
-                          ToolCallStart, UsageReport)
+from proxy.events import (WAITING, Finish, PromptCounted, ReasoningDelta, TextDelta,
+                          ToolCallDelta, ToolCallEnd, ToolCallStart, UsageReport)
 from proxy.ops import measure
 from proxy.ops.measure import waiting
 from proxy.types import Chunk, Completion, GenerationRequest, Usage
@@ -67,7 +67,10 @@ def _events(backend: Backend, todo: list, n: int) -> Iterator[list]:
         with closing(backend.stream(request)) as chunks:
             first = next(chunks)
             measure.first_token()
-            for events in _in_reads(chain((first,), chunks), repeat=index % n != 0):
+            reads = _in_reads(chain((first,), chunks), repeat=index % n != 0)
+            if first.prompt_count is not None:
+                reads = _led_by(PromptCounted(first.prompt_count), reads)
+            for events in reads:
                 if type(events[-1]) is Finish:
                     total += events[-2].usage
                 yield events
@@ -84,6 +87,8 @@ def _in_reads(chunks: Iterator[Chunk], *, repeat: bool) -> Iterator[list]:
     calls = 0
     try:
         for chunk in chunks:
+            if chunk.reasoning:
+                together.append(ReasoningDelta(chunk.reasoning))
             if chunk.text or chunk.logprobs:
                 together.append(TextDelta(chunk.text, chunk.logprobs))
             for call in chunk.tool_calls:
@@ -93,8 +98,8 @@ def _in_reads(chunks: Iterator[Chunk], *, repeat: bool) -> Iterator[list]:
             if chunk.finish_reason is not None:
                 usage = _prompt_once(chunk.usage or Usage(), repeat)
                 together += [UsageReport(usage),
-                             Finish(chunk.finish_reason, truncated=chunk.truncated,
-                                    prompt_token_ids=chunk.prompt_tokens)]
+                             Finish(chunk.finish_reason, chunk.stop_sequence, chunk.truncated,
+                                    chunk.prompt_tokens)]
             if together and not chunk.followed:
                 yield together
                 together = []
@@ -102,6 +107,14 @@ def _in_reads(chunks: Iterator[Chunk], *, repeat: bool) -> Iterator[list]:
         if together:
             yield together
         raise
+
+
+def _led_by(event, reads: Iterator[list]) -> Iterator[list]:
+    """``reads`` with ``event`` put first, in the first list."""
+    for events in reads:
+        yield [event, *events]
+        break
+    yield from reads
 
 
 def _counted(completion: Completion, *, repeat: bool) -> Completion:

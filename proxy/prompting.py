@@ -52,6 +52,7 @@ PRESETS: tuple[str, ...] = tuple(PRESET_STOP_WORDS)
 
 HISTORIC = "historic"
 AUTO = "auto"
+THINK_OPEN = "<think>"
 
 
 # The tool-call format each preset's models were trained on; any other template gets the
@@ -75,6 +76,8 @@ class ChatTemplate(Protocol):
     """Anything that renders a chat into a prompt."""
 
     name: str
+    thinks: bool  # its models write their thoughts in <think> tags
+    opens_thinking: bool  # its prompt ends inside such a block: the answer begins with thoughts
 
     def render(self, messages: Sequence[Message], tools: Sequence[dict] = ()) -> RenderedPrompt:
         ...
@@ -124,6 +127,8 @@ class HistoricTemplate:
     stop_word: str
     name: str = field(default=HISTORIC, init=False)
     tool_format: str = field(default=PLAIN_TOOLS, init=False)
+    thinks: bool = field(default=False, init=False)
+    opens_thinking: bool = field(default=False, init=False)
 
     def render(self, messages: Sequence[Message], tools: Sequence[dict] = ()) -> RenderedPrompt:
         """Render ``messages``; roles the flag template cannot express are the client's error."""
@@ -224,6 +229,16 @@ class JinjaTemplate:
         except jinja2.TemplateSyntaxError as exc:
             raise ValueError(f"chat template {name!r} has a syntax error on line {exc.lineno}: "
                              f"{exc.message}") from exc
+        self.thinks = THINK_OPEN in source
+        self.opens_thinking = self.thinks and self._opens_thinking()
+
+    def _opens_thinking(self) -> bool:
+        """Whether the prompt it writes for a chat ends inside a ``<think>`` block."""
+        try:
+            text = self.render((Message("user", "x"),)).text
+        except InvalidRequestError:
+            return False
+        return text.rstrip().endswith(THINK_OPEN)
 
     def __repr__(self) -> str:
         return f"JinjaTemplate(name={self.name!r}, stop={self.stop!r})"

@@ -145,6 +145,7 @@ class Completion:
     tool_calls: tuple = ()
     slot: Optional[int] = None  # the upstream slot that generated it, when it says
     reasoning: str = ""  # what the model wrote before its answer (``<think>…</think>``)
+    stop_sequence: Optional[str] = None  # the stop word that ended it, when one did
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,9 @@ class Chunk:
     slot: Optional[int] = None
     # the next chunk arrived with this one: a writer may send both at once, saving a write
     followed: bool = False
+    reasoning: str = ""  # thoughts, told apart from ``text`` (see proxy.structured.reasoning)
+    stop_sequence: Optional[str] = None  # on the last chunk: the stop word that ended it
+    prompt_count: Optional[int] = None  # on the first chunk: prompt tokens, when known early
 
     @classmethod
     def partial(cls, text: str, logprobs: tuple, followed: bool) -> "Chunk":

@@ -141,3 +141,14 @@ def test_a_client_that_leaves_while_waiting_closes_the_stream_once_it_begins():
     assert next(stream) == [WAITING]
     stream.close()
     assert closed.wait(2)
+
+
+def test_thoughts_come_before_text_and_a_prompt_counted_early_comes_first():
+    first = Chunk("a", prompt_count=12)
+    backend = ScriptedBackend([first, Chunk("", reasoning="hmm"),
+                               Chunk(finish_reason="stop", stop_sequence="END")])
+    events = [event for batch in generation.stream(backend, [CHAT]) for event in batch]
+    assert [type(event).__name__ for event in events] == [
+        "PromptCounted", "TextDelta", "ReasoningDelta", "UsageReport", "Finish"]
+    assert events[0].tokens == 12 and events[2].text == "hmm"
+    assert events[-1].stop_sequence == "END"

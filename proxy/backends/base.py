@@ -50,6 +50,11 @@ class Backend:
         """Whether a request for ``model`` would first wait for a server to start."""
         return False
 
+    def count_tokens(self, request: GenerationRequest) -> int:
+        """How many tokens the prompt ``request`` would send takes, by the model's own
+        tokenizer."""
+        raise NotImplementedByBackendError(f"the {self.name} backend cannot count tokens")
+
     def tokenize(self, text: str, model: Optional[str] = None) -> list[tuple[int, str]]:
         """Return ``(id, piece)`` for each token of ``text`` (``model``: which, in a fleet)."""
         raise NotImplementedByBackendError(f"the {self.name} backend cannot tokenize")

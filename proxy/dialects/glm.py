@@ -7,9 +7,10 @@ Its clients send the latest user turn as ``prompt`` and earlier turns as
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 from proxy.dialects import openai
+from proxy.dialects.streaming import EventRenderer
 from proxy.errors import InvalidRequestError
 from proxy.events import WAITING, Finish, TextDelta, UsageReport
 from proxy.fields import Fields
@@ -47,7 +48,7 @@ def render_chat(completion: Completion, model: str) -> dict:
     return _end(completion.text, completion.finish_reason, completion.usage, model)
 
 
-class Stream(openai.Wire):
+class Stream(EventRenderer, openai.Wire):
     """``{"delta"}`` events, then the whole answer with its token counts."""
 
     def __init__(self, model: str) -> None:
@@ -55,23 +56,18 @@ class Stream(openai.Wire):
         self.texts: list = []
         self.usage = Usage()
 
-    def render(self, batches: Iterator[list]) -> Iterator[list]:
-        for events in batches:
-            out: list = []
-            for event in events:
-                kind = type(event)
-                if kind is TextDelta:
-                    if event.text:
-                        self.texts.append(event.text)
-                        out.append({"delta": event.text, "object": "chat.completion.chunk"})
-                elif kind is UsageReport:
-                    self.usage = event.usage
-                elif kind is Finish:
-                    out.append(_end("".join(self.texts), event.reason, self.usage, self.model))
-                elif event is WAITING:
-                    out.append(COMMENT)
-            if out:
-                yield out
+    def event(self, event, out: list) -> None:
+        kind = type(event)
+        if kind is TextDelta:
+            if event.text:
+                self.texts.append(event.text)
+                out.append({"delta": event.text, "object": "chat.completion.chunk"})
+        elif kind is UsageReport:
+            self.usage = event.usage
+        elif kind is Finish:
+            out.append(_end("".join(self.texts), event.reason, self.usage, self.model))
+        elif event is WAITING:
+            out.append(COMMENT)
 
 
 def _end(text: str, finish_reason: str, usage: Usage, model: str) -> dict:

@@ -6,10 +6,11 @@ Streams go role delta → content (and reasoning, tool-call) deltas → one chun
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from proxy.dialects import openai
 from proxy.dialects.openai import Choices
+from proxy.dialects.streaming import EventRenderer
 from proxy.events import (WAITING, Finish, ReasoningDelta, TextDelta, ToolCallDelta,
                           ToolCallStart, UsageReport)
 from proxy.fields import Fields
@@ -112,7 +113,7 @@ def _message_body(text: str, tool_calls: Sequence[ToolCall], reasoning: str) -> 
 
 # -- streams ----------------------------------------------------------------------------------
 
-class Stream(openai.Wire):
+class Stream(EventRenderer, openai.Wire):
     """Chat completion chunks from the core's events."""
 
     def __init__(self, choices: Choices, id: str, model: str) -> None:
@@ -124,22 +125,11 @@ class Stream(openai.Wire):
         self.begun = False  # its role delta has gone out
         self.usage = Usage()
 
-    def render(self, batches: Iterator[list]) -> Iterator[list]:
-        """One write per list of events; the usage chunk last, when asked for."""
-        for events in batches:
-            out: list = []
-            for event in events:
-                kind = type(event)
-                if kind is TextDelta and self.begun:  # most events: a token of text
-                    out.append(self._chunk({"content": event.text}, event.logprobs))
-                else:
-                    self._other(event, kind, out)
-            if out:
-                yield out
-        if self.include_usage:
-            yield [openai.usage_chunk(self.id, self.model, self.created, CHUNK, self.usage)]
-
-    def _other(self, event, kind, out: list) -> None:
+    def event(self, event, out: list) -> None:
+        kind = type(event)
+        if kind is TextDelta and self.begun:  # most events: a token of text
+            out.append(self._chunk({"content": event.text}, event.logprobs))
+            return
         if event is WAITING:
             out.append(COMMENT)
             return
@@ -163,6 +153,12 @@ class Stream(openai.Wire):
             out.append(self._chunk({}, finish_reason=event.reason))
             self.index += 1
             self.begun = False
+
+    def closing(self) -> list:
+        """The usage chunk, when asked for."""
+        if not self.include_usage:
+            return []
+        return [[openai.usage_chunk(self.id, self.model, self.created, CHUNK, self.usage)]]
 
     def _chunk(self, delta: dict, logprobs: tuple = (),
                finish_reason: Optional[str] = None) -> dict:

@@ -5,10 +5,11 @@ prompt before its answer (in a stream, as the choice's first chunk).
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from proxy.dialects import openai
 from proxy.dialects.openai import Choices
+from proxy.dialects.streaming import EventRenderer
 from proxy.events import WAITING, Finish, TextDelta, UsageReport
 from proxy.fields import Fields
 from proxy.sse import COMMENT
@@ -62,7 +63,7 @@ def render(id: str, model: str, completions: Sequence[Completion], choices: Choi
     return openai.historic_extras(body, completions)
 
 
-class Stream(openai.Wire):
+class Stream(EventRenderer, openai.Wire):
     """Text completion chunks from the core's events (reasoning and tools have no place in
     a raw completion)."""
 
@@ -77,30 +78,28 @@ class Stream(openai.Wire):
         self.begun = False
         self.usage = Usage()
 
-    def render(self, batches: Iterator[list]) -> Iterator[list]:
-        for events in batches:
-            out: list = []
-            for event in events:
-                kind = type(event)
-                if event is WAITING:
-                    out.append(COMMENT)
-                    continue
-                if not self.begun:
-                    self.begun = True
-                    if self.echoes is not None:
-                        out.append(self._chunk(self.echoes[self.index]))
-                if kind is TextDelta:
-                    out.append(self._chunk(event.text, event.logprobs))
-                elif kind is UsageReport:
-                    self.usage += event.usage
-                elif kind is Finish:
-                    out.append(self._chunk("", finish_reason=event.reason))
-                    self.index += 1
-                    self.begun = False
-            if out:
-                yield out
-        if self.include_usage:
-            yield [openai.usage_chunk(self.id, self.model, self.created, OBJECT, self.usage)]
+    def event(self, event, out: list) -> None:
+        if event is WAITING:
+            out.append(COMMENT)
+            return
+        if not self.begun:
+            self.begun = True
+            if self.echoes is not None:
+                out.append(self._chunk(self.echoes[self.index]))
+        kind = type(event)
+        if kind is TextDelta:
+            out.append(self._chunk(event.text, event.logprobs))
+        elif kind is UsageReport:
+            self.usage += event.usage
+        elif kind is Finish:
+            out.append(self._chunk("", finish_reason=event.reason))
+            self.index += 1
+            self.begun = False
+
+    def closing(self) -> list:
+        if not self.include_usage:
+            return []
+        return [[openai.usage_chunk(self.id, self.model, self.created, OBJECT, self.usage)]]
 
     def _chunk(self, text: str, logprobs: tuple = (),
                finish_reason: Optional[str] = None) -> dict:

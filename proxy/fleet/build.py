@@ -128,7 +128,8 @@ def _replicas(spec: ModelSpec, settings: Settings, metrics) -> tuple:
     if spec.backend == "chatglm":  # imported here: chatglm-cpp is an optional extra
         from proxy.backends.chatglm.backend import load_backend
 
-        return (Replica(spec.path, load_backend(settings, spec.path, spec.id)),)
+        return (Replica(spec.path, load_backend(settings, spec.path, spec.id,
+                                                spec.reasoning)),)
     embedding = None
     if spec.embedding_upstream:  # one server for every replica: one client, one line
         embedding = (_client(spec.embedding_upstream, spec, settings),
@@ -147,7 +148,8 @@ def _servercpp(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings, embe
                                 unescape(settings.stop))
     return ServerCppBackend(_client(upstream, spec, settings),
                             build_template_factory(spec.chat_template, historic),
-                            _admission(upstream, spec, settings, metrics), spec.id, embedding)
+                            _admission(upstream, spec, settings, metrics), spec.id, embedding,
+                            reasoning=spec.reasoning)
 
 
 def _client(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings):

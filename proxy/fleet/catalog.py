@@ -21,10 +21,12 @@ from proxy.tomlfile import read_toml
 from proxy.types import GenerationRequest, Sampling
 
 BACKENDS = ("servercpp", "chatglm")
+REASONING = ("auto", "think-tags", "none")  # how a model's thoughts are told from its answer
 # Request fields a model may default; each is applied only where the client left it out.
 DEFAULTABLE = ("max_tokens", "stop", "n_keep", "cache_prompt") + tuple(
     f.name for f in dataclasses.fields(Sampling))
 MODEL_KEYS = {"aliases", "backend", "upstreams", "slots", "chat_template", "model", "defaults",
+              "reasoning",
               "affinity", "upstream_key", "cmd", "args", "ttl", "preload"}
 TOP_KEYS = {"default", "catch_all", "models", "max_running"}
 
@@ -68,6 +70,7 @@ class ModelSpec:
     affinity: bool = True
     upstream_key: str = field(default="", repr=False)
     managed: Optional[ManagedSpec] = None
+    reasoning: str = "auto"  # think-tags, none, or auto: think-tags if its template has them
 
     @property
     def names(self) -> tuple:
@@ -133,7 +136,7 @@ def from_settings(settings) -> Catalog:
                               preload=True)
         model = ModelSpec(id=settings.model_name or os.path.basename(settings.model),
                           chat_template=settings.chat_template, managed=managed,
-                          affinity=settings.affinity == "on")
+                          affinity=settings.affinity == "on", reasoning=settings.reasoning)
         return Catalog((model,), model.id, catch_all=True, max_running=settings.max_running)
     model = ModelSpec(
         id=settings.model_name, backend=settings.backend,
@@ -142,7 +145,8 @@ def from_settings(settings) -> Catalog:
         embedding_upstream=(UpstreamSpec(settings.embedding_api.rstrip("/"), slots)
                             if settings.embedding_api else None),
         chat_template=settings.chat_template, path=settings.model,
-        affinity=settings.affinity == "on", upstream_key=settings.llama_api_key)
+        affinity=settings.affinity == "on", upstream_key=settings.llama_api_key,
+        reasoning=settings.reasoning)
     return Catalog((model,), model.id, catch_all=True)
 
 
@@ -219,11 +223,16 @@ def _model(model_id: str, spec: Any, key: str, fail) -> ModelSpec:
     upstream_key = spec.get("upstream_key", "")
     if not isinstance(upstream_key, str):
         raise fail(f"{key}.upstream_key", "must be a string")
+    reasoning = spec.get("reasoning", "auto")
+    if reasoning not in REASONING:
+        raise fail(f"{key}.reasoning", f"must be one of {', '.join(REASONING)}, "
+                                       f"got {reasoning!r}")
     return ModelSpec(id=model_id, aliases=tuple(aliases), backend=backend,
                      upstreams=upstreams if backend == "servercpp" else (),
                      chat_template=template, path=spec.get("model", ""),
                      defaults=_defaults(spec.get("defaults", {}), f"{key}.defaults", fail),
-                     affinity=affinity, upstream_key=upstream_key, managed=managed)
+                     affinity=affinity, upstream_key=upstream_key, managed=managed,
+                     reasoning=reasoning)
 
 
 def _managed(spec: dict, key: str, fail) -> Optional[ManagedSpec]:

@@ -142,6 +142,12 @@ class Fleet(Backend):
 
     # -- tokens and embeddings -------------------------------------------------------------
 
+    def count_tokens(self, request: GenerationRequest) -> int:
+        model = self._model(request.model)
+        request = with_defaults(request, model.spec.defaults)
+        return self._failing_over(model, None, lambda replica: replica.backend.count_tokens(
+            request))
+
     def tokenize(self, text: str, model: Optional[str] = None) -> list:
         return self._any_replica(model, lambda backend: backend.tokenize(text))
 

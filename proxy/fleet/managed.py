@@ -47,6 +47,9 @@ class ManagedBackend(Backend):
                     yield from chunks
                 return
 
+    def count_tokens(self, request: GenerationRequest) -> int:
+        return self._serving(lambda: self.backend.count_tokens(request))
+
     def tokenize(self, text: str, model: Optional[str] = None) -> list:
         return self._serving(lambda: self.backend.tokenize(text))
 

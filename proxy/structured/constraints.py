@@ -6,7 +6,9 @@
   a grammar admitting only calls, in the model's format, to the allowed tools with arguments
   valid against their parameters, so even a weak model writes a valid call.
 - tools it may call (``auto``): on servers with lazy grammars, the same grammar, applied only
-  once the model writes the format's call opener; elsewhere nothing.
+  once the model writes the format's call opener; elsewhere, or when a tool's schema uses what
+  the compiler cannot express (agents send large schemas), nothing: what the model writes is
+  read as calls all the same.
 """
 from __future__ import annotations
 
@@ -42,7 +44,11 @@ def output_fields(request: GenerationRequest, tool_format: ToolFormat, *, json_s
     if forced:
         return {"grammar": tool_grammar(tool_format, request)}
     if lazy_grammar and tool_format.opener:
-        return {"grammar": tool_grammar(tool_format, request), "grammar_lazy": True,
+        try:
+            grammar = tool_grammar(tool_format, request)
+        except InvalidRequestError:  # a schema past the compiler: the model calls freely
+            return {}
+        return {"grammar": grammar, "grammar_lazy": True,
                 "grammar_triggers": [{"type": WORD_TRIGGER, "value": tool_format.opener}],
                 "preserved_tokens": [tool_format.opener]}
     return {}

@@ -1,15 +1,36 @@
-"""Tool calls read out of what a model generated, whole or as it streams."""
+"""Thoughts and tool calls read out of what a model generated, whole or as it streams."""
 from __future__ import annotations
 
 from contextlib import closing
 from dataclasses import replace
 from typing import Collection, Iterator
 
+from proxy.structured import reasoning
 from proxy.structured.toolformats import StreamingToolParser, ToolFormat
 from proxy.types import Chunk, Completion
 
 TOOL_CALLS = "tool_calls"
 LENGTH = "length"
+
+
+def with_thoughts(completion: Completion, opened: bool) -> Completion:
+    """The answer, its thoughts taken out of the text (``opened``: the prompt opened them)."""
+    thoughts, text = reasoning.split(completion.text, opened)
+    return replace(completion, text=text, reasoning=thoughts)
+
+
+def thinking_chunks(chunks: Iterator[Chunk], opened: bool) -> Iterator[Chunk]:
+    """``chunks`` with their thoughts told apart from their text, as they come."""
+    splitter = reasoning.ReasoningSplitter(opened)
+    with closing(chunks):
+        for chunk in chunks:
+            thoughts, text = splitter.feed(chunk.text) if chunk.text else ("", "")
+            if chunk.finish_reason is not None:
+                rest_thoughts, rest_text = splitter.close()
+                thoughts, text = thoughts + rest_thoughts, text + rest_text
+            elif not (thoughts or text or chunk.logprobs or chunk.prompt_count is not None):
+                continue
+            yield replace(chunk, text=text, reasoning=thoughts)
 
 
 def with_calls(completion: Completion, tool_format: ToolFormat,
@@ -38,7 +59,8 @@ def calling_chunks(chunks: Iterator[Chunk], tool_format: ToolFormat,
             text = parser.feed(chunk.text) if chunk.text else ""
             held_logprobs.extend(chunk.logprobs)
             if chunk.finish_reason is None:
-                if text:  # the parser may hold the next chunk's text: this one is not followed
+                if text or chunk.reasoning or chunk.prompt_count is not None:
+                    # the parser may hold the next chunk's text: this one is not followed
                     yield replace(chunk, text=text, logprobs=tuple(held_logprobs),
                                   followed=False)
                     held_logprobs = []

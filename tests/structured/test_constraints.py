@@ -123,3 +123,10 @@ def test_unsupported_tool_parameters_name_the_tool():
         tool_grammar(HERMES, GenerationRequest(messages=CHAT, tools=(WEATHER, tool),
                                                tool_choice=ToolChoice("required")))
     assert error.value.param == "tools[1].function.parameters"
+
+
+def test_a_tool_the_compiler_cannot_express_leaves_auto_calls_free():
+    tool = {"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"a": {"not": {}}}}}}
+    request = GenerationRequest(messages=CHAT, tools=(WEATHER, tool))
+    assert output_fields(request, HERMES, json_schema=True, lazy_grammar=True) == {}

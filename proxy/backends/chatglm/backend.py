@@ -19,6 +19,7 @@ from proxy.backends.chatglm import messages, options
 from proxy.backends.chatglm.decoding import TextDecoder
 from proxy.backends.chatglm.model import UNLIMITED, LoadedModel
 from proxy.backends.chatglm.reply import ReplyFilter
+from proxy.structured import replies
 from proxy.config import Settings
 from proxy.errors import InvalidRequestError
 from proxy.backends.admission import Admission
@@ -28,8 +29,13 @@ from proxy.types import Chunk, Completion, GenerationRequest, Health, ModelInfo,
 logger = logging.getLogger(__name__)
 
 
-def load_backend(settings: Settings, path: str = "", model_name: str = "") -> "ChatGLMBackend":
-    """Load ``path`` (default ``--model``); any reason it cannot serve is a ``ValueError``."""
+def load_backend(settings: Settings, path: str = "", model_name: str = "",
+                 reasoning: str = "auto") -> "ChatGLMBackend":
+    """Load ``path`` (default ``--model``); any reason it cannot serve is a ``ValueError``.
+
+    ``reasoning``: ``think-tags`` tells ``<think>…</think>`` from the answer; chatglm.cpp has
+    no chat template to read them from, so ``auto`` is ``none``.
+    """
     path = path or settings.model
     model = LoadedModel.load(path, settings.max_length)
     if settings.max_context_length >= model.max_length:
@@ -38,7 +44,8 @@ def load_backend(settings: Settings, path: str = "", model_name: str = "") -> "C
     admission = Admission(f"the model {path}", SlotCount(configured=1),
                           max_queue=settings.max_queue, queue_timeout=settings.queue_timeout)
     return ChatGLMBackend(model, admission, max_context_length=settings.max_context_length,
-                          model_name=model_name or settings.model_name)
+                          model_name=model_name or settings.model_name,
+                          thinks=reasoning == "think-tags")
 
 
 @dataclass(frozen=True)
@@ -54,29 +61,42 @@ class ChatGLMBackend(Backend):
     concurrent = False  # one model, one generation at a time: choices take turns
 
     def __init__(self, model: LoadedModel, admission: Admission, *, max_context_length: int,
-                 model_name: str = "") -> None:
+                 model_name: str = "", thinks: bool = False) -> None:
+        """``thinks``: the model writes ``<think>…</think>`` before its answers."""
         self.model = model
         self.admission = admission
         self.max_context_length = max_context_length
         self.model_name = model_name or model.name
+        self.thinks = thinks
 
     def complete(self, request: GenerationRequest) -> Completion:
-        texts = []
+        texts, thoughts = [], []
         for chunk in self.stream(request):
             texts.append(chunk.text)
+            thoughts.append(chunk.reasoning)
             last = chunk
         return Completion("".join(texts), last.finish_reason, last.usage,
                           prompt_tokens=last.prompt_tokens, truncated=last.truncated,
-                          tool_calls=last.tool_calls)
+                          tool_calls=last.tool_calls, reasoning="".join(thoughts),
+                          stop_sequence=last.stop_sequence)
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
+        chunks = self._generate(request)
+        if self.thinks and request.is_chat:
+            return replies.thinking_chunks(chunks, opened=False)
+        return chunks
+
+    def count_tokens(self, request: GenerationRequest) -> int:
+        return len(self._prompt(request).ids)
+
+    def _generate(self, request: GenerationRequest) -> Iterator[Chunk]:
         sampling = options.sampling(request)
         prompt = self._prompt(request)
         names = messages.tool_names(request.tools) if request.is_chat else ()
         reply = ReplyFilter(request.stop, names, trim=request.is_chat)
         decoder = TextDecoder(self.model.decode)
         limit = request.max_tokens or UNLIMITED
-        generated, end = 0, None
+        generated, end, counted = 0, None, False
         with self.admission.lease(request.client_gone):
             for token in self.model.generate(prompt.ids, limit, sampling):
                 if token in self.model.stop_ids:
@@ -85,7 +105,8 @@ class ChatGLMBackend(Backend):
                 generated += 1
                 text = reply.feed(decoder.add(token))
                 if text:
-                    yield Chunk(text=text)
+                    yield Chunk(text=text, prompt_count=None if counted else len(prompt.ids))
+                    counted = True
                 if reply.stopped:
                     break
         text = reply.feed(decoder.flush())
@@ -96,7 +117,8 @@ class ChatGLMBackend(Backend):
             else "length"
         yield Chunk(finish_reason=finish, usage=Usage(len(prompt.ids), generated),
                     tool_calls=calls, truncated=prompt.truncated,
-                    prompt_tokens=tuple(prompt.ids) if request.tokenize else None)
+                    prompt_tokens=tuple(prompt.ids) if request.tokenize else None,
+                    stop_sequence=reply.stop_word)
 
     def tokenize(self, text: str, model: Optional[str] = None) -> list:
         decoder = TextDecoder(self.model.decode)

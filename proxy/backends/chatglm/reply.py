@@ -30,6 +30,11 @@ class ReplyFilter:
         """A stop word ended the answer: the generation can stop."""
         return self._stops.stopped
 
+    @property
+    def stop_word(self) -> str | None:
+        """The stop word that ended the answer, if one did."""
+        return self._stops.word
+
     def feed(self, piece: str) -> str:
         """Take the next generated text; return the content that is safe to show now."""
         if self._trim:

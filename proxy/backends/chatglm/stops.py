@@ -14,6 +14,7 @@ class StopWords:
     def __init__(self, words: Sequence[str]) -> None:
         self.words = tuple(word for word in words if word)
         self.stopped = False
+        self.word: str | None = None  # the one that stopped it
         self._held = ""
 
     def feed(self, piece: str) -> str:
@@ -21,11 +22,13 @@ class StopWords:
         if self.stopped:
             return ""
         text = self._held + piece
-        hits = [at for at in (text.find(word) for word in self.words) if at >= 0]
+        hits = [(at, word) for at, word in ((text.find(word), word) for word in self.words)
+                if at >= 0]
         if hits:
+            at, self.word = min(hits)
             self.stopped = True
             self._held = ""
-            return text[:min(hits)]
+            return text[:at]
         keep = self._partial_suffix(text)
         self._held = text[len(text) - keep:] if keep else ""
         return text[:len(text) - keep]

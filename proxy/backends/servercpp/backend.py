@@ -37,6 +37,8 @@ class ServerFacts:
     model: str
     template: ChatTemplate
     lazy_grammar: bool = False  # applies a grammar from a trigger word on (current llama.cpp)
+    thinking: Optional[bool] = None  # None: thoughts stay in the answer; else whether the
+    #                                  prompt opens them (see proxy.structured.reasoning)
 
 
 class ServerCppBackend(Backend):
@@ -50,9 +52,12 @@ class ServerCppBackend(Backend):
 
     def __init__(self, client: UpstreamClient, template_for: Callable[..., ChatTemplate],
                  admission: Admission, model_name: str = "",
-                 embedding: Optional[tuple] = None) -> None:
-        """``embedding``: the client and admission of a separate embedding server, if any."""
+                 embedding: Optional[tuple] = None, reasoning: str = "auto") -> None:
+        """``embedding``: the client and admission of a separate embedding server, if any;
+        ``reasoning``: how the model's thoughts are told from its answer (``auto``: by the
+        chat template's own tags)."""
         self.client = client
+        self.reasoning = reasoning
         self.admission = admission
         self.tokens = TokenClient(client, admission)
         self.embeddings = TokenClient(*embedding) if embedding else self.tokens
@@ -78,12 +83,18 @@ class ServerCppBackend(Backend):
         self.admission.saw_slot(result.slot)
         if request.tokenize:
             result = replace(result, prompt_tokens=tuple(self.tokens.token_ids(prompt)))
+        thinking = self._thinking(request)
+        if thinking is not None:
+            result = replies.with_thoughts(result, thinking)
         if request.tools:
             result = replies.with_calls(result, self._tool_format(), tool_names(request.tools))
         return result
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
         chunks = self.admission.stream(lambda: self._chunks(request), request.client_gone)
+        thinking = self._thinking(request)
+        if thinking is not None:
+            chunks = replies.thinking_chunks(chunks, thinking)
         if request.tools:
             chunks = replies.calling_chunks(chunks, self._tool_format(),
                                             tool_names(request.tools))
@@ -114,6 +125,11 @@ class ServerCppBackend(Backend):
                 chunks = budget.limited(chunks, limit,
                                         keep_logprobs=request.logprobs is not None)
             yield from chunks
+
+    def count_tokens(self, request: GenerationRequest) -> int:
+        facts = self._connected()
+        prompt, _ = self._prompt(request, facts)
+        return self.tokens.count(prompt, legacy=facts.kind.legacy)
 
     def tokenize(self, text: str, model: Optional[str] = None) -> list:
         return self.tokens.tokenize(text)
@@ -185,7 +201,8 @@ class ServerCppBackend(Backend):
                                      or self._model_from_list(kind) or "servercpp"))
         # lazy grammars came with the Jinja tool-calling work, which added chat_template_caps
         self._facts = ServerFacts(kind, model, template,
-                                  lazy_grammar="chat_template_caps" in props)
+                                  lazy_grammar="chat_template_caps" in props,
+                                  thinking=thinking_of(self.reasoning, template))
         self.admission.report(_total_slots(props), queues=not kind.legacy)
         logger.info("upstream %s is %s serving %s; chat template %s", self.client.base_url,
                     kind.name, model, template.name)
@@ -253,6 +270,10 @@ class ServerCppBackend(Backend):
         rendered = facts.template.render(request.messages, request.tools)
         return rendered.text, unique(rendered.stop + tuple(request.stop))
 
+    def _thinking(self, request: GenerationRequest) -> Optional[bool]:
+        """Whether (and how) a chat's thoughts are told from its answer; raw prompts never."""
+        return self._connected().thinking if request.is_chat else None
+
     def _tool_format(self) -> ToolFormat:
         """How the model writes calls: its template says (read once the server is known)."""
         return FORMATS[self._connected().template.tool_format]
@@ -275,15 +296,24 @@ def _counted(request: GenerationRequest, facts: ServerFacts) -> GenerationReques
     return request
 
 
+def thinking_of(reasoning: str, template: ChatTemplate) -> Optional[bool]:
+    """``None`` when thoughts stay in the answer, else whether the prompt opens them."""
+    if reasoning == "none" or (reasoning == "auto" and not template.thinks):
+        return None
+    return template.opens_thinking
+
+
 def _collect(chunks: Iterator[Chunk]) -> Completion:
-    texts, logprobs = [], []
+    texts, thoughts, logprobs = [], [], []
     for chunk in chunks:
         texts.append(chunk.text)
+        thoughts.append(chunk.reasoning)
         logprobs.extend(chunk.logprobs)
         if chunk.finish_reason is not None:
             return Completion("".join(texts), chunk.finish_reason, chunk.usage or Usage(),
                               tuple(logprobs), chunk.prompt_tokens, chunk.truncated,
-                              chunk.tool_calls, slot=chunk.slot)
+                              chunk.tool_calls, slot=chunk.slot, reasoning="".join(thoughts),
+                              stop_sequence=chunk.stop_sequence)
     raise AssertionError("a stream always ends with a finish reason")
 
 

@@ -94,6 +94,7 @@ def _final(rest: Iterator[Chunk], limit: int) -> Chunk:
     within = usage.completion_tokens <= limit and last.finish_reason != "length"
     return replace(last, text="", logprobs=(),
                    finish_reason=last.finish_reason if within else "length",
+                   stop_sequence=last.stop_sequence if within else None,
                    usage=replace(usage, completion_tokens=min(usage.completion_tokens, limit)
                                  if within else limit))
 

@@ -1,4 +1,4 @@
-"""Embeddings and tokens from a server.cpp, in the shape of whichever generation answers."""
+"""Embeddings and tokens from a server.cpp, in the shape of whichever kind answers."""
 from __future__ import annotations
 
 import math
@@ -27,6 +27,12 @@ class TokenClient:
         return [token["id"] if isinstance(token, dict) else token
                 for token in self._tokens(text, with_pieces=False)]
 
+    def count(self, prompt: str, *, legacy: bool) -> int:
+        """The tokens ``prompt`` takes as a prompt, its BOS included: current servers add it
+        when asked (``add_special``), old ones add it to every prompt they are sent."""
+        tokens = self._tokens(prompt, with_pieces=False, add_special=True)
+        return len(tokens) + (1 if legacy else 0)
+
     def tokenize(self, text: str) -> list:
         """``(id, piece)`` pairs whose pieces join to the text (see :mod:`.pieces`)."""
         tokens = self._tokens(text, with_pieces=True)
@@ -53,8 +59,9 @@ class TokenClient:
             pieces.extend([""] * (stop - start - 1))
         return list(zip(ids, pieces))
 
-    def _tokens(self, text: str, *, with_pieces: bool) -> list:
-        body = self.client.post_json("/tokenize", {"content": text, "with_pieces": with_pieces})
+    def _tokens(self, text: str, *, with_pieces: bool, add_special: bool = False) -> list:
+        body = self.client.post_json("/tokenize", {"content": text, "with_pieces": with_pieces,
+                                                   "add_special": add_special})
         tokens = body.get("tokens") if isinstance(body, dict) else None
         if not isinstance(tokens, list):
             raise UpstreamError(f"the upstream {self.client.base_url} answered /tokenize "
@@ -84,7 +91,7 @@ class TokenClient:
         return vector, len(self.token_ids(text))
 
     def _vector(self, body: object) -> list:
-        """Read any generation's answer: a flat vector, or per-token vectors to mean-pool."""
+        """Read any kind's answer: a flat vector, or per-token vectors to mean-pool."""
         if isinstance(body, list) and body and isinstance(body[0], dict):
             body = body[0]  # current servers answer a list, one entry per prompt
         if isinstance(body, dict) and body.get("content") == "slot unavailable":

@@ -22,6 +22,14 @@ def finish_reason(body: dict) -> str:
     return "length" if body.get("stopped_limit") else "stop"
 
 
+def stop_word(body: dict) -> Optional[str]:
+    """The stop word that ended the answer, when one did (``stop_type`` word, or
+    ``stopped_word`` on old servers)."""
+    word = body.get("stopping_word")
+    stopped = body.get("stop_type") == "word" or body.get("stopped_word") is True
+    return word if stopped and isinstance(word, str) and word else None
+
+
 def usage(body: dict) -> Usage:
     prompt = int(body.get("tokens_evaluated") or 0)
     return Usage(prompt, int(body.get("tokens_predicted") or 0), _cached(body, prompt))
@@ -62,6 +70,7 @@ def completion(body: object, upstream: str, top: Optional[int]) -> Completion:
         logprobs=logprobs(body.get("completion_probabilities"), top),
         truncated=bool(body.get("truncated")),
         slot=slot(body),
+        stop_sequence=stop_word(body),
     )
 
 
@@ -160,16 +169,20 @@ def stream_chunks(batches: Iterable[list], upstream: str,
                                     f"not a JSON object")
             if "error" in body:
                 raise stream_error(body, upstream)
-            seen_any = True
             if body.get("stop"):
                 yield Chunk(text=body.get("content") or "", finish_reason=finish_reason(body),
                             usage=usage(body), truncated=bool(body.get("truncated")),
-                            slot=slot(body))
+                            slot=slot(body), stop_sequence=stop_word(body),
+                            prompt_count=None if seen_any else _count(body))
                 return
-            yield Chunk.partial(body.get("content") or "",
-                                () if top is None else logprobs(
-                                    body.get("completion_probabilities"), top),
-                                index < last)
+            chunk = Chunk.partial(body.get("content") or "",
+                                  () if top is None else logprobs(
+                                      body.get("completion_probabilities"), top),
+                                  index < last)
+            if not seen_any:  # current servers count the prompt in every chunk
+                seen_any = True
+                chunk.__dict__["prompt_count"] = _count(body)
+            yield chunk
     if seen_other and not seen_any:
         raise UpstreamError(f"the upstream {upstream} answered a stream request with "
                             f"something that is not an event stream")
@@ -181,6 +194,11 @@ def stream_chunks(batches: Iterable[list], upstream: str,
             retry_after=1)
     raise UpstreamError(f"the upstream {upstream} ended the stream before finishing; "
                         f"check its log")
+
+
+def _count(body: dict) -> Optional[int]:
+    value = body.get("tokens_evaluated")
+    return value if _is_count(value) and value > 0 else None
 
 
 def _last_event(lines: list) -> int:

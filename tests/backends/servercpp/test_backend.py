@@ -310,3 +310,63 @@ def test_cached_prompt_tokens_come_from_the_servers_timings(body, cached):
     usage = parse.usage(body)
     assert usage.cached_tokens == cached
     assert usage.prompt_tokens == 30
+
+
+# -- reasoning ----------------------------------------------------------------------------
+
+THINKING_TEMPLATE = ("{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}"
+                     "{% if add_generation_prompt %}<|assistant|><think>\n{% endif %}")
+SAYS_THINKS = ("{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}"
+               "{% if add_generation_prompt %}<|assistant|>{% endif %}{# <think> #}")
+
+
+@pytest.mark.parametrize(("template", "content", "reasoning", "expected"), [
+    pytest.param(THINKING_TEMPLATE, "Hmm.\n</think>\n\nHi!", "auto", ("Hmm.", "Hi!"),
+                 id="the-template-opens-the-block"),
+    pytest.param(SAYS_THINKS, "<think>Hmm.</think>Hi!", "auto", ("Hmm.", "Hi!"),
+                 id="the-model-opens-it"),
+    pytest.param(SAYS_THINKS, "<think>Hmm.</think>Hi!", "none",
+                 ("", "<think>Hmm.</think>Hi!"), id="told-not-to"),
+    pytest.param("historic", "<think>Hmm.</think>Hi!", "auto",
+                 ("", "<think>Hmm.</think>Hi!"), id="a-template-without-tags"),
+    pytest.param("historic", "<think>Hmm.</think>Hi!", "think-tags", ("Hmm.", "Hi!"),
+                 id="told-to"),
+])
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_thoughts_are_told_from_the_answer(make_backend, upstream, tmp_path, template, content,
+                                           reasoning, expected, stream):
+    if template != "historic":
+        path = tmp_path / "template.jinja"
+        path.write_text(template)
+        template = str(path)
+    add_kind(upstream, "llamacpp")
+    backend = make_backend(template)
+    backend.reasoning = reasoning
+    if stream:
+        events = [{"content": piece, "stop": False} for piece in content]  # a character each
+        events.append(final("llamacpp", content=""))
+        upstream.post("/completion", content_type="text/event-stream",
+                      body="".join(f"data: {json.dumps(e)}\n\n" for e in events))
+        chunks = list(backend.stream(CHAT))
+        found = ("".join(c.reasoning for c in chunks), "".join(c.text for c in chunks))
+    else:
+        upstream.post("/completion", json_body=final("llamacpp", content=content))
+        answer = backend.complete(CHAT)
+        found = (answer.reasoning, answer.text)
+    assert found == expected
+
+
+def test_a_raw_prompt_keeps_its_thoughts(make_backend, upstream, tmp_path):
+    path = tmp_path / "template.jinja"
+    path.write_text(SAYS_THINKS)
+    add_kind(upstream, "llamacpp")
+    upstream.post("/completion", json_body=final("llamacpp", content="<think>x</think>y"))
+    answer = make_backend(str(path)).complete(GenerationRequest(prompt="p"))
+    assert (answer.reasoning, answer.text) == ("", "<think>x</think>y")
+
+
+def test_the_stop_word_that_ended_the_answer_is_told(make_backend, upstream):
+    add_kind(upstream, "llamacpp")
+    upstream.post("/completion", json_body=final("llamacpp", stop_type="word",
+                                                 stopping_word="END"))
+    assert make_backend().complete(CHAT).stop_sequence == "END"
