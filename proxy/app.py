@@ -9,11 +9,12 @@ from typing import Callable, Optional
 from flask import Flask
 
 from proxy.access.build import build_access
-from proxy.api import admin, auth, errors, glm, observe, openai, web
+from proxy.api import admin, anthropic, auth, errors, glm, observe, openai, web
 from proxy.api.jsonbody import OrjsonProvider
 from proxy.api.state import ProxyState
 from proxy.backends.base import Backend
 from proxy.config import Settings, metrics_folder
+from proxy.dialects import anthropic_messages
 from proxy.errors import ShuttingDownError
 from proxy.fleet.build import build_fleet, fleet_of
 from proxy.ops.metrics import Metrics
@@ -53,8 +54,8 @@ def create_app(settings: Optional[Settings] = None, *, backend: Optional[Backend
             raise ShuttingDownError("the proxy is shutting down; send the request again")
 
     auth.init_app(app, access, router.model_label, settings.cors_origins)
-    errors.init_app(app)
-    for blueprint in (openai.bp, glm.bp, web.bp, admin.bp, observe.bp):
+    errors.init_app(app, {anthropic.bp.name: anthropic_messages.error_body})
+    for blueprint in (openai.bp, anthropic.bp, glm.bp, web.bp, admin.bp, observe.bp):
         app.register_blueprint(blueprint)
     _check_all_plain(app)
     return app

@@ -16,7 +16,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import closing
 from contextvars import copy_context
 from itertools import chain
-from typing import Iterator, Sequence
+from typing import Iterator, Optional, Sequence
 
 from proxy.backends.base import Backend
 from proxy.events import (WAITING, Finish, PromptCounted, ReasoningDelta, TextDelta,
@@ -49,16 +49,20 @@ def complete(backend: Backend, requests: Sequence[GenerationRequest],
     return counted
 
 
-def stream(backend: Backend, requests: Sequence[GenerationRequest],
-           n: int = 1) -> Iterator[list]:
+def stream(backend: Backend, requests: Sequence[GenerationRequest], n: int = 1, *,
+           patient: bool = False) -> Iterator[list]:
     """Every choice's events, one choice after another.
 
     Nothing is read until the first item is asked for; the first choice's first chunk is
     read before anything is yielded, so a failure before any byte is the caller's to raise.
-    While the model's server starts, :data:`~proxy.events.WAITING` comes first, alone.
+    While the model's server starts, :data:`~proxy.events.WAITING` comes first, alone;
+    ``patient`` streams get it whenever the first event is slow (a free slot, too), at the
+    price of a thread to wait in.
     """
     events = _events(backend, jobs(requests, n), n)
-    return patiently(events) if backend.starting(requests[0].model) else events
+    if patient or backend.starting(requests[0].model):
+        return patiently(events)
+    return events
 
 
 def _events(backend: Backend, todo: list, n: int) -> Iterator[list]:
@@ -134,11 +138,14 @@ def _measure(usage: Usage) -> None:
     measure.generated(usage.prompt_tokens, usage.completion_tokens)
 
 
-def patiently(events: Iterator[list], patience: float = PATIENCE,
-              every: float = KEEPALIVE_EVERY) -> Iterator[list]:
+def patiently(events: Iterator[list], patience: Optional[float] = None,
+              every: Optional[float] = None) -> Iterator[list]:
     """``events``, but a first event slower than ``patience`` (a server starting) is preceded
-    by ``[WAITING]`` every ``every`` seconds until it comes. A failure of the first event
-    within ``patience`` is raised as it is."""
+    by ``[WAITING]`` every ``every`` seconds until it comes (by default :data:`PATIENCE` and
+    :data:`KEEPALIVE_EVERY`). A failure of the first event within ``patience`` is raised as
+    it is."""
+    patience = PATIENCE if patience is None else patience
+    every = KEEPALIVE_EVERY if every is None else every
     first: Future = Future()
     threading.Thread(target=copy_context().run, args=(_first_event, events, first),
                      daemon=True, name="first-event").start()

@@ -53,6 +53,7 @@ PRESETS: tuple[str, ...] = tuple(PRESET_STOP_WORDS)
 HISTORIC = "historic"
 AUTO = "auto"
 THINK_OPEN = "<think>"
+THINK_CLOSE = "</think>"
 
 
 # The tool-call format each preset's models were trained on; any other template gets the
@@ -229,7 +230,7 @@ class JinjaTemplate:
         except jinja2.TemplateSyntaxError as exc:
             raise ValueError(f"chat template {name!r} has a syntax error on line {exc.lineno}: "
                              f"{exc.message}") from exc
-        self.thinks = THINK_OPEN in source
+        self.thinks = THINK_OPEN in source or THINK_CLOSE in source
         self.opens_thinking = self.thinks and self._opens_thinking()
 
     def _opens_thinking(self) -> bool:

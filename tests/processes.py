@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+import anthropic
 import openai
 import requests
 
@@ -95,6 +96,13 @@ class ProxyProcess:
         for the garbage collector to complain about)."""
         client = openai.OpenAI(base_url=self.url + "/v1", api_key=api_key, max_retries=0,
                                **{"timeout": 60, **options})
+        self._clients.append(client)
+        return client
+
+    def anthropic(self, api_key: str = "unused", **options) -> anthropic.Anthropic:
+        """An ``anthropic`` client of this proxy, closed when the proxy stops."""
+        client = anthropic.Anthropic(base_url=self.url, api_key=api_key, max_retries=0,
+                                     **{"timeout": 60, **options})
         self._clients.append(client)
         return client
 

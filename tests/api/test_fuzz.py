@@ -4,7 +4,8 @@ keys limited to some models, rate limits and metrics on.
 Whatever arrives (any JSON in any field, ``model`` of every JSON type, bodies that are not
 JSON, invalid or surrogate-encoding UTF-8 bytes inside any field, any Content-Type, keys
 right, wrong or missing), the answer is a 2xx or a 4xx error in the route's own shape,
-naming the field when one field is to blame; never a 5xx, never a traceback. The number of
+naming the field when one field is to blame (Anthropic's shape has no place for it, and names
+it in the message); never a 5xx, never a traceback. The number of
 examples is bounded so CI stays fast; ``HYPOTHESIS_PROFILE=long`` runs many more (see
 ``tests/conftest.py``).
 """
@@ -41,7 +42,12 @@ ROUTES = {
     "/chat-stream": ("prompt", "history", "max_length", "top_p", "temperature", "model"),
     "/tokenize": ("prompt", "max_length", "model"),
     "/embedding": ("prompt", "model"),
+    "/v1/messages": ("model", "max_tokens", "messages", "system", "stop_sequences", "stream",
+                     "temperature", "top_p", "top_k", "metadata", "tools", "tool_choice",
+                     "thinking"),
+    "/v1/messages/count_tokens": ("model", "messages", "system", "tools", "tool_choice"),
 }
+ANTHROPIC = ("/v1/messages", "/v1/messages/count_tokens")
 KEYS = """
 [[keys]]
 name = "alpha-only"
@@ -55,9 +61,17 @@ key = "sk-all"
 tokens_per_minute = 1000000000
 """
 MODELS = st.sampled_from(["alpha", "gpt-4o-mini", "beta", "nobody", ""])
+BLOCK = st.fixed_dictionaries({"type": st.sampled_from(["text", "tool_use", "tool_result",
+                                                        "thinking", "image", "document"])},
+                              optional={"text": st.text(max_size=10), "id": st.text(max_size=5),
+                                        "tool_use_id": st.text(max_size=5),
+                                        "name": st.text(max_size=5), "input": st.just({}),
+                                        "content": st.text(max_size=5),
+                                        "source": st.just({"type": "text", "data": "d"})})
 MESSAGE = st.fixed_dictionaries({"role": st.sampled_from(["user", "system", "assistant",
                                                           "tool", "nobody"])},
-                                optional={"content": st.text(max_size=20), "name": st.text()})
+                                optional={"content": st.text(max_size=20)
+                                          | st.lists(BLOCK, max_size=3), "name": st.text()})
 
 scalars = (st.none() | st.booleans() | st.integers() | st.integers(min_value=2 ** 63)
            | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30))
@@ -102,11 +116,19 @@ def client(tmp_path_factory):
     fleet.close()
 
 
-def check(response, *, blame_a_field: bool = False) -> None:
-    """2xx, or a 4xx OpenAI error; nothing from inside the proxy leaks out."""
+def check(response, route: str, *, blame_a_field: bool = False) -> None:
+    """2xx, or a 4xx error in the route's own shape; nothing from inside the proxy leaks
+    out."""
     body = response.get_data()
     assert response.status_code < 500, body[:500]
     assert b"Traceback" not in body
+    if route in ANTHROPIC:
+        if response.status_code >= 400:
+            answer = json.loads(body)
+            assert answer["type"] == "error" and answer["error"]["message"]
+        elif response.mimetype == "text/event-stream":
+            assert body.endswith(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
+        return
     if response.status_code >= 400:
         error = json.loads(body)["error"]
         assert set(error) == {"message", "type", "param", "code"}
@@ -125,7 +147,7 @@ def test_any_json_in_any_field(client, route, data, headers):
     body = data.draw(st.dictionaries(st.sampled_from(names), plausible, max_size=len(names)))
     body.update(data.draw(st.dictionaries(st.text(max_size=10), json_values, max_size=2)))
     check(client.post(route, data=json.dumps(body), content_type="application/json",
-                      headers=headers), blame_a_field=True)
+                      headers=headers), route, blame_a_field=True)
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -141,7 +163,7 @@ def test_bad_bytes_inside_any_field(client, route, data, bad, content_type, head
         body[field] = ["a", "\x01"]  # or in a list of strings (stop, prompt, input)
     raw = json.dumps(body).encode().replace(b"\\u0001", data.draw(st.text(max_size=3)).encode()
                                             + bad)
-    check(client.post(route, data=raw, content_type=content_type, headers=headers))
+    check(client.post(route, data=raw, content_type=content_type, headers=headers), route)
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -149,9 +171,11 @@ def test_bad_bytes_inside_any_field(client, route, data, bad, content_type, head
 def test_a_model_of_every_json_type(client, route, model, headers):
     body = {"model": model, "prompt": "hi", "input": "hi", "tokens": [1],
             "messages": [{"role": "user", "content": "hi"}]}
+    body["max_tokens"] = 8
     response = client.post(route, json=body, headers=headers)
-    check(response)
-    if response.status_code == 400 and not isinstance(model, str) and model is not None:
+    check(response, route)
+    if (response.status_code == 400 and not isinstance(model, str) and model is not None
+            and route not in ANTHROPIC):
         assert response.json["error"]["param"] == "model"
 
 
@@ -174,7 +198,7 @@ raw_bodies = st.one_of(
 @given(route=st.sampled_from(sorted(ROUTES)), body=raw_bodies, content_type=CONTENT_TYPES,
        headers=HEADERS)
 def test_bodies_that_are_not_json(client, route, body, content_type, headers):
-    check(client.post(route, data=body, content_type=content_type, headers=headers))
+    check(client.post(route, data=body, content_type=content_type, headers=headers), route)
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -186,4 +210,7 @@ def test_a_lone_surrogate_in_any_field_is_named(client, route, field, text):
                            content_type="application/json",
                            headers={"Authorization": "Bearer sk-all"})
     assert response.status_code == 400
-    assert response.json["error"]["param"] == name
+    if route in ANTHROPIC:
+        assert response.json["error"]["type"] == "invalid_request_error"
+    else:
+        assert response.json["error"]["param"] == name

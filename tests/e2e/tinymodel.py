@@ -140,12 +140,20 @@ def _weights(rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 def write_tiny_llama_gguf(path: pathlib.Path) -> pathlib.Path:
     """Write the tiny model to `path` (same bytes every time) and return the path."""
+    return write_llama_gguf(path, "tiny-llama", _vocabulary(),
+                            _weights(np.random.default_rng(SEED)), N_CTX_TRAIN, CHAT_TEMPLATE)
+
+
+def write_llama_gguf(path: pathlib.Path, name: str, vocabulary: tuple, tensors: dict,
+                     context: int, chat_template: str, layers: int = N_LAYER) -> pathlib.Path:
+    """Write a llama-architecture GGUF of this module's shape: its name, ``(tokens, scores,
+    types)``, F32 ``tensors``, trained context and chat template."""
     path = pathlib.Path(path)
     writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_name("tiny-llama")
-    writer.add_context_length(N_CTX_TRAIN)
+    writer.add_name(name)
+    writer.add_context_length(context)
     writer.add_embedding_length(N_EMBD)
-    writer.add_block_count(N_LAYER)
+    writer.add_block_count(layers)
     writer.add_feed_forward_length(N_FF)
     writer.add_head_count(N_HEAD)
     writer.add_head_count_kv(N_HEAD_KV)
@@ -153,7 +161,7 @@ def write_tiny_llama_gguf(path: pathlib.Path) -> pathlib.Path:
     writer.add_layer_norm_rms_eps(1e-5)
     writer.add_file_type(gguf.LlamaFileType.ALL_F32)
 
-    tokens, scores, types = _vocabulary()
+    tokens, scores, types = vocabulary
     writer.add_tokenizer_model("llama")
     writer.add_token_list(tokens)
     writer.add_token_scores(scores)
@@ -163,10 +171,10 @@ def write_tiny_llama_gguf(path: pathlib.Path) -> pathlib.Path:
     writer.add_eos_token_id(EOS_ID)
     writer.add_add_bos_token(True)
     writer.add_add_eos_token(False)
-    writer.add_chat_template(CHAT_TEMPLATE)
+    writer.add_chat_template(chat_template)
 
-    for name, tensor in _weights(np.random.default_rng(SEED)).items():
-        writer.add_tensor(name, tensor)
+    for tensor_name, tensor in tensors.items():
+        writer.add_tensor(tensor_name, tensor)
 
     writer.write_header_to_file()
     writer.write_kv_data_to_file()

@@ -58,6 +58,13 @@ class FakeBackend(Backend):
     def models(self) -> list:
         return [ModelInfo(self.model)]
 
+    def count_tokens(self, request: GenerationRequest) -> int:
+        """One token per character of the messages (or the prompt)."""
+        self.counted = request
+        if request.is_chat:
+            return sum(len(message.content) for message in request.messages)
+        return len(request.prompt)
+
     def tokenize(self, text: str, model: Optional[str] = None) -> list:
         """One token per character, its id the code point."""
         return [(ord(char), char) for char in text]

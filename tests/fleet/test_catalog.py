@@ -162,3 +162,16 @@ def test_defaults_fill_only_what_the_client_left_out(asked, expected):
     defaults = GenerationRequest(max_tokens=64, stop=("END",),
                                  sampling=Sampling(temperature=0.1, top_k=5), cache_prompt=True)
     assert with_defaults(asked, defaults) == expected
+
+
+@pytest.mark.parametrize("value", ["auto", "think-tags", "none"])
+def test_a_models_reasoning(value):
+    catalog = parse_catalog({"models": {"r1": {"upstreams": ["http://127.0.0.1:8080"],
+                                               "reasoning": value}}}, "models.toml")
+    assert catalog.models[0].reasoning == value
+
+
+def test_a_reasoning_that_is_no_style_is_named():
+    with pytest.raises(CatalogError, match="models.r1.reasoning: must be one of auto"):
+        parse_catalog({"models": {"r1": {"upstreams": ["http://127.0.0.1:8080"],
+                                         "reasoning": "deepseek"}}}, "models.toml")

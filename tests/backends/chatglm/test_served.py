@@ -118,6 +118,49 @@ def content_times(proxy: ProxyProcess, max_tokens: int, times: list) -> None:
     times.extend(time.monotonic() for c in stream if c.choices and c.choices[0].delta.content)
 
 
+MESSAGES_TOOL = {"name": "get_weather", "description": "Weather in a city",
+                 "input_schema": TOOLS[0]["function"]["parameters"]}
+
+
+def test_messages_whole_streamed_and_counted(glm4):
+    """Anthropic's Messages API on the in-process model, through the anthropic SDK."""
+    client = glm4.anthropic()
+    whole = client.messages.create(model="claude-sonnet-4-5", max_tokens=64, messages=CHAT)
+    assert [(block.type, block.text) for block in whole.content] == [("text", REPLY)]
+    assert whole.stop_reason == "end_turn" and whole.usage.output_tokens == 8
+    with client.messages.stream(model="claude-sonnet-4-5", max_tokens=64,
+                                messages=CHAT) as stream:
+        assert "".join(stream.text_stream) == REPLY
+        final = stream.get_final_message()
+    assert final.model_dump(exclude={"id"}) == whole.model_dump(exclude={"id"})
+    counted = client.messages.count_tokens(model="tiny", messages=CHAT)
+    assert counted.input_tokens == whole.usage.input_tokens
+    cut = client.messages.create(model="tiny", max_tokens=3, messages=CHAT)
+    assert cut.stop_reason == "max_tokens" and cut.usage.output_tokens == 3
+
+
+def test_messages_tool_use_and_its_result(chatglm3):
+    client = chatglm3.anthropic()
+    first = client.messages.create(model="tiny", max_tokens=64, messages=CHAT,
+                                   tools=[MESSAGES_TOOL])
+    assert first.stop_reason == "tool_use"
+    (call,) = first.content
+    assert (call.type, call.name, call.input) == ("tool_use", "get_weather",
+                                                  {"city": "Paris", "days": 3})
+    with client.messages.stream(model="tiny", max_tokens=64, messages=CHAT,
+                                tools=[MESSAGES_TOOL]) as stream:
+        final = stream.get_final_message()
+    assert [(b.type, b.name, b.input) for b in final.content] == [
+        ("tool_use", "get_weather", {"city": "Paris", "days": 3})]
+    history = CHAT + [
+        {"role": "assistant", "content": [call.model_dump()]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id,
+                                      "content": "sunny"}]}]
+    again = client.messages.create(model="tiny", max_tokens=64, messages=history,
+                                   tools=[MESSAGES_TOOL])
+    assert again.content and again.stop_reason in ("tool_use", "end_turn")
+
+
 def test_concurrent_requests_are_serialized(endless):
     first, second = [], []
     threads = [threading.Thread(target=content_times, args=(endless, 1000, times))

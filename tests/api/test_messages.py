@@ -1,0 +1,167 @@
+"""Anthropic's Messages API through Flask's test client: routes, keys, errors in Anthropic's
+shape, streams, count_tokens."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from proxy.errors import UpstreamError, UpstreamUnavailableError
+from proxy.fleet.catalog import Catalog, ModelSpec
+from proxy.fleet.fleet import Fleet, Replica, ServedModel
+from proxy.fleet.health import Rotation
+from tests.fakes.backend import FakeBackend
+
+BODY = {"model": "claude-sonnet-4-5", "max_tokens": 64,
+        "messages": [{"role": "user", "content": "hi"}]}
+KEYS = """
+[[keys]]
+name = "alice"
+key = "sk-alice"
+models = ["qwen"]
+requests_per_minute = 1
+"""
+
+
+def named_events(body: bytes) -> list:
+    """``(event, data)`` of each event; every event must have both lines."""
+    found = []
+    for block in body.decode().split("\n\n")[:-1]:
+        event, data = block.split("\n")
+        assert event.startswith("event: ") and data.startswith("data: "), block
+        payload = json.loads(data[len("data: "):])
+        assert payload["type"] == event[len("event: "):]
+        found.append(payload)
+    return found
+
+
+def assert_anthropic_error(response, status: int, kind: str) -> dict:
+    assert response.status_code == status, response.data
+    body = response.get_json()
+    assert body["type"] == "error" and set(body) == {"type", "error"}
+    assert body["error"]["type"] == kind and body["error"]["message"]
+    return body["error"]
+
+
+@pytest.mark.parametrize("path", ["/v1/messages", "/messages", "/v1/messages?beta=true"])
+def test_a_whole_message(client, backend, path):
+    response = client.post(path, json=BODY)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["id"].startswith("msg_") and body["type"] == "message"
+    assert body["model"] == "claude-sonnet-4-5"
+    assert body["content"] == [{"type": "text", "text": "Hello world"}]
+    assert body["stop_reason"] == "end_turn"
+    assert body["usage"]["input_tokens"] == 5 and body["usage"]["output_tokens"] == 2
+    assert backend.requests[0].max_tokens == 64
+
+
+def test_a_streamed_message(client):
+    response = client.post("/v1/messages", json={**BODY, "stream": True})
+    assert response.status_code == 200 and response.mimetype == "text/event-stream"
+    events = named_events(response.data)
+    assert [e["type"] for e in events] == [
+        "message_start", "content_block_start", "content_block_delta", "content_block_delta",
+        "content_block_stop", "message_delta", "message_stop"]
+    assert "".join(e["delta"]["text"] for e in events if e["type"] == "content_block_delta") \
+        == "Hello world"
+
+
+def test_a_failure_after_the_first_byte_is_an_error_event(make_client):
+    backend = FakeBackend(error=UpstreamError("the server died"), fail_after=1)
+    response = make_client(backend).post("/v1/messages", json={**BODY, "stream": True})
+    events = named_events(response.data)
+    assert events[-1] == {"type": "error", "error": {"type": "api_error",
+                                                     "message": "the server died"}}
+    assert "message_stop" not in [e["type"] for e in events]
+
+
+def test_a_failure_before_the_first_byte_is_an_http_error(make_client):
+    backend = FakeBackend(error=UpstreamUnavailableError("down", retry_after=2))
+    response = make_client(backend).post("/v1/messages", json={**BODY, "stream": True})
+    assert_anthropic_error(response, 503, "overloaded_error")
+    assert response.headers["Retry-After"] == "2"
+
+
+def test_bad_input_is_a_400_in_anthropics_shape(client):
+    body = {**BODY, "messages": [{"role": "user", "content": [{"type": "image",
+                                                                "source": {}}]}]}
+    error = assert_anthropic_error(client.post("/v1/messages", json=body), 400,
+                                   "invalid_request_error")
+    assert "messages[0].content[0]" in error["message"]
+    assert_anthropic_error(client.post("/v1/messages", data=b"{nope"), 400,
+                           "invalid_request_error")
+
+
+def test_server_tools_are_named_in_a_header(client, backend):
+    tools = [{"name": "f", "input_schema": {"type": "object"}},
+             {"type": "web_search_20250305", "name": "web_search"}]
+    response = client.post("/v1/messages", json={**BODY, "tools": tools})
+    assert response.status_code == 200
+    assert response.headers["x-oai-proxy-left-out-tools"] == "web_search"
+    assert [t["function"]["name"] for t in backend.requests[0].tools] == ["f"]
+
+
+def test_count_tokens(client, backend):
+    body = {"model": "m", "system": "Be nice.", "messages": [{"role": "user", "content": "hi"}]}
+    for path in ("/v1/messages/count_tokens", "/messages/count_tokens?beta=true"):
+        response = client.post(path, json=body)
+        assert response.status_code == 200
+        assert response.get_json() == {"input_tokens": len("Be nice.") + len("hi")}
+
+
+def fleet_of(*names: str):
+    """A fleet of the named models on fake backends; other names are not found."""
+    specs = tuple(ModelSpec(name) for name in names)
+    return Fleet(Catalog(specs, names[0], catch_all=False),
+                 [ServedModel(spec, (Replica(f"fake-{spec.id}", FakeBackend()),),
+                              Rotation(lambda name: True)) for spec in specs])
+
+
+@pytest.fixture
+def keyed(make_client, tmp_path):
+    keys = tmp_path / "keys.toml"
+    keys.write_text(KEYS)
+    return make_client(fleet_of("qwen", "llama"), keys=str(keys))
+
+
+def test_keys_as_anthropic_clients_send_them(keyed):
+    body = {**BODY, "model": "qwen"}
+    assert_anthropic_error(keyed.post("/v1/messages", json=body), 401, "authentication_error")
+    assert_anthropic_error(keyed.post("/v1/messages", json=body,
+                                      headers={"x-api-key": "sk-bob"}), 401,
+                           "authentication_error")
+    assert_anthropic_error(keyed.post("/v1/messages", json={**body, "model": "llama"},
+                                      headers={"x-api-key": "sk-alice"}), 403,
+                           "permission_error")
+    ok = keyed.post("/v1/messages", json=body,
+                    headers={"x-api-key": "sk-alice", "anthropic-version": "2023-06-01"})
+    assert ok.status_code == 200
+    limited = keyed.post("/v1/messages", json=body, headers={"x-api-key": "sk-alice"})
+    assert_anthropic_error(limited, 429, "rate_limit_error")
+    assert "Retry-After" in limited.headers
+
+
+def test_an_unknown_model_is_not_found(make_client):
+    error = assert_anthropic_error(make_client(fleet_of("qwen")).post("/v1/messages",
+                                                                      json=BODY),
+                                   404, "not_found_error")
+    assert "qwen" in error["message"]
+
+
+def test_a_stream_waiting_for_its_first_token_gets_pings(make_client, monkeypatch):
+    from proxy import generation
+
+    monkeypatch.setattr(generation, "PATIENCE", 0.05)
+    monkeypatch.setattr(generation, "KEEPALIVE_EVERY", 0.05)
+
+    class Slow(FakeBackend):
+        def stream(self, request):
+            import time
+
+            time.sleep(0.3)  # a slot comes free late
+            yield from super().stream(request)
+
+    response = make_client(Slow()).post("/v1/messages", json={**BODY, "stream": True})
+    kinds = [event["type"] for event in named_events(response.data)]
+    assert kinds[:2] == ["message_start", "ping"] and kinds[-1] == "message_stop"

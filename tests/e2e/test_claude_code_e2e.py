@@ -1,0 +1,72 @@
+"""The real Claude Code CLI (from npm) in front of the proxy, headless, on real servers.
+
+The model answers a fixed text and stops (see :mod:`.stoppingmodel`); Claude Code's prompt is
+tens of thousands of tokens, so the server gets a context for it.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.processes import ProxyProcess
+
+from .agents import agent_binary, run_agent
+from .llama_server import LlamaServer
+from .marks import only
+from .stoppingmodel import ANSWER_TEXT, CHAT_TEMPLATE, write_stopping_gguf
+
+pytestmark = pytest.mark.e2e
+
+CONTEXT = 131072
+
+
+@pytest.fixture(scope="module")
+def stopping_model(tmp_path_factory):
+    return write_stopping_gguf(tmp_path_factory.mktemp("stopping") / "stopping.gguf")
+
+
+@pytest.fixture(scope="module")
+def proxy(stopping_model, logs, kind, tmp_path_factory):
+    template = tmp_path_factory.mktemp("template") / "chatml.jinja"
+    template.write_text(CHAT_TEMPLATE)
+    with LlamaServer(stopping_model, logs / f"claude-{kind}.log", kind=kind, parallel=1,
+                     ctx_size=CONTEXT, threads=2,
+                     extra_args=["--flash-attn", "on"] if kind == "llamacpp" else []) as server, \
+            ProxyProcess(server.url, logs / f"proxy-claude-{kind}.log",
+                         args=["--chat-template", str(template), "--api-key", "sk-claude",
+                               "--upstream-timeout", "600"]) as running:
+        yield running
+
+
+def claude(proxy: ProxyProcess, cwd, *args: str):
+    return run_agent([str(agent_binary("claude")), *args, "--output-format", "json"],
+                     {"ANTHROPIC_BASE_URL": proxy.url, "ANTHROPIC_API_KEY": "sk-claude",
+                      "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+                      "CLAUDE_CODE_MAX_RETRIES": "0"}, cwd)
+
+
+@only("llamacpp", "powerinfer", why="current llama-server and the oldest kind bound the rest")
+def test_claude_code_prints_the_answer(proxy, tmp_path):
+    result = claude(proxy, tmp_path, "-p", "Say hello.", "--model", "local-model")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert report["result"] == ANSWER_TEXT
+    assert not report["is_error"]
+    assert "Traceback" not in proxy.log()
+
+
+@only("llamacpp", why="the old kinds keep their prompt cache off unless asked (cache_prompt)")
+def test_later_turns_and_sessions_read_the_prompt_from_the_cache(proxy, tmp_path):
+    first = json.loads(claude(proxy, tmp_path, "-p", "Say hello.", "--model",
+                              "local-model").stdout)
+    second = json.loads(claude(proxy, tmp_path, "-p", "And again.", "--continue", "--model",
+                               "local-model").stdout)
+    other = json.loads(claude(proxy, tmp_path, "-p", "Something else entirely.",
+                              "--model", "local-model").stdout)  # a new session
+    print(json.dumps({"first": first["usage"], "second": second["usage"],
+                      "other": other["usage"]}))
+    prompt = first["usage"]["input_tokens"] + first["usage"]["cache_read_input_tokens"]
+    assert second["result"] == other["result"] == ANSWER_TEXT
+    assert second["usage"]["cache_read_input_tokens"] >= prompt
+    assert other["usage"]["cache_read_input_tokens"] >= 0.75 * prompt  # all but its messages
