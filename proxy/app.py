@@ -8,8 +8,8 @@ from typing import Callable, Optional
 
 from flask import Flask
 
-from proxy.access.build import build_access
-from proxy.api import admin, anthropic, auth, errors, glm, observe, openai, web
+from proxy.access.build import build_access, build_responses
+from proxy.api import admin, anthropic, auth, errors, glm, observe, openai, responses, web
 from proxy.api.jsonbody import OrjsonProvider
 from proxy.api.state import ProxyState
 from proxy.backends.base import Backend
@@ -42,7 +42,7 @@ def create_app(settings: Optional[Settings] = None, *, backend: Optional[Backend
     access = build_access(settings)
     router = (fleet_of(backend, settings) if backend is not None
               else build_fleet(settings, metrics=metrics))
-    state = ProxyState(settings, router, access, metrics)
+    state = ProxyState(settings, router, access, build_responses(settings), metrics)
     if metrics is not None:
         metrics.watch(router)
     app.extensions["proxy"] = state
@@ -55,7 +55,8 @@ def create_app(settings: Optional[Settings] = None, *, backend: Optional[Backend
 
     auth.init_app(app, access, router.model_label, settings.cors_origins)
     errors.init_app(app, {anthropic.bp.name: anthropic_messages.error_body})
-    for blueprint in (openai.bp, anthropic.bp, glm.bp, web.bp, admin.bp, observe.bp):
+    for blueprint in (openai.bp, anthropic.bp, responses.bp, glm.bp, web.bp, admin.bp,
+                      observe.bp):
         app.register_blueprint(blueprint)
     _check_all_plain(app)
     return app

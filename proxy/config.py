@@ -87,9 +87,13 @@ class Settings:
     usage_db: str = setting("", "SQLite file for usage per key and model (default: "
                                 "~/.cache/oai-proxy/usage.sqlite3; Redis with --redis-url)",
                             metavar="PATH")
-    redis_url: str = setting("", "Redis for rate limits and usage shared by every proxy "
-                                 "process (e.g. redis://host:6379/0); none = per process",
-                             secret=True, metavar="URL")
+    redis_url: str = setting("", "Redis for rate limits, usage and stored responses shared "
+                                 "by every proxy process (e.g. redis://host:6379/0); none = "
+                                 "per machine", secret=True, metavar="URL")
+    responses_db: str = setting("", "SQLite file for the responses the Responses API stores "
+                                    "(default: ~/.cache/oai-proxy/responses.sqlite3; Redis "
+                                    "with --redis-url)", metavar="PATH")
+    responses_retention: float = setting(30.0, "days a stored response is kept")
     metrics: str = setting("on", "Prometheus metrics at /metrics; off = none kept (the "
                                  "overhead header stays)", choices=("on", "off"))
     metrics_key: str = setting("", "key for GET /metrics (the admin key opens it too); none = "
@@ -236,7 +240,7 @@ def _validate(settings: Settings) -> None:
         if getattr(settings, name) < 1:
             raise ValueError(f"{flag_name(name)} must be at least 1")
     for name in ("client_timeout", "connect_timeout", "upstream_timeout", "queue_timeout",
-                 "graceful_timeout"):
+                 "graceful_timeout", "responses_retention"):
         if not 0 < getattr(settings, name) < math.inf:
             raise ValueError(f"{flag_name(name)} must be a positive number of seconds")
     for spec in fields(settings):

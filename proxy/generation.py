@@ -131,7 +131,10 @@ def _counted(completion: Completion, *, repeat: bool) -> Completion:
 
 def _prompt_once(usage: Usage, repeat: bool) -> Usage:
     """A repeated prompt's usage, its prompt tokens left to the first choice's."""
-    return Usage(completion_tokens=usage.completion_tokens) if repeat else usage
+    if not repeat:
+        return usage
+    return Usage(completion_tokens=usage.completion_tokens,
+                 reasoning_tokens=usage.reasoning_tokens)
 
 
 def _measure(usage: Usage) -> None:

@@ -74,6 +74,8 @@ class GenerationRequest:
     tool_choice: ToolChoice = field(default_factory=ToolChoice)
     parallel_tool_calls: bool = True
     grammar: Optional[str] = None  # GBNF the answer must match (server.cpp only)
+    # names the conversation for placement when the client does (an agent's thread id)
+    conversation: Optional[str] = None
     extra: dict = field(default_factory=dict)
     # whether the client has gone away; polled while the request waits for a slot
     client_gone: Callable[[], bool] = field(default=lambda: False, compare=False, repr=False)
@@ -90,6 +92,11 @@ class GenerationRequest:
         """This request, able to tell whether its client is still there."""
         return self._amended(client_gone=client_gone)
 
+    def in_conversation(self, name: Optional[str]) -> "GenerationRequest":
+        """This request, placed as part of the conversation ``name`` (``None``: as its
+        messages say)."""
+        return self._amended(conversation=name)
+
     def _amended(self, **changes) -> "GenerationRequest":
         """A shallow copy with ``changes``: every request is amended on its way, and
         ``dataclasses.replace`` would run ``__init__`` and its default factories again."""
@@ -103,16 +110,22 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: Optional[int] = None  # prompt tokens the server took from its KV cache
+    reasoning_tokens: Optional[int] = None  # completion tokens spent on thoughts, when known
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
     def __add__(self, other: "Usage") -> "Usage":
-        cached = (None if self.cached_tokens is None and other.cached_tokens is None
-                  else (self.cached_tokens or 0) + (other.cached_tokens or 0))
         return Usage(self.prompt_tokens + other.prompt_tokens,
-                     self.completion_tokens + other.completion_tokens, cached)
+                     self.completion_tokens + other.completion_tokens,
+                     _sum(self.cached_tokens, other.cached_tokens),
+                     _sum(self.reasoning_tokens, other.reasoning_tokens))
+
+
+def _sum(first: Optional[int], second: Optional[int]) -> Optional[int]:
+    """Two counts that may be unknown: unknown only when both are."""
+    return None if first is None and second is None else (first or 0) + (second or 0)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ def make_client(backend, tmp_path):
     """Build a test client for an app with the given settings over ``backend``."""
     def make(fake=None, **settings):
         settings.setdefault("usage_db", str(tmp_path / "usage.sqlite3"))
+        settings.setdefault("responses_db", str(tmp_path / "responses.sqlite3"))
         app = create_app(Settings(**settings), backend=fake or backend)
         return app.test_client()
     return make

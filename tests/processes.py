@@ -54,7 +54,9 @@ class ProxyProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1",
-                    "PROXY_USAGE_DB": str(log_path.parent / f"usage-{self.port}.sqlite3")}
+                    "PROXY_USAGE_DB": str(log_path.parent / f"usage-{self.port}.sqlite3"),
+                    "PROXY_RESPONSES_DB": str(log_path.parent /
+                                              f"responses-{self.port}.sqlite3")}
         if how == "wsgi":
             self.env.update(PROXY_LLAMA_API=upstream, PROXY_PORT=str(self.port),
                             PROXY_THREADS="32")

@@ -1,4 +1,5 @@
-"""Make the access gate the settings describe: keys, limiter and usage store."""
+"""Make the access gate the settings describe (keys, limiter and usage store), and the store
+of the responses the Responses API keeps."""
 from __future__ import annotations
 
 import os
@@ -6,6 +7,7 @@ import os
 from proxy.access.gate import Access
 from proxy.access.keyring import Keyring, load_keyring, plain_keys
 from proxy.access.limits import LocalLimiter, RedisLimiter
+from proxy.access.stored import RedisRecords, SqliteRecords, StoredResponses
 from proxy.access.usage import RedisUsage, SqliteUsage, UsageRecorder
 from proxy.config import Settings, cache_dir, environment
 
@@ -26,3 +28,16 @@ def build_access(settings: Settings) -> Access:
         return Access(Keyring(keys), RedisLimiter(client), UsageRecorder(RedisUsage(client)))
     path = settings.usage_db or os.path.join(cache_dir(), "usage.sqlite3")
     return Access(Keyring(keys), LocalLimiter(), UsageRecorder(SqliteUsage(path)))
+
+
+def build_responses(settings: Settings) -> StoredResponses:
+    """Stored responses in Redis with ``--redis-url``, else in a SQLite file."""
+    retention = settings.responses_retention * 86400
+    if settings.redis_url:
+        import redis
+
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=2,
+                                      socket_connect_timeout=2)
+        return StoredResponses(RedisRecords(client), retention)
+    path = settings.responses_db or os.path.join(cache_dir(), "responses.sqlite3")
+    return StoredResponses(SqliteRecords(path), retention)

@@ -107,7 +107,7 @@ def _preflight(origins: frozenset) -> Response:
     origin = _allowed_origin(origins)
     if origin:
         response.headers.update({
-            "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+            "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
             "Access-Control-Allow-Headers": request.headers.get(
                 "Access-Control-Request-Headers", "Authorization, Content-Type"),
             "Access-Control-Max-Age": "600",

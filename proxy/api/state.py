@@ -7,6 +7,7 @@ from typing import Iterator, Optional, Protocol, Sequence
 from flask import current_app, g
 
 from proxy.access.gate import Access
+from proxy.access.stored import StoredResponses
 from proxy.config import Settings
 from proxy.draining import Drain
 from proxy.ops.metrics import Metrics
@@ -55,6 +56,7 @@ class ProxyState:
     settings: Settings
     router: Router
     access: Access
+    responses: StoredResponses  # the Responses API's store
     metrics: Optional[Metrics]  # None: --metrics off
     drain: Drain = field(default_factory=Drain)
 

@@ -11,6 +11,7 @@ ROUTES = (
     ("POST", "/v1/chat/completions", "chat, streaming or not"),
     ("POST", "/v1/completions", "text completion from a raw prompt"),
     ("POST", "/v1/messages", "Anthropic's Messages API (Claude Code); /count_tokens counts"),
+    ("POST", "/v1/responses", "OpenAI's Responses API (Codex CLI), with stored responses"),
     ("GET", "/v1/models", "the model served"),
     ("POST", "/v1/embeddings", "embedding vectors"),
     ("POST", "/v1/tokenize", "token ids and pieces; /v1/detokenize turns ids back"),

@@ -157,6 +157,8 @@ def usage_body(usage: Usage) -> dict:
             "total_tokens": usage.total_tokens}
     if usage.cached_tokens is not None:
         body["prompt_tokens_details"] = {"cached_tokens": usage.cached_tokens}
+    if usage.reasoning_tokens is not None:
+        body["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
     return body
 
 

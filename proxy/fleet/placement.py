@@ -46,11 +46,14 @@ class ReplicaLoad:
 def conversation_key(request: GenerationRequest) -> str:
     """What stays the same from one turn of a conversation to the next.
 
-    A chat is named by its messages up to and including the first user message: the system
+    The name a client gives its conversation (an agent's thread id) when it gives one. Else
+    a chat is named by its messages up to and including the first user message: the system
     prompt alone is shared by many conversations, while the first question (a document, in
     retrieval setups) is what sets one apart. A raw prompt is named by its first characters.
     """
-    if request.is_chat:
+    if request.conversation:
+        text = "\x1d" + request.conversation
+    elif request.is_chat:
         opening = []
         for message in request.messages:
             opening.append(f"{message.role}\x1f{message.content}")

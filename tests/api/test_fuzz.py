@@ -46,8 +46,13 @@ ROUTES = {
                      "temperature", "top_p", "top_k", "metadata", "tools", "tool_choice",
                      "thinking"),
     "/v1/messages/count_tokens": ("model", "messages", "system", "tools", "tool_choice"),
+    "/v1/responses": ("model", "input", "instructions", "tools", "tool_choice", "stream",
+                      "store", "previous_response_id", "max_output_tokens", "temperature",
+                      "text", "reasoning", "prompt_cache_key", "metadata", "include"),
+    "/v1/responses/input_tokens": ("model", "input", "instructions", "tools"),
 }
 ANTHROPIC = ("/v1/messages", "/v1/messages/count_tokens")
+RESPONSES = ("/v1/responses", "/v1/responses/input_tokens")
 KEYS = """
 [[keys]]
 name = "alpha-only"
@@ -68,6 +73,14 @@ BLOCK = st.fixed_dictionaries({"type": st.sampled_from(["text", "tool_use", "too
                                         "name": st.text(max_size=5), "input": st.just({}),
                                         "content": st.text(max_size=5),
                                         "source": st.just({"type": "text", "data": "d"})})
+ITEM = st.fixed_dictionaries({"type": st.sampled_from(["message", "function_call",
+                                                       "function_call_output", "reasoning",
+                                                       "item_reference"])},
+                             optional={"role": st.sampled_from(["user", "assistant"]),
+                                       "content": st.text(max_size=5), "call_id": st.text(),
+                                       "name": st.text(max_size=5),
+                                       "arguments": st.text(max_size=5),
+                                       "output": st.text(max_size=5)})
 MESSAGE = st.fixed_dictionaries({"role": st.sampled_from(["user", "system", "assistant",
                                                           "tool", "nobody"])},
                                 optional={"content": st.text(max_size=20)
@@ -80,6 +93,7 @@ json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
                            max_leaves=12)
 # values shaped like the real thing, so parsing gets past the first field
 plausible = st.one_of(json_values, MODELS, st.lists(MESSAGE, min_size=1, max_size=3),
+                      st.lists(ITEM, min_size=1, max_size=3),
                       st.lists(st.integers(min_value=0, max_value=2 ** 40), min_size=1,
                                max_size=5),
                       st.sampled_from(["json_object", {"type": "json_object"},
@@ -135,6 +149,9 @@ def check(response, route: str, *, blame_a_field: bool = False) -> None:
         assert error["message"]
         if blame_a_field and response.status_code == 400:
             assert error["param"], error
+    elif response.mimetype == "text/event-stream" and route in RESPONSES:
+        assert body.startswith(b"event: response.created\n")
+        assert b"event: response.completed\n" in body or b"event: response.incomplete" in body
     elif response.mimetype == "text/event-stream":
         assert body.endswith(b"data: [DONE]\n\n")
         assert b'"error"' not in body

@@ -11,7 +11,7 @@ so no two native calls run at once.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator, Optional, Sequence
 
 from proxy.backends.base import Backend
@@ -83,8 +83,18 @@ class ChatGLMBackend(Backend):
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
         chunks = self._generate(request)
         if self.thinks and request.is_chat:
-            return replies.thinking_chunks(chunks, opened=False)
+            return self._counting_thoughts(replies.thinking_chunks(chunks, opened=False))
         return chunks
+
+    def _counting_thoughts(self, chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+        """The chunks, the last one's usage counting the tokens of the thoughts."""
+        thoughts = []
+        for chunk in chunks:
+            thoughts.append(chunk.reasoning)
+            if chunk.finish_reason is not None:
+                tokens = len(self.model.tokens("".join(thoughts))) if any(thoughts) else 0
+                chunk = replace(chunk, usage=replace(chunk.usage, reasoning_tokens=tokens))
+            yield chunk
 
     def count_tokens(self, request: GenerationRequest) -> int:
         return len(self._prompt(request).ids)

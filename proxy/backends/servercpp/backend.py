@@ -86,6 +86,7 @@ class ServerCppBackend(Backend):
         thinking = self._thinking(request)
         if thinking is not None:
             result = replies.with_thoughts(result, thinking)
+            result = replace(result, usage=self._with_thoughts(result.usage, result.reasoning))
         if request.tools:
             result = replies.with_calls(result, self._tool_format(), tool_names(request.tools))
         return result
@@ -98,12 +99,19 @@ class ServerCppBackend(Backend):
         if request.tools:
             chunks = replies.calling_chunks(chunks, self._tool_format(),
                                             tool_names(request.tools))
+        thoughts = []
         with contextlib.closing(chunks):
             for chunk in chunks:
                 if chunk.finish_reason is None:
+                    if chunk.reasoning:
+                        thoughts.append(chunk.reasoning)
                     yield chunk
                     continue
                 self.admission.saw_slot(chunk.slot)
+                if thinking is not None:
+                    usage = self._with_thoughts(chunk.usage or Usage(),
+                                                "".join(thoughts) + chunk.reasoning)
+                    chunk = replace(chunk, usage=usage)
                 if request.tokenize:
                     prompt, _ = self._prompt(request, self._connected())
                     chunk = replace(chunk, prompt_tokens=tuple(self.tokens.token_ids(prompt)))
@@ -269,6 +277,11 @@ class ServerCppBackend(Backend):
             return request.prompt, unique(request.stop)
         rendered = facts.template.render(request.messages, request.tools)
         return rendered.text, unique(rendered.stop + tuple(request.stop))
+
+    def _with_thoughts(self, usage: Usage, thoughts: str) -> Usage:
+        """``usage`` with the tokens of the thoughts counted (by the server's tokenizer)."""
+        return replace(usage, reasoning_tokens=len(self.tokens.token_ids(thoughts))
+                       if thoughts else 0)
 
     def _thinking(self, request: GenerationRequest) -> Optional[bool]:
         """Whether (and how) a chat's thoughts are told from its answer; raw prompts never."""

@@ -161,6 +161,37 @@ def test_messages_tool_use_and_its_result(chatglm3):
     assert again.content and again.stop_reason in ("tool_use", "end_turn")
 
 
+RESPONSES_TOOL = {"type": "function", "name": "get_weather", "description": "Weather in a city",
+                  "parameters": TOOLS[0]["function"]["parameters"], "strict": False}
+
+
+def test_responses_whole_streamed_and_counted(glm4):
+    """OpenAI's Responses API on the in-process model, through the openai SDK."""
+    client = glm4.sdk()
+    whole = client.responses.create(model="tiny", input="hi")
+    assert whole.output_text == REPLY and whole.status == "completed"
+    with client.responses.stream(model="tiny", input="hi") as stream:
+        final = stream.get_final_response()
+    assert final.output_text == REPLY and final.usage.output_tokens == whole.usage.output_tokens
+    counted = client.responses.input_tokens.count(model="tiny", input="hi")
+    assert counted.input_tokens == whole.usage.input_tokens
+    assert client.responses.create(model="tiny", input="hi", max_output_tokens=3).status == \
+        "incomplete"
+
+
+def test_responses_function_call_and_its_output(chatglm3):
+    client = chatglm3.sdk()
+    first = client.responses.create(model="tiny", input="hi", tools=[RESPONSES_TOOL])
+    (call,) = first.output
+    assert (call.type, call.name, json.loads(call.arguments)) == (
+        "function_call", "get_weather", {"city": "Paris", "days": 3})
+    again = client.responses.create(model="tiny", previous_response_id=first.id,
+                                    tools=[RESPONSES_TOOL], input=[{
+                                        "type": "function_call_output",
+                                        "call_id": call.call_id, "output": "sunny"}])
+    assert again.status == "completed" and again.output
+
+
 def test_concurrent_requests_are_serialized(endless):
     first, second = [], []
     threads = [threading.Thread(target=content_times, args=(endless, 1000, times))

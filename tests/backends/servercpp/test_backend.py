@@ -340,6 +340,7 @@ def test_thoughts_are_told_from_the_answer(make_backend, upstream, tmp_path, tem
         path.write_text(template)
         template = str(path)
     add_kind(upstream, "llamacpp")
+    upstream.post("/tokenize", json_body={"tokens": [5, 6, 7]})  # the thoughts' tokens
     backend = make_backend(template)
     backend.reasoning = reasoning
     if stream:
@@ -349,11 +350,15 @@ def test_thoughts_are_told_from_the_answer(make_backend, upstream, tmp_path, tem
                       body="".join(f"data: {json.dumps(e)}\n\n" for e in events))
         chunks = list(backend.stream(CHAT))
         found = ("".join(c.reasoning for c in chunks), "".join(c.text for c in chunks))
+        usage = chunks[-1].usage
     else:
         upstream.post("/completion", json_body=final("llamacpp", content=content))
         answer = backend.complete(CHAT)
         found = (answer.reasoning, answer.text)
+        usage = answer.usage
     assert found == expected
+    assert usage.reasoning_tokens == (3 if expected[0] else None if reasoning == "none"
+                                      or template == "historic" and reasoning == "auto" else 0)
 
 
 def test_a_raw_prompt_keeps_its_thoughts(make_backend, upstream, tmp_path):

@@ -1,6 +1,7 @@
-"""The real Claude Code CLI (from npm) in front of the proxy, headless, on real servers.
+"""The real agent CLIs (from npm) in front of the proxy, headless, on real servers: Claude
+Code (Anthropic's Messages API) and Codex CLI (OpenAI's Responses API).
 
-The model answers a fixed text and stops (see :mod:`.stoppingmodel`); Claude Code's prompt is
+The model answers a fixed text and stops (see :mod:`.stoppingmodel`); an agent's prompt is
 tens of thousands of tokens, so the server gets a context for it.
 """
 from __future__ import annotations
@@ -70,3 +71,52 @@ def test_later_turns_and_sessions_read_the_prompt_from_the_cache(proxy, tmp_path
     assert second["result"] == other["result"] == ANSWER_TEXT
     assert second["usage"]["cache_read_input_tokens"] >= prompt
     assert other["usage"]["cache_read_input_tokens"] >= 0.75 * prompt  # all but its messages
+
+
+def codex(proxy: ProxyProcess, cwd, *args: str):
+    """``codex exec`` with a provider entry for the proxy, as the README gives it."""
+    home = cwd / "codex-home"
+    home.mkdir(exist_ok=True)
+    (home / "config.toml").write_text(f"""
+model = "local-model"
+model_provider = "oai-proxy"
+check_for_update_on_startup = false
+[analytics]
+enabled = false
+[features]
+plugins = false
+[model_providers.oai-proxy]
+name = "oai-proxy"
+base_url = "{proxy.url}/v1"
+env_key = "OAI_PROXY_KEY"
+wire_api = "responses"
+request_max_retries = 0
+stream_max_retries = 0
+""")
+    return run_agent([str(agent_binary("codex")), "exec", "--skip-git-repo-check", *args],
+                     {"CODEX_HOME": str(home), "OAI_PROXY_KEY": "sk-claude"}, cwd)
+
+
+@only("llamacpp", "powerinfer", why="current llama-server and the oldest kind bound the rest")
+def test_codex_prints_the_answer(proxy, tmp_path):
+    result = codex(proxy, tmp_path, "--ephemeral", "Say hello.")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert ANSWER_TEXT in result.stdout
+    assert "Traceback" not in proxy.log()
+
+
+@only("llamacpp", why="the old kinds keep their prompt cache off unless asked (cache_prompt)")
+def test_a_codex_threads_next_turn_reads_its_prompt_from_the_cache(proxy, tmp_path):
+    first = codex(proxy, tmp_path, "--json", "Say hello.")
+    second = codex(proxy, tmp_path, "--json", "resume", "--last", "And again.")
+    usages = [turn_usage(result) for result in (first, second)]
+    print(json.dumps(usages))
+    assert usages[1]["cached_input_tokens"] >= usages[0]["input_tokens"]
+
+
+def turn_usage(result) -> dict:
+    """The usage of a ``codex exec --json`` run's turn."""
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    (done,) = [event for event in events if event.get("type") == "turn.completed"]
+    return done["usage"]

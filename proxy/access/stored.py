@@ -1,0 +1,151 @@
+"""Responses the proxy keeps (the Responses API's ``store``), for ``previous_response_id``,
+``GET`` and ``DELETE``: each with its input items, its owner (the key's name) and, when it
+has one, the conversation it belongs to, for a retention period.
+
+One key never sees another's responses: a response of another owner is as good as absent.
+SQLite by default (a file next to the usage file; every process on the machine shares it), or
+Redis (``--redis-url``: every proxy shares it).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator, Optional
+
+from proxy.errors import NotFoundError, UpstreamUnavailableError
+
+MAX_CHAIN = 10_000  # responses a conversation may be continued through
+PURGE_EVERY = 100  # saves between two sweeps of the expired rows (SQLite)
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    response: dict
+    input_items: list
+    previous: Optional[str] = None  # the response it continued
+    conversation: Optional[str] = None  # the key its turns are placed by, if one was given
+
+
+class StoredResponses:
+    """The store's rules over a backend that keeps records by id (see :class:`SqliteRecords`
+    and :class:`RedisRecords`)."""
+
+    def __init__(self, records, retention: float,
+                 clock: Callable[[], float] = time.time) -> None:
+        """``retention``: seconds a response is kept."""
+        self.records = records
+        self.retention = retention
+        self.clock = clock
+
+    def save(self, owner: str, stored: StoredResponse) -> None:
+        record = {"owner": owner, "created": self.clock(), "response": stored.response,
+                  "input": stored.input_items, "previous": stored.previous,
+                  "conversation": stored.conversation}
+        self.records.put(stored.response["id"], record, self.retention)
+
+    def get(self, owner: str, id: str) -> StoredResponse:
+        """The response ``id`` of ``owner``; a 404 naming it when absent, expired or another's."""
+        record = self.records.get(id)
+        if (record is None or record["owner"] != owner
+                or record["created"] < self.clock() - self.retention):
+            raise NotFoundError(f"No response with id {id!r} is stored here (for this key); "
+                                f"responses are kept {self.retention / 86400:g} days",
+                                param="previous_response_id")
+        return StoredResponse(record["response"], record["input"], record["previous"],
+                              record["conversation"])
+
+    def delete(self, owner: str, id: str) -> None:
+        self.get(owner, id)
+        self.records.remove(id)
+
+    def history(self, owner: str, id: str) -> tuple:
+        """``(items, stored)``: every item of the conversation through response ``id`` (the
+        inputs and outputs of it and of the responses it continued, oldest first), and the
+        response itself."""
+        chain, next_id = [], id
+        while next_id is not None and len(chain) < MAX_CHAIN:
+            stored = self.get(owner, next_id)
+            chain.append(stored)
+            next_id = stored.previous
+        items = [item for stored in reversed(chain)
+                 for item in (*stored.input_items, *stored.response["output"])]
+        return items, chain[0]
+
+
+class SqliteRecords:
+    """Records as JSON in a SQLite file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._saves = 0
+
+    def put(self, id: str, record: dict, retention: float) -> None:
+        with self._connection() as db:
+            db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)",
+                       (id, record["created"], json.dumps(record, ensure_ascii=False)))
+            self._saves += 1
+            if self._saves % PURGE_EVERY == 1:
+                db.execute("DELETE FROM responses WHERE created < ?",
+                           (record["created"] - retention,))
+
+    def get(self, id: str) -> Optional[dict]:
+        row = self._connection().execute("SELECT record FROM responses WHERE id = ?",
+                                         (id,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def remove(self, id: str) -> None:
+        with self._connection() as db:
+            db.execute("DELETE FROM responses WHERE id = ?", (id,))
+
+    def _connection(self) -> sqlite3.Connection:
+        """This thread's connection, made (with the file and table) on first use."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=5.0)
+            db.execute("PRAGMA journal_mode=WAL")  # writers in other processes do not block reads
+            with db:
+                db.execute("CREATE TABLE IF NOT EXISTS responses (id TEXT PRIMARY KEY, "
+                           "created REAL NOT NULL, record TEXT NOT NULL)")
+            self._local.db = db
+        return db
+
+
+class RedisRecords:
+    """Records as JSON in Redis, each expiring with its retention."""
+
+    PREFIX = "oai-proxy:response:"
+
+    def __init__(self, client) -> None:
+        """``client``: a ``redis.Redis``."""
+        self.client = client
+
+    def put(self, id: str, record: dict, retention: float) -> None:
+        with self._reaching():
+            self.client.set(self.PREFIX + id, json.dumps(record, ensure_ascii=False),
+                            ex=max(int(retention), 1))
+
+    def get(self, id: str) -> Optional[dict]:
+        with self._reaching():
+            raw = self.client.get(self.PREFIX + id)
+        return None if raw is None else json.loads(raw)
+
+    def remove(self, id: str) -> None:
+        with self._reaching():
+            self.client.delete(self.PREFIX + id)
+
+    @contextmanager
+    def _reaching(self) -> Iterator[None]:
+        import redis
+
+        try:
+            yield
+        except redis.RedisError:
+            raise UpstreamUnavailableError("the response store (Redis) cannot be reached; "
+                                           "retry shortly", retry_after=5) from None
