@@ -12,7 +12,7 @@ from typing import Any, Optional
 import jsonschema
 
 from proxy.errors import InvalidRequestError
-from proxy.types import Sampling
+from proxy.types import ResponseFormat, Sampling
 
 MAX_STOP_WORDS = 16
 TOKEN_ID = re.compile(r"[0-9]{1,9}")
@@ -77,10 +77,33 @@ class Fields:
             raise self.fail(name, "must be a string")
         return value
 
+    def text(self, name: str) -> str:
+        """A string that must be there (it may be empty)."""
+        value = self.string(name)
+        if value is None:
+            raise self.fail(name, "is required")
+        return value
+
+    def required(self, name: str) -> str:
+        """A string that must be there and not be empty."""
+        value = self.string(name)
+        if not value:
+            raise self.fail(name, "is required")
+        return value
+
     def object(self, name: str) -> Optional["Fields"]:
         """The field as :class:`Fields` of its own, or ``None`` when it is absent."""
         value = self.body.get(name)
         return None if value is None else Fields(value, f"{self.prefix}{name}.")
+
+    def objects(self, name: str) -> list:
+        """A list field's objects, each as :class:`Fields`; ``[]`` when it is absent."""
+        value = self.body.get(name)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.fail(name, "must be a list")
+        return [Fields(item, f"{self.prefix}{name}[{i}].") for i, item in enumerate(value)]
 
 
 def model_name(body: Any) -> Optional[str]:
@@ -149,6 +172,23 @@ def stop_words(fields: Fields, name: str = "stop") -> tuple:
     if len(stop) > MAX_STOP_WORDS:
         raise fields.fail(name, f"may hold at most {MAX_STOP_WORDS} strings")
     return tuple(word for word in stop if word)
+
+
+def response_format(kind: Optional[str], fields: Fields,
+                    schema_at: Fields) -> Optional[ResponseFormat]:
+    """``text`` (none), ``json_object`` or ``json_schema`` (its schema in ``schema_at``);
+    ``fields`` holds the ``type``."""
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return ResponseFormat("json_object")
+    if kind == "json_schema":
+        schema = schema_at.raw("schema")
+        if not isinstance(schema, dict):
+            raise schema_at.fail("schema", "must be a JSON Schema object")
+        check_schema(schema_at, "schema", schema)
+        return ResponseFormat("json_schema", schema)
+    raise fields.fail("type", "must be text, json_object or json_schema")
 
 
 def check_schema(fields: Fields, name: str, schema: dict) -> None:

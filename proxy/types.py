@@ -34,6 +34,15 @@ class Sampling:
     logit_bias: tuple = ()  # ((token_id, bias), ...); bias False bans the token
 
 
+def function_tool(name: str, parameters: dict, description: Optional[str] = None) -> dict:
+    """A tool as the proxy holds it, whatever API offered it: OpenAI's function shape, which
+    chat templates read."""
+    function = {"name": name, "parameters": parameters}
+    if description:
+        function["description"] = description
+    return {"type": "function", "function": function}
+
+
 @dataclass(frozen=True)
 class ResponseFormat:
     """A structured-output request: ``json_object`` or ``json_schema`` with its schema."""

@@ -9,18 +9,18 @@ Redis (``--redis-url``: every proxy shares it).
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
+from proxy.access.sqlite import Connections
 from proxy.errors import NotFoundError, UpstreamUnavailableError
 
 MAX_CHAIN = 10_000  # responses a conversation may be continued through
 PURGE_EVERY = 100  # saves between two sweeps of the expired rows (SQLite)
+SCHEMA = ("CREATE TABLE IF NOT EXISTS responses (id TEXT PRIMARY KEY, created REAL NOT NULL, "
+          "record TEXT NOT NULL)")
 
 
 @dataclass(frozen=True)
@@ -81,8 +81,7 @@ class SqliteRecords:
     """Records as JSON in a SQLite file."""
 
     def __init__(self, path: str) -> None:
-        self.path = path
-        self._local = threading.local()
+        self._connection = Connections(path, SCHEMA).get
         self._saves = 0
 
     def put(self, id: str, record: dict, retention: float) -> None:
@@ -102,19 +101,6 @@ class SqliteRecords:
     def remove(self, id: str) -> None:
         with self._connection() as db:
             db.execute("DELETE FROM responses WHERE id = ?", (id,))
-
-    def _connection(self) -> sqlite3.Connection:
-        """This thread's connection, made (with the file and table) on first use."""
-        db = getattr(self._local, "db", None)
-        if db is None:
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=5.0)
-            db.execute("PRAGMA journal_mode=WAL")  # writers in other processes do not block reads
-            with db:
-                db.execute("CREATE TABLE IF NOT EXISTS responses (id TEXT PRIMARY KEY, "
-                           "created REAL NOT NULL, record TEXT NOT NULL)")
-            self._local.db = db
-        return db
 
 
 class RedisRecords:

@@ -7,16 +7,20 @@ survives restarts; several processes may share the file) or Redis (shared by eve
 from __future__ import annotations
 
 import logging
-import os
-import sqlite3
 import threading
 from collections import defaultdict
 from typing import Optional
+
+from proxy.access.sqlite import Connections
 
 logger = logging.getLogger(__name__)
 
 COUNTS = ("requests", "prompt_tokens", "completion_tokens", "errors")
 FLUSH_EVERY = 1.0  # seconds
+SCHEMA = ("CREATE TABLE IF NOT EXISTS usage (key TEXT NOT NULL, model TEXT NOT NULL, "
+          "requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, "
+          "completion_tokens INTEGER NOT NULL, errors INTEGER NOT NULL, "
+          "PRIMARY KEY (key, model))")
 
 
 class SqliteUsage:
@@ -24,7 +28,7 @@ class SqliteUsage:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._local = threading.local()
+        self._connection = Connections(path, SCHEMA).get
 
     def add(self, rows: dict) -> None:
         """``{(key, model): [requests, prompt, completion, errors]}`` added to the totals."""
@@ -43,21 +47,6 @@ class SqliteUsage:
             "ORDER BY key, model").fetchall()
         return [{"key": key, "model": model, **dict(zip(COUNTS, counts))}
                 for key, model, *counts in rows]
-
-    def _connection(self) -> sqlite3.Connection:
-        """This thread's connection, made (with the file and table) on first use."""
-        db = getattr(self._local, "db", None)
-        if db is None:
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=5.0)
-            db.execute("PRAGMA journal_mode=WAL")  # writers in other processes do not block reads
-            with db:
-                db.execute("CREATE TABLE IF NOT EXISTS usage (key TEXT NOT NULL, "
-                           "model TEXT NOT NULL, requests INTEGER NOT NULL, "
-                           "prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, "
-                           "errors INTEGER NOT NULL, PRIMARY KEY (key, model))")
-            self._local.db = db
-        return db
 
 
 class RedisUsage:

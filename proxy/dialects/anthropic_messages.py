@@ -31,7 +31,7 @@ from proxy.events import (WAITING, Finish, PromptCounted, ReasoningDelta, TextDe
                           ToolCallDelta, ToolCallEnd, ToolCallStart, UsageReport)
 from proxy.fields import Fields, stop_words
 from proxy.types import (Completion, GenerationRequest, Message, Sampling, ToolCall,
-                         ToolChoice, Usage)
+                         ToolChoice, Usage, function_tool)
 
 ROLES = ("user", "assistant", "system")
 VOLATILE_SYSTEM = "x-anthropic-billing-header:"  # see the module's docstring
@@ -89,16 +89,11 @@ def _system(fields: Fields) -> tuple:
         return ()
     if isinstance(raw, str):
         return (Message("system", raw),) if raw else ()
-    if not isinstance(raw, list):
-        raise fields.fail("system", "must be a string or a list of text blocks")
     texts = []
-    for i, block in enumerate(raw):
-        block_fields = Fields(block, f"system[{i}].")
-        if block_fields.string("type") != "text":
-            raise block_fields.fail("type", "must be text")
-        text = block_fields.string("text")
-        if text is None:
-            raise block_fields.fail("text", "is required")
+    for block in fields.objects("system"):
+        if block.string("type") != "text":
+            raise block.fail("type", "must be text")
+        text = block.text("text")
         if not text.startswith(VOLATILE_SYSTEM):
             texts.append(text)
     text = "\n\n".join(texts)
@@ -133,7 +128,7 @@ def _turn(role: str, blocks: list, where: str) -> list:
         block_fields = Fields(block, f"{where}[{j}].")
         kind = block_fields.string("type")
         if kind == "text":
-            texts.append(_required_text(block_fields, "text"))
+            texts.append(block_fields.text("text"))
         elif kind == "tool_use" and role == "assistant":
             calls.append(_tool_use(block_fields))
         elif kind == "tool_result" and role == "user":
@@ -156,20 +151,13 @@ def _turn(role: str, blocks: list, where: str) -> list:
     return results + ([Message(role, text)] if text or not results else [])
 
 
-def _required_text(fields: Fields, name: str) -> str:
-    text = fields.string(name)
-    if text is None:
-        raise fields.fail(name, "is required")
-    return text
-
-
 def _tool_use(fields: Fields) -> dict:
     """An assistant's earlier call, in the chat's own shape."""
-    name = _required_text(fields, "name")
+    name = fields.required("name")
     arguments = fields.raw("input")
     if not isinstance(arguments, dict):
         raise fields.fail("input", "must be an object")
-    return {"id": _required_text(fields, "id"), "type": "function",
+    return {"id": fields.required("id"), "type": "function",
             "function": {"name": name, "arguments": json.dumps(arguments, ensure_ascii=False)}}
 
 
@@ -186,13 +174,13 @@ def _tool_result(fields: Fields) -> Message:
         raise fields.fail("content", "must be a string or a list of content blocks")
     if fields.boolean("is_error"):
         text = f"Error: {text}"
-    return Message("tool", text, tool_call_id=_required_text(fields, "tool_use_id"))
+    return Message("tool", text, tool_call_id=fields.required("tool_use_id"))
 
 
 def _result_text(fields: Fields) -> str:
     kind = fields.string("type")
     if kind == "text":
-        return _required_text(fields, "text")
+        return fields.text("text")
     if kind == "document":
         return _document(fields)
     raise fields.fail("type", f"{kind!r} cannot be read by a text model; send text")
@@ -203,7 +191,7 @@ def _document(fields: Fields) -> str:
     source = Fields(fields.raw("source"), f"{fields.prefix}source.")
     kind = source.string("type")
     if kind == "text":
-        return _required_text(source, "data")
+        return source.text("data")
     if kind == "content" and isinstance(source.raw("content"), str):
         return source.raw("content")
     if kind == "content" and isinstance(source.raw("content"), list):
@@ -213,28 +201,18 @@ def _document(fields: Fields) -> str:
 
 
 def _tools(fields: Fields) -> tuple:
-    """Custom tools as the chat's function tools, and the names of the server tools left out."""
-    raw = fields.raw("tools")
-    if raw is None:
-        return (), ()
-    if not isinstance(raw, list):
-        raise fields.fail("tools", "must be a list")
+    """Custom tools as the proxy holds them, and the names of the server tools left out."""
     tools, left_out = [], []
-    for i, tool in enumerate(raw):
-        tool_fields = Fields(tool, f"tools[{i}].")
-        name = _required_text(tool_fields, "name")
-        kind = tool_fields.string("type")
-        schema = tool_fields.raw("input_schema")
+    for tool in fields.objects("tools"):
+        name = tool.required("name")
+        kind = tool.string("type")
+        schema = tool.raw("input_schema")
         if schema is None and kind not in (None, "custom"):
             left_out.append(name)  # one of Anthropic's own: it runs them, this proxy cannot
             continue
         if not isinstance(schema, dict):
-            raise tool_fields.fail("input_schema", "must be a JSON Schema object")
-        function = {"name": name, "parameters": schema}
-        description = tool_fields.string("description")
-        if description:
-            function["description"] = description
-        tools.append({"type": "function", "function": function})
+            raise tool.fail("input_schema", "must be a JSON Schema object")
+        tools.append(function_tool(name, schema, tool.string("description")))
     return tuple(tools), tuple(left_out)
 
 
@@ -255,7 +233,7 @@ def _tool_choice(fields: Fields, tools: tuple) -> tuple:
         raise options.fail("type", f"{kind} needs tools to choose from")
     if kind == "any":
         return ToolChoice("required"), parallel
-    name = _required_text(options, "name")
+    name = options.required("name")
     offered = [tool["function"]["name"] for tool in tools]
     if name not in offered:
         raise options.fail("name", f"names {name!r}, which is not among the tools the model "

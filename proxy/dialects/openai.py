@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from proxy.errors import ProxyError
-from proxy.fields import Fields, check_schema, sampling, stop_words
+from proxy.fields import Fields, response_format, sampling, stop_words
 from proxy.sse import DONE
 from proxy.types import Completion, GenerationRequest, ResponseFormat, TokenLogprob, ToolChoice
 from proxy.types import Usage
@@ -81,18 +81,9 @@ def _response_format(fields: Fields) -> Optional[ResponseFormat]:
     if options is None:
         return None
     kind = options.string("type")
-    if kind == "text":
-        return None
-    if kind == "json_object":
-        return ResponseFormat("json_object")
-    if kind == "json_schema":
-        spec = Fields(options.raw("json_schema"), "response_format.json_schema.")
-        schema = spec.raw("schema")
-        if not isinstance(schema, dict):
-            raise spec.fail("schema", "must be a JSON Schema object")
-        check_schema(spec, "schema", schema)
-        return ResponseFormat("json_schema", schema)
-    raise options.fail("type", "must be text, json_object or json_schema")
+    schema_at = (Fields(options.raw("json_schema"), "response_format.json_schema.")
+                 if kind == "json_schema" else options)
+    return response_format(kind, options, schema_at)
 
 
 def _grammar(fields: Fields, response_format: Optional[ResponseFormat]) -> Optional[str]:

@@ -26,10 +26,10 @@ from proxy.dialects.streaming import EventRenderer
 from proxy.errors import ProxyError
 from proxy.events import (WAITING, Finish, ReasoningDelta, TextDelta, ToolCallDelta,
                           ToolCallEnd, ToolCallStart, UsageReport)
-from proxy.fields import Fields, check_schema
+from proxy.fields import Fields, response_format
 from proxy.sse import COMMENT
 from proxy.types import (Completion, GenerationRequest, Message, ResponseFormat, Sampling,
-                         ToolChoice, Usage)
+                         ToolChoice, Usage, function_tool)
 
 ROLES = ("user", "assistant", "system", "developer")
 TEXT_PARTS = ("input_text", "output_text", "text", "refusal")
@@ -154,11 +154,11 @@ def _input_item(fields: Fields) -> dict:
         if arguments is None:
             raise fields.fail("arguments", "is required")
         return {"type": "function_call", "id": fields.string("id") or new_id("fc"),
-                "call_id": _required(fields, "call_id"), "name": _required(fields, "name"),
+                "call_id": fields.required("call_id"), "name": fields.required("name"),
                 "arguments": arguments}
     if kind == "function_call_output":
         return {"type": "function_call_output", "id": fields.string("id") or new_id("fco"),
-                "call_id": _required(fields, "call_id"), "output": _output_text(fields)}
+                "call_id": fields.required("call_id"), "output": _output_text(fields)}
     if kind == "reasoning" or kind in FOREIGN_ITEMS:
         return {"type": kind, "id": fields.string("id") or new_id("rs")}
     raise fields.fail("type", f"{kind!r} is not an input item this proxy can read; send "
@@ -169,7 +169,7 @@ def _part(fields: Fields) -> dict:
     kind = fields.string("type")
     if kind in TEXT_PARTS:
         name = "refusal" if kind == "refusal" else "text"
-        return {"type": kind, name: _required(fields, name)}
+        return {"type": kind, name: fields.text(name)}
     raise fields.fail("type", f"{kind!r} cannot be read by a text model; send input_text")
 
 
@@ -181,13 +181,6 @@ def _output_text(fields: Fields) -> str:
         return "\n".join(_part(Fields(part, f"{fields.prefix}output[{j}].")).get("text", "")
                          for j, part in enumerate(output))
     raise fields.fail("output", "must be a string or a list of input_text parts")
-
-
-def _required(fields: Fields, name: str) -> str:
-    value = fields.string(name)
-    if not value:
-        raise fields.fail(name, "is required")
-    return value
 
 
 def messages_of(items: Sequence[dict]) -> list:
@@ -213,27 +206,19 @@ def messages_of(items: Sequence[dict]) -> list:
 
 
 def _tools(fields: Fields) -> tuple:
-    raw = fields.raw("tools")
-    if raw is None:
-        return (), ()
-    if not isinstance(raw, list):
-        raise fields.fail("tools", "must be a list")
+    """Function tools as the proxy holds them, and the types of the others, left out."""
     tools, left_out = [], []
-    for i, tool in enumerate(raw):
-        tool_fields = Fields(tool, f"tools[{i}].")
-        kind = tool_fields.string("type")
+    for tool in fields.objects("tools"):
+        kind = tool.string("type")
         if kind != "function":
             left_out.append(kind or "?")
             continue
-        function = {"name": _required(tool_fields, "name"),
-                    "parameters": tool_fields.raw("parameters") or {"type": "object"}}
-        if not isinstance(function["parameters"], dict):
-            raise tool_fields.fail("parameters", "must be a JSON Schema object")
-        description = tool_fields.string("description")
-        if description:
-            function["description"] = description
-        tool_fields.boolean("strict")
-        tools.append({"type": "function", "function": function})
+        parameters = tool.raw("parameters") or {"type": "object"}
+        if not isinstance(parameters, dict):
+            raise tool.fail("parameters", "must be a JSON Schema object")
+        tool.boolean("strict")
+        tools.append(function_tool(tool.required("name"), parameters,
+                                   tool.string("description")))
     return tuple(tools), tuple(left_out)
 
 
@@ -251,7 +236,7 @@ def _tool_choice(fields: Fields, tools: tuple) -> tuple:
             return ToolChoice("required"), True
         options = Fields(raw, "tool_choice.")
         if options.string("type") == "function":
-            name = _required(options, "name")
+            name = options.required("name")
             offered = [tool["function"]["name"] for tool in tools]
             if name not in offered:
                 raise options.fail("name", f"names {name!r}, which is not among the function "
@@ -266,18 +251,7 @@ def _text_format(fields: Fields) -> Optional[ResponseFormat]:
     options = text.object("format") if text is not None else None
     if options is None:
         return None
-    kind = options.string("type")
-    if kind in (None, "text"):
-        return None
-    if kind == "json_object":
-        return ResponseFormat("json_object")
-    if kind == "json_schema":
-        schema = options.raw("schema")
-        if not isinstance(schema, dict):
-            raise options.fail("schema", "must be a JSON Schema object")
-        check_schema(options, "schema", schema)
-        return ResponseFormat("json_schema", schema)
-    raise options.fail("type", "must be text, json_object or json_schema")
+    return response_format(options.string("type"), options, options)
 
 
 def _reasoning_summary(fields: Fields) -> bool:
