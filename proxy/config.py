@@ -8,11 +8,16 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Mapping, Optional, Sequence
 from urllib.parse import urlsplit
 
 ENV_PREFIX = "PROXY_"
+UNITS = {"": 1, "b": 1, "k": 2 ** 10, "kb": 10 ** 3, "kib": 2 ** 10, "m": 2 ** 20,
+         "mb": 10 ** 6, "mib": 2 ** 20, "g": 2 ** 30, "gb": 10 ** 9, "gib": 2 ** 30,
+         "t": 2 ** 40, "tb": 10 ** 12, "tib": 2 ** 40}
+SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*")
 
 
 def setting(default, help: str, *, choices: Sequence[str] = (), secret: bool = False,
@@ -71,12 +76,27 @@ class Settings:
                              "(servercpp), or a chatglm.cpp GGML .bin (--backend chatglm)",
                          metavar="PATH")
     llama_server: str = setting("", "llama-server binary for --model (default: llama-server on "
-                                    "PATH, else the one llama-cpp-python installed)",
-                                metavar="PATH")
+                                    "PATH, else the one llama-cpp-python installed, else the "
+                                    "llama.cpp engine the xllamacpp wheel bundles; 'bundled' "
+                                    "picks that one)", metavar="PATH")
     server_args: str = setting("", "extra arguments for the llama-server started for --model "
                                    "(e.g. \"-c 8192 -np 4 -ngl 99\")", metavar="ARGS")
     max_running: int = setting(0, "model servers the proxy runs at once; starting one more "
                                   "stops the least recently used idle one (0 = no limit)")
+    max_memory: str = setting("", "memory the servers the proxy runs may take together, "
+                                  "e.g. 20GiB; starting one more than fit stops the least "
+                                  "recently used idle ones (default: the memory available "
+                                  "when the proxy starts)", metavar="SIZE")
+    slot_save: str = setting("on-stop", "when the servers the proxy runs save their "
+                                        "conversations' KV caches to disk, to restore them "
+                                        "when a conversation comes back: on-stop (before a "
+                                        "swap, an idle stop or an unload), every-turn (after "
+                                        "every answer too: they outlive a crash), or off",
+                             choices=("on-stop", "every-turn", "off"))
+    slot_cache_size: str = setting("8GiB", "disk the saved KV caches may take; the least "
+                                           "recently used go first", metavar="SIZE")
+    slot_cache_dir: str = setting("", "folder for the saved KV caches (default: "
+                                      "~/.cache/oai-proxy/slots)", metavar="PATH")
     log_dir: str = setting("", "folder for the output of the servers the proxy runs "
                                "(default: ~/.cache/oai-proxy/logs)", metavar="PATH")
     admin_key: str = setting("", "key for the admin API (/admin/...): list, load and unload "
@@ -253,6 +273,12 @@ def _validate(settings: Settings) -> None:
     for name in ("max_queue", "slots", "max_running"):
         if getattr(settings, name) < 0:
             raise ValueError(f"{flag_name(name)} must be 0 or more")
+    if settings.max_memory:
+        parse_memory(settings.max_memory)
+    try:
+        parse_size(settings.slot_cache_size)
+    except ValueError as exc:
+        raise ValueError(f"--slot-cache-size: {exc}") from None
     if not 0 < settings.max_context_length < settings.max_length:
         raise ValueError("--max-context-length must be at least 1 and less than --max-length, "
                          "to leave room for the answer")
@@ -262,6 +288,23 @@ def _validate(settings: Settings) -> None:
         if settings.workers != 1:
             raise ValueError("--backend chatglm holds one model per process and serializes "
                              "generations: use --workers 1")
+
+
+def parse_size(text: str) -> int:
+    """A size as operators write one: ``"20GiB"``, ``"512 MiB"``, ``"8g"`` or bytes."""
+    match = SIZE.fullmatch(text)
+    unit = match.group(2).lower() if match else None
+    if unit not in UNITS:
+        raise ValueError(f"{text!r} is not a size (say 20GiB, 512MiB or a number of bytes)")
+    return int(float(match.group(1)) * UNITS[unit])
+
+
+def parse_memory(text: str) -> int:
+    """``--max-memory``, read as a size."""
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise ValueError(f"--max-memory: {exc}") from None
 
 
 def child_environment(library_dirs=()) -> dict:

@@ -48,22 +48,25 @@ class ProxyProcess:
 
     def __init__(self, upstream: str, log_path: Path, *, how: str = "waitress",
                  args: Sequence[str] = (), env: Optional[dict] = None,
-                 sigint: str = "default") -> None:
-        """``sigint="ignored"`` starts it as a shell starts a job in the background."""
+                 sigint: str = "default",
+                 program: Sequence[str] = (sys.executable, "-m", "proxy")) -> None:
+        """``sigint="ignored"`` starts it as a shell starts a job in the background;
+        ``program`` is the ``oai-proxy`` command (another installation's, say)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1",
                     "PROXY_USAGE_DB": str(log_path.parent / f"usage-{self.port}.sqlite3"),
                     "PROXY_RESPONSES_DB": str(log_path.parent /
-                                              f"responses-{self.port}.sqlite3")}
+                                              f"responses-{self.port}.sqlite3"),
+                    "PROXY_SLOT_CACHE_DIR": str(log_path.parent / f"slots-{self.port}")}
         if how == "wsgi":
             self.env.update(PROXY_LLAMA_API=upstream, PROXY_PORT=str(self.port),
                             PROXY_THREADS="32")
             self.command = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
                             "proxy.wsgi", *args]
         else:
-            self.command = [sys.executable, "-m", "proxy", "--llama-api", upstream,
+            self.command = [*program, "--llama-api", upstream,
                             "--port", str(self.port), "--threads", "32"]
             if how == "gunicorn":
                 self.command += ["--server", "gunicorn", "--workers", "2"]

@@ -10,12 +10,14 @@ from typing import Iterable, Optional
 
 from proxy.backends.base import Backend
 from proxy.backends.servercpp.client import probe_ready
-from proxy.config import (Settings, cache_dir, child_environment, supervisor_address,
+from proxy.config import (Settings, cache_dir, child_environment, parse_size, supervisor_address,
                           unescape)
 from proxy.errors import UpstreamUnavailableError
 from proxy.backends.admission import Admission, LineWatch
 from proxy.fleet.catalog import Catalog, ModelSpec, UpstreamSpec, from_settings
 from proxy.fleet.fleet import Fleet, ServedModel, Replica
+from proxy.fleet import engine, memory, slotcache
+from proxy.fleet.slotcache import SlotFiles
 from proxy.fleet.binaries import find_llama_server
 from proxy.fleet.health import Rotation
 from proxy.fleet.managed import ManagedBackend
@@ -77,9 +79,11 @@ def fleet_of(backend: Backend, settings: Settings) -> Fleet:
 
 def managed_servers(catalog: Catalog, settings: Settings) -> tuple:
     """The pool of the servers the proxy runs, and each model's server by model id."""
-    pool = ProcessPool(catalog.max_running)
-    servers = {spec.id: pool.add(_server(spec, settings, pool))
-               for spec in catalog.models if spec.managed}
+    managed = [spec for spec in catalog.models if spec.managed]
+    budget = catalog.max_memory or memory.available(
+        any(memory.uses_gpu(spec.managed.args) for spec in managed))
+    pool = ProcessPool(catalog.max_running, budget)
+    servers = {spec.id: pool.add(_server(spec, settings, pool)) for spec in managed}
     return pool, servers
 
 
@@ -106,16 +110,54 @@ def _server(spec: ModelSpec, settings: Settings, pool: ProcessPool) -> ManagedSe
         raise ValueError(f"cannot read the model file {managed.model} of {spec.id}")
     template = managed.command
     env = child_environment()
+    label = "its command"
+    slot_files = None
     if template is None:
-        binary, libraries = find_llama_server(settings.llama_server)
-        template = (str(binary), "-m", "${MODEL}", "--host", "127.0.0.1", "--port", "${PORT}",
-                    *managed.args)
-        env = child_environment(libraries)
+        program = find_llama_server(settings.llama_server)
+        if program.bundled:
+            try:
+                engine.check_args(managed.args)
+            except engine.FlagError as exc:
+                raise ValueError(f"the server arguments of {spec.id}: {exc}") from None
+        args = managed.args
+        slot_files = _slot_files(spec, settings, program.label)
+        if slot_files is not None and "--slot-save-path" not in args:
+            args = (*args, "--slot-save-path", str(slot_files.folder))
+        template = (*program.command, "-m", "${MODEL}", "--host", "127.0.0.1", "--port",
+                    "${PORT}", *args)
+        env = child_environment(program.libraries)
+        label = program.label
     port = free_port()
-    launch = Launch(spec.id, command_for(template, port, managed.model), port,
+    command = command_for(template, port, managed.model)
+    launch = Launch(spec.id, command, port,
                     Path(settings.log_dir or os.path.join(cache_dir(), "logs"))
-                    / f"{spec.id}.log", env, ttl=managed.ttl)
-    return ManagedServer(launch, pool, probe_ready, preload=managed.preload)
+                    / f"{spec.id}.log", env, ttl=managed.ttl, engine=label,
+                    estimate=_estimate(managed.model, command))
+    return ManagedServer(launch, pool, probe_ready, preload=managed.preload,
+                         slot_files=slot_files,
+                         save_every_turn=managed.slot_save == "every-turn")
+
+
+def _slot_files(spec: ModelSpec, settings: Settings, engine: str) -> Optional[SlotFiles]:
+    """Where the KV caches of a llama-server the proxy runs are kept while it is stopped
+    (a server it runs from its own command may be of a kind that cannot save them)."""
+    budget = parse_size(settings.slot_cache_size)
+    if spec.managed.slot_save == "off" or not budget:
+        return None
+    folder = Path(settings.slot_cache_dir or os.path.join(cache_dir(), "slots")) / spec.id
+    return SlotFiles(folder, slotcache.fingerprint(spec.managed.model, spec.managed.args,
+                                                   engine), budget)
+
+
+def _estimate(model: str, command: tuple) -> int:
+    """The memory a server of ``model`` run by ``command`` needs (0: not a GGUF it can read)."""
+    if not model:
+        return 0
+    try:
+        return memory.estimate(memory.read_shape(model), command).total
+    except ValueError as exc:
+        logger.warning("the memory %s needs is unknown: %s", model, exc)
+        return 0
 
 
 def _managed(spec: ModelSpec, server, settings: Settings, metrics) -> tuple:

@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
+from proxy.config import parse_size
 from proxy.errors import InvalidRequestError
 from proxy.fields import Fields, sampling, stop_words
 from proxy.tomlfile import read_toml
@@ -22,13 +23,14 @@ from proxy.types import GenerationRequest, Sampling
 
 BACKENDS = ("servercpp", "chatglm")
 REASONING = ("auto", "think-tags", "none")  # how a model's thoughts are told from its answer
+SLOT_SAVES = ("on-stop", "every-turn", "off")  # when a server the proxy runs saves its KV caches
 # Request fields a model may default; each is applied only where the client left it out.
 DEFAULTABLE = ("max_tokens", "stop", "n_keep", "cache_prompt") + tuple(
     f.name for f in dataclasses.fields(Sampling))
 MODEL_KEYS = {"aliases", "backend", "upstreams", "slots", "chat_template", "model", "defaults",
-              "reasoning",
+              "reasoning", "slot_save",
               "affinity", "upstream_key", "cmd", "args", "ttl", "preload"}
-TOP_KEYS = {"default", "catch_all", "models", "max_running"}
+TOP_KEYS = {"default", "catch_all", "models", "max_running", "max_memory"}
 
 
 class CatalogError(ValueError):
@@ -53,6 +55,7 @@ class ManagedSpec:
     args: tuple = ()
     ttl: float = 0.0  # seconds idle before it stops; 0 = never
     preload: bool = False
+    slot_save: str = "on-stop"  # when it saves its conversations' KV caches (see SLOT_SAVES)
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class Catalog:
     default: str  # an id
     catch_all: bool  # unknown names go to the default model instead of a 404
     max_running: int = 0  # managed servers running at once; 0 = no limit
+    max_memory: int = 0  # bytes they may take together; 0 = the machine's available memory
 
     def find(self, name: Optional[str]) -> Optional[ModelSpec]:
         """The model ``name`` (an id or alias) denotes; ``None`` if it denotes none."""
@@ -127,17 +131,19 @@ def from_settings(settings) -> Catalog:
     """The models file ``--config`` names, else the fleet of one the flags describe."""
     if settings.config:
         catalog = read_catalog(settings.config)
-        return catalog if catalog.max_running else dataclasses.replace(
-            catalog, max_running=settings.max_running)
+        return dataclasses.replace(
+            catalog, max_running=catalog.max_running or settings.max_running,
+            max_memory=catalog.max_memory or parse_size(settings.max_memory or "0"))
     slots = settings.slots
     if settings.backend == "servercpp" and settings.model:
         # one command, one model: its server starts loading with the proxy
         managed = ManagedSpec(model=settings.model, args=tuple(shlex.split(settings.server_args)),
-                              preload=True)
+                              preload=True, slot_save=settings.slot_save)
         model = ModelSpec(id=settings.model_name or os.path.basename(settings.model),
                           chat_template=settings.chat_template, managed=managed,
                           affinity=settings.affinity == "on", reasoning=settings.reasoning)
-        return Catalog((model,), model.id, catch_all=True, max_running=settings.max_running)
+        return Catalog((model,), model.id, catch_all=True, max_running=settings.max_running,
+                       max_memory=parse_size(settings.max_memory or "0"))
     model = ModelSpec(
         id=settings.model_name, backend=settings.backend,
         upstreams=tuple(UpstreamSpec(url.rstrip("/"), slots) for url in settings.llama_api)
@@ -184,7 +190,20 @@ def parse_catalog(data: dict, source: str) -> Catalog:
     max_running = data.get("max_running", 0)
     if isinstance(max_running, bool) or not isinstance(max_running, int) or max_running < 0:
         raise fail("max_running", "must be a whole number of servers (0 = no limit)")
-    return Catalog(models, seen[default], catch_all, max_running)
+    return Catalog(models, seen[default], catch_all, max_running,
+                   _memory(data.get("max_memory", 0), fail))
+
+
+def _memory(value: Any, fail) -> int:
+    """A size as ``"20GiB"`` or a number of bytes."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    try:
+        if isinstance(value, str):
+            return parse_size(value)
+    except ValueError as exc:
+        raise fail("max_memory", str(exc)) from None
+    raise fail("max_memory", f"must be a size such as \"20GiB\", got {value!r}")
 
 
 def _model(model_id: str, spec: Any, key: str, fail) -> ModelSpec:
@@ -238,7 +257,7 @@ def _model(model_id: str, spec: Any, key: str, fail) -> ModelSpec:
 def _managed(spec: dict, key: str, fail) -> Optional[ManagedSpec]:
     """The server to run for a servercpp model that names a ``cmd`` or a ``model`` file."""
     if "cmd" not in spec and "model" not in spec:
-        for name in ("args", "ttl", "preload"):
+        for name in ("args", "ttl", "preload", "slot_save"):
             if name in spec:
                 raise fail(f"{key}.{name}", "belongs to a model the proxy runs (cmd or model)")
         return None
@@ -258,7 +277,12 @@ def _managed(spec: dict, key: str, fail) -> Optional[ManagedSpec]:
         raise fail(f"{key}.ttl", "must be a number of seconds (0 = never stop)")
     if not isinstance(spec.get("preload", False), bool):
         raise fail(f"{key}.preload", "must be true or false")
-    return ManagedSpec(command, model, tuple(args), float(ttl), spec.get("preload", False))
+    slot_save = spec.get("slot_save", "on-stop")
+    if slot_save not in SLOT_SAVES:
+        raise fail(f"{key}.slot_save", f"must be one of {', '.join(SLOT_SAVES)}, "
+                                       f"got {slot_save!r}")
+    return ManagedSpec(command, model, tuple(args), float(ttl), spec.get("preload", False),
+                       slot_save)
 
 
 def _upstream(item: Any, slots: int, key: str, fail) -> UpstreamSpec:

@@ -1,4 +1,6 @@
-"""A model whose server the proxy runs: the server.cpp backend, started when first needed."""
+"""A model whose server the proxy runs: the server.cpp backend, started when first needed,
+each conversation sent to the slot that holds its KV cache (restored from disk first when the
+server saved it before it last stopped)."""
 from __future__ import annotations
 
 from contextlib import closing
@@ -6,6 +8,7 @@ from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
 from proxy.backends.base import Backend
 from proxy.errors import UNREACHABLE, UpstreamUnavailableError
+from proxy.fleet.placement import conversation_key
 from proxy.types import Chunk, Completion, Embeddings, GenerationRequest, Health
 
 T = TypeVar("T")
@@ -29,12 +32,20 @@ class ManagedBackend(Backend):
         self.backend = backend
 
     def complete(self, request: GenerationRequest) -> Completion:
-        return self._serving(lambda: self.backend.complete(request))
+        key = conversation_key(request)
+
+        def answer() -> Completion:
+            completion = self.backend.complete(self._placed(request, key))
+            self.server.served(key, completion.slot)
+            return completion
+
+        return self._serving(answer)
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
+        key = conversation_key(request)
         for attempt in range(RESTARTS + 1):
             with self.server.using():
-                chunks = self.backend.stream(request)
+                chunks = self.backend.stream(self._placed(request, key))
                 try:
                     first = next(chunks)
                 except UpstreamUnavailableError as exc:
@@ -44,8 +55,17 @@ class ManagedBackend(Backend):
                     continue
                 with closing(chunks):
                     yield first
-                    yield from chunks
+                    for chunk in chunks:
+                        if chunk.finish_reason is not None:
+                            self.server.served(key, chunk.slot)
+                        yield chunk
                 return
+
+    def _placed(self, request: GenerationRequest, key: str) -> GenerationRequest:
+        """The request in the slot that holds its conversation's cache, restored there
+        first from disk when the server saved it before it last stopped."""
+        slot = self.server.prepare(key, request.slot)
+        return request if slot is None else request.in_slot(slot)
 
     def count_tokens(self, request: GenerationRequest) -> int:
         return self._serving(lambda: self.backend.count_tokens(request))

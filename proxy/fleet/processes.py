@@ -5,25 +5,32 @@ parent-death signal (so even a proxy killed with SIGKILL takes its servers along
 its output to a log file of its own. A start is shared by every request that needs it; a
 start that fails answers 503 with the last lines of the server's output, and the next request
 tries again. A server that dies is started again by the next request, after a back-off that
-grows while it keeps dying. Idle servers stop after their ``ttl``, and with ``max_running``
-set, starting one more stops the least recently used idle one first.
+grows while it keeps dying. Idle servers stop after their ``ttl``; starting one more than
+fit (``max_running`` servers, ``max_memory`` bytes: each server's estimate until it has been
+measured) stops the least recently used idle ones first.
 """
 from __future__ import annotations
 
 import ctypes
+import json
 import logging
 import os
 import signal
 import subprocess
 import threading
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
+import psutil
+
 from proxy.errors import UpstreamUnavailableError
+from proxy.fleet.memory import show
+from proxy.fleet.slotcache import SlotFiles, target
 from proxy.ops.measure import waiting
 
 logger = logging.getLogger(__name__)
@@ -33,6 +40,7 @@ LOG_TAIL = 20  # lines of a failed server's output quoted in the error
 FIRST_BACKOFF, LAST_BACKOFF = 1.0, 30.0
 ROOM_POLL = 0.2  # seconds between looks for a server to stop, when all are busy
 STABLE = 60.0  # seconds up after which a death is a first one again
+SLOT_TIMEOUT = 120.0  # seconds a slot's save or restore may take (a long context is large)
 PR_SET_PDEATHSIG = 1
 
 
@@ -55,6 +63,8 @@ class Launch:
     env: dict
     ttl: float = 0.0  # seconds idle before it is stopped; 0 = never
     ready_timeout: float = 300.0
+    engine: str = ""  # what runs it: a binary's path, the bundled engine, or its command
+    estimate: int = 0  # bytes of memory it is expected to take (0: unknown)
 
     @property
     def url(self) -> str:
@@ -65,19 +75,29 @@ class ManagedServer:
     """One model's server process and its state: stopped, starting, ready or failed."""
 
     def __init__(self, launch: Launch, pool: "ProcessPool",
-                 ready: Callable[[str], Optional[bool]], *, preload: bool = False) -> None:
+                 ready: Callable[[str], Optional[bool]], *, preload: bool = False,
+                 slot_files: Optional[SlotFiles] = None, save_every_turn: bool = False) -> None:
         """``ready(url)`` says True when the server serves, False while it loads, and None
-        when nothing answers yet."""
+        when nothing answers yet. ``slot_files``: where its conversations' KV caches are
+        kept while it is stopped (None: they are not); ``save_every_turn`` keeps them after
+        every answer too, so that they outlive a crash."""
         self.launch = launch
         self.pool = pool
         self.ready = ready
         self.preload = preload
+        self.slot_files = slot_files
+        self._held: dict = {}  # slot → the conversation it holds, as this process knows
+        self._held_at: dict = {}  # slot → when it last served one
+        self._slots_lock = threading.Lock()
+        self._saver = ThreadPoolExecutor(1, thread_name_prefix=f"save-{launch.name}") \
+            if slot_files is not None and save_every_turn else None
         self.state = "stopped"
         self.error = ""
         self.in_flight = 0
         self.last_used = 0.0
         self.started_at = 0.0
         self.deaths = 0
+        self.measured: Optional[int] = None  # bytes it took when last measured running
         self._process: Optional[subprocess.Popen] = None
         self._not_before = 0.0
         self._attempt = 0  # starts so far: a waiter shares the fate of the one it waited for
@@ -151,7 +171,7 @@ class ManagedServer:
                     self._died()
                 if self.state == "failed" and awaited == self._attempt:
                     raise UpstreamUnavailableError(self.error, retry_after=5)
-                if self.state != "starting":
+                if self.state not in ("starting", "saving"):
                     break
                 awaited = self._attempt
                 self._lock.wait(0.5)
@@ -184,23 +204,117 @@ class ManagedServer:
         return self._stop(why, only_idle=True)
 
     def _stop(self, why: str, *, only_idle: bool) -> bool:
+        """Stop it, its conversations' caches saved first when it keeps them: meanwhile it
+        is ``saving``, and requests for it wait for the stop, then start it again."""
         with self._lock:
             if only_idle and (self.in_flight or self.state != "ready"):
                 return False
+            saving = self.state == "ready" and self._alive() and self.slot_files is not None
+            if saving:
+                self.state = "saving"
+        if saving:
+            self._save_all()
+        with self._lock:
             process, self._process = self._process, None
             self.state = "stopped"
             self.deaths, self._not_before = 0, 0.0  # stopped on purpose: no back-off owed
+            self._lock.notify_all()
         if process is not None and process.poll() is None:
             logger.info("stopping %s%s", self.launch.name, f" ({why})" if why else "")
             _stop_group(process)
         return True
 
+    # -- conversations' KV caches ------------------------------------------------------------
+
+    def served(self, key: Optional[str], slot: Optional[int]) -> None:
+        """Conversation ``key`` was just answered from ``slot``: the slot now holds it."""
+        if self.slot_files is None or key is None or slot is None or slot < 0:
+            return
+        with self._slots_lock:
+            self._held[slot] = key
+            self._held_at[slot] = time.monotonic()
+        if self._saver is not None:
+            self._saver.submit(self._save, slot, key)
+
+    def prepare(self, key: Optional[str], pinned: Optional[int]) -> Optional[int]:
+        """The slot to send conversation ``key``'s next turn to: the one holding it, or one
+        its saved cache is restored into now; ``None`` when neither (nothing to do)."""
+        if self.slot_files is None or key is None:
+            return None
+        with self._slots_lock:
+            held = next((slot for slot, holder in self._held.items() if holder == key), None)
+            if held is not None or not self.slot_files.restorable(key):
+                return held
+            slot = target(self._held_at, self._slot_call("GET", "/slots") or [], pinned)
+            if slot is None:
+                return None
+            answer = self._slot_call("POST", f"/slots/{slot}?action=restore",
+                                     {"filename": SlotFiles.name(key)})
+            if not isinstance(answer, dict) or not answer.get("n_restored"):
+                self.slot_files.forget(key)  # it does not fit after all: not again
+                return None
+            self._held[slot] = key
+            self._held_at[slot] = time.monotonic()
+        self.slot_files.used(key)
+        logger.info("%s: restored a conversation's %s cached tokens into slot %d",
+                    self.launch.name, answer["n_restored"], slot)
+        return slot
+
+    def _save_all(self) -> None:
+        with self._slots_lock:
+            held = dict(self._held)
+        for slot, key in held.items():
+            self._save(slot, key)
+
+    def _save(self, slot: int, key: str) -> None:
+        answer = self._slot_call("POST", f"/slots/{slot}?action=save",
+                                 {"filename": SlotFiles.name(key)})
+        if isinstance(answer, dict) and answer.get("n_saved"):
+            self.slot_files.saved(key, answer["n_saved"])
+
+    def _slot_call(self, method: str, path: str, body: Optional[dict] = None):
+        """One call to the server's slot API; ``None`` when it fails (a cache is a help,
+        never a reason for a request to fail)."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.launch.url + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=SLOT_TIMEOUT) as answer:
+                return json.loads(answer.read())
+        except (OSError, ValueError) as exc:
+            logger.warning("%s: %s %s failed: %s", self.launch.name, method, path, exc)
+            return None
+
+    @property
+    def need(self) -> int:
+        """The memory it takes or may grow to: the larger of its estimate and what it was
+        measured to take (its KV cache is resident only once it is used)."""
+        return max(self.launch.estimate, self.measured or 0)
+
+    def measure(self) -> Optional[int]:
+        """Its resident memory now (its children's too), kept as :attr:`measured`."""
+        with self._lock:
+            process = self._process
+        if process is None or process.poll() is not None:
+            return None
+        try:
+            tree = psutil.Process(process.pid)
+            self.measured = sum(each.memory_info().rss
+                                for each in (tree, *tree.children(recursive=True)))
+        except psutil.Error:
+            return None
+        return self.measured
+
     def snapshot(self) -> dict:
+        if self.state == "ready":
+            self.measure()
         with self._lock:
             idle = time.monotonic() - self.last_used if self.last_used and not self.in_flight \
                 else 0.0
-            return {"state": self.state, "url": self.launch.url, "in_flight": self.in_flight,
+            return {"state": self.state, "url": self.launch.url, "engine": self.launch.engine,
+                    "in_flight": self.in_flight,
                     "idle_seconds": round(idle, 1), "log": str(self.launch.log_path),
+                    "memory": {"estimate": self.launch.estimate, "measured": self.measured},
                     **({"error": self.error} if self.error else {})}
 
     def log_tail(self, lines: int = LOG_TAIL) -> str:
@@ -217,8 +331,12 @@ class ManagedServer:
         if pause > 0:  # it keeps dying: do not spin
             time.sleep(pause)
         self.pool.make_room(self)
+        with self._slots_lock:  # a new process: its slots hold nothing yet
+            self._held.clear()
+            self._held_at.clear()
         started = time.monotonic()
-        logger.info("starting %s: %s", self.launch.name, " ".join(self.launch.command))
+        logger.info("starting %s with %s: %s", self.launch.name, self.launch.engine,
+                    " ".join(self.launch.command))
         self._process = self.pool.spawn(self.launch)
         self.started_at = started
         deadline = started + self.launch.ready_timeout
@@ -231,7 +349,10 @@ class ManagedServer:
                     f"output:\n{self.log_tail()}", retry_after=5)
             answer = self.ready(self.launch.url)
             if answer:
-                logger.info("%s ready in %.1fs", self.launch.name, time.monotonic() - started)
+                self.measure()
+                logger.info("%s ready in %.1fs, using %s (estimated %s)", self.launch.name,
+                            time.monotonic() - started, show(self.measured or 0),
+                            show(self.launch.estimate))
                 return
             if answer is False and not announced:
                 logger.info("%s is loading its model", self.launch.name)
@@ -266,10 +387,13 @@ class ManagedServer:
 
 
 class ProcessPool:
-    """Every managed server of the proxy: spawning, the running limit, and the idle reaper."""
+    """Every managed server of the proxy: spawning, the limits on what runs at once (servers,
+    memory), and the idle reaper."""
 
-    def __init__(self, max_running: int = 0) -> None:
+    def __init__(self, max_running: int = 0, max_memory: int = 0) -> None:
+        """``max_memory``: bytes every running server may take together; 0 = no limit."""
         self.max_running = max_running
+        self.max_memory = max_memory
         self.servers: list = []
         self._spawner = ThreadPoolExecutor(1, thread_name_prefix="spawner")
         self._lock = threading.Lock()
@@ -278,6 +402,11 @@ class ProcessPool:
         self._reaper: Optional[threading.Thread] = None
 
     def add(self, server: ManagedServer) -> ManagedServer:
+        """Run ``server`` too; a ``ValueError`` when it could never fit in ``max_memory``."""
+        if self.max_memory and server.launch.estimate > self.max_memory:
+            raise ValueError(f"{server.name} needs about {show(server.launch.estimate)}, more "
+                             f"than the {show(self.max_memory)} the servers may take "
+                             f"(--max-memory)")
         self.servers.append(server)
         if server.launch.ttl and self._reaper is None:
             self._reaper = threading.Thread(target=self._reap, name="reaper", daemon=True)
@@ -303,33 +432,45 @@ class ProcessPool:
                                            f"{exc.strerror}: {launch.command[0]}") from None
 
     def make_room(self, starting: ManagedServer) -> None:
-        """With ``max_running`` reached, stop the least recently used idle server; while
-        every other is busy (or starting), wait for one to fall idle, up to the start's own
-        deadline. A start that found room counts as running until it ends (see
-        :meth:`started`): two starts at once cannot both take the last place."""
-        if not self.max_running:
+        """Until ``starting`` fits (``max_running`` servers, ``max_memory`` bytes), stop the
+        least recently used idle server; while every other is busy (or starting), wait for
+        one to fall idle, up to the start's own deadline. A start that found room counts as
+        running until it ends (see :meth:`started`): two starts at once cannot both take the
+        last place."""
+        if not (self.max_running or self.max_memory):
             return
         deadline = time.monotonic() + starting.launch.ready_timeout
         while True:
             with self._lock:
                 running = [s for s in self.servers if s is not starting
                            and (s.state == "ready" or s in self._starting)]
-                if len(running) < self.max_running:
-                    self._starting.add(starting)
-                    return
+                for server in running:
+                    server.measure()
                 now = time.monotonic()
                 idle = sorted((s for s in running if s.idle_for(now) > 0),
                               key=lambda s: s.idle_for(now), reverse=True)
-                for victim in idle:
-                    if victim.stop_if_idle(f"making room for {starting.launch.name}"):
-                        self._starting.add(starting)
-                        return
+                while not self._fits(starting, running):
+                    victim = next((s for s in idle if s.stop_if_idle(
+                        f"making room for {starting.launch.name}")), None)
+                    if victim is None:
+                        break
+                    idle.remove(victim)
+                    running.remove(victim)
+                if self._fits(starting, running):
+                    self._starting.add(starting)
+                    return
             if time.monotonic() >= deadline:
                 raise UpstreamUnavailableError(
                     f"{len(running)} model servers stayed running and busy (max_running "
-                    f"{self.max_running}) for {starting.launch.ready_timeout:g}s; retry "
-                    f"shortly", retry_after=5)
+                    f"{self.max_running or 'unset'}, max_memory {show(self.max_memory)}) "
+                    f"for {starting.launch.ready_timeout:g}s; retry shortly", retry_after=5)
             time.sleep(ROOM_POLL)
+
+    def _fits(self, starting: ManagedServer, running: list) -> bool:
+        if self.max_running and len(running) >= self.max_running:
+            return False
+        return not self.max_memory or (
+            sum(server.need for server in running) + starting.need <= self.max_memory)
 
     def started(self, server: ManagedServer) -> None:
         """``server``'s start has ended, ready or not: it counts as what it now is."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager
 from multiprocessing.connection import Client, Connection
-from typing import Iterator
+from typing import Iterator, Optional
 
 from proxy.errors import UpstreamUnavailableError
 from proxy.ops.measure import waiting
@@ -116,3 +116,9 @@ class RemoteServer:
 
     def log_tail(self, lines: int) -> str:
         return self.supervised.call("log_tail", self.name, lines)
+
+    def served(self, key: Optional[str], slot: Optional[int]) -> None:
+        self.supervised.call("served", self.name, key, slot)
+
+    def prepare(self, key: Optional[str], pinned: Optional[int]) -> Optional[int]:
+        return self.supervised.call("prepare", self.name, key, pinned)

@@ -33,7 +33,7 @@ from proxy.logs import log_to_stderr
 
 logger = logging.getLogger(__name__)
 
-CALLS = {"ensure", "is_ready", "gone", "stop", "snapshot", "log_tail"}
+CALLS = {"ensure", "is_ready", "gone", "stop", "snapshot", "log_tail", "served", "prepare"}
 
 
 class Supervisor:

@@ -1,11 +1,13 @@
-"""Fixtures for the e2e tier: the tiny model, a folder for logs, the server kind."""
+"""Fixtures for the e2e tier: the tiny model, a folder for logs, the server kind, the program
+that runs managed servers."""
 from __future__ import annotations
 
 import pathlib
 
 import pytest
 
-from .llama_server import KINDS
+from .llama_server import KINDS, find_server
+from .managed import Program
 from .tinymodel import write_tiny_llama_gguf
 
 
@@ -26,3 +28,11 @@ def kind(request) -> str:
     """The server.cpp kind a module's servers are of; every test runs on each."""
     return request.param
 
+
+@pytest.fixture(scope="module", params=["llama-server", "bundled"])
+def program(request) -> Program:
+    """The llama-server binary, or the llama.cpp engine the xllamacpp wheel bundles."""
+    if request.param == "bundled":
+        return Program(("--llama-server", "bundled"), {})
+    binary = find_server("llamacpp")
+    return Program(("--llama-server", str(binary.path)), binary.env)

@@ -1,4 +1,6 @@
-"""Servers the proxy starts and stops itself: real llama-server (and PowerInfer's) processes.
+"""Servers the proxy starts and stops itself: real llama-server (and PowerInfer's) processes,
+and the bundled llama.cpp engine; each test that lets the proxy pick the server runs with
+both (the ``program`` fixture).
 
 Every test starts the proxy as a process and looks at its children: what it started, when,
 and that nothing outlives it.
@@ -6,8 +8,6 @@ and that nothing outlives it.
 from __future__ import annotations
 
 import signal
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import psutil
@@ -18,56 +18,32 @@ from tests.polling import wait_for
 from tests.processes import ProxyProcess
 
 from .llama_server import find_server
+from .managed import ADMIN, NO_UPSTREAM, Program, admin, gone, servers_of, supervisors_of
 
 pytestmark = pytest.mark.e2e
 
-ADMIN = "admin-secret"
-NO_UPSTREAM = "http://127.0.0.1:9"  # the proxy runs its own servers: this one is never used
-
-
-def servers_of(proxy: ProxyProcess) -> list:
-    """The model servers running under the proxy (not its gunicorn workers or supervisor)."""
-    children = psutil.Process(proxy.process.pid).children(recursive=True)
-    return [child for child in children if child.status() != psutil.STATUS_ZOMBIE
-            and child.cmdline()[:1] != [sys.executable]]
-
-
-def supervisors_of(proxy: ProxyProcess) -> list:
-    children = psutil.Process(proxy.process.pid).children(recursive=True)
-    return [child for child in children if "proxy.fleet.supervisor" in child.cmdline()]
-
-
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def admin(proxy: ProxyProcess, method: str, path: str) -> requests.Response:
-    return requests.request(method, proxy.url + "/admin" + path, timeout=60,
-                            headers={"Authorization": f"Bearer {ADMIN}"})
-
-
-def managed(model, logs, name: str, *args: str) -> ProxyProcess:
-    binary = find_server("llamacpp")
-    return ProxyProcess(NO_UPSTREAM, logs / f"proxy-{name}.log", env=binary.env, args=[
-        "--model", str(model), "--llama-server", str(binary.path), "--log-dir",
+def managed(program: Program, model, logs, name: str, *args: str) -> ProxyProcess:
+    name = f"{name}-{program.args[-1].rpartition('/')[2]}"
+    return ProxyProcess(NO_UPSTREAM, logs / f"proxy-{name}.log", env=program.env, args=[
+        "--model", str(model), *program.args, "--log-dir",
         str(logs / f"servers-{name}"), "--admin-key", ADMIN, "--server-args", "-np 2 -c 2048",
         *args])
 
 
-def with_file(tmp_path, logs, name: str, text: str, *args: str) -> ProxyProcess:
+def with_file(tmp_path, logs, name: str, text: str, *args: str,
+              program: Program = Program((), {})) -> ProxyProcess:
+    if program.args:
+        name = f"{name}-{program.args[-1].rpartition('/')[2]}"
     path = tmp_path / "models.toml"
     path.write_text(text)
-    binary = find_server("llamacpp")
-    return ProxyProcess(NO_UPSTREAM, logs / f"proxy-{name}.log", env=binary.env, args=[
+    env = program.env or find_server("llamacpp").env
+    return ProxyProcess(NO_UPSTREAM, logs / f"proxy-{name}.log", env=env, args=[
         "--config", str(path), "--log-dir", str(logs / f"servers-{name}"), "--admin-key",
-        ADMIN, *args])
+        ADMIN, *program.args, *args])
 
 
-def test_one_command_from_a_model_file(model, logs):
-    with managed(model, logs, "one-command") as proxy:
+def test_one_command_from_a_model_file(program, model, logs):
+    with managed(program, model, logs, "one-command") as proxy:
         wait_for(lambda: "ready in" in proxy.log(), "the server to start with the proxy")
         assert len(servers_of(proxy)) == 1  # before any request
         client = proxy.sdk()
@@ -82,13 +58,13 @@ def test_one_command_from_a_model_file(model, logs):
         assert "ready in" in proxy.log()
 
 
-def test_concurrent_first_requests_share_one_start(tmp_path, model, logs):
+def test_concurrent_first_requests_share_one_start(program, tmp_path, model, logs):
     text = f"""
 [models.lazy]
 model = "{model}"
 args = ["-np", "2", "-c", "2048"]
 """
-    with with_file(tmp_path, logs, "eight", text) as proxy:
+    with with_file(tmp_path, logs, "eight", text, program=program) as proxy:
         assert servers_of(proxy) == []  # started by the first requests, not before
         eight_first_requests_start_one_server(proxy, "lazy")
         assert len(servers_of(proxy)) == 1
@@ -102,10 +78,10 @@ def eight_first_requests_start_one_server(proxy: ProxyProcess, name: str) -> Non
     assert proxy.log().count(f"starting {name}") == 1
 
 
-def test_a_server_killed_mid_stream_is_restarted(model, logs):
+def test_a_server_killed_mid_stream_is_restarted(program, model, logs):
     """The stream it served ends with one error event; requests waiting for its one slot
     wait for the restart instead."""
-    with managed(model, logs, "restart",  # the stream runs on until killed
+    with managed(program, model, logs, "restart",  # the stream runs on until killed
                  "--server-args", "-np 1 -c 1024 --context-shift") as proxy:
         client = proxy.sdk()
         client.completions.create(model="any", prompt="warm", max_tokens=2)
@@ -137,8 +113,8 @@ def test_a_server_killed_mid_stream_is_restarted(model, logs):
         assert reply.choices[0].text is not None
 
 
-def test_killing_the_proxy_leaves_no_server(model, logs):
-    proxy = managed(model, logs, "sigkill").start()
+def test_killing_the_proxy_leaves_no_server(program, model, logs):
+    proxy = managed(program, model, logs, "sigkill").start()
     try:
         proxy.sdk().completions.create(model="any", prompt="hi", max_tokens=2)
         pids = [server.pid for server in servers_of(proxy)]
@@ -150,10 +126,10 @@ def test_killing_the_proxy_leaves_no_server(model, logs):
     wait_for(lambda: all(gone(pid) for pid in pids), "the servers to exit", timeout=2)
 
 
-def test_a_corrupt_model_gives_the_servers_complaint(tmp_path, logs):
+def test_a_corrupt_model_gives_the_servers_complaint(program, tmp_path, logs):
     corrupt = tmp_path / "corrupt.gguf"
     corrupt.write_bytes(b"GGUF" + b"\x00" * 64)
-    with managed(corrupt, logs, "corrupt") as proxy:
+    with managed(program, corrupt, logs, "corrupt") as proxy:
         starts = []
         for _ in range(2):
             response = requests.post(proxy.url + "/v1/completions", timeout=60,
@@ -169,7 +145,7 @@ def test_a_corrupt_model_gives_the_servers_complaint(tmp_path, logs):
         assert state["state"] == "failed" and "failed to load model" in state["error"]
 
 
-def test_ttl_swap_preload_and_admin(tmp_path, model, logs):
+def test_ttl_swap_preload_and_admin(program, tmp_path, model, logs):
     binary = find_server("llamacpp")
     text = f"""
 max_running = 1
@@ -182,7 +158,7 @@ cmd = "{binary.path} -m ${{MODEL}} --host 127.0.0.1 --port ${{PORT}} -np 1 -c 10
 model = "{model}"
 preload = true
 """
-    with with_file(tmp_path, logs, "swap", text) as proxy:
+    with with_file(tmp_path, logs, "swap", text, program=program) as proxy:
         wait_for(lambda: len(servers_of(proxy)) == 1, "the preloaded server")
         states = {m["id"]: m["replicas"][0]["managed"]["state"]
                   for m in admin(proxy, "GET", "/models").json()["models"]}
@@ -222,10 +198,10 @@ model = "{model}"
         assert health["generation"] == "powerinfer"
 
 
-def test_gunicorn_workers_share_one_supervisor(model, logs):
+def test_gunicorn_workers_share_one_supervisor(program, model, logs):
     """Two workers, one server: started once, outliving a killed worker, gone with the
     master."""
-    proxy = managed(model, logs, "workers", "--server", "gunicorn", "--workers", "2").start()
+    proxy = managed(program, model, logs, "workers", "--server", "gunicorn", "--workers", "2").start()
     try:
         (supervisor,) = supervisors_of(proxy)
         eight_first_requests_start_one_server(proxy, "tiny-llama.gguf")
@@ -263,10 +239,9 @@ def _in_flight(proxy: ProxyProcess):
         return None
 
 
-def test_gunicorn_wsgi_runs_the_supervisor_from_its_hooks(model, logs):
-    binary = find_server("llamacpp")
+def test_gunicorn_wsgi_runs_the_supervisor_from_its_hooks(program, model, logs):
     proxy = ProxyProcess(NO_UPSTREAM, logs / "proxy-wsgi.log", how="wsgi", env={
-        **binary.env, "PROXY_MODEL": str(model), "PROXY_LLAMA_SERVER": str(binary.path),
+        **program.env, "PROXY_MODEL": str(model), "PROXY_LLAMA_SERVER": program.args[-1],
         "PROXY_LOG_DIR": str(logs / "servers-wsgi"), "PROXY_WORKERS": "2",
         "PROXY_SERVER_ARGS": "-np 2 -c 2048"}, args=["--workers", "2"])
     with proxy:
