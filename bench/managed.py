@@ -1,8 +1,7 @@
-"""``python -m bench.managed``: how long the servers the proxy runs take to start, to swap and
-to come back after a crash, as a client waits for them.
+"""``python -m bench.managed``: how long the servers the proxy runs keep a client waiting.
 
-Two models of the tests' tiny GGUF in one models file with ``max_running = 1``, behind one
-waitress proxy; each figure is one non-streamed completion through the proxy:
+Start, swap, restart: two models of the tests' tiny GGUF in one models file with
+``max_running = 1``, behind one waitress proxy; each figure is one non-streamed completion:
 
 - ``start``: the first request for a stopped model, which starts its llama-server;
 - ``warm``: the next request, to the running server;
@@ -10,12 +9,26 @@ waitress proxy; each figure is one non-streamed completion through the proxy:
 - ``after a crash``: the first request after the running server was killed, which waits
   out the back-off after a death (1 s) and the restart.
 
+A conversation over a swap: a model big enough that evaluating a long history takes seconds
+(:data:`tests.e2e.tinymodel.SMALL`), swapped out by the tiny one between two turns of a
+conversation, once with its slots saved before the stop and restored when the conversation
+comes back (``slot_save = "on-stop"``) and once without (``"off"``): the swap's time, and the
+time to the first token of the turn after it, as the client sees them.
+
+Install to first answer: ``pip install`` of the project into a fresh virtual environment
+with no pip cache (everything downloaded, as on a new machine), then ``oai-proxy --model``
+on the tiny GGUF with the bundled engine, until its first chat answer.
+
 Writes ``bench/results/managed{,-quick}.md``.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +38,7 @@ import requests
 
 from bench import processes
 from bench.__main__ import RESULTS
+from tests.processes import ROOT, free_port
 
 ADMIN = "bench-admin"
 FIGURES = ("start", "warm", "swap", "after a crash")
@@ -87,24 +101,179 @@ def run(rounds: int, work: Path) -> dict:
     return {figure: [each[figure] for each in seen] for figure in FIGURES}
 
 
-def table(times: dict, quick: bool) -> str:
+# -- a conversation over a swap ----------------------------------------------------------------
+
+HISTORY_WORDS = 3000  # about as many tokens: seconds of evaluation for the SMALL model
+SWAP_SAVES = ("on-stop", "off")
+
+
+def swap_file(work: Path, slot_save: str) -> Path:
+    from tests.e2e.tinymodel import SMALL, write_tiny_llama_gguf
+
+    big = work / "small.gguf"
+    if not big.exists():
+        write_tiny_llama_gguf(big, SMALL, context=16384)
+    tiny = write_tiny_llama_gguf(work / "tiny-llama.gguf")
+    path = work / f"swap-{slot_save}.toml"
+    path.write_text(f'max_running = 1\n'
+                    f'[models.big]\nmodel = "{big}"\nslot_save = "{slot_save}"\n'
+                    f'args = ["-np", "1", "-c", "8192"]\n'
+                    f'[models.other]\nmodel = "{tiny}"\nargs = ["-np", "1", "-c", "1024"]\n')
+    return path
+
+
+def history(round_number: int) -> list:
+    """A conversation's opening: a long document of its own (so no round finds another's
+    cache) and a question."""
+    from tests.e2e.tinymodel import _WORDS
+
+    document = " ".join(_WORDS[(round_number * 7 + i * i) % len(_WORDS)]
+                        for i in range(HISTORY_WORDS))
+    return [{"role": "user", "content": f"Round {round_number}. Read this: {document}"}]
+
+
+def first_token(url: str, messages: list) -> tuple:
+    """Seconds to the first token of a streamed chat turn for ``big``, and the cached tokens
+    its usage reports."""
+    started = time.perf_counter()
+    ttft, cached = None, None
+    with requests.post(url + "/v1/chat/completions", stream=True, timeout=300, json={
+            "model": "big", "messages": messages, "max_tokens": 4, "stream": True,
+            "stream_options": {"include_usage": True}}) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if not line.startswith(b"data: {"):
+                continue
+            chunk = json.loads(line[6:])
+            if ttft is None and any(choice["delta"].get("content")
+                                    for choice in chunk.get("choices", [])):
+                ttft = time.perf_counter() - started
+            if chunk.get("usage"):
+                cached = chunk["usage"].get("prompt_tokens_details", {}).get("cached_tokens")
+    return ttft, cached or 0
+
+
+def swap_round(url: str, round_number: int) -> dict:
+    """Turn one of a conversation on ``big``, a swap to ``other``, turn two on ``big``."""
+    messages = history(round_number)
+    reply = requests.post(url + "/v1/chat/completions", timeout=300, json={
+        "model": "big", "messages": messages, "max_tokens": 4}).json()
+    messages += [reply["choices"][0]["message"], {"role": "user", "content": "And then?"}]
+    swap = timed(url, "other")
+    ttft, cached = first_token(url, messages)
+    return {"swap": swap, "turn after the swap": ttft, "cached": cached,
+            "prompt": reply["usage"]["prompt_tokens"]}
+
+
+def run_swaps(rounds: int, work: Path) -> dict:
+    """Each way of saving in turn, with its own proxy and slot folder."""
+    seen = {}
+    for slot_save in SWAP_SAVES:
+        service = processes.proxy(
+            "waitress", "http://127.0.0.1:9", work, threads=16, workers=1,
+            name=f"swap-{slot_save}",
+            args=["--config", str(swap_file(work, slot_save)), "--log-dir",
+                  str(work / "servers"), "--slot-cache-dir", str(work / f"slots-{slot_save}")])
+        with processes.running(service):
+            seen[slot_save] = [swap_round(service.url, number) for number in range(rounds)]
+    files = list((work / "slots-on-stop").glob("*/*.bin"))
+    seen["file MiB"] = sum(path.stat().st_size for path in files) / max(len(files), 1) / 2**20
+    return seen
+
+
+# -- install to first answer -------------------------------------------------------------------
+
+def install_and_answer(work: Path) -> dict:
+    """Seconds for ``pip install`` into a fresh venv with no pip cache, then from starting
+    ``oai-proxy --model`` (the bundled engine) to its first chat answer."""
+    from tests.e2e.tinymodel import write_tiny_llama_gguf
+
+    venv = work / "fresh-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    env = {**os.environ, "PATH": str(venv / "bin"), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    env.pop("VIRTUAL_ENV", None)
+    started = time.perf_counter()
+    install = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet",
+                              "--no-cache-dir", str(ROOT)], env=env, capture_output=True,
+                             text=True, timeout=1800)
+    if install.returncode:
+        raise RuntimeError("pip install failed:\n" + install.stdout[-2000:]
+                           + install.stderr[-2000:])
+    installed = time.perf_counter() - started
+    model = write_tiny_llama_gguf(work / "tiny-llama.gguf")
+    port = free_port()
+    service = processes.Service("fresh oai-proxy", [
+        str(venv / "bin" / "oai-proxy"), "--model", str(model), "--port", str(port),
+        "--log-dir", str(work / "servers"), "--slot-cache-dir", str(work / "slots-fresh")],
+        port, work / "proxy-fresh.log", env=env)
+    launched = time.perf_counter()
+    with processes.running(service):
+        response = requests.post(service.url + "/v1/chat/completions", timeout=120, json={
+            "model": "tiny", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]})
+        response.raise_for_status()
+        answered = time.perf_counter() - launched
+        engine = requests.get(service.url + "/health", timeout=10).json()["managed"]["engine"]
+    return {"install": installed, "first answer": answered, "engine": engine}
+
+
+# -- the report ---------------------------------------------------------------------------------
+
+def row(name: str, values: list) -> str:
+    return (f"| {name} | {statistics.median(values):.3f} | {min(values):.3f} | "
+            f"{max(values):.3f} |")
+
+
+def median_of(seen: list, figure: str) -> float:
+    return statistics.median(each[figure] for each in seen)
+
+
+def table(times: dict, swaps: dict, fresh: dict, quick: bool) -> str:
+    from tests.e2e.tinymodel import SMALL
+
     rounds = len(times["start"])
-    lines = [f"# Servers the proxy runs: start, swap, restart{' (quick run)' if quick else ''}",
-             "", f"The tests' tiny model, two models with `max_running = 1`, {rounds} rounds; "
+    command = f"`python -m bench.managed{' --quick' if quick else ''}`"
+    lines = [f"# Servers the proxy runs{' (quick run)' if quick else ''}", "",
+             "## Start, swap, restart", "",
+             f"The tests' tiny model, two models with `max_running = 1`, {rounds} rounds; "
              f"each figure is one completion through the proxy as its client waits for it "
-             f"(`python -m bench.managed{' --quick' if quick else ''}`).", "",
+             f"({command}).", "",
              "| request | median s | fastest s | slowest s |", "|---|---:|---:|---:|"]
-    for figure in FIGURES:
-        values = times[figure]
-        lines.append(f"| {figure} | {statistics.median(values):.3f} | {min(values):.3f} | "
-                     f"{max(values):.3f} |")
+    lines += [row(figure, times[figure]) for figure in FIGURES]
+    saved, unsaved, file_size = swaps["on-stop"], swaps["off"], swaps["file MiB"]
+    prompt = median_of(saved, "prompt")
+    lines += ["", "## A conversation over a swap", "",
+              f"A model of {SMALL.layers} layers of width {SMALL.width} in f32 (evaluating the conversation's "
+              f"{prompt:.0f}-token opening takes seconds on this machine) and the tiny one, "
+              f"`max_running = 1`, {len(saved)} rounds of: a turn on the big model, a request "
+              f"for the tiny one (the swap), the next turn on the big one (streamed; the time "
+              f"to its first token includes the big model's restart). Once with "
+              f"`slot_save = \"on-stop\"` (its slot saved before the swap, restored for the "
+              f"turn after it) and once with `\"off\"`.", "",
+              "| figure | median s | fastest s | slowest s |", "|---|---:|---:|---:|"]
+    for slot_save in SWAP_SAVES:
+        lines.append(row(f"swap, slot_save = {slot_save}",
+                         [each["swap"] for each in swaps[slot_save]]))
+    for slot_save in SWAP_SAVES:
+        lines.append(row(f"turn after the swap, first token, slot_save = {slot_save}",
+                         [each["turn after the swap"] for each in swaps[slot_save]]))
+    turn = "turn after the swap"
+    ratio = median_of(unsaved, turn) / median_of(saved, turn)
+    lines += ["", f"Restoring makes the turn after a swap {ratio:.1f}× faster to its first "
+              f"token: its prompt took {median_of(saved, 'cached'):.0f} tokens from the "
+              f"restored cache (without: {median_of(unsaved, 'cached'):.0f}). Each saved "
+              f"conversation is a file of {file_size:.1f} MiB; saving it is part of the "
+              f"swap's time above.", "",
+              "## Install to first answer", "",
+              f"`pip install` of the project into a fresh virtual environment with no pip "
+              f"cache: {fresh['install']:.1f} s; then `oai-proxy --model tiny.gguf` to its "
+              f"first chat answer: {fresh['first answer']:.2f} s, with {fresh['engine']}."]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.managed",
-                                     description="Start, swap and restart times of managed "
-                                                 "servers.")
+                                     description="How long the servers the proxy runs keep a "
+                                                 "client waiting.")
     parser.add_argument("--quick", action="store_true", help="a short run that proves it runs")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -113,7 +282,9 @@ def main() -> None:
         raise SystemExit(f"bench.managed needs llama-server: {missing}")
     with tempfile.TemporaryDirectory(prefix="bench-managed-") as work:
         times = run(2 if args.quick else 7, Path(work))
-    report = table(times, args.quick)
+        swaps = run_swaps(1 if args.quick else 5, Path(work))
+        fresh = install_and_answer(Path(work))
+    report = table(times, swaps, fresh, args.quick)
     print(report)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"managed{'-quick' if args.quick else ''}.md").write_text(report)

@@ -15,7 +15,7 @@ import pathlib
 import gguf
 import numpy as np
 
-from .tinymodel import EOS_ID, N_EMBD, N_FF, N_HEAD, N_HEAD_KV, _vocabulary, write_llama_gguf
+from .tinymodel import EOS_ID, TINY, _vocabulary, write_llama_gguf
 
 SPACE = "\u2581"
 ANSWER = ("Hello", f"{SPACE}from", f"{SPACE}the", f"{SPACE}tiny", f"{SPACE}model.")
@@ -24,7 +24,8 @@ ANSWER_TEXT = "Hello from the tiny model."
 THOUGHTS_TEXT = "Let me think."
 CONTEXT = 262144  # room for an agent's prompt: tens of thousands of tokens
 SCALE = 10.0  # logits of 80 against 0: no sampler strays
-N_LAYER = 1  # its layers do nothing: one is the least a server reads an agent's prompt with
+SHAPE = TINY._replace(layers=1)  # its layers do nothing: one is the least a server reads with
+N_EMBD = SHAPE.width
 
 # A chatml template that, like reasoning models' own, drops earlier thoughts from the history.
 CHAT_TEMPLATE = (
@@ -57,7 +58,7 @@ def write_stopping_gguf(path: pathlib.Path, answer: tuple = ANSWER) -> pathlib.P
     if len(set(chain)) < len(chain) or len(chain) >= N_EMBD:
         raise ValueError("the answer's pieces must be distinct, and fewer than the width")
     return write_llama_gguf(path, "tiny-stopping", (tokens, scores, types),
-                            _weights(len(tokens), chain), CONTEXT, CHAT_TEMPLATE, N_LAYER)
+                            _weights(len(tokens), chain), CONTEXT, CHAT_TEMPLATE, SHAPE)
 
 
 def _weights(vocab: int, chain: list) -> dict:
@@ -72,20 +73,20 @@ def _weights(vocab: int, chain: list) -> dict:
         output[token, position] = SCALE  # follows the token before (direction 0: any other)
     output[EOS_ID, len(chain)] = SCALE
     ones = np.ones(N_EMBD, dtype=np.float32)
-    head = N_EMBD // N_HEAD
+    kv_width = SHAPE.heads_kv * N_EMBD // SHAPE.heads
     tensors = {"token_embd.weight": embeddings, "output_norm.weight": ones,
                "output.weight": output}
-    for layer in range(N_LAYER):
+    for layer in range(SHAPE.layers):
         prefix = f"blk.{layer}."
         tensors.update({
             prefix + "attn_norm.weight": ones,
             prefix + "attn_q.weight": np.zeros((N_EMBD, N_EMBD), np.float32),
-            prefix + "attn_k.weight": np.zeros((N_HEAD_KV * head, N_EMBD), np.float32),
-            prefix + "attn_v.weight": np.zeros((N_HEAD_KV * head, N_EMBD), np.float32),
+            prefix + "attn_k.weight": np.zeros((kv_width, N_EMBD), np.float32),
+            prefix + "attn_v.weight": np.zeros((kv_width, N_EMBD), np.float32),
             prefix + "attn_output.weight": np.zeros((N_EMBD, N_EMBD), np.float32),
             prefix + "ffn_norm.weight": ones,
-            prefix + "ffn_gate.weight": np.zeros((N_FF, N_EMBD), np.float32),
-            prefix + "ffn_up.weight": np.zeros((N_FF, N_EMBD), np.float32),
-            prefix + "ffn_down.weight": np.zeros((N_EMBD, N_FF), np.float32),
+            prefix + "ffn_gate.weight": np.zeros((SHAPE.ff, N_EMBD), np.float32),
+            prefix + "ffn_up.weight": np.zeros((SHAPE.ff, N_EMBD), np.float32),
+            prefix + "ffn_down.weight": np.zeros((N_EMBD, SHAPE.ff), np.float32),
         })
     return tensors

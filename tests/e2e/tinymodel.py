@@ -6,15 +6,27 @@ vocabulary and chat template.  The text it generates is gibberish, but llama-ser
 loads, tokenizes, samples and streams it exactly as it would a real model.
 """
 import pathlib
+from typing import NamedTuple
 
 import gguf
 import numpy as np
 
-N_EMBD = 64
-N_LAYER = 2
-N_HEAD = 4
-N_HEAD_KV = 4
-N_FF = 128
+
+class Shape(NamedTuple):
+    """A llama model's dimensions: width, layers, attention heads (all, and for keys and
+    values), feed-forward width."""
+
+    width: int
+    layers: int
+    heads: int
+    heads_kv: int
+    ff: int
+
+
+TINY = Shape(width=64, layers=2, heads=4, heads_kv=4, ff=128)
+# Big enough that evaluating a prompt of a few thousand tokens takes a second or more on a
+# CPU, still written in a few seconds: for the benches that time a prompt's evaluation.
+SMALL = Shape(width=512, layers=8, heads=8, heads_kv=4, ff=1408)
 N_CTX_TRAIN = 2048
 SEED = 1234
 
@@ -102,7 +114,7 @@ def _vocabulary() -> tuple[list[str], list[float], list[int]]:
     return tokens, scores, types
 
 
-def _weights(rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _weights(rng: np.random.Generator, shape: Shape) -> dict[str, np.ndarray]:
     """Random F32 tensors in numpy (rows, cols) order, as GGUF/llama.cpp expect.
 
     The output projection is scaled up so logits are well separated and greedy
@@ -113,51 +125,55 @@ def _weights(rng: np.random.Generator) -> dict[str, np.ndarray]:
     def matrix(rows: int, cols: int, std: float) -> np.ndarray:
         return rng.normal(0.0, std, size=(rows, cols)).astype(np.float32)
 
-    ones = np.ones(N_EMBD, dtype=np.float32)
-    head_dim = N_EMBD // N_HEAD
-    output = matrix(VOCAB_SIZE, N_EMBD, 0.5)
+    width = shape.width
+    ones = np.ones(width, dtype=np.float32)
+    kv_width = shape.heads_kv * width // shape.heads
+    output = matrix(VOCAB_SIZE, width, 0.5)
     output[:FIRST_WORD_ID] *= 0.1
     tensors = {
-        "token_embd.weight": matrix(VOCAB_SIZE, N_EMBD, 1.0),
+        "token_embd.weight": matrix(VOCAB_SIZE, width, 1.0),
         "output_norm.weight": ones,
         "output.weight": output,
     }
-    for layer in range(N_LAYER):
+    for layer in range(shape.layers):
         prefix = f"blk.{layer}."
         tensors.update({
             prefix + "attn_norm.weight": ones,
-            prefix + "attn_q.weight": matrix(N_EMBD, N_EMBD, 0.1),
-            prefix + "attn_k.weight": matrix(N_HEAD_KV * head_dim, N_EMBD, 0.1),
-            prefix + "attn_v.weight": matrix(N_HEAD_KV * head_dim, N_EMBD, 0.1),
-            prefix + "attn_output.weight": matrix(N_EMBD, N_EMBD, 0.1),
+            prefix + "attn_q.weight": matrix(width, width, 0.1),
+            prefix + "attn_k.weight": matrix(kv_width, width, 0.1),
+            prefix + "attn_v.weight": matrix(kv_width, width, 0.1),
+            prefix + "attn_output.weight": matrix(width, width, 0.1),
             prefix + "ffn_norm.weight": ones,
-            prefix + "ffn_gate.weight": matrix(N_FF, N_EMBD, 0.1),
-            prefix + "ffn_up.weight": matrix(N_FF, N_EMBD, 0.1),
-            prefix + "ffn_down.weight": matrix(N_EMBD, N_FF, 0.1),
+            prefix + "ffn_gate.weight": matrix(shape.ff, width, 0.1),
+            prefix + "ffn_up.weight": matrix(shape.ff, width, 0.1),
+            prefix + "ffn_down.weight": matrix(width, shape.ff, 0.1),
         })
     return tensors
 
 
-def write_tiny_llama_gguf(path: pathlib.Path) -> pathlib.Path:
-    """Write the tiny model to `path` (same bytes every time) and return the path."""
+def write_tiny_llama_gguf(path: pathlib.Path, shape: Shape = TINY,
+                          context: int = N_CTX_TRAIN) -> pathlib.Path:
+    """Write the tiny model (or one of another ``shape`` and trained ``context``) to `path`,
+    the same bytes every time, and return the path."""
     return write_llama_gguf(path, "tiny-llama", _vocabulary(),
-                            _weights(np.random.default_rng(SEED)), N_CTX_TRAIN, CHAT_TEMPLATE)
+                            _weights(np.random.default_rng(SEED), shape), context,
+                            CHAT_TEMPLATE, shape)
 
 
 def write_llama_gguf(path: pathlib.Path, name: str, vocabulary: tuple, tensors: dict,
-                     context: int, chat_template: str, layers: int = N_LAYER) -> pathlib.Path:
-    """Write a llama-architecture GGUF of this module's shape: its name, ``(tokens, scores,
-    types)``, F32 ``tensors``, trained context and chat template."""
+                     context: int, chat_template: str, shape: Shape = TINY) -> pathlib.Path:
+    """Write a llama-architecture GGUF of ``shape``: its name, ``(tokens, scores, types)``,
+    F32 ``tensors``, trained context and chat template."""
     path = pathlib.Path(path)
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_name(name)
     writer.add_context_length(context)
-    writer.add_embedding_length(N_EMBD)
-    writer.add_block_count(layers)
-    writer.add_feed_forward_length(N_FF)
-    writer.add_head_count(N_HEAD)
-    writer.add_head_count_kv(N_HEAD_KV)
-    writer.add_rope_dimension_count(N_EMBD // N_HEAD)
+    writer.add_embedding_length(shape.width)
+    writer.add_block_count(shape.layers)
+    writer.add_feed_forward_length(shape.ff)
+    writer.add_head_count(shape.heads)
+    writer.add_head_count_kv(shape.heads_kv)
+    writer.add_rope_dimension_count(shape.width // shape.heads)
     writer.add_layer_norm_rms_eps(1e-5)
     writer.add_file_type(gguf.LlamaFileType.ALL_F32)
 
