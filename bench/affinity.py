@@ -2,16 +2,19 @@
 
 Conversations the way retrieval chat sends them: a short system prompt all share, a long
 document of its own in the first user message, then short follow-ups, each turn resending
-the whole chat. They run at once against two llama-servers of four slots each, three ways,
-the servers restarted between ways so every run starts with cold caches:
+the whole chat. They run at once against two llama-servers of four slots each, four ways,
+the servers restarted between ways so every way starts with cold caches, over several runs:
 
 - ``affinity``: through the proxy, as it ships (each conversation back to its replica and slot);
+- ``affinity, shared load``: the same with ``--redis-url`` (a real ``redis-server``): new
+  conversations balanced by the live conversations on each replica;
 - ``least busy``: through the proxy with ``--affinity off``;
 - ``pinned``: straight to the servers, each live conversation pinned to one server and slot
   (the floor no router can beat).
 
 Figures: the prompt tokens the servers evaluated (their own ``llamacpp:prompt_tokens_total``),
-time to first token, and what share of least busy's excess over the floor affinity removes.
+time to first token, and what share of least busy's excess over the floor each affinity way
+removes, run by run.
 A second part times the fleet layer itself: one upstream against two replicas, over the
 synthetic server. Writes ``bench/results/affinity{,-quick}.md``.
 """
@@ -148,34 +151,56 @@ def prompt_tokens(server_url: str) -> int:
                if line.startswith("llamacpp:prompt_tokens_total"))
 
 
-def affinity_runs(workload: Workload, work: Path) -> dict:
+WAYS = {"affinity": (), "affinity, shared load": None, "least busy": ("--affinity", "off"),
+        "pinned": None}
+
+
+def affinity_runs(workload: Workload, work: Path, runs: int) -> list:
+    """``runs`` rounds of every way; each way starts on cold servers (and an empty Redis)."""
     from tests.e2e.llama_server import LlamaServer
     from tests.e2e.tinymodel import write_tiny_llama_gguf
 
     model = write_tiny_llama_gguf(work / "tiny-llama.gguf")
-    results = {}
     with ExitStack() as stack:
+        redis_process, redis_url = processes.redis_server(work)
+        stack.callback(redis_process.kill)
         servers = [stack.enter_context(LlamaServer(
             model, work / f"llama-server-{i}.log", parallel=SLOTS, ctx_size=4096,
             extra_args=["--metrics"])) for i in range(2)]
-        urls = [server.url for server in servers]
-        for way, args in (("affinity", ()), ("least busy", ("--affinity", "off")),
-                          ("pinned", None)):
-            for server in servers:  # cold caches, counters from zero
-                server.stop()
-                server.start()
+        return [one_run(workload, work, servers, redis_url) for _ in range(runs)]
+
+
+def one_run(workload: Workload, work: Path, servers: list, redis_url: str) -> dict:
+    import redis
+
+    urls = [server.url for server in servers]
+    results = {}
+    for way, args in WAYS.items():
+        for server in servers:  # cold caches, counters from zero
+            server.stop()
+            server.start()
+        if way == "pinned":
+            figures = run_conversations(pinned(urls), workload)
+        else:
             if args is None:
-                figures = run_conversations(pinned(urls), workload)
-            else:
-                service = processes.proxy("waitress", urls[0], work, threads=64, workers=1,
-                                          args=("--llama-api", *urls, "--chat-template",
-                                                "chatml", *args),
-                                          name=way.replace(" ", "-"))
-                with processes.running(service):
-                    figures = run_conversations(via_proxy(service.url), workload)
-            figures["prompt_tokens"] = sum(prompt_tokens(url) for url in urls)
-            results[way] = figures
+                redis.Redis.from_url(redis_url).flushall()
+                args = ("--redis-url", redis_url)
+            service = processes.proxy("waitress", urls[0], work, threads=64, workers=1,
+                                      args=("--llama-api", *urls, "--chat-template", "chatml",
+                                            *args), name=way.replace(" ", "-").replace(",", ""))
+            with processes.running(service):
+                figures = run_conversations(via_proxy(service.url), workload)
+        figures["prompt_tokens"] = sum(prompt_tokens(url) for url in urls)
+        results[way] = figures
     return results
+
+
+def captured(run: dict, way: str) -> float:
+    """The share of least busy's excess over the pinned floor that ``way`` removes."""
+    floor, spread = run["pinned"]["prompt_tokens"], run["least busy"]["prompt_tokens"]
+    if spread == floor:
+        return float("nan")
+    return (spread - run[way]["prompt_tokens"]) / (spread - floor)
 
 
 # -- the fleet layer's own cost ------------------------------------------------------------------
@@ -233,26 +258,38 @@ def fleet_layer_us(count: int) -> dict:
 
 # -- report ---------------------------------------------------------------------------------------
 
-def table(runs: dict, cost: dict, workload: Workload, quick: bool) -> str:
-    floor, spread, placed = (runs[w]["prompt_tokens"] for w in ("pinned", "least busy",
-                                                                  "affinity"))
-    captured = (spread - placed) / (spread - floor) if spread != floor else float("nan")
+def table(runs: list, cost: dict, workload: Workload, quick: bool) -> str:
     lines = [
         f"# KV-cache affinity on two llama-servers ({SLOTS} slots each)"
         f"{' (quick)' if quick else ''}", "",
         f"{workload.conversations} conversations of {workload.turns} turns at concurrency "
         f"{workload.concurrency}; each opens with a shared system prompt and a document of "
-        f"{workload.words} words, then short follow-ups. Servers restarted between runs.", "",
-        "| run | prompt tokens evaluated | time to first token p50 ms | wall s | errors |",
-        "|---|---|---|---|---|"]
-    for way in ("affinity", "least busy", "pinned"):
-        run = runs[way]
-        lines.append(f"| {way} | {run['prompt_tokens']} | {run['ttft_p50_ms']:.1f} | "
-                     f"{run['seconds']:.1f} | {len(run['errors'])} |")
-    lines += ["", f"Affinity removes {captured:.0%} of least busy's excess over the pinned floor "
-              f"({spread - floor} tokens); time to first token p50 "
-              f"{'below' if runs['affinity']['ttft_p50_ms'] < runs['least busy']['ttft_p50_ms'] else 'not below'}"
-              " least busy's.", "",
+        f"{workload.words} words, then short follow-ups. {len(runs)} runs of four ways, each "
+        f"way on restarted servers: through the proxy with affinity, with affinity and the "
+        f"load shared through Redis (`--redis-url`), with `--affinity off` (least busy), and "
+        f"straight to the servers with each conversation pinned to a server and slot (the "
+        f"floor). `python -m bench.affinity{' --quick' if quick else ''}`.", "",
+        "Prompt tokens the servers evaluated, and the share of least busy's excess over the "
+        "floor each affinity way removes:", "",
+        "| run | affinity | shared load | least busy | pinned | affinity removes | "
+        "shared load removes |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for number, run in enumerate(runs, 1):
+        tokens = " | ".join(str(run[way]["prompt_tokens"]) for way in WAYS)
+        lines.append(f"| {number} | {tokens} | {captured(run, 'affinity'):.0%} | "
+                     f"{captured(run, 'affinity, shared load'):.0%} |")
+    lines += ["", "| way | time to first token p50 ms (median of runs) | wall s | errors |",
+              "|---|---:|---:|---:|"]
+    for way in WAYS:
+        ttft = statistics.median(run[way]["ttft_p50_ms"] for run in runs)
+        wall = statistics.median(run[way]["seconds"] for run in runs)
+        errors = sum(len(run[way]["errors"]) for run in runs)
+        lines.append(f"| {way} | {ttft:.1f} | {wall:.2f} | {errors} |")
+    shared = [captured(run, "affinity, shared load") for run in runs]
+    alone = [captured(run, "affinity") for run in runs]
+    lines += ["", f"With the load shared, affinity removes {min(shared):.0%}–{max(shared):.0%} "
+              f"of the excess (runs: {', '.join(f'{value:.0%}' for value in shared)}); by "
+              f"hashing alone {min(alone):.0%}–{max(alone):.0%} "
+              f"({', '.join(f'{value:.0%}' for value in alone)}).", "",
               "| fleet layer (synthetic upstream, non-streamed, c=1) | p50 ms |", "|---|---|"]
     lines += [f"| {way} | {value:.3f} |" for way, value in cost.items() if way != "layer"]
     layer = cost["layer"]
@@ -269,6 +306,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.affinity",
                                      description="What KV-cache affinity saves real servers.")
     parser.add_argument("--quick", action="store_true", help="a short run that proves it runs")
+    parser.add_argument("--runs", type=int, help="rounds of every way (default 5; quick: 1)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     missing = processes.missing("llama-server")
@@ -276,10 +314,10 @@ def main() -> None:
         sys.exit(f"bench.affinity needs llama-server: {missing}")
     workload = QUICK if args.quick else FULL
     with tempfile.TemporaryDirectory(prefix="bench-affinity-") as work:
-        runs = affinity_runs(workload, Path(work))
+        runs = affinity_runs(workload, Path(work), args.runs or (1 if args.quick else 5))
         cost = {**fleet_cost(workload, Path(work)),
                 "layer": fleet_layer_us(workload.cost_requests * 10)}
-    errors = [error for run in runs.values() for error in run["errors"]]
+    errors = [error for run in runs for way in run.values() for error in way["errors"]]
     report = table(runs, cost, workload, args.quick)
     print(report)
     args.out.mkdir(parents=True, exist_ok=True)

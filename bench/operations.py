@@ -16,11 +16,8 @@ Usage is recorded in every way (off the request path, once a second). Writes
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
-import subprocess
 import tempfile
-import time
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -32,29 +29,6 @@ KEYS = f'[[keys]]\nname = "bench"\nkey = "{KEY}"\nrequests_per_minute = 10000000
        f'tokens_per_minute = 1000000000\n'
 
 
-def redis_server(work: Path):
-    """A throwaway redis-server, or None when the machine has none."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        return None
-    port = processes.free_port()
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save",
-                                "", "--appendonly", "no", "--dir", str(work)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    url = f"redis://127.0.0.1:{port}/0"
-    import redis
-
-    client = redis.Redis.from_url(url)
-    for _ in range(100):
-        try:
-            client.ping()
-            return process, url
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("redis-server did not answer")
-
-
 def run(count: int, work: Path) -> tuple:
     keys = work / "keys.toml"
     keys.write_text(KEYS)
@@ -63,7 +37,7 @@ def run(count: int, work: Path) -> tuple:
         upstream = stack.enter_context(processes.running(processes.synthetic(work)))
         ways = {"metrics off": (["--metrics", "off"], ""), "metrics on": ([], ""),
                 "+ keys, limits": (["--keys", str(keys)], KEY)}
-        redis = redis_server(work)
+        redis = processes.redis_server(work)
         if redis is None:
             notes.append("no redis-server on this machine: the Redis row is left out")
         else:

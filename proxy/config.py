@@ -107,9 +107,13 @@ class Settings:
     usage_db: str = setting("", "SQLite file for usage per key and model (default: "
                                 "~/.cache/oai-proxy/usage.sqlite3; Redis with --redis-url)",
                             metavar="PATH")
-    redis_url: str = setting("", "Redis for rate limits, usage and stored responses shared "
-                                 "by every proxy process (e.g. redis://host:6379/0); none = "
-                                 "per machine", secret=True, metavar="URL")
+    redis_url: str = setting("", "Redis for rate limits, usage, stored responses and the "
+                                 "live conversations placement balances, shared by every "
+                                 "proxy process (e.g. redis://host:6379/0); none = per "
+                                 "machine", secret=True, metavar="URL")
+    live_window: float = setting(60.0, "seconds a conversation counts as live on its replica "
+                                       "after its last turn, for the placement every proxy "
+                                       "shares through --redis-url")
     responses_db: str = setting("", "SQLite file for the responses the Responses API stores "
                                     "(default: ~/.cache/oai-proxy/responses.sqlite3; Redis "
                                     "with --redis-url)", metavar="PATH")
@@ -260,7 +264,7 @@ def _validate(settings: Settings) -> None:
         if getattr(settings, name) < 1:
             raise ValueError(f"{flag_name(name)} must be at least 1")
     for name in ("client_timeout", "connect_timeout", "upstream_timeout", "queue_timeout",
-                 "graceful_timeout", "responses_retention"):
+                 "graceful_timeout", "responses_retention", "live_window"):
         if not 0 < getattr(settings, name) < math.inf:
             raise ValueError(f"{flag_name(name)} must be a positive number of seconds")
     for spec in fields(settings):

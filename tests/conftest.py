@@ -11,6 +11,8 @@ from proxy.app import create_app
 from proxy.config import Settings
 from tests.fakes.backend import FakeBackend
 
+pytest_plugins = ["tests.redis_server"]  # a real Redis, for what proxies share through it
+
 # Fuzzing: a bounded run by default, so CI stays fast; HYPOTHESIS_PROFILE=long for many more.
 settings.register_profile("ci", max_examples=150, deadline=None)
 settings.register_profile("long", max_examples=20_000, deadline=None)

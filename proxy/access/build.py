@@ -10,6 +10,7 @@ from proxy.access.limits import LocalLimiter, RedisLimiter
 from proxy.access.stored import RedisRecords, SqliteRecords, StoredResponses
 from proxy.access.usage import RedisUsage, SqliteUsage, UsageRecorder
 from proxy.config import Settings, cache_dir, environment
+from proxy.redis_client import connect
 
 
 def build_access(settings: Settings) -> Access:
@@ -21,10 +22,7 @@ def build_access(settings: Settings) -> Access:
     if len(set(names)) < len(names):
         raise ValueError(f"{settings.keys}: a key is named like an --api-key key (key-N)")
     if settings.redis_url:
-        import redis  # only with --redis-url: pip install redis
-
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=2,
-                                      socket_connect_timeout=2)
+        client = connect(settings.redis_url)
         return Access(Keyring(keys), RedisLimiter(client), UsageRecorder(RedisUsage(client)))
     path = settings.usage_db or os.path.join(cache_dir(), "usage.sqlite3")
     return Access(Keyring(keys), LocalLimiter(), UsageRecorder(SqliteUsage(path)))
@@ -34,10 +32,6 @@ def build_responses(settings: Settings) -> StoredResponses:
     """Stored responses in Redis with ``--redis-url``, else in a SQLite file."""
     retention = settings.responses_retention * 86400
     if settings.redis_url:
-        import redis
-
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=2,
-                                      socket_connect_timeout=2)
-        return StoredResponses(RedisRecords(client), retention)
+        return StoredResponses(RedisRecords(connect(settings.redis_url)), retention)
     path = settings.responses_db or os.path.join(cache_dir(), "responses.sqlite3")
     return StoredResponses(SqliteRecords(path), retention)

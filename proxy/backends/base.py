@@ -42,6 +42,11 @@ class Backend:
         """What is known of the backend now, without asking it anything (for status pages)."""
         return {}
 
+    def finds_slots(self) -> bool:
+        """Whether the server itself sends a conversation to the slot holding its cache, so a
+        slot the proxy names (from what it last saw) could only be out of date."""
+        return False
+
     def model_label(self, model: Optional[str]) -> str:
         """The name metrics count ``model`` under: never a client's free text."""
         return "default"

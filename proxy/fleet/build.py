@@ -16,15 +16,17 @@ from proxy.errors import UpstreamUnavailableError
 from proxy.backends.admission import Admission, LineWatch
 from proxy.fleet.catalog import Catalog, ModelSpec, UpstreamSpec, from_settings
 from proxy.fleet.fleet import Fleet, ServedModel, Replica
-from proxy.fleet import engine, memory, slotcache
+from proxy.fleet import engine, liveness, memory, slotcache
 from proxy.fleet.slotcache import SlotFiles
 from proxy.fleet.binaries import find_llama_server
 from proxy.fleet.health import Rotation
+from proxy.fleet.liveness import LiveConversations
 from proxy.fleet.managed import ManagedBackend
 from proxy.fleet.processes import Launch, ManagedServer, ProcessPool, command_for
 from proxy.fleet.remote import Supervised
 from proxy.backends.slots import SlotCount
 from proxy.ops.metrics import Metrics
+from proxy.redis_client import connect
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +56,8 @@ def build_fleet(settings: Settings, catalog: Catalog | None = None,
                         else _replicas(spec, settings, metrics))
             by_name = {replica.name: replica for replica in replicas}
             rotation = Rotation(lambda name, by_name=by_name: by_name[name].backend.health().ok)
-            models.append(ServedModel(spec, replicas, rotation))
+            models.append(ServedModel(spec, replicas, rotation,
+                                      shared=_shared(spec, replicas, settings)))
     except BaseException:
         for model in models:
             for replica in model.replicas:
@@ -63,6 +66,15 @@ def build_fleet(settings: Settings, catalog: Catalog | None = None,
     if pool is not None:
         preload(pool.servers)
     return Fleet(catalog, models, runner)
+
+
+def _shared(spec: ModelSpec, replicas: tuple, settings: Settings) -> Optional[LiveConversations]:
+    """The live conversations every proxy shares through Redis, for a model whose
+    conversations have replicas to choose among."""
+    if not (settings.redis_url and spec.affinity and len(replicas) > 1):
+        return None
+    client = connect(settings.redis_url, timeout=liveness.TIMEOUT, retry=False)
+    return LiveConversations(client, spec.id or "default", settings.live_window)
 
 
 def fleet_of(backend: Backend, settings: Settings) -> Fleet:

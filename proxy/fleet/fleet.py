@@ -10,8 +10,9 @@ byte has reached the client.
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import chain
 from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
@@ -22,6 +23,7 @@ from proxy.errors import (InvalidRequestError, ModelNotFoundError, QueueFullErro
 from proxy.fleet.affinity import Affinity
 from proxy.fleet.catalog import Catalog, ModelSpec, with_defaults
 from proxy.fleet.health import Rotation
+from proxy.fleet.liveness import LiveConversations
 from proxy.fleet.placement import ReplicaLoad, choose, continues, conversation_key
 from proxy.fleet.managed import ManagedBackend
 from proxy.fleet.processes import ManagedServer, ProcessPool
@@ -46,12 +48,15 @@ class Replica:
 
 @dataclass
 class ServedModel:
-    """A model's replicas, the conversations it has placed, and the spec it came from."""
+    """A model's replicas, the conversations it has placed (and, with ``shared``, those
+    every proxy placed), and the spec it came from."""
 
     spec: ModelSpec
     replicas: tuple
     rotation: Rotation
     affinity: Affinity = field(default_factory=Affinity)
+    shared: Optional[LiveConversations] = None
+    _placing: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def loads(self, exclude: Sequence[Replica] = ()) -> list:
         return [ReplicaLoad(r.name, self.rotation.healthy(r.name), *r.backend.load())
@@ -61,10 +66,27 @@ class ServedModel:
               continuing: bool = False) -> Replica:
         if len(self.replicas) == 1:  # nothing to choose: placement would pick it anyway
             return self.replicas[0]
-        loads = self.loads(exclude)
-        remembered = self.affinity.replica(key) if key else None
-        name = choose(key, loads, continuing=continuing, remembered=remembered).name
+        if key is None or self.shared is None:
+            remembered = self.affinity.replica(key) if key else None
+            name = choose(key, self.loads(exclude), continuing=continuing,
+                          remembered=remembered).name
+        else:
+            with self._placing:  # one at a time here: each sees the counts the last one left
+                name = self._place_shared(key, self.loads(exclude), continuing)
         return next(r for r in self.replicas if r.name == name)
+
+    def _place_shared(self, key: str, loads: list, continuing: bool) -> str:
+        """Placement with the live conversations every proxy placed (hashing alone while
+        Redis cannot say)."""
+        seen = self.shared.look(key, [load.name for load in loads])
+        if seen is None:
+            return choose(key, loads, continuing=continuing,
+                          remembered=self.affinity.replica(key)).name
+        loads = [replace(load, live=seen.live[load.name]) for load in loads]
+        remembered = seen.placed or self.affinity.replica(key)
+        name = choose(key, loads, continuing=continuing, remembered=remembered).name
+        self.shared.placed(key, name, seen.placed)
+        return name
 
 
 class Fleet(Backend):
@@ -277,8 +299,10 @@ class Fleet(Backend):
     @staticmethod
     def _pin(model: ServedModel, key: Optional[str], replica: Replica,
              request: GenerationRequest) -> Optional[int]:
-        """The slot holding the conversation's cache, unless the client chose one itself."""
-        if key is None or request.slot is not None:
+        """The slot holding the conversation's cache, unless the client chose one itself or
+        the server finds it better: a slot named from memory may since have been given to a
+        new conversation, and the turn would then wait for it and evict that one's cache."""
+        if key is None or request.slot is not None or replica.backend.finds_slots():
             return None
         return model.affinity.pin(key, replica.name)
 

@@ -82,6 +82,9 @@ class ManagedBackend(Backend):
     def load(self) -> tuple:
         return self.backend.load()
 
+    def finds_slots(self) -> bool:
+        return self.backend.finds_slots()
+
     def describe(self) -> dict:
         return self.backend.describe()
 

@@ -11,12 +11,19 @@ A replica already past its load threshold is passed over for the least busy one 
 conversation that goes on is given a higher threshold than a new one: elsewhere its whole
 history would be evaluated again), and a process that remembers where it last sent a
 conversation sends it there again while that replica has room.
+
+Hashing alone leaves to luck how many live conversations share a replica: a replica given
+more of them than it has slots evicts their caches in turn. When every proxy shares the
+count of live conversations on each replica (``ReplicaLoad.live``), a new conversation skips
+a replica already past ``1 + BALANCE`` times the mean count per slot, in hashing order
+(consistent hashing with bounded loads): the split no longer depends on luck, and a replica
+leaving still moves only its own conversations.
 """
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from proxy.types import GenerationRequest
 
@@ -26,6 +33,9 @@ RAW_PROMPT_PREFIX = 256  # characters of a raw prompt that name its conversation
 # a little longer, for elsewhere its whole history would be evaluated again.
 NEW_THRESHOLD = 1.0
 CONTINUING_THRESHOLD = 1.5
+# How far past the mean count of live conversations per slot a replica may be before new
+# conversations skip it.
+BALANCE = 0.1
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,7 @@ class ReplicaLoad:
     healthy: bool = True
     busy: int = 0  # generations of this process in flight or waiting for it
     slots: Optional[int] = None  # how many it runs at once; None while unknown
+    live: Optional[int] = None  # live conversations every proxy placed on it; None: unknown
 
     @property
     def load(self) -> float:
@@ -72,29 +83,50 @@ def continues(request: GenerationRequest) -> bool:
 
 def rank(key: str, names: Sequence[str]) -> list:
     """``names`` from the most to the least preferred for ``key`` (rendezvous hashing)."""
+    keyed = hashlib.blake2b(f"{key}\x1f".encode(), digest_size=8)  # hashed once, then copied
+
     def score(name: str) -> bytes:
-        return hashlib.blake2b(f"{key}\x1f{name}".encode(), digest_size=8).digest()
+        scored = keyed.copy()
+        scored.update(name.encode())
+        return scored.digest()
 
     return sorted(names, key=score, reverse=True)
 
 
 def choose(key: Optional[str], replicas: Sequence[ReplicaLoad], *, continuing: bool = False,
-           remembered: Optional[str] = None) -> ReplicaLoad:
+           remembered: Optional[str] = None,
+           ranking: Callable[[str, Sequence[str]], list] = rank) -> ReplicaLoad:
     """The replica to send a request to.
 
-    ``key`` is the conversation's (``None``: no affinity, least busy wins). A replica whose
-    load has reached the threshold (higher for a ``continuing`` conversation) is passed over
-    while another is below it. Replicas out of rotation are chosen only when none is healthy:
-    then the request itself probes them.
+    ``key`` is the conversation's (``None``: no affinity, least busy wins). A conversation
+    placed before (``remembered``) stays; a new one takes the first replica in hashing order
+    within the bounds of the shared counts. A replica whose load has reached the threshold
+    (higher for a ``continuing`` conversation) is passed over while another is below it.
+    Replicas out of rotation are chosen only when none is healthy: then the request itself
+    probes them. ``ranking`` is :func:`rank`, or one that remembers its answers (the
+    placement simulation's).
     """
     threshold = CONTINUING_THRESHOLD if continuing else NEW_THRESHOLD
     candidates = [r for r in replicas if r.healthy] or list(replicas)
     if key is None:
         return min(candidates, key=lambda r: r.load)
     by_name = {r.name: r for r in candidates}
-    ranked = [by_name[name] for name in rank(key, list(by_name))]
     if remembered in by_name and by_name[remembered].load < threshold:
-        return by_name[remembered]
-    if ranked[0].load < threshold:
-        return ranked[0]
+        return by_name[remembered]  # no ranking needed: most turns end here
+    ranked = [by_name[name] for name in ranking(key, list(by_name))]
+    for replica in within_bounds(ranked) if remembered is None else ranked[:1]:
+        if replica.load < threshold:
+            return replica
     return min(ranked, key=lambda r: r.load)  # ties keep the rendezvous order
+
+
+def within_bounds(ranked: Sequence[ReplicaLoad]) -> list:
+    """``ranked`` without the replicas past ``1 + BALANCE`` times the mean count of live
+    conversations per slot, the new one counted; while a count is unknown, hashing alone
+    decides: the first."""
+    if any(replica.live is None for replica in ranked):
+        return list(ranked[:1])
+    live = sum(replica.live for replica in ranked) + 1
+    slots = sum(replica.slots or 1 for replica in ranked)
+    bound = (1 + BALANCE) * live / slots
+    return [replica for replica in ranked if replica.live < bound * (replica.slots or 1)]

@@ -237,14 +237,14 @@ class ManagedServer:
             self._saver.submit(self._save, slot, key)
 
     def prepare(self, key: Optional[str], pinned: Optional[int]) -> Optional[int]:
-        """The slot to send conversation ``key``'s next turn to: the one holding it, or one
-        its saved cache is restored into now; ``None`` when neither (nothing to do)."""
+        """The slot conversation ``key``'s saved cache is restored into now, for its next
+        turn; ``None`` when it is held in a slot already (the server finds it) or has no
+        file."""
         if self.slot_files is None or key is None:
             return None
         with self._slots_lock:
-            held = next((slot for slot, holder in self._held.items() if holder == key), None)
-            if held is not None or not self.slot_files.restorable(key):
-                return held
+            if key in self._held.values() or not self.slot_files.restorable(key):
+                return None
             slot = target(self._held_at, self._slot_call("GET", "/slots") or [], pinned)
             if slot is None:
                 return None

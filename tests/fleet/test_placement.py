@@ -1,11 +1,13 @@
 """Placement is a pure function: the same conversation lands on the same replica everywhere."""
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 import pytest
 
-from proxy.fleet.placement import ReplicaLoad, choose, continues, conversation_key, rank
+from proxy.fleet.placement import (BALANCE, ReplicaLoad, choose, continues, conversation_key,
+                                   rank)
 from proxy.types import GenerationRequest, Message
 
 REPLICAS = [f"http://10.0.0.{i}:8080" for i in range(1, 4)]
@@ -139,3 +141,65 @@ def test_when_no_replica_is_healthy_one_is_still_chosen():
     replicas = [ReplicaLoad(name, healthy=False, slots=1) for name in REPLICAS]
     key = conversation_key(chat("doc"))
     assert choose(key, replicas).name == rank(key, REPLICAS)[0]
+
+
+# -- bounded loads: the live conversations every proxy placed ----------------------------------
+
+def counted(key: str, live: dict, slots: dict | None = None) -> list:
+    """The replicas in ``key``'s hashing order (a, b, c), with their live conversations."""
+    order = rank(key, REPLICAS)
+    named = dict(zip("abc", order))
+    return [ReplicaLoad(named[name], slots=(slots or {}).get(name, 4), live=count)
+            for name, count in live.items()], named
+
+
+@pytest.mark.parametrize(("live", "slots", "expected"), [
+    pytest.param({"a": 0, "b": 0, "c": 0}, None, "a", id="empty-goes-to-first"),
+    pytest.param({"a": 4, "b": 4, "c": 4}, None, "a", id="even-goes-to-first"),
+    pytest.param({"a": 4, "b": 3, "c": 3}, None, "a", id="within-bound"),  # 4 < 1.1 * 11/3
+    pytest.param({"a": 5, "b": 3, "c": 3}, None, "b", id="past-bound-skipped"),  # 5 > 1.1 * 12/3
+    pytest.param({"a": 8, "b": 8, "c": 2}, None, "c", id="two-past-bound"),
+    pytest.param({"a": 6, "b": 4, "c": 4}, {"a": 8, "b": 4, "c": 4}, "a", id="weighed-by-slots"),
+    pytest.param({"a": 1, "b": 1, "c": 0}, None, "a", id="few-stay-with-hashing"),
+    pytest.param({"a": 2, "b": 0, "c": 0}, None, "b", id="few-but-twice-the-mean"),
+])
+def test_a_new_conversation_skips_replicas_past_the_bound(live, slots, expected):
+    assert BALANCE == 0.1  # the figures above
+    key = conversation_key(chat("doc"))
+    replicas, named = counted(key, live, slots)
+    assert choose(key, replicas).name == named[expected]
+
+
+def test_a_placed_conversation_stays_past_the_bound():
+    key = conversation_key(chat("doc"))
+    replicas, named = counted(key, {"a": 2, "b": 9, "c": 0})
+    assert choose(key, replicas, remembered=named["b"], continuing=True).name == named["b"]
+
+
+def test_a_busy_replica_within_the_bound_passes_to_the_next_within_it():
+    key = conversation_key(chat("doc"))
+    order = rank(key, REPLICAS)
+    replicas = [ReplicaLoad(order[0], slots=4, busy=4, live=4),
+                ReplicaLoad(order[1], slots=4, busy=0, live=9),  # past the bound
+                ReplicaLoad(order[2], slots=4, busy=2, live=4)]
+    assert choose(key, replicas).name == order[2]
+
+
+def test_without_counts_hashing_alone_decides():
+    key = conversation_key(chat("doc"))
+    order = rank(key, REPLICAS)
+    replicas = [ReplicaLoad(order[0], slots=4, live=None), *(
+        ReplicaLoad(name, slots=4, live=0) for name in order[1:])]
+    assert choose(key, replicas).name == order[0]
+
+
+@pytest.mark.parametrize(("replicas", "conversations"), [(2, 24), (8, 1000), (3, 7)])
+def test_bounded_loads_hold_every_replica_near_the_mean(replicas, conversations):
+    names = [f"http://10.0.1.{i}:8080" for i in range(replicas)]
+    live = Counter()
+    for number in range(conversations):
+        key = conversation_key(chat(f"document {number}"))
+        chosen = choose(key, [ReplicaLoad(name, slots=4, live=live[name]) for name in names])
+        live[chosen.name] += 1
+    mean = conversations / replicas
+    assert max(live.values()) <= math.ceil((1 + BALANCE) * mean)

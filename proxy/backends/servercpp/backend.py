@@ -156,6 +156,10 @@ class ServerCppBackend(Backend):
         return [ModelInfo(self.model_name or (facts.model if facts else "servercpp"),
                           owned_by="llamacpp")]
 
+    def finds_slots(self) -> bool:
+        facts = self._facts
+        return facts is not None and facts.kind.finds_slots
+
     def describe(self) -> dict:
         facts = self._facts
         return {"generation": facts.kind.name if facts else None,

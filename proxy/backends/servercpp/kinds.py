@@ -2,7 +2,9 @@
 
 powerinfer     PowerInfer's server (llama.cpp of Nov 2023): no /health, no /v1/models
 llamacpp-2023  llama.cpp of Dec 2023: no /health, has /v1/models, ``error:`` stream lines
-llamacpp       llama.cpp since 2024: /health, ``id_slot``, ``stop_type``, JSON errors
+llamacpp       llama.cpp since 2024: /health, ``id_slot``, ``stop_type``, JSON errors; picks
+               the slot whose cache shares the longest prefix with a prompt, and keeps the
+               prompts it evicts in memory (``--cache-ram``) to load back
 """
 from __future__ import annotations
 
@@ -18,14 +20,15 @@ class ServerKind:
     legacy: bool  # aborts on mistyped fields, n_predict < 3 ignored, non-stream logprobs empty
     has_json_schema: bool
     has_props_template: bool
+    finds_slots: bool  # sends a prompt to the slot that holds its prefix by itself
 
 
 POWERINFER = ServerKind("powerinfer", "slot_id", legacy=True, has_json_schema=False,
-                        has_props_template=False)
+                        has_props_template=False, finds_slots=False)
 LLAMACPP_2023 = ServerKind("llamacpp-2023", "slot_id", legacy=True, has_json_schema=False,
-                           has_props_template=False)
+                           has_props_template=False, finds_slots=False)
 LLAMACPP = ServerKind("llamacpp", "id_slot", legacy=False, has_json_schema=True,
-                      has_props_template=True)
+                      has_props_template=True, finds_slots=True)
 
 
 def classify(health_status: int, models_status: int | None) -> ServerKind:

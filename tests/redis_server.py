@@ -1,4 +1,5 @@
-"""A real Redis server for the shared limits and usage (Debian's redis-server)."""
+"""A real Redis server for what proxies share through it (Debian's redis-server): limits,
+usage, stored responses, the live conversations placement balances."""
 from __future__ import annotations
 
 import shutil

@@ -1,0 +1,114 @@
+"""The live conversations of one model, as every proxy placed them: shared through Redis.
+
+Each proxy records, at every turn, which replica took the conversation: the conversation
+counts as live there for ``window`` seconds after its last turn, and its replica is
+remembered for :data:`REMEMBERED` seconds (a conversation back from a long pause goes back
+to it). Before placing a turn, a proxy reads where the conversation is (another proxy may
+have placed it) and how many live conversations each replica holds, for
+:func:`proxy.fleet.placement.choose` to balance new ones by. Times are Redis's own clock, so
+proxies on machines whose clocks differ agree.
+
+Placement never waits on a Redis that is gone: a failure leaves the choice to hashing alone
+for :data:`RETRY_AFTER` seconds, and is logged once for that time.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER = 5.0
+TIMEOUT = 0.5  # seconds a placement waits for Redis before it goes on without it
+WINDOW = 60.0  # seconds a conversation counts as live after its last turn (--live-window)
+REMEMBERED = 3600  # seconds a conversation's replica is remembered after its last turn
+
+# KEYS: the conversation's location, then each replica's live set.
+# ARGV: how many seconds back a turn still counts.
+LOOK = """
+local time = redis.call('TIME')
+local since = tonumber(time[1]) + tonumber(time[2]) / 1000000 - tonumber(ARGV[1])
+local found = {redis.call('GET', KEYS[1]) or ''}
+for i = 2, #KEYS do
+  found[i] = redis.call('ZCOUNT', KEYS[i], since, '+inf')
+end
+return found
+"""
+
+# KEYS: the conversation's location, its new replica's live set, its old one's (or the same).
+# ARGV: the replica, the conversation, the window, how long the location is remembered.
+PLACE = """
+local time = redis.call('TIME')
+local now = tonumber(time[1]) + tonumber(time[2]) / 1000000
+local window = tonumber(ARGV[3])
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[4])
+if KEYS[3] ~= KEYS[2] then
+  redis.call('ZREM', KEYS[3], ARGV[2])
+end
+redis.call('ZADD', KEYS[2], now, ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
+redis.call('EXPIRE', KEYS[2], math.ceil(window))
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What every proxy knows of a conversation about to be placed."""
+
+    placed: Optional[str]  # the replica it lives on, if it is live
+    live: dict  # replica -> live conversations on it
+
+
+@dataclass
+class LiveConversations:
+    """Where the live conversations of ``model`` are, in Redis (``client``)."""
+
+    client: object  # a redis.Redis
+    model: str
+    window: float = WINDOW
+    clock: Callable[[], float] = time.monotonic
+    _down_until: float = field(default=0.0, repr=False)
+
+    def __post_init__(self) -> None:
+        self._look = self.client.register_script(LOOK)
+        self._place = self.client.register_script(PLACE)
+        self._prefix = f"oai-proxy:live:{{{self.model}}}:"  # one hash slot for a model's keys
+
+    def look(self, key: str, replicas: Sequence[str]) -> Optional[Seen]:
+        """Where ``key`` lives and how many live on each of ``replicas``; ``None`` while
+        Redis cannot say."""
+        found = self._call(self._look, [self._where(key), *map(self._live, replicas)],
+                           [self.window])
+        if found is None:
+            return None
+        placed = found[0].decode() if found[0] else None
+        return Seen(placed, dict(zip(replicas, map(int, found[1:]))))
+
+    def placed(self, key: str, replica: str, before: Optional[str]) -> None:
+        """``key``'s turn goes to ``replica`` (it lived on ``before``, if anywhere)."""
+        self._call(self._place, [self._where(key), self._live(replica),
+                                 self._live(before or replica)],
+                   [replica, key, self.window, REMEMBERED])
+
+    def _where(self, key: str) -> str:
+        return f"{self._prefix}conversation:{key}"
+
+    def _live(self, replica: str) -> str:
+        return f"{self._prefix}replica:{replica}"
+
+    def _call(self, script, keys: list, args: list):
+        import redis
+
+        if self.clock() < self._down_until:
+            return None
+        try:
+            return script(keys=keys, args=args)
+        except redis.RedisError as exc:
+            self._down_until = self.clock() + RETRY_AFTER
+            logger.warning("shared placement of %s: Redis cannot be reached (%s); placing "
+                           "by hashing alone for %.0f s", self.model, type(exc).__name__,
+                           RETRY_AFTER)
+            return None
