@@ -17,6 +17,7 @@ from proxy.config import Settings, metrics_folder
 from proxy.dialects import anthropic_messages
 from proxy.errors import ShuttingDownError
 from proxy.fleet.build import build_fleet, fleet_of
+from proxy.ops.history import History
 from proxy.ops.metrics import Metrics
 
 
@@ -42,7 +43,8 @@ def create_app(settings: Optional[Settings] = None, *, backend: Optional[Backend
     access = build_access(settings)
     router = (fleet_of(backend, settings) if backend is not None
               else build_fleet(settings, metrics=metrics))
-    state = ProxyState(settings, router, access, build_responses(settings), metrics)
+    history = History(metrics.summed) if metrics is not None else None
+    state = ProxyState(settings, router, access, build_responses(settings), metrics, history)
     if metrics is not None:
         metrics.watch(router)
     app.extensions["proxy"] = state

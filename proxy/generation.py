@@ -138,7 +138,7 @@ def _prompt_once(usage: Usage, repeat: bool) -> Usage:
 
 
 def _measure(usage: Usage) -> None:
-    measure.generated(usage.prompt_tokens, usage.completion_tokens)
+    measure.generated(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens or 0)
 
 
 def patiently(events: Iterator[list], patience: Optional[float] = None,

@@ -37,8 +37,10 @@ def metrics() -> Response:
 
 def init_app(app: Flask, state: ProxyState) -> None:
     """Measure every request, from before the key check to the last byte it makes; count an
-    API request's usage against its key; log a line for it (``--access-log``)."""
+    API request's usage against its key; let the history look at the counters; log a line
+    for it (``--access-log``)."""
     figures = state.metrics
+    history = state.history
     access = state.access
     label = state.router.model_label  # the model asked for, as metrics and usage name it
     log_access = state.settings.access_log == "on"
@@ -67,6 +69,8 @@ def init_app(app: Flask, state: ProxyState) -> None:
             name = key.name if key else ""
             if figures is not None:
                 figures.answered(route, model, status, seconds, spent, name)
+            if history is not None:
+                history.look()
             if api:
                 access.finished(key, model, status, spent.prompt_tokens, spent.completion_tokens)
             if line is not None:

@@ -10,6 +10,7 @@ from proxy.access.gate import Access
 from proxy.access.stored import StoredResponses
 from proxy.config import Settings
 from proxy.draining import Drain
+from proxy.ops.history import History
 from proxy.ops.metrics import Metrics
 from proxy.types import Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo
 
@@ -58,6 +59,7 @@ class ProxyState:
     access: Access
     responses: StoredResponses  # the Responses API's store
     metrics: Optional[Metrics]  # None: --metrics off
+    history: Optional[History]  # the metrics' last minutes, for the fleet page; None: off
     drain: Drain = field(default_factory=Drain)
 
 

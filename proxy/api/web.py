@@ -1,9 +1,12 @@
 """Routes for people and monitors rather than OpenAI clients."""
 from __future__ import annotations
 
+from time import time
+
 from flask import Blueprint, Response, jsonify, render_template, request
 
 from proxy.api.state import get_state
+from proxy.ops.metrics import Summed
 
 bp = Blueprint("web", __name__)
 
@@ -31,7 +34,7 @@ def index() -> str:
     state = get_state()
     return render_template("index.html", health=state.router.health(), routes=ROUTES,
                            status=fleet_status(), key_required=state.access.required,
-                           base_url=request.host_url)
+                           charts=state.history is not None, base_url=request.host_url)
 
 
 @bp.get("/playground")
@@ -42,25 +45,29 @@ def playground() -> str:
 
 @bp.get("/status")
 def status() -> Response:
-    """What the fleet page shows, as JSON: models, replicas, lines, servers, tokens so far."""
+    """What the fleet page shows, as JSON: models, replicas, lines, servers, tokens so far,
+    each model's last minutes (``history``, empty with metrics off) and the proxy's clock
+    (``time``, unix seconds, as the history's are)."""
     return jsonify(fleet_status())
 
 
 def fleet_status() -> dict:
-    """Each model and replica as this process knows it; with metrics on, the tokens and the
-    lines are every worker's, added up (under gunicorn, the answering worker alone holds a
-    share of them)."""
+    """Each model and replica as this process knows it; with metrics on, the tokens, the
+    lines and the history are every worker's, added up (under gunicorn, the answering worker
+    alone holds a share of them)."""
     state = get_state()
-    tokens, lines = state.metrics.summed() if state.metrics is not None else ({}, {})
+    summed = state.metrics.summed() if state.metrics is not None else Summed({}, {}, {})
     models = []
     for model in state.router.status(checked=True):
         label = model["label"]
         for replica in model["replicas"]:
-            replica["busy"], replica["queued"] = lines.get(
+            replica["busy"], replica["queued"] = summed.lines.get(
                 (label, replica["url"]), (replica["busy"], replica["queued"]))
-        models.append({**model, "completion_tokens": tokens.get(label, 0)})
+        models.append({**model, "completion_tokens": summed.tokens.get((label, "completion"), 0)})
     ok = all(any(r["ok"] for r in m["replicas"]) for m in models)
-    return {"ok": ok, "key_required": state.access.required, "models": models}
+    history = state.history.series() if state.history is not None else {}
+    return {"ok": ok, "key_required": state.access.required, "models": models,
+            "history": history, "time": time()}
 
 
 @bp.get("/health")

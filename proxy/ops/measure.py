@@ -17,7 +17,7 @@ class Measure:
     """One request: seconds in the proxy and the part spent waiting, and what it generated."""
 
     __slots__ = ("began", "spent", "waited", "first_token", "prompt_tokens",
-                 "completion_tokens", "_since")
+                 "completion_tokens", "cached_tokens", "_since")
 
     def __init__(self) -> None:
         self.began = self._since = perf_counter()
@@ -26,6 +26,7 @@ class Measure:
         self.first_token: Optional[float] = None  # seconds from the start to the first token
         self.prompt_tokens = 0
         self.completion_tokens = 0
+        self.cached_tokens = 0  # prompt tokens the server took from its KV cache
 
     def pause(self) -> None:
         if self._since is not None:
@@ -63,11 +64,12 @@ def first_token() -> None:
         measure.first_token = perf_counter() - measure.began
 
 
-def generated(prompt_tokens: int, completion_tokens: int) -> None:
+def generated(prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> None:
     measure = CURRENT.get()
     if measure is not None:
         measure.prompt_tokens += prompt_tokens
         measure.completion_tokens += completion_tokens
+        measure.cached_tokens += cached_tokens
 
 
 class waiting:

@@ -8,7 +8,7 @@ proxy runs) is read from the fleet at scrape time.
 """
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from typing import Iterator, NamedTuple, Optional
 
 from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram,
                                generate_latest)
@@ -21,6 +21,14 @@ PREFIX = "oai_proxy_"
 LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 OVERHEAD = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 MANAGED_STATES = ("stopped", "starting", "ready", "failed")
+
+
+class Summed(NamedTuple):
+    """Every worker's figures added up."""
+
+    tokens: dict  # (model, kind) -> tokens so far; kinds: prompt, completion, cached
+    errors: dict  # model -> answers with a status of 500 or more so far
+    lines: dict  # (model, upstream) -> [running, waiting] now
 
 
 class Metrics:
@@ -40,8 +48,9 @@ class Metrics:
         self.first_token = Histogram(PREFIX + "time_to_first_token_seconds",
                                      "Time from request to the first generated text",
                                      ["model"], buckets=LATENCY, registry=registry)
-        self.tokens = Counter(PREFIX + "tokens", "Tokens, by model and kind (prompt or "
-                              "completion)", ["model", "kind"], registry=registry)
+        self.tokens = Counter(PREFIX + "tokens", "Tokens, by model and kind (prompt, "
+                              "completion, or cached: prompt tokens the server took from its "
+                              "KV cache)", ["model", "kind"], registry=registry)
         self.overhead = Histogram(PREFIX + "overhead_seconds",
                                   "The proxy's own time per request, waits on upstreams left "
                                   "out", ["route"], buckets=OVERHEAD, registry=registry)
@@ -68,7 +77,7 @@ class Metrics:
                  measure: Measure, key: str = "") -> None:
         """One request done: its count (by key name), duration, tokens and the proxy's own
         time."""
-        requests, duration, overhead, first_token, prompt, completion = self._series(
+        requests, duration, overhead, first_token, prompt, completion, cached = self._series(
             route, model, status, key)
         requests.inc()
         duration.observe(seconds)
@@ -79,39 +88,36 @@ class Metrics:
             prompt.inc(measure.prompt_tokens)
         if measure.completion_tokens:
             completion.inc(measure.completion_tokens)
+        if measure.cached_tokens:
+            cached.inc(measure.cached_tokens)
 
     def _series(self, route: str, model: str, status: int, key: str) -> tuple:
         """The figures of one kind of answer, looked up once: ``labels()`` takes a lock and
-        builds its key at every call, and every request would pay for six of them."""
+        builds its key at every call, and every request would pay for seven of them."""
         found = self._answers.get((route, model, status, key))
         if found is None:
             found = self._answers[route, model, status, key] = (
                 self.requests.labels(route, model, str(status), key),
                 self.duration.labels(route, model), self.overhead.labels(route),
                 self.first_token.labels(model), self.tokens.labels(model, "prompt"),
-                self.tokens.labels(model, "completion"))
+                self.tokens.labels(model, "completion"), self.tokens.labels(model, "cached"))
         return found
 
     def scrape(self) -> bytes:
         """The text exposition format of every figure, from every worker."""
         return generate_latest(self._everything())
 
-    def summed(self) -> tuple:
-        """What every worker counted, added up, for the pages: completion tokens so far by
-        model (pages derive tokens/s), and ``[running, waiting]`` by model and upstream."""
-        tokens, lines = {}, {}
+    def summed(self) -> Summed:
+        """What every worker counted, added up, for the pages and their history."""
+        found = Summed({}, {}, {})
         for family in self._everything().collect():
             if family.name == PREFIX + "tokens":
-                tokens.update((sample.labels["model"], sample.value) for sample in family.samples
-                              if sample.name.endswith("_total")
-                              and sample.labels["kind"] == "completion")
+                _add_tokens(found.tokens, family)
+            elif family.name == PREFIX + "requests":
+                _add_errors(found.errors, family)
             elif family.name in (PREFIX + "slots_busy", PREFIX + "queue_length"):
-                column = 0 if family.name == PREFIX + "slots_busy" else 1
-                for sample in family.samples:
-                    line = lines.setdefault((sample.labels["model"], sample.labels["upstream"]),
-                                            [0, 0])
-                    line[column] += int(sample.value)
-        return tokens, lines
+                _add_lines(found.lines, family)
+        return found
 
     def _everything(self) -> CollectorRegistry:
         if self.registry is not None:
@@ -121,6 +127,28 @@ class Metrics:
         if self._fleet is not None:
             registry.register(self._fleet)
         return registry
+
+
+def _add_tokens(tokens: dict, family) -> None:
+    for sample in family.samples:
+        if sample.name.endswith("_total"):
+            key = sample.labels["model"], sample.labels["kind"]
+            tokens[key] = tokens.get(key, 0) + sample.value
+
+
+def _add_errors(errors: dict, family) -> None:
+    """Answers the proxy failed (a status of 500 or more); a 4xx is the client's doing."""
+    for sample in family.samples:
+        if sample.name.endswith("_total") and int(sample.labels["status"]) >= 500:
+            model = sample.labels["model"]
+            errors[model] = errors.get(model, 0) + sample.value
+
+
+def _add_lines(lines: dict, family) -> None:
+    column = 0 if family.name == PREFIX + "slots_busy" else 1
+    for sample in family.samples:
+        line = lines.setdefault((sample.labels["model"], sample.labels["upstream"]), [0, 0])
+        line[column] += int(sample.value)
 
 
 class LineMetrics:

@@ -1,12 +1,19 @@
 """The status page at ``/``: through the test client, and rendered by a real headless Chromium."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
+import time
 
 import pytest
 
+from proxy.app import create_app
+from proxy.config import Settings
+from proxy.errors import UpstreamError
+from proxy.types import Usage
 from tests.fakes.servercpp import FakeServerCpp
+from tests.ops.test_history import Clock
 from tests.processes import ProxyProcess
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -65,3 +72,50 @@ def test_a_fleet_of_one_names_its_model(make_client):
     assert model["id"] == "fake-model"
     named = make_client(model_name="qwen").get("/status").get_json()["models"]
     assert [m["id"] for m in named] == ["qwen"]
+
+
+def answer(client, body=None) -> int:
+    """A completion, closed as a server closes it once sent: only then is it counted."""
+    with client.post("/v1/completions", json=body or {"prompt": "the cat"}) as response:
+        return response.status_code
+
+
+def clocked(client) -> Clock:
+    """The app's history, on a clock the test moves."""
+    clock = Clock()
+    client.application.extensions["proxy"].history.clock = clock
+    return clock
+
+
+def test_status_keeps_each_models_last_minutes(make_client, backend):
+    backend.usage = Usage(10, 4, cached_tokens=6)
+    client = make_client()
+    clock = clocked(client)
+    assert client.get("/status").get_json()["history"] == {}  # a first snapshot, no sample
+    assert [answer(client) for _ in range(3)] == [200, 200, 200]
+    assert answer(client, {"prompt": "x", "max_tokens": -1}) == 400  # the client's mistake
+    backend.error = UpstreamError("the upstream broke")
+    assert answer(client) == 502
+    clock.now += 10
+    status = client.get("/status").get_json()  # a bucket later: the second snapshot
+    assert status["history"] == {"default": [
+        {"t": clock.now, "tokens_per_s": 1.2, "queued": 0, "cache_hit_rate": 0.6, "errors": 1}]}
+    assert abs(status["time"] - time.time()) < 60
+
+
+def test_with_metrics_off_there_is_no_history(make_client):
+    client = make_client(metrics="off")
+    assert answer(client) == 200
+    assert client.get("/status").get_json()["history"] == {}
+    page = client.get("/").get_data(as_text=True)
+    assert 'id="charts-off"' in page and 'id="charts"' not in page
+
+
+def test_the_slots_cell_is_a_bar_and_its_figures(tmp_path):
+    with FakeServerCpp("llamacpp", n_slots=2) as fake:
+        settings = Settings(llama_api=fake.url, usage_db=str(tmp_path / "u.sqlite3"),
+                            responses_db=str(tmp_path / "r.sqlite3"))
+        page = create_app(settings).test_client().get("/").get_data(as_text=True)
+    cell = re.search(r'<td class="num slots">(.*?)</td>', page).group(1)
+    assert 'class="slotbar"' in cell and 'class="fill" style="width: 0.0%"' in cell
+    assert re.sub(r"<[^>]+>", "", cell) == "0 / 2"  # the text the page showed before

@@ -1,12 +1,18 @@
 """The fleet page and the playground in a real headless Chromium, over a real llama-server.
 
 Debian's ``chromium`` and ``chromium-driver`` (installed by ``.ci/run``) driven by Selenium.
-Each test leaves a screenshot of its page in its output folder.
+Each test leaves a screenshot of its page in its output folder; the fleet page's charts go
+to ``$OAI_PROXY_SCREENSHOTS/fleet-page.png`` when that is set (``docs/`` holds the README's).
 """
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
 
 import pytest
 import requests
@@ -24,6 +30,8 @@ pytestmark = pytest.mark.e2e
 
 KEY = "playground-key"
 LONG = 16000  # tokens: seconds of generation for the tiny model, for Stop to cut short
+PROMPT = "the cat sat on the mat and looked at the dog, " * 4  # the same every time: cached
+SERIES = {"tokens_per_s", "queued", "cache_hit_rate", "errors"}
 
 
 @pytest.fixture
@@ -60,24 +68,30 @@ def test_the_fleet_page_shows_a_real_upstream_up(browser, server, logs, tmp_path
         assert cells[4] == "0 / 1" and cells[5] == "0" and cells[7] == "external"
         assert browser.find_element(By.ID, "status").text == "ready"
         browser.save_screenshot(str(tmp_path / "fleet.png"))
-        generating = threading.Event()
-        generating.set()
-
-        def generate() -> None:  # across refreshes: tokens/s is counted between two looks
-            while generating.is_set():
-                requests.post(proxy.url + "/v1/completions", timeout=30,
-                              json={"prompt": "the cat", "max_tokens": 64})
-
-        traffic = threading.Thread(target=generate)
-        traffic.start()
-        try:
+        with traffic(proxy):  # across refreshes: tokens/s is counted between two looks
             wait.until(lambda b: tokens_per_second(b) > 0)
-        finally:
-            generating.clear()
-            traffic.join()
         server.stop()  # the page notices by itself, without a reload
         wait.until(lambda b: b.find_element(By.ID, "status").text == "not ready")
         assert "down" in browser.find_element(By.CSS_SELECTOR, "#fleet tbody tr").text
+
+
+def test_the_fleet_page_charts_each_models_last_minutes(browser, server, logs, tmp_path):
+    with ProxyProcess(server.url, logs / "pages-charts.log") as proxy:
+        browser.get(proxy.url + "/")  # the page's first look takes the history's first snapshot
+        wait = WebDriverWait(browser, 60)
+        wait.until(lambda b: "no traffic yet" in b.find_element(By.ID, "charts").text)
+        assert set(charts(browser)) == SERIES
+        with traffic(proxy, clients=3):  # one slot for three clients: the others wait in line
+            # a point per bucket (10 s) of the history: two take two buckets of traffic
+            wait.until(lambda b: charts(b)["tokens_per_s"]["points"] >= 2
+                       and percent(charts(b)["cache_hit_rate"]["latest"]) > 0)
+            assert all(chart["drawn"] for chart in charts(browser).values())
+            text, bar = browser.execute_script(
+                "const cell = document.querySelector('#fleet tbody td.slots');"
+                "return [cell.textContent, cell.querySelector('.slotbar .bar .fill') !== null]")
+            assert re.fullmatch(r"[01] / 1", text) and bar
+            folder = Path(os.environ.get("OAI_PROXY_SCREENSHOTS") or tmp_path)
+            browser.save_screenshot(str(folder / "fleet-page.png"))
 
 
 def test_the_playground_streams_and_stops_a_real_generation(browser, server, logs, tmp_path):
@@ -113,6 +127,49 @@ def test_the_playground_streams_and_stops_a_real_generation(browser, server, log
         shown = browser.find_element(*last).text
         tokens_shown = int(shown.rsplit("·", 1)[1].split()[0])
         assert 0 < tokens_shown < LONG
+
+
+@contextmanager
+def traffic(proxy: ProxyProcess, clients: int = 1) -> Iterator[None]:
+    """Completions of one prompt, each client sending the next once its last is answered,
+    until the block ends."""
+    going = threading.Event()
+    going.set()
+
+    def send() -> None:
+        while going.is_set():
+            requests.post(proxy.url + "/v1/completions", timeout=30,
+                          json={"prompt": PROMPT, "max_tokens": 64})
+
+    senders = [threading.Thread(target=send) for _ in range(clients)]
+    for sender in senders:
+        sender.start()
+    try:
+        yield
+    finally:
+        going.clear()
+        for sender in senders:
+            sender.join()
+
+
+def charts(browser) -> dict:
+    """The first model's charts, read in one go (the page redraws them at each look): per
+    series, whether its SVG is there, the points of its line and the latest value shown."""
+    return browser.execute_script("""
+        const found = {};
+        for (const chart of document.querySelectorAll('#charts .model-charts .chart')) {
+          if (chart.dataset.series in found) break;  // the next model's
+          const line = chart.querySelector('svg polyline');
+          found[chart.dataset.series] = {
+            drawn: chart.querySelector('svg') !== null,
+            points: line ? line.getAttribute('points').split(' ').length : 0,
+            latest: chart.querySelector('.latest').textContent};
+        }
+        return found;""")
+
+
+def percent(shown: str) -> float:
+    return float(shown.rstrip("%")) if shown.endswith("%") else 0.0
 
 
 def tokens_per_second(browser) -> float:

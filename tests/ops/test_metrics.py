@@ -9,6 +9,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from proxy.app import create_app
 from proxy.config import Settings
+from proxy.ops.measure import Measure
+from proxy.ops.metrics import Metrics
 from tests.fakes.servercpp import FakeServerCpp
 from tests.polling import wait_for
 
@@ -67,6 +69,29 @@ def test_requests_tokens_and_upstreams_are_counted(fake, proxy_over):
     assert value(scrape, "oai_proxy_slots_total", model="tiny", upstream=fake.url) == 2
     assert value(scrape, "oai_proxy_slots_busy", model="tiny", upstream=fake.url) == 0
     assert value(scrape, "oai_proxy_overhead_seconds_count", route=route) == 4
+
+
+def spent(prompt: int = 0, completion: int = 0, cached: int = 0) -> Measure:
+    measure = Measure()
+    measure.prompt_tokens, measure.completion_tokens, measure.cached_tokens = (
+        prompt, completion, cached)
+    return measure
+
+
+def test_the_sums_count_cached_prompt_tokens_and_failed_answers():
+    metrics = Metrics()
+    route = "/v1/completions"
+    metrics.answered(route, "tiny", 200, 0.1, spent(10, 4, 6))
+    metrics.answered(route, "tiny", 200, 0.1, spent(10, 4, 6), key="alice")
+    metrics.answered(route, "tiny", 502, 0.1, spent())
+    metrics.answered("/v1/chat/completions", "tiny", 503, 0.1, spent(), key="alice")
+    metrics.answered(route, "tiny", 429, 0.1, spent())  # the client's doing: no error
+    summed = metrics.summed()
+    tokens = {kind: summed.tokens["tiny", kind] for kind in ("prompt", "completion", "cached")}
+    assert tokens == {"prompt": 20, "completion": 8, "cached": 12}
+    assert summed.errors == {"tiny": 2}
+    scrape = samples(metrics.scrape().decode())
+    assert value(scrape, "oai_proxy_tokens_total", model="tiny", kind="cached") == 12
 
 
 def test_every_answer_says_the_proxys_own_time(fake, proxy_over):

@@ -6,12 +6,19 @@ import requests
 
 from tests.fakes.servercpp import FakeServerCpp
 from tests.ops.test_metrics import samples, value
+from tests.polling import wait_for
 from tests.processes import ProxyProcess
 
 pytestmark = pytest.mark.live
 
 REQUESTS = 24
 MOST_REQUESTS = 500
+
+
+def counted(proxy: ProxyProcess) -> float:
+    scrape = requests.get(proxy.url + "/metrics", timeout=10, headers={"Connection": "close"})
+    return value(samples(scrape.text), "oai_proxy_requests_total", route="/v1/completions",
+                 model="default", status="200", key="")
 
 
 def counters_written(folder) -> int:
@@ -40,6 +47,8 @@ def test_a_scrape_counts_every_worker(tmp_path, how):
             assert response.status_code == 200
             assert float(response.headers["x-oai-proxy-overhead-ms"]) >= 0
             sent += 1
+        # a request is counted as its answer's last byte leaves: the last may still be
+        wait_for(lambda: counted(proxy) == sent, "every request to be counted")
         for _ in range(6):  # whichever worker answers, the sum is the same
             scrape = requests.get(proxy.url + "/metrics", timeout=10,
                                   headers={"Connection": "close"})
