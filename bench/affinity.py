@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -155,15 +156,13 @@ WAYS = {"affinity": (), "affinity, shared load": None, "least busy": ("--affinit
         "pinned": None}
 
 
-def affinity_runs(workload: Workload, work: Path, runs: int) -> list:
+def affinity_runs(workload: Workload, work: Path, runs: int, redis_url: str) -> list:
     """``runs`` rounds of every way; each way starts on cold servers (and an empty Redis)."""
     from tests.e2e.llama_server import LlamaServer
     from tests.e2e.tinymodel import write_tiny_llama_gguf
 
     model = write_tiny_llama_gguf(work / "tiny-llama.gguf")
     with ExitStack() as stack:
-        redis_process, redis_url = processes.redis_server(work)
-        stack.callback(redis_process.kill)
         servers = [stack.enter_context(LlamaServer(
             model, work / f"llama-server-{i}.log", parallel=SLOTS, ctx_size=4096,
             extra_args=["--metrics"])) for i in range(2)]
@@ -195,6 +194,11 @@ def one_run(workload: Workload, work: Path, servers: list, redis_url: str) -> di
     return results
 
 
+def spread(values: list) -> str:
+    low, high = min(values), max(values)
+    return f"{low:.0%} in every run" if f"{low:.0%}" == f"{high:.0%}" else f"{low:.0%}–{high:.0%}"
+
+
 def captured(run: dict, way: str) -> float:
     """The share of least busy's excess over the pinned floor that ``way`` removes."""
     floor, spread = run["pinned"]["prompt_tokens"], run["least busy"]["prompt_tokens"]
@@ -205,20 +209,21 @@ def captured(run: dict, way: str) -> float:
 
 # -- the fleet layer's own cost ------------------------------------------------------------------
 
-def fleet_cost(workload: Workload, work: Path) -> dict:
+def fleet_cost(workload: Workload, work: Path, redis_url: str) -> dict:
     with ExitStack() as stack:
         folders = [work / f"synthetic-{i}" for i in range(2)]
         for folder in folders:
             folder.mkdir(exist_ok=True)
         upstreams = [stack.enter_context(processes.running(processes.synthetic(folder)))
                      for folder in folders]
-        ways = {"one upstream": (), "two replicas": ("--llama-api", upstreams[0].url,
-                                                     upstreams[1].url)}
+        replicas = ("--llama-api", upstreams[0].url, upstreams[1].url)
+        ways = {"one upstream": (), "two replicas": replicas,
+                "two replicas, shared load": (*replicas, "--redis-url", redis_url)}
         services = {way: stack.enter_context(processes.running(processes.proxy(
             "waitress", upstreams[0].url, work, threads=16, workers=1, args=args,
-            name=way.replace(" ", "-")))) for way, args in ways.items()}
+            name=way.replace(" ", "-").replace(",", "")))) for way, args in ways.items()}
         rounds = {way: [] for way in ways}
-        for _ in range(3):  # interleaved, so drift on the machine touches both alike
+        for _ in range(3):  # interleaved, so drift on the machine touches every way alike
             for way, service in services.items():
                 rounds[way].append(processes.p50_ms(service.url, workload.cost_requests // 3))
     return {way: statistics.median(values) for way, values in rounds.items()}
@@ -286,16 +291,17 @@ def table(runs: list, cost: dict, workload: Workload, quick: bool) -> str:
         lines.append(f"| {way} | {ttft:.1f} | {wall:.2f} | {errors} |")
     shared = [captured(run, "affinity, shared load") for run in runs]
     alone = [captured(run, "affinity") for run in runs]
-    lines += ["", f"With the load shared, affinity removes {min(shared):.0%}–{max(shared):.0%} "
-              f"of the excess (runs: {', '.join(f'{value:.0%}' for value in shared)}); by "
-              f"hashing alone {min(alone):.0%}–{max(alone):.0%} "
-              f"({', '.join(f'{value:.0%}' for value in alone)}).", "",
+    lines += ["", f"Share of least busy's excess removed, with the load shared: "
+              f"{spread(shared)} (runs: {', '.join(f'{value:.0%}' for value in shared)}); by "
+              f"hashing alone: {spread(alone)} ({', '.join(f'{value:.0%}' for value in alone)}).",
+              "",
               "| fleet layer (synthetic upstream, non-streamed, c=1) | p50 ms |", "|---|---|"]
     lines += [f"| {way} | {value:.3f} |" for way, value in cost.items() if way != "layer"]
     layer = cost["layer"]
     lines += ["", f"Two replicas add {cost['two replicas'] - cost['one upstream']:+.3f} ms at "
               f"the median over one upstream (on two shared cores it moves by ±0.2 ms from "
-              f"run to run). In "
+              f"run to run); sharing the load through Redis (two round trips a request) "
+              f"{cost['two replicas, shared load'] - cost['two replicas']:+.3f} ms more. In "
               f"process, the fleet layer (routing, defaults, conversation key, placement, slot "
               f"memory) costs {layer['through the fleet'] - layer['backend alone']:.1f} µs a "
               f"request with a {workload.words}-word document."]
@@ -312,10 +318,16 @@ def main() -> None:
     missing = processes.missing("llama-server")
     if missing:
         sys.exit(f"bench.affinity needs llama-server: {missing}")
+    if shutil.which("redis-server") is None:
+        sys.exit("bench.affinity needs redis-server for the shared load: apt-get install "
+                 "redis-server")
     workload = QUICK if args.quick else FULL
-    with tempfile.TemporaryDirectory(prefix="bench-affinity-") as work:
-        runs = affinity_runs(workload, Path(work), args.runs or (1 if args.quick else 5))
-        cost = {**fleet_cost(workload, Path(work)),
+    with tempfile.TemporaryDirectory(prefix="bench-affinity-") as work, ExitStack() as stack:
+        redis_process, redis_url = processes.redis_server(Path(work))
+        stack.callback(redis_process.kill)
+        runs = affinity_runs(workload, Path(work), args.runs or (1 if args.quick else 5),
+                             redis_url)
+        cost = {**fleet_cost(workload, Path(work), redis_url),
                 "layer": fleet_layer_us(workload.cost_requests * 10)}
     errors = [error for run in runs for way in run.values() for error in way["errors"]]
     report = table(runs, cost, workload, args.quick)

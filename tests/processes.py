@@ -49,10 +49,12 @@ class ProxyProcess:
     def __init__(self, upstream: str, log_path: Path, *, how: str = "waitress",
                  args: Sequence[str] = (), env: Optional[dict] = None,
                  sigint: str = "default",
-                 program: Sequence[str] = (sys.executable, "-m", "proxy")) -> None:
+                 program: Sequence[str] = (sys.executable, "-m", "proxy"),
+                 port: Optional[int] = None) -> None:
         """``sigint="ignored"`` starts it as a shell starts a job in the background;
-        ``program`` is the ``oai-proxy`` command (another installation's, say)."""
-        self.port = free_port()
+        ``program`` is the ``oai-proxy`` command (another installation's, say); ``port``, a
+        free one unless given."""
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1",
@@ -75,6 +77,15 @@ class ProxyProcess:
         self.ignore_sigint = sigint == "ignored"
         self.process: Optional[subprocess.Popen] = None
         self._clients: list = []
+
+    @classmethod
+    def as_given(cls, command: Sequence[str], port: int, log_path: Path,
+                 env: Optional[dict] = None) -> "ProxyProcess":
+        """The proxy run by ``command`` exactly (a documented command line, say), which makes
+        it listen on ``port``."""
+        proxy = cls("", log_path, env=env, port=port)
+        proxy.command = list(command)
+        return proxy
 
     def start(self, timeout: float = 30) -> "ProxyProcess":
         self._log = open(self.log_path, "ab")
@@ -110,6 +121,13 @@ class ProxyProcess:
                                      **{"timeout": 60, **options})
         self._clients.append(client)
         return client
+
+    def kill(self) -> None:
+        """SIGKILL the process at once, as a crash would; ``start()`` runs it again on the
+        same port."""
+        self.process.kill()
+        self.process.wait()
+        self._log.close()
 
     def stop(self) -> None:
         for client in self._clients:
