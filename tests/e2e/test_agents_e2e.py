@@ -63,13 +63,17 @@ def test_later_turns_and_sessions_read_the_prompt_from_the_cache(proxy, tmp_path
                               "local-model").stdout)
     second = json.loads(claude(proxy, tmp_path, "-p", "And again.", "--continue", "--model",
                                "local-model").stdout)
+    third = json.loads(claude(proxy, tmp_path, "-p", "Once more.", "--continue", "--model",
+                              "local-model").stdout)
     other = json.loads(claude(proxy, tmp_path, "-p", "Something else entirely.",
                               "--model", "local-model").stdout)  # a new session
     print(json.dumps({"first": first["usage"], "second": second["usage"],
-                      "other": other["usage"]}))
+                      "third": third["usage"], "other": other["usage"]}))
     prompt = first["usage"]["input_tokens"] + first["usage"]["cache_read_input_tokens"]
-    assert second["result"] == other["result"] == ANSWER_TEXT
+    assert second["result"] == third["result"] == other["result"] == ANSWER_TEXT
     assert second["usage"]["cache_read_input_tokens"] >= prompt
+    second_prompt = second["usage"]["input_tokens"] + second["usage"]["cache_read_input_tokens"]
+    assert third["usage"]["cache_read_input_tokens"] >= second_prompt
     assert other["usage"]["cache_read_input_tokens"] >= 0.75 * prompt  # all but its messages
 
 
