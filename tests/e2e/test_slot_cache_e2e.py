@@ -83,6 +83,7 @@ def test_a_conversation_comes_back_to_its_cache(program, tmp_path, model, logs, 
             server.send_signal(signal.SIGKILL)
             wait_for(lambda: not servers_of(proxy), "the server to die")
         usages += [turn(client, history, question) for question in QUESTIONS[3:]]
+        print(how, [(usage.prompt_tokens, cached(usage)) for usage in usages])
         assert "restored a conversation's" in proxy.log()
         assert cached(usages[3]) >= 0.9 * usages[2].prompt_tokens
         new_tokens = usages[3].prompt_tokens - usages[2].prompt_tokens
