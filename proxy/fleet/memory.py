@@ -2,9 +2,9 @@
 its context, slots and cache types make, read from its GGUF file.
 
 The shape is read with ``gguf``, llama.cpp's own reader, which follows the format as it
-grows. ``xllamacpp``'s estimator was weighed and left out: it adds a fixed 512 MiB floor and
-a guessed graph size, three times the real need of a small model. A server's measured memory
-(its resident set) corrects the estimate once it runs.
+grows. ``xllamacpp``'s estimator was weighed and left out: made for sizing GPU offload, it
+adds a fixed 512 MiB floor and a guessed graph size, four to eight times what small models
+take. A server's measured memory (its resident set) corrects the estimate once it runs.
 """
 from __future__ import annotations
 
