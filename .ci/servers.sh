@@ -23,9 +23,9 @@ for version in 0.2.18 0.2.27; do
   tar -xzf "$work"/llama_cpp_python-"$version".tar.gz -C "$work"
   source_dir="$work/llama_cpp_python-$version/vendor/llama.cpp"
   cmake -S "$source_dir" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_NATIVE=OFF \
-    -DLLAMA_BUILD_TESTS=OFF -DBUILD_SHARED_LIBS=OFF >"$work/configure.log" \
+    -DLLAMA_BUILD_TESTS=OFF -DBUILD_SHARED_LIBS=OFF >"$work/configure.log" 2>&1 \
     || { cat "$work/configure.log"; exit 1; }
-  cmake --build "$work/build" -j "$JOBS" --target server >"$work/build.log" \
+  cmake --build "$work/build" -j "$JOBS" --target server >"$work/build.log" 2>&1 \
     || { tail -50 "$work/build.log"; exit 1; }
   mkdir -p "$(dirname "$target")"
   cp "$work/build/bin/server" "$target.tmp" && mv "$target.tmp" "$target"
