@@ -201,7 +201,8 @@ model = "{model}"
 def test_gunicorn_workers_share_one_supervisor(program, model, logs):
     """Two workers, one server: started once, outliving a killed worker, gone with the
     master."""
-    proxy = managed(program, model, logs, "workers", "--server", "gunicorn", "--workers", "2").start()
+    proxy = managed(program, model, logs, "workers", "--server", "gunicorn", "--workers", "2",
+                    "--server-args", "-np 2 -c 2048 --context-shift").start()  # a stream runs on
     try:
         (supervisor,) = supervisors_of(proxy)
         eight_first_requests_start_one_server(proxy, "tiny-llama.gguf")
