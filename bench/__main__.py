@@ -1,4 +1,5 @@
-"""``python -m bench``: measure what the proxy costs, write the table and the plot, print the table.
+"""``python -m bench``: measure what the proxy costs, write the table and the plot, print the
+table.
 
 Exits 1 when a request failed where none may (every scenario but the holds above 256 streams).
 """
@@ -15,9 +16,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench import plot, report, runner
+from bench.cli import RESULTS
 from bench.plan import FULL, QUICK, UPSTREAMS, spare_cores
 
-RESULTS = Path(__file__).resolve().parent / "results"
 logger = logging.getLogger("bench")
 
 

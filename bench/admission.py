@@ -5,11 +5,11 @@ one request per slot wait there and holds the rest back in its own line. One run
 same load straight to the server, through the proxy as it ships (at most twice as many
 requests in flight as the server reports slots), and through the proxy with admission out of
 the way (``--slots`` far above the server's, so the server's own queue does all the
-waiting), and prints each figure with the ratio of admission on to admission off. Writes ``bench/results/admission{,-quick}.md``.
+waiting), and prints each figure with the ratio of admission on to admission off. Writes
+``bench/results/admission{,-quick}.md``.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
@@ -17,8 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import processes, report
-from bench.__main__ import RESULTS
+from bench import cli, processes, report
 from bench.loadgen import LoadGenerator
 from bench.plan import Plan, Scenario
 from bench.runner import job, measure
@@ -84,11 +83,7 @@ def markdown(results: dict, quick: bool, load_before: str) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.admission",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a short run (CI)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args(argv)
+    args = cli.arguments("admission", __doc__.splitlines()[0]).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%X")
     missing = processes.missing("llama-server")
     if missing:
@@ -97,9 +92,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="oai-proxy-bench-") as work_dir:
         results = run(args.quick, Path(work_dir))
     table = markdown(results, args.quick, load_before)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"admission{'-quick' if args.quick else ''}.md").write_text(table)
-    sys.stdout.write(table)
+    cli.publish(args, "admission", table)
     failed = any(r["errors"] for by_key in results.values() for r in by_key.values())
     return 1 if failed else 0
 

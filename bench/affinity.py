@@ -20,7 +20,6 @@ synthetic server. Writes ``bench/results/affinity{,-quick}.md``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import shutil
@@ -36,8 +35,7 @@ from pathlib import Path
 
 import requests
 
-from bench import processes
-from bench.__main__ import RESULTS
+from bench import cli, processes
 
 SYSTEM = "Answer from the document, briefly."
 SLOTS = 4
@@ -309,11 +307,8 @@ def table(runs: list, cost: dict, workload: Workload, quick: bool) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.affinity",
-                                     description="What KV-cache affinity saves real servers.")
-    parser.add_argument("--quick", action="store_true", help="a short run that proves it runs")
+    parser = cli.arguments("affinity", "What KV-cache affinity saves real servers.")
     parser.add_argument("--runs", type=int, help="rounds of every way (default 5; quick: 1)")
-    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     missing = processes.missing("llama-server")
     if missing:
@@ -331,9 +326,7 @@ def main() -> None:
                 "layer": fleet_layer_us(workload.cost_requests * 10)}
     errors = [error for run in runs for way in run.values() for error in way["errors"]]
     report = table(runs, cost, workload, args.quick)
-    print(report)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"affinity{'-quick' if args.quick else ''}.md").write_text(report)
+    cli.publish(args, "affinity", report)
     if errors:
         sys.exit(f"{len(errors)} requests failed, e.g. {errors[0]}")
 

@@ -9,7 +9,6 @@ Writes ``bench/results/dialects{,-quick}.md``.
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
@@ -18,8 +17,7 @@ from pathlib import Path
 
 import requests
 
-from bench import processes
-from bench.__main__ import RESULTS
+from bench import cli, processes
 from bench.resources import ProcessTree
 
 TOKENS = 64
@@ -96,18 +94,12 @@ def table(figures: dict, count: int, quick: bool) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.dialects",
-                                     description="What each client API costs.")
-    parser.add_argument("--quick", action="store_true", help="a short run that proves it runs")
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    args = cli.arguments("dialects", "What each client API costs.").parse_args()
     count = 150 if args.quick else 1500
     with tempfile.TemporaryDirectory(prefix="bench-dialects-") as work:
         figures = run(count, Path(work))
     report = table(figures, count, args.quick)
-    print(report)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"dialects{'-quick' if args.quick else ''}.md").write_text(report)
+    cli.publish(args, "dialects", report)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ Writes ``bench/results/managed{,-quick}.md``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -36,8 +35,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from bench import processes
-from bench.__main__ import RESULTS
+from bench import cli, processes
 from tests.processes import ROOT, free_port
 
 ADMIN = "bench-admin"
@@ -242,11 +240,12 @@ def table(times: dict, swaps: dict, fresh: dict, quick: bool) -> str:
     saved, unsaved, file_size = swaps["on-stop"], swaps["off"], swaps["file MiB"]
     prompt = median_of(saved, "prompt")
     lines += ["", "## A conversation over a swap", "",
-              f"A model of {SMALL.layers} layers of width {SMALL.width} in f32 (evaluating the conversation's "
-              f"{prompt:.0f}-token opening takes seconds on this machine) and the tiny one, "
-              f"`max_running = 1`, {len(saved)} rounds of: a turn on the big model, a request "
-              f"for the tiny one (the swap), the next turn on the big one (streamed; the time "
-              f"to its first token includes the big model's restart). Once with "
+              f"A model of {SMALL.layers} layers of width {SMALL.width} in f32 (evaluating the "
+              f"conversation's {prompt:.0f}-token opening takes seconds on this machine) and "
+              f"the tiny one, `max_running = 1`, {len(saved)} rounds of: a turn on the big "
+              f"model, a request for the tiny one (the swap), the next turn on the big one "
+              f"(streamed; the time to its first token includes the big model's restart). "
+              f"Once with "
               f"`slot_save = \"on-stop\"` (its slot saved before the swap, restored for the "
               f"turn after it) and once with `\"off\"`.", "",
               "| figure | median s | fastest s | slowest s |", "|---|---:|---:|---:|"]
@@ -271,12 +270,8 @@ def table(times: dict, swaps: dict, fresh: dict, quick: bool) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.managed",
-                                     description="How long the servers the proxy runs keep a "
-                                                 "client waiting.")
-    parser.add_argument("--quick", action="store_true", help="a short run that proves it runs")
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    args = cli.arguments("managed", "How long the servers the proxy runs keep a client "
+                                    "waiting.").parse_args()
     missing = processes.missing("llama-server")
     if missing:
         raise SystemExit(f"bench.managed needs llama-server: {missing}")
@@ -285,9 +280,7 @@ def main() -> None:
         swaps = run_swaps(1 if args.quick else 5, Path(work))
         fresh = install_and_answer(Path(work))
     report = table(times, swaps, fresh, args.quick)
-    print(report)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"managed{'-quick' if args.quick else ''}.md").write_text(report)
+    cli.publish(args, "managed", report)
 
 
 if __name__ == "__main__":

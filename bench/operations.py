@@ -15,14 +15,12 @@ Usage is recorded in every way (off the request path, once a second). Writes
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench import processes
-from bench.__main__ import RESULTS
+from bench import cli, processes
 
 KEY = "sk-bench"
 KEYS = f'[[keys]]\nname = "bench"\nkey = "{KEY}"\nrequests_per_minute = 100000000\n' \
@@ -68,18 +66,12 @@ def table(p50: dict, notes: list, count: int, quick: bool) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.operations",
-                                     description="What metrics, keys and limits cost.")
-    parser.add_argument("--quick", action="store_true", help="a short run that proves it runs")
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    args = cli.arguments("operations", "What metrics, keys and limits cost.").parse_args()
     count = 300 if args.quick else 3000
     with tempfile.TemporaryDirectory(prefix="bench-operations-") as work:
         p50, notes = run(count, Path(work))
     report = table(p50, notes, count, args.quick)
-    print(report)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"operations{'-quick' if args.quick else ''}.md").write_text(report)
+    cli.publish(args, "operations", report)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ size, for a new conversation and one going on. Writes
 """
 from __future__ import annotations
 
-import argparse
 import heapq
 import random
 import statistics
@@ -37,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from bench.__main__ import RESULTS
+from bench import cli
 from proxy.fleet.liveness import WINDOW
 from proxy.fleet.placement import ReplicaLoad, choose, rank
 
@@ -474,11 +473,9 @@ def style(ax, title: str, unit: str, counts: list) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.placement_sim",
-                                     description="Placement at scale, simulated.")
-    parser.add_argument("--quick", action="store_true", help="small sizes that prove it runs")
+    parser = cli.arguments("placement_sim", "Placement at scale, simulated.",
+                           quick="small sizes that prove it runs")
     parser.add_argument("--workers", type=int, default=2, help="processes simulating at once")
-    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     work = [(size, policy) for size in reversed(sizes) for policy in POLICIES]
@@ -487,11 +484,8 @@ def main() -> None:
         results = dict(zip(work, outcomes))
     timings = {size: placement_microseconds(size.replicas, size.slots) for size in sizes}
     report = table(results, timings, sizes, args.quick)
-    print(report)
-    name = f"placement{'-quick' if args.quick else ''}"
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{name}.md").write_text(report)
-    plot(results, timings, sizes, args.out / f"{name}.png")
+    cli.publish(args, "placement", report)
+    plot(results, timings, sizes, cli.results(args, "placement").with_suffix(".png"))
 
 
 if __name__ == "__main__":
