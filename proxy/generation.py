@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import closing
 from contextvars import copy_context
+from dataclasses import replace
 from itertools import chain
 from typing import Iterator, Optional, Sequence
 
@@ -122,11 +123,8 @@ def _led_by(event, reads: Iterator[list]) -> Iterator[list]:
 
 
 def _counted(completion: Completion, *, repeat: bool) -> Completion:
-    if not repeat:
-        return completion
-    amended = object.__new__(Completion)
-    amended.__dict__.update(completion.__dict__, usage=_prompt_once(completion.usage, True))
-    return amended
+    return replace(completion, usage=_prompt_once(completion.usage, True)) if repeat \
+        else completion
 
 
 def _prompt_once(usage: Usage, repeat: bool) -> Usage:
