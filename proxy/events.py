@@ -17,11 +17,9 @@ from proxy.types import Usage
 
 
 class Event:
-    """Something that happened in an answer. ``followed``: the next event came with this
-    one (the upstream sent their tokens in one read), so a writer may send both at once."""
+    """Something that happened in an answer."""
 
     __slots__ = ()
-    followed = False
 
 
 class PromptCounted(Event):
@@ -40,12 +38,11 @@ class PromptCounted(Event):
 class TextDelta(Event):
     """More of the answer's text, with the log probabilities of its tokens when asked."""
 
-    __slots__ = ("text", "logprobs", "followed")
+    __slots__ = ("text", "logprobs")
 
-    def __init__(self, text: str, logprobs: tuple = (), followed: bool = False) -> None:
+    def __init__(self, text: str, logprobs: tuple = ()) -> None:
         self.text = text
         self.logprobs = logprobs
-        self.followed = followed
 
     def __repr__(self) -> str:
         return f"TextDelta({self.text!r})"
@@ -54,11 +51,10 @@ class TextDelta(Event):
 class ReasoningDelta(Event):
     """More of the model's reasoning: what it wrote before its answer (``<think>…``)."""
 
-    __slots__ = ("text", "followed")
+    __slots__ = ("text",)
 
-    def __init__(self, text: str, followed: bool = False) -> None:
+    def __init__(self, text: str) -> None:
         self.text = text
-        self.followed = followed
 
     def __repr__(self) -> str:
         return f"ReasoningDelta({self.text!r})"
