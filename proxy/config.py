@@ -58,10 +58,12 @@ class Settings:
                                "prefix of system messages in the historic template")
     stop: str = setting("</s>", "stop word of the historic template, sent in 'stop' "
                                 "(empty = none)")
-    chat_template: str = setting("historic",
-                                 "chat template: historic (the flags above), a preset "
+    chat_template: str = setting("",
+                                 "chat template: auto (the model's own: the server renders "
+                                 "chats where it can), historic (the flags above), a preset "
                                  "(chatml, llama2, llama3, mistral, vicuna, alpaca, zephyr, "
-                                 "chatglm3), a Jinja file, or auto (the server's own)",
+                                 "chatglm3) or a Jinja file (default: auto, or historic when "
+                                 "one of the four flags above is given)",
                                  metavar="NAME|FILE|auto")
     reasoning: str = setting("auto", "how the model's thoughts are told from its answer: "
                                      "think-tags (<think>…</think>), none, or auto "
@@ -165,6 +167,9 @@ class Settings:
     def __post_init__(self) -> None:
         if isinstance(self.llama_api, str):  # Settings(llama_api="http://…"): one replica
             object.__setattr__(self, "llama_api", (self.llama_api,))
+        if not self.chat_template:
+            object.__setattr__(self, "chat_template", default_template(
+                [name for name in HISTORIC_FLAGS if getattr(self, name) != _default(name)]))
         _validate(self)
 
     @classmethod
@@ -179,6 +184,9 @@ class Settings:
         environ = os.environ if environ is None else environ
         parser = build_parser(environ)
         values = vars(parser.parse_args(argv))
+        if not values["chat_template"]:
+            values["chat_template"] = default_template(
+                [name for name in HISTORIC_FLAGS if name in _given(argv, environ)])
         for spec in fields(cls):
             if spec.type == "tuple" and spec.name in values:
                 values[spec.name] = tuple(values[spec.name])
@@ -202,6 +210,25 @@ class Settings:
         return replace(self, api_key=tuple(self.api_key) + tuple(keys))
 
 
+HISTORIC_FLAGS = ("chat_prompt", "user_name", "ai_name", "system_name")
+
+
+def default_template(historic_flags_given: Sequence[str]) -> str:
+    """``auto`` (the model's own template), unless the historic template's flags are given:
+    then ``historic``, as the original shim rendered chats."""
+    return "historic" if historic_flags_given else "auto"
+
+
+def _default(name: str):
+    return next(spec.default for spec in fields(Settings) if spec.name == name)
+
+
+def _given(argv: Optional[Sequence[str]], environ: Mapping[str, str]) -> set:
+    """The settings the command line or the environment gives, defaults aside."""
+    given = vars(build_parser({}, defaults=False).parse_args(argv))
+    return set(given) | {spec.name for spec in fields(Settings) if env_name(spec.name) in environ}
+
+
 def env_name(name: str) -> str:
     return ENV_PREFIX + name.upper()
 
@@ -210,8 +237,9 @@ def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
-    """Make the ``oai-proxy`` parser; env vars become the defaults it shows."""
+def build_parser(environ: Mapping[str, str], defaults: bool = True) -> argparse.ArgumentParser:
+    """Make the ``oai-proxy`` parser; env vars become the defaults it shows (``defaults``
+    false: it fills in only what it is given)."""
     parser = argparse.ArgumentParser(
         prog="oai-proxy",
         description="OpenAI-compatible API for llama.cpp / PowerInfer server.cpp.",
@@ -230,7 +258,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
             kwargs.update(nargs="+", type=str)
         else:
             kwargs["type"] = {"int": int, "float": float}.get(spec.type, str)
-        if spec.repr is False:
+        if spec.repr is False or not defaults:
             # never print a secret in --help: leave it out and fill it in after parsing
             kwargs["default"] = argparse.SUPPRESS
             kwargs["help"] = f"{meta['help']} (env {env})"

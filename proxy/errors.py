@@ -2,6 +2,7 @@
 
 ProxyError
  ├── InvalidRequestError        400  a field of the request is wrong (``param`` names it)
+ │    └── ContextLengthError        the prompt does not fit the model's context
  ├── AuthenticationError        401  missing or wrong API key
  ├── NotFoundError              404  unknown route
  │    └── ModelNotFoundError        the request names a model this proxy does not serve
@@ -48,6 +49,20 @@ class ProxyError(Exception):
 class InvalidRequestError(ProxyError):
     status = 400
     type = "invalid_request_error"
+
+
+class ContextLengthError(InvalidRequestError):
+    """The prompt takes more tokens than the model's context holds; each dialect words it as
+    its own API does, so that agents compact their history and retry."""
+
+    code = "context_length_exceeded"
+
+    def __init__(self, prompt_tokens: int, limit: int) -> None:
+        super().__init__(f"This model's maximum context length is {limit} tokens. However, "
+                         f"your messages resulted in {prompt_tokens} tokens. Please reduce the "
+                         f"length of the messages.", param="messages")
+        self.prompt_tokens = prompt_tokens
+        self.limit = limit
 
 
 class AuthenticationError(ProxyError):

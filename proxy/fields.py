@@ -5,6 +5,7 @@ own rules), so that a field means and checks the same wherever it is written.
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any, Optional
@@ -12,9 +13,10 @@ from typing import Any, Optional
 import jsonschema
 
 from proxy.errors import InvalidRequestError
-from proxy.types import ResponseFormat, Sampling
+from proxy.types import ResponseFormat, Sampling, ToolCall
 
 MAX_STOP_WORDS = 16
+EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 TOKEN_ID = re.compile(r"[0-9]{1,9}")
 SURROGATE = re.compile("[\ud800-\udfff]")
 NO_SAMPLING = Sampling()
@@ -172,6 +174,53 @@ def stop_words(fields: Fields, name: str = "stop") -> tuple:
     if len(stop) > MAX_STOP_WORDS:
         raise fields.fail(name, f"may hold at most {MAX_STOP_WORDS} strings")
     return tuple(word for word in stop if word)
+
+
+def template_kwargs(fields: Fields, *, thinking: Optional[bool] = None,
+                    effort: Optional[str] = None) -> dict:
+    """Variables for the model's chat template: ``chat_template_kwargs`` as sent, over
+    them ``thinking`` as ``enable_thinking`` and ``effort`` as ``reasoning_effort`` (where
+    the client's API has its own words for these; ``none`` effort switches thinking off)."""
+    raw = fields.raw("chat_template_kwargs")
+    if raw is not None and not isinstance(raw, dict):
+        raise fields.fail("chat_template_kwargs", "must be an object of template variables")
+    variables = dict(raw or {})
+    if "enable_thinking" in variables and not isinstance(variables["enable_thinking"], bool):
+        raise fields.fail("chat_template_kwargs", "'enable_thinking' must be true or false")
+    if effort == "none":
+        thinking = False if thinking is None else thinking
+    elif effort is not None:
+        variables["reasoning_effort"] = effort
+    if thinking is not None:
+        variables["enable_thinking"] = thinking
+    return variables
+
+
+def effort(fields: Fields, name: str) -> Optional[str]:
+    """A reasoning effort, as OpenAI names them."""
+    value = fields.string(name)
+    if value is not None and value not in EFFORTS:
+        raise fields.fail(name, f"must be one of {', '.join(EFFORTS)}, got {value!r}")
+    return value
+
+
+def tool_call(fields: Fields, fallback_id: str) -> ToolCall:
+    """An earlier call in OpenAI's chat shape (``{id, type, function: {name, arguments}}``);
+    arguments given as an object are written as JSON text, as the API carries them."""
+    kind = fields.string("type")
+    if kind not in (None, "function"):
+        raise fields.fail("type", f"must be function, got {kind!r}")
+    function = fields.object("function")
+    if function is None:
+        raise fields.fail("function", "is required")
+    arguments = function.raw("arguments")
+    if arguments is None:
+        arguments = "{}"
+    elif isinstance(arguments, dict):
+        arguments = json.dumps(arguments, ensure_ascii=False, separators=(",", ":"))
+    elif not isinstance(arguments, str):
+        raise function.fail("arguments", "must be a string of JSON (or an object)")
+    return ToolCall(fields.string("id") or fallback_id, function.required("name"), arguments)
 
 
 def response_format(kind: Optional[str], fields: Fields,

@@ -89,18 +89,17 @@ def _in_reads(chunks: Iterator[Chunk], *, repeat: bool) -> Iterator[list]:
     events of one read go out in one write. What was read before a failure still goes out.
     """
     together: list = []
-    calls = 0
+    calls = _Calls()
     try:
         for chunk in chunks:
             if chunk.reasoning:
                 together.append(ReasoningDelta(chunk.reasoning))
             if chunk.text or chunk.logprobs:
                 together.append(TextDelta(chunk.text, chunk.logprobs))
-            for call in chunk.tool_calls:
-                together += [ToolCallStart(calls, call.id, call.name),
-                             ToolCallDelta(calls, call.arguments), ToolCallEnd(calls)]
-                calls += 1
+            for piece in chunk.tool_calls:
+                calls.add(piece, together)
             if chunk.finish_reason is not None:
+                calls.end(together)
                 usage = _prompt_once(chunk.usage or Usage(), repeat)
                 together += [UsageReport(usage),
                              Finish(chunk.finish_reason, chunk.stop_sequence, chunk.truncated,
@@ -112,6 +111,28 @@ def _in_reads(chunks: Iterator[Chunk], *, repeat: bool) -> Iterator[list]:
         if together:
             yield together
         raise
+
+
+class _Calls:
+    """The tool calls of one choice, numbered from 0 as they begin; one is open at a time."""
+
+    def __init__(self) -> None:
+        self.begun = 0
+        self.open: Optional[int] = None  # the backend's index of the open call
+
+    def add(self, piece, events: list) -> None:
+        if piece.name is not None:
+            self.end(events)
+            self.open = piece.index
+            events.append(ToolCallStart(self.begun, piece.id or "", piece.name))
+            self.begun += 1
+        if piece.arguments and piece.index == self.open:
+            events.append(ToolCallDelta(self.begun - 1, piece.arguments))
+
+    def end(self, events: list) -> None:
+        if self.open is not None:
+            events.append(ToolCallEnd(self.begun - 1))
+            self.open = None
 
 
 def _led_by(event, reads: Iterator[list]) -> Iterator[list]:

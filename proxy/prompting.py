@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from types import MappingProxyType
-from typing import Any, Mapping, NoReturn, Protocol, Sequence
+from typing import Any, Callable, Mapping, NoReturn, Protocol, Sequence
 
 import jinja2
 import jinja2.ext
@@ -29,8 +29,9 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from proxy.errors import InvalidRequestError
-from proxy.structured import toolformats
-from proxy.types import Message
+from proxy.structured import callids, toolformats
+from proxy.structured.callids import template_id
+from proxy.types import Message, ToolCall
 
 logger = logging.getLogger(__name__)
 
@@ -72,15 +73,21 @@ class RenderedPrompt:
     stop: tuple[str, ...]
     tool_format: str = PLAIN_TOOLS  # how the model will write a call to the tools offered
 
+    @property
+    def opens_thinking(self) -> bool:
+        """Whether the prompt ends inside a ``<think>`` block: the answer begins with
+        thoughts."""
+        return self.text.rstrip().endswith(THINK_OPEN)
+
 
 class ChatTemplate(Protocol):
     """Anything that renders a chat into a prompt."""
 
     name: str
     thinks: bool  # its models write their thoughts in <think> tags
-    opens_thinking: bool  # its prompt ends inside such a block: the answer begins with thoughts
 
-    def render(self, messages: Sequence[Message], tools: Sequence[dict] = ()) -> RenderedPrompt:
+    def render(self, messages: Sequence[Message], tools: Sequence[dict] = (),
+               variables: Mapping[str, Any] = MappingProxyType({})) -> RenderedPrompt:
         ...
 
 
@@ -129,10 +136,11 @@ class HistoricTemplate:
     name: str = field(default=HISTORIC, init=False)
     tool_format: str = field(default=PLAIN_TOOLS, init=False)
     thinks: bool = field(default=False, init=False)
-    opens_thinking: bool = field(default=False, init=False)
 
-    def render(self, messages: Sequence[Message], tools: Sequence[dict] = ()) -> RenderedPrompt:
-        """Render ``messages``; roles the flag template cannot express are the client's error."""
+    def render(self, messages: Sequence[Message], tools: Sequence[dict] = (),
+               variables: Mapping[str, Any] = MappingProxyType({})) -> RenderedPrompt:
+        """Render ``messages``; roles the flag template cannot express are the client's error.
+        ``variables`` are for Jinja templates: the flags have no use for them."""
         if tools or any(m.tool_calls or m.role in ("tool", "function") for m in messages):
             messages = with_tool_turns(messages, tools, PLAIN_TOOLS)
         parts = [self.chat_prompt]
@@ -173,25 +181,31 @@ def _to_json(value: Any, ensure_ascii: bool = False, indent: int | None = None,
                       sort_keys=sort_keys)
 
 
-def _tool_call_dict(tool_call: Any) -> Any:
-    """Give a tool call the OpenAI shape templates index into (``call.function.name``)."""
-    if isinstance(tool_call, Mapping):
-        return dict(tool_call)
-    if all(hasattr(tool_call, attr) for attr in ("id", "name", "arguments")):
-        return {"id": tool_call.id, "type": "function",
-                "function": {"name": tool_call.name, "arguments": tool_call.arguments}}
-    return tool_call
+def _tool_call_dict(call: ToolCall, call_id: Callable[[str], str] = str) -> dict:
+    """A call in the OpenAI shape templates index into (``call.function.name``), its
+    arguments a mapping as Hugging Face templates iterate them (JSON text that is no object
+    stays text), its id as ``call_id`` writes it."""
+    try:
+        arguments = json.loads(call.arguments)
+    except ValueError:
+        arguments = call.arguments
+    if not isinstance(arguments, dict):
+        arguments = call.arguments
+    return {"id": call_id(call.id), "type": "function",
+            "function": {"name": call.name, "arguments": arguments}}
 
 
-def _message_dict(message: Message) -> dict:
+def _message_dict(message: Message, call_id: Callable[[str], str] = str) -> dict:
     """Turn a message into the dict shape Hugging Face style templates read."""
     result: dict[str, Any] = {"role": message.role, "content": message.content}
     if message.name is not None:
         result["name"] = message.name
     if message.tool_calls:
-        result["tool_calls"] = [_tool_call_dict(call) for call in message.tool_calls]
+        result["tool_calls"] = [_tool_call_dict(call, call_id) for call in message.tool_calls]
     if message.tool_call_id is not None:
-        result["tool_call_id"] = message.tool_call_id
+        result["tool_call_id"] = call_id(message.tool_call_id)
+    if message.reasoning:
+        result["reasoning_content"] = message.reasoning
     return result
 
 
@@ -204,13 +218,15 @@ class JinjaTemplate:
     """Render chats with a Jinja chat template (Hugging Face / GGUF conventions), sandboxed."""
 
     def __init__(self, source: str, *, name: str, stop: Sequence[str] = (),
-                 bos_token: str = "", eos_token: str = "",
+                 bos_token: str = "", eos_token: str = "", adds_bos: bool = True,
                  tool_format: str | None = None) -> None:
         """Compile ``source`` once.
 
         A template that reads ``tools`` itself (Hugging Face style) gets them as they are, and
         its models' call format is recognised from its text; any other is given the chat in
-        ``tool_format``'s words (see :func:`with_tool_turns`).
+        ``tool_format``'s words (see :func:`with_tool_turns`). ``adds_bos``: the server's
+        tokenizer puts ``bos_token`` before every prompt itself (the model's
+        ``add_bos_token``), so a prompt must not begin with it too.
 
         :raises ValueError: the template has a syntax error (a start-up error).
         """
@@ -220,6 +236,7 @@ class JinjaTemplate:
         self.tool_format = tool_format or toolformats.format_of_template(source)
         self.bos_token = bos_token
         self.eos_token = eos_token
+        self.adds_bos = adds_bos
         environment = ImmutableSandboxedEnvironment(
             trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
         environment.globals["raise_exception"] = _raise_exception
@@ -231,37 +248,48 @@ class JinjaTemplate:
             raise ValueError(f"chat template {name!r} has a syntax error on line {exc.lineno}: "
                              f"{exc.message}") from exc
         self.thinks = THINK_OPEN in source or THINK_CLOSE in source
-        self.opens_thinking = self.thinks and self._opens_thinking()
+        self.call_id = template_id if self._takes_only_short_ids() else str
 
-    def _opens_thinking(self) -> bool:
-        """Whether the prompt it writes for a chat ends inside a ``<think>`` block."""
-        try:
-            text = self.render((Message("user", "x"),)).text
-        except InvalidRequestError:
-            return False
-        return text.rstrip().endswith(THINK_OPEN)
+    def _takes_only_short_ids(self) -> bool:
+        """Whether the template refuses call ids that are not Mistral's (see
+        :mod:`proxy.structured.callids`)."""
+        def renders(call_id: str) -> bool:
+            chat = callids.probe(call_id)
+            calls = tuple(ToolCall(call["id"], call["function"]["name"], "{}")
+                          for call in chat["messages"][1]["tool_calls"])
+            messages = (Message("user", "x"), Message("assistant", "", tool_calls=calls),
+                        Message("tool", "y", tool_call_id=call_id))
+            try:
+                self.render(messages, chat["tools"])
+            except InvalidRequestError:
+                return False
+            return True
+
+        self.call_id = str
+        return self.native_tools and not renders(callids.LONG_ID) \
+            and renders(template_id(callids.LONG_ID))
 
     def __repr__(self) -> str:
         return f"JinjaTemplate(name={self.name!r}, stop={self.stop!r})"
 
-    def render(self, messages: Sequence[Message], tools: Sequence[dict] = ()) -> RenderedPrompt:
-        """Render ``messages`` with an open assistant turn at the end.
+    def render(self, messages: Sequence[Message], tools: Sequence[dict] = (),
+               variables: Mapping[str, Any] = MappingProxyType({})) -> RenderedPrompt:
+        """Render ``messages`` with an open assistant turn at the end; ``variables`` are the
+        request's own for the template (``enable_thinking``…).
 
         :raises InvalidRequestError: the template refused the chat or failed on it.
         """
-        extra = {}
+        extra = dict(variables)
         if self.native_tools:
-            extra = {"tools": list(tools)} if tools else {}
+            if tools:
+                extra["tools"] = list(tools)
         elif tools or any(m.tool_calls or m.role in ("tool", "function") for m in messages):
             messages = with_tool_turns(messages, tools, self.tool_format)
+        extra.update(messages=[_message_dict(message, self.call_id) for message in messages],
+                     add_generation_prompt=True, bos_token=self.bos_token,
+                     eos_token=self.eos_token)
         try:
-            text = self._template.render(
-                messages=[_message_dict(message) for message in messages],
-                add_generation_prompt=True,
-                bos_token=self.bos_token,
-                eos_token=self.eos_token,
-                **extra,
-            )
+            text = self._template.render(**extra)
         except SecurityError as exc:
             raise InvalidRequestError(
                 f"the chat template {self.name!r} tried an operation the sandbox forbids: {exc}",
@@ -270,8 +298,8 @@ class JinjaTemplate:
             raise InvalidRequestError(
                 f"the chat template {self.name!r} cannot render these messages: {exc}",
                 param="messages") from exc
-        # The server adds BOS itself; a second one would change what the model sees.
-        if self.bos_token and text.startswith(self.bos_token):
+        # A server that adds BOS itself would add a second one, and the model would see it.
+        if self.adds_bos and self.bos_token and text.startswith(self.bos_token):
             text = text[len(self.bos_token):]
         return RenderedPrompt(text=text, stop=self.stop, tool_format=self.tool_format)
 
@@ -290,13 +318,40 @@ def _read_template_file(path: str) -> str:
         raise ValueError(f"cannot read chat template file {path!r}: {exc}") from exc
 
 
+@dataclass(frozen=True)
+class TemplateChoice:
+    """The chat template the operator chose (``--chat-template``), made once the server is
+    known: ``historic``, a preset, a Jinja file, or ``auto``, the server's own (rendered by
+    its chat layer where it has one, else here)."""
+
+    spec: str
+    historic: HistoricTemplate
+
+    def __post_init__(self) -> None:
+        """A spec that names no preset or readable file fails here, at start-up."""
+        if self.spec != AUTO:
+            self.build()
+
+    @property
+    def servers_own(self) -> bool:
+        return self.spec == AUTO
+
+    def build(self, server_template: str | None = None, bos_token: str = "",
+              eos_token: str = "", adds_bos: bool = True) -> ChatTemplate:
+        """The template, given what the server reports (see :func:`build_template`)."""
+        return build_template(self.spec, historic=self.historic, server_template=server_template,
+                              bos_token=bos_token, eos_token=eos_token, adds_bos=adds_bos)
+
+
 def build_template(spec: str, *, historic: HistoricTemplate, server_template: str | None = None,
-                   bos_token: str = "", eos_token: str = "") -> ChatTemplate:
+                   bos_token: str = "", eos_token: str = "",
+                   adds_bos: bool = True) -> ChatTemplate:
     """Choose the chat template named by ``--chat-template``.
 
     :param spec: ``historic``, a preset name, ``auto`` or a path to a Jinja file.
     :param historic: the flag template, used for ``historic`` and as the ``auto`` fallback.
-    :param server_template: the ``chat_template`` the server reports in ``/props``, if any.
+    :param server_template: the ``chat_template`` the server reports in ``/props``, if any,
+        with its ``bos_token`` and ``eos_token``, and whether its tokenizer adds BOS itself.
     :raises ValueError: unknown name, unreadable file or a template with a syntax error.
     """
     if spec == HISTORIC:
@@ -306,13 +361,14 @@ def build_template(spec: str, *, historic: HistoricTemplate, server_template: st
                              tool_format=PRESET_TOOL_FORMATS.get(spec, PLAIN_TOOLS))
     if spec == AUTO:
         if not server_template:
-            logger.warning("--chat-template auto: the server reports no chat template "
-                           "(older llama.cpp or PowerInfer); using the historic template")
+            logger.warning("the server reports no chat template (older llama.cpp or "
+                           "PowerInfer); using the historic template")
             return historic
         return JinjaTemplate(server_template, name="auto (the server's chat template)",
-                             bos_token=bos_token, eos_token=eos_token)
+                             bos_token=bos_token, eos_token=eos_token, adds_bos=adds_bos)
     if os.path.isfile(spec):
-        return JinjaTemplate(_read_template_file(spec), name=spec)
+        return JinjaTemplate(_read_template_file(spec), name=spec, bos_token=bos_token,
+                             eos_token=eos_token, adds_bos=adds_bos)
     choices = ", ".join((HISTORIC, AUTO) + PRESETS)
     raise ValueError(f"unknown chat template {spec!r}: not one of {choices}, "
                      "and not an existing file")

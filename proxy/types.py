@@ -2,18 +2,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 
 @dataclass(frozen=True)
 class Message:
-    """One chat message with its content flattened to text."""
+    """One chat message with its content flattened to text; an assistant's earlier calls
+    (:class:`ToolCall` values) and thoughts, when the client sent them back."""
 
     role: str
     content: str
     name: Optional[str] = None
     tool_calls: tuple = ()
     tool_call_id: Optional[str] = None
+    reasoning: str = ""
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,10 @@ class GenerationRequest:
     tokenize: bool = False
     tools: tuple = ()  # OpenAI tool definitions, as sent
     tool_choice: ToolChoice = field(default_factory=ToolChoice)
-    parallel_tool_calls: bool = True
+    parallel_tool_calls: Optional[bool] = None  # None: as the model's template allows
     grammar: Optional[str] = None  # GBNF the answer must match (server.cpp only)
+    # variables for the model's chat template (``enable_thinking``, ``reasoning_effort``…)
+    template_kwargs: Mapping[str, Any] = field(default_factory=dict)
     # names the conversation for placement when the client does (an agent's thread id)
     conversation: Optional[str] = None
     extra: dict = field(default_factory=dict)
@@ -155,6 +159,38 @@ class ToolCall:
 
 
 @dataclass(frozen=True)
+class ToolCallPiece:
+    """Part of a streamed tool call: the ``index``-th call of its answer begins (with its
+    ``id`` and ``name``) or goes on (more of its ``arguments``, as JSON text)."""
+
+    index: int
+    arguments: str = ""
+    id: Optional[str] = None
+    name: Optional[str] = None
+
+    @classmethod
+    def whole(cls, index: int, call: ToolCall) -> "ToolCallPiece":
+        return cls(index, call.arguments, call.id, call.name)
+
+
+def pieces(calls) -> tuple:
+    """Whole calls as the pieces of a stream, one each."""
+    return tuple(ToolCallPiece.whole(index, call) for index, call in enumerate(calls))
+
+
+def assembled(pieces) -> tuple:
+    """The whole calls that ``pieces`` of a stream make up, in order."""
+    calls: dict = {}
+    for piece in pieces:
+        if piece.name is not None:
+            calls[piece.index] = [piece.id or "", piece.name, [piece.arguments]]
+        elif piece.index in calls:
+            calls[piece.index][2].append(piece.arguments)
+    return tuple(ToolCall(id, name, "".join(arguments))
+                 for id, name, arguments in calls.values())
+
+
+@dataclass(frozen=True)
 class Completion:
     """A whole generation."""
 
@@ -180,7 +216,7 @@ class Chunk:
     usage: Optional[Usage] = None
     prompt_tokens: Optional[tuple] = None
     truncated: bool = False
-    tool_calls: tuple = ()
+    tool_calls: tuple = ()  # ToolCallPiece values
     slot: Optional[int] = None
     # the next chunk arrived with this one: a writer may send both at once, saving a write
     followed: bool = False

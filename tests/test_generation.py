@@ -11,7 +11,7 @@ from proxy import generation
 from proxy.errors import UpstreamError, UpstreamUnavailableError
 from proxy.events import (WAITING, Finish, TextDelta, ToolCallDelta, ToolCallEnd,
                           ToolCallStart, UsageReport)
-from proxy.types import Chunk, GenerationRequest, ToolCall, Usage
+from proxy.types import Chunk, GenerationRequest, ToolCall, ToolCallPiece, Usage, pieces
 from tests.fakes.backend import FakeBackend
 
 CHAT = GenerationRequest(messages=())
@@ -63,7 +63,7 @@ def test_what_was_read_before_a_failure_still_goes_out():
 
 def test_tool_calls_start_stream_their_arguments_and_end():
     calls = (ToolCall("call_1", "get", '{"a":1}'), ToolCall("call_2", "put", "{}"))
-    backend = ScriptedBackend([Chunk(finish_reason="tool_calls", tool_calls=calls)])
+    backend = ScriptedBackend([Chunk(finish_reason="tool_calls", tool_calls=pieces(calls))])
     (batch,) = list(generation.stream(backend, [CHAT]))
     starts = [(e.index, e.id, e.name) for e in batch if type(e) is ToolCallStart]
     assert starts == [(0, "call_1", "get"), (1, "call_2", "put")]
@@ -71,6 +71,22 @@ def test_tool_calls_start_stream_their_arguments_and_end():
         (0, '{"a":1}'), (1, "{}")]
     assert [e.index for e in batch if type(e) is ToolCallEnd] == [0, 1]
     assert type(batch[-1]) is Finish and batch[-1].reason == "tool_calls"
+
+
+def test_streamed_calls_begin_grow_and_end_as_their_pieces_come():
+    backend = ScriptedBackend([
+        Chunk(text="Let me look."),
+        Chunk(tool_calls=(ToolCallPiece(0, '{"a"', "x1", "get"),)),
+        Chunk(tool_calls=(ToolCallPiece(0, ":1}"),)),
+        Chunk(tool_calls=(ToolCallPiece(1, "", "x2", "put"), ToolCallPiece(1, "{}"))),
+        Chunk(finish_reason="tool_calls")])
+    events = [event for batch in generation.stream(backend, [CHAT]) for event in batch]
+    calls = [e for e in events if type(e) in (ToolCallStart, ToolCallDelta, ToolCallEnd)]
+    assert [repr(e) for e in calls] == [
+        "ToolCallStart(0, 'x1', 'get')", "ToolCallDelta(0, '{\"a\"')", "ToolCallDelta(0, ':1}')",
+        "ToolCallEnd(0)", "ToolCallStart(1, 'x2', 'put')", "ToolCallDelta(1, '{}')",
+        "ToolCallEnd(1)"]
+    assert type(events[-1]) is Finish and events[-1].reason == "tool_calls"
 
 
 def test_choices_follow_one_another_and_count_each_prompt_once():

@@ -14,6 +14,7 @@ from proxy.prompting import (
     RenderedPrompt,
     build_template,
 )
+from proxy.structured.callids import template_id
 from proxy.types import Message, ToolCall
 
 # The historic shim's flag defaults, with their \n escapes already turned into newlines.
@@ -209,11 +210,27 @@ SERVER_TEMPLATE = (
     "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}")
 
 
-def test_auto_uses_server_template_and_strips_bos(historic):
-    template = build_template("auto", historic=historic, server_template=SERVER_TEMPLATE,
-                              bos_token="<s>", eos_token="</s>")
-    rendered = template.render([Message("user", "hi")])
-    assert rendered == RenderedPrompt(text="<|user|>hi</s><|assistant|>", stop=())
+SMOLLM2_LIKE = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n"
+                "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+@pytest.mark.parametrize("source, bos, adds_bos, text", [
+    # the server adds BOS itself: the template's own would be a second one
+    (SERVER_TEMPLATE, "<s>", True, "<|user|>hi</s><|assistant|>"),
+    # the server adds none: the prompt keeps the BOS its template writes
+    (SERVER_TEMPLATE, "<s>", False, "<s><|user|>hi</s><|assistant|>"),
+    # a template whose first token merely is the BOS text (SmolLM2's <|im_start|>), added by
+    # no tokenizer: kept, or the prompt would lose its first marker
+    (SMOLLM2_LIKE, "<|im_start|>", False,
+     "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"),
+    (SMOLLM2_LIKE, "<|im_start|>", True, "user\nhi<|im_end|>\n<|im_start|>assistant\n"),
+    (SMOLLM2_LIKE, "", True, "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"),
+], ids=["added-stripped", "not-added-kept", "smollm2-kept", "smollm2-added", "no-bos"])
+def test_auto_template_begins_with_bos_as_the_model_adds_it(historic, source, bos, adds_bos,
+                                                           text):
+    template = build_template("auto", historic=historic, server_template=source,
+                              bos_token=bos, eos_token="</s>", adds_bos=adds_bos)
+    assert template.render([Message("user", "hi")]) == RenderedPrompt(text=text, stop=())
 
 
 @pytest.mark.parametrize("server_template", [None, ""], ids=["none", "empty"])
@@ -304,14 +321,56 @@ def test_leading_bos_is_stripped_once():
 def test_jinja_receives_optional_fields_and_helpers():
     template = JinjaTemplate(
         "{% for m in messages %}{{ m.role }}:{{ m.name | default('-') }}:"
-        "{{ m.tool_call_id | default('-') }}:"
-        "{% for c in m.tool_calls | default([]) %}{{ c.function.name }}({{ c.function.arguments }})"
-        "{% endfor %};{% endfor %}{{ strftime_now('%Y') | length }}{{ {'a': '<b>'} | tojson }}",
-        name="fields")
+        "{{ m.tool_call_id | default('-') }}:{{ m.reasoning_content | default('-') }}:"
+        "{% for c in m.tool_calls | default([]) %}{{ c.id }}={{ c.function.name }}"
+        "{% for k, v in c.function.arguments.items() %}({{ k }}={{ v }}){% endfor %}"
+        "{% endfor %};{% endfor %}{{ strftime_now('%Y') | length }}{{ {'a': '<b>'} | tojson }}"
+        "{{ enable_thinking }}", name="fields")
     messages = [
         Message("user", "q", name="ann"),
-        Message("assistant", "", tool_calls=(ToolCall("call_1", "add", '{"a": 1}'),)),
+        Message("assistant", "", tool_calls=(ToolCall("call_1", "add", '{"a": 1}'),),
+                reasoning="sum it"),
         Message("tool", "2", tool_call_id="call_1"),
     ]
-    assert template.render(messages).text == (
-        'user:ann:-:;assistant:-:-:add({"a": 1});tool:-:call_1:;4{"a": "<b>"}')
+    assert template.render(messages, variables={"enable_thinking": False}).text == (
+        'user:ann:-:-:;assistant:-:-:sum it:call_1=add(a=1);tool:-:call_1:-:;'
+        '4{"a": "<b>"}False')
+
+
+MISTRAL_LIKE = (
+    "{% for m in messages %}{% if m.tool_calls %}{% for c in m.tool_calls %}"
+    "{% if c.id | length != 9 %}{{ raise_exception('Tool call IDs should be alphanumeric "
+    "strings with length 9!') }}{% endif %}[CALL]{{ c.id }}{% endfor %}"
+    "{% elif m.role == 'tool' %}[RESULT]{{ m.tool_call_id }}:{{ m.content }}"
+    "{% else %}[INST]{{ m.content }}{% endif %}{% endfor %}{% if tools %}{% endif %}")
+
+
+@pytest.mark.parametrize("source, shortened", [(MISTRAL_LIKE, True),
+                                               (MISTRAL_LIKE.replace("!= 9", "< 1"), False)],
+                         ids=["refuses-long-ids", "takes-any-id"])
+def test_call_ids_are_shortened_only_for_templates_that_refuse_others(source, shortened):
+    template = JinjaTemplate(source, name="mistral-like")
+    messages = [Message("user", "q"),
+                Message("assistant", "", tool_calls=(ToolCall("toolu_01XYZ", "f", "{}"),)),
+                Message("tool", "ok", tool_call_id="toolu_01XYZ")]
+    call_id = template_id("toolu_01XYZ") if shortened else "toolu_01XYZ"
+    assert template.render(messages).text == f"[INST]q[CALL]{call_id}[RESULT]{call_id}:ok"
+
+
+@pytest.mark.parametrize("call_id", ["call_1", "toolu_01A09q90qw90lq917835lq9",
+                                     "1CFdCbnaWXFWB0WKA7QZLfX781QIGRZz", "fc_x", "", "ümlaut"])
+def test_every_call_id_reaches_templates_as_nine_letters_and_digits(call_id):
+    short = template_id(call_id)
+    assert len(short) == 9 and short.isascii() and short.isalnum()
+    assert template_id(call_id) == short  # the same every time: its result still matches
+    assert template_id(short) == short  # Mistral's own ids stay as the model wrote them
+
+
+def test_arguments_that_are_no_object_reach_templates_as_text():
+    template = JinjaTemplate("{% for m in messages %}{% for c in m.tool_calls | default([]) %}"
+                             "{{ c.function.arguments is string }}{% endfor %}{% endfor %}",
+                             name="args")
+    calls = (ToolCall("a", "f", "[1, 2]"), ToolCall("b", "f", "not json"),
+             ToolCall("c", "f", '{"x": 1}'))
+    assert template.render([Message("assistant", "", tool_calls=calls)]).text == \
+        "TrueTrueFalse"

@@ -29,7 +29,7 @@ from proxy.dialects.streaming import EventRenderer
 from proxy.errors import InvalidRequestError, ProxyError
 from proxy.events import (WAITING, Finish, PromptCounted, ReasoningDelta, TextDelta,
                           ToolCallDelta, ToolCallEnd, ToolCallStart, UsageReport)
-from proxy.fields import Fields, stop_words
+from proxy.fields import Fields, stop_words, template_kwargs
 from proxy.types import (Completion, GenerationRequest, Message, Sampling, ToolCall,
                          ToolChoice, Usage, function_tool)
 
@@ -72,15 +72,16 @@ def parse(body: Any, *, counting: bool = False) -> MessagesAsk:
     tools, left_out = _tools(fields)
     choice, parallel = _tool_choice(fields, tools)
     stop = stop_words(fields, "stop_sequences")
+    thinking = _thinking(fields)
     request = GenerationRequest(
         model=fields.string("model") or None, messages=messages, max_tokens=max_tokens,
         stop=stop, sampling=Sampling(temperature=fields.number("temperature", 0, 1),
                                      top_p=fields.number("top_p", 0, 1),
                                      top_k=fields.integer("top_k", 0)),
         tools=tools if choice is not None else (), tool_choice=choice or AUTO,
-        parallel_tool_calls=parallel)
+        parallel_tool_calls=parallel, template_kwargs=template_kwargs(fields, thinking=thinking))
     return MessagesAsk(request, stream=bool(fields.boolean("stream")),
-                       thinking=_thinking(fields), stop_sequences=stop, left_out=left_out)
+                       thinking=bool(thinking), stop_sequences=stop, left_out=left_out)
 
 
 def _system(fields: Fields) -> tuple:
@@ -122,8 +123,8 @@ def _messages(fields: Fields) -> tuple:
 
 def _turn(role: str, blocks: list, where: str) -> list:
     """One message's blocks as chat messages: a user's tool results first (one message
-    each), then its text; an assistant's text with its tool calls."""
-    texts, calls, results = [], [], []
+    each), then its text; an assistant's text with its tool calls and its thoughts."""
+    texts, calls, results, thoughts = [], [], [], []
     for j, block in enumerate(blocks):
         block_fields = Fields(block, f"{where}[{j}].")
         kind = block_fields.string("type")
@@ -133,9 +134,11 @@ def _turn(role: str, blocks: list, where: str) -> list:
             calls.append(_tool_use(block_fields))
         elif kind == "tool_result" and role == "user":
             results.append(_tool_result(block_fields))
+        elif kind == "thinking" and role == "assistant":
+            thoughts.append(block_fields.text("thinking"))
         elif kind in ("thinking", "redacted_thinking", "server_tool_use") or (
                 kind or "").endswith("_tool_result"):
-            continue  # earlier thoughts, and the results of tools only Anthropic runs
+            continue  # sealed thoughts, and the results of tools only Anthropic runs
         elif kind == "document":
             texts.append(_document(block_fields))
         elif kind == "image":
@@ -147,18 +150,19 @@ def _turn(role: str, blocks: list, where: str) -> list:
                                             f"can give a {role} message")
     text = "\n".join(texts)
     if role == "assistant":
-        return [Message("assistant", text, tool_calls=tuple(calls))] if text or calls else []
+        return [Message("assistant", text, tool_calls=tuple(calls),
+                        reasoning="\n".join(thoughts))] if text or calls else []
     return results + ([Message(role, text)] if text or not results else [])
 
 
-def _tool_use(fields: Fields) -> dict:
-    """An assistant's earlier call, in the chat's own shape."""
+def _tool_use(fields: Fields) -> ToolCall:
+    """An assistant's earlier call; its input as compact JSON text, as llama.cpp writes it."""
     name = fields.required("name")
     arguments = fields.raw("input")
     if not isinstance(arguments, dict):
         raise fields.fail("input", "must be an object")
-    return {"id": fields.required("id"), "type": "function",
-            "function": {"name": name, "arguments": json.dumps(arguments, ensure_ascii=False)}}
+    return ToolCall(fields.required("id"), name,
+                    json.dumps(arguments, ensure_ascii=False, separators=(",", ":")))
 
 
 def _tool_result(fields: Fields) -> Message:
@@ -217,12 +221,13 @@ def _tools(fields: Fields) -> tuple:
 
 
 def _tool_choice(fields: Fields, tools: tuple) -> tuple:
-    """``(choice, parallel)``; a ``None`` choice (``none``) offers no tools at all."""
+    """``(choice, parallel)``; a ``None`` choice (``none``) offers no tools at all, and
+    ``parallel`` is ``None`` unless the client turns parallel calls off."""
     options = fields.object("tool_choice")
     if options is None:
-        return AUTO, True
+        return AUTO, None
     kind = options.string("type")
-    parallel = options.boolean("disable_parallel_tool_use") is not True
+    parallel = False if options.boolean("disable_parallel_tool_use") else None
     if kind == "auto":
         return AUTO, parallel
     if kind == "none":
@@ -241,12 +246,13 @@ def _tool_choice(fields: Fields, tools: tuple) -> tuple:
     return ToolChoice("function", name), parallel
 
 
-def _thinking(fields: Fields) -> bool:
-    """Whether the client wants the thoughts (``enabled`` or ``adaptive``). Their
+def _thinking(fields: Fields) -> Optional[bool]:
+    """Whether the client wants the model to think and show its thoughts (``enabled`` or
+    ``adaptive``), or not (``disabled``); ``None``: as the model's template does by default.
     ``budget_tokens`` is advisory: a local model thinks as long as it thinks."""
     options = fields.object("thinking")
     if options is None:
-        return False
+        return None
     kind = options.string("type")
     if kind not in ("enabled", "disabled", "adaptive"):
         raise options.fail("type", "must be enabled, adaptive or disabled")

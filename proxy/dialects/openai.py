@@ -70,7 +70,7 @@ def generation_request(fields: Fields, **kwargs) -> GenerationRequest:
         tokenize=bool(fields.boolean("tokenize")),
         tools=_tools(fields),
         tool_choice=_tool_choice(fields),
-        parallel_tool_calls=fields.boolean("parallel_tool_calls") is not False,
+        parallel_tool_calls=fields.boolean("parallel_tool_calls"),
         grammar=_grammar(fields, response_format),
         **kwargs,
     )

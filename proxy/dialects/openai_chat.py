@@ -13,7 +13,7 @@ from proxy.dialects.openai import Choices
 from proxy.dialects.streaming import EventRenderer
 from proxy.events import (WAITING, Finish, ReasoningDelta, TextDelta, ToolCallDelta,
                           ToolCallStart, UsageReport)
-from proxy.fields import Fields
+from proxy.fields import Fields, effort, template_kwargs, tool_call
 from proxy.sse import COMMENT
 from proxy.types import Completion, Message, ToolCall, Usage
 
@@ -31,7 +31,11 @@ def parse(body: Any, *, max_choices: int) -> Choices:
         logprobs = fields.integer("top_logprobs", 0, 20) or 0
     elif fields.raw("top_logprobs") is not None:
         fields.integer("top_logprobs", 0, 20)
-    request = openai.generation_request(fields, messages=messages, logprobs=logprobs)
+    thinking = fields.boolean("enable_thinking")
+    variables = template_kwargs(fields, thinking=thinking,
+                                effort=effort(fields, "reasoning_effort"))
+    request = openai.generation_request(fields, messages=messages, logprobs=logprobs,
+                                        template_kwargs=variables)
     return openai.choices(fields, (request,), max_choices)
 
 
@@ -41,10 +45,10 @@ def _messages(fields: Fields) -> tuple:
         raise fields.fail("messages", "must be a non-empty list of messages")
     if not raw:
         raise fields.fail("messages", "must not be empty")
-    return tuple(_message(Fields(item, f"messages[{i}].")) for i, item in enumerate(raw))
+    return tuple(_message(Fields(item, f"messages[{i}]."), i) for i, item in enumerate(raw))
 
 
-def _message(fields: Fields) -> Message:
+def _message(fields: Fields, index: int) -> Message:
     role = fields.string("role")
     if role is None:
         raise fields.fail("role", "is required")
@@ -53,10 +57,12 @@ def _message(fields: Fields) -> Message:
     tool_calls = fields.raw("tool_calls")
     if tool_calls is not None and not (role == "assistant" and isinstance(tool_calls, list)):
         raise fields.fail("tool_calls", "must be a list, on assistant messages only")
+    calls = tuple(tool_call(call, f"call{index}x{j}")
+                  for j, call in enumerate(fields.objects("tool_calls")))
     content = _content(fields, allow_null=role == "assistant" and bool(tool_calls))
-    return Message(role=role, content=content, name=fields.string("name"),
-                   tool_calls=tuple(tool_calls or ()),
-                   tool_call_id=fields.string("tool_call_id"))
+    reasoning = fields.string("reasoning_content") if role == "assistant" else None
+    return Message(role=role, content=content, name=fields.string("name"), tool_calls=calls,
+                   tool_call_id=fields.string("tool_call_id"), reasoning=reasoning or "")
 
 
 def _content(fields: Fields, *, allow_null: bool) -> str:

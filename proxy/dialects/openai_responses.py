@@ -26,10 +26,10 @@ from proxy.dialects.streaming import EventRenderer
 from proxy.errors import ProxyError
 from proxy.events import (WAITING, Finish, ReasoningDelta, TextDelta, ToolCallDelta,
                           ToolCallEnd, ToolCallStart, UsageReport)
-from proxy.fields import Fields, response_format
+from proxy.fields import Fields, effort, response_format, template_kwargs
 from proxy.sse import COMMENT
 from proxy.types import (Completion, GenerationRequest, Message, ResponseFormat, Sampling,
-                         ToolChoice, Usage, function_tool)
+                         ToolCall, ToolChoice, Usage, function_tool)
 
 ROLES = ("user", "assistant", "system", "developer")
 TEXT_PARTS = ("input_text", "output_text", "text", "refusal")
@@ -73,9 +73,9 @@ def parse(body: Any, *, counting: bool = False) -> ResponsesAsk:
     instructions = fields.string("instructions")
     tools, left_out = _tools(fields)
     choice, offered = _tool_choice(fields, tools)
-    parallel = fields.boolean("parallel_tool_calls") is not False
+    parallel = fields.boolean("parallel_tool_calls")
     response_format = _text_format(fields)
-    summary = _reasoning_summary(fields)
+    summary, effort_asked = _reasoning(fields)
     previous = fields.string("previous_response_id") or None
     cache_key = fields.string("prompt_cache_key") or None
     for name in ("user", "safety_identifier"):
@@ -92,10 +92,12 @@ def parse(body: Any, *, counting: bool = False) -> ResponsesAsk:
         sampling=Sampling(temperature=fields.number("temperature", 0, 2),
                           top_p=fields.number("top_p", 0, 1)),
         response_format=response_format,
-        tools=tools if offered else (), tool_choice=choice, parallel_tool_calls=parallel)
+        tools=tools if offered else (), tool_choice=choice, parallel_tool_calls=parallel,
+        template_kwargs=template_kwargs(fields, effort=effort_asked))
     store = fields.boolean("store")
     echo = {"instructions": instructions, "max_output_tokens": max_tokens,
-            "parallel_tool_calls": parallel, "temperature": request.sampling.temperature,
+            "parallel_tool_calls": parallel is not False,
+            "temperature": request.sampling.temperature,
             "top_p": request.sampling.top_p, "tools": fields.raw("tools") or [],
             "tool_choice": fields.raw("tool_choice") or "auto", "metadata": metadata or {},
             "user": fields.raw("user"), "prompt_cache_key": cache_key,
@@ -159,10 +161,21 @@ def _input_item(fields: Fields) -> dict:
     if kind == "function_call_output":
         return {"type": "function_call_output", "id": fields.string("id") or new_id("fco"),
                 "call_id": fields.required("call_id"), "output": _output_text(fields)}
-    if kind == "reasoning" or kind in FOREIGN_ITEMS:
+    if kind == "reasoning":
+        return {"type": kind, "id": fields.string("id") or new_id("rs"),
+                "summary": _thought_parts(fields, "summary", "summary_text"),
+                "content": _thought_parts(fields, "content", "reasoning_text")}
+    if kind in FOREIGN_ITEMS:
         return {"type": kind, "id": fields.string("id") or new_id("rs")}
     raise fields.fail("type", f"{kind!r} is not an input item this proxy can read; send "
                               f"message, function_call or function_call_output items")
+
+
+def _thought_parts(fields: Fields, name: str, kind: str) -> list:
+    """A reasoning item's ``summary`` or ``content`` parts of ``kind`` (others, and
+    ``encrypted_content``, are another server's and stay out)."""
+    return [{"type": kind, "text": part.text("text")} for part in fields.objects(name)
+            if part.string("type") == kind]
 
 
 def _part(fields: Fields) -> dict:
@@ -184,25 +197,40 @@ def _output_text(fields: Fields) -> str:
 
 
 def messages_of(items: Sequence[dict]) -> list:
-    """Checked items as chat messages: an assistant's text and the calls after it become one
-    assistant message, as chat templates expect; reasoning and foreign items stay out."""
+    """Checked items as chat messages: an assistant's reasoning, text and the calls after it
+    become one assistant message, as chat templates expect; foreign items stay out."""
     messages: list = []
+    thoughts = ""  # a reasoning item's text, for the assistant turn it begins
     for item in items:
         kind = item["type"]
-        if kind == "message":
+        last = messages[-1] if messages else None
+        if kind == "reasoning":
+            thoughts = reasoning_text(item)
+        elif kind == "message":
             text = "\n".join(part.get("text", part.get("refusal", "")) for part in item["content"])
-            messages.append(Message(item["role"], text))
+            messages.append(Message(item["role"], text, reasoning=thoughts
+                                    if item["role"] == "assistant" else ""))
+            thoughts = ""
         elif kind == "function_call":
-            call = {"id": item["call_id"], "type": "function",
-                    "function": {"name": item["name"], "arguments": item["arguments"]}}
-            last = messages[-1] if messages else None
-            if last is not None and last.role == "assistant":
+            call = ToolCall(item["call_id"], item["name"], item["arguments"])
+            if last is not None and last.role == "assistant" and not thoughts:
                 messages[-1] = replace(last, tool_calls=(*last.tool_calls, call))
             else:
-                messages.append(Message("assistant", "", tool_calls=(call,)))
+                messages.append(Message("assistant", "", tool_calls=(call,), reasoning=thoughts))
+            thoughts = ""
         elif kind == "function_call_output":
             messages.append(Message("tool", item["output"], tool_call_id=item["call_id"]))
     return messages
+
+
+def reasoning_text(item: dict) -> str:
+    """A reasoning item's thoughts: its text, else its summary."""
+    for name, kind in (("content", "reasoning_text"), ("summary", "summary_text")):
+        texts = [part.get("text", "") for part in item.get(name) or ()
+                 if isinstance(part, dict) and part.get("type") == kind]
+        if any(texts):
+            return "\n".join(texts)
+    return ""
 
 
 def _tools(fields: Fields) -> tuple:
@@ -254,14 +282,14 @@ def _text_format(fields: Fields) -> Optional[ResponseFormat]:
     return response_format(options.string("type"), options, options)
 
 
-def _reasoning_summary(fields: Fields) -> bool:
-    """Whether a summary of the reasoning is asked for (``effort`` is the model's to keep)."""
+def _reasoning(fields: Fields) -> tuple:
+    """``(summary?, effort)``: whether a summary of the reasoning is asked for, and how hard
+    the model is to think (its template's ``reasoning_effort``, where it reads one)."""
     options = fields.object("reasoning")
     if options is None:
-        return False
-    options.string("effort")
+        return False, None
     summary = options.string("summary")
-    return summary is not None and summary != "none"
+    return summary is not None and summary != "none", effort(options, "effort")
 
 
 # -- answers ----------------------------------------------------------------------------------

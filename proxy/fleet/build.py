@@ -194,14 +194,14 @@ def _replicas(spec: ModelSpec, settings: Settings, metrics) -> tuple:
 
 def _servercpp(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings, embedding,
                metrics) -> Backend:
-    from proxy.backends.servercpp.backend import ServerCppBackend, build_template_factory
-    from proxy.prompting import HistoricTemplate
+    from proxy.backends.servercpp.backend import ServerCppBackend
+    from proxy.prompting import HistoricTemplate, TemplateChoice
 
     historic = HistoricTemplate(unescape(settings.chat_prompt), unescape(settings.user_name),
                                 unescape(settings.ai_name), unescape(settings.system_name),
                                 unescape(settings.stop))
     return ServerCppBackend(_client(upstream, spec, settings),
-                            build_template_factory(spec.chat_template, historic),
+                            TemplateChoice(spec.chat_template, historic),
                             _admission(upstream, spec, settings, metrics), spec.id, embedding,
                             reasoning=spec.reasoning)
 

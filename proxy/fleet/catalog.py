@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from proxy.config import parse_size
 from proxy.errors import InvalidRequestError
-from proxy.fields import Fields, sampling, stop_words
+from proxy.fields import Fields, effort, sampling, stop_words, template_kwargs
 from proxy.tomlfile import read_toml
 from proxy.types import GenerationRequest, Sampling
 
@@ -25,8 +25,8 @@ BACKENDS = ("servercpp", "chatglm")
 REASONING = ("auto", "think-tags", "none")  # how a model's thoughts are told from its answer
 SLOT_SAVES = ("on-stop", "every-turn", "off")  # when a server the proxy runs saves its KV caches
 # Request fields a model may default; each is applied only where the client left it out.
-DEFAULTABLE = ("max_tokens", "stop", "n_keep", "cache_prompt") + tuple(
-    f.name for f in dataclasses.fields(Sampling))
+DEFAULTABLE = ("max_tokens", "stop", "n_keep", "cache_prompt", "chat_template_kwargs",
+               "reasoning_effort") + tuple(f.name for f in dataclasses.fields(Sampling))
 MODEL_KEYS = {"aliases", "backend", "upstreams", "slots", "chat_template", "model", "defaults",
               "reasoning", "slot_save",
               "affinity", "upstream_key", "cmd", "args", "ttl", "preload"}
@@ -67,7 +67,7 @@ class ModelSpec:
     backend: str = "servercpp"
     upstreams: tuple = ()  # UpstreamSpec, one per replica of the same model
     embedding_upstream: Optional[UpstreamSpec] = None
-    chat_template: str = "historic"
+    chat_template: str = "auto"
     path: str = ""  # chatglm: the model file
     defaults: Optional[GenerationRequest] = None  # request fields the client may leave out
     affinity: bool = True
@@ -124,13 +124,14 @@ def with_defaults(request: GenerationRequest,
         stop=request.stop or defaults.stop,
         n_keep=request.n_keep if request.n_keep is not None else defaults.n_keep,
         cache_prompt=(request.cache_prompt if request.cache_prompt is not None
-                      else defaults.cache_prompt))
+                      else defaults.cache_prompt),
+        template_kwargs={**defaults.template_kwargs, **request.template_kwargs})
 
 
 def from_settings(settings) -> Catalog:
     """The models file ``--config`` names, else the fleet of one the flags describe."""
     if settings.config:
-        catalog = read_catalog(settings.config)
+        catalog = read_catalog(settings.config, settings.chat_template)
         return dataclasses.replace(
             catalog, max_running=catalog.max_running or settings.max_running,
             max_memory=catalog.max_memory or parse_size(settings.max_memory or "0"))
@@ -158,12 +159,13 @@ def from_settings(settings) -> Catalog:
 
 # -- reading a models file -------------------------------------------------------------------
 
-def read_catalog(path: str) -> Catalog:
-    """Read and check a models file; any mistake is a :class:`CatalogError` naming it."""
-    return parse_catalog(read_toml(path, "models file", CatalogError), path)
+def read_catalog(path: str, chat_template: str = "auto") -> Catalog:
+    """Read and check a models file; any mistake is a :class:`CatalogError` naming it.
+    ``chat_template``: the template of a model that names none."""
+    return parse_catalog(read_toml(path, "models file", CatalogError), path, chat_template)
 
 
-def parse_catalog(data: dict, source: str) -> Catalog:
+def parse_catalog(data: dict, source: str, chat_template: str = "auto") -> Catalog:
     """Check a parsed models file (``source`` names it in messages)."""
     def fail(key: str, problem: str) -> CatalogError:
         return CatalogError(f"{source}: {key}: {problem}")
@@ -172,7 +174,7 @@ def parse_catalog(data: dict, source: str) -> Catalog:
     tables = data.get("models")
     if not isinstance(tables, dict) or not tables:
         raise fail("models", "needs at least one [models.<id>] table")
-    models = tuple(_model(model_id, spec, f"models.{model_id}", fail)
+    models = tuple(_model(model_id, spec, f"models.{model_id}", fail, chat_template)
                    for model_id, spec in tables.items())
     seen: dict = {}
     for model in models:
@@ -206,7 +208,7 @@ def _memory(value: Any, fail) -> int:
     raise fail("max_memory", f"must be a size such as \"20GiB\", got {value!r}")
 
 
-def _model(model_id: str, spec: Any, key: str, fail) -> ModelSpec:
+def _model(model_id: str, spec: Any, key: str, fail, chat_template: str) -> ModelSpec:
     if not isinstance(spec, dict):
         raise fail(key, "must be a table")
     _no_unknown(spec, MODEL_KEYS, key + ".", fail)
@@ -233,7 +235,7 @@ def _model(model_id: str, spec: Any, key: str, fail) -> ModelSpec:
             raise fail(f"{key}.upstreams", "names the same URL twice")
     elif "upstreams" in spec or not isinstance(spec.get("model"), str) or not spec["model"]:
         raise fail(key, "a chatglm model needs model = <path to its file>, and no upstreams")
-    template = spec.get("chat_template", "historic")
+    template = spec.get("chat_template", chat_template)
     if not isinstance(template, str) or not template:
         raise fail(f"{key}.chat_template", "must be a preset name, a Jinja file or auto")
     affinity = spec.get("affinity", True)
@@ -311,7 +313,9 @@ def _defaults(table: Any, key: str, fail) -> Optional[GenerationRequest]:
         return GenerationRequest(max_tokens=fields.integer("max_tokens", 1),
                                  stop=stop_words(fields), sampling=sampling(fields),
                                  n_keep=fields.integer("n_keep", -1),
-                                 cache_prompt=fields.boolean("cache_prompt"))
+                                 cache_prompt=fields.boolean("cache_prompt"),
+                                 template_kwargs=template_kwargs(
+                                     fields, effort=effort(fields, "reasoning_effort")))
     except InvalidRequestError as exc:
         raise fail(f"{key}.{exc.param}" if exc.param else key, exc.message) from None
 

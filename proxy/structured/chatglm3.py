@@ -41,11 +41,9 @@ def arguments_json(body: str) -> str:
     return json.dumps(body, ensure_ascii=False)
 
 
-def render(call: Any) -> str:
-    """Write a tool call from an OpenAI chat history the way ChatGLM3 writes one."""
-    function = call.get("function") if isinstance(call, dict) else None
-    function = function if isinstance(function, dict) else {}
-    return f"{function.get('name') or ''}\n```python\n{_call_line(function.get('arguments'))}\n```"
+def render(call: ToolCall) -> str:
+    """Write an earlier tool call the way ChatGLM3 writes one."""
+    return f"{call.name}\n```python\n{_call_line(call.arguments)}\n```"
 
 
 def _json_object(body: str) -> dict:

@@ -84,7 +84,7 @@ def tool_grammar(tool_format: ToolFormat, request: GenerationRequest) -> str:
                                       param=f"tools[{index}].function.parameters") from None
         calls.append(_call(tool_format, function["name"], arguments, ws))
     call = builder.rule("call", " | ".join(calls))
-    several = request.parallel_tool_calls and request.tool_choice.mode != "function"
+    several = request.parallel_tool_calls is not False and request.tool_choice.mode != "function"
     return builder.render(_calls(tool_format, call, ws, several))
 
 

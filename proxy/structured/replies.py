@@ -7,7 +7,7 @@ from typing import Collection, Iterator
 
 from proxy.structured import reasoning
 from proxy.structured.toolformats import StreamingToolParser, ToolFormat
-from proxy.types import Chunk, Completion
+from proxy.types import Chunk, Completion, pieces
 
 TOOL_CALLS = "tool_calls"
 LENGTH = "length"
@@ -69,7 +69,7 @@ def calling_chunks(chunks: Iterator[Chunk], tool_format: ToolFormat,
             text += rest
             if text or held_logprobs:
                 yield Chunk(text=text, logprobs=tuple(held_logprobs))
-            yield replace(chunk, text="", tool_calls=calls,
+            yield replace(chunk, text="", tool_calls=pieces(calls),
                           finish_reason=_finish(chunk.finish_reason, calls))
             return
 

@@ -197,7 +197,9 @@ class ChatGLM3Format(ToolFormat):
     """ChatGLM3 writes the name on one line and its arguments in a fence below."""
 
     def render_call(self, calls: Sequence[dict]) -> str:
-        return "\n".join(chatglm3.render(call) for call in calls)
+        return "\n".join(chatglm3.render(ToolCall("", _function(call).get("name") or "",
+                                                   _compact(_arguments(call))))
+                         for call in calls)
 
     def parse(self, text: str, names: Collection[str], cut: bool = False) -> tuple:
         """A call whose arguments do not read as an object stays text, as in every format

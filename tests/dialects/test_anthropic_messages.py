@@ -65,9 +65,9 @@ def test_a_tool_round_trip_becomes_the_chats_calls_and_results():
     request = ask(messages=history, tools=[TOOL]).request
     assert request.messages == (
         Message("user", "Weather in Oslo?"),
-        Message("assistant", "Looking.", tool_calls=({
-            "id": "toolu_1", "type": "function",
-            "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}},)),
+        Message("assistant", "Looking.",
+                tool_calls=(ToolCall("toolu_1", "get_weather", '{"city":"Oslo"}'),),
+                reasoning="I should look."),
         Message("tool", "sunny", tool_call_id="toolu_1"),
         Message("tool", "Error: no such city", tool_call_id="toolu_2"),
         Message("user", "Thanks"))

@@ -7,7 +7,7 @@ import pytest
 from proxy.errors import InvalidRequestError
 from proxy.dialects.openai_chat import parse as parse_chat
 from proxy.dialects.openai_completions import parse as parse_completion
-from proxy.types import GenerationRequest, Message, ResponseFormat, Sampling, ToolChoice
+from proxy.types import GenerationRequest, Message, ResponseFormat, Sampling, ToolCall, ToolChoice
 
 MAX_CHOICES = 4
 USER_HI = [{"role": "user", "content": "hi"}]
@@ -66,7 +66,60 @@ def test_assistant_with_tool_calls_may_have_null_content():
               "function": {"name": "add", "arguments": "{\"a\": 1}"}}]
     messages = USER_HI + [{"role": "assistant", "content": None, "tool_calls": calls}]
     request = only_request(chat(messages=messages))
-    assert request.messages[1] == Message("assistant", "", tool_calls=tuple(calls))
+    assert request.messages[1] == Message("assistant", "", tool_calls=(
+        ToolCall("call_1", "add", '{"a": 1}'),))
+
+
+@pytest.mark.parametrize("call, expected", [
+    ({"id": "c", "type": "function", "function": {"name": "f", "arguments": {"a": [1, "é"]}}},
+     ToolCall("c", "f", '{"a":[1,"é"]}')),
+    ({"function": {"name": "f"}}, ToolCall("call1x0", "f", "{}")),
+], ids=["object-arguments", "no-id-no-arguments"])
+def test_earlier_calls_are_read_into_calls(call, expected):
+    messages = USER_HI + [{"role": "assistant", "content": "", "tool_calls": [call],
+                           "reasoning_content": "I add."}]
+    message = only_request(chat(messages=messages)).messages[1]
+    assert message.tool_calls == (expected,) and message.reasoning == "I add."
+
+
+@pytest.mark.parametrize("call, param", [
+    ({"type": "function"}, "messages[1].tool_calls[0].function"),
+    ({"function": {"arguments": "{}"}}, "messages[1].tool_calls[0].function.name"),
+    ({"function": {"name": "f", "arguments": 3}}, "messages[1].tool_calls[0].function.arguments"),
+    ({"type": "custom", "function": {"name": "f"}}, "messages[1].tool_calls[0].type"),
+    ("not a call", "messages[1].tool_calls[0]"),
+], ids=["no-function", "no-name", "number-arguments", "other-type", "string"])
+def test_a_malformed_earlier_call_is_a_400_naming_it(call, param):
+    messages = USER_HI + [{"role": "assistant", "content": "", "tool_calls": [call]}]
+    with pytest.raises(InvalidRequestError) as info:
+        chat(messages=messages)
+    assert info.value.param == param
+
+
+@pytest.mark.parametrize("fields, variables", [
+    ({}, {}),
+    ({"reasoning_effort": "high"}, {"reasoning_effort": "high"}),
+    ({"reasoning_effort": "none"}, {"enable_thinking": False}),
+    ({"enable_thinking": True}, {"enable_thinking": True}),
+    ({"chat_template_kwargs": {"enable_thinking": False, "x": [1]}},
+     {"enable_thinking": False, "x": [1]}),
+    ({"chat_template_kwargs": {"enable_thinking": True}, "reasoning_effort": "low"},
+     {"enable_thinking": True, "reasoning_effort": "low"}),
+], ids=["none", "effort", "effort-none", "enable-thinking", "kwargs", "both"])
+def test_thinking_controls_become_template_variables(fields, variables):
+    assert only_request(chat(messages=USER_HI, **fields)).template_kwargs == variables
+
+
+@pytest.mark.parametrize("fields, param", [
+    ({"chat_template_kwargs": "x"}, "chat_template_kwargs"),
+    ({"chat_template_kwargs": {"enable_thinking": "yes"}}, "chat_template_kwargs"),
+    ({"reasoning_effort": "max"}, "reasoning_effort"),
+    ({"enable_thinking": 1}, "enable_thinking"),
+], ids=["kwargs-not-object", "thinking-not-bool", "unknown-effort", "thinking-number"])
+def test_bad_thinking_controls_are_a_400_naming_the_field(fields, param):
+    with pytest.raises(InvalidRequestError) as info:
+        chat(messages=USER_HI, **fields)
+    assert info.value.param == param
 
 
 @pytest.mark.parametrize(("fields", "expected"), [

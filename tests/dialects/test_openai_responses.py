@@ -61,16 +61,13 @@ def test_items_of_a_codex_turn():
                  tool_choice="auto", parallel_tool_calls=True, store=False,
                  reasoning={"summary": "auto"}, include=["reasoning.encrypted_content"],
                  prompt_cache_key="thread-1", client_metadata={"x": "y"})
-    call = {"type": "function", "function": {"name": "exec_command", "arguments": ""}}
     assert parsed.request.messages == (
         Message("developer", "You are Codex."),
         Message("user", "<environment_context>…</environment_context>"),
         Message("user", "List the files."),
         Message("assistant", "Running ls.", tool_calls=(
-            {**call, "id": "call_1", "function": {"name": "exec_command",
-                                                  "arguments": '{"cmd": "ls"}'}},
-            {**call, "id": "call_2", "function": {"name": "exec_command",
-                                                  "arguments": '{"cmd": "pwd"}'}})),
+            ToolCall("call_1", "exec_command", '{"cmd": "ls"}'),
+            ToolCall("call_2", "exec_command", '{"cmd": "pwd"}')), reasoning="x"),
         Message("tool", "a.txt", tool_call_id="call_1"),
         Message("tool", "/work", tool_call_id="call_2"))
     assert [t["function"]["name"] for t in parsed.request.tools] == ["exec_command"]

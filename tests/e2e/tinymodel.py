@@ -6,7 +6,7 @@ vocabulary and chat template.  The text it generates is gibberish, but llama-ser
 loads, tokenizes, samples and streams it exactly as it would a real model.
 """
 import pathlib
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import gguf
 import numpy as np
@@ -161,9 +161,13 @@ def write_tiny_llama_gguf(path: pathlib.Path, shape: Shape = TINY,
 
 
 def write_llama_gguf(path: pathlib.Path, name: str, vocabulary: tuple, tensors: dict,
-                     context: int, chat_template: str, shape: Shape = TINY) -> pathlib.Path:
+                     context: int, chat_template: str, shape: Shape = TINY, *,
+                     bos_id: int = BOS_ID, eos_id: int = EOS_ID, add_bos: bool = True,
+                     head_width: Optional[int] = None,
+                     rope_freq_base: Optional[float] = None) -> pathlib.Path:
     """Write a llama-architecture GGUF of ``shape``: its name, ``(tokens, scores, types)``,
-    F32 ``tensors``, trained context and chat template."""
+    F32 ``tensors``, trained context and chat template; ``head_width`` sets the attention
+    heads' width apart from ``shape.width / shape.heads``."""
     path = pathlib.Path(path)
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_name(name)
@@ -173,7 +177,12 @@ def write_llama_gguf(path: pathlib.Path, name: str, vocabulary: tuple, tensors: 
     writer.add_feed_forward_length(shape.ff)
     writer.add_head_count(shape.heads)
     writer.add_head_count_kv(shape.heads_kv)
-    writer.add_rope_dimension_count(shape.width // shape.heads)
+    writer.add_rope_dimension_count(head_width or shape.width // shape.heads)
+    if head_width:
+        writer.add_key_length(head_width)
+        writer.add_value_length(head_width)
+    if rope_freq_base:
+        writer.add_rope_freq_base(rope_freq_base)
     writer.add_layer_norm_rms_eps(1e-5)
     writer.add_file_type(gguf.LlamaFileType.ALL_F32)
 
@@ -183,9 +192,9 @@ def write_llama_gguf(path: pathlib.Path, name: str, vocabulary: tuple, tensors: 
     writer.add_token_scores(scores)
     writer.add_token_types(types)
     writer.add_unk_token_id(UNK_ID)
-    writer.add_bos_token_id(BOS_ID)
-    writer.add_eos_token_id(EOS_ID)
-    writer.add_add_bos_token(True)
+    writer.add_bos_token_id(bos_id)
+    writer.add_eos_token_id(eos_id)
+    writer.add_add_bos_token(add_bos)
     writer.add_add_eos_token(False)
     writer.add_chat_template(chat_template)
 

@@ -24,7 +24,8 @@ from proxy.config import Settings
 from proxy.errors import InvalidRequestError
 from proxy.backends.admission import Admission
 from proxy.backends.slots import SlotCount
-from proxy.types import Chunk, Completion, GenerationRequest, Health, ModelInfo, Usage
+from proxy.types import (Chunk, Completion, GenerationRequest, Health, ModelInfo, Usage,
+                         assembled, pieces)
 
 logger = logging.getLogger(__name__)
 
@@ -70,14 +71,15 @@ class ChatGLMBackend(Backend):
         self.thinks = thinks
 
     def complete(self, request: GenerationRequest) -> Completion:
-        texts, thoughts = [], []
+        texts, thoughts, calls = [], [], []
         for chunk in self.stream(request):
             texts.append(chunk.text)
             thoughts.append(chunk.reasoning)
+            calls += chunk.tool_calls
             last = chunk
         return Completion("".join(texts), last.finish_reason, last.usage,
                           prompt_tokens=last.prompt_tokens, truncated=last.truncated,
-                          tool_calls=last.tool_calls, reasoning="".join(thoughts),
+                          tool_calls=assembled(calls), reasoning="".join(thoughts),
                           stop_sequence=last.stop_sequence)
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
@@ -126,7 +128,7 @@ class ChatGLMBackend(Backend):
         finish = "tool_calls" if calls else "stop" if end is not None or reply.stopped \
             else "length"
         yield Chunk(finish_reason=finish, usage=Usage(len(prompt.ids), generated),
-                    tool_calls=calls, truncated=prompt.truncated,
+                    tool_calls=pieces(calls), truncated=prompt.truncated,
                     prompt_tokens=tuple(prompt.ids) if request.tokenize else None,
                     stop_sequence=reply.stop_word)
 

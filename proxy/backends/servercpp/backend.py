@@ -1,4 +1,13 @@
-"""The servercpp backend: OpenAI generation requests over server.cpp's ``POST /completion``."""
+"""The servercpp backend: generation requests over server.cpp's HTTP API, whichever kind answers.
+
+Chats go where the server renders them best. A server with its own chat layer (current
+llama-server and the bundled engine, with their Jinja templates on) gets them on its
+OpenAI chat route (:mod:`.chat`): its template, its thinking switch, its tool-call parser
+for the model's family. Any other server (PowerInfer's, llama.cpp's of 2023, a llama-server
+without Jinja), and any template the operator names, gets a prompt the proxy renders
+(:mod:`proxy.prompting`) on ``POST /completion``, and the proxy reads the calls and thoughts
+back itself. Raw prompts always go to ``/completion``.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -9,19 +18,19 @@ from dataclasses import dataclass, replace
 from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
 from proxy.backends.base import Backend
-from proxy.backends.servercpp import budget, parse
+from proxy.backends.servercpp import budget, chat, parse
 from proxy.backends.servercpp.client import UpstreamClient
 from proxy.backends.servercpp.embedding import TokenClient
 from proxy.backends.servercpp.kinds import ServerKind, classify
 from proxy.backends.servercpp.payload import completion_payload, unique
-from proxy.structured import replies
+from proxy.structured import callids, replies
 from proxy.structured.constraints import output_fields
-from proxy.structured.toolformats import FORMATS, ToolFormat, tool_names
-from proxy.errors import UNREACHABLE, UpstreamUnavailableError
+from proxy.structured.toolformats import FORMATS, tool_names
+from proxy.errors import UNREACHABLE, UpstreamError, UpstreamUnavailableError
 from proxy.backends.admission import Admission
-from proxy.prompting import ChatTemplate, build_template
+from proxy.prompting import ChatTemplate, RenderedPrompt, TemplateChoice
 from proxy.types import (Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo,
-                         Usage)
+                         Usage, assembled)
 
 logger = logging.getLogger(__name__)
 
@@ -35,14 +44,23 @@ class ServerFacts:
 
     kind: ServerKind
     model: str
-    template: ChatTemplate
+    template: Optional[ChatTemplate]  # None: the server's own chat layer renders chats
     lazy_grammar: bool = False  # applies a grammar from a trigger word on (current llama.cpp)
-    thinking: Optional[bool] = None  # None: thoughts stay in the answer; else whether the
-    #                                  prompt opens them (see proxy.structured.reasoning)
+    short_ids: bool = False  # the server's template takes only Mistral's call ids
+    thinking: bool = False  # the proxy tells the thoughts its template's models write from
+    #                         their answers (see proxy.structured.reasoning)
+
+    @property
+    def chat_layer(self) -> bool:
+        return self.template is None
+
+    @property
+    def template_name(self) -> str:
+        return self.template.name if self.template else "the server's own (its chat layer)"
 
 
 class ServerCppBackend(Backend):
-    """Translate to llama.cpp's or PowerInfer's native API, whichever kind of server answers.
+    """Translate to llama.cpp's or PowerInfer's HTTP API, whichever kind of server answers.
 
     The server's kind is detected on first contact and forgotten whenever the upstream cannot
     be reached, so a server restarted on another build is detected afresh.
@@ -50,18 +68,19 @@ class ServerCppBackend(Backend):
 
     name = "servercpp"
 
-    def __init__(self, client: UpstreamClient, template_for: Callable[..., ChatTemplate],
+    def __init__(self, client: UpstreamClient, templates: TemplateChoice,
                  admission: Admission, model_name: str = "",
                  embedding: Optional[tuple] = None, reasoning: str = "auto") -> None:
-        """``embedding``: the client and admission of a separate embedding server, if any;
-        ``reasoning``: how the model's thoughts are told from its answer (``auto``: by the
-        chat template's own tags)."""
+        """``templates``: how chats become prompts, once the server is known; ``embedding``:
+        the client and admission of a separate embedding server, if any; ``reasoning``: how
+        the model's thoughts are told from its answer (``auto``: as its template writes
+        them)."""
         self.client = client
         self.reasoning = reasoning
         self.admission = admission
         self.tokens = TokenClient(client, admission)
         self.embeddings = TokenClient(*embedding) if embedding else self.tokens
-        self.template_for = template_for
+        self.templates = templates
         self.model_name = model_name
         self._facts: Optional[ServerFacts] = None
         self._lock = threading.Lock()
@@ -69,36 +88,110 @@ class ServerCppBackend(Backend):
     # -- requests -----------------------------------------------------------------------
 
     def complete(self, request: GenerationRequest) -> Completion:
+        if request.is_chat and self._connected().chat_layer:
+            return self._chat_complete(request)
         if self._connected().kind.legacy:
             # Their whole answers cut characters into U+FFFD and drop logprobs; their streams
             # hold an unfinished character back, as current servers do: read those instead.
-            return _collect(self.stream(request))
+            return _collect(self._stream(request, count_first=False))
 
         def post(facts: ServerFacts) -> tuple:
             prompt, payload = self._payload(request, facts, stream=False)
-            return prompt, self.client.post_json("/completion", payload)
+            return facts, prompt, self.client.post_json("/completion", payload)
 
-        prompt, body = self.admission.run(lambda: self._reconnecting(post), request.client_gone)
+        facts, prompt, body = self.admission.run(lambda: self._reconnecting(post),
+                                                 request.client_gone)
         result = parse.completion(body, self.client.base_url, request.logprobs)
         self.admission.saw_slot(result.slot)
         if request.tokenize:
-            result = replace(result, prompt_tokens=tuple(self.tokens.token_ids(prompt)))
-        thinking = self._thinking(request)
-        if thinking is not None:
-            result = replies.with_thoughts(result, thinking)
+            result = replace(result, prompt_tokens=tuple(self.tokens.token_ids(prompt.text)))
+        opened = _thoughts_open(facts, request, prompt)
+        if opened is not None:
+            result = replies.with_thoughts(result, opened)
             result = replace(result, usage=self._with_thoughts(result.usage, result.reasoning))
         if request.tools:
-            result = replies.with_calls(result, self._tool_format(), tool_names(request.tools))
+            result = replies.with_calls(result, FORMATS[prompt.tool_format],
+                                        tool_names(request.tools))
         return result
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
-        chunks = self.admission.stream(lambda: self._chunks(request), request.client_gone)
-        thinking = self._thinking(request)
-        if thinking is not None:
-            chunks = replies.thinking_chunks(chunks, thinking)
-        if request.tools:
-            chunks = replies.calling_chunks(chunks, self._tool_format(),
-                                            tool_names(request.tools))
+        if request.is_chat and self._connected().chat_layer:
+            yield from self._chat_stream(request)
+        else:
+            yield from self._stream(request, count_first=True)
+
+    def _stream(self, request: GenerationRequest, *, count_first: bool) -> Iterator[Chunk]:
+        """The ``/completion`` stream (``count_first``: with the prompt's token count on the
+        first chunk, which old servers tell only on the last)."""
+        sent: list = []  # (facts, prompt) of the attempt that reached the server
+        chunks = self.admission.stream(lambda: self._chunks(request, sent, count_first),
+                                       request.client_gone)
+        thoughts = []
+        with contextlib.closing(chunks):
+            first = next(chunks)
+            facts, prompt = sent[-1]
+            opened = _thoughts_open(facts, request, prompt)
+            chunks = _resumed(first, chunks)
+            if opened is not None:
+                chunks = replies.thinking_chunks(chunks, opened)
+            if request.tools:
+                chunks = replies.calling_chunks(chunks, FORMATS[prompt.tool_format],
+                                                tool_names(request.tools))
+            for chunk in chunks:
+                if chunk.finish_reason is None:
+                    if chunk.reasoning:
+                        thoughts.append(chunk.reasoning)
+                    yield chunk
+                    continue
+                self.admission.saw_slot(chunk.slot)
+                if opened is not None:
+                    usage = self._with_thoughts(chunk.usage or Usage(),
+                                                "".join(thoughts) + chunk.reasoning)
+                    chunk = replace(chunk, usage=usage)
+                if request.tokenize:
+                    chunk = replace(chunk, prompt_tokens=tuple(
+                        self.tokens.token_ids(prompt.text)))
+                yield chunk
+                return
+
+    def _chunks(self, request: GenerationRequest, sent: list,
+                count_first: bool) -> Iterator[Chunk]:
+        """One attempt: open the upstream stream and read it into chunks; what was sent, and
+        to which server, goes into ``sent``."""
+        with contextlib.ExitStack() as stack:
+            def attempt(facts: ServerFacts) -> tuple:
+                prompt, payload = self._payload(_counted(request, facts), facts, stream=True)
+                sent.append((facts, prompt))
+                return facts, prompt, stack.enter_context(
+                    self.client.stream("/completion", payload))
+
+            facts, prompt, pieces = self._reconnecting(attempt)
+            limit = _legacy_limit(request, facts)
+            top = _counted(request, facts).logprobs  # what was asked of the server
+            chunks = parse.stream_chunks(parse.line_batches(pieces), self.client.base_url, top)
+            if limit is not None:
+                chunks = budget.limited(chunks, limit,
+                                        keep_logprobs=request.logprobs is not None)
+            if facts.kind.legacy and count_first:
+                chunks = _counted_first(chunks, lambda: self.tokens.count(prompt.text,
+                                                                          legacy=True))
+            yield from chunks
+
+    # -- through the server's own chat layer --------------------------------------------
+
+    def _chat_complete(self, request: GenerationRequest) -> Completion:
+        payload = chat.chat_payload(request, stream=False, **self._chat_options())
+        body = self.admission.run(
+            lambda: self._reconnecting(lambda _: self.client.post_json(chat.PATH, payload)),
+            request.client_gone)
+        result = chat.completion(body, self.client.base_url, request.logprobs)
+        result = replace(result, usage=self._with_thoughts(result.usage, result.reasoning))
+        if request.tokenize:
+            result = replace(result, prompt_tokens=self._chat_prompt_ids(request))
+        return result
+
+    def _chat_stream(self, request: GenerationRequest) -> Iterator[Chunk]:
+        chunks = self.admission.stream(lambda: self._chat_chunks(request), request.client_gone)
         thoughts = []
         with contextlib.closing(chunks):
             for chunk in chunks:
@@ -107,37 +200,55 @@ class ServerCppBackend(Backend):
                         thoughts.append(chunk.reasoning)
                     yield chunk
                     continue
-                self.admission.saw_slot(chunk.slot)
-                if thinking is not None:
-                    usage = self._with_thoughts(chunk.usage or Usage(),
-                                                "".join(thoughts) + chunk.reasoning)
-                    chunk = replace(chunk, usage=usage)
+                chunk = replace(chunk, usage=self._with_thoughts(chunk.usage or Usage(),
+                                                                 "".join(thoughts)))
                 if request.tokenize:
-                    prompt, _ = self._prompt(request, self._connected())
-                    chunk = replace(chunk, prompt_tokens=tuple(self.tokens.token_ids(prompt)))
+                    chunk = replace(chunk, prompt_tokens=self._chat_prompt_ids(request))
                 yield chunk
                 return
 
-    def _chunks(self, request: GenerationRequest) -> Iterator[Chunk]:
-        """One attempt: open the upstream stream and read it into chunks."""
+    def _chat_chunks(self, request: GenerationRequest) -> Iterator[Chunk]:
+        payload = chat.chat_payload(request, stream=True, **self._chat_options())
         with contextlib.ExitStack() as stack:
-            def attempt(facts: ServerFacts) -> tuple:
-                _, payload = self._payload(_counted(request, facts), facts, stream=True)
-                return facts, stack.enter_context(self.client.stream("/completion", payload))
+            pieces = self._reconnecting(
+                lambda _: stack.enter_context(self.client.stream(chat.PATH, payload)))
+            yield from chat.stream_chunks(parse.line_batches(pieces), self.client.base_url,
+                                          request.logprobs)
 
-            facts, pieces = self._reconnecting(attempt)
-            limit = _legacy_limit(request, facts)
-            top = _counted(request, facts).logprobs  # what was asked of the server
-            chunks = parse.stream_chunks(parse.line_batches(pieces), self.client.base_url, top)
-            if limit is not None:
-                chunks = budget.limited(chunks, limit,
-                                        keep_logprobs=request.logprobs is not None)
-            yield from chunks
+    def _chat_prompt_ids(self, request: GenerationRequest) -> tuple:
+        """The token ids of the prompt the server renders for ``request``."""
+        body = self.client.post_json("/apply-template", chat.count_payload(
+            request, **self._chat_options()))
+        prompt = body.get("prompt") if isinstance(body, dict) else None
+        return tuple(self.tokens.token_ids(prompt if isinstance(prompt, str) else "",
+                                           add_special=True))
+
+    def _chat_options(self) -> dict:
+        """How chats are sent to this server's chat layer (see :func:`.chat.chat_payload`)."""
+        return {"reasoning": self.reasoning != "none",
+                "short_ids": self._connected().short_ids}
 
     def count_tokens(self, request: GenerationRequest) -> int:
         facts = self._connected()
+        if request.is_chat and facts.chat_layer:
+            return self._chat_count(request)
         prompt, _ = self._prompt(request, facts)
-        return self.tokens.count(prompt, legacy=facts.kind.legacy)
+        return self.tokens.count(prompt.text, legacy=facts.kind.legacy)
+
+    def _chat_count(self, request: GenerationRequest) -> int:
+        """The prompt's tokens, as the server renders and counts it."""
+        payload = chat.count_payload(request, **self._chat_options())
+        reply = self.client.post(chat.COUNT_PATH, payload)
+        if reply.status_code == 404:  # a server of 2025: render the prompt, then count it
+            return len(self._chat_prompt_ids(request))
+        self.client.raise_for_status(reply)
+        try:
+            count = reply.json().get("input_tokens")
+        except (ValueError, AttributeError):
+            count = None
+        if not isinstance(count, int):
+            raise UpstreamError("the upstream answered its token count without a number")
+        return count
 
     def tokenize(self, text: str, model: Optional[str] = None) -> list:
         return self.tokens.tokenize(text)
@@ -177,7 +288,7 @@ class ServerCppBackend(Backend):
         except UpstreamUnavailableError as exc:
             return Health(False, self.name, {**detail, "error": exc.message})
         detail.update(generation=facts.kind.name, model=self.models()[0].id,
-                      template=facts.template.name, **self.admission.snapshot())
+                      template=facts.template_name, **self.admission.snapshot())
         if self.embeddings is not self.tokens:
             detail["embedding_upstream"] = {"url": self.embeddings.client.base_url,
                                             **self.embeddings.admission.snapshot()}
@@ -208,28 +319,55 @@ class ServerCppBackend(Backend):
             models_status = self.client.get("/v1/models", timeout=DETECT_TIMEOUT).status_code
         kind = classify(health, models_status)
         props = self._props(kind)
-        template = self._template(props)
+        chat_layer = self.templates.servers_own and kind.has_props_template \
+            and self._renders(callids.probe(callids.template_id(callids.LONG_ID)))
+        template = None if chat_layer else self._template(props)
         model = os.path.basename(str(props.get("model_alias") or props.get("model_path")
                                      or self._model_from_list(kind) or "servercpp"))
         # lazy grammars came with the Jinja tool-calling work, which added chat_template_caps
         self._facts = ServerFacts(kind, model, template,
                                   lazy_grammar="chat_template_caps" in props,
-                                  thinking=thinking_of(self.reasoning, template))
+                                  short_ids=chat_layer and not self._renders(
+                                      callids.probe(callids.LONG_ID)),
+                                  thinking=template is not None
+                                  and thinking_of(self.reasoning, template))
         self.admission.report(_total_slots(props), queues=not kind.legacy)
         logger.info("upstream %s is %s serving %s; chat template %s", self.client.base_url,
-                    kind.name, model, template.name)
+                    kind.name, model, self._facts.template_name)
         return self._facts
+
+    def _renders(self, chat: dict) -> bool:
+        """Whether the server renders ``chat`` (with its tools) itself: llama-server with its
+        Jinja templates on does (``/apply-template``), and its chat layer is what the proxy
+        chats through; without them, or before that route, it refuses."""
+        try:
+            reply = self.client.post("/apply-template", chat, timeout=DETECT_TIMEOUT)
+        except UpstreamError:
+            return False
+        return reply.ok
 
     def _template(self, props: dict) -> ChatTemplate:
         server = {"server_template": props.get("chat_template") or None,
                   "bos_token": props.get("bos_token") or "",
                   "eos_token": props.get("eos_token") or ""}
         try:
-            return self.template_for(**server)
+            return self.templates.build(**server, adds_bos=self._adds_bos(server))
         except ValueError as exc:
             logger.error("the upstream's chat template cannot be used (%s); "
                          "using the historic template", exc)
-            return self.template_for(server_template=None)
+            return self.templates.build()
+
+    def _adds_bos(self, server: dict) -> bool:
+        """Whether the server's tokenizer puts BOS before a prompt itself (the model's
+        ``add_bos_token``): a prompt's tokens with and without its special tokens differ."""
+        if not server["server_template"] or not server["bos_token"]:
+            return True
+        try:
+            plain = self.tokens.token_ids("x")
+            special = self.tokens.token_ids("x", add_special=True)
+        except UpstreamError:
+            return True
+        return len(special) > len(plain)
 
     def _props(self, kind: ServerKind) -> dict:
         if not kind.has_props_template:
@@ -269,31 +407,27 @@ class ServerCppBackend(Backend):
     # -- helpers ------------------------------------------------------------------------
 
     def _payload(self, request: GenerationRequest, facts: ServerFacts, *, stream: bool) -> tuple:
+        """``(prompt, body)``: what ``/completion`` is sent for ``request``."""
         prompt, stop = self._prompt(request, facts)
-        constraints = output_fields(request, FORMATS[facts.template.tool_format],
+        constraints = output_fields(request, FORMATS[prompt.tool_format],
                                     json_schema=facts.kind.has_json_schema,
                                     lazy_grammar=facts.lazy_grammar)
-        return prompt, completion_payload(request, prompt, stop, facts.kind,
+        return prompt, completion_payload(request, prompt.text, stop, facts.kind,
                                           stream=stream, constraints=constraints)
 
     def _prompt(self, request: GenerationRequest, facts: ServerFacts) -> tuple:
+        """``(prompt, stop words)``: a raw prompt as it is, a chat rendered by the template."""
         if not request.is_chat:
-            return request.prompt, unique(request.stop)
-        rendered = facts.template.render(request.messages, request.tools)
-        return rendered.text, unique(rendered.stop + tuple(request.stop))
+            return RenderedPrompt(request.prompt, ()), unique(request.stop)
+        rendered = facts.template.render(request.messages, request.tools,
+                                         request.template_kwargs)
+        return rendered, unique(rendered.stop + tuple(request.stop))
 
     def _with_thoughts(self, usage: Usage, thoughts: str) -> Usage:
         """``usage`` with the tokens of the thoughts counted (by the server's tokenizer)."""
         return replace(usage, reasoning_tokens=len(self.tokens.token_ids(thoughts))
                        if thoughts else 0)
 
-    def _thinking(self, request: GenerationRequest) -> Optional[bool]:
-        """Whether (and how) a chat's thoughts are told from its answer; raw prompts never."""
-        return self._connected().thinking if request.is_chat else None
-
-    def _tool_format(self) -> ToolFormat:
-        """How the model writes calls: its template says (read once the server is known)."""
-        return FORMATS[self._connected().template.tool_format]
 
 
 def _total_slots(props: dict) -> Optional[int]:
@@ -314,34 +448,51 @@ def _counted(request: GenerationRequest, facts: ServerFacts) -> GenerationReques
 
 
 def thinking_of(reasoning: str, template: ChatTemplate) -> Optional[bool]:
-    """``None`` when thoughts stay in the answer, else whether the prompt opens them."""
-    if reasoning == "none" or (reasoning == "auto" and not template.thinks):
-        return None
-    return template.opens_thinking
+    """Whether the proxy tells the thoughts of the template's models from their answers."""
+    return not (reasoning == "none" or (reasoning == "auto" and not template.thinks))
+
+
+def _thoughts_open(facts: ServerFacts, request: GenerationRequest,
+                   prompt: RenderedPrompt) -> Optional[bool]:
+    """``None`` when the answer's thoughts stay in it (raw prompts, models that write none),
+    else whether ``prompt`` opened them."""
+    return prompt.opens_thinking if facts.thinking and request.is_chat else None
+
+
+def _counted_first(chunks: Iterator[Chunk], count: Callable[[], int]) -> Iterator[Chunk]:
+    """``chunks``, the first carrying the prompt's token count (``count()``) if it has none
+    (and the server counts it: the count is no reason to fail the answer)."""
+    with contextlib.closing(chunks):
+        first = next(chunks)
+        if first.prompt_count is None:
+            try:
+                first = replace(first, prompt_count=count())
+            except UpstreamError as exc:
+                logger.info("the prompt could not be counted ahead: %s", exc.message)
+        yield first
+        yield from chunks
+
+
+def _resumed(first: Chunk, rest: Iterator[Chunk]) -> Iterator[Chunk]:
+    """The chunks of a stream whose ``first`` was read already."""
+    with contextlib.closing(rest):
+        yield first
+        yield from rest
 
 
 def _collect(chunks: Iterator[Chunk]) -> Completion:
-    texts, thoughts, logprobs = [], [], []
+    texts, thoughts, logprobs, calls = [], [], [], []
     for chunk in chunks:
         texts.append(chunk.text)
         thoughts.append(chunk.reasoning)
         logprobs.extend(chunk.logprobs)
+        calls.extend(chunk.tool_calls)
         if chunk.finish_reason is not None:
             return Completion("".join(texts), chunk.finish_reason, chunk.usage or Usage(),
                               tuple(logprobs), chunk.prompt_tokens, chunk.truncated,
-                              chunk.tool_calls, slot=chunk.slot, reasoning="".join(thoughts),
+                              assembled(calls), slot=chunk.slot, reasoning="".join(thoughts),
                               stop_sequence=chunk.stop_sequence)
     raise AssertionError("a stream always ends with a finish reason")
 
 
-def build_template_factory(settings_template: str, historic) -> Callable[..., ChatTemplate]:
-    """Bind the configured template spec; the server's own template is filled in on detect.
 
-    A spec that names no preset or readable file fails here, at start-up.
-    """
-    def template_for(**server) -> ChatTemplate:
-        return build_template(settings_template, historic=historic, **server)
-
-    if settings_template != "auto":
-        template_for()
-    return template_for

@@ -66,6 +66,10 @@ class UpstreamClient:
         """GET without judging the status (detection reads 404s)."""
         return self._whole(path, self._head("GET", path) + b"\r\n", timeout)
 
+    def post(self, path: str, body: dict, *, timeout: Optional[float] = None) -> UpstreamReply:
+        """POST without judging the status (detection reads refusals)."""
+        return self._whole(path, self._post(path, body), timeout)
+
     def post_json(self, path: str, body: dict) -> object:
         """POST and return the decoded JSON answer, or raise the mapped error."""
         reply = self._whole(path, self._post(path, body), None)

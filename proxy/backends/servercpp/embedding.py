@@ -22,10 +22,11 @@ class TokenClient:
         self.client = client
         self.admission = admission
 
-    def token_ids(self, text: str) -> list:
-        """The ids of ``text``'s tokens, as the server counts them (no BOS)."""
+    def token_ids(self, text: str, *, add_special: bool = False) -> list:
+        """The ids of ``text``'s tokens, as the server counts them (``add_special``: with the
+        BOS the server puts before a prompt, where the model has one)."""
         return [token["id"] if isinstance(token, dict) else token
-                for token in self._tokens(text, with_pieces=False)]
+                for token in self._tokens(text, with_pieces=False, add_special=add_special)]
 
     def count(self, prompt: str, *, legacy: bool) -> int:
         """The tokens ``prompt`` takes as a prompt, its BOS included: current servers add it

@@ -7,7 +7,7 @@ from typing import Iterable, Iterator, Optional
 
 import orjson
 
-from proxy.errors import (InvalidRequestError, NotImplementedByBackendError,
+from proxy.errors import (ContextLengthError, InvalidRequestError, NotImplementedByBackendError,
                           SlotUnavailableError, UpstreamError, UpstreamUnavailableError)
 from proxy.types import Chunk, Completion, TokenLogprob, Usage
 
@@ -229,6 +229,9 @@ def stream_error(body: object, upstream: str) -> Exception:
         return NotImplementedByBackendError(
             f"the upstream {upstream} does not offer this ({message}); for embeddings start "
             f"llama-server with --embedding or set --embedding-api")
+    if kind == "exceed_context_size_error" and isinstance(error, dict) \
+            and _is_count(error.get("n_prompt_tokens")) and _is_count(error.get("n_ctx")):
+        return ContextLengthError(error["n_prompt_tokens"], error["n_ctx"])
     if kind in ("invalid_request_error", "exceed_context_size_error") or code == 400:
         return InvalidRequestError(f"the upstream {upstream} refused the request: {message}",
                                    code="context_length_exceeded"

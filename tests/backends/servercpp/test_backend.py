@@ -6,13 +6,13 @@ import json
 import pytest
 
 from proxy.backends.servercpp import parse
-from proxy.backends.servercpp.backend import ServerCppBackend, build_template_factory
+from proxy.backends.servercpp.backend import ServerCppBackend
 from proxy.backends.servercpp.client import UpstreamClient
 from proxy.errors import (InvalidRequestError, UpstreamError, UpstreamTimeoutError,
                           UpstreamUnavailableError)
 from proxy.backends.admission import Admission
 from proxy.backends.slots import SlotCount
-from proxy.prompting import HistoricTemplate
+from proxy.prompting import HistoricTemplate, TemplateChoice
 from proxy.types import GenerationRequest, Message, ResponseFormat, Sampling
 from tests.fakes.canned import CannedServer
 from tests.processes import free_port
@@ -22,7 +22,7 @@ HISTORIC = HistoricTemplate("A chat.\n", "\nUSER: ", "\nASSISTANT: ", "\nRULE: "
 
 def backend_of(url: str, template: str = "historic", read_timeout: float = 10) -> ServerCppBackend:
     return ServerCppBackend(UpstreamClient(url, read_timeout=read_timeout),
-                            build_template_factory(template, HISTORIC),
+                            TemplateChoice(template, HISTORIC),
                             Admission(url, SlotCount(), max_queue=4, queue_timeout=0.5))
 
 

@@ -1,0 +1,276 @@
+"""Chat through the server's own chat layer: llama-server's ``POST /v1/chat/completions``.
+
+A server that has one renders the prompt from the model's own chat template (its tools, its
+thinking switch, its family's quirks) and reads what the model writes back into content,
+thoughts and tool calls with the parser it keeps for that family, as it would for any of its
+own clients. This module only translates: a :class:`GenerationRequest` into the body the
+server reads, and its answer, whole or streamed, into a :class:`Completion` or chunks. Pure.
+
+What the server's chat route does not do in the way a client asked stays the proxy's:
+
+- one named function (``tool_choice: {type: function}``) is offered alone, as ``required``
+  (the server reads only the string forms of ``tool_choice``);
+- a stream asks for the prompt's progress, so that the prompt's token count comes with the
+  first chunk (a Messages stream's ``message_start`` carries it);
+- earlier calls' ids reach a template that takes only Mistral's ids as such ids
+  (:mod:`proxy.structured.callids`).
+"""
+from __future__ import annotations
+
+from typing import Iterable, Iterator, Optional
+
+import orjson
+
+from proxy.backends.servercpp import parse
+from proxy.errors import UpstreamError
+from proxy.structured.callids import template_id
+from proxy.types import (Chunk, Completion, GenerationRequest, Message, ToolCall,
+                         ToolCallPiece, Usage)
+
+PATH = "/v1/chat/completions"
+COUNT_PATH = "/v1/chat/completions/input_tokens"
+DONE = b"[DONE]"
+SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "presence_penalty",
+                   "frequency_penalty", "repeat_penalty", "seed", "mirostat",
+                   "mirostat_tau", "mirostat_eta")
+
+
+# -- requests -------------------------------------------------------------------------------
+
+def chat_payload(request: GenerationRequest, *, stream: bool, reasoning: bool = True,
+                 short_ids: bool = False) -> dict:
+    """The body of a chat request. ``reasoning``: thoughts are told from the answer (as the
+    server is set to; else they stay in it); ``short_ids``: the template takes only call ids
+    of nine letters and digits. Every other choice is left to the server and the template, as
+    they would be for the server's own clients."""
+    payload: dict = {"messages": [message_body(m, short_ids) for m in request.messages],
+                     "stream": stream}
+    if not reasoning:
+        payload["reasoning_format"] = "none"
+    if stream:
+        payload["stream_options"] = {"include_usage": True}
+        payload["return_progress"] = True
+    payload.update(_tools(request))
+    if request.max_tokens is not None:
+        payload["max_tokens"] = request.max_tokens
+    if request.stop:
+        payload["stop"] = list(request.stop)
+    sampling = request.sampling
+    for name in SAMPLING_FIELDS:
+        value = getattr(sampling, name)
+        if value is not None:
+            payload[name] = value
+    if sampling.logit_bias:
+        payload["logit_bias"] = [[token, bias] for token, bias in sampling.logit_bias]
+    if request.logprobs is not None:
+        # at least one, so the chosen token's own probability comes back
+        payload.update(logprobs=True, top_logprobs=max(request.logprobs, 1))
+    if request.response_format is not None:
+        schema = request.response_format.schema or {"type": "object"}
+        payload["response_format"] = {"type": "json_schema", "json_schema": {"schema": schema}}
+    elif request.grammar is not None:
+        payload["grammar"] = request.grammar
+    if request.n_keep is not None:
+        payload["n_keep"] = request.n_keep
+    if request.cache_prompt is not None:
+        payload["cache_prompt"] = request.cache_prompt
+    if request.slot is not None:
+        payload["id_slot"] = request.slot
+    if request.template_kwargs:
+        payload["chat_template_kwargs"] = dict(request.template_kwargs)
+    return payload
+
+
+def count_payload(request: GenerationRequest, **options) -> dict:
+    """The body that renders ``request``'s prompt without generating (to count it)."""
+    payload = chat_payload(request, stream=False, **options)
+    return {key: payload[key] for key in ("messages", "tools", "tool_choice",
+                                          "parallel_tool_calls", "chat_template_kwargs",
+                                          "reasoning_format") if key in payload}
+
+
+def message_body(message: Message, short_ids: bool = False) -> dict:
+    """A message as OpenAI clients send one (``short_ids``: call ids as nine letters and
+    digits, see :mod:`proxy.structured.callids`)."""
+    call_id = template_id if short_ids else str
+    body: dict = {"role": "tool" if message.role == "function" else message.role,
+                  "content": message.content}
+    if message.name is not None:
+        body["name"] = message.name
+    if message.tool_calls:
+        body["tool_calls"] = [{"id": call_id(call.id), "type": "function",
+                               "function": {"name": call.name, "arguments": call.arguments}}
+                              for call in message.tool_calls]
+    if message.tool_call_id is not None:
+        body["tool_call_id"] = call_id(message.tool_call_id)
+    if message.reasoning:
+        body["reasoning_content"] = message.reasoning
+    return body
+
+
+def _tools(request: GenerationRequest) -> dict:
+    """The tools offered, and whether the model may, must, or must call one of them."""
+    if not request.tools:
+        return {}
+    choice = request.tool_choice
+    if choice.mode == "function":
+        tools = [tool for tool in request.tools if tool["function"]["name"] == choice.name]
+        return {"tools": tools, "tool_choice": "required", "parallel_tool_calls": False}
+    offered: dict = {"tools": list(request.tools), "tool_choice": choice.mode}
+    if request.parallel_tool_calls is not None:
+        offered["parallel_tool_calls"] = request.parallel_tool_calls
+    return offered
+
+
+# -- answers --------------------------------------------------------------------------------
+
+def completion(body: object, upstream: str, top: Optional[int]) -> Completion:
+    """Read a whole chat answer."""
+    choice = _choice(body)
+    message = choice.get("message")
+    if not isinstance(message, dict):
+        raise UpstreamError(f"the upstream {upstream} answered {PATH} without a message")
+    logprobs = choice.get("logprobs")
+    return Completion(
+        text=_text(message.get("content")),
+        finish_reason=_finish(choice.get("finish_reason")),
+        usage=usage(body.get("usage")),
+        logprobs=parse.logprobs(logprobs.get("content") if isinstance(logprobs, dict)
+                                else None, top),
+        tool_calls=tuple(_call(call) for call in message.get("tool_calls") or ()
+                         if isinstance(call, dict)),
+        reasoning=_text(message.get("reasoning_content")))
+
+
+def usage(body: object) -> Usage:
+    if not isinstance(body, dict):
+        return Usage()
+    details = body.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    return Usage(_count(body.get("prompt_tokens")), _count(body.get("completion_tokens")),
+                 cached if isinstance(cached, int) else None)
+
+
+def stream_chunks(batches: Iterable[list], upstream: str,
+                  top: Optional[int]) -> Iterator[Chunk]:
+    """Turn the chat stream's events into chunks, ending with exactly one final chunk.
+
+    The prompt's progress only counts the prompt: the count rides on the first chunk that
+    says something. The finish reason comes a chunk before the usage; the final chunk
+    carries both. ``data: {"error": …}`` becomes an exception, and so does a stream that
+    ends before its finish.
+    """
+    prompt: Optional[int] = None
+    counted = False
+    finish: Optional[str] = None
+    for lines in batches:
+        last = parse._last_event(lines)
+        for index, raw in enumerate(lines):
+            line = raw.rstrip(b"\r")
+            if not line.startswith(b"data:"):
+                continue  # blank separators and keep-alive comments
+            value = line[5:].strip()
+            if value == DONE:
+                break
+            body = _event(value, upstream)
+            if "error" in body:
+                raise parse.stream_error(body, upstream)
+            progress = body.get("prompt_progress")
+            if isinstance(progress, dict) and _count(progress.get("total")):
+                prompt = progress["total"]
+            if finish is not None:  # the usage follows the finish
+                yield _final(finish, body, None if counted else prompt)
+                return
+            choices = body.get("choices")
+            if not choices or not isinstance(choices[0], dict):
+                continue
+            choice = choices[0]
+            chunk = _delta(choice.get("delta"), choice.get("logprobs"), top, index < last)
+            reason = choice.get("finish_reason")
+            if reason is not None:
+                finish = _finish(reason)
+            if chunk is None:
+                continue
+            if not counted:
+                counted = True
+                chunk.__dict__["prompt_count"] = prompt
+            yield chunk
+    if finish is not None:  # the server sent no usage: end all the same
+        yield _final(finish, {}, None if counted else prompt)
+        return
+    raise UpstreamError(f"the upstream {upstream} ended the chat stream before finishing; "
+                        f"check its log")
+
+
+def _event(value: bytes, upstream: str) -> dict:
+    try:  # orjson inline: this runs once per token
+        body = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        body = parse._json(value, upstream)
+    if type(body) is not dict:
+        raise UpstreamError(f"the upstream {upstream} sent a stream event that is not a JSON "
+                            f"object")
+    return body
+
+
+def _delta(delta: object, logprobs: object, top: Optional[int],
+           followed: bool) -> Optional[Chunk]:
+    """A chunk of what the delta says; ``None`` when it says nothing (the role, progress)."""
+    if not isinstance(delta, dict):
+        return None
+    text = _text(delta.get("content"))
+    reasoning = _text(delta.get("reasoning_content"))
+    calls = tuple(_piece(call) for call in delta.get("tool_calls") or ()
+                  if isinstance(call, dict))
+    probabilities = () if top is None or not isinstance(logprobs, dict) else \
+        parse.logprobs(logprobs.get("content"), top)
+    if not (text or reasoning or calls or probabilities):
+        return None
+    chunk = Chunk.partial(text, probabilities, followed)
+    if reasoning:
+        chunk.__dict__["reasoning"] = reasoning
+    if calls:
+        chunk.__dict__["tool_calls"] = calls
+    return chunk
+
+
+def _final(finish: Optional[str], body: dict, prompt: Optional[int]) -> Chunk:
+    return Chunk(finish_reason=finish or "stop", usage=usage(body.get("usage")),
+                 prompt_count=prompt)
+
+
+def _piece(call: dict) -> ToolCallPiece:
+    function = call.get("function") if isinstance(call.get("function"), dict) else {}
+    name = function.get("name")
+    index = call.get("index")
+    return ToolCallPiece(index if isinstance(index, int) else 0,
+                         _text(function.get("arguments")),
+                         id=call.get("id") if isinstance(call.get("id"), str) else None,
+                         name=name if isinstance(name, str) and name else None)
+
+
+def _call(call: dict) -> ToolCall:
+    function = call.get("function") if isinstance(call.get("function"), dict) else {}
+    arguments = function.get("arguments")
+    if not isinstance(arguments, str):
+        arguments = orjson.dumps(arguments if arguments is not None else {}).decode()
+    return ToolCall(_text(call.get("id")), _text(function.get("name")), arguments)
+
+
+def _choice(body: object) -> dict:
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if not (isinstance(choices, list) and choices and isinstance(choices[0], dict)):
+        raise UpstreamError("the upstream answered the chat without a choice")
+    return choices[0]
+
+
+def _finish(reason: object) -> str:
+    return reason if reason in ("stop", "length", "tool_calls") else "stop"
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
