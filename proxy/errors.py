@@ -28,21 +28,30 @@ UNREACHABLE = "upstream_unreachable"
 
 
 class ProxyError(Exception):
-    """An expected failure with an HTTP status and an error type (OpenAI's names)."""
+    """An expected failure with an HTTP status and an error type (OpenAI's names).
+
+    ``message`` is for the client; ``detail`` for the log only (what no client may see: the
+    address of the server behind the proxy, a path on its disk).
+    """
 
     status = 500
     type = "server_error"
     code: str | None = None
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None,
-                 retry_after: int | None = None) -> None:
+                 retry_after: int | None = None, detail: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
         if code is not None:
             self.code = code
         self.retry_after = retry_after
+        self.detail = detail
         self.headers: dict = {}  # sent with the error (a rate limit's x-ratelimit-*)
+
+    def __str__(self) -> str:
+        """What the log says of it: the message, and the detail behind it."""
+        return f"{self.message} [{self.detail}]" if self.detail else self.message
 
 
 

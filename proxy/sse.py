@@ -78,7 +78,7 @@ def _framed(writes: Iterable, wire: Wire, drain: Drain) -> Iterator[bytes]:
                 raise ShuttingDownError("the proxy is shutting down and could not finish this "
                                         "answer in time; send the request again")
     except ProxyError as exc:
-        logger.warning("stream ended with an error: %s", exc.message)
+        logger.warning("stream ended with an error: %s", exc)
         yield b"".join(encode(each) for each in wire.failure(exc))
     except Exception as exc:  # a stream has no other way left to tell the client
         logger.error("stream failed: %s: %s", type(exc).__name__, exc)

@@ -39,9 +39,9 @@ class Sampling:
 def function_tool(name: str, parameters: dict, description: Optional[str] = None) -> dict:
     """A tool as the proxy holds it, whatever API offered it: OpenAI's function shape, which
     chat templates read."""
-    function = {"name": name, "parameters": parameters}
-    if description:
-        function["description"] = description
+    function = {"name": name, "description": description, "parameters": parameters}
+    if not description:
+        del function["description"]
     return {"type": "function", "function": function}
 
 

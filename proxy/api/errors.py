@@ -30,7 +30,7 @@ def init_app(app: Flask, shapes: Mapping[str, Shape] = {}) -> None:
             response.headers["Retry-After"] = str(error.retry_after)
         response.headers.update(error.headers)
         if error.status >= 500:
-            logger.warning("%s %s", error.status, error.message)
+            logger.warning("%s %s", error.status, error)
         return response
 
     app.register_error_handler(ProxyError, render)

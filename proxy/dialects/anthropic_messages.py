@@ -29,9 +29,9 @@ from proxy.dialects.streaming import EventRenderer
 from proxy.errors import InvalidRequestError, ProxyError
 from proxy.events import (WAITING, Finish, PromptCounted, ReasoningDelta, TextDelta,
                           ToolCallDelta, ToolCallEnd, ToolCallStart, UsageReport)
-from proxy.fields import Fields, stop_words, template_kwargs
-from proxy.types import (Completion, GenerationRequest, Message, Sampling, ToolCall,
-                         ToolChoice, Usage, function_tool)
+from proxy.fields import Fields, response_format, stop_words, template_kwargs
+from proxy.types import (Completion, GenerationRequest, Message, ResponseFormat, Sampling,
+                         ToolCall, ToolChoice, Usage, function_tool)
 
 ROLES = ("user", "assistant", "system")
 VOLATILE_SYSTEM = "x-anthropic-billing-header:"  # see the module's docstring
@@ -72,16 +72,19 @@ def parse(body: Any, *, counting: bool = False) -> MessagesAsk:
     tools, left_out = _tools(fields)
     choice, parallel = _tool_choice(fields, tools)
     stop = stop_words(fields, "stop_sequences")
-    thinking = _thinking(fields)
+    thinking, shown = _thinking(fields)
+    output = fields.object("output_config")
     request = GenerationRequest(
         model=fields.string("model") or None, messages=messages, max_tokens=max_tokens,
         stop=stop, sampling=Sampling(temperature=fields.number("temperature", 0, 1),
                                      top_p=fields.number("top_p", 0, 1),
                                      top_k=fields.integer("top_k", 0)),
+        response_format=_format(output),
         tools=tools if choice is not None else (), tool_choice=choice or AUTO,
-        parallel_tool_calls=parallel, template_kwargs=template_kwargs(fields, thinking=thinking))
-    return MessagesAsk(request, stream=bool(fields.boolean("stream")),
-                       thinking=bool(thinking), stop_sequences=stop, left_out=left_out)
+        parallel_tool_calls=parallel,
+        template_kwargs=template_kwargs(fields, thinking=thinking, effort=_effort(output)))
+    return MessagesAsk(request, stream=bool(fields.boolean("stream")), thinking=shown,
+                       stop_sequences=stop, left_out=left_out)
 
 
 def _system(fields: Fields) -> tuple:
@@ -246,19 +249,46 @@ def _tool_choice(fields: Fields, tools: tuple) -> tuple:
     return ToolChoice("function", name), parallel
 
 
-def _thinking(fields: Fields) -> Optional[bool]:
-    """Whether the client wants the model to think and show its thoughts (``enabled`` or
-    ``adaptive``), or not (``disabled``); ``None``: as the model's template does by default.
-    ``budget_tokens`` is advisory: a local model thinks as long as it thinks."""
+THINKING = ("enabled", "adaptive", "between_tools", "disabled")
+EFFORTS = ("low", "medium", "high", "xhigh", "max")
+
+
+def _thinking(fields: Fields) -> tuple:
+    """``(think?, show?)``: whether the client wants the model to think (``enabled``,
+    ``adaptive``, ``between_tools``) or not (``disabled``), ``None`` for as the model's
+    template does by default; and whether to show the thoughts (unless ``display`` is
+    ``omitted``). ``budget_tokens`` is advisory: a local model thinks as long as it thinks."""
     options = fields.object("thinking")
     if options is None:
-        return None
+        return None, False
     kind = options.string("type")
-    if kind not in ("enabled", "disabled", "adaptive"):
-        raise options.fail("type", "must be enabled, adaptive or disabled")
+    if kind not in THINKING:
+        raise options.fail("type", f"must be one of {', '.join(THINKING)}")
     if kind == "enabled":
         options.integer("budget_tokens", 1)
-    return kind != "disabled"
+    display = options.string("display")
+    if display not in (None, "summarized", "omitted"):
+        raise options.fail("display", "must be summarized or omitted")
+    thinks = kind != "disabled"
+    return thinks, thinks and display != "omitted"
+
+
+def _effort(output: Optional[Fields]) -> Optional[str]:
+    """``output_config.effort``: the model's template's ``reasoning_effort``."""
+    effort = output.string("effort") if output is not None else None
+    if effort is not None and effort not in EFFORTS:
+        raise output.fail("effort", f"must be one of {', '.join(EFFORTS)}")
+    return effort
+
+
+def _format(output: Optional[Fields]) -> Optional[ResponseFormat]:
+    """``output_config.format``: a JSON schema the answer must match."""
+    options = output.object("format") if output is not None else None
+    if options is None:
+        return None
+    if options.string("type") != "json_schema":
+        raise options.fail("type", "must be json_schema")
+    return response_format("json_schema", options, options)
 
 
 # -- answers ----------------------------------------------------------------------------------

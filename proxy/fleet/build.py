@@ -211,7 +211,8 @@ def _client(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings):
 
     return UpstreamClient(upstream.url, api_key=spec.upstream_key or settings.llama_api_key,
                           pool_size=settings.threads, connect_timeout=settings.connect_timeout,
-                          read_timeout=settings.upstream_timeout)
+                          read_timeout=settings.upstream_timeout,
+                          label=server_label(upstream, spec))
 
 
 def free_port() -> int:
@@ -220,9 +221,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def server_label(upstream: UpstreamSpec, spec: ModelSpec) -> str:
+    """How errors name a model's server to clients: by the model and replica, never by the
+    server's address."""
+    model = f"model {spec.id!r}" if spec.id else "the model"
+    if upstream == spec.embedding_upstream:
+        return f"the embedding server of {model}"
+    if len(spec.upstreams) > 1 and upstream in spec.upstreams:
+        return f"replica {spec.upstreams.index(upstream) + 1} of {model}"
+    return f"the server of {model}"
+
+
 def _admission(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings,
                metrics: Optional[Metrics]) -> Admission:
     watch = metrics.line(spec.id or "default", upstream.url) if metrics else LineWatch()
-    return Admission(f"the upstream {upstream.url}", SlotCount(configured=upstream.slots or None),
+    return Admission(server_label(upstream, spec), SlotCount(configured=upstream.slots or None),
                      max_queue=settings.max_queue, queue_timeout=settings.queue_timeout,
                      remedy=", or give the server more slots (--parallel)", watch=watch)

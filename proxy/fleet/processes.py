@@ -429,7 +429,8 @@ class ProcessPool:
             return self._spawner.submit(run).result()
         except OSError as exc:
             raise UpstreamUnavailableError(f"cannot start the server of {launch.name}: "
-                                           f"{exc.strerror}: {launch.command[0]}") from None
+                                           f"{exc.strerror}",
+                                           detail=f"command {launch.command[0]}") from None
 
     def make_room(self, starting: ManagedServer) -> None:
         """Until ``starting`` fits (``max_running`` servers, ``max_memory`` bytes), stop the

@@ -87,12 +87,12 @@ def test_server_tools_are_left_out_and_named():
 
 
 @pytest.mark.parametrize(("choice", "mode", "parallel", "offered"), [
-    pytest.param(None, ToolChoice(), True, True, id="default-auto"),
-    pytest.param({"type": "auto"}, ToolChoice(), True, True, id="auto"),
-    pytest.param({"type": "any"}, ToolChoice("required"), True, True, id="any"),
+    pytest.param(None, ToolChoice(), None, True, id="default-auto"),
+    pytest.param({"type": "auto"}, ToolChoice(), None, True, id="auto"),
+    pytest.param({"type": "any"}, ToolChoice("required"), None, True, id="any"),
     pytest.param({"type": "tool", "name": "get_weather", "disable_parallel_tool_use": True},
                  ToolChoice("function", "get_weather"), False, True, id="tool"),
-    pytest.param({"type": "none"}, ToolChoice(), True, False, id="none"),
+    pytest.param({"type": "none"}, ToolChoice(), None, False, id="none"),
 ])
 def test_tool_choice(choice, mode, parallel, offered):
     request = ask(tools=[TOOL], **({"tool_choice": choice} if choice else {})).request

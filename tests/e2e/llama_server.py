@@ -6,7 +6,9 @@ finds the binaries and runs them on loopback ports as restartable subprocesses:
 - ``llamacpp``: current llama-server (the user's own, or the one the llama-cpp-python
   wheel installs);
 - ``powerinfer`` and ``llamacpp-2023``: the servers vendored by llama-cpp-python 0.2.18 and
-  0.2.27, which ``.ci/servers.sh`` builds into the cache.
+  0.2.27, which ``.ci/servers.sh`` builds into the cache;
+- ``bundled``: the llama.cpp engine the xllamacpp wheel bundles, as the proxy runs it (an
+  upstream of current llama-server's kind).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import dataclasses
 import os
 import pathlib
 import subprocess
+import sys
 import time
 
 import requests
@@ -89,7 +92,7 @@ class LlamaServer:
         model: pathlib.Path,
         log_path: pathlib.Path,
         *,
-        kind: str = "llamacpp",
+        kind: str = "llamacpp",  # or an old kind (KINDS), or "bundled"
         parallel: int = 2,
         ctx_size: int = 2048,
         threads: int = 1,
@@ -98,16 +101,18 @@ class LlamaServer:
         extra_args: list[str] | tuple[str, ...] = (),
     ):
         self.kind = kind
-        self.binary = find_server(kind)
+        self.binary = find_server("llamacpp" if kind == "bundled" else kind)
         self.model = pathlib.Path(model)
         self.log_path = pathlib.Path(log_path)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        current = kind == "llamacpp"
+        current = kind in ("llamacpp", "bundled")
+        program = [sys.executable, "-m", "proxy.fleet.engine"] if kind == "bundled" \
+            else [str(self.binary.path)]
         # One thread: on a 2-core box a second compute thread only adds spin-wait stalls.
         # The old servers always shift their context and have no web UI to turn off.
         self.args = [
-            str(self.binary.path),
+            *program,
             "--host", "127.0.0.1",
             "--port", str(self.port),
             "-m", str(self.model),
@@ -125,7 +130,7 @@ class LlamaServer:
 
     @property
     def legacy(self) -> bool:
-        return self.kind != "llamacpp"
+        return self.kind not in ("llamacpp", "bundled")
 
     def __enter__(self) -> "LlamaServer":
         self.start()

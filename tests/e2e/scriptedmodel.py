@@ -17,10 +17,12 @@ result's trigger outweighs the words of the question that led to the call). The 
 embedding runs at so large a base that the dimension the attention reads does not turn: a
 trigger is seen wherever it is.
 
-Script tokens are new pieces of plain text that the tokenizer never makes of a prompt's
-text (checked when the file is written), so only generation walks a script. A special token
-that a script repeats is written as plain text after its first use, because the next token
-depends on the last alone.
+The vocabulary is byte-level BPE, as most families' is: bytes, a few English words (so that
+long prompts stay short), the family's special tokens, and the scripts' own pieces. A script
+piece is text the vocabulary had not, so no merge makes it of a prompt: only generation
+walks a script. Because the next token depends on the last alone, a token can stand at one
+place of one script only: a special token the scripts use again is written as plain text
+after its first use.
 """
 from __future__ import annotations
 
@@ -31,15 +33,14 @@ from typing import Optional, Sequence
 import gguf
 import numpy as np
 
-from .tinymodel import _PIECES, Shape, write_llama_gguf
+from .tinymodel import _WORDS, Shape, write_llama_gguf
 
-SPACE = "\u2581"  # SentencePiece's word boundary: the vocabulary stores spaces as this
 HEAD = 8  # the attention's one head: key, value and rotary width
 ROPE_BASE = 1e12  # the head's last rotary pair turns by about 1e-9 radians a token
 CONTEXT = 262144
 SCALE = 1.0  # the residual's norm multiplies it by sqrt(width / 2) at least: margins of 10+
 PIECE = 6  # the most characters of plain text one script token holds
-SHORTEST = 3  # the fewest: the tokenizer makes pieces of one or two characters of any text
+NORMAL = gguf.TokenType.NORMAL
 
 
 @dataclass(frozen=True)
@@ -70,141 +71,156 @@ def write_scripted_gguf(path: pathlib.Path, scripts: Sequence[Script], tokens: T
     """Write a model that answers ``scripts`` under ``chat_template``; return the path."""
     if sum(script.trigger is None for script in scripts) != 1:
         raise ValueError("exactly one script must have no trigger: the default answer")
+    if sum(script.trigger is not None for script in scripts) > HEAD - 2:
+        raise ValueError(f"at most {HEAD - 2} triggers fit the attention head")
     vocabulary = _Vocabulary(tokens)
     triggers = [vocabulary.special(script.trigger, gguf.TokenType.USER_DEFINED)
                 if script.trigger else None for script in scripts]
     chains = [vocabulary.chain(script.text) for script in scripts]
-    if len([t for t in triggers if t is not None]) > HEAD - 2:
-        raise ValueError(f"at most {HEAD - 2} triggers fit the attention head")
     width = 1 + len(scripts) + sum(len(chain) for chain in chains)
     width += -width % 64
     tensors = _weights(len(vocabulary.texts), vocabulary.eos, width, scripts, chains, triggers)
     shape = Shape(width=width, layers=1, heads=1, heads_kv=1, ff=64)
     return write_llama_gguf(path, name, vocabulary.table(), tensors, context, chat_template,
                             shape, bos_id=vocabulary.bos, eos_id=vocabulary.eos,
-                            add_bos=tokens.add_bos, head_width=HEAD, rope_freq_base=ROPE_BASE)
+                            add_bos=tokens.add_bos, head_width=HEAD, rope_freq_base=ROPE_BASE,
+                            merges=vocabulary.merges)
+
+
+def _byte_chars() -> list:
+    """GPT-2's byte-level alphabet: the character that stands for each byte in a BPE vocab."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+                 *range(ord("®"), ord("ÿ") + 1)]
+    chars, extra = {}, 0
+    for byte in range(256):
+        if byte in printable:
+            chars[byte] = chr(byte)
+        else:
+            chars[byte] = chr(256 + extra)
+            extra += 1
+    return [chars[byte] for byte in range(256)]
+
+
+BYTE_CHARS = _byte_chars()
+
+
+def encoded(text: str) -> str:
+    """``text`` as a byte-level BPE vocabulary writes it."""
+    return "".join(BYTE_CHARS[byte] for byte in text.encode("utf-8"))
 
 
 class _Vocabulary:
-    """Unknown, the family's special tokens, bytes, the tiny model's word pieces (so that
-    long prompts stay short), and the scripts' own pieces."""
+    """The family's special tokens, bytes, word pieces with their merges, script pieces."""
 
     def __init__(self, tokens: Tokens) -> None:
         self.texts: list = []
         self.types: list = []
-        self.scores: list = []
         self.ids: dict = {}
-        self._add("<unk>", gguf.TokenType.UNKNOWN)
+        self.merges: list = []
+        self.used: set = set()  # special tokens some script stands on
         for text in (tokens.bos, tokens.eos, *tokens.control):
             self.special(text, gguf.TokenType.CONTROL)
         for text in tokens.user_defined:
             self.special(text, gguf.TokenType.USER_DEFINED)
         self.bos, self.eos = self.ids[tokens.bos], self.ids[tokens.eos]
-        for byte in range(256):
-            self._add(f"<0x{byte:02X}>", gguf.TokenType.BYTE)
-        for rank, piece in enumerate(_PIECES):
-            self._add(piece, gguf.TokenType.NORMAL, float(len(piece)) - rank / 10000.0)
-        self.reachable = _reachable(self.texts[index] for index, kind in enumerate(self.types)
-                                    if kind == gguf.TokenType.NORMAL)
+        for char in BYTE_CHARS:
+            self._add(char, NORMAL)
+        for word in _WORDS:
+            piece = BYTE_CHARS[ord(" ")]
+            for char in word:
+                if piece + char not in self.ids:
+                    self.merges.append(f"{piece} {char}")
+                    self._add(piece + char, NORMAL)
+                piece += char
 
     def table(self) -> tuple:
-        return self.texts, self.scores, self.types
+        return self.texts, [0.0] * len(self.texts), self.types
 
     def special(self, text: str, kind) -> int:
         """The id of a special token, added as ``kind`` when new."""
         return self.ids[text] if text in self.ids else self._add(text, kind)
 
-    def _add(self, text: str, kind, score: float = 0.0) -> int:
+    def _add(self, text: str, kind) -> int:
         self.ids[text] = len(self.texts)
         self.texts.append(text)
         self.types.append(kind)
-        self.scores.append(score)
         return self.ids[text]
 
     def chain(self, text: str) -> list:
-        """The tokens that write ``text``."""
-        chain = []
-        for special, segment in self._segments(text):
-            chain += [self.ids[segment]] if special else self._pieces(segment)
+        """The tokens that write ``text``: special tokens at their first use in any script,
+        new pieces of plain text for the rest. A stretch of plain text that cannot be cut into
+        new pieces takes in its neighbour."""
+        runs = self._runs(text)
+        chain: list = []
+        index = 0
+        while index < len(runs):
+            special, segment = runs[index]
+            if special:
+                chain.append(self.ids[segment])
+                index += 1
+                continue
+            pieces = self._cut(segment)
+            if pieces is not None:
+                chain += [self._add(piece, NORMAL) for piece in pieces]
+                index += 1
+            elif index > 0 and runs[index - 1][0]:  # the special before it, as plain text
+                self.used.discard(runs[index - 1][1])
+                chain.pop()
+                runs[index - 1:index + 1] = [(False, runs[index - 1][1] + segment)]
+                index -= 1
+            elif index + 1 < len(runs):
+                if runs[index + 1][0]:
+                    self.used.discard(runs[index + 1][1])
+                runs[index:index + 2] = [(False, segment + runs[index + 1][1])]
+            else:
+                raise ValueError(f"{segment!r} cannot be written in pieces new to the "
+                                 f"vocabulary")
         return chain
 
-    def _segments(self, text: str) -> list:
-        """``text`` as ``(special?, text)`` runs: a special token once, plain text else, and
-        no plain run shorter than :data:`SHORTEST` (it takes in its neighbour)."""
-        specials = sorted((t for t, i in self.ids.items()
-                           if self.types[i] in (gguf.TokenType.CONTROL,
-                                                gguf.TokenType.USER_DEFINED)),
+    def _runs(self, text: str) -> list:
+        """``text`` as ``(special?, text)`` runs: a special token no script stands on yet,
+        or plain text."""
+        specials = sorted((t for t, i in self.ids.items() if self.types[i] != NORMAL),
                           key=len, reverse=True)
         runs: list = []
-        used: set = set()
         position = 0
         while position < len(text):
             special = next((s for s in specials if text.startswith(s, position)), None)
-            if special is not None and special not in used:
-                used.add(special)
-                runs.append([True, special])
+            if special is not None and special not in self.used:
+                self.used.add(special)
+                runs.append((True, special))
                 position += len(special)
                 continue
             piece = special or text[position]
             if runs and not runs[-1][0]:
-                runs[-1][1] += piece
+                runs[-1] = (False, runs[-1][1] + piece)
             else:
-                runs.append([False, piece])
+                runs.append((False, piece))
             position += len(piece)
-        return _no_short_runs(runs)
+        return runs
 
-    def _pieces(self, text: str) -> list:
-        """New tokens for plain ``text``: pieces of :data:`SHORTEST` to :data:`PIECE`
-        characters, each a text the vocabulary lacks and the tokenizer cannot reach."""
-        stored = text.replace(" ", SPACE)
-        tokens = []
-        position = 0
-        while position < len(stored):
-            rest = len(stored) - position
-            for length in range(min(PIECE, rest), rest + 1):
-                piece = stored[position:position + length]
-                left = rest - length
-                if (left == 0 or left >= SHORTEST) and piece not in self.ids \
-                        and not _splits(piece, self.reachable):
-                    break
-            else:
-                raise ValueError(f"no piece of {stored[position:]!r} is new to the vocabulary "
-                                 f"and out of the tokenizer's reach")
-            tokens.append(self._add(piece, gguf.TokenType.NORMAL))
-            position += length
-        return tokens
+    def _cut(self, text: str) -> Optional[list]:
+        """``text`` in pieces of at most :data:`PIECE` characters where it can be, each new
+        to the vocabulary and more than one byte (bytes are tokens of their own); ``None``
+        when there is no such cut."""
+        failed: set = set()  # where the rest of the text could not be cut
 
+        def cut(start: int, taken: frozenset) -> Optional[list]:
+            if start == len(text):
+                return []
+            if start in failed:
+                return None
+            for end in range(min(start + PIECE, len(text)), len(text) + 1):
+                piece = encoded(text[start:end])
+                if piece in self.ids or piece in taken or len(text[start:end].encode()) < 2:
+                    continue
+                rest = cut(end, taken | {piece})
+                if rest is not None:
+                    return [piece, *rest]
+            failed.add(start)
+            return None
 
-def _no_short_runs(runs: list) -> list:
-    """Join each plain run shorter than :data:`SHORTEST` with the run after it (the run
-    before, at the end), as plain text."""
-    index = 0
-    while index < len(runs):
-        special, text = runs[index]
-        if special or len(text) >= SHORTEST or len(runs) == 1:
-            index += 1
-            continue
-        other = index + 1 if index + 1 < len(runs) else index - 1
-        first, second = sorted((index, other))
-        runs[first:second + 1] = [[False, runs[first][1] + runs[second][1]]]
-        index = max(first - 1, 0)
-    return [tuple(run) for run in runs]
-
-
-def _reachable(pieces) -> set:
-    """The pieces SentencePiece can make of text: one character, or two it can make."""
-    reachable: set = set()
-    for piece in sorted(pieces, key=len):
-        if len(piece) == 1 or _splits(piece, reachable):
-            reachable.add(piece)
-    return reachable
-
-
-def _splits(piece: str, reachable: set) -> bool:
-    """Whether ``piece`` is two parts each one character or a reachable piece."""
-    return any((len(piece[:cut]) == 1 or piece[:cut] in reachable)
-               and (len(piece[cut:]) == 1 or piece[cut:] in reachable)
-               for cut in range(1, len(piece)))
+        return cut(0, frozenset())
 
 
 def _weights(vocab: int, eos: int, width: int, scripts: Sequence[Script], chains: list,

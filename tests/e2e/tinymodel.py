@@ -163,11 +163,12 @@ def write_tiny_llama_gguf(path: pathlib.Path, shape: Shape = TINY,
 def write_llama_gguf(path: pathlib.Path, name: str, vocabulary: tuple, tensors: dict,
                      context: int, chat_template: str, shape: Shape = TINY, *,
                      bos_id: int = BOS_ID, eos_id: int = EOS_ID, add_bos: bool = True,
-                     head_width: Optional[int] = None,
-                     rope_freq_base: Optional[float] = None) -> pathlib.Path:
+                     head_width: Optional[int] = None, rope_freq_base: Optional[float] = None,
+                     merges: Optional[list] = None) -> pathlib.Path:
     """Write a llama-architecture GGUF of ``shape``: its name, ``(tokens, scores, types)``,
     F32 ``tensors``, trained context and chat template; ``head_width`` sets the attention
-    heads' width apart from ``shape.width / shape.heads``."""
+    heads' width apart from ``shape.width / shape.heads``; ``merges`` make the vocabulary
+    byte-level BPE (else it is SentencePiece's)."""
     path = pathlib.Path(path)
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_name(name)
@@ -187,11 +188,16 @@ def write_llama_gguf(path: pathlib.Path, name: str, vocabulary: tuple, tensors: 
     writer.add_file_type(gguf.LlamaFileType.ALL_F32)
 
     tokens, scores, types = vocabulary
-    writer.add_tokenizer_model("llama")
+    if merges is None:
+        writer.add_tokenizer_model("llama")
+        writer.add_unk_token_id(UNK_ID)
+    else:
+        writer.add_tokenizer_model("gpt2")
+        writer.add_tokenizer_pre("default")
+        writer.add_token_merges(merges)
     writer.add_token_list(tokens)
     writer.add_token_scores(scores)
     writer.add_token_types(types)
-    writer.add_unk_token_id(UNK_ID)
     writer.add_bos_token_id(bos_id)
     writer.add_eos_token_id(eos_id)
     writer.add_add_bos_token(add_bos)

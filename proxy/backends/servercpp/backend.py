@@ -88,6 +88,17 @@ class ServerCppBackend(Backend):
     # -- requests -----------------------------------------------------------------------
 
     def complete(self, request: GenerationRequest) -> Completion:
+        with self.client.blamed():
+            return self._complete(request)
+
+    def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
+        with self.client.blamed():
+            if request.is_chat and self._connected().chat_layer:
+                yield from self._chat_stream(request)
+            else:
+                yield from self._stream(request, count_first=True)
+
+    def _complete(self, request: GenerationRequest) -> Completion:
         if request.is_chat and self._connected().chat_layer:
             return self._chat_complete(request)
         if self._connected().kind.legacy:
@@ -101,7 +112,7 @@ class ServerCppBackend(Backend):
 
         facts, prompt, body = self.admission.run(lambda: self._reconnecting(post),
                                                  request.client_gone)
-        result = parse.completion(body, self.client.base_url, request.logprobs)
+        result = parse.completion(body, self.client.label, request.logprobs)
         self.admission.saw_slot(result.slot)
         if request.tokenize:
             result = replace(result, prompt_tokens=tuple(self.tokens.token_ids(prompt.text)))
@@ -113,12 +124,6 @@ class ServerCppBackend(Backend):
             result = replies.with_calls(result, FORMATS[prompt.tool_format],
                                         tool_names(request.tools))
         return result
-
-    def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
-        if request.is_chat and self._connected().chat_layer:
-            yield from self._chat_stream(request)
-        else:
-            yield from self._stream(request, count_first=True)
 
     def _stream(self, request: GenerationRequest, *, count_first: bool) -> Iterator[Chunk]:
         """The ``/completion`` stream (``count_first``: with the prompt's token count on the
@@ -168,7 +173,7 @@ class ServerCppBackend(Backend):
             facts, prompt, pieces = self._reconnecting(attempt)
             limit = _legacy_limit(request, facts)
             top = _counted(request, facts).logprobs  # what was asked of the server
-            chunks = parse.stream_chunks(parse.line_batches(pieces), self.client.base_url, top)
+            chunks = parse.stream_chunks(parse.line_batches(pieces), self.client.label, top)
             if limit is not None:
                 chunks = budget.limited(chunks, limit,
                                         keep_logprobs=request.logprobs is not None)
@@ -184,7 +189,7 @@ class ServerCppBackend(Backend):
         body = self.admission.run(
             lambda: self._reconnecting(lambda _: self.client.post_json(chat.PATH, payload)),
             request.client_gone)
-        result = chat.completion(body, self.client.base_url, request.logprobs)
+        result = chat.completion(body, self.client.label, request.logprobs)
         result = replace(result, usage=self._with_thoughts(result.usage, result.reasoning))
         if request.tokenize:
             result = replace(result, prompt_tokens=self._chat_prompt_ids(request))
@@ -212,7 +217,7 @@ class ServerCppBackend(Backend):
         with contextlib.ExitStack() as stack:
             pieces = self._reconnecting(
                 lambda _: stack.enter_context(self.client.stream(chat.PATH, payload)))
-            yield from chat.stream_chunks(parse.line_batches(pieces), self.client.base_url,
+            yield from chat.stream_chunks(parse.line_batches(pieces), self.client.label,
                                           request.logprobs)
 
     def _chat_prompt_ids(self, request: GenerationRequest) -> tuple:
@@ -229,11 +234,12 @@ class ServerCppBackend(Backend):
                 "short_ids": self._connected().short_ids}
 
     def count_tokens(self, request: GenerationRequest) -> int:
-        facts = self._connected()
-        if request.is_chat and facts.chat_layer:
-            return self._chat_count(request)
-        prompt, _ = self._prompt(request, facts)
-        return self.tokens.count(prompt.text, legacy=facts.kind.legacy)
+        with self.client.blamed():
+            facts = self._connected()
+            if request.is_chat and facts.chat_layer:
+                return self._chat_count(request)
+            prompt, _ = self._prompt(request, facts)
+            return self.tokens.count(prompt.text, legacy=facts.kind.legacy)
 
     def _chat_count(self, request: GenerationRequest) -> int:
         """The prompt's tokens, as the server renders and counts it."""
@@ -247,17 +253,21 @@ class ServerCppBackend(Backend):
         except (ValueError, AttributeError):
             count = None
         if not isinstance(count, int):
-            raise UpstreamError("the upstream answered its token count without a number")
+            raise UpstreamError(f"{self.client.label} answered its token count without a "
+                                f"number")
         return count
 
     def tokenize(self, text: str, model: Optional[str] = None) -> list:
-        return self.tokens.tokenize(text)
+        with self.client.blamed():
+            return self.tokens.tokenize(text)
 
     def detokenize(self, tokens: Sequence[int], model: Optional[str] = None) -> str:
-        return self.tokens.detokenize(tokens)
+        with self.client.blamed():
+            return self.tokens.detokenize(tokens)
 
     def embed(self, inputs: Sequence[str], model: Optional[str] = None) -> Embeddings:
-        return self.embeddings.embed(inputs)
+        with self.embeddings.client.blamed():
+            return self.embeddings.embed(inputs)
 
     def load(self) -> tuple:
         return self.admission.busy()
@@ -312,7 +322,7 @@ class ServerCppBackend(Backend):
     def _detect(self) -> ServerFacts:
         health = self.client.get("/health", timeout=DETECT_TIMEOUT).status_code
         if health == 503:
-            raise UpstreamUnavailableError(f"the upstream {self.client.base_url} is still "
+            raise UpstreamUnavailableError(f"{self.client.label} is still "
                                            f"loading its model; retry shortly", retry_after=2)
         models_status = None
         if health == 404:

@@ -126,10 +126,10 @@ def _tools(request: GenerationRequest) -> dict:
 
 def completion(body: object, upstream: str, top: Optional[int]) -> Completion:
     """Read a whole chat answer."""
-    choice = _choice(body)
+    choice = _choice(body, upstream)
     message = choice.get("message")
     if not isinstance(message, dict):
-        raise UpstreamError(f"the upstream {upstream} answered {PATH} without a message")
+        raise UpstreamError(f"{upstream} answered {PATH} without a message")
     logprobs = choice.get("logprobs")
     return Completion(
         text=_text(message.get("content")),
@@ -198,7 +198,7 @@ def stream_chunks(batches: Iterable[list], upstream: str,
     if finish is not None:  # the server sent no usage: end all the same
         yield _final(finish, {}, None if counted else prompt)
         return
-    raise UpstreamError(f"the upstream {upstream} ended the chat stream before finishing; "
+    raise UpstreamError(f"{upstream} ended the chat stream before finishing; "
                         f"check its log")
 
 
@@ -208,7 +208,7 @@ def _event(value: bytes, upstream: str) -> dict:
     except orjson.JSONDecodeError:
         body = parse._json(value, upstream)
     if type(body) is not dict:
-        raise UpstreamError(f"the upstream {upstream} sent a stream event that is not a JSON "
+        raise UpstreamError(f"{upstream} sent a stream event that is not a JSON "
                             f"object")
     return body
 
@@ -257,10 +257,10 @@ def _call(call: dict) -> ToolCall:
     return ToolCall(_text(call.get("id")), _text(function.get("name")), arguments)
 
 
-def _choice(body: object) -> dict:
+def _choice(body: object, upstream: str) -> dict:
     choices = body.get("choices") if isinstance(body, dict) else None
     if not (isinstance(choices, list) and choices and isinstance(choices[0], dict)):
-        raise UpstreamError("the upstream answered the chat without a choice")
+        raise UpstreamError(f"{upstream} answered the chat without a choice")
     return choices[0]
 
 

@@ -11,7 +11,7 @@ import orjson
 
 from proxy.backends.servercpp.connections import Connection, ConnectionPool, Head
 from proxy.backends.servercpp.parse import stream_error
-from proxy.errors import (UNREACHABLE, SlotUnavailableError, UpstreamError,
+from proxy.errors import (UNREACHABLE, ProxyError, SlotUnavailableError, UpstreamError,
                           UpstreamTimeoutError, UpstreamUnavailableError)
 from proxy.ops.measure import waited, waiting
 
@@ -52,11 +52,17 @@ def probe_ready(url: str) -> Optional[bool]:
 
 
 class UpstreamClient:
-    """Pooled keep-alive connections to one server.cpp base URL."""
+    """Pooled keep-alive connections to one server.cpp base URL.
+
+    Its errors name the server by ``label`` (which model's, which replica), never by its
+    address: that goes into their ``detail``, for the log.
+    """
 
     def __init__(self, base_url: str, *, api_key: str = "", pool_size: int = 64,
-                 connect_timeout: float = 5.0, read_timeout: float = 600.0) -> None:
+                 connect_timeout: float = 5.0, read_timeout: float = 600.0,
+                 label: str = "the upstream server") -> None:
         self.base_url = base_url.rstrip("/")
+        self.label = label
         self.pool = ConnectionPool(self.base_url, size=pool_size,
                                    connect_timeout=connect_timeout, read_timeout=read_timeout)
         self.api_key = api_key
@@ -77,7 +83,7 @@ class UpstreamClient:
         try:
             return reply.json()
         except ValueError:
-            raise UpstreamError(f"the upstream {self.base_url} answered {path} with "
+            raise UpstreamError(f"{self.label} answered {path} with "
                                 f"something that is not JSON") from None
 
     @contextlib.contextmanager
@@ -150,7 +156,7 @@ class UpstreamClient:
             return self.pool.take()
         except socket.timeout as exc:
             raise UpstreamUnavailableError(
-                f"cannot connect to the upstream {self.base_url} in time: is llama-server "
+                f"cannot connect to {self.label} in time: is llama-server "
                 f"running? (--llama-api)", code=UNREACHABLE, retry_after=2) from exc
         except OSError as exc:
             raise self._unreachable() from exc
@@ -176,34 +182,43 @@ class UpstreamClient:
         if reply.status_code == 404 and "File Not Found" in text:
             # PowerInfer and llama.cpp 2023 answer a request with no free slot this way
             raise SlotUnavailableError(
-                f"the upstream {self.base_url} has no free slot for the request (or does not "
+                f"{self.label} has no free slot for the request (or does not "
                 f"serve {reply.path}); retry shortly, or start it with more --parallel slots",
                 retry_after=1)
         if reply.status_code == 401:
-            raise UpstreamError(f"the upstream {self.base_url} refused the proxy's key; "
+            raise UpstreamError(f"{self.label} refused the proxy's key; "
                                 f"set --llama-api-key to the key the server expects")
         try:
             body = json.loads(text)
         except ValueError:
             body = {"message": text.strip() or reply.reason}
-        error = stream_error(body, self.base_url)
+        error = stream_error(body, self.label)
         if reply.status_code == 503 and not isinstance(error, UpstreamUnavailableError):
-            error = UpstreamUnavailableError(f"the upstream {self.base_url} is not ready "
+            error = UpstreamUnavailableError(f"{self.label} is not ready "
                                              f"({error.message}); retry shortly", retry_after=1)
         raise error
 
     def _unreachable(self) -> UpstreamUnavailableError:
         return UpstreamUnavailableError(
-            f"cannot reach the upstream {self.base_url}: is llama-server running and "
+            f"cannot reach {self.label}: is llama-server running and "
             f"--llama-api right?", code=UNREACHABLE, retry_after=2)
 
     def _failed(self, exc: Exception) -> UpstreamError:
         """A failure once the request was sent: a timeout, or the exchange broke off."""
         if isinstance(exc, socket.timeout):
-            return UpstreamTimeoutError(f"the upstream {self.base_url} did not answer in time; "
+            return UpstreamTimeoutError(f"{self.label} did not answer in time; "
                                         f"raise --upstream-timeout or ask for fewer tokens")
-        return UpstreamError(f"the exchange with the upstream {self.base_url} failed "
+        return UpstreamError(f"the exchange with {self.label} failed "
                              f"({type(exc).__name__})")
+
+    @contextlib.contextmanager
+    def blamed(self) -> Iterator[None]:
+        """Errors raised inside, with this server's address as their detail (for the log)."""
+        try:
+            yield
+        except ProxyError as exc:
+            exc.detail = exc.detail or f"upstream {self.base_url}"
+            raise
 
     def close(self) -> None:
         self.pool.close()

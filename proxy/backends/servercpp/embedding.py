@@ -65,7 +65,7 @@ class TokenClient:
                                                    "add_special": add_special})
         tokens = body.get("tokens") if isinstance(body, dict) else None
         if not isinstance(tokens, list):
-            raise UpstreamError(f"the upstream {self.client.base_url} answered /tokenize "
+            raise UpstreamError(f"{self.client.label} answered /tokenize "
                                 f"without a token list")
         return tokens
 
@@ -73,7 +73,7 @@ class TokenClient:
         body = self.client.post_json("/detokenize", {"tokens": list(tokens)})
         content = body.get("content") if isinstance(body, dict) else None
         if not isinstance(content, str):
-            raise UpstreamError(f"the upstream {self.client.base_url} answered /detokenize "
+            raise UpstreamError(f"{self.client.label} answered /detokenize "
                                 f"without text")
         return content
 
@@ -96,18 +96,18 @@ class TokenClient:
         if isinstance(body, list) and body and isinstance(body[0], dict):
             body = body[0]  # current servers answer a list, one entry per prompt
         if isinstance(body, dict) and body.get("content") == "slot unavailable":
-            raise SlotUnavailableError(f"the upstream {self.client.base_url} has no free slot "
+            raise SlotUnavailableError(f"{self.client.label} has no free slot "
                                        f"for the embedding; retry shortly", retry_after=1)
         vector = body.get("embedding") if isinstance(body, dict) else None
         if isinstance(vector, list) and vector and isinstance(vector[0], list):
             vector = _normalized(_mean(vector)) if len(vector) > 1 else vector[0]
         if not isinstance(vector, list) or not vector:
-            raise UpstreamError(f"the upstream {self.client.base_url} answered /embedding "
+            raise UpstreamError(f"{self.client.label} answered /embedding "
                                 f"without a vector")
         if not any(vector):
             # old servers started without --embedding answer zeros instead of an error
             raise NotImplementedByBackendError(
-                f"the upstream {self.client.base_url} has embeddings off: start llama-server "
+                f"{self.client.label} has embeddings off: start llama-server "
                 f"with --embedding, or point --embedding-api at one that has them")
         return vector
 

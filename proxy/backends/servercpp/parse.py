@@ -61,7 +61,7 @@ def slot(body: dict) -> Optional[int]:
 def completion(body: object, upstream: str, top: Optional[int]) -> Completion:
     """Read a non-streamed ``/completion`` answer."""
     if not isinstance(body, dict) or not isinstance(body.get("content"), str):
-        raise UpstreamError(f"the upstream {upstream} answered /completion without a content "
+        raise UpstreamError(f"{upstream} answered /completion without a content "
                             f"string; is it a llama.cpp or PowerInfer server?")
     return Completion(
         text=body["content"],
@@ -165,7 +165,7 @@ def stream_chunks(batches: Iterable[list], upstream: str,
             except orjson.JSONDecodeError:
                 body = _json(value, upstream)
             if type(body) is not dict:
-                raise UpstreamError(f"the upstream {upstream} sent a stream event that is "
+                raise UpstreamError(f"{upstream} sent a stream event that is "
                                     f"not a JSON object")
             if "error" in body:
                 raise stream_error(body, upstream)
@@ -184,15 +184,15 @@ def stream_chunks(batches: Iterable[list], upstream: str,
                 chunk.__dict__["prompt_count"] = _count(body)
             yield chunk
     if seen_other and not seen_any:
-        raise UpstreamError(f"the upstream {upstream} answered a stream request with "
+        raise UpstreamError(f"{upstream} answered a stream request with "
                             f"something that is not an event stream")
     if not seen_any:
         # PowerInfer answers a request it has no free slot for with an empty 200 stream
         raise SlotUnavailableError(
-            f"the upstream {upstream} closed the stream without answering; it may have no "
+            f"{upstream} closed the stream without answering; it may have no "
             f"free slot (start it with more --parallel slots) — retry shortly",
             retry_after=1)
-    raise UpstreamError(f"the upstream {upstream} ended the stream before finishing; "
+    raise UpstreamError(f"{upstream} ended the stream before finishing; "
                         f"check its log")
 
 
@@ -219,24 +219,24 @@ def stream_error(body: object, upstream: str) -> Exception:
     else:
         message, kind, code = str(error), None, None
     if "slot unavailable" in message:
-        return SlotUnavailableError(f"the upstream {upstream} has no free slot ({message}); "
+        return SlotUnavailableError(f"{upstream} has no free slot ({message}); "
                                     f"retry shortly", retry_after=1)
     if kind == "unavailable_error" or code == 503:
         return UpstreamUnavailableError(
-            f"the upstream {upstream} is busy or loading ({message}); retry shortly",
+            f"{upstream} is busy or loading ({message}); retry shortly",
             retry_after=1)
     if kind == "not_supported_error" or code == 501:
         return NotImplementedByBackendError(
-            f"the upstream {upstream} does not offer this ({message}); for embeddings start "
+            f"{upstream} does not offer this ({message}); for embeddings start "
             f"llama-server with --embedding or set --embedding-api")
     if kind == "exceed_context_size_error" and isinstance(error, dict) \
             and _is_count(error.get("n_prompt_tokens")) and _is_count(error.get("n_ctx")):
         return ContextLengthError(error["n_prompt_tokens"], error["n_ctx"])
     if kind in ("invalid_request_error", "exceed_context_size_error") or code == 400:
-        return InvalidRequestError(f"the upstream {upstream} refused the request: {message}",
+        return InvalidRequestError(f"{upstream} refused the request: {message}",
                                    code="context_length_exceeded"
                                    if kind == "exceed_context_size_error" else None)
-    return UpstreamError(f"the upstream {upstream} reported an error: {message}")
+    return UpstreamError(f"{upstream} reported an error: {message}")
 
 
 def _json(value: bytes, upstream: str):
@@ -251,5 +251,5 @@ def _json(value: bytes, upstream: str):
     try:
         return json.loads(value)
     except ValueError:
-        raise UpstreamError(f"the upstream {upstream} sent something that is not JSON; "
+        raise UpstreamError(f"{upstream} sent something that is not JSON; "
                             f"is it a llama.cpp or PowerInfer server?") from None

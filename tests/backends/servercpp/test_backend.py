@@ -252,7 +252,8 @@ def test_unreachable():
     with pytest.raises(UpstreamUnavailableError) as info:
         backend.complete(GenerationRequest(prompt="p"))
     backend.close()
-    assert nowhere in info.value.message and info.value.retry_after
+    assert info.value.retry_after
+    assert nowhere not in info.value.message and info.value.detail == f"upstream {nowhere}"
 
 
 def test_timeout(make_backend, upstream):

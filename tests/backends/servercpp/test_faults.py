@@ -2,7 +2,8 @@
 
 The proxy runs as a process (waitress) in front of the fake server of each kind, on a
 real port; each fault is scripted in the fake and the exact answer is checked through raw
-HTTP: status, error code, the upstream named, and for streams the events up to ``[DONE]``.
+HTTP: status, error code, the server named by its model (its address only in the proxy's
+log), and for streams the events up to ``[DONE]``.
 (The real servers' faults, killed mid-stream and gone then back, are in the e2e tier; a
 client that vanishes while queued, in ``test_live_admission.py``.)
 """
@@ -58,12 +59,20 @@ def events(response: requests.Response) -> list:
     return found
 
 
-def assert_error(response: requests.Response, status: int, code: str, fake: FakeServerCpp):
+def assert_error(response: requests.Response, status: int, code: str, fake: FakeServerCpp,
+                 proxy: ProxyProcess):
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert error["code"] == code
-    assert fake.url in error["message"]
+    assert_names_the_server(error["message"], fake, proxy)
     assert "Traceback" not in response.text
+
+
+def assert_names_the_server(message: str, fake: FakeServerCpp, proxy: ProxyProcess):
+    """The client reads which model's server failed; only the log has its address."""
+    assert "the server of the model" in message
+    assert fake.url not in message and "127.0.0.1" not in message
+    assert f"[upstream {fake.url}]" in proxy.log()
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
@@ -75,7 +84,7 @@ def assert_error(response: requests.Response, status: int, code: str, fake: Fake
 def test_a_fault_before_the_first_byte_is_an_http_error(proxy, fake, stream, mode, status,
                                                         code):
     fake.fail_mode = mode
-    assert_error(ask(proxy, stream), status, code, fake)
+    assert_error(ask(proxy, stream), status, code, fake, proxy)
     fake.fail_mode = None
     assert ask(proxy, stream).status_code == 200  # and the next turn is answered again
 
@@ -88,7 +97,7 @@ def test_an_old_server_that_never_frees_a_slot_is_a_503_queue_timeout(tmp_path, 
             ProxyProcess(fake.url, tmp_path / "proxy.log",
                          args=("--queue-timeout", "1")) as proxy:
         answer = ask(proxy, stream)
-        assert_error(answer, 503, "queue_timeout", fake)
+        assert_error(answer, 503, "queue_timeout", fake, proxy)
         assert answer.headers["Retry-After"]
         attempts = [path for path, _, _ in fake.requests if path == "/completion"]
         assert len(attempts) > 1  # refused, and sent again while the line had time
@@ -103,7 +112,8 @@ def test_a_fault_after_the_first_byte_is_one_error_event_then_done(proxy, fake, 
     assert found[0]["choices"][0]["text"] == "Hello"
     assert found[-1] == "[DONE]"
     error = found[-2]["error"]
-    assert fake.url in error["message"] and error["code"] in ("bad_gateway",)
+    assert error["code"] in ("bad_gateway",)
+    assert_names_the_server(error["message"], fake, proxy)
     assert [event for event in found[1:-2] if "error" in event] == []
     fake.fail_mode = None
     assert "".join(e["choices"][0]["text"] for e in events(ask(proxy, stream=True))[:-1]
@@ -113,7 +123,7 @@ def test_a_fault_after_the_first_byte_is_one_error_event_then_done(proxy, fake, 
 @pytest.mark.parametrize("mode", ["midstream_error", "truncated_stream"])
 def test_a_whole_answer_cut_short_is_a_502(proxy, fake, mode):
     fake.fail_mode = mode
-    assert_error(ask(proxy, stream=False), 502, "bad_gateway", fake)
+    assert_error(ask(proxy, stream=False), 502, "bad_gateway", fake, proxy)
 
 
 def test_a_server_still_loading_is_a_503_with_retry_after(tmp_path):
@@ -122,6 +132,6 @@ def test_a_server_still_loading_is_a_503_with_retry_after(tmp_path):
         assert requests.get(proxy.url + "/health", timeout=10).status_code == 503
         answer = ask(proxy, stream=False)
         assert answer.status_code == 503 and answer.headers["Retry-After"]
-        assert fake.url in answer.json()["error"]["message"]
+        assert_names_the_server(answer.json()["error"]["message"], fake, proxy)
         fake.loading = False
         assert ask(proxy, stream=False).status_code == 200

@@ -1,0 +1,232 @@
+"""Today's model families through the proxy read exactly as the server's own chat route reads
+them: for each family (a tiny model with its real template, writing its own output, see
+:mod:`.families`), each case (an answer, a thought, one call, two calls, the answer to a
+tool's result), each client API (OpenAI chat, Anthropic Messages, OpenAI Responses, through
+their official SDKs), whole and streamed, on current llama-server and the bundled engine.
+
+The reference is the server's own ``/v1/chat/completions``, asked directly. Where llama.cpp
+itself reads a family otherwise than the family writes (``Family.llamacpp_reads``), the test
+says so, and the proxy must still read it as the server does.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+
+import anthropic
+import openai
+import pytest
+
+from tests.processes import ProxyProcess
+
+from .families import FAMILIES, PARIS, TOOLS, TRIGGERS, Family, Reading
+from .llama_server import LlamaServer
+from .scriptedmodel import write_scripted_gguf
+
+pytestmark = pytest.mark.e2e
+
+DIALECTS = ("openai-chat", "messages", "responses")
+MAX_TOKENS = 200
+THINKING = {"enable_thinking": True}  # what the Messages API's "thinking" asks for
+CASES = [(family, case) for family in FAMILIES for case in family.cases]
+
+
+class Refused(Reading):
+    """The server (or the proxy) answered with an error instead, before the answer or during
+    its stream (the proxy, which holds back what it cannot send yet, may say so before);
+    ``content`` holds the error's message."""
+
+
+def _refused(error) -> Refused:
+    return Refused(content=str(error), finish="refused")
+
+
+@pytest.fixture(scope="module", params=["llama-server", "bundled"])
+def farm(request, tmp_path_factory, logs):
+    """Each family's model on a server of one engine, and the proxy in front, one family at
+    a time (the tests go family by family)."""
+    with Farm(request.param, tmp_path_factory.mktemp(request.param), logs) as running:
+        yield running
+
+
+class Farm:
+    """Serves one family at a time: its model, its server, the proxy, and the server's own
+    readings of each case (whole and streamed)."""
+
+    def __init__(self, engine: str, folder, logs) -> None:
+        self.engine = engine
+        self.folder = folder
+        self.logs = logs
+        self.family = None
+        self.stack = contextlib.ExitStack()
+
+    def serve(self, family: Family) -> tuple:
+        """``(proxy, readings)`` of ``family``, started unless it is the one served."""
+        if family is not self.family:
+            self.stack.close()
+            self.family = None
+            self.proxy, self.readings = self._start(family)
+            self.family = family
+        return self.proxy, self.readings
+
+    def _start(self, family: Family) -> tuple:
+        model = write_scripted_gguf(self.folder / f"{family.name}.gguf", family.scripts(),
+                                    family.tokens, family.chat_template(), name=family.name)
+        kind = "bundled" if self.engine == "bundled" else "llamacpp"
+        server = self.stack.enter_context(LlamaServer(
+            model, self.logs / f"{family.name}-{self.engine}.log", kind=kind, parallel=1,
+            ctx_size=8192))
+        proxy = self.stack.enter_context(ProxyProcess(
+            server.url, self.logs / f"proxy-{family.name}-{self.engine}.log"))
+        with openai.OpenAI(base_url=server.url + "/v1", api_key="unused",
+                           max_retries=0) as direct:
+            readings = {(case, stream): _chat(direct, family, case, stream)
+                        for case in family.cases for stream in (False, True)}
+        return proxy, readings
+
+    def __enter__(self) -> "Farm":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stack.close()
+
+
+@pytest.mark.parametrize("family, case", CASES, ids=[f"{f.name}-{c}" for f, c in CASES])
+def test_the_server_reads_each_family_as_the_family_writes(farm, family, case):
+    _, readings = farm.serve(family)
+    for stream in (False, True):
+        reading = readings[case, stream]
+        if case in family.llamacpp_reads:  # llama.cpp's own reading differs: say how
+            print(f"{family.name} {case}: llama.cpp reads {reading} "
+                  f"({family.llamacpp_reads[case]})")
+            assert reading != family.expected[case]
+        else:
+            assert reading == family.expected[case]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("family, case", CASES, ids=[f"{f.name}-{c}" for f, c in CASES])
+def test_the_proxy_reads_every_family_as_the_server_does(farm, family, case, dialect, stream):
+    proxy, readings = farm.serve(family)
+    if dialect == "openai-chat":
+        reading = _chat(proxy.sdk(), family, case, stream)
+    elif dialect == "messages":
+        reading = _messages(proxy.anthropic(), family, case, stream)
+    else:
+        reading = _responses(proxy.sdk(), family, case, stream)
+    print(f"{family.name} {case} {dialect} {'streamed' if stream else 'whole'}: {reading}")
+    if isinstance(readings[case, stream], Refused):
+        assert isinstance(reading, Refused)
+        assert "127.0.0.1" not in reading.content  # the server's address stays in the log
+    else:
+        assert reading == readings[case, stream]
+    assert "Traceback" not in proxy.log()
+
+
+# -- the three client APIs, each through its official SDK ------------------------------------
+
+def _question(case: str) -> str:
+    return f"{TRIGGERS.get(case, '')} What is the weather in Paris?".strip()
+
+
+def _chat(client: openai.OpenAI, family: Family, case: str, stream: bool) -> Reading:
+    messages = [{"role": "user", "content": _question(case)}]
+    if case == "result":
+        messages = [{"role": "user", "content": _question("one_call")},
+                    {"role": "assistant", "content": "", "tool_calls": [{
+                        "id": family.call_id, "type": "function", "function": {
+                            "name": "get_weather", "arguments": json.dumps(PARIS)}}]},
+                    {"role": "tool", "tool_call_id": family.call_id,
+                     "content": f"Sunny {TRIGGERS['result']}"}]
+    options = dict(model="any", messages=messages, tools=list(TOOLS), temperature=0,
+                   max_tokens=MAX_TOKENS, extra_body={"chat_template_kwargs": THINKING})
+    try:
+        if not stream:
+            choice = client.chat.completions.create(**options).choices[0]
+            message = choice.message
+            calls = tuple((call.function.name, json.loads(call.function.arguments))
+                          for call in message.tool_calls or ())
+            return Reading(message.content or "", (message.model_extra or {}).get(
+                "reasoning_content") or "", calls, choice.finish_reason)
+        text, thoughts, calls, finish = [], [], {}, None
+        for chunk in client.chat.completions.create(**options, stream=True):
+            for choice in chunk.choices:
+                delta = choice.delta
+                text.append(delta.content or "")
+                thoughts.append((delta.model_extra or {}).get("reasoning_content") or "")
+                for call in delta.tool_calls or ():
+                    name, arguments = calls.get(call.index, ("", ""))
+                    calls[call.index] = (name or (call.function.name or ""),
+                                         arguments + (call.function.arguments or ""))
+                finish = choice.finish_reason or finish
+    except openai.APIError as exc:
+        return _refused(exc)
+    return Reading("".join(text), "".join(thoughts),
+                   tuple((name, json.loads(arguments)) for name, arguments in calls.values()),
+                   finish)
+
+
+def _messages(client: anthropic.Anthropic, family: Family, case: str, stream: bool) -> Reading:
+    messages = [{"role": "user", "content": _question(case)}]
+    if case == "result":
+        messages = [{"role": "user", "content": _question("one_call")},
+                    {"role": "assistant", "content": [{"type": "tool_use",
+                                                       "id": family.call_id,
+                                                       "name": "get_weather", "input": PARIS}]},
+                    {"role": "user", "content": [{"type": "tool_result",
+                                                  "tool_use_id": family.call_id,
+                                                  "content": f"Sunny {TRIGGERS['result']}"}]}]
+    tools = [{"name": tool["function"]["name"], "description": tool["function"]["description"],
+              "input_schema": tool["function"]["parameters"]} for tool in TOOLS]
+    options = dict(model="any", messages=messages, tools=tools, max_tokens=MAX_TOKENS,
+                   thinking={"type": "enabled", "budget_tokens": 1024},
+                   extra_body={"temperature": 0})
+    try:
+        if stream:
+            with client.messages.stream(**options) as events:
+                message = events.get_final_message()
+        else:
+            message = client.messages.create(**options)
+    except anthropic.APIError as exc:
+        return _refused(exc)
+    blocks = message.content
+    return Reading("".join(b.text for b in blocks if b.type == "text"),
+                   "".join(b.thinking for b in blocks if b.type == "thinking"),
+                   tuple((b.name, b.input) for b in blocks if b.type == "tool_use"),
+                   {"end_turn": "stop", "tool_use": "tool_calls",
+                    "max_tokens": "length"}[message.stop_reason])
+
+
+def _responses(client: openai.OpenAI, family: Family, case: str, stream: bool) -> Reading:
+    items: list = [{"role": "user", "content": _question(case)}]
+    if case == "result":
+        items = [{"role": "user", "content": _question("one_call")},
+                 {"type": "function_call", "call_id": family.call_id, "name": "get_weather",
+                  "arguments": json.dumps(PARIS)},
+                 {"type": "function_call_output", "call_id": family.call_id,
+                  "output": f"Sunny {TRIGGERS['result']}"}]
+    tools = [{"type": "function", **tool["function"]} for tool in TOOLS]
+    options = dict(model="any", input=items, tools=tools, temperature=0,
+                   max_output_tokens=MAX_TOKENS, store=False,
+                   extra_body={"chat_template_kwargs": THINKING})
+    try:
+        if stream:
+            with client.responses.stream(**options) as events:
+                if any(event.type in ("response.failed", "error") for event in events):
+                    return Refused(finish="during")
+                response = events.get_final_response()
+        else:
+            response = client.responses.create(**options)
+    except openai.APIError as exc:
+        return _refused(exc)
+    output = response.output
+    calls = tuple((item.name, json.loads(item.arguments)) for item in output
+                  if item.type == "function_call")
+    return Reading(
+        "".join(part.text for item in output if item.type == "message"
+                for part in item.content if part.type == "output_text"),
+        "".join(part.text for item in output if item.type == "reasoning"
+                for part in item.content or ()),
+        calls, "length" if response.status == "incomplete" else
+        "tool_calls" if calls else "stop")
