@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Build (once) and cache the native wheels the test suite needs: llama-cpp-python with its
-# llama-server binary, and chatglm-cpp. A second run on the same machine reuses the cache.
+# llama-server binary, and chatglm-cpp; and keep the model families' chat templates that
+# llama-cpp-python's sources carry (llama.cpp's models/templates), which the e2e tests give
+# their tiny models. A second run on the same machine reuses the cache.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,12 +17,24 @@ mkdir -p "$WHEELS"
 
 have_wheel() { compgen -G "$WHEELS/$1-$2-*.whl" >/dev/null; }
 
-if ! have_wheel llama_cpp_python "$LLAMA_CPP_PYTHON_VERSION"; then
-  echo "building llama-cpp-python $LLAMA_CPP_PYTHON_VERSION with llama-server (several minutes)"
-  CMAKE_ARGS="-DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_COMMON=ON -DLLAMA_TOOLS_INSTALL=ON -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" \
-  CMAKE_BUILD_PARALLEL_LEVEL="$JOBS" \
-    "$PYTHON" -m pip wheel --no-deps --no-binary llama-cpp-python -w "$WHEELS" \
-      "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION"
+TEMPLATES="${OAI_PROXY_TEMPLATES:-$WHEELS/llama.cpp-templates}"
+if ! have_wheel llama_cpp_python "$LLAMA_CPP_PYTHON_VERSION" \
+    || ! [ -f "$TEMPLATES/$LLAMA_CPP_PYTHON_VERSION" ]; then
+  sources=$(mktemp -d)
+  "$PYTHON" -m pip download --quiet --no-deps --no-binary :all: -d "$sources" \
+    "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION"
+  sdist="$sources/llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION.tar.gz"
+  if ! have_wheel llama_cpp_python "$LLAMA_CPP_PYTHON_VERSION"; then
+    echo "building llama-cpp-python $LLAMA_CPP_PYTHON_VERSION with llama-server (several minutes)"
+    CMAKE_ARGS="-DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_COMMON=ON -DLLAMA_TOOLS_INSTALL=ON -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" \
+    CMAKE_BUILD_PARALLEL_LEVEL="$JOBS" \
+      "$PYTHON" -m pip wheel --no-deps -w "$WHEELS" "$sdist"
+  fi
+  rm -rf "$TEMPLATES" && mkdir -p "$TEMPLATES"
+  tar -xzf "$sdist" -C "$TEMPLATES" --strip-components=5 --wildcards \
+    "llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION/vendor/llama.cpp/models/templates/*.jinja"
+  touch "$TEMPLATES/$LLAMA_CPP_PYTHON_VERSION"  # which sources they came from
+  rm -rf "$sources"
 fi
 
 if ! have_wheel chatglm_cpp "$CHATGLM_CPP_VERSION"; then

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from proxy.dialects.streaming import EventRenderer
-from proxy.errors import InvalidRequestError, ProxyError
+from proxy.errors import ContextLengthError, InvalidRequestError, ProxyError
 from proxy.events import (WAITING, Finish, PromptCounted, ReasoningDelta, TextDelta,
                           ToolCallDelta, ToolCallEnd, ToolCallStart, UsageReport)
 from proxy.fields import Fields, response_format, stop_words, template_kwargs
@@ -343,8 +343,12 @@ def _input(call: ToolCall) -> object:
 
 
 def error_body(error: ProxyError) -> dict:
-    """Anthropic's error shape."""
-    return {"type": "error", "error": {"type": error_type(error), "message": error.message}}
+    """Anthropic's error shape; a prompt too long for the model in Anthropic's own words,
+    which agents read to compact their history."""
+    message = error.message
+    if isinstance(error, ContextLengthError):
+        message = f"prompt is too long: {error.prompt_tokens} tokens > {error.limit} maximum"
+    return {"type": "error", "error": {"type": error_type(error), "message": message}}
 
 
 def error_type(error: ProxyError) -> str:

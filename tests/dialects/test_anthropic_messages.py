@@ -8,9 +8,9 @@ import pytest
 
 from proxy.dialects import anthropic_messages as messages
 from proxy.dialects.anthropic_messages import MessagesAsk, Stream, parse
-from proxy.errors import (AuthenticationError, InvalidRequestError, ModelNotFoundError,
-                          PermissionDeniedError, QueueFullError, RateLimitError, UpstreamError,
-                          UpstreamTimeoutError)
+from proxy.errors import (AuthenticationError, ContextLengthError, InvalidRequestError,
+                          ModelNotFoundError, PermissionDeniedError, QueueFullError,
+                          RateLimitError, UpstreamError, UpstreamTimeoutError)
 from proxy.events import (WAITING, Finish, PromptCounted, ReasoningDelta, TextDelta,
                           ToolCallDelta, ToolCallEnd, ToolCallStart, UsageReport)
 from proxy.types import Completion, Message, ToolCall, ToolChoice, Usage
@@ -300,3 +300,10 @@ def test_errors_in_anthropics_shape(error, status, kind):
     assert messages.error_body(error) == {"type": "error",
                                           "error": {"type": kind, "message": error.message}}
     assert Stream.failure(error) == [messages.error_body(error)]
+
+
+def test_a_prompt_too_long_is_told_as_anthropic_tells_it():
+    error = ContextLengthError(prompt_tokens=210432, limit=131072)
+    assert (error.status, messages.error_body(error)) == (400, {"type": "error", "error": {
+        "type": "invalid_request_error",
+        "message": "prompt is too long: 210432 tokens > 131072 maximum"}})

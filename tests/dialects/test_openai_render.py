@@ -5,7 +5,7 @@ import pytest
 
 from proxy.dialects import glm, openai, openai_chat, openai_completions
 from proxy.dialects.openai import Choices
-from proxy.errors import UpstreamError
+from proxy.errors import ContextLengthError, UpstreamError
 from proxy.events import (WAITING, Finish, ReasoningDelta, TextDelta, ToolCallDelta,
                           ToolCallEnd, ToolCallStart, UsageReport)
 from proxy.sse import COMMENT
@@ -144,3 +144,12 @@ def test_glm_stream_sends_deltas_then_the_whole_answer():
 def test_ids_are_new_each_time():
     assert openai.new_id("chatcmpl") != openai.new_id("chatcmpl")
     assert openai.new_id("cmpl").startswith("cmpl-")
+
+
+def test_a_prompt_too_long_is_told_as_openai_tells_it():
+    body = openai.error_body(ContextLengthError(prompt_tokens=5000, limit=4096))
+    assert body == {"error": {
+        "message": "This model's maximum context length is 4096 tokens. However, your "
+                   "messages resulted in 5000 tokens. Please reduce the length of the "
+                   "messages.", "type": "invalid_request_error", "param": "messages",
+        "code": "context_length_exceeded"}}

@@ -15,7 +15,7 @@ import pathlib
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
-from .llama_server import old_server_cache
+from .llama_server import wheel_cache
 from .scriptedmodel import Script, Tokens
 
 TEMPLATES_ENV_VAR = "OAI_PROXY_TEMPLATES"
@@ -80,7 +80,7 @@ class Family:
 def templates_folder() -> pathlib.Path:
     """Where ``.ci/wheels.sh`` keeps llama.cpp's model templates from the sources it builds."""
     folder = pathlib.Path(os.environ.get(TEMPLATES_ENV_VAR)
-                          or old_server_cache().parent / "llama.cpp-templates")
+                          or wheel_cache() / "llama.cpp-templates")
     if not folder.is_dir():
         raise FileNotFoundError(f"no llama.cpp templates at {folder}: run bash .ci/wheels.sh")
     return folder

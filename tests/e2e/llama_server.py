@@ -38,12 +38,17 @@ class ServerBinary:
     env: dict[str, str]
 
 
+def wheel_cache() -> pathlib.Path:
+    """Where ``.ci/wheels.sh`` leaves what it builds (the same variable decides)."""
+    wheels = os.environ.get("OAI_PROXY_WHEEL_CACHE") or "~/.cache/oai-proxy/wheels"
+    return pathlib.Path(wheels).expanduser()
+
+
 def old_server_cache() -> pathlib.Path:
     """Where ``.ci/servers.sh`` leaves the old servers (the same variables decide)."""
     if os.environ.get("OAI_PROXY_SERVER_CACHE"):
         return pathlib.Path(os.environ["OAI_PROXY_SERVER_CACHE"])
-    wheels = os.environ.get("OAI_PROXY_WHEEL_CACHE") or "~/.cache/oai-proxy/wheels"
-    return pathlib.Path(wheels).expanduser() / "servers"
+    return wheel_cache() / "servers"
 
 
 def find_server(kind: str) -> ServerBinary:

@@ -65,7 +65,10 @@ class Farm:
         if family is not self.family:
             self.stack.close()
             self.family = None
-            self.proxy, self.readings = self._start(family)
+            proxy, self.readings = self._start(family)
+            self.clients = {"openai-chat": proxy.sdk(), "messages": proxy.anthropic(),
+                            "responses": proxy.sdk()}
+            self.proxy = proxy
             self.family = family
         return self.proxy, self.readings
 
@@ -109,12 +112,8 @@ def test_the_server_reads_each_family_as_the_family_writes(farm, family, case):
 @pytest.mark.parametrize("family, case", CASES, ids=[f"{f.name}-{c}" for f, c in CASES])
 def test_the_proxy_reads_every_family_as_the_server_does(farm, family, case, dialect, stream):
     proxy, readings = farm.serve(family)
-    if dialect == "openai-chat":
-        reading = _chat(proxy.sdk(), family, case, stream)
-    elif dialect == "messages":
-        reading = _messages(proxy.anthropic(), family, case, stream)
-    else:
-        reading = _responses(proxy.sdk(), family, case, stream)
+    ask = {"openai-chat": _chat, "messages": _messages, "responses": _responses}[dialect]
+    reading = ask(farm.clients[dialect], family, case, stream)
     print(f"{family.name} {case} {dialect} {'streamed' if stream else 'whole'}: {reading}")
     if isinstance(readings[case, stream], Refused):
         assert isinstance(reading, Refused)
