@@ -1,0 +1,160 @@
+"""The agent CLIs use a tool through the proxy, for real: Claude Code (``claude -p``) and Codex
+CLI (``codex exec``), in front of a model with the real chat template of a family agents run
+today (gpt-oss, Qwen3-Coder), through current llama-server's own chat layer.
+
+The model (see :mod:`.scriptedmodel`) first calls the agent's own shell tool, in its family's
+syntax, to write a file; once the tool's result is in its prompt (the template's result
+marker: gpt-oss's `` to=assistant``, Qwen3-Coder's ``<tool_response>``), it answers and
+stops. The file must exist, the CLI must print the answer and exit 0.
+"""
+from __future__ import annotations
+
+import json
+
+import openai
+import pytest
+
+from tests.processes import ProxyProcess
+
+from .agents import agent_binary, run_agent
+from .families import FAMILIES, Family
+from .llama_server import LlamaServer
+from .scriptedmodel import Script, write_scripted_gguf
+
+pytestmark = pytest.mark.e2e
+
+CONTEXT = 131072
+ANSWER = "I wrote notes.txt for you."
+COMMAND = "echo hello from the model > notes.txt"
+# each agent's shell tool, and the arguments that run COMMAND with it
+SHELLS = {"claude": ("Bash", {"command": COMMAND, "description": "Write notes.txt"}),
+          "codex": ("exec_command", {"cmd": COMMAND})}
+
+
+def gpt_oss_call(name: str, arguments: dict) -> str:
+    return ("<|channel|>analysis<|message|>I will write the file.<|end|><|start|>assistant"
+            f"<|channel|>commentary to=functions.{name} <|constrain|>json<|message|>"
+            f"{json.dumps(arguments)}<|call|>")
+
+
+def qwen3_coder_call(name: str, arguments: dict) -> str:
+    parameters = "".join(f"<parameter={key}>\n{value}\n</parameter>\n"
+                         for key, value in arguments.items())
+    return f"<tool_call>\n<function={name}>\n{parameters}</function>\n</tool_call>"
+
+
+# family: (how it writes a call, how it writes an answer, what marks a tool's result)
+AGENT_FAMILIES = {
+    "gpt-oss": (gpt_oss_call, f"<|channel|>final<|message|>{ANSWER}", " to=assistant"),
+    "qwen3-coder": (qwen3_coder_call, ANSWER, "<tool_response>"),
+}
+
+
+def family(name: str) -> Family:
+    return next(f for f in FAMILIES if f.name == name)
+
+
+@pytest.fixture(scope="module", params=list(AGENT_FAMILIES))
+def family_name(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="module", params=list(SHELLS))
+def served(request, family_name, tmp_path_factory, logs):
+    """A model of the family that calls ``agent``'s shell, on llama-server, behind the proxy."""
+    agent = request.param
+    write_call, answer, marker = AGENT_FAMILIES[family_name]
+    name, arguments = SHELLS[agent]
+    scripts = [Script(write_call(name, arguments)), Script(answer, trigger=marker)]
+    model = write_scripted_gguf(
+        tmp_path_factory.mktemp("agent") / f"{family_name}-{agent}.gguf", scripts,
+        family(family_name).tokens, family(family_name).chat_template(), name=family_name)
+    with LlamaServer(model, logs / f"tools-{family_name}-{agent}.log", parallel=1,
+                     ctx_size=CONTEXT, threads=2) as server, \
+            ProxyProcess(server.url, logs / f"proxy-tools-{family_name}-{agent}.log",
+                         args=["--api-key", "sk-agent", "--upstream-timeout", "600"]) as proxy:
+        yield agent, proxy
+
+
+def test_the_agent_runs_the_models_tool_call_and_prints_its_answer(served, tmp_path):
+    agent, proxy = served
+    run = claude if agent == "claude" else codex
+    result = run(proxy, tmp_path)
+    print(result.stdout[-3000:], result.stderr[-3000:])
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert (tmp_path / "notes.txt").read_text() == "hello from the model\n"
+    assert ANSWER in result.stdout
+    assert "Traceback" not in proxy.log()
+
+
+def claude(proxy: ProxyProcess, cwd):
+    return run_agent([str(agent_binary("claude")), "-p", "Write notes.txt, then tell me.",
+                      "--model", "local-model", "--max-turns", "3",
+                      "--allowedTools", "Bash", "--output-format", "text"],
+                     {"ANTHROPIC_BASE_URL": proxy.url, "ANTHROPIC_API_KEY": "sk-agent",
+                      "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+                      "CLAUDE_CODE_MAX_RETRIES": "0"}, cwd)
+
+
+def codex(proxy: ProxyProcess, cwd):
+    home = cwd / "codex-home"
+    home.mkdir()
+    (home / "config.toml").write_text(f"""
+model = "local-model"
+model_provider = "oai-proxy"
+check_for_update_on_startup = false
+[analytics]
+enabled = false
+[features]
+plugins = false
+[model_providers.oai-proxy]
+name = "oai-proxy"
+base_url = "{proxy.url}/v1"
+env_key = "OAI_PROXY_KEY"
+wire_api = "responses"
+request_max_retries = 0
+stream_max_retries = 0
+""")
+    return run_agent([str(agent_binary("codex")), "exec", "--skip-git-repo-check",
+                      "--ephemeral", "--dangerously-bypass-approvals-and-sandbox",
+                      "Write notes.txt, then tell me."],
+                     {"CODEX_HOME": str(home), "OAI_PROXY_KEY": "sk-agent"}, cwd)
+
+
+@pytest.fixture(scope="module")
+def cramped(tmp_path_factory, logs):
+    """A model whose context is far too small for an agent's prompt."""
+    qwen = family("qwen3-coder")
+    model = write_scripted_gguf(tmp_path_factory.mktemp("cramped") / "cramped.gguf",
+                                qwen.scripts(), qwen.tokens, qwen.chat_template())
+    with LlamaServer(model, logs / "cramped.log", parallel=1, ctx_size=2048) as server, \
+            ProxyProcess(server.url, logs / "proxy-cramped.log",
+                         args=["--api-key", "sk-agent"]) as proxy:
+        yield proxy
+
+
+def test_claude_code_reports_a_prompt_too_long_as_against_anthropics_own_api(cramped,
+                                                                            tmp_path):
+    result = run_agent([str(agent_binary("claude")), "-p", "hi", "--model", "local-model",
+                        "--output-format", "json"],
+                       {"ANTHROPIC_BASE_URL": cramped.url, "ANTHROPIC_API_KEY": "sk-agent",
+                        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+                        "CLAUDE_CODE_MAX_RETRIES": "0"}, tmp_path)
+    report = json.loads(result.stdout)
+    print(report["result"])
+    assert report["is_error"] and report["terminal_reason"] == "prompt_too_long"
+    assert report["result"].startswith("Prompt is too long")
+    assert "127.0.0.1" not in result.stdout + result.stderr
+
+
+def test_openai_clients_get_context_length_exceeded_with_the_counts(cramped):
+    long_text = "the weather in Paris " * 1500
+    with pytest.raises(openai.BadRequestError) as chat_error:
+        cramped.sdk(api_key="sk-agent").chat.completions.create(
+            model="m", messages=[{"role": "user", "content": long_text}])
+    with pytest.raises(openai.BadRequestError) as responses_error:
+        cramped.sdk(api_key="sk-agent").responses.create(model="m", input=long_text)
+    for error in (chat_error.value, responses_error.value):
+        assert error.code == "context_length_exceeded"
+        assert "maximum context length is 2048 tokens" in error.message
+        assert "127.0.0.1" not in error.message
