@@ -82,18 +82,22 @@ def tool_grammar(tool_format: ToolFormat, request: GenerationRequest) -> str:
         except UnsupportedSchemaError as exc:
             raise InvalidRequestError(f"tools[{index}].function.parameters: {exc}",
                                       param=f"tools[{index}].function.parameters") from None
-        calls.append(_call(tool_format, function["name"], arguments, ws))
+        calls.append(_call(tool_format, function["name"], arguments, ws,
+                           builder.primitive("string") if tool_format.call_ids else ""))
     call = builder.rule("call", " | ".join(calls))
     several = request.parallel_tool_calls is not False and request.tool_choice.mode != "function"
     return builder.render(_calls(tool_format, call, ws, several))
 
 
-def _call(tool_format: ToolFormat, name: str, arguments: str, ws: str) -> str:
+def _call(tool_format: ToolFormat, name: str, arguments: str, ws: str, string: str) -> str:
+    """One call; ``string``: the rule of a JSON string, when the format's models write the
+    call's id after its arguments (Mistral's), else empty."""
     if tool_format.name == "chatglm3":
         return f'{literal(name)} "\\n```python\\n" {arguments} "\\n```"'
     key = literal(json.dumps(tool_format.arguments_key))
+    call_id = f'("," {ws} "\\"id\\"" {ws} ":" {ws} {string} {ws})?' if string else ""
     body = (f'"{{" {ws} "\\"name\\"" {ws} ":" {ws} {literal(json.dumps(name))} {ws} "," {ws} '
-            f'{key} {ws} ":" {ws} {arguments} {ws} "}}"')
+            f'{key} {ws} ":" {ws} {arguments} {ws} {call_id} "}}"')
     if tool_format.opener and not tool_format.listed:
         return f"{literal(tool_format.opener)} {ws} {body} {ws} {literal(tool_format.closer)}"
     return body

@@ -29,6 +29,9 @@ PLAIN_INSTRUCTIONS = (
     "</tool_call>\n(one such block per call). Otherwise answer normally.")
 
 
+PYTHON_TAG = "<|python_tag|>"
+
+
 def new_call_id() -> str:
     return f"call_{uuid.uuid4().hex[:24]}"
 
@@ -89,6 +92,14 @@ class ToolFormat:
     result_role: str = "user"  # the role a tool's result is given back in
     result_wrapper: tuple = ("", "")
     result_json: bool = False  # the result goes in as {"content": …}
+    starter: str = ""  # what else may open a call (Llama's python tag)
+    call_ids: bool = False  # its models may write a call's id after its arguments
+
+    @property
+    def markers(self) -> tuple:
+        """The text that marks a call: a model's tokenizer may hold it as special tokens,
+        which a server leaves out of what it sends back unless asked to keep them."""
+        return tuple(marker for marker in (self.opener, self.closer, self.starter) if marker)
 
     def system_prompt(self, tools: Sequence[dict]) -> str:
         return self.describe(tools)
@@ -147,7 +158,9 @@ class ToolFormat:
             arguments = item.get(self.arguments_key, {})
             if not isinstance(arguments, dict):
                 return None
-            calls.append(ToolCall(new_call_id(), item["name"], _compact(arguments)))
+            own_id = item.get("id") if self.call_ids else None
+            calls.append(ToolCall(own_id if isinstance(own_id, str) and own_id
+                                  else new_call_id(), item["name"], _compact(arguments)))
         return tuple(calls)
 
     def _blocks(self, text: str) -> Iterator[str]:
@@ -187,8 +200,8 @@ def _whole_objects(listed: str) -> list:
 def _json_start(text: str) -> int:
     """Where a bare JSON call begins: first in the answer, or after Llama's python tag."""
     stripped = text.lstrip()
-    if stripped.startswith("<|python_tag|>"):
-        return text.index("<|python_tag|>") + len("<|python_tag|>")
+    if stripped.startswith(PYTHON_TAG):
+        return text.index(PYTHON_TAG) + len(PYTHON_TAG)
     return len(text) - len(stripped) if stripped.startswith("{") else -1
 
 
@@ -226,9 +239,10 @@ FORMATS = {
     "hermes": ToolFormat("hermes", _tagged(HERMES_INSTRUCTIONS), "<tool_call>", "</tool_call>",
                          result_wrapper=("<tool_response>\n", "\n</tool_response>")),
     "llama3": ToolFormat("llama3", _listed(LLAMA3_INSTRUCTIONS, indent=2),
-                         arguments_key="parameters", result_role="tool"),
+                         arguments_key="parameters", result_role="tool",
+                         starter=PYTHON_TAG),
     "mistral": ToolFormat("mistral", _listed("[AVAILABLE_TOOLS]", "[/AVAILABLE_TOOLS]"),
-                          "[TOOL_CALLS]", listed=True, result_json=True,
+                          "[TOOL_CALLS]", listed=True, result_json=True, call_ids=True,
                           result_wrapper=("[TOOL_RESULTS]", "[/TOOL_RESULTS]")),
     "chatglm3": ChatGLM3Format("chatglm3", _listed(
         "Answer the following questions as best as you can. You have access to the following "
@@ -244,7 +258,7 @@ def format_of_template(source: str) -> str:
         return "hermes"
     if "[TOOL_CALLS]" in source:
         return "mistral"
-    if "<|python_tag|>" in source or "ipython" in source:
+    if PYTHON_TAG in source or "ipython" in source:
         return "llama3"
     if "<|observation|>" in source:
         return "chatglm3"
@@ -304,7 +318,7 @@ class StreamingToolParser:
         if self._sent_any:  # bare-JSON formats call at the start of the answer only
             return None
         stripped = self._held.lstrip()
-        if stripped.startswith(("{", "<|python_tag|>")) or (
+        if stripped.startswith(("{", PYTHON_TAG)) or (
                 self.format.name == "chatglm3" and stripped.split("\n", 1)[0].strip()
                 in self.names):
             return 0
@@ -321,7 +335,7 @@ class StreamingToolParser:
         if self._sent_any:
             return 0
         stripped = self._held.lstrip()
-        if not stripped or "<|python_tag|>".startswith(stripped) or (
+        if not stripped or PYTHON_TAG.startswith(stripped) or (
                 self.format.name == "chatglm3" and "\n" not in stripped
                 and any(name.startswith(stripped.strip()) for name in self.names)):
             return len(self._held)

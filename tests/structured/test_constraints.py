@@ -66,6 +66,15 @@ def test_written_calls_are_admitted_and_bad_ones_not(name):
     assert not grammar.admits(tool_format.render_call(unknown))
 
 
+def test_mistral_calls_may_carry_the_ids_its_models_write():
+    grammar = Grammar(tool_grammar(FORMATS["mistral"], asking()))
+    assert grammar.admits('[TOOL_CALLS][{"name": "now", "arguments": {}, "id": "a1b2c3d4e"}]')
+    assert grammar.admits('[TOOL_CALLS][{"name": "now", "arguments": {}}]')
+    assert not grammar.admits('[TOOL_CALLS][{"name": "now", "arguments": {}, "x": "y"}]')
+    assert not Grammar(tool_grammar(HERMES, asking())).admits(
+        '<tool_call>{"name": "now", "arguments": {}, "id": "a1b2c3d4e"}</tool_call>')
+
+
 def test_a_named_function_is_the_only_one_admitted():
     tool_format = FORMATS["hermes"]
     grammar = Grammar(tool_grammar(tool_format, asking(ToolChoice("function", "now"))))

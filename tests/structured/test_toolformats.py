@@ -50,6 +50,13 @@ def test_written_calls_read_back(name):
                == c.arguments for c in calls)
 
 
+def test_mistral_models_own_call_ids_are_kept():
+    _, calls = FORMATS["mistral"].parse(
+        '[TOOL_CALLS][{"name": "add", "arguments": {"a": 1}, "id": "a1b2c3d4e"}, '
+        '{"name": "add", "arguments": {"a": 2}}]', {"add"})
+    assert calls[0].id == "a1b2c3d4e" and calls[1].id.startswith("call_")
+
+
 def test_chatglm3_reads_its_one_call_back():
     tool_format = FORMATS["chatglm3"]
     content, calls = tool_format.parse(tool_format.render_call(CALLS[:1]), NAMES)

@@ -28,7 +28,8 @@ from proxy.structured.constraints import output_fields
 from proxy.structured.toolformats import FORMATS, tool_names
 from proxy.errors import UNREACHABLE, UpstreamError, UpstreamUnavailableError
 from proxy.backends.admission import Admission
-from proxy.prompting import ChatTemplate, RenderedPrompt, TemplateChoice
+from proxy.prompting import (THINK_CLOSE, THINK_OPEN, ChatTemplate, RenderedPrompt,
+                             TemplateChoice)
 from proxy.types import (Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo,
                          Usage, assembled)
 
@@ -419,9 +420,16 @@ class ServerCppBackend(Backend):
     def _payload(self, request: GenerationRequest, facts: ServerFacts, *, stream: bool) -> tuple:
         """``(prompt, body)``: what ``/completion`` is sent for ``request``."""
         prompt, stop = self._prompt(request, facts)
-        constraints = output_fields(request, FORMATS[prompt.tool_format],
+        tool_format = FORMATS[prompt.tool_format]
+        constraints = output_fields(request, tool_format,
                                     json_schema=facts.kind.has_json_schema,
                                     lazy_grammar=facts.lazy_grammar)
+        if request.is_chat and not facts.kind.legacy:
+            # the markers the proxy reads calls and thoughts by, even where they are control
+            # tokens (a server leaves those out of what it sends unless told to keep them)
+            thoughts = (THINK_OPEN, THINK_CLOSE) if facts.thinking else ()
+            constraints["preserved_tokens"] = unique(
+                [*constraints.get("preserved_tokens", ()), *tool_format.markers, *thoughts])
         return prompt, completion_payload(request, prompt.text, stop, facts.kind,
                                           stream=stream, constraints=constraints)
 

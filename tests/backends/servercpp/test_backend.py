@@ -93,6 +93,8 @@ def test_chat_payload_is_exact_for_each_kind(make_backend, upstream, kind, slot_
         "stream": legacy, "stop": ["</s>", "END"], "n_keep": -1, "cache_prompt": not legacy,
         slot_field: -1, "n_predict": 16, "temperature": 0.5, "top_k": 4, "seed": 7,
         "logit_bias": [[2, 5.0], [9, False]], **({"n_probs": 1} if legacy else {}),
+        # current servers keep the markers calls are read by, even as control tokens
+        **({} if legacy else {"preserved_tokens": ["<tool_call>", "</tool_call>"]}),
     }
     assert (result.text, result.finish_reason) == ("Hi!", "stop")
     assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (7, 3)
