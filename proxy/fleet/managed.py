@@ -35,8 +35,9 @@ class ManagedBackend(Backend):
         key = conversation_key(request)
 
         def answer() -> Completion:
-            completion = self.backend.complete(self._placed(request, key))
-            self.server.served(key, completion.slot)
+            placed = self._placed(request, key)
+            completion = self.backend.complete(placed)
+            self.server.served(key, _slot(completion.slot, placed))
             return completion
 
         return self._serving(answer)
@@ -45,7 +46,8 @@ class ManagedBackend(Backend):
         key = conversation_key(request)
         for attempt in range(RESTARTS + 1):
             with self.server.using():
-                chunks = self.backend.stream(self._placed(request, key))
+                placed = self._placed(request, key)
+                chunks = self.backend.stream(placed)
                 try:
                     first = next(chunks)
                 except UpstreamUnavailableError as exc:
@@ -57,7 +59,7 @@ class ManagedBackend(Backend):
                     yield first
                     for chunk in chunks:
                         if chunk.finish_reason is not None:
-                            self.server.served(key, chunk.slot)
+                            self.server.served(key, _slot(chunk.slot, placed))
                         yield chunk
                 return
 
@@ -124,3 +126,9 @@ class ManagedBackend(Backend):
         """Whether ``exc`` is a request that never reached the server because it died (while
         the request waited for a slot): worth another turn, which starts it again."""
         return exc.code == UNREACHABLE and attempt < RESTARTS and self.server.gone(DYING)
+
+
+def _slot(answered: Optional[int], placed: GenerationRequest) -> Optional[int]:
+    """The slot that served a turn: as the answer says (``/completion``), else as the
+    request named it (a chat answer says nothing of slots)."""
+    return answered if answered is not None else placed.slot

@@ -237,28 +237,37 @@ class ManagedServer:
             self._saver.submit(self._save, slot, key)
 
     def prepare(self, key: Optional[str], pinned: Optional[int]) -> Optional[int]:
-        """The slot conversation ``key``'s saved cache is restored into now, for its next
-        turn; ``None`` when it is held in a slot already (the server finds it) or has no
-        file."""
+        """The slot conversation ``key``'s next turn runs in, named to the server so that
+        its cache can be saved from there afterwards (a chat answer does not say which slot
+        served it): the slot that holds it, else an idle one, its saved cache restored into
+        it first when there is one. ``None`` (the server picks) when the proxy keeps no
+        caches or no slot is idle."""
         if self.slot_files is None or key is None:
             return None
         with self._slots_lock:
-            if key in self._held.values() or not self.slot_files.restorable(key):
-                return None
+            held = next((slot for slot, known in self._held.items() if known == key), None)
+            if held is not None:
+                return held
             slot = target(self._held_at, self._slot_call("GET", "/slots") or [], pinned)
             if slot is None:
                 return None
-            answer = self._slot_call("POST", f"/slots/{slot}?action=restore",
-                                     {"filename": SlotFiles.name(key)})
-            if not isinstance(answer, dict) or not answer.get("n_restored"):
-                self.slot_files.forget(key)  # it does not fit after all: not again
-                return None
+            restored = self._restore(key, slot) if self.slot_files.restorable(key) else 0
             self._held[slot] = key
             self._held_at[slot] = time.monotonic()
-        self.slot_files.used(key)
-        logger.info("%s: restored a conversation's %s cached tokens into slot %d",
-                    self.launch.name, answer["n_restored"], slot)
+        if restored:
+            self.slot_files.used(key)
+            logger.info("%s: restored a conversation's %s cached tokens into slot %d",
+                        self.launch.name, restored, slot)
         return slot
+
+    def _restore(self, key: str, slot: int) -> int:
+        """Load conversation ``key``'s saved cache into ``slot``: the tokens restored."""
+        answer = self._slot_call("POST", f"/slots/{slot}?action=restore",
+                                 {"filename": SlotFiles.name(key)})
+        if not isinstance(answer, dict) or not answer.get("n_restored"):
+            self.slot_files.forget(key)  # it does not fit after all: not again
+            return 0
+        return answer["n_restored"]
 
     def _save_all(self) -> None:
         with self._slots_lock:

@@ -4,7 +4,9 @@ Each test runs against PowerInfer's server, llama.cpp's of 2023 and current llam
 (the ``kind`` fixture), unless its ``only`` mark says why it cannot apply. Answers are
 compared with what the server itself returns for the same prompt and settings (``POST
 /completion`` straight to it), so these tests prove compatibility with the real upstream,
-not just a translation that agrees with a mock.
+not just a translation that agrees with a mock. A chat's prompt is the model's own template
+on current llama-server (its chat layer renders it), the historic one on the old servers
+(which report no template).
 """
 from __future__ import annotations
 
@@ -45,17 +47,27 @@ ENDLESS = {"model": MODEL, "prompt": PROMPT, "max_tokens": 1_000_000, "temperatu
 
 
 def historic_prompt(user: str) -> str:
-    """The prompt the proxy's default (historic) template makes of one user message."""
+    """The prompt the historic template makes of one user message."""
     return ("A chat between a curious user and an artificial intelligence assistant. "
             "The assistant follows the given rules no matter what.\n"
             f"\nUSER: {user}\nASSISTANT:")
 
 
-def upstream_prompt(api: str, text: str) -> tuple[str, list]:
-    """The prompt and stop words the proxy should send llama-server for ``text``."""
-    if api == "chat":
+def model_prompt(user: str) -> str:
+    """The prompt the model's own template makes of one user message, rendered the Hugging
+    Face way (llama-server renders it the same way)."""
+    return jinja2.Environment(trim_blocks=True, lstrip_blocks=True).from_string(
+        CHAT_TEMPLATE).render(messages=[{"role": "user", "content": user}],
+                              add_generation_prompt=True)
+
+
+def upstream_prompt(server: LlamaServer, api: str, text: str) -> tuple[str, list]:
+    """The prompt and stop words ``text`` comes to on ``server`` by default."""
+    if api == "completion":
+        return text, []
+    if server.legacy:
         return historic_prompt(text), HISTORIC_STOP
-    return text, []
+    return model_prompt(text), []
 
 
 def default_text(api: str) -> str:
@@ -119,7 +131,7 @@ def stop_kind(body: dict) -> str:
 
 def server_expects(server: LlamaServer, api: str, text: str, **fields: Any) -> dict:
     """What the server answers to the prompt the proxy should make of ``text``."""
-    prompt, stop = upstream_prompt(api, text)
+    prompt, stop = upstream_prompt(server, api, text)
     return server_completion(server, prompt, stop=stop, **fields)
 
 
@@ -138,6 +150,12 @@ def slot_busy(server: LlamaServer) -> bool:
     probe = requests.post(server.url + "/completion", timeout=10,
                           json={"prompt": "x", "n_predict": 1, "n_keep": 0})
     return probe.status_code == 404
+
+
+def assert_names_the_server(message: str, server: LlamaServer, proxy: ProxyProcess) -> None:
+    """An error tells the client which model's server failed; its address is in the log only."""
+    assert "the server of the model" in message and server.url not in message
+    assert f"[upstream {server.url}]" in proxy.log()
 
 
 def proxy_health(proxy: ProxyProcess) -> dict:
@@ -433,7 +451,7 @@ def test_completion_logprobs_are_the_servers(client, upstream, stream):
 
 @pytest.mark.parametrize("api", APIS)
 def test_tokenize_returns_the_prompts_tokens(client, upstream, api):
-    prompt, _ = upstream_prompt(api, default_text(api))
+    prompt, _ = upstream_prompt(upstream, api, default_text(api))
     answer = ask(client, api, max_tokens=2, extra_body={"tokenize": True})
     tokens = server_tokens(upstream, prompt)
     assert answer.raw.model_extra["promptToken"] == tokens
@@ -441,28 +459,35 @@ def test_tokenize_returns_the_prompts_tokens(client, upstream, api):
 
 
 @pytest.fixture(scope="module")
-def auto_proxy(upstream, logs) -> Iterator[ProxyProcess]:
-    with ProxyProcess(upstream.url, logs / f"proxy-auto-{upstream.kind}.log",
-                      args=["--chat-template", "auto"]) as proxy:
+def historic_proxy(upstream, logs) -> Iterator[ProxyProcess]:
+    """The proxy as an ``api_like_OAI`` user starts it: with one of its historic flags."""
+    with ProxyProcess(upstream.url, logs / f"proxy-historic-{upstream.kind}.log",
+                      args=["--user-name", "\\nUSER: "]) as proxy:
         yield proxy
 
 
 @only("llamacpp", why="the old servers report no chat template")
-def test_auto_chat_template_is_the_models_own(auto_proxy, upstream):
-    chat = [{"role": "user", "content": USER}]
-    # rendered the Hugging Face way; llama-server renders its model's template the same way
-    rendered = jinja2.Environment(trim_blocks=True, lstrip_blocks=True).from_string(
-        CHAT_TEMPLATE).render(messages=chat, add_generation_prompt=True)
-    applied = requests.post(upstream.url + "/apply-template", json={"messages": chat}, timeout=10)
-    assert applied.json()["prompt"] == rendered
-    expected = server_completion(upstream, rendered, n_predict=MAX_TOKENS)
-    historic = server_expects(upstream, "chat", USER, n_predict=MAX_TOKENS)
+def test_by_default_a_chat_is_the_models_own_template(client, upstream):
+    applied = requests.post(upstream.url + "/apply-template",
+                            json={"messages": [{"role": "user", "content": USER}]}, timeout=10)
+    assert applied.json()["prompt"] == model_prompt(USER)
+    expected = server_completion(upstream, model_prompt(USER), n_predict=MAX_TOKENS)
+    historic = server_completion(upstream, historic_prompt(USER), n_predict=MAX_TOKENS)
     assert expected["content"] != historic["content"]  # so the answer tells the templates apart
-    with auto_proxy.sdk() as client:
-        answer = ask(client, "chat", max_tokens=MAX_TOKENS, extra_body={"tokenize": True})
-        streamed = ask(client, "chat", stream=True, max_tokens=MAX_TOKENS)
-    assert answer.raw.model_extra["promptToken"] == server_tokens(upstream, rendered)
+    answer = ask(client, "chat", max_tokens=MAX_TOKENS, extra_body={"tokenize": True})
+    streamed = ask(client, "chat", stream=True, max_tokens=MAX_TOKENS)
+    assert answer.raw.model_extra["promptToken"] == server_tokens(upstream, model_prompt(USER))
     assert answer.text == streamed.text == expected["content"]
+
+
+@only("llamacpp", why="the old servers report no chat template: historic is theirs anyway")
+def test_a_historic_flag_keeps_the_historic_template(historic_proxy, upstream):
+    expected = server_completion(upstream, historic_prompt(USER), n_predict=MAX_TOKENS,
+                                 stop=HISTORIC_STOP)
+    with historic_proxy.sdk() as client:
+        answer = ask(client, "chat", max_tokens=MAX_TOKENS, extra_body={"tokenize": True})
+    assert answer.raw.model_extra["promptToken"] == server_tokens(upstream, historic_prompt(USER))
+    assert answer.text == expected["content"]
 
 
 # -- serving -------------------------------------------------------------------------------
@@ -535,7 +560,7 @@ def test_upstream_killed_mid_stream_gives_503_then_recovers(endless_upstream, lo
             server.kill()
             rest = list(events)
         assert rest[-1] == "[DONE]"
-        assert server.url in rest[-2]["error"]["message"]
+        assert_names_the_server(rest[-2]["error"]["message"], server, proxy)
 
         with pytest.raises(openai.InternalServerError) as info:
             ask(client, "chat", max_tokens=4)
@@ -543,7 +568,7 @@ def test_upstream_killed_mid_stream_gives_503_then_recovers(endless_upstream, lo
         down = requests.post(proxy.url + "/v1/chat/completions", timeout=DEADLINE, json={
             "model": MODEL, "messages": [{"role": "user", "content": USER}], "max_tokens": 4})
         assert down.status_code == 503
-        assert server.url in down.json()["error"]["message"]
+        assert_names_the_server(down.json()["error"]["message"], server, proxy)
         assert requests.get(proxy.url + "/health", timeout=DEADLINE).status_code == 503
 
         server.start()  # the same port
@@ -572,7 +597,8 @@ def first_characters(limit: int) -> str:
 @pytest.mark.parametrize("api", APIS)
 def test_a_limit_inside_a_character_is_answered_whole(client, upstream, api, limit):
     forced = {"n_predict": limit, "grammar": WIDE_GRAMMAR}
-    server_streamed = server_stream(upstream, {**expected_request(api, WIDE_PROMPT), **forced})
+    server_streamed = server_stream(upstream, {**expected_request(upstream, api, WIDE_PROMPT),
+                                               **forced})
     answers = [ask(client, api, WIDE_PROMPT, stream=stream, max_tokens=limit,
                    extra_body={"grammar": WIDE_GRAMMAR}) for stream in (False, True)]
     whole, streamed = answers
@@ -582,18 +608,20 @@ def test_a_limit_inside_a_character_is_answered_whole(client, upstream, api, lim
         assert server_streamed["content"].startswith(streamed.text)
         assert whole.text == streamed.text == first_characters(limit)
     else:
-        # the server's stream leaves a cut character out; its whole answer has U+FFFD
+        # the server's stream leaves a cut character out; its whole completion has U+FFFD,
+        # its chat layer's whole answer leaves it out too
         assert streamed.text == server_streamed["content"] == first_characters(limit)
         server_whole = server_expects(upstream, api, WIDE_PROMPT, **forced)
-        assert whole.text == server_whole["content"]
+        assert whole.text == (server_whole["content"] if api == "completion"
+                              else first_characters(limit))
     for answer in answers:
         assert answer.finish_reason == "length"
         assert answer.usage.completion_tokens == limit
         assert answer.usage.prompt_tokens == server_streamed["tokens_evaluated"]
 
 
-def expected_request(api: str, text: str) -> dict:
-    prompt, stop = upstream_prompt(api, text)
+def expected_request(upstream: LlamaServer, api: str, text: str) -> dict:
+    prompt, stop = upstream_prompt(upstream, api, text)
     return {"prompt": prompt, "stop": stop, "temperature": 0, **PROXY_DEFAULTS}
 
 
@@ -609,7 +637,7 @@ def test_wide_text_in_and_out_is_the_servers(client, upstream, api, stream):
     assert answer.usage.prompt_tokens == expected["tokens_evaluated"]
     assert answer.usage.completion_tokens == expected["tokens_predicted"]
     if not stream:
-        prompt, _ = upstream_prompt(api, WIDE_PROMPT)
+        prompt, _ = upstream_prompt(upstream, api, WIDE_PROMPT)
         assert answer.raw.model_extra["promptToken"] == server_tokens(upstream, prompt)
 
 

@@ -97,7 +97,7 @@ class ServerCppBackend(Backend):
             if request.is_chat and self._connected().chat_layer:
                 yield from self._chat_stream(request)
             else:
-                yield from self._stream(request, count_first=True)
+                yield from self._stream(request, count_first=request.is_chat)
 
     def _complete(self, request: GenerationRequest) -> Completion:
         if request.is_chat and self._connected().chat_layer:
@@ -128,7 +128,8 @@ class ServerCppBackend(Backend):
 
     def _stream(self, request: GenerationRequest, *, count_first: bool) -> Iterator[Chunk]:
         """The ``/completion`` stream (``count_first``: with the prompt's token count on the
-        first chunk, which old servers tell only on the last)."""
+        first chunk, which old servers tell only on the last: a chat's client may show it
+        from the start, as Anthropic's ``message_start`` does)."""
         sent: list = []  # (facts, prompt) of the attempt that reached the server
         chunks = self.admission.stream(lambda: self._chunks(request, sent, count_first),
                                        request.client_gone)
@@ -221,13 +222,14 @@ class ServerCppBackend(Backend):
             yield from chat.stream_chunks(parse.line_batches(pieces), self.client.label,
                                           request.logprobs)
 
-    def _chat_prompt_ids(self, request: GenerationRequest) -> tuple:
-        """The token ids of the prompt the server renders for ``request``."""
+    def _chat_prompt_ids(self, request: GenerationRequest, *, bos: bool = False) -> tuple:
+        """The token ids of the prompt the server renders for ``request`` (``bos``: with the
+        BOS the server puts before it, where the model has one)."""
         body = self.client.post_json("/apply-template", chat.count_payload(
             request, **self._chat_options()))
         prompt = body.get("prompt") if isinstance(body, dict) else None
         return tuple(self.tokens.token_ids(prompt if isinstance(prompt, str) else "",
-                                           add_special=True))
+                                           add_special=bos))
 
     def _chat_options(self) -> dict:
         """How chats are sent to this server's chat layer (see :func:`.chat.chat_payload`)."""
@@ -247,7 +249,7 @@ class ServerCppBackend(Backend):
         payload = chat.count_payload(request, **self._chat_options())
         reply = self.client.post(chat.COUNT_PATH, payload)
         if reply.status_code == 404:  # a server of 2025: render the prompt, then count it
-            return len(self._chat_prompt_ids(request))
+            return len(self._chat_prompt_ids(request, bos=True))
         self.client.raise_for_status(reply)
         try:
             count = reply.json().get("input_tokens")

@@ -30,6 +30,7 @@ from proxy.types import (Chunk, Completion, GenerationRequest, Message, ToolCall
 PATH = "/v1/chat/completions"
 COUNT_PATH = "/v1/chat/completions/input_tokens"
 DONE = b"[DONE]"
+CUT = "\ufffd"  # what the server writes for the bytes of a character the token limit cut
 SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "presence_penalty",
                    "frequency_penalty", "repeat_penalty", "seed", "mirostat",
                    "mirostat_tau", "mirostat_eta")
@@ -131,9 +132,13 @@ def completion(body: object, upstream: str, top: Optional[int]) -> Completion:
     if not isinstance(message, dict):
         raise UpstreamError(f"{upstream} answered {PATH} without a message")
     logprobs = choice.get("logprobs")
+    finish = _finish(choice.get("finish_reason"))
+    text = _text(message.get("content"))
+    if finish == "length":  # a character the limit cut is left out, as its stream leaves it
+        text = text.rstrip(CUT)
     return Completion(
-        text=_text(message.get("content")),
-        finish_reason=_finish(choice.get("finish_reason")),
+        text=text,
+        finish_reason=finish,
         usage=usage(body.get("usage")),
         logprobs=parse.logprobs(logprobs.get("content") if isinstance(logprobs, dict)
                                 else None, top),

@@ -209,3 +209,11 @@ def test_a_context_overflow_carries_its_counts():
     assert (error.prompt_tokens, error.limit, error.code) == (5000, 4096,
                                                               "context_length_exceeded")
     assert "http://up" not in error.message
+
+
+@pytest.mark.parametrize("finish, text, expected", [
+    ("length", "中\ufffd", "中"), ("length", "\ufffd\ufffd", ""), ("stop", "a\ufffd", "a\ufffd"),
+], ids=["cut-after-a-character", "cut-in-the-first", "not-cut"])
+def test_a_character_the_limit_cut_is_left_out_of_a_whole_answer(finish, text, expected):
+    body = {"choices": [{"finish_reason": finish, "message": {"content": text}}]}
+    assert chat.completion(body, "http://up", None).text == expected
