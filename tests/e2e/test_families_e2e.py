@@ -81,6 +81,7 @@ class Farm:
             ctx_size=8192))
         proxy = self.stack.enter_context(ProxyProcess(
             server.url, self.logs / f"proxy-{family.name}-{self.engine}.log"))
+        self.server_url = server.url
         with openai.OpenAI(base_url=server.url + "/v1", api_key="unused",
                            max_retries=0) as direct:
             readings = {(case, stream): _chat(direct, family, case, stream)
@@ -229,3 +230,30 @@ def _responses(client: openai.OpenAI, family: Family, case: str, stream: bool) -
                 for part in item.content or ()),
         calls, "length" if response.status == "incomplete" else
         "tool_calls" if calls else "stop")
+
+
+STOPPED = [family for family in FAMILIES if family.name in ("gpt-oss", "qwen3", "mistral-nemo")]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize("family", STOPPED, ids=[family.name for family in STOPPED])
+def test_a_stop_sequence_ends_the_answer_and_is_named(farm, family, stream):
+    proxy, _ = farm.serve(family)
+    options = dict(model="any", max_tokens=MAX_TOKENS, extra_body={"temperature": 0},
+                   messages=[{"role": "user", "content": "Say hello."}],
+                   stop_sequences=["world", "nowhere"])
+    with openai.OpenAI(base_url=farm.server_url + "/v1", api_key="unused") as direct:
+        served = direct.chat.completions.create(
+            model="any", messages=options["messages"], stop=["world"], temperature=0)
+    if stream:
+        with farm.clients["messages"].messages.stream(**options) as events:
+            message = events.get_final_message()
+    else:
+        message = farm.clients["messages"].messages.create(**options)
+    text = "".join(block.text for block in message.content if block.type == "text")
+    assert text == served.choices[0].message.content == "Hello, "
+    assert (message.stop_reason, message.stop_sequence) == ("stop_sequence", "world")
+    chat = farm.clients["openai-chat"].chat.completions.create(
+        model="any", messages=options["messages"], stop=["world"], temperature=0)
+    assert (chat.choices[0].message.content, chat.choices[0].finish_reason) == ("Hello, ",
+                                                                              "stop")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Collection, Sequence
 
 from proxy.structured import chatglm3
-from proxy.backends.chatglm.stops import StopWords
+from proxy.structured.stops import StopWords
 
 
 class ReplyFilter:

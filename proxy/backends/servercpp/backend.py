@@ -24,6 +24,7 @@ from proxy.backends.servercpp.embedding import TokenClient
 from proxy.backends.servercpp.kinds import ServerKind, classify
 from proxy.backends.servercpp.payload import completion_payload, unique
 from proxy.structured import callids, replies
+from proxy.structured.stops import stopping
 from proxy.structured.constraints import output_fields
 from proxy.structured.toolformats import FORMATS, tool_names
 from proxy.errors import UNREACHABLE, UpstreamError, UpstreamUnavailableError
@@ -187,6 +188,8 @@ class ServerCppBackend(Backend):
     # -- through the server's own chat layer --------------------------------------------
 
     def _chat_complete(self, request: GenerationRequest) -> Completion:
+        if request.stop:  # the proxy stops at them itself, on the stream
+            return _collect(self._chat_stream(request))
         payload = chat.chat_payload(request, stream=False, **self._chat_options())
         body = self.admission.run(
             lambda: self._reconnecting(lambda _: self.client.post_json(chat.PATH, payload)),
@@ -199,6 +202,8 @@ class ServerCppBackend(Backend):
 
     def _chat_stream(self, request: GenerationRequest) -> Iterator[Chunk]:
         chunks = self.admission.stream(lambda: self._chat_chunks(request), request.client_gone)
+        if request.stop:
+            chunks = stopping(chunks, request.stop)
         thoughts = []
         with contextlib.closing(chunks):
             for chunk in chunks:

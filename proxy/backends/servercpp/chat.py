@@ -12,6 +12,9 @@ What the server's chat route does not do in the way a client asked stays the pro
   (the server reads only the string forms of ``tool_choice``);
 - a stream asks for the prompt's progress, so that the prompt's token count comes with the
   first chunk (a Messages stream's ``message_start`` carries it);
+- the client's stop words: the server's answer would not say which of them ended it, so
+  the proxy stops at them itself (:func:`proxy.structured.stops.stopping`), the usage so far
+  read from the timings the server then sends with every chunk;
 - earlier calls' ids reach a template that takes only Mistral's ids as such ids
   (:mod:`proxy.structured.callids`).
 """
@@ -54,8 +57,8 @@ def chat_payload(request: GenerationRequest, *, stream: bool, reasoning: bool = 
     payload.update(_tools(request))
     if request.max_tokens is not None:
         payload["max_tokens"] = request.max_tokens
-    if request.stop:
-        payload["stop"] = list(request.stop)
+    if request.stop:  # the proxy stops at them itself, to tell which ended the answer
+        payload["timings_per_token"] = True
     sampling = request.sampling
     for name in SAMPLING_FIELDS:
         value = getattr(sampling, name)
@@ -183,6 +186,7 @@ def stream_chunks(batches: Iterable[list], upstream: str,
             progress = body.get("prompt_progress")
             if isinstance(progress, dict) and _count(progress.get("total")):
                 prompt = progress["total"]
+            so_far = _timed(body.get("timings"))
             if finish is not None:  # the usage follows the finish
                 yield _final(finish, body, None if counted else prompt)
                 return
@@ -196,6 +200,8 @@ def stream_chunks(batches: Iterable[list], upstream: str,
                 finish = _finish(reason)
             if chunk is None:
                 continue
+            if so_far is not None:
+                chunk.__dict__["usage"] = so_far
             if not counted:
                 counted = True
                 chunk.__dict__["prompt_count"] = prompt
@@ -237,6 +243,14 @@ def _delta(delta: object, logprobs: object, top: Optional[int],
     if calls:
         chunk.__dict__["tool_calls"] = calls
     return chunk
+
+
+def _timed(timings: object) -> Optional[Usage]:
+    """The usage so far, from the timings a chunk carries (when asked for every chunk)."""
+    if not isinstance(timings, dict):
+        return None
+    cached, evaluated = _count(timings.get("cache_n")), _count(timings.get("prompt_n"))
+    return Usage(cached + evaluated, _count(timings.get("predicted_n")), cached)
 
 
 def _final(finish: Optional[str], body: dict, prompt: Optional[int]) -> Chunk:

@@ -1,7 +1,6 @@
 """The chatglm backend's pure parts: tool calls, stop words, replies, decoding, options."""
 from __future__ import annotations
 
-import itertools
 import json
 
 import pytest
@@ -10,7 +9,6 @@ from proxy.backends.chatglm import messages, options
 from proxy.structured import chatglm3
 from proxy.backends.chatglm.decoding import TextDecoder
 from proxy.backends.chatglm.reply import ReplyFilter
-from proxy.backends.chatglm.stops import StopWords
 from proxy.errors import InvalidRequestError, NotImplementedByBackendError
 from proxy.types import (GenerationRequest, Message, ResponseFormat, Sampling, ToolCall,
                          ToolChoice)
@@ -92,44 +90,6 @@ def test_a_rendered_call_reads_back():
     arguments = {"city": "Paris", "days": 3, "units": None, "tags": ["a", "b"]}
     text = chatglm3.render(ToolCall("call_1", "search", json.dumps(arguments)))
     assert json.loads(chatglm3.parse(text, NAMES).arguments) == arguments
-
-
-# -- stop words --------------------------------------------------------------------------
-
-TEXT = "Hello from tiny GLM!!"
-
-
-@pytest.mark.parametrize("stop, expected", [
-    ([" tiny"], "Hello from"),
-    (["m ti"], "Hello fro"),
-    (["!!", "GLM"], "Hello from tiny "),
-    (["Hello"], ""),
-    (["nowhere"], TEXT),
-    (["!!!"], TEXT),
-    ([], TEXT),
-], ids=["word", "across-pieces", "earliest-wins", "at-start", "absent", "partial-at-end",
-        "none"])
-def test_stop_words_cut_the_text_however_it_is_split(stop, expected):
-    for cuts in itertools.combinations(range(1, len(TEXT)), 2):
-        pieces = [TEXT[i:j] for i, j in zip((0, *cuts), (*cuts, len(TEXT)))]
-        words = StopWords(stop)
-        shown = ""
-        for piece in pieces:
-            shown += words.feed(piece)
-            assert expected.startswith(shown), (pieces, shown)
-        if not words.stopped:
-            shown += words.flush()
-        assert shown == expected, pieces
-        assert words.stopped == (expected != TEXT)
-
-
-def test_stop_words_hold_back_only_a_possible_start():
-    words = StopWords(["<|end|>"])
-    assert words.feed("Hi <") == "Hi "
-    assert words.feed("b") == "<b"
-    assert words.feed(" <|en") == " "
-    assert words.feed("d|> more") == ""
-    assert words.stopped and words.feed("x") == ""
 
 
 # -- replies -----------------------------------------------------------------------------

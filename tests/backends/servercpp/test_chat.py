@@ -43,8 +43,9 @@ def test_every_field_the_server_reads_is_passed_on():
                    response_format=ResponseFormat("json_schema", {"type": "array"}),
                    template_kwargs={"enable_thinking": False, "reasoning_effort": "low"})
     assert body == {
-        "messages": [{"role": "user", "content": "hi"}], "stream": False, "max_tokens": 7, "stop": ["END"], "temperature": 0.5,
-        "top_k": 3, "min_p": 0.1, "seed": 9, "logit_bias": [[5, False], [6, 2.0]],
+        "messages": [{"role": "user", "content": "hi"}], "stream": False, "max_tokens": 7,
+        # the proxy stops at the client's words itself: the server tells the usage so far
+        "timings_per_token": True, "temperature": 0.5, "top_k": 3, "min_p": 0.1, "seed": 9, "logit_bias": [[5, False], [6, 2.0]],
         "logprobs": True, "top_logprobs": 1,
         "response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "array"}}},
         "n_keep": 4, "cache_prompt": False, "id_slot": 1,
@@ -217,3 +218,10 @@ def test_a_context_overflow_carries_its_counts():
 def test_a_character_the_limit_cut_is_left_out_of_a_whole_answer(finish, text, expected):
     body = {"choices": [{"finish_reason": finish, "message": {"content": text}}]}
     assert chat.completion(body, "http://up", None).text == expected
+
+
+def test_timings_in_a_chunk_are_the_usage_so_far():
+    timed = {**delta(content="x"), "timings": {"cache_n": 5, "prompt_n": 3, "predicted_n": 2}}
+    chunks = read(events(timed, delta(content="y"),
+                         {"choices": [{"finish_reason": "stop", "delta": {}}]}, USAGE))
+    assert [c.usage for c in chunks[:2]] == [Usage(8, 2, 5), None]

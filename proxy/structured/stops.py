@@ -1,7 +1,11 @@
 """Cut streamed text at the first stop word, never letting any part of one reach the client."""
 from __future__ import annotations
 
-from typing import Sequence
+from contextlib import closing
+from dataclasses import replace
+from typing import Iterator, Sequence
+
+from proxy.types import Chunk, Usage
 
 
 class StopWords:
@@ -47,3 +51,25 @@ class StopWords:
                     longest = size
                     break
         return longest
+
+
+def stopping(chunks: Iterator[Chunk], words: Sequence[str]) -> Iterator[Chunk]:
+    """``chunks``, their text cut at the first of ``words``: then a last chunk that says so
+    (with the usage the last chunk before it carried), and the rest is not read (closing
+    the stream stops the generation)."""
+    stops = StopWords(words)
+    with closing(chunks):
+        for chunk in chunks:
+            text = stops.feed(chunk.text) if chunk.text else ""
+            if chunk.finish_reason is not None:
+                text += stops.flush()
+                yield replace(chunk, text=text) if text != chunk.text else chunk
+                return
+            if text != chunk.text:
+                chunk = replace(chunk, text=text, followed=False)
+            if text or chunk.reasoning or chunk.tool_calls or chunk.prompt_count is not None:
+                yield chunk
+            if stops.stopped:
+                yield Chunk(finish_reason="stop", usage=chunk.usage or Usage(),
+                            stop_sequence=stops.word)
+                return
