@@ -1,10 +1,19 @@
-"""``python -m bench.dialects``: what each client API costs over chat completions.
+"""``python -m bench.dialects``: what each client API costs over chat completions, and what
+a chat costs through a server's own chat layer against a prompt the proxy renders.
 
-The same question, one request at a time, asked through one waitress proxy in front of the
-synthetic upstream, in each dialect the proxy speaks: OpenAI chat completions (the floor),
-Anthropic's Messages API and OpenAI's Responses API (each when the proxy serves it), whole
-and streamed (64 tokens). The dialects take turns over three rounds, so drift on the machine
-touches each alike; the proxy's own CPU time is read from its process for each batch.
+1. The same question, one request at a time, asked through one waitress proxy in front of
+   the synthetic upstream, in each dialect the proxy speaks: OpenAI chat completions (the
+   floor), Anthropic's Messages API and OpenAI's Responses API (each when the proxy serves
+   it), whole and streamed (64 tokens). The dialects take turns over three rounds, so drift
+   on the machine touches each alike; the proxy's own CPU time is read from its process for
+   each batch.
+2. On real llama-server (the tests' tiny model, 64 tokens): a chat through the proxy by its
+   default path, the server's ``/v1/chat/completions``, against the same chat asked of that
+   route directly; and through a proxy that renders the model's template itself (named with
+   ``--chat-template``) onto ``/completion``, against that prompt sent to ``/completion``
+   directly. Each way's added time is its p50 less its direct p50, the four interleaved over
+   three rounds.
+
 Writes ``bench/results/dialects{,-quick}.md``.
 """
 from __future__ import annotations
@@ -79,6 +88,73 @@ def run(count: int, work: Path) -> tuple:
             for key, found in figures.items()}
 
 
+THROUGH = "through the proxy"
+
+
+def chat_paths(count: int, work: Path) -> dict:
+    """p50 ms of a chat each way, whole and streamed: by each of the two paths, through the
+    proxy and straight to the server."""
+    from tests.e2e.tinymodel import CHAT_TEMPLATE
+
+    template = work / "template.jinja"
+    template.write_text(CHAT_TEMPLATE)
+    with ExitStack() as stack:
+        server = stack.enter_context(processes.llama_server(work, parallel=1))
+        layered = stack.enter_context(processes.running(processes.proxy(
+            "waitress", server.url, work, threads=16, workers=1, name="chat-layer")))
+        rendered = stack.enter_context(processes.running(processes.proxy(
+            "waitress", server.url, work, threads=16, workers=1, name="rendered",
+            args=["--chat-template", str(template)])))
+        messages = [{"role": "user", "content": QUESTION}]
+        prompt = requests.post(server.url + "/apply-template", json={"messages": messages},
+                               timeout=30).json()["prompt"]
+        asks = {
+            "chat layer, direct": (server.url, "/v1/chat/completions",
+                                   {"messages": messages, "max_tokens": TOKENS}),
+            f"chat layer, {THROUGH}": (layered.url, "/v1/chat/completions",
+                                       {"messages": messages, "max_tokens": TOKENS}),
+            "/completion, direct": (server.url, "/completion",
+                                    {"prompt": prompt, "n_predict": TOKENS}),
+            f"/completion, {THROUGH}": (rendered.url, "/v1/chat/completions",
+                                        {"messages": messages, "max_tokens": TOKENS}),
+        }
+        figures = {(way, stream): [] for way in asks for stream in (False, True)}
+        for (way, stream) in figures:  # warm up each way
+            _times(asks[way], 20, stream)
+        for _ in range(3):
+            for (way, stream), found in figures.items():
+                found.append(statistics.median(_times(asks[way], count // 3, stream)))
+    return {key: statistics.median(found) for key, found in figures.items()}
+
+
+def _times(ask: tuple, count: int, stream: bool) -> list:
+    """ms of each of ``count`` requests, one after another, each on a connection of its own
+    (llama-server closes a kept one after a stream)."""
+    url, path, body = ask
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        with requests.post(url + path, json={**body, "temperature": 0, "stream": stream},
+                           timeout=60, stream=stream) as response:
+            response.raise_for_status()
+            for _ in response.iter_content(chunk_size=None):
+                pass
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def paths_table(figures: dict, count: int) -> str:
+    lines = ["", "## A chat through the server's chat layer, and through /completion", "",
+             f"One chat ({TOKENS} tokens back, greedy) on llama-server with the tests' tiny "
+             f"model, {count} requests per way over three interleaved rounds.", "",
+             "| way | answer | p50 ms | added by the proxy |", "|---|---|---:|---:|"]
+    for (way, stream), p50 in figures.items():
+        direct = figures[way.replace(THROUGH, "direct"), stream]
+        added = f"{p50 - direct:+.3f} ms" if THROUGH in way else ""
+        lines.append(f"| {way} | {'streamed' if stream else 'whole'} | {p50:.3f} | {added} |")
+    return "\n".join(lines) + "\n"
+
+
 def table(figures: dict, count: int, quick: bool) -> str:
     lines = [f"# What each client API costs{' (quick run)' if quick else ''}", "",
              f"The same question ({TOKENS} tokens back), one request at a time, {count} per "
@@ -96,9 +172,11 @@ def table(figures: dict, count: int, quick: bool) -> str:
 def main() -> None:
     args = cli.arguments("dialects", "What each client API costs.").parse_args()
     count = 150 if args.quick else 1500
+    paths_count = 60 if args.quick else 600
     with tempfile.TemporaryDirectory(prefix="bench-dialects-") as work:
         figures = run(count, Path(work))
-    report = table(figures, count, args.quick)
+        paths = chat_paths(paths_count, Path(work))
+    report = table(figures, count, args.quick) + paths_table(paths, paths_count)
     cli.publish(args, "dialects", report)
 
 

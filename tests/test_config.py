@@ -32,6 +32,32 @@ def test_defaults_are_the_historic_ones(name, expected):
     assert getattr(settings_from(), name) == expected
 
 
+@pytest.mark.parametrize(("argv", "environ", "expected"), [
+    pytest.param([], {}, "auto", id="nothing-given"),
+    pytest.param(["--user-name", "\\nUSER: "], {}, "historic",
+                 id="a-historic-flag-even-at-its-default"),
+    pytest.param(["--chat-prompt", "Be nice.\\n"], {}, "historic", id="chat-prompt"),
+    pytest.param([], {"PROXY_AI_NAME": "\\nBOT: "}, "historic", id="a-historic-variable"),
+    pytest.param(["--system-name", "x"], {}, "historic", id="system-name"),
+    pytest.param(["--stop", "###"], {}, "auto", id="stop-alone-keeps-the-models"),
+    pytest.param(["--chat-template", "chatml", "--ai-name", "x"], {}, "chatml",
+                 id="a-named-template-wins"),
+    pytest.param(["--ai-name", "x"], {"PROXY_CHAT_TEMPLATE": "auto"}, "auto",
+                 id="auto-named-wins"),
+])
+def test_the_default_template_is_the_models_own_unless_historic_flags_are_given(
+        argv, environ, expected):
+    assert settings_from(argv, **environ).chat_template == expected
+
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    ({}, "auto"), ({"user_name": "x"}, "historic"), ({"user_name": "\\nUSER: "}, "auto"),
+    ({"chat_template": "llama3", "ai_name": "x"}, "llama3"),
+], ids=["nothing", "historic-value", "historic-at-its-default", "named"])
+def test_settings_made_in_code_read_historic_values_the_same_way(fields, expected):
+    assert Settings(**fields).chat_template == expected
+
+
 def test_from_env_without_variables_equals_the_dataclass_defaults():
     assert Settings.from_env({}) == Settings()
 

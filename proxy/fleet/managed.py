@@ -65,8 +65,11 @@ class ManagedBackend(Backend):
 
     def _placed(self, request: GenerationRequest, key: str) -> GenerationRequest:
         """The request in the slot that holds its conversation's cache, restored there
-        first from disk when the server saved it before it last stopped."""
-        slot = self.server.prepare(key, request.slot)
+        first from disk when the server saved it before it last stopped. A chat is named a
+        slot even when new (it goes to the server's chat layer, whose answers do not say
+        which slot served them, and its cache is saved from there); a raw prompt's answer
+        says."""
+        slot = self.server.prepare(key, request.slot, new=request.is_chat)
         return request if slot is None else request.in_slot(slot)
 
     def count_tokens(self, request: GenerationRequest) -> int:

@@ -41,6 +41,7 @@ FIRST_BACKOFF, LAST_BACKOFF = 1.0, 30.0
 ROOM_POLL = 0.2  # seconds between looks for a server to stop, when all are busy
 STABLE = 60.0  # seconds up after which a death is a first one again
 SLOT_TIMEOUT = 120.0  # seconds a slot's save or restore may take (a long context is large)
+LOOK_TIMEOUT = 5.0  # seconds the server may take to list its slots
 PR_SET_PDEATHSIG = 1
 
 
@@ -236,22 +237,28 @@ class ManagedServer:
         if self._saver is not None:
             self._saver.submit(self._save, slot, key)
 
-    def prepare(self, key: Optional[str], pinned: Optional[int]) -> Optional[int]:
+    def prepare(self, key: Optional[str], pinned: Optional[int],
+                new: bool = False) -> Optional[int]:
         """The slot conversation ``key``'s next turn runs in, named to the server so that
-        its cache can be saved from there afterwards (a chat answer does not say which slot
-        served it): the slot that holds it, else an idle one, its saved cache restored into
-        it first when there is one. ``None`` (the server picks) when the proxy keeps no
-        caches or no slot is idle."""
+        its cache is restored there first (saved before the server last stopped), or so
+        that it can be saved from there afterwards: the slot that holds it, else an idle
+        one (for a ``new`` conversation too, when its answer will not say which slot served
+        it). ``None`` (the server picks) when the proxy keeps no caches, has none to restore
+        for a conversation not ``new``, or finds no slot idle."""
         if self.slot_files is None or key is None:
             return None
         with self._slots_lock:
             held = next((slot for slot, known in self._held.items() if known == key), None)
             if held is not None:
-                return held
-            slot = target(self._held_at, self._slot_call("GET", "/slots") or [], pinned)
+                return held if new else None  # the server finds it by its prefix anyway
+            restorable = self.slot_files.restorable(key)
+            if not (restorable or new):
+                return None
+            slot = target(self._held_at, self._slot_call("GET", "/slots", timeout=LOOK_TIMEOUT)
+                          or [], pinned)
             if slot is None:
                 return None
-            restored = self._restore(key, slot) if self.slot_files.restorable(key) else 0
+            restored = self._restore(key, slot) if restorable else 0
             self._held[slot] = key
             self._held_at[slot] = time.monotonic()
         if restored:
@@ -281,14 +288,15 @@ class ManagedServer:
         if isinstance(answer, dict) and answer.get("n_saved"):
             self.slot_files.saved(key, answer["n_saved"])
 
-    def _slot_call(self, method: str, path: str, body: Optional[dict] = None):
+    def _slot_call(self, method: str, path: str, body: Optional[dict] = None,
+                   timeout: float = SLOT_TIMEOUT):
         """One call to the server's slot API; ``None`` when it fails (a cache is a help,
         never a reason for a request to fail)."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.launch.url + path, data=data, method=method,
                                          headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=SLOT_TIMEOUT) as answer:
+            with urllib.request.urlopen(request, timeout=timeout) as answer:
                 return json.loads(answer.read())
         except (OSError, ValueError) as exc:
             logger.warning("%s: %s %s failed: %s", self.launch.name, method, path, exc)

@@ -120,5 +120,6 @@ class RemoteServer:
     def served(self, key: Optional[str], slot: Optional[int]) -> None:
         self.supervised.call("served", self.name, key, slot)
 
-    def prepare(self, key: Optional[str], pinned: Optional[int]) -> Optional[int]:
-        return self.supervised.call("prepare", self.name, key, pinned)
+    def prepare(self, key: Optional[str], pinned: Optional[int],
+                new: bool = False) -> Optional[int]:
+        return self.supervised.call("prepare", self.name, key, pinned, new)
