@@ -26,3 +26,36 @@ def run_agent(command: list, env: dict, cwd: pathlib.Path,
     return subprocess.run(command, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True,
                           text=True, timeout=timeout,
                           env={"PATH": os.environ["PATH"], "HOME": str(home), **env})
+
+
+def claude(url: str, key: str, cwd: pathlib.Path, *args: str) -> subprocess.CompletedProcess:
+    """``claude`` with ``args``, pointed at the proxy at ``url`` with ``key``."""
+    return run_agent([str(agent_binary("claude")), *args],
+                     {"ANTHROPIC_BASE_URL": url, "ANTHROPIC_API_KEY": key,
+                      "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+                      "CLAUDE_CODE_MAX_RETRIES": "0"}, cwd)
+
+
+def codex(url: str, key: str, cwd: pathlib.Path, *args: str) -> subprocess.CompletedProcess:
+    """``codex exec`` with ``args`` and a provider entry for the proxy at ``url``, as the
+    README gives it."""
+    home = cwd / "codex-home"
+    home.mkdir(exist_ok=True)
+    (home / "config.toml").write_text(f"""
+model = "local-model"
+model_provider = "oai-proxy"
+check_for_update_on_startup = false
+[analytics]
+enabled = false
+[features]
+plugins = false
+[model_providers.oai-proxy]
+name = "oai-proxy"
+base_url = "{url}/v1"
+env_key = "OAI_PROXY_KEY"
+wire_api = "responses"
+request_max_retries = 0
+stream_max_retries = 0
+""")
+    return run_agent([str(agent_binary("codex")), "exec", "--skip-git-repo-check", *args],
+                     {"CODEX_HOME": str(home), "OAI_PROXY_KEY": key}, cwd)

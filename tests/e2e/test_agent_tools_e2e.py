@@ -16,7 +16,7 @@ import pytest
 
 from tests.processes import ProxyProcess
 
-from .agents import agent_binary, run_agent
+from . import agents
 from .families import FAMILIES, Family
 from .llama_server import LlamaServer
 from .scriptedmodel import Script, write_scripted_gguf
@@ -88,37 +88,15 @@ def test_the_agent_runs_the_models_tool_call_and_prints_its_answer(served, tmp_p
 
 
 def claude(proxy: ProxyProcess, cwd):
-    return run_agent([str(agent_binary("claude")), "-p", "Write notes.txt, then tell me.",
-                      "--model", "local-model", "--max-turns", "3",
-                      "--allowedTools", "Bash", "--output-format", "text"],
-                     {"ANTHROPIC_BASE_URL": proxy.url, "ANTHROPIC_API_KEY": "sk-agent",
-                      "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-                      "CLAUDE_CODE_MAX_RETRIES": "0"}, cwd)
+    return agents.claude(proxy.url, "sk-agent", cwd, "-p", "Write notes.txt, then tell me.",
+                         "--model", "local-model", "--max-turns", "3", "--allowedTools",
+                         "Bash", "--output-format", "text")
 
 
 def codex(proxy: ProxyProcess, cwd):
-    home = cwd / "codex-home"
-    home.mkdir()
-    (home / "config.toml").write_text(f"""
-model = "local-model"
-model_provider = "oai-proxy"
-check_for_update_on_startup = false
-[analytics]
-enabled = false
-[features]
-plugins = false
-[model_providers.oai-proxy]
-name = "oai-proxy"
-base_url = "{proxy.url}/v1"
-env_key = "OAI_PROXY_KEY"
-wire_api = "responses"
-request_max_retries = 0
-stream_max_retries = 0
-""")
-    return run_agent([str(agent_binary("codex")), "exec", "--skip-git-repo-check",
-                      "--ephemeral", "--dangerously-bypass-approvals-and-sandbox",
-                      "Write notes.txt, then tell me."],
-                     {"CODEX_HOME": str(home), "OAI_PROXY_KEY": "sk-agent"}, cwd)
+    return agents.codex(proxy.url, "sk-agent", cwd, "--ephemeral",
+                        "--dangerously-bypass-approvals-and-sandbox",
+                        "Write notes.txt, then tell me.")
 
 
 @pytest.fixture(scope="module")
@@ -135,11 +113,8 @@ def cramped(tmp_path_factory, logs):
 
 def test_claude_code_reports_a_prompt_too_long_as_against_anthropics_own_api(cramped,
                                                                             tmp_path):
-    result = run_agent([str(agent_binary("claude")), "-p", "hi", "--model", "local-model",
-                        "--output-format", "json"],
-                       {"ANTHROPIC_BASE_URL": cramped.url, "ANTHROPIC_API_KEY": "sk-agent",
-                        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-                        "CLAUDE_CODE_MAX_RETRIES": "0"}, tmp_path)
+    result = agents.claude(cramped.url, "sk-agent", tmp_path, "-p", "hi", "--model",
+                           "local-model", "--output-format", "json")
     report = json.loads(result.stdout)
     print(report["result"])
     assert report["is_error"] and report["terminal_reason"] == "prompt_too_long"

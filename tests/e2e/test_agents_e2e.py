@@ -12,7 +12,7 @@ import pytest
 
 from tests.processes import ProxyProcess
 
-from .agents import agent_binary, run_agent
+from . import agents
 from .llama_server import LlamaServer
 from .marks import only
 from .stoppingmodel import ANSWER_TEXT, CHAT_TEMPLATE, write_stopping_gguf
@@ -41,10 +41,7 @@ def proxy(stopping_model, logs, kind, tmp_path_factory):
 
 
 def claude(proxy: ProxyProcess, cwd, *args: str):
-    return run_agent([str(agent_binary("claude")), *args, "--output-format", "json"],
-                     {"ANTHROPIC_BASE_URL": proxy.url, "ANTHROPIC_API_KEY": "sk-claude",
-                      "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-                      "CLAUDE_CODE_MAX_RETRIES": "0"}, cwd)
+    return agents.claude(proxy.url, "sk-claude", cwd, *args, "--output-format", "json")
 
 
 @only("llamacpp", "powerinfer", why="current llama-server and the oldest kind bound the rest")
@@ -78,27 +75,7 @@ def test_later_turns_and_sessions_read_the_prompt_from_the_cache(proxy, tmp_path
 
 
 def codex(proxy: ProxyProcess, cwd, *args: str):
-    """``codex exec`` with a provider entry for the proxy, as the README gives it."""
-    home = cwd / "codex-home"
-    home.mkdir(exist_ok=True)
-    (home / "config.toml").write_text(f"""
-model = "local-model"
-model_provider = "oai-proxy"
-check_for_update_on_startup = false
-[analytics]
-enabled = false
-[features]
-plugins = false
-[model_providers.oai-proxy]
-name = "oai-proxy"
-base_url = "{proxy.url}/v1"
-env_key = "OAI_PROXY_KEY"
-wire_api = "responses"
-request_max_retries = 0
-stream_max_retries = 0
-""")
-    return run_agent([str(agent_binary("codex")), "exec", "--skip-git-repo-check", *args],
-                     {"CODEX_HOME": str(home), "OAI_PROXY_KEY": "sk-claude"}, cwd)
+    return agents.codex(proxy.url, "sk-claude", cwd, *args)
 
 
 @only("llamacpp", "powerinfer", why="current llama-server and the oldest kind bound the rest")

@@ -257,3 +257,32 @@ def test_a_stop_sequence_ends_the_answer_and_is_named(farm, family, stream):
         model="any", messages=options["messages"], stop=["world"], temperature=0)
     assert (chat.choices[0].message.content, chat.choices[0].finish_reason) == ("Hello, ",
                                                                               "stop")
+
+
+QWEN3 = next(family for family in FAMILIES if family.name == "qwen3")
+
+
+def test_thinking_switches_reach_the_models_template(farm):
+    """Off, Qwen3's template closes an empty thought in the prompt: the prompt is longer, by
+    as much as the server's own count says, whichever API switched it off."""
+    proxy, _ = farm.serve(QWEN3)
+    messages = [{"role": "user", "content": "Say hello."}]
+    with openai.OpenAI(base_url=farm.server_url + "/v1", api_key="unused") as direct:
+        counts = {thinking: direct.chat.completions.create(
+            model="any", messages=messages, max_tokens=1,
+            extra_body={"chat_template_kwargs": {"enable_thinking": thinking}}
+        ).usage.prompt_tokens for thinking in (True, False)}
+    assert counts[False] > counts[True]
+    count = farm.clients["messages"].messages.count_tokens
+    assert count(model="any", messages=messages).input_tokens == counts[True]
+    assert count(model="any", messages=messages,
+                 thinking={"type": "disabled"}).input_tokens == counts[False]
+    chat = farm.clients["openai-chat"].chat.completions.create
+    assert chat(model="any", messages=messages, max_tokens=1,
+                reasoning_effort="none").usage.prompt_tokens == counts[False]
+    assert chat(model="any", messages=messages, max_tokens=1, extra_body={
+        "chat_template_kwargs": {"enable_thinking": False}}).usage.prompt_tokens == counts[False]
+    responses = farm.clients["responses"].responses
+    assert responses.input_tokens.count(model="any", input="Say hello.",
+                                        reasoning={"effort": "none"}).input_tokens \
+        == counts[False]

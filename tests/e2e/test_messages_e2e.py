@@ -98,6 +98,20 @@ def test_a_streamed_message_adds_up_to_the_whole_one(client, thinking):
             == whole.usage.input_tokens + (whole.usage.cache_read_input_tokens or 0))
 
 
+def test_a_streams_first_event_already_counts_the_prompt(client):
+    """Agents track their context from ``message_start``, on every server kind (the old ones
+    count a prompt only at its answer's end: the proxy counts it first)."""
+    with client.messages.stream(model="tiny", max_tokens=64, messages=HI) as stream:
+        events = list(stream)
+        final = stream.get_final_message()
+    start = events[0]
+    assert start.type == "message_start"
+    prompt = final.usage.input_tokens + (final.usage.cache_read_input_tokens or 0)
+    assert prompt > 0
+    assert start.message.usage.input_tokens + (
+        start.message.usage.cache_read_input_tokens or 0) == prompt
+
+
 def test_the_limit_is_max_tokens(client):
     message = client.messages.create(model="tiny", max_tokens=3, messages=HI,
                                      thinking={"type": "enabled", "budget_tokens": 1024})

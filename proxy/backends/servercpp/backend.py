@@ -134,7 +134,6 @@ class ServerCppBackend(Backend):
         sent: list = []  # (facts, prompt) of the attempt that reached the server
         chunks = self.admission.stream(lambda: self._chunks(request, sent, count_first),
                                        request.client_gone)
-        thoughts = []
         with contextlib.closing(chunks):
             first = next(chunks)
             facts, prompt = sent[-1]
@@ -145,22 +144,18 @@ class ServerCppBackend(Backend):
             if request.tools:
                 chunks = replies.calling_chunks(chunks, FORMATS[prompt.tool_format],
                                                 tool_names(request.tools))
-            for chunk in chunks:
-                if chunk.finish_reason is None:
-                    if chunk.reasoning:
-                        thoughts.append(chunk.reasoning)
-                    yield chunk
-                    continue
+
+            def finish(chunk: Chunk, thoughts: str) -> Chunk:
                 self.admission.saw_slot(chunk.slot)
                 if opened is not None:
-                    usage = self._with_thoughts(chunk.usage or Usage(),
-                                                "".join(thoughts) + chunk.reasoning)
-                    chunk = replace(chunk, usage=usage)
+                    chunk = replace(chunk, usage=self._with_thoughts(chunk.usage or Usage(),
+                                                                     thoughts))
                 if request.tokenize:
                     chunk = replace(chunk, prompt_tokens=tuple(
                         self.tokens.token_ids(prompt.text)))
-                yield chunk
-                return
+                return chunk
+
+            yield from _finishing(chunks, finish)
 
     def _chunks(self, request: GenerationRequest, sent: list,
                 count_first: bool) -> Iterator[Chunk]:
@@ -204,20 +199,14 @@ class ServerCppBackend(Backend):
         chunks = self.admission.stream(lambda: self._chat_chunks(request), request.client_gone)
         if request.stop:
             chunks = stopping(chunks, request.stop)
-        thoughts = []
-        with contextlib.closing(chunks):
-            for chunk in chunks:
-                if chunk.finish_reason is None:
-                    if chunk.reasoning:
-                        thoughts.append(chunk.reasoning)
-                    yield chunk
-                    continue
-                chunk = replace(chunk, usage=self._with_thoughts(chunk.usage or Usage(),
-                                                                 "".join(thoughts)))
-                if request.tokenize:
-                    chunk = replace(chunk, prompt_tokens=self._chat_prompt_ids(request))
-                yield chunk
-                return
+
+        def finish(chunk: Chunk, thoughts: str) -> Chunk:
+            chunk = replace(chunk, usage=self._with_thoughts(chunk.usage or Usage(), thoughts))
+            if request.tokenize:
+                chunk = replace(chunk, prompt_tokens=self._chat_prompt_ids(request))
+            return chunk
+
+        return _finishing(chunks, finish)
 
     def _chat_chunks(self, request: GenerationRequest) -> Iterator[Chunk]:
         payload = chat.chat_payload(request, stream=True, **self._chat_options())
@@ -496,6 +485,22 @@ def _counted_first(chunks: Iterator[Chunk], count: Callable[[], int]) -> Iterato
                 logger.info("the prompt could not be counted ahead: %s", exc.message)
         yield first
         yield from chunks
+
+
+def _finishing(chunks: Iterator[Chunk],
+               finish: Callable[[Chunk, str], Chunk]) -> Iterator[Chunk]:
+    """``chunks``, the last as ``finish(last, thoughts)`` makes it, with the answer's
+    thoughts in hand (their tokens count in its usage)."""
+    thoughts = []
+    with contextlib.closing(chunks):
+        for chunk in chunks:
+            if chunk.finish_reason is None:
+                if chunk.reasoning:
+                    thoughts.append(chunk.reasoning)
+                yield chunk
+                continue
+            yield finish(chunk, "".join(thoughts) + chunk.reasoning)
+            return
 
 
 def _resumed(first: Chunk, rest: Iterator[Chunk]) -> Iterator[Chunk]:

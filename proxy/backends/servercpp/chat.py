@@ -25,6 +25,7 @@ from typing import Iterable, Iterator, Optional
 import orjson
 
 from proxy.backends.servercpp import parse
+from proxy.backends.servercpp.payload import sampling_fields
 from proxy.errors import UpstreamError
 from proxy.structured.callids import template_id
 from proxy.types import (Chunk, Completion, GenerationRequest, Message, ToolCall,
@@ -34,9 +35,6 @@ PATH = "/v1/chat/completions"
 COUNT_PATH = "/v1/chat/completions/input_tokens"
 DONE = b"[DONE]"
 CUT = "\ufffd"  # what the server writes for the bytes of a character the token limit cut
-SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "presence_penalty",
-                   "frequency_penalty", "repeat_penalty", "seed", "mirostat",
-                   "mirostat_tau", "mirostat_eta")
 
 
 # -- requests -------------------------------------------------------------------------------
@@ -59,13 +57,7 @@ def chat_payload(request: GenerationRequest, *, stream: bool, reasoning: bool = 
         payload["max_tokens"] = request.max_tokens
     if request.stop:  # the proxy stops at them itself, to tell which ended the answer
         payload["timings_per_token"] = True
-    sampling = request.sampling
-    for name in SAMPLING_FIELDS:
-        value = getattr(sampling, name)
-        if value is not None:
-            payload[name] = value
-    if sampling.logit_bias:
-        payload["logit_bias"] = [[token, bias] for token, bias in sampling.logit_bias]
+    payload.update(sampling_fields(request.sampling))
     if request.logprobs is not None:
         # at least one, so the chosen token's own probability comes back
         payload.update(logprobs=True, top_logprobs=max(request.logprobs, 1))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from proxy.backends.servercpp.kinds import ServerKind
-from proxy.types import GenerationRequest
+from proxy.types import GenerationRequest, Sampling
 
 SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "presence_penalty",
                    "frequency_penalty", "repeat_penalty", "seed", "mirostat",
@@ -35,18 +35,22 @@ def completion_payload(request: GenerationRequest, prompt: str, stop: Sequence[s
     }
     if request.max_tokens is not None:
         payload["n_predict"] = request.max_tokens
-    sampling = request.sampling
-    for name in SAMPLING_FIELDS:
-        value = getattr(sampling, name)
-        if value is not None:
-            payload[name] = value
-    if sampling.logit_bias:
-        payload["logit_bias"] = [[token, bias] for token, bias in sampling.logit_bias]
+    payload.update(sampling_fields(request.sampling))
     if request.logprobs is not None:
         # ask for at least one so the chosen token's own probability comes back
         payload["n_probs"] = max(request.logprobs, 1)
     payload.update(constraints)
     return payload
+
+
+def sampling_fields(sampling: Sampling) -> dict:
+    """The sampling options a client set, under server.cpp's names (every route reads
+    them)."""
+    fields = {name: getattr(sampling, name) for name in SAMPLING_FIELDS
+              if getattr(sampling, name) is not None}
+    if sampling.logit_bias:
+        fields["logit_bias"] = [[token, bias] for token, bias in sampling.logit_bias]
+    return fields
 
 
 def unique(words: Sequence[str]) -> list:
