@@ -171,7 +171,8 @@ class ManagedServer:
                 if self.state == "ready":  # it died since
                     self._died()
                 if self.state == "failed" and awaited == self._attempt:
-                    raise UpstreamUnavailableError(self.error, retry_after=5)
+                    raise UpstreamUnavailableError(self._failure(), retry_after=5,
+                                                   detail=self.error)
                 if self.state not in ("starting", "saving"):
                     break
                 awaited = self._attempt
@@ -183,10 +184,13 @@ class ManagedServer:
         except BaseException as exc:
             with self._lock:
                 self.state = "failed"
-                self.error = (exc.message if isinstance(exc, UpstreamUnavailableError) else
+                self.error = (str(exc) if isinstance(exc, UpstreamUnavailableError) else
                               f"the server of {self.launch.name} could not be started "
                               f"({type(exc).__name__}); see the proxy's log")
                 self._lock.notify_all()
+            if isinstance(exc, UpstreamUnavailableError):
+                raise UpstreamUnavailableError(self._failure(), retry_after=5,
+                                               detail=self.error) from None
             raise
         else:
             with self._lock:
@@ -333,6 +337,12 @@ class ManagedServer:
                     "idle_seconds": round(idle, 1), "log": str(self.launch.log_path),
                     "memory": {"estimate": self.launch.estimate, "measured": self.measured},
                     **({"error": self.error} if self.error else {})}
+
+    def _failure(self) -> str:
+        """What a client is told of a failed start: that it failed; its output (paths and
+        addresses on the proxy's machine) is the operator's, in the log and the admin API."""
+        return (f"the server of {self.launch.name} could not be started; an operator finds "
+                f"why in the proxy's log and its admin API (GET /admin/models)")
 
     def log_tail(self, lines: int = LOG_TAIL) -> str:
         try:

@@ -99,7 +99,11 @@ def test_a_failed_start_says_why_and_the_next_request_tries_again(pool, tmp_path
     for _ in range(2):
         with pytest.raises(UpstreamUnavailableError) as failed:
             broken.acquire()
-        assert "cannot read the model" in failed.value.message
+        # the server's own words are the operator's (the log, the admin API), not a client's
+        assert "could not be started" in failed.value.message
+        assert "cannot read the model" not in failed.value.message
+        assert "cannot read the model" in failed.value.detail and broken.error == \
+            failed.value.detail
         assert broken.state == "failed"
     assert (tmp_path / "broken.log").read_text().count("--- ") == 2  # started twice
 
