@@ -1,5 +1,5 @@
 """gunicorn settings for ``gunicorn proxy.wsgi``: the defaults come from PROXY_* env vars."""
-from proxy.config import Settings
-from proxy.serving import gunicorn_options
+from proxy.config.settings import Settings
+from proxy.serving.gunicorn import gunicorn_options
 
 globals().update(gunicorn_options(Settings.from_env()))

@@ -96,8 +96,8 @@ def via_proxy(proxy_url: str):
 
 def pinned(server_urls: list):
     """Each worker owns one server and one slot: the perfect placement."""
-    from proxy.prompting import build_template
-    from proxy.types import Message
+    from proxy.backends.servercpp.prompting import build_template
+    from proxy.core.types import Message
 
     template = build_template("chatml", historic=None)
 
@@ -230,16 +230,26 @@ def fleet_cost(workload: Workload, work: Path, redis_url: str) -> dict:
 def fleet_layer_us(count: int) -> dict:
     """Microseconds the fleet adds to a request, in process: routing, defaults, placement."""
     from proxy.backends.base import Backend
-    from proxy.fleet.catalog import Catalog, ModelSpec, UpstreamSpec
-    from proxy.fleet.fleet import Fleet, ServedModel, Replica
+    from proxy.config.catalog import Catalog, ModelSpec, UpstreamSpec
+    from proxy.fleet.fleet import Fleet, ServedModel
+    from proxy.fleet.replica import Replica
     from proxy.fleet.health import Rotation
-    from proxy.types import Completion, GenerationRequest, Message, Usage
+    from proxy.core.types import Completion, GenerationRequest, Message, Usage
 
     answer = Completion("hi", "stop", Usage(10, 2), slot=0)
 
     class Instant(Backend):
         def complete(self, request):
             return answer
+
+        def load(self):
+            return 0, None
+
+        def describe(self):
+            return {}
+
+        def finds_slots(self):
+            return False
 
     urls = ("http://10.0.0.1:8080", "http://10.0.0.2:8080")
     spec = ModelSpec("tiny", upstreams=tuple(UpstreamSpec(url) for url in urls))

@@ -1,4 +1,4 @@
 """Run the proxy with ``python -m proxy``."""
-from proxy.cli import main
+from proxy.serving.cli import main
 
 main()

@@ -13,9 +13,10 @@ from proxy.api import admin, anthropic, auth, errors, glm, observe, openai, resp
 from proxy.api.jsonbody import OrjsonProvider
 from proxy.api.state import ProxyState
 from proxy.backends.base import Backend
-from proxy.config import Settings, metrics_folder
-from proxy.dialects import anthropic_messages
-from proxy.errors import ShuttingDownError
+from proxy.config.runtime import Runtime
+from proxy.config.settings import Settings
+from proxy.dialects import anthropic as messages
+from proxy.core.errors import ShuttingDownError
 from proxy.fleet.build import build_fleet, fleet_of
 from proxy.ops.history import History
 from proxy.ops.metrics import Metrics
@@ -31,20 +32,20 @@ class ProxyApp(Flask):
         return func
 
 
-def create_app(settings: Optional[Settings] = None, *, backend: Optional[Backend] = None) -> Flask:
-    """Create the proxy app; settings default to ``PROXY_*`` env vars. Requests go to the
-    fleet the settings describe, or to a fleet of one on ``backend`` when one is given."""
-    settings = settings or Settings.from_env()
+def create_app(settings: Settings, runtime: Runtime, *,
+               backend: Optional[Backend] = None) -> Flask:
+    """Create the proxy app from its arguments alone. Requests go to the fleet the settings
+    describe, or to a fleet of one on ``backend`` when one is given."""
     logging.getLogger("proxy").setLevel(settings.log_level.upper())
     app = ProxyApp(__name__, template_folder=str(template_folder()))
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_size
     app.json = OrjsonProvider(app)
-    metrics = Metrics(metrics_folder()) if settings.metrics == "on" else None
-    access = build_access(settings)
+    metrics = Metrics(runtime.metrics_folder) if settings.metrics == "on" else None
+    access = build_access(settings, runtime)
     router = (fleet_of(backend, settings) if backend is not None
-              else build_fleet(settings, metrics=metrics))
+              else build_fleet(settings, runtime, metrics=metrics))
     history = History(metrics.summed) if metrics is not None else None
-    state = ProxyState(settings, router, access, build_responses(settings), metrics, history)
+    state = ProxyState(settings, router, access, build_responses(settings, runtime), metrics, history)
     if metrics is not None:
         metrics.watch(router)
     app.extensions["proxy"] = state
@@ -56,7 +57,7 @@ def create_app(settings: Optional[Settings] = None, *, backend: Optional[Backend
             raise ShuttingDownError("the proxy is shutting down; send the request again")
 
     auth.init_app(app, access, router.model_label, settings.cors_origins)
-    errors.init_app(app, {anthropic.bp.name: anthropic_messages.error_body})
+    errors.init_app(app, {anthropic.bp.name: messages.error_body})
     for blueprint in (openai.bp, anthropic.bp, responses.bp, glm.bp, web.bp, admin.bp,
                       observe.bp):
         app.register_blueprint(blueprint)

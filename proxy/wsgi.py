@@ -5,8 +5,9 @@ reads from the folder it starts in): they start the one process that runs those 
 every worker. Without them each worker would start its own, on the same ports.
 """
 from proxy.app import create_app
-from proxy.config import Settings, supervisor_address
-from proxy.fleet.catalog import from_settings
+from proxy.config.runtime import Runtime
+from proxy.config.settings import Settings
+from proxy.config.catalog import from_settings
 from proxy.logs import log_to_stderr
 
 try:  # gunicorn prints its message, without a traceback, and stops
@@ -17,14 +18,15 @@ except ImportError:  # another WSGI server
 
 def application_from_env():
     settings = Settings.from_env()
+    runtime = Runtime.from_environment()
     log_to_stderr(settings.log_level)
     try:
-        if not supervisor_address() and any(spec.managed
+        if not runtime.supervisor and any(spec.managed
                                              for spec in from_settings(settings).models):
             raise ValueError("the model servers the proxy runs need gunicorn's hooks: start "
                              "it as gunicorn -c gunicorn.conf.py proxy.wsgi (gunicorn.conf.py "
                              "is in the project folder)")
-        return create_app(settings)
+        return create_app(settings, runtime)
     except ValueError as exc:
         raise CannotServe(f"oai-proxy: {exc}") from None
 

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import settings
 
 from proxy.app import create_app
-from proxy.config import Settings
+from proxy.config.runtime import Runtime
+from proxy.config.settings import Settings
 from tests.fakes.backend import FakeBackend
 
 pytest_plugins = ["tests.redis_server"]  # a real Redis, for what proxies share through it
@@ -19,13 +20,11 @@ settings.register_profile("long", max_examples=20_000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
-@pytest.fixture(autouse=True)
-def own_cache(tmp_path_factory, monkeypatch):
+@pytest.fixture
+def runtime(tmp_path_factory) -> Runtime:
     """Apps built in the tests keep their usage files and server logs out of the user's
     ~/.cache (the proxies the tests start as processes are told where to put them)."""
-    folder = str(tmp_path_factory.getbasetemp() / "cache")
-    monkeypatch.setattr("proxy.access.build.cache_dir", lambda: folder)
-    monkeypatch.setattr("proxy.fleet.build.cache_dir", lambda: folder)
+    return Runtime(cache_dir=str(tmp_path_factory.getbasetemp() / "cache"), environ=os.environ)
 
 
 @pytest.fixture
@@ -34,12 +33,12 @@ def backend() -> FakeBackend:
 
 
 @pytest.fixture
-def make_client(backend, tmp_path):
+def make_client(backend, runtime, tmp_path):
     """Build a test client for an app with the given settings over ``backend``."""
     def make(fake=None, **settings):
         settings.setdefault("usage_db", str(tmp_path / "usage.sqlite3"))
         settings.setdefault("responses_db", str(tmp_path / "responses.sqlite3"))
-        app = create_app(Settings(**settings), backend=fake or backend)
+        app = create_app(Settings(**settings), runtime, backend=fake or backend)
         return app.test_client()
     return make
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.config import Settings, env_name, flag_name
+from proxy.config.settings import Settings, env_name, flag_name
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 

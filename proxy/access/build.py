@@ -9,29 +9,30 @@ from proxy.access.keyring import Keyring, load_keyring, plain_keys
 from proxy.access.limits import LocalLimiter, RedisLimiter
 from proxy.access.stored import RedisRecords, SqliteRecords, StoredResponses
 from proxy.access.usage import RedisUsage, SqliteUsage, UsageRecorder
-from proxy.config import Settings, cache_dir, environment
+from proxy.config.runtime import Runtime
+from proxy.config.settings import Settings
 from proxy.redis_client import connect
 
 
-def build_access(settings: Settings) -> Access:
+def build_access(settings: Settings, runtime: Runtime) -> Access:
     """A keys file that cannot be used is a ``ValueError`` naming it."""
     keys = plain_keys(settings.api_key)
     if settings.keys:
-        keys += load_keyring(settings.keys, environment())
+        keys += load_keyring(settings.keys, runtime.environ)
     names = [key.name for key in keys]
     if len(set(names)) < len(names):
         raise ValueError(f"{settings.keys}: a key is named like an --api-key key (key-N)")
     if settings.redis_url:
         client = connect(settings.redis_url)
         return Access(Keyring(keys), RedisLimiter(client), UsageRecorder(RedisUsage(client)))
-    path = settings.usage_db or os.path.join(cache_dir(), "usage.sqlite3")
+    path = settings.usage_db or os.path.join(runtime.cache_dir, "usage.sqlite3")
     return Access(Keyring(keys), LocalLimiter(), UsageRecorder(SqliteUsage(path)))
 
 
-def build_responses(settings: Settings) -> StoredResponses:
+def build_responses(settings: Settings, runtime: Runtime) -> StoredResponses:
     """Stored responses in Redis with ``--redis-url``, else in a SQLite file."""
     retention = settings.responses_retention * 86400
     if settings.redis_url:
         return StoredResponses(RedisRecords(connect(settings.redis_url)), retention)
-    path = settings.responses_db or os.path.join(cache_dir(), "responses.sqlite3")
+    path = settings.responses_db or os.path.join(runtime.cache_dir, "responses.sqlite3")
     return StoredResponses(SqliteRecords(path), retention)

@@ -9,7 +9,7 @@ from typing import Callable, Optional
 from proxy.access.keyring import KeySpec, Keyring
 from proxy.access.limits import Decision, LimiterUnavailable
 from proxy.access.usage import UsageRecorder
-from proxy.errors import (AuthenticationError, ModelNotFoundError, PermissionDeniedError,
+from proxy.core.errors import (AuthenticationError, ModelNotFoundError, PermissionDeniedError,
                           RateLimitError, UpstreamUnavailableError)
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
-from proxy.tomlfile import read_toml
+from proxy.config.tomlfile import read_toml
 
 FIELDS = {"name", "key", "key_env", "models", "hidden", "requests_per_minute",
           "tokens_per_minute"}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
 from proxy.access.sqlite import Connections
-from proxy.errors import NotFoundError, UpstreamUnavailableError
+from proxy.core.errors import NotFoundError, UpstreamUnavailableError
 
 MAX_CHAIN = 10_000  # responses a conversation may be continued through
 PURGE_EVERY = 100  # saves between two sweeps of the expired rows (SQLite)

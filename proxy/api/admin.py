@@ -5,7 +5,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from proxy.api.auth import require_key
 from proxy.api.state import get_state
-from proxy.errors import NotFoundError
+from proxy.core.errors import NotFoundError
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 MAX_LOG_LINES = 2000

@@ -14,8 +14,8 @@ from werkzeug.datastructures import Headers
 
 from proxy.access.gate import MISSING_KEY, Access
 from proxy.api.body import read_json
-from proxy.errors import AuthenticationError
-from proxy.fields import model_name
+from proxy.core.errors import AuthenticationError
+from proxy.core.fields import model_name
 
 # pages and their status are public like /health (the playground asks for a key itself);
 # /metrics checks its own key

@@ -13,8 +13,8 @@ import orjson
 from flask import g, request
 from werkzeug.exceptions import ClientDisconnected
 
-from proxy.errors import InvalidRequestError, RequestTimeoutError
-from proxy.fields import lone_surrogate_at
+from proxy.core.errors import InvalidRequestError, RequestTimeoutError
+from proxy.core.fields import lone_surrogate_at
 
 SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 UNREAD = object()  # a body not read yet (a body may be JSON null)

@@ -7,8 +7,8 @@ from typing import Callable, Mapping
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from proxy.dialects import openai
-from proxy.errors import (AuthenticationError, MethodNotAllowedError, NotFoundError,
+from proxy.dialects.openai import shared as openai
+from proxy.core.errors import (AuthenticationError, MethodNotAllowedError, NotFoundError,
                           PayloadTooLargeError, ProxyError)
 
 logger = logging.getLogger(__name__)

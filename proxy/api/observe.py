@@ -13,7 +13,7 @@ from flask import Blueprint, Flask, Response, g, request
 
 from proxy.api.auth import require_key
 from proxy.api.state import ProxyState, get_state
-from proxy.errors import NotFoundError
+from proxy.core.errors import NotFoundError
 from proxy.ops import measure
 
 bp = Blueprint("observe", __name__)

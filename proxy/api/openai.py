@@ -1,17 +1,13 @@
-"""The OpenAI endpoints, with and without the ``/v1`` prefix: parse, run, render."""
+"""The OpenAI endpoints, with and without the ``/v1`` prefix."""
 from __future__ import annotations
-
-from dataclasses import replace
 
 from flask import Blueprint, Response, g, jsonify
 
-from proxy import generation
 from proxy.api.body import read_json
+from proxy.api.serve import asked, serve
 from proxy.api.state import get_state, served_model
-from proxy.api.streams import event_response, watched
-from proxy.dialects import embeddings, openai, openai_chat, openai_completions, tokens
-from proxy.dialects.openai import Choices
-from proxy.fields import model_name
+from proxy.core.fields import model_name
+from proxy.dialects.openai import chat, completions, embeddings, shared, tokens
 
 bp = Blueprint("openai", __name__)
 
@@ -19,43 +15,25 @@ bp = Blueprint("openai", __name__)
 @bp.post("/v1/chat/completions")
 @bp.post("/chat/completions")
 def create_chat_completion() -> Response:
-    state = get_state()
-    choices = _watched(openai_chat.parse(read_json(), max_choices=state.settings.max_choices))
-    model = served_model(choices.requests[0].model)
-    id = openai.new_id(openai_chat.ID_PREFIX)
-    if choices.stream:
-        stream = openai_chat.Stream(choices, id, model)
-        return event_response(stream.render(
-            generation.stream(state.router, choices.requests, choices.n)), stream)
-    completions = generation.complete(state.router, choices.requests, choices.n)
-    return jsonify(openai_chat.render(id, model, completions))
+    return serve(chat, asked(chat))
 
 
 @bp.post("/v1/completions")
 @bp.post("/completions")
 def create_completion() -> Response:
-    state = get_state()
-    choices = _watched(openai_completions.parse(read_json(),
-                                                max_choices=state.settings.max_choices))
-    model = served_model(choices.requests[0].model)
-    id = openai.new_id(openai_completions.ID_PREFIX)
-    if choices.stream:
-        stream = openai_completions.Stream(choices, id, model)
-        return event_response(stream.render(
-            generation.stream(state.router, choices.requests, choices.n)), stream)
-    completions = generation.complete(state.router, choices.requests, choices.n)
-    return jsonify(openai_completions.render(id, model, completions, choices))
+    return serve(completions, asked(completions))
 
 
 @bp.post("/v1/embeddings")
 @bp.post("/embeddings")
 def create_embedding() -> Response:
     state = get_state()
-    asked = embeddings.parse(read_json(), max_batch=state.settings.max_batch)
-    texts = [item if isinstance(item, str) else state.router.detokenize(item, asked.model)
-             for item in asked.inputs]
-    result = state.router.embed(texts, asked.model)
-    return jsonify(embeddings.render(result, served_model(asked.model), asked.encoding_format))
+    wanted = embeddings.parse(read_json(), state.limits)
+    texts = [item if isinstance(item, str) else state.router.detokenize(item, wanted.model)
+             for item in wanted.inputs]
+    result = state.router.embed(texts, wanted.model)
+    return jsonify(embeddings.render(result, served_model(wanted.model),
+                                     wanted.encoding_format))
 
 
 @bp.post("/v1/tokenize")
@@ -83,8 +61,4 @@ def list_models() -> Response:
     key = g.get("key")
     if key is not None and key.models:
         models = [model for model in models if router.model_label(model.id) in key.models]
-    return jsonify(openai.model_list(models))
-
-
-def _watched(choices: Choices) -> Choices:
-    return replace(choices, requests=tuple(watched(request) for request in choices.requests))
+    return jsonify(shared.model_list(models))

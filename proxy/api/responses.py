@@ -3,15 +3,13 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from proxy import generation
 from proxy.access.gate import ANONYMOUS
 from proxy.access.stored import StoredResponse
-from proxy.api.body import read_json
+from proxy.api.serve import asked, serve
 from proxy.api.state import get_state, served_model
-from proxy.api.streams import event_response, watched
-from proxy.dialects import openai_responses as responses
-from proxy.dialects.openai_responses import ResponsesAsk
-from proxy.errors import InvalidRequestError
+from proxy.core.errors import InvalidRequestError
+from proxy.dialects import responses
+from proxy.dialects.dialect import Ask
 
 bp = Blueprint("responses", __name__)
 MAX_ITEMS = 100  # input items listed in one page
@@ -21,28 +19,16 @@ MAX_ITEMS = 100  # input items listed in one page
 @bp.post("/responses")
 def create_response() -> Response:
     state = get_state()
-    ask, conversation = _with_history(responses.parse(read_json()))
-    asked = watched(ask.request).in_conversation(conversation)
-    model = served_model(asked.model)
-    id = responses.new_id("resp")
+    ask, conversation = _with_history(asked(responses))
+    ask = ask.amended(lambda request: request.in_conversation(conversation))
+    notes = ask.notes
     owner = _owner()  # read now: a stream keeps its response after the request's context
 
     def keep(response: dict) -> None:
-        if ask.store:
-            state.responses.save(owner, StoredResponse(
-                response, list(ask.input_items), ask.previous_response_id, conversation))
+        state.responses.save(owner, StoredResponse(
+            response, list(notes.input_items), notes.previous_response_id, conversation))
 
-    if ask.stream:
-        stream = responses.Stream(ask, id, model, finished=keep)
-        answer = event_response(stream.render(generation.stream(state.router, (asked,))),
-                                stream)
-    else:
-        (completion,) = generation.complete(state.router, (asked,))
-        body = responses.render(ask, id, model, completion)
-        keep(body)
-        answer = jsonify(body)
-    answer.headers.update(responses.left_out_header(ask))
-    return answer
+    return serve(responses, ask, kept=keep if notes.store else None)
 
 
 @bp.post("/v1/responses/input_tokens")
@@ -50,8 +36,8 @@ def create_response() -> Response:
 def count_input_tokens() -> Response:
     """The prompt's tokens, counted by the model's own tokenizer on the prompt the proxy
     would send."""
-    ask, _ = _with_history(responses.parse(read_json(), counting=True))
-    served_model(ask.request.model)
+    ask, _ = _with_history(asked(responses, counting=True))
+    served_model(ask.model)
     return jsonify(responses.render_count(get_state().router.count_tokens(ask.request)))
 
 
@@ -93,15 +79,16 @@ def input_items(id: str) -> Response:
     return jsonify(responses.render_items(page, has_more=len(items) > len(page)))
 
 
-def _with_history(ask: ResponsesAsk) -> tuple:
+def _with_history(ask: Ask) -> tuple:
     """``(ask, conversation)``: the request after the conversation it continues, and the
     name its turns are placed by (the client's ``prompt_cache_key``, else the one the
     conversation began with)."""
-    if ask.previous_response_id is None:
-        return ask, ask.prompt_cache_key
-    items, previous = get_state().responses.history(_owner(), ask.previous_response_id)
+    notes = ask.notes
+    if notes.previous_response_id is None:
+        return ask, notes.prompt_cache_key
+    items, previous = get_state().responses.history(_owner(), notes.previous_response_id)
     return (responses.continuing(ask, items),
-            ask.prompt_cache_key or previous.conversation)
+            notes.prompt_cache_key or previous.conversation)
 
 
 def _owner() -> str:

@@ -2,54 +2,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Optional, Protocol, Sequence
+from typing import Optional
 
 from flask import current_app, g
 
 from proxy.access.gate import Access
 from proxy.access.stored import StoredResponses
-from proxy.config import Settings
-from proxy.draining import Drain
+from proxy.config.settings import Settings
+from proxy.core.draining import Drain
+from proxy.core.router import Router
+from proxy.dialects.dialect import Limits
 from proxy.ops.history import History
 from proxy.ops.metrics import Metrics
-from proxy.types import Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo
-
-
-class Router(Protocol):
-    """What the API asks of the fleet: the one place every request is sent, whatever model
-    it names (:class:`proxy.fleet.fleet.Fleet`)."""
-
-    concurrent: bool
-
-    def complete(self, request: GenerationRequest) -> Completion: ...
-
-    def stream(self, request: GenerationRequest) -> Iterator[Chunk]: ...
-
-    def starting(self, model: Optional[str] = None) -> bool: ...
-
-    def count_tokens(self, request: GenerationRequest) -> int: ...
-
-    def tokenize(self, text: str, model: Optional[str] = None) -> list: ...
-
-    def detokenize(self, tokens: Sequence[int], model: Optional[str] = None) -> str: ...
-
-    def embed(self, inputs: Sequence[str], model: Optional[str] = None) -> Embeddings: ...
-
-    def models(self) -> list[ModelInfo]: ...
-
-    def model_id(self, model: Optional[str]) -> str:
-        """The id the answer names: the model asked for, else the default model's."""
-
-    def model_label(self, model: Optional[str]) -> str:
-        """The id metrics, usage and keys count ``model`` under; never a client's text."""
-
-    def health(self) -> Health: ...
-
-    def status(self, checked: bool = False) -> list: ...
-
-    def server_of(self, name: str): ...
-
-    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -61,6 +25,10 @@ class ProxyState:
     metrics: Optional[Metrics]  # None: --metrics off
     history: Optional[History]  # the metrics' last minutes, for the fleet page; None: off
     drain: Drain = field(default_factory=Drain)
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.settings.max_choices, self.settings.max_batch)
 
 
 def get_state() -> ProxyState:

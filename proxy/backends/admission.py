@@ -20,7 +20,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, TypeVar
 
-from proxy.errors import (ClientGoneError, QueueFullError, QueueTimeoutError,
+from proxy.core.errors import (ClientGoneError, QueueFullError, QueueTimeoutError,
                           SlotUnavailableError)
 from proxy.backends.slots import SlotCount
 from proxy.ops.measure import waiting

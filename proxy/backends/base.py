@@ -1,16 +1,17 @@
-"""The one interface every backend implements; the API layer sees nothing else."""
+"""The one interface every backend implements: generate, count tokens, embed, say whether it
+can serve, close."""
 from __future__ import annotations
 
 from typing import Iterator, Optional, Sequence
 
-from proxy.errors import NotImplementedByBackendError
-from proxy.types import Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo
+from proxy.core.errors import NotImplementedByBackendError
+from proxy.core.types import Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo
 
 
 class Backend:
     """Generate text for the API layer.
 
-    Implementations turn their own failures into :mod:`proxy.errors` exceptions, so the
+    Implementations turn their own failures into :mod:`proxy.core.errors` exceptions, so the
     API layer never sees ``requests`` or native exceptions. ``stream`` is a generator:
     closing it early (a client went away) must stop the generation.
     """
@@ -33,27 +34,6 @@ class Backend:
     def health(self) -> Health:
         """Say whether the backend can serve requests now."""
         raise NotImplementedError
-
-    def load(self) -> tuple:
-        """``(generations running or waiting, how many can run at once or None)``."""
-        return 0, None
-
-    def describe(self) -> dict:
-        """What is known of the backend now, without asking it anything (for status pages)."""
-        return {}
-
-    def finds_slots(self) -> bool:
-        """Whether the server itself sends a conversation to the slot holding its cache, so a
-        slot the proxy names (from what it last saw) could only be out of date."""
-        return False
-
-    def model_label(self, model: Optional[str]) -> str:
-        """The name metrics count ``model`` under: never a client's free text."""
-        return "default"
-
-    def starting(self, model: Optional[str] = None) -> bool:
-        """Whether a request for ``model`` would first wait for a server to start."""
-        return False
 
     def count_tokens(self, request: GenerationRequest) -> int:
         """How many tokens the prompt ``request`` would send takes, by the model's own

@@ -4,22 +4,29 @@ Its clients send the latest user turn as ``prompt`` and earlier turns as
 ``history: [[user, assistant], …]``; the answer carries token counts at the top level.
 ``/chat-stream`` answers ``data: {"delta": "…"}`` for each piece, then one
 ``data: {"content": <whole answer>, …token counts, "finish_reason"}``, then ``data: [DONE]``.
+Its chats are a :class:`~proxy.dialects.dialect.Dialect`, streamed by route, not by body.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
-from proxy.dialects import openai
+from proxy.core.errors import InvalidRequestError
+from proxy.core.events import Finish, TextDelta, UsageReport, Waiting
+from proxy.core.fields import Fields
+from proxy.core.sse import COMMENT
+from proxy.core.types import Completion, Embeddings, GenerationRequest, Message, Sampling, Usage
+from proxy.dialects.dialect import Ask, Limits
+from proxy.dialects.openai.shared import Wire, error_body, headers, patient  # noqa: F401
 from proxy.dialects.streaming import EventRenderer
-from proxy.errors import InvalidRequestError
-from proxy.events import WAITING, Finish, TextDelta, UsageReport
-from proxy.fields import Fields
-from proxy.sse import COMMENT
-from proxy.types import Completion, Embeddings, GenerationRequest, Message, Sampling, Usage
 
 
-def parse_chat(body: Any) -> GenerationRequest:
-    """Read a ``/chat`` or ``/chat-stream`` body into a chat request."""
+def new_id() -> str:
+    return ""  # GLM answers carry no id
+
+
+def parse(body: Any, limits: Limits = Limits()) -> Ask:
+    """Read a ``/chat`` or ``/chat-stream`` body into a chat request (the route says whether
+    it streams)."""
     fields = Fields(body)
     prompt = fields.string("prompt")
     if not prompt:
@@ -35,20 +42,25 @@ def parse_chat(body: Any) -> GenerationRequest:
                                       f"strings", param=f"history[{i}]")
         messages += [Message("user", turn[0]), Message("assistant", turn[1])]
     messages.append(Message("user", prompt))
-    return GenerationRequest(
+    return Ask((GenerationRequest(
         messages=tuple(messages),
         model=fields.string("model") or None,
         max_tokens=fields.integer("max_length", 1),
         sampling=Sampling(temperature=fields.number("temperature", 0, 2),
                           top_p=fields.number("top_p", 0, 1)),
-    )
+    ),))
 
 
-def render_chat(completion: Completion, model: str) -> dict:
+def render(ask: Ask, id: str, model: str, completions: Sequence[Completion]) -> dict:
+    (completion,) = completions
     return _end(completion.text, completion.finish_reason, completion.usage, model)
 
 
-class Stream(EventRenderer, openai.Wire):
+def stream(ask: Ask, id: str, model: str) -> "Stream":
+    return Stream(model)
+
+
+class Stream(EventRenderer, Wire):
     """``{"delta"}`` events, then the whole answer with its token counts."""
 
     def __init__(self, model: str) -> None:
@@ -56,18 +68,19 @@ class Stream(EventRenderer, openai.Wire):
         self.texts: list = []
         self.usage = Usage()
 
-    def event(self, event, out: list) -> None:
-        kind = type(event)
-        if kind is TextDelta:
-            if event.text:
-                self.texts.append(event.text)
-                out.append({"delta": event.text, "object": "chat.completion.chunk"})
-        elif kind is UsageReport:
-            self.usage = event.usage
-        elif kind is Finish:
-            out.append(_end("".join(self.texts), event.reason, self.usage, self.model))
-        elif event is WAITING:
-            out.append(COMMENT)
+    def text(self, event: TextDelta, out: list) -> None:
+        if event.text:
+            self.texts.append(event.text)
+            out.append({"delta": event.text, "object": "chat.completion.chunk"})
+
+    def usage_reported(self, event: UsageReport, out: list) -> None:
+        self.usage = event.usage
+
+    def finished(self, event: Finish, out: list) -> None:
+        out.append(_end("".join(self.texts), event.reason, self.usage, self.model))
+
+    def waiting(self, event: Waiting, out: list) -> None:
+        out.append(COMMENT)
 
 
 def _end(text: str, finish_reason: str, usage: Usage, model: str) -> dict:
@@ -88,15 +101,16 @@ def render_tokens(tokens: list) -> dict:
     return {"tokenIds": [token for token, _ in tokens], "tokens": [piece for _, piece in tokens]}
 
 
-def parse_embedding(body: Any, *, max_batch: int) -> list:
+def parse_embedding(body: Any, limits: Limits) -> list:
     """``{prompt: [texts]}`` (a single string is accepted too)."""
     fields = Fields(body)
     prompt = fields.raw("prompt")
     texts = [prompt] if isinstance(prompt, str) else prompt
     if not (isinstance(texts, list) and texts and all(isinstance(t, str) and t for t in texts)):
         raise fields.fail("prompt", "must be a non-empty list of non-empty strings")
-    if len(texts) > max_batch:
-        raise fields.fail("prompt", f"may hold at most {max_batch} texts, got {len(texts)}")
+    if len(texts) > limits.max_batch:
+        raise fields.fail("prompt", f"may hold at most {limits.max_batch} texts, "
+                                    f"got {len(texts)}")
     return texts
 
 

@@ -1,37 +1,27 @@
 """Make the fleet the settings describe: every model of the catalog, each replica a backend."""
 from __future__ import annotations
 
-import logging
-import os
-import socket
-import threading
-from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
-from proxy.backends.base import Backend
-from proxy.backends.servercpp.client import probe_ready
-from proxy.config import (Settings, cache_dir, child_environment, parse_size, supervisor_address,
-                          unescape)
-from proxy.errors import UpstreamUnavailableError
 from proxy.backends.admission import Admission, LineWatch
-from proxy.fleet.catalog import Catalog, ModelSpec, UpstreamSpec, from_settings
-from proxy.fleet.fleet import Fleet, ServedModel, Replica
-from proxy.fleet import engine, liveness, memory, slotcache
-from proxy.fleet.slotcache import SlotFiles
-from proxy.fleet.binaries import find_llama_server
+from proxy.backends.base import Backend
+from proxy.backends.slots import SlotCount
+from proxy.config.catalog import Catalog, ModelSpec, UpstreamSpec, from_settings
+from proxy.config.runtime import Runtime
+from proxy.config.settings import Settings, unescape
+from proxy.fleet import liveness
+from proxy.fleet.fleet import Fleet, ServedModel
 from proxy.fleet.health import Rotation
 from proxy.fleet.liveness import LiveConversations
-from proxy.fleet.managed import ManagedBackend
-from proxy.fleet.processes import Launch, ManagedServer, ProcessPool, command_for
-from proxy.fleet.remote import Supervised
-from proxy.backends.slots import SlotCount
+from proxy.fleet.replica import Replica
 from proxy.ops.metrics import Metrics
 from proxy.redis_client import connect
+from proxy.servers.build import managed_servers, preload
+from proxy.servers.managed import ManagedBackend
+from proxy.servers.remote import Supervised
 
-logger = logging.getLogger(__name__)
 
-
-def build_fleet(settings: Settings, catalog: Catalog | None = None,
+def build_fleet(settings: Settings, runtime: Runtime, catalog: Catalog | None = None,
                 metrics: Optional[Metrics] = None) -> Fleet:
     """The fleet of ``catalog`` (default: the models file, or the flags' fleet of one).
 
@@ -42,12 +32,11 @@ def build_fleet(settings: Settings, catalog: Catalog | None = None,
     catalog = catalog or from_settings(settings)
     pool, runner, servers = None, None, {}
     if any(spec.managed for spec in catalog.models):
-        supervisor = supervisor_address()
-        if supervisor:
-            runner = Supervised(*supervisor)
+        if runtime.supervisor:
+            runner = Supervised(*runtime.supervisor)
             servers = runner.servers()
         else:
-            pool, servers = managed_servers(catalog, settings)
+            pool, servers = managed_servers(catalog, settings, runtime)
             runner = pool
     models = []
     try:
@@ -89,93 +78,10 @@ def fleet_of(backend: Backend, settings: Settings) -> Fleet:
                  [ServedModel(spec, (Replica(backend.name, backend),), rotation)])
 
 
-def managed_servers(catalog: Catalog, settings: Settings) -> tuple:
-    """The pool of the servers the proxy runs, and each model's server by model id."""
-    managed = [spec for spec in catalog.models if spec.managed]
-    budget = catalog.max_memory or memory.available(
-        any(memory.uses_gpu(spec.managed.args) for spec in managed))
-    pool = ProcessPool(catalog.max_running, budget)
-    servers = {spec.id: pool.add(_server(spec, settings, pool)) for spec in managed}
-    return pool, servers
-
-
-def preload(servers: Iterable[ManagedServer]) -> None:
-    """Start the servers marked ``preload`` in the background."""
-    for server in servers:
-        if server.preload:
-            threading.Thread(target=_preload, args=(server,), daemon=True,
-                             name=f"preload-{server.name}").start()
-
-
-def _preload(server: ManagedServer) -> None:
-    """Start a server at boot; a failure is logged, and requests try again."""
-    try:
-        server.ensure()
-    except UpstreamUnavailableError as exc:
-        logger.error("preloading %s failed: %s", server.name, exc.message)
-
-
-def _server(spec: ModelSpec, settings: Settings, pool: ProcessPool) -> ManagedServer:
-    """A model's server, not started: its command on a free local port, its log file."""
-    managed = spec.managed
-    if managed.model and not os.access(managed.model, os.R_OK):
-        raise ValueError(f"cannot read the model file {managed.model} of {spec.id}")
-    template = managed.command
-    env = child_environment()
-    label = "its command"
-    slot_files = None
-    if template is None:
-        program = find_llama_server(settings.llama_server)
-        if program.bundled:
-            try:
-                engine.check_args(managed.args)
-            except engine.FlagError as exc:
-                raise ValueError(f"the server arguments of {spec.id}: {exc}") from None
-        args = managed.args
-        slot_files = _slot_files(spec, settings, program.label)
-        if slot_files is not None and "--slot-save-path" not in args:
-            args = (*args, "--slot-save-path", str(slot_files.folder))
-        template = (*program.command, "-m", "${MODEL}", "--host", "127.0.0.1", "--port",
-                    "${PORT}", *args)
-        env = child_environment(program.libraries)
-        label = program.label
-    port = free_port()
-    command = command_for(template, port, managed.model)
-    launch = Launch(spec.id, command, port,
-                    Path(settings.log_dir or os.path.join(cache_dir(), "logs"))
-                    / f"{spec.id}.log", env, ttl=managed.ttl, engine=label,
-                    estimate=_estimate(managed.model, command))
-    return ManagedServer(launch, pool, probe_ready, preload=managed.preload,
-                         slot_files=slot_files,
-                         save_every_turn=managed.slot_save == "every-turn")
-
-
-def _slot_files(spec: ModelSpec, settings: Settings, engine: str) -> Optional[SlotFiles]:
-    """Where the KV caches of a llama-server the proxy runs are kept while it is stopped
-    (a server it runs from its own command may be of a kind that cannot save them)."""
-    budget = parse_size(settings.slot_cache_size)
-    if spec.managed.slot_save == "off" or not budget:
-        return None
-    folder = Path(settings.slot_cache_dir or os.path.join(cache_dir(), "slots")) / spec.id
-    return SlotFiles(folder, slotcache.fingerprint(spec.managed.model, spec.managed.args,
-                                                   engine), budget)
-
-
-def _estimate(model: str, command: tuple) -> int:
-    """The memory a server of ``model`` run by ``command`` needs (0: not a GGUF it can read)."""
-    if not model:
-        return 0
-    try:
-        return memory.estimate(memory.read_shape(model), command).total
-    except ValueError as exc:
-        logger.warning("the memory %s needs is unknown: %s", model, exc)
-        return 0
-
-
 def _managed(spec: ModelSpec, server, settings: Settings, metrics) -> tuple:
     """The one replica of a model the proxy runs, in front of its server."""
     backend = _servercpp(UpstreamSpec(server.url), spec, settings, None, metrics)
-    return (Replica(server.url, ManagedBackend(server, backend)),)
+    return (Replica(server.url, ManagedBackend(server, backend), server),)
 
 
 def _replicas(spec: ModelSpec, settings: Settings, metrics) -> tuple:
@@ -195,7 +101,7 @@ def _replicas(spec: ModelSpec, settings: Settings, metrics) -> tuple:
 def _servercpp(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings, embedding,
                metrics) -> Backend:
     from proxy.backends.servercpp.backend import ServerCppBackend
-    from proxy.prompting import HistoricTemplate, TemplateChoice
+    from proxy.backends.servercpp.prompting import HistoricTemplate, TemplateChoice
 
     historic = HistoricTemplate(unescape(settings.chat_prompt), unescape(settings.user_name),
                                 unescape(settings.ai_name), unescape(settings.system_name),
@@ -213,12 +119,6 @@ def _client(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings):
                           pool_size=settings.threads, connect_timeout=settings.connect_timeout,
                           read_timeout=settings.upstream_timeout,
                           label=server_label(upstream, spec))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def server_label(upstream: UpstreamSpec, spec: ModelSpec) -> str:

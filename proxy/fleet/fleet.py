@@ -17,18 +17,19 @@ from itertools import chain
 from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
 from proxy.backends.base import Backend
-from proxy.errors import (InvalidRequestError, ModelNotFoundError, QueueFullError,
+from proxy.core.errors import (InvalidRequestError, ModelNotFoundError, QueueFullError,
                           QueueTimeoutError, SlotUnavailableError, UpstreamTimeoutError,
                           UpstreamUnavailableError)
 from proxy.fleet.affinity import Affinity
-from proxy.fleet.catalog import Catalog, ModelSpec, with_defaults
+from proxy.config.catalog import Catalog, ModelSpec, with_defaults
 from proxy.fleet.health import Rotation
 from proxy.fleet.liveness import LiveConversations
-from proxy.fleet.placement import ReplicaLoad, choose, continues, conversation_key
-from proxy.fleet.managed import ManagedBackend
-from proxy.fleet.processes import ManagedServer, ProcessPool
-from proxy.fleet.remote import RemoteServer, Supervised
-from proxy.types import Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo
+from proxy.core.conversation import conversation_key
+from proxy.fleet.placement import ReplicaLoad, choose, continues
+from proxy.fleet.replica import Replica
+from proxy.servers.processes import ManagedServer, ProcessPool
+from proxy.servers.remote import RemoteServer, Supervised
+from proxy.core.types import Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -36,14 +37,6 @@ T = TypeVar("T")
 # Failures that mean the request never reached a replica able to serve it: it may go to another.
 # A full or slow line is the replica's load, not its health; the others may still have room.
 BUSY = (QueueFullError, SlotUnavailableError)
-
-
-@dataclass(frozen=True)
-class Replica:
-    """One upstream of a model, by the name every proxy process knows it by (its URL)."""
-
-    name: str
-    backend: Backend
 
 
 @dataclass
@@ -89,7 +82,7 @@ class ServedModel:
         return name
 
 
-class Fleet(Backend):
+class Fleet:
     """Route each request to its model, and the model's replica that should serve it."""
 
     name = "fleet"
@@ -105,15 +98,6 @@ class Fleet(Backend):
     @property
     def concurrent(self) -> bool:
         return all(r.backend.concurrent for m in self._models.values() for r in m.replicas)
-
-    def load(self) -> tuple:
-        busy, slots = 0, 0
-        for model in self._models.values():
-            for replica in model.replicas:
-                running, limit = replica.backend.load()
-                busy += running
-                slots = None if slots is None or limit is None else slots + limit
-        return busy, slots
 
     # -- generation ------------------------------------------------------------------------
 
@@ -194,7 +178,7 @@ class Fleet(Backend):
         return model.spec.id or model.replicas[0].backend.models()[0].id
 
     def starting(self, model: Optional[str] = None) -> bool:
-        return any(replica.backend.starting() for replica in self._model(model).replicas)
+        return any(replica.starting() for replica in self._model(model).replicas)
 
     # -- what it serves --------------------------------------------------------------------
 
@@ -253,8 +237,8 @@ class Fleet(Backend):
                          "in_rotation": model.rotation.healthy(replica.name),
                          "busy": described.get("in_flight", load),  # running: not the line
                          "queued": described.get("queued", 0), "slots": slots}
-                if isinstance(replica.backend, ManagedBackend):
-                    entry["managed"] = replica.backend.server.snapshot()
+                if replica.server is not None:
+                    entry["managed"] = replica.server.snapshot()
                 if report is not None:
                     entry["ok"] = report.ok
                     if not report.ok:
@@ -267,11 +251,17 @@ class Fleet(Backend):
     def server_of(self, name: str) -> ManagedServer | RemoteServer:
         """The server the proxy runs for model ``name``."""
         model = self._model(name)
-        backend = model.replicas[0].backend
-        if not isinstance(backend, ManagedBackend):
+        server = model.replicas[0].server
+        if server is None:
             raise InvalidRequestError(f"the proxy does not run the servers of {name!r}",
                                       param="model")
-        return backend.server
+        return server
+
+    def __enter__(self) -> "Fleet":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     def close(self) -> None:
         if self.processes is not None:

@@ -25,9 +25,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
-from proxy.types import GenerationRequest
+from proxy.core.types import GenerationRequest
 
-RAW_PROMPT_PREFIX = 256  # characters of a raw prompt that name its conversation
 # How loaded a replica may be before a request goes elsewhere: a new conversation moves as
 # soon as its replica has no free slot (its prompt is new everywhere), one that goes on waits
 # a little longer, for elsewhere its whole history would be evaluated again.
@@ -52,28 +51,6 @@ class ReplicaLoad:
     def load(self) -> float:
         """Busy share of its slots; an unknown count is taken as one slot."""
         return self.busy / (self.slots or 1)
-
-
-def conversation_key(request: GenerationRequest) -> str:
-    """What stays the same from one turn of a conversation to the next.
-
-    The name a client gives its conversation (an agent's thread id) when it gives one. Else
-    a chat is named by its messages up to and including the first user message: the system
-    prompt alone is shared by many conversations, while the first question (a document, in
-    retrieval setups) is what sets one apart. A raw prompt is named by its first characters.
-    """
-    if request.conversation:
-        text = "\x1d" + request.conversation
-    elif request.is_chat:
-        opening = []
-        for message in request.messages:
-            opening.append(f"{message.role}\x1f{message.content}")
-            if message.role == "user":
-                break
-        text = "\x1e".join(opening)
-    else:
-        text = request.prompt[:RAW_PROMPT_PREFIX]
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def continues(request: GenerationRequest) -> bool:

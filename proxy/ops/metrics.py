@@ -2,7 +2,7 @@
 
 Under gunicorn every worker writes its figures to files in a folder the master made
 (``prometheus_client``'s multiprocess mode, chosen before the library is first imported; see
-:mod:`proxy.serving`), and a scrape adds them up. Under waitress the one process keeps them in
+:mod:`proxy.serving.gunicorn`), and a scrape adds them up. Under waitress the one process keeps them in
 memory. What every process sees alike (upstreams up, slots, the state of the servers the
 proxy runs) is read from the fleet at scrape time.
 """

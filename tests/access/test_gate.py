@@ -6,8 +6,9 @@ import logging
 import pytest
 
 from proxy.app import create_app
-from proxy.config import Settings
+from proxy.config.settings import Settings
 from tests.fakes.servercpp import FakeServerCpp
+from tests.runtimes import runtime_in
 
 KEYS = """
 [[keys]]
@@ -44,7 +45,7 @@ def client(tmp_path):
         (tmp_path / "models.toml").write_text(MODELS.format(fake.url))
         app = create_app(Settings(config=str(tmp_path / "models.toml"),
                                   keys=str(tmp_path / "keys.toml"), admin_key="admin",
-                                  usage_db=str(tmp_path / "usage.sqlite3")))
+                                  usage_db=str(tmp_path / "usage.sqlite3")), runtime_in(tmp_path))
         yield app.test_client()
 
 
@@ -130,7 +131,7 @@ def test_the_access_log_can_be_turned_off(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="proxy.access")
     with FakeServerCpp("llamacpp", n_slots=2) as fake:
         app = create_app(Settings(llama_api=fake.url, access_log="off",
-                                  usage_db=str(tmp_path / "usage.sqlite3")))
+                                  usage_db=str(tmp_path / "usage.sqlite3")), runtime_in(tmp_path))
         with app.test_client().post("/v1/chat/completions", json=CHAT) as response:
             assert response.status_code == 200
     assert not [r for r in caplog.records if r.name == "proxy.access"]

@@ -7,7 +7,7 @@ import redis
 
 from proxy.access.stored import (RedisRecords, SqliteRecords, StoredResponse,
                                  StoredResponses)
-from proxy.errors import NotFoundError, UpstreamUnavailableError
+from proxy.core.errors import NotFoundError, UpstreamUnavailableError
 
 DAY = 86400.0
 

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from proxy.types import Usage
+from proxy.core.types import Usage
 from tests.api.openai_calls import (CHAT_BODY, CHAT_ROUTES, COMPLETION_BODY, COMPLETION_ROUTES,
                                     ROUTES, post)
 from tests.fakes.backend import FakeBackend

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from proxy.errors import (InvalidRequestError, NotImplementedByBackendError, UpstreamError,
+from proxy.core.errors import (InvalidRequestError, NotImplementedByBackendError, UpstreamError,
                           UpstreamTimeoutError, UpstreamUnavailableError)
 from tests.api.openai_calls import CHAT_BODY, COMPLETION_BODY, assert_openai_error, post
 from tests.fakes.backend import FakeBackend

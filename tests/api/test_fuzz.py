@@ -18,11 +18,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from proxy.app import create_app
-from proxy.config import Settings
-from proxy.fleet.catalog import Catalog, ModelSpec
-from proxy.fleet.fleet import Fleet, Replica, ServedModel
+from proxy.config.settings import Settings
+from proxy.config.catalog import Catalog, ModelSpec
+from proxy.fleet.fleet import Fleet, ServedModel
+from proxy.fleet.replica import Replica
 from proxy.fleet.health import Rotation
 from tests.fakes.backend import FakeBackend
+from tests.runtimes import runtime_in
 
 ROUTES = {
     "/v1/chat/completions": ("messages", "model", "max_tokens", "max_completion_tokens",
@@ -125,7 +127,7 @@ def client(tmp_path_factory):
                   [ServedModel(spec, (Replica(f"fake-{spec.id}", FakeBackend()),),
                                Rotation(lambda name: True)) for spec in specs])
     app = create_app(Settings(max_choices=4, keys=str(keys), usage_db=str(folder / "u.db"),
-                              metrics="on"), backend=fleet)
+                              metrics="on"), runtime_in(folder), backend=fleet)
     yield app.test_client()
     fleet.close()
 

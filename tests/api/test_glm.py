@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from proxy.errors import NotImplementedByBackendError
+from proxy.core.errors import NotImplementedByBackendError
 from tests.conftest import read_events
 
 

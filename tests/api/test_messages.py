@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from proxy.errors import UpstreamError, UpstreamUnavailableError
-from proxy.fleet.catalog import Catalog, ModelSpec
-from proxy.fleet.fleet import Fleet, Replica, ServedModel
+from proxy.core.errors import UpstreamError, UpstreamUnavailableError
+from proxy.config.catalog import Catalog, ModelSpec
+from proxy.fleet.fleet import Fleet, ServedModel
+from proxy.fleet.replica import Replica
 from proxy.fleet.health import Rotation
 from tests.fakes.backend import FakeBackend
 
@@ -150,7 +151,7 @@ def test_an_unknown_model_is_not_found(make_client):
 
 
 def test_a_stream_waiting_for_its_first_token_gets_pings(make_client, monkeypatch):
-    from proxy import generation
+    from proxy.core import generation
 
     monkeypatch.setattr(generation, "PATIENCE", 0.05)
     monkeypatch.setattr(generation, "KEEPALIVE_EVERY", 0.05)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.errors import UpstreamUnavailableError
+from proxy.core.errors import UpstreamUnavailableError
 from tests.fakes.backend import FakeBackend
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from proxy.errors import UpstreamError
+from proxy.core.errors import UpstreamError
 from tests.fakes.backend import FakeBackend
 
 KEYS = """

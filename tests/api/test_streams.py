@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.errors import UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError
+from proxy.core.errors import UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError
 from tests.api.openai_calls import (CHAT_BODY, CHAT_ROUTES, COMPLETION_BODY, COMPLETION_ROUTES,
                                     ERROR_KEYS, assert_openai_error, chunks_of, post, stream)
 from tests.fakes.backend import FakeBackend

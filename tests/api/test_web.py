@@ -9,12 +9,13 @@ import time
 import pytest
 
 from proxy.app import create_app
-from proxy.config import Settings
-from proxy.errors import UpstreamError
-from proxy.types import Usage
+from proxy.config.settings import Settings
+from proxy.core.errors import UpstreamError
+from proxy.core.types import Usage
 from tests.fakes.servercpp import FakeServerCpp
 from tests.ops.test_history import Clock
 from tests.processes import ProxyProcess
+from tests.runtimes import runtime_in
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -115,7 +116,7 @@ def test_the_slots_cell_is_a_bar_and_its_figures(tmp_path):
     with FakeServerCpp("llamacpp", n_slots=2) as fake:
         settings = Settings(llama_api=fake.url, usage_db=str(tmp_path / "u.sqlite3"),
                             responses_db=str(tmp_path / "r.sqlite3"))
-        page = create_app(settings).test_client().get("/").get_data(as_text=True)
+        page = create_app(settings, runtime_in(tmp_path)).test_client().get("/").get_data(as_text=True)
     cell = re.search(r'<td class="num slots">(.*?)</td>', page).group(1)
     assert 'class="slotbar"' in cell and 'class="fill" style="width: 0.0%"' in cell
     assert re.sub(r"<[^>]+>", "", cell) == "0 / 2"  # the text the page showed before

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from proxy.errors import (ClientGoneError, QueueFullError, QueueTimeoutError,
+from proxy.core.errors import (ClientGoneError, QueueFullError, QueueTimeoutError,
                           SlotUnavailableError, UpstreamError)
 from proxy.backends.admission import Admission
 from proxy.backends.slots import SlotCount

@@ -6,14 +6,16 @@ import json
 
 import pytest
 
-from proxy.dialects import anthropic_messages as messages
-from proxy.dialects.anthropic_messages import MessagesAsk, Stream, parse
-from proxy.errors import (AuthenticationError, ContextLengthError, InvalidRequestError,
+from proxy.dialects import anthropic as messages
+from proxy.dialects.anthropic import Stream, parse
+from proxy.dialects.anthropic.answer import signature
+from proxy.dialects.dialect import Ask
+from proxy.core.errors import (AuthenticationError, ContextLengthError, InvalidRequestError,
                           ModelNotFoundError, PermissionDeniedError, QueueFullError,
                           RateLimitError, UpstreamError, UpstreamTimeoutError)
-from proxy.events import (WAITING, Finish, PromptCounted, ReasoningDelta, TextDelta,
+from proxy.core.events import (WAITING, Finish, PromptCounted, ReasoningDelta, TextDelta,
                           ToolCallDelta, ToolCallEnd, ToolCallStart, UsageReport)
-from proxy.types import Completion, Message, ToolCall, ToolChoice, Usage
+from proxy.core.types import Completion, Message, ToolCall, ToolChoice, Usage
 
 HI = [{"role": "user", "content": "hi"}]
 TOOL = {"name": "get_weather", "description": "Weather now",
@@ -21,7 +23,7 @@ TOOL = {"name": "get_weather", "description": "Weather now",
         "cache_control": {"type": "ephemeral"}}
 
 
-def ask(**fields) -> MessagesAsk:
+def ask(**fields) -> Ask:
     return parse({"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": HI, **fields})
 
 
@@ -31,7 +33,7 @@ def test_a_minimal_request():
     parsed = ask()
     assert parsed.request.model == "claude-sonnet-4-5" and parsed.request.max_tokens == 64
     assert parsed.request.messages == (Message("user", "hi"),)
-    assert (parsed.stream, parsed.thinking, parsed.left_out) == (False, False, ())
+    assert (parsed.stream, parsed.notes.thinking, parsed.notes.left_out) == (False, False, ())
 
 
 @pytest.mark.parametrize(("system", "expected"), [
@@ -81,8 +83,8 @@ def test_server_tools_are_left_out_and_named():
                                "max_uses": 3},
                         {"type": "bash_20250124", "name": "bash"}])
     assert [t["function"]["name"] for t in parsed.request.tools] == ["get_weather"]
-    assert parsed.left_out == ("web_search", "bash")
-    assert messages.left_out_header(parsed) == {
+    assert parsed.notes.left_out == ("web_search", "bash")
+    assert messages.headers(parsed) == {
         "x-oai-proxy-left-out-tools": "web_search, bash"}
 
 
@@ -104,7 +106,7 @@ def test_tool_choice(choice, mode, parallel, offered):
     ({"type": "enabled", "budget_tokens": 31999}, True), ({"type": "adaptive"}, True),
     ({"type": "disabled"}, False), (None, False)])
 def test_thinking_shows_the_thoughts_or_not(thinking, shown):
-    assert ask(**({"thinking": thinking} if thinking else {})).thinking is shown
+    assert ask(**({"thinking": thinking} if thinking else {})).notes.thinking is shown
 
 
 def test_sampling_stops_and_unknown_fields():
@@ -113,7 +115,7 @@ def test_sampling_stops_and_unknown_fields():
                  context_management={"edits": []}, output_config={"effort": "high"})
     sampling = parsed.request.sampling
     assert (sampling.temperature, sampling.top_p, sampling.top_k) == (0.2, 0.9, 5)
-    assert parsed.request.stop == ("END",) and parsed.stop_sequences == ("END",)
+    assert parsed.request.stop == ("END",) and parsed.notes.stop_sequences == ("END",)
     assert parsed.stream
 
 
@@ -171,7 +173,7 @@ def test_bad_input_names_the_field(fields, param):
 def test_every_stop_reason(finish, stop_sequence, calls, reason, sequence):
     completion = Completion("", finish, Usage(10, 3), tool_calls=calls,
                             stop_sequence=stop_sequence)
-    body = messages.render(ask(stop_sequences=["END"]), "msg_1", "m", completion)
+    body = messages.render(ask(stop_sequences=["END"]), "msg_1", "m", [completion])
     assert (body["stop_reason"], body["stop_sequence"]) == (reason, sequence)
 
 
@@ -180,11 +182,11 @@ def test_a_whole_message_with_thoughts_text_and_calls():
                             reasoning="Think.",
                             tool_calls=(ToolCall("call_1", "get_weather", '{"city":"Oslo"}'),))
     body = messages.render(ask(thinking={"type": "enabled", "budget_tokens": 2000}), "msg_1",
-                           "claude", completion)
+                           "claude", [completion])
     assert body == {
         "id": "msg_1", "type": "message", "role": "assistant", "model": "claude",
         "content": [{"type": "thinking", "thinking": "Think.",
-                     "signature": messages.signature("Think.")},
+                     "signature": signature("Think.")},
                     {"type": "text", "text": "Here."},
                     {"type": "tool_use", "id": "call_1", "name": "get_weather",
                      "input": {"city": "Oslo"}}],
@@ -195,13 +197,13 @@ def test_a_whole_message_with_thoughts_text_and_calls():
 
 def test_thoughts_are_hidden_unless_asked_for():
     completion = Completion("Hi.", "stop", Usage(1, 1), reasoning="Think.")
-    assert [b["type"] for b in messages.render(ask(), "m", "m", completion)["content"]] == [
+    assert [b["type"] for b in messages.render(ask(), "m", "m", [completion])["content"]] == [
         "text"]
 
 
 # -- streams ----------------------------------------------------------------------------------
 
-def streamed(parsed: MessagesAsk, batches) -> list:
+def streamed(parsed: Ask, batches) -> list:
     stream = Stream(parsed, "msg_1", "claude")
     return [payload for write in stream.render(iter(batches)) for payload in write]
 
@@ -248,10 +250,10 @@ def test_blocks_follow_one_another_with_contiguous_indices():
                [UsageReport(Usage(10, 7, cached_tokens=4)), Finish("tool_calls")]]
     events = streamed(parsed, batches)
     assert events[0]["message"]["usage"]["input_tokens"] == 10
-    whole = messages.render(parsed, "msg_1", "claude", Completion(
+    whole = messages.render(parsed, "msg_1", "claude", [Completion(
         "Here.", "tool_calls", Usage(10, 7, cached_tokens=4), reasoning="Think.",
         tool_calls=(ToolCall("call_1", "get_weather", '{"city":"Oslo"}'),
-                    ToolCall("call_2", "get_weather", "{}"))))
+                    ToolCall("call_2", "get_weather", "{}")))])
     assert accumulate(events) == {**whole, "usage": {**whole["usage"]}}
     starts = [e for e in events if e["type"] == "content_block_start"]
     assert [s["content_block"]["type"] for s in starts] == ["thinking", "text", "tool_use",

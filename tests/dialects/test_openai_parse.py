@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.errors import InvalidRequestError
-from proxy.dialects.openai_chat import parse as parse_chat
-from proxy.dialects.openai_completions import parse as parse_completion
-from proxy.types import GenerationRequest, Message, ResponseFormat, Sampling, ToolCall, ToolChoice
+from proxy.core.errors import InvalidRequestError
+from proxy.dialects.dialect import Limits
+from proxy.dialects.openai.chat import parse as parse_chat
+from proxy.dialects.openai.completions import parse as parse_completion
+from proxy.core.types import GenerationRequest, Message, ResponseFormat, Sampling, ToolCall, ToolChoice
 
 MAX_CHOICES = 4
+LIMITS = Limits(max_choices=MAX_CHOICES)
 USER_HI = [{"role": "user", "content": "hi"}]
 
 
 def chat(**fields):
     """Parse a chat body: one user message unless ``messages`` is given."""
-    return parse_chat({"messages": USER_HI, **fields}, max_choices=MAX_CHOICES)
+    return parse_chat({"messages": USER_HI, **fields}, LIMITS)
 
 
 def completion(**fields):
     """Parse a completions body: prompt "Once" unless ``prompt`` is given."""
-    return parse_completion({"prompt": "Once", **fields}, max_choices=MAX_CHOICES)
+    return parse_completion({"prompt": "Once", **fields}, LIMITS)
 
 
 def only_request(choices) -> GenerationRequest:
@@ -34,7 +36,7 @@ def test_minimal_chat():
     choices = chat()
     assert only_request(choices) == GenerationRequest(messages=(Message("user", "hi"),))
     assert only_request(choices).is_chat
-    assert (choices.n, choices.stream, choices.include_usage, choices.echo) == (1, False, False,
+    assert (choices.n, choices.stream, choices.notes.include_usage, choices.notes.echo) == (1, False, False,
                                                                                 False)
 
 
@@ -213,7 +215,7 @@ def test_response_format(response_format, expected):
 ])
 def test_choices(fields, n, stream, include_usage):
     choices = chat(**fields)
-    assert (choices.n, choices.stream, choices.include_usage) == (n, stream, include_usage)
+    assert (choices.n, choices.stream, choices.notes.include_usage) == (n, stream, include_usage)
 
 
 @pytest.mark.parametrize(("fields", "expected"), [
@@ -293,7 +295,7 @@ def test_minimal_completion():
     request = only_request(choices)
     assert request == GenerationRequest(prompt="Once", max_tokens=5, stop=("\n",))
     assert not request.is_chat
-    assert (choices.n, choices.stream, choices.echo) == (1, False, False)
+    assert (choices.n, choices.stream, choices.notes.echo) == (1, False, False)
 
 
 def test_empty_prompt_is_allowed():
@@ -328,7 +330,7 @@ def test_completion_logprobs_is_an_int(fields, expected):
 ])
 def test_completion_options(fields, echo, stream, include_usage, n):
     choices = completion(**fields)
-    assert (choices.echo, choices.stream, choices.include_usage, choices.n) == (
+    assert (choices.notes.echo, choices.stream, choices.notes.include_usage, choices.n) == (
         echo, stream, include_usage, n)
 
 
@@ -499,7 +501,7 @@ CHAT_ERRORS = [
 @pytest.mark.parametrize(("body", "param"), CHAT_ERRORS)
 def test_bad_chat_input_names_the_field(body, param):
     with pytest.raises(InvalidRequestError) as excinfo:
-        parse_chat(body, max_choices=MAX_CHOICES)
+        parse_chat(body, LIMITS)
     error = excinfo.value
     assert error.param == param
     assert error.status == 400
@@ -538,7 +540,7 @@ COMPLETION_ERRORS = [
 @pytest.mark.parametrize(("body", "param"), COMPLETION_ERRORS)
 def test_bad_completion_input_names_the_field(body, param):
     with pytest.raises(InvalidRequestError) as excinfo:
-        parse_completion(body, max_choices=MAX_CHOICES)
+        parse_completion(body, LIMITS)
     assert excinfo.value.param == param
     assert excinfo.value.status == 400
 

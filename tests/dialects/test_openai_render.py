@@ -3,20 +3,28 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.dialects import glm, openai, openai_chat, openai_completions
-from proxy.dialects.openai import Choices
-from proxy.errors import ContextLengthError, UpstreamError
-from proxy.events import (WAITING, Finish, ReasoningDelta, TextDelta, ToolCallDelta,
+from proxy.dialects import glm
+from proxy.dialects.dialect import Ask
+from proxy.dialects.openai import chat as openai_chat
+from proxy.dialects.openai import completions as openai_completions
+from proxy.dialects.openai import shared as openai
+from proxy.dialects.openai.shared import Delivery
+from proxy.core.errors import ContextLengthError, UpstreamError
+from proxy.core.events import (WAITING, Finish, ReasoningDelta, TextDelta, ToolCallDelta,
                           ToolCallEnd, ToolCallStart, UsageReport)
-from proxy.sse import COMMENT
-from proxy.types import Completion, GenerationRequest, TokenLogprob, ToolCall, Usage
+from proxy.core.sse import COMMENT
+from proxy.core.types import Completion, GenerationRequest, TokenLogprob, ToolCall, Usage
 
 CHAT = GenerationRequest(messages=())
 
 
+def choices(requests, n=1, stream=False, include_usage=False, echo=False) -> Ask:
+    return Ask(tuple(requests), n, stream, Delivery(include_usage, echo))
+
+
 def chat_stream(batches, n=1, include_usage=False) -> list:
     """Each write's chunks, as (delta, finish_reason, index); comments as COMMENT."""
-    stream = openai_chat.Stream(Choices((CHAT,), n, True, include_usage), "chatcmpl-1", "m")
+    stream = openai_chat.stream(choices((CHAT,), n, True, include_usage), "chatcmpl-1", "m")
     writes = []
     for write in stream.render(iter(batches)):
         writes.append([each if each is COMMENT else
@@ -66,7 +74,7 @@ def test_every_choice_begins_with_its_role_and_usage_comes_last():
 
 
 def test_chunks_share_the_answers_id_model_and_time():
-    stream = openai_chat.Stream(Choices((CHAT,), 1, True, True), "chatcmpl-7", "qwen")
+    stream = openai_chat.stream(choices((CHAT,), 1, True, True), "chatcmpl-7", "qwen")
     chunks = [c for write in stream.render(iter([[TextDelta("a")], done()])) for c in write]
     assert {(c["id"], c["object"], c["model"], c["created"]) for c in chunks} == {
         ("chatcmpl-7", "chat.completion.chunk", "qwen", stream.created)}
@@ -74,7 +82,7 @@ def test_chunks_share_the_answers_id_model_and_time():
 
 def test_logprobs_travel_with_their_text():
     token = TokenLogprob("a", -0.5, None, (("a", -0.5, None), ("b", -1.0, (98,))))
-    stream = openai_chat.Stream(Choices((CHAT,), 1, True, False), "c", "m")
+    stream = openai_chat.stream(choices((CHAT,), 1, True, False), "c", "m")
     first = next(stream.render(iter([[TextDelta("a", (token,))]])))
     assert first[1]["choices"][0]["logprobs"] == {"content": [{
         "token": "a", "logprob": -0.5, "bytes": [97],
@@ -90,7 +98,7 @@ def test_a_failure_after_the_first_byte_is_one_error_event():
 
 def test_a_whole_chat_answer():
     calls = (ToolCall("call_1", "get", "{}"),)
-    body = openai_chat.render("chatcmpl-1", "m", [
+    body = openai_chat.render(choices((CHAT,), 2), "chatcmpl-1", "m", [
         Completion("", "tool_calls", Usage(4, 2, cached_tokens=3), tool_calls=calls,
                    reasoning="think"),
         Completion("hi", "stop", Usage(0, 1))])
@@ -108,7 +116,7 @@ def test_a_whole_chat_answer():
 
 def test_completion_chunks_echo_each_prompt_first():
     requests = (GenerationRequest(prompt="P"), GenerationRequest(prompt="Q"))
-    stream = openai_completions.Stream(Choices(requests, 1, True, True, echo=True), "cmpl-1",
+    stream = openai_completions.stream(choices(requests, 1, True, True, echo=True), "cmpl-1",
                                        "m")
     batches = [[TextDelta("a")], done(usage=Usage(1, 1)), [TextDelta("b")],
                done(usage=Usage(1, 1))]
@@ -120,10 +128,9 @@ def test_completion_chunks_echo_each_prompt_first():
 
 
 def test_a_whole_completion_groups_choices_by_prompt():
-    choices = Choices((GenerationRequest(prompt="P"), GenerationRequest(prompt="Q")), 2, False,
-                      False, echo=True)
+    ask = choices((GenerationRequest(prompt="P"), GenerationRequest(prompt="Q")), 2, echo=True)
     completions = [Completion(t, "stop", Usage()) for t in "abcd"]
-    body = openai_completions.render("cmpl-1", "m", completions, choices)
+    body = openai_completions.render(ask, "cmpl-1", "m", completions)
     assert [c["text"] for c in body["choices"]] == ["Pa", "Pb", "Qc", "Qd"]
     assert body["object"] == "text_completion"
 
@@ -142,8 +149,9 @@ def test_glm_stream_sends_deltas_then_the_whole_answer():
 
 
 def test_ids_are_new_each_time():
-    assert openai.new_id("chatcmpl") != openai.new_id("chatcmpl")
-    assert openai.new_id("cmpl").startswith("cmpl-")
+    assert openai_chat.new_id() != openai_chat.new_id()
+    assert openai_chat.new_id().startswith("chatcmpl-")
+    assert openai_completions.new_id().startswith("cmpl-")
 
 
 def test_a_prompt_too_long_is_told_as_openai_tells_it():

@@ -6,13 +6,14 @@ import json
 
 import pytest
 
-from proxy.dialects import openai_responses as responses
-from proxy.dialects.openai_responses import Stream, continuing, parse
-from proxy.errors import InvalidRequestError, UpstreamError
-from proxy.events import (WAITING, Finish, ReasoningDelta, TextDelta, ToolCallDelta,
+from proxy.dialects import responses
+from proxy.dialects.responses import Stream, continuing, parse
+from proxy.dialects.responses.answer import message_item
+from proxy.core.errors import InvalidRequestError, UpstreamError
+from proxy.core.events import (WAITING, Finish, ReasoningDelta, TextDelta, ToolCallDelta,
                           ToolCallEnd, ToolCallStart, UsageReport)
-from proxy.sse import COMMENT
-from proxy.types import Completion, Message, ResponseFormat, ToolCall, ToolChoice, Usage
+from proxy.core.sse import COMMENT
+from proxy.core.types import Completion, Message, ResponseFormat, ToolCall, ToolChoice, Usage
 
 FUNCTION = {"type": "function", "name": "exec_command", "description": "Run a command",
             "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}},
@@ -29,8 +30,8 @@ def test_a_string_input():
     parsed = ask(instructions="Be brief.", max_output_tokens=32, temperature=0.5)
     assert parsed.request.messages == (Message("system", "Be brief."), Message("user", "hi"))
     assert parsed.request.max_tokens == 32 and parsed.request.sampling.temperature == 0.5
-    assert parsed.store and not parsed.stream
-    (item,) = parsed.input_items
+    assert parsed.notes.store and not parsed.stream
+    (item,) = parsed.notes.input_items
     assert item["type"] == "message" and item["id"].startswith("msg_")
 
 
@@ -71,8 +72,8 @@ def test_items_of_a_codex_turn():
         Message("tool", "a.txt", tool_call_id="call_1"),
         Message("tool", "/work", tool_call_id="call_2"))
     assert [t["function"]["name"] for t in parsed.request.tools] == ["exec_command"]
-    assert parsed.left_out == ("web_search", "namespace")
-    assert (parsed.store, parsed.summary, parsed.prompt_cache_key) == (False, True, "thread-1")
+    assert parsed.notes.left_out == ("web_search", "namespace")
+    assert (parsed.notes.store, parsed.notes.summary, parsed.notes.prompt_cache_key) == (False, True, "thread-1")
 
 
 @pytest.mark.parametrize(("choice", "expected", "offered"), [
@@ -98,7 +99,7 @@ def test_text_format(text, expected):
 
 def test_continuing_puts_the_conversation_before_the_new_input():
     first = ask(instructions="Old rules.")
-    earlier = [*first.input_items, responses.message_item("msg_9", "Hello!")]
+    earlier = [*first.notes.input_items, message_item("msg_9", "Hello!")]
     follow = continuing(ask(input="And?", instructions="New rules."), earlier)
     assert follow.request.messages == (Message("system", "New rules."), Message("user", "hi"),
                                        Message("assistant", "Hello!"), Message("user", "And?"))
@@ -140,7 +141,7 @@ def test_a_whole_response_with_thoughts_text_and_calls():
                             Usage(30, 12, cached_tokens=20, reasoning_tokens=4),
                             reasoning="Think.",
                             tool_calls=(ToolCall("call_1", "exec_command", '{"cmd":"ls"}'),))
-    body = responses.render(parsed, "resp_1", "local", completion)
+    body = responses.render(parsed, "resp_1", "local", [completion])
     assert body["id"] == "resp_1" and body["object"] == "response"
     assert body["status"] == "completed" and body["incomplete_details"] is None
     reasoning, message, call = body["output"]
@@ -158,7 +159,7 @@ def test_a_whole_response_with_thoughts_text_and_calls():
 
 
 def test_the_token_limit_leaves_it_incomplete():
-    body = responses.render(ask(), "resp_1", "local", Completion("Hal", "length", Usage(3, 3)))
+    body = responses.render(ask(), "resp_1", "local", [Completion("Hal", "length", Usage(3, 3))])
     assert body["status"] == "incomplete"
     assert body["incomplete_details"] == {"reason": "max_output_tokens"}
     assert body["output"][0]["status"] == "incomplete"
@@ -166,8 +167,9 @@ def test_the_token_limit_leaves_it_incomplete():
 
 # -- streams ----------------------------------------------------------------------------------
 
-def streamed(parsed, batches, finished=lambda response: None) -> list:
-    stream = Stream(parsed, "resp_1", "local", finished)
+def streamed(parsed, batches, kept=None) -> list:
+    stream = Stream(parsed, "resp_1", "local")
+    stream.kept = kept
     return [payload for write in stream.render(iter(batches)) for payload in write]
 
 
@@ -216,9 +218,9 @@ def test_every_item_streams_in_order_with_numbers():
     assert events[2] is COMMENT
     last = replay(events)
     assert last["type"] == "response.completed"
-    whole = responses.render(parsed, "resp_1", "local", Completion(
+    whole = responses.render(parsed, "resp_1", "local", [Completion(
         "Running it.", "tool_calls", Usage(30, 12, reasoning_tokens=4), reasoning="Think.",
-        tool_calls=(ToolCall("call_1", "exec_command", '{"cmd":"ls"}'),)))
+        tool_calls=(ToolCall("call_1", "exec_command", '{"cmd":"ls"}'),))])
 
     def without_ids(response):
         return [{k: v for k, v in item.items() if k != "id"} for item in response["output"]]

@@ -21,8 +21,8 @@ import time
 
 import requests
 
-from proxy.config import child_environment
-from proxy.fleet.binaries import from_llama_cpp_python
+from proxy.config.runtime import Runtime
+from proxy.servers.binaries import from_llama_cpp_python
 from tests.processes import free_port, stop_process
 
 BIN_ENV_VAR = "LLAMA_SERVER_BIN"
@@ -74,7 +74,7 @@ def find_llama_server() -> ServerBinary:
     found = from_llama_cpp_python()
     if found:
         path, library_dirs = found
-        return ServerBinary(path, child_environment(library_dirs))
+        return ServerBinary(path, Runtime.from_environment().child_environment(library_dirs))
     raise FileNotFoundError(
         f"no llama-server found: set {BIN_ENV_VAR} to a llama-server binary, or install a "
         f"llama-cpp-python wheel built with llama-server (see .ci/wheels.sh)"
@@ -112,7 +112,7 @@ class LlamaServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         current = kind in ("llamacpp", "bundled")
-        program = [sys.executable, "-m", "proxy.fleet.engine"] if kind == "bundled" \
+        program = [sys.executable, "-m", "proxy.servers.engine"] if kind == "bundled" \
             else [str(self.binary.path)]
         # One thread: on a 2-core box a second compute thread only adds spin-wait stalls.
         # The old servers always shift their context and have no web UI to turn off.

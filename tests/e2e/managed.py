@@ -27,12 +27,12 @@ def servers_of(proxy: ProxyProcess) -> list:
     children = psutil.Process(proxy.process.pid).children(recursive=True)
     return [child for child in children if child.status() != psutil.STATUS_ZOMBIE
             and (child.cmdline()[:1] != [sys.executable]
-                 or "proxy.fleet.engine" in child.cmdline())]
+                 or "proxy.servers.engine" in child.cmdline())]
 
 
 def supervisors_of(proxy: ProxyProcess) -> list:
     children = psutil.Process(proxy.process.pid).children(recursive=True)
-    return [child for child in children if "proxy.fleet.supervisor" in child.cmdline()]
+    return [child for child in children if "proxy.servers.supervisor" in child.cmdline()]
 
 
 def gone(pid: int) -> bool:

@@ -31,9 +31,10 @@ import pytest
 import requests
 
 from proxy.access.keyring import KeySpec, parse_keys
-from proxy.fleet.placement import conversation_key, rank
-from proxy.tomlfile import tomllib
-from proxy.types import GenerationRequest, Message
+from proxy.core.conversation import conversation_key
+from proxy.fleet.placement import rank
+from proxy.config.tomlfile import tomllib
+from proxy.core.types import GenerationRequest, Message
 from tests.polling import wait_for
 from tests.processes import ROOT, ProxyProcess, free_port
 

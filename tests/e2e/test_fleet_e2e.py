@@ -15,8 +15,9 @@ import openai
 import pytest
 import requests
 
-from proxy.fleet.placement import conversation_key, rank
-from proxy.types import GenerationRequest, Message
+from proxy.core.conversation import conversation_key
+from proxy.fleet.placement import rank
+from proxy.core.types import GenerationRequest, Message
 from tests.polling import wait_for
 from tests.processes import ProxyProcess
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from proxy.fleet.memory import estimate, read_shape
+from proxy.servers.memory import estimate, read_shape
 from tests.polling import wait_for
 from tests.processes import ProxyProcess, free_port
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Iterator, Optional
 
 from proxy.backends.base import Backend
-from proxy.types import (Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo,
+from proxy.core.types import (Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo,
                          Usage)
 
 
@@ -29,6 +29,18 @@ class FakeBackend(Backend):
         self.requests: list[GenerationRequest] = []
         self.closed_streams = 0
         self.finished_streams = 0
+
+    def load(self) -> tuple:
+        return 0, None
+
+    def describe(self) -> dict:
+        return {}
+
+    def finds_slots(self) -> bool:
+        return False
+
+    def starting(self, model: Optional[str] = None) -> bool:
+        return False
 
     def complete(self, request: GenerationRequest) -> Completion:
         self.requests.append(request)

@@ -7,14 +7,16 @@ from contextlib import ExitStack
 import pytest
 
 from proxy.app import create_app
-from proxy.config import Settings
-from proxy.errors import ModelNotFoundError, UpstreamUnavailableError
+from proxy.config.settings import Settings
+from proxy.core.errors import ModelNotFoundError, UpstreamUnavailableError
 from proxy.fleet.build import build_fleet
-from proxy.fleet.catalog import parse_catalog
-from proxy.fleet.placement import BALANCE, conversation_key, rank
-from proxy.types import GenerationRequest, Message
+from proxy.config.catalog import parse_catalog
+from proxy.core.conversation import conversation_key
+from proxy.fleet.placement import BALANCE, rank
+from proxy.core.types import GenerationRequest, Message
 from tests.fakes.servercpp import FakeServerCpp
 from tests.polling import wait_for
+from tests.runtimes import NO_FILES
 
 KINDS = ["powerinfer", "llamacpp-2023", "llamacpp"]
 
@@ -30,7 +32,7 @@ def fleet_of(servers, **model):
     catalog = parse_catalog({"models": {"tiny": {"aliases": ["gpt-3.5-turbo"],
                                                  "upstreams": [s.url for s in servers],
                                                  **model}}}, "test")
-    return build_fleet(Settings(), catalog)
+    return build_fleet(Settings(), NO_FILES, catalog)
 
 
 def conversation(document: str, turns: int = 1) -> GenerationRequest:
@@ -161,19 +163,20 @@ def test_a_full_replica_spills_to_the_other(servers):
 def test_unknown_model_names_the_ids(servers):
     catalog = parse_catalog({"models": {"a": {"upstreams": [servers[0].url]},
                                         "b": {"upstreams": [servers[1].url]}}}, "test")
-    with build_fleet(Settings(), catalog) as fleet:
+    with build_fleet(Settings(), NO_FILES, catalog) as fleet:
         with pytest.raises(ModelNotFoundError, match="the models are a, b"):
             fleet.complete(GenerationRequest(model="gpt-4", prompt="hi"))
         fleet.complete(GenerationRequest(model="b", prompt="hi"))
         assert completions(servers[1]) == 1 and completions(servers[0]) == 0
 
 
-def test_the_api_routes_by_model_and_alias(servers):
+def test_the_api_routes_by_model_and_alias(servers, runtime):
     catalog = {"default": "a", "models": {
         "a": {"aliases": ["gpt-3.5-turbo"], "upstreams": [servers[0].url]},
         "b": {"aliases": ["embedder"], "upstreams": [servers[1].url],
               "defaults": {"max_tokens": 3, "temperature": 0.5}}}}
-    app = create_app(Settings(), backend=build_fleet(Settings(), parse_catalog(catalog, "t")))
+    app = create_app(Settings(), runtime, backend=build_fleet(Settings(), NO_FILES,
+                                                                parse_catalog(catalog, "t")))
     client = app.test_client()
     chat = {"messages": [{"role": "user", "content": "hi"}]}
     for name, server in (("gpt-3.5-turbo", servers[0]), ("b", servers[1]), (None, servers[0])):
@@ -201,11 +204,11 @@ def test_the_api_routes_by_model_and_alias(servers):
     assert unknown.status_code == 404
 
 
-def test_the_admin_api_is_off_without_its_key_and_closed_to_client_keys(servers):
-    off = create_app(Settings(llama_api=servers[0].url)).test_client()
+def test_the_admin_api_is_off_without_its_key_and_closed_to_client_keys(servers, runtime):
+    off = create_app(Settings(llama_api=servers[0].url), runtime).test_client()
     assert off.get("/admin/models").status_code == 404
     keyed = create_app(Settings(llama_api=servers[0].url, api_key=("client",),
-                                admin_key="admin")).test_client()
+                                admin_key="admin"), runtime).test_client()
     assert keyed.get("/admin/models", headers={"Authorization": "Bearer client"}
                      ).status_code == 401
     listed = keyed.get("/admin/models", headers={"Authorization": "Bearer admin"})
@@ -216,8 +219,8 @@ def test_the_admin_api_is_off_without_its_key_and_closed_to_client_keys(servers)
         "message"]
 
 
-def test_flags_alone_accept_any_model_name(servers):
-    client = create_app(Settings(llama_api=tuple(s.url for s in servers))).test_client()
+def test_flags_alone_accept_any_model_name(servers, runtime):
+    client = create_app(Settings(llama_api=tuple(s.url for s in servers)), runtime).test_client()
     response = client.post("/v1/completions", json={"model": "whatever", "prompt": "hi"})
     assert response.status_code == 200 and response.get_json()["model"] == "whatever"
 
@@ -225,7 +228,7 @@ def test_flags_alone_accept_any_model_name(servers):
 def shared_fleet(servers, redis_url):
     catalog = parse_catalog({"models": {"tiny": {"upstreams": [s.url for s in servers]}}},
                             "test")
-    return build_fleet(Settings(redis_url=redis_url), catalog)
+    return build_fleet(Settings(redis_url=redis_url), NO_FILES, catalog)
 
 
 def test_two_proxies_sharing_redis_balance_new_conversations(servers, redis_client, redis_url):

@@ -6,9 +6,9 @@ from collections import Counter
 
 import pytest
 
-from proxy.fleet.placement import (BALANCE, ReplicaLoad, choose, continues, conversation_key,
-                                   rank)
-from proxy.types import GenerationRequest, Message
+from proxy.core.conversation import conversation_key
+from proxy.fleet.placement import BALANCE, ReplicaLoad, choose, continues, rank
+from proxy.core.types import GenerationRequest, Message
 
 REPLICAS = [f"http://10.0.0.{i}:8080" for i in range(1, 4)]
 SYSTEM = Message("system", "You answer from the document.")

@@ -8,11 +8,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from proxy.app import create_app
-from proxy.config import Settings
+from proxy.config.settings import Settings
 from proxy.ops.measure import Measure
 from proxy.ops.metrics import Metrics
 from tests.fakes.servercpp import FakeServerCpp
 from tests.polling import wait_for
+from tests.runtimes import runtime_in
 
 CHAT = {"model": "tiny", "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]}
 DOWN = "http://127.0.0.1:9"  # nothing listens there
@@ -39,7 +40,8 @@ def proxy_over(tmp_path):
     def make(fake, **settings):
         models = tmp_path / "models.toml"
         models.write_text(f'[models.tiny]\naliases = ["gpt-4"]\nupstreams = ["{fake.url}"]\n')
-        return create_app(Settings(config=str(models), **settings)).test_client()
+        return create_app(Settings(config=str(models), **settings),
+                          runtime_in(tmp_path)).test_client()
     return make
 
 
@@ -142,7 +144,8 @@ def test_a_line_shows_in_the_metrics_and_on_the_status_page(tmp_path):
     with FakeServerCpp("powerinfer", n_slots=1, gate=gate) as fake:
         models = tmp_path / "models.toml"
         models.write_text(f'[models.tiny]\nupstreams = [{{ url = "{fake.url}", slots = 1 }}]\n')
-        app = create_app(Settings(config=str(models), usage_db=str(tmp_path / "u.sqlite3")))
+        app = create_app(Settings(config=str(models), usage_db=str(tmp_path / "u.sqlite3")),
+                         runtime_in(tmp_path))
         held = app.test_client().post("/v1/chat/completions", buffered=False,
                                       json={**CHAT, "stream": True})  # holds the one slot
         waiting = threading.Thread(target=chat, args=(app.test_client(),))
@@ -170,7 +173,8 @@ def test_a_down_upstream_and_a_stopped_server_say_so(fake, tmp_path):
                       f'[models.down]\nupstreams = ["{DOWN}"]\n'
                       f'[models.idle]\ncmd = "sleep 60 ${{PORT}}"\n')
     client = create_app(Settings(config=str(models), log_dir=str(tmp_path),
-                                 usage_db=str(tmp_path / "u.sqlite3"))).test_client()
+                                 usage_db=str(tmp_path / "u.sqlite3")),
+                        runtime_in(tmp_path)).test_client()
     assert chat(client, model="down") == 503
     scrape = samples(client.get("/metrics").get_data(as_text=True))
     assert value(scrape, "oai_proxy_upstream_up", model="down", upstream=DOWN) == 0
@@ -183,7 +187,8 @@ def test_a_down_upstream_and_a_stopped_server_say_so(fake, tmp_path):
 def test_the_proxys_own_time_leaves_the_upstreams_out(tmp_path, stream):
     with FakeServerCpp("llamacpp", token_delay=0.2) as slow:  # 4 tokens: 0.6 s or more
         client = create_app(Settings(llama_api=slow.url,
-                                     usage_db=str(tmp_path / "u.sqlite3"))).test_client()
+                                     usage_db=str(tmp_path / "u.sqlite3")),
+                            runtime_in(tmp_path)).test_client()
         started = time.monotonic()
         with client.post("/v1/chat/completions", json={**CHAT, "stream": stream}) as answer:
             answer.get_data()

@@ -19,12 +19,12 @@ from proxy.backends.chatglm import messages, options
 from proxy.backends.chatglm.decoding import TextDecoder
 from proxy.backends.chatglm.model import UNLIMITED, LoadedModel
 from proxy.backends.chatglm.reply import ReplyFilter
-from proxy.structured import replies
-from proxy.config import Settings
-from proxy.errors import InvalidRequestError
+from proxy.backends.structured import replies
+from proxy.config.settings import Settings
+from proxy.core.errors import InvalidRequestError
 from proxy.backends.admission import Admission
 from proxy.backends.slots import SlotCount
-from proxy.types import (Chunk, Completion, GenerationRequest, Health, ModelInfo, Usage,
+from proxy.core.types import (Chunk, Completion, GenerationRequest, Health, ModelInfo, Usage,
                          assembled, pieces)
 
 logger = logging.getLogger(__name__)
@@ -155,6 +155,9 @@ class ChatGLMBackend(Backend):
 
     def describe(self) -> dict:
         return self.admission.snapshot()
+
+    def finds_slots(self) -> bool:
+        return False  # one conversation at a time, in-process: there are no slots
 
     def health(self) -> Health:
         return Health(True, self.name, {

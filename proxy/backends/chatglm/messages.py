@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import Sequence
 
-from proxy.structured import chatglm3
-from proxy.types import Message
+from proxy.backends.structured import chatglm3
+from proxy.core.types import Message
 
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant",
          "tool": "observation", "function": "observation"}

@@ -11,7 +11,7 @@ import os
 from typing import Iterator, Optional, Sequence
 
 from proxy.backends.chatglm import modelfile
-from proxy.errors import InvalidRequestError, UpstreamError
+from proxy.core.errors import InvalidRequestError, UpstreamError
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ the shape of the answer are refused rather than dropped.
 """
 from __future__ import annotations
 
-from proxy.errors import InvalidRequestError, NotImplementedByBackendError
-from proxy.types import GenerationRequest
+from proxy.core.errors import InvalidRequestError, NotImplementedByBackendError
+from proxy.core.types import GenerationRequest
 
 DEFAULT_TEMPERATURE = 0.95
 DEFAULT_TOP_P = 0.7

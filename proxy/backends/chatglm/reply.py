@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Collection, Sequence
 
-from proxy.structured import chatglm3
-from proxy.structured.stops import StopWords
+from proxy.backends.structured import chatglm3
+from proxy.backends.structured.stops import StopWords
 
 
 class ReplyFilter:

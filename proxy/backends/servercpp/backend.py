@@ -5,7 +5,7 @@ llama-server and the bundled engine, with their Jinja templates on) gets them on
 OpenAI chat route (:mod:`.chat`): its template, its thinking switch, its tool-call parser
 for the model's family. Any other server (PowerInfer's, llama.cpp's of 2023, a llama-server
 without Jinja), and any template the operator names, gets a prompt the proxy renders
-(:mod:`proxy.prompting`) on ``POST /completion``, and the proxy reads the calls and thoughts
+(:mod:`proxy.backends.servercpp.prompting`) on ``POST /completion``, and the proxy reads the calls and thoughts
 back itself. Raw prompts always go to ``/completion``.
 """
 from __future__ import annotations
@@ -23,15 +23,15 @@ from proxy.backends.servercpp.client import UpstreamClient
 from proxy.backends.servercpp.embedding import TokenClient
 from proxy.backends.servercpp.kinds import ServerKind, classify
 from proxy.backends.servercpp.payload import completion_payload, unique
-from proxy.structured import callids, replies
-from proxy.structured.stops import stopping
-from proxy.structured.constraints import output_fields
-from proxy.structured.toolformats import FORMATS, tool_names
-from proxy.errors import UNREACHABLE, UpstreamError, UpstreamUnavailableError
+from proxy.backends.structured import callids, replies
+from proxy.backends.structured.stops import stopping
+from proxy.backends.structured.constraints import output_fields
+from proxy.backends.structured.toolformats import FORMATS, tool_names
+from proxy.core.errors import UNREACHABLE, UpstreamError, UpstreamUnavailableError
 from proxy.backends.admission import Admission
-from proxy.prompting import (THINK_CLOSE, THINK_OPEN, ChatTemplate, RenderedPrompt,
+from proxy.backends.servercpp.prompting import (THINK_CLOSE, THINK_OPEN, ChatTemplate, RenderedPrompt,
                              TemplateChoice)
-from proxy.types import (Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo,
+from proxy.core.types import (Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo,
                          Usage, assembled)
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class ServerFacts:
     lazy_grammar: bool = False  # applies a grammar from a trigger word on (current llama.cpp)
     short_ids: bool = False  # the server's template takes only Mistral's call ids
     thinking: bool = False  # the proxy tells the thoughts its template's models write from
-    #                         their answers (see proxy.structured.reasoning)
+    #                         their answers (see proxy.backends.structured.reasoning)
 
     @property
     def chat_layer(self) -> bool:

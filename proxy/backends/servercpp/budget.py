@@ -14,7 +14,7 @@ import re
 from dataclasses import replace
 from typing import Iterable, Iterator, Sequence
 
-from proxy.types import Chunk, Usage
+from proxy.core.types import Chunk, Usage
 
 BYTE_PIECE = re.compile(r"byte: \\x([0-9a-fA-F]{1,2})")
 

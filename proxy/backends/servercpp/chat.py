@@ -13,10 +13,10 @@ What the server's chat route does not do in the way a client asked stays the pro
 - a stream asks for the prompt's progress, so that the prompt's token count comes with the
   first chunk (a Messages stream's ``message_start`` carries it);
 - the client's stop words: the server's answer would not say which of them ended it, so
-  the proxy stops at them itself (:func:`proxy.structured.stops.stopping`), the usage so far
+  the proxy stops at them itself (:func:`proxy.backends.structured.stops.stopping`), the usage so far
   read from the timings the server then sends with every chunk;
 - earlier calls' ids reach a template that takes only Mistral's ids as such ids
-  (:mod:`proxy.structured.callids`).
+  (:mod:`proxy.backends.structured.callids`).
 """
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ import orjson
 
 from proxy.backends.servercpp import parse
 from proxy.backends.servercpp.payload import sampling_fields
-from proxy.errors import UpstreamError
-from proxy.structured.callids import template_id
-from proxy.types import (Chunk, Completion, GenerationRequest, Message, ToolCall,
+from proxy.core.errors import UpstreamError
+from proxy.backends.structured.callids import template_id
+from proxy.core.types import (Chunk, Completion, GenerationRequest, Message, ToolCall,
                          ToolCallPiece, Usage)
 
 PATH = "/v1/chat/completions"
@@ -87,7 +87,7 @@ def count_payload(request: GenerationRequest, **options) -> dict:
 
 def message_body(message: Message, short_ids: bool = False) -> dict:
     """A message as OpenAI clients send one (``short_ids``: call ids as nine letters and
-    digits, see :mod:`proxy.structured.callids`)."""
+    digits, see :mod:`proxy.backends.structured.callids`)."""
     call_id = template_id if short_ids else str
     body: dict = {"role": "tool" if message.role == "function" else message.role,
                   "content": message.content}

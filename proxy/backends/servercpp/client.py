@@ -11,7 +11,7 @@ import orjson
 
 from proxy.backends.servercpp.connections import Connection, ConnectionPool, Head
 from proxy.backends.servercpp.parse import stream_error
-from proxy.errors import (UNREACHABLE, ProxyError, SlotUnavailableError, UpstreamError,
+from proxy.core.errors import (UNREACHABLE, ProxyError, SlotUnavailableError, UpstreamError,
                           UpstreamTimeoutError, UpstreamUnavailableError)
 from proxy.ops.measure import waited, waiting
 

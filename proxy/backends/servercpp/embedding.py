@@ -6,9 +6,9 @@ from typing import Optional, Sequence
 
 from proxy.backends.servercpp.client import UpstreamClient
 from proxy.backends.servercpp.pieces import server_piece, whole_pieces
-from proxy.errors import NotImplementedByBackendError, SlotUnavailableError, UpstreamError
+from proxy.core.errors import NotImplementedByBackendError, SlotUnavailableError, UpstreamError
 from proxy.backends.admission import Admission
-from proxy.types import Embeddings
+from proxy.core.types import Embeddings
 
 
 class TokenClient:

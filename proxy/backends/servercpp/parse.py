@@ -7,9 +7,9 @@ from typing import Iterable, Iterator, Optional
 
 import orjson
 
-from proxy.errors import (ContextLengthError, InvalidRequestError, NotImplementedByBackendError,
+from proxy.core.errors import (ContextLengthError, InvalidRequestError, NotImplementedByBackendError,
                           SlotUnavailableError, UpstreamError, UpstreamUnavailableError)
-from proxy.types import Chunk, Completion, TokenLogprob, Usage
+from proxy.core.types import Chunk, Completion, TokenLogprob, Usage
 
 LOWEST_LOGPROB = -9999.0  # JSON has no -inf; a zero probability becomes this
 COLON = ord(":")  # a stream line that starts with it is a comment

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from proxy.backends.servercpp.kinds import ServerKind
-from proxy.types import GenerationRequest, Sampling
+from proxy.core.types import GenerationRequest, Sampling
 
 SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "presence_penalty",
                    "frequency_penalty", "repeat_penalty", "seed", "mirostat",
@@ -23,7 +23,7 @@ SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "presence_penalty",
 def completion_payload(request: GenerationRequest, prompt: str, stop: Sequence[str],
                        kind: ServerKind, *, stream: bool, constraints: dict) -> dict:
     """Build the ``/completion`` body for a server of ``kind``; ``constraints`` bound the output
-    (see :mod:`proxy.structured.constraints`)."""
+    (see :mod:`proxy.backends.structured.constraints`)."""
     payload = {
         "prompt": prompt,
         "stream": stream,

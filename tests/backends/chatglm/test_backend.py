@@ -16,11 +16,11 @@ from proxy.app import create_app
 from proxy.backends.chatglm import messages
 from proxy.backends.chatglm.backend import ChatGLMBackend, load_backend
 from proxy.backends.chatglm.model import UNLIMITED
-from proxy.config import Settings
-from proxy.errors import InvalidRequestError, UpstreamUnavailableError
+from proxy.config.settings import Settings
+from proxy.core.errors import InvalidRequestError, UpstreamUnavailableError
 from proxy.backends.admission import Admission
 from proxy.backends.slots import SlotCount
-from proxy.types import GenerationRequest, Message, Sampling
+from proxy.core.types import GenerationRequest, Message, Sampling
 from tests.backends.chatglm.conftest import CHATGLM2_REPLY, EVIL_CALL, REPLY
 from tests.processes import ROOT
 
@@ -215,8 +215,8 @@ def test_chatglm2_takes_user_and_assistant_turns_only(models):
 
 # -- the API over the real backend -------------------------------------------------------
 
-def test_openai_extras_do_not_reach_the_native_code(glm4):
-    client = create_app(Settings(), backend=glm4).test_client()
+def test_openai_extras_do_not_reach_the_native_code(glm4, runtime):
+    client = create_app(Settings(), runtime, backend=glm4).test_client()
     body = {"messages": [
         {"role": "system", "content": "Be nice.", "name": "rules"},
         {"role": "developer", "content": [{"type": "text", "text": "Be brief."}]},
@@ -233,8 +233,8 @@ def test_openai_extras_do_not_reach_the_native_code(glm4):
     assert response.json["choices"][0]["message"]["content"] == REPLY
 
 
-def test_glm_api_routes(glm4):
-    client = create_app(Settings(), backend=glm4).test_client()
+def test_glm_api_routes(glm4, runtime):
+    client = create_app(Settings(), runtime, backend=glm4).test_client()
     answer = client.post("/chat", json={"prompt": "hi", "history": [["a", "b"]]}).json
     assert (answer["content"], answer["completion_tokens"]) == (REPLY, 8)
     tokens = client.post("/tokenize", json={"prompt": "Hello 世界"}).json
@@ -244,8 +244,8 @@ def test_glm_api_routes(glm4):
     assert client.post("/v1/embeddings", json={"input": "x"}).status_code == 501
 
 
-def test_options_it_cannot_honour_are_refused(glm4):
-    client = create_app(Settings(), backend=glm4).test_client()
+def test_options_it_cannot_honour_are_refused(glm4, runtime):
+    client = create_app(Settings(), runtime, backend=glm4).test_client()
     response = client.post("/v1/chat/completions", json={
         "messages": [{"role": "user", "content": "hi"}], "logprobs": True})
     assert response.status_code == 501 and response.json["error"]["param"] == "logprobs"
@@ -332,8 +332,8 @@ def test_a_long_answer_after_a_short_prompt_fills_the_cache_safely(models):
     """Short prompt, then generation to the last slot: past chatglm.cpp heap and KV limits."""
     result = run_python(f"""
 from proxy.backends.chatglm.backend import load_backend
-from proxy.config import Settings
-from proxy.types import GenerationRequest, Message
+from proxy.config.settings import Settings
+from proxy.core.types import GenerationRequest, Message
 backend = load_backend(Settings(backend="chatglm", model={str(models.endless)!r},
                                 max_length=4096, max_context_length=16))
 answer = backend.complete(GenerationRequest(messages=(Message("user", "hi"),), max_tokens=10**9))
@@ -350,7 +350,7 @@ def test_the_native_loader_rejects_what_the_header_check_lets_through(models, tm
     path.write_bytes(bytes(data))
     result = run_python(f"""
 from proxy.backends.chatglm.backend import load_backend
-from proxy.config import Settings
+from proxy.config.settings import Settings
 try:
     load_backend(Settings(backend="chatglm", model={str(path)!r}))
 except ValueError as exc:
@@ -360,15 +360,18 @@ except ValueError as exc:
     assert f"chatglm.cpp cannot load {path}" in result.stdout
 
 
-def test_everything_else_works_without_chatglm_cpp(models):
+def test_everything_else_works_without_chatglm_cpp(models, tmp_path):
     result = run_python(f"""
 import sys
 sys.modules["chatglm_cpp"] = None  # as if the extra were not installed
 from proxy.app import create_app
-from proxy.config import Settings
-create_app(Settings())
+from proxy.config.runtime import Runtime
+from proxy.config.settings import Settings
+
+runtime = Runtime(cache_dir={str(tmp_path)!r})
+create_app(Settings(), runtime)
 try:
-    create_app(Settings(backend="chatglm", model={str(models.reply)!r}))
+    create_app(Settings(backend="chatglm", model={str(models.reply)!r}), runtime)
 except ValueError as exc:
     print(exc)
 """)

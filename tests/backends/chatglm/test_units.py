@@ -6,11 +6,11 @@ import json
 import pytest
 
 from proxy.backends.chatglm import messages, options
-from proxy.structured import chatglm3
+from proxy.backends.structured import chatglm3
 from proxy.backends.chatglm.decoding import TextDecoder
 from proxy.backends.chatglm.reply import ReplyFilter
-from proxy.errors import InvalidRequestError, NotImplementedByBackendError
-from proxy.types import (GenerationRequest, Message, ResponseFormat, Sampling, ToolCall,
+from proxy.core.errors import InvalidRequestError, NotImplementedByBackendError
+from proxy.core.types import (GenerationRequest, Message, ResponseFormat, Sampling, ToolCall,
                          ToolChoice)
 
 NAMES = {"get_weather", "search"}

@@ -11,10 +11,11 @@ from contextlib import closing
 import pytest
 
 from proxy.fleet.build import build_fleet
-from proxy.config import Settings
-from proxy.errors import UpstreamError, UpstreamTimeoutError
-from proxy.types import GenerationRequest
+from proxy.config.settings import Settings
+from proxy.core.errors import UpstreamError, UpstreamTimeoutError
+from proxy.core.types import GenerationRequest
 from tests.fakes.servercpp import FakeServerCpp
+from tests.runtimes import NO_FILES
 
 KINDS = ["powerinfer", "llamacpp-2023", "llamacpp"]
 PROMPT = GenerationRequest(prompt="hi", max_tokens=8)
@@ -27,11 +28,13 @@ def fake(request):
 
 
 def backend(fake: FakeServerCpp, **settings):
-    return build_fleet(Settings(llama_api=fake.url, **settings))
+    return build_fleet(Settings(llama_api=fake.url, **settings), NO_FILES)
 
 
-def in_flight(servercpp) -> int:
-    return servercpp.load()[0]
+def in_flight(fleet) -> int:
+    """Generations running or waiting on the fleet's one replica."""
+    (model,) = fleet.status()
+    return model["replicas"][0]["busy"] + model["replicas"][0]["queued"]
 
 
 def test_answered(fake):

@@ -8,12 +8,12 @@ import pytest
 from proxy.backends.servercpp import parse
 from proxy.backends.servercpp.backend import ServerCppBackend
 from proxy.backends.servercpp.client import UpstreamClient
-from proxy.errors import (InvalidRequestError, UpstreamError, UpstreamTimeoutError,
+from proxy.core.errors import (InvalidRequestError, UpstreamError, UpstreamTimeoutError,
                           UpstreamUnavailableError)
 from proxy.backends.admission import Admission
 from proxy.backends.slots import SlotCount
-from proxy.prompting import HistoricTemplate, TemplateChoice
-from proxy.types import GenerationRequest, Message, ResponseFormat, Sampling
+from proxy.backends.servercpp.prompting import HistoricTemplate, TemplateChoice
+from proxy.core.types import GenerationRequest, Message, ResponseFormat, Sampling
 from tests.fakes.canned import CannedServer
 from tests.processes import free_port
 

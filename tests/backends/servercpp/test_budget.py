@@ -5,7 +5,7 @@ import pytest
 
 from proxy.backends.servercpp.budget import chunk_tokens, limited, whole_characters
 from proxy.backends.servercpp.pieces import server_piece, whole_pieces
-from proxy.types import Chunk, TokenLogprob, Usage
+from proxy.core.types import Chunk, TokenLogprob, Usage
 
 ZHONG = "中".encode()  # e4 b8 ad
 

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from proxy.backends.servercpp import chat, parse
-from proxy.errors import ContextLengthError, UpstreamError
-from proxy.structured.callids import template_id
-from proxy.types import (GenerationRequest, Message, ResponseFormat, Sampling, ToolCall,
+from proxy.core.errors import ContextLengthError, UpstreamError
+from proxy.backends.structured.callids import template_id
+from proxy.core.types import (GenerationRequest, Message, ResponseFormat, Sampling, ToolCall,
                          ToolCallPiece, ToolChoice, Usage, assembled)
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {

@@ -6,10 +6,11 @@ import pytest
 from proxy.fleet.build import build_fleet
 from proxy.backends.servercpp.client import UpstreamClient
 from proxy.backends.servercpp.embedding import TokenClient
-from proxy.config import Settings
-from proxy.errors import NotImplementedByBackendError, UpstreamError
-from proxy.types import GenerationRequest
+from proxy.config.settings import Settings
+from proxy.core.errors import NotImplementedByBackendError, UpstreamError
+from proxy.core.types import GenerationRequest
 from tests.fakes.servercpp import FakeServerCpp
+from tests.runtimes import NO_FILES
 
 KINDS = ["powerinfer", "llamacpp-2023", "llamacpp"]
 
@@ -47,9 +48,9 @@ def test_embeddings_off_is_a_clear_501(kind):
 @pytest.mark.parametrize("kind", ["llamacpp-2023", "llamacpp"])
 def test_the_upstream_key_is_sent(kind):
     with FakeServerCpp(kind, api_key="secret") as fake:
-        keyed = build_fleet(Settings(llama_api=fake.url, llama_api_key="secret"))
+        keyed = build_fleet(Settings(llama_api=fake.url, llama_api_key="secret"), NO_FILES)
         assert keyed.complete(GenerationRequest(prompt="hi")).text == "Hello, world!"
-        unkeyed = build_fleet(Settings(llama_api=fake.url))
+        unkeyed = build_fleet(Settings(llama_api=fake.url), NO_FILES)
         with pytest.raises(UpstreamError) as info:
             unkeyed.complete(GenerationRequest(prompt="hi"))
     assert "--llama-api-key" in info.value.message

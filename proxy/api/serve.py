@@ -1,0 +1,84 @@
+"""The one way every generation route answers: parse in the client's dialect, run on the
+core, render whole or as a stream.
+
+A stream is committed only once its first write is ready, so that a failure before any byte
+is an HTTP error in the client's dialect, not a broken stream.
+"""
+from __future__ import annotations
+
+from itertools import chain
+from typing import Callable, Iterator, Optional
+
+from flask import Response, jsonify, request
+
+from proxy.api.body import read_json
+from proxy.api.disconnect import client_gone_probe
+from proxy.api.state import get_state, served_model
+from proxy.core import generation
+from proxy.core.sse import HEADERS, Wire, event_stream
+from proxy.core.types import GenerationRequest
+from proxy.dialects.dialect import Ask, Dialect
+
+
+def asked(dialect: Dialect, **options) -> Ask:
+    """The request's JSON body, parsed by ``dialect`` within the operator's limits."""
+    return dialect.parse(read_json(), get_state().limits, **options)
+
+
+def serve(dialect: Dialect, ask: Ask, kept: Optional[Callable[[dict], None]] = None) -> Response:
+    """Answer ``ask`` in ``dialect``: its requests run on the router, the answer whole or
+    streamed as the client asked. ``kept`` is told the whole answer's body (a stream's,
+    before its last write), for answers the proxy keeps."""
+    router = get_state().router
+    ask = ask.amended(watched)
+    model = served_model(ask.model)
+    id = dialect.new_id()
+    if ask.stream:
+        renderer = dialect.stream(ask, id, model)
+        renderer.kept = kept
+        events = generation.stream(router, ask.requests, ask.n, patient=dialect.patient)
+        response = event_response(renderer.render(events), renderer)
+    else:
+        body = dialect.render(ask, id, model,
+                              generation.complete(router, ask.requests, ask.n))
+        if kept is not None:
+            kept(body)
+        response = jsonify(body)
+    response.headers.update(dialect.headers(ask))
+    return response
+
+
+def watched(generation_request: GenerationRequest) -> GenerationRequest:
+    """The request, able to tell whether its client is still there while it waits."""
+    return generation_request.watched_by(client_gone_probe(request.environ))
+
+
+def event_response(writes: Iterator, wire: Wire) -> Response:
+    """Stream ``writes`` framed by ``wire``, once the first of them is ready."""
+    return Response(event_stream(primed(writes), wire, get_state().drain),
+                    mimetype="text/event-stream", headers=HEADERS)
+
+
+def primed(writes: Iterator) -> "Primed":
+    """Start ``writes`` now, so that a failure before the first byte is raised here."""
+    return Primed(next(writes), writes)
+
+
+class Primed:
+    """A stream whose first write has been made: that write, then the rest.
+
+    Iterating is ``itertools.chain``'s, at C speed for every token; closing it (the client
+    went away) closes the rest.
+    """
+
+    __slots__ = ("first", "rest")
+
+    def __init__(self, first, rest: Iterator) -> None:
+        self.first = first
+        self.rest = rest
+
+    def __iter__(self) -> Iterator:
+        return chain((self.first,), self.rest)
+
+    def close(self) -> None:
+        self.rest.close()

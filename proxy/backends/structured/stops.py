@@ -1,0 +1,75 @@
+"""Cut streamed text at the first stop word, never letting any part of one reach the client."""
+from __future__ import annotations
+
+from contextlib import closing
+from dataclasses import replace
+from typing import Iterator, Sequence
+
+from proxy.core.types import Chunk, Usage
+
+
+class StopWords:
+    """Pass text through until a stop word appears; hold back what could be the start of one.
+
+    Text arrives in pieces that may split a stop word anywhere, so the tail of the text seen
+    so far that is a prefix of some stop word waits until the next piece decides it.
+    """
+
+    def __init__(self, words: Sequence[str]) -> None:
+        self.words = tuple(word for word in words if word)
+        self.stopped = False
+        self.word: str | None = None  # the one that stopped it
+        self._held = ""
+
+    def feed(self, piece: str) -> str:
+        """Return the text that is safe to show now."""
+        if self.stopped:
+            return ""
+        text = self._held + piece
+        hits = [(at, word) for at, word in ((text.find(word), word) for word in self.words)
+                if at >= 0]
+        if hits:
+            at, self.word = min(hits)
+            self.stopped = True
+            self._held = ""
+            return text[:at]
+        keep = self._partial_suffix(text)
+        self._held = text[len(text) - keep:] if keep else ""
+        return text[:len(text) - keep]
+
+    def flush(self) -> str:
+        """Return the held-back text once the generation is over: it was no stop word."""
+        held, self._held = self._held, ""
+        return held
+
+    def _partial_suffix(self, text: str) -> int:
+        """Length of the longest end of ``text`` that begins some stop word."""
+        longest = 0
+        for word in self.words:
+            for size in range(min(len(word) - 1, len(text)), longest, -1):
+                if text.endswith(word[:size]):
+                    longest = size
+                    break
+        return longest
+
+
+def stopping(chunks: Iterator[Chunk], words: Sequence[str]) -> Iterator[Chunk]:
+    """``chunks``, their text cut at the first of ``words``: then a last chunk that says so
+    (with the usage the last chunk before it carried), and the rest is not read (closing
+    the stream stops the generation)."""
+    stops = StopWords(words)
+    with closing(chunks):
+        for chunk in chunks:
+            text = stops.feed(chunk.text) if chunk.text else ""
+            if chunk.finish_reason is not None:
+                text += stops.flush()
+                yield replace(chunk, text=text) if text != chunk.text else chunk
+                return
+            if text != chunk.text:
+                chunk = replace(chunk, text=text, followed=False)
+            if text or chunk.reasoning or chunk.tool_calls or chunk.prompt_count is not None:
+                yield chunk
+            if stops.stopped:
+                yield Chunk(finish_reason="stop", usage=chunk.usage or Usage(),
+                            stop_sequence=stops.word)
+                return

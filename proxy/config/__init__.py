@@ -1,0 +1,1 @@
+"""What the operator decides: the settings from flags and environment, the models file, TOML."""

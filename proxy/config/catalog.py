@@ -1,0 +1,334 @@
+"""The models a proxy serves: each with its id, aliases, backend, upstreams, template and defaults.
+
+A catalog comes from a models file (``--config models.toml``) or from the historic flags,
+which describe a fleet of one: one model on the ``--llama-api`` replicas, answering to any
+model name. Reading a file checks everything once, at start-up; a mistake stops the proxy
+with a message naming the file, the key and what is wrong. Pure: no network, no processes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Optional
+from urllib.parse import urlsplit
+
+from proxy.config.settings import parse_size
+from proxy.core.errors import InvalidRequestError
+from proxy.core.fields import Fields, effort, sampling, stop_words, template_kwargs
+from proxy.config.tomlfile import read_toml
+from proxy.core.types import GenerationRequest, Sampling
+
+BACKENDS = ("servercpp", "chatglm")
+REASONING = ("auto", "think-tags", "none")  # how a model's thoughts are told from its answer
+SLOT_SAVES = ("on-stop", "every-turn", "off")  # when a server the proxy runs saves its KV caches
+# Request fields a model may default; each is applied only where the client left it out.
+DEFAULTABLE = ("max_tokens", "stop", "n_keep", "cache_prompt", "chat_template_kwargs",
+               "reasoning_effort") + tuple(f.name for f in dataclasses.fields(Sampling))
+MODEL_KEYS = {"aliases", "backend", "upstreams", "slots", "chat_template", "model", "defaults",
+              "reasoning", "slot_save",
+              "affinity", "upstream_key", "cmd", "args", "ttl", "preload"}
+TOP_KEYS = {"default", "catch_all", "models", "max_running", "max_memory"}
+
+
+class CatalogError(ValueError):
+    """The models file is wrong; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class UpstreamSpec:
+    """One replica: a server.cpp base URL, and its slot count when the operator fixes it."""
+
+    url: str
+    slots: int = 0  # 0: as the server reports, or as its answers show
+
+
+@dataclass(frozen=True)
+class ManagedSpec:
+    """A server the proxy starts itself: a command with ``${PORT}`` and ``${MODEL}`` in it
+    (``None``: llama-server with ``args``), and when to start and stop it."""
+
+    command: Optional[tuple] = None
+    model: str = ""
+    args: tuple = ()
+    ttl: float = 0.0  # seconds idle before it stops; 0 = never
+    preload: bool = False
+    slot_save: str = "on-stop"  # when it saves its conversations' KV caches (see SLOT_SAVES)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model the proxy serves. An empty ``id`` means "whatever the upstream calls it"."""
+
+    id: str
+    aliases: tuple = ()
+    backend: str = "servercpp"
+    upstreams: tuple = ()  # UpstreamSpec, one per replica of the same model
+    embedding_upstream: Optional[UpstreamSpec] = None
+    chat_template: str = "auto"
+    path: str = ""  # chatglm: the model file
+    defaults: Optional[GenerationRequest] = None  # request fields the client may leave out
+    affinity: bool = True
+    upstream_key: str = field(default="", repr=False)
+    managed: Optional[ManagedSpec] = None
+    reasoning: str = "auto"  # think-tags, none, or auto: think-tags if its template has them
+
+    @property
+    def names(self) -> tuple:
+        return ((self.id,) if self.id else ()) + self.aliases
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Every model, the one a request naming none goes to, and what unknown names get."""
+
+    models: tuple
+    default: str  # an id
+    catch_all: bool  # unknown names go to the default model instead of a 404
+    max_running: int = 0  # managed servers running at once; 0 = no limit
+    max_memory: int = 0  # bytes they may take together; 0 = the machine's available memory
+
+    def find(self, name: Optional[str]) -> Optional[ModelSpec]:
+        """The model ``name`` (an id or alias) denotes; ``None`` if it denotes none."""
+        if not name:
+            return self.default_model
+        model = self._by_name.get(name)
+        if model is None and self.catch_all:
+            return self.default_model
+        return model
+
+    @cached_property
+    def default_model(self) -> ModelSpec:
+        return next(m for m in self.models if m.id == self.default)
+
+    @cached_property
+    def _by_name(self) -> dict:
+        """Every id and alias: every request looks its model up."""
+        return {name: model for model in self.models for name in model.names}
+
+
+def with_defaults(request: GenerationRequest,
+                  defaults: Optional[GenerationRequest]) -> GenerationRequest:
+    """``request`` with the model's defaults filled in where the client set nothing."""
+    if defaults is None:
+        return request
+    sampling = dataclasses.replace(request.sampling, **{
+        f.name: getattr(defaults.sampling, f.name)
+        for f in dataclasses.fields(Sampling)
+        if getattr(request.sampling, f.name) in (None, ())})
+    return dataclasses.replace(
+        request, sampling=sampling,
+        max_tokens=request.max_tokens if request.max_tokens is not None else defaults.max_tokens,
+        stop=request.stop or defaults.stop,
+        n_keep=request.n_keep if request.n_keep is not None else defaults.n_keep,
+        cache_prompt=(request.cache_prompt if request.cache_prompt is not None
+                      else defaults.cache_prompt),
+        template_kwargs={**defaults.template_kwargs, **request.template_kwargs})
+
+
+def from_settings(settings) -> Catalog:
+    """The models file ``--config`` names, else the fleet of one the flags describe."""
+    if settings.config:
+        catalog = read_catalog(settings.config, settings.chat_template)
+        return dataclasses.replace(
+            catalog, max_running=catalog.max_running or settings.max_running,
+            max_memory=catalog.max_memory or parse_size(settings.max_memory or "0"))
+    slots = settings.slots
+    if settings.backend == "servercpp" and settings.model:
+        # one command, one model: its server starts loading with the proxy
+        managed = ManagedSpec(model=settings.model, args=tuple(shlex.split(settings.server_args)),
+                              preload=True, slot_save=settings.slot_save)
+        model = ModelSpec(id=settings.model_name or os.path.basename(settings.model),
+                          chat_template=settings.chat_template, managed=managed,
+                          affinity=settings.affinity == "on", reasoning=settings.reasoning)
+        return Catalog((model,), model.id, catch_all=True, max_running=settings.max_running,
+                       max_memory=parse_size(settings.max_memory or "0"))
+    model = ModelSpec(
+        id=settings.model_name, backend=settings.backend,
+        upstreams=tuple(UpstreamSpec(url.rstrip("/"), slots) for url in settings.llama_api)
+        if settings.backend == "servercpp" else (),
+        embedding_upstream=(UpstreamSpec(settings.embedding_api.rstrip("/"), slots)
+                            if settings.embedding_api else None),
+        chat_template=settings.chat_template, path=settings.model,
+        affinity=settings.affinity == "on", upstream_key=settings.llama_api_key,
+        reasoning=settings.reasoning)
+    return Catalog((model,), model.id, catch_all=True)
+
+
+# -- reading a models file -------------------------------------------------------------------
+
+def read_catalog(path: str, chat_template: str = "auto") -> Catalog:
+    """Read and check a models file; any mistake is a :class:`CatalogError` naming it.
+    ``chat_template``: the template of a model that names none."""
+    return parse_catalog(read_toml(path, "models file", CatalogError), path, chat_template)
+
+
+def parse_catalog(data: dict, source: str, chat_template: str = "auto") -> Catalog:
+    """Check a parsed models file (``source`` names it in messages)."""
+    def fail(key: str, problem: str) -> CatalogError:
+        return CatalogError(f"{source}: {key}: {problem}")
+
+    _no_unknown(data, TOP_KEYS, "", fail)
+    tables = data.get("models")
+    if not isinstance(tables, dict) or not tables:
+        raise fail("models", "needs at least one [models.<id>] table")
+    models = tuple(_model(model_id, spec, f"models.{model_id}", fail, chat_template)
+                   for model_id, spec in tables.items())
+    seen: dict = {}
+    for model in models:
+        for name in model.names:
+            if name in seen:
+                raise fail(f"models.{model.id}", f"the name {name!r} is already taken by "
+                                                 f"models.{seen[name]}")
+            seen[name] = model.id
+    default = data.get("default", models[0].id)
+    if not isinstance(default, str) or default not in seen:
+        raise fail("default", f"must name a model; the ids are {', '.join(m.id for m in models)}")
+    catch_all = data.get("catch_all", False)
+    if not isinstance(catch_all, bool):
+        raise fail("catch_all", "must be true or false")
+    max_running = data.get("max_running", 0)
+    if isinstance(max_running, bool) or not isinstance(max_running, int) or max_running < 0:
+        raise fail("max_running", "must be a whole number of servers (0 = no limit)")
+    return Catalog(models, seen[default], catch_all, max_running,
+                   _memory(data.get("max_memory", 0), fail))
+
+
+def _memory(value: Any, fail) -> int:
+    """A size as ``"20GiB"`` or a number of bytes."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    try:
+        if isinstance(value, str):
+            return parse_size(value)
+    except ValueError as exc:
+        raise fail("max_memory", str(exc)) from None
+    raise fail("max_memory", f"must be a size such as \"20GiB\", got {value!r}")
+
+
+def _model(model_id: str, spec: Any, key: str, fail, chat_template: str) -> ModelSpec:
+    if not isinstance(spec, dict):
+        raise fail(key, "must be a table")
+    _no_unknown(spec, MODEL_KEYS, key + ".", fail)
+    backend = spec.get("backend", "servercpp")
+    if backend not in BACKENDS:
+        raise fail(f"{key}.backend", f"must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    aliases = spec.get("aliases", [])
+    if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
+        raise fail(f"{key}.aliases", "must be a list of names")
+    slots = _count(spec.get("slots", 0), f"{key}.slots", fail)
+    upstreams = spec.get("upstreams", [])
+    managed = _managed(spec, key, fail) if backend == "servercpp" else None
+    if managed:
+        if "upstreams" in spec:
+            raise fail(f"{key}.upstreams", "a model the proxy runs (cmd or model) has none: "
+                                           "the proxy picks its port")
+        upstreams = ()
+    elif backend == "servercpp":
+        if not isinstance(upstreams, list) or not upstreams:
+            raise fail(f"{key}.upstreams", "needs at least one server URL (one per replica)")
+        upstreams = tuple(_upstream(item, slots, f"{key}.upstreams[{i}]", fail)
+                          for i, item in enumerate(upstreams))
+        if len({u.url for u in upstreams}) < len(upstreams):
+            raise fail(f"{key}.upstreams", "names the same URL twice")
+    elif "upstreams" in spec or not isinstance(spec.get("model"), str) or not spec["model"]:
+        raise fail(key, "a chatglm model needs model = <path to its file>, and no upstreams")
+    template = spec.get("chat_template", chat_template)
+    if not isinstance(template, str) or not template:
+        raise fail(f"{key}.chat_template", "must be a preset name, a Jinja file or auto")
+    affinity = spec.get("affinity", True)
+    if not isinstance(affinity, bool):
+        raise fail(f"{key}.affinity", "must be true or false")
+    upstream_key = spec.get("upstream_key", "")
+    if not isinstance(upstream_key, str):
+        raise fail(f"{key}.upstream_key", "must be a string")
+    reasoning = spec.get("reasoning", "auto")
+    if reasoning not in REASONING:
+        raise fail(f"{key}.reasoning", f"must be one of {', '.join(REASONING)}, "
+                                       f"got {reasoning!r}")
+    return ModelSpec(id=model_id, aliases=tuple(aliases), backend=backend,
+                     upstreams=upstreams if backend == "servercpp" else (),
+                     chat_template=template, path=spec.get("model", ""),
+                     defaults=_defaults(spec.get("defaults", {}), f"{key}.defaults", fail),
+                     affinity=affinity, upstream_key=upstream_key, managed=managed,
+                     reasoning=reasoning)
+
+
+def _managed(spec: dict, key: str, fail) -> Optional[ManagedSpec]:
+    """The server to run for a servercpp model that names a ``cmd`` or a ``model`` file."""
+    if "cmd" not in spec and "model" not in spec:
+        for name in ("args", "ttl", "preload", "slot_save"):
+            if name in spec:
+                raise fail(f"{key}.{name}", "belongs to a model the proxy runs (cmd or model)")
+        return None
+    command = None
+    if "cmd" in spec:
+        if not isinstance(spec["cmd"], str) or "${PORT}" not in spec["cmd"]:
+            raise fail(f"{key}.cmd", "must be a command line with ${PORT} in it")
+        command = tuple(shlex.split(spec["cmd"]))
+    model = spec.get("model", "")
+    if not isinstance(model, str) or ("cmd" not in spec and not model):
+        raise fail(f"{key}.model", "must be the path of a model file")
+    args = spec.get("args", [])
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise fail(f"{key}.args", "must be a list of strings")
+    ttl = spec.get("ttl", 0)
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl < 0:
+        raise fail(f"{key}.ttl", "must be a number of seconds (0 = never stop)")
+    if not isinstance(spec.get("preload", False), bool):
+        raise fail(f"{key}.preload", "must be true or false")
+    slot_save = spec.get("slot_save", "on-stop")
+    if slot_save not in SLOT_SAVES:
+        raise fail(f"{key}.slot_save", f"must be one of {', '.join(SLOT_SAVES)}, "
+                                       f"got {slot_save!r}")
+    return ManagedSpec(command, model, tuple(args), float(ttl), spec.get("preload", False),
+                       slot_save)
+
+
+def _upstream(item: Any, slots: int, key: str, fail) -> UpstreamSpec:
+    if isinstance(item, dict):
+        _no_unknown(item, {"url", "slots"}, key + ".", fail)
+        slots = _count(item.get("slots", slots), f"{key}.slots", fail)
+        item = item.get("url")
+    url = urlsplit(item) if isinstance(item, str) else None
+    if url is None or url.scheme not in ("http", "https") or not url.netloc:
+        raise fail(key, f"must be an http(s) URL, got {item!r}")
+    return UpstreamSpec(item.rstrip("/"), slots)
+
+
+def _defaults(table: Any, key: str, fail) -> Optional[GenerationRequest]:
+    """Check defaults as the request fields they stand for, with the same rules."""
+    if not isinstance(table, dict):
+        raise fail(key, "must be a table of request fields")
+    if not table:
+        return None
+    unknown = sorted(set(table) - set(DEFAULTABLE))
+    if unknown:
+        raise fail(f"{key}.{unknown[0]}", f"is not a request field a model can default; "
+                                          f"those are {', '.join(DEFAULTABLE)}")
+    fields = Fields(table)
+    try:
+        return GenerationRequest(max_tokens=fields.integer("max_tokens", 1),
+                                 stop=stop_words(fields), sampling=sampling(fields),
+                                 n_keep=fields.integer("n_keep", -1),
+                                 cache_prompt=fields.boolean("cache_prompt"),
+                                 template_kwargs=template_kwargs(
+                                     fields, effort=effort(fields, "reasoning_effort")))
+    except InvalidRequestError as exc:
+        raise fail(f"{key}.{exc.param}" if exc.param else key, exc.message) from None
+
+
+def _count(value: Any, key: str, fail) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise fail(key, f"must be a whole number of slots (0 = as the server says), "
+                        f"got {value!r}")
+    return value
+
+
+def _no_unknown(table: dict, known: set, prefix: str, fail) -> None:
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise fail(prefix + unknown[0], f"is not a known key; known here: "
+                                        f"{', '.join(sorted(known))}")

@@ -1,0 +1,31 @@
+"""What names a conversation from one turn to the next: the key under which the fleet places
+its turns on one replica and a server the proxy runs keeps its slot."""
+from __future__ import annotations
+
+import hashlib
+
+from proxy.core.types import GenerationRequest
+
+RAW_PROMPT_PREFIX = 256  # characters of a raw prompt that name its conversation
+
+
+def conversation_key(request: GenerationRequest) -> str:
+    """What stays the same from one turn of a conversation to the next.
+
+    The name a client gives its conversation (an agent's thread id) when it gives one. Else
+    a chat is named by its messages up to and including the first user message: the system
+    prompt alone is shared by many conversations, while the first question (a document, in
+    retrieval setups) is what sets one apart. A raw prompt is named by its first characters.
+    """
+    if request.conversation:
+        text = "\x1d" + request.conversation
+    elif request.is_chat:
+        opening = []
+        for message in request.messages:
+            opening.append(f"{message.role}\x1f{message.content}")
+            if message.role == "user":
+                break
+        text = "\x1e".join(opening)
+    else:
+        text = request.prompt[:RAW_PROMPT_PREFIX]
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()

@@ -1,0 +1,142 @@
+"""The one stream every answer is told in, whatever API the client speaks.
+
+The core (:mod:`proxy.core.generation`) turns what a backend generates into these events; each
+dialect (:mod:`proxy.dialects`) renders them into its own wire format. A choice's events may
+begin with :class:`PromptCounted` and end with :class:`UsageReport` and then :class:`Finish`;
+the choices of a request follow one another. :data:`WAITING` may come before a choice's first
+event, while its server starts.
+
+Events are plain slotted classes, made once per token: a frozen dataclass sets each field
+through ``object.__setattr__``, several times slower.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from proxy.core.types import Usage
+
+
+class Event:
+    """Something that happened in an answer."""
+
+    __slots__ = ()
+
+
+class PromptCounted(Event):
+    """How many tokens the prompt holds, when the backend says so before the answer (it comes
+    first, if at all; the choice's :class:`UsageReport` has the final counts)."""
+
+    __slots__ = ("tokens",)
+
+    def __init__(self, tokens: int) -> None:
+        self.tokens = tokens
+
+    def __repr__(self) -> str:
+        return f"PromptCounted({self.tokens})"
+
+
+class TextDelta(Event):
+    """More of the answer's text, with the log probabilities of its tokens when asked."""
+
+    __slots__ = ("text", "logprobs")
+
+    def __init__(self, text: str, logprobs: tuple = ()) -> None:
+        self.text = text
+        self.logprobs = logprobs
+
+    def __repr__(self) -> str:
+        return f"TextDelta({self.text!r})"
+
+
+class ReasoningDelta(Event):
+    """More of the model's reasoning: what it wrote before its answer (``<think>…``)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"ReasoningDelta({self.text!r})"
+
+
+class ToolCallStart(Event):
+    """A tool call begins: the ``index``-th of its choice, with its id and the tool's name."""
+
+    __slots__ = ("index", "id", "name")
+
+    def __init__(self, index: int, id: str, name: str) -> None:
+        self.index = index
+        self.id = id
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"ToolCallStart({self.index}, {self.id!r}, {self.name!r})"
+
+
+class ToolCallDelta(Event):
+    """More of a tool call's arguments, as JSON text."""
+
+    __slots__ = ("index", "arguments")
+
+    def __init__(self, index: int, arguments: str) -> None:
+        self.index = index
+        self.arguments = arguments
+
+    def __repr__(self) -> str:
+        return f"ToolCallDelta({self.index}, {self.arguments!r})"
+
+
+class ToolCallEnd(Event):
+    """A tool call's arguments are complete."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def __repr__(self) -> str:
+        return f"ToolCallEnd({self.index})"
+
+
+class UsageReport(Event):
+    """What a choice cost: prompt tokens (counted once for the choices of one prompt),
+    completion tokens, and prompt tokens the server took from its cache."""
+
+    __slots__ = ("usage",)
+
+    def __init__(self, usage: Usage) -> None:
+        self.usage = usage
+
+    def __repr__(self) -> str:
+        return f"UsageReport({self.usage})"
+
+
+class Finish(Event):
+    """A choice ended: ``stop`` (end of text or a stop word), ``length`` (the token limit)
+    or ``tool_calls``; ``stop_sequence`` is the stop word that ended it, when known."""
+
+    __slots__ = ("reason", "stop_sequence", "truncated", "prompt_token_ids")
+
+    def __init__(self, reason: str, stop_sequence: Optional[str] = None,
+                 truncated: bool = False, prompt_token_ids: Optional[tuple] = None) -> None:
+        self.reason = reason
+        self.stop_sequence = stop_sequence
+        self.truncated = truncated
+        self.prompt_token_ids = prompt_token_ids
+
+    def __repr__(self) -> str:
+        return f"Finish({self.reason!r})"
+
+
+class Waiting(Event):
+    """Nothing yet: the model's server is starting. Streams send something harmless (a
+    comment, a ping) so that clients and proxies in between do not time out."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "WAITING"
+
+
+WAITING = Waiting()

@@ -1,0 +1,197 @@
+"""The core: run a request's choices on the router and tell the answer as one event stream.
+
+Knows no client API: each dialect parses its body into :class:`GenerationRequest` values and
+renders what comes back here. A whole answer is a :class:`Completion` per choice; a streamed
+one is a stream of lists of :mod:`proxy.core.events`, each list holding the events of the tokens
+the upstream sent in one read, so that they can leave in one write.
+
+A request asked for ``n`` choices runs each prompt ``n`` times; its prompt tokens are counted
+once, as OpenAI counts them, in the usage of its first choice.
+"""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import closing
+from contextvars import copy_context
+from dataclasses import replace
+from itertools import chain
+from typing import Iterator, Optional, Sequence
+
+from proxy.core.events import (WAITING, Finish, PromptCounted, ReasoningDelta, TextDelta,
+                               ToolCallDelta, ToolCallEnd, ToolCallStart, UsageReport)
+from proxy.core.router import Router
+from proxy.core.types import Chunk, Completion, GenerationRequest, Usage
+from proxy.ops import measure
+from proxy.ops.measure import waiting
+
+PATIENCE = 2.0  # seconds a stream's first event may take before WAITING events begin
+KEEPALIVE_EVERY = 5.0  # seconds between WAITING events: well inside proxies' idle timeouts
+
+
+def jobs(requests: Sequence[GenerationRequest], n: int = 1) -> list:
+    """One generation per choice: each prompt ``n`` times, in choice-index order."""
+    return [request for request in requests for _ in range(n)]
+
+
+def complete(router: Router, requests: Sequence[GenerationRequest],
+             n: int = 1) -> list:
+    """Every choice, whole; several run at once, as the upstream's slots allow."""
+    todo = jobs(requests, n)
+    if len(todo) == 1 or not router.concurrent:
+        completions = [router.complete(request) for request in todo]
+    else:
+        with waiting(), ThreadPoolExecutor(max_workers=len(todo)) as pool:
+            completions = list(pool.map(router.complete, todo))
+    counted = [_counted(completion, repeat=index % n != 0)
+               for index, completion in enumerate(completions)]
+    _measure(sum((completion.usage for completion in counted), Usage()))
+    return counted
+
+
+def stream(router: Router, requests: Sequence[GenerationRequest], n: int = 1, *,
+           patient: bool = False) -> Iterator[list]:
+    """Every choice's events, one choice after another.
+
+    Nothing is read until the first item is asked for; the first choice's first chunk is
+    read before anything is yielded, so a failure before any byte is the caller's to raise.
+    While the model's server starts, :data:`~proxy.core.events.WAITING` comes first, alone;
+    ``patient`` streams get it whenever the first event is slow (a free slot, too), at the
+    price of a thread to wait in.
+    """
+    events = _events(router, jobs(requests, n), n)
+    if patient or router.starting(requests[0].model):
+        return patiently(events)
+    return events
+
+
+def _events(router: Router, todo: list, n: int) -> Iterator[list]:
+    total = Usage()
+    for index, request in enumerate(todo):
+        with closing(router.stream(request)) as chunks:
+            first = next(chunks)
+            measure.first_token()
+            reads = _in_reads(chain((first,), chunks), repeat=index % n != 0)
+            if first.prompt_count is not None:
+                reads = _led_by(PromptCounted(first.prompt_count), reads)
+            for events in reads:
+                if type(events[-1]) is Finish:
+                    total += events[-2].usage
+                yield events
+    _measure(total)
+
+
+def _in_reads(chunks: Iterator[Chunk], *, repeat: bool) -> Iterator[list]:
+    """The events of ``chunks``, in lists of those whose chunks the upstream sent together.
+
+    A server streaming faster than the proxy writes leaves several tokens in each read; the
+    events of one read go out in one write. What was read before a failure still goes out.
+    """
+    together: list = []
+    calls = _Calls()
+    try:
+        for chunk in chunks:
+            if chunk.reasoning:
+                together.append(ReasoningDelta(chunk.reasoning))
+            if chunk.text or chunk.logprobs:
+                together.append(TextDelta(chunk.text, chunk.logprobs))
+            for piece in chunk.tool_calls:
+                calls.add(piece, together)
+            if chunk.finish_reason is not None:
+                calls.end(together)
+                usage = _prompt_once(chunk.usage or Usage(), repeat)
+                together += [UsageReport(usage),
+                             Finish(chunk.finish_reason, chunk.stop_sequence, chunk.truncated,
+                                    chunk.prompt_tokens)]
+            if together and not chunk.followed:
+                yield together
+                together = []
+    except Exception:
+        if together:
+            yield together
+        raise
+
+
+class _Calls:
+    """The tool calls of one choice, numbered from 0 as they begin; one is open at a time."""
+
+    def __init__(self) -> None:
+        self.begun = 0
+        self.open: Optional[int] = None  # the backend's index of the open call
+
+    def add(self, piece, events: list) -> None:
+        if piece.name is not None:
+            self.end(events)
+            self.open = piece.index
+            events.append(ToolCallStart(self.begun, piece.id or "", piece.name))
+            self.begun += 1
+        if piece.arguments and piece.index == self.open:
+            events.append(ToolCallDelta(self.begun - 1, piece.arguments))
+
+    def end(self, events: list) -> None:
+        if self.open is not None:
+            events.append(ToolCallEnd(self.begun - 1))
+            self.open = None
+
+
+def _led_by(event, reads: Iterator[list]) -> Iterator[list]:
+    """``reads`` with ``event`` put first, in the first list."""
+    for events in reads:
+        yield [event, *events]
+        break
+    yield from reads
+
+
+def _counted(completion: Completion, *, repeat: bool) -> Completion:
+    return replace(completion, usage=_prompt_once(completion.usage, True)) if repeat \
+        else completion
+
+
+def _prompt_once(usage: Usage, repeat: bool) -> Usage:
+    """A repeated prompt's usage, its prompt tokens left to the first choice's."""
+    if not repeat:
+        return usage
+    return Usage(completion_tokens=usage.completion_tokens,
+                 reasoning_tokens=usage.reasoning_tokens)
+
+
+def _measure(usage: Usage) -> None:
+    measure.generated(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens or 0)
+
+
+def patiently(events: Iterator[list], patience: Optional[float] = None,
+              every: Optional[float] = None) -> Iterator[list]:
+    """``events``, but a first event slower than ``patience`` (a server starting) is preceded
+    by ``[WAITING]`` every ``every`` seconds until it comes (by default :data:`PATIENCE` and
+    :data:`KEEPALIVE_EVERY`). A failure of the first event within ``patience`` is raised as
+    it is."""
+    patience = PATIENCE if patience is None else patience
+    every = KEEPALIVE_EVERY if every is None else every
+    first: Future = Future()
+    threading.Thread(target=copy_context().run, args=(_first_event, events, first),
+                     daemon=True, name="first-event").start()
+    try:
+        event = first.result(patience)
+    except FutureTimeout:
+        try:
+            while True:
+                yield [WAITING]
+                try:
+                    event = first.result(every)
+                    break
+                except FutureTimeout:
+                    pass
+        except GeneratorExit:  # the client left: close the stream once it has begun
+            first.add_done_callback(lambda _: events.close())
+            raise
+    with closing(events):
+        yield event
+        yield from events
+
+
+def _first_event(events: Iterator[list], first: Future) -> None:
+    try:
+        first.set_result(next(events))
+    except BaseException as exc:  # the stream's own error, raised where it is read
+        first.set_exception(exc)

@@ -1,0 +1,55 @@
+"""What the API and the core ask of the one place every request goes, whatever model it names
+(:class:`proxy.fleet.fleet.Fleet` is the one implementation)."""
+from __future__ import annotations
+
+from typing import Iterator, Optional, Protocol, Sequence
+
+from proxy.core.types import Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo
+
+
+class Router(Protocol):
+    """Routes each request to a model's backend and answers for the whole fleet."""
+
+    concurrent: bool  # whether generations may run at once (choices of n > 1 fan out)
+
+    def complete(self, request: GenerationRequest) -> Completion:
+        """A whole answer for a chat or a raw prompt."""
+
+    def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
+        """The answer piece by piece; closing the stream stops the generation."""
+
+    def starting(self, model: Optional[str] = None) -> bool:
+        """Whether a request for ``model`` would first wait for its server to start."""
+
+    def count_tokens(self, request: GenerationRequest) -> int:
+        """The tokens of the prompt ``request`` would send, by the model's own tokenizer."""
+
+    def tokenize(self, text: str, model: Optional[str] = None) -> list:
+        """``(id, piece)`` for each token of ``text``."""
+
+    def detokenize(self, tokens: Sequence[int], model: Optional[str] = None) -> str:
+        """Token ids back into text."""
+
+    def embed(self, inputs: Sequence[str], model: Optional[str] = None) -> Embeddings:
+        """One vector per input text."""
+
+    def models(self) -> list[ModelInfo]:
+        """Every model served."""
+
+    def model_id(self, model: Optional[str]) -> str:
+        """The id the answer names: the model asked for, else the default model's."""
+
+    def model_label(self, model: Optional[str]) -> str:
+        """The id metrics, usage and keys count ``model`` under; never a client's text."""
+
+    def health(self) -> Health:
+        """Whether the fleet can serve now."""
+
+    def status(self, checked: bool = False) -> list:
+        """Every model and replica as the status pages show them."""
+
+    def server_of(self, name: str):
+        """The server the proxy runs for model ``name`` (the admin API's handle on it)."""
+
+    def close(self) -> None:
+        """Release every backend."""

@@ -1,0 +1,91 @@
+"""The only code that writes server-sent events: ``data: <json>`` or ``event: <type>`` with it.
+
+A dialect's stream renderer (:class:`Wire`) says how its API frames events, what a failure
+after the first byte looks like and what ends the stream; this module writes the bytes,
+keeps count of open streams for a graceful stop, and makes sure that every stream ends the
+way its API ends one, whatever happened.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Iterable, Iterator, Protocol
+
+import orjson
+
+from proxy.core.draining import Drain
+from proxy.core.errors import ProxyError, ShuttingDownError
+
+logger = logging.getLogger(__name__)
+
+DONE = b"data: [DONE]\n\n"
+COMMENT = object()  # a payload meaning "nothing yet": sent as a comment, which clients skip
+COMMENT_BYTES = b": waiting for the model's server to start\n\n"
+
+HEADERS = {
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",  # keep nginx (a common front) from buffering the stream
+}
+
+
+class Wire(Protocol):
+    """How one client API frames its stream."""
+
+    named: bool  # each event also names its payload's ``type`` on an ``event:`` line
+    end: bytes  # what follows the last event (``data: [DONE]`` for OpenAI)
+
+    def failure(self, error: ProxyError) -> list:
+        """The payloads that tell the client its stream failed after the first byte."""
+
+
+def encode_event(payload: dict) -> bytes:
+    """Frame one JSON object as an SSE event: compact JSON in real UTF-8 (clients decode
+    whole lines).
+
+    orjson, because this runs once per streamed token and takes a tenth of the time of
+    ``json.dumps``; non-string keys become strings, as with ``json``.
+    """
+    return b"data: " + orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS) + b"\n\n"
+
+
+def encode_named(payload: dict) -> bytes:
+    """An event whose ``event:`` line names its payload's ``type`` (Anthropic, Responses)."""
+    return (b"event: " + payload["type"].encode() + b"\ndata: "
+            + orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS) + b"\n\n")
+
+
+def event_stream(writes: Iterable, wire: Wire, drain: Drain) -> Iterator[bytes]:
+    """Frame ``writes`` (each a payload, or a list of payloads to send in one write), turn a
+    failure after the first byte into the wire's failure events, end with the wire's end.
+
+    Closing this generator (the client went away) closes ``writes`` too, which closes the
+    upstream connection so the server stops generating. A stream still open when the proxy
+    stops after its grace period ends the same way as one that failed.
+    """
+    with drain.stream():
+        yield from _framed(writes, wire, drain)
+
+
+def _framed(writes: Iterable, wire: Wire, drain: Drain) -> Iterator[bytes]:
+    encode = encode_named if wire.named else encode_event
+    try:
+        for write in writes:
+            if type(write) is list:
+                yield b"".join([COMMENT_BYTES if each is COMMENT else encode(each)
+                                for each in write])
+            else:
+                yield COMMENT_BYTES if write is COMMENT else encode(write)
+            if drain.ending:
+                raise ShuttingDownError("the proxy is shutting down and could not finish this "
+                                        "answer in time; send the request again")
+    except ProxyError as exc:
+        logger.warning("stream ended with an error: %s", exc)
+        yield b"".join(encode(each) for each in wire.failure(exc))
+    except Exception as exc:  # a stream has no other way left to tell the client
+        logger.error("stream failed: %s: %s", type(exc).__name__, exc)
+        yield b"".join(encode(each) for each in wire.failure(ProxyError(
+            "the stream failed inside the proxy; see its log", code="internal_error")))
+    finally:
+        close = getattr(writes, "close", None)
+        if close is not None:
+            close()
+    yield wire.end

@@ -1,0 +1,258 @@
+"""Plain values that travel between the dialects, the core and the backends (no Flask, no HTTP)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat message with its content flattened to text; an assistant's earlier calls
+    (:class:`ToolCall` values) and thoughts, when the client sent them back."""
+
+    role: str
+    content: str
+    name: Optional[str] = None
+    tool_calls: tuple = ()
+    tool_call_id: Optional[str] = None
+    reasoning: str = ""
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling options a client set; ``None`` means "leave the upstream's default"."""
+
+    temperature: Optional[float] = None
+    top_p: Optional[float] = None
+    top_k: Optional[int] = None
+    min_p: Optional[float] = None
+    presence_penalty: Optional[float] = None
+    frequency_penalty: Optional[float] = None
+    repeat_penalty: Optional[float] = None
+    seed: Optional[int] = None
+    mirostat: Optional[int] = None
+    mirostat_tau: Optional[float] = None
+    mirostat_eta: Optional[float] = None
+    logit_bias: tuple = ()  # ((token_id, bias), ...); bias False bans the token
+
+
+def function_tool(name: str, parameters: dict, description: Optional[str] = None) -> dict:
+    """A tool as the proxy holds it, whatever API offered it: OpenAI's function shape, which
+    chat templates read."""
+    function = {"name": name, "description": description, "parameters": parameters}
+    if not description:
+        del function["description"]
+    return {"type": "function", "function": function}
+
+
+@dataclass(frozen=True)
+class ResponseFormat:
+    """A structured-output request: ``json_object`` or ``json_schema`` with its schema."""
+
+    type: str
+    schema: Optional[dict] = None
+
+
+@dataclass(frozen=True)
+class ToolChoice:
+    """Whether the answer may, must, or must not call a tool (OpenAI ``tool_choice``)."""
+
+    mode: str = "auto"  # auto | required | function (then ``name`` says which)
+    name: Optional[str] = None
+
+    @property
+    def forced(self) -> bool:
+        return self.mode != "auto"
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What a backend needs to generate: chat ``messages`` or a raw ``prompt``."""
+
+    model: Optional[str] = None
+    messages: tuple = ()
+    prompt: Optional[str] = None
+    max_tokens: Optional[int] = None
+    stop: tuple = ()
+    sampling: Sampling = field(default_factory=Sampling)
+    logprobs: Optional[int] = None  # how many alternatives per token; None = no logprobs
+    response_format: Optional[ResponseFormat] = None
+    n_keep: Optional[int] = None
+    cache_prompt: Optional[bool] = None
+    slot: Optional[int] = None
+    tokenize: bool = False
+    tools: tuple = ()  # OpenAI tool definitions, as sent
+    tool_choice: ToolChoice = field(default_factory=ToolChoice)
+    parallel_tool_calls: Optional[bool] = None  # None: as the model's template allows
+    grammar: Optional[str] = None  # GBNF the answer must match (server.cpp only)
+    # variables for the model's chat template (``enable_thinking``, ``reasoning_effort``…)
+    template_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    # names the conversation for placement when the client does (an agent's thread id)
+    conversation: Optional[str] = None
+    extra: dict = field(default_factory=dict)
+    # whether the client has gone away; polled while the request waits for a slot
+    client_gone: Callable[[], bool] = field(default=lambda: False, compare=False, repr=False)
+
+    @property
+    def is_chat(self) -> bool:
+        return self.prompt is None
+
+    def in_slot(self, slot: int) -> "GenerationRequest":
+        """This request pinned to ``slot``."""
+        return self._amended(slot=slot)
+
+    def watched_by(self, client_gone: Callable[[], bool]) -> "GenerationRequest":
+        """This request, able to tell whether its client is still there."""
+        return self._amended(client_gone=client_gone)
+
+    def in_conversation(self, name: Optional[str]) -> "GenerationRequest":
+        """This request, placed as part of the conversation ``name`` (``None``: as its
+        messages say)."""
+        return self._amended(conversation=name)
+
+    def _amended(self, **changes) -> "GenerationRequest":
+        """A shallow copy with ``changes``: every request is amended on its way, and
+        ``dataclasses.replace`` would run ``__init__`` and its default factories again."""
+        amended = object.__new__(GenerationRequest)
+        amended.__dict__.update(self.__dict__, **changes)
+        return amended
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: Optional[int] = None  # prompt tokens the server took from its KV cache
+    reasoning_tokens: Optional[int] = None  # completion tokens spent on thoughts, when known
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: "Usage") -> "Usage":
+        return Usage(self.prompt_tokens + other.prompt_tokens,
+                     self.completion_tokens + other.completion_tokens,
+                     _sum(self.cached_tokens, other.cached_tokens),
+                     _sum(self.reasoning_tokens, other.reasoning_tokens))
+
+
+def _sum(first: Optional[int], second: Optional[int]) -> Optional[int]:
+    """Two counts that may be unknown: unknown only when both are."""
+    return None if first is None and second is None else (first or 0) + (second or 0)
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token with its log probability and the best alternatives."""
+
+    token: str
+    logprob: float
+    bytes: Optional[tuple] = None
+    top: tuple = ()  # ((token, logprob, bytes), ...)
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text
+
+
+@dataclass(frozen=True)
+class ToolCallPiece:
+    """Part of a streamed tool call: the ``index``-th call of its answer begins (with its
+    ``id`` and ``name``) or goes on (more of its ``arguments``, as JSON text)."""
+
+    index: int
+    arguments: str = ""
+    id: Optional[str] = None
+    name: Optional[str] = None
+
+    @classmethod
+    def whole(cls, index: int, call: ToolCall) -> "ToolCallPiece":
+        return cls(index, call.arguments, call.id, call.name)
+
+
+def pieces(calls) -> tuple:
+    """Whole calls as the pieces of a stream, one each."""
+    return tuple(ToolCallPiece.whole(index, call) for index, call in enumerate(calls))
+
+
+def assembled(pieces) -> tuple:
+    """The whole calls that ``pieces`` of a stream make up, in order."""
+    calls: dict = {}
+    for piece in pieces:
+        if piece.name is not None:
+            calls[piece.index] = [piece.id or "", piece.name, [piece.arguments]]
+        elif piece.index in calls:
+            calls[piece.index][2].append(piece.arguments)
+    return tuple(ToolCall(id, name, "".join(arguments))
+                 for id, name, arguments in calls.values())
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A whole generation."""
+
+    text: str
+    finish_reason: str
+    usage: Usage
+    logprobs: tuple = ()
+    prompt_tokens: Optional[tuple] = None  # token ids, when the client asked with ``tokenize``
+    truncated: bool = False
+    tool_calls: tuple = ()
+    slot: Optional[int] = None  # the upstream slot that generated it, when it says
+    reasoning: str = ""  # what the model wrote before its answer (``<think>…</think>``)
+    stop_sequence: Optional[str] = None  # the stop word that ended it, when one did
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of a streamed generation; the last one has ``finish_reason`` and ``usage``."""
+
+    text: str = ""
+    logprobs: tuple = ()
+    finish_reason: Optional[str] = None
+    usage: Optional[Usage] = None
+    prompt_tokens: Optional[tuple] = None
+    truncated: bool = False
+    tool_calls: tuple = ()  # ToolCallPiece values
+    slot: Optional[int] = None
+    # the next chunk arrived with this one: a writer may send both at once, saving a write
+    followed: bool = False
+    reasoning: str = ""  # thoughts, told apart from ``text`` (see proxy.backends.structured.reasoning)
+    stop_sequence: Optional[str] = None  # on the last chunk: the stop word that ended it
+    prompt_count: Optional[int] = None  # on the first chunk: prompt tokens, when known early
+
+    @classmethod
+    def partial(cls, text: str, logprobs: tuple, followed: bool) -> "Chunk":
+        """A chunk of text within a stream, made once per token: a frozen dataclass sets
+        each of its fields through ``object.__setattr__``; this sets three, and the class's
+        defaults stand for the rest."""
+        chunk = object.__new__(cls)
+        chunk.__dict__.update(text=text, logprobs=logprobs, followed=followed)
+        return chunk
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """One vector per input, and how many tokens the inputs took."""
+
+    vectors: tuple
+    prompt_tokens: int
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: str
+    owned_by: str = "oai-proxy"
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Health:
+    """Whether the backend can serve now, and what it is."""
+
+    ok: bool
+    backend: str
+    detail: dict[str, Any] = field(default_factory=dict)

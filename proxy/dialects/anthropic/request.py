@@ -1,0 +1,254 @@
+"""Messages requests: a ``/v1/messages`` body as an :class:`Ask` (see the package's docstring
+for what is read and what is left out)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from proxy.core.errors import InvalidRequestError
+from proxy.core.fields import Fields, response_format, stop_words, template_kwargs
+from proxy.core.types import (GenerationRequest, Message, ResponseFormat, Sampling, ToolCall,
+                              ToolChoice, function_tool)
+from proxy.dialects.dialect import Ask, Limits
+
+ROLES = ("user", "assistant", "system")
+VOLATILE_SYSTEM = "x-anthropic-billing-header:"  # see the package's docstring
+AUTO = ToolChoice()
+THINKING = ("enabled", "adaptive", "between_tools", "disabled")
+EFFORTS = ("low", "medium", "high", "xhigh", "max")
+
+
+@dataclass(frozen=True)
+class MessagesNotes:
+    """What a Messages answer is rendered by (an :class:`Ask`'s notes)."""
+
+    thinking: bool = False  # the client asked to see the model's thoughts
+    stop_sequences: tuple = ()  # the client's own, to tell stop_sequence from end_turn
+    left_out: tuple = ()  # names of server tools that are not offered to the model
+
+
+def parse(body: Any, limits: Limits = Limits(), *, counting: bool = False) -> Ask:
+    """Read a ``/v1/messages`` body (``counting``: a ``count_tokens`` body, without
+    ``max_tokens``)."""
+    fields = Fields(body)
+    max_tokens = fields.integer("max_tokens", 1)
+    if max_tokens is None and not counting:
+        raise fields.fail("max_tokens", "is required")
+    messages = _system(fields) + _messages(fields)
+    tools, left_out = _tools(fields)
+    choice, parallel = _tool_choice(fields, tools)
+    stop = stop_words(fields, "stop_sequences")
+    thinking, shown = _thinking(fields)
+    output = fields.object("output_config")
+    request = GenerationRequest(
+        model=fields.string("model") or None, messages=messages, max_tokens=max_tokens,
+        stop=stop, sampling=Sampling(temperature=fields.number("temperature", 0, 1),
+                                     top_p=fields.number("top_p", 0, 1),
+                                     top_k=fields.integer("top_k", 0)),
+        response_format=_format(output),
+        tools=tools if choice is not None else (), tool_choice=choice or AUTO,
+        parallel_tool_calls=parallel,
+        template_kwargs=template_kwargs(fields, thinking=thinking, effort=_effort(output)))
+    return Ask((request,), stream=bool(fields.boolean("stream")),
+               notes=MessagesNotes(shown, stop, left_out))
+
+
+def _system(fields: Fields) -> tuple:
+    raw = fields.raw("system")
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        return (Message("system", raw),) if raw else ()
+    texts = []
+    for block in fields.objects("system"):
+        if block.string("type") != "text":
+            raise block.fail("type", "must be text")
+        text = block.text("text")
+        if not text.startswith(VOLATILE_SYSTEM):
+            texts.append(text)
+    text = "\n\n".join(texts)
+    return (Message("system", text),) if text else ()
+
+
+def _messages(fields: Fields) -> tuple:
+    raw = fields.raw("messages")
+    if not isinstance(raw, list) or not raw:
+        raise fields.fail("messages", "must be a non-empty list of messages")
+    messages: list = []
+    for i, item in enumerate(raw):
+        message = Fields(item, f"messages[{i}].")
+        role = message.string("role")
+        if role not in ROLES:
+            raise message.fail("role", f"must be user or assistant, got {role!r}")
+        content = message.raw("content")
+        if isinstance(content, str):
+            messages.append(Message(role, content))
+            continue
+        if not isinstance(content, list):
+            raise message.fail("content", "must be a string or a list of content blocks")
+        messages += _turn(role, content, f"messages[{i}].content")
+    return tuple(messages)
+
+
+def _turn(role: str, blocks: list, where: str) -> list:
+    """One message's blocks as chat messages: a user's tool results first (one message
+    each), then its text; an assistant's text with its tool calls and its thoughts."""
+    texts, calls, results, thoughts = [], [], [], []
+    for j, block in enumerate(blocks):
+        block_fields = Fields(block, f"{where}[{j}].")
+        kind = block_fields.string("type")
+        if kind == "text":
+            texts.append(block_fields.text("text"))
+        elif kind == "tool_use" and role == "assistant":
+            calls.append(_tool_use(block_fields))
+        elif kind == "tool_result" and role == "user":
+            results.append(_tool_result(block_fields))
+        elif kind == "thinking" and role == "assistant":
+            thoughts.append(block_fields.text("thinking"))
+        elif kind in ("thinking", "redacted_thinking", "server_tool_use") or (
+                kind or "").endswith("_tool_result"):
+            continue  # sealed thoughts, and the results of tools only Anthropic runs
+        elif kind == "document":
+            texts.append(_document(block_fields))
+        elif kind == "image":
+            raise InvalidRequestError(
+                f"'{where}[{j}]' is an image: the models this proxy serves read text only",
+                param=f"{where}[{j}]")
+        else:
+            raise block_fields.fail("type", f"{kind!r} is not a content block this proxy "
+                                            f"can give a {role} message")
+    text = "\n".join(texts)
+    if role == "assistant":
+        return [Message("assistant", text, tool_calls=tuple(calls),
+                        reasoning="\n".join(thoughts))] if text or calls else []
+    return results + ([Message(role, text)] if text or not results else [])
+
+
+def _tool_use(fields: Fields) -> ToolCall:
+    """An assistant's earlier call; its input as compact JSON text, as llama.cpp writes it."""
+    name = fields.required("name")
+    arguments = fields.raw("input")
+    if not isinstance(arguments, dict):
+        raise fields.fail("input", "must be an object")
+    return ToolCall(fields.required("id"), name,
+                    json.dumps(arguments, ensure_ascii=False, separators=(",", ":")))
+
+
+def _tool_result(fields: Fields) -> Message:
+    content = fields.raw("content")
+    if content is None:
+        text = ""
+    elif isinstance(content, str):
+        text = content
+    elif isinstance(content, list):
+        text = "\n".join(_result_text(Fields(block, f"{fields.prefix}content[{k}]."))
+                         for k, block in enumerate(content))
+    else:
+        raise fields.fail("content", "must be a string or a list of content blocks")
+    if fields.boolean("is_error"):
+        text = f"Error: {text}"
+    return Message("tool", text, tool_call_id=fields.required("tool_use_id"))
+
+
+def _result_text(fields: Fields) -> str:
+    kind = fields.string("type")
+    if kind == "text":
+        return fields.text("text")
+    if kind == "document":
+        return _document(fields)
+    raise fields.fail("type", f"{kind!r} cannot be read by a text model; send text")
+
+
+def _document(fields: Fields) -> str:
+    """A document the model can read: plain text, or text blocks."""
+    source = Fields(fields.raw("source"), f"{fields.prefix}source.")
+    kind = source.string("type")
+    if kind == "text":
+        return source.text("data")
+    if kind == "content" and isinstance(source.raw("content"), str):
+        return source.raw("content")
+    if kind == "content" and isinstance(source.raw("content"), list):
+        return "\n".join(_result_text(Fields(block, f"{source.prefix}content[{k}]."))
+                         for k, block in enumerate(source.raw("content")))
+    raise source.fail("type", f"{kind!r} documents cannot be read by a text model; send text")
+
+
+def _tools(fields: Fields) -> tuple:
+    """Custom tools as the proxy holds them, and the names of the server tools left out."""
+    tools, left_out = [], []
+    for tool in fields.objects("tools"):
+        name = tool.required("name")
+        kind = tool.string("type")
+        schema = tool.raw("input_schema")
+        if schema is None and kind not in (None, "custom"):
+            left_out.append(name)  # one of Anthropic's own: it runs them, this proxy cannot
+            continue
+        if not isinstance(schema, dict):
+            raise tool.fail("input_schema", "must be a JSON Schema object")
+        tools.append(function_tool(name, schema, tool.string("description")))
+    return tuple(tools), tuple(left_out)
+
+
+def _tool_choice(fields: Fields, tools: tuple) -> tuple:
+    """``(choice, parallel)``; a ``None`` choice (``none``) offers no tools at all, and
+    ``parallel`` is ``None`` unless the client turns parallel calls off."""
+    options = fields.object("tool_choice")
+    if options is None:
+        return AUTO, None
+    kind = options.string("type")
+    parallel = False if options.boolean("disable_parallel_tool_use") else None
+    if kind == "auto":
+        return AUTO, parallel
+    if kind == "none":
+        return None, parallel
+    if kind not in ("any", "tool"):
+        raise options.fail("type", "must be auto, any, tool or none")
+    if not tools:
+        raise options.fail("type", f"{kind} needs tools to choose from")
+    if kind == "any":
+        return ToolChoice("required"), parallel
+    name = options.required("name")
+    offered = [tool["function"]["name"] for tool in tools]
+    if name not in offered:
+        raise options.fail("name", f"names {name!r}, which is not among the tools the model "
+                                   f"is offered ({', '.join(offered)})")
+    return ToolChoice("function", name), parallel
+
+
+def _thinking(fields: Fields) -> tuple:
+    """``(think?, show?)``: whether the client wants the model to think (``enabled``,
+    ``adaptive``, ``between_tools``) or not (``disabled``), ``None`` for as the model's
+    template does by default; and whether to show the thoughts (unless ``display`` is
+    ``omitted``). ``budget_tokens`` is advisory: a local model thinks as long as it thinks."""
+    options = fields.object("thinking")
+    if options is None:
+        return None, False
+    kind = options.string("type")
+    if kind not in THINKING:
+        raise options.fail("type", f"must be one of {', '.join(THINKING)}")
+    if kind == "enabled":
+        options.integer("budget_tokens", 1)
+    display = options.string("display")
+    if display not in (None, "summarized", "omitted"):
+        raise options.fail("display", "must be summarized or omitted")
+    thinks = kind != "disabled"
+    return thinks, thinks and display != "omitted"
+
+
+def _effort(output: Optional[Fields]) -> Optional[str]:
+    """``output_config.effort``: the model's template's ``reasoning_effort``."""
+    effort = output.string("effort") if output is not None else None
+    if effort is not None and effort not in EFFORTS:
+        raise output.fail("effort", f"must be one of {', '.join(EFFORTS)}")
+    return effort
+
+
+def _format(output: Optional[Fields]) -> Optional[ResponseFormat]:
+    """``output_config.format``: a JSON schema the answer must match."""
+    options = output.object("format") if output is not None else None
+    if options is None:
+        return None
+    if options.string("type") != "json_schema":
+        raise options.fail("type", "must be json_schema")
+    return response_format("json_schema", options, options)

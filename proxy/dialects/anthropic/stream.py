@@ -1,0 +1,115 @@
+"""Anthropic's event sequence: ``message_start``, each block's ``content_block_start`` /
+``_delta`` / ``_stop`` with indices from 0, ``message_delta``, ``message_stop``; ``ping``
+while the answer waits; ``error`` when the stream fails after its first byte."""
+from __future__ import annotations
+
+from typing import Optional
+
+from proxy.core.errors import ProxyError
+from proxy.core.events import (Finish, PromptCounted, ReasoningDelta, TextDelta, ToolCallDelta,
+                               ToolCallEnd, ToolCallStart, UsageReport, Waiting)
+from proxy.core.types import Usage
+from proxy.dialects.anthropic.answer import error_body, signature, stop_reason, usage_body
+from proxy.dialects.dialect import Ask
+from proxy.dialects.streaming import EventRenderer
+
+
+class Stream(EventRenderer):
+    """Anthropic's event sequence from the core's events."""
+
+    named = True
+    end = b""
+
+    def __init__(self, ask: Ask, id: str, model: str) -> None:
+        self.notes = ask.notes
+        self.id = id
+        self.model = model
+        self.started = False  # message_start has gone out
+        self.block: Optional[str] = None  # the type of the open block
+        self.index = -1  # its index
+        self.thoughts: list = []  # the open thinking block's text, for its signature
+        self.prompt = 0
+        self.usage = Usage()
+
+    @staticmethod
+    def failure(error: ProxyError) -> list:
+        return [error_body(error)]
+
+    def prompt_counted(self, event: PromptCounted, out: list) -> None:
+        if not self.started:  # message_start tells it
+            self.prompt = event.tokens
+
+    def text(self, event: TextDelta, out: list) -> None:
+        self._start(out)
+        if event.text:
+            self._open("text", {"type": "text", "text": ""}, out)
+            out.append(self._delta({"type": "text_delta", "text": event.text}))
+
+    def reasoning(self, event: ReasoningDelta, out: list) -> None:
+        self._start(out)
+        if self.notes.thinking:
+            self._open("thinking", {"type": "thinking", "thinking": "", "signature": ""}, out)
+            self.thoughts.append(event.text)
+            out.append(self._delta({"type": "thinking_delta", "thinking": event.text}))
+
+    def call_started(self, event: ToolCallStart, out: list) -> None:
+        self._start(out)
+        self._open("tool_use", {"type": "tool_use", "id": event.id, "name": event.name,
+                                "input": {}}, out, fresh=True)
+
+    def call_arguments(self, event: ToolCallDelta, out: list) -> None:
+        out.append(self._delta({"type": "input_json_delta", "partial_json": event.arguments}))
+
+    def call_ended(self, event: ToolCallEnd, out: list) -> None:
+        self._close(out)
+
+    def usage_reported(self, event: UsageReport, out: list) -> None:
+        self._start(out)
+        self.usage = event.usage
+
+    def waiting(self, event: Waiting, out: list) -> None:
+        self._start(out)
+        out.append({"type": "ping"})
+
+    def finished(self, event: Finish, out: list) -> None:
+        self._start(out)
+        if self.index < 0:  # nothing said: an empty text block, as a whole answer has
+            self._open("text", {"type": "text", "text": ""}, out)
+        self._close(out)
+        reason, sequence = stop_reason(self.notes, event.reason, event.stop_sequence)
+        out.append({"type": "message_delta",
+                    "delta": {"stop_reason": reason, "stop_sequence": sequence},
+                    "usage": usage_body(self.usage)})
+        out.append({"type": "message_stop"})
+
+    def _start(self, out: list) -> None:
+        if self.started:
+            return
+        self.started = True
+        out.append({"type": "message_start", "message": {
+            "id": self.id, "type": "message", "role": "assistant", "model": self.model,
+            "content": [], "stop_reason": None, "stop_sequence": None,
+            "usage": {"input_tokens": self.prompt, "output_tokens": 0,
+                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}})
+
+    def _open(self, block: str, start: dict, out: list, fresh: bool = False) -> None:
+        """Make ``block`` the open block, closing another first (``fresh``: always anew)."""
+        if self.block == block and not fresh:
+            return
+        self._close(out)
+        self.block = block
+        self.index += 1
+        out.append({"type": "content_block_start", "index": self.index, "content_block": start})
+
+    def _close(self, out: list) -> None:
+        if self.block is None:
+            return
+        if self.block == "thinking":
+            out.append(self._delta({"type": "signature_delta",
+                                    "signature": signature("".join(self.thoughts))}))
+            self.thoughts = []
+        out.append({"type": "content_block_stop", "index": self.index})
+        self.block = None
+
+    def _delta(self, delta: dict) -> dict:
+        return {"type": "content_block_delta", "index": self.index, "delta": delta}

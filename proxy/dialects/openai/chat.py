@@ -1,0 +1,170 @@
+"""OpenAI chat completions (``POST /v1/chat/completions``), both ways.
+
+Streams go role delta → content (and reasoning, tool-call) deltas → one chunk with the
+``finish_reason`` per choice → a usage chunk when ``stream_options.include_usage`` asks →
+``data: [DONE]``; every chunk carries the one id of the answer.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from proxy.core.events import (Finish, PromptCounted, ReasoningDelta, TextDelta, ToolCallDelta,
+                               ToolCallStart, UsageReport)
+from proxy.core.fields import Fields, effort, template_kwargs, tool_call
+from proxy.core.types import Completion, Message, ToolCall
+from proxy.dialects.dialect import Ask, Limits
+from proxy.dialects.openai import shared
+from proxy.dialects.openai.shared import error_body, headers, patient  # noqa: F401 (the dialect's)
+
+ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+
+
+def new_id() -> str:
+    return shared.new_id("chatcmpl")
+
+
+def parse(body: Any, limits: Limits) -> Ask:
+    """Read a ``/v1/chat/completions`` body."""
+    fields = Fields(body)
+    messages = _messages(fields)
+    logprobs = None
+    if fields.boolean("logprobs"):
+        logprobs = fields.integer("top_logprobs", 0, 20) or 0
+    elif fields.raw("top_logprobs") is not None:
+        fields.integer("top_logprobs", 0, 20)
+    thinking = fields.boolean("enable_thinking")
+    variables = template_kwargs(fields, thinking=thinking,
+                                effort=effort(fields, "reasoning_effort"))
+    request = shared.generation_request(fields, messages=messages, logprobs=logprobs,
+                                        template_kwargs=variables)
+    return shared.ask(fields, (request,), limits)
+
+
+def _messages(fields: Fields) -> tuple:
+    raw = fields.raw("messages")
+    if not isinstance(raw, list):
+        raise fields.fail("messages", "must be a non-empty list of messages")
+    if not raw:
+        raise fields.fail("messages", "must not be empty")
+    return tuple(_message(Fields(item, f"messages[{i}]."), i) for i, item in enumerate(raw))
+
+
+def _message(fields: Fields, index: int) -> Message:
+    role = fields.string("role")
+    if role is None:
+        raise fields.fail("role", "is required")
+    if role not in ROLES:
+        raise fields.fail("role", f"must be one of {', '.join(ROLES)}, got {role!r}")
+    tool_calls = fields.raw("tool_calls")
+    if tool_calls is not None and not (role == "assistant" and isinstance(tool_calls, list)):
+        raise fields.fail("tool_calls", "must be a list, on assistant messages only")
+    calls = tuple(tool_call(call, f"call{index}x{j}")
+                  for j, call in enumerate(fields.objects("tool_calls")))
+    content = _content(fields, allow_null=role == "assistant" and bool(tool_calls))
+    reasoning = fields.string("reasoning_content") if role == "assistant" else None
+    return Message(role=role, content=content, name=fields.string("name"), tool_calls=calls,
+                   tool_call_id=fields.string("tool_call_id"), reasoning=reasoning or "")
+
+
+def _content(fields: Fields, *, allow_null: bool) -> str:
+    content = fields.raw("content")
+    if isinstance(content, str):
+        return content
+    if content is None:
+        if allow_null:
+            return ""
+        raise fields.fail("content", "is required")
+    if not isinstance(content, list):
+        raise fields.fail("content", "must be a string or a list of content parts")
+    texts = []
+    for j, part in enumerate(content):
+        part_fields = Fields(part, f"{fields.prefix}content[{j}].")
+        kind = part_fields.string("type")
+        if kind not in ("text", "input_text"):
+            raise part_fields.fail("type", f"{kind!r} is not supported; only text parts are")
+        text = part_fields.string("text")
+        if text is None:
+            raise part_fields.fail("text", "is required")
+        texts.append(text)
+    return "\n".join(texts)
+
+
+# -- whole answers ----------------------------------------------------------------------------
+
+def render(ask: Ask, id: str, model: str, completions: Sequence[Completion]) -> dict:
+    """A ``chat.completion`` body with one choice per completion."""
+    body = {
+        "id": id, "object": "chat.completion", "created": shared.now(), "model": model,
+        "choices": [{
+            "index": i,
+            "message": _message_body(c.text, c.tool_calls, c.reasoning),
+            "logprobs": shared.chat_logprobs(c.logprobs) if c.logprobs else None,
+            "finish_reason": c.finish_reason,
+        } for i, c in enumerate(completions)],
+        "usage": shared.usage_body(shared.total_usage(completions)),
+    }
+    return shared.historic_extras(body, completions)
+
+
+def _message_body(text: str, tool_calls: Sequence[ToolCall], reasoning: str) -> dict:
+    message = {"role": "assistant", "content": text if text or not tool_calls else None}
+    if reasoning:
+        message["reasoning_content"] = reasoning
+    if tool_calls:
+        message["tool_calls"] = [
+            {"id": call.id, "type": "function",
+             "function": {"name": call.name, "arguments": call.arguments}}
+            for call in tool_calls]
+    return message
+
+
+# -- streams ----------------------------------------------------------------------------------
+
+def stream(ask: Ask, id: str, model: str) -> "Stream":
+    return Stream(ask, id, model)
+
+
+class Stream(shared.ChoicesStream):
+    """Chat completion chunks from the core's events; each choice begins with its role."""
+
+    object = "chat.completion.chunk"
+
+    def text(self, event: TextDelta, out: list) -> None:
+        self._begin(out)
+        out.append(self._delta({"content": event.text}, event.logprobs))
+
+    def reasoning(self, event: ReasoningDelta, out: list) -> None:
+        self._begin(out)
+        out.append(self._delta({"reasoning_content": event.text}))
+
+    def call_started(self, event: ToolCallStart, out: list) -> None:
+        self._begin(out)
+        out.append(self._delta({"tool_calls": [{
+            "index": event.index, "id": event.id, "type": "function",
+            "function": {"name": event.name, "arguments": ""}}]}))
+
+    def call_arguments(self, event: ToolCallDelta, out: list) -> None:
+        out.append(self._delta({"tool_calls": [{
+            "index": event.index, "function": {"arguments": event.arguments}}]}))
+
+    def prompt_counted(self, event: PromptCounted, out: list) -> None:
+        self._begin(out)
+
+    def usage_reported(self, event: UsageReport, out: list) -> None:
+        self._begin(out)
+        self.usage += event.usage
+
+    def finished(self, event: Finish, out: list) -> None:
+        self._begin(out)
+        out.append(self._delta({}, finish_reason=event.reason))
+        self.next_choice()
+
+    def _begin(self, out: list) -> None:
+        if not self.begun:
+            self.begun = True
+            out.append(self._delta({"role": "assistant", "content": ""}))
+
+    def _delta(self, delta: dict, logprobs: tuple = (), finish_reason=None) -> dict:
+        return self.chunk({"delta": delta,
+                           "logprobs": shared.chat_logprobs(logprobs) if logprobs else None,
+                           "finish_reason": finish_reason})

@@ -1,0 +1,104 @@
+"""OpenAI completions (``POST /v1/completions``) from a raw prompt, both ways.
+
+A list of prompts gives ``n`` choices for each, grouped prompt by prompt; ``echo`` puts the
+prompt before its answer (in a stream, as the choice's first chunk).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+from proxy.core.events import Finish, TextDelta
+from proxy.core.fields import Fields
+from proxy.core.types import Completion
+from proxy.dialects.dialect import Ask, Limits
+from proxy.dialects.openai import shared
+from proxy.dialects.openai.shared import error_body, headers, patient  # noqa: F401 (the dialect's)
+
+
+def new_id() -> str:
+    return shared.new_id("cmpl")
+
+
+def parse(body: Any, limits: Limits) -> Ask:
+    """Read a ``/v1/completions`` body; a list of prompts gives choices for each."""
+    fields = Fields(body)
+    prompt = fields.raw("prompt")
+    if isinstance(prompt, str):
+        prompts = [prompt]
+    elif isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
+        prompts = prompt
+    elif prompt is None:
+        raise fields.fail("prompt", "is required")
+    else:
+        raise fields.fail("prompt", "must be a string or a list of strings "
+                                    "(token-id prompts are not supported)")
+    if fields.raw("tools") is not None:
+        raise fields.fail("tools", "need a chat: send them to /v1/chat/completions")
+    if fields.string("suffix"):
+        raise fields.fail("suffix", "is not supported by this server")
+    best_of = fields.integer("best_of", 1, limits.max_choices)
+    logprobs = fields.integer("logprobs", 0, 20)
+    requests = tuple(shared.generation_request(fields, prompt=text, logprobs=logprobs)
+                     for text in prompts)
+    ask = shared.ask(fields, requests, limits, echo=bool(fields.boolean("echo")))
+    if best_of is not None and best_of != ask.n:
+        raise fields.fail("best_of", "other than n is not supported by this server")
+    return ask
+
+
+def render(ask: Ask, id: str, model: str, completions: Sequence[Completion]) -> dict:
+    """A ``text_completion`` body; choices are grouped prompt by prompt."""
+    echoes = _echoes(ask)
+    body = {
+        "id": id, "object": "text_completion", "created": shared.now(), "model": model,
+        "choices": [{
+            "index": i,
+            "text": (echoes[i] if echoes else "") + c.text,
+            "logprobs": shared.text_logprobs(c.logprobs) if c.logprobs else None,
+            "finish_reason": c.finish_reason,
+        } for i, c in enumerate(completions)],
+        "usage": shared.usage_body(shared.total_usage(completions)),
+    }
+    return shared.historic_extras(body, completions)
+
+
+def _echoes(ask: Ask) -> Optional[list]:
+    """Each choice's prompt, when ``echo`` puts it before the answer."""
+    if not ask.notes.echo:
+        return None
+    return [request.prompt for request in ask.requests for _ in range(ask.n)]
+
+
+def stream(ask: Ask, id: str, model: str) -> "Stream":
+    return Stream(ask, id, model)
+
+
+class Stream(shared.ChoicesStream):
+    """Text completion chunks from the core's events (reasoning and tools have no place in
+    a raw completion)."""
+
+    object = "text_completion"
+
+    def __init__(self, ask: Ask, id: str, model: str) -> None:
+        super().__init__(ask, id, model)
+        self.echoes = _echoes(ask)
+
+    def text(self, event: TextDelta, out: list) -> None:
+        self._begin(out)
+        out.append(self._text(event.text, event.logprobs))
+
+    def finished(self, event: Finish, out: list) -> None:
+        self._begin(out)
+        out.append(self._text("", finish_reason=event.reason))
+        self.next_choice()
+
+    def _begin(self, out: list) -> None:
+        if not self.begun:
+            self.begun = True
+            if self.echoes is not None:
+                out.append(self._text(self.echoes[self.index]))
+
+    def _text(self, text: str, logprobs: tuple = (), finish_reason=None) -> dict:
+        return self.chunk({"text": text,
+                           "logprobs": shared.text_logprobs(logprobs) if logprobs else None,
+                           "finish_reason": finish_reason})

@@ -1,0 +1,44 @@
+"""OpenAI's Responses API (``POST /v1/responses`` and its stored responses), both ways:
+a :class:`~proxy.dialects.dialect.Dialect`.
+
+Requests: ``input`` as a string or items (``message`` with ``input_text`` / ``output_text``
+parts, ``function_call``, ``function_call_output``; earlier ``reasoning`` items stay out of
+the prompt), ``instructions``, ``function`` tools and ``tool_choice``, ``text.format``
+(``json_schema`` through the structured-output compiler), ``max_output_tokens``. Tool types
+only OpenAI runs (``web_search``, ``local_shell``, ``custom``, ``namespace``…) are left out
+and named in the answer's ``x-oai-proxy-left-out-tools`` header.
+
+Answers: the ``response`` object, ``status`` ``completed`` or ``incomplete`` (the token limit),
+its ``output`` a ``reasoning`` item (the thoughts, when the model wrote some; as its
+``summary`` too when one is asked for: a local model writes no summary of its own), a
+``message`` with ``output_text``, and ``function_call`` items. Streams are the full event
+sequence, each event typed and numbered (``sequence_number``) with an ``event:`` line, from
+``response.created`` to ``response.completed`` (or ``response.incomplete``, or
+``response.failed`` when the stream fails after its first byte).
+"""
+from __future__ import annotations
+
+from proxy.dialects.dialect import Ask
+from proxy.dialects.openai.shared import error_body  # noqa: F401 (the dialect's)
+from proxy.dialects.responses.answer import (render, render_count, render_deleted,  # noqa: F401
+                                             render_items)
+from proxy.dialects.responses.request import continuing, parse  # noqa: F401 (the dialect's)
+from proxy.dialects.responses.request import new_id as new_item_id
+from proxy.dialects.responses.stream import Stream
+
+LEFT_OUT_HEADER = "x-oai-proxy-left-out-tools"
+patient = False  # a stream keeps its client company only while a server starts
+
+
+def new_id() -> str:
+    return new_item_id("resp")
+
+
+def stream(ask: Ask, id: str, model: str) -> Stream:
+    return Stream(ask, id, model)
+
+
+def headers(ask: Ask) -> dict:
+    """The response header naming the tool types left out, when any were."""
+    left_out = ask.notes.left_out
+    return {LEFT_OUT_HEADER: ", ".join(left_out)} if left_out else {}

@@ -1,0 +1,269 @@
+"""Responses requests: a ``/v1/responses`` body as an :class:`Ask`, and its input items as
+chat messages (see the package's docstring for what is read and what is left out)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from typing import Any, Optional, Sequence
+
+from proxy.core.fields import Fields, effort, response_format, template_kwargs
+from proxy.core.types import (GenerationRequest, Message, ResponseFormat, Sampling, ToolCall,
+                              ToolChoice, function_tool)
+from proxy.dialects.dialect import Ask, Limits
+
+ROLES = ("user", "assistant", "system", "developer")
+TEXT_PARTS = ("input_text", "output_text", "text", "refusal")
+# items of tools only OpenAI runs: they can only come from another server's answers
+FOREIGN_ITEMS = ("web_search_call", "file_search_call", "computer_call", "computer_call_output",
+                 "local_shell_call", "local_shell_call_output", "custom_tool_call",
+                 "custom_tool_call_output", "image_generation_call", "code_interpreter_call",
+                 "mcp_call", "mcp_list_tools", "mcp_approval_request", "mcp_approval_response",
+                 "shell_call", "shell_call_output", "apply_patch_call",
+                 "apply_patch_call_output", "compaction")
+AUTO = ToolChoice()
+
+
+@dataclass(frozen=True)
+class ResponsesNotes:
+    """What a response is rendered and kept by (an :class:`Ask`'s notes): the items it came
+    as, and the request fields the response object repeats."""
+
+    input_items: tuple  # this request's input, as items with ids (what a store keeps)
+    store: bool = True
+    previous_response_id: Optional[str] = None
+    instructions: Optional[str] = None
+    summary: bool = False  # a reasoning summary was asked for
+    left_out: tuple = ()  # tool types not offered to the model
+    prompt_cache_key: Optional[str] = None
+    echo: dict = field(default_factory=dict)  # request fields the response object repeats
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{os.urandom(12).hex()}"
+
+
+def parse(body: Any, limits: Limits = Limits(), *, counting: bool = False) -> Ask:
+    """Read a ``/v1/responses`` body (``counting``: an ``input_tokens`` body)."""
+    fields = Fields(body)
+    items = _input_items(fields)
+    instructions = fields.string("instructions")
+    tools, left_out = _tools(fields)
+    choice, offered = _tool_choice(fields, tools)
+    parallel = fields.boolean("parallel_tool_calls")
+    response_format = _text_format(fields)
+    summary, effort_asked = _reasoning(fields)
+    previous = fields.string("previous_response_id") or None
+    cache_key = fields.string("prompt_cache_key") or None
+    for name in ("user", "safety_identifier"):
+        fields.string(name)
+    metadata = fields.raw("metadata")
+    if metadata is not None and not (isinstance(metadata, dict) and all(
+            isinstance(value, str) for value in metadata.values())):
+        raise fields.fail("metadata", "must be an object of strings")
+    max_tokens = fields.integer("max_output_tokens", 1)
+    request = GenerationRequest(
+        model=fields.string("model") or None,
+        messages=tuple(_instructions(instructions) + messages_of(items)),
+        max_tokens=max_tokens,
+        sampling=Sampling(temperature=fields.number("temperature", 0, 2),
+                          top_p=fields.number("top_p", 0, 1)),
+        response_format=response_format,
+        tools=tools if offered else (), tool_choice=choice, parallel_tool_calls=parallel,
+        template_kwargs=template_kwargs(fields, effort=effort_asked))
+    store = fields.boolean("store")
+    echo = {"instructions": instructions, "max_output_tokens": max_tokens,
+            "parallel_tool_calls": parallel is not False,
+            "temperature": request.sampling.temperature,
+            "top_p": request.sampling.top_p, "tools": fields.raw("tools") or [],
+            "tool_choice": fields.raw("tool_choice") or "auto", "metadata": metadata or {},
+            "user": fields.raw("user"), "prompt_cache_key": cache_key,
+            "reasoning": fields.raw("reasoning") or {"effort": None, "summary": None},
+            "text": fields.raw("text") or {"format": {"type": "text"}}}
+    notes = ResponsesNotes(tuple(items), store=store is not False and not counting,
+                           previous_response_id=previous, instructions=instructions,
+                           summary=summary, left_out=left_out, prompt_cache_key=cache_key,
+                           echo=echo)
+    return Ask((request,), stream=bool(fields.boolean("stream")), notes=notes)
+
+
+def continuing(ask: Ask, history: Sequence[dict]) -> Ask:
+    """``ask`` after the items of the conversation it continues (its instructions first:
+    those of earlier responses are not carried over)."""
+    notes = ask.notes
+    messages = _instructions(notes.instructions) + messages_of([*history, *notes.input_items])
+    return ask.amended(lambda request: replace(request, messages=tuple(messages)))
+
+
+def _instructions(text: Optional[str]) -> list:
+    return [Message("system", text)] if text else []
+
+
+def _input_items(fields: Fields) -> list:
+    raw = fields.raw("input")
+    if isinstance(raw, str):
+        return [_message_item("user", [{"type": "input_text", "text": raw}])]
+    if not isinstance(raw, list) or not raw:
+        raise fields.fail("input", "must be a string or a non-empty list of items")
+    return [_input_item(Fields(item, f"input[{i}].")) for i, item in enumerate(raw)]
+
+
+def _message_item(role: str, content: list, id: Optional[str] = None) -> dict:
+    return {"type": "message", "id": id or new_id("msg"), "role": role, "content": content}
+
+
+def _input_item(fields: Fields) -> dict:
+    """One input item, checked, with an id (as OpenAI gives each)."""
+    kind = fields.string("type") or ("message" if "role" in fields.body else None)
+    if kind == "message":
+        role = fields.string("role")
+        if role not in ROLES:
+            raise fields.fail("role", f"must be one of {', '.join(ROLES)}, got {role!r}")
+        content = fields.raw("content")
+        if isinstance(content, str):
+            parts = [{"type": "input_text" if role != "assistant" else "output_text",
+                      "text": content}]
+        elif isinstance(content, list):
+            parts = [_part(Fields(part, f"{fields.prefix}content[{j}]."))
+                     for j, part in enumerate(content)]
+        else:
+            raise fields.fail("content", "must be a string or a list of content parts")
+        return _message_item(role, parts, fields.string("id"))
+    if kind == "function_call":
+        arguments = fields.string("arguments")
+        if arguments is None:
+            raise fields.fail("arguments", "is required")
+        return {"type": "function_call", "id": fields.string("id") or new_id("fc"),
+                "call_id": fields.required("call_id"), "name": fields.required("name"),
+                "arguments": arguments}
+    if kind == "function_call_output":
+        return {"type": "function_call_output", "id": fields.string("id") or new_id("fco"),
+                "call_id": fields.required("call_id"), "output": _output_text(fields)}
+    if kind == "reasoning":
+        return {"type": kind, "id": fields.string("id") or new_id("rs"),
+                "summary": _thought_parts(fields, "summary", "summary_text"),
+                "content": _thought_parts(fields, "content", "reasoning_text")}
+    if kind in FOREIGN_ITEMS:
+        return {"type": kind, "id": fields.string("id") or new_id("rs")}
+    raise fields.fail("type", f"{kind!r} is not an input item this proxy can read; send "
+                              f"message, function_call or function_call_output items")
+
+
+def _thought_parts(fields: Fields, name: str, kind: str) -> list:
+    """A reasoning item's ``summary`` or ``content`` parts of ``kind`` (others, and
+    ``encrypted_content``, are another server's and stay out)."""
+    return [{"type": kind, "text": part.text("text")} for part in fields.objects(name)
+            if part.string("type") == kind]
+
+
+def _part(fields: Fields) -> dict:
+    kind = fields.string("type")
+    if kind in TEXT_PARTS:
+        name = "refusal" if kind == "refusal" else "text"
+        return {"type": kind, name: fields.text(name)}
+    raise fields.fail("type", f"{kind!r} cannot be read by a text model; send input_text")
+
+
+def _output_text(fields: Fields) -> str:
+    output = fields.raw("output")
+    if isinstance(output, str):
+        return output
+    if isinstance(output, list):
+        return "\n".join(_part(Fields(part, f"{fields.prefix}output[{j}].")).get("text", "")
+                         for j, part in enumerate(output))
+    raise fields.fail("output", "must be a string or a list of input_text parts")
+
+
+def messages_of(items: Sequence[dict]) -> list:
+    """Checked items as chat messages: an assistant's reasoning, text and the calls after it
+    become one assistant message, as chat templates expect; foreign items stay out."""
+    messages: list = []
+    thoughts = ""  # a reasoning item's text, for the assistant turn it begins
+    for item in items:
+        kind = item["type"]
+        last = messages[-1] if messages else None
+        if kind == "reasoning":
+            thoughts = reasoning_text(item)
+        elif kind == "message":
+            text = "\n".join(part.get("text", part.get("refusal", "")) for part in item["content"])
+            messages.append(Message(item["role"], text, reasoning=thoughts
+                                    if item["role"] == "assistant" else ""))
+            thoughts = ""
+        elif kind == "function_call":
+            call = ToolCall(item["call_id"], item["name"], item["arguments"])
+            if last is not None and last.role == "assistant" and not thoughts:
+                messages[-1] = replace(last, tool_calls=(*last.tool_calls, call))
+            else:
+                messages.append(Message("assistant", "", tool_calls=(call,), reasoning=thoughts))
+            thoughts = ""
+        elif kind == "function_call_output":
+            messages.append(Message("tool", item["output"], tool_call_id=item["call_id"]))
+    return messages
+
+
+def reasoning_text(item: dict) -> str:
+    """A reasoning item's thoughts: its text, else its summary."""
+    for name, kind in (("content", "reasoning_text"), ("summary", "summary_text")):
+        texts = [part.get("text", "") for part in item.get(name) or ()
+                 if isinstance(part, dict) and part.get("type") == kind]
+        if any(texts):
+            return "\n".join(texts)
+    return ""
+
+
+def _tools(fields: Fields) -> tuple:
+    """Function tools as the proxy holds them, and the types of the others, left out."""
+    tools, left_out = [], []
+    for tool in fields.objects("tools"):
+        kind = tool.string("type")
+        if kind != "function":
+            left_out.append(kind or "?")
+            continue
+        parameters = tool.raw("parameters") or {"type": "object"}
+        if not isinstance(parameters, dict):
+            raise tool.fail("parameters", "must be a JSON Schema object")
+        tool.boolean("strict")
+        tools.append(function_tool(tool.required("name"), parameters,
+                                   tool.string("description")))
+    return tuple(tools), tuple(left_out)
+
+
+def _tool_choice(fields: Fields, tools: tuple) -> tuple:
+    """``(choice, offered)``: ``none`` offers the model no tools."""
+    raw = fields.raw("tool_choice")
+    if raw is None or raw == "auto":
+        return AUTO, True
+    if raw == "none":
+        return AUTO, False
+    if raw == "required" or isinstance(raw, dict):
+        if not tools:
+            raise fields.fail("tool_choice", "needs function tools to choose from")
+        if raw == "required":
+            return ToolChoice("required"), True
+        options = Fields(raw, "tool_choice.")
+        if options.string("type") == "function":
+            name = options.required("name")
+            offered = [tool["function"]["name"] for tool in tools]
+            if name not in offered:
+                raise options.fail("name", f"names {name!r}, which is not among the function "
+                                           f"tools ({', '.join(offered)})")
+            return ToolChoice("function", name), True
+    raise fields.fail("tool_choice", "must be auto, required, none or "
+                                     "{\"type\": \"function\", \"name\": …}")
+
+
+def _text_format(fields: Fields) -> Optional[ResponseFormat]:
+    text = fields.object("text")
+    options = text.object("format") if text is not None else None
+    if options is None:
+        return None
+    return response_format(options.string("type"), options, options)
+
+
+def _reasoning(fields: Fields) -> tuple:
+    """``(summary?, effort)``: whether a summary of the reasoning is asked for, and how hard
+    the model is to think (its template's ``reasoning_effort``, where it reads one)."""
+    options = fields.object("reasoning")
+    if options is None:
+        return False, None
+    summary = options.string("summary")
+    return summary is not None and summary != "none", effort(options, "effort")

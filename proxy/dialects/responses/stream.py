@@ -1,0 +1,183 @@
+"""The Responses API's stream: every event typed and numbered (``sequence_number``), from
+``response.created`` to ``response.completed`` (or ``response.incomplete``, or
+``response.failed`` when the stream fails after its first byte)."""
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+from proxy.core.errors import ProxyError
+from proxy.core.events import (Finish, PromptCounted, ReasoningDelta, TextDelta, ToolCallDelta,
+                               ToolCallEnd, ToolCallStart, UsageReport, Waiting)
+from proxy.core.sse import COMMENT
+from proxy.core.types import Usage
+from proxy.dialects.dialect import Ask
+from proxy.dialects.responses.answer import (call_item, message_item, reasoning_item,
+                                             response_object, status_of)
+from proxy.dialects.responses.request import new_id
+from proxy.dialects.streaming import EventRenderer
+
+
+class Stream(EventRenderer):
+    """The Responses API's event sequence from the core's events, each event numbered; the
+    final response object is :attr:`kept` before its event goes out (to store it)."""
+
+    named = True
+    end = b""
+
+    def __init__(self, ask: Ask, id: str, model: str) -> None:
+        self.notes = ask.notes
+        self.id = id
+        self.model = model
+        self.created = int(time.time())
+        self.sequence = 0
+        self.started = False
+        self.output: list = []  # the items so far, the open one last
+        self.open: Optional[str] = None  # the open item's type
+        self.texts: list = []  # the open item's text (or arguments)
+        self.usage = Usage()
+
+    def failure(self, error: ProxyError) -> list:
+        self.output = [item for item in self.output if item.get("status") != "in_progress"]
+        return [self._numbered({"type": "response.failed", "response": response_object(
+            self.notes, self.id, self.model, self.created, self.output, None, "failed",
+            error)})]
+
+    def text(self, event: TextDelta, out: list) -> None:
+        self._start(out)
+        if event.text:
+            self._open_message(out)
+            self.texts.append(event.text)
+            out.append(self._part_event("response.output_text.delta", delta=event.text,
+                                        logprobs=[]))
+
+    def reasoning(self, event: ReasoningDelta, out: list) -> None:
+        self._start(out)
+        self._open_reasoning(out)
+        self.texts.append(event.text)
+        out.append(self._part_event("response.reasoning_text.delta", delta=event.text))
+        if self.notes.summary:
+            out.append(self._item_event("response.reasoning_summary_text.delta",
+                                        summary_index=0, delta=event.text))
+
+    def call_started(self, event: ToolCallStart, out: list) -> None:
+        self._start(out)
+        self._close(out)
+        self._add(call_item(new_id("fc"), event.id, event.name, "", "in_progress"), out)
+
+    def call_arguments(self, event: ToolCallDelta, out: list) -> None:
+        self.texts.append(event.arguments)
+        out.append(self._item_event("response.function_call_arguments.delta",
+                                    delta=event.arguments))
+
+    def call_ended(self, event: ToolCallEnd, out: list) -> None:
+        self._close(out)
+
+    def prompt_counted(self, event: PromptCounted, out: list) -> None:
+        self._start(out)
+
+    def usage_reported(self, event: UsageReport, out: list) -> None:
+        self._start(out)
+        self.usage = event.usage
+
+    def waiting(self, event: Waiting, out: list) -> None:
+        self._start(out)
+        out.append(COMMENT)
+
+    def finished(self, event: Finish, out: list) -> None:
+        self._start(out)
+        status = status_of(event.reason)
+        if not self.output:  # nothing said: an empty message, as a whole response has
+            self._open_message(out)
+        self._close(out, status)
+        response = self._response(status, self.usage)
+        if self.kept is not None:
+            self.kept(response)
+        out.append(self._numbered({"type": f"response.{status}", "response": response}))
+
+    def _start(self, out: list) -> None:
+        if self.started:
+            return
+        self.started = True
+        for kind in ("response.created", "response.in_progress"):
+            out.append(self._numbered({"type": kind, "response": self._response(
+                "in_progress", None)}))
+
+    # -- items ---------------------------------------------------------------------------------
+
+    def _open_message(self, out: list) -> None:
+        if self.open == "message":
+            return
+        self._close(out)
+        self._add(message_item(new_id("msg"), "", "in_progress"), out)
+        out.append(self._part_event("response.content_part.added", part={
+            "type": "output_text", "text": "", "annotations": [], "logprobs": []}))
+
+    def _open_reasoning(self, out: list) -> None:
+        if self.open == "reasoning":
+            return
+        self._close(out)
+        item = reasoning_item(new_id("rs"), "", False, "in_progress")
+        self._add(item, out)
+        out.append(self._part_event("response.content_part.added",
+                                    part={"type": "reasoning_text", "text": ""}))
+        if self.notes.summary:
+            out.append(self._item_event("response.reasoning_summary_part.added",
+                                        summary_index=0,
+                                        part={"type": "summary_text", "text": ""}))
+
+    def _add(self, item: dict, out: list) -> None:
+        self.output.append(item)
+        self.open = item["type"]
+        self.texts = []
+        out.append(self._numbered({"type": "response.output_item.added",
+                                   "output_index": len(self.output) - 1, "item": dict(item)}))
+
+    def _close(self, out: list, status: str = "completed") -> None:
+        """End the open item: its done events, then ``output_item.done`` with it whole."""
+        if self.open is None:
+            return
+        text = "".join(self.texts)
+        item = self.output[-1]
+        if self.open == "message":
+            done = message_item(item["id"], text, status)
+            out.append(self._part_event("response.output_text.done", text=text, logprobs=[]))
+            out.append(self._part_event("response.content_part.done",
+                                        part=done["content"][0]))
+        elif self.open == "reasoning":
+            done = reasoning_item(item["id"], text, self.notes.summary)
+            out.append(self._part_event("response.reasoning_text.done", text=text))
+            out.append(self._part_event("response.content_part.done",
+                                        part={"type": "reasoning_text", "text": text}))
+            if self.notes.summary:
+                out.append(self._item_event("response.reasoning_summary_text.done",
+                                            summary_index=0, text=text))
+                out.append(self._item_event("response.reasoning_summary_part.done",
+                                            summary_index=0,
+                                            part={"type": "summary_text", "text": text}))
+        else:
+            done = call_item(item["id"], item["call_id"], item["name"], text)
+            out.append(self._item_event("response.function_call_arguments.done",
+                                        arguments=text, name=item["name"]))
+        self.output[-1] = done
+        self.open = None
+        out.append(self._numbered({"type": "response.output_item.done",
+                                   "output_index": len(self.output) - 1, "item": done}))
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _response(self, status: str, usage: Optional[Usage]) -> dict:
+        return response_object(self.notes, self.id, self.model, self.created,
+                               [dict(item) for item in self.output], usage, status)
+
+    def _item_event(self, kind: str, **fields) -> dict:
+        return self._numbered({"type": kind, "item_id": self.output[-1]["id"],
+                               "output_index": len(self.output) - 1, **fields})
+
+    def _part_event(self, kind: str, **fields) -> dict:
+        return self._item_event(kind, content_index=0, **fields)
+
+    def _numbered(self, payload: dict) -> dict:
+        payload["sequence_number"] = self.sequence
+        self.sequence += 1
+        return payload

@@ -1,0 +1,113 @@
+"""Make the servers of the models the proxy runs itself: one per model, none started, in one
+pool that counts their memory and how many run."""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from pathlib import Path
+from typing import Iterable, Optional
+
+from proxy.backends.servercpp.client import probe_ready
+from proxy.config.catalog import Catalog, ModelSpec
+from proxy.config.runtime import Runtime
+from proxy.config.settings import Settings, parse_size
+from proxy.core.errors import UpstreamUnavailableError
+from proxy.servers import engine, memory, slotcache
+from proxy.servers.binaries import find_llama_server
+from proxy.servers.processes import Launch, ManagedServer, ProcessPool, command_for
+from proxy.servers.slotcache import SlotFiles
+
+logger = logging.getLogger(__name__)
+
+
+def managed_servers(catalog: Catalog, settings: Settings, runtime: Runtime) -> tuple:
+    """The pool of the servers the proxy runs, and each model's server by model id."""
+    managed = [spec for spec in catalog.models if spec.managed]
+    budget = catalog.max_memory or memory.available(
+        any(memory.uses_gpu(spec.managed.args) for spec in managed))
+    pool = ProcessPool(catalog.max_running, budget)
+    servers = {spec.id: pool.add(_server(spec, settings, runtime, pool)) for spec in managed}
+    return pool, servers
+
+
+def preload(servers: Iterable[ManagedServer]) -> None:
+    """Start the servers marked ``preload`` in the background."""
+    for server in servers:
+        if server.preload:
+            threading.Thread(target=_preload, args=(server,), daemon=True,
+                             name=f"preload-{server.name}").start()
+
+
+def _preload(server: ManagedServer) -> None:
+    """Start a server at boot; a failure is logged, and requests try again."""
+    try:
+        server.ensure()
+    except UpstreamUnavailableError as exc:
+        logger.error("preloading %s failed: %s", server.name, exc.message)
+
+
+def _server(spec: ModelSpec, settings: Settings, runtime: Runtime,
+            pool: ProcessPool) -> ManagedServer:
+    """A model's server, not started: its command on a free local port, its log file."""
+    managed = spec.managed
+    if managed.model and not os.access(managed.model, os.R_OK):
+        raise ValueError(f"cannot read the model file {managed.model} of {spec.id}")
+    template = managed.command
+    env = runtime.child_environment()
+    label = "its command"
+    slot_files = None
+    if template is None:
+        program = find_llama_server(settings.llama_server)
+        if program.bundled:
+            try:
+                engine.check_args(managed.args)
+            except engine.FlagError as exc:
+                raise ValueError(f"the server arguments of {spec.id}: {exc}") from None
+        args = managed.args
+        slot_files = _slot_files(spec, settings, runtime, program.label)
+        if slot_files is not None and "--slot-save-path" not in args:
+            args = (*args, "--slot-save-path", str(slot_files.folder))
+        template = (*program.command, "-m", "${MODEL}", "--host", "127.0.0.1", "--port",
+                    "${PORT}", *args)
+        env = runtime.child_environment(program.libraries)
+        label = program.label
+    port = free_port()
+    command = command_for(template, port, managed.model)
+    launch = Launch(spec.id, command, port,
+                    Path(settings.log_dir or os.path.join(runtime.cache_dir, "logs"))
+                    / f"{spec.id}.log", env, ttl=managed.ttl, engine=label,
+                    estimate=_estimate(managed.model, command))
+    return ManagedServer(launch, pool, probe_ready, preload=managed.preload,
+                         slot_files=slot_files,
+                         save_every_turn=managed.slot_save == "every-turn")
+
+
+def _slot_files(spec: ModelSpec, settings: Settings, runtime: Runtime,
+                engine: str) -> Optional[SlotFiles]:
+    """Where the KV caches of a llama-server the proxy runs are kept while it is stopped
+    (a server it runs from its own command may be of a kind that cannot save them)."""
+    budget = parse_size(settings.slot_cache_size)
+    if spec.managed.slot_save == "off" or not budget:
+        return None
+    folder = Path(settings.slot_cache_dir or os.path.join(runtime.cache_dir, "slots")) / spec.id
+    return SlotFiles(folder, slotcache.fingerprint(spec.managed.model, spec.managed.args,
+                                                   engine), budget)
+
+
+def _estimate(model: str, command: tuple) -> int:
+    """The memory a server of ``model`` run by ``command`` needs (0: not a GGUF it can read)."""
+    if not model:
+        return 0
+    try:
+        return memory.estimate(memory.read_shape(model), command).total
+    except ValueError as exc:
+        logger.warning("the memory %s needs is unknown: %s", model, exc)
+        return 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,0 +1,541 @@
+"""Model servers the proxy starts and stops itself: one :class:`ManagedServer` per model.
+
+Each server runs in its own process group, is started from one long-lived thread with a
+parent-death signal (so even a proxy killed with SIGKILL takes its servers along), and writes
+its output to a log file of its own. A start is shared by every request that needs it; a
+start that fails answers 503 with the last lines of the server's output, and the next request
+tries again. A server that dies is started again by the next request, after a back-off that
+grows while it keeps dying. Idle servers stop after their ``ttl``; starting one more than
+fit (``max_running`` servers, ``max_memory`` bytes: each server's estimate until it has been
+measured) stops the least recently used idle ones first.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Sequence
+
+import psutil
+
+from proxy.core.errors import UpstreamUnavailableError
+from proxy.servers.memory import show
+from proxy.servers.slotcache import SlotFiles, target
+from proxy.ops.measure import waiting
+
+logger = logging.getLogger(__name__)
+
+STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
+LOG_TAIL = 20  # lines of a failed server's output quoted in the error
+FIRST_BACKOFF, LAST_BACKOFF = 1.0, 30.0
+ROOM_POLL = 0.2  # seconds between looks for a server to stop, when all are busy
+STABLE = 60.0  # seconds up after which a death is a first one again
+SLOT_TIMEOUT = 120.0  # seconds a slot's save or restore may take (a long context is large)
+LOOK_TIMEOUT = 5.0  # seconds the server may take to list its slots
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
+    """Ask Linux to send SIGTERM when the thread that started us ends (the proxy dies)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass  # not Linux: the proxy's own exit handling stops its servers
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to start one model's server, ready to run: the command, its port, its log."""
+
+    name: str
+    command: tuple
+    port: int
+    log_path: Path
+    env: dict
+    ttl: float = 0.0  # seconds idle before it is stopped; 0 = never
+    ready_timeout: float = 300.0
+    engine: str = ""  # what runs it: a binary's path, the bundled engine, or its command
+    estimate: int = 0  # bytes of memory it is expected to take (0: unknown)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class ManagedServer:
+    """One model's server process and its state: stopped, starting, ready or failed."""
+
+    def __init__(self, launch: Launch, pool: "ProcessPool",
+                 ready: Callable[[str], Optional[bool]], *, preload: bool = False,
+                 slot_files: Optional[SlotFiles] = None, save_every_turn: bool = False) -> None:
+        """``ready(url)`` says True when the server serves, False while it loads, and None
+        when nothing answers yet. ``slot_files``: where its conversations' KV caches are
+        kept while it is stopped (None: they are not); ``save_every_turn`` keeps them after
+        every answer too, so that they outlive a crash."""
+        self.launch = launch
+        self.pool = pool
+        self.ready = ready
+        self.preload = preload
+        self.slot_files = slot_files
+        self._held: dict = {}  # slot → the conversation it holds, as this process knows
+        self._held_at: dict = {}  # slot → when it last served one
+        self._slots_lock = threading.Lock()
+        self._saver = ThreadPoolExecutor(1, thread_name_prefix=f"save-{launch.name}") \
+            if slot_files is not None and save_every_turn else None
+        self.state = "stopped"
+        self.error = ""
+        self.in_flight = 0
+        self.last_used = 0.0
+        self.started_at = 0.0
+        self.deaths = 0
+        self.measured: Optional[int] = None  # bytes it took when last measured running
+        self._process: Optional[subprocess.Popen] = None
+        self._not_before = 0.0
+        self._attempt = 0  # starts so far: a waiter shares the fate of the one it waited for
+        self._lock = threading.Condition()
+
+    @property
+    def name(self) -> str:
+        return self.launch.name
+
+    @property
+    def url(self) -> str:
+        return self.launch.url
+
+    # -- what requests do ------------------------------------------------------------------
+
+    @contextmanager
+    def using(self) -> Iterator[None]:
+        """Hold the server running (started if need be) for the ``with`` block."""
+        self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
+
+    def acquire(self) -> None:
+        """Start the server if need be, and count one more request in it.
+
+        The count goes up under the same lock that finds the server ready, so the idle
+        reaper or a swap cannot stop it in between; if one did just before, it starts again.
+        """
+        with waiting():
+            while True:
+                self.ensure()
+                with self._lock:
+                    if self.state == "ready" and self._alive():
+                        self.in_flight += 1
+                        return
+
+    def release(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+            self.last_used = time.monotonic()
+
+    def is_ready(self) -> bool:
+        """Whether a request would find the server serving, without waiting for a start."""
+        with self._lock:
+            return self.state == "ready" and self._alive()
+
+    def gone(self, within: float) -> bool:
+        """Whether the server is not running, waiting up to ``within`` seconds for an exit
+        under way: a dying server's sockets close a moment before it can be reaped."""
+        with self._lock:
+            process = self._process
+        if process is None:
+            return True
+        try:
+            process.wait(within)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def ensure(self) -> None:
+        """Return once the server is ready; start it, or wait for a start under way."""
+        with self._lock:
+            awaited = None
+            while True:
+                if self.state == "ready" and self._alive():
+                    self.last_used = time.monotonic()
+                    return
+                if self.state == "ready":  # it died since
+                    self._died()
+                if self.state == "failed" and awaited == self._attempt:
+                    raise UpstreamUnavailableError(self._failure(), retry_after=5,
+                                                   detail=self.error)
+                if self.state not in ("starting", "saving"):
+                    break
+                awaited = self._attempt
+                self._lock.wait(0.5)
+            self.state = "starting"
+            self._attempt += 1
+        try:
+            self._start()
+        except BaseException as exc:
+            with self._lock:
+                self.state = "failed"
+                self.error = (str(exc) if isinstance(exc, UpstreamUnavailableError) else
+                              f"the server of {self.launch.name} could not be started "
+                              f"({type(exc).__name__}); see the proxy's log")
+                self._lock.notify_all()
+            if isinstance(exc, UpstreamUnavailableError):
+                raise UpstreamUnavailableError(self._failure(), retry_after=5,
+                                               detail=self.error) from None
+            raise
+        else:
+            with self._lock:
+                self.state, self.error = "ready", ""
+                self.last_used = time.monotonic()
+                self._lock.notify_all()
+        finally:
+            self.pool.started(self)
+
+    def stop(self, why: str = "") -> None:
+        """Stop the server: SIGTERM to its process group, SIGKILL after a grace period."""
+        self._stop(why, only_idle=False)
+
+    def stop_if_idle(self, why: str) -> bool:
+        """Stop the server unless a request holds it (it may have taken it just now)."""
+        return self._stop(why, only_idle=True)
+
+    def _stop(self, why: str, *, only_idle: bool) -> bool:
+        """Stop it, its conversations' caches saved first when it keeps them: meanwhile it
+        is ``saving``, and requests for it wait for the stop, then start it again."""
+        with self._lock:
+            if only_idle and (self.in_flight or self.state != "ready"):
+                return False
+            saving = self.state == "ready" and self._alive() and self.slot_files is not None
+            if saving:
+                self.state = "saving"
+        if saving:
+            self._save_all()
+        with self._lock:
+            process, self._process = self._process, None
+            self.state = "stopped"
+            self.deaths, self._not_before = 0, 0.0  # stopped on purpose: no back-off owed
+            self._lock.notify_all()
+        if process is not None and process.poll() is None:
+            logger.info("stopping %s%s", self.launch.name, f" ({why})" if why else "")
+            _stop_group(process)
+        return True
+
+    # -- conversations' KV caches ------------------------------------------------------------
+
+    def served(self, key: Optional[str], slot: Optional[int]) -> None:
+        """Conversation ``key`` was just answered from ``slot``: the slot now holds it."""
+        if self.slot_files is None or key is None or slot is None or slot < 0:
+            return
+        with self._slots_lock:
+            self._held[slot] = key
+            self._held_at[slot] = time.monotonic()
+        if self._saver is not None:
+            self._saver.submit(self._save, slot, key)
+
+    def prepare(self, key: Optional[str], pinned: Optional[int],
+                new: bool = False) -> Optional[int]:
+        """The slot conversation ``key``'s next turn runs in, named to the server so that
+        its cache is restored there first (saved before the server last stopped), or so
+        that it can be saved from there afterwards: the slot that holds it, else an idle
+        one (for a ``new`` conversation too, when its answer will not say which slot served
+        it). ``None`` (the server picks) when the proxy keeps no caches, has none to restore
+        for a conversation not ``new``, or finds no slot idle."""
+        if self.slot_files is None or key is None:
+            return None
+        with self._slots_lock:
+            held = next((slot for slot, known in self._held.items() if known == key), None)
+            if held is not None:
+                return held if new else None  # the server finds it by its prefix anyway
+            restorable = self.slot_files.restorable(key)
+            if not (restorable or new):
+                return None
+            slot = target(self._held_at, self._slot_call("GET", "/slots", timeout=LOOK_TIMEOUT)
+                          or [], pinned)
+            if slot is None:
+                return None
+            restored = self._restore(key, slot) if restorable else 0
+            self._held[slot] = key
+            self._held_at[slot] = time.monotonic()
+        if restored:
+            self.slot_files.used(key)
+            logger.info("%s: restored a conversation's %s cached tokens into slot %d",
+                        self.launch.name, restored, slot)
+        return slot
+
+    def _restore(self, key: str, slot: int) -> int:
+        """Load conversation ``key``'s saved cache into ``slot``: the tokens restored."""
+        answer = self._slot_call("POST", f"/slots/{slot}?action=restore",
+                                 {"filename": SlotFiles.name(key)})
+        if not isinstance(answer, dict) or not answer.get("n_restored"):
+            self.slot_files.forget(key)  # it does not fit after all: not again
+            return 0
+        return answer["n_restored"]
+
+    def _save_all(self) -> None:
+        with self._slots_lock:
+            held = dict(self._held)
+        for slot, key in held.items():
+            self._save(slot, key)
+
+    def _save(self, slot: int, key: str) -> None:
+        answer = self._slot_call("POST", f"/slots/{slot}?action=save",
+                                 {"filename": SlotFiles.name(key)})
+        if isinstance(answer, dict) and answer.get("n_saved"):
+            self.slot_files.saved(key, answer["n_saved"])
+
+    def _slot_call(self, method: str, path: str, body: Optional[dict] = None,
+                   timeout: float = SLOT_TIMEOUT):
+        """One call to the server's slot API; ``None`` when it fails (a cache is a help,
+        never a reason for a request to fail)."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.launch.url + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as answer:
+                return json.loads(answer.read())
+        except (OSError, ValueError) as exc:
+            logger.warning("%s: %s %s failed: %s", self.launch.name, method, path, exc)
+            return None
+
+    @property
+    def need(self) -> int:
+        """The memory it takes or may grow to: the larger of its estimate and what it was
+        measured to take (its KV cache is resident only once it is used)."""
+        return max(self.launch.estimate, self.measured or 0)
+
+    def measure(self) -> Optional[int]:
+        """Its resident memory now (its children's too), kept as :attr:`measured`."""
+        with self._lock:
+            process = self._process
+        if process is None or process.poll() is not None:
+            return None
+        try:
+            tree = psutil.Process(process.pid)
+            self.measured = sum(each.memory_info().rss
+                                for each in (tree, *tree.children(recursive=True)))
+        except psutil.Error:
+            return None
+        return self.measured
+
+    def snapshot(self) -> dict:
+        if self.state == "ready":
+            self.measure()
+        with self._lock:
+            idle = time.monotonic() - self.last_used if self.last_used and not self.in_flight \
+                else 0.0
+            return {"state": self.state, "url": self.launch.url, "engine": self.launch.engine,
+                    "in_flight": self.in_flight,
+                    "idle_seconds": round(idle, 1), "log": str(self.launch.log_path),
+                    "memory": {"estimate": self.launch.estimate, "measured": self.measured},
+                    **({"error": self.error} if self.error else {})}
+
+    def _failure(self) -> str:
+        """What a client is told of a failed start: that it failed; its output (paths and
+        addresses on the proxy's machine) is the operator's, in the log and the admin API."""
+        return (f"the server of {self.launch.name} could not be started; an operator finds "
+                f"why in the proxy's log and its admin API (GET /admin/models)")
+
+    def log_tail(self, lines: int = LOG_TAIL) -> str:
+        try:
+            text = self.launch.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    # -- starting ----------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        pause = self._not_before - time.monotonic()
+        if pause > 0:  # it keeps dying: do not spin
+            time.sleep(pause)
+        self.pool.make_room(self)
+        with self._slots_lock:  # a new process: its slots hold nothing yet
+            self._held.clear()
+            self._held_at.clear()
+        started = time.monotonic()
+        logger.info("starting %s with %s: %s", self.launch.name, self.launch.engine,
+                    " ".join(self.launch.command))
+        self._process = self.pool.spawn(self.launch)
+        self.started_at = started
+        deadline = started + self.launch.ready_timeout
+        announced = False
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                self._process = None
+                raise UpstreamUnavailableError(
+                    f"the server of {self.launch.name} exited during start-up; its last "
+                    f"output:\n{self.log_tail()}", retry_after=5)
+            answer = self.ready(self.launch.url)
+            if answer:
+                self.measure()
+                logger.info("%s ready in %.1fs, using %s (estimated %s)", self.launch.name,
+                            time.monotonic() - started, show(self.measured or 0),
+                            show(self.launch.estimate))
+                return
+            if answer is False and not announced:
+                logger.info("%s is loading its model", self.launch.name)
+                announced = True
+            time.sleep(0.1)
+        self.stop("not ready in time")
+        raise UpstreamUnavailableError(
+            f"the server of {self.launch.name} was not ready within "
+            f"{self.launch.ready_timeout:g}s; its last output:\n{self.log_tail()}",
+            retry_after=5)
+
+    def _alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def _died(self) -> None:
+        """The server exited on its own: log it and back off before the next start."""
+        code = self._process.returncode if self._process else None
+        self._process = None
+        if time.monotonic() - self.started_at > STABLE:  # it had been serving: start afresh
+            self.deaths = 0
+        self.deaths += 1
+        backoff = min(FIRST_BACKOFF * 2 ** (self.deaths - 1), LAST_BACKOFF)
+        self._not_before = time.monotonic() + backoff
+        self.state = "stopped"
+        logger.warning("%s exited (code %s); next start in %gs", self.launch.name, code, backoff)
+
+    def idle_for(self, now: float) -> float:
+        with self._lock:
+            if self.state != "ready" or self.in_flight:
+                return 0.0
+            return now - self.last_used
+
+
+class ProcessPool:
+    """Every managed server of the proxy: spawning, the limits on what runs at once (servers,
+    memory), and the idle reaper."""
+
+    def __init__(self, max_running: int = 0, max_memory: int = 0) -> None:
+        """``max_memory``: bytes every running server may take together; 0 = no limit."""
+        self.max_running = max_running
+        self.max_memory = max_memory
+        self.servers: list = []
+        self._spawner = ThreadPoolExecutor(1, thread_name_prefix="spawner")
+        self._lock = threading.Lock()
+        self._starting: set = set()  # servers starting that were given room
+        self._closed = threading.Event()
+        self._reaper: Optional[threading.Thread] = None
+
+    def add(self, server: ManagedServer) -> ManagedServer:
+        """Run ``server`` too; a ``ValueError`` when it could never fit in ``max_memory``."""
+        if self.max_memory and server.launch.estimate > self.max_memory:
+            raise ValueError(f"{server.name} needs about {show(server.launch.estimate)}, more "
+                             f"than the {show(self.max_memory)} the servers may take "
+                             f"(--max-memory)")
+        self.servers.append(server)
+        if server.launch.ttl and self._reaper is None:
+            self._reaper = threading.Thread(target=self._reap, name="reaper", daemon=True)
+            self._reaper.start()
+        return server
+
+    def spawn(self, launch: Launch) -> subprocess.Popen:
+        """Start ``launch`` from the one spawner thread, which lives as long as the proxy."""
+        def run() -> subprocess.Popen:
+            launch.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(launch.log_path, "ab") as log:
+                log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} "
+                          f"{' '.join(launch.command)}\n".encode())
+                log.flush()
+                return subprocess.Popen(launch.command, stdin=subprocess.DEVNULL, stdout=log,
+                                        stderr=subprocess.STDOUT, env=launch.env,
+                                        cwd=launch.log_path.parent, start_new_session=True,
+                                        preexec_fn=die_with_parent)
+        try:
+            return self._spawner.submit(run).result()
+        except OSError as exc:
+            raise UpstreamUnavailableError(f"cannot start the server of {launch.name}: "
+                                           f"{exc.strerror}",
+                                           detail=f"command {launch.command[0]}") from None
+
+    def make_room(self, starting: ManagedServer) -> None:
+        """Until ``starting`` fits (``max_running`` servers, ``max_memory`` bytes), stop the
+        least recently used idle server; while every other is busy (or starting), wait for
+        one to fall idle, up to the start's own deadline. A start that found room counts as
+        running until it ends (see :meth:`started`): two starts at once cannot both take the
+        last place."""
+        if not (self.max_running or self.max_memory):
+            return
+        deadline = time.monotonic() + starting.launch.ready_timeout
+        while True:
+            with self._lock:
+                running = [s for s in self.servers if s is not starting
+                           and (s.state == "ready" or s in self._starting)]
+                for server in running:
+                    server.measure()
+                now = time.monotonic()
+                idle = sorted((s for s in running if s.idle_for(now) > 0),
+                              key=lambda s: s.idle_for(now), reverse=True)
+                while not self._fits(starting, running):
+                    victim = next((s for s in idle if s.stop_if_idle(
+                        f"making room for {starting.launch.name}")), None)
+                    if victim is None:
+                        break
+                    idle.remove(victim)
+                    running.remove(victim)
+                if self._fits(starting, running):
+                    self._starting.add(starting)
+                    return
+            if time.monotonic() >= deadline:
+                raise UpstreamUnavailableError(
+                    f"{len(running)} model servers stayed running and busy (max_running "
+                    f"{self.max_running or 'unset'}, max_memory {show(self.max_memory)}) "
+                    f"for {starting.launch.ready_timeout:g}s; retry shortly", retry_after=5)
+            time.sleep(ROOM_POLL)
+
+    def _fits(self, starting: ManagedServer, running: list) -> bool:
+        if self.max_running and len(running) >= self.max_running:
+            return False
+        return not self.max_memory or (
+            sum(server.need for server in running) + starting.need <= self.max_memory)
+
+    def started(self, server: ManagedServer) -> None:
+        """``server``'s start has ended, ready or not: it counts as what it now is."""
+        with self._lock:
+            self._starting.discard(server)
+
+    def close(self) -> None:
+        """Stop every server at once: each gets its own grace period, not a share of one."""
+        self._closed.set()
+        stopping = [threading.Thread(target=server.stop, args=("the proxy is stopping",))
+                    for server in self.servers]
+        for thread in stopping:
+            thread.start()
+        for thread in stopping:
+            thread.join()
+        self._spawner.shutdown(wait=False)
+
+    def _reap(self) -> None:
+        while not self._closed.wait(1.0):
+            now = time.monotonic()
+            for server in self.servers:
+                if server.launch.ttl and server.idle_for(now) > server.launch.ttl:
+                    server.stop_if_idle(f"idle for more than {server.launch.ttl:g}s")
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(STOP_GRACE)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    except ProcessLookupError:
+        process.wait()
+
+
+def command_for(template: Sequence[str], port: int, model: str) -> tuple:
+    """Fill ``${PORT}`` and ``${MODEL}`` into a server command."""
+    return tuple(part.replace("${PORT}", str(port)).replace("${MODEL}", model)
+                 for part in template)

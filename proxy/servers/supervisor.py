@@ -1,0 +1,166 @@
+"""The one process that runs the model servers when gunicorn runs several workers.
+
+gunicorn's master starts it before forking workers (:func:`start_supervisor`, from the hooks
+in :mod:`proxy.serving.gunicorn`); the workers reach it through :mod:`proxy.servers.remote`. It holds
+the :class:`~proxy.servers.processes.ProcessPool`: one server per model, one start shared by
+every worker, the running limit and the idle reaper counted over all of them. It dies with
+the master (a parent-death signal), and its servers die with it.
+
+Run as ``python -m proxy.servers.supervisor MASTER_PID``: the settings arrive pickled on stdin,
+and one line on stdout says ``ready`` or what stopped it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections import Counter
+from multiprocessing.connection import Connection, Listener
+from typing import Optional
+
+from proxy.config.runtime import Runtime, advertise_supervisor
+from proxy.config.settings import Settings
+from proxy.core.errors import UpstreamUnavailableError
+from proxy.config.catalog import from_settings
+from proxy.servers.build import managed_servers, preload
+from proxy.servers.processes import STOP_GRACE, die_with_parent
+from proxy.logs import log_to_stderr
+
+logger = logging.getLogger(__name__)
+
+CALLS = {"ensure", "is_ready", "gone", "stop", "snapshot", "log_tail", "served", "prepare"}
+
+
+class Supervisor:
+    """Answer the workers' calls on the servers of a :class:`ProcessPool`."""
+
+    def __init__(self, servers: dict) -> None:
+        self.servers = servers
+
+    def serve(self, listener: Listener) -> None:
+        while True:
+            try:
+                connection = listener.accept()
+            except (OSError, EOFError):  # a connection that failed its handshake
+                continue
+            threading.Thread(target=self.session, args=(connection,), daemon=True,
+                             name="supervised").start()
+
+    def session(self, connection: Connection) -> None:
+        """One worker connection; the requests it holds are released when it drops."""
+        held: Counter = Counter()
+        try:
+            while True:
+                method, name, args = connection.recv()
+                connection.send(self.answer(method, name, args, held))
+        except (OSError, EOFError):
+            pass
+        finally:
+            connection.close()
+            for name, count in held.items():
+                for _ in range(count):
+                    self.servers[name].release()
+
+    def answer(self, method: str, name: str, args: tuple, held: Counter) -> tuple:
+        try:
+            if method == "servers":
+                return "ok", {server.name: server.url for server in self.servers.values()}, 0
+            server = self.servers[name]
+            if method == "acquire":
+                server.acquire()
+                held[name] += 1
+                return "ok", None, 0
+            if method == "release":
+                held[name] -= 1
+                server.release()
+                return "ok", None, 0
+            if method in CALLS:
+                return "ok", getattr(server, method)(*args), 0
+            return "unavailable", f"the supervisor has no call {method!r}", 0
+        except UpstreamUnavailableError as exc:
+            return "unavailable", exc.message, exc.retry_after or 5
+        except Exception as exc:  # the worker gets a 503, the log the reason
+            logger.error("%s of %s failed: %s: %s", method, name, type(exc).__name__, exc)
+            return "unavailable", f"the supervisor could not {method} {name}; see its log", 5
+
+
+class SupervisorProcess:
+    """The master's handle on the supervisor: its address, and how to stop it."""
+
+    def __init__(self, process: subprocess.Popen, folder: str) -> None:
+        self.process = process
+        self.folder = folder
+
+    def stop(self) -> None:
+        """SIGTERM: the supervisor stops its servers (each gets its grace), then exits."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(STOP_GRACE + 5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def start_supervisor(settings: Settings) -> Optional[SupervisorProcess]:
+    """Start the supervisor when some model is managed, and tell future workers where it is.
+
+    Raises ``ValueError`` with the supervisor's own words when it cannot start (a models
+    file, binary or model file that cannot be used).
+    """
+    if not any(spec.managed for spec in from_settings(settings).models):
+        return None
+    folder = tempfile.mkdtemp(prefix="oai-proxy-")  # 0700: only this user can connect
+    address = os.path.join(folder, "supervisor.sock")
+    authkey = secrets.token_bytes(32)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "proxy.servers.supervisor", str(os.getpid())],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
+        preexec_fn=die_with_parent)
+    with process.stdin:
+        pickle.dump((settings, address, authkey), process.stdin)
+    with process.stdout:
+        word = process.stdout.readline().decode("utf-8", "replace").strip()
+    if word != "ready":
+        process.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+        raise ValueError(word or "the process that runs the model servers did not start")
+    advertise_supervisor(address, authkey)
+    return SupervisorProcess(process, folder)
+
+
+def main() -> None:  # pragma: no cover - runs as its own process, tested through gunicorn
+    if os.getppid() != int(sys.argv[1]):
+        return  # the master died before the parent-death signal was armed
+    settings, address, authkey = pickle.load(sys.stdin.buffer)
+    log_to_stderr(settings.log_level)
+    try:
+        pool, servers = managed_servers(from_settings(settings), settings,
+                                        Runtime.from_environment())
+        listener = Listener(address, "AF_UNIX", authkey=authkey)
+    except ValueError as exc:
+        print(" ".join(str(exc).split()), flush=True)
+        sys.exit(2)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the master decides when to stop
+    try:
+        preload(servers.values())
+        logger.info("running the servers of %s for every worker (pid %d)",
+                    ", ".join(servers), os.getpid())
+        print("ready", flush=True)
+        Supervisor(servers).serve(listener)
+    finally:
+        listener.close()
+        pool.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Serving the app: the ``oai-proxy`` command, gunicorn's settings and worker."""

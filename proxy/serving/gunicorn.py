@@ -1,0 +1,106 @@
+"""Production defaults for gunicorn, shared by ``gunicorn.conf.py`` and ``oai-proxy --server gunicorn``."""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from typing import Optional
+
+from gunicorn.config import Config
+
+from proxy.config.runtime import Runtime, share_metrics
+from proxy.config.settings import Settings
+from proxy.servers.supervisor import SupervisorProcess, start_supervisor
+from proxy.serving.worker import patient_worker
+
+
+class Master:
+    """What gunicorn's master keeps for all its workers, made before it forks the first.
+
+    The process that runs the model servers: workers come and go (a crash,
+    ``--max-requests``), the servers must not go with them. And the folder where every worker
+    writes its metrics, unless the operator named one (``PROMETHEUS_MULTIPROC_DIR``).
+    Whatever was there already (``oai-proxy --server gunicorn`` makes both before gunicorn's
+    hooks run) is left alone, and only what this made is removed.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.supervisor: Optional[SupervisorProcess] = None
+        self.folder = ""
+        self.owner = os.getpid()
+
+    def start(self) -> "Master":
+        """Raises ``ValueError`` when the models' servers cannot be run."""
+        self.owner = os.getpid()
+        runtime = Runtime.from_environment()
+        if not runtime.metrics_folder:
+            self.folder = tempfile.mkdtemp(prefix="oai-proxy-metrics-")
+            share_metrics(self.folder)
+        if not runtime.supervisor:
+            self.supervisor = start_supervisor(self.settings)
+        return self
+
+    def stop(self) -> None:
+        """Stop what this made, in the master only: a worker is a fork of the master, and its
+        exit unwinds the same code."""
+        if os.getpid() != self.owner:
+            return
+        if self.supervisor is not None:
+            self.supervisor.stop()
+        if self.folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class MasterHooks:
+    """gunicorn's hooks around :class:`Master`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.master = Master(settings)
+
+    def on_starting(self, arbiter) -> None:
+        try:
+            self.master.start()
+        except ValueError as exc:
+            sys.exit(f"oai-proxy: {exc}")
+
+    def child_exit(self, arbiter, worker) -> None:
+        """A worker's live gauges (queue, slots busy) leave the sums with it."""
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid, Runtime.from_environment().metrics_folder)
+
+    def on_exit(self, arbiter) -> None:
+        self.master.stop()
+
+
+def gunicorn_options(settings: Settings) -> dict:
+    """Threaded workers sized for long-lived streams: each open stream holds a thread.
+
+    Threads also read requests, so clients that stall half-way are dropped after
+    ``--client-timeout`` (see :mod:`proxy.serving.worker`).
+    """
+    hooks = MasterHooks(settings)
+    return {
+        "bind": [f"{settings.host}:{settings.port}"],
+        "workers": settings.workers,
+        "worker_class": patient_worker(settings.client_timeout),
+        "threads": settings.threads,
+        # gunicorn's default (1000) caps the open connections per worker, so threads beyond
+        # that never get a stream; keep its 1000 idle keep-alive slots on top of one per thread
+        "worker_connections": settings.threads + 1000,
+        # a generation can stream for minutes; the upstream timeout bounds it instead
+        "timeout": int(settings.upstream_timeout) + 30,
+        # our own grace first (streams end with an error event), then gunicorn's kill
+        "graceful_timeout": int(settings.graceful_timeout) + 5,
+        "keepalive": 5,
+        "loglevel": settings.log_level,
+        "on_starting": hooks.on_starting,
+        "child_exit": hooks.child_exit,
+        "on_exit": hooks.on_exit,
+        # newer gunicorn opens a control socket at one fixed path per user: every proxy on the
+        # host would take it from the one before, and the proxy needs none
+        **({"control_socket_disable": True}
+           if "control_socket_disable" in Config().settings else {}),
+    }

@@ -1,0 +1,149 @@
+"""Servers the proxy runs, as a state machine over real (tiny) processes: starts shared,
+failures told, the running limit kept when starts race, and busy servers never stopped."""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from proxy.core.errors import UpstreamUnavailableError
+from proxy.servers.processes import FIRST_BACKOFF, Launch, ManagedServer, ProcessPool
+
+SLEEPER = (sys.executable, "-c", "import time; time.sleep(60)")
+
+
+class Watch:
+    """Tells each server ready once its process has been up a moment, and records how many
+    ran at once."""
+
+    def __init__(self, pool: ProcessPool, delay: float = 0.2) -> None:
+        self.pool = pool
+        self.delay = delay
+        self.most_at_once = 0
+
+    def ready(self, url: str) -> bool:
+        time.sleep(self.delay)
+        running = sum(1 for s in self.pool.servers if s._alive())
+        self.most_at_once = max(self.most_at_once, running)
+        return True
+
+
+def server(pool: ProcessPool, watch: Watch, tmp_path: Path, name: str,
+           command: tuple = SLEEPER, ttl: float = 0.0, ready=None) -> ManagedServer:
+    launch = Launch(name, command, 1, tmp_path / f"{name}.log", {}, ttl=ttl, ready_timeout=20)
+    return pool.add(ManagedServer(launch, pool, ready or watch.ready))
+
+
+@pytest.fixture
+def pool():
+    pool = ProcessPool(max_running=1)
+    yield pool
+    pool.close()
+
+
+def test_starts_that_race_for_the_last_place_take_turns(pool, tmp_path):
+    watch = Watch(pool)
+    servers = [server(pool, watch, tmp_path, name) for name in ("a", "b", "c")]
+
+    def use(each: ManagedServer) -> str:
+        with each.using():
+            time.sleep(0.1)
+        return each.state
+
+    with ThreadPoolExecutor(6) as threads:
+        states = list(threads.map(use, servers * 2))
+    assert states.count("ready") + states.count("stopped") == 6  # every request was served
+    assert watch.most_at_once == 1
+    assert sum(1 for each in servers if each._alive()) <= 1
+
+
+def test_a_server_in_use_is_not_stopped_for_idling_or_for_room(pool, tmp_path):
+    watch = Watch(pool, delay=0)
+    held = server(pool, watch, tmp_path, "held")
+    with held.using():
+        assert not held.stop_if_idle("idle")
+        assert held.state == "ready" and held._alive()
+    assert held.stop_if_idle("idle") and held.state == "stopped"
+
+
+def test_a_busy_server_makes_the_next_start_wait_not_fail(pool, tmp_path):
+    watch = Watch(pool, delay=0)
+    first, second = (server(pool, watch, tmp_path, name) for name in ("first", "second"))
+    released = threading.Event()
+
+    def hold_then_let_go() -> None:
+        with first.using():
+            released.wait(5)
+
+    holder = threading.Thread(target=hold_then_let_go)
+    holder.start()
+    time.sleep(0.3)
+    threading.Timer(0.5, released.set).start()
+    started = time.monotonic()
+    with second.using():
+        assert second.state == "ready"
+    assert time.monotonic() - started >= 0.4  # it waited for the first to fall idle
+    holder.join()
+    assert first.state == "stopped" and watch.most_at_once <= 1
+
+
+def test_a_failed_start_says_why_and_the_next_request_tries_again(pool, tmp_path):
+    watch = Watch(pool, delay=0)
+    broken = server(pool, watch, tmp_path, "broken",
+                    command=(sys.executable, "-c", "print('cannot read the model'); exit(1)"),
+                    ready=lambda url: None)  # nothing listens: the start sees it exit
+    for _ in range(2):
+        with pytest.raises(UpstreamUnavailableError) as failed:
+            broken.acquire()
+        # the server's own words are the operator's (the log, the admin API), not a client's
+        assert "could not be started" in failed.value.message
+        assert "cannot read the model" not in failed.value.message
+        assert "cannot read the model" in failed.value.detail and broken.error == \
+            failed.value.detail
+        assert broken.state == "failed"
+    assert (tmp_path / "broken.log").read_text().count("--- ") == 2  # started twice
+
+
+def test_an_idle_server_stops_after_its_ttl(tmp_path):
+    pool = ProcessPool()
+    try:
+        idle = server(pool, Watch(pool, delay=0), tmp_path, "idle", ttl=0.5)
+        with idle.using():
+            pass
+        deadline = time.monotonic() + 10
+        while idle.state != "stopped":
+            assert time.monotonic() < deadline, "the idle server was not stopped"
+            time.sleep(0.1)
+    finally:
+        pool.close()
+
+
+def test_a_server_that_died_comes_back_after_a_back_off_one_stopped_at_once(pool, tmp_path):
+    crashing = server(pool, Watch(pool, delay=0), tmp_path, "crashing")
+    with crashing.using():
+        pass
+    crashing._process.kill()
+    crashing._process.wait()
+    started = time.monotonic()
+    with crashing.using():
+        assert time.monotonic() - started >= FIRST_BACKOFF * 0.9
+    crashing.stop("on purpose")
+    started = time.monotonic()
+    with crashing.using():
+        assert time.monotonic() - started < FIRST_BACKOFF * 0.9
+
+
+def test_a_server_deaf_to_sigterm_is_killed_after_the_grace(pool, tmp_path, monkeypatch):
+    monkeypatch.setattr("proxy.servers.processes.STOP_GRACE", 0.5)
+    deaf = server(pool, Watch(pool, delay=0.3), tmp_path, "deaf", command=(
+        sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+        "signal.SIG_IGN); time.sleep(60)"))
+    with deaf.using():
+        process = deaf._process
+    started = time.monotonic()
+    deaf.stop("on purpose")
+    assert process.returncode == -9 and 0.4 < time.monotonic() - started < 5
