@@ -10,7 +10,7 @@ from proxy.access.keyring import KeySpec, Keyring
 from proxy.access.limits import Decision, LimiterUnavailable
 from proxy.access.usage import UsageRecorder
 from proxy.core.errors import (AuthenticationError, ModelNotFoundError, PermissionDeniedError,
-                          RateLimitError, UpstreamUnavailableError)
+                               RequestsLimitError, TokensLimitError, UpstreamUnavailableError)
 
 logger = logging.getLogger(__name__)
 ANONYMOUS = "anonymous"  # the usage of requests when no keys are configured
@@ -60,15 +60,13 @@ class Access:
         except LimiterUnavailable as exc:
             raise UpstreamUnavailableError(str(exc), retry_after=5) from None
         if not decision.allowed:
-            kind = "requests" if key.rpm and decision.requests >= key.rpm else "tokens"
-            error = RateLimitError(
-                f"the key {key.name!r} used its {kind} per minute "
-                f"({key.rpm if kind == 'requests' else key.tpm}); retry in "
-                f"{decision.retry_after}s", retry_after=decision.retry_after)
-            error.type = kind
-            error.headers = decision.headers()
+            requests = bool(key.rpm and decision.requests >= key.rpm)
+            kind, limit = ("requests", key.rpm) if requests else ("tokens", key.tpm)
             logger.info("key %r over its %s per minute", key.name, kind)
-            raise error
+            raise (RequestsLimitError if requests else TokensLimitError)(
+                f"the key {key.name!r} used its {kind} per minute ({limit}); retry in "
+                f"{decision.retry_after}s", retry_after=decision.retry_after,
+                headers=decision.headers())
         return decision
 
     def finished(self, key: Optional[KeySpec], model: str, status: int, prompt_tokens: int,

@@ -8,8 +8,8 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from proxy.dialects.openai import shared as openai
-from proxy.core.errors import (AuthenticationError, MethodNotAllowedError, NotFoundError,
-                          PayloadTooLargeError, ProxyError)
+from proxy.core.errors import (AuthenticationError, HTTPError, MethodNotAllowedError,
+                               NotFoundError, PayloadTooLargeError, ProxyError)
 
 logger = logging.getLogger(__name__)
 
@@ -45,16 +45,12 @@ def _http_error(exc: HTTPException) -> ProxyError:
                              "(e.g. POST /v1/chat/completions).")
     if kind is MethodNotAllowedError:
         allowed = ", ".join(exc.valid_methods or ())
-        error = MethodNotAllowedError(f"Method not allowed here; allowed: {allowed}.")
-        error.headers = {"Allow": allowed}
-        return error
+        return MethodNotAllowedError(f"Method not allowed here; allowed: {allowed}.",
+                                     headers={"Allow": allowed})
     if kind is PayloadTooLargeError:
         return PayloadTooLargeError("The request body is larger than this server "
                                     "accepts (--max-body-size).")
-    error = ProxyError(exc.description or exc.name, code=None)
-    error.status = exc.code or 500
-    error.type = "invalid_request_error" if error.status < 500 else "server_error"
-    return error
+    return HTTPError(exc.description or exc.name, exc.code or 500)
 
 
 def _unexpected(exc: Exception) -> ProxyError:

@@ -1,16 +1,21 @@
 """The proxy's errors, each rendered in the client's own API shape by its dialect.
 
-ProxyError
+ProxyError                      500  an expected failure; the base of all below
  ├── InvalidRequestError        400  a field of the request is wrong (``param`` names it)
  │    └── ContextLengthError        the prompt does not fit the model's context
  ├── AuthenticationError        401  missing or wrong API key
+ ├── PermissionDeniedError      403  the key may not use the model
  ├── NotFoundError              404  unknown route
  │    └── ModelNotFoundError        the request names a model this proxy does not serve
  ├── MethodNotAllowedError      405
  ├── RequestTimeoutError        408  the client stopped sending its request half-way
  ├── PayloadTooLargeError       413  body over the configured limit
- ├── NotImplementedByBackendError 501  the backend cannot do this
+ ├── RateLimitError             429  the key used up its minute
+ │    ├── RequestsLimitError        of requests
+ │    └── TokensLimitError          of tokens
  ├── ClientGoneError            499  the client went away before its answer began
+ ├── HTTPError                  4xx/5xx  any other status the web layer answers
+ ├── NotImplementedByBackendError 501  the backend cannot do this
  ├── ShuttingDownError          503  the proxy is stopping
  └── UpstreamError              502  the upstream answered with an error or garbage
       ├── UpstreamUnavailableError 503  the upstream cannot be reached, or is busy
@@ -39,7 +44,8 @@ class ProxyError(Exception):
     code: str | None = None
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None,
-                 retry_after: int | None = None, detail: str | None = None) -> None:
+                 retry_after: int | None = None, detail: str | None = None,
+                 headers: dict | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
@@ -47,15 +53,16 @@ class ProxyError(Exception):
             self.code = code
         self.retry_after = retry_after
         self.detail = detail
-        self.headers: dict = {}  # sent with the error (a rate limit's x-ratelimit-*)
+        self.headers = headers or {}  # sent with the error (a rate limit's x-ratelimit-*)
 
     def __str__(self) -> str:
         """What the log says of it: the message, and the detail behind it."""
         return f"{self.message} [{self.detail}]" if self.detail else self.message
 
 
-
 class InvalidRequestError(ProxyError):
+    """A field of the request is wrong; ``param`` names it."""
+
     status = 400
     type = "invalid_request_error"
 
@@ -75,92 +82,145 @@ class ContextLengthError(InvalidRequestError):
 
 
 class AuthenticationError(ProxyError):
+    """No API key, or one the proxy does not know."""
+
     status = 401
     type = "authentication_error"
     code = "invalid_api_key"
 
 
 class PermissionDeniedError(ProxyError):
+    """The key is known but may not use the model it asked for."""
+
     status = 403
     type = "invalid_request_error"
     code = "model_not_allowed"
 
 
 class RateLimitError(ProxyError):
+    """The key used up its requests or tokens of the minute."""
+
     status = 429
     type = "requests"
     code = "rate_limit_exceeded"
 
 
+class RequestsLimitError(RateLimitError):
+    """The key used up its requests of the minute."""
+
+
+class TokensLimitError(RateLimitError):
+    """The key used up its tokens of the minute."""
+
+    type = "tokens"
+
+
 class NotFoundError(ProxyError):
+    """No route answers this path."""
+
     status = 404
     type = "invalid_request_error"
     code = "not_found"
 
 
 class ModelNotFoundError(NotFoundError):
+    """The request names a model this proxy does not serve."""
+
     code = "model_not_found"
 
 
 class MethodNotAllowedError(ProxyError):
+    """The route exists, for other methods."""
+
     status = 405
     type = "invalid_request_error"
     code = "method_not_allowed"
 
 
 class RequestTimeoutError(ProxyError):
+    """The client stopped sending its request half-way."""
+
     status = 408
     type = "invalid_request_error"
     code = "request_timeout"
 
 
 class PayloadTooLargeError(ProxyError):
+    """The body is larger than ``--max-body-size``."""
+
     status = 413
     type = "invalid_request_error"
     code = "request_too_large"
 
 
+class HTTPError(ProxyError):
+    """Any other HTTP error the web layer raises, with its own status."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+        self.type = "invalid_request_error" if status < 500 else "server_error"
+
+
 class NotImplementedByBackendError(ProxyError):
+    """The backend serving the model cannot do what was asked."""
+
     status = 501
     type = "not_supported_error"
     code = "not_supported"
 
 
 class ClientGoneError(ProxyError):
+    """The client went away before its answer began (nothing is sent)."""
+
     status = 499
     type = "client_gone"
     code = "client_gone"
 
 
 class ShuttingDownError(ProxyError):
+    """The proxy is stopping and takes no new requests."""
+
     status = 503
     type = "unavailable_error"
     code = "shutting_down"
 
 
 class UpstreamError(ProxyError):
+    """The upstream answered with an error or with something unreadable."""
+
     status = 502
     type = "upstream_error"
     code = "bad_gateway"
 
 
 class UpstreamUnavailableError(UpstreamError):
+    """The upstream cannot be reached, or has no room now."""
+
     status = 503
     code = "upstream_unavailable"
 
 
 class UpstreamTimeoutError(UpstreamError):
+    """The upstream did not answer in time."""
+
     status = 504
     code = "upstream_timeout"
 
 
 class SlotUnavailableError(UpstreamUnavailableError):
+    """The server had no free slot; the request goes back in line."""
+
     code = "no_free_slot"
 
 
 class QueueFullError(UpstreamUnavailableError):
+    """Too many requests already wait for a slot."""
+
     code = "queue_full"
 
 
 class QueueTimeoutError(UpstreamUnavailableError):
+    """No slot came free within ``--queue-timeout``."""
+
     code = "queue_timeout"
