@@ -27,7 +27,8 @@ from proxy.fleet.liveness import LiveConversations
 from proxy.core.conversation import conversation_key
 from proxy.fleet.placement import ReplicaLoad, choose, continues
 from proxy.fleet.replica import Replica
-from proxy.servers.processes import ManagedServer, ProcessPool
+from proxy.servers.pool import ProcessPool
+from proxy.servers.processes import ManagedServer
 from proxy.servers.remote import RemoteServer, Supervised
 from proxy.core.types import Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo
 

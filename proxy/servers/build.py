@@ -16,7 +16,8 @@ from proxy.config.settings import Settings, parse_size
 from proxy.core.errors import UpstreamUnavailableError
 from proxy.servers import engine, memory, slotcache
 from proxy.servers.binaries import find_llama_server
-from proxy.servers.processes import Launch, ManagedServer, ProcessPool, command_for
+from proxy.servers.pool import ProcessPool
+from proxy.servers.processes import Launch, ManagedServer, command_for
 from proxy.servers.slotcache import SlotFiles
 
 logger = logging.getLogger(__name__)

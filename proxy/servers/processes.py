@@ -6,31 +6,28 @@ its output to a log file of its own. A start is shared by every request that nee
 start that fails answers 503 with the last lines of the server's output, and the next request
 tries again. A server that dies is started again by the next request, after a back-off that
 grows while it keeps dying. Idle servers stop after their ``ttl``; starting one more than
-fit (``max_running`` servers, ``max_memory`` bytes: each server's estimate until it has been
-measured) stops the least recently used idle ones first.
+fit stops the least recently used idle ones first (:mod:`proxy.servers.pool`).
 """
 from __future__ import annotations
 
 import ctypes
-import json
 import logging
 import os
 import signal
 import subprocess
 import threading
 import time
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Protocol, Sequence
 
 import psutil
 
 from proxy.core.errors import UpstreamUnavailableError
 from proxy.servers.memory import show
-from proxy.servers.slotcache import SlotFiles, target
+from proxy.servers.slotcache import SlotFiles
+from proxy.servers.slotkeeper import SlotKeeper
 from proxy.ops.measure import waiting
 
 logger = logging.getLogger(__name__)
@@ -38,10 +35,7 @@ logger = logging.getLogger(__name__)
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
 LOG_TAIL = 20  # lines of a failed server's output quoted in the error
 FIRST_BACKOFF, LAST_BACKOFF = 1.0, 30.0
-ROOM_POLL = 0.2  # seconds between looks for a server to stop, when all are busy
 STABLE = 60.0  # seconds up after which a death is a first one again
-SLOT_TIMEOUT = 120.0  # seconds a slot's save or restore may take (a long context is large)
-LOOK_TIMEOUT = 5.0  # seconds the server may take to list its slots
 PR_SET_PDEATHSIG = 1
 
 
@@ -72,10 +66,23 @@ class Launch:
         return f"http://127.0.0.1:{self.port}"
 
 
+class Room(Protocol):
+    """What a server asks of the pool it runs in (:class:`~proxy.servers.pool.ProcessPool`)."""
+
+    def make_room(self, starting: "ManagedServer") -> None:
+        """Return once ``starting`` fits among the servers running."""
+
+    def spawn(self, launch: Launch) -> subprocess.Popen:
+        """Start ``launch``'s process."""
+
+    def started(self, server: "ManagedServer") -> None:
+        """``server``'s start has ended, ready or not."""
+
+
 class ManagedServer:
     """One model's server process and its state: stopped, starting, ready or failed."""
 
-    def __init__(self, launch: Launch, pool: "ProcessPool",
+    def __init__(self, launch: Launch, pool: Room,
                  ready: Callable[[str], Optional[bool]], *, preload: bool = False,
                  slot_files: Optional[SlotFiles] = None, save_every_turn: bool = False) -> None:
         """``ready(url)`` says True when the server serves, False while it loads, and None
@@ -86,12 +93,8 @@ class ManagedServer:
         self.pool = pool
         self.ready = ready
         self.preload = preload
-        self.slot_files = slot_files
-        self._held: dict = {}  # slot → the conversation it holds, as this process knows
-        self._held_at: dict = {}  # slot → when it last served one
-        self._slots_lock = threading.Lock()
-        self._saver = ThreadPoolExecutor(1, thread_name_prefix=f"save-{launch.name}") \
-            if slot_files is not None and save_every_turn else None
+        self.slots = None if slot_files is None else SlotKeeper(
+            launch.name, launch.url, slot_files, save_every_turn)
         self.state = "stopped"
         self.error = ""
         self.in_flight = 0
@@ -214,11 +217,11 @@ class ManagedServer:
         with self._lock:
             if only_idle and (self.in_flight or self.state != "ready"):
                 return False
-            saving = self.state == "ready" and self._alive() and self.slot_files is not None
+            saving = self.state == "ready" and self._alive() and self.slots is not None
             if saving:
                 self.state = "saving"
         if saving:
-            self._save_all()
+            self.slots.save_all()
         with self._lock:
             process, self._process = self._process, None
             self.state = "stopped"
@@ -233,78 +236,15 @@ class ManagedServer:
 
     def served(self, key: Optional[str], slot: Optional[int]) -> None:
         """Conversation ``key`` was just answered from ``slot``: the slot now holds it."""
-        if self.slot_files is None or key is None or slot is None or slot < 0:
-            return
-        with self._slots_lock:
-            self._held[slot] = key
-            self._held_at[slot] = time.monotonic()
-        if self._saver is not None:
-            self._saver.submit(self._save, slot, key)
+        if self.slots is not None:
+            self.slots.served(key, slot)
 
     def prepare(self, key: Optional[str], pinned: Optional[int],
                 new: bool = False) -> Optional[int]:
-        """The slot conversation ``key``'s next turn runs in, named to the server so that
-        its cache is restored there first (saved before the server last stopped), or so
-        that it can be saved from there afterwards: the slot that holds it, else an idle
-        one (for a ``new`` conversation too, when its answer will not say which slot served
-        it). ``None`` (the server picks) when the proxy keeps no caches, has none to restore
-        for a conversation not ``new``, or finds no slot idle."""
-        if self.slot_files is None or key is None:
-            return None
-        with self._slots_lock:
-            held = next((slot for slot, known in self._held.items() if known == key), None)
-            if held is not None:
-                return held if new else None  # the server finds it by its prefix anyway
-            restorable = self.slot_files.restorable(key)
-            if not (restorable or new):
-                return None
-            slot = target(self._held_at, self._slot_call("GET", "/slots", timeout=LOOK_TIMEOUT)
-                          or [], pinned)
-            if slot is None:
-                return None
-            restored = self._restore(key, slot) if restorable else 0
-            self._held[slot] = key
-            self._held_at[slot] = time.monotonic()
-        if restored:
-            self.slot_files.used(key)
-            logger.info("%s: restored a conversation's %s cached tokens into slot %d",
-                        self.launch.name, restored, slot)
-        return slot
-
-    def _restore(self, key: str, slot: int) -> int:
-        """Load conversation ``key``'s saved cache into ``slot``: the tokens restored."""
-        answer = self._slot_call("POST", f"/slots/{slot}?action=restore",
-                                 {"filename": SlotFiles.name(key)})
-        if not isinstance(answer, dict) or not answer.get("n_restored"):
-            self.slot_files.forget(key)  # it does not fit after all: not again
-            return 0
-        return answer["n_restored"]
-
-    def _save_all(self) -> None:
-        with self._slots_lock:
-            held = dict(self._held)
-        for slot, key in held.items():
-            self._save(slot, key)
-
-    def _save(self, slot: int, key: str) -> None:
-        answer = self._slot_call("POST", f"/slots/{slot}?action=save",
-                                 {"filename": SlotFiles.name(key)})
-        if isinstance(answer, dict) and answer.get("n_saved"):
-            self.slot_files.saved(key, answer["n_saved"])
-
-    def _slot_call(self, method: str, path: str, body: Optional[dict] = None,
-                   timeout: float = SLOT_TIMEOUT):
-        """One call to the server's slot API; ``None`` when it fails (a cache is a help,
-        never a reason for a request to fail)."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.launch.url + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as answer:
-                return json.loads(answer.read())
-        except (OSError, ValueError) as exc:
-            logger.warning("%s: %s %s failed: %s", self.launch.name, method, path, exc)
-            return None
+        """The slot conversation ``key``'s next turn runs in (see
+        :meth:`~proxy.servers.slotkeeper.SlotKeeper.prepare`); ``None`` (the server picks)
+        when the proxy keeps no caches for it."""
+        return None if self.slots is None else self.slots.prepare(key, pinned, new)
 
     @property
     def need(self) -> int:
@@ -358,9 +298,8 @@ class ManagedServer:
         if pause > 0:  # it keeps dying: do not spin
             time.sleep(pause)
         self.pool.make_room(self)
-        with self._slots_lock:  # a new process: its slots hold nothing yet
-            self._held.clear()
-            self._held_at.clear()
+        if self.slots is not None:
+            self.slots.forget_all()  # a new process: its slots hold nothing yet
         started = time.monotonic()
         logger.info("starting %s with %s: %s", self.launch.name, self.launch.engine,
                     " ".join(self.launch.command))
@@ -411,117 +350,6 @@ class ManagedServer:
             if self.state != "ready" or self.in_flight:
                 return 0.0
             return now - self.last_used
-
-
-class ProcessPool:
-    """Every managed server of the proxy: spawning, the limits on what runs at once (servers,
-    memory), and the idle reaper."""
-
-    def __init__(self, max_running: int = 0, max_memory: int = 0) -> None:
-        """``max_memory``: bytes every running server may take together; 0 = no limit."""
-        self.max_running = max_running
-        self.max_memory = max_memory
-        self.servers: list = []
-        self._spawner = ThreadPoolExecutor(1, thread_name_prefix="spawner")
-        self._lock = threading.Lock()
-        self._starting: set = set()  # servers starting that were given room
-        self._closed = threading.Event()
-        self._reaper: Optional[threading.Thread] = None
-
-    def add(self, server: ManagedServer) -> ManagedServer:
-        """Run ``server`` too; a ``ValueError`` when it could never fit in ``max_memory``."""
-        if self.max_memory and server.launch.estimate > self.max_memory:
-            raise ValueError(f"{server.name} needs about {show(server.launch.estimate)}, more "
-                             f"than the {show(self.max_memory)} the servers may take "
-                             f"(--max-memory)")
-        self.servers.append(server)
-        if server.launch.ttl and self._reaper is None:
-            self._reaper = threading.Thread(target=self._reap, name="reaper", daemon=True)
-            self._reaper.start()
-        return server
-
-    def spawn(self, launch: Launch) -> subprocess.Popen:
-        """Start ``launch`` from the one spawner thread, which lives as long as the proxy."""
-        def run() -> subprocess.Popen:
-            launch.log_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(launch.log_path, "ab") as log:
-                log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} "
-                          f"{' '.join(launch.command)}\n".encode())
-                log.flush()
-                return subprocess.Popen(launch.command, stdin=subprocess.DEVNULL, stdout=log,
-                                        stderr=subprocess.STDOUT, env=launch.env,
-                                        cwd=launch.log_path.parent, start_new_session=True,
-                                        preexec_fn=die_with_parent)
-        try:
-            return self._spawner.submit(run).result()
-        except OSError as exc:
-            raise UpstreamUnavailableError(f"cannot start the server of {launch.name}: "
-                                           f"{exc.strerror}",
-                                           detail=f"command {launch.command[0]}") from None
-
-    def make_room(self, starting: ManagedServer) -> None:
-        """Until ``starting`` fits (``max_running`` servers, ``max_memory`` bytes), stop the
-        least recently used idle server; while every other is busy (or starting), wait for
-        one to fall idle, up to the start's own deadline. A start that found room counts as
-        running until it ends (see :meth:`started`): two starts at once cannot both take the
-        last place."""
-        if not (self.max_running or self.max_memory):
-            return
-        deadline = time.monotonic() + starting.launch.ready_timeout
-        while True:
-            with self._lock:
-                running = [s for s in self.servers if s is not starting
-                           and (s.state == "ready" or s in self._starting)]
-                for server in running:
-                    server.measure()
-                now = time.monotonic()
-                idle = sorted((s for s in running if s.idle_for(now) > 0),
-                              key=lambda s: s.idle_for(now), reverse=True)
-                while not self._fits(starting, running):
-                    victim = next((s for s in idle if s.stop_if_idle(
-                        f"making room for {starting.launch.name}")), None)
-                    if victim is None:
-                        break
-                    idle.remove(victim)
-                    running.remove(victim)
-                if self._fits(starting, running):
-                    self._starting.add(starting)
-                    return
-            if time.monotonic() >= deadline:
-                raise UpstreamUnavailableError(
-                    f"{len(running)} model servers stayed running and busy (max_running "
-                    f"{self.max_running or 'unset'}, max_memory {show(self.max_memory)}) "
-                    f"for {starting.launch.ready_timeout:g}s; retry shortly", retry_after=5)
-            time.sleep(ROOM_POLL)
-
-    def _fits(self, starting: ManagedServer, running: list) -> bool:
-        if self.max_running and len(running) >= self.max_running:
-            return False
-        return not self.max_memory or (
-            sum(server.need for server in running) + starting.need <= self.max_memory)
-
-    def started(self, server: ManagedServer) -> None:
-        """``server``'s start has ended, ready or not: it counts as what it now is."""
-        with self._lock:
-            self._starting.discard(server)
-
-    def close(self) -> None:
-        """Stop every server at once: each gets its own grace period, not a share of one."""
-        self._closed.set()
-        stopping = [threading.Thread(target=server.stop, args=("the proxy is stopping",))
-                    for server in self.servers]
-        for thread in stopping:
-            thread.start()
-        for thread in stopping:
-            thread.join()
-        self._spawner.shutdown(wait=False)
-
-    def _reap(self) -> None:
-        while not self._closed.wait(1.0):
-            now = time.monotonic()
-            for server in self.servers:
-                if server.launch.ttl and server.idle_for(now) > server.launch.ttl:
-                    server.stop_if_idle(f"idle for more than {server.launch.ttl:g}s")
 
 
 def _stop_group(process: subprocess.Popen) -> None:

@@ -2,7 +2,7 @@
 
 gunicorn's master starts it before forking workers (:func:`start_supervisor`, from the hooks
 in :mod:`proxy.serving.gunicorn`); the workers reach it through :mod:`proxy.servers.remote`. It holds
-the :class:`~proxy.servers.processes.ProcessPool`: one server per model, one start shared by
+the :class:`~proxy.servers.pool.ProcessPool`: one server per model, one start shared by
 every worker, the running limit and the idle reaper counted over all of them. It dies with
 the master (a parent-death signal), and its servers die with it.
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from proxy.core.errors import UpstreamUnavailableError
-from proxy.servers.processes import FIRST_BACKOFF, Launch, ManagedServer, ProcessPool
+from proxy.servers.pool import ProcessPool
+from proxy.servers.processes import FIRST_BACKOFF, Launch, ManagedServer
 
 SLEEPER = (sys.executable, "-c", "import time; time.sleep(60)")
 

@@ -12,53 +12,31 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
+from proxy.backends.admission import Admission
 from proxy.backends.base import Backend
 from proxy.backends.servercpp import budget, chat, parse
 from proxy.backends.servercpp.client import UpstreamClient
+from proxy.backends.servercpp.detect import DETECT_TIMEOUT, Detector, ServerFacts
 from proxy.backends.servercpp.embedding import TokenClient
-from proxy.backends.servercpp.kinds import ServerKind, classify
 from proxy.backends.servercpp.payload import completion_payload, unique
-from proxy.backends.structured import callids, replies
-from proxy.backends.structured.stops import stopping
+from proxy.backends.servercpp.prompting import (THINK_CLOSE, THINK_OPEN, RenderedPrompt,
+                                                TemplateChoice)
+from proxy.backends.servercpp.streams import collect, counted_first, finishing, resumed
+from proxy.backends.structured import replies
 from proxy.backends.structured.constraints import output_fields
+from proxy.backends.structured.stops import stopping
 from proxy.backends.structured.toolformats import FORMATS, tool_names
 from proxy.core.errors import UNREACHABLE, UpstreamError, UpstreamUnavailableError
-from proxy.backends.admission import Admission
-from proxy.backends.servercpp.prompting import (THINK_CLOSE, THINK_OPEN, ChatTemplate, RenderedPrompt,
-                             TemplateChoice)
 from proxy.core.types import (Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo,
-                         Usage, assembled)
+                              Usage)
 
 logger = logging.getLogger(__name__)
 
-DETECT_TIMEOUT = 5.0
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class ServerFacts:
-    """What the proxy learned about the server when it (re)connected."""
-
-    kind: ServerKind
-    model: str
-    template: Optional[ChatTemplate]  # None: the server's own chat layer renders chats
-    lazy_grammar: bool = False  # applies a grammar from a trigger word on (current llama.cpp)
-    short_ids: bool = False  # the server's template takes only Mistral's call ids
-    thinking: bool = False  # the proxy tells the thoughts its template's models write from
-    #                         their answers (see proxy.backends.structured.reasoning)
-
-    @property
-    def chat_layer(self) -> bool:
-        return self.template is None
-
-    @property
-    def template_name(self) -> str:
-        return self.template.name if self.template else "the server's own (its chat layer)"
 
 
 class ServerCppBackend(Backend):
@@ -106,7 +84,7 @@ class ServerCppBackend(Backend):
         if self._connected().kind.legacy:
             # Their whole answers cut characters into U+FFFD and drop logprobs; their streams
             # hold an unfinished character back, as current servers do: read those instead.
-            return _collect(self._stream(request, count_first=False))
+            return collect(self._stream(request, count_first=False))
 
         def post(facts: ServerFacts) -> tuple:
             prompt, payload = self._payload(request, facts, stream=False)
@@ -138,7 +116,7 @@ class ServerCppBackend(Backend):
             first = next(chunks)
             facts, prompt = sent[-1]
             opened = _thoughts_open(facts, request, prompt)
-            chunks = _resumed(first, chunks)
+            chunks = resumed(first, chunks)
             if opened is not None:
                 chunks = replies.thinking_chunks(chunks, opened)
             if request.tools:
@@ -155,7 +133,7 @@ class ServerCppBackend(Backend):
                         self.tokens.token_ids(prompt.text)))
                 return chunk
 
-            yield from _finishing(chunks, finish)
+            yield from finishing(chunks, finish)
 
     def _chunks(self, request: GenerationRequest, sent: list,
                 count_first: bool) -> Iterator[Chunk]:
@@ -176,7 +154,7 @@ class ServerCppBackend(Backend):
                 chunks = budget.limited(chunks, limit,
                                         keep_logprobs=request.logprobs is not None)
             if facts.kind.legacy and count_first:
-                chunks = _counted_first(chunks, lambda: self.tokens.count(prompt.text,
+                chunks = counted_first(chunks, lambda: self.tokens.count(prompt.text,
                                                                           legacy=True))
             yield from chunks
 
@@ -184,7 +162,7 @@ class ServerCppBackend(Backend):
 
     def _chat_complete(self, request: GenerationRequest) -> Completion:
         if request.stop:  # the proxy stops at them itself, on the stream
-            return _collect(self._chat_stream(request))
+            return collect(self._chat_stream(request))
         payload = chat.chat_payload(request, stream=False, **self._chat_options())
         body = self.admission.run(
             lambda: self._reconnecting(lambda _: self.client.post_json(chat.PATH, payload)),
@@ -206,7 +184,7 @@ class ServerCppBackend(Backend):
                 chunk = replace(chunk, prompt_tokens=self._chat_prompt_ids(request))
             return chunk
 
-        return _finishing(chunks, finish)
+        return finishing(chunks, finish)
 
     def _chat_chunks(self, request: GenerationRequest) -> Iterator[Chunk]:
         payload = chat.chat_payload(request, stream=True, **self._chat_options())
@@ -317,85 +295,13 @@ class ServerCppBackend(Backend):
         return facts
 
     def _detect(self) -> ServerFacts:
-        health = self.client.get("/health", timeout=DETECT_TIMEOUT).status_code
-        if health == 503:
-            raise UpstreamUnavailableError(f"{self.client.label} is still "
-                                           f"loading its model; retry shortly", retry_after=2)
-        models_status = None
-        if health == 404:
-            models_status = self.client.get("/v1/models", timeout=DETECT_TIMEOUT).status_code
-        kind = classify(health, models_status)
-        props = self._props(kind)
-        chat_layer = self.templates.servers_own and kind.has_props_template \
-            and self._renders(callids.probe(callids.template_id(callids.LONG_ID)))
-        template = None if chat_layer else self._template(props)
-        model = os.path.basename(str(props.get("model_alias") or props.get("model_path")
-                                     or self._model_from_list(kind) or "servercpp"))
-        # lazy grammars came with the Jinja tool-calling work, which added chat_template_caps
-        self._facts = ServerFacts(kind, model, template,
-                                  lazy_grammar="chat_template_caps" in props,
-                                  short_ids=chat_layer and not self._renders(
-                                      callids.probe(callids.LONG_ID)),
-                                  thinking=template is not None
-                                  and thinking_of(self.reasoning, template))
-        self.admission.report(_total_slots(props), queues=not kind.legacy)
+        facts, slots = Detector(self.client, self.tokens, self.templates,
+                                self.reasoning).detect()
+        self._facts = facts
+        self.admission.report(slots, queues=not facts.kind.legacy)
         logger.info("upstream %s is %s serving %s; chat template %s", self.client.base_url,
-                    kind.name, model, self._facts.template_name)
-        return self._facts
-
-    def _renders(self, chat: dict) -> bool:
-        """Whether the server renders ``chat`` (with its tools) itself: llama-server with its
-        Jinja templates on does (``/apply-template``), and its chat layer is what the proxy
-        chats through; without them, or before that route, it refuses."""
-        try:
-            reply = self.client.post("/apply-template", chat, timeout=DETECT_TIMEOUT)
-        except UpstreamError:
-            return False
-        return reply.ok
-
-    def _template(self, props: dict) -> ChatTemplate:
-        server = {"server_template": props.get("chat_template") or None,
-                  "bos_token": props.get("bos_token") or "",
-                  "eos_token": props.get("eos_token") or ""}
-        try:
-            return self.templates.build(**server, adds_bos=self._adds_bos(server))
-        except ValueError as exc:
-            logger.error("the upstream's chat template cannot be used (%s); "
-                         "using the historic template", exc)
-            return self.templates.build()
-
-    def _adds_bos(self, server: dict) -> bool:
-        """Whether the server's tokenizer puts BOS before a prompt itself (the model's
-        ``add_bos_token``): a prompt's tokens with and without its special tokens differ."""
-        if not server["server_template"] or not server["bos_token"]:
-            return True
-        try:
-            plain = self.tokens.token_ids("x")
-            special = self.tokens.token_ids("x", add_special=True)
-        except UpstreamError:
-            return True
-        return len(special) > len(plain)
-
-    def _props(self, kind: ServerKind) -> dict:
-        if not kind.has_props_template:
-            return {}
-        response = self.client.get("/props", timeout=DETECT_TIMEOUT)
-        body = response.json() if response.ok else {}
-        return body if isinstance(body, dict) else {}
-
-    def _model_from_list(self, kind: ServerKind) -> str:
-        """The model's name from an old server: ``/model.json`` (PowerInfer), ``/v1/models``."""
-        if kind.name == "powerinfer":
-            response = self.client.get("/model.json", timeout=DETECT_TIMEOUT)
-            try:
-                return response.json()["model"]
-            except (ValueError, KeyError, TypeError):
-                return ""
-        response = self.client.get("/v1/models", timeout=DETECT_TIMEOUT)
-        try:
-            return response.json()["data"][0]["id"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            return ""
+                    facts.kind.name, facts.model, facts.template_name)
+        return facts
 
     def _reconnecting(self, attempt: Callable[[ServerFacts], T]) -> T:
         """Run ``attempt``; if the upstream was unreachable, detect it afresh and try once more.
@@ -444,11 +350,6 @@ class ServerCppBackend(Backend):
 
 
 
-def _total_slots(props: dict) -> Optional[int]:
-    total = props.get("total_slots")
-    return total if isinstance(total, int) and not isinstance(total, bool) and total > 0 else None
-
-
 def _legacy_limit(request: GenerationRequest, facts: ServerFacts) -> Optional[int]:
     """The token limit the proxy must keep itself: old servers overshoot theirs."""
     return request.max_tokens if facts.kind.legacy else None
@@ -461,68 +362,8 @@ def _counted(request: GenerationRequest, facts: ServerFacts) -> GenerationReques
     return request
 
 
-def thinking_of(reasoning: str, template: ChatTemplate) -> Optional[bool]:
-    """Whether the proxy tells the thoughts of the template's models from their answers."""
-    return not (reasoning == "none" or (reasoning == "auto" and not template.thinks))
-
-
 def _thoughts_open(facts: ServerFacts, request: GenerationRequest,
                    prompt: RenderedPrompt) -> Optional[bool]:
     """``None`` when the answer's thoughts stay in it (raw prompts, models that write none),
     else whether ``prompt`` opened them."""
     return prompt.opens_thinking if facts.thinking and request.is_chat else None
-
-
-def _counted_first(chunks: Iterator[Chunk], count: Callable[[], int]) -> Iterator[Chunk]:
-    """``chunks``, the first carrying the prompt's token count (``count()``) if it has none
-    (and the server counts it: the count is no reason to fail the answer)."""
-    with contextlib.closing(chunks):
-        first = next(chunks)
-        if first.prompt_count is None:
-            try:
-                first = replace(first, prompt_count=count())
-            except UpstreamError as exc:
-                logger.info("the prompt could not be counted ahead: %s", exc.message)
-        yield first
-        yield from chunks
-
-
-def _finishing(chunks: Iterator[Chunk],
-               finish: Callable[[Chunk, str], Chunk]) -> Iterator[Chunk]:
-    """``chunks``, the last as ``finish(last, thoughts)`` makes it, with the answer's
-    thoughts in hand (their tokens count in its usage)."""
-    thoughts = []
-    with contextlib.closing(chunks):
-        for chunk in chunks:
-            if chunk.finish_reason is None:
-                if chunk.reasoning:
-                    thoughts.append(chunk.reasoning)
-                yield chunk
-                continue
-            yield finish(chunk, "".join(thoughts) + chunk.reasoning)
-            return
-
-
-def _resumed(first: Chunk, rest: Iterator[Chunk]) -> Iterator[Chunk]:
-    """The chunks of a stream whose ``first`` was read already."""
-    with contextlib.closing(rest):
-        yield first
-        yield from rest
-
-
-def _collect(chunks: Iterator[Chunk]) -> Completion:
-    texts, thoughts, logprobs, calls = [], [], [], []
-    for chunk in chunks:
-        texts.append(chunk.text)
-        thoughts.append(chunk.reasoning)
-        logprobs.extend(chunk.logprobs)
-        calls.extend(chunk.tool_calls)
-        if chunk.finish_reason is not None:
-            return Completion("".join(texts), chunk.finish_reason, chunk.usage or Usage(),
-                              tuple(logprobs), chunk.prompt_tokens, chunk.truncated,
-                              assembled(calls), slot=chunk.slot, reasoning="".join(thoughts),
-                              stop_sequence=chunk.stop_sequence)
-    raise AssertionError("a stream always ends with a finish reason")
-
-
-

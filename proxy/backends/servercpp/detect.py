@@ -1,0 +1,140 @@
+"""What kind of server answers, and how chats reach it: asked once on (re)connecting."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+from proxy.backends.servercpp.client import UpstreamClient
+from proxy.backends.servercpp.embedding import TokenClient
+from proxy.backends.servercpp.kinds import ServerKind, classify
+from proxy.backends.servercpp.prompting import ChatTemplate, TemplateChoice
+from proxy.backends.structured import callids
+from proxy.core.errors import UpstreamError, UpstreamUnavailableError
+
+logger = logging.getLogger(__name__)
+
+DETECT_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class ServerFacts:
+    """What the proxy learned about the server when it (re)connected."""
+
+    kind: ServerKind
+    model: str
+    template: Optional[ChatTemplate]  # None: the server's own chat layer renders chats
+    lazy_grammar: bool = False  # applies a grammar from a trigger word on (current llama.cpp)
+    short_ids: bool = False  # the server's template takes only Mistral's call ids
+    thinking: bool = False  # the proxy tells the thoughts its template's models write from
+    #                         their answers (see proxy.backends.structured.reasoning)
+
+    @property
+    def chat_layer(self) -> bool:
+        return self.template is None
+
+    @property
+    def template_name(self) -> str:
+        return self.template.name if self.template else "the server's own (its chat layer)"
+
+
+class Detector:
+    """Asks a server what it is: its kind, model, chat template and whether it renders chats
+    itself."""
+
+    def __init__(self, client: UpstreamClient, tokens: TokenClient, templates: TemplateChoice,
+                 reasoning: str) -> None:
+        self.client = client
+        self.tokens = tokens
+        self.templates = templates
+        self.reasoning = reasoning
+
+    def detect(self) -> tuple:
+        """``(what the server is, how many slots it says it has or None)``."""
+        health = self.client.get("/health", timeout=DETECT_TIMEOUT).status_code
+        if health == 503:
+            raise UpstreamUnavailableError(f"{self.client.label} is still "
+                                           f"loading its model; retry shortly", retry_after=2)
+        models_status = None
+        if health == 404:
+            models_status = self.client.get("/v1/models", timeout=DETECT_TIMEOUT).status_code
+        kind = classify(health, models_status)
+        props = self._props(kind)
+        chat_layer = self.templates.servers_own and kind.has_props_template \
+            and self._renders(callids.probe(callids.template_id(callids.LONG_ID)))
+        template = None if chat_layer else self._template(props)
+        model = os.path.basename(str(props.get("model_alias") or props.get("model_path")
+                                     or self._model_from_list(kind) or "servercpp"))
+        # lazy grammars came with the Jinja tool-calling work, which added chat_template_caps
+        facts = ServerFacts(kind, model, template,
+                                  lazy_grammar="chat_template_caps" in props,
+                                  short_ids=chat_layer and not self._renders(
+                                      callids.probe(callids.LONG_ID)),
+                                  thinking=template is not None
+                                  and thinking_of(self.reasoning, template))
+        return facts, _total_slots(props)
+
+    def _renders(self, chat: dict) -> bool:
+        """Whether the server renders ``chat`` (with its tools) itself: llama-server with its
+        Jinja templates on does (``/apply-template``), and its chat layer is what the proxy
+        chats through; without them, or before that route, it refuses."""
+        try:
+            reply = self.client.post("/apply-template", chat, timeout=DETECT_TIMEOUT)
+        except UpstreamError:
+            return False
+        return reply.ok
+
+    def _template(self, props: dict) -> ChatTemplate:
+        server = {"server_template": props.get("chat_template") or None,
+                  "bos_token": props.get("bos_token") or "",
+                  "eos_token": props.get("eos_token") or ""}
+        try:
+            return self.templates.build(**server, adds_bos=self._adds_bos(server))
+        except ValueError as exc:
+            logger.error("the upstream's chat template cannot be used (%s); "
+                         "using the historic template", exc)
+            return self.templates.build()
+
+    def _adds_bos(self, server: dict) -> bool:
+        """Whether the server's tokenizer puts BOS before a prompt itself (the model's
+        ``add_bos_token``): a prompt's tokens with and without its special tokens differ."""
+        if not server["server_template"] or not server["bos_token"]:
+            return True
+        try:
+            plain = self.tokens.token_ids("x")
+            special = self.tokens.token_ids("x", add_special=True)
+        except UpstreamError:
+            return True
+        return len(special) > len(plain)
+
+    def _props(self, kind: ServerKind) -> dict:
+        if not kind.has_props_template:
+            return {}
+        response = self.client.get("/props", timeout=DETECT_TIMEOUT)
+        body = response.json() if response.ok else {}
+        return body if isinstance(body, dict) else {}
+
+    def _model_from_list(self, kind: ServerKind) -> str:
+        """The model's name from an old server: ``/model.json`` (PowerInfer), ``/v1/models``."""
+        if kind.name == "powerinfer":
+            response = self.client.get("/model.json", timeout=DETECT_TIMEOUT)
+            try:
+                return response.json()["model"]
+            except (ValueError, KeyError, TypeError):
+                return ""
+        response = self.client.get("/v1/models", timeout=DETECT_TIMEOUT)
+        try:
+            return response.json()["data"][0]["id"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            return ""
+
+
+def _total_slots(props: dict) -> Optional[int]:
+    total = props.get("total_slots")
+    return total if isinstance(total, int) and not isinstance(total, bool) and total > 0 else None
+
+
+def thinking_of(reasoning: str, template: ChatTemplate) -> Optional[bool]:
+    """Whether the proxy tells the thoughts of the template's models from their answers."""
+    return not (reasoning == "none" or (reasoning == "auto" and not template.thinks))

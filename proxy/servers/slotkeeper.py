@@ -1,0 +1,118 @@
+"""What each slot of a server the proxy runs holds, and moving those KV caches to and from
+disk through the server's slot API: saved before the server stops (and after every turn
+when asked), restored into a slot when a conversation comes back."""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from typing import Optional
+
+from proxy.servers.slotcache import SlotFiles, target
+
+logger = logging.getLogger(__name__)
+
+SLOT_TIMEOUT = 120.0  # seconds a slot's save or restore may take (a long context is large)
+LOOK_TIMEOUT = 5.0  # seconds the server may take to list its slots
+
+
+class SlotKeeper:
+    """The conversations in one server's slots, as this process knows them."""
+
+    def __init__(self, name: str, url: str, files: SlotFiles,
+                 save_every_turn: bool = False) -> None:
+        """``files``: where the caches are kept while the server is stopped;
+        ``save_every_turn`` saves them after every answer too, so they outlive a crash."""
+        self.name = name
+        self.url = url
+        self.files = files
+        self._held: dict = {}  # slot → the conversation it holds
+        self._held_at: dict = {}  # slot → when it last served one
+        self._lock = threading.Lock()
+        self._saver = ThreadPoolExecutor(1, thread_name_prefix=f"save-{name}") \
+            if save_every_turn else None
+
+    def forget_all(self) -> None:
+        """A new process: its slots hold nothing yet."""
+        with self._lock:
+            self._held.clear()
+            self._held_at.clear()
+
+    def served(self, key: Optional[str], slot: Optional[int]) -> None:
+        """Conversation ``key`` was just answered from ``slot``: the slot now holds it."""
+        if key is None or slot is None or slot < 0:
+            return
+        with self._lock:
+            self._held[slot] = key
+            self._held_at[slot] = time.monotonic()
+        if self._saver is not None:
+            self._saver.submit(self._save, slot, key)
+
+    def prepare(self, key: Optional[str], pinned: Optional[int],
+                new: bool = False) -> Optional[int]:
+        """The slot conversation ``key``'s next turn runs in, named to the server so that
+        its cache is restored there first (saved before the server last stopped), or so
+        that it can be saved from there afterwards: the slot that holds it, else an idle
+        one (for a ``new`` conversation too, when its answer will not say which slot served
+        it). ``None`` (the server picks) when it has none to restore for a conversation not
+        ``new``, or finds no slot idle."""
+        if key is None:
+            return None
+        with self._lock:
+            held = next((slot for slot, known in self._held.items() if known == key), None)
+            if held is not None:
+                return held if new else None  # the server finds it by its prefix anyway
+            restorable = self.files.restorable(key)
+            if not (restorable or new):
+                return None
+            slot = target(self._held_at, self._slot_call("GET", "/slots", timeout=LOOK_TIMEOUT)
+                          or [], pinned)
+            if slot is None:
+                return None
+            restored = self._restore(key, slot) if restorable else 0
+            self._held[slot] = key
+            self._held_at[slot] = time.monotonic()
+        if restored:
+            self.files.used(key)
+            logger.info("%s: restored a conversation's %s cached tokens into slot %d",
+                        self.name, restored, slot)
+        return slot
+
+    def _restore(self, key: str, slot: int) -> int:
+        """Load conversation ``key``'s saved cache into ``slot``: the tokens restored."""
+        answer = self._slot_call("POST", f"/slots/{slot}?action=restore",
+                                 {"filename": SlotFiles.name(key)})
+        if not isinstance(answer, dict) or not answer.get("n_restored"):
+            self.files.forget(key)  # it does not fit after all: not again
+            return 0
+        return answer["n_restored"]
+
+    def save_all(self) -> None:
+        """Save every conversation a slot holds (the server is about to stop)."""
+        with self._lock:
+            held = dict(self._held)
+        for slot, key in held.items():
+            self._save(slot, key)
+
+    def _save(self, slot: int, key: str) -> None:
+        answer = self._slot_call("POST", f"/slots/{slot}?action=save",
+                                 {"filename": SlotFiles.name(key)})
+        if isinstance(answer, dict) and answer.get("n_saved"):
+            self.files.saved(key, answer["n_saved"])
+
+    def _slot_call(self, method: str, path: str, body: Optional[dict] = None,
+                   timeout: float = SLOT_TIMEOUT):
+        """One call to the server's slot API; ``None`` when it fails (a cache is a help,
+        never a reason for a request to fail)."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as answer:
+                return json.loads(answer.read())
+        except (OSError, ValueError) as exc:
+            logger.warning("%s: %s %s failed: %s", self.name, method, path, exc)
+            return None
