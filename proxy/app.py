@@ -36,16 +36,17 @@ def create_app(settings: Settings, runtime: Runtime, *,
                backend: Optional[Backend] = None) -> Flask:
     """Create the proxy app from its arguments alone. Requests go to the fleet the settings
     describe, or to a fleet of one on ``backend`` when one is given."""
-    logging.getLogger("proxy").setLevel(settings.log_level.upper())
+    logging.getLogger("proxy").setLevel(settings.observing.log_level.upper())
     app = ProxyApp(__name__, template_folder=str(template_folder()))
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_size
+    app.config["MAX_CONTENT_LENGTH"] = settings.limits.max_body_size
     app.json = OrjsonProvider(app)
-    metrics = Metrics(runtime.metrics_folder) if settings.metrics == "on" else None
+    metrics = Metrics(runtime.metrics_folder) if settings.observing.metrics == "on" else None
     access = build_access(settings, runtime)
     router = (fleet_of(backend, settings) if backend is not None
               else build_fleet(settings, runtime, metrics=metrics))
     history = History(metrics.summed) if metrics is not None else None
-    state = ProxyState(settings, router, access, build_responses(settings, runtime), metrics, history)
+    state = ProxyState(settings, router, access, build_responses(settings, runtime), metrics,
+                       history)
     if metrics is not None:
         metrics.watch(router)
     app.extensions["proxy"] = state
@@ -56,7 +57,7 @@ def create_app(settings: Settings, runtime: Runtime, *,
         if state.drain.began:  # a request on a kept-alive connection, after SIGTERM
             raise ShuttingDownError("the proxy is shutting down; send the request again")
 
-    auth.init_app(app, access, router.model_label, settings.cors_origins)
+    auth.init_app(app, access, router.model_label, settings.access.cors_origins)
     errors.init_app(app, {anthropic.bp.name: messages.error_body})
     for blueprint in (openai.bp, anthropic.bp, responses.bp, glm.bp, web.bp, admin.bp,
                       observe.bp):

@@ -19,7 +19,7 @@ except ImportError:  # another WSGI server
 def application_from_env():
     settings = Settings.from_env()
     runtime = Runtime.from_environment()
-    log_to_stderr(settings.log_level)
+    log_to_stderr(settings.observing.log_level)
     try:
         if not runtime.supervisor and any(spec.managed
                                              for spec in from_settings(settings).models):

@@ -38,7 +38,7 @@ def make_client(backend, runtime, tmp_path):
     def make(fake=None, **settings):
         settings.setdefault("usage_db", str(tmp_path / "usage.sqlite3"))
         settings.setdefault("responses_db", str(tmp_path / "responses.sqlite3"))
-        app = create_app(Settings(**settings), runtime, backend=fake or backend)
+        app = create_app(Settings.of(**settings), runtime, backend=fake or backend)
         return app.test_client()
     return make
 

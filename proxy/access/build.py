@@ -16,23 +16,23 @@ from proxy.redis_client import connect
 
 def build_access(settings: Settings, runtime: Runtime) -> Access:
     """A keys file that cannot be used is a ``ValueError`` naming it."""
-    keys = plain_keys(settings.api_key)
-    if settings.keys:
-        keys += load_keyring(settings.keys, runtime.environ)
+    keys = plain_keys(settings.access.api_key)
+    if settings.access.keys:
+        keys += load_keyring(settings.access.keys, runtime.environ)
     names = [key.name for key in keys]
     if len(set(names)) < len(names):
-        raise ValueError(f"{settings.keys}: a key is named like an --api-key key (key-N)")
-    if settings.redis_url:
-        client = connect(settings.redis_url)
+        raise ValueError(f"{settings.access.keys}: a key is named like an --api-key key (key-N)")
+    if settings.stores.redis_url:
+        client = connect(settings.stores.redis_url)
         return Access(Keyring(keys), RedisLimiter(client), UsageRecorder(RedisUsage(client)))
-    path = settings.usage_db or os.path.join(runtime.cache_dir, "usage.sqlite3")
+    path = settings.stores.usage_db or os.path.join(runtime.cache_dir, "usage.sqlite3")
     return Access(Keyring(keys), LocalLimiter(), UsageRecorder(SqliteUsage(path)))
 
 
 def build_responses(settings: Settings, runtime: Runtime) -> StoredResponses:
     """Stored responses in Redis with ``--redis-url``, else in a SQLite file."""
-    retention = settings.responses_retention * 86400
-    if settings.redis_url:
-        return StoredResponses(RedisRecords(connect(settings.redis_url)), retention)
-    path = settings.responses_db or os.path.join(runtime.cache_dir, "responses.sqlite3")
+    retention = settings.stores.responses_retention * 86400
+    if settings.stores.redis_url:
+        return StoredResponses(RedisRecords(connect(settings.stores.redis_url)), retention)
+    path = settings.stores.responses_db or os.path.join(runtime.cache_dir, "responses.sqlite3")
     return StoredResponses(SqliteRecords(path), retention)

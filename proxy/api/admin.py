@@ -14,7 +14,7 @@ DEFAULT_LOG_LINES = 100
 
 @bp.before_request
 def require_admin_key() -> None:
-    key = get_state().settings.admin_key
+    key = get_state().settings.access.admin_key
     if not key:
         raise NotFoundError("The admin API is off; start the proxy with --admin-key.")
     require_key(request.headers, (key.encode("utf-8"),))

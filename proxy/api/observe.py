@@ -28,9 +28,9 @@ def metrics() -> Response:
     state = get_state()
     if state.metrics is None:
         raise NotFoundError("Metrics are off; start the proxy with --metrics on.")
-    settings = state.settings
-    if settings.metrics_key:
-        keys = [key.encode("utf-8") for key in (settings.metrics_key, settings.admin_key) if key]
+    access = state.settings.access
+    if access.metrics_key:
+        keys = [key.encode("utf-8") for key in (access.metrics_key, access.admin_key) if key]
         require_key(request.headers, keys)
     return Response(state.metrics.scrape(), mimetype=None, content_type=EXPOSITION)
 
@@ -43,7 +43,7 @@ def init_app(app: Flask, state: ProxyState) -> None:
     history = state.history
     access = state.access
     label = state.router.model_label  # the model asked for, as metrics and usage name it
-    log_access = state.settings.access_log == "on"
+    log_access = state.settings.observing.access_log == "on"
 
     @app.before_request
     def begin() -> None:  # the first hook: every answer, refusals too, is measured

@@ -28,7 +28,7 @@ class ProxyState:
 
     @property
     def limits(self) -> Limits:
-        return Limits(self.settings.max_choices, self.settings.max_batch)
+        return Limits(self.settings.limits.max_choices, self.settings.limits.max_batch)
 
 
 def get_state() -> ProxyState:
@@ -39,4 +39,4 @@ def served_model(requested: Optional[str]) -> str:
     """The model the answer names (the one asked for, else the default), noted for the
     request's metrics and usage."""
     g.model = requested
-    return requested or get_state().settings.model_name or get_state().router.model_id(None)
+    return requested or get_state().settings.models.model_name or get_state().router.model_id(None)

@@ -130,30 +130,31 @@ def with_defaults(request: GenerationRequest,
 
 def from_settings(settings) -> Catalog:
     """The models file ``--config`` names, else the fleet of one the flags describe."""
-    if settings.config:
-        catalog = read_catalog(settings.config, settings.chat_template)
+    if settings.models.config:
+        catalog = read_catalog(settings.models.config, settings.prompts.chat_template)
         return dataclasses.replace(
-            catalog, max_running=catalog.max_running or settings.max_running,
-            max_memory=catalog.max_memory or parse_size(settings.max_memory or "0"))
-    slots = settings.slots
-    if settings.backend == "servercpp" and settings.model:
+            catalog, max_running=catalog.max_running or settings.servers.max_running,
+            max_memory=catalog.max_memory or parse_size(settings.servers.max_memory or "0"))
+    slots = settings.upstream.slots
+    models, servers, prompts = settings.models, settings.servers, settings.prompts
+    if models.backend == "servercpp" and models.model:
         # one command, one model: its server starts loading with the proxy
-        managed = ManagedSpec(model=settings.model, args=tuple(shlex.split(settings.server_args)),
-                              preload=True, slot_save=settings.slot_save)
-        model = ModelSpec(id=settings.model_name or os.path.basename(settings.model),
-                          chat_template=settings.chat_template, managed=managed,
-                          affinity=settings.affinity == "on", reasoning=settings.reasoning)
-        return Catalog((model,), model.id, catch_all=True, max_running=settings.max_running,
-                       max_memory=parse_size(settings.max_memory or "0"))
+        managed = ManagedSpec(model=models.model, args=tuple(shlex.split(servers.server_args)),
+                              preload=True, slot_save=servers.slot_save)
+        model = ModelSpec(id=models.model_name or os.path.basename(models.model),
+                          chat_template=prompts.chat_template, managed=managed,
+                          affinity=models.affinity == "on", reasoning=prompts.reasoning)
+        return Catalog((model,), model.id, catch_all=True, max_running=servers.max_running,
+                       max_memory=parse_size(servers.max_memory or "0"))
     model = ModelSpec(
-        id=settings.model_name, backend=settings.backend,
-        upstreams=tuple(UpstreamSpec(url.rstrip("/"), slots) for url in settings.llama_api)
-        if settings.backend == "servercpp" else (),
-        embedding_upstream=(UpstreamSpec(settings.embedding_api.rstrip("/"), slots)
-                            if settings.embedding_api else None),
-        chat_template=settings.chat_template, path=settings.model,
-        affinity=settings.affinity == "on", upstream_key=settings.llama_api_key,
-        reasoning=settings.reasoning)
+        id=settings.models.model_name, backend=settings.models.backend,
+        upstreams=tuple(UpstreamSpec(url.rstrip("/"), slots) for url in settings.upstream.llama_api)
+        if settings.models.backend == "servercpp" else (),
+        embedding_upstream=(UpstreamSpec(settings.upstream.embedding_api.rstrip("/"), slots)
+                            if settings.upstream.embedding_api else None),
+        chat_template=settings.prompts.chat_template, path=settings.models.model,
+        affinity=settings.models.affinity == "on", upstream_key=settings.upstream.llama_api_key,
+        reasoning=settings.prompts.reasoning)
     return Catalog((model,), model.id, catch_all=True)
 
 

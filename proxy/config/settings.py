@@ -1,23 +1,28 @@
-"""Settings: one frozen dataclass, filled from flags, then ``PROXY_*`` env vars, then defaults.
+"""Settings: what the operator can tell the proxy, grouped in sections, filled from flags, then
+``PROXY_*`` env vars, then defaults.
 
-Every field declares its help line next
-to its default, and the command line, the env vars and the README table all come from it.
+Every setting declares its help line next to its default; the command line, the env vars and
+the settings table of ``docs/settings.md`` all come from it. A setting's flag and variable are
+named by the setting alone (``llama_api``: ``--llama-api``, ``PROXY_LLAMA_API``), whatever
+its section (``settings.upstream.llama_api``).
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import re
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Mapping, Optional, Sequence
 from urllib.parse import urlsplit
 
-ENV_PREFIX = "PROXY_"
+from proxy.config import flags
+from proxy.config.flags import flag_name
+
 UNITS = {"": 1, "b": 1, "k": 2 ** 10, "kb": 10 ** 3, "kib": 2 ** 10, "m": 2 ** 20,
          "mb": 10 ** 6, "mib": 2 ** 20, "g": 2 ** 30, "gb": 10 ** 9, "gib": 2 ** 30,
          "t": 2 ** 40, "tb": 10 ** 12, "tib": 2 ** 40}
 SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*")
+HISTORIC_FLAGS = ("chat_prompt", "user_name", "ai_name", "system_name")
 
 
 def setting(default, help: str, *, choices: Sequence[str] = (), secret: bool = False,
@@ -28,25 +33,31 @@ def setting(default, help: str, *, choices: Sequence[str] = (), secret: bool = F
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Everything the proxy can be told; CLI > env > default."""
+class UpstreamSettings:
+    """The servers the proxy sends requests to, and how long it waits for them."""
 
     llama_api: tuple = setting(("http://127.0.0.1:8080",),
                                "base URL of the llama.cpp / PowerInfer server; several URLs are "
                                "replicas of the same model (env: comma-separated)",
                                metavar="URL")
-    api_key: tuple = setting((), "API key(s) clients must send as 'Authorization: Bearer KEY' "
-                                 "or 'x-api-key: KEY'; none = no key required (env: "
-                                 "comma-separated)",
-                             secret=True, metavar="KEY")
     embedding_api: str = setting("", "base URL of a separate server.cpp for embeddings "
                                      "(default: --llama-api)", metavar="URL")
     llama_api_key: str = setting("", "API key the upstream server expects, if any",
                                  secret=True, metavar="KEY")
-    api_key_file: str = setting("", "file with one API key per line, added to --api-key",
-                                metavar="PATH")
-    host: str = setting("127.0.0.1", "address to listen on")
-    port: int = setting(8081, "port to listen on")
+    slots: int = setting(0, "generations the upstream runs at once; 0 = as the server reports, "
+                            "or as its answers show (PowerInfer, llama.cpp 2023)")
+    connect_timeout: float = setting(5.0, "seconds to wait for a connection to the upstream")
+    upstream_timeout: float = setting(600.0, "seconds to wait for the upstream's next bytes")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.llama_api, str):  # llama_api="http://…": one replica
+            object.__setattr__(self, "llama_api", (self.llama_api,))
+
+
+@dataclass(frozen=True)
+class PromptSettings:
+    """How chats become prompts: the template and the historic shim's flags."""
+
     chat_prompt: str = setting(
         "A chat between a curious user and an artificial intelligence assistant. "
         "The assistant follows the given rules no matter what.\\n",
@@ -69,6 +80,21 @@ class Settings:
                                      "think-tags (<think>…</think>), none, or auto "
                                      "(think-tags when its chat template has them)",
                              choices=("auto", "think-tags", "none"))
+
+    def __post_init__(self) -> None:
+        if not self.chat_template:
+            given = [name for name in HISTORIC_FLAGS
+                     if getattr(self, name) != _default(type(self), name)]
+            object.__setattr__(self, "chat_template", default_template(given))
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """What serves the models: a models file, or the flags' one model."""
+
+    config: str = setting("", "models file (TOML): every model with its aliases, replicas, "
+                              "template and defaults; replaces --llama-api, --backend, --model, "
+                              "--chat-template, --model-name and --slots", metavar="PATH")
     model_name: str = setting("", "model id reported when a request names none "
                                   "(default: the upstream's model name)")
     backend: str = setting("servercpp", "what generates text: a server.cpp upstream, or a "
@@ -77,6 +103,19 @@ class Settings:
     model: str = setting("", "model file: a GGUF the proxy starts llama-server for "
                              "(servercpp), or a chatglm.cpp GGML .bin (--backend chatglm)",
                          metavar="PATH")
+    affinity: str = setting("on", "send each conversation back to the replica and slot that "
+                                  "hold its KV cache; off = the least busy replica",
+                            choices=("on", "off"))
+    max_length: int = setting(4096, "chatglm: most tokens per generation, prompt plus answer "
+                                    "(its KV cache; at most the model file's own)")
+    max_context_length: int = setting(2048, "chatglm: most prompt tokens; a longer prompt "
+                                            "loses its oldest tokens")
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """The model servers the proxy runs itself, their memory and saved caches."""
+
     llama_server: str = setting("", "llama-server binary for --model (default: llama-server on "
                                     "PATH, else the one llama-cpp-python installed, else the "
                                     "llama.cpp engine the xllamacpp wheel bundles; 'bundled' "
@@ -101,14 +140,40 @@ class Settings:
                                       "~/.cache/oai-proxy/slots)", metavar="PATH")
     log_dir: str = setting("", "folder for the output of the servers the proxy runs "
                                "(default: ~/.cache/oai-proxy/logs)", metavar="PATH")
+
+
+@dataclass(frozen=True)
+class AccessSettings:
+    """Who may call: keys, the admin and metrics keys, browsers' origins."""
+
+    api_key: tuple = setting((), "API key(s) clients must send as 'Authorization: Bearer KEY' "
+                                 "or 'x-api-key: KEY'; none = no key required (env: "
+                                 "comma-separated)",
+                             secret=True, metavar="KEY")
+    api_key_file: str = setting("", "file with one API key per line, added to --api-key",
+                                metavar="PATH")
+    keys: str = setting("", "keys file (TOML): named keys, the models each may use, requests "
+                            "and tokens per minute; added to --api-key", metavar="PATH")
     admin_key: str = setting("", "key for the admin API (/admin/...): list, load and unload "
                                  "models, read their logs; none = admin API off",
                              secret=True, metavar="KEY")
-    keys: str = setting("", "keys file (TOML): named keys, the models each may use, requests "
-                            "and tokens per minute; added to --api-key", metavar="PATH")
+    metrics_key: str = setting("", "key for GET /metrics (the admin key opens it too); none = "
+                                   "/metrics is public", secret=True, metavar="KEY")
+    cors_origins: tuple = setting((), "origins allowed to call the API from a browser "
+                                      "('*' = any); none = CORS off", metavar="ORIGIN")
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """What is kept and shared: usage, stored responses, Redis for every proxy."""
+
     usage_db: str = setting("", "SQLite file for usage per key and model (default: "
                                 "~/.cache/oai-proxy/usage.sqlite3; Redis with --redis-url)",
                             metavar="PATH")
+    responses_db: str = setting("", "SQLite file for the responses the Responses API stores "
+                                    "(default: ~/.cache/oai-proxy/responses.sqlite3; Redis "
+                                    "with --redis-url)", metavar="PATH")
+    responses_retention: float = setting(30.0, "days a stored response is kept")
     redis_url: str = setting("", "Redis for rate limits, usage, stored responses and the "
                                  "live conversations placement balances, shared by every "
                                  "proxy process (e.g. redis://host:6379/0); none = per "
@@ -116,32 +181,27 @@ class Settings:
     live_window: float = setting(60.0, "seconds a conversation counts as live on its replica "
                                        "after its last turn, for the placement every proxy "
                                        "shares through --redis-url")
-    responses_db: str = setting("", "SQLite file for the responses the Responses API stores "
-                                    "(default: ~/.cache/oai-proxy/responses.sqlite3; Redis "
-                                    "with --redis-url)", metavar="PATH")
-    responses_retention: float = setting(30.0, "days a stored response is kept")
-    metrics: str = setting("on", "Prometheus metrics at /metrics; off = none kept (the "
-                                 "overhead header stays)", choices=("on", "off"))
-    metrics_key: str = setting("", "key for GET /metrics (the admin key opens it too); none = "
-                                   "/metrics is public", secret=True, metavar="KEY")
-    max_length: int = setting(4096, "chatglm: most tokens per generation, prompt plus answer "
-                                    "(its KV cache; at most the model file's own)")
-    max_context_length: int = setting(2048, "chatglm: most prompt tokens; a longer prompt "
-                                            "loses its oldest tokens")
-    config: str = setting("", "models file (TOML): every model with its aliases, replicas, "
-                              "template and defaults; replaces --llama-api, --backend, --model, "
-                              "--chat-template, --model-name and --slots", metavar="PATH")
-    affinity: str = setting("on", "send each conversation back to the replica and slot that "
-                                  "hold its KV cache; off = the least busy replica",
-                            choices=("on", "off"))
-    slots: int = setting(0, "generations the upstream runs at once; 0 = as the server reports, "
-                            "or as its answers show (PowerInfer, llama.cpp 2023)")
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """What one request may ask, and how long it may wait for a slot."""
+
     max_queue: int = setting(256, "requests that may wait for a free slot (or, with chatglm, "
                                   "for the model); more get 503 with Retry-After")
     queue_timeout: float = setting(300.0, "seconds a request may wait for a free slot before "
                                           "it gets 503 with Retry-After")
-    cors_origins: tuple = setting((), "origins allowed to call the API from a browser "
-                                      "('*' = any); none = CORS off", metavar="ORIGIN")
+    max_body_size: int = setting(4 * 1024 * 1024, "largest request body accepted, in bytes")
+    max_choices: int = setting(8, "largest 'n' (choices per request) accepted")
+    max_batch: int = setting(256, "most inputs accepted in one embeddings request")
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """The HTTP server: where it listens, its workers and deadlines."""
+
+    host: str = setting("127.0.0.1", "address to listen on")
+    port: int = setting(8081, "port to listen on")
     server: str = setting("waitress", "HTTP server for the oai-proxy command",
                           choices=("waitress", "gunicorn"))
     workers: int = setting(1, "gunicorn worker processes")
@@ -153,24 +213,66 @@ class Settings:
     graceful_timeout: float = setting(30.0, "seconds streams in flight may take to finish once "
                                             "the proxy is told to stop (SIGTERM); the rest "
                                             "end with an error event")
-    connect_timeout: float = setting(5.0, "seconds to wait for a connection to the upstream")
-    upstream_timeout: float = setting(600.0, "seconds to wait for the upstream's next bytes")
-    max_body_size: int = setting(4 * 1024 * 1024, "largest request body accepted, in bytes")
-    max_choices: int = setting(8, "largest 'n' (choices per request) accepted")
-    max_batch: int = setting(256, "most inputs accepted in one embeddings request")
+
+
+@dataclass(frozen=True)
+class ObservingSettings:
+    """What an operator sees: metrics and logs."""
+
+    metrics: str = setting("on", "Prometheus metrics at /metrics; off = none kept (the "
+                                 "overhead header stays)", choices=("on", "off"))
     log_level: str = setting("info", "logging level",
                              choices=("debug", "info", "warning", "error"))
     access_log: str = setting("on", "a line per request at the info level: client, method, "
                                     "path, status, seconds, model and key name; off = none",
                               choices=("on", "off"))
 
+
+SECTIONS = {
+    "upstream": UpstreamSettings,
+    "prompts": PromptSettings,
+    "models": ModelSettings,
+    "servers": ServerSettings,
+    "access": AccessSettings,
+    "stores": StoreSettings,
+    "limits": LimitSettings,
+    "serving": ServingSettings,
+    "observing": ObservingSettings,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the proxy can be told, by section; CLI > env > default."""
+
+    upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
+    prompts: PromptSettings = field(default_factory=PromptSettings)
+    models: ModelSettings = field(default_factory=ModelSettings)
+    servers: ServerSettings = field(default_factory=ServerSettings)
+    access: AccessSettings = field(default_factory=AccessSettings)
+    stores: StoreSettings = field(default_factory=StoreSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    serving: ServingSettings = field(default_factory=ServingSettings)
+    observing: ObservingSettings = field(default_factory=ObservingSettings)
+
     def __post_init__(self) -> None:
-        if isinstance(self.llama_api, str):  # Settings(llama_api="http://…"): one replica
-            object.__setattr__(self, "llama_api", (self.llama_api,))
-        if not self.chat_template:
-            object.__setattr__(self, "chat_template", default_template(
-                [name for name in HISTORIC_FLAGS if getattr(self, name) != _default(name)]))
-        _validate(self)
+        _validate(self.flat())
+
+    @classmethod
+    def of(cls, **values) -> "Settings":
+        """Settings from flat names, as flags and variables name them; the rest default."""
+        section_of = {spec.name: section for section, spec in setting_fields()}
+        unknown = sorted(set(values) - set(section_of))
+        if unknown:
+            raise TypeError(f"unknown settings: {', '.join(unknown)}")
+        return cls(**{section: kind(**{name: value for name, value in values.items()
+                                       if section_of[name] == section})
+                      for section, kind in SECTIONS.items()})
+
+    def flat(self) -> dict:
+        """Every setting by its own name."""
+        return {spec.name: getattr(getattr(self, section), spec.name)
+                for section, spec in setting_fields()}
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "Settings":
@@ -182,35 +284,35 @@ class Settings:
                   environ: Optional[Mapping[str, str]] = None) -> "Settings":
         """Build settings from command-line flags over ``PROXY_*`` variables."""
         environ = os.environ if environ is None else environ
-        parser = build_parser(environ)
-        values = vars(parser.parse_args(argv))
+        specs = [spec for _, spec in setting_fields()]
+        parser = flags.build_parser(specs, environ)
+        values = flags.parsed(parser, specs, argv, environ)
         if not values["chat_template"]:
+            given = flags.given(specs, argv, environ)
             values["chat_template"] = default_template(
-                [name for name in HISTORIC_FLAGS if name in _given(argv, environ)])
-        for spec in fields(cls):
-            if spec.type == "tuple" and spec.name in values:
-                values[spec.name] = tuple(values[spec.name])
-            if spec.name not in values and env_name(spec.name) in environ:
-                values[spec.name] = _from_env(spec.type, environ[env_name(spec.name)],
-                                              env_name(spec.name))
+                [name for name in HISTORIC_FLAGS if name in given])
         try:
-            return cls(**values)._with_key_file()
+            return cls.of(**_with_key_file(values))
         except ValueError as exc:
             parser.error(str(exc))
 
-    def _with_key_file(self) -> "Settings":
-        if not self.api_key_file:
-            return self
-        try:
-            with open(self.api_key_file, encoding="utf-8") as handle:
-                keys = [line.strip() for line in handle if line.strip()]
-        except OSError as exc:
-            raise ValueError(f"cannot read --api-key-file {self.api_key_file}: "
-                             f"{exc.strerror}") from None
-        return replace(self, api_key=tuple(self.api_key) + tuple(keys))
+
+def setting_fields() -> list:
+    """``(section, field)`` of every setting, in the order ``--help`` lists them."""
+    return [(section, spec) for section, kind in SECTIONS.items() for spec in fields(kind)]
 
 
-HISTORIC_FLAGS = ("chat_prompt", "user_name", "ai_name", "system_name")
+def _with_key_file(values: dict) -> dict:
+    """``values`` with the keys of ``--api-key-file`` added to ``--api-key``."""
+    path = values.get("api_key_file")
+    if not path:
+        return values
+    try:
+        with open(path, encoding="utf-8") as handle:
+            keys = [line.strip() for line in handle if line.strip()]
+    except OSError as exc:
+        raise ValueError(f"cannot read --api-key-file {path}: {exc.strerror}") from None
+    return {**values, "api_key": tuple(values.get("api_key", ())) + tuple(keys)}
 
 
 def default_template(historic_flags_given: Sequence[str]) -> str:
@@ -219,105 +321,54 @@ def default_template(historic_flags_given: Sequence[str]) -> str:
     return "historic" if historic_flags_given else "auto"
 
 
-def _default(name: str):
-    return next(spec.default for spec in fields(Settings) if spec.name == name)
+def _default(kind: type, name: str):
+    return next(spec.default for spec in fields(kind) if spec.name == name)
 
 
-def _given(argv: Optional[Sequence[str]], environ: Mapping[str, str]) -> set:
-    """The settings the command line or the environment gives, defaults aside."""
-    given = vars(build_parser({}, defaults=False).parse_args(argv))
-    return set(given) | {spec.name for spec in fields(Settings) if env_name(spec.name) in environ}
-
-
-def env_name(name: str) -> str:
-    return ENV_PREFIX + name.upper()
-
-
-def flag_name(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def build_parser(environ: Mapping[str, str], defaults: bool = True) -> argparse.ArgumentParser:
-    """Make the ``oai-proxy`` parser; env vars become the defaults it shows (``defaults``
-    false: it fills in only what it is given)."""
-    parser = argparse.ArgumentParser(
-        prog="oai-proxy",
-        description="OpenAI-compatible API for llama.cpp / PowerInfer server.cpp.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    for spec in fields(Settings):
-        meta = spec.metadata
-        env = env_name(spec.name)
-        default = spec.default
-        if env in environ:
-            default = _from_env(spec.type, environ[env], env)
-        kwargs = {"default": default, "metavar": meta["metavar"],
-                  "help": f"{meta['help']} (env {env})"}
-        if meta["choices"]:
-            kwargs["choices"] = meta["choices"]
-        if spec.type == "tuple":
-            kwargs.update(nargs="+", type=str)
-        else:
-            kwargs["type"] = {"int": int, "float": float}.get(spec.type, str)
-        if spec.repr is False or not defaults:
-            # never print a secret in --help: leave it out and fill it in after parsing
-            kwargs["default"] = argparse.SUPPRESS
-            kwargs["help"] = f"{meta['help']} (env {env})"
-        parser.add_argument(flag_name(spec.name), dest=spec.name, **kwargs)
-    return parser
-
-
-def _from_env(kind: str, raw: str, env: str):
-    if kind == "tuple":
-        return tuple(part.strip() for part in raw.split(",") if part.strip())
-    try:
-        return {"int": int, "float": float}.get(kind, str)(raw)
-    except ValueError:
-        raise SystemExit(f"oai-proxy: {env}={raw!r} is not a valid {kind}") from None
-
-
-def _validate(settings: Settings) -> None:
-    if not settings.llama_api:
+def _validate(settings: dict) -> None:
+    """Cross-checks of the flat settings; a ``ValueError`` names the flag."""
+    if not settings["llama_api"]:
         raise ValueError("--llama-api needs at least one URL")
-    for name, value in [("llama_api", url) for url in settings.llama_api] + [
-            ("embedding_api", settings.embedding_api)]:
+    for name, value in [("llama_api", url) for url in settings["llama_api"]] + [
+            ("embedding_api", settings["embedding_api"])]:
         url = urlsplit(value)
         if (value or name == "llama_api") and (url.scheme not in ("http", "https")
                                                or not url.netloc):
             raise ValueError(f"{flag_name(name)} must be an http(s) URL, got {value!r}")
-    if len(set(settings.llama_api)) < len(settings.llama_api):
+    if len(set(settings["llama_api"])) < len(settings["llama_api"]):
         raise ValueError("--llama-api names the same URL twice")
-    if not 0 < settings.port < 65536:
-        raise ValueError(f"--port must be between 1 and 65535, got {settings.port}")
+    if not 0 < settings["port"] < 65536:
+        raise ValueError(f"--port must be between 1 and 65535, got {settings['port']}")
     for name in ("workers", "threads", "max_body_size", "max_choices", "max_batch"):
-        if getattr(settings, name) < 1:
+        if settings[name] < 1:
             raise ValueError(f"{flag_name(name)} must be at least 1")
     for name in ("client_timeout", "connect_timeout", "upstream_timeout", "queue_timeout",
                  "graceful_timeout", "responses_retention", "live_window"):
-        if not 0 < getattr(settings, name) < math.inf:
+        if not 0 < settings[name] < math.inf:
             raise ValueError(f"{flag_name(name)} must be a positive number of seconds")
-    for spec in fields(settings):
+    for _, spec in setting_fields():
         choices = spec.metadata["choices"]
-        if choices and getattr(settings, spec.name) not in choices:
+        if choices and settings[spec.name] not in choices:
             raise ValueError(f"{flag_name(spec.name)} must be one of {', '.join(choices)}, "
-                             f"got {getattr(settings, spec.name)!r}")
-    if any(not key or key.isspace() for key in settings.api_key):
+                             f"got {settings[spec.name]!r}")
+    if any(not key or key.isspace() for key in settings["api_key"]):
         raise ValueError("--api-key must not be empty")
     for name in ("max_queue", "slots", "max_running"):
-        if getattr(settings, name) < 0:
+        if settings[name] < 0:
             raise ValueError(f"{flag_name(name)} must be 0 or more")
-    if settings.max_memory:
-        parse_memory(settings.max_memory)
+    if settings["max_memory"]:
+        parse_memory(settings["max_memory"])
     try:
-        parse_size(settings.slot_cache_size)
+        parse_size(settings["slot_cache_size"])
     except ValueError as exc:
         raise ValueError(f"--slot-cache-size: {exc}") from None
-    if not 0 < settings.max_context_length < settings.max_length:
+    if not 0 < settings["max_context_length"] < settings["max_length"]:
         raise ValueError("--max-context-length must be at least 1 and less than --max-length, "
                          "to leave room for the answer")
-    if settings.backend == "chatglm" and not settings.config:
-        if not settings.model:
+    if settings["backend"] == "chatglm" and not settings["config"]:
+        if not settings["model"]:
             raise ValueError("--backend chatglm needs --model PATH (a chatglm.cpp model file)")
-        if settings.workers != 1:
+        if settings["workers"] != 1:
             raise ValueError("--backend chatglm holds one model per process and serializes "
                              "generations: use --workers 1")
 

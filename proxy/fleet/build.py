@@ -60,10 +60,10 @@ def build_fleet(settings: Settings, runtime: Runtime, catalog: Catalog | None = 
 def _shared(spec: ModelSpec, replicas: tuple, settings: Settings) -> Optional[LiveConversations]:
     """The live conversations every proxy shares through Redis, for a model whose
     conversations have replicas to choose among."""
-    if not (settings.redis_url and spec.affinity and len(replicas) > 1):
+    if not (settings.stores.redis_url and spec.affinity and len(replicas) > 1):
         return None
-    client = connect(settings.redis_url, timeout=liveness.TIMEOUT, retry=False)
-    return LiveConversations(client, spec.id or "default", settings.live_window)
+    client = connect(settings.stores.redis_url, timeout=liveness.TIMEOUT, retry=False)
+    return LiveConversations(client, spec.id or "default", settings.stores.live_window)
 
 
 def fleet_of(backend: Backend, settings: Settings) -> Fleet:
@@ -72,7 +72,7 @@ def fleet_of(backend: Backend, settings: Settings) -> Fleet:
     is its own router."""
     if isinstance(backend, Fleet):
         return backend
-    spec = ModelSpec(id=settings.model_name, affinity=settings.affinity == "on")
+    spec = ModelSpec(id=settings.models.model_name, affinity=settings.models.affinity == "on")
     rotation = Rotation(lambda name: backend.health().ok)
     return Fleet(Catalog((spec,), spec.id, catch_all=True),
                  [ServedModel(spec, (Replica(backend.name, backend),), rotation)])
@@ -103,9 +103,10 @@ def _servercpp(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings, embe
     from proxy.backends.servercpp.backend import ServerCppBackend
     from proxy.backends.servercpp.prompting import HistoricTemplate, TemplateChoice
 
-    historic = HistoricTemplate(unescape(settings.chat_prompt), unescape(settings.user_name),
-                                unescape(settings.ai_name), unescape(settings.system_name),
-                                unescape(settings.stop))
+    prompts = settings.prompts
+    historic = HistoricTemplate(unescape(prompts.chat_prompt), unescape(prompts.user_name),
+                                unescape(prompts.ai_name), unescape(prompts.system_name),
+                                unescape(prompts.stop))
     return ServerCppBackend(_client(upstream, spec, settings),
                             TemplateChoice(spec.chat_template, historic),
                             _admission(upstream, spec, settings, metrics), spec.id, embedding,
@@ -115,9 +116,11 @@ def _servercpp(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings, embe
 def _client(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings):
     from proxy.backends.servercpp.client import UpstreamClient
 
-    return UpstreamClient(upstream.url, api_key=spec.upstream_key or settings.llama_api_key,
-                          pool_size=settings.threads, connect_timeout=settings.connect_timeout,
-                          read_timeout=settings.upstream_timeout,
+    server = settings.upstream
+    return UpstreamClient(upstream.url, api_key=spec.upstream_key or server.llama_api_key,
+                          pool_size=settings.serving.threads,
+                          connect_timeout=server.connect_timeout,
+                          read_timeout=server.upstream_timeout,
                           label=server_label(upstream, spec))
 
 
@@ -136,5 +139,6 @@ def _admission(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings,
                metrics: Optional[Metrics]) -> Admission:
     watch = metrics.line(spec.id or "default", upstream.url) if metrics else LineWatch()
     return Admission(server_label(upstream, spec), SlotCount(configured=upstream.slots or None),
-                     max_queue=settings.max_queue, queue_timeout=settings.queue_timeout,
+                     max_queue=settings.limits.max_queue,
+                     queue_timeout=settings.limits.queue_timeout,
                      remedy=", or give the server more slots (--parallel)", watch=watch)

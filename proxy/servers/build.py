@@ -60,7 +60,7 @@ def _server(spec: ModelSpec, settings: Settings, runtime: Runtime,
     label = "its command"
     slot_files = None
     if template is None:
-        program = find_llama_server(settings.llama_server)
+        program = find_llama_server(settings.servers.llama_server)
         if program.bundled:
             try:
                 engine.check_args(managed.args)
@@ -77,7 +77,7 @@ def _server(spec: ModelSpec, settings: Settings, runtime: Runtime,
     port = free_port()
     command = command_for(template, port, managed.model)
     launch = Launch(spec.id, command, port,
-                    Path(settings.log_dir or os.path.join(runtime.cache_dir, "logs"))
+                    Path(settings.servers.log_dir or os.path.join(runtime.cache_dir, "logs"))
                     / f"{spec.id}.log", env, ttl=managed.ttl, engine=label,
                     estimate=_estimate(managed.model, command))
     return ManagedServer(launch, pool, probe_ready, preload=managed.preload,
@@ -89,10 +89,11 @@ def _slot_files(spec: ModelSpec, settings: Settings, runtime: Runtime,
                 engine: str) -> Optional[SlotFiles]:
     """Where the KV caches of a llama-server the proxy runs are kept while it is stopped
     (a server it runs from its own command may be of a kind that cannot save them)."""
-    budget = parse_size(settings.slot_cache_size)
+    budget = parse_size(settings.servers.slot_cache_size)
     if spec.managed.slot_save == "off" or not budget:
         return None
-    folder = Path(settings.slot_cache_dir or os.path.join(runtime.cache_dir, "slots")) / spec.id
+    folder = Path(settings.servers.slot_cache_dir
+                  or os.path.join(runtime.cache_dir, "slots")) / spec.id
     return SlotFiles(folder, slotcache.fingerprint(spec.managed.model, spec.managed.args,
                                                    engine), budget)
 

@@ -1,10 +1,10 @@
 """The one process that runs the model servers when gunicorn runs several workers.
 
 gunicorn's master starts it before forking workers (:func:`start_supervisor`, from the hooks
-in :mod:`proxy.serving.gunicorn`); the workers reach it through :mod:`proxy.servers.remote`. It holds
-the :class:`~proxy.servers.pool.ProcessPool`: one server per model, one start shared by
-every worker, the running limit and the idle reaper counted over all of them. It dies with
-the master (a parent-death signal), and its servers die with it.
+in :mod:`proxy.serving.gunicorn`); the workers reach it through :mod:`proxy.servers.remote`.
+It holds the :class:`~proxy.servers.pool.ProcessPool`: one server per model, one start shared
+by every worker, the running limit and the idle reaper counted over all of them. It dies
+with the master (a parent-death signal), and its servers die with it.
 
 Run as ``python -m proxy.servers.supervisor MASTER_PID``: the settings arrive pickled on stdin,
 and one line on stdout says ``ready`` or what stopped it.
@@ -141,7 +141,7 @@ def main() -> None:  # pragma: no cover - runs as its own process, tested throug
     if os.getppid() != int(sys.argv[1]):
         return  # the master died before the parent-death signal was armed
     settings, address, authkey = pickle.load(sys.stdin.buffer)
-    log_to_stderr(settings.log_level)
+    log_to_stderr(settings.observing.log_level)
     try:
         pool, servers = managed_servers(from_settings(settings), settings,
                                         Runtime.from_environment())

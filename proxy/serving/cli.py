@@ -18,12 +18,12 @@ LAST_WORDS = 0.5  # seconds for the last bytes of ended streams to leave, before
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     settings = Settings.from_args(argv)
-    log_to_stderr(settings.log_level)
+    log_to_stderr(settings.observing.log_level)
     from proxy.serving.gunicorn import Master
 
     # made before the app is imported: it would otherwise run the model servers itself, and
     # prometheus_client, once imported, would keep the metrics in this process alone
-    master = Master(settings) if settings.server == "gunicorn" else None
+    master = Master(settings) if settings.serving.server == "gunicorn" else None
     if master is not None:
         or_exit(lambda _: master.start(), settings)
     from proxy.app import create_app
@@ -31,9 +31,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     try:
         app = or_exit(lambda _: create_app(settings, Runtime.from_environment()), settings)
         report_upstream(app)
-        logger.info("serving the OpenAI API on http://%s:%s with %s", settings.host,
-                    settings.port, settings.server)
-        if settings.server == "gunicorn":
+        logger.info("serving the OpenAI API on http://%s:%s with %s", settings.serving.host,
+                    settings.serving.port, settings.serving.server)
+        if settings.serving.server == "gunicorn":
             app.extensions["proxy"].router.close()  # each worker makes its own after the fork
             serve_gunicorn(settings)
         else:
@@ -72,9 +72,10 @@ def serve_waitress(app, settings: Settings) -> None:
     # No request lookahead: reading a connection ahead of its running request makes the
     # event loop spin on every answer; a hang-up is noticed on the socket itself (see
     # proxy.api.disconnect).
+    serving = settings.serving
     server = waitress.create_server(
-        app, host=settings.host, port=settings.port, threads=settings.threads,
-        connection_limit=max(100, settings.threads * 4), channel_timeout=600,
+        app, host=serving.host, port=serving.port, threads=serving.threads,
+        connection_limit=max(100, serving.threads * 4), channel_timeout=600,
         asyncore_use_poll=True, ident="oai-proxy")
     drain = app.extensions["proxy"].drain
 
@@ -82,13 +83,13 @@ def serve_waitress(app, settings: Settings) -> None:
         if drain.began:
             return
         logger.info("stopping: no new connections; open streams get %gs to finish",
-                    settings.graceful_timeout)
+                    settings.serving.graceful_timeout)
         wasyncore.dispatcher.close(server)  # the listening socket only: channels carry on
-        drain.begin(settings.graceful_timeout)
+        drain.begin(settings.serving.graceful_timeout)
         threading.Thread(target=finish, name="stop", daemon=True).start()
 
     def finish() -> None:
-        drain.wait_closed(settings.graceful_timeout + LAST_WORDS)
+        drain.wait_closed(settings.serving.graceful_timeout + LAST_WORDS)
         time.sleep(LAST_WORDS)  # the streams' last bytes leave waitress's buffers
         # waitress's loop runs while it has a socket: close them all, in the loop's own
         # thread. Not SIGINT: a process started in the background by a shell ignores it.

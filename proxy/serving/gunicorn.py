@@ -1,4 +1,5 @@
-"""Production defaults for gunicorn, shared by ``gunicorn.conf.py`` and ``oai-proxy --server gunicorn``."""
+"""Production defaults for gunicorn, shared by ``gunicorn.conf.py`` and
+``oai-proxy --server gunicorn``."""
 from __future__ import annotations
 
 import os
@@ -83,19 +84,19 @@ def gunicorn_options(settings: Settings) -> dict:
     """
     hooks = MasterHooks(settings)
     return {
-        "bind": [f"{settings.host}:{settings.port}"],
-        "workers": settings.workers,
-        "worker_class": patient_worker(settings.client_timeout),
-        "threads": settings.threads,
+        "bind": [f"{settings.serving.host}:{settings.serving.port}"],
+        "workers": settings.serving.workers,
+        "worker_class": patient_worker(settings.serving.client_timeout),
+        "threads": settings.serving.threads,
         # gunicorn's default (1000) caps the open connections per worker, so threads beyond
         # that never get a stream; keep its 1000 idle keep-alive slots on top of one per thread
-        "worker_connections": settings.threads + 1000,
+        "worker_connections": settings.serving.threads + 1000,
         # a generation can stream for minutes; the upstream timeout bounds it instead
-        "timeout": int(settings.upstream_timeout) + 30,
+        "timeout": int(settings.upstream.upstream_timeout) + 30,
         # our own grace first (streams end with an error event), then gunicorn's kill
-        "graceful_timeout": int(settings.graceful_timeout) + 5,
+        "graceful_timeout": int(settings.serving.graceful_timeout) + 5,
         "keepalive": 5,
-        "loglevel": settings.log_level,
+        "loglevel": settings.observing.log_level,
         "on_starting": hooks.on_starting,
         "child_exit": hooks.child_exit,
         "on_exit": hooks.on_exit,

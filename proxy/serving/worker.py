@@ -81,7 +81,7 @@ class PatientThreadWorker(ThreadWorker):
         app = getattr(self, "wsgi", None)  # None: told to stop while still loading the app
         if app is not None:
             state = app.extensions["proxy"]
-            state.drain.begin(state.settings.graceful_timeout)
+            state.drain.begin(state.settings.serving.graceful_timeout)
         super().handle_exit(sig, frame)
 
     def enqueue_req(self, conn) -> None:

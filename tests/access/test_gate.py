@@ -43,9 +43,10 @@ def client(tmp_path):
     with FakeServerCpp("llamacpp", n_slots=2) as fake:
         (tmp_path / "keys.toml").write_text(KEYS)
         (tmp_path / "models.toml").write_text(MODELS.format(fake.url))
-        app = create_app(Settings(config=str(tmp_path / "models.toml"),
-                                  keys=str(tmp_path / "keys.toml"), admin_key="admin",
-                                  usage_db=str(tmp_path / "usage.sqlite3")), runtime_in(tmp_path))
+        app = create_app(Settings.of(config=str(tmp_path / "models.toml"),
+                                     keys=str(tmp_path / "keys.toml"), admin_key="admin",
+                                     usage_db=str(tmp_path / "usage.sqlite3")),
+                         runtime_in(tmp_path))
         yield app.test_client()
 
 
@@ -130,8 +131,9 @@ def test_the_access_log_names_the_key_and_the_model(client, caplog):
 def test_the_access_log_can_be_turned_off(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="proxy.access")
     with FakeServerCpp("llamacpp", n_slots=2) as fake:
-        app = create_app(Settings(llama_api=fake.url, access_log="off",
-                                  usage_db=str(tmp_path / "usage.sqlite3")), runtime_in(tmp_path))
+        app = create_app(Settings.of(llama_api=fake.url, access_log="off",
+                                     usage_db=str(tmp_path / "usage.sqlite3")),
+                         runtime_in(tmp_path))
         with app.test_client().post("/v1/chat/completions", json=CHAT) as response:
             assert response.status_code == 200
     assert not [r for r in caplog.records if r.name == "proxy.access"]

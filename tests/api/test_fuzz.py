@@ -126,8 +126,8 @@ def client(tmp_path_factory):
     fleet = Fleet(Catalog(specs, "alpha", catch_all=False),
                   [ServedModel(spec, (Replica(f"fake-{spec.id}", FakeBackend()),),
                                Rotation(lambda name: True)) for spec in specs])
-    app = create_app(Settings(max_choices=4, keys=str(keys), usage_db=str(folder / "u.db"),
-                              metrics="on"), runtime_in(folder), backend=fleet)
+    app = create_app(Settings.of(max_choices=4, keys=str(keys), usage_db=str(folder / "u.db"),
+                                 metrics="on"), runtime_in(folder), backend=fleet)
     yield app.test_client()
     fleet.close()
 

@@ -114,9 +114,10 @@ def test_with_metrics_off_there_is_no_history(make_client):
 
 def test_the_slots_cell_is_a_bar_and_its_figures(tmp_path):
     with FakeServerCpp("llamacpp", n_slots=2) as fake:
-        settings = Settings(llama_api=fake.url, usage_db=str(tmp_path / "u.sqlite3"),
-                            responses_db=str(tmp_path / "r.sqlite3"))
-        page = create_app(settings, runtime_in(tmp_path)).test_client().get("/").get_data(as_text=True)
+        settings = Settings.of(llama_api=fake.url, usage_db=str(tmp_path / "u.sqlite3"),
+                               responses_db=str(tmp_path / "r.sqlite3"))
+        client = create_app(settings, runtime_in(tmp_path)).test_client()
+        page = client.get("/").get_data(as_text=True)
     cell = re.search(r'<td class="num slots">(.*?)</td>', page).group(1)
     assert 'class="slotbar"' in cell and 'class="fill" style="width: 0.0%"' in cell
     assert re.sub(r"<[^>]+>", "", cell) == "0 / 2"  # the text the page showed before

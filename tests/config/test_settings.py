@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from proxy.config.settings import Settings, unescape
+from proxy.config.settings import Settings, setting_fields, unescape
 
 HISTORIC_DEFAULTS = {
     "chat_prompt": "A chat between a curious user and an artificial intelligence assistant. "
@@ -29,7 +29,7 @@ def settings_from(argv=(), **environ) -> Settings:
 @pytest.mark.parametrize(("name", "expected"), list(HISTORIC_DEFAULTS.items()),
                          ids=list(HISTORIC_DEFAULTS))
 def test_defaults_are_the_historic_ones(name, expected):
-    assert getattr(settings_from(), name) == expected
+    assert settings_from().flat()[name] == expected
 
 
 @pytest.mark.parametrize(("argv", "environ", "expected"), [
@@ -47,7 +47,7 @@ def test_defaults_are_the_historic_ones(name, expected):
 ])
 def test_the_default_template_is_the_models_own_unless_historic_flags_are_given(
         argv, environ, expected):
-    assert settings_from(argv, **environ).chat_template == expected
+    assert settings_from(argv, **environ).prompts.chat_template == expected
 
 
 @pytest.mark.parametrize(("fields", "expected"), [
@@ -55,7 +55,7 @@ def test_the_default_template_is_the_models_own_unless_historic_flags_are_given(
     ({"chat_template": "llama3", "ai_name": "x"}, "llama3"),
 ], ids=["nothing", "historic-value", "historic-at-its-default", "named"])
 def test_settings_made_in_code_read_historic_values_the_same_way(fields, expected):
-    assert Settings(**fields).chat_template == expected
+    assert Settings.of(**fields).prompts.chat_template == expected
 
 
 def test_from_env_without_variables_equals_the_dataclass_defaults():
@@ -85,7 +85,7 @@ def test_from_env_without_variables_equals_the_dataclass_defaults():
     pytest.param([], {"PROXY_STOP": ""}, "stop", "", id="env-empty-stop"),
 ])
 def test_precedence(argv, environ, name, expected):
-    assert getattr(settings_from(argv, **environ), name) == expected
+    assert settings_from(argv, **environ).flat()[name] == expected
 
 
 @pytest.mark.parametrize(("argv", "environ", "expected"), [
@@ -96,21 +96,21 @@ def test_precedence(argv, environ, name, expected):
     pytest.param([], {"PROXY_API_KEY": ""}, (), id="env-empty-means-none"),
 ])
 def test_api_keys(argv, environ, expected):
-    assert settings_from(argv, **environ).api_key == expected
+    assert settings_from(argv, **environ).access.api_key == expected
 
 
 def test_api_key_file_adds_keys(tmp_path):
     key_file = tmp_path / "keys.txt"
     key_file.write_text("file-1\n\n  file-2  \n", encoding="utf-8")
     settings = settings_from(["--api-key", "cli", "--api-key-file", str(key_file)])
-    assert settings.api_key == ("cli", "file-1", "file-2")
+    assert settings.access.api_key == ("cli", "file-1", "file-2")
 
 
 def test_api_key_file_from_env(tmp_path):
     key_file = tmp_path / "keys.txt"
     key_file.write_text("file-1\n", encoding="utf-8")
     settings = settings_from(PROXY_API_KEY="env-1", PROXY_API_KEY_FILE=str(key_file))
-    assert settings.api_key == ("env-1", "file-1")
+    assert settings.access.api_key == ("env-1", "file-1")
 
 
 def test_missing_api_key_file_is_a_clean_error(tmp_path, capsys):
@@ -181,7 +181,7 @@ def test_help_lists_every_flag_with_its_env_var(capsys, monkeypatch):
         settings_from(["--help"])
     assert excinfo.value.code == 0
     out = " ".join(capsys.readouterr().out.split())
-    for spec in dataclasses.fields(Settings):
+    for _, spec in setting_fields():
         assert "--" + spec.name.replace("_", "-") in out
         assert "PROXY_" + spec.name.upper() in out
 
@@ -204,8 +204,8 @@ def test_help_shows_env_values_of_plain_settings(capsys, monkeypatch):
 
 def test_repr_never_shows_keys():
     settings = settings_from(["--api-key", "client-secret"], PROXY_LLAMA_API_KEY="upstream-secret")
-    assert settings.api_key == ("client-secret",)
-    assert settings.llama_api_key == "upstream-secret"
+    assert settings.access.api_key == ("client-secret",)
+    assert settings.upstream.llama_api_key == "upstream-secret"
     text = repr(settings)
     assert "secret" not in text
     assert "llama_api=" in text
@@ -213,7 +213,21 @@ def test_repr_never_shows_keys():
 
 def test_settings_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
-        Settings().port = 1
+        Settings().serving.port = 1
+
+
+def test_sections_hold_each_setting_once_under_its_own_name():
+    names = [spec.name for _, spec in setting_fields()]
+    assert len(names) == len(set(names)) == 54
+    settings = Settings.of(port=9000, chat_template="chatml", max_queue=3)
+    assert (settings.serving.port, settings.prompts.chat_template,
+            settings.limits.max_queue) == (9000, "chatml", 3)
+    assert Settings.of(**settings.flat()) == settings
+
+
+def test_an_unknown_setting_is_named():
+    with pytest.raises(TypeError, match="unknown settings: prot"):
+        Settings.of(prot=9000)
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
@@ -230,5 +244,5 @@ def test_unescape(raw, expected):
 
 
 def test_historic_chat_prompt_unescapes_to_one_trailing_newline():
-    assert unescape(Settings().chat_prompt).endswith("no matter what.\n")
-    assert unescape(Settings().ai_name) == "\nASSISTANT: "
+    assert unescape(Settings().prompts.chat_prompt).endswith("no matter what.\n")
+    assert unescape(Settings().prompts.ai_name) == "\nASSISTANT: "

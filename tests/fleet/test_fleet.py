@@ -205,10 +205,10 @@ def test_the_api_routes_by_model_and_alias(servers, runtime):
 
 
 def test_the_admin_api_is_off_without_its_key_and_closed_to_client_keys(servers, runtime):
-    off = create_app(Settings(llama_api=servers[0].url), runtime).test_client()
+    off = create_app(Settings.of(llama_api=servers[0].url), runtime).test_client()
     assert off.get("/admin/models").status_code == 404
-    keyed = create_app(Settings(llama_api=servers[0].url, api_key=("client",),
-                                admin_key="admin"), runtime).test_client()
+    keyed = create_app(Settings.of(llama_api=servers[0].url, api_key=("client",),
+                                   admin_key="admin"), runtime).test_client()
     assert keyed.get("/admin/models", headers={"Authorization": "Bearer client"}
                      ).status_code == 401
     listed = keyed.get("/admin/models", headers={"Authorization": "Bearer admin"})
@@ -220,7 +220,7 @@ def test_the_admin_api_is_off_without_its_key_and_closed_to_client_keys(servers,
 
 
 def test_flags_alone_accept_any_model_name(servers, runtime):
-    client = create_app(Settings(llama_api=tuple(s.url for s in servers)), runtime).test_client()
+    client = create_app(Settings.of(llama_api=tuple(s.url for s in servers)), runtime).test_client()
     response = client.post("/v1/completions", json={"model": "whatever", "prompt": "hi"})
     assert response.status_code == 200 and response.get_json()["model"] == "whatever"
 
@@ -228,7 +228,7 @@ def test_flags_alone_accept_any_model_name(servers, runtime):
 def shared_fleet(servers, redis_url):
     catalog = parse_catalog({"models": {"tiny": {"upstreams": [s.url for s in servers]}}},
                             "test")
-    return build_fleet(Settings(redis_url=redis_url), NO_FILES, catalog)
+    return build_fleet(Settings.of(redis_url=redis_url), NO_FILES, catalog)
 
 
 def test_two_proxies_sharing_redis_balance_new_conversations(servers, redis_client, redis_url):

@@ -40,7 +40,7 @@ def proxy_over(tmp_path):
     def make(fake, **settings):
         models = tmp_path / "models.toml"
         models.write_text(f'[models.tiny]\naliases = ["gpt-4"]\nupstreams = ["{fake.url}"]\n')
-        return create_app(Settings(config=str(models), **settings),
+        return create_app(Settings.of(config=str(models), **settings),
                           runtime_in(tmp_path)).test_client()
     return make
 
@@ -144,7 +144,7 @@ def test_a_line_shows_in_the_metrics_and_on_the_status_page(tmp_path):
     with FakeServerCpp("powerinfer", n_slots=1, gate=gate) as fake:
         models = tmp_path / "models.toml"
         models.write_text(f'[models.tiny]\nupstreams = [{{ url = "{fake.url}", slots = 1 }}]\n')
-        app = create_app(Settings(config=str(models), usage_db=str(tmp_path / "u.sqlite3")),
+        app = create_app(Settings.of(config=str(models), usage_db=str(tmp_path / "u.sqlite3")),
                          runtime_in(tmp_path))
         held = app.test_client().post("/v1/chat/completions", buffered=False,
                                       json={**CHAT, "stream": True})  # holds the one slot
@@ -172,8 +172,8 @@ def test_a_down_upstream_and_a_stopped_server_say_so(fake, tmp_path):
     models.write_text(f'[models.tiny]\nupstreams = ["{fake.url}"]\n'
                       f'[models.down]\nupstreams = ["{DOWN}"]\n'
                       f'[models.idle]\ncmd = "sleep 60 ${{PORT}}"\n')
-    client = create_app(Settings(config=str(models), log_dir=str(tmp_path),
-                                 usage_db=str(tmp_path / "u.sqlite3")),
+    client = create_app(Settings.of(config=str(models), log_dir=str(tmp_path),
+                                    usage_db=str(tmp_path / "u.sqlite3")),
                         runtime_in(tmp_path)).test_client()
     assert chat(client, model="down") == 503
     scrape = samples(client.get("/metrics").get_data(as_text=True))
@@ -186,8 +186,8 @@ def test_a_down_upstream_and_a_stopped_server_say_so(fake, tmp_path):
 @pytest.mark.parametrize("stream", [False, True])
 def test_the_proxys_own_time_leaves_the_upstreams_out(tmp_path, stream):
     with FakeServerCpp("llamacpp", token_delay=0.2) as slow:  # 4 tokens: 0.6 s or more
-        client = create_app(Settings(llama_api=slow.url,
-                                     usage_db=str(tmp_path / "u.sqlite3")),
+        client = create_app(Settings.of(llama_api=slow.url,
+                                        usage_db=str(tmp_path / "u.sqlite3")),
                             runtime_in(tmp_path)).test_client()
         started = time.monotonic()
         with client.post("/v1/chat/completions", json={**CHAT, "stream": stream}) as answer:

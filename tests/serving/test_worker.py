@@ -18,7 +18,7 @@ from tests.processes import ProxyProcess
 pytestmark = pytest.mark.live
 
 STALLED = 300
-DEFAULT_THREADS = str(Settings().threads)
+DEFAULT_THREADS = str(Settings().serving.threads)
 HALF_A_REQUEST = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: proxy\r\n"
                   b"Content-Type: application/json\r\nContent-Length: 200\r\n")
 HALF_A_BODY = HALF_A_REQUEST + b"\r\n" + b'{"messages": [{"role": "user", "con'
@@ -31,7 +31,7 @@ def proxy(request, tmp_path_factory):
     log = tmp_path_factory.mktemp("proxy") / "proxy.log"
     args = ("--threads", DEFAULT_THREADS)
     if request.param == "gunicorn":
-        args += ("--workers", str(Settings().workers))
+        args += ("--workers", str(Settings().serving.workers))
     with FakeServerCpp("llamacpp") as fake, \
             ProxyProcess(fake.url, log, how=request.param,
                          args=() if request.param == "wsgi" else args,

@@ -37,15 +37,16 @@ def load_backend(settings: Settings, path: str = "", model_name: str = "",
     ``reasoning``: ``think-tags`` tells ``<think>…</think>`` from the answer; chatglm.cpp has
     no chat template to read them from, so ``auto`` is ``none``.
     """
-    path = path or settings.model
-    model = LoadedModel.load(path, settings.max_length)
-    if settings.max_context_length >= model.max_length:
-        raise ValueError(f"--max-context-length {settings.max_context_length} leaves no room "
+    models, limits = settings.models, settings.limits
+    path = path or models.model
+    model = LoadedModel.load(path, models.max_length)
+    if models.max_context_length >= model.max_length:
+        raise ValueError(f"--max-context-length {models.max_context_length} leaves no room "
                          f"for an answer: {path} holds {model.max_length} tokens")
     admission = Admission(f"the model {path}", SlotCount(configured=1),
-                          max_queue=settings.max_queue, queue_timeout=settings.queue_timeout)
-    return ChatGLMBackend(model, admission, max_context_length=settings.max_context_length,
-                          model_name=model_name or settings.model_name,
+                          max_queue=limits.max_queue, queue_timeout=limits.queue_timeout)
+    return ChatGLMBackend(model, admission, max_context_length=models.max_context_length,
+                          model_name=model_name or models.model_name,
                           thinks=reasoning == "think-tags")
 
 

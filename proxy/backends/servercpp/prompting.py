@@ -4,7 +4,7 @@ Four sources of templates, chosen once at start-up by :func:`build_template`:
 
 - ``historic``: the flag template of the original shim (``--chat-prompt``, ``--user-name``,
   ``--ai-name``, ``--system-name``, ``--stop``), reproduced byte for byte;
-- a bundled preset (``proxy/chat_templates/<name>.jinja``, see :data:`PRESETS`);
+- a bundled preset (``chat_templates/<name>.jinja`` beside this module, see :data:`PRESETS`);
 - ``auto``: the GGUF chat template the server reports in ``GET /props``;
 - a path to a Jinja file.
 

@@ -31,7 +31,7 @@ TOOLS = ({"type": "function", "function": {
 
 
 def backend(path, **settings):
-    return load_backend(Settings(backend="chatglm", model=str(path), **settings))
+    return load_backend(Settings.of(backend="chatglm", model=str(path), **settings))
 
 
 @pytest.fixture(scope="module")
@@ -334,8 +334,8 @@ def test_a_long_answer_after_a_short_prompt_fills_the_cache_safely(models):
 from proxy.backends.chatglm.backend import load_backend
 from proxy.config.settings import Settings
 from proxy.core.types import GenerationRequest, Message
-backend = load_backend(Settings(backend="chatglm", model={str(models.endless)!r},
-                                max_length=4096, max_context_length=16))
+backend = load_backend(Settings.of(backend="chatglm", model={str(models.endless)!r},
+                                   max_length=4096, max_context_length=16))
 answer = backend.complete(GenerationRequest(messages=(Message("user", "hi"),), max_tokens=10**9))
 print(answer.finish_reason, answer.usage.total_tokens)
 """)
@@ -352,7 +352,7 @@ def test_the_native_loader_rejects_what_the_header_check_lets_through(models, tm
 from proxy.backends.chatglm.backend import load_backend
 from proxy.config.settings import Settings
 try:
-    load_backend(Settings(backend="chatglm", model={str(path)!r}))
+    load_backend(Settings.of(backend="chatglm", model={str(path)!r}))
 except ValueError as exc:
     print(exc)
 """)
@@ -371,7 +371,7 @@ from proxy.config.settings import Settings
 runtime = Runtime(cache_dir={str(tmp_path)!r})
 create_app(Settings(), runtime)
 try:
-    create_app(Settings(backend="chatglm", model={str(models.reply)!r}), runtime)
+    create_app(Settings.of(backend="chatglm", model={str(models.reply)!r}), runtime)
 except ValueError as exc:
     print(exc)
 """)

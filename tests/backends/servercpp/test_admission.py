@@ -28,7 +28,7 @@ def fake(request):
 
 
 def backend(fake: FakeServerCpp, **settings):
-    return build_fleet(Settings(llama_api=fake.url, **settings), NO_FILES)
+    return build_fleet(Settings.of(llama_api=fake.url, **settings), NO_FILES)
 
 
 def in_flight(fleet) -> int:

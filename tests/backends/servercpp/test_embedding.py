@@ -48,9 +48,9 @@ def test_embeddings_off_is_a_clear_501(kind):
 @pytest.mark.parametrize("kind", ["llamacpp-2023", "llamacpp"])
 def test_the_upstream_key_is_sent(kind):
     with FakeServerCpp(kind, api_key="secret") as fake:
-        keyed = build_fleet(Settings(llama_api=fake.url, llama_api_key="secret"), NO_FILES)
+        keyed = build_fleet(Settings.of(llama_api=fake.url, llama_api_key="secret"), NO_FILES)
         assert keyed.complete(GenerationRequest(prompt="hi")).text == "Hello, world!"
-        unkeyed = build_fleet(Settings(llama_api=fake.url), NO_FILES)
+        unkeyed = build_fleet(Settings.of(llama_api=fake.url), NO_FILES)
         with pytest.raises(UpstreamError) as info:
             unkeyed.complete(GenerationRequest(prompt="hi"))
     assert "--llama-api-key" in info.value.message
