@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Install (once) and cache the agent CLIs the e2e suite runs against the proxy, from npm:
-# Claude Code (Anthropic's Messages API) and Codex CLI (OpenAI's Responses API). Both ship
-# their native binaries as npm packages of their own; nothing is fetched from elsewhere.
+# Install (once) and cache what the e2e suite runs under Node against the proxy, from npm:
+# Claude Code (Anthropic's Messages API), Codex CLI (OpenAI's Responses API) and Ollama's
+# JavaScript library. The CLIs ship their native binaries as npm packages of their own;
+# nothing is fetched from elsewhere.
 set -euo pipefail
 
 CLAUDE_CODE_VERSION=2.1.330
 CODEX_VERSION=0.169.0
+OLLAMA_JS_VERSION=0.6.4
 PREFIX="${OAI_PROXY_AGENTS:-$HOME/.cache/oai-proxy/agents}"
 
 installed() {  # package, version
@@ -14,11 +16,13 @@ installed() {  # package, version
 }
 
 if ! installed @anthropic-ai/claude-code "$CLAUDE_CODE_VERSION" \
-    || ! installed @openai/codex "$CODEX_VERSION"; then
+    || ! installed @openai/codex "$CODEX_VERSION" || ! installed ollama "$OLLAMA_JS_VERSION"; then
   mkdir -p "$PREFIX"
   npm install --prefix "$PREFIX" --no-audit --no-fund --loglevel=error \
-    "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION" "@openai/codex@$CODEX_VERSION"
+    "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION" "@openai/codex@$CODEX_VERSION" \
+    "ollama@$OLLAMA_JS_VERSION"
 fi
 "$PREFIX/node_modules/.bin/claude" --version
 "$PREFIX/node_modules/.bin/codex" --version
-echo "agent CLIs in $PREFIX"
+node -e "require('$PREFIX/node_modules/ollama'); console.log('ollama-js $OLLAMA_JS_VERSION')"
+echo "agent CLIs and Node libraries in $PREFIX"

@@ -3,8 +3,8 @@ a chat costs through a server's own chat layer against a prompt the proxy render
 
 1. The same question, one request at a time, asked through one waitress proxy in front of
    the synthetic upstream, in each dialect the proxy speaks: OpenAI chat completions (the
-   floor), Anthropic's Messages API and OpenAI's Responses API (each when the proxy serves
-   it), whole and streamed (64 tokens). The dialects take turns over three rounds, so drift
+   floor), Anthropic's Messages API, OpenAI's Responses API and Ollama's chat (each when the
+   proxy serves it), whole and streamed (64 tokens). The dialects take turns over three rounds, so drift
    on the machine touches each alike; the proxy's own CPU time is read from its process for
    each batch.
 2. On real llama-server (the tests' tiny model, 64 tokens): a chat through the proxy by its
@@ -40,6 +40,9 @@ DIALECTS = {
         "messages": [{"role": "user", "content": QUESTION}]}),
     "Responses": ("/v1/responses", {
         "model": "tiny", "max_output_tokens": TOKENS, "input": QUESTION, "store": False}),
+    "Ollama chat": ("/api/chat", {
+        "model": "tiny", "options": {"num_predict": TOKENS},
+        "messages": [{"role": "user", "content": QUESTION}]}),
 }
 
 

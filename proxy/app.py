@@ -9,13 +9,15 @@ from typing import Callable, Optional
 from flask import Flask
 
 from proxy.access.build import build_access, build_responses
-from proxy.api import admin, anthropic, auth, errors, glm, observe, openai, responses, web
+from proxy.api import (admin, anthropic, auth, errors, glm, observe, ollama, openai, responses,
+                       web)
 from proxy.api.jsonbody import OrjsonProvider
 from proxy.api.state import ProxyState
 from proxy.backends.base import Backend
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
 from proxy.dialects import anthropic as messages
+from proxy.dialects.ollama import shared as ollama_shape
 from proxy.core.errors import ShuttingDownError
 from proxy.fleet.build import build_fleet, fleet_of
 from proxy.ops.history import History
@@ -58,9 +60,10 @@ def create_app(settings: Settings, runtime: Runtime, *,
             raise ShuttingDownError("the proxy is shutting down; send the request again")
 
     auth.init_app(app, access, router.model_label, settings.access.cors_origins)
-    errors.init_app(app, {anthropic.bp.name: messages.error_body})
-    for blueprint in (openai.bp, anthropic.bp, responses.bp, glm.bp, web.bp, admin.bp,
-                      observe.bp):
+    errors.init_app(app, {anthropic.bp.name: messages.error_body,
+                          ollama.bp.name: ollama_shape.error_body})
+    for blueprint in (openai.bp, anthropic.bp, responses.bp, glm.bp, ollama.bp, web.bp,
+                      admin.bp, observe.bp):
         app.register_blueprint(blueprint)
     _check_all_plain(app)
     return app

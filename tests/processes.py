@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import anthropic
+import ollama
 import openai
 import requests
 
@@ -119,6 +120,14 @@ class ProxyProcess:
         """An ``anthropic`` client of this proxy, closed when the proxy stops."""
         client = anthropic.Anthropic(base_url=self.url, api_key=api_key, max_retries=0,
                                      **{"timeout": 60, **options})
+        self._clients.append(client)
+        return client
+
+    def ollama(self, api_key: str = "", **options) -> ollama.Client:
+        """An ``ollama`` client of this proxy (the key as a bearer token, as Ollama's clients
+        send the headers they are given), closed when the proxy stops."""
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        client = ollama.Client(host=self.url, headers=headers, **{"timeout": 120, **options})
         self._clients.append(client)
         return client
 

@@ -56,7 +56,7 @@ def watched(generation_request: GenerationRequest) -> GenerationRequest:
 def event_response(writes: Iterator, wire: Wire) -> Response:
     """Stream ``writes`` framed by ``wire``, once the first of them is ready."""
     return Response(event_stream(primed(writes), wire, get_state().drain),
-                    mimetype="text/event-stream", headers=HEADERS)
+                    mimetype=wire.mimetype, headers=HEADERS)
 
 
 def primed(writes: Iterator) -> "Primed":

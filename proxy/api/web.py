@@ -21,16 +21,22 @@ ROUTES = (
     ("POST", "/chat", "GLM API chat; /chat-stream streams it"),
     ("POST", "/tokenize", "GLM API tokens"),
     ("POST", "/embedding", "GLM API embeddings"),
+    ("POST", "/api/chat", "Ollama's chat; /api/generate, /api/embed for its other clients"),
+    ("GET", "/api/tags", "Ollama's model list; /api/show, /api/ps, /api/version"),
     ("GET", "/health", "200 when the backend is ready, 503 when not"),
     ("GET", "/metrics", "Prometheus metrics"),
     ("GET", "/playground", "chat with a model from this browser"),
 )
 
 
-@bp.get("/")
-def index() -> str:
+@bp.route("/", methods=["GET", "HEAD"])
+def index():
     """The fleet page: every model and replica, kept fresh from ``/status``. Public, like
-    /health; with no script it still shows the state at load time."""
+    /health; with no script it still shows the state at load time. A client that does not
+    ask for a page by name (``Accept: text/html``, as browsers do) is told, as Ollama tells
+    the clients that check ``/``, that the API is running."""
+    if not any(kind == "text/html" for kind, _ in request.accept_mimetypes):
+        return Response("Ollama is running", mimetype="text/plain")
     state = get_state()
     return render_template("index.html", health=state.router.health(), routes=ROUTES,
                            status=fleet_status(), key_required=state.access.required,

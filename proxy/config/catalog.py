@@ -91,10 +91,14 @@ class Catalog:
     max_memory: int = 0  # bytes they may take together; 0 = the machine's available memory
 
     def find(self, name: Optional[str]) -> Optional[ModelSpec]:
-        """The model ``name`` (an id or alias) denotes; ``None`` if it denotes none."""
+        """The model ``name`` (an id or alias) denotes; ``None`` if it denotes none. A name
+        with a ``:tag`` (as Ollama's clients write them, ``qwen:latest``) that is no id or
+        alias whole is looked up without its tag."""
         if not name:
             return self.default_model
         model = self._by_name.get(name)
+        if model is None and ":" in name:
+            model = self._by_name.get(name.rpartition(":")[0])
         if model is None and self.catch_all:
             return self.default_model
         return model

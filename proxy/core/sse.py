@@ -1,4 +1,5 @@
-"""The only code that writes server-sent events: ``data: <json>`` or ``event: <type>`` with it.
+"""The only code that writes streamed answers: server-sent events (``data: <json>``, or
+``event: <type>`` with it) or newline-delimited JSON.
 
 A dialect's stream renderer (:class:`Wire`) says how its API frames events, what a failure
 after the first byte looks like and what ends the stream; this module writes the bytes,
@@ -30,8 +31,13 @@ HEADERS = {
 class Wire(Protocol):
     """How one client API frames its stream."""
 
-    named: bool  # each event also names its payload's ``type`` on an ``event:`` line
+    mimetype: str  # the stream's content type
     end: bytes  # what follows the last event (``data: [DONE]`` for OpenAI)
+
+    @staticmethod
+    def encode(payload: dict) -> bytes:
+        """One payload as the bytes of one event (:func:`encode_event`, :func:`encode_named`
+        or :func:`encode_line`)."""
 
     def failure(self, error: ProxyError) -> list:
         """The payloads that tell the client its stream failed after the first byte."""
@@ -53,6 +59,11 @@ def encode_named(payload: dict) -> bytes:
             + orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS) + b"\n\n")
 
 
+def encode_line(payload: dict) -> bytes:
+    """One JSON object on a line of its own (NDJSON, as Ollama streams)."""
+    return orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS) + b"\n"
+
+
 def event_stream(writes: Iterable, wire: Wire, drain: Drain) -> Iterator[bytes]:
     """Frame ``writes`` (each a payload, or a list of payloads to send in one write), turn a
     failure after the first byte into the wire's failure events, end with the wire's end.
@@ -66,7 +77,7 @@ def event_stream(writes: Iterable, wire: Wire, drain: Drain) -> Iterator[bytes]:
 
 
 def _framed(writes: Iterable, wire: Wire, drain: Drain) -> Iterator[bytes]:
-    encode = encode_named if wire.named else encode_event
+    encode = wire.encode
     try:
         for write in writes:
             if type(write) is list:

@@ -124,6 +124,10 @@ class Usage:
     completion_tokens: int = 0
     cached_tokens: Optional[int] = None  # prompt tokens the server took from its KV cache
     reasoning_tokens: Optional[int] = None  # completion tokens spent on thoughts, when known
+    # the server's time on the prompt and on the answer's tokens, when it says: measures,
+    # not part of what a usage is (two answers of the same counts use the same)
+    prompt_ms: Optional[float] = field(default=None, compare=False)
+    eval_ms: Optional[float] = field(default=None, compare=False)
 
     @property
     def total_tokens(self) -> int:
@@ -133,7 +137,8 @@ class Usage:
         return Usage(self.prompt_tokens + other.prompt_tokens,
                      self.completion_tokens + other.completion_tokens,
                      _sum(self.cached_tokens, other.cached_tokens),
-                     _sum(self.reasoning_tokens, other.reasoning_tokens))
+                     _sum(self.reasoning_tokens, other.reasoning_tokens),
+                     _sum(self.prompt_ms, other.prompt_ms), _sum(self.eval_ms, other.eval_ms))
 
 
 def _sum(first: Optional[int], second: Optional[int]) -> Optional[int]:
@@ -243,10 +248,27 @@ class Embeddings:
 
 
 @dataclass(frozen=True)
+class ModelCard:
+    """What a model is and can do, as far as its server or file tells: for clients that ask
+    (Ollama's ``/api/show``, ``/api/tags``) before they pick a model."""
+
+    capabilities: tuple = ("completion",)  # of completion, tools, thinking, vision, embedding
+    context_length: Optional[int] = None  # tokens the server gives a conversation
+    architecture: str = ""  # GGUF's general.architecture
+    parameters: Optional[int] = None
+    quantization: str = ""  # e.g. Q4_K_M
+    size: Optional[int] = None  # bytes of the model file
+    digest: str = ""  # a stable hash naming this model file (or the server's model)
+    modified: Optional[float] = None  # the file's modification time (seconds since 1970)
+    template: str = ""  # its chat template's source, when known
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     id: str
     owned_by: str = "oai-proxy"
     meta: dict = field(default_factory=dict)
+    card: ModelCard = field(default_factory=ModelCard)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from typing import Optional
 
 from proxy.backends.admission import Admission, LineWatch
 from proxy.backends.base import Backend
+from proxy.backends.servercpp.card import file_card
 from proxy.backends.slots import SlotCount
 from proxy.config.catalog import Catalog, ModelSpec, UpstreamSpec, from_settings
 from proxy.config.runtime import Runtime
@@ -81,7 +82,8 @@ def fleet_of(backend: Backend, settings: Settings) -> Fleet:
 def _managed(spec: ModelSpec, server, settings: Settings, metrics) -> tuple:
     """The one replica of a model the proxy runs, in front of its server."""
     backend = _servercpp(UpstreamSpec(server.url), spec, settings, None, metrics)
-    return (Replica(server.url, ManagedBackend(server, backend), server),)
+    card = file_card(spec.managed.model) if spec.managed.model else None
+    return (Replica(server.url, ManagedBackend(server, backend, card), server),)
 
 
 def _replicas(spec: ModelSpec, settings: Settings, metrics) -> tuple:

@@ -191,12 +191,13 @@ class Fleet:
         for model in ordered:
             ready = any(model.rotation.healthy(r.name) for r in model.replicas)
             model_id = self._id(model)
-            owner = model.replicas[0].backend.models()[0].owned_by
+            first = model.replicas[0].backend.models()[0]
             meta = {"state": "ready" if ready else "unavailable",
                     "replicas": len(model.replicas)}
-            listed.append(ModelInfo(model_id, owned_by=owner,
+            listed.append(ModelInfo(model_id, owned_by=first.owned_by, card=first.card,
                                     meta={**meta, "aliases": list(model.spec.aliases)}))
-            listed += [ModelInfo(alias, owned_by=owner, meta={**meta, "alias_of": model_id})
+            listed += [ModelInfo(alias, owned_by=first.owned_by, card=first.card,
+                                 meta={**meta, "alias_of": model_id})
                        for alias in model.spec.aliases]
         return listed
 

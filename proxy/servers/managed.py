@@ -4,12 +4,14 @@ server saved it before it last stopped)."""
 from __future__ import annotations
 
 from contextlib import closing
+from dataclasses import replace
 from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
 from proxy.backends.base import Backend
 from proxy.core.errors import UNREACHABLE, UpstreamUnavailableError
 from proxy.core.conversation import conversation_key
-from proxy.core.types import Chunk, Completion, Embeddings, GenerationRequest, Health
+from proxy.core.types import (Chunk, Completion, Embeddings, GenerationRequest, Health,
+                              ModelCard)
 
 T = TypeVar("T")
 RESTARTS = 3  # times a request that never reached its server waits for a restart
@@ -25,11 +27,13 @@ class ManagedBackend(Backend):
 
     name = "servercpp"
 
-    def __init__(self, server, backend: Backend) -> None:
+    def __init__(self, server, backend: Backend, card: Optional[ModelCard] = None) -> None:
         """``server``: a :class:`~proxy.servers.processes.ManagedServer`, or a gunicorn
-        worker's :class:`~proxy.servers.remote.RemoteServer` handle on one."""
+        worker's :class:`~proxy.servers.remote.RemoteServer` handle on one; ``card``: what
+        its model file says, for the time before its server has been asked."""
         self.server = server
         self.backend = backend
+        self.card = card
 
     def complete(self, request: GenerationRequest) -> Completion:
         key = conversation_key(request)
@@ -94,7 +98,12 @@ class ManagedBackend(Backend):
         return self.backend.describe()
 
     def models(self) -> list:
-        return self.backend.models()
+        """The model, with its server's card once the server has been asked, else its
+        file's."""
+        info = self.backend.models()[0]
+        if info.card.digest or self.card is None:
+            return [info]
+        return [replace(info, card=self.card)]
 
     def health(self) -> Health:
         """A stopped server can serve (it starts on demand); a failed one says why."""

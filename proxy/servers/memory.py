@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+from proxy.backends.servercpp import gguffile
+
 # bytes per element of each KV cache type (quantized ones by their 32-element blocks)
 CACHE_TYPE_BYTES = {"f32": 4.0, "f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32,
                     "q4_1": 20 / 32, "iq4_nl": 18 / 32, "q5_0": 22 / 32, "q5_1": 24 / 32}
@@ -75,20 +77,10 @@ def _flag(args: Sequence[str], names: tuple, kind) -> Optional[object]:
 
 def read_shape(path: str) -> ModelShape:
     """The shape of the GGUF at ``path``; a ``ValueError`` when it is not one."""
-    from gguf import GGUFReader
-
-    try:
-        reader = GGUFReader(path)
-    except (ValueError, OSError) as exc:
-        raise ValueError(f"{path} is not a GGUF model file ({exc})") from None
-    fields = {name: _value(field) for name, field in reader.fields.items()}
-    arch = fields.get("general.architecture")
-    if not isinstance(arch, str):
+    header = gguffile.read(path)
+    if not header.architecture:
         raise ValueError(f"{path} names no architecture (general.architecture)")
-
-    def key(name: str, default=None):
-        return fields.get(f"{arch}.{name}", default)
-
+    key = header.of_architecture
     layers = int(key("block_count", 0))
     heads = key("attention.head_count", 1)
     heads_kv = key("attention.head_count_kv", heads)
@@ -97,22 +89,10 @@ def read_shape(path: str) -> ModelShape:
     key_length = int(key("attention.key_length", head))
     value_length = int(key("attention.value_length", head))
     return ModelShape(
-        weights=sum(int(tensor.n_bytes) for tensor in reader.tensors), layers=layers,
+        weights=header.tensor_bytes, layers=layers,
         context=int(key("context_length", 4096)),
         key_width=_over_layers(heads_kv, layers) * key_length,
         value_width=_over_layers(heads_kv, layers) * value_length)
-
-
-def _value(field) -> object:
-    """A metadata field's value: a number or a string, or a list of them."""
-    from gguf import GGUFValueType
-
-    parts = [field.parts[index] for index in field.data]
-    if GGUFValueType.STRING in field.types:
-        texts = [bytes(part).decode("utf-8", "replace") for part in parts]
-        return texts if field.types[0] == GGUFValueType.ARRAY else texts[0]
-    numbers = [part.tolist()[0] for part in parts]
-    return numbers if field.types[0] == GGUFValueType.ARRAY else numbers[0]
 
 
 def _most(heads) -> int:

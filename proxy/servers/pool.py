@@ -38,7 +38,7 @@ class ProcessPool:
                              f"than the {show(self.max_memory)} the servers may take "
                              f"(--max-memory)")
         self.servers.append(server)
-        if server.launch.ttl and self._reaper is None:
+        if self._reaper is None:  # any server's idle time may be set later (keep_alive)
             self._reaper = threading.Thread(target=self._reap, name="reaper", daemon=True)
             self._reaper.start()
         return server
@@ -123,5 +123,5 @@ class ProcessPool:
         while not self._closed.wait(1.0):
             now = time.monotonic()
             for server in self.servers:
-                if server.launch.ttl and server.idle_for(now) > server.launch.ttl:
-                    server.stop_if_idle(f"idle for more than {server.launch.ttl:g}s")
+                if server.ttl and server.idle_for(now) > server.ttl:
+                    server.stop_if_idle(f"idle for more than {server.ttl:g}s")

@@ -95,6 +95,7 @@ class ManagedServer:
         self.preload = preload
         self.slots = None if slot_files is None else SlotKeeper(
             launch.name, launch.url, slot_files, save_every_turn)
+        self.ttl = launch.ttl  # seconds idle before it stops (0: never); a client may change it
         self.state = "stopped"
         self.error = ""
         self.in_flight = 0
@@ -203,6 +204,11 @@ class ManagedServer:
         finally:
             self.pool.started(self)
 
+    def keep_for(self, seconds: float) -> None:
+        """Stop the server once idle for ``seconds`` (negative: never), as a client asks
+        (Ollama's ``keep_alive``)."""
+        self.ttl = max(float(seconds), 0.0)
+
     def stop(self, why: str = "") -> None:
         """Stop the server: SIGTERM to its process group, SIGKILL after a grace period."""
         self._stop(why, only_idle=False)
@@ -273,7 +279,7 @@ class ManagedServer:
             idle = time.monotonic() - self.last_used if self.last_used and not self.in_flight \
                 else 0.0
             return {"state": self.state, "url": self.launch.url, "engine": self.launch.engine,
-                    "in_flight": self.in_flight,
+                    "in_flight": self.in_flight, "ttl": self.ttl,
                     "idle_seconds": round(idle, 1), "log": str(self.launch.log_path),
                     "memory": {"estimate": self.launch.estimate, "measured": self.measured},
                     **({"error": self.error} if self.error else {})}

@@ -111,6 +111,9 @@ class RemoteServer:
     def stop(self, why: str = "") -> None:
         self.supervised.call("stop", self.name, why)
 
+    def keep_for(self, seconds: float) -> None:
+        self.supervised.call("keep_for", self.name, seconds)
+
     def snapshot(self) -> dict:
         return self.supervised.call("snapshot", self.name)
 

@@ -35,7 +35,8 @@ from proxy.logs import log_to_stderr
 
 logger = logging.getLogger(__name__)
 
-CALLS = {"ensure", "is_ready", "gone", "stop", "snapshot", "log_tail", "served", "prepare"}
+CALLS = {"ensure", "is_ready", "gone", "stop", "keep_for", "snapshot", "log_tail", "served",
+         "prepare"}
 
 
 class Supervisor:

@@ -17,6 +17,8 @@ from tests.ops.test_history import Clock
 from tests.processes import ProxyProcess
 from tests.runtimes import runtime_in
 
+PAGE = {"Accept": "text/html,application/xhtml+xml"}  # as browsers ask
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
@@ -24,7 +26,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 
 def test_page_shows_status_and_routes(make_client):
-    page = make_client(api_key=("k",)).get("/")  # public, like /health
+    page = make_client(api_key=("k",)).get("/", headers=PAGE)  # public, like /health
     assert page.status_code == 200 and page.mimetype == "text/html"
     html = page.get_data(as_text=True)
     assert 'class="status ok"' in html and "/v1/chat/completions" in html
@@ -64,7 +66,7 @@ def test_a_keys_file_alone_requires_a_key_on_the_pages(make_client, tmp_path):
     client = make_client(keys=keys_file(tmp_path))
     assert client.get("/status").get_json()["key_required"] is True
     assert client.post("/v1/completions", json={"prompt": "x"}).status_code == 401
-    assert "required" in client.get("/").get_data(as_text=True)
+    assert "required" in client.get("/", headers=PAGE).get_data(as_text=True)
     assert "keybox\" hidden" not in client.get("/playground").get_data(as_text=True)
 
 
@@ -108,7 +110,7 @@ def test_with_metrics_off_there_is_no_history(make_client):
     client = make_client(metrics="off")
     assert answer(client) == 200
     assert client.get("/status").get_json()["history"] == {}
-    page = client.get("/").get_data(as_text=True)
+    page = client.get("/", headers=PAGE).get_data(as_text=True)
     assert 'id="charts-off"' in page and 'id="charts"' not in page
 
 
@@ -117,7 +119,16 @@ def test_the_slots_cell_is_a_bar_and_its_figures(tmp_path):
         settings = Settings.of(llama_api=fake.url, usage_db=str(tmp_path / "u.sqlite3"),
                                responses_db=str(tmp_path / "r.sqlite3"))
         client = create_app(settings, runtime_in(tmp_path)).test_client()
-        page = client.get("/").get_data(as_text=True)
+        page = client.get("/", headers=PAGE).get_data(as_text=True)
     cell = re.search(r'<td class="num slots">(.*?)</td>', page).group(1)
     assert 'class="slotbar"' in cell and 'class="fill" style="width: 0.0%"' in cell
     assert re.sub(r"<[^>]+>", "", cell) == "0 / 2"  # the text the page showed before
+
+
+@pytest.mark.parametrize("accept", [None, "*/*", "application/json"])
+def test_a_client_that_asks_for_no_page_is_told_the_api_runs(client, accept):
+    headers = {"Accept": accept} if accept else {}
+    for method in (client.get, client.head):
+        answer = method("/", headers=headers)
+        assert answer.status_code == 200 and answer.mimetype == "text/plain"
+    assert client.get("/", headers=headers).get_data(as_text=True) == "Ollama is running"

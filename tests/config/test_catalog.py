@@ -48,6 +48,7 @@ def test_a_complete_file(tmp_path):
 
 @pytest.mark.parametrize(("name", "expected"), [
     ("qwen", "qwen"), ("gpt-3.5-turbo", "qwen"), ("old", "old"), (None, "qwen"), ("", "qwen"),
+    ("qwen:latest", "qwen"), ("gpt-3.5-turbo:7b", "qwen"), ("old:q4", "old"),
 ])
 def test_names_and_aliases(tmp_path, name, expected):
     assert read_catalog(write(tmp_path, GOOD)).find(name).id == expected
@@ -55,6 +56,7 @@ def test_names_and_aliases(tmp_path, name, expected):
 
 def test_unknown_names_find_nothing_unless_catch_all(tmp_path):
     assert read_catalog(write(tmp_path, GOOD)).find("gpt-4") is None
+    assert read_catalog(write(tmp_path, GOOD)).find("gpt-4:latest") is None
     catch_all = read_catalog(write(tmp_path, "catch_all = true\n" + GOOD))
     assert catch_all.find("gpt-4").id == "qwen"
 

@@ -8,14 +8,16 @@ import pytest
 
 from proxy.core.draining import Drain
 from proxy.core.errors import InvalidRequestError, UpstreamError, UpstreamUnavailableError
-from proxy.core.sse import COMMENT, COMMENT_BYTES, DONE, encode_event, encode_named, event_stream
+from proxy.core.sse import (COMMENT, COMMENT_BYTES, DONE, encode_event, encode_line, encode_named,
+                            event_stream)
 from tests.polling import wait_for
 
 
 class DataWire:
     """OpenAI's way: ``data:`` lines, ``{"error": …}``, then ``[DONE]``."""
 
-    named = False
+    encode = staticmethod(encode_event)
+    mimetype = "text/event-stream"
     end = DONE
 
     @staticmethod
@@ -26,12 +28,25 @@ class DataWire:
 class NamedWire:
     """Anthropic's way: ``event:`` lines, an error event, nothing at the end."""
 
-    named = True
+    encode = staticmethod(encode_named)
+    mimetype = "text/event-stream"
     end = b""
 
     @staticmethod
     def failure(error):
         return [{"type": "error", "error": {"type": "api_error", "message": error.message}}]
+
+
+class LineWire:
+    """Ollama's way: a JSON object a line, an ``{"error": …}`` line, nothing at the end."""
+
+    encode = staticmethod(encode_line)
+    mimetype = "application/x-ndjson"
+    end = b""
+
+    @staticmethod
+    def failure(error):
+        return [{"error": error.message}]
 
 
 def error_body(error):
@@ -213,3 +228,11 @@ def test_streams_that_end_in_time_are_not_cut():
     assert drain.wait_closed(5)
     wait_for(lambda: drain.ending)
 
+
+def test_ndjson_streams_write_a_line_an_object_and_end_a_failure_with_an_error_line():
+    def source():
+        yield [{"a": 1}, {"b": "é"}]
+        raise UpstreamError("the server went away")
+    body = b"".join(event_stream_of(source(), wire=LineWire))
+    assert body.decode("utf-8").split("\n") == [
+        '{"a":1}', '{"b":"é"}', '{"error":"the server went away"}', ""]

@@ -8,11 +8,15 @@ import subprocess
 AGENTS_ENV_VAR = "OAI_PROXY_AGENTS"
 
 
+def agents_folder() -> pathlib.Path:
+    """Where ``.ci/agents.sh`` installs the CLIs and Node libraries."""
+    return pathlib.Path(os.environ.get(AGENTS_ENV_VAR)
+                        or pathlib.Path.home() / ".cache" / "oai-proxy" / "agents")
+
+
 def agent_binary(name: str) -> pathlib.Path:
     """The ``claude`` or ``codex`` command; a missing one is an error naming how to get it."""
-    prefix = pathlib.Path(os.environ.get(AGENTS_ENV_VAR)
-                          or pathlib.Path.home() / ".cache" / "oai-proxy" / "agents")
-    path = prefix / "node_modules" / ".bin" / name
+    path = agents_folder() / "node_modules" / ".bin" / name
     if not path.exists():
         raise FileNotFoundError(f"no {name} at {path}: run bash .ci/agents.sh")
     return path

@@ -1,9 +1,9 @@
-"""The README's scale-out recipe, run on loopback: three llama-servers of one model, Redis,
-two proxies (waitress, and gunicorn with two workers) and nginx in front of them.
+"""The scale-out recipe of docs/models-and-fleet.md, run on loopback: three llama-servers of
+one model, Redis, two proxies (waitress, and gunicorn with two workers) and nginx in front.
 
-The models file, keys file, proxy command lines and nginx config are the README's own code
+The models file, keys file, proxy command lines and nginx config are the recipe's own code
 blocks (each after a ``<!-- scale-out: NAME -->`` line); only addresses, ports and paths are
-replaced, each replacement failing when the README no longer holds what it replaces.
+replaced, each replacement failing when the recipe no longer holds what it replaces.
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ REPLICA_ADDRESSES = ("http://10.0.0.2:8080", "http://10.0.0.3:8080", "http://10.
 PROXY_ADDRESSES = ("10.0.0.10:8081", "10.0.0.11:8081")
 REDIS_ADDRESS = "redis://10.0.0.5:6379/0"
 KEY_VALUES = {"ALICE_KEY": "sk-scaleout-alice", "BATCH_KEY": "sk-scaleout-batch"}
-UPSTREAM_HEADER = "X-Upstream-Addr"  # set by the tests' nginx.conf around the README's site
+UPSTREAM_HEADER = "X-Upstream-Addr"  # set by the tests' nginx.conf around the recipe's site
 
 NGINX_CONF = """\
 worker_processes 1;
@@ -70,20 +70,20 @@ http {{
 
 
 def readme_blocks() -> dict:
-    """The recipe's code blocks in README.md, by name."""
-    blocks = dict(BLOCK.findall((ROOT / "README.md").read_text(encoding="utf-8")))
+    """The recipe's code blocks in docs/models-and-fleet.md, by name."""
+    blocks = dict(BLOCK.findall((ROOT / "docs" / "models-and-fleet.md").read_text(encoding="utf-8")))
     missing = [name for name in BLOCKS if name not in blocks]
     if missing:
-        pytest.fail(f"README.md no longer marks the scale-out block(s) {missing}")
+        pytest.fail(f"docs/models-and-fleet.md no longer marks the scale-out block(s) {missing}")
     return blocks
 
 
 def substitute(text: str, replacements: dict, what: str) -> str:
-    """``text`` with every key of ``replacements`` replaced; a key it lacks means the README
+    """``text`` with every key of ``replacements`` replaced; a key it lacks means the recipe
     changed under the test."""
     for old, new in replacements.items():
         if old not in text:
-            pytest.fail(f"the README's scale-out {what} no longer holds {old!r}: "
+            pytest.fail(f"the scale-out recipe's {what} no longer holds {old!r}: "
                         f"update tests/e2e/scaleout.py with it")
         text = text.replace(old, new)
     return text
@@ -256,7 +256,7 @@ def scaleout(model: Path, redis_url: str, folder: Path) -> Iterator[Scaleout]:
     blocks = readme_blocks()
     commands = command_lines(blocks["proxies"])
     if [("--server gunicorn" in line) for line in commands] != [False, True]:
-        pytest.fail("the README's scale-out proxies block no longer runs a proxy under "
+        pytest.fail("the scale-out recipe's proxies block no longer runs a proxy under "
                     "waitress, then one under gunicorn")
     nginx_binary = system_program("nginx", "nginx")
     with ExitStack() as stack:
@@ -289,7 +289,7 @@ def scaleout(model: Path, redis_url: str, folder: Path) -> Iterator[Scaleout]:
         nginx_folder = folder / "nginx"
         nginx_folder.mkdir()
         nginx = stack.enter_context(Nginx(nginx_binary, site, nginx_folder, nginx_port))
-        keyring = parse_keys(tomllib.loads(blocks["keys"]), "README.md", KEY_VALUES)
+        keyring = parse_keys(tomllib.loads(blocks["keys"]), "docs/models-and-fleet.md", KEY_VALUES)
         default = tomllib.loads(blocks["models"])["default"]
         yield Scaleout(replicas, proxies[0], proxies[1], nginx, default, keyring)
 

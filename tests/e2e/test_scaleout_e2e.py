@@ -1,6 +1,6 @@
-"""The README's scale-out recipe, run for real: three llama-servers of one model, Redis, two
-proxies (waitress, and gunicorn with two workers) and nginx in front, each configured by the
-README's own blocks (:mod:`tests.e2e.scaleout`).
+"""The scale-out recipe of docs/models-and-fleet.md, run for real: three llama-servers of one
+model, Redis, two proxies (waitress, and gunicorn with two workers) and nginx in front, each
+configured by the recipe's own blocks (:mod:`tests.e2e.scaleout`).
 
 The replica that served a turn run alone is the one whose counters took its prompt; turns
 run together are checked by what each replica took in all. The proxy that served a request
@@ -157,7 +157,7 @@ def test_a_proxy_killed_mid_run(recipe):
     for outcome in traffic.outcomes:  # the only failures: requests nginx had sent the dead
         assert outcome.ok or (outcome.sent < noticed and outcome.ended > killed
                               and outcome.proxy == waitress), outcome
-        if outcome.status == 502:  # nginx's own, in OpenAI's shape (the README's error_page)
+        if outcome.status == 502:  # nginx's own, in OpenAI's shape (the recipe's error_page)
             assert outcome.error_type == "server_error" and not outcome.error, outcome
 
 

@@ -11,10 +11,13 @@ so no two native calls run at once.
 from __future__ import annotations
 
 import logging
+import os
+import time
 from dataclasses import dataclass, replace
 from typing import Iterator, Optional, Sequence
 
 from proxy.backends.base import Backend
+from proxy.backends.files import digest
 from proxy.backends.chatglm import messages, options
 from proxy.backends.chatglm.decoding import TextDecoder
 from proxy.backends.chatglm.model import UNLIMITED, LoadedModel
@@ -24,8 +27,8 @@ from proxy.config.settings import Settings
 from proxy.core.errors import InvalidRequestError
 from proxy.backends.admission import Admission
 from proxy.backends.slots import SlotCount
-from proxy.core.types import (Chunk, Completion, GenerationRequest, Health, ModelInfo, Usage,
-                         assembled, pieces)
+from proxy.core.types import (Chunk, Completion, GenerationRequest, Health, ModelCard,
+                              ModelInfo, Usage, assembled, pieces)
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +114,10 @@ class ChatGLMBackend(Backend):
         limit = request.max_tokens or UNLIMITED
         generated, end, counted = 0, None, False
         with self.admission.lease(request.client_gone):
+            began = first = time.monotonic()
             for token in self.model.generate(prompt.ids, limit, sampling):
+                if not generated:
+                    first = time.monotonic()
                 if token in self.model.stop_ids:
                     end = token
                     break
@@ -128,7 +134,8 @@ class ChatGLMBackend(Backend):
             yield Chunk(text=text + rest)
         finish = "tool_calls" if calls else "stop" if end is not None or reply.stopped \
             else "length"
-        yield Chunk(finish_reason=finish, usage=Usage(len(prompt.ids), generated),
+        times = {"prompt_ms": (first - began) * 1000, "eval_ms": (time.monotonic() - first) * 1000}
+        yield Chunk(finish_reason=finish, usage=Usage(len(prompt.ids), generated, **times),
                     tool_calls=pieces(calls), truncated=prompt.truncated,
                     prompt_tokens=tuple(prompt.ids) if request.tokenize else None,
                     stop_sequence=reply.stop_word)
@@ -149,7 +156,11 @@ class ChatGLMBackend(Backend):
         return "".join(decoder.add(token) for token in tokens) + decoder.flush()
 
     def models(self) -> list:
-        return [ModelInfo(self.model_name, owned_by="chatglm.cpp")]
+        model, path = self.model, self.model.path
+        return [ModelInfo(self.model_name, owned_by="chatglm.cpp", card=ModelCard(
+            capabilities=("completion", "tools") if model.supports_tools else ("completion",),
+            context_length=model.max_length, architecture="chatglm",
+            size=os.path.getsize(path), digest=digest(path), modified=os.path.getmtime(path)))]
 
     def load(self) -> tuple:
         return self.admission.busy()

@@ -30,6 +30,7 @@ class LoadedModel:
         self._module = module
         self._token_count = info.token_count
         config = pipeline.model.config
+        self.path = path
         self.name = os.path.basename(path)
         self.type_name = info.type_name
         self.max_length = config.max_length

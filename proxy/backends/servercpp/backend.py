@@ -31,12 +31,15 @@ from proxy.backends.structured.constraints import output_fields
 from proxy.backends.structured.stops import stopping
 from proxy.backends.structured.toolformats import FORMATS, tool_names
 from proxy.core.errors import UNREACHABLE, UpstreamError, UpstreamUnavailableError
-from proxy.core.types import (Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo,
-                              Usage)
+from proxy.core.types import (Chunk, Completion, Embeddings, GenerationRequest, Health, ModelCard,
+                              ModelInfo, Usage)
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# a request only a server that compiles ``json_schema`` answers with exactly ``"ok"``
+SCHEMA_PROBE = {"prompt": "", "n_predict": 4, "temperature": 0, "cache_prompt": False,
+                "json_schema": {"const": "ok"}}
 
 
 class ServerCppBackend(Backend):
@@ -63,6 +66,7 @@ class ServerCppBackend(Backend):
         self.templates = templates
         self.model_name = model_name
         self._facts: Optional[ServerFacts] = None
+        self._schemas: Optional[bool] = None  # /completion compiles json_schema (asked once)
         self._lock = threading.Lock()
 
     # -- requests -----------------------------------------------------------------------
@@ -248,9 +252,10 @@ class ServerCppBackend(Backend):
         return self.admission.busy()
 
     def models(self) -> list:
+        """The model, with its card once the server has been reached."""
         facts = self._facts
         return [ModelInfo(self.model_name or (facts.model if facts else "servercpp"),
-                          owned_by="llamacpp")]
+                          owned_by="llamacpp", card=facts.card if facts else ModelCard())]
 
     def finds_slots(self) -> bool:
         facts = self._facts
@@ -298,6 +303,7 @@ class ServerCppBackend(Backend):
         facts, slots = Detector(self.client, self.tokens, self.templates,
                                 self.reasoning).detect()
         self._facts = facts
+        self._schemas = None  # a server found afresh is asked afresh
         self.admission.report(slots, queues=not facts.kind.legacy)
         logger.info("upstream %s is %s serving %s; chat template %s", self.client.base_url,
                     facts.kind.name, facts.model, facts.template_name)
@@ -323,8 +329,10 @@ class ServerCppBackend(Backend):
         """``(prompt, body)``: what ``/completion`` is sent for ``request``."""
         prompt, stop = self._prompt(request, facts)
         tool_format = FORMATS[prompt.tool_format]
+        schema = request.response_format is not None \
+            and request.response_format.type == "json_schema"
         constraints = output_fields(request, tool_format,
-                                    json_schema=facts.kind.has_json_schema,
+                                    json_schema=schema and self._compiles_schemas(facts),
                                     lazy_grammar=facts.lazy_grammar)
         if request.is_chat and not facts.kind.legacy:
             # the markers the proxy reads calls and thoughts by, even where they are control
@@ -334,6 +342,21 @@ class ServerCppBackend(Backend):
                 [*constraints.get("preserved_tokens", ()), *tool_format.markers, *thoughts])
         return prompt, completion_payload(request, prompt.text, stop, facts.kind,
                                           stream=stream, constraints=constraints)
+
+    def _compiles_schemas(self, facts: ServerFacts) -> bool:
+        """Whether the server's ``/completion`` constrains an answer by ``json_schema`` itself
+        (llama-server does; the bundled engine ignores it there, so the proxy sends its own
+        grammar): asked once, by a schema whose one answer is ``"ok"``."""
+        if not facts.kind.has_json_schema:
+            return False
+        if self._schemas is None:
+            try:
+                reply = self.client.post("/completion", SCHEMA_PROBE, timeout=DETECT_TIMEOUT)
+                content = reply.json().get("content") if reply.ok else None
+            except (UpstreamError, ValueError, AttributeError):
+                content = None
+            self._schemas = isinstance(content, str) and content.strip() == '"ok"'
+        return self._schemas
 
     def _prompt(self, request: GenerationRequest, facts: ServerFacts) -> tuple:
         """``(prompt, stop words)``: a raw prompt as it is, a chat rendered by the template."""

@@ -134,7 +134,7 @@ def completion(body: object, upstream: str, top: Optional[int]) -> Completion:
     return Completion(
         text=text,
         finish_reason=finish,
-        usage=usage(body.get("usage")),
+        usage=usage(body.get("usage"), body.get("timings")),
         logprobs=parse.logprobs(logprobs.get("content") if isinstance(logprobs, dict)
                                 else None, top),
         tool_calls=tuple(_call(call) for call in message.get("tool_calls") or ()
@@ -142,13 +142,14 @@ def completion(body: object, upstream: str, top: Optional[int]) -> Completion:
         reasoning=_text(message.get("reasoning_content")))
 
 
-def usage(body: object) -> Usage:
+def usage(body: object, timings: object = None) -> Usage:
+    """The answer's usage, with the server's times from its ``timings``."""
     if not isinstance(body, dict):
-        return Usage()
+        return Usage(**parse.durations(timings))
     details = body.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
     return Usage(_count(body.get("prompt_tokens")), _count(body.get("completion_tokens")),
-                 cached if isinstance(cached, int) else None)
+                 cached if isinstance(cached, int) else None, **parse.durations(timings))
 
 
 def stream_chunks(batches: Iterable[list], upstream: str,
@@ -246,7 +247,8 @@ def _timed(timings: object) -> Optional[Usage]:
 
 
 def _final(finish: Optional[str], body: dict, prompt: Optional[int]) -> Chunk:
-    return Chunk(finish_reason=finish or "stop", usage=usage(body.get("usage")),
+    return Chunk(finish_reason=finish or "stop",
+                 usage=usage(body.get("usage"), body.get("timings")),
                  prompt_count=prompt)
 
 

@@ -3,15 +3,18 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
+from proxy.backends.servercpp import gguffile
+from proxy.backends.servercpp.card import card_of
 from proxy.backends.servercpp.client import UpstreamClient
 from proxy.backends.servercpp.embedding import TokenClient
 from proxy.backends.servercpp.kinds import ServerKind, classify
 from proxy.backends.servercpp.prompting import ChatTemplate, TemplateChoice
 from proxy.backends.structured import callids
 from proxy.core.errors import UpstreamError, UpstreamUnavailableError
+from proxy.core.types import ModelCard
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +32,7 @@ class ServerFacts:
     short_ids: bool = False  # the server's template takes only Mistral's call ids
     thinking: bool = False  # the proxy tells the thoughts its template's models write from
     #                         their answers (see proxy.backends.structured.reasoning)
+    card: ModelCard = field(default_factory=ModelCard)
 
     @property
     def chat_layer(self) -> bool:
@@ -66,13 +70,16 @@ class Detector:
         template = None if chat_layer else self._template(props)
         model = os.path.basename(str(props.get("model_alias") or props.get("model_path")
                                      or self._model_from_list(kind) or "servercpp"))
+        path = str(props.get("model_path") or "")
+        card = card_of(model, props, self._listed(kind), template, _header(path), path)
         # lazy grammars came with the Jinja tool-calling work, which added chat_template_caps
         facts = ServerFacts(kind, model, template,
-                                  lazy_grammar="chat_template_caps" in props,
-                                  short_ids=chat_layer and not self._renders(
-                                      callids.probe(callids.LONG_ID)),
-                                  thinking=template is not None
-                                  and thinking_of(self.reasoning, template))
+                            lazy_grammar="chat_template_caps" in props,
+                            short_ids=chat_layer and not self._renders(
+                                callids.probe(callids.LONG_ID)),
+                            thinking=template is not None
+                            and thinking_of(self.reasoning, template),
+                            card=card)
         return facts, _total_slots(props)
 
     def _renders(self, chat: dict) -> bool:
@@ -115,6 +122,18 @@ class Detector:
         body = response.json() if response.ok else {}
         return body if isinstance(body, dict) else {}
 
+    def _listed(self, kind: ServerKind) -> dict:
+        """What a current server's ``/v1/models`` says of its model (``meta``: its context,
+        parameters, size, file type)."""
+        if not kind.has_props_template:
+            return {}
+        response = self.client.get("/v1/models", timeout=DETECT_TIMEOUT)
+        try:
+            meta = response.json()["data"][0].get("meta")
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            return {}
+        return meta if isinstance(meta, dict) else {}
+
     def _model_from_list(self, kind: ServerKind) -> str:
         """The model's name from an old server: ``/model.json`` (PowerInfer), ``/v1/models``."""
         if kind.name == "powerinfer":
@@ -128,6 +147,17 @@ class Detector:
             return response.json()["data"][0]["id"]
         except (ValueError, KeyError, IndexError, TypeError):
             return ""
+
+
+def _header(path: str) -> Optional[gguffile.GGUFFile]:
+    """The header of the server's model file, when it is on this machine and readable."""
+    if not path or not os.access(path, os.R_OK):
+        return None
+    try:
+        return gguffile.read(path)
+    except ValueError as exc:
+        logger.info("the model file %s cannot be read: %s", path, exc)
+        return None
 
 
 def _total_slots(props: dict) -> Optional[int]:

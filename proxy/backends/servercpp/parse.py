@@ -32,7 +32,19 @@ def stop_word(body: dict) -> Optional[str]:
 
 def usage(body: dict) -> Usage:
     prompt = int(body.get("tokens_evaluated") or 0)
-    return Usage(prompt, int(body.get("tokens_predicted") or 0), _cached(body, prompt))
+    return Usage(prompt, int(body.get("tokens_predicted") or 0), _cached(body, prompt),
+                 **durations(body.get("timings")))
+
+
+def durations(timings: object) -> dict:
+    """The server's own times on the prompt and on the answer (``prompt_ms``, ``eval_ms``),
+    from the ``timings`` every server.cpp generation reports."""
+    if not isinstance(timings, dict):
+        return {}
+    return {name: float(timings[key]) for name, key in (("prompt_ms", "prompt_ms"),
+                                                         ("eval_ms", "predicted_ms"))
+            if isinstance(timings.get(key), (int, float))
+            and not isinstance(timings.get(key), bool)}
 
 
 def _cached(body: dict, prompt: int) -> Optional[int]:

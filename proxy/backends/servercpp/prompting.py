@@ -85,6 +85,7 @@ class ChatTemplate(Protocol):
 
     name: str
     thinks: bool  # its models write their thoughts in <think> tags
+    source: str  # its Jinja text ("" for the historic flags)
 
     def render(self, messages: Sequence[Message], tools: Sequence[dict] = (),
                variables: Mapping[str, Any] = MappingProxyType({})) -> RenderedPrompt:
@@ -136,6 +137,7 @@ class HistoricTemplate:
     name: str = field(default=HISTORIC, init=False)
     tool_format: str = field(default=PLAIN_TOOLS, init=False)
     thinks: bool = field(default=False, init=False)
+    source: str = field(default="", init=False)  # no Jinja: the flags are the template
 
     def render(self, messages: Sequence[Message], tools: Sequence[dict] = (),
                variables: Mapping[str, Any] = MappingProxyType({})) -> RenderedPrompt:
@@ -231,6 +233,7 @@ class JinjaTemplate:
         :raises ValueError: the template has a syntax error (a start-up error).
         """
         self.name = name
+        self.source = source
         self.stop = tuple(stop)
         self.native_tools = tool_format is None and bool(NATIVE_TOOLS.search(source))
         self.tool_format = tool_format or toolformats.format_of_template(source)

@@ -8,6 +8,7 @@ from typing import Optional
 from proxy.core.errors import ProxyError
 from proxy.core.events import (Finish, PromptCounted, ReasoningDelta, TextDelta, ToolCallDelta,
                                ToolCallEnd, ToolCallStart, UsageReport, Waiting)
+from proxy.core.sse import encode_named
 from proxy.core.types import Usage
 from proxy.dialects.anthropic.answer import error_body, signature, stop_reason, usage_body
 from proxy.dialects.dialect import Ask
@@ -17,7 +18,8 @@ from proxy.dialects.streaming import EventRenderer
 class Stream(EventRenderer):
     """Anthropic's event sequence from the core's events."""
 
-    named = True
+    encode = staticmethod(encode_named)
+    mimetype = "text/event-stream"
     end = b""
 
     def __init__(self, ask: Ask, id: str, model: str) -> None:

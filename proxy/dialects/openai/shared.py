@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 from proxy.core.errors import ProxyError
 from proxy.core.events import UsageReport, Waiting
 from proxy.core.fields import Fields, response_format, sampling, stop_words
-from proxy.core.sse import COMMENT, DONE
+from proxy.core.sse import COMMENT, DONE, encode_event
 from proxy.core.types import (Completion, GenerationRequest, ResponseFormat, TokenLogprob,
                               ToolChoice, Usage)
 from proxy.dialects.dialect import Ask, Limits
@@ -208,7 +208,8 @@ def headers(ask: Ask) -> dict:
 class Wire:
     """OpenAI's stream framing: ``data:`` lines, an error event, then ``data: [DONE]``."""
 
-    named = False
+    encode = staticmethod(encode_event)
+    mimetype = "text/event-stream"
     end = DONE
 
     @staticmethod

@@ -9,7 +9,7 @@ from typing import Optional
 from proxy.core.errors import ProxyError
 from proxy.core.events import (Finish, PromptCounted, ReasoningDelta, TextDelta, ToolCallDelta,
                                ToolCallEnd, ToolCallStart, UsageReport, Waiting)
-from proxy.core.sse import COMMENT
+from proxy.core.sse import COMMENT, encode_named
 from proxy.core.types import Usage
 from proxy.dialects.dialect import Ask
 from proxy.dialects.responses.answer import (call_item, message_item, reasoning_item,
@@ -22,7 +22,8 @@ class Stream(EventRenderer):
     """The Responses API's event sequence from the core's events, each event numbered; the
     final response object is :attr:`kept` before its event goes out (to store it)."""
 
-    named = True
+    encode = staticmethod(encode_named)
+    mimetype = "text/event-stream"
     end = b""
 
     def __init__(self, ask: Ask, id: str, model: str) -> None:

@@ -267,3 +267,36 @@ def test_more_than_one_worker_is_refused(models):
         cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "--workers 1" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_ollamas_client_chats_generates_and_lists(glm4):
+    client = glm4.ollama()
+    (listed,) = client.list().models
+    assert listed.model == "tiny-glm4.bin:latest" and listed.details.family == "chatglm"
+    shown = client.show(listed.model)
+    assert shown.capabilities == ["completion", "tools"]  # GLM-4 has its observation role
+    assert shown.modelinfo["chatglm.context_length"] > 0
+    whole = client.chat(model=listed.model, messages=CHAT, stream=False)
+    assert whole.message.content == REPLY and whole.done_reason == "stop"
+    assert whole.eval_count == 8 and whole.eval_duration > 0 and whole.prompt_eval_duration > 0
+    streamed = list(client.generate(model="tiny-glm4.bin", prompt="hi", stream=True))
+    assert "".join(chunk.response for chunk in streamed) == REPLY
+    assert streamed[-1].done and streamed[-1].eval_count == 8
+
+
+def test_ollamas_client_calls_a_tool_and_reads_its_result(chatglm3):
+    client = chatglm3.ollama()
+    assert "tools" in client.show("tiny-chatglm3.bin").capabilities
+    first = client.chat(model="tiny-chatglm3.bin", messages=CHAT, tools=TOOLS, stream=False)
+    (call,) = first.message.tool_calls
+    assert (call.function.name, dict(call.function.arguments)) == (
+        "get_weather", {"city": "Paris", "days": 3})
+    streamed = [call for chunk in client.chat(model="tiny-chatglm3.bin", messages=CHAT,
+                                              tools=TOOLS, stream=True)
+                for call in chunk.message.tool_calls or ()]
+    assert [(c.function.name, dict(c.function.arguments)) for c in streamed] == [
+        ("get_weather", {"city": "Paris", "days": 3})]
+    answered = client.chat(model="tiny-chatglm3.bin", tools=TOOLS, stream=False, messages=[
+        *CHAT, first.message, {"role": "tool", "tool_name": "get_weather",
+                               "content": '{"temp": 21}'}])
+    assert answered.done and answered.message.role == "assistant"

@@ -144,13 +144,23 @@ def test_response_format_per_kind(make_backend, upstream):
     assert "'uniqueItems'" in info.value.message
 
 
-def test_json_schema_on_current_servers(make_backend, upstream):
+@pytest.mark.parametrize(("answer", "compiles"), [('"ok"', True), ("any text", False)],
+                         ids=["llama-server", "the-bundled-engine"])
+def test_json_schema_on_current_servers(make_backend, upstream, answer, compiles):
+    """A server whose /completion compiles json_schema gets it (asked once, by a schema whose
+    one answer is "ok"); one that ignores it there gets the proxy's own grammar."""
     add_kind(upstream, "llamacpp")
-    sent = upstream.post("/completion", json_body=final("llamacpp"))
+    sent = upstream.post("/completion", json_body=final("llamacpp", content=answer))
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
-    make_backend().complete(GenerationRequest(
-        prompt="p", response_format=ResponseFormat("json_schema", schema)))
-    assert json.loads(sent.calls[0].body)["json_schema"] == schema
+    backend = make_backend()
+    for _ in range(2):
+        backend.complete(GenerationRequest(
+            prompt="p", response_format=ResponseFormat("json_schema", schema)))
+    probe, *asked = [json.loads(call.body) for call in sent.calls]
+    assert probe["json_schema"] == {"const": "ok"} and len(asked) == 2
+    for body in asked:
+        assert (body.get("json_schema"), "grammar" in body) == (
+            (schema, False) if compiles else (None, True))
 
 
 def test_current_logprobs_shape(make_backend, upstream):

@@ -1,0 +1,63 @@
+"""A server.cpp model's card: what its server and its file say it is and can do."""
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Optional
+
+from proxy.backends.files import digest
+from proxy.backends.servercpp import gguffile
+from proxy.backends.servercpp.prompting import THINK_CLOSE, THINK_OPEN, ChatTemplate
+from proxy.core.types import ModelCard
+
+# words of a chat template that lets its models think (a switch, or where thoughts go back)
+THINKING_WORDS = (THINK_OPEN, THINK_CLOSE, "enable_thinking", "reasoning_content",
+                  "<|channel|>analysis")
+
+
+def card_of(model: str, props: dict, listed: dict, template: Optional[ChatTemplate],
+            header: Optional[gguffile.GGUFFile] = None, path: str = "") -> ModelCard:
+    """The card of ``model`` from the server's ``/props`` and its ``/v1/models`` entry's
+    ``meta`` (``listed``), the template the proxy renders with (``None``: the server's chat
+    layer does), and the header of its file at ``path`` when the proxy can read it."""
+    source = props.get("chat_template") or (template.source if template else "")
+    if template is None:
+        caps = props.get("chat_template_caps") or {}
+        tools = bool(caps.get("supports_tools"))
+        thinking = any(word in source for word in THINKING_WORDS)
+    else:  # the proxy renders the prompt and reads the calls and thoughts back itself
+        tools, thinking = True, template.thinks
+    vision = bool((props.get("modalities") or {}).get("vision"))
+    capabilities = ("completion",) + (("tools",) if tools else ()) \
+        + (("thinking",) if thinking else ()) + (("vision",) if vision else ())
+    settings = props.get("default_generation_settings") or {}
+    return ModelCard(
+        capabilities=capabilities,
+        context_length=_count(settings.get("n_ctx")) or _count(listed.get("n_ctx")),
+        architecture=header.architecture if header else "",
+        parameters=(header.parameters if header else None) or _count(listed.get("n_params")),
+        quantization=(header.quantization if header else "") or str(
+            props.get("model_ftype") or listed.get("ftype") or ""),
+        size=_count(listed.get("size")) or (os.path.getsize(path) if header else None),
+        digest=digest(path) if header else hashlib.sha256(
+            model.encode("utf-8", "surrogatepass")).hexdigest(),
+        modified=os.path.getmtime(path) if header else None,
+        template=source)
+
+
+def file_card(path: str) -> Optional[ModelCard]:
+    """What the model file at ``path`` says, before its server has been asked (``None``: no
+    GGUF the proxy can read)."""
+    try:
+        header = gguffile.read(path)
+    except ValueError:
+        return None
+    return ModelCard(context_length=_count(header.of_architecture("context_length")),
+                     architecture=header.architecture, parameters=header.parameters,
+                     quantization=header.quantization, size=os.path.getsize(path),
+                     digest=digest(path), modified=os.path.getmtime(path))
+
+
+def _count(value) -> Optional[int]:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 \
+        else None

@@ -1,0 +1,98 @@
+"""What Ollama's clients ask of the models before they pick one: ``/api/tags``,
+``/api/show``, ``/api/ps``, ``/api/version``; each model under an explicit tag (``:latest``),
+as Ollama lists them."""
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from typing import Any, Optional, Sequence
+
+from proxy.core.fields import Fields
+from proxy.core.types import ModelCard, ModelInfo
+
+VERSION = "0.12.0"  # Ollama's API as this dialect speaks it (clients check for >= 0.6.4)
+TAG = "latest"
+
+
+def tagged(name: str) -> str:
+    """``name`` with a tag, as Ollama's clients expect every name to have."""
+    return name if ":" in name else f"{name}:{TAG}"
+
+
+def shown_name(body: Any) -> str:
+    """The model ``/api/show`` asks about (``model``, or the older ``name``)."""
+    fields = Fields(body)
+    name = fields.string("model") or fields.string("name")
+    if not name:
+        raise fields.fail("model", "is required")
+    return name
+
+
+def tags(models: Sequence[ModelInfo]) -> dict:
+    """``/api/tags``: every model and alias."""
+    return {"models": [_entry(model) for model in models]}
+
+
+def _entry(model: ModelInfo) -> dict:
+    card = model.card
+    name = tagged(model.id)
+    digest = card.digest or hashlib.sha256(model.id.encode("utf-8", "surrogatepass")).hexdigest()
+    return {"name": name, "model": name, "modified_at": _time(card.modified),
+            "size": card.size or 0, "digest": digest, "details": details(card)}
+
+
+def details(card: ModelCard) -> dict:
+    family = card.architecture or "unknown"
+    return {"parent_model": "", "format": "gguf" if card.architecture != "chatglm" else "ggml",
+            "family": family, "families": [family],
+            "parameter_size": _billions(card.parameters),
+            "quantization_level": card.quantization}
+
+
+def show(model: ModelInfo, name: str) -> dict:
+    """``/api/show``: what the model is and can do; ``<arch>.context_length`` is the context
+    its server gives a conversation, when it says."""
+    card = model.card
+    arch = card.architecture or "unknown"
+    info = {"general.architecture": arch, "general.basename": name}
+    if card.parameters:
+        info["general.parameter_count"] = card.parameters
+    if card.context_length:
+        info[f"{arch}.context_length"] = card.context_length
+    return {"license": "", "modelfile": "", "parameters": "", "template": card.template,
+            "details": details(card), "model_info": info,
+            "capabilities": list(card.capabilities), "modified_at": _time(card.modified)}
+
+
+def ps(models: Sequence[ModelInfo], running: dict) -> dict:
+    """``/api/ps``: the models whose servers run now; ``running`` maps a model's id to
+    ``(bytes it takes, when it will stop as a timestamp or None)``."""
+    listed = []
+    for model in models:
+        if model.id not in running:
+            continue
+        size, expires = running[model.id]
+        entry = _entry(model)
+        entry.update(size=size, size_vram=0, expires_at=_time(expires, forever=True),
+                     context_length=model.card.context_length or 0)
+        listed.append(entry)
+    return {"models": listed}
+
+
+def version() -> dict:
+    return {"version": VERSION}
+
+
+def _billions(parameters: Optional[int]) -> str:
+    if not parameters:
+        return ""
+    if parameters >= 1e9:
+        return f"{parameters / 1e9:.1f}B"
+    return f"{parameters / 1e6:.0f}M"
+
+
+def _time(seconds: Optional[float], forever: bool = False) -> str:
+    """An RFC 3339 time; none known: the epoch (or, for ``forever``, far in the future)."""
+    if seconds is None:
+        seconds = 253402300799 if forever else 0  # 9999-12-31T23:59:59Z
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat()

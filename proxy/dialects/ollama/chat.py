@@ -1,0 +1,126 @@
+"""``POST /api/chat``, both ways: a :class:`~proxy.dialects.dialect.Dialect`.
+
+Messages of roles system, user, assistant (its ``tool_calls`` with ``arguments`` as an
+object, its ``thinking``) and tool (``tool_name``; the call it answers is the last
+assistant message's call of that name when it gives no ``tool_call_id``); ``tools``,
+``format``, ``think``, ``options``, ``stream`` (true unless false) and ``keep_alive``. No
+messages: the request only loads the model (with ``keep_alive: 0``, unloads it).
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Sequence
+
+from proxy.core.fields import Fields
+from proxy.core.types import GenerationRequest, Message, ToolCall, function_tool
+from proxy.dialects.dialect import Ask, Limits
+from proxy.dialects.ollama import shared
+from proxy.dialects.ollama.shared import error_body, headers, new_id, patient  # noqa: F401
+from proxy.dialects.ollama.stream import Stream
+
+ROLES = ("system", "user", "assistant", "tool")
+
+
+def parse(body: Any, limits: Limits = Limits()) -> Ask:
+    """Read an ``/api/chat`` body."""
+    started = time.monotonic_ns()
+    fields = Fields(body)
+    name = shared.model(fields)
+    messages = _messages(fields)
+    sampling, max_tokens, stop, ignored = shared.options(fields)
+    think, effort = shared.thinking(fields)
+    request = GenerationRequest(
+        model=name, messages=messages or (Message("user", ""),), max_tokens=max_tokens,
+        stop=stop, sampling=sampling, response_format=shared.response_format(fields),
+        tools=_tools(fields), template_kwargs=shared.template_variables(think, effort))
+    notes = shared.OllamaNotes(name, started, shared.keep_alive(fields), ignored, think,
+                               load=not messages)
+    return Ask((request,), 1, shared.streams(fields), notes)
+
+
+def render(ask: Ask, id: str, model: str, completions: Sequence) -> dict:
+    return shared.whole(ask, ask.notes.name, "chat", completions)
+
+
+def stream(ask: Ask, id: str, model: str) -> Stream:
+    return Stream(ask, ask.notes.name, "chat")
+
+
+def _messages(fields: Fields) -> tuple:
+    raw = fields.raw("messages")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise fields.fail("messages", "must be a list of messages")
+    messages, pending = [], []  # pending: the last assistant's calls not yet answered
+    for i, item in enumerate(raw):
+        message = _message(Fields(item, f"messages[{i}]."), i, pending)
+        if message.role == "assistant":
+            pending = list(message.tool_calls)
+        messages.append(message)
+    return tuple(messages)
+
+
+def _message(fields: Fields, index: int, pending: list) -> Message:
+    role = fields.string("role")
+    if role not in ROLES:
+        raise fields.fail("role", f"must be one of {', '.join(ROLES)}, got {role!r}")
+    if fields.raw("images"):
+        raise fields.fail("images", "cannot be read: the models this proxy serves read text")
+    content = fields.raw("content")
+    if content is not None and not isinstance(content, str):
+        raise fields.fail("content", "must be a string")
+    calls = tuple(_call(call, f"call_{index}_{j}")
+                  for j, call in enumerate(fields.objects("tool_calls")))
+    if calls and role != "assistant":
+        raise fields.fail("tool_calls", "are for assistant messages only")
+    answered = None
+    if role == "tool":
+        answered = fields.string("tool_call_id") or _answered(pending, fields.string("tool_name"))
+    return Message(role, content or "", name=fields.string("tool_name") if role == "tool"
+                   else None, tool_calls=calls, tool_call_id=answered,
+                   reasoning=(fields.string("thinking") or "") if role == "assistant" else "")
+
+
+def _call(fields: Fields, fallback_id: str) -> ToolCall:
+    function = fields.object("function")
+    if function is None:
+        raise fields.fail("function", "is required")
+    arguments = function.raw("arguments")
+    if arguments is None:
+        arguments = {}
+    if isinstance(arguments, dict):
+        arguments = json.dumps(arguments, ensure_ascii=False, separators=(",", ":"))
+    elif not isinstance(arguments, str):
+        raise function.fail("arguments", "must be an object")
+    return ToolCall(fields.string("id") or fallback_id, function.required("name"), arguments)
+
+
+def _answered(pending: list, name) -> str | None:
+    """The id of the pending call a tool message answers: the first of its name, else the
+    first; ``None`` when none is pending."""
+    call = next((call for call in pending if call.name == name), None) or (
+        pending[0] if pending else None)
+    if call is None:
+        return None
+    pending.remove(call)
+    return call.id
+
+
+def _tools(fields: Fields) -> tuple:
+    tools = []
+    for tool in fields.objects("tools"):
+        kind = tool.string("type")
+        if kind not in (None, "function"):
+            raise tool.fail("type", f"must be function, got {kind!r}")
+        function = tool.object("function")
+        if function is None:
+            raise tool.fail("function", "is required")
+        parameters = function.raw("parameters")
+        if parameters is not None and not isinstance(parameters, dict):
+            raise function.fail("parameters", "must be a JSON Schema object")
+        tools.append(function_tool(function.required("name"),
+                                   parameters or {"type": "object", "properties": {}},
+                                   function.string("description")))
+    return tuple(tools)

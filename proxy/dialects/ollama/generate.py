@@ -1,0 +1,54 @@
+"""``POST /api/generate``, both ways: a :class:`~proxy.dialects.dialect.Dialect`.
+
+``prompt`` with ``system`` goes through the model's chat template as one user turn;
+``raw: true`` sends the prompt as it is. ``format``, ``think``, ``options``, ``stream``
+(true unless false) and ``keep_alive`` as for chat; ``template`` and ``context`` are accepted
+and left aside. No prompt: the request only loads the model (with ``keep_alive: 0``,
+unloads it).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+from proxy.core.fields import Fields
+from proxy.core.types import GenerationRequest, Message
+from proxy.dialects.dialect import Ask, Limits
+from proxy.dialects.ollama import shared
+from proxy.dialects.ollama.shared import error_body, headers, new_id, patient  # noqa: F401
+from proxy.dialects.ollama.stream import Stream
+
+
+def parse(body: Any, limits: Limits = Limits()) -> Ask:
+    """Read an ``/api/generate`` body."""
+    started = time.monotonic_ns()
+    fields = Fields(body)
+    name = shared.model(fields)
+    prompt, system = fields.string("prompt") or "", fields.string("system") or ""
+    raw = bool(fields.boolean("raw"))
+    if raw and system:
+        raise fields.fail("system", "cannot be given with raw: a raw prompt is sent as it is")
+    if fields.raw("images"):
+        raise fields.fail("images", "cannot be read: the models this proxy serves read text")
+    if fields.string("suffix"):
+        raise fields.fail("suffix", "is not served: fill-in-the-middle needs the server's "
+                                    "/infill, which this proxy does not call")
+    sampling, max_tokens, stop, ignored = shared.options(fields)
+    think, effort = shared.thinking(fields)
+    turns = ((Message("system", system),) if system else ()) + (Message("user", prompt),)
+    request = GenerationRequest(
+        model=name, messages=() if raw else turns, prompt=prompt if raw else None,
+        max_tokens=max_tokens, stop=stop, sampling=sampling,
+        response_format=shared.response_format(fields),
+        template_kwargs={} if raw else shared.template_variables(think, effort))
+    notes = shared.OllamaNotes(name, started, shared.keep_alive(fields), ignored, think,
+                               load=not prompt)
+    return Ask((request,), 1, shared.streams(fields), notes)
+
+
+def render(ask: Ask, id: str, model: str, completions: Sequence) -> dict:
+    return shared.whole(ask, ask.notes.name, "generate", completions)
+
+
+def stream(ask: Ask, id: str, model: str) -> Stream:
+    return Stream(ask, ask.notes.name, "generate")
