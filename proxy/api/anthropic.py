@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from proxy.api.serve import asked, serve
+from proxy.api.serve import asked, serve, versioned
 from proxy.api.state import get_state, served_model
 from proxy.dialects import anthropic
 
 bp = Blueprint("anthropic", __name__)
 
 
-@bp.post("/v1/messages")
-@bp.post("/messages")
+@versioned(bp, "/messages")
 def create_message() -> Response:
     return serve(anthropic, asked(anthropic))
 
 
-@bp.post("/v1/messages/count_tokens")
-@bp.post("/messages/count_tokens")
+@versioned(bp, "/messages/count_tokens")
 def count_tokens() -> Response:
     """The prompt's tokens, counted by the model's own tokenizer on the prompt the proxy
     would send."""

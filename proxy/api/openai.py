@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, g, jsonify
 
 from proxy.api.body import read_json
-from proxy.api.serve import asked, serve
+from proxy.api.serve import asked, serve, versioned
 from proxy.api.state import get_state, served_model
 from proxy.core.fields import model_name
 from proxy.dialects.openai import chat, completions, embeddings, shared, tokens
@@ -12,20 +12,17 @@ from proxy.dialects.openai import chat, completions, embeddings, shared, tokens
 bp = Blueprint("openai", __name__)
 
 
-@bp.post("/v1/chat/completions")
-@bp.post("/chat/completions")
+@versioned(bp, "/chat/completions")
 def create_chat_completion() -> Response:
     return serve(chat, asked(chat))
 
 
-@bp.post("/v1/completions")
-@bp.post("/completions")
+@versioned(bp, "/completions")
 def create_completion() -> Response:
     return serve(completions, asked(completions))
 
 
-@bp.post("/v1/embeddings")
-@bp.post("/embeddings")
+@versioned(bp, "/embeddings")
 def create_embedding() -> Response:
     state = get_state()
     wanted = embeddings.parse(read_json(), state.limits)
@@ -52,8 +49,7 @@ def detokenize() -> Response:
     return jsonify(tokens.render_text(get_state().router.detokenize(ids, model) if ids else ""))
 
 
-@bp.get("/v1/models")
-@bp.get("/models")
+@versioned(bp, "/models", "GET")
 def list_models() -> Response:
     """Every model, or with a key limited to some, those it may use."""
     router = get_state().router

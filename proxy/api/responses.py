@@ -5,7 +5,7 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from proxy.access.gate import ANONYMOUS
 from proxy.access.stored import StoredResponse
-from proxy.api.serve import asked, serve
+from proxy.api.serve import asked, serve, versioned
 from proxy.api.state import get_state, served_model
 from proxy.core.errors import InvalidRequestError
 from proxy.dialects import responses
@@ -15,8 +15,7 @@ bp = Blueprint("responses", __name__)
 MAX_ITEMS = 100  # input items listed in one page
 
 
-@bp.post("/v1/responses")
-@bp.post("/responses")
+@versioned(bp, "/responses")
 def create_response() -> Response:
     state = get_state()
     ask, conversation = _with_history(asked(responses))
@@ -31,8 +30,7 @@ def create_response() -> Response:
     return serve(responses, ask, kept=keep if notes.store else None)
 
 
-@bp.post("/v1/responses/input_tokens")
-@bp.post("/responses/input_tokens")
+@versioned(bp, "/responses/input_tokens")
 def count_input_tokens() -> Response:
     """The prompt's tokens, counted by the model's own tokenizer on the prompt the proxy
     would send."""
@@ -41,21 +39,18 @@ def count_input_tokens() -> Response:
     return jsonify(responses.render_count(get_state().router.count_tokens(ask.request)))
 
 
-@bp.get("/v1/responses/<id>")
-@bp.get("/responses/<id>")
+@versioned(bp, "/responses/<id>", "GET")
 def retrieve(id: str) -> Response:
     return jsonify(get_state().responses.get(_owner(), id).response)
 
 
-@bp.delete("/v1/responses/<id>")
-@bp.delete("/responses/<id>")
+@versioned(bp, "/responses/<id>", "DELETE")
 def delete(id: str) -> Response:
     get_state().responses.delete(_owner(), id)
     return jsonify(responses.render_deleted(id))
 
 
-@bp.get("/v1/responses/<id>/input_items")
-@bp.get("/responses/<id>/input_items")
+@versioned(bp, "/responses/<id>/input_items", "GET")
 def input_items(id: str) -> Response:
     """The response's input items, newest first (``order=asc``: oldest first), ``limit`` at
     a time, ``after`` the item named."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from itertools import chain
 from typing import Callable, Iterator, Optional
 
-from flask import Response, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from proxy.api.body import read_json
 from proxy.api.disconnect import client_gone_probe
@@ -18,6 +18,15 @@ from proxy.core import generation
 from proxy.core.sse import HEADERS, Wire, event_stream
 from proxy.core.types import GenerationRequest
 from proxy.dialects.dialect import Ask, Dialect
+
+
+def versioned(bp: Blueprint, path: str, method: str = "POST") -> Callable:
+    """Route a view at ``/v1<path>`` and at ``<path>``: clients give the base URL with or
+    without ``/v1``."""
+    def register(view: Callable) -> Callable:
+        bp.route("/v1" + path, methods=[method])(view)
+        return bp.route(path, methods=[method])(view)
+    return register
 
 
 def asked(dialect: Dialect, **options) -> Ask:

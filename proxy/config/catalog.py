@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
-from proxy.config.settings import parse_size
+from proxy.config.sizes import parse_size
 from proxy.core.errors import InvalidRequestError
 from proxy.core.fields import Fields, effort, sampling, stop_words, template_kwargs
 from proxy.config.tomlfile import read_toml

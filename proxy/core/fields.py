@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import jsonschema
 
 from proxy.core.errors import InvalidRequestError
-from proxy.core.types import ResponseFormat, Sampling, ToolCall
+from proxy.core.types import ResponseFormat, Sampling, ToolCall, ToolChoice
 
 MAX_STOP_WORDS = 16
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
@@ -221,6 +221,39 @@ def tool_call(fields: Fields, fallback_id: str) -> ToolCall:
     elif not isinstance(arguments, str):
         raise function.fail("arguments", "must be a string of JSON (or an object)")
     return ToolCall(fields.string("id") or fallback_id, function.required("name"), arguments)
+
+
+def chosen_function(fields: Fields, tools: Sequence[dict], name: str = "name") -> ToolChoice:
+    """A choice of the one function named by ``fields[name]``, which must be among the
+    ``tools`` offered (each OpenAI's function shape)."""
+    chosen = fields.required(name)
+    offered = [tool["function"]["name"] for tool in tools]
+    if chosen not in offered:
+        raise fields.fail(name, f"names the function {chosen!r}, which is not among the tools "
+                                f"({', '.join(offered) or 'none given'})")
+    return ToolChoice("function", chosen)
+
+
+def function_tools(fields: Fields, name: str = "tools") -> tuple:
+    """Tools in OpenAI's function shape (``{type: function, function: {name, description,
+    parameters}}``, as OpenAI's and Ollama's APIs take them), each with a name."""
+    tools = fields.raw(name)
+    if tools is None:
+        return ()
+    if not isinstance(tools, list):
+        raise fields.fail(name, "must be a list")
+    for tool in fields.objects(name):
+        kind = tool.string("type")
+        if kind not in (None, "function"):
+            raise tool.fail("type", f"must be function, got {kind!r}")
+        function = tool.object("function")
+        if function is None:
+            raise tool.fail("function", "is required")
+        function.required("name")
+        parameters = function.raw("parameters")
+        if parameters is not None and not isinstance(parameters, dict):
+            raise function.fail("parameters", "must be a JSON Schema object")
+    return tuple(tools)
 
 
 def response_format(kind: Optional[str], fields: Fields,

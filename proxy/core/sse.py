@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 DONE = b"data: [DONE]\n\n"
 COMMENT = object()  # a payload meaning "nothing yet": sent as a comment, which clients skip
 COMMENT_BYTES = b": waiting for the model's server to start\n\n"
+EVENT_STREAM = "text/event-stream"
 
 HEADERS = {
     "Cache-Control": "no-cache",

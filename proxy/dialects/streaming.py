@@ -6,6 +6,8 @@ from typing import Callable, Iterator, Optional
 
 from proxy.core.events import (Finish, PromptCounted, ReasoningDelta, TextDelta, ToolCallDelta,
                                ToolCallEnd, ToolCallStart, UsageReport, Waiting)
+from proxy.core.sse import COMMENT, EVENT_STREAM, encode_line, encode_named
+from proxy.core.types import Usage
 
 # the method of a renderer that each kind of event goes to
 HANDLERS = {
@@ -26,7 +28,7 @@ class EventRenderer:
     so that tokens read together leave together, and :meth:`closing`'s writes last.
 
     A subclass says what each kind of event adds (its methods named in :data:`HANDLERS`; an
-    event it does not handle adds nothing) and, as a :class:`proxy.core.sse.Wire`, how its
+    event it has no method for adds nothing) and, as a :class:`proxy.core.sse.Wire`, how its
     API frames and ends a stream.
     """
 
@@ -36,7 +38,7 @@ class EventRenderer:
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
-        cls._table = {kind: getattr(cls, name) for kind, name in HANDLERS.items()}
+        cls._table = {kind: getattr(cls, name, _nothing) for kind, name in HANDLERS.items()}
 
     def render(self, batches: Iterator[list]) -> Iterator[list]:
         table = self._table
@@ -52,29 +54,50 @@ class EventRenderer:
         """The writes that end the stream, after the last event."""
         return []
 
-    def text(self, event: TextDelta, out: list) -> None:
-        pass
 
-    def reasoning(self, event: ReasoningDelta, out: list) -> None:
-        pass
+def _nothing(renderer: EventRenderer, event, out: list) -> None:
+    """What an event adds to a stream that has no use for it."""
 
-    def call_started(self, event: ToolCallStart, out: list) -> None:
-        pass
 
-    def call_arguments(self, event: ToolCallDelta, out: list) -> None:
-        pass
+class NamedEvents:
+    """The wire of APIs whose events name their type on an ``event:`` line (Anthropic's
+    Messages, OpenAI's Responses): nothing after the last."""
+
+    encode = staticmethod(encode_named)
+    mimetype = EVENT_STREAM
+    end = b""
+
+
+class Lines:
+    """The wire of newline-delimited JSON (Ollama): one object a line, nothing after the
+    last."""
+
+    encode = staticmethod(encode_line)
+    mimetype = "application/x-ndjson"
+    end = b""
+
+
+class BlockStream(EventRenderer):
+    """A stream that opens with a start event (:meth:`_start`) and holds its content in
+    blocks it opens and closes (:meth:`_close`): a call's end closes its block, and while the
+    answer waits the stream starts and sends :attr:`keepalive`."""
+
+    keepalive: object = COMMENT
+    usage = Usage()
+
+    def _start(self, out: list) -> None:
+        raise NotImplementedError
+
+    def _close(self, out: list) -> None:
+        raise NotImplementedError
 
     def call_ended(self, event: ToolCallEnd, out: list) -> None:
-        pass
-
-    def prompt_counted(self, event: PromptCounted, out: list) -> None:
-        pass
+        self._close(out)
 
     def usage_reported(self, event: UsageReport, out: list) -> None:
-        pass
-
-    def finished(self, event: Finish, out: list) -> None:
-        pass
+        self._start(out)
+        self.usage = event.usage
 
     def waiting(self, event: Waiting, out: list) -> None:
-        pass
+        self._start(out)
+        out.append(self.keepalive)

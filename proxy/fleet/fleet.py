@@ -1,4 +1,5 @@
-"""The fleet: many models, each on one or more replicas, behind the one :class:`Backend` API.
+"""The fleet: many models, each on one or more replicas, behind the one :class:`Router` the API
+and the core know (:mod:`proxy.core.router`).
 
 The fleet picks where a request runs, never how: each replica is a backend of its own (a
 server.cpp upstream with its admission line, or a chatglm.cpp model), and the fleet routes by

@@ -12,7 +12,8 @@ from typing import Iterable, Optional
 from proxy.backends.servercpp.client import probe_ready
 from proxy.config.catalog import Catalog, ModelSpec
 from proxy.config.runtime import Runtime
-from proxy.config.settings import Settings, parse_size
+from proxy.config.settings import Settings
+from proxy.config.sizes import parse_size
 from proxy.core.errors import UpstreamUnavailableError
 from proxy.servers import engine, memory, slotcache
 from proxy.servers.binaries import find_llama_server

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.config.settings import parse_size
+from proxy.config.sizes import parse_size
 from proxy.servers.memory import ModelShape, ServerSize, estimate, read_shape, show, uses_gpu
 from tests.e2e.tinymodel import write_tiny_llama_gguf
 

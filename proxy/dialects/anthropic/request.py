@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from proxy.core.errors import InvalidRequestError
-from proxy.core.fields import Fields, response_format, stop_words, template_kwargs
+from proxy.core.fields import (Fields, chosen_function, response_format, stop_words,
+                               template_kwargs)
 from proxy.core.types import (GenerationRequest, Message, ResponseFormat, Sampling, ToolCall,
                               ToolChoice, function_tool)
 from proxy.dialects.dialect import Ask, Limits
@@ -208,12 +209,7 @@ def _tool_choice(fields: Fields, tools: tuple) -> tuple:
         raise options.fail("type", f"{kind} needs tools to choose from")
     if kind == "any":
         return ToolChoice("required"), parallel
-    name = options.required("name")
-    offered = [tool["function"]["name"] for tool in tools]
-    if name not in offered:
-        raise options.fail("name", f"names {name!r}, which is not among the tools the model "
-                                   f"is offered ({', '.join(offered)})")
-    return ToolChoice("function", name), parallel
+    return chosen_function(options, tools), parallel
 
 
 def _thinking(fields: Fields) -> tuple:

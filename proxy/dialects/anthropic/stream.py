@@ -7,20 +7,17 @@ from typing import Optional
 
 from proxy.core.errors import ProxyError
 from proxy.core.events import (Finish, PromptCounted, ReasoningDelta, TextDelta, ToolCallDelta,
-                               ToolCallEnd, ToolCallStart, UsageReport, Waiting)
-from proxy.core.sse import encode_named
+                               ToolCallStart)
 from proxy.core.types import Usage
 from proxy.dialects.anthropic.answer import error_body, signature, stop_reason, usage_body
 from proxy.dialects.dialect import Ask
-from proxy.dialects.streaming import EventRenderer
+from proxy.dialects.streaming import BlockStream, NamedEvents
 
 
-class Stream(EventRenderer):
+class Stream(NamedEvents, BlockStream):
     """Anthropic's event sequence from the core's events."""
 
-    encode = staticmethod(encode_named)
-    mimetype = "text/event-stream"
-    end = b""
+    keepalive = {"type": "ping"}
 
     def __init__(self, ask: Ask, id: str, model: str) -> None:
         self.notes = ask.notes
@@ -61,17 +58,6 @@ class Stream(EventRenderer):
 
     def call_arguments(self, event: ToolCallDelta, out: list) -> None:
         out.append(self._delta({"type": "input_json_delta", "partial_json": event.arguments}))
-
-    def call_ended(self, event: ToolCallEnd, out: list) -> None:
-        self._close(out)
-
-    def usage_reported(self, event: UsageReport, out: list) -> None:
-        self._start(out)
-        self.usage = event.usage
-
-    def waiting(self, event: Waiting, out: list) -> None:
-        self._start(out)
-        out.append({"type": "ping"})
 
     def finished(self, event: Finish, out: list) -> None:
         self._start(out)

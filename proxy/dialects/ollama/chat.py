@@ -12,8 +12,8 @@ import json
 import time
 from typing import Any, Sequence
 
-from proxy.core.fields import Fields
-from proxy.core.types import GenerationRequest, Message, ToolCall, function_tool
+from proxy.core.fields import Fields, function_tools
+from proxy.core.types import Message, ToolCall
 from proxy.dialects.dialect import Ask, Limits
 from proxy.dialects.ollama import shared
 from proxy.dialects.ollama.shared import error_body, headers, new_id, patient  # noqa: F401
@@ -26,17 +26,9 @@ def parse(body: Any, limits: Limits = Limits()) -> Ask:
     """Read an ``/api/chat`` body."""
     started = time.monotonic_ns()
     fields = Fields(body)
-    name = shared.model(fields)
     messages = _messages(fields)
-    sampling, max_tokens, stop, ignored = shared.options(fields)
-    think, effort = shared.thinking(fields)
-    request = GenerationRequest(
-        model=name, messages=messages or (Message("user", ""),), max_tokens=max_tokens,
-        stop=stop, sampling=sampling, response_format=shared.response_format(fields),
-        tools=_tools(fields), template_kwargs=shared.template_variables(think, effort))
-    notes = shared.OllamaNotes(name, started, shared.keep_alive(fields), ignored, think,
-                               load=not messages)
-    return Ask((request,), 1, shared.streams(fields), notes)
+    return shared.ask(fields, started, messages=messages or (Message("user", ""),),
+                      tools=function_tools(fields), load=not messages)
 
 
 def render(ask: Ask, id: str, model: str, completions: Sequence) -> dict:
@@ -48,14 +40,9 @@ def stream(ask: Ask, id: str, model: str) -> Stream:
 
 
 def _messages(fields: Fields) -> tuple:
-    raw = fields.raw("messages")
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        raise fields.fail("messages", "must be a list of messages")
     messages, pending = [], []  # pending: the last assistant's calls not yet answered
-    for i, item in enumerate(raw):
-        message = _message(Fields(item, f"messages[{i}]."), i, pending)
+    for index, item in enumerate(fields.objects("messages")):
+        message = _message(item, index, pending)
         if message.role == "assistant":
             pending = list(message.tool_calls)
         messages.append(message)
@@ -107,20 +94,3 @@ def _answered(pending: list, name) -> str | None:
     pending.remove(call)
     return call.id
 
-
-def _tools(fields: Fields) -> tuple:
-    tools = []
-    for tool in fields.objects("tools"):
-        kind = tool.string("type")
-        if kind not in (None, "function"):
-            raise tool.fail("type", f"must be function, got {kind!r}")
-        function = tool.object("function")
-        if function is None:
-            raise tool.fail("function", "is required")
-        parameters = function.raw("parameters")
-        if parameters is not None and not isinstance(parameters, dict):
-            raise function.fail("parameters", "must be a JSON Schema object")
-        tools.append(function_tool(function.required("name"),
-                                   parameters or {"type": "object", "properties": {}},
-                                   function.string("description")))
-    return tuple(tools)

@@ -12,7 +12,7 @@ import time
 from typing import Any, Sequence
 
 from proxy.core.fields import Fields
-from proxy.core.types import GenerationRequest, Message
+from proxy.core.types import Message
 from proxy.dialects.dialect import Ask, Limits
 from proxy.dialects.ollama import shared
 from proxy.dialects.ollama.shared import error_body, headers, new_id, patient  # noqa: F401
@@ -23,7 +23,6 @@ def parse(body: Any, limits: Limits = Limits()) -> Ask:
     """Read an ``/api/generate`` body."""
     started = time.monotonic_ns()
     fields = Fields(body)
-    name = shared.model(fields)
     prompt, system = fields.string("prompt") or "", fields.string("system") or ""
     raw = bool(fields.boolean("raw"))
     if raw and system:
@@ -33,17 +32,10 @@ def parse(body: Any, limits: Limits = Limits()) -> Ask:
     if fields.string("suffix"):
         raise fields.fail("suffix", "is not served: fill-in-the-middle needs the server's "
                                     "/infill, which this proxy does not call")
-    sampling, max_tokens, stop, ignored = shared.options(fields)
-    think, effort = shared.thinking(fields)
+    if raw:
+        return shared.ask(fields, started, prompt=prompt, load=not prompt)
     turns = ((Message("system", system),) if system else ()) + (Message("user", prompt),)
-    request = GenerationRequest(
-        model=name, messages=() if raw else turns, prompt=prompt if raw else None,
-        max_tokens=max_tokens, stop=stop, sampling=sampling,
-        response_format=shared.response_format(fields),
-        template_kwargs={} if raw else shared.template_variables(think, effort))
-    notes = shared.OllamaNotes(name, started, shared.keep_alive(fields), ignored, think,
-                               load=not prompt)
-    return Ask((request,), 1, shared.streams(fields), notes)
+    return shared.ask(fields, started, messages=turns, load=not prompt)
 
 
 def render(ask: Ask, id: str, model: str, completions: Sequence) -> dict:

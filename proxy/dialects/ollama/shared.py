@@ -11,7 +11,8 @@ from typing import Optional, Sequence
 
 from proxy.core.errors import ProxyError
 from proxy.core.fields import Fields, check_schema, sampling, stop_words
-from proxy.core.types import ResponseFormat, Sampling, ToolCall, Usage
+from proxy.core.types import GenerationRequest, ResponseFormat, Sampling, ToolCall, Usage
+from proxy.dialects.dialect import Ask
 
 patient = False  # a line that is not JSON would break Ollama's clients: no keep-alives
 
@@ -40,6 +41,22 @@ class OllamaNotes:
     ignored: tuple = ()  # options the proxy does not hand on
     think: Optional[bool] = None
     load: bool = False  # no prompt: the request only loads (or unloads) the model
+
+
+def ask(fields: Fields, started: int, *, messages: tuple = (), prompt: Optional[str] = None,
+        tools: tuple = (), load: bool = False):
+    """The :class:`~proxy.dialects.dialect.Ask` of a chat (``messages``) or a raw
+    ``prompt``, with what chat and generate read alike: ``model``, ``options``, ``format``,
+    ``think``, ``stream`` and ``keep_alive``."""
+    name = model(fields)
+    sampling, max_tokens, stop, ignored = options(fields)
+    think, effort = thinking(fields)
+    request = GenerationRequest(
+        model=name, messages=messages, prompt=prompt, max_tokens=max_tokens, stop=stop,
+        sampling=sampling, response_format=response_format(fields), tools=tools,
+        template_kwargs={} if prompt is not None else template_variables(think, effort))
+    notes = OllamaNotes(name, started, keep_alive(fields), ignored, think, load)
+    return Ask((request,), 1, streams(fields), notes)
 
 
 def model(fields: Fields) -> str:

@@ -8,20 +8,15 @@ from typing import Optional
 from proxy.core.errors import ProxyError
 from proxy.core.events import (Finish, PromptCounted, ReasoningDelta, TextDelta, ToolCallDelta,
                                ToolCallEnd, ToolCallStart, UsageReport, Waiting)
-from proxy.core.sse import encode_line
 from proxy.core.types import ToolCall, Usage
 from proxy.dialects.dialect import Ask
 from proxy.dialects.ollama.shared import done_reason, durations, error_body, line, tool_call
-from proxy.dialects.streaming import EventRenderer
+from proxy.dialects.streaming import EventRenderer, Lines
 
 
-class Stream(EventRenderer):
+class Stream(Lines, EventRenderer):
     """One answer of ``/api/chat`` (``kind`` chat: a ``message`` a line) or ``/api/generate``
     (``response``), line by line; each tool call whole, in a line of its own."""
-
-    encode = staticmethod(encode_line)
-    mimetype = "application/x-ndjson"
-    end = b""
 
     def __init__(self, ask: Ask, model: str, kind: str) -> None:
         self.notes = ask.notes

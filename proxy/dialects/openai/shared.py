@@ -9,8 +9,9 @@ from typing import Optional, Sequence
 
 from proxy.core.errors import ProxyError
 from proxy.core.events import UsageReport, Waiting
-from proxy.core.fields import Fields, response_format, sampling, stop_words
-from proxy.core.sse import COMMENT, DONE, encode_event
+from proxy.core.fields import (Fields, chosen_function, function_tools, response_format,
+                               sampling, stop_words)
+from proxy.core.sse import COMMENT, DONE, EVENT_STREAM, encode_event
 from proxy.core.types import (Completion, GenerationRequest, ResponseFormat, TokenLogprob,
                               ToolChoice, Usage)
 from proxy.dialects.dialect import Ask, Limits
@@ -106,18 +107,8 @@ def _slot(fields: Fields) -> Optional[int]:
 
 
 def _tools(fields: Fields) -> tuple:
-    tools = fields.raw("tools")
-    if tools is None:
-        return ()
-    if not isinstance(tools, list):
-        raise fields.fail("tools", "must be a list")
-    for i, tool in enumerate(tools):
-        function = Fields(Fields(tool, f"tools[{i}].").raw("function"), f"tools[{i}].function.")
-        if not function.string("name"):
-            raise function.fail("name", "is required")
-    if fields.raw("tool_choice") == "none":
-        return ()
-    return tuple(tools)
+    tools = function_tools(fields)
+    return () if fields.raw("tool_choice") == "none" else tools
 
 
 def _tool_choice(fields: Fields) -> ToolChoice:
@@ -130,13 +121,8 @@ def _tool_choice(fields: Fields) -> ToolChoice:
     if raw == "required":
         return ToolChoice("required")
     if isinstance(raw, dict):
-        name = Fields(Fields(raw, "tool_choice.").raw("function"),
-                      "tool_choice.function.").string("name")
-        offered = [tool["function"]["name"] for tool in fields.raw("tools") or ()]
-        if name and name in offered:
-            return ToolChoice("function", name)
-        raise fields.fail("tool_choice", f"names the function {name!r}, which is not among "
-                                         f"the tools ({', '.join(offered) or 'none given'})")
+        function = Fields(Fields(raw, "tool_choice.").raw("function"), "tool_choice.function.")
+        return chosen_function(function, fields.raw("tools"))
     raise fields.fail("tool_choice", "must be none, auto, required, or "
                                      "{\"type\": \"function\", \"function\": {\"name\": …}}")
 
@@ -209,7 +195,7 @@ class Wire:
     """OpenAI's stream framing: ``data:`` lines, an error event, then ``data: [DONE]``."""
 
     encode = staticmethod(encode_event)
-    mimetype = "text/event-stream"
+    mimetype = EVENT_STREAM
     end = DONE
 
     @staticmethod

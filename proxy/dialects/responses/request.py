@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional, Sequence
 
-from proxy.core.fields import Fields, effort, response_format, template_kwargs
+from proxy.core.fields import (Fields, chosen_function, effort, response_format,
+                               template_kwargs)
 from proxy.core.types import (GenerationRequest, Message, ResponseFormat, Sampling, ToolCall,
                               ToolChoice, function_tool)
 from proxy.dialects.dialect import Ask, Limits
@@ -241,12 +242,7 @@ def _tool_choice(fields: Fields, tools: tuple) -> tuple:
             return ToolChoice("required"), True
         options = Fields(raw, "tool_choice.")
         if options.string("type") == "function":
-            name = options.required("name")
-            offered = [tool["function"]["name"] for tool in tools]
-            if name not in offered:
-                raise options.fail("name", f"names {name!r}, which is not among the function "
-                                           f"tools ({', '.join(offered)})")
-            return ToolChoice("function", name), True
+            return chosen_function(options, tools), True
     raise fields.fail("tool_choice", "must be auto, required, none or "
                                      "{\"type\": \"function\", \"name\": …}")
 

@@ -8,23 +8,18 @@ from typing import Optional
 
 from proxy.core.errors import ProxyError
 from proxy.core.events import (Finish, PromptCounted, ReasoningDelta, TextDelta, ToolCallDelta,
-                               ToolCallEnd, ToolCallStart, UsageReport, Waiting)
-from proxy.core.sse import COMMENT, encode_named
+                               ToolCallStart)
 from proxy.core.types import Usage
 from proxy.dialects.dialect import Ask
 from proxy.dialects.responses.answer import (call_item, message_item, reasoning_item,
                                              response_object, status_of)
 from proxy.dialects.responses.request import new_id
-from proxy.dialects.streaming import EventRenderer
+from proxy.dialects.streaming import BlockStream, NamedEvents
 
 
-class Stream(EventRenderer):
+class Stream(NamedEvents, BlockStream):
     """The Responses API's event sequence from the core's events, each event numbered; the
     final response object is :attr:`kept` before its event goes out (to store it)."""
-
-    encode = staticmethod(encode_named)
-    mimetype = "text/event-stream"
-    end = b""
 
     def __init__(self, ask: Ask, id: str, model: str) -> None:
         self.notes = ask.notes
@@ -71,19 +66,8 @@ class Stream(EventRenderer):
         out.append(self._item_event("response.function_call_arguments.delta",
                                     delta=event.arguments))
 
-    def call_ended(self, event: ToolCallEnd, out: list) -> None:
-        self._close(out)
-
     def prompt_counted(self, event: PromptCounted, out: list) -> None:
         self._start(out)
-
-    def usage_reported(self, event: UsageReport, out: list) -> None:
-        self._start(out)
-        self.usage = event.usage
-
-    def waiting(self, event: Waiting, out: list) -> None:
-        self._start(out)
-        out.append(COMMENT)
 
     def finished(self, event: Finish, out: list) -> None:
         self._start(out)

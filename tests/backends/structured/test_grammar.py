@@ -16,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from proxy.backends.structured.grammar import UnsupportedSchemaError, repeat, schema_grammar
+from proxy.backends.structured.gbnf import UnsupportedSchemaError, repeat
+from proxy.backends.structured.grammar import schema_grammar
 
 from .gbnf import Grammar
 
