@@ -109,18 +109,7 @@ def show() -> Response:
 
 @bp.get("/api/ps")
 def ps() -> Response:
-    router = get_state().router
-    running = {}
-    for model in router.status():
-        for replica in model["replicas"]:
-            managed = replica.get("managed")
-            if managed is None and replica["in_rotation"]:
-                running[model["id"]] = (0, None)  # a server run elsewhere: always loaded
-            elif managed is not None and managed["state"] == "ready":
-                memory = managed["memory"]
-                ttl = managed.get("ttl") or 0
-                expires = time.time() + ttl - managed["idle_seconds"] if ttl else None
-                running[model["id"]] = (memory["measured"] or memory["estimate"], expires)
+    running = catalog.running(get_state().router.status(), time.time())
     return jsonify(catalog.ps(_models(), running))
 
 

@@ -326,6 +326,21 @@ def test_ps_lists_running_models_with_their_expiry():
     assert entry["expires_at"] == "1970-01-02T00:00:00+00:00"
 
 
+def test_running_models_from_the_fleets_status():
+    ready = {"state": "ready", "memory": {"measured": 2048, "estimate": 4096},
+             "idle_seconds": 10.0, "ttl": 60.0}
+    status = [{"id": "elsewhere", "replicas": [{"in_rotation": True}]},
+              {"id": "down", "replicas": [{"in_rotation": False}]},
+              {"id": "managed", "replicas": [{"in_rotation": True, "managed": ready}]},
+              {"id": "forever", "replicas": [{"in_rotation": True,
+                                              "managed": {**ready, "ttl": 0}}]},
+              {"id": "stopped", "replicas": [{"in_rotation": True,
+                                              "managed": {**ready, "state": "stopped"}}]}]
+    assert catalog.running(status, 1000.0) == {"elsewhere": (0, None),
+                                               "managed": (2048, 1050.0),
+                                               "forever": (2048, None)}
+
+
 def test_the_version_is_one_clients_accept():
     major, minor, patch = map(int, catalog.version()["version"].split("."))
     assert (major, minor, patch) >= (0, 6, 4)

@@ -79,6 +79,23 @@ def ps(models: Sequence[ModelInfo], running: dict) -> dict:
     return {"models": listed}
 
 
+def running(status: Sequence[dict], now: float) -> dict:
+    """Which models run now, from the fleet's status: ``{id: (bytes, expiry or None)}``. A
+    server run elsewhere is always loaded; one the proxy runs, while ready, until its idle
+    time runs out."""
+    found = {}
+    for model in status:
+        for replica in model["replicas"]:
+            managed = replica.get("managed")
+            if managed is None and replica["in_rotation"]:
+                found[model["id"]] = (0, None)
+            elif managed is not None and managed["state"] == "ready":
+                memory, ttl = managed["memory"], managed.get("ttl") or 0
+                expires = now + ttl - managed["idle_seconds"] if ttl else None
+                found[model["id"]] = (memory["measured"] or memory["estimate"], expires)
+    return found
+
+
 def version() -> dict:
     return {"version": VERSION}
 

@@ -44,26 +44,23 @@ class OllamaNotes:
 
 
 def ask(fields: Fields, started: int, *, messages: tuple = (), prompt: Optional[str] = None,
-        tools: tuple = (), load: bool = False):
+        tools: tuple = (), load: bool = False) -> Ask:
     """The :class:`~proxy.dialects.dialect.Ask` of a chat (``messages``) or a raw
     ``prompt``, with what chat and generate read alike: ``model``, ``options``, ``format``,
     ``think``, ``stream`` and ``keep_alive``."""
     name = model(fields)
-    sampling, max_tokens, stop, ignored = options(fields)
+    sampled, max_tokens, stop, ignored = options(fields)
     think, effort = thinking(fields)
     request = GenerationRequest(
         model=name, messages=messages, prompt=prompt, max_tokens=max_tokens, stop=stop,
-        sampling=sampling, response_format=response_format(fields), tools=tools,
+        sampling=sampled, response_format=response_format(fields), tools=tools,
         template_kwargs={} if prompt is not None else template_variables(think, effort))
     notes = OllamaNotes(name, started, keep_alive(fields), ignored, think, load)
     return Ask((request,), 1, streams(fields), notes)
 
 
 def model(fields: Fields) -> str:
-    name = fields.string("model")
-    if not name:
-        raise fields.fail("model", "is required")
-    return name
+    return fields.required("model")
 
 
 def streams(fields: Fields) -> bool:
@@ -140,13 +137,10 @@ def keep_alive(fields: Fields) -> Optional[float]:
     raise fields.fail("keep_alive", 'must be a number of seconds or a duration like "5m"')
 
 
-def header_of(notes: OllamaNotes) -> dict:
+def headers(asked: Ask) -> dict:
     """The response header naming the options left out, when any were."""
-    return {IGNORED_HEADER: ", ".join(notes.ignored)} if notes.ignored else {}
-
-
-def headers(ask) -> dict:
-    return header_of(ask.notes)
+    ignored = asked.notes.ignored
+    return {IGNORED_HEADER: ", ".join(ignored)} if ignored else {}
 
 
 def new_id() -> str:
