@@ -12,7 +12,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from proxy.servers import engine
 
@@ -31,47 +31,6 @@ class ServerProgram:
     bundled: bool = False
 
 
-def find_llama_server(configured: str = "") -> ServerProgram:
-    """The program to run; a ``ValueError`` saying what to install when there is none."""
-    if configured == BUNDLED:
-        return _bundled() or _missing(f"--llama-server {BUNDLED}: the xllamacpp wheel is not "
-                                      f"installed (pip install xllamacpp)")
-    if configured:
-        path = Path(configured)
-        if not (path.is_file() and os.access(path, os.X_OK)):
-            raise ValueError(f"--llama-server {configured}: no executable file there")
-        wheel = from_llama_cpp_python()  # named by its path, it still needs its libraries
-        if wheel and wheel[0].resolve() == path.resolve():
-            return _binary(*wheel)
-        return _binary(path)
-    on_path = shutil.which(NAME)
-    if on_path:
-        return _binary(Path(on_path))
-    found = from_llama_cpp_python()
-    if found:
-        return _binary(*found)
-    return _bundled() or _missing(
-        f"no {NAME} found, and no bundled engine: pip install xllamacpp (wheels for Linux, "
-        f"macOS and Windows), install llama.cpp (its release archives and package managers "
-        f"ship {NAME}), or name the binary with --llama-server PATH")
-
-
-def _binary(path: Path, libraries: tuple = ()) -> ServerProgram:
-    return ServerProgram((str(path),), libraries, str(path))
-
-
-def _bundled() -> Optional[ServerProgram]:
-    found = engine.version()
-    if found is None:
-        return None
-    return ServerProgram((sys.executable, "-m", engine.__name__),
-                         label=f"bundled llama.cpp (xllamacpp {found})", bundled=True)
-
-
-def _missing(message: str):
-    raise ValueError(message)
-
-
 def from_llama_cpp_python() -> Optional[tuple]:
     """``(binary, library folders)`` of an installed llama-cpp-python built with its server."""
     try:
@@ -85,3 +44,53 @@ def from_llama_cpp_python() -> Optional[tuple]:
                                 if f.name.startswith("lib") and ".so" in f.name})
             return path, tuple(libraries)
     return None
+
+
+@dataclass(frozen=True)
+class Installed:
+    """How to find the packages that carry a llama-server: llama-cpp-python's binary and the
+    bundled engine's version (``None``: not installed)."""
+
+    wheel: Callable[[], Optional[tuple]] = from_llama_cpp_python
+    engine: Callable[[], Optional[str]] = engine.version
+
+
+def find_llama_server(configured: str = "", installed: Installed = Installed()) -> ServerProgram:
+    """The program to run; a ``ValueError`` saying what to install when there is none."""
+    if configured == BUNDLED:
+        return _bundled(installed) or _missing(f"--llama-server {BUNDLED}: the xllamacpp wheel is not "
+                                      f"installed (pip install xllamacpp)")
+    if configured:
+        path = Path(configured)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise ValueError(f"--llama-server {configured}: no executable file there")
+        wheel = installed.wheel()  # named by its path, it still needs its libraries
+        if wheel and wheel[0].resolve() == path.resolve():
+            return _binary(*wheel)
+        return _binary(path)
+    on_path = shutil.which(NAME)
+    if on_path:
+        return _binary(Path(on_path))
+    found = installed.wheel()
+    if found:
+        return _binary(*found)
+    return _bundled(installed) or _missing(
+        f"no {NAME} found, and no bundled engine: pip install xllamacpp (wheels for Linux, "
+        f"macOS and Windows), install llama.cpp (its release archives and package managers "
+        f"ship {NAME}), or name the binary with --llama-server PATH")
+
+
+def _binary(path: Path, libraries: tuple = ()) -> ServerProgram:
+    return ServerProgram((str(path),), libraries, str(path))
+
+
+def _bundled(installed: Installed) -> Optional[ServerProgram]:
+    found = installed.engine()
+    if found is None:
+        return None
+    return ServerProgram((sys.executable, "-m", engine.__name__),
+                         label=f"bundled llama.cpp (xllamacpp {found})", bundled=True)
+
+
+def _missing(message: str):
+    raise ValueError(message)

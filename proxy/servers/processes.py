@@ -60,6 +60,7 @@ class Launch:
     ready_timeout: float = 300.0
     engine: str = ""  # what runs it: a binary's path, the bundled engine, or its command
     estimate: int = 0  # bytes of memory it is expected to take (0: unknown)
+    stop_grace: float = STOP_GRACE  # seconds between SIGTERM and SIGKILL
 
     @property
     def url(self) -> str:
@@ -235,7 +236,7 @@ class ManagedServer:
             self._lock.notify_all()
         if process is not None and process.poll() is None:
             logger.info("stopping %s%s", self.launch.name, f" ({why})" if why else "")
-            _stop_group(process)
+            _stop_group(process, self.launch.stop_grace)
         return True
 
     # -- conversations' KV caches ------------------------------------------------------------
@@ -358,10 +359,10 @@ class ManagedServer:
             return now - self.last_used
 
 
-def _stop_group(process: subprocess.Popen) -> None:
+def _stop_group(process: subprocess.Popen, grace: float) -> None:
     try:
         os.killpg(process.pid, signal.SIGTERM)
-        process.wait(STOP_GRACE)
+        process.wait(grace)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()

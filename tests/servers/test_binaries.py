@@ -7,7 +7,8 @@ import pytest
 import sys
 
 from proxy.servers import engine
-from proxy.servers.binaries import ServerProgram, find_llama_server, from_llama_cpp_python
+from proxy.servers.binaries import (Installed, ServerProgram, find_llama_server,
+                                    from_llama_cpp_python)
 
 
 def test_the_wheels_server_named_by_path_still_gets_its_libraries():
@@ -49,21 +50,20 @@ def test_unnamed_and_not_on_path_it_is_the_wheels(tmp_path, monkeypatch):
 
 def test_with_no_binary_it_is_the_bundled_engine(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr("proxy.servers.binaries.from_llama_cpp_python", lambda: None)
-    program = find_llama_server()
+    no_wheel = Installed(wheel=lambda: None)
+    program = find_llama_server(installed=no_wheel)
     assert program.bundled and program.command == (sys.executable, "-m", "proxy.servers.engine")
     assert program.label == f"bundled llama.cpp (xllamacpp {engine.version()})"
-    assert find_llama_server("bundled") == program
+    assert find_llama_server("bundled", no_wheel) == program
 
 
 def test_nowhere_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr("proxy.servers.binaries.from_llama_cpp_python", lambda: None)
-    monkeypatch.setattr("proxy.servers.engine.version", lambda: None)
+    nothing = Installed(wheel=lambda: None, engine=lambda: None)
     with pytest.raises(ValueError, match="pip install xllamacpp .* install llama.cpp"):
-        find_llama_server()
+        find_llama_server(installed=nothing)
     with pytest.raises(ValueError, match="xllamacpp wheel is not installed"):
-        find_llama_server("bundled")
+        find_llama_server("bundled", nothing)
 
 
 @pytest.mark.parametrize(("args", "named"), [

@@ -34,8 +34,10 @@ class Watch:
 
 
 def server(pool: ProcessPool, watch: Watch, tmp_path: Path, name: str,
-           command: tuple = SLEEPER, ttl: float = 0.0, ready=None) -> ManagedServer:
-    launch = Launch(name, command, 1, tmp_path / f"{name}.log", {}, ttl=ttl, ready_timeout=20)
+           command: tuple = SLEEPER, ttl: float = 0.0, ready=None,
+           stop_grace: float = 5.0) -> ManagedServer:
+    launch = Launch(name, command, 1, tmp_path / f"{name}.log", {}, ttl=ttl, ready_timeout=20,
+                    stop_grace=stop_grace)
     return pool.add(ManagedServer(launch, pool, ready or watch.ready))
 
 
@@ -138,9 +140,8 @@ def test_a_server_that_died_comes_back_after_a_back_off_one_stopped_at_once(pool
         assert time.monotonic() - started < FIRST_BACKOFF * 0.9
 
 
-def test_a_server_deaf_to_sigterm_is_killed_after_the_grace(pool, tmp_path, monkeypatch):
-    monkeypatch.setattr("proxy.servers.processes.STOP_GRACE", 0.5)
-    deaf = server(pool, Watch(pool, delay=0.3), tmp_path, "deaf", command=(
+def test_a_server_deaf_to_sigterm_is_killed_after_the_grace(pool, tmp_path):
+    deaf = server(pool, Watch(pool, delay=0.3), tmp_path, "deaf", stop_grace=0.5, command=(
         sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
         "signal.SIG_IGN); time.sleep(60)"))
     with deaf.using():
