@@ -207,12 +207,7 @@ def effort(fields: Fields, name: str) -> Optional[str]:
 def tool_call(fields: Fields, fallback_id: str) -> ToolCall:
     """An earlier call in OpenAI's chat shape (``{id, type, function: {name, arguments}}``);
     arguments given as an object are written as JSON text, as the API carries them."""
-    kind = fields.string("type")
-    if kind not in (None, "function"):
-        raise fields.fail("type", f"must be function, got {kind!r}")
-    function = fields.object("function")
-    if function is None:
-        raise fields.fail("function", "is required")
+    function = _function(fields)
     arguments = function.raw("arguments")
     if arguments is None:
         arguments = "{}"
@@ -221,6 +216,17 @@ def tool_call(fields: Fields, fallback_id: str) -> ToolCall:
     elif not isinstance(arguments, str):
         raise function.fail("arguments", "must be a string of JSON (or an object)")
     return ToolCall(fields.string("id") or fallback_id, function.required("name"), arguments)
+
+
+def _function(fields: Fields) -> Fields:
+    """The ``function`` of a tool or call in OpenAI's shape (its ``type`` function, or none)."""
+    kind = fields.string("type")
+    if kind not in (None, "function"):
+        raise fields.fail("type", f"must be function, got {kind!r}")
+    function = fields.object("function")
+    if function is None:
+        raise fields.fail("function", "is required")
+    return function
 
 
 def chosen_function(fields: Fields, tools: Sequence[dict], name: str = "name") -> ToolChoice:
@@ -243,12 +249,7 @@ def function_tools(fields: Fields, name: str = "tools") -> tuple:
     if not isinstance(tools, list):
         raise fields.fail(name, "must be a list")
     for tool in fields.objects(name):
-        kind = tool.string("type")
-        if kind not in (None, "function"):
-            raise tool.fail("type", f"must be function, got {kind!r}")
-        function = tool.object("function")
-        if function is None:
-            raise tool.fail("function", "is required")
+        function = _function(tool)
         function.required("name")
         parameters = function.raw("parameters")
         if parameters is not None and not isinstance(parameters, dict):

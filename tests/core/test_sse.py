@@ -1,5 +1,5 @@
-"""SSE framing: one event per object (``data:``, or ``event:`` and ``data:``), a failure as the
-wire's own failure events, always the wire's end."""
+"""Stream framing: one event per object (``data:``, ``event:`` and ``data:``, or a JSON line), a
+failure as the wire's own failure events, always the wire's end."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,8 @@ import pytest
 
 from proxy.core.draining import Drain
 from proxy.core.errors import InvalidRequestError, UpstreamError, UpstreamUnavailableError
-from proxy.core.sse import (COMMENT, COMMENT_BYTES, DONE, encode_event, encode_line, encode_named,
-                            event_stream)
+from proxy.core.sse import COMMENT, COMMENT_BYTES, DONE, encode_event, encode_named, event_stream
+from proxy.dialects.streaming import Lines, NamedEvents
 from tests.polling import wait_for
 
 
@@ -25,24 +25,16 @@ class DataWire:
         return [error_body(error)]
 
 
-class NamedWire:
+class NamedWire(NamedEvents):
     """Anthropic's way: ``event:`` lines, an error event, nothing at the end."""
-
-    encode = staticmethod(encode_named)
-    mimetype = "text/event-stream"
-    end = b""
 
     @staticmethod
     def failure(error):
         return [{"type": "error", "error": {"type": "api_error", "message": error.message}}]
 
 
-class LineWire:
+class LineWire(Lines):
     """Ollama's way: a JSON object a line, an ``{"error": …}`` line, nothing at the end."""
-
-    encode = staticmethod(encode_line)
-    mimetype = "application/x-ndjson"
-    end = b""
 
     @staticmethod
     def failure(error):
