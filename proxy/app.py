@@ -9,14 +9,16 @@ from typing import Callable, Optional
 from flask import Flask
 
 from proxy.access.build import build_access, build_responses
-from proxy.api import (admin, anthropic, auth, errors, glm, observe, ollama, openai, responses,
-                       web)
+from proxy.access.images import ImageFetcher
+from proxy.api import (admin, anthropic, auth, errors, glm, observe, ollama, openai, rerank,
+                       responses, web)
 from proxy.api.jsonbody import OrjsonProvider
 from proxy.api.state import ProxyState
 from proxy.backends.base import Backend
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
 from proxy.dialects import anthropic as messages
+from proxy.dialects import rerank as ranking
 from proxy.dialects.ollama import shared as ollama_shape
 from proxy.core.errors import ShuttingDownError
 from proxy.fleet.build import build_fleet, fleet_of
@@ -47,8 +49,9 @@ def create_app(settings: Settings, runtime: Runtime, *,
     router = (fleet_of(backend, settings) if backend is not None
               else build_fleet(settings, runtime, metrics=metrics))
     history = History(metrics.summed) if metrics is not None else None
+    images = ImageFetcher(settings.access.image_urls, settings.limits.max_image_size)
     state = ProxyState(settings, router, access, build_responses(settings, runtime), metrics,
-                       history)
+                       history, images)
     if metrics is not None:
         metrics.watch(router)
     app.extensions["proxy"] = state
@@ -61,9 +64,10 @@ def create_app(settings: Settings, runtime: Runtime, *,
 
     auth.init_app(app, access, router.model_label, settings.access.cors_origins)
     errors.init_app(app, {anthropic.bp.name: messages.error_body,
-                          ollama.bp.name: ollama_shape.error_body})
-    for blueprint in (openai.bp, anthropic.bp, responses.bp, glm.bp, ollama.bp, web.bp,
-                      admin.bp, observe.bp):
+                          ollama.bp.name: ollama_shape.error_body,
+                          rerank.bp.name: ranking.error_body})
+    for blueprint in (openai.bp, anthropic.bp, responses.bp, glm.bp, ollama.bp, rerank.bp,
+                      web.bp, admin.bp, observe.bp):
         app.register_blueprint(blueprint)
     _check_all_plain(app)
     return app

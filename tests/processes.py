@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import anthropic
+import cohere
+import httpx
 import ollama
 import openai
 import requests
@@ -130,6 +132,14 @@ class ProxyProcess:
         client = ollama.Client(host=self.url, headers=headers, **{"timeout": 120, **options})
         self._clients.append(client)
         return client
+
+    def cohere(self, api_key: str = "unused", version: int = 2):
+        """A ``cohere`` client of this proxy (``version`` 1: the v1 API's), closed when the
+        proxy stops."""
+        connection = httpx.Client(timeout=60)
+        self._clients.append(connection)
+        kind = cohere.ClientV2 if version == 2 else cohere.Client
+        return kind(api_key=api_key, base_url=self.url, httpx_client=connection)
 
     def kill(self) -> None:
         """SIGKILL the process at once, as a crash would; ``start()`` runs it again on the

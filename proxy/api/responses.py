@@ -25,7 +25,8 @@ def create_response() -> Response:
 
     def keep(response: dict) -> None:
         state.responses.save(owner, StoredResponse(
-            response, list(notes.input_items), notes.previous_response_id, conversation))
+            response, responses.kept(notes.input_items), notes.previous_response_id,
+            conversation))
 
     return serve(responses, ask, kept=keep if notes.store else None)
 

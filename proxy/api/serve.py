@@ -38,8 +38,9 @@ def serve(dialect: Dialect, ask: Ask, kept: Optional[Callable[[dict], None]] = N
     """Answer ``ask`` in ``dialect``: its requests run on the router, the answer whole or
     streamed as the client asked. ``kept`` is told the whole answer's body (a stream's,
     before its last write), for answers the proxy keeps."""
-    router = get_state().router
-    ask = ask.amended(watched)
+    state = get_state()
+    router = state.router
+    ask = ask.amended(lambda request: watched(state.images.fetched(request)))
     model = served_model(ask.model)
     id = dialect.new_id()
     if ask.stream:

@@ -7,6 +7,7 @@ from typing import Optional
 from flask import current_app, g
 
 from proxy.access.gate import Access
+from proxy.access.images import ImageFetcher
 from proxy.access.stored import StoredResponses
 from proxy.config.settings import Settings
 from proxy.core.draining import Drain
@@ -24,11 +25,14 @@ class ProxyState:
     responses: StoredResponses  # the Responses API's store
     metrics: Optional[Metrics]  # None: --metrics off
     history: Optional[History]  # the metrics' last minutes, for the fleet page; None: off
+    images: ImageFetcher  # fetches images given by URL, as the operator allows
     drain: Drain = field(default_factory=Drain)
 
     @property
     def limits(self) -> Limits:
-        return Limits(self.settings.limits.max_choices, self.settings.limits.max_batch)
+        limits = self.settings.limits
+        return Limits(limits.max_choices, limits.max_batch, limits.max_image_size,
+                      image_urls=self.settings.access.image_urls != "off")
 
 
 def get_state() -> ProxyState:

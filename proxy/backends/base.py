@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Iterator, Optional, Sequence
 
-from proxy.core.errors import NotImplementedByBackendError
-from proxy.core.types import Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo
+from proxy.core.errors import InvalidRequestError, NotImplementedByBackendError
+from proxy.core.types import (Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo,
+                              Ranking)
 
 
 class Backend:
@@ -52,6 +53,12 @@ class Backend:
         """Return one embedding vector per input text."""
         raise NotImplementedByBackendError(f"the {self.name} backend has no embeddings; "
                                            f"use the servercpp backend with --embedding-api")
+
+    def rerank(self, query: str, documents: Sequence[str],
+               model: Optional[str] = None) -> Ranking:
+        """Score each document's relevance to ``query``."""
+        raise InvalidRequestError(f"the model '{model or self.name}' does not rerank: only a "
+                                  f"llama-server started with --reranking does", param="model")
 
     def close(self) -> None:
         """Release connections or native resources."""

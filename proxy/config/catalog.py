@@ -29,7 +29,8 @@ DEFAULTABLE = ("max_tokens", "stop", "n_keep", "cache_prompt", "chat_template_kw
                "reasoning_effort") + tuple(f.name for f in dataclasses.fields(Sampling))
 MODEL_KEYS = {"aliases", "backend", "upstreams", "slots", "chat_template", "model", "defaults",
               "reasoning", "slot_save",
-              "affinity", "upstream_key", "cmd", "args", "ttl", "preload"}
+              "affinity", "upstream_key", "cmd", "args", "ttl", "preload", "mmproj",
+              "reranking"}
 TOP_KEYS = {"default", "catch_all", "models", "max_running", "max_memory"}
 
 
@@ -56,6 +57,13 @@ class ManagedSpec:
     ttl: float = 0.0  # seconds idle before it stops; 0 = never
     preload: bool = False
     slot_save: str = "on-stop"  # when it saves its conversations' KV caches (see SLOT_SAVES)
+
+    @property
+    def capabilities(self) -> tuple:
+        """What its server's flags let it do, before the server is asked."""
+        if {"--reranking", "--rerank"} & set(self.args):
+            return ("rerank",)
+        return ("completion",) + (("vision",) if {"--mmproj", "-mm"} & set(self.args) else ())
 
 
 @dataclass(frozen=True)
@@ -264,7 +272,7 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str) -> Mode
 def _managed(spec: dict, key: str, fail) -> Optional[ManagedSpec]:
     """The server to run for a servercpp model that names a ``cmd`` or a ``model`` file."""
     if "cmd" not in spec and "model" not in spec:
-        for name in ("args", "ttl", "preload", "slot_save"):
+        for name in ("args", "ttl", "preload", "slot_save", "mmproj", "reranking"):
             if name in spec:
                 raise fail(f"{key}.{name}", "belongs to a model the proxy runs (cmd or model)")
         return None
@@ -279,6 +287,13 @@ def _managed(spec: dict, key: str, fail) -> Optional[ManagedSpec]:
     args = spec.get("args", [])
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         raise fail(f"{key}.args", "must be a list of strings")
+    mmproj = spec.get("mmproj", "")
+    if not isinstance(mmproj, str):
+        raise fail(f"{key}.mmproj", "must be the path of a vision projector file")
+    if not isinstance(spec.get("reranking", False), bool):
+        raise fail(f"{key}.reranking", "must be true or false")
+    args = [*args, *(["--mmproj", mmproj] if mmproj else []),
+            *(["--reranking"] if spec.get("reranking") else [])]
     ttl = spec.get("ttl", 0)
     if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl < 0:
         raise fail(f"{key}.ttl", "must be a number of seconds (0 = never stop)")

@@ -157,6 +157,10 @@ class AccessSettings:
                                    "/metrics is public", secret=True, metavar="KEY")
     cors_origins: tuple = setting((), "origins allowed to call the API from a browser "
                                       "('*' = any); none = CORS off", metavar="ORIGIN")
+    image_urls: str = setting("off", "fetch the images clients give as http(s) URLs: off "
+                                     "(only images sent inline are read), public (from "
+                                     "addresses on the internet only), any (the LAN's too)",
+                              choices=("off", "public", "any"))
 
 
 @dataclass(frozen=True)
@@ -187,9 +191,12 @@ class LimitSettings:
                                   "for the model); more get 503 with Retry-After")
     queue_timeout: float = setting(300.0, "seconds a request may wait for a free slot before "
                                           "it gets 503 with Retry-After")
-    max_body_size: int = setting(4 * 1024 * 1024, "largest request body accepted, in bytes")
+    max_body_size: int = setting(32 * 1024 * 1024, "largest request body accepted, in bytes "
+                                                   "(its images' base64 included)")
+    max_image_size: int = setting(20 * 1024 * 1024, "largest image accepted, in bytes")
     max_choices: int = setting(8, "largest 'n' (choices per request) accepted")
-    max_batch: int = setting(256, "most inputs accepted in one embeddings request")
+    max_batch: int = setting(256, "most inputs accepted in one embeddings request, and most "
+                                  "documents in one rerank request")
 
 
 @dataclass(frozen=True)
@@ -335,7 +342,8 @@ def _validate(settings: dict) -> None:
         raise ValueError("--llama-api names the same URL twice")
     if not 0 < settings["port"] < 65536:
         raise ValueError(f"--port must be between 1 and 65535, got {settings['port']}")
-    for name in ("workers", "threads", "max_body_size", "max_choices", "max_batch"):
+    for name in ("workers", "threads", "max_body_size", "max_image_size", "max_choices",
+                 "max_batch"):
         if settings[name] < 1:
             raise ValueError(f"{flag_name(name)} must be at least 1")
     for name in ("client_timeout", "connect_timeout", "upstream_timeout", "queue_timeout",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Iterator, Optional, Protocol, Sequence
 
-from proxy.core.types import Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo
+from proxy.core.types import (Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo,
+                              Ranking)
 
 
 class Router(Protocol):
@@ -32,6 +33,10 @@ class Router(Protocol):
 
     def embed(self, inputs: Sequence[str], model: Optional[str] = None) -> Embeddings:
         """One vector per input text."""
+
+    def rerank(self, query: str, documents: Sequence[str],
+               model: Optional[str] = None) -> Ranking:
+        """How relevant each document is to ``query``, the most relevant first."""
 
     def models(self) -> list[ModelInfo]:
         """Every model served."""

@@ -6,9 +6,27 @@ from typing import Any, Callable, Mapping, Optional
 
 
 @dataclass(frozen=True)
+class Image:
+    """An image a message shows: the request's field it came in (an error names it), where
+    in the message's text it stands (``at``, a character offset), and its bytes in base64
+    with their media type, or the ``url`` the proxy is yet to fetch."""
+
+    field: str
+    at: int = 0
+    media_type: str = ""
+    data: str = ""
+    url: str = ""
+
+    @property
+    def data_uri(self) -> str:
+        return f"data:{self.media_type};base64,{self.data}"
+
+
+@dataclass(frozen=True)
 class Message:
-    """One chat message with its content flattened to text; an assistant's earlier calls
-    (:class:`ToolCall` values) and thoughts, when the client sent them back."""
+    """One chat message with its content flattened to text and the images it shows
+    (:class:`Image` values); an assistant's earlier calls (:class:`ToolCall` values) and
+    thoughts, when the client sent them back."""
 
     role: str
     content: str
@@ -16,6 +34,7 @@ class Message:
     tool_calls: tuple = ()
     tool_call_id: Optional[str] = None
     reasoning: str = ""
+    images: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -96,6 +115,11 @@ class GenerationRequest:
     @property
     def is_chat(self) -> bool:
         return self.prompt is None
+
+    @property
+    def images(self) -> tuple:
+        """Every image the messages show, in order."""
+        return tuple(image for message in self.messages for image in message.images)
 
     def in_slot(self, slot: int) -> "GenerationRequest":
         """This request pinned to ``slot``."""
@@ -248,11 +272,20 @@ class Embeddings:
 
 
 @dataclass(frozen=True)
+class Ranking:
+    """How relevant a reranker finds each document to a query: ``(index, score)`` pairs, the
+    most relevant first, and how many tokens the query and documents took."""
+
+    scores: tuple
+    prompt_tokens: int = 0
+
+
+@dataclass(frozen=True)
 class ModelCard:
     """What a model is and can do, as far as its server or file tells: for clients that ask
     (Ollama's ``/api/show``, ``/api/tags``) before they pick a model."""
 
-    capabilities: tuple = ("completion",)  # of completion, tools, thinking, vision, embedding
+    capabilities: tuple = ("completion",)  # of completion, tools, thinking, vision, rerank
     context_length: Optional[int] = None  # tokens the server gives a conversation
     architecture: str = ""  # GGUF's general.architecture
     parameters: Optional[int] = None

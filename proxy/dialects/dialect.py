@@ -22,6 +22,8 @@ class Limits:
 
     max_choices: int = 8  # ``n`` times the prompts
     max_batch: int = 256  # inputs of one embeddings request
+    max_image_size: int = 20 * 1024 * 1024  # bytes of one image
+    image_urls: bool = False  # images given by http(s) URL are fetched (else refused)
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,8 @@ def fleet_of(backend: Backend, settings: Settings) -> Fleet:
 def _managed(spec: ModelSpec, server, settings: Settings, metrics) -> tuple:
     """The one replica of a model the proxy runs, in front of its server."""
     backend = _servercpp(UpstreamSpec(server.url), spec, settings, None, metrics)
-    card = file_card(spec.managed.model) if spec.managed.model else None
+    card = file_card(spec.managed.model, spec.managed.capabilities) \
+        if spec.managed.model else None
     return (Replica(server.url, ManagedBackend(server, backend, card), server),)
 
 

@@ -31,7 +31,8 @@ from proxy.fleet.replica import Replica
 from proxy.servers.pool import ProcessPool
 from proxy.servers.processes import ManagedServer
 from proxy.servers.remote import RemoteServer, Supervised
-from proxy.core.types import Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo
+from proxy.core.types import (Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo,
+                              Ranking)
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -164,6 +165,10 @@ class Fleet:
 
     def embed(self, inputs: Sequence[str], model: Optional[str] = None) -> Embeddings:
         return self._any_replica(model, lambda backend: backend.embed(inputs))
+
+    def rerank(self, query: str, documents: Sequence[str],
+               model: Optional[str] = None) -> Ranking:
+        return self._any_replica(model, lambda backend: backend.rerank(query, documents, model))
 
     def model_label(self, model: Optional[str]) -> str:
         """The id metrics, usage and keys count ``model`` under: never a client's text."""

@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     add("-ctv", "--cache-type-v", choices=CACHE_TYPES, default="f16")
     add("-fa", "--flash-attn", choices=tuple(FLASH_ATTENTION), default="auto")
     add("--embedding", "--embeddings", action="store_true")
+    add("--reranking", "--rerank", action="store_true")
+    add("-mm", "--mmproj", default="")
     add("--pooling", choices=POOLING)
     add("--slot-save-path", default="")
     add("-a", "--alias", action="append", default=[])
@@ -109,10 +111,13 @@ def _params(flags: argparse.Namespace):
     params.cache_type_v = getattr(engine.ggml_type, f"GGML_TYPE_{flags.cache_type_v.upper()}")
     params.flash_attn_type = getattr(engine.llama_flash_attn_type,
                                      f"LLAMA_FLASH_ATTN_TYPE_{FLASH_ATTENTION[flags.flash_attn]}")
-    params.embedding = flags.embedding
-    if flags.pooling:
+    params.embedding = flags.embedding or flags.reranking
+    pooling = "rank" if flags.reranking else flags.pooling
+    if pooling:
         params.pooling_type = getattr(engine.llama_pooling_type,
-                                      f"LLAMA_POOLING_TYPE_{flags.pooling.upper()}")
+                                      f"LLAMA_POOLING_TYPE_{pooling.upper()}")
+    if flags.mmproj:
+        params.mmproj.path = flags.mmproj
     if flags.slot_save_path:
         # llama-server adds the separator; the engine keeps the text as given and appends
         # file names to it

@@ -11,7 +11,7 @@ from proxy.backends.base import Backend
 from proxy.core.errors import UNREACHABLE, UpstreamUnavailableError
 from proxy.core.conversation import conversation_key
 from proxy.core.types import (Chunk, Completion, Embeddings, GenerationRequest, Health,
-                              ModelCard)
+                              ModelCard, Ranking)
 
 T = TypeVar("T")
 RESTARTS = 3  # times a request that never reached its server waits for a restart
@@ -87,6 +87,10 @@ class ManagedBackend(Backend):
 
     def embed(self, inputs: Sequence[str], model: Optional[str] = None) -> Embeddings:
         return self._serving(lambda: self.backend.embed(inputs))
+
+    def rerank(self, query: str, documents: Sequence[str],
+               model: Optional[str] = None) -> Ranking:
+        return self._serving(lambda: self.backend.rerank(query, documents, model))
 
     def load(self) -> tuple:
         return self.backend.load()

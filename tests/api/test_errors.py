@@ -84,7 +84,7 @@ def test_json_without_content_type_is_accepted(client):
     pytest.param({"messages": [{"role": "robot", "content": "x"}]}, "messages[0].role",
                  id="role"),
     pytest.param({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
-                 "messages[0].content[0].type", id="image"),
+                 "messages[0].content[0].image_url", id="image"),
     pytest.param({"n": 99}, "n", id="n"),
 ])
 def test_validation_errors_name_the_param(client, backend, fields, param):

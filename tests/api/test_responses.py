@@ -146,4 +146,4 @@ def test_bad_input_is_an_openai_400_naming_the_field(client):
     response = client.post("/v1/responses", json={"input": [{"role": "user", "content": [
         {"type": "input_image", "image_url": "x"}]}]})
     assert response.status_code == 400
-    assert response.get_json()["error"]["param"] == "input[0].content[0].type"
+    assert response.get_json()["error"]["param"] == "input[0].content[0].image_url"

@@ -177,3 +177,27 @@ def test_a_reasoning_that_is_no_style_is_named():
     with pytest.raises(CatalogError, match="models.r1.reasoning: must be one of auto"):
         parse_catalog({"models": {"r1": {"upstreams": ["http://127.0.0.1:8080"],
                                          "reasoning": "deepseek"}}}, "models.toml")
+
+
+def test_a_vision_model_and_a_reranker_start_their_servers_so():
+    catalog = parse_catalog({"models": {
+        "eyes": {"model": "/m/vl.gguf", "mmproj": "/m/mmproj.gguf", "args": ["-c", "4096"]},
+        "ranker": {"model": "/m/rerank.gguf", "reranking": True},
+        "plain": {"model": "/m/plain.gguf"}}}, "models.toml")
+    eyes, ranker, plain = catalog.models
+    assert eyes.managed.args == ("-c", "4096", "--mmproj", "/m/mmproj.gguf")
+    assert ranker.managed.args == ("--reranking",)
+    assert (eyes.managed.capabilities, ranker.managed.capabilities,
+            plain.managed.capabilities) == (("completion", "vision"), ("rerank",),
+                                            ("completion",))
+
+
+@pytest.mark.parametrize("entry, key", [
+    ({"model": "/m/a.gguf", "mmproj": 3}, "models.a.mmproj"),
+    ({"model": "/m/a.gguf", "reranking": "yes"}, "models.a.reranking"),
+    ({"upstreams": ["http://127.0.0.1:8080"], "mmproj": "/m/p.gguf"}, "models.a.mmproj"),
+    ({"upstreams": ["http://127.0.0.1:8080"], "reranking": True}, "models.a.reranking"),
+])
+def test_a_projector_or_reranking_on_a_model_the_proxy_does_not_run_is_named(entry, key):
+    with pytest.raises(CatalogError, match=key.replace(".", r"\.")):
+        parse_catalog({"models": {"a": entry}}, "models.toml")

@@ -132,12 +132,12 @@ def test_count_tokens_needs_no_max_tokens():
     pytest.param({"messages": [{"role": "user", "content": [
         {"type": "text", "text": "look"},
         {"type": "image", "source": {"type": "base64", "media_type": "image/png",
-                                     "data": "AA=="}}]}]}, "messages[0].content[1]",
-        id="an-image-block-is-named"),
+                                     "data": "AA=="}}]}]}, "messages[0].content[1].source.data",
+        id="an-image-that-is-not-one-is-named"),
     pytest.param({"messages": [{"role": "user", "content": [
         {"type": "tool_result", "tool_use_id": "t", "content": [
-            {"type": "image", "source": {}}]}]}]}, "messages[0].content[0].content[0].type",
-        id="an-image-in-a-tool-result"),
+            {"type": "image", "source": {}}]}]}]},
+        "messages[0].content[0].content[0].source.type", id="an-image-in-a-tool-result"),
     pytest.param({"messages": [{"role": "user", "content": [{"type": "video"}]}]},
                  "messages[0].content[0].type", id="unknown-block"),
     pytest.param({"messages": [{"role": "assistant", "content": [

@@ -107,7 +107,8 @@ def test_a_tool_round_trip_becomes_the_chats_calls_and_results():
     ({"messages": "hi"}, "messages"),
     ({"messages": [{"role": "bot", "content": "x"}]}, "messages[0].role"),
     ({"messages": [{"role": "user", "content": ["x"]}]}, "messages[0].content"),
-    ({"messages": [{"role": "user", "content": "x", "images": ["aGk="]}]}, "messages[0].images"),
+    ({"messages": [{"role": "user", "content": "x", "images": ["aGk="]}]},
+     "messages[0].images[0]"),
     ({"messages": [{"role": "user", "content": "x", "tool_calls": [
         {"function": {"name": "f"}}]}]}, "messages[0].tool_calls"),
     ({"messages": [{"role": "assistant", "tool_calls": [
@@ -148,7 +149,7 @@ def test_generate_goes_through_the_template_unless_raw():
 
 @pytest.mark.parametrize(("fields", "param"), [
     ({"raw": True, "system": "x"}, "system"),
-    ({"images": ["aGk="]}, "images"),
+    ({"images": ["aGk="]}, "images[0]"),
     ({"suffix": "return x"}, "suffix"),
     ({"prompt": 3}, "prompt"),
 ])

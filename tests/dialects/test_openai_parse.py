@@ -381,7 +381,7 @@ CHAT_ERRORS = [
                  "messages[0].content", id="assistant-null-with-empty-tool-calls"),
     pytest.param({"messages": [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": "http://x/cat.png"}}]}]},
-        "messages[0].content[0].type", id="image-part"),
+        "messages[0].content[0].image_url.url", id="image-url-not-fetched"),
     pytest.param({"messages": [{"role": "user", "content": [{"text": "hi"}]}]},
                  "messages[0].content[0].type", id="part-type-missing"),
     pytest.param({"messages": [{"role": "user", "content": ["hi"]}]},

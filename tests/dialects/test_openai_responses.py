@@ -112,7 +112,7 @@ def test_continuing_puts_the_conversation_before_the_new_input():
                  "input[0].role", id="role"),
     pytest.param({"input": [{"role": "user", "content": [
         {"type": "input_image", "image_url": "data:image/png;base64,AA=="}]}]},
-        "input[0].content[0].type", id="an-image-is-named"),
+        "input[0].content[0].image_url", id="an-image-that-is-not-one-is-named"),
     pytest.param({"input": [{"type": "function_call", "name": "f", "arguments": "{}"}]},
                  "input[0].call_id", id="call-without-id"),
     pytest.param({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].type",

@@ -5,7 +5,7 @@ from typing import Iterator, Optional
 
 from proxy.backends.base import Backend
 from proxy.core.types import (Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo,
-                         Usage)
+                              Ranking, Usage)
 
 
 class FakeBackend(Backend):
@@ -93,6 +93,15 @@ class FakeBackend(Backend):
         self.embedded = list(inputs)
         return Embeddings(tuple([float(len(t)), float(ord(t[0])), 0.5] for t in inputs),
                           sum(len(t) for t in inputs))
+
+    def rerank(self, query, documents, model=None) -> Ranking:
+        """Each document scored by the words it shares with the query."""
+        if self.error is not None:
+            raise self.error
+        words = set(query.split())
+        scores = [(i, float(len(words & set(d.split())))) for i, d in enumerate(documents)]
+        return Ranking(tuple(sorted(scores, key=lambda pair: -pair[1])),
+                       sum(len(d) + len(query) for d in documents))
 
     def health(self) -> Health:
         return Health(self.error is None, self.name, {})

@@ -24,6 +24,7 @@ from proxy.backends.chatglm.model import UNLIMITED, LoadedModel
 from proxy.backends.chatglm.reply import ReplyFilter
 from proxy.backends.structured import replies
 from proxy.config.settings import Settings
+from proxy.core import images
 from proxy.core.errors import InvalidRequestError
 from proxy.backends.admission import Admission
 from proxy.backends.slots import SlotCount
@@ -182,6 +183,9 @@ class ChatGLMBackend(Backend):
     def _prompt(self, request: GenerationRequest) -> Prompt:
         """Tokenize the chat or prompt, dropping its oldest tokens beyond --max-context-length."""
         if request.is_chat:
+            for image in request.images[:1]:
+                raise images.unseen(image, request.model or self.model_name,
+                                    f"{self.model.type_name} models read text only")
             if request.tools and not self.model.supports_tools:
                 raise InvalidRequestError(f"{self.model.type_name} models cannot call tools",
                                           param="tools")

@@ -18,7 +18,7 @@ from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
 from proxy.backends.admission import Admission
 from proxy.backends.base import Backend
-from proxy.backends.servercpp import budget, chat, parse
+from proxy.backends.servercpp import budget, chat, parse, rerank
 from proxy.backends.servercpp.client import UpstreamClient
 from proxy.backends.servercpp.detect import DETECT_TIMEOUT, Detector, ServerFacts
 from proxy.backends.servercpp.embedding import TokenClient
@@ -30,9 +30,10 @@ from proxy.backends.structured import replies
 from proxy.backends.structured.constraints import output_fields
 from proxy.backends.structured.stops import stopping
 from proxy.backends.structured.toolformats import FORMATS, tool_names
+from proxy.core import images
 from proxy.core.errors import UNREACHABLE, UpstreamError, UpstreamUnavailableError
 from proxy.core.types import (Chunk, Completion, Embeddings, GenerationRequest, Health, ModelCard,
-                              ModelInfo, Usage)
+                              ModelInfo, Ranking, Usage)
 
 logger = logging.getLogger(__name__)
 
@@ -73,14 +74,24 @@ class ServerCppBackend(Backend):
 
     def complete(self, request: GenerationRequest) -> Completion:
         with self.client.blamed():
+            self._check_images(request)
             return self._complete(request)
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
         with self.client.blamed():
+            self._check_images(request)
             if request.is_chat and self._connected().chat_layer:
                 yield from self._chat_stream(request)
             else:
                 yield from self._stream(request, count_first=request.is_chat)
+
+    def _check_images(self, request: GenerationRequest) -> None:
+        """Refuse images the model cannot see: its server reads none (no vision projector,
+        or a generation without one the proxy sends images to)."""
+        image = next(iter(request.images), None)
+        if image is not None and "vision" not in self._connected().card.capabilities:
+            raise images.unseen(image, request.model or self._connected().model,
+                                "its server was started without a vision projector (--mmproj)")
 
     def _complete(self, request: GenerationRequest) -> Completion:
         if request.is_chat and self._connected().chat_layer:
@@ -214,6 +225,7 @@ class ServerCppBackend(Backend):
 
     def count_tokens(self, request: GenerationRequest) -> int:
         with self.client.blamed():
+            self._check_images(request)
             facts = self._connected()
             if request.is_chat and facts.chat_layer:
                 return self._chat_count(request)
@@ -247,6 +259,16 @@ class ServerCppBackend(Backend):
     def embed(self, inputs: Sequence[str], model: Optional[str] = None) -> Embeddings:
         with self.embeddings.client.blamed():
             return self.embeddings.embed(inputs)
+
+    def rerank(self, query: str, documents: Sequence[str],
+               model: Optional[str] = None) -> Ranking:
+        with self.client.blamed():
+            facts = self._connected()
+            if "rerank" not in facts.card.capabilities:
+                raise rerank.not_a_reranker(model or facts.model)
+            body = self.admission.run(lambda: self.client.post_json(
+                rerank.PATH, rerank.payload(query, documents)))
+            return rerank.ranking(body, len(documents), self.client.label)
 
     def load(self) -> tuple:
         return self.admission.busy()
@@ -362,8 +384,9 @@ class ServerCppBackend(Backend):
         """``(prompt, stop words)``: a raw prompt as it is, a chat rendered by the template."""
         if not request.is_chat:
             return RenderedPrompt(request.prompt, ()), unique(request.stop)
-        rendered = facts.template.render(request.messages, request.tools,
-                                         request.template_kwargs)
+        messages = images.marked(request.messages, facts.media_marker) if request.images \
+            else request.messages
+        rendered = facts.template.render(messages, request.tools, request.template_kwargs)
         return rendered, unique(rendered.stop + tuple(request.stop))
 
     def _with_thoughts(self, usage: Usage, thoughts: str) -> Usage:

@@ -16,10 +16,12 @@ THINKING_WORDS = (THINK_OPEN, THINK_CLOSE, "enable_thinking", "reasoning_content
 
 
 def card_of(model: str, props: dict, listed: dict, template: Optional[ChatTemplate],
-            header: Optional[gguffile.GGUFFile] = None, path: str = "") -> ModelCard:
+            header: Optional[gguffile.GGUFFile] = None, path: str = "", *,
+            reranks: bool = False) -> ModelCard:
     """The card of ``model`` from the server's ``/props`` and its ``/v1/models`` entry's
     ``meta`` (``listed``), the template the proxy renders with (``None``: the server's chat
-    layer does), and the header of its file at ``path`` when the proxy can read it."""
+    layer does), the header of its file at ``path`` when the proxy can read it, and whether
+    the server reranks (then that is all it does)."""
     source = props.get("chat_template") or (template.source if template else "")
     if template is None:
         caps = props.get("chat_template_caps") or {}
@@ -28,7 +30,7 @@ def card_of(model: str, props: dict, listed: dict, template: Optional[ChatTempla
     else:  # the proxy renders the prompt and reads the calls and thoughts back itself
         tools, thinking = True, template.thinks
     vision = bool((props.get("modalities") or {}).get("vision"))
-    capabilities = ("completion",) + (("tools",) if tools else ()) \
+    capabilities = ("rerank",) if reranks else ("completion",) + (("tools",) if tools else ()) \
         + (("thinking",) if thinking else ()) + (("vision",) if vision else ())
     settings = props.get("default_generation_settings") or {}
     return ModelCard(
@@ -45,14 +47,15 @@ def card_of(model: str, props: dict, listed: dict, template: Optional[ChatTempla
         template=source)
 
 
-def file_card(path: str) -> Optional[ModelCard]:
-    """What the model file at ``path`` says, before its server has been asked (``None``: no
-    GGUF the proxy can read)."""
+def file_card(path: str, capabilities: tuple = ("completion",)) -> Optional[ModelCard]:
+    """What the model file at ``path`` says, before its server (which its flags give
+    ``capabilities``) has been asked (``None``: no GGUF the proxy can read)."""
     try:
         header = gguffile.read(path)
     except ValueError:
         return None
-    return ModelCard(context_length=_count(header.of_architecture("context_length")),
+    return ModelCard(capabilities=capabilities,
+                     context_length=_count(header.of_architecture("context_length")),
                      architecture=header.architecture, parameters=header.parameters,
                      quantization=header.quantization, size=os.path.getsize(path),
                      digest=digest(path), modified=os.path.getmtime(path))

@@ -26,6 +26,7 @@ import orjson
 
 from proxy.backends.servercpp import parse
 from proxy.backends.servercpp.payload import sampling_fields
+from proxy.core import images
 from proxy.core.errors import UpstreamError
 from proxy.backends.structured.callids import template_id
 from proxy.core.types import (Chunk, Completion, GenerationRequest, Message, ToolCall,
@@ -90,7 +91,7 @@ def message_body(message: Message, short_ids: bool = False) -> dict:
     digits, see :mod:`proxy.backends.structured.callids`)."""
     call_id = template_id if short_ids else str
     body: dict = {"role": "tool" if message.role == "function" else message.role,
-                  "content": message.content}
+                  "content": _content(message) if message.images else message.content}
     if message.name is not None:
         body["name"] = message.name
     if message.tool_calls:
@@ -102,6 +103,13 @@ def message_body(message: Message, short_ids: bool = False) -> dict:
     if message.reasoning:
         body["reasoning_content"] = message.reasoning
     return body
+
+
+def _content(message: Message) -> list:
+    """A message's text and images as OpenAI's content parts, each image a data URI."""
+    return [{"type": "text", "text": piece} if isinstance(piece, str)
+            else {"type": "image_url", "image_url": {"url": piece.data_uri}}
+            for piece in images.pieces(message)]
 
 
 def _tools(request: GenerationRequest) -> dict:

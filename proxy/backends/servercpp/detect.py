@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
-from proxy.backends.servercpp import gguffile
+from proxy.backends.servercpp import gguffile, rerank
 from proxy.backends.servercpp.card import card_of
 from proxy.backends.servercpp.client import UpstreamClient
 from proxy.backends.servercpp.embedding import TokenClient
@@ -33,6 +33,7 @@ class ServerFacts:
     thinking: bool = False  # the proxy tells the thoughts its template's models write from
     #                         their answers (see proxy.backends.structured.reasoning)
     card: ModelCard = field(default_factory=ModelCard)
+    media_marker: str = ""  # where an image goes in a prompt (a server that can see)
 
     @property
     def chat_layer(self) -> bool:
@@ -71,7 +72,8 @@ class Detector:
         model = os.path.basename(str(props.get("model_alias") or props.get("model_path")
                                      or self._model_from_list(kind) or "servercpp"))
         path = str(props.get("model_path") or "")
-        card = card_of(model, props, self._listed(kind), template, _header(path), path)
+        card = card_of(model, props, self._listed(kind), template, _header(path), path,
+                       reranks=kind.has_props_template and self._reranks())
         # lazy grammars came with the Jinja tool-calling work, which added chat_template_caps
         facts = ServerFacts(kind, model, template,
                             lazy_grammar="chat_template_caps" in props,
@@ -79,8 +81,18 @@ class Detector:
                                 callids.probe(callids.LONG_ID)),
                             thinking=template is not None
                             and thinking_of(self.reasoning, template),
-                            card=card)
+                            card=card, media_marker=str(props.get("media_marker") or ""))
         return facts, _total_slots(props)
+
+    def _reranks(self) -> bool:
+        """Whether the server was started with ``--reranking``: asked by a body without a
+        query, which a reranker refuses as such and any other server as a route it does not
+        serve."""
+        try:
+            reply = self.client.post(rerank.PROBE_PATH, rerank.PROBE, timeout=DETECT_TIMEOUT)
+        except UpstreamError:
+            return False
+        return reply.status_code == 400
 
     def _renders(self, chat: dict) -> bool:
         """Whether the server renders ``chat`` (with its tools) itself: llama-server with its

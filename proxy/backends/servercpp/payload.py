@@ -24,8 +24,11 @@ def completion_payload(request: GenerationRequest, prompt: str, stop: Sequence[s
                        kind: ServerKind, *, stream: bool, constraints: dict) -> dict:
     """Build the ``/completion`` body for a server of ``kind``; ``constraints`` bound the output
     (see :mod:`proxy.backends.structured.constraints`)."""
+    shown = request.images if request.is_chat else ()
     payload = {
-        "prompt": prompt,
+        # images go beside the prompt, each where the server's marker stands in it
+        "prompt": {"prompt_string": prompt, "multimodal_data": [image.data for image in shown]}
+        if shown else prompt,
         "stream": stream,
         "stop": list(stop),
         "n_keep": -1 if request.n_keep is None else request.n_keep,

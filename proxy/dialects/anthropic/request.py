@@ -3,14 +3,14 @@ for what is read and what is left out)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional
 
-from proxy.core.errors import InvalidRequestError
 from proxy.core.fields import (Fields, chosen_function, response_format, stop_words,
                                template_kwargs)
 from proxy.core.types import (GenerationRequest, Message, ResponseFormat, Sampling, ToolCall,
                               ToolChoice, function_tool)
+from proxy.dialects.content import Content
 from proxy.dialects.dialect import Ask, Limits
 
 ROLES = ("user", "assistant", "system")
@@ -18,6 +18,7 @@ VOLATILE_SYSTEM = "x-anthropic-billing-header:"  # see the package's docstring
 AUTO = ToolChoice()
 THINKING = ("enabled", "adaptive", "between_tools", "disabled")
 EFFORTS = ("low", "medium", "high", "xhigh", "max")
+ERROR = "Error: "  # before the text of a tool result that failed
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ def parse(body: Any, limits: Limits = Limits(), *, counting: bool = False) -> As
     max_tokens = fields.integer("max_tokens", 1)
     if max_tokens is None and not counting:
         raise fields.fail("max_tokens", "is required")
-    messages = _system(fields) + _messages(fields)
+    messages = _system(fields) + _messages(fields, limits)
     tools, left_out = _tools(fields)
     choice, parallel = _tool_choice(fields, tools)
     stop = stop_words(fields, "stop_sequences")
@@ -72,7 +73,7 @@ def _system(fields: Fields) -> tuple:
     return (Message("system", text),) if text else ()
 
 
-def _messages(fields: Fields) -> tuple:
+def _messages(fields: Fields, limits: Limits) -> tuple:
     raw = fields.raw("messages")
     if not isinstance(raw, list) or not raw:
         raise fields.fail("messages", "must be a non-empty list of messages")
@@ -88,42 +89,59 @@ def _messages(fields: Fields) -> tuple:
             continue
         if not isinstance(content, list):
             raise message.fail("content", "must be a string or a list of content blocks")
-        messages += _turn(role, content, f"messages[{i}].content")
+        messages += _turn(role, content, f"messages[{i}].content", limits)
     return tuple(messages)
 
 
-def _turn(role: str, blocks: list, where: str) -> list:
+def _turn(role: str, blocks: list, where: str, limits: Limits) -> list:
     """One message's blocks as chat messages: a user's tool results first (one message
-    each), then its text; an assistant's text with its tool calls and its thoughts."""
-    texts, calls, results, thoughts = [], [], [], []
+    each), then its text and images; an assistant's text with its tool calls and its
+    thoughts."""
+    content, calls, results, thoughts = Content(limits), [], [], []
     for j, block in enumerate(blocks):
         block_fields = Fields(block, f"{where}[{j}].")
         kind = block_fields.string("type")
         if kind == "text":
-            texts.append(block_fields.text("text"))
+            content.add_text(block_fields.text("text"))
         elif kind == "tool_use" and role == "assistant":
             calls.append(_tool_use(block_fields))
         elif kind == "tool_result" and role == "user":
-            results.append(_tool_result(block_fields))
+            results.append(_tool_result(block_fields, limits))
         elif kind == "thinking" and role == "assistant":
             thoughts.append(block_fields.text("thinking"))
         elif kind in ("thinking", "redacted_thinking", "server_tool_use") or (
                 kind or "").endswith("_tool_result"):
             continue  # sealed thoughts, and the results of tools only Anthropic runs
         elif kind == "document":
-            texts.append(_document(block_fields))
-        elif kind == "image":
-            raise InvalidRequestError(
-                f"'{where}[{j}]' is an image: the models this proxy serves read text only",
-                param=f"{where}[{j}]")
+            content.add_text(_document(block_fields))
+        elif kind == "image" and role == "user":
+            _image(block_fields, content)
         else:
             raise block_fields.fail("type", f"{kind!r} is not a content block this proxy "
                                             f"can give a {role} message")
-    text = "\n".join(texts)
+    text, images = content.text, tuple(content.images)
     if role == "assistant":
         return [Message("assistant", text, tool_calls=tuple(calls),
                         reasoning="\n".join(thoughts))] if text or calls else []
-    return results + ([Message(role, text)] if text or not results else [])
+    return results + ([Message(role, text, images=images)]
+                      if text or images or not results else [])
+
+
+def _image(fields: Fields, content: Content) -> None:
+    """An ``image`` block: its ``source`` in ``base64`` (with its media type) or a ``url``."""
+    source = fields.object("source")
+    if source is None:
+        raise fields.fail("source", "is required")
+    kind = source.string("type")
+    if kind == "base64":
+        media_type = source.required("media_type")
+        if not media_type.startswith("image/"):
+            raise source.fail("media_type", f"must be an image's media type, got {media_type!r}")
+        content.add_base64(source.required("data"), f"{source.prefix}data")
+    elif kind == "url":
+        content.add_url(source.required("url"), f"{source.prefix}url")
+    else:
+        raise source.fail("type", f"must be base64 or url, got {kind!r}")
 
 
 def _tool_use(fields: Fields) -> ToolCall:
@@ -136,20 +154,25 @@ def _tool_use(fields: Fields) -> ToolCall:
                     json.dumps(arguments, ensure_ascii=False, separators=(",", ":")))
 
 
-def _tool_result(fields: Fields) -> Message:
-    content = fields.raw("content")
-    if content is None:
-        text = ""
-    elif isinstance(content, str):
-        text = content
-    elif isinstance(content, list):
-        text = "\n".join(_result_text(Fields(block, f"{fields.prefix}content[{k}]."))
-                         for k, block in enumerate(content))
-    else:
+def _tool_result(fields: Fields, limits: Limits) -> Message:
+    raw = fields.raw("content")
+    content = Content(limits)
+    if isinstance(raw, str):
+        content.add_text(raw)
+    elif isinstance(raw, list):
+        for k, block in enumerate(raw):
+            block_fields = Fields(block, f"{fields.prefix}content[{k}].")
+            if block_fields.string("type") == "image":
+                _image(block_fields, content)
+            else:
+                content.add_text(_result_text(block_fields))
+    elif raw is not None:
         raise fields.fail("content", "must be a string or a list of content blocks")
+    text, images = content.text, tuple(content.images)
     if fields.boolean("is_error"):
-        text = f"Error: {text}"
-    return Message("tool", text, tool_call_id=fields.required("tool_use_id"))
+        text = ERROR + text
+        images = tuple(replace(image, at=image.at + len(ERROR)) for image in images)
+    return Message("tool", text, tool_call_id=fields.required("tool_use_id"), images=images)
 
 
 def _result_text(fields: Fields) -> str:
@@ -158,7 +181,8 @@ def _result_text(fields: Fields) -> str:
         return fields.text("text")
     if kind == "document":
         return _document(fields)
-    raise fields.fail("type", f"{kind!r} cannot be read by a text model; send text")
+    raise fields.fail("type", f"{kind!r} is not a block a tool result can hold here; text, "
+                              f"image and document are")
 
 
 def _document(fields: Fields) -> str:

@@ -26,7 +26,7 @@ def parse(body: Any, limits: Limits = Limits()) -> Ask:
     """Read an ``/api/chat`` body."""
     started = time.monotonic_ns()
     fields = Fields(body)
-    messages = _messages(fields)
+    messages = _messages(fields, limits)
     return shared.ask(fields, started, messages=messages or (Message("user", ""),),
                       tools=function_tools(fields), load=not messages)
 
@@ -39,25 +39,24 @@ def stream(ask: Ask, id: str, model: str) -> Stream:
     return Stream(ask, ask.notes.name, "chat")
 
 
-def _messages(fields: Fields) -> tuple:
+def _messages(fields: Fields, limits: Limits) -> tuple:
     messages, pending = [], []  # pending: the last assistant's calls not yet answered
     for index, item in enumerate(fields.objects("messages")):
-        message = _message(item, index, pending)
+        message = _message(item, index, pending, limits)
         if message.role == "assistant":
             pending = list(message.tool_calls)
         messages.append(message)
     return tuple(messages)
 
 
-def _message(fields: Fields, index: int, pending: list) -> Message:
+def _message(fields: Fields, index: int, pending: list, limits: Limits) -> Message:
     role = fields.string("role")
     if role not in ROLES:
         raise fields.fail("role", f"must be one of {', '.join(ROLES)}, got {role!r}")
-    if fields.raw("images"):
-        raise fields.fail("images", "cannot be read: the models this proxy serves read text")
-    content = fields.raw("content")
-    if content is not None and not isinstance(content, str):
+    text = fields.raw("content")
+    if text is not None and not isinstance(text, str):
         raise fields.fail("content", "must be a string")
+    content = shared.shown(fields, text or "", limits)
     calls = tuple(_call(call, f"call_{index}_{j}")
                   for j, call in enumerate(fields.objects("tool_calls")))
     if calls and role != "assistant":
@@ -65,9 +64,10 @@ def _message(fields: Fields, index: int, pending: list) -> Message:
     answered = None
     if role == "tool":
         answered = fields.string("tool_call_id") or _answered(pending, fields.string("tool_name"))
-    return Message(role, content or "", name=fields.string("tool_name") if role == "tool"
+    return Message(role, content.text, name=fields.string("tool_name") if role == "tool"
                    else None, tool_calls=calls, tool_call_id=answered,
-                   reasoning=(fields.string("thinking") or "") if role == "assistant" else "")
+                   reasoning=(fields.string("thinking") or "") if role == "assistant" else "",
+                   images=tuple(content.images))
 
 
 def _call(fields: Fields, fallback_id: str) -> ToolCall:

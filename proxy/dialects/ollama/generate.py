@@ -27,15 +27,17 @@ def parse(body: Any, limits: Limits = Limits()) -> Ask:
     raw = bool(fields.boolean("raw"))
     if raw and system:
         raise fields.fail("system", "cannot be given with raw: a raw prompt is sent as it is")
-    if fields.raw("images"):
-        raise fields.fail("images", "cannot be read: the models this proxy serves read text")
+    if raw and fields.raw("images"):
+        raise fields.fail("images", "cannot be given with raw: a raw prompt is sent as it is")
     if fields.string("suffix"):
         raise fields.fail("suffix", "is not served: fill-in-the-middle needs the server's "
                                     "/infill, which this proxy does not call")
     if raw:
         return shared.ask(fields, started, prompt=prompt, load=not prompt)
-    turns = ((Message("system", system),) if system else ()) + (Message("user", prompt),)
-    return shared.ask(fields, started, messages=turns, load=not prompt)
+    content = shared.shown(fields, prompt, limits)
+    turns = ((Message("system", system),) if system else ()) + (
+        Message("user", content.text, images=tuple(content.images)),)
+    return shared.ask(fields, started, messages=turns, load=not (prompt or content.images))
 
 
 def render(ask: Ask, id: str, model: str, completions: Sequence) -> dict:

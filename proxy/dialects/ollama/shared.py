@@ -12,7 +12,8 @@ from typing import Optional, Sequence
 from proxy.core.errors import ProxyError
 from proxy.core.fields import Fields, check_schema, sampling, stop_words
 from proxy.core.types import GenerationRequest, ResponseFormat, Sampling, ToolCall, Usage
-from proxy.dialects.dialect import Ask
+from proxy.dialects.content import Content
+from proxy.dialects.dialect import Ask, Limits
 
 patient = False  # a line that is not JSON would break Ollama's clients: no keep-alives
 
@@ -57,6 +58,23 @@ def ask(fields: Fields, started: int, *, messages: tuple = (), prompt: Optional[
         template_kwargs={} if prompt is not None else template_variables(think, effort))
     notes = OllamaNotes(name, started, keep_alive(fields), ignored, think, load)
     return Ask((request,), 1, streams(fields), notes)
+
+
+def shown(fields: Fields, text: str, limits: Limits) -> Content:
+    """A turn's ``images`` (base64 each; before its text, where Ollama puts them) and text."""
+    content = Content(limits)
+    raw = fields.raw("images")
+    if raw is not None and not (isinstance(raw, list)
+                                and all(isinstance(image, str) for image in raw)):
+        raise fields.fail("images", "must be a list of base64-encoded images")
+    for k, image in enumerate(raw or ()):
+        field = f"{fields.prefix}images[{k}]"
+        if image.startswith("data:"):
+            content.add_url(image, field)
+        else:
+            content.add_base64(image, field)
+    content.add_text(text)
+    return content
 
 
 def model(fields: Fields) -> str:

@@ -12,6 +12,7 @@ from proxy.core.events import (Finish, PromptCounted, ReasoningDelta, TextDelta,
                                ToolCallStart, UsageReport)
 from proxy.core.fields import Fields, effort, template_kwargs, tool_call
 from proxy.core.types import Completion, Message, ToolCall
+from proxy.dialects.content import Content
 from proxy.dialects.dialect import Ask, Limits
 from proxy.dialects.openai import shared
 from proxy.dialects.openai.shared import error_body, headers, patient  # noqa: F401 (the dialect's)
@@ -26,7 +27,7 @@ def new_id() -> str:
 def parse(body: Any, limits: Limits) -> Ask:
     """Read a ``/v1/chat/completions`` body."""
     fields = Fields(body)
-    messages = _messages(fields)
+    messages = _messages(fields, limits)
     logprobs = None
     if fields.boolean("logprobs"):
         logprobs = fields.integer("top_logprobs", 0, 20) or 0
@@ -40,16 +41,17 @@ def parse(body: Any, limits: Limits) -> Ask:
     return shared.ask(fields, (request,), limits)
 
 
-def _messages(fields: Fields) -> tuple:
+def _messages(fields: Fields, limits: Limits) -> tuple:
     raw = fields.raw("messages")
     if not isinstance(raw, list):
         raise fields.fail("messages", "must be a non-empty list of messages")
     if not raw:
         raise fields.fail("messages", "must not be empty")
-    return tuple(_message(Fields(item, f"messages[{i}]."), i) for i, item in enumerate(raw))
+    return tuple(_message(Fields(item, f"messages[{i}]."), i, limits)
+                 for i, item in enumerate(raw))
 
 
-def _message(fields: Fields, index: int) -> Message:
+def _message(fields: Fields, index: int, limits: Limits) -> Message:
     role = fields.string("role")
     if role is None:
         raise fields.fail("role", "is required")
@@ -60,33 +62,50 @@ def _message(fields: Fields, index: int) -> Message:
         raise fields.fail("tool_calls", "must be a list, on assistant messages only")
     calls = tuple(tool_call(call, f"call{index}x{j}")
                   for j, call in enumerate(fields.objects("tool_calls")))
-    content = _content(fields, allow_null=role == "assistant" and bool(tool_calls))
+    content = _content(fields, Content(limits), allow_null=role == "assistant" and bool(tool_calls))
     reasoning = fields.string("reasoning_content") if role == "assistant" else None
-    return Message(role=role, content=content, name=fields.string("name"), tool_calls=calls,
-                   tool_call_id=fields.string("tool_call_id"), reasoning=reasoning or "")
+    return Message(role=role, content=content.text, name=fields.string("name"),
+                   tool_calls=calls, tool_call_id=fields.string("tool_call_id"),
+                   reasoning=reasoning or "", images=tuple(content.images))
 
 
-def _content(fields: Fields, *, allow_null: bool) -> str:
-    content = fields.raw("content")
-    if isinstance(content, str):
+def _content(fields: Fields, content: Content, *, allow_null: bool) -> Content:
+    raw = fields.raw("content")
+    if isinstance(raw, str):
+        content.add_text(raw)
         return content
-    if content is None:
+    if raw is None:
         if allow_null:
-            return ""
+            return content
         raise fields.fail("content", "is required")
-    if not isinstance(content, list):
+    if not isinstance(raw, list):
         raise fields.fail("content", "must be a string or a list of content parts")
-    texts = []
-    for j, part in enumerate(content):
+    for j, part in enumerate(raw):
         part_fields = Fields(part, f"{fields.prefix}content[{j}].")
         kind = part_fields.string("type")
-        if kind not in ("text", "input_text"):
-            raise part_fields.fail("type", f"{kind!r} is not supported; only text parts are")
-        text = part_fields.string("text")
-        if text is None:
-            raise part_fields.fail("text", "is required")
-        texts.append(text)
-    return "\n".join(texts)
+        if kind in ("text", "input_text"):
+            text = part_fields.string("text")
+            if text is None:
+                raise part_fields.fail("text", "is required")
+            content.add_text(text)
+        elif kind == "image_url":
+            _image(part_fields, content)
+        else:
+            raise part_fields.fail("type", f"{kind!r} is not supported; text and image_url "
+                                           f"parts are")
+    return content
+
+
+def _image(fields: Fields, content: Content) -> None:
+    """An ``image_url`` part: ``{url, detail}``, or the URL alone as some clients send it."""
+    image_url = fields.raw("image_url")
+    if isinstance(image_url, str):
+        content.add_url(image_url, f"{fields.prefix}image_url")
+        return
+    url = fields.object("image_url")
+    if url is None:
+        raise fields.fail("image_url", "is required")
+    content.add_url(url.required("url"), f"{url.prefix}url")
 
 
 # -- whole answers ----------------------------------------------------------------------------

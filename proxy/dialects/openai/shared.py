@@ -176,8 +176,11 @@ def historic_extras(body: dict, completions: Sequence[Completion]) -> dict:
 
 
 def model_list(models) -> dict:
+    """The models, each with what it can do (``capabilities``: completion, tools, thinking,
+    vision, rerank), as Ollama's ``/api/show`` says it too."""
     return {"object": "list", "data": [
-        {"id": m.id, "object": "model", "created": 0, "owned_by": m.owned_by, **m.meta}
+        {"id": m.id, "object": "model", "created": 0, "owned_by": m.owned_by,
+         "capabilities": list(m.card.capabilities), **m.meta}
         for m in models]}
 
 

@@ -22,7 +22,7 @@ from proxy.dialects.dialect import Ask
 from proxy.dialects.openai.shared import error_body  # noqa: F401 (the dialect's)
 from proxy.dialects.responses.answer import (render, render_count, render_deleted,  # noqa: F401
                                              render_items)
-from proxy.dialects.responses.request import continuing, parse  # noqa: F401 (the dialect's)
+from proxy.dialects.responses.request import continuing, kept, parse  # noqa: F401 (the dialect's)
 from proxy.dialects.responses.request import new_id as new_item_id
 from proxy.dialects.responses.stream import Stream
 

@@ -10,6 +10,7 @@ from proxy.core.fields import (Fields, chosen_function, effort, response_format,
                                template_kwargs)
 from proxy.core.types import (GenerationRequest, Message, ResponseFormat, Sampling, ToolCall,
                               ToolChoice, function_tool)
+from proxy.dialects.content import Content, image_at
 from proxy.dialects.dialect import Ask, Limits
 
 ROLES = ("user", "assistant", "system", "developer")
@@ -22,6 +23,7 @@ FOREIGN_ITEMS = ("web_search_call", "file_search_call", "computer_call", "comput
                  "shell_call", "shell_call_output", "apply_patch_call",
                  "apply_patch_call_output", "compaction")
 AUTO = ToolChoice()
+IMAGE_NOT_KEPT = "(an image, not kept)"  # an earlier response's image, whose bytes are gone
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ def new_id(prefix: str) -> str:
 def parse(body: Any, limits: Limits = Limits(), *, counting: bool = False) -> Ask:
     """Read a ``/v1/responses`` body (``counting``: an ``input_tokens`` body)."""
     fields = Fields(body)
-    items = _input_items(fields)
+    items = _input_items(fields, limits)
     instructions = fields.string("instructions")
     tools, left_out = _tools(fields)
     choice, offered = _tool_choice(fields, tools)
@@ -99,20 +101,20 @@ def _instructions(text: Optional[str]) -> list:
     return [Message("system", text)] if text else []
 
 
-def _input_items(fields: Fields) -> list:
+def _input_items(fields: Fields, limits: Limits) -> list:
     raw = fields.raw("input")
     if isinstance(raw, str):
         return [_message_item("user", [{"type": "input_text", "text": raw}])]
     if not isinstance(raw, list) or not raw:
         raise fields.fail("input", "must be a string or a non-empty list of items")
-    return [_input_item(Fields(item, f"input[{i}].")) for i, item in enumerate(raw)]
+    return [_input_item(Fields(item, f"input[{i}]."), limits) for i, item in enumerate(raw)]
 
 
 def _message_item(role: str, content: list, id: Optional[str] = None) -> dict:
     return {"type": "message", "id": id or new_id("msg"), "role": role, "content": content}
 
 
-def _input_item(fields: Fields) -> dict:
+def _input_item(fields: Fields, limits: Limits) -> dict:
     """One input item, checked, with an id (as OpenAI gives each)."""
     kind = fields.string("type") or ("message" if "role" in fields.body else None)
     if kind == "message":
@@ -124,7 +126,7 @@ def _input_item(fields: Fields) -> dict:
             parts = [{"type": "input_text" if role != "assistant" else "output_text",
                       "text": content}]
         elif isinstance(content, list):
-            parts = [_part(Fields(part, f"{fields.prefix}content[{j}]."))
+            parts = [_part(Fields(part, f"{fields.prefix}content[{j}]."), limits)
                      for j, part in enumerate(content)]
         else:
             raise fields.fail("content", "must be a string or a list of content parts")
@@ -138,7 +140,7 @@ def _input_item(fields: Fields) -> dict:
                 "arguments": arguments}
     if kind == "function_call_output":
         return {"type": "function_call_output", "id": fields.string("id") or new_id("fco"),
-                "call_id": fields.required("call_id"), "output": _output_text(fields)}
+                "call_id": fields.required("call_id"), "output": _output(fields, limits)}
     if kind == "reasoning":
         return {"type": kind, "id": fields.string("id") or new_id("rs"),
                 "summary": _thought_parts(fields, "summary", "summary_text"),
@@ -156,22 +158,61 @@ def _thought_parts(fields: Fields, name: str, kind: str) -> list:
             if part.string("type") == kind]
 
 
-def _part(fields: Fields) -> dict:
+def _part(fields: Fields, limits: Limits) -> dict:
+    """A content part; an ``input_image``'s image is read now, kept with it as ``image``."""
     kind = fields.string("type")
     if kind in TEXT_PARTS:
         name = "refusal" if kind == "refusal" else "text"
         return {"type": kind, name: fields.text(name)}
-    raise fields.fail("type", f"{kind!r} cannot be read by a text model; send input_text")
+    if kind == "input_image":
+        if fields.raw("image_url") is None and fields.raw("file_id") is not None:
+            raise fields.fail("file_id", "names a file this proxy does not keep; send the "
+                                         "image as image_url")
+        return {"type": kind, "detail": fields.string("detail") or "auto",
+                "image": image_at(fields.required("image_url"), f"{fields.prefix}image_url",
+                                  limits)}
+    raise fields.fail("type", f"{kind!r} is not a part this proxy can read; send input_text "
+                              f"or input_image")
 
 
-def _output_text(fields: Fields) -> str:
+def _output(fields: Fields, limits: Limits):
+    """A call's output: text, or text and image parts."""
     output = fields.raw("output")
     if isinstance(output, str):
         return output
     if isinstance(output, list):
-        return "\n".join(_part(Fields(part, f"{fields.prefix}output[{j}].")).get("text", "")
-                         for j, part in enumerate(output))
-    raise fields.fail("output", "must be a string or a list of input_text parts")
+        return [_part(Fields(part, f"{fields.prefix}output[{j}]."), limits)
+                for j, part in enumerate(output)]
+    raise fields.fail("output", "must be a string or a list of input_text and input_image "
+                                "parts")
+
+
+def kept(items: Sequence[dict]) -> list:
+    """``items`` as a store keeps them: each image a placeholder, never its bytes or URL."""
+    return [{**item, **{name: [_kept_part(part) for part in item[name]]
+                        for name in ("content", "output") if isinstance(item.get(name), list)}}
+            for item in items]
+
+
+def _kept_part(part: dict) -> dict:
+    if part.get("type") != "input_image":
+        return part
+    return {"type": "input_image", "detail": part.get("detail", "auto"), "image_url": None,
+            "file_id": None}
+
+
+def _content(parts: Sequence[dict]) -> Content:
+    """Parts as one message's text and images; a kept image, whose bytes are gone, as a
+    word that says so."""
+    content = Content(Limits())
+    for part in parts:
+        if "image" in part:
+            content.add_image(part["image"])
+        elif part.get("type") == "input_image":
+            content.add_text(IMAGE_NOT_KEPT)
+        else:
+            content.add_text(part.get("text", part.get("refusal", "")))
+    return content
 
 
 def messages_of(items: Sequence[dict]) -> list:
@@ -185,9 +226,10 @@ def messages_of(items: Sequence[dict]) -> list:
         if kind == "reasoning":
             thoughts = reasoning_text(item)
         elif kind == "message":
-            text = "\n".join(part.get("text", part.get("refusal", "")) for part in item["content"])
-            messages.append(Message(item["role"], text, reasoning=thoughts
-                                    if item["role"] == "assistant" else ""))
+            content = _content(item["content"])
+            messages.append(Message(item["role"], content.text, reasoning=thoughts
+                                    if item["role"] == "assistant" else "",
+                                    images=tuple(content.images)))
             thoughts = ""
         elif kind == "function_call":
             call = ToolCall(item["call_id"], item["name"], item["arguments"])
@@ -197,7 +239,11 @@ def messages_of(items: Sequence[dict]) -> list:
                 messages.append(Message("assistant", "", tool_calls=(call,), reasoning=thoughts))
             thoughts = ""
         elif kind == "function_call_output":
-            messages.append(Message("tool", item["output"], tool_call_id=item["call_id"]))
+            output = item["output"]
+            content = _content(output if isinstance(output, list)
+                               else [{"type": "input_text", "text": output}])
+            messages.append(Message("tool", content.text, tool_call_id=item["call_id"],
+                                    images=tuple(content.images)))
     return messages
 
 

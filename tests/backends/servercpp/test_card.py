@@ -30,6 +30,18 @@ def test_capabilities(props, template, capabilities):
     assert card_of("m", props, {}, template).capabilities == capabilities
 
 
+def test_a_reranker_only_reranks():
+    assert card_of("m", PROPS, {}, None, reranks=True).capabilities == ("rerank",)
+
+
+def test_a_file_card_says_what_its_servers_flags_let_it_do(tmp_path):
+    from tests.e2e.tinymodel import write_tiny_llama_gguf
+
+    path = str(write_tiny_llama_gguf(tmp_path / "tiny.gguf"))
+    assert file_card(path).capabilities == ("completion",)
+    assert file_card(path, ("completion", "vision")).capabilities == ("completion", "vision")
+
+
 def test_the_context_a_conversation_gets_and_the_servers_facts():
     card = card_of("m", PROPS, LISTED, None)
     assert (card.context_length, card.parameters, card.size, card.quantization) == (

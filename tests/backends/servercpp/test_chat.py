@@ -9,7 +9,7 @@ import pytest
 from proxy.backends.servercpp import chat, parse
 from proxy.core.errors import ContextLengthError, UpstreamError
 from proxy.backends.structured.callids import template_id
-from proxy.core.types import (GenerationRequest, Message, ResponseFormat, Sampling, ToolCall,
+from proxy.core.types import (GenerationRequest, Image, Message, ResponseFormat, Sampling, ToolCall,
                          ToolCallPiece, ToolChoice, Usage, assembled)
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
@@ -225,3 +225,15 @@ def test_timings_in_a_chunk_are_the_usage_so_far():
     chunks = read(events(timed, delta(content="y"),
                          {"choices": [{"finish_reason": "stop", "delta": {}}]}, USAGE))
     assert [c.usage for c in chunks[:2]] == [Usage(8, 2, 5), None]
+
+
+def test_images_go_as_content_parts_in_their_place():
+    cat = Image("messages[0].content[1].image_url.url", 7, "image/png", "AAAA")
+    request = GenerationRequest(messages=(
+        Message("user", "what is\nthis?", images=(cat,)), Message("assistant", "a cat")))
+    (user, assistant) = chat.chat_payload(request, stream=False)["messages"]
+    assert user["content"] == [
+        {"type": "text", "text": "what is"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+        {"type": "text", "text": "\nthis?"}]
+    assert assistant["content"] == "a cat"

@@ -1,0 +1,26 @@
+"""Reranking, for retrieval apps: ``POST /v1/rerank`` (Jina's and Cohere's v1 path), ``/rerank``
+and ``/v2/rerank`` (Cohere's v2), routed by ``model`` to a server started with
+``--reranking``."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+
+from proxy.api.body import read_json
+from proxy.api.state import get_state, served_model
+from proxy.dialects import rerank
+from proxy.ops import measure
+
+bp = Blueprint("rerank", __name__)
+
+
+@bp.post("/v1/rerank")
+@bp.post("/rerank")
+@bp.post("/v2/rerank")
+def rerank_documents() -> Response:
+    state = get_state()
+    wanted = rerank.parse(read_json(), state.limits)
+    model = served_model(wanted.model)
+    ranking = state.router.rerank(wanted.query, wanted.documents, wanted.model)
+    measure.generated(ranking.prompt_tokens, 0, 0)
+    version = "2" if request.path.startswith("/v2/") else "1"
+    return jsonify(rerank.render(wanted, ranking, model, version))

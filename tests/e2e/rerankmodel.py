@@ -1,0 +1,114 @@
+"""A tiny reranker GGUF: documents score by the keywords they hold.
+
+Real rerankers cannot be downloaded on the test machines, yet the proxy must pass
+``/v1/rerank`` through to llama-server (``--reranking``) and back in the right order. This
+model scores a document by which of :data:`KEYWORDS` it holds, so a test knows the order
+(:data:`EXPECTED_ORDER`) and the scores (:func:`expected_score`) before it asks.
+
+How it works. A causal llama model with no classifier head: llama.cpp's rank pooling then
+takes element 0 of the last token's output (after the output norm) as the score. The
+server lays out the pair as BOS, query, EOS, document, EOS. Every token but a keyword has
+one embedding direction; each keyword, a user-defined special token (always a whole token,
+even in text that is not parsed for specials), has its own. One attention head looks for
+keywords anywhere (as in :mod:`.scriptedmodel`) and writes the mean of their weights into
+dimension 0 of the last position; there the norm turns weight ``w`` into
+``w * sqrt(WIDTH) / sqrt(1 + w * w)``, and a pair without keywords scores 0. Keywords in the
+query count for every document alike: a test's query should hold none. A keyword is found
+inside longer words too ("rust" in "trust").
+"""
+from __future__ import annotations
+
+import math
+import pathlib
+
+import gguf
+import numpy as np
+
+from .scriptedmodel import HEAD, ROPE_BASE, Tokens, _Vocabulary
+
+KEYWORDS = {"gold": 3.0, "silver": 2.0, "bronze": 1.0, "rust": -1.0}
+TOKENS = Tokens(user_defined=tuple(KEYWORDS), bos="<s>", eos="</s>", add_bos=True)
+WIDTH = 16
+CONTEXT = 4096
+SCORE, OTHER = 0, 1  # dimensions: the score, and every token but a keyword
+
+
+def expected_score(keyword: str | None) -> float:
+    """The score of a document holding ``keyword`` alone (``None``: none of them)."""
+    if keyword is None:
+        return 0.0
+    weight = KEYWORDS[keyword]
+    return weight * math.sqrt(WIDTH) / math.sqrt(1.0 + weight * weight)
+
+
+# Best first; ``None`` stands for a document without keywords.
+EXPECTED_ORDER = tuple(sorted([*KEYWORDS, None], key=expected_score, reverse=True))
+
+
+def write_reranker(path: pathlib.Path, name: str = "tiny-reranker") -> pathlib.Path:
+    """Write the reranker to ``path``; return the path."""
+    path = pathlib.Path(path)
+    vocabulary = _Vocabulary(TOKENS)
+    texts, scores, types = vocabulary.table()
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_name(name)
+    writer.add_context_length(CONTEXT)
+    writer.add_embedding_length(WIDTH)
+    writer.add_block_count(1)
+    writer.add_feed_forward_length(WIDTH)
+    writer.add_head_count(1)
+    writer.add_head_count_kv(1)
+    writer.add_rope_dimension_count(HEAD)
+    writer.add_key_length(HEAD)
+    writer.add_value_length(HEAD)
+    writer.add_rope_freq_base(ROPE_BASE)
+    writer.add_layer_norm_rms_eps(1e-6)
+    writer.add_pooling_type(gguf.PoolingType.RANK)  # as real rerankers declare it
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_merges(vocabulary.merges)
+    writer.add_token_list(texts)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    writer.add_bos_token_id(vocabulary.bos)
+    writer.add_eos_token_id(vocabulary.eos)
+    writer.add_add_bos_token(True)
+    writer.add_add_eos_token(True)  # else the server ends neither query nor document with EOS
+    for tensor_name, tensor in _weights(vocabulary).items():
+        writer.add_tensor(tensor_name, tensor)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def _weights(vocabulary: _Vocabulary) -> dict:
+    """Embeddings and the keyword-seeking head; the feed-forward part is zero."""
+    embeddings = np.zeros((len(vocabulary.texts), WIDTH), np.float32)
+    embeddings[:, OTHER] = 1.0
+    query = np.zeros((HEAD, WIDTH), np.float32)
+    key = np.zeros((HEAD, WIDTH), np.float32)
+    value = np.zeros((HEAD, WIDTH), np.float32)
+    out = np.zeros((WIDTH, HEAD), np.float32)
+    root = np.sqrt(np.float32(WIDTH))  # the attention's input norm scales a one-hot by it
+    looked_at = HEAD - 2  # the head's last rotary pair: the slowest to turn
+    query[looked_at, :] = 1.0
+    out[SCORE, 0] = 1.0
+    for direction, (keyword, weight) in enumerate(KEYWORDS.items(), start=OTHER + 1):
+        token = vocabulary.ids[keyword]
+        embeddings[token] = 0.0
+        embeddings[token, direction] = 1.0
+        # score = q.k / sqrt(HEAD): a keyword's is 40, every other token's 0
+        key[looked_at, direction] = 40.0 * np.sqrt(HEAD) / root ** 2
+        value[0, direction] = weight / root
+    ones = np.ones(WIDTH, np.float32)
+    return {"token_embd.weight": embeddings, "output_norm.weight": ones,
+            "blk.0.attn_norm.weight": ones,
+            "blk.0.attn_q.weight": query, "blk.0.attn_k.weight": key,
+            "blk.0.attn_v.weight": value, "blk.0.attn_output.weight": out,
+            "blk.0.ffn_norm.weight": ones,
+            "blk.0.ffn_gate.weight": np.zeros((WIDTH, WIDTH), np.float32),
+            "blk.0.ffn_up.weight": np.zeros((WIDTH, WIDTH), np.float32),
+            "blk.0.ffn_down.weight": np.zeros((WIDTH, WIDTH), np.float32)}
