@@ -14,12 +14,14 @@ import json
 import openai
 import pytest
 
+from tests.images import picture
 from tests.processes import ProxyProcess
 
 from . import agents
 from .families import FAMILIES, Family
 from .llama_server import LlamaServer
 from .scriptedmodel import Script, write_scripted_gguf
+from .visionmodel import IMAGE_ANSWER, TRIGGER, trigger_embedding, write_projector
 
 pytestmark = pytest.mark.e2e
 
@@ -133,3 +135,32 @@ def test_openai_clients_get_context_length_exceeded_with_the_counts(cramped):
         assert error.code == "context_length_exceeded"
         assert "maximum context length is 2048 tokens" in error.message
         assert "127.0.0.1" not in error.message
+
+
+def test_claude_code_reads_an_image_and_the_model_sees_it(tmp_path_factory, logs):
+    """Claude Code is told to read a picture: the model (Qwen3-Coder's template, with a vision
+    projector) calls its Read tool, the picture comes back as an image block in the tool's
+    result, and only a model that saw it answers :data:`IMAGE_ANSWER`."""
+    work = tmp_path_factory.mktemp("claude-image")
+    image = work / "cat.png"
+    image.write_bytes(picture(size=(64, 64)))
+    files = tmp_path_factory.mktemp("vision-agent")
+    qwen = family("qwen3-coder")
+    model = write_scripted_gguf(
+        files / "qwen3-coder-vision.gguf",
+        [Script(qwen3_coder_call("Read", {"file_path": str(image)})),
+         Script(IMAGE_ANSWER, trigger=TRIGGER)],
+        qwen.tokens, qwen.chat_template(), name="qwen3-coder-vision")
+    mmproj = write_projector(files / "mmproj-qwen3-coder-vision.gguf", trigger_embedding(model))
+    with LlamaServer(model, logs / "tools-claude-image.log", parallel=1, ctx_size=CONTEXT,
+                     threads=2, extra_args=["--mmproj", str(mmproj)]) as server, \
+            ProxyProcess(server.url, logs / "proxy-tools-claude-image.log",
+                         args=["--api-key", "sk-agent", "--upstream-timeout", "600"]) as proxy:
+        result = agents.claude(proxy.url, "sk-agent", work, "-p",
+                               "Read cat.png and tell me what it shows.", "--model",
+                               "local-model", "--max-turns", "3", "--allowedTools", "Read",
+                               "--output-format", "text")
+        print(result.stdout[-3000:], result.stderr[-3000:])
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        assert IMAGE_ANSWER in result.stdout
+        assert "Traceback" not in proxy.log()

@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from tests.backends.chatglm.conftest import ENDLESS_LENGTH, REPLY
+from tests.images import data_uri
 from tests.polling import wait_for
 from tests.processes import ROOT, ProxyProcess, free_port
 
@@ -58,6 +59,15 @@ def test_chat(glm4):
     assert answer.choices[0].finish_reason == "stop"
     assert answer.usage.completion_tokens == 8 and answer.id.startswith("chatcmpl-")
     assert [m.id for m in client.models.list()] == ["tiny-glm4.bin"]
+
+
+def test_an_image_is_a_400_naming_the_field_and_the_model(glm4):
+    with pytest.raises(openai.BadRequestError) as caught:
+        glm4.sdk().chat.completions.create(model="glm", messages=[{"role": "user", "content": [
+            {"type": "text", "text": "what is this?"},
+            {"type": "image_url", "image_url": {"url": data_uri()}}]}])
+    assert caught.value.body["param"] == "messages[0].content[1].image_url.url"
+    assert "'glm' cannot see images" in caught.value.body["message"]
 
 
 def test_chat_stream(glm4):
