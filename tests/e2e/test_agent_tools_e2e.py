@@ -137,29 +137,41 @@ def test_openai_clients_get_context_length_exceeded_with_the_counts(cramped):
         assert "127.0.0.1" not in error.message
 
 
-def test_claude_code_reads_an_image_and_the_model_sees_it(tmp_path_factory, logs):
-    """Claude Code is told to read a picture: the model (Qwen3-Coder's template, with a vision
-    projector) calls its Read tool, the picture comes back as an image block in the tool's
-    result, and only a model that saw it answers :data:`IMAGE_ANSWER`."""
-    work = tmp_path_factory.mktemp("claude-image")
+# each agent's tool that shows the model a picture, and its arguments for the file at PATH
+VIEWERS = {"claude": ("Read", "file_path", "Read"), "codex": ("view_image", "path", "")}
+
+
+@pytest.mark.parametrize("agent", list(VIEWERS))
+def test_the_agent_shows_the_model_a_picture_and_the_model_sees_it(agent, tmp_path_factory,
+                                                                    logs):
+    """The agent is told to look at a picture: the model (Qwen3-Coder's template, with a
+    vision projector) calls the agent's tool that opens it, the picture comes back as an
+    image (Claude Code: an ``image`` block in the tool's result; Codex: an ``input_image``),
+    and only a model that saw it answers :data:`IMAGE_ANSWER`."""
+    work = tmp_path_factory.mktemp(f"{agent}-image")
     image = work / "cat.png"
     image.write_bytes(picture(size=(64, 64)))
+    tool, argument, allowed = VIEWERS[agent]
     files = tmp_path_factory.mktemp("vision-agent")
     qwen = family("qwen3-coder")
     model = write_scripted_gguf(
         files / "qwen3-coder-vision.gguf",
-        [Script(qwen3_coder_call("Read", {"file_path": str(image)})),
+        [Script(qwen3_coder_call(tool, {argument: str(image)})),
          Script(IMAGE_ANSWER, trigger=TRIGGER)],
         qwen.tokens, qwen.chat_template(), name="qwen3-coder-vision")
     mmproj = write_projector(files / "mmproj-qwen3-coder-vision.gguf", trigger_embedding(model))
-    with LlamaServer(model, logs / "tools-claude-image.log", parallel=1, ctx_size=CONTEXT,
+    with LlamaServer(model, logs / f"tools-{agent}-image.log", parallel=1, ctx_size=CONTEXT,
                      threads=2, extra_args=["--mmproj", str(mmproj)]) as server, \
-            ProxyProcess(server.url, logs / "proxy-tools-claude-image.log",
+            ProxyProcess(server.url, logs / f"proxy-tools-{agent}-image.log",
                          args=["--api-key", "sk-agent", "--upstream-timeout", "600"]) as proxy:
-        result = agents.claude(proxy.url, "sk-agent", work, "-p",
-                               "Read cat.png and tell me what it shows.", "--model",
-                               "local-model", "--max-turns", "3", "--allowedTools", "Read",
-                               "--output-format", "text")
+        prompt = "Look at cat.png and tell me what it shows."
+        if agent == "claude":
+            result = agents.claude(proxy.url, "sk-agent", work, "-p", prompt, "--model",
+                                   "local-model", "--max-turns", "3", "--allowedTools",
+                                   allowed, "--output-format", "text")
+        else:
+            result = agents.codex(proxy.url, "sk-agent", work, "--ephemeral",
+                                  "--dangerously-bypass-approvals-and-sandbox", prompt)
         print(result.stdout[-3000:], result.stderr[-3000:])
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
         assert IMAGE_ANSWER in result.stdout
