@@ -15,10 +15,11 @@ from __future__ import annotations
 import pytest
 import requests
 
+from tests.polling import wait_for
 from tests.processes import ProxyProcess
 
 from .llama_server import LlamaServer
-from .managed import NO_UPSTREAM, Program
+from .managed import ADMIN, NO_UPSTREAM, Program, admin
 from .rerankmodel import EXPECTED_ORDER, expected_score, write_reranker
 
 pytestmark = pytest.mark.e2e
@@ -47,7 +48,7 @@ def fleet(program: Program, reranker, model, tmp_path_factory, logs):
                     f'[models.chat]\nmodel = "{model}"\nargs = ["-np", "1", "-c", "2048"]\n')
     with ProxyProcess(NO_UPSTREAM, logs / f"proxy-rerank-{name}.log", env=program.env, args=[
             "--config", str(path), "--log-dir", str(logs / f"servers-rerank-{name}"),
-            *program.args]) as proxy:
+            *program.args, "--admin-key", ADMIN]) as proxy:
         yield proxy
 
 
@@ -74,6 +75,18 @@ def test_an_open_webui_style_request(fleet):
     body = response.json()
     assert [ASKED[result["index"]] for result in body["results"]] == BEST_FIRST[:2]
     assert body["usage"]["prompt_tokens"] > 0
+
+
+def test_usage_counts_the_tokens_the_server_scored(fleet):
+    def used() -> int:
+        rows = admin(fleet, "GET", "/usage").json()["usage"]
+        return sum(row["prompt_tokens"] for row in rows if row["model"] == "ranker")
+
+    before = used()
+    body = requests.post(fleet.url + "/v1/rerank", timeout=120, json={
+        "model": "ranker", "query": QUERY, "documents": ASKED}).json()
+    wait_for(lambda: used() - before == body["usage"]["prompt_tokens"] > 0,
+             "the usage to count the documents' tokens")
 
 
 def test_a_jina_style_request_with_text_objects(fleet):

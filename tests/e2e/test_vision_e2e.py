@@ -20,10 +20,11 @@ import pytest
 import requests
 
 from tests.images import base64_of, data_uri, noise, picture
+from tests.polling import wait_for
 from tests.processes import ProxyProcess
 
 from .llama_server import LlamaServer
-from .managed import NO_UPSTREAM, Program
+from .managed import ADMIN, NO_UPSTREAM, Program, admin
 from .visionmodel import IMAGE_ANSWER, IMAGE_TOKENS, TEXT_ANSWER, write_vision_model
 
 pytestmark = pytest.mark.e2e
@@ -71,7 +72,7 @@ def fleet(program: Program, files, tmp_path_factory, logs):
                     f'[models.blind]\nmodel = "{model}"\nargs = ["-np", "1", "-c", "2048"]\n')
     with ProxyProcess(NO_UPSTREAM, logs / f"proxy-vision-{name}.log", env=program.env, args=[
             "--config", str(path), "--log-dir", str(logs / f"servers-vision-{name}"),
-            *program.args, "--image-urls", "any",
+            *program.args, "--image-urls", "any", "--admin-key", ADMIN,
             "--max-image-size", str(MAX_IMAGE)]) as proxy:
         yield proxy
 
@@ -121,6 +122,18 @@ def prompt_tokens(usage) -> int:
     return usage.input_tokens + usage.cache_read_input_tokens
 
 
+def test_counting_a_prompt_counts_its_image(fleet):
+    def counted(image: bool) -> int:
+        content = [{"type": "text", "text": QUESTION}]
+        if image:
+            content.insert(0, {"type": "image", "source": {
+                "type": "base64", "media_type": "image/png", "data": base64_of(PNG)}})
+        return fleet.anthropic().messages.count_tokens(
+            model="eyes", messages=[{"role": "user", "content": content}]).input_tokens
+
+    assert counted(True) - counted(False) == IMAGE_TOKENS
+
+
 def responses_answer(proxy: ProxyProcess, image: bool, model: str = "eyes"):
     content = [{"type": "input_text", "text": QUESTION}]
     if image:
@@ -154,6 +167,19 @@ def test_ollama_chat_and_generate_see_the_image(fleet):
     generated = client.generate(model="eyes", prompt=QUESTION, images=[PNG],
                                 options={"temperature": 0})
     assert generated.response == IMAGE_ANSWER
+
+
+def prompt_usage(proxy: ProxyProcess, model: str) -> int:
+    """The prompt tokens counted against the model (no key: ``anonymous``'s)."""
+    rows = admin(proxy, "GET", "/usage").json()["usage"]
+    return sum(row["prompt_tokens"] for row in rows if row["model"] == model)
+
+
+def test_usage_counts_the_images_tokens_as_the_server_reports_them(fleet):
+    before = prompt_usage(fleet, "eyes")
+    answer = openai_chat(fleet, True)
+    wait_for(lambda: prompt_usage(fleet, "eyes") - before == answer.usage.prompt_tokens,
+             "the usage to count the answer's prompt, its image's tokens included")
 
 
 def test_an_image_by_url_is_fetched_when_the_operator_allows(fleet, site):
