@@ -6,9 +6,15 @@ import pytest
 from proxy.core import images
 from proxy.core.errors import InvalidRequestError
 from proxy.core.types import Image, Message
-from tests.images import base64_of, data_uri, picture
+from tests.images import base64_of, data_uri, noise, picture
 
 LIMIT = 1 << 20
+
+
+def damaged(raw: bytes) -> bytes:
+    """``raw`` with bytes in its middle overwritten."""
+    middle = len(raw) // 2
+    return raw[:middle] + bytes(16) + raw[middle + 16:]
 FIELD = "messages[0].content[1].image_url.url"
 
 
@@ -32,6 +38,8 @@ def test_each_kind_the_servers_read_is_told_by_its_bytes(kind, media_type):
                                                             "short"),
     ("data:image/png;base64," + base64_of(picture()[:-40]), "is not a whole image"),
     ("data:image/png;base64,@@@@", "is not base64 text"),
+    ("data:image/png;base64," + base64_of(damaged(noise((16, 16)))), "is not a whole image"),
+    ("data:image/jpeg;base64," + base64_of(picture("JPEG")[:-60]), "is not a whole image"),
 ])
 def test_what_is_not_a_whole_image_is_a_400_naming_the_field(uri, says):
     with pytest.raises(InvalidRequestError) as caught:

@@ -62,7 +62,8 @@ def _message(fields: Fields, index: int, limits: Limits) -> Message:
         raise fields.fail("tool_calls", "must be a list, on assistant messages only")
     calls = tuple(tool_call(call, f"call{index}x{j}")
                   for j, call in enumerate(fields.objects("tool_calls")))
-    content = _content(fields, Content(limits), allow_null=role == "assistant" and bool(tool_calls))
+    content = _content(fields, Content(limits),
+                       allow_null=role == "assistant" and bool(tool_calls))
     reasoning = fields.string("reasoning_content") if role == "assistant" else None
     return Message(role=role, content=content.text, name=fields.string("name"),
                    tool_calls=calls, tool_call_id=fields.string("tool_call_id"),

@@ -9,8 +9,8 @@ import pytest
 from proxy.backends.servercpp import chat, parse
 from proxy.core.errors import ContextLengthError, UpstreamError
 from proxy.backends.structured.callids import template_id
-from proxy.core.types import (GenerationRequest, Image, Message, ResponseFormat, Sampling, ToolCall,
-                         ToolCallPiece, ToolChoice, Usage, assembled)
+from proxy.core.types import (GenerationRequest, Image, Message, ResponseFormat, Sampling,
+                              ToolCall, ToolCallPiece, ToolChoice, Usage, assembled)
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}}}}}
