@@ -67,7 +67,9 @@ def checked(raw: bytes, field: str, limit: int) -> str:
                 picture.verify()
             else:
                 picture.load()
-    except (UnidentifiedImageError, Picture.DecompressionBombError):
+    except Picture.DecompressionBombError:
+        raise _fail(field, "has more pixels than an image may have") from None
+    except UnidentifiedImageError:
         raise _fail(field, f"is not an image the models read ({KINDS})") from None
     except (OSError, SyntaxError, ValueError, EOFError):
         raise _fail(field, "is not a whole image: its data is cut short or damaged") from None
@@ -75,7 +77,8 @@ def checked(raw: bytes, field: str, limit: int) -> str:
 
 
 def pieces(message: Message) -> Iterator[Union[str, Image]]:
-    """The message's text and images in their order: text pieces (never empty) and images."""
+    """The message's text pieces and images in their order (an empty text only when that is
+    all it holds)."""
     start = 0
     for image in sorted(message.images, key=lambda image: image.at):
         if image.at > start:

@@ -6,7 +6,7 @@ import pytest
 from proxy.core import images
 from proxy.core.errors import InvalidRequestError
 from proxy.core.types import Image, Message
-from tests.images import base64_of, data_uri, noise, picture
+from tests.images import base64_of, claiming, data_uri, noise, picture
 
 LIMIT = 1 << 20
 
@@ -55,6 +55,11 @@ def test_an_image_over_the_limit_is_refused_before_it_is_decoded():
                  lambda: images.from_bytes(raw, FIELD, 100)):
         with pytest.raises(InvalidRequestError, match="larger than the 100 bytes"):
             read()
+
+
+def test_an_image_of_too_many_pixels_is_refused_before_it_is_decoded():
+    with pytest.raises(InvalidRequestError, match="more pixels than an image may have"):
+        images.from_bytes(claiming(20000, 20000), FIELD, LIMIT)
 
 
 def test_bytes_fetched_are_kept_as_base64():
