@@ -57,8 +57,7 @@ class Backend:
     def rerank(self, query: str, documents: Sequence[str],
                model: Optional[str] = None) -> Ranking:
         """Score each document's relevance to ``query``."""
-        raise InvalidRequestError(f"the model '{model or self.name}' does not rerank: only a "
-                                  f"llama-server started with --reranking does", param="model")
+        raise not_a_reranker(model or self.name)
 
     def close(self) -> None:
         """Release connections or native resources."""
@@ -68,3 +67,9 @@ class Backend:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def not_a_reranker(model: str) -> InvalidRequestError:
+    """The error of a rerank sent to a model that does not rerank."""
+    return InvalidRequestError(f"the model '{model}' does not rerank: only a llama-server "
+                               f"started with --reranking does", param="model")

@@ -39,7 +39,8 @@ def test_a_model_that_does_not_rerank_is_named(make_client):
     response = make_client(TextOnly()).post("/v1/rerank", json=BODY)
     assert response.status_code == 400
     assert response.get_json()["error"]["param"] == "model"
-    assert "does not rerank" in response.get_json()["message"]
+    assert response.get_json()["message"] == ("the model 'fake-model' does not rerank: only a "
+                                              "llama-server started with --reranking does")
 
 
 def test_an_unreachable_reranker_is_a_503(make_client):

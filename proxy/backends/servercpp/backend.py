@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
 from proxy.backends.admission import Admission
-from proxy.backends.base import Backend
+from proxy.backends.base import Backend, not_a_reranker
 from proxy.backends.servercpp import budget, chat, parse, rerank
 from proxy.backends.servercpp.client import UpstreamClient
 from proxy.backends.servercpp.detect import DETECT_TIMEOUT, Detector, ServerFacts
@@ -265,7 +265,7 @@ class ServerCppBackend(Backend):
         with self.client.blamed():
             facts = self._connected()
             if "rerank" not in facts.card.capabilities:
-                raise rerank.not_a_reranker(model or facts.model)
+                raise not_a_reranker(model or facts.model)
             body = self.admission.run(lambda: self.client.post_json(
                 rerank.PATH, rerank.payload(query, documents)))
             return rerank.ranking(body, len(documents), self.client.label)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from proxy.core.errors import InvalidRequestError, UpstreamError
+from proxy.core.errors import UpstreamError
 from proxy.core.types import Ranking
 
 PATH = "/v1/rerank"
@@ -35,7 +35,3 @@ def ranking(body: object, count: int, label: str) -> Ranking:
     return Ranking(tuple(sorted(scores, key=lambda pair: (-pair[1], pair[0]))),
                    tokens if isinstance(tokens, int) and tokens >= 0 else 0)
 
-
-def not_a_reranker(model: str) -> InvalidRequestError:
-    return InvalidRequestError(f"the model '{model}' does not rerank: its server was not "
-                               f"started with --reranking", param="model")

@@ -31,8 +31,3 @@ def test_an_answer_without_a_score_for_each_document_is_the_servers_fault(body):
     with pytest.raises(UpstreamError, match="up answered /v1/rerank"):
         rerank.ranking(body, 2, "up")
 
-
-def test_a_server_that_does_not_rerank_is_named_in_a_400_on_the_model():
-    error = rerank.not_a_reranker("tiny")
-    assert (error.status, error.param) == (400, "model")
-    assert "'tiny' does not rerank" in error.message
