@@ -57,6 +57,19 @@ def test_without_documents_every_result_is_its_index_and_score():
         {"index": 1, "relevance_score": -0.2}]
 
 
+def test_a_tei_body_is_answered_in_teis_shape():
+    asked = rerank.parse({"query": "q", "texts": DOCUMENTS, "return_text": True})
+    assert asked == rerank.RerankRequest(None, "q", tuple(DOCUMENTS), None, True, tei=True)
+    assert rerank.render(asked, RANKING, "r") == [
+        {"index": 2, "score": 0.9, "text": "Paris"}, {"index": 0, "score": 0.5, "text": "a cat"},
+        {"index": 1, "score": -0.2, "text": "a dog"}]
+    plain = rerank.parse({"query": "q", "texts": DOCUMENTS, "top_n": 1})
+    assert rerank.render(plain, RANKING, "r") == [{"index": 2, "score": 0.9}]
+    with pytest.raises(InvalidRequestError) as caught:
+        rerank.parse({"query": "q", "texts": ["x", 3]})
+    assert caught.value.param == "texts[1].text"
+
+
 def test_an_error_reads_as_coheres_and_as_openais():
     body = rerank.error_body(InvalidRequestError("'query' is required", param="query"))
     assert body["message"] == "'query' is required"

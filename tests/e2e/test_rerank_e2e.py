@@ -1,6 +1,7 @@
 """Reranking through the proxy to real servers started with ``--reranking``: a tiny reranker
 (:mod:`.rerankmodel`) that scores a document by the keyword it holds, read through the real
-``cohere`` SDK (its v2 and v1 APIs), an Open WebUI-style raw request and a Jina-style one.
+``cohere`` SDK (its v2 and v1 APIs), an Open WebUI-style raw request, a Jina-style one and
+a Hugging Face TEI-style one.
 
 The proxy runs the reranker itself from a models file (``reranking = true``), on llama-server
 and on the bundled engine (the ``program`` fixture), beside a chat model it routes by
@@ -93,6 +94,15 @@ def test_a_jina_style_request_with_text_objects(fleet):
     response = requests.post(fleet.url + "/rerank", timeout=120, json={
         "model": "ranker", "query": QUERY, "documents": [{"text": text} for text in ASKED]})
     assert [result["document"]["text"] for result in response.json()["results"]] == BEST_FIRST
+
+
+def test_a_tei_style_request_gets_teis_list(fleet):
+    """Hugging Face TEI's clients post ``texts`` to ``/rerank`` and read a bare list."""
+    response = requests.post(fleet.url + "/rerank", timeout=120, json={
+        "model": "ranker", "query": QUERY, "texts": ASKED, "return_text": True})
+    assert [item["text"] for item in response.json()] == BEST_FIRST
+    assert [round(item["score"], 4) for item in response.json()] == [
+        round(expected_score(keyword), 4) for keyword in EXPECTED_ORDER]
 
 
 def test_a_model_that_does_not_rerank_is_named_and_the_models_say_which_do(fleet):
