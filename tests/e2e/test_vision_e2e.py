@@ -182,6 +182,22 @@ def test_usage_counts_the_images_tokens_as_the_server_reports_them(fleet):
              "the usage to count the answer's prompt, its image's tokens included")
 
 
+def test_langchains_chat_models_send_the_image_and_it_is_seen(fleet):
+    """``ChatOpenAI`` sends an ``image_url`` part; ``ChatOllama`` turns the same part into
+    Ollama's ``images``."""
+    from langchain_core.messages import HumanMessage
+    from langchain_ollama import ChatOllama
+    from langchain_openai import ChatOpenAI
+
+    question = HumanMessage(content=[{"type": "text", "text": QUESTION}, {
+        "type": "image_url", "image_url": {"url": data_uri(PNG)}}])
+    openai_style = ChatOpenAI(base_url=fleet.url + "/v1", api_key="unused", model="eyes",
+                              max_tokens=16, max_retries=0)
+    ollama_style = ChatOllama(base_url=fleet.url, model="eyes", num_predict=16)
+    assert openai_style.invoke([question]).content == IMAGE_ANSWER
+    assert ollama_style.invoke([question]).content == IMAGE_ANSWER
+
+
 def test_an_image_by_url_is_fetched_when_the_operator_allows(fleet, site):
     answer = fleet.sdk().chat.completions.create(model="eyes", max_tokens=16, messages=[
         {"role": "user", "content": [{"type": "text", "text": QUESTION}, {
