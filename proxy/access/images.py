@@ -1,16 +1,16 @@
 """Images clients give by http(s) URL, fetched on their behalf only as the operator allows
 (``--image-urls``): ``public`` reaches addresses on the internet only, never the proxy's own
-machine, its LAN or a cloud's metadata service; ``any`` reaches those too. No redirect is
-followed (it could lead anywhere), and no more than the image limit is read."""
+machine, its LAN or a cloud's metadata service, and connects to the very address it checked
+(a name that resolves otherwise a moment later changes nothing); ``any`` reaches those too.
+No redirect is followed (it could lead anywhere), and no more than the image limit is read."""
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import socket
-import urllib.error
-import urllib.request
 from dataclasses import replace
 from typing import Callable, Optional, Sequence
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from proxy.core import images
 from proxy.core.errors import InvalidRequestError
@@ -18,11 +18,6 @@ from proxy.core.types import GenerationRequest, Image, Message
 
 FETCH_TIMEOUT = 10.0  # seconds for an image's server to answer, and between its bytes
 HEADERS = {"User-Agent": "oai-proxy", "Accept": "image/*"}
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):  # a redirect is an error: see the docstring
-        return None
 
 
 class ImageFetcher:
@@ -34,7 +29,6 @@ class ImageFetcher:
         self.limit = limit
         self.timeout = timeout
         self.resolve = resolve or _addresses
-        self.opener = urllib.request.build_opener(_NoRedirects)
 
     def fetched(self, request: GenerationRequest) -> GenerationRequest:
         """``request`` with each image given by URL fetched and checked."""
@@ -49,29 +43,47 @@ class ImageFetcher:
                                              for image in message.images))
 
     def _fetch(self, image: Image) -> Image:
-        host = urlsplit(image.url).hostname or ""
-        if self.policy == "public" and not self._public(host):
-            raise _fail(image, "is not on the internet (the proxy fetches images from public "
-                               "addresses only)")
+        url = urlsplit(image.url)
+        address = None
+        if self.policy == "public":
+            address = self._public_address(url.hostname or "")
+            if address is None:
+                raise _fail(image, "is not on the internet (the proxy fetches images from "
+                                   "public addresses only)")
         try:
-            with self.opener.open(urllib.request.Request(image.url, headers=HEADERS),
-                                  timeout=self.timeout) as response:
-                if response.status != 200:
-                    raise _fail(image, f"could not be fetched: its server answered "
-                                       f"{response.status}")
-                raw = response.read(self.limit + 1)
-        except urllib.error.HTTPError as exc:
-            exc.close()
-            raise _fail(image, f"could not be fetched: its server answered {exc.code}") from None
-        except (urllib.error.URLError, OSError, ValueError):
+            status, raw = fetch(url, address, self.timeout, self.limit + 1)
+        except (OSError, http.client.HTTPException, ValueError):
             raise _fail(image, "could not be fetched: its server did not answer") from None
+        if status != 200:
+            raise _fail(image, f"could not be fetched: its server answered {status}")
         return images.from_bytes(raw, image.field, self.limit, image.at)
 
-    def _public(self, host: str) -> bool:
+    def _public_address(self, host: str) -> Optional[str]:
+        """An address of ``host`` to connect to, if every one of them is public."""
         try:
-            return public(self.resolve(host))
+            addresses = self.resolve(host)
         except (OSError, UnicodeError):
-            return False
+            return None
+        return addresses[0] if public(addresses) else None
+
+
+def fetch(url: SplitResult, address: Optional[str], timeout: float, most: int) -> tuple:
+    """``(status, at most `most` bytes of the body)`` of a GET of ``url``, connecting to
+    ``address`` when given (the name still goes in the Host header and TLS's SNI)."""
+    kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+    connection = kind(url.hostname, url.port, timeout=timeout)
+    if address is not None:
+        # http.client's own hook for opening the socket: the host's name stays for the rest
+        connection._create_connection = lambda where, *args: socket.create_connection(
+            (address, where[1]), *args)
+    try:
+        path = url.path or "/"
+        connection.request("GET", f"{path}?{url.query}" if url.query else path,
+                           headers=HEADERS)
+        response = connection.getresponse()
+        return response.status, response.read(most) if response.status == 200 else b""
+    finally:
+        connection.close()
 
 
 def public(addresses: Sequence[str]) -> bool:

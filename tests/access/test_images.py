@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from urllib.parse import urlsplit
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -21,7 +22,10 @@ class _Images(BaseHTTPRequestHandler):
               "/notes.txt": (200, b"not an image"), "/gone.png": (404, b""),
               "/moved.png": (302, b"")}
 
+    hosts: list = []  # the Host header of each request, in order
+
     def do_GET(self):
+        self.hosts.append(self.headers["Host"])
         status, body = self.routes.get(self.path, (404, b""))
         self.send_response(status)
         if status == 302:
@@ -79,6 +83,15 @@ def test_a_host_that_resolves_to_the_lan_is_not_fetched_under_public():
     fetcher = ImageFetcher("public", 2000, resolve=lambda host: ["192.168.1.2"])
     with pytest.raises(InvalidRequestError, match="is not on the internet"):
         fetcher.fetched(asking("http://images.example/cat.png"))
+
+
+def test_a_fetch_connects_to_the_address_it_was_given_under_the_hosts_own_name(site):
+    """The name need not resolve: the connection goes to the address checked before."""
+    port = urlsplit(site).port
+    status, body = images.fetch(urlsplit(f"http://images.invalid:{port}/cat.png"),
+                                "127.0.0.1", 5, 1 << 20)
+    assert (status, body) == (200, PNG)
+    assert _Images.hosts[-1] == f"images.invalid:{port}"
 
 
 def test_a_host_that_does_not_answer_is_named_without_its_address():
