@@ -23,7 +23,7 @@ from tests.images import base64_of, data_uri, noise, picture
 from tests.polling import wait_for
 from tests.processes import ProxyProcess
 
-from .llama_server import LlamaServer
+from .llama_server import LlamaServer, find_server
 from .managed import ADMIN, NO_UPSTREAM, Program, admin
 from .visionmodel import IMAGE_ANSWER, IMAGE_TOKENS, TEXT_ANSWER, write_vision_model
 
@@ -285,6 +285,18 @@ def test_a_server_started_with_a_projector_sees_whatever_renders_the_prompt(
                     "url": "https://example.com/cat.png"}}]}])
         assert caught.value.body["param"] == "messages[0].content[0].image_url.url"
         assert "fetches no images" in caught.value.body["message"]
+
+
+def test_one_command_serves_a_model_with_its_projector(files, logs):
+    """``oai-proxy --model … --server-args "-mm …"``: the server it starts sees."""
+    model, mmproj = files
+    binary = find_server("llamacpp")
+    with ProxyProcess(NO_UPSTREAM, logs / "proxy-vision-one-command.log", env=binary.env, args=[
+            "--model", str(model), "--llama-server", str(binary.path),
+            "--server-args", f"-np 1 -c 2048 -mm {mmproj}",
+            "--log-dir", str(logs / "servers-vision-one-command")]) as proxy:
+        assert openai_chat(proxy, True).choices[0].message.content == IMAGE_ANSWER
+        assert "vision" in proxy.ollama().show("eyes").capabilities
 
 
 @pytest.mark.parametrize("kind", ["powerinfer", "llamacpp-2023"])
