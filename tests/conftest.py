@@ -34,13 +34,19 @@ def backend() -> FakeBackend:
 
 @pytest.fixture
 def make_client(backend, runtime, tmp_path):
-    """Build a test client for an app with the given settings over ``backend``."""
+    """Build a test client for an app with the given settings over ``backend``; each app's
+    router is closed after the test (a replica it took out of rotation is probed no more)."""
+    apps = []
+
     def make(fake=None, **settings):
         settings.setdefault("usage_db", str(tmp_path / "usage.sqlite3"))
         settings.setdefault("responses_db", str(tmp_path / "responses.sqlite3"))
-        app = create_app(Settings.of(**settings), runtime, backend=fake or backend)
-        return app.test_client()
-    return make
+        apps.append(create_app(Settings.of(**settings), runtime, backend=fake or backend))
+        return apps[-1].test_client()
+
+    yield make
+    for app in apps:
+        app.extensions["proxy"].router.close()
 
 
 @pytest.fixture

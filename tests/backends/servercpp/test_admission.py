@@ -27,8 +27,19 @@ def fake(request):
         yield server
 
 
-def backend(fake: FakeServerCpp, **settings):
-    return build_fleet(Settings.of(llama_api=fake.url, **settings), NO_FILES)
+@pytest.fixture
+def backend(fake):
+    """Makes fleets of one on the fake server, closed after the test (a replica one took out
+    of rotation is probed no more, so no later test's server on a reused port hears it)."""
+    fleets = []
+
+    def build(**settings):
+        fleets.append(build_fleet(Settings.of(llama_api=fake.url, **settings), NO_FILES))
+        return fleets[-1]
+
+    yield build
+    for fleet in fleets:
+        fleet.close()
 
 
 def in_flight(fleet) -> int:
@@ -37,16 +48,16 @@ def in_flight(fleet) -> int:
     return model["replicas"][0]["busy"] + model["replicas"][0]["queued"]
 
 
-def test_answered(fake):
-    servercpp = backend(fake)
+def test_answered(fake, backend):
+    servercpp = backend()
     assert servercpp.complete(PROMPT).text == "Hello, world!"
     assert "".join(chunk.text for chunk in servercpp.stream(PROMPT)) == "Hello, world!"
     assert in_flight(servercpp) == 0
 
 
 @pytest.mark.parametrize("mode", ["http500", "garbage", "midstream_error"])
-def test_upstream_error(fake, mode):
-    servercpp = backend(fake)
+def test_upstream_error(fake, backend, mode):
+    servercpp = backend()
     fake.fail_mode = mode
     with pytest.raises(UpstreamError):
         servercpp.complete(PROMPT)
@@ -55,8 +66,8 @@ def test_upstream_error(fake, mode):
     assert in_flight(servercpp) == 0
 
 
-def test_client_gone_mid_stream(fake):
-    servercpp = backend(fake)
+def test_client_gone_mid_stream(fake, backend):
+    servercpp = backend()
     fake.gate = threading.Event()
     with closing(servercpp.stream(PROMPT)) as chunks:
         assert next(chunks).text == "Hello"
@@ -66,8 +77,8 @@ def test_client_gone_mid_stream(fake):
     assert fake.cancelled.wait(5)
 
 
-def test_upstream_too_slow(fake):
-    servercpp = backend(fake, upstream_timeout=0.3)
+def test_upstream_too_slow(fake, backend):
+    servercpp = backend(upstream_timeout=0.3)
     servercpp.complete(PROMPT)  # detect the kind first
     fake.fail_mode = "hang"
     with pytest.raises(UpstreamTimeoutError):
