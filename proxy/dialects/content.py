@@ -16,15 +16,17 @@ JOINER = "\n"
 class Content:
     """Collects one message's text and images in the order the client gave them."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, lead: str = "") -> None:
+        """``lead``: words the text begins with, before anything the client sent."""
         self.limits = limits
+        self.lead = lead
         self.texts: list = []
         self.images: list = []
-        self.length = 0  # of the text so far, joined
+        self.length = len(lead)  # of the text so far, joined
 
     @property
     def text(self) -> str:
-        return JOINER.join(self.texts)
+        return self.lead + JOINER.join(self.texts)
 
     def add_text(self, text: str) -> None:
         if self.texts:

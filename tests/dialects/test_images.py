@@ -46,6 +46,15 @@ CASES = [
                                       "content": [anthropic_image()]}]}]},
         1, "", shown("messages[1].content[0].content[0].source.data"),
         id="anthropic-tool-result"),
+    pytest.param(anthropic, {"max_tokens": 5, "messages": [
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Read",
+                                           "input": {"file_path": "a.png"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
+                                      "is_error": True, "content": [
+                                          {"type": "text", "text": "half read"},
+                                          anthropic_image()]}]}]},
+        1, "Error: half read", shown("messages[1].content[0].content[1].source.data", 16),
+        id="anthropic-failed-tool-result"),
     pytest.param(responses, {"input": [{"role": "user", "content": [
         {"type": "input_text", "text": "what is this?"},
         {"type": "input_image", "image_url": data_uri(picture()), "detail": "auto"}]}]},

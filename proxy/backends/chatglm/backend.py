@@ -183,8 +183,8 @@ class ChatGLMBackend(Backend):
     def _prompt(self, request: GenerationRequest) -> Prompt:
         """Tokenize the chat or prompt, dropping its oldest tokens beyond --max-context-length."""
         if request.is_chat:
-            for image in request.images[:1]:
-                raise images.unseen(image, request.model or self.model_name,
+            if request.images:
+                raise images.unseen(request.images[0], request.model or self.model_name,
                                     f"{self.model.type_name} models read text only")
             if request.tools and not self.model.supports_tools:
                 raise InvalidRequestError(f"{self.model.type_name} models cannot call tools",

@@ -88,9 +88,12 @@ class ServerCppBackend(Backend):
     def _check_images(self, request: GenerationRequest) -> None:
         """Refuse images the model cannot see: its server reads none (no vision projector,
         or a generation without one the proxy sends images to)."""
-        image = next(iter(request.images), None)
-        if image is not None and "vision" not in self._connected().card.capabilities:
-            raise images.unseen(image, request.model or self._connected().model,
+        shown = request.images
+        if not shown:
+            return
+        facts = self._connected()
+        if "vision" not in facts.card.capabilities:
+            raise images.unseen(shown[0], request.model or facts.model,
                                 "its server was started without a vision projector (--mmproj)")
 
     def _complete(self, request: GenerationRequest) -> Completion:

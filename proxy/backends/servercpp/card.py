@@ -30,8 +30,10 @@ def card_of(model: str, props: dict, listed: dict, template: Optional[ChatTempla
     else:  # the proxy renders the prompt and reads the calls and thoughts back itself
         tools, thinking = True, template.thinks
     vision = bool((props.get("modalities") or {}).get("vision"))
-    capabilities = ("rerank",) if reranks else ("completion",) + (("tools",) if tools else ()) \
+    capabilities = ("completion",) + (("tools",) if tools else ()) \
         + (("thinking",) if thinking else ()) + (("vision",) if vision else ())
+    if reranks:  # a server started with --reranking does nothing else
+        capabilities = ("rerank",)
     settings = props.get("default_generation_settings") or {}
     return ModelCard(
         capabilities=capabilities,

@@ -3,7 +3,7 @@ for what is read and what is left out)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from proxy.core.fields import (Fields, chosen_function, response_format, stop_words,
@@ -18,7 +18,6 @@ VOLATILE_SYSTEM = "x-anthropic-billing-header:"  # see the package's docstring
 AUTO = ToolChoice()
 THINKING = ("enabled", "adaptive", "between_tools", "disabled")
 EFFORTS = ("low", "medium", "high", "xhigh", "max")
-ERROR = "Error: "  # before the text of a tool result that failed
 
 
 @dataclass(frozen=True)
@@ -156,7 +155,7 @@ def _tool_use(fields: Fields) -> ToolCall:
 
 def _tool_result(fields: Fields, limits: Limits) -> Message:
     raw = fields.raw("content")
-    content = Content(limits)
+    content = Content(limits, "Error: " if fields.boolean("is_error") else "")
     if isinstance(raw, str):
         content.add_text(raw)
     elif isinstance(raw, list):
@@ -168,11 +167,8 @@ def _tool_result(fields: Fields, limits: Limits) -> Message:
                 content.add_text(_result_text(block_fields))
     elif raw is not None:
         raise fields.fail("content", "must be a string or a list of content blocks")
-    text, images = content.text, tuple(content.images)
-    if fields.boolean("is_error"):
-        text = ERROR + text
-        images = tuple(replace(image, at=image.at + len(ERROR)) for image in images)
-    return Message("tool", text, tool_call_id=fields.required("tool_use_id"), images=images)
+    return Message("tool", content.text, tool_call_id=fields.required("tool_use_id"),
+                   images=tuple(content.images))
 
 
 def _result_text(fields: Fields) -> str:
