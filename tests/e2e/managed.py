@@ -1,5 +1,6 @@
 """What the tests of managed servers share: how the proxy is told which program runs its
-servers, the admin key, and how to find the processes it started."""
+servers, the admin key, how to start it on a models file, and how to find the processes it
+started."""
 from __future__ import annotations
 
 import sys
@@ -9,6 +10,8 @@ import psutil
 import requests
 
 from tests.processes import ProxyProcess
+
+from .llama_server import find_server
 
 ADMIN = "admin-secret"
 NO_UPSTREAM = "http://127.0.0.1:9"  # the proxy runs its own servers: this one is never used
@@ -45,3 +48,17 @@ def gone(pid: int) -> bool:
 def admin(proxy: ProxyProcess, method: str, path: str) -> requests.Response:
     return requests.request(method, proxy.url + "/admin" + path, timeout=60,
                             headers={"Authorization": f"Bearer {ADMIN}"})
+
+
+def with_file(tmp_path, logs, name: str, text: str, *args: str,
+              program: Program = Program((), {})) -> ProxyProcess:
+    """The proxy serving the models file ``text`` (written into the folder ``tmp_path``),
+    its servers run by ``program`` and logged under ``logs``, with the admin key."""
+    if program.args:
+        name = f"{name}-{program.args[-1].rpartition('/')[2]}"
+    path = tmp_path / "models.toml"
+    path.write_text(text)
+    env = program.env or find_server("llamacpp").env
+    return ProxyProcess(NO_UPSTREAM, logs / f"proxy-{name}.log", env=env, args=[
+        "--config", str(path), "--log-dir", str(logs / f"servers-{name}"), "--admin-key",
+        ADMIN, *program.args, *args])

@@ -11,7 +11,7 @@ server lays out the pair as BOS, query, EOS, document, EOS. Every token but a ke
 one embedding direction; each keyword, a user-defined special token (always a whole token,
 even in text that is not parsed for specials), has its own. One attention head looks for
 keywords anywhere (as in :mod:`.scriptedmodel`) and writes the mean of their weights into
-dimension 0 of the last position; there the norm turns weight ``w`` into
+dimension 0 of the last position; there the norm turns weight ``w`` into about
 ``w * sqrt(WIDTH) / sqrt(1 + w * w)``, and a pair without keywords scores 0. Keywords in the
 query count for every document alike: a test's query should hold none. A keyword is found
 inside longer words too ("rust" in "trust").
@@ -25,6 +25,7 @@ import gguf
 import numpy as np
 
 from .scriptedmodel import HEAD, ROPE_BASE, Tokens, _Vocabulary
+from .tinymodel import RMS_EPS, Shape, write_llama_gguf
 
 KEYWORDS = {"gold": 3.0, "silver": 2.0, "bronze": 1.0, "rust": -1.0}
 TOKENS = Tokens(user_defined=tuple(KEYWORDS), bos="<s>", eos="</s>", add_bos=True)
@@ -38,7 +39,7 @@ def expected_score(keyword: str | None) -> float:
     if keyword is None:
         return 0.0
     weight = KEYWORDS[keyword]
-    return weight * math.sqrt(WIDTH) / math.sqrt(1.0 + weight * weight)
+    return weight / math.sqrt((1.0 + weight * weight) / WIDTH + RMS_EPS)
 
 
 # Best first; ``None`` stands for a document without keywords.
@@ -46,42 +47,15 @@ EXPECTED_ORDER = tuple(sorted([*KEYWORDS, None], key=expected_score, reverse=Tru
 
 
 def write_reranker(path: pathlib.Path, name: str = "tiny-reranker") -> pathlib.Path:
-    """Write the reranker to ``path``; return the path."""
-    path = pathlib.Path(path)
+    """Write the reranker to ``path``; return the path. It ends query and document with EOS
+    (``add_eos``: else the server ends neither), and declares rank pooling, as real rerankers
+    do."""
     vocabulary = _Vocabulary(TOKENS)
-    texts, scores, types = vocabulary.table()
-    writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_name(name)
-    writer.add_context_length(CONTEXT)
-    writer.add_embedding_length(WIDTH)
-    writer.add_block_count(1)
-    writer.add_feed_forward_length(WIDTH)
-    writer.add_head_count(1)
-    writer.add_head_count_kv(1)
-    writer.add_rope_dimension_count(HEAD)
-    writer.add_key_length(HEAD)
-    writer.add_value_length(HEAD)
-    writer.add_rope_freq_base(ROPE_BASE)
-    writer.add_layer_norm_rms_eps(1e-6)
-    writer.add_pooling_type(gguf.PoolingType.RANK)  # as real rerankers declare it
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("default")
-    writer.add_token_merges(vocabulary.merges)
-    writer.add_token_list(texts)
-    writer.add_token_scores(scores)
-    writer.add_token_types(types)
-    writer.add_bos_token_id(vocabulary.bos)
-    writer.add_eos_token_id(vocabulary.eos)
-    writer.add_add_bos_token(True)
-    writer.add_add_eos_token(True)  # else the server ends neither query nor document with EOS
-    for tensor_name, tensor in _weights(vocabulary).items():
-        writer.add_tensor(tensor_name, tensor)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+    shape = Shape(width=WIDTH, layers=1, heads=1, heads_kv=1, ff=WIDTH)
+    return write_llama_gguf(path, name, vocabulary.table(), _weights(vocabulary), CONTEXT,
+                            None, shape, bos_id=vocabulary.bos, eos_id=vocabulary.eos,
+                            add_eos=True, head_width=HEAD, rope_freq_base=ROPE_BASE,
+                            merges=vocabulary.merges, pooling=gguf.PoolingType.RANK)
 
 
 def _weights(vocabulary: _Vocabulary) -> dict:

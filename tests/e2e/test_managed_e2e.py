@@ -18,7 +18,8 @@ from tests.polling import wait_for
 from tests.processes import ProxyProcess
 
 from .llama_server import find_server
-from .managed import ADMIN, NO_UPSTREAM, Program, admin, gone, servers_of, supervisors_of
+from .managed import (ADMIN, NO_UPSTREAM, Program, admin, gone, servers_of, supervisors_of,
+                      with_file)
 
 pytestmark = pytest.mark.e2e
 
@@ -28,18 +29,6 @@ def managed(program: Program, model, logs, name: str, *args: str) -> ProxyProces
         "--model", str(model), *program.args, "--log-dir",
         str(logs / f"servers-{name}"), "--admin-key", ADMIN, "--server-args", "-np 2 -c 2048",
         *args])
-
-
-def with_file(tmp_path, logs, name: str, text: str, *args: str,
-              program: Program = Program((), {})) -> ProxyProcess:
-    if program.args:
-        name = f"{name}-{program.args[-1].rpartition('/')[2]}"
-    path = tmp_path / "models.toml"
-    path.write_text(text)
-    env = program.env or find_server("llamacpp").env
-    return ProxyProcess(NO_UPSTREAM, logs / f"proxy-{name}.log", env=env, args=[
-        "--config", str(path), "--log-dir", str(logs / f"servers-{name}"), "--admin-key",
-        ADMIN, *program.args, *args])
 
 
 def test_one_command_from_a_model_file(program, model, logs):

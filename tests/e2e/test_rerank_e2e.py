@@ -20,7 +20,7 @@ from tests.polling import wait_for
 from tests.processes import ProxyProcess
 
 from .llama_server import LlamaServer
-from .managed import ADMIN, NO_UPSTREAM, Program, admin
+from .managed import Program, admin, with_file
 from .rerankmodel import EXPECTED_ORDER, expected_score, write_reranker
 
 pytestmark = pytest.mark.e2e
@@ -41,15 +41,12 @@ def reranker(tmp_path_factory):
 @pytest.fixture(scope="module")
 def fleet(program: Program, reranker, model, tmp_path_factory, logs):
     """The proxy running ``ranker`` (``reranking = true``) and ``chat`` (a chat model)."""
-    name = program.args[-1].rpartition("/")[2]
-    path = tmp_path_factory.mktemp("rerank-fleet") / "models.toml"
-    path.write_text(f'default = "chat"\n'
-                    f'[models.ranker]\nmodel = "{reranker}"\nreranking = true\n'
-                    f'args = ["-np", "1", "-c", "2048"]\n'
-                    f'[models.chat]\nmodel = "{model}"\nargs = ["-np", "1", "-c", "2048"]\n')
-    with ProxyProcess(NO_UPSTREAM, logs / f"proxy-rerank-{name}.log", env=program.env, args=[
-            "--config", str(path), "--log-dir", str(logs / f"servers-rerank-{name}"),
-            *program.args, "--admin-key", ADMIN]) as proxy:
+    text = (f'default = "chat"\n'
+            f'[models.ranker]\nmodel = "{reranker}"\nreranking = true\n'
+            f'args = ["-np", "1", "-c", "2048"]\n'
+            f'[models.chat]\nmodel = "{model}"\nargs = ["-np", "1", "-c", "2048"]\n')
+    with with_file(tmp_path_factory.mktemp("rerank-fleet"), logs, "rerank", text,
+                   program=program) as proxy:
         yield proxy
 
 

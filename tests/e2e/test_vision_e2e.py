@@ -24,7 +24,7 @@ from tests.polling import wait_for
 from tests.processes import ProxyProcess
 
 from .llama_server import LlamaServer, find_server
-from .managed import ADMIN, NO_UPSTREAM, Program, admin
+from .managed import NO_UPSTREAM, Program, admin, with_file
 from .visionmodel import IMAGE_ANSWER, IMAGE_TOKENS, TEXT_ANSWER, write_vision_model
 
 pytestmark = pytest.mark.e2e
@@ -64,16 +64,13 @@ def fleet(program: Program, files, tmp_path_factory, logs):
     """The proxy running ``eyes`` (the model with its projector) and ``blind`` (without),
     fetching images by URL from anywhere."""
     model, mmproj = files
-    name = program.args[-1].rpartition("/")[2]
-    path = tmp_path_factory.mktemp("vision-fleet") / "models.toml"
-    path.write_text(f'default = "eyes"\n'
-                    f'[models.eyes]\nmodel = "{model}"\nmmproj = "{mmproj}"\n'
-                    f'args = ["-np", "2", "-c", "2048"]\n'
-                    f'[models.blind]\nmodel = "{model}"\nargs = ["-np", "1", "-c", "2048"]\n')
-    with ProxyProcess(NO_UPSTREAM, logs / f"proxy-vision-{name}.log", env=program.env, args=[
-            "--config", str(path), "--log-dir", str(logs / f"servers-vision-{name}"),
-            *program.args, "--image-urls", "any", "--admin-key", ADMIN,
-            "--max-image-size", str(MAX_IMAGE)]) as proxy:
+    text = (f'default = "eyes"\n'
+            f'[models.eyes]\nmodel = "{model}"\nmmproj = "{mmproj}"\n'
+            f'args = ["-np", "2", "-c", "2048"]\n'
+            f'[models.blind]\nmodel = "{model}"\nargs = ["-np", "1", "-c", "2048"]\n')
+    with with_file(tmp_path_factory.mktemp("vision-fleet"), logs, "vision", text,
+                   "--image-urls", "any", "--max-image-size", str(MAX_IMAGE),
+                   program=program) as proxy:
         yield proxy
 
 

@@ -28,6 +28,7 @@ TINY = Shape(width=64, layers=2, heads=4, heads_kv=4, ff=128)
 # CPU, still written in a few seconds: for the benches that time a prompt's evaluation.
 SMALL = Shape(width=512, layers=8, heads=8, heads_kv=4, ff=1408)
 N_CTX_TRAIN = 2048
+RMS_EPS = 1e-5  # the norms' epsilon
 SEED = 1234
 
 UNK_ID = 0
@@ -161,14 +162,16 @@ def write_tiny_llama_gguf(path: pathlib.Path, shape: Shape = TINY,
 
 
 def write_llama_gguf(path: pathlib.Path, name: str, vocabulary: tuple, tensors: dict,
-                     context: int, chat_template: str, shape: Shape = TINY, *,
+                     context: int, chat_template: Optional[str], shape: Shape = TINY, *,
                      bos_id: int = BOS_ID, eos_id: int = EOS_ID, add_bos: bool = True,
-                     head_width: Optional[int] = None, rope_freq_base: Optional[float] = None,
-                     merges: Optional[list] = None) -> pathlib.Path:
+                     add_eos: bool = False, head_width: Optional[int] = None,
+                     rope_freq_base: Optional[float] = None, merges: Optional[list] = None,
+                     pooling: Optional[gguf.PoolingType] = None) -> pathlib.Path:
     """Write a llama-architecture GGUF of ``shape``: its name, ``(tokens, scores, types)``,
-    F32 ``tensors``, trained context and chat template; ``head_width`` sets the attention
-    heads' width apart from ``shape.width / shape.heads``; ``merges`` make the vocabulary
-    byte-level BPE (else it is SentencePiece's)."""
+    F32 ``tensors``, trained context and chat template (``None``: none); ``head_width`` sets
+    the attention heads' width apart from ``shape.width / shape.heads``; ``merges`` make the
+    vocabulary byte-level BPE (else it is SentencePiece's); ``pooling`` is the one the
+    model declares (a reranker's ``RANK``)."""
     path = pathlib.Path(path)
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_name(name)
@@ -184,7 +187,9 @@ def write_llama_gguf(path: pathlib.Path, name: str, vocabulary: tuple, tensors: 
         writer.add_value_length(head_width)
     if rope_freq_base:
         writer.add_rope_freq_base(rope_freq_base)
-    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_layer_norm_rms_eps(RMS_EPS)
+    if pooling is not None:
+        writer.add_pooling_type(pooling)
     writer.add_file_type(gguf.LlamaFileType.ALL_F32)
 
     tokens, scores, types = vocabulary
@@ -201,8 +206,9 @@ def write_llama_gguf(path: pathlib.Path, name: str, vocabulary: tuple, tensors: 
     writer.add_bos_token_id(bos_id)
     writer.add_eos_token_id(eos_id)
     writer.add_add_bos_token(add_bos)
-    writer.add_add_eos_token(False)
-    writer.add_chat_template(chat_template)
+    writer.add_add_eos_token(add_eos)
+    if chat_template is not None:
+        writer.add_chat_template(chat_template)
 
     for tensor_name, tensor in tensors.items():
         writer.add_tensor(tensor_name, tensor)
