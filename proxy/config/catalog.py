@@ -60,10 +60,12 @@ class ManagedSpec:
 
     @property
     def capabilities(self) -> tuple:
-        """What its server's flags let it do, before the server is asked."""
+        """What its server's flags let it do, before the server is asked (every chat model
+        calls tools, through its server's chat layer or the proxy's own way)."""
         if {"--reranking", "--rerank"} & set(self.args):
             return ("rerank",)
-        return ("completion",) + (("vision",) if {"--mmproj", "-mm"} & set(self.args) else ())
+        return ("completion", "tools") + (("vision",) if {"--mmproj", "-mm"} & set(self.args)
+                                          else ())
 
 
 @dataclass(frozen=True)

@@ -188,8 +188,8 @@ def test_a_vision_model_and_a_reranker_start_their_servers_so():
     assert eyes.managed.args == ("-c", "4096", "--mmproj", "/m/mmproj.gguf")
     assert ranker.managed.args == ("--reranking",)
     assert (eyes.managed.capabilities, ranker.managed.capabilities,
-            plain.managed.capabilities) == (("completion", "vision"), ("rerank",),
-                                            ("completion",))
+            plain.managed.capabilities) == (("completion", "tools", "vision"), ("rerank",),
+                                            ("completion", "tools"))
 
 
 @pytest.mark.parametrize("entry, key", [

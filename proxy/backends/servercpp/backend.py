@@ -3,10 +3,11 @@
 Chats go where the server renders them best. A server with its own chat layer (current
 llama-server and the bundled engine, with their Jinja templates on) gets them on its
 OpenAI chat route (:mod:`.chat`): its template, its thinking switch, its tool-call parser
-for the model's family. Any other server (PowerInfer's, llama.cpp's of 2023, a llama-server
-without Jinja), and any template the operator names, gets a prompt the proxy renders
-(:mod:`proxy.backends.servercpp.prompting`) on ``POST /completion``, and the proxy reads the calls and thoughts
-back itself. Raw prompts always go to ``/completion``.
+for the model's family, wherever it honours all the chat asks (:mod:`.route`). Any other
+chat, any other server (PowerInfer's, llama.cpp's of 2023, a llama-server without Jinja),
+and any template the operator names, gets a prompt the proxy renders
+(:mod:`proxy.backends.servercpp.prompting`) on ``POST /completion``, and the proxy reads the
+calls and thoughts back itself. Raw prompts always go to ``/completion``.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from proxy.backends.servercpp.embedding import TokenClient
 from proxy.backends.servercpp.payload import completion_payload, unique
 from proxy.backends.servercpp.prompting import (THINK_CLOSE, THINK_OPEN, RenderedPrompt,
                                                 TemplateChoice)
+from proxy.backends.servercpp.route import CHAT_LAYER, asks_schema, route
 from proxy.backends.servercpp.streams import collect, counted_first, finishing, resumed
 from proxy.backends.structured import replies
 from proxy.backends.structured.constraints import output_fields
@@ -41,6 +43,12 @@ T = TypeVar("T")
 # a request only a server that compiles ``json_schema`` answers with exactly ``"ok"``
 SCHEMA_PROBE = {"prompt": "", "n_predict": 4, "temperature": 0, "cache_prompt": False,
                 "json_schema": {"const": "ok"}}
+# a chat only a chat layer that holds an answer to a schema answers with exactly ``"ok"``
+# (room for a fence around it; thoughts off where the template can turn them off)
+CHAT_SCHEMA_PROBE = {"messages": [{"role": "user", "content": "ok"}], "max_tokens": 64,
+                     "temperature": 0, "cache_prompt": False,
+                     "chat_template_kwargs": {"enable_thinking": False}, "response_format": {
+                         "type": "json_schema", "json_schema": {"schema": {"const": "ok"}}}}
 
 
 class ServerCppBackend(Backend):
@@ -80,7 +88,7 @@ class ServerCppBackend(Backend):
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
         with self.client.blamed():
             self._check_images(request)
-            if request.is_chat and self._connected().chat_layer:
+            if self._route(request) == CHAT_LAYER:
                 yield from self._chat_stream(request)
             else:
                 yield from self._stream(request, count_first=request.is_chat)
@@ -96,8 +104,29 @@ class ServerCppBackend(Backend):
             raise images.unseen(shown[0], request.model or facts.model,
                                 "its server was started without a vision projector (--mmproj)")
 
+    def _route(self, request: GenerationRequest) -> str:
+        """Which way ``request`` goes (see :mod:`.route`), the chat layer asked first whether
+        it takes schemas where the request has one and that is not known yet."""
+        facts = self._connected()
+        if facts.layer is not None and facts.layer.schemas is None and asks_schema(request):
+            facts = self._facts = replace(facts, layer=facts.layer.with_schemas(
+                self._chat_takes_schemas()))
+        return route(request, facts.layer)
+
+    def _chat_takes_schemas(self) -> bool:
+        """Whether the chat layer holds an answer to a JSON schema: on some families' templates
+        llama.cpp's lets the model write past it, or fails reading its own answer, where
+        ``/completion`` holds it."""
+        try:
+            reply = self.client.post(chat.PATH, CHAT_SCHEMA_PROBE)
+            content = chat.completion(reply.json(), self.client.label, None).text \
+                if reply.ok else None
+        except (UpstreamError, ValueError):
+            content = None
+        return isinstance(content, str) and content.strip() == '"ok"'
+
     def _complete(self, request: GenerationRequest) -> Completion:
-        if request.is_chat and self._connected().chat_layer:
+        if self._route(request) == CHAT_LAYER:
             return self._chat_complete(request)
         if self._connected().kind.legacy:
             # Their whole answers cut characters into U+FFFD and drop logprobs; their streams
@@ -223,15 +252,16 @@ class ServerCppBackend(Backend):
 
     def _chat_options(self) -> dict:
         """How chats are sent to this server's chat layer (see :func:`.chat.chat_payload`)."""
+        layer = self._connected().layer
         return {"reasoning": self.reasoning != "none",
-                "short_ids": self._connected().short_ids}
+                "short_ids": layer is not None and layer.short_ids}
 
     def count_tokens(self, request: GenerationRequest) -> int:
         with self.client.blamed():
             self._check_images(request)
-            facts = self._connected()
-            if request.is_chat and facts.chat_layer:
+            if self._route(request) == CHAT_LAYER:
                 return self._chat_count(request)
+            facts = self._connected()
             prompt, _ = self._prompt(request, facts)
             return self.tokens.count(prompt.text, legacy=facts.kind.legacy)
 

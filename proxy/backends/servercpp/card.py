@@ -15,23 +15,20 @@ THINKING_WORDS = (THINK_OPEN, THINK_CLOSE, "enable_thinking", "reasoning_content
                   "<|channel|>analysis")
 
 
-def card_of(model: str, props: dict, listed: dict, template: Optional[ChatTemplate],
+def card_of(model: str, props: dict, listed: dict, template: ChatTemplate,
             header: Optional[gguffile.GGUFFile] = None, path: str = "", *,
-            reranks: bool = False) -> ModelCard:
+            chat_layer: bool = False, reranks: bool = False) -> ModelCard:
     """The card of ``model`` from the server's ``/props`` and its ``/v1/models`` entry's
-    ``meta`` (``listed``), the template the proxy renders with (``None``: the server's chat
-    layer does), the header of its file at ``path`` when the proxy can read it, and whether
-    the server reranks (then that is all it does)."""
-    source = props.get("chat_template") or (template.source if template else "")
-    if template is None:
-        caps = props.get("chat_template_caps") or {}
-        tools = bool(caps.get("supports_tools"))
-        thinking = any(word in source for word in THINKING_WORDS)
-    else:  # the proxy renders the prompt and reads the calls and thoughts back itself
-        tools, thinking = True, template.thinks
+    ``meta`` (``listed``), the template the proxy renders with, whether the server's own
+    chat layer renders chats instead, the header of its file at ``path`` when the proxy can
+    read it, and whether the server reranks (then that is all it does). Every chat model
+    calls tools: through the chat layer where its template has them, else the proxy's way."""
+    source = props.get("chat_template") or template.source
+    thinking = any(word in source for word in THINKING_WORDS) if chat_layer \
+        else template.thinks
     vision = bool((props.get("modalities") or {}).get("vision"))
-    capabilities = ("completion",) + (("tools",) if tools else ()) \
-        + (("thinking",) if thinking else ()) + (("vision",) if vision else ())
+    capabilities = ("completion", "tools") + (("thinking",) if thinking else ()) \
+        + (("vision",) if vision else ())
     if reranks:  # a server started with --reranking does nothing else
         capabilities = ("rerank",)
     settings = props.get("default_generation_settings") or {}

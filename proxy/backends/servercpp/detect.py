@@ -12,6 +12,7 @@ from proxy.backends.servercpp.client import UpstreamClient
 from proxy.backends.servercpp.embedding import TokenClient
 from proxy.backends.servercpp.kinds import ServerKind, classify
 from proxy.backends.servercpp.prompting import ChatTemplate, TemplateChoice
+from proxy.backends.servercpp.route import ChatLayer
 from proxy.backends.structured import callids
 from proxy.core.errors import UpstreamError, UpstreamUnavailableError
 from proxy.core.types import ModelCard
@@ -19,6 +20,9 @@ from proxy.core.types import ModelCard
 logger = logging.getLogger(__name__)
 
 DETECT_TIMEOUT = 5.0
+# words only a template that writes earlier calls back in its family's syntax puts in a
+# prompt: the probe call's argument
+CALL_WORDS = "oai-proxy probe value"
 
 
 @dataclass(frozen=True)
@@ -27,21 +31,22 @@ class ServerFacts:
 
     kind: ServerKind
     model: str
-    template: Optional[ChatTemplate]  # None: the server's own chat layer renders chats
+    template: ChatTemplate  # how the proxy renders a chat that goes its own way
+    layer: Optional[ChatLayer] = None  # the server's own chat layer, where chats go if it
+    #                                    honours them (None: it has none, or the operator
+    #                                    chose a template)
     lazy_grammar: bool = False  # applies a grammar from a trigger word on (current llama.cpp)
-    short_ids: bool = False  # the server's template takes only Mistral's call ids
     thinking: bool = False  # the proxy tells the thoughts its template's models write from
     #                         their answers (see proxy.backends.structured.reasoning)
     card: ModelCard = field(default_factory=ModelCard)
     media_marker: str = ""  # where an image goes in a prompt (a server that can see)
 
     @property
-    def chat_layer(self) -> bool:
-        return self.template is None
-
-    @property
     def template_name(self) -> str:
-        return self.template.name if self.template else "the server's own (its chat layer)"
+        if self.layer is None:
+            return self.template.name
+        return "the server's own (its chat layer)" if self.layer.tools else \
+            f"the server's own (its chat layer; {self.template.name} for tools)"
 
 
 class Detector:
@@ -66,23 +71,33 @@ class Detector:
             models_status = self.client.get("/v1/models", timeout=DETECT_TIMEOUT).status_code
         kind = classify(health, models_status)
         props = self._props(kind)
-        chat_layer = self.templates.servers_own and kind.has_props_template \
-            and self._renders(callids.probe(callids.template_id(callids.LONG_ID)))
-        template = None if chat_layer else self._template(props)
+        layer = self._chat_layer() if self.templates.servers_own \
+            and kind.has_props_template else None
+        template = self._template(props)
         model = os.path.basename(str(props.get("model_alias") or props.get("model_path")
                                      or self._model_from_list(kind) or "servercpp"))
         path = str(props.get("model_path") or "")
         card = card_of(model, props, self._listed(kind), template, _header(path), path,
+                       chat_layer=layer is not None,
                        reranks=kind.has_props_template and self._reranks())
         # lazy grammars came with the Jinja tool-calling work, which added chat_template_caps
-        facts = ServerFacts(kind, model, template,
+        facts = ServerFacts(kind, model, template, layer,
                             lazy_grammar="chat_template_caps" in props,
-                            short_ids=chat_layer and not self._renders(
-                                callids.probe(callids.LONG_ID)),
-                            thinking=template is not None
-                            and thinking_of(self.reasoning, template),
+                            thinking=thinking_of(self.reasoning, template),
                             card=card, media_marker=str(props.get("media_marker") or ""))
         return facts, _total_slots(props)
+
+    def _chat_layer(self) -> Optional[ChatLayer]:
+        """The server's own chat layer, if it renders chats with tools (llama-server with its
+        Jinja templates on), and whether its template has tool syntax: the prompt it renders
+        for a chat with an earlier call has the call's argument in it (llama.cpp learns a
+        family's call syntax from how its template writes calls, and only then forces and
+        reads them)."""
+        prompt = self._rendered(tool_chat(callids.template_id(callids.LONG_ID)))
+        if prompt is None:
+            return None
+        return ChatLayer(tools=CALL_WORDS in prompt,
+                         short_ids=self._rendered(tool_chat(callids.LONG_ID)) is None)
 
     def _reranks(self) -> bool:
         """Whether the server was started with ``--reranking``: asked by a body without a
@@ -94,15 +109,16 @@ class Detector:
             return False
         return reply.status_code == 400
 
-    def _renders(self, chat: dict) -> bool:
-        """Whether the server renders ``chat`` (with its tools) itself: llama-server with its
-        Jinja templates on does (``/apply-template``), and its chat layer is what the proxy
-        chats through; without them, or before that route, it refuses."""
+    def _rendered(self, chat: dict) -> Optional[str]:
+        """The prompt the server renders for ``chat`` (with its tools) itself: llama-server
+        with its Jinja templates on does (``/apply-template``); without them, or before that
+        route, it refuses (``None``)."""
         try:
             reply = self.client.post("/apply-template", chat, timeout=DETECT_TIMEOUT)
-        except UpstreamError:
-            return False
-        return reply.ok
+            prompt = reply.json().get("prompt") if reply.ok else None
+        except (UpstreamError, ValueError, AttributeError):
+            return None
+        return prompt if isinstance(prompt, str) else None
 
     def _template(self, props: dict) -> ChatTemplate:
         server = {"server_template": props.get("chat_template") or None,
@@ -111,8 +127,8 @@ class Detector:
         try:
             return self.templates.build(**server, adds_bos=self._adds_bos(server))
         except ValueError as exc:
-            logger.error("the upstream's chat template cannot be used (%s); "
-                         "using the historic template", exc)
+            logger.error("the upstream's chat template cannot be rendered by the proxy (%s); "
+                         "the chats it renders itself use the historic template", exc)
             return self.templates.build()
 
     def _adds_bos(self, server: dict) -> bool:
@@ -159,6 +175,17 @@ class Detector:
             return response.json()["data"][0]["id"]
         except (ValueError, KeyError, IndexError, TypeError):
             return ""
+
+
+def tool_chat(call_id: str) -> dict:
+    """The chat of :func:`proxy.backends.structured.callids.probe`, its call's argument in
+    words no template writes of its own."""
+    chat = callids.probe(call_id)
+    chat["tools"][0]["function"]["parameters"] = {
+        "type": "object", "properties": {"value": {"type": "string"}}}
+    chat["messages"][1]["tool_calls"][0]["function"]["arguments"] = \
+        '{"value": "%s"}' % CALL_WORDS
+    return chat
 
 
 def _header(path: str) -> Optional[gguffile.GGUFFile]:

@@ -14,24 +14,29 @@ LISTED = {"n_ctx": 8192, "n_params": 135_000_000, "size": 98_000_000, "ftype": "
 HISTORIC = HistoricTemplate("", "\nUSER: ", "\nASSISTANT: ", "\nRULE: ", "</s>")
 
 
-@pytest.mark.parametrize(("props", "template", "capabilities"), [
-    pytest.param(PROPS, None, ("completion", "tools"), id="chat-layer-with-tools"),
-    pytest.param({**PROPS, "chat_template_caps": {"supports_tools": False}}, None,
-                 ("completion",), id="chat-layer-without-tools"),
+TEMPLATE = JinjaTemplate("{{ messages }}", name="t")
+
+
+@pytest.mark.parametrize(("props", "template", "layer", "capabilities"), [
+    pytest.param(PROPS, TEMPLATE, True, ("completion", "tools"), id="chat-layer-with-tools"),
+    pytest.param({**PROPS, "chat_template_caps": {"supports_tools": False}}, TEMPLATE, True,
+                 ("completion", "tools"), id="chat-layer-without-tools-the-proxy-calls-them"),
     pytest.param({**PROPS, "chat_template": "{% if enable_thinking %}<think>{% endif %}"},
-                 None, ("completion", "tools", "thinking"), id="chat-layer-thinking"),
-    pytest.param({**PROPS, "modalities": {"vision": True}}, None,
+                 TEMPLATE, True, ("completion", "tools", "thinking"), id="chat-layer-thinking"),
+    pytest.param({**PROPS, "modalities": {"vision": True}}, TEMPLATE, True,
                  ("completion", "tools", "vision"), id="a-projector"),
-    pytest.param({}, HISTORIC, ("completion", "tools"), id="the-proxy-renders-and-reads-calls"),
-    pytest.param({}, JinjaTemplate("<think>{{ messages }}", name="t"),
+    pytest.param({}, HISTORIC, False, ("completion", "tools"),
+                 id="the-proxy-renders-and-reads-calls"),
+    pytest.param({}, JinjaTemplate("<think>{{ messages }}", name="t"), False,
                  ("completion", "tools", "thinking"), id="a-thinking-template-the-proxy-renders"),
 ])
-def test_capabilities(props, template, capabilities):
-    assert card_of("m", props, {}, template).capabilities == capabilities
+def test_capabilities(props, template, layer, capabilities):
+    assert card_of("m", props, {}, template, chat_layer=layer).capabilities == capabilities
 
 
 def test_a_reranker_only_reranks():
-    assert card_of("m", PROPS, {}, None, reranks=True).capabilities == ("rerank",)
+    assert card_of("m", PROPS, {}, TEMPLATE, chat_layer=True,
+                   reranks=True).capabilities == ("rerank",)
 
 
 def test_a_file_card_says_what_its_servers_flags_let_it_do(tmp_path):
@@ -43,7 +48,7 @@ def test_a_file_card_says_what_its_servers_flags_let_it_do(tmp_path):
 
 
 def test_the_context_a_conversation_gets_and_the_servers_facts():
-    card = card_of("m", PROPS, LISTED, None)
+    card = card_of("m", PROPS, LISTED, TEMPLATE, chat_layer=True)
     assert (card.context_length, card.parameters, card.size, card.quantization) == (
         4096, 135_000_000, 98_000_000, "Q4_K_M")
     assert card.template == "{{ messages }}" and len(card.digest) == 64
