@@ -2,7 +2,8 @@
 
 SmolLM2-135M-Instruct (ChatML, no tools in its template) and the tiny model (a ChatML-like
 template of its own) on current llama-server with its Jinja chat layer, without it
-(``--no-jinja``) and on the bundled engine. The server's chat layer would drop the tools
+(``--no-jinja``) and on the bundled engine; the tiny model on PowerInfer's and llama.cpp's
+2023 servers, with the historic template. The server's chat layer would drop the tools
 and answer in text; the proxy sends these chats its own way, so every form of
 ``tool_choice`` in every client API yields a valid call to the right function, whole and
 streamed, and the call's result goes back to the model. Structured output answers validate
@@ -32,18 +33,20 @@ ANTHROPIC_TOOLS = [{"name": tool["function"]["name"],
                     "input_schema": tool["function"]["parameters"]} for tool in (WEATHER, CLOCK)]
 RESPONSES_TOOLS = [{"type": "function", **tool["function"]} for tool in (WEATHER, CLOCK)]
 SERVERS = {"llama-server": ("llamacpp", ()), "no-jinja": ("llamacpp", ("--no-jinja",)),
-           "bundled": ("bundled", ())}
+           "bundled": ("bundled", ()), "powerinfer": ("powerinfer", ()),
+           "llamacpp-2023": ("llamacpp-2023", ())}
+OLD = ("powerinfer", "llamacpp-2023")  # they read the tiny model only, with no template
 
 
-@pytest.fixture(scope="module", params=["smollm2", "tiny"])
-def weights(request, model):
-    return smollm2() if request.param == "smollm2" else model
-
-
-@pytest.fixture(scope="module", params=list(SERVERS))
-def proxy(request, weights, logs):
-    kind, extra = SERVERS[request.param]
-    name = f"forced-{request.param}-{weights.stem}"
+@pytest.fixture(scope="module", params=[(server, weights) for server in SERVERS
+                                        for weights in ("smollm2", "tiny")
+                                        if server not in OLD or weights == "tiny"],
+                ids="-".join)
+def proxy(request, model, logs):
+    server, weights = request.param
+    kind, extra = SERVERS[server]
+    weights = smollm2() if weights == "smollm2" else model
+    name = f"forced-{server}-{weights.stem}"
     with LlamaServer(weights, logs / f"{name}.log", kind=kind, parallel=1, ctx_size=4096,
                      threads=2, extra_args=extra) as server, \
             ProxyProcess(server.url, logs / f"proxy-{name}.log") as running:
