@@ -10,8 +10,8 @@ from flask import Flask
 
 from proxy.access.build import build_access, build_responses
 from proxy.access.images import ImageFetcher
-from proxy.api import (admin, anthropic, auth, errors, glm, observe, ollama, openai, rerank,
-                       responses, web)
+from proxy.api import (admin, anthropic, auth, browsers, errors, glm, observe, ollama, openai,
+                       rerank, responses, web)
 from proxy.api.jsonbody import OrjsonProvider
 from proxy.api.state import ProxyState
 from proxy.backends.base import Backend
@@ -56,6 +56,7 @@ def create_app(settings: Settings, runtime: Runtime, *,
         metrics.watch(router)
     app.extensions["proxy"] = state
     observe.init_app(app, state)
+    browsers.init_app(app, settings)
 
     @app.before_request
     def refuse_while_stopping() -> None:

@@ -155,8 +155,12 @@ class AccessSettings:
                              secret=True, metavar="KEY")
     metrics_key: str = setting("", "key for GET /metrics (the admin key opens it too); none = "
                                    "/metrics is public", secret=True, metavar="KEY")
-    cors_origins: tuple = setting((), "origins allowed to call the API from a browser "
-                                      "('*' = any); none = CORS off", metavar="ORIGIN")
+    cors_origins: tuple = setting((), "origins of other sites whose pages may call the API "
+                                      "from a browser ('*' = any); none = only the proxy's own "
+                                      "pages and pages of this machine", metavar="ORIGIN")
+    allowed_hosts: tuple = setting((), "host names served besides this machine's own when the "
+                                       "proxy listens on a loopback address (a name in "
+                                       "/etc/hosts, a reverse proxy's)", metavar="HOST")
     image_urls: str = setting("off", "fetch the images clients give as http(s) URLs: off "
                                      "(only images sent inline are read), public (from "
                                      "addresses on the internet only), any (the LAN's too)",

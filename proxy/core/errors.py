@@ -5,6 +5,7 @@ ProxyError                      500  an expected failure; the base of all below
  │    └── ContextLengthError        the prompt does not fit the model's context
  ├── AuthenticationError        401  missing or wrong API key
  ├── PermissionDeniedError      403  the key may not use the model
+ ├── ForbiddenOriginError       403  a web page's request the proxy does not serve
  ├── NotFoundError              404  unknown route
  │    └── ModelNotFoundError        the request names a model this proxy does not serve
  ├── MethodNotAllowedError      405
@@ -95,6 +96,14 @@ class PermissionDeniedError(ProxyError):
     status = 403
     type = "invalid_request_error"
     code = "model_not_allowed"
+
+
+class ForbiddenOriginError(ProxyError):
+    """A browser's request from a page, or for a host name, that the proxy does not serve."""
+
+    status = 403
+    type = "permission_error"
+    code = "origin_not_allowed"
 
 
 class RateLimitError(ProxyError):

@@ -1,0 +1,53 @@
+"""Browsers: the requests a web page may make the proxy serve, and the headers that keep its
+own pages from being framed or sniffed (see :mod:`proxy.access.browsers`)."""
+from __future__ import annotations
+
+import secrets
+
+from flask import Flask, Response, g, request
+
+from proxy.access.browsers import host_served, origin_allowed
+from proxy.config.settings import Settings
+from proxy.core.errors import ForbiddenOriginError
+
+# a page runs the scripts it was rendered with (their nonce) and no other, is never framed,
+# and sends no address of its own to anyone
+POLICY = ("default-src 'self'; script-src 'nonce-{nonce}'; img-src 'self' data:; "
+          "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; "
+          "form-action 'self'")
+PAGE_HEADERS = {"X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    """Refuse what a page elsewhere makes a browser send; protect the proxy's own pages."""
+    bound = settings.serving.host
+    hosts = frozenset(settings.access.allowed_hosts)
+    origins = frozenset(settings.access.cors_origins)
+
+    @app.before_request
+    def only_pages_allowed() -> None:
+        asked = request._get_current_object()  # read once: each read of ``request`` is a lookup
+        host = asked.headers.get("Host", "")
+        if not host_served(host, bound, hosts):
+            raise ForbiddenOriginError(
+                "This proxy listens on a loopback address and serves requests for this "
+                "machine's names only; start it with --allowed-hosts NAME to serve another.")
+        origin = asked.headers.get("Origin")
+        if origin is not None and not origin_allowed(origin, host, origins):
+            raise ForbiddenOriginError(
+                "Requests from web pages of other sites are refused; start the proxy with "
+                "--cors-origins ORIGIN to allow a site's pages.")
+
+    @app.context_processor
+    def script_nonce() -> dict:
+        g.csp_nonce = secrets.token_urlsafe(16)
+        return {"csp_nonce": g.csp_nonce}
+
+    @app.after_request
+    def protect(response: Response) -> Response:
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        if response.mimetype == "text/html":
+            response.headers["Content-Security-Policy"] = POLICY.format(
+                nonce=g.get("csp_nonce", "none"))
+            response.headers.update(PAGE_HEADERS)
+        return response
