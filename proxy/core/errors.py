@@ -74,9 +74,12 @@ class ContextLengthError(InvalidRequestError):
 
     code = "context_length_exceeded"
 
-    def __init__(self, prompt_tokens: int, limit: int) -> None:
+    def __init__(self, prompt_tokens: int, limit: int, *, at_least: bool = False) -> None:
+        """``at_least``: ``prompt_tokens`` is a bound the prompt is known to exceed, found
+        without tokenizing it."""
+        counted = f"at least {prompt_tokens}" if at_least else str(prompt_tokens)
         super().__init__(f"This model's maximum context length is {limit} tokens. However, "
-                         f"your messages resulted in {prompt_tokens} tokens. Please reduce the "
+                         f"your messages resulted in {counted} tokens. Please reduce the "
                          f"length of the messages.", param="messages")
         self.prompt_tokens = prompt_tokens
         self.limit = limit

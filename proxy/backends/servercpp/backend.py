@@ -32,7 +32,7 @@ from proxy.backends.structured import replies
 from proxy.backends.structured.constraints import output_fields
 from proxy.backends.structured.stops import stopping
 from proxy.backends.structured.toolformats import FORMATS, tool_names
-from proxy.core import images
+from proxy.core import context, images
 from proxy.core.errors import UNREACHABLE, UpstreamError, UpstreamUnavailableError
 from proxy.core.types import (Chunk, Completion, Embeddings, GenerationRequest, Health, ModelCard,
                               ModelInfo, Ranking, Usage)
@@ -82,16 +82,21 @@ class ServerCppBackend(Backend):
 
     def complete(self, request: GenerationRequest) -> Completion:
         with self.client.blamed():
-            self._check_images(request)
+            self._check(request)
             return self._complete(request)
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
         with self.client.blamed():
-            self._check_images(request)
+            self._check(request)
             if self._route(request) == CHAT_LAYER:
                 yield from self._chat_stream(request)
             else:
                 yield from self._stream(request, count_first=request.is_chat)
+
+    def _check(self, request: GenerationRequest) -> None:
+        """Refuse at once what the server cannot serve, before it spends time on it."""
+        self._check_images(request)
+        context.check_fits(request, self._connected().card.context_length)
 
     def _check_images(self, request: GenerationRequest) -> None:
         """Refuse images the model cannot see: its server reads none (no vision projector,
@@ -135,7 +140,8 @@ class ServerCppBackend(Backend):
 
         def post(facts: ServerFacts) -> tuple:
             prompt, payload = self._payload(request, facts, stream=False)
-            return facts, prompt, self.client.post_json("/completion", payload)
+            return facts, prompt, self.client.post_json("/completion", payload,
+                                                        client_gone=request.client_gone)
 
         facts, prompt, body = self.admission.run(lambda: self._reconnecting(post),
                                                  request.client_gone)
@@ -191,7 +197,7 @@ class ServerCppBackend(Backend):
                 prompt, payload = self._payload(_counted(request, facts), facts, stream=True)
                 sent.append((facts, prompt))
                 return facts, prompt, stack.enter_context(
-                    self.client.stream("/completion", payload))
+                    self.client.stream("/completion", payload, client_gone=request.client_gone))
 
             facts, prompt, pieces = self._reconnecting(attempt)
             limit = _legacy_limit(request, facts)
@@ -212,8 +218,8 @@ class ServerCppBackend(Backend):
             return collect(self._chat_stream(request))
         payload = chat.chat_payload(request, stream=False, **self._chat_options())
         body = self.admission.run(
-            lambda: self._reconnecting(lambda _: self.client.post_json(chat.PATH, payload)),
-            request.client_gone)
+            lambda: self._reconnecting(lambda _: self.client.post_json(
+                chat.PATH, payload, client_gone=request.client_gone)), request.client_gone)
         result = chat.completion(body, self.client.label, request.logprobs)
         result = replace(result, usage=self._with_thoughts(result.usage, result.reasoning))
         if request.tokenize:
@@ -237,7 +243,8 @@ class ServerCppBackend(Backend):
         payload = chat.chat_payload(request, stream=True, **self._chat_options())
         with contextlib.ExitStack() as stack:
             pieces = self._reconnecting(
-                lambda _: stack.enter_context(self.client.stream(chat.PATH, payload)))
+                lambda _: stack.enter_context(self.client.stream(
+                    chat.PATH, payload, client_gone=request.client_gone)))
             yield from chat.stream_chunks(parse.line_batches(pieces), self.client.label,
                                           request.logprobs)
 

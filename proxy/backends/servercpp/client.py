@@ -5,14 +5,14 @@ import contextlib
 import json
 import socket
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import orjson
 
-from proxy.backends.servercpp.connections import Connection, ConnectionPool, Head
+from proxy.backends.servercpp.connections import Abandoned, Connection, ConnectionPool, Head
 from proxy.backends.servercpp.parse import stream_error
-from proxy.core.errors import (UNREACHABLE, ProxyError, SlotUnavailableError, UpstreamError,
-                          UpstreamTimeoutError, UpstreamUnavailableError)
+from proxy.core.errors import (UNREACHABLE, ClientGoneError, ProxyError, SlotUnavailableError,
+                               UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError)
 from proxy.ops.measure import waited, waiting
 
 
@@ -76,9 +76,12 @@ class UpstreamClient:
         """POST without judging the status (detection reads refusals)."""
         return self._whole(path, self._post(path, body), timeout)
 
-    def post_json(self, path: str, body: dict) -> object:
-        """POST and return the decoded JSON answer, or raise the mapped error."""
-        reply = self._whole(path, self._post(path, body), None)
+    def post_json(self, path: str, body: dict, *,
+                  client_gone: Optional[Callable[[], bool]] = None) -> object:
+        """POST and return the decoded JSON answer, or raise the mapped error;
+        ``client_gone``: the request's client, whose leaving gives the answer up (and tells the
+        server to stop working on it)."""
+        reply = self._whole(path, self._post(path, body), None, client_gone)
         self.raise_for_status(reply)
         try:
             return reply.json()
@@ -87,13 +90,15 @@ class UpstreamClient:
                                 f"something that is not JSON") from None
 
     @contextlib.contextmanager
-    def stream(self, path: str, body: dict) -> Iterator[Iterator[bytes]]:
+    def stream(self, path: str, body: dict, *, client_gone: Optional[Callable[[], bool]] = None
+               ) -> Iterator[Iterator[bytes]]:
         """POST and yield the raw body pieces as they arrive; leaving closes the connection.
 
         Closing the connection early is what tells server.cpp to stop generating; servers
-        close it after a stream anyway, so it never goes back to the pool.
+        close it after a stream anyway, so it never goes back to the pool. ``client_gone``:
+        as for :meth:`post_json`, while the server sends nothing (a long prompt).
         """
-        connection, head = self._send(self._post(path, body), None)
+        connection, head = self._send(self._post(path, body), None, client_gone)
         try:
             if head.status >= 400:
                 self.raise_for_status(self._read(connection, head, path))
@@ -117,13 +122,15 @@ class UpstreamClient:
         data = _dumps(body)
         return b"%sContent-Length: %d\r\n\r\n%s" % (self._head("POST", path), len(data), data)
 
-    def _whole(self, path: str, request: bytes, timeout: Optional[float]) -> UpstreamReply:
-        connection, head = self._send(request, timeout)
+    def _whole(self, path: str, request: bytes, timeout: Optional[float],
+               client_gone: Optional[Callable[[], bool]] = None) -> UpstreamReply:
+        connection, head = self._send(request, timeout, client_gone)
         try:
             reply = self._read(connection, head, path)
-        except UpstreamError:
+        except ProxyError:
             connection.close()
             raise
+        connection.client_gone = None
         if head.keep_alive and not head.chunked:  # a chunked body's trailers are left unread
             if timeout is not None:
                 connection.set_deadline(self.pool.read_timeout)
@@ -132,12 +139,14 @@ class UpstreamClient:
             connection.close()
         return reply
 
-    def _send(self, request: bytes, timeout: Optional[float]) -> tuple:
+    def _send(self, request: bytes, timeout: Optional[float],
+              client_gone: Optional[Callable[[], bool]] = None) -> tuple:
         """Send the request and read the answer's head, on a pooled connection if one is
         open; one that the server closed while idle is replaced once."""
         with waiting():
             for _ in range(2):
                 connection, reused = self._take()
+                connection.client_gone = client_gone
                 if timeout is not None:
                     connection.set_deadline(timeout)
                 try:
@@ -203,8 +212,12 @@ class UpstreamClient:
             f"cannot reach {self.label}: is llama-server running and "
             f"--llama-api right?", code=UNREACHABLE, retry_after=2)
 
-    def _failed(self, exc: Exception) -> UpstreamError:
-        """A failure once the request was sent: a timeout, or the exchange broke off."""
+    def _failed(self, exc: Exception) -> ProxyError:
+        """A failure once the request was sent: a timeout, the client gone, or the exchange
+        broke off."""
+        if isinstance(exc, Abandoned):
+            return ClientGoneError("the client went away before its answer was whole; the "
+                                   "server was told to stop")
         if isinstance(exc, socket.timeout):
             return UpstreamTimeoutError(f"{self.label} did not answer in time; "
                                         f"raise --upstream-timeout or ask for fewer tokens")

@@ -12,8 +12,9 @@ import socket
 import ssl
 import struct
 import threading
+import time
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 from urllib.parse import urlsplit
 
 from proxy.backends.servercpp.chunked import dechunked
@@ -22,10 +23,15 @@ LONGEST_HEAD = 65536
 MOST_HEADERS = 100
 PIECE = 65536  # the most read at once; a read returns what has arrived
 WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+WATCH_EVERY = 0.25  # seconds between two looks at the client while the server says nothing
 
 
 class BrokenAnswer(ValueError):
     """What the server sent is not an HTTP/1.x answer, or it ended early."""
+
+
+class Abandoned(Exception):
+    """The client the answer was for went away while the server worked on it."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,10 @@ class Connection:
         """``deadline``: seconds a read or write may wait (default: the socket's timeout)."""
         self.sock = sock
         self.buffer = b""
+        # while a request's client is watched: whether it has gone (then the connection is
+        # given up, which tells the server to stop working for it)
+        self.client_gone: Optional[Callable[[], bool]] = None
+        self.next_look = 0.0  # when the client is next looked at, while the server sends
         if deadline is None:
             deadline = sock.gettimeout()
         sock.settimeout(None)  # blocking, from here on: the kernel keeps the deadline
@@ -59,6 +69,7 @@ class Connection:
     def set_deadline(self, seconds: Optional[float]) -> None:
         """How long each read or write may wait from now on; ``None``: for ever."""
         seconds = seconds or 0.0  # 0: no deadline, as the kernel reads it
+        self.deadline = seconds
         value = struct.pack("ll", int(seconds), int((seconds - int(seconds)) * 1_000_000))
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
@@ -127,11 +138,36 @@ class Connection:
             yield piece
 
     def _receive(self) -> bytes:
-        """One read of the socket: what has arrived, up to :data:`PIECE`; ``b""`` once closed."""
+        """One read of the socket: what has arrived, up to :data:`PIECE`; ``b""`` once closed.
+
+        While the client is watched, it is looked at every :data:`WATCH_EVERY` seconds,
+        whether the server sends or says nothing, and the answer is given up once it has gone.
+        """
+        if self.client_gone is not None:
+            self._await_answer(self.client_gone)
         try:
             return self.sock.recv(PIECE)
         except WOULD_BLOCK:  # the kernel's deadline passed
             raise socket.timeout("the server sent nothing in time") from None
+
+    def _await_answer(self, client_gone: Callable[[], bool]) -> None:
+        """Return once the socket has something to read (or its deadline passed: the read
+        then says so); raise :class:`Abandoned` once the client has gone."""
+        now = time.monotonic()
+        if now >= self.next_look:
+            self.next_look = now + WATCH_EVERY
+            if client_gone():
+                raise Abandoned("the client went away")
+        if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
+            return
+        poller = select.poll()
+        poller.register(self.sock, select.POLLIN)
+        due = now + self.deadline if self.deadline else None
+        while not poller.poll(WATCH_EVERY * 1000):
+            if client_gone():
+                raise Abandoned("the client went away")
+            if due is not None and time.monotonic() > due:
+                return
 
     def _head(self) -> Head:
         head = self._read_head()
