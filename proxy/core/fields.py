@@ -109,10 +109,12 @@ class Fields:
 
 
 def model_name(body: Any) -> Optional[str]:
-    """The model a request body names, if any; a model that is not a string is a 400."""
+    """The model a request body names, if any (``model``, or the ``name`` of Ollama's older
+    bodies); a model that is not a string is a 400."""
     if not isinstance(body, dict):
         return None
-    return Fields(body).string("model") or None
+    fields = Fields(body)
+    return fields.string("model") or fields.string("name") or None
 
 
 # how each sampling field is read, and its bounds

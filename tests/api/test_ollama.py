@@ -133,6 +133,6 @@ def test_keys_as_ollamas_clients_send_them(make_client, tmp_path):
     assert client.post("/api/chat", json={**CHAT, "model": "llama"},
                        headers=alice).status_code == 403
     assert client.post("/api/show", json={"model": "llama"}, headers=alice).status_code == 403
-    assert client.post("/api/show", json={"name": "llama"}, headers=alice).status_code == 404
+    assert client.post("/api/show", json={"name": "llama"}, headers=alice).status_code == 403
     assert client.post("/api/chat", json={**CHAT, "stream": False},
                        headers=alice).status_code == 200
