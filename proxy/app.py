@@ -21,6 +21,7 @@ from proxy.dialects import anthropic as messages
 from proxy.dialects import rerank as ranking
 from proxy.dialects.ollama import shared as ollama_shape
 from proxy.core.errors import ShuttingDownError
+from proxy.core.images import Bounds
 from proxy.fleet.build import build_fleet, fleet_of
 from proxy.ops.history import History
 from proxy.ops.metrics import Metrics
@@ -49,7 +50,8 @@ def create_app(settings: Settings, runtime: Runtime, *,
     router = (fleet_of(backend, settings) if backend is not None
               else build_fleet(settings, runtime, metrics=metrics))
     history = History(metrics.summed) if metrics is not None else None
-    images = ImageFetcher(settings.access.image_urls, settings.limits.max_image_size)
+    images = ImageFetcher(settings.access.image_urls, Bounds(settings.limits.max_image_size,
+                                                             settings.limits.max_image_pixels))
     state = ProxyState(settings, router, access, build_responses(settings, runtime), metrics,
                        history, images)
     if metrics is not None:

@@ -21,12 +21,12 @@ HEADERS = {"User-Agent": "oai-proxy", "Accept": "image/*"}
 
 
 class ImageFetcher:
-    """Fetches the URL images of a request, within ``policy`` and the size ``limit``."""
+    """Fetches the URL images of a request, within ``policy`` and ``bounds``."""
 
-    def __init__(self, policy: str, limit: int, *, timeout: float = FETCH_TIMEOUT,
+    def __init__(self, policy: str, bounds: images.Bounds, *, timeout: float = FETCH_TIMEOUT,
                  resolve: Optional[Callable[[str], list]] = None) -> None:
         self.policy = policy
-        self.limit = limit
+        self.bounds = bounds
         self.timeout = timeout
         self.resolve = resolve or _addresses
 
@@ -51,12 +51,12 @@ class ImageFetcher:
                 raise _fail(image, "is not on the internet (the proxy fetches images from "
                                    "public addresses only)")
         try:
-            status, raw = fetch(url, address, self.timeout, self.limit + 1)
+            status, raw = fetch(url, address, self.timeout, self.bounds.size + 1)
         except (OSError, http.client.HTTPException, ValueError):
             raise _fail(image, "could not be fetched: its server did not answer") from None
         if status != 200:
             raise _fail(image, f"could not be fetched: its server answered {status}")
-        return images.from_bytes(raw, image.field, self.limit, image.at)
+        return images.from_bytes(raw, image.field, self.bounds, image.at)
 
     def _public_address(self, host: str) -> Optional[str]:
         """An address of ``host`` to connect to, if every one of them is public."""

@@ -32,6 +32,7 @@ class ProxyState:
     def limits(self) -> Limits:
         limits = self.settings.limits
         return Limits(limits.max_choices, limits.max_batch, limits.max_image_size,
+                      limits.max_image_pixels,
                       image_urls=self.settings.access.image_urls != "off")
 
 

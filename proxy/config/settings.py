@@ -198,6 +198,12 @@ class LimitSettings:
     max_body_size: int = setting(32 * 1024 * 1024, "largest request body accepted, in bytes "
                                                    "(its images' base64 included)")
     max_image_size: int = setting(20 * 1024 * 1024, "largest image accepted, in bytes")
+    max_image_pixels: int = setting(4096 * 4096, "most pixels an image may declare (width x "
+                                                 "height, read from its header, never "
+                                                 "decoded): 4096x4096 holds a 12-megapixel "
+                                                 "photo or a 5K screenshot, more than vision "
+                                                 "models see; a few bytes can declare "
+                                                 "gigabytes, which the server would decode")
     max_choices: int = setting(8, "largest 'n' (choices per request) accepted")
     max_batch: int = setting(256, "most inputs accepted in one embeddings request, and most "
                                   "documents in one rerank request")
@@ -346,8 +352,8 @@ def _validate(settings: dict) -> None:
         raise ValueError("--llama-api names the same URL twice")
     if not 0 < settings["port"] < 65536:
         raise ValueError(f"--port must be between 1 and 65535, got {settings['port']}")
-    for name in ("workers", "threads", "max_body_size", "max_image_size", "max_choices",
-                 "max_batch"):
+    for name in ("workers", "threads", "max_body_size", "max_image_size", "max_image_pixels",
+                 "max_choices", "max_batch"):
         if settings[name] < 1:
             raise ValueError(f"{flag_name(name)} must be at least 1")
     for name in ("client_timeout", "connect_timeout", "upstream_timeout", "queue_timeout",

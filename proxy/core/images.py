@@ -1,79 +1,106 @@
 """Images as clients send them (data URIs, bare base64, fetched bytes), checked to be whole
-images of a kind the servers read and within the operator's size limit, so that a bad one is
-a 400 naming its field rather than a server's error. Pure: text and bytes in, values out.
+images of a kind the servers read and within the operator's bounds, so that a bad one is a
+400 naming its field rather than a server's error. Pure: text and bytes in, values out.
 
-Pillow reads the bytes: it tells a PNG from a text file by what they are, not by what the
-client called them, and finds one cut short (a PNG by its chunks' checksums, in a
-millisecond for a screenshot; other kinds by decoding them).
+An image is judged by what its structure declares (:mod:`proxy.core.imagefile`), never
+decoded: a few bytes may declare gigabytes of pixels, which a decoder, here or in the server,
+would build before it found out.
 """
 from __future__ import annotations
 
 import base64
 import binascii
-import io
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Iterator, Sequence, Union
 
-from PIL import Image as Picture
-from PIL import UnidentifiedImageError
-
+from proxy.core import imagefile
 from proxy.core.errors import InvalidRequestError
 from proxy.core.types import Image, Message
 
-# what llama.cpp's image loader reads, by Pillow's name for each
-MEDIA_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif",
-               "WEBP": "image/webp", "BMP": "image/bmp"}
-KINDS = "PNG, JPEG, GIF, WebP or BMP"
+BASE64_PIECE = 1 << 20  # characters of base64 decoded at a time: a multiple of 4
 
 
-def from_data_uri(uri: str, field: str, limit: int, at: int = 0) -> Image:
+@dataclass(frozen=True)
+class Bounds:
+    """How large one image may be: its bytes, and the pixels its header declares."""
+
+    size: int
+    pixels: int
+
+
+def from_data_uri(uri: str, field: str, bounds: Bounds, at: int = 0) -> Image:
     """The image of a ``data:image/…;base64,…`` URI."""
-    header, comma, payload = uri.partition(",")
-    if not comma or not header.startswith("data:"):
+    comma = uri.find(",")
+    header = uri[:comma]
+    if comma < 0 or not header.startswith("data:"):
         raise _fail(field, "must be a data URI (data:image/png;base64,…)")
     media_type, _, encoding = header[len("data:"):].partition(";")
     if not media_type.startswith("image/"):
         raise _fail(field, f"is a data URI of {media_type or 'text/plain'}, not of an image")
     if encoding != "base64":
         raise _fail(field, "must be base64 (data:image/png;base64,…)")
-    return from_base64(payload, field, limit, at)
+    return _read(uri, comma + 1, field, bounds, at)
 
 
-def from_base64(text: str, field: str, limit: int, at: int = 0) -> Image:
+def from_base64(text: str, field: str, bounds: Bounds, at: int = 0) -> Image:
     """The image whose bytes ``text`` holds in base64."""
-    if len(text) > _base64_length(limit):
-        raise _too_large(field, limit)
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise _fail(field, "is not base64 text, or is cut short") from None
-    return Image(field, at, checked(raw, field, limit), text)
+    return _read(text, 0, field, bounds, at)
 
 
-def from_bytes(raw: bytes, field: str, limit: int, at: int = 0) -> Image:
+def from_bytes(raw: bytes, field: str, bounds: Bounds, at: int = 0) -> Image:
     """The image of bytes the proxy fetched."""
-    media_type = checked(raw, field, limit)
+    media_type = checked(raw, field, bounds)
     return Image(field, at, media_type, base64.b64encode(raw).decode("ascii"))
 
 
-def checked(raw: bytes, field: str, limit: int) -> str:
-    """The media type of ``raw``, a whole image of a kind the servers read."""
-    if len(raw) > limit:
-        raise _too_large(field, limit)
+def checked(raw: bytes, field: str, bounds: Bounds) -> str:
+    """The media type of ``raw``, a whole image of a kind the servers read, within
+    ``bounds``."""
+    if len(raw) > bounds.size:
+        raise too_large(field, bounds.size)
     try:
-        with Picture.open(io.BytesIO(raw), formats=tuple(MEDIA_TYPES)) as picture:
-            kind = picture.format
-            if kind == "PNG":  # its chunks' checksums find damage without inflating pixels
-                picture.verify()
-            else:
-                picture.load()
-    except Picture.DecompressionBombError:
-        raise _fail(field, "has more pixels than an image may have") from None
-    except UnidentifiedImageError:
-        raise _fail(field, f"is not an image the models read ({KINDS})") from None
-    except (OSError, SyntaxError, ValueError, EOFError):
-        raise _fail(field, "is not a whole image: its data is cut short or damaged") from None
-    return MEDIA_TYPES[kind]
+        found = imagefile.declared(raw)
+    except imagefile.Refused as refused:
+        raise _fail(field, str(refused)) from None
+    if found.pixels > bounds.pixels:
+        raise _fail(field, f"has more pixels than an image may have: {found.width}x"
+                           f"{found.height}, over {bounds.pixels}")
+    return found.media_type
+
+
+def _read(text: str, start: int, field: str, bounds: Bounds, at: int) -> Image:
+    """The image whose bytes ``text`` holds in base64 from ``start``, its base64 taken out
+    of ``text`` once the image is found good."""
+    media_type = _checked_base64(text, start, field, bounds)
+    return Image(field, at, media_type, text[start:])
+
+
+def _checked_base64(text: str, start: int, field: str, bounds: Bounds) -> str:
+    """The media type of the image whose bytes ``text`` holds in base64 from ``start``."""
+    if len(text) - start > _base64_length(bounds.size):
+        raise too_large(field, bounds.size)
+    try:
+        raw = _decoded(text, start)
+    except (binascii.Error, ValueError):
+        raise _fail(field, "is not base64 text, or is cut short") from None
+    return checked(raw, field, bounds)
+
+
+def _decoded(text: str, start: int) -> bytearray:
+    """The bytes ``text`` holds in base64 from ``start``, decoded a piece at a time into one
+    buffer made to measure: neither the base64 nor its ASCII bytes are copied whole, nor the
+    bytes grown by copies (a 20 MB image costs its 20 MB)."""
+    raw = bytearray((len(text) - start) // 4 * 3)
+    done = 0
+    for at in range(start, len(text), BASE64_PIECE):
+        piece = text[at:at + BASE64_PIECE]
+        if piece.endswith("=") and at + BASE64_PIECE < len(text):  # padding within
+            raise binascii.Error("padding before the end")
+        decoded = base64.b64decode(piece, validate=True)
+        raw[done:done + len(decoded)] = decoded
+        done += len(decoded)
+    del raw[done:]  # the padding's room
+    return raw
 
 
 def pieces(message: Message) -> Iterator[Union[str, Image]]:
@@ -106,7 +133,8 @@ def _base64_length(limit: int) -> int:
     return 4 * -(-limit // 3)
 
 
-def _too_large(field: str, limit: int) -> InvalidRequestError:
+def too_large(field: str, limit: int) -> InvalidRequestError:
+    """The error of an image of more than ``limit`` bytes."""
     return _fail(field, f"is larger than the {limit} bytes an image may be")
 
 

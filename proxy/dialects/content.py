@@ -40,8 +40,7 @@ class Content:
 
     def add_base64(self, data: str, field: str) -> None:
         """An image given as its bytes in base64."""
-        self.images.append(images.from_base64(data, field, self.limits.max_image_size,
-                                              self.length))
+        self.images.append(images.from_base64(data, field, self.limits.image, self.length))
 
     def add_image(self, image: Image) -> None:
         """An image read before, placed here."""
@@ -52,7 +51,7 @@ def image_at(url: str, field: str, limits: Limits, at: int = 0) -> Image:
     """The image of a URL a client gave: a data URI, read now, or an http(s) one, fetched
     before the request runs when the operator allows it."""
     if url.startswith("data:"):
-        return images.from_data_uri(url, field, limits.max_image_size, at)
+        return images.from_data_uri(url, field, limits.image, at)
     if urlsplit(url).scheme.lower() not in ("http", "https"):
         raise InvalidRequestError(f"'{field}' must be a data URI or an http(s) URL", param=field)
     if not limits.image_urls:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Protocol, Sequence
 
 from proxy.core.errors import ProxyError
+from proxy.core.images import Bounds
 from proxy.core.types import GenerationRequest
 from proxy.dialects.streaming import EventRenderer
 
@@ -23,7 +24,13 @@ class Limits:
     max_choices: int = 8  # ``n`` times the prompts
     max_batch: int = 256  # inputs of one embeddings request
     max_image_size: int = 20 * 1024 * 1024  # bytes of one image
+    max_image_pixels: int = 4096 * 4096  # pixels one image may declare
     image_urls: bool = False  # images given by http(s) URL are fetched (else refused)
+
+    @property
+    def image(self) -> Bounds:
+        """What one image may be, as :mod:`proxy.core.images` checks it."""
+        return Bounds(self.max_image_size, self.max_image_pixels)
 
 
 @dataclass(frozen=True)

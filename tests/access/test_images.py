@@ -10,11 +10,14 @@ import pytest
 from proxy.access import images
 from proxy.access.images import ImageFetcher
 from proxy.core.errors import InvalidRequestError
+from proxy.core.images import Bounds
 from proxy.core.types import GenerationRequest, Image, Message
 from tests.images import base64_of, noise, picture
 
 PNG = picture()
 FIELD = "messages[0].content[0].image_url.url"
+BOUNDS = Bounds(size=1 << 20, pixels=1 << 20)
+TIGHT = Bounds(size=2000, pixels=1 << 20)
 
 
 class _Images(BaseHTTPRequestHandler):
@@ -54,14 +57,14 @@ def asking(url: str) -> GenerationRequest:
 
 
 def test_an_image_is_fetched_and_kept_in_its_place(site):
-    fetched = ImageFetcher("any", 1 << 20).fetched(asking(site + "/cat.png"))
+    fetched = ImageFetcher("any", BOUNDS).fetched(asking(site + "/cat.png"))
     assert fetched.messages[1].images == (Image(FIELD, 3, "image/png", base64_of(PNG)),)
     assert fetched.messages[0] == Message("system", "be brief")
 
 
 def test_a_request_without_urls_is_left_as_it_is():
     request = GenerationRequest(messages=(Message("user", "hi"),))
-    assert ImageFetcher("any", 1 << 20).fetched(request) is request
+    assert ImageFetcher("any", BOUNDS).fetched(request) is request
 
 
 @pytest.mark.parametrize("path, policy, says", [
@@ -73,14 +76,14 @@ def test_a_request_without_urls_is_left_as_it_is():
 ])
 def test_what_cannot_be_fetched_is_a_400_naming_the_field(site, path, policy, says):
     with pytest.raises(InvalidRequestError) as caught:
-        ImageFetcher(policy, 2000).fetched(asking(site + path))
+        ImageFetcher(policy, TIGHT).fetched(asking(site + path))
     assert caught.value.param == FIELD
     assert says in caught.value.message
     assert "127.0.0.1" not in caught.value.message  # no address reaches the client
 
 
 def test_a_host_that_resolves_to_the_lan_is_not_fetched_under_public():
-    fetcher = ImageFetcher("public", 2000, resolve=lambda host: ["192.168.1.2"])
+    fetcher = ImageFetcher("public", TIGHT, resolve=lambda host: ["192.168.1.2"])
     with pytest.raises(InvalidRequestError, match="is not on the internet"):
         fetcher.fetched(asking("http://images.example/cat.png"))
 
@@ -96,7 +99,7 @@ def test_a_fetch_connects_to_the_address_it_was_given_under_the_hosts_own_name(s
 
 def test_a_host_that_does_not_answer_is_named_without_its_address():
     with pytest.raises(InvalidRequestError, match="did not answer") as caught:
-        ImageFetcher("any", 2000, timeout=2).fetched(asking("http://127.0.0.1:9/cat.png"))
+        ImageFetcher("any", TIGHT, timeout=2).fetched(asking("http://127.0.0.1:9/cat.png"))
     assert caught.value.param == FIELD
 
 

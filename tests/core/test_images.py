@@ -6,15 +6,17 @@ import pytest
 from proxy.core import images
 from proxy.core.errors import InvalidRequestError
 from proxy.core.types import Image, Message
-from tests.images import base64_of, claiming, data_uri, noise, picture
+from tests.images import base64_of, claiming, data_uri, lossless_webp, noise, picture
 
-LIMIT = 1 << 20
+BOUNDS = images.Bounds(size=1 << 20, pixels=1000 * 1000)
 
 
 def damaged(raw: bytes) -> bytes:
     """``raw`` with bytes in its middle overwritten."""
     middle = len(raw) // 2
     return raw[:middle] + bytes(16) + raw[middle + 16:]
+
+
 FIELD = "messages[0].content[1].image_url.url"
 
 
@@ -23,7 +25,7 @@ FIELD = "messages[0].content[1].image_url.url"
                                               ("BMP", "image/bmp")])
 def test_each_kind_the_servers_read_is_told_by_its_bytes(kind, media_type):
     # the client's own media type is not trusted: the bytes say what they are
-    image = images.from_data_uri(data_uri(picture(kind), "image/png"), FIELD, LIMIT, at=4)
+    image = images.from_data_uri(data_uri(picture(kind), "image/png"), FIELD, BOUNDS, at=4)
     assert (image.media_type, image.at, image.field) == (media_type, 4, FIELD)
     assert image.data == base64_of(picture(kind))
     assert image.data_uri == f"data:{media_type};base64,{image.data}"
@@ -43,27 +45,39 @@ def test_each_kind_the_servers_read_is_told_by_its_bytes(kind, media_type):
 ])
 def test_what_is_not_a_whole_image_is_a_400_naming_the_field(uri, says):
     with pytest.raises(InvalidRequestError) as caught:
-        images.from_data_uri(uri, FIELD, LIMIT)
+        images.from_data_uri(uri, FIELD, BOUNDS)
     assert caught.value.param == FIELD
     assert caught.value.message.startswith(f"'{FIELD}' ")
     assert says in caught.value.message
 
 
-def test_an_image_over_the_limit_is_refused_before_it_is_decoded():
+def test_an_image_over_the_limit_is_refused_before_it_is_read():
     raw = picture(size=(256, 256))
-    for read in (lambda: images.from_base64(base64_of(raw), FIELD, 100),
-                 lambda: images.from_bytes(raw, FIELD, 100)):
+    small = images.Bounds(size=100, pixels=BOUNDS.pixels)
+    for read in (lambda: images.from_base64(base64_of(raw), FIELD, small),
+                 lambda: images.from_bytes(raw, FIELD, small)):
         with pytest.raises(InvalidRequestError, match="larger than the 100 bytes"):
             read()
 
 
-def test_an_image_of_too_many_pixels_is_refused_before_it_is_decoded():
-    with pytest.raises(InvalidRequestError, match="more pixels than an image may have"):
-        images.from_bytes(claiming(20000, 20000), FIELD, LIMIT)
+@pytest.mark.parametrize("raw, size", [(claiming(20000, 20000), "20000x20000"),
+                                       (lossless_webp(1001, 1000), "1001x1000"),
+                                       (picture("GIF", size=(1000, 1001)), "1000x1001")])
+def test_an_image_of_too_many_pixels_is_refused_by_its_header(raw, size):
+    with pytest.raises(InvalidRequestError) as caught:
+        images.from_bytes(raw, FIELD, BOUNDS)
+    assert caught.value.param == FIELD
+    assert caught.value.message == (f"'{FIELD}' has more pixels than an image may have: "
+                                    f"{size}, over 1000000")
+
+
+def test_an_image_of_as_many_pixels_as_it_may_have_is_read():
+    assert images.from_bytes(picture("JPEG", size=(1000, 1000)), FIELD,
+                             BOUNDS).media_type == "image/jpeg"
 
 
 def test_bytes_fetched_are_kept_as_base64():
-    image = images.from_bytes(picture("JPEG"), FIELD, LIMIT, at=2)
+    image = images.from_bytes(picture("JPEG"), FIELD, BOUNDS, at=2)
     assert (image.media_type, image.at, image.data) == ("image/jpeg", 2,
                                                         base64_of(picture("JPEG")))
 
