@@ -1,27 +1,60 @@
 """Images clients give by http(s) URL, fetched on their behalf only as the operator allows
 (``--image-urls``): ``public`` reaches addresses on the internet only, never the proxy's own
-machine, its LAN or a cloud's metadata service, and connects to the very address it checked
-(a name that resolves otherwise a moment later changes nothing); ``any`` reaches those too.
-No redirect is followed (it could lead anywhere), and no more than the image limit is read."""
+machine, its LAN or a cloud's metadata service, in whatever IPv6 form they come (an IPv6
+address that stands for an IPv4 one is judged as that one), and connects to the very address
+it checked (a name that resolves otherwise a moment later changes nothing); ``any`` reaches
+those too. No redirect is followed (it could lead anywhere).
+
+A request's images are fetched at once, a thread each, and all of them together have one
+deadline, from the first connect to the last byte, and the bytes one image may have: servers
+that drip their bytes, or many URLs, hold a request no longer than one slow image would, and
+take no more memory than one large one. At the deadline, or at the first image that fails,
+every connection still open is shut, which ends its thread.
+"""
 from __future__ import annotations
 
 import http.client
 import ipaddress
 import socket
+import threading
+import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import Callable, Optional, Sequence
 from urllib.parse import SplitResult, urlsplit
 
 from proxy.core import images
 from proxy.core.errors import InvalidRequestError
-from proxy.core.types import GenerationRequest, Image, Message
+from proxy.core.types import GenerationRequest, Image
 
-FETCH_TIMEOUT = 10.0  # seconds for an image's server to answer, and between its bytes
+FETCH_TIMEOUT = 10.0  # seconds for a request's images, from the first connect to the last byte
+MOST_AT_ONCE = 8  # fetches of one request running at once, a thread each
+READ_SIZE = 64 * 1024
 HEADERS = {"User-Agent": "oai-proxy", "Accept": "image/*"}
+
+# clouds' metadata and host services, refused whatever their range says (Azure's is public)
+METADATA = frozenset(ipaddress.ip_address(address) for address in (
+    "169.254.169.254",  # instance metadata: AWS, GCP, Azure, Oracle, DigitalOcean, OpenStack…
+    "fd00:ec2::254",  # AWS instance metadata over IPv6
+    "169.254.170.2",  # AWS ECS: a task's credentials
+    "169.254.170.23", "fd00:ec2::23",  # AWS EKS: a pod's identity and its credentials
+    "168.63.129.16",  # Azure WireServer: a VM's agent and its extensions' settings
+    "100.100.100.200",  # Alibaba Cloud instance metadata
+    "192.0.0.192",  # Oracle Cloud's former instance metadata
+))
+REFUSED = (  # IPv6 networks refused whole
+    ipaddress.ip_network("64:ff9b:1::/48"),  # local-use NAT64: into the network's own IPv4
+    ipaddress.ip_network("2001::/32"),  # Teredo: through relays, to any IPv4 address and port
+)
+TRANSLATED = (  # IPv6 networks whose last 32 bits are the IPv4 address reached
+    ipaddress.ip_network("64:ff9b::/96"),  # NAT64's well-known prefix
+    ipaddress.ip_network("::/96"),  # IPv4-compatible (and :: and ::1 among them)
+)
 
 
 class ImageFetcher:
-    """Fetches the URL images of a request, within ``policy`` and ``bounds``."""
+    """Fetches the URL images of a request, within ``policy`` and ``bounds`` (the bytes of
+    one image are those of a request's URL images together)."""
 
     def __init__(self, policy: str, bounds: images.Bounds, *, timeout: float = FETCH_TIMEOUT,
                  resolve: Optional[Callable[[str], list]] = None) -> None:
@@ -32,17 +65,36 @@ class ImageFetcher:
 
     def fetched(self, request: GenerationRequest) -> GenerationRequest:
         """``request`` with each image given by URL fetched and checked."""
-        if not any(image.url for image in request.images):
+        wanted = [image for image in request.images if image.url]
+        if not wanted:
             return request
-        return replace(request, messages=tuple(self._message(m) for m in request.messages))
+        got = {image.field: image for image in self._all(wanted)}
+        return replace(request, messages=tuple(
+            replace(message, images=tuple(got.get(image.field, image)
+                                          for image in message.images))
+            if any(image.url for image in message.images) else message
+            for message in request.messages))
 
-    def _message(self, message: Message) -> Message:
-        if not any(image.url for image in message.images):
-            return message
-        return replace(message, images=tuple(self._fetch(image) if image.url else image
-                                             for image in message.images))
+    def _all(self, wanted: list) -> list:
+        """``wanted`` fetched at once, within one deadline and one budget of bytes."""
+        fetches = Fetches(self.timeout, self.bounds.size)
+        pool = ThreadPoolExecutor(min(len(wanted), MOST_AT_ONCE), "image-fetch")
+        futures = [pool.submit(self._fetch, image, fetches) for image in wanted]
+        try:
+            done, _ = wait(futures, fetches.left(), FIRST_EXCEPTION)
+        finally:
+            fetches.end()
+            pool.shutdown(wait=False, cancel_futures=True)
+        for future in futures:  # the first failure, in the request's order
+            if future in done and future.exception() is not None:
+                raise future.exception()
+        for image, future in zip(wanted, futures):
+            if future not in done:
+                raise _fail(image, f"could not be fetched: its server took more than "
+                                   f"{self.timeout:g} s")
+        return [future.result() for future in futures]
 
-    def _fetch(self, image: Image) -> Image:
+    def _fetch(self, image: Image, fetches: "Fetches") -> Image:
         url = urlsplit(image.url)
         address = None
         if self.policy == "public":
@@ -51,7 +103,13 @@ class ImageFetcher:
                 raise _fail(image, "is not on the internet (the proxy fetches images from "
                                    "public addresses only)")
         try:
-            status, raw = fetch(url, address, self.timeout, self.bounds.size + 1)
+            status, raw = fetch(url, address, fetches)
+        except TooLarge as too:
+            if too.read > self.bounds.size:
+                raise images.too_large(image.field, self.bounds.size) from None
+            raise _fail(image, f"could not be fetched: the images this request gives by URL "
+                               f"are larger together than the {self.bounds.size} bytes one "
+                               f"image may be") from None
         except (OSError, http.client.HTTPException, ValueError):
             raise _fail(image, "could not be fetched: its server did not answer") from None
         if status != 200:
@@ -67,28 +125,115 @@ class ImageFetcher:
         return addresses[0] if public(addresses) else None
 
 
-def fetch(url: SplitResult, address: Optional[str], timeout: float, most: int) -> tuple:
-    """``(status, at most `most` bytes of the body)`` of a GET of ``url``, connecting to
-    ``address`` when given (the name still goes in the Host header and TLS's SNI)."""
+class Fetches:
+    """One request's fetches: their deadline, the bytes they may still read together, and a
+    handle on each connection they opened, to shut it from here and end its read at once."""
+
+    def __init__(self, seconds: float, most: int) -> None:
+        self.deadline = time.monotonic() + seconds
+        self.unread = most
+        self.ended = False
+        self._handles: list = []
+        self._lock = threading.Lock()
+
+    def left(self) -> float:
+        """Seconds to the deadline (a moment at least: a socket's 0 would not wait at all)."""
+        return max(self.deadline - time.monotonic(), 0.001)
+
+    def opened(self, connection: socket.socket) -> socket.socket:
+        """``connection``, kept track of (TLS takes it over: a duplicate shuts them both)."""
+        with self._lock:
+            if not self.ended:
+                self._handles.append(connection.dup())
+                return connection
+        connection.close()
+        raise OSError("the request no longer waits for its images")
+
+    def took(self, count: int, read: int) -> None:
+        """Count ``count`` bytes more, of an image of ``read`` bytes so far."""
+        with self._lock:
+            self.unread -= count
+            spent = self.unread < 0
+        if spent:
+            raise TooLarge(read)
+
+    def end(self) -> None:
+        """Shut every connection: a read still waiting ends at once."""
+        with self._lock:
+            self.ended = True
+            handles, self._handles = self._handles, []
+        for handle in handles:
+            try:
+                handle.shutdown(socket.SHUT_RDWR)
+            except OSError:  # not connected any more
+                pass
+            handle.close()
+
+
+class TooLarge(Exception):
+    """The images of a request read more bytes together than they may; ``read``: the bytes
+    read of the one that went over."""
+
+    def __init__(self, read: int) -> None:
+        super().__init__(read)
+        self.read = read
+
+
+def fetch(url: SplitResult, address: Optional[str], fetches: Fetches) -> tuple:
+    """``(status, body)`` of a GET of ``url`` within ``fetches``' deadline and bytes,
+    connecting to ``address`` when given (the name still goes in the Host header and TLS's
+    SNI)."""
     kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
-    connection = kind(url.hostname, url.port, timeout=timeout)
-    if address is not None:
-        # http.client's own hook for opening the socket: the host's name stays for the rest
-        connection._create_connection = lambda where, *args: socket.create_connection(
-            (address, where[1]), *args)
+    connection = kind(url.hostname, url.port, timeout=fetches.left())
+    # http.client's own hook for opening the socket: the host's name stays for the rest
+    connection._create_connection = lambda where, *args: fetches.opened(
+        socket.create_connection((address or where[0], where[1]), *args))
     try:
         path = url.path or "/"
         connection.request("GET", f"{path}?{url.query}" if url.query else path,
                            headers=HEADERS)
-        response = connection.getresponse()
-        return response.status, response.read(most) if response.status == 200 else b""
+        with connection.getresponse() as response:  # closed first: it holds the socket
+            if response.status != 200:
+                return response.status, b""
+            body = bytearray()
+            while True:
+                piece = response.read1(READ_SIZE)
+                if not piece:
+                    return 200, body
+                body += piece
+                fetches.took(len(piece), len(body))
     finally:
         connection.close()
 
 
 def public(addresses: Sequence[str]) -> bool:
     """Whether a host at ``addresses`` is on the internet: each of them is."""
-    return bool(addresses) and all(ipaddress.ip_address(a).is_global for a in addresses)
+    return bool(addresses) and all(_public(ipaddress.ip_address(a)) for a in addresses)
+
+
+def _public(address) -> bool:
+    """Whether ``address`` is globally reachable and no cloud's metadata service, and so is
+    the IPv4 address it stands for, if it stands for one."""
+    if address in METADATA:
+        return False
+    if address.version == 6:
+        if any(address in network for network in REFUSED):
+            return False
+        within = _ipv4_within(address)
+        if within is not None:
+            return _public(within)
+    return address.is_global
+
+
+def _ipv4_within(address: ipaddress.IPv6Address) -> Optional[ipaddress.IPv4Address]:
+    """The IPv4 address an IPv6 one reaches: mapped (``::ffff:a.b.c.d``), 6to4
+    (``2002:aabb:ccdd::``), NAT64 or IPv4-compatible (the last 32 bits); else None."""
+    for within in (address.ipv4_mapped, address.sixtofour):
+        if within is not None:
+            return within
+    if any(address in network for network in TRANSLATED):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
 
 
 def _addresses(host: str) -> list:

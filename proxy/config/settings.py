@@ -163,7 +163,9 @@ class AccessSettings:
                                        "/etc/hosts, a reverse proxy's)", metavar="HOST")
     image_urls: str = setting("off", "fetch the images clients give as http(s) URLs: off "
                                      "(only images sent inline are read), public (from "
-                                     "addresses on the internet only), any (the LAN's too)",
+                                     "addresses on the internet only), any (the LAN's too); "
+                                     "a request's URLs are fetched at once, within 10 "
+                                     "seconds together",
                               choices=("off", "public", "any"))
 
 
@@ -197,7 +199,9 @@ class LimitSettings:
                                           "it gets 503 with Retry-After")
     max_body_size: int = setting(32 * 1024 * 1024, "largest request body accepted, in bytes "
                                                    "(its images' base64 included)")
-    max_image_size: int = setting(20 * 1024 * 1024, "largest image accepted, in bytes")
+    max_image_size: int = setting(20 * 1024 * 1024, "largest image accepted, in bytes; the "
+                                                    "images of one request given by URL may "
+                                                    "be as large together")
     max_image_pixels: int = setting(4096 * 4096, "most pixels an image may declare (width x "
                                                  "height, read from its header, never "
                                                  "decoded): 4096x4096 holds a 12-megapixel "
