@@ -45,7 +45,7 @@ def raw_request(proxy: ProxyProcess, body: dict) -> socket.socket:
     """Send a completion request on a bare socket, to hang up on it at will."""
     data = json.dumps(body).encode()
     sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
-    sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: proxy\r\n"
+    sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: localhost\r\n"
                  b"Content-Type: application/json\r\n"
                  + f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
     return sock
