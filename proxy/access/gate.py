@@ -43,13 +43,14 @@ class Access:
     @staticmethod
     def check_model(key: KeySpec, model: str, label: Callable[[Optional[str]], str]) -> None:
         """Refuse a model the key may not use: 403, or 404 when the key's models are hidden."""
-        if not key.models or label(model) in key.models:
+        if key.may_use(label(model)):
             return
         logger.info("key %r refused the model %r", key.name, model)
-        if key.hidden:
-            raise ModelNotFoundError(f"The model {model!r} does not exist here", param="model")
-        raise PermissionDeniedError(f"the key {key.name!r} may not use the model {model!r}; "
-                                    f"it may use {', '.join(key.models)}", param="model")
+        if key.hidden:  # in the words of a model that does not exist (see ModelNotFoundError)
+            raise ModelNotFoundError(model, key.models)
+        named = f"the model {model!r}" if model else "the default model"
+        raise PermissionDeniedError(f"the key {key.name!r} may not use {named}; it may use "
+                                    f"{', '.join(key.models)}", param="model")
 
     def admit(self, key: Optional[KeySpec]) -> Optional[Decision]:
         """Count the request against its key's minute; 429 when the minute is used up."""

@@ -35,6 +35,10 @@ class KeySpec:
     def limited(self) -> bool:
         return bool(self.rpm or self.tpm)
 
+    def may_use(self, model_id: str) -> bool:
+        """Whether the key may use the model ``model_id`` (and so learn that it exists)."""
+        return not self.models or model_id in self.models
+
 
 class Keyring:
     """Every key the proxy accepts; none means it accepts requests without one."""

@@ -101,9 +101,11 @@ def show() -> Response:
     name = catalog.shown_name(read_json())
     router = get_state().router
     model_id = router.model_id(name)
-    model = next((model for model in _models() if model.id == model_id), None)
-    if model is None:  # a model the key may not use is as good as absent
-        raise ModelNotFoundError(f"model '{name}' not found", param="model")
+    models = _models()
+    model = next((model for model in models if model.id == model_id), None)
+    if model is None:  # a model the key may not use is as good as absent, word for word
+        raise ModelNotFoundError(name, [model.id for model in models
+                                        if "alias_of" not in model.meta])
     return jsonify(catalog.show(model, name))
 
 

@@ -260,8 +260,8 @@ def test_a_whole_generate_answer():
 
 
 def test_errors_are_ollamas_shape():
-    assert shared.error_body(ModelNotFoundError("model 'x' not found")) == {
-        "error": "model 'x' not found"}
+    assert shared.error_body(ModelNotFoundError("x")) == {
+        "error": "The model 'x' does not exist here"}
 
 
 # -- embeddings ------------------------------------------------------------------------------
