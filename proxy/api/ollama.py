@@ -3,10 +3,12 @@ same core as every route, and what those clients ask of the models before they p
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Callable, Optional
 
 from flask import Blueprint, Response, g, jsonify
 
+from proxy.access.gate import Access
 from proxy.api.body import read_json
 from proxy.api.serve import asked, serve
 from proxy.api.state import get_state
@@ -29,9 +31,13 @@ def generate_view() -> Response:
 
 def _answer(dialect, kind: str) -> Response:
     ask = asked(dialect)
+    if not Access.may_manage(g.get("key")):
+        ask = replace(ask, notes=shared.unmanaged(ask.notes))
     notes = ask.notes
     if notes.load:
-        return jsonify(_load(notes, kind))
+        response = jsonify(_load(notes, kind))
+        response.headers.update(dialect.headers(ask))
+        return response
     return serve(dialect, ask, kept=_keeping(notes))
 
 

@@ -104,6 +104,14 @@ def test_a_missing_model_names_only_the_ids_the_key_may_use(client, key, status,
         assert answer.status_code == status and listed in answer.json["error"]
 
 
+def test_the_admin_key_is_a_key_of_every_model_on_the_api(client):
+    assert chat(client, "admin", model="other").status_code == 200
+    assert chat(client, "admin").status_code == 200
+    usage = client.get("/admin/usage", headers=as_key("admin")).json["usage"]
+    assert {(row["key"], row["model"]) for row in usage} == {("admin", "other"),
+                                                             ("admin", "tiny")}
+
+
 def test_requests_per_minute_then_429_with_openais_headers(client):
     answers = [chat(client, "sk-alice") for _ in range(4)]
     assert [a.status_code for a in answers] == [200, 200, 200, 429]
