@@ -147,7 +147,7 @@ def test_keys_are_named_in_metrics_and_never_logged(client, caplog):
     caplog.set_level(logging.DEBUG)
     chat(client, "sk-alice")
     chat(client, "sk-nobody")
-    scrape = client.get("/metrics").get_data(as_text=True)
+    scrape = client.get("/metrics", headers=as_key("admin")).get_data(as_text=True)
     assert 'key="alice"' in scrape
     everything = scrape + caplog.text
     assert "sk-alice" not in everything and "sk-nobody" not in everything
