@@ -48,6 +48,10 @@ class Access:
             raise AuthenticationError("Incorrect API key provided.")
         return key
 
+    def find(self, token: Optional[bytes]) -> Optional[KeySpec]:
+        """The client key ``token`` is, refusing nothing (``None``: none, or not one)."""
+        return self.keyring.find(token) if token is not None and self.keyring else None
+
     def is_admin(self, token: Optional[bytes]) -> bool:
         """Whether ``token`` is the admin key (compared in constant time)."""
         return (token is not None and self.admin is not None

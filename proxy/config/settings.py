@@ -151,8 +151,9 @@ class AccessSettings:
     keys: str = setting("", "keys file (TOML): named keys, the models each may use, requests "
                             "and tokens per minute; added to --api-key", metavar="PATH")
     admin_key: str = setting("", "key for the admin API (/admin/...): list, load and unload "
-                                 "models, read their logs; with keys on, the API takes it too "
-                                 "(every model, managing servers); none = admin API off",
+                                 "models, read their logs; it shows /health and the fleet "
+                                 "page in full, and with keys on the API takes it too (every "
+                                 "model, managing servers); none = admin API off",
                              secret=True, metavar="KEY")
     metrics_key: str = setting("", "key for GET /metrics (the admin key opens it too); none = "
                                    "/metrics is public without keys, and with keys only the "

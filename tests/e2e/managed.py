@@ -9,11 +9,10 @@ from dataclasses import dataclass
 import psutil
 import requests
 
-from tests.processes import ProxyProcess
+from tests.processes import ADMIN, ProxyProcess
 
 from .llama_server import find_server
 
-ADMIN = "admin-secret"
 NO_UPSTREAM = "http://127.0.0.1:9"  # the proxy runs its own servers: this one is never used
 
 

@@ -106,7 +106,7 @@ def client(proxy):
 
 
 def replicas_ok(proxy: ProxyProcess) -> dict:
-    health = requests.get(proxy.url + "/health", timeout=10).json()
+    health = proxy.health()
     tiny = next(model for model in health["models"] if model["id"] == "tiny")
     return {replica["url"]: replica["ok"] for replica in tiny["replicas"]}
 
