@@ -202,15 +202,16 @@ def install_and_answer(work: Path) -> dict:
     port = free_port()
     service = processes.Service("fresh oai-proxy", [
         str(venv / "bin" / "oai-proxy"), "--model", str(model), "--port", str(port),
-        "--log-dir", str(work / "servers"), "--slot-cache-dir", str(work / "slots-fresh")],
-        port, work / "proxy-fresh.log", env=env)
+        "--log-dir", str(work / "servers"), "--slot-cache-dir", str(work / "slots-fresh"),
+        "--admin-key", ADMIN], port, work / "proxy-fresh.log", env=env)
     launched = time.perf_counter()
     with processes.running(service):
         response = requests.post(service.url + "/v1/chat/completions", timeout=120, json={
             "model": "tiny", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]})
         response.raise_for_status()
         answered = time.perf_counter() - launched
-        engine = requests.get(service.url + "/health", timeout=10).json()["managed"]["engine"]
+        engine = requests.get(service.url + "/health", timeout=10, headers={
+            "Authorization": f"Bearer {ADMIN}"}).json()["managed"]["engine"]  # the admin's detail
     return {"install": installed, "first answer": answered, "engine": engine}
 
 

@@ -18,6 +18,7 @@ import openai
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
+ADMIN = "admin-secret"  # every proxy a test starts has this admin key, unless its args say another
 
 
 def free_port() -> int:
@@ -67,12 +68,12 @@ class ProxyProcess:
                     "PROXY_SLOT_CACHE_DIR": str(log_path.parent / f"slots-{self.port}")}
         if how == "wsgi":
             self.env.update(PROXY_LLAMA_API=upstream, PROXY_PORT=str(self.port),
-                            PROXY_THREADS="32")
+                            PROXY_THREADS="32", PROXY_ADMIN_KEY=ADMIN)
             self.command = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
                             "proxy.wsgi", *args]
         else:
             self.command = [*program, "--llama-api", upstream,
-                            "--port", str(self.port), "--threads", "32"]
+                            "--port", str(self.port), "--threads", "32", "--admin-key", ADMIN]
             if how == "gunicorn":
                 self.command += ["--server", "gunicorn", "--workers", "2"]
             self.command += args  # last, so they win
@@ -109,6 +110,12 @@ class ProxyProcess:
                 time.sleep(0.1)
         self.stop()
         raise TimeoutError(f"the proxy did not answer within {timeout}s:\n{self.log()[-3000:]}")
+
+    def health(self, timeout: float = 10) -> dict:
+        """``/health`` as the admin reads it: every replica's detail (anyone else is told
+        only whether the proxy is healthy)."""
+        return requests.get(self.url + "/health", timeout=timeout,
+                            headers={"Authorization": f"Bearer {ADMIN}"}).json()
 
     def sdk(self, api_key: str = "unused", **options) -> openai.OpenAI:
         """An ``openai`` client of this proxy, closed when the proxy stops (no socket left

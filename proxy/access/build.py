@@ -22,11 +22,13 @@ def build_access(settings: Settings, runtime: Runtime) -> Access:
     names = [key.name for key in keys]
     if len(set(names)) < len(names):
         raise ValueError(f"{settings.access.keys}: a key is named like an --api-key key (key-N)")
+    admin = settings.access.admin_key.encode("utf-8")
     if settings.stores.redis_url:
         client = connect(settings.stores.redis_url)
-        return Access(Keyring(keys), RedisLimiter(client), UsageRecorder(RedisUsage(client)))
+        return Access(Keyring(keys), RedisLimiter(client), UsageRecorder(RedisUsage(client)),
+                      admin)
     path = settings.stores.usage_db or os.path.join(runtime.cache_dir, "usage.sqlite3")
-    return Access(Keyring(keys), LocalLimiter(), UsageRecorder(SqliteUsage(path)))
+    return Access(Keyring(keys), LocalLimiter(), UsageRecorder(SqliteUsage(path)), admin)
 
 
 def build_responses(settings: Settings, runtime: Runtime) -> StoredResponses:

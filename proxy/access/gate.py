@@ -3,6 +3,7 @@ model it names and has budget left, and, once answered, what it used."""
 from __future__ import annotations
 
 import atexit
+import hmac
 import logging
 from typing import Callable, Optional
 
@@ -14,14 +15,19 @@ from proxy.core.errors import (AuthenticationError, ModelNotFoundError, Permissi
 
 logger = logging.getLogger(__name__)
 ANONYMOUS = "anonymous"  # the usage of requests when no keys are configured
+ADMIN = "admin"  # the name the admin key's requests are counted under
 MISSING_KEY = "Missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'."
 
 
 class Access:
-    def __init__(self, keyring: Keyring, limiter, usage: UsageRecorder) -> None:
+    def __init__(self, keyring: Keyring, limiter, usage: UsageRecorder,
+                 admin_key: bytes = b"") -> None:
+        """``admin_key``: the admin API's key, which the API takes too as a key of every
+        model and right (:data:`ADMIN`) once keys are required."""
         self.keyring = keyring
         self.limiter = limiter
         self.usage = usage
+        self.admin = KeySpec(ADMIN, admin_key, manage=True) if admin_key else None
         atexit.register(usage.close)  # the last second of counts is written too
 
     @property
@@ -36,20 +42,39 @@ class Access:
         if token is None:
             raise AuthenticationError(MISSING_KEY)
         key = self.keyring.find(token)
+        if key is None and self.is_admin(token):
+            key = self.admin
         if key is None:
             raise AuthenticationError("Incorrect API key provided.")
         return key
 
+    def find(self, token: Optional[bytes]) -> Optional[KeySpec]:
+        """The client key ``token`` is, refusing nothing (``None``: none, or not one)."""
+        return self.keyring.find(token) if token is not None and self.keyring else None
+
+    def is_admin(self, token: Optional[bytes]) -> bool:
+        """Whether ``token`` is the admin key (compared in constant time)."""
+        return (token is not None and self.admin is not None
+                and hmac.compare_digest(token, self.admin.secret))
+
+    @staticmethod
+    def may_manage(key: Optional[KeySpec]) -> bool:
+        """Whether a client may stop, or keep loaded, a server every key shares (Ollama's
+        ``keep_alive``): any client of a proxy without keys, as before keys were; with keys,
+        a key with ``manage = true``, or the admin key."""
+        return key is None or key.manage
+
     @staticmethod
     def check_model(key: KeySpec, model: str, label: Callable[[Optional[str]], str]) -> None:
         """Refuse a model the key may not use: 403, or 404 when the key's models are hidden."""
-        if not key.models or label(model) in key.models:
+        if key.may_use(label(model)):
             return
         logger.info("key %r refused the model %r", key.name, model)
-        if key.hidden:
-            raise ModelNotFoundError(f"The model {model!r} does not exist here", param="model")
-        raise PermissionDeniedError(f"the key {key.name!r} may not use the model {model!r}; "
-                                    f"it may use {', '.join(key.models)}", param="model")
+        if key.hidden:  # in the words of a model that does not exist (see ModelNotFoundError)
+            raise ModelNotFoundError(model, key.models)
+        named = f"the model {model!r}" if model else "the default model"
+        raise PermissionDeniedError(f"the key {key.name!r} may not use {named}; it may use "
+                                    f"{', '.join(key.models)}", param="model")
 
     def admit(self, key: Optional[KeySpec]) -> Optional[Decision]:
         """Count the request against its key's minute; 429 when the minute is used up."""

@@ -8,6 +8,8 @@ models = ["qwen", "llama"]  # optional: every model when left out
 hidden = true               # optional: other models are "not found" rather than forbidden
 requests_per_minute = 60    # optional
 tokens_per_minute = 20000   # optional
+manage = true               # optional: may unload and keep loaded the servers the proxy
+                            # runs for every client (Ollama's keep_alive); false by default
 ```
 """
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Mapping, Optional, Sequence
 from proxy.config.tomlfile import read_toml
 
 FIELDS = {"name", "key", "key_env", "models", "hidden", "requests_per_minute",
-          "tokens_per_minute"}
+          "tokens_per_minute", "manage"}
 
 
 @dataclass(frozen=True)
@@ -30,10 +32,15 @@ class KeySpec:
     hidden: bool = False
     rpm: int = 0  # requests per minute; 0 = no limit
     tpm: int = 0  # tokens per minute; 0 = no limit
+    manage: bool = False  # may stop and keep the servers every key shares
 
     @property
     def limited(self) -> bool:
         return bool(self.rpm or self.tpm)
+
+    def may_use(self, model_id: str) -> bool:
+        """Whether the key may use the model ``model_id`` (and so learn that it exists)."""
+        return not self.models or model_id in self.models
 
 
 class Keyring:
@@ -89,14 +96,12 @@ def parse_keys(data: dict, source: str, environ: Mapping[str, str]) -> list:
         models = entry.get("models", [])
         if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
             raise ValueError(f"{where}: 'models' must be a list of model ids")
-        hidden = entry.get("hidden", False)
-        if not isinstance(hidden, bool):
-            raise ValueError(f"{where}: 'hidden' must be true or false")
+        hidden, manage = (_flag(entry, field, where) for field in ("hidden", "manage"))
         limits = [_limit(entry, field, where)
                   for field in ("requests_per_minute", "tokens_per_minute")]
         names.add(name)
         secrets.add(secret)
-        keys.append(KeySpec(name, secret, tuple(models), hidden, *limits))
+        keys.append(KeySpec(name, secret, tuple(models), hidden, *limits, manage=manage))
     return keys
 
 
@@ -112,6 +117,13 @@ def _secret(entry: dict, where: str, environ: Mapping[str, str]) -> bytes:
     if not isinstance(variable, str) or not environ.get(variable, "").strip():
         raise ValueError(f"{where}: 'key_env' names an environment variable that is not set")
     return environ[variable].encode("utf-8")
+
+
+def _flag(entry: dict, field: str, where: str) -> bool:
+    value = entry.get(field, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"{where}: '{field}' must be true or false")
+    return value
 
 
 def _limit(entry: dict, field: str, where: str) -> int:

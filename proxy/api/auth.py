@@ -17,8 +17,8 @@ from proxy.api.body import read_json
 from proxy.core.errors import AuthenticationError
 from proxy.core.fields import model_name
 
-# pages and their status are public like /health (the playground asks for a key itself);
-# /metrics checks its own key
+# pages, their status and /health answer anyone, each showing a viewer what it may see
+# (proxy.access.visibility); the playground asks for a key itself; /metrics checks its own
 PUBLIC_PATHS = frozenset({"/health", "/", "/status", "/playground", "/metrics"})
 ADMIN = "/admin/"  # its own key: proxy.api.admin checks it
 

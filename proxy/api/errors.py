@@ -4,12 +4,13 @@ from __future__ import annotations
 import logging
 from typing import Callable, Mapping
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from proxy.dialects.openai import shared as openai
 from proxy.core.errors import (AuthenticationError, HTTPError, MethodNotAllowedError,
-                               NotFoundError, PayloadTooLargeError, ProxyError)
+                               ModelNotFoundError, NotFoundError, PayloadTooLargeError,
+                               ProxyError)
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +23,7 @@ def init_app(app: Flask, shapes: Mapping[str, Shape] = {}) -> None:
     any other route)."""
     def render(error: ProxyError) -> Response:
         shape = shapes.get(request.blueprint or "", openai.error_body)
+        error = _for_caller(error)
         response = jsonify(shape(error))
         response.status_code = error.status
         if isinstance(error, AuthenticationError):
@@ -36,6 +38,15 @@ def init_app(app: Flask, shapes: Mapping[str, Shape] = {}) -> None:
     app.register_error_handler(ProxyError, render)
     app.register_error_handler(HTTPException, lambda exc: render(_http_error(exc)))
     app.register_error_handler(Exception, lambda exc: render(_unexpected(exc)))
+
+
+def _for_caller(error: ProxyError) -> ProxyError:
+    """A missing model named in the words its caller may read: only the ids its key may
+    use (a key limited to some models never learns the others' ids)."""
+    key = g.get("key")
+    if isinstance(error, ModelNotFoundError) and key is not None:
+        return error.among(key.may_use)
+    return error
 
 
 def _http_error(exc: HTTPException) -> ProxyError:

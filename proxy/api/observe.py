@@ -8,31 +8,53 @@ from __future__ import annotations
 
 import logging
 from time import perf_counter
+from typing import Optional
 
 from flask import Blueprint, Flask, Response, g, request
 
 from proxy.api.auth import require_key
 from proxy.api.state import ProxyState, get_state
-from proxy.core.errors import NotFoundError
+from proxy.core.errors import NotFoundError, PermissionDeniedError
 from proxy.ops import measure
 
 bp = Blueprint("observe", __name__)
+logger = logging.getLogger(__name__)
 access_log = logging.getLogger("proxy.access")
 OVERHEAD_HEADER = "x-oai-proxy-overhead-ms"
 EXPOSITION = "text/plain; version=0.0.4; charset=utf-8"
 
 
+CLOSED = ("/metrics names every key, so with keys on it needs a key of its own: start the "
+          "proxy with --metrics-key (or --admin-key) and scrape with it")
+
+
 @bp.get("/metrics")
 def metrics() -> Response:
-    """Prometheus text format; behind --metrics-key (or the admin key) when one is set."""
+    """Prometheus text format, behind the keys :func:`scrape_keys` names."""
     state = get_state()
     if state.metrics is None:
         raise NotFoundError("Metrics are off; start the proxy with --metrics on.")
     access = state.settings.access
-    if access.metrics_key:
-        keys = [key.encode("utf-8") for key in (access.metrics_key, access.admin_key) if key]
-        require_key(request.headers, keys)
+    keys = scrape_keys(access.metrics_key, access.admin_key, state.access.required)
+    if keys == ():
+        raise PermissionDeniedError(CLOSED, code="metrics_key_needed")
+    if keys is not None:
+        require_key(request.headers, [key.encode("utf-8") for key in keys])
     return Response(state.metrics.scrape(), mimetype=None, content_type=EXPOSITION)
+
+
+def scrape_keys(metrics_key: str, admin_key: str, keys_required: bool) -> Optional[tuple]:
+    """The keys that open ``/metrics``: ``None`` when it is public, ``()`` when none can.
+
+    Its counters are labelled with each key's name, so with keys on it is never public: the
+    metrics key or the admin key opens it, and with neither it stays closed (a 403 naming
+    ``--metrics-key``; the proxy warns at start-up). Without keys it is public unless a
+    metrics key is set, as it always was.
+    """
+    keys = tuple(key for key in (metrics_key, admin_key) if key)
+    if metrics_key or keys_required:
+        return keys
+    return None
 
 
 def init_app(app: Flask, state: ProxyState) -> None:
@@ -42,6 +64,10 @@ def init_app(app: Flask, state: ProxyState) -> None:
     figures = state.metrics
     history = state.history
     access = state.access
+    keys = state.settings.access
+    if figures is not None and scrape_keys(keys.metrics_key, keys.admin_key,
+                                           access.required) == ():
+        logger.warning(CLOSED)
     label = state.router.model_label  # the model asked for, as metrics and usage name it
     log_access = state.settings.observing.access_log == "on"
 

@@ -3,10 +3,12 @@ same core as every route, and what those clients ask of the models before they p
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Callable, Optional
 
 from flask import Blueprint, Response, g, jsonify
 
+from proxy.access.gate import Access
 from proxy.api.body import read_json
 from proxy.api.serve import asked, serve
 from proxy.api.state import get_state
@@ -29,9 +31,13 @@ def generate_view() -> Response:
 
 def _answer(dialect, kind: str) -> Response:
     ask = asked(dialect)
+    if not Access.may_manage(g.get("key")):
+        ask = replace(ask, notes=shared.unmanaged(ask.notes))
     notes = ask.notes
     if notes.load:
-        return jsonify(_load(notes, kind))
+        response = jsonify(_load(notes, kind))
+        response.headers.update(dialect.headers(ask))
+        return response
     return serve(dialect, ask, kept=_keeping(notes))
 
 
@@ -101,9 +107,11 @@ def show() -> Response:
     name = catalog.shown_name(read_json())
     router = get_state().router
     model_id = router.model_id(name)
-    model = next((model for model in _models() if model.id == model_id), None)
-    if model is None:  # a model the key may not use is as good as absent
-        raise ModelNotFoundError(f"model '{name}' not found", param="model")
+    models = _models()
+    model = next((model for model in models if model.id == model_id), None)
+    if model is None:  # a model the key may not use is as good as absent, word for word
+        raise ModelNotFoundError(name, [model.id for model in models
+                                        if "alias_of" not in model.meta])
     return jsonify(catalog.show(model, name))
 
 

@@ -5,6 +5,8 @@ from time import time
 
 from flask import Blueprint, Response, jsonify, render_template, request
 
+from proxy.access.visibility import Viewer, health_seen, seen, viewer
+from proxy.api.auth import presented_key
 from proxy.api.state import get_state
 from proxy.ops.metrics import Summed
 
@@ -24,6 +26,7 @@ ROUTES = (
     ("POST", "/api/chat", "Ollama's chat; /api/generate, /api/embed for its other clients"),
     ("GET", "/api/tags", "Ollama's model list; /api/show, /api/ps, /api/version"),
     ("GET", "/health", "200 when the backend is ready, 503 when not"),
+    ("GET", "/status", "this page's figures as JSON (the admin key shows all)"),
     ("GET", "/metrics", "Prometheus metrics"),
     ("GET", "/playground", "chat with a model from this browser"),
 )
@@ -31,15 +34,16 @@ ROUTES = (
 
 @bp.route("/", methods=["GET", "HEAD"])
 def index():
-    """The fleet page: every model and replica, kept fresh from ``/status``. Public, like
-    /health; with no script it still shows the state at load time. A client that does not
-    ask for a page by name (``Accept: text/html``, as browsers do) is told, as Ollama tells
-    the clients that check ``/``, that the API is running."""
+    """The fleet page: the models and replicas its viewer may see (:mod:`~proxy.access.
+    visibility`), kept fresh from ``/status`` with the key the page was given; with no
+    script it still shows the state at load time. A client that does not ask for a page by
+    name (``Accept: text/html``, as browsers do) is told, as Ollama tells the clients that
+    check ``/``, that the API is running."""
     if not any(kind == "text/html" for kind, _ in request.accept_mimetypes):
         return Response("Ollama is running", mimetype="text/plain")
     state = get_state()
-    return render_template("index.html", health=state.router.health(), routes=ROUTES,
-                           status=fleet_status(), key_required=state.access.required,
+    return render_template("index.html", routes=ROUTES, status=seen(fleet_status(), _viewer()),
+                           key_required=state.access.required,
                            charts=state.history is not None, base_url=request.host_url)
 
 
@@ -51,10 +55,11 @@ def playground() -> str:
 
 @bp.get("/status")
 def status() -> Response:
-    """What the fleet page shows, as JSON: models, replicas, lines, servers, tokens so far,
-    each model's last minutes (``history``, empty with metrics off) and the proxy's clock
-    (``time``, unix seconds, as the history's are)."""
-    return jsonify(fleet_status())
+    """What the fleet page shows, as JSON, as far as its viewer may see it: models,
+    replicas, lines, servers, tokens so far, each model's last minutes (``history``, empty
+    with metrics off), the proxy's clock (``time``, unix seconds, as the history's are) and
+    who it was shown to (``viewer``)."""
+    return jsonify(seen(fleet_status(), _viewer()))
 
 
 def fleet_status() -> dict:
@@ -78,10 +83,20 @@ def fleet_status() -> dict:
 
 @bp.get("/health")
 def health() -> Response:
-    """200 when the upstream answers and is ready, 503 otherwise; never needs a key."""
+    """200 when the upstream answers and is ready, 503 otherwise; never needs a key, and
+    tells only that without the admin key."""
     report = get_state().router.health()
     body = {"status": "ok" if report.ok else "unavailable", "backend": report.backend,
             **report.detail}
-    response = jsonify(body)
+    response = jsonify(health_seen(body, _viewer()))
     response.status_code = 200 if report.ok else 503
     return response
+
+
+def _viewer() -> Viewer:
+    """Who asks: the admin, a client key's holder or anonymous, by the bearer token (or
+    ``x-api-key``) the request presents; a key the proxy does not know is no key."""
+    access = get_state().access
+    token = presented_key(request.headers)
+    return viewer(admin=access.is_admin(token), key=access.find(token),
+                  keys_required=access.required)

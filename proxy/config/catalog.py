@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shlex
+import unicodedata
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Optional
@@ -32,6 +33,7 @@ MODEL_KEYS = {"aliases", "backend", "upstreams", "slots", "chat_template", "mode
               "affinity", "upstream_key", "cmd", "args", "ttl", "preload", "mmproj",
               "reranking"}
 TOP_KEYS = {"default", "catch_all", "models", "max_running", "max_memory"}
+LONGEST_ID = 128  # characters: an id names its server's log file and slot folder
 
 
 class CatalogError(ValueError):
@@ -158,6 +160,11 @@ def from_settings(settings) -> Catalog:
         model = ModelSpec(id=models.model_name or os.path.basename(models.model),
                           chat_template=prompts.chat_template, managed=managed,
                           affinity=models.affinity == "on", reasoning=prompts.reasoning)
+        problem = id_problem(model.id)
+        if problem:
+            raise CatalogError(f"the model id {model.id!r} (--model-name, else the model "
+                               f"file's name) cannot name the server's log file and slot "
+                               f"folder: it {problem}")
         return Catalog((model,), model.id, catch_all=True, max_running=servers.max_running,
                        max_memory=parse_size(servers.max_memory or "0"))
     model = ModelSpec(
@@ -189,6 +196,11 @@ def parse_catalog(data: dict, source: str, chat_template: str = "auto") -> Catal
     tables = data.get("models")
     if not isinstance(tables, dict) or not tables:
         raise fail("models", "needs at least one [models.<id>] table")
+    for model_id in tables:
+        problem = id_problem(model_id)
+        if problem:
+            raise fail("models", f"the id {model_id!r} cannot name its server's log file and "
+                                 f"slot folder: it {problem}")
     models = tuple(_model(model_id, spec, f"models.{model_id}", fail, chat_template)
                    for model_id, spec in tables.items())
     seen: dict = {}
@@ -209,6 +221,25 @@ def parse_catalog(data: dict, source: str, chat_template: str = "auto") -> Catal
         raise fail("max_running", "must be a whole number of servers (0 = no limit)")
     return Catalog(models, seen[default], catch_all, max_running,
                    _memory(data.get("max_memory", 0), fail))
+
+
+def id_problem(model_id: str) -> str:
+    """Why ``model_id`` cannot name the files made from it (its server's log, its slot
+    folder, whose old caches are pruned): a name that climbs out of their folder, hides in
+    it or cannot be written; empty when it can. ``qwen3:8b`` can."""
+    if not model_id:
+        return "is empty"
+    if len(model_id) > LONGEST_ID:
+        return f"is longer than {LONGEST_ID} characters"
+    if "/" in model_id or "\\" in model_id:
+        return "has a path separator (/ or \\) in it"
+    if ".." in model_id:
+        return "has '..' in it"
+    if model_id.startswith("."):
+        return "starts with a dot"
+    if any(unicodedata.category(character) == "Cc" for character in model_id):
+        return "has a control character in it"
+    return ""
 
 
 def _memory(value: Any, fail) -> int:

@@ -151,10 +151,14 @@ class AccessSettings:
     keys: str = setting("", "keys file (TOML): named keys, the models each may use, requests "
                             "and tokens per minute; added to --api-key", metavar="PATH")
     admin_key: str = setting("", "key for the admin API (/admin/...): list, load and unload "
-                                 "models, read their logs; none = admin API off",
+                                 "models, read their logs; it shows /health and the fleet "
+                                 "page in full, and with keys on the API takes it too (every "
+                                 "model, managing servers); none = admin API off",
                              secret=True, metavar="KEY")
     metrics_key: str = setting("", "key for GET /metrics (the admin key opens it too); none = "
-                                   "/metrics is public", secret=True, metavar="KEY")
+                                   "/metrics is public without keys, and with keys only the "
+                                   "admin key opens it (its counts name each key)",
+                               secret=True, metavar="KEY")
     cors_origins: tuple = setting((), "origins of other sites whose pages may call the API "
                                       "from a browser ('*' = any); none = only the proxy's own "
                                       "pages and pages of this machine", metavar="ORIGIN")

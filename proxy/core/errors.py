@@ -27,6 +27,8 @@ ProxyError                      500  an expected failure; the base of all below
 """
 from __future__ import annotations
 
+from typing import Callable, Iterable
+
 
 # An upstream that could not be reached at all: the request never got there, and may be
 # sent again (to the same server once it is back, or to another replica).
@@ -136,9 +138,23 @@ class NotFoundError(ProxyError):
 
 
 class ModelNotFoundError(NotFoundError):
-    """The request names a model this proxy does not serve."""
+    """The request names a model this proxy does not serve, or one its key may not know of;
+    ``known``: the ids the message lists, narrowed to the caller's with :meth:`among` (a
+    key that names a model it may not see gets the same words as for one that is not)."""
 
     code = "model_not_found"
+
+    def __init__(self, model: str | None, known: Iterable[str] = ()) -> None:
+        self.model = model
+        self.known = tuple(sorted(set(known)))
+        named = f"The model {model!r}" if model else "The default model"
+        listed = (f"; the models are {', '.join(self.known)} (GET /v1/models lists their "
+                  f"aliases too)" if self.known else "")
+        super().__init__(f"{named} does not exist here{listed}", param="model")
+
+    def among(self, allowed: Callable[[str], bool]) -> "ModelNotFoundError":
+        """The same error, listing only the ids ``allowed`` says the caller may use."""
+        return ModelNotFoundError(self.model, [known for known in self.known if allowed(known)])
 
 
 class MethodNotAllowedError(ProxyError):

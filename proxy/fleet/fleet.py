@@ -284,10 +284,7 @@ class Fleet:
     def _model(self, name: Optional[str]) -> ServedModel:
         spec = self.catalog.find(name)
         if spec is None:
-            ids = ", ".join(m.id for m in self.catalog.models)
-            raise ModelNotFoundError(f"The model {name!r} does not exist here; the models are "
-                                     f"{ids} (GET /v1/models lists their aliases too)",
-                                     param="model")
+            raise ModelNotFoundError(name, [model.id for model in self.catalog.models])
         return self._models[spec.id]
 
     @staticmethod

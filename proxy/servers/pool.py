@@ -48,8 +48,8 @@ class ProcessPool:
         def run() -> subprocess.Popen:
             launch.log_path.parent.mkdir(parents=True, exist_ok=True)
             with open(launch.log_path, "ab") as log:
-                log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} "
-                          f"{' '.join(launch.command)}\n".encode())
+                log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {launch.shown}\n"
+                          .encode())
                 log.flush()
                 return subprocess.Popen(launch.command, stdin=subprocess.DEVNULL, stdout=log,
                                         stderr=subprocess.STDOUT, env=launch.env,

@@ -25,6 +25,7 @@ from typing import Callable, Iterator, Optional, Protocol, Sequence
 import psutil
 
 from proxy.core.errors import UpstreamUnavailableError
+from proxy.servers import commandline
 from proxy.servers.memory import show
 from proxy.servers.slotcache import SlotFiles
 from proxy.servers.slotkeeper import SlotKeeper
@@ -65,6 +66,16 @@ class Launch:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def shown(self) -> str:
+        """The command as logs show it, its secrets blanked."""
+        return commandline.shown(self.command)
+
+    def scrubbed(self, text: str) -> str:
+        """``text`` (the server's output, an error quoting it) with the command's secrets
+        blanked, should the server have echoed them."""
+        return commandline.scrubbed(text, commandline.secrets(self.command))
 
 
 class Room(Protocol):
@@ -189,9 +200,10 @@ class ManagedServer:
         except BaseException as exc:
             with self._lock:
                 self.state = "failed"
-                self.error = (str(exc) if isinstance(exc, UpstreamUnavailableError) else
-                              f"the server of {self.launch.name} could not be started "
-                              f"({type(exc).__name__}); see the proxy's log")
+                self.error = self.launch.scrubbed(
+                    str(exc) if isinstance(exc, UpstreamUnavailableError) else
+                    f"the server of {self.launch.name} could not be started "
+                    f"({type(exc).__name__}); see the proxy's log")
                 self._lock.notify_all()
             if isinstance(exc, UpstreamUnavailableError):
                 raise UpstreamUnavailableError(self._failure(), retry_after=5,
@@ -292,11 +304,12 @@ class ManagedServer:
                 f"why in the proxy's log and its admin API (GET /admin/models)")
 
     def log_tail(self, lines: int = LOG_TAIL) -> str:
+        """The last ``lines`` of the server's log, its command's secrets blanked."""
         try:
             text = self.launch.log_path.read_text(errors="replace")
         except OSError:
             return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return self.launch.scrubbed("\n".join(text.splitlines()[-lines:]))
 
     # -- starting ----------------------------------------------------------------------------
 
@@ -309,7 +322,7 @@ class ManagedServer:
             self.slots.forget_all()  # a new process: its slots hold nothing yet
         started = time.monotonic()
         logger.info("starting %s with %s: %s", self.launch.name, self.launch.engine,
-                    " ".join(self.launch.command))
+                    self.launch.shown)
         self._process = self.pool.spawn(self.launch)
         self.started_at = started
         deadline = started + self.launch.ready_timeout

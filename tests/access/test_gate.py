@@ -73,6 +73,45 @@ def test_a_key_uses_its_models_only(client):
     assert [model["id"] for model in listed] == ["other"]
 
 
+@pytest.mark.parametrize(("method", "path", "body"), [
+    pytest.param("post", "/v1/chat/completions", {**CHAT, "model": "{}"}, id="chat"),
+    pytest.param("post", "/api/chat", {**CHAT, "model": "{}", "stream": False}, id="ollama"),
+    pytest.param("post", "/api/show", {"model": "{}"}, id="show"),
+    pytest.param("post", "/api/show", {"name": "{}"}, id="show-by-name"),
+    pytest.param("post", "/v1/embeddings", {"model": "{}", "input": "x"}, id="embeddings"),
+])
+def test_a_hidden_key_cannot_tell_anothers_model_from_none(client, method, path, body):
+    """bob may use ``other`` only: ``tiny`` is as absent to him as a model that is not."""
+    def asked(model: str):
+        named = {field: value.format(model) if value == "{}" else value
+                 for field, value in body.items()}
+        answer = getattr(client, method)(path, json=named, headers=as_key("sk-bob"))
+        return answer.status_code, answer.get_data(as_text=True).replace(model, "MODEL")
+
+    status, text = asked("gpt-9")
+    assert status == 404 and "the models are other" in text and "tiny" not in text
+    assert asked("tiny") == asked("gpt-4") == (status, text)
+
+
+@pytest.mark.parametrize(("key", "status", "listed"), [
+    pytest.param("sk-alice", 403, "it may use tiny", id="a-key-of-one-model"),
+    pytest.param("sk-bob", 404, "the models are other (", id="a-hidden-key"),
+    pytest.param("sk-carol", 404, "the models are other, tiny (", id="a-key-of-every-model"),
+])
+def test_a_missing_model_names_only_the_ids_the_key_may_use(client, key, status, listed):
+    for body in ({"model": "gpt-9"}, {"name": "gpt-9"}):
+        answer = client.post("/api/show", json=body, headers=as_key(key))
+        assert answer.status_code == status and listed in answer.json["error"]
+
+
+def test_the_admin_key_is_a_key_of_every_model_on_the_api(client):
+    assert chat(client, "admin", model="other").status_code == 200
+    assert chat(client, "admin").status_code == 200
+    usage = client.get("/admin/usage", headers=as_key("admin")).json["usage"]
+    assert {(row["key"], row["model"]) for row in usage} == {("admin", "other"),
+                                                             ("admin", "tiny")}
+
+
 def test_requests_per_minute_then_429_with_openais_headers(client):
     answers = [chat(client, "sk-alice") for _ in range(4)]
     assert [a.status_code for a in answers] == [200, 200, 200, 429]
@@ -108,7 +147,7 @@ def test_keys_are_named_in_metrics_and_never_logged(client, caplog):
     caplog.set_level(logging.DEBUG)
     chat(client, "sk-alice")
     chat(client, "sk-nobody")
-    scrape = client.get("/metrics").get_data(as_text=True)
+    scrape = client.get("/metrics", headers=as_key("admin")).get_data(as_text=True)
     assert 'key="alice"' in scrape
     everything = scrape + caplog.text
     assert "sk-alice" not in everything and "sk-nobody" not in everything

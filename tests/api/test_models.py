@@ -23,11 +23,16 @@ def test_models(client, path):
     pytest.param(UpstreamUnavailableError("down"), 503, "unavailable", id="down"),
 ])
 def test_health(make_client, error, status, state):
-    response = make_client(FakeBackend(error=error)).get("/health")
-    assert response.status_code == status
-    assert response.get_json()["status"] == state
-    assert response.get_json()["backend"] == "fake"
+    client = make_client(FakeBackend(error=error), admin_key="adm")
+    response = client.get("/health")
+    assert (response.status_code, response.get_json()) == (status, {"status": state})
+    detailed = client.get("/health", headers={"Authorization": "Bearer adm"})
+    assert detailed.status_code == status
+    assert detailed.get_json()["status"] == state and detailed.get_json()["backend"] == "fake"
 
 
 def test_health_is_public_even_with_keys(make_client):
-    assert make_client(api_key=("k1",)).get("/health").status_code == 200
+    response = make_client(api_key=("k1",)).get("/health")
+    assert (response.status_code, response.get_json()) == (200, {"status": "ok"})
+    keyed = make_client(api_key=("k1",)).get("/health", headers={"Authorization": "Bearer k1"})
+    assert keyed.get_json() == {"status": "ok"}  # a client key is no admin key

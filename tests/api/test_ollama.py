@@ -19,15 +19,41 @@ KEYS = """
 name = "alice"
 key = "sk-alice"
 models = ["qwen"]
+
+[[keys]]
+name = "ops"
+key = "sk-ops"
+manage = true
 """
 
 
-def fleet_of(*names: str, backend=None):
-    """A fleet of the named models on fake backends; other names are not found."""
+def fleet_of(*names: str, backend=None, server=None):
+    """A fleet of the named models on fake backends (each run by ``server``, when given);
+    other names are not found."""
     specs = tuple(ModelSpec(name) for name in names)
     return Fleet(Catalog(specs, names[0], catch_all=False),
-                 [ServedModel(spec, (Replica(f"fake-{spec.id}", backend or FakeBackend()),),
+                 [ServedModel(spec, (Replica(f"fake-{spec.id}", backend or FakeBackend(),
+                                             server),),
                               Rotation(lambda name: True)) for spec in specs])
+
+
+class Server:
+    """A server the proxy runs, as a record of what it was told."""
+
+    def __init__(self) -> None:
+        self.told: list = []
+
+    def ensure(self) -> None:
+        self.told.append("ensure")
+
+    def is_ready(self) -> bool:
+        return True
+
+    def stop(self, why: str = "") -> None:
+        self.told.append("stop")
+
+    def keep_for(self, seconds: float) -> None:
+        self.told.append(f"keep {seconds:g}")
 
 
 def ndjson(response) -> list:
@@ -136,3 +162,37 @@ def test_keys_as_ollamas_clients_send_them(make_client, tmp_path):
     assert client.post("/api/show", json={"name": "llama"}, headers=alice).status_code == 403
     assert client.post("/api/chat", json={**CHAT, "stream": False},
                        headers=alice).status_code == 200
+
+
+@pytest.mark.parametrize(("key", "obeyed"), [
+    pytest.param("sk-alice", False, id="a-client-key"),
+    pytest.param("sk-ops", True, id="a-managing-key"),
+    pytest.param("admin", True, id="the-admin-key"),
+])
+def test_only_a_key_that_manages_servers_changes_their_keep_alive(make_client, tmp_path, key,
+                                                                   obeyed):
+    keys = tmp_path / "keys.toml"
+    keys.write_text(KEYS)
+    server = Server()
+    client = make_client(fleet_of("qwen", server=server), keys=str(keys), admin_key="admin")
+    asked = [("/api/generate", {"model": "qwen", "keep_alive": 0}, "unload"),
+             ("/api/chat", {**CHAT, "keep_alive": "5m", "stream": False}, "keep 300"),
+             ("/api/generate", {"model": "qwen", "prompt": "hi", "keep_alive": -1}, "keep -1")]
+    for path, body, told in asked:
+        server.told.clear()
+        answer = client.post(path, json=body, headers={"Authorization": f"Bearer {key}"})
+        assert answer.status_code == 200 and answer.get_data()  # answered either way
+        ignored = answer.headers.get("x-oai-proxy-ignored-fields")
+        if obeyed:
+            assert ignored is None and told.replace("unload", "stop") in server.told
+        else:
+            assert ignored == "keep_alive"
+            assert not any(word in done for done in server.told for word in ("stop", "keep"))
+
+
+def test_without_keys_any_client_changes_the_keep_alive(make_client):
+    server = Server()
+    client = make_client(fleet_of("qwen", server=server))
+    answer = client.post("/api/generate", json={"model": "qwen", "keep_alive": 0})
+    assert answer.get_json()["done_reason"] == "unload" and server.told == ["stop"]
+    assert "x-oai-proxy-ignored-fields" not in answer.headers

@@ -9,9 +9,14 @@ import time
 import pytest
 
 from proxy.app import create_app
+from proxy.config.catalog import Catalog, ModelSpec
 from proxy.config.settings import Settings
 from proxy.core.errors import UpstreamError
 from proxy.core.types import Usage
+from proxy.fleet.fleet import Fleet, ServedModel
+from proxy.fleet.health import Rotation
+from proxy.fleet.replica import Replica
+from tests.fakes.backend import FakeBackend
 from tests.fakes.servercpp import FakeServerCpp
 from tests.ops.test_history import Clock
 from tests.processes import ProxyProcess
@@ -68,6 +73,44 @@ def test_a_keys_file_alone_requires_a_key_on_the_pages(make_client, tmp_path):
     assert client.post("/v1/completions", json={"prompt": "x"}).status_code == 401
     assert "required" in client.get("/", headers=PAGE).get_data(as_text=True)
     assert "keybox\" hidden" not in client.get("/playground").get_data(as_text=True)
+
+
+def fleet_page(make_client, tmp_path):
+    """Two models on fake replicas named by address, behind alice's key (qwen only) and the
+    admin key."""
+    specs = (ModelSpec("qwen"), ModelSpec("llama"))
+    fleet = Fleet(Catalog(specs, "qwen", catch_all=False),
+                  [ServedModel(spec, (Replica(f"http://10.0.0.9:80{n}", FakeBackend()),),
+                               Rotation(lambda name: True)) for n, spec in enumerate(specs)])
+    return make_client(fleet, keys=keys_file(tmp_path), admin_key="adm")
+
+
+@pytest.mark.parametrize(("headers", "viewer", "models"), [
+    pytest.param({}, "anonymous", [], id="anonymous"),
+    pytest.param({"Authorization": "Bearer sk-nobody"}, "anonymous", [], id="unknown-key"),
+    pytest.param({"Authorization": "Bearer sk-alice"}, "key", ["qwen"], id="alices-key"),
+    pytest.param({"x-api-key": "sk-alice"}, "key", ["qwen"], id="alices-key-as-x-api-key"),
+    pytest.param({"Authorization": "Bearer adm"}, "admin", ["qwen", "llama"], id="admin"),
+])
+def test_the_status_shows_each_viewer_what_it_may_see(make_client, tmp_path, headers, viewer,
+                                                      models):
+    client = fleet_page(make_client, tmp_path)
+    status = client.get("/status", headers=headers)
+    assert status.status_code == 200 and status.json["viewer"] == viewer
+    assert [model["id"] for model in status.json["models"]] == models
+    assert ("10.0.0.9" in status.get_data(as_text=True)) == (viewer == "admin")
+    page = client.get("/", headers={**PAGE, **headers}).get_data(as_text=True)
+    assert ("10.0.0.9" in page) == (viewer == "admin")
+    assert ('data-model="llama"' in page) == (viewer == "admin")
+    assert ('<tr class="none">' in page) == (not models)
+
+
+def test_health_gives_its_detail_to_the_admin_alone(make_client, tmp_path):
+    client = fleet_page(make_client, tmp_path)
+    for headers in ({}, {"Authorization": "Bearer sk-alice"}):
+        assert client.get("/health", headers=headers).json == {"status": "ok"}
+    detailed = client.get("/health", headers={"Authorization": "Bearer adm"}).json
+    assert [model["id"] for model in detailed["models"]] == ["qwen", "llama"]
 
 
 def test_a_fleet_of_one_names_its_model(make_client):

@@ -26,7 +26,7 @@ SERVINGS = ["waitress", "gunicorn", "wsgi"]
 
 
 def health(proxy: ProxyProcess) -> dict:
-    return requests.get(proxy.url + "/health", timeout=10).json()
+    return proxy.health()
 
 
 def completions(fake: FakeServerCpp) -> int:

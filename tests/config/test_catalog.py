@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.config.catalog import (CatalogError, UpstreamSpec, parse_catalog, read_catalog,
-                                 with_defaults)
+from proxy.config.catalog import (CatalogError, UpstreamSpec, from_settings, id_problem,
+                                  parse_catalog, read_catalog, with_defaults)
+from proxy.config.settings import Settings
 from proxy.core.types import GenerationRequest, Sampling
 
 GOOD = """
@@ -201,3 +202,40 @@ def test_a_vision_model_and_a_reranker_start_their_servers_so():
 def test_a_projector_or_reranking_on_a_model_the_proxy_does_not_run_is_named(entry, key):
     with pytest.raises(CatalogError, match=key.replace(".", r"\.")):
         parse_catalog({"models": {"a": entry}}, "models.toml")
+
+
+@pytest.mark.parametrize(("model_id", "problem"), [
+    pytest.param("qwen3:8b", "", id="ollama-tag"),
+    pytest.param("Llama-3.1-8B_Instruct Q4", "", id="dots-dashes-spaces"),
+    pytest.param("x" * 128, "", id="longest"),
+    pytest.param("x" * 129, "is longer than 128 characters", id="too-long"),
+    pytest.param("", "is empty", id="empty"),
+    pytest.param("../../../x", "has a path separator", id="climbing"),
+    pytest.param("a/b", "has a path separator", id="slash"),
+    pytest.param("a\\b", "has a path separator", id="backslash"),
+    pytest.param("..", "has '..' in it", id="parent"),
+    pytest.param("a..b", "has '..' in it", id="double-dot"),
+    pytest.param(".hidden", "starts with a dot", id="leading-dot"),
+    pytest.param("a\nb", "has a control character", id="newline"),
+    pytest.param("a\x00b", "has a control character", id="nul"),
+    pytest.param("a\x85b", "has a control character", id="c1-control"),
+])
+def test_an_id_must_be_able_to_name_its_files(model_id, problem):
+    assert id_problem(model_id).startswith(problem)
+    assert bool(id_problem(model_id)) == bool(problem)
+
+
+def test_an_id_that_cannot_name_its_files_stops_the_proxy_naming_it(tmp_path):
+    path = write(tmp_path, '[models."../../../x"]\nmodel = "x.gguf"\n')
+    with pytest.raises(CatalogError) as error:
+        read_catalog(path)
+    assert str(error.value) == (f"{path}: models: the id '../../../x' cannot name its "
+                                f"server's log file and slot folder: it has a path separator "
+                                f"(/ or \\) in it")
+
+
+def test_the_flags_model_id_is_checked_too():
+    settings = Settings.of(model="/m/qwen.gguf", model_name="../qwen")
+    with pytest.raises(CatalogError, match="'../qwen' .*--model-name"):
+        from_settings(settings)
+    assert from_settings(Settings.of(model="/m/qwen.gguf")).default == "qwen.gguf"

@@ -2,6 +2,7 @@
 whole answers, errors in its shape."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -259,9 +260,25 @@ def test_a_whole_generate_answer():
     assert "message" not in body
 
 
+@pytest.mark.parametrize(("body", "keep_alive", "headers"), [
+    pytest.param({}, None, {}, id="no-keep-alive"),
+    pytest.param({"keep_alive": 0}, None, {shared.IGNORED_FIELDS_HEADER: "keep_alive"},
+                 id="unload"),
+    pytest.param({"keep_alive": "5m", "options": {"num_ctx": 8}}, None,
+                 {shared.IGNORED_HEADER: "num_ctx", shared.IGNORED_FIELDS_HEADER: "keep_alive"},
+                 id="with-an-ignored-option"),
+])
+def test_a_client_that_may_not_manage_servers_has_its_keep_alive_left_out(body, keep_alive,
+                                                                          headers):
+    ask = generate.parse({"model": "m", "prompt": "hi", **body})
+    notes = shared.unmanaged(ask.notes)
+    assert notes.keep_alive == keep_alive
+    assert shared.headers(dataclasses.replace(ask, notes=notes)) == headers
+
+
 def test_errors_are_ollamas_shape():
-    assert shared.error_body(ModelNotFoundError("model 'x' not found")) == {
-        "error": "model 'x' not found"}
+    assert shared.error_body(ModelNotFoundError("x")) == {
+        "error": "The model 'x' does not exist here"}
 
 
 # -- embeddings ------------------------------------------------------------------------------

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 import psutil
 import requests
 
-from tests.processes import ProxyProcess
+from tests.processes import ADMIN, ProxyProcess
 
 from .llama_server import find_server
 
-ADMIN = "admin-secret"
 NO_UPSTREAM = "http://127.0.0.1:9"  # the proxy runs its own servers: this one is never used
 
 
@@ -28,9 +27,18 @@ class Program:
 def servers_of(proxy: ProxyProcess) -> list:
     """The model servers running under the proxy (not its gunicorn workers or supervisor)."""
     children = psutil.Process(proxy.process.pid).children(recursive=True)
-    return [child for child in children if child.status() != psutil.STATUS_ZOMBIE
-            and (child.cmdline()[:1] != [sys.executable]
-                 or "proxy.servers.engine" in child.cmdline())]
+    return [child for child in children if _serving(child)]
+
+
+def _serving(child: psutil.Process) -> bool:
+    """Whether ``child`` is a model server still running: one that exits while it is looked
+    at (a zombie by the time its command line is read) is not."""
+    try:
+        command = child.cmdline()
+        return child.status() != psutil.STATUS_ZOMBIE and (
+            command[:1] != [sys.executable] or "proxy.servers.engine" in command)
+    except psutil.Error:
+        return False
 
 
 def supervisors_of(proxy: ProxyProcess) -> list:

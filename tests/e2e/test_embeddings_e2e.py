@@ -84,7 +84,7 @@ def test_embeddings_from_a_separate_server(split_proxy, chat_server, embedding_s
     vector = client.embeddings.create(model="tiny", input="the cat sat").data[0].embedding
     assert vector == pytest.approx(direct_embedding(embedding_server, "the cat sat"), abs=1e-5)
     assert client.completions.create(model="tiny", prompt="the", max_tokens=3).choices[0].text
-    health = requests.get(split_proxy.url + "/health", timeout=10).json()
+    health = split_proxy.health()
     assert health["embedding_upstream"]["url"] == embedding_server.url
     assert health["embedding_upstream"]["in_flight"] == health["in_flight"] == 0
 

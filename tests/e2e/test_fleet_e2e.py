@@ -106,7 +106,7 @@ def client(proxy):
 
 
 def replicas_ok(proxy: ProxyProcess) -> dict:
-    health = requests.get(proxy.url + "/health", timeout=10).json()
+    health = proxy.health()
     tiny = next(model for model in health["models"] if model["id"] == "tiny")
     return {replica["url"]: replica["ok"] for replica in tiny["replicas"]}
 
@@ -120,7 +120,7 @@ def test_routing_by_model_and_alias(client, servers):
     with pytest.raises(openai.NotFoundError) as missing:
         client.chat.completions.create(model="gpt-4", messages=[{"role": "user", "content": "x"}])
     assert missing.value.body["code"] == "model_not_found"
-    assert "tiny, solo" in missing.value.body["message"]
+    assert "the models are solo, tiny" in missing.value.body["message"]  # sorted
     listed = {m.id: m for m in client.models.list().data}
     assert set(listed) == {"tiny", "gpt-3.5-turbo", "solo"}
     assert listed["gpt-3.5-turbo"].model_extra["alias_of"] == "tiny"

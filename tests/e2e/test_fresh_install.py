@@ -9,7 +9,6 @@ import sys
 import time
 
 import pytest
-import requests
 
 from tests.processes import ROOT, ProxyProcess
 
@@ -45,7 +44,7 @@ def test_pip_install_and_go_without_a_compiler(tmp_path):
                                model="tiny", max_tokens=8, temperature=0, stream=True,
                                messages=[{"role": "user", "content": "hi"}]) if chunk.choices)
         assert streamed == chat.choices[0].message.content
-        health = requests.get(proxy.url + "/health", timeout=10).json()
+        health = proxy.health()
     assert health["managed"]["engine"].startswith("bundled llama.cpp (xllamacpp ")
     assert "bundled llama.cpp" in proxy.log()
     print(f"installed in {installed:.1f}s, first answer {answered:.1f}s after the install began")

@@ -187,8 +187,7 @@ model = "{model}"
     with with_file(tmp_path, logs, "powerinfer", text) as proxy:
         reply = proxy.sdk().completions.create(model="old", prompt="the cat", max_tokens=4)
         assert reply.choices[0].text is not None
-        health = requests.get(proxy.url + "/health", timeout=10).json()
-        assert health["generation"] == "powerinfer"
+        assert proxy.health()["generation"] == "powerinfer"
 
 
 def test_gunicorn_workers_share_one_supervisor(program, model, logs):

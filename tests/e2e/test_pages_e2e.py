@@ -22,7 +22,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.polling import wait_for
-from tests.processes import ProxyProcess
+from tests.processes import ADMIN, ProxyProcess
 
 from .llama_server import LlamaServer
 
@@ -62,17 +62,53 @@ def test_the_fleet_page_shows_a_real_upstream_up(browser, server, logs, tmp_path
         browser.get(proxy.url + "/")
         wait = WebDriverWait(browser, 10)
         wait.until(lambda b: "updated" in b.find_element(By.ID, "updated").text)
-        row = browser.find_element(By.CSS_SELECTOR, "#fleet tbody tr")
-        cells = [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
-        assert cells[1] == server.url and cells[2] == "llamacpp" and cells[3] == "up"
-        assert cells[4] == "0 / 1" and cells[5] == "0" and cells[7] == "external"
+        # anyone sees the model and its load; its replica by number, not by address
+        cells = first_row(browser)
+        assert cells[1:6] == ["1", "llamacpp", "up", "0 / 1", "0"] and cells[7] == "external"
         assert browser.find_element(By.ID, "status").text == "ready"
+        assert server.url not in browser.page_source
+        give_key(browser, ADMIN)  # the admin sees its address
+        wait.until(lambda b: first_row(b)[1] == server.url)
+        assert browser.find_element(By.ID, "shown").text == "Shown to the admin."
+        assert browser.execute_script("return sessionStorage.getItem('oai-proxy-fleet-key')") \
+            == ADMIN and browser.execute_script("return localStorage.length") == 0
         browser.save_screenshot(str(tmp_path / "fleet.png"))
         with traffic(proxy):  # across refreshes: tokens/s is counted between two looks
             wait.until(lambda b: tokens_per_second(b) > 0)
         server.stop()  # the page notices by itself, without a reload
         wait.until(lambda b: b.find_element(By.ID, "status").text == "not ready")
         assert "down" in browser.find_element(By.CSS_SELECTOR, "#fleet tbody tr").text
+
+
+def test_with_keys_the_fleet_page_shows_a_key_its_models_and_anyone_the_state(
+        browser, server, logs, tmp_path):
+    with ProxyProcess(server.url, logs / "pages-keyed.log", args=["--api-key", KEY]) as proxy:
+        browser.get(proxy.url + "/")
+        wait = WebDriverWait(browser, 10)
+        wait.until(lambda b: "updated" in b.find_element(By.ID, "updated").text)
+        assert browser.find_element(By.ID, "status").text == "ready"
+        assert "No model is shown without a key" in first_row(browser)[0]
+        give_key(browser, "not-a-key")
+        wait.until(lambda b: "not accepted" in b.find_element(By.ID, "shown").text)
+        assert browser.execute_script("return sessionStorage.length") == 0
+        give_key(browser, KEY)
+        wait.until(lambda b: first_row(b)[1] == "1")
+        assert first_row(browser)[2:4] == ["llamacpp", "up"]
+        assert "its models" in browser.find_element(By.ID, "shown").text
+        browser.find_element(By.ID, "forget-key").click()
+        wait.until(lambda b: "No model is shown" in first_row(b)[0])
+        assert browser.execute_script("return sessionStorage.length") == 0
+
+
+def first_row(browser) -> list:
+    """The fleet table's first row, read in one go (the page replaces its rows at each look)."""
+    return browser.execute_script(
+        "return [...document.querySelector('#fleet tbody tr').cells].map(c => c.textContent)")
+
+
+def give_key(browser, key: str) -> None:
+    browser.find_element(By.ID, "key").send_keys(key)
+    browser.find_element(By.ID, "use-key").click()
 
 
 def test_the_fleet_page_charts_each_models_last_minutes(browser, server, logs, tmp_path):

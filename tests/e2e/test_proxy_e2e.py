@@ -159,7 +159,7 @@ def assert_names_the_server(message: str, server: LlamaServer, proxy: ProxyProce
 
 
 def proxy_health(proxy: ProxyProcess) -> dict:
-    return requests.get(proxy.url + "/health", timeout=10).json()
+    return proxy.health()
 
 
 # -- the proxy, spoken to through the SDK or raw HTTP ---------------------------------------

@@ -7,6 +7,7 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from proxy.api.observe import scrape_keys
 from proxy.app import create_app
 from proxy.config.settings import Settings
 from proxy.ops.measure import Measure
@@ -125,10 +126,36 @@ def test_a_metrics_key_guards_the_scrape(fake, proxy_over, key, status):
         assert "metrics" not in response.get_data(as_text=True)
 
 
-def test_without_a_metrics_key_the_scrape_is_public_even_with_client_keys(fake, proxy_over):
-    response = proxy_over(fake, api_key=("client",)).get("/metrics")
+@pytest.mark.parametrize(("metrics_key", "admin_key", "keys_required", "opens"), [
+    pytest.param("", "", False, None, id="no-keys-public"),
+    pytest.param("", "adm", False, None, id="no-keys-admin-key-alone-public"),
+    pytest.param("met", "", False, ("met",), id="no-keys-metrics-key"),
+    pytest.param("met", "adm", False, ("met", "adm"), id="no-keys-both"),
+    pytest.param("", "", True, (), id="keys-closed"),
+    pytest.param("", "adm", True, ("adm",), id="keys-admin-key"),
+    pytest.param("met", "adm", True, ("met", "adm"), id="keys-both"),
+])
+def test_which_keys_open_the_scrape(metrics_key, admin_key, keys_required, opens):
+    assert scrape_keys(metrics_key, admin_key, keys_required) == opens
+
+
+def test_without_keys_and_a_metrics_key_the_scrape_is_public(fake, proxy_over):
+    response = proxy_over(fake).get("/metrics")
     assert response.status_code == 200
     assert response.content_type.startswith("text/plain; version=0.0.4")
+
+
+def test_with_keys_the_scrape_is_never_public(fake, proxy_over, caplog):
+    client = proxy_over(fake, api_key=("client",))
+    assert "--metrics-key" in caplog.text  # said at start-up
+    for headers in ({}, {"Authorization": "Bearer client"}):
+        refused = client.get("/metrics", headers=headers)
+        assert refused.status_code == 403 and refused.json["error"]["code"] == "metrics_key_needed"
+        assert "--metrics-key" in refused.json["error"]["message"]
+    admin = proxy_over(fake, api_key=("client",), admin_key="admin")
+    assert admin.get("/metrics").status_code == 401
+    assert admin.get("/metrics", headers={"Authorization": "Bearer client"}).status_code == 401
+    assert admin.get("/metrics", headers={"Authorization": "Bearer admin"}).status_code == 200
 
 
 def test_metrics_off_keeps_none_and_still_says_the_overhead(fake, proxy_over):

@@ -111,6 +111,23 @@ def test_a_failed_start_says_why_and_the_next_request_tries_again(pool, tmp_path
     assert (tmp_path / "broken.log").read_text().count("--- ") == 2  # started twice
 
 
+def test_a_secret_in_the_command_is_blanked_wherever_the_command_shows(pool, tmp_path, caplog):
+    """The log's start line, the proxy's log, the error and the log's tail: a server that
+    echoes its key has it blanked too."""
+    echo = "import sys; print('started with', sys.argv[-1]); exit(1)"
+    broken = server(pool, Watch(pool, delay=0), tmp_path, "keyed",
+                    command=(sys.executable, "-c", echo, "--api-key", "SOMESECRET"),
+                    ready=lambda url: None)
+    with caplog.at_level("INFO", logger="proxy.servers"), \
+            pytest.raises(UpstreamUnavailableError) as failed:
+        broken.acquire()
+    written = (tmp_path / "keyed.log").read_text()
+    assert "--api-key ***" in written and "started with SOMESECRET" in written
+    for shown in (failed.value.detail, broken.error, broken.snapshot()["error"],
+                  broken.log_tail(), caplog.text):
+        assert "SOMESECRET" not in shown and "***" in shown
+
+
 def test_an_idle_server_stops_after_its_ttl(tmp_path):
     pool = ProcessPool()
     try:

@@ -124,7 +124,7 @@ def test_every_server_kind(kind, tmp_path):
         streamed = client.chat.completions.create(model="m", messages=CHAT, stream=True,
                                                   temperature=0.2, seed=3)
         assert "".join(c.choices[0].delta.content or "" for c in streamed) == "Hello, world!"
-        health = requests.get(proxy.url + "/health", timeout=5).json()
+        health = proxy.health()
         assert health["generation"] == kind
         assert fake.type_violations == []
         slot_field = "id_slot" if kind == "llamacpp" else "slot_id"
@@ -144,7 +144,7 @@ def test_upstream_down_then_back(tmp_path):
         fake.kind = "powerinfer"  # restarted on another build
         fake.start()
         assert client.chat.completions.create(model="m", messages=CHAT).choices
-        assert requests.get(proxy.url + "/health", timeout=5).json()["generation"] == "powerinfer"
+        assert proxy.health()["generation"] == "powerinfer"
         completions = [body for path, body, _ in fake.requests if path == "/completion"]
         assert "slot_id" in completions[-1] and "id_slot" not in completions[-1]
 

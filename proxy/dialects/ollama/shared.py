@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Optional, Sequence
 
@@ -24,6 +24,9 @@ SAMPLING_OPTIONS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty",
                     "mirostat_tau", "mirostat_eta")
 READ_OPTIONS = frozenset((*SAMPLING_OPTIONS, "num_predict", "stop"))
 IGNORED_HEADER = "x-oai-proxy-ignored-options"
+# fields of the request the proxy did not act on: a keep_alive from a key that may not
+# manage the servers every key shares
+IGNORED_FIELDS_HEADER = "x-oai-proxy-ignored-fields"
 EFFORTS = ("low", "medium", "high")
 DURATION = re.compile(r"(-?)((?:[0-9]+(?:\.[0-9]*)?(?:ns|us|µs|ms|s|m|h))+)")
 DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?)(ns|us|µs|ms|s|m|h)")
@@ -42,6 +45,7 @@ class OllamaNotes:
     ignored: tuple = ()  # options the proxy does not hand on
     think: Optional[bool] = None
     load: bool = False  # no prompt: the request only loads (or unloads) the model
+    ignored_fields: tuple = ()  # fields the proxy did not act on (see unmanaged)
 
 
 def ask(fields: Fields, started: int, *, messages: tuple = (), prompt: Optional[str] = None,
@@ -155,10 +159,25 @@ def keep_alive(fields: Fields) -> Optional[float]:
     raise fields.fail("keep_alive", 'must be a number of seconds or a duration like "5m"')
 
 
+def unmanaged(notes: OllamaNotes) -> OllamaNotes:
+    """``notes`` of a client that may not manage the model's server: its ``keep_alive``
+    (stop the server, keep it for a while or for ever) left out, and named as left out. The
+    server is every client's: one key's ``keep_alive: 0`` in a loop would make every other
+    key's requests wait for reloads."""
+    if notes.keep_alive is None:
+        return notes
+    return replace(notes, keep_alive=None, ignored_fields=(*notes.ignored_fields, "keep_alive"))
+
+
 def headers(asked: Ask) -> dict:
-    """The response header naming the options left out, when any were."""
-    ignored = asked.notes.ignored
-    return {IGNORED_HEADER: ", ".join(ignored)} if ignored else {}
+    """The response headers naming the options and the fields left out, when any were."""
+    notes = asked.notes
+    found = {}
+    if notes.ignored:
+        found[IGNORED_HEADER] = ", ".join(notes.ignored)
+    if notes.ignored_fields:
+        found[IGNORED_FIELDS_HEADER] = ", ".join(notes.ignored_fields)
+    return found
 
 
 def new_id() -> str:

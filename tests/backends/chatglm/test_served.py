@@ -219,7 +219,7 @@ def test_concurrent_requests_are_serialized(endless):
 
 
 def health(proxy: ProxyProcess) -> dict:
-    return requests.get(proxy.url + "/health", timeout=5).json()
+    return proxy.health(timeout=5)
 
 
 def test_full_queue_then_a_disconnect_frees_the_model(endless):
