@@ -9,9 +9,11 @@ import tempfile
 from typing import Optional
 
 from gunicorn.config import Config
+from gunicorn.glogging import Logger
 
 from proxy.config.runtime import Runtime, share_metrics
 from proxy.config.settings import Settings
+from proxy.logs import Formatter
 from proxy.servers.supervisor import SupervisorProcess, start_supervisor
 from proxy.serving.worker import patient_worker
 
@@ -76,6 +78,19 @@ class MasterHooks:
         self.master.stop()
 
 
+class EscapingLogger(Logger):
+    """gunicorn's own log (its error log, and its access log when one is asked for), its
+    lines escaped as the proxy's are (:class:`proxy.logs.Formatter`): they name paths and
+    headers that clients wrote."""
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                shape = handler.formatter or Formatter()
+                handler.setFormatter(Formatter(shape._fmt, shape.datefmt))
+
+
 def gunicorn_options(settings: Settings) -> dict:
     """Threaded workers sized for long-lived streams: each open stream holds a thread.
 
@@ -97,6 +112,7 @@ def gunicorn_options(settings: Settings) -> dict:
         "graceful_timeout": int(settings.serving.graceful_timeout) + 5,
         "keepalive": 5,
         "loglevel": settings.observing.log_level,
+        "logger_class": EscapingLogger,
         "on_starting": hooks.on_starting,
         "child_exit": hooks.child_exit,
         "on_exit": hooks.on_exit,

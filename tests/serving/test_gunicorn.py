@@ -61,6 +61,33 @@ def test_each_request_gets_a_line_in_the_log(proxy, client, fake):
     assert line.endswith(" key=-") and " model=default " in line
 
 
+def test_a_path_cannot_add_a_line_of_its_own_to_the_log(proxy):
+    requests.get(proxy.url + "/v1/models%0d%0aFORGED%20line", timeout=10)
+    wait_for(lambda: "FORGED" in proxy.log(), "no access line")
+    lines = proxy.log().splitlines()
+    assert not [line for line in lines if line.startswith("FORGED")]
+    (line,) = [line for line in lines if "FORGED" in line]
+    assert "INFO proxy.access: 127.0.0.1 GET /v1/models\\r\\nFORGED line 404 " in line
+
+
+def test_gunicorns_own_lines_are_escaped_too(capsys):
+    from gunicorn.config import Config
+
+    from proxy.config.settings import Settings
+    from proxy.serving.gunicorn import gunicorn_options
+
+    config = Config()
+    for key, value in gunicorn_options(Settings()).items():
+        config.set(key, value)
+    logger = config.logger_class(config)
+    try:
+        logger.error("Error handling request %s", "/x\r\nFORGED")
+    finally:
+        logger.error_log.handlers.clear()
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.endswith("[ERROR] Error handling request /x\\r\\nFORGED")
+
+
 def test_chat_stream_with_usage(client, fake):
     stream = client.chat.completions.create(model="tiny", messages=CHAT, stream=True,
                                             stream_options={"include_usage": True})
