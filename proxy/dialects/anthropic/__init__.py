@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 
+from proxy.core.headers import named
 from proxy.dialects.anthropic.answer import error_body, render, render_count  # noqa: F401
 from proxy.dialects.anthropic.request import parse  # noqa: F401 (the dialect's)
 from proxy.dialects.anthropic.stream import Stream
@@ -42,4 +43,4 @@ def stream(ask: Ask, id: str, model: str) -> Stream:
 def headers(ask: Ask) -> dict:
     """The response header naming the server tools left out, when any were."""
     left_out = ask.notes.left_out
-    return {LEFT_OUT_HEADER: ", ".join(left_out)} if left_out else {}
+    return {LEFT_OUT_HEADER: named(left_out)} if left_out else {}

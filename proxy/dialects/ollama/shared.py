@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 
 from proxy.core.errors import ProxyError
 from proxy.core.fields import Fields, check_schema, sampling, stop_words
+from proxy.core.headers import named
 from proxy.core.types import GenerationRequest, ResponseFormat, Sampling, ToolCall, Usage
 from proxy.dialects.content import Content
 from proxy.dialects.dialect import Ask, Limits
@@ -174,9 +175,9 @@ def headers(asked: Ask) -> dict:
     notes = asked.notes
     found = {}
     if notes.ignored:
-        found[IGNORED_HEADER] = ", ".join(notes.ignored)
+        found[IGNORED_HEADER] = named(notes.ignored)
     if notes.ignored_fields:
-        found[IGNORED_FIELDS_HEADER] = ", ".join(notes.ignored_fields)
+        found[IGNORED_FIELDS_HEADER] = named(notes.ignored_fields)
     return found
 
 

@@ -18,6 +18,7 @@ sequence, each event typed and numbered (``sequence_number``) with an ``event:``
 """
 from __future__ import annotations
 
+from proxy.core.headers import named
 from proxy.dialects.dialect import Ask
 from proxy.dialects.openai.shared import error_body  # noqa: F401 (the dialect's)
 from proxy.dialects.responses.answer import (render, render_count, render_deleted,  # noqa: F401
@@ -41,4 +42,4 @@ def stream(ask: Ask, id: str, model: str) -> Stream:
 def headers(ask: Ask) -> dict:
     """The response header naming the tool types left out, when any were."""
     left_out = ask.notes.left_out
-    return {LEFT_OUT_HEADER: ", ".join(left_out)} if left_out else {}
+    return {LEFT_OUT_HEADER: named(left_out)} if left_out else {}
