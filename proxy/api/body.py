@@ -2,7 +2,10 @@
 
 Every body that is not text a server can be given is a 400 naming why: invalid JSON, invalid
 UTF-8, and text holding a lone UTF-16 surrogate, whether escaped (``\\ud800``) or encoded as
-UTF-8 bytes of its own (``\\xed\\xa0\\x80``, as CESU-8 writes surrogate pairs).
+UTF-8 bytes of its own (``\\xed\\xa0\\x80``, as CESU-8 writes surrogate pairs). So is a
+body that would cost too much: more arrays and objects than ``--max-containers`` (told
+before it is read), nested deeper than ``--max-nesting`` (so that no later step has to fear
+a recursion).
 """
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ import orjson
 from flask import g, request
 from werkzeug.exceptions import ClientDisconnected
 
+from proxy.api.state import get_state
+from proxy.core.bodyshape import brackets, more_containers, too_deep
 from proxy.core.errors import InvalidRequestError, RequestTimeoutError
 from proxy.core.fields import lone_surrogate_at
 
@@ -36,6 +41,12 @@ def _parse_body() -> object:
     except (ClientDisconnected, OSError):  # gunicorn gave up on a body that stopped coming
         raise RequestTimeoutError("The request body stopped arriving before its "
                                   "Content-Length was reached (--client-timeout).") from None
+    limits = get_state().settings.limits
+    opened = brackets(data)  # most bodies need no more than this count
+    if opened > limits.max_containers and more_containers(data, limits.max_containers):
+        raise InvalidRequestError(f"The body holds more than {limits.max_containers} arrays "
+                                  f"and objects, which this server does not accept "
+                                  f"(--max-containers)")
     try:
         body = orjson.loads(data or b"null")
         # surrogates can only come from \uD800-\uDFFF escapes: most bodies need no walk
@@ -47,7 +58,19 @@ def _parse_body() -> object:
         raise InvalidRequestError(f"'{where}' holds a lone UTF-16 surrogate (an unpaired "
                                   f"\\ud800-\\udfff escape, or its UTF-8 bytes), which is not "
                                   f"text", param=where)
+    if opened > limits.max_nesting:
+        _check_nesting(body, limits.max_nesting)
     return body
+
+
+def _check_nesting(body: object, most: int) -> None:
+    """A body nested more than ``most`` levels deep is refused, naming the field."""
+    deep = too_deep(body, most)
+    if deep is not None:
+        where = "The body" if deep == "body" else f"'{deep}'"
+        raise InvalidRequestError(f"{where} nests arrays and objects more than {most} levels "
+                                  f"deep, which this server does not accept (--max-nesting)",
+                                  param=deep)
 
 
 def _parse_unusual(data: bytes) -> object:

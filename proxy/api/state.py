@@ -33,7 +33,8 @@ class ProxyState:
         limits = self.settings.limits
         return Limits(limits.max_choices, limits.max_batch, limits.max_image_size,
                       limits.max_image_pixels,
-                      image_urls=self.settings.access.image_urls != "off")
+                      image_urls=self.settings.access.image_urls != "off",
+                      max_tools=limits.max_tools, max_schema_size=limits.max_schema_size)
 
 
 def get_state() -> ProxyState:

@@ -19,6 +19,9 @@ from proxy.config.flags import flag_name
 from proxy.config.sizes import parse_memory, parse_size
 
 HISTORIC_FLAGS = ("chat_prompt", "user_name", "ai_name", "system_name")
+# the steps that walk a body recursively take 160 levels, not 200 (jsonschema, checking a
+# schema, runs out of Python's recursion first)
+MOST_NESTING = 128
 
 
 def setting(default, help: str, *, choices: Sequence[str] = (), secret: bool = False,
@@ -215,6 +218,24 @@ class LimitSettings:
     max_choices: int = setting(8, "largest 'n' (choices per request) accepted")
     max_batch: int = setting(256, "most inputs accepted in one embeddings request, and most "
                                   "documents in one rerank request")
+    max_containers: int = setting(65536, "most arrays and objects in one request body, counted "
+                                         "before it is read: read, each takes the proxy 60 "
+                                         "bytes and more for two or three of JSON (7 MiB of "
+                                         "tools took 150 MiB); a long agent session holds some "
+                                         "ten thousand")
+    max_nesting: int = setting(64, f"deepest nesting of arrays and objects accepted in a "
+                                   f"request body (at most {MOST_NESTING}): the steps that walk "
+                                   f"a body recurse (encoding it for a server, checking a "
+                                   f"schema, compiling a grammar), and run out of Python's "
+                                   f"recursion near 200 levels; real requests nest a dozen")
+    max_tools: int = setting(128, "most tools one request may offer (OpenAI's own limit): the "
+                                  "model server compiles every tool's schema into the grammar "
+                                  "of its answer")
+    max_schema_size: int = setting(32 * 1024, "largest JSON Schema accepted (a tool's "
+                                              "parameters, a response format), in bytes of its "
+                                              "JSON: llama-server compiles a schema of 32 KiB "
+                                              "into a grammar in a tenth of a second, one of "
+                                              "256 KiB in most of a minute")
 
 
 @dataclass(frozen=True)
@@ -361,9 +382,12 @@ def _validate(settings: dict) -> None:
     if not 0 < settings["port"] < 65536:
         raise ValueError(f"--port must be between 1 and 65535, got {settings['port']}")
     for name in ("workers", "threads", "max_body_size", "max_image_size", "max_image_pixels",
-                 "max_choices", "max_batch"):
+                 "max_choices", "max_batch", "max_containers", "max_tools", "max_schema_size"):
         if settings[name] < 1:
             raise ValueError(f"{flag_name(name)} must be at least 1")
+    if not 1 <= settings["max_nesting"] <= MOST_NESTING:
+        raise ValueError(f"--max-nesting must be between 1 and {MOST_NESTING}: deeper bodies "
+                         f"would reach Python's recursion limit")
     for name in ("client_timeout", "connect_timeout", "upstream_timeout", "queue_timeout",
                  "graceful_timeout", "responses_retention", "live_window"):
         if not 0 < settings[name] < math.inf:

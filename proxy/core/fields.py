@@ -11,6 +11,7 @@ import re
 from typing import Any, Optional, Sequence
 
 import jsonschema
+import orjson
 
 from proxy.core.errors import InvalidRequestError
 from proxy.core.types import ResponseFormat, Sampling, ToolCall, ToolChoice
@@ -242,27 +243,56 @@ def chosen_function(fields: Fields, tools: Sequence[dict], name: str = "name") -
     return ToolChoice("function", chosen)
 
 
-def function_tools(fields: Fields, name: str = "tools") -> tuple:
+def function_tools(fields: Fields, most: int, schema_size: int, name: str = "tools") -> tuple:
     """Tools in OpenAI's function shape (``{type: function, function: {name, description,
-    parameters}}``, as OpenAI's and Ollama's APIs take them), each with a name."""
+    parameters}}``, as OpenAI's and Ollama's APIs take them), each with a name: at most
+    ``most``, each schema at most ``schema_size`` bytes of JSON."""
     tools = fields.raw(name)
     if tools is None:
         return ()
-    if not isinstance(tools, list):
-        raise fields.fail(name, "must be a list")
-    for tool in fields.objects(name):
+    for tool in offered_tools(fields, most, name):
         function = _function(tool)
         function.required("name")
         parameters = function.raw("parameters")
-        if parameters is not None and not isinstance(parameters, dict):
+        if parameters is None:
+            continue
+        if not isinstance(parameters, dict):
             raise function.fail("parameters", "must be a JSON Schema object")
+        sized_schema(function, "parameters", parameters, schema_size)
     return tuple(tools)
 
 
-def response_format(kind: Optional[str], fields: Fields,
-                    schema_at: Fields) -> Optional[ResponseFormat]:
-    """``text`` (none), ``json_object`` or ``json_schema`` (its schema in ``schema_at``);
-    ``fields`` holds the ``type``."""
+def offered_tools(fields: Fields, most: int, name: str = "tools") -> list:
+    """A request's tools, each as :class:`Fields` (``[]`` when it offers none): at most
+    ``most``, since the server compiles every tool offered into the grammar of its answer."""
+    tools = fields.raw(name)
+    if isinstance(tools, list) and len(tools) > most:
+        raise fields.fail(name, f"may offer at most {most} tools, got {len(tools)}")
+    return fields.objects(name)
+
+
+def sized_schema(fields: Fields, name: str, schema: dict, most: int) -> dict:
+    """``schema``, found to take at most ``most`` bytes of JSON: the server compiles each
+    schema into a grammar, which takes many times that memory."""
+    size = json_size(schema)
+    if size > most:
+        raise fields.fail(name, f"is a schema of {size} bytes of JSON; at most {most} are "
+                                f"accepted")
+    return schema
+
+
+def json_size(value: Any) -> int:
+    """The bytes of ``value`` as compact JSON."""
+    try:
+        return len(orjson.dumps(value))
+    except TypeError:  # integers wider than 64 bits
+        return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def response_format(kind: Optional[str], fields: Fields, schema_at: Fields,
+                    schema_size: int) -> Optional[ResponseFormat]:
+    """``text`` (none), ``json_object`` or ``json_schema`` (its schema in ``schema_at``, of
+    at most ``schema_size`` bytes of JSON); ``fields`` holds the ``type``."""
     if kind == "text":
         return None
     if kind == "json_object":
@@ -271,13 +301,15 @@ def response_format(kind: Optional[str], fields: Fields,
         schema = schema_at.raw("schema")
         if not isinstance(schema, dict):
             raise schema_at.fail("schema", "must be a JSON Schema object")
-        check_schema(schema_at, "schema", schema)
+        check_schema(schema_at, "schema", schema, schema_size)
         return ResponseFormat("json_schema", schema)
     raise fields.fail("type", "must be text, json_object or json_schema")
 
 
-def check_schema(fields: Fields, name: str, schema: dict) -> None:
-    """A schema the ``jsonschema`` package itself rejects is the client's mistake."""
+def check_schema(fields: Fields, name: str, schema: dict, most: int) -> None:
+    """A schema the ``jsonschema`` package itself rejects is the client's mistake; so is one
+    of more than ``most`` bytes of JSON (found first: checking it takes time as it grows)."""
+    sized_schema(fields, name, schema, most)
     try:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as exc:

@@ -26,6 +26,8 @@ class Limits:
     max_image_size: int = 20 * 1024 * 1024  # bytes of one image
     max_image_pixels: int = 4096 * 4096  # pixels one image may declare
     image_urls: bool = False  # images given by http(s) URL are fetched (else refused)
+    max_tools: int = 128  # tools one request offers
+    max_schema_size: int = 32 * 1024  # bytes of one schema's JSON (a tool's, a format's)
 
     @property
     def image(self) -> Bounds:

@@ -99,6 +99,72 @@ def test_deeply_nested_json_is_400(client):
     assert_openai_error(response, 400)
 
 
+def nested(levels: int) -> bytes:
+    return b'{"a":' * (levels - 1) + b"{}" + b"}" * (levels - 1)
+
+
+NESTED = [  # (route, a body whose "DEEP" is the nested value, its field, how errors name it)
+    ("/v1/chat/completions", {**CHAT_BODY, "chat_template_kwargs": "DEEP"},
+     "chat_template_kwargs", lambda body: body["error"]["param"]),
+    ("/v1/completions", {**COMPLETION_BODY, "anything": ["DEEP"]}, "anything",
+     lambda body: body["error"]["param"]),
+    ("/v1/messages", {"max_tokens": 8, "messages": [{"role": "user", "content": "hi"}],
+                      "tools": [{"name": "f", "input_schema": "DEEP"}]}, "tools",
+     lambda body: body["error"]["message"]),
+    ("/v1/responses", {"input": "hi", "tools": [{"type": "function", "name": "f",
+                                                 "parameters": "DEEP"}]}, "tools",
+     lambda body: body["error"]["param"]),
+    ("/api/chat", {"model": "m", "messages": [{"role": "user", "content": "hi"}],
+                   "options": {"deep": "DEEP"}}, "options", lambda body: body["error"]),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "field", "named"), NESTED,
+                         ids=[path for path, *_ in NESTED])
+def test_a_body_nested_past_max_nesting_is_a_400_naming_its_field(make_client, backend, path,
+                                                                   body, field, named):
+    client = make_client(max_nesting=12)
+    data = json.dumps(body).encode()
+    above = data[:data.index(b'"DEEP"')]
+    depth = 12 - sum(above.count(bracket) for bracket in b"[{") + sum(
+        above.count(bracket) for bracket in b"]}")  # the levels left for the nested value
+    fits = client.post(path, data=data.replace(b'"DEEP"', nested(depth)),
+                       content_type="application/json")
+    assert fits.status_code == 200, fits.get_data()
+    deep = client.post(path, data=data.replace(b'"DEEP"', nested(depth + 1)),
+                       content_type="application/json")
+    assert deep.status_code == 400
+    assert field in named(deep.json) and "--max-nesting" in json.dumps(deep.json)
+    assert len(backend.requests) == 1
+
+
+HI = [{"role": "user", "content": "hi [{" * 20}]  # brackets in text are none of them
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/chat/completions", {"messages": HI * 3}),
+    ("/v1/messages", {"max_tokens": 8, "messages": HI * 3}),
+    ("/v1/responses", {"input": HI * 3}),
+    ("/api/chat", {"model": "m", "stream": False, "messages": HI * 3}),
+], ids=["chat", "messages", "responses", "ollama"])
+def test_a_body_of_more_arrays_and_objects_than_max_containers_is_a_400(make_client, backend,
+                                                                        path, body):
+    client = make_client(max_containers=5)  # the body, its list and three messages
+    assert client.post(path, json=body).status_code == 200
+    response = client.post(path, json={**body, "extra": []})
+    assert response.status_code == 400
+    assert "more than 5 arrays and objects" in response.get_data(as_text=True)
+    assert "--max-containers" in response.get_data(as_text=True)
+    assert len(backend.requests) == 1
+
+
+def test_a_body_that_is_no_object_is_named_as_the_body(make_client):
+    response = make_client(max_nesting=3).post("/v1/chat/completions", data=b"[[[[]]]]",
+                                               content_type="application/json")
+    assert assert_openai_error(response, 400)["param"] == "body"
+    assert "The body nests" in response.json["error"]["message"]
+
+
 @pytest.mark.parametrize("data", [
     pytest.param(b'{"messages":[{"role":"user","content":"hi"}],"temperature":1' + b"0" * 400
                  + b"}", id="huge-temperature"),

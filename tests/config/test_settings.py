@@ -134,6 +134,11 @@ def test_missing_api_key_file_is_a_clean_error(tmp_path, capsys):
     pytest.param(["--workers", "0"], {}, "--workers", id="workers-0"),
     pytest.param(["--max-choices", "0"], {}, "--max-choices", id="max-choices-0"),
     pytest.param(["--max-image-pixels", "0"], {}, "--max-image-pixels", id="max-image-pixels-0"),
+    pytest.param(["--max-tools", "0"], {}, "--max-tools", id="max-tools-0"),
+    pytest.param(["--max-containers", "0"], {}, "--max-containers", id="max-containers-0"),
+    pytest.param(["--max-schema-size", "0"], {}, "--max-schema-size", id="max-schema-size-0"),
+    pytest.param(["--max-nesting", "0"], {}, "--max-nesting", id="max-nesting-0"),
+    pytest.param([], {"PROXY_MAX_NESTING": "900"}, "recursion limit", id="max-nesting-900"),
     pytest.param(["--connect-timeout", "0"], {}, "--connect-timeout", id="timeout-0"),
     pytest.param(["--api-key", " "], {}, "--api-key", id="blank-key"),
     pytest.param(["--port", "http"], {}, "--port", id="port-not-int"),
@@ -219,7 +224,7 @@ def test_settings_are_frozen():
 
 def test_sections_hold_each_setting_once_under_its_own_name():
     names = [spec.name for _, spec in setting_fields()]
-    assert len(names) == len(set(names)) == 58
+    assert len(names) == len(set(names)) == 62
     settings = Settings.of(port=9000, chat_template="chatml", max_queue=3)
     assert (settings.serving.port, settings.prompts.chat_template,
             settings.limits.max_queue) == (9000, "chatml", 3)

@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from proxy.core.fields import (Fields, chosen_function, response_format, stop_words,
-                               template_kwargs)
+from proxy.core.fields import (Fields, chosen_function, offered_tools, response_format,
+                               sized_schema, stop_words, template_kwargs)
 from proxy.core.types import (GenerationRequest, Message, ResponseFormat, Sampling, ToolCall,
                               ToolChoice, function_tool)
 from proxy.dialects.content import Content
@@ -37,7 +37,7 @@ def parse(body: Any, limits: Limits = Limits(), *, counting: bool = False) -> As
     if max_tokens is None and not counting:
         raise fields.fail("max_tokens", "is required")
     messages = _system(fields) + _messages(fields, limits)
-    tools, left_out = _tools(fields)
+    tools, left_out = _tools(fields, limits)
     choice, parallel = _tool_choice(fields, tools)
     stop = stop_words(fields, "stop_sequences")
     thinking, shown = _thinking(fields)
@@ -47,7 +47,7 @@ def parse(body: Any, limits: Limits = Limits(), *, counting: bool = False) -> As
         stop=stop, sampling=Sampling(temperature=fields.number("temperature", 0, 1),
                                      top_p=fields.number("top_p", 0, 1),
                                      top_k=fields.integer("top_k", 0)),
-        response_format=_format(output),
+        response_format=_format(output, limits),
         tools=tools if choice is not None else (), tool_choice=choice or AUTO,
         parallel_tool_calls=parallel,
         template_kwargs=template_kwargs(fields, thinking=thinking, effort=_effort(output)))
@@ -195,10 +195,10 @@ def _document(fields: Fields) -> str:
     raise source.fail("type", f"{kind!r} documents cannot be read by a text model; send text")
 
 
-def _tools(fields: Fields) -> tuple:
+def _tools(fields: Fields, limits: Limits) -> tuple:
     """Custom tools as the proxy holds them, and the names of the server tools left out."""
     tools, left_out = [], []
-    for tool in fields.objects("tools"):
+    for tool in offered_tools(fields, limits.max_tools):
         name = tool.required("name")
         kind = tool.string("type")
         schema = tool.raw("input_schema")
@@ -207,6 +207,7 @@ def _tools(fields: Fields) -> tuple:
             continue
         if not isinstance(schema, dict):
             raise tool.fail("input_schema", "must be a JSON Schema object")
+        sized_schema(tool, "input_schema", schema, limits.max_schema_size)
         tools.append(function_tool(name, schema, tool.string("description")))
     return tuple(tools), tuple(left_out)
 
@@ -260,11 +261,11 @@ def _effort(output: Optional[Fields]) -> Optional[str]:
     return effort
 
 
-def _format(output: Optional[Fields]) -> Optional[ResponseFormat]:
+def _format(output: Optional[Fields], limits: Limits) -> Optional[ResponseFormat]:
     """``output_config.format``: a JSON schema the answer must match."""
     options = output.object("format") if output is not None else None
     if options is None:
         return None
     if options.string("type") != "json_schema":
         raise options.fail("type", "must be json_schema")
-    return response_format("json_schema", options, options)
+    return response_format("json_schema", options, options, limits.max_schema_size)

@@ -27,8 +27,9 @@ def parse(body: Any, limits: Limits = Limits()) -> Ask:
     started = time.monotonic_ns()
     fields = Fields(body)
     messages = _messages(fields, limits)
-    return shared.ask(fields, started, messages=messages or (Message("user", ""),),
-                      tools=function_tools(fields), load=not messages)
+    tools = function_tools(fields, limits.max_tools, limits.max_schema_size)
+    return shared.ask(fields, started, limits, messages=messages or (Message("user", ""),),
+                      tools=tools, load=not messages)
 
 
 def render(ask: Ask, id: str, model: str, completions: Sequence) -> dict:

@@ -33,11 +33,12 @@ def parse(body: Any, limits: Limits = Limits()) -> Ask:
         raise fields.fail("suffix", "is not served: fill-in-the-middle needs the server's "
                                     "/infill, which this proxy does not call")
     if raw:
-        return shared.ask(fields, started, prompt=prompt, load=not prompt)
+        return shared.ask(fields, started, limits, prompt=prompt, load=not prompt)
     content = shared.shown(fields, prompt, limits)
     turns = ((Message("system", system),) if system else ()) + (
         Message("user", content.text, images=tuple(content.images)),)
-    return shared.ask(fields, started, messages=turns, load=not (prompt or content.images))
+    return shared.ask(fields, started, limits, messages=turns,
+                      load=not (prompt or content.images))
 
 
 def render(ask: Ask, id: str, model: str, completions: Sequence) -> dict:

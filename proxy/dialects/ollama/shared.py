@@ -49,8 +49,8 @@ class OllamaNotes:
     ignored_fields: tuple = ()  # fields the proxy did not act on (see unmanaged)
 
 
-def ask(fields: Fields, started: int, *, messages: tuple = (), prompt: Optional[str] = None,
-        tools: tuple = (), load: bool = False) -> Ask:
+def ask(fields: Fields, started: int, limits: Limits, *, messages: tuple = (),
+        prompt: Optional[str] = None, tools: tuple = (), load: bool = False) -> Ask:
     """The :class:`~proxy.dialects.dialect.Ask` of a chat (``messages``) or a raw
     ``prompt``, with what chat and generate read alike: ``model``, ``options``, ``format``,
     ``think``, ``stream`` and ``keep_alive``."""
@@ -59,7 +59,7 @@ def ask(fields: Fields, started: int, *, messages: tuple = (), prompt: Optional[
     think, effort = thinking(fields)
     request = GenerationRequest(
         model=name, messages=messages, prompt=prompt, max_tokens=max_tokens, stop=stop,
-        sampling=sampled, response_format=response_format(fields), tools=tools,
+        sampling=sampled, response_format=response_format(fields, limits), tools=tools,
         template_kwargs={} if prompt is not None else template_variables(think, effort))
     notes = OllamaNotes(name, started, keep_alive(fields), ignored, think, load)
     return Ask((request,), 1, streams(fields), notes)
@@ -106,7 +106,7 @@ def options(fields: Fields) -> tuple:
     return sampling(given), max_tokens, stop_words(given), ignored
 
 
-def response_format(fields: Fields) -> Optional[ResponseFormat]:
+def response_format(fields: Fields, limits: Limits) -> Optional[ResponseFormat]:
     """``format``: ``"json"``, a JSON Schema, or nothing."""
     raw = fields.raw("format")
     if raw in (None, ""):
@@ -114,7 +114,7 @@ def response_format(fields: Fields) -> Optional[ResponseFormat]:
     if raw == "json":
         return ResponseFormat("json_object")
     if isinstance(raw, dict):
-        check_schema(fields, "format", raw)
+        check_schema(fields, "format", raw, limits.max_schema_size)
         return ResponseFormat("json_schema", raw)
     raise fields.fail("format", 'must be "json" or a JSON Schema object')
 

@@ -36,7 +36,7 @@ def parse(body: Any, limits: Limits) -> Ask:
     thinking = fields.boolean("enable_thinking")
     variables = template_kwargs(fields, thinking=thinking,
                                 effort=effort(fields, "reasoning_effort"))
-    request = shared.generation_request(fields, messages=messages, logprobs=logprobs,
+    request = shared.generation_request(fields, limits, messages=messages, logprobs=logprobs,
                                         template_kwargs=variables)
     return shared.ask(fields, (request,), limits)
 

@@ -38,7 +38,7 @@ def parse(body: Any, limits: Limits) -> Ask:
         raise fields.fail("suffix", "is not supported by this server")
     best_of = fields.integer("best_of", 1, limits.max_choices)
     logprobs = fields.integer("logprobs", 0, 20)
-    requests = tuple(shared.generation_request(fields, prompt=text, logprobs=logprobs)
+    requests = tuple(shared.generation_request(fields, limits, prompt=text, logprobs=logprobs)
                      for text in prompts)
     ask = shared.ask(fields, requests, limits, echo=bool(fields.boolean("echo")))
     if best_of is not None and best_of != ask.n:

@@ -54,12 +54,12 @@ def ask(fields: Fields, requests: tuple, limits: Limits, echo: bool = False) -> 
     return Ask(requests, n, bool(fields.boolean("stream")), Delivery(include_usage, echo))
 
 
-def generation_request(fields: Fields, **kwargs) -> GenerationRequest:
+def generation_request(fields: Fields, limits: Limits, **kwargs) -> GenerationRequest:
     """The fields chat completions and completions share, and server.cpp's extras."""
     max_tokens = fields.integer("max_completion_tokens", 1)
     if max_tokens is None:
         max_tokens = fields.integer("max_tokens", 1)
-    response_format = _response_format(fields)
+    response_format = _response_format(fields, limits)
     return GenerationRequest(
         model=fields.string("model") or None,
         max_tokens=max_tokens,
@@ -70,7 +70,7 @@ def generation_request(fields: Fields, **kwargs) -> GenerationRequest:
         cache_prompt=fields.boolean("cache_prompt"),
         slot=_slot(fields),
         tokenize=bool(fields.boolean("tokenize")),
-        tools=_tools(fields),
+        tools=_tools(fields, limits),
         tool_choice=_tool_choice(fields),
         parallel_tool_calls=fields.boolean("parallel_tool_calls"),
         grammar=_grammar(fields, response_format),
@@ -78,14 +78,14 @@ def generation_request(fields: Fields, **kwargs) -> GenerationRequest:
     )
 
 
-def _response_format(fields: Fields) -> Optional[ResponseFormat]:
+def _response_format(fields: Fields, limits: Limits) -> Optional[ResponseFormat]:
     options = fields.object("response_format")
     if options is None:
         return None
     kind = options.string("type")
     schema_at = (Fields(options.raw("json_schema"), "response_format.json_schema.")
                  if kind == "json_schema" else options)
-    return response_format(kind, options, schema_at)
+    return response_format(kind, options, schema_at, limits.max_schema_size)
 
 
 def _grammar(fields: Fields, response_format: Optional[ResponseFormat]) -> Optional[str]:
@@ -106,8 +106,8 @@ def _slot(fields: Fields) -> Optional[int]:
     return None
 
 
-def _tools(fields: Fields) -> tuple:
-    tools = function_tools(fields)
+def _tools(fields: Fields, limits: Limits) -> tuple:
+    tools = function_tools(fields, limits.max_tools, limits.max_schema_size)
     return () if fields.raw("tool_choice") == "none" else tools
 
 

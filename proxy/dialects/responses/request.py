@@ -6,8 +6,8 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional, Sequence
 
-from proxy.core.fields import (Fields, chosen_function, effort, response_format,
-                               template_kwargs)
+from proxy.core.fields import (Fields, chosen_function, effort, offered_tools, response_format,
+                               sized_schema, template_kwargs)
 from proxy.core.types import (GenerationRequest, Message, ResponseFormat, Sampling, ToolCall,
                               ToolChoice, function_tool)
 from proxy.dialects.content import Content, image_at
@@ -50,10 +50,10 @@ def parse(body: Any, limits: Limits = Limits(), *, counting: bool = False) -> As
     fields = Fields(body)
     items = _input_items(fields, limits)
     instructions = fields.string("instructions")
-    tools, left_out = _tools(fields)
+    tools, left_out = _tools(fields, limits)
     choice, offered = _tool_choice(fields, tools)
     parallel = fields.boolean("parallel_tool_calls")
-    response_format = _text_format(fields)
+    response_format = _text_format(fields, limits)
     summary, effort_asked = _reasoning(fields)
     previous = fields.string("previous_response_id") or None
     cache_key = fields.string("prompt_cache_key") or None
@@ -257,10 +257,10 @@ def reasoning_text(item: dict) -> str:
     return ""
 
 
-def _tools(fields: Fields) -> tuple:
+def _tools(fields: Fields, limits: Limits) -> tuple:
     """Function tools as the proxy holds them, and the types of the others, left out."""
     tools, left_out = [], []
-    for tool in fields.objects("tools"):
+    for tool in offered_tools(fields, limits.max_tools):
         kind = tool.string("type")
         if kind != "function":
             left_out.append(kind or "?")
@@ -268,6 +268,7 @@ def _tools(fields: Fields) -> tuple:
         parameters = tool.raw("parameters") or {"type": "object"}
         if not isinstance(parameters, dict):
             raise tool.fail("parameters", "must be a JSON Schema object")
+        sized_schema(tool, "parameters", parameters, limits.max_schema_size)
         tool.boolean("strict")
         tools.append(function_tool(tool.required("name"), parameters,
                                    tool.string("description")))
@@ -293,12 +294,12 @@ def _tool_choice(fields: Fields, tools: tuple) -> tuple:
                                      "{\"type\": \"function\", \"name\": …}")
 
 
-def _text_format(fields: Fields) -> Optional[ResponseFormat]:
+def _text_format(fields: Fields, limits: Limits) -> Optional[ResponseFormat]:
     text = fields.object("text")
     options = text.object("format") if text is not None else None
     if options is None:
         return None
-    return response_format(options.string("type"), options, options)
+    return response_format(options.string("type"), options, options, limits.max_schema_size)
 
 
 def _reasoning(fields: Fields) -> tuple:
