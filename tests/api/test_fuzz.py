@@ -2,10 +2,12 @@
 keys limited to some models, rate limits and metrics on.
 
 Whatever arrives (any JSON in any field, ``model`` of every JSON type, bodies that are not
-JSON, invalid or surrogate-encoding UTF-8 bytes inside any field, any Content-Type, keys
-right, wrong or missing), the answer is a 2xx or a 4xx error in the route's own shape,
-naming the field when one field is to blame (Anthropic's shape has no place for it, and names
-it in the message); never a 5xx, never a traceback. The number of
+JSON, invalid or surrogate-encoding UTF-8 bytes inside any field, arrays and objects nested
+to any depth, control characters and text beyond Latin-1 where the answer names it in a
+header, any Content-Type, keys right, wrong or missing), the answer is a 2xx or a 4xx error
+in the route's own shape, naming the field when one field is to blame (Anthropic's and
+Ollama's shapes have no place for it, and name it in the message), its headers visible
+ASCII; never a 5xx, never a traceback. The number of
 examples is bounded so CI stays fast; ``HYPOTHESIS_PROFILE=long`` runs many more (see
 ``tests/conftest.py``).
 """
@@ -52,9 +54,16 @@ ROUTES = {
                       "store", "previous_response_id", "max_output_tokens", "temperature",
                       "text", "reasoning", "prompt_cache_key", "metadata", "include"),
     "/v1/responses/input_tokens": ("model", "input", "instructions", "tools"),
+    "/api/chat": ("model", "messages", "tools", "format", "options", "stream", "keep_alive",
+                  "think"),
+    "/api/generate": ("model", "prompt", "system", "raw", "images", "format", "options",
+                      "stream", "keep_alive", "think", "suffix"),
 }
 ANTHROPIC = ("/v1/messages", "/v1/messages/count_tokens")
 RESPONSES = ("/v1/responses", "/v1/responses/input_tokens")
+OLLAMA = ("/api/chat", "/api/generate")
+NAMED_BY_MESSAGE = ANTHROPIC + OLLAMA  # error shapes without a field for the one to blame
+MAX_NESTING = Settings().limits.max_nesting
 KEYS = """
 [[keys]]
 name = "alpha-only"
@@ -88,6 +97,11 @@ MESSAGE = st.fixed_dictionaries({"role": st.sampled_from(["user", "system", "ass
                                 optional={"content": st.text(max_size=20)
                                           | st.lists(BLOCK, max_size=3), "name": st.text()})
 
+# text with what a header line cannot carry: line ends, other controls, beyond Latin-1
+hostile_text = st.builds(lambda text, bad: text + bad, st.text(max_size=5), st.sampled_from(
+    ["\r\n", "\n", "\r", "\x00", "\x7f", "\x85", "\u2028", "名", "€", "\U0001f600", "%0d"]))
+SERVER_TOOL = st.fixed_dictionaries({"type": hostile_text | st.just("web_search_20250305"),
+                                     "name": hostile_text})
 scalars = (st.none() | st.booleans() | st.integers() | st.integers(min_value=2 ** 63)
            | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30))
 json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
@@ -100,7 +114,9 @@ plausible = st.one_of(json_values, MODELS, st.lists(MESSAGE, min_size=1, max_siz
                                max_size=5),
                       st.sampled_from(["json_object", {"type": "json_object"},
                                        {"type": "json_schema", "json_schema": {"schema": {}}},
-                                       {"include_usage": True}, {"x": 1}]))
+                                       {"include_usage": True}, {"x": 1}]),
+                      st.dictionaries(hostile_text, scalars, max_size=3),  # like options
+                      st.lists(SERVER_TOOL, min_size=1, max_size=3))
 # bytes no JSON text may hold, or that decode to text no server can be sent
 BAD_BYTES = st.sampled_from([
     b"\xff", b"\xfe\xff", b"\xc0\x80", b"\xc3", b"\xe2\x82", b"\xf0\x9f\x98",  # invalid UTF-8
@@ -138,6 +154,15 @@ def check(response, route: str, *, blame_a_field: bool = False) -> None:
     body = response.get_data()
     assert response.status_code < 500, body[:500]
     assert b"Traceback" not in body
+    assert all(" " <= char < "\x7f" for value in response.headers.values() for char in value), \
+        response.headers
+    if route in OLLAMA:
+        if response.status_code >= 400:
+            assert json.loads(body)["error"]
+        elif response.mimetype == "application/x-ndjson":
+            last = json.loads(body.splitlines()[-1])
+            assert last.get("done") is True or last.get("error"), last
+        return
     if route in ANTHROPIC:
         if response.status_code >= 400:
             answer = json.loads(body)
@@ -194,7 +219,7 @@ def test_a_model_of_every_json_type(client, route, model, headers):
     response = client.post(route, json=body, headers=headers)
     check(response, route)
     if (response.status_code == 400 and not isinstance(model, str) and model is not None
-            and route not in ANTHROPIC):
+            and route not in NAMED_BY_MESSAGE):
         assert response.json["error"]["param"] == "model"
 
 
@@ -229,7 +254,55 @@ def test_a_lone_surrogate_in_any_field_is_named(client, route, field, text):
                            content_type="application/json",
                            headers={"Authorization": "Bearer sk-all"})
     assert response.status_code == 400
+    assert_names(response, route, name)
+
+
+def assert_names(response, route: str, name: str) -> None:
+    """The 400 names the field ``name``: as its ``param``, else in its message."""
     if route in ANTHROPIC:
         assert response.json["error"]["type"] == "invalid_request_error"
+        assert f"'{name}'" in response.json["error"]["message"]
+    elif route in OLLAMA:
+        assert f"'{name}'" in response.json["error"]
     else:
         assert response.json["error"]["param"] == name
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(route=st.sampled_from(sorted(ROUTES)), data=st.data(),
+       depth=st.integers(min_value=1, max_value=1100), opener=st.sampled_from(["[", '{"a":']))
+def test_nesting_of_any_depth_in_any_field(client, route, data, depth, opener):
+    """A field nested deeper than the body may be is a 400 naming it; never a recursion."""
+    name = data.draw(st.sampled_from(ROUTES[route]))
+    closer = "]" if opener == "[" else "}"
+    deep = (opener * depth + "0" * (opener == "[") + "null" * (opener != "[") + closer * depth)
+    body = json.dumps({**data.draw(st.fixed_dictionaries({}, optional={
+        field: plausible for field in ROUTES[route] if field != name})), name: "DEEP"})
+    response = client.post(route, data=body.replace('"DEEP"', deep),
+                           content_type="application/json",
+                           headers={"Authorization": "Bearer sk-all"})
+    check(response, route)
+    if depth + 1 > MAX_NESTING:
+        assert response.status_code == 400
+        if depth + 1 < 1024:  # deeper than any parser reads: the body as a whole
+            assert_names(response, route, name)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), names=st.lists(hostile_text, min_size=1, max_size=4))
+def test_client_text_named_in_a_header(client, data, names):
+    """Option names, server tools' names and tool types the answer names in a header."""
+    route, body = data.draw(st.sampled_from([
+        ("/api/chat", {"model": "alpha", "stream": False, "messages": [
+            {"role": "user", "content": "hi"}], "options": {name: 1 for name in names}}),
+        ("/api/generate", {"model": "alpha", "prompt": "hi",
+                           "options": {name: 1 for name in names}}),
+        ("/v1/messages", {"model": "alpha", "max_tokens": 8, "messages": [
+            {"role": "user", "content": "hi"}], "tools": [
+            {"type": "web_search_20250305", "name": name} for name in names]}),
+        ("/v1/responses", {"model": "alpha", "input": "hi", "tools": [
+            {"type": name} for name in names]}),
+    ]))
+    response = client.post(route, json=body, headers={"Authorization": "Bearer sk-all"})
+    check(response, route)
+    assert response.status_code == 200
