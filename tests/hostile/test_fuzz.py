@@ -32,6 +32,10 @@ MODELS = st.sampled_from(["tiny", "secret", "nobody"])
 KEYS = st.sampled_from([{"Authorization": f"Bearer {ALICE}"}, {"x-api-key": BOB},
                         {"Authorization": "Bearer sk-wrong"}, {}])
 SMALL = {"max_tokens": 4, "max_output_tokens": 16, "num_predict": 4}
+# JSON text nested to any depth, past every parser's and encoder's own limit too
+DEEP = st.builds(lambda depth, pair: pair[0] * depth + pair[1] * depth, st.integers(1, 1100),
+                 st.sampled_from([("[", "]"), ('{"a":', "}")]))
+PLACE = "\x01deep\x01"  # where a deep value goes in the body's text
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +71,13 @@ def test_any_json_in_any_field_of_every_api(watched, route, data, key, stream, m
     names = EVERY_ROUTE[route]
     body = data.draw(st.dictionaries(st.sampled_from(names), plausible, max_size=len(names)))
     body.update(data.draw(st.dictionaries(st.text(max_size=10), json_values, max_size=2)))
+    deep = data.draw(st.none() | st.tuples(st.sampled_from(names), DEEP))
+    if deep is not None:
+        body[deep[0]] = PLACE
     body.update({"model": model, "stream": stream, **SMALL})
-    answer = requests.post(watched.url + route, data=json.dumps(body), headers={
+    text = json.dumps(body)
+    if deep is not None:
+        text = text.replace(json.dumps(PLACE), deep[1].replace('{"a":}', "{}"))
+    answer = requests.post(watched.url + route, data=text.encode(), headers={
         "Content-Type": "application/json", **key}, timeout=60)
     check(answer, route)
