@@ -19,7 +19,7 @@ pytestmark = pytest.mark.live
 
 STALLED = 300
 DEFAULT_THREADS = str(Settings().serving.threads)
-HALF_A_REQUEST = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: proxy\r\n"
+HALF_A_REQUEST = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\n"
                   b"Content-Type: application/json\r\nContent-Length: 200\r\n")
 HALF_A_BODY = HALF_A_REQUEST + b"\r\n" + b'{"messages": [{"role": "user", "con'
 CHAT = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
