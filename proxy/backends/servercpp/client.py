@@ -130,7 +130,8 @@ class UpstreamClient:
         except ProxyError:
             connection.close()
             raise
-        connection.client_gone = None
+        if client_gone is not None:
+            connection.watch(None)
         if head.keep_alive and not head.chunked:  # a chunked body's trailers are left unread
             if timeout is not None:
                 connection.set_deadline(self.pool.read_timeout)
@@ -146,9 +147,10 @@ class UpstreamClient:
         with waiting():
             for _ in range(2):
                 connection, reused = self._take()
-                connection.client_gone = client_gone
                 if timeout is not None:
                     connection.set_deadline(timeout)
+                if client_gone is not None:
+                    connection.watch(client_gone)
                 try:
                     return connection, connection.exchange(request)
                 except ConnectionError as exc:

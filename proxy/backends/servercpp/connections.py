@@ -68,11 +68,22 @@ class Connection:
 
     def set_deadline(self, seconds: Optional[float]) -> None:
         """How long each read or write may wait from now on; ``None``: for ever."""
-        seconds = seconds or 0.0  # 0: no deadline, as the kernel reads it
-        self.deadline = seconds
-        value = struct.pack("ll", int(seconds), int((seconds - int(seconds)) * 1_000_000))
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+        self.deadline = seconds or 0.0  # 0: no deadline, as the kernel reads it
+        self._set_waits(self.deadline, self.deadline)
+
+    def watch(self, client_gone: Optional[Callable[[], bool]]) -> None:
+        """Look at the client of the request on this connection while reading its answer
+        (``None``: no longer): the kernel then wakes a read every :data:`WATCH_EVERY`
+        seconds, and :meth:`_waited` keeps the read's own deadline."""
+        self.client_gone = client_gone
+        self.next_look = time.monotonic() + WATCH_EVERY
+        reads = WATCH_EVERY if client_gone is not None else self.deadline
+        self._set_waits(reads, self.deadline)
+
+    def _set_waits(self, reads: float, writes: float) -> None:
+        for option, seconds in ((socket.SO_RCVTIMEO, reads), (socket.SO_SNDTIMEO, writes)):
+            self.sock.setsockopt(socket.SOL_SOCKET, option, struct.pack(
+                "ll", int(seconds), int((seconds - int(seconds)) * 1_000_000)))
 
     def exchange(self, request: bytes) -> Head:
         """Send a whole request and read the head of its answer; ``ConnectionError`` when
@@ -143,31 +154,31 @@ class Connection:
         While the client is watched, it is looked at every :data:`WATCH_EVERY` seconds,
         whether the server sends or says nothing, and the answer is given up once it has gone.
         """
-        if self.client_gone is not None:
-            self._await_answer(self.client_gone)
         try:
-            return self.sock.recv(PIECE)
+            piece = self.sock.recv(PIECE)
         except WOULD_BLOCK:  # the kernel's deadline passed
-            raise socket.timeout("the server sent nothing in time") from None
+            piece = self._waited()
+        if self.client_gone is not None and time.monotonic() >= self.next_look:
+            self._look_at_client()
+        return piece
 
-    def _await_answer(self, client_gone: Callable[[], bool]) -> None:
-        """Return once the socket has something to read (or its deadline passed: the read
-        then says so); raise :class:`Abandoned` once the client has gone."""
-        now = time.monotonic()
-        if now >= self.next_look:
-            self.next_look = now + WATCH_EVERY
-            if client_gone():
-                raise Abandoned("the client went away")
-        if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
-            return
-        poller = select.poll()
-        poller.register(self.sock, select.POLLIN)
-        due = now + self.deadline if self.deadline else None
-        while not poller.poll(WATCH_EVERY * 1000):
-            if client_gone():
-                raise Abandoned("the client went away")
-            if due is not None and time.monotonic() > due:
-                return
+    def _waited(self) -> bytes:
+        """Read on after the socket's deadline passed: at once a timeout for a connection
+        whose client is not watched; for one that is (its deadline is then
+        :data:`WATCH_EVERY`), a look at the client, and again, until the read's own deadline."""
+        waited = WATCH_EVERY
+        while self.client_gone is not None and not (self.deadline and waited >= self.deadline):
+            self._look_at_client()
+            try:
+                return self.sock.recv(PIECE)
+            except WOULD_BLOCK:
+                waited += WATCH_EVERY
+        raise socket.timeout("the server sent nothing in time")
+
+    def _look_at_client(self) -> None:
+        self.next_look = time.monotonic() + WATCH_EVERY
+        if self.client_gone():
+            raise Abandoned("the client went away")
 
     def _head(self) -> Head:
         head = self._read_head()
