@@ -22,7 +22,9 @@ import statistics
 import tempfile
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import requests
 
@@ -91,70 +93,135 @@ def run(count: int, work: Path) -> tuple:
             for key, found in figures.items()}
 
 
-THROUGH = "through the proxy"
+# each client API on llama-server's own route for it (its chat route for Ollama's, which it
+# does not speak), and the same question through the proxy
+SERVER_ROUTES = {"chat completions": "/v1/chat/completions", "Messages": "/v1/messages",
+                 "Responses": "/v1/responses", "Ollama chat": "/v1/chat/completions"}
 
 
-def chat_paths(count: int, work: Path) -> dict:
-    """p50 ms of a chat each way, whole and streamed: by each of the two paths, through the
-    proxy and straight to the server."""
+@dataclass(frozen=True)
+class Way:
+    """Where a question goes: a base URL and route, its body, and the proxy process whose
+    CPU time is read (None: the server asked directly)."""
+
+    url: str
+    path: str
+    body: dict
+    proxy: Optional[ProcessTree] = None
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One way's medians: whole answer, streamed answer to its first byte and to its end
+    (ms), and the proxy's CPU per whole answer and per streamed chunk (ms)."""
+
+    whole: float
+    first_byte: float
+    streamed: float
+    cpu_request: Optional[float]
+    cpu_chunk: Optional[float]
+
+
+def chat_layer(count: int, work: Path, baseline: Optional[Path]) -> dict:
+    """Every client API through the server's chat layer, against the server directly: each
+    API the proxy serves, by the proxy (and by a ``baseline`` checkout's proxy, when given),
+    and chat completions by the proxy's own template on ``/completion`` too, interleaved
+    over three rounds."""
     from tests.e2e.tinymodel import CHAT_TEMPLATE
 
     template = work / "template.jinja"
     template.write_text(CHAT_TEMPLATE)
     with ExitStack() as stack:
         server = stack.enter_context(processes.llama_server(work, parallel=1))
-        layered = stack.enter_context(processes.running(processes.proxy(
-            "waitress", server.url, work, threads=16, workers=1, name="chat-layer")))
+        proxies = {"proxy": stack.enter_context(processes.running(processes.proxy(
+            "waitress", server.url, work, threads=16, workers=1, name="chat-layer")))}
+        if baseline is not None:
+            proxies["baseline"] = stack.enter_context(processes.running(processes.proxy(
+                "waitress", server.url, work, threads=16, workers=1, name="baseline",
+                root=baseline)))
         rendered = stack.enter_context(processes.running(processes.proxy(
             "waitress", server.url, work, threads=16, workers=1, name="rendered",
             args=["--chat-template", str(template)])))
-        messages = [{"role": "user", "content": QUESTION}]
-        prompt = requests.post(server.url + "/apply-template", json={"messages": messages},
-                               timeout=30).json()["prompt"]
-        asks = {
-            "chat layer, direct": (server.url, "/v1/chat/completions",
-                                   {"messages": messages, "max_tokens": TOKENS}),
-            f"chat layer, {THROUGH}": (layered.url, "/v1/chat/completions",
-                                       {"messages": messages, "max_tokens": TOKENS}),
-            "/completion, direct": (server.url, "/completion",
-                                    {"prompt": prompt, "n_predict": TOKENS}),
-            f"/completion, {THROUGH}": (rendered.url, "/v1/chat/completions",
-                                        {"messages": messages, "max_tokens": TOKENS}),
-        }
-        figures = {(way, stream): [] for way in asks for stream in (False, True)}
-        for (way, stream) in figures:  # warm up each way
-            _times(asks[way], 20, stream)
+        ways = {}
+        for name, (path, body) in served(proxies["proxy"].url).items():
+            body = {**body, "temperature": 0}
+            ways[name, "server"] = Way(server.url, SERVER_ROUTES[name],
+                                       {**DIALECTS["chat completions"][1], "temperature": 0}
+                                       if name == "Ollama chat" else body)
+            for label, proxy in proxies.items():
+                ways[name, label] = Way(proxy.url, path, body, ProcessTree(proxy.pid))
+        ways["chat completions", "/completion"] = Way(
+            rendered.url, *DIALECTS["chat completions"], ProcessTree(rendered.pid))
+        found = {key: [] for key in ways}
+        for key, way in ways.items():  # warm up each way
+            _asked(way, 20)
         for _ in range(3):
-            for (way, stream), found in figures.items():
-                found.append(statistics.median(_times(asks[way], count // 3, stream)))
-    return {key: statistics.median(found) for key, found in figures.items()}
+            for key, way in ways.items():
+                found[key].append(_asked(way, count // 3))
+    return {key: Figures(*(_median([getattr(figures, name) for figures in runs])
+                           for name in Figures.__dataclass_fields__))
+            for key, runs in found.items()}
 
 
-def _times(ask: tuple, count: int, stream: bool) -> list:
-    """ms of each of ``count`` requests, one after another, each on a connection of its own
-    (llama-server closes a kept one after a stream)."""
-    url, path, body = ask
-    times = []
-    for _ in range(count):
-        started = time.perf_counter()
-        with requests.post(url + path, json={**body, "temperature": 0, "stream": stream},
-                           timeout=60, stream=stream) as response:
-            response.raise_for_status()
-            for _ in response.iter_content(chunk_size=None):
-                pass
-        times.append((time.perf_counter() - started) * 1000)
-    return times
+def _asked(way: Way, count: int) -> Figures:
+    """``count`` whole answers, then ``count`` streamed ones, one after another, each on a
+    connection of its own (llama-server closes a kept one after a stream)."""
+    cpu = way.proxy.cpu_seconds() if way.proxy else 0.0
+    whole = [_timed(way, stream=False)[1] for _ in range(count)]
+    cpu_whole = (way.proxy.cpu_seconds() - cpu) * 1000 / count if way.proxy else None
+    cpu = way.proxy.cpu_seconds() if way.proxy else 0.0
+    streamed = [_timed(way, stream=True) for _ in range(count)]
+    cpu_stream = (way.proxy.cpu_seconds() - cpu) * 1000 / count if way.proxy else None
+    per_chunk = (cpu_stream - cpu_whole) / TOKENS if way.proxy else None
+    return Figures(statistics.median(whole), statistics.median(t[0] for t in streamed),
+                   statistics.median(t[1] for t in streamed), cpu_whole, per_chunk)
 
 
-def paths_table(figures: dict, count: int) -> str:
-    lines = ["", "## A chat through the server's chat layer, and through /completion", "",
+def _timed(way: Way, *, stream: bool) -> tuple:
+    """ms to the answer's first byte and to its end."""
+    started = time.perf_counter()
+    first = None
+    with requests.post(way.url + way.path, json={**way.body, "stream": stream}, timeout=60,
+                       stream=stream) as response:
+        response.raise_for_status()
+        for _ in response.iter_content(chunk_size=None):
+            if first is None:
+                first = time.perf_counter()
+    ended = time.perf_counter()
+    return (first - started) * 1000, (ended - started) * 1000
+
+
+def _median(values: list) -> Optional[float]:
+    values = [value for value in values if value is not None]
+    return statistics.median(values) if values else None
+
+
+def chat_layer_table(figures: dict, count: int, baseline: Optional[Path]) -> str:
+    against = f" and by the proxy of `{baseline}` (baseline)" if baseline else ""
+    lines = ["", "## Every client API through the server's chat layer", "",
              f"One chat ({TOKENS} tokens back, greedy) on llama-server with the tests' tiny "
-             f"model, {count} requests per way over three interleaved rounds.", "",
-             "| way | answer | p50 ms | added by the proxy |", "|---|---|---:|---:|"]
-    for (way, stream), p50 in figures.items():
-        direct = figures[way.replace(THROUGH, "direct"), stream]
-        added = f"{p50 - direct:+.3f} ms" if THROUGH in way else ""
-        lines.append(f"| {way} | {'streamed' if stream else 'whole'} | {p50:.3f} | {added} |")
+             f"model: each client API on the server's own route for it (chat completions for "
+             f"Ollama's, which it does not speak) and through the proxy{against}; chat "
+             f"completions also by the proxy's own template on `/completion`. {count} "
+             "requests per way and answer over three interleaved rounds. Added: the way's p50 "
+             "less the server's own; CPU: the proxy's, per whole answer and per streamed "
+             "chunk (a streamed answer's CPU less a whole one's, over its chunks).", "",
+             "| API | way | whole p50 ms | added | first byte p50 ms | added | streamed p50 ms "
+             "| added | CPU ms/answer | CPU µs/chunk |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for (name, way), found in figures.items():
+        floor = figures[name, "server"]
+        added = way != "server"
+
+        def cell(value: float, base: float) -> str:
+            return f"{value - base:+.3f}" if added else ""
+
+        cpu = "" if found.cpu_request is None else f"{found.cpu_request:.3f}"
+        chunk = "" if found.cpu_chunk is None else f"{found.cpu_chunk * 1000:.1f}"
+        lines.append(f"| {name} | {way} | {found.whole:.3f} | {cell(found.whole, floor.whole)} "
+                     f"| {found.first_byte:.3f} | {cell(found.first_byte, floor.first_byte)} "
+                     f"| {found.streamed:.3f} | {cell(found.streamed, floor.streamed)} "
+                     f"| {cpu} | {chunk} |")
     return "\n".join(lines) + "\n"
 
 
@@ -173,13 +240,17 @@ def table(figures: dict, count: int, quick: bool) -> str:
 
 
 def main() -> None:
-    args = cli.arguments("dialects", "What each client API costs.").parse_args()
+    parser = cli.arguments("dialects", "What each client API costs.")
+    parser.add_argument("--baseline", type=Path, help="another checkout of the project whose "
+                        "proxy is measured beside this one's, in the same run")
+    args = parser.parse_args()
     count = 150 if args.quick else 1500
-    paths_count = 60 if args.quick else 600
+    layered_count = 60 if args.quick else 600
     with tempfile.TemporaryDirectory(prefix="bench-dialects-") as work:
         figures = run(count, Path(work))
-        paths = chat_paths(paths_count, Path(work))
-    report = table(figures, count, args.quick) + paths_table(paths, paths_count)
+        layered = chat_layer(layered_count, Path(work), args.baseline)
+    report = table(figures, count, args.quick) + chat_layer_table(layered, layered_count,
+                                                                  args.baseline)
     cli.publish(args, "dialects", report)
 
 

@@ -24,9 +24,11 @@ class Service:
     """A server subprocess on a free loopback port, ready once ``GET /health`` answers 200."""
 
     def __init__(self, name: str, command: Sequence[str], port: int, log_path: Path, *,
-                 health: str = "/health", env: Optional[dict] = None) -> None:
+                 health: str = "/health", env: Optional[dict] = None,
+                 root: Path = ROOT) -> None:
         self.name = name
         self.command = list(command)
+        self.root = root
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log_path
         self.health = health
@@ -35,7 +37,7 @@ class Service:
 
     def start(self) -> "Service":
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(self.command, cwd=ROOT, stdin=subprocess.DEVNULL,
+            self.process = subprocess.Popen(self.command, cwd=self.root, stdin=subprocess.DEVNULL,
                                             stdout=log, stderr=subprocess.STDOUT, env=self.env)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -75,15 +77,17 @@ def synthetic(log_dir: Path) -> Service:
 
 
 def proxy(server: str, upstream: str, log_dir: Path, *, threads: int, workers: int,
-          args: Sequence[str] = (), name: str = "") -> Service:
-    """``oai-proxy`` under waitress or gunicorn (gthread), as a user would start it."""
+          args: Sequence[str] = (), name: str = "", root: Path = ROOT) -> Service:
+    """``oai-proxy`` under waitress or gunicorn (gthread), as a user would start it (from the
+    checkout at ``root``: another one's proxy can be measured beside this one's)."""
     port = free_port()
     command = [sys.executable, "-m", "proxy", "--llama-api", upstream, "--port", str(port),
                "--server", server, "--threads", str(threads), "--log-level", "warning", *args]
     if server == "gunicorn":
         command += ["--workers", str(workers)]
     name = name or server
-    return Service(f"proxy under {name}", command, port, log_dir / f"proxy-{name}.log")
+    return Service(f"proxy under {name}", command, port, log_dir / f"proxy-{name}.log",
+                   root=root)
 
 
 def litellm(executable: str, upstream: str, log_dir: Path) -> Service:

@@ -71,10 +71,10 @@ def _events(router: Router, todo: list, n: int) -> Iterator[list]:
     for index, request in enumerate(todo):
         with closing(router.stream(request)) as chunks:
             first = next(chunks)
-            measure.first_token()
             reads = _in_reads(chain((first,), chunks), repeat=index % n != 0)
             if first.prompt_count is not None:
-                reads = _led_by(PromptCounted(first.prompt_count), reads)
+                reads = _led_by(PromptCounted(first.prompt_count), reads,
+                                at_once=not _says_anything(first))
             for events in reads:
                 if type(events[-1]) is Finish:
                     total += events[-2].usage
@@ -90,6 +90,7 @@ def _in_reads(chunks: Iterator[Chunk], *, repeat: bool) -> Iterator[list]:
     """
     together: list = []
     calls = _Calls()
+    timed = False  # the first token's time is taken
     try:
         for chunk in chunks:
             if chunk.reasoning:
@@ -105,6 +106,9 @@ def _in_reads(chunks: Iterator[Chunk], *, repeat: bool) -> Iterator[list]:
                              Finish(chunk.finish_reason, chunk.stop_sequence, chunk.truncated,
                                     chunk.prompt_tokens)]
             if together and not chunk.followed:
+                if not timed:
+                    timed = True
+                    measure.first_token()
                 yield together
                 together = []
     except Exception:
@@ -135,12 +139,23 @@ class _Calls:
             self.open = None
 
 
-def _led_by(event, reads: Iterator[list]) -> Iterator[list]:
-    """``reads`` with ``event`` put first, in the first list."""
+def _led_by(event, reads: Iterator[list], at_once: bool = False) -> Iterator[list]:
+    """``reads`` with ``event`` put first: in the first list, or alone and ``at_once`` (the
+    first chunk said nothing else: the event goes out before the first token)."""
+    if at_once:
+        yield [event]
+        yield from reads
+        return
     for events in reads:
         yield [event, *events]
         break
     yield from reads
+
+
+def _says_anything(chunk: Chunk) -> bool:
+    """Whether ``chunk`` holds more than a count: text, thoughts, calls or an end."""
+    return bool(chunk.text or chunk.reasoning or chunk.tool_calls or chunk.logprobs
+                or chunk.finish_reason is not None)
 
 
 def _counted(completion: Completion, *, repeat: bool) -> Completion:

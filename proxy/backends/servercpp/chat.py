@@ -164,9 +164,10 @@ def stream_chunks(batches: Iterable[list], upstream: str,
                   top: Optional[int]) -> Iterator[Chunk]:
     """Turn the chat stream's events into chunks, ending with exactly one final chunk.
 
-    The prompt's progress only counts the prompt: the count rides on the first chunk that
-    says something. The finish reason comes a chunk before the usage; the final chunk
-    carries both. ``data: {"error": …}`` becomes an exception, and so does a stream that
+    The prompt's first progress report counts the prompt: a chunk of the count alone goes
+    at once, so that the answer's first byte leaves as the server begins, as the server's
+    own would. The finish reason comes a chunk before the usage; the final chunk carries
+    both. ``data: {"error": …}`` becomes an exception, and so does a stream that
     ends before its finish.
     """
     prompt: Optional[int] = None
@@ -187,6 +188,9 @@ def stream_chunks(batches: Iterable[list], upstream: str,
             progress = body.get("prompt_progress")
             if isinstance(progress, dict) and _count(progress.get("total")):
                 prompt = progress["total"]
+                if not counted:  # the server has begun: say so now, not at the first token
+                    counted = True
+                    yield Chunk(prompt_count=prompt)
             so_far = _timed(body.get("timings"))
             if finish is not None:  # the usage follows the finish
                 yield _final(finish, body, None if counted else prompt)

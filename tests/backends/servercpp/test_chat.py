@@ -9,7 +9,7 @@ import pytest
 from proxy.backends.servercpp import chat, parse
 from proxy.core.errors import ContextLengthError, UpstreamError
 from proxy.backends.structured.callids import template_id
-from proxy.core.types import (GenerationRequest, Image, Message, ResponseFormat, Sampling,
+from proxy.core.types import (Chunk, GenerationRequest, Image, Message, ResponseFormat, Sampling,
                               ToolCall, ToolCallPiece, ToolChoice, Usage, assembled)
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
@@ -157,9 +157,10 @@ def read(texts: list, top=None) -> list:
 
 
 def test_a_streamed_call_comes_in_pieces_with_the_prompt_count_first():
-    chunks = read(events(*CALL))
-    assert chunks[0].prompt_count == 886 and chunks[0].reasoning == "Let me see."
-    assert [c.prompt_count for c in chunks[1:]] == [None] * (len(chunks) - 1)
+    count, *chunks = read(events(*CALL))
+    assert count == Chunk(prompt_count=886)  # at once, alone: the first byte need not wait
+    assert chunks[0].reasoning == "Let me see."
+    assert [c.prompt_count for c in chunks] == [None] * len(chunks)
     pieces = [piece for chunk in chunks for piece in chunk.tool_calls]
     assert pieces[0] == ToolCallPiece(0, "{", "j4S", "get_weather")
     assert assembled(pieces) == (ToolCall("j4S", "get_weather", '{"city":"Paris"}'),
