@@ -13,18 +13,21 @@ from proxy.access.images import ImageFetcher
 from proxy.api import (admin, anthropic, auth, browsers, errors, glm, observe, ollama, openai,
                        rerank, responses, web)
 from proxy.api.jsonbody import OrjsonProvider
+from proxy.api.routes import Routes
 from proxy.api.state import ProxyState
 from proxy.backends.base import Backend
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
-from proxy.dialects import anthropic as messages
-from proxy.dialects import rerank as ranking
-from proxy.dialects.ollama import shared as ollama_shape
 from proxy.core.errors import ShuttingDownError
 from proxy.core.images import Bounds
 from proxy.fleet.build import build_fleet, fleet_of
 from proxy.ops.history import History
 from proxy.ops.metrics import Metrics
+
+
+# every API the app serves, each registered the same way (see proxy.api.routes)
+ROUTES = (openai.routes, anthropic.routes, responses.routes, glm.routes, ollama.routes,
+          rerank.routes, web.routes, admin.routes, observe.routes)
 
 
 class ProxyApp(Flask):
@@ -66,14 +69,18 @@ def create_app(settings: Settings, runtime: Runtime, *,
             raise ShuttingDownError("the proxy is shutting down; send the request again")
 
     auth.init_app(app, access, router.model_label, settings.access.cors_origins)
-    errors.init_app(app, {anthropic.bp.name: messages.error_body,
-                          ollama.bp.name: ollama_shape.error_body,
-                          rerank.bp.name: ranking.error_body})
-    for blueprint in (openai.bp, anthropic.bp, responses.bp, glm.bp, ollama.bp, rerank.bp,
-                      web.bp, admin.bp, observe.bp):
-        app.register_blueprint(blueprint)
+    register(app, ROUTES)
     _check_all_plain(app)
     return app
+
+
+def register(app: Flask, groups: tuple[Routes, ...]) -> None:
+    """Each API's blueprint, its errors' shape, and its place in the page's endpoint list."""
+    errors.init_app(app, {group.blueprint.name: group.error_body for group in groups
+                          if group.error_body is not None})
+    for group in groups:
+        app.register_blueprint(group.blueprint)
+    app.extensions["routes"] = groups
 
 
 def _check_all_plain(app: Flask) -> None:

@@ -4,10 +4,13 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from proxy.api.auth import require_key
+from proxy.api.routes import Routes
 from proxy.api.state import get_state
 from proxy.core.errors import NotFoundError
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+routes = Routes(bp, "The admin API, behind the admin key: models, servers, usage, logs")
+
 MAX_LOG_LINES = 2000
 DEFAULT_LOG_LINES = 100
 

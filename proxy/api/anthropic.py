@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
+from proxy.api.routes import Routes
 from proxy.api.serve import asked, serve, versioned
 from proxy.api.state import get_state, served_model
 from proxy.dialects import anthropic
 
 bp = Blueprint("anthropic", __name__)
+routes = Routes(
+    bp, "Anthropic's Messages API (Claude Code), and its token count", anthropic.error_body)
 
 
 @versioned(bp, "/messages")

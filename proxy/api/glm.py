@@ -6,12 +6,14 @@ from dataclasses import replace
 from flask import Blueprint, Response, jsonify
 
 from proxy.api.body import read_json
+from proxy.api.routes import Routes
 from proxy.api.serve import asked, serve
 from proxy.api.state import get_state, served_model
 from proxy.core.fields import model_name
 from proxy.dialects import glm
 
 bp = Blueprint("glm", __name__)
+routes = Routes(bp, "The GLM API of ChatGLM-6B deployments")
 
 
 @bp.post("/chat")

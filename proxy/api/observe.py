@@ -13,11 +13,14 @@ from typing import Optional
 from flask import Blueprint, Flask, Response, g, request
 
 from proxy.api.auth import require_key
+from proxy.api.routes import Routes
 from proxy.api.state import ProxyState, get_state
 from proxy.core.errors import NotFoundError, PermissionDeniedError
 from proxy.ops import measure
 
 bp = Blueprint("observe", __name__)
+routes = Routes(bp, "Prometheus metrics")
+
 logger = logging.getLogger(__name__)
 access_log = logging.getLogger("proxy.access")
 OVERHEAD_HEADER = "x-oai-proxy-overhead-ms"

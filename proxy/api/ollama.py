@@ -10,6 +10,7 @@ from flask import Blueprint, Response, g, jsonify
 
 from proxy.access.gate import Access
 from proxy.api.body import read_json
+from proxy.api.routes import Routes
 from proxy.api.serve import asked, serve
 from proxy.api.state import get_state
 from proxy.core.errors import InvalidRequestError, ModelNotFoundError
@@ -18,6 +19,8 @@ from proxy.dialects.ollama import catalog, chat, embed, generate, shared
 from proxy.dialects.ollama.shared import OllamaNotes
 
 bp = Blueprint("ollama", __name__)
+routes = Routes(
+    bp, "Ollama's API, for the clients and apps that speak only it", shared.error_body)
 
 @bp.post("/api/chat")
 def chat_view() -> Response:

@@ -4,12 +4,14 @@ from __future__ import annotations
 from flask import Blueprint, Response, g, jsonify
 
 from proxy.api.body import read_json
+from proxy.api.routes import Routes
 from proxy.api.serve import asked, serve, versioned
 from proxy.api.state import get_state, served_model
 from proxy.core.fields import model_name
 from proxy.dialects.openai import chat, completions, embeddings, shared, tokens
 
 bp = Blueprint("openai", __name__)
+routes = Routes(bp, "Chat and text completions, streaming or not; models, embeddings, tokens")
 
 
 @versioned(bp, "/chat/completions")

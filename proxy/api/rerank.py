@@ -6,11 +6,14 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from proxy.api.body import read_json
+from proxy.api.routes import Routes
 from proxy.api.state import get_state, served_model
 from proxy.dialects import rerank
 from proxy.ops import measure
 
 bp = Blueprint("rerank", __name__)
+routes = Routes(
+    bp, "Reranking documents against a query (Jina, Cohere, TEI)", rerank.error_body)
 
 
 @bp.post("/v1/rerank")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g, jsonify, request
 
+from proxy.api.routes import Routes
 from proxy.access.gate import ANONYMOUS
 from proxy.access.stored import StoredResponse
 from proxy.api.serve import asked, serve, versioned
@@ -12,6 +13,8 @@ from proxy.dialects import responses
 from proxy.dialects.dialect import Ask
 
 bp = Blueprint("responses", __name__)
+routes = Routes(bp, "OpenAI's Responses API (Codex CLI), with the responses it keeps")
+
 MAX_ITEMS = 100  # input items listed in one page
 
 

@@ -3,33 +3,17 @@ from __future__ import annotations
 
 from time import time
 
-from flask import Blueprint, Response, jsonify, render_template, request
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from proxy.access.visibility import Viewer, health_seen, seen, viewer
 from proxy.api.auth import presented_key
+from proxy.api.routes import Routes, endpoints
 from proxy.api.state import get_state
 from proxy.ops.metrics import Summed
 
 bp = Blueprint("web", __name__)
-
-ROUTES = (
-    ("POST", "/v1/chat/completions", "chat, streaming or not"),
-    ("POST", "/v1/completions", "text completion from a raw prompt"),
-    ("POST", "/v1/messages", "Anthropic's Messages API (Claude Code); /count_tokens counts"),
-    ("POST", "/v1/responses", "OpenAI's Responses API (Codex CLI), with stored responses"),
-    ("GET", "/v1/models", "the model served"),
-    ("POST", "/v1/embeddings", "embedding vectors"),
-    ("POST", "/v1/tokenize", "token ids and pieces; /v1/detokenize turns ids back"),
-    ("POST", "/chat", "GLM API chat; /chat-stream streams it"),
-    ("POST", "/tokenize", "GLM API tokens"),
-    ("POST", "/embedding", "GLM API embeddings"),
-    ("POST", "/api/chat", "Ollama's chat; /api/generate, /api/embed for its other clients"),
-    ("GET", "/api/tags", "Ollama's model list; /api/show, /api/ps, /api/version"),
-    ("GET", "/health", "200 when the backend is ready, 503 when not"),
-    ("GET", "/status", "this page's figures as JSON (the admin key shows all)"),
-    ("GET", "/metrics", "Prometheus metrics"),
-    ("GET", "/playground", "chat with a model from this browser"),
-)
+routes = Routes(
+    bp, "For people and monitors: the fleet page, its figures, health and a playground")
 
 
 @bp.route("/", methods=["GET", "HEAD"])
@@ -42,7 +26,9 @@ def index():
     if not any(kind == "text/html" for kind, _ in request.accept_mimetypes):
         return Response("Ollama is running", mimetype="text/plain")
     state = get_state()
-    return render_template("index.html", routes=ROUTES, status=seen(fleet_status(), _viewer()),
+    listed = endpoints(current_app.url_map.iter_rules(), current_app.extensions["routes"])
+    return render_template("index.html", endpoints=listed,
+                           status=seen(fleet_status(), _viewer()),
                            key_required=state.access.required,
                            charts=state.history is not None, base_url=request.host_url)
 

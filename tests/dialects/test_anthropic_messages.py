@@ -17,6 +17,8 @@ from proxy.core.events import (WAITING, Finish, PromptCounted, ReasoningDelta, T
                           ToolCallDelta, ToolCallEnd, ToolCallStart, UsageReport)
 from proxy.core.types import Completion, Message, ToolCall, ToolChoice, Usage
 
+from .wire import payloads
+
 HI = [{"role": "user", "content": "hi"}]
 TOOL = {"name": "get_weather", "description": "Weather now",
         "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
@@ -205,7 +207,7 @@ def test_thoughts_are_hidden_unless_asked_for():
 
 def streamed(parsed: Ask, batches) -> list:
     stream = Stream(parsed, "msg_1", "claude")
-    return [payload for write in stream.render(iter(batches)) for payload in write]
+    return payloads(stream.render(iter(batches)))
 
 
 def accumulate(events: list) -> dict:

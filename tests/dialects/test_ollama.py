@@ -164,7 +164,8 @@ def test_bad_generate_fields_are_named(fields, param):
 
 def lines(stream, batches) -> list:
     """The NDJSON a stream writes, decoded line by line (each line one JSON object)."""
-    raw = b"".join(encode_line(payload) for write in stream.render(iter(batches))
+    raw = b"".join(payload if isinstance(payload, bytes) else encode_line(payload)
+                   for write in stream.render(iter(batches))
                    for payload in write)
     assert raw.endswith(b"\n") and b"\n\n" not in raw
     return [json.loads(text) for text in raw.decode().split("\n")[:-1]]

@@ -15,6 +15,8 @@ from proxy.core.events import (WAITING, Finish, ReasoningDelta, TextDelta, ToolC
 from proxy.core.sse import COMMENT
 from proxy.core.types import Completion, GenerationRequest, TokenLogprob, ToolCall, Usage
 
+from .wire import decoded, payloads
+
 CHAT = GenerationRequest(messages=())
 
 
@@ -27,6 +29,7 @@ def chat_stream(batches, n=1, include_usage=False) -> list:
     stream = openai_chat.stream(choices((CHAT,), n, True, include_usage), "chatcmpl-1", "m")
     writes = []
     for write in stream.render(iter(batches)):
+        write = [decoded(each) for each in write]
         writes.append([each if each is COMMENT else
                        (each["choices"][0]["delta"], each["choices"][0]["finish_reason"],
                         each["choices"][0]["index"]) if each["choices"] else each["usage"]
@@ -75,7 +78,7 @@ def test_every_choice_begins_with_its_role_and_usage_comes_last():
 
 def test_chunks_share_the_answers_id_model_and_time():
     stream = openai_chat.stream(choices((CHAT,), 1, True, True), "chatcmpl-7", "qwen")
-    chunks = [c for write in stream.render(iter([[TextDelta("a")], done()])) for c in write]
+    chunks = payloads(stream.render(iter([[TextDelta("a")], done()])))
     assert {(c["id"], c["object"], c["model"], c["created"]) for c in chunks} == {
         ("chatcmpl-7", "chat.completion.chunk", "qwen", stream.created)}
 

@@ -15,6 +15,8 @@ from proxy.core.events import (WAITING, Finish, ReasoningDelta, TextDelta, ToolC
 from proxy.core.sse import COMMENT
 from proxy.core.types import Completion, Message, ResponseFormat, ToolCall, ToolChoice, Usage
 
+from .wire import payloads
+
 FUNCTION = {"type": "function", "name": "exec_command", "description": "Run a command",
             "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}},
             "strict": False}
@@ -170,7 +172,7 @@ def test_the_token_limit_leaves_it_incomplete():
 def streamed(parsed, batches, kept=None) -> list:
     stream = Stream(parsed, "resp_1", "local")
     stream.kept = kept
-    return [payload for write in stream.render(iter(batches)) for payload in write]
+    return payloads(stream.render(iter(batches)))
 
 
 def replay(events: list) -> dict:
