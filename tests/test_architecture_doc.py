@@ -1,0 +1,58 @@
+"""docs/architecture.md names the code it walks through: every file, folder, class and
+function it names in code spans exists, so the page cannot drift from the code unseen."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = (ROOT / "docs" / "architecture.md").read_text()
+SOURCES = {path: path.read_text() for path in (ROOT / "proxy").rglob("*.py")}
+SPANS = re.findall(r"`([^`\n]+)`", PAGE)
+
+
+def defined(name: str) -> bool:
+    pattern = re.compile(rf"^\s*(?:def|class)\s+{re.escape(name)}\b|^{re.escape(name)}\s*[:=]",
+                         re.M)
+    return any(pattern.search(text) for text in SOURCES.values())
+
+
+def files_named() -> list:
+    """(path, the folders it is looked for in): a bare ``name.py`` in a row of the "Where
+    things are" table is looked for in that row's folder, elsewhere in ``proxy/``; any path
+    also from the project's root and from ``proxy/``."""
+    named = []
+    for line in PAGE.splitlines():
+        row = re.match(r"\| `([^`]+)` \|", line)
+        folders = [ROOT / folder.strip() for folder in row.group(1).split(",")] if row else []
+        for span in re.findall(r"`([^`\n]+)`", line):
+            if re.match(r"(?:[A-Z]+ )?/", span):
+                continue  # a route, not a file
+            for token in re.findall(r"[\w./-]+\.py\b|[\w.-]+/(?:[\w-]+/)*", span):
+                named.append((token, folders or [ROOT / "proxy"]))
+    return named
+
+
+@pytest.mark.parametrize(("token", "folders"), files_named(),
+                         ids=[token for token, _ in files_named()])
+def test_every_file_and_folder_it_names_exists(token, folders):
+    places = [ROOT / token, ROOT / "proxy" / token, *(folder / token for folder in folders),
+              *(found for folder in folders if folder.is_dir()
+                for found in folder.rglob(token.split("/")[-1] or "*") if token.endswith(".py"))]
+    assert any(place.exists() for place in places), token
+
+
+CALLS = sorted({name for span in SPANS for name in re.findall(r"(\w+)\(", span)})
+CLASSES = sorted({span for span in SPANS if re.fullmatch(r"[A-Z]\w*[a-z]\w*", span)})
+
+
+@pytest.mark.parametrize("name", CALLS + CLASSES)
+def test_every_function_and_class_it_names_is_defined(name):
+    assert defined(name), f"docs/architecture.md names {name}, which the code does not define"
+
+
+def test_the_walk_calls_serve_as_the_view_does():
+    walk = re.search(r"`(serve\([^`]*\))`", PAGE).group(1)
+    assert walk in SOURCES[ROOT / "proxy" / "api" / "anthropic.py"], walk
