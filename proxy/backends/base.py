@@ -13,8 +13,8 @@ class Backend:
     """Generate text for the API layer.
 
     Implementations turn their own failures into :mod:`proxy.core.errors` exceptions, so the
-    API layer never sees ``requests`` or native exceptions. ``stream`` is a generator:
-    closing it early (a client went away) must stop the generation.
+    API layer never sees a socket's or a native library's exceptions. ``stream`` is a
+    generator: closing it early (a client went away) must stop the generation.
     """
 
     name = "backend"

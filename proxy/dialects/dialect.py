@@ -1,8 +1,9 @@
 """What every client API is to the proxy: a :class:`Dialect`, and the one :class:`Ask` its
 bodies become.
 
-Each dialect (``openai.chat``, ``openai.completions``, ``anthropic``, ``responses``, ``glm``)
-is a module whose functions are the protocol's. The API serves every one the same way
+Each dialect (``openai.chat``, ``openai.completions``, ``anthropic``, ``responses``,
+``ollama.chat``, ``ollama.generate``, ``glm``) is a module whose functions are the
+protocol's. The API serves every one the same way
 (:func:`proxy.api.serve.serve`): parse the body, run its requests on the core, render the
 answer whole or as a stream.
 """
