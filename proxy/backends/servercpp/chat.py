@@ -169,53 +169,108 @@ def stream_chunks(batches: Iterable[list], upstream: str,
     own would. The finish reason comes a chunk before the usage; the final chunk carries
     both. ``data: {"error": …}`` becomes an exception, and so does a stream that
     ends before its finish.
+
+    Most events are one token of text and nothing else: they take the shortest way, every
+    other event the whole reading of :class:`_Reading`.
     """
-    prompt: Optional[int] = None
-    counted = False
-    finish: Optional[str] = None
+    reading = _Reading(upstream, top)
+    loads, partial = orjson.loads, Chunk.partial
     for lines in batches:
         last = parse._last_event(lines)
         for index, raw in enumerate(lines):
-            line = raw.rstrip(b"\r")
-            if not line.startswith(b"data:"):
+            if raw[:5] != b"data:":
                 continue  # blank separators and keep-alive comments
-            value = line[5:].strip()
-            if value == DONE:
-                break
-            body = _event(value, upstream)
-            if "error" in body:
-                raise parse.stream_error(body, upstream)
-            progress = body.get("prompt_progress")
-            if isinstance(progress, dict) and _count(progress.get("total")):
-                prompt = progress["total"]
-                if not counted:  # the server has begun: say so now, not at the first token
-                    counted = True
-                    yield Chunk(prompt_count=prompt)
-            so_far = _timed(body.get("timings"))
-            if finish is not None:  # the usage follows the finish
-                yield _final(finish, body, None if counted else prompt)
+            value = raw[5:]
+            if b"{" in value[:2]:
+                try:
+                    body = loads(value)  # JSON's whitespace around it (a CR) is read as such
+                except orjson.JSONDecodeError:
+                    body = _event(value.strip(), upstream)
+            else:
+                value = value.strip()
+                if value == DONE:
+                    break
+                body = _event(value, upstream)
+            choices = body.get("choices") if type(body) is dict else None
+            if choices and reading.plain and type(choices) is list and "timings" not in body \
+                    and "prompt_progress" not in body and "error" not in body:
+                choice = choices[0]
+                delta = choice.get("delta") if type(choice) is dict else None
+                if type(delta) is dict and len(delta) == 1 \
+                        and choice.get("finish_reason") is None:
+                    text = delta.get("content")
+                    if type(text) is str and text:
+                        yield partial(text, (), index < last)
+                        continue
+            for chunk in reading.event(body, index < last):
+                yield chunk
+            if reading.ended:
                 return
-            choices = body.get("choices")
-            if not choices or not isinstance(choices[0], dict):
-                continue
-            choice = choices[0]
-            chunk = _delta(choice.get("delta"), choice.get("logprobs"), top, index < last)
-            reason = choice.get("finish_reason")
-            if reason is not None:
-                finish = _finish(reason)
-            if chunk is None:
-                continue
-            if so_far is not None:
-                chunk.__dict__["usage"] = so_far
-            if not counted:
-                counted = True
-                chunk.__dict__["prompt_count"] = prompt
-            yield chunk
-    if finish is not None:  # the server sent no usage: end all the same
-        yield _final(finish, {}, None if counted else prompt)
-        return
-    raise UpstreamError(f"{upstream} ended the chat stream before finishing; "
-                        f"check its log")
+    yield from reading.end()
+
+
+class _Reading:
+    """The state of a chat stream's reading, for the events that are not plain text: the
+    prompt's count, whether it went out, the finish reason that waits for its usage."""
+
+    def __init__(self, upstream: str, top: Optional[int]) -> None:
+        self.upstream = upstream
+        self.top = top
+        self.prompt: Optional[int] = None
+        self.counted = False
+        self.finish: Optional[str] = None
+        self.ended = False
+
+    @property
+    def plain(self) -> bool:
+        """Whether a plain text event is a chunk of its text alone: the count went out, no
+        finish waits, no probabilities are read."""
+        return self.counted and self.finish is None and self.top is None
+
+    def event(self, body: object, followed: bool) -> list:
+        """The chunks of one event (none, one, or the final one)."""
+        upstream = self.upstream
+        if type(body) is not dict:
+            raise UpstreamError(f"{upstream} sent a stream event that is not a JSON "
+                                f"object")
+        if "error" in body:
+            raise parse.stream_error(body, upstream)
+        out = []
+        progress = body.get("prompt_progress")
+        if isinstance(progress, dict) and _count(progress.get("total")):
+            self.prompt = progress["total"]
+            if not self.counted:  # the server has begun: say so now, not at the first token
+                self.counted = True
+                out.append(Chunk(prompt_count=self.prompt))
+        so_far = _timed(body.get("timings"))
+        if self.finish is not None:  # the usage follows the finish
+            self.ended = True
+            return [_final(self.finish, body, None if self.counted else self.prompt)]
+        choices = body.get("choices")
+        if not choices or not isinstance(choices[0], dict):
+            return out
+        choice = choices[0]
+        chunk = _delta(choice.get("delta"), choice.get("logprobs"), self.top, followed)
+        reason = choice.get("finish_reason")
+        if reason is not None:
+            self.finish = _finish(reason)
+        if chunk is None:
+            return out
+        if so_far is not None:
+            chunk.__dict__["usage"] = so_far
+        if not self.counted:
+            self.counted = True
+            chunk.__dict__["prompt_count"] = self.prompt
+        out.append(chunk)
+        return out
+
+    def end(self) -> Iterator[Chunk]:
+        """The stream's last chunk, once its events have run out."""
+        if self.finish is not None:  # the server sent no usage: end all the same
+            yield _final(self.finish, {}, None if self.counted else self.prompt)
+            return
+        raise UpstreamError(f"{self.upstream} ended the chat stream before finishing; "
+                            f"check its log")
 
 
 def _event(value: bytes, upstream: str) -> dict:

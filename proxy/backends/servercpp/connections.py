@@ -67,23 +67,23 @@ class Connection:
         self.set_deadline(deadline)
 
     def set_deadline(self, seconds: Optional[float]) -> None:
-        """How long each read or write may wait from now on; ``None``: for ever."""
+        """How long each read or write may wait from now on; ``None``: for ever.
+
+        The kernel wakes a read every :data:`WATCH_EVERY` seconds at most, whatever the
+        deadline (:meth:`_waited` keeps it): a watched request's client is looked at then,
+        with no change to the socket for each request.
+        """
         self.deadline = seconds or 0.0  # 0: no deadline, as the kernel reads it
-        self._set_waits(self.deadline, self.deadline)
+        reads = min(self.deadline, WATCH_EVERY) if self.deadline else WATCH_EVERY
+        for option, wait in ((socket.SO_RCVTIMEO, reads), (socket.SO_SNDTIMEO, self.deadline)):
+            self.sock.setsockopt(socket.SOL_SOCKET, option, struct.pack(
+                "ll", int(wait), int((wait - int(wait)) * 1_000_000)))
 
     def watch(self, client_gone: Optional[Callable[[], bool]]) -> None:
         """Look at the client of the request on this connection while reading its answer
-        (``None``: no longer): the kernel then wakes a read every :data:`WATCH_EVERY`
-        seconds, and :meth:`_waited` keeps the read's own deadline."""
+        (``None``: no longer)."""
         self.client_gone = client_gone
         self.next_look = time.monotonic() + WATCH_EVERY
-        reads = WATCH_EVERY if client_gone is not None else self.deadline
-        self._set_waits(reads, self.deadline)
-
-    def _set_waits(self, reads: float, writes: float) -> None:
-        for option, seconds in ((socket.SO_RCVTIMEO, reads), (socket.SO_SNDTIMEO, writes)):
-            self.sock.setsockopt(socket.SOL_SOCKET, option, struct.pack(
-                "ll", int(seconds), int((seconds - int(seconds)) * 1_000_000)))
 
     def exchange(self, request: bytes) -> Head:
         """Send a whole request and read the head of its answer; ``ConnectionError`` when
@@ -163,12 +163,12 @@ class Connection:
         return piece
 
     def _waited(self) -> bytes:
-        """Read on after the socket's deadline passed: at once a timeout for a connection
-        whose client is not watched; for one that is (its deadline is then
-        :data:`WATCH_EVERY`), a look at the client, and again, until the read's own deadline."""
+        """Read on after the kernel woke a read that found nothing: the client looked at,
+        when it is watched, and again, until the read's own deadline has passed."""
         waited = WATCH_EVERY
-        while self.client_gone is not None and not (self.deadline and waited >= self.deadline):
-            self._look_at_client()
+        while not (self.deadline and waited >= self.deadline):
+            if self.client_gone is not None:
+                self._look_at_client()
             try:
                 return self.sock.recv(PIECE)
             except WOULD_BLOCK:
