@@ -38,7 +38,9 @@ class Wire(Protocol):
     @staticmethod
     def encode(payload: dict) -> bytes:
         """One payload as the bytes of one event (:func:`encode_event`, :func:`encode_named`
-        or :func:`encode_line`)."""
+        or :func:`encode_line`). A payload of ``bytes`` is an event its renderer framed
+        itself (a token's text, written into the event's bytes once per token) and goes out
+        as it is."""
 
     def failure(self, error: ProxyError) -> list:
         """The payloads that tell the client its stream failed after the first byte."""
@@ -82,7 +84,8 @@ def _framed(writes: Iterable, wire: Wire, drain: Drain) -> Iterator[bytes]:
     try:
         for write in writes:
             if type(write) is list:
-                yield b"".join([COMMENT_BYTES if each is COMMENT else encode(each)
+                yield b"".join([each if type(each) is bytes
+                                else COMMENT_BYTES if each is COMMENT else encode(each)
                                 for each in write])
             else:
                 yield COMMENT_BYTES if write is COMMENT else encode(write)

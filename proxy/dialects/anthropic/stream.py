@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+import orjson
+
 from proxy.core.errors import ProxyError
 from proxy.core.events import (Finish, PromptCounted, ReasoningDelta, TextDelta, ToolCallDelta,
                                ToolCallStart)
@@ -29,20 +31,27 @@ class Stream(NamedEvents, BlockStream):
         self.thoughts: list = []  # the open thinking block's text, for its signature
         self.prompt = 0
         self.usage = Usage()
+        self.text_head = (-1, b"")  # (block index, what its text deltas' bytes begin with)
 
     @staticmethod
     def failure(error: ProxyError) -> list:
         return [error_body(error)]
 
     def prompt_counted(self, event: PromptCounted, out: list) -> None:
-        if not self.started:  # message_start tells it
+        if not self.started:  # message_start tells it, as soon as it is known
             self.prompt = event.tokens
+            self._start(out)
 
     def text(self, event: TextDelta, out: list) -> None:
         self._start(out)
         if event.text:
             self._open("text", {"type": "text", "text": ""}, out)
-            out.append(self._delta({"type": "text_delta", "text": event.text}))
+            # the bytes of the block's delta event (encode_named's), its text written in
+            if self.text_head[0] != self.index:
+                self.text_head = (self.index, b'event: content_block_delta\ndata: {"type":'
+                                  b'"content_block_delta","index":%d,"delta":{"type":'
+                                  b'"text_delta","text":' % self.index)
+            out.append(self.text_head[1] + orjson.dumps(event.text) + b"}}\n\n")
 
     def reasoning(self, event: ReasoningDelta, out: list) -> None:
         self._start(out)

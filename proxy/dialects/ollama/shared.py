@@ -188,8 +188,27 @@ def new_id() -> str:
 def created_at() -> str:
     """Now, as Ollama writes times: RFC 3339 in UTC, to the nanosecond."""
     nanoseconds = time.time_ns()
-    moment = datetime.fromtimestamp(nanoseconds // 1_000_000_000, timezone.utc)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{nanoseconds % 1_000_000_000:09d}Z"
+    return f"{_second(nanoseconds // 1_000_000_000)}.{nanoseconds % 1_000_000_000:09d}Z"
+
+
+def _second(seconds: int) -> str:
+    return f"{datetime.fromtimestamp(seconds, timezone.utc):%Y-%m-%dT%H:%M:%S}"
+
+
+class Clock:
+    """:func:`created_at` as bytes, for a stream's lines: the date and time are written once
+    a second, the nanoseconds every line."""
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.prefix = b""
+
+    def now(self) -> bytes:
+        nanoseconds = time.time_ns()
+        second, fraction = divmod(nanoseconds, 1_000_000_000)
+        if second != self.second:
+            self.second, self.prefix = second, _second(second).encode()
+        return self.prefix + b".%09dZ" % fraction
 
 
 def done_reason(reason: str) -> str:

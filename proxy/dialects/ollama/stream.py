@@ -5,12 +5,15 @@ from __future__ import annotations
 import time
 from typing import Optional
 
+import orjson
+
 from proxy.core.errors import ProxyError
 from proxy.core.events import (Finish, PromptCounted, ReasoningDelta, TextDelta, ToolCallDelta,
                                ToolCallEnd, ToolCallStart, UsageReport, Waiting)
 from proxy.core.types import ToolCall, Usage
 from proxy.dialects.dialect import Ask
-from proxy.dialects.ollama.shared import done_reason, durations, error_body, line, tool_call
+from proxy.dialects.ollama.shared import (Clock, done_reason, durations, error_body, line,
+                                          tool_call)
 from proxy.dialects.streaming import EventRenderer, Lines
 
 
@@ -27,6 +30,11 @@ class Stream(Lines, EventRenderer):
         self.prompt = 0
         self.first: Optional[int] = None  # when the first token came (ns)
         self.loaded: Optional[int] = None  # when the model's server was ready, if it started
+        self.clock = Clock()
+        self.text_head = b'{"model":' + orjson.dumps(model) + b',"created_at":"'
+        self.text_middle, self.text_tail = (
+            (b'","message":{"role":"assistant","content":', b'},"done":false}\n')
+            if kind == "chat" else (b'","response":', b',"done":false}\n'))
 
     @staticmethod
     def failure(error: ProxyError) -> list:
@@ -41,7 +49,9 @@ class Stream(Lines, EventRenderer):
     def text(self, event: TextDelta, out: list) -> None:
         if event.text:
             self._token()
-            out.append(line(self.model, self.kind, event.text))
+            # line()'s bytes, as encode_line writes them, the time and the text written in
+            out.append(self.text_head + self.clock.now() + self.text_middle
+                       + orjson.dumps(event.text) + self.text_tail)
 
     def reasoning(self, event: ReasoningDelta, out: list) -> None:
         if event.text and self.notes.think is not False:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import orjson
+
 from proxy.core.events import (Finish, PromptCounted, ReasoningDelta, TextDelta, ToolCallDelta,
                                ToolCallStart, UsageReport)
 from proxy.core.fields import Fields, effort, template_kwargs, tool_call
@@ -144,6 +146,9 @@ def stream(ask: Ask, id: str, model: str) -> "Stream":
     return Stream(ask, id, model)
 
 
+TEXT_TAIL = b'},"logprobs":null,"finish_reason":null}]}\n\n'
+
+
 class Stream(shared.ChoicesStream):
     """Chat completion chunks from the core's events; each choice begins with its role."""
 
@@ -151,7 +156,11 @@ class Stream(shared.ChoicesStream):
 
     def text(self, event: TextDelta, out: list) -> None:
         self._begin(out)
-        out.append(self._delta({"content": event.text}, event.logprobs))
+        if event.logprobs:
+            out.append(self._delta({"content": event.text}, event.logprobs))
+        else:  # the same bytes as the chunk's, its text written into them
+            out.append(self.head(b'"delta":{"content":') + orjson.dumps(event.text)
+                       + TEXT_TAIL)
 
     def reasoning(self, event: ReasoningDelta, out: list) -> None:
         self._begin(out)

@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+import orjson
+
 from proxy.core.errors import ProxyError
 from proxy.core.events import UsageReport, Waiting
 from proxy.core.fields import (Fields, chosen_function, function_tools, response_format,
@@ -223,11 +225,24 @@ class ChoicesStream(EventRenderer, Wire):
         self.index = 0  # the choice being streamed
         self.begun = False  # its first chunk has gone out
         self.usage = Usage()
+        self._heads: dict = {}  # (choice, field) -> the bytes its chunks begin with
 
     def chunk(self, choice: dict) -> dict:
         """A chunk of the answer, holding ``choice`` of the choice being streamed."""
         return {"id": self.id, "object": self.object, "created": self.created,
                 "model": self.model, "choices": [{"index": self.index, **choice}]}
+
+    def head(self, field: bytes) -> bytes:
+        """The framed bytes of a chunk of the choice being streamed, up to ``field``'s value
+        (as :meth:`chunk` and :func:`encode_event` make them): made once a choice, for the
+        text that follows them in every token's chunk."""
+        heads = self._heads
+        if (self.index, field) not in heads:
+            heads[self.index, field] = (
+                b'data: {"id":' + orjson.dumps(self.id) + b',"object":"'
+                + self.object.encode() + b'","created":%d,"model":' % self.created
+                + orjson.dumps(self.model) + b',"choices":[{"index":%d,' % self.index + field)
+        return heads[self.index, field]
 
     def waiting(self, event: Waiting, out: list) -> None:
         out.append(COMMENT)

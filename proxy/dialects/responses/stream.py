@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from typing import Optional
 
+import orjson
+
 from proxy.core.errors import ProxyError
 from proxy.core.events import (Finish, PromptCounted, ReasoningDelta, TextDelta, ToolCallDelta,
                                ToolCallStart)
@@ -32,6 +34,7 @@ class Stream(NamedEvents, BlockStream):
         self.open: Optional[str] = None  # the open item's type
         self.texts: list = []  # the open item's text (or arguments)
         self.usage = Usage()
+        self.text_head = (-1, b"")  # (output index, what its text deltas' bytes begin with)
 
     def failure(self, error: ProxyError) -> list:
         self.output = [item for item in self.output if item.get("status") != "in_progress"]
@@ -44,8 +47,16 @@ class Stream(NamedEvents, BlockStream):
         if event.text:
             self._open_message(out)
             self.texts.append(event.text)
-            out.append(self._part_event("response.output_text.delta", delta=event.text,
-                                        logprobs=[]))
+            # the bytes of the numbered delta event (encode_named's), its text written in
+            item = len(self.output) - 1
+            if self.text_head[0] != item:
+                self.text_head = (item, b'event: response.output_text.delta\ndata: {"type":'
+                                  b'"response.output_text.delta","item_id":'
+                                  + orjson.dumps(self.output[-1]["id"])
+                                  + b',"output_index":%d,"content_index":0,"delta":' % item)
+            out.append(self.text_head[1] + orjson.dumps(event.text)
+                       + b',"logprobs":[],"sequence_number":%d}\n\n' % self.sequence)
+            self.sequence += 1
 
     def reasoning(self, event: ReasoningDelta, out: list) -> None:
         self._start(out)
