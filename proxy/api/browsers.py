@@ -16,6 +16,7 @@ POLICY = ("default-src 'self'; script-src 'nonce-{nonce}'; img-src 'self' data:;
           "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; "
           "form-action 'self'")
 PAGE_HEADERS = {"X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
+KNOWN_HOSTS = 256  # Host headers remembered; any number of others are judged afresh
 
 
 def init_app(app: Flask, settings: Settings) -> None:
@@ -23,12 +24,18 @@ def init_app(app: Flask, settings: Settings) -> None:
     bound = settings.serving.host
     hosts = frozenset(settings.access.allowed_hosts)
     origins = frozenset(settings.access.cors_origins)
+    served: dict = {}  # Host headers already judged: clients send the same one every time
 
     @app.before_request
     def only_pages_allowed() -> None:
         asked = request._get_current_object()  # read once: each read of ``request`` is a lookup
         host = asked.headers.get("Host", "")
-        if not host_served(host, bound, hosts):
+        judged = served.get(host)
+        if judged is None:
+            if len(served) >= KNOWN_HOSTS:
+                served.clear()
+            judged = served[host] = host_served(host, bound, hosts)
+        if not judged:
             raise ForbiddenOriginError(
                 "This proxy listens on a loopback address and serves requests for this "
                 "machine's names only; start it with --allowed-hosts NAME to serve another.")
