@@ -4,15 +4,17 @@ a chat costs through a server's own chat layer against a prompt the proxy render
 1. The same question, one request at a time, asked through one waitress proxy in front of
    the synthetic upstream, in each dialect the proxy speaks: OpenAI chat completions (the
    floor), Anthropic's Messages API, OpenAI's Responses API and Ollama's chat (each when the
-   proxy serves it), whole and streamed (64 tokens). The dialects take turns over three rounds, so drift
-   on the machine touches each alike; the proxy's own CPU time is read from its process for
-   each batch.
-2. On real llama-server (the tests' tiny model, 64 tokens): a chat through the proxy by its
-   default path, the server's ``/v1/chat/completions``, against the same chat asked of that
-   route directly; and through a proxy that renders the model's template itself (named with
-   ``--chat-template``) onto ``/completion``, against that prompt sent to ``/completion``
-   directly. Each way's added time is its p50 less its direct p50, the four interleaved over
-   three rounds.
+   proxy serves it), whole and streamed (64 tokens). The dialects take turns over three
+   rounds, so drift on the machine touches each alike; the proxy's own CPU time is read from
+   its process for each batch.
+2. On real llama-server (the tests' tiny model, 64 tokens, greedy): each client API asked
+   of the server's own route for it, and through the proxy's default path (the server's
+   chat layer), and chat completions through a proxy that renders the model's template
+   itself onto ``/completion``; with ``--baseline DIR``, through that checkout's proxy too,
+   in the same run; and through :mod:`bench.passthrough`, the least a Flask app under
+   waitress can do in front of the server (the floor of the proxy's shape). For each way:
+   the whole answer's p50, the streamed answer's first byte and end, and the proxy's CPU
+   per answer and per streamed chunk, the ways interleaved over three rounds.
 
 Writes ``bench/results/dialects{,-quick}.md``.
 """
@@ -139,6 +141,8 @@ def chat_layer(count: int, work: Path, baseline: Optional[Path]) -> dict:
             proxies["baseline"] = stack.enter_context(processes.running(processes.proxy(
                 "waitress", server.url, work, threads=16, workers=1, name="baseline",
                 root=baseline)))
+        floor = stack.enter_context(processes.running(processes.passthrough(server.url,
+                                                                             work)))
         rendered = stack.enter_context(processes.running(processes.proxy(
             "waitress", server.url, work, threads=16, workers=1, name="rendered",
             args=["--chat-template", str(template)])))
@@ -148,6 +152,8 @@ def chat_layer(count: int, work: Path, baseline: Optional[Path]) -> dict:
             ways[name, "server"] = Way(server.url, SERVER_ROUTES[name],
                                        {**DIALECTS["chat completions"][1], "temperature": 0}
                                        if name == "Ollama chat" else body)
+            ways[name, "pass-through"] = Way(floor.url, ways[name, "server"].path,
+                                             ways[name, "server"].body, ProcessTree(floor.pid))
             for label, proxy in proxies.items():
                 ways[name, label] = Way(proxy.url, path, body, ProcessTree(proxy.pid))
         ways["chat completions", "/completion"] = Way(
@@ -201,7 +207,9 @@ def chat_layer_table(figures: dict, count: int, baseline: Optional[Path]) -> str
     lines = ["", "## Every client API through the server's chat layer", "",
              f"One chat ({TOKENS} tokens back, greedy) on llama-server with the tests' tiny "
              f"model: each client API on the server's own route for it (chat completions for "
-             f"Ollama's, which it does not speak) and through the proxy{against}; chat "
+             f"Ollama's, which it does not speak), through a Flask app under waitress that only "
+             f"passes bytes on (pass-through: the floor of the proxy's shape, "
+             f"`bench/passthrough.py`) and through the proxy{against}; chat "
              f"completions also by the proxy's own template on `/completion`. {count} "
              "requests per way and answer over three interleaved rounds. Added: the way's p50 "
              "less the server's own; CPU: the proxy's, per whole answer and per streamed "

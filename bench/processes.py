@@ -90,6 +90,14 @@ def proxy(server: str, upstream: str, log_dir: Path, *, threads: int, workers: i
                    root=root)
 
 
+def passthrough(upstream: str, log_dir: Path) -> Service:
+    """The floor of the proxy's shape (:mod:`bench.passthrough`) in front of ``upstream``."""
+    port = free_port()
+    return Service("pass-through", [sys.executable, "-m", "bench.passthrough", "--upstream",
+                                    upstream, "--port", str(port)],
+                   port, log_dir / "passthrough.log")
+
+
 def litellm(executable: str, upstream: str, log_dir: Path) -> Service:
     """LiteLLM's proxy in front of llama-server's OpenAI endpoint, one worker, as its users
     configure it; without keys, like the proxy it is compared with, and reading its cost
