@@ -1,6 +1,6 @@
 """What the e2e tests of the coding agents share: a model of a family agents run today that
-calls the agent's own tool, served on llama-server behind the proxy (with a key) and a
-:class:`~.tap.Tap`, and what the tap must have seen of a tool loop.
+calls the agent's own tool, served by current llama-server or the bundled engine behind the
+proxy (with a key) and a :class:`~.tap.Tap`, and what the tap must have seen of a tool loop.
 
 The model (see :mod:`.scriptedmodel`) first calls the tool, in its family's syntax; once the
 tool's result is in its prompt (the template's result marker: gpt-oss's `` to=assistant``,
@@ -25,6 +25,7 @@ ANSWER = "I wrote notes.txt for you."
 COMMAND = "echo hello from the model > notes.txt"
 WRITTEN = "hello from the model\n"
 CHAT = "/v1/chat/completions"
+ENGINES = ("llamacpp", "bundled")  # current llama-server, the engine the proxy bundles
 
 
 def gpt_oss_call(name: str, arguments: dict) -> str:
@@ -51,18 +52,19 @@ def family(name: str) -> Family:
 
 
 @contextlib.contextmanager
-def served(family_name: str, tool: str, arguments: dict, folder: pathlib.Path,
+def served(engine: str, family_name: str, tool: str, arguments: dict, folder: pathlib.Path,
            logs: pathlib.Path, key: str) -> Iterator[tuple]:
     """``(proxy, tap)``: a model of ``family_name`` that calls ``tool`` with ``arguments``
-    and then answers, on llama-server behind the proxy (which wants ``key``) and a tap."""
+    and then answers, on a server of ``engine`` (:data:`ENGINES`) behind the proxy (which
+    wants ``key``) and a tap."""
     write_call, answer, marker = AGENT_FAMILIES[family_name]
     scripts = [Script(write_call(tool, arguments)), Script(answer, trigger=marker)]
     model = write_scripted_gguf(folder / f"{family_name}-{tool}.gguf", scripts,
                                 family(family_name).tokens, family(family_name).chat_template(),
                                 name=family_name)
-    name = f"{family_name}-{tool}"
-    with LlamaServer(model, logs / f"tools-{name}.log", parallel=1, ctx_size=CONTEXT,
-                     threads=2) as server, \
+    name = f"{engine}-{family_name}-{tool}"
+    with LlamaServer(model, logs / f"tools-{name}.log", kind=engine, parallel=1,
+                     ctx_size=CONTEXT, threads=2) as server, \
             ProxyProcess(server.url, logs / f"proxy-tools-{name}.log",
                          args=["--api-key", key, "--upstream-timeout", "600"]) as proxy, \
             Tap(proxy.url) as tap:

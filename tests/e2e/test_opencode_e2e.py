@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from . import agents
-from .agent_tools import AGENT_FAMILIES, ANSWER, COMMAND, WRITTEN, assert_tool_loop, served
+from .agent_tools import (AGENT_FAMILIES, ANSWER, COMMAND, ENGINES, WRITTEN, assert_tool_loop,
+                          served)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.opencode]
 
@@ -18,11 +19,13 @@ TOOL = "bash"
 
 
 @pytest.mark.parametrize("family_name", list(AGENT_FAMILIES))
-def test_opencode_runs_the_models_bash_call_and_prints_its_answer(family_name, tmp_path,
-                                                                   logs):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_opencode_runs_the_models_bash_call_and_prints_its_answer(
+        engine, family_name, tmp_path, logs):
     work = tmp_path / "work"
     work.mkdir()
-    with served(family_name, TOOL, {"command": COMMAND}, tmp_path, logs, KEY) as (proxy, tap):
+    arguments = {"command": COMMAND}
+    with served(engine, family_name, TOOL, arguments, tmp_path, logs, KEY) as (proxy, tap):
         result = agents.opencode(tap.url, KEY, work, "Write notes.txt, then tell me.")
         print(result.stdout[-3000:], result.stderr[-3000:])
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]

@@ -11,7 +11,8 @@ from __future__ import annotations
 import pytest
 
 from . import agents
-from .agent_tools import AGENT_FAMILIES, ANSWER, COMMAND, WRITTEN, assert_tool_loop, served
+from .agent_tools import (AGENT_FAMILIES, ANSWER, COMMAND, ENGINES, WRITTEN, assert_tool_loop,
+                          served)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.qwen_code]
 
@@ -20,12 +21,13 @@ TOOL = "run_shell_command"
 
 
 @pytest.mark.parametrize("family_name", list(AGENT_FAMILIES))
-def test_qwen_code_runs_the_models_shell_call_and_prints_its_answer(family_name, tmp_path,
-                                                                     logs):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_qwen_code_runs_the_models_shell_call_and_prints_its_answer(
+        engine, family_name, tmp_path, logs):
     work = tmp_path / "work"
     work.mkdir()
     arguments = {"command": COMMAND, "description": "Write notes.txt"}
-    with served(family_name, TOOL, arguments, tmp_path, logs, KEY) as (proxy, tap):
+    with served(engine, family_name, TOOL, arguments, tmp_path, logs, KEY) as (proxy, tap):
         result = agents.qwen_code(tap.url, KEY, work, "--approval-mode", "yolo",
                                   "Write notes.txt, then tell me.")
         print(result.stdout[-3000:], result.stderr[-3000:])
