@@ -1,6 +1,7 @@
 """The agent CLIs the e2e tier runs against the proxy, as ``.ci/agents.sh`` installs them."""
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import subprocess
@@ -63,3 +64,61 @@ stream_max_retries = 0
 """)
     return run_agent([str(agent_binary("codex")), "exec", "--skip-git-repo-check", *args],
                      {"CODEX_HOME": str(home), "OAI_PROXY_KEY": key}, cwd)
+
+
+def opencode(url: str, key: str, cwd: pathlib.Path, *args: str) -> subprocess.CompletedProcess:
+    """``opencode run`` with ``args``, with the proxy at ``url`` as an OpenAI-compatible
+    provider in the user's ``opencode.json`` (the recipe in docs/clients-and-apis.md)."""
+    config = cwd / "home" / ".config" / "opencode" / "opencode.json"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(json.dumps({
+        "$schema": "https://opencode.ai/config.json",
+        "provider": {"oai-proxy": {
+            "npm": "@ai-sdk/openai-compatible",
+            "name": "oai-proxy",
+            "options": {"baseURL": f"{url}/v1", "apiKey": "{env:OAI_PROXY_KEY}"},
+            "models": {"local-model": {"name": "local-model"}}}},
+        "model": "oai-proxy/local-model",
+        "autoupdate": False,
+        "share": "disabled"}, indent=2))
+    return run_agent([str(agent_binary("opencode")), "run", *args],
+                     {"OAI_PROXY_KEY": key, "OPENCODE_DISABLE_MODELS_FETCH": "1"}, cwd)
+
+
+def qwen_code(url: str, key: str, cwd: pathlib.Path,
+              *args: str) -> subprocess.CompletedProcess:
+    """``qwen`` with ``args``, with the proxy at ``url`` as an OpenAI provider in the user's
+    ``~/.qwen/settings.json`` (the recipe in docs/clients-and-apis.md)."""
+    settings = cwd / "home" / ".qwen" / "settings.json"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(json.dumps({
+        "modelProviders": {"openai": [{"id": "local-model", "name": "local-model",
+                                       "baseUrl": f"{url}/v1", "envKey": "OAI_PROXY_KEY"}]},
+        "security": {"auth": {"selectedType": "openai"}},
+        "model": {"name": "local-model"},
+        "memory": {"enableManagedAutoMemory": False, "enableManagedAutoDream": False},
+        "privacy": {"usageStatisticsEnabled": False},
+        "general": {"enableAutoUpdate": False}}, indent=2))
+    return run_agent([str(agent_binary("qwen")), *args], {"OAI_PROXY_KEY": key}, cwd)
+
+
+def continue_cli(url: str, key: str, cwd: pathlib.Path,
+                 *args: str) -> subprocess.CompletedProcess:
+    """``cn`` with ``args`` and ``--config`` naming a config whose model is the proxy at
+    ``url`` as an OpenAI provider (the recipe in docs/clients-and-apis.md)."""
+    config = cwd / "home" / ".continue" / "config.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f"""name: oai-proxy
+version: 1.0.0
+schema: v1
+models:
+  - name: local-model
+    provider: openai
+    model: local-model
+    apiBase: {url}/v1
+    apiKey: {key}
+    roles: [chat, edit, apply]
+    capabilities: [tool_use]
+""")
+    return run_agent([str(agent_binary("cn")), "--config", str(config), *args],
+                     {"CONTINUE_CLI_ENABLE_TELEMETRY": "0"}, cwd)

@@ -18,42 +18,17 @@ from tests.images import picture
 from tests.processes import ProxyProcess
 
 from . import agents
-from .families import FAMILIES, Family
+from .agent_tools import (AGENT_FAMILIES, ANSWER, COMMAND, CONTEXT, WRITTEN, family,
+                          qwen3_coder_call)
 from .llama_server import LlamaServer
 from .scriptedmodel import Script, write_scripted_gguf
 from .visionmodel import IMAGE_ANSWER, TRIGGER, trigger_embedding, write_projector
 
 pytestmark = pytest.mark.e2e
 
-CONTEXT = 131072
-ANSWER = "I wrote notes.txt for you."
-COMMAND = "echo hello from the model > notes.txt"
 # each agent's shell tool, and the arguments that run COMMAND with it
 SHELLS = {"claude": ("Bash", {"command": COMMAND, "description": "Write notes.txt"}),
           "codex": ("exec_command", {"cmd": COMMAND})}
-
-
-def gpt_oss_call(name: str, arguments: dict) -> str:
-    return ("<|channel|>analysis<|message|>I will write the file.<|end|><|start|>assistant"
-            f"<|channel|>commentary to=functions.{name} <|constrain|>json<|message|>"
-            f"{json.dumps(arguments)}<|call|>")
-
-
-def qwen3_coder_call(name: str, arguments: dict) -> str:
-    parameters = "".join(f"<parameter={key}>\n{value}\n</parameter>\n"
-                         for key, value in arguments.items())
-    return f"<tool_call>\n<function={name}>\n{parameters}</function>\n</tool_call>"
-
-
-# family: (how it writes a call, how it writes an answer, what marks a tool's result)
-AGENT_FAMILIES = {
-    "gpt-oss": (gpt_oss_call, f"<|channel|>final<|message|>{ANSWER}", " to=assistant"),
-    "qwen3-coder": (qwen3_coder_call, ANSWER, "<tool_response>"),
-}
-
-
-def family(name: str) -> Family:
-    return next(f for f in FAMILIES if f.name == name)
 
 
 @pytest.fixture(scope="module", params=list(AGENT_FAMILIES))
@@ -84,7 +59,7 @@ def test_the_agent_runs_the_models_tool_call_and_prints_its_answer(served, tmp_p
     result = run(proxy, tmp_path)
     print(result.stdout[-3000:], result.stderr[-3000:])
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert (tmp_path / "notes.txt").read_text() == "hello from the model\n"
+    assert (tmp_path / "notes.txt").read_text() == WRITTEN
     assert ANSWER in result.stdout
     assert "Traceback" not in proxy.log()
 
