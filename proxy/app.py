@@ -68,7 +68,7 @@ def create_app(settings: Settings, runtime: Runtime, *,
         if state.drain.began:  # a request on a kept-alive connection, after SIGTERM
             raise ShuttingDownError("the proxy is shutting down; send the request again")
 
-    auth.init_app(app, access, router.model_label, settings.access.cors_origins)
+    auth.init_app(app, access, settings.access.cors_origins)
     register(app, ROUTES)
     _check_all_plain(app)
     return app

@@ -6,7 +6,8 @@ from flask import Blueprint, Response, jsonify
 
 from proxy.api.routes import Routes
 from proxy.api.serve import asked, serve, versioned
-from proxy.api.state import get_state, served_model
+from proxy.api.model import routed_model
+from proxy.api.state import get_state
 from proxy.dialects import anthropic
 
 bp = Blueprint("anthropic", __name__)
@@ -24,5 +25,5 @@ def count_tokens() -> Response:
     """The prompt's tokens, counted by the model's own tokenizer on the prompt the proxy
     would send."""
     ask = asked(anthropic, counting=True)
-    served_model(ask.model)
+    routed_model()  # the count is measured against its model
     return jsonify(anthropic.render_count(get_state().router.count_tokens(ask.request)))

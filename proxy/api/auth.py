@@ -7,15 +7,14 @@ same way.
 from __future__ import annotations
 
 import hmac
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 from flask import Flask, Response, g, request
 from werkzeug.datastructures import Headers
 
 from proxy.access.gate import MISSING_KEY, Access
-from proxy.api.body import read_json
+from proxy.api.model import routed_model
 from proxy.core.errors import AuthenticationError
-from proxy.core.fields import model_name
 
 # pages, their status and /health answer anyone, each showing a viewer what it may see
 # (proxy.access.visibility); the playground asks for a key itself; /metrics checks its own
@@ -54,12 +53,8 @@ def require_key(headers: Headers, keys: Sequence[bytes]) -> None:
         raise AuthenticationError("Incorrect API key provided.")
 
 
-def init_app(app: Flask, access: Access, label: Callable[[Optional[str]], str],
-             cors_origins: Sequence[str]) -> None:
-    """Install the key, model and rate checks and, when origins are configured, CORS headers.
-
-    ``label`` turns the model a request names into the id the keys file lists.
-    """
+def init_app(app: Flask, access: Access, cors_origins: Sequence[str]) -> None:
+    """Install the key, model and rate checks and, when origins are configured, CORS headers."""
     origins = frozenset(cors_origins)
 
     @app.before_request
@@ -73,8 +68,8 @@ def init_app(app: Flask, access: Access, label: Callable[[Optional[str]], str],
         call = g._get_current_object()
         key = call.key = access.identify(presented_key(asked.headers))
         if key is not None and key.models and asked.method == "POST":
-            call.model = model_name(read_json())
-            access.check_model(key, call.model, label)
+            routed = routed_model()
+            access.check_model(key, routed.asked, routed.label)
         call.limit = access.admit(key)
         return None
 

@@ -8,7 +8,8 @@ from flask import Blueprint, Response, jsonify
 from proxy.api.body import read_json
 from proxy.api.routes import Routes
 from proxy.api.serve import asked, serve
-from proxy.api.state import get_state, served_model
+from proxy.api.model import answer_name
+from proxy.api.state import get_state
 from proxy.core.fields import model_name
 from proxy.dialects import glm
 
@@ -40,4 +41,4 @@ def embedding() -> Response:
     body = read_json()
     texts = glm.parse_embedding(body, state.limits)
     model = model_name(body)
-    return jsonify(glm.render_embedding(state.router.embed(texts, model), served_model(model)))
+    return jsonify(glm.render_embedding(state.router.embed(texts, model), answer_name()))

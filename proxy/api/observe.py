@@ -14,6 +14,7 @@ from flask import Blueprint, Flask, Response, g, request
 
 from proxy.api.auth import require_key
 from proxy.api.routes import Routes
+from proxy.api.model import resolved_model
 from proxy.api.state import ProxyState, get_state
 from proxy.core.errors import NotFoundError, PermissionDeniedError
 from proxy.ops import measure
@@ -71,7 +72,7 @@ def init_app(app: Flask, state: ProxyState) -> None:
     if figures is not None and scrape_keys(keys.metrics_key, keys.admin_key,
                                            access.required) == ():
         logger.warning(CLOSED)
-    label = state.router.model_label  # the model asked for, as metrics and usage name it
+    label = state.router.model_label
     log_access = state.settings.observing.access_log == "on"
 
     @app.before_request
@@ -87,7 +88,8 @@ def init_app(app: Flask, state: ProxyState) -> None:
         rule = asked.url_rule
         route = rule.rule if rule is not None else "unmatched"
         call = g._get_current_object()
-        model = label(getattr(call, "model", None))
+        routed = resolved_model()  # the model asked for, as metrics and usage name it
+        model = routed.label if routed is not None else label(None)
         status = response.status_code
         api = hasattr(call, "key")  # the key check ran: an API route, not a page or a probe
         key = getattr(call, "key", None)

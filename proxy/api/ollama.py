@@ -11,6 +11,7 @@ from flask import Blueprint, Response, g, jsonify
 from proxy.access.gate import Access
 from proxy.api.body import read_json
 from proxy.api.routes import Routes
+from proxy.api.model import routed_model
 from proxy.api.serve import asked, serve
 from proxy.api.state import get_state
 from proxy.core.errors import InvalidRequestError, ModelNotFoundError
@@ -87,17 +88,15 @@ def _server_of(name: str):
 @bp.post("/api/embed")
 def embed_view() -> Response:
     wanted = embed.parse_embed(read_json(), get_state().limits)
-    g.model = wanted.name
-    result = get_state().router.embed(list(wanted.inputs), wanted.name)
+    result = get_state().router.embed(list(wanted.inputs), routed_model().asked)
     return jsonify(embed.render_embed(wanted, result))
 
 
 @bp.post("/api/embeddings")
 def embeddings_view() -> Response:
     wanted = embed.parse_embeddings(read_json())
-    g.model = wanted.name
     return jsonify(embed.render_embeddings(get_state().router.embed(list(wanted.inputs),
-                                                                   wanted.name)))
+                                                                   routed_model().asked)))
 
 
 @bp.route("/api/tags", methods=["GET", "HEAD"])

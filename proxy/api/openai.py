@@ -6,7 +6,8 @@ from flask import Blueprint, Response, g, jsonify
 from proxy.api.body import read_json
 from proxy.api.routes import Routes
 from proxy.api.serve import asked, serve, versioned
-from proxy.api.state import get_state, served_model
+from proxy.api.model import answer_name
+from proxy.api.state import get_state
 from proxy.core.fields import model_name
 from proxy.dialects.openai import chat, completions, embeddings, shared, tokens
 
@@ -31,7 +32,7 @@ def create_embedding() -> Response:
     texts = [item if isinstance(item, str) else state.router.detokenize(item, wanted.model)
              for item in wanted.inputs]
     result = state.router.embed(texts, wanted.model)
-    return jsonify(embeddings.render(result, served_model(wanted.model),
+    return jsonify(embeddings.render(result, answer_name(),
                                      wanted.encoding_format))
 
 

@@ -7,7 +7,8 @@ from flask import Blueprint, Response, jsonify, request
 
 from proxy.api.body import read_json
 from proxy.api.routes import Routes
-from proxy.api.state import get_state, served_model
+from proxy.api.model import answer_name
+from proxy.api.state import get_state
 from proxy.dialects import rerank
 from proxy.ops import measure
 
@@ -22,8 +23,7 @@ routes = Routes(
 def rerank_documents() -> Response:
     state = get_state()
     wanted = rerank.parse(read_json(), state.limits)
-    model = served_model(wanted.model)
     ranking = state.router.rerank(wanted.query, wanted.documents, wanted.model)
     measure.generated(ranking.prompt_tokens, 0, 0)
     version = "2" if request.path.startswith("/v2/") else "1"
-    return jsonify(rerank.render(wanted, ranking, model, version))
+    return jsonify(rerank.render(wanted, ranking, answer_name(), version))

@@ -7,7 +7,8 @@ from proxy.api.routes import Routes
 from proxy.access.gate import ANONYMOUS
 from proxy.access.stored import StoredResponse
 from proxy.api.serve import asked, serve, versioned
-from proxy.api.state import get_state, served_model
+from proxy.api.model import routed_model
+from proxy.api.state import get_state
 from proxy.core.errors import InvalidRequestError
 from proxy.dialects import responses
 from proxy.dialects.dialect import Ask
@@ -39,7 +40,7 @@ def count_input_tokens() -> Response:
     """The prompt's tokens, counted by the model's own tokenizer on the prompt the proxy
     would send."""
     ask, _ = _with_history(asked(responses, counting=True))
-    served_model(ask.model)
+    routed_model()  # the count is measured against its model
     return jsonify(responses.render_count(get_state().router.count_tokens(ask.request)))
 
 

@@ -13,7 +13,8 @@ from flask import Blueprint, Response, jsonify, request
 
 from proxy.api.body import read_json
 from proxy.api.disconnect import client_gone_probe
-from proxy.api.state import get_state, served_model
+from proxy.api.model import answer_name
+from proxy.api.state import get_state
 from proxy.core import generation
 from proxy.core.sse import HEADERS, Wire, event_stream
 from proxy.core.types import GenerationRequest
@@ -41,7 +42,7 @@ def serve(dialect: Dialect, ask: Ask, kept: Optional[Callable[[dict], None]] = N
     state = get_state()
     router = state.router
     ask = ask.amended(lambda request: watched(state.images.fetched(request)))
-    model = served_model(ask.model)
+    model = answer_name()
     id = dialect.new_id()
     if ask.stream:
         renderer = dialect.stream(ask, id, model)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from flask import current_app, g
+from flask import current_app
 
 from proxy.access.gate import Access
 from proxy.access.images import ImageFetcher
@@ -40,9 +40,3 @@ class ProxyState:
 def get_state() -> ProxyState:
     return current_app.extensions["proxy"]
 
-
-def served_model(requested: Optional[str]) -> str:
-    """The model the answer names (the one asked for, else the default), noted for the
-    request's metrics and usage."""
-    g.model = requested
-    return requested or get_state().settings.models.model_name or get_state().router.model_id(None)

@@ -1,0 +1,49 @@
+"""The model a request names, resolved once per request into one small value that the key
+check, the answer, metrics and usage all read."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from flask import g, request
+
+from proxy.api.body import read_json
+from proxy.api.state import get_state
+from proxy.core.fields import model_name
+
+BODIED = frozenset({"POST", "PUT", "PATCH"})
+
+
+@dataclass(frozen=True)
+class RoutedModel:
+    """What a client named (``None``: the default model), and the id metrics, usage and
+    keys count it under, which is never the client's text."""
+
+    asked: Optional[str]
+    label: str
+
+
+def routed_model() -> RoutedModel:
+    """The request's model, read from its body (``model``, or Ollama's ``name``) the first
+    time it is asked for; a body that is not JSON, or a model that is not a string, is a
+    400 in the client's shape."""
+    call = g._get_current_object()  # read once: each read of ``g`` is a proxy lookup
+    routed = getattr(call, "routed_model", None)
+    if routed is None:
+        asked = model_name(read_json()) if request.method in BODIED else None
+        routed = call.routed_model = RoutedModel(asked, get_state().router.model_label(asked))
+    return routed
+
+
+def resolved_model() -> Optional[RoutedModel]:
+    """The request's model if something resolved it (a page or a refused body has none)."""
+    return g.get("routed_model")
+
+
+def answer_name() -> str:
+    """The model an answer names: the one asked for, else the default model's name."""
+    asked = routed_model().asked
+    if asked:
+        return asked
+    state = get_state()
+    return state.settings.models.model_name or state.router.model_id(None)
