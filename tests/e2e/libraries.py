@@ -113,14 +113,21 @@ def served(engine: str, folder: pathlib.Path, logs: pathlib.Path, name: str,
             yield proxy, tap
 
 
-def keyed(tap: Tap) -> None:
+def keyed(tap: Tap, keyless: tuple = ()) -> list:
     """Every request the client made carried the key (the proxy takes no other) and was
-    answered."""
+    answered, but those to the ``keyless`` paths that came without it: those were refused
+    (401). Return those."""
     assert tap.requests
+    refused = []
     for tapped in tap.requests:
         headers = {name.lower(): value for name, value in tapped.headers.items()}
+        if tapped.path in keyless and "authorization" not in headers:
+            assert tapped.status == 401, tapped
+            refused.append(tapped)
+            continue
         assert headers.get("authorization") == f"Bearer {KEY}", tapped
         assert tapped.status == 200, tapped
+    return refused
 
 
 def tool_round_trip(tap: Tap, path: str) -> list:
