@@ -57,9 +57,10 @@ def program_of(client: str, name: str) -> pathlib.Path:
 
 
 def run(command: list, cwd: pathlib.Path, env: Optional[dict] = None,
-        timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run a client: its own HOME, nothing on stdin, no proxy settings of this machine's."""
-    home = cwd / "home"
+        home: Optional[pathlib.Path] = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run a client: its own HOME (``cwd/home`` unless given), nothing on stdin, no proxy
+    settings of this machine's."""
+    home = home or cwd / "home"
     home.mkdir(exist_ok=True)
     return subprocess.run(command, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True,
                           text=True, timeout=timeout,

@@ -15,7 +15,8 @@ const client = new Ollama({ host: given.url, headers: { Authorization: `Bearer $
   const question = { role: 'user', content: given.question };
   const tools = [{ type: 'function', function: given.tool }];
   const called = await client.chat({ model: given.model, messages: [question], tools });
-  const calls = called.message.tool_calls.map(call => [call.function.name, call.function.arguments]);
+  const calls = called.message.tool_calls.map(
+    call => [call.function.name, call.function.arguments]);
   const answered = await client.chat({ model: given.model, tools, messages: [
     question, called.message, { role: 'tool', tool_name: calls[0][0], content: given.result }] });
   console.log(JSON.stringify({ models: listed.models.map(model => model.name), streamed, calls,
