@@ -2,8 +2,8 @@
 base and key) and its Ollama API (``ollama_chat/`` and ``ollama/`` models, the base and key in
 ``OLLAMA_API_BASE`` and ``OLLAMA_API_KEY``, which LiteLLM also reads for the ``/api/show`` it
 asks before each chat, where a base and key given as arguments do not reach): list the
-models, stream an answer, and a tool round trip (the model calls get_weather, the result
-goes back, it answers)."""
+models, stream an answer, and a tool round trip (the model calls get_weather, whole and
+streamed; the result goes back, it answers)."""
 import json
 import os
 import sys
@@ -31,8 +31,14 @@ for provider, where, prefixes in (
         message = called.choices[0].message
         calls = [(call.function.name, json.loads(call.function.arguments))
                  for call in message.tool_calls]
+        deltas = list(litellm.completion(messages=[question], tools=tools, stream=True,
+                                         **options))
+        gathered = litellm.stream_chunk_builder(deltas).choices[0].message
+        streamed_calls = [(call.function.name, json.loads(call.function.arguments))
+                          for call in gathered.tool_calls]
         answered = litellm.completion(tools=tools, **options, messages=[
             question, message.model_dump(exclude_none=True),
             {"role": "tool", "tool_call_id": message.tool_calls[0].id, "content": given["result"]}])
-        said[prefix].update(calls=calls, answer=answered.choices[0].message.content)
+        said[prefix].update(calls=calls, streamed_calls=streamed_calls,
+                            answer=answered.choices[0].message.content)
 print(json.dumps(said))
