@@ -34,7 +34,7 @@ def test_llm_streams_and_runs_the_models_tool(served, tmp_path):
 - model_id: {libraries.MODEL}
   model_name: {libraries.MODEL}
   api_base: "{tap.url}/v1"
-  api_key_name: oai-proxy
+  api_key_name: local-proxy
   supports_tools: true
 """)
     env = {"LLM_USER_PATH": str(user)}
@@ -45,7 +45,7 @@ def test_llm_streams_and_runs_the_models_tool(served, tmp_path):
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
         return result
 
-    llm("keys", "set", "oai-proxy", "--value", libraries.KEY)
+    llm("keys", "set", "local-proxy", "--value", libraries.KEY)
     assert f"OpenAI Chat: {libraries.MODEL}\n" in llm("models").stdout
     assert llm("-m", libraries.MODEL, "Hello?").stdout == ANSWER + "\n"
     called = llm("-m", libraries.MODEL, "--functions", FUNCTIONS, "--td", libraries.ONE_CALL)
