@@ -12,43 +12,30 @@ calls and thoughts back itself. Raw prompts always go to ``/completion``.
 from __future__ import annotations
 
 import contextlib
-import logging
-import threading
 from dataclasses import replace
-from typing import Callable, Iterator, Optional, Sequence, TypeVar
+from typing import Iterator, Optional, Sequence
 
 from proxy.backends.admission import Admission
 from proxy.backends.base import Backend, not_a_reranker
 from proxy.backends.servercpp import budget, chat, parse, rerank
 from proxy.backends.servercpp.client import UpstreamClient
-from proxy.backends.servercpp.detect import DETECT_TIMEOUT, Detector, ServerFacts
+from proxy.backends.servercpp.detect import DETECT_TIMEOUT, ServerFacts
 from proxy.backends.servercpp.embedding import TokenClient
+from proxy.backends.servercpp.known import KnownServer
 from proxy.backends.servercpp.payload import completion_payload, unique
 from proxy.backends.servercpp.prompting import (THINK_CLOSE, THINK_OPEN, RenderedPrompt,
                                                 TemplateChoice)
-from proxy.backends.servercpp.route import CHAT_LAYER, asks_schema, route
+from proxy.backends.servercpp.route import CHAT_LAYER, route
 from proxy.backends.servercpp.streams import collect, counted_first, finishing, resumed
 from proxy.backends.structured import replies
 from proxy.backends.structured.constraints import output_fields
 from proxy.backends.structured.stops import stopping
 from proxy.backends.structured.toolformats import FORMATS, tool_names
 from proxy.core import context, images
-from proxy.core.errors import UNREACHABLE, UpstreamError, UpstreamUnavailableError
+from proxy.core.errors import UpstreamError, UpstreamUnavailableError
 from proxy.core.types import (Chunk, Completion, Embeddings, GenerationRequest, Health, ModelCard,
                               ModelInfo, Ranking, Usage)
 
-logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-# a request only a server that compiles ``json_schema`` answers with exactly ``"ok"``
-SCHEMA_PROBE = {"prompt": "", "n_predict": 4, "temperature": 0, "cache_prompt": False,
-                "json_schema": {"const": "ok"}}
-# a chat only a chat layer that holds an answer to a schema answers with exactly ``"ok"``
-# (room for a fence around it; thoughts off where the template can turn them off)
-CHAT_SCHEMA_PROBE = {"messages": [{"role": "user", "content": "ok"}], "max_tokens": 64,
-                     "temperature": 0, "cache_prompt": False,
-                     "chat_template_kwargs": {"enable_thinking": False}, "response_format": {
-                         "type": "json_schema", "json_schema": {"schema": {"const": "ok"}}}}
 
 
 class ServerCppBackend(Backend):
@@ -68,15 +55,11 @@ class ServerCppBackend(Backend):
         the model's thoughts are told from its answer (``auto``: as its template writes
         them)."""
         self.client = client
-        self.reasoning = reasoning
         self.admission = admission
         self.tokens = TokenClient(client, admission)
         self.embeddings = TokenClient(*embedding) if embedding else self.tokens
-        self.templates = templates
         self.model_name = model_name
-        self._facts: Optional[ServerFacts] = None
-        self._schemas: Optional[bool] = None  # /completion compiles json_schema (asked once)
-        self._lock = threading.Lock()
+        self.server = KnownServer(client, self.tokens, templates, admission, reasoning)
 
     # -- requests -----------------------------------------------------------------------
 
@@ -96,7 +79,7 @@ class ServerCppBackend(Backend):
     def _check(self, request: GenerationRequest) -> None:
         """Refuse at once what the server cannot serve, before it spends time on it."""
         self._check_images(request)
-        context.check_fits(request, self._connected().card.context_length)
+        context.check_fits(request, self.server.facts().card.context_length)
 
     def _check_images(self, request: GenerationRequest) -> None:
         """Refuse images the model cannot see: its server reads none (no vision projector,
@@ -104,36 +87,19 @@ class ServerCppBackend(Backend):
         shown = request.images
         if not shown:
             return
-        facts = self._connected()
+        facts = self.server.facts()
         if "vision" not in facts.card.capabilities:
             raise images.unseen(shown[0], request.model or facts.model,
                                 "its server was started without a vision projector (--mmproj)")
 
     def _route(self, request: GenerationRequest) -> str:
-        """Which way ``request`` goes (see :mod:`.route`), the chat layer asked first whether
-        it takes schemas where the request has one and that is not known yet."""
-        facts = self._connected()
-        if facts.layer is not None and facts.layer.schemas is None and asks_schema(request):
-            facts = self._facts = replace(facts, layer=facts.layer.with_schemas(
-                self._chat_takes_schemas()))
-        return route(request, facts.layer)
-
-    def _chat_takes_schemas(self) -> bool:
-        """Whether the chat layer holds an answer to a JSON schema: on some families' templates
-        llama.cpp's lets the model write past it, or fails reading its own answer, where
-        ``/completion`` holds it."""
-        try:
-            reply = self.client.post(chat.PATH, CHAT_SCHEMA_PROBE)
-            content = chat.completion(reply.json(), self.client.label, None).text \
-                if reply.ok else None
-        except (UpstreamError, ValueError):
-            content = None
-        return isinstance(content, str) and content.strip() == '"ok"'
+        """Which way ``request`` goes (see :mod:`.route`)."""
+        return route(request, self.server.chat_layer(request))
 
     def _complete(self, request: GenerationRequest) -> Completion:
         if self._route(request) == CHAT_LAYER:
             return self._chat_complete(request)
-        if self._connected().kind.legacy:
+        if self.server.facts().kind.legacy:
             # Their whole answers cut characters into U+FFFD and drop logprobs; their streams
             # hold an unfinished character back, as current servers do: read those instead.
             return collect(self._stream(request, count_first=False))
@@ -143,7 +109,7 @@ class ServerCppBackend(Backend):
             return facts, prompt, self.client.post_json("/completion", payload,
                                                         client_gone=request.client_gone)
 
-        facts, prompt, body = self.admission.run(lambda: self._reconnecting(post),
+        facts, prompt, body = self.admission.run(lambda: self.server.reconnecting(post),
                                                  request.client_gone)
         result = parse.completion(body, self.client.label, request.logprobs)
         self.admission.saw_slot(result.slot)
@@ -199,7 +165,7 @@ class ServerCppBackend(Backend):
                 return facts, prompt, stack.enter_context(
                     self.client.stream("/completion", payload, client_gone=request.client_gone))
 
-            facts, prompt, pieces = self._reconnecting(attempt)
+            facts, prompt, pieces = self.server.reconnecting(attempt)
             limit = _legacy_limit(request, facts)
             top = _counted(request, facts).logprobs  # what was asked of the server
             chunks = parse.stream_chunks(parse.line_batches(pieces), self.client.label, top)
@@ -218,7 +184,7 @@ class ServerCppBackend(Backend):
             return collect(self._chat_stream(request))
         payload = chat.chat_payload(request, stream=False, **self._chat_options())
         body = self.admission.run(
-            lambda: self._reconnecting(lambda _: self.client.post_json(
+            lambda: self.server.reconnecting(lambda _: self.client.post_json(
                 chat.PATH, payload, client_gone=request.client_gone)), request.client_gone)
         result = chat.completion(body, self.client.label, request.logprobs)
         result = replace(result, usage=self._with_thoughts(result.usage, result.reasoning))
@@ -242,7 +208,7 @@ class ServerCppBackend(Backend):
     def _chat_chunks(self, request: GenerationRequest) -> Iterator[Chunk]:
         payload = chat.chat_payload(request, stream=True, **self._chat_options())
         with contextlib.ExitStack() as stack:
-            pieces = self._reconnecting(
+            pieces = self.server.reconnecting(
                 lambda _: stack.enter_context(self.client.stream(
                     chat.PATH, payload, client_gone=request.client_gone)))
             yield from chat.stream_chunks(parse.line_batches(pieces), self.client.label,
@@ -259,8 +225,8 @@ class ServerCppBackend(Backend):
 
     def _chat_options(self) -> dict:
         """How chats are sent to this server's chat layer (see :func:`.chat.chat_payload`)."""
-        layer = self._connected().layer
-        return {"reasoning": self.reasoning != "none",
+        layer = self.server.facts().layer
+        return {"reasoning": self.server.reasoning != "none",
                 "short_ids": layer is not None and layer.short_ids}
 
     def count_tokens(self, request: GenerationRequest) -> int:
@@ -268,7 +234,7 @@ class ServerCppBackend(Backend):
             self._check_images(request)
             if self._route(request) == CHAT_LAYER:
                 return self._chat_count(request)
-            facts = self._connected()
+            facts = self.server.facts()
             prompt, _ = self._prompt(request, facts)
             return self.tokens.count(prompt.text, legacy=facts.kind.legacy)
 
@@ -303,7 +269,7 @@ class ServerCppBackend(Backend):
     def rerank(self, query: str, documents: Sequence[str],
                model: Optional[str] = None) -> Ranking:
         with self.client.blamed():
-            facts = self._connected()
+            facts = self.server.facts()
             if "rerank" not in facts.card.capabilities:
                 raise not_a_reranker(model or facts.model)
             body = self.admission.run(lambda: self.client.post_json(
@@ -315,16 +281,16 @@ class ServerCppBackend(Backend):
 
     def models(self) -> list:
         """The model, with its card once the server has been reached."""
-        facts = self._facts
+        facts = self.server.known()
         return [ModelInfo(self.model_name or (facts.model if facts else "servercpp"),
                           owned_by="llamacpp", card=facts.card if facts else ModelCard())]
 
     def finds_slots(self) -> bool:
-        facts = self._facts
+        facts = self.server.known()
         return facts is not None and facts.kind.finds_slots
 
     def describe(self) -> dict:
-        facts = self._facts
+        facts = self.server.known()
         return {"generation": facts.kind.name if facts else None,
                 "served_model": facts.model if facts else None,
                 **self.admission.snapshot()}
@@ -332,11 +298,11 @@ class ServerCppBackend(Backend):
     def health(self) -> Health:
         detail = {"upstream": self.client.base_url}
         try:
-            facts = self._connected()
+            facts = self.server.facts()
             status = self.client.get("/health", timeout=DETECT_TIMEOUT).status_code
             if (status == 404) != facts.kind.legacy:  # restarted on another build
-                self._facts = None
-                facts = self._connected()
+                self.server.forget()
+                facts = self.server.facts()
         except UpstreamUnavailableError as exc:
             return Health(False, self.name, {**detail, "error": exc.message})
         detail.update(generation=facts.kind.name, model=self.models()[0].id,
@@ -352,39 +318,6 @@ class ServerCppBackend(Backend):
         self.client.close()
         self.embeddings.client.close()
 
-    # -- what is known of the server ----------------------------------------------------
-
-    def _connected(self) -> ServerFacts:
-        facts = self._facts
-        if facts is None:
-            with self._lock:
-                facts = self._facts or self._detect()
-        return facts
-
-    def _detect(self) -> ServerFacts:
-        facts, slots = Detector(self.client, self.tokens, self.templates,
-                                self.reasoning).detect()
-        self._facts = facts
-        self._schemas = None  # a server found afresh is asked afresh
-        self.admission.report(slots, queues=not facts.kind.legacy)
-        logger.info("upstream %s is %s serving %s; chat template %s", self.client.base_url,
-                    facts.kind.name, facts.model, facts.template_name)
-        return facts
-
-    def _reconnecting(self, attempt: Callable[[ServerFacts], T]) -> T:
-        """Run ``attempt``; if the upstream was unreachable, detect it afresh and try once more.
-
-        A restarted server leaves dead pooled connections behind, perhaps on another build,
-        and a request that never reached it is safe to send again.
-        """
-        try:
-            return attempt(self._connected())
-        except UpstreamUnavailableError as exc:
-            if exc.code != UNREACHABLE:
-                raise
-            self._facts = None
-            return attempt(self._connected())
-
     # -- helpers ------------------------------------------------------------------------
 
     def _payload(self, request: GenerationRequest, facts: ServerFacts, *, stream: bool) -> tuple:
@@ -394,7 +327,7 @@ class ServerCppBackend(Backend):
         schema = request.response_format is not None \
             and request.response_format.type == "json_schema"
         constraints = output_fields(request, tool_format,
-                                    json_schema=schema and self._compiles_schemas(facts),
+                                    json_schema=schema and self.server.compiles_schemas(facts),
                                     lazy_grammar=facts.lazy_grammar)
         if request.is_chat and not facts.kind.legacy:
             # the markers the proxy reads calls and thoughts by, even where they are control
@@ -404,21 +337,6 @@ class ServerCppBackend(Backend):
                 [*constraints.get("preserved_tokens", ()), *tool_format.markers, *thoughts])
         return prompt, completion_payload(request, prompt.text, stop, facts.kind,
                                           stream=stream, constraints=constraints)
-
-    def _compiles_schemas(self, facts: ServerFacts) -> bool:
-        """Whether the server's ``/completion`` constrains an answer by ``json_schema`` itself
-        (llama-server does; the bundled engine ignores it there, so the proxy sends its own
-        grammar): asked once, by a schema whose one answer is ``"ok"``."""
-        if not facts.kind.has_json_schema:
-            return False
-        if self._schemas is None:
-            try:
-                reply = self.client.post("/completion", SCHEMA_PROBE, timeout=DETECT_TIMEOUT)
-                content = reply.json().get("content") if reply.ok else None
-            except (UpstreamError, ValueError, AttributeError):
-                content = None
-            self._schemas = isinstance(content, str) and content.strip() == '"ok"'
-        return self._schemas
 
     def _prompt(self, request: GenerationRequest, facts: ServerFacts) -> tuple:
         """``(prompt, stop words)``: a raw prompt as it is, a chat rendered by the template."""
