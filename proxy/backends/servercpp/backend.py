@@ -17,24 +17,25 @@ from typing import Iterator, Optional, Sequence
 
 from proxy.backends.admission import Admission
 from proxy.backends.base import Backend, not_a_reranker
-from proxy.backends.servercpp import budget, chat, parse, rerank
+from proxy.backends.servercpp import budget, parse, rerank
+from proxy.backends.servercpp.chatroute import ChatRoute
 from proxy.backends.servercpp.client import UpstreamClient
 from proxy.backends.servercpp.detect import DETECT_TIMEOUT, ServerFacts
 from proxy.backends.servercpp.embedding import TokenClient
+from proxy.backends.servercpp.finish import Finish
 from proxy.backends.servercpp.known import KnownServer
 from proxy.backends.servercpp.payload import completion_payload, unique
 from proxy.backends.servercpp.prompting import (THINK_CLOSE, THINK_OPEN, RenderedPrompt,
                                                 TemplateChoice)
 from proxy.backends.servercpp.route import CHAT_LAYER, route
-from proxy.backends.servercpp.streams import collect, counted_first, finishing, resumed
+from proxy.backends.servercpp.streams import collect, counted_first, resumed
 from proxy.backends.structured import replies
 from proxy.backends.structured.constraints import output_fields
-from proxy.backends.structured.stops import stopping
 from proxy.backends.structured.toolformats import FORMATS, tool_names
 from proxy.core import context, images
-from proxy.core.errors import UpstreamError, UpstreamUnavailableError
+from proxy.core.errors import UpstreamUnavailableError
 from proxy.core.types import (Chunk, Completion, Embeddings, GenerationRequest, Health, ModelCard,
-                              ModelInfo, Ranking, Usage)
+                              ModelInfo, Ranking)
 
 
 
@@ -60,6 +61,7 @@ class ServerCppBackend(Backend):
         self.embeddings = TokenClient(*embedding) if embedding else self.tokens
         self.model_name = model_name
         self.server = KnownServer(client, self.tokens, templates, admission, reasoning)
+        self.chat = ChatRoute(self.server)
 
     # -- requests -----------------------------------------------------------------------
 
@@ -72,7 +74,7 @@ class ServerCppBackend(Backend):
         with self.client.blamed():
             self._check(request)
             if self._route(request) == CHAT_LAYER:
-                yield from self._chat_stream(request)
+                yield from self.chat.stream(request)
             else:
                 yield from self._stream(request, count_first=request.is_chat)
 
@@ -98,7 +100,7 @@ class ServerCppBackend(Backend):
 
     def _complete(self, request: GenerationRequest) -> Completion:
         if self._route(request) == CHAT_LAYER:
-            return self._chat_complete(request)
+            return self.chat.complete(request)
         if self.server.facts().kind.legacy:
             # Their whole answers cut characters into U+FFFD and drop logprobs; their streams
             # hold an unfinished character back, as current servers do: read those instead.
@@ -112,17 +114,13 @@ class ServerCppBackend(Backend):
         facts, prompt, body = self.admission.run(lambda: self.server.reconnecting(post),
                                                  request.client_gone)
         result = parse.completion(body, self.client.label, request.logprobs)
-        self.admission.saw_slot(result.slot)
-        if request.tokenize:
-            result = replace(result, prompt_tokens=tuple(self.tokens.token_ids(prompt.text)))
         opened = _thoughts_open(facts, request, prompt)
         if opened is not None:
             result = replies.with_thoughts(result, opened)
-            result = replace(result, usage=self._with_thoughts(result.usage, result.reasoning))
         if request.tools:
             result = replies.with_calls(result, FORMATS[prompt.tool_format],
                                         tool_names(request.tools))
-        return result
+        return self._finish(request, prompt, opened).whole(result)
 
     def _stream(self, request: GenerationRequest, *, count_first: bool) -> Iterator[Chunk]:
         """The ``/completion`` stream (``count_first``: with the prompt's token count on the
@@ -141,18 +139,7 @@ class ServerCppBackend(Backend):
             if request.tools:
                 chunks = replies.calling_chunks(chunks, FORMATS[prompt.tool_format],
                                                 tool_names(request.tools))
-
-            def finish(chunk: Chunk, thoughts: str) -> Chunk:
-                self.admission.saw_slot(chunk.slot)
-                if opened is not None:
-                    chunk = replace(chunk, usage=self._with_thoughts(chunk.usage or Usage(),
-                                                                     thoughts))
-                if request.tokenize:
-                    chunk = replace(chunk, prompt_tokens=tuple(
-                        self.tokens.token_ids(prompt.text)))
-                return chunk
-
-            yield from finishing(chunks, finish)
+            yield from self._finish(request, prompt, opened).stream(chunks)
 
     def _chunks(self, request: GenerationRequest, sent: list,
                 count_first: bool) -> Iterator[Chunk]:
@@ -177,82 +164,14 @@ class ServerCppBackend(Backend):
                                                                           legacy=True))
             yield from chunks
 
-    # -- through the server's own chat layer --------------------------------------------
-
-    def _chat_complete(self, request: GenerationRequest) -> Completion:
-        if request.stop:  # the proxy stops at them itself, on the stream
-            return collect(self._chat_stream(request))
-        payload = chat.chat_payload(request, stream=False, **self._chat_options())
-        body = self.admission.run(
-            lambda: self.server.reconnecting(lambda _: self.client.post_json(
-                chat.PATH, payload, client_gone=request.client_gone)), request.client_gone)
-        result = chat.completion(body, self.client.label, request.logprobs)
-        result = replace(result, usage=self._with_thoughts(result.usage, result.reasoning))
-        if request.tokenize:
-            result = replace(result, prompt_tokens=self._chat_prompt_ids(request))
-        return result
-
-    def _chat_stream(self, request: GenerationRequest) -> Iterator[Chunk]:
-        chunks = self.admission.stream(lambda: self._chat_chunks(request), request.client_gone)
-        if request.stop:
-            chunks = stopping(chunks, request.stop)
-
-        def finish(chunk: Chunk, thoughts: str) -> Chunk:
-            chunk = replace(chunk, usage=self._with_thoughts(chunk.usage or Usage(), thoughts))
-            if request.tokenize:
-                chunk = replace(chunk, prompt_tokens=self._chat_prompt_ids(request))
-            return chunk
-
-        return finishing(chunks, finish)
-
-    def _chat_chunks(self, request: GenerationRequest) -> Iterator[Chunk]:
-        payload = chat.chat_payload(request, stream=True, **self._chat_options())
-        with contextlib.ExitStack() as stack:
-            pieces = self.server.reconnecting(
-                lambda _: stack.enter_context(self.client.stream(
-                    chat.PATH, payload, client_gone=request.client_gone)))
-            yield from chat.stream_chunks(parse.line_batches(pieces), self.client.label,
-                                          request.logprobs)
-
-    def _chat_prompt_ids(self, request: GenerationRequest, *, bos: bool = False) -> tuple:
-        """The token ids of the prompt the server renders for ``request`` (``bos``: with the
-        BOS the server puts before it, where the model has one)."""
-        body = self.client.post_json("/apply-template", chat.count_payload(
-            request, **self._chat_options()))
-        prompt = body.get("prompt") if isinstance(body, dict) else None
-        return tuple(self.tokens.token_ids(prompt if isinstance(prompt, str) else "",
-                                           add_special=bos))
-
-    def _chat_options(self) -> dict:
-        """How chats are sent to this server's chat layer (see :func:`.chat.chat_payload`)."""
-        layer = self.server.facts().layer
-        return {"reasoning": self.server.reasoning != "none",
-                "short_ids": layer is not None and layer.short_ids}
-
     def count_tokens(self, request: GenerationRequest) -> int:
         with self.client.blamed():
             self._check_images(request)
             if self._route(request) == CHAT_LAYER:
-                return self._chat_count(request)
+                return self.chat.count(request)
             facts = self.server.facts()
             prompt, _ = self._prompt(request, facts)
             return self.tokens.count(prompt.text, legacy=facts.kind.legacy)
-
-    def _chat_count(self, request: GenerationRequest) -> int:
-        """The prompt's tokens, as the server renders and counts it."""
-        payload = chat.count_payload(request, **self._chat_options())
-        reply = self.client.post(chat.COUNT_PATH, payload)
-        if reply.status_code == 404:  # a server of 2025: render the prompt, then count it
-            return len(self._chat_prompt_ids(request, bos=True))
-        self.client.raise_for_status(reply)
-        try:
-            count = reply.json().get("input_tokens")
-        except (ValueError, AttributeError):
-            count = None
-        if not isinstance(count, int):
-            raise UpstreamError(f"{self.client.label} answered its token count without a "
-                                f"number")
-        return count
 
     def tokenize(self, text: str, model: Optional[str] = None) -> list:
         with self.client.blamed():
@@ -347,10 +266,15 @@ class ServerCppBackend(Backend):
         rendered = facts.template.render(messages, request.tools, request.template_kwargs)
         return rendered, unique(rendered.stop + tuple(request.stop))
 
-    def _with_thoughts(self, usage: Usage, thoughts: str) -> Usage:
-        """``usage`` with the tokens of the thoughts counted (by the server's tokenizer)."""
-        return replace(usage, reasoning_tokens=len(self.tokens.token_ids(thoughts))
-                       if thoughts else 0)
+    def _finish(self, request: GenerationRequest, prompt: RenderedPrompt,
+                opened: Optional[bool]) -> Finish:
+        """The server's answers name their slot; thoughts are counted where they were told
+        apart (``opened`` is not ``None``)."""
+        tokens = self.tokens
+        prompt_ids = (lambda: tuple(tokens.token_ids(prompt.text))) if request.tokenize \
+            else None
+        return Finish(tokens, self.admission, thoughts=opened is not None,
+                      prompt_ids=prompt_ids)
 
 
 
