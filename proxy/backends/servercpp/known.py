@@ -1,7 +1,7 @@
 """The server as the proxy knows it: its facts, found on first contact and found afresh
 whenever it cannot be reached, and the connection every request to it goes over.
 
-Both routes a generation takes (the server's chat layer and ``/completion``) read the same
+Both routes a generation takes (:mod:`.chatroute`, :mod:`.completionroute`) read the same
 facts and retry the same way, so they share one :class:`KnownServer`.
 """
 from __future__ import annotations
