@@ -2,53 +2,34 @@
 
 Chats go where the server renders them best. A server with its own chat layer (current
 llama-server and the bundled engine, with their Jinja templates on) gets them on its
-OpenAI chat route (:mod:`.chat`): its template, its thinking switch, its tool-call parser
+OpenAI chat route (:mod:`.chatroute`): its template, its thinking switch, its tool-call parser
 for the model's family, wherever it honours all the chat asks (:mod:`.route`). Any other
 chat, any other server (PowerInfer's, llama.cpp's of 2023, a llama-server without Jinja),
 and any template the operator names, gets a prompt the proxy renders
-(:mod:`proxy.backends.servercpp.prompting`) on ``POST /completion``, and the proxy reads the
-calls and thoughts back itself. Raw prompts always go to ``/completion``.
+(:mod:`proxy.backends.servercpp.prompting`) on ``POST /completion`` (:mod:`.completionroute`),
+and the proxy reads the calls and thoughts back itself. Raw prompts always go to
+``/completion``. This module only checks a request, picks its route and answers what is
+not a generation (tokens, embeddings, ranking, health).
 """
 from __future__ import annotations
 
-import contextlib
-import logging
-import threading
-from dataclasses import replace
-from typing import Callable, Iterator, Optional, Sequence, TypeVar
+from typing import Iterator, Optional, Sequence, Union
 
 from proxy.backends.admission import Admission
 from proxy.backends.base import Backend, not_a_reranker
-from proxy.backends.servercpp import budget, chat, parse, rerank
+from proxy.backends.servercpp import rerank
+from proxy.backends.servercpp.chatroute import ChatRoute
 from proxy.backends.servercpp.client import UpstreamClient
-from proxy.backends.servercpp.detect import DETECT_TIMEOUT, Detector, ServerFacts
+from proxy.backends.servercpp.completionroute import CompletionRoute
+from proxy.backends.servercpp.detect import DETECT_TIMEOUT
 from proxy.backends.servercpp.embedding import TokenClient
-from proxy.backends.servercpp.payload import completion_payload, unique
-from proxy.backends.servercpp.prompting import (THINK_CLOSE, THINK_OPEN, RenderedPrompt,
-                                                TemplateChoice)
-from proxy.backends.servercpp.route import CHAT_LAYER, asks_schema, route
-from proxy.backends.servercpp.streams import collect, counted_first, finishing, resumed
-from proxy.backends.structured import replies
-from proxy.backends.structured.constraints import output_fields
-from proxy.backends.structured.stops import stopping
-from proxy.backends.structured.toolformats import FORMATS, tool_names
+from proxy.backends.servercpp.known import KnownServer
+from proxy.backends.servercpp.prompting import TemplateChoice
+from proxy.backends.servercpp.route import CHAT_LAYER, route
 from proxy.core import context, images
-from proxy.core.errors import UNREACHABLE, UpstreamError, UpstreamUnavailableError
+from proxy.core.errors import UpstreamUnavailableError
 from proxy.core.types import (Chunk, Completion, Embeddings, GenerationRequest, Health, ModelCard,
-                              ModelInfo, Ranking, Usage)
-
-logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-# a request only a server that compiles ``json_schema`` answers with exactly ``"ok"``
-SCHEMA_PROBE = {"prompt": "", "n_predict": 4, "temperature": 0, "cache_prompt": False,
-                "json_schema": {"const": "ok"}}
-# a chat only a chat layer that holds an answer to a schema answers with exactly ``"ok"``
-# (room for a fence around it; thoughts off where the template can turn them off)
-CHAT_SCHEMA_PROBE = {"messages": [{"role": "user", "content": "ok"}], "max_tokens": 64,
-                     "temperature": 0, "cache_prompt": False,
-                     "chat_template_kwargs": {"enable_thinking": False}, "response_format": {
-                         "type": "json_schema", "json_schema": {"schema": {"const": "ok"}}}}
+                              ModelInfo, Ranking)
 
 
 class ServerCppBackend(Backend):
@@ -68,35 +49,40 @@ class ServerCppBackend(Backend):
         the model's thoughts are told from its answer (``auto``: as its template writes
         them)."""
         self.client = client
-        self.reasoning = reasoning
         self.admission = admission
         self.tokens = TokenClient(client, admission)
         self.embeddings = TokenClient(*embedding) if embedding else self.tokens
-        self.templates = templates
         self.model_name = model_name
-        self._facts: Optional[ServerFacts] = None
-        self._schemas: Optional[bool] = None  # /completion compiles json_schema (asked once)
-        self._lock = threading.Lock()
+        self.server = KnownServer(client, self.tokens, templates, admission, reasoning)
+        self.chat = ChatRoute(self.server)
+        self.completion = CompletionRoute(self.server)
 
-    # -- requests -----------------------------------------------------------------------
+    # -- generation: checked here, sent by its route ------------------------------------
 
     def complete(self, request: GenerationRequest) -> Completion:
         with self.client.blamed():
             self._check(request)
-            return self._complete(request)
+            return self._route(request).complete(request)
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
         with self.client.blamed():
             self._check(request)
-            if self._route(request) == CHAT_LAYER:
-                yield from self._chat_stream(request)
-            else:
-                yield from self._stream(request, count_first=request.is_chat)
+            yield from self._route(request).stream(request)
+
+    def count_tokens(self, request: GenerationRequest) -> int:
+        with self.client.blamed():
+            self._check_images(request)
+            return self._route(request).count(request)
+
+    def _route(self, request: GenerationRequest) -> Union[ChatRoute, CompletionRoute]:
+        """Which way ``request`` goes (see :mod:`.route`)."""
+        layer = self.server.chat_layer(request)
+        return self.chat if route(request, layer) == CHAT_LAYER else self.completion
 
     def _check(self, request: GenerationRequest) -> None:
         """Refuse at once what the server cannot serve, before it spends time on it."""
         self._check_images(request)
-        context.check_fits(request, self._connected().card.context_length)
+        context.check_fits(request, self.server.facts().card.context_length)
 
     def _check_images(self, request: GenerationRequest) -> None:
         """Refuse images the model cannot see: its server reads none (no vision projector,
@@ -104,189 +90,12 @@ class ServerCppBackend(Backend):
         shown = request.images
         if not shown:
             return
-        facts = self._connected()
+        facts = self.server.facts()
         if "vision" not in facts.card.capabilities:
             raise images.unseen(shown[0], request.model or facts.model,
                                 "its server was started without a vision projector (--mmproj)")
 
-    def _route(self, request: GenerationRequest) -> str:
-        """Which way ``request`` goes (see :mod:`.route`), the chat layer asked first whether
-        it takes schemas where the request has one and that is not known yet."""
-        facts = self._connected()
-        if facts.layer is not None and facts.layer.schemas is None and asks_schema(request):
-            facts = self._facts = replace(facts, layer=facts.layer.with_schemas(
-                self._chat_takes_schemas()))
-        return route(request, facts.layer)
-
-    def _chat_takes_schemas(self) -> bool:
-        """Whether the chat layer holds an answer to a JSON schema: on some families' templates
-        llama.cpp's lets the model write past it, or fails reading its own answer, where
-        ``/completion`` holds it."""
-        try:
-            reply = self.client.post(chat.PATH, CHAT_SCHEMA_PROBE)
-            content = chat.completion(reply.json(), self.client.label, None).text \
-                if reply.ok else None
-        except (UpstreamError, ValueError):
-            content = None
-        return isinstance(content, str) and content.strip() == '"ok"'
-
-    def _complete(self, request: GenerationRequest) -> Completion:
-        if self._route(request) == CHAT_LAYER:
-            return self._chat_complete(request)
-        if self._connected().kind.legacy:
-            # Their whole answers cut characters into U+FFFD and drop logprobs; their streams
-            # hold an unfinished character back, as current servers do: read those instead.
-            return collect(self._stream(request, count_first=False))
-
-        def post(facts: ServerFacts) -> tuple:
-            prompt, payload = self._payload(request, facts, stream=False)
-            return facts, prompt, self.client.post_json("/completion", payload,
-                                                        client_gone=request.client_gone)
-
-        facts, prompt, body = self.admission.run(lambda: self._reconnecting(post),
-                                                 request.client_gone)
-        result = parse.completion(body, self.client.label, request.logprobs)
-        self.admission.saw_slot(result.slot)
-        if request.tokenize:
-            result = replace(result, prompt_tokens=tuple(self.tokens.token_ids(prompt.text)))
-        opened = _thoughts_open(facts, request, prompt)
-        if opened is not None:
-            result = replies.with_thoughts(result, opened)
-            result = replace(result, usage=self._with_thoughts(result.usage, result.reasoning))
-        if request.tools:
-            result = replies.with_calls(result, FORMATS[prompt.tool_format],
-                                        tool_names(request.tools))
-        return result
-
-    def _stream(self, request: GenerationRequest, *, count_first: bool) -> Iterator[Chunk]:
-        """The ``/completion`` stream (``count_first``: with the prompt's token count on the
-        first chunk, which old servers tell only on the last: a chat's client may show it
-        from the start, as Anthropic's ``message_start`` does)."""
-        sent: list = []  # (facts, prompt) of the attempt that reached the server
-        chunks = self.admission.stream(lambda: self._chunks(request, sent, count_first),
-                                       request.client_gone)
-        with contextlib.closing(chunks):
-            first = next(chunks)
-            facts, prompt = sent[-1]
-            opened = _thoughts_open(facts, request, prompt)
-            chunks = resumed(first, chunks)
-            if opened is not None:
-                chunks = replies.thinking_chunks(chunks, opened)
-            if request.tools:
-                chunks = replies.calling_chunks(chunks, FORMATS[prompt.tool_format],
-                                                tool_names(request.tools))
-
-            def finish(chunk: Chunk, thoughts: str) -> Chunk:
-                self.admission.saw_slot(chunk.slot)
-                if opened is not None:
-                    chunk = replace(chunk, usage=self._with_thoughts(chunk.usage or Usage(),
-                                                                     thoughts))
-                if request.tokenize:
-                    chunk = replace(chunk, prompt_tokens=tuple(
-                        self.tokens.token_ids(prompt.text)))
-                return chunk
-
-            yield from finishing(chunks, finish)
-
-    def _chunks(self, request: GenerationRequest, sent: list,
-                count_first: bool) -> Iterator[Chunk]:
-        """One attempt: open the upstream stream and read it into chunks; what was sent, and
-        to which server, goes into ``sent``."""
-        with contextlib.ExitStack() as stack:
-            def attempt(facts: ServerFacts) -> tuple:
-                prompt, payload = self._payload(_counted(request, facts), facts, stream=True)
-                sent.append((facts, prompt))
-                return facts, prompt, stack.enter_context(
-                    self.client.stream("/completion", payload, client_gone=request.client_gone))
-
-            facts, prompt, pieces = self._reconnecting(attempt)
-            limit = _legacy_limit(request, facts)
-            top = _counted(request, facts).logprobs  # what was asked of the server
-            chunks = parse.stream_chunks(parse.line_batches(pieces), self.client.label, top)
-            if limit is not None:
-                chunks = budget.limited(chunks, limit,
-                                        keep_logprobs=request.logprobs is not None)
-            if facts.kind.legacy and count_first:
-                chunks = counted_first(chunks, lambda: self.tokens.count(prompt.text,
-                                                                          legacy=True))
-            yield from chunks
-
-    # -- through the server's own chat layer --------------------------------------------
-
-    def _chat_complete(self, request: GenerationRequest) -> Completion:
-        if request.stop:  # the proxy stops at them itself, on the stream
-            return collect(self._chat_stream(request))
-        payload = chat.chat_payload(request, stream=False, **self._chat_options())
-        body = self.admission.run(
-            lambda: self._reconnecting(lambda _: self.client.post_json(
-                chat.PATH, payload, client_gone=request.client_gone)), request.client_gone)
-        result = chat.completion(body, self.client.label, request.logprobs)
-        result = replace(result, usage=self._with_thoughts(result.usage, result.reasoning))
-        if request.tokenize:
-            result = replace(result, prompt_tokens=self._chat_prompt_ids(request))
-        return result
-
-    def _chat_stream(self, request: GenerationRequest) -> Iterator[Chunk]:
-        chunks = self.admission.stream(lambda: self._chat_chunks(request), request.client_gone)
-        if request.stop:
-            chunks = stopping(chunks, request.stop)
-
-        def finish(chunk: Chunk, thoughts: str) -> Chunk:
-            chunk = replace(chunk, usage=self._with_thoughts(chunk.usage or Usage(), thoughts))
-            if request.tokenize:
-                chunk = replace(chunk, prompt_tokens=self._chat_prompt_ids(request))
-            return chunk
-
-        return finishing(chunks, finish)
-
-    def _chat_chunks(self, request: GenerationRequest) -> Iterator[Chunk]:
-        payload = chat.chat_payload(request, stream=True, **self._chat_options())
-        with contextlib.ExitStack() as stack:
-            pieces = self._reconnecting(
-                lambda _: stack.enter_context(self.client.stream(
-                    chat.PATH, payload, client_gone=request.client_gone)))
-            yield from chat.stream_chunks(parse.line_batches(pieces), self.client.label,
-                                          request.logprobs)
-
-    def _chat_prompt_ids(self, request: GenerationRequest, *, bos: bool = False) -> tuple:
-        """The token ids of the prompt the server renders for ``request`` (``bos``: with the
-        BOS the server puts before it, where the model has one)."""
-        body = self.client.post_json("/apply-template", chat.count_payload(
-            request, **self._chat_options()))
-        prompt = body.get("prompt") if isinstance(body, dict) else None
-        return tuple(self.tokens.token_ids(prompt if isinstance(prompt, str) else "",
-                                           add_special=bos))
-
-    def _chat_options(self) -> dict:
-        """How chats are sent to this server's chat layer (see :func:`.chat.chat_payload`)."""
-        layer = self._connected().layer
-        return {"reasoning": self.reasoning != "none",
-                "short_ids": layer is not None and layer.short_ids}
-
-    def count_tokens(self, request: GenerationRequest) -> int:
-        with self.client.blamed():
-            self._check_images(request)
-            if self._route(request) == CHAT_LAYER:
-                return self._chat_count(request)
-            facts = self._connected()
-            prompt, _ = self._prompt(request, facts)
-            return self.tokens.count(prompt.text, legacy=facts.kind.legacy)
-
-    def _chat_count(self, request: GenerationRequest) -> int:
-        """The prompt's tokens, as the server renders and counts it."""
-        payload = chat.count_payload(request, **self._chat_options())
-        reply = self.client.post(chat.COUNT_PATH, payload)
-        if reply.status_code == 404:  # a server of 2025: render the prompt, then count it
-            return len(self._chat_prompt_ids(request, bos=True))
-        self.client.raise_for_status(reply)
-        try:
-            count = reply.json().get("input_tokens")
-        except (ValueError, AttributeError):
-            count = None
-        if not isinstance(count, int):
-            raise UpstreamError(f"{self.client.label} answered its token count without a "
-                                f"number")
-        return count
+    # -- everything else ------------------------------------------------------------------
 
     def tokenize(self, text: str, model: Optional[str] = None) -> list:
         with self.client.blamed():
@@ -303,7 +112,7 @@ class ServerCppBackend(Backend):
     def rerank(self, query: str, documents: Sequence[str],
                model: Optional[str] = None) -> Ranking:
         with self.client.blamed():
-            facts = self._connected()
+            facts = self.server.facts()
             if "rerank" not in facts.card.capabilities:
                 raise not_a_reranker(model or facts.model)
             body = self.admission.run(lambda: self.client.post_json(
@@ -315,16 +124,16 @@ class ServerCppBackend(Backend):
 
     def models(self) -> list:
         """The model, with its card once the server has been reached."""
-        facts = self._facts
+        facts = self.server.known()
         return [ModelInfo(self.model_name or (facts.model if facts else "servercpp"),
                           owned_by="llamacpp", card=facts.card if facts else ModelCard())]
 
     def finds_slots(self) -> bool:
-        facts = self._facts
+        facts = self.server.known()
         return facts is not None and facts.kind.finds_slots
 
     def describe(self) -> dict:
-        facts = self._facts
+        facts = self.server.known()
         return {"generation": facts.kind.name if facts else None,
                 "served_model": facts.model if facts else None,
                 **self.admission.snapshot()}
@@ -332,11 +141,11 @@ class ServerCppBackend(Backend):
     def health(self) -> Health:
         detail = {"upstream": self.client.base_url}
         try:
-            facts = self._connected()
+            facts = self.server.facts()
             status = self.client.get("/health", timeout=DETECT_TIMEOUT).status_code
             if (status == 404) != facts.kind.legacy:  # restarted on another build
-                self._facts = None
-                facts = self._connected()
+                self.server.forget()
+                facts = self.server.facts()
         except UpstreamUnavailableError as exc:
             return Health(False, self.name, {**detail, "error": exc.message})
         detail.update(generation=facts.kind.name, model=self.models()[0].id,
@@ -351,105 +160,3 @@ class ServerCppBackend(Backend):
     def close(self) -> None:
         self.client.close()
         self.embeddings.client.close()
-
-    # -- what is known of the server ----------------------------------------------------
-
-    def _connected(self) -> ServerFacts:
-        facts = self._facts
-        if facts is None:
-            with self._lock:
-                facts = self._facts or self._detect()
-        return facts
-
-    def _detect(self) -> ServerFacts:
-        facts, slots = Detector(self.client, self.tokens, self.templates,
-                                self.reasoning).detect()
-        self._facts = facts
-        self._schemas = None  # a server found afresh is asked afresh
-        self.admission.report(slots, queues=not facts.kind.legacy)
-        logger.info("upstream %s is %s serving %s; chat template %s", self.client.base_url,
-                    facts.kind.name, facts.model, facts.template_name)
-        return facts
-
-    def _reconnecting(self, attempt: Callable[[ServerFacts], T]) -> T:
-        """Run ``attempt``; if the upstream was unreachable, detect it afresh and try once more.
-
-        A restarted server leaves dead pooled connections behind, perhaps on another build,
-        and a request that never reached it is safe to send again.
-        """
-        try:
-            return attempt(self._connected())
-        except UpstreamUnavailableError as exc:
-            if exc.code != UNREACHABLE:
-                raise
-            self._facts = None
-            return attempt(self._connected())
-
-    # -- helpers ------------------------------------------------------------------------
-
-    def _payload(self, request: GenerationRequest, facts: ServerFacts, *, stream: bool) -> tuple:
-        """``(prompt, body)``: what ``/completion`` is sent for ``request``."""
-        prompt, stop = self._prompt(request, facts)
-        tool_format = FORMATS[prompt.tool_format]
-        schema = request.response_format is not None \
-            and request.response_format.type == "json_schema"
-        constraints = output_fields(request, tool_format,
-                                    json_schema=schema and self._compiles_schemas(facts),
-                                    lazy_grammar=facts.lazy_grammar)
-        if request.is_chat and not facts.kind.legacy:
-            # the markers the proxy reads calls and thoughts by, even where they are control
-            # tokens (a server leaves those out of what it sends unless told to keep them)
-            thoughts = (THINK_OPEN, THINK_CLOSE) if facts.thinking else ()
-            constraints["preserved_tokens"] = unique(
-                [*constraints.get("preserved_tokens", ()), *tool_format.markers, *thoughts])
-        return prompt, completion_payload(request, prompt.text, stop, facts.kind,
-                                          stream=stream, constraints=constraints)
-
-    def _compiles_schemas(self, facts: ServerFacts) -> bool:
-        """Whether the server's ``/completion`` constrains an answer by ``json_schema`` itself
-        (llama-server does; the bundled engine ignores it there, so the proxy sends its own
-        grammar): asked once, by a schema whose one answer is ``"ok"``."""
-        if not facts.kind.has_json_schema:
-            return False
-        if self._schemas is None:
-            try:
-                reply = self.client.post("/completion", SCHEMA_PROBE, timeout=DETECT_TIMEOUT)
-                content = reply.json().get("content") if reply.ok else None
-            except (UpstreamError, ValueError, AttributeError):
-                content = None
-            self._schemas = isinstance(content, str) and content.strip() == '"ok"'
-        return self._schemas
-
-    def _prompt(self, request: GenerationRequest, facts: ServerFacts) -> tuple:
-        """``(prompt, stop words)``: a raw prompt as it is, a chat rendered by the template."""
-        if not request.is_chat:
-            return RenderedPrompt(request.prompt, ()), unique(request.stop)
-        messages = images.marked(request.messages, facts.media_marker) if request.images \
-            else request.messages
-        rendered = facts.template.render(messages, request.tools, request.template_kwargs)
-        return rendered, unique(rendered.stop + tuple(request.stop))
-
-    def _with_thoughts(self, usage: Usage, thoughts: str) -> Usage:
-        """``usage`` with the tokens of the thoughts counted (by the server's tokenizer)."""
-        return replace(usage, reasoning_tokens=len(self.tokens.token_ids(thoughts))
-                       if thoughts else 0)
-
-
-
-def _legacy_limit(request: GenerationRequest, facts: ServerFacts) -> Optional[int]:
-    """The token limit the proxy must keep itself: old servers overshoot theirs."""
-    return request.max_tokens if facts.kind.legacy else None
-
-
-def _counted(request: GenerationRequest, facts: ServerFacts) -> GenerationRequest:
-    """The request as sent: with at least one probability per token where the proxy counts."""
-    if _legacy_limit(request, facts) is not None and request.logprobs is None:
-        return replace(request, logprobs=0)
-    return request
-
-
-def _thoughts_open(facts: ServerFacts, request: GenerationRequest,
-                   prompt: RenderedPrompt) -> Optional[bool]:
-    """``None`` when the answer's thoughts stay in it (raw prompts, models that write none),
-    else whether ``prompt`` opened them."""
-    return prompt.opens_thinking if facts.thinking and request.is_chat else None

@@ -20,10 +20,12 @@ from tests.processes import free_port
 HISTORIC = HistoricTemplate("A chat.\n", "\nUSER: ", "\nASSISTANT: ", "\nRULE: ", "</s>")
 
 
-def backend_of(url: str, template: str = "historic", read_timeout: float = 10) -> ServerCppBackend:
+def backend_of(url: str, template: str = "historic", read_timeout: float = 10,
+               reasoning: str = "auto") -> ServerCppBackend:
     return ServerCppBackend(UpstreamClient(url, read_timeout=read_timeout),
                             TemplateChoice(template, HISTORIC),
-                            Admission(url, SlotCount(), max_queue=4, queue_timeout=0.5))
+                            Admission(url, SlotCount(), max_queue=4, queue_timeout=0.5),
+                            reasoning=reasoning)
 
 
 def add_kind(upstream: CannedServer, kind: str, **props) -> None:
@@ -354,8 +356,7 @@ def test_thoughts_are_told_from_the_answer(make_backend, upstream, tmp_path, tem
         template = str(path)
     add_kind(upstream, "llamacpp")
     upstream.post("/tokenize", json_body={"tokens": [5, 6, 7]})  # the thoughts' tokens
-    backend = make_backend(template)
-    backend.reasoning = reasoning
+    backend = make_backend(template, reasoning=reasoning)
     if stream:
         events = [{"content": piece, "stop": False} for piece in content]  # a character each
         events.append(final("llamacpp", content=""))

@@ -1,0 +1,90 @@
+"""A chat through the server's own chat layer (:mod:`.chat`), whole or streamed, and its
+prompt counted as the server renders it.
+
+The server renders the template and reads calls and thoughts back itself; the proxy only
+stops at the client's stop words (the server would not say which ended the answer) and
+finishes the answer as every route does (:mod:`.finish`).
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+from proxy.backends.servercpp import chat, parse
+from proxy.backends.servercpp.finish import Finish
+from proxy.backends.servercpp.known import KnownServer
+from proxy.backends.servercpp.streams import collect
+from proxy.backends.structured.stops import stopping
+from proxy.core.errors import UpstreamError
+from proxy.core.types import Chunk, Completion, GenerationRequest
+
+
+class ChatRoute:
+    """Chats sent to ``POST /v1/chat/completions`` of a server that has a chat layer."""
+
+    def __init__(self, server: KnownServer) -> None:
+        self.server = server
+
+    def complete(self, request: GenerationRequest) -> Completion:
+        if request.stop:  # the proxy stops at them itself, on the stream
+            return collect(self.stream(request))
+        server = self.server
+        payload = chat.chat_payload(request, stream=False, **self._options())
+        body = server.admission.run(
+            lambda: server.reconnecting(lambda _: server.client.post_json(
+                chat.PATH, payload, client_gone=request.client_gone)), request.client_gone)
+        return self._finish(request).whole(
+            chat.completion(body, server.client.label, request.logprobs))
+
+    def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
+        chunks = self.server.admission.stream(lambda: self._chunks(request),
+                                              request.client_gone)
+        if request.stop:
+            chunks = stopping(chunks, request.stop)
+        return self._finish(request).stream(chunks)
+
+    def count(self, request: GenerationRequest) -> int:
+        """The prompt's tokens, as the server renders and counts it."""
+        client = self.server.client
+        reply = client.post(chat.COUNT_PATH, chat.count_payload(request, **self._options()))
+        if reply.status_code == 404:  # a server of 2025: render the prompt, then count it
+            return len(self._prompt_ids(request, bos=True))
+        client.raise_for_status(reply)
+        try:
+            count = reply.json().get("input_tokens")
+        except (ValueError, AttributeError):
+            count = None
+        if not isinstance(count, int):
+            raise UpstreamError(f"{client.label} answered its token count without a number")
+        return count
+
+    def _chunks(self, request: GenerationRequest) -> Iterator[Chunk]:
+        """One attempt: open the upstream stream and read it into chunks."""
+        server = self.server
+        payload = chat.chat_payload(request, stream=True, **self._options())
+        with contextlib.ExitStack() as stack:
+            pieces = server.reconnecting(
+                lambda _: stack.enter_context(server.client.stream(
+                    chat.PATH, payload, client_gone=request.client_gone)))
+            yield from chat.stream_chunks(parse.line_batches(pieces), server.client.label,
+                                          request.logprobs)
+
+    def _finish(self, request: GenerationRequest) -> Finish:
+        """The server's answers name no slot; their thoughts are always told apart."""
+        prompt_ids = (lambda: self._prompt_ids(request)) if request.tokenize else None
+        return Finish(self.server.tokens, prompt_ids=prompt_ids)
+
+    def _prompt_ids(self, request: GenerationRequest, *, bos: bool = False) -> tuple:
+        """The token ids of the prompt the server renders for ``request`` (``bos``: with the
+        BOS the server puts before it, where the model has one)."""
+        body = self.server.client.post_json("/apply-template", chat.count_payload(
+            request, **self._options()))
+        prompt = body.get("prompt") if isinstance(body, dict) else None
+        return tuple(self.server.tokens.token_ids(prompt if isinstance(prompt, str) else "",
+                                                  add_special=bos))
+
+    def _options(self) -> dict:
+        """How chats are sent to this server's chat layer (see :func:`.chat.chat_payload`)."""
+        layer = self.server.facts().layer
+        return {"reasoning": self.server.reasoning != "none",
+                "short_ids": layer is not None and layer.short_ids}
