@@ -38,30 +38,47 @@ def app(upstream: str) -> Flask:
         return kept.connection
 
     def sent(method: str, path: str, body: bytes, headers: dict) -> http.client.HTTPResponse:
-        """The upstream's answer; once more on a new connection when a kept one was closed
-        by the server while idle, as any pooled client does."""
+        """The upstream's answer; once more on a new connection when a kept one fails (the
+        server closed it while idle), as any pooled client does."""
+        reused = getattr(kept, "connection", None) is not None
         try:
             return exchanged(connection(), method, path, body, headers)
-        except (http.client.RemoteDisconnected, ConnectionError):
-            kept.connection.close()
-            kept.connection = None
+        except (http.client.HTTPException, ConnectionError):
+            dropped()
+            if not reused:
+                raise
+        try:
             return exchanged(connection(), method, path, body, headers)
+        except Exception:
+            dropped()
+            raise
+
+    def dropped() -> None:
+        kept.connection.close()
+        kept.connection = None
 
     def pieces(answer: http.client.HTTPResponse) -> Iterator[bytes]:
+        """The answer's bytes; its connection is kept only once they were all read."""
+        read = False
         try:
             while piece := answer.read1(PIECE):
                 yield piece
+            read = True
         finally:
-            if answer.will_close:
-                kept.connection.close()
-                kept.connection = None
+            if not read or answer.will_close:
+                dropped()
 
     @forwarder.route("/<path:path>", methods=["GET", "POST"])
     def forwarded(path: str) -> Response:
         answer = sent(request.method, "/" + path, request.get_data(),
                       {"Content-Type": request.content_type or "application/json"})
-        return Response(pieces(answer), status=answer.status,
-                        content_type=answer.getheader("Content-Type"))
+        kind = answer.getheader("Content-Type")
+        if answer.getheader("Content-Length") is not None:  # a whole answer: one write
+            body = answer.read()
+            if answer.will_close:
+                dropped()
+            return Response(body, status=answer.status, content_type=kind)
+        return Response(pieces(answer), status=answer.status, content_type=kind)
 
     return forwarder
 
