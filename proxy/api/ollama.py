@@ -15,6 +15,7 @@ from proxy.api.model import routed_model
 from proxy.api.serve import asked, serve
 from proxy.api.state import get_state
 from proxy.core.errors import InvalidRequestError, ModelNotFoundError
+from proxy.core.router import ServerControl
 from proxy.core.types import ModelInfo
 from proxy.dialects.ollama import catalog, chat, embed, generate, shared
 from proxy.dialects.ollama.shared import OllamaNotes
@@ -77,7 +78,7 @@ def _keeping(notes: OllamaNotes) -> Optional[Callable[[dict], None]]:
     return lambda body: server.keep_for(notes.keep_alive)
 
 
-def _server_of(name: str):
+def _server_of(name: str) -> Optional[ServerControl]:
     """The server the proxy runs for ``name``; ``None`` for a server run by someone else."""
     try:
         return get_state().router.server_of(name)

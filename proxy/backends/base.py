@@ -1,5 +1,5 @@
 """The one interface every backend implements: generate, count tokens, embed, say whether it
-can serve, close."""
+can serve and how loaded it is, close."""
 from __future__ import annotations
 
 from typing import Iterator, Optional, Sequence
@@ -58,6 +58,20 @@ class Backend:
                model: Optional[str] = None) -> Ranking:
         """Score each document's relevance to ``query``."""
         raise not_a_reranker(model or self.name)
+
+    def load(self) -> tuple:
+        """``(generations running or waiting, how many can run at once or None)``: what the
+        fleet weighs in placing a request among replicas."""
+        return 0, None
+
+    def describe(self) -> dict:
+        """Its line and server as known now, without asking anything (for status pages)."""
+        return {}
+
+    def finds_slots(self) -> bool:
+        """Whether the server itself sends a conversation to the slot holding its cache, so a
+        slot the proxy names (from what it last saw) could only be out of date."""
+        return False
 
     def close(self) -> None:
         """Release connections or native resources."""

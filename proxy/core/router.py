@@ -8,6 +8,25 @@ from proxy.core.types import (Chunk, Completion, Embeddings, GenerationRequest, 
                               Ranking)
 
 
+class ServerControl(Protocol):
+    """What the admin API and Ollama's load and unload ask of a server the proxy runs."""
+
+    def ensure(self) -> None:
+        """Return once the server is ready, starting it if need be."""
+
+    def stop(self, why: str = "") -> None:
+        """Stop the server (its conversations' caches saved first, when it keeps them)."""
+
+    def keep_for(self, seconds: float) -> None:
+        """Stop it once idle for ``seconds`` (negative: never)."""
+
+    def snapshot(self) -> dict:
+        """Its state as the status pages show it."""
+
+    def log_tail(self, lines: int) -> str:
+        """The last ``lines`` of its output."""
+
+
 class Router(Protocol):
     """Routes each request to a model's backend and answers for the whole fleet."""
 
@@ -53,8 +72,9 @@ class Router(Protocol):
     def status(self, checked: bool = False) -> list:
         """Every model and replica as the status pages show them."""
 
-    def server_of(self, name: str):
-        """The server the proxy runs for model ``name`` (the admin API's handle on it)."""
+    def server_of(self, name: str) -> ServerControl:
+        """The server the proxy runs for model ``name``; an ``InvalidRequestError`` when
+        someone else runs it."""
 
     def close(self) -> None:
         """Release every backend."""

@@ -14,11 +14,10 @@ from proxy.fleet import liveness
 from proxy.fleet.fleet import Fleet, ServedModel
 from proxy.fleet.health import Rotation
 from proxy.fleet.liveness import LiveConversations
-from proxy.fleet.replica import Replica
+from proxy.fleet.replica import ManagedReplica, Replica
 from proxy.ops.metrics import Metrics
 from proxy.redis_client import connect
 from proxy.servers.build import managed_servers, preload
-from proxy.servers.managed import ManagedBackend
 from proxy.servers.remote import Supervised
 
 
@@ -45,7 +44,7 @@ def build_fleet(settings: Settings, runtime: Runtime, catalog: Catalog | None = 
             replicas = (_managed(spec, servers[spec.id], settings, metrics) if spec.managed
                         else _replicas(spec, settings, metrics))
             by_name = {replica.name: replica for replica in replicas}
-            rotation = Rotation(lambda name, by_name=by_name: by_name[name].backend.health().ok)
+            rotation = Rotation(lambda name, by_name=by_name: by_name[name].health().ok)
             models.append(ServedModel(spec, replicas, rotation,
                                       shared=_shared(spec, replicas, settings)))
     except BaseException:
@@ -84,7 +83,7 @@ def _managed(spec: ModelSpec, server, settings: Settings, metrics) -> tuple:
     backend = _servercpp(UpstreamSpec(server.url), spec, settings, None, metrics)
     card = file_card(spec.managed.model, spec.managed.capabilities) \
         if spec.managed.model else None
-    return (Replica(server.url, ManagedBackend(server, backend, card), server),)
+    return (ManagedReplica(server, backend, card),)
 
 
 def _replicas(spec: ModelSpec, settings: Settings, metrics) -> tuple:

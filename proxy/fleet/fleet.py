@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from contextlib import closing
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field, replace
 from itertools import chain
 from typing import Callable, Iterator, Optional, Sequence, TypeVar
@@ -28,6 +28,7 @@ from proxy.fleet.liveness import LiveConversations
 from proxy.core.conversation import conversation_key
 from proxy.fleet.placement import ReplicaLoad, choose, continues
 from proxy.fleet.replica import Replica
+from proxy.fleet.seats import answered_from
 from proxy.servers.pool import ProcessPool
 from proxy.servers.processes import ManagedServer
 from proxy.servers.remote import RemoteServer, Supervised
@@ -45,14 +46,25 @@ BUSY = (QueueFullError, SlotUnavailableError)
 @dataclass
 class ServedModel:
     """A model's replicas, the conversations it has placed (and, with ``shared``, those
-    every proxy placed), and the spec it came from."""
+    every proxy placed), the slots of each replica, and the spec it came from."""
 
     spec: ModelSpec
     replicas: tuple
     rotation: Rotation
     affinity: Affinity = field(default_factory=Affinity)
     shared: Optional[LiveConversations] = None
+    seats: dict = field(init=False, repr=False)  # replica name -> its Seats
     _placing: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self.seats = {replica.name: replica.seats(self.affinity) for replica in self.replicas}
+        # a server the proxy runs keeps its conversations' caches whatever the affinity
+        self._keyed = self.spec.affinity or any(r.server is not None for r in self.replicas)
+
+    def key(self, request: GenerationRequest) -> Optional[str]:
+        """The conversation's key, the one place it is computed; ``None`` where the model
+        places no conversation."""
+        return conversation_key(request) if self._keyed else None
 
     def loads(self, exclude: Sequence[Replica] = ()) -> list:
         return [ReplicaLoad(r.name, self.rotation.healthy(r.name), *r.backend.load())
@@ -107,17 +119,17 @@ class Fleet:
     def complete(self, request: GenerationRequest) -> Completion:
         model = self._model(request.model)
         request = with_defaults(request, model.spec.defaults)
-        key = self._key(model, request)
+        key = model.key(request)
 
         def attempt(replica: Replica) -> Completion:
-            slot = self._pin(model, key, replica, request)
-            try:
-                result = replica.backend.complete(request if slot is None
-                                                  else request.in_slot(slot))
-            finally:
-                model.affinity.release(replica.name, slot)
-            if key:
-                model.affinity.served(key, replica.name, result.slot)
+            seats = model.seats[replica.name]
+            with replica.serving():
+                slot = seats.prepare(key, request)
+                try:
+                    result = replica.backend.complete(in_slot(request, slot))
+                finally:
+                    seats.release(slot)
+                seats.served(key, answered_from(result.slot, slot))
             return result
 
         return self._failing_over(model, key, attempt, continues(request))
@@ -125,37 +137,35 @@ class Fleet:
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
         model = self._model(request.model)
         request = with_defaults(request, model.spec.defaults)
-        key = self._key(model, request)
-        pinned: list = []
+        key = model.key(request)
 
         def attempt(replica: Replica) -> tuple:
-            slot = self._pin(model, key, replica, request)
-            pinned[:] = [(replica.name, slot)]
-            chunks = replica.backend.stream(request if slot is None else request.in_slot(slot))
-            try:
-                return replica, next(chunks), chunks
-            except BaseException:
-                chunks.close()
-                model.affinity.release(replica.name, slot)
-                raise
+            """The first chunk, and what is held until the stream ends: the server, the
+            slot and the stream itself (closed first)."""
+            seats = model.seats[replica.name]
+            with ExitStack() as held:
+                held.enter_context(replica.serving())
+                slot = seats.prepare(key, request)
+                held.callback(seats.release, slot)
+                chunks = held.enter_context(closing(replica.backend.stream(
+                    in_slot(request, slot))))
+                return seats, slot, next(chunks), chunks, held.pop_all()
 
-        replica, first, chunks = self._failing_over(model, key, attempt, continues(request))
-        try:
-            with closing(chunks):
-                for chunk in chain((first,), chunks):
-                    if chunk.finish_reason is not None and key:
-                        model.affinity.served(key, replica.name, chunk.slot)
-                    yield chunk
-        finally:
-            model.affinity.release(*pinned[0])
+        seats, slot, first, chunks, held = self._failing_over(model, key, attempt,
+                                                              continues(request))
+        with held:
+            for chunk in chain((first,), chunks):
+                if chunk.finish_reason is not None:
+                    seats.served(key, answered_from(chunk.slot, slot))
+                yield chunk
 
     # -- tokens and embeddings -------------------------------------------------------------
 
     def count_tokens(self, request: GenerationRequest) -> int:
         model = self._model(request.model)
         request = with_defaults(request, model.spec.defaults)
-        return self._failing_over(model, None, lambda replica: replica.backend.count_tokens(
-            request))
+        return self._failing_over(model, None, _held(lambda backend: backend.count_tokens(
+            request)))
 
     def tokenize(self, text: str, model: Optional[str] = None) -> list:
         return self._any_replica(model, lambda backend: backend.tokenize(text))
@@ -182,7 +192,7 @@ class Fleet:
 
     @staticmethod
     def _id(model: ServedModel) -> str:
-        return model.spec.id or model.replicas[0].backend.models()[0].id
+        return model.spec.id or model.replicas[0].info().id
 
     def starting(self, model: Optional[str] = None) -> bool:
         return any(replica.starting() for replica in self._model(model).replicas)
@@ -197,7 +207,7 @@ class Fleet:
         for model in ordered:
             ready = any(model.rotation.healthy(r.name) for r in model.replicas)
             model_id = self._id(model)
-            first = model.replicas[0].backend.models()[0]
+            first = model.replicas[0].info()
             meta = {"state": "ready" if ready else "unavailable",
                     "replicas": len(model.replicas)}
             listed.append(ModelInfo(model_id, owned_by=first.owned_by, card=first.card,
@@ -287,28 +297,16 @@ class Fleet:
             raise ModelNotFoundError(name, [model.id for model in self.catalog.models])
         return self._models[spec.id]
 
-    @staticmethod
-    def _key(model: ServedModel, request: GenerationRequest) -> Optional[str]:
-        return conversation_key(request) if model.spec.affinity else None
-
-    @staticmethod
-    def _pin(model: ServedModel, key: Optional[str], replica: Replica,
-             request: GenerationRequest) -> Optional[int]:
-        """The slot holding the conversation's cache, unless the client chose one itself or
-        the server finds it better: a slot named from memory may since have been given to a
-        new conversation, and the turn would then wait for it and evict that one's cache."""
-        if key is None or request.slot is not None or replica.backend.finds_slots():
-            return None
-        return model.affinity.pin(key, replica.name)
-
     def _failing_over(self, model: ServedModel, key: Optional[str], attempt: Callable[[Replica], T],
                       continuing: bool = False) -> T:
         """Run ``attempt`` on the placed replica; if it never reached it, on another.
 
         A replica that cannot be reached, or is not ready, leaves the rotation until a probe
-        finds it serving again; one whose line is full is only passed over this time.
+        finds it serving again; one whose line is full is only passed over this time; one
+        whose server the proxy runs and saw die is tried again once it has restarted.
         """
         tried: list = []
+        restarts = 0
         while True:
             replica = model.place(key, exclude=tried, continuing=continuing)
             try:
@@ -316,6 +314,9 @@ class Fleet:
             except (UpstreamUnavailableError, UpstreamTimeoutError) as exc:
                 if isinstance(exc, QueueTimeoutError):
                     raise
+                if replica.restarts_after(exc, restarts):
+                    restarts += 1
+                    continue
                 if not isinstance(exc, BUSY):
                     model.rotation.eject(replica.name, exc.message)
                     model.affinity.forget_replica(replica.name)
@@ -324,13 +325,24 @@ class Fleet:
                     raise
 
     def _any_replica(self, name: Optional[str], call: Callable[[Backend], T]) -> T:
-        model = self._model(name)
-        return self._failing_over(model, None, lambda replica: call(replica.backend))
+        return self._failing_over(self._model(name), None, _held(call))
 
     def _checked(self, model: ServedModel, replica: Replica) -> Health:
         """The replica's own health report; a serving replica goes back into rotation."""
-        report = replica.backend.health()
+        report = replica.health()
         if report.ok:
             model.rotation.restore(replica.name)
         return report
 
+
+
+def in_slot(request: GenerationRequest, slot: Optional[int]) -> GenerationRequest:
+    return request if slot is None else request.in_slot(slot)
+
+
+def _held(call: Callable[[Backend], T]) -> Callable[[Replica], T]:
+    """``call`` on a replica's backend, the replica held able to serve meanwhile."""
+    def attempt(replica: Replica) -> T:
+        with replica.serving():
+            return call(replica.backend)
+    return attempt

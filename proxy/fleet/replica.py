@@ -1,38 +1,108 @@
-"""A replica: one backend of a model, as the fleet places requests on it and reports on it."""
+"""A replica: one backend of a model as the fleet uses it, held while it serves, its slots
+seated, its health and model card as the fleet reports them.
+
+Two kinds answer the same calls: an upstream the proxy only reaches (:class:`Replica`) and one
+whose server the proxy runs (:class:`ManagedReplica`), started when first needed and held
+running while it serves, restarted under a request that never reached it, its slots as the
+server's keeper knows them.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional, Protocol
+from contextlib import nullcontext
+from dataclasses import replace
+from typing import ContextManager, Optional
 
 from proxy.backends.base import Backend
+from proxy.core.errors import UNREACHABLE, UpstreamUnavailableError, UpstreamTimeoutError
+from proxy.core.types import Health, ModelCard, ModelInfo
+from proxy.fleet.affinity import Affinity
+from proxy.fleet.seats import KeptSeats, RememberedSeats, Seats
 from proxy.servers.processes import ManagedServer
 from proxy.servers.remote import RemoteServer
 
-
-class Placeable(Protocol):
-    """What the fleet asks of a replica's backend beyond :class:`Backend`'s generating: how
-    loaded it is."""
-
-    def load(self) -> tuple:
-        """``(generations running or waiting, how many can run at once or None)``."""
-
-    def describe(self) -> dict:
-        """Its line and server as known now, without asking anything (for status pages)."""
-
-    def finds_slots(self) -> bool:
-        """Whether the server itself sends a conversation to the slot holding its cache, so a
-        slot the proxy names (from what it last saw) could only be out of date."""
+RESTARTS = 3  # times a request that never reached its server waits for a restart
+DYING = 1.0  # seconds a server that stopped answering is given to be seen dead
 
 
-@dataclass(frozen=True)
 class Replica:
-    """One upstream of a model, by the name every proxy process knows it by (its URL), and
-    the server behind it when the proxy runs that server."""
+    """One upstream of a model, by the name every proxy process knows it by (its URL)."""
 
-    name: str
-    backend: Backend  # one that is Placeable too
     server: Optional[ManagedServer | RemoteServer] = None
+
+    def __init__(self, name: str, backend: Backend) -> None:
+        self.name = name
+        self.backend = backend
+
+    def serving(self) -> ContextManager[None]:
+        """Hold the replica able to serve for the ``with`` block."""
+        return nullcontext()
 
     def starting(self) -> bool:
         """Whether a request would first wait for the server to start."""
-        return self.server is not None and not self.server.is_ready()
+        return False
+
+    def restarts_after(self, exc: UpstreamUnavailableError | UpstreamTimeoutError,
+                       restarts: int) -> bool:
+        """Whether a request that failed with ``exc`` goes to this replica again after
+        ``restarts`` tries, for its server is starting anew."""
+        return False
+
+    def seats(self, memory: Affinity) -> Seats:
+        """Its slots, as the model's ``memory`` saw them serve."""
+        return RememberedSeats(self.name, memory, self.backend)
+
+    def health(self) -> Health:
+        return self.backend.health()
+
+    def info(self) -> ModelInfo:
+        """The model it serves."""
+        return self.backend.models()[0]
+
+
+class ManagedReplica(Replica):
+    """The one replica of a model whose server the proxy runs.
+
+    Every call holds the server running, starting it first if it is not; a request that
+    never reached the server, because it died while the request waited for a slot, waits
+    for the restart and goes again, as many times as :data:`RESTARTS`.
+    """
+
+    def __init__(self, server: ManagedServer | RemoteServer, backend: Backend,
+                 card: Optional[ModelCard] = None) -> None:
+        """``server``: this process's, or a gunicorn worker's handle on the supervisor's;
+        ``card``: what its model file says, for the time before its server has been asked."""
+        super().__init__(server.url, backend)
+        self.server = server
+        self.card = card
+
+    def serving(self) -> ContextManager[None]:
+        return self.server.using()
+
+    def starting(self) -> bool:
+        return not self.server.is_ready()
+
+    def restarts_after(self, exc: UpstreamUnavailableError | UpstreamTimeoutError,
+                       restarts: int) -> bool:
+        return (isinstance(exc, UpstreamUnavailableError) and exc.code == UNREACHABLE
+                and restarts < RESTARTS and self.server.gone(DYING))
+
+    def seats(self, memory: Affinity) -> Seats:
+        return KeptSeats(self.server)
+
+    def health(self) -> Health:
+        """A stopped server can serve (it starts on demand); a failed one says why."""
+        managed = self.server.snapshot()
+        if managed["state"] == "ready":
+            report = self.backend.health()
+            return Health(report.ok, report.backend, {**report.detail, "managed": managed})
+        return Health(managed["state"] != "failed", self.backend.name,
+                      {"upstream": managed["url"], "managed": managed,
+                       **({"error": managed["error"]} if "error" in managed else {})})
+
+    def info(self) -> ModelInfo:
+        """The model, with its server's card once the server has been asked, else its
+        file's."""
+        info = self.backend.models()[0]
+        if info.card.digest or self.card is None:
+            return info
+        return replace(info, card=self.card)

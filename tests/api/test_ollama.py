@@ -3,6 +3,7 @@ and what its clients ask of the models."""
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 
 import pytest
 
@@ -10,7 +11,7 @@ from proxy.config.catalog import Catalog, ModelSpec
 from proxy.core.errors import QueueFullError
 from proxy.fleet.fleet import Fleet, ServedModel
 from proxy.fleet.health import Rotation
-from proxy.fleet.replica import Replica
+from proxy.fleet.replica import ManagedReplica, Replica
 from tests.fakes.backend import FakeBackend
 
 CHAT = {"model": "qwen", "messages": [{"role": "user", "content": "hi"}]}
@@ -32,16 +33,32 @@ def fleet_of(*names: str, backend=None, server=None):
     other names are not found."""
     specs = tuple(ModelSpec(name) for name in names)
     return Fleet(Catalog(specs, names[0], catch_all=False),
-                 [ServedModel(spec, (Replica(f"fake-{spec.id}", backend or FakeBackend(),
-                                             server),),
+                 [ServedModel(spec, (replica(spec.id, backend or FakeBackend(), server),),
                               Rotation(lambda name: True)) for spec in specs])
+
+
+def replica(name: str, backend, server) -> Replica:
+    return Replica(f"fake-{name}", backend) if server is None else \
+        ManagedReplica(server, backend)
 
 
 class Server:
     """A server the proxy runs, as a record of what it was told."""
 
+    url = "fake-server"
+
     def __init__(self) -> None:
         self.told: list = []
+
+    @contextmanager
+    def using(self):
+        yield
+
+    def prepare(self, key, pinned, new=False):
+        return None
+
+    def served(self, key, slot) -> None:
+        """Nothing kept."""
 
     def ensure(self) -> None:
         self.told.append("ensure")

@@ -30,15 +30,6 @@ class FakeBackend(Backend):
         self.closed_streams = 0
         self.finished_streams = 0
 
-    def load(self) -> tuple:
-        return 0, None
-
-    def describe(self) -> dict:
-        return {}
-
-    def finds_slots(self) -> bool:
-        return False
-
     def starting(self, model: Optional[str] = None) -> bool:
         return False
 

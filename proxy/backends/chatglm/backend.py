@@ -169,9 +169,6 @@ class ChatGLMBackend(Backend):
     def describe(self) -> dict:
         return self.admission.snapshot()
 
-    def finds_slots(self) -> bool:
-        return False  # one conversation at a time, in-process: there are no slots
-
     def health(self) -> Health:
         return Health(True, self.name, {
             "model": self.model_name, "model_type": self.model.type_name,
