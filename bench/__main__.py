@@ -3,6 +3,7 @@ table.
 
 Exits 1 when a request failed where none may (every scenario but the holds above 256 streams).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,19 +25,30 @@ logger = logging.getLogger("bench")
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="a short run that only proves the bench works (CI)")
-    parser.add_argument("--upstream", action="append", choices=UPSTREAMS,
-                        help="measure only this upstream (repeatable; default: all)")
-    parser.add_argument("--threads", type=int, help="proxy threads per process (default 1100: "
-                                                    "one per held stream)")
-    parser.add_argument("--workers", type=int, help="gunicorn worker processes (default: half "
-                                                    "the cores)")
-    parser.add_argument("--litellm", default=shutil.which("litellm"),
-                        help="LiteLLM's proxy executable, measured as a peer on llama-server "
-                             "(default: litellm on PATH; never in --quick)")
-    parser.add_argument("--out", type=Path, default=RESULTS,
-                        help="folder for <plan>.md, <plan>.json and <plan>.png")
+    parser.add_argument(
+        "--quick", action="store_true", help="a short run that only proves the bench works (CI)"
+    )
+    parser.add_argument(
+        "--upstream",
+        action="append",
+        choices=UPSTREAMS,
+        help="measure only this upstream (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "--threads", type=int, help="proxy threads per process (default 1100: one per held stream)"
+    )
+    parser.add_argument(
+        "--workers", type=int, help="gunicorn worker processes (default: half the cores)"
+    )
+    parser.add_argument(
+        "--litellm",
+        default=shutil.which("litellm"),
+        help="LiteLLM's proxy executable, measured as a peer on llama-server "
+        "(default: litellm on PATH; never in --quick)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help="folder for <plan>.md, <plan>.json and <plan>.png"
+    )
     return parser.parse_args(argv)
 
 
@@ -44,13 +56,20 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%X")
     plan = QUICK if args.quick else FULL
-    plan = replace(plan, upstreams=tuple(args.upstream or plan.upstreams),
-                   threads=args.threads or plan.threads, workers=args.workers or spare_cores())
+    plan = replace(
+        plan,
+        upstreams=tuple(args.upstream or plan.upstreams),
+        threads=args.threads or plan.threads,
+        workers=args.workers or spare_cores(),
+    )
     if plan.peers and not args.litellm:
-        logger.warning("LiteLLM is not measured: it is not installed (pip install "
-                       "'litellm[proxy]', or name its executable with --litellm)")
-    load_before = (f"{report.load_average()}, and a fixed Python loop took "
-                   f"{report.reference_loop():.2f} s")
+        logger.warning(
+            "LiteLLM is not measured: it is not installed (pip install "
+            "'litellm[proxy]', or name its executable with --litellm)"
+        )
+    load_before = (
+        f"{report.load_average()}, and a fixed Python loop took {report.reference_loop():.2f} s"
+    )
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="oai-proxy-bench-") as work_dir:
         try:

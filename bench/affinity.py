@@ -18,6 +18,7 @@ removes, run by run.
 A second part times the fleet layer itself: one upstream against two replicas, over the
 synthetic server. Writes ``bench/results/affinity{,-quick}.md``.
 """
+
 from __future__ import annotations
 
 import json
@@ -68,6 +69,7 @@ def follow_up(turn: int) -> str:
 
 # -- one conversation, through the proxy or pinned --------------------------------------------
 
+
 def stream_ttft(url: str, body: dict) -> tuple:
     """Send a streamed request; (seconds to the first text, the whole text)."""
     started = time.perf_counter()
@@ -78,8 +80,11 @@ def stream_ttft(url: str, body: dict) -> tuple:
             if not line.startswith(b"data: ") or line == b"data: [DONE]":
                 continue
             event = json.loads(line[6:])
-            text = (event["choices"][0]["delta"].get("content") if "choices" in event
-                    else event.get("content"))
+            text = (
+                event["choices"][0]["delta"].get("content")
+                if "choices" in event
+                else event.get("content")
+            )
             if text and first is None:
                 first = time.perf_counter() - started
             texts.append(text or "")
@@ -88,9 +93,17 @@ def stream_ttft(url: str, body: dict) -> tuple:
 
 def via_proxy(proxy_url: str):
     def turn(messages: list, worker: int) -> tuple:
-        return stream_ttft(proxy_url + "/v1/chat/completions", {
-            "model": "tiny", "messages": messages, "stream": True, "max_tokens": MAX_TOKENS,
-            "temperature": 0})
+        return stream_ttft(
+            proxy_url + "/v1/chat/completions",
+            {
+                "model": "tiny",
+                "messages": messages,
+                "stream": True,
+                "max_tokens": MAX_TOKENS,
+                "temperature": 0,
+            },
+        )
+
     return turn
 
 
@@ -104,10 +117,20 @@ def pinned(server_urls: list):
     def turn(messages: list, worker: int) -> tuple:
         rendered = template.render([Message(m["role"], m["content"]) for m in messages])
         server = server_urls[worker % len(server_urls)]
-        return stream_ttft(server + "/completion", {
-            "prompt": rendered.text, "stop": list(rendered.stop), "stream": True,
-            "n_predict": MAX_TOKENS, "temperature": 0, "cache_prompt": True, "n_keep": -1,
-            "id_slot": worker // len(server_urls)})
+        return stream_ttft(
+            server + "/completion",
+            {
+                "prompt": rendered.text,
+                "stop": list(rendered.stop),
+                "stream": True,
+                "n_predict": MAX_TOKENS,
+                "temperature": 0,
+                "cache_prompt": True,
+                "n_keep": -1,
+                "id_slot": worker // len(server_urls),
+            },
+        )
+
     return turn
 
 
@@ -122,8 +145,10 @@ def run_conversations(turn, workload: Workload) -> dict:
                 if not todo:
                     return
                 number = todo.pop(0)
-            messages = [{"role": "system", "content": SYSTEM},
-                        {"role": "user", "content": document(number, workload.words)}]
+            messages = [
+                {"role": "system", "content": SYSTEM},
+                {"role": "user", "content": document(number, workload.words)},
+            ]
             for turn_number in range(workload.turns):
                 try:
                     first, text = turn(messages, index)
@@ -133,25 +158,37 @@ def run_conversations(turn, workload: Workload) -> dict:
                     break
                 with lock:
                     firsts.append(first)
-                messages += [{"role": "assistant", "content": text},
-                             {"role": "user", "content": follow_up(turn_number)}]
+                messages += [
+                    {"role": "assistant", "content": text},
+                    {"role": "user", "content": follow_up(turn_number)},
+                ]
 
     started = time.perf_counter()
     with ThreadPoolExecutor(workload.concurrency) as pool:
         list(pool.map(worker, range(workload.concurrency)))
-    return {"seconds": time.perf_counter() - started, "errors": errors,
-            "ttft_p50_ms": statistics.median(firsts) * 1000 if firsts else None,
-            "turns": len(firsts)}
+    return {
+        "seconds": time.perf_counter() - started,
+        "errors": errors,
+        "ttft_p50_ms": statistics.median(firsts) * 1000 if firsts else None,
+        "turns": len(firsts),
+    }
 
 
 def prompt_tokens(server_url: str) -> int:
     text = requests.get(server_url + "/metrics", timeout=10).text
-    return sum(int(float(line.split()[-1])) for line in text.splitlines()
-               if line.startswith("llamacpp:prompt_tokens_total"))
+    return sum(
+        int(float(line.split()[-1]))
+        for line in text.splitlines()
+        if line.startswith("llamacpp:prompt_tokens_total")
+    )
 
 
-WAYS = {"affinity": (), "affinity, shared load": None, "least busy": ("--affinity", "off"),
-        "pinned": None}
+WAYS = {
+    "affinity": (),
+    "affinity, shared load": None,
+    "least busy": ("--affinity", "off"),
+    "pinned": None,
+}
 
 
 def affinity_runs(workload: Workload, work: Path, runs: int, redis_url: str) -> list:
@@ -161,9 +198,18 @@ def affinity_runs(workload: Workload, work: Path, runs: int, redis_url: str) -> 
 
     model = write_tiny_llama_gguf(work / "tiny-llama.gguf")
     with ExitStack() as stack:
-        servers = [stack.enter_context(LlamaServer(
-            model, work / f"llama-server-{i}.log", parallel=SLOTS, ctx_size=4096,
-            extra_args=["--metrics"])) for i in range(2)]
+        servers = [
+            stack.enter_context(
+                LlamaServer(
+                    model,
+                    work / f"llama-server-{i}.log",
+                    parallel=SLOTS,
+                    ctx_size=4096,
+                    extra_args=["--metrics"],
+                )
+            )
+            for i in range(2)
+        ]
         return [one_run(workload, work, servers, redis_url) for _ in range(runs)]
 
 
@@ -182,9 +228,15 @@ def one_run(workload: Workload, work: Path, servers: list, redis_url: str) -> di
             if args is None:
                 redis.Redis.from_url(redis_url).flushall()
                 args = ("--redis-url", redis_url)
-            service = processes.proxy("waitress", urls[0], work, threads=64, workers=1,
-                                      args=("--llama-api", *urls, "--chat-template", "chatml",
-                                            *args), name=way.replace(" ", "-").replace(",", ""))
+            service = processes.proxy(
+                "waitress",
+                urls[0],
+                work,
+                threads=64,
+                workers=1,
+                args=("--llama-api", *urls, "--chat-template", "chatml", *args),
+                name=way.replace(" ", "-").replace(",", ""),
+            )
             with processes.running(service):
                 figures = run_conversations(via_proxy(service.url), workload)
         figures["prompt_tokens"] = sum(prompt_tokens(url) for url in urls)
@@ -207,19 +259,38 @@ def captured(run: dict, way: str) -> float:
 
 # -- the fleet layer's own cost ------------------------------------------------------------------
 
+
 def fleet_cost(workload: Workload, work: Path, redis_url: str) -> dict:
     with ExitStack() as stack:
         folders = [work / f"synthetic-{i}" for i in range(2)]
         for folder in folders:
             folder.mkdir(exist_ok=True)
-        upstreams = [stack.enter_context(processes.running(processes.synthetic(folder)))
-                     for folder in folders]
+        upstreams = [
+            stack.enter_context(processes.running(processes.synthetic(folder)))
+            for folder in folders
+        ]
         replicas = ("--llama-api", upstreams[0].url, upstreams[1].url)
-        ways = {"one upstream": (), "two replicas": replicas,
-                "two replicas, shared load": (*replicas, "--redis-url", redis_url)}
-        services = {way: stack.enter_context(processes.running(processes.proxy(
-            "waitress", upstreams[0].url, work, threads=16, workers=1, args=args,
-            name=way.replace(" ", "-").replace(",", "")))) for way, args in ways.items()}
+        ways = {
+            "one upstream": (),
+            "two replicas": replicas,
+            "two replicas, shared load": (*replicas, "--redis-url", redis_url),
+        }
+        services = {
+            way: stack.enter_context(
+                processes.running(
+                    processes.proxy(
+                        "waitress",
+                        upstreams[0].url,
+                        work,
+                        threads=16,
+                        workers=1,
+                        args=args,
+                        name=way.replace(" ", "-").replace(",", ""),
+                    )
+                )
+            )
+            for way, args in ways.items()
+        }
         rounds = {way: [] for way in ways}
         for _ in range(3):  # interleaved, so drift on the machine touches every way alike
             for way, service in services.items():
@@ -231,10 +302,10 @@ def fleet_layer_us(count: int) -> dict:
     """Microseconds the fleet adds to a request, in process: routing, defaults, placement."""
     from proxy.backends.base import Backend
     from proxy.config.catalog import Catalog, ModelSpec, UpstreamSpec
-    from proxy.fleet.fleet import Fleet, ServedModel
-    from proxy.fleet.replica import Replica
-    from proxy.fleet.health import Rotation
     from proxy.core.types import Completion, GenerationRequest, Message, Usage
+    from proxy.fleet.fleet import Fleet, ServedModel
+    from proxy.fleet.health import Rotation
+    from proxy.fleet.replica import Replica
 
     answer = Completion("hi", "stop", Usage(10, 2), slot=0)
 
@@ -253,13 +324,24 @@ def fleet_layer_us(count: int) -> dict:
 
     urls = ("http://10.0.0.1:8080", "http://10.0.0.2:8080")
     spec = ModelSpec("tiny", upstreams=tuple(UpstreamSpec(url) for url in urls))
-    fleet = Fleet(Catalog((spec,), "tiny", catch_all=True), [ServedModel(
-        spec, tuple(Replica(url, Instant()) for url in urls), Rotation(lambda name: True))])
-    request = GenerationRequest(model="tiny", messages=(
-        Message("system", SYSTEM), Message("user", document(0, 350)), Message("user", "more?")))
+    fleet = Fleet(
+        Catalog((spec,), "tiny", catch_all=True),
+        [
+            ServedModel(
+                spec, tuple(Replica(url, Instant()) for url in urls), Rotation(lambda name: True)
+            )
+        ],
+    )
+    request = GenerationRequest(
+        model="tiny",
+        messages=(
+            Message("system", SYSTEM),
+            Message("user", document(0, 350)),
+            Message("user", "more?"),
+        ),
+    )
     timings = {}
-    for way, call in (("backend alone", Instant().complete), ("through the fleet",
-                                                              fleet.complete)):
+    for way, call in (("backend alone", Instant().complete), ("through the fleet", fleet.complete)):
         for _ in range(count // 10):
             call(request)
         started = time.perf_counter()
@@ -271,27 +353,38 @@ def fleet_layer_us(count: int) -> dict:
 
 # -- report ---------------------------------------------------------------------------------------
 
+
 def table(runs: list, cost: dict, workload: Workload, quick: bool) -> str:
     lines = [
         f"# KV-cache affinity on two llama-servers ({SLOTS} slots each)"
-        f"{' (quick)' if quick else ''}", "",
+        f"{' (quick)' if quick else ''}",
+        "",
         f"{workload.conversations} conversations of {workload.turns} turns at concurrency "
         f"{workload.concurrency}; each opens with a shared system prompt and a document of "
         f"{workload.words} words, then short follow-ups. {len(runs)} runs of four ways, each "
         f"way on restarted servers: through the proxy with affinity, with affinity and the "
         f"load shared through Redis (`--redis-url`), with `--affinity off` (least busy), and "
         f"straight to the servers with each conversation pinned to a server and slot (the "
-        f"floor). `python -m bench.affinity{' --quick' if quick else ''}`.", "",
+        f"floor). `python -m bench.affinity{' --quick' if quick else ''}`.",
+        "",
         "Prompt tokens the servers evaluated, and the share of least busy's excess over the "
-        "floor each affinity way removes:", "",
+        "floor each affinity way removes:",
+        "",
         "| run | affinity | shared load | least busy | pinned | affinity removes | "
-        "shared load removes |", "|---|---:|---:|---:|---:|---:|---:|"]
+        "shared load removes |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for number, run in enumerate(runs, 1):
         tokens = " | ".join(str(run[way]["prompt_tokens"]) for way in WAYS)
-        lines.append(f"| {number} | {tokens} | {captured(run, 'affinity'):.0%} | "
-                     f"{captured(run, 'affinity, shared load'):.0%} |")
-    lines += ["", "| way | time to first token p50 ms (median of runs) | wall s | errors |",
-              "|---|---:|---:|---:|"]
+        lines.append(
+            f"| {number} | {tokens} | {captured(run, 'affinity'):.0%} | "
+            f"{captured(run, 'affinity, shared load'):.0%} |"
+        )
+    lines += [
+        "",
+        "| way | time to first token p50 ms (median of runs) | wall s | errors |",
+        "|---|---:|---:|---:|",
+    ]
     for way in WAYS:
         ttft = statistics.median(run[way]["ttft_p50_ms"] for run in runs)
         wall = statistics.median(run[way]["seconds"] for run in runs)
@@ -299,20 +392,27 @@ def table(runs: list, cost: dict, workload: Workload, quick: bool) -> str:
         lines.append(f"| {way} | {ttft:.1f} | {wall:.2f} | {errors} |")
     shared = [captured(run, "affinity, shared load") for run in runs]
     alone = [captured(run, "affinity") for run in runs]
-    lines += ["", f"Share of least busy's excess removed, with the load shared: "
-              f"{spread(shared)} (runs: {', '.join(f'{value:.0%}' for value in shared)}); by "
-              f"hashing alone: {spread(alone)} ({', '.join(f'{value:.0%}' for value in alone)}).",
-              "",
-              "| fleet layer (synthetic upstream, non-streamed, c=1) | p50 ms |", "|---|---|"]
+    lines += [
+        "",
+        f"Share of least busy's excess removed, with the load shared: "
+        f"{spread(shared)} (runs: {', '.join(f'{value:.0%}' for value in shared)}); by "
+        f"hashing alone: {spread(alone)} ({', '.join(f'{value:.0%}' for value in alone)}).",
+        "",
+        "| fleet layer (synthetic upstream, non-streamed, c=1) | p50 ms |",
+        "|---|---|",
+    ]
     lines += [f"| {way} | {value:.3f} |" for way, value in cost.items() if way != "layer"]
     layer = cost["layer"]
-    lines += ["", f"Two replicas add {cost['two replicas'] - cost['one upstream']:+.3f} ms at "
-              f"the median over one upstream (on two shared cores it moves by ±0.2 ms from "
-              f"run to run); sharing the load through Redis (two round trips a request) "
-              f"{cost['two replicas, shared load'] - cost['two replicas']:+.3f} ms more. In "
-              f"process, the fleet layer (routing, defaults, conversation key, placement, slot "
-              f"memory) costs {layer['through the fleet'] - layer['backend alone']:.1f} µs a "
-              f"request with a {workload.words}-word document."]
+    lines += [
+        "",
+        f"Two replicas add {cost['two replicas'] - cost['one upstream']:+.3f} ms at "
+        f"the median over one upstream (on two shared cores it moves by ±0.2 ms from "
+        f"run to run); sharing the load through Redis (two round trips a request) "
+        f"{cost['two replicas, shared load'] - cost['two replicas']:+.3f} ms more. In "
+        f"process, the fleet layer (routing, defaults, conversation key, placement, slot "
+        f"memory) costs {layer['through the fleet'] - layer['backend alone']:.1f} µs a "
+        f"request with a {workload.words}-word document.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -324,16 +424,18 @@ def main() -> None:
     if missing:
         sys.exit(f"bench.affinity needs llama-server: {missing}")
     if shutil.which("redis-server") is None:
-        sys.exit("bench.affinity needs redis-server for the shared load: apt-get install "
-                 "redis-server")
+        sys.exit(
+            "bench.affinity needs redis-server for the shared load: apt-get install redis-server"
+        )
     workload = QUICK if args.quick else FULL
     with tempfile.TemporaryDirectory(prefix="bench-affinity-") as work, ExitStack() as stack:
         redis_process, redis_url = processes.redis_server(Path(work))
         stack.callback(redis_process.kill)
-        runs = affinity_runs(workload, Path(work), args.runs or (1 if args.quick else 5),
-                             redis_url)
-        cost = {**fleet_cost(workload, Path(work), redis_url),
-                "layer": fleet_layer_us(workload.cost_requests * 10)}
+        runs = affinity_runs(workload, Path(work), args.runs or (1 if args.quick else 5), redis_url)
+        cost = {
+            **fleet_cost(workload, Path(work), redis_url),
+            "layer": fleet_layer_us(workload.cost_requests * 10),
+        }
     errors = [error for run in runs for way in run.values() for error in way["errors"]]
     report = table(runs, cost, workload, args.quick)
     cli.publish(args, "affinity", report)

@@ -1,6 +1,7 @@
 """What every ``python -m bench.<name>`` shares: ``--quick`` and ``--out``, and where its
 results go (``<name>.md``, or ``<name>-quick.md`` for a quick run, so a CI run never
 overwrites the committed figures)."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,8 +10,9 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def arguments(name: str, description: str,
-              quick: str = "a short run that proves it runs") -> argparse.ArgumentParser:
+def arguments(
+    name: str, description: str, quick: str = "a short run that proves it runs"
+) -> argparse.ArgumentParser:
     """A parser for ``python -m bench.<name>`` with ``--quick`` and ``--out``."""
     parser = argparse.ArgumentParser(prog=f"python -m bench.{name}", description=description)
     parser.add_argument("--quick", action="store_true", help=quick)

@@ -18,6 +18,7 @@ a chat costs through a server's own chat layer against a prompt the proxy render
 
 Writes ``bench/results/dialects{,-quick}.md``.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -36,29 +37,50 @@ from bench.resources import ProcessTree
 TOKENS = 64
 QUESTION = "hello there"
 DIALECTS = {
-    "chat completions": ("/v1/chat/completions", {
-        "model": "tiny", "max_tokens": TOKENS,
-        "messages": [{"role": "user", "content": QUESTION}]}),
-    "Messages": ("/v1/messages", {
-        "model": "tiny", "max_tokens": TOKENS,
-        "messages": [{"role": "user", "content": QUESTION}]}),
-    "Responses": ("/v1/responses", {
-        "model": "tiny", "max_output_tokens": TOKENS, "input": QUESTION, "store": False}),
-    "Ollama chat": ("/api/chat", {
-        "model": "tiny", "options": {"num_predict": TOKENS},
-        "messages": [{"role": "user", "content": QUESTION}]}),
+    "chat completions": (
+        "/v1/chat/completions",
+        {
+            "model": "tiny",
+            "max_tokens": TOKENS,
+            "messages": [{"role": "user", "content": QUESTION}],
+        },
+    ),
+    "Messages": (
+        "/v1/messages",
+        {
+            "model": "tiny",
+            "max_tokens": TOKENS,
+            "messages": [{"role": "user", "content": QUESTION}],
+        },
+    ),
+    "Responses": (
+        "/v1/responses",
+        {"model": "tiny", "max_output_tokens": TOKENS, "input": QUESTION, "store": False},
+    ),
+    "Ollama chat": (
+        "/api/chat",
+        {
+            "model": "tiny",
+            "options": {"num_predict": TOKENS},
+            "messages": [{"role": "user", "content": QUESTION}],
+        },
+    ),
 }
 
 
 def served(url: str) -> dict:
     """The dialects this proxy answers (a route it lacks answers 404)."""
     session = requests.Session()
-    return {name: spec for name, spec in DIALECTS.items()
-            if session.post(url + spec[0], json=spec[1], timeout=30).status_code != 404}
+    return {
+        name: spec
+        for name, spec in DIALECTS.items()
+        if session.post(url + spec[0], json=spec[1], timeout=30).status_code != 404
+    }
 
 
-def batch(session: requests.Session, url: str, spec: tuple, count: int, stream: bool,
-          proxy: ProcessTree) -> tuple:
+def batch(
+    session: requests.Session, url: str, spec: tuple, count: int, stream: bool, proxy: ProcessTree
+) -> tuple:
     """p50 ms of ``count`` requests, and the proxy's CPU ms per request."""
     path, body = spec
     body = {**body, "stream": stream}
@@ -77,28 +99,40 @@ def batch(session: requests.Session, url: str, spec: tuple, count: int, stream: 
 def run(count: int, work: Path) -> tuple:
     with ExitStack() as stack:
         upstream = stack.enter_context(processes.running(processes.synthetic(work)))
-        proxy = stack.enter_context(processes.running(processes.proxy(
-            "waitress", upstream.url, work, threads=16, workers=1, name="dialects")))
+        proxy = stack.enter_context(
+            processes.running(
+                processes.proxy(
+                    "waitress", upstream.url, work, threads=16, workers=1, name="dialects"
+                )
+            )
+        )
         dialects = served(proxy.url)
         tree = ProcessTree(proxy.pid)
         session = requests.Session()
         figures = {(name, stream): [] for name in dialects for stream in (False, True)}
-        for name, spec in dialects.items():  # warm up each way
+        for spec in dialects.values():  # warm up each way
             for stream in (False, True):
                 batch(session, proxy.url, spec, 30, stream, tree)
         for _ in range(3):
             for (name, stream), found in figures.items():
-                found.append(batch(session, proxy.url, dialects[name], count // 3, stream,
-                                   tree))
-    return {key: (statistics.median(p50 for p50, _ in found),
-                  statistics.median(cpu for _, cpu in found))
-            for key, found in figures.items()}
+                found.append(batch(session, proxy.url, dialects[name], count // 3, stream, tree))
+    return {
+        key: (
+            statistics.median(p50 for p50, _ in found),
+            statistics.median(cpu for _, cpu in found),
+        )
+        for key, found in figures.items()
+    }
 
 
 # each client API on llama-server's own route for it (its chat route for Ollama's, which it
 # does not speak), and the same question through the proxy
-SERVER_ROUTES = {"chat completions": "/v1/chat/completions", "Messages": "/v1/messages",
-                 "Responses": "/v1/responses", "Ollama chat": "/v1/chat/completions"}
+SERVER_ROUTES = {
+    "chat completions": "/v1/chat/completions",
+    "Messages": "/v1/messages",
+    "Responses": "/v1/responses",
+    "Ollama chat": "/v1/chat/completions",
+}
 
 
 @dataclass(frozen=True)
@@ -135,38 +169,79 @@ def chat_layer(count: int, work: Path, baseline: Optional[Path]) -> dict:
     template.write_text(CHAT_TEMPLATE)
     with ExitStack() as stack:
         server = stack.enter_context(processes.llama_server(work, parallel=1))
-        proxies = {"proxy": stack.enter_context(processes.running(processes.proxy(
-            "waitress", server.url, work, threads=16, workers=1, name="chat-layer")))}
+        proxies = {
+            "proxy": stack.enter_context(
+                processes.running(
+                    processes.proxy(
+                        "waitress", server.url, work, threads=16, workers=1, name="chat-layer"
+                    )
+                )
+            )
+        }
         if baseline is not None:
-            proxies["baseline"] = stack.enter_context(processes.running(processes.proxy(
-                "waitress", server.url, work, threads=16, workers=1, name="baseline",
-                root=baseline)))
-        floor = stack.enter_context(processes.running(processes.passthrough(server.url,
-                                                                             work)))
-        rendered = stack.enter_context(processes.running(processes.proxy(
-            "waitress", server.url, work, threads=16, workers=1, name="rendered",
-            args=["--chat-template", str(template)])))
+            proxies["baseline"] = stack.enter_context(
+                processes.running(
+                    processes.proxy(
+                        "waitress",
+                        server.url,
+                        work,
+                        threads=16,
+                        workers=1,
+                        name="baseline",
+                        root=baseline,
+                    )
+                )
+            )
+        floor = stack.enter_context(processes.running(processes.passthrough(server.url, work)))
+        rendered = stack.enter_context(
+            processes.running(
+                processes.proxy(
+                    "waitress",
+                    server.url,
+                    work,
+                    threads=16,
+                    workers=1,
+                    name="rendered",
+                    args=["--chat-template", str(template)],
+                )
+            )
+        )
         ways = {}
         for name, (path, body) in served(proxies["proxy"].url).items():
             body = {**body, "temperature": 0}
-            ways[name, "server"] = Way(server.url, SERVER_ROUTES[name],
-                                       {**DIALECTS["chat completions"][1], "temperature": 0}
-                                       if name == "Ollama chat" else body)
-            ways[name, "pass-through"] = Way(floor.url, ways[name, "server"].path,
-                                             ways[name, "server"].body, ProcessTree(floor.pid))
+            ways[name, "server"] = Way(
+                server.url,
+                SERVER_ROUTES[name],
+                {**DIALECTS["chat completions"][1], "temperature": 0}
+                if name == "Ollama chat"
+                else body,
+            )
+            ways[name, "pass-through"] = Way(
+                floor.url,
+                ways[name, "server"].path,
+                ways[name, "server"].body,
+                ProcessTree(floor.pid),
+            )
             for label, proxy in proxies.items():
                 ways[name, label] = Way(proxy.url, path, body, ProcessTree(proxy.pid))
         ways["chat completions", "/completion"] = Way(
-            rendered.url, *DIALECTS["chat completions"], ProcessTree(rendered.pid))
+            rendered.url, *DIALECTS["chat completions"], ProcessTree(rendered.pid)
+        )
         found = {key: [] for key in ways}
-        for key, way in ways.items():  # warm up each way
+        for way in ways.values():  # warm up each way
             _asked(way, 20)
         for _ in range(3):
             for key, way in ways.items():
                 found[key].append(_asked(way, count // 3))
-    return {key: Figures(*(_median([getattr(figures, name) for figures in runs])
-                           for name in Figures.__dataclass_fields__))
-            for key, runs in found.items()}
+    return {
+        key: Figures(
+            *(
+                _median([getattr(figures, name) for figures in runs])
+                for name in Figures.__dataclass_fields__
+            )
+        )
+        for key, runs in found.items()
+    }
 
 
 def _asked(way: Way, count: int) -> Figures:
@@ -179,16 +254,22 @@ def _asked(way: Way, count: int) -> Figures:
     streamed = [_timed(way, stream=True) for _ in range(count)]
     cpu_stream = (way.proxy.cpu_seconds() - cpu) * 1000 / count if way.proxy else None
     per_chunk = (cpu_stream - cpu_whole) / TOKENS if way.proxy else None
-    return Figures(statistics.median(whole), statistics.median(t[0] for t in streamed),
-                   statistics.median(t[1] for t in streamed), cpu_whole, per_chunk)
+    return Figures(
+        statistics.median(whole),
+        statistics.median(t[0] for t in streamed),
+        statistics.median(t[1] for t in streamed),
+        cpu_whole,
+        per_chunk,
+    )
 
 
 def _timed(way: Way, *, stream: bool) -> tuple:
     """ms to the answer's first byte and to its end."""
     started = time.perf_counter()
     first = None
-    with requests.post(way.url + way.path, json={**way.body, "stream": stream}, timeout=60,
-                       stream=stream) as response:
+    with requests.post(
+        way.url + way.path, json={**way.body, "stream": stream}, timeout=60, stream=stream
+    ) as response:
         response.raise_for_status()
         for _ in response.iter_content(chunk_size=None):
             if first is None:
@@ -204,61 +285,80 @@ def _median(values: list) -> Optional[float]:
 
 def chat_layer_table(figures: dict, count: int, baseline: Optional[Path]) -> str:
     against = f" and by the proxy of `{baseline}` (baseline)" if baseline else ""
-    lines = ["", "## Every client API through the server's chat layer", "",
-             f"One chat ({TOKENS} tokens back, greedy) on llama-server with the tests' tiny "
-             f"model: each client API on the server's own route for it (chat completions for "
-             f"Ollama's, which it does not speak), through a Flask app under waitress that only "
-             f"passes bytes on (pass-through: the floor of the proxy's shape, "
-             f"`bench/passthrough.py`) and through the proxy{against}; chat "
-             f"completions also by the proxy's own template on `/completion`. {count} "
-             "requests per way and answer over three interleaved rounds. Added: the way's p50 "
-             "less the server's own; CPU: the proxy's, per whole answer and per streamed "
-             "chunk (a streamed answer's CPU less a whole one's, over its chunks).", "",
-             "| API | way | whole p50 ms | added | first byte p50 ms | added | streamed p50 ms "
-             "| added | CPU ms/answer | CPU µs/chunk |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "",
+        "## Every client API through the server's chat layer",
+        "",
+        f"One chat ({TOKENS} tokens back, greedy) on llama-server with the tests' tiny "
+        f"model: each client API on the server's own route for it (chat completions for "
+        f"Ollama's, which it does not speak), through a Flask app under waitress that only "
+        f"passes bytes on (pass-through: the floor of the proxy's shape, "
+        f"`bench/passthrough.py`) and through the proxy{against}; chat "
+        f"completions also by the proxy's own template on `/completion`. {count} "
+        "requests per way and answer over three interleaved rounds. Added: the way's p50 "
+        "less the server's own; CPU: the proxy's, per whole answer and per streamed "
+        "chunk (a streamed answer's CPU less a whole one's, over its chunks).",
+        "",
+        "| API | way | whole p50 ms | added | first byte p50 ms | added | streamed p50 ms "
+        "| added | CPU ms/answer | CPU µs/chunk |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for (name, way), found in figures.items():
         floor = figures[name, "server"]
         added = way != "server"
 
-        def cell(value: float, base: float) -> str:
+        def cell(value: float, base: float, added: bool = added) -> str:
             return f"{value - base:+.3f}" if added else ""
 
         cpu = "" if found.cpu_request is None else f"{found.cpu_request:.3f}"
         chunk = "" if found.cpu_chunk is None else f"{found.cpu_chunk * 1000:.1f}"
-        lines.append(f"| {name} | {way} | {found.whole:.3f} | {cell(found.whole, floor.whole)} "
-                     f"| {found.first_byte:.3f} | {cell(found.first_byte, floor.first_byte)} "
-                     f"| {found.streamed:.3f} | {cell(found.streamed, floor.streamed)} "
-                     f"| {cpu} | {chunk} |")
+        lines.append(
+            f"| {name} | {way} | {found.whole:.3f} | {cell(found.whole, floor.whole)} "
+            f"| {found.first_byte:.3f} | {cell(found.first_byte, floor.first_byte)} "
+            f"| {found.streamed:.3f} | {cell(found.streamed, floor.streamed)} "
+            f"| {cpu} | {chunk} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def table(figures: dict, count: int, quick: bool) -> str:
-    lines = [f"# What each client API costs{' (quick run)' if quick else ''}", "",
-             f"The same question ({TOKENS} tokens back), one request at a time, {count} per "
-             f"way over three interleaved rounds, through waitress to the synthetic upstream "
-             f"(`python -m bench.dialects{' --quick' if quick else ''}`).", "",
-             "| API | answer | p50 ms | vs chat completions | proxy CPU ms/request "
-             "| vs chat completions |", "|---|---|---:|---:|---:|---:|"]
+    lines = [
+        f"# What each client API costs{' (quick run)' if quick else ''}",
+        "",
+        f"The same question ({TOKENS} tokens back), one request at a time, {count} per "
+        f"way over three interleaved rounds, through waitress to the synthetic upstream "
+        f"(`python -m bench.dialects{' --quick' if quick else ''}`).",
+        "",
+        "| API | answer | p50 ms | vs chat completions | proxy CPU ms/request "
+        "| vs chat completions |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for (name, stream), (p50, cpu) in figures.items():
         floor_p50, floor_cpu = figures["chat completions", stream]
-        lines.append(f"| {name} | {'streamed' if stream else 'whole'} | {p50:.3f} | "
-                     f"{p50 - floor_p50:+.3f} ms | {cpu:.3f} | {cpu - floor_cpu:+.3f} ms |")
+        lines.append(
+            f"| {name} | {'streamed' if stream else 'whole'} | {p50:.3f} | "
+            f"{p50 - floor_p50:+.3f} ms | {cpu:.3f} | {cpu - floor_cpu:+.3f} ms |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = cli.arguments("dialects", "What each client API costs.")
-    parser.add_argument("--baseline", type=Path, help="another checkout of the project whose "
-                        "proxy is measured beside this one's, in the same run")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout of the project whose "
+        "proxy is measured beside this one's, in the same run",
+    )
     args = parser.parse_args()
     count = 150 if args.quick else 1500
     layered_count = 60 if args.quick else 600
     with tempfile.TemporaryDirectory(prefix="bench-dialects-") as work:
         figures = run(count, Path(work))
         layered = chat_layer(layered_count, Path(work), args.baseline)
-    report = table(figures, count, args.quick) + chat_layer_table(layered, layered_count,
-                                                                  args.baseline)
+    report = table(figures, count, args.quick) + chat_layer_table(
+        layered, layered_count, args.baseline
+    )
     cli.publish(args, "dialects", report)
 
 

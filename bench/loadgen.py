@@ -4,6 +4,7 @@ It reads one job per line on stdin (JSON) and writes one result per line on stdo
 is either ``requests`` (non-streaming: latency and requests/s) or ``streams`` (time to first
 event, events/s, chunk delay for stamped streams, how many streams were open at once).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -58,8 +59,9 @@ class Window:
         return self.start <= started < self.end
 
 
-async def one_request(session: aiohttp.ClientSession, job: dict, tally: Tally,
-                      window: Window) -> None:
+async def one_request(
+    session: aiohttp.ClientSession, job: dict, tally: Tally, window: Window
+) -> None:
     started = time.perf_counter()
     try:
         async with session.post(job["url"], data=job["data"], headers=job["headers"]) as resp:
@@ -75,8 +77,9 @@ async def one_request(session: aiohttp.ClientSession, job: dict, tally: Tally,
         tally.latencies.append(time.perf_counter() - started)
 
 
-async def one_stream(session: aiohttp.ClientSession, job: dict, tally: Tally,
-                     window: Window) -> None:
+async def one_stream(
+    session: aiohttp.ClientSession, job: dict, tally: Tally, window: Window
+) -> None:
     started = time.perf_counter()
     measured = window.measures(started)
     first = end = None
@@ -145,8 +148,11 @@ async def run_job(job: dict) -> dict:
 
     ``once`` jobs send exactly one request per worker, all at the same time (holding streams).
     """
-    job = {**job, "data": json.dumps(job["body"]).encode(),
-           "headers": {"Content-Type": "application/json"}}
+    job = {
+        **job,
+        "data": json.dumps(job["body"]).encode(),
+        "headers": {"Content-Type": "application/json"},
+    }
     # each stream gets its own connection: llama-server announces keep-alive, then closes
     # the connection after a stream
     connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=None, force_close=job["stream"])
@@ -157,8 +163,9 @@ async def run_job(job: dict) -> dict:
         once = bool(job.get("once"))
         start = begin if once else begin + job["warmup"]
         window = Window(start, start + (1e9 if once else job["duration"]), once)
-        await asyncio.gather(*(worker(session, job, tally, window)
-                               for _ in range(job["concurrency"])))
+        await asyncio.gather(
+            *(worker(session, job, tally, window) for _ in range(job["concurrency"]))
+        )
         elapsed = time.perf_counter() - begin if once else job["duration"]
     return summarize(tally, elapsed, once)
 
@@ -171,14 +178,21 @@ def summarize(tally: Tally, elapsed: float, once: bool) -> dict:
         steady_to = min(end for _, end in tally.spans)
         delays = [delay for at, delay in tally.delays if steady_from <= at <= steady_to]
     return {
-        "count": len(tally.latencies), "errors": tally.errors, "error_sample": tally.error_sample,
-        "elapsed": elapsed, "rps": len(tally.latencies) / elapsed,
-        "p50_ms": percentile(tally.latencies, 50), "p99_ms": percentile(tally.latencies, 99),
+        "count": len(tally.latencies),
+        "errors": tally.errors,
+        "error_sample": tally.error_sample,
+        "elapsed": elapsed,
+        "rps": len(tally.latencies) / elapsed,
+        "p50_ms": percentile(tally.latencies, 50),
+        "p99_ms": percentile(tally.latencies, 99),
         "ttfb_p50_ms": percentile(tally.first_events, 50),
         "ttfb_p99_ms": percentile(tally.first_events, 99),
-        "events": tally.events, "events_per_s": tally.events / elapsed,
-        "all_events": tally.all_events, "all_requests": tally.all_requests,
-        "delay_p50_ms": percentile(delays, 50), "delay_p99_ms": percentile(delays, 99),
+        "events": tally.events,
+        "events_per_s": tally.events / elapsed,
+        "all_events": tally.all_events,
+        "all_requests": tally.all_requests,
+        "delay_p50_ms": percentile(delays, 50),
+        "delay_p99_ms": percentile(delays, 99),
         "peak_open": peak_open(tally.spans),
     }
 
@@ -206,8 +220,13 @@ class LoadGenerator:
     """The parent's side: start ``python -m bench.loadgen`` once, then hand it jobs."""
 
     def __init__(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "bench.loadgen"], cwd=ROOT,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.loadgen"],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
 
     def run(self, job: dict) -> dict:
         self.process.stdin.write(json.dumps(job) + "\n")

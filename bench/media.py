@@ -11,6 +11,7 @@ same request sent to llama-server directly.
 Each way's added time is its p50 less its direct p50; the proxy's CPU per request is read
 from its process. Writes ``bench/results/media{,-quick}.md``.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -25,20 +26,36 @@ from bench import cli, processes
 from bench.resources import ProcessTree
 
 THROUGH = "through the proxy"
-DOCUMENTS = [f"a {metal} medal number {n}" for n in range(4)
-             for metal in ("gold", "silver", "bronze", "plain")]
+DOCUMENTS = [
+    f"a {metal} medal number {n}"
+    for n in range(4)
+    for metal in ("gold", "silver", "bronze", "plain")
+]
 
 
 def _asks() -> dict:
     from tests.images import data_uri, noise, picture
 
     def chat(image: bytes) -> dict:
-        return {"max_tokens": 8, "temperature": 0, "messages": [{"role": "user", "content": [
-            {"type": "text", "text": "What is this?"},
-            {"type": "image_url", "image_url": {"url": data_uri(image)}}]}]}
+        return {
+            "max_tokens": 8,
+            "temperature": 0,
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "What is this?"},
+                        {"type": "image_url", "image_url": {"url": data_uri(image)}},
+                    ],
+                }
+            ],
+        }
 
-    return {"screenshot": chat(noise((1280, 720))), "small image": chat(picture()),
-            "rerank": {"query": "which medal is best?", "documents": DOCUMENTS}}
+    return {
+        "screenshot": chat(noise((1280, 720))),
+        "small image": chat(picture()),
+        "rerank": {"query": "which medal is best?", "documents": DOCUMENTS},
+    }
 
 
 def run(count: int, work: Path) -> tuple:
@@ -51,14 +68,24 @@ def run(count: int, work: Path) -> tuple:
     reranker = write_reranker(work / "tiny-reranker.gguf")
     asks = _asks()
     with ExitStack() as stack:
-        eyes = stack.enter_context(LlamaServer(model, work / "vision.log", parallel=1,
-                                               extra_args=["--mmproj", str(mmproj)]))
-        ranker = stack.enter_context(LlamaServer(reranker, work / "rerank.log", parallel=1,
-                                                 extra_args=["--reranking"]))
-        seeing = stack.enter_context(processes.running(processes.proxy(
-            "waitress", eyes.url, work, threads=16, workers=1, name="vision")))
-        ranking = stack.enter_context(processes.running(processes.proxy(
-            "waitress", ranker.url, work, threads=16, workers=1, name="rerank")))
+        eyes = stack.enter_context(
+            LlamaServer(
+                model, work / "vision.log", parallel=1, extra_args=["--mmproj", str(mmproj)]
+            )
+        )
+        ranker = stack.enter_context(
+            LlamaServer(reranker, work / "rerank.log", parallel=1, extra_args=["--reranking"])
+        )
+        seeing = stack.enter_context(
+            processes.running(
+                processes.proxy("waitress", eyes.url, work, threads=16, workers=1, name="vision")
+            )
+        )
+        ranking = stack.enter_context(
+            processes.running(
+                processes.proxy("waitress", ranker.url, work, threads=16, workers=1, name="rerank")
+            )
+        )
         trees = {seeing.url: ProcessTree(seeing.pid), ranking.url: ProcessTree(ranking.pid)}
         ways = {}
         for name in ("screenshot", "small image"):
@@ -72,8 +99,10 @@ def run(count: int, work: Path) -> tuple:
         for _ in range(3):
             for (name, how), way in ways.items():
                 found[name, how].append(_batch(way, asks[name], count // 3))
-    return {key: (statistics.median(p50 for p50, _ in runs),
-                  statistics.median(cpu for _, cpu in runs)) for key, runs in found.items()}
+    return {
+        key: (statistics.median(p50 for p50, _ in runs), statistics.median(cpu for _, cpu in runs))
+        for key, runs in found.items()
+    }
 
 
 def _batch(way: tuple, body: dict, count: int) -> tuple:
@@ -91,19 +120,25 @@ def _batch(way: tuple, body: dict, count: int) -> tuple:
 
 
 def table(figures: dict, count: int, quick: bool) -> str:
-    lines = [f"# What an image and a rerank cost{' (quick run)' if quick else ''}", "",
-             f"{count} requests per way, one at a time over three interleaved rounds, on "
-             f"llama-server with the tests' tiny vision model and reranker "
-             f"(`python -m bench.media{' --quick' if quick else ''}`).", "",
-             "| request | way | p50 ms | through / direct | added by the proxy "
-             "| proxy CPU ms/request |", "|---|---|---:|---:|---:|---:|"]
+    lines = [
+        f"# What an image and a rerank cost{' (quick run)' if quick else ''}",
+        "",
+        f"{count} requests per way, one at a time over three interleaved rounds, on "
+        f"llama-server with the tests' tiny vision model and reranker "
+        f"(`python -m bench.media{' --quick' if quick else ''}`).",
+        "",
+        "| request | way | p50 ms | through / direct | added by the proxy | proxy CPU ms/request |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for (name, how), (p50, cpu) in figures.items():
         direct = figures[name, "direct"][0]
         through = how == THROUGH
-        lines.append(f"| {name} | {how} | {p50:.3f} | "
-                     f"{f'{p50 / direct:.3f}' if through else ''} | "
-                     f"{f'{p50 - direct:+.3f} ms' if through else ''} | "
-                     f"{f'{cpu:.3f}' if through else ''} |")
+        lines.append(
+            f"| {name} | {how} | {p50:.3f} | "
+            f"{f'{p50 / direct:.3f}' if through else ''} | "
+            f"{f'{p50 - direct:+.3f} ms' if through else ''} | "
+            f"{f'{cpu:.3f}' if through else ''} |"
+        )
     return "\n".join(lines) + "\n"
 
 

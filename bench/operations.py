@@ -13,6 +13,7 @@ another, the ways interleaved over three rounds so drift on the machine touches 
 Usage is recorded in every way (off the request path, once a second). Writes
 ``bench/results/operations{,-quick}.md``.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -23,8 +24,10 @@ from pathlib import Path
 from bench import cli, processes
 
 KEY = "sk-bench"
-KEYS = f'[[keys]]\nname = "bench"\nkey = "{KEY}"\nrequests_per_minute = 100000000\n' \
-       f'tokens_per_minute = 1000000000\n'
+KEYS = (
+    f'[[keys]]\nname = "bench"\nkey = "{KEY}"\nrequests_per_minute = 100000000\n'
+    f"tokens_per_minute = 1000000000\n"
+)
 
 
 def run(count: int, work: Path) -> tuple:
@@ -33,18 +36,33 @@ def run(count: int, work: Path) -> tuple:
     notes = []
     with ExitStack() as stack:
         upstream = stack.enter_context(processes.running(processes.synthetic(work)))
-        ways = {"metrics off": (["--metrics", "off"], ""), "metrics on": ([], ""),
-                "+ keys, limits": (["--keys", str(keys)], KEY)}
+        ways = {
+            "metrics off": (["--metrics", "off"], ""),
+            "metrics on": ([], ""),
+            "+ keys, limits": (["--keys", str(keys)], KEY),
+        }
         redis = processes.redis_server(work)
         if redis is None:
             notes.append("no redis-server on this machine: the Redis row is left out")
         else:
             stack.callback(redis[0].kill)
             ways["+ limits in Redis"] = (["--keys", str(keys), "--redis-url", redis[1]], KEY)
-        services = {way: stack.enter_context(processes.running(processes.proxy(
-            "waitress", upstream.url, work, threads=16, workers=1,
-            args=[*args, "--usage-db", str(work / f"usage-{index}.sqlite3")],
-            name=f"operations-{index}"))) for index, (way, (args, _)) in enumerate(ways.items())}
+        services = {
+            way: stack.enter_context(
+                processes.running(
+                    processes.proxy(
+                        "waitress",
+                        upstream.url,
+                        work,
+                        threads=16,
+                        workers=1,
+                        args=[*args, "--usage-db", str(work / f"usage-{index}.sqlite3")],
+                        name=f"operations-{index}",
+                    )
+                )
+            )
+            for index, (way, (args, _)) in enumerate(ways.items())
+        }
         rounds = {way: [] for way in ways}
         for _ in range(3):
             for way, service in services.items():
@@ -54,11 +72,16 @@ def run(count: int, work: Path) -> tuple:
 
 def table(p50: dict, notes: list, count: int, quick: bool) -> str:
     floor = p50["metrics off"]
-    lines = [f"# What metrics, keys and limits add{' (quick run)' if quick else ''}", "",
-             f"Non-streamed completions, one at a time, {count} per way over three interleaved "
-             f"rounds, through waitress to the synthetic upstream (`python -m bench.operations"
-             f"{' --quick' if quick else ''}`).", "",
-             "| way | p50 ms | added to metrics off, ms |", "|---|---:|---:|"]
+    lines = [
+        f"# What metrics, keys and limits add{' (quick run)' if quick else ''}",
+        "",
+        f"Non-streamed completions, one at a time, {count} per way over three interleaved "
+        f"rounds, through waitress to the synthetic upstream (`python -m bench.operations"
+        f"{' --quick' if quick else ''}`).",
+        "",
+        "| way | p50 ms | added to metrics off, ms |",
+        "|---|---:|---:|",
+    ]
     for way, value in p50.items():
         lines.append(f"| {way} | {value:.3f} | {value - floor:+.3f} |")
     lines += [""] + [f"- {note}" for note in notes]

@@ -6,6 +6,7 @@ bytes passed back as they arrive, with nothing read or changed.
 What the proxy adds beyond this floor is its own work; what this adds over the server
 directly is the framework's and the extra hop's.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,9 @@ from flask import Flask, Response, request
 PIECE = 65536
 
 
-def exchanged(upstream: http.client.HTTPConnection, method: str, path: str, body: bytes,
-              headers: dict) -> http.client.HTTPResponse:
+def exchanged(
+    upstream: http.client.HTTPConnection, method: str, path: str, body: bytes, headers: dict
+) -> http.client.HTTPResponse:
     upstream.request(method, path, body=body, headers=headers)
     return upstream.getresponse()
 
@@ -70,8 +72,12 @@ def app(upstream: str) -> Flask:
 
     @forwarder.route("/<path:path>", methods=["GET", "POST"])
     def forwarded(path: str) -> Response:
-        answer = sent(request.method, "/" + path, request.get_data(),
-                      {"Content-Type": request.content_type or "application/json"})
+        answer = sent(
+            request.method,
+            "/" + path,
+            request.get_data(),
+            {"Content-Type": request.content_type or "application/json"},
+        )
         kind = answer.getheader("Content-Type")
         if answer.getheader("Content-Length") is not None:  # a whole answer: one write
             body = answer.read()
@@ -89,8 +95,14 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--threads", type=int, default=16)
     args = parser.parse_args()
-    waitress.serve(app(args.upstream), host="127.0.0.1", port=args.port, threads=args.threads,
-                   asyncore_use_poll=True, _quiet=True)  # as the proxy's own waitress
+    waitress.serve(
+        app(args.upstream),
+        host="127.0.0.1",
+        port=args.port,
+        threads=args.threads,
+        asyncore_use_poll=True,
+        _quiet=True,
+    )  # as the proxy's own waitress
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ joined (1/N and 0 are the ideals), and the proxy's own placement time per reques
 size, for a new conversation and one going on. Writes
 ``bench/results/placement{,-quick}.md`` and ``.png``.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -51,8 +52,7 @@ class Size:
     conversations: int
 
 
-FULL = (Size(8, 4, 10_000), Size(32, 8, 100_000), Size(128, 16, 300_000),
-        Size(256, 32, 1_000_000))
+FULL = (Size(8, 4, 10_000), Size(32, 8, 100_000), Size(128, 16, 300_000), Size(256, 32, 1_000_000))
 QUICK = (Size(8, 4, 2_000), Size(32, 8, 5_000))
 
 
@@ -87,8 +87,7 @@ def calm_rate(size: Size, workload: Workload) -> float:
     ``live_per_slot`` live conversations per slot."""
     sampler = random.Random(0)
     mean_turns = statistics.fmean(turns_of(sampler, workload) for _ in range(20000))
-    lifetime = mean_turns * (workload.answer + workload.turn / workload.eval_rate
-                             + workload.think)
+    lifetime = mean_turns * (workload.answer + workload.turn / workload.eval_rate + workload.think)
     mean_rate = workload.live_per_slot * size.replicas * size.slots / lifetime
     calm, burst = workload.calm_seconds, workload.burst_seconds
     return mean_rate * (calm + burst) / (calm + burst * workload.burst)
@@ -165,8 +164,13 @@ class Simulation:
 
     def _load(self, proxy: int, index: int) -> ReplicaLoad:
         live = self.live[index] if self.policy == "affinity, shared load" else None
-        return ReplicaLoad(self.replicas[index].name, self.healthy[index],
-                           self.busy[proxy][index], self.size.slots, live)
+        return ReplicaLoad(
+            self.replicas[index].name,
+            self.healthy[index],
+            self.busy[proxy][index],
+            self.size.slots,
+            live,
+        )
 
     def _refresh(self, index: int, proxies=range(PROXIES)) -> None:
         for proxy in proxies:
@@ -178,6 +182,7 @@ class Simulation:
             if found is None:
                 found = self.ranked[conversation] = rank(key, names)
             return found
+
         return ranking
 
     # -- placing a turn ----------------------------------------------------------------------
@@ -193,9 +198,13 @@ class Simulation:
         else:
             self._expire()
             remembered = self.placed.get(conversation)
-        chosen = choose(f"c{conversation}", loads, continuing=continuing,
-                        remembered=None if remembered is None else self.replicas[remembered].name,
-                        ranking=self._ranking(conversation))
+        chosen = choose(
+            f"c{conversation}",
+            loads,
+            continuing=continuing,
+            remembered=None if remembered is None else self.replicas[remembered].name,
+            ranking=self._ranking(conversation),
+        )
         return self.index_of[chosen.name]
 
     def _expire(self) -> None:
@@ -257,7 +266,8 @@ class Simulation:
                 time = until
                 bursting = not bursting
                 until = time + self.rng.expovariate(
-                    1 / (self.workload.burst_seconds if bursting else self.workload.calm_seconds))
+                    1 / (self.workload.burst_seconds if bursting else self.workload.calm_seconds)
+                )
             opening = int(self.rng.expovariate(1 / self.workload.opening)) + 1
             self.state[conversation] = [turns_of(self.rng, self.workload), opening, 0, 0]
             self.push(time, "turn", conversation)
@@ -313,8 +323,9 @@ class Simulation:
         state[1] += self.workload.turn
         state[2] += 1
         if state[0] > 0:
-            self.push(self.now + self.rng.expovariate(1 / self.workload.think), "turn",
-                      conversation)
+            self.push(
+                self.now + self.rng.expovariate(1 / self.workload.think), "turn", conversation
+            )
         else:
             self.forget(conversation)
         self.start(index)
@@ -372,14 +383,17 @@ class Simulation:
     def figures(self) -> dict:
         self.waits.sort()
         leave, join = self.moved["leave"], self.moved["join"]
-        return {"hit_rate": self.cached_tokens / self.prompt_tokens,
-                "ceiling": self.cacheable_tokens / self.prompt_tokens,
-                "max_over_mean": self.most / self.mean,
-                "moved_steady": self.went_elsewhere / max(self.went_on, 1),
-                "wait_p99": self.waits[int(len(self.waits) * 0.99)],
-                "moved_leave": leave[0] / max(leave[1], 1),
-                "moved_join": join[0] / max(join[1], 1),
-                "turns": len(self.waits), "seconds": self.horizon}
+        return {
+            "hit_rate": self.cached_tokens / self.prompt_tokens,
+            "ceiling": self.cacheable_tokens / self.prompt_tokens,
+            "max_over_mean": self.most / self.mean,
+            "moved_steady": self.went_elsewhere / max(self.went_on, 1),
+            "wait_p99": self.waits[int(len(self.waits) * 0.99)],
+            "moved_leave": leave[0] / max(leave[1], 1),
+            "moved_join": join[0] / max(join[1], 1),
+            "turns": len(self.waits),
+            "seconds": self.horizon,
+        }
 
 
 def simulate(size: Size, policy: str, workload: Workload = AGENTS, seed: int = 1) -> dict:
@@ -393,28 +407,38 @@ def placement_microseconds(replicas: int, slots: int) -> dict:
     loads = [ReplicaLoad(name, True, 1, slots, 3) for name in names]
     keys = [f"{index:032x}" for index in range(200)]
     new = timeit.timeit(lambda: [choose(key, loads) for key in keys], number=5) / 1000
-    going_on = timeit.timeit(lambda: [choose(key, loads, continuing=True, remembered=names[7])
-                                      for key in keys], number=5) / 1000
+    going_on = (
+        timeit.timeit(
+            lambda: [choose(key, loads, continuing=True, remembered=names[7]) for key in keys],
+            number=5,
+        )
+        / 1000
+    )
     return {"new": new * 1e6, "going on": going_on * 1e6}
 
 
 # -- the report ------------------------------------------------------------------------------
 
+
 def table(results: dict, timings: dict, sizes: tuple, quick: bool) -> str:
-    lines = [f"# Placement at scale, simulated{' (quick)' if quick else ''}", "",
-             f"`python -m bench.placement_sim{' --quick' if quick else ''}`: agents' "
-             f"conversations (bursty arrivals, heavy-tailed turns, {AGENTS.think:.0f} s of tool "
-             f"work between turns, prompts growing {AGENTS.turn} tokens a turn) over replicas "
-             f"of one model behind {PROXIES} proxies; a replica leaves halfway and a new one "
-             f"joins at three quarters. Hit rate: prompt tokens taken from a slot's cache; "
-             f"ceiling: what it would be if every turn found the cache its last turn left. "
-             f"Max/mean: live conversations on the busiest replica against the mean. "
-             f"Moved: turns that went to another replica than their conversation's last one "
-             f"(steady: over the whole run; leave, join: the next turn of each live "
-             f"conversation after the change; ideal: 0, 1/N and 0).", "",
-             "| replicas × slots | conversations | way | hit rate | ceiling | max/mean load | "
-             "wait p99 s | moved (steady) | moved (leave) | moved (join) |",
-             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"# Placement at scale, simulated{' (quick)' if quick else ''}",
+        "",
+        f"`python -m bench.placement_sim{' --quick' if quick else ''}`: agents' "
+        f"conversations (bursty arrivals, heavy-tailed turns, {AGENTS.think:.0f} s of tool "
+        f"work between turns, prompts growing {AGENTS.turn} tokens a turn) over replicas "
+        f"of one model behind {PROXIES} proxies; a replica leaves halfway and a new one "
+        f"joins at three quarters. Hit rate: prompt tokens taken from a slot's cache; "
+        f"ceiling: what it would be if every turn found the cache its last turn left. "
+        f"Max/mean: live conversations on the busiest replica against the mean. "
+        f"Moved: turns that went to another replica than their conversation's last one "
+        f"(steady: over the whole run; leave, join: the next turn of each live "
+        f"conversation after the change; ideal: 0, 1/N and 0).",
+        "",
+        "| replicas × slots | conversations | way | hit rate | ceiling | max/mean load | "
+        "wait p99 s | moved (steady) | moved (leave) | moved (join) |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for size in sizes:
         for policy in POLICIES:
             got = results[size, policy]
@@ -422,13 +446,21 @@ def table(results: dict, timings: dict, sizes: tuple, quick: bool) -> str:
                 f"| {size.replicas} × {size.slots} | {size.conversations:,} | {policy} | "
                 f"{got['hit_rate']:.1%} | {got['ceiling']:.1%} | {got['max_over_mean']:.2f} | "
                 f"{got['wait_p99']:.2f} | {got['moved_steady']:.1%} | {got['moved_leave']:.1%} | "
-                f"{got['moved_join']:.1%} |")
-    lines += ["", "The proxy's own placement time per request (`choose`, in process):", "",
-              "| replicas | new conversation µs | going on µs | 1/N |", "|---:|---:|---:|---:|"]
+                f"{got['moved_join']:.1%} |"
+            )
+    lines += [
+        "",
+        "The proxy's own placement time per request (`choose`, in process):",
+        "",
+        "| replicas | new conversation µs | going on µs | 1/N |",
+        "|---:|---:|---:|---:|",
+    ]
     for size in sizes:
         timing = timings[size]
-        lines.append(f"| {size.replicas} | {timing['new']:.1f} | {timing['going on']:.1f} | "
-                     f"{1 / size.replicas:.1%} |")
+        lines.append(
+            f"| {size.replicas} | {timing['new']:.1f} | {timing['going on']:.1f} | "
+            f"{1 / size.replicas:.1%} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -438,27 +470,37 @@ def plot(results: dict, timings: dict, sizes: tuple, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = (("hit rate", "hit_rate", "share of prompt tokens cached"),
-              ("max / mean load", "max_over_mean", "ratio"),
-              ("moved when a replica leaves", "moved_leave", "share of live conversations"))
+    panels = (
+        ("hit rate", "hit_rate", "share of prompt tokens cached"),
+        ("max / mean load", "max_over_mean", "ratio"),
+        ("moved when a replica leaves", "moved_leave", "share of live conversations"),
+    )
     figure, axes = plt.subplots(1, 4, figsize=(18, 4.5), constrained_layout=True)
     counts = [size.replicas for size in sizes]
     for ax, (title, field, unit) in zip(axes, panels):
         for policy in POLICIES:
-            ax.plot(counts, [results[size, policy][field] for size in sizes], marker="o",
-                    label=policy)
+            ax.plot(
+                counts, [results[size, policy][field] for size in sizes], marker="o", label=policy
+            )
         if field == "moved_leave":
             ax.plot(counts, [1 / count for count in counts], "k--", label="1/N")
         style(ax, title, unit, counts)
     for kind in ("new", "going on"):
-        axes[3].plot(counts, [timings[size][kind] for size in sizes], marker="o",
-                     label=f"{kind} conversation" if kind == "new" else "going on")
+        axes[3].plot(
+            counts,
+            [timings[size][kind] for size in sizes],
+            marker="o",
+            label=f"{kind} conversation" if kind == "new" else "going on",
+        )
     style(axes[3], "placement time per request", "µs", counts)
     for ax in axes:
         ax.legend(fontsize="small")
-    figure.suptitle("oai-proxy placement, simulated: " + ", ".join(
-        f"{size.replicas}×{size.slots} ({size.conversations:,} conversations)"
-        for size in sizes))
+    figure.suptitle(
+        "oai-proxy placement, simulated: "
+        + ", ".join(
+            f"{size.replicas}×{size.slots} ({size.conversations:,} conversations)" for size in sizes
+        )
+    )
     figure.savefig(path, dpi=80)
     plt.close(figure)
 
@@ -473,8 +515,9 @@ def style(ax, title: str, unit: str, counts: list) -> None:
 
 
 def main() -> None:
-    parser = cli.arguments("placement_sim", "Placement at scale, simulated.",
-                           quick="small sizes that prove it runs")
+    parser = cli.arguments(
+        "placement_sim", "Placement at scale, simulated.", quick="small sizes that prove it runs"
+    )
     parser.add_argument("--workers", type=int, default=2, help="processes simulating at once")
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL

@@ -1,4 +1,5 @@
 """What one bench run measures: the scenarios, their sizes, and the servers' settings."""
+
 from __future__ import annotations
 
 import os
@@ -58,21 +59,47 @@ class Plan:
         if upstream != "synthetic":
             return found
         paced = f"bench rate={self.paced_rate:g} stamp"
-        found += [Scenario(f"paced c={c}", c, True, self.paced_tokens, paced, stamped=True)
-                  for c in self.paced_levels]
+        found += [
+            Scenario(f"paced c={c}", c, True, self.paced_tokens, paced, stamped=True)
+            for c in self.paced_levels
+        ]
         held = f"bench rate={self.hold_rate:g} stamp"
         tokens = round(self.hold_rate * self.hold_seconds)
-        found += [Scenario(f"hold {n}", n, True, tokens, held, stamped=True, once=True)
-                  for n in self.holds]
+        found += [
+            Scenario(f"hold {n}", n, True, tokens, held, stamped=True, once=True)
+            for n in self.holds
+        ]
         return found
 
 
-FULL = Plan(name="full", duration=5.0, warmup=1.0, levels=(1, 16, 64), tokens=16,
-            stream_tokens=128, paced_levels=(1, 16, 64), paced_rate=50, paced_tokens=100,
-            holds=(64, 256, 1024), hold_rate=2, hold_seconds=12, llama_slots=4)
-QUICK = replace(FULL, name="quick", duration=0.3, warmup=0.1, levels=(1, 64), stream_tokens=32,
-                paced_levels=(64,), paced_tokens=20, holds=(64, 256), hold_seconds=1.5,
-                peers=False)
+FULL = Plan(
+    name="full",
+    duration=5.0,
+    warmup=1.0,
+    levels=(1, 16, 64),
+    tokens=16,
+    stream_tokens=128,
+    paced_levels=(1, 16, 64),
+    paced_rate=50,
+    paced_tokens=100,
+    holds=(64, 256, 1024),
+    hold_rate=2,
+    hold_seconds=12,
+    llama_slots=4,
+)
+QUICK = replace(
+    FULL,
+    name="quick",
+    duration=0.3,
+    warmup=0.1,
+    levels=(1, 64),
+    stream_tokens=32,
+    paced_levels=(64,),
+    paced_tokens=20,
+    holds=(64, 256),
+    hold_seconds=1.5,
+    peers=False,
+)
 
 
 def spare_cores() -> int:

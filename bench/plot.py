@@ -1,4 +1,5 @@
 """Draw latency and throughput against concurrency, straight and through the proxy, as a PNG."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,13 +8,22 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import (FuncFormatter, LogLocator, NullFormatter,  # noqa: E402
-                               NullLocator)
+from matplotlib.ticker import (
+    FuncFormatter,
+    LogLocator,
+    NullFormatter,  # noqa: E402
+    NullLocator,
+)
 
 from bench.plan import Plan  # noqa: E402
 
-COLORS = {"direct": "black", "waitress": "tab:blue", "gunicorn": "tab:orange",
-          "llama.cpp /v1": "tab:green", "litellm": "tab:red"}
+COLORS = {
+    "direct": "black",
+    "waitress": "tab:blue",
+    "gunicorn": "tab:orange",
+    "llama.cpp /v1": "tab:green",
+    "litellm": "tab:red",
+}
 STYLES = {"synthetic": "-", "llama-server": "--"}
 
 # (panel title, scenario family, result field, y label)
@@ -40,11 +50,17 @@ def save(plan: Plan, results: dict, path: Path) -> None:
                 points = [(s.concurrency, runs[route][s.key].get(name)) for s in scenarios]
                 points = [(x, y) for x, y in points if y is not None]
                 if points:
-                    ax.plot(*zip(*points), STYLES[upstream], color=COLORS[route], marker="o",
-                            label=f"{route}, {upstream}")
+                    ax.plot(
+                        *zip(*points),
+                        STYLES[upstream],
+                        color=COLORS[route],
+                        marker="o",
+                        label=f"{route}, {upstream}",
+                    )
                     levels.update(x for x, _ in points)
-        style(ax, title, unit, "held streams" if family == "hold" else "concurrency",
-              sorted(levels))
+        style(
+            ax, title, unit, "held streams" if family == "hold" else "concurrency", sorted(levels)
+        )
     handles, labels = axes.flat[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="outside lower center", ncol=6)
     figure.suptitle(f"oai-proxy: straight to the upstream vs through the proxy ({plan.name})")

@@ -1,4 +1,5 @@
 """Start and stop what the bench measures: the upstreams and the proxy, each its own process."""
+
 from __future__ import annotations
 
 import contextlib
@@ -23,9 +24,17 @@ START_TIMEOUT = 60.0
 class Service:
     """A server subprocess on a free loopback port, ready once ``GET /health`` answers 200."""
 
-    def __init__(self, name: str, command: Sequence[str], port: int, log_path: Path, *,
-                 health: str = "/health", env: Optional[dict] = None,
-                 root: Path = ROOT) -> None:
+    def __init__(
+        self,
+        name: str,
+        command: Sequence[str],
+        port: int,
+        log_path: Path,
+        *,
+        health: str = "/health",
+        env: Optional[dict] = None,
+        root: Path = ROOT,
+    ) -> None:
         self.name = name
         self.command = list(command)
         self.root = root
@@ -37,20 +46,28 @@ class Service:
 
     def start(self) -> "Service":
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(self.command, cwd=self.root, stdin=subprocess.DEVNULL,
-                                            stdout=log, stderr=subprocess.STDOUT, env=self.env)
+            self.process = subprocess.Popen(
+                self.command,
+                cwd=self.root,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+            )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}; "
-                                   f"see {self.log_path}")
+                raise RuntimeError(
+                    f"{self.name} exited with {self.process.returncode}; see {self.log_path}"
+                )
             with contextlib.suppress(requests.RequestException):
                 if requests.get(self.url + self.health, timeout=2).status_code == 200:
                     return self
             time.sleep(0.05)
         self.stop()
-        raise TimeoutError(f"{self.name} was not healthy within {START_TIMEOUT:.0f}s; "
-                           f"see {self.log_path}")
+        raise TimeoutError(
+            f"{self.name} was not healthy within {START_TIMEOUT:.0f}s; see {self.log_path}"
+        )
 
     @property
     def pid(self) -> int:
@@ -71,31 +88,59 @@ def running(service: Service) -> Iterator[Service]:
 
 def synthetic(log_dir: Path) -> Service:
     port = free_port()
-    return Service("synthetic server.cpp",
-                   [sys.executable, "-m", "bench.synthetic", "--port", str(port)],
-                   port, log_dir / "synthetic.log")
+    return Service(
+        "synthetic server.cpp",
+        [sys.executable, "-m", "bench.synthetic", "--port", str(port)],
+        port,
+        log_dir / "synthetic.log",
+    )
 
 
-def proxy(server: str, upstream: str, log_dir: Path, *, threads: int, workers: int,
-          args: Sequence[str] = (), name: str = "", root: Path = ROOT) -> Service:
+def proxy(
+    server: str,
+    upstream: str,
+    log_dir: Path,
+    *,
+    threads: int,
+    workers: int,
+    args: Sequence[str] = (),
+    name: str = "",
+    root: Path = ROOT,
+) -> Service:
     """``oai-proxy`` under waitress or gunicorn (gthread), as a user would start it (from the
     checkout at ``root``: another one's proxy can be measured beside this one's)."""
     port = free_port()
-    command = [sys.executable, "-m", "proxy", "--llama-api", upstream, "--port", str(port),
-               "--server", server, "--threads", str(threads), "--log-level", "warning", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "proxy",
+        "--llama-api",
+        upstream,
+        "--port",
+        str(port),
+        "--server",
+        server,
+        "--threads",
+        str(threads),
+        "--log-level",
+        "warning",
+        *args,
+    ]
     if server == "gunicorn":
         command += ["--workers", str(workers)]
     name = name or server
-    return Service(f"proxy under {name}", command, port, log_dir / f"proxy-{name}.log",
-                   root=root)
+    return Service(f"proxy under {name}", command, port, log_dir / f"proxy-{name}.log", root=root)
 
 
 def passthrough(upstream: str, log_dir: Path) -> Service:
     """The floor of the proxy's shape (:mod:`bench.passthrough`) in front of ``upstream``."""
     port = free_port()
-    return Service("pass-through", [sys.executable, "-m", "bench.passthrough", "--upstream",
-                                    upstream, "--port", str(port)],
-                   port, log_dir / "passthrough.log")
+    return Service(
+        "pass-through",
+        [sys.executable, "-m", "bench.passthrough", "--upstream", upstream, "--port", str(port)],
+        port,
+        log_dir / "passthrough.log",
+    )
 
 
 def litellm(executable: str, upstream: str, log_dir: Path) -> Service:
@@ -104,13 +149,46 @@ def litellm(executable: str, upstream: str, log_dir: Path) -> Service:
     map locally (no network at start)."""
     port = free_port()
     config = log_dir / "litellm.yaml"  # JSON, which YAML reads
-    config.write_text(json.dumps({"model_list": [{"model_name": "bench", "litellm_params": {
-        "model": "openai/bench", "api_base": upstream + "/v1", "api_key": "none"}}]}))
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR",
-           "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true"}
-    return Service("LiteLLM proxy", [executable, "--config", str(config), "--port", str(port),
-                                     "--num_workers", "1", "--telemetry", "False"],
-                   port, log_dir / "litellm.log", health="/health/liveliness", env=env)
+    config.write_text(
+        json.dumps(
+            {
+                "model_list": [
+                    {
+                        "model_name": "bench",
+                        "litellm_params": {
+                            "model": "openai/bench",
+                            "api_base": upstream + "/v1",
+                            "api_key": "none",
+                        },
+                    }
+                ]
+            }
+        )
+    )
+    env = {
+        **os.environ,
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_LOG": "ERROR",
+        "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true",
+    }
+    return Service(
+        "LiteLLM proxy",
+        [
+            executable,
+            "--config",
+            str(config),
+            "--port",
+            str(port),
+            "--num_workers",
+            "1",
+            "--telemetry",
+            "False",
+        ],
+        port,
+        log_dir / "litellm.log",
+        health="/health/liveliness",
+        env=env,
+    )
 
 
 @contextlib.contextmanager
@@ -122,8 +200,13 @@ def llama_server(work_dir: Path, *, parallel: int) -> Iterator:
     model = write_tiny_llama_gguf(work_dir / "tiny-llama.gguf")
     # without its prompt cache in host memory, which grows with every request and slows
     # each one: a bench sending one prompt thousands of times would measure that growth
-    with LlamaServer(model, work_dir / "llama-server.log", parallel=parallel,
-                     ctx_size=512 * parallel, extra_args=["--cache-ram", "0"]) as server:
+    with LlamaServer(
+        model,
+        work_dir / "llama-server.log",
+        parallel=parallel,
+        ctx_size=512 * parallel,
+        extra_args=["--cache-ram", "0"],
+    ) as server:
         yield server
 
 
@@ -164,9 +247,23 @@ def redis_server(work: Path):
     if binary is None:
         return None
     port = free_port()
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save",
-                                "", "--appendonly", "no", "--dir", str(work)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(work),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     url = f"redis://127.0.0.1:{port}/0"
     import redis
 

@@ -1,4 +1,5 @@
 """Turn a run's results into the Markdown table, the targets' verdicts and the list of failures."""
+
 from __future__ import annotations
 
 import os
@@ -36,23 +37,32 @@ def field(name: str) -> Callable[[dict], Optional[float]]:
 
 # (label, value, how the proxy compares: "ratio" of rates, "added" ms, or nothing)
 FIGURES = {
-    "requests": [("requests/s", field("rps"), "ratio"), ("p50 ms", field("p50_ms"), "added"),
-                 ("p99 ms", field("p99_ms"), "added"),
-                 ("proxy CPU ms/request", per_request_ms, None)],
-    "streams": [("first event p50 ms", field("ttfb_p50_ms"), "added"),
-                ("first event p99 ms", field("ttfb_p99_ms"), "added"),
-                ("chunks/s", field("events_per_s"), "ratio"),
-                ("proxy CPU µs/chunk", per_chunk_us, None)],
-    "paced": [("chunks/s", field("events_per_s"), "ratio"),
-              ("chunk delay p50 ms", field("delay_p50_ms"), "added"),
-              ("chunk delay p99 ms", field("delay_p99_ms"), "added"),
-              ("proxy CPU µs/chunk", per_chunk_us, None)],
-    "hold": [("streams open at once", field("peak_open"), None),
-             ("errors", field("errors"), None),
-             ("first event p50 ms", field("ttfb_p50_ms"), "added"),
-             ("chunk delay p50 ms", field("delay_p50_ms"), "added"),
-             ("proxy RSS MB", field("rss_mb"), None),
-             ("proxy RSS KB per open stream", per_stream_kb, None)],
+    "requests": [
+        ("requests/s", field("rps"), "ratio"),
+        ("p50 ms", field("p50_ms"), "added"),
+        ("p99 ms", field("p99_ms"), "added"),
+        ("proxy CPU ms/request", per_request_ms, None),
+    ],
+    "streams": [
+        ("first event p50 ms", field("ttfb_p50_ms"), "added"),
+        ("first event p99 ms", field("ttfb_p99_ms"), "added"),
+        ("chunks/s", field("events_per_s"), "ratio"),
+        ("proxy CPU µs/chunk", per_chunk_us, None),
+    ],
+    "paced": [
+        ("chunks/s", field("events_per_s"), "ratio"),
+        ("chunk delay p50 ms", field("delay_p50_ms"), "added"),
+        ("chunk delay p99 ms", field("delay_p99_ms"), "added"),
+        ("proxy CPU µs/chunk", per_chunk_us, None),
+    ],
+    "hold": [
+        ("streams open at once", field("peak_open"), None),
+        ("errors", field("errors"), None),
+        ("first event p50 ms", field("ttfb_p50_ms"), "added"),
+        ("chunk delay p50 ms", field("delay_p50_ms"), "added"),
+        ("proxy RSS MB", field("rss_mb"), None),
+        ("proxy RSS KB per open stream", per_stream_kb, None),
+    ],
 }
 
 
@@ -61,8 +71,13 @@ def number(value: Optional[float]) -> str:
         return "–"
     if isinstance(value, int):
         return str(value)
-    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}" if abs(value) >= 10 \
+    return (
+        f"{value:.0f}"
+        if abs(value) >= 100
+        else f"{value:.1f}"
+        if abs(value) >= 10
         else f"{value:.2f}"
+    )
 
 
 def versus(kind: Optional[str], proxied: Optional[float], direct: Optional[float]) -> str:
@@ -76,8 +91,11 @@ def versus(kind: Optional[str], proxied: Optional[float], direct: Optional[float
 def table(plan: Plan, upstream: str, results: dict) -> list:
     """Every figure of every path to ``upstream``, each next to how it compares to direct."""
     others = [path for path in results if path != "direct"]
-    heading = "| scenario | figure | direct | " + " | ".join(
-        f"{path} | vs direct" for path in others) + " |"
+    heading = (
+        "| scenario | figure | direct | "
+        + " | ".join(f"{path} | vs direct" for path in others)
+        + " |"
+    )
     lines = [heading, "|---|---|---:|" + "---:|---:|" * len(others)]
     for scenario in plan.scenarios(upstream):
         family = scenario.key.split()[0]
@@ -93,21 +111,48 @@ def table(plan: Plan, upstream: str, results: dict) -> list:
 
 # (target, upstream, scenario, judge(direct figures, proxied figures) -> (met or None, shown))
 TARGETS = [
-    ("time to first event added, p50 at concurrency 1 ≤ 1.0 ms", "synthetic", "streams c=1",
-     lambda d, p: _at_most(p["ttfb_p50_ms"] - d["ttfb_p50_ms"], 1.0, "{:+.2f} ms")),
-    ("proxy CPU per streamed chunk, flat out (64 streams) ≤ 15 µs", "synthetic",
-     "streams c=64", lambda d, p: _at_most(per_chunk_us(p), 15, "{:.1f} µs")),
-    ("proxy CPU per non-streamed request at concurrency 1 ≤ 0.4 ms", "synthetic",
-     "requests c=1", lambda d, p: _at_most(per_request_ms(p), 0.4, "{:.2f} ms")),
-    ("non-streamed requests/s at concurrency 16 ≥ 2,000", "synthetic", "requests c=16",
-     lambda d, p: _at_least(p["rps"], 2000, "{:.0f}/s")),
-    ("llama-server: requests/s at concurrency 16 ≥ 95% of direct", "llama-server",
-     "requests c=16", lambda d, p: _at_least(p["rps"] / d["rps"], 0.95, "{:.0%}")),
-    ("llama-server: streamed chunks/s at 64 streams ≥ 90% of direct", "llama-server",
-     "streams c=64",
-     lambda d, p: _at_least(p["events_per_s"] / d["events_per_s"], 0.9, "{:.0%}")),
-    ("streaming throughput ≥ 80% of direct at 64 paced streams", "synthetic", "paced c=64",
-     lambda d, p: _at_least(p["events_per_s"] / d["events_per_s"], 0.8, "{:.0%}")),
+    (
+        "time to first event added, p50 at concurrency 1 ≤ 1.0 ms",
+        "synthetic",
+        "streams c=1",
+        lambda d, p: _at_most(p["ttfb_p50_ms"] - d["ttfb_p50_ms"], 1.0, "{:+.2f} ms"),
+    ),
+    (
+        "proxy CPU per streamed chunk, flat out (64 streams) ≤ 15 µs",
+        "synthetic",
+        "streams c=64",
+        lambda d, p: _at_most(per_chunk_us(p), 15, "{:.1f} µs"),
+    ),
+    (
+        "proxy CPU per non-streamed request at concurrency 1 ≤ 0.4 ms",
+        "synthetic",
+        "requests c=1",
+        lambda d, p: _at_most(per_request_ms(p), 0.4, "{:.2f} ms"),
+    ),
+    (
+        "non-streamed requests/s at concurrency 16 ≥ 2,000",
+        "synthetic",
+        "requests c=16",
+        lambda d, p: _at_least(p["rps"], 2000, "{:.0f}/s"),
+    ),
+    (
+        "llama-server: requests/s at concurrency 16 ≥ 95% of direct",
+        "llama-server",
+        "requests c=16",
+        lambda d, p: _at_least(p["rps"] / d["rps"], 0.95, "{:.0%}"),
+    ),
+    (
+        "llama-server: streamed chunks/s at 64 streams ≥ 90% of direct",
+        "llama-server",
+        "streams c=64",
+        lambda d, p: _at_least(p["events_per_s"] / d["events_per_s"], 0.9, "{:.0%}"),
+    ),
+    (
+        "streaming throughput ≥ 80% of direct at 64 paced streams",
+        "synthetic",
+        "paced c=64",
+        lambda d, p: _at_least(p["events_per_s"] / d["events_per_s"], 0.8, "{:.0%}"),
+    ),
 ]
 
 
@@ -140,9 +185,10 @@ def targets(plan: Plan, results: dict) -> list:
             cells.append("not measured")
             continue
         met = result["errors"] == 0 and result["peak_open"] == held
-        cells.append(f"{result['peak_open']} open, {result['errors']} errors, "
-                     f"{number(per_stream_kb(result))} KB each" + (" met" if met else
-                                                                   " **missed**"))
+        cells.append(
+            f"{result['peak_open']} open, {result['errors']} errors, "
+            f"{number(per_stream_kb(result))} KB each" + (" met" if met else " **missed**")
+        )
     lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -155,8 +201,10 @@ def failures(plan: Plan, results: dict) -> list:
             for path in runs:
                 result = runs[path][scenario.key]
                 if result["errors"] and scenario.zero_errors_required:
-                    found.append(f"{upstream} {path} {scenario.key}: {result['errors']} "
-                                 f"errors, e.g. {result['error_sample']}")
+                    found.append(
+                        f"{upstream} {path} {scenario.key}: {result['errors']} "
+                        f"errors, e.g. {result['error_sample']}"
+                    )
     return found
 
 
@@ -174,23 +222,33 @@ def reference_loop() -> float:
 
 
 def markdown(plan: Plan, results: dict, took: float, load: str) -> str:
-    lines = [f"# oai-proxy bench ({plan.name})", "",
-             f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, "
-             f"Python {platform.python_version()}, {platform.system()}; load generator, "
-             f"upstream and proxy on the same machine. Took {took:.0f} s; the load average "
-             f"before it was {load}.", "",
-             f"Proxy: `--threads {plan.threads}`; gunicorn `--workers {plan.workers}` "
-             f"(gthread). {plan.duration:g} s measured per scenario after "
-             f"{plan.warmup:g} s of warm-up. Non-streaming answers are {plan.tokens} tokens; "
-             f"streams {plan.stream_tokens} tokens flat out; paced streams "
-             f"{plan.paced_tokens} tokens at {plan.paced_rate:g}/s; held streams "
-             f"{plan.hold_rate:g} tokens/s for {plan.hold_seconds:g} s.", "",
-             "## Targets", "", *targets(plan, results)]
+    lines = [
+        f"# oai-proxy bench ({plan.name})",
+        "",
+        f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, {platform.system()}; load generator, "
+        f"upstream and proxy on the same machine. Took {took:.0f} s; the load average "
+        f"before it was {load}.",
+        "",
+        f"Proxy: `--threads {plan.threads}`; gunicorn `--workers {plan.workers}` "
+        f"(gthread). {plan.duration:g} s measured per scenario after "
+        f"{plan.warmup:g} s of warm-up. Non-streaming answers are {plan.tokens} tokens; "
+        f"streams {plan.stream_tokens} tokens flat out; paced streams "
+        f"{plan.paced_tokens} tokens at {plan.paced_rate:g}/s; held streams "
+        f"{plan.hold_rate:g} tokens/s for {plan.hold_seconds:g} s.",
+        "",
+        "## Targets",
+        "",
+        *targets(plan, results),
+    ]
     for upstream, runs in results.items():
         lines += ["", f"## {upstream}", "", *table(plan, upstream, runs)]
-    errors = [f"- {upstream} {path} {key}: {result['errors']} errors, e.g. "
-              f"`{result['error_sample']}`"
-              for upstream, runs in results.items() for path, by_key in runs.items()
-              for key, result in by_key.items() if result["errors"]]
+    errors = [
+        f"- {upstream} {path} {key}: {result['errors']} errors, e.g. `{result['error_sample']}`"
+        for upstream, runs in results.items()
+        for path, by_key in runs.items()
+        for key, result in by_key.items()
+        if result["errors"]
+    ]
     lines += ["", "## Errors", "", *(errors or ["None."])]
     return "\n".join(lines) + "\n"

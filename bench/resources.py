@@ -1,4 +1,5 @@
 """CPU time and memory of a process and its children (gunicorn's workers), read with psutil."""
+
 from __future__ import annotations
 
 import os

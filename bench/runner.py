@@ -1,5 +1,6 @@
 """Run a plan: each upstream straight, through the proxy under each server, and through the
 peers, scenario by scenario."""
+
 from __future__ import annotations
 
 import logging
@@ -22,15 +23,30 @@ def job(scenario: Scenario, url: str, native: bool, plan: Plan) -> dict:
     """The load generator's job: server.cpp's own ``/completion``, or ``/v1/completions``."""
     if native:
         url += "/completion"
-        body = {"prompt": scenario.prompt, "stream": scenario.stream,
-                "n_predict": scenario.tokens, **PROXY_FIELDS}
+        body = {
+            "prompt": scenario.prompt,
+            "stream": scenario.stream,
+            "n_predict": scenario.tokens,
+            **PROXY_FIELDS,
+        }
     else:
         url += "/v1/completions"
-        body = {"model": "bench", "prompt": scenario.prompt, "stream": scenario.stream,
-                "max_tokens": scenario.tokens}
-    return {"url": url, "body": body, "stream": scenario.stream, "stamped": scenario.stamped,
-            "concurrency": scenario.concurrency, "once": scenario.once,
-            "duration": plan.duration, "warmup": plan.warmup}
+        body = {
+            "model": "bench",
+            "prompt": scenario.prompt,
+            "stream": scenario.stream,
+            "max_tokens": scenario.tokens,
+        }
+    return {
+        "url": url,
+        "body": body,
+        "stream": scenario.stream,
+        "stamped": scenario.stamped,
+        "concurrency": scenario.concurrency,
+        "once": scenario.once,
+        "duration": plan.duration,
+        "warmup": plan.warmup,
+    }
 
 
 def run(plan: Plan, work_dir: Path, litellm: Optional[str] = None) -> dict:
@@ -50,13 +66,15 @@ def run(plan: Plan, work_dir: Path, litellm: Optional[str] = None) -> dict:
                 continue
             ways = paths(plan, upstream, litellm)
             with start_upstream(upstream, plan, work_dir) as server, ExitStack() as stack:
-                targets = {way: target(way, server.url, plan, work_dir, litellm, stack)
-                           for way in ways}
+                targets = {
+                    way: target(way, server.url, plan, work_dir, litellm, stack) for way in ways
+                }
                 results[upstream] = {way: {} for way in ways}
                 for scenario in plan.scenarios(upstream):
                     for way, (url, native, tree) in targets.items():
                         results[upstream][way][scenario.key] = measure(
-                            loadgen, job(scenario, url, native, plan), tree)
+                            loadgen, job(scenario, url, native, plan), tree
+                        )
     finally:
         loadgen.close()
     return results
@@ -77,8 +95,14 @@ def start_upstream(name: str, plan: Plan, work_dir: Path):
     return processes.llama_server(work_dir, parallel=plan.llama_slots)
 
 
-def target(way: str, upstream_url: str, plan: Plan, work_dir: Path, litellm: Optional[str],
-           stack: ExitStack) -> tuple:
+def target(
+    way: str,
+    upstream_url: str,
+    plan: Plan,
+    work_dir: Path,
+    litellm: Optional[str],
+    stack: ExitStack,
+) -> tuple:
     """``(url, speaks server.cpp's own API, processes to measure)`` of one way to the
     upstream; a proxy or a peer is started for the whole run."""
     if way in ("direct", "llama.cpp /v1"):
@@ -86,8 +110,9 @@ def target(way: str, upstream_url: str, plan: Plan, work_dir: Path, litellm: Opt
     if way == "litellm":
         service = processes.litellm(litellm, upstream_url, work_dir)
     else:
-        service = processes.proxy(way, upstream_url, work_dir, threads=plan.threads,
-                                  workers=plan.workers)
+        service = processes.proxy(
+            way, upstream_url, work_dir, threads=plan.threads, workers=plan.workers
+        )
     stack.enter_context(processes.running(service))
     return service.url, False, ProcessTree(service.pid)
 
@@ -101,5 +126,9 @@ def measure(loadgen: LoadGenerator, job: dict, tree: Optional[ProcessTree]) -> d
     rss_before = tree.rss_bytes()
     with Usage(tree) as usage:
         result = loadgen.run(job)
-    return {**result, "cpu_s": usage.cpu_seconds, "rss_mb": usage.peak_rss / 2**20,
-            "rss_before_mb": rss_before / 2**20}
+    return {
+        **result,
+        "cpu_s": usage.cpu_seconds,
+        "rss_mb": usage.peak_rss / 2**20,
+        "rss_before_mb": rss_before / 2**20,
+    }

@@ -9,6 +9,7 @@ tell how long the chunk took to arrive. ``n_predict`` sets the number of tokens 
 Like llama-server, it closes the connection after a stream (while announcing keep-alive).
 Run it alone with ``python -m bench.synthetic --port 8090``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,9 +17,11 @@ import asyncio
 import json
 import time
 
-CHAT_TEMPLATE = ("{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
-                 "{{ message['content'] }}<|im_end|>\n{% endfor %}"
-                 "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{{ message['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 TOKEN = " tok"
 MODEL = "synthetic.gguf"
 
@@ -30,10 +33,17 @@ def dumps(payload: dict) -> bytes:
 
 def props() -> dict:
     """What ``GET /props`` says about the model; the proxy reads it to detect the server."""
-    return {"default_generation_settings": {"n_ctx": 4096, "params": {"temperature": 0.8}},
-            "total_slots": 4096, "model_alias": MODEL, "model_path": f"/models/{MODEL}",
-            "chat_template": CHAT_TEMPLATE, "bos_token": "<s>", "eos_token": "</s>",
-            "build_info": "b0-synthetic", "modalities": {"vision": False, "audio": False}}
+    return {
+        "default_generation_settings": {"n_ctx": 4096, "params": {"temperature": 0.8}},
+        "total_slots": 4096,
+        "model_alias": MODEL,
+        "model_path": f"/models/{MODEL}",
+        "chat_template": CHAT_TEMPLATE,
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "build_info": "b0-synthetic",
+        "modalities": {"vision": False, "audio": False},
+    }
 
 
 class Steering:
@@ -53,22 +63,55 @@ class Steering:
         return f" {time.monotonic_ns()}" if self.stamp else TOKEN
 
     def partial(self, predicted: int) -> bytes:
-        return dumps({"index": 0, "content": self.text(), "tokens": [predicted + 300],
-                      "stop": False, "id_slot": self.slot, "tokens_predicted": predicted,
-                      "tokens_evaluated": self.prompt_tokens})
+        return dumps(
+            {
+                "index": 0,
+                "content": self.text(),
+                "tokens": [predicted + 300],
+                "stop": False,
+                "id_slot": self.slot,
+                "tokens_predicted": predicted,
+                "tokens_evaluated": self.prompt_tokens,
+            }
+        )
 
     def final(self, content: str, *, stream: bool) -> bytes:
-        return dumps({
-            "index": 0, "content": content, "tokens": [], "id_slot": self.slot, "stop": True,
-            "model": MODEL, "tokens_predicted": self.tokens,
-            "tokens_evaluated": self.prompt_tokens,
-            "generation_settings": {"seed": 4294967295, "temperature": 0.8, "top_k": 40,
-                                    "top_p": 0.95, "min_p": 0.05, "n_predict": self.tokens,
-                                    "n_keep": -1, "stream": stream, "stop": []},
-            "prompt": "<s> bench", "has_new_line": False, "truncated": False,
-            "stop_type": "limit", "stopping_word": "", "tokens_cached": self.prompt_tokens,
-            "timings": {"cache_n": 0, "prompt_n": self.prompt_tokens, "prompt_ms": 0.1,
-                        "predicted_n": self.tokens, "predicted_ms": 1.0}})
+        return dumps(
+            {
+                "index": 0,
+                "content": content,
+                "tokens": [],
+                "id_slot": self.slot,
+                "stop": True,
+                "model": MODEL,
+                "tokens_predicted": self.tokens,
+                "tokens_evaluated": self.prompt_tokens,
+                "generation_settings": {
+                    "seed": 4294967295,
+                    "temperature": 0.8,
+                    "top_k": 40,
+                    "top_p": 0.95,
+                    "min_p": 0.05,
+                    "n_predict": self.tokens,
+                    "n_keep": -1,
+                    "stream": stream,
+                    "stop": [],
+                },
+                "prompt": "<s> bench",
+                "has_new_line": False,
+                "truncated": False,
+                "stop_type": "limit",
+                "stopping_word": "",
+                "tokens_cached": self.prompt_tokens,
+                "timings": {
+                    "cache_n": 0,
+                    "prompt_n": self.prompt_tokens,
+                    "prompt_ms": 0.1,
+                    "predicted_n": self.tokens,
+                    "predicted_ms": 1.0,
+                },
+            }
+        )
 
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -104,8 +147,18 @@ async def respond(writer: asyncio.StreamWriter, method: bytes, path: bytes, body
     elif method == b"GET" and path == b"/props":
         send_json(writer, 200, dumps(props()))
     elif method == b"GET" and path in (b"/v1/models", b"/models"):
-        send_json(writer, 200, dumps({"object": "list", "data": [
-            {"id": MODEL, "object": "model", "created": 0, "owned_by": "llamacpp"}]}))
+        send_json(
+            writer,
+            200,
+            dumps(
+                {
+                    "object": "list",
+                    "data": [
+                        {"id": MODEL, "object": "model", "created": 0, "owned_by": "llamacpp"}
+                    ],
+                }
+            ),
+        )
     elif method == b"POST" and path in (b"/completion", b"/completions"):
         request = json.loads(body or b"{}")
         steering = Steering(request)
@@ -115,22 +168,29 @@ async def respond(writer: asyncio.StreamWriter, method: bytes, path: bytes, body
         await asyncio.sleep(steering.interval * steering.tokens)
         send_json(writer, 200, steering.final(TOKEN * steering.tokens, stream=False))
     else:
-        send_json(writer, 404, b'{"error":{"code":404,"message":"File Not Found",'
-                               b'"type":"not_found_error"}}')
+        send_json(
+            writer,
+            404,
+            b'{"error":{"code":404,"message":"File Not Found","type":"not_found_error"}}',
+        )
     return True
 
 
 def send_json(writer: asyncio.StreamWriter, status: int, payload: bytes) -> None:
     reason = b"OK" if status == 200 else b"Not Found"
-    writer.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json; charset=utf-8\r\n"
-                 b"Content-Length: %d\r\nKeep-Alive: timeout=5, max=100000\r\n\r\n%s"
-                 % (status, reason, len(payload), payload))
+    writer.write(
+        b"HTTP/1.1 %d %s\r\nContent-Type: application/json; charset=utf-8\r\n"
+        b"Content-Length: %d\r\nKeep-Alive: timeout=5, max=100000\r\n\r\n%s"
+        % (status, reason, len(payload), payload)
+    )
 
 
 async def stream(writer: asyncio.StreamWriter, steering: Steering) -> None:
     """Write one chunked SSE event per token, then the final ``stop: true`` event."""
-    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                 b"Transfer-Encoding: chunked\r\nKeep-Alive: timeout=5, max=100000\r\n\r\n")
+    writer.write(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+        b"Transfer-Encoding: chunked\r\nKeep-Alive: timeout=5, max=100000\r\n\r\n"
+    )
     start = time.monotonic()
     for predicted in range(1, steering.tokens + 1):
         if steering.interval:

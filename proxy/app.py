@@ -1,4 +1,5 @@
 """The application factory: the only place the Flask app and its router are made."""
+
 from __future__ import annotations
 
 import inspect
@@ -10,8 +11,20 @@ from flask import Flask
 
 from proxy.access.build import build_access, build_responses
 from proxy.access.images import ImageFetcher
-from proxy.api import (admin, anthropic, auth, browsers, errors, glm, observe, ollama, openai,
-                       rerank, responses, web)
+from proxy.api import (
+    admin,
+    anthropic,
+    auth,
+    browsers,
+    errors,
+    glm,
+    observe,
+    ollama,
+    openai,
+    rerank,
+    responses,
+    web,
+)
 from proxy.api.jsonbody import OrjsonProvider
 from proxy.api.routes import Routes
 from proxy.api.state import ProxyState
@@ -24,10 +37,18 @@ from proxy.fleet.build import build_fleet, fleet_of
 from proxy.ops.history import History
 from proxy.ops.metrics import Metrics
 
-
 # every API the app serves, each registered the same way (see proxy.api.routes)
-ROUTES = (openai.routes, anthropic.routes, responses.routes, glm.routes, ollama.routes,
-          rerank.routes, web.routes, admin.routes, observe.routes)
+ROUTES = (
+    openai.routes,
+    anthropic.routes,
+    responses.routes,
+    glm.routes,
+    ollama.routes,
+    rerank.routes,
+    web.routes,
+    admin.routes,
+    observe.routes,
+)
 
 
 class ProxyApp(Flask):
@@ -40,8 +61,7 @@ class ProxyApp(Flask):
         return func
 
 
-def create_app(settings: Settings, runtime: Runtime, *,
-               backend: Optional[Backend] = None) -> Flask:
+def create_app(settings: Settings, runtime: Runtime, *, backend: Optional[Backend] = None) -> Flask:
     """Create the proxy app from its arguments alone. Requests go to the fleet the settings
     describe, or to a fleet of one on ``backend`` when one is given."""
     logging.getLogger("proxy").setLevel(settings.observing.log_level.upper())
@@ -50,13 +70,19 @@ def create_app(settings: Settings, runtime: Runtime, *,
     app.json = OrjsonProvider(app)
     metrics = Metrics(runtime.metrics_folder) if settings.observing.metrics == "on" else None
     access = build_access(settings, runtime)
-    router = (fleet_of(backend, settings) if backend is not None
-              else build_fleet(settings, runtime, metrics=metrics))
+    router = (
+        fleet_of(backend, settings)
+        if backend is not None
+        else build_fleet(settings, runtime, metrics=metrics)
+    )
     history = History(metrics.summed) if metrics is not None else None
-    images = ImageFetcher(settings.access.image_urls, Bounds(settings.limits.max_image_size,
-                                                             settings.limits.max_image_pixels))
-    state = ProxyState(settings, router, access, build_responses(settings, runtime), metrics,
-                       history, images)
+    images = ImageFetcher(
+        settings.access.image_urls,
+        Bounds(settings.limits.max_image_size, settings.limits.max_image_pixels),
+    )
+    state = ProxyState(
+        settings, router, access, build_responses(settings, runtime), metrics, history, images
+    )
     if metrics is not None:
         metrics.watch(router)
     app.extensions["proxy"] = state
@@ -76,8 +102,14 @@ def create_app(settings: Settings, runtime: Runtime, *,
 
 def register(app: Flask, groups: tuple[Routes, ...]) -> None:
     """Each API's blueprint, its errors' shape, and its place in the page's endpoint list."""
-    errors.init_app(app, {group.blueprint.name: group.error_body for group in groups
-                          if group.error_body is not None})
+    errors.init_app(
+        app,
+        {
+            group.blueprint.name: group.error_body
+            for group in groups
+            if group.error_body is not None
+        },
+    )
     for group in groups:
         app.register_blueprint(group.blueprint)
     app.extensions["routes"] = groups
@@ -85,13 +117,21 @@ def register(app: Flask, groups: tuple[Routes, ...]) -> None:
 
 def _check_all_plain(app: Flask) -> None:
     """A coroutine function among the views or hooks would be called and never awaited."""
-    hooks = [func for funcs in (*app.before_request_funcs.values(),
-                                *app.after_request_funcs.values(),
-                                *app.teardown_request_funcs.values()) for func in funcs]
+    hooks = [
+        func
+        for funcs in (
+            *app.before_request_funcs.values(),
+            *app.after_request_funcs.values(),
+            *app.teardown_request_funcs.values(),
+        )
+        for func in funcs
+    ]
     for func in [*app.view_functions.values(), *hooks]:
         if inspect.iscoroutinefunction(func):
-            raise TypeError(f"{func.__qualname__} is async: the proxy's views and hooks are "
-                            f"plain functions (see ProxyApp.ensure_sync)")
+            raise TypeError(
+                f"{func.__qualname__} is async: the proxy's views and hooks are "
+                f"plain functions (see ProxyApp.ensure_sync)"
+            )
 
 
 def template_folder() -> Path:

@@ -4,6 +4,7 @@ A log line often holds client text (a request's path, a model's name): its contr
 characters are written as escapes, so that no client can end a line early and write one of
 its own making after it, or hide what it wrote from a terminal.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,8 +27,9 @@ def escaped(text: str) -> str:
     and is told so at C speed."""
     if text.isprintable():
         return text
-    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode()
-                   for char in text)
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode() for char in text
+    )
 
 
 def log_to_stderr(level: str) -> None:

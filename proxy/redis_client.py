@@ -1,4 +1,5 @@
 """Redis, which every proxy process shares with ``--redis-url``: one way to connect to it."""
+
 from __future__ import annotations
 
 TIMEOUT = 2.0  # seconds: a Redis that stalls longer counts as gone
@@ -12,5 +13,6 @@ def connect(url: str, timeout: float = TIMEOUT, retry: bool = True):
     from redis.retry import Retry
 
     options = {} if retry else {"retry": Retry(NoBackoff(), 0)}
-    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                **options)
+    return redis.Redis.from_url(
+        url, socket_timeout=timeout, socket_connect_timeout=timeout, **options
+    )

@@ -1,4 +1,5 @@
 """Fixtures shared by every test tier: apps from the factory, a fake backend, SSE reading."""
+
 from __future__ import annotations
 
 import json
@@ -60,6 +61,6 @@ def read_events(body: bytes) -> list:
     events = []
     for block in body.decode("utf-8").split("\n\n")[:-1]:
         assert block.startswith("data: "), block
-        data = block[len("data: "):]
+        data = block[len("data: ") :]
         events.append(data if data == "[DONE]" else json.loads(data))
     return events

@@ -1,6 +1,7 @@
 """Small real images, made with Pillow, for the tests that send one; and crafted ones whose
 headers declare what their few bytes do not hold (bombs: a decoder would build every pixel
 they declare)."""
+
 from __future__ import annotations
 
 import base64
@@ -29,8 +30,12 @@ def noise(size: tuple = (128, 128)) -> bytes:
 def claiming(width: int, height: int) -> bytes:
     """A PNG whose header claims ``width`` x ``height`` pixels, and whose data holds none."""
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )
 
 
 def chunk(kind: bytes, data: bytes) -> bytes:
@@ -49,8 +54,16 @@ def with_empty_chunks(count: int) -> bytes:
 def lossless_webp(width: int, height: int) -> bytes:
     """A lossless WebP of ``width`` x ``height`` pixels, all one color, in a few bytes: each
     of its five prefix codes has a single symbol, so a pixel takes no bits at all."""
-    fields = [(0x2F, 8), (width - 1, 14), (height - 1, 14), (0, 1), (0, 3),  # signature, size
-              (0, 1), (0, 1), (0, 1)]  # no transform, no color cache, no meta prefix codes
+    fields = [
+        (0x2F, 8),
+        (width - 1, 14),
+        (height - 1, 14),
+        (0, 1),
+        (0, 3),  # signature, size
+        (0, 1),
+        (0, 1),
+        (0, 1),
+    ]  # no transform, no color cache, no meta prefix codes
     fields += [(1, 1), (0, 1), (0, 1), (0, 1)] * 5  # simple codes of one 1-bit symbol, 0
     value = length = 0
     for field, bits in fields:
@@ -68,10 +81,13 @@ def rle_bmp(width: int, height: int) -> bytes:
     row = b"\xff\x01" * (width // 255) + bytes([width % 255, 1]) + b"\x00\x00"
     pixels = row * height + b"\x00\x01"  # each row ends with 0 0, the bitmap with 0 1
     start = 14 + 40 + 256 * 4
-    return (b"BM" + struct.pack("<IHHI", start + len(pixels), 0, 0, start)
-            + struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 1, len(pixels), 2835, 2835,
-                          256, 0)
-            + bytes(256 * 4) + pixels)
+    return (
+        b"BM"
+        + struct.pack("<IHHI", start + len(pixels), 0, 0, start)
+        + struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 1, len(pixels), 2835, 2835, 256, 0)
+        + bytes(256 * 4)
+        + pixels
+    )
 
 
 def base64_of(raw: bytes) -> str:

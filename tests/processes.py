@@ -1,4 +1,5 @@
 """Start and stop real server processes for the live and e2e tiers."""
+
 from __future__ import annotations
 
 import os
@@ -50,30 +51,59 @@ class ProxyProcess:
     gunicorn``) or ``wsgi`` (``gunicorn proxy.wsgi`` configured through ``PROXY_*`` env vars).
     """
 
-    def __init__(self, upstream: str, log_path: Path, *, how: str = "waitress",
-                 args: Sequence[str] = (), env: Optional[dict] = None,
-                 sigint: str = "default",
-                 program: Sequence[str] = (sys.executable, "-m", "proxy"),
-                 port: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        log_path: Path,
+        *,
+        how: str = "waitress",
+        args: Sequence[str] = (),
+        env: Optional[dict] = None,
+        sigint: str = "default",
+        program: Sequence[str] = (sys.executable, "-m", "proxy"),
+        port: Optional[int] = None,
+    ) -> None:
         """``sigint="ignored"`` starts it as a shell starts a job in the background;
         ``program`` is the ``oai-proxy`` command (another installation's, say); ``port``, a
         free one unless given."""
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1",
-                    "PROXY_USAGE_DB": str(log_path.parent / f"usage-{self.port}.sqlite3"),
-                    "PROXY_RESPONSES_DB": str(log_path.parent /
-                                              f"responses-{self.port}.sqlite3"),
-                    "PROXY_SLOT_CACHE_DIR": str(log_path.parent / f"slots-{self.port}")}
+        self.env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "PROXY_USAGE_DB": str(log_path.parent / f"usage-{self.port}.sqlite3"),
+            "PROXY_RESPONSES_DB": str(log_path.parent / f"responses-{self.port}.sqlite3"),
+            "PROXY_SLOT_CACHE_DIR": str(log_path.parent / f"slots-{self.port}"),
+        }
         if how == "wsgi":
-            self.env.update(PROXY_LLAMA_API=upstream, PROXY_PORT=str(self.port),
-                            PROXY_THREADS="32", PROXY_ADMIN_KEY=ADMIN)
-            self.command = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
-                            "proxy.wsgi", *args]
+            self.env.update(
+                PROXY_LLAMA_API=upstream,
+                PROXY_PORT=str(self.port),
+                PROXY_THREADS="32",
+                PROXY_ADMIN_KEY=ADMIN,
+            )
+            self.command = [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                str(ROOT / "gunicorn.conf.py"),
+                "proxy.wsgi",
+                *args,
+            ]
         else:
-            self.command = [*program, "--llama-api", upstream,
-                            "--port", str(self.port), "--threads", "32", "--admin-key", ADMIN]
+            self.command = [
+                *program,
+                "--llama-api",
+                upstream,
+                "--port",
+                str(self.port),
+                "--threads",
+                "32",
+                "--admin-key",
+                ADMIN,
+            ]
             if how == "gunicorn":
                 self.command += ["--server", "gunicorn", "--workers", "2"]
             self.command += args  # last, so they win
@@ -83,8 +113,9 @@ class ProxyProcess:
         self._clients: list = []
 
     @classmethod
-    def as_given(cls, command: Sequence[str], port: int, log_path: Path,
-                 env: Optional[dict] = None) -> "ProxyProcess":
+    def as_given(
+        cls, command: Sequence[str], port: int, log_path: Path, env: Optional[dict] = None
+    ) -> "ProxyProcess":
         """The proxy run by ``command`` exactly (a documented command line, say), which makes
         it listen on ``port``."""
         proxy = cls("", log_path, env=env, port=port)
@@ -93,16 +124,21 @@ class ProxyProcess:
 
     def start(self, timeout: float = 30) -> "ProxyProcess":
         self._log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env,
-                                        stdout=self._log, stderr=subprocess.STDOUT,
-                                        preexec_fn=_ignore_sigint if self.ignore_sigint
-                                        else None)
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_ignore_sigint if self.ignore_sigint else None,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 self._log.close()
-                raise RuntimeError(f"the proxy exited with {self.process.returncode}:\n"
-                                   f"{self.log()[-3000:]}")
+                raise RuntimeError(
+                    f"the proxy exited with {self.process.returncode}:\n{self.log()[-3000:]}"
+                )
             try:
                 requests.get(self.url + "/health", timeout=2)
                 return self
@@ -114,21 +150,24 @@ class ProxyProcess:
     def health(self, timeout: float = 10) -> dict:
         """``/health`` as the admin reads it: every replica's detail (anyone else is told
         only whether the proxy is healthy)."""
-        return requests.get(self.url + "/health", timeout=timeout,
-                            headers={"Authorization": f"Bearer {ADMIN}"}).json()
+        return requests.get(
+            self.url + "/health", timeout=timeout, headers={"Authorization": f"Bearer {ADMIN}"}
+        ).json()
 
     def sdk(self, api_key: str = "unused", **options) -> openai.OpenAI:
         """An ``openai`` client of this proxy, closed when the proxy stops (no socket left
         for the garbage collector to complain about)."""
-        client = openai.OpenAI(base_url=self.url + "/v1", api_key=api_key, max_retries=0,
-                               **{"timeout": 60, **options})
+        client = openai.OpenAI(
+            base_url=self.url + "/v1", api_key=api_key, max_retries=0, **{"timeout": 60, **options}
+        )
         self._clients.append(client)
         return client
 
     def anthropic(self, api_key: str = "unused", **options) -> anthropic.Anthropic:
         """An ``anthropic`` client of this proxy, closed when the proxy stops."""
-        client = anthropic.Anthropic(base_url=self.url, api_key=api_key, max_retries=0,
-                                     **{"timeout": 60, **options})
+        client = anthropic.Anthropic(
+            base_url=self.url, api_key=api_key, max_retries=0, **{"timeout": 60, **options}
+        )
         self._clients.append(client)
         return client
 

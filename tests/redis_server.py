@@ -1,5 +1,6 @@
 """A real Redis server for what proxies share through it (Debian's redis-server): limits,
 usage, stored responses, the live conversations placement balances."""
+
 from __future__ import annotations
 
 import shutil
@@ -19,9 +20,23 @@ def redis_url(tmp_path_factory):
         pytest.fail("redis-server is not installed: apt-get install redis-server (.ci/run does)")
     port = free_port()
     folder = tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                "--appendonly", "no", "--dir", str(folder)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(folder),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
 

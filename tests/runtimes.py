@@ -1,4 +1,5 @@
 """Runtimes for the apps and fleets the tests build in-process."""
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """docs/architecture.md names the code it walks through: every file, folder, class and
 function it names in code spans exists, so the page cannot drift from the code unseen."""
+
 from __future__ import annotations
 
 import re
@@ -14,8 +15,9 @@ SPANS = re.findall(r"`([^`\n]+)`", PAGE)
 
 
 def defined(name: str) -> bool:
-    pattern = re.compile(rf"^\s*(?:def|class)\s+{re.escape(name)}\b|^{re.escape(name)}\s*[:=]",
-                         re.M)
+    pattern = re.compile(
+        rf"^\s*(?:def|class)\s+{re.escape(name)}\b|^{re.escape(name)}\s*[:=]", re.M
+    )
     return any(pattern.search(text) for text in SOURCES.values())
 
 
@@ -35,12 +37,22 @@ def files_named() -> list:
     return named
 
 
-@pytest.mark.parametrize(("token", "folders"), files_named(),
-                         ids=[token for token, _ in files_named()])
+@pytest.mark.parametrize(
+    ("token", "folders"), files_named(), ids=[token for token, _ in files_named()]
+)
 def test_every_file_and_folder_it_names_exists(token, folders):
-    places = [ROOT / token, ROOT / "proxy" / token, *(folder / token for folder in folders),
-              *(found for folder in folders if folder.is_dir()
-                for found in folder.rglob(token.split("/")[-1] or "*") if token.endswith(".py"))]
+    places = [
+        ROOT / token,
+        ROOT / "proxy" / token,
+        *(folder / token for folder in folders),
+        *(
+            found
+            for folder in folders
+            if folder.is_dir()
+            for found in folder.rglob(token.split("/")[-1] or "*")
+            if token.endswith(".py")
+        ),
+    ]
     assert any(place.exists() for place in places), token
 
 

@@ -1,6 +1,7 @@
 """Imports point down (serving → app → api → dialects | fleet → servers | access → backends →
 config → core → plain tools), as the contracts in setup.cfg say; import-linter checks them, and
 an import that breaks one is caught: each contract is shown breaking below."""
+
 from __future__ import annotations
 
 import os
@@ -15,10 +16,21 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def lint(root: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from importlinter.cli import lint_imports_command;"
-                           " lint_imports_command()", "--no-cache", "--config", "setup.cfg"],
-                          cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from importlinter.cli import lint_imports_command; lint_imports_command()",
+            "--no-cache",
+            "--config",
+            "setup.cfg",
+        ],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_the_import_contracts_are_kept():
@@ -27,28 +39,63 @@ def test_the_import_contracts_are_kept():
     assert "0 broken" in result.stdout
 
 
-@pytest.mark.parametrize("module, line, contract, chain", [
-    ("core/types.py", "from proxy.dialects import streaming", "Imports point down",
-     "proxy.core.types -> proxy.dialects.streaming"),
-    ("config/tomlfile.py", "import proxy.fleet.fleet", "Imports point down",
-     "proxy.config.tomlfile -> proxy.fleet.fleet"),
-    ("fleet/health.py", "import proxy.dialects.glm", "Imports point down",
-     "proxy.fleet.health -> proxy.dialects.glm"),
-    ("dialects/streaming.py", "import proxy.core.generation",
-     "A dialect knows the core's values", "proxy.dialects.streaming -> proxy.core.generation"),
-    ("dialects/glm.py", "import proxy.backends.base", "A dialect knows the core's values",
-     "proxy.dialects.glm -> proxy.backends.base"),
-    ("backends/chatglm/options.py", "import proxy.backends.servercpp.payload",
-     "Each kind of backend stands alone",
-     "proxy.backends.chatglm.options -> proxy.backends.servercpp.payload"),
-    ("core/sse.py", "import flask", "Nothing below the API knows Flask",
-     "proxy.core.sse -> flask"),
-    ("dialects/glm.py", "import llama_cpp", "The API and the dialects know no upstream",
-     "proxy.dialects.glm -> llama_cpp"),
-])
+@pytest.mark.parametrize(
+    "module, line, contract, chain",
+    [
+        (
+            "core/types.py",
+            "from proxy.dialects import streaming",
+            "Imports point down",
+            "proxy.core.types -> proxy.dialects.streaming",
+        ),
+        (
+            "config/tomlfile.py",
+            "import proxy.fleet.fleet",
+            "Imports point down",
+            "proxy.config.tomlfile -> proxy.fleet.fleet",
+        ),
+        (
+            "fleet/health.py",
+            "import proxy.dialects.glm",
+            "Imports point down",
+            "proxy.fleet.health -> proxy.dialects.glm",
+        ),
+        (
+            "dialects/streaming.py",
+            "import proxy.core.generation",
+            "A dialect knows the core's values",
+            "proxy.dialects.streaming -> proxy.core.generation",
+        ),
+        (
+            "dialects/glm.py",
+            "import proxy.backends.base",
+            "A dialect knows the core's values",
+            "proxy.dialects.glm -> proxy.backends.base",
+        ),
+        (
+            "backends/chatglm/options.py",
+            "import proxy.backends.servercpp.payload",
+            "Each kind of backend stands alone",
+            "proxy.backends.chatglm.options -> proxy.backends.servercpp.payload",
+        ),
+        (
+            "core/sse.py",
+            "import flask",
+            "Nothing below the API knows Flask",
+            "proxy.core.sse -> flask",
+        ),
+        (
+            "dialects/glm.py",
+            "import llama_cpp",
+            "The API and the dialects know no upstream",
+            "proxy.dialects.glm -> llama_cpp",
+        ),
+    ],
+)
 def test_an_import_that_breaks_a_contract_is_caught(tmp_path, module, line, contract, chain):
-    shutil.copytree(ROOT / "proxy", tmp_path / "proxy",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "proxy", tmp_path / "proxy", ignore=shutil.ignore_patterns("__pycache__")
+    )
     shutil.copy(ROOT / "setup.cfg", tmp_path / "setup.cfg")
     target = tmp_path / "proxy" / module
     target.write_text(target.read_text() + f"\n{line}  # breaks a contract\n")

@@ -1,4 +1,5 @@
 """Log lines stay one line each, whatever client text they hold."""
+
 from __future__ import annotations
 
 import logging
@@ -9,21 +10,24 @@ import pytest
 from proxy.logs import FORMAT, Formatter, escaped
 
 
-@pytest.mark.parametrize(("text", "logged"), [
-    ("GET /v1/models 200", "GET /v1/models 200"),
-    ("/v1/models\r\nFORGED line", "/v1/models\\r\\nFORGED line"),
-    ("a\nb", "a\\nb"),
-    ("tab\tstop", "tab\\tstop"),
-    ("nul\x00 bell\x07 esc\x1b[31m", "nul\\x00 bell\\x07 esc\\x1b[31m"),
-    ("del\x7f", "del\\x7f"),
-    ("c1 nel\x85 csi\x9b", "c1 nel\\x85 csi\\x9b"),
-    ("line\u2028paragraph\u2029", "line\\u2028paragraph\\u2029"),
-    ("bidi \u202eevil\u202c", "bidi \\u202eevil\\u202c"),
-    ("lone \ud800", "lone \\ud800"),
-    ("model=qwen2.5 名前 é 😀", "model=qwen2.5 名前 é 😀"),
-    ("back\\slash", "back\\slash"),
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    ("text", "logged"),
+    [
+        ("GET /v1/models 200", "GET /v1/models 200"),
+        ("/v1/models\r\nFORGED line", "/v1/models\\r\\nFORGED line"),
+        ("a\nb", "a\\nb"),
+        ("tab\tstop", "tab\\tstop"),
+        ("nul\x00 bell\x07 esc\x1b[31m", "nul\\x00 bell\\x07 esc\\x1b[31m"),
+        ("del\x7f", "del\\x7f"),
+        ("c1 nel\x85 csi\x9b", "c1 nel\\x85 csi\\x9b"),
+        ("line\u2028paragraph\u2029", "line\\u2028paragraph\\u2029"),
+        ("bidi \u202eevil\u202c", "bidi \\u202eevil\\u202c"),
+        ("lone \ud800", "lone \\ud800"),
+        ("model=qwen2.5 名前 é 😀", "model=qwen2.5 名前 é 😀"),
+        ("back\\slash", "back\\slash"),
+        ("", ""),
+    ],
+)
 def test_escaped(text, logged):
     assert escaped(text) == logged
 

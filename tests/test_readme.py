@@ -1,5 +1,6 @@
 """The README and docs stay true: the set-up commands, every setting in the settings table with
 its variable and default, every flag and models-file example they show."""
+
 from __future__ import annotations
 
 import re
@@ -22,15 +23,15 @@ SETTINGS = (ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
 DOCS = [README, *(path.read_text(encoding="utf-8") for path in (ROOT / "docs").glob("*.md"))]
 
 
-@pytest.mark.parametrize("spec", [spec for _, spec in setting_fields()],
-                         ids=lambda spec: spec.name)
+@pytest.mark.parametrize("spec", [spec for _, spec in setting_fields()], ids=lambda spec: spec.name)
 def test_every_setting_is_documented(spec):
     flag = flag_name(spec.name)
     rows = [line for line in SETTINGS.splitlines() if line.startswith(f"| `{flag}` |")]
     assert len(rows) == 1, f"{flag} is missing from docs/settings.md"
     default = " ".join(spec.default) if isinstance(spec.default, tuple) else str(spec.default)
-    shown = (default or "(empty)" if not isinstance(spec.default, tuple)
-             else default or "(none)").replace("|", "\\|")
+    shown = (
+        default or "(empty)" if not isinstance(spec.default, tuple) else default or "(none)"
+    ).replace("|", "\\|")
     assert f"`{env_name(spec.name)}` | `{shown}` |" in rows[0]
 
 
@@ -42,8 +43,9 @@ def test_setup_commands_are_there():
 
 def commands(text: str) -> list:
     """The ``oai-proxy`` command lines the README and docs show."""
-    return [line[line.index("oai-proxy "):] for line in text.splitlines()
-            if "oai-proxy --" in line]
+    return [
+        line[line.index("oai-proxy ") :] for line in text.splitlines() if "oai-proxy --" in line
+    ]
 
 
 @pytest.mark.parametrize("line", sorted({line for doc in DOCS for line in commands(doc)}))

@@ -12,6 +12,7 @@ own-origin requests reach a proxy on loopback. Two checks close both doors, as O
   every POST) must come from the proxy's own origin, a page on this machine (a loopback
   origin, any port) or an origin the operator allows (``--cors-origins``).
 """
+
 from __future__ import annotations
 
 import ipaddress

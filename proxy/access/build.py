@@ -1,5 +1,6 @@
 """Make the access gate the settings describe (keys, limiter and usage store), and the store
 of the responses the Responses API keeps."""
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,7 @@ def build_access(settings: Settings, runtime: Runtime) -> Access:
     admin = settings.access.admin_key.encode("utf-8")
     if settings.stores.redis_url:
         client = connect(settings.stores.redis_url)
-        return Access(Keyring(keys), RedisLimiter(client), UsageRecorder(RedisUsage(client)),
-                      admin)
+        return Access(Keyring(keys), RedisLimiter(client), UsageRecorder(RedisUsage(client)), admin)
     path = settings.stores.usage_db or os.path.join(runtime.cache_dir, "usage.sqlite3")
     return Access(Keyring(keys), LocalLimiter(), UsageRecorder(SqliteUsage(path)), admin)
 

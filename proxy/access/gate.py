@@ -1,17 +1,24 @@
 """The door every API request passes: which key it carries, whether that key may use the
 model it names and has budget left, and, once answered, what it used."""
+
 from __future__ import annotations
 
 import atexit
 import hmac
 import logging
-from typing import Callable, Optional
+from typing import Optional
 
-from proxy.access.keyring import KeySpec, Keyring
+from proxy.access.keyring import Keyring, KeySpec
 from proxy.access.limits import Decision, LimiterUnavailable
 from proxy.access.usage import UsageRecorder
-from proxy.core.errors import (AuthenticationError, ModelNotFoundError, PermissionDeniedError,
-                               RequestsLimitError, TokensLimitError, UpstreamUnavailableError)
+from proxy.core.errors import (
+    AuthenticationError,
+    ModelNotFoundError,
+    PermissionDeniedError,
+    RequestsLimitError,
+    TokensLimitError,
+    UpstreamUnavailableError,
+)
 
 logger = logging.getLogger(__name__)
 ANONYMOUS = "anonymous"  # the usage of requests when no keys are configured
@@ -20,8 +27,9 @@ MISSING_KEY = "Missing API key: send 'Authorization: Bearer <key>' or 'x-api-key
 
 
 class Access:
-    def __init__(self, keyring: Keyring, limiter, usage: UsageRecorder,
-                 admin_key: bytes = b"") -> None:
+    def __init__(
+        self, keyring: Keyring, limiter, usage: UsageRecorder, admin_key: bytes = b""
+    ) -> None:
         """``admin_key``: the admin API's key, which the API takes too as a key of every
         model and right (:data:`ADMIN`) once keys are required."""
         self.keyring = keyring
@@ -54,8 +62,11 @@ class Access:
 
     def is_admin(self, token: Optional[bytes]) -> bool:
         """Whether ``token`` is the admin key (compared in constant time)."""
-        return (token is not None and self.admin is not None
-                and hmac.compare_digest(token, self.admin.secret))
+        return (
+            token is not None
+            and self.admin is not None
+            and hmac.compare_digest(token, self.admin.secret)
+        )
 
     @staticmethod
     def may_manage(key: Optional[KeySpec]) -> bool:
@@ -74,8 +85,10 @@ class Access:
         if key.hidden:  # in the words of a model that does not exist (see ModelNotFoundError)
             raise ModelNotFoundError(model, key.models)
         named = f"the model {model!r}" if model else "the default model"
-        raise PermissionDeniedError(f"the key {key.name!r} may not use {named}; it may use "
-                                    f"{', '.join(key.models)}", param="model")
+        raise PermissionDeniedError(
+            f"the key {key.name!r} may not use {named}; it may use {', '.join(key.models)}",
+            param="model",
+        )
 
     def admit(self, key: Optional[KeySpec]) -> Optional[Decision]:
         """Count the request against its key's minute; 429 when the minute is used up."""
@@ -91,15 +104,28 @@ class Access:
             logger.info("key %r over its %s per minute", key.name, kind)
             raise (RequestsLimitError if requests else TokensLimitError)(
                 f"the key {key.name!r} used its {kind} per minute ({limit}); retry in "
-                f"{decision.retry_after}s", retry_after=decision.retry_after,
-                headers=decision.headers())
+                f"{decision.retry_after}s",
+                retry_after=decision.retry_after,
+                headers=decision.headers(),
+            )
         return decision
 
-    def finished(self, key: Optional[KeySpec], model: str, status: int, prompt_tokens: int,
-                 completion_tokens: int) -> None:
+    def finished(
+        self,
+        key: Optional[KeySpec],
+        model: str,
+        status: int,
+        prompt_tokens: int,
+        completion_tokens: int,
+    ) -> None:
         """An answer went out: add it to the key's usage and charge its tokens."""
-        self.usage.record(key.name if key else ANONYMOUS, model, prompt_tokens,
-                          completion_tokens, error=status >= 400)
+        self.usage.record(
+            key.name if key else ANONYMOUS,
+            model,
+            prompt_tokens,
+            completion_tokens,
+            error=status >= 400,
+        )
         if key is not None and key.tpm and (prompt_tokens or completion_tokens):
             try:
                 self.limiter.charge(key, prompt_tokens + completion_tokens)

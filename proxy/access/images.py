@@ -11,6 +11,7 @@ that drip their bytes, or many URLs, hold a request no longer than one slow imag
 take no more memory than one large one. At the deadline, or at the first image that fails,
 every connection still open is shut, which ends its thread.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -33,15 +34,19 @@ READ_SIZE = 64 * 1024
 HEADERS = {"User-Agent": "oai-proxy", "Accept": "image/*"}
 
 # clouds' metadata and host services, refused whatever their range says (Azure's is public)
-METADATA = frozenset(ipaddress.ip_address(address) for address in (
-    "169.254.169.254",  # instance metadata: AWS, GCP, Azure, Oracle, DigitalOcean, OpenStack…
-    "fd00:ec2::254",  # AWS instance metadata over IPv6
-    "169.254.170.2",  # AWS ECS: a task's credentials
-    "169.254.170.23", "fd00:ec2::23",  # AWS EKS: a pod's identity and its credentials
-    "168.63.129.16",  # Azure WireServer: a VM's agent and its extensions' settings
-    "100.100.100.200",  # Alibaba Cloud instance metadata
-    "192.0.0.192",  # Oracle Cloud's former instance metadata
-))
+METADATA = frozenset(
+    ipaddress.ip_address(address)
+    for address in (
+        "169.254.169.254",  # instance metadata: AWS, GCP, Azure, Oracle, DigitalOcean, OpenStack…
+        "fd00:ec2::254",  # AWS instance metadata over IPv6
+        "169.254.170.2",  # AWS ECS: a task's credentials
+        "169.254.170.23",
+        "fd00:ec2::23",  # AWS EKS: a pod's identity and its credentials
+        "168.63.129.16",  # Azure WireServer: a VM's agent and its extensions' settings
+        "100.100.100.200",  # Alibaba Cloud instance metadata
+        "192.0.0.192",  # Oracle Cloud's former instance metadata
+    )
+)
 REFUSED = (  # IPv6 networks refused whole
     ipaddress.ip_network("64:ff9b:1::/48"),  # local-use NAT64: into the network's own IPv4
     ipaddress.ip_network("2001::/32"),  # Teredo: through relays, to any IPv4 address and port
@@ -56,8 +61,14 @@ class ImageFetcher:
     """Fetches the URL images of a request, within ``policy`` and ``bounds`` (the bytes of
     one image are those of a request's URL images together)."""
 
-    def __init__(self, policy: str, bounds: images.Bounds, *, timeout: float = FETCH_TIMEOUT,
-                 resolve: Optional[Callable[[str], list]] = None) -> None:
+    def __init__(
+        self,
+        policy: str,
+        bounds: images.Bounds,
+        *,
+        timeout: float = FETCH_TIMEOUT,
+        resolve: Optional[Callable[[str], list]] = None,
+    ) -> None:
         self.policy = policy
         self.bounds = bounds
         self.timeout = timeout
@@ -69,11 +80,17 @@ class ImageFetcher:
         if not wanted:
             return request
         got = {image.field: image for image in self._all(wanted)}
-        return replace(request, messages=tuple(
-            replace(message, images=tuple(got.get(image.field, image)
-                                          for image in message.images))
-            if any(image.url for image in message.images) else message
-            for message in request.messages))
+        return replace(
+            request,
+            messages=tuple(
+                replace(
+                    message, images=tuple(got.get(image.field, image) for image in message.images)
+                )
+                if any(image.url for image in message.images)
+                else message
+                for message in request.messages
+            ),
+        )
 
     def _all(self, wanted: list) -> list:
         """``wanted`` fetched at once, within one deadline and one budget of bytes."""
@@ -90,8 +107,9 @@ class ImageFetcher:
                 raise future.exception()
         for image, future in zip(wanted, futures):
             if future not in done:
-                raise _fail(image, f"could not be fetched: its server took more than "
-                                   f"{self.timeout:g} s")
+                raise _fail(
+                    image, f"could not be fetched: its server took more than {self.timeout:g} s"
+                )
         return [future.result() for future in futures]
 
     def _fetch(self, image: Image, fetches: "Fetches") -> Image:
@@ -100,16 +118,21 @@ class ImageFetcher:
         if self.policy == "public":
             address = self._public_address(url.hostname or "")
             if address is None:
-                raise _fail(image, "is not on the internet (the proxy fetches images from "
-                                   "public addresses only)")
+                raise _fail(
+                    image,
+                    "is not on the internet (the proxy fetches images from public addresses only)",
+                )
         try:
             status, raw = fetch(url, address, fetches)
         except TooLarge as too:
             if too.read > self.bounds.size:
                 raise images.too_large(image.field, self.bounds.size) from None
-            raise _fail(image, f"could not be fetched: the images this request gives by URL "
-                               f"are larger together than the {self.bounds.size} bytes one "
-                               f"image may be") from None
+            raise _fail(
+                image,
+                f"could not be fetched: the images this request gives by URL "
+                f"are larger together than the {self.bounds.size} bytes one "
+                f"image may be",
+            ) from None
         except (OSError, http.client.HTTPException, ValueError):
             raise _fail(image, "could not be fetched: its server did not answer") from None
         if status != 200:
@@ -187,11 +210,11 @@ def fetch(url: SplitResult, address: Optional[str], fetches: Fetches) -> tuple:
     connection = kind(url.hostname, url.port, timeout=fetches.left())
     # http.client's own hook for opening the socket: the host's name stays for the rest
     connection._create_connection = lambda where, *args: fetches.opened(
-        socket.create_connection((address or where[0], where[1]), *args))
+        socket.create_connection((address or where[0], where[1]), *args)
+    )
     try:
         path = url.path or "/"
-        connection.request("GET", f"{path}?{url.query}" if url.query else path,
-                           headers=HEADERS)
+        connection.request("GET", f"{path}?{url.query}" if url.query else path, headers=HEADERS)
         with connection.getresponse() as response:  # closed first: it holds the socket
             if response.status != 200:
                 return response.status, b""

@@ -12,6 +12,7 @@ manage = true               # optional: may unload and keep loaded the servers t
                             # runs for every client (Ollama's keep_alive); false by default
 ```
 """
+
 from __future__ import annotations
 
 import hmac
@@ -20,8 +21,16 @@ from typing import Mapping, Optional, Sequence
 
 from proxy.config.tomlfile import read_toml
 
-FIELDS = {"name", "key", "key_env", "models", "hidden", "requests_per_minute",
-          "tokens_per_minute", "manage"}
+FIELDS = {
+    "name",
+    "key",
+    "key_env",
+    "models",
+    "hidden",
+    "requests_per_minute",
+    "tokens_per_minute",
+    "manage",
+}
 
 
 @dataclass(frozen=True)
@@ -63,8 +72,9 @@ class Keyring:
 
 def plain_keys(secrets: Sequence[str]) -> list:
     """Keys given as bare values (``--api-key``): unnamed, unlimited, every model."""
-    return [KeySpec(f"key-{number}", secret.encode("utf-8"))
-            for number, secret in enumerate(secrets, 1)]
+    return [
+        KeySpec(f"key-{number}", secret.encode("utf-8")) for number, secret in enumerate(secrets, 1)
+    ]
 
 
 def load_keyring(path: str, environ: Mapping[str, str]) -> list:
@@ -97,8 +107,9 @@ def parse_keys(data: dict, source: str, environ: Mapping[str, str]) -> list:
         if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
             raise ValueError(f"{where}: 'models' must be a list of model ids")
         hidden, manage = (_flag(entry, field, where) for field in ("hidden", "manage"))
-        limits = [_limit(entry, field, where)
-                  for field in ("requests_per_minute", "tokens_per_minute")]
+        limits = [
+            _limit(entry, field, where) for field in ("requests_per_minute", "tokens_per_minute")
+        ]
         names.add(name)
         secrets.add(secret)
         keys.append(KeySpec(name, secret, tuple(models), hidden, *limits, manage=manage))

@@ -5,13 +5,13 @@ proxy process and replica shares one budget per key. A request is refused, befor
 anything upstream, once its key's minute has used up its requests or its tokens; the tokens
 of an answer are charged when it ends.
 """
+
 from __future__ import annotations
 
 import math
 import threading
 import time
 from dataclasses import dataclass
-
 
 from proxy.access.keyring import KeySpec
 
@@ -34,8 +34,10 @@ class Decision:
         """OpenAI's ``x-ratelimit-*`` headers for the limits the key has."""
         headers = {}
         reset = f"{max(self.reset, 0):.0f}s"
-        for kind, limit, used in (("requests", self.key.rpm, self.requests),
-                                  ("tokens", self.key.tpm, self.tokens)):
+        for kind, limit, used in (
+            ("requests", self.key.rpm, self.requests),
+            ("tokens", self.key.tpm, self.tokens),
+        ):
             if limit:
                 headers[f"x-ratelimit-limit-{kind}"] = str(limit)
                 headers[f"x-ratelimit-remaining-{kind}"] = str(max(limit - used, 0))
@@ -117,8 +119,9 @@ class RedisLimiter:
 
         now = self.clock()
         try:
-            _, requests, tokens = self._admit(keys=self._keys(key, now),
-                                              args=[key.rpm, key.tpm, 2 * WINDOW])
+            _, requests, tokens = self._admit(
+                keys=self._keys(key, now), args=[key.rpm, key.tpm, 2 * WINDOW]
+            )
         except redis.RedisError:
             raise LimiterUnavailable("the rate limit store (Redis) cannot be reached") from None
         return decide(key, int(requests), int(tokens), now)

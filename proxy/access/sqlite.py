@@ -1,6 +1,7 @@
 """SQLite files the proxy keeps (usage, stored responses): a connection per thread, made with
 its file and table on first use, in write-ahead mode so other processes' writers do not
 block reads."""
+
 from __future__ import annotations
 
 import os

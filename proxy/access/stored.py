@@ -6,6 +6,7 @@ One key never sees another's responses: a response of another owner is as good a
 SQLite by default (a file next to the usage file; every process on the machine shares it), or
 Redis (``--redis-url``: every proxy shares it).
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,10 @@ from proxy.core.errors import NotFoundError, UpstreamUnavailableError
 
 MAX_CHAIN = 10_000  # responses a conversation may be continued through
 PURGE_EVERY = 100  # saves between two sweeps of the expired rows (SQLite)
-SCHEMA = ("CREATE TABLE IF NOT EXISTS responses (id TEXT PRIMARY KEY, created REAL NOT NULL, "
-          "record TEXT NOT NULL)")
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS responses (id TEXT PRIMARY KEY, created REAL NOT NULL, "
+    "record TEXT NOT NULL)"
+)
 
 
 @dataclass(frozen=True)
@@ -35,29 +38,39 @@ class StoredResponses:
     """The store's rules over a backend that keeps records by id (see :class:`SqliteRecords`
     and :class:`RedisRecords`)."""
 
-    def __init__(self, records, retention: float,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, records, retention: float, clock: Callable[[], float] = time.time) -> None:
         """``retention``: seconds a response is kept."""
         self.records = records
         self.retention = retention
         self.clock = clock
 
     def save(self, owner: str, stored: StoredResponse) -> None:
-        record = {"owner": owner, "created": self.clock(), "response": stored.response,
-                  "input": stored.input_items, "previous": stored.previous,
-                  "conversation": stored.conversation}
+        record = {
+            "owner": owner,
+            "created": self.clock(),
+            "response": stored.response,
+            "input": stored.input_items,
+            "previous": stored.previous,
+            "conversation": stored.conversation,
+        }
         self.records.put(stored.response["id"], record, self.retention)
 
     def get(self, owner: str, id: str) -> StoredResponse:
         """The response ``id`` of ``owner``; a 404 naming it when absent, expired or another's."""
         record = self.records.get(id)
-        if (record is None or record["owner"] != owner
-                or record["created"] < self.clock() - self.retention):
-            raise NotFoundError(f"No response with id {id!r} is stored here (for this key); "
-                                f"responses are kept {self.retention / 86400:g} days",
-                                param="previous_response_id")
-        return StoredResponse(record["response"], record["input"], record["previous"],
-                              record["conversation"])
+        if (
+            record is None
+            or record["owner"] != owner
+            or record["created"] < self.clock() - self.retention
+        ):
+            raise NotFoundError(
+                f"No response with id {id!r} is stored here (for this key); "
+                f"responses are kept {self.retention / 86400:g} days",
+                param="previous_response_id",
+            )
+        return StoredResponse(
+            record["response"], record["input"], record["previous"], record["conversation"]
+        )
 
     def delete(self, owner: str, id: str) -> None:
         self.get(owner, id)
@@ -72,8 +85,11 @@ class StoredResponses:
             stored = self.get(owner, next_id)
             chain.append(stored)
             next_id = stored.previous
-        items = [item for stored in reversed(chain)
-                 for item in (*stored.input_items, *stored.response["output"])]
+        items = [
+            item
+            for stored in reversed(chain)
+            for item in (*stored.input_items, *stored.response["output"])
+        ]
         return items, chain[0]
 
 
@@ -86,16 +102,22 @@ class SqliteRecords:
 
     def put(self, id: str, record: dict, retention: float) -> None:
         with self._connection() as db:
-            db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)",
-                       (id, record["created"], json.dumps(record, ensure_ascii=False)))
+            db.execute(
+                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?)",
+                (id, record["created"], json.dumps(record, ensure_ascii=False)),
+            )
             self._saves += 1
             if self._saves % PURGE_EVERY == 1:
-                db.execute("DELETE FROM responses WHERE created < ?",
-                           (record["created"] - retention,))
+                db.execute(
+                    "DELETE FROM responses WHERE created < ?", (record["created"] - retention,)
+                )
 
     def get(self, id: str) -> Optional[dict]:
-        row = self._connection().execute("SELECT record FROM responses WHERE id = ?",
-                                         (id,)).fetchone()
+        row = (
+            self._connection()
+            .execute("SELECT record FROM responses WHERE id = ?", (id,))
+            .fetchone()
+        )
         return None if row is None else json.loads(row[0])
 
     def remove(self, id: str) -> None:
@@ -114,8 +136,9 @@ class RedisRecords:
 
     def put(self, id: str, record: dict, retention: float) -> None:
         with self._reaching():
-            self.client.set(self.PREFIX + id, json.dumps(record, ensure_ascii=False),
-                            ex=max(int(retention), 1))
+            self.client.set(
+                self.PREFIX + id, json.dumps(record, ensure_ascii=False), ex=max(int(retention), 1)
+            )
 
     def get(self, id: str) -> Optional[dict]:
         with self._reaching():
@@ -133,5 +156,6 @@ class RedisRecords:
         try:
             yield
         except redis.RedisError:
-            raise UpstreamUnavailableError("the response store (Redis) cannot be reached; "
-                                           "retry shortly", retry_after=5) from None
+            raise UpstreamUnavailableError(
+                "the response store (Redis) cannot be reached; retry shortly", retry_after=5
+            ) from None

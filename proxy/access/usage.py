@@ -4,6 +4,7 @@ Requests add to counts in memory; a thread writes them out every second (and at 
 request never waits on a disk or a network. The store is SQLite by default (the table
 survives restarts; several processes may share the file) or Redis (shared by every proxy).
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,10 +18,12 @@ logger = logging.getLogger(__name__)
 
 COUNTS = ("requests", "prompt_tokens", "completion_tokens", "errors")
 FLUSH_EVERY = 1.0  # seconds
-SCHEMA = ("CREATE TABLE IF NOT EXISTS usage (key TEXT NOT NULL, model TEXT NOT NULL, "
-          "requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, "
-          "completion_tokens INTEGER NOT NULL, errors INTEGER NOT NULL, "
-          "PRIMARY KEY (key, model))")
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS usage (key TEXT NOT NULL, model TEXT NOT NULL, "
+    "requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, "
+    "completion_tokens INTEGER NOT NULL, errors INTEGER NOT NULL, "
+    "PRIMARY KEY (key, model))"
+)
 
 
 class SqliteUsage:
@@ -39,14 +42,22 @@ class SqliteUsage:
                 "prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
                 "completion_tokens = completion_tokens + excluded.completion_tokens, "
                 "errors = errors + excluded.errors",
-                [(key, model, *counts) for (key, model), counts in rows.items()])
+                [(key, model, *counts) for (key, model), counts in rows.items()],
+            )
 
     def totals(self) -> list:
-        rows = self._connection().execute(
-            "SELECT key, model, requests, prompt_tokens, completion_tokens, errors FROM usage "
-            "ORDER BY key, model").fetchall()
-        return [{"key": key, "model": model, **dict(zip(COUNTS, counts))}
-                for key, model, *counts in rows]
+        rows = (
+            self._connection()
+            .execute(
+                "SELECT key, model, requests, prompt_tokens, completion_tokens, errors FROM usage "
+                "ORDER BY key, model"
+            )
+            .fetchall()
+        )
+        return [
+            {"key": key, "model": model, **dict(zip(COUNTS, counts))}
+            for key, model, *counts in rows
+        ]
 
 
 class RedisUsage:
@@ -68,15 +79,24 @@ class RedisUsage:
             pipe.execute()
 
     def totals(self) -> list:
-        pairs = sorted(member.decode() if isinstance(member, bytes) else member
-                       for member in self.client.smembers(self.PREFIX + "pairs"))
+        pairs = sorted(
+            member.decode() if isinstance(member, bytes) else member
+            for member in self.client.smembers(self.PREFIX + "pairs")
+        )
         listed = []
         for pair in pairs:
             key, _, model = pair.partition(self.SEPARATOR)
             counts = self.client.hgetall(self.PREFIX + pair)
-            listed.append({"key": key, "model": model, **{
-                field: int(counts.get(field.encode(), counts.get(field, 0)))
-                for field in COUNTS}})
+            listed.append(
+                {
+                    "key": key,
+                    "model": model,
+                    **{
+                        field: int(counts.get(field.encode(), counts.get(field, 0)))
+                        for field in COUNTS
+                    },
+                }
+            )
         return listed
 
 
@@ -90,8 +110,9 @@ class UsageRecorder:
         self._stopped = threading.Event()
         self._writer: Optional[threading.Thread] = None
 
-    def record(self, key: str, model: str, prompt_tokens: int, completion_tokens: int,
-               error: bool) -> None:
+    def record(
+        self, key: str, model: str, prompt_tokens: int, completion_tokens: int, error: bool
+    ) -> None:
         with self._lock:
             counts = self._pending[(key, model)]
             counts[0] += 1
@@ -99,8 +120,9 @@ class UsageRecorder:
             counts[2] += completion_tokens
             counts[3] += int(error)
             if self._writer is None:
-                self._writer = threading.Thread(target=self._write_every_second,
-                                                name="usage-writer", daemon=True)
+                self._writer = threading.Thread(
+                    target=self._write_every_second, name="usage-writer", daemon=True
+                )
                 self._writer.start()
 
     def totals(self) -> list:

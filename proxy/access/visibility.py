@@ -18,6 +18,7 @@ Everyone else sees at most what a client of the API already knows, plus load:
 ``/health`` tells anyone but the admin whether the proxy is healthy (its status and code)
 and nothing else: monitors need no more, and its detail is the full status's.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -60,10 +61,16 @@ def seen(status: dict, viewer: Viewer) -> dict:
         return {**status, "viewer": viewer.kind}
     models = [_model(model) for model in status["models"] if viewer.sees(model["label"])]
     labels = {model["label"] for model in models}
-    return {"ok": status["ok"], "key_required": status["key_required"], "models": models,
-            "history": {label: points for label, points in status["history"].items()
-                        if label in labels},
-            "time": status["time"], "viewer": viewer.kind}
+    return {
+        "ok": status["ok"],
+        "key_required": status["key_required"],
+        "models": models,
+        "history": {
+            label: points for label, points in status["history"].items() if label in labels
+        },
+        "time": status["time"],
+        "viewer": viewer.kind,
+    }
 
 
 def health_seen(body: dict, viewer: Viewer) -> dict:
@@ -73,15 +80,22 @@ def health_seen(body: dict, viewer: Viewer) -> dict:
 
 
 def _model(model: dict) -> dict:
-    return {"id": model["id"], "label": model["label"], "aliases": model["aliases"],
-            "completion_tokens": model["completion_tokens"],
-            "replicas": [_replica(replica, number)
-                         for number, replica in enumerate(model["replicas"], 1)]}
+    return {
+        "id": model["id"],
+        "label": model["label"],
+        "aliases": model["aliases"],
+        "completion_tokens": model["completion_tokens"],
+        "replicas": [
+            _replica(replica, number) for number, replica in enumerate(model["replicas"], 1)
+        ],
+    }
 
 
 def _replica(replica: dict, number: int) -> dict:
-    shown = {"replica": number,
-             **{field: replica[field] for field in PUBLIC_REPLICA if field in replica}}
+    shown = {
+        "replica": number,
+        **{field: replica[field] for field in PUBLIC_REPLICA if field in replica},
+    }
     managed = replica.get("managed")
     if managed is not None:
         shown["managed"] = {field: managed[field] for field in PUBLIC_SERVER if field in managed}

@@ -1,4 +1,5 @@
 """The admin API, behind ``--admin-key``: the models, their servers, loading and unloading."""
+
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
@@ -54,5 +55,6 @@ def log(name: str) -> Response:
     """The last lines of the server's output (``?lines=N``, default 100)."""
     lines = request.args.get("lines", "")
     count = min(int(lines), MAX_LOG_LINES) if lines.isdigit() else DEFAULT_LOG_LINES
-    return Response(get_state().router.server_of(name).log_tail(count) + "\n",
-                    mimetype="text/plain")
+    return Response(
+        get_state().router.server_of(name).log_tail(count) + "\n", mimetype="text/plain"
+    )

@@ -1,18 +1,20 @@
 """Anthropic's Messages API, with and without the ``/v1`` prefix (any query string, such as
 Claude Code's ``?beta=true``)."""
+
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
+from proxy.api.model import routed_model
 from proxy.api.routes import Routes
 from proxy.api.serve import asked, serve, versioned
-from proxy.api.model import routed_model
 from proxy.api.state import get_state
 from proxy.dialects import anthropic
 
 bp = Blueprint("anthropic", __name__)
 routes = Routes(
-    bp, "Anthropic's Messages API (Claude Code), and its token count", anthropic.error_body)
+    bp, "Anthropic's Messages API (Claude Code), and its token count", anthropic.error_body
+)
 
 
 @versioned(bp, "/messages")

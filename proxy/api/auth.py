@@ -4,6 +4,7 @@ A client presents its key as ``Authorization: Bearer <key>`` (OpenAI's clients) 
 ``x-api-key: <key>`` (Anthropic's); the admin API and ``/metrics`` read their own keys the
 same way.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -81,6 +82,7 @@ def init_app(app: Flask, access: Access, cors_origins: Sequence[str]) -> None:
         return response
 
     if origins:
+
         @app.after_request
         def add_cors(response: Response) -> Response:
             origin = _allowed_origin(origins)
@@ -101,10 +103,13 @@ def _preflight(origins: frozenset) -> Response:
     response = Response(status=204)
     origin = _allowed_origin(origins)
     if origin:
-        response.headers.update({
-            "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
-            "Access-Control-Allow-Headers": request.headers.get(
-                "Access-Control-Request-Headers", "Authorization, Content-Type"),
-            "Access-Control-Max-Age": "600",
-        })
+        response.headers.update(
+            {
+                "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
+                "Access-Control-Allow-Headers": request.headers.get(
+                    "Access-Control-Request-Headers", "Authorization, Content-Type"
+                ),
+                "Access-Control-Max-Age": "600",
+            }
+        )
     return response

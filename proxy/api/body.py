@@ -7,6 +7,7 @@ body that would cost too much: more arrays and objects than ``--max-containers``
 before it is read), nested deeper than ``--max-nesting`` (so that no later step has to fear
 a recursion).
 """
+
 from __future__ import annotations
 
 import json
@@ -39,14 +40,18 @@ def _parse_body() -> object:
     try:
         data = request.get_data(cache=False)
     except (ClientDisconnected, OSError):  # gunicorn gave up on a body that stopped coming
-        raise RequestTimeoutError("The request body stopped arriving before its "
-                                  "Content-Length was reached (--client-timeout).") from None
+        raise RequestTimeoutError(
+            "The request body stopped arriving before its "
+            "Content-Length was reached (--client-timeout)."
+        ) from None
     limits = get_state().settings.limits
     opened = brackets(data)  # most bodies need no more than this count
     if opened > limits.max_containers and more_containers(data, limits.max_containers):
-        raise InvalidRequestError(f"The body holds more than {limits.max_containers} arrays "
-                                  f"and objects, which this server does not accept "
-                                  f"(--max-containers)")
+        raise InvalidRequestError(
+            f"The body holds more than {limits.max_containers} arrays "
+            f"and objects, which this server does not accept "
+            f"(--max-containers)"
+        )
     try:
         body = orjson.loads(data or b"null")
         # surrogates can only come from \uD800-\uDFFF escapes: most bodies need no walk
@@ -55,9 +60,12 @@ def _parse_body() -> object:
         body, suspect = _parse_unusual(data), True
     where = lone_surrogate_at(body) if suspect else None
     if where is not None:
-        raise InvalidRequestError(f"'{where}' holds a lone UTF-16 surrogate (an unpaired "
-                                  f"\\ud800-\\udfff escape, or its UTF-8 bytes), which is not "
-                                  f"text", param=where)
+        raise InvalidRequestError(
+            f"'{where}' holds a lone UTF-16 surrogate (an unpaired "
+            f"\\ud800-\\udfff escape, or its UTF-8 bytes), which is not "
+            f"text",
+            param=where,
+        )
     if opened > limits.max_nesting:
         _check_nesting(body, limits.max_nesting)
     return body
@@ -68,9 +76,11 @@ def _check_nesting(body: object, most: int) -> None:
     deep = too_deep(body, most)
     if deep is not None:
         where = "The body" if deep == "body" else f"'{deep}'"
-        raise InvalidRequestError(f"{where} nests arrays and objects more than {most} levels "
-                                  f"deep, which this server does not accept (--max-nesting)",
-                                  param=deep)
+        raise InvalidRequestError(
+            f"{where} nests arrays and objects more than {most} levels "
+            f"deep, which this server does not accept (--max-nesting)",
+            param=deep,
+        )
 
 
 def _parse_unusual(data: bytes) -> object:

@@ -1,5 +1,6 @@
 """Browsers: the requests a web page may make the proxy serve, and the headers that keep its
 own pages from being framed or sniffed (see :mod:`proxy.access.browsers`)."""
+
 from __future__ import annotations
 
 import secrets
@@ -12,9 +13,11 @@ from proxy.core.errors import ForbiddenOriginError
 
 # a page runs the scripts it was rendered with (their nonce) and no other, is never framed,
 # and sends no address of its own to anyone
-POLICY = ("default-src 'self'; script-src 'nonce-{nonce}'; img-src 'self' data:; "
-          "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; "
-          "form-action 'self'")
+POLICY = (
+    "default-src 'self'; script-src 'nonce-{nonce}'; img-src 'self' data:; "
+    "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'self'"
+)
 PAGE_HEADERS = {"X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
 KNOWN_HOSTS = 256  # Host headers remembered; any number of others are judged afresh
 
@@ -38,12 +41,14 @@ def init_app(app: Flask, settings: Settings) -> None:
         if not judged:
             raise ForbiddenOriginError(
                 "This proxy listens on a loopback address and serves requests for this "
-                "machine's names only; start it with --allowed-hosts NAME to serve another.")
+                "machine's names only; start it with --allowed-hosts NAME to serve another."
+            )
         origin = asked.headers.get("Origin")
         if origin is not None and not origin_allowed(origin, host, origins):
             raise ForbiddenOriginError(
                 "Requests from web pages of other sites are refused; start the proxy with "
-                "--cors-origins ORIGIN to allow a site's pages.")
+                "--cors-origins ORIGIN to allow a site's pages."
+            )
 
     @app.context_processor
     def script_nonce() -> dict:
@@ -55,6 +60,7 @@ def init_app(app: Flask, settings: Settings) -> None:
         response.headers["X-Content-Type-Options"] = "nosniff"
         if response.mimetype == "text/html":
             response.headers["Content-Security-Policy"] = POLICY.format(
-                nonce=g.get("csp_nonce", "none"))
+                nonce=g.get("csp_nonce", "none")
+            )
             response.headers.update(PAGE_HEADERS)
         return response

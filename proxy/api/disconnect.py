@@ -7,6 +7,7 @@ The kernel is asked about the socket directly, because waitress notices a hang-u
 it reads the connection, and reading ahead of a running request costs its event loop a spin
 on every answer.
 """
+
 from __future__ import annotations
 
 import select

@@ -1,4 +1,5 @@
 """Render every failure in the client's own API shape; never a traceback."""
+
 from __future__ import annotations
 
 import logging
@@ -7,10 +8,16 @@ from typing import Callable, Mapping
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from proxy.core.errors import (
+    AuthenticationError,
+    HTTPError,
+    MethodNotAllowedError,
+    ModelNotFoundError,
+    NotFoundError,
+    PayloadTooLargeError,
+    ProxyError,
+)
 from proxy.dialects.openai import shared as openai
-from proxy.core.errors import (AuthenticationError, HTTPError, MethodNotAllowedError,
-                               ModelNotFoundError, NotFoundError, PayloadTooLargeError,
-                               ProxyError)
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +28,7 @@ Shape = Callable[[ProxyError], dict]
 def init_app(app: Flask, shapes: Mapping[str, Shape] = {}) -> None:
     """``shapes``: the error body of each blueprint's API, by blueprint name (OpenAI's for
     any other route)."""
+
     def render(error: ProxyError) -> Response:
         shape = shapes.get(request.blueprint or "", openai.error_body)
         error = _for_caller(error)
@@ -52,20 +60,22 @@ def _for_caller(error: ProxyError) -> ProxyError:
 def _http_error(exc: HTTPException) -> ProxyError:
     kind = HTTP_ERRORS.get(exc.code)
     if kind is NotFoundError:
-        return NotFoundError("Unknown route; the API lives under /v1 "
-                             "(e.g. POST /v1/chat/completions).")
+        return NotFoundError(
+            "Unknown route; the API lives under /v1 (e.g. POST /v1/chat/completions)."
+        )
     if kind is MethodNotAllowedError:
         allowed = ", ".join(exc.valid_methods or ())
-        return MethodNotAllowedError(f"Method not allowed here; allowed: {allowed}.",
-                                     headers={"Allow": allowed})
+        return MethodNotAllowedError(
+            f"Method not allowed here; allowed: {allowed}.", headers={"Allow": allowed}
+        )
     if kind is PayloadTooLargeError:
-        return PayloadTooLargeError("The request body is larger than this server "
-                                    "accepts (--max-body-size).")
+        return PayloadTooLargeError(
+            "The request body is larger than this server accepts (--max-body-size)."
+        )
     return HTTPError(exc.description or exc.name, exc.code or 500)
 
 
 def _unexpected(exc: Exception) -> ProxyError:
     # the type and message only: a traceback may carry request data into the log
     logger.error("unexpected %s: %s", type(exc).__name__, exc)
-    return ProxyError("The proxy failed to handle the request; see its log.",
-                      code="internal_error")
+    return ProxyError("The proxy failed to handle the request; see its log.", code="internal_error")

@@ -1,4 +1,6 @@
-"""The GLM API of ChatGLM-6B deployments: ``/chat``, ``/chat-stream``, ``/tokenize``, ``/embedding``."""
+"""The GLM API of ChatGLM-6B deployments: ``/chat``, ``/chat-stream``, ``/tokenize``,
+``/embedding``."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -6,9 +8,9 @@ from dataclasses import replace
 from flask import Blueprint, Response, jsonify
 
 from proxy.api.body import read_json
+from proxy.api.model import answer_name
 from proxy.api.routes import Routes
 from proxy.api.serve import asked, serve
-from proxy.api.model import answer_name
 from proxy.api.state import get_state
 from proxy.core.fields import model_name
 from proxy.dialects import glm
@@ -31,8 +33,9 @@ def chat_stream() -> Response:
 def tokenize() -> Response:
     body = read_json()
     text, max_length = glm.parse_tokenize(body)
-    return jsonify(glm.render_tokens(
-        get_state().router.tokenize(text, model_name(body))[:max_length]))
+    return jsonify(
+        glm.render_tokens(get_state().router.tokenize(text, model_name(body))[:max_length])
+    )
 
 
 @bp.post("/embedding")

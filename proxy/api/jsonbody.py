@@ -1,5 +1,6 @@
 """JSON answers through orjson: ``jsonify`` serialises every non-streamed answer, and the
 standard library's encoder is several times slower at it."""
+
 from __future__ import annotations
 
 import json

@@ -1,5 +1,6 @@
 """The model a request names, resolved once per request into one small value that the key
 check, the answer, metrics and usage all read."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

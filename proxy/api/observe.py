@@ -4,6 +4,7 @@ Each answer carries ``x-oai-proxy-overhead-ms``: the proxy's own time, upstream 
 out. A streamed answer's header can only count up to its first event; the metric counts the
 whole stream.
 """
+
 from __future__ import annotations
 
 import logging
@@ -13,8 +14,8 @@ from typing import Optional
 from flask import Blueprint, Flask, Response, g, request
 
 from proxy.api.auth import require_key
-from proxy.api.routes import Routes
 from proxy.api.model import resolved_model
+from proxy.api.routes import Routes
 from proxy.api.state import ProxyState, get_state
 from proxy.core.errors import NotFoundError, PermissionDeniedError
 from proxy.ops import measure
@@ -28,8 +29,10 @@ OVERHEAD_HEADER = "x-oai-proxy-overhead-ms"
 EXPOSITION = "text/plain; version=0.0.4; charset=utf-8"
 
 
-CLOSED = ("/metrics names every key, so with keys on it needs a key of its own: start the "
-          "proxy with --metrics-key (or --admin-key) and scrape with it")
+CLOSED = (
+    "/metrics names every key, so with keys on it needs a key of its own: start the "
+    "proxy with --metrics-key (or --admin-key) and scrape with it"
+)
 
 
 @bp.get("/metrics")
@@ -69,8 +72,7 @@ def init_app(app: Flask, state: ProxyState) -> None:
     history = state.history
     access = state.access
     keys = state.settings.access
-    if figures is not None and scrape_keys(keys.metrics_key, keys.admin_key,
-                                           access.required) == ():
+    if figures is not None and scrape_keys(keys.metrics_key, keys.admin_key, access.required) == ():
         logger.warning(CLOSED)
     label = state.router.model_label
     log_access = state.settings.observing.access_log == "on"
@@ -105,8 +107,9 @@ def init_app(app: Flask, state: ProxyState) -> None:
             if api:
                 access.finished(key, model, status, spent.prompt_tokens, spent.completion_tokens)
             if line is not None:
-                access_log.info("%s %s %s %d %.3fs model=%s key=%s", *line, status, seconds,
-                                model, name or "-")
+                access_log.info(
+                    "%s %s %s %d %.3fs model=%s key=%s", *line, status, seconds, model, name or "-"
+                )
 
         if response.is_streamed:
             response.response = measure.Timed(response.response, spent, on_close=done)

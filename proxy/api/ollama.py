@@ -1,5 +1,6 @@
 """Ollama's own API, for the clients that speak only it: chat, generate and embeddings on the
 same core as every route, and what those clients ask of the models before they pick one."""
+
 from __future__ import annotations
 
 import time
@@ -10,8 +11,8 @@ from flask import Blueprint, Response, g, jsonify
 
 from proxy.access.gate import Access
 from proxy.api.body import read_json
-from proxy.api.routes import Routes
 from proxy.api.model import routed_model
+from proxy.api.routes import Routes
 from proxy.api.serve import asked, serve
 from proxy.api.state import get_state
 from proxy.core.errors import InvalidRequestError, ModelNotFoundError
@@ -21,8 +22,8 @@ from proxy.dialects.ollama import catalog, chat, embed, generate, shared
 from proxy.dialects.ollama.shared import OllamaNotes
 
 bp = Blueprint("ollama", __name__)
-routes = Routes(
-    bp, "Ollama's API, for the clients and apps that speak only it", shared.error_body)
+routes = Routes(bp, "Ollama's API, for the clients and apps that speak only it", shared.error_body)
+
 
 @bp.post("/api/chat")
 def chat_view() -> Response:
@@ -96,8 +97,9 @@ def embed_view() -> Response:
 @bp.post("/api/embeddings")
 def embeddings_view() -> Response:
     wanted = embed.parse_embeddings(read_json())
-    return jsonify(embed.render_embeddings(get_state().router.embed(list(wanted.inputs),
-                                                                   routed_model().asked)))
+    return jsonify(
+        embed.render_embeddings(get_state().router.embed(list(wanted.inputs), routed_model().asked))
+    )
 
 
 @bp.route("/api/tags", methods=["GET", "HEAD"])
@@ -113,8 +115,9 @@ def show() -> Response:
     models = _models()
     model = next((model for model in models if model.id == model_id), None)
     if model is None:  # a model the key may not use is as good as absent, word for word
-        raise ModelNotFoundError(name, [model.id for model in models
-                                        if "alias_of" not in model.meta])
+        raise ModelNotFoundError(
+            name, [model.id for model in models if "alias_of" not in model.meta]
+        )
     return jsonify(catalog.show(model, name))
 
 
@@ -140,8 +143,10 @@ def delete() -> Response:
 
 
 def _not_managed(action: str) -> InvalidRequestError:
-    return InvalidRequestError(f"{action} is not available here: this proxy serves the models "
-                               f"of its models file (GET /api/tags lists them)")
+    return InvalidRequestError(
+        f"{action} is not available here: this proxy serves the models "
+        f"of its models file (GET /api/tags lists them)"
+    )
 
 
 def _models() -> list[ModelInfo]:

@@ -1,12 +1,13 @@
 """The OpenAI endpoints, with and without the ``/v1`` prefix."""
+
 from __future__ import annotations
 
 from flask import Blueprint, Response, g, jsonify
 
 from proxy.api.body import read_json
+from proxy.api.model import answer_name
 from proxy.api.routes import Routes
 from proxy.api.serve import asked, serve, versioned
-from proxy.api.model import answer_name
 from proxy.api.state import get_state
 from proxy.core.fields import model_name
 from proxy.dialects.openai import chat, completions, embeddings, shared, tokens
@@ -29,11 +30,12 @@ def create_completion() -> Response:
 def create_embedding() -> Response:
     state = get_state()
     wanted = embeddings.parse(read_json(), state.limits)
-    texts = [item if isinstance(item, str) else state.router.detokenize(item, wanted.model)
-             for item in wanted.inputs]
+    texts = [
+        item if isinstance(item, str) else state.router.detokenize(item, wanted.model)
+        for item in wanted.inputs
+    ]
     result = state.router.embed(texts, wanted.model)
-    return jsonify(embeddings.render(result, answer_name(),
-                                     wanted.encoding_format))
+    return jsonify(embeddings.render(result, answer_name(), wanted.encoding_format))
 
 
 @bp.post("/v1/tokenize")

@@ -1,20 +1,20 @@
 """Reranking, for retrieval apps: ``POST /v1/rerank`` (Jina's and Cohere's v1 path), ``/rerank``
 and ``/v2/rerank`` (Cohere's v2), routed by ``model`` to a server started with
 ``--reranking``."""
+
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
 from proxy.api.body import read_json
-from proxy.api.routes import Routes
 from proxy.api.model import answer_name
+from proxy.api.routes import Routes
 from proxy.api.state import get_state
 from proxy.dialects import rerank
 from proxy.ops import measure
 
 bp = Blueprint("rerank", __name__)
-routes = Routes(
-    bp, "Reranking documents against a query (Jina, Cohere, TEI)", rerank.error_body)
+routes = Routes(bp, "Reranking documents against a query (Jina, Cohere, TEI)", rerank.error_body)
 
 
 @bp.post("/v1/rerank")

@@ -1,13 +1,14 @@
 """OpenAI's Responses API, with and without the ``/v1`` prefix, and the responses it keeps."""
+
 from __future__ import annotations
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from proxy.api.routes import Routes
 from proxy.access.gate import ANONYMOUS
 from proxy.access.stored import StoredResponse
-from proxy.api.serve import asked, serve, versioned
 from proxy.api.model import routed_model
+from proxy.api.routes import Routes
+from proxy.api.serve import asked, serve, versioned
 from proxy.api.state import get_state
 from proxy.core.errors import InvalidRequestError
 from proxy.dialects import responses
@@ -28,9 +29,15 @@ def create_response() -> Response:
     owner = _owner()  # read now: a stream keeps its response after the request's context
 
     def keep(response: dict) -> None:
-        state.responses.save(owner, StoredResponse(
-            response, responses.kept(notes.input_items), notes.previous_response_id,
-            conversation))
+        state.responses.save(
+            owner,
+            StoredResponse(
+                response,
+                responses.kept(notes.input_items),
+                notes.previous_response_id,
+                conversation,
+            ),
+        )
 
     return serve(responses, ask, kept=keep if notes.store else None)
 
@@ -69,13 +76,14 @@ def input_items(id: str) -> Response:
     if after is not None:
         ids = [item["id"] for item in items]
         if after not in ids:
-            raise InvalidRequestError(f"'after' names {after!r}, which is not an input item "
-                                      f"of {id}", param="after")
-        items = items[ids.index(after) + 1:]
+            raise InvalidRequestError(
+                f"'after' names {after!r}, which is not an input item of {id}", param="after"
+            )
+        items = items[ids.index(after) + 1 :]
     limit = request.args.get("limit", "20")
     if not (limit.isdigit() and 1 <= int(limit) <= MAX_ITEMS):
         raise InvalidRequestError(f"'limit' must be from 1 to {MAX_ITEMS}", param="limit")
-    page = items[:int(limit)]
+    page = items[: int(limit)]
     return jsonify(responses.render_items(page, has_more=len(items) > len(page)))
 
 
@@ -87,8 +95,7 @@ def _with_history(ask: Ask) -> tuple:
     if notes.previous_response_id is None:
         return ask, notes.prompt_cache_key
     items, previous = get_state().responses.history(_owner(), notes.previous_response_id)
-    return (responses.continuing(ask, items),
-            notes.prompt_cache_key or previous.conversation)
+    return (responses.continuing(ask, items), notes.prompt_cache_key or previous.conversation)
 
 
 def _owner() -> str:

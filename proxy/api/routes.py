@@ -1,6 +1,7 @@
 """What each API module gives the app, in one value: its blueprint, what the page says of
 it and the shape of its errors. ``app.py`` registers every module's value the same way, so
 adding a client API is one module and one line there."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

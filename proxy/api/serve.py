@@ -4,6 +4,7 @@ core, render whole or as a stream.
 A stream is committed only once its first write is ready, so that a failure before any byte
 is an HTTP error in the client's dialect, not a broken stream.
 """
+
 from __future__ import annotations
 
 from itertools import chain
@@ -24,9 +25,11 @@ from proxy.dialects.dialect import Ask, Dialect
 def versioned(bp: Blueprint, path: str, method: str = "POST") -> Callable:
     """Route a view at ``/v1<path>`` and at ``<path>``: clients give the base URL with or
     without ``/v1``."""
+
     def register(view: Callable) -> Callable:
         bp.route("/v1" + path, methods=[method])(view)
         return bp.route(path, methods=[method])(view)
+
     return register
 
 
@@ -50,8 +53,7 @@ def serve(dialect: Dialect, ask: Ask, kept: Optional[Callable[[dict], None]] = N
         events = generation.stream(router, ask.requests, ask.n, patient=dialect.patient)
         response = event_response(renderer.render(events), renderer)
     else:
-        body = dialect.render(ask, id, model,
-                              generation.complete(router, ask.requests, ask.n))
+        body = dialect.render(ask, id, model, generation.complete(router, ask.requests, ask.n))
         if kept is not None:
             kept(body)
         response = jsonify(body)
@@ -66,8 +68,11 @@ def watched(generation_request: GenerationRequest) -> GenerationRequest:
 
 def event_response(writes: Iterator, wire: Wire) -> Response:
     """Stream ``writes`` framed by ``wire``, once the first of them is ready."""
-    return Response(event_stream(primed(writes), wire, get_state().drain),
-                    mimetype=wire.mimetype, headers=HEADERS)
+    return Response(
+        event_stream(primed(writes), wire, get_state().drain),
+        mimetype=wire.mimetype,
+        headers=HEADERS,
+    )
 
 
 def primed(writes: Iterator) -> "Primed":

@@ -1,4 +1,5 @@
 """What the views share: the app's state, and the router they send every request to."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -31,12 +32,16 @@ class ProxyState:
     @property
     def limits(self) -> Limits:
         limits = self.settings.limits
-        return Limits(limits.max_choices, limits.max_batch, limits.max_image_size,
-                      limits.max_image_pixels,
-                      image_urls=self.settings.access.image_urls != "off",
-                      max_tools=limits.max_tools, max_schema_size=limits.max_schema_size)
+        return Limits(
+            limits.max_choices,
+            limits.max_batch,
+            limits.max_image_size,
+            limits.max_image_pixels,
+            image_urls=self.settings.access.image_urls != "off",
+            max_tools=limits.max_tools,
+            max_schema_size=limits.max_schema_size,
+        )
 
 
 def get_state() -> ProxyState:
     return current_app.extensions["proxy"]
-

@@ -1,4 +1,5 @@
 """Routes for people and monitors rather than OpenAI clients."""
+
 from __future__ import annotations
 
 from time import time
@@ -12,8 +13,7 @@ from proxy.api.state import get_state
 from proxy.ops.metrics import Summed
 
 bp = Blueprint("web", __name__)
-routes = Routes(
-    bp, "For people and monitors: the fleet page, its figures, health and a playground")
+routes = Routes(bp, "For people and monitors: the fleet page, its figures, health and a playground")
 
 
 @bp.route("/", methods=["GET", "HEAD"])
@@ -27,10 +27,14 @@ def index():
         return Response("Ollama is running", mimetype="text/plain")
     state = get_state()
     listed = endpoints(current_app.url_map.iter_rules(), current_app.extensions["routes"])
-    return render_template("index.html", endpoints=listed,
-                           status=seen(fleet_status(), _viewer()),
-                           key_required=state.access.required,
-                           charts=state.history is not None, base_url=request.host_url)
+    return render_template(
+        "index.html",
+        endpoints=listed,
+        status=seen(fleet_status(), _viewer()),
+        key_required=state.access.required,
+        charts=state.history is not None,
+        base_url=request.host_url,
+    )
 
 
 @bp.get("/playground")
@@ -59,12 +63,18 @@ def fleet_status() -> dict:
         label = model["label"]
         for replica in model["replicas"]:
             replica["busy"], replica["queued"] = summed.lines.get(
-                (label, replica["url"]), (replica["busy"], replica["queued"]))
+                (label, replica["url"]), (replica["busy"], replica["queued"])
+            )
         models.append({**model, "completion_tokens": summed.tokens.get((label, "completion"), 0)})
     ok = all(any(r["ok"] for r in m["replicas"]) for m in models)
     history = state.history.series() if state.history is not None else {}
-    return {"ok": ok, "key_required": state.access.required, "models": models,
-            "history": history, "time": time()}
+    return {
+        "ok": ok,
+        "key_required": state.access.required,
+        "models": models,
+        "history": history,
+        "time": time(),
+    }
 
 
 @bp.get("/health")
@@ -72,8 +82,11 @@ def health() -> Response:
     """200 when the upstream answers and is ready, 503 otherwise; never needs a key, and
     tells only that without the admin key."""
     report = get_state().router.health()
-    body = {"status": "ok" if report.ok else "unavailable", "backend": report.backend,
-            **report.detail}
+    body = {
+        "status": "ok" if report.ok else "unavailable",
+        "backend": report.backend,
+        **report.detail,
+    }
     response = jsonify(health_seen(body, _viewer()))
     response.status_code = 200 if report.ok else 503
     return response
@@ -84,5 +97,6 @@ def _viewer() -> Viewer:
     ``x-api-key``) the request presents; a key the proxy does not know is no key."""
     access = get_state().access
     token = presented_key(request.headers)
-    return viewer(admin=access.is_admin(token), key=access.find(token),
-                  keys_required=access.required)
+    return viewer(
+        admin=access.is_admin(token), key=access.find(token), keys_required=access.required
+    )

@@ -1,4 +1,5 @@
 """Backends: one per upstream server or loaded model, behind one interface."""
+
 from __future__ import annotations
 
 from proxy.backends.base import Backend

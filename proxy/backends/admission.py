@@ -11,6 +11,7 @@ its slots, to wait inside it: a slot that frees then starts its next generation 
 instead of after the answer's way back through the proxy and the next request's way out
 (with a fast model, a quarter of the server's throughput at 16 clients).
 """
+
 from __future__ import annotations
 
 import threading
@@ -20,9 +21,13 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, TypeVar
 
-from proxy.core.errors import (ClientGoneError, QueueFullError, QueueTimeoutError,
-                          SlotUnavailableError)
 from proxy.backends.slots import SlotCount
+from proxy.core.errors import (
+    ClientGoneError,
+    QueueFullError,
+    QueueTimeoutError,
+    SlotUnavailableError,
+)
 from proxy.ops.measure import waiting
 
 POLL = 0.2  # seconds between checks, while waiting, that the client is still there
@@ -66,9 +71,17 @@ class Admission:
     until the server's refusals show its size. Every lease is released in a ``finally``.
     """
 
-    def __init__(self, name: str, slots: SlotCount, *, max_queue: int, queue_timeout: float,
-                 remedy: str = "", clock: Callable[[], float] = time.monotonic,
-                 watch: LineWatch = LineWatch()) -> None:
+    def __init__(
+        self,
+        name: str,
+        slots: SlotCount,
+        *,
+        max_queue: int,
+        queue_timeout: float,
+        remedy: str = "",
+        clock: Callable[[], float] = time.monotonic,
+        watch: LineWatch = LineWatch(),
+    ) -> None:
         """``name`` says what the slots belong to in errors ("the upstream http://…");
         ``remedy`` how else to get more of them."""
         self.name = name
@@ -96,8 +109,9 @@ class Admission:
                 except SlotUnavailableError:
                     self.refused(ticket)
 
-    def stream(self, start: Callable[[], Iterator[T]],
-               gone: Callable[[], bool] = never) -> Iterator[T]:
+    def stream(
+        self, start: Callable[[], Iterator[T]], gone: Callable[[], bool] = never
+    ) -> Iterator[T]:
         """Yield what ``start()`` yields, holding a lease until it ends or is closed.
 
         A refusal before the first item sends the request back to the head of the line; after
@@ -118,8 +132,7 @@ class Admission:
                     yield from items
                 return
 
-    def lease(self, gone: Callable[[], bool] = never,
-              ticket: Optional[Ticket] = None) -> "Lease":
+    def lease(self, gone: Callable[[], bool] = never, ticket: Optional[Ticket] = None) -> "Lease":
         """Wait for a slot, hold it for the ``with`` block, then hand it on.
 
         Pass back the ticket of a refused attempt to keep its place at the head of the line
@@ -179,8 +192,12 @@ class Admission:
         the proxy's line or inside the server."""
         with self._lock:
             running, waiting = self._counts()
-            return {"slots": self.slots.limit, "slots_source": self.slots.source,
-                    "in_flight": running, "queued": waiting}
+            return {
+                "slots": self.slots.limit,
+                "slots_source": self.slots.source,
+                "in_flight": running,
+                "queued": waiting,
+            }
 
     def _counts(self) -> tuple:
         limit = self.slots.limit
@@ -205,7 +222,9 @@ class Admission:
                     raise QueueFullError(
                         f"all {self._slots_text()} of {self.name} are busy and "
                         f"{len(self._line)} requests already wait for one; retry shortly, or "
-                        f"raise --max-queue{self.remedy}", retry_after=RETRY_AFTER)
+                        f"raise --max-queue{self.remedy}",
+                        retry_after=RETRY_AFTER,
+                    )
                 ticket = Ticket(self.clock() + self.queue_timeout)
                 self._line.append(ticket)
             else:
@@ -214,14 +233,17 @@ class Admission:
                 ticket.wake = threading.Condition(self._lock)
             self._count()
             try:
-                while not (self._line[0] is ticket and self._free()
-                           and self.clock() >= ticket.not_before):
+                while not (
+                    self._line[0] is ticket and self._free() and self.clock() >= ticket.not_before
+                ):
                     now = self.clock()
                     if now >= ticket.deadline:
                         raise QueueTimeoutError(
                             f"waited {self.queue_timeout:g}s for one of the "
                             f"{self._slots_text()} of {self.name}; retry shortly, or raise "
-                            f"--queue-timeout{self.remedy}", retry_after=RETRY_AFTER)
+                            f"--queue-timeout{self.remedy}",
+                            retry_after=RETRY_AFTER,
+                        )
                     self._lock.release()  # the probe may block on a socket: not under the lock
                     try:
                         if gone():
@@ -266,8 +288,9 @@ class Lease:
 
     __slots__ = ("admission", "gone", "ticket")
 
-    def __init__(self, admission: Admission, gone: Callable[[], bool],
-                 ticket: Optional[Ticket]) -> None:
+    def __init__(
+        self, admission: Admission, gone: Callable[[], bool], ticket: Optional[Ticket]
+    ) -> None:
         self.admission = admission
         self.gone = gone
         self.ticket = ticket

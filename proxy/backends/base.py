@@ -1,12 +1,20 @@
 """The one interface every backend implements: generate, count tokens, embed, say whether it
 can serve and how loaded it is, close."""
+
 from __future__ import annotations
 
 from typing import Iterator, Optional, Sequence
 
 from proxy.core.errors import InvalidRequestError, NotImplementedByBackendError
-from proxy.core.types import (Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo,
-                              Ranking)
+from proxy.core.types import (
+    Chunk,
+    Completion,
+    Embeddings,
+    GenerationRequest,
+    Health,
+    ModelInfo,
+    Ranking,
+)
 
 
 class Backend:
@@ -51,11 +59,12 @@ class Backend:
 
     def embed(self, inputs: Sequence[str], model: Optional[str] = None) -> Embeddings:
         """Return one embedding vector per input text."""
-        raise NotImplementedByBackendError(f"the {self.name} backend has no embeddings; "
-                                           f"use the servercpp backend with --embedding-api")
+        raise NotImplementedByBackendError(
+            f"the {self.name} backend has no embeddings; "
+            f"use the servercpp backend with --embedding-api"
+        )
 
-    def rerank(self, query: str, documents: Sequence[str],
-               model: Optional[str] = None) -> Ranking:
+    def rerank(self, query: str, documents: Sequence[str], model: Optional[str] = None) -> Ranking:
         """Score each document's relevance to ``query``."""
         raise not_a_reranker(model or self.name)
 
@@ -85,5 +94,7 @@ class Backend:
 
 def not_a_reranker(model: str) -> InvalidRequestError:
     """The error of a rerank sent to a model that does not rerank."""
-    return InvalidRequestError(f"the model '{model}' does not rerank: only a llama-server "
-                               f"started with --reranking does", param="model")
+    return InvalidRequestError(
+        f"the model '{model}' does not rerank: only a llama-server started with --reranking does",
+        param="model",
+    )

@@ -1,4 +1,5 @@
 """Naming a model file without reading all of it."""
+
 from __future__ import annotations
 
 import hashlib

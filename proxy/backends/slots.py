@@ -6,6 +6,7 @@ of 2023), what their answers reveal: every slot id seen exists, and a "no free s
 while ``n`` of our generations run means the server holds no more than ``n``.
 Pure bookkeeping: the caller serialises access.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -5,6 +5,7 @@ which describe a fleet of one: one model on the ``--llama-api`` replicas, answer
 model name. Reading a file checks everything once, at start-up; a mistake stops the proxy
 with a message naming the file, the key and what is wrong. Pure: no network, no processes.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,21 +18,42 @@ from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from proxy.config.sizes import parse_size
+from proxy.config.tomlfile import read_toml
 from proxy.core.errors import InvalidRequestError
 from proxy.core.fields import Fields, effort, sampling, stop_words, template_kwargs
-from proxy.config.tomlfile import read_toml
 from proxy.core.types import GenerationRequest, Sampling
 
 BACKENDS = ("servercpp", "chatglm")
 REASONING = ("auto", "think-tags", "none")  # how a model's thoughts are told from its answer
 SLOT_SAVES = ("on-stop", "every-turn", "off")  # when a server the proxy runs saves its KV caches
 # Request fields a model may default; each is applied only where the client left it out.
-DEFAULTABLE = ("max_tokens", "stop", "n_keep", "cache_prompt", "chat_template_kwargs",
-               "reasoning_effort") + tuple(f.name for f in dataclasses.fields(Sampling))
-MODEL_KEYS = {"aliases", "backend", "upstreams", "slots", "chat_template", "model", "defaults",
-              "reasoning", "slot_save",
-              "affinity", "upstream_key", "cmd", "args", "ttl", "preload", "mmproj",
-              "reranking"}
+DEFAULTABLE = (
+    "max_tokens",
+    "stop",
+    "n_keep",
+    "cache_prompt",
+    "chat_template_kwargs",
+    "reasoning_effort",
+) + tuple(f.name for f in dataclasses.fields(Sampling))
+MODEL_KEYS = {
+    "aliases",
+    "backend",
+    "upstreams",
+    "slots",
+    "chat_template",
+    "model",
+    "defaults",
+    "reasoning",
+    "slot_save",
+    "affinity",
+    "upstream_key",
+    "cmd",
+    "args",
+    "ttl",
+    "preload",
+    "mmproj",
+    "reranking",
+}
 TOP_KEYS = {"default", "catch_all", "models", "max_running", "max_memory"}
 LONGEST_ID = 128  # characters: an id names its server's log file and slot folder
 
@@ -66,8 +88,9 @@ class ManagedSpec:
         calls tools, through its server's chat layer or the proxy's own way)."""
         if {"--reranking", "--rerank"} & set(self.args):
             return ("rerank",)
-        return ("completion", "tools") + (("vision",) if {"--mmproj", "-mm"} & set(self.args)
-                                          else ())
+        return ("completion", "tools") + (
+            ("vision",) if {"--mmproj", "-mm"} & set(self.args) else ()
+        )
 
 
 @dataclass(frozen=True)
@@ -125,23 +148,31 @@ class Catalog:
         return {name: model for model in self.models for name in model.names}
 
 
-def with_defaults(request: GenerationRequest,
-                  defaults: Optional[GenerationRequest]) -> GenerationRequest:
+def with_defaults(
+    request: GenerationRequest, defaults: Optional[GenerationRequest]
+) -> GenerationRequest:
     """``request`` with the model's defaults filled in where the client set nothing."""
     if defaults is None:
         return request
-    sampling = dataclasses.replace(request.sampling, **{
-        f.name: getattr(defaults.sampling, f.name)
-        for f in dataclasses.fields(Sampling)
-        if getattr(request.sampling, f.name) in (None, ())})
+    sampling = dataclasses.replace(
+        request.sampling,
+        **{
+            f.name: getattr(defaults.sampling, f.name)
+            for f in dataclasses.fields(Sampling)
+            if getattr(request.sampling, f.name) in (None, ())
+        },
+    )
     return dataclasses.replace(
-        request, sampling=sampling,
+        request,
+        sampling=sampling,
         max_tokens=request.max_tokens if request.max_tokens is not None else defaults.max_tokens,
         stop=request.stop or defaults.stop,
         n_keep=request.n_keep if request.n_keep is not None else defaults.n_keep,
-        cache_prompt=(request.cache_prompt if request.cache_prompt is not None
-                      else defaults.cache_prompt),
-        template_kwargs={**defaults.template_kwargs, **request.template_kwargs})
+        cache_prompt=(
+            request.cache_prompt if request.cache_prompt is not None else defaults.cache_prompt
+        ),
+        template_kwargs={**defaults.template_kwargs, **request.template_kwargs},
+    )
 
 
 def from_settings(settings) -> Catalog:
@@ -149,37 +180,63 @@ def from_settings(settings) -> Catalog:
     if settings.models.config:
         catalog = read_catalog(settings.models.config, settings.prompts.chat_template)
         return dataclasses.replace(
-            catalog, max_running=catalog.max_running or settings.servers.max_running,
-            max_memory=catalog.max_memory or parse_size(settings.servers.max_memory or "0"))
+            catalog,
+            max_running=catalog.max_running or settings.servers.max_running,
+            max_memory=catalog.max_memory or parse_size(settings.servers.max_memory or "0"),
+        )
     slots = settings.upstream.slots
     models, servers, prompts = settings.models, settings.servers, settings.prompts
     if models.backend == "servercpp" and models.model:
         # one command, one model: its server starts loading with the proxy
-        managed = ManagedSpec(model=models.model, args=tuple(shlex.split(servers.server_args)),
-                              preload=True, slot_save=servers.slot_save)
-        model = ModelSpec(id=models.model_name or os.path.basename(models.model),
-                          chat_template=prompts.chat_template, managed=managed,
-                          affinity=models.affinity == "on", reasoning=prompts.reasoning)
+        managed = ManagedSpec(
+            model=models.model,
+            args=tuple(shlex.split(servers.server_args)),
+            preload=True,
+            slot_save=servers.slot_save,
+        )
+        model = ModelSpec(
+            id=models.model_name or os.path.basename(models.model),
+            chat_template=prompts.chat_template,
+            managed=managed,
+            affinity=models.affinity == "on",
+            reasoning=prompts.reasoning,
+        )
         problem = id_problem(model.id)
         if problem:
-            raise CatalogError(f"the model id {model.id!r} (--model-name, else the model "
-                               f"file's name) cannot name the server's log file and slot "
-                               f"folder: it {problem}")
-        return Catalog((model,), model.id, catch_all=True, max_running=servers.max_running,
-                       max_memory=parse_size(servers.max_memory or "0"))
+            raise CatalogError(
+                f"the model id {model.id!r} (--model-name, else the model "
+                f"file's name) cannot name the server's log file and slot "
+                f"folder: it {problem}"
+            )
+        return Catalog(
+            (model,),
+            model.id,
+            catch_all=True,
+            max_running=servers.max_running,
+            max_memory=parse_size(servers.max_memory or "0"),
+        )
     model = ModelSpec(
-        id=settings.models.model_name, backend=settings.models.backend,
+        id=settings.models.model_name,
+        backend=settings.models.backend,
         upstreams=tuple(UpstreamSpec(url.rstrip("/"), slots) for url in settings.upstream.llama_api)
-        if settings.models.backend == "servercpp" else (),
-        embedding_upstream=(UpstreamSpec(settings.upstream.embedding_api.rstrip("/"), slots)
-                            if settings.upstream.embedding_api else None),
-        chat_template=settings.prompts.chat_template, path=settings.models.model,
-        affinity=settings.models.affinity == "on", upstream_key=settings.upstream.llama_api_key,
-        reasoning=settings.prompts.reasoning)
+        if settings.models.backend == "servercpp"
+        else (),
+        embedding_upstream=(
+            UpstreamSpec(settings.upstream.embedding_api.rstrip("/"), slots)
+            if settings.upstream.embedding_api
+            else None
+        ),
+        chat_template=settings.prompts.chat_template,
+        path=settings.models.model,
+        affinity=settings.models.affinity == "on",
+        upstream_key=settings.upstream.llama_api_key,
+        reasoning=settings.prompts.reasoning,
+    )
     return Catalog((model,), model.id, catch_all=True)
 
 
 # -- reading a models file -------------------------------------------------------------------
+
 
 def read_catalog(path: str, chat_template: str = "auto") -> Catalog:
     """Read and check a models file; any mistake is a :class:`CatalogError` naming it.
@@ -189,6 +246,7 @@ def read_catalog(path: str, chat_template: str = "auto") -> Catalog:
 
 def parse_catalog(data: dict, source: str, chat_template: str = "auto") -> Catalog:
     """Check a parsed models file (``source`` names it in messages)."""
+
     def fail(key: str, problem: str) -> CatalogError:
         return CatalogError(f"{source}: {key}: {problem}")
 
@@ -199,16 +257,23 @@ def parse_catalog(data: dict, source: str, chat_template: str = "auto") -> Catal
     for model_id in tables:
         problem = id_problem(model_id)
         if problem:
-            raise fail("models", f"the id {model_id!r} cannot name its server's log file and "
-                                 f"slot folder: it {problem}")
-    models = tuple(_model(model_id, spec, f"models.{model_id}", fail, chat_template)
-                   for model_id, spec in tables.items())
+            raise fail(
+                "models",
+                f"the id {model_id!r} cannot name its server's log file and "
+                f"slot folder: it {problem}",
+            )
+    models = tuple(
+        _model(model_id, spec, f"models.{model_id}", fail, chat_template)
+        for model_id, spec in tables.items()
+    )
     seen: dict = {}
     for model in models:
         for name in model.names:
             if name in seen:
-                raise fail(f"models.{model.id}", f"the name {name!r} is already taken by "
-                                                 f"models.{seen[name]}")
+                raise fail(
+                    f"models.{model.id}",
+                    f"the name {name!r} is already taken by models.{seen[name]}",
+                )
             seen[name] = model.id
     default = data.get("default", models[0].id)
     if not isinstance(default, str) or default not in seen:
@@ -219,8 +284,9 @@ def parse_catalog(data: dict, source: str, chat_template: str = "auto") -> Catal
     max_running = data.get("max_running", 0)
     if isinstance(max_running, bool) or not isinstance(max_running, int) or max_running < 0:
         raise fail("max_running", "must be a whole number of servers (0 = no limit)")
-    return Catalog(models, seen[default], catch_all, max_running,
-                   _memory(data.get("max_memory", 0), fail))
+    return Catalog(
+        models, seen[default], catch_all, max_running, _memory(data.get("max_memory", 0), fail)
+    )
 
 
 def id_problem(model_id: str) -> str:
@@ -251,7 +317,7 @@ def _memory(value: Any, fail) -> int:
             return parse_size(value)
     except ValueError as exc:
         raise fail("max_memory", str(exc)) from None
-    raise fail("max_memory", f"must be a size such as \"20GiB\", got {value!r}")
+    raise fail("max_memory", f'must be a size such as "20GiB", got {value!r}')
 
 
 def _model(model_id: str, spec: Any, key: str, fail, chat_template: str) -> ModelSpec:
@@ -269,14 +335,18 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str) -> Mode
     managed = _managed(spec, key, fail) if backend == "servercpp" else None
     if managed:
         if "upstreams" in spec:
-            raise fail(f"{key}.upstreams", "a model the proxy runs (cmd or model) has none: "
-                                           "the proxy picks its port")
+            raise fail(
+                f"{key}.upstreams",
+                "a model the proxy runs (cmd or model) has none: the proxy picks its port",
+            )
         upstreams = ()
     elif backend == "servercpp":
         if not isinstance(upstreams, list) or not upstreams:
             raise fail(f"{key}.upstreams", "needs at least one server URL (one per replica)")
-        upstreams = tuple(_upstream(item, slots, f"{key}.upstreams[{i}]", fail)
-                          for i, item in enumerate(upstreams))
+        upstreams = tuple(
+            _upstream(item, slots, f"{key}.upstreams[{i}]", fail)
+            for i, item in enumerate(upstreams)
+        )
         if len({u.url for u in upstreams}) < len(upstreams):
             raise fail(f"{key}.upstreams", "names the same URL twice")
     elif "upstreams" in spec or not isinstance(spec.get("model"), str) or not spec["model"]:
@@ -292,14 +362,20 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str) -> Mode
         raise fail(f"{key}.upstream_key", "must be a string")
     reasoning = spec.get("reasoning", "auto")
     if reasoning not in REASONING:
-        raise fail(f"{key}.reasoning", f"must be one of {', '.join(REASONING)}, "
-                                       f"got {reasoning!r}")
-    return ModelSpec(id=model_id, aliases=tuple(aliases), backend=backend,
-                     upstreams=upstreams if backend == "servercpp" else (),
-                     chat_template=template, path=spec.get("model", ""),
-                     defaults=_defaults(spec.get("defaults", {}), f"{key}.defaults", fail),
-                     affinity=affinity, upstream_key=upstream_key, managed=managed,
-                     reasoning=reasoning)
+        raise fail(f"{key}.reasoning", f"must be one of {', '.join(REASONING)}, got {reasoning!r}")
+    return ModelSpec(
+        id=model_id,
+        aliases=tuple(aliases),
+        backend=backend,
+        upstreams=upstreams if backend == "servercpp" else (),
+        chat_template=template,
+        path=spec.get("model", ""),
+        defaults=_defaults(spec.get("defaults", {}), f"{key}.defaults", fail),
+        affinity=affinity,
+        upstream_key=upstream_key,
+        managed=managed,
+        reasoning=reasoning,
+    )
 
 
 def _managed(spec: dict, key: str, fail) -> Optional[ManagedSpec]:
@@ -325,8 +401,11 @@ def _managed(spec: dict, key: str, fail) -> Optional[ManagedSpec]:
         raise fail(f"{key}.mmproj", "must be the path of a vision projector file")
     if not isinstance(spec.get("reranking", False), bool):
         raise fail(f"{key}.reranking", "must be true or false")
-    args = [*args, *(["--mmproj", mmproj] if mmproj else []),
-            *(["--reranking"] if spec.get("reranking") else [])]
+    args = [
+        *args,
+        *(["--mmproj", mmproj] if mmproj else []),
+        *(["--reranking"] if spec.get("reranking") else []),
+    ]
     ttl = spec.get("ttl", 0)
     if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl < 0:
         raise fail(f"{key}.ttl", "must be a number of seconds (0 = never stop)")
@@ -334,10 +413,10 @@ def _managed(spec: dict, key: str, fail) -> Optional[ManagedSpec]:
         raise fail(f"{key}.preload", "must be true or false")
     slot_save = spec.get("slot_save", "on-stop")
     if slot_save not in SLOT_SAVES:
-        raise fail(f"{key}.slot_save", f"must be one of {', '.join(SLOT_SAVES)}, "
-                                       f"got {slot_save!r}")
-    return ManagedSpec(command, model, tuple(args), float(ttl), spec.get("preload", False),
-                       slot_save)
+        raise fail(f"{key}.slot_save", f"must be one of {', '.join(SLOT_SAVES)}, got {slot_save!r}")
+    return ManagedSpec(
+        command, model, tuple(args), float(ttl), spec.get("preload", False), slot_save
+    )
 
 
 def _upstream(item: Any, slots: int, key: str, fail) -> UpstreamSpec:
@@ -359,29 +438,33 @@ def _defaults(table: Any, key: str, fail) -> Optional[GenerationRequest]:
         return None
     unknown = sorted(set(table) - set(DEFAULTABLE))
     if unknown:
-        raise fail(f"{key}.{unknown[0]}", f"is not a request field a model can default; "
-                                          f"those are {', '.join(DEFAULTABLE)}")
+        raise fail(
+            f"{key}.{unknown[0]}",
+            f"is not a request field a model can default; those are {', '.join(DEFAULTABLE)}",
+        )
     fields = Fields(table)
     try:
-        return GenerationRequest(max_tokens=fields.integer("max_tokens", 1),
-                                 stop=stop_words(fields), sampling=sampling(fields),
-                                 n_keep=fields.integer("n_keep", -1),
-                                 cache_prompt=fields.boolean("cache_prompt"),
-                                 template_kwargs=template_kwargs(
-                                     fields, effort=effort(fields, "reasoning_effort")))
+        return GenerationRequest(
+            max_tokens=fields.integer("max_tokens", 1),
+            stop=stop_words(fields),
+            sampling=sampling(fields),
+            n_keep=fields.integer("n_keep", -1),
+            cache_prompt=fields.boolean("cache_prompt"),
+            template_kwargs=template_kwargs(fields, effort=effort(fields, "reasoning_effort")),
+        )
     except InvalidRequestError as exc:
         raise fail(f"{key}.{exc.param}" if exc.param else key, exc.message) from None
 
 
 def _count(value: Any, key: str, fail) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise fail(key, f"must be a whole number of slots (0 = as the server says), "
-                        f"got {value!r}")
+        raise fail(key, f"must be a whole number of slots (0 = as the server says), got {value!r}")
     return value
 
 
 def _no_unknown(table: dict, known: set, prefix: str, fail) -> None:
     unknown = sorted(set(table) - known)
     if unknown:
-        raise fail(prefix + unknown[0], f"is not a known key; known here: "
-                                        f"{', '.join(sorted(known))}")
+        raise fail(
+            prefix + unknown[0], f"is not a known key; known here: {', '.join(sorted(known))}"
+        )

@@ -1,5 +1,6 @@
 """The command line and the ``PROXY_*`` variables of the settings: each setting's flag and
 variable are named after it, its help line and choices come from its declaration."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,22 +17,27 @@ def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def build_parser(specs: Sequence, environ: Mapping[str, str],
-                 defaults: bool = True) -> argparse.ArgumentParser:
+def build_parser(
+    specs: Sequence, environ: Mapping[str, str], defaults: bool = True
+) -> argparse.ArgumentParser:
     """Make the ``oai-proxy`` parser for the settings' fields ``specs``; env vars become the
     defaults it shows (``defaults`` false: it fills in only what it is given)."""
     parser = argparse.ArgumentParser(
         prog="oai-proxy",
         description="OpenAI-compatible API for llama.cpp / PowerInfer server.cpp.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     for spec in specs:
         meta = spec.metadata
         env = env_name(spec.name)
         default = spec.default
         if env in environ:
             default = from_env(spec.type, environ[env], env)
-        kwargs = {"default": default, "metavar": meta["metavar"],
-                  "help": f"{meta['help']} (env {env})"}
+        kwargs = {
+            "default": default,
+            "metavar": meta["metavar"],
+            "help": f"{meta['help']} (env {env})",
+        }
         if meta["choices"]:
             kwargs["choices"] = meta["choices"]
         if spec.type == "tuple":
@@ -45,8 +51,12 @@ def build_parser(specs: Sequence, environ: Mapping[str, str],
     return parser
 
 
-def parsed(parser: argparse.ArgumentParser, specs: Sequence,
-           argv: Optional[Sequence[str]], environ: Mapping[str, str]) -> dict:
+def parsed(
+    parser: argparse.ArgumentParser,
+    specs: Sequence,
+    argv: Optional[Sequence[str]],
+    environ: Mapping[str, str],
+) -> dict:
     """The flat values ``argv`` gives over ``environ``'s (secrets too, which the parser
     leaves out of its defaults)."""
     values = vars(parser.parse_args(argv))
@@ -54,8 +64,9 @@ def parsed(parser: argparse.ArgumentParser, specs: Sequence,
         if spec.type == "tuple" and spec.name in values:
             values[spec.name] = tuple(values[spec.name])
         if spec.name not in values and env_name(spec.name) in environ:
-            values[spec.name] = from_env(spec.type, environ[env_name(spec.name)],
-                                         env_name(spec.name))
+            values[spec.name] = from_env(
+                spec.type, environ[env_name(spec.name)], env_name(spec.name)
+            )
     return values
 
 

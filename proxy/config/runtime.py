@@ -1,6 +1,7 @@
 """Where this process keeps its files and finds the processes beside it: read from the
 environment once, by whoever starts the proxy (``oai-proxy``, ``proxy.wsgi``, gunicorn's
 master), and handed to the app factory, which reads no environment itself."""
+
 from __future__ import annotations
 
 import os
@@ -24,17 +25,20 @@ class Runtime:
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> "Runtime":
         authkey, _, address = environ.get(SUPERVISOR_ENV, "").partition("@")
         home = environ.get("HOME") or os.path.expanduser("~")
-        return cls(cache_dir=os.path.join(home, ".cache", "oai-proxy"),
-                   metrics_folder=environ.get(METRICS_ENV, ""),
-                   supervisor=(address, bytes.fromhex(authkey)) if address else None,
-                   environ=environ)
+        return cls(
+            cache_dir=os.path.join(home, ".cache", "oai-proxy"),
+            metrics_folder=environ.get(METRICS_ENV, ""),
+            supervisor=(address, bytes.fromhex(authkey)) if address else None,
+            environ=environ,
+        )
 
     def child_environment(self, library_dirs=()) -> dict:
         """The environment for a server the proxy starts: this one, with ``library_dirs`` in
         front of the loader's search path (a wheel's llama-server finds its libraries there)."""
         env = dict(self.environ)
         parts = [str(folder) for folder in library_dirs] + (
-            [env["LD_LIBRARY_PATH"]] if env.get("LD_LIBRARY_PATH") else [])
+            [env["LD_LIBRARY_PATH"]] if env.get("LD_LIBRARY_PATH") else []
+        )
         if parts:
             env["LD_LIBRARY_PATH"] = os.pathsep.join(parts)
         return env

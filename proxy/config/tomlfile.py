@@ -1,4 +1,5 @@
 """Reading the TOML files operators write (models, keys), with mistakes told in one line."""
+
 from __future__ import annotations
 
 import sys

@@ -7,6 +7,7 @@ and more. And every step that walks a body recursively (encoding it for a server
 schema, compiling a grammar) fails at Python's recursion limit, while JSON parsers take
 bodies nested far deeper. Most bodies are told apart at C speed, by counting brackets.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -37,8 +38,12 @@ def more_containers(data: bytes, most: int) -> bool:
     """
     if b"\x00" in data:
         return brackets(data) > most
-    marks = (data.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, OTHER_BYTES)
-             .replace(b'""', b""))
+    marks = (
+        data.replace(b"\\\\", b"")
+        .replace(b'\\"', b"")
+        .translate(None, OTHER_BYTES)
+        .replace(b'""', b"")
+    )
     if (marks.count(b'"') - 1) // 2 > most:
         return True
     return len(b"".join(marks.split(b'"')[::2])) > most

@@ -6,6 +6,7 @@ No tokenizer's tokens average near :data:`MOST_CHARACTERS_PER_TOKEN` characters 
 text (they average three to five), so a chat of more characters than that many times the
 context cannot fit, and is refused at once.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -18,8 +19,11 @@ MOST_CHARACTERS_PER_TOKEN = 32
 
 def fewest_tokens(request: GenerationRequest) -> int:
     """A number of tokens ``request``'s prompt certainly takes, from its text's length."""
-    characters = len(request.prompt) if request.prompt is not None else \
-        sum(len(message.content) for message in request.messages)
+    characters = (
+        len(request.prompt)
+        if request.prompt is not None
+        else sum(len(message.content) for message in request.messages)
+    )
     return characters // MOST_CHARACTERS_PER_TOKEN
 
 

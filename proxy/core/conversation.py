@@ -1,5 +1,6 @@
 """What names a conversation from one turn to the next: the key under which the fleet places
 its turns on one replica and a server the proxy runs keeps its slot."""
+
 from __future__ import annotations
 
 import hashlib

@@ -5,6 +5,7 @@ When the proxy is told to stop (SIGTERM), the server stops accepting connections
 period (``--graceful-timeout``) is over, :attr:`Drain.ending` turns true and every stream still
 open sends one error event and ``[DONE]`` at its next event instead of more text.
 """
+
 from __future__ import annotations
 
 import threading
@@ -47,8 +48,7 @@ class Drain:
             if self._began:
                 return
             self._began = True
-        threading.Thread(target=self._end_after, args=(grace,), name="drain",
-                         daemon=True).start()
+        threading.Thread(target=self._end_after, args=(grace,), name="drain", daemon=True).start()
 
     def _end_after(self, grace: float) -> None:
         with self._lock:

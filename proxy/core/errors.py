@@ -25,10 +25,10 @@ ProxyError                      500  an expected failure; the base of all below
       │    └── QueueTimeoutError     no slot came free in time
       └── UpstreamTimeoutError     504  the upstream did not answer in time
 """
+
 from __future__ import annotations
 
 from typing import Callable, Iterable
-
 
 # An upstream that could not be reached at all: the request never got there, and may be
 # sent again (to the same server once it is back, or to another replica).
@@ -46,9 +46,16 @@ class ProxyError(Exception):
     type = "server_error"
     code: str | None = None
 
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None,
-                 retry_after: int | None = None, detail: str | None = None,
-                 headers: dict | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        retry_after: int | None = None,
+        detail: str | None = None,
+        headers: dict | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
@@ -80,9 +87,12 @@ class ContextLengthError(InvalidRequestError):
         """``at_least``: ``prompt_tokens`` is a bound the prompt is known to exceed, found
         without tokenizing it."""
         counted = f"at least {prompt_tokens}" if at_least else str(prompt_tokens)
-        super().__init__(f"This model's maximum context length is {limit} tokens. However, "
-                         f"your messages resulted in {counted} tokens. Please reduce the "
-                         f"length of the messages.", param="messages")
+        super().__init__(
+            f"This model's maximum context length is {limit} tokens. However, "
+            f"your messages resulted in {counted} tokens. Please reduce the "
+            f"length of the messages.",
+            param="messages",
+        )
         self.prompt_tokens = prompt_tokens
         self.limit = limit
 
@@ -148,8 +158,11 @@ class ModelNotFoundError(NotFoundError):
         self.model = model
         self.known = tuple(sorted(set(known)))
         named = f"The model {model!r}" if model else "The default model"
-        listed = (f"; the models are {', '.join(self.known)} (GET /v1/models lists their "
-                  f"aliases too)" if self.known else "")
+        listed = (
+            f"; the models are {', '.join(self.known)} (GET /v1/models lists their aliases too)"
+            if self.known
+            else ""
+        )
         super().__init__(f"{named} does not exist here{listed}", param="model")
 
     def among(self, allowed: Callable[[str], bool]) -> "ModelNotFoundError":

@@ -9,6 +9,7 @@ event, while its server starts.
 Events are plain slotted classes, made once per token: a frozen dataclass sets each field
 through ``object.__setattr__``, several times slower.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -118,8 +119,13 @@ class Finish(Event):
 
     __slots__ = ("reason", "stop_sequence", "truncated", "prompt_token_ids")
 
-    def __init__(self, reason: str, stop_sequence: Optional[str] = None,
-                 truncated: bool = False, prompt_token_ids: Optional[tuple] = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        stop_sequence: Optional[str] = None,
+        truncated: bool = False,
+        prompt_token_ids: Optional[tuple] = None,
+    ) -> None:
         self.reason = reason
         self.stop_sequence = stop_sequence
         self.truncated = truncated

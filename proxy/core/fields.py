@@ -3,6 +3,7 @@
 Shared by every dialect and by the models file's ``defaults`` (which take the request fields'
 own rules), so that a field means and checks the same wherever it is written.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,9 @@ class Fields:
     def __init__(self, body: Any, prefix: str = "") -> None:
         if not isinstance(body, dict):
             where = prefix.rstrip(".") or "the request body"
-            raise InvalidRequestError(f"{where} must be a JSON object",
-                                      param=prefix.rstrip(".") or None)
+            raise InvalidRequestError(
+                f"{where} must be a JSON object", param=prefix.rstrip(".") or None
+            )
         self.body = body
         self.prefix = prefix
 
@@ -56,7 +58,7 @@ class Fields:
             raise self.fail(name, f"must be between {low:g} and {high:g}, got {value:g}")
         return value
 
-    def integer(self, name: str, low: int = -(2 ** 63), high: int = 2 ** 63 - 1) -> Optional[int]:
+    def integer(self, name: str, low: int = -(2**63), high: int = 2**63 - 1) -> Optional[int]:
         value = self.body.get(name)
         if value is None:
             return None
@@ -122,12 +124,12 @@ def model_name(body: Any) -> Optional[str]:
 SAMPLING_RULES = {
     "temperature": (Fields.number, 0, 2),
     "top_p": (Fields.number, 0, 1),
-    "top_k": (Fields.integer, 0, 2 ** 63 - 1),
+    "top_k": (Fields.integer, 0, 2**63 - 1),
     "min_p": (Fields.number, 0, 1),
     "presence_penalty": (Fields.number, -2, 2),
     "frequency_penalty": (Fields.number, -2, 2),
     "repeat_penalty": (Fields.number, 0, 10),
-    "seed": (Fields.integer, -1, 2 ** 32 - 1),
+    "seed": (Fields.integer, -1, 2**32 - 1),
     "mirostat": (Fields.integer, 0, 2),
     "mirostat_tau": (Fields.number, 0, math.inf),
     "mirostat_eta": (Fields.number, 0, math.inf),
@@ -137,8 +139,11 @@ SAMPLING_RULES = {
 def sampling(fields: Fields) -> Sampling:
     """The sampling fields the client set, each read by its rule (most requests set few)."""
     body = fields.body
-    values = {name: read(fields, name, low, high)
-              for name, (read, low, high) in SAMPLING_RULES.items() if name in body}
+    values = {
+        name: read(fields, name, low, high)
+        for name, (read, low, high) in SAMPLING_RULES.items()
+        if name in body
+    }
     if not values and "logit_bias" not in body:
         return NO_SAMPLING
     return Sampling(**values, logit_bias=logit_bias(fields))
@@ -159,8 +164,9 @@ def logit_bias(fields: Fields) -> tuple:
             pairs.append((int(key), False))
             continue
         if isinstance(bias, bool) or not isinstance(bias, (int, float)) or not -100 <= bias <= 100:
-            raise fields.fail("logit_bias", f"values must be numbers from -100 to 100, "
-                                            f"got {bias!r} for {key}")
+            raise fields.fail(
+                "logit_bias", f"values must be numbers from -100 to 100, got {bias!r} for {key}"
+            )
         pairs.append((int(key), float(bias)))
     return tuple(pairs)
 
@@ -179,8 +185,9 @@ def stop_words(fields: Fields, name: str = "stop") -> tuple:
     return tuple(word for word in stop if word)
 
 
-def template_kwargs(fields: Fields, *, thinking: Optional[bool] = None,
-                    effort: Optional[str] = None) -> dict:
+def template_kwargs(
+    fields: Fields, *, thinking: Optional[bool] = None, effort: Optional[str] = None
+) -> dict:
     """Variables for the model's chat template: ``chat_template_kwargs`` as sent, over
     them ``thinking`` as ``enable_thinking`` and ``effort`` as ``reasoning_effort`` (where
     the client's API has its own words for these; ``none`` effort switches thinking off)."""
@@ -238,8 +245,11 @@ def chosen_function(fields: Fields, tools: Sequence[dict], name: str = "name") -
     chosen = fields.required(name)
     offered = [tool["function"]["name"] for tool in tools]
     if chosen not in offered:
-        raise fields.fail(name, f"names the function {chosen!r}, which is not among the tools "
-                                f"({', '.join(offered) or 'none given'})")
+        raise fields.fail(
+            name,
+            f"names the function {chosen!r}, which is not among the tools "
+            f"({', '.join(offered) or 'none given'})",
+        )
     return ToolChoice("function", chosen)
 
 
@@ -276,8 +286,7 @@ def sized_schema(fields: Fields, name: str, schema: dict, most: int) -> dict:
     schema into a grammar, which takes many times that memory."""
     size = json_size(schema)
     if size > most:
-        raise fields.fail(name, f"is a schema of {size} bytes of JSON; at most {most} are "
-                                f"accepted")
+        raise fields.fail(name, f"is a schema of {size} bytes of JSON; at most {most} are accepted")
     return schema
 
 
@@ -289,8 +298,9 @@ def json_size(value: Any) -> int:
         return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
 
 
-def response_format(kind: Optional[str], fields: Fields, schema_at: Fields,
-                    schema_size: int) -> Optional[ResponseFormat]:
+def response_format(
+    kind: Optional[str], fields: Fields, schema_at: Fields, schema_size: int
+) -> Optional[ResponseFormat]:
     """``text`` (none), ``json_object`` or ``json_schema`` (its schema in ``schema_at``, of
     at most ``schema_size`` bytes of JSON); ``fields`` holds the ``type``."""
     if kind == "text":
@@ -314,8 +324,9 @@ def check_schema(fields: Fields, name: str, schema: dict, most: int) -> None:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as exc:
         where = "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in exc.path)
-        raise fields.fail(name, f"is not a valid JSON Schema: {exc.message} "
-                                f"(at {where or 'the top'})") from None
+        raise fields.fail(
+            name, f"is not a valid JSON Schema: {exc.message} (at {where or 'the top'})"
+        ) from None
     except (RecursionError, ValueError, TypeError, LookupError) as exc:
         raise fields.fail(name, f"is not a valid JSON Schema ({type(exc).__name__})") from None
 

@@ -8,6 +8,7 @@ the upstream sent in one read, so that they can leave in one write.
 A request asked for ``n`` choices runs each prompt ``n`` times; its prompt tokens are counted
 once, as OpenAI counts them, in the usage of its first choice.
 """
+
 from __future__ import annotations
 
 import threading
@@ -19,8 +20,17 @@ from dataclasses import replace
 from itertools import chain
 from typing import Iterator, Optional, Sequence
 
-from proxy.core.events import (WAITING, Finish, PromptCounted, ReasoningDelta, TextDelta,
-                               ToolCallDelta, ToolCallEnd, ToolCallStart, UsageReport)
+from proxy.core.events import (
+    WAITING,
+    Finish,
+    PromptCounted,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    UsageReport,
+)
 from proxy.core.router import Router
 from proxy.core.types import Chunk, Completion, GenerationRequest, Usage
 from proxy.ops import measure
@@ -35,8 +45,7 @@ def jobs(requests: Sequence[GenerationRequest], n: int = 1) -> list:
     return [request for request in requests for _ in range(n)]
 
 
-def complete(router: Router, requests: Sequence[GenerationRequest],
-             n: int = 1) -> list:
+def complete(router: Router, requests: Sequence[GenerationRequest], n: int = 1) -> list:
     """Every choice, whole; several run at once, as the upstream's slots allow."""
     todo = jobs(requests, n)
     if len(todo) == 1 or not router.concurrent:
@@ -44,14 +53,16 @@ def complete(router: Router, requests: Sequence[GenerationRequest],
     else:
         with waiting(), ThreadPoolExecutor(max_workers=len(todo)) as pool:
             completions = list(pool.map(router.complete, todo))
-    counted = [_counted(completion, repeat=index % n != 0)
-               for index, completion in enumerate(completions)]
+    counted = [
+        _counted(completion, repeat=index % n != 0) for index, completion in enumerate(completions)
+    ]
     _measure(sum((completion.usage for completion in counted), Usage()))
     return counted
 
 
-def stream(router: Router, requests: Sequence[GenerationRequest], n: int = 1, *,
-           patient: bool = False) -> Iterator[list]:
+def stream(
+    router: Router, requests: Sequence[GenerationRequest], n: int = 1, *, patient: bool = False
+) -> Iterator[list]:
     """Every choice's events, one choice after another.
 
     Nothing is read until the first item is asked for; the first choice's first chunk is
@@ -73,8 +84,9 @@ def _events(router: Router, todo: list, n: int) -> Iterator[list]:
             first = next(chunks)
             reads = _in_reads(chain((first,), chunks), repeat=index % n != 0)
             if first.prompt_count is not None:
-                reads = _led_by(PromptCounted(first.prompt_count), reads,
-                                at_once=not _says_anything(first))
+                reads = _led_by(
+                    PromptCounted(first.prompt_count), reads, at_once=not _says_anything(first)
+                )
             for events in reads:
                 if type(events[-1]) is Finish:
                     total += events[-2].usage
@@ -102,9 +114,15 @@ def _in_reads(chunks: Iterator[Chunk], *, repeat: bool) -> Iterator[list]:
             if chunk.finish_reason is not None:
                 calls.end(together)
                 usage = _prompt_once(chunk.usage or Usage(), repeat)
-                together += [UsageReport(usage),
-                             Finish(chunk.finish_reason, chunk.stop_sequence, chunk.truncated,
-                                    chunk.prompt_tokens)]
+                together += [
+                    UsageReport(usage),
+                    Finish(
+                        chunk.finish_reason,
+                        chunk.stop_sequence,
+                        chunk.truncated,
+                        chunk.prompt_tokens,
+                    ),
+                ]
             if together and not chunk.followed:
                 if not timed:
                     timed = True
@@ -154,29 +172,33 @@ def _led_by(event, reads: Iterator[list], at_once: bool = False) -> Iterator[lis
 
 def _says_anything(chunk: Chunk) -> bool:
     """Whether ``chunk`` holds more than a count: text, thoughts, calls or an end."""
-    return bool(chunk.text or chunk.reasoning or chunk.tool_calls or chunk.logprobs
-                or chunk.finish_reason is not None)
+    return bool(
+        chunk.text
+        or chunk.reasoning
+        or chunk.tool_calls
+        or chunk.logprobs
+        or chunk.finish_reason is not None
+    )
 
 
 def _counted(completion: Completion, *, repeat: bool) -> Completion:
-    return replace(completion, usage=_prompt_once(completion.usage, True)) if repeat \
-        else completion
+    return replace(completion, usage=_prompt_once(completion.usage, True)) if repeat else completion
 
 
 def _prompt_once(usage: Usage, repeat: bool) -> Usage:
     """A repeated prompt's usage, its prompt tokens left to the first choice's."""
     if not repeat:
         return usage
-    return Usage(completion_tokens=usage.completion_tokens,
-                 reasoning_tokens=usage.reasoning_tokens)
+    return Usage(completion_tokens=usage.completion_tokens, reasoning_tokens=usage.reasoning_tokens)
 
 
 def _measure(usage: Usage) -> None:
     measure.generated(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens or 0)
 
 
-def patiently(events: Iterator[list], patience: Optional[float] = None,
-              every: Optional[float] = None) -> Iterator[list]:
+def patiently(
+    events: Iterator[list], patience: Optional[float] = None, every: Optional[float] = None
+) -> Iterator[list]:
     """``events``, but a first event slower than ``patience`` (a server starting) is preceded
     by ``[WAITING]`` every ``every`` seconds until it comes (by default :data:`PATIENCE` and
     :data:`KEEPALIVE_EVERY`). A failure of the first event within ``patience`` is raised as
@@ -184,8 +206,12 @@ def patiently(events: Iterator[list], patience: Optional[float] = None,
     patience = PATIENCE if patience is None else patience
     every = KEEPALIVE_EVERY if every is None else every
     first: Future = Future()
-    threading.Thread(target=copy_context().run, args=(_first_event, events, first),
-                     daemon=True, name="first-event").start()
+    threading.Thread(
+        target=copy_context().run,
+        args=(_first_event, events, first),
+        daemon=True,
+        name="first-event",
+    ).start()
     try:
         event = first.result(patience)
     except FutureTimeout:

@@ -5,6 +5,7 @@ A header line ends at CR or LF, and HTTP servers write headers as Latin-1: a nam
 chose, put in a header as it came, would end the line early (a header of the client's own
 making, or a 500 where the server refuses it) or fail to encode at all.
 """
+
 from __future__ import annotations
 
 from typing import Iterable

@@ -11,6 +11,7 @@ llama.cpp reads PNG, JPEG, GIF and BMP with stb_image, WebP with ffmpeg. Bytes a
 file's end marker are left unread, as those decoders leave them (a phone's motion photo
 carries its video after its JPEG).
 """
+
 from __future__ import annotations
 
 import re
@@ -87,15 +88,21 @@ def _png(raw: bytes) -> Declared:
             raise Refused(CUT_SHORT)
         if length >= 1 << 31 or not kind.isalpha():
             raise _damaged("a chunk's header is not one")
-        if zlib.crc32(view[at + 4:end - 4]) != _unpack(">I", raw, end - 4)[0]:
+        if zlib.crc32(view[at + 4 : end - 4]) != _unpack(">I", raw, end - 4)[0]:
             raise _damaged(f"its {kind.decode()} chunk's checksum is wrong")
         if not chunks:
             if kind != b"IHDR" or length != 13:
                 raise _damaged("it does not begin with its header (IHDR)")
             width, height, depth, color, compression, filtering, interlace = _unpack(
-                ">IIBBBBB", raw, at + 8)
-            if depth not in PNG_DEPTHS.get(color, ()) or compression or filtering \
-                    or interlace > 1 or max(width, height) >= 1 << 31:
+                ">IIBBBBB", raw, at + 8
+            )
+            if (
+                depth not in PNG_DEPTHS.get(color, ())
+                or compression
+                or filtering
+                or interlace > 1
+                or max(width, height) >= 1 << 31
+            ):
                 raise _damaged("its header (IHDR) holds values no PNG has")
         pictured = pictured or kind == b"IDAT"
         if kind == b"IEND":
@@ -237,7 +244,7 @@ def _webp_size(raw: bytes, kind: bytes, start: int, end: int):
         return (bits & 0x3FFF) + 1, (bits >> 14 & 0x3FFF) + 1
     if kind == b"VP8 ":
         frame = _uint24(raw, start)
-        if frame & 1 or raw[start + 3:start + 6] != b"\x9d\x01\x2a":
+        if frame & 1 or raw[start + 3 : start + 6] != b"\x9d\x01\x2a":
             raise _damaged("its lossy bitstream does not begin with a key frame")
         if frame >> 5 > end - start - 10:
             raise _damaged("its lossy bitstream's first part is longer than its chunk")
@@ -261,8 +268,13 @@ def _bmp(raw: bytes) -> Declared:
         raise _unread_bmp("run-length compressed")
     if compression in (4, 5):
         raise _unread_bmp("holding a JPEG or a PNG")
-    if planes != 1 or depth not in BMP_DEPTHS or width < 0 or compression not in (0, 3, 6) \
-            or (compression and depth not in (16, 32)):
+    if (
+        planes != 1
+        or depth not in BMP_DEPTHS
+        or width < 0
+        or compression not in (0, 3, 6)
+        or (compression and depth not in (16, 32))
+    ):
         raise _damaged("its bitmap header holds values no BMP the models read has")
     if start < 14 + header:
         raise _damaged("its pixels begin within its headers")

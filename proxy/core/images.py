@@ -6,6 +6,7 @@ An image is judged by what its structure declares (:mod:`proxy.core.imagefile`),
 decoded: a few bytes may declare gigabytes of pixels, which a decoder, here or in the server,
 would build before it found out.
 """
+
 from __future__ import annotations
 
 import base64
@@ -34,7 +35,7 @@ def from_data_uri(uri: str, field: str, bounds: Bounds, at: int = 0) -> Image:
     header = uri[:comma]
     if comma < 0 or not header.startswith("data:"):
         raise _fail(field, "must be a data URI (data:image/png;base64,…)")
-    media_type, _, encoding = header[len("data:"):].partition(";")
+    media_type, _, encoding = header[len("data:") :].partition(";")
     if not media_type.startswith("image/"):
         raise _fail(field, f"is a data URI of {media_type or 'text/plain'}, not of an image")
     if encoding != "base64":
@@ -63,8 +64,11 @@ def checked(raw: bytes, field: str, bounds: Bounds) -> str:
     except imagefile.Refused as refused:
         raise _fail(field, str(refused)) from None
     if found.pixels > bounds.pixels:
-        raise _fail(field, f"has more pixels than an image may have: {found.width}x"
-                           f"{found.height}, over {bounds.pixels}")
+        raise _fail(
+            field,
+            f"has more pixels than an image may have: {found.width}x"
+            f"{found.height}, over {bounds.pixels}",
+        )
     return found.media_type
 
 
@@ -93,11 +97,11 @@ def _decoded(text: str, start: int) -> bytearray:
     raw = bytearray((len(text) - start) // 4 * 3)
     done = 0
     for at in range(start, len(text), BASE64_PIECE):
-        piece = text[at:at + BASE64_PIECE]
+        piece = text[at : at + BASE64_PIECE]
         if piece.endswith("=") and at + BASE64_PIECE < len(text):  # padding within
             raise binascii.Error("padding before the end")
         decoded = base64.b64decode(piece, validate=True)
-        raw[done:done + len(decoded)] = decoded
+        raw[done : done + len(decoded)] = decoded
         done += len(decoded)
     del raw[done:]  # the padding's room
     return raw
@@ -109,7 +113,7 @@ def pieces(message: Message) -> Iterator[Union[str, Image]]:
     start = 0
     for image in sorted(message.images, key=lambda image: image.at):
         if image.at > start:
-            yield message.content[start:image.at]
+            yield message.content[start : image.at]
             start = image.at
         yield image
     if start < len(message.content) or not message.images:
@@ -119,9 +123,18 @@ def pieces(message: Message) -> Iterator[Union[str, Image]]:
 def marked(messages: Sequence[Message], marker: str) -> tuple:
     """``messages`` with each image's place in their text taken by ``marker`` (the server's
     own, where it puts the images it is sent beside a prompt)."""
-    return tuple(replace(message, content="".join(
-        piece if isinstance(piece, str) else marker for piece in pieces(message)), images=())
-        if message.images else message for message in messages)
+    return tuple(
+        replace(
+            message,
+            content="".join(
+                piece if isinstance(piece, str) else marker for piece in pieces(message)
+            ),
+            images=(),
+        )
+        if message.images
+        else message
+        for message in messages
+    )
 
 
 def unseen(image: Image, model: str, why: str) -> InvalidRequestError:

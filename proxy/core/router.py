@@ -1,11 +1,19 @@
 """What the API and the core ask of the one place every request goes, whatever model it names
 (:class:`proxy.fleet.fleet.Fleet` is the one implementation)."""
+
 from __future__ import annotations
 
 from typing import Iterator, Optional, Protocol, Sequence
 
-from proxy.core.types import (Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo,
-                              Ranking)
+from proxy.core.types import (
+    Chunk,
+    Completion,
+    Embeddings,
+    GenerationRequest,
+    Health,
+    ModelInfo,
+    Ranking,
+)
 
 
 class ServerControl(Protocol):
@@ -53,8 +61,7 @@ class Router(Protocol):
     def embed(self, inputs: Sequence[str], model: Optional[str] = None) -> Embeddings:
         """One vector per input text."""
 
-    def rerank(self, query: str, documents: Sequence[str],
-               model: Optional[str] = None) -> Ranking:
+    def rerank(self, query: str, documents: Sequence[str], model: Optional[str] = None) -> Ranking:
         """How relevant each document is to ``query``, the most relevant first."""
 
     def models(self) -> list[ModelInfo]:

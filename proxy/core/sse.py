@@ -6,6 +6,7 @@ after the first byte looks like and what ends the stream; this module writes the
 keeps count of open streams for a graceful stop, and makes sure that every stream ends the
 way its API ends one, whatever happened.
 """
+
 from __future__ import annotations
 
 import logging
@@ -58,8 +59,13 @@ def encode_event(payload: dict) -> bytes:
 
 def encode_named(payload: dict) -> bytes:
     """An event whose ``event:`` line names its payload's ``type`` (Anthropic, Responses)."""
-    return (b"event: " + payload["type"].encode() + b"\ndata: "
-            + orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS) + b"\n\n")
+    return (
+        b"event: "
+        + payload["type"].encode()
+        + b"\ndata: "
+        + orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS)
+        + b"\n\n"
+    )
 
 
 def encode_line(payload: dict) -> bytes:
@@ -84,21 +90,34 @@ def _framed(writes: Iterable, wire: Wire, drain: Drain) -> Iterator[bytes]:
     try:
         for write in writes:
             if type(write) is list:
-                yield b"".join([each if type(each) is bytes
-                                else COMMENT_BYTES if each is COMMENT else encode(each)
-                                for each in write])
+                yield b"".join(
+                    [
+                        each
+                        if type(each) is bytes
+                        else COMMENT_BYTES
+                        if each is COMMENT
+                        else encode(each)
+                        for each in write
+                    ]
+                )
             else:
                 yield COMMENT_BYTES if write is COMMENT else encode(write)
             if drain.ending:
-                raise ShuttingDownError("the proxy is shutting down and could not finish this "
-                                        "answer in time; send the request again")
+                raise ShuttingDownError(
+                    "the proxy is shutting down and could not finish this "
+                    "answer in time; send the request again"
+                )
     except ProxyError as exc:
         logger.warning("stream ended with an error: %s", exc)
         yield b"".join(encode(each) for each in wire.failure(exc))
     except Exception as exc:  # a stream has no other way left to tell the client
         logger.error("stream failed: %s: %s", type(exc).__name__, exc)
-        yield b"".join(encode(each) for each in wire.failure(ProxyError(
-            "the stream failed inside the proxy; see its log", code="internal_error")))
+        yield b"".join(
+            encode(each)
+            for each in wire.failure(
+                ProxyError("the stream failed inside the proxy; see its log", code="internal_error")
+            )
+        )
     finally:
         close = getattr(writes, "close", None)
         if close is not None:

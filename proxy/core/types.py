@@ -1,4 +1,5 @@
 """Plain values that travel between the dialects, the core and the backends (no Flask, no HTTP)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -158,11 +159,14 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
     def __add__(self, other: "Usage") -> "Usage":
-        return Usage(self.prompt_tokens + other.prompt_tokens,
-                     self.completion_tokens + other.completion_tokens,
-                     _sum(self.cached_tokens, other.cached_tokens),
-                     _sum(self.reasoning_tokens, other.reasoning_tokens),
-                     _sum(self.prompt_ms, other.prompt_ms), _sum(self.eval_ms, other.eval_ms))
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            _sum(self.cached_tokens, other.cached_tokens),
+            _sum(self.reasoning_tokens, other.reasoning_tokens),
+            _sum(self.prompt_ms, other.prompt_ms),
+            _sum(self.eval_ms, other.eval_ms),
+        )
 
 
 def _sum(first: Optional[int], second: Optional[int]) -> Optional[int]:
@@ -215,8 +219,7 @@ def assembled(pieces) -> tuple:
             calls[piece.index] = [piece.id or "", piece.name, [piece.arguments]]
         elif piece.index in calls:
             calls[piece.index][2].append(piece.arguments)
-    return tuple(ToolCall(id, name, "".join(arguments))
-                 for id, name, arguments in calls.values())
+    return tuple(ToolCall(id, name, "".join(arguments)) for id, name, arguments in calls.values())
 
 
 @dataclass(frozen=True)
@@ -249,7 +252,9 @@ class Chunk:
     slot: Optional[int] = None
     # the next chunk arrived with this one: a writer may send both at once, saving a write
     followed: bool = False
-    reasoning: str = ""  # thoughts, told apart from ``text`` (see proxy.backends.structured.reasoning)
+    reasoning: str = (
+        ""  # thoughts, told apart from ``text`` (see proxy.backends.structured.reasoning)
+    )
     stop_sequence: Optional[str] = None  # on the last chunk: the stop word that ended it
     prompt_count: Optional[int] = None  # on the first chunk: prompt tokens, when known early
 

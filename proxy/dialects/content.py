@@ -1,5 +1,6 @@
 """A message's content as the dialects read it: text pieces joined as one text, with the
 images met between them kept at their places in it."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -57,5 +58,7 @@ def image_at(url: str, field: str, limits: Limits, at: int = 0) -> Image:
     if not limits.image_urls:
         raise InvalidRequestError(
             f"'{field}' is a URL, and this proxy fetches no images: send the image inline, as "
-            f"a data URI (data:image/png;base64,…)", param=field)
+            f"a data URI (data:image/png;base64,…)",
+            param=field,
+        )
     return Image(field, at, url=url)

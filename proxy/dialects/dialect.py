@@ -7,6 +7,7 @@ protocol's. The API serves every one the same way
 (:func:`proxy.api.serve.serve`): parse the body, run its requests on the core, render the
 answer whole or as a stream.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace

@@ -6,6 +6,7 @@ Its clients send the latest user turn as ``prompt`` and earlier turns as
 ``data: {"content": <whole answer>, …token counts, "finish_reason"}``, then ``data: [DONE]``.
 Its chats are a :class:`~proxy.dialects.dialect.Dialect`, streamed by route, not by body.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -36,19 +37,29 @@ def parse(body: Any, limits: Limits = Limits()) -> Ask:
     if not isinstance(history, list):
         raise fields.fail("history", "must be a list of [user, assistant] pairs")
     for i, turn in enumerate(history):
-        if not (isinstance(turn, list) and len(turn) == 2
-                and all(isinstance(text, str) for text in turn)):
-            raise InvalidRequestError(f"'history[{i}]' must be a [user, assistant] pair of "
-                                      f"strings", param=f"history[{i}]")
+        if not (
+            isinstance(turn, list)
+            and len(turn) == 2
+            and all(isinstance(text, str) for text in turn)
+        ):
+            raise InvalidRequestError(
+                f"'history[{i}]' must be a [user, assistant] pair of strings", param=f"history[{i}]"
+            )
         messages += [Message("user", turn[0]), Message("assistant", turn[1])]
     messages.append(Message("user", prompt))
-    return Ask((GenerationRequest(
-        messages=tuple(messages),
-        model=fields.string("model") or None,
-        max_tokens=fields.integer("max_length", 1),
-        sampling=Sampling(temperature=fields.number("temperature", 0, 2),
-                          top_p=fields.number("top_p", 0, 1)),
-    ),))
+    return Ask(
+        (
+            GenerationRequest(
+                messages=tuple(messages),
+                model=fields.string("model") or None,
+                max_tokens=fields.integer("max_length", 1),
+                sampling=Sampling(
+                    temperature=fields.number("temperature", 0, 2),
+                    top_p=fields.number("top_p", 0, 1),
+                ),
+            ),
+        )
+    )
 
 
 def render(ask: Ask, id: str, model: str, completions: Sequence[Completion]) -> dict:
@@ -84,8 +95,13 @@ class Stream(EventRenderer, Wire):
 
 
 def _end(text: str, finish_reason: str, usage: Usage, model: str) -> dict:
-    return {"content": text, **_counts(usage), "model": model, "object": "chat.completion",
-            "finish_reason": finish_reason}
+    return {
+        "content": text,
+        **_counts(usage),
+        "model": model,
+        "object": "chat.completion",
+        "finish_reason": finish_reason,
+    }
 
 
 def parse_tokenize(body: Any) -> tuple:
@@ -109,16 +125,21 @@ def parse_embedding(body: Any, limits: Limits) -> list:
     if not (isinstance(texts, list) and texts and all(isinstance(t, str) and t for t in texts)):
         raise fields.fail("prompt", "must be a non-empty list of non-empty strings")
     if len(texts) > limits.max_batch:
-        raise fields.fail("prompt", f"may hold at most {limits.max_batch} texts, "
-                                    f"got {len(texts)}")
+        raise fields.fail("prompt", f"may hold at most {limits.max_batch} texts, got {len(texts)}")
     return texts
 
 
 def render_embedding(result: Embeddings, model: str) -> dict:
-    return {"data": [list(vector) for vector in result.vectors], "model": model,
-            "object": "embedding"}
+    return {
+        "data": [list(vector) for vector in result.vectors],
+        "model": model,
+        "object": "embedding",
+    }
 
 
 def _counts(usage: Usage) -> dict:
-    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens}
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }

@@ -7,6 +7,7 @@ with ``text``), ``top_n``, ``return_documents`` (true unless false) in; ``result
 A body with ``texts`` instead of ``documents`` is Hugging Face TEI's (``return_text`` false
 unless true), answered as TEI's clients read it: a bare list of ``index``, ``score`` and
 ``text``."""
+
 from __future__ import annotations
 
 import os
@@ -41,16 +42,19 @@ def parse(body: Any, limits: Limits = Limits()) -> RerankRequest:
     name = "texts" if tei else "documents"
     raw = fields.raw(name)
     if not isinstance(raw, list) or not raw:
-        raise fields.fail(name, "must be a non-empty list of strings or {\"text\": …} "
-                                "objects")
+        raise fields.fail(name, 'must be a non-empty list of strings or {"text": …} objects')
     if len(raw) > limits.max_batch:
-        raise fields.fail(name, f"may hold at most {limits.max_batch} documents, got "
-                                f"{len(raw)}")
+        raise fields.fail(name, f"may hold at most {limits.max_batch} documents, got {len(raw)}")
     documents = tuple(_document(item, f"{name}[{i}]") for i, item in enumerate(raw))
     returned = fields.boolean("return_text" if tei else "return_documents")
-    return RerankRequest(fields.string("model") or None, query, documents,
-                         fields.integer("top_n", 1),
-                         returned is True if tei else returned is not False, tei)
+    return RerankRequest(
+        fields.string("model") or None,
+        query,
+        documents,
+        fields.integer("top_n", 1),
+        returned is True if tei else returned is not False,
+        tei,
+    )
 
 
 def _document(item: Any, where: str) -> str:
@@ -60,26 +64,41 @@ def _document(item: Any, where: str) -> str:
         text = Fields(item, where + ".").string("text")
         if text is not None:
             return text
-    raise Fields({}, where + ".").fail("text", "is required: a document is a string or an "
-                                               "object with its text")
+    raise Fields({}, where + ".").fail(
+        "text", "is required: a document is a string or an object with its text"
+    )
 
 
 def render(request: RerankRequest, ranking: Ranking, model: str, version: str = "1"):
     """The answer: ``version`` is the API's, as Cohere's ``meta`` gives it."""
-    ranked = ranking.scores[:request.top_n]
+    ranked = ranking.scores[: request.top_n]
     if request.tei:
-        return [{"index": index, "score": score,
-                 **({"text": request.documents[index]} if request.return_documents else {})}
-                for index, score in ranked]
-    results = [{"index": index, "relevance_score": score,
-                **({"document": {"text": request.documents[index]}}
-                   if request.return_documents else {})}
-               for index, score in ranked]
+        return [
+            {
+                "index": index,
+                "score": score,
+                **({"text": request.documents[index]} if request.return_documents else {}),
+            }
+            for index, score in ranked
+        ]
+    results = [
+        {
+            "index": index,
+            "relevance_score": score,
+            **(
+                {"document": {"text": request.documents[index]}} if request.return_documents else {}
+            ),
+        }
+        for index, score in ranked
+    ]
     tokens = ranking.prompt_tokens
-    return {"id": new_id(), "model": model, "results": results,
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-            "meta": {"api_version": {"version": version},
-                     "billed_units": {"search_units": 1}}}
+    return {
+        "id": new_id(),
+        "model": model,
+        "results": results,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        "meta": {"api_version": {"version": version}, "billed_units": {"search_units": 1}},
+    }
 
 
 def new_id() -> str:

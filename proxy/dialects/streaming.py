@@ -1,11 +1,21 @@
 """What every dialect's stream renderer shares: the walk over the core's event lists, each
 event sent to the renderer's method for its type by one table."""
+
 from __future__ import annotations
 
 from typing import Callable, Iterator, Optional
 
-from proxy.core.events import (Finish, PromptCounted, ReasoningDelta, TextDelta, ToolCallDelta,
-                               ToolCallEnd, ToolCallStart, UsageReport, Waiting)
+from proxy.core.events import (
+    Finish,
+    PromptCounted,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    UsageReport,
+    Waiting,
+)
 from proxy.core.sse import COMMENT, EVENT_STREAM, encode_line, encode_named
 from proxy.core.types import Usage
 

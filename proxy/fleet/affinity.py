@@ -6,6 +6,7 @@ replica that holds the conversation's cache (sent as ``id_slot``/``slot_id`` on 
 turn), and where a conversation went when its own replica was too busy. A slot holds one
 conversation at a time: serving another there forgets the first.
 """
+
 from __future__ import annotations
 
 import threading

@@ -1,4 +1,5 @@
 """Make the fleet the settings describe: every model of the catalog, each replica a backend."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -21,8 +22,12 @@ from proxy.servers.build import managed_servers, preload
 from proxy.servers.remote import Supervised
 
 
-def build_fleet(settings: Settings, runtime: Runtime, catalog: Catalog | None = None,
-                metrics: Optional[Metrics] = None) -> Fleet:
+def build_fleet(
+    settings: Settings,
+    runtime: Runtime,
+    catalog: Catalog | None = None,
+    metrics: Optional[Metrics] = None,
+) -> Fleet:
     """The fleet of ``catalog`` (default: the models file, or the flags' fleet of one).
 
     Servers the proxy runs are this process's own, or, in a gunicorn worker, handles on the
@@ -41,12 +46,16 @@ def build_fleet(settings: Settings, runtime: Runtime, catalog: Catalog | None = 
     models = []
     try:
         for spec in catalog.models:
-            replicas = (_managed(spec, servers[spec.id], settings, metrics) if spec.managed
-                        else _replicas(spec, settings, metrics))
+            replicas = (
+                _managed(spec, servers[spec.id], settings, metrics)
+                if spec.managed
+                else _replicas(spec, settings, metrics)
+            )
             by_name = {replica.name: replica for replica in replicas}
             rotation = Rotation(lambda name, by_name=by_name: by_name[name].health().ok)
-            models.append(ServedModel(spec, replicas, rotation,
-                                      shared=_shared(spec, replicas, settings)))
+            models.append(
+                ServedModel(spec, replicas, rotation, shared=_shared(spec, replicas, settings))
+            )
     except BaseException:
         for model in models:
             for replica in model.replicas:
@@ -74,15 +83,16 @@ def fleet_of(backend: Backend, settings: Settings) -> Fleet:
         return backend
     spec = ModelSpec(id=settings.models.model_name, affinity=settings.models.affinity == "on")
     rotation = Rotation(lambda name: backend.health().ok)
-    return Fleet(Catalog((spec,), spec.id, catch_all=True),
-                 [ServedModel(spec, (Replica(backend.name, backend),), rotation)])
+    return Fleet(
+        Catalog((spec,), spec.id, catch_all=True),
+        [ServedModel(spec, (Replica(backend.name, backend),), rotation)],
+    )
 
 
 def _managed(spec: ModelSpec, server, settings: Settings, metrics) -> tuple:
     """The one replica of a model the proxy runs, in front of its server."""
     backend = _servercpp(UpstreamSpec(server.url), spec, settings, None, metrics)
-    card = file_card(spec.managed.model, spec.managed.capabilities) \
-        if spec.managed.model else None
+    card = file_card(spec.managed.model, spec.managed.capabilities) if spec.managed.model else None
     return (ManagedReplica(server, backend, card),)
 
 
@@ -90,40 +100,55 @@ def _replicas(spec: ModelSpec, settings: Settings, metrics) -> tuple:
     if spec.backend == "chatglm":  # imported here: chatglm-cpp is an optional extra
         from proxy.backends.chatglm.backend import load_backend
 
-        return (Replica(spec.path, load_backend(settings, spec.path, spec.id,
-                                                spec.reasoning)),)
+        return (Replica(spec.path, load_backend(settings, spec.path, spec.id, spec.reasoning)),)
     embedding = None
     if spec.embedding_upstream:  # one server for every replica: one client, one line
-        embedding = (_client(spec.embedding_upstream, spec, settings),
-                     _admission(spec.embedding_upstream, spec, settings, metrics))
-    return tuple(Replica(upstream.url, _servercpp(upstream, spec, settings, embedding, metrics))
-                 for upstream in spec.upstreams)
+        embedding = (
+            _client(spec.embedding_upstream, spec, settings),
+            _admission(spec.embedding_upstream, spec, settings, metrics),
+        )
+    return tuple(
+        Replica(upstream.url, _servercpp(upstream, spec, settings, embedding, metrics))
+        for upstream in spec.upstreams
+    )
 
 
-def _servercpp(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings, embedding,
-               metrics) -> Backend:
+def _servercpp(
+    upstream: UpstreamSpec, spec: ModelSpec, settings: Settings, embedding, metrics
+) -> Backend:
     from proxy.backends.servercpp.backend import ServerCppBackend
     from proxy.backends.servercpp.prompting import HistoricTemplate, TemplateChoice
 
     prompts = settings.prompts
-    historic = HistoricTemplate(unescape(prompts.chat_prompt), unescape(prompts.user_name),
-                                unescape(prompts.ai_name), unescape(prompts.system_name),
-                                unescape(prompts.stop))
-    return ServerCppBackend(_client(upstream, spec, settings),
-                            TemplateChoice(spec.chat_template, historic),
-                            _admission(upstream, spec, settings, metrics), spec.id, embedding,
-                            reasoning=spec.reasoning)
+    historic = HistoricTemplate(
+        unescape(prompts.chat_prompt),
+        unescape(prompts.user_name),
+        unescape(prompts.ai_name),
+        unescape(prompts.system_name),
+        unescape(prompts.stop),
+    )
+    return ServerCppBackend(
+        _client(upstream, spec, settings),
+        TemplateChoice(spec.chat_template, historic),
+        _admission(upstream, spec, settings, metrics),
+        spec.id,
+        embedding,
+        reasoning=spec.reasoning,
+    )
 
 
 def _client(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings):
     from proxy.backends.servercpp.client import UpstreamClient
 
     server = settings.upstream
-    return UpstreamClient(upstream.url, api_key=spec.upstream_key or server.llama_api_key,
-                          pool_size=settings.serving.threads,
-                          connect_timeout=server.connect_timeout,
-                          read_timeout=server.upstream_timeout,
-                          label=server_label(upstream, spec))
+    return UpstreamClient(
+        upstream.url,
+        api_key=spec.upstream_key or server.llama_api_key,
+        pool_size=settings.serving.threads,
+        connect_timeout=server.connect_timeout,
+        read_timeout=server.upstream_timeout,
+        label=server_label(upstream, spec),
+    )
 
 
 def server_label(upstream: UpstreamSpec, spec: ModelSpec) -> str:
@@ -137,10 +162,15 @@ def server_label(upstream: UpstreamSpec, spec: ModelSpec) -> str:
     return f"the server of {model}"
 
 
-def _admission(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings,
-               metrics: Optional[Metrics]) -> Admission:
+def _admission(
+    upstream: UpstreamSpec, spec: ModelSpec, settings: Settings, metrics: Optional[Metrics]
+) -> Admission:
     watch = metrics.line(spec.id or "default", upstream.url) if metrics else LineWatch()
-    return Admission(server_label(upstream, spec), SlotCount(configured=upstream.slots or None),
-                     max_queue=settings.limits.max_queue,
-                     queue_timeout=settings.limits.queue_timeout,
-                     remedy=", or give the server more slots (--parallel)", watch=watch)
+    return Admission(
+        server_label(upstream, spec),
+        SlotCount(configured=upstream.slots or None),
+        max_queue=settings.limits.max_queue,
+        queue_timeout=settings.limits.queue_timeout,
+        remedy=", or give the server more slots (--parallel)",
+        watch=watch,
+    )

@@ -8,6 +8,7 @@ conversation's replica and slot first, the least busy one when that is overloade
 replica that cannot be reached out of rotation and sends the request to another before any
 byte has reached the client.
 """
+
 from __future__ import annotations
 
 import logging
@@ -18,22 +19,35 @@ from itertools import chain
 from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
 from proxy.backends.base import Backend
-from proxy.core.errors import (InvalidRequestError, ModelNotFoundError, QueueFullError,
-                          QueueTimeoutError, SlotUnavailableError, UpstreamTimeoutError,
-                          UpstreamUnavailableError)
-from proxy.fleet.affinity import Affinity
 from proxy.config.catalog import Catalog, ModelSpec, with_defaults
+from proxy.core.conversation import conversation_key
+from proxy.core.errors import (
+    InvalidRequestError,
+    ModelNotFoundError,
+    QueueFullError,
+    QueueTimeoutError,
+    SlotUnavailableError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
+from proxy.core.types import (
+    Chunk,
+    Completion,
+    Embeddings,
+    GenerationRequest,
+    Health,
+    ModelInfo,
+    Ranking,
+)
+from proxy.fleet.affinity import Affinity
 from proxy.fleet.health import Rotation
 from proxy.fleet.liveness import LiveConversations
-from proxy.core.conversation import conversation_key
 from proxy.fleet.placement import ReplicaLoad, choose, continues
 from proxy.fleet.replica import Replica
 from proxy.fleet.seats import answered_from
 from proxy.servers.pool import ProcessPool
 from proxy.servers.processes import ManagedServer
 from proxy.servers.remote import RemoteServer, Supervised
-from proxy.core.types import (Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo,
-                              Ranking)
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -67,17 +81,22 @@ class ServedModel:
         return conversation_key(request) if self._keyed else None
 
     def loads(self, exclude: Sequence[Replica] = ()) -> list:
-        return [ReplicaLoad(r.name, self.rotation.healthy(r.name), *r.backend.load())
-                for r in self.replicas if r not in exclude]
+        return [
+            ReplicaLoad(r.name, self.rotation.healthy(r.name), *r.backend.load())
+            for r in self.replicas
+            if r not in exclude
+        ]
 
-    def place(self, key: Optional[str], exclude: Sequence[Replica] = (),
-              continuing: bool = False) -> Replica:
+    def place(
+        self, key: Optional[str], exclude: Sequence[Replica] = (), continuing: bool = False
+    ) -> Replica:
         if len(self.replicas) == 1:  # nothing to choose: placement would pick it anyway
             return self.replicas[0]
         if key is None or self.shared is None:
             remembered = self.affinity.replica(key) if key else None
-            name = choose(key, self.loads(exclude), continuing=continuing,
-                          remembered=remembered).name
+            name = choose(
+                key, self.loads(exclude), continuing=continuing, remembered=remembered
+            ).name
         else:
             with self._placing:  # one at a time here: each sees the counts the last one left
                 name = self._place_shared(key, self.loads(exclude), continuing)
@@ -88,8 +107,9 @@ class ServedModel:
         Redis cannot say)."""
         seen = self.shared.look(key, [load.name for load in loads])
         if seen is None:
-            return choose(key, loads, continuing=continuing,
-                          remembered=self.affinity.replica(key)).name
+            return choose(
+                key, loads, continuing=continuing, remembered=self.affinity.replica(key)
+            ).name
         loads = [replace(load, live=seen.live[load.name]) for load in loads]
         remembered = seen.placed or self.affinity.replica(key)
         name = choose(key, loads, continuing=continuing, remembered=remembered).name
@@ -102,8 +122,12 @@ class Fleet:
 
     name = "fleet"
 
-    def __init__(self, catalog: Catalog, models: Sequence[ServedModel],
-                 processes: Optional[ProcessPool | Supervised] = None) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        models: Sequence[ServedModel],
+        processes: Optional[ProcessPool | Supervised] = None,
+    ) -> None:
         """``processes``: what runs the servers the proxy runs itself (this process's pool,
         or a gunicorn worker's connections to the supervisor), closed with the fleet."""
         self.catalog = catalog
@@ -147,12 +171,12 @@ class Fleet:
                 held.enter_context(replica.serving())
                 slot = seats.prepare(key, request)
                 held.callback(seats.release, slot)
-                chunks = held.enter_context(closing(replica.backend.stream(
-                    in_slot(request, slot))))
+                chunks = held.enter_context(closing(replica.backend.stream(in_slot(request, slot))))
                 return seats, slot, next(chunks), chunks, held.pop_all()
 
-        seats, slot, first, chunks, held = self._failing_over(model, key, attempt,
-                                                              continues(request))
+        seats, slot, first, chunks, held = self._failing_over(
+            model, key, attempt, continues(request)
+        )
         with held:
             for chunk in chain((first,), chunks):
                 if chunk.finish_reason is not None:
@@ -164,8 +188,7 @@ class Fleet:
     def count_tokens(self, request: GenerationRequest) -> int:
         model = self._model(request.model)
         request = with_defaults(request, model.spec.defaults)
-        return self._failing_over(model, None, _held(lambda backend: backend.count_tokens(
-            request)))
+        return self._failing_over(model, None, _held(lambda backend: backend.count_tokens(request)))
 
     def tokenize(self, text: str, model: Optional[str] = None) -> list:
         return self._any_replica(model, lambda backend: backend.tokenize(text))
@@ -176,8 +199,7 @@ class Fleet:
     def embed(self, inputs: Sequence[str], model: Optional[str] = None) -> Embeddings:
         return self._any_replica(model, lambda backend: backend.embed(inputs))
 
-    def rerank(self, query: str, documents: Sequence[str],
-               model: Optional[str] = None) -> Ranking:
+    def rerank(self, query: str, documents: Sequence[str], model: Optional[str] = None) -> Ranking:
         return self._any_replica(model, lambda backend: backend.rerank(query, documents, model))
 
     def model_label(self, model: Optional[str]) -> str:
@@ -202,19 +224,29 @@ class Fleet:
     def models(self) -> list:
         """Every model and alias, the default first, each saying whether it can serve now."""
         listed = []
-        ordered = sorted(self._models.values(),
-                         key=lambda m: m.spec.id != self.catalog.default)
+        ordered = sorted(self._models.values(), key=lambda m: m.spec.id != self.catalog.default)
         for model in ordered:
             ready = any(model.rotation.healthy(r.name) for r in model.replicas)
             model_id = self._id(model)
             first = model.replicas[0].info()
-            meta = {"state": "ready" if ready else "unavailable",
-                    "replicas": len(model.replicas)}
-            listed.append(ModelInfo(model_id, owned_by=first.owned_by, card=first.card,
-                                    meta={**meta, "aliases": list(model.spec.aliases)}))
-            listed += [ModelInfo(alias, owned_by=first.owned_by, card=first.card,
-                                 meta={**meta, "alias_of": model_id})
-                       for alias in model.spec.aliases]
+            meta = {"state": "ready" if ready else "unavailable", "replicas": len(model.replicas)}
+            listed.append(
+                ModelInfo(
+                    model_id,
+                    owned_by=first.owned_by,
+                    card=first.card,
+                    meta={**meta, "aliases": list(model.spec.aliases)},
+                )
+            )
+            listed += [
+                ModelInfo(
+                    alias,
+                    owned_by=first.owned_by,
+                    card=first.card,
+                    meta={**meta, "alias_of": model_id},
+                )
+                for alias in model.spec.aliases
+            ]
         return listed
 
     def health(self) -> Health:
@@ -229,16 +261,22 @@ class Fleet:
             return next(iter(reports.values()))[0][1]
         models = []
         for model_id, replicas in reports.items():
-            models.append({
-                "id": model_id or replicas[0][1].detail.get("model"),
-                "ready": any(report.ok for _, report in replicas),
-                "replicas": [{"url": replica.name, "ok": report.ok, **report.detail}
-                             for replica, report in replicas]})
+            models.append(
+                {
+                    "id": model_id or replicas[0][1].detail.get("model"),
+                    "ready": any(report.ok for _, report in replicas),
+                    "replicas": [
+                        {"url": replica.name, "ok": report.ok, **report.detail}
+                        for replica, report in replicas
+                    ],
+                }
+            )
         ok = all(model["ready"] for model in models)
         detail = {"models": models}
         if not ok:
             detail["error"] = "no replica can serve " + ", ".join(
-                str(m["id"]) for m in models if not m["ready"])
+                str(m["id"]) for m in models if not m["ready"]
+            )
         return Health(ok, self.name, detail)
 
     def status(self, checked: bool = False) -> list:
@@ -251,10 +289,14 @@ class Fleet:
                 report = self._checked(model, replica) if checked else None
                 load, slots = replica.backend.load()
                 described = replica.backend.describe()
-                entry = {**described, "url": replica.name,
-                         "in_rotation": model.rotation.healthy(replica.name),
-                         "busy": described.get("in_flight", load),  # running: not the line
-                         "queued": described.get("queued", 0), "slots": slots}
+                entry = {
+                    **described,
+                    "url": replica.name,
+                    "in_rotation": model.rotation.healthy(replica.name),
+                    "busy": described.get("in_flight", load),  # running: not the line
+                    "queued": described.get("queued", 0),
+                    "slots": slots,
+                }
                 if replica.server is not None:
                     entry["managed"] = replica.server.snapshot()
                 if report is not None:
@@ -262,8 +304,14 @@ class Fleet:
                     if not report.ok:
                         entry["error"] = report.detail.get("error", "not ready")
                 replicas.append(entry)
-            listed.append({"id": self._id(model), "label": model.spec.id or "default",
-                           "aliases": list(model.spec.aliases), "replicas": replicas})
+            listed.append(
+                {
+                    "id": self._id(model),
+                    "label": model.spec.id or "default",
+                    "aliases": list(model.spec.aliases),
+                    "replicas": replicas,
+                }
+            )
         return listed
 
     def server_of(self, name: str) -> ManagedServer | RemoteServer:
@@ -271,8 +319,9 @@ class Fleet:
         model = self._model(name)
         server = model.replicas[0].server
         if server is None:
-            raise InvalidRequestError(f"the proxy does not run the servers of {name!r}",
-                                      param="model")
+            raise InvalidRequestError(
+                f"the proxy does not run the servers of {name!r}", param="model"
+            )
         return server
 
     def __enter__(self) -> "Fleet":
@@ -297,8 +346,13 @@ class Fleet:
             raise ModelNotFoundError(name, [model.id for model in self.catalog.models])
         return self._models[spec.id]
 
-    def _failing_over(self, model: ServedModel, key: Optional[str], attempt: Callable[[Replica], T],
-                      continuing: bool = False) -> T:
+    def _failing_over(
+        self,
+        model: ServedModel,
+        key: Optional[str],
+        attempt: Callable[[Replica], T],
+        continuing: bool = False,
+    ) -> T:
         """Run ``attempt`` on the placed replica; if it never reached it, on another.
 
         A replica that cannot be reached, or is not ready, leaves the rotation until a probe
@@ -335,14 +389,15 @@ class Fleet:
         return report
 
 
-
 def in_slot(request: GenerationRequest, slot: Optional[int]) -> GenerationRequest:
     return request if slot is None else request.in_slot(slot)
 
 
 def _held(call: Callable[[Backend], T]) -> Callable[[Replica], T]:
     """``call`` on a replica's backend, the replica held able to serve meanwhile."""
+
     def attempt(replica: Replica) -> T:
         with replica.serving():
             return call(replica.backend)
+
     return attempt

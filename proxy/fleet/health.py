@@ -6,6 +6,7 @@ until its own health check passes; the check detects the server afresh, so a rep
 comes back on another build of server.cpp is spoken to in its new dialect. The thread runs
 only while some replica is out, and starts in the process that needs it (after any fork).
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,8 +23,14 @@ LAST_PROBE = 10.0
 class Rotation:
     """The replicas out of rotation and when each is probed next."""
 
-    def __init__(self, probe: Callable[[str], bool], *, first: float = FIRST_PROBE,
-                 last: float = LAST_PROBE, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        probe: Callable[[str], bool],
+        *,
+        first: float = FIRST_PROBE,
+        last: float = LAST_PROBE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         """``probe(name)`` says whether a replica serves again; it may take seconds."""
         self.probe = probe
         self.first = first
@@ -46,8 +53,9 @@ class Rotation:
             self._out[name] = (self.clock() + self.first, self.first)
             logger.warning("replica %s out of rotation: %s", name, why)
             if self._prober is None:
-                self._prober = threading.Thread(target=self._probe_loop, daemon=True,
-                                                name="replica-probe")
+                self._prober = threading.Thread(
+                    target=self._probe_loop, daemon=True, name="replica-probe"
+                )
                 self._prober.start()
             self._wake.notify()
 

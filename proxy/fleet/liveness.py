@@ -11,6 +11,7 @@ proxies on machines whose clocks differ agree.
 Placement never waits on a Redis that is gone: a failure leaves the choice to hashing alone
 for :data:`RETRY_AFTER` seconds, and is logged once for that time.
 """
+
 from __future__ import annotations
 
 import logging
@@ -80,8 +81,9 @@ class LiveConversations:
     def look(self, key: str, replicas: Sequence[str]) -> Optional[Seen]:
         """Where ``key`` lives and how many live on each of ``replicas``; ``None`` while
         Redis cannot say."""
-        found = self._call(self._look, [self._where(key), *map(self._live, replicas)],
-                           [self.window])
+        found = self._call(
+            self._look, [self._where(key), *map(self._live, replicas)], [self.window]
+        )
         if found is None:
             return None
         placed = found[0].decode() if found[0] else None
@@ -89,9 +91,11 @@ class LiveConversations:
 
     def placed(self, key: str, replica: str, before: Optional[str]) -> None:
         """``key``'s turn goes to ``replica`` (it lived on ``before``, if anywhere)."""
-        self._call(self._place, [self._where(key), self._live(replica),
-                                 self._live(before or replica)],
-                   [replica, key, self.window, REMEMBERED])
+        self._call(
+            self._place,
+            [self._where(key), self._live(replica), self._live(before or replica)],
+            [replica, key, self.window, REMEMBERED],
+        )
 
     def _where(self, key: str) -> str:
         return f"{self._prefix}conversation:{key}"
@@ -108,7 +112,11 @@ class LiveConversations:
             return script(keys=keys, args=args)
         except redis.RedisError as exc:
             self._down_until = self.clock() + RETRY_AFTER
-            logger.warning("shared placement of %s: Redis cannot be reached (%s); placing "
-                           "by hashing alone for %.0f s", self.model, type(exc).__name__,
-                           RETRY_AFTER)
+            logger.warning(
+                "shared placement of %s: Redis cannot be reached (%s); placing "
+                "by hashing alone for %.0f s",
+                self.model,
+                type(exc).__name__,
+                RETRY_AFTER,
+            )
             return None

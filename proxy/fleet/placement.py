@@ -19,6 +19,7 @@ a replica already past ``1 + BALANCE`` times the mean count per slot, in hashing
 (consistent hashing with bounded loads): the split no longer depends on luck, and a replica
 leaving still moves only its own conversations.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -70,9 +71,14 @@ def rank(key: str, names: Sequence[str]) -> list:
     return sorted(names, key=score, reverse=True)
 
 
-def choose(key: Optional[str], replicas: Sequence[ReplicaLoad], *, continuing: bool = False,
-           remembered: Optional[str] = None,
-           ranking: Callable[[str, Sequence[str]], list] = rank) -> ReplicaLoad:
+def choose(
+    key: Optional[str],
+    replicas: Sequence[ReplicaLoad],
+    *,
+    continuing: bool = False,
+    remembered: Optional[str] = None,
+    ranking: Callable[[str, Sequence[str]], list] = rank,
+) -> ReplicaLoad:
     """The replica to send a request to.
 
     ``key`` is the conversation's (``None``: no affinity, least busy wins). A conversation

@@ -6,6 +6,7 @@ whose server the proxy runs (:class:`ManagedReplica`), started when first needed
 running while it serves, restarted under a request that never reached it, its slots as the
 server's keeper knows them.
 """
+
 from __future__ import annotations
 
 from contextlib import nullcontext
@@ -13,7 +14,7 @@ from dataclasses import replace
 from typing import ContextManager, Optional
 
 from proxy.backends.base import Backend
-from proxy.core.errors import UNREACHABLE, UpstreamUnavailableError, UpstreamTimeoutError
+from proxy.core.errors import UNREACHABLE, UpstreamTimeoutError, UpstreamUnavailableError
 from proxy.core.types import Health, ModelCard, ModelInfo
 from proxy.fleet.affinity import Affinity
 from proxy.fleet.seats import KeptSeats, RememberedSeats, Seats
@@ -41,8 +42,9 @@ class Replica:
         """Whether a request would first wait for the server to start."""
         return False
 
-    def restarts_after(self, exc: UpstreamUnavailableError | UpstreamTimeoutError,
-                       restarts: int) -> bool:
+    def restarts_after(
+        self, exc: UpstreamUnavailableError | UpstreamTimeoutError, restarts: int
+    ) -> bool:
         """Whether a request that failed with ``exc`` goes to this replica again after
         ``restarts`` tries, for its server is starting anew."""
         return False
@@ -67,8 +69,12 @@ class ManagedReplica(Replica):
     for the restart and goes again, as many times as :data:`RESTARTS`.
     """
 
-    def __init__(self, server: ManagedServer | RemoteServer, backend: Backend,
-                 card: Optional[ModelCard] = None) -> None:
+    def __init__(
+        self,
+        server: ManagedServer | RemoteServer,
+        backend: Backend,
+        card: Optional[ModelCard] = None,
+    ) -> None:
         """``server``: this process's, or a gunicorn worker's handle on the supervisor's;
         ``card``: what its model file says, for the time before its server has been asked."""
         super().__init__(server.url, backend)
@@ -81,10 +87,15 @@ class ManagedReplica(Replica):
     def starting(self) -> bool:
         return not self.server.is_ready()
 
-    def restarts_after(self, exc: UpstreamUnavailableError | UpstreamTimeoutError,
-                       restarts: int) -> bool:
-        return (isinstance(exc, UpstreamUnavailableError) and exc.code == UNREACHABLE
-                and restarts < RESTARTS and self.server.gone(DYING))
+    def restarts_after(
+        self, exc: UpstreamUnavailableError | UpstreamTimeoutError, restarts: int
+    ) -> bool:
+        return (
+            isinstance(exc, UpstreamUnavailableError)
+            and exc.code == UNREACHABLE
+            and restarts < RESTARTS
+            and self.server.gone(DYING)
+        )
 
     def seats(self, memory: Affinity) -> Seats:
         return KeptSeats(self.server)
@@ -95,9 +106,15 @@ class ManagedReplica(Replica):
         if managed["state"] == "ready":
             report = self.backend.health()
             return Health(report.ok, report.backend, {**report.detail, "managed": managed})
-        return Health(managed["state"] != "failed", self.backend.name,
-                      {"upstream": managed["url"], "managed": managed,
-                       **({"error": managed["error"]} if "error" in managed else {})})
+        return Health(
+            managed["state"] != "failed",
+            self.backend.name,
+            {
+                "upstream": managed["url"],
+                "managed": managed,
+                **({"error": managed["error"]} if "error" in managed else {}),
+            },
+        )
 
     def info(self) -> ModelInfo:
         """The model, with its server's card once the server has been asked, else its

@@ -6,6 +6,7 @@ conversation was served (:class:`RememberedSeats`, over the model's
 :class:`~proxy.fleet.affinity.Affinity`); a server the proxy runs, by its slot keeper
 (:class:`KeptSeats`), which restores a conversation's cache from disk into the slot first.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Protocol

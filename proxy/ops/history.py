@@ -6,6 +6,7 @@ between two consecutive snapshots over the seconds between them, so a stretch no
 looked at and no request ended in has no snapshot of its own: the sample that spans it is
 its average. Everything is in memory; a restart forgets it.
 """
+
 from __future__ import annotations
 
 import threading
@@ -38,8 +39,14 @@ class History:
     """Snapshots of ``take()`` (a :class:`Summed`) over the last ``window`` seconds, one a
     ``bucket`` at most; ``clock`` gives unix seconds."""
 
-    def __init__(self, take: Callable[[], Summed], *, clock: Callable[[], float] = time.time,
-                 bucket: float = BUCKET, window: float = WINDOW) -> None:
+    def __init__(
+        self,
+        take: Callable[[], Summed],
+        *,
+        clock: Callable[[], float] = time.time,
+        bucket: float = BUCKET,
+        window: float = WINDOW,
+    ) -> None:
         self.take = take
         self.clock = clock
         self.bucket = bucket
@@ -80,11 +87,16 @@ def snapshot(t: float, summed: Summed) -> Snapshot:
     for (model, _upstream), (_running, waiting) in summed.lines.items():
         queued[model] = queued.get(model, 0) + waiting
     labels = {model for model, _kind in summed.tokens} | set(summed.errors) | set(queued)
-    models = {label: Figures(summed.tokens.get((label, "completion"), 0),
-                             summed.tokens.get((label, "prompt"), 0),
-                             summed.tokens.get((label, "cached"), 0),
-                             summed.errors.get(label, 0), queued.get(label, 0))
-              for label in labels}
+    models = {
+        label: Figures(
+            summed.tokens.get((label, "completion"), 0),
+            summed.tokens.get((label, "prompt"), 0),
+            summed.tokens.get((label, "cached"), 0),
+            summed.errors.get(label, 0),
+            queued.get(label, 0),
+        )
+        for label in labels
+    }
     return Snapshot(t, {label: figures for label, figures in models.items() if any(figures)})
 
 
@@ -112,7 +124,10 @@ def sample(seconds: float, then: Figures, now: Figures, t: float) -> dict:
     the line at the end, the share of prompt tokens served from the KV cache (None without
     prompts) and answers failed."""
     prompt = now.prompt - then.prompt
-    return {"t": t, "tokens_per_s": round((now.completion - then.completion) / seconds, 3),
-            "queued": now.queued,
-            "cache_hit_rate": round((now.cached - then.cached) / prompt, 4) if prompt else None,
-            "errors": int(now.errors - then.errors)}
+    return {
+        "t": t,
+        "tokens_per_s": round((now.completion - then.completion) / seconds, 3),
+        "queued": now.queued,
+        "cache_hit_rate": round((now.cached - then.cached) / prompt, 4) if prompt else None,
+        "errors": int(now.errors - then.errors),
+    }

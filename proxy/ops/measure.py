@@ -6,6 +6,7 @@ without being handed anything. Its clock runs while the view runs and while each
 streamed body is made, not while the server writes to a slow client; time spent waiting on
 an upstream (or its slots, or its start) is taken off.
 """
+
 from __future__ import annotations
 
 from contextvars import ContextVar
@@ -16,8 +17,16 @@ from typing import Callable, Iterable, Iterator, Optional
 class Measure:
     """One request: seconds in the proxy and the part spent waiting, and what it generated."""
 
-    __slots__ = ("began", "spent", "waited", "first_token", "prompt_tokens",
-                 "completion_tokens", "cached_tokens", "_since")
+    __slots__ = (
+        "began",
+        "spent",
+        "waited",
+        "first_token",
+        "prompt_tokens",
+        "completion_tokens",
+        "cached_tokens",
+        "_since",
+    )
 
     def __init__(self) -> None:
         self.began = self._since = perf_counter()
@@ -112,8 +121,7 @@ class Timed:
 
     __slots__ = ("body", "pieces", "watch", "on_close")
 
-    def __init__(self, body: Iterable[bytes], watch: Measure,
-                 on_close: Callable[[], None]) -> None:
+    def __init__(self, body: Iterable[bytes], watch: Measure, on_close: Callable[[], None]) -> None:
         self.body = body
         self.pieces = iter(body)
         self.watch = watch

@@ -2,16 +2,16 @@
 
 Under gunicorn every worker writes its figures to files in a folder the master made
 (``prometheus_client``'s multiprocess mode, chosen before the library is first imported; see
-:mod:`proxy.serving.gunicorn`), and a scrape adds them up. Under waitress the one process keeps them in
-memory. What every process sees alike (upstreams up, slots, the state of the servers the
+:mod:`proxy.serving.gunicorn`), and a scrape adds them up. Under waitress the one process keeps
+them in memory. What every process sees alike (upstreams up, slots, the state of the servers the
 proxy runs) is read from the fleet at scrape time.
 """
+
 from __future__ import annotations
 
 from typing import Iterator, NamedTuple, Optional
 
-from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram,
-                               generate_latest)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -40,29 +40,62 @@ class Metrics:
         self._fleet = None
         self._answers: dict = {}  # (route, model, status, key) -> their series
         registry = self.registry
-        self.requests = Counter(PREFIX + "requests", "Requests answered",
-                                ["route", "model", "status", "key"], registry=registry)
-        self.duration = Histogram(PREFIX + "request_duration_seconds",
-                                  "Time from request to the last byte of the answer",
-                                  ["route", "model"], buckets=LATENCY, registry=registry)
-        self.first_token = Histogram(PREFIX + "time_to_first_token_seconds",
-                                     "Time from request to the first generated text",
-                                     ["model"], buckets=LATENCY, registry=registry)
-        self.tokens = Counter(PREFIX + "tokens", "Tokens, by model and kind (prompt, "
-                              "completion, or cached: prompt tokens the server took from its "
-                              "KV cache)", ["model", "kind"], registry=registry)
-        self.overhead = Histogram(PREFIX + "overhead_seconds",
-                                  "The proxy's own time per request, waits on upstreams left "
-                                  "out", ["route"], buckets=OVERHEAD, registry=registry)
-        self.queued = Gauge(PREFIX + "queue_length", "Requests waiting for a slot, in the "
-                            "proxy or inside a server that queues",
-                            ["model", "upstream"], multiprocess_mode="livesum",
-                            registry=registry)
-        self.busy = Gauge(PREFIX + "slots_busy", "Generations running on an upstream",
-                          ["model", "upstream"], multiprocess_mode="livesum", registry=registry)
-        self.queue_wait = Histogram(PREFIX + "queue_wait_seconds",
-                                    "Time a request waited in the proxy's line", ["model"],
-                                    buckets=LATENCY, registry=registry)
+        self.requests = Counter(
+            PREFIX + "requests",
+            "Requests answered",
+            ["route", "model", "status", "key"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            PREFIX + "request_duration_seconds",
+            "Time from request to the last byte of the answer",
+            ["route", "model"],
+            buckets=LATENCY,
+            registry=registry,
+        )
+        self.first_token = Histogram(
+            PREFIX + "time_to_first_token_seconds",
+            "Time from request to the first generated text",
+            ["model"],
+            buckets=LATENCY,
+            registry=registry,
+        )
+        self.tokens = Counter(
+            PREFIX + "tokens",
+            "Tokens, by model and kind (prompt, "
+            "completion, or cached: prompt tokens the server took from its "
+            "KV cache)",
+            ["model", "kind"],
+            registry=registry,
+        )
+        self.overhead = Histogram(
+            PREFIX + "overhead_seconds",
+            "The proxy's own time per request, waits on upstreams left out",
+            ["route"],
+            buckets=OVERHEAD,
+            registry=registry,
+        )
+        self.queued = Gauge(
+            PREFIX + "queue_length",
+            "Requests waiting for a slot, in the proxy or inside a server that queues",
+            ["model", "upstream"],
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.busy = Gauge(
+            PREFIX + "slots_busy",
+            "Generations running on an upstream",
+            ["model", "upstream"],
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.queue_wait = Histogram(
+            PREFIX + "queue_wait_seconds",
+            "Time a request waited in the proxy's line",
+            ["model"],
+            buckets=LATENCY,
+            registry=registry,
+        )
 
     def watch(self, fleet) -> None:
         """Read the fleet's shared state at every scrape."""
@@ -73,12 +106,14 @@ class Metrics:
     def line(self, model: str, upstream: str) -> "LineMetrics":
         return LineMetrics(self, model, upstream)
 
-    def answered(self, route: str, model: str, status: int, seconds: float,
-                 measure: Measure, key: str = "") -> None:
+    def answered(
+        self, route: str, model: str, status: int, seconds: float, measure: Measure, key: str = ""
+    ) -> None:
         """One request done: its count (by key name), duration, tokens and the proxy's own
         time."""
         requests, duration, overhead, first_token, prompt, completion, cached = self._series(
-            route, model, status, key)
+            route, model, status, key
+        )
         requests.inc()
         duration.observe(seconds)
         overhead.observe(measure.overhead)
@@ -98,9 +133,13 @@ class Metrics:
         if found is None:
             found = self._answers[route, model, status, key] = (
                 self.requests.labels(route, model, str(status), key),
-                self.duration.labels(route, model), self.overhead.labels(route),
-                self.first_token.labels(model), self.tokens.labels(model, "prompt"),
-                self.tokens.labels(model, "completion"), self.tokens.labels(model, "cached"))
+                self.duration.labels(route, model),
+                self.overhead.labels(route),
+                self.first_token.labels(model),
+                self.tokens.labels(model, "prompt"),
+                self.tokens.labels(model, "completion"),
+                self.tokens.labels(model, "cached"),
+            )
         return found
 
     def scrape(self) -> bytes:
@@ -174,12 +213,21 @@ class FleetCollector:
         self.fleet = fleet
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        up = GaugeMetricFamily(PREFIX + "upstream_up", "1 when the upstream is in rotation",
-                               labels=["model", "upstream"])
-        slots = GaugeMetricFamily(PREFIX + "slots_total", "Slots an upstream has, when known",
-                                  labels=["model", "upstream"])
-        managed = GaugeMetricFamily(PREFIX + "managed_server_state", "1 for the state the "
-                                    "server the proxy runs is in", labels=["model", "state"])
+        up = GaugeMetricFamily(
+            PREFIX + "upstream_up",
+            "1 when the upstream is in rotation",
+            labels=["model", "upstream"],
+        )
+        slots = GaugeMetricFamily(
+            PREFIX + "slots_total",
+            "Slots an upstream has, when known",
+            labels=["model", "upstream"],
+        )
+        managed = GaugeMetricFamily(
+            PREFIX + "managed_server_state",
+            "1 for the state the server the proxy runs is in",
+            labels=["model", "state"],
+        )
         for model in self.fleet.status():
             for replica in model["replicas"]:
                 name = model["label"]

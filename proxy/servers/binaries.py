@@ -4,6 +4,7 @@ llama-cpp-python's own, or else the llama.cpp engine the ``xllamacpp`` wheel bun
 A llama-cpp-python wheel built with its server installs ``llama-server`` beside its shared
 libraries without a run path: it starts only with their folders on the loader's path.
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -40,8 +41,9 @@ def from_llama_cpp_python() -> Optional[tuple]:
     located = [Path(f.locate()) for f in files]
     for path in located:
         if path.name == NAME and path.is_file() and os.access(path, os.X_OK):
-            libraries = sorted({f.parent for f in located
-                                if f.name.startswith("lib") and ".so" in f.name})
+            libraries = sorted(
+                {f.parent for f in located if f.name.startswith("lib") and ".so" in f.name}
+            )
             return path, tuple(libraries)
     return None
 
@@ -58,8 +60,10 @@ class Installed:
 def find_llama_server(configured: str = "", installed: Installed = Installed()) -> ServerProgram:
     """The program to run; a ``ValueError`` saying what to install when there is none."""
     if configured == BUNDLED:
-        return _bundled(installed) or _missing(f"--llama-server {BUNDLED}: the xllamacpp wheel is not "
-                                      f"installed (pip install xllamacpp)")
+        return _bundled(installed) or _missing(
+            f"--llama-server {BUNDLED}: the xllamacpp wheel is not "
+            f"installed (pip install xllamacpp)"
+        )
     if configured:
         path = Path(configured)
         if not (path.is_file() and os.access(path, os.X_OK)):
@@ -77,7 +81,8 @@ def find_llama_server(configured: str = "", installed: Installed = Installed()) 
     return _bundled(installed) or _missing(
         f"no {NAME} found, and no bundled engine: pip install xllamacpp (wheels for Linux, "
         f"macOS and Windows), install llama.cpp (its release archives and package managers "
-        f"ship {NAME}), or name the binary with --llama-server PATH")
+        f"ship {NAME}), or name the binary with --llama-server PATH"
+    )
 
 
 def _binary(path: Path, libraries: tuple = ()) -> ServerProgram:
@@ -88,8 +93,11 @@ def _bundled(installed: Installed) -> Optional[ServerProgram]:
     found = installed.engine()
     if found is None:
         return None
-    return ServerProgram((sys.executable, "-m", engine.__name__),
-                         label=f"bundled llama.cpp (xllamacpp {found})", bundled=True)
+    return ServerProgram(
+        (sys.executable, "-m", engine.__name__),
+        label=f"bundled llama.cpp (xllamacpp {found})",
+        bundled=True,
+    )
 
 
 def _missing(message: str):

@@ -1,5 +1,6 @@
 """Make the servers of the models the proxy runs itself: one per model, none started, in one
 pool that counts their memory and how many run."""
+
 from __future__ import annotations
 
 import logging
@@ -28,7 +29,8 @@ def managed_servers(catalog: Catalog, settings: Settings, runtime: Runtime) -> t
     """The pool of the servers the proxy runs, and each model's server by model id."""
     managed = [spec for spec in catalog.models if spec.managed]
     budget = catalog.max_memory or memory.available(
-        any(memory.uses_gpu(spec.managed.args) for spec in managed))
+        any(memory.uses_gpu(spec.managed.args) for spec in managed)
+    )
     pool = ProcessPool(catalog.max_running, budget)
     servers = {spec.id: pool.add(_server(spec, settings, runtime, pool)) for spec in managed}
     return pool, servers
@@ -38,8 +40,9 @@ def preload(servers: Iterable[ManagedServer]) -> None:
     """Start the servers marked ``preload`` in the background."""
     for server in servers:
         if server.preload:
-            threading.Thread(target=_preload, args=(server,), daemon=True,
-                             name=f"preload-{server.name}").start()
+            threading.Thread(
+                target=_preload, args=(server,), daemon=True, name=f"preload-{server.name}"
+            ).start()
 
 
 def _preload(server: ManagedServer) -> None:
@@ -50,8 +53,9 @@ def _preload(server: ManagedServer) -> None:
         logger.error("preloading %s failed: %s", server.name, exc.message)
 
 
-def _server(spec: ModelSpec, settings: Settings, runtime: Runtime,
-            pool: ProcessPool) -> ManagedServer:
+def _server(
+    spec: ModelSpec, settings: Settings, runtime: Runtime, pool: ProcessPool
+) -> ManagedServer:
     """A model's server, not started: its command on a free local port, its log file."""
     managed = spec.managed
     if managed.model and not os.access(managed.model, os.R_OK):
@@ -71,32 +75,55 @@ def _server(spec: ModelSpec, settings: Settings, runtime: Runtime,
         slot_files = _slot_files(spec, settings, runtime, program.label)
         if slot_files is not None and "--slot-save-path" not in args:
             args = (*args, "--slot-save-path", str(slot_files.folder))
-        template = (*program.command, "-m", "${MODEL}", "--host", "127.0.0.1", "--port",
-                    "${PORT}", *args)
+        template = (
+            *program.command,
+            "-m",
+            "${MODEL}",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "${PORT}",
+            *args,
+        )
         env = runtime.child_environment(program.libraries)
         label = program.label
     port = free_port()
     command = command_for(template, port, managed.model)
-    launch = Launch(spec.id, command, port,
-                    Path(settings.servers.log_dir or os.path.join(runtime.cache_dir, "logs"))
-                    / f"{spec.id}.log", env, ttl=managed.ttl, engine=label,
-                    estimate=_estimate(managed.model, command))
-    return ManagedServer(launch, pool, probe_ready, preload=managed.preload,
-                         slot_files=slot_files,
-                         save_every_turn=managed.slot_save == "every-turn")
+    launch = Launch(
+        spec.id,
+        command,
+        port,
+        Path(settings.servers.log_dir or os.path.join(runtime.cache_dir, "logs"))
+        / f"{spec.id}.log",
+        env,
+        ttl=managed.ttl,
+        engine=label,
+        estimate=_estimate(managed.model, command),
+    )
+    return ManagedServer(
+        launch,
+        pool,
+        probe_ready,
+        preload=managed.preload,
+        slot_files=slot_files,
+        save_every_turn=managed.slot_save == "every-turn",
+    )
 
 
-def _slot_files(spec: ModelSpec, settings: Settings, runtime: Runtime,
-                engine: str) -> Optional[SlotFiles]:
+def _slot_files(
+    spec: ModelSpec, settings: Settings, runtime: Runtime, engine: str
+) -> Optional[SlotFiles]:
     """Where the KV caches of a llama-server the proxy runs are kept while it is stopped
     (a server it runs from its own command may be of a kind that cannot save them)."""
     budget = parse_size(settings.servers.slot_cache_size)
     if spec.managed.slot_save == "off" or not budget:
         return None
-    folder = Path(settings.servers.slot_cache_dir
-                  or os.path.join(runtime.cache_dir, "slots")) / spec.id
-    return SlotFiles(folder, slotcache.fingerprint(spec.managed.model, spec.managed.args,
-                                                   engine), budget)
+    folder = (
+        Path(settings.servers.slot_cache_dir or os.path.join(runtime.cache_dir, "slots")) / spec.id
+    )
+    return SlotFiles(
+        folder, slotcache.fingerprint(spec.managed.model, spec.managed.args, engine), budget
+    )
 
 
 def _estimate(model: str, command: tuple) -> int:

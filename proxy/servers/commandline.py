@@ -8,6 +8,7 @@ form, ``--flag value`` or ``--flag=value``; an argument with spaces in it (a she
 script) is read as a command line of its own. Blanking a value that was no secret
 (``--max-tokens 64``) costs only its display.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -25,8 +26,13 @@ def redacted(command: Sequence[str]) -> tuple:
 def secrets(command: Sequence[str]) -> tuple:
     """The values :func:`redacted` blanks that are long enough to blank in free text too
     (a server's output, an error quoting it), longest first."""
-    return tuple(sorted({value for value in _read(command)[1] if len(value) >= SHORTEST_SCRUBBED},
-                        key=len, reverse=True))
+    return tuple(
+        sorted(
+            {value for value in _read(command)[1] if len(value) >= SHORTEST_SCRUBBED},
+            key=len,
+            reverse=True,
+        )
+    )
 
 
 def scrubbed(text: str, hidden: Sequence[str]) -> str:

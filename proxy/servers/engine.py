@@ -9,6 +9,7 @@ The engine exits at once on SIGTERM: its state lives in its slots, which the pro
 over HTTP before it stops a server, and ``xllamacpp``'s own shutdown can wait for a
 client's stream to end.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,8 +79,10 @@ def check_args(args: Sequence[str]) -> None:
 def parse_args(args: Sequence[str]) -> argparse.Namespace:
     parsed, unknown = _parser().parse_known_args(list(args))
     if unknown:
-        raise FlagError(f"{unknown[0]} is not a flag the bundled llama.cpp engine takes; it "
-                        f"takes {', '.join(FLAGS)}")
+        raise FlagError(
+            f"{unknown[0]} is not a flag the bundled llama.cpp engine takes; it "
+            f"takes {', '.join(FLAGS)}"
+        )
     return parsed
 
 
@@ -102,20 +105,23 @@ def _params(flags: argparse.Namespace):
     params.n_ctx = flags.ctx_size
     params.n_parallel = flags.parallel
     params.cpuparams.n_threads = flags.threads
-    params.cpuparams_batch.n_threads = flags.threads_batch if flags.threads_batch > 0 \
-        else flags.threads
+    params.cpuparams_batch.n_threads = (
+        flags.threads_batch if flags.threads_batch > 0 else flags.threads
+    )
     params.n_gpu_layers = flags.gpu_layers
     params.n_batch = flags.batch_size
     params.n_ubatch = flags.ubatch_size
     params.cache_type_k = getattr(engine.ggml_type, f"GGML_TYPE_{flags.cache_type_k.upper()}")
     params.cache_type_v = getattr(engine.ggml_type, f"GGML_TYPE_{flags.cache_type_v.upper()}")
-    params.flash_attn_type = getattr(engine.llama_flash_attn_type,
-                                     f"LLAMA_FLASH_ATTN_TYPE_{FLASH_ATTENTION[flags.flash_attn]}")
+    params.flash_attn_type = getattr(
+        engine.llama_flash_attn_type, f"LLAMA_FLASH_ATTN_TYPE_{FLASH_ATTENTION[flags.flash_attn]}"
+    )
     params.embedding = flags.embedding or flags.reranking
     pooling = "rank" if flags.reranking else flags.pooling
     if pooling:
-        params.pooling_type = getattr(engine.llama_pooling_type,
-                                      f"LLAMA_POOLING_TYPE_{pooling.upper()}")
+        params.pooling_type = getattr(
+            engine.llama_pooling_type, f"LLAMA_POOLING_TYPE_{pooling.upper()}"
+        )
     if flags.mmproj:
         params.mmproj.path = flags.mmproj
     if flags.slot_save_path:
@@ -144,8 +150,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     import xllamacpp as engine
 
-    print(f"bundled llama.cpp engine (xllamacpp {engine.__version__}) loading {flags.model}",
-          file=sys.stderr, flush=True)
+    print(
+        f"bundled llama.cpp engine (xllamacpp {engine.__version__}) loading {flags.model}",
+        file=sys.stderr,
+        flush=True,
+    )
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     signal.signal(signal.SIGINT, lambda *_: stopped.set())

@@ -6,6 +6,7 @@ grows. ``xllamacpp``'s estimator was weighed and left out: made for sizing GPU o
 adds a fixed 512 MiB floor and a guessed graph size, four to eight times what small models
 take. A server's measured memory (its resident set) corrects the estimate once it runs.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,9 +15,18 @@ from typing import Optional, Sequence
 from proxy.backends.servercpp import gguffile
 
 # bytes per element of each KV cache type (quantized ones by their 32-element blocks)
-CACHE_TYPE_BYTES = {"f32": 4.0, "f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32,
-                    "q4_1": 20 / 32, "iq4_nl": 18 / 32, "q5_0": 22 / 32, "q5_1": 24 / 32}
-OVERHEAD = 64 * 2 ** 20  # compute buffers and the process itself, before it is measured
+CACHE_TYPE_BYTES = {
+    "f32": 4.0,
+    "f16": 2.0,
+    "bf16": 2.0,
+    "q8_0": 34 / 32,
+    "q4_0": 18 / 32,
+    "q4_1": 20 / 32,
+    "iq4_nl": 18 / 32,
+    "q5_0": 22 / 32,
+    "q5_1": 24 / 32,
+}
+OVERHEAD = 64 * 2**20  # compute buffers and the process itself, before it is measured
 
 
 @dataclass(frozen=True)
@@ -45,7 +55,7 @@ class ServerSize:
 
 def show(size: float) -> str:
     """A size as people read one: ``1.5 GiB``."""
-    for unit, scale in (("GiB", 2 ** 30), ("MiB", 2 ** 20), ("KiB", 2 ** 10)):
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if size >= scale:
             return f"{size / scale:.1f} {unit}"
     return f"{size:.0f} B"
@@ -57,8 +67,9 @@ def estimate(shape: ModelShape, args: Sequence[str]) -> ServerSize:
     context = _flag(args, ("-c", "--ctx-size"), int) or shape.context
     key_type = _flag(args, ("-ctk", "--cache-type-k"), str) or "f16"
     value_type = _flag(args, ("-ctv", "--cache-type-v"), str) or "f16"
-    per_token = (shape.key_width * CACHE_TYPE_BYTES.get(key_type, 2.0)
-                 + shape.value_width * CACHE_TYPE_BYTES.get(value_type, 2.0))
+    per_token = shape.key_width * CACHE_TYPE_BYTES.get(
+        key_type, 2.0
+    ) + shape.value_width * CACHE_TYPE_BYTES.get(value_type, 2.0)
     return ServerSize(shape.weights, int(context * per_token))
 
 
@@ -89,10 +100,12 @@ def read_shape(path: str) -> ModelShape:
     key_length = int(key("attention.key_length", head))
     value_length = int(key("attention.value_length", head))
     return ModelShape(
-        weights=header.tensor_bytes, layers=layers,
+        weights=header.tensor_bytes,
+        layers=layers,
         context=int(key("context_length", 4096)),
         key_width=_over_layers(heads_kv, layers) * key_length,
-        value_width=_over_layers(heads_kv, layers) * value_length)
+        value_width=_over_layers(heads_kv, layers) * value_length,
+    )
 
 
 def _most(heads) -> int:
@@ -108,8 +121,11 @@ def available(gpu: bool = False) -> int:
     """The memory servers may take by default: the GPUs' free memory when models are given
     GPU layers (``-ngl``) and a GPU is there, else the machine's available memory."""
     if gpu:
-        free = sum(device["memory_free"] for device in _devices()
-                   if "CPU" not in str(device.get("type", "")))
+        free = sum(
+            device["memory_free"]
+            for device in _devices()
+            if "CPU" not in str(device.get("type", ""))
+        )
         if free:
             return free
     import psutil

@@ -1,6 +1,7 @@
 """Every server the proxy runs, in one pool: spawning them from one long-lived thread, the
 limits on what runs at once (``max_running`` servers, ``max_memory`` bytes: each server's
 estimate until it has been measured), and the reaper of idle ones."""
+
 from __future__ import annotations
 
 import subprocess
@@ -34,9 +35,11 @@ class ProcessPool:
     def add(self, server: ManagedServer) -> ManagedServer:
         """Run ``server`` too; a ``ValueError`` when it could never fit in ``max_memory``."""
         if self.max_memory and server.launch.estimate > self.max_memory:
-            raise ValueError(f"{server.name} needs about {show(server.launch.estimate)}, more "
-                             f"than the {show(self.max_memory)} the servers may take "
-                             f"(--max-memory)")
+            raise ValueError(
+                f"{server.name} needs about {show(server.launch.estimate)}, more "
+                f"than the {show(self.max_memory)} the servers may take "
+                f"(--max-memory)"
+            )
         self.servers.append(server)
         if self._reaper is None:  # any server's idle time may be set later (keep_alive)
             self._reaper = threading.Thread(target=self._reap, name="reaper", daemon=True)
@@ -45,22 +48,30 @@ class ProcessPool:
 
     def spawn(self, launch: Launch) -> subprocess.Popen:
         """Start ``launch`` from the one spawner thread, which lives as long as the proxy."""
+
         def run() -> subprocess.Popen:
             launch.log_path.parent.mkdir(parents=True, exist_ok=True)
             with open(launch.log_path, "ab") as log:
-                log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {launch.shown}\n"
-                          .encode())
+                log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {launch.shown}\n".encode())
                 log.flush()
-                return subprocess.Popen(launch.command, stdin=subprocess.DEVNULL, stdout=log,
-                                        stderr=subprocess.STDOUT, env=launch.env,
-                                        cwd=launch.log_path.parent, start_new_session=True,
-                                        preexec_fn=die_with_parent)
+                return subprocess.Popen(
+                    launch.command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=launch.env,
+                    cwd=launch.log_path.parent,
+                    start_new_session=True,
+                    preexec_fn=die_with_parent,
+                )
+
         try:
             return self._spawner.submit(run).result()
         except OSError as exc:
-            raise UpstreamUnavailableError(f"cannot start the server of {launch.name}: "
-                                           f"{exc.strerror}",
-                                           detail=f"command {launch.command[0]}") from None
+            raise UpstreamUnavailableError(
+                f"cannot start the server of {launch.name}: {exc.strerror}",
+                detail=f"command {launch.command[0]}",
+            ) from None
 
     def make_room(self, starting: ManagedServer) -> None:
         """Until ``starting`` fits (``max_running`` servers, ``max_memory`` bytes), stop the
@@ -73,16 +84,28 @@ class ProcessPool:
         deadline = time.monotonic() + starting.launch.ready_timeout
         while True:
             with self._lock:
-                running = [s for s in self.servers if s is not starting
-                           and (s.state == "ready" or s in self._starting)]
+                running = [
+                    s
+                    for s in self.servers
+                    if s is not starting and (s.state == "ready" or s in self._starting)
+                ]
                 for server in running:
                     server.measure()
                 now = time.monotonic()
-                idle = sorted((s for s in running if s.idle_for(now) > 0),
-                              key=lambda s: s.idle_for(now), reverse=True)
+                idle = sorted(
+                    (s for s in running if s.idle_for(now) > 0),
+                    key=lambda s: s.idle_for(now),
+                    reverse=True,
+                )
                 while not self._fits(starting, running):
-                    victim = next((s for s in idle if s.stop_if_idle(
-                        f"making room for {starting.launch.name}")), None)
+                    victim = next(
+                        (
+                            s
+                            for s in idle
+                            if s.stop_if_idle(f"making room for {starting.launch.name}")
+                        ),
+                        None,
+                    )
                     if victim is None:
                         break
                     idle.remove(victim)
@@ -94,14 +117,17 @@ class ProcessPool:
                 raise UpstreamUnavailableError(
                     f"{len(running)} model servers stayed running and busy (max_running "
                     f"{self.max_running or 'unset'}, max_memory {show(self.max_memory)}) "
-                    f"for {starting.launch.ready_timeout:g}s; retry shortly", retry_after=5)
+                    f"for {starting.launch.ready_timeout:g}s; retry shortly",
+                    retry_after=5,
+                )
             time.sleep(ROOM_POLL)
 
     def _fits(self, starting: ManagedServer, running: list) -> bool:
         if self.max_running and len(running) >= self.max_running:
             return False
         return not self.max_memory or (
-            sum(server.need for server in running) + starting.need <= self.max_memory)
+            sum(server.need for server in running) + starting.need <= self.max_memory
+        )
 
     def started(self, server: ManagedServer) -> None:
         """``server``'s start has ended, ready or not: it counts as what it now is."""
@@ -111,8 +137,10 @@ class ProcessPool:
     def close(self) -> None:
         """Stop every server at once: each gets its own grace period, not a share of one."""
         self._closed.set()
-        stopping = [threading.Thread(target=server.stop, args=("the proxy is stopping",))
-                    for server in self.servers]
+        stopping = [
+            threading.Thread(target=server.stop, args=("the proxy is stopping",))
+            for server in self.servers
+        ]
         for thread in stopping:
             thread.start()
         for thread in stopping:

@@ -8,6 +8,7 @@ tries again. A server that dies is started again by the next request, after a ba
 grows while it keeps dying. Idle servers stop after their ``ttl``; starting one more than
 fit stops the least recently used idle ones first (:mod:`proxy.servers.pool`).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -25,11 +26,11 @@ from typing import Callable, Iterator, Optional, Protocol, Sequence
 import psutil
 
 from proxy.core.errors import UpstreamUnavailableError
+from proxy.ops.measure import waiting
 from proxy.servers import commandline
 from proxy.servers.memory import show
 from proxy.servers.slotcache import SlotFiles
 from proxy.servers.slotkeeper import SlotKeeper
-from proxy.ops.measure import waiting
 
 logger = logging.getLogger(__name__)
 
@@ -94,9 +95,16 @@ class Room(Protocol):
 class ManagedServer:
     """One model's server process and its state: stopped, starting, ready or failed."""
 
-    def __init__(self, launch: Launch, pool: Room,
-                 ready: Callable[[str], Optional[bool]], *, preload: bool = False,
-                 slot_files: Optional[SlotFiles] = None, save_every_turn: bool = False) -> None:
+    def __init__(
+        self,
+        launch: Launch,
+        pool: Room,
+        ready: Callable[[str], Optional[bool]],
+        *,
+        preload: bool = False,
+        slot_files: Optional[SlotFiles] = None,
+        save_every_turn: bool = False,
+    ) -> None:
         """``ready(url)`` says True when the server serves, False while it loads, and None
         when nothing answers yet. ``slot_files``: where its conversations' KV caches are
         kept while it is stopped (None: they are not); ``save_every_turn`` keeps them after
@@ -105,8 +113,11 @@ class ManagedServer:
         self.pool = pool
         self.ready = ready
         self.preload = preload
-        self.slots = None if slot_files is None else SlotKeeper(
-            launch.name, launch.url, slot_files, save_every_turn)
+        self.slots = (
+            None
+            if slot_files is None
+            else SlotKeeper(launch.name, launch.url, slot_files, save_every_turn)
+        )
         self.ttl = launch.ttl  # seconds idle before it stops (0: never); a client may change it
         self.state = "stopped"
         self.error = ""
@@ -187,8 +198,9 @@ class ManagedServer:
                 if self.state == "ready":  # it died since
                     self._died()
                 if self.state == "failed" and awaited == self._attempt:
-                    raise UpstreamUnavailableError(self._failure(), retry_after=5,
-                                                   detail=self.error)
+                    raise UpstreamUnavailableError(
+                        self._failure(), retry_after=5, detail=self.error
+                    )
                 if self.state not in ("starting", "saving"):
                     break
                 awaited = self._attempt
@@ -201,13 +213,16 @@ class ManagedServer:
             with self._lock:
                 self.state = "failed"
                 self.error = self.launch.scrubbed(
-                    str(exc) if isinstance(exc, UpstreamUnavailableError) else
-                    f"the server of {self.launch.name} could not be started "
-                    f"({type(exc).__name__}); see the proxy's log")
+                    str(exc)
+                    if isinstance(exc, UpstreamUnavailableError)
+                    else f"the server of {self.launch.name} could not be started "
+                    f"({type(exc).__name__}); see the proxy's log"
+                )
                 self._lock.notify_all()
             if isinstance(exc, UpstreamUnavailableError):
-                raise UpstreamUnavailableError(self._failure(), retry_after=5,
-                                               detail=self.error) from None
+                raise UpstreamUnavailableError(
+                    self._failure(), retry_after=5, detail=self.error
+                ) from None
             raise
         else:
             with self._lock:
@@ -258,8 +273,9 @@ class ManagedServer:
         if self.slots is not None:
             self.slots.served(key, slot)
 
-    def prepare(self, key: Optional[str], pinned: Optional[int],
-                new: bool = False) -> Optional[int]:
+    def prepare(
+        self, key: Optional[str], pinned: Optional[int], new: bool = False
+    ) -> Optional[int]:
         """The slot conversation ``key``'s next turn runs in (see
         :meth:`~proxy.servers.slotkeeper.SlotKeeper.prepare`); ``None`` (the server picks)
         when the proxy keeps no caches for it."""
@@ -279,8 +295,9 @@ class ManagedServer:
             return None
         try:
             tree = psutil.Process(process.pid)
-            self.measured = sum(each.memory_info().rss
-                                for each in (tree, *tree.children(recursive=True)))
+            self.measured = sum(
+                each.memory_info().rss for each in (tree, *tree.children(recursive=True))
+            )
         except psutil.Error:
             return None
         return self.measured
@@ -289,19 +306,28 @@ class ManagedServer:
         if self.state == "ready":
             self.measure()
         with self._lock:
-            idle = time.monotonic() - self.last_used if self.last_used and not self.in_flight \
-                else 0.0
-            return {"state": self.state, "url": self.launch.url, "engine": self.launch.engine,
-                    "in_flight": self.in_flight, "ttl": self.ttl,
-                    "idle_seconds": round(idle, 1), "log": str(self.launch.log_path),
-                    "memory": {"estimate": self.launch.estimate, "measured": self.measured},
-                    **({"error": self.error} if self.error else {})}
+            idle = (
+                time.monotonic() - self.last_used if self.last_used and not self.in_flight else 0.0
+            )
+            return {
+                "state": self.state,
+                "url": self.launch.url,
+                "engine": self.launch.engine,
+                "in_flight": self.in_flight,
+                "ttl": self.ttl,
+                "idle_seconds": round(idle, 1),
+                "log": str(self.launch.log_path),
+                "memory": {"estimate": self.launch.estimate, "measured": self.measured},
+                **({"error": self.error} if self.error else {}),
+            }
 
     def _failure(self) -> str:
         """What a client is told of a failed start: that it failed; its output (paths and
         addresses on the proxy's machine) is the operator's, in the log and the admin API."""
-        return (f"the server of {self.launch.name} could not be started; an operator finds "
-                f"why in the proxy's log and its admin API (GET /admin/models)")
+        return (
+            f"the server of {self.launch.name} could not be started; an operator finds "
+            f"why in the proxy's log and its admin API (GET /admin/models)"
+        )
 
     def log_tail(self, lines: int = LOG_TAIL) -> str:
         """The last ``lines`` of the server's log, its command's secrets blanked."""
@@ -321,8 +347,9 @@ class ManagedServer:
         if self.slots is not None:
             self.slots.forget_all()  # a new process: its slots hold nothing yet
         started = time.monotonic()
-        logger.info("starting %s with %s: %s", self.launch.name, self.launch.engine,
-                    self.launch.shown)
+        logger.info(
+            "starting %s with %s: %s", self.launch.name, self.launch.engine, self.launch.shown
+        )
         self._process = self.pool.spawn(self.launch)
         self.started_at = started
         deadline = started + self.launch.ready_timeout
@@ -332,13 +359,19 @@ class ManagedServer:
                 self._process = None
                 raise UpstreamUnavailableError(
                     f"the server of {self.launch.name} exited during start-up; its last "
-                    f"output:\n{self.log_tail()}", retry_after=5)
+                    f"output:\n{self.log_tail()}",
+                    retry_after=5,
+                )
             answer = self.ready(self.launch.url)
             if answer:
                 self.measure()
-                logger.info("%s ready in %.1fs, using %s (estimated %s)", self.launch.name,
-                            time.monotonic() - started, show(self.measured or 0),
-                            show(self.launch.estimate))
+                logger.info(
+                    "%s ready in %.1fs, using %s (estimated %s)",
+                    self.launch.name,
+                    time.monotonic() - started,
+                    show(self.measured or 0),
+                    show(self.launch.estimate),
+                )
                 return
             if answer is False and not announced:
                 logger.info("%s is loading its model", self.launch.name)
@@ -348,7 +381,8 @@ class ManagedServer:
         raise UpstreamUnavailableError(
             f"the server of {self.launch.name} was not ready within "
             f"{self.launch.ready_timeout:g}s; its last output:\n{self.log_tail()}",
-            retry_after=5)
+            retry_after=5,
+        )
 
     def _alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
@@ -385,5 +419,4 @@ def _stop_group(process: subprocess.Popen, grace: float) -> None:
 
 def command_for(template: Sequence[str], port: int, model: str) -> tuple:
     """Fill ``${PORT}`` and ``${MODEL}`` into a server command."""
-    return tuple(part.replace("${PORT}", str(port)).replace("${MODEL}", model)
-                 for part in template)
+    return tuple(part.replace("${PORT}", str(port)).replace("${MODEL}", model) for part in template)

@@ -5,6 +5,7 @@ however many workers there are, each model has one server, started once. A reque
 its connection for as long as it uses the server: if the worker dies, the supervisor sees the
 connection drop and stops counting the request.
 """
+
 from __future__ import annotations
 
 import threading
@@ -70,8 +71,7 @@ class Supervised:
 
     def servers(self) -> dict:
         """A handle on every server the supervisor runs, by model id."""
-        return {name: RemoteServer(self, name, url)
-                for name, url in self.call("servers").items()}
+        return {name: RemoteServer(self, name, url) for name, url in self.call("servers").items()}
 
     def close(self) -> None:
         with self._lock:
@@ -123,6 +123,7 @@ class RemoteServer:
     def served(self, key: Optional[str], slot: Optional[int]) -> None:
         self.supervised.call("served", self.name, key, slot)
 
-    def prepare(self, key: Optional[str], pinned: Optional[int],
-                new: bool = False) -> Optional[int]:
+    def prepare(
+        self, key: Optional[str], pinned: Optional[int], new: bool = False
+    ) -> Optional[int]:
         return self.supervised.call("prepare", self.name, key, pinned, new)

@@ -7,6 +7,7 @@ The server writes and reads the files itself (``POST /slots/N?action=save|restor
 into a server it does not fit, and keeps the folder within its budget, least recently used
 files going first.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,12 @@ def fingerprint(model: str, args: Sequence[str], engine: str) -> dict:
     except OSError:
         made = {}
     shaping = {}
-    for names in (("-c", "--ctx-size"), ("-np", "--parallel"), ("-ctk", "--cache-type-k"),
-                  ("-ctv", "--cache-type-v")):
+    for names in (
+        ("-c", "--ctx-size"),
+        ("-np", "--parallel"),
+        ("-ctk", "--cache-type-k"),
+        ("-ctv", "--cache-type-v"),
+    ):
         for index, arg in enumerate(args[:-1]):
             if arg in names:
                 shaping[names[-1]] = args[index + 1]
@@ -69,8 +74,9 @@ class SlotFiles:
         """The server has just saved conversation ``key``'s slot: note what from."""
         path = self.folder / f"{key}.json"
         draft = path.with_suffix(f".{os.getpid()}.draft")  # whole or not at all, to a reader
-        draft.write_text(json.dumps({"from": self.fingerprint, "tokens": tokens,
-                                     "saved": time.time()}))
+        draft.write_text(
+            json.dumps({"from": self.fingerprint, "tokens": tokens, "saved": time.time()})
+        )
         os.replace(draft, path)
         self.prune()
 
@@ -91,8 +97,9 @@ class SlotFiles:
 
     def prune(self) -> None:
         """Remove the least recently used files until every model's fit the budget."""
-        files = sorted((path for path in self.folder.parent.glob("*/*.bin")),
-                       key=lambda path: _mtime(path))
+        files = sorted(
+            (path for path in self.folder.parent.glob("*/*.bin")), key=lambda path: _mtime(path)
+        )
         total = sum(_size(path) for path in files)
         for path in files:
             if total <= self.budget:
@@ -103,8 +110,7 @@ class SlotFiles:
                     stale.unlink()
                 except OSError:
                     pass
-            logger.info("slot cache: removed %s (over the %d-byte budget)", path.name,
-                        self.budget)
+            logger.info("slot cache: removed %s (over the %d-byte budget)", path.name, self.budget)
 
 
 def _size(path: Path) -> int:
@@ -130,8 +136,13 @@ def target(held: dict, slots: Sequence[dict], pinned: Optional[int]) -> Optional
     """
     if pinned is not None and pinned >= 0:
         return pinned
-    idle = [slot["id"] for slot in slots if isinstance(slot, dict)
-            and isinstance(slot.get("id"), int) and not slot.get("is_processing")]
+    idle = [
+        slot["id"]
+        for slot in slots
+        if isinstance(slot, dict)
+        and isinstance(slot.get("id"), int)
+        and not slot.get("is_processing")
+    ]
     free = [slot for slot in idle if slot not in held]
     if free:
         return free[0]

@@ -1,6 +1,7 @@
 """What each slot of a server the proxy runs holds, and moving those KV caches to and from
 disk through the server's slot API: saved before the server stops (and after every turn
 when asked), restored into a slot when a conversation comes back."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,9 @@ LOOK_TIMEOUT = 5.0  # seconds the server may take to list its slots
 class SlotKeeper:
     """The conversations in one server's slots, as this process knows them."""
 
-    def __init__(self, name: str, url: str, files: SlotFiles,
-                 save_every_turn: bool = False) -> None:
+    def __init__(
+        self, name: str, url: str, files: SlotFiles, save_every_turn: bool = False
+    ) -> None:
         """``files``: where the caches are kept while the server is stopped;
         ``save_every_turn`` saves them after every answer too, so they outlive a crash."""
         self.name = name
@@ -32,8 +34,9 @@ class SlotKeeper:
         self._held: dict = {}  # slot → the conversation it holds
         self._held_at: dict = {}  # slot → when it last served one
         self._lock = threading.Lock()
-        self._saver = ThreadPoolExecutor(1, thread_name_prefix=f"save-{name}") \
-            if save_every_turn else None
+        self._saver = (
+            ThreadPoolExecutor(1, thread_name_prefix=f"save-{name}") if save_every_turn else None
+        )
 
     def forget_all(self) -> None:
         """A new process: its slots hold nothing yet."""
@@ -51,8 +54,9 @@ class SlotKeeper:
         if self._saver is not None:
             self._saver.submit(self._save, slot, key)
 
-    def prepare(self, key: Optional[str], pinned: Optional[int],
-                new: bool = False) -> Optional[int]:
+    def prepare(
+        self, key: Optional[str], pinned: Optional[int], new: bool = False
+    ) -> Optional[int]:
         """The slot conversation ``key``'s next turn runs in, named to the server so that
         its cache is restored there first (saved before the server last stopped), or so
         that it can be saved from there afterwards: the slot that holds it, else an idle
@@ -68,8 +72,9 @@ class SlotKeeper:
             restorable = self.files.restorable(key)
             if not (restorable or new):
                 return None
-            slot = target(self._held_at, self._slot_call("GET", "/slots", timeout=LOOK_TIMEOUT)
-                          or [], pinned)
+            slot = target(
+                self._held_at, self._slot_call("GET", "/slots", timeout=LOOK_TIMEOUT) or [], pinned
+            )
             if slot is None:
                 return None
             restored = self._restore(key, slot) if restorable else 0
@@ -77,14 +82,19 @@ class SlotKeeper:
             self._held_at[slot] = time.monotonic()
         if restored:
             self.files.used(key)
-            logger.info("%s: restored a conversation's %s cached tokens into slot %d",
-                        self.name, restored, slot)
+            logger.info(
+                "%s: restored a conversation's %s cached tokens into slot %d",
+                self.name,
+                restored,
+                slot,
+            )
         return slot
 
     def _restore(self, key: str, slot: int) -> int:
         """Load conversation ``key``'s saved cache into ``slot``: the tokens restored."""
-        answer = self._slot_call("POST", f"/slots/{slot}?action=restore",
-                                 {"filename": SlotFiles.name(key)})
+        answer = self._slot_call(
+            "POST", f"/slots/{slot}?action=restore", {"filename": SlotFiles.name(key)}
+        )
         if not isinstance(answer, dict) or not answer.get("n_restored"):
             self.files.forget(key)  # it does not fit after all: not again
             return 0
@@ -98,18 +108,21 @@ class SlotKeeper:
             self._save(slot, key)
 
     def _save(self, slot: int, key: str) -> None:
-        answer = self._slot_call("POST", f"/slots/{slot}?action=save",
-                                 {"filename": SlotFiles.name(key)})
+        answer = self._slot_call(
+            "POST", f"/slots/{slot}?action=save", {"filename": SlotFiles.name(key)}
+        )
         if isinstance(answer, dict) and answer.get("n_saved"):
             self.files.saved(key, answer["n_saved"])
 
-    def _slot_call(self, method: str, path: str, body: Optional[dict] = None,
-                   timeout: float = SLOT_TIMEOUT):
+    def _slot_call(
+        self, method: str, path: str, body: Optional[dict] = None, timeout: float = SLOT_TIMEOUT
+    ):
         """One call to the server's slot API; ``None`` when it fails (a cache is a help,
         never a reason for a request to fail)."""
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=timeout) as answer:
                 return json.loads(answer.read())

@@ -9,6 +9,7 @@ with the master (a parent-death signal), and its servers die with it.
 Run as ``python -m proxy.servers.supervisor MASTER_PID``: the settings arrive pickled on stdin,
 and one line on stdout says ``ready`` or what stopped it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -25,18 +26,27 @@ from collections import Counter
 from multiprocessing.connection import Connection, Listener
 from typing import Optional
 
+from proxy.config.catalog import from_settings
 from proxy.config.runtime import Runtime, advertise_supervisor
 from proxy.config.settings import Settings
 from proxy.core.errors import UpstreamUnavailableError
-from proxy.config.catalog import from_settings
+from proxy.logs import log_to_stderr
 from proxy.servers.build import managed_servers, preload
 from proxy.servers.processes import STOP_GRACE, die_with_parent
-from proxy.logs import log_to_stderr
 
 logger = logging.getLogger(__name__)
 
-CALLS = {"ensure", "is_ready", "gone", "stop", "keep_for", "snapshot", "log_tail", "served",
-         "prepare"}
+CALLS = {
+    "ensure",
+    "is_ready",
+    "gone",
+    "stop",
+    "keep_for",
+    "snapshot",
+    "log_tail",
+    "served",
+    "prepare",
+}
 
 
 class Supervisor:
@@ -51,8 +61,9 @@ class Supervisor:
                 connection = listener.accept()
             except (OSError, EOFError):  # a connection that failed its handshake
                 continue
-            threading.Thread(target=self.session, args=(connection,), daemon=True,
-                             name="supervised").start()
+            threading.Thread(
+                target=self.session, args=(connection,), daemon=True, name="supervised"
+            ).start()
 
     def session(self, connection: Connection) -> None:
         """One worker connection; the requests it holds are released when it drops."""
@@ -124,8 +135,11 @@ def start_supervisor(settings: Settings) -> Optional[SupervisorProcess]:
     authkey = secrets.token_bytes(32)
     process = subprocess.Popen(
         [sys.executable, "-m", "proxy.servers.supervisor", str(os.getpid())],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
-        preexec_fn=die_with_parent)
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=die_with_parent,
+    )
     with process.stdin:
         pickle.dump((settings, address, authkey), process.stdin)
     with process.stdout:
@@ -144,8 +158,9 @@ def main() -> None:  # pragma: no cover - runs as its own process, tested throug
     settings, address, authkey = pickle.load(sys.stdin.buffer)
     log_to_stderr(settings.observing.log_level)
     try:
-        pool, servers = managed_servers(from_settings(settings), settings,
-                                        Runtime.from_environment())
+        pool, servers = managed_servers(
+            from_settings(settings), settings, Runtime.from_environment()
+        )
         listener = Listener(address, "AF_UNIX", authkey=authkey)
     except ValueError as exc:
         print(" ".join(str(exc).split()), flush=True)
@@ -154,8 +169,9 @@ def main() -> None:  # pragma: no cover - runs as its own process, tested throug
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the master decides when to stop
     try:
         preload(servers.values())
-        logger.info("running the servers of %s for every worker (pid %d)",
-                    ", ".join(servers), os.getpid())
+        logger.info(
+            "running the servers of %s for every worker (pid %d)", ", ".join(servers), os.getpid()
+        )
         print("ready", flush=True)
         Supervisor(servers).serve(listener)
     finally:

@@ -1,4 +1,5 @@
 """The ``oai-proxy`` command: flags to settings, then serve with waitress or gunicorn."""
+
 from __future__ import annotations
 
 import logging
@@ -31,8 +32,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     try:
         app = or_exit(lambda _: create_app(settings, Runtime.from_environment()), settings)
         report_upstream(app)
-        logger.info("serving the OpenAI API on http://%s:%s with %s", settings.serving.host,
-                    settings.serving.port, settings.serving.server)
+        logger.info(
+            "serving the OpenAI API on http://%s:%s with %s",
+            settings.serving.host,
+            settings.serving.port,
+            settings.serving.server,
+        )
         if settings.serving.server == "gunicorn":
             app.extensions["proxy"].router.close()  # each worker makes its own after the fork
             serve_gunicorn(settings)
@@ -58,8 +63,9 @@ def report_upstream(app) -> None:
     if health.ok:
         logger.info("upstream ready: %s", health.detail)
     else:
-        logger.warning("upstream not ready yet (%s); requests get 503 until it is",
-                       health.detail.get("error"))
+        logger.warning(
+            "upstream not ready yet (%s); requests get 503 until it is", health.detail.get("error")
+        )
 
 
 def serve_waitress(app, settings: Settings) -> None:
@@ -74,16 +80,24 @@ def serve_waitress(app, settings: Settings) -> None:
     # proxy.api.disconnect).
     serving = settings.serving
     server = waitress.create_server(
-        app, host=serving.host, port=serving.port, threads=serving.threads,
-        connection_limit=max(100, serving.threads * 4), channel_timeout=600,
-        asyncore_use_poll=True, ident="oai-proxy")
+        app,
+        host=serving.host,
+        port=serving.port,
+        threads=serving.threads,
+        connection_limit=max(100, serving.threads * 4),
+        channel_timeout=600,
+        asyncore_use_poll=True,
+        ident="oai-proxy",
+    )
     drain = app.extensions["proxy"].drain
 
     def stop(signum, frame) -> None:
         if drain.began:
             return
-        logger.info("stopping: no new connections; open streams get %gs to finish",
-                    settings.serving.graceful_timeout)
+        logger.info(
+            "stopping: no new connections; open streams get %gs to finish",
+            settings.serving.graceful_timeout,
+        )
         wasyncore.dispatcher.close(server)  # the listening socket only: channels carry on
         drain.begin(settings.serving.graceful_timeout)
         threading.Thread(target=finish, name="stop", daemon=True).start()

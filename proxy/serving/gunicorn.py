@@ -1,5 +1,6 @@
 """Production defaults for gunicorn, shared by ``gunicorn.conf.py`` and
 ``oai-proxy --server gunicorn``."""
+
 from __future__ import annotations
 
 import os
@@ -118,6 +119,9 @@ def gunicorn_options(settings: Settings) -> dict:
         "on_exit": hooks.on_exit,
         # newer gunicorn opens a control socket at one fixed path per user: every proxy on the
         # host would take it from the one before, and the proxy needs none
-        **({"control_socket_disable": True}
-           if "control_socket_disable" in Config().settings else {}),
+        **(
+            {"control_socket_disable": True}
+            if "control_socket_disable" in Config().settings
+            else {}
+        ),
     }

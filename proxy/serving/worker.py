@@ -8,6 +8,7 @@ client to send more, or to take more, and the connection is dropped as if the cl
 hung up (which gunicorn does quietly). Waiting on the upstream is not waiting on the
 client: a stream whose model thinks for minutes is not cut.
 """
+
 from __future__ import annotations
 
 import errno

@@ -1,4 +1,5 @@
 """Named keys through the API: models each may use, limits, usage, and secrets kept out."""
+
 from __future__ import annotations
 
 import logging
@@ -43,10 +44,15 @@ def client(tmp_path):
     with FakeServerCpp("llamacpp", n_slots=2) as fake:
         (tmp_path / "keys.toml").write_text(KEYS)
         (tmp_path / "models.toml").write_text(MODELS.format(fake.url))
-        app = create_app(Settings.of(config=str(tmp_path / "models.toml"),
-                                     keys=str(tmp_path / "keys.toml"), admin_key="admin",
-                                     usage_db=str(tmp_path / "usage.sqlite3")),
-                         runtime_in(tmp_path))
+        app = create_app(
+            Settings.of(
+                config=str(tmp_path / "models.toml"),
+                keys=str(tmp_path / "keys.toml"),
+                admin_key="admin",
+                usage_db=str(tmp_path / "usage.sqlite3"),
+            ),
+            runtime_in(tmp_path),
+        )
         yield app.test_client()
 
 
@@ -55,8 +61,9 @@ def as_key(key: str) -> dict:
 
 
 def chat(client, key: str, **body):
-    with client.post("/v1/chat/completions", json={**CHAT, **body},
-                     headers=as_key(key)) as response:
+    with client.post(
+        "/v1/chat/completions", json={**CHAT, **body}, headers=as_key(key)
+    ) as response:
         response.get_data()
         return response
 
@@ -73,18 +80,23 @@ def test_a_key_uses_its_models_only(client):
     assert [model["id"] for model in listed] == ["other"]
 
 
-@pytest.mark.parametrize(("method", "path", "body"), [
-    pytest.param("post", "/v1/chat/completions", {**CHAT, "model": "{}"}, id="chat"),
-    pytest.param("post", "/api/chat", {**CHAT, "model": "{}", "stream": False}, id="ollama"),
-    pytest.param("post", "/api/show", {"model": "{}"}, id="show"),
-    pytest.param("post", "/api/show", {"name": "{}"}, id="show-by-name"),
-    pytest.param("post", "/v1/embeddings", {"model": "{}", "input": "x"}, id="embeddings"),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        pytest.param("post", "/v1/chat/completions", {**CHAT, "model": "{}"}, id="chat"),
+        pytest.param("post", "/api/chat", {**CHAT, "model": "{}", "stream": False}, id="ollama"),
+        pytest.param("post", "/api/show", {"model": "{}"}, id="show"),
+        pytest.param("post", "/api/show", {"name": "{}"}, id="show-by-name"),
+        pytest.param("post", "/v1/embeddings", {"model": "{}", "input": "x"}, id="embeddings"),
+    ],
+)
 def test_a_hidden_key_cannot_tell_anothers_model_from_none(client, method, path, body):
     """bob may use ``other`` only: ``tiny`` is as absent to him as a model that is not."""
+
     def asked(model: str):
-        named = {field: value.format(model) if value == "{}" else value
-                 for field, value in body.items()}
+        named = {
+            field: value.format(model) if value == "{}" else value for field, value in body.items()
+        }
         answer = getattr(client, method)(path, json=named, headers=as_key("sk-bob"))
         return answer.status_code, answer.get_data(as_text=True).replace(model, "MODEL")
 
@@ -93,11 +105,14 @@ def test_a_hidden_key_cannot_tell_anothers_model_from_none(client, method, path,
     assert asked("tiny") == asked("gpt-4") == (status, text)
 
 
-@pytest.mark.parametrize(("key", "status", "listed"), [
-    pytest.param("sk-alice", 403, "it may use tiny", id="a-key-of-one-model"),
-    pytest.param("sk-bob", 404, "the models are other (", id="a-hidden-key"),
-    pytest.param("sk-carol", 404, "the models are other, tiny (", id="a-key-of-every-model"),
-])
+@pytest.mark.parametrize(
+    ("key", "status", "listed"),
+    [
+        pytest.param("sk-alice", 403, "it may use tiny", id="a-key-of-one-model"),
+        pytest.param("sk-bob", 404, "the models are other (", id="a-hidden-key"),
+        pytest.param("sk-carol", 404, "the models are other, tiny (", id="a-key-of-every-model"),
+    ],
+)
 def test_a_missing_model_names_only_the_ids_the_key_may_use(client, key, status, listed):
     for body in ({"model": "gpt-9"}, {"name": "gpt-9"}):
         answer = client.post("/api/show", json=body, headers=as_key(key))
@@ -108,8 +123,7 @@ def test_the_admin_key_is_a_key_of_every_model_on_the_api(client):
     assert chat(client, "admin", model="other").status_code == 200
     assert chat(client, "admin").status_code == 200
     usage = client.get("/admin/usage", headers=as_key("admin")).json["usage"]
-    assert {(row["key"], row["model"]) for row in usage} == {("admin", "other"),
-                                                             ("admin", "tiny")}
+    assert {(row["key"], row["model"]) for row in usage} == {("admin", "other"), ("admin", "tiny")}
 
 
 def test_requests_per_minute_then_429_with_openais_headers(client):
@@ -135,8 +149,10 @@ def test_usage_per_key_and_model_for_the_admin(client):
     chat(client, "sk-alice", stream=True)
     chat(client, "sk-alice", model="other")
     assert client.get("/admin/usage", headers=as_key("sk-alice")).status_code == 401
-    usage = {(row["key"], row["model"]): row
-             for row in client.get("/admin/usage", headers=as_key("admin")).json["usage"]}
+    usage = {
+        (row["key"], row["model"]): row
+        for row in client.get("/admin/usage", headers=as_key("admin")).json["usage"]
+    }
     alice = usage[("alice", "tiny")]
     assert alice["requests"] == 2 and alice["errors"] == 0
     assert alice["prompt_tokens"] > 0 and alice["completion_tokens"] > 0
@@ -170,9 +186,12 @@ def test_the_access_log_names_the_key_and_the_model(client, caplog):
 def test_the_access_log_can_be_turned_off(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="proxy.access")
     with FakeServerCpp("llamacpp", n_slots=2) as fake:
-        app = create_app(Settings.of(llama_api=fake.url, access_log="off",
-                                     usage_db=str(tmp_path / "usage.sqlite3")),
-                         runtime_in(tmp_path))
+        app = create_app(
+            Settings.of(
+                llama_api=fake.url, access_log="off", usage_db=str(tmp_path / "usage.sqlite3")
+            ),
+            runtime_in(tmp_path),
+        )
         with app.test_client().post("/v1/chat/completions", json=CHAT) as response:
             assert response.status_code == 200
     assert not [r for r in caplog.records if r.name == "proxy.access"]

@@ -1,5 +1,6 @@
 """Images given by URL are fetched from a real HTTP server, only where the policy allows, all
 of a request's at once, within one deadline and the bytes of one image."""
+
 from __future__ import annotations
 
 import threading
@@ -27,9 +28,16 @@ class _Images(BaseHTTPRequestHandler):
     """Images, and what else a server may answer. ``/met``: a PNG, once three requests for
     it are there at the same time."""
 
-    routes = {"/cat.png": (200, PNG), "/big.png": (200, noise()), "/small.png": (200, SMALL),
-              "/notes.txt": (200, b"not an image"), "/gone.png": (404, b""),
-              "/moved.png": (302, b""), "/drip.png": (200, PNG), "/met.png": (200, PNG)}
+    routes = {
+        "/cat.png": (200, PNG),
+        "/big.png": (200, noise()),
+        "/small.png": (200, SMALL),
+        "/notes.txt": (200, b"not an image"),
+        "/gone.png": (404, b""),
+        "/moved.png": (302, b""),
+        "/drip.png": (200, PNG),
+        "/met.png": (200, PNG),
+    }
 
     hosts: list = []  # the Host header of each request, in order
     meeting = threading.Barrier(3)
@@ -73,11 +81,18 @@ def asking(*urls: str) -> GenerationRequest:
     """A request showing the images at ``urls``, the first in the user's message, the rest
     in a second one."""
     first, *rest = urls
-    return GenerationRequest(messages=(
-        Message("system", "be brief"),
-        Message("user", "what is this?", images=(Image(FIELD, 3, url=first),)),
-        *(Message("user", "and this?", images=(Image(f"messages[{2 + n}].images[0]", url=url),))
-          for n, url in enumerate(rest))))
+    return GenerationRequest(
+        messages=(
+            Message("system", "be brief"),
+            Message("user", "what is this?", images=(Image(FIELD, 3, url=first),)),
+            *(
+                Message(
+                    "user", "and this?", images=(Image(f"messages[{2 + n}].images[0]", url=url),)
+                )
+                for n, url in enumerate(rest)
+            ),
+        )
+    )
 
 
 def test_an_image_is_fetched_and_kept_in_its_place(site):
@@ -93,25 +108,30 @@ def test_a_request_without_urls_is_left_as_it_is():
 
 def test_the_images_of_a_request_are_fetched_at_once(site):
     """Each of the three is answered only once all three are asked for."""
-    fetched = ImageFetcher("any", BOUNDS).fetched(asking(*[site + f"/met.png?{n}"
-                                                          for n in range(3)]))
+    fetched = ImageFetcher("any", BOUNDS).fetched(
+        asking(*[site + f"/met.png?{n}" for n in range(3)])
+    )
     assert [image.data for image in fetched.images] == [base64_of(PNG)] * 3
     assert [image.field for image in fetched.images] == [
-        FIELD, "messages[2].images[0]", "messages[3].images[0]"]
+        FIELD,
+        "messages[2].images[0]",
+        "messages[3].images[0]",
+    ]
 
 
 def test_an_image_that_drips_ends_at_the_deadline_however_steady(site):
     with pytest.raises(InvalidRequestError, match="its server took more than 1 s") as caught:
-        ImageFetcher("any", BOUNDS, timeout=1).fetched(asking(site + "/cat.png",
-                                                              site + "/drip.png"))
+        ImageFetcher("any", BOUNDS, timeout=1).fetched(
+            asking(site + "/cat.png", site + "/drip.png")
+        )
     assert caught.value.param == "messages[2].images[0]"
 
 
 def test_images_under_the_limit_each_are_refused_over_it_together(site):
-    with pytest.raises(InvalidRequestError, match="larger together than the 3000 bytes") \
-            as caught:
+    with pytest.raises(InvalidRequestError, match="larger together than the 3000 bytes") as caught:
         ImageFetcher("any", Bounds(size=3000, pixels=1 << 20)).fetched(
-            asking(site + "/small.png?1", site + "/small.png?2"))
+            asking(site + "/small.png?1", site + "/small.png?2")
+        )
     assert caught.value.param in (FIELD, "messages[2].images[0]")
 
 
@@ -120,13 +140,16 @@ def test_an_image_of_too_many_pixels_is_refused(site):
         ImageFetcher("any", Bounds(size=1 << 20, pixels=100)).fetched(asking(site + "/cat.png"))
 
 
-@pytest.mark.parametrize("path, policy, says", [
-    ("/cat.png", "public", "is not on the internet"),
-    ("/notes.txt", "any", "is not an image"),
-    ("/gone.png", "any", "its server answered 404"),
-    ("/moved.png", "any", "its server answered 302"),
-    ("/big.png", "any", "larger than the 2000 bytes"),
-])
+@pytest.mark.parametrize(
+    "path, policy, says",
+    [
+        ("/cat.png", "public", "is not on the internet"),
+        ("/notes.txt", "any", "is not an image"),
+        ("/gone.png", "any", "its server answered 404"),
+        ("/moved.png", "any", "its server answered 302"),
+        ("/big.png", "any", "larger than the 2000 bytes"),
+    ],
+)
 def test_what_cannot_be_fetched_is_a_400_naming_the_field(site, path, policy, says):
     with pytest.raises(InvalidRequestError) as caught:
         ImageFetcher(policy, TIGHT).fetched(asking(site + path))
@@ -146,8 +169,9 @@ def test_a_fetch_connects_to_the_address_it_was_given_under_the_hosts_own_name(s
     port = urlsplit(site).port
     fetches = Fetches(5, 1 << 20)
     try:
-        status, body = images.fetch(urlsplit(f"http://images.invalid:{port}/cat.png"),
-                                    "127.0.0.1", fetches)
+        status, body = images.fetch(
+            urlsplit(f"http://images.invalid:{port}/cat.png"), "127.0.0.1", fetches
+        )
     finally:
         fetches.end()
     assert (status, body) == (200, PNG)
@@ -160,30 +184,59 @@ def test_a_host_that_does_not_answer_is_named_without_its_address():
     assert caught.value.param == FIELD
 
 
-@pytest.mark.parametrize("addresses, public", [
-    (["93.184.215.14"], True), (["2606:2800:21f:cb07:6820:80da:af6b:8b2c"], True),
-    (["10.0.0.7"], False), (["169.254.169.254"], False), (["::1"], False),
-    (["93.184.215.14", "192.168.1.2"], False), ([], False)])
+@pytest.mark.parametrize(
+    "addresses, public",
+    [
+        (["93.184.215.14"], True),
+        (["2606:2800:21f:cb07:6820:80da:af6b:8b2c"], True),
+        (["10.0.0.7"], False),
+        (["169.254.169.254"], False),
+        (["::1"], False),
+        (["93.184.215.14", "192.168.1.2"], False),
+        ([], False),
+    ],
+)
 def test_public_means_every_address_of_the_host_is_on_the_internet(addresses, public):
     assert images.public(addresses) is public
 
 
-@pytest.mark.parametrize("address, public", [
-    # what an IPv6 address stands for is judged: an IPv4 address within it, as itself
-    ("::ffff:10.0.0.1", False), ("::ffff:127.0.0.1", False), ("::ffff:8.8.8.8", True),
-    ("64:ff9b::10.0.0.1", False), ("64:ff9b::169.254.169.254", False),
-    ("64:ff9b::8.8.8.8", True), ("64:ff9b:1::8.8.8.8", False),  # local-use NAT64: refused
-    ("2002:a00:1::1", False), ("2002:c0a8:101::1", False), ("2002:808:808::1", True),
-    ("::10.0.0.1", False), ("::127.0.0.1", False), ("::8.8.8.8", True), ("::", False),
-    ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False),  # Teredo: refused
-    # clouds' metadata, whatever range it is in
-    ("168.63.129.16", False), ("::ffff:168.63.129.16", False), ("64:ff9b::a83f:8110", False),
-    ("100.100.100.200", False), ("fd00:ec2::254", False), ("169.254.170.2", False),
-    ("192.0.0.192", False),
-    # the proxy's machine and its networks
-    ("127.0.0.1", False), ("0.0.0.0", False), ("100.64.0.1", False), ("fe80::1", False),
-    ("fc00::1", False), ("172.16.0.1", False),
-    ("8.8.8.8", True), ("2001:4860:4860::8888", True),
-])
+@pytest.mark.parametrize(
+    "address, public",
+    [
+        # what an IPv6 address stands for is judged: an IPv4 address within it, as itself
+        ("::ffff:10.0.0.1", False),
+        ("::ffff:127.0.0.1", False),
+        ("::ffff:8.8.8.8", True),
+        ("64:ff9b::10.0.0.1", False),
+        ("64:ff9b::169.254.169.254", False),
+        ("64:ff9b::8.8.8.8", True),
+        ("64:ff9b:1::8.8.8.8", False),  # local-use NAT64: refused
+        ("2002:a00:1::1", False),
+        ("2002:c0a8:101::1", False),
+        ("2002:808:808::1", True),
+        ("::10.0.0.1", False),
+        ("::127.0.0.1", False),
+        ("::8.8.8.8", True),
+        ("::", False),
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False),  # Teredo: refused
+        # clouds' metadata, whatever range it is in
+        ("168.63.129.16", False),
+        ("::ffff:168.63.129.16", False),
+        ("64:ff9b::a83f:8110", False),
+        ("100.100.100.200", False),
+        ("fd00:ec2::254", False),
+        ("169.254.170.2", False),
+        ("192.0.0.192", False),
+        # the proxy's machine and its networks
+        ("127.0.0.1", False),
+        ("0.0.0.0", False),
+        ("100.64.0.1", False),
+        ("fe80::1", False),
+        ("fc00::1", False),
+        ("172.16.0.1", False),
+        ("8.8.8.8", True),
+        ("2001:4860:4860::8888", True),
+    ],
+)
 def test_an_address_is_public_only_if_what_it_reaches_is(address, public):
     assert images.public([address]) is public

@@ -1,9 +1,10 @@
 """The keys file: what it may say, and what a mistake in it is told as."""
+
 from __future__ import annotations
 
 import pytest
 
-from proxy.access.keyring import KeySpec, Keyring, load_keyring, parse_keys, plain_keys
+from proxy.access.keyring import Keyring, KeySpec, load_keyring, parse_keys, plain_keys
 
 SECRET = "sk-very-secret"
 
@@ -12,27 +13,30 @@ def one(**fields) -> dict:
     return {"keys": [{"name": "alice", "key": SECRET, **fields}]}
 
 
-@pytest.mark.parametrize("data, names", [
-    ({"keys": []}, "[[keys]]"),
-    ({"keys": [{"name": "a", "key": "x"}], "other": 1}, "[[keys]]"),
-    ({"keys": ["x"]}, "must be a table"),
-    ({"keys": [{"key": SECRET}]}, "'name'"),
-    (one(name=" "), "'name'"),
-    (one(colour="red"), "unknown field 'colour'"),
-    (one(key_env="X"), "exactly one of 'key' and 'key_env'"),
-    ({"keys": [{"name": "alice"}]}, "exactly one of 'key' and 'key_env'"),
-    (one(key=""), "'key' must be a non-empty string"),
-    ({"keys": [{"name": "alice", "key_env": "UNSET_VARIABLE"}]}, "'key_env'"),
-    (one(models="qwen"), "'models'"),
-    (one(models=[1]), "'models'"),
-    (one(hidden="yes"), "'hidden'"),
-    (one(manage=1), "'manage' must be true or false"),
-    (one(requests_per_minute=-1), "'requests_per_minute'"),
-    (one(requests_per_minute=True), "'requests_per_minute'"),
-    (one(tokens_per_minute=1.5), "'tokens_per_minute'"),
-    ({"keys": [{"name": "a", "key": SECRET}, {"name": "a", "key": "other"}]}, "used twice"),
-    ({"keys": [{"name": "a", "key": SECRET}, {"name": "b", "key": SECRET}]}, "same key value"),
-])
+@pytest.mark.parametrize(
+    "data, names",
+    [
+        ({"keys": []}, "[[keys]]"),
+        ({"keys": [{"name": "a", "key": "x"}], "other": 1}, "[[keys]]"),
+        ({"keys": ["x"]}, "must be a table"),
+        ({"keys": [{"key": SECRET}]}, "'name'"),
+        (one(name=" "), "'name'"),
+        (one(colour="red"), "unknown field 'colour'"),
+        (one(key_env="X"), "exactly one of 'key' and 'key_env'"),
+        ({"keys": [{"name": "alice"}]}, "exactly one of 'key' and 'key_env'"),
+        (one(key=""), "'key' must be a non-empty string"),
+        ({"keys": [{"name": "alice", "key_env": "UNSET_VARIABLE"}]}, "'key_env'"),
+        (one(models="qwen"), "'models'"),
+        (one(models=[1]), "'models'"),
+        (one(hidden="yes"), "'hidden'"),
+        (one(manage=1), "'manage' must be true or false"),
+        (one(requests_per_minute=-1), "'requests_per_minute'"),
+        (one(requests_per_minute=True), "'requests_per_minute'"),
+        (one(tokens_per_minute=1.5), "'tokens_per_minute'"),
+        ({"keys": [{"name": "a", "key": SECRET}, {"name": "a", "key": "other"}]}, "used twice"),
+        ({"keys": [{"name": "a", "key": SECRET}, {"name": "b", "key": SECRET}]}, "same key value"),
+    ],
+)
 def test_mistakes_name_the_field_and_never_the_secret(data, names):
     with pytest.raises(ValueError) as error:
         parse_keys(data, "keys.toml", {})
@@ -41,8 +45,17 @@ def test_mistakes_name_the_field_and_never_the_secret(data, names):
 
 
 def test_a_full_key():
-    (key,) = parse_keys(one(models=["qwen"], hidden=True, requests_per_minute=60,
-                            tokens_per_minute=1000, manage=True), "k", {})
+    (key,) = parse_keys(
+        one(
+            models=["qwen"],
+            hidden=True,
+            requests_per_minute=60,
+            tokens_per_minute=1000,
+            manage=True,
+        ),
+        "k",
+        {},
+    )
     assert key == KeySpec("alice", SECRET.encode(), ("qwen",), True, 60, 1000, manage=True)
     assert key.limited and key.models == ("qwen",)
     assert key.may_use("qwen") and not key.may_use("llama")
@@ -54,8 +67,9 @@ def test_a_key_manages_no_server_unless_it_says_so():
 
 
 def test_a_key_from_the_environment():
-    (key,) = parse_keys({"keys": [{"name": "bob", "key_env": "BOB_KEY"}]}, "k",
-                        {"BOB_KEY": "from-env"})
+    (key,) = parse_keys(
+        {"keys": [{"name": "bob", "key_env": "BOB_KEY"}]}, "k", {"BOB_KEY": "from-env"}
+    )
     assert key.secret == b"from-env" and not key.limited and key.models == ()
 
 
@@ -66,8 +80,9 @@ def test_finding_a_key():
     assert not Keyring([])
 
 
-@pytest.mark.parametrize("text, says", [("[[keys]\n", "not valid TOML"),
-                                        (None, "cannot read the keys file")])
+@pytest.mark.parametrize(
+    "text, says", [("[[keys]\n", "not valid TOML"), (None, "cannot read the keys file")]
+)
 def test_a_file_that_cannot_be_used(tmp_path, text, says):
     path = tmp_path / "keys.toml"
     if text is not None:

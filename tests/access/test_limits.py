@@ -1,4 +1,5 @@
 """Requests and tokens per minute: the pure rule, this process's counters, and Redis's."""
+
 from __future__ import annotations
 
 import threading
@@ -8,14 +9,15 @@ import pytest
 import redis
 
 from proxy.access.keyring import KeySpec
-from proxy.access.limits import (LimiterUnavailable, LocalLimiter, RedisLimiter, decide,
-                                 window_of)
+from proxy.access.limits import LimiterUnavailable, LocalLimiter, RedisLimiter, decide, window_of
 
 KEY = KeySpec("alice", b"s", rpm=3, tpm=100)
 
 
-@pytest.mark.parametrize("requests, tokens, allowed", [
-    (0, 0, True), (2, 99, True), (3, 0, False), (0, 100, False), (5, 500, False)])
+@pytest.mark.parametrize(
+    "requests, tokens, allowed",
+    [(0, 0, True), (2, 99, True), (3, 0, False), (0, 100, False), (5, 500, False)],
+)
 def test_decide(requests, tokens, allowed):
     decision = decide(KEY, requests, tokens, now=120.0 + 15)
     assert decision.allowed is allowed
@@ -24,9 +26,14 @@ def test_decide(requests, tokens, allowed):
 
 def test_headers_say_what_is_left_and_when():
     headers = decide(KEY, 1, 40, now=60.5).headers()
-    assert headers == {"x-ratelimit-limit-requests": "3", "x-ratelimit-remaining-requests": "1",
-                       "x-ratelimit-reset-requests": "60s", "x-ratelimit-limit-tokens": "100",
-                       "x-ratelimit-remaining-tokens": "60", "x-ratelimit-reset-tokens": "60s"}
+    assert headers == {
+        "x-ratelimit-limit-requests": "3",
+        "x-ratelimit-remaining-requests": "1",
+        "x-ratelimit-reset-requests": "60s",
+        "x-ratelimit-limit-tokens": "100",
+        "x-ratelimit-remaining-tokens": "60",
+        "x-ratelimit-reset-tokens": "60s",
+    }
     refused = decide(KEY, 3, 0, now=61.0).headers()
     assert refused["Retry-After"] == "59" and refused["x-ratelimit-remaining-requests"] == "0"
     assert "x-ratelimit-limit-tokens" not in decide(KeySpec("b", b"s", rpm=1), 0, 0, 0).headers()

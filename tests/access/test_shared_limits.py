@@ -1,4 +1,5 @@
 """Two proxy processes, one Redis: one budget per key. Without Redis, one budget each."""
+
 from __future__ import annotations
 
 from contextlib import ExitStack
@@ -18,10 +19,14 @@ def statuses(proxies, count: int) -> list:
     answers = []
     for turn in range(count):  # the processes take turns
         proxy = proxies[turn % len(proxies)]
-        answers.append(requests.post(proxy.url + "/v1/completions", timeout=10,
-                                     headers={"Authorization": "Bearer sk-team",
-                                              "Connection": "close"},
-                                     json={"prompt": "hi", "max_tokens": 2}).status_code)
+        answers.append(
+            requests.post(
+                proxy.url + "/v1/completions",
+                timeout=10,
+                headers={"Authorization": "Bearer sk-team", "Connection": "close"},
+                json={"prompt": "hi", "max_tokens": 2},
+            ).status_code
+        )
     return answers
 
 
@@ -32,14 +37,17 @@ def test_two_proxies_share_one_limit_through_redis(tmp_path, redis_url, redis_cl
     args = ["--keys", str(keys), *(["--redis-url", redis_url] if shared else [])]
     with ExitStack() as stack:
         fake = stack.enter_context(FakeServerCpp("llamacpp", n_slots=4))
-        proxies = [stack.enter_context(ProxyProcess(fake.url, tmp_path / f"{how}.log", how=how,
-                                                    args=args))
-                   for how in ("waitress", "gunicorn")]
+        proxies = [
+            stack.enter_context(ProxyProcess(fake.url, tmp_path / f"{how}.log", how=how, args=args))
+            for how in ("waitress", "gunicorn")
+        ]
         answers = statuses(proxies, 14)
     if shared:
         assert answers.count(200) == 6 and answers.count(429) == 8
         assert sorted(redis_client.keys("oai-proxy:usage:*")) == [
-            b"oai-proxy:usage:pairs", b"oai-proxy:usage:team\x1fdefault"]
+            b"oai-proxy:usage:pairs",
+            b"oai-proxy:usage:team\x1fdefault",
+        ]
     else:  # each process (and each gunicorn worker) counts for itself
         assert answers.count(200) >= 12
     for proxy in proxies:

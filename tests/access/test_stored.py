@@ -1,26 +1,41 @@
 """Stored responses: per key, for their retention, continued through a chain, in SQLite (shared
 by the processes of a machine) and in Redis (shared by every proxy)."""
+
 from __future__ import annotations
 
 import pytest
 import redis
 
-from proxy.access.stored import (RedisRecords, SqliteRecords, StoredResponse,
-                                 StoredResponses)
+from proxy.access.stored import RedisRecords, SqliteRecords, StoredResponse, StoredResponses
 from proxy.core.errors import NotFoundError, UpstreamUnavailableError
 
 DAY = 86400.0
 
 
 def response(id: str, text: str) -> dict:
-    return {"id": id, "object": "response", "output": [
-        {"id": f"msg_{id}", "type": "message", "role": "assistant", "content": [
-            {"type": "output_text", "text": text}]}]}
+    return {
+        "id": id,
+        "object": "response",
+        "output": [
+            {
+                "id": f"msg_{id}",
+                "type": "message",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": text}],
+            }
+        ],
+    }
 
 
 def said(text: str) -> list:
-    return [{"id": f"in_{text}", "type": "message", "role": "user",
-             "content": [{"type": "input_text", "text": text}]}]
+    return [
+        {
+            "id": f"in_{text}",
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": text}],
+        }
+    ]
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -74,7 +89,8 @@ def test_deleted_and_expired_are_gone(records):
 def test_sqlite_is_shared_by_every_connection(tmp_path):
     path = str(tmp_path / "responses.sqlite3")
     StoredResponses(SqliteRecords(path), DAY).save(
-        "alice", StoredResponse(response("r1", "one"), said("a")))
+        "alice", StoredResponse(response("r1", "one"), said("a"))
+    )
     assert StoredResponses(SqliteRecords(path), DAY).get("alice", "r1").response["id"] == "r1"
 
 

@@ -1,4 +1,5 @@
 """Usage per key and model: SQLite that survives restarts and several writers, and Redis."""
+
 from __future__ import annotations
 
 import subprocess
@@ -17,10 +18,17 @@ def test_counts_add_up_and_survive_a_restart(tmp_path):
     recorder.record("bob", "qwen", 1, 1, error=False)
     recorder.close()
     again = UsageRecorder(SqliteUsage(path)).totals()
-    assert again == [{**ROW, "requests": 2, "prompt_tokens": 13, "completion_tokens": 5,
-                      "errors": 1},
-                     {"key": "bob", "model": "qwen", "requests": 1, "prompt_tokens": 1,
-                      "completion_tokens": 1, "errors": 0}]
+    assert again == [
+        {**ROW, "requests": 2, "prompt_tokens": 13, "completion_tokens": 5, "errors": 1},
+        {
+            "key": "bob",
+            "model": "qwen",
+            "requests": 1,
+            "prompt_tokens": 1,
+            "completion_tokens": 1,
+            "errors": 0,
+        },
+    ]
 
 
 WRITER = """
@@ -38,8 +46,13 @@ def test_processes_writing_at_once_lose_nothing(tmp_path):
     writers = [subprocess.Popen([sys.executable, "-c", WRITER, path]) for _ in range(3)]
     assert [writer.wait(60) for writer in writers] == [0, 0, 0]
     (row,) = SqliteUsage(path).totals()
-    assert row == {**ROW, "requests": 600, "prompt_tokens": 1200, "completion_tokens": 600,
-                   "errors": 0}
+    assert row == {
+        **ROW,
+        "requests": 600,
+        "prompt_tokens": 1200,
+        "completion_tokens": 600,
+        "errors": 0,
+    }
 
 
 class Failing:
@@ -74,4 +87,5 @@ def test_redis_totals_from_two_processes(redis_client, redis_url):
             recorder.record("alice", "qwen", 1, 0, error=True)
             recorder.close()
     assert RedisUsage(redis_client).totals() == [
-        {**ROW, "requests": 4, "prompt_tokens": 10, "completion_tokens": 4, "errors": 2}]
+        {**ROW, "requests": 4, "prompt_tokens": 10, "completion_tokens": 4, "errors": 2}
+    ]

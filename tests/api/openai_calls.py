@@ -1,4 +1,5 @@
 """Requests to the OpenAI routes through Flask's test client, and checks of their answers."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Whole OpenAI answers through Flask's test client, over a scripted FakeBackend."""
+
 from __future__ import annotations
 
 import threading
@@ -6,8 +7,14 @@ import threading
 import pytest
 
 from proxy.core.types import Usage
-from tests.api.openai_calls import (CHAT_BODY, CHAT_ROUTES, COMPLETION_BODY, COMPLETION_ROUTES,
-                                    ROUTES, post)
+from tests.api.openai_calls import (
+    CHAT_BODY,
+    CHAT_ROUTES,
+    COMPLETION_BODY,
+    COMPLETION_ROUTES,
+    ROUTES,
+    post,
+)
 from tests.fakes.backend import FakeBackend
 
 
@@ -21,9 +28,14 @@ def test_chat_completion_shape(client, backend, path):
     assert body["object"] == "chat.completion"
     assert type(body["created"]) is int
     assert body["model"] == "fake-model"
-    assert body["choices"] == [{"index": 0,
-                                "message": {"role": "assistant", "content": "Hello world"},
-                                "logprobs": None, "finish_reason": "stop"}]
+    assert body["choices"] == [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "Hello world"},
+            "logprobs": None,
+            "finish_reason": "stop",
+        }
+    ]
     assert body["usage"] == {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
     assert body["truncated"] is False
     assert "promptToken" not in body
@@ -37,8 +49,9 @@ def test_text_completion_shape(client, backend, path):
     assert body["object"] == "text_completion"
     assert type(body["created"]) is int
     assert body["model"] == "fake-model"
-    assert body["choices"] == [{"index": 0, "text": "Hello world", "logprobs": None,
-                                "finish_reason": "stop"}]
+    assert body["choices"] == [
+        {"index": 0, "text": "Hello world", "logprobs": None, "finish_reason": "stop"}
+    ]
     assert body["usage"] == {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
     assert backend.requests[0].prompt == "Once"
 
@@ -57,12 +70,19 @@ def test_finish_reason_and_usage_come_from_the_backend(make_client):
     assert body["usage"] == {"prompt_tokens": 11, "completion_tokens": 16, "total_tokens": 27}
 
 
-@pytest.mark.parametrize(("fields", "settings", "expected"), [
-    pytest.param({"model": "asked-model"}, {"model_name": "configured"}, "asked-model",
-                 id="request-model"),
-    pytest.param({}, {"model_name": "configured"}, "configured", id="settings-model"),
-    pytest.param({}, {}, "backend-model", id="backend-model"),
-])
+@pytest.mark.parametrize(
+    ("fields", "settings", "expected"),
+    [
+        pytest.param(
+            {"model": "asked-model"},
+            {"model_name": "configured"},
+            "asked-model",
+            id="request-model",
+        ),
+        pytest.param({}, {"model_name": "configured"}, "configured", id="settings-model"),
+        pytest.param({}, {}, "backend-model", id="backend-model"),
+    ],
+)
 @pytest.mark.parametrize(("path", "body"), ROUTES)
 def test_model_name(make_client, path, body, fields, settings, expected):
     client = make_client(FakeBackend(model="backend-model"), **settings)
@@ -70,8 +90,15 @@ def test_model_name(make_client, path, body, fields, settings, expected):
 
 
 def test_request_fields_reach_the_backend(client, backend):
-    post(client, "/v1/chat/completions", CHAT_BODY, max_tokens=7, temperature=0.5, stop="END",
-         logit_bias={"3": False})
+    post(
+        client,
+        "/v1/chat/completions",
+        CHAT_BODY,
+        max_tokens=7,
+        temperature=0.5,
+        stop="END",
+        logit_bias={"3": False},
+    )
     (request,) = backend.requests
     assert request.max_tokens == 7
     assert request.sampling.temperature == 0.5
@@ -96,10 +123,13 @@ def test_completion_tokenize_returns_prompt_tokens(client):
     assert body["promptToken"] == [1, 2, 3]
 
 
-@pytest.mark.parametrize(("echo", "text"), [
-    pytest.param(True, "OnceHello world", id="echo"),
-    pytest.param(False, "Hello world", id="no-echo"),
-])
+@pytest.mark.parametrize(
+    ("echo", "text"),
+    [
+        pytest.param(True, "OnceHello world", id="echo"),
+        pytest.param(False, "Hello world", id="no-echo"),
+    ],
+)
 def test_completion_echo(client, echo, text):
     body = post(client, "/v1/completions", COMPLETION_BODY, echo=echo).get_json()
     assert body["choices"][0]["text"] == text

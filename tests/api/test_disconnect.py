@@ -1,4 +1,5 @@
 """Telling, without waiting, whether a waiting request's client has hung up."""
+
 from __future__ import annotations
 
 import socket

@@ -1,4 +1,5 @@
 """The GLM API, embeddings and tokenization routes through the Flask test client."""
+
 from __future__ import annotations
 
 import base64
@@ -11,15 +12,32 @@ from tests.conftest import read_events
 
 
 def test_glm_chat_turns_history_into_messages(client, backend):
-    response = client.post("/chat", json={"prompt": "and now?", "history": [["hi", "hello"]],
-                                          "max_length": 64, "top_p": 0.5, "temperature": 0.1})
+    response = client.post(
+        "/chat",
+        json={
+            "prompt": "and now?",
+            "history": [["hi", "hello"]],
+            "max_length": 64,
+            "top_p": 0.5,
+            "temperature": 0.1,
+        },
+    )
     assert response.status_code == 200
-    assert response.json == {"content": "Hello world", "prompt_tokens": 5,
-                             "completion_tokens": 2, "total_tokens": 7, "model": "fake-model",
-                             "object": "chat.completion", "finish_reason": "stop"}
+    assert response.json == {
+        "content": "Hello world",
+        "prompt_tokens": 5,
+        "completion_tokens": 2,
+        "total_tokens": 7,
+        "model": "fake-model",
+        "object": "chat.completion",
+        "finish_reason": "stop",
+    }
     request = backend.requests[-1]
     assert [(m.role, m.content) for m in request.messages] == [
-        ("user", "hi"), ("assistant", "hello"), ("user", "and now?")]
+        ("user", "hi"),
+        ("assistant", "hello"),
+        ("user", "and now?"),
+    ]
     assert request.max_tokens == 64 and request.sampling.top_p == 0.5
 
 
@@ -32,11 +50,18 @@ def test_glm_chat_stream_framing(client):
     assert events[-1] == "[DONE]"
 
 
-@pytest.mark.parametrize("body,param", [
-    ({}, "prompt"), ({"prompt": ""}, "prompt"), ({"prompt": "x", "history": "no"}, "history"),
-    ({"prompt": "x", "history": [["only one"]]}, "history[0]"),
-    ({"prompt": "x", "max_length": 0}, "max_length"), ({"prompt": "x", "top_p": 3}, "top_p"),
-], ids=["missing", "empty", "history-type", "history-pair", "max-length", "top-p"])
+@pytest.mark.parametrize(
+    "body,param",
+    [
+        ({}, "prompt"),
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": "x", "history": "no"}, "history"),
+        ({"prompt": "x", "history": [["only one"]]}, "history[0]"),
+        ({"prompt": "x", "max_length": 0}, "max_length"),
+        ({"prompt": "x", "top_p": 3}, "top_p"),
+    ],
+    ids=["missing", "empty", "history-type", "history-pair", "max-length", "top-p"],
+)
 def test_glm_chat_bad_input(client, body, param):
     response = client.post("/chat", json=body)
     assert response.status_code == 400 and response.json["error"]["param"] == param
@@ -49,8 +74,11 @@ def test_glm_tokenize(client):
 
 def test_glm_embedding(client, backend):
     response = client.post("/embedding", json={"prompt": ["ab", "c"]})
-    assert response.json == {"data": [[2.0, 97.0, 0.5], [1.0, 99.0, 0.5]],
-                             "model": "fake-model", "object": "embedding"}
+    assert response.json == {
+        "data": [[2.0, 97.0, 0.5], [1.0, 99.0, 0.5]],
+        "model": "fake-model",
+        "object": "embedding",
+    }
 
 
 def test_openai_embeddings_float_and_base64(client):
@@ -59,8 +87,7 @@ def test_openai_embeddings_float_and_base64(client):
     assert [d["embedding"] for d in floats["data"]] == [[2.0, 97.0, 0.5], [1.0, 99.0, 0.5]]
     assert [d["index"] for d in floats["data"]] == [0, 1]
     assert floats["usage"] == {"prompt_tokens": 3, "total_tokens": 3}
-    packed = client.post("/v1/embeddings", json={"input": "ab",
-                                                 "encoding_format": "base64"}).json
+    packed = client.post("/v1/embeddings", json={"input": "ab", "encoding_format": "base64"}).json
     raw = base64.b64decode(packed["data"][0]["embedding"])
     assert struct.unpack("<3f", raw) == (2.0, 97.0, 0.5)
 
@@ -70,11 +97,18 @@ def test_openai_embeddings_token_ids_are_detokenized(client, backend):
     assert backend.embedded == ["hi", "j"]
 
 
-@pytest.mark.parametrize("body,param", [
-    ({}, "input"), ({"input": []}, "input"), ({"input": [""]}, "input"),
-    ({"input": [1.5]}, "input"), ({"input": ["a"] * 300}, "input"),
-    ({"input": "a", "encoding_format": "hex"}, "encoding_format"),
-], ids=["missing", "empty", "empty-item", "floats", "too-many", "encoding"])
+@pytest.mark.parametrize(
+    "body,param",
+    [
+        ({}, "input"),
+        ({"input": []}, "input"),
+        ({"input": [""]}, "input"),
+        ({"input": [1.5]}, "input"),
+        ({"input": ["a"] * 300}, "input"),
+        ({"input": "a", "encoding_format": "hex"}, "encoding_format"),
+    ],
+    ids=["missing", "empty", "empty-item", "floats", "too-many", "encoding"],
+)
 def test_openai_embeddings_bad_input(client, body, param):
     response = client.post("/v1/embeddings", json=body)
     assert response.status_code == 400 and response.json["error"]["param"] == param
@@ -94,8 +128,18 @@ def test_openai_tokenize_and_detokenize(client):
     assert client.post("/v1/detokenize", json={"tokens": ["x"]}).status_code == 400
 
 
-@pytest.mark.parametrize("path", ["/chat", "/chat-stream", "/tokenize", "/embedding",
-                                  "/v1/embeddings", "/v1/tokenize", "/v1/detokenize"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/chat",
+        "/chat-stream",
+        "/tokenize",
+        "/embedding",
+        "/v1/embeddings",
+        "/v1/tokenize",
+        "/v1/detokenize",
+    ],
+)
 def test_every_route_needs_the_key(make_client, path):
     response = make_client(api_key=("k",)).post(path, json={})
     assert response.status_code == 401

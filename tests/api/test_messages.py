@@ -1,20 +1,24 @@
 """Anthropic's Messages API through Flask's test client: routes, keys, errors in Anthropic's
 shape, streams, count_tokens."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from proxy.core.errors import UpstreamError, UpstreamUnavailableError
 from proxy.config.catalog import Catalog, ModelSpec
+from proxy.core.errors import UpstreamError, UpstreamUnavailableError
 from proxy.fleet.fleet import Fleet, ServedModel
-from proxy.fleet.replica import Replica
 from proxy.fleet.health import Rotation
+from proxy.fleet.replica import Replica
 from tests.fakes.backend import FakeBackend
 
-BODY = {"model": "claude-sonnet-4-5", "max_tokens": 64,
-        "messages": [{"role": "user", "content": "hi"}]}
+BODY = {
+    "model": "claude-sonnet-4-5",
+    "max_tokens": 64,
+    "messages": [{"role": "user", "content": "hi"}],
+}
 KEYS = """
 [[keys]]
 name = "alice"
@@ -30,8 +34,8 @@ def named_events(body: bytes) -> list:
     for block in body.decode().split("\n\n")[:-1]:
         event, data = block.split("\n")
         assert event.startswith("event: ") and data.startswith("data: "), block
-        payload = json.loads(data[len("data: "):])
-        assert payload["type"] == event[len("event: "):]
+        payload = json.loads(data[len("data: ") :])
+        assert payload["type"] == event[len("event: ") :]
         found.append(payload)
     return found
 
@@ -62,18 +66,28 @@ def test_a_streamed_message(client):
     assert response.status_code == 200 and response.mimetype == "text/event-stream"
     events = named_events(response.data)
     assert [e["type"] for e in events] == [
-        "message_start", "content_block_start", "content_block_delta", "content_block_delta",
-        "content_block_stop", "message_delta", "message_stop"]
-    assert "".join(e["delta"]["text"] for e in events if e["type"] == "content_block_delta") \
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+    assert (
+        "".join(e["delta"]["text"] for e in events if e["type"] == "content_block_delta")
         == "Hello world"
+    )
 
 
 def test_a_failure_after_the_first_byte_is_an_error_event(make_client):
     backend = FakeBackend(error=UpstreamError("the server died"), fail_after=1)
     response = make_client(backend).post("/v1/messages", json={**BODY, "stream": True})
     events = named_events(response.data)
-    assert events[-1] == {"type": "error", "error": {"type": "api_error",
-                                                     "message": "the server died"}}
+    assert events[-1] == {
+        "type": "error",
+        "error": {"type": "api_error", "message": "the server died"},
+    }
     assert "message_stop" not in [e["type"] for e in events]
 
 
@@ -85,18 +99,19 @@ def test_a_failure_before_the_first_byte_is_an_http_error(make_client):
 
 
 def test_bad_input_is_a_400_in_anthropics_shape(client):
-    body = {**BODY, "messages": [{"role": "user", "content": [{"type": "image",
-                                                                "source": {}}]}]}
-    error = assert_anthropic_error(client.post("/v1/messages", json=body), 400,
-                                   "invalid_request_error")
+    body = {**BODY, "messages": [{"role": "user", "content": [{"type": "image", "source": {}}]}]}
+    error = assert_anthropic_error(
+        client.post("/v1/messages", json=body), 400, "invalid_request_error"
+    )
     assert "messages[0].content[0]" in error["message"]
-    assert_anthropic_error(client.post("/v1/messages", data=b"{nope"), 400,
-                           "invalid_request_error")
+    assert_anthropic_error(client.post("/v1/messages", data=b"{nope"), 400, "invalid_request_error")
 
 
 def test_server_tools_are_named_in_a_header(client, backend):
-    tools = [{"name": "f", "input_schema": {"type": "object"}},
-             {"type": "web_search_20250305", "name": "web_search"}]
+    tools = [
+        {"name": "f", "input_schema": {"type": "object"}},
+        {"type": "web_search_20250305", "name": "web_search"},
+    ]
     response = client.post("/v1/messages", json={**BODY, "tools": tools})
     assert response.status_code == 200
     assert response.headers["x-oai-proxy-left-out-tools"] == "web_search"
@@ -114,9 +129,15 @@ def test_count_tokens(client, backend):
 def fleet_of(*names: str):
     """A fleet of the named models on fake backends; other names are not found."""
     specs = tuple(ModelSpec(name) for name in names)
-    return Fleet(Catalog(specs, names[0], catch_all=False),
-                 [ServedModel(spec, (Replica(f"fake-{spec.id}", FakeBackend()),),
-                              Rotation(lambda name: True)) for spec in specs])
+    return Fleet(
+        Catalog(specs, names[0], catch_all=False),
+        [
+            ServedModel(
+                spec, (Replica(f"fake-{spec.id}", FakeBackend()),), Rotation(lambda name: True)
+            )
+            for spec in specs
+        ],
+    )
 
 
 @pytest.fixture
@@ -129,14 +150,23 @@ def keyed(make_client, tmp_path):
 def test_keys_as_anthropic_clients_send_them(keyed):
     body = {**BODY, "model": "qwen"}
     assert_anthropic_error(keyed.post("/v1/messages", json=body), 401, "authentication_error")
-    assert_anthropic_error(keyed.post("/v1/messages", json=body,
-                                      headers={"x-api-key": "sk-bob"}), 401,
-                           "authentication_error")
-    assert_anthropic_error(keyed.post("/v1/messages", json={**body, "model": "llama"},
-                                      headers={"x-api-key": "sk-alice"}), 403,
-                           "permission_error")
-    ok = keyed.post("/v1/messages", json=body,
-                    headers={"x-api-key": "sk-alice", "anthropic-version": "2023-06-01"})
+    assert_anthropic_error(
+        keyed.post("/v1/messages", json=body, headers={"x-api-key": "sk-bob"}),
+        401,
+        "authentication_error",
+    )
+    assert_anthropic_error(
+        keyed.post(
+            "/v1/messages", json={**body, "model": "llama"}, headers={"x-api-key": "sk-alice"}
+        ),
+        403,
+        "permission_error",
+    )
+    ok = keyed.post(
+        "/v1/messages",
+        json=body,
+        headers={"x-api-key": "sk-alice", "anthropic-version": "2023-06-01"},
+    )
     assert ok.status_code == 200
     limited = keyed.post("/v1/messages", json=body, headers={"x-api-key": "sk-alice"})
     assert_anthropic_error(limited, 429, "rate_limit_error")
@@ -144,9 +174,9 @@ def test_keys_as_anthropic_clients_send_them(keyed):
 
 
 def test_an_unknown_model_is_not_found(make_client):
-    error = assert_anthropic_error(make_client(fleet_of("qwen")).post("/v1/messages",
-                                                                      json=BODY),
-                                   404, "not_found_error")
+    error = assert_anthropic_error(
+        make_client(fleet_of("qwen")).post("/v1/messages", json=BODY), 404, "not_found_error"
+    )
     assert "qwen" in error["message"]
 
 

@@ -1,5 +1,6 @@
 """The model a request names is resolved once into one value: what the client asked for and
 the id metrics, usage and keys count it under."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,17 +14,26 @@ def app(make_client):
     return make_client(model_name="served-name").application
 
 
-@pytest.mark.parametrize(("method", "body", "expected"), [
-    ("POST", {"model": "served-name", "messages": []}, RoutedModel("served-name",
-                                                                   "served-name")),
-    ("POST", {"name": "served-name:latest"}, RoutedModel("served-name:latest",
-                                                         "served-name")),  # Ollama's older
-    # one model answers to any name, and is counted under its own
-    ("POST", {"model": "<other>\r\n"}, RoutedModel("<other>\r\n", "served-name")),
-    ("POST", {"messages": []}, RoutedModel(None, "served-name")),
-    ("POST", {"model": ""}, RoutedModel(None, "served-name")),
-    ("GET", None, RoutedModel(None, "served-name")),
-])
+@pytest.mark.parametrize(
+    ("method", "body", "expected"),
+    [
+        (
+            "POST",
+            {"model": "served-name", "messages": []},
+            RoutedModel("served-name", "served-name"),
+        ),
+        (
+            "POST",
+            {"name": "served-name:latest"},
+            RoutedModel("served-name:latest", "served-name"),
+        ),  # Ollama's older
+        # one model answers to any name, and is counted under its own
+        ("POST", {"model": "<other>\r\n"}, RoutedModel("<other>\r\n", "served-name")),
+        ("POST", {"messages": []}, RoutedModel(None, "served-name")),
+        ("POST", {"model": ""}, RoutedModel(None, "served-name")),
+        ("GET", None, RoutedModel(None, "served-name")),
+    ],
+)
 def test_the_model_is_read_from_the_body_once(app, method, body, expected):
     with app.test_request_context("/v1/chat/completions", method=method, json=body):
         assert resolved_model() is None  # nothing resolved it yet
@@ -38,8 +48,7 @@ def test_a_model_that_is_not_a_string_is_refused_naming_the_field(app):
     assert raised.value.param == "model"
 
 
-@pytest.mark.parametrize(("body", "name"), [({"model": "qwen"}, "qwen"),
-                                             ({}, "served-name")])
+@pytest.mark.parametrize(("body", "name"), [({"model": "qwen"}, "qwen"), ({}, "served-name")])
 def test_the_answer_names_the_model_asked_for_else_the_default(app, body, name):
     with app.test_request_context("/v1/chat/completions", method="POST", json=body):
         assert answer_name() == name

@@ -1,4 +1,5 @@
 """The models list and the health check."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,10 +19,13 @@ def test_models(client, path):
     assert isinstance(body["data"][0]["owned_by"], str)
 
 
-@pytest.mark.parametrize(("error", "status", "state"), [
-    pytest.param(None, 200, "ok", id="up"),
-    pytest.param(UpstreamUnavailableError("down"), 503, "unavailable", id="down"),
-])
+@pytest.mark.parametrize(
+    ("error", "status", "state"),
+    [
+        pytest.param(None, 200, "ok", id="up"),
+        pytest.param(UpstreamUnavailableError("down"), 503, "unavailable", id="down"),
+    ],
+)
 def test_health(make_client, error, status, state):
     client = make_client(FakeBackend(error=error), admin_key="adm")
     response = client.get("/health")

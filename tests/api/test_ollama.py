@@ -1,5 +1,6 @@
 """Ollama's routes through the app: NDJSON streams, whole answers, its error shape, keys,
 and what its clients ask of the models."""
+
 from __future__ import annotations
 
 import json
@@ -32,14 +33,21 @@ def fleet_of(*names: str, backend=None, server=None):
     """A fleet of the named models on fake backends (each run by ``server``, when given);
     other names are not found."""
     specs = tuple(ModelSpec(name) for name in names)
-    return Fleet(Catalog(specs, names[0], catch_all=False),
-                 [ServedModel(spec, (replica(spec.id, backend or FakeBackend(), server),),
-                              Rotation(lambda name: True)) for spec in specs])
+    return Fleet(
+        Catalog(specs, names[0], catch_all=False),
+        [
+            ServedModel(
+                spec,
+                (replica(spec.id, backend or FakeBackend(), server),),
+                Rotation(lambda name: True),
+            )
+            for spec in specs
+        ],
+    )
 
 
 def replica(name: str, backend, server) -> Replica:
-    return Replica(f"fake-{name}", backend) if server is None else \
-        ManagedReplica(server, backend)
+    return Replica(f"fake-{name}", backend) if server is None else ManagedReplica(server, backend)
 
 
 class Server:
@@ -96,14 +104,16 @@ def test_a_whole_chat_and_a_whole_generate(ollama):
     answer = ollama.post("/api/chat", json={**CHAT, "stream": False})
     assert answer.mimetype == "application/json"
     assert answer.get_json()["message"]["content"] == "Hello world"
-    generated = ollama.post("/api/generate", json={"model": "llama:latest", "prompt": "hi",
-                                                   "stream": False}).get_json()
+    generated = ollama.post(
+        "/api/generate", json={"model": "llama:latest", "prompt": "hi", "stream": False}
+    ).get_json()
     assert generated["response"] == "Hello world" and generated["model"] == "llama:latest"
 
 
 def test_the_options_left_out_are_named(ollama):
-    answer = ollama.post("/api/chat", json={**CHAT, "stream": False,
-                                            "options": {"num_ctx": 4096, "temperature": 0}})
+    answer = ollama.post(
+        "/api/chat", json={**CHAT, "stream": False, "options": {"num_ctx": 4096, "temperature": 0}}
+    )
     assert answer.headers["x-oai-proxy-ignored-options"] == "num_ctx"
 
 
@@ -119,16 +129,24 @@ def test_errors_in_ollamas_shape(ollama):
 
 
 def test_a_stream_that_fails_after_its_first_line_ends_with_an_error_line(make_client):
-    client = make_client(fleet_of("qwen", backend=FakeBackend(
-        ("a", "b", "c"), error=QueueFullError("the line is full"), fail_after=1)))
+    client = make_client(
+        fleet_of(
+            "qwen",
+            backend=FakeBackend(
+                ("a", "b", "c"), error=QueueFullError("the line is full"), fail_after=1
+            ),
+        )
+    )
     lines = ndjson(client.post("/api/chat", json=CHAT))
     assert lines[0]["message"]["content"] == "a"
     assert lines[-1] == {"error": "the line is full"}
 
 
 def test_loading_a_model_that_the_proxy_does_not_run_answers_load(ollama):
-    for path, body in (("/api/generate", {"model": "qwen"}),
-                       ("/api/chat", {"model": "qwen", "messages": []})):
+    for path, body in (
+        ("/api/generate", {"model": "qwen"}),
+        ("/api/chat", {"model": "qwen", "messages": []}),
+    ):
         answer = ollama.post(path, json={**body, "stream": False}).get_json()
         assert (answer["done"], answer["done_reason"]) == (True, "load")
     assert ollama.post("/api/generate", json={"model": "nope"}).status_code == 404
@@ -152,12 +170,21 @@ def test_what_clients_ask_before_they_pick_a_model(ollama):
     assert shown["model_info"]["general.basename"] == "qwen:latest"
     assert shown["capabilities"] == ["completion"]
     assert [m["name"] for m in ollama.get("/api/ps").get_json()["models"]] == [
-        "qwen:latest", "llama:latest"]
+        "qwen:latest",
+        "llama:latest",
+    ]
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("post", "/api/pull"), ("post", "/api/push"), ("post", "/api/create"),
-    ("post", "/api/copy"), ("delete", "/api/delete")])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", "/api/pull"),
+        ("post", "/api/push"),
+        ("post", "/api/create"),
+        ("post", "/api/copy"),
+        ("delete", "/api/delete"),
+    ],
+)
 def test_model_management_says_the_models_file_decides(ollama, method, path):
     answer = getattr(ollama, method)(path, json={"model": "qwen"})
     assert answer.status_code == 400
@@ -172,29 +199,38 @@ def test_keys_as_ollamas_clients_send_them(make_client, tmp_path):
     assert client.get("/api/tags").status_code == 401
     assert client.get("/api/tags").get_json().keys() == {"error"}
     assert [m["name"] for m in client.get("/api/tags", headers=alice).get_json()["models"]] == [
-        "qwen:latest"]
-    assert client.post("/api/chat", json={**CHAT, "model": "llama"},
-                       headers=alice).status_code == 403
+        "qwen:latest"
+    ]
+    assert (
+        client.post("/api/chat", json={**CHAT, "model": "llama"}, headers=alice).status_code == 403
+    )
     assert client.post("/api/show", json={"model": "llama"}, headers=alice).status_code == 403
     assert client.post("/api/show", json={"name": "llama"}, headers=alice).status_code == 403
-    assert client.post("/api/chat", json={**CHAT, "stream": False},
-                       headers=alice).status_code == 200
+    assert (
+        client.post("/api/chat", json={**CHAT, "stream": False}, headers=alice).status_code == 200
+    )
 
 
-@pytest.mark.parametrize(("key", "obeyed"), [
-    pytest.param("sk-alice", False, id="a-client-key"),
-    pytest.param("sk-ops", True, id="a-managing-key"),
-    pytest.param("admin", True, id="the-admin-key"),
-])
-def test_only_a_key_that_manages_servers_changes_their_keep_alive(make_client, tmp_path, key,
-                                                                   obeyed):
+@pytest.mark.parametrize(
+    ("key", "obeyed"),
+    [
+        pytest.param("sk-alice", False, id="a-client-key"),
+        pytest.param("sk-ops", True, id="a-managing-key"),
+        pytest.param("admin", True, id="the-admin-key"),
+    ],
+)
+def test_only_a_key_that_manages_servers_changes_their_keep_alive(
+    make_client, tmp_path, key, obeyed
+):
     keys = tmp_path / "keys.toml"
     keys.write_text(KEYS)
     server = Server()
     client = make_client(fleet_of("qwen", server=server), keys=str(keys), admin_key="admin")
-    asked = [("/api/generate", {"model": "qwen", "keep_alive": 0}, "unload"),
-             ("/api/chat", {**CHAT, "keep_alive": "5m", "stream": False}, "keep 300"),
-             ("/api/generate", {"model": "qwen", "prompt": "hi", "keep_alive": -1}, "keep -1")]
+    asked = [
+        ("/api/generate", {"model": "qwen", "keep_alive": 0}, "unload"),
+        ("/api/chat", {**CHAT, "keep_alive": "5m", "stream": False}, "keep 300"),
+        ("/api/generate", {"model": "qwen", "prompt": "hi", "keep_alive": -1}, "keep -1"),
+    ]
     for path, body, told in asked:
         server.told.clear()
         answer = client.post(path, json=body, headers={"Authorization": f"Bearer {key}"})

@@ -1,4 +1,5 @@
 """``POST /v1/rerank`` (and ``/rerank``, ``/v2/rerank``) over a fake reranker."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,18 +8,24 @@ from proxy.backends.base import Backend
 from proxy.core.errors import UpstreamUnavailableError
 from tests.fakes.backend import FakeBackend
 
-BODY = {"model": "fake-model", "query": "the cat sat",
-        "documents": ["a dog ran", "the cat sat down", {"text": "a cat"}]}
+BODY = {
+    "model": "fake-model",
+    "query": "the cat sat",
+    "documents": ["a dog ran", "the cat sat down", {"text": "a cat"}],
+}
 
 
-@pytest.mark.parametrize("path, version", [("/v1/rerank", "1"), ("/rerank", "1"),
-                                           ("/v2/rerank", "2")])
+@pytest.mark.parametrize(
+    "path, version", [("/v1/rerank", "1"), ("/rerank", "1"), ("/v2/rerank", "2")]
+)
 def test_documents_come_back_most_relevant_first(client, path, version):
     response = client.post(path, json={**BODY, "top_n": 2})
     assert response.status_code == 200
     body = response.get_json()
-    assert [(r["index"], r["relevance_score"], r["document"]["text"])
-            for r in body["results"]] == [(1, 3.0, "the cat sat down"), (2, 1.0, "a cat")]
+    assert [(r["index"], r["relevance_score"], r["document"]["text"]) for r in body["results"]] == [
+        (1, 3.0, "the cat sat down"),
+        (2, 1.0, "a cat"),
+    ]
     assert body["usage"]["prompt_tokens"] == 9 + 16 + 5 + 3 * 11
     assert body["meta"]["api_version"]["version"] == version
     assert body["model"] == "fake-model"
@@ -39,8 +46,9 @@ def test_a_model_that_does_not_rerank_is_named(make_client):
     response = make_client(TextOnly()).post("/v1/rerank", json=BODY)
     assert response.status_code == 400
     assert response.get_json()["error"]["param"] == "model"
-    assert response.get_json()["message"] == ("the model 'fake-model' does not rerank: only a "
-                                              "llama-server started with --reranking does")
+    assert response.get_json()["message"] == (
+        "the model 'fake-model' does not rerank: only a llama-server started with --reranking does"
+    )
 
 
 def test_an_unreachable_reranker_is_a_503(make_client):

@@ -1,5 +1,6 @@
 """OpenAI's Responses API through Flask's test client: create, stream, continue, retrieve,
 delete, list input items and count tokens, per key."""
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,7 @@ def events(body: bytes) -> list:
     found = []
     for block in body.decode().split("\n\n")[:-1]:
         event, data = block.split("\n")
-        payload = json.loads(data[len("data: "):])
+        payload = json.loads(data[len("data: ") :])
         assert event == "event: " + payload["type"]
         found.append(payload)
     return found
@@ -41,8 +42,9 @@ def keyed(make_client, tmp_path):
 
 @pytest.mark.parametrize("path", ["/v1/responses", "/responses"])
 def test_a_whole_response(client, backend, path):
-    body = client.post(path, json={"model": "local", "input": "hi",
-                                   "prompt_cache_key": "thread-7"}).get_json()
+    body = client.post(
+        path, json={"model": "local", "input": "hi", "prompt_cache_key": "thread-7"}
+    ).get_json()
     assert body["id"].startswith("resp_") and body["status"] == "completed"
     assert body["output"][0]["content"][0]["text"] == "Hello world"
     assert body["usage"]["input_tokens"] == 5 and body["usage"]["output_tokens"] == 2
@@ -60,17 +62,22 @@ def test_a_streamed_response_ends_completed(client):
 
 def test_a_failure_after_the_first_byte_is_response_failed(make_client):
     backend = FakeBackend(error=UpstreamError("the server died"), fail_after=1)
-    found = events(make_client(backend).post("/v1/responses",
-                                             json={"input": "hi", "stream": True}).data)
+    found = events(
+        make_client(backend).post("/v1/responses", json={"input": "hi", "stream": True}).data
+    )
     assert found[-1]["type"] == "response.failed"
     assert found[-1]["response"]["error"]["message"] == "the server died"
 
 
 def test_continuing_a_stored_response(keyed, make_client):
-    first = keyed.post("/v1/responses", json={"input": "hi", "prompt_cache_key": "t"},
-                       headers=ALICE).get_json()
-    follow = keyed.post("/v1/responses", json={"input": "and?", "previous_response_id":
-                                               first["id"], "stream": True}, headers=ALICE)
+    first = keyed.post(
+        "/v1/responses", json={"input": "hi", "prompt_cache_key": "t"}, headers=ALICE
+    ).get_json()
+    follow = keyed.post(
+        "/v1/responses",
+        json={"input": "and?", "previous_response_id": first["id"], "stream": True},
+        headers=ALICE,
+    )
     last = events(follow.data)[-1]["response"]
     assert last["previous_response_id"] == first["id"]
     stored = keyed.get(f"/v1/responses/{last['id']}", headers=ALICE).get_json()
@@ -79,12 +86,17 @@ def test_continuing_a_stored_response(keyed, make_client):
 
 def test_the_conversation_reaches_the_model(make_client, backend, tmp_path):
     client = make_client()
-    first = client.post("/v1/responses", json={"input": "hi", "instructions": "Rules.",
-                                               "prompt_cache_key": "thread-1"}).get_json()
+    first = client.post(
+        "/v1/responses",
+        json={"input": "hi", "instructions": "Rules.", "prompt_cache_key": "thread-1"},
+    ).get_json()
     client.post("/v1/responses", json={"input": "and?", "previous_response_id": first["id"]})
     sent = backend.requests[-1]
     assert [(m.role, m.content) for m in sent.messages] == [
-        ("user", "hi"), ("assistant", "Hello world"), ("user", "and?")]
+        ("user", "hi"),
+        ("assistant", "Hello world"),
+        ("user", "and?"),
+    ]
     assert sent.conversation == "thread-1"  # the conversation keeps its placement
 
 
@@ -95,11 +107,14 @@ def test_nothing_is_kept_without_store(client):
 
 def test_one_key_never_reads_anothers_responses(keyed):
     mine = keyed.post("/v1/responses", json={"input": "hi"}, headers=ALICE).get_json()["id"]
-    for call in (lambda: keyed.get(f"/v1/responses/{mine}", headers=BOB),
-                 lambda: keyed.delete(f"/v1/responses/{mine}", headers=BOB),
-                 lambda: keyed.get(f"/v1/responses/{mine}/input_items", headers=BOB),
-                 lambda: keyed.post("/v1/responses", headers=BOB, json={
-                     "input": "x", "previous_response_id": mine})):
+    for call in (
+        lambda: keyed.get(f"/v1/responses/{mine}", headers=BOB),
+        lambda: keyed.delete(f"/v1/responses/{mine}", headers=BOB),
+        lambda: keyed.get(f"/v1/responses/{mine}/input_items", headers=BOB),
+        lambda: keyed.post(
+            "/v1/responses", headers=BOB, json={"input": "x", "previous_response_id": mine}
+        ),
+    ):
         response = call()
         assert response.status_code == 404
         assert mine in response.get_json()["error"]["message"]
@@ -110,19 +125,27 @@ def test_one_key_never_reads_anothers_responses(keyed):
 def test_delete(client):
     id = client.post("/v1/responses", json={"input": "hi"}).get_json()["id"]
     assert client.delete(f"/v1/responses/{id}").get_json() == {
-        "id": id, "object": "response.deleted", "deleted": True}
+        "id": id,
+        "object": "response.deleted",
+        "deleted": True,
+    }
     assert client.get(f"/v1/responses/{id}").status_code == 404
     assert client.delete(f"/v1/responses/{id}").status_code == 404
 
 
 def test_input_items_page_by_page(client):
-    items = [{"type": "message", "role": "user", "content": f"n{n}", "id": f"msg_{n}"}
-             for n in range(5)]
+    items = [
+        {"type": "message", "role": "user", "content": f"n{n}", "id": f"msg_{n}"} for n in range(5)
+    ]
     id = client.post("/v1/responses", json={"input": items}).get_json()["id"]
     page = client.get(f"/v1/responses/{id}/input_items?limit=2").get_json()
     assert [item["id"] for item in page["data"]] == ["msg_4", "msg_3"]
     assert (page["object"], page["first_id"], page["last_id"], page["has_more"]) == (
-        "list", "msg_4", "msg_3", True)
+        "list",
+        "msg_4",
+        "msg_3",
+        True,
+    )
     rest = client.get(f"/v1/responses/{id}/input_items?order=asc&after=msg_1").get_json()
     assert [item["id"] for item in rest["data"]] == ["msg_2", "msg_3", "msg_4"]
     assert not rest["has_more"]
@@ -130,20 +153,26 @@ def test_input_items_page_by_page(client):
 
 
 def test_input_tokens(client):
-    body = client.post("/v1/responses/input_tokens",
-                       json={"model": "m", "input": "hello", "instructions": "Hi."}).get_json()
+    body = client.post(
+        "/v1/responses/input_tokens", json={"model": "m", "input": "hello", "instructions": "Hi."}
+    ).get_json()
     assert body == {"object": "response.input_tokens", "input_tokens": len("Hi.hello")}
 
 
 def test_tools_only_openai_runs_are_named_in_a_header(client, backend):
-    tools = [{"type": "function", "name": "f", "parameters": {"type": "object"}},
-             {"type": "web_search"}, {"type": "local_shell"}]
+    tools = [
+        {"type": "function", "name": "f", "parameters": {"type": "object"}},
+        {"type": "web_search"},
+        {"type": "local_shell"},
+    ]
     response = client.post("/v1/responses", json={"input": "hi", "tools": tools})
     assert response.headers["x-oai-proxy-left-out-tools"] == "web_search, local_shell"
 
 
 def test_bad_input_is_an_openai_400_naming_the_field(client):
-    response = client.post("/v1/responses", json={"input": [{"role": "user", "content": [
-        {"type": "input_image", "image_url": "x"}]}]})
+    response = client.post(
+        "/v1/responses",
+        json={"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]},
+    )
     assert response.status_code == 400
     assert response.get_json()["error"]["param"] == "input[0].content[0].image_url"

@@ -1,11 +1,21 @@
 """Streamed OpenAI answers: chunk order, ids, usage, n, echo, and errors after the first byte."""
+
 from __future__ import annotations
 
 import pytest
 
 from proxy.core.errors import UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError
-from tests.api.openai_calls import (CHAT_BODY, CHAT_ROUTES, COMPLETION_BODY, COMPLETION_ROUTES,
-                                    ERROR_KEYS, assert_openai_error, chunks_of, post, stream)
+from tests.api.openai_calls import (
+    CHAT_BODY,
+    CHAT_ROUTES,
+    COMPLETION_BODY,
+    COMPLETION_ROUTES,
+    ERROR_KEYS,
+    assert_openai_error,
+    chunks_of,
+    post,
+    stream,
+)
 from tests.fakes.backend import FakeBackend
 
 
@@ -22,9 +32,12 @@ def test_chat_stream(client, backend, path):
     assert type(chunks[0]["created"]) is int
     assert {chunk["model"] for chunk in chunks} == {"fake-model"}
     assert [chunk["choices"][0]["delta"] for chunk in chunks] == [
-        {"role": "assistant", "content": ""}, {"content": "Hello"}, {"content": " world"}, {}]
-    assert [chunk["choices"][0]["finish_reason"] for chunk in chunks] == [None, None, None,
-                                                                          "stop"]
+        {"role": "assistant", "content": ""},
+        {"content": "Hello"},
+        {"content": " world"},
+        {},
+    ]
+    assert [chunk["choices"][0]["finish_reason"] for chunk in chunks] == [None, None, None, "stop"]
     assert all("usage" not in chunk for chunk in chunks)
     assert backend.finished_streams == 1
 
@@ -43,10 +56,13 @@ def test_completion_stream(client, backend, path):
     assert backend.finished_streams == 1
 
 
-@pytest.mark.parametrize(("path", "body", "object"), [
-    pytest.param("/v1/chat/completions", CHAT_BODY, "chat.completion.chunk", id="chat"),
-    pytest.param("/v1/completions", COMPLETION_BODY, "text_completion", id="completions"),
-])
+@pytest.mark.parametrize(
+    ("path", "body", "object"),
+    [
+        pytest.param("/v1/chat/completions", CHAT_BODY, "chat.completion.chunk", id="chat"),
+        pytest.param("/v1/completions", COMPLETION_BODY, "text_completion", id="completions"),
+    ],
+)
 def test_stream_usage_chunk_only_with_include_usage(client, path, body, object):
     _, events = stream(client, path, body, stream_options={"include_usage": True})
     chunks = chunks_of(events)
@@ -60,14 +76,16 @@ def test_stream_usage_chunk_only_with_include_usage(client, path, body, object):
 
 
 def test_stream_with_include_usage_false_has_no_usage(client):
-    _, events = stream(client, "/v1/chat/completions", CHAT_BODY,
-                       stream_options={"include_usage": False})
+    _, events = stream(
+        client, "/v1/chat/completions", CHAT_BODY, stream_options={"include_usage": False}
+    )
     assert all("usage" not in chunk for chunk in chunks_of(events))
 
 
 def test_chat_stream_with_n_2(client):
-    _, events = stream(client, "/v1/chat/completions", CHAT_BODY, n=2,
-                       stream_options={"include_usage": True})
+    _, events = stream(
+        client, "/v1/chat/completions", CHAT_BODY, n=2, stream_options={"include_usage": True}
+    )
     chunks = chunks_of(events)
     choices = [chunk["choices"][0] for chunk in chunks[:-1]]
     for index in (0, 1):
@@ -76,8 +94,7 @@ def test_chat_stream_with_n_2(client):
         assert "".join(choice["delta"].get("content", "") for choice in mine) == "Hello world"
         assert [choice["finish_reason"] for choice in mine if choice["finish_reason"]] == ["stop"]
     assert len({chunk["id"] for chunk in chunks}) == 1
-    assert chunks[-1]["usage"] == {"prompt_tokens": 5, "completion_tokens": 4,
-                                   "total_tokens": 9}
+    assert chunks[-1]["usage"] == {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}
 
 
 def test_completion_stream_with_n_2(client):
@@ -92,7 +109,11 @@ def test_completion_stream_with_n_2(client):
 def test_completion_stream_echo_sends_the_prompt_first(client):
     _, events = stream(client, "/v1/completions", COMPLETION_BODY, echo=True)
     assert [chunk["choices"][0]["text"] for chunk in chunks_of(events)] == [
-        "Once", "Hello", " world", ""]
+        "Once",
+        "Hello",
+        " world",
+        "",
+    ]
 
 
 def test_stream_utf8_is_sent_unescaped(make_client):
@@ -102,15 +123,17 @@ def test_stream_utf8_is_sent_unescaped(make_client):
     assert chunks_of(events)[1]["choices"][0]["delta"] == {"content": "\u4f60\u597d"}
 
 
-@pytest.mark.parametrize(("path", "body"), [
-    pytest.param("/v1/chat/completions", CHAT_BODY, id="chat"),
-    pytest.param("/v1/completions", COMPLETION_BODY, id="completions"),
-])
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        pytest.param("/v1/chat/completions", CHAT_BODY, id="chat"),
+        pytest.param("/v1/completions", COMPLETION_BODY, id="completions"),
+    ],
+)
 def test_error_before_the_first_byte_is_an_http_error(make_client, path, body):
     fake = FakeBackend(error=UpstreamUnavailableError("llama-server is down", retry_after=7))
     response = post(make_client(fake), path, body, stream=True)
-    error = assert_openai_error(response, 503, type="upstream_error",
-                                code="upstream_unavailable")
+    error = assert_openai_error(response, 503, type="upstream_error", code="upstream_unavailable")
     assert error["message"] == "llama-server is down"
     assert response.headers["Retry-After"] == "7"
 
@@ -124,25 +147,44 @@ def test_error_before_the_first_byte_without_retry_after(make_client):
 
 def test_echo_stream_error_before_the_first_byte_is_an_http_error(make_client):
     fake = FakeBackend(error=UpstreamUnavailableError("llama-server is down", retry_after=7))
-    response = post(make_client(fake), "/v1/completions", COMPLETION_BODY, stream=True,
-                    echo=True)
+    response = post(make_client(fake), "/v1/completions", COMPLETION_BODY, stream=True, echo=True)
     assert_openai_error(response, 503, code="upstream_unavailable")
 
 
-@pytest.mark.parametrize(("path", "body", "first_text"), [
-    pytest.param("/v1/chat/completions", CHAT_BODY,
-                 lambda chunk: chunk["choices"][0]["delta"].get("content"), id="chat"),
-    pytest.param("/v1/completions", COMPLETION_BODY,
-                 lambda chunk: chunk["choices"][0]["text"], id="completions"),
-])
-def test_error_after_the_first_byte_is_one_error_event_then_done(make_client, path, body,
-                                                                 first_text):
+@pytest.mark.parametrize(
+    ("path", "body", "first_text"),
+    [
+        pytest.param(
+            "/v1/chat/completions",
+            CHAT_BODY,
+            lambda chunk: chunk["choices"][0]["delta"].get("content"),
+            id="chat",
+        ),
+        pytest.param(
+            "/v1/completions",
+            COMPLETION_BODY,
+            lambda chunk: chunk["choices"][0]["text"],
+            id="completions",
+        ),
+    ],
+)
+def test_error_after_the_first_byte_is_one_error_event_then_done(
+    make_client, path, body, first_text
+):
     fake = FakeBackend(("a", "b", "c"), error=UpstreamError("upstream broke off"), fail_after=1)
     response, events = stream(make_client(fake), path, body)
     chunks = chunks_of(events)
     errors = [chunk for chunk in chunks if "error" in chunk]
-    assert errors == [{"error": {"message": "upstream broke off", "type": "upstream_error",
-                                 "param": None, "code": "bad_gateway"}}]
+    assert errors == [
+        {
+            "error": {
+                "message": "upstream broke off",
+                "type": "upstream_error",
+                "param": None,
+                "code": "bad_gateway",
+            }
+        }
+    ]
     assert chunks[-1] is errors[0]
     assert [first_text(chunk) for chunk in chunks[:-1] if first_text(chunk)] == ["a"]
     assert not any(chunk["choices"][0]["finish_reason"] for chunk in chunks[:-1])
@@ -159,10 +201,13 @@ def test_unexpected_error_mid_stream_is_generic(make_client):
     assert b"RuntimeError" not in response.data
 
 
-@pytest.mark.parametrize(("path", "body"), [
-    pytest.param("/v1/chat/completions", CHAT_BODY, id="chat"),
-    pytest.param("/v1/completions", COMPLETION_BODY, id="completions"),
-])
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        pytest.param("/v1/chat/completions", CHAT_BODY, id="chat"),
+        pytest.param("/v1/completions", COMPLETION_BODY, id="completions"),
+    ],
+)
 def test_client_that_stops_reading_closes_the_backend_stream(make_client, path, body):
     fake = FakeBackend(("a", "b", "c", "d", "e"))
     response = make_client(fake).post(path, json={**body, "stream": True}, buffered=False)

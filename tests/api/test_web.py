@@ -1,4 +1,5 @@
 """The status page at ``/``: through the test client, and rendered by a real headless Chromium."""
+
 from __future__ import annotations
 
 import re
@@ -25,9 +26,16 @@ from tests.runtimes import runtime_in
 PAGE = {"Accept": "text/html,application/xhtml+xml"}  # as browsers ask
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def test_page_shows_status_and_routes(make_client):
@@ -40,16 +48,19 @@ def test_page_shows_status_and_routes(make_client):
 
 def chromium(url: str, tmp_path, *args: str) -> str:
     assert CHROMIUM, "chromium is not installed (.ci/run installs it)"
-    result = subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
-                             *args, url], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *args, url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 
 
 @pytest.mark.live
 def test_browser_renders_the_page(tmp_path):
-    with FakeServerCpp("llamacpp") as fake, \
-            ProxyProcess(fake.url, tmp_path / "proxy.log") as proxy:
+    with FakeServerCpp("llamacpp") as fake, ProxyProcess(fake.url, tmp_path / "proxy.log") as proxy:
         dom = chromium(proxy.url + "/", tmp_path, "--dump-dom")
         assert 'id="status" class="status ok">ready<' in dom
         assert "<td>llamacpp</td>" in dom and "/v1/embeddings" in dom
@@ -72,28 +83,40 @@ def test_a_keys_file_alone_requires_a_key_on_the_pages(make_client, tmp_path):
     assert client.get("/status").get_json()["key_required"] is True
     assert client.post("/v1/completions", json={"prompt": "x"}).status_code == 401
     assert "required" in client.get("/", headers=PAGE).get_data(as_text=True)
-    assert "keybox\" hidden" not in client.get("/playground").get_data(as_text=True)
+    assert 'keybox" hidden' not in client.get("/playground").get_data(as_text=True)
 
 
 def fleet_page(make_client, tmp_path):
     """Two models on fake replicas named by address, behind alice's key (qwen only) and the
     admin key."""
     specs = (ModelSpec("qwen"), ModelSpec("llama"))
-    fleet = Fleet(Catalog(specs, "qwen", catch_all=False),
-                  [ServedModel(spec, (Replica(f"http://10.0.0.9:80{n}", FakeBackend()),),
-                               Rotation(lambda name: True)) for n, spec in enumerate(specs)])
+    fleet = Fleet(
+        Catalog(specs, "qwen", catch_all=False),
+        [
+            ServedModel(
+                spec,
+                (Replica(f"http://10.0.0.9:80{n}", FakeBackend()),),
+                Rotation(lambda name: True),
+            )
+            for n, spec in enumerate(specs)
+        ],
+    )
     return make_client(fleet, keys=keys_file(tmp_path), admin_key="adm")
 
 
-@pytest.mark.parametrize(("headers", "viewer", "models"), [
-    pytest.param({}, "anonymous", [], id="anonymous"),
-    pytest.param({"Authorization": "Bearer sk-nobody"}, "anonymous", [], id="unknown-key"),
-    pytest.param({"Authorization": "Bearer sk-alice"}, "key", ["qwen"], id="alices-key"),
-    pytest.param({"x-api-key": "sk-alice"}, "key", ["qwen"], id="alices-key-as-x-api-key"),
-    pytest.param({"Authorization": "Bearer adm"}, "admin", ["qwen", "llama"], id="admin"),
-])
-def test_the_status_shows_each_viewer_what_it_may_see(make_client, tmp_path, headers, viewer,
-                                                      models):
+@pytest.mark.parametrize(
+    ("headers", "viewer", "models"),
+    [
+        pytest.param({}, "anonymous", [], id="anonymous"),
+        pytest.param({"Authorization": "Bearer sk-nobody"}, "anonymous", [], id="unknown-key"),
+        pytest.param({"Authorization": "Bearer sk-alice"}, "key", ["qwen"], id="alices-key"),
+        pytest.param({"x-api-key": "sk-alice"}, "key", ["qwen"], id="alices-key-as-x-api-key"),
+        pytest.param({"Authorization": "Bearer adm"}, "admin", ["qwen", "llama"], id="admin"),
+    ],
+)
+def test_the_status_shows_each_viewer_what_it_may_see(
+    make_client, tmp_path, headers, viewer, models
+):
     client = fleet_page(make_client, tmp_path)
     status = client.get("/status", headers=headers)
     assert status.status_code == 200 and status.json["viewer"] == viewer
@@ -144,8 +167,11 @@ def test_status_keeps_each_models_last_minutes(make_client, backend):
     assert answer(client) == 502
     clock.now += 10
     status = client.get("/status").get_json()  # a bucket later: the second snapshot
-    assert status["history"] == {"default": [
-        {"t": clock.now, "tokens_per_s": 1.2, "queued": 0, "cache_hit_rate": 0.6, "errors": 1}]}
+    assert status["history"] == {
+        "default": [
+            {"t": clock.now, "tokens_per_s": 1.2, "queued": 0, "cache_hit_rate": 0.6, "errors": 1}
+        ]
+    }
     assert abs(status["time"] - time.time()) < 60
 
 
@@ -159,8 +185,11 @@ def test_with_metrics_off_there_is_no_history(make_client):
 
 def test_the_slots_cell_is_a_bar_and_its_figures(tmp_path):
     with FakeServerCpp("llamacpp", n_slots=2) as fake:
-        settings = Settings.of(llama_api=fake.url, usage_db=str(tmp_path / "u.sqlite3"),
-                               responses_db=str(tmp_path / "r.sqlite3"))
+        settings = Settings.of(
+            llama_api=fake.url,
+            usage_db=str(tmp_path / "u.sqlite3"),
+            responses_db=str(tmp_path / "r.sqlite3"),
+        )
         client = create_app(settings, runtime_in(tmp_path)).test_client()
         page = client.get("/", headers=PAGE).get_data(as_text=True)
     cell = re.search(r'<td class="num slots">(.*?)</td>', page).group(1)

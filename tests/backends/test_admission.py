@@ -1,4 +1,5 @@
 """Admission to an upstream's slots: how many, who goes next, and every way a lease ends."""
+
 from __future__ import annotations
 
 import threading
@@ -6,10 +7,15 @@ import time
 
 import pytest
 
-from proxy.core.errors import (ClientGoneError, QueueFullError, QueueTimeoutError,
-                          SlotUnavailableError, UpstreamError)
 from proxy.backends.admission import Admission
 from proxy.backends.slots import SlotCount
+from proxy.core.errors import (
+    ClientGoneError,
+    QueueFullError,
+    QueueTimeoutError,
+    SlotUnavailableError,
+    UpstreamError,
+)
 from tests.polling import wait_for
 
 URL = "http://upstream.test"
@@ -17,29 +23,51 @@ URL = "http://upstream.test"
 
 # -- how many slots --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("count,limit,source", [
-    (SlotCount(), None, "unknown"),
-    (SlotCount(configured=3, reported=8), 3, "configured"),
-    (SlotCount(reported=8, seen=2, ceiling=1), 8, "reported"),
-    (SlotCount(seen=2), None, "learned"),
-    (SlotCount(seen=2, ceiling=1), 2, "learned"),
-    (SlotCount(seen=2, ceiling=5), 5, "learned"),
-    (SlotCount(seen=0, ceiling=1), 1, "learned"),
-], ids=["nothing-known", "operator-first", "server-next", "seen-alone-sends-on",
-        "seen-beats-a-low-refusal", "refusal-above-seen", "one-at-least"])
+
+@pytest.mark.parametrize(
+    "count,limit,source",
+    [
+        (SlotCount(), None, "unknown"),
+        (SlotCount(configured=3, reported=8), 3, "configured"),
+        (SlotCount(reported=8, seen=2, ceiling=1), 8, "reported"),
+        (SlotCount(seen=2), None, "learned"),
+        (SlotCount(seen=2, ceiling=1), 2, "learned"),
+        (SlotCount(seen=2, ceiling=5), 5, "learned"),
+        (SlotCount(seen=0, ceiling=1), 1, "learned"),
+    ],
+    ids=[
+        "nothing-known",
+        "operator-first",
+        "server-next",
+        "seen-alone-sends-on",
+        "seen-beats-a-low-refusal",
+        "refusal-above-seen",
+        "one-at-least",
+    ],
+)
 def test_limit_and_where_it_comes_from(count, limit, source):
     assert (count.limit, count.source) == (limit, source)
 
 
-@pytest.mark.parametrize("events,limit", [
-    ([("refused", 3)], 3),
-    ([("refused", 3), ("refused", 5)], 3),
-    ([("refused", 0)], 1),
-    ([("refused", 2), ("slot", 3)], 4),
-    ([("slot", 1), ("refused", 1)], 2),
-    ([("slot", True), ("slot", -1), ("slot", "2"), ("slot", 10_000), ("refused", 1)], 1),
-], ids=["a-refusal-shows-a-ceiling", "the-lowest-ceiling-holds", "never-below-one",
-        "slot-ids-raise-it", "a-seen-slot-exists", "odd-slot-ids-are-ignored"])
+@pytest.mark.parametrize(
+    "events,limit",
+    [
+        ([("refused", 3)], 3),
+        ([("refused", 3), ("refused", 5)], 3),
+        ([("refused", 0)], 1),
+        ([("refused", 2), ("slot", 3)], 4),
+        ([("slot", 1), ("refused", 1)], 2),
+        ([("slot", True), ("slot", -1), ("slot", "2"), ("slot", 10_000), ("refused", 1)], 1),
+    ],
+    ids=[
+        "a-refusal-shows-a-ceiling",
+        "the-lowest-ceiling-holds",
+        "never-below-one",
+        "slot-ids-raise-it",
+        "a-seen-slot-exists",
+        "odd-slot-ids-are-ignored",
+    ],
+)
 def test_learning_from_answers(events, limit):
     count = SlotCount()
     for kind, value in events:
@@ -48,6 +76,7 @@ def test_learning_from_answers(events, limit):
 
 
 # -- waiting in line ---------------------------------------------------------------------------
+
 
 def admission(slots: int | None = 1, **options) -> Admission:
     options = {"max_queue": 8, "queue_timeout": 5, **options}
@@ -82,8 +111,12 @@ def test_requests_beyond_the_slots_wait_their_turn_in_order():
         waiters.append(threading.Thread(target=wait, args=(name,)))
         waiters[-1].start()
         wait_for(lambda: gate.snapshot()["queued"] == len(waiters))
-    assert gate.snapshot() == {"slots": 1, "slots_source": "configured", "in_flight": 1,
-                               "queued": 3}
+    assert gate.snapshot() == {
+        "slots": 1,
+        "slots_source": "configured",
+        "in_flight": 1,
+        "queued": 3,
+    }
     release.set()
     for thread in [holder, *waiters]:
         thread.join(5)
@@ -91,12 +124,14 @@ def test_requests_beyond_the_slots_wait_their_turn_in_order():
     assert gate.snapshot()["in_flight"] == gate.snapshot()["queued"] == 0
 
 
-@pytest.mark.parametrize("queues, at_once", [(False, 2), (True, 4)],
-                         ids=["refusing-server", "queueing-server"])
+@pytest.mark.parametrize(
+    "queues, at_once", [(False, 2), (True, 4)], ids=["refusing-server", "queueing-server"]
+)
 def test_a_server_that_queues_holds_one_waiting_request_per_slot(queues, at_once):
     gate, release = Admission(URL, SlotCount(), max_queue=8, queue_timeout=5), threading.Event()
     gate.report(2, queues=queues)
     holders = [hold(gate, release) for _ in range(at_once)]
+
     def wait() -> None:
         with gate.lease():
             pass
@@ -105,8 +140,12 @@ def test_a_server_that_queues_holds_one_waiting_request_per_slot(queues, at_once
     waiter.start()
     wait_for(lambda: gate.busy()[0] == at_once + 1, "the next request in line")
     # what operators see: two generations, and the rest waiting wherever they wait
-    assert gate.snapshot() == {"slots": 2, "slots_source": "reported", "in_flight": 2,
-                               "queued": at_once - 1}
+    assert gate.snapshot() == {
+        "slots": 2,
+        "slots_source": "reported",
+        "in_flight": 2,
+        "queued": at_once - 1,
+    }
     release.set()
     for thread in [*holders, waiter]:
         thread.join(5)
@@ -115,6 +154,7 @@ def test_a_server_that_queues_holds_one_waiting_request_per_slot(queues, at_once
 def test_a_full_line_is_a_503_saying_what_to_raise():
     gate, release = admission(1, max_queue=1), threading.Event()
     holder = hold(gate, release)
+
     def wait() -> None:
         with gate.lease():
             pass
@@ -179,8 +219,10 @@ def test_with_nothing_known_every_request_goes_through():
 
 # -- leases end on every path ------------------------------------------------------------------
 
-@pytest.mark.parametrize("failure", [UpstreamError("boom"), KeyboardInterrupt()],
-                         ids=["upstream-error", "anything"])
+
+@pytest.mark.parametrize(
+    "failure", [UpstreamError("boom"), KeyboardInterrupt()], ids=["upstream-error", "anything"]
+)
 def test_a_failure_inside_hands_the_lease_back(failure):
     gate = admission(1)
     with pytest.raises(type(failure)):
@@ -204,6 +246,7 @@ def test_a_stream_read_to_its_end_hands_the_lease_back():
 
 # -- refusals --------------------------------------------------------------------------------
 
+
 def test_a_refused_request_goes_back_to_the_head_of_the_line():
     gate, attempts = admission(None), []
 
@@ -216,8 +259,7 @@ def test_a_refused_request_goes_back_to_the_head_of_the_line():
     assert gate.run(attempt) == "answered"
     assert len(attempts) == 3
     assert attempts[2] - attempts[1] >= attempts[1] - attempts[0] > 0  # backing off
-    assert gate.snapshot() == {"slots": 1, "slots_source": "learned", "in_flight": 0,
-                               "queued": 0}
+    assert gate.snapshot() == {"slots": 1, "slots_source": "learned", "in_flight": 0, "queued": 0}
 
 
 def test_a_refused_stream_is_tried_again_before_any_item():

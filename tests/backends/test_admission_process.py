@@ -4,6 +4,7 @@ The upstream is the fake PowerInfer server, which (like the real one) refuses at
 once when every slot is busy and counts what reaches it, so these tests can say exactly which
 requests got to the server and which never did.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -35,8 +36,12 @@ def completions(fake: FakeServerCpp) -> int:
 
 def held_stream(proxy: ProxyProcess) -> requests.Response:
     """A stream that holds the one slot until the fake's gate opens."""
-    response = requests.post(proxy.url + "/v1/completions", stream=True, timeout=30,
-                             json={"prompt": "hold", "stream": True})
+    response = requests.post(
+        proxy.url + "/v1/completions",
+        stream=True,
+        timeout=30,
+        json={"prompt": "hold", "stream": True},
+    )
     assert response.status_code == 200
     return response
 
@@ -45,20 +50,29 @@ def raw_request(proxy: ProxyProcess, body: dict) -> socket.socket:
     """Send a completion request on a bare socket, to hang up on it at will."""
     data = json.dumps(body).encode()
     sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
-    sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: localhost\r\n"
-                 b"Content-Type: application/json\r\n"
-                 + f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
+    sock.sendall(
+        b"POST /v1/completions HTTP/1.1\r\nHost: localhost\r\n"
+        b"Content-Type: application/json\r\n"
+        + f"Content-Length: {len(data)}\r\n\r\n".encode()
+        + data
+    )
     return sock
 
 
 @pytest.mark.parametrize("how", SERVINGS)
 def test_a_client_that_hangs_up_while_waiting_never_reaches_the_server(tmp_path, how):
     # one worker: /health then speaks for the process that holds the line
-    args = {"waitress": ("--slots", "1"), "gunicorn": ("--slots", "1", "--workers", "1"),
-            "wsgi": ()}[how]
-    with FakeServerCpp("powerinfer", n_slots=1, gate=threading.Event()) as fake, \
-            ProxyProcess(fake.url, tmp_path / "proxy.log", how=how, args=args,
-                         env={"PROXY_SLOTS": "1"}) as proxy:
+    args = {
+        "waitress": ("--slots", "1"),
+        "gunicorn": ("--slots", "1", "--workers", "1"),
+        "wsgi": (),
+    }[how]
+    with (
+        FakeServerCpp("powerinfer", n_slots=1, gate=threading.Event()) as fake,
+        ProxyProcess(
+            fake.url, tmp_path / "proxy.log", how=how, args=args, env={"PROXY_SLOTS": "1"}
+        ) as proxy,
+    ):
         with held_stream(proxy) as held:
             lines = held.iter_lines()
             assert next(lines).startswith(b"data: ")
@@ -69,16 +83,20 @@ def test_a_client_that_hangs_up_while_waiting_never_reaches_the_server(tmp_path,
             fake.gate.set()
             rest = [line for line in lines if line]
         assert rest[-1] == b"data: [DONE]"
-        assert [body.get("prompt") for path, body, _ in fake.requests
-                if path == "/completion"] == ["hold"]
+        assert [body.get("prompt") for path, body, _ in fake.requests if path == "/completion"] == [
+            "hold"
+        ]
         assert health(proxy)["in_flight"] == 0
 
 
 @pytest.mark.parametrize("how", ["waitress", "gunicorn"])
 def test_requests_beyond_the_slots_wait_instead_of_failing(tmp_path, how):
-    with FakeServerCpp("powerinfer", n_slots=2, token_delay=0.02) as fake, \
-            ProxyProcess(fake.url, tmp_path / "proxy.log", how=how) as proxy, \
-            openai.OpenAI(base_url=proxy.url + "/v1", api_key="x", max_retries=0) as client:
+    with (
+        FakeServerCpp("powerinfer", n_slots=2, token_delay=0.02) as fake,
+        ProxyProcess(fake.url, tmp_path / "proxy.log", how=how) as proxy,
+        openai.OpenAI(base_url=proxy.url + "/v1", api_key="x", max_retries=0) as client,
+    ):
+
         def ask(i: int) -> str:
             answer = client.completions.create(model="m", prompt=f"p{i}", stream=i % 2 == 0)
             if i % 2:
@@ -94,10 +112,14 @@ def test_requests_beyond_the_slots_wait_instead_of_failing(tmp_path, how):
 
 
 def test_a_full_line_and_a_long_wait_are_503s_with_retry_after(tmp_path):
-    with FakeServerCpp("powerinfer", n_slots=1, gate=threading.Event()) as fake, \
-            ProxyProcess(fake.url, tmp_path / "proxy.log",
-                         args=("--slots", "1", "--max-queue", "1",
-                               "--queue-timeout", "1")) as proxy:
+    with (
+        FakeServerCpp("powerinfer", n_slots=1, gate=threading.Event()) as fake,
+        ProxyProcess(
+            fake.url,
+            tmp_path / "proxy.log",
+            args=("--slots", "1", "--max-queue", "1", "--queue-timeout", "1"),
+        ) as proxy,
+    ):
         with held_stream(proxy) as held:
             lines = held.iter_lines()
             assert next(lines).startswith(b"data: ")
@@ -119,15 +141,24 @@ def test_a_full_line_and_a_long_wait_are_503s_with_retry_after(tmp_path):
 
 
 def test_a_slot_taken_by_another_client_sends_the_request_back_in_line(tmp_path):
-    with FakeServerCpp("llamacpp-2023", n_slots=1, gate=threading.Event()) as fake, \
-            ProxyProcess(fake.url, tmp_path / "proxy.log") as proxy:
-        other = requests.post(fake.url + "/completion", stream=True, timeout=30,
-                              json={"prompt": "another client", "stream": True})
+    with (
+        FakeServerCpp("llamacpp-2023", n_slots=1, gate=threading.Event()) as fake,
+        ProxyProcess(fake.url, tmp_path / "proxy.log") as proxy,
+    ):
+        other = requests.post(
+            fake.url + "/completion",
+            stream=True,
+            timeout=30,
+            json={"prompt": "another client", "stream": True},
+        )
         lines = other.iter_lines()
         assert next(lines).startswith(b"data: ")
         result = []
-        thread = threading.Thread(target=lambda: result.append(requests.post(
-            proxy.url + "/v1/completions", json={"prompt": "mine"}, timeout=30)))
+        thread = threading.Thread(
+            target=lambda: result.append(
+                requests.post(proxy.url + "/v1/completions", json={"prompt": "mine"}, timeout=30)
+            )
+        )
         thread.start()
         wait_for(lambda: fake.refusals >= 2, "the server refusing the proxy's request twice")
         fake.gate.set()

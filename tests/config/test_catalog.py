@@ -1,10 +1,18 @@
 """The models file: what it may say, and the message a mistake gets."""
+
 from __future__ import annotations
 
 import pytest
 
-from proxy.config.catalog import (CatalogError, UpstreamSpec, from_settings, id_problem,
-                                  parse_catalog, read_catalog, with_defaults)
+from proxy.config.catalog import (
+    CatalogError,
+    UpstreamSpec,
+    from_settings,
+    id_problem,
+    parse_catalog,
+    read_catalog,
+    with_defaults,
+)
 from proxy.config.settings import Settings
 from proxy.core.types import GenerationRequest, Sampling
 
@@ -39,18 +47,29 @@ def test_a_complete_file(tmp_path):
     qwen, old = catalog.models
     assert catalog.default == "qwen" and not catalog.catch_all
     assert qwen.aliases == ("gpt-3.5-turbo", "qwen-chat")
-    assert qwen.upstreams == (UpstreamSpec("http://127.0.0.1:8080", 4),
-                              UpstreamSpec("http://10.0.0.2:8080", 2))
+    assert qwen.upstreams == (
+        UpstreamSpec("http://127.0.0.1:8080", 4),
+        UpstreamSpec("http://10.0.0.2:8080", 2),
+    )
     assert qwen.chat_template == "chatml" and qwen.affinity and not old.affinity
     assert qwen.defaults.sampling.temperature == 0.2 and qwen.defaults.max_tokens == 256
     assert qwen.defaults.stop == ("<|im_end|>",) and qwen.defaults.cache_prompt is True
     assert old.defaults is None
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("qwen", "qwen"), ("gpt-3.5-turbo", "qwen"), ("old", "old"), (None, "qwen"), ("", "qwen"),
-    ("qwen:latest", "qwen"), ("gpt-3.5-turbo:7b", "qwen"), ("old:q4", "old"),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("qwen", "qwen"),
+        ("gpt-3.5-turbo", "qwen"),
+        ("old", "old"),
+        (None, "qwen"),
+        ("", "qwen"),
+        ("qwen:latest", "qwen"),
+        ("gpt-3.5-turbo:7b", "qwen"),
+        ("old:q4", "old"),
+    ],
+)
 def test_names_and_aliases(tmp_path, name, expected):
     assert read_catalog(write(tmp_path, GOOD)).find(name).id == expected
 
@@ -62,50 +81,104 @@ def test_unknown_names_find_nothing_unless_catch_all(tmp_path):
     assert catch_all.find("gpt-4").id == "qwen"
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    pytest.param("default = ", "not valid TOML", id="syntax"),
-    pytest.param("x = 1\n[models.a]\nupstreams=['http://a']", "x: is not a known key",
-                 id="unknown-top-key"),
-    pytest.param("", "models: needs at least one", id="no-models"),
-    pytest.param("[models.a]\n", "models.a.upstreams: needs at least one server URL",
-                 id="no-upstreams"),
-    pytest.param("[models.a]\nupstreams=['ftp://a']", "models.a.upstreams[0]: must be an http(s)",
-                 id="bad-url"),
-    pytest.param("[models.a]\nupstreams=['http://a', 'http://a/']", "names the same URL twice",
-                 id="same-url"),
-    pytest.param("[models.a]\nupstreams=[{url='http://a', slots=-1}]",
-                 "models.a.upstreams[0].slots: must be a whole number", id="bad-slots"),
-    pytest.param("[models.a]\nupstream=['http://a']", "models.a.upstream: is not a known key",
-                 id="typo-key"),
-    pytest.param("[models.a]\nbackend='vllm'\nupstreams=['http://a']",
-                 "models.a.backend: must be one of servercpp, chatglm", id="bad-backend"),
-    pytest.param("[models.a]\nbackend='chatglm'", "a chatglm model needs model =",
-                 id="chatglm-without-file"),
-    pytest.param("[models.a]\nupstreams=['http://a']\n[models.a.defaults]\ntemperature=5",
-                 "models.a.defaults.temperature: 'temperature' must be between 0 and 2",
-                 id="bad-default"),
-    pytest.param("[models.a]\nupstreams=['http://a']\n[models.a.defaults]\nprompt='x'",
-                 "models.a.defaults.prompt: is not a request field", id="undefaultable"),
-    pytest.param("[models.a]\nupstreams=['http://a']\n[models.b]\naliases=['a']\n"
-                 "upstreams=['http://b']", "the name 'a' is already taken by models.a",
-                 id="alias-clash"),
-    pytest.param("default='zzz'\n[models.a]\nupstreams=['http://a']",
-                 "default: must name a model; the ids are a", id="bad-default-model"),
-    pytest.param("catch_all='yes'\n[models.a]\nupstreams=['http://a']",
-                 "catch_all: must be true or false", id="bad-catch-all"),
-    pytest.param("max_running=-1\n[models.a]\nmodel='a.gguf'",
-                 "max_running: must be a whole number", id="bad-max-running"),
-    pytest.param("[models.a]\ncmd='server -m x'", "models.a.cmd: must be a command line with "
-                 "${PORT}", id="cmd-without-port"),
-    pytest.param("[models.a]\nmodel='a.gguf'\nupstreams=['http://a']",
-                 "models.a.upstreams: a model the proxy runs", id="managed-with-upstreams"),
-    pytest.param("[models.a]\nupstreams=['http://a']\nttl=5", "models.a.ttl: belongs to a "
-                 "model the proxy runs", id="ttl-without-server"),
-    pytest.param("[models.a]\nmodel='a.gguf'\nttl=-1", "models.a.ttl: must be a number",
-                 id="bad-ttl"),
-    pytest.param("[models.a]\nmodel='a.gguf'\nargs='-c 8'", "models.a.args: must be a list",
-                 id="args-string"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("default = ", "not valid TOML", id="syntax"),
+        pytest.param(
+            "x = 1\n[models.a]\nupstreams=['http://a']",
+            "x: is not a known key",
+            id="unknown-top-key",
+        ),
+        pytest.param("", "models: needs at least one", id="no-models"),
+        pytest.param(
+            "[models.a]\n", "models.a.upstreams: needs at least one server URL", id="no-upstreams"
+        ),
+        pytest.param(
+            "[models.a]\nupstreams=['ftp://a']",
+            "models.a.upstreams[0]: must be an http(s)",
+            id="bad-url",
+        ),
+        pytest.param(
+            "[models.a]\nupstreams=['http://a', 'http://a/']",
+            "names the same URL twice",
+            id="same-url",
+        ),
+        pytest.param(
+            "[models.a]\nupstreams=[{url='http://a', slots=-1}]",
+            "models.a.upstreams[0].slots: must be a whole number",
+            id="bad-slots",
+        ),
+        pytest.param(
+            "[models.a]\nupstream=['http://a']",
+            "models.a.upstream: is not a known key",
+            id="typo-key",
+        ),
+        pytest.param(
+            "[models.a]\nbackend='vllm'\nupstreams=['http://a']",
+            "models.a.backend: must be one of servercpp, chatglm",
+            id="bad-backend",
+        ),
+        pytest.param(
+            "[models.a]\nbackend='chatglm'",
+            "a chatglm model needs model =",
+            id="chatglm-without-file",
+        ),
+        pytest.param(
+            "[models.a]\nupstreams=['http://a']\n[models.a.defaults]\ntemperature=5",
+            "models.a.defaults.temperature: 'temperature' must be between 0 and 2",
+            id="bad-default",
+        ),
+        pytest.param(
+            "[models.a]\nupstreams=['http://a']\n[models.a.defaults]\nprompt='x'",
+            "models.a.defaults.prompt: is not a request field",
+            id="undefaultable",
+        ),
+        pytest.param(
+            "[models.a]\nupstreams=['http://a']\n[models.b]\naliases=['a']\nupstreams=['http://b']",
+            "the name 'a' is already taken by models.a",
+            id="alias-clash",
+        ),
+        pytest.param(
+            "default='zzz'\n[models.a]\nupstreams=['http://a']",
+            "default: must name a model; the ids are a",
+            id="bad-default-model",
+        ),
+        pytest.param(
+            "catch_all='yes'\n[models.a]\nupstreams=['http://a']",
+            "catch_all: must be true or false",
+            id="bad-catch-all",
+        ),
+        pytest.param(
+            "max_running=-1\n[models.a]\nmodel='a.gguf'",
+            "max_running: must be a whole number",
+            id="bad-max-running",
+        ),
+        pytest.param(
+            "[models.a]\ncmd='server -m x'",
+            "models.a.cmd: must be a command line with ${PORT}",
+            id="cmd-without-port",
+        ),
+        pytest.param(
+            "[models.a]\nmodel='a.gguf'\nupstreams=['http://a']",
+            "models.a.upstreams: a model the proxy runs",
+            id="managed-with-upstreams",
+        ),
+        pytest.param(
+            "[models.a]\nupstreams=['http://a']\nttl=5",
+            "models.a.ttl: belongs to a model the proxy runs",
+            id="ttl-without-server",
+        ),
+        pytest.param(
+            "[models.a]\nmodel='a.gguf'\nttl=-1", "models.a.ttl: must be a number", id="bad-ttl"
+        ),
+        pytest.param(
+            "[models.a]\nmodel='a.gguf'\nargs='-c 8'",
+            "models.a.args: must be a list",
+            id="args-string",
+        ),
+    ],
+)
 def test_mistakes_name_the_file_and_key(tmp_path, text, message):
     path = write(tmp_path, text)
     with pytest.raises(CatalogError) as error:
@@ -115,7 +188,10 @@ def test_mistakes_name_the_file_and_key(tmp_path, text, message):
 
 
 def test_models_the_proxy_runs(tmp_path):
-    catalog = read_catalog(write(tmp_path, """
+    catalog = read_catalog(
+        write(
+            tmp_path,
+            """
 max_running = 1
 [models.a]
 model = "/m/a.gguf"
@@ -125,13 +201,26 @@ ttl = 60
 cmd = "/opt/server -m ${MODEL} --port ${PORT} --alias 'b model'"
 model = "/m/b.gguf"
 preload = true
-"""))
+""",
+        )
+    )
     a, b = catalog.models
     assert catalog.max_running == 1 and a.upstreams == () and b.upstreams == ()
     assert (a.managed.command, a.managed.model, a.managed.args, a.managed.ttl) == (
-        None, "/m/a.gguf", ("-c", "8192"), 60.0)
-    assert b.managed.command == ("/opt/server", "-m", "${MODEL}", "--port", "${PORT}",
-                                 "--alias", "b model")
+        None,
+        "/m/a.gguf",
+        ("-c", "8192"),
+        60.0,
+    )
+    assert b.managed.command == (
+        "/opt/server",
+        "-m",
+        "${MODEL}",
+        "--port",
+        "${PORT}",
+        "--alias",
+        "b model",
+    )
     assert b.managed.preload and not a.managed.preload
 
 
@@ -146,80 +235,117 @@ def test_a_missing_file(tmp_path):
 
 
 def test_an_alias_of_the_default_is_the_default(tmp_path):
-    catalog = parse_catalog({"default": "b", "models": {"a": {"aliases": ["b"],
-                                                             "upstreams": ["http://a"]}}}, "x")
+    catalog = parse_catalog(
+        {"default": "b", "models": {"a": {"aliases": ["b"], "upstreams": ["http://a"]}}}, "x"
+    )
     assert catalog.default == "a"
 
 
-@pytest.mark.parametrize(("asked", "expected"), [
-    pytest.param(GenerationRequest(), GenerationRequest(max_tokens=64, stop=("END",),
-                 sampling=Sampling(temperature=0.1, top_k=5), cache_prompt=True),
-                 id="all-filled"),
-    pytest.param(GenerationRequest(max_tokens=8, stop=("X",),
-                                   sampling=Sampling(temperature=0.9), cache_prompt=False),
-                 GenerationRequest(max_tokens=8, stop=("X",),
-                                   sampling=Sampling(temperature=0.9, top_k=5),
-                                   cache_prompt=False), id="client-wins"),
-])
+@pytest.mark.parametrize(
+    ("asked", "expected"),
+    [
+        pytest.param(
+            GenerationRequest(),
+            GenerationRequest(
+                max_tokens=64,
+                stop=("END",),
+                sampling=Sampling(temperature=0.1, top_k=5),
+                cache_prompt=True,
+            ),
+            id="all-filled",
+        ),
+        pytest.param(
+            GenerationRequest(
+                max_tokens=8, stop=("X",), sampling=Sampling(temperature=0.9), cache_prompt=False
+            ),
+            GenerationRequest(
+                max_tokens=8,
+                stop=("X",),
+                sampling=Sampling(temperature=0.9, top_k=5),
+                cache_prompt=False,
+            ),
+            id="client-wins",
+        ),
+    ],
+)
 def test_defaults_fill_only_what_the_client_left_out(asked, expected):
-    defaults = GenerationRequest(max_tokens=64, stop=("END",),
-                                 sampling=Sampling(temperature=0.1, top_k=5), cache_prompt=True)
+    defaults = GenerationRequest(
+        max_tokens=64, stop=("END",), sampling=Sampling(temperature=0.1, top_k=5), cache_prompt=True
+    )
     assert with_defaults(asked, defaults) == expected
 
 
 @pytest.mark.parametrize("value", ["auto", "think-tags", "none"])
 def test_a_models_reasoning(value):
-    catalog = parse_catalog({"models": {"r1": {"upstreams": ["http://127.0.0.1:8080"],
-                                               "reasoning": value}}}, "models.toml")
+    catalog = parse_catalog(
+        {"models": {"r1": {"upstreams": ["http://127.0.0.1:8080"], "reasoning": value}}},
+        "models.toml",
+    )
     assert catalog.models[0].reasoning == value
 
 
 def test_a_reasoning_that_is_no_style_is_named():
     with pytest.raises(CatalogError, match="models.r1.reasoning: must be one of auto"):
-        parse_catalog({"models": {"r1": {"upstreams": ["http://127.0.0.1:8080"],
-                                         "reasoning": "deepseek"}}}, "models.toml")
+        parse_catalog(
+            {"models": {"r1": {"upstreams": ["http://127.0.0.1:8080"], "reasoning": "deepseek"}}},
+            "models.toml",
+        )
 
 
 def test_a_vision_model_and_a_reranker_start_their_servers_so():
-    catalog = parse_catalog({"models": {
-        "eyes": {"model": "/m/vl.gguf", "mmproj": "/m/mmproj.gguf", "args": ["-c", "4096"]},
-        "ranker": {"model": "/m/rerank.gguf", "reranking": True},
-        "plain": {"model": "/m/plain.gguf"}}}, "models.toml")
+    catalog = parse_catalog(
+        {
+            "models": {
+                "eyes": {"model": "/m/vl.gguf", "mmproj": "/m/mmproj.gguf", "args": ["-c", "4096"]},
+                "ranker": {"model": "/m/rerank.gguf", "reranking": True},
+                "plain": {"model": "/m/plain.gguf"},
+            }
+        },
+        "models.toml",
+    )
     eyes, ranker, plain = catalog.models
     assert eyes.managed.args == ("-c", "4096", "--mmproj", "/m/mmproj.gguf")
     assert ranker.managed.args == ("--reranking",)
-    assert (eyes.managed.capabilities, ranker.managed.capabilities,
-            plain.managed.capabilities) == (("completion", "tools", "vision"), ("rerank",),
-                                            ("completion", "tools"))
+    assert (eyes.managed.capabilities, ranker.managed.capabilities, plain.managed.capabilities) == (
+        ("completion", "tools", "vision"),
+        ("rerank",),
+        ("completion", "tools"),
+    )
 
 
-@pytest.mark.parametrize("entry, key", [
-    ({"model": "/m/a.gguf", "mmproj": 3}, "models.a.mmproj"),
-    ({"model": "/m/a.gguf", "reranking": "yes"}, "models.a.reranking"),
-    ({"upstreams": ["http://127.0.0.1:8080"], "mmproj": "/m/p.gguf"}, "models.a.mmproj"),
-    ({"upstreams": ["http://127.0.0.1:8080"], "reranking": True}, "models.a.reranking"),
-])
+@pytest.mark.parametrize(
+    "entry, key",
+    [
+        ({"model": "/m/a.gguf", "mmproj": 3}, "models.a.mmproj"),
+        ({"model": "/m/a.gguf", "reranking": "yes"}, "models.a.reranking"),
+        ({"upstreams": ["http://127.0.0.1:8080"], "mmproj": "/m/p.gguf"}, "models.a.mmproj"),
+        ({"upstreams": ["http://127.0.0.1:8080"], "reranking": True}, "models.a.reranking"),
+    ],
+)
 def test_a_projector_or_reranking_on_a_model_the_proxy_does_not_run_is_named(entry, key):
     with pytest.raises(CatalogError, match=key.replace(".", r"\.")):
         parse_catalog({"models": {"a": entry}}, "models.toml")
 
 
-@pytest.mark.parametrize(("model_id", "problem"), [
-    pytest.param("qwen3:8b", "", id="ollama-tag"),
-    pytest.param("Llama-3.1-8B_Instruct Q4", "", id="dots-dashes-spaces"),
-    pytest.param("x" * 128, "", id="longest"),
-    pytest.param("x" * 129, "is longer than 128 characters", id="too-long"),
-    pytest.param("", "is empty", id="empty"),
-    pytest.param("../../../x", "has a path separator", id="climbing"),
-    pytest.param("a/b", "has a path separator", id="slash"),
-    pytest.param("a\\b", "has a path separator", id="backslash"),
-    pytest.param("..", "has '..' in it", id="parent"),
-    pytest.param("a..b", "has '..' in it", id="double-dot"),
-    pytest.param(".hidden", "starts with a dot", id="leading-dot"),
-    pytest.param("a\nb", "has a control character", id="newline"),
-    pytest.param("a\x00b", "has a control character", id="nul"),
-    pytest.param("a\x85b", "has a control character", id="c1-control"),
-])
+@pytest.mark.parametrize(
+    ("model_id", "problem"),
+    [
+        pytest.param("qwen3:8b", "", id="ollama-tag"),
+        pytest.param("Llama-3.1-8B_Instruct Q4", "", id="dots-dashes-spaces"),
+        pytest.param("x" * 128, "", id="longest"),
+        pytest.param("x" * 129, "is longer than 128 characters", id="too-long"),
+        pytest.param("", "is empty", id="empty"),
+        pytest.param("../../../x", "has a path separator", id="climbing"),
+        pytest.param("a/b", "has a path separator", id="slash"),
+        pytest.param("a\\b", "has a path separator", id="backslash"),
+        pytest.param("..", "has '..' in it", id="parent"),
+        pytest.param("a..b", "has '..' in it", id="double-dot"),
+        pytest.param(".hidden", "starts with a dot", id="leading-dot"),
+        pytest.param("a\nb", "has a control character", id="newline"),
+        pytest.param("a\x00b", "has a control character", id="nul"),
+        pytest.param("a\x85b", "has a control character", id="c1-control"),
+    ],
+)
 def test_an_id_must_be_able_to_name_its_files(model_id, problem):
     assert id_problem(model_id).startswith(problem)
     assert bool(id_problem(model_id)) == bool(problem)
@@ -229,9 +355,11 @@ def test_an_id_that_cannot_name_its_files_stops_the_proxy_naming_it(tmp_path):
     path = write(tmp_path, '[models."../../../x"]\nmodel = "x.gguf"\n')
     with pytest.raises(CatalogError) as error:
         read_catalog(path)
-    assert str(error.value) == (f"{path}: models: the id '../../../x' cannot name its "
-                                f"server's log file and slot folder: it has a path separator "
-                                f"(/ or \\) in it")
+    assert str(error.value) == (
+        f"{path}: models: the id '../../../x' cannot name its "
+        f"server's log file and slot folder: it has a path separator "
+        f"(/ or \\) in it"
+    )
 
 
 def test_the_flags_model_id_is_checked_too():

@@ -1,5 +1,6 @@
 """The bounds every dialect shares: how many tools a request offers, and how large a schema
 the server is to compile may be."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,15 @@ import json
 import pytest
 
 from proxy.core.errors import InvalidRequestError
-from proxy.core.fields import (Fields, check_schema, function_tools, json_size, offered_tools,
-                               response_format, sized_schema)
+from proxy.core.fields import (
+    Fields,
+    check_schema,
+    function_tools,
+    json_size,
+    offered_tools,
+    response_format,
+    sized_schema,
+)
 from proxy.core.types import ResponseFormat
 
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}}
@@ -25,20 +33,17 @@ def refused(call, *args, **kwargs) -> InvalidRequestError:
     return raised.value
 
 
-@pytest.mark.parametrize(("tools", "most", "offered"), [
-    (None, 2, 0),
-    ([], 2, 0),
-    ([{"name": "a"}, {"name": "b"}], 2, 2),
-])
+@pytest.mark.parametrize(
+    ("tools", "most", "offered"), [(None, 2, 0), ([], 2, 0), ([{"name": "a"}, {"name": "b"}], 2, 2)]
+)
 def test_offered_tools(tools, most, offered):
     assert len(offered_tools(Fields({"tools": tools}), most)) == offered
 
 
-@pytest.mark.parametrize(("tools", "param"), [
-    ([{"name": "a"}] * 3, "tools"),
-    ("web_search", "tools"),
-    ([{"name": "a"}, "b"], "tools[1]"),
-])
+@pytest.mark.parametrize(
+    ("tools", "param"),
+    [([{"name": "a"}] * 3, "tools"), ("web_search", "tools"), ([{"name": "a"}, "b"], "tools[1]")],
+)
 def test_offered_tools_refused(tools, param):
     assert refused(offered_tools, Fields({"tools": tools}), 2).param == param
 
@@ -48,12 +53,15 @@ def test_too_many_tools_are_refused_before_any_is_read():
     assert error.message == "'tools' may offer at most 128 tools, got 50000"
 
 
-@pytest.mark.parametrize(("value", "size"), [
-    ({}, 2),
-    (SCHEMA, SIZE),
-    ({"enum": ["é"]}, len('{"enum":["é"]}'.encode())),
-    ({"const": 2 ** 70}, len('{"const":1180591620717411303424}')),  # wider than orjson takes
-])
+@pytest.mark.parametrize(
+    ("value", "size"),
+    [
+        ({}, 2),
+        (SCHEMA, SIZE),
+        ({"enum": ["é"]}, len('{"enum":["é"]}'.encode())),
+        ({"const": 2**70}, len('{"const":1180591620717411303424}')),  # wider than orjson takes
+    ],
+)
 def test_json_size(value, size):
     assert json_size(value) == size
 
@@ -69,18 +77,28 @@ def test_sized_schema(most, accepted):
 
 
 def test_a_large_schema_is_refused_before_jsonschema_reads_it(monkeypatch):
-    monkeypatch.setattr("jsonschema.validators.validator_for",
-                        lambda schema: pytest.fail("checked"))
-    assert refused(check_schema, Fields({"format": SCHEMA}), "format", SCHEMA,
-                   SIZE - 1).param == "format"
+    monkeypatch.setattr(
+        "jsonschema.validators.validator_for", lambda schema: pytest.fail("checked")
+    )
+    assert (
+        refused(check_schema, Fields({"format": SCHEMA}), "format", SCHEMA, SIZE - 1).param
+        == "format"
+    )
 
 
-@pytest.mark.parametrize(("tools", "most", "schema_size", "param"), [
-    ([tool("a"), tool("b"), tool("c")], 2, SIZE, "tools"),
-    ([tool("a"), tool("b", {**SCHEMA, "description": "long"})], 2, SIZE,
-     "tools[1].function.parameters"),
-    ([tool("a", [])], 2, SIZE, "tools[0].function.parameters"),
-])
+@pytest.mark.parametrize(
+    ("tools", "most", "schema_size", "param"),
+    [
+        ([tool("a"), tool("b"), tool("c")], 2, SIZE, "tools"),
+        (
+            [tool("a"), tool("b", {**SCHEMA, "description": "long"})],
+            2,
+            SIZE,
+            "tools[1].function.parameters",
+        ),
+        ([tool("a", [])], 2, SIZE, "tools[0].function.parameters"),
+    ],
+)
 def test_function_tools_refused(tools, most, schema_size, param):
     error = refused(function_tools, Fields({"tools": tools}), most, schema_size)
     assert error.param == param
@@ -91,13 +109,15 @@ def test_function_tools_within_the_bounds():
     assert function_tools(Fields({"tools": tools}), 3, SIZE) == tuple(tools)
 
 
-@pytest.mark.parametrize(("most", "expected"), [
-    (SIZE, ResponseFormat("json_schema", SCHEMA)),
-    (SIZE - 1, "response_format.json_schema.schema"),
-])
+@pytest.mark.parametrize(
+    ("most", "expected"),
+    [
+        (SIZE, ResponseFormat("json_schema", SCHEMA)),
+        (SIZE - 1, "response_format.json_schema.schema"),
+    ],
+)
 def test_a_response_format_schema_is_sized(most, expected):
-    options = Fields({"type": "json_schema", "json_schema": {"schema": SCHEMA}},
-                     "response_format.")
+    options = Fields({"type": "json_schema", "json_schema": {"schema": SCHEMA}}, "response_format.")
     schema_at = Fields(options.raw("json_schema"), "response_format.json_schema.")
     if isinstance(expected, str):
         assert refused(response_format, "json_schema", options, schema_at, most).param == expected

@@ -1,5 +1,6 @@
 """The core: a backend's chunks become one event stream, in lists of what arrived together;
 prompts are counted once per prompt; a slow first event is preceded by WAITING."""
+
 from __future__ import annotations
 
 import threading
@@ -9,8 +10,15 @@ import pytest
 
 from proxy.core import generation
 from proxy.core.errors import UpstreamError, UpstreamUnavailableError
-from proxy.core.events import (WAITING, Finish, TextDelta, ToolCallDelta, ToolCallEnd,
-                          ToolCallStart, UsageReport)
+from proxy.core.events import (
+    WAITING,
+    Finish,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    UsageReport,
+)
 from proxy.core.types import Chunk, GenerationRequest, ToolCall, ToolCallPiece, Usage, pieces
 from tests.fakes.backend import FakeBackend
 
@@ -36,25 +44,42 @@ def kinds(batches):
 
 
 def test_chunks_read_together_become_one_list_of_events():
-    backend = ScriptedBackend([Chunk("a", followed=True), Chunk("b", followed=True), Chunk("c"),
-                               Chunk("d"), Chunk("", finish_reason="stop", usage=Usage(3, 4))])
+    backend = ScriptedBackend(
+        [
+            Chunk("a", followed=True),
+            Chunk("b", followed=True),
+            Chunk("c"),
+            Chunk("d"),
+            Chunk("", finish_reason="stop", usage=Usage(3, 4)),
+        ]
+    )
     batches = list(generation.stream(backend, [CHAT]))
-    assert [[event.text for event in batch if type(event) is TextDelta]
-            for batch in batches] == [["a", "b", "c"], ["d"], []]
+    assert [[event.text for event in batch if type(event) is TextDelta] for batch in batches] == [
+        ["a", "b", "c"],
+        ["d"],
+        [],
+    ]
     assert kinds(batches)[-1] == ["UsageReport", "Finish"]
     assert batches[-1][0].usage == Usage(3, 4) and batches[-1][1].reason == "stop"
 
 
 def test_a_chunk_without_events_sends_nothing_of_its_own():
-    backend = ScriptedBackend([Chunk("a", followed=True), Chunk("", followed=True), Chunk("b"),
-                               Chunk(finish_reason="length")])
+    backend = ScriptedBackend(
+        [
+            Chunk("a", followed=True),
+            Chunk("", followed=True),
+            Chunk("b"),
+            Chunk(finish_reason="length"),
+        ]
+    )
     batches = list(generation.stream(backend, [CHAT]))
     assert kinds(batches) == [["TextDelta", "TextDelta"], ["UsageReport", "Finish"]]
 
 
 def test_what_was_read_before_a_failure_still_goes_out():
-    backend = ScriptedBackend([Chunk("a", followed=True), Chunk("b", followed=True)],
-                              UpstreamError("cut"))
+    backend = ScriptedBackend(
+        [Chunk("a", followed=True), Chunk("b", followed=True)], UpstreamError("cut")
+    )
     batches = generation.stream(backend, [CHAT])
     assert [event.text for event in next(batches)] == ["a", "b"]
     with pytest.raises(UpstreamError):
@@ -68,32 +93,43 @@ def test_tool_calls_start_stream_their_arguments_and_end():
     starts = [(e.index, e.id, e.name) for e in batch if type(e) is ToolCallStart]
     assert starts == [(0, "call_1", "get"), (1, "call_2", "put")]
     assert [(e.index, e.arguments) for e in batch if type(e) is ToolCallDelta] == [
-        (0, '{"a":1}'), (1, "{}")]
+        (0, '{"a":1}'),
+        (1, "{}"),
+    ]
     assert [e.index for e in batch if type(e) is ToolCallEnd] == [0, 1]
     assert type(batch[-1]) is Finish and batch[-1].reason == "tool_calls"
 
 
 def test_streamed_calls_begin_grow_and_end_as_their_pieces_come():
-    backend = ScriptedBackend([
-        Chunk(text="Let me look."),
-        Chunk(tool_calls=(ToolCallPiece(0, '{"a"', "x1", "get"),)),
-        Chunk(tool_calls=(ToolCallPiece(0, ":1}"),)),
-        Chunk(tool_calls=(ToolCallPiece(1, "", "x2", "put"), ToolCallPiece(1, "{}"))),
-        Chunk(finish_reason="tool_calls")])
+    backend = ScriptedBackend(
+        [
+            Chunk(text="Let me look."),
+            Chunk(tool_calls=(ToolCallPiece(0, '{"a"', "x1", "get"),)),
+            Chunk(tool_calls=(ToolCallPiece(0, ":1}"),)),
+            Chunk(tool_calls=(ToolCallPiece(1, "", "x2", "put"), ToolCallPiece(1, "{}"))),
+            Chunk(finish_reason="tool_calls"),
+        ]
+    )
     events = [event for batch in generation.stream(backend, [CHAT]) for event in batch]
     calls = [e for e in events if type(e) in (ToolCallStart, ToolCallDelta, ToolCallEnd)]
     assert [repr(e) for e in calls] == [
-        "ToolCallStart(0, 'x1', 'get')", "ToolCallDelta(0, '{\"a\"')", "ToolCallDelta(0, ':1}')",
-        "ToolCallEnd(0)", "ToolCallStart(1, 'x2', 'put')", "ToolCallDelta(1, '{}')",
-        "ToolCallEnd(1)"]
+        "ToolCallStart(0, 'x1', 'get')",
+        "ToolCallDelta(0, '{\"a\"')",
+        "ToolCallDelta(0, ':1}')",
+        "ToolCallEnd(0)",
+        "ToolCallStart(1, 'x2', 'put')",
+        "ToolCallDelta(1, '{}')",
+        "ToolCallEnd(1)",
+    ]
     assert type(events[-1]) is Finish and events[-1].reason == "tool_calls"
 
 
 def test_choices_follow_one_another_and_count_each_prompt_once():
     backend = FakeBackend(usage=Usage(5, 2, cached_tokens=4))
     first, second = GenerationRequest(prompt="a"), GenerationRequest(prompt="b")
-    events = [event for batch in generation.stream(backend, [first, second], n=2)
-              for event in batch]
+    events = [
+        event for batch in generation.stream(backend, [first, second], n=2) for event in batch
+    ]
     usages = [event.usage for event in events if type(event) is UsageReport]
     assert usages == [Usage(5, 2, 4), Usage(0, 2), Usage(5, 2, 4), Usage(0, 2)]
     assert [event.reason for event in events if type(event) is Finish] == ["stop"] * 4
@@ -116,6 +152,7 @@ def test_nothing_runs_until_the_first_event_is_asked_for():
 
 
 # -- a model server that takes its time to start ------------------------------------------
+
 
 def events(delay: float, fail: str = "", closed: threading.Event | None = None):
     try:
@@ -161,10 +198,16 @@ def test_a_client_that_leaves_while_waiting_closes_the_stream_once_it_begins():
 
 def test_thoughts_come_before_text_and_a_prompt_counted_early_comes_first():
     first = Chunk("a", prompt_count=12)
-    backend = ScriptedBackend([first, Chunk("", reasoning="hmm"),
-                               Chunk(finish_reason="stop", stop_sequence="END")])
+    backend = ScriptedBackend(
+        [first, Chunk("", reasoning="hmm"), Chunk(finish_reason="stop", stop_sequence="END")]
+    )
     events = [event for batch in generation.stream(backend, [CHAT]) for event in batch]
     assert [type(event).__name__ for event in events] == [
-        "PromptCounted", "TextDelta", "ReasoningDelta", "UsageReport", "Finish"]
+        "PromptCounted",
+        "TextDelta",
+        "ReasoningDelta",
+        "UsageReport",
+        "Finish",
+    ]
     assert events[0].tokens == 12 and events[2].text == "hmm"
     assert events[-1].stop_sequence == "END"

@@ -1,4 +1,5 @@
 """Client text named in a response header goes out as visible ASCII."""
+
 from __future__ import annotations
 
 from urllib.parse import unquote
@@ -8,20 +9,23 @@ import pytest
 from proxy.core.headers import MOST, named
 
 
-@pytest.mark.parametrize(("items", "value"), [
-    (["num_ctx", "num_gpu"], "num_ctx, num_gpu"),
-    (["web_search"], "web_search"),
-    (["a\r\nX-Forged: yes"], "a%0D%0AX-Forged:%20yes"),
-    (["nul\x00"], "nul%00"),
-    (["名前"], "%E5%90%8D%E5%89%8D"),
-    (["ü€"], "%C3%BC%E2%82%AC"),
-    (["a,b", "c d", "100%"], "a%2Cb, c%20d, 100%25"),  # the separators and the escape
-    (["tab\there", "del\x7f", "nel\x85"], "tab%09here, del%7F, nel%C2%85"),
-    (["lone \ud800"], "lone%20%ED%A0%80"),
-    (["{\"json\": [1]}"], '{"json":%20[1]}'),
-    ([""], ""),
-    (["", "a", ""], ", a, "),
-])
+@pytest.mark.parametrize(
+    ("items", "value"),
+    [
+        (["num_ctx", "num_gpu"], "num_ctx, num_gpu"),
+        (["web_search"], "web_search"),
+        (["a\r\nX-Forged: yes"], "a%0D%0AX-Forged:%20yes"),
+        (["nul\x00"], "nul%00"),
+        (["名前"], "%E5%90%8D%E5%89%8D"),
+        (["ü€"], "%C3%BC%E2%82%AC"),
+        (["a,b", "c d", "100%"], "a%2Cb, c%20d, 100%25"),  # the separators and the escape
+        (["tab\there", "del\x7f", "nel\x85"], "tab%09here, del%7F, nel%C2%85"),
+        (["lone \ud800"], "lone%20%ED%A0%80"),
+        (['{"json": [1]}'], '{"json":%20[1]}'),
+        ([""], ""),
+        (["", "a", ""], ", a, "),
+    ],
+)
 def test_items_are_percent_encoded(items, value):
     assert named(items) == value
 

@@ -1,5 +1,6 @@
 """Stream framing: one event per object (``data:``, ``event:`` and ``data:``, or a JSON line), a
 failure as the wire's own failure events, always the wire's end."""
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,14 @@ class LineWire(Lines):
 
 
 def error_body(error):
-    return {"error": {"message": error.message, "type": error.type, "param": error.param,
-                      "code": error.code}}
+    return {
+        "error": {
+            "message": error.message,
+            "type": error.type,
+            "param": error.param,
+            "code": error.code,
+        }
+    }
 
 
 def event_stream_of(source, drain=None, wire=DataWire):
@@ -76,20 +83,28 @@ class Source:
 
 def decode(frame: bytes):
     assert frame.startswith(b"data: ") and frame.endswith(b"\n\n"), frame
-    data = frame[len(b"data: "):-2].decode("utf-8")
+    data = frame[len(b"data: ") : -2].decode("utf-8")
     assert "\n" not in data
     return data if data == "[DONE]" else json.loads(data)
 
 
-@pytest.mark.parametrize(("payload", "expected"), [
-    pytest.param({"a": 1}, b'data: {"a":1}\n\n', id="compact"),
-    pytest.param({"b": [1, 2], "a": None}, b'data: {"b":[1,2],"a":null}\n\n', id="order-kept"),
-    pytest.param({"text": "h\u00e9llo \u4f60\u597d \U0001f600"},
-                 'data: {"text":"h\u00e9llo \u4f60\u597d \U0001f600"}\n\n'.encode("utf-8"),
-                 id="utf8-not-escaped"),
-    pytest.param({"text": "line\nbreak"}, b'data: {"text":"line\\nbreak"}\n\n',
-                 id="newline-escaped-in-json"),
-])
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        pytest.param({"a": 1}, b'data: {"a":1}\n\n', id="compact"),
+        pytest.param({"b": [1, 2], "a": None}, b'data: {"b":[1,2],"a":null}\n\n', id="order-kept"),
+        pytest.param(
+            {"text": "h\u00e9llo \u4f60\u597d \U0001f600"},
+            'data: {"text":"h\u00e9llo \u4f60\u597d \U0001f600"}\n\n'.encode("utf-8"),
+            id="utf8-not-escaped",
+        ),
+        pytest.param(
+            {"text": "line\nbreak"},
+            b'data: {"text":"line\\nbreak"}\n\n',
+            id="newline-escaped-in-json",
+        ),
+    ],
+)
 def test_encode_event(payload, expected):
     assert encode_event(payload) == expected
 
@@ -107,8 +122,11 @@ def test_stream_frames_every_event_then_done():
 
 def test_events_that_arrived_together_go_out_in_one_write():
     frames = list(event_stream_of(iter([[{"n": 1}, {"n": 2}, {"n": 3}], {"n": 4}])))
-    assert frames == [b'data: {"n":1}\n\ndata: {"n":2}\n\ndata: {"n":3}\n\n',
-                      b'data: {"n":4}\n\n', DONE]
+    assert frames == [
+        b'data: {"n":1}\n\ndata: {"n":2}\n\ndata: {"n":3}\n\n',
+        b'data: {"n":4}\n\n',
+        DONE,
+    ]
 
 
 def test_a_comment_is_a_comment_line():
@@ -119,22 +137,30 @@ def test_a_comment_is_a_comment_line():
 
 def test_named_events_carry_their_type_on_an_event_line():
     assert encode_named({"type": "ping"}) == b'event: ping\ndata: {"type":"ping"}\n\n'
-    frames = list(event_stream_of(Source([{"type": "ping"}], UpstreamError("down")),
-                                  wire=NamedWire))
-    assert frames == [b'event: ping\ndata: {"type":"ping"}\n\n',
-                      b'event: error\ndata: {"type":"error","error":{"type":"api_error",'
-                      b'"message":"down"}}\n\n', b""]
+    frames = list(
+        event_stream_of(Source([{"type": "ping"}], UpstreamError("down")), wire=NamedWire)
+    )
+    assert frames == [
+        b'event: ping\ndata: {"type":"ping"}\n\n',
+        b'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"down"}}\n\n',
+        b"",
+    ]
 
 
 def test_empty_stream_is_just_done():
     assert list(event_stream_of(iter(()))) == [DONE]
 
 
-@pytest.mark.parametrize("error", [
-    pytest.param(UpstreamError("upstream said 500", code="bad_gateway"), id="upstream"),
-    pytest.param(UpstreamUnavailableError("upstream went away", retry_after=3), id="unavailable"),
-    pytest.param(InvalidRequestError("bad field", param="stop"), id="invalid"),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(UpstreamError("upstream said 500", code="bad_gateway"), id="upstream"),
+        pytest.param(
+            UpstreamUnavailableError("upstream went away", retry_after=3), id="unavailable"
+        ),
+        pytest.param(InvalidRequestError("bad field", param="stop"), id="invalid"),
+    ],
+)
 def test_proxy_error_mid_stream_is_one_error_event_then_done(error):
     source = Source([{"n": 1}], error=error)
     events = [decode(frame) for frame in event_stream_of(source)]
@@ -225,6 +251,11 @@ def test_ndjson_streams_write_a_line_an_object_and_end_a_failure_with_an_error_l
     def source():
         yield [{"a": 1}, {"b": "é"}]
         raise UpstreamError("the server went away")
+
     body = b"".join(event_stream_of(source(), wire=LineWire))
     assert body.decode("utf-8").split("\n") == [
-        '{"a":1}', '{"b":"é"}', '{"error":"the server went away"}', ""]
+        '{"a":1}',
+        '{"b":"é"}',
+        '{"error":"the server went away"}',
+        "",
+    ]

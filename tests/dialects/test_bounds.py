@@ -1,5 +1,6 @@
 """What every dialect bounds alike: the tools a request offers, and the size of each schema
 the server is to compile."""
+
 from __future__ import annotations
 
 import pytest
@@ -26,38 +27,82 @@ def function(name: str, schema: dict) -> dict:
 # each dialect: its parse, a body around the given tools, the tools in its shape, and where
 # a tool's schema is
 TOOLS = {
-    "chat": (chat.parse, lambda tools: {"messages": HI, "tools": tools}, function,
-             "tools[{i}].function.parameters"),
-    "messages": (anthropic.parse, lambda tools: {"max_tokens": 8, "messages": HI,
-                                                 "tools": tools},
-                 lambda name, schema: {"name": name, "input_schema": schema},
-                 "tools[{i}].input_schema"),
-    "responses": (responses.parse, lambda tools: {"input": "hi", "tools": tools},
-                  lambda name, schema: {"type": "function", "name": name,
-                                        "parameters": schema},
-                  "tools[{i}].parameters"),
-    "ollama": (ollama_chat.parse, lambda tools: {"model": "m", "messages": HI, "tools": tools},
-               function, "tools[{i}].function.parameters"),
+    "chat": (
+        chat.parse,
+        lambda tools: {"messages": HI, "tools": tools},
+        function,
+        "tools[{i}].function.parameters",
+    ),
+    "messages": (
+        anthropic.parse,
+        lambda tools: {"max_tokens": 8, "messages": HI, "tools": tools},
+        lambda name, schema: {"name": name, "input_schema": schema},
+        "tools[{i}].input_schema",
+    ),
+    "responses": (
+        responses.parse,
+        lambda tools: {"input": "hi", "tools": tools},
+        lambda name, schema: {"type": "function", "name": name, "parameters": schema},
+        "tools[{i}].parameters",
+    ),
+    "ollama": (
+        ollama_chat.parse,
+        lambda tools: {"model": "m", "messages": HI, "tools": tools},
+        function,
+        "tools[{i}].function.parameters",
+    ),
 }
 # each dialect's schema of the answer, by the body that holds it and where it is
 FORMATS = {
-    "chat": (chat.parse, lambda schema: {"messages": HI, "response_format": {
-        "type": "json_schema", "json_schema": {"name": "x", "schema": schema}}},
-        "response_format.json_schema.schema"),
-    "completions": (completions.parse, lambda schema: {"prompt": "hi", "response_format": {
-        "type": "json_schema", "json_schema": {"name": "x", "schema": schema}}},
-        "response_format.json_schema.schema"),
-    "messages": (anthropic.parse, lambda schema: {"max_tokens": 8, "messages": HI,
-                                                  "output_config": {"format": {
-                                                      "type": "json_schema",
-                                                      "schema": schema}}},
-                 "output_config.format.schema"),
-    "responses": (responses.parse, lambda schema: {"input": "hi", "text": {"format": {
-        "type": "json_schema", "name": "x", "schema": schema}}}, "text.format.schema"),
-    "ollama-chat": (ollama_chat.parse, lambda schema: {"model": "m", "messages": HI,
-                                                       "format": schema}, "format"),
-    "ollama-generate": (ollama_generate.parse, lambda schema: {"model": "m", "prompt": "hi",
-                                                               "format": schema}, "format"),
+    "chat": (
+        chat.parse,
+        lambda schema: {
+            "messages": HI,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "x", "schema": schema},
+            },
+        },
+        "response_format.json_schema.schema",
+    ),
+    "completions": (
+        completions.parse,
+        lambda schema: {
+            "prompt": "hi",
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "x", "schema": schema},
+            },
+        },
+        "response_format.json_schema.schema",
+    ),
+    "messages": (
+        anthropic.parse,
+        lambda schema: {
+            "max_tokens": 8,
+            "messages": HI,
+            "output_config": {"format": {"type": "json_schema", "schema": schema}},
+        },
+        "output_config.format.schema",
+    ),
+    "responses": (
+        responses.parse,
+        lambda schema: {
+            "input": "hi",
+            "text": {"format": {"type": "json_schema", "name": "x", "schema": schema}},
+        },
+        "text.format.schema",
+    ),
+    "ollama-chat": (
+        ollama_chat.parse,
+        lambda schema: {"model": "m", "messages": HI, "format": schema},
+        "format",
+    ),
+    "ollama-generate": (
+        ollama_generate.parse,
+        lambda schema: {"model": "m", "prompt": "hi", "format": schema},
+        "format",
+    ),
 }
 
 
@@ -83,10 +128,13 @@ def test_one_tool_too_many(dialect):
 
 def test_server_tools_count_among_the_tools():
     tools = [{"type": "web_search_20250305", "name": name} for name in "abc"]
-    assert refused(anthropic.parse, {"max_tokens": 8, "messages": HI,
-                                     "tools": tools}).param == "tools"
-    assert refused(responses.parse, {"input": "hi", "tools": [{"type": "web_search"}] * 3}
-                   ).param == "tools"
+    assert (
+        refused(anthropic.parse, {"max_tokens": 8, "messages": HI, "tools": tools}).param == "tools"
+    )
+    assert (
+        refused(responses.parse, {"input": "hi", "tools": [{"type": "web_search"}] * 3}).param
+        == "tools"
+    )
 
 
 @pytest.mark.parametrize("dialect", sorted(TOOLS))

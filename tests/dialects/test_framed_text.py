@@ -1,19 +1,22 @@
 """A token's text goes out in bytes its renderer frames itself, for speed: for any text,
 those bytes are exactly what the dialect's encoder writes for the event they hold, and the
 client reads the text back as it was."""
+
 from __future__ import annotations
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from proxy.core.events import TextDelta
 from proxy.core.sse import encode_event, encode_line, encode_named
+from proxy.core.types import GenerationRequest
 from proxy.dialects import anthropic, responses
 from proxy.dialects.dialect import Ask
-from proxy.dialects.ollama import chat as ollama_chat, generate as ollama_generate
+from proxy.dialects.ollama import chat as ollama_chat
+from proxy.dialects.ollama import generate as ollama_generate
 from proxy.dialects.ollama.stream import Stream as OllamaStream
 from proxy.dialects.openai import chat as openai_chat
 from proxy.dialects.openai.shared import Delivery
-from proxy.core.types import GenerationRequest
 
 from .wire import decoded
 
@@ -21,24 +24,36 @@ CHAT = GenerationRequest(prompt="")
 
 
 def openai_stream():
-    return openai_chat.stream(Ask((CHAT,), 1, True, Delivery(False, False)), "chatcmpl-1",
-                              'a "model" \u00e9')
+    return openai_chat.stream(
+        Ask((CHAT,), 1, True, Delivery(False, False)), "chatcmpl-1", 'a "model" \u00e9'
+    )
 
 
 def anthropic_stream():
-    return anthropic.Stream(anthropic.parse({"model": "m", "max_tokens": 8, "stream": True,
-                                             "messages": [{"role": "user", "content": "hi"}]}),
-                            "msg_1", "m")
+    return anthropic.Stream(
+        anthropic.parse(
+            {
+                "model": "m",
+                "max_tokens": 8,
+                "stream": True,
+                "messages": [{"role": "user", "content": "hi"}],
+            }
+        ),
+        "msg_1",
+        "m",
+    )
 
 
 def responses_stream():
-    return responses.Stream(responses.parse({"model": "m", "input": "hi", "stream": True}),
-                            "resp_1", "m")
+    return responses.Stream(
+        responses.parse({"model": "m", "input": "hi", "stream": True}), "resp_1", "m"
+    )
 
 
 def ollama_chat_stream():
-    parsed = ollama_chat.parse({"model": "q:latest", "messages": [{"role": "user",
-                                                                   "content": "hi"}]})
+    parsed = ollama_chat.parse(
+        {"model": "q:latest", "messages": [{"role": "user", "content": "hi"}]}
+    )
     return OllamaStream(parsed, "q:latest", "chat")
 
 
@@ -60,8 +75,12 @@ STREAMS = [
 def test_framed_text_is_the_encoders_bytes_and_reads_back(texts):
     for make, encode, text_of in STREAMS:
         stream = make()
-        framed = [payload for write in stream.render(iter([[TextDelta(t)] for t in texts]))
-                  for payload in write if isinstance(payload, bytes)]
+        framed = [
+            payload
+            for write in stream.render(iter([[TextDelta(t)] for t in texts]))
+            for payload in write
+            if isinstance(payload, bytes)
+        ]
         assert len(framed) == len(texts), make.__name__
         for payload, text in zip(framed, texts):
             body = decoded(payload)

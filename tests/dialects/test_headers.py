@@ -1,5 +1,6 @@
 """Client text a dialect names back in a response header (options it ignored, tools it left
 out) goes out as visible ASCII, whatever the client wrote."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,18 +14,37 @@ HOSTILE = ["line\r\nX-Forged: yes", "nul\x00", "名前", "ü€"]
 ENCODED = "line%0D%0AX-Forged:%20yes, nul%00, %E5%90%8D%E5%89%8D, %C3%BC%E2%82%AC"
 
 
-@pytest.mark.parametrize(("dialect", "parsed", "header"), [
-    pytest.param(anthropic, lambda: anthropic.parse({
-        "max_tokens": 8, "messages": HI,
-        "tools": [{"type": "web_search_20250305", "name": name} for name in HOSTILE]}),
-        anthropic.LEFT_OUT_HEADER, id="messages-server-tools"),
-    pytest.param(responses, lambda: responses.parse({
-        "input": "hi", "tools": [{"type": kind} for kind in HOSTILE]}),
-        responses.LEFT_OUT_HEADER, id="responses-tool-types"),
-    pytest.param(ollama, lambda: ollama_chat.parse({
-        "model": "m", "messages": HI, "options": {name: 1 for name in HOSTILE}}),
-        ollama.IGNORED_HEADER, id="ollama-options"),
-])
+@pytest.mark.parametrize(
+    ("dialect", "parsed", "header"),
+    [
+        pytest.param(
+            anthropic,
+            lambda: anthropic.parse(
+                {
+                    "max_tokens": 8,
+                    "messages": HI,
+                    "tools": [{"type": "web_search_20250305", "name": name} for name in HOSTILE],
+                }
+            ),
+            anthropic.LEFT_OUT_HEADER,
+            id="messages-server-tools",
+        ),
+        pytest.param(
+            responses,
+            lambda: responses.parse({"input": "hi", "tools": [{"type": kind} for kind in HOSTILE]}),
+            responses.LEFT_OUT_HEADER,
+            id="responses-tool-types",
+        ),
+        pytest.param(
+            ollama,
+            lambda: ollama_chat.parse(
+                {"model": "m", "messages": HI, "options": {name: 1 for name in HOSTILE}}
+            ),
+            ollama.IGNORED_HEADER,
+            id="ollama-options",
+        ),
+    ],
+)
 def test_client_text_in_a_header_is_percent_encoded(dialect, parsed, header):
     value = dialect.headers(parsed())[header]
     assert sorted(value.split(", ")) == sorted(ENCODED.split(", "))

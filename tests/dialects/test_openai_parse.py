@@ -1,14 +1,22 @@
 """OpenAI request bodies (chat completions and completions) become GenerationRequest values;
 bad fields are named."""
+
 from __future__ import annotations
 
 import pytest
 
 from proxy.core.errors import InvalidRequestError
+from proxy.core.types import (
+    GenerationRequest,
+    Message,
+    ResponseFormat,
+    Sampling,
+    ToolCall,
+    ToolChoice,
+)
 from proxy.dialects.dialect import Limits
 from proxy.dialects.openai.chat import parse as parse_chat
 from proxy.dialects.openai.completions import parse as parse_completion
-from proxy.core.types import GenerationRequest, Message, ResponseFormat, Sampling, ToolCall, ToolChoice
 
 MAX_CHOICES = 4
 LIMITS = Limits(max_choices=MAX_CHOICES)
@@ -32,12 +40,17 @@ def only_request(choices) -> GenerationRequest:
 
 # -- chat: happy paths --------------------------------------------------------------------
 
+
 def test_minimal_chat():
     choices = chat()
     assert only_request(choices) == GenerationRequest(messages=(Message("user", "hi"),))
     assert only_request(choices).is_chat
-    assert (choices.n, choices.stream, choices.notes.include_usage, choices.notes.echo) == (1, False, False,
-                                                                                False)
+    assert (choices.n, choices.stream, choices.notes.include_usage, choices.notes.echo) == (
+        1,
+        False,
+        False,
+        False,
+    )
 
 
 def test_messages_keep_order_role_and_optional_fields():
@@ -64,33 +77,53 @@ def test_text_content_parts_are_joined_with_newlines():
 
 
 def test_assistant_with_tool_calls_may_have_null_content():
-    calls = [{"id": "call_1", "type": "function",
-              "function": {"name": "add", "arguments": "{\"a\": 1}"}}]
+    calls = [
+        {"id": "call_1", "type": "function", "function": {"name": "add", "arguments": '{"a": 1}'}}
+    ]
     messages = USER_HI + [{"role": "assistant", "content": None, "tool_calls": calls}]
     request = only_request(chat(messages=messages))
-    assert request.messages[1] == Message("assistant", "", tool_calls=(
-        ToolCall("call_1", "add", '{"a": 1}'),))
+    assert request.messages[1] == Message(
+        "assistant", "", tool_calls=(ToolCall("call_1", "add", '{"a": 1}'),)
+    )
 
 
-@pytest.mark.parametrize("call, expected", [
-    ({"id": "c", "type": "function", "function": {"name": "f", "arguments": {"a": [1, "é"]}}},
-     ToolCall("c", "f", '{"a":[1,"é"]}')),
-    ({"function": {"name": "f"}}, ToolCall("call1x0", "f", "{}")),
-], ids=["object-arguments", "no-id-no-arguments"])
+@pytest.mark.parametrize(
+    "call, expected",
+    [
+        (
+            {
+                "id": "c",
+                "type": "function",
+                "function": {"name": "f", "arguments": {"a": [1, "é"]}},
+            },
+            ToolCall("c", "f", '{"a":[1,"é"]}'),
+        ),
+        ({"function": {"name": "f"}}, ToolCall("call1x0", "f", "{}")),
+    ],
+    ids=["object-arguments", "no-id-no-arguments"],
+)
 def test_earlier_calls_are_read_into_calls(call, expected):
-    messages = USER_HI + [{"role": "assistant", "content": "", "tool_calls": [call],
-                           "reasoning_content": "I add."}]
+    messages = USER_HI + [
+        {"role": "assistant", "content": "", "tool_calls": [call], "reasoning_content": "I add."}
+    ]
     message = only_request(chat(messages=messages)).messages[1]
     assert message.tool_calls == (expected,) and message.reasoning == "I add."
 
 
-@pytest.mark.parametrize("call, param", [
-    ({"type": "function"}, "messages[1].tool_calls[0].function"),
-    ({"function": {"arguments": "{}"}}, "messages[1].tool_calls[0].function.name"),
-    ({"function": {"name": "f", "arguments": 3}}, "messages[1].tool_calls[0].function.arguments"),
-    ({"type": "custom", "function": {"name": "f"}}, "messages[1].tool_calls[0].type"),
-    ("not a call", "messages[1].tool_calls[0]"),
-], ids=["no-function", "no-name", "number-arguments", "other-type", "string"])
+@pytest.mark.parametrize(
+    "call, param",
+    [
+        ({"type": "function"}, "messages[1].tool_calls[0].function"),
+        ({"function": {"arguments": "{}"}}, "messages[1].tool_calls[0].function.name"),
+        (
+            {"function": {"name": "f", "arguments": 3}},
+            "messages[1].tool_calls[0].function.arguments",
+        ),
+        ({"type": "custom", "function": {"name": "f"}}, "messages[1].tool_calls[0].type"),
+        ("not a call", "messages[1].tool_calls[0]"),
+    ],
+    ids=["no-function", "no-name", "number-arguments", "other-type", "string"],
+)
 def test_a_malformed_earlier_call_is_a_400_naming_it(call, param):
     messages = USER_HI + [{"role": "assistant", "content": "", "tool_calls": [call]}]
     with pytest.raises(InvalidRequestError) as info:
@@ -98,56 +131,74 @@ def test_a_malformed_earlier_call_is_a_400_naming_it(call, param):
     assert info.value.param == param
 
 
-@pytest.mark.parametrize("fields, variables", [
-    ({}, {}),
-    ({"reasoning_effort": "high"}, {"reasoning_effort": "high"}),
-    ({"reasoning_effort": "none"}, {"enable_thinking": False}),
-    ({"enable_thinking": True}, {"enable_thinking": True}),
-    ({"chat_template_kwargs": {"enable_thinking": False, "x": [1]}},
-     {"enable_thinking": False, "x": [1]}),
-    ({"chat_template_kwargs": {"enable_thinking": True}, "reasoning_effort": "low"},
-     {"enable_thinking": True, "reasoning_effort": "low"}),
-], ids=["none", "effort", "effort-none", "enable-thinking", "kwargs", "both"])
+@pytest.mark.parametrize(
+    "fields, variables",
+    [
+        ({}, {}),
+        ({"reasoning_effort": "high"}, {"reasoning_effort": "high"}),
+        ({"reasoning_effort": "none"}, {"enable_thinking": False}),
+        ({"enable_thinking": True}, {"enable_thinking": True}),
+        (
+            {"chat_template_kwargs": {"enable_thinking": False, "x": [1]}},
+            {"enable_thinking": False, "x": [1]},
+        ),
+        (
+            {"chat_template_kwargs": {"enable_thinking": True}, "reasoning_effort": "low"},
+            {"enable_thinking": True, "reasoning_effort": "low"},
+        ),
+    ],
+    ids=["none", "effort", "effort-none", "enable-thinking", "kwargs", "both"],
+)
 def test_thinking_controls_become_template_variables(fields, variables):
     assert only_request(chat(messages=USER_HI, **fields)).template_kwargs == variables
 
 
-@pytest.mark.parametrize("fields, param", [
-    ({"chat_template_kwargs": "x"}, "chat_template_kwargs"),
-    ({"chat_template_kwargs": {"enable_thinking": "yes"}}, "chat_template_kwargs"),
-    ({"reasoning_effort": "max"}, "reasoning_effort"),
-    ({"enable_thinking": 1}, "enable_thinking"),
-], ids=["kwargs-not-object", "thinking-not-bool", "unknown-effort", "thinking-number"])
+@pytest.mark.parametrize(
+    "fields, param",
+    [
+        ({"chat_template_kwargs": "x"}, "chat_template_kwargs"),
+        ({"chat_template_kwargs": {"enable_thinking": "yes"}}, "chat_template_kwargs"),
+        ({"reasoning_effort": "max"}, "reasoning_effort"),
+        ({"enable_thinking": 1}, "enable_thinking"),
+    ],
+    ids=["kwargs-not-object", "thinking-not-bool", "unknown-effort", "thinking-number"],
+)
 def test_bad_thinking_controls_are_a_400_naming_the_field(fields, param):
     with pytest.raises(InvalidRequestError) as info:
         chat(messages=USER_HI, **fields)
     assert info.value.param == param
 
 
-@pytest.mark.parametrize(("fields", "expected"), [
-    pytest.param({}, None, id="none"),
-    pytest.param({"max_tokens": 16}, 16, id="max_tokens"),
-    pytest.param({"max_completion_tokens": 32}, 32, id="max_completion_tokens"),
-    pytest.param({"max_tokens": 16, "max_completion_tokens": 32}, 32, id="completion-wins"),
-    pytest.param({"max_tokens": 16, "max_completion_tokens": None}, 16, id="null-falls-back"),
-    pytest.param({"max_tokens": 8.0}, 8, id="integral-float"),
-    pytest.param({"max_tokens": None}, None, id="null"),
-])
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        pytest.param({}, None, id="none"),
+        pytest.param({"max_tokens": 16}, 16, id="max_tokens"),
+        pytest.param({"max_completion_tokens": 32}, 32, id="max_completion_tokens"),
+        pytest.param({"max_tokens": 16, "max_completion_tokens": 32}, 32, id="completion-wins"),
+        pytest.param({"max_tokens": 16, "max_completion_tokens": None}, 16, id="null-falls-back"),
+        pytest.param({"max_tokens": 8.0}, 8, id="integral-float"),
+        pytest.param({"max_tokens": None}, None, id="null"),
+    ],
+)
 def test_max_tokens(fields, expected):
     value = only_request(chat(**fields)).max_tokens
     assert value == expected
     assert value is None or type(value) is int
 
 
-@pytest.mark.parametrize(("stop", "expected"), [
-    pytest.param(None, (), id="null"),
-    pytest.param("###", ("###",), id="string"),
-    pytest.param(["a", "b"], ("a", "b"), id="list"),
-    pytest.param([], (), id="empty-list"),
-    pytest.param("", (), id="empty-string"),
-    pytest.param(["", "x"], ("x",), id="empty-words-dropped"),
-    pytest.param(["\n\n"], ("\n\n",), id="whitespace-kept"),
-])
+@pytest.mark.parametrize(
+    ("stop", "expected"),
+    [
+        pytest.param(None, (), id="null"),
+        pytest.param("###", ("###",), id="string"),
+        pytest.param(["a", "b"], ("a", "b"), id="list"),
+        pytest.param([], (), id="empty-list"),
+        pytest.param("", (), id="empty-string"),
+        pytest.param(["", "x"], ("x",), id="empty-words-dropped"),
+        pytest.param(["\n\n"], ("\n\n",), id="whitespace-kept"),
+    ],
+)
 def test_stop(stop, expected):
     assert only_request(chat(stop=stop)).stop == expected
 
@@ -161,95 +212,163 @@ def test_logit_bias_becomes_id_bias_pairs_and_false_bans():
 
 
 def test_sampling_fields():
-    sampling = only_request(chat(
-        temperature=0.7, top_p=0.9, top_k=40, min_p=0.05, presence_penalty=-1.5,
-        frequency_penalty=2, repeat_penalty=1.1, seed=1234, mirostat=2, mirostat_tau=5,
-        mirostat_eta=0.1)).sampling
+    sampling = only_request(
+        chat(
+            temperature=0.7,
+            top_p=0.9,
+            top_k=40,
+            min_p=0.05,
+            presence_penalty=-1.5,
+            frequency_penalty=2,
+            repeat_penalty=1.1,
+            seed=1234,
+            mirostat=2,
+            mirostat_tau=5,
+            mirostat_eta=0.1,
+        )
+    ).sampling
     assert sampling == Sampling(
-        temperature=0.7, top_p=0.9, top_k=40, min_p=0.05, presence_penalty=-1.5,
-        frequency_penalty=2.0, repeat_penalty=1.1, seed=1234, mirostat=2, mirostat_tau=5.0,
-        mirostat_eta=0.1)
+        temperature=0.7,
+        top_p=0.9,
+        top_k=40,
+        min_p=0.05,
+        presence_penalty=-1.5,
+        frequency_penalty=2.0,
+        repeat_penalty=1.1,
+        seed=1234,
+        mirostat=2,
+        mirostat_tau=5.0,
+        mirostat_eta=0.1,
+    )
 
 
 def test_unset_sampling_fields_stay_none():
     assert only_request(chat(temperature=None)).sampling == Sampling()
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    pytest.param("temperature", 0, id="temperature-0"),
-    pytest.param("temperature", 2, id="temperature-2"),
-    pytest.param("top_p", 0, id="top_p-0"),
-    pytest.param("top_p", 1, id="top_p-1"),
-    pytest.param("seed", -1, id="seed-minus-1"),
-    pytest.param("top_k", 0, id="top_k-0"),
-])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        pytest.param("temperature", 0, id="temperature-0"),
+        pytest.param("temperature", 2, id="temperature-2"),
+        pytest.param("top_p", 0, id="top_p-0"),
+        pytest.param("top_p", 1, id="top_p-1"),
+        pytest.param("seed", -1, id="seed-minus-1"),
+        pytest.param("top_k", 0, id="top_k-0"),
+    ],
+)
 def test_sampling_bounds_are_inclusive(name, value):
     assert getattr(only_request(chat(**{name: value})).sampling, name) == value
 
 
-@pytest.mark.parametrize(("response_format", "expected"), [
-    pytest.param(None, None, id="absent"),
-    pytest.param({"type": "text"}, None, id="text"),
-    pytest.param({"type": "json_object"}, ResponseFormat("json_object"), id="json_object"),
-    pytest.param({"type": "json_schema",
-                  "json_schema": {"name": "point", "schema": {"type": "object",
-                                                             "required": ["x"]}}},
-                 ResponseFormat("json_schema", {"type": "object", "required": ["x"]}),
-                 id="json_schema"),
-])
+@pytest.mark.parametrize(
+    ("response_format", "expected"),
+    [
+        pytest.param(None, None, id="absent"),
+        pytest.param({"type": "text"}, None, id="text"),
+        pytest.param({"type": "json_object"}, ResponseFormat("json_object"), id="json_object"),
+        pytest.param(
+            {
+                "type": "json_schema",
+                "json_schema": {"name": "point", "schema": {"type": "object", "required": ["x"]}},
+            },
+            ResponseFormat("json_schema", {"type": "object", "required": ["x"]}),
+            id="json_schema",
+        ),
+    ],
+)
 def test_response_format(response_format, expected):
     assert only_request(chat(response_format=response_format)).response_format == expected
 
 
-@pytest.mark.parametrize(("fields", "n", "stream", "include_usage"), [
-    pytest.param({"n": 3}, 3, False, False, id="n"),
-    pytest.param({"n": None}, 1, False, False, id="n-null"),
-    pytest.param({"n": MAX_CHOICES}, MAX_CHOICES, False, False, id="n-max"),
-    pytest.param({"stream": True}, 1, True, False, id="stream"),
-    pytest.param({"stream": False, "stream_options": {"include_usage": True}}, 1, False, True,
-                 id="include-usage-kept"),
-    pytest.param({"stream": True, "stream_options": {"include_usage": True}}, 1, True, True,
-                 id="stream-with-usage"),
-    pytest.param({"stream": True, "stream_options": {}}, 1, True, False, id="empty-options"),
-    pytest.param({"stream": True, "stream_options": None}, 1, True, False, id="null-options"),
-])
+@pytest.mark.parametrize(
+    ("fields", "n", "stream", "include_usage"),
+    [
+        pytest.param({"n": 3}, 3, False, False, id="n"),
+        pytest.param({"n": None}, 1, False, False, id="n-null"),
+        pytest.param({"n": MAX_CHOICES}, MAX_CHOICES, False, False, id="n-max"),
+        pytest.param({"stream": True}, 1, True, False, id="stream"),
+        pytest.param(
+            {"stream": False, "stream_options": {"include_usage": True}},
+            1,
+            False,
+            True,
+            id="include-usage-kept",
+        ),
+        pytest.param(
+            {"stream": True, "stream_options": {"include_usage": True}},
+            1,
+            True,
+            True,
+            id="stream-with-usage",
+        ),
+        pytest.param({"stream": True, "stream_options": {}}, 1, True, False, id="empty-options"),
+        pytest.param({"stream": True, "stream_options": None}, 1, True, False, id="null-options"),
+    ],
+)
 def test_choices(fields, n, stream, include_usage):
     choices = chat(**fields)
     assert (choices.n, choices.stream, choices.notes.include_usage) == (n, stream, include_usage)
 
 
-@pytest.mark.parametrize(("fields", "expected"), [
-    pytest.param({}, None, id="absent"),
-    pytest.param({"logprobs": False}, None, id="false"),
-    pytest.param({"logprobs": False, "top_logprobs": 5}, None, id="top-without-logprobs"),
-    pytest.param({"logprobs": True}, 0, id="true"),
-    pytest.param({"logprobs": True, "top_logprobs": 3}, 3, id="top-3"),
-    pytest.param({"logprobs": True, "top_logprobs": 20}, 20, id="top-20"),
-])
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        pytest.param({}, None, id="absent"),
+        pytest.param({"logprobs": False}, None, id="false"),
+        pytest.param({"logprobs": False, "top_logprobs": 5}, None, id="top-without-logprobs"),
+        pytest.param({"logprobs": True}, 0, id="true"),
+        pytest.param({"logprobs": True, "top_logprobs": 3}, 3, id="top-3"),
+        pytest.param({"logprobs": True, "top_logprobs": 20}, 20, id="top-20"),
+    ],
+)
 def test_chat_logprobs(fields, expected):
     assert only_request(chat(**fields)).logprobs == expected
 
 
-@pytest.mark.parametrize(("fields", "expected"), [
-    pytest.param({}, {"n_keep": None, "cache_prompt": None, "slot": None, "tokenize": False},
-                 id="absent"),
-    pytest.param({"n_keep": -1, "cache_prompt": True},
-                 {"n_keep": -1, "cache_prompt": True, "slot": None, "tokenize": False},
-                 id="n_keep-cache_prompt"),
-    pytest.param({"n_keep": 32, "cache_prompt": False},
-                 {"n_keep": 32, "cache_prompt": False, "slot": None, "tokenize": False},
-                 id="n_keep-positive"),
-    pytest.param({"slot_id": 2}, {"n_keep": None, "cache_prompt": None, "slot": 2,
-                                  "tokenize": False}, id="slot_id"),
-    pytest.param({"id_slot": 1}, {"n_keep": None, "cache_prompt": None, "slot": 1,
-                                  "tokenize": False}, id="id_slot"),
-    pytest.param({"id_slot": 1, "slot_id": 3}, {"n_keep": None, "cache_prompt": None, "slot": 1,
-                                                "tokenize": False}, id="id_slot-wins"),
-    pytest.param({"slot_id": -1}, {"n_keep": None, "cache_prompt": None, "slot": -1,
-                                   "tokenize": False}, id="any-slot"),
-    pytest.param({"tokenize": True}, {"n_keep": None, "cache_prompt": None, "slot": None,
-                                      "tokenize": True}, id="tokenize"),
-])
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        pytest.param(
+            {}, {"n_keep": None, "cache_prompt": None, "slot": None, "tokenize": False}, id="absent"
+        ),
+        pytest.param(
+            {"n_keep": -1, "cache_prompt": True},
+            {"n_keep": -1, "cache_prompt": True, "slot": None, "tokenize": False},
+            id="n_keep-cache_prompt",
+        ),
+        pytest.param(
+            {"n_keep": 32, "cache_prompt": False},
+            {"n_keep": 32, "cache_prompt": False, "slot": None, "tokenize": False},
+            id="n_keep-positive",
+        ),
+        pytest.param(
+            {"slot_id": 2},
+            {"n_keep": None, "cache_prompt": None, "slot": 2, "tokenize": False},
+            id="slot_id",
+        ),
+        pytest.param(
+            {"id_slot": 1},
+            {"n_keep": None, "cache_prompt": None, "slot": 1, "tokenize": False},
+            id="id_slot",
+        ),
+        pytest.param(
+            {"id_slot": 1, "slot_id": 3},
+            {"n_keep": None, "cache_prompt": None, "slot": 1, "tokenize": False},
+            id="id_slot-wins",
+        ),
+        pytest.param(
+            {"slot_id": -1},
+            {"n_keep": None, "cache_prompt": None, "slot": -1, "tokenize": False},
+            id="any-slot",
+        ),
+        pytest.param(
+            {"tokenize": True},
+            {"n_keep": None, "cache_prompt": None, "slot": None, "tokenize": True},
+            id="tokenize",
+        ),
+    ],
+)
 def test_server_extras(fields, expected):
     request = only_request(chat(**fields))
     assert {name: getattr(request, name) for name in expected} == expected
@@ -262,19 +381,27 @@ def test_model_and_tools():
     assert request.tools == tuple(tools)
 
 
-@pytest.mark.parametrize("fields", [
-    pytest.param({}, id="absent"),
-    pytest.param({"model": ""}, id="empty"),
-    pytest.param({"model": None}, id="null"),
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param({}, id="absent"),
+        pytest.param({"model": ""}, id="empty"),
+        pytest.param({"model": None}, id="null"),
+    ],
+)
 def test_no_model_is_none(fields):
     assert only_request(chat(**fields)).model is None
 
 
-@pytest.mark.parametrize(("choice", "expected"), [
-    (None, ToolChoice()), ("auto", ToolChoice()), ("required", ToolChoice("required")),
-    ({"type": "function", "function": {"name": "add"}}, ToolChoice("function", "add")),
-])
+@pytest.mark.parametrize(
+    ("choice", "expected"),
+    [
+        (None, ToolChoice()),
+        ("auto", ToolChoice()),
+        ("required", ToolChoice("required")),
+        ({"type": "function", "function": {"name": "add"}}, ToolChoice("function", "add")),
+    ],
+)
 def test_tool_choice(choice, expected):
     tools = [{"type": "function", "function": {"name": "add"}}]
     body = chat(tools=tools, **({"tool_choice": choice} if choice else {}))
@@ -289,6 +416,7 @@ def test_tool_choice_none_drops_tools():
 
 
 # -- completions: happy paths -------------------------------------------------------------
+
 
 def test_minimal_completion():
     choices = completion(max_tokens=5, stop="\n")
@@ -309,40 +437,62 @@ def test_prompt_list_gives_one_request_per_prompt():
     assert choices.n == 2
 
 
-@pytest.mark.parametrize(("fields", "expected"), [
-    pytest.param({}, None, id="absent"),
-    pytest.param({"logprobs": 0}, 0, id="zero"),
-    pytest.param({"logprobs": 5}, 5, id="five"),
-])
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        pytest.param({}, None, id="absent"),
+        pytest.param({"logprobs": 0}, 0, id="zero"),
+        pytest.param({"logprobs": 5}, 5, id="five"),
+    ],
+)
 def test_completion_logprobs_is_an_int(fields, expected):
     assert only_request(completion(**fields)).logprobs == expected
 
 
-@pytest.mark.parametrize(("fields", "echo", "stream", "include_usage", "n"), [
-    pytest.param({"echo": True}, True, False, False, 1, id="echo"),
-    pytest.param({"echo": False}, False, False, False, 1, id="no-echo"),
-    pytest.param({"stream": True, "stream_options": {"include_usage": True}}, False, True, True,
-                 1, id="stream-usage"),
-    pytest.param({"n": 2, "best_of": 2}, False, False, False, 2, id="best_of-equals-n"),
-    pytest.param({"best_of": 1}, False, False, False, 1, id="best_of-1"),
-    pytest.param({"suffix": ""}, False, False, False, 1, id="empty-suffix"),
-    pytest.param({"suffix": None}, False, False, False, 1, id="null-suffix"),
-])
+@pytest.mark.parametrize(
+    ("fields", "echo", "stream", "include_usage", "n"),
+    [
+        pytest.param({"echo": True}, True, False, False, 1, id="echo"),
+        pytest.param({"echo": False}, False, False, False, 1, id="no-echo"),
+        pytest.param(
+            {"stream": True, "stream_options": {"include_usage": True}},
+            False,
+            True,
+            True,
+            1,
+            id="stream-usage",
+        ),
+        pytest.param({"n": 2, "best_of": 2}, False, False, False, 2, id="best_of-equals-n"),
+        pytest.param({"best_of": 1}, False, False, False, 1, id="best_of-1"),
+        pytest.param({"suffix": ""}, False, False, False, 1, id="empty-suffix"),
+        pytest.param({"suffix": None}, False, False, False, 1, id="null-suffix"),
+    ],
+)
 def test_completion_options(fields, echo, stream, include_usage, n):
     choices = completion(**fields)
     assert (choices.notes.echo, choices.stream, choices.notes.include_usage, choices.n) == (
-        echo, stream, include_usage, n)
+        echo,
+        stream,
+        include_usage,
+        n,
+    )
 
 
 def test_completion_server_extras():
-    request = only_request(completion(n_keep=-1, cache_prompt=True, slot_id=0, tokenize=True,
-                                      logit_bias={"3": False}))
+    request = only_request(
+        completion(n_keep=-1, cache_prompt=True, slot_id=0, tokenize=True, logit_bias={"3": False})
+    )
     assert (request.n_keep, request.cache_prompt, request.slot, request.tokenize) == (
-        -1, True, 0, True)
+        -1,
+        True,
+        0,
+        True,
+    )
     assert request.sampling.logit_bias == ((3, False),)
 
 
 # -- bad input: every case names the field -------------------------------------------------
+
 
 def bad(fields: dict, param: str, id: str):
     """A chat case: valid messages plus ``fields``, failing on ``param``."""
@@ -362,45 +512,101 @@ CHAT_ERRORS = [
     pytest.param({"messages": ["hi"]}, "messages[0]", id="message-string"),
     pytest.param({"messages": [None]}, "messages[0]", id="message-null"),
     pytest.param({"messages": [{"content": "hi"}]}, "messages[0].role", id="role-missing"),
-    pytest.param({"messages": [{"role": "robot", "content": "hi"}]}, "messages[0].role",
-                 id="role-unknown"),
-    pytest.param({"messages": [{"role": 1, "content": "hi"}]}, "messages[0].role",
-                 id="role-int"),
-    pytest.param({"messages": [{"role": "user", "content": "a"}, {"content": "b"}]},
-                 "messages[1].role", id="second-role-missing"),
+    pytest.param(
+        {"messages": [{"role": "robot", "content": "hi"}]}, "messages[0].role", id="role-unknown"
+    ),
+    pytest.param({"messages": [{"role": 1, "content": "hi"}]}, "messages[0].role", id="role-int"),
+    pytest.param(
+        {"messages": [{"role": "user", "content": "a"}, {"content": "b"}]},
+        "messages[1].role",
+        id="second-role-missing",
+    ),
     pytest.param({"messages": [{"role": "user"}]}, "messages[0].content", id="content-missing"),
-    pytest.param({"messages": [{"role": "user", "content": None}]}, "messages[0].content",
-                 id="content-null"),
-    pytest.param({"messages": [{"role": "user", "content": 5}]}, "messages[0].content",
-                 id="content-int"),
-    pytest.param({"messages": [{"role": "user", "content": {"text": "hi"}}]},
-                 "messages[0].content", id="content-object"),
-    pytest.param({"messages": [{"role": "assistant", "content": None}]}, "messages[0].content",
-                 id="assistant-null-without-tool-calls"),
-    pytest.param({"messages": [{"role": "assistant", "content": None, "tool_calls": []}]},
-                 "messages[0].content", id="assistant-null-with-empty-tool-calls"),
-    pytest.param({"messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "http://x/cat.png"}}]}]},
-        "messages[0].content[0].image_url.url", id="image-url-not-fetched"),
-    pytest.param({"messages": [{"role": "user", "content": [{"text": "hi"}]}]},
-                 "messages[0].content[0].type", id="part-type-missing"),
-    pytest.param({"messages": [{"role": "user", "content": ["hi"]}]},
-                 "messages[0].content[0]", id="part-string"),
-    pytest.param({"messages": [{"role": "user", "content": [{"type": "text"}]}]},
-                 "messages[0].content[0].text", id="part-text-missing"),
-    pytest.param({"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]},
-                 "messages[0].content[0].text", id="part-text-int"),
-    pytest.param({"messages": [{"role": "user", "content": [
-        {"type": "text", "text": "a"}, {"type": "input_audio"}]}]},
-        "messages[0].content[1].type", id="second-part-audio"),
-    pytest.param({"messages": [{"role": "user", "content": "hi", "tool_calls": []}]},
-                 "messages[0].tool_calls", id="tool-calls-on-user"),
-    pytest.param({"messages": [{"role": "assistant", "content": "x", "tool_calls": "call"}]},
-                 "messages[0].tool_calls", id="tool-calls-string"),
-    pytest.param({"messages": [{"role": "user", "content": "hi", "name": 5}]},
-                 "messages[0].name", id="name-int"),
-    pytest.param({"messages": [{"role": "tool", "content": "1", "tool_call_id": 7}]},
-                 "messages[0].tool_call_id", id="tool-call-id-int"),
+    pytest.param(
+        {"messages": [{"role": "user", "content": None}]}, "messages[0].content", id="content-null"
+    ),
+    pytest.param(
+        {"messages": [{"role": "user", "content": 5}]}, "messages[0].content", id="content-int"
+    ),
+    pytest.param(
+        {"messages": [{"role": "user", "content": {"text": "hi"}}]},
+        "messages[0].content",
+        id="content-object",
+    ),
+    pytest.param(
+        {"messages": [{"role": "assistant", "content": None}]},
+        "messages[0].content",
+        id="assistant-null-without-tool-calls",
+    ),
+    pytest.param(
+        {"messages": [{"role": "assistant", "content": None, "tool_calls": []}]},
+        "messages[0].content",
+        id="assistant-null-with-empty-tool-calls",
+    ),
+    pytest.param(
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "image_url", "image_url": {"url": "http://x/cat.png"}}],
+                }
+            ]
+        },
+        "messages[0].content[0].image_url.url",
+        id="image-url-not-fetched",
+    ),
+    pytest.param(
+        {"messages": [{"role": "user", "content": [{"text": "hi"}]}]},
+        "messages[0].content[0].type",
+        id="part-type-missing",
+    ),
+    pytest.param(
+        {"messages": [{"role": "user", "content": ["hi"]}]},
+        "messages[0].content[0]",
+        id="part-string",
+    ),
+    pytest.param(
+        {"messages": [{"role": "user", "content": [{"type": "text"}]}]},
+        "messages[0].content[0].text",
+        id="part-text-missing",
+    ),
+    pytest.param(
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]},
+        "messages[0].content[0].text",
+        id="part-text-int",
+    ),
+    pytest.param(
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "text", "text": "a"}, {"type": "input_audio"}],
+                }
+            ]
+        },
+        "messages[0].content[1].type",
+        id="second-part-audio",
+    ),
+    pytest.param(
+        {"messages": [{"role": "user", "content": "hi", "tool_calls": []}]},
+        "messages[0].tool_calls",
+        id="tool-calls-on-user",
+    ),
+    pytest.param(
+        {"messages": [{"role": "assistant", "content": "x", "tool_calls": "call"}]},
+        "messages[0].tool_calls",
+        id="tool-calls-string",
+    ),
+    pytest.param(
+        {"messages": [{"role": "user", "content": "hi", "name": 5}]},
+        "messages[0].name",
+        id="name-int",
+    ),
+    pytest.param(
+        {"messages": [{"role": "tool", "content": "1", "tool_call_id": 7}]},
+        "messages[0].tool_call_id",
+        id="tool-call-id-int",
+    ),
     # sampling
     bad({"temperature": "hot"}, "temperature", id="temperature-string"),
     bad({"temperature": 3}, "temperature", id="temperature-3"),
@@ -418,7 +624,7 @@ CHAT_ERRORS = [
     bad({"frequency_penalty": -3}, "frequency_penalty", id="frequency_penalty"),
     bad({"repeat_penalty": -1}, "repeat_penalty", id="repeat_penalty"),
     bad({"seed": "1"}, "seed", id="seed-string"),
-    bad({"seed": 2 ** 40}, "seed", id="seed-too-big"),
+    bad({"seed": 2**40}, "seed", id="seed-too-big"),
     bad({"mirostat": 3}, "mirostat", id="mirostat"),
     bad({"mirostat_tau": -1}, "mirostat_tau", id="mirostat_tau"),
     bad({"mirostat_eta": "x"}, "mirostat_eta", id="mirostat_eta"),
@@ -453,18 +659,30 @@ CHAT_ERRORS = [
     bad({"response_format": {}}, "response_format.type", id="format-type-missing"),
     bad({"response_format": {"type": "xml"}}, "response_format.type", id="format-type-unknown"),
     bad({"response_format": {"type": 1}}, "response_format.type", id="format-type-int"),
-    bad({"response_format": {"type": "json_schema"}}, "response_format.json_schema",
-        id="json_schema-missing"),
-    bad({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}},
-        "response_format.json_schema.schema", id="schema-missing"),
-    bad({"response_format": {"type": "json_schema", "json_schema": {"schema": "object"}}},
-        "response_format.json_schema.schema", id="schema-string"),
+    bad(
+        {"response_format": {"type": "json_schema"}},
+        "response_format.json_schema",
+        id="json_schema-missing",
+    ),
+    bad(
+        {"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}},
+        "response_format.json_schema.schema",
+        id="schema-missing",
+    ),
+    bad(
+        {"response_format": {"type": "json_schema", "json_schema": {"schema": "object"}}},
+        "response_format.json_schema.schema",
+        id="schema-string",
+    ),
     # streaming, logprobs, model, tools, server extras
     bad({"stream": "yes"}, "stream", id="stream-string"),
     bad({"stream": 1}, "stream", id="stream-int"),
     bad({"stream_options": "usage"}, "stream_options", id="stream_options-string"),
-    bad({"stream_options": {"include_usage": "yes"}}, "stream_options.include_usage",
-        id="include_usage-string"),
+    bad(
+        {"stream_options": {"include_usage": "yes"}},
+        "stream_options.include_usage",
+        id="include_usage-string",
+    ),
     bad({"logprobs": "yes"}, "logprobs", id="logprobs-string"),
     bad({"logprobs": True, "top_logprobs": 21}, "top_logprobs", id="top_logprobs-21"),
     bad({"top_logprobs": -1}, "top_logprobs", id="top_logprobs-alone-negative"),
@@ -472,24 +690,49 @@ CHAT_ERRORS = [
     bad({"tools": {"name": "x"}}, "tools", id="tools-object"),
     bad({"tools": ["add"]}, "tools[0]", id="tool-string"),
     bad({"tools": [{"type": "function"}]}, "tools[0].function", id="tool-function-missing"),
-    bad({"tools": [{"type": "function", "function": {}}]}, "tools[0].function.name",
-        id="tool-name-missing"),
+    bad(
+        {"tools": [{"type": "function", "function": {}}]},
+        "tools[0].function.name",
+        id="tool-name-missing",
+    ),
     bad({"tool_choice": "required"}, "tool_choice", id="tool_choice-without-tools"),
-    bad({"tools": [{"type": "function", "function": {"name": "add"}}], "tool_choice": "any"},
-        "tool_choice", id="tool_choice-unknown"),
-    bad({"tools": [{"type": "function", "function": {"name": "add"}}],
-         "tool_choice": {"type": "function", "function": {"name": "sub"}}},
-        "tool_choice.function.name", id="tool_choice-names-another-function"),
-    bad({"tools": [{"type": "function", "function": {"name": "add"}}],
-         "tool_choice": {"type": "function", "function": {"name": 3}}},
-        "tool_choice.function.name", id="tool_choice-name-int"),
+    bad(
+        {"tools": [{"type": "function", "function": {"name": "add"}}], "tool_choice": "any"},
+        "tool_choice",
+        id="tool_choice-unknown",
+    ),
+    bad(
+        {
+            "tools": [{"type": "function", "function": {"name": "add"}}],
+            "tool_choice": {"type": "function", "function": {"name": "sub"}},
+        },
+        "tool_choice.function.name",
+        id="tool_choice-names-another-function",
+    ),
+    bad(
+        {
+            "tools": [{"type": "function", "function": {"name": "add"}}],
+            "tool_choice": {"type": "function", "function": {"name": 3}},
+        },
+        "tool_choice.function.name",
+        id="tool_choice-name-int",
+    ),
     bad({"parallel_tool_calls": "no"}, "parallel_tool_calls", id="parallel_tool_calls"),
-    bad({"response_format": {"type": "json_schema",
-                             "json_schema": {"schema": {"type": "objekt"}}}},
-        "response_format.json_schema.schema", id="schema-invalid-type"),
-    bad({"response_format": {"type": "json_schema",
-                             "json_schema": {"schema": {"properties": {"a": {"minimum": "1"}}}}}},
-        "response_format.json_schema.schema", id="schema-invalid-nested"),
+    bad(
+        {"response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "objekt"}}}},
+        "response_format.json_schema.schema",
+        id="schema-invalid-type",
+    ),
+    bad(
+        {
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"schema": {"properties": {"a": {"minimum": "1"}}}},
+            }
+        },
+        "response_format.json_schema.schema",
+        id="schema-invalid-nested",
+    ),
     bad({"n_keep": -2}, "n_keep", id="n_keep"),
     bad({"cache_prompt": "yes"}, "cache_prompt", id="cache_prompt"),
     bad({"slot_id": -2}, "slot_id", id="slot_id"),
@@ -545,10 +788,13 @@ def test_bad_completion_input_names_the_field(body, param):
     assert excinfo.value.status == 400
 
 
-@pytest.mark.parametrize("key", [
-    pytest.param("\u00b2", id="superscript-two"),
-    pytest.param("1" * 5000, id="over-int-digit-limit"),
-])
+@pytest.mark.parametrize(
+    "key",
+    [
+        pytest.param("\u00b2", id="superscript-two"),
+        pytest.param("1" * 5000, id="over-int-digit-limit"),
+    ],
+)
 def test_logit_bias_key_that_int_rejects_is_a_400(key):
     with pytest.raises(InvalidRequestError) as excinfo:
         chat(logit_bias={key: 1})
@@ -558,5 +804,5 @@ def test_logit_bias_key_that_int_rejects_is_a_400(key):
 @pytest.mark.parametrize("name", ["temperature", "top_p", "presence_penalty"])
 def test_huge_integer_for_a_number_field_is_a_400(name):
     with pytest.raises(InvalidRequestError) as excinfo:
-        chat(**{name: 10 ** 400})
+        chat(**{name: 10**400})
     assert excinfo.value.param == name

@@ -1,6 +1,7 @@
 """What a stream renderer's payloads say: a payload is a dict, or the bytes of an event its
 renderer framed itself (a token's text written into an event's bytes); tests read both as
 the JSON object a client would read."""
+
 from __future__ import annotations
 
 import json

@@ -6,6 +6,7 @@ The model (see :mod:`.scriptedmodel`) first calls the tool, in its family's synt
 tool's result is in its prompt (the template's result marker: gpt-oss's `` to=assistant``,
 Qwen3-Coder's ``<tool_response>``), it answers :data:`ANSWER` and stops.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,14 +30,17 @@ ENGINES = ("llamacpp", "bundled")  # current llama-server, the engine the proxy 
 
 
 def gpt_oss_call(name: str, arguments: dict) -> str:
-    return ("<|channel|>analysis<|message|>I will write the file.<|end|><|start|>assistant"
-            f"<|channel|>commentary to=functions.{name} <|constrain|>json<|message|>"
-            f"{json.dumps(arguments)}<|call|>")
+    return (
+        "<|channel|>analysis<|message|>I will write the file.<|end|><|start|>assistant"
+        f"<|channel|>commentary to=functions.{name} <|constrain|>json<|message|>"
+        f"{json.dumps(arguments)}<|call|>"
+    )
 
 
 def qwen3_coder_call(name: str, arguments: dict) -> str:
-    parameters = "".join(f"<parameter={key}>\n{value}\n</parameter>\n"
-                         for key, value in arguments.items())
+    parameters = "".join(
+        f"<parameter={key}>\n{value}\n</parameter>\n" for key, value in arguments.items()
+    )
     return f"<tool_call>\n<function={name}>\n{parameters}</function>\n</tool_call>"
 
 
@@ -52,29 +56,47 @@ def family(name: str) -> Family:
 
 
 @contextlib.contextmanager
-def served(engine: str, family_name: str, tool: str, arguments: dict, folder: pathlib.Path,
-           logs: pathlib.Path, key: str) -> Iterator[tuple]:
+def served(
+    engine: str,
+    family_name: str,
+    tool: str,
+    arguments: dict,
+    folder: pathlib.Path,
+    logs: pathlib.Path,
+    key: str,
+) -> Iterator[tuple]:
     """``(proxy, tap)``: a model of ``family_name`` that calls ``tool`` with ``arguments``
     and then answers, on a server of ``engine`` (:data:`ENGINES`) behind the proxy (which
     wants ``key``) and a tap."""
     write_call, answer, marker = AGENT_FAMILIES[family_name]
     scripts = [Script(write_call(tool, arguments)), Script(answer, trigger=marker)]
-    model = write_scripted_gguf(folder / f"{family_name}-{tool}.gguf", scripts,
-                                family(family_name).tokens, family(family_name).chat_template(),
-                                name=family_name)
+    model = write_scripted_gguf(
+        folder / f"{family_name}-{tool}.gguf",
+        scripts,
+        family(family_name).tokens,
+        family(family_name).chat_template(),
+        name=family_name,
+    )
     name = f"{engine}-{family_name}-{tool}"
-    with LlamaServer(model, logs / f"tools-{name}.log", kind=engine, parallel=1,
-                     ctx_size=CONTEXT, threads=2) as server, \
-            ProxyProcess(server.url, logs / f"proxy-tools-{name}.log",
-                         args=["--api-key", key, "--upstream-timeout", "600"]) as proxy, \
-            Tap(proxy.url) as tap:
+    with (
+        LlamaServer(
+            model, logs / f"tools-{name}.log", kind=engine, parallel=1, ctx_size=CONTEXT, threads=2
+        ) as server,
+        ProxyProcess(
+            server.url,
+            logs / f"proxy-tools-{name}.log",
+            args=["--api-key", key, "--upstream-timeout", "600"],
+        ) as proxy,
+        Tap(proxy.url) as tap,
+    ):
         yield proxy, tap
 
 
 def header(tapped: Tapped, name: str):
     """A request's header ``name``, however the client wrote the name."""
-    return next((value for key, value in tapped.headers.items()
-                 if key.lower() == name.lower()), None)
+    return next(
+        (value for key, value in tapped.headers.items() if key.lower() == name.lower()), None
+    )
 
 
 def tool_names(tapped: Tapped) -> list:
@@ -86,9 +108,16 @@ def assert_tool_loop(tap: Tap, tool: str, key: str) -> None:
     the key, every chat streamed and was answered 200; a chat offered ``tool``; and a later
     chat carried the model's call back with the tool's result for it."""
     for tapped in tap.requests:  # shown when the test fails
-        print(tapped.method, tapped.path, tapped.status, tapped.streamed, tool_names(tapped),
-              [message.get("role") for message in (tapped.body or {}).get("messages") or ()]
-              if isinstance(tapped.body, dict) else "")
+        print(
+            tapped.method,
+            tapped.path,
+            tapped.status,
+            tapped.streamed,
+            tool_names(tapped),
+            [message.get("role") for message in (tapped.body or {}).get("messages") or ()]
+            if isinstance(tapped.body, dict)
+            else "",
+        )
     assert tap.requests, "the agent sent nothing to the proxy"
     for tapped in tap.requests:
         assert header(tapped, "Authorization") == f"Bearer {key}", tapped.path
@@ -97,7 +126,7 @@ def assert_tool_loop(tap: Tap, tool: str, key: str) -> None:
     assert chats and all(chat.streamed for chat in chats)
     offering = [index for index, chat in enumerate(chats) if tool in tool_names(chat)]
     assert offering, f"no chat offered {tool}: {[tool_names(chat) for chat in chats]}"
-    answered = [chat for chat in chats[offering[0] + 1:] if tool_result(chat, tool)]
+    answered = [chat for chat in chats[offering[0] + 1 :] if tool_result(chat, tool)]
     assert answered, "no later chat carried the tool's result"
 
 
@@ -105,8 +134,14 @@ def tool_result(chat: Tapped, tool: str) -> bool:
     """Whether ``chat`` carries an assistant's call to ``tool`` and a ``tool`` message that
     answers that call."""
     messages = chat.body.get("messages") or []
-    calls = {call["id"] for message in messages if message.get("role") == "assistant"
-             for call in message.get("tool_calls") or ()
-             if call["function"]["name"] == tool}
-    return any(message.get("role") == "tool" and message.get("tool_call_id") in calls
-               for message in messages)
+    calls = {
+        call["id"]
+        for message in messages
+        if message.get("role") == "assistant"
+        for call in message.get("tool_calls") or ()
+        if call["function"]["name"] == tool
+    }
+    return any(
+        message.get("role") == "tool" and message.get("tool_call_id") in calls
+        for message in messages
+    )

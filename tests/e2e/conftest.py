@@ -1,5 +1,6 @@
 """Fixtures for the e2e tier: the tiny model, a folder for logs, the server kind, the program
 that runs managed servers."""
+
 from __future__ import annotations
 
 import pathlib

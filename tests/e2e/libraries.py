@@ -7,6 +7,7 @@ Qwen3's scripted model (see :mod:`.families`): asked plainly it answers
 :data:`~.families.ANSWER`; asked with :data:`ONE_CALL` it calls ``get_weather`` for Paris; once
 a result with :data:`RESULT` is in its prompt it answers :data:`~.families.RESULT_ANSWER`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -36,8 +37,9 @@ WEATHER = TOOLS[0]
 
 def clients_folder() -> pathlib.Path:
     """Where ``.ci/clients.sh`` installs the libraries and tools."""
-    return pathlib.Path(os.environ.get(CLIENTS_ENV_VAR)
-                        or pathlib.Path.home() / ".cache" / "oai-proxy" / "clients")
+    return pathlib.Path(
+        os.environ.get(CLIENTS_ENV_VAR) or pathlib.Path.home() / ".cache" / "oai-proxy" / "clients"
+    )
 
 
 def python_of(client: str) -> pathlib.Path:
@@ -56,39 +58,62 @@ def program_of(client: str, name: str) -> pathlib.Path:
     return path
 
 
-def run(command: list, cwd: pathlib.Path, env: Optional[dict] = None,
-        home: Optional[pathlib.Path] = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def run(
+    command: list,
+    cwd: pathlib.Path,
+    env: Optional[dict] = None,
+    home: Optional[pathlib.Path] = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess:
     """Run a client: its own HOME (``cwd/home`` unless given), nothing on stdin, no proxy
     settings of this machine's."""
     home = home or cwd / "home"
     home.mkdir(exist_ok=True)
-    return subprocess.run(command, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True,
-                          text=True, timeout=timeout,
-                          env={"PATH": os.environ["PATH"], "HOME": str(home),
-                               "LANG": "C.UTF-8", **(env or {})})
+    return subprocess.run(
+        command,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={"PATH": os.environ["PATH"], "HOME": str(home), "LANG": "C.UTF-8", **(env or {})},
+    )
 
 
 def node(script: str, tap: Tap, cwd: pathlib.Path) -> dict:
     """Run ``tests/e2e/clients/<script>`` under Node, with the npm packages of
     ``.ci/clients.sh`` and ``.ci/agents.sh``; return the JSON it prints last."""
     modules = [clients_folder() / "node" / "node_modules", agents_folder() / "node_modules"]
-    return finished(run(["node", str(SCRIPTS / script), json.dumps(arguments(tap))], cwd,
-                        {"NODE_PATH": os.pathsep.join(map(str, modules))}))
+    return finished(
+        run(
+            ["node", str(SCRIPTS / script), json.dumps(arguments(tap))],
+            cwd,
+            {"NODE_PATH": os.pathsep.join(map(str, modules))},
+        )
+    )
 
 
-def python(client: str, script: str, tap: Tap, cwd: pathlib.Path,
-           env: Optional[dict] = None) -> dict:
+def python(
+    client: str, script: str, tap: Tap, cwd: pathlib.Path, env: Optional[dict] = None
+) -> dict:
     """Run ``tests/e2e/clients/<script>`` with ``client``'s Python; return the JSON it prints
     last."""
-    return finished(run([str(python_of(client)), str(SCRIPTS / script),
-                         json.dumps(arguments(tap))], cwd, env))
+    return finished(
+        run([str(python_of(client)), str(SCRIPTS / script), json.dumps(arguments(tap))], cwd, env)
+    )
 
 
 def arguments(tap: Tap) -> dict:
     """What every client script is told: where the proxy is, the key, the model, the words
     that make the model call its tool and then answer, the tool."""
-    return {"url": tap.url, "key": KEY, "model": MODEL, "question": ONE_CALL,
-            "result": RESULT, "tool": WEATHER["function"]}
+    return {
+        "url": tap.url,
+        "key": KEY,
+        "model": MODEL,
+        "question": ONE_CALL,
+        "result": RESULT,
+        "tool": WEATHER["function"],
+    }
 
 
 def finished(result: subprocess.CompletedProcess) -> dict:
@@ -98,19 +123,31 @@ def finished(result: subprocess.CompletedProcess) -> dict:
 
 
 @contextlib.contextmanager
-def served(engine: str, folder: pathlib.Path, logs: pathlib.Path, name: str,
-           scripts: Optional[list] = None) -> Iterator[tuple]:
+def served(
+    engine: str, folder: pathlib.Path, logs: pathlib.Path, name: str, scripts: Optional[list] = None
+) -> Iterator[tuple]:
     """Qwen3's scripted model (with Qwen3's scripts, unless given others) on a server of
     ``engine`` ("llamacpp" or "bundled"), behind the proxy with :data:`KEY` and behind a
     tap: ``(proxy, tap)``."""
-    model = write_scripted_gguf(folder / "qwen3.gguf", scripts or QWEN3.scripts(),
-                                QWEN3.tokens, QWEN3.chat_template(), name=MODEL)
-    with LlamaServer(model, logs / f"{name}-{engine}.log", kind=engine, parallel=1,
-                     ctx_size=8192) as server:
+    model = write_scripted_gguf(
+        folder / "qwen3.gguf",
+        scripts or QWEN3.scripts(),
+        QWEN3.tokens,
+        QWEN3.chat_template(),
+        name=MODEL,
+    )
+    with LlamaServer(
+        model, logs / f"{name}-{engine}.log", kind=engine, parallel=1, ctx_size=8192
+    ) as server:
         (folder / "models.toml").write_text(f'[models.{MODEL}]\nupstreams = ["{server.url}"]\n')
-        with ProxyProcess(server.url, logs / f"proxy-{name}-{engine}.log",
-                          args=["--config", str(folder / "models.toml"),
-                                "--api-key", KEY]) as proxy, Tap(proxy.url) as tap:
+        with (
+            ProxyProcess(
+                server.url,
+                logs / f"proxy-{name}-{engine}.log",
+                args=["--config", str(folder / "models.toml"), "--api-key", KEY],
+            ) as proxy,
+            Tap(proxy.url) as tap,
+        ):
             yield proxy, tap
 
 
@@ -134,12 +171,20 @@ def keyed(tap: Tap, keyless: tuple = ()) -> list:
 def tool_round_trip(tap: Tap, path: str) -> list:
     """The requests to ``path`` offered the tool, and one brought its result back after the
     model's call: return them."""
-    offered = [tapped for tapped in tap.to(path) if tapped.method == "POST" and
-               "get_weather" in names_of(tapped.tools)]
+    offered = [
+        tapped
+        for tapped in tap.to(path)
+        if tapped.method == "POST" and "get_weather" in names_of(tapped.tools)
+    ]
     assert offered, tap.paths()
-    answered = [tapped for tapped in offered if any(
-        message.get("role") == "tool" and TRIGGERS["result"] in text_of(message)
-        for message in tapped.body["messages"])]
+    answered = [
+        tapped
+        for tapped in offered
+        if any(
+            message.get("role") == "tool" and TRIGGERS["result"] in text_of(message)
+            for message in tapped.body["messages"]
+        )
+    ]
     assert answered, [tapped.body["messages"] for tapped in offered]
     return offered
 

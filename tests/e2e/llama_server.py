@@ -10,6 +10,7 @@ finds the binaries and runs them on loopback ports as restartable subprocesses:
 - ``bundled``: the llama.cpp engine the xllamacpp wheel bundles, as the proxy runs it (an
   upstream of current llama-server's kind).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -112,22 +113,34 @@ class LlamaServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         current = kind in ("llamacpp", "bundled")
-        program = [sys.executable, "-m", "proxy.servers.engine"] if kind == "bundled" \
+        program = (
+            [sys.executable, "-m", "proxy.servers.engine"]
+            if kind == "bundled"
             else [str(self.binary.path)]
+        )
         # One thread: on a 2-core box a second compute thread only adds spin-wait stalls.
         # The old servers always shift their context and have no web UI to turn off.
         self.args = [
             *program,
-            "--host", "127.0.0.1",
-            "--port", str(self.port),
-            "-m", str(self.model),
-            "--parallel", str(parallel),
-            "--ctx-size", str(ctx_size),
-            "--threads", str(threads),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "-m",
+            str(self.model),
+            "--parallel",
+            str(parallel),
+            "--ctx-size",
+            str(ctx_size),
+            "--threads",
+            str(threads),
             *(["--no-webui"] if current else []),
             *(["--context-shift"] if context_shift and current else []),
-            *((["--embedding", "--pooling", "mean"] if current else ["--embedding"])
-              if embedding else []),
+            *(
+                (["--embedding", "--pooling", "mean"] if current else ["--embedding"])
+                if embedding
+                else []
+            ),
             *extra_args,
         ]
         self.ready_path = "/health" if current else "/model.json"
@@ -178,8 +191,7 @@ class LlamaServer:
             time.sleep(0.05)
         self.stop()
         raise TimeoutError(
-            f"{self.kind} server not ready after {self.STARTUP_TIMEOUT:.0f}s:\n"
-            f"{self.log_tail()}"
+            f"{self.kind} server not ready after {self.STARTUP_TIMEOUT:.0f}s:\n{self.log_tail()}"
         )
 
     def stop(self) -> None:

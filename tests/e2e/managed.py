@@ -1,6 +1,7 @@
 """What the tests of managed servers share: how the proxy is told which program runs its
 servers, the admin key, how to start it on a models file, and how to find the processes it
 started."""
+
 from __future__ import annotations
 
 import sys
@@ -36,7 +37,8 @@ def _serving(child: psutil.Process) -> bool:
     try:
         command = child.cmdline()
         return child.status() != psutil.STATUS_ZOMBIE and (
-            command[:1] != [sys.executable] or "proxy.servers.engine" in command)
+            command[:1] != [sys.executable] or "proxy.servers.engine" in command
+        )
     except psutil.Error:
         return False
 
@@ -54,12 +56,17 @@ def gone(pid: int) -> bool:
 
 
 def admin(proxy: ProxyProcess, method: str, path: str) -> requests.Response:
-    return requests.request(method, proxy.url + "/admin" + path, timeout=60,
-                            headers={"Authorization": f"Bearer {ADMIN}"})
+    return requests.request(
+        method,
+        proxy.url + "/admin" + path,
+        timeout=60,
+        headers={"Authorization": f"Bearer {ADMIN}"},
+    )
 
 
-def with_file(tmp_path, logs, name: str, text: str, *args: str,
-              program: Program = Program((), {})) -> ProxyProcess:
+def with_file(
+    tmp_path, logs, name: str, text: str, *args: str, program: Program = Program((), {})
+) -> ProxyProcess:
     """The proxy serving the models file ``text`` (written into the folder ``tmp_path``),
     its servers run by ``program`` and logged under ``logs``, with the admin key."""
     if program.args:
@@ -67,6 +74,18 @@ def with_file(tmp_path, logs, name: str, text: str, *args: str,
     path = tmp_path / "models.toml"
     path.write_text(text)
     env = program.env or find_server("llamacpp").env
-    return ProxyProcess(NO_UPSTREAM, logs / f"proxy-{name}.log", env=env, args=[
-        "--config", str(path), "--log-dir", str(logs / f"servers-{name}"), "--admin-key",
-        ADMIN, *program.args, *args])
+    return ProxyProcess(
+        NO_UPSTREAM,
+        logs / f"proxy-{name}.log",
+        env=env,
+        args=[
+            "--config",
+            str(path),
+            "--log-dir",
+            str(logs / f"servers-{name}"),
+            "--admin-key",
+            ADMIN,
+            *program.args,
+            *args,
+        ],
+    )

@@ -1,6 +1,7 @@
 """Open WebUI, as ``.ci/webui.sh`` installs it, run against the proxy: offline (no model
 downloads, no update check), without sign-in, its Ollama and OpenAI connections both the
 proxy with a key."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,9 @@ STARTUP_TIMEOUT = 180.0  # seconds: its first start in a new data folder migrate
 
 def webui_command() -> pathlib.Path:
     """The ``open-webui`` command; a missing one is an error naming how to get it."""
-    folder = pathlib.Path(os.environ.get(WEBUI_ENV_VAR)
-                          or pathlib.Path.home() / ".cache" / "oai-proxy" / "webui")
+    folder = pathlib.Path(
+        os.environ.get(WEBUI_ENV_VAR) or pathlib.Path.home() / ".cache" / "oai-proxy" / "webui"
+    )
     path = folder / "venv" / "bin" / "open-webui"
     if not path.exists():
         raise FileNotFoundError(f"no open-webui at {path}: run bash .ci/webui.sh")
@@ -60,24 +62,39 @@ class OpenWebUI:
         self.log_path = log_path
         data = folder / "data"
         data.mkdir(parents=True, exist_ok=True)
-        self.command = [str(webui_command()), "serve", "--host", "127.0.0.1",
-                        "--port", str(self.port)]
-        self.env = {"PATH": os.environ["PATH"], "HOME": str(folder),
-                    **webui_environment(url, key, data)}
+        self.command = [
+            str(webui_command()),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+        self.env = {
+            "PATH": os.environ["PATH"],
+            "HOME": str(folder),
+            **webui_environment(url, key, data),
+        }
         self.cwd = folder
         self.process = None
 
     def __enter__(self) -> "OpenWebUI":
         self._log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(self.command, cwd=self.cwd, env=self.env,
-                                        stdin=subprocess.DEVNULL, stdout=self._log,
-                                        stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=self.cwd,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 self._log.close()
-                raise RuntimeError(f"open-webui exited with {self.process.returncode}:\n"
-                                   f"{self.log()[-3000:]}")
+                raise RuntimeError(
+                    f"open-webui exited with {self.process.returncode}:\n{self.log()[-3000:]}"
+                )
             try:
                 if requests.get(self.url + "/health", timeout=2).ok:
                     return self
@@ -85,8 +102,9 @@ class OpenWebUI:
                 pass
             time.sleep(0.5)
         self.__exit__()
-        raise TimeoutError(f"open-webui did not answer within {STARTUP_TIMEOUT:.0f}s:\n"
-                           f"{self.log()[-3000:]}")
+        raise TimeoutError(
+            f"open-webui did not answer within {STARTUP_TIMEOUT:.0f}s:\n{self.log()[-3000:]}"
+        )
 
     def __exit__(self, *exc_info) -> None:
         stop_process(self.process, timeout=15)

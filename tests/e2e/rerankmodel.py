@@ -16,6 +16,7 @@ dimension 0 of the last position; there the norm turns weight ``w`` into about
 query count for every document alike: a test's query should hold none. A keyword is found
 inside longer words too ("rust" in "trust").
 """
+
 from __future__ import annotations
 
 import math
@@ -52,10 +53,22 @@ def write_reranker(path: pathlib.Path, name: str = "tiny-reranker") -> pathlib.P
     do."""
     vocabulary = _Vocabulary(TOKENS)
     shape = Shape(width=WIDTH, layers=1, heads=1, heads_kv=1, ff=WIDTH)
-    return write_llama_gguf(path, name, vocabulary.table(), _weights(vocabulary), CONTEXT,
-                            None, shape, bos_id=vocabulary.bos, eos_id=vocabulary.eos,
-                            add_eos=True, head_width=HEAD, rope_freq_base=ROPE_BASE,
-                            merges=vocabulary.merges, pooling=gguf.PoolingType.RANK)
+    return write_llama_gguf(
+        path,
+        name,
+        vocabulary.table(),
+        _weights(vocabulary),
+        CONTEXT,
+        None,
+        shape,
+        bos_id=vocabulary.bos,
+        eos_id=vocabulary.eos,
+        add_eos=True,
+        head_width=HEAD,
+        rope_freq_base=ROPE_BASE,
+        merges=vocabulary.merges,
+        pooling=gguf.PoolingType.RANK,
+    )
 
 
 def _weights(vocabulary: _Vocabulary) -> dict:
@@ -75,14 +88,19 @@ def _weights(vocabulary: _Vocabulary) -> dict:
         embeddings[token] = 0.0
         embeddings[token, direction] = 1.0
         # score = q.k / sqrt(HEAD): a keyword's is 40, every other token's 0
-        key[looked_at, direction] = 40.0 * np.sqrt(HEAD) / root ** 2
+        key[looked_at, direction] = 40.0 * np.sqrt(HEAD) / root**2
         value[0, direction] = weight / root
     ones = np.ones(WIDTH, np.float32)
-    return {"token_embd.weight": embeddings, "output_norm.weight": ones,
-            "blk.0.attn_norm.weight": ones,
-            "blk.0.attn_q.weight": query, "blk.0.attn_k.weight": key,
-            "blk.0.attn_v.weight": value, "blk.0.attn_output.weight": out,
-            "blk.0.ffn_norm.weight": ones,
-            "blk.0.ffn_gate.weight": np.zeros((WIDTH, WIDTH), np.float32),
-            "blk.0.ffn_up.weight": np.zeros((WIDTH, WIDTH), np.float32),
-            "blk.0.ffn_down.weight": np.zeros((WIDTH, WIDTH), np.float32)}
+    return {
+        "token_embd.weight": embeddings,
+        "output_norm.weight": ones,
+        "blk.0.attn_norm.weight": ones,
+        "blk.0.attn_q.weight": query,
+        "blk.0.attn_k.weight": key,
+        "blk.0.attn_v.weight": value,
+        "blk.0.attn_output.weight": out,
+        "blk.0.ffn_norm.weight": ones,
+        "blk.0.ffn_gate.weight": np.zeros((WIDTH, WIDTH), np.float32),
+        "blk.0.ffn_up.weight": np.zeros((WIDTH, WIDTH), np.float32),
+        "blk.0.ffn_down.weight": np.zeros((WIDTH, WIDTH), np.float32),
+    }

@@ -5,6 +5,7 @@ The models file, keys file, proxy command lines and nginx config are the recipe'
 blocks (each after a ``<!-- scale-out: NAME -->`` line); only addresses, ports and paths are
 replaced, each replacement failing when the recipe no longer holds what it replaces.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,10 +32,10 @@ import pytest
 import requests
 
 from proxy.access.keyring import KeySpec, parse_keys
-from proxy.core.conversation import conversation_key
-from proxy.fleet.placement import rank
 from proxy.config.tomlfile import tomllib
+from proxy.core.conversation import conversation_key
 from proxy.core.types import GenerationRequest, Message
+from proxy.fleet.placement import rank
 from tests.polling import wait_for
 from tests.processes import ROOT, ProxyProcess, free_port
 
@@ -71,7 +72,9 @@ http {{
 
 def readme_blocks() -> dict:
     """The recipe's code blocks in docs/models-and-fleet.md, by name."""
-    blocks = dict(BLOCK.findall((ROOT / "docs" / "models-and-fleet.md").read_text(encoding="utf-8")))
+    blocks = dict(
+        BLOCK.findall((ROOT / "docs" / "models-and-fleet.md").read_text(encoding="utf-8"))
+    )
     missing = [name for name in BLOCKS if name not in blocks]
     if missing:
         pytest.fail(f"docs/models-and-fleet.md no longer marks the scale-out block(s) {missing}")
@@ -83,8 +86,10 @@ def substitute(text: str, replacements: dict, what: str) -> str:
     changed under the test."""
     for old, new in replacements.items():
         if old not in text:
-            pytest.fail(f"the scale-out recipe's {what} no longer holds {old!r}: "
-                        f"update tests/e2e/scaleout.py with it")
+            pytest.fail(
+                f"the scale-out recipe's {what} no longer holds {old!r}: "
+                f"update tests/e2e/scaleout.py with it"
+            )
         text = text.replace(old, new)
     return text
 
@@ -115,8 +120,9 @@ class Nginx:
         # Run as root, nginx would hand its workers to "nobody", who cannot enter tmp_path.
         user = f"user {pwd.getpwuid(os.geteuid()).pw_name};" if os.geteuid() == 0 else ""
         self.conf = folder / "nginx.conf"
-        self.conf.write_text(NGINX_CONF.format(user=user, folder=folder, site=site,
-                                               header=UPSTREAM_HEADER))
+        self.conf.write_text(
+            NGINX_CONF.format(user=user, folder=folder, site=site, header=UPSTREAM_HEADER)
+        )
         self.process: Optional[subprocess.Popen] = None
 
     def __enter__(self) -> "Nginx":
@@ -124,11 +130,22 @@ class Nginx:
         # its own: Linux's autogroup scheduling then left it seconds without a CPU (streams
         # arriving in one piece) on a busy machine.
         self.process = subprocess.Popen(
-            [self.binary, "-p", str(self.folder), "-c", str(self.conf),
-             "-e", str(self.folder / "error.log"),
-             "-g", f"daemon off; pid {self.folder / 'nginx.pid'};"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=os.setpgrp)
+            [
+                self.binary,
+                "-p",
+                str(self.folder),
+                "-c",
+                str(self.conf),
+                "-e",
+                str(self.folder / "error.log"),
+                "-g",
+                f"daemon off; pid {self.folder / 'nginx.pid'};",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=os.setpgrp,
+        )
         wait_for(self._listening, "nginx to listen", timeout=10)
         return self
 
@@ -158,9 +175,11 @@ class Nginx:
         """The connections nginx holds to ``port``: a dead upstream's stay until nginx has
         read their end."""
         workers = {worker.pid for worker in psutil.Process(self.process.pid).children()}
-        return sum(1 for connection in psutil.net_connections("tcp")
-                   if connection.pid in workers and connection.raddr
-                   and connection.raddr.port == port)
+        return sum(
+            1
+            for connection in psutil.net_connections("tcp")
+            if connection.pid in workers and connection.raddr and connection.raddr.port == port
+        )
 
 
 @dataclass
@@ -189,8 +208,9 @@ class Scaleout:
     def turn(self, conversation: "Conversation", *, stream: bool) -> int:
         """One more turn of ``conversation`` through nginx; the replica that served it."""
         before = counters(self.replicas)
-        answer = complete(self.url, self.key(limited=False), self.model,
-                          conversation.messages, stream=stream)
+        answer = complete(
+            self.url, self.key(limited=False), self.model, conversation.messages, stream=stream
+        )
         conversation.went_on(answer)
         return served_by(self.replicas, before, answer.prompt_tokens)
 
@@ -200,10 +220,15 @@ class Scaleout:
         before = counters(self.replicas)
         key = self.key(limited=False)
         with ThreadPoolExecutor(len(conversations)) as pool:
-            answers = list(pool.map(
-                lambda conversation, stream: complete(self.url, key, self.model,
-                                                      conversation.messages, stream=stream),
-                conversations, streams))
+            answers = list(
+                pool.map(
+                    lambda conversation, stream: complete(
+                        self.url, key, self.model, conversation.messages, stream=stream
+                    ),
+                    conversations,
+                    streams,
+                )
+            )
         for conversation, answer in zip(conversations, answers):
             conversation.went_on(answer)
         return taken(self.replicas, before, sum(answer.prompt_tokens for answer in answers))
@@ -227,8 +252,10 @@ class Scaleout:
                 share.append(conversation)
             if all(len(share) == per_replica for share in kept.values()):
                 return [(index, c) for index, share in kept.items() for c in share]
-        pytest.fail(f"the proxies did not spread conversations over every replica: "
-                    f"{ {index: len(share) for index, share in kept.items()} }")
+        pytest.fail(
+            f"the proxies did not spread conversations over every replica: "
+            f"{ {index: len(share) for index, share in kept.items()} }"
+        )
 
     def one_per_replica(self, text: str) -> list:
         """Chats, one for each replica, whose conversation hashing ranks that replica first:
@@ -245,8 +272,7 @@ class Scaleout:
 
 def first_choice(messages: list, urls: list) -> int:
     """The replica rendezvous hashing ranks first for a conversation, as every proxy does."""
-    request = GenerationRequest(messages=tuple(Message(m["role"], m["content"])
-                                               for m in messages))
+    request = GenerationRequest(messages=tuple(Message(m["role"], m["content"]) for m in messages))
     return urls.index(rank(conversation_key(request), urls)[0])
 
 
@@ -256,36 +282,70 @@ def scaleout(model: Path, redis_url: str, folder: Path) -> Iterator[Scaleout]:
     blocks = readme_blocks()
     commands = command_lines(blocks["proxies"])
     if [("--server gunicorn" in line) for line in commands] != [False, True]:
-        pytest.fail("the scale-out recipe's proxies block no longer runs a proxy under "
-                    "waitress, then one under gunicorn")
+        pytest.fail(
+            "the scale-out recipe's proxies block no longer runs a proxy under "
+            "waitress, then one under gunicorn"
+        )
     nginx_binary = system_program("nginx", "nginx")
     with ExitStack() as stack:
-        replicas = [stack.enter_context(LlamaServer(
-            model, folder / f"replica-{index}.log", parallel=4, ctx_size=8192,
-            extra_args=["--metrics"])) for index in range(len(REPLICA_ADDRESSES))]
+        replicas = [
+            stack.enter_context(
+                LlamaServer(
+                    model,
+                    folder / f"replica-{index}.log",
+                    parallel=4,
+                    ctx_size=8192,
+                    extra_args=["--metrics"],
+                )
+            )
+            for index in range(len(REPLICA_ADDRESSES))
+        ]
         models = folder / "models.toml"
-        models.write_text(substitute(blocks["models"], dict(zip(
-            REPLICA_ADDRESSES, (replica.url for replica in replicas))), "models file"))
+        models.write_text(
+            substitute(
+                blocks["models"],
+                dict(zip(REPLICA_ADDRESSES, (replica.url for replica in replicas))),
+                "models file",
+            )
+        )
         keys = folder / "keys.toml"
         keys.write_text(blocks["keys"])
         ports = [free_port() for _ in commands]
         proxies = []
         for index, (line, port) in enumerate(zip(commands, ports)):
-            args = shlex.split(substitute(line, {
-                "oai-proxy ": "",  # run as python -m proxy, from this checkout
-                "--host 0.0.0.0": "--host 127.0.0.1",
-                "--port 8081": f"--port {port}",
-                "--config models.toml": f"--config {models}",
-                "--keys keys.toml": f"--keys {keys}",
-                REDIS_ADDRESS: redis_url}, "proxy command"))
-            proxies.append(stack.enter_context(ProxyProcess.as_given(
-                [sys.executable, "-m", "proxy", *args], port,
-                folder / f"proxy-{index}.log", env=KEY_VALUES)))
+            args = shlex.split(
+                substitute(
+                    line,
+                    {
+                        "oai-proxy ": "",  # run as python -m proxy, from this checkout
+                        "--host 0.0.0.0": "--host 127.0.0.1",
+                        "--port 8081": f"--port {port}",
+                        "--config models.toml": f"--config {models}",
+                        "--keys keys.toml": f"--keys {keys}",
+                        REDIS_ADDRESS: redis_url,
+                    },
+                    "proxy command",
+                )
+            )
+            proxies.append(
+                stack.enter_context(
+                    ProxyProcess.as_given(
+                        [sys.executable, "-m", "proxy", *args],
+                        port,
+                        folder / f"proxy-{index}.log",
+                        env=KEY_VALUES,
+                    )
+                )
+            )
         nginx_port = free_port()
-        site = substitute(blocks["nginx"], {
-            "listen 80;": f"listen 127.0.0.1:{nginx_port};",
-            **{address: f"127.0.0.1:{port}" for address, port in zip(PROXY_ADDRESSES, ports)},
-        }, "nginx config")
+        site = substitute(
+            blocks["nginx"],
+            {
+                "listen 80;": f"listen 127.0.0.1:{nginx_port};",
+                **{address: f"127.0.0.1:{port}" for address, port in zip(PROXY_ADDRESSES, ports)},
+            },
+            "nginx config",
+        )
         nginx_folder = folder / "nginx"
         nginx_folder.mkdir()
         nginx = stack.enter_context(Nginx(nginx_binary, site, nginx_folder, nginx_port))
@@ -295,6 +355,7 @@ def scaleout(model: Path, redis_url: str, folder: Path) -> Iterator[Scaleout]:
 
 
 # -- talking to it ---------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -315,20 +376,25 @@ class Answer:
 
 def chat(url: str, key: KeySpec, body: dict, **options) -> requests.Response:
     """POST a chat completion with ``key``; the caller reads (and closes) the answer."""
-    return requests.post(url + "/v1/chat/completions", json=body, timeout=60,
-                         headers={"Authorization": "Bearer " + key.secret.decode()},
-                         **options)
+    return requests.post(
+        url + "/v1/chat/completions",
+        json=body,
+        timeout=60,
+        headers={"Authorization": "Bearer " + key.secret.decode()},
+        **options,
+    )
 
 
 def sse_events(response: requests.Response) -> Iterator[str]:
     """The ``data:`` payloads of a streamed answer, ``[DONE]`` included, as they come."""
     for line in response.iter_lines(decode_unicode=True):
         if line.startswith("data: "):
-            yield line[len("data: "):]
+            yield line[len("data: ") :]
 
 
-def complete(url: str, key: KeySpec, model: str, messages: list, *, stream: bool,
-             max_tokens: int = 8) -> Answer:
+def complete(
+    url: str, key: KeySpec, model: str, messages: list, *, stream: bool, max_tokens: int = 8
+) -> Answer:
     """A whole chat turn, streamed or not, checked to have ended as OpenAI's do."""
     body = {"model": model, "messages": messages, "max_tokens": max_tokens, "stream": stream}
     if stream:
@@ -342,8 +408,9 @@ def complete(url: str, key: KeySpec, model: str, messages: list, *, stream: bool
         events = list(sse_events(response))
     assert events[-1] == "[DONE]", events[-3:]
     chunks = [json.loads(event) for event in events[:-1]]
-    text = "".join(chunk["choices"][0]["delta"].get("content") or ""
-                   for chunk in chunks if chunk["choices"])
+    text = "".join(
+        chunk["choices"][0]["delta"].get("content") or "" for chunk in chunks if chunk["choices"]
+    )
     return Answer(text, chunks[-1]["usage"], proxy)
 
 
@@ -369,8 +436,7 @@ class Outcome:
 def attempt(url: str, key: KeySpec, body: dict, outcome: Outcome) -> Outcome:
     """Send ``body`` and record in ``outcome`` what comes back, however it ends."""
     try:
-        with chat(url, key, {**body, "stream": outcome.stream},
-                  stream=outcome.stream) as response:
+        with chat(url, key, {**body, "stream": outcome.stream}, stream=outcome.stream) as response:
             outcome.status = response.status_code
             outcome.proxy = response.headers.get(UPSTREAM_HEADER, "")
             if response.ok and outcome.stream:
@@ -412,8 +478,11 @@ class Traffic:
         while not self._stop.is_set():
             outcome = Outcome(stream=number % 2 == 1)
             self.outcomes.append(outcome)
-            body = {"model": self.model, "max_tokens": 16,
-                    "messages": [{"role": "user", "content": f"question {number}"}]}
+            body = {
+                "model": self.model,
+                "max_tokens": 16,
+                "messages": [{"role": "user", "content": f"question {number}"}],
+            }
             attempt(self.url, self.key, body, outcome)
             number += 1
 
@@ -436,25 +505,35 @@ class Conversation:
         self.answers.append(answer)
         self.messages = self.messages + [
             {"role": "assistant", "content": answer.text},
-            {"role": "user", "content": f"and {_WORDS[len(self.answers)]} then"}]
+            {"role": "user", "content": f"and {_WORDS[len(self.answers)]} then"},
+        ]
 
 
 # -- which replica served a turn -----------------------------------------------------------
 
+
 def prompt_tokens_seen(server: LlamaServer) -> int:
     """Prompt tokens the server has taken, evaluated or from its cache (its ``/metrics``)."""
     text = requests.get(server.url + "/metrics", timeout=10).text
-    counts = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
-              if line.startswith(("llamacpp:prompt_tokens_total ",
-                                  "llamacpp:prompt_tokens_cached_total "))}
-    return int(counts["llamacpp:prompt_tokens_total"]
-               + counts["llamacpp:prompt_tokens_cached_total"])
+    counts = {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith(
+            ("llamacpp:prompt_tokens_total ", "llamacpp:prompt_tokens_cached_total ")
+        )
+    }
+    return int(
+        counts["llamacpp:prompt_tokens_total"] + counts["llamacpp:prompt_tokens_cached_total"]
+    )
 
 
 def counters(replicas: list) -> dict:
     """:func:`prompt_tokens_seen` of each running replica, by index."""
-    return {index: prompt_tokens_seen(server) for index, server in enumerate(replicas)
-            if server.proc.poll() is None}
+    return {
+        index: prompt_tokens_seen(server)
+        for index, server in enumerate(replicas)
+        if server.proc.poll() is None
+    }
 
 
 def taken(replicas: list, before: dict, prompt_tokens: int) -> dict:
@@ -465,8 +544,13 @@ def taken(replicas: list, before: dict, prompt_tokens: int) -> dict:
     def counted() -> bool:
         after = counters(replicas)
         moved.clear()
-        moved.update({index: after[index] - before.get(index, 0) for index in after
-                      if after[index] != before.get(index, 0)})
+        moved.update(
+            {
+                index: after[index] - before.get(index, 0)
+                for index in after
+                if after[index] != before.get(index, 0)
+            }
+        )
         return sum(moved.values()) >= prompt_tokens
 
     wait_for(counted, "the replicas to count the prompts", timeout=10)

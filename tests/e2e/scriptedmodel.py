@@ -24,6 +24,7 @@ walks a script. Because the next token depends on the last alone, a token can st
 place of one script only: a special token the scripts use again is written as plain text
 after its first use.
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -65,32 +66,53 @@ class Tokens:
     add_bos: bool = True
 
 
-def write_scripted_gguf(path: pathlib.Path, scripts: Sequence[Script], tokens: Tokens,
-                        chat_template: str, name: str = "tiny-scripted",
-                        context: int = CONTEXT) -> pathlib.Path:
+def write_scripted_gguf(
+    path: pathlib.Path,
+    scripts: Sequence[Script],
+    tokens: Tokens,
+    chat_template: str,
+    name: str = "tiny-scripted",
+    context: int = CONTEXT,
+) -> pathlib.Path:
     """Write a model that answers ``scripts`` under ``chat_template``; return the path."""
     if sum(script.trigger is None for script in scripts) != 1:
         raise ValueError("exactly one script must have no trigger: the default answer")
     if sum(script.trigger is not None for script in scripts) > HEAD - 2:
         raise ValueError(f"at most {HEAD - 2} triggers fit the attention head")
     vocabulary = _Vocabulary(tokens)
-    triggers = [vocabulary.special(script.trigger, gguf.TokenType.USER_DEFINED)
-                if script.trigger else None for script in scripts]
+    triggers = [
+        vocabulary.special(script.trigger, gguf.TokenType.USER_DEFINED) if script.trigger else None
+        for script in scripts
+    ]
     chains = [vocabulary.chain(script.text) for script in scripts]
     width = 1 + len(scripts) + sum(len(chain) for chain in chains)
     width += -width % 64
     tensors = _weights(len(vocabulary.texts), vocabulary.eos, width, scripts, chains, triggers)
     shape = Shape(width=width, layers=1, heads=1, heads_kv=1, ff=64)
-    return write_llama_gguf(path, name, vocabulary.table(), tensors, context, chat_template,
-                            shape, bos_id=vocabulary.bos, eos_id=vocabulary.eos,
-                            add_bos=tokens.add_bos, head_width=HEAD, rope_freq_base=ROPE_BASE,
-                            merges=vocabulary.merges)
+    return write_llama_gguf(
+        path,
+        name,
+        vocabulary.table(),
+        tensors,
+        context,
+        chat_template,
+        shape,
+        bos_id=vocabulary.bos,
+        eos_id=vocabulary.eos,
+        add_bos=tokens.add_bos,
+        head_width=HEAD,
+        rope_freq_base=ROPE_BASE,
+        merges=vocabulary.merges,
+    )
 
 
 def _byte_chars() -> list:
     """GPT-2's byte-level alphabet: the character that stands for each byte in a BPE vocab."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
-                 *range(ord("®"), ord("ÿ") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     chars, extra = {}, 0
     for byte in range(256):
         if byte in printable:
@@ -166,22 +188,22 @@ class _Vocabulary:
             elif index > 0 and runs[index - 1][0]:  # the special before it, as plain text
                 self.used.discard(runs[index - 1][1])
                 chain.pop()
-                runs[index - 1:index + 1] = [(False, runs[index - 1][1] + segment)]
+                runs[index - 1 : index + 1] = [(False, runs[index - 1][1] + segment)]
                 index -= 1
             elif index + 1 < len(runs):
                 if runs[index + 1][0]:
                     self.used.discard(runs[index + 1][1])
-                runs[index:index + 2] = [(False, segment + runs[index + 1][1])]
+                runs[index : index + 2] = [(False, segment + runs[index + 1][1])]
             else:
-                raise ValueError(f"{segment!r} cannot be written in pieces new to the "
-                                 f"vocabulary")
+                raise ValueError(f"{segment!r} cannot be written in pieces new to the vocabulary")
         return chain
 
     def _runs(self, text: str) -> list:
         """``text`` as ``(special?, text)`` runs: a special token no script stands on yet,
         or plain text."""
-        specials = sorted((t for t, i in self.ids.items() if self.types[i] != NORMAL),
-                          key=len, reverse=True)
+        specials = sorted(
+            (t for t, i in self.ids.items() if self.types[i] != NORMAL), key=len, reverse=True
+        )
         runs: list = []
         position = 0
         while position < len(text):
@@ -223,8 +245,9 @@ class _Vocabulary:
         return cut(0, frozenset())
 
 
-def _weights(vocab: int, eos: int, width: int, scripts: Sequence[Script], chains: list,
-             triggers: list) -> dict:
+def _weights(
+    vocab: int, eos: int, width: int, scripts: Sequence[Script], chains: list, triggers: list
+) -> dict:
     """Embeddings, the trigger-seeking head, and the output rows that follow the scripts."""
     embeddings = np.zeros((vocab, width), np.float32)
     embeddings[:, 0] = 1.0  # direction 0: any other token
@@ -248,7 +271,7 @@ def _weights(vocab: int, eos: int, width: int, scripts: Sequence[Script], chains
             embeddings[trigger] = 0.0
             embeddings[trigger, seen] = 1.0
             # score = q.k / sqrt(HEAD): the trigger's is 40 or more, every other token's 0
-            key[looked_at, seen] = (40.0 + 20.0 * script.priority) * np.sqrt(HEAD) / root ** 2
+            key[looked_at, seen] = (40.0 + 20.0 * script.priority) * np.sqrt(HEAD) / root**2
             value[slot, seen] = 1.0 / root
             out[seen, slot] = 1.0
             slot += 1
@@ -260,11 +283,17 @@ def _weights(vocab: int, eos: int, width: int, scripts: Sequence[Script], chains
             output[after, direction] = 3 * SCALE
             direction += 1
     ones = np.ones(width, np.float32)
-    return {"token_embd.weight": embeddings, "output_norm.weight": ones,
-            "output.weight": output, "blk.0.attn_norm.weight": ones,
-            "blk.0.attn_q.weight": query, "blk.0.attn_k.weight": key,
-            "blk.0.attn_v.weight": value, "blk.0.attn_output.weight": out,
-            "blk.0.ffn_norm.weight": ones,
-            "blk.0.ffn_gate.weight": np.zeros((64, width), np.float32),
-            "blk.0.ffn_up.weight": np.zeros((64, width), np.float32),
-            "blk.0.ffn_down.weight": np.zeros((width, 64), np.float32)}
+    return {
+        "token_embd.weight": embeddings,
+        "output_norm.weight": ones,
+        "output.weight": output,
+        "blk.0.attn_norm.weight": ones,
+        "blk.0.attn_q.weight": query,
+        "blk.0.attn_k.weight": key,
+        "blk.0.attn_v.weight": value,
+        "blk.0.attn_output.weight": out,
+        "blk.0.ffn_norm.weight": ones,
+        "blk.0.ffn_gate.weight": np.zeros((64, width), np.float32),
+        "blk.0.ffn_up.weight": np.zeros((64, width), np.float32),
+        "blk.0.ffn_down.weight": np.zeros((width, 64), np.float32),
+    }

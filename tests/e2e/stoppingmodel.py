@@ -8,6 +8,7 @@ token, each answer token to the next, and the last to end of text: greedy and sa
 alike write the answer and stop. The vocabulary is the tiny model's, with the answer's pieces
 (``<think>``, ``</think>``, words) added as whole tokens, as reasoning models have them.
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -57,8 +58,15 @@ def write_stopping_gguf(path: pathlib.Path, answer: tuple = ANSWER) -> pathlib.P
         chain.append(known[piece])
     if len(set(chain)) < len(chain) or len(chain) >= N_EMBD:
         raise ValueError("the answer's pieces must be distinct, and fewer than the width")
-    return write_llama_gguf(path, "tiny-stopping", (tokens, scores, types),
-                            _weights(len(tokens), chain), CONTEXT, CHAT_TEMPLATE, SHAPE)
+    return write_llama_gguf(
+        path,
+        "tiny-stopping",
+        (tokens, scores, types),
+        _weights(len(tokens), chain),
+        CONTEXT,
+        CHAT_TEMPLATE,
+        SHAPE,
+    )
 
 
 def _weights(vocab: int, chain: list) -> dict:
@@ -74,19 +82,20 @@ def _weights(vocab: int, chain: list) -> dict:
     output[EOS_ID, len(chain)] = SCALE
     ones = np.ones(N_EMBD, dtype=np.float32)
     kv_width = SHAPE.heads_kv * N_EMBD // SHAPE.heads
-    tensors = {"token_embd.weight": embeddings, "output_norm.weight": ones,
-               "output.weight": output}
+    tensors = {"token_embd.weight": embeddings, "output_norm.weight": ones, "output.weight": output}
     for layer in range(SHAPE.layers):
         prefix = f"blk.{layer}."
-        tensors.update({
-            prefix + "attn_norm.weight": ones,
-            prefix + "attn_q.weight": np.zeros((N_EMBD, N_EMBD), np.float32),
-            prefix + "attn_k.weight": np.zeros((kv_width, N_EMBD), np.float32),
-            prefix + "attn_v.weight": np.zeros((kv_width, N_EMBD), np.float32),
-            prefix + "attn_output.weight": np.zeros((N_EMBD, N_EMBD), np.float32),
-            prefix + "ffn_norm.weight": ones,
-            prefix + "ffn_gate.weight": np.zeros((SHAPE.ff, N_EMBD), np.float32),
-            prefix + "ffn_up.weight": np.zeros((SHAPE.ff, N_EMBD), np.float32),
-            prefix + "ffn_down.weight": np.zeros((N_EMBD, SHAPE.ff), np.float32),
-        })
+        tensors.update(
+            {
+                prefix + "attn_norm.weight": ones,
+                prefix + "attn_q.weight": np.zeros((N_EMBD, N_EMBD), np.float32),
+                prefix + "attn_k.weight": np.zeros((kv_width, N_EMBD), np.float32),
+                prefix + "attn_v.weight": np.zeros((kv_width, N_EMBD), np.float32),
+                prefix + "attn_output.weight": np.zeros((N_EMBD, N_EMBD), np.float32),
+                prefix + "ffn_norm.weight": ones,
+                prefix + "ffn_gate.weight": np.zeros((SHAPE.ff, N_EMBD), np.float32),
+                prefix + "ffn_up.weight": np.zeros((SHAPE.ff, N_EMBD), np.float32),
+                prefix + "ffn_down.weight": np.zeros((N_EMBD, SHAPE.ff), np.float32),
+            }
+        )
     return tensors

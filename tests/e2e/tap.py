@@ -1,6 +1,7 @@
 """A tap between a client and the proxy: it passes every request on as it came, streams the
 answer back as it goes, and keeps what each request was, so that a test can say what a real
 client sent (its model listing, its tools, whether it streamed), not only that it worked."""
+
 from __future__ import annotations
 
 import http.client
@@ -13,8 +14,18 @@ from urllib.parse import urlsplit
 
 from tests.processes import free_port
 
-HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
-              "proxy-authorization", "proxy-authenticate", "host", "content-length"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "host",
+    "content-length",
+}
 
 
 @dataclass(frozen=True)
@@ -45,14 +56,16 @@ class Tap:
         self._lock = threading.Lock()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port),
-                                                       self._handler())
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
         self._server.daemon_threads = True
 
     def paths(self, method: Optional[str] = None) -> list:
         """The paths asked, in order (of ``method`` only, when given)."""
-        return [tapped.path.split("?")[0] for tapped in self.requests
-                if method is None or tapped.method == method]
+        return [
+            tapped.path.split("?")[0]
+            for tapped in self.requests
+            if method is None or tapped.method == method
+        ]
 
     def to(self, path: str) -> list:
         """The requests to ``path`` (with or without a query)."""
@@ -84,16 +97,23 @@ class Tap:
             def _pass_on(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else None
-                headers = {name: value for name, value in self.headers.items()
-                           if name.lower() not in HOP_BY_HOP}
-                upstream = http.client.HTTPConnection(tap.target.hostname, tap.target.port,
-                                                      timeout=600)
+                headers = {
+                    name: value
+                    for name, value in self.headers.items()
+                    if name.lower() not in HOP_BY_HOP
+                }
+                upstream = http.client.HTTPConnection(
+                    tap.target.hostname, tap.target.port, timeout=600
+                )
                 try:
-                    upstream.request(self.command, self.path, body=raw, headers={
-                        **headers, "Host": tap.target.netloc})
+                    upstream.request(
+                        self.command,
+                        self.path,
+                        body=raw,
+                        headers={**headers, "Host": tap.target.netloc},
+                    )
                     answer = upstream.getresponse()
-                    tap._record(Tapped(self.command, self.path, headers, _body(raw),
-                                       answer.status))
+                    tap._record(Tapped(self.command, self.path, headers, _body(raw), answer.status))
                     self.send_response(answer.status)
                     for name, value in answer.getheaders():
                         if name.lower() not in HOP_BY_HOP:

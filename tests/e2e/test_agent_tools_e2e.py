@@ -7,6 +7,7 @@ syntax, to write a file; once the tool's result is in its prompt (the template's
 marker: gpt-oss's `` to=assistant``, Qwen3-Coder's ``<tool_response>``), it answers and
 stops. The file must exist, the CLI must print the answer and exit 0.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,7 @@ from tests.images import picture
 from tests.processes import ProxyProcess
 
 from . import agents
-from .agent_tools import (AGENT_FAMILIES, ANSWER, COMMAND, CONTEXT, WRITTEN, family,
-                          qwen3_coder_call)
+from .agent_tools import AGENT_FAMILIES, ANSWER, COMMAND, CONTEXT, WRITTEN, family, qwen3_coder_call
 from .llama_server import LlamaServer
 from .scriptedmodel import Script, write_scripted_gguf
 from .visionmodel import IMAGE_ANSWER, TRIGGER, trigger_embedding, write_projector
@@ -27,8 +27,10 @@ from .visionmodel import IMAGE_ANSWER, TRIGGER, trigger_embedding, write_project
 pytestmark = pytest.mark.e2e
 
 # each agent's shell tool, and the arguments that run COMMAND with it
-SHELLS = {"claude": ("Bash", {"command": COMMAND, "description": "Write notes.txt"}),
-          "codex": ("exec_command", {"cmd": COMMAND})}
+SHELLS = {
+    "claude": ("Bash", {"command": COMMAND, "description": "Write notes.txt"}),
+    "codex": ("exec_command", {"cmd": COMMAND}),
+}
 
 
 @pytest.fixture(scope="module", params=list(AGENT_FAMILIES))
@@ -44,12 +46,26 @@ def served(request, family_name, tmp_path_factory, logs):
     name, arguments = SHELLS[agent]
     scripts = [Script(write_call(name, arguments)), Script(answer, trigger=marker)]
     model = write_scripted_gguf(
-        tmp_path_factory.mktemp("agent") / f"{family_name}-{agent}.gguf", scripts,
-        family(family_name).tokens, family(family_name).chat_template(), name=family_name)
-    with LlamaServer(model, logs / f"tools-{family_name}-{agent}.log", parallel=1,
-                     ctx_size=CONTEXT, threads=2) as server, \
-            ProxyProcess(server.url, logs / f"proxy-tools-{family_name}-{agent}.log",
-                         args=["--api-key", "sk-agent", "--upstream-timeout", "600"]) as proxy:
+        tmp_path_factory.mktemp("agent") / f"{family_name}-{agent}.gguf",
+        scripts,
+        family(family_name).tokens,
+        family(family_name).chat_template(),
+        name=family_name,
+    )
+    with (
+        LlamaServer(
+            model,
+            logs / f"tools-{family_name}-{agent}.log",
+            parallel=1,
+            ctx_size=CONTEXT,
+            threads=2,
+        ) as server,
+        ProxyProcess(
+            server.url,
+            logs / f"proxy-tools-{family_name}-{agent}.log",
+            args=["--api-key", "sk-agent", "--upstream-timeout", "600"],
+        ) as proxy,
+    ):
         yield agent, proxy
 
 
@@ -65,33 +81,65 @@ def test_the_agent_runs_the_models_tool_call_and_prints_its_answer(served, tmp_p
 
 
 def claude(proxy: ProxyProcess, cwd):
-    return agents.claude(proxy.url, "sk-agent", cwd, "-p", "Write notes.txt, then tell me.",
-                         "--model", "local-model", "--max-turns", "3", "--allowedTools",
-                         "Bash", "--output-format", "text")
+    return agents.claude(
+        proxy.url,
+        "sk-agent",
+        cwd,
+        "-p",
+        "Write notes.txt, then tell me.",
+        "--model",
+        "local-model",
+        "--max-turns",
+        "3",
+        "--allowedTools",
+        "Bash",
+        "--output-format",
+        "text",
+    )
 
 
 def codex(proxy: ProxyProcess, cwd):
-    return agents.codex(proxy.url, "sk-agent", cwd, "--ephemeral",
-                        "--dangerously-bypass-approvals-and-sandbox",
-                        "Write notes.txt, then tell me.")
+    return agents.codex(
+        proxy.url,
+        "sk-agent",
+        cwd,
+        "--ephemeral",
+        "--dangerously-bypass-approvals-and-sandbox",
+        "Write notes.txt, then tell me.",
+    )
 
 
 @pytest.fixture(scope="module")
 def cramped(tmp_path_factory, logs):
     """A model whose context is far too small for an agent's prompt."""
     qwen = family("qwen3-coder")
-    model = write_scripted_gguf(tmp_path_factory.mktemp("cramped") / "cramped.gguf",
-                                qwen.scripts(), qwen.tokens, qwen.chat_template())
-    with LlamaServer(model, logs / "cramped.log", parallel=1, ctx_size=2048) as server, \
-            ProxyProcess(server.url, logs / "proxy-cramped.log",
-                         args=["--api-key", "sk-agent"]) as proxy:
+    model = write_scripted_gguf(
+        tmp_path_factory.mktemp("cramped") / "cramped.gguf",
+        qwen.scripts(),
+        qwen.tokens,
+        qwen.chat_template(),
+    )
+    with (
+        LlamaServer(model, logs / "cramped.log", parallel=1, ctx_size=2048) as server,
+        ProxyProcess(
+            server.url, logs / "proxy-cramped.log", args=["--api-key", "sk-agent"]
+        ) as proxy,
+    ):
         yield proxy
 
 
-def test_claude_code_reports_a_prompt_too_long_as_against_anthropics_own_api(cramped,
-                                                                            tmp_path):
-    result = agents.claude(cramped.url, "sk-agent", tmp_path, "-p", "hi", "--model",
-                           "local-model", "--output-format", "json")
+def test_claude_code_reports_a_prompt_too_long_as_against_anthropics_own_api(cramped, tmp_path):
+    result = agents.claude(
+        cramped.url,
+        "sk-agent",
+        tmp_path,
+        "-p",
+        "hi",
+        "--model",
+        "local-model",
+        "--output-format",
+        "json",
+    )
     report = json.loads(result.stdout)
     print(report["result"])
     assert report["is_error"] and report["terminal_reason"] == "prompt_too_long"
@@ -103,7 +151,8 @@ def test_openai_clients_get_context_length_exceeded_with_the_counts(cramped):
     long_text = "the weather in Paris " * 1500
     with pytest.raises(openai.BadRequestError) as chat_error:
         cramped.sdk(api_key="sk-agent").chat.completions.create(
-            model="m", messages=[{"role": "user", "content": long_text}])
+            model="m", messages=[{"role": "user", "content": long_text}]
+        )
     with pytest.raises(openai.BadRequestError) as responses_error:
         cramped.sdk(api_key="sk-agent").responses.create(model="m", input=long_text)
     for error in (chat_error.value, responses_error.value):
@@ -117,8 +166,7 @@ VIEWERS = {"claude": ("Read", "file_path", "Read"), "codex": ("view_image", "pat
 
 
 @pytest.mark.parametrize("agent", list(VIEWERS))
-def test_the_agent_shows_the_model_a_picture_and_the_model_sees_it(agent, tmp_path_factory,
-                                                                    logs):
+def test_the_agent_shows_the_model_a_picture_and_the_model_sees_it(agent, tmp_path_factory, logs):
     """The agent is told to look at a picture: the model (Qwen3-Coder's template, with a
     vision projector) calls the agent's tool that opens it, the picture comes back as an
     image (Claude Code: an ``image`` block in the tool's result; Codex: an ``input_image``),
@@ -131,22 +179,56 @@ def test_the_agent_shows_the_model_a_picture_and_the_model_sees_it(agent, tmp_pa
     qwen = family("qwen3-coder")
     model = write_scripted_gguf(
         files / "qwen3-coder-vision.gguf",
-        [Script(qwen3_coder_call(tool, {argument: str(image)})),
-         Script(IMAGE_ANSWER, trigger=TRIGGER)],
-        qwen.tokens, qwen.chat_template(), name="qwen3-coder-vision")
+        [
+            Script(qwen3_coder_call(tool, {argument: str(image)})),
+            Script(IMAGE_ANSWER, trigger=TRIGGER),
+        ],
+        qwen.tokens,
+        qwen.chat_template(),
+        name="qwen3-coder-vision",
+    )
     mmproj = write_projector(files / "mmproj-qwen3-coder-vision.gguf", trigger_embedding(model))
-    with LlamaServer(model, logs / f"tools-{agent}-image.log", parallel=1, ctx_size=CONTEXT,
-                     threads=2, extra_args=["--mmproj", str(mmproj)]) as server, \
-            ProxyProcess(server.url, logs / f"proxy-tools-{agent}-image.log",
-                         args=["--api-key", "sk-agent", "--upstream-timeout", "600"]) as proxy:
+    with (
+        LlamaServer(
+            model,
+            logs / f"tools-{agent}-image.log",
+            parallel=1,
+            ctx_size=CONTEXT,
+            threads=2,
+            extra_args=["--mmproj", str(mmproj)],
+        ) as server,
+        ProxyProcess(
+            server.url,
+            logs / f"proxy-tools-{agent}-image.log",
+            args=["--api-key", "sk-agent", "--upstream-timeout", "600"],
+        ) as proxy,
+    ):
         prompt = "Look at cat.png and tell me what it shows."
         if agent == "claude":
-            result = agents.claude(proxy.url, "sk-agent", work, "-p", prompt, "--model",
-                                   "local-model", "--max-turns", "3", "--allowedTools",
-                                   allowed, "--output-format", "text")
+            result = agents.claude(
+                proxy.url,
+                "sk-agent",
+                work,
+                "-p",
+                prompt,
+                "--model",
+                "local-model",
+                "--max-turns",
+                "3",
+                "--allowedTools",
+                allowed,
+                "--output-format",
+                "text",
+            )
         else:
-            result = agents.codex(proxy.url, "sk-agent", work, "--ephemeral",
-                                  "--dangerously-bypass-approvals-and-sandbox", prompt)
+            result = agents.codex(
+                proxy.url,
+                "sk-agent",
+                work,
+                "--ephemeral",
+                "--dangerously-bypass-approvals-and-sandbox",
+                prompt,
+            )
         print(result.stdout[-3000:], result.stderr[-3000:])
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
         assert IMAGE_ANSWER in result.stdout

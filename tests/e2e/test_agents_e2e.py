@@ -4,6 +4,7 @@ Code (Anthropic's Messages API) and Codex CLI (OpenAI's Responses API).
 The model answers a fixed text and stops (see :mod:`.stoppingmodel`); an agent's prompt is
 tens of thousands of tokens, so the server gets a context for it.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,12 +32,29 @@ def stopping_model(tmp_path_factory):
 def proxy(stopping_model, logs, kind, tmp_path_factory):
     template = tmp_path_factory.mktemp("template") / "chatml.jinja"
     template.write_text(CHAT_TEMPLATE)
-    with LlamaServer(stopping_model, logs / f"claude-{kind}.log", kind=kind, parallel=1,
-                     ctx_size=CONTEXT, threads=2,
-                     extra_args=["--flash-attn", "on"] if kind == "llamacpp" else []) as server, \
-            ProxyProcess(server.url, logs / f"proxy-claude-{kind}.log",
-                         args=["--chat-template", str(template), "--api-key", "sk-claude",
-                               "--upstream-timeout", "600"]) as running:
+    with (
+        LlamaServer(
+            stopping_model,
+            logs / f"claude-{kind}.log",
+            kind=kind,
+            parallel=1,
+            ctx_size=CONTEXT,
+            threads=2,
+            extra_args=["--flash-attn", "on"] if kind == "llamacpp" else [],
+        ) as server,
+        ProxyProcess(
+            server.url,
+            logs / f"proxy-claude-{kind}.log",
+            args=[
+                "--chat-template",
+                str(template),
+                "--api-key",
+                "sk-claude",
+                "--upstream-timeout",
+                "600",
+            ],
+        ) as running,
+    ):
         yield running
 
 
@@ -56,16 +74,26 @@ def test_claude_code_prints_the_answer(proxy, tmp_path):
 
 @only("llamacpp", why="the old kinds keep their prompt cache off unless asked (cache_prompt)")
 def test_later_turns_and_sessions_read_the_prompt_from_the_cache(proxy, tmp_path):
-    first = json.loads(claude(proxy, tmp_path, "-p", "Say hello.", "--model",
-                              "local-model").stdout)
-    second = json.loads(claude(proxy, tmp_path, "-p", "And again.", "--continue", "--model",
-                               "local-model").stdout)
-    third = json.loads(claude(proxy, tmp_path, "-p", "Once more.", "--continue", "--model",
-                              "local-model").stdout)
-    other = json.loads(claude(proxy, tmp_path, "-p", "Something else entirely.",
-                              "--model", "local-model").stdout)  # a new session
-    print(json.dumps({"first": first["usage"], "second": second["usage"],
-                      "third": third["usage"], "other": other["usage"]}))
+    first = json.loads(claude(proxy, tmp_path, "-p", "Say hello.", "--model", "local-model").stdout)
+    second = json.loads(
+        claude(proxy, tmp_path, "-p", "And again.", "--continue", "--model", "local-model").stdout
+    )
+    third = json.loads(
+        claude(proxy, tmp_path, "-p", "Once more.", "--continue", "--model", "local-model").stdout
+    )
+    other = json.loads(
+        claude(proxy, tmp_path, "-p", "Something else entirely.", "--model", "local-model").stdout
+    )  # a new session
+    print(
+        json.dumps(
+            {
+                "first": first["usage"],
+                "second": second["usage"],
+                "third": third["usage"],
+                "other": other["usage"],
+            }
+        )
+    )
     prompt = first["usage"]["input_tokens"] + first["usage"]["cache_read_input_tokens"]
     assert second["result"] == third["result"] == other["result"] == ANSWER_TEXT
     assert second["usage"]["cache_read_input_tokens"] >= prompt

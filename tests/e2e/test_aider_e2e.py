@@ -4,6 +4,7 @@ file, the model (Qwen3's template) answers in aider's ``whole`` edit format, str
 aider writes the file it gave; then runs the test command, which fails, and sends its output
 back to the model, which answers. aider calls no tools (its edits and its test command are
 its tools) and lists no models from a server: ``--list-models`` reads its own table."""
+
 from __future__ import annotations
 
 import json
@@ -23,16 +24,23 @@ EDIT = f"notes.txt\n```\n{CONTENT}\n```"
 # to the model, which answers once it is in its prompt
 TEST = f"sh -c 'cat notes.txt; echo {TRIGGERS['result']}; exit 1'"
 REPLY = "The test printed the new notes."
-METADATA = {"max_input_tokens": 8192, "max_output_tokens": 4096, "max_tokens": 4096,
-            "input_cost_per_token": 0, "output_cost_per_token": 0,
-            "litellm_provider": "openai", "mode": "chat"}
+METADATA = {
+    "max_input_tokens": 8192,
+    "max_output_tokens": 4096,
+    "max_tokens": 4096,
+    "input_cost_per_token": 0,
+    "output_cost_per_token": 0,
+    "litellm_provider": "openai",
+    "mode": "chat",
+}
 
 
 @pytest.fixture(scope="module", params=["llamacpp", "bundled"])
 def served(request, logs, tmp_path_factory):
     scripts = [Script(EDIT), Script(REPLY, trigger=TRIGGERS["result"])]
-    with libraries.served(request.param, tmp_path_factory.mktemp("aider"), logs, "aider",
-                          scripts=scripts) as running:
+    with libraries.served(
+        request.param, tmp_path_factory.mktemp("aider"), logs, "aider", scripts=scripts
+    ) as running:
         yield running
 
 
@@ -41,20 +49,43 @@ def test_aider_writes_the_models_edit_and_sends_it_the_tests_output(served, tmp_
     repository = tmp_path / "repository"
     repository.mkdir()
     (repository / "notes.txt").write_text("nothing yet\n")
-    for command in (["git", "init", "-q"], ["git", "add", "notes.txt"],
-                    ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm",
-                     "start"]):
+    for command in (
+        ["git", "init", "-q"],
+        ["git", "add", "notes.txt"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "start"],
+    ):
         subprocess.run(command, cwd=repository, check=True)
     metadata = tmp_path / "model-metadata.json"  # the model's context: aider asks no server
     metadata.write_text(json.dumps({f"openai/{libraries.MODEL}": METADATA}))
-    result = libraries.run([
-        str(libraries.program_of("aider", "aider")), "--model", f"openai/{libraries.MODEL}",
-        "--openai-api-base", f"{tap.url}/v1", "--openai-api-key", libraries.KEY,
-        "--model-metadata-file", str(metadata), "--edit-format", "whole",
-        "--no-auto-commits", "--no-check-update", "--analytics-disable", "--no-gitignore",
-        "--yes-always", "--no-pretty", "--auto-test", "--test-cmd", TEST,
-        "--message", "Write hello from the model into notes.txt.", "notes.txt",
-    ], repository, home=tmp_path / "home")
+    result = libraries.run(
+        [
+            str(libraries.program_of("aider", "aider")),
+            "--model",
+            f"openai/{libraries.MODEL}",
+            "--openai-api-base",
+            f"{tap.url}/v1",
+            "--openai-api-key",
+            libraries.KEY,
+            "--model-metadata-file",
+            str(metadata),
+            "--edit-format",
+            "whole",
+            "--no-auto-commits",
+            "--no-check-update",
+            "--analytics-disable",
+            "--no-gitignore",
+            "--yes-always",
+            "--no-pretty",
+            "--auto-test",
+            "--test-cmd",
+            TEST,
+            "--message",
+            "Write hello from the model into notes.txt.",
+            "notes.txt",
+        ],
+        repository,
+        home=tmp_path / "home",
+    )
     print(result.stdout[-3000:], result.stderr[-3000:])
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert (repository / "notes.txt").read_text() == CONTENT + "\n"

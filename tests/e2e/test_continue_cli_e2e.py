@@ -5,13 +5,13 @@ by default) to write a file, then answers once the tool's result is in its promp
 
 The CLI lists no models from a provider: the models are the ones its config names.
 """
+
 from __future__ import annotations
 
 import pytest
 
 from . import agents
-from .agent_tools import (AGENT_FAMILIES, ANSWER, COMMAND, ENGINES, WRITTEN, assert_tool_loop,
-                          served)
+from .agent_tools import AGENT_FAMILIES, ANSWER, COMMAND, ENGINES, WRITTEN, assert_tool_loop, served
 
 pytestmark = [pytest.mark.e2e, pytest.mark.continue_cli]
 
@@ -22,7 +22,8 @@ TOOL = "Bash"
 @pytest.mark.parametrize("family_name", list(AGENT_FAMILIES))
 @pytest.mark.parametrize("engine", ENGINES)
 def test_continue_cli_runs_the_models_bash_call_and_prints_its_answer(
-        engine, family_name, tmp_path, logs):
+    engine, family_name, tmp_path, logs
+):
     work = tmp_path / "work"
     work.mkdir()
     arguments = {"command": COMMAND}

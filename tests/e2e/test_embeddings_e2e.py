@@ -1,5 +1,6 @@
 """Embeddings, tokenization and the GLM API through the proxy, against real servers of every
 kind (``kind`` fixture)."""
+
 from __future__ import annotations
 
 import base64
@@ -18,31 +19,35 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def embedding_server(model, logs, kind):
-    with LlamaServer(model, logs / f"embedding-{kind}.log", kind=kind,
-                     parallel=2, embedding=True) as server:
+    with LlamaServer(
+        model, logs / f"embedding-{kind}.log", kind=kind, parallel=2, embedding=True
+    ) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def chat_server(model, logs, kind):
-    with LlamaServer(model, logs / f"chat-{kind}.log", kind=kind,
-                     parallel=2) as server:
+    with LlamaServer(model, logs / f"chat-{kind}.log", kind=kind, parallel=2) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def proxy(embedding_server, logs):
     """The usual set-up: one server doing both chat and embeddings."""
-    with ProxyProcess(embedding_server.url,
-                      logs / f"proxy-embeddings-{embedding_server.kind}.log") as process:
+    with ProxyProcess(
+        embedding_server.url, logs / f"proxy-embeddings-{embedding_server.kind}.log"
+    ) as process:
         yield process
 
 
 @pytest.fixture(scope="module")
 def split_proxy(chat_server, embedding_server, logs):
     """Chat from one server, embeddings from another (--embedding-api)."""
-    with ProxyProcess(chat_server.url, logs / f"proxy-split-{chat_server.kind}.log",
-                      args=["--embedding-api", embedding_server.url]) as process:
+    with ProxyProcess(
+        chat_server.url,
+        logs / f"proxy-split-{chat_server.kind}.log",
+        args=["--embedding-api", embedding_server.url],
+    ) as process:
         yield process
 
 
@@ -63,8 +68,9 @@ def vector(embedding) -> list:
     return embedding
 
 
-@pytest.mark.parametrize("encoding", [openai.NOT_GIVEN, "float", "base64"],
-                         ids=["sdk-default-base64", "float", "base64"])
+@pytest.mark.parametrize(
+    "encoding", [openai.NOT_GIVEN, "float", "base64"], ids=["sdk-default-base64", "float", "base64"]
+)
 def test_sdk_embeddings_equal_the_servers(proxy, embedding_server, encoding):
     client = proxy.sdk()
     texts = ["the cat sat", "a dog ran home"]
@@ -74,8 +80,14 @@ def test_sdk_embeddings_equal_the_servers(proxy, embedding_server, encoding):
         expected = direct_embedding(embedding_server, text)
         assert len(vector(item.embedding)) == len(expected) == 64
         assert vector(item.embedding) == pytest.approx(expected, abs=1e-5)
-    tokens = sum(len(requests.post(embedding_server.url + "/tokenize", json={"content": t},
-                                   timeout=10).json()["tokens"]) for t in texts)
+    tokens = sum(
+        len(
+            requests.post(
+                embedding_server.url + "/tokenize", json={"content": t}, timeout=10
+            ).json()["tokens"]
+        )
+        for t in texts
+    )
     assert result.usage.prompt_tokens == tokens
 
 
@@ -90,16 +102,16 @@ def test_embeddings_from_a_separate_server(split_proxy, chat_server, embedding_s
 
 
 def test_embeddings_off_is_a_clear_501(chat_server, logs):
-    with ProxyProcess(chat_server.url, logs / f"proxy-noembed-{chat_server.kind}.log") \
-            as proxy:
+    with ProxyProcess(chat_server.url, logs / f"proxy-noembed-{chat_server.kind}.log") as proxy:
         response = requests.post(proxy.url + "/v1/embeddings", json={"input": "x"}, timeout=30)
     assert response.status_code == 501
     assert "--embedding" in response.json()["error"]["message"]
 
 
 def test_glm_embedding(proxy, embedding_server):
-    body = requests.post(proxy.url + "/embedding", json={"prompt": ["the cat sat"]},
-                         timeout=30).json()
+    body = requests.post(
+        proxy.url + "/embedding", json={"prompt": ["the cat sat"]}, timeout=30
+    ).json()
     assert body["object"] == "embedding" and len(body["data"]) == 1
     vector = body["data"][0]
     assert vector == pytest.approx(direct_embedding(embedding_server, "the cat sat"), abs=1e-5)
@@ -109,24 +121,28 @@ def test_glm_embedding(proxy, embedding_server):
 def test_tokenize_routes_match_the_server(proxy, embedding_server):
     url = embedding_server.url
     ids = requests.post(url + "/tokenize", json={"content": "hello world"}, timeout=10).json()[
-        "tokens"]
-    pieces = [requests.post(url + "/detokenize", json={"tokens": [token]}, timeout=10).json()[
-        "content"] for token in ids]  # each a whole word: safe to ask any kind
+        "tokens"
+    ]
+    pieces = [
+        requests.post(url + "/detokenize", json={"tokens": [token]}, timeout=10).json()["content"]
+        for token in ids
+    ]  # each a whole word: safe to ask any kind
     glm = requests.post(proxy.url + "/tokenize", json={"prompt": "hello world"}, timeout=10).json()
     assert glm == {"tokenIds": ids, "tokens": pieces}
-    short = requests.post(proxy.url + "/tokenize", json={"prompt": "hello world",
-                                                         "max_length": 1}, timeout=10).json()
+    short = requests.post(
+        proxy.url + "/tokenize", json={"prompt": "hello world", "max_length": 1}, timeout=10
+    ).json()
     assert short["tokenIds"] == ids[:1]
-    openai_style = requests.post(proxy.url + "/v1/tokenize", json={"prompt": "hello world"},
-                                 timeout=10).json()
+    openai_style = requests.post(
+        proxy.url + "/v1/tokenize", json={"prompt": "hello world"}, timeout=10
+    ).json()
     assert openai_style == {"tokens": ids, "pieces": pieces, "count": len(ids)}
     back = requests.post(proxy.url + "/v1/detokenize", json={"tokens": ids}, timeout=10).json()
     assert back["prompt"].strip() == "hello world"
 
 
 def test_glm_chat_and_stream_agree(proxy):
-    body = {"prompt": "hi", "history": [["hello", "the cat"]], "max_length": 12,
-            "temperature": 0}
+    body = {"prompt": "hi", "history": [["hello", "the cat"]], "max_length": 12, "temperature": 0}
     answer = requests.post(proxy.url + "/chat", json=body, timeout=30).json()
     assert answer["object"] == "chat.completion" and answer["completion_tokens"] > 0
     assert answer["total_tokens"] == answer["prompt_tokens"] + answer["completion_tokens"]

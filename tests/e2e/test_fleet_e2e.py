@@ -5,6 +5,7 @@ them. Affinity is observed through the servers' own counters: the prompt tokens 
 evaluating (``timings``, which the proxy passes on as ``cached_tokens``) and, on current
 llama-server, its Prometheus ``llamacpp:prompt_tokens_total``.
 """
+
 from __future__ import annotations
 
 import random
@@ -16,8 +17,8 @@ import pytest
 import requests
 
 from proxy.core.conversation import conversation_key
-from proxy.fleet.placement import rank
 from proxy.core.types import GenerationRequest, Message
+from proxy.fleet.placement import rank
 from tests.polling import wait_for
 from tests.processes import ProxyProcess
 
@@ -53,27 +54,32 @@ def document(seed: int, words: int = 300) -> str:
 
 
 def opening(seed: int) -> list:
-    return [{"role": "system", "content": "Answer from the document."},
-            {"role": "user", "content": document(seed)}]
+    return [
+        {"role": "system", "content": "Answer from the document."},
+        {"role": "user", "content": document(seed)},
+    ]
 
 
 def home_of(messages: list, servers: list) -> int:
     """The replica rendezvous hashing prefers for a conversation, as every proxy computes it."""
-    request = GenerationRequest(messages=tuple(Message(m["role"], m["content"])
-                                               for m in messages))
+    request = GenerationRequest(messages=tuple(Message(m["role"], m["content"]) for m in messages))
     urls = [server.url for server in servers]
     return urls.index(rank(conversation_key(request), urls)[0])
 
 
 def conversation_for(home: int, servers: list, start: int = 0) -> list:
-    return next(opening(seed) for seed in range(start, start + 200)
-                if home_of(opening(seed), servers) == home)
+    return next(
+        opening(seed)
+        for seed in range(start, start + 200)
+        if home_of(opening(seed), servers) == home
+    )
 
 
 def prompt_tokens_processed(server: LlamaServer) -> int:
     text = requests.get(server.url + "/metrics", timeout=10).text
-    line = next(line for line in text.splitlines()
-                if line.startswith("llamacpp:prompt_tokens_total"))
+    line = next(
+        line for line in text.splitlines() if line.startswith("llamacpp:prompt_tokens_total")
+    )
     return int(float(line.split()[-1]))
 
 
@@ -85,9 +91,18 @@ def servers(kind, model, logs):
             folder = logs / f"fleet-{kind}-{index}"
             folder.mkdir(exist_ok=True)
             metrics = ["--metrics"] if kind == "llamacpp" else []
-            found.append(stack.enter_context(LlamaServer(
-                model, folder / "server.log", kind=kind, parallel=2,
-                ctx_size=4096, extra_args=metrics)))
+            found.append(
+                stack.enter_context(
+                    LlamaServer(
+                        model,
+                        folder / "server.log",
+                        kind=kind,
+                        parallel=2,
+                        ctx_size=4096,
+                        extra_args=metrics,
+                    )
+                )
+            )
         yield found
 
 
@@ -95,8 +110,9 @@ def servers(kind, model, logs):
 def proxy(servers, logs):
     path = logs / f"models-{servers[0].kind}.toml"
     path.write_text(MODELS_FILE.format(first=servers[0].url, second=servers[1].url))
-    with ProxyProcess(servers[0].url, logs / f"proxy-fleet-{servers[0].kind}.log",
-                      args=["--config", str(path)]) as running:
+    with ProxyProcess(
+        servers[0].url, logs / f"proxy-fleet-{servers[0].kind}.log", args=["--config", str(path)]
+    ) as running:
         yield running
 
 
@@ -113,8 +129,9 @@ def replicas_ok(proxy: ProxyProcess) -> dict:
 
 def test_routing_by_model_and_alias(client, servers):
     for name in ("tiny", "gpt-3.5-turbo", "solo"):
-        reply = client.chat.completions.create(model=name,
-                                               messages=[{"role": "user", "content": "hi"}])
+        reply = client.chat.completions.create(
+            model=name, messages=[{"role": "user", "content": "hi"}]
+        )
         assert reply.model == name and reply.choices[0].message.content is not None
         assert reply.usage.completion_tokens <= (3 if name == "solo" else 4)  # its defaults
     with pytest.raises(openai.NotFoundError) as missing:
@@ -136,9 +153,14 @@ def test_later_turns_reuse_the_servers_cache(client, servers, stream):
     for turn in range(3):
         before = [prompt_tokens_processed(s) for s in (home, other)] if counted else None
         if stream:
-            chunks = list(client.chat.completions.create(
-                model="tiny", messages=messages, stream=True,
-                stream_options={"include_usage": True}))
+            chunks = list(
+                client.chat.completions.create(
+                    model="tiny",
+                    messages=messages,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                )
+            )
             usage = chunks[-1].usage
             text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         else:
@@ -157,8 +179,10 @@ def test_later_turns_reuse_the_servers_cache(client, servers, stream):
         # An old server frees a slot a moment after the last byte of its answer, and takes a
         # turn that arrives sooner to another slot: pause, as a person reading it would.
         time.sleep(READING if home.legacy else 0)
-        messages = messages + [{"role": "assistant", "content": text},
-                               {"role": "user", "content": f"and {_WORDS[turn]} then"}]
+        messages = messages + [
+            {"role": "assistant", "content": text},
+            {"role": "user", "content": f"and {_WORDS[turn]} then"},
+        ]
 
 
 def test_a_replica_fails_and_returns(client, servers, proxy):

@@ -9,6 +9,7 @@ and answer in text; the proxy sends these chats its own way, so every form of
 streamed, and the call's result goes back to the model. Structured output answers validate
 on each, and on families whose answers to a schema llama.cpp's chat layer does not hold.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,28 +29,52 @@ pytestmark = pytest.mark.e2e
 
 ASK = [{"role": "user", "content": "What is the weather in Paris? Use the tool."}]
 PARAMETERS = WEATHER["function"]["parameters"]
-ANTHROPIC_TOOLS = [{"name": tool["function"]["name"],
-                    "description": tool["function"].get("description", ""),
-                    "input_schema": tool["function"]["parameters"]} for tool in (WEATHER, CLOCK)]
+ANTHROPIC_TOOLS = [
+    {
+        "name": tool["function"]["name"],
+        "description": tool["function"].get("description", ""),
+        "input_schema": tool["function"]["parameters"],
+    }
+    for tool in (WEATHER, CLOCK)
+]
 RESPONSES_TOOLS = [{"type": "function", **tool["function"]} for tool in (WEATHER, CLOCK)]
-SERVERS = {"llama-server": ("llamacpp", ()), "no-jinja": ("llamacpp", ("--no-jinja",)),
-           "bundled": ("bundled", ()), "powerinfer": ("powerinfer", ()),
-           "llamacpp-2023": ("llamacpp-2023", ())}
+SERVERS = {
+    "llama-server": ("llamacpp", ()),
+    "no-jinja": ("llamacpp", ("--no-jinja",)),
+    "bundled": ("bundled", ()),
+    "powerinfer": ("powerinfer", ()),
+    "llamacpp-2023": ("llamacpp-2023", ()),
+}
 OLD = ("powerinfer", "llamacpp-2023")  # they read the tiny model only, with no template
 
 
-@pytest.fixture(scope="module", params=[(server, weights) for server in SERVERS
-                                        for weights in ("smollm2", "tiny")
-                                        if server not in OLD or weights == "tiny"],
-                ids="-".join)
+@pytest.fixture(
+    scope="module",
+    params=[
+        (server, weights)
+        for server in SERVERS
+        for weights in ("smollm2", "tiny")
+        if server not in OLD or weights == "tiny"
+    ],
+    ids="-".join,
+)
 def proxy(request, model, logs):
     server, weights = request.param
     kind, extra = SERVERS[server]
     weights = smollm2() if weights == "smollm2" else model
     name = f"forced-{server}-{weights.stem}"
-    with LlamaServer(weights, logs / f"{name}.log", kind=kind, parallel=1, ctx_size=4096,
-                     threads=2, extra_args=extra) as server, \
-            ProxyProcess(server.url, logs / f"proxy-{name}.log") as running:
+    with (
+        LlamaServer(
+            weights,
+            logs / f"{name}.log",
+            kind=kind,
+            parallel=1,
+            ctx_size=4096,
+            threads=2,
+            extra_args=extra,
+        ) as server,
+        ProxyProcess(server.url, logs / f"proxy-{name}.log") as running,
+    ):
         yield running
 
 
@@ -62,43 +87,64 @@ def valid(name: str, arguments: object) -> None:
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 def test_required_is_a_valid_call(proxy, stream):
-    common = dict(model="m", messages=ASK, tools=[WEATHER, CLOCK], tool_choice="required",
-                  temperature=0, max_tokens=CALLS_BUDGET, parallel_tool_calls=False)
+    common = dict(
+        model="m",
+        messages=ASK,
+        tools=[WEATHER, CLOCK],
+        tool_choice="required",
+        temperature=0,
+        max_tokens=CALLS_BUDGET,
+        parallel_tool_calls=False,
+    )
     if stream:
-        calls, finish = streamed_calls(proxy.sdk().chat.completions.create(**common,
-                                                                             stream=True))
+        calls, finish = streamed_calls(proxy.sdk().chat.completions.create(**common, stream=True))
     else:
         choice = proxy.sdk().chat.completions.create(**common).choices[0]
         finish = choice.finish_reason
-        calls = [{"name": c.function.name, "arguments": c.function.arguments}
-                 for c in choice.message.tool_calls or ()]
+        calls = [
+            {"name": c.function.name, "arguments": c.function.arguments}
+            for c in choice.message.tool_calls or ()
+        ]
     assert finish == "tool_calls" and len(calls) == 1, calls
     valid(calls[0]["name"], calls[0]["arguments"])
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 def test_a_named_function_is_the_one_called(proxy, stream):
-    common = dict(model="m", messages=ASK, tools=[CLOCK, WEATHER], temperature=0,
-                  max_tokens=CALLS_BUDGET,
-                  tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    common = dict(
+        model="m",
+        messages=ASK,
+        tools=[CLOCK, WEATHER],
+        temperature=0,
+        max_tokens=CALLS_BUDGET,
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+    )
     if stream:
-        calls, finish = streamed_calls(proxy.sdk().chat.completions.create(**common,
-                                                                             stream=True))
+        calls, finish = streamed_calls(proxy.sdk().chat.completions.create(**common, stream=True))
     else:
         choice = proxy.sdk().chat.completions.create(**common).choices[0]
         finish = choice.finish_reason
-        calls = [{"name": c.function.name, "arguments": c.function.arguments}
-                 for c in choice.message.tool_calls or ()]
+        calls = [
+            {"name": c.function.name, "arguments": c.function.arguments}
+            for c in choice.message.tool_calls or ()
+        ]
     assert finish == "tool_calls" and [call["name"] for call in calls] == ["get_weather"]
     valid("get_weather", calls[0]["arguments"])
 
 
-@pytest.mark.parametrize("choice", [{"type": "tool", "name": "get_weather"}, {"type": "any"}],
-                         ids=["tool", "any"])
+@pytest.mark.parametrize(
+    "choice", [{"type": "tool", "name": "get_weather"}, {"type": "any"}], ids=["tool", "any"]
+)
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 def test_anthropic_forced_choices_are_valid_calls(proxy, choice, stream):
-    common = dict(model="m", messages=ASK, tools=ANTHROPIC_TOOLS, tool_choice=choice,
-                  max_tokens=CALLS_BUDGET, extra_body={"temperature": 0})
+    common = dict(
+        model="m",
+        messages=ASK,
+        tools=ANTHROPIC_TOOLS,
+        tool_choice=choice,
+        max_tokens=CALLS_BUDGET,
+        extra_body={"temperature": 0},
+    )
     client = proxy.anthropic()
     if stream:
         with client.messages.stream(**common) as events:
@@ -115,9 +161,16 @@ def test_anthropic_forced_choices_are_valid_calls(proxy, choice, stream):
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 def test_responses_required_is_a_valid_call(proxy, stream):
-    common = dict(model="m", input=ASK, tools=RESPONSES_TOOLS, tool_choice="required",
-                  max_output_tokens=CALLS_BUDGET, temperature=0, store=False,
-                  parallel_tool_calls=False)
+    common = dict(
+        model="m",
+        input=ASK,
+        tools=RESPONSES_TOOLS,
+        tool_choice="required",
+        max_output_tokens=CALLS_BUDGET,
+        temperature=0,
+        store=False,
+        parallel_tool_calls=False,
+    )
     client = proxy.sdk()
     if stream:
         with client.responses.stream(**common) as events:
@@ -131,16 +184,35 @@ def test_responses_required_is_a_valid_call(proxy, stream):
 
 def test_a_call_and_its_result_go_back_to_the_model(proxy):
     client = proxy.sdk()
-    first = client.chat.completions.create(model="m", messages=ASK, tools=[WEATHER],
-                                           tool_choice="required", temperature=0,
-                                           max_tokens=CALLS_BUDGET).choices[0].message
-    history = ASK + [first.model_dump(exclude_none=True)] + [
-        {"role": "tool", "tool_call_id": call.id, "content": '{"sky": "clear"}'}
-        for call in first.tool_calls]
+    first = (
+        client.chat.completions.create(
+            model="m",
+            messages=ASK,
+            tools=[WEATHER],
+            tool_choice="required",
+            temperature=0,
+            max_tokens=CALLS_BUDGET,
+        )
+        .choices[0]
+        .message
+    )
+    history = (
+        ASK
+        + [first.model_dump(exclude_none=True)]
+        + [
+            {"role": "tool", "tool_call_id": call.id, "content": '{"sky": "clear"}'}
+            for call in first.tool_calls
+        ]
+    )
     for choice in ("none", "auto"):
-        answer = client.chat.completions.create(model="m", messages=history, tools=[WEATHER],
-                                                tool_choice=choice, temperature=0,
-                                                max_tokens=16).choices[0]
+        answer = client.chat.completions.create(
+            model="m",
+            messages=history,
+            tools=[WEATHER],
+            tool_choice=choice,
+            temperature=0,
+            max_tokens=16,
+        ).choices[0]
         assert answer.finish_reason in ("stop", "length", "tool_calls")
         if choice == "none":
             assert answer.message.tool_calls is None
@@ -150,15 +222,23 @@ def test_a_call_and_its_result_go_back_to_the_model(proxy):
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 def test_a_schema_answer_validates(proxy, stream):
-    common = dict(model="m", messages=[{"role": "user", "content": "Rate it."}],
-                  temperature=0, max_tokens=CALLS_BUDGET, response_format={
-                      "type": "json_schema", "json_schema": {"name": "report",
-                                                             "schema": REPORT}})
+    common = dict(
+        model="m",
+        messages=[{"role": "user", "content": "Rate it."}],
+        temperature=0,
+        max_tokens=CALLS_BUDGET,
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "report", "schema": REPORT},
+        },
+    )
     client = proxy.sdk()
     if stream:
-        text = "".join(chunk.choices[0].delta.content or ""
-                       for chunk in client.chat.completions.create(**common, stream=True)
-                       if chunk.choices)
+        text = "".join(
+            chunk.choices[0].delta.content or ""
+            for chunk in client.chat.completions.create(**common, stream=True)
+            if chunk.choices
+        )
     else:
         text = client.chat.completions.create(**common).choices[0].message.content
     jsonschema.validate(json.loads(text), REPORT)
@@ -169,12 +249,17 @@ def family_proxy(request, tmp_path_factory, logs):
     """A family whose template has tool syntax, but whose answers to a schema llama.cpp's
     chat layer does not hold (kimi-k2's run past it, deepseek-r1's fail its own reading)."""
     family = next(family for family in FAMILIES if family.name == request.param)
-    path = write_scripted_gguf(tmp_path_factory.mktemp("schema") / f"{family.name}.gguf",
-                               family.scripts(), family.tokens, family.chat_template(),
-                               name=family.name)
-    with LlamaServer(path, logs / f"schema-{family.name}.log", parallel=1,
-                     ctx_size=8192) as server, \
-            ProxyProcess(server.url, logs / f"proxy-schema-{family.name}.log") as running:
+    path = write_scripted_gguf(
+        tmp_path_factory.mktemp("schema") / f"{family.name}.gguf",
+        family.scripts(),
+        family.tokens,
+        family.chat_template(),
+        name=family.name,
+    )
+    with (
+        LlamaServer(path, logs / f"schema-{family.name}.log", parallel=1, ctx_size=8192) as server,
+        ProxyProcess(server.url, logs / f"proxy-schema-{family.name}.log") as running,
+    ):
         yield running
 
 

@@ -1,7 +1,9 @@
 """LiteLLM as a client (its own virtual environment, as ``.ci/clients.sh`` makes it) through
 the proxy, with a key: ``openai/`` models through the OpenAI API and ``ollama_chat/`` ones
 through the Ollama API each list the models, stream an answer and carry a tool call round
-trip, the call read whole and from the stream; an ``ollama/`` model streams through ``/api/generate`` (see :mod:`.libraries`)."""
+trip, the call read whole and from the stream; an ``ollama/`` model streams through
+``/api/generate`` (see :mod:`.libraries`)."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,19 +16,29 @@ pytestmark = [pytest.mark.e2e, pytest.mark.litellm]
 
 @pytest.fixture(scope="module", params=["llamacpp", "bundled"])
 def served(request, logs, tmp_path_factory):
-    with libraries.served(request.param, tmp_path_factory.mktemp("litellm"), logs,
-                          "litellm") as running:
+    with libraries.served(
+        request.param, tmp_path_factory.mktemp("litellm"), logs, "litellm"
+    ) as running:
         yield running
 
 
 def test_litellm_lists_streams_and_carries_a_tool_round_trip(served, tmp_path):
     proxy, tap = served
-    said = libraries.python("litellm", "litellm_client.py", tap, tmp_path,
-                            {"LITELLM_LOCAL_MODEL_COST_MAP": "True"})
-    called = {"streamed": ANSWER, "calls": [["get_weather", PARIS]],
-              "streamed_calls": [["get_weather", PARIS]], "answer": RESULT_ANSWER}
-    assert said == {"models": {"openai": ["qwen3"], "ollama": ["ollama/qwen3:latest"]},
-                    "openai": called, "ollama_chat": called, "ollama": {"streamed": ANSWER}}
+    said = libraries.python(
+        "litellm", "litellm_client.py", tap, tmp_path, {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    )
+    called = {
+        "streamed": ANSWER,
+        "calls": [["get_weather", PARIS]],
+        "streamed_calls": [["get_weather", PARIS]],
+        "answer": RESULT_ANSWER,
+    }
+    assert said == {
+        "models": {"openai": ["qwen3"], "ollama": ["ollama/qwen3:latest"]},
+        "openai": called,
+        "ollama_chat": called,
+        "ollama": {"streamed": ANSWER},
+    }
     assert tap.paths("GET") == ["/v1/models", "/api/tags"]
     openai = tap.to("/v1/chat/completions")
     assert [tapped.streamed for tapped in openai] == [True, False, True, False]

@@ -3,6 +3,7 @@ Ollama API) classes, in their own virtual environment as ``.ci/clients.sh`` make
 key: each streams an answer and carries a tool call round trip with a ``FunctionTool``;
 ``Ollama`` reads the model's context length from ``/api/show`` (see :mod:`.libraries`).
 Neither class lists models."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,8 +16,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.llamaindex]
 
 @pytest.fixture(scope="module", params=["llamacpp", "bundled"])
 def served(request, logs, tmp_path_factory):
-    with libraries.served(request.param, tmp_path_factory.mktemp("llamaindex"), logs,
-                          "llamaindex") as running:
+    with libraries.served(
+        request.param, tmp_path_factory.mktemp("llamaindex"), logs, "llamaindex"
+    ) as running:
         yield running
 
 

@@ -3,6 +3,7 @@ through the proxy's OpenAI API: the model in its ``extra-openai-models.yaml``, t
 with ``llm keys set``; it streams an answer, and with ``--functions`` runs the tool the model
 calls and sends its result back until the model answers (see :mod:`.libraries`). ``llm
 models`` lists the models of that file, asking no server."""
+
 from __future__ import annotations
 
 import pytest
@@ -12,17 +13,16 @@ from .families import ANSWER, RESULT_ANSWER
 
 pytestmark = [pytest.mark.e2e, pytest.mark.llm_cli]
 
-FUNCTIONS = f'''
+FUNCTIONS = f"""
 def get_weather(city: str) -> str:
     "The weather in a city now"
     return {libraries.RESULT!r} if city == "Paris" else "Unknown"
-'''
+"""
 
 
 @pytest.fixture(scope="module", params=["llamacpp", "bundled"])
 def served(request, logs, tmp_path_factory):
-    with libraries.served(request.param, tmp_path_factory.mktemp("llm"), logs,
-                          "llm") as running:
+    with libraries.served(request.param, tmp_path_factory.mktemp("llm"), logs, "llm") as running:
         yield running
 
 

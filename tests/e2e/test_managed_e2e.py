@@ -5,6 +5,7 @@ both (the ``program`` fixture).
 Every test starts the proxy as a process and looks at its children: what it started, when,
 and that nothing outlives it.
 """
+
 from __future__ import annotations
 
 import signal
@@ -18,17 +19,30 @@ from tests.polling import wait_for
 from tests.processes import ProxyProcess
 
 from .llama_server import find_server
-from .managed import (ADMIN, NO_UPSTREAM, Program, admin, gone, servers_of, supervisors_of,
-                      with_file)
+from .managed import ADMIN, NO_UPSTREAM, Program, admin, gone, servers_of, supervisors_of, with_file
 
 pytestmark = pytest.mark.e2e
 
+
 def managed(program: Program, model, logs, name: str, *args: str) -> ProxyProcess:
     name = f"{name}-{program.args[-1].rpartition('/')[2]}"
-    return ProxyProcess(NO_UPSTREAM, logs / f"proxy-{name}.log", env=program.env, args=[
-        "--model", str(model), *program.args, "--log-dir",
-        str(logs / f"servers-{name}"), "--admin-key", ADMIN, "--server-args", "-np 2 -c 2048",
-        *args])
+    return ProxyProcess(
+        NO_UPSTREAM,
+        logs / f"proxy-{name}.log",
+        env=program.env,
+        args=[
+            "--model",
+            str(model),
+            *program.args,
+            "--log-dir",
+            str(logs / f"servers-{name}"),
+            "--admin-key",
+            ADMIN,
+            "--server-args",
+            "-np 2 -c 2048",
+            *args,
+        ],
+    )
 
 
 def test_one_command_from_a_model_file(program, model, logs):
@@ -36,12 +50,15 @@ def test_one_command_from_a_model_file(program, model, logs):
         wait_for(lambda: "ready in" in proxy.log(), "the server to start with the proxy")
         assert len(servers_of(proxy)) == 1  # before any request
         client = proxy.sdk()
-        reply = client.chat.completions.create(model="any", max_tokens=4,
-                                               messages=[{"role": "user", "content": "hi"}])
+        reply = client.chat.completions.create(
+            model="any", max_tokens=4, messages=[{"role": "user", "content": "hi"}]
+        )
         assert reply.choices[0].finish_reason in ("stop", "length")
-        chunks = list(client.chat.completions.create(
-            model="any", max_tokens=4, stream=True,
-            messages=[{"role": "user", "content": "hi"}]))
+        chunks = list(
+            client.chat.completions.create(
+                model="any", max_tokens=4, stream=True, messages=[{"role": "user", "content": "hi"}]
+            )
+        )
         assert chunks[-1].choices[0].finish_reason in ("stop", "length")
         assert len(servers_of(proxy)) == 1
         assert "ready in" in proxy.log()
@@ -61,8 +78,14 @@ args = ["-np", "2", "-c", "2048"]
 
 def eight_first_requests_start_one_server(proxy: ProxyProcess, name: str) -> None:
     with ThreadPoolExecutor(8) as pool:
-        replies = list(pool.map(lambda _: proxy.sdk().completions.create(
-            model=name, prompt="the cat", max_tokens=3), range(8)))
+        replies = list(
+            pool.map(
+                lambda _: proxy.sdk().completions.create(
+                    model=name, prompt="the cat", max_tokens=3
+                ),
+                range(8),
+            )
+        )
     assert all(r.choices[0].text is not None for r in replies)
     assert proxy.log().count(f"starting {name}") == 1
 
@@ -70,27 +93,56 @@ def eight_first_requests_start_one_server(proxy: ProxyProcess, name: str) -> Non
 def test_a_server_killed_mid_stream_is_restarted(program, model, logs):
     """The stream it served ends with one error event; requests waiting for its one slot
     wait for the restart instead."""
-    with managed(program, model, logs, "restart",  # the stream runs on until killed
-                 "--server-args", "-np 1 -c 1024 --context-shift") as proxy:
+    with managed(
+        program,
+        model,
+        logs,
+        "restart",  # the stream runs on until killed
+        "--server-args",
+        "-np 1 -c 1024 --context-shift",
+    ) as proxy:
         client = proxy.sdk()
         client.completions.create(model="any", prompt="warm", max_tokens=2)
         (server,) = servers_of(proxy)
         events = []
-        with ThreadPoolExecutor(3) as pool, requests.post(
-                proxy.url + "/v1/completions", stream=True, timeout=60, json={
-                    "prompt": "the cat", "max_tokens": 100000, "stream": True,
-                    "logit_bias": {"2": -100}}) as response:
+        with (
+            ThreadPoolExecutor(3) as pool,
+            requests.post(
+                proxy.url + "/v1/completions",
+                stream=True,
+                timeout=60,
+                json={
+                    "prompt": "the cat",
+                    "max_tokens": 100000,
+                    "stream": True,
+                    "logit_bias": {"2": -100},
+                },
+            ) as response,
+        ):
             waiting = []
             for line in response.iter_lines():
                 if line.startswith(b"data: "):
                     events.append(line[6:])
                     if len(events) == 1:  # held mid-stream while the others line up
                         server.suspend()
-                        waiting = [pool.submit(client.completions.create, model="any",
-                                               prompt="queued", max_tokens=3)
-                                   for _ in range(3)]  # one waits inside the server
-                        wait_for(lambda: admin(proxy, "GET", "/models").json()["models"][0][
-                            "replicas"][0]["queued"] == 3, "three requests waiting")
+                        waiting = [
+                            pool.submit(
+                                client.completions.create,
+                                model="any",
+                                prompt="queued",
+                                max_tokens=3,
+                            )
+                            for _ in range(3)
+                        ]  # one waits inside the server
+                        wait_for(
+                            lambda: (
+                                admin(proxy, "GET", "/models").json()["models"][0]["replicas"][0][
+                                    "queued"
+                                ]
+                                == 3
+                            ),
+                            "three requests waiting",
+                        )
                         server.kill()
             replies = [future.result(timeout=60) for future in waiting]
         errors = [e for e in events if e.startswith(b'{"error"')]
@@ -122,8 +174,9 @@ def test_a_corrupt_model_gives_the_servers_complaint(program, tmp_path, logs):
     with managed(program, corrupt, logs, "corrupt") as proxy:
         starts = []
         for _ in range(2):
-            response = requests.post(proxy.url + "/v1/completions", timeout=60,
-                                     json={"prompt": "hi", "max_tokens": 2})
+            response = requests.post(
+                proxy.url + "/v1/completions", timeout=60, json={"prompt": "hi", "max_tokens": 2}
+            )
             assert response.status_code == 503
             message = response.json()["error"]["message"]
             assert "could not be started" in message
@@ -153,20 +206,33 @@ preload = true
 """
     with with_file(tmp_path, logs, "swap", text, program=program) as proxy:
         wait_for(lambda: len(servers_of(proxy)) == 1, "the preloaded server")
-        states = {m["id"]: m["replicas"][0]["managed"]["state"]
-                  for m in admin(proxy, "GET", "/models").json()["models"]}
-        wait_for(lambda: admin(proxy, "GET", "/models").json()["models"][1]["replicas"][0][
-            "managed"]["state"] == "ready", "the preload to finish")
+        states = {
+            m["id"]: m["replicas"][0]["managed"]["state"]
+            for m in admin(proxy, "GET", "/models").json()["models"]
+        }
+        wait_for(
+            lambda: (
+                admin(proxy, "GET", "/models").json()["models"][1]["replicas"][0]["managed"][
+                    "state"
+                ]
+                == "ready"
+            ),
+            "the preload to finish",
+        )
         assert states["first"] == "stopped"
         client = proxy.sdk()
         for name in ("first", "second", "first"):  # one at a time: each start stops the other
             reply = client.completions.create(model=name, prompt="the cat", max_tokens=3)
             assert reply.model == name and reply.choices[0].text is not None
             assert len(servers_of(proxy)) == 1
-            assert [m["id"] for m in admin(proxy, "GET", "/models").json()["models"]
-                    if m["replicas"][0]["managed"]["state"] == "ready"] == [name]
-        wait_for(lambda: servers_of(proxy) == [], "the idle server to stop after its ttl",
-                 timeout=10)
+            assert [
+                m["id"]
+                for m in admin(proxy, "GET", "/models").json()["models"]
+                if m["replicas"][0]["managed"]["state"] == "ready"
+            ] == [name]
+        wait_for(
+            lambda: servers_of(proxy) == [], "the idle server to stop after its ttl", timeout=10
+        )
         assert admin(proxy, "POST", "/models/second/load").json()["state"] == "ready"
         assert "llama" in admin(proxy, "GET", "/models/second/log?lines=50").text.lower()
         assert admin(proxy, "POST", "/models/second/unload").json()["state"] == "stopped"
@@ -193,26 +259,49 @@ model = "{model}"
 def test_gunicorn_workers_share_one_supervisor(program, model, logs):
     """Two workers, one server: started once, outliving a killed worker, gone with the
     master."""
-    proxy = managed(program, model, logs, "workers", "--server", "gunicorn", "--workers", "2",
-                    "--server-args", "-np 2 -c 2048 --context-shift").start()  # a stream runs on
+    proxy = managed(
+        program,
+        model,
+        logs,
+        "workers",
+        "--server",
+        "gunicorn",
+        "--workers",
+        "2",
+        "--server-args",
+        "-np 2 -c 2048 --context-shift",
+    ).start()  # a stream runs on
     try:
         (supervisor,) = supervisors_of(proxy)
         eight_first_requests_start_one_server(proxy, "tiny-llama.gguf")
         (server,) = servers_of(proxy)
         assert server.parent().pid == supervisor.pid
-        workers = [child for child in psutil.Process(proxy.process.pid).children()
-                   if child.pid != supervisor.pid]
+        workers = [
+            child
+            for child in psutil.Process(proxy.process.pid).children()
+            if child.pid != supervisor.pid
+        ]
         assert len(workers) == 2
-        with requests.post(proxy.url + "/v1/completions", stream=True, timeout=60, json={
-                "prompt": "the cat", "max_tokens": 100000, "stream": True,
-                "logit_bias": {"2": -100}}) as response:
+        with requests.post(
+            proxy.url + "/v1/completions",
+            stream=True,
+            timeout=60,
+            json={
+                "prompt": "the cat",
+                "max_tokens": 100000,
+                "stream": True,
+                "logit_bias": {"2": -100},
+            },
+        ) as response:
             lines = response.iter_lines()  # kept: dropping it would close the stream
             next(lines)
             assert _in_flight(proxy) == 1
             for worker in workers:  # whichever held the stream: its hold on the server ends
                 worker.kill()
-        wait_for(lambda: len(psutil.Process(proxy.process.pid).children()) == 3,
-                 "gunicorn to replace its workers")
+        wait_for(
+            lambda: len(psutil.Process(proxy.process.pid).children()) == 3,
+            "gunicorn to replace its workers",
+        )
         wait_for(lambda: _in_flight(proxy) == 0, "the killed worker's request to be let go")
         assert servers_of(proxy) == [server]  # the server outlived its users
         assert proxy.sdk().completions.create(model="any", prompt="hi", max_tokens=2).choices
@@ -220,26 +309,41 @@ def test_gunicorn_workers_share_one_supervisor(program, model, logs):
         proxy.process.send_signal(signal.SIGKILL)
         proxy.process.wait()
         proxy.stop()
-    wait_for(lambda: gone(server.pid) and gone(supervisor.pid),
-             "the server and the supervisor to exit", timeout=10)
+    wait_for(
+        lambda: gone(server.pid) and gone(supervisor.pid),
+        "the server and the supervisor to exit",
+        timeout=10,
+    )
 
 
 def _in_flight(proxy: ProxyProcess):
     try:
         return admin(proxy, "GET", "/models").json()["models"][0]["replicas"][0]["managed"][
-            "in_flight"]
+            "in_flight"
+        ]
     except (requests.RequestException, ValueError):
         return None
 
 
 def test_gunicorn_wsgi_runs_the_supervisor_from_its_hooks(program, model, logs):
-    proxy = ProxyProcess(NO_UPSTREAM, logs / "proxy-wsgi.log", how="wsgi", env={
-        **program.env, "PROXY_MODEL": str(model), "PROXY_LLAMA_SERVER": program.args[-1],
-        "PROXY_LOG_DIR": str(logs / "servers-wsgi"), "PROXY_WORKERS": "2",
-        "PROXY_SERVER_ARGS": "-np 2 -c 2048"}, args=["--workers", "2"])
+    proxy = ProxyProcess(
+        NO_UPSTREAM,
+        logs / "proxy-wsgi.log",
+        how="wsgi",
+        env={
+            **program.env,
+            "PROXY_MODEL": str(model),
+            "PROXY_LLAMA_SERVER": program.args[-1],
+            "PROXY_LOG_DIR": str(logs / "servers-wsgi"),
+            "PROXY_WORKERS": "2",
+            "PROXY_SERVER_ARGS": "-np 2 -c 2048",
+        },
+        args=["--workers", "2"],
+    )
     with proxy:
         reply = proxy.sdk().chat.completions.create(
-            model="any", max_tokens=3, messages=[{"role": "user", "content": "hi"}])
+            model="any", max_tokens=3, messages=[{"role": "user", "content": "hi"}]
+        )
         assert reply.choices[0].finish_reason in ("stop", "length")
         (server,) = servers_of(proxy)
         (supervisor,) = supervisors_of(proxy)
@@ -257,9 +361,17 @@ cmd = "sh -c 'sleep 3; echo cannot open the model on port ${{PORT}}; exit 1'"
 """
     with with_file(tmp_path, logs, "slow", text) as proxy:
         for name in ("slow", "broken"):
-            with requests.post(proxy.url + "/v1/chat/completions", stream=True, timeout=60,
-                               json={"model": name, "max_tokens": 3, "stream": True,
-                                     "messages": [{"role": "user", "content": "hi"}]}) as reply:
+            with requests.post(
+                proxy.url + "/v1/chat/completions",
+                stream=True,
+                timeout=60,
+                json={
+                    "model": name,
+                    "max_tokens": 3,
+                    "stream": True,
+                    "messages": [{"role": "user", "content": "hi"}],
+                },
+            ) as reply:
                 assert reply.status_code == 200  # committed while the server started
                 lines = [line for line in reply.iter_lines() if line]
             assert lines[0].startswith(b": ")  # a comment, which clients skip
@@ -269,7 +381,12 @@ cmd = "sh -c 'sleep 3; echo cannot open the model on port ${{PORT}}; exit 1'"
             else:
                 assert b"could not be started" in lines[-2] and b'"error"' in lines[-2]
                 assert b"cannot open the model" not in lines[-2]
-        chunks = list(proxy.sdk().chat.completions.create(  # ready now: no comments needed
-            model="slow", max_tokens=3, stream=True,
-            messages=[{"role": "user", "content": "hi"}]))
+        chunks = list(
+            proxy.sdk().chat.completions.create(  # ready now: no comments needed
+                model="slow",
+                max_tokens=3,
+                stream=True,
+                messages=[{"role": "user", "content": "hi"}],
+            )
+        )
         assert chunks[-1].choices[0].finish_reason in ("stop", "length")

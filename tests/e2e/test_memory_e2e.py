@@ -1,5 +1,6 @@
 """Memory the servers the proxy runs take: the estimate against what llama-server itself
 reports, and a budget that fits one model of two."""
+
 from __future__ import annotations
 
 import re
@@ -17,7 +18,7 @@ from .stoppingmodel import write_stopping_gguf
 
 pytestmark = pytest.mark.e2e
 
-MIB = 2 ** 20
+MIB = 2**20
 KV_LINE = re.compile(r"llama_kv_cache: size = +([0-9.]+) MiB")
 WEIGHTS_LINE = re.compile(r"model buffer size = +([0-9.]+) MiB")
 
@@ -26,9 +27,12 @@ def reported(model, args: list, log) -> tuple:
     """``(weights, kv cache)`` in MiB as llama-server prints them while it loads."""
     binary = find_server("llamacpp")
     with open(log, "w") as out:
-        process = subprocess.Popen([str(binary.path), "-m", str(model), "--port",
-                                    str(free_port()), "-lv", "4", *args], env=binary.env,
-                                   stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [str(binary.path), "-m", str(model), "--port", str(free_port()), "-lv", "4", *args],
+            env=binary.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_for(lambda: KV_LINE.search(log.read_text()), "the server to size its cache")
     finally:
@@ -38,10 +42,17 @@ def reported(model, args: list, log) -> tuple:
     return float(WEIGHTS_LINE.search(text).group(1)), float(KV_LINE.search(text).group(1))
 
 
-@pytest.mark.parametrize("args", [
-    ["-c", "1024"], ["-c", "4096", "-np", "4"], ["-c", "2048", "-ctk", "f32"],
-    ["-c", "8192", "-ctk", "f32", "-ctv", "f32"], ["-c", "512", "-ctv", "bf16"]],
-    ids=lambda args: "".join(args))
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-c", "1024"],
+        ["-c", "4096", "-np", "4"],
+        ["-c", "2048", "-ctk", "f32"],
+        ["-c", "8192", "-ctk", "f32", "-ctv", "f32"],
+        ["-c", "512", "-ctv", "bf16"],
+    ],
+    ids=lambda args: "".join(args),
+)
 def test_the_estimate_is_what_llama_server_reports(model, tmp_path, args):
     size = estimate(read_shape(str(model)), args)
     weights, kv_cache = reported(model, args, tmp_path / "server.log")
@@ -72,17 +83,30 @@ args = ["-np", "1", "-c", "1024"]
 
 def test_a_budget_that_fits_one_of_two_models_swaps_them(tmp_path, model, logs):
     binary = find_server("llamacpp")
-    with ProxyProcess(NO_UPSTREAM, logs / "proxy-memory.log", env=binary.env, args=[
-            "--config", models_file(tmp_path, model, "100MiB"), "--admin-key", ADMIN,
-            "--llama-server", str(binary.path), "--log-dir", str(logs / "servers-memory")]) \
-            as proxy:
+    with ProxyProcess(
+        NO_UPSTREAM,
+        logs / "proxy-memory.log",
+        env=binary.env,
+        args=[
+            "--config",
+            models_file(tmp_path, model, "100MiB"),
+            "--admin-key",
+            ADMIN,
+            "--llama-server",
+            str(binary.path),
+            "--log-dir",
+            str(logs / "servers-memory"),
+        ],
+    ) as proxy:
         client = proxy.sdk()
         for name in ("first", "second", "first", "second"):
             reply = client.completions.create(model=name, prompt="the cat", max_tokens=3)
             assert reply.model == name
             assert len(servers_of(proxy)) == 1  # the other was stopped to make room
-        listed = {m["id"]: m["replicas"][0]["managed"]
-                  for m in admin(proxy, "GET", "/models").json()["models"]}
+        listed = {
+            m["id"]: m["replicas"][0]["managed"]
+            for m in admin(proxy, "GET", "/models").json()["models"]
+        }
         running = listed["second"]["memory"]
         assert running["estimate"] > 64 * MIB and 0 < running["measured"]
         assert listed["first"]["state"] == "stopped"
@@ -92,9 +116,17 @@ def test_a_budget_that_fits_one_of_two_models_swaps_them(tmp_path, model, logs):
 
 def test_a_model_larger_than_the_budget_is_refused_with_both_figures(tmp_path, model, logs):
     binary = find_server("llamacpp")
-    proxy = ProxyProcess(NO_UPSTREAM, logs / "proxy-too-big.log", env=binary.env, args=[
-        "--config", models_file(tmp_path, model, "10MiB"), "--llama-server",
-        str(binary.path)])
+    proxy = ProxyProcess(
+        NO_UPSTREAM,
+        logs / "proxy-too-big.log",
+        env=binary.env,
+        args=[
+            "--config",
+            models_file(tmp_path, model, "10MiB"),
+            "--llama-server",
+            str(binary.path),
+        ],
+    )
     with pytest.raises(RuntimeError, match="exited with"):
         proxy.start()
     assert re.search(r"first needs about [0-9.]+ MiB, more than the 10.0 MiB", proxy.log())

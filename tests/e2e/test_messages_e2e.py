@@ -5,6 +5,7 @@ The model answers a fixed text and stops (see :mod:`.stoppingmodel`), its though
 ``<think>`` tags; the proxy's chat template (the model's own, a chatml that drops earlier
 thoughts) tells it that the model thinks.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,10 +21,16 @@ from .stoppingmodel import ANSWER_TEXT, CHAT_TEMPLATE, THINKING, THOUGHTS_TEXT, 
 pytestmark = pytest.mark.e2e
 
 HI = [{"role": "user", "content": "Say hello."}]
-WEATHER = {"name": "get_weather", "description": "The weather in a city",
-           "input_schema": {"type": "object", "properties": {
-               "city": {"type": "string", "maxLength": 8}}, "required": ["city"],
-               "additionalProperties": False}}
+WEATHER = {
+    "name": "get_weather",
+    "description": "The weather in a city",
+    "input_schema": {
+        "type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 8}},
+        "required": ["city"],
+        "additionalProperties": False,
+    },
+}
 KEYS = """
 [[keys]]
 name = "alice"
@@ -47,15 +54,19 @@ def template(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(thinking_model, logs, kind):
-    with LlamaServer(thinking_model, logs / f"messages-{kind}.log", kind=kind, parallel=2,
-                     ctx_size=8192) as running:
+    with LlamaServer(
+        thinking_model, logs / f"messages-{kind}.log", kind=kind, parallel=2, ctx_size=8192
+    ) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def proxy(server, template, logs):
-    with ProxyProcess(server.url, logs / f"proxy-messages-{server.kind}.log",
-                      args=["--chat-template", str(template)]) as running:
+    with ProxyProcess(
+        server.url,
+        logs / f"proxy-messages-{server.kind}.log",
+        args=["--chat-template", str(template)],
+    ) as running:
         yield running
 
 
@@ -75,18 +86,24 @@ def test_a_whole_message(client):
 
 
 def test_thinking_shows_the_thoughts(client):
-    message = client.messages.create(model="tiny", max_tokens=64, messages=HI,
-                                     thinking={"type": "enabled", "budget_tokens": 1024})
+    message = client.messages.create(
+        model="tiny",
+        max_tokens=64,
+        messages=HI,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+    )
     assert [block.type for block in message.content] == ["thinking", "text"]
     assert message.content[0].thinking == THOUGHTS_TEXT and message.content[0].signature
     assert message.content[1].text == ANSWER_TEXT
 
 
-@pytest.mark.parametrize("thinking", [None, {"type": "enabled", "budget_tokens": 1024}],
-                         ids=["plain", "thinking"])
+@pytest.mark.parametrize(
+    "thinking", [None, {"type": "enabled", "budget_tokens": 1024}], ids=["plain", "thinking"]
+)
 def test_a_streamed_message_adds_up_to_the_whole_one(client, thinking):
-    options = dict(model="tiny", max_tokens=64, messages=HI,
-                   **({"thinking": thinking} if thinking else {}))
+    options = dict(
+        model="tiny", max_tokens=64, messages=HI, **({"thinking": thinking} if thinking else {})
+    )
     whole = client.messages.create(**options)
     with client.messages.stream(**options) as stream:
         texts = list(stream.text_stream)
@@ -94,8 +111,9 @@ def test_a_streamed_message_adds_up_to_the_whole_one(client, thinking):
     assert "".join(texts) == ANSWER_TEXT
     assert final.model_dump(exclude={"id", "usage"}) == whole.model_dump(exclude={"id", "usage"})
     assert final.usage.output_tokens == whole.usage.output_tokens
-    assert (final.usage.input_tokens + (final.usage.cache_read_input_tokens or 0)
-            == whole.usage.input_tokens + (whole.usage.cache_read_input_tokens or 0))
+    assert final.usage.input_tokens + (
+        final.usage.cache_read_input_tokens or 0
+    ) == whole.usage.input_tokens + (whole.usage.cache_read_input_tokens or 0)
 
 
 def test_a_streams_first_event_already_counts_the_prompt(client):
@@ -108,39 +126,53 @@ def test_a_streams_first_event_already_counts_the_prompt(client):
     assert start.type == "message_start"
     prompt = final.usage.input_tokens + (final.usage.cache_read_input_tokens or 0)
     assert prompt > 0
-    assert start.message.usage.input_tokens + (
-        start.message.usage.cache_read_input_tokens or 0) == prompt
+    assert (
+        start.message.usage.input_tokens + (start.message.usage.cache_read_input_tokens or 0)
+        == prompt
+    )
 
 
 def test_the_limit_is_max_tokens(client):
-    message = client.messages.create(model="tiny", max_tokens=3, messages=HI,
-                                     thinking={"type": "enabled", "budget_tokens": 1024})
+    message = client.messages.create(
+        model="tiny", max_tokens=3, messages=HI, thinking={"type": "enabled", "budget_tokens": 1024}
+    )
     assert message.stop_reason == "max_tokens"
     assert message.usage.output_tokens == 3
 
 
 def test_a_forced_tool_call_and_its_result(client):
     first = client.messages.create(
-        model="tiny", max_tokens=800, messages=[{"role": "user", "content": "Oslo weather?"}],
-        tools=[WEATHER], tool_choice={"type": "tool", "name": "get_weather"})
+        model="tiny",
+        max_tokens=800,
+        messages=[{"role": "user", "content": "Oslo weather?"}],
+        tools=[WEATHER],
+        tool_choice={"type": "tool", "name": "get_weather"},
+    )
     assert first.stop_reason == "tool_use"
     (call,) = [block for block in first.content if block.type == "tool_use"]
     assert call.name == "get_weather" and set(call.input) == {"city"}
     assert len(call.input["city"]) <= 8
-    history = [{"role": "user", "content": "Oslo weather?"},
-               {"role": "assistant", "content": [block.model_dump() for block in first.content]},
-               {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id,
-                                             "content": "sunny, 21 C"}]}]
-    answer = client.messages.create(model="tiny", max_tokens=64, messages=history,
-                                    tools=[WEATHER])
+    history = [
+        {"role": "user", "content": "Oslo weather?"},
+        {"role": "assistant", "content": [block.model_dump() for block in first.content]},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "sunny, 21 C"}],
+        },
+    ]
+    answer = client.messages.create(model="tiny", max_tokens=64, messages=history, tools=[WEATHER])
     assert answer.stop_reason == "end_turn"
     assert [block.text for block in answer.content if block.type == "text"] == [ANSWER_TEXT]
 
 
 def test_a_streamed_tool_call_joins_into_its_input(client):
-    options = dict(model="tiny", max_tokens=800, tools=[WEATHER],
-                   messages=[{"role": "user", "content": "Oslo weather?"}],
-                   tool_choice={"type": "any", "disable_parallel_tool_use": True})
+    options = dict(
+        model="tiny",
+        max_tokens=800,
+        tools=[WEATHER],
+        messages=[{"role": "user", "content": "Oslo weather?"}],
+        tool_choice={"type": "any", "disable_parallel_tool_use": True},
+    )
     with client.messages.stream(**options) as stream:
         pieces = [event.partial_json for event in stream if event.type == "input_json"]
         final = stream.get_final_message()
@@ -160,13 +192,22 @@ def test_count_tokens_is_what_the_prompt_takes(client):
 def test_keys_in_anthropics_shape(server, template, logs, tmp_path):
     keys = tmp_path / "keys.toml"
     keys.write_text(KEYS)
-    with ProxyProcess(server.url, logs / f"proxy-messages-keys-{server.kind}.log",
-                      args=["--chat-template", str(template), "--config",
-                            str(models_file(tmp_path, server.url, template)),
-                            "--keys", str(keys)]) as keyed:
+    with ProxyProcess(
+        server.url,
+        logs / f"proxy-messages-keys-{server.kind}.log",
+        args=[
+            "--chat-template",
+            str(template),
+            "--config",
+            str(models_file(tmp_path, server.url, template)),
+            "--keys",
+            str(keys),
+        ],
+    ) as keyed:
         with pytest.raises(anthropic.AuthenticationError) as missing:
             keyed.anthropic(api_key="sk-nobody").messages.create(
-                model="tiny", max_tokens=8, messages=HI)
+                model="tiny", max_tokens=8, messages=HI
+            )
         assert missing.value.body["error"]["type"] == "authentication_error"
         alice = keyed.anthropic(api_key="sk-alice")
         with pytest.raises(anthropic.PermissionDeniedError) as denied:
@@ -180,8 +221,10 @@ def test_keys_in_anthropics_shape(server, template, logs, tmp_path):
 
 def models_file(folder, url: str, template) -> str:
     path = folder / "models.toml"
-    path.write_text(f'[models.tiny]\nupstreams = ["{url}"]\nchat_template = "{template}"\n'
-                    f'[models.other]\nupstreams = ["{url}"]\n')
+    path.write_text(
+        f'[models.tiny]\nupstreams = ["{url}"]\nchat_template = "{template}"\n'
+        f'[models.other]\nupstreams = ["{url}"]\n'
+    )
     return str(path)
 
 
@@ -191,8 +234,13 @@ def test_chat_completions_give_the_same_thoughts_as_reasoning_content(proxy):
     message = client.chat.completions.create(**asked).choices[0].message
     assert message.content == ANSWER_TEXT
     assert message.model_extra["reasoning_content"] == THOUGHTS_TEXT
-    deltas = [chunk.choices[0].delta for chunk in
-              client.chat.completions.create(**asked, stream=True) if chunk.choices]
+    deltas = [
+        chunk.choices[0].delta
+        for chunk in client.chat.completions.create(**asked, stream=True)
+        if chunk.choices
+    ]
     assert "".join(d.content or "" for d in deltas) == ANSWER_TEXT
-    assert "".join((d.model_extra or {}).get("reasoning_content") or ""
-                   for d in deltas) == THOUGHTS_TEXT
+    assert (
+        "".join((d.model_extra or {}).get("reasoning_content") or "" for d in deltas)
+        == THOUGHTS_TEXT
+    )

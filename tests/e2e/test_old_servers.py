@@ -3,6 +3,7 @@
 The proxy works around each of these defects; pinning them here, talking to the servers
 directly, shows the workarounds are still needed and still aimed at the right thing.
 """
+
 import json
 
 import pytest
@@ -21,8 +22,9 @@ FIRST_BYTE_OF_ZHONG = 3 + 0xE4  # "中" is spelt in byte tokens <0xE4> <0xB8> <0
 
 @pytest.fixture(scope="module")
 def server(model, logs, kind):
-    with LlamaServer(model, logs / f"facts-{kind}.log", kind=kind,
-                     parallel=2, ctx_size=1024) as srv:
+    with LlamaServer(
+        model, logs / f"facts-{kind}.log", kind=kind, parallel=2, ctx_size=1024
+    ) as srv:
         yield srv
 
 
@@ -51,9 +53,14 @@ def test_detokenizing_part_of_a_character_fails(server):
 @pytest.mark.parametrize("n_predict,generated", [(1, 4), (2, 5), (3, 4), (5, 6)])
 def test_they_overshoot_n_predict(server, n_predict, generated):
     """The limit is checked from the third token on, a token late (and 2 reads as none)."""
-    body = {"prompt": "the cat", "n_predict": n_predict, "temperature": 0, "stream": True,
-            "logit_bias": [[token_id("moon"), 100]]}
+    body = {
+        "prompt": "the cat",
+        "n_predict": n_predict,
+        "temperature": 0,
+        "stream": True,
+        "logit_bias": [[token_id("moon"), 100]],
+    }
     with requests.post(server.url + "/completion", json=body, stream=True, timeout=60) as answer:
-        chunks = [json.loads(line[len(b"data: "):]) for line in answer.iter_lines() if line]
+        chunks = [json.loads(line[len(b"data: ") :]) for line in answer.iter_lines() if line]
     assert "".join(chunk["content"] for chunk in chunks) == " moon" * generated
     assert chunks[-1]["stopped_limit"] is True

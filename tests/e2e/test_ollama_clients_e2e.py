@@ -6,6 +6,7 @@ calls with the ``ollama`` Python client and ``langchain-ollama``'s ``ChatOllama`
 The tool-calling model writes Qwen3's own calls under Qwen3's real template (see
 :mod:`.families`); SmolLM2's template has no tools.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,25 +46,32 @@ def proxy(request, logs, tmp_path_factory):
     engine, behind a keys file."""
     engine = request.param
     folder = tmp_path_factory.mktemp(f"ollama-clients-{engine}")
-    qwen3 = write_scripted_gguf(folder / "qwen3.gguf", QWEN3.scripts(), QWEN3.tokens,
-                                QWEN3.chat_template(), name="qwen3")
-    with LlamaServer(qwen3, logs / f"ollama-qwen3-{engine}.log", kind=engine, parallel=1,
-                     ctx_size=8192) as caller, \
-            LlamaServer(smollm2(), logs / f"ollama-smol-{engine}.log", kind=engine,
-                        parallel=1) as smol:
+    qwen3 = write_scripted_gguf(
+        folder / "qwen3.gguf", QWEN3.scripts(), QWEN3.tokens, QWEN3.chat_template(), name="qwen3"
+    )
+    with (
+        LlamaServer(
+            qwen3, logs / f"ollama-qwen3-{engine}.log", kind=engine, parallel=1, ctx_size=8192
+        ) as caller,
+        LlamaServer(smollm2(), logs / f"ollama-smol-{engine}.log", kind=engine, parallel=1) as smol,
+    ):
         (folder / "models.toml").write_text(
             f'[models.qwen3]\nupstreams = ["{caller.url}"]\n'
-            f'[models.smol]\nupstreams = ["{smol.url}"]\n')
+            f'[models.smol]\nupstreams = ["{smol.url}"]\n'
+        )
         (folder / "keys.toml").write_text(KEYS)
-        with ProxyProcess(caller.url, logs / f"proxy-ollama-clients-{engine}.log",
-                          args=["--config", str(folder / "models.toml"),
-                                "--keys", str(folder / "keys.toml")]) as running:
+        with ProxyProcess(
+            caller.url,
+            logs / f"proxy-ollama-clients-{engine}.log",
+            args=["--config", str(folder / "models.toml"), "--keys", str(folder / "keys.toml")],
+        ) as running:
             yield running
 
 
 def calls_of(message) -> list:
-    return [(call.function.name, dict(call.function.arguments))
-            for call in message.tool_calls or ()]
+    return [
+        (call.function.name, dict(call.function.arguments)) for call in message.tool_calls or ()
+    ]
 
 
 def test_tool_calls_whole_and_streamed(proxy):
@@ -71,25 +79,37 @@ def test_tool_calls_whole_and_streamed(proxy):
     messages = [{"role": "user", "content": ONE_CALL}]
     whole = client.chat(model="qwen3", messages=messages, tools=list(TOOLS), stream=False)
     assert calls_of(whole.message) == [("get_weather", PARIS)]
-    streamed = [call for chunk in client.chat(model="qwen3", messages=messages,
-                                              tools=list(TOOLS), stream=True)
-                for call in calls_of(chunk.message)]
+    streamed = [
+        call
+        for chunk in client.chat(model="qwen3", messages=messages, tools=list(TOOLS), stream=True)
+        for call in calls_of(chunk.message)
+    ]
     assert streamed == [("get_weather", PARIS)]
-    answered = client.chat(model="qwen3", tools=list(TOOLS), stream=False, messages=[
-        *messages, whole.message,
-        {"role": "tool", "tool_name": "get_weather", "content": f"Sunny {TRIGGERS['result']}"}])
+    answered = client.chat(
+        model="qwen3",
+        tools=list(TOOLS),
+        stream=False,
+        messages=[
+            *messages,
+            whole.message,
+            {"role": "tool", "tool_name": "get_weather", "content": f"Sunny {TRIGGERS['result']}"},
+        ],
+    )
     assert answered.message.content == RESULT_ANSWER
 
 
 def test_langchain_chat_ollama_completes_a_tool_round_trip(proxy):
-    chat = ChatOllama(model="qwen3", base_url=proxy.url, temperature=0,
-                      client_kwargs={"headers": {"Authorization": f"Bearer {KEY}"}})
+    chat = ChatOllama(
+        model="qwen3",
+        base_url=proxy.url,
+        temperature=0,
+        client_kwargs={"headers": {"Authorization": f"Bearer {KEY}"}},
+    )
     tools = [tool["function"] for tool in TOOLS]
     bound = chat.bind_tools([{"type": "function", "function": tool} for tool in tools])
     question = HumanMessage(ONE_CALL)
     called = bound.invoke([question])
-    assert [(call["name"], call["args"]) for call in called.tool_calls] == [("get_weather",
-                                                                           PARIS)]
+    assert [(call["name"], call["args"]) for call in called.tool_calls] == [("get_weather", PARIS)]
     result = ToolMessage(f"Sunny {TRIGGERS['result']}", tool_call_id=called.tool_calls[0]["id"])
     final = bound.invoke([question, called, result])
     assert final.content == RESULT_ANSWER
@@ -112,8 +132,13 @@ const client = new Ollama({{ host: {json.dumps(proxy.url)},
 }})().catch(error => {{ console.error(error); process.exit(1); }});
 """
     node_path = os.path.join(agents_folder(), "node_modules")
-    result = subprocess.run(["node", "-e", script], capture_output=True, text=True,
-                            timeout=120, env={**os.environ, "NODE_PATH": node_path})
+    result = subprocess.run(
+        ["node", "-e", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NODE_PATH": node_path},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     answer = json.loads(result.stdout)
     assert answer["names"] == ["qwen3:latest", "smol:latest"]
@@ -131,15 +156,23 @@ def test_what_an_ide_asks_when_it_adds_an_ollama_provider(proxy):
     models = requests.get(proxy.url + "/api/tags", headers=headers, timeout=30).json()["models"]
     capabilities = {}
     for model in models:
-        shown = requests.post(proxy.url + "/api/show", json={"model": model["model"]},
-                              headers=headers, timeout=30).json()
+        shown = requests.post(
+            proxy.url + "/api/show", json={"model": model["model"]}, headers=headers, timeout=30
+        ).json()
         info = shown["model_info"]
         assert info[f"{info['general.architecture']}.context_length"] > 0
         capabilities[model["model"]] = shown["capabilities"]
     assert "tools" in capabilities["qwen3:latest"] and "tools" in capabilities["smol:latest"]
-    chat = requests.post(proxy.url + "/v1/chat/completions", headers=headers, timeout=60,
-                         json={"model": "smol:latest", "max_tokens": 8,
-                               "messages": [{"role": "user", "content": "Hi"}]})
+    chat = requests.post(
+        proxy.url + "/v1/chat/completions",
+        headers=headers,
+        timeout=60,
+        json={
+            "model": "smol:latest",
+            "max_tokens": 8,
+            "messages": [{"role": "user", "content": "Hi"}],
+        },
+    )
     assert chat.status_code == 200 and chat.json()["choices"][0]["message"]["content"]
 
 
@@ -157,23 +190,37 @@ def test_keep_alive_zero_unloads_a_model_the_proxy_runs(managed_program, model, 
     models = tmp_path / "models.toml"
     models.write_text(f'[models.tiny]\nmodel = "{model}"\nargs = ["-np", "1", "-c", "2048"]\n')
     name = managed_program.args[-1].rpartition("/")[2]
-    with ProxyProcess(NO_UPSTREAM, logs / f"proxy-ollama-keep-alive-{name}.log",
-                      env=managed_program.env or None, args=[
-                          "--config", str(models), "--admin-key", ADMIN, "--log-dir",
-                          str(logs / f"servers-ollama-keep-alive-{name}"),
-                          *managed_program.args]) as proxy:
+    with ProxyProcess(
+        NO_UPSTREAM,
+        logs / f"proxy-ollama-keep-alive-{name}.log",
+        env=managed_program.env or None,
+        args=[
+            "--config",
+            str(models),
+            "--admin-key",
+            ADMIN,
+            "--log-dir",
+            str(logs / f"servers-ollama-keep-alive-{name}"),
+            *managed_program.args,
+        ],
+    ) as proxy:
         client = proxy.ollama()
         loaded = client.generate(model="tiny", prompt="")
         assert loaded.done_reason == "load" and len(servers_of(proxy)) == 1
         assert [model.model for model in client.ps().models] == ["tiny:latest"]
         (server,) = servers_of(proxy)
-        answer = client.generate(model="tiny", prompt="Hi", keep_alive=0,
-                                 options={"num_predict": 2})
+        answer = client.generate(
+            model="tiny", prompt="Hi", keep_alive=0, options={"num_predict": 2}
+        )
         assert answer.eval_count == 2
         wait_for(lambda: gone(server.pid), "the server to stop after the answer")
         assert client.ps().models == []
-        again = client.chat(model="tiny", messages=[{"role": "user", "content": "Hi"}],
-                            options={"num_predict": 2}, keep_alive="10m")
+        again = client.chat(
+            model="tiny",
+            messages=[{"role": "user", "content": "Hi"}],
+            options={"num_predict": 2},
+            keep_alive="10m",
+        )
         assert again.eval_count == 2 and len(servers_of(proxy)) == 1
         (expiring,) = client.ps().models
         assert expiring.expires_at.year < 9999  # ten minutes from now, not for ever

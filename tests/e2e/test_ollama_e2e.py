@@ -5,6 +5,7 @@ Three models behind each: ``thinker`` answers a fixed text after a thought (see
 :mod:`.stoppingmodel`) under a chat template that thinks; ``tiny`` (random weights, chatml)
 writes whatever a JSON Schema allows; ``embedder`` embeds.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,11 +24,16 @@ pytestmark = pytest.mark.e2e
 
 ENGINES = ("powerinfer", "llamacpp-2023", "llamacpp", "bundled")
 HI = [{"role": "user", "content": "Say hello."}]
-REPORT = {"type": "object", "properties": {
-    "ok": {"type": "boolean"},
-    "score": {"type": "integer", "minimum": 0, "maximum": 9},
-    "tags": {"type": "array", "items": {"enum": ["cat", "dog"]}, "maxItems": 2}},
-    "required": ["ok", "score", "tags"], "additionalProperties": False}
+REPORT = {
+    "type": "object",
+    "properties": {
+        "ok": {"type": "boolean"},
+        "score": {"type": "integer", "minimum": 0, "maximum": 9},
+        "tags": {"type": "array", "items": {"enum": ["cat", "dog"]}, "maxItems": 2},
+    },
+    "required": ["ok", "score", "tags"],
+    "additionalProperties": False,
+}
 BUDGET = 800  # tokens: room for the most whitespace the schema's grammar allows
 CONTEXT = 8192
 
@@ -39,18 +45,25 @@ def proxy(request, model, logs, tmp_path_factory):
     thinker = write_stopping_gguf(folder / "thinker.gguf", THINKING)
     template = folder / "thinking.jinja"
     template.write_text(CHAT_TEMPLATE)
-    with LlamaServer(thinker, logs / f"ollama-thinker-{engine}.log", kind=engine,
-                     ctx_size=CONTEXT) as thinking, \
-            LlamaServer(model, logs / f"ollama-tiny-{engine}.log", kind=engine) as tiny, \
-            LlamaServer(model, logs / f"ollama-embedder-{engine}.log", kind=engine,
-                        embedding=True) as embedder:
+    with (
+        LlamaServer(
+            thinker, logs / f"ollama-thinker-{engine}.log", kind=engine, ctx_size=CONTEXT
+        ) as thinking,
+        LlamaServer(model, logs / f"ollama-tiny-{engine}.log", kind=engine) as tiny,
+        LlamaServer(
+            model, logs / f"ollama-embedder-{engine}.log", kind=engine, embedding=True
+        ) as embedder,
+    ):
         models = folder / "models.toml"
-        models.write_text(f'[models.thinker]\nupstreams = ["{thinking.url}"]\n'
-                          f'chat_template = "{template}"\n'
-                          f'[models.tiny]\nupstreams = ["{tiny.url}"]\nchat_template = "chatml"\n'
-                          f'[models.embedder]\nupstreams = ["{embedder.url}"]\n')
-        with ProxyProcess(thinking.url, logs / f"proxy-ollama-{engine}.log",
-                          args=["--config", str(models)]) as running:
+        models.write_text(
+            f'[models.thinker]\nupstreams = ["{thinking.url}"]\n'
+            f'chat_template = "{template}"\n'
+            f'[models.tiny]\nupstreams = ["{tiny.url}"]\nchat_template = "chatml"\n'
+            f'[models.embedder]\nupstreams = ["{embedder.url}"]\n'
+        )
+        with ProxyProcess(
+            thinking.url, logs / f"proxy-ollama-{engine}.log", args=["--config", str(models)]
+        ) as running:
             running.engine = engine
             yield running
 
@@ -82,8 +95,9 @@ def test_a_whole_answer_with_its_thoughts(client, api):
         answer = client.chat(model="thinker", messages=HI, think=True, stream=False)
         text, thinking = answer.message.content, answer.message.thinking
     else:
-        answer = client.generate(model="thinker:latest", prompt="Say hello.", think=True,
-                                 stream=False)
+        answer = client.generate(
+            model="thinker:latest", prompt="Say hello.", think=True, stream=False
+        )
         text, thinking = answer.response, answer.thinking
     assert (text, thinking) == (ANSWER_TEXT, THOUGHTS_TEXT)
     assert answer.done and answer.done_reason == "stop"
@@ -113,15 +127,25 @@ def test_thoughts_stay_out_when_think_is_false(client):
 
 
 def test_a_schema_shapes_the_answer(client):
-    answer = client.generate(model="tiny", prompt="Rate it.", format=REPORT, stream=False,
-                             options={"num_predict": BUDGET, "temperature": 0})
+    answer = client.generate(
+        model="tiny",
+        prompt="Rate it.",
+        format=REPORT,
+        stream=False,
+        options={"num_predict": BUDGET, "temperature": 0},
+    )
     assert answer.done_reason == "stop"
     jsonschema.validate(json.loads(answer.response), REPORT)
 
 
 def test_json_format(client):
-    answer = client.chat(model="tiny", messages=[{"role": "user", "content": "JSON?"}],
-                         format="json", stream=False, options={"num_predict": BUDGET})
+    answer = client.chat(
+        model="tiny",
+        messages=[{"role": "user", "content": "JSON?"}],
+        format="json",
+        stream=False,
+        options={"num_predict": BUDGET},
+    )
     if answer.done_reason == "stop":  # a random model may run out of its budget
         json.loads(answer.message.content)
     else:
@@ -129,16 +153,22 @@ def test_json_format(client):
 
 
 def test_options_reach_the_server(client):
-    answer = client.generate(model="tiny", prompt="Count.", stream=False,
-                             options={"num_predict": 3, "temperature": 0.5, "num_ctx": 4096})
+    answer = client.generate(
+        model="tiny",
+        prompt="Count.",
+        stream=False,
+        options={"num_predict": 3, "temperature": 0.5, "num_ctx": 4096},
+    )
     assert answer.done_reason == "length" and answer.eval_count == 3
 
 
 def test_embeddings(client):
     embedded = client.embed(model="embedder", input=["a cat", "a dog"])
     assert len(embedded.embeddings) == 2
-    assert all(math.isclose(sum(x * x for x in vector), 1.0, rel_tol=1e-4)
-               for vector in embedded.embeddings)
+    assert all(
+        math.isclose(sum(x * x for x in vector), 1.0, rel_tol=1e-4)
+        for vector in embedded.embeddings
+    )
     older = client.embeddings(model="embedder", prompt="a cat")
     assert len(older.embedding) == len(embedded.embeddings[0])
 

@@ -8,6 +8,7 @@ projector: it answers :data:`TEXT_ANSWER` to a prompt without an image and
 and in ``$OAI_PROXY_SCREENSHOTS/open-webui.png`` when that is set (``docs/`` holds the
 recipe's).
 """
+
 from __future__ import annotations
 
 import os
@@ -62,15 +63,25 @@ def stack(request, files, logs, tmp_path_factory):
     engine = request.param
     model, mmproj = files
     folder = tmp_path_factory.mktemp(f"open-webui-{engine}")
-    with LlamaServer(model, logs / f"webui-eyes-{engine}.log", kind=engine, parallel=1,
-                     ctx_size=CONTEXT, extra_args=["--mmproj", str(mmproj)]) as server:
+    with LlamaServer(
+        model,
+        logs / f"webui-eyes-{engine}.log",
+        kind=engine,
+        parallel=1,
+        ctx_size=CONTEXT,
+        extra_args=["--mmproj", str(mmproj)],
+    ) as server:
         (folder / "models.toml").write_text(f'[models.eyes]\nupstreams = ["{server.url}"]\n')
         (folder / "keys.toml").write_text(f'[[keys]]\nname = "webui"\nkey = "{KEY}"\n')
-        with ProxyProcess(server.url, logs / f"proxy-webui-{engine}.log",
-                          args=["--config", str(folder / "models.toml"),
-                                "--keys", str(folder / "keys.toml")]) as proxy, \
-                Tap(proxy.url) as tap, \
-                OpenWebUI(tap.url, KEY, folder, logs / f"open-webui-{engine}.log") as webui:
+        with (
+            ProxyProcess(
+                server.url,
+                logs / f"proxy-webui-{engine}.log",
+                args=["--config", str(folder / "models.toml"), "--keys", str(folder / "keys.toml")],
+            ) as proxy,
+            Tap(proxy.url) as tap,
+            OpenWebUI(tap.url, KEY, folder, logs / f"open-webui-{engine}.log") as webui,
+        ):
             yield Stack(proxy, tap, webui)
             assert "Traceback" not in proxy.log()
 
@@ -83,8 +94,14 @@ def browser():
     assert chromium and driver_path, "install Debian's chromium and chromium-driver (.ci/run does)"
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1280,800", "--disable-background-networking"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,800",
+        "--disable-background-networking",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     yield driver
@@ -96,8 +113,13 @@ def open_chat(browser, stack: Stack) -> WebDriverWait:
     browser.get(stack.webui.url + "/")
     wait = WebDriverWait(browser, ANSWER_WAIT, ignored_exceptions=(WebDriverException,))
     wait.until(lambda b: b.find_element(By.ID, "chat-input"))
-    wait.until(lambda b: close_release_notes(b) or b.find_element(
-        By.ID, "model-selector-model-button").text not in ("", "Select a model"))
+    wait.until(
+        lambda b: (
+            close_release_notes(b)
+            or b.find_element(By.ID, "model-selector-model-button").text
+            not in ("", "Select a model")
+        )
+    )
     return wait
 
 
@@ -119,8 +141,10 @@ def listed_models(browser, wait: WebDriverWait) -> list:
     """The models the model selector offers, as it names them."""
     browser.find_element(By.ID, "model-selector-model-button").click()
     wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "button[data-value]"))
-    return [item.get_attribute("data-value")
-            for item in browser.find_elements(By.CSS_SELECTOR, "button[data-value]")]
+    return [
+        item.get_attribute("data-value")
+        for item in browser.find_elements(By.CSS_SELECTOR, "button[data-value]")
+    ]
 
 
 def choose(browser, wait: WebDriverWait, model: str) -> None:
@@ -138,11 +162,17 @@ def ask(browser, wait: WebDriverWait, text: str) -> str:
     box.send_keys(Keys.ENTER)
     answer = (By.CSS_SELECTOR, ".chat-assistant #response-content-container")
     try:
-        wait.until(lambda b: b.find_element(*answer).text.strip() in (TEXT_ANSWER, IMAGE_ANSWER)
-                   and b.find_elements(By.CSS_SELECTOR, 'button[aria-label="Copy"]'))
+        wait.until(
+            lambda b: (
+                b.find_element(*answer).text.strip() in (TEXT_ANSWER, IMAGE_ANSWER)
+                and b.find_elements(By.CSS_SELECTOR, 'button[aria-label="Copy"]')
+            )
+        )
     except TimeoutException:
-        pytest.fail("no whole answer on the page; it shows:\n"
-                    + browser.find_element(By.ID, "chat-container").text[-2000:])
+        pytest.fail(
+            "no whole answer on the page; it shows:\n"
+            + browser.find_element(By.ID, "chat-container").text[-2000:]
+        )
     return browser.find_element(*answer).text.strip()
 
 

@@ -4,6 +4,7 @@ Debian's ``chromium`` and ``chromium-driver`` (installed by ``.ci/run``) driven 
 Each test leaves a screenshot of its page in its output folder; the fleet page's charts go
 to ``$OAI_PROXY_SCREENSHOTS/fleet-page.png`` when that is set (``docs/`` holds the README's).
 """
+
 from __future__ import annotations
 
 import os
@@ -41,8 +42,14 @@ def browser():
     assert chromium and driver_path, "install Debian's chromium and chromium-driver (.ci/run does)"
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1200,900", "--disable-background-networking"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1200,900",
+        "--disable-background-networking",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     yield driver
@@ -52,8 +59,13 @@ def browser():
 @pytest.fixture
 def server(model, logs):
     # no end of text: a generation runs until its budget, so Stop has something to stop
-    with LlamaServer(model, logs / "pages-server.log", parallel=1, ctx_size=LONG + 64,
-                     extra_args=["--ignore-eos"]) as running:
+    with LlamaServer(
+        model,
+        logs / "pages-server.log",
+        parallel=1,
+        ctx_size=LONG + 64,
+        extra_args=["--ignore-eos"],
+    ) as running:
         yield running
 
 
@@ -70,8 +82,10 @@ def test_the_fleet_page_shows_a_real_upstream_up(browser, server, logs, tmp_path
         give_key(browser, ADMIN)  # the admin sees its address
         wait.until(lambda b: first_row(b)[1:2] == [server.url])
         assert browser.find_element(By.ID, "shown").text == "Shown to the admin."
-        assert browser.execute_script("return sessionStorage.getItem('oai-proxy-fleet-key')") \
-            == ADMIN and browser.execute_script("return localStorage.length") == 0
+        assert (
+            browser.execute_script("return sessionStorage.getItem('oai-proxy-fleet-key')") == ADMIN
+            and browser.execute_script("return localStorage.length") == 0
+        )
         browser.save_screenshot(str(tmp_path / "fleet.png"))
         with traffic(proxy):  # across refreshes: tokens/s is counted between two looks
             wait.until(lambda b: tokens_per_second(b) > 0)
@@ -81,7 +95,8 @@ def test_the_fleet_page_shows_a_real_upstream_up(browser, server, logs, tmp_path
 
 
 def test_with_keys_the_fleet_page_shows_a_key_its_models_and_anyone_the_state(
-        browser, server, logs, tmp_path):
+    browser, server, logs, tmp_path
+):
     with ProxyProcess(server.url, logs / "pages-keyed.log", args=["--api-key", KEY]) as proxy:
         browser.get(proxy.url + "/")
         wait = WebDriverWait(browser, 10)
@@ -103,7 +118,8 @@ def test_with_keys_the_fleet_page_shows_a_key_its_models_and_anyone_the_state(
 def first_row(browser) -> list:
     """The fleet table's first row, read in one go (the page replaces its rows at each look)."""
     return browser.execute_script(
-        "return [...document.querySelector('#fleet tbody tr').cells].map(c => c.textContent)")
+        "return [...document.querySelector('#fleet tbody tr').cells].map(c => c.textContent)"
+    )
 
 
 def give_key(browser, key: str) -> None:
@@ -119,20 +135,24 @@ def test_the_fleet_page_charts_each_models_last_minutes(browser, server, logs, t
         assert set(charts(browser)) == SERIES
         with traffic(proxy, clients=3):  # one slot for three clients: the others wait in line
             # a point per bucket (10 s) of the history: two take two buckets of traffic
-            wait.until(lambda b: charts(b)["tokens_per_s"]["points"] >= 2
-                       and percent(charts(b)["cache_hit_rate"]["latest"]) > 0)
+            wait.until(
+                lambda b: (
+                    charts(b)["tokens_per_s"]["points"] >= 2
+                    and percent(charts(b)["cache_hit_rate"]["latest"]) > 0
+                )
+            )
             assert all(chart["drawn"] for chart in charts(browser).values())
             text, bar = browser.execute_script(
                 "const cell = document.querySelector('#fleet tbody td.slots');"
-                "return [cell.textContent, cell.querySelector('.slotbar .bar .fill') !== null]")
+                "return [cell.textContent, cell.querySelector('.slotbar .bar .fill') !== null]"
+            )
             assert re.fullmatch(r"[01] / 1", text) and bar
             folder = Path(os.environ.get("OAI_PROXY_SCREENSHOTS") or tmp_path)
             browser.save_screenshot(str(folder / "fleet-page.png"))
 
 
 def test_the_playground_streams_and_stops_a_real_generation(browser, server, logs, tmp_path):
-    with ProxyProcess(server.url, logs / "pages-playground.log",
-                      args=["--api-key", KEY]) as proxy:
+    with ProxyProcess(server.url, logs / "pages-playground.log", args=["--api-key", KEY]) as proxy:
         browser.get(proxy.url + "/playground")
         wait = WebDriverWait(browser, 20, poll_frequency=0.05)
         browser.find_element(By.ID, "key").send_keys(KEY)  # keys are on: the page asks
@@ -174,8 +194,9 @@ def traffic(proxy: ProxyProcess, clients: int = 1) -> Iterator[None]:
 
     def send() -> None:
         while going.is_set():
-            requests.post(proxy.url + "/v1/completions", timeout=30,
-                          json={"prompt": PROMPT, "max_tokens": 64})
+            requests.post(
+                proxy.url + "/v1/completions", timeout=30, json={"prompt": PROMPT, "max_tokens": 64}
+            )
 
     senders = [threading.Thread(target=send) for _ in range(clients)]
     for sender in senders:
@@ -211,7 +232,8 @@ def percent(shown: str) -> float:
 def tokens_per_second(browser) -> float:
     """The fleet table's tokens/s, read in one go: the page replaces its rows at each look."""
     shown = browser.execute_script(
-        "return document.querySelectorAll('#fleet tbody tr td')[6].textContent")
+        "return document.querySelectorAll('#fleet tbody tr td')[6].textContent"
+    )
     return float(shown) if shown not in ("", "–") else 0.0
 
 

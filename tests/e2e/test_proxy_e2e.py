@@ -8,6 +8,7 @@ not just a translation that agrees with a mock. A chat's prompt is the model's o
 on current llama-server (its chat layer renders it), the historic one on the old servers
 (which report no template).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,23 +43,33 @@ DEADLINE = 20.0  # seconds a process gets to reach a state the test polls for
 
 # A completion that runs until the client goes away: EOS suppressed, and the servers it is
 # sent to shift their context instead of stopping when it is full.
-ENDLESS = {"model": MODEL, "prompt": PROMPT, "max_tokens": 1_000_000, "temperature": 0,
-           "stream": True, "logit_bias": {str(EOS_ID): -100}}
+ENDLESS = {
+    "model": MODEL,
+    "prompt": PROMPT,
+    "max_tokens": 1_000_000,
+    "temperature": 0,
+    "stream": True,
+    "logit_bias": {str(EOS_ID): -100},
+}
 
 
 def historic_prompt(user: str) -> str:
     """The prompt the historic template makes of one user message."""
-    return ("A chat between a curious user and an artificial intelligence assistant. "
-            "The assistant follows the given rules no matter what.\n"
-            f"\nUSER: {user}\nASSISTANT:")
+    return (
+        "A chat between a curious user and an artificial intelligence assistant. "
+        "The assistant follows the given rules no matter what.\n"
+        f"\nUSER: {user}\nASSISTANT:"
+    )
 
 
 def model_prompt(user: str) -> str:
     """The prompt the model's own template makes of one user message, rendered the Hugging
     Face way (llama-server renders it the same way)."""
-    return jinja2.Environment(trim_blocks=True, lstrip_blocks=True).from_string(
-        CHAT_TEMPLATE).render(messages=[{"role": "user", "content": user}],
-                              add_generation_prompt=True)
+    return (
+        jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
+        .from_string(CHAT_TEMPLATE)
+        .render(messages=[{"role": "user", "content": user}], add_generation_prompt=True)
+    )
 
 
 def upstream_prompt(server: LlamaServer, api: str, text: str) -> tuple[str, list]:
@@ -97,28 +108,30 @@ def server_completion(server: LlamaServer, prompt: str, **fields: Any) -> dict:
     limit = body.get("n_predict", -1)
     tokens = answer["completion_probabilities"]
     if 0 <= limit < len(tokens):
-        answer.update(content="".join(token["content"] for token in tokens[:limit]),
-                      completion_probabilities=tokens[:limit])
+        answer.update(
+            content="".join(token["content"] for token in tokens[:limit]),
+            completion_probabilities=tokens[:limit],
+        )
     return answer
 
 
 def server_stream(server: LlamaServer, body: dict) -> dict:
     """Stream ``body`` from the server; the final chunk, with all text and probabilities."""
     texts, probabilities = [], []
-    with requests.post(server.url + "/completion", json={**body, "stream": True}, stream=True,
-                       timeout=60) as response:
+    with requests.post(
+        server.url + "/completion", json={**body, "stream": True}, stream=True, timeout=60
+    ) as response:
         response.raise_for_status()
         for line in response.iter_lines():
             if not line:
                 continue
             assert line.startswith(b"data: "), line
-            chunk = json.loads(line[len(b"data: "):])
+            chunk = json.loads(line[len(b"data: ") :])
             texts.append(chunk["content"])
             if not chunk["stop"]:
                 probabilities += chunk.get("completion_probabilities", [])
                 continue
-            return {**chunk, "content": "".join(texts),
-                    "completion_probabilities": probabilities}
+            return {**chunk, "content": "".join(texts), "completion_probabilities": probabilities}
     raise AssertionError(f"the {server.kind} stream ended without a final chunk")
 
 
@@ -147,8 +160,9 @@ def slot_busy(server: LlamaServer) -> bool:
     if not server.legacy:
         slots = requests.get(server.url + "/slots", timeout=10).json()
         return all(slot["is_processing"] for slot in slots)
-    probe = requests.post(server.url + "/completion", timeout=10,
-                          json={"prompt": "x", "n_predict": 1, "n_keep": 0})
+    probe = requests.post(
+        server.url + "/completion", timeout=10, json={"prompt": "x", "n_predict": 1, "n_keep": 0}
+    )
     return probe.status_code == 404
 
 
@@ -164,6 +178,7 @@ def proxy_health(proxy: ProxyProcess) -> dict:
 
 # -- the proxy, spoken to through the SDK or raw HTTP ---------------------------------------
 
+
 @dataclasses.dataclass
 class Answer:
     """What one SDK request produced, streamed or not."""
@@ -174,8 +189,14 @@ class Answer:
     raw: Any  # the SDK response, or the list of stream chunks
 
 
-def ask(client: openai.OpenAI, api: str, text: Optional[str] = None, *, stream: bool = False,
-        **fields: Any) -> Answer:
+def ask(
+    client: openai.OpenAI,
+    api: str,
+    text: Optional[str] = None,
+    *,
+    stream: bool = False,
+    **fields: Any,
+) -> Answer:
     """Send one chat (``text`` as the user message) or completion (``text`` as the prompt).
 
     Greedy unless ``fields`` set a temperature. A stream asks for the usage chunk, and its
@@ -192,11 +213,16 @@ def ask(client: openai.OpenAI, api: str, text: Optional[str] = None, *, stream: 
     if not stream:
         answer = create(model=MODEL, **fields)
         choice = answer.choices[0]
-        return Answer(choice.message.content if api == "chat" else choice.text,
-                      choice.finish_reason, answer.usage, answer)
+        return Answer(
+            choice.message.content if api == "chat" else choice.text,
+            choice.finish_reason,
+            answer.usage,
+            answer,
+        )
 
-    with create(model=MODEL, stream=True, stream_options={"include_usage": True},
-                **fields) as events:
+    with create(
+        model=MODEL, stream=True, stream_options={"include_usage": True}, **fields
+    ) as events:
         chunks = list(events)
     *bodies, last = chunks
     assert last.choices == [] and last.usage is not None
@@ -219,31 +245,33 @@ def sse_events(response: requests.Response) -> Iterator[Any]:
         if not line:
             continue
         assert line.startswith(b"data: "), line
-        data = line[len(b"data: "):].decode("utf-8")
+        data = line[len(b"data: ") :].decode("utf-8")
         yield data if data == "[DONE]" else json.loads(data)
 
 
 # -- fixtures ---------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def upstream(model, logs, kind) -> Iterator[LlamaServer]:
     """The module's server, with four slots so requests run side by side."""
-    with LlamaServer(model, logs / f"{kind}.log", kind=kind, parallel=4,
-                     ctx_size=4096) as server:
+    with LlamaServer(model, logs / f"{kind}.log", kind=kind, parallel=4, ctx_size=4096) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def waitress_proxy(upstream, logs) -> Iterator[ProxyProcess]:
-    with ProxyProcess(upstream.url, logs / f"proxy-waitress-{upstream.kind}.log",
-                      how="waitress") as proxy:
+    with ProxyProcess(
+        upstream.url, logs / f"proxy-waitress-{upstream.kind}.log", how="waitress"
+    ) as proxy:
         yield proxy
 
 
 @pytest.fixture(scope="module")
 def gunicorn_proxy(upstream, logs) -> Iterator[ProxyProcess]:
-    with ProxyProcess(upstream.url, logs / f"proxy-gunicorn-{upstream.kind}.log",
-                      how="gunicorn") as proxy:
+    with ProxyProcess(
+        upstream.url, logs / f"proxy-gunicorn-{upstream.kind}.log", how="gunicorn"
+    ) as proxy:
         yield proxy
 
 
@@ -267,8 +295,9 @@ def endless_upstream(model, logs, kind, request) -> Iterator[LlamaServer]:
     It is SIGKILLed afterwards: a server still generating hangs on SIGTERM.
     """
     name = request.node.name.replace("[", "-").rstrip("]")
-    server = LlamaServer(model, logs / f"{kind}-{name}.log", kind=kind,
-                         parallel=1, ctx_size=2048, context_shift=True)
+    server = LlamaServer(
+        model, logs / f"{kind}-{name}.log", kind=kind, parallel=1, ctx_size=2048, context_shift=True
+    )
     server.start()
     try:
         yield server
@@ -277,6 +306,7 @@ def endless_upstream(model, logs, kind, request) -> Iterator[LlamaServer]:
 
 
 # -- generation ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("api", APIS)
 def test_greedy_text_is_the_servers_streamed_or_not(any_client, upstream, api):
@@ -296,7 +326,7 @@ def test_stop_sequence_ends_the_text_before_it(client, upstream, api, stream):
     full = server_expects(upstream, api, default_text(api), n_predict=MAX_TOKENS)["content"]
     stop = " " + full.split()[2]  # the model's third word
     answer = ask(client, api, stream=stream, max_tokens=MAX_TOKENS, stop=[stop])
-    assert answer.text == full[:full.index(stop)]
+    assert answer.text == full[: full.index(stop)]
     assert answer.text.strip() and stop not in answer.text
     assert answer.finish_reason == "stop"
 
@@ -312,10 +342,10 @@ def test_max_tokens_ends_with_length(client, api, stream):
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 @pytest.mark.parametrize("api", APIS)
 def test_forced_eos_ends_with_stop(client, upstream, api, stream):
-    expected = server_expects(upstream, api, default_text(api), n_predict=MAX_TOKENS,
-                              logit_bias=[[EOS_ID, 100]])
-    answer = ask(client, api, stream=stream, max_tokens=MAX_TOKENS,
-                 logit_bias={str(EOS_ID): 100})
+    expected = server_expects(
+        upstream, api, default_text(api), n_predict=MAX_TOKENS, logit_bias=[[EOS_ID, 100]]
+    )
+    answer = ask(client, api, stream=stream, max_tokens=MAX_TOKENS, logit_bias={str(EOS_ID): 100})
     assert stop_kind(expected) == "eos"
     assert answer.text == ""
     assert answer.finish_reason == "stop"
@@ -325,17 +355,18 @@ def test_forced_eos_ends_with_stop(client, upstream, api, stream):
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 @pytest.mark.parametrize("api", APIS)
 def test_forced_word_is_generated(client, api, stream):
-    answer = ask(client, api, stream=stream, max_tokens=3,
-                 logit_bias={str(token_id("moon")): 100})
+    answer = ask(client, api, stream=stream, max_tokens=3, logit_bias={str(token_id("moon")): 100})
     assert answer.text == " moon moon moon"
 
 
 @pytest.mark.parametrize("api", APIS)
 def test_usage_is_the_servers_own_count(client, upstream, api):
     expected = server_expects(upstream, api, default_text(api), n_predict=MAX_TOKENS)
-    counts = {"prompt_tokens": expected["tokens_evaluated"],
-              "completion_tokens": expected["tokens_predicted"],
-              "total_tokens": expected["tokens_evaluated"] + expected["tokens_predicted"]}
+    counts = {
+        "prompt_tokens": expected["tokens_evaluated"],
+        "completion_tokens": expected["tokens_predicted"],
+        "total_tokens": expected["tokens_evaluated"] + expected["tokens_predicted"],
+    }
     whole = ask(client, api, max_tokens=MAX_TOKENS)
     streamed = ask(client, api, stream=True, max_tokens=MAX_TOKENS)
     for usage in (whole.usage, streamed.usage):
@@ -345,8 +376,9 @@ def test_usage_is_the_servers_own_count(client, upstream, api):
 @only("llamacpp-2023", "llamacpp", why="PowerInfer's server reads a seed but never applies it")
 @pytest.mark.parametrize("api", APIS)
 def test_same_seed_gives_the_servers_text(client, upstream, api):
-    expected = server_expects(upstream, api, default_text(api), n_predict=MAX_TOKENS,
-                              temperature=1, seed=4242)
+    expected = server_expects(
+        upstream, api, default_text(api), n_predict=MAX_TOKENS, temperature=1, seed=4242
+    )
     whole = ask(client, api, max_tokens=MAX_TOKENS, temperature=1, seed=4242)
     streamed = ask(client, api, stream=True, max_tokens=MAX_TOKENS, temperature=1, seed=4242)
     assert whole.text == streamed.text == expected["content"]
@@ -359,8 +391,9 @@ def test_several_prompts_and_choices_are_the_servers(client, upstream, stream):
     fields = dict(model=MODEL, prompt=prompts, n=2, max_tokens=8, temperature=0)
     if stream:
         texts = ["", "", "", ""]
-        with client.completions.create(stream=True, stream_options={"include_usage": True},
-                                       **fields) as chunks:
+        with client.completions.create(
+            stream=True, stream_options={"include_usage": True}, **fields
+        ) as chunks:
             for chunk in chunks:
                 for choice in chunk.choices:
                     texts[choice.index] += choice.text
@@ -377,11 +410,13 @@ def test_several_prompts_and_choices_are_the_servers(client, upstream, stream):
 
 # -- logprobs ------------------------------------------------------------------------------
 
+
 def logprob_entries(entries: list) -> list:
     """Probabilities in current llama-server's shape, whichever kind listed them.
 
     Old servers give ``{content, probs: [{tok_str, prob}]}``: plain probabilities, no bytes.
     """
+
     def entry(token: str, logprob: float) -> dict:
         return {"token": token, "bytes": list(token.encode()), "logprob": logprob}
 
@@ -390,10 +425,16 @@ def logprob_entries(entries: list) -> list:
 
     if not entries or "probs" not in entries[0]:
         return entries
-    return [{**entry(item["content"], next(log(p["prob"]) for p in item["probs"]
-                                          if p["tok_str"] == item["content"])),
-             "top_logprobs": [entry(p["tok_str"], log(p["prob"])) for p in item["probs"]]}
-            for item in entries]
+    return [
+        {
+            **entry(
+                item["content"],
+                next(log(p["prob"]) for p in item["probs"] if p["tok_str"] == item["content"]),
+            ),
+            "top_logprobs": [entry(p["tok_str"], log(p["prob"])) for p in item["probs"]],
+        }
+        for item in entries
+    ]
 
 
 def approx(value: float) -> Any:
@@ -404,12 +445,17 @@ def approx(value: float) -> Any:
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 def test_chat_logprobs_are_the_servers(client, upstream, stream):
-    expected = logprob_entries(server_expects(upstream, "chat", USER, n_predict=4,
-                                              n_probs=2)["completion_probabilities"])
+    expected = logprob_entries(
+        server_expects(upstream, "chat", USER, n_predict=4, n_probs=2)["completion_probabilities"]
+    )
     answer = ask(client, "chat", stream=stream, max_tokens=4, logprobs=True, top_logprobs=2)
     if stream:
-        content = [item for chunk in answer.raw[:-1] if chunk.choices[0].logprobs
-                   for item in chunk.choices[0].logprobs.content]
+        content = [
+            item
+            for chunk in answer.raw[:-1]
+            if chunk.choices[0].logprobs
+            for item in chunk.choices[0].logprobs.content
+        ]
     else:
         content = answer.raw.choices[0].logprobs.content
     assert len(content) == len(expected) == 4
@@ -417,37 +463,46 @@ def test_chat_logprobs_are_the_servers(client, upstream, stream):
     for got, want in zip(content, expected):
         assert (got.token, got.bytes) == (want["token"], want["bytes"])
         assert got.logprob == approx(want["logprob"])
-        assert [(alt.token, alt.bytes) for alt in got.top_logprobs] == \
-            [(alt["token"], alt["bytes"]) for alt in want["top_logprobs"]]
-        assert [alt.logprob for alt in got.top_logprobs] == \
-            [approx(alt["logprob"]) for alt in want["top_logprobs"]]
+        assert [(alt.token, alt.bytes) for alt in got.top_logprobs] == [
+            (alt["token"], alt["bytes"]) for alt in want["top_logprobs"]
+        ]
+        assert [alt.logprob for alt in got.top_logprobs] == [
+            approx(alt["logprob"]) for alt in want["top_logprobs"]
+        ]
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 def test_completion_logprobs_are_the_servers(client, upstream, stream):
-    expected = logprob_entries(server_completion(upstream, PROMPT, n_predict=4,
-                                                 n_probs=2)["completion_probabilities"])
+    expected = logprob_entries(
+        server_completion(upstream, PROMPT, n_predict=4, n_probs=2)["completion_probabilities"]
+    )
     answer = ask(client, "completion", stream=stream, max_tokens=4, logprobs=2)
     if stream:
-        parts = [chunk.choices[0].logprobs for chunk in answer.raw[:-1]
-                 if chunk.choices[0].logprobs]
+        parts = [
+            chunk.choices[0].logprobs for chunk in answer.raw[:-1] if chunk.choices[0].logprobs
+        ]
         tokens = [token for part in parts for token in part.tokens]
         token_logprobs = [lp for part in parts for lp in part.token_logprobs]
         top = [alts for part in parts for alts in part.top_logprobs]
     else:
         logprobs = answer.raw.choices[0].logprobs
-        tokens, token_logprobs, top = logprobs.tokens, logprobs.token_logprobs, \
-            logprobs.top_logprobs
+        tokens, token_logprobs, top = (
+            logprobs.tokens,
+            logprobs.token_logprobs,
+            logprobs.top_logprobs,
+        )
         offsets = logprobs.text_offset
         assert [b - a for a, b in zip(offsets, offsets[1:])] == [len(t) for t in tokens[:-1]]
     assert tokens == [want["token"] for want in expected]
     assert "".join(tokens) == answer.text
     assert token_logprobs == [approx(want["logprob"]) for want in expected]
-    assert top == [{alt["token"]: approx(alt["logprob"]) for alt in want["top_logprobs"]}
-                   for want in expected]
+    assert top == [
+        {alt["token"]: approx(alt["logprob"]) for alt in want["top_logprobs"]} for want in expected
+    ]
 
 
 # -- prompts -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("api", APIS)
 def test_tokenize_returns_the_prompts_tokens(client, upstream, api):
@@ -461,15 +516,21 @@ def test_tokenize_returns_the_prompts_tokens(client, upstream, api):
 @pytest.fixture(scope="module")
 def historic_proxy(upstream, logs) -> Iterator[ProxyProcess]:
     """The proxy as an ``api_like_OAI`` user starts it: with one of its historic flags."""
-    with ProxyProcess(upstream.url, logs / f"proxy-historic-{upstream.kind}.log",
-                      args=["--user-name", "\\nUSER: "]) as proxy:
+    with ProxyProcess(
+        upstream.url,
+        logs / f"proxy-historic-{upstream.kind}.log",
+        args=["--user-name", "\\nUSER: "],
+    ) as proxy:
         yield proxy
 
 
 @only("llamacpp", why="the old servers report no chat template")
 def test_by_default_a_chat_is_the_models_own_template(client, upstream):
-    applied = requests.post(upstream.url + "/apply-template",
-                            json={"messages": [{"role": "user", "content": USER}]}, timeout=10)
+    applied = requests.post(
+        upstream.url + "/apply-template",
+        json={"messages": [{"role": "user", "content": USER}]},
+        timeout=10,
+    )
     assert applied.json()["prompt"] == model_prompt(USER)
     expected = server_completion(upstream, model_prompt(USER), n_predict=MAX_TOKENS)
     historic = server_completion(upstream, historic_prompt(USER), n_predict=MAX_TOKENS)
@@ -482,8 +543,9 @@ def test_by_default_a_chat_is_the_models_own_template(client, upstream):
 
 @only("llamacpp", why="the old servers report no chat template: historic is theirs anyway")
 def test_a_historic_flag_keeps_the_historic_template(historic_proxy, upstream):
-    expected = server_completion(upstream, historic_prompt(USER), n_predict=MAX_TOKENS,
-                                 stop=HISTORIC_STOP)
+    expected = server_completion(
+        upstream, historic_prompt(USER), n_predict=MAX_TOKENS, stop=HISTORIC_STOP
+    )
     with historic_proxy.sdk() as client:
         answer = ask(client, "chat", max_tokens=MAX_TOKENS, extra_body={"tokenize": True})
     assert answer.raw.model_extra["promptToken"] == server_tokens(upstream, historic_prompt(USER))
@@ -492,12 +554,20 @@ def test_a_historic_flag_keeps_the_historic_template(historic_proxy, upstream):
 
 # -- serving -------------------------------------------------------------------------------
 
+
 def test_eight_concurrent_streams_each_complete(client, upstream):
-    texts = ["the cat", "a dog", "hello world", "red sun", "my house", "blue sea",
-             "one two three", "good day"]
+    texts = [
+        "the cat",
+        "a dog",
+        "hello world",
+        "red sun",
+        "my house",
+        "blue sea",
+        "one two three",
+        "good day",
+    ]
     jobs = [(APIS[i % 2], text) for i, text in enumerate(texts)]
-    expected = [server_expects(upstream, api, text, n_predict=48)["content"]
-                for api, text in jobs]
+    expected = [server_expects(upstream, api, text, n_predict=48)["content"] for api, text in jobs]
     start = threading.Barrier(len(jobs))
 
     def run(job: tuple) -> Answer:
@@ -514,17 +584,21 @@ def test_eight_concurrent_streams_each_complete(client, upstream):
 @pytest.mark.parametrize("how", ["waitress", "gunicorn"])
 def test_client_disconnect_frees_the_slot(endless_upstream, logs, how):
     server = endless_upstream
-    with ProxyProcess(server.url, logs / f"proxy-disconnect-{server.kind}-{how}.log",
-                      how=how) as proxy:
-        with requests.post(proxy.url + "/v1/completions", json=ENDLESS, stream=True,
-                           timeout=DEADLINE) as response:
+    with ProxyProcess(
+        server.url, logs / f"proxy-disconnect-{server.kind}-{how}.log", how=how
+    ) as proxy:
+        with requests.post(
+            proxy.url + "/v1/completions", json=ENDLESS, stream=True, timeout=DEADLINE
+        ) as response:
             assert response.status_code == 200
             events = sse_events(response)
             for _ in range(3):
                 assert next(events)["choices"][0]["finish_reason"] is None
             assert slot_busy(server)
-        wait_for(lambda: not slot_busy(server),
-                 "the server freeing the slot of the stream the client closed")
+        wait_for(
+            lambda: not slot_busy(server),
+            "the server freeing the slot of the stream the client closed",
+        )
         if how == "waitress":  # one process: its /health sees the lease handed back
             wait_for(lambda: proxy_health(proxy)["in_flight"] == 0, "the lease's release")
         with proxy.sdk() as client:
@@ -532,28 +606,36 @@ def test_client_disconnect_frees_the_slot(endless_upstream, logs, how):
 
 
 def test_api_key_is_enforced(upstream, logs):
-    with ProxyProcess(upstream.url, logs / f"proxy-keyed-{upstream.kind}.log",
-                      args=["--api-key", API_KEY]) as proxy:
+    with ProxyProcess(
+        upstream.url, logs / f"proxy-keyed-{upstream.kind}.log", args=["--api-key", API_KEY]
+    ) as proxy:
         with proxy.sdk("wrong-key") as client, pytest.raises(openai.AuthenticationError):
             ask(client, "chat", max_tokens=2)
-        no_key = requests.post(proxy.url + "/v1/completions", timeout=10,
-                               json={"model": MODEL, "prompt": PROMPT, "max_tokens": 2})
+        no_key = requests.post(
+            proxy.url + "/v1/completions",
+            timeout=10,
+            json={"model": MODEL, "prompt": PROMPT, "max_tokens": 2},
+        )
         assert no_key.status_code == 401
         assert no_key.json()["error"]["type"] == "authentication_error"
         with proxy.sdk(API_KEY) as client:
             answer = ask(client, "chat", max_tokens=MAX_TOKENS)
-        assert answer.text == server_expects(upstream, "chat", USER,
-                                             n_predict=MAX_TOKENS)["content"]
+        assert (
+            answer.text == server_expects(upstream, "chat", USER, n_predict=MAX_TOKENS)["content"]
+        )
         assert requests.get(proxy.url + "/health", timeout=10).status_code == 200
 
 
 def test_upstream_killed_mid_stream_gives_503_then_recovers(endless_upstream, logs):
     server = endless_upstream
-    with ProxyProcess(server.url, logs / f"proxy-killed-{server.kind}.log") as proxy, \
-            proxy.sdk() as client:
+    with (
+        ProxyProcess(server.url, logs / f"proxy-killed-{server.kind}.log") as proxy,
+        proxy.sdk() as client,
+    ):
         assert requests.get(proxy.url + "/health", timeout=10).status_code == 200
-        with requests.post(proxy.url + "/v1/completions", json=ENDLESS, stream=True,
-                           timeout=DEADLINE) as response:
+        with requests.post(
+            proxy.url + "/v1/completions", json=ENDLESS, stream=True, timeout=DEADLINE
+        ) as response:
             events = sse_events(response)
             for _ in range(3):
                 assert next(events)["choices"][0]["finish_reason"] is None
@@ -565,8 +647,11 @@ def test_upstream_killed_mid_stream_gives_503_then_recovers(endless_upstream, lo
         with pytest.raises(openai.InternalServerError) as info:
             ask(client, "chat", max_tokens=4)
         assert info.value.status_code == 503
-        down = requests.post(proxy.url + "/v1/chat/completions", timeout=DEADLINE, json={
-            "model": MODEL, "messages": [{"role": "user", "content": USER}], "max_tokens": 4})
+        down = requests.post(
+            proxy.url + "/v1/chat/completions",
+            timeout=DEADLINE,
+            json={"model": MODEL, "messages": [{"role": "user", "content": USER}], "max_tokens": 4},
+        )
         assert down.status_code == 503
         assert_names_the_server(down.json()["error"]["message"], server, proxy)
         assert requests.get(proxy.url + "/health", timeout=DEADLINE).status_code == 503
@@ -597,10 +682,20 @@ def first_characters(limit: int) -> str:
 @pytest.mark.parametrize("api", APIS)
 def test_a_limit_inside_a_character_is_answered_whole(client, upstream, api, limit):
     forced = {"n_predict": limit, "grammar": WIDE_GRAMMAR}
-    server_streamed = server_stream(upstream, {**expected_request(upstream, api, WIDE_PROMPT),
-                                               **forced})
-    answers = [ask(client, api, WIDE_PROMPT, stream=stream, max_tokens=limit,
-                   extra_body={"grammar": WIDE_GRAMMAR}) for stream in (False, True)]
+    server_streamed = server_stream(
+        upstream, {**expected_request(upstream, api, WIDE_PROMPT), **forced}
+    )
+    answers = [
+        ask(
+            client,
+            api,
+            WIDE_PROMPT,
+            stream=stream,
+            max_tokens=limit,
+            extra_body={"grammar": WIDE_GRAMMAR},
+        )
+        for stream in (False, True)
+    ]
     whole, streamed = answers
     if upstream.legacy:
         # the server overshoots the limit (to three tokens at least): the proxy keeps it,
@@ -612,8 +707,9 @@ def test_a_limit_inside_a_character_is_answered_whole(client, upstream, api, lim
         # its chat layer's whole answer leaves it out too
         assert streamed.text == server_streamed["content"] == first_characters(limit)
         server_whole = server_expects(upstream, api, WIDE_PROMPT, **forced)
-        assert whole.text == (server_whole["content"] if api == "completion"
-                              else first_characters(limit))
+        assert whole.text == (
+            server_whole["content"] if api == "completion" else first_characters(limit)
+        )
     for answer in answers:
         assert answer.finish_reason == "length"
         assert answer.usage.completion_tokens == limit
@@ -628,10 +724,17 @@ def expected_request(upstream: LlamaServer, api: str, text: str) -> dict:
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 @pytest.mark.parametrize("api", APIS)
 def test_wide_text_in_and_out_is_the_servers(client, upstream, api, stream):
-    expected = server_expects(upstream, api, WIDE_PROMPT, n_predict=MAX_TOKENS,
-                              grammar=WIDE_GRAMMAR)
-    answer = ask(client, api, WIDE_PROMPT, stream=stream, max_tokens=MAX_TOKENS,
-                 extra_body={"grammar": WIDE_GRAMMAR, "tokenize": True})
+    expected = server_expects(
+        upstream, api, WIDE_PROMPT, n_predict=MAX_TOKENS, grammar=WIDE_GRAMMAR
+    )
+    answer = ask(
+        client,
+        api,
+        WIDE_PROMPT,
+        stream=stream,
+        max_tokens=MAX_TOKENS,
+        extra_body={"grammar": WIDE_GRAMMAR, "tokenize": True},
+    )
     assert expected["content"] == answer.text == WIDE
     assert answer.finish_reason == "stop"
     assert answer.usage.prompt_tokens == expected["tokens_evaluated"]
@@ -643,26 +746,36 @@ def test_wide_text_in_and_out_is_the_servers(client, upstream, api, stream):
 
 def test_wide_text_tokenizes_into_whole_pieces(waitress_proxy, upstream):
     tokens = server_tokens(upstream, WIDE_PROMPT)
-    answer = requests.post(waitress_proxy.url + "/v1/tokenize", json={"prompt": WIDE_PROMPT},
-                           timeout=DEADLINE).json()
+    answer = requests.post(
+        waitress_proxy.url + "/v1/tokenize", json={"prompt": WIDE_PROMPT}, timeout=DEADLINE
+    ).json()
     assert answer["tokens"] == tokens and answer["count"] == len(tokens)
     assert "".join(answer["pieces"]).strip() == WIDE_PROMPT
     assert "\ufffd" not in "".join(answer["pieces"])
-    glm = requests.post(waitress_proxy.url + "/tokenize", json={"prompt": WIDE_PROMPT},
-                        timeout=DEADLINE).json()
+    glm = requests.post(
+        waitress_proxy.url + "/tokenize", json={"prompt": WIDE_PROMPT}, timeout=DEADLINE
+    ).json()
     assert glm == {"tokenIds": tokens, "tokens": answer["pieces"]}
 
 
 # -- admission -----------------------------------------------------------------------------
 
+
 def test_sixty_four_streams_through_four_slots_all_complete(upstream, logs):
-    texts = [f"{a} {b}" for a in ("the", "a", "my", "one", "red", "big", "old", "new")
-             for b in ("cat", "dog", "sun", "sea", "man", "day", "tree", "bird")]
-    expected = {text: server_completion(upstream, text, n_predict=8)["content"]
-                for text in texts}
+    texts = [
+        f"{a} {b}"
+        for a in ("the", "a", "my", "one", "red", "big", "old", "new")
+        for b in ("cat", "dog", "sun", "sea", "man", "day", "tree", "bird")
+    ]
+    expected = {text: server_completion(upstream, text, n_predict=8)["content"] for text in texts}
     start = threading.Barrier(len(texts))
-    with ProxyProcess(upstream.url, logs / f"proxy-64-{upstream.kind}.log",
-                      args=["--threads", "128"]) as proxy, proxy.sdk() as client:
+    with (
+        ProxyProcess(
+            upstream.url, logs / f"proxy-64-{upstream.kind}.log", args=["--threads", "128"]
+        ) as proxy,
+        proxy.sdk() as client,
+    ):
+
         def run(text: str) -> Answer:
             start.wait(DEADLINE)
             return ask(client, "completion", text, stream=True, max_tokens=8)

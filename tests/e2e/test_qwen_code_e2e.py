@@ -6,13 +6,13 @@ prompt (see :mod:`.agent_tools`).
 Qwen Code lists a provider's models only in its interactive ``/auth`` dialog; headless, the
 model is the one its settings name.
 """
+
 from __future__ import annotations
 
 import pytest
 
 from . import agents
-from .agent_tools import (AGENT_FAMILIES, ANSWER, COMMAND, ENGINES, WRITTEN, assert_tool_loop,
-                          served)
+from .agent_tools import AGENT_FAMILIES, ANSWER, COMMAND, ENGINES, WRITTEN, assert_tool_loop, served
 
 pytestmark = [pytest.mark.e2e, pytest.mark.qwen_code]
 
@@ -23,13 +23,15 @@ TOOL = "run_shell_command"
 @pytest.mark.parametrize("family_name", list(AGENT_FAMILIES))
 @pytest.mark.parametrize("engine", ENGINES)
 def test_qwen_code_runs_the_models_shell_call_and_prints_its_answer(
-        engine, family_name, tmp_path, logs):
+    engine, family_name, tmp_path, logs
+):
     work = tmp_path / "work"
     work.mkdir()
     arguments = {"command": COMMAND, "description": "Write notes.txt"}
     with served(engine, family_name, TOOL, arguments, tmp_path, logs, KEY) as (proxy, tap):
-        result = agents.qwen_code(tap.url, KEY, work, "--approval-mode", "yolo",
-                                  "Write notes.txt, then tell me.")
+        result = agents.qwen_code(
+            tap.url, KEY, work, "--approval-mode", "yolo", "Write notes.txt, then tell me."
+        )
         print(result.stdout[-3000:], result.stderr[-3000:])
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
         assert (work / "notes.txt").read_text() == WRITTEN

@@ -6,6 +6,7 @@ The replica that served a turn run alone is the one whose counters took its prom
 run together are checked by what each replica took in all. The proxy that served a request
 is named by a header the tests' nginx.conf adds.
 """
+
 from __future__ import annotations
 
 import threading
@@ -72,8 +73,7 @@ def sum_by_home(conversations: list, homes: list) -> dict:
 def test_a_keys_requests_per_minute_hold_across_both_proxies(recipe):
     key = recipe.key(limited=True)
     over = 10
-    body = {"model": recipe.model, "max_tokens": 2,
-            "messages": [{"role": "user", "content": "hi"}]}
+    body = {"model": recipe.model, "max_tokens": 2, "messages": [{"role": "user", "content": "hi"}]}
     # Limits count fixed minutes of the clock: send every request inside one.
     wait_for(lambda: time.time() % 60 < 45, "a minute with 15 s left", timeout=61)
     with ThreadPoolExecutor(8) as pool:
@@ -83,57 +83,90 @@ def test_a_keys_requests_per_minute_hold_across_both_proxies(recipe):
     refused = [answer for answer in answers if answer.status_code == 429]
     assert (len(served), len(refused)) == (key.rpm, over)
     # One counter over every process: each admitted request took its own place in it.
-    remaining = sorted(int(answer.headers["x-ratelimit-remaining-requests"])
-                       for answer in served)
+    remaining = sorted(int(answer.headers["x-ratelimit-remaining-requests"]) for answer in served)
     assert remaining == list(range(key.rpm))
     for answer in refused:
         error = answer.json()["error"]
         assert set(answer.json()) == {"error"} and error["message"]
         assert (error["type"], error["param"], error["code"]) == (
-            "requests", None, "rate_limit_exceeded")
+            "requests",
+            None,
+            "rate_limit_exceeded",
+        )
         assert answer.headers["x-ratelimit-limit-requests"] == str(key.rpm)
         assert answer.headers["x-ratelimit-remaining-requests"] == "0"
         assert int(answer.headers["Retry-After"]) >= 1
     proxies = {recipe.address(recipe.waitress), recipe.address(recipe.gunicorn)}
     assert {(answer.headers[UPSTREAM_HEADER], answer.status_code) for answer in answers} == {
-        (proxy, status) for proxy in proxies for status in (200, 429)}
+        (proxy, status) for proxy in proxies for status in (200, 429)
+    }
 
 
 def test_a_proxy_killed_mid_run(recipe):
     key = recipe.key(limited=False)
     waitress, gunicorn = recipe.address(recipe.waitress), recipe.address(recipe.gunicorn)
     streams = [Outcome(stream=True) for _ in recipe.replicas]
-    readers = [threading.Thread(target=attempt, args=(recipe.url, key, {
-        "model": recipe.model, "max_tokens": LONG, "messages": messages}, stream))
-        for messages, stream in zip(recipe.one_per_replica("tell long story"), streams)]
+    readers = [
+        threading.Thread(
+            target=attempt,
+            args=(
+                recipe.url,
+                key,
+                {"model": recipe.model, "max_tokens": LONG, "messages": messages},
+                stream,
+            ),
+        )
+        for messages, stream in zip(recipe.one_per_replica("tell long story"), streams)
+    ]
     for reader in readers:  # before any other request: round-robin sends them to both proxies
         reader.start()
     wait_for(lambda: all(stream.events for stream in streams), "the long streams to flow")
     wholes = [Outcome(stream=False) for _ in range(2)]  # one after the other: one per proxy
-    readers += [threading.Thread(target=attempt, args=(recipe.url, key, {
-        "model": recipe.model, "max_tokens": LONG, "messages": messages}, whole))
-        for messages, whole in zip(recipe.one_per_replica("write a long tale"), wholes)]
-    for started, reader in enumerate(readers[len(streams):], 1):
+    readers += [
+        threading.Thread(
+            target=attempt,
+            args=(
+                recipe.url,
+                key,
+                {"model": recipe.model, "max_tokens": LONG, "messages": messages},
+                whole,
+            ),
+        )
+        for messages, whole in zip(recipe.one_per_replica("write a long tale"), wholes)
+    ]
+    for started, reader in enumerate(readers[len(streams) :], 1):
         reader.start()
-        wait_for(lambda: generating(recipe.replicas) == len(streams) + started,
-                 "the long answer to be generated")
+        wait_for(
+            lambda started=started: generating(recipe.replicas) == len(streams) + started,
+            "the long answer to be generated",
+        )
     with Traffic(recipe.url, key, recipe.model) as traffic:
         killed = time.monotonic()
         recipe.waitress.kill()
         # Until nginx has read the end of each connection it kept to the proxy, it may still
         # send a request down one; after that, every request it sends there is refused.
-        wait_for(lambda: recipe.nginx.connections_to(recipe.waitress.port) == 0,
-                 "nginx to let go of the dead proxy's connections")
+        wait_for(
+            lambda: recipe.nginx.connections_to(recipe.waitress.port) == 0,
+            "nginx to let go of the dead proxy's connections",
+        )
         noticed = time.monotonic()
         # A refused request goes to the other proxy: at once, or once the fail_timeout (10 s)
         # of a failure in flight has passed.
-        wait_for(lambda: any(outcome.proxy == f"{waitress}, {gunicorn}"
-                             for outcome in traffic.sent_after(noticed)),
-                 "nginx to retry a refused request on the other proxy", timeout=30)
+        wait_for(
+            lambda: any(
+                outcome.proxy == f"{waitress}, {gunicorn}"
+                for outcome in traffic.sent_after(noticed)
+            ),
+            "nginx to retry a refused request on the other proxy",
+            timeout=30,
+        )
         seen = len(recipe.waitress.log())
         recipe.waitress.start()
-        wait_for(lambda: "POST /v1/chat/completions 200" in recipe.waitress.log()[seen:],
-                 "nginx to send the restarted proxy requests again", timeout=30)
+        wait_for(
+            lambda: "POST /v1/chat/completions 200" in recipe.waitress.log()[seen:],
+            "nginx to send the restarted proxy requests again",
+            timeout=30,
+        )
     for reader in readers:
         reader.join(60)
 
@@ -155,8 +188,9 @@ def test_a_proxy_killed_mid_run(recipe):
     after = traffic.sent_after(noticed)
     assert after and all(outcome.ok for outcome in after), [o for o in after if not o.ok]
     for outcome in traffic.outcomes:  # the only failures: requests nginx had sent the dead
-        assert outcome.ok or (outcome.sent < noticed and outcome.ended > killed
-                              and outcome.proxy == waitress), outcome
+        assert outcome.ok or (
+            outcome.sent < noticed and outcome.ended > killed and outcome.proxy == waitress
+        ), outcome
         if outcome.status == 502:  # nginx's own, in OpenAI's shape (the recipe's error_page)
             assert outcome.error_type == "server_error" and not outcome.error, outcome
 
@@ -192,5 +226,8 @@ def test_a_replica_killed_moves_only_its_conversations(recipe):
 
 def generating(replicas: list) -> int:
     """Generations running on the replicas now."""
-    return sum(slot["is_processing"] for replica in replicas
-               for slot in requests.get(replica.url + "/slots", timeout=5).json())
+    return sum(
+        slot["is_processing"]
+        for replica in replicas
+        for slot in requests.get(replica.url + "/slots", timeout=5).json()
+    )

@@ -1,6 +1,7 @@
 """KV caches that outlive a server: a conversation whose model was swapped out, or whose server
 was killed, comes back to the cache it had, restored from disk into a slot; a cache of
 another model is never restored."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,7 @@ from .stoppingmodel import write_stopping_gguf
 pytestmark = pytest.mark.e2e
 
 DOCUMENT = " ".join(["the cat sat on the mat and the dog ran to the sea"] * 60)
-QUESTIONS = ["What is it about?", "Who ran?", "Where to?", "And the cat?", "Why?",
-             "What else?"]
+QUESTIONS = ["What is it about?", "Who ran?", "Where to?", "And the cat?", "Why?", "What else?"]
 
 
 def models_file(tmp_path, model, slot_save: str) -> str:
@@ -40,24 +40,38 @@ args = ["-np", "1", "-c", "4096"]
 
 def proxy_of(program, tmp_path, model, logs, name: str, slot_save: str) -> ProxyProcess:
     name = f"{name}-{program.args[-1].rpartition('/')[2]}"
-    return ProxyProcess(NO_UPSTREAM, logs / f"proxy-{name}.log", env=program.env, args=[
-        "--config", models_file(tmp_path, model, slot_save), "--admin-key", ADMIN,
-        "--slot-cache-dir", str(tmp_path / "slots"), "--log-dir", str(logs / name),
-        *program.args])
+    return ProxyProcess(
+        NO_UPSTREAM,
+        logs / f"proxy-{name}.log",
+        env=program.env,
+        args=[
+            "--config",
+            models_file(tmp_path, model, slot_save),
+            "--admin-key",
+            ADMIN,
+            "--slot-cache-dir",
+            str(tmp_path / "slots"),
+            "--log-dir",
+            str(logs / name),
+            *program.args,
+        ],
+    )
 
 
 def turn(client, history: list, question: str, model: str = "reader"):
     history.append({"role": "user", "content": question})
-    reply = client.chat.completions.create(model=model, messages=history, max_tokens=8,
-                                           temperature=0)
+    reply = client.chat.completions.create(
+        model=model, messages=history, max_tokens=8, temperature=0
+    )
     history.append({"role": "assistant", "content": reply.choices[0].message.content})
     return reply.usage
 
 
 def saved_tokens(folder) -> int:
     """The most tokens a cache saved in ``folder`` holds."""
-    return max((json.loads(path.read_text())["tokens"] for path in folder.glob("*.json")),
-               default=0)
+    return max(
+        (json.loads(path.read_text())["tokens"] for path in folder.glob("*.json")), default=0
+    )
 
 
 def cached(usage) -> int:
@@ -69,17 +83,21 @@ def test_a_conversation_comes_back_to_its_cache(program, tmp_path, model, logs, 
     slot_save = "on-stop" if how == "swapped" else "every-turn"
     with proxy_of(program, tmp_path, model, logs, how, slot_save) as proxy:
         client = proxy.sdk()
-        history = [{"role": "system", "content": "Answer from the document."},
-                   {"role": "user", "content": DOCUMENT}, {"role": "assistant",
-                                                            "content": "I have read it."}]
+        history = [
+            {"role": "system", "content": "Answer from the document."},
+            {"role": "user", "content": DOCUMENT},
+            {"role": "assistant", "content": "I have read it."},
+        ]
         usages = [turn(client, history, question) for question in QUESTIONS[:3]]
         assert cached(usages[2]) >= 0.9 * usages[1].prompt_tokens  # the server's own cache
         if how == "swapped":
             turn(client, [], "Hello.", model="other")  # max_running 1: the reader stops
         else:
             (server,) = servers_of(proxy)
-            wait_for(lambda: saved_tokens(tmp_path / "slots" / "reader")
-                     >= usages[2].prompt_tokens, "the third turn's cache to be saved")
+            wait_for(
+                lambda: saved_tokens(tmp_path / "slots" / "reader") >= usages[2].prompt_tokens,
+                "the third turn's cache to be saved",
+            )
             server.send_signal(signal.SIGKILL)
             wait_for(lambda: not servers_of(proxy), "the server to die")
         usages += [turn(client, history, question) for question in QUESTIONS[3:]]
@@ -88,8 +106,10 @@ def test_a_conversation_comes_back_to_its_cache(program, tmp_path, model, logs, 
         assert cached(usages[3]) >= 0.9 * usages[2].prompt_tokens
         new_tokens = usages[3].prompt_tokens - usages[2].prompt_tokens
         assert usages[3].prompt_tokens - cached(usages[3]) <= new_tokens
-        assert all(cached(usage) >= 0.9 * before.prompt_tokens
-                   for before, usage in zip(usages[3:], usages[4:]))
+        assert all(
+            cached(usage) >= 0.9 * before.prompt_tokens
+            for before, usage in zip(usages[3:], usages[4:])
+        )
 
 
 def test_a_cache_of_another_model_is_never_restored(program, tmp_path, model, logs):

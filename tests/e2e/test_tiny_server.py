@@ -4,6 +4,7 @@ The proxy relies on these upstream behaviours (greedy determinism, logit_bias, s
 the streaming format, the chat template in /props), so they are pinned here, talking to
 llama-server directly, before any proxy code is involved.
 """
+
 import json
 
 import pytest
@@ -25,7 +26,9 @@ def server(model, logs):
 
 def complete(server, **body):
     """POST /completion (non-streaming) and return the decoded JSON."""
-    response = requests.post(server.url + "/completion", json={"prompt": PROMPT, **body}, timeout=60)
+    response = requests.post(
+        server.url + "/completion", json={"prompt": PROMPT, **body}, timeout=60
+    )
     response.raise_for_status()
     return response.json()
 
@@ -75,7 +78,7 @@ def test_stream_ends_with_a_stop_chunk(server):
         assert response.headers["Content-Type"].startswith("text/event-stream")
         lines = [line for line in response.iter_lines(decode_unicode=True) if line]
     assert all(line.startswith("data: ") for line in lines)
-    chunks = [json.loads(line[len("data: "):]) for line in lines]
+    chunks = [json.loads(line[len("data: ") :]) for line in lines]
     assert [chunk["stop"] for chunk in chunks] == [False] * (len(chunks) - 1) + [True]
     final = chunks[-1]
     assert final["stop_type"] == "limit"

@@ -4,6 +4,7 @@ The tiny model's weights are random, so whatever it writes under a grammar is wh
 grammar allows: these tests prove that the constraint reaches each server and that the
 answer comes back as valid calls or valid JSON, through the openai SDK and LangChain.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,22 +21,44 @@ from .llama_server import LlamaServer
 
 pytestmark = pytest.mark.e2e
 
-WEATHER = {"type": "function", "function": {
-    "name": "get_weather", "description": "The weather in a city",
-    "parameters": {"type": "object", "properties": {
-        "city": {"type": "string", "maxLength": 8},
-        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
-        "required": ["city", "unit"], "additionalProperties": False}}}
-CLOCK = {"type": "function", "function": {"name": "now", "parameters": {
-    "type": "object", "properties": {}, "additionalProperties": False}}}
-ASK = [{"role": "system", "content": "You help with the weather."},
-       {"role": "user", "content": "What is the weather in Paris?"}]
-REPORT = {"type": "object", "properties": {
-    "ok": {"type": "boolean"},
-    "score": {"type": "integer", "minimum": 0, "maximum": 9},
-    "tags": {"type": "array", "items": {"enum": ["cat", "dog"]}, "maxItems": 2},
-    "where": {"anyOf": [{"type": "null"}, {"type": "string", "maxLength": 6}]}},
-    "required": ["ok", "score", "tags", "where"], "additionalProperties": False}
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string", "maxLength": 8},
+                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            },
+            "required": ["city", "unit"],
+            "additionalProperties": False,
+        },
+    },
+}
+CLOCK = {
+    "type": "function",
+    "function": {
+        "name": "now",
+        "parameters": {"type": "object", "properties": {}, "additionalProperties": False},
+    },
+}
+ASK = [
+    {"role": "system", "content": "You help with the weather."},
+    {"role": "user", "content": "What is the weather in Paris?"},
+]
+REPORT = {
+    "type": "object",
+    "properties": {
+        "ok": {"type": "boolean"},
+        "score": {"type": "integer", "minimum": 0, "maximum": 9},
+        "tags": {"type": "array", "items": {"enum": ["cat", "dog"]}, "maxItems": 2},
+        "where": {"anyOf": [{"type": "null"}, {"type": "string", "maxLength": 6}]},
+    },
+    "required": ["ok", "score", "tags", "where"],
+    "additionalProperties": False,
+}
 
 
 # Room for the most calls the grammar allows, each with the most whitespace it allows: a
@@ -50,10 +73,12 @@ class Trip(BaseModel):
 
 @pytest.fixture(scope="module")
 def proxy(kind, model, logs):
-    with LlamaServer(model, logs / f"tools-{kind}.log", kind=kind,
-                     parallel=1) as server, \
-            ProxyProcess(server.url, logs / f"proxy-tools-{kind}.log",
-                         args=["--chat-template", "chatml"]) as running:
+    with (
+        LlamaServer(model, logs / f"tools-{kind}.log", kind=kind, parallel=1) as server,
+        ProxyProcess(
+            server.url, logs / f"proxy-tools-{kind}.log", args=["--chat-template", "chatml"]
+        ) as running,
+    ):
         yield running
 
 
@@ -80,48 +105,61 @@ def streamed_calls(chunks) -> tuple:
 
 @pytest.mark.parametrize("parallel", [True, False], ids=["parallel", "single"])
 def test_a_required_call_is_valid_and_streams_alike(client, parallel):
-    common = dict(model="tiny", messages=ASK, tools=[WEATHER, CLOCK], tool_choice="required",
-                  temperature=0, max_tokens=CALLS_BUDGET, parallel_tool_calls=parallel)
+    common = dict(
+        model="tiny",
+        messages=ASK,
+        tools=[WEATHER, CLOCK],
+        tool_choice="required",
+        temperature=0,
+        max_tokens=CALLS_BUDGET,
+        parallel_tool_calls=parallel,
+    )
     whole = client.chat.completions.create(**common).choices[0]
     assert whole.finish_reason == "tool_calls"
     assert whole.message.tool_calls and (parallel or len(whole.message.tool_calls) == 1)
     for call in whole.message.tool_calls:
         assert call.id.startswith("call_") and call.type == "function"
         schema = WEATHER if call.function.name == "get_weather" else CLOCK
-        jsonschema.validate(json.loads(call.function.arguments),
-                            schema["function"]["parameters"])
+        jsonschema.validate(json.loads(call.function.arguments), schema["function"]["parameters"])
     calls, finish = streamed_calls(client.chat.completions.create(**common, stream=True))
     assert finish == "tool_calls"
-    assert calls == [{"name": c.function.name, "arguments": c.function.arguments}
-                     for c in whole.message.tool_calls]
+    assert calls == [
+        {"name": c.function.name, "arguments": c.function.arguments}
+        for c in whole.message.tool_calls
+    ]
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 def test_calls_cut_by_the_token_limit_keep_those_written_whole(client, stream):
     """The model writes call after call until the limit: those it finished come back as
     calls, the one the limit cut is dropped, and the answer says ``length``."""
-    common = dict(model="tiny", messages=ASK, tools=[WEATHER, CLOCK], tool_choice="required",
-                  temperature=0)
+    common = dict(
+        model="tiny", messages=ASK, tools=[WEATHER, CLOCK], tool_choice="required", temperature=0
+    )
     full = client.chat.completions.create(**common, max_tokens=CALLS_BUDGET)
-    written = [{"name": c.function.name, "arguments": c.function.arguments}
-               for c in full.choices[0].message.tool_calls]
+    written = [
+        {"name": c.function.name, "arguments": c.function.arguments}
+        for c in full.choices[0].message.tool_calls
+    ]
     spent = full.usage.completion_tokens
     assert len(written) >= 2, "the model must write more than one call for a cut to show"
     kept = []
     for budget in range(4, spent, max(spent // 16, 1)):
         if stream:
-            chunks = list(client.chat.completions.create(**common, max_tokens=budget,
-                                                         stream=True))
+            chunks = list(client.chat.completions.create(**common, max_tokens=budget, stream=True))
             calls, finish = streamed_calls(chunks)
-            content = "".join(chunk.choices[0].delta.content or "" for chunk in chunks
-                              if chunk.choices)
+            content = "".join(
+                chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices
+            )
         else:
             choice = client.chat.completions.create(**common, max_tokens=budget).choices[0]
-            calls = [{"name": c.function.name, "arguments": c.function.arguments}
-                     for c in choice.message.tool_calls or ()]
+            calls = [
+                {"name": c.function.name, "arguments": c.function.arguments}
+                for c in choice.message.tool_calls or ()
+            ]
             finish, content = choice.finish_reason, choice.message.content or ""
         assert finish == "length"
-        assert calls == written[:len(calls)]
+        assert calls == written[: len(calls)]
         assert "<tool_call>" not in content and "{" not in content
         kept.append(len(calls))
     assert any(0 < count < len(written) for count in kept), kept
@@ -129,9 +167,13 @@ def test_calls_cut_by_the_token_limit_keep_those_written_whole(client, stream):
 
 def test_a_named_function_is_the_one_called(client):
     reply = client.chat.completions.create(
-        model="tiny", messages=ASK, tools=[WEATHER, CLOCK], temperature=0,
+        model="tiny",
+        messages=ASK,
+        tools=[WEATHER, CLOCK],
+        temperature=0,
         max_tokens=CALLS_BUDGET,
-        tool_choice={"type": "function", "function": {"name": "get_weather"}})
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+    )
     (call,) = reply.choices[0].message.tool_calls
     assert call.function.name == "get_weather"
     arguments = json.loads(call.function.arguments)
@@ -139,28 +181,56 @@ def test_a_named_function_is_the_one_called(client):
 
 
 def test_a_call_and_its_result_go_back_to_the_model(client):
-    first = client.chat.completions.create(model="tiny", messages=ASK, tools=[WEATHER],
-                                           tool_choice="required", temperature=0,
-                                           max_tokens=CALLS_BUDGET).choices[0].message
-    history = ASK + [first.model_dump(exclude_none=True)] + [
-        {"role": "tool", "tool_call_id": call.id, "content": '{"sky": "clear"}'}
-        for call in first.tool_calls]
-    answer = client.chat.completions.create(model="tiny", messages=history, tools=[WEATHER],
-                                            tool_choice="none", temperature=0, max_tokens=8)
+    first = (
+        client.chat.completions.create(
+            model="tiny",
+            messages=ASK,
+            tools=[WEATHER],
+            tool_choice="required",
+            temperature=0,
+            max_tokens=CALLS_BUDGET,
+        )
+        .choices[0]
+        .message
+    )
+    history = (
+        ASK
+        + [first.model_dump(exclude_none=True)]
+        + [
+            {"role": "tool", "tool_call_id": call.id, "content": '{"sky": "clear"}'}
+            for call in first.tool_calls
+        ]
+    )
+    answer = client.chat.completions.create(
+        model="tiny",
+        messages=history,
+        tools=[WEATHER],
+        tool_choice="none",
+        temperature=0,
+        max_tokens=8,
+    )
     assert answer.choices[0].finish_reason in ("stop", "length")
     assert answer.choices[0].message.tool_calls is None
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 def test_json_schema_answers_validate(client, stream):
-    common = dict(model="tiny", messages=[{"role": "user", "content": "Rate it."}],
-                  temperature=0, max_tokens=120, response_format={
-                      "type": "json_schema", "json_schema": {"name": "report",
-                                                             "schema": REPORT}})
+    common = dict(
+        model="tiny",
+        messages=[{"role": "user", "content": "Rate it."}],
+        temperature=0,
+        max_tokens=120,
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "report", "schema": REPORT},
+        },
+    )
     if stream:
-        text = "".join(chunk.choices[0].delta.content or ""
-                       for chunk in client.chat.completions.create(**common, stream=True)
-                       if chunk.choices)
+        text = "".join(
+            chunk.choices[0].delta.content or ""
+            for chunk in client.chat.completions.create(**common, stream=True)
+            if chunk.choices
+        )
     else:
         text = client.chat.completions.create(**common).choices[0].message.content
     jsonschema.validate(json.loads(text), REPORT)
@@ -168,9 +238,13 @@ def test_json_schema_answers_validate(client, stream):
 
 def test_json_object_answers_parse(client):
     reply = client.chat.completions.create(
-        model="tiny", messages=[{"role": "user", "content": "JSON please"}], temperature=0,
-        max_tokens=60, response_format={"type": "json_object"},
-        extra_body={"logit_bias": {}})
+        model="tiny",
+        messages=[{"role": "user", "content": "JSON please"}],
+        temperature=0,
+        max_tokens=60,
+        response_format={"type": "json_object"},
+        extra_body={"logit_bias": {}},
+    )
     text = reply.choices[0].message.content
     if reply.choices[0].finish_reason == "stop":
         assert isinstance(json.loads(text), dict)
@@ -179,9 +253,13 @@ def test_json_object_answers_parse(client):
 
 
 def test_the_sdk_parses_into_a_pydantic_model(client):
-    reply = client.chat.completions.parse(model="tiny", temperature=0, max_tokens=60,
-                                          messages=[{"role": "user", "content": "A trip?"}],
-                                          response_format=Trip)
+    reply = client.chat.completions.parse(
+        model="tiny",
+        temperature=0,
+        max_tokens=60,
+        messages=[{"role": "user", "content": "A trip?"}],
+        response_format=Trip,
+    )
     trip = reply.choices[0].message.parsed
     assert isinstance(trip, Trip) and trip.city in ("Paris", "Rome") and 1 <= trip.nights <= 9
 
@@ -189,9 +267,22 @@ def test_the_sdk_parses_into_a_pydantic_model(client):
 def test_an_unsupported_schema_is_a_400_naming_the_keyword(client):
     with pytest.raises(openai.BadRequestError) as error:
         client.chat.completions.create(
-            model="tiny", messages=ASK, tools=[{"type": "function", "function": {
-                "name": "f", "parameters": {"type": "object", "properties": {
-                    "a": {"type": "string", "not": {"const": ""}}}}}}], tool_choice="required")
+            model="tiny",
+            messages=ASK,
+            tools=[
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "f",
+                        "parameters": {
+                            "type": "object",
+                            "properties": {"a": {"type": "string", "not": {"const": ""}}},
+                        },
+                    },
+                }
+            ],
+            tool_choice="required",
+        )
     assert error.value.body["param"] == "tools[0].function.parameters"
     assert "'not'" in error.value.body["message"]
 
@@ -206,8 +297,14 @@ def test_langchain_bind_tools_round_trip(proxy):
         """The weather in a city."""
         return f"clear in {city}"
 
-    chat = ChatOpenAI(base_url=proxy.url + "/v1", api_key="unused", model="tiny",
-                      temperature=0, max_tokens=CALLS_BUDGET, max_retries=0)
+    chat = ChatOpenAI(
+        base_url=proxy.url + "/v1",
+        api_key="unused",
+        model="tiny",
+        temperature=0,
+        max_tokens=CALLS_BUDGET,
+        max_retries=0,
+    )
     question = HumanMessage("What is the weather in Paris?")
     called = chat.bind_tools([get_weather], tool_choice="required").invoke([question])
     (call,) = called.tool_calls[:1]
@@ -215,4 +312,7 @@ def test_langchain_bind_tools_round_trip(proxy):
     result = ToolMessage(get_weather.invoke(call["args"]), tool_call_id=call["id"])
     answer = chat.bind_tools([get_weather]).invoke([question, called, result])
     assert isinstance(answer.content, str) and answer.response_metadata["finish_reason"] in (
-        "stop", "length", "tool_calls")
+        "stop",
+        "length",
+        "tool_calls",
+    )

@@ -3,6 +3,7 @@ OpenAI API, with a key: ``streamText`` streams an answer; ``generateText``, then
 ``streamText`` (the call read from the stream's deltas), run the tool the model calls and send
 its result back until the model answers (see :mod:`.libraries`). The provider lists no
 models."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,16 +16,22 @@ pytestmark = [pytest.mark.e2e, pytest.mark.vercel_ai]
 
 @pytest.fixture(scope="module", params=["llamacpp", "bundled"])
 def served(request, logs, tmp_path_factory):
-    with libraries.served(request.param, tmp_path_factory.mktemp("vercel-ai"), logs,
-                          "vercel-ai") as running:
+    with libraries.served(
+        request.param, tmp_path_factory.mktemp("vercel-ai"), logs, "vercel-ai"
+    ) as running:
         yield running
 
 
 def test_the_vercel_ai_sdk_streams_and_runs_the_models_tool(served, tmp_path):
     proxy, tap = served
     said = libraries.node("vercel-ai.js", tap, tmp_path)
-    assert said == {"streamed": ANSWER, "calls": [["get_weather", PARIS]] * 2,
-                    "answer": RESULT_ANSWER, "streamedAnswer": RESULT_ANSWER, "usage": True}
+    assert said == {
+        "streamed": ANSWER,
+        "calls": [["get_weather", PARIS]] * 2,
+        "answer": RESULT_ANSWER,
+        "streamedAnswer": RESULT_ANSWER,
+        "usage": True,
+    }
     chats = tap.to("/v1/chat/completions")
     assert tap.paths() == ["/v1/chat/completions"] * 5
     assert [tapped.streamed for tapped in chats] == [True, False, False, True, True]

@@ -7,6 +7,7 @@ bundled engine (the ``program`` fixture), beside the same model without its proj
 it fronts a llama-server started with ``--mmproj`` by hand. A model that cannot see, an old
 server, a bad image: a 400 naming the field, in the client's own shape.
 """
+
 from __future__ import annotations
 
 import base64
@@ -42,6 +43,7 @@ def files(tmp_path_factory) -> tuple:
 @pytest.fixture(scope="module")
 def site():
     """An HTTP server on this machine with the picture at ``/cat.png``."""
+
     class Pictures(BaseHTTPRequestHandler):
         def do_GET(self):
             self.send_response(200 if self.path == "/cat.png" else 404)
@@ -64,13 +66,23 @@ def fleet(program: Program, files, tmp_path_factory, logs):
     """The proxy running ``eyes`` (the model with its projector) and ``blind`` (without),
     fetching images by URL from anywhere."""
     model, mmproj = files
-    text = (f'default = "eyes"\n'
-            f'[models.eyes]\nmodel = "{model}"\nmmproj = "{mmproj}"\n'
-            f'args = ["-np", "2", "-c", "2048"]\n'
-            f'[models.blind]\nmodel = "{model}"\nargs = ["-np", "1", "-c", "2048"]\n')
-    with with_file(tmp_path_factory.mktemp("vision-fleet"), logs, "vision", text,
-                   "--image-urls", "any", "--max-image-size", str(MAX_IMAGE),
-                   program=program) as proxy:
+    text = (
+        f'default = "eyes"\n'
+        f'[models.eyes]\nmodel = "{model}"\nmmproj = "{mmproj}"\n'
+        f'args = ["-np", "2", "-c", "2048"]\n'
+        f'[models.blind]\nmodel = "{model}"\nargs = ["-np", "1", "-c", "2048"]\n'
+    )
+    with with_file(
+        tmp_path_factory.mktemp("vision-fleet"),
+        logs,
+        "vision",
+        text,
+        "--image-urls",
+        "any",
+        "--max-image-size",
+        str(MAX_IMAGE),
+        program=program,
+    ) as proxy:
         yield proxy
 
 
@@ -79,33 +91,43 @@ def openai_chat(proxy: ProxyProcess, image: bool, model: str = "eyes", **options
     if image:
         content.append({"type": "image_url", "image_url": {"url": data_uri(PNG)}})
     return proxy.sdk().chat.completions.create(
-        model=model, messages=[{"role": "user", "content": content}], max_tokens=16,
-        temperature=0, **options)
+        model=model,
+        messages=[{"role": "user", "content": content}],
+        max_tokens=16,
+        temperature=0,
+        **options,
+    )
 
 
 def test_openai_chat_sees_the_image_and_counts_its_tokens(fleet):
     seen, unseen = openai_chat(fleet, True), openai_chat(fleet, False)
     assert (seen.choices[0].message.content, unseen.choices[0].message.content) == (
-        IMAGE_ANSWER, TEXT_ANSWER)
+        IMAGE_ANSWER,
+        TEXT_ANSWER,
+    )
     # the image's parts are counted apart: OpenAI's part lists join no text around it
     assert seen.usage.prompt_tokens - unseen.usage.prompt_tokens == IMAGE_TOKENS
 
 
 def test_an_openai_stream_sees_the_image(fleet):
-    chunks = list(openai_chat(fleet, True, stream=True,
-                              stream_options={"include_usage": True}))
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == \
-        IMAGE_ANSWER
+    chunks = list(openai_chat(fleet, True, stream=True, stream_options={"include_usage": True}))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == IMAGE_ANSWER
     assert chunks[-1].usage.prompt_tokens == openai_chat(fleet, True).usage.prompt_tokens
 
 
 def anthropic_message(proxy: ProxyProcess, image: bool, model: str = "eyes"):
     content = [{"type": "text", "text": QUESTION}]
     if image:
-        content.insert(0, {"type": "image", "source": {
-            "type": "base64", "media_type": "image/png", "data": base64_of(PNG)}})
+        content.insert(
+            0,
+            {
+                "type": "image",
+                "source": {"type": "base64", "media_type": "image/png", "data": base64_of(PNG)},
+            },
+        )
     return proxy.anthropic().messages.create(
-        model=model, max_tokens=16, messages=[{"role": "user", "content": content}])
+        model=model, max_tokens=16, messages=[{"role": "user", "content": content}]
+    )
 
 
 def test_anthropic_messages_see_the_image(fleet):
@@ -123,10 +145,18 @@ def test_counting_a_prompt_counts_its_image(fleet):
     def counted(image: bool) -> int:
         content = [{"type": "text", "text": QUESTION}]
         if image:
-            content.insert(0, {"type": "image", "source": {
-                "type": "base64", "media_type": "image/png", "data": base64_of(PNG)}})
-        return fleet.anthropic().messages.count_tokens(
-            model="eyes", messages=[{"role": "user", "content": content}]).input_tokens
+            content.insert(
+                0,
+                {
+                    "type": "image",
+                    "source": {"type": "base64", "media_type": "image/png", "data": base64_of(PNG)},
+                },
+            )
+        return (
+            fleet.anthropic()
+            .messages.count_tokens(model="eyes", messages=[{"role": "user", "content": content}])
+            .input_tokens
+        )
 
     assert counted(True) - counted(False) == IMAGE_TOKENS
 
@@ -136,8 +166,11 @@ def responses_answer(proxy: ProxyProcess, image: bool, model: str = "eyes"):
     if image:
         content.append({"type": "input_image", "image_url": data_uri(PNG)})
     return proxy.sdk().responses.create(
-        model=model, max_output_tokens=16, temperature=0,
-        input=[{"role": "user", "content": content}])
+        model=model,
+        max_output_tokens=16,
+        temperature=0,
+        input=[{"role": "user", "content": content}],
+    )
 
 
 def test_responses_see_the_image_and_keep_a_placeholder(fleet):
@@ -148,21 +181,31 @@ def test_responses_see_the_image_and_keep_a_placeholder(fleet):
     assert [part.type for part in item.content] == ["input_text", "input_image"]
     assert item.content[1].image_url is None  # the bytes are not kept
     # a turn that continues it reads the placeholder, and sees no image
-    later = fleet.sdk().responses.create(model="eyes", max_output_tokens=16, temperature=0,
-                                         previous_response_id=seen.id, input="and now?")
+    later = fleet.sdk().responses.create(
+        model="eyes",
+        max_output_tokens=16,
+        temperature=0,
+        previous_response_id=seen.id,
+        input="and now?",
+    )
     assert later.output_text == TEXT_ANSWER
 
 
 def test_ollama_chat_and_generate_see_the_image(fleet):
     client = fleet.ollama()
-    seen = client.chat(model="eyes", messages=[
-        {"role": "user", "content": QUESTION, "images": [PNG]}], options={"temperature": 0})
-    unseen = client.chat(model="eyes", messages=[{"role": "user", "content": QUESTION}],
-                         options={"temperature": 0})
+    seen = client.chat(
+        model="eyes",
+        messages=[{"role": "user", "content": QUESTION, "images": [PNG]}],
+        options={"temperature": 0},
+    )
+    unseen = client.chat(
+        model="eyes", messages=[{"role": "user", "content": QUESTION}], options={"temperature": 0}
+    )
     assert (seen.message.content, unseen.message.content) == (IMAGE_ANSWER, TEXT_ANSWER)
     assert seen.prompt_eval_count - unseen.prompt_eval_count == IMAGE_TOKENS
-    generated = client.generate(model="eyes", prompt=QUESTION, images=[PNG],
-                                options={"temperature": 0})
+    generated = client.generate(
+        model="eyes", prompt=QUESTION, images=[PNG], options={"temperature": 0}
+    )
     assert generated.response == IMAGE_ANSWER
 
 
@@ -175,8 +218,10 @@ def prompt_usage(proxy: ProxyProcess, model: str) -> int:
 def test_usage_counts_the_images_tokens_as_the_server_reports_them(fleet):
     before = prompt_usage(fleet, "eyes")
     answer = openai_chat(fleet, True)
-    wait_for(lambda: prompt_usage(fleet, "eyes") - before == answer.usage.prompt_tokens,
-             "the usage to count the answer's prompt, its image's tokens included")
+    wait_for(
+        lambda: prompt_usage(fleet, "eyes") - before == answer.usage.prompt_tokens,
+        "the usage to count the answer's prompt, its image's tokens included",
+    )
 
 
 def test_langchains_chat_models_send_the_image_and_it_is_seen(fleet):
@@ -186,31 +231,55 @@ def test_langchains_chat_models_send_the_image_and_it_is_seen(fleet):
     from langchain_ollama import ChatOllama
     from langchain_openai import ChatOpenAI
 
-    question = HumanMessage(content=[{"type": "text", "text": QUESTION}, {
-        "type": "image_url", "image_url": {"url": data_uri(PNG)}}])
-    openai_style = ChatOpenAI(base_url=fleet.url + "/v1", api_key="unused", model="eyes",
-                              max_tokens=16, max_retries=0)
+    question = HumanMessage(
+        content=[
+            {"type": "text", "text": QUESTION},
+            {"type": "image_url", "image_url": {"url": data_uri(PNG)}},
+        ]
+    )
+    openai_style = ChatOpenAI(
+        base_url=fleet.url + "/v1", api_key="unused", model="eyes", max_tokens=16, max_retries=0
+    )
     ollama_style = ChatOllama(base_url=fleet.url, model="eyes", num_predict=16)
     assert openai_style.invoke([question]).content == IMAGE_ANSWER
     assert ollama_style.invoke([question]).content == IMAGE_ANSWER
 
 
 def test_an_image_by_url_is_fetched_when_the_operator_allows(fleet, site):
-    answer = fleet.sdk().chat.completions.create(model="eyes", max_tokens=16, messages=[
-        {"role": "user", "content": [{"type": "text", "text": QUESTION}, {
-            "type": "image_url", "image_url": {"url": site + "/cat.png"}}]}])
+    answer = fleet.sdk().chat.completions.create(
+        model="eyes",
+        max_tokens=16,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": QUESTION},
+                    {"type": "image_url", "image_url": {"url": site + "/cat.png"}},
+                ],
+            }
+        ],
+    )
     assert answer.choices[0].message.content == IMAGE_ANSWER
     with pytest.raises(openai.BadRequestError) as caught:
-        fleet.sdk().chat.completions.create(model="eyes", max_tokens=16, messages=[
-            {"role": "user", "content": [{"type": "image_url", "image_url": {
-                "url": site + "/gone.png"}}]}])
+        fleet.sdk().chat.completions.create(
+            model="eyes",
+            max_tokens=16,
+            messages=[
+                {
+                    "role": "user",
+                    "content": [{"type": "image_url", "image_url": {"url": site + "/gone.png"}}],
+                }
+            ],
+        )
     assert caught.value.body["param"] == "messages[0].content[0].image_url.url"
     assert "404" in caught.value.body["message"]
 
 
 def test_the_models_say_which_see(fleet):
-    listed = {m["id"]: m["capabilities"] for m in
-              requests.get(fleet.url + "/v1/models", timeout=30).json()["data"]}
+    listed = {
+        m["id"]: m["capabilities"]
+        for m in requests.get(fleet.url + "/v1/models", timeout=30).json()["data"]
+    }
     assert "vision" in listed["eyes"] and "vision" not in listed["blind"]
     openai_chat(fleet, False)  # the server has been asked: its own card now
     shown = fleet.ollama().show("eyes")
@@ -230,23 +299,37 @@ def test_a_model_that_cannot_see_names_the_field_and_itself_in_each_shape(fleet)
         responses_answer(fleet, True, model="blind")
     assert caught.value.body["param"] == "input[0].content[1].image_url"
     with pytest.raises(ollama.ResponseError) as failed:
-        fleet.ollama().chat(model="blind", messages=[
-            {"role": "user", "content": QUESTION, "images": [PNG]}])
+        fleet.ollama().chat(
+            model="blind", messages=[{"role": "user", "content": QUESTION, "images": [PNG]}]
+        )
     assert failed.value.status_code == 400
     assert "'messages[0].images[0]'" in failed.value.error and "'blind'" in failed.value.error
 
 
-@pytest.mark.parametrize("url, says", [
-    pytest.param("data:text/plain;base64," + base64.b64encode(b"hello").decode(),
-                 "not of an image", id="not-an-image"),
-    pytest.param(data_uri(PNG)[:-10], "cut short", id="truncated"),
-    pytest.param(data_uri(noise()), f"larger than the {MAX_IMAGE} bytes", id="too-large"),
-    pytest.param("ftp://example.com/cat.png", "data URI or an http(s) URL", id="not-http"),
-])
+@pytest.mark.parametrize(
+    "url, says",
+    [
+        pytest.param(
+            "data:text/plain;base64," + base64.b64encode(b"hello").decode(),
+            "not of an image",
+            id="not-an-image",
+        ),
+        pytest.param(data_uri(PNG)[:-10], "cut short", id="truncated"),
+        pytest.param(data_uri(noise()), f"larger than the {MAX_IMAGE} bytes", id="too-large"),
+        pytest.param("ftp://example.com/cat.png", "data URI or an http(s) URL", id="not-http"),
+    ],
+)
 def test_a_bad_image_is_a_400_naming_the_field_and_is_not_logged(fleet, url, says):
-    response = requests.post(fleet.url + "/v1/chat/completions", timeout=60, json={
-        "model": "eyes", "messages": [{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": url}}]}]})
+    response = requests.post(
+        fleet.url + "/v1/chat/completions",
+        timeout=60,
+        json={
+            "model": "eyes",
+            "messages": [
+                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}
+            ],
+        },
+    )
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["param"] == "messages[0].content[0].image_url.url"
@@ -258,28 +341,47 @@ def test_a_bad_image_is_a_400_naming_the_field_and_is_not_logged(fleet, url, say
 def eyes_server(files, logs):
     """llama-server started with the projector by hand."""
     model, mmproj = files
-    with LlamaServer(model, logs / "llama-server-vision.log", parallel=2,
-                     extra_args=["--mmproj", str(mmproj)]) as server:
+    with LlamaServer(
+        model, logs / "llama-server-vision.log", parallel=2, extra_args=["--mmproj", str(mmproj)]
+    ) as server:
         yield server
 
 
-@pytest.mark.parametrize("flags", [pytest.param((), id="server-chat-layer"),
-                                   pytest.param(("--user-name", "\\nUSER: "),
-                                                id="proxy-template")])
+@pytest.mark.parametrize(
+    "flags",
+    [
+        pytest.param((), id="server-chat-layer"),
+        pytest.param(("--user-name", "\\nUSER: "), id="proxy-template"),
+    ],
+)
 def test_a_server_started_with_a_projector_sees_whatever_renders_the_prompt(
-        eyes_server, logs, flags):
+    eyes_server, logs, flags
+):
     """Through the server's chat layer, or a prompt the proxy renders (the historic
     template), with the image where the server's marker stands."""
-    with ProxyProcess(eyes_server.url, logs / f"proxy-vision-external-{len(flags)}.log",
-                      args=list(flags)) as proxy:
+    with ProxyProcess(
+        eyes_server.url, logs / f"proxy-vision-external-{len(flags)}.log", args=list(flags)
+    ) as proxy:
         seen, unseen = openai_chat(proxy, True), openai_chat(proxy, False)
         assert seen.choices[0].message.content == IMAGE_ANSWER
         assert unseen.choices[0].message.content == TEXT_ANSWER
         assert seen.usage.prompt_tokens - unseen.usage.prompt_tokens == IMAGE_TOKENS
         with pytest.raises(openai.BadRequestError) as caught:
-            proxy.sdk().chat.completions.create(model="eyes", max_tokens=16, messages=[
-                {"role": "user", "content": [{"type": "image_url", "image_url": {
-                    "url": "https://example.com/cat.png"}}]}])
+            proxy.sdk().chat.completions.create(
+                model="eyes",
+                max_tokens=16,
+                messages=[
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "image_url",
+                                "image_url": {"url": "https://example.com/cat.png"},
+                            }
+                        ],
+                    }
+                ],
+            )
         assert caught.value.body["param"] == "messages[0].content[0].image_url.url"
         assert "fetches no images" in caught.value.body["message"]
 
@@ -288,18 +390,31 @@ def test_one_command_serves_a_model_with_its_projector(files, logs):
     """``oai-proxy --model … --server-args "-mm …"``: the server it starts sees."""
     model, mmproj = files
     binary = find_server("llamacpp")
-    with ProxyProcess(NO_UPSTREAM, logs / "proxy-vision-one-command.log", env=binary.env, args=[
-            "--model", str(model), "--llama-server", str(binary.path),
-            "--server-args", f"-np 1 -c 2048 -mm {mmproj}",
-            "--log-dir", str(logs / "servers-vision-one-command")]) as proxy:
+    with ProxyProcess(
+        NO_UPSTREAM,
+        logs / "proxy-vision-one-command.log",
+        env=binary.env,
+        args=[
+            "--model",
+            str(model),
+            "--llama-server",
+            str(binary.path),
+            "--server-args",
+            f"-np 1 -c 2048 -mm {mmproj}",
+            "--log-dir",
+            str(logs / "servers-vision-one-command"),
+        ],
+    ) as proxy:
         assert openai_chat(proxy, True).choices[0].message.content == IMAGE_ANSWER
         assert "vision" in proxy.ollama().show("eyes").capabilities
 
 
 @pytest.mark.parametrize("kind", ["powerinfer", "llamacpp-2023"])
 def test_an_old_server_names_the_field_and_the_model(model, logs, kind):
-    with LlamaServer(model, logs / f"vision-{kind}.log", kind=kind, parallel=1) as server, \
-            ProxyProcess(server.url, logs / f"proxy-vision-{kind}.log") as proxy:
+    with (
+        LlamaServer(model, logs / f"vision-{kind}.log", kind=kind, parallel=1) as server,
+        ProxyProcess(server.url, logs / f"proxy-vision-{kind}.log") as proxy,
+    ):
         with pytest.raises(openai.BadRequestError) as caught:
             openai_chat(proxy, True, model="old")
         assert caught.value.body["param"] == "messages[0].content[1].image_url.url"

@@ -5,6 +5,7 @@ so the e2e suite builds its own: random weights (fixed seed) behind a real SPM
 vocabulary and chat template.  The text it generates is gibberish, but llama-server
 loads, tokenizes, samples and streams it exactly as it would a real model.
 """
+
 import pathlib
 from typing import NamedTuple, Optional
 
@@ -123,6 +124,7 @@ def _weights(rng: np.random.Generator, shape: Shape) -> dict[str, np.ndarray]:
     scaled down, so generated text is readable UTF-8 and eos comes only when a test
     asks for it (logit_bias).
     """
+
     def matrix(rows: int, cols: int, std: float) -> np.ndarray:
         return rng.normal(0.0, std, size=(rows, cols)).astype(np.float32)
 
@@ -138,35 +140,56 @@ def _weights(rng: np.random.Generator, shape: Shape) -> dict[str, np.ndarray]:
     }
     for layer in range(shape.layers):
         prefix = f"blk.{layer}."
-        tensors.update({
-            prefix + "attn_norm.weight": ones,
-            prefix + "attn_q.weight": matrix(width, width, 0.1),
-            prefix + "attn_k.weight": matrix(kv_width, width, 0.1),
-            prefix + "attn_v.weight": matrix(kv_width, width, 0.1),
-            prefix + "attn_output.weight": matrix(width, width, 0.1),
-            prefix + "ffn_norm.weight": ones,
-            prefix + "ffn_gate.weight": matrix(shape.ff, width, 0.1),
-            prefix + "ffn_up.weight": matrix(shape.ff, width, 0.1),
-            prefix + "ffn_down.weight": matrix(width, shape.ff, 0.1),
-        })
+        tensors.update(
+            {
+                prefix + "attn_norm.weight": ones,
+                prefix + "attn_q.weight": matrix(width, width, 0.1),
+                prefix + "attn_k.weight": matrix(kv_width, width, 0.1),
+                prefix + "attn_v.weight": matrix(kv_width, width, 0.1),
+                prefix + "attn_output.weight": matrix(width, width, 0.1),
+                prefix + "ffn_norm.weight": ones,
+                prefix + "ffn_gate.weight": matrix(shape.ff, width, 0.1),
+                prefix + "ffn_up.weight": matrix(shape.ff, width, 0.1),
+                prefix + "ffn_down.weight": matrix(width, shape.ff, 0.1),
+            }
+        )
     return tensors
 
 
-def write_tiny_llama_gguf(path: pathlib.Path, shape: Shape = TINY,
-                          context: int = N_CTX_TRAIN) -> pathlib.Path:
+def write_tiny_llama_gguf(
+    path: pathlib.Path, shape: Shape = TINY, context: int = N_CTX_TRAIN
+) -> pathlib.Path:
     """Write the tiny model (or one of another ``shape`` and trained ``context``) to `path`,
     the same bytes every time, and return the path."""
-    return write_llama_gguf(path, "tiny-llama", _vocabulary(),
-                            _weights(np.random.default_rng(SEED), shape), context,
-                            CHAT_TEMPLATE, shape)
+    return write_llama_gguf(
+        path,
+        "tiny-llama",
+        _vocabulary(),
+        _weights(np.random.default_rng(SEED), shape),
+        context,
+        CHAT_TEMPLATE,
+        shape,
+    )
 
 
-def write_llama_gguf(path: pathlib.Path, name: str, vocabulary: tuple, tensors: dict,
-                     context: int, chat_template: Optional[str], shape: Shape = TINY, *,
-                     bos_id: int = BOS_ID, eos_id: int = EOS_ID, add_bos: bool = True,
-                     add_eos: bool = False, head_width: Optional[int] = None,
-                     rope_freq_base: Optional[float] = None, merges: Optional[list] = None,
-                     pooling: Optional[gguf.PoolingType] = None) -> pathlib.Path:
+def write_llama_gguf(
+    path: pathlib.Path,
+    name: str,
+    vocabulary: tuple,
+    tensors: dict,
+    context: int,
+    chat_template: Optional[str],
+    shape: Shape = TINY,
+    *,
+    bos_id: int = BOS_ID,
+    eos_id: int = EOS_ID,
+    add_bos: bool = True,
+    add_eos: bool = False,
+    head_width: Optional[int] = None,
+    rope_freq_base: Optional[float] = None,
+    merges: Optional[list] = None,
+    pooling: Optional[gguf.PoolingType] = None,
+) -> pathlib.Path:
     """Write a llama-architecture GGUF of ``shape``: its name, ``(tokens, scores, types)``,
     F32 ``tensors``, trained context and chat template (``None``: none); ``head_width`` sets
     the attention heads' width apart from ``shape.width / shape.heads``; ``merges`` make the

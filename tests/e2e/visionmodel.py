@@ -12,6 +12,7 @@ before the last); its two-layer projection has zero weights, so every image patc
 as the second layer's bias: the trigger token's embedding row. The image's positions are
 the trigger's, and the model answers :data:`IMAGE_ANSWER`.
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -28,8 +29,12 @@ IMAGE_ANSWER = "I see a picture."
 IMAGE_SIZE = 56  # every image is resized to this square
 PATCH_SIZE = 14
 IMAGE_TOKENS = (IMAGE_SIZE // PATCH_SIZE) ** 2  # the prompt tokens one image takes
-TOKENS = Tokens(control=("<|im_start|>", "<|im_end|>", "<|endoftext|>"),
-                bos="<|endoftext|>", eos="<|im_end|>", add_bos=False)
+TOKENS = Tokens(
+    control=("<|im_start|>", "<|im_end|>", "<|endoftext|>"),
+    bos="<|endoftext|>",
+    eos="<|im_end|>",
+    add_bos=False,
+)
 VISION_WIDTH = 8  # the encoder's width: small, as its layer never runs
 VISION_FF = 16  # differs from VISION_WIDTH, else llama.cpp takes up and down as swapped
 PROJECTOR_HIDDEN = 8
@@ -39,9 +44,13 @@ def write_vision_model(folder: pathlib.Path, name: str = "tiny-vision") -> tuple
     """Write the language model and its projector into ``folder``; return both paths
     ``(model, mmproj)``: llama-server takes them as ``-m MODEL --mmproj MMPROJ``."""
     folder = pathlib.Path(folder)
-    model = write_scripted_gguf(folder / f"{name}.gguf",
-                                [Script(TEXT_ANSWER), Script(IMAGE_ANSWER, trigger=TRIGGER)],
-                                TOKENS, CHAT_TEMPLATE, name=name)
+    model = write_scripted_gguf(
+        folder / f"{name}.gguf",
+        [Script(TEXT_ANSWER), Script(IMAGE_ANSWER, trigger=TRIGGER)],
+        TOKENS,
+        CHAT_TEMPLATE,
+        name=name,
+    )
     mmproj = write_projector(folder / f"mmproj-{name}.gguf", trigger_embedding(model))
     return model, mmproj
 
@@ -56,8 +65,9 @@ def trigger_embedding(model: pathlib.Path, trigger: str = TRIGGER) -> np.ndarray
     return rows[texts.index(trigger)].copy()
 
 
-def write_projector(path: pathlib.Path, embedding: np.ndarray,
-                    name: str = "tiny-vision-projector") -> pathlib.Path:
+def write_projector(
+    path: pathlib.Path, embedding: np.ndarray, name: str = "tiny-vision-projector"
+) -> pathlib.Path:
     """Write an mmproj whose every image patch becomes ``embedding`` (its width is the
     language model's); return the path."""
     path = pathlib.Path(path)
@@ -109,4 +119,3 @@ def write_projector(path: pathlib.Path, embedding: np.ndarray,
     writer.write_tensors_to_file()
     writer.close()
     return path
-

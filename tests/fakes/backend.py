@@ -1,11 +1,20 @@
 """A scripted backend for API tests: no HTTP, no model, every call recorded."""
+
 from __future__ import annotations
 
 from typing import Iterator, Optional
 
 from proxy.backends.base import Backend
-from proxy.core.types import (Chunk, Completion, Embeddings, GenerationRequest, Health, ModelInfo,
-                              Ranking, Usage)
+from proxy.core.types import (
+    Chunk,
+    Completion,
+    Embeddings,
+    GenerationRequest,
+    Health,
+    ModelInfo,
+    Ranking,
+    Usage,
+)
 
 
 class FakeBackend(Backend):
@@ -17,9 +26,16 @@ class FakeBackend(Backend):
 
     name = "fake"
 
-    def __init__(self, pieces=("Hello", " world"), *, finish_reason: str = "stop",
-                 usage: Usage = Usage(5, 2), error: Optional[Exception] = None,
-                 fail_after: Optional[int] = None, model: str = "fake-model") -> None:
+    def __init__(
+        self,
+        pieces=("Hello", " world"),
+        *,
+        finish_reason: str = "stop",
+        usage: Usage = Usage(5, 2),
+        error: Optional[Exception] = None,
+        fail_after: Optional[int] = None,
+        model: str = "fake-model",
+    ) -> None:
         self.pieces = tuple(pieces)
         self.finish_reason = finish_reason
         self.usage = usage
@@ -37,8 +53,12 @@ class FakeBackend(Backend):
         self.requests.append(request)
         if self.error is not None:
             raise self.error
-        return Completion("".join(self.pieces), self.finish_reason, self.usage,
-                          prompt_tokens=(1, 2, 3) if request.tokenize else None)
+        return Completion(
+            "".join(self.pieces),
+            self.finish_reason,
+            self.usage,
+            prompt_tokens=(1, 2, 3) if request.tokenize else None,
+        )
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
         self.requests.append(request)
@@ -74,16 +94,17 @@ class FakeBackend(Backend):
 
     def detokenize(self, tokens, model=None) -> str:
         """The code point of each id; an id that is no character's stands for "?"."""
-        return "".join(chr(t) if t < 0x110000 and not 0xD800 <= t < 0xE000 else "?"
-                       for t in tokens)
+        return "".join(chr(t) if t < 0x110000 and not 0xD800 <= t < 0xE000 else "?" for t in tokens)
 
     def embed(self, inputs, model=None) -> Embeddings:
         """A vector per input that tells inputs apart: [length, first code point, 0.5]."""
         if self.error is not None:
             raise self.error
         self.embedded = list(inputs)
-        return Embeddings(tuple([float(len(t)), float(ord(t[0])), 0.5] for t in inputs),
-                          sum(len(t) for t in inputs))
+        return Embeddings(
+            tuple([float(len(t)), float(ord(t[0])), 0.5] for t in inputs),
+            sum(len(t) for t in inputs),
+        )
 
     def rerank(self, query, documents, model=None) -> Ranking:
         """Each document scored by the words it shares with the query."""
@@ -91,8 +112,10 @@ class FakeBackend(Backend):
             raise self.error
         words = set(query.split())
         scores = [(i, float(len(words & set(d.split())))) for i, d in enumerate(documents)]
-        return Ranking(tuple(sorted(scores, key=lambda pair: -pair[1])),
-                       sum(len(d) + len(query) for d in documents))
+        return Ranking(
+            tuple(sorted(scores, key=lambda pair: -pair[1])),
+            sum(len(d) + len(query) for d in documents),
+        )
 
     def health(self) -> Health:
         return Health(self.error is None, self.name, {})

@@ -3,6 +3,7 @@
 The unit tier's stand-in for an upstream whose answers a test dictates exactly: it speaks
 real HTTP/1.1 with keep-alive, so the proxy's own client is what gets tested.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,9 +53,18 @@ class CannedServer:
     def post(self, path: str, **reply) -> Canned:
         return self._arm("POST", path, **reply)
 
-    def _arm(self, method: str, path: str, *, status: int = 200, json_body: object = None,
-             body: str = "", content_type: Optional[str] = None, delay: float = 0.0,
-             chunks: int = 0) -> Canned:
+    def _arm(
+        self,
+        method: str,
+        path: str,
+        *,
+        status: int = 200,
+        json_body: object = None,
+        body: str = "",
+        content_type: Optional[str] = None,
+        delay: float = 0.0,
+        chunks: int = 0,
+    ) -> Canned:
         if json_body is not None:
             body, content_type = json.dumps(json_body), content_type or "application/json"
         canned = Canned(status, body.encode(), content_type or "text/plain", delay, chunks)
@@ -102,7 +112,7 @@ class CannedServer:
                 self.end_headers()
                 size = -(-len(canned.body) // canned.chunks)
                 for start in range(0, len(canned.body), size):
-                    part = canned.body[start:start + size]
+                    part = canned.body[start : start + size]
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
                     self.wfile.flush()
                 self.wfile.write(b"0\r\n\r\n")

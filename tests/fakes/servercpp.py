@@ -5,6 +5,7 @@ The proxy's adapter and live tests need an upstream that fails the way the real 
 without ``stop:true``), which a canned ``responses`` mock cannot do. Shapes live in
 :mod:`.servercpp_wire`; this module holds routing, streaming and the server lifecycle.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,12 +24,24 @@ from . import servercpp_wire as wire
 from .servercpp_wire import A, B, C
 
 _DEFAULTS: dict[str, Any] = dict(
-    tokens=["Hello", ",", " world", "!"], stop_reason="eos", token_delay=0.0, fail_mode=None,
-    model_alias=None, model_path="models/tiny-llama.gguf", gate=None, api_key=None,
-    embedding=False, keepalive=False, loading=False, prompt_tokens=None, n_ctx=None,
-    n_slots=None, n_embd=8, busy_wait=0.2,
+    tokens=["Hello", ",", " world", "!"],
+    stop_reason="eos",
+    token_delay=0.0,
+    fail_mode=None,
+    model_alias=None,
+    model_path="models/tiny-llama.gguf",
+    gate=None,
+    api_key=None,
+    embedding=False,
+    keepalive=False,
+    loading=False,
+    prompt_tokens=None,
+    n_ctx=None,
+    n_slots=None,
+    n_embd=8,
+    busy_wait=0.2,
     chat_template="{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n"
-                  "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}",
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}",
 )
 _FAIL_MODES = (None, "busy", "http500", "garbage", "midstream_error", "truncated_stream", "hang")
 _C_PUBLIC = ("/health", "/v1/health", "/models", "/v1/models", "/")
@@ -111,8 +124,9 @@ class FakeServerCpp:
             try:  # werkzeug prints and raises SystemExit when the port is taken
                 if self._port:
                     _probe(self._port)
-                server = make_server("127.0.0.1", self._port, self._app, threaded=True,
-                                     request_handler=_QuietHandler)
+                server = make_server(
+                    "127.0.0.1", self._port, self._app, threaded=True, request_handler=_QuietHandler
+                )
                 break
             except (OSError, SystemExit) as exc:
                 if not self._port or time.monotonic() > deadline:
@@ -120,8 +134,12 @@ class FakeServerCpp:
                 time.sleep(0.05)
         self._stopping = threading.Event()
         self._server, self._port = server, server.port
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"fake-{self.kind}-{self._port}", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"fake-{self.kind}-{self._port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -170,16 +188,24 @@ class FakeServerCpp:
         with self._lock:
             self._conns.discard(sock)
 
-    def _send(self, start_response: Any, status: int, body: Any, ctype: str | None = None,
-              headers: tuple = ()) -> list[bytes]:
+    def _send(
+        self,
+        start_response: Any,
+        status: int,
+        body: Any,
+        ctype: str | None = None,
+        headers: tuple = (),
+    ) -> list[bytes]:
         if not isinstance(body, str):
             body = wire.dumps(self.kind, body)
-            ctype = ctype or ("application/json; charset=utf-8" if self.kind == C
-                              else "application/json")
+            ctype = ctype or (
+                "application/json; charset=utf-8" if self.kind == C else "application/json"
+            )
         data = body.encode()
-        start_response(f"{status} {HTTP_STATUS_CODES[status]}",
-                       [("Content-Type", ctype or "text/plain"), ("Content-Length", str(len(data))),
-                        *headers])
+        start_response(
+            f"{status} {HTTP_STATUS_CODES[status]}",
+            [("Content-Type", ctype or "text/plain"), ("Content-Length", str(len(data))), *headers],
+        )
         return [data]
 
     def _error(self, start_response: Any, status: int, message: str, kind: str) -> list[bytes]:
@@ -213,14 +239,18 @@ class FakeServerCpp:
         if gen == C and self.api_key and path not in _C_PUBLIC and not self._c_key_ok(req):
             return self._error(start_response, 401, "Invalid API Key", "authentication_error")
         routes = {
-            ("POST", "/completion"): self._completion, ("POST", "/tokenize"): self._tokenize,
-            ("POST", "/detokenize"): self._detokenize, ("GET", "/props"): self._props,
+            ("POST", "/completion"): self._completion,
+            ("POST", "/tokenize"): self._tokenize,
+            ("POST", "/detokenize"): self._detokenize,
+            ("GET", "/props"): self._props,
             ("POST", "/embedding"): self._embedding,
         }
         if gen == C:
             routes.update({("GET", p): self._health for p in ("/health", "/v1/health")})
             routes.update({("GET", p): self._models for p in ("/models", "/v1/models")})
-            routes.update({("GET", "/slots"): self._slots, ("POST", "/embeddings"): self._embedding})
+            routes.update(
+                {("GET", "/slots"): self._slots, ("POST", "/embeddings"): self._embedding}
+            )
         else:
             routes[("GET", "/model.json")] = self._model_json
             if gen == B:
@@ -244,24 +274,40 @@ class FakeServerCpp:
 
     def _completion(self, start_response, body, req, environ, stopping):
         gen, sock = self.kind, environ.get("werkzeug.socket")
-        if gen == B and self.api_key and req.headers.get("Authorization") != f"Bearer {self.api_key}":
+        if (
+            gen == B
+            and self.api_key
+            and req.headers.get("Authorization") != f"Bearer {self.api_key}"
+        ):
             return self._send(start_response, 401, "Unauthorized")
         if not isinstance(body, dict):
             msg = "[json.exception.parse_error.101] parse error at line 1, column 1: syntax error"
-            return self._error(start_response, 500, f"500 Internal Server Error\n{msg}"
-                               if gen != C else msg, "server_error")
+            return self._error(
+                start_response,
+                500,
+                f"500 Internal Server Error\n{msg}" if gen != C else msg,
+                "server_error",
+            )
         bad, verdict = wire.check_types(gen, body)
         self.type_violations.extend(bad)
         if verdict == "abort":  # A/B: std::terminate on the inference thread
             _drop(sock)
         if verdict == "reject":
-            return self._error(start_response, 400, '"stop" must be an array of strings',
-                               "invalid_request_error")
+            return self._error(
+                start_response, 400, '"stop" must be an array of strings', "invalid_request_error"
+            )
         if "prompt" not in body and gen != A:
             if gen == B:
-                return self._error(start_response, 500, "500 Internal Server Error\n[json.exception."
-                                   "out_of_range.403] key 'prompt' not found", "server_error")
-            return self._error(start_response, 400, '"prompt" must be provided', "invalid_request_error")
+                return self._error(
+                    start_response,
+                    500,
+                    "500 Internal Server Error\n[json.exception."
+                    "out_of_range.403] key 'prompt' not found",
+                    "server_error",
+                )
+            return self._error(
+                start_response, 400, '"prompt" must be provided', "invalid_request_error"
+            )
         prompt = body.get("prompt", "")
         slot_asked = body.get(wire.slot_key(gen))
         self.requested_slots.append(slot_asked)
@@ -283,16 +329,29 @@ class FakeServerCpp:
                 return self._error(start_response, 500, "fake generation failure", "server_error")
             return self._refuse(start_response, stream)
         elif mode == "http500":
-            return self._error(start_response, 500, "500 Internal Server Error\nfake failure"
-                               if gen != C else "fake failure", "server_error")
+            return self._error(
+                start_response,
+                500,
+                "500 Internal Server Error\nfake failure" if gen != C else "fake failure",
+                "server_error",
+            )
         elif mode == "garbage":
-            return self._send(start_response, 200, "data: {garbage\n\n" if stream else "<html>oops",
-                              "text/event-stream" if stream else "application/json")
+            return self._send(
+                start_response,
+                200,
+                "data: {garbage\n\n" if stream else "<html>oops",
+                "text/event-stream" if stream else "application/json",
+            )
         n_prompt = self.prompt_tokens or wire.count_prompt_tokens(prompt)
         if gen == C and n_prompt >= self.n_ctx:
-            err = {"code": 400, "message": f"request ({n_prompt} tokens) exceeds the available context "
-                   f"size ({self.n_ctx} tokens), try increasing it", "type": "exceed_context_size_error",
-                   "n_prompt_tokens": n_prompt, "n_ctx": self.n_ctx}
+            err = {
+                "code": 400,
+                "message": f"request ({n_prompt} tokens) exceeds the available context "
+                f"size ({self.n_ctx} tokens), try increasing it",
+                "type": "exceed_context_size_error",
+                "n_prompt_tokens": n_prompt,
+                "n_ctx": self.n_ctx,
+            }
             return self._send(start_response, 400, {"error": err})
         slot = self._take_slot(slot)
         if slot is None:  # A/B have no queue: every slot busy is a refusal
@@ -336,7 +395,9 @@ class FakeServerCpp:
                 n_prompt, truncated = n_prompt - erased * block, True
         n_predict = wire.param(body, "n_predict", -1)
         if gen == C and body.get("n_predict") is None:  # C only: OpenAI-style aliases
-            n_predict = wire.param(body, "max_tokens", wire.param(body, "max_completion_tokens", -1))
+            n_predict = wire.param(
+                body, "max_tokens", wire.param(body, "max_completion_tokens", -1)
+            )
         stop = [w for w in body["stop"] if w] if isinstance(body.get("stop"), list) else []
         result = wire.plan(gen, self.tokens, self.stop_reason, n_predict, stop)
         if gen == A and "prompt" not in body:
@@ -344,19 +405,33 @@ class FakeServerCpp:
         echo = prompt
         if gen == C:
             parts = prompt if isinstance(prompt, list) else [prompt]
-            text = "".join(p if isinstance(p, str) else self.vocab.piece(p) for p in parts
-                           if isinstance(p, (str, int)))
+            text = "".join(
+                p if isinstance(p, str) else self.vocab.piece(p)
+                for p in parts
+                if isinstance(p, (str, int))
+            )
             echo = "<s> " + text
-        settings = wire.generation_settings(gen, body, n_ctx=self.n_ctx, model=self.model_name,
-                                            n_keep=n_keep)
-        job = wire.Job(gen, self.vocab, slot, self.model_name, echo, n_prompt, truncated, settings,
-                       n_probs=wire.param(body, "n_probs", 0),
-                       return_tokens=wire.param(body, "return_tokens", False),
-                       token_ms=self.token_delay * 1e3 or 10.0)
+        settings = wire.generation_settings(
+            gen, body, n_ctx=self.n_ctx, model=self.model_name, n_keep=n_keep
+        )
+        job = wire.Job(
+            gen,
+            self.vocab,
+            slot,
+            self.model_name,
+            echo,
+            n_prompt,
+            truncated,
+            settings,
+            n_probs=wire.param(body, "n_probs", 0),
+            return_tokens=wire.param(body, "return_tokens", False),
+            token_ms=self.token_delay * 1e3 or 10.0,
+        )
         return job, result
 
-    def _events(self, job: wire.Job, result: wire.Plan, sock: socket.socket,
-                stopping: threading.Event) -> Iterator[bytes]:
+    def _events(
+        self, job: wire.Job, result: wire.Plan, sock: socket.socket, stopping: threading.Event
+    ) -> Iterator[bytes]:
         """Stream token chunks; an early close() or a vanished client counts as cancelled."""
         gen, finished = self.kind, False
         with self._lock:
@@ -377,8 +452,16 @@ class FakeServerCpp:
                     if gen == B:
                         yield b'error: {"content":"fake generation failure"}\n\n'
                     elif gen == C:
-                        yield _event(gen, {"error": {"code": 500, "message": "fake generation failure",
-                                                     "type": "server_error"}})
+                        yield _event(
+                            gen,
+                            {
+                                "error": {
+                                    "code": 500,
+                                    "message": "fake generation failure",
+                                    "type": "server_error",
+                                }
+                            },
+                        )
                     return
                 if i == 0 and self.gate is not None:
                     self.gate_released_in_time = self._wait_gate(stopping, sock)
@@ -439,8 +522,15 @@ class FakeServerCpp:
         body = body if isinstance(body, dict) else {}
         ids = self.vocab.tokenize(body.get("content", ""))
         if self.kind == C and body.get("with_pieces"):
-            return self._send(start_response, 200, {"tokens": [
-                {"id": t, "piece": _text_or_bytes(self.vocab.piece_bytes(t))} for t in ids]})
+            return self._send(
+                start_response,
+                200,
+                {
+                    "tokens": [
+                        {"id": t, "piece": _text_or_bytes(self.vocab.piece_bytes(t))} for t in ids
+                    ]
+                },
+            )
         return self._send(start_response, 200, {"tokens": ids})
 
     def _detokenize(self, start_response, body, req, environ, stopping):
@@ -451,8 +541,12 @@ class FakeServerCpp:
         except UnicodeDecodeError:
             if self.kind != C:  # their JSON writer throws on a piece of a character
                 self.type_violations.append("detokenize: incomplete UTF-8")
-                return self._send(start_response, 500, "500 Internal Server Error\n[json."
-                                  "exception.type_error.316] incomplete UTF-8 string")
+                return self._send(
+                    start_response,
+                    500,
+                    "500 Internal Server Error\n[json."
+                    "exception.type_error.316] incomplete UTF-8 string",
+                )
             text = data.decode("utf-8", "replace")
         return self._send(start_response, 200, {"content": text})
 
@@ -462,32 +556,89 @@ class FakeServerCpp:
     def _models(self, start_response, body, req, environ, stopping):
         name, created = self.model_name, int(time.time())
         if self.kind == B:
-            return self._send(start_response, 200, {"object": "list", "data": [
-                {"id": name, "object": "model", "created": created, "owned_by": "llamacpp"}]})
-        meta = {"vocab_type": 1, "n_vocab": 32000, "n_ctx": self.n_ctx, "n_ctx_train": self.n_ctx,
-                "n_embd": self.n_embd, "n_params": 1_100_048_384, "size": 667_815_936}
-        ollama = {"name": name, "model": name, "modified_at": "", "size": "", "digest": "",
-                  "type": "model", "description": "", "tags": [""], "capabilities": ["completion"],
-                  "parameters": "", "details": {"parent_model": "", "format": "gguf", "family": "",
-                                                "families": [""], "parameter_size": "",
-                                                "quantization_level": ""}}
-        return self._send(start_response, 200, {"models": [ollama], "object": "list", "data": [
-            {"id": name, "aliases": [name], "tags": [], "object": "model", "created": created,
-             "owned_by": "llamacpp", "meta": meta}]})
+            return self._send(
+                start_response,
+                200,
+                {
+                    "object": "list",
+                    "data": [
+                        {"id": name, "object": "model", "created": created, "owned_by": "llamacpp"}
+                    ],
+                },
+            )
+        meta = {
+            "vocab_type": 1,
+            "n_vocab": 32000,
+            "n_ctx": self.n_ctx,
+            "n_ctx_train": self.n_ctx,
+            "n_embd": self.n_embd,
+            "n_params": 1_100_048_384,
+            "size": 667_815_936,
+        }
+        ollama = {
+            "name": name,
+            "model": name,
+            "modified_at": "",
+            "size": "",
+            "digest": "",
+            "type": "model",
+            "description": "",
+            "tags": [""],
+            "capabilities": ["completion"],
+            "parameters": "",
+            "details": {
+                "parent_model": "",
+                "format": "gguf",
+                "family": "",
+                "families": [""],
+                "parameter_size": "",
+                "quantization_level": "",
+            },
+        }
+        return self._send(
+            start_response,
+            200,
+            {
+                "models": [ollama],
+                "object": "list",
+                "data": [
+                    {
+                        "id": name,
+                        "aliases": [name],
+                        "tags": [],
+                        "object": "model",
+                        "created": created,
+                        "owned_by": "llamacpp",
+                        "meta": meta,
+                    }
+                ],
+            },
+        )
 
     def _settings(self) -> dict:
-        return wire.generation_settings(self.kind, {}, n_ctx=self.n_ctx, model=self.model_name,
-                                        n_keep=0)
+        return wire.generation_settings(
+            self.kind, {}, n_ctx=self.n_ctx, model=self.model_name, n_keep=0
+        )
 
     def _props(self, start_response, body, req, environ, stopping):
         if self.kind != C:
             return self._send(start_response, 200, {"user_name": "", "assistant_name": ""})
-        return self._send(start_response, 200, {
-            "default_generation_settings": {"params": self._settings(), "n_ctx": self.n_ctx},
-            "total_slots": self.n_slots, "model_alias": self.model_name, "model_path": self.model_path,
-            "modalities": {"vision": False, "audio": False}, "chat_template": self.chat_template,
-            "bos_token": "<s>", "eos_token": "</s>", "build_info": "b9553-9e3b928fd",
-            "is_sleeping": False})
+        return self._send(
+            start_response,
+            200,
+            {
+                "default_generation_settings": {"params": self._settings(), "n_ctx": self.n_ctx},
+                "total_slots": self.n_slots,
+                "model_alias": self.model_name,
+                "model_path": self.model_path,
+                "modalities": {"vision": False, "audio": False},
+                "chat_template": self.chat_template,
+                "bos_token": "<s>",
+                "eos_token": "</s>",
+                "build_info": "b9553-9e3b928fd",
+                "is_sleeping": False,
+            },
+        )
 
     def _model_json(self, start_response, body, req, environ, stopping):
         return self._send(start_response, 200, self._settings())
@@ -496,9 +647,21 @@ class FakeServerCpp:
         busy = min(self._in_flight, self.n_slots)
         if req.args.get("fail_on_no_slot") and busy >= self.n_slots:
             return self._error(start_response, 503, "no slot available", "unavailable_error")
-        return self._send(start_response, 200, [
-            {"id": i, "n_ctx": self.n_ctx, "speculative": False, "is_processing": i < busy,
-             "id_task": -1, "params": self._settings()} for i in range(self.n_slots)])
+        return self._send(
+            start_response,
+            200,
+            [
+                {
+                    "id": i,
+                    "n_ctx": self.n_ctx,
+                    "speculative": False,
+                    "is_processing": i < busy,
+                    "id_task": -1,
+                    "params": self._settings(),
+                }
+                for i in range(self.n_slots)
+            ],
+        )
 
     def _embedding(self, start_response, body, req, environ, stopping):
         body = body if isinstance(body, dict) else {}
@@ -507,15 +670,30 @@ class FakeServerCpp:
             vec = wire.embedding_vector(str(content), self.n_embd, self.embedding)
             return self._send(start_response, 200, {"embedding": vec})
         if not self.embedding:
-            return self._error(start_response, 501, "This server does not support embeddings. "
-                               "Start it with `--embeddings`", "not_supported_error")
+            return self._error(
+                start_response,
+                501,
+                "This server does not support embeddings. Start it with `--embeddings`",
+                "not_supported_error",
+            )
         inputs = body.get("input", body.get("content"))
-        inputs = inputs if isinstance(inputs, list) and all(isinstance(x, str) for x in inputs) else [inputs]
+        inputs = (
+            inputs
+            if isinstance(inputs, list) and all(isinstance(x, str) for x in inputs)
+            else [inputs]
+        )
         if not inputs or any(x in (None, "", []) for x in inputs):
-            return self._error(start_response, 400, "Input content cannot be empty", "invalid_request_error")
-        return self._send(start_response, 200, [
-            {"index": i, "embedding": [wire.embedding_vector(str(x), self.n_embd, True)]}
-            for i, x in enumerate(inputs)])
+            return self._error(
+                start_response, 400, "Input content cannot be empty", "invalid_request_error"
+            )
+        return self._send(
+            start_response,
+            200,
+            [
+                {"index": i, "embedding": [wire.embedding_vector(str(x), self.n_embd, True)]}
+                for i, x in enumerate(inputs)
+            ],
+        )
 
 
 def _text_or_bytes(data: bytes) -> Any:

@@ -4,6 +4,7 @@ Kept apart from the server plumbing in :mod:`.servercpp` so that every shape can
 checked against the wire reference (``servercpp-wire.md`` §1-§4) on its own.
 Generations: ``"powerinfer"`` (A), ``"llamacpp-2023"`` (B), ``"llamacpp"`` (C).
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,16 @@ UINT32_MAX = 4294967295
 
 _INT_FIELDS = ("n_predict", "top_k", "seed", "mirostat", "n_keep", "n_probs", "repeat_last_n")
 _NUM_FIELDS = (
-    "temperature", "top_p", "min_p", "typical_p", "tfs_z", "presence_penalty",
-    "frequency_penalty", "repeat_penalty", "mirostat_tau", "mirostat_eta",
+    "temperature",
+    "top_p",
+    "min_p",
+    "typical_p",
+    "tfs_z",
+    "presence_penalty",
+    "frequency_penalty",
+    "repeat_penalty",
+    "mirostat_tau",
+    "mirostat_eta",
 )
 _BOOL_FIELDS = ("stream", "cache_prompt", "ignore_eos", "penalize_nl")
 _STR_FIELDS = ("grammar",)
@@ -72,8 +81,12 @@ def check_types(gen: str, body: dict) -> tuple[list[str], str | None]:
     """
     bad: list[str] = []
     fatal = False
-    kinds = [(_INT_FIELDS + (slot_key(gen),), _is_num), (_NUM_FIELDS, _is_num),
-             (_BOOL_FIELDS, lambda v: isinstance(v, bool)), (_STR_FIELDS, lambda v: isinstance(v, str))]
+    kinds = [
+        (_INT_FIELDS + (slot_key(gen),), _is_num),
+        (_NUM_FIELDS, _is_num),
+        (_BOOL_FIELDS, lambda v: isinstance(v, bool)),
+        (_STR_FIELDS, lambda v: isinstance(v, str)),
+    ]
     for names, ok in kinds:
         for name in names:
             if body.get(name) is not None and not ok(body[name]):
@@ -155,7 +168,9 @@ class Vocab:
 def count_prompt_tokens(prompt: Any) -> int:
     """Count whitespace-separated words (ids count one each) plus the BOS token."""
     parts = prompt if isinstance(prompt, list) else [prompt]
-    return 1 + sum(1 if isinstance(p, int) else len(p.split()) for p in parts if isinstance(p, (int, str)))
+    return 1 + sum(
+        1 if isinstance(p, int) else len(p.split()) for p in parts if isinstance(p, (int, str))
+    )
 
 
 @dataclass
@@ -193,7 +208,7 @@ def plan(gen: str, tokens: list[str], stop_reason: str, n_predict: int, stop: li
         hits = [(text.find(w), w) for w in stop if w and w in text]
         if hits:
             pos, word = min(hits, key=lambda h: h[0])
-            steps.append((piece, text[sent:max(pos, sent)]))
+            steps.append((piece, text[sent : max(pos, sent)]))
             return Plan(steps, text[:pos], "word", word, hit_word=True)
         upto = len(text) if i == len(pieces) - 1 else len(text) - _partial_len(text, stop)
         steps.append((piece, text[sent:upto]))
@@ -222,7 +237,7 @@ class Job:
 
 def _top(job: Job, piece: str) -> list[tuple[str, float]]:
     alts = [piece] + [f" alt{j}" for j in range(1, job.n_probs)]
-    return [(s, 0.9 if j == 0 else 0.1 / 2 ** j) for j, s in enumerate(alts)]
+    return [(s, 0.9 if j == 0 else 0.1 / 2**j) for j, s in enumerate(alts)]
 
 
 def prob_entry(job: Job, piece: str) -> dict:
@@ -231,7 +246,12 @@ def prob_entry(job: Job, piece: str) -> dict:
         return {"content": piece, "probs": [{"tok_str": s, "prob": p} for s, p in _top(job, piece)]}
 
     def item(s: str, p: float) -> dict:
-        return {"id": job.vocab.id(s), "token": s, "bytes": list(s.encode()), "logprob": math.log(p)}
+        return {
+            "id": job.vocab.id(s),
+            "token": s,
+            "bytes": list(s.encode()),
+            "logprob": math.log(p),
+        }
 
     return {**item(piece, 0.9), "top_logprobs": [item(s, p) for s, p in _top(job, piece)]}
 
@@ -241,8 +261,15 @@ def partials(job: Job, result: Plan) -> list[dict]:
     out, pending = [], []
     for i, (piece, delta) in enumerate(result.steps):
         if job.gen == C:
-            chunk = {"index": 0, "content": delta, "tokens": [job.vocab.id(piece)], "stop": False,
-                     "id_slot": job.slot, "tokens_predicted": i + 1, "tokens_evaluated": job.n_prompt}
+            chunk = {
+                "index": 0,
+                "content": delta,
+                "tokens": [job.vocab.id(piece)],
+                "stop": False,
+                "id_slot": job.slot,
+                "tokens_predicted": i + 1,
+                "tokens_evaluated": job.n_prompt,
+            }
             if job.n_probs > 0:
                 chunk["completion_probabilities"] = [prob_entry(job, piece)]
         else:
@@ -259,10 +286,16 @@ def partials(job: Job, result: Plan) -> list[dict]:
 def _timings(job: Job, n: int) -> dict:
     t = {"cache_n": 0} if job.gen == C else {}
     prompt_ms, predicted_ms = job.n_prompt * 0.5, n * job.token_ms
-    t.update(prompt_n=job.n_prompt, prompt_ms=prompt_ms, prompt_per_token_ms=prompt_ms / job.n_prompt,
-             prompt_per_second=1e3 * job.n_prompt / prompt_ms, predicted_n=n, predicted_ms=predicted_ms,
-             predicted_per_token_ms=predicted_ms / n if n else None,  # NaN is dumped as null
-             predicted_per_second=1e3 * n / predicted_ms if predicted_ms else 0.0)
+    t.update(
+        prompt_n=job.n_prompt,
+        prompt_ms=prompt_ms,
+        prompt_per_token_ms=prompt_ms / job.n_prompt,
+        prompt_per_second=1e3 * job.n_prompt / prompt_ms,
+        predicted_n=n,
+        predicted_ms=predicted_ms,
+        predicted_per_token_ms=predicted_ms / n if n else None,  # NaN is dumped as null
+        predicted_per_second=1e3 * n / predicted_ms if predicted_ms else 0.0,
+    )
     return t
 
 
@@ -271,26 +304,53 @@ def final(job: Job, result: Plan, *, streamed: bool) -> dict:
     n = len(result.steps)
     content = "" if streamed else result.content
     if job.gen == C:
-        ids = [job.vocab.id(p) for p, _ in result.steps] if job.return_tokens and not streamed else []
-        body = {"index": 0, "content": content, "tokens": ids, "id_slot": job.slot, "stop": True,
-                "model": job.model, "tokens_predicted": n, "tokens_evaluated": job.n_prompt,
-                "generation_settings": job.settings, "prompt": job.prompt,
-                "has_new_line": "\n" in result.content, "truncated": job.truncated,
-                "stop_type": result.stop_type, "stopping_word": result.stopping_word,
-                "tokens_cached": job.n_prompt + n, "timings": _timings(job, n)}
+        ids = (
+            [job.vocab.id(p) for p, _ in result.steps] if job.return_tokens and not streamed else []
+        )
+        body = {
+            "index": 0,
+            "content": content,
+            "tokens": ids,
+            "id_slot": job.slot,
+            "stop": True,
+            "model": job.model,
+            "tokens_predicted": n,
+            "tokens_evaluated": job.n_prompt,
+            "generation_settings": job.settings,
+            "prompt": job.prompt,
+            "has_new_line": "\n" in result.content,
+            "truncated": job.truncated,
+            "stop_type": result.stop_type,
+            "stopping_word": result.stopping_word,
+            "tokens_cached": job.n_prompt + n,
+            "timings": _timings(job, n),
+        }
         if job.n_probs > 0 and not streamed:
             body["completion_probabilities"] = [prob_entry(job, p) for p, _ in result.steps]
         return body
-    body = {"content": content, "stop": True, "slot_id": job.slot, "model": job.model,
-            "tokens_predicted": n, "tokens_evaluated": job.n_prompt, "tokens_cached": job.n_prompt + n,
-            "truncated": job.truncated, "stopped_eos": result.stop_type == "eos",
-            "stopped_word": result.stop_type == "word", "stopped_limit": result.stop_type == "limit",
-            "stopping_word": result.stopping_word, "generation_settings": job.settings,
-            "prompt": job.prompt, "timings": _timings(job, n)}
+    body = {
+        "content": content,
+        "stop": True,
+        "slot_id": job.slot,
+        "model": job.model,
+        "tokens_predicted": n,
+        "tokens_evaluated": job.n_prompt,
+        "tokens_cached": job.n_prompt + n,
+        "truncated": job.truncated,
+        "stopped_eos": result.stop_type == "eos",
+        "stopped_word": result.stop_type == "word",
+        "stopped_limit": result.stop_type == "limit",
+        "stopping_word": result.stopping_word,
+        "generation_settings": job.settings,
+        "prompt": job.prompt,
+        "timings": _timings(job, n),
+    }
     if job.n_probs > 0:
         entries = [prob_entry(job, p) for p, _ in result.steps]
         if not streamed:  # bug fixed in 012cf349a: only a stop word leaves anything here
-            entries = (entries[:-1] if result.hit_word else entries) if result.stop_type == "word" else []
+            entries = (
+                (entries[:-1] if result.hit_word else entries) if result.stop_type == "word" else []
+            )
         body["completion_probabilities"] = entries
     return body
 
@@ -301,26 +361,60 @@ def generation_settings(gen: str, body: dict, *, n_ctx: int, model: str, n_keep:
     bias = body["logit_bias"] if _bias_ok(gen, body.get("logit_bias")) else []
     seed = param(body, "seed", -1)
     common = dict(
-        seed=seed % (UINT32_MAX + 1), top_k=param(body, "top_k", 40), top_p=param(body, "top_p", 0.95),
-        min_p=param(body, "min_p", 0.05), typical_p=param(body, "typical_p", 1.0),
+        seed=seed % (UINT32_MAX + 1),
+        top_k=param(body, "top_k", 40),
+        top_p=param(body, "top_p", 0.95),
+        min_p=param(body, "min_p", 0.05),
+        typical_p=param(body, "typical_p", 1.0),
         repeat_last_n=param(body, "repeat_last_n", 64),
         repeat_penalty=param(body, "repeat_penalty", 1.0 if gen == C else 1.1),
         presence_penalty=param(body, "presence_penalty", 0.0),
-        frequency_penalty=param(body, "frequency_penalty", 0.0), mirostat=param(body, "mirostat", 0),
-        mirostat_tau=param(body, "mirostat_tau", 5.0), mirostat_eta=param(body, "mirostat_eta", 0.1),
-        stop=stop, n_predict=param(body, "n_predict", -1), n_keep=n_keep,
-        ignore_eos=param(body, "ignore_eos", False), stream=param(body, "stream", False),
-        logit_bias=bias, n_probs=param(body, "n_probs", 0), grammar=param(body, "grammar", ""),
+        frequency_penalty=param(body, "frequency_penalty", 0.0),
+        mirostat=param(body, "mirostat", 0),
+        mirostat_tau=param(body, "mirostat_tau", 5.0),
+        mirostat_eta=param(body, "mirostat_eta", 0.1),
+        stop=stop,
+        n_predict=param(body, "n_predict", -1),
+        n_keep=n_keep,
+        ignore_eos=param(body, "ignore_eos", False),
+        stream=param(body, "stream", False),
+        logit_bias=bias,
+        n_probs=param(body, "n_probs", 0),
+        grammar=param(body, "grammar", ""),
     )
     temperature = param(body, "temperature", 0.8)
     if gen == C:
-        return {"seed": common.pop("seed"), "temperature": temperature, "dynatemp_range": 0.0,
-                "dynatemp_exponent": 1.0, **common, "max_tokens": common["n_predict"], "n_discard": 0,
-                "min_keep": 0, "samplers": ["penalties", "dry", "top_n_sigma", "top_k", "typ_p",
-                                            "top_p", "min_p", "xtc", "temperature"],
-                "timings_per_token": False, "post_sampling_probs": False, "lora": []}
-    out = dict(common, n_ctx=n_ctx, model=model, tfs_z=param(body, "tfs_z", 1.0),
-               penalize_nl=param(body, "penalize_nl", True))
+        return {
+            "seed": common.pop("seed"),
+            "temperature": temperature,
+            "dynatemp_range": 0.0,
+            "dynatemp_exponent": 1.0,
+            **common,
+            "max_tokens": common["n_predict"],
+            "n_discard": 0,
+            "min_keep": 0,
+            "samplers": [
+                "penalties",
+                "dry",
+                "top_n_sigma",
+                "top_k",
+                "typ_p",
+                "top_p",
+                "min_p",
+                "xtc",
+                "temperature",
+            ],
+            "timings_per_token": False,
+            "post_sampling_probs": False,
+            "lora": [],
+        }
+    out = dict(
+        common,
+        n_ctx=n_ctx,
+        model=model,
+        tfs_z=param(body, "tfs_z", 1.0),
+        penalize_nl=param(body, "penalize_nl", True),
+    )
     out["temp" if gen == A else "temperature"] = temperature
     if gen == B:
         out.update(penalty_prompt_tokens=[], use_penalty_prompt_tokens=False)

@@ -1,4 +1,5 @@
 """Check the server.cpp fake against the wire reference before other tests rely on it."""
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,13 @@ def _events(text: str) -> list[str]:
     ("gen", "slot_key", "stop_keys", "settings_key", "has_n_ctx"),
     [
         ("powerinfer", "slot_id", {"stopped_eos", "stopped_word", "stopped_limit"}, "temp", True),
-        ("llamacpp-2023", "slot_id", {"stopped_eos", "stopped_word", "stopped_limit"}, "temperature", True),
+        (
+            "llamacpp-2023",
+            "slot_id",
+            {"stopped_eos", "stopped_word", "stopped_limit"},
+            "temperature",
+            True,
+        ),
         ("llamacpp", "id_slot", {"stop_type"}, "temperature", False),
     ],
     ids=GENS,
@@ -56,7 +63,7 @@ def test_stream_framing(make_fake, gen):
     if gen == "llamacpp":
         assert events.pop(0) == ":"
     assert all(e.startswith("data: ") for e in events)
-    chunks = [json.loads(e[len("data: "):]) for e in events]
+    chunks = [json.loads(e[len("data: ") :]) for e in events]
     assert "".join(c["content"] for c in chunks) == "Hello, world!"
     assert [c["stop"] for c in chunks] == [False] * 4 + [True]
     assert chunks[-1]["content"] == ""
@@ -90,7 +97,9 @@ def test_type_violation_is_recorded(make_fake, gen):
 @pytest.mark.parametrize("gen", GENS)
 def test_cancellation_detected(make_fake, gen):
     fake = make_fake(gen, tokens=["a"] * 50, token_delay=0.05)
-    with requests.post(f"{fake.url}/completion", json={"prompt": "x", "stream": True}, stream=True) as r:
+    with requests.post(
+        f"{fake.url}/completion", json={"prompt": "x", "stream": True}, stream=True
+    ) as r:
         assert next(r.iter_content(chunk_size=None))
     assert fake.cancelled.wait(5)
     assert fake.active_streams == 0
@@ -107,8 +116,11 @@ def test_stop_word_and_limit(make_fake, gen):
 
 @pytest.mark.parametrize(
     ("gen", "status", "stream_body"),
-    [("powerinfer", 404, ""), ("llamacpp-2023", 404, 'error: {"content":"slot unavailable"}\n\n'),
-     ("llamacpp", 200, None)],
+    [
+        ("powerinfer", 404, ""),
+        ("llamacpp-2023", 404, 'error: {"content":"slot unavailable"}\n\n'),
+        ("llamacpp", 200, None),
+    ],
     ids=GENS,
 )
 def test_busy(make_fake, gen, status, stream_body):
@@ -125,7 +137,9 @@ def test_auth_c(make_fake):
     resp = requests.post(f"{fake.url}/completion", json={"prompt": "x"})
     assert resp.status_code == 401 and resp.json()["error"]["type"] == "authentication_error"
     assert requests.get(f"{fake.url}/health").ok
-    ok = requests.post(f"{fake.url}/completion", json={"prompt": "x"}, headers={"Authorization": "Bearer k"})
+    ok = requests.post(
+        f"{fake.url}/completion", json={"prompt": "x"}, headers={"Authorization": "Bearer k"}
+    )
     assert ok.ok
 
 
@@ -142,7 +156,9 @@ def test_restart_on_same_port(make_fake):
 def test_gate_sends_first_token_before_release(make_fake):
     gate = threading.Event()
     fake = make_fake("llamacpp-2023", gate=gate)
-    with requests.post(f"{fake.url}/completion", json={"prompt": "x", "stream": True}, stream=True) as r:
+    with requests.post(
+        f"{fake.url}/completion", json={"prompt": "x", "stream": True}, stream=True
+    ) as r:
         chunks = r.iter_content(chunk_size=None)
         assert b'"content":"Hello"' in next(chunks)
         gate.set()

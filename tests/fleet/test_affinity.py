@@ -1,4 +1,5 @@
 """The memory of which replica and slot hold each conversation."""
+
 from __future__ import annotations
 
 from proxy.fleet.affinity import Affinity

@@ -1,4 +1,5 @@
 """The fleet over fake servers on real ports: routing, failing over, probing back, affinity."""
+
 from __future__ import annotations
 
 import math
@@ -7,13 +8,13 @@ from contextlib import ExitStack
 import pytest
 
 from proxy.app import create_app
-from proxy.config.settings import Settings
-from proxy.core.errors import ModelNotFoundError, UpstreamUnavailableError
-from proxy.fleet.build import build_fleet
 from proxy.config.catalog import parse_catalog
+from proxy.config.settings import Settings
 from proxy.core.conversation import conversation_key
-from proxy.fleet.placement import BALANCE, rank
+from proxy.core.errors import ModelNotFoundError, UpstreamUnavailableError
 from proxy.core.types import GenerationRequest, Message
+from proxy.fleet.build import build_fleet
+from proxy.fleet.placement import BALANCE, rank
 from tests.fakes.servercpp import FakeServerCpp
 from tests.polling import wait_for
 from tests.runtimes import NO_FILES
@@ -29,9 +30,18 @@ def servers(request):
 
 
 def fleet_of(servers, **model):
-    catalog = parse_catalog({"models": {"tiny": {"aliases": ["gpt-3.5-turbo"],
-                                                 "upstreams": [s.url for s in servers],
-                                                 **model}}}, "test")
+    catalog = parse_catalog(
+        {
+            "models": {
+                "tiny": {
+                    "aliases": ["gpt-3.5-turbo"],
+                    "upstreams": [s.url for s in servers],
+                    **model,
+                }
+            }
+        },
+        "test",
+    )
     return build_fleet(Settings(), NO_FILES, catalog)
 
 
@@ -110,8 +120,11 @@ def test_a_replica_that_returns_is_probed_back_into_rotation(servers):
         wait_for(lambda: model.rotation.healthy(dead.url), timeout=10)
         fleet.complete(request)  # its cache is on the other replica now: it stays there
         assert completions(dead) == 0
-        newcomer = next(conversation(f"doc {i}") for i in range(100)
-                        if preferred(servers, conversation(f"doc {i}")) is dead)
+        newcomer = next(
+            conversation(f"doc {i}")
+            for i in range(100)
+            if preferred(servers, conversation(f"doc {i}")) is dead
+        )
         fleet.complete(newcomer)
         assert completions(dead) == 1
 
@@ -119,8 +132,11 @@ def test_a_replica_that_returns_is_probed_back_into_rotation(servers):
 def test_a_returning_replica_is_detected_afresh(servers):
     with fleet_of(servers) as fleet:
         home = servers[0]
-        first, second = [r for r in (conversation(f"doc {i}") for i in range(100))
-                         if preferred(servers, r) is home][:2]
+        first, second = [
+            r
+            for r in (conversation(f"doc {i}") for i in range(100))
+            if preferred(servers, r) is home
+        ][:2]
         fleet.complete(first)
         home.stop()
         fleet.complete(first)  # goes to the other replica; home leaves the rotation
@@ -161,8 +177,10 @@ def test_a_full_replica_spills_to_the_other(servers):
 
 
 def test_unknown_model_names_the_ids(servers):
-    catalog = parse_catalog({"models": {"a": {"upstreams": [servers[0].url]},
-                                        "b": {"upstreams": [servers[1].url]}}}, "test")
+    catalog = parse_catalog(
+        {"models": {"a": {"upstreams": [servers[0].url]}, "b": {"upstreams": [servers[1].url]}}},
+        "test",
+    )
     with build_fleet(Settings(), NO_FILES, catalog) as fleet:
         with pytest.raises(ModelNotFoundError, match="the models are a, b"):
             fleet.complete(GenerationRequest(model="gpt-4", prompt="hi"))
@@ -171,12 +189,20 @@ def test_unknown_model_names_the_ids(servers):
 
 
 def test_the_api_routes_by_model_and_alias(servers, runtime):
-    catalog = {"default": "a", "models": {
-        "a": {"aliases": ["gpt-3.5-turbo"], "upstreams": [servers[0].url]},
-        "b": {"aliases": ["embedder"], "upstreams": [servers[1].url],
-              "defaults": {"max_tokens": 3, "temperature": 0.5}}}}
-    app = create_app(Settings(), runtime, backend=build_fleet(Settings(), NO_FILES,
-                                                                parse_catalog(catalog, "t")))
+    catalog = {
+        "default": "a",
+        "models": {
+            "a": {"aliases": ["gpt-3.5-turbo"], "upstreams": [servers[0].url]},
+            "b": {
+                "aliases": ["embedder"],
+                "upstreams": [servers[1].url],
+                "defaults": {"max_tokens": 3, "temperature": 0.5},
+            },
+        },
+    }
+    app = create_app(
+        Settings(), runtime, backend=build_fleet(Settings(), NO_FILES, parse_catalog(catalog, "t"))
+    )
     client = app.test_client()
     chat = {"messages": [{"role": "user", "content": "hi"}]}
     for name, server in (("gpt-3.5-turbo", servers[0]), ("b", servers[1]), (None, servers[0])):
@@ -207,16 +233,15 @@ def test_the_api_routes_by_model_and_alias(servers, runtime):
 def test_the_admin_api_is_off_without_its_key_and_closed_to_client_keys(servers, runtime):
     off = create_app(Settings.of(llama_api=servers[0].url), runtime).test_client()
     assert off.get("/admin/models").status_code == 404
-    keyed = create_app(Settings.of(llama_api=servers[0].url, api_key=("client",),
-                                   admin_key="admin"), runtime).test_client()
-    assert keyed.get("/admin/models", headers={"Authorization": "Bearer client"}
-                     ).status_code == 401
+    keyed = create_app(
+        Settings.of(llama_api=servers[0].url, api_key=("client",), admin_key="admin"), runtime
+    ).test_client()
+    assert keyed.get("/admin/models", headers={"Authorization": "Bearer client"}).status_code == 401
     listed = keyed.get("/admin/models", headers={"Authorization": "Bearer admin"})
     assert listed.status_code == 200
     assert listed.get_json()["models"][0]["replicas"][0]["url"] == servers[0].url
     not_run = keyed.post("/admin/models/x/load", headers={"Authorization": "Bearer admin"})
-    assert not_run.status_code == 400 and "does not run" in not_run.get_json()["error"][
-        "message"]
+    assert not_run.status_code == 400 and "does not run" in not_run.get_json()["error"]["message"]
 
 
 def test_flags_alone_accept_any_model_name(servers, runtime):
@@ -226,8 +251,7 @@ def test_flags_alone_accept_any_model_name(servers, runtime):
 
 
 def shared_fleet(servers, redis_url):
-    catalog = parse_catalog({"models": {"tiny": {"upstreams": [s.url for s in servers]}}},
-                            "test")
+    catalog = parse_catalog({"models": {"tiny": {"upstreams": [s.url for s in servers]}}}, "test")
     return build_fleet(Settings.of(redis_url=redis_url), NO_FILES, catalog)
 
 

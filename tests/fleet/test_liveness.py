@@ -1,5 +1,6 @@
 """The live conversations every proxy shares, in a real Redis: where each lives, how many each
 replica holds, expiry, and placement that carries on without Redis."""
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """Placement is a pure function: the same conversation lands on the same replica everywhere."""
+
 from __future__ import annotations
 
 import math
@@ -7,8 +8,8 @@ from collections import Counter
 import pytest
 
 from proxy.core.conversation import conversation_key
-from proxy.fleet.placement import BALANCE, ReplicaLoad, choose, continues, rank
 from proxy.core.types import GenerationRequest, Message
+from proxy.fleet.placement import BALANCE, ReplicaLoad, choose, continues, rank
 
 REPLICAS = [f"http://10.0.0.{i}:8080" for i in range(1, 4)]
 SYSTEM = Message("system", "You answer from the document.")
@@ -24,30 +25,44 @@ def idle(*names: str, slots: int = 4) -> list:
     return [ReplicaLoad(name, slots=slots) for name in names]
 
 
-@pytest.mark.parametrize(("first", "later"), [
-    pytest.param(chat("doc A: cats"), chat("doc A: cats", "Cats.", "and dogs?"), id="chat-turns"),
-    pytest.param(chat("q"), chat("q", "a", "q2", "a2", "q3"), id="chat-many-turns"),
-    pytest.param(GenerationRequest(prompt="x" * 300), GenerationRequest(prompt="x" * 300 + "y"),
-                 id="raw-prompt-grows"),
-])
+@pytest.mark.parametrize(
+    ("first", "later"),
+    [
+        pytest.param(
+            chat("doc A: cats"), chat("doc A: cats", "Cats.", "and dogs?"), id="chat-turns"
+        ),
+        pytest.param(chat("q"), chat("q", "a", "q2", "a2", "q3"), id="chat-many-turns"),
+        pytest.param(
+            GenerationRequest(prompt="x" * 300),
+            GenerationRequest(prompt="x" * 300 + "y"),
+            id="raw-prompt-grows",
+        ),
+    ],
+)
 def test_a_conversation_keeps_its_key_from_turn_to_turn(first, later):
     assert conversation_key(first) == conversation_key(later)
 
 
-@pytest.mark.parametrize(("one", "other"), [
-    pytest.param(chat("doc A"), chat("doc B"), id="same-system-other-question"),
-    pytest.param(chat("doc A"), chat("doc A", system=False), id="with-and-without-system"),
-    pytest.param(GenerationRequest(prompt="a" * 10), GenerationRequest(prompt="b" * 10),
-                 id="raw-prompts"),
-])
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        pytest.param(chat("doc A"), chat("doc B"), id="same-system-other-question"),
+        pytest.param(chat("doc A"), chat("doc A", system=False), id="with-and-without-system"),
+        pytest.param(
+            GenerationRequest(prompt="a" * 10), GenerationRequest(prompt="b" * 10), id="raw-prompts"
+        ),
+    ],
+)
 def test_different_conversations_have_different_keys(one, other):
     assert conversation_key(one) != conversation_key(other)
 
 
 def test_the_same_conversation_goes_to_the_same_replica_in_any_order():
     key = conversation_key(chat("the document"))
-    picks = {choose(key, idle(*order)).name for order in (REPLICAS, REPLICAS[::-1],
-                                                          REPLICAS[1:] + REPLICAS[:1])}
+    picks = {
+        choose(key, idle(*order)).name
+        for order in (REPLICAS, REPLICAS[::-1], REPLICAS[1:] + REPLICAS[:1])
+    }
     assert len(picks) == 1
 
 
@@ -71,8 +86,9 @@ def test_an_unhealthy_replica_counts_as_removed():
 @pytest.mark.parametrize("count", [2, 3])
 def test_unrelated_conversations_spread_evenly(count):
     names = REPLICAS[:count]
-    shares = Counter(choose(conversation_key(chat(f"document {i}")), idle(*names)).name
-                     for i in range(3000))
+    shares = Counter(
+        choose(conversation_key(chat(f"document {i}")), idle(*names)).name for i in range(3000)
+    )
     assert set(shares) == set(names)
     assert all(abs(share / 3000 - 1 / count) < 0.05 for share in shares.values()), shares
 
@@ -81,14 +97,21 @@ def test_rank_orders_every_replica_once():
     assert sorted(rank("key", REPLICAS)) == sorted(REPLICAS)
 
 
-@pytest.mark.parametrize(("loads", "remembered", "expected"), [
-    pytest.param({"a": 0, "b": 0}, None, "preferred", id="idle-goes-to-preferred"),
-    pytest.param({"a": 3, "b": 3}, None, "preferred", id="room-left-goes-to-preferred"),
-    pytest.param({"preferred-full": 4, "other": 1}, None, "other", id="full-spills-to-least-busy"),
-    pytest.param({"preferred-full": 4, "other": 4}, None, "preferred", id="all-full-stays"),
-    pytest.param({"a": 0, "b": 0}, "other", "other", id="remembered-spill-sticks"),
-    pytest.param({"remembered-full": 4, "a": 0}, "other", "preferred", id="full-memory-ignored"),
-])
+@pytest.mark.parametrize(
+    ("loads", "remembered", "expected"),
+    [
+        pytest.param({"a": 0, "b": 0}, None, "preferred", id="idle-goes-to-preferred"),
+        pytest.param({"a": 3, "b": 3}, None, "preferred", id="room-left-goes-to-preferred"),
+        pytest.param(
+            {"preferred-full": 4, "other": 1}, None, "other", id="full-spills-to-least-busy"
+        ),
+        pytest.param({"preferred-full": 4, "other": 4}, None, "preferred", id="all-full-stays"),
+        pytest.param({"a": 0, "b": 0}, "other", "other", id="remembered-spill-sticks"),
+        pytest.param(
+            {"remembered-full": 4, "a": 0}, "other", "preferred", id="full-memory-ignored"
+        ),
+    ],
+)
 def test_load_and_memory(loads, remembered, expected):
     key = conversation_key(chat("doc"))
     preferred, other = rank(key, REPLICAS[:2])
@@ -99,25 +122,31 @@ def test_load_and_memory(loads, remembered, expected):
         busy.update(other=4)
     else:
         busy.update(preferred=loads["a"], other=loads["b"])
-    replicas = [ReplicaLoad(preferred, busy=busy["preferred"], slots=4),
-                ReplicaLoad(other, busy=busy["other"], slots=4)]
+    replicas = [
+        ReplicaLoad(preferred, busy=busy["preferred"], slots=4),
+        ReplicaLoad(other, busy=busy["other"], slots=4),
+    ]
     names = {"preferred": preferred, "other": other}
     chosen = choose(key, replicas, remembered=names.get(remembered))
     assert chosen.name == names[expected]
 
 
-@pytest.mark.parametrize(("request_", "expected"), [
-    pytest.param(chat("doc"), False, id="first-turn"),
-    pytest.param(chat("doc", "answer", "more"), True, id="later-turn"),
-    pytest.param(GenerationRequest(prompt="x"), False, id="raw-prompt"),
-])
+@pytest.mark.parametrize(
+    ("request_", "expected"),
+    [
+        pytest.param(chat("doc"), False, id="first-turn"),
+        pytest.param(chat("doc", "answer", "more"), True, id="later-turn"),
+        pytest.param(GenerationRequest(prompt="x"), False, id="raw-prompt"),
+    ],
+)
 def test_which_requests_go_on_a_conversation(request_, expected):
     assert continues(request_) == expected
 
 
-@pytest.mark.parametrize(("busy", "continuing", "expected"), [
-    (4, False, "other"), (4, True, "preferred"), (5, True, "preferred"), (6, True, "other"),
-])
+@pytest.mark.parametrize(
+    ("busy", "continuing", "expected"),
+    [(4, False, "other"), (4, True, "preferred"), (5, True, "preferred"), (6, True, "other")],
+)
 def test_a_conversation_that_goes_on_is_slower_to_move(busy, continuing, expected):
     key = conversation_key(chat("doc"))
     preferred, other = rank(key, REPLICAS[:2])
@@ -127,8 +156,11 @@ def test_a_conversation_that_goes_on_is_slower_to_move(busy, continuing, expecte
 
 
 def test_without_a_key_the_least_busy_wins():
-    replicas = [ReplicaLoad("a", busy=3, slots=4), ReplicaLoad("b", busy=1, slots=4),
-                ReplicaLoad("c", busy=2, slots=2)]
+    replicas = [
+        ReplicaLoad("a", busy=3, slots=4),
+        ReplicaLoad("b", busy=1, slots=4),
+        ReplicaLoad("c", busy=2, slots=2),
+    ]
     assert choose(None, replicas).name == "b"
 
 
@@ -145,24 +177,34 @@ def test_when_no_replica_is_healthy_one_is_still_chosen():
 
 # -- bounded loads: the live conversations every proxy placed ----------------------------------
 
+
 def counted(key: str, live: dict, slots: dict | None = None) -> list:
     """The replicas in ``key``'s hashing order (a, b, c), with their live conversations."""
     order = rank(key, REPLICAS)
     named = dict(zip("abc", order))
-    return [ReplicaLoad(named[name], slots=(slots or {}).get(name, 4), live=count)
-            for name, count in live.items()], named
+    return [
+        ReplicaLoad(named[name], slots=(slots or {}).get(name, 4), live=count)
+        for name, count in live.items()
+    ], named
 
 
-@pytest.mark.parametrize(("live", "slots", "expected"), [
-    pytest.param({"a": 0, "b": 0, "c": 0}, None, "a", id="empty-goes-to-first"),
-    pytest.param({"a": 4, "b": 4, "c": 4}, None, "a", id="even-goes-to-first"),
-    pytest.param({"a": 4, "b": 3, "c": 3}, None, "a", id="within-bound"),  # 4 < 1.1 * 11/3
-    pytest.param({"a": 5, "b": 3, "c": 3}, None, "b", id="past-bound-skipped"),  # 5 > 1.1 * 12/3
-    pytest.param({"a": 8, "b": 8, "c": 2}, None, "c", id="two-past-bound"),
-    pytest.param({"a": 6, "b": 4, "c": 4}, {"a": 8, "b": 4, "c": 4}, "a", id="weighed-by-slots"),
-    pytest.param({"a": 1, "b": 1, "c": 0}, None, "a", id="few-stay-with-hashing"),
-    pytest.param({"a": 2, "b": 0, "c": 0}, None, "b", id="few-but-twice-the-mean"),
-])
+@pytest.mark.parametrize(
+    ("live", "slots", "expected"),
+    [
+        pytest.param({"a": 0, "b": 0, "c": 0}, None, "a", id="empty-goes-to-first"),
+        pytest.param({"a": 4, "b": 4, "c": 4}, None, "a", id="even-goes-to-first"),
+        pytest.param({"a": 4, "b": 3, "c": 3}, None, "a", id="within-bound"),  # 4 < 1.1 * 11/3
+        pytest.param(
+            {"a": 5, "b": 3, "c": 3}, None, "b", id="past-bound-skipped"
+        ),  # 5 > 1.1 * 12/3
+        pytest.param({"a": 8, "b": 8, "c": 2}, None, "c", id="two-past-bound"),
+        pytest.param(
+            {"a": 6, "b": 4, "c": 4}, {"a": 8, "b": 4, "c": 4}, "a", id="weighed-by-slots"
+        ),
+        pytest.param({"a": 1, "b": 1, "c": 0}, None, "a", id="few-stay-with-hashing"),
+        pytest.param({"a": 2, "b": 0, "c": 0}, None, "b", id="few-but-twice-the-mean"),
+    ],
+)
 def test_a_new_conversation_skips_replicas_past_the_bound(live, slots, expected):
     assert BALANCE == 0.1  # the figures above
     key = conversation_key(chat("doc"))
@@ -179,17 +221,21 @@ def test_a_placed_conversation_stays_past_the_bound():
 def test_a_busy_replica_within_the_bound_passes_to_the_next_within_it():
     key = conversation_key(chat("doc"))
     order = rank(key, REPLICAS)
-    replicas = [ReplicaLoad(order[0], slots=4, busy=4, live=4),
-                ReplicaLoad(order[1], slots=4, busy=0, live=9),  # past the bound
-                ReplicaLoad(order[2], slots=4, busy=2, live=4)]
+    replicas = [
+        ReplicaLoad(order[0], slots=4, busy=4, live=4),
+        ReplicaLoad(order[1], slots=4, busy=0, live=9),  # past the bound
+        ReplicaLoad(order[2], slots=4, busy=2, live=4),
+    ]
     assert choose(key, replicas).name == order[2]
 
 
 def test_without_counts_hashing_alone_decides():
     key = conversation_key(chat("doc"))
     order = rank(key, REPLICAS)
-    replicas = [ReplicaLoad(order[0], slots=4, live=None), *(
-        ReplicaLoad(name, slots=4, live=0) for name in order[1:])]
+    replicas = [
+        ReplicaLoad(order[0], slots=4, live=None),
+        *(ReplicaLoad(name, slots=4, live=0) for name in order[1:]),
+    ]
     assert choose(key, replicas).name == order[0]
 
 

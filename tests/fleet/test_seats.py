@@ -1,5 +1,6 @@
 """Where a conversation's turn runs inside its replica, and what a replica the proxy runs
 says of itself: the seats each kind of replica answers with, its restarts, health and card."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -51,8 +52,11 @@ class Server:
         self.calls.append("let go")
 
     def snapshot(self):
-        return {"state": self.state, "url": self.url,
-                **({"error": "it exited"} if self.state == "failed" else {})}
+        return {
+            "state": self.state,
+            "url": self.url,
+            **({"error": "it exited"} if self.state == "failed" else {}),
+        }
 
 
 def test_a_plain_replica_names_the_slot_it_saw_serve_once_at_a_time():
@@ -65,11 +69,15 @@ def test_a_plain_replica_names_the_slot_it_saw_serve_once_at_a_time():
     assert seats.prepare("x", PROMPT) == 2
 
 
-@pytest.mark.parametrize(("key", "request_", "backend"), [
-    (None, PROMPT, FakeBackend()),  # the model places no conversation
-    ("x", PROMPT.in_slot(0), FakeBackend()),  # the client chose a slot itself
-    ("x", PROMPT, FindingSlots()),  # the server finds it better
-], ids=["no key", "client's slot", "server finds slots"])
+@pytest.mark.parametrize(
+    ("key", "request_", "backend"),
+    [
+        (None, PROMPT, FakeBackend()),  # the model places no conversation
+        ("x", PROMPT.in_slot(0), FakeBackend()),  # the client chose a slot itself
+        ("x", PROMPT, FindingSlots()),  # the server finds it better
+    ],
+    ids=["no key", "client's slot", "server finds slots"],
+)
 def test_a_plain_replica_names_no_slot(key, request_, backend):
     memory = Affinity()
     memory.served("x", "http://a", 2)
@@ -85,12 +93,16 @@ def test_a_replica_the_proxy_runs_asks_its_servers_slot_keeper():
     assert seats.prepare("y", PROMPT.in_slot(1)) == 3
     seats.release(3)
     seats.served("x", 3)
-    assert server.calls == [("prepare", "x", None, True), ("prepare", "y", 1, False),
-                            ("served", "x", 3)]
+    assert server.calls == [
+        ("prepare", "x", None, True),
+        ("prepare", "y", 1, False),
+        ("served", "x", 3),
+    ]
 
 
-@pytest.mark.parametrize(("answered", "named", "served"), [
-    (2, None, 2), (2, 1, 2), (None, 1, 1), (None, None, None)])
+@pytest.mark.parametrize(
+    ("answered", "named", "served"), [(2, None, 2), (2, 1, 2), (None, 1, 1), (None, None, None)]
+)
 def test_the_slot_that_served_is_the_answers_else_the_one_named(answered, named, served):
     assert answered_from(answered, named) == served
 
@@ -98,17 +110,19 @@ def test_the_slot_that_served_is_the_answers_else_the_one_named(answered, named,
 UNREACHED = UpstreamUnavailableError("it went away", code=UNREACHABLE)
 
 
-@pytest.mark.parametrize(("exc", "dead", "restarts", "again"), [
-    (UNREACHED, True, 0, True),
-    (UNREACHED, True, RESTARTS - 1, True),
-    (UNREACHED, True, RESTARTS, False),  # enough restarts
-    (UNREACHED, False, 0, False),  # alive: the failure is another one
-    (UpstreamUnavailableError("no room"), True, 0, False),
-    (QueueFullError("the line is full"), True, 0, False),
-])
+@pytest.mark.parametrize(
+    ("exc", "dead", "restarts", "again"),
+    [
+        (UNREACHED, True, 0, True),
+        (UNREACHED, True, RESTARTS - 1, True),
+        (UNREACHED, True, RESTARTS, False),  # enough restarts
+        (UNREACHED, False, 0, False),  # alive: the failure is another one
+        (UpstreamUnavailableError("no room"), True, 0, False),
+        (QueueFullError("the line is full"), True, 0, False),
+    ],
+)
 def test_a_request_goes_again_only_to_a_server_that_died_under_it(exc, dead, restarts, again):
-    assert ManagedReplica(Server(dead=dead), FakeBackend()).restarts_after(exc, restarts) \
-        is again
+    assert ManagedReplica(Server(dead=dead), FakeBackend()).restarts_after(exc, restarts) is again
     assert Replica("http://a", FakeBackend()).restarts_after(exc, restarts) is False
 
 
@@ -124,9 +138,15 @@ class Healthy(FakeBackend):
         return Health(True, "servercpp", {"upstream": "http://127.0.0.1:9"})
 
 
-@pytest.mark.parametrize(("state", "ok", "error"), [
-    ("ready", True, None), ("stopped", True, None), ("starting", True, None),
-    ("failed", False, "it exited")])
+@pytest.mark.parametrize(
+    ("state", "ok", "error"),
+    [
+        ("ready", True, None),
+        ("stopped", True, None),
+        ("starting", True, None),
+        ("failed", False, "it exited"),
+    ],
+)
 def test_a_stopped_server_can_serve_a_failed_one_says_why(state, ok, error):
     report = ManagedReplica(Server(state), Healthy()).health()
     assert report.ok is ok and report.detail["managed"]["state"] == state
@@ -143,10 +163,13 @@ class Carded(FakeBackend):
         return [ModelInfo("tiny", card=self.card)]
 
 
-@pytest.mark.parametrize(("servers", "files", "shown"), [
-    (ModelCard(digest="server"), ModelCard(digest="file"), "server"),
-    (ModelCard(), ModelCard(digest="file"), "file"),  # the server not asked yet
-    (ModelCard(), None, ""),
-])
+@pytest.mark.parametrize(
+    ("servers", "files", "shown"),
+    [
+        (ModelCard(digest="server"), ModelCard(digest="file"), "server"),
+        (ModelCard(), ModelCard(digest="file"), "file"),  # the server not asked yet
+        (ModelCard(), None, ""),
+    ],
+)
 def test_the_card_is_the_servers_once_asked_else_the_files(servers, files, shown):
     assert ManagedReplica(Server(), Carded(servers), files).info().card.digest == shown

@@ -1,5 +1,6 @@
 """Fixtures of the hostile tier: a gateway with tenants in front of a real server of each
 current engine, and the tiny model it serves."""
+
 from __future__ import annotations
 
 import pathlib
@@ -55,20 +56,30 @@ def logs(tmp_path_factory) -> pathlib.Path:
     return tmp_path_factory.mktemp("logs")
 
 
-@pytest.fixture(scope="module", params=["llamacpp", "bundled"],
-                ids=["llama-server", "bundled"])
+@pytest.fixture(scope="module", params=["llamacpp", "bundled"], ids=["llama-server", "bundled"])
 def gateway(request, tiny, logs, tmp_path_factory):
     """The tiny model on a server of one engine, served as ``tiny`` and as ``secret`` behind
     the keys of two tenants and the admin key."""
     engine = request.param
     folder = tmp_path_factory.mktemp(f"gateway-{engine}")
-    with LlamaServer(tiny, logs / f"hostile-{engine}.log", kind=engine, parallel=2,
-                     ctx_size=4096) as server:
+    with LlamaServer(
+        tiny, logs / f"hostile-{engine}.log", kind=engine, parallel=2, ctx_size=4096
+    ) as server:
         (folder / "models.toml").write_text(
             f'[models.tiny]\nupstreams = ["{server.url}"]\n'
-            f'[models.secret]\nupstreams = ["{server.url}"]\n')
+            f'[models.secret]\nupstreams = ["{server.url}"]\n'
+        )
         (folder / "keys.toml").write_text(KEYS)
-        with ProxyProcess(server.url, logs / f"proxy-hostile-{engine}.log", args=[
-                "--config", str(folder / "models.toml"), "--keys", str(folder / "keys.toml"),
-                "--admin-key", ADMIN]) as proxy:
+        with ProxyProcess(
+            server.url,
+            logs / f"proxy-hostile-{engine}.log",
+            args=[
+                "--config",
+                str(folder / "models.toml"),
+                "--keys",
+                str(folder / "keys.toml"),
+                "--admin-key",
+                ADMIN,
+            ],
+        ) as proxy:
             yield Gateway(proxy, server, engine)

@@ -1,5 +1,6 @@
 """What a probe costs the proxy: the most memory its processes took above what they held
 before it, and the time it took, sampled while the probe runs."""
+
 from __future__ import annotations
 
 import sys

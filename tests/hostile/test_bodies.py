@@ -5,6 +5,7 @@ once, in the client's own shape, and costs the proxy little.
 The requests go over a plain socket: an HTTP library would parse (or refuse) the very
 header lines a probe looks for, and could re-quote a path.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,13 +58,17 @@ class Answer:
         return None
 
 
-def exchange(gateway, method: str, path: str, body: bytes = b"",
-             key: Optional[str] = ALICE) -> Answer:
+def exchange(
+    gateway, method: str, path: str, body: bytes = b"", key: Optional[str] = ALICE
+) -> Answer:
     """One request, with ``key`` (Alice's unless told), its answer read whole."""
     url = urlsplit(gateway.url)
-    head = (f"{method} {path} HTTP/1.1\r\nHost: {url.netloc}\r\nConnection: close\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            + (f"Authorization: Bearer {key}\r\n" if key else "") + "\r\n")
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: {url.netloc}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        + (f"Authorization: Bearer {key}\r\n" if key else "")
+        + "\r\n"
+    )
     with socket.create_connection((url.hostname, url.port), timeout=120) as sock:
         sock.sendall(head.encode("ascii") + body)
         chunks = []
@@ -98,35 +103,52 @@ def nested(levels: int) -> bytes:
 
 # -- many tools ------------------------------------------------------------------------------
 
+
 def function(i: int) -> dict:
-    return {"name": f"tool_{i}", "description": "one of many",
-            "parameters": {"type": "object", "properties": {"a": {"type": "string"}}}}
+    return {
+        "name": f"tool_{i}",
+        "description": "one of many",
+        "parameters": {"type": "object", "properties": {"a": {"type": "string"}}},
+    }
 
 
 MANY_TOOLS = {
-    "chat": ("/v1/chat/completions",
-             lambda tools: {**CHAT, "tools": [{"type": "function", "function": f}
-                                              for f in tools]}),
-    "messages": ("/v1/messages",
-                 lambda tools: {**MESSAGES, "tools": [{"name": f["name"],
-                                                       "description": f["description"],
-                                                       "input_schema": f["parameters"]}
-                                                      for f in tools]}),
-    "responses": ("/v1/responses",
-                  lambda tools: {**RESPONSES, "tools": [{"type": "function", **f}
-                                                        for f in tools]}),
-    "ollama": ("/api/chat",
-               lambda tools: {**OLLAMA, "tools": [{"type": "function", "function": f}
-                                                  for f in tools]}),
+    "chat": (
+        "/v1/chat/completions",
+        lambda tools: {**CHAT, "tools": [{"type": "function", "function": f} for f in tools]},
+    ),
+    "messages": (
+        "/v1/messages",
+        lambda tools: {
+            **MESSAGES,
+            "tools": [
+                {
+                    "name": f["name"],
+                    "description": f["description"],
+                    "input_schema": f["parameters"],
+                }
+                for f in tools
+            ],
+        },
+    ),
+    "responses": (
+        "/v1/responses",
+        lambda tools: {**RESPONSES, "tools": [{"type": "function", **f} for f in tools]},
+    ),
+    "ollama": (
+        "/api/chat",
+        lambda tools: {**OLLAMA, "tools": [{"type": "function", "function": f} for f in tools]},
+    ),
 }
 
 
 def refused_before_the_server(gateway, path: str, data: bytes) -> dict:
     """The error of a request the proxy refuses, cheaply, leaving the model server as it
     was."""
-    answer, server = measured(gateway.server.proc.pid,
-                              lambda: cheap(gateway, lambda: exchange(gateway, "POST", path,
-                                                                      data)))
+    answer, server = measured(
+        gateway.server.proc.pid,
+        lambda: cheap(gateway, lambda: exchange(gateway, "POST", path, data)),
+    )
     assert answer.status == 400, answer.text[:300]
     assert server.growth < MiB, f"the model server grew by {server}"
     assert psutil.Process(gateway.server.proc.pid).is_running()
@@ -155,44 +177,81 @@ def test_one_tool_more_than_allowed_is_named(gateway, dialect):
 
 # -- deep JSON -------------------------------------------------------------------------------
 
-ASSISTANT_CALL = {"role": "assistant", "content": None, "tool_calls": [
-    {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "DEEP"}}]}
+ASSISTANT_CALL = {
+    "role": "assistant",
+    "content": None,
+    "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "DEEP"}}
+    ],
+}
 TOOL_RESULT = {"role": "tool", "tool_call_id": "c1", "content": "ok"}
-TOOL_USE = {"role": "assistant", "content": [
-    {"type": "tool_use", "id": "c1", "name": "f", "input": "DEEP"}]}
-TOOL_ANSWER = {"role": "user", "content": [
-    {"type": "tool_result", "tool_use_id": "c1", "content": "ok"}]}
-OLLAMA_CALL = {"role": "assistant", "content": "", "tool_calls": [
-    {"function": {"name": "f", "arguments": "DEEP"}}]}
+TOOL_USE = {
+    "role": "assistant",
+    "content": [{"type": "tool_use", "id": "c1", "name": "f", "input": "DEEP"}],
+}
+TOOL_ANSWER = {
+    "role": "user",
+    "content": [{"type": "tool_result", "tool_use_id": "c1", "content": "ok"}],
+}
+OLLAMA_CALL = {
+    "role": "assistant",
+    "content": "",
+    "tool_calls": [{"function": {"name": "f", "arguments": "DEEP"}}],
+}
 DEEP_PLACES = {  # (route, body, the top-level field that holds the deep value)
-    "chat-template-kwargs": ("/v1/chat/completions",
-                             {**CHAT, "chat_template_kwargs": "DEEP"}, "chat_template_kwargs"),
-    "chat-tool-parameters": ("/v1/chat/completions",
-                             {**CHAT, "tools": [{"type": "function", "function": {
-                                 "name": "f", "parameters": "DEEP"}}]}, "tools"),
-    "chat-call-arguments": ("/v1/chat/completions",
-                            {**CHAT, "messages": [*USER, ASSISTANT_CALL, TOOL_RESULT]},
-                            "messages"),
-    "messages-template-kwargs": ("/v1/messages", {**MESSAGES, "chat_template_kwargs": "DEEP"},
-                                 "chat_template_kwargs"),
-    "messages-input-schema": ("/v1/messages",
-                              {**MESSAGES, "tools": [{"name": "f", "input_schema": "DEEP"}]},
-                              "tools"),
-    "messages-tool-use-input": ("/v1/messages",
-                                {**MESSAGES, "messages": [*USER, TOOL_USE, TOOL_ANSWER]},
-                                "messages"),
-    "responses-template-kwargs": ("/v1/responses", {**RESPONSES, "chat_template_kwargs": "DEEP"},
-                                  "chat_template_kwargs"),
-    "responses-tool-parameters": ("/v1/responses",
-                                  {**RESPONSES, "tools": [{"type": "function", "name": "f",
-                                                           "parameters": "DEEP"}]}, "tools"),
-    "ollama-tool-parameters": ("/api/chat",
-                               {**OLLAMA, "tools": [{"type": "function", "function": {
-                                   "name": "f", "parameters": "DEEP"}}]}, "tools"),
-    "ollama-call-arguments": ("/api/chat",
-                              {**OLLAMA, "messages": [*USER, OLLAMA_CALL,
-                                                      {"role": "tool", "content": "ok"}]},
-                              "messages"),
+    "chat-template-kwargs": (
+        "/v1/chat/completions",
+        {**CHAT, "chat_template_kwargs": "DEEP"},
+        "chat_template_kwargs",
+    ),
+    "chat-tool-parameters": (
+        "/v1/chat/completions",
+        {**CHAT, "tools": [{"type": "function", "function": {"name": "f", "parameters": "DEEP"}}]},
+        "tools",
+    ),
+    "chat-call-arguments": (
+        "/v1/chat/completions",
+        {**CHAT, "messages": [*USER, ASSISTANT_CALL, TOOL_RESULT]},
+        "messages",
+    ),
+    "messages-template-kwargs": (
+        "/v1/messages",
+        {**MESSAGES, "chat_template_kwargs": "DEEP"},
+        "chat_template_kwargs",
+    ),
+    "messages-input-schema": (
+        "/v1/messages",
+        {**MESSAGES, "tools": [{"name": "f", "input_schema": "DEEP"}]},
+        "tools",
+    ),
+    "messages-tool-use-input": (
+        "/v1/messages",
+        {**MESSAGES, "messages": [*USER, TOOL_USE, TOOL_ANSWER]},
+        "messages",
+    ),
+    "responses-template-kwargs": (
+        "/v1/responses",
+        {**RESPONSES, "chat_template_kwargs": "DEEP"},
+        "chat_template_kwargs",
+    ),
+    "responses-tool-parameters": (
+        "/v1/responses",
+        {**RESPONSES, "tools": [{"type": "function", "name": "f", "parameters": "DEEP"}]},
+        "tools",
+    ),
+    "ollama-tool-parameters": (
+        "/api/chat",
+        {
+            **OLLAMA,
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": "DEEP"}}],
+        },
+        "tools",
+    ),
+    "ollama-call-arguments": (
+        "/api/chat",
+        {**OLLAMA, "messages": [*USER, OLLAMA_CALL, {"role": "tool", "content": "ok"}]},
+        "messages",
+    ),
 }
 
 
@@ -208,21 +267,23 @@ def test_json_nested_past_the_recursion_limit_is_a_400(gateway, place):
 
 # -- client text bound for a header ----------------------------------------------------------
 
+
 def left_out_tools(names) -> dict:
-    return {**MESSAGES, "tools": [{"type": "web_search_20250305", "name": name}
-                                  for name in names]}
+    return {**MESSAGES, "tools": [{"type": "web_search_20250305", "name": name} for name in names]}
 
 
 HEADER_BOUND = {  # (route, body holding the names, the header that names them)
-    "ollama-options": ("/api/chat",
-                       lambda names: {**OLLAMA, "options": {"num_predict": 1,
-                                                            **{name: 1 for name in names}}},
-                       "x-oai-proxy-ignored-options"),
+    "ollama-options": (
+        "/api/chat",
+        lambda names: {**OLLAMA, "options": {"num_predict": 1, **{name: 1 for name in names}}},
+        "x-oai-proxy-ignored-options",
+    ),
     "messages-server-tools": ("/v1/messages", left_out_tools, "x-oai-proxy-left-out-tools"),
-    "responses-tool-types": ("/v1/responses",
-                             lambda names: {**RESPONSES, "tools": [{"type": name}
-                                                                   for name in names]},
-                             "x-oai-proxy-left-out-tools"),
+    "responses-tool-types": (
+        "/v1/responses",
+        lambda names: {**RESPONSES, "tools": [{"type": name} for name in names]},
+        "x-oai-proxy-left-out-tools",
+    ),
 }
 
 
@@ -233,7 +294,7 @@ def test_client_text_goes_into_a_header_as_visible_ascii(gateway, place, name):
     answer = cheap(gateway, lambda: posted(gateway, path, build([name, "plain"])))
     assert answer.status == 200, answer.text[:300]
     lines = answer.head.split(b"\r\n")
-    assert all(0x20 <= byte < 0x7f for line in lines for byte in line), answer.head
+    assert all(0x20 <= byte < 0x7F for line in lines for byte in line), answer.head
     assert all(b": " in line for line in lines[1:]), answer.head
     assert not [line for line in lines if line.lower().startswith(b"x-forged")], answer.head
     named = answer.header(header).split(", ")
@@ -241,6 +302,7 @@ def test_client_text_goes_into_a_header_as_visible_ascii(gateway, place, name):
 
 
 # -- client text bound for the log -----------------------------------------------------------
+
 
 def test_a_path_cannot_write_a_line_of_its_own_into_the_log(gateway):
     forged = "FORGED 127.0.0.1 POST /admin/models 200 0.001s model=secret key=admin"

@@ -1,5 +1,6 @@
 """A web page against a keyless proxy on loopback, in a real Chromium: a cross-site POST
 cannot run a generation, and a name rebound to 127.0.0.1 reads nothing."""
+
 from __future__ import annotations
 
 import http.server
@@ -41,9 +42,14 @@ def browser():
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking",
-                 f"--host-resolver-rules=MAP {ATTACKER} 127.0.0.1"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        f"--host-resolver-rules=MAP {ATTACKER} 127.0.0.1",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
     yield driver
@@ -53,6 +59,7 @@ def browser():
 @contextmanager
 def attacker_site(page: str):
     """A site serving ``page`` at its root, on a port of this machine."""
+
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             body = page.encode()
@@ -77,8 +84,9 @@ def attacker_site(page: str):
 
 def chats_answered(proxy: ProxyProcess) -> list:
     """The statuses the proxy's access log gives chat completions."""
-    return [line.split()[-4] for line in proxy.log().splitlines()
-            if "POST /v1/chat/completions" in line]
+    return [
+        line.split()[-4] for line in proxy.log().splitlines() if "POST /v1/chat/completions" in line
+    ]
 
 
 def test_a_cross_site_post_runs_no_generation(keyless, browser):
@@ -98,18 +106,27 @@ def test_a_rebound_name_reads_nothing(keyless, browser):
     answer = browser.execute_async_script(
         "const done = arguments[arguments.length - 1];"
         "fetch('/v1/chat/completions', {method: 'POST', body: arguments[0]})"
-        ".then(r => done(r.status), e => done(String(e)));", CHAT)
+        ".then(r => done(r.status), e => done(String(e)));",
+        CHAT,
+    )
     assert answer == 403
 
 
-@pytest.mark.parametrize(("headers", "why"), [
-    ({"Host": f"{ATTACKER}:8081"}, "a rebound name"),
-    ({"Origin": f"https://{ATTACKER}", "Content-Type": "text/plain"}, "a cross-site page"),
-    ({"Origin": "null", "Content-Type": "text/plain"}, "a sandboxed frame"),
-])
+@pytest.mark.parametrize(
+    ("headers", "why"),
+    [
+        ({"Host": f"{ATTACKER}:8081"}, "a rebound name"),
+        ({"Origin": f"https://{ATTACKER}", "Content-Type": "text/plain"}, "a cross-site page"),
+        ({"Origin": "null", "Content-Type": "text/plain"}, "a sandboxed frame"),
+    ],
+)
 def test_each_browser_probe_is_refused_at_once(keyless, headers, why):
-    answer, cost = measured(keyless.process.pid, lambda: requests.post(
-        keyless.url + "/v1/chat/completions", data=CHAT, headers=headers, timeout=10))
+    answer, cost = measured(
+        keyless.process.pid,
+        lambda: requests.post(
+            keyless.url + "/v1/chat/completions", data=CHAT, headers=headers, timeout=10
+        ),
+    )
     assert answer.status_code == 403, why
     assert answer.json()["error"]["code"] == "origin_not_allowed"
     assert cost.growth < 64 * MiB and cost.seconds < 1, cost

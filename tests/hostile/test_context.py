@@ -1,6 +1,7 @@
 """Work a client cannot make the servers do: a prompt far beyond the model's context is
 refused at once, in each client API's own words, and a client that leaves stops the
 server's work for it, on current llama-server and on PowerInfer's server."""
+
 from __future__ import annotations
 
 import json
@@ -24,30 +25,43 @@ HUGE = "the cat sat on the mat and looked at the dog " * 70_000  # 3 MiB of text
 AUTH = {"Authorization": f"Bearer {ALICE}"}
 # (path, body, what the client's own API says of a prompt too long)
 TOO_LONG = [
-    ("/v1/chat/completions", {"model": "tiny", "messages": [{"role": "user", "content": HUGE}],
-                              "max_tokens": 4},
-     lambda body: body["error"]["code"] == "context_length_exceeded"),
-    ("/v1/completions", {"model": "tiny", "prompt": HUGE, "max_tokens": 4},
-     lambda body: body["error"]["code"] == "context_length_exceeded"),
-    ("/v1/messages", {"model": "tiny", "max_tokens": 4,
-                      "messages": [{"role": "user", "content": HUGE}]},
-     lambda body: body["error"]["message"].startswith("prompt is too long: ")),
-    ("/v1/responses", {"model": "tiny", "input": HUGE, "max_output_tokens": 16},
-     lambda body: body["error"]["code"] == "context_length_exceeded"),
-    ("/api/chat", {"model": "tiny", "stream": False,
-                   "messages": [{"role": "user", "content": HUGE}]},
-     lambda body: "maximum context length" in body["error"]),
+    (
+        "/v1/chat/completions",
+        {"model": "tiny", "messages": [{"role": "user", "content": HUGE}], "max_tokens": 4},
+        lambda body: body["error"]["code"] == "context_length_exceeded",
+    ),
+    (
+        "/v1/completions",
+        {"model": "tiny", "prompt": HUGE, "max_tokens": 4},
+        lambda body: body["error"]["code"] == "context_length_exceeded",
+    ),
+    (
+        "/v1/messages",
+        {"model": "tiny", "max_tokens": 4, "messages": [{"role": "user", "content": HUGE}]},
+        lambda body: body["error"]["message"].startswith("prompt is too long: "),
+    ),
+    (
+        "/v1/responses",
+        {"model": "tiny", "input": HUGE, "max_output_tokens": 16},
+        lambda body: body["error"]["code"] == "context_length_exceeded",
+    ),
+    (
+        "/api/chat",
+        {"model": "tiny", "stream": False, "messages": [{"role": "user", "content": HUGE}]},
+        lambda body: "maximum context length" in body["error"],
+    ),
 ]
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
-@pytest.mark.parametrize(("path", "body", "worded"), TOO_LONG,
-                         ids=[path for path, _, _ in TOO_LONG])
-def test_a_prompt_far_beyond_the_context_is_refused_at_once(gateway, path, body, worded,
-                                                             stream):
+@pytest.mark.parametrize(
+    ("path", "body", "worded"), TOO_LONG, ids=[path for path, _, _ in TOO_LONG]
+)
+def test_a_prompt_far_beyond_the_context_is_refused_at_once(gateway, path, body, worded, stream):
     body = {**body, "stream": stream}
-    answer, cost = measured(gateway.pid, lambda: requests.post(
-        gateway.url + path, json=body, headers=AUTH, timeout=60))
+    answer, cost = measured(
+        gateway.pid, lambda: requests.post(gateway.url + path, json=body, headers=AUTH, timeout=60)
+    )
     assert answer.status_code == 400 and worded(answer.json()), answer.text[:300]
     assert cost.growth < 64 * MiB and cost.seconds < 1, cost
 
@@ -57,9 +71,17 @@ def busy(request, tmp_path_factory, logs):
     """A model slow enough to keep its server busy for seconds (the tiny model's shape is too
     quick), behind a keyless proxy."""
     model = write_tiny_llama_gguf(tmp_path_factory.mktemp("small") / "small.gguf", SMALL)
-    with LlamaServer(model, logs / f"busy-{request.param}.log", kind=request.param,
-                     parallel=1, ctx_size=4096, threads=1) as server, \
-            ProxyProcess(server.url, logs / f"proxy-busy-{request.param}.log") as proxy:
+    with (
+        LlamaServer(
+            model,
+            logs / f"busy-{request.param}.log",
+            kind=request.param,
+            parallel=1,
+            ctx_size=4096,
+            threads=1,
+        ) as server,
+        ProxyProcess(server.url, logs / f"proxy-busy-{request.param}.log") as proxy,
+    ):
         yield server, proxy
 
 
@@ -71,13 +93,20 @@ def cpu_seconds(pid: int) -> float:
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 def test_a_client_that_leaves_stops_the_servers_work(busy, stream):
     server, proxy = busy
-    body = json.dumps({"messages": [{"role": "user", "content": "tell me everything"}],
-                       "max_tokens": 3000, "stream": stream, "temperature": 0,
-                       "logit_bias": {str(EOS_ID): -100}}).encode()  # no end before the limit
+    body = json.dumps(
+        {
+            "messages": [{"role": "user", "content": "tell me everything"}],
+            "max_tokens": 3000,
+            "stream": stream,
+            "temperature": 0,
+            "logit_bias": {str(EOS_ID): -100},
+        }
+    ).encode()  # no end before the limit
     with socket.create_connection(("127.0.0.1", proxy.port)) as client:
-        client.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                       b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                       % (len(body), body))
+        client.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
         time.sleep(1.5)  # the server is generating now
         working = cpu_seconds(server.proc.pid)
         time.sleep(0.5)

@@ -2,6 +2,7 @@
 streamed, with each tenant's key, a wrong one or none. Every answer is a 2xx or a 4xx in the
 route's own shape; none is a 5xx, no traceback reaches a client or the log, and the proxy's
 memory stays where it was."""
+
 from __future__ import annotations
 
 import json
@@ -20,21 +21,50 @@ pytestmark = pytest.mark.hostile
 
 EVERY_ROUTE = {
     **ROUTES,
-    "/api/chat": ("model", "messages", "tools", "format", "options", "stream", "keep_alive",
-                  "think"),
-    "/api/generate": ("model", "prompt", "system", "template", "images", "format", "options",
-                      "stream", "raw", "keep_alive", "think", "suffix"),
+    "/api/chat": (
+        "model",
+        "messages",
+        "tools",
+        "format",
+        "options",
+        "stream",
+        "keep_alive",
+        "think",
+    ),
+    "/api/generate": (
+        "model",
+        "prompt",
+        "system",
+        "template",
+        "images",
+        "format",
+        "options",
+        "stream",
+        "raw",
+        "keep_alive",
+        "think",
+        "suffix",
+    ),
     "/api/embed": ("model", "input", "truncate", "options", "keep_alive", "dimensions"),
     "/api/show": ("model", "name", "verbose"),
     "/v1/rerank": ("model", "query", "documents", "top_n", "return_documents", "texts"),
 }
 MODELS = st.sampled_from(["tiny", "secret", "nobody"])
-KEYS = st.sampled_from([{"Authorization": f"Bearer {ALICE}"}, {"x-api-key": BOB},
-                        {"Authorization": "Bearer sk-wrong"}, {}])
+KEYS = st.sampled_from(
+    [
+        {"Authorization": f"Bearer {ALICE}"},
+        {"x-api-key": BOB},
+        {"Authorization": "Bearer sk-wrong"},
+        {},
+    ]
+)
 SMALL = {"max_tokens": 4, "max_output_tokens": 16, "num_predict": 4}
 # JSON text nested to any depth, past every parser's and encoder's own limit too
-DEEP = st.builds(lambda depth, pair: pair[0] * depth + pair[1] * depth, st.integers(1, 1100),
-                 st.sampled_from([("[", "]"), ('{"a":', "}")]))
+DEEP = st.builds(
+    lambda depth, pair: pair[0] * depth + pair[1] * depth,
+    st.integers(1, 1100),
+    st.sampled_from([("[", "]"), ('{"a":', "}")]),
+)
 PLACE = "\x01deep\x01"  # where a deep value goes in the body's text
 
 
@@ -63,10 +93,18 @@ def check(answer: requests.Response, route: str) -> None:
         assert '"error"' not in answer.text or route.startswith("/v1/responses")
 
 
-@settings(max_examples=100, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(route=st.sampled_from(sorted(EVERY_ROUTE)), data=st.data(), key=KEYS,
-       stream=st.booleans(), model=MODELS)
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    route=st.sampled_from(sorted(EVERY_ROUTE)),
+    data=st.data(),
+    key=KEYS,
+    stream=st.booleans(),
+    model=MODELS,
+)
 def test_any_json_in_any_field_of_every_api(watched, route, data, key, stream, model):
     names = EVERY_ROUTE[route]
     body = data.draw(st.dictionaries(st.sampled_from(names), plausible, max_size=len(names)))
@@ -78,6 +116,10 @@ def test_any_json_in_any_field_of_every_api(watched, route, data, key, stream, m
     text = json.dumps(body)
     if deep is not None:
         text = text.replace(json.dumps(PLACE), deep[1].replace('{"a":}', "{}"))
-    answer = requests.post(watched.url + route, data=text.encode(), headers={
-        "Content-Type": "application/json", **key}, timeout=60)
+    answer = requests.post(
+        watched.url + route,
+        data=text.encode(),
+        headers={"Content-Type": "application/json", **key},
+        timeout=60,
+    )
     check(answer, route)

@@ -7,6 +7,7 @@ over the limit together, though each is under it: refused.
 A request's body is held whole while it is read, as bytes and as the text parsed from them,
 before any image in it is looked at: the 27 MB body of the PNG of empty chunks costs some
 80 MiB however its image is checked. What a bomb may cost is counted beyond that."""
+
 from __future__ import annotations
 
 import json
@@ -46,14 +47,30 @@ def field(index: int) -> str:
 
 def chat(*urls: str) -> bytes:
     """A chat body asking the tiny model about the images at ``urls``."""
-    return json.dumps({"model": "tiny", "max_tokens": 4, "messages": [{"role": "user", "content": [
-        {"type": "text", "text": "What is this?"},
-        *({"type": "image_url", "image_url": {"url": url}} for url in urls)]}]}).encode()
+    return json.dumps(
+        {
+            "model": "tiny",
+            "max_tokens": 4,
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "What is this?"},
+                        *({"type": "image_url", "image_url": {"url": url}} for url in urls),
+                    ],
+                }
+            ],
+        }
+    ).encode()
 
 
 def post(url: str, body: bytes) -> requests.Response:
-    return requests.post(url + "/v1/chat/completions", data=body, timeout=120, headers={
-        "Authorization": f"Bearer {ALICE}", "Content-Type": "application/json"})
+    return requests.post(
+        url + "/v1/chat/completions",
+        data=body,
+        timeout=120,
+        headers={"Authorization": f"Bearer {ALICE}", "Content-Type": "application/json"},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +83,10 @@ def bodies() -> dict:
 def test_an_image_bomb_is_refused_by_its_header_for_next_to_nothing(gateway, bodies, bomb):
     body = bodies[bomb]
     answer, cost = measured(gateway.pid, lambda: post(gateway.url, body))
-    print(f"{gateway.engine} {bomb} ({len(body)} bytes): {answer.status_code} "
-          f"{answer.text[:200]!r}, {cost}")
+    print(
+        f"{gateway.engine} {bomb} ({len(body)} bytes): {answer.status_code} "
+        f"{answer.text[:200]!r}, {cost}"
+    )
     assert answer.status_code == 400
     error = answer.json()["error"]
     assert error["param"] == field(0)
@@ -121,14 +140,24 @@ def fetching(gateway, logs, tmp_path_factory):
     """A proxy that fetches images from any address, in front of the gateway's server."""
     folder = tmp_path_factory.mktemp(f"fetching-{gateway.engine}")
     (folder / "models.toml").write_text(f'[models.tiny]\nupstreams = ["{gateway.server.url}"]\n')
-    with ProxyProcess(gateway.server.url, logs / f"proxy-fetching-{gateway.engine}.log", args=[
-            "--config", str(folder / "models.toml"), "--image-urls", "any",
-            "--max-image-size", str(LIMIT)]) as proxy:
+    with ProxyProcess(
+        gateway.server.url,
+        logs / f"proxy-fetching-{gateway.engine}.log",
+        args=[
+            "--config",
+            str(folder / "models.toml"),
+            "--image-urls",
+            "any",
+            "--max-image-size",
+            str(LIMIT),
+        ],
+    ) as proxy:
         yield proxy
 
 
-@pytest.mark.parametrize("paths", [["/drip"], ["/drip?1", "/drip?2", "/drip?3"]],
-                         ids=["one", "three"])
+@pytest.mark.parametrize(
+    "paths", [["/drip"], ["/drip?1", "/drip?2", "/drip?3"]], ids=["one", "three"]
+)
 def test_images_that_drip_end_the_request_within_one_deadline(fetching, site, paths):
     body = chat(*(site + path for path in paths))
     answer, cost = measured(fetching.process.pid, lambda: post(fetching.url, body))

@@ -1,6 +1,7 @@
 """The key gate on every route the app has, and one tenant's key against another's models
 and stored responses: nothing reaches a model, a list or a stored answer without the key
 that may."""
+
 from __future__ import annotations
 
 import base64
@@ -21,8 +22,11 @@ from .conftest import ALICE, BOB
 pytestmark = pytest.mark.hostile
 
 PUBLIC = {"/", "/health", "/status", "/playground", "/metrics", "/static/<path:filename>"}
-SAMPLES = {"<id>": "resp_0123456789abcdef", "<name>": "tiny",
-           "<any(pull, push, create, copy):action>": "pull"}
+SAMPLES = {
+    "<id>": "resp_0123456789abcdef",
+    "<name>": "tiny",
+    "<any(pull, push, create, copy):action>": "pull",
+}
 
 
 def routes() -> list:
@@ -56,8 +60,9 @@ GENERATING = {  # a body naming a model, for each route that runs one
 
 def send(gateway, method: str, path: str, key: str = "", body: object = None):
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return requests.request(method, gateway.url + path, json={} if body is None else body,
-                            headers=headers, timeout=30)
+    return requests.request(
+        method, gateway.url + path, json={} if body is None else body, headers=headers, timeout=30
+    )
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES, ids=[" ".join(r) for r in ROUTES])
@@ -69,8 +74,12 @@ def test_every_api_route_needs_a_key(gateway, method, path):
 
 @pytest.mark.parametrize("path", sorted(GENERATING))
 def test_a_key_reaches_only_its_own_models(gateway, path):
-    for key, model, status in ((ALICE, "secret", 404), (BOB, "tiny", 403),
-                               (ALICE, "tiny", 200), (BOB, "secret", 200)):
+    for key, model, status in (
+        (ALICE, "secret", 404),
+        (BOB, "tiny", 403),
+        (ALICE, "tiny", 200),
+        (BOB, "secret", 200),
+    ):
         field = "model" if path != "/api/show" else "name"
         answer = send(gateway, "POST", path, key, {**GENERATING[path], field: model})
         if status == 200:  # a model the key may use: anything but a refusal of the key
@@ -91,24 +100,46 @@ def test_an_image_for_a_model_the_key_may_not_use_is_refused_first(gateway):
     picture = io.BytesIO()
     Image.new("RGB", (8, 8)).save(picture, "PNG")
     uri = "data:image/png;base64," + base64.b64encode(picture.getvalue()).decode()
-    answer = send(gateway, "POST", "/v1/chat/completions", ALICE, {
-        "model": "secret", "messages": [{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": uri}}]}]})
+    answer = send(
+        gateway,
+        "POST",
+        "/v1/chat/completions",
+        ALICE,
+        {
+            "model": "secret",
+            "messages": [
+                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": uri}}]}
+            ],
+        },
+    )
     assert answer.status_code == 404
 
 
 def test_one_tenant_cannot_read_anothers_stored_responses(gateway):
-    stored = send(gateway, "POST", "/v1/responses", ALICE,
-                  {"model": "tiny", "input": "alices-private-words", "max_output_tokens": 16,
-                   "store": True})
+    stored = send(
+        gateway,
+        "POST",
+        "/v1/responses",
+        ALICE,
+        {"model": "tiny", "input": "alices-private-words", "max_output_tokens": 16, "store": True},
+    )
     assert stored.status_code == 200, stored.text[:300]
     path = f"/v1/responses/{stored.json()['id']}"
     assert send(gateway, "GET", path, ALICE).status_code == 200
     for method, where in (("GET", path), ("GET", path + "/input_items"), ("DELETE", path)):
         assert send(gateway, method, where, BOB).status_code == 404
-    follow_up = send(gateway, "POST", "/v1/responses", BOB, {
-        "model": "secret", "input": "and?", "max_output_tokens": 16,
-        "previous_response_id": stored.json()["id"]})
+    follow_up = send(
+        gateway,
+        "POST",
+        "/v1/responses",
+        BOB,
+        {
+            "model": "secret",
+            "input": "and?",
+            "max_output_tokens": 16,
+            "previous_response_id": stored.json()["id"],
+        },
+    )
     assert follow_up.status_code == 404 and "alices-private-words" not in follow_up.text
     assert send(gateway, "GET", path, ALICE).status_code == 200  # still there
 
@@ -116,5 +147,11 @@ def test_one_tenant_cannot_read_anothers_stored_responses(gateway):
 @pytest.mark.parametrize("path", ["/admin/models", "/admin/usage", "/admin/models/tiny/log"])
 def test_a_tenants_key_is_not_the_admins(gateway, path):
     for key in ("", ALICE, BOB):
-        assert requests.get(gateway.url + path, timeout=10, headers={
-            "Authorization": f"Bearer {key}"} if key else {}).status_code == 401
+        assert (
+            requests.get(
+                gateway.url + path,
+                timeout=10,
+                headers={"Authorization": f"Bearer {key}"} if key else {},
+            ).status_code
+            == 401
+        )

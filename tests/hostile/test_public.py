@@ -6,6 +6,7 @@ upstream ``--api-key``. A visitor without a key learns whether the proxy is heal
 nothing of its models, servers, paths, addresses or keys; nobody, the admin included, ever
 reads the ``--api-key``'s value.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -43,17 +44,46 @@ def site(request, tiny, logs, tmp_path_factory):
             f'[models.tiny]\nupstreams = ["{server.url}"]\n'
             f'[models.secret]\nupstreams = ["{server.url}"]\n'
             f'[models.broken]\nmodel = "{junk}"\npreload = true\n'
-            f'args = ["-c", "512", "--api-key", "{SECRET}"]\n')
+            f'args = ["-c", "512", "--api-key", "{SECRET}"]\n'
+        )
         (folder / "keys.toml").write_text(KEYS)
-        with ProxyProcess(server.url, logs / f"proxy-public-{engine}.log", env=binary.env,
-                          args=["--config", str(folder / "models.toml"),
-                                "--keys", str(folder / "keys.toml"), "--admin-key", ADMIN,
-                                "--log-dir", str(servers),
-                                "--llama-server", str(binary.path)]) as proxy:
-            wait_for(lambda: broken_state(proxy) == "failed", "the broken server's start to fail",
-                     timeout=60)
-            yield proxy, [SECRET, server.url, str(tiny), str(junk), str(logs), str(servers),
-                          str(folder), "alice", "bob", "sk-"]
+        with ProxyProcess(
+            server.url,
+            logs / f"proxy-public-{engine}.log",
+            env=binary.env,
+            args=[
+                "--config",
+                str(folder / "models.toml"),
+                "--keys",
+                str(folder / "keys.toml"),
+                "--admin-key",
+                ADMIN,
+                "--log-dir",
+                str(servers),
+                "--llama-server",
+                str(binary.path),
+            ],
+        ) as proxy:
+            wait_for(
+                lambda: broken_state(proxy) == "failed",
+                "the broken server's start to fail",
+                timeout=60,
+            )
+            yield (
+                proxy,
+                [
+                    SECRET,
+                    server.url,
+                    str(tiny),
+                    str(junk),
+                    str(logs),
+                    str(servers),
+                    str(folder),
+                    "alice",
+                    "bob",
+                    "sk-",
+                ],
+            )
 
 
 def broken_state(proxy: ProxyProcess) -> str:
@@ -97,8 +127,12 @@ def test_a_tenant_sees_on_the_status_only_the_models_its_key_may_use(site):
 
 def test_metrics_name_keys_so_a_visitor_or_a_tenant_is_refused(site):
     proxy, hidden = site
-    requests.post(proxy.url + "/v1/completions", headers=bearer(ALICE), timeout=60,
-                  json={"model": "tiny", "prompt": "the cat", "max_tokens": 2})
+    requests.post(
+        proxy.url + "/v1/completions",
+        headers=bearer(ALICE),
+        timeout=60,
+        json={"model": "tiny", "prompt": "the cat", "max_tokens": 2},
+    )
     for headers in ({}, bearer(ALICE)):
         refused = requests.get(proxy.url + "/metrics", headers=headers, timeout=30)
         assert refused.status_code in (401, 403)
@@ -113,9 +147,10 @@ def test_nobody_reads_the_upstream_key_not_even_the_admin(site):
     admin = bearer(ADMIN)
     health = requests.get(proxy.url + "/health", headers=admin, timeout=30)
     assert health.status_code == 503 and "exited during start-up" in health.text
-    views = [health.text] + [requests.get(proxy.url + path, headers=admin, timeout=30).text
-                             for path in ("/status", "/admin/models",
-                                          "/admin/models/broken/log?lines=2000")]
+    views = [health.text] + [
+        requests.get(proxy.url + path, headers=admin, timeout=30).text
+        for path in ("/status", "/admin/models", "/admin/models/broken/log?lines=2000")
+    ]
     assert "--api-key" in views[-1]  # the log's start line, its value blanked
     logged = list((proxy.log_path.parent).glob("servers-public-*/broken.log"))
     assert logged

@@ -4,6 +4,7 @@ alice may use ``tiny`` only and must not learn that anything else exists; bob ma
 ``secret``, a model whose server the proxy runs and shares, and may not unload it for
 everyone; carol, whose key may manage servers, and the admin may.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -36,14 +37,16 @@ def bearer(key: str) -> dict:
 def probes(name: str) -> list:
     """Requests naming the model ``name`` in every place a client can name one."""
     chat = [{"role": "user", "content": "hi"}]
-    return [("/v1/chat/completions", {"model": name, "messages": chat, "max_tokens": 2}),
-            ("/v1/completions", {"model": name, "prompt": "hi", "max_tokens": 2}),
-            ("/v1/embeddings", {"model": name, "input": "hi"}),
-            ("/v1/messages", {"model": name, "messages": chat, "max_tokens": 2}),
-            ("/api/chat", {"model": name, "messages": chat, "stream": False}),
-            ("/api/generate", {"model": name, "prompt": "", "keep_alive": 0}),
-            ("/api/show", {"model": name}),
-            ("/api/show", {"name": name})]
+    return [
+        ("/v1/chat/completions", {"model": name, "messages": chat, "max_tokens": 2}),
+        ("/v1/completions", {"model": name, "prompt": "hi", "max_tokens": 2}),
+        ("/v1/embeddings", {"model": name, "input": "hi"}),
+        ("/v1/messages", {"model": name, "messages": chat, "max_tokens": 2}),
+        ("/api/chat", {"model": name, "messages": chat, "stream": False}),
+        ("/api/generate", {"model": name, "prompt": "", "keep_alive": 0}),
+        ("/api/show", {"model": name}),
+        ("/api/show", {"name": name}),
+    ]
 
 
 def answers(proxy: ProxyProcess, key: str, name: str) -> list:
@@ -77,44 +80,65 @@ def shared(request, tiny, logs, tmp_path_factory):
     engine = request.param
     folder = tmp_path_factory.mktemp(f"shared-{engine}")
     (folder / "models.toml").write_text(
-        f'[models.secret]\nmodel = "{tiny}"\npreload = true\n'
-        f'args = ["-np", "1", "-c", "1024"]\n')
+        f'[models.secret]\nmodel = "{tiny}"\npreload = true\nargs = ["-np", "1", "-c", "1024"]\n'
+    )
     (folder / "keys.toml").write_text(KEYS + MANAGER)
     binary = find_server("llamacpp")
     program = ["--llama-server", "bundled" if engine == "bundled" else str(binary.path)]
-    with ProxyProcess("http://127.0.0.1:9", logs / f"proxy-shared-{engine}.log",
-                      env=binary.env, args=[
-                          "--config", str(folder / "models.toml"), "--keys",
-                          str(folder / "keys.toml"), "--admin-key", ADMIN, "--log-dir",
-                          str(logs / f"servers-shared-{engine}"), *program]) as proxy:
+    with ProxyProcess(
+        "http://127.0.0.1:9",
+        logs / f"proxy-shared-{engine}.log",
+        env=binary.env,
+        args=[
+            "--config",
+            str(folder / "models.toml"),
+            "--keys",
+            str(folder / "keys.toml"),
+            "--admin-key",
+            ADMIN,
+            "--log-dir",
+            str(logs / f"servers-shared-{engine}"),
+            *program,
+        ],
+    ) as proxy:
         yield proxy
 
 
 def loaded(proxy: ProxyProcess, key: str = BOB) -> int:
     """The pid of the shared server, once it serves."""
-    answer = requests.post(proxy.url + "/api/generate", headers=bearer(key), timeout=120,
-                           json={"model": "secret", "prompt": ""})
+    answer = requests.post(
+        proxy.url + "/api/generate",
+        headers=bearer(key),
+        timeout=120,
+        json={"model": "secret", "prompt": ""},
+    )
     assert answer.status_code == 200 and answer.json()["done_reason"] == "load"
     (server,) = servers_of(proxy)
     return server.pid
 
 
 def server_state(proxy: ProxyProcess) -> dict:
-    (model,) = requests.get(proxy.url + "/admin/models", headers=bearer(ADMIN),
-                            timeout=30).json()["models"]
+    (model,) = requests.get(proxy.url + "/admin/models", headers=bearer(ADMIN), timeout=30).json()[
+        "models"
+    ]
     return model["replicas"][0]["managed"]
 
 
 def test_a_tenant_cannot_unload_or_pin_a_shared_server(shared):
     pid = loaded(shared)
     ttl = server_state(shared)["ttl"]
-    for body in ({"prompt": "", "keep_alive": 0},
-                 {"prompt": "hi", "keep_alive": 0, "stream": False,
-                  "options": {"num_predict": 2}},
-                 {"prompt": "hi", "keep_alive": "0s", "options": {"num_predict": 2}},
-                 {"prompt": "", "keep_alive": -1}):
-        answer = requests.post(shared.url + "/api/generate", headers=bearer(BOB), timeout=120,
-                               json={"model": "secret", **body})
+    for body in (
+        {"prompt": "", "keep_alive": 0},
+        {"prompt": "hi", "keep_alive": 0, "stream": False, "options": {"num_predict": 2}},
+        {"prompt": "hi", "keep_alive": "0s", "options": {"num_predict": 2}},
+        {"prompt": "", "keep_alive": -1},
+    ):
+        answer = requests.post(
+            shared.url + "/api/generate",
+            headers=bearer(BOB),
+            timeout=120,
+            json={"model": "secret", **body},
+        )
         assert answer.status_code == 200 and answer.text
         assert not gone(pid) and [server.pid for server in servers_of(shared)] == [pid]
         assert server_state(shared)["state"] == "ready"
@@ -125,8 +149,12 @@ def test_a_tenant_cannot_unload_or_pin_a_shared_server(shared):
 @pytest.mark.parametrize("key", [CAROL, ADMIN], ids=["managing-key", "admin-key"])
 def test_a_managing_key_or_the_admin_unloads_it(shared, key):
     pid = loaded(shared, key)
-    answer = requests.post(shared.url + "/api/generate", headers=bearer(key), timeout=120,
-                           json={"model": "secret", "prompt": "", "keep_alive": 0})
+    answer = requests.post(
+        shared.url + "/api/generate",
+        headers=bearer(key),
+        timeout=120,
+        json={"model": "secret", "prompt": "", "keep_alive": 0},
+    )
     assert answer.status_code == 200 and answer.json()["done_reason"] == "unload"
     assert IGNORED not in answer.headers
     wait_for(lambda: gone(pid), "the unloaded server to stop")
@@ -136,8 +164,11 @@ def test_a_managing_key_or_the_admin_unloads_it(shared, key):
 def test_a_model_id_that_climbs_out_of_the_cache_is_refused_at_start_up(tiny, logs, tmp_path):
     path = tmp_path / "models.toml"
     path.write_text(f'[models."../../../x"]\nmodel = "{tiny}"\n')
-    proxy = ProxyProcess("http://127.0.0.1:9", logs / "proxy-climbing-id.log", args=[
-        "--config", str(path), "--log-dir", str(tmp_path / "a" / "b" / "c" / "logs")])
+    proxy = ProxyProcess(
+        "http://127.0.0.1:9",
+        logs / "proxy-climbing-id.log",
+        args=["--config", str(path), "--log-dir", str(tmp_path / "a" / "b" / "c" / "logs")],
+    )
     with pytest.raises(RuntimeError) as refused:
         proxy.start()
         proxy.stop()

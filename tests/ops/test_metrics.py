@@ -1,4 +1,5 @@
 """Metrics and the overhead header, through the test client over a fake fleet."""
+
 from __future__ import annotations
 
 import threading
@@ -22,8 +23,11 @@ DOWN = "http://127.0.0.1:9"  # nothing listens there
 
 def samples(text: str) -> dict:
     """``{(name, sorted labels): value}`` of a scrape."""
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples}
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def value(scrape: dict, name: str, **labels) -> float:
@@ -41,8 +45,10 @@ def proxy_over(tmp_path):
     def make(fake, **settings):
         models = tmp_path / "models.toml"
         models.write_text(f'[models.tiny]\naliases = ["gpt-4"]\nupstreams = ["{fake.url}"]\n')
-        return create_app(Settings.of(config=str(models), **settings),
-                          runtime_in(tmp_path)).test_client()
+        return create_app(
+            Settings.of(config=str(models), **settings), runtime_in(tmp_path)
+        ).test_client()
+
     return make
 
 
@@ -54,19 +60,28 @@ def chat(client, **body) -> int:
 
 def test_requests_tokens_and_upstreams_are_counted(fake, proxy_over):
     client = proxy_over(fake)
-    assert [chat(client), chat(client, stream=True), chat(client, model="gpt-4"),
-            chat(client, model="nope")] == [200, 200, 200, 404]
+    assert [
+        chat(client),
+        chat(client, stream=True),
+        chat(client, model="gpt-4"),
+        chat(client, model="nope"),
+    ] == [200, 200, 200, 404]
     scrape = samples(client.get("/metrics").get_data(as_text=True))
     route = "/v1/chat/completions"
-    assert value(scrape, "oai_proxy_requests_total", route=route, model="tiny", status="200",
-                 key="") == 3
-    assert value(scrape, "oai_proxy_requests_total", route=route, model="unknown",
-                 status="404", key="") == 1
+    assert (
+        value(scrape, "oai_proxy_requests_total", route=route, model="tiny", status="200", key="")
+        == 3
+    )
+    assert (
+        value(
+            scrape, "oai_proxy_requests_total", route=route, model="unknown", status="404", key=""
+        )
+        == 1
+    )
     assert value(scrape, "oai_proxy_tokens_total", model="tiny", kind="completion") > 0
     assert value(scrape, "oai_proxy_tokens_total", model="tiny", kind="prompt") > 0
     assert value(scrape, "oai_proxy_time_to_first_token_seconds_count", model="tiny") == 1
-    assert value(scrape, "oai_proxy_request_duration_seconds_count", route=route,
-                 model="tiny") == 3
+    assert value(scrape, "oai_proxy_request_duration_seconds_count", route=route, model="tiny") == 3
     assert value(scrape, "oai_proxy_queue_wait_seconds_count", model="tiny") == 3
     assert value(scrape, "oai_proxy_upstream_up", model="tiny", upstream=fake.url) == 1
     assert value(scrape, "oai_proxy_slots_total", model="tiny", upstream=fake.url) == 2
@@ -77,7 +92,10 @@ def test_requests_tokens_and_upstreams_are_counted(fake, proxy_over):
 def spent(prompt: int = 0, completion: int = 0, cached: int = 0) -> Measure:
     measure = Measure()
     measure.prompt_tokens, measure.completion_tokens, measure.cached_tokens = (
-        prompt, completion, cached)
+        prompt,
+        completion,
+        cached,
+    )
     return measure
 
 
@@ -99,10 +117,12 @@ def test_the_sums_count_cached_prompt_tokens_and_failed_answers():
 
 def test_every_answer_says_the_proxys_own_time(fake, proxy_over):
     client = proxy_over(fake)
-    for response in (client.post("/v1/chat/completions", json=CHAT),
-                     client.post("/v1/chat/completions", json={**CHAT, "stream": True}),
-                     client.post("/v1/chat/completions", json={"messages": 1}),
-                     client.get("/health")):
+    for response in (
+        client.post("/v1/chat/completions", json=CHAT),
+        client.post("/v1/chat/completions", json={**CHAT, "stream": True}),
+        client.post("/v1/chat/completions", json={"messages": 1}),
+        client.get("/health"),
+    ):
         overhead = float(response.headers["x-oai-proxy-overhead-ms"])
         assert 0 <= overhead < 1000
 
@@ -115,8 +135,9 @@ def test_client_free_text_never_becomes_a_label(fake, proxy_over):
     assert 'model="a"' not in text and 'model="unknown"' in text
 
 
-@pytest.mark.parametrize("key, status", [(None, 401), ("wrong", 401), ("metrics", 200),
-                                         ("admin", 200)])
+@pytest.mark.parametrize(
+    "key, status", [(None, 401), ("wrong", 401), ("metrics", 200), ("admin", 200)]
+)
 def test_a_metrics_key_guards_the_scrape(fake, proxy_over, key, status):
     client = proxy_over(fake, metrics_key="metrics", admin_key="admin", api_key=("client",))
     headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -126,15 +147,18 @@ def test_a_metrics_key_guards_the_scrape(fake, proxy_over, key, status):
         assert "metrics" not in response.get_data(as_text=True)
 
 
-@pytest.mark.parametrize(("metrics_key", "admin_key", "keys_required", "opens"), [
-    pytest.param("", "", False, None, id="no-keys-public"),
-    pytest.param("", "adm", False, None, id="no-keys-admin-key-alone-public"),
-    pytest.param("met", "", False, ("met",), id="no-keys-metrics-key"),
-    pytest.param("met", "adm", False, ("met", "adm"), id="no-keys-both"),
-    pytest.param("", "", True, (), id="keys-closed"),
-    pytest.param("", "adm", True, ("adm",), id="keys-admin-key"),
-    pytest.param("met", "adm", True, ("met", "adm"), id="keys-both"),
-])
+@pytest.mark.parametrize(
+    ("metrics_key", "admin_key", "keys_required", "opens"),
+    [
+        pytest.param("", "", False, None, id="no-keys-public"),
+        pytest.param("", "adm", False, None, id="no-keys-admin-key-alone-public"),
+        pytest.param("met", "", False, ("met",), id="no-keys-metrics-key"),
+        pytest.param("met", "adm", False, ("met", "adm"), id="no-keys-both"),
+        pytest.param("", "", True, (), id="keys-closed"),
+        pytest.param("", "adm", True, ("adm",), id="keys-admin-key"),
+        pytest.param("met", "adm", True, ("met", "adm"), id="keys-both"),
+    ],
+)
 def test_which_keys_open_the_scrape(metrics_key, admin_key, keys_required, opens):
     assert scrape_keys(metrics_key, admin_key, keys_required) == opens
 
@@ -171,16 +195,28 @@ def test_a_line_shows_in_the_metrics_and_on_the_status_page(tmp_path):
     with FakeServerCpp("powerinfer", n_slots=1, gate=gate) as fake:
         models = tmp_path / "models.toml"
         models.write_text(f'[models.tiny]\nupstreams = [{{ url = "{fake.url}", slots = 1 }}]\n')
-        app = create_app(Settings.of(config=str(models), usage_db=str(tmp_path / "u.sqlite3")),
-                         runtime_in(tmp_path))
-        held = app.test_client().post("/v1/chat/completions", buffered=False,
-                                      json={**CHAT, "stream": True})  # holds the one slot
+        app = create_app(
+            Settings.of(config=str(models), usage_db=str(tmp_path / "u.sqlite3")),
+            runtime_in(tmp_path),
+        )
+        held = app.test_client().post(
+            "/v1/chat/completions", buffered=False, json={**CHAT, "stream": True}
+        )  # holds the one slot
         waiting = threading.Thread(target=chat, args=(app.test_client(),))
         waiting.start()
         client = app.test_client()
-        wait_for(lambda: value(samples(client.get("/metrics").get_data(as_text=True)),
-                               "oai_proxy_queue_length", model="tiny", upstream=fake.url) == 1,
-                 "a request in line")
+        wait_for(
+            lambda: (
+                value(
+                    samples(client.get("/metrics").get_data(as_text=True)),
+                    "oai_proxy_queue_length",
+                    model="tiny",
+                    upstream=fake.url,
+                )
+                == 1
+            ),
+            "a request in line",
+        )
         scrape = samples(client.get("/metrics").get_data(as_text=True))
         assert value(scrape, "oai_proxy_slots_busy", model="tiny", upstream=fake.url) == 1
         (replica,) = client.get("/status").json["models"][0]["replicas"]
@@ -196,12 +232,17 @@ def test_a_line_shows_in_the_metrics_and_on_the_status_page(tmp_path):
 
 def test_a_down_upstream_and_a_stopped_server_say_so(fake, tmp_path):
     models = tmp_path / "models.toml"
-    models.write_text(f'[models.tiny]\nupstreams = ["{fake.url}"]\n'
-                      f'[models.down]\nupstreams = ["{DOWN}"]\n'
-                      f'[models.idle]\ncmd = "sleep 60 ${{PORT}}"\n')
-    client = create_app(Settings.of(config=str(models), log_dir=str(tmp_path),
-                                    usage_db=str(tmp_path / "u.sqlite3")),
-                        runtime_in(tmp_path)).test_client()
+    models.write_text(
+        f'[models.tiny]\nupstreams = ["{fake.url}"]\n'
+        f'[models.down]\nupstreams = ["{DOWN}"]\n'
+        f'[models.idle]\ncmd = "sleep 60 ${{PORT}}"\n'
+    )
+    client = create_app(
+        Settings.of(
+            config=str(models), log_dir=str(tmp_path), usage_db=str(tmp_path / "u.sqlite3")
+        ),
+        runtime_in(tmp_path),
+    ).test_client()
     assert chat(client, model="down") == 503
     scrape = samples(client.get("/metrics").get_data(as_text=True))
     assert value(scrape, "oai_proxy_upstream_up", model="down", upstream=DOWN) == 0
@@ -213,9 +254,10 @@ def test_a_down_upstream_and_a_stopped_server_say_so(fake, tmp_path):
 @pytest.mark.parametrize("stream", [False, True])
 def test_the_proxys_own_time_leaves_the_upstreams_out(tmp_path, stream):
     with FakeServerCpp("llamacpp", token_delay=0.2) as slow:  # 4 tokens: 0.6 s or more
-        client = create_app(Settings.of(llama_api=slow.url,
-                                        usage_db=str(tmp_path / "u.sqlite3")),
-                            runtime_in(tmp_path)).test_client()
+        client = create_app(
+            Settings.of(llama_api=slow.url, usage_db=str(tmp_path / "u.sqlite3")),
+            runtime_in(tmp_path),
+        ).test_client()
         started = time.monotonic()
         with client.post("/v1/chat/completions", json={**CHAT, "stream": stream}) as answer:
             answer.get_data()

@@ -1,14 +1,19 @@
 """Finding llama-server: named, on PATH, inside llama-cpp-python with its libraries, or else
 the bundled engine."""
-from __future__ import annotations
 
-import pytest
+from __future__ import annotations
 
 import sys
 
+import pytest
+
 from proxy.servers import engine
-from proxy.servers.binaries import (Installed, ServerProgram, find_llama_server,
-                                    from_llama_cpp_python)
+from proxy.servers.binaries import (
+    Installed,
+    ServerProgram,
+    find_llama_server,
+    from_llama_cpp_python,
+)
 
 
 def test_the_wheels_server_named_by_path_still_gets_its_libraries():
@@ -66,17 +71,44 @@ def test_nowhere_says_what_to_install(tmp_path, monkeypatch):
         find_llama_server("bundled", nothing)
 
 
-@pytest.mark.parametrize(("args", "named"), [
-    (["--bogus"], "--bogus"), (["-ctk", "q7"], "-ctk"), (["-c", "many"], "-c")])
+@pytest.mark.parametrize(
+    ("args", "named"), [(["--bogus"], "--bogus"), (["-ctk", "q7"], "-ctk"), (["-c", "many"], "-c")]
+)
 def test_the_engine_names_a_flag_it_cannot_take(args, named):
     with pytest.raises(engine.FlagError, match=named):
         engine.check_args(args)
 
 
 def test_the_engine_takes_llama_servers_common_flags():
-    flags = engine.parse_args(["-m", "m.gguf", "-c", "8192", "-np", "4", "-ngl", "99", "-t",
-                               "2", "--embedding", "--slot-save-path", "/s", "-ctk", "q8_0",
-                               "--flash-attn", "on", "--no-webui"])
-    assert (flags.ctx_size, flags.parallel, flags.gpu_layers, flags.threads, flags.embedding,
-            flags.slot_save_path, flags.cache_type_k, flags.flash_attn) == (
-        8192, 4, 99, 2, True, "/s", "q8_0", "on")
+    flags = engine.parse_args(
+        [
+            "-m",
+            "m.gguf",
+            "-c",
+            "8192",
+            "-np",
+            "4",
+            "-ngl",
+            "99",
+            "-t",
+            "2",
+            "--embedding",
+            "--slot-save-path",
+            "/s",
+            "-ctk",
+            "q8_0",
+            "--flash-attn",
+            "on",
+            "--no-webui",
+        ]
+    )
+    assert (
+        flags.ctx_size,
+        flags.parallel,
+        flags.gpu_layers,
+        flags.threads,
+        flags.embedding,
+        flags.slot_save_path,
+        flags.cache_type_k,
+        flags.flash_attn,
+    ) == (8192, 4, 99, 2, True, "/s", "q8_0", "on")

@@ -1,4 +1,5 @@
 """Memory estimates: sizes as operators write them, and the KV cache a context makes."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,15 +8,24 @@ from proxy.config.sizes import parse_size
 from proxy.servers.memory import ModelShape, ServerSize, estimate, read_shape, show, uses_gpu
 from tests.e2e.tinymodel import write_tiny_llama_gguf
 
-MIB = 2 ** 20
+MIB = 2**20
 # a 7B llama: 32 layers, 8 KV heads of 128 values (grouped-query attention)
-SEVEN_B = ModelShape(weights=4 * 2 ** 30, layers=32, context=32768, key_width=32 * 8 * 128,
-                     value_width=32 * 8 * 128)
+SEVEN_B = ModelShape(
+    weights=4 * 2**30, layers=32, context=32768, key_width=32 * 8 * 128, value_width=32 * 8 * 128
+)
 
 
-@pytest.mark.parametrize(("text", "size"), [
-    ("20GiB", 20 * 2 ** 30), ("512 MiB", 512 * MIB), ("8g", 8 * 2 ** 30), ("1.5GiB", 3 * 2 ** 29),
-    ("1000", 1000), ("2GB", 2 * 10 ** 9)])
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("20GiB", 20 * 2**30),
+        ("512 MiB", 512 * MIB),
+        ("8g", 8 * 2**30),
+        ("1.5GiB", 3 * 2**29),
+        ("1000", 1000),
+        ("2GB", 2 * 10**9),
+    ],
+)
 def test_sizes_as_operators_write_them(text, size):
     assert parse_size(text) == size
 
@@ -26,12 +36,19 @@ def test_what_is_no_size_says_so(text):
         parse_size(text)
 
 
-@pytest.mark.parametrize(("args", "kv_mib"), [
-    ([], 4096), (["-c", "8192"], 1024), (["--ctx-size=8192"], 1024),
-    (["-c", "8192", "-ctk", "q8_0", "-ctv", "q8_0"], 544),
-    (["-c", "8192", "-ctk", "q4_0"], 512 + 144), (["-c", "4096", "-np", "4"], 512),
-    (["-c", "2048", "-ctk", "f32", "-ctv", "f32"], 512)],
-    ids=lambda value: " ".join(value) if isinstance(value, list) else str(value))
+@pytest.mark.parametrize(
+    ("args", "kv_mib"),
+    [
+        ([], 4096),
+        (["-c", "8192"], 1024),
+        (["--ctx-size=8192"], 1024),
+        (["-c", "8192", "-ctk", "q8_0", "-ctv", "q8_0"], 544),
+        (["-c", "8192", "-ctk", "q4_0"], 512 + 144),
+        (["-c", "4096", "-np", "4"], 512),
+        (["-c", "2048", "-ctk", "f32", "-ctv", "f32"], 512),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else str(value),
+)
 def test_the_kv_cache_a_context_makes(args, kv_mib):
     size = estimate(SEVEN_B, args)
     assert size.kv_cache == kv_mib * MIB
@@ -40,8 +57,9 @@ def test_the_kv_cache_a_context_makes(args, kv_mib):
 
 def test_a_gguf_files_shape(tmp_path):
     shape = read_shape(str(write_tiny_llama_gguf(tmp_path / "tiny.gguf")))
-    assert shape == ModelShape(weights=690944, layers=2, context=2048, key_width=128,
-                               value_width=128)
+    assert shape == ModelShape(
+        weights=690944, layers=2, context=2048, key_width=128, value_width=128
+    )
 
 
 def test_a_file_that_is_no_gguf(tmp_path):
@@ -52,5 +70,5 @@ def test_a_file_that_is_no_gguf(tmp_path):
 
 
 def test_shown_sizes_and_gpu_layers():
-    assert show(ServerSize(0, 0).total) == "64.0 MiB" and show(3 * 2 ** 30) == "3.0 GiB"
+    assert show(ServerSize(0, 0).total) == "64.0 MiB" and show(3 * 2**30) == "3.0 GiB"
     assert uses_gpu(["-ngl", "99"]) and not uses_gpu(["-ngl", "0"]) and not uses_gpu([])

@@ -1,5 +1,6 @@
 """Servers the proxy runs, as a state machine over real (tiny) processes: starts shared,
 failures told, the running limit kept when starts race, and busy servers never stopped."""
+
 from __future__ import annotations
 
 import sys
@@ -33,11 +34,26 @@ class Watch:
         return True
 
 
-def server(pool: ProcessPool, watch: Watch, tmp_path: Path, name: str,
-           command: tuple = SLEEPER, ttl: float = 0.0, ready=None,
-           stop_grace: float = 5.0) -> ManagedServer:
-    launch = Launch(name, command, 1, tmp_path / f"{name}.log", {}, ttl=ttl, ready_timeout=20,
-                    stop_grace=stop_grace)
+def server(
+    pool: ProcessPool,
+    watch: Watch,
+    tmp_path: Path,
+    name: str,
+    command: tuple = SLEEPER,
+    ttl: float = 0.0,
+    ready=None,
+    stop_grace: float = 5.0,
+) -> ManagedServer:
+    launch = Launch(
+        name,
+        command,
+        1,
+        tmp_path / f"{name}.log",
+        {},
+        ttl=ttl,
+        ready_timeout=20,
+        stop_grace=stop_grace,
+    )
     return pool.add(ManagedServer(launch, pool, ready or watch.ready))
 
 
@@ -96,17 +112,23 @@ def test_a_busy_server_makes_the_next_start_wait_not_fail(pool, tmp_path):
 
 def test_a_failed_start_says_why_and_the_next_request_tries_again(pool, tmp_path):
     watch = Watch(pool, delay=0)
-    broken = server(pool, watch, tmp_path, "broken",
-                    command=(sys.executable, "-c", "print('cannot read the model'); exit(1)"),
-                    ready=lambda url: None)  # nothing listens: the start sees it exit
+    broken = server(
+        pool,
+        watch,
+        tmp_path,
+        "broken",
+        command=(sys.executable, "-c", "print('cannot read the model'); exit(1)"),
+        ready=lambda url: None,
+    )  # nothing listens: the start sees it exit
     for _ in range(2):
         with pytest.raises(UpstreamUnavailableError) as failed:
             broken.acquire()
         # the server's own words are the operator's (the log, the admin API), not a client's
         assert "could not be started" in failed.value.message
         assert "cannot read the model" not in failed.value.message
-        assert "cannot read the model" in failed.value.detail and broken.error == \
-            failed.value.detail
+        assert (
+            "cannot read the model" in failed.value.detail and broken.error == failed.value.detail
+        )
         assert broken.state == "failed"
     assert (tmp_path / "broken.log").read_text().count("--- ") == 2  # started twice
 
@@ -115,16 +137,28 @@ def test_a_secret_in_the_command_is_blanked_wherever_the_command_shows(pool, tmp
     """The log's start line, the proxy's log, the error and the log's tail: a server that
     echoes its key has it blanked too."""
     echo = "import sys; print('started with', sys.argv[-1]); exit(1)"
-    broken = server(pool, Watch(pool, delay=0), tmp_path, "keyed",
-                    command=(sys.executable, "-c", echo, "--api-key", "SOMESECRET"),
-                    ready=lambda url: None)
-    with caplog.at_level("INFO", logger="proxy.servers"), \
-            pytest.raises(UpstreamUnavailableError) as failed:
+    broken = server(
+        pool,
+        Watch(pool, delay=0),
+        tmp_path,
+        "keyed",
+        command=(sys.executable, "-c", echo, "--api-key", "SOMESECRET"),
+        ready=lambda url: None,
+    )
+    with (
+        caplog.at_level("INFO", logger="proxy.servers"),
+        pytest.raises(UpstreamUnavailableError) as failed,
+    ):
         broken.acquire()
     written = (tmp_path / "keyed.log").read_text()
     assert "--api-key ***" in written and "started with SOMESECRET" in written
-    for shown in (failed.value.detail, broken.error, broken.snapshot()["error"],
-                  broken.log_tail(), caplog.text):
+    for shown in (
+        failed.value.detail,
+        broken.error,
+        broken.snapshot()["error"],
+        broken.log_tail(),
+        caplog.text,
+    ):
         assert "SOMESECRET" not in shown and "***" in shown
 
 
@@ -158,9 +192,18 @@ def test_a_server_that_died_comes_back_after_a_back_off_one_stopped_at_once(pool
 
 
 def test_a_server_deaf_to_sigterm_is_killed_after_the_grace(pool, tmp_path):
-    deaf = server(pool, Watch(pool, delay=0.3), tmp_path, "deaf", stop_grace=0.5, command=(
-        sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
-        "signal.SIG_IGN); time.sleep(60)"))
+    deaf = server(
+        pool,
+        Watch(pool, delay=0.3),
+        tmp_path,
+        "deaf",
+        stop_grace=0.5,
+        command=(
+            sys.executable,
+            "-c",
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)",
+        ),
+    )
     with deaf.using():
         process = deaf._process
     started = time.monotonic()

@@ -1,4 +1,5 @@
 """Saved KV caches: what each was saved from, which fit a server, and the disk budget."""
+
 from __future__ import annotations
 
 import json
@@ -26,22 +27,24 @@ def saved(files: SlotFiles, key: str, size: int = 100) -> None:
 
 def test_a_cache_fits_only_the_server_it_was_saved_from(tmp_path, model):
     args = ["-c", "8192", "-np", "2", "-ctk", "q8_0", "--threads", "4"]
-    files = SlotFiles(tmp_path / "slots" / "qwen", fingerprint(model, args, "llama-server"),
-                      10 ** 6)
+    files = SlotFiles(tmp_path / "slots" / "qwen", fingerprint(model, args, "llama-server"), 10**6)
     saved(files, KEY)
     assert files.restorable(KEY)
-    for other in (fingerprint(model, ["-c", "4096", "-np", "2", "-ctk", "q8_0"], "llama-server"),
-                  fingerprint(model, args, "bundled llama.cpp (xllamacpp 2026.10.11549)"),
-                  fingerprint(model + ".other", args, "llama-server")):
-        assert not SlotFiles(files.folder, other, 10 ** 6).restorable(KEY)
+    for other in (
+        fingerprint(model, ["-c", "4096", "-np", "2", "-ctk", "q8_0"], "llama-server"),
+        fingerprint(model, args, "bundled llama.cpp (xllamacpp 2026.10.11549)"),
+        fingerprint(model + ".other", args, "llama-server"),
+    ):
+        assert not SlotFiles(files.folder, other, 10**6).restorable(KEY)
     assert fingerprint(model, [*args, "--threads", "8"], "llama-server") == files.fingerprint
     os.utime(model, (time.time() + 100, time.time() + 100))  # the model file changed
-    assert not SlotFiles(files.folder, fingerprint(model, args, "llama-server"),
-                         10 ** 6).restorable(KEY)
+    assert not SlotFiles(files.folder, fingerprint(model, args, "llama-server"), 10**6).restorable(
+        KEY
+    )
 
 
 def test_only_keys_name_files(tmp_path, model):
-    files = SlotFiles(tmp_path / "slots" / "m", fingerprint(model, [], "e"), 10 ** 6)
+    files = SlotFiles(tmp_path / "slots" / "m", fingerprint(model, [], "e"), 10**6)
     for name in ("../etc/passwd", "ABC", ""):
         assert not files.restorable(name)
 
@@ -62,29 +65,38 @@ def test_the_least_recently_used_go_first_over_the_budget(tmp_path, model):
 
 
 def test_a_cache_that_would_not_restore_is_forgotten(tmp_path, model):
-    files = SlotFiles(tmp_path / "slots" / "m", fingerprint(model, [], "e"), 10 ** 6)
+    files = SlotFiles(tmp_path / "slots" / "m", fingerprint(model, [], "e"), 10**6)
     saved(files, KEY)
     files.forget(KEY)
     assert not files.restorable(KEY) and list(files.folder.iterdir()) == []
 
 
 def test_what_each_file_was_saved_from_is_beside_it(tmp_path, model):
-    files = SlotFiles(tmp_path / "slots" / "m", fingerprint(model, ["-c", "512"], "e"), 10 ** 6)
+    files = SlotFiles(tmp_path / "slots" / "m", fingerprint(model, ["-c", "512"], "e"), 10**6)
     saved(files, KEY, size=40)
     beside = json.loads((files.folder / f"{KEY}.json").read_text())
     assert beside["from"]["flags"] == {"--ctx-size": "512"} and beside["tokens"] == 40
 
 
-IDLE = [{"id": 0, "is_processing": False}, {"id": 1, "is_processing": True},
-        {"id": 2, "is_processing": False}, {"id": 3, "is_processing": False}]
+IDLE = [
+    {"id": 0, "is_processing": False},
+    {"id": 1, "is_processing": True},
+    {"id": 2, "is_processing": False},
+    {"id": 3, "is_processing": False},
+]
 
 
-@pytest.mark.parametrize(("held", "slots", "pinned", "expected"), [
-    pytest.param({}, IDLE, 3, 3, id="the-pinned-slot"),
-    pytest.param({0: 5.0}, IDLE, None, 2, id="an-idle-slot-holding-nothing-known"),
-    pytest.param({0: 5.0, 2: 1.0, 3: 9.0}, IDLE, None, 2, id="else-the-idle-one-used-longest-ago"),
-    pytest.param({}, [{"id": 0, "is_processing": True}], None, None, id="none-idle"),
-    pytest.param({}, [], -1, None, id="no-slots-and-no-pin"),
-])
+@pytest.mark.parametrize(
+    ("held", "slots", "pinned", "expected"),
+    [
+        pytest.param({}, IDLE, 3, 3, id="the-pinned-slot"),
+        pytest.param({0: 5.0}, IDLE, None, 2, id="an-idle-slot-holding-nothing-known"),
+        pytest.param(
+            {0: 5.0, 2: 1.0, 3: 9.0}, IDLE, None, 2, id="else-the-idle-one-used-longest-ago"
+        ),
+        pytest.param({}, [{"id": 0, "is_processing": True}], None, None, id="none-idle"),
+        pytest.param({}, [], -1, None, id="no-slots-and-no-pin"),
+    ],
+)
 def test_the_slot_a_cache_is_restored_into(held, slots, pinned, expected):
     assert target(held, slots, pinned) == expected

@@ -1,4 +1,5 @@
 """The supervisor's protocol on a real Unix socket: what gunicorn workers see of it."""
+
 from __future__ import annotations
 
 import threading
@@ -62,7 +63,9 @@ def test_handles_answer_like_the_servers(supervised):
     client, servers = supervised
     handles = client.servers()
     assert {name: handle.url for name, handle in handles.items()} == {
-        "tiny": servers["tiny"].url, "broken": servers["broken"].url}
+        "tiny": servers["tiny"].url,
+        "broken": servers["broken"].url,
+    }
     tiny = handles["tiny"]
     assert tiny.is_ready() is True
     assert tiny.log_tail(2) == "line 0\nline 1"

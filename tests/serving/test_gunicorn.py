@@ -1,4 +1,6 @@
-"""The proxy as a real process (waitress, gunicorn) in front of a fake server.cpp, via the openai SDK."""
+"""The proxy as a real process (waitress, gunicorn) in front of a fake server.cpp, via the
+openai SDK."""
+
 from __future__ import annotations
 
 import threading
@@ -89,13 +91,16 @@ def test_gunicorns_own_lines_are_escaped_too(capsys):
 
 
 def test_chat_stream_with_usage(client, fake):
-    stream = client.chat.completions.create(model="tiny", messages=CHAT, stream=True,
-                                            stream_options={"include_usage": True})
+    stream = client.chat.completions.create(
+        model="tiny", messages=CHAT, stream=True, stream_options={"include_usage": True}
+    )
     chunks = list(stream)
     assert chunks[0].choices[0].delta.role == "assistant"
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "Hello, world!"
-    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    finishes = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
     assert finishes == ["stop"]
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 4
     assert len({c.id for c in chunks}) == 1
@@ -134,8 +139,12 @@ def test_stream_is_delivered_chunk_by_chunk(client, fake):
 
 def test_client_disconnect_stops_the_upstream(proxy, fake):
     fake.tokens, fake.token_delay = ["x"] * 200, 0.05
-    with requests.post(proxy.url + "/v1/chat/completions", stream=True, timeout=10,
-                       json={"messages": CHAT, "stream": True}) as response:
+    with requests.post(
+        proxy.url + "/v1/chat/completions",
+        stream=True,
+        timeout=10,
+        json={"messages": CHAT, "stream": True},
+    ) as response:
         lines = response.iter_lines()
         assert next(lines).startswith(b"data: ")
     assert fake.cancelled.wait(10), "the upstream kept generating after the client left"
@@ -143,13 +152,13 @@ def test_client_disconnect_stops_the_upstream(proxy, fake):
 
 @pytest.mark.parametrize("kind", ["powerinfer", "llamacpp-2023", "llamacpp"])
 def test_every_server_kind(kind, tmp_path):
-    with FakeServerCpp(kind) as fake, \
-            ProxyProcess(fake.url, tmp_path / "proxy.log") as proxy:
+    with FakeServerCpp(kind) as fake, ProxyProcess(fake.url, tmp_path / "proxy.log") as proxy:
         client = proxy.sdk()
         answer = client.chat.completions.create(model="m", messages=CHAT, max_tokens=1)
         assert answer.choices[0].finish_reason == "length"
-        streamed = client.chat.completions.create(model="m", messages=CHAT, stream=True,
-                                                  temperature=0.2, seed=3)
+        streamed = client.chat.completions.create(
+            model="m", messages=CHAT, stream=True, temperature=0.2, seed=3
+        )
         assert "".join(c.choices[0].delta.content or "" for c in streamed) == "Hello, world!"
         health = proxy.health()
         assert health["generation"] == kind
@@ -159,8 +168,7 @@ def test_every_server_kind(kind, tmp_path):
 
 
 def test_upstream_down_then_back(tmp_path):
-    with FakeServerCpp("llamacpp") as fake, \
-            ProxyProcess(fake.url, tmp_path / "proxy.log") as proxy:
+    with FakeServerCpp("llamacpp") as fake, ProxyProcess(fake.url, tmp_path / "proxy.log") as proxy:
         client = proxy.sdk()
         assert client.chat.completions.create(model="m", messages=CHAT).choices
         fake.stop()
@@ -177,7 +185,9 @@ def test_upstream_down_then_back(tmp_path):
 
 
 def test_api_keys(tmp_path, upstream):
-    with ProxyProcess(upstream.url, tmp_path / "proxy.log", args=["--api-key", "k1", "k2"]) as proxy:
+    with ProxyProcess(
+        upstream.url, tmp_path / "proxy.log", args=["--api-key", "k1", "k2"]
+    ) as proxy:
         good = proxy.sdk("k2")
         assert good.models.list().data
         bad = proxy.sdk("nope")
@@ -188,8 +198,9 @@ def test_api_keys(tmp_path, upstream):
 
 
 def test_upstream_timeout_is_a_504(tmp_path, upstream):
-    with ProxyProcess(upstream.url, tmp_path / "proxy.log",
-                      args=["--upstream-timeout", "0.5"]) as proxy:
+    with ProxyProcess(
+        upstream.url, tmp_path / "proxy.log", args=["--upstream-timeout", "0.5"]
+    ) as proxy:
         client = proxy.sdk()
         assert client.models.list().data
         upstream.fail_mode = "hang"

@@ -3,6 +3,7 @@
 Streams in flight finish within --graceful-timeout; those that cannot end with an error event
 and [DONE]; no new connection is taken meanwhile; the process then exits.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,9 +40,14 @@ SIGINT = pytest.mark.parametrize("sigint", ["default", "ignored"])
 
 
 def proxy_of(fake, tmp_path, how: str, sigint: str) -> ProxyProcess:
-    return ProxyProcess(fake.url, tmp_path / "proxy.log", how=how, sigint=sigint,
-                        args=() if how == "wsgi" else ("--graceful-timeout", str(GRACE)),
-                        env={"PROXY_GRACEFUL_TIMEOUT": str(GRACE)}).start()
+    return ProxyProcess(
+        fake.url,
+        tmp_path / "proxy.log",
+        how=how,
+        sigint=sigint,
+        args=() if how == "wsgi" else ("--graceful-timeout", str(GRACE)),
+        env={"PROXY_GRACEFUL_TIMEOUT": str(GRACE)},
+    ).start()
 
 
 @HOW
@@ -70,9 +76,12 @@ def test_sigterm_lets_streams_finish_then_ends_the_rest_cleanly(tmp_path, how, s
             begun = {"short": threading.Event(), "long": threading.Event()}
 
             def stream(name: str, max_tokens: int) -> None:
-                with requests.post(proxy.url + "/v1/completions", stream=True, timeout=30,
-                                   json={"prompt": name, "max_tokens": max_tokens,
-                                         "stream": True}) as response:
+                with requests.post(
+                    proxy.url + "/v1/completions",
+                    stream=True,
+                    timeout=30,
+                    json={"prompt": name, "max_tokens": max_tokens, "stream": True},
+                ) as response:
                     results[name] = events(response, begun[name])
 
             short = threading.Thread(target=stream, args=("short", 20))  # about 1 s
@@ -81,8 +90,7 @@ def test_sigterm_lets_streams_finish_then_ends_the_rest_cleanly(tmp_path, how, s
             long.start()
             # in flight = the client has its first event (the upstream's stream alone may open
             # before the proxy has begun answering)
-            assert all(started.wait(10) for started in begun.values()), \
-                "the streams did not start"
+            assert all(started.wait(10) for started in begun.values()), "the streams did not start"
             stopped_at = time.monotonic()
             proxy.process.send_signal(signal.SIGTERM)
             time.sleep(0.5)

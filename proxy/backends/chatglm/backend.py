@@ -8,6 +8,7 @@ One model lives in each process, so the proxy runs a single worker (``--workers 
 Tokenizing needs no gate: the tokenizer is read-only, and the binding never releases the GIL,
 so no two native calls run at once.
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,26 +17,36 @@ import time
 from dataclasses import dataclass, replace
 from typing import Iterator, Optional, Sequence
 
+from proxy.backends.admission import Admission
 from proxy.backends.base import Backend
-from proxy.backends.files import digest
 from proxy.backends.chatglm import messages, options
 from proxy.backends.chatglm.decoding import TextDecoder
 from proxy.backends.chatglm.model import UNLIMITED, LoadedModel
 from proxy.backends.chatglm.reply import ReplyFilter
+from proxy.backends.files import digest
+from proxy.backends.slots import SlotCount
 from proxy.backends.structured import replies
 from proxy.config.settings import Settings
 from proxy.core import images
 from proxy.core.errors import InvalidRequestError
-from proxy.backends.admission import Admission
-from proxy.backends.slots import SlotCount
-from proxy.core.types import (Chunk, Completion, GenerationRequest, Health, ModelCard,
-                              ModelInfo, Usage, assembled, pieces)
+from proxy.core.types import (
+    Chunk,
+    Completion,
+    GenerationRequest,
+    Health,
+    ModelCard,
+    ModelInfo,
+    Usage,
+    assembled,
+    pieces,
+)
 
 logger = logging.getLogger(__name__)
 
 
-def load_backend(settings: Settings, path: str = "", model_name: str = "",
-                 reasoning: str = "auto") -> "ChatGLMBackend":
+def load_backend(
+    settings: Settings, path: str = "", model_name: str = "", reasoning: str = "auto"
+) -> "ChatGLMBackend":
     """Load ``path`` (default ``--model``); any reason it cannot serve is a ``ValueError``.
 
     ``reasoning``: ``think-tags`` tells ``<think>…</think>`` from the answer; chatglm.cpp has
@@ -45,13 +56,23 @@ def load_backend(settings: Settings, path: str = "", model_name: str = "",
     path = path or models.model
     model = LoadedModel.load(path, models.max_length)
     if models.max_context_length >= model.max_length:
-        raise ValueError(f"--max-context-length {models.max_context_length} leaves no room "
-                         f"for an answer: {path} holds {model.max_length} tokens")
-    admission = Admission(f"the model {path}", SlotCount(configured=1),
-                          max_queue=limits.max_queue, queue_timeout=limits.queue_timeout)
-    return ChatGLMBackend(model, admission, max_context_length=models.max_context_length,
-                          model_name=model_name or models.model_name,
-                          thinks=reasoning == "think-tags")
+        raise ValueError(
+            f"--max-context-length {models.max_context_length} leaves no room "
+            f"for an answer: {path} holds {model.max_length} tokens"
+        )
+    admission = Admission(
+        f"the model {path}",
+        SlotCount(configured=1),
+        max_queue=limits.max_queue,
+        queue_timeout=limits.queue_timeout,
+    )
+    return ChatGLMBackend(
+        model,
+        admission,
+        max_context_length=models.max_context_length,
+        model_name=model_name or models.model_name,
+        thinks=reasoning == "think-tags",
+    )
 
 
 @dataclass(frozen=True)
@@ -66,8 +87,15 @@ class ChatGLMBackend(Backend):
     name = "chatglm"
     concurrent = False  # one model, one generation at a time: choices take turns
 
-    def __init__(self, model: LoadedModel, admission: Admission, *, max_context_length: int,
-                 model_name: str = "", thinks: bool = False) -> None:
+    def __init__(
+        self,
+        model: LoadedModel,
+        admission: Admission,
+        *,
+        max_context_length: int,
+        model_name: str = "",
+        thinks: bool = False,
+    ) -> None:
         """``thinks``: the model writes ``<think>…</think>`` before its answers."""
         self.model = model
         self.admission = admission
@@ -82,10 +110,16 @@ class ChatGLMBackend(Backend):
             thoughts.append(chunk.reasoning)
             calls += chunk.tool_calls
             last = chunk
-        return Completion("".join(texts), last.finish_reason, last.usage,
-                          prompt_tokens=last.prompt_tokens, truncated=last.truncated,
-                          tool_calls=assembled(calls), reasoning="".join(thoughts),
-                          stop_sequence=last.stop_sequence)
+        return Completion(
+            "".join(texts),
+            last.finish_reason,
+            last.usage,
+            prompt_tokens=last.prompt_tokens,
+            truncated=last.truncated,
+            tool_calls=assembled(calls),
+            reasoning="".join(thoughts),
+            stop_sequence=last.stop_sequence,
+        )
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
         chunks = self._generate(request)
@@ -133,13 +167,16 @@ class ChatGLMBackend(Backend):
         rest, calls = reply.finish(tool_turn=end is not None and end == self.model.observation_id)
         if text + rest:
             yield Chunk(text=text + rest)
-        finish = "tool_calls" if calls else "stop" if end is not None or reply.stopped \
-            else "length"
+        finish = "tool_calls" if calls else "stop" if end is not None or reply.stopped else "length"
         times = {"prompt_ms": (first - began) * 1000, "eval_ms": (time.monotonic() - first) * 1000}
-        yield Chunk(finish_reason=finish, usage=Usage(len(prompt.ids), generated, **times),
-                    tool_calls=pieces(calls), truncated=prompt.truncated,
-                    prompt_tokens=tuple(prompt.ids) if request.tokenize else None,
-                    stop_sequence=reply.stop_word)
+        yield Chunk(
+            finish_reason=finish,
+            usage=Usage(len(prompt.ids), generated, **times),
+            tool_calls=pieces(calls),
+            truncated=prompt.truncated,
+            prompt_tokens=tuple(prompt.ids) if request.tokenize else None,
+            stop_sequence=reply.stop_word,
+        )
 
     def tokenize(self, text: str, model: Optional[str] = None) -> list:
         decoder = TextDecoder(self.model.decode)
@@ -151,17 +188,30 @@ class ChatGLMBackend(Backend):
     def detokenize(self, tokens: Sequence[int], model: Optional[str] = None) -> str:
         unknown = [token for token in tokens if not self.model.is_token(token)]
         if unknown:
-            raise InvalidRequestError(f"{unknown[0]} is not a token id of {self.model.name}",
-                                      param="tokens")
+            raise InvalidRequestError(
+                f"{unknown[0]} is not a token id of {self.model.name}", param="tokens"
+            )
         decoder = TextDecoder(self.model.decode)
         return "".join(decoder.add(token) for token in tokens) + decoder.flush()
 
     def models(self) -> list:
         model, path = self.model, self.model.path
-        return [ModelInfo(self.model_name, owned_by="chatglm.cpp", card=ModelCard(
-            capabilities=("completion", "tools") if model.supports_tools else ("completion",),
-            context_length=model.max_length, architecture="chatglm",
-            size=os.path.getsize(path), digest=digest(path), modified=os.path.getmtime(path)))]
+        return [
+            ModelInfo(
+                self.model_name,
+                owned_by="chatglm.cpp",
+                card=ModelCard(
+                    capabilities=("completion", "tools")
+                    if model.supports_tools
+                    else ("completion",),
+                    context_length=model.max_length,
+                    architecture="chatglm",
+                    size=os.path.getsize(path),
+                    digest=digest(path),
+                    modified=os.path.getmtime(path),
+                ),
+            )
+        ]
 
     def load(self) -> tuple:
         return self.admission.busy()
@@ -170,9 +220,16 @@ class ChatGLMBackend(Backend):
         return self.admission.snapshot()
 
     def health(self) -> Health:
-        return Health(True, self.name, {
-            "model": self.model_name, "model_type": self.model.type_name,
-            "max_length": self.model.max_length, **self.admission.snapshot()})
+        return Health(
+            True,
+            self.name,
+            {
+                "model": self.model_name,
+                "model_type": self.model.type_name,
+                "max_length": self.model.max_length,
+                **self.admission.snapshot(),
+            },
+        )
 
     def close(self) -> None:
         self.model.close()
@@ -181,21 +238,28 @@ class ChatGLMBackend(Backend):
         """Tokenize the chat or prompt, dropping its oldest tokens beyond --max-context-length."""
         if request.is_chat:
             if request.images:
-                raise images.unseen(request.images[0], request.model or self.model_name,
-                                    f"{self.model.type_name} models read text only")
+                raise images.unseen(
+                    request.images[0],
+                    request.model or self.model_name,
+                    f"{self.model.type_name} models read text only",
+                )
             if request.tools and not self.model.supports_tools:
-                raise InvalidRequestError(f"{self.model.type_name} models cannot call tools",
-                                          param="tools")
+                raise InvalidRequestError(
+                    f"{self.model.type_name} models cannot call tools", param="tools"
+                )
             turns = messages.turns(request.messages, request.tools)
 
             def encode(limit: int) -> list:
                 return self.model.chat_prompt(turns, limit)
         else:
+
             def encode(limit: int) -> list:
                 return self.model.text_prompt(request.prompt, limit)
+
         ids = encode(UNLIMITED)
         if len(ids) <= self.max_context_length:
             return Prompt(ids, False)
-        logger.info("a prompt of %d tokens was cut to the last %d", len(ids),
-                    self.max_context_length)
+        logger.info(
+            "a prompt of %d tokens was cut to the last %d", len(ids), self.max_context_length
+        )
         return Prompt(encode(self.max_context_length), True)

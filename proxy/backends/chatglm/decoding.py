@@ -1,4 +1,5 @@
 """Turn generated token ids into text as they arrive, never splitting a character."""
+
 from __future__ import annotations
 
 from typing import Callable, Optional, Sequence
@@ -20,19 +21,19 @@ class TextDecoder:
         self._decode = decode
         self._ids: list[int] = []
         self._start = 0  # first id of the context window
-        self._read = 0   # first id not released yet
+        self._read = 0  # first id not released yet
 
     def add(self, token: int) -> str:
         """Take one more id; return the text it completes, if any."""
         self._ids.append(token)
-        text = self._decode(self._ids[self._start:])
+        text = self._decode(self._ids[self._start :])
         if text is None or text.endswith(REPLACEMENT):
             return ""
         context = self._context()
         if not text.startswith(context):
             return ""
         self._start, self._read = self._read, len(self._ids)
-        return text[len(context):]
+        return text[len(context) :]
 
     def flush(self) -> str:
         """Return the text still held at the end; a cut-off character becomes U+FFFD."""
@@ -41,9 +42,9 @@ class TextDecoder:
         context = self._context()
         released = REPLACEMENT
         for end in range(len(self._ids), self._read, -1):
-            text = self._decode(self._ids[self._start:end])
+            text = self._decode(self._ids[self._start : end])
             if text is not None and text.startswith(context):
-                released = text[len(context):] + (REPLACEMENT if end < len(self._ids) else "")
+                released = text[len(context) :] + (REPLACEMENT if end < len(self._ids) else "")
                 break
         self._start = self._read = len(self._ids)
         return released
@@ -51,4 +52,4 @@ class TextDecoder:
     def _context(self) -> str:
         if self._start == self._read:
             return ""
-        return self._decode(self._ids[self._start:self._read]) or ""
+        return self._decode(self._ids[self._start : self._read]) or ""

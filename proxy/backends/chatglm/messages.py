@@ -5,6 +5,7 @@ and the rest stay out. Tools are announced in a system message, and earlier tool
 written out as text, the way ChatGLM3 was trained (its tool-call objects cannot be built
 from Python).
 """
+
 from __future__ import annotations
 
 import json
@@ -13,10 +14,17 @@ from typing import Sequence
 from proxy.backends.structured import chatglm3
 from proxy.core.types import Message
 
-ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant",
-         "tool": "observation", "function": "observation"}
-TOOLS_PREAMBLE = ("Answer the following questions as best as you can. "
-                  "You have access to the following tools:")
+ROLES = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "assistant": "assistant",
+    "tool": "observation",
+    "function": "observation",
+}
+TOOLS_PREAMBLE = (
+    "Answer the following questions as best as you can. You have access to the following tools:"
+)
 
 
 def turns(messages: Sequence[Message], tools: Sequence[dict] = ()) -> list:

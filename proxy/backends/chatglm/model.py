@@ -4,6 +4,7 @@ Everything that could crash the native code is kept out here: the file is checke
 loading, text is made encodable, ids the tokenizer cannot decode never reach it, and a
 generation can never outgrow the KV cache (that aborts the process).
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,7 +16,7 @@ from proxy.core.errors import InvalidRequestError, UpstreamError
 
 logger = logging.getLogger(__name__)
 
-UNLIMITED = 2 ** 31 - 1  # chatglm.cpp takes lengths as C ints
+UNLIMITED = 2**31 - 1  # chatglm.cpp takes lengths as C ints
 OBSERVATION = "<|observation|>"
 
 
@@ -36,9 +37,13 @@ class LoadedModel:
         self.max_length = config.max_length
         self.stop_ids = frozenset([config.eos_token_id, *config.extra_eos_token_ids])
         self.observation_id = next(
-            (token for token in config.extra_eos_token_ids
-             if pipeline.tokenizer.decode([token], skip_special_tokens=False) == OBSERVATION),
-            None)
+            (
+                token
+                for token in config.extra_eos_token_ids
+                if pipeline.tokenizer.decode([token], skip_special_tokens=False) == OBSERVATION
+            ),
+            None,
+        )
         self._prefix = list(pipeline.tokenizer.encode("", UNLIMITED))
 
     @classmethod
@@ -48,11 +53,16 @@ class LoadedModel:
         try:
             from chatglm_cpp import _C as native
         except ImportError:
-            raise ValueError("--backend chatglm needs the chatglm-cpp package: "
-                             "pip install 'oai-proxy[chatglm]'") from None
+            raise ValueError(
+                "--backend chatglm needs the chatglm-cpp package: pip install 'oai-proxy[chatglm]'"
+            ) from None
         if info.max_length < max_length:
-            logger.warning("%s holds at most %d tokens; --max-length %d lowered to that",
-                           path, info.max_length, max_length)
+            logger.warning(
+                "%s holds at most %d tokens; --max-length %d lowered to that",
+                path,
+                info.max_length,
+                max_length,
+            )
         try:
             # the native class: the Python wrapper would try to convert a Hugging Face model
             pipeline = native.Pipeline(path, min(max_length, info.max_length))
@@ -60,8 +70,7 @@ class LoadedModel:
             raise ValueError(f"chatglm.cpp cannot load {path}: {exc}") from None
         model = cls(pipeline, native, path, info)
         model._reserve_compute_memory()
-        logger.info("loaded %s (%s), %d tokens of context", path, model.type_name,
-                    model.max_length)
+        logger.info("loaded %s (%s), %d tokens of context", path, model.type_name, model.max_length)
         return model
 
     @property
@@ -70,13 +79,16 @@ class LoadedModel:
 
     def chat_prompt(self, turns: Sequence[tuple], limit: int) -> list:
         """Token ids of a chat of ``(role, content)`` turns, keeping the last ``limit`` tokens."""
-        messages = [self._module.ChatMessage(role=role, content=_encodable(content))
-                    for role, content in turns]
+        messages = [
+            self._module.ChatMessage(role=role, content=_encodable(content))
+            for role, content in turns
+        ]
         try:
             return list(self._pipeline.tokenizer.apply_chat_template(messages, limit))
         except RuntimeError as exc:  # ChatGLM and ChatGLM2 insist on user/assistant turns
-            raise InvalidRequestError(f"{self.type_name} models cannot take these messages: "
-                                      f"{exc}", param="messages") from None
+            raise InvalidRequestError(
+                f"{self.type_name} models cannot take these messages: {exc}", param="messages"
+            ) from None
 
     def text_prompt(self, text: str, limit: int) -> list:
         """Token ids of a raw prompt, keeping the last ``limit`` tokens."""
@@ -112,8 +124,9 @@ class LoadedModel:
         past = 0
         for _ in range(min(limit, self.max_length - prompt_size)):
             try:
-                token = self._pipeline.model.generate_next_token(ids, None, config, past,
-                                                                 prompt_size)
+                token = self._pipeline.model.generate_next_token(
+                    ids, None, config, past, prompt_size
+                )
             except RuntimeError as exc:
                 raise UpstreamError(f"chatglm.cpp failed while generating: {exc}") from None
             yield token
@@ -133,8 +146,12 @@ class LoadedModel:
         last = self.max_length - 1
         try:
             self._pipeline.model.generate_next_token(
-                [self._pipeline.model.config.eos_token_id] * self.max_length, None,
-                self._module.GenerationConfig(do_sample=False), last, last)
+                [self._pipeline.model.config.eos_token_id] * self.max_length,
+                None,
+                self._module.GenerationConfig(do_sample=False),
+                last,
+                last,
+            )
         except RuntimeError:  # the cache holds no real keys yet, so the logits may be NaN
             pass
 

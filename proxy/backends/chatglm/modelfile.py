@@ -7,6 +7,7 @@ generation. Walking the header and the tensor table here turns all of that into 
 ``ModelLoader::read_state_dict``): ``ggml`` magic, model type, version, a config record, the
 tokenizer, then tensors (name, shape, type, data aligned to 16 bytes) up to the end.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,10 +30,15 @@ V1GQA = struct.Struct("<12i")
 # V2: dtype vocab hidden heads kv_heads layers intermediate eps virtual_tokens theta max_length
 # eos pad
 V2 = struct.Struct("<7ifif3i")
-LAYER_TENSORS = ("input_layernorm.weight", "self_attention.query_key_value.weight",
-                 "self_attention.query_key_value.bias", "self_attention.dense.weight",
-                 "post_attention_layernorm.weight", "mlp.dense_h_to_4h.weight",
-                 "mlp.dense_4h_to_h.weight")
+LAYER_TENSORS = (
+    "input_layernorm.weight",
+    "self_attention.query_key_value.weight",
+    "self_attention.query_key_value.bias",
+    "self_attention.dense.weight",
+    "post_attention_layernorm.weight",
+    "mlp.dense_h_to_4h.weight",
+    "mlp.dense_4h_to_h.weight",
+)
 
 
 class BrokenModelError(Exception):
@@ -96,8 +102,9 @@ class _Reader:
 def _read(reader: _Reader) -> ModelFile:
     magic = reader.read(4)
     if magic == b"GGUF":
-        raise BrokenModelError("it is a GGUF file (llama.cpp's format); convert the model "
-                               "with chatglm_cpp.convert")
+        raise BrokenModelError(
+            "it is a GGUF file (llama.cpp's format); convert the model with chatglm_cpp.convert"
+        )
     if magic != b"ggml":
         raise BrokenModelError("it does not start with the 'ggml' magic")
     model_type, version = reader.ints(2)
@@ -114,8 +121,9 @@ def _read(reader: _Reader) -> ModelFile:
     own = len(tokenizer.split()) // 2 if model_type == 4 else _sentencepiece_size(tokenizer)
     token_count = own + SPECIAL_TOKENS[model_type]
     if token_count > config.vocab:
-        raise BrokenModelError(f"its tokenizer has {token_count} tokens but the model only "
-                               f"{config.vocab}")
+        raise BrokenModelError(
+            f"its tokenizer has {token_count} tokens but the model only {config.vocab}"
+        )
     names = _tensor_names(reader)
     if model_type != 1:  # ChatGLM-6B's loader looks its tensors up itself; the others do not
         missing = sorted(_required_tensors(config.layers) - names)
@@ -126,18 +134,23 @@ def _read(reader: _Reader) -> ModelFile:
 
 def _config(reader: _Reader, model_type: int, version: int) -> _Config:
     if version == 2:
-        (dtype, vocab, hidden, heads, kv_heads, layers, _, _, virtual, _, max_length, eos,
-         _) = V2.unpack(reader.read(V2.size))
+        (dtype, vocab, hidden, heads, kv_heads, layers, _, _, virtual, _, max_length, eos, _) = (
+            V2.unpack(reader.read(V2.size))
+        )
         if virtual < 0:
             raise BrokenModelError("its prefix length is negative")
     elif version == 1 and model_type in (1, 2, 3):
-        record = V1.unpack(reader.read(V1.size)) if model_type == 1 else \
-            V1GQA.unpack(reader.read(V1GQA.size))
+        record = (
+            V1.unpack(reader.read(V1.size))
+            if model_type == 1
+            else V1GQA.unpack(reader.read(V1GQA.size))
+        )
         dtype, vocab, hidden, heads, layers, _, max_length, _, eos = record[:9]
         kv_heads = record[11] if model_type != 1 else heads
     else:
-        raise BrokenModelError(f"version {version} of {TYPE_NAMES[model_type]} files is not "
-                               f"supported")
+        raise BrokenModelError(
+            f"version {version} of {TYPE_NAMES[model_type]} files is not supported"
+        )
     config = _Config(dtype, vocab, hidden, heads, kv_heads, layers, max_length, eos)
     if min(vocab, hidden, heads, kv_heads, layers, max_length) < 1:
         raise BrokenModelError("its config has a size below 1")
@@ -209,8 +222,11 @@ def _tensor_names(reader: _Reader) -> set:
 
 
 def _required_tensors(layers: int) -> set:
-    names = {"transformer.embedding.word_embeddings.weight",
-             "transformer.encoder.final_layernorm.weight", "transformer.output_layer.weight"}
+    names = {
+        "transformer.embedding.word_embeddings.weight",
+        "transformer.encoder.final_layernorm.weight",
+        "transformer.output_layer.weight",
+    }
     for layer in range(layers):
         names.update(f"transformer.encoder.layers.{layer}.{part}" for part in LAYER_TENSORS)
     return names

@@ -7,6 +7,7 @@ have no faithful counterpart in a multiplicative penalty, so they are ignored, a
 ``min_p``, ``mirostat`` and ``seed`` (chatglm.cpp cannot be seeded). Options that would change
 the shape of the answer are refused rather than dropped.
 """
+
 from __future__ import annotations
 
 from proxy.core.errors import InvalidRequestError, NotImplementedByBackendError
@@ -18,21 +19,30 @@ DEFAULT_TOP_P = 0.7
 
 def sampling(request: GenerationRequest) -> dict:
     """Keyword arguments for ``chatglm_cpp.GenerationConfig``; 400/501 for what it cannot do."""
-    for param, wanted in (("logprobs", request.logprobs is not None),
-                          ("logit_bias", bool(request.sampling.logit_bias)),
-                          ("response_format", request.response_format is not None),
-                          ("grammar", request.grammar is not None),
-                          ("tool_choice", bool(request.tools) and request.tool_choice.forced)):
+    for param, wanted in (
+        ("logprobs", request.logprobs is not None),
+        ("logit_bias", bool(request.sampling.logit_bias)),
+        ("response_format", request.response_format is not None),
+        ("grammar", request.grammar is not None),
+        ("tool_choice", bool(request.tools) and request.tool_choice.forced),
+    ):
         if wanted:
-            raise NotImplementedByBackendError(f"the chatglm backend cannot honour '{param}'",
-                                               param=param)
+            raise NotImplementedByBackendError(
+                f"the chatglm backend cannot honour '{param}'", param=param
+            )
     options = request.sampling
     temperature = DEFAULT_TEMPERATURE if options.temperature is None else options.temperature
     top_p = DEFAULT_TOP_P if options.top_p is None else options.top_p
     penalty = 1.0 if options.repeat_penalty is None else options.repeat_penalty
     if penalty <= 0:
-        raise InvalidRequestError("'repeat_penalty' must be greater than 0 (1 = off)",
-                                  param="repeat_penalty")
+        raise InvalidRequestError(
+            "'repeat_penalty' must be greater than 0 (1 = off)", param="repeat_penalty"
+        )
     # chatglm.cpp reads top_p 0 as "no top-p"; OpenAI's top_p 0 keeps only the best token
-    return {"do_sample": temperature > 0 and top_p > 0, "temperature": temperature,
-            "top_p": top_p, "top_k": options.top_k or 0, "repetition_penalty": penalty}
+    return {
+        "do_sample": temperature > 0 and top_p > 0,
+        "temperature": temperature,
+        "top_p": top_p,
+        "top_k": options.top_k or 0,
+        "repetition_penalty": penalty,
+    }

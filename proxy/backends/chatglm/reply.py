@@ -1,4 +1,5 @@
 """Shape generated text into what the client sees: trimmed, cut at stop words, maybe a tool call."""
+
 from __future__ import annotations
 
 from typing import Collection, Sequence
@@ -16,8 +17,9 @@ class ReplyFilter:
     the turn ends, and it must not leak out as content.
     """
 
-    def __init__(self, stop: Sequence[str], tool_names: Collection[str] = (), *,
-                 trim: bool) -> None:
+    def __init__(
+        self, stop: Sequence[str], tool_names: Collection[str] = (), *, trim: bool
+    ) -> None:
         self._stops = StopWords(stop)
         self._heads = tuple(name + "\n" for name in tool_names)
         self._names = frozenset(tool_names)

@@ -1,4 +1,5 @@
 """The llama.cpp / PowerInfer server.cpp backend."""
+
 from proxy.backends.servercpp.backend import ServerCppBackend
 
 __all__ = ["ServerCppBackend"]

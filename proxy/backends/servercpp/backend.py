@@ -11,6 +11,7 @@ and the proxy reads the calls and thoughts back itself. Raw prompts always go to
 ``/completion``. This module only checks a request, picks its route and answers what is
 not a generation (tokens, embeddings, ranking, health).
 """
+
 from __future__ import annotations
 
 from typing import Iterator, Optional, Sequence, Union
@@ -28,8 +29,16 @@ from proxy.backends.servercpp.prompting import TemplateChoice
 from proxy.backends.servercpp.route import CHAT_LAYER, route
 from proxy.core import context, images
 from proxy.core.errors import UpstreamUnavailableError
-from proxy.core.types import (Chunk, Completion, Embeddings, GenerationRequest, Health, ModelCard,
-                              ModelInfo, Ranking)
+from proxy.core.types import (
+    Chunk,
+    Completion,
+    Embeddings,
+    GenerationRequest,
+    Health,
+    ModelCard,
+    ModelInfo,
+    Ranking,
+)
 
 
 class ServerCppBackend(Backend):
@@ -41,9 +50,15 @@ class ServerCppBackend(Backend):
 
     name = "servercpp"
 
-    def __init__(self, client: UpstreamClient, templates: TemplateChoice,
-                 admission: Admission, model_name: str = "",
-                 embedding: Optional[tuple] = None, reasoning: str = "auto") -> None:
+    def __init__(
+        self,
+        client: UpstreamClient,
+        templates: TemplateChoice,
+        admission: Admission,
+        model_name: str = "",
+        embedding: Optional[tuple] = None,
+        reasoning: str = "auto",
+    ) -> None:
         """``templates``: how chats become prompts, once the server is known; ``embedding``:
         the client and admission of a separate embedding server, if any; ``reasoning``: how
         the model's thoughts are told from its answer (``auto``: as its template writes
@@ -92,8 +107,11 @@ class ServerCppBackend(Backend):
             return
         facts = self.server.facts()
         if "vision" not in facts.card.capabilities:
-            raise images.unseen(shown[0], request.model or facts.model,
-                                "its server was started without a vision projector (--mmproj)")
+            raise images.unseen(
+                shown[0],
+                request.model or facts.model,
+                "its server was started without a vision projector (--mmproj)",
+            )
 
     # -- everything else ------------------------------------------------------------------
 
@@ -109,14 +127,14 @@ class ServerCppBackend(Backend):
         with self.embeddings.client.blamed():
             return self.embeddings.embed(inputs)
 
-    def rerank(self, query: str, documents: Sequence[str],
-               model: Optional[str] = None) -> Ranking:
+    def rerank(self, query: str, documents: Sequence[str], model: Optional[str] = None) -> Ranking:
         with self.client.blamed():
             facts = self.server.facts()
             if "rerank" not in facts.card.capabilities:
                 raise not_a_reranker(model or facts.model)
-            body = self.admission.run(lambda: self.client.post_json(
-                rerank.PATH, rerank.payload(query, documents)))
+            body = self.admission.run(
+                lambda: self.client.post_json(rerank.PATH, rerank.payload(query, documents))
+            )
             return rerank.ranking(body, len(documents), self.client.label)
 
     def load(self) -> tuple:
@@ -125,8 +143,13 @@ class ServerCppBackend(Backend):
     def models(self) -> list:
         """The model, with its card once the server has been reached."""
         facts = self.server.known()
-        return [ModelInfo(self.model_name or (facts.model if facts else "servercpp"),
-                          owned_by="llamacpp", card=facts.card if facts else ModelCard())]
+        return [
+            ModelInfo(
+                self.model_name or (facts.model if facts else "servercpp"),
+                owned_by="llamacpp",
+                card=facts.card if facts else ModelCard(),
+            )
+        ]
 
     def finds_slots(self) -> bool:
         facts = self.server.known()
@@ -134,9 +157,11 @@ class ServerCppBackend(Backend):
 
     def describe(self) -> dict:
         facts = self.server.known()
-        return {"generation": facts.kind.name if facts else None,
-                "served_model": facts.model if facts else None,
-                **self.admission.snapshot()}
+        return {
+            "generation": facts.kind.name if facts else None,
+            "served_model": facts.model if facts else None,
+            **self.admission.snapshot(),
+        }
 
     def health(self) -> Health:
         detail = {"upstream": self.client.base_url}
@@ -148,11 +173,17 @@ class ServerCppBackend(Backend):
                 facts = self.server.facts()
         except UpstreamUnavailableError as exc:
             return Health(False, self.name, {**detail, "error": exc.message})
-        detail.update(generation=facts.kind.name, model=self.models()[0].id,
-                      template=facts.template_name, **self.admission.snapshot())
+        detail.update(
+            generation=facts.kind.name,
+            model=self.models()[0].id,
+            template=facts.template_name,
+            **self.admission.snapshot(),
+        )
         if self.embeddings is not self.tokens:
-            detail["embedding_upstream"] = {"url": self.embeddings.client.base_url,
-                                            **self.embeddings.admission.snapshot()}
+            detail["embedding_upstream"] = {
+                "url": self.embeddings.client.base_url,
+                **self.embeddings.admission.snapshot(),
+            }
         if status == 503:
             return Health(False, self.name, {**detail, "error": "the upstream is loading"})
         return Health(True, self.name, detail)

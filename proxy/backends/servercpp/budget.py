@@ -7,6 +7,7 @@ except that a character spelt in byte tokens lists only its last byte: the other
 counted from the chunk's text. The answer ends after ``limit`` tokens; the stream is read to
 its end (a token or two more) for the server's own prompt count.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -37,9 +38,13 @@ def chunk_tokens(text: str, pieces: Sequence[str]) -> list:
     for piece in pieces:
         token = piece_bytes(piece)
         size = _utf8_length(data[at]) if at < len(data) else 0
-        if len(token) == 1 and 0x80 <= token[0] < 0xC0 and size > 1 \
-                and data[at + size - 1:at + size] == token:
-            tokens += [(data[i:i + 1], False) for i in range(at, at + size - 1)]
+        if (
+            len(token) == 1
+            and 0x80 <= token[0] < 0xC0
+            and size > 1
+            and data[at + size - 1 : at + size] == token
+        ):
+            tokens += [(data[i : i + 1], False) for i in range(at, at + size - 1)]
             at += size - 1
         tokens.append((token, True))
         at += len(token)
@@ -74,9 +79,12 @@ def limited(chunks: Iterable[Chunk], limit: int, *, keep_logprobs: bool) -> Iter
             used += len(tokens)
             yield _shown(chunk, keep_logprobs)
             continue
-        taken = tokens[:limit - used]
-        text = chunk.text if len(taken) == len(tokens) else whole_characters(
-            b"".join(data for data, _ in taken))
+        taken = tokens[: limit - used]
+        text = (
+            chunk.text
+            if len(taken) == len(tokens)
+            else whole_characters(b"".join(data for data, _ in taken))
+        )
         listed = sum(1 for _, was_listed in taken if was_listed)
         yield _shown(Chunk(text=text, logprobs=chunk.logprobs[:listed]), keep_logprobs)
         yield _final(chunks, limit)
@@ -92,11 +100,16 @@ def _final(rest: Iterator[Chunk], limit: int) -> Chunk:
             break
     usage = last.usage or Usage()
     within = usage.completion_tokens <= limit and last.finish_reason != "length"
-    return replace(last, text="", logprobs=(),
-                   finish_reason=last.finish_reason if within else "length",
-                   stop_sequence=last.stop_sequence if within else None,
-                   usage=replace(usage, completion_tokens=min(usage.completion_tokens, limit)
-                                 if within else limit))
+    return replace(
+        last,
+        text="",
+        logprobs=(),
+        finish_reason=last.finish_reason if within else "length",
+        stop_sequence=last.stop_sequence if within else None,
+        usage=replace(
+            usage, completion_tokens=min(usage.completion_tokens, limit) if within else limit
+        ),
+    )
 
 
 def _shown(chunk: Chunk, keep_logprobs: bool) -> Chunk:

@@ -1,4 +1,5 @@
 """A server.cpp model's card: what its server and its file say it is and can do."""
+
 from __future__ import annotations
 
 import hashlib
@@ -11,24 +12,39 @@ from proxy.backends.servercpp.prompting import THINK_CLOSE, THINK_OPEN, ChatTemp
 from proxy.core.types import ModelCard
 
 # words of a chat template that lets its models think (a switch, or where thoughts go back)
-THINKING_WORDS = (THINK_OPEN, THINK_CLOSE, "enable_thinking", "reasoning_content",
-                  "<|channel|>analysis")
+THINKING_WORDS = (
+    THINK_OPEN,
+    THINK_CLOSE,
+    "enable_thinking",
+    "reasoning_content",
+    "<|channel|>analysis",
+)
 
 
-def card_of(model: str, props: dict, listed: dict, template: ChatTemplate,
-            header: Optional[gguffile.GGUFFile] = None, path: str = "", *,
-            chat_layer: bool = False, reranks: bool = False) -> ModelCard:
+def card_of(
+    model: str,
+    props: dict,
+    listed: dict,
+    template: ChatTemplate,
+    header: Optional[gguffile.GGUFFile] = None,
+    path: str = "",
+    *,
+    chat_layer: bool = False,
+    reranks: bool = False,
+) -> ModelCard:
     """The card of ``model`` from the server's ``/props`` and its ``/v1/models`` entry's
     ``meta`` (``listed``), the template the proxy renders with, whether the server's own
     chat layer renders chats instead, the header of its file at ``path`` when the proxy can
     read it, and whether the server reranks (then that is all it does). Every chat model
     calls tools: through the chat layer where its template has them, else the proxy's way."""
     source = props.get("chat_template") or template.source
-    thinking = any(word in source for word in THINKING_WORDS) if chat_layer \
-        else template.thinks
+    thinking = any(word in source for word in THINKING_WORDS) if chat_layer else template.thinks
     vision = bool((props.get("modalities") or {}).get("vision"))
-    capabilities = ("completion", "tools") + (("thinking",) if thinking else ()) \
+    capabilities = (
+        ("completion", "tools")
+        + (("thinking",) if thinking else ())
         + (("vision",) if vision else ())
+    )
     if reranks:  # a server started with --reranking does nothing else
         capabilities = ("rerank",)
     settings = props.get("default_generation_settings") or {}
@@ -37,13 +53,15 @@ def card_of(model: str, props: dict, listed: dict, template: ChatTemplate,
         context_length=_count(settings.get("n_ctx")) or _count(listed.get("n_ctx")),
         architecture=header.architecture if header else "",
         parameters=(header.parameters if header else None) or _count(listed.get("n_params")),
-        quantization=(header.quantization if header else "") or str(
-            props.get("model_ftype") or listed.get("ftype") or ""),
+        quantization=(header.quantization if header else "")
+        or str(props.get("model_ftype") or listed.get("ftype") or ""),
         size=_count(listed.get("size")) or (os.path.getsize(path) if header else None),
-        digest=digest(path) if header else hashlib.sha256(
-            model.encode("utf-8", "surrogatepass")).hexdigest(),
+        digest=digest(path)
+        if header
+        else hashlib.sha256(model.encode("utf-8", "surrogatepass")).hexdigest(),
         modified=os.path.getmtime(path) if header else None,
-        template=source)
+        template=source,
+    )
 
 
 def file_card(path: str, capabilities: tuple = ("completion",)) -> Optional[ModelCard]:
@@ -53,13 +71,17 @@ def file_card(path: str, capabilities: tuple = ("completion",)) -> Optional[Mode
         header = gguffile.read(path)
     except ValueError:
         return None
-    return ModelCard(capabilities=capabilities,
-                     context_length=_count(header.of_architecture("context_length")),
-                     architecture=header.architecture, parameters=header.parameters,
-                     quantization=header.quantization, size=os.path.getsize(path),
-                     digest=digest(path), modified=os.path.getmtime(path))
+    return ModelCard(
+        capabilities=capabilities,
+        context_length=_count(header.of_architecture("context_length")),
+        architecture=header.architecture,
+        parameters=header.parameters,
+        quantization=header.quantization,
+        size=os.path.getsize(path),
+        digest=digest(path),
+        modified=os.path.getmtime(path),
+    )
 
 
 def _count(value) -> Optional[int]:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 \
-        else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None

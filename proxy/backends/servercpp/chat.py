@@ -13,11 +13,12 @@ What the server's chat route does not do in the way a client asked stays the pro
 - a stream asks for the prompt's progress, so that the prompt's token count comes with the
   first chunk (a Messages stream's ``message_start`` carries it);
 - the client's stop words: the server's answer would not say which of them ended it, so
-  the proxy stops at them itself (:func:`proxy.backends.structured.stops.stopping`), the usage so far
-  read from the timings the server then sends with every chunk;
+  the proxy stops at them itself (:func:`proxy.backends.structured.stops.stopping`), the
+  usage so far read from the timings the server then sends with every chunk;
 - earlier calls' ids reach a template that takes only Mistral's ids as such ids
   (:mod:`proxy.backends.structured.callids`).
 """
+
 from __future__ import annotations
 
 from typing import Iterable, Iterator, Optional
@@ -26,11 +27,18 @@ import orjson
 
 from proxy.backends.servercpp import parse
 from proxy.backends.servercpp.payload import sampling_fields
+from proxy.backends.structured.callids import template_id
 from proxy.core import images
 from proxy.core.errors import UpstreamError
-from proxy.backends.structured.callids import template_id
-from proxy.core.types import (Chunk, Completion, GenerationRequest, Message, ToolCall,
-                         ToolCallPiece, Usage)
+from proxy.core.types import (
+    Chunk,
+    Completion,
+    GenerationRequest,
+    Message,
+    ToolCall,
+    ToolCallPiece,
+    Usage,
+)
 
 PATH = "/v1/chat/completions"
 COUNT_PATH = "/v1/chat/completions/input_tokens"
@@ -40,14 +48,18 @@ CUT = "\ufffd"  # what the server writes for the bytes of a character the token 
 
 # -- requests -------------------------------------------------------------------------------
 
-def chat_payload(request: GenerationRequest, *, stream: bool, reasoning: bool = True,
-                 short_ids: bool = False) -> dict:
+
+def chat_payload(
+    request: GenerationRequest, *, stream: bool, reasoning: bool = True, short_ids: bool = False
+) -> dict:
     """The body of a chat request. ``reasoning``: thoughts are told from the answer (as the
     server is set to; else they stay in it); ``short_ids``: the template takes only call ids
     of nine letters and digits. Every other choice is left to the server and the template, as
     they would be for the server's own clients."""
-    payload: dict = {"messages": [message_body(m, short_ids) for m in request.messages],
-                     "stream": stream}
+    payload: dict = {
+        "messages": [message_body(m, short_ids) for m in request.messages],
+        "stream": stream,
+    }
     if not reasoning:
         payload["reasoning_format"] = "none"
     if stream:
@@ -81,23 +93,39 @@ def chat_payload(request: GenerationRequest, *, stream: bool, reasoning: bool = 
 def count_payload(request: GenerationRequest, **options) -> dict:
     """The body that renders ``request``'s prompt without generating (to count it)."""
     payload = chat_payload(request, stream=False, **options)
-    return {key: payload[key] for key in ("messages", "tools", "tool_choice",
-                                          "parallel_tool_calls", "chat_template_kwargs",
-                                          "reasoning_format") if key in payload}
+    return {
+        key: payload[key]
+        for key in (
+            "messages",
+            "tools",
+            "tool_choice",
+            "parallel_tool_calls",
+            "chat_template_kwargs",
+            "reasoning_format",
+        )
+        if key in payload
+    }
 
 
 def message_body(message: Message, short_ids: bool = False) -> dict:
     """A message as OpenAI clients send one (``short_ids``: call ids as nine letters and
     digits, see :mod:`proxy.backends.structured.callids`)."""
     call_id = template_id if short_ids else str
-    body: dict = {"role": "tool" if message.role == "function" else message.role,
-                  "content": _content(message) if message.images else message.content}
+    body: dict = {
+        "role": "tool" if message.role == "function" else message.role,
+        "content": _content(message) if message.images else message.content,
+    }
     if message.name is not None:
         body["name"] = message.name
     if message.tool_calls:
-        body["tool_calls"] = [{"id": call_id(call.id), "type": "function",
-                               "function": {"name": call.name, "arguments": call.arguments}}
-                              for call in message.tool_calls]
+        body["tool_calls"] = [
+            {
+                "id": call_id(call.id),
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in message.tool_calls
+        ]
     if message.tool_call_id is not None:
         body["tool_call_id"] = call_id(message.tool_call_id)
     if message.reasoning:
@@ -107,9 +135,12 @@ def message_body(message: Message, short_ids: bool = False) -> dict:
 
 def _content(message: Message) -> list:
     """A message's text and images as OpenAI's content parts, each image a data URI."""
-    return [{"type": "text", "text": piece} if isinstance(piece, str)
-            else {"type": "image_url", "image_url": {"url": piece.data_uri}}
-            for piece in images.pieces(message)]
+    return [
+        {"type": "text", "text": piece}
+        if isinstance(piece, str)
+        else {"type": "image_url", "image_url": {"url": piece.data_uri}}
+        for piece in images.pieces(message)
+    ]
 
 
 def _tools(request: GenerationRequest) -> dict:
@@ -128,6 +159,7 @@ def _tools(request: GenerationRequest) -> dict:
 
 # -- answers --------------------------------------------------------------------------------
 
+
 def completion(body: object, upstream: str, top: Optional[int]) -> Completion:
     """Read a whole chat answer."""
     choice = _choice(body, upstream)
@@ -143,11 +175,14 @@ def completion(body: object, upstream: str, top: Optional[int]) -> Completion:
         text=text,
         finish_reason=finish,
         usage=usage(body.get("usage"), body.get("timings")),
-        logprobs=parse.logprobs(logprobs.get("content") if isinstance(logprobs, dict)
-                                else None, top),
-        tool_calls=tuple(_call(call) for call in message.get("tool_calls") or ()
-                         if isinstance(call, dict)),
-        reasoning=_text(message.get("reasoning_content")))
+        logprobs=parse.logprobs(
+            logprobs.get("content") if isinstance(logprobs, dict) else None, top
+        ),
+        tool_calls=tuple(
+            _call(call) for call in message.get("tool_calls") or () if isinstance(call, dict)
+        ),
+        reasoning=_text(message.get("reasoning_content")),
+    )
 
 
 def usage(body: object, timings: object = None) -> Usage:
@@ -156,12 +191,15 @@ def usage(body: object, timings: object = None) -> Usage:
         return Usage(**parse.durations(timings))
     details = body.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
-    return Usage(_count(body.get("prompt_tokens")), _count(body.get("completion_tokens")),
-                 cached if isinstance(cached, int) else None, **parse.durations(timings))
+    return Usage(
+        _count(body.get("prompt_tokens")),
+        _count(body.get("completion_tokens")),
+        cached if isinstance(cached, int) else None,
+        **parse.durations(timings),
+    )
 
 
-def stream_chunks(batches: Iterable[list], upstream: str,
-                  top: Optional[int]) -> Iterator[Chunk]:
+def stream_chunks(batches: Iterable[list], upstream: str, top: Optional[int]) -> Iterator[Chunk]:
     """Turn the chat stream's events into chunks, ending with exactly one final chunk.
 
     The prompt's first progress report counts the prompt: a chunk of the count alone goes
@@ -192,12 +230,17 @@ def stream_chunks(batches: Iterable[list], upstream: str,
                     break
                 body = _event(value, upstream)
             choices = body.get("choices") if type(body) is dict else None
-            if choices and reading.plain and type(choices) is list and "timings" not in body \
-                    and "prompt_progress" not in body and "error" not in body:
+            if (
+                choices
+                and reading.plain
+                and type(choices) is list
+                and "timings" not in body
+                and "prompt_progress" not in body
+                and "error" not in body
+            ):
                 choice = choices[0]
                 delta = choice.get("delta") if type(choice) is dict else None
-                if type(delta) is dict and len(delta) == 1 \
-                        and choice.get("finish_reason") is None:
+                if type(delta) is dict and len(delta) == 1 and choice.get("finish_reason") is None:
                     text = delta.get("content")
                     if type(text) is str and text:
                         yield partial(text, (), index < last)
@@ -231,8 +274,7 @@ class _Reading:
         """The chunks of one event (none, one, or the final one)."""
         upstream = self.upstream
         if type(body) is not dict:
-            raise UpstreamError(f"{upstream} sent a stream event that is not a JSON "
-                                f"object")
+            raise UpstreamError(f"{upstream} sent a stream event that is not a JSON object")
         if "error" in body:
             raise parse.stream_error(body, upstream)
         out = []
@@ -269,8 +311,9 @@ class _Reading:
         if self.finish is not None:  # the server sent no usage: end all the same
             yield _final(self.finish, {}, None if self.counted else self.prompt)
             return
-        raise UpstreamError(f"{self.upstream} ended the chat stream before finishing; "
-                            f"check its log")
+        raise UpstreamError(
+            f"{self.upstream} ended the chat stream before finishing; check its log"
+        )
 
 
 def _event(value: bytes, upstream: str) -> dict:
@@ -279,22 +322,22 @@ def _event(value: bytes, upstream: str) -> dict:
     except orjson.JSONDecodeError:
         body = parse._json(value, upstream)
     if type(body) is not dict:
-        raise UpstreamError(f"{upstream} sent a stream event that is not a JSON "
-                            f"object")
+        raise UpstreamError(f"{upstream} sent a stream event that is not a JSON object")
     return body
 
 
-def _delta(delta: object, logprobs: object, top: Optional[int],
-           followed: bool) -> Optional[Chunk]:
+def _delta(delta: object, logprobs: object, top: Optional[int], followed: bool) -> Optional[Chunk]:
     """A chunk of what the delta says; ``None`` when it says nothing (the role, progress)."""
     if not isinstance(delta, dict):
         return None
     text = _text(delta.get("content"))
     reasoning = _text(delta.get("reasoning_content"))
-    calls = tuple(_piece(call) for call in delta.get("tool_calls") or ()
-                  if isinstance(call, dict))
-    probabilities = () if top is None or not isinstance(logprobs, dict) else \
-        parse.logprobs(logprobs.get("content"), top)
+    calls = tuple(_piece(call) for call in delta.get("tool_calls") or () if isinstance(call, dict))
+    probabilities = (
+        ()
+        if top is None or not isinstance(logprobs, dict)
+        else parse.logprobs(logprobs.get("content"), top)
+    )
     if not (text or reasoning or calls or probabilities):
         return None
     chunk = Chunk.partial(text, probabilities, followed)
@@ -314,19 +357,23 @@ def _timed(timings: object) -> Optional[Usage]:
 
 
 def _final(finish: Optional[str], body: dict, prompt: Optional[int]) -> Chunk:
-    return Chunk(finish_reason=finish or "stop",
-                 usage=usage(body.get("usage"), body.get("timings")),
-                 prompt_count=prompt)
+    return Chunk(
+        finish_reason=finish or "stop",
+        usage=usage(body.get("usage"), body.get("timings")),
+        prompt_count=prompt,
+    )
 
 
 def _piece(call: dict) -> ToolCallPiece:
     function = call.get("function") if isinstance(call.get("function"), dict) else {}
     name = function.get("name")
     index = call.get("index")
-    return ToolCallPiece(index if isinstance(index, int) else 0,
-                         _text(function.get("arguments")),
-                         id=call.get("id") if isinstance(call.get("id"), str) else None,
-                         name=name if isinstance(name, str) and name else None)
+    return ToolCallPiece(
+        index if isinstance(index, int) else 0,
+        _text(function.get("arguments")),
+        id=call.get("id") if isinstance(call.get("id"), str) else None,
+        name=name if isinstance(name, str) and name else None,
+    )
 
 
 def _call(call: dict) -> ToolCall:

@@ -5,6 +5,7 @@ The server renders the template and reads calls and thoughts back itself; the pr
 stops at the client's stop words (the server would not say which ended the answer) and
 finishes the answer as every route does (:mod:`.finish`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -31,14 +32,19 @@ class ChatRoute:
         server = self.server
         payload = chat.chat_payload(request, stream=False, **self._options())
         body = server.admission.run(
-            lambda: server.reconnecting(lambda _: server.client.post_json(
-                chat.PATH, payload, client_gone=request.client_gone)), request.client_gone)
+            lambda: server.reconnecting(
+                lambda _: server.client.post_json(
+                    chat.PATH, payload, client_gone=request.client_gone
+                )
+            ),
+            request.client_gone,
+        )
         return self._finish(request).whole(
-            chat.completion(body, server.client.label, request.logprobs))
+            chat.completion(body, server.client.label, request.logprobs)
+        )
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
-        chunks = self.server.admission.stream(lambda: self._chunks(request),
-                                              request.client_gone)
+        chunks = self.server.admission.stream(lambda: self._chunks(request), request.client_gone)
         if request.stop:
             chunks = stopping(chunks, request.stop)
         return self._finish(request).stream(chunks)
@@ -64,10 +70,13 @@ class ChatRoute:
         payload = chat.chat_payload(request, stream=True, **self._options())
         with contextlib.ExitStack() as stack:
             pieces = server.reconnecting(
-                lambda _: stack.enter_context(server.client.stream(
-                    chat.PATH, payload, client_gone=request.client_gone)))
-            yield from chat.stream_chunks(parse.line_batches(pieces), server.client.label,
-                                          request.logprobs)
+                lambda _: stack.enter_context(
+                    server.client.stream(chat.PATH, payload, client_gone=request.client_gone)
+                )
+            )
+            yield from chat.stream_chunks(
+                parse.line_batches(pieces), server.client.label, request.logprobs
+            )
 
     def _finish(self, request: GenerationRequest) -> Finish:
         """The server's answers name no slot; their thoughts are always told apart."""
@@ -77,14 +86,18 @@ class ChatRoute:
     def _prompt_ids(self, request: GenerationRequest, *, bos: bool = False) -> tuple:
         """The token ids of the prompt the server renders for ``request`` (``bos``: with the
         BOS the server puts before it, where the model has one)."""
-        body = self.server.client.post_json("/apply-template", chat.count_payload(
-            request, **self._options()))
+        body = self.server.client.post_json(
+            "/apply-template", chat.count_payload(request, **self._options())
+        )
         prompt = body.get("prompt") if isinstance(body, dict) else None
-        return tuple(self.server.tokens.token_ids(prompt if isinstance(prompt, str) else "",
-                                                  add_special=bos))
+        return tuple(
+            self.server.tokens.token_ids(prompt if isinstance(prompt, str) else "", add_special=bos)
+        )
 
     def _options(self) -> dict:
         """How chats are sent to this server's chat layer (see :func:`.chat.chat_payload`)."""
         layer = self.server.facts().layer
-        return {"reasoning": self.server.reasoning != "none",
-                "short_ids": layer is not None and layer.short_ids}
+        return {
+            "reasoning": self.server.reasoning != "none",
+            "short_ids": layer is not None and layer.short_ids,
+        }

@@ -4,6 +4,7 @@
 flat out delivers many chunks per read, and taking them all at once is what lets the
 proxy keep up with it.
 """
+
 from __future__ import annotations
 
 from typing import Iterable, Iterator
@@ -31,7 +32,7 @@ def dechunked(raw: Iterable[bytes]) -> Iterator[bytes]:
         while True:
             if due:
                 taken = min(due, end_of_buffer - at)
-                payload.append(buffer[at:at + taken])
+                payload.append(buffer[at : at + taken])
                 due -= taken
                 at += taken
                 if due:
@@ -40,7 +41,7 @@ def dechunked(raw: Iterable[bytes]) -> Iterator[bytes]:
             if crlf_due:
                 if end_of_buffer - at < 2:
                     break
-                if buffer[at:at + 2] != b"\r\n":
+                if buffer[at : at + 2] != b"\r\n":
                     raise BrokenChunks("a chunk's payload is longer than its size")
                 at += 2
                 crlf_due = False

@@ -1,4 +1,5 @@
 """HTTP to the upstream server, with every transport failure mapped to a proxy error."""
+
 from __future__ import annotations
 
 import contextlib
@@ -11,8 +12,15 @@ import orjson
 
 from proxy.backends.servercpp.connections import Abandoned, Connection, ConnectionPool, Head
 from proxy.backends.servercpp.parse import stream_error
-from proxy.core.errors import (UNREACHABLE, ClientGoneError, ProxyError, SlotUnavailableError,
-                               UpstreamError, UpstreamTimeoutError, UpstreamUnavailableError)
+from proxy.core.errors import (
+    UNREACHABLE,
+    ClientGoneError,
+    ProxyError,
+    SlotUnavailableError,
+    UpstreamError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
 from proxy.ops.measure import waited, waiting
 
 
@@ -58,13 +66,24 @@ class UpstreamClient:
     address: that goes into their ``detail``, for the log.
     """
 
-    def __init__(self, base_url: str, *, api_key: str = "", pool_size: int = 64,
-                 connect_timeout: float = 5.0, read_timeout: float = 600.0,
-                 label: str = "the upstream server") -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str = "",
+        pool_size: int = 64,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 600.0,
+        label: str = "the upstream server",
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.label = label
-        self.pool = ConnectionPool(self.base_url, size=pool_size,
-                                   connect_timeout=connect_timeout, read_timeout=read_timeout)
+        self.pool = ConnectionPool(
+            self.base_url,
+            size=pool_size,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+        )
         self.api_key = api_key
         self._heads: dict = {}
 
@@ -76,8 +95,9 @@ class UpstreamClient:
         """POST without judging the status (detection reads refusals)."""
         return self._whole(path, self._post(path, body), timeout)
 
-    def post_json(self, path: str, body: dict, *,
-                  client_gone: Optional[Callable[[], bool]] = None) -> object:
+    def post_json(
+        self, path: str, body: dict, *, client_gone: Optional[Callable[[], bool]] = None
+    ) -> object:
         """POST and return the decoded JSON answer, or raise the mapped error;
         ``client_gone``: the request's client, whose leaving gives the answer up (and tells the
         server to stop working on it)."""
@@ -86,12 +106,14 @@ class UpstreamClient:
         try:
             return reply.json()
         except ValueError:
-            raise UpstreamError(f"{self.label} answered {path} with "
-                                f"something that is not JSON") from None
+            raise UpstreamError(
+                f"{self.label} answered {path} with something that is not JSON"
+            ) from None
 
     @contextlib.contextmanager
-    def stream(self, path: str, body: dict, *, client_gone: Optional[Callable[[], bool]] = None
-               ) -> Iterator[Iterator[bytes]]:
+    def stream(
+        self, path: str, body: dict, *, client_gone: Optional[Callable[[], bool]] = None
+    ) -> Iterator[Iterator[bytes]]:
         """POST and yield the raw body pieces as they arrive; leaving closes the connection.
 
         Closing the connection early is what tells server.cpp to stop generating; servers
@@ -122,8 +144,13 @@ class UpstreamClient:
         data = _dumps(body)
         return b"%sContent-Length: %d\r\n\r\n%s" % (self._head("POST", path), len(data), data)
 
-    def _whole(self, path: str, request: bytes, timeout: Optional[float],
-               client_gone: Optional[Callable[[], bool]] = None) -> UpstreamReply:
+    def _whole(
+        self,
+        path: str,
+        request: bytes,
+        timeout: Optional[float],
+        client_gone: Optional[Callable[[], bool]] = None,
+    ) -> UpstreamReply:
         connection, head = self._send(request, timeout, client_gone)
         try:
             reply = self._read(connection, head, path)
@@ -140,8 +167,12 @@ class UpstreamClient:
             connection.close()
         return reply
 
-    def _send(self, request: bytes, timeout: Optional[float],
-              client_gone: Optional[Callable[[], bool]] = None) -> tuple:
+    def _send(
+        self,
+        request: bytes,
+        timeout: Optional[float],
+        client_gone: Optional[Callable[[], bool]] = None,
+    ) -> tuple:
         """Send the request and read the answer's head, on a pooled connection if one is
         open; one that the server closed while idle is replaced once."""
         with waiting():
@@ -167,8 +198,10 @@ class UpstreamClient:
             return self.pool.take()
         except socket.timeout as exc:
             raise UpstreamUnavailableError(
-                f"cannot connect to {self.label} in time: is llama-server "
-                f"running? (--llama-api)", code=UNREACHABLE, retry_after=2) from exc
+                f"cannot connect to {self.label} in time: is llama-server running? (--llama-api)",
+                code=UNREACHABLE,
+                retry_after=2,
+            ) from exc
         except OSError as exc:
             raise self._unreachable() from exc
 
@@ -195,36 +228,44 @@ class UpstreamClient:
             raise SlotUnavailableError(
                 f"{self.label} has no free slot for the request (or does not "
                 f"serve {reply.path}); retry shortly, or start it with more --parallel slots",
-                retry_after=1)
+                retry_after=1,
+            )
         if reply.status_code == 401:
-            raise UpstreamError(f"{self.label} refused the proxy's key; "
-                                f"set --llama-api-key to the key the server expects")
+            raise UpstreamError(
+                f"{self.label} refused the proxy's key; "
+                f"set --llama-api-key to the key the server expects"
+            )
         try:
             body = json.loads(text)
         except ValueError:
             body = {"message": text.strip() or reply.reason}
         error = stream_error(body, self.label)
         if reply.status_code == 503 and not isinstance(error, UpstreamUnavailableError):
-            error = UpstreamUnavailableError(f"{self.label} is not ready "
-                                             f"({error.message}); retry shortly", retry_after=1)
+            error = UpstreamUnavailableError(
+                f"{self.label} is not ready ({error.message}); retry shortly", retry_after=1
+            )
         raise error
 
     def _unreachable(self) -> UpstreamUnavailableError:
         return UpstreamUnavailableError(
-            f"cannot reach {self.label}: is llama-server running and "
-            f"--llama-api right?", code=UNREACHABLE, retry_after=2)
+            f"cannot reach {self.label}: is llama-server running and --llama-api right?",
+            code=UNREACHABLE,
+            retry_after=2,
+        )
 
     def _failed(self, exc: Exception) -> ProxyError:
         """A failure once the request was sent: a timeout, the client gone, or the exchange
         broke off."""
         if isinstance(exc, Abandoned):
-            return ClientGoneError("the client went away before its answer was whole; the "
-                                   "server was told to stop")
+            return ClientGoneError(
+                "the client went away before its answer was whole; the server was told to stop"
+            )
         if isinstance(exc, socket.timeout):
-            return UpstreamTimeoutError(f"{self.label} did not answer in time; "
-                                        f"raise --upstream-timeout or ask for fewer tokens")
-        return UpstreamError(f"the exchange with {self.label} failed "
-                             f"({type(exc).__name__})")
+            return UpstreamTimeoutError(
+                f"{self.label} did not answer in time; "
+                f"raise --upstream-timeout or ask for fewer tokens"
+            )
+        return UpstreamError(f"the exchange with {self.label} failed ({type(exc).__name__})")
 
     @contextlib.contextmanager
     def blamed(self) -> Iterator[None]:

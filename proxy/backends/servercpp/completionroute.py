@@ -5,6 +5,7 @@ The proxy then does what a chat layer would: it reads the model's thoughts and c
 of the text, keeps the token limit old servers overshoot, and finishes the answer as every
 route does (:mod:`.finish`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -40,18 +41,23 @@ class CompletionRoute:
 
         def post(facts: ServerFacts) -> tuple:
             prompt, payload = self._payload(request, facts, stream=False)
-            return facts, prompt, server.client.post_json("/completion", payload,
-                                                          client_gone=request.client_gone)
+            return (
+                facts,
+                prompt,
+                server.client.post_json("/completion", payload, client_gone=request.client_gone),
+            )
 
-        facts, prompt, body = server.admission.run(lambda: server.reconnecting(post),
-                                                   request.client_gone)
+        facts, prompt, body = server.admission.run(
+            lambda: server.reconnecting(post), request.client_gone
+        )
         result = parse.completion(body, server.client.label, request.logprobs)
         opened = _thoughts_open(facts, request, prompt)
         if opened is not None:
             result = replies.with_thoughts(result, opened)
         if request.tools:
-            result = replies.with_calls(result, FORMATS[prompt.tool_format],
-                                        tool_names(request.tools))
+            result = replies.with_calls(
+                result, FORMATS[prompt.tool_format], tool_names(request.tools)
+            )
         return self._finish(request, prompt, opened).whole(result)
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
@@ -69,7 +75,8 @@ class CompletionRoute:
     def _stream(self, request: GenerationRequest, *, count_first: bool) -> Iterator[Chunk]:
         sent: list = []  # (facts, prompt) of the attempt that reached the server
         chunks = self.server.admission.stream(
-            lambda: self._chunks(request, sent, count_first), request.client_gone)
+            lambda: self._chunks(request, sent, count_first), request.client_gone
+        )
         with contextlib.closing(chunks):
             first = next(chunks)
             facts, prompt = sent[-1]
@@ -78,69 +85,86 @@ class CompletionRoute:
             if opened is not None:
                 chunks = replies.thinking_chunks(chunks, opened)
             if request.tools:
-                chunks = replies.calling_chunks(chunks, FORMATS[prompt.tool_format],
-                                                tool_names(request.tools))
+                chunks = replies.calling_chunks(
+                    chunks, FORMATS[prompt.tool_format], tool_names(request.tools)
+                )
             yield from self._finish(request, prompt, opened).stream(chunks)
 
-    def _chunks(self, request: GenerationRequest, sent: list,
-                count_first: bool) -> Iterator[Chunk]:
+    def _chunks(self, request: GenerationRequest, sent: list, count_first: bool) -> Iterator[Chunk]:
         """One attempt: open the upstream stream and read it into chunks; what was sent, and
         to which server, goes into ``sent``."""
         server = self.server
         with contextlib.ExitStack() as stack:
+
             def attempt(facts: ServerFacts) -> tuple:
                 prompt, payload = self._payload(_counted(request, facts), facts, stream=True)
                 sent.append((facts, prompt))
-                return facts, prompt, stack.enter_context(
-                    server.client.stream("/completion", payload,
-                                         client_gone=request.client_gone))
+                return (
+                    facts,
+                    prompt,
+                    stack.enter_context(
+                        server.client.stream(
+                            "/completion", payload, client_gone=request.client_gone
+                        )
+                    ),
+                )
 
             facts, prompt, pieces = server.reconnecting(attempt)
             limit = _legacy_limit(request, facts)
             top = _counted(request, facts).logprobs  # what was asked of the server
             chunks = parse.stream_chunks(parse.line_batches(pieces), server.client.label, top)
             if limit is not None:
-                chunks = budget.limited(chunks, limit,
-                                        keep_logprobs=request.logprobs is not None)
+                chunks = budget.limited(chunks, limit, keep_logprobs=request.logprobs is not None)
             if facts.kind.legacy and count_first:
-                chunks = counted_first(chunks, lambda: server.tokens.count(prompt.text,
-                                                                            legacy=True))
+                chunks = counted_first(
+                    chunks, lambda: server.tokens.count(prompt.text, legacy=True)
+                )
             yield from chunks
 
-    def _finish(self, request: GenerationRequest, prompt: RenderedPrompt,
-                opened: Optional[bool]) -> Finish:
+    def _finish(
+        self, request: GenerationRequest, prompt: RenderedPrompt, opened: Optional[bool]
+    ) -> Finish:
         """The server's answers name their slot; thoughts are counted where they were told
         apart (``opened`` is not ``None``)."""
         tokens = self.server.tokens
-        prompt_ids = (lambda: tuple(tokens.token_ids(prompt.text))) if request.tokenize \
-            else None
-        return Finish(tokens, self.server.admission, thoughts=opened is not None,
-                      prompt_ids=prompt_ids)
+        prompt_ids = (lambda: tuple(tokens.token_ids(prompt.text))) if request.tokenize else None
+        return Finish(
+            tokens, self.server.admission, thoughts=opened is not None, prompt_ids=prompt_ids
+        )
 
     def _payload(self, request: GenerationRequest, facts: ServerFacts, *, stream: bool) -> tuple:
         """``(prompt, body)``: what ``/completion`` is sent for ``request``."""
         prompt, stop = self._prompt(request, facts)
         tool_format = FORMATS[prompt.tool_format]
-        schema = request.response_format is not None \
-            and request.response_format.type == "json_schema"
-        constraints = output_fields(request, tool_format,
-                                    json_schema=schema and self.server.compiles_schemas(facts),
-                                    lazy_grammar=facts.lazy_grammar)
+        schema = (
+            request.response_format is not None and request.response_format.type == "json_schema"
+        )
+        constraints = output_fields(
+            request,
+            tool_format,
+            json_schema=schema and self.server.compiles_schemas(facts),
+            lazy_grammar=facts.lazy_grammar,
+        )
         if request.is_chat and not facts.kind.legacy:
             # the markers the proxy reads calls and thoughts by, even where they are control
             # tokens (a server leaves those out of what it sends unless told to keep them)
             thoughts = (THINK_OPEN, THINK_CLOSE) if facts.thinking else ()
             constraints["preserved_tokens"] = unique(
-                [*constraints.get("preserved_tokens", ()), *tool_format.markers, *thoughts])
-        return prompt, completion_payload(request, prompt.text, stop, facts.kind,
-                                          stream=stream, constraints=constraints)
+                [*constraints.get("preserved_tokens", ()), *tool_format.markers, *thoughts]
+            )
+        return prompt, completion_payload(
+            request, prompt.text, stop, facts.kind, stream=stream, constraints=constraints
+        )
 
     def _prompt(self, request: GenerationRequest, facts: ServerFacts) -> tuple:
         """``(prompt, stop words)``: a raw prompt as it is, a chat rendered by the template."""
         if not request.is_chat:
             return RenderedPrompt(request.prompt, ()), unique(request.stop)
-        messages = images.marked(request.messages, facts.media_marker) if request.images \
+        messages = (
+            images.marked(request.messages, facts.media_marker)
+            if request.images
             else request.messages
+        )
         rendered = facts.template.render(messages, request.tools, request.template_kwargs)
         return rendered, unique(rendered.stop + tuple(request.stop))
 
@@ -157,8 +181,9 @@ def _counted(request: GenerationRequest, facts: ServerFacts) -> GenerationReques
     return request
 
 
-def _thoughts_open(facts: ServerFacts, request: GenerationRequest,
-                   prompt: RenderedPrompt) -> Optional[bool]:
+def _thoughts_open(
+    facts: ServerFacts, request: GenerationRequest, prompt: RenderedPrompt
+) -> Optional[bool]:
     """``None`` when the answer's thoughts stay in it (raw prompts, models that write none),
     else whether ``prompt`` opened them."""
     return prompt.opens_thinking if facts.thinking and request.is_chat else None

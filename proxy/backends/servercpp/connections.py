@@ -5,6 +5,7 @@ head only the status and the three headers that frame the body are read. With a 
 server, the layers ``requests``, ``urllib3`` and ``http.client`` (whose header parser is
 the email package's) put around that exchange cost more than the exchange itself.
 """
+
 from __future__ import annotations
 
 import select
@@ -76,8 +77,11 @@ class Connection:
         self.deadline = seconds or 0.0  # 0: no deadline, as the kernel reads it
         reads = min(self.deadline, WATCH_EVERY) if self.deadline else WATCH_EVERY
         for option, wait in ((socket.SO_RCVTIMEO, reads), (socket.SO_SNDTIMEO, self.deadline)):
-            self.sock.setsockopt(socket.SOL_SOCKET, option, struct.pack(
-                "ll", int(wait), int((wait - int(wait)) * 1_000_000)))
+            self.sock.setsockopt(
+                socket.SOL_SOCKET,
+                option,
+                struct.pack("ll", int(wait), int((wait - int(wait)) * 1_000_000)),
+            )
 
     def watch(self, client_gone: Optional[Callable[[], bool]]) -> None:
         """Look at the client of the request on this connection while reading its answer
@@ -204,10 +208,16 @@ class Connection:
             except ValueError:
                 raise BrokenAnswer("the answer's Content-Length is not a number") from None
         connection = fields.get(b"connection", b"").lower()
-        keep_alive = (b"close" not in connection if version == b"HTTP/1.1"
-                      else b"keep-alive" in connection)
-        return Head(status, reason.strip().decode("latin-1"), length, chunked,
-                    keep_alive and (chunked or length is not None))
+        keep_alive = (
+            b"close" not in connection if version == b"HTTP/1.1" else b"keep-alive" in connection
+        )
+        return Head(
+            status,
+            reason.strip().decode("latin-1"),
+            length,
+            chunked,
+            keep_alive and (chunked or length is not None),
+        )
 
     def _read_head(self) -> bytes:
         """The head's lines, up to the blank line that ends it (which is consumed)."""
@@ -223,8 +233,7 @@ class Connection:
             piece = self._receive()
             if not piece:
                 if not buffer:
-                    raise ConnectionResetError("the server closed the connection without "
-                                               "answering")
+                    raise ConnectionResetError("the server closed the connection without answering")
                 raise BrokenAnswer("the answer ended inside its head")
             searched = max(len(buffer) - 3, 0)
             buffer += piece
@@ -245,15 +254,17 @@ def _end_of_head(buffer: bytes, start: int) -> Optional[tuple]:
 class ConnectionPool:
     """Idle connections to ``base_url``, newest first; at most ``size`` are kept."""
 
-    def __init__(self, base_url: str, *, size: int, connect_timeout: float,
-                 read_timeout: float) -> None:
+    def __init__(
+        self, base_url: str, *, size: int, connect_timeout: float, read_timeout: float
+    ) -> None:
         parts = urlsplit(base_url)
         self.host = parts.hostname or "localhost"
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self.prefix = parts.path.rstrip("/")  # a server mounted under a path
         self.authority = parts.netloc.rpartition("@")[2]  # what the Host header says
-        self.tls: Optional[ssl.SSLContext] = (ssl.create_default_context()
-                                              if parts.scheme == "https" else None)
+        self.tls: Optional[ssl.SSLContext] = (
+            ssl.create_default_context() if parts.scheme == "https" else None
+        )
         self.size = size
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout

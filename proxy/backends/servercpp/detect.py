@@ -1,4 +1,5 @@
 """What kind of server answers, and how chats reach it: asked once on (re)connecting."""
+
 from __future__ import annotations
 
 import logging
@@ -45,16 +46,20 @@ class ServerFacts:
     def template_name(self) -> str:
         if self.layer is None:
             return self.template.name
-        return "the server's own (its chat layer)" if self.layer.tools else \
-            f"the server's own (its chat layer; {self.template.name} for tools)"
+        return (
+            "the server's own (its chat layer)"
+            if self.layer.tools
+            else f"the server's own (its chat layer; {self.template.name} for tools)"
+        )
 
 
 class Detector:
     """Asks a server what it is: its kind, model, chat template and whether it renders chats
     itself."""
 
-    def __init__(self, client: UpstreamClient, tokens: TokenClient, templates: TemplateChoice,
-                 reasoning: str) -> None:
+    def __init__(
+        self, client: UpstreamClient, tokens: TokenClient, templates: TemplateChoice, reasoning: str
+    ) -> None:
         self.client = client
         self.tokens = tokens
         self.templates = templates
@@ -64,27 +69,48 @@ class Detector:
         """``(what the server is, how many slots it says it has or None)``."""
         health = self.client.get("/health", timeout=DETECT_TIMEOUT).status_code
         if health == 503:
-            raise UpstreamUnavailableError(f"{self.client.label} is still "
-                                           f"loading its model; retry shortly", retry_after=2)
+            raise UpstreamUnavailableError(
+                f"{self.client.label} is still loading its model; retry shortly", retry_after=2
+            )
         models_status = None
         if health == 404:
             models_status = self.client.get("/v1/models", timeout=DETECT_TIMEOUT).status_code
         kind = classify(health, models_status)
         props = self._props(kind)
-        layer = self._chat_layer() if self.templates.servers_own \
-            and kind.has_props_template else None
+        layer = (
+            self._chat_layer() if self.templates.servers_own and kind.has_props_template else None
+        )
         template = self._template(props)
-        model = os.path.basename(str(props.get("model_alias") or props.get("model_path")
-                                     or self._model_from_list(kind) or "servercpp"))
+        model = os.path.basename(
+            str(
+                props.get("model_alias")
+                or props.get("model_path")
+                or self._model_from_list(kind)
+                or "servercpp"
+            )
+        )
         path = str(props.get("model_path") or "")
-        card = card_of(model, props, self._listed(kind), template, _header(path), path,
-                       chat_layer=layer is not None,
-                       reranks=kind.has_props_template and self._reranks())
+        card = card_of(
+            model,
+            props,
+            self._listed(kind),
+            template,
+            _header(path),
+            path,
+            chat_layer=layer is not None,
+            reranks=kind.has_props_template and self._reranks(),
+        )
         # lazy grammars came with the Jinja tool-calling work, which added chat_template_caps
-        facts = ServerFacts(kind, model, template, layer,
-                            lazy_grammar="chat_template_caps" in props,
-                            thinking=thinking_of(self.reasoning, template),
-                            card=card, media_marker=str(props.get("media_marker") or ""))
+        facts = ServerFacts(
+            kind,
+            model,
+            template,
+            layer,
+            lazy_grammar="chat_template_caps" in props,
+            thinking=thinking_of(self.reasoning, template),
+            card=card,
+            media_marker=str(props.get("media_marker") or ""),
+        )
         return facts, _total_slots(props)
 
     def _chat_layer(self) -> Optional[ChatLayer]:
@@ -96,8 +122,9 @@ class Detector:
         prompt = self._rendered(tool_chat(callids.template_id(callids.LONG_ID)))
         if prompt is None:
             return None
-        return ChatLayer(tools=CALL_WORDS in prompt,
-                         short_ids=self._rendered(tool_chat(callids.LONG_ID)) is None)
+        return ChatLayer(
+            tools=CALL_WORDS in prompt, short_ids=self._rendered(tool_chat(callids.LONG_ID)) is None
+        )
 
     def _reranks(self) -> bool:
         """Whether the server was started with ``--reranking``: asked by a body without a
@@ -121,14 +148,19 @@ class Detector:
         return prompt if isinstance(prompt, str) else None
 
     def _template(self, props: dict) -> ChatTemplate:
-        server = {"server_template": props.get("chat_template") or None,
-                  "bos_token": props.get("bos_token") or "",
-                  "eos_token": props.get("eos_token") or ""}
+        server = {
+            "server_template": props.get("chat_template") or None,
+            "bos_token": props.get("bos_token") or "",
+            "eos_token": props.get("eos_token") or "",
+        }
         try:
             return self.templates.build(**server, adds_bos=self._adds_bos(server))
         except ValueError as exc:
-            logger.error("the upstream's chat template cannot be rendered by the proxy (%s); "
-                         "the chats it renders itself use the historic template", exc)
+            logger.error(
+                "the upstream's chat template cannot be rendered by the proxy (%s); "
+                "the chats it renders itself use the historic template",
+                exc,
+            )
             return self.templates.build()
 
     def _adds_bos(self, server: dict) -> bool:
@@ -182,9 +214,10 @@ def tool_chat(call_id: str) -> dict:
     words no template writes of its own."""
     chat = callids.probe(call_id)
     chat["tools"][0]["function"]["parameters"] = {
-        "type": "object", "properties": {"value": {"type": "string"}}}
-    chat["messages"][1]["tool_calls"][0]["function"]["arguments"] = \
-        '{"value": "%s"}' % CALL_WORDS
+        "type": "object",
+        "properties": {"value": {"type": "string"}},
+    }
+    chat["messages"][1]["tool_calls"][0]["function"]["arguments"] = '{"value": "%s"}' % CALL_WORDS
     return chat
 
 

@@ -1,13 +1,14 @@
 """Embeddings and tokens from a server.cpp, in the shape of whichever kind answers."""
+
 from __future__ import annotations
 
 import math
 from typing import Optional, Sequence
 
+from proxy.backends.admission import Admission
 from proxy.backends.servercpp.client import UpstreamClient
 from proxy.backends.servercpp.pieces import server_piece, whole_pieces
 from proxy.core.errors import NotImplementedByBackendError, SlotUnavailableError, UpstreamError
-from proxy.backends.admission import Admission
 from proxy.core.types import Embeddings
 
 
@@ -25,8 +26,10 @@ class TokenClient:
     def token_ids(self, text: str, *, add_special: bool = False) -> list:
         """The ids of ``text``'s tokens, as the server counts them (``add_special``: with the
         BOS the server puts before a prompt, where the model has one)."""
-        return [token["id"] if isinstance(token, dict) else token
-                for token in self._tokens(text, with_pieces=False, add_special=add_special)]
+        return [
+            token["id"] if isinstance(token, dict) else token
+            for token in self._tokens(text, with_pieces=False, add_special=add_special)
+        ]
 
     def count(self, prompt: str, *, legacy: bool) -> int:
         """The tokens ``prompt`` takes as a prompt, its BOS included: current servers add it
@@ -50,7 +53,7 @@ class TokenClient:
         ends = [0]
         for end in range(1, len(text)):
             prefix = self.token_ids(text[:end])
-            if len(prefix) > ends[-1] and ids[:len(prefix)] == prefix:
+            if len(prefix) > ends[-1] and ids[: len(prefix)] == prefix:
                 ends.append(len(prefix))
         if ends[-1] < len(ids):
             ends.append(len(ids))
@@ -61,28 +64,28 @@ class TokenClient:
         return list(zip(ids, pieces))
 
     def _tokens(self, text: str, *, with_pieces: bool, add_special: bool = False) -> list:
-        body = self.client.post_json("/tokenize", {"content": text, "with_pieces": with_pieces,
-                                                   "add_special": add_special})
+        body = self.client.post_json(
+            "/tokenize", {"content": text, "with_pieces": with_pieces, "add_special": add_special}
+        )
         tokens = body.get("tokens") if isinstance(body, dict) else None
         if not isinstance(tokens, list):
-            raise UpstreamError(f"{self.client.label} answered /tokenize "
-                                f"without a token list")
+            raise UpstreamError(f"{self.client.label} answered /tokenize without a token list")
         return tokens
 
     def detokenize(self, tokens: Sequence[int]) -> str:
         body = self.client.post_json("/detokenize", {"tokens": list(tokens)})
         content = body.get("content") if isinstance(body, dict) else None
         if not isinstance(content, str):
-            raise UpstreamError(f"{self.client.label} answered /detokenize "
-                                f"without text")
+            raise UpstreamError(f"{self.client.label} answered /detokenize without text")
         return content
 
     def embed(self, inputs: Sequence[str]) -> Embeddings:
         # One input at a time: llama-server (b1-0c1e570) returned a wrong vector for one of
         # two embeddings computed at once while a /tokenize ran beside them.
         results = [self._embed_one(text) for text in inputs]
-        return Embeddings(tuple(vector for vector, _ in results),
-                          sum(count for _, count in results))
+        return Embeddings(
+            tuple(vector for vector, _ in results), sum(count for _, count in results)
+        )
 
     def _embed_one(self, text: str) -> tuple:
         def embedding() -> object:
@@ -96,19 +99,21 @@ class TokenClient:
         if isinstance(body, list) and body and isinstance(body[0], dict):
             body = body[0]  # current servers answer a list, one entry per prompt
         if isinstance(body, dict) and body.get("content") == "slot unavailable":
-            raise SlotUnavailableError(f"{self.client.label} has no free slot "
-                                       f"for the embedding; retry shortly", retry_after=1)
+            raise SlotUnavailableError(
+                f"{self.client.label} has no free slot for the embedding; retry shortly",
+                retry_after=1,
+            )
         vector = body.get("embedding") if isinstance(body, dict) else None
         if isinstance(vector, list) and vector and isinstance(vector[0], list):
             vector = _normalized(_mean(vector)) if len(vector) > 1 else vector[0]
         if not isinstance(vector, list) or not vector:
-            raise UpstreamError(f"{self.client.label} answered /embedding "
-                                f"without a vector")
+            raise UpstreamError(f"{self.client.label} answered /embedding without a vector")
         if not any(vector):
             # old servers started without --embedding answer zeros instead of an error
             raise NotImplementedByBackendError(
                 f"{self.client.label} has embeddings off: start llama-server "
-                f"with --embedding, or point --embedding-api at one that has them")
+                f"with --embedding, or point --embedding-api at one that has them"
+            )
         return vector
 
 

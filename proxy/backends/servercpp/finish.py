@@ -4,6 +4,7 @@ in noted, its thoughts' tokens counted in its usage, the prompt's token ids wher
 Whole answers and the last chunk of a stream carry the same fields (``usage``,
 ``prompt_tokens``, ``slot``), so one :class:`Finish` serves both.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -36,9 +37,13 @@ class Finish:
         if self.admission is not None:
             self.admission.saw_slot(answer.slot)
         if self.thoughts:
-            answer = replace(answer, usage=replace(
-                answer.usage or Usage(),
-                reasoning_tokens=len(self.tokens.token_ids(thoughts)) if thoughts else 0))
+            answer = replace(
+                answer,
+                usage=replace(
+                    answer.usage or Usage(),
+                    reasoning_tokens=len(self.tokens.token_ids(thoughts)) if thoughts else 0,
+                ),
+            )
         if self.prompt_ids is not None:
             answer = replace(answer, prompt_tokens=self.prompt_ids())
         return answer

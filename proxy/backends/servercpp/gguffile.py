@@ -1,4 +1,5 @@
 """What a GGUF model file says of itself in its header: its metadata fields and tensors."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,9 +42,11 @@ def read(path: str) -> GGUFFile:
         reader = GGUFReader(path)
     except (ValueError, OSError) as exc:
         raise ValueError(f"{path} is not a GGUF model file ({exc})") from None
-    return GGUFFile({name: _value(field) for name, field in reader.fields.items()},
-                    sum(int(tensor.n_bytes) for tensor in reader.tensors),
-                    sum(int(tensor.n_elements) for tensor in reader.tensors))
+    return GGUFFile(
+        {name: _value(field) for name, field in reader.fields.items()},
+        sum(int(tensor.n_bytes) for tensor in reader.tensors),
+        sum(int(tensor.n_elements) for tensor in reader.tensors),
+    )
 
 
 def _value(field) -> object:

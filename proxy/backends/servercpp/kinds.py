@@ -6,6 +6,7 @@ llamacpp       llama.cpp since 2024: /health, ``id_slot``, ``stop_type``, JSON e
                the slot whose cache shares the longest prefix with a prompt, and keeps the
                prompts it evicts in memory (``--cache-ram``) to load back
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,12 +24,30 @@ class ServerKind:
     finds_slots: bool  # sends a prompt to the slot that holds its prefix by itself
 
 
-POWERINFER = ServerKind("powerinfer", "slot_id", legacy=True, has_json_schema=False,
-                        has_props_template=False, finds_slots=False)
-LLAMACPP_2023 = ServerKind("llamacpp-2023", "slot_id", legacy=True, has_json_schema=False,
-                           has_props_template=False, finds_slots=False)
-LLAMACPP = ServerKind("llamacpp", "id_slot", legacy=False, has_json_schema=True,
-                      has_props_template=True, finds_slots=True)
+POWERINFER = ServerKind(
+    "powerinfer",
+    "slot_id",
+    legacy=True,
+    has_json_schema=False,
+    has_props_template=False,
+    finds_slots=False,
+)
+LLAMACPP_2023 = ServerKind(
+    "llamacpp-2023",
+    "slot_id",
+    legacy=True,
+    has_json_schema=False,
+    has_props_template=False,
+    finds_slots=False,
+)
+LLAMACPP = ServerKind(
+    "llamacpp",
+    "id_slot",
+    legacy=False,
+    has_json_schema=True,
+    has_props_template=True,
+    finds_slots=True,
+)
 
 
 def classify(health_status: int, models_status: int | None) -> ServerKind:

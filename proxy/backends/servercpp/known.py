@@ -4,6 +4,7 @@ whenever it cannot be reached, and the connection every request to it goes over.
 Both routes a generation takes (:mod:`.chatroute`, :mod:`.completionroute`) read the same
 facts and retry the same way, so they share one :class:`KnownServer`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -25,14 +26,23 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 # a request only a server that compiles ``json_schema`` answers with exactly ``"ok"``
-SCHEMA_PROBE = {"prompt": "", "n_predict": 4, "temperature": 0, "cache_prompt": False,
-                "json_schema": {"const": "ok"}}
+SCHEMA_PROBE = {
+    "prompt": "",
+    "n_predict": 4,
+    "temperature": 0,
+    "cache_prompt": False,
+    "json_schema": {"const": "ok"},
+}
 # a chat only a chat layer that holds an answer to a schema answers with exactly ``"ok"``
 # (room for a fence around it; thoughts off where the template can turn them off)
-CHAT_SCHEMA_PROBE = {"messages": [{"role": "user", "content": "ok"}], "max_tokens": 64,
-                     "temperature": 0, "cache_prompt": False,
-                     "chat_template_kwargs": {"enable_thinking": False}, "response_format": {
-                         "type": "json_schema", "json_schema": {"schema": {"const": "ok"}}}}
+CHAT_SCHEMA_PROBE = {
+    "messages": [{"role": "user", "content": "ok"}],
+    "max_tokens": 64,
+    "temperature": 0,
+    "cache_prompt": False,
+    "chat_template_kwargs": {"enable_thinking": False},
+    "response_format": {"type": "json_schema", "json_schema": {"schema": {"const": "ok"}}},
+}
 
 
 class KnownServer:
@@ -42,8 +52,14 @@ class KnownServer:
     model's thoughts are told from its answer (``auto``: as its template writes them).
     """
 
-    def __init__(self, client: UpstreamClient, tokens: TokenClient, templates: TemplateChoice,
-                 admission: Admission, reasoning: str = "auto") -> None:
+    def __init__(
+        self,
+        client: UpstreamClient,
+        tokens: TokenClient,
+        templates: TemplateChoice,
+        admission: Admission,
+        reasoning: str = "auto",
+    ) -> None:
         self.client = client
         self.tokens = tokens
         self.templates = templates
@@ -88,8 +104,9 @@ class KnownServer:
         ``request`` has one and that is not known yet."""
         facts = self.facts()
         if facts.layer is not None and facts.layer.schemas is None and asks_schema(request):
-            facts = self._facts = replace(facts, layer=facts.layer.with_schemas(
-                self._chat_takes_schemas()))
+            facts = self._facts = replace(
+                facts, layer=facts.layer.with_schemas(self._chat_takes_schemas())
+            )
         return facts.layer
 
     def compiles_schemas(self, facts: ServerFacts) -> bool:
@@ -113,18 +130,23 @@ class KnownServer:
         ``/completion`` holds it."""
         try:
             reply = self.client.post(chat.PATH, CHAT_SCHEMA_PROBE)
-            content = chat.completion(reply.json(), self.client.label, None).text \
-                if reply.ok else None
+            content = (
+                chat.completion(reply.json(), self.client.label, None).text if reply.ok else None
+            )
         except (UpstreamError, ValueError):
             content = None
         return isinstance(content, str) and content.strip() == '"ok"'
 
     def _detect(self) -> ServerFacts:
-        facts, slots = Detector(self.client, self.tokens, self.templates,
-                                self.reasoning).detect()
+        facts, slots = Detector(self.client, self.tokens, self.templates, self.reasoning).detect()
         self._facts = facts
         self._schemas = None  # a server found afresh is asked afresh
         self.admission.report(slots, queues=not facts.kind.legacy)
-        logger.info("upstream %s is %s serving %s; chat template %s", self.client.base_url,
-                    facts.kind.name, facts.model, facts.template_name)
+        logger.info(
+            "upstream %s is %s serving %s; chat template %s",
+            self.client.base_url,
+            facts.kind.name,
+            facts.model,
+            facts.template_name,
+        )
         return facts

@@ -1,4 +1,5 @@
 """Read server.cpp answers of every generation into :class:`Completion` and :class:`Chunk`."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,14 @@ from typing import Iterable, Iterator, Optional
 
 import orjson
 
-from proxy.core.errors import (ContextLengthError, InvalidRequestError, NotImplementedByBackendError,
-                          SlotUnavailableError, UpstreamError, UpstreamUnavailableError)
+from proxy.core.errors import (
+    ContextLengthError,
+    InvalidRequestError,
+    NotImplementedByBackendError,
+    SlotUnavailableError,
+    UpstreamError,
+    UpstreamUnavailableError,
+)
 from proxy.core.types import Chunk, Completion, TokenLogprob, Usage
 
 LOWEST_LOGPROB = -9999.0  # JSON has no -inf; a zero probability becomes this
@@ -32,8 +39,12 @@ def stop_word(body: dict) -> Optional[str]:
 
 def usage(body: dict) -> Usage:
     prompt = int(body.get("tokens_evaluated") or 0)
-    return Usage(prompt, int(body.get("tokens_predicted") or 0), _cached(body, prompt),
-                 **durations(body.get("timings")))
+    return Usage(
+        prompt,
+        int(body.get("tokens_predicted") or 0),
+        _cached(body, prompt),
+        **durations(body.get("timings")),
+    )
 
 
 def durations(timings: object) -> dict:
@@ -41,10 +52,11 @@ def durations(timings: object) -> dict:
     from the ``timings`` every server.cpp generation reports."""
     if not isinstance(timings, dict):
         return {}
-    return {name: float(timings[key]) for name, key in (("prompt_ms", "prompt_ms"),
-                                                         ("eval_ms", "predicted_ms"))
-            if isinstance(timings.get(key), (int, float))
-            and not isinstance(timings.get(key), bool)}
+    return {
+        name: float(timings[key])
+        for name, key in (("prompt_ms", "prompt_ms"), ("eval_ms", "predicted_ms"))
+        if isinstance(timings.get(key), (int, float)) and not isinstance(timings.get(key), bool)
+    }
 
 
 def _cached(body: dict, prompt: int) -> Optional[int]:
@@ -73,8 +85,10 @@ def slot(body: dict) -> Optional[int]:
 def completion(body: object, upstream: str, top: Optional[int]) -> Completion:
     """Read a non-streamed ``/completion`` answer."""
     if not isinstance(body, dict) or not isinstance(body.get("content"), str):
-        raise UpstreamError(f"{upstream} answered /completion without a content "
-                            f"string; is it a llama.cpp or PowerInfer server?")
+        raise UpstreamError(
+            f"{upstream} answered /completion without a content "
+            f"string; is it a llama.cpp or PowerInfer server?"
+        )
     return Completion(
         text=body["content"],
         finish_reason=finish_reason(body),
@@ -100,19 +114,24 @@ def logprobs(entries: object, top: Optional[int]) -> tuple:
 def _token_logprob(entry: dict, top: int) -> TokenLogprob:
     if "probs" in entry:  # powerinfer / llama.cpp 2023
         token = entry.get("content", "")
-        alternatives = [(p.get("tok_str", ""), _ln(p.get("prob", 0.0)), None)
-                        for p in entry["probs"]]
+        alternatives = [
+            (p.get("tok_str", ""), _ln(p.get("prob", 0.0)), None) for p in entry["probs"]
+        ]
         chosen = next((lp for tok, lp, _ in alternatives if tok == token), LOWEST_LOGPROB)
         return TokenLogprob(token, chosen, None, tuple(alternatives[:top]))
     token = entry.get("token", "")
     if "logprob" in entry:
         chosen = _clamp(entry["logprob"])
-        alternatives = [(a.get("token", ""), _clamp(a.get("logprob")), _bytes(a))
-                        for a in entry.get("top_logprobs") or ()]
+        alternatives = [
+            (a.get("token", ""), _clamp(a.get("logprob")), _bytes(a))
+            for a in entry.get("top_logprobs") or ()
+        ]
     else:
         chosen = _ln(entry.get("prob", 0.0))
-        alternatives = [(a.get("token", ""), _ln(a.get("prob", 0.0)), _bytes(a))
-                        for a in entry.get("top_probs") or ()]
+        alternatives = [
+            (a.get("token", ""), _ln(a.get("prob", 0.0)), _bytes(a))
+            for a in entry.get("top_probs") or ()
+        ]
     return TokenLogprob(token, chosen, _bytes(entry), tuple(alternatives[:top]))
 
 
@@ -151,8 +170,7 @@ def line_batches(pieces: Iterable[bytes]) -> Iterator[list]:
         yield [pending]
 
 
-def stream_chunks(batches: Iterable[list], upstream: str,
-                  top: Optional[int]) -> Iterator[Chunk]:
+def stream_chunks(batches: Iterable[list], upstream: str, top: Optional[int]) -> Iterator[Chunk]:
     """Turn server.cpp stream lines into chunks, ending with exactly one final chunk.
 
     ``error:`` lines (llama.cpp 2023-2025) and ``data: {"error": …}`` (current) become
@@ -177,35 +195,41 @@ def stream_chunks(batches: Iterable[list], upstream: str,
             except orjson.JSONDecodeError:
                 body = _json(value, upstream)
             if type(body) is not dict:
-                raise UpstreamError(f"{upstream} sent a stream event that is "
-                                    f"not a JSON object")
+                raise UpstreamError(f"{upstream} sent a stream event that is not a JSON object")
             if "error" in body:
                 raise stream_error(body, upstream)
             if body.get("stop"):
-                yield Chunk(text=body.get("content") or "", finish_reason=finish_reason(body),
-                            usage=usage(body), truncated=bool(body.get("truncated")),
-                            slot=slot(body), stop_sequence=stop_word(body),
-                            prompt_count=None if seen_any else _count(body))
+                yield Chunk(
+                    text=body.get("content") or "",
+                    finish_reason=finish_reason(body),
+                    usage=usage(body),
+                    truncated=bool(body.get("truncated")),
+                    slot=slot(body),
+                    stop_sequence=stop_word(body),
+                    prompt_count=None if seen_any else _count(body),
+                )
                 return
-            chunk = Chunk.partial(body.get("content") or "",
-                                  () if top is None else logprobs(
-                                      body.get("completion_probabilities"), top),
-                                  index < last)
+            chunk = Chunk.partial(
+                body.get("content") or "",
+                () if top is None else logprobs(body.get("completion_probabilities"), top),
+                index < last,
+            )
             if not seen_any:  # current servers count the prompt in every chunk
                 seen_any = True
                 chunk.__dict__["prompt_count"] = _count(body)
             yield chunk
     if seen_other and not seen_any:
-        raise UpstreamError(f"{upstream} answered a stream request with "
-                            f"something that is not an event stream")
+        raise UpstreamError(
+            f"{upstream} answered a stream request with something that is not an event stream"
+        )
     if not seen_any:
         # PowerInfer answers a request it has no free slot for with an empty 200 stream
         raise SlotUnavailableError(
             f"{upstream} closed the stream without answering; it may have no "
             f"free slot (start it with more --parallel slots) — retry shortly",
-            retry_after=1)
-    raise UpstreamError(f"{upstream} ended the stream before finishing; "
-                        f"check its log")
+            retry_after=1,
+        )
+    raise UpstreamError(f"{upstream} ended the stream before finishing; check its log")
 
 
 def _count(body: dict) -> Optional[int]:
@@ -231,23 +255,30 @@ def stream_error(body: object, upstream: str) -> Exception:
     else:
         message, kind, code = str(error), None, None
     if "slot unavailable" in message:
-        return SlotUnavailableError(f"{upstream} has no free slot ({message}); "
-                                    f"retry shortly", retry_after=1)
+        return SlotUnavailableError(
+            f"{upstream} has no free slot ({message}); retry shortly", retry_after=1
+        )
     if kind == "unavailable_error" or code == 503:
         return UpstreamUnavailableError(
-            f"{upstream} is busy or loading ({message}); retry shortly",
-            retry_after=1)
+            f"{upstream} is busy or loading ({message}); retry shortly", retry_after=1
+        )
     if kind == "not_supported_error" or code == 501:
         return NotImplementedByBackendError(
             f"{upstream} does not offer this ({message}); for embeddings start "
-            f"llama-server with --embedding or set --embedding-api")
-    if kind == "exceed_context_size_error" and isinstance(error, dict) \
-            and _is_count(error.get("n_prompt_tokens")) and _is_count(error.get("n_ctx")):
+            f"llama-server with --embedding or set --embedding-api"
+        )
+    if (
+        kind == "exceed_context_size_error"
+        and isinstance(error, dict)
+        and _is_count(error.get("n_prompt_tokens"))
+        and _is_count(error.get("n_ctx"))
+    ):
         return ContextLengthError(error["n_prompt_tokens"], error["n_ctx"])
     if kind in ("invalid_request_error", "exceed_context_size_error") or code == 400:
-        return InvalidRequestError(f"{upstream} refused the request: {message}",
-                                   code="context_length_exceeded"
-                                   if kind == "exceed_context_size_error" else None)
+        return InvalidRequestError(
+            f"{upstream} refused the request: {message}",
+            code="context_length_exceeded" if kind == "exceed_context_size_error" else None,
+        )
     return UpstreamError(f"{upstream} reported an error: {message}")
 
 
@@ -263,5 +294,6 @@ def _json(value: bytes, upstream: str):
     try:
         return json.loads(value)
     except ValueError:
-        raise UpstreamError(f"{upstream} sent something that is not JSON; "
-                            f"is it a llama.cpp or PowerInfer server?") from None
+        raise UpstreamError(
+            f"{upstream} sent something that is not JSON; is it a llama.cpp or PowerInfer server?"
+        ) from None

@@ -8,6 +8,7 @@ The prompt cache is on by default only on current servers: old ones reusing a ca
 keep the previous answer's sampling history, so the same greedy request answers differently
 from one time to the next. A client can still ask for it with ``cache_prompt: true``.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -15,25 +16,42 @@ from typing import Sequence
 from proxy.backends.servercpp.kinds import ServerKind
 from proxy.core.types import GenerationRequest, Sampling
 
-SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "min_p", "presence_penalty",
-                   "frequency_penalty", "repeat_penalty", "seed", "mirostat",
-                   "mirostat_tau", "mirostat_eta")
+SAMPLING_FIELDS = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "repeat_penalty",
+    "seed",
+    "mirostat",
+    "mirostat_tau",
+    "mirostat_eta",
+)
 
 
-def completion_payload(request: GenerationRequest, prompt: str, stop: Sequence[str],
-                       kind: ServerKind, *, stream: bool, constraints: dict) -> dict:
+def completion_payload(
+    request: GenerationRequest,
+    prompt: str,
+    stop: Sequence[str],
+    kind: ServerKind,
+    *,
+    stream: bool,
+    constraints: dict,
+) -> dict:
     """Build the ``/completion`` body for a server of ``kind``; ``constraints`` bound the output
     (see :mod:`proxy.backends.structured.constraints`)."""
     shown = request.images if request.is_chat else ()
     payload = {
         # images go beside the prompt, each where the server's marker stands in it
         "prompt": {"prompt_string": prompt, "multimodal_data": [image.data for image in shown]}
-        if shown else prompt,
+        if shown
+        else prompt,
         "stream": stream,
         "stop": list(stop),
         "n_keep": -1 if request.n_keep is None else request.n_keep,
-        "cache_prompt": (not kind.legacy if request.cache_prompt is None
-                         else request.cache_prompt),
+        "cache_prompt": (not kind.legacy if request.cache_prompt is None else request.cache_prompt),
         kind.slot_field: -1 if request.slot is None else request.slot,
     }
     if request.max_tokens is not None:
@@ -49,8 +67,11 @@ def completion_payload(request: GenerationRequest, prompt: str, stop: Sequence[s
 def sampling_fields(sampling: Sampling) -> dict:
     """The sampling options a client set, under server.cpp's names (every route reads
     them)."""
-    fields = {name: getattr(sampling, name) for name in SAMPLING_FIELDS
-              if getattr(sampling, name) is not None}
+    fields = {
+        name: getattr(sampling, name)
+        for name in SAMPLING_FIELDS
+        if getattr(sampling, name) is not None
+    }
     if sampling.logit_bias:
         fields["logit_bias"] = [[token, bias] for token, bias in sampling.logit_bias]
     return fields

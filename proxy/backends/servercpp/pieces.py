@@ -4,6 +4,7 @@ A byte-fallback token (the first byte of a character outside the vocabulary: Chi
 an emoji) is no text on its own. Pieces are reported whole instead: the character goes to
 the first of its tokens and the others get ``""``, so the pieces always join to the text.
 """
+
 from __future__ import annotations
 
 import codecs

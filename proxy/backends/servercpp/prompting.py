@@ -11,6 +11,7 @@ Four sources of templates, chosen once at start-up by :func:`build_template`:
 Jinja templates run in an immutable sandbox: a template is code, and a bad one must end in a 400
 for the request, never in a 500 or an escape from the sandbox.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,26 +29,28 @@ import jinja2.ext
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from proxy.core.errors import InvalidRequestError
 from proxy.backends.structured import callids, toolformats
 from proxy.backends.structured.callids import template_id
+from proxy.core.errors import InvalidRequestError
 from proxy.core.types import Message, ToolCall
 
 logger = logging.getLogger(__name__)
 
 # Stop words of each bundled preset; the preset's text lives in chat_templates/<name>.jinja.
-PRESET_STOP_WORDS: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "chatml": ("<|im_end|>",),
-    "llama2": ("</s>",),
-    "llama3": ("<|eot_id|>",),
-    "mistral": ("</s>",),
-    "vicuna": ("</s>",),
-    # Alpaca models often run on into a new instruction instead of emitting EOS.
-    "alpaca": ("</s>", "### Instruction:"),
-    "zephyr": ("</s>",),
-    # ChatGLM3 ends a turn by opening the next one, not with EOS.
-    "chatglm3": ("<|user|>", "<|observation|>"),
-})
+PRESET_STOP_WORDS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "chatml": ("<|im_end|>",),
+        "llama2": ("</s>",),
+        "llama3": ("<|eot_id|>",),
+        "mistral": ("</s>",),
+        "vicuna": ("</s>",),
+        # Alpaca models often run on into a new instruction instead of emitting EOS.
+        "alpaca": ("</s>", "### Instruction:"),
+        "zephyr": ("</s>",),
+        # ChatGLM3 ends a turn by opening the next one, not with EOS.
+        "chatglm3": ("<|user|>", "<|observation|>"),
+    }
+)
 
 PRESETS: tuple[str, ...] = tuple(PRESET_STOP_WORDS)
 
@@ -59,8 +62,9 @@ THINK_CLOSE = "</think>"
 
 # The tool-call format each preset's models were trained on; any other template gets the
 # plain one, a documented text convention (see proxy.backends.structured.toolformats).
-PRESET_TOOL_FORMATS: Mapping[str, str] = MappingProxyType({
-    "chatml": "hermes", "llama3": "llama3", "mistral": "mistral", "chatglm3": "chatglm3"})
+PRESET_TOOL_FORMATS: Mapping[str, str] = MappingProxyType(
+    {"chatml": "hermes", "llama3": "llama3", "mistral": "mistral", "chatglm3": "chatglm3"}
+)
 PLAIN_TOOLS = "plain"
 NATIVE_TOOLS = re.compile(r"\btools\b|\btool_calls\b")  # a template that reads them itself
 
@@ -87,13 +91,15 @@ class ChatTemplate(Protocol):
     thinks: bool  # its models write their thoughts in <think> tags
     source: str  # its Jinja text ("" for the historic flags)
 
-    def render(self, messages: Sequence[Message], tools: Sequence[dict] = (),
-               variables: Mapping[str, Any] = MappingProxyType({})) -> RenderedPrompt:
-        ...
+    def render(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[dict] = (),
+        variables: Mapping[str, Any] = MappingProxyType({}),
+    ) -> RenderedPrompt: ...
 
 
-def with_tool_turns(messages: Sequence[Message], tools: Sequence[dict],
-                    format_name: str) -> list:
+def with_tool_turns(messages: Sequence[Message], tools: Sequence[dict], format_name: str) -> list:
     """The chat in plain roles, for templates that know nothing of tools.
 
     The tools are described in the system message, an assistant's earlier calls are written
@@ -105,12 +111,17 @@ def with_tool_turns(messages: Sequence[Message], tools: Sequence[dict],
     for message in messages:
         if message.role == "assistant" and message.tool_calls:
             calls = [_tool_call_dict(call) for call in message.tool_calls]
-            text = "\n".join(part for part in (message.content,
-                                                tool_format.render_call(calls)) if part)
+            text = "\n".join(
+                part for part in (message.content, tool_format.render_call(calls)) if part
+            )
             result.append(Message("assistant", text))
         elif message.role in ("tool", "function"):
-            result.append(Message(tool_format.result_role, tool_format.render_result(
-                message.content, message.name, message.tool_call_id)))
+            result.append(
+                Message(
+                    tool_format.result_role,
+                    tool_format.render_result(message.content, message.name, message.tool_call_id),
+                )
+            )
         else:
             result.append(message)
     if tools:
@@ -139,8 +150,12 @@ class HistoricTemplate:
     thinks: bool = field(default=False, init=False)
     source: str = field(default="", init=False)  # no Jinja: the flags are the template
 
-    def render(self, messages: Sequence[Message], tools: Sequence[dict] = (),
-               variables: Mapping[str, Any] = MappingProxyType({})) -> RenderedPrompt:
+    def render(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[dict] = (),
+        variables: Mapping[str, Any] = MappingProxyType({}),
+    ) -> RenderedPrompt:
         """Render ``messages``; roles the flag template cannot express are the client's error.
         ``variables`` are for Jinja templates: the flags have no use for them."""
         if tools or any(m.tool_calls or m.role in ("tool", "function") for m in messages):
@@ -158,7 +173,8 @@ class HistoricTemplate:
                     f"the historic chat template has no {message.role!r} role (it knows system, "
                     "developer, user and assistant); start the proxy with --chat-template naming "
                     "a template that supports it",
-                    param=f"messages[{index}].role")
+                    param=f"messages[{index}].role",
+                )
         parts.append(self.ai_name.rstrip())
         stop = (self.stop_word,) if self.stop_word else ()
         return RenderedPrompt(text="".join(parts), stop=stop)
@@ -176,11 +192,17 @@ def _strftime_now(fmt: str) -> str:
     return datetime.now().strftime(fmt)
 
 
-def _to_json(value: Any, ensure_ascii: bool = False, indent: int | None = None,
-             separators: tuple[str, str] | None = None, sort_keys: bool = False) -> str:
+def _to_json(
+    value: Any,
+    ensure_ascii: bool = False,
+    indent: int | None = None,
+    separators: tuple[str, str] | None = None,
+    sort_keys: bool = False,
+) -> str:
     """Dump JSON as model templates expect it, without Jinja's HTML escaping of ``<>&'``."""
-    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
-                      sort_keys=sort_keys)
+    return json.dumps(
+        value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
+    )
 
 
 def _tool_call_dict(call: ToolCall, call_id: Callable[[str], str] = str) -> dict:
@@ -193,8 +215,11 @@ def _tool_call_dict(call: ToolCall, call_id: Callable[[str], str] = str) -> dict
         arguments = call.arguments
     if not isinstance(arguments, dict):
         arguments = call.arguments
-    return {"id": call_id(call.id), "type": "function",
-            "function": {"name": call.name, "arguments": arguments}}
+    return {
+        "id": call_id(call.id),
+        "type": "function",
+        "function": {"name": call.name, "arguments": arguments},
+    }
 
 
 def _message_dict(message: Message, call_id: Callable[[str], str] = str) -> dict:
@@ -212,16 +237,30 @@ def _message_dict(message: Message, call_id: Callable[[str], str] = str) -> dict
 
 
 # Errors a template can raise while looking at request data; each means "cannot render this chat".
-_RENDER_ERRORS = (jinja2.TemplateError, _TemplateRaised, TypeError, ValueError, LookupError,
-                  ArithmeticError)
+_RENDER_ERRORS = (
+    jinja2.TemplateError,
+    _TemplateRaised,
+    TypeError,
+    ValueError,
+    LookupError,
+    ArithmeticError,
+)
 
 
 class JinjaTemplate:
     """Render chats with a Jinja chat template (Hugging Face / GGUF conventions), sandboxed."""
 
-    def __init__(self, source: str, *, name: str, stop: Sequence[str] = (),
-                 bos_token: str = "", eos_token: str = "", adds_bos: bool = True,
-                 tool_format: str | None = None) -> None:
+    def __init__(
+        self,
+        source: str,
+        *,
+        name: str,
+        stop: Sequence[str] = (),
+        bos_token: str = "",
+        eos_token: str = "",
+        adds_bos: bool = True,
+        tool_format: str | None = None,
+    ) -> None:
         """Compile ``source`` once.
 
         A template that reads ``tools`` itself (Hugging Face style) gets them as they are, and
@@ -241,27 +280,35 @@ class JinjaTemplate:
         self.eos_token = eos_token
         self.adds_bos = adds_bos
         environment = ImmutableSandboxedEnvironment(
-            trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
+            trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols]
+        )
         environment.globals["raise_exception"] = _raise_exception
         environment.globals["strftime_now"] = _strftime_now
         environment.filters["tojson"] = _to_json
         try:
             self._template = environment.from_string(source)
         except jinja2.TemplateSyntaxError as exc:
-            raise ValueError(f"chat template {name!r} has a syntax error on line {exc.lineno}: "
-                             f"{exc.message}") from exc
+            raise ValueError(
+                f"chat template {name!r} has a syntax error on line {exc.lineno}: {exc.message}"
+            ) from exc
         self.thinks = THINK_OPEN in source or THINK_CLOSE in source
         self.call_id = template_id if self._takes_only_short_ids() else str
 
     def _takes_only_short_ids(self) -> bool:
         """Whether the template refuses call ids that are not Mistral's (see
         :mod:`proxy.backends.structured.callids`)."""
+
         def renders(call_id: str) -> bool:
             chat = callids.probe(call_id)
-            calls = tuple(ToolCall(call["id"], call["function"]["name"], "{}")
-                          for call in chat["messages"][1]["tool_calls"])
-            messages = (Message("user", "x"), Message("assistant", "", tool_calls=calls),
-                        Message("tool", "y", tool_call_id=call_id))
+            calls = tuple(
+                ToolCall(call["id"], call["function"]["name"], "{}")
+                for call in chat["messages"][1]["tool_calls"]
+            )
+            messages = (
+                Message("user", "x"),
+                Message("assistant", "", tool_calls=calls),
+                Message("tool", "y", tool_call_id=call_id),
+            )
             try:
                 self.render(messages, chat["tools"])
             except InvalidRequestError:
@@ -269,14 +316,21 @@ class JinjaTemplate:
             return True
 
         self.call_id = str
-        return self.native_tools and not renders(callids.LONG_ID) \
+        return (
+            self.native_tools
+            and not renders(callids.LONG_ID)
             and renders(template_id(callids.LONG_ID))
+        )
 
     def __repr__(self) -> str:
         return f"JinjaTemplate(name={self.name!r}, stop={self.stop!r})"
 
-    def render(self, messages: Sequence[Message], tools: Sequence[dict] = (),
-               variables: Mapping[str, Any] = MappingProxyType({})) -> RenderedPrompt:
+    def render(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[dict] = (),
+        variables: Mapping[str, Any] = MappingProxyType({}),
+    ) -> RenderedPrompt:
         """Render ``messages`` with an open assistant turn at the end; ``variables`` are the
         request's own for the template (``enable_thinking``…).
 
@@ -288,22 +342,27 @@ class JinjaTemplate:
                 extra["tools"] = list(tools)
         elif tools or any(m.tool_calls or m.role in ("tool", "function") for m in messages):
             messages = with_tool_turns(messages, tools, self.tool_format)
-        extra.update(messages=[_message_dict(message, self.call_id) for message in messages],
-                     add_generation_prompt=True, bos_token=self.bos_token,
-                     eos_token=self.eos_token)
+        extra.update(
+            messages=[_message_dict(message, self.call_id) for message in messages],
+            add_generation_prompt=True,
+            bos_token=self.bos_token,
+            eos_token=self.eos_token,
+        )
         try:
             text = self._template.render(**extra)
         except SecurityError as exc:
             raise InvalidRequestError(
                 f"the chat template {self.name!r} tried an operation the sandbox forbids: {exc}",
-                param="messages") from exc
+                param="messages",
+            ) from exc
         except _RENDER_ERRORS as exc:
             raise InvalidRequestError(
                 f"the chat template {self.name!r} cannot render these messages: {exc}",
-                param="messages") from exc
+                param="messages",
+            ) from exc
         # A server that adds BOS itself would add a second one, and the model would see it.
         if self.adds_bos and self.bos_token and text.startswith(self.bos_token):
-            text = text[len(self.bos_token):]
+            text = text[len(self.bos_token) :]
         return RenderedPrompt(text=text, stop=self.stop, tool_format=self.tool_format)
 
 
@@ -339,16 +398,33 @@ class TemplateChoice:
     def servers_own(self) -> bool:
         return self.spec == AUTO
 
-    def build(self, server_template: str | None = None, bos_token: str = "",
-              eos_token: str = "", adds_bos: bool = True) -> ChatTemplate:
+    def build(
+        self,
+        server_template: str | None = None,
+        bos_token: str = "",
+        eos_token: str = "",
+        adds_bos: bool = True,
+    ) -> ChatTemplate:
         """The template, given what the server reports (see :func:`build_template`)."""
-        return build_template(self.spec, historic=self.historic, server_template=server_template,
-                              bos_token=bos_token, eos_token=eos_token, adds_bos=adds_bos)
+        return build_template(
+            self.spec,
+            historic=self.historic,
+            server_template=server_template,
+            bos_token=bos_token,
+            eos_token=eos_token,
+            adds_bos=adds_bos,
+        )
 
 
-def build_template(spec: str, *, historic: HistoricTemplate, server_template: str | None = None,
-                   bos_token: str = "", eos_token: str = "",
-                   adds_bos: bool = True) -> ChatTemplate:
+def build_template(
+    spec: str,
+    *,
+    historic: HistoricTemplate,
+    server_template: str | None = None,
+    bos_token: str = "",
+    eos_token: str = "",
+    adds_bos: bool = True,
+) -> ChatTemplate:
     """Choose the chat template named by ``--chat-template``.
 
     :param spec: ``historic``, a preset name, ``auto`` or a path to a Jinja file.
@@ -360,18 +436,35 @@ def build_template(spec: str, *, historic: HistoricTemplate, server_template: st
     if spec == HISTORIC:
         return historic
     if spec in PRESET_STOP_WORDS:
-        return JinjaTemplate(read_preset(spec), name=spec, stop=PRESET_STOP_WORDS[spec],
-                             tool_format=PRESET_TOOL_FORMATS.get(spec, PLAIN_TOOLS))
+        return JinjaTemplate(
+            read_preset(spec),
+            name=spec,
+            stop=PRESET_STOP_WORDS[spec],
+            tool_format=PRESET_TOOL_FORMATS.get(spec, PLAIN_TOOLS),
+        )
     if spec == AUTO:
         if not server_template:
-            logger.warning("the server reports no chat template (older llama.cpp or "
-                           "PowerInfer); using the historic template")
+            logger.warning(
+                "the server reports no chat template (older llama.cpp or "
+                "PowerInfer); using the historic template"
+            )
             return historic
-        return JinjaTemplate(server_template, name="auto (the server's chat template)",
-                             bos_token=bos_token, eos_token=eos_token, adds_bos=adds_bos)
+        return JinjaTemplate(
+            server_template,
+            name="auto (the server's chat template)",
+            bos_token=bos_token,
+            eos_token=eos_token,
+            adds_bos=adds_bos,
+        )
     if os.path.isfile(spec):
-        return JinjaTemplate(_read_template_file(spec), name=spec, bos_token=bos_token,
-                             eos_token=eos_token, adds_bos=adds_bos)
+        return JinjaTemplate(
+            _read_template_file(spec),
+            name=spec,
+            bos_token=bos_token,
+            eos_token=eos_token,
+            adds_bos=adds_bos,
+        )
     choices = ", ".join((HISTORIC, AUTO) + PRESETS)
-    raise ValueError(f"unknown chat template {spec!r}: not one of {choices}, "
-                     "and not an existing file")
+    raise ValueError(
+        f"unknown chat template {spec!r}: not one of {choices}, and not an existing file"
+    )

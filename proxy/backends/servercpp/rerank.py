@@ -4,6 +4,7 @@ The server scores every document (its answer sorted, most relevant first); the p
 all of them and cuts, orders and dresses the list for its client itself, so that every
 client's options mean the same whichever server answers.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -24,14 +25,14 @@ def ranking(body: object, count: int, label: str) -> Ranking:
     """The server's answer, checked: one score for each of ``count`` documents."""
     results = body.get("results") if isinstance(body, dict) else None
     try:
-        scores = tuple((int(item["index"]), float(item["relevance_score"]))
-                       for item in results)
+        scores = tuple((int(item["index"]), float(item["relevance_score"])) for item in results)
     except (TypeError, KeyError, ValueError):
         raise UpstreamError(f"{label} answered /v1/rerank without scores") from None
     if sorted(index for index, _ in scores) != list(range(count)):
         raise UpstreamError(f"{label} answered /v1/rerank with scores for other documents")
     usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
     tokens = usage.get("prompt_tokens")
-    return Ranking(tuple(sorted(scores, key=lambda pair: (-pair[1], pair[0]))),
-                   tokens if isinstance(tokens, int) and tokens >= 0 else 0)
-
+    return Ranking(
+        tuple(sorted(scores, key=lambda pair: (-pair[1], pair[0]))),
+        tokens if isinstance(tokens, int) and tokens >= 0 else 0,
+    )

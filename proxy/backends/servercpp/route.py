@@ -9,6 +9,7 @@ goes the proxy's own way, as on servers without a chat layer: the template rende
 tools described in the model's words, a grammar forcing a valid call or answer, on
 ``/completion``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace

@@ -1,5 +1,6 @@
 """Shaping a stream of chunks: counted, finished with its thoughts in hand, resumed after a
 first chunk read ahead, or collected into one answer."""
+
 from __future__ import annotations
 
 import contextlib
@@ -27,8 +28,7 @@ def counted_first(chunks: Iterator[Chunk], count: Callable[[], int]) -> Iterator
         yield from chunks
 
 
-def finishing(chunks: Iterator[Chunk],
-               finish: Callable[[Chunk, str], Chunk]) -> Iterator[Chunk]:
+def finishing(chunks: Iterator[Chunk], finish: Callable[[Chunk, str], Chunk]) -> Iterator[Chunk]:
     """``chunks``, the last as ``finish(last, thoughts)`` makes it, with the answer's
     thoughts in hand (their tokens count in its usage)."""
     thoughts = []
@@ -58,8 +58,16 @@ def collect(chunks: Iterator[Chunk]) -> Completion:
         logprobs.extend(chunk.logprobs)
         calls.extend(chunk.tool_calls)
         if chunk.finish_reason is not None:
-            return Completion("".join(texts), chunk.finish_reason, chunk.usage or Usage(),
-                              tuple(logprobs), chunk.prompt_tokens, chunk.truncated,
-                              assembled(calls), slot=chunk.slot, reasoning="".join(thoughts),
-                              stop_sequence=chunk.stop_sequence)
+            return Completion(
+                "".join(texts),
+                chunk.finish_reason,
+                chunk.usage or Usage(),
+                tuple(logprobs),
+                chunk.prompt_tokens,
+                chunk.truncated,
+                assembled(calls),
+                slot=chunk.slot,
+                reasoning="".join(thoughts),
+                stop_sequence=chunk.stop_sequence,
+            )
     raise AssertionError("a stream always ends with a finish reason")

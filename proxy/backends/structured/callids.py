@@ -9,6 +9,7 @@ the others — it is asked, with :func:`probe` — and then as nine letters and 
 from the id, the same every time: a call and its result still match, and a conversation's
 next prompt still begins like its last (its cache holds).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,8 +24,9 @@ def template_id(call_id: str) -> str:
     """``call_id`` itself when it is nine letters and digits, else nine derived from it."""
     if len(call_id) == LENGTH and call_id.isascii() and call_id.isalnum():
         return call_id
-    number = int.from_bytes(hashlib.blake2b(call_id.encode("utf-8", "surrogatepass"),
-                                            digest_size=8).digest(), "big")
+    number = int.from_bytes(
+        hashlib.blake2b(call_id.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big"
+    )
     letters = []
     for _ in range(LENGTH):
         number, index = divmod(number, len(ALPHABET))
@@ -36,11 +38,26 @@ def probe(call_id: str) -> dict:
     """A chat with one earlier call of id ``call_id`` and its result, in OpenAI's shape: a
     template that renders it with :data:`LONG_ID` but not with its short form takes only
     short ids."""
-    return {"messages": [
-        {"role": "user", "content": "x"},
-        {"role": "assistant", "content": "", "tool_calls": [
-            {"id": call_id, "type": "function", "function": {"name": "probe",
-                                                             "arguments": "{}"}}]},
-        {"role": "tool", "tool_call_id": call_id, "content": "y"}],
-        "tools": [{"type": "function", "function": {
-            "name": "probe", "parameters": {"type": "object", "properties": {}}}}]}
+    return {
+        "messages": [
+            {"role": "user", "content": "x"},
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [
+                    {
+                        "id": call_id,
+                        "type": "function",
+                        "function": {"name": "probe", "arguments": "{}"},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": call_id, "content": "y"},
+        ],
+        "tools": [
+            {
+                "type": "function",
+                "function": {"name": "probe", "parameters": {"type": "object", "properties": {}}},
+            }
+        ],
+    }

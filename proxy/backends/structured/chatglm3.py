@@ -6,6 +6,7 @@ GLM-4 writes a JSON object in place of the ``tool_call(...)`` line; both are rea
 output is never run: the call is parsed with :mod:`ast` and only literal nodes are evaluated,
 and whatever cannot be read that way comes back as a plain JSON string.
 """
+
 from __future__ import annotations
 
 import ast
@@ -56,8 +57,12 @@ def _json_object(body: str) -> dict:
 def _keyword_literals(body: str) -> dict:
     """``tool_call(a=1, b='x')`` → ``{"a": 1, "b": "x"}``, evaluating literal nodes only."""
     call = ast.parse(body, mode="eval").body
-    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
-            and call.func.id == "tool_call" and not call.args):
+    if not (
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Name)
+        and call.func.id == "tool_call"
+        and not call.args
+    ):
         raise ValueError("not a tool_call(key=value, ...) expression")
     values = {}
     for keyword in call.keywords:
@@ -72,7 +77,8 @@ def _call_line(arguments: Any) -> str:
         values = json.loads(arguments) if isinstance(arguments, str) else arguments
     except (ValueError, RecursionError):
         values = None
-    if isinstance(values, dict) and all(isinstance(key, str) and key.isidentifier()
-                                        for key in values):
+    if isinstance(values, dict) and all(
+        isinstance(key, str) and key.isidentifier() for key in values
+    ):
         return "tool_call(" + ", ".join(f"{key}={value!r}" for key, value in values.items()) + ")"
     return "" if arguments is None else str(arguments)

@@ -10,22 +10,24 @@
   the compiler cannot express (agents send large schemas), nothing: what the model writes is
   read as calls all the same.
 """
+
 from __future__ import annotations
 
 import json
 
-from proxy.core.errors import InvalidRequestError
 from proxy.backends.structured.gbnf import UnsupportedSchemaError, literal, repeat
 from proxy.backends.structured.grammar import GrammarBuilder, schema_grammar
 from proxy.backends.structured.toolformats import ToolFormat
+from proxy.core.errors import InvalidRequestError
 from proxy.core.types import GenerationRequest
 
 MAX_PARALLEL_CALLS = 4  # calls one constrained answer may hold: a weak model stops
 WORD_TRIGGER = 1  # llama.cpp's grammar trigger type for a word
 
 
-def output_fields(request: GenerationRequest, tool_format: ToolFormat, *, json_schema: bool,
-                  lazy_grammar: bool) -> dict:
+def output_fields(
+    request: GenerationRequest, tool_format: ToolFormat, *, json_schema: bool, lazy_grammar: bool
+) -> dict:
     """The ``/completion`` fields that constrain this request's output (maybe none).
 
     :param json_schema: the server compiles ``json_schema`` itself.
@@ -33,8 +35,10 @@ def output_fields(request: GenerationRequest, tool_format: ToolFormat, *, json_s
     """
     forced = bool(request.tools) and request.tool_choice.forced
     if forced and (request.response_format or request.grammar):
-        raise InvalidRequestError("a required tool call cannot be combined with "
-                                  "response_format or grammar", param="tool_choice")
+        raise InvalidRequestError(
+            "a required tool call cannot be combined with response_format or grammar",
+            param="tool_choice",
+        )
     if request.response_format is not None:
         return _response_format(request, json_schema)
     if request.grammar is not None:
@@ -48,9 +52,12 @@ def output_fields(request: GenerationRequest, tool_format: ToolFormat, *, json_s
             grammar = tool_grammar(tool_format, request)
         except InvalidRequestError:  # a schema past the compiler: the model calls freely
             return {}
-        return {"grammar": grammar, "grammar_lazy": True,
-                "grammar_triggers": [{"type": WORD_TRIGGER, "value": tool_format.opener}],
-                "preserved_tokens": [tool_format.opener]}
+        return {
+            "grammar": grammar,
+            "grammar_lazy": True,
+            "grammar_triggers": [{"type": WORD_TRIGGER, "value": tool_format.opener}],
+            "preserved_tokens": [tool_format.opener],
+        }
     return {}
 
 
@@ -61,15 +68,19 @@ def _response_format(request: GenerationRequest, json_schema: bool) -> dict:
     try:
         return {"grammar": schema_grammar(schema)}
     except UnsupportedSchemaError as exc:
-        raise InvalidRequestError(f"response_format.json_schema.schema: {exc}",
-                                  param="response_format.json_schema.schema") from None
+        raise InvalidRequestError(
+            f"response_format.json_schema.schema: {exc}", param="response_format.json_schema.schema"
+        ) from None
 
 
 def tool_grammar(tool_format: ToolFormat, request: GenerationRequest) -> str:
     """A grammar admitting only calls to the tools ``request.tool_choice`` allows."""
-    allowed = [tool for tool in request.tools
-               if request.tool_choice.mode != "function"
-               or tool["function"]["name"] == request.tool_choice.name]
+    allowed = [
+        tool
+        for tool in request.tools
+        if request.tool_choice.mode != "function"
+        or tool["function"]["name"] == request.tool_choice.name
+    ]
     builder = GrammarBuilder()
     ws = builder.primitive("ws")
     calls = []
@@ -80,10 +91,19 @@ def tool_grammar(tool_format: ToolFormat, request: GenerationRequest) -> str:
         try:
             arguments = builder.add(parameters, f"{function['name']}-arguments")
         except UnsupportedSchemaError as exc:
-            raise InvalidRequestError(f"tools[{index}].function.parameters: {exc}",
-                                      param=f"tools[{index}].function.parameters") from None
-        calls.append(_call(tool_format, function["name"], arguments, ws,
-                           builder.primitive("string") if tool_format.call_ids else ""))
+            raise InvalidRequestError(
+                f"tools[{index}].function.parameters: {exc}",
+                param=f"tools[{index}].function.parameters",
+            ) from None
+        calls.append(
+            _call(
+                tool_format,
+                function["name"],
+                arguments,
+                ws,
+                builder.primitive("string") if tool_format.call_ids else "",
+            )
+        )
     call = builder.rule("call", " | ".join(calls))
     several = request.parallel_tool_calls is not False and request.tool_choice.mode != "function"
     return builder.render(_calls(tool_format, call, ws, several))
@@ -96,8 +116,10 @@ def _call(tool_format: ToolFormat, name: str, arguments: str, ws: str, string: s
         return f'{literal(name)} "\\n```python\\n" {arguments} "\\n```"'
     key = literal(json.dumps(tool_format.arguments_key))
     call_id = f'("," {ws} "\\"id\\"" {ws} ":" {ws} {string} {ws})?' if string else ""
-    body = (f'"{{" {ws} "\\"name\\"" {ws} ":" {ws} {literal(json.dumps(name))} {ws} "," {ws} '
-            f'{key} {ws} ":" {ws} {arguments} {ws} {call_id} "}}"')
+    body = (
+        f'"{{" {ws} "\\"name\\"" {ws} ":" {ws} {literal(json.dumps(name))} {ws} "," {ws} '
+        f'{key} {ws} ":" {ws} {arguments} {ws} {call_id} "}}"'
+    )
     if tool_format.opener and not tool_format.listed:
         return f"{literal(tool_format.opener)} {ws} {body} {ws} {literal(tool_format.closer)}"
     return body

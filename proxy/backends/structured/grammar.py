@@ -13,9 +13,10 @@ schema's order, optional ones may be left out; extra keys only on objects that l
 properties), arrays (``items``, ``minItems``, ``maxItems``), strings
 (``minLength``, ``maxLength``, ``pattern`` in a regular-expression subset, ``format`` date,
 time, date-time and uuid), numbers and integers (``minimum`` ≥ 0 drops the sign; an integer
-range of at most 100 values is enforced; other bounds are not), booleans and null. Annotations are ignored; any other keyword is an
-:class:`UnsupportedSchemaError` naming it.
+range of at most 100 values is enforced; other bounds are not), booleans and null.
+Annotations are ignored; any other keyword is an :class:`UnsupportedSchemaError` naming it.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,19 +26,55 @@ from typing import Any, Optional
 from proxy.backends.structured.gbnf import MAX_REPEAT, UnsupportedSchemaError, literal, repeat
 from proxy.backends.structured.patterns import regex_to_gbnf
 
-ANNOTATIONS = {"title", "description", "default", "examples", "$schema", "$id", "$comment",
-               "deprecated", "readOnly", "writeOnly", "$defs", "definitions", "strict",
-               "exclusiveMinimum", "exclusiveMaximum", "maximum", "format",
-               "contentMediaType", "contentEncoding"}
-HANDLED = {"type", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "properties",
-           "required", "additionalProperties", "items", "minItems", "maxItems",
-           "minLength", "maxLength", "pattern", "minimum"}
+ANNOTATIONS = {
+    "title",
+    "description",
+    "default",
+    "examples",
+    "$schema",
+    "$id",
+    "$comment",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+    "$defs",
+    "definitions",
+    "strict",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "maximum",
+    "format",
+    "contentMediaType",
+    "contentEncoding",
+}
+HANDLED = {
+    "type",
+    "enum",
+    "const",
+    "anyOf",
+    "oneOf",
+    "allOf",
+    "$ref",
+    "properties",
+    "required",
+    "additionalProperties",
+    "items",
+    "minItems",
+    "maxItems",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minimum",
+}
 MAX_DIGITS = 15  # of an integer part: enough for any id, and a weak model stops
 SMALL_RANGE = 100  # integer bounds this close are spelt out as the values between
 
+
 def _digits(low: int, high: int) -> str:
-    return " ".join(["[0-9]"] * low + ([f"({' ('.join(['[0-9]'] * (high - low))}"
-                                         f"{')?' * (high - low)}"] if high > low else []))
+    return " ".join(
+        ["[0-9]"] * low
+        + ([f"({' ('.join(['[0-9]'] * (high - low))}{')?' * (high - low)}"] if high > low else [])
+    )
 
 
 PRIMITIVES = {
@@ -60,7 +97,7 @@ FORMATS = {
     "date": r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])",
     "time": r"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})?",
     "date-time": r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3])"
-                 r":[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})",
+    r":[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})",
     "uuid": r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
 }
 
@@ -111,11 +148,11 @@ class GrammarBuilder:
     def _ref(self, ref: str, path: str) -> str:
         if ref not in self._refs:
             match = re.fullmatch(r"#/(\$defs|definitions)/([^/]+)", ref)
-            target = self.root_schema.get(match.group(1), {}).get(match.group(2)) \
-                if match else None
+            target = self.root_schema.get(match.group(1), {}).get(match.group(2)) if match else None
             if target is None:
-                raise UnsupportedSchemaError("$ref", path, f"{ref!r} does not name a "
-                                                           f"definition of this schema")
+                raise UnsupportedSchemaError(
+                    "$ref", path, f"{ref!r} does not name a definition of this schema"
+                )
             name = self.rule(match.group(2), "")
             self._refs[ref] = name  # before compiling: a definition may refer to itself
             self.rules[name] = self._expression(target, f"{match.group(1)}.{match.group(2)}")
@@ -143,13 +180,18 @@ class GrammarBuilder:
             if keyword in schema:
                 rest = {k: v for k, v in schema.items() if k != keyword}
                 return " | ".join(
-                    self.add({**rest, **option} if isinstance(option, dict) else option,
-                             f"{_hint(path)}-option", _at(path, f"{keyword}[{i}]"))
-                    for i, option in enumerate(schema[keyword]))
+                    self.add(
+                        {**rest, **option} if isinstance(option, dict) else option,
+                        f"{_hint(path)}-option",
+                        _at(path, f"{keyword}[{i}]"),
+                    )
+                    for i, option in enumerate(schema[keyword])
+                )
         if "allOf" in schema:
             if len(schema["allOf"]) != 1:
-                raise UnsupportedSchemaError("allOf", path, "with more than one schema is "
-                                                            "not supported")
+                raise UnsupportedSchemaError(
+                    "allOf", path, "with more than one schema is not supported"
+                )
             rest = {k: v for k, v in schema.items() if k != "allOf"}
             return self._expression({**rest, **schema["allOf"][0]}, _at(path, "allOf[0]"))
         kinds = schema.get("type") or _implied_type(schema)
@@ -169,7 +211,9 @@ class GrammarBuilder:
             return f'("[" {ws} {items} "]")'
         pairs = f' "," {ws} '.join(
             f'{literal(json.dumps(key, ensure_ascii=False))} {ws} ":" {ws} '
-            f'{self._exactly(item)} {ws}' for key, item in value.items())
+            f"{self._exactly(item)} {ws}"
+            for key, item in value.items()
+        )
         return f'("{{" {ws} {pairs} "}}")'
 
     def _typed(self, kind: str, schema: dict, path: str) -> str:

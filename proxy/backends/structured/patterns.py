@@ -1,11 +1,11 @@
 """JSON Schema ``pattern`` to GBNF: the subset of regular expressions a grammar can hold
 (literals, classes and shorthands, groups, alternation, ``? * + {m,n}``), anchors implied."""
+
 from __future__ import annotations
 
 import re
 
 from proxy.backends.structured.gbnf import MAX_REPEAT, UnsupportedSchemaError, literal, repeat
-
 
 SAFE_CLASS_EXCLUSIONS = '"\\\\\\x00-\\x1f'  # what JSON strings cannot hold unescaped
 CLASS_SHORTHANDS = {"d": "0-9", "w": "a-zA-Z0-9_", "s": " \\t"}
@@ -25,8 +25,7 @@ class _RegexParser:
         self.text, self.pos, self.path = text, 0, path
 
     def unsupported(self, what: str) -> UnsupportedSchemaError:
-        return UnsupportedSchemaError("pattern", self.path, f"uses {what}, which is not "
-                                                            f"supported")
+        return UnsupportedSchemaError("pattern", self.path, f"uses {what}, which is not supported")
 
     def peek(self) -> str:
         return self.text[self.pos] if self.pos < len(self.text) else ""
@@ -113,13 +112,12 @@ class _RegexParser:
             return f"{atom}{char}"
         if char != "{":
             return atom
-        match = re.match(r"\{(\d+)(,(\d*))?\}", self.text[self.pos:])
+        match = re.match(r"\{(\d+)(,(\d*))?\}", self.text[self.pos :])
         if not match:
             raise self.unsupported("a malformed '{…}' quantifier")
         self.pos += match.end()
         low = int(match.group(1))
-        high = low if match.group(2) is None else (int(match.group(3)) if match.group(3)
-                                                    else None)
+        high = low if match.group(2) is None else (int(match.group(3)) if match.group(3) else None)
         try:
             return f"({repeat(atom, low, high)})"
         except ValueError:

@@ -5,6 +5,7 @@ their chat templates open the block themselves at the end of the prompt, so the 
 inside it. Only a block that opens the answer counts: ``<think>`` later on is the answer's own
 text. The whitespace around the thoughts and at the start of the answer is left out.
 """
+
 from __future__ import annotations
 
 OPEN = "<think>"
@@ -38,7 +39,7 @@ class ReasoningSplitter:
             if self._state == START:
                 stripped = held.lstrip()
                 if stripped.startswith(OPEN):
-                    self._held, self._state = stripped[len(OPEN):], INSIDE
+                    self._held, self._state = stripped[len(OPEN) :], INSIDE
                     continue
                 if not stripped or OPEN.startswith(stripped):
                     return reasoning, answer
@@ -48,11 +49,11 @@ class ReasoningSplitter:
                 at = held.find(CLOSE)
                 if at >= 0:
                     reasoning += self._thought(held[:at].rstrip())
-                    self._held, self._state = held[at + len(CLOSE):], AFTER
+                    self._held, self._state = held[at + len(CLOSE) :], AFTER
                     continue
                 keep = _pending(held)
-                reasoning += self._thought(held[:len(held) - keep])
-                self._held = held[len(held) - keep:]
+                reasoning += self._thought(held[: len(held) - keep])
+                self._held = held[len(held) - keep :]
                 return reasoning, answer
             stripped = held.lstrip()  # AFTER
             if not stripped:
@@ -93,5 +94,5 @@ def _pending(text: str) -> int:
         if CLOSE.startswith(text[-size:]):
             keep = size
             break
-    body = text[:len(text) - keep]
+    body = text[: len(text) - keep]
     return keep + len(body) - len(body.rstrip())

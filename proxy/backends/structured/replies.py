@@ -1,4 +1,5 @@
 """Thoughts and tool calls read out of what a model generated, whole or as it streams."""
+
 from __future__ import annotations
 
 from contextlib import closing
@@ -33,20 +34,26 @@ def thinking_chunks(chunks: Iterator[Chunk], opened: bool) -> Iterator[Chunk]:
             yield replace(chunk, text=text, reasoning=thoughts)
 
 
-def with_calls(completion: Completion, tool_format: ToolFormat,
-               names: Collection[str]) -> Completion:
+def with_calls(
+    completion: Completion, tool_format: ToolFormat, names: Collection[str]
+) -> Completion:
     """The answer, its calls taken out of the text; ``finish_reason`` says so when it has any
     (unless the token limit cut the answer: then the calls it holds whole, and ``length``)."""
     cut = completion.finish_reason == LENGTH
     content, calls = tool_format.parse(completion.text, names, cut)
     if content == completion.text and not calls:
         return completion
-    return replace(completion, text=content, tool_calls=calls,
-                   finish_reason=_finish(completion.finish_reason, calls))
+    return replace(
+        completion,
+        text=content,
+        tool_calls=calls,
+        finish_reason=_finish(completion.finish_reason, calls),
+    )
 
 
-def calling_chunks(chunks: Iterator[Chunk], tool_format: ToolFormat,
-                   names: Collection[str]) -> Iterator[Chunk]:
+def calling_chunks(
+    chunks: Iterator[Chunk], tool_format: ToolFormat, names: Collection[str]
+) -> Iterator[Chunk]:
     """``chunks`` with the text of any call held back and sent as calls before the finish.
 
     Text that cannot be part of a call passes as it comes; logprobs travel with the next text
@@ -61,16 +68,19 @@ def calling_chunks(chunks: Iterator[Chunk], tool_format: ToolFormat,
             if chunk.finish_reason is None:
                 if text or chunk.reasoning or chunk.prompt_count is not None:
                     # the parser may hold the next chunk's text: this one is not followed
-                    yield replace(chunk, text=text, logprobs=tuple(held_logprobs),
-                                  followed=False)
+                    yield replace(chunk, text=text, logprobs=tuple(held_logprobs), followed=False)
                     held_logprobs = []
                 continue
             rest, calls = parser.close(cut=chunk.finish_reason == LENGTH)
             text += rest
             if text or held_logprobs:
                 yield Chunk(text=text, logprobs=tuple(held_logprobs))
-            yield replace(chunk, text="", tool_calls=pieces(calls),
-                          finish_reason=_finish(chunk.finish_reason, calls))
+            yield replace(
+                chunk,
+                text="",
+                tool_calls=pieces(calls),
+                finish_reason=_finish(chunk.finish_reason, calls),
+            )
             return
 
 

@@ -1,4 +1,5 @@
 """Cut streamed text at the first stop word, never letting any part of one reach the client."""
+
 from __future__ import annotations
 
 from contextlib import closing
@@ -26,16 +27,17 @@ class StopWords:
         if self.stopped:
             return ""
         text = self._held + piece
-        hits = [(at, word) for at, word in ((text.find(word), word) for word in self.words)
-                if at >= 0]
+        hits = [
+            (at, word) for at, word in ((text.find(word), word) for word in self.words) if at >= 0
+        ]
         if hits:
             at, self.word = min(hits)
             self.stopped = True
             self._held = ""
             return text[:at]
         keep = self._partial_suffix(text)
-        self._held = text[len(text) - keep:] if keep else ""
-        return text[:len(text) - keep]
+        self._held = text[len(text) - keep :] if keep else ""
+        return text[: len(text) - keep]
 
     def flush(self) -> str:
         """Return the held-back text once the generation is over: it was no stop word."""
@@ -70,6 +72,7 @@ def stopping(chunks: Iterator[Chunk], words: Sequence[str]) -> Iterator[Chunk]:
             if text or chunk.reasoning or chunk.tool_calls or chunk.prompt_count is not None:
                 yield chunk
             if stops.stopped:
-                yield Chunk(finish_reason="stop", usage=chunk.usage or Usage(),
-                            stop_sequence=stops.word)
+                yield Chunk(
+                    finish_reason="stop", usage=chunk.usage or Usage(), stop_sequence=stops.word
+                )
                 return

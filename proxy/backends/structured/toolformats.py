@@ -13,6 +13,7 @@ Model output is data: calls are read with :func:`json.loads` (ChatGLM3's keyword
 with :func:`ast.literal_eval`), never run. Text that is not a well-formed call to an offered
 tool stays content.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,8 @@ from proxy.core.types import ToolCall
 PLAIN_INSTRUCTIONS = (
     "You may call the functions below. To call one, answer with nothing but\n"
     '<tool_call>{"name": <function name>, "arguments": <arguments as a JSON object>}'
-    "</tool_call>\n(one such block per call). Otherwise answer normally.")
+    "</tool_call>\n(one such block per call). Otherwise answer normally."
+)
 
 
 PYTHON_TAG = "<|python_tag|>"
@@ -43,8 +45,11 @@ def _function(tool: dict) -> dict:
 
 def _signature(tool: dict) -> dict:
     function = _function(tool)
-    return {"name": function.get("name"), "description": function.get("description", ""),
-            "parameters": function.get("parameters") or {"type": "object", "properties": {}}}
+    return {
+        "name": function.get("name"),
+        "description": function.get("description", ""),
+        "parameters": function.get("parameters") or {"type": "object", "properties": {}},
+    }
 
 
 def _arguments(call: dict) -> object:
@@ -62,18 +67,22 @@ def _compact(value: object) -> str:
 
 def _tagged(instructions: str) -> Callable[[Sequence[dict]], str]:
     """Describe tools as one JSON signature a line inside ``<tools>`` tags (Hermes, plain)."""
+
     def describe(tools: Sequence[dict]) -> str:
         lines = "\n".join(_compact(_signature(tool)) for tool in tools)
         return f"{instructions}\n<tools>\n{lines}\n</tools>"
+
     return describe
 
 
 def _listed(before: str, after: str = "", indent: Optional[int] = None):
     """Describe tools as one JSON list between ``before`` and ``after`` (Llama, Mistral, GLM)."""
+
     def describe(tools: Sequence[dict]) -> str:
         signatures = [{"type": "function", "function": _signature(tool)} for tool in tools]
         listed = json.dumps(signatures, ensure_ascii=False, indent=indent)
         return f"{before}{listed}{after}"
+
     return describe
 
 
@@ -106,14 +115,17 @@ class ToolFormat:
 
     def render_call(self, calls: Sequence[dict]) -> str:
         """An assistant's earlier calls, as the model would have written them."""
-        objects = [{"name": _function(call).get("name"), self.arguments_key: _arguments(call)}
-                   for call in calls]
+        objects = [
+            {"name": _function(call).get("name"), self.arguments_key: _arguments(call)}
+            for call in calls
+        ]
         if self.listed:
             return f"{self.opener}{_compact(objects)}{self.closer}"
         return "\n".join(f"{self.opener}{_compact(o)}{self.closer}" for o in objects)
 
-    def render_result(self, content: str, name: Optional[str] = None,
-                      call_id: Optional[str] = None) -> str:
+    def render_result(
+        self, content: str, name: Optional[str] = None, call_id: Optional[str] = None
+    ) -> str:
         before, after = self.result_wrapper
         if self.result_json:
             content = json.dumps({"content": content}, ensure_ascii=False)
@@ -159,8 +171,13 @@ class ToolFormat:
             if not isinstance(arguments, dict):
                 return None
             own_id = item.get("id") if self.call_ids else None
-            calls.append(ToolCall(own_id if isinstance(own_id, str) and own_id
-                                  else new_call_id(), item["name"], _compact(arguments)))
+            calls.append(
+                ToolCall(
+                    own_id if isinstance(own_id, str) and own_id else new_call_id(),
+                    item["name"],
+                    _compact(arguments),
+                )
+            )
         return tuple(calls)
 
     def _blocks(self, text: str) -> Iterator[str]:
@@ -210,9 +227,12 @@ class ChatGLM3Format(ToolFormat):
     """ChatGLM3 writes the name on one line and its arguments in a fence below."""
 
     def render_call(self, calls: Sequence[dict]) -> str:
-        return "\n".join(chatglm3.render(ToolCall("", _function(call).get("name") or "",
-                                                   _compact(_arguments(call))))
-                         for call in calls)
+        return "\n".join(
+            chatglm3.render(
+                ToolCall("", _function(call).get("name") or "", _compact(_arguments(call)))
+            )
+            for call in calls
+        )
 
     def parse(self, text: str, names: Collection[str], cut: bool = False) -> tuple:
         """A call whose arguments do not read as an object stays text, as in every format
@@ -228,27 +248,55 @@ HERMES_INSTRUCTIONS = (
     "the user query. The functions are listed within <tools></tools> XML tags. For each call "
     "return a JSON object with the function name and arguments within <tool_call></tool_call> "
     'XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n'
-    "</tool_call>")
+    "</tool_call>"
+)
 LLAMA3_INSTRUCTIONS = (
     "Given the following functions, please respond with a JSON for a function call with its "
     'proper arguments that best answers the given prompt.\nRespond in the format {"name": '
     'function name, "parameters": dictionary of argument name and its value}. Do not use '
-    "variables.\n\n")
+    "variables.\n\n"
+)
 
 FORMATS = {
-    "hermes": ToolFormat("hermes", _tagged(HERMES_INSTRUCTIONS), "<tool_call>", "</tool_call>",
-                         result_wrapper=("<tool_response>\n", "\n</tool_response>")),
-    "llama3": ToolFormat("llama3", _listed(LLAMA3_INSTRUCTIONS, indent=2),
-                         arguments_key="parameters", result_role="tool",
-                         starter=PYTHON_TAG),
-    "mistral": ToolFormat("mistral", _listed("[AVAILABLE_TOOLS]", "[/AVAILABLE_TOOLS]"),
-                          "[TOOL_CALLS]", listed=True, result_json=True, call_ids=True,
-                          result_wrapper=("[TOOL_RESULTS]", "[/TOOL_RESULTS]")),
-    "chatglm3": ChatGLM3Format("chatglm3", _listed(
-        "Answer the following questions as best as you can. You have access to the following "
-        "tools:\n", indent=4), result_role="observation"),
-    "plain": ToolFormat("plain", _tagged(PLAIN_INSTRUCTIONS), "<tool_call>", "</tool_call>",
-                        result_wrapper=("Tool result: ", "")),
+    "hermes": ToolFormat(
+        "hermes",
+        _tagged(HERMES_INSTRUCTIONS),
+        "<tool_call>",
+        "</tool_call>",
+        result_wrapper=("<tool_response>\n", "\n</tool_response>"),
+    ),
+    "llama3": ToolFormat(
+        "llama3",
+        _listed(LLAMA3_INSTRUCTIONS, indent=2),
+        arguments_key="parameters",
+        result_role="tool",
+        starter=PYTHON_TAG,
+    ),
+    "mistral": ToolFormat(
+        "mistral",
+        _listed("[AVAILABLE_TOOLS]", "[/AVAILABLE_TOOLS]"),
+        "[TOOL_CALLS]",
+        listed=True,
+        result_json=True,
+        call_ids=True,
+        result_wrapper=("[TOOL_RESULTS]", "[/TOOL_RESULTS]"),
+    ),
+    "chatglm3": ChatGLM3Format(
+        "chatglm3",
+        _listed(
+            "Answer the following questions as best as you can. You have access to the following "
+            "tools:\n",
+            indent=4,
+        ),
+        result_role="observation",
+    ),
+    "plain": ToolFormat(
+        "plain",
+        _tagged(PLAIN_INSTRUCTIONS),
+        "<tool_call>",
+        "</tool_call>",
+        result_wrapper=("Tool result: ", ""),
+    ),
 }
 
 
@@ -295,7 +343,7 @@ class StreamingToolParser:
             out, self._held = self._held[:start], self._held[start:]
             return self._sent(out)
         keep = self._possible_opener_tail()
-        out, self._held = self._held[:len(self._held) - keep], self._held[len(self._held) - keep:]
+        out, self._held = self._held[: len(self._held) - keep], self._held[len(self._held) - keep :]
         return self._sent(out)
 
     def close(self, cut: bool = False) -> tuple:
@@ -319,8 +367,8 @@ class StreamingToolParser:
             return None
         stripped = self._held.lstrip()
         if stripped.startswith(("{", PYTHON_TAG)) or (
-                self.format.name == "chatglm3" and stripped.split("\n", 1)[0].strip()
-                in self.names):
+            self.format.name == "chatglm3" and stripped.split("\n", 1)[0].strip() in self.names
+        ):
             return 0
         return None
 
@@ -335,8 +383,14 @@ class StreamingToolParser:
         if self._sent_any:
             return 0
         stripped = self._held.lstrip()
-        if not stripped or PYTHON_TAG.startswith(stripped) or (
-                self.format.name == "chatglm3" and "\n" not in stripped
-                and any(name.startswith(stripped.strip()) for name in self.names)):
+        if (
+            not stripped
+            or PYTHON_TAG.startswith(stripped)
+            or (
+                self.format.name == "chatglm3"
+                and "\n" not in stripped
+                and any(name.startswith(stripped.strip()) for name in self.names)
+            )
+        ):
             return len(self._held)
         return 0

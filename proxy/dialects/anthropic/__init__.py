@@ -18,6 +18,7 @@ an ``event:`` line: ``message_start``, each block's ``content_block_start`` / ``
 ``_stop`` with indices from 0, ``message_delta``, ``message_stop``; ``ping`` while a model's
 server starts; ``error`` when a stream fails after its first byte.
 """
+
 from __future__ import annotations
 
 import os

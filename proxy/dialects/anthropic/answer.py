@@ -1,5 +1,6 @@
 """Messages answers: a whole ``message``, usage, stop reasons and errors as Anthropic writes
 them."""
+
 from __future__ import annotations
 
 import hashlib
@@ -12,9 +13,16 @@ from proxy.dialects.anthropic.request import MessagesNotes
 from proxy.dialects.dialect import Ask
 
 # the error type each status stands for, as Anthropic names them
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
-               403: "permission_error", 404: "not_found_error", 413: "request_too_large",
-               429: "rate_limit_error", 503: "overloaded_error", 504: "timeout_error"}
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+    504: "timeout_error",
+}
 STOP_REASONS = {"length": "max_tokens", "tool_calls": "tool_use"}
 
 
@@ -23,16 +31,30 @@ def render(ask: Ask, id: str, model: str, completions: Sequence[Completion]) -> 
     (completion,) = completions
     content = []
     if ask.notes.thinking and completion.reasoning:
-        content.append({"type": "thinking", "thinking": completion.reasoning,
-                        "signature": signature(completion.reasoning)})
+        content.append(
+            {
+                "type": "thinking",
+                "thinking": completion.reasoning,
+                "signature": signature(completion.reasoning),
+            }
+        )
     if completion.text or not (content or completion.tool_calls):
         content.append({"type": "text", "text": completion.text})
-    content += [{"type": "tool_use", "id": call.id, "name": call.name,
-                 "input": _input(call)} for call in completion.tool_calls]
+    content += [
+        {"type": "tool_use", "id": call.id, "name": call.name, "input": _input(call)}
+        for call in completion.tool_calls
+    ]
     reason, sequence = stop_reason(ask.notes, completion.finish_reason, completion.stop_sequence)
-    return {"id": id, "type": "message", "role": "assistant", "model": model,
-            "content": content, "stop_reason": reason, "stop_sequence": sequence,
-            "usage": usage_body(completion.usage)}
+    return {
+        "id": id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": reason,
+        "stop_sequence": sequence,
+        "usage": usage_body(completion.usage),
+    }
 
 
 def render_count(tokens: int) -> dict:
@@ -50,9 +72,12 @@ def stop_reason(notes: MessagesNotes, reason: str, stop_sequence: Optional[str])
 def usage_body(usage: Usage) -> dict:
     """Anthropic counts cached prompt tokens apart from the rest of the input."""
     cached = usage.cached_tokens or 0
-    return {"input_tokens": usage.prompt_tokens - cached, "output_tokens":
-            usage.completion_tokens, "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": cached}
+    return {
+        "input_tokens": usage.prompt_tokens - cached,
+        "output_tokens": usage.completion_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": cached,
+    }
 
 
 def signature(thoughts: str) -> str:

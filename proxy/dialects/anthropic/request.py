@@ -1,15 +1,30 @@
 """Messages requests: a ``/v1/messages`` body as an :class:`Ask` (see the package's docstring
 for what is read and what is left out)."""
+
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from proxy.core.fields import (Fields, chosen_function, offered_tools, response_format,
-                               sized_schema, stop_words, template_kwargs)
-from proxy.core.types import (GenerationRequest, Message, ResponseFormat, Sampling, ToolCall,
-                              ToolChoice, function_tool)
+from proxy.core.fields import (
+    Fields,
+    chosen_function,
+    offered_tools,
+    response_format,
+    sized_schema,
+    stop_words,
+    template_kwargs,
+)
+from proxy.core.types import (
+    GenerationRequest,
+    Message,
+    ResponseFormat,
+    Sampling,
+    ToolCall,
+    ToolChoice,
+    function_tool,
+)
 from proxy.dialects.content import Content
 from proxy.dialects.dialect import Ask, Limits
 
@@ -43,16 +58,26 @@ def parse(body: Any, limits: Limits = Limits(), *, counting: bool = False) -> As
     thinking, shown = _thinking(fields)
     output = fields.object("output_config")
     request = GenerationRequest(
-        model=fields.string("model") or None, messages=messages, max_tokens=max_tokens,
-        stop=stop, sampling=Sampling(temperature=fields.number("temperature", 0, 1),
-                                     top_p=fields.number("top_p", 0, 1),
-                                     top_k=fields.integer("top_k", 0)),
+        model=fields.string("model") or None,
+        messages=messages,
+        max_tokens=max_tokens,
+        stop=stop,
+        sampling=Sampling(
+            temperature=fields.number("temperature", 0, 1),
+            top_p=fields.number("top_p", 0, 1),
+            top_k=fields.integer("top_k", 0),
+        ),
         response_format=_format(output, limits),
-        tools=tools if choice is not None else (), tool_choice=choice or AUTO,
+        tools=tools if choice is not None else (),
+        tool_choice=choice or AUTO,
         parallel_tool_calls=parallel,
-        template_kwargs=template_kwargs(fields, thinking=thinking, effort=_effort(output)))
-    return Ask((request,), stream=bool(fields.boolean("stream")),
-               notes=MessagesNotes(shown, stop, left_out))
+        template_kwargs=template_kwargs(fields, thinking=thinking, effort=_effort(output)),
+    )
+    return Ask(
+        (request,),
+        stream=bool(fields.boolean("stream")),
+        notes=MessagesNotes(shown, stop, left_out),
+    )
 
 
 def _system(fields: Fields) -> tuple:
@@ -108,22 +133,26 @@ def _turn(role: str, blocks: list, where: str, limits: Limits) -> list:
             results.append(_tool_result(block_fields, limits))
         elif kind == "thinking" and role == "assistant":
             thoughts.append(block_fields.text("thinking"))
-        elif kind in ("thinking", "redacted_thinking", "server_tool_use") or (
-                kind or "").endswith("_tool_result"):
+        elif kind in ("thinking", "redacted_thinking", "server_tool_use") or (kind or "").endswith(
+            "_tool_result"
+        ):
             continue  # sealed thoughts, and the results of tools only Anthropic runs
         elif kind == "document":
             content.add_text(_document(block_fields))
         elif kind == "image" and role == "user":
             _image(block_fields, content)
         else:
-            raise block_fields.fail("type", f"{kind!r} is not a content block this proxy "
-                                            f"can give a {role} message")
+            raise block_fields.fail(
+                "type", f"{kind!r} is not a content block this proxy can give a {role} message"
+            )
     text, images = content.text, tuple(content.images)
     if role == "assistant":
-        return [Message("assistant", text, tool_calls=tuple(calls),
-                        reasoning="\n".join(thoughts))] if text or calls else []
-    return results + ([Message(role, text, images=images)]
-                      if text or images or not results else [])
+        return (
+            [Message("assistant", text, tool_calls=tuple(calls), reasoning="\n".join(thoughts))]
+            if text or calls
+            else []
+        )
+    return results + ([Message(role, text, images=images)] if text or images or not results else [])
 
 
 def _image(fields: Fields, content: Content) -> None:
@@ -149,8 +178,11 @@ def _tool_use(fields: Fields) -> ToolCall:
     arguments = fields.raw("input")
     if not isinstance(arguments, dict):
         raise fields.fail("input", "must be an object")
-    return ToolCall(fields.required("id"), name,
-                    json.dumps(arguments, ensure_ascii=False, separators=(",", ":")))
+    return ToolCall(
+        fields.required("id"),
+        name,
+        json.dumps(arguments, ensure_ascii=False, separators=(",", ":")),
+    )
 
 
 def _tool_result(fields: Fields, limits: Limits) -> Message:
@@ -167,8 +199,12 @@ def _tool_result(fields: Fields, limits: Limits) -> Message:
                 content.add_text(_result_text(block_fields))
     elif raw is not None:
         raise fields.fail("content", "must be a string or a list of content blocks")
-    return Message("tool", content.text, tool_call_id=fields.required("tool_use_id"),
-                   images=tuple(content.images))
+    return Message(
+        "tool",
+        content.text,
+        tool_call_id=fields.required("tool_use_id"),
+        images=tuple(content.images),
+    )
 
 
 def _result_text(fields: Fields) -> str:
@@ -177,8 +213,9 @@ def _result_text(fields: Fields) -> str:
         return fields.text("text")
     if kind == "document":
         return _document(fields)
-    raise fields.fail("type", f"{kind!r} is not a block a tool result can hold here; text, "
-                              f"image and document are")
+    raise fields.fail(
+        "type", f"{kind!r} is not a block a tool result can hold here; text, image and document are"
+    )
 
 
 def _document(fields: Fields) -> str:
@@ -190,8 +227,10 @@ def _document(fields: Fields) -> str:
     if kind == "content" and isinstance(source.raw("content"), str):
         return source.raw("content")
     if kind == "content" and isinstance(source.raw("content"), list):
-        return "\n".join(_result_text(Fields(block, f"{source.prefix}content[{k}]."))
-                         for k, block in enumerate(source.raw("content")))
+        return "\n".join(
+            _result_text(Fields(block, f"{source.prefix}content[{k}]."))
+            for k, block in enumerate(source.raw("content"))
+        )
     raise source.fail("type", f"{kind!r} documents cannot be read by a text model; send text")
 
 

@@ -1,6 +1,7 @@
 """Anthropic's event sequence: ``message_start``, each block's ``content_block_start`` /
 ``_delta`` / ``_stop`` with indices from 0, ``message_delta``, ``message_stop``; ``ping``
 while the answer waits; ``error`` when the stream fails after its first byte."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -8,8 +9,14 @@ from typing import Optional
 import orjson
 
 from proxy.core.errors import ProxyError
-from proxy.core.events import (Finish, PromptCounted, ReasoningDelta, TextDelta, ToolCallDelta,
-                               ToolCallStart)
+from proxy.core.events import (
+    Finish,
+    PromptCounted,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallStart,
+)
 from proxy.core.types import Usage
 from proxy.dialects.anthropic.answer import error_body, signature, stop_reason, usage_body
 from proxy.dialects.dialect import Ask
@@ -48,9 +55,12 @@ class Stream(NamedEvents, BlockStream):
             self._open("text", {"type": "text", "text": ""}, out)
             # the bytes of the block's delta event (encode_named's), its text written in
             if self.text_head[0] != self.index:
-                self.text_head = (self.index, b'event: content_block_delta\ndata: {"type":'
-                                  b'"content_block_delta","index":%d,"delta":{"type":'
-                                  b'"text_delta","text":' % self.index)
+                self.text_head = (
+                    self.index,
+                    b'event: content_block_delta\ndata: {"type":'
+                    b'"content_block_delta","index":%d,"delta":{"type":'
+                    b'"text_delta","text":' % self.index,
+                )
             out.append(self.text_head[1] + orjson.dumps(event.text) + b"}}\n\n")
 
     def reasoning(self, event: ReasoningDelta, out: list) -> None:
@@ -62,8 +72,12 @@ class Stream(NamedEvents, BlockStream):
 
     def call_started(self, event: ToolCallStart, out: list) -> None:
         self._start(out)
-        self._open("tool_use", {"type": "tool_use", "id": event.id, "name": event.name,
-                                "input": {}}, out, fresh=True)
+        self._open(
+            "tool_use",
+            {"type": "tool_use", "id": event.id, "name": event.name, "input": {}},
+            out,
+            fresh=True,
+        )
 
     def call_arguments(self, event: ToolCallDelta, out: list) -> None:
         out.append(self._delta({"type": "input_json_delta", "partial_json": event.arguments}))
@@ -74,20 +88,39 @@ class Stream(NamedEvents, BlockStream):
             self._open("text", {"type": "text", "text": ""}, out)
         self._close(out)
         reason, sequence = stop_reason(self.notes, event.reason, event.stop_sequence)
-        out.append({"type": "message_delta",
-                    "delta": {"stop_reason": reason, "stop_sequence": sequence},
-                    "usage": usage_body(self.usage)})
+        out.append(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": reason, "stop_sequence": sequence},
+                "usage": usage_body(self.usage),
+            }
+        )
         out.append({"type": "message_stop"})
 
     def _start(self, out: list) -> None:
         if self.started:
             return
         self.started = True
-        out.append({"type": "message_start", "message": {
-            "id": self.id, "type": "message", "role": "assistant", "model": self.model,
-            "content": [], "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": self.prompt, "output_tokens": 0,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}})
+        out.append(
+            {
+                "type": "message_start",
+                "message": {
+                    "id": self.id,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": self.model,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {
+                        "input_tokens": self.prompt,
+                        "output_tokens": 0,
+                        "cache_creation_input_tokens": 0,
+                        "cache_read_input_tokens": 0,
+                    },
+                },
+            }
+        )
 
     def _open(self, block: str, start: dict, out: list, fresh: bool = False) -> None:
         """Make ``block`` the open block, closing another first (``fresh``: always anew)."""
@@ -102,8 +135,11 @@ class Stream(NamedEvents, BlockStream):
         if self.block is None:
             return
         if self.block == "thinking":
-            out.append(self._delta({"type": "signature_delta",
-                                    "signature": signature("".join(self.thoughts))}))
+            out.append(
+                self._delta(
+                    {"type": "signature_delta", "signature": signature("".join(self.thoughts))}
+                )
+            )
             self.thoughts = []
         out.append({"type": "content_block_stop", "index": self.index})
         self.block = None

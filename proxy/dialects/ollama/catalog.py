@@ -1,6 +1,7 @@
 """What Ollama's clients ask of the models before they pick one: ``/api/tags``,
 ``/api/show``, ``/api/ps``, ``/api/version``; each model under an explicit tag (``:latest``),
 as Ollama lists them."""
+
 from __future__ import annotations
 
 import hashlib
@@ -37,16 +38,26 @@ def _entry(model: ModelInfo) -> dict:
     card = model.card
     name = tagged(model.id)
     digest = card.digest or hashlib.sha256(model.id.encode("utf-8", "surrogatepass")).hexdigest()
-    return {"name": name, "model": name, "modified_at": _time(card.modified),
-            "size": card.size or 0, "digest": digest, "details": details(card)}
+    return {
+        "name": name,
+        "model": name,
+        "modified_at": _time(card.modified),
+        "size": card.size or 0,
+        "digest": digest,
+        "details": details(card),
+    }
 
 
 def details(card: ModelCard) -> dict:
     family = card.architecture or "unknown"
-    return {"parent_model": "", "format": "gguf" if card.architecture != "chatglm" else "ggml",
-            "family": family, "families": [family],
-            "parameter_size": _billions(card.parameters),
-            "quantization_level": card.quantization}
+    return {
+        "parent_model": "",
+        "format": "gguf" if card.architecture != "chatglm" else "ggml",
+        "family": family,
+        "families": [family],
+        "parameter_size": _billions(card.parameters),
+        "quantization_level": card.quantization,
+    }
 
 
 def show(model: ModelInfo, name: str) -> dict:
@@ -59,9 +70,16 @@ def show(model: ModelInfo, name: str) -> dict:
         info["general.parameter_count"] = card.parameters
     if card.context_length:
         info[f"{arch}.context_length"] = card.context_length
-    return {"license": "", "modelfile": "", "parameters": "", "template": card.template,
-            "details": details(card), "model_info": info,
-            "capabilities": list(card.capabilities), "modified_at": _time(card.modified)}
+    return {
+        "license": "",
+        "modelfile": "",
+        "parameters": "",
+        "template": card.template,
+        "details": details(card),
+        "model_info": info,
+        "capabilities": list(card.capabilities),
+        "modified_at": _time(card.modified),
+    }
 
 
 def ps(models: Sequence[ModelInfo], running: dict) -> dict:
@@ -73,8 +91,12 @@ def ps(models: Sequence[ModelInfo], running: dict) -> dict:
             continue
         size, expires = running[model.id]
         entry = _entry(model)
-        entry.update(size=size, size_vram=0, expires_at=_time(expires, forever=True),
-                     context_length=model.card.context_length or 0)
+        entry.update(
+            size=size,
+            size_vram=0,
+            expires_at=_time(expires, forever=True),
+            context_length=model.card.context_length or 0,
+        )
         listed.append(entry)
     return {"models": listed}
 

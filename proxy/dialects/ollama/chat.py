@@ -6,6 +6,7 @@ assistant message's call of that name when it gives no ``tool_call_id``); ``tool
 ``format``, ``think``, ``options``, ``stream`` (true unless false) and ``keep_alive``. No
 messages: the request only loads the model (with ``keep_alive: 0``, unloads it).
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,14 @@ def parse(body: Any, limits: Limits = Limits()) -> Ask:
     fields = Fields(body)
     messages = _messages(fields, limits)
     tools = function_tools(fields, limits.max_tools, limits.max_schema_size)
-    return shared.ask(fields, started, limits, messages=messages or (Message("user", ""),),
-                      tools=tools, load=not messages)
+    return shared.ask(
+        fields,
+        started,
+        limits,
+        messages=messages or (Message("user", ""),),
+        tools=tools,
+        load=not messages,
+    )
 
 
 def render(ask: Ask, id: str, model: str, completions: Sequence) -> dict:
@@ -58,17 +65,23 @@ def _message(fields: Fields, index: int, pending: list, limits: Limits) -> Messa
     if text is not None and not isinstance(text, str):
         raise fields.fail("content", "must be a string")
     content = shared.shown(fields, text or "", limits)
-    calls = tuple(_call(call, f"call_{index}_{j}")
-                  for j, call in enumerate(fields.objects("tool_calls")))
+    calls = tuple(
+        _call(call, f"call_{index}_{j}") for j, call in enumerate(fields.objects("tool_calls"))
+    )
     if calls and role != "assistant":
         raise fields.fail("tool_calls", "are for assistant messages only")
     answered = None
     if role == "tool":
         answered = fields.string("tool_call_id") or _answered(pending, fields.string("tool_name"))
-    return Message(role, content.text, name=fields.string("tool_name") if role == "tool"
-                   else None, tool_calls=calls, tool_call_id=answered,
-                   reasoning=(fields.string("thinking") or "") if role == "assistant" else "",
-                   images=tuple(content.images))
+    return Message(
+        role,
+        content.text,
+        name=fields.string("tool_name") if role == "tool" else None,
+        tool_calls=calls,
+        tool_call_id=answered,
+        reasoning=(fields.string("thinking") or "") if role == "assistant" else "",
+        images=tuple(content.images),
+    )
 
 
 def _call(fields: Fields, fallback_id: str) -> ToolCall:
@@ -89,9 +102,9 @@ def _answered(pending: list, name) -> str | None:
     """The id of the pending call a tool message answers: the first of its name, else the
     first; ``None`` when none is pending."""
     call = next((call for call in pending if call.name == name), None) or (
-        pending[0] if pending else None)
+        pending[0] if pending else None
+    )
     if call is None:
         return None
     pending.remove(call)
     return call.id
-

@@ -1,6 +1,7 @@
 """``POST /api/embed`` (``input``: a string or strings; vectors of unit length, cut to
 ``dimensions`` when asked) and the older ``POST /api/embeddings`` (``prompt``: one vector as
 the server gives it), both ways."""
+
 from __future__ import annotations
 
 import math
@@ -34,13 +35,13 @@ def parse_embed(body: Any, limits: Limits = Limits()) -> EmbedRequest:
     if not isinstance(inputs, list) or not all(isinstance(item, str) for item in inputs):
         raise fields.fail("input", "must be a string or a list of strings")
     if len(inputs) > limits.max_batch:
-        raise fields.fail("input", f"may hold at most {limits.max_batch} items, "
-                                   f"got {len(inputs)}")
+        raise fields.fail("input", f"may hold at most {limits.max_batch} items, got {len(inputs)}")
     if any(not item for item in inputs):
         raise fields.fail("input", "must not contain empty strings")
     fields.boolean("truncate")  # the server cuts nothing: a text too long is its error
-    return EmbedRequest(name, tuple(inputs), started, fields.integer("dimensions", 1),
-                        shared.keep_alive(fields))
+    return EmbedRequest(
+        name, tuple(inputs), started, fields.integer("dimensions", 1), shared.keep_alive(fields)
+    )
 
 
 def parse_embeddings(body: Any) -> EmbedRequest:
@@ -54,11 +55,17 @@ def parse_embeddings(body: Any) -> EmbedRequest:
 
 
 def render_embed(wanted: EmbedRequest, result: Embeddings) -> dict:
-    vectors = [_unit(vector[:wanted.dimensions] if wanted.dimensions else vector)
-               for vector in result.vectors]
-    return {"model": wanted.name, "embeddings": vectors,
-            "total_duration": time.monotonic_ns() - wanted.started, "load_duration": 0,
-            "prompt_eval_count": result.prompt_tokens}
+    vectors = [
+        _unit(vector[: wanted.dimensions] if wanted.dimensions else vector)
+        for vector in result.vectors
+    ]
+    return {
+        "model": wanted.name,
+        "embeddings": vectors,
+        "total_duration": time.monotonic_ns() - wanted.started,
+        "load_duration": 0,
+        "prompt_eval_count": result.prompt_tokens,
+    }
 
 
 def render_embeddings(result: Embeddings) -> dict:

@@ -6,6 +6,7 @@
 and left aside. No prompt: the request only loads the model (with ``keep_alive: 0``,
 unloads it).
 """
+
 from __future__ import annotations
 
 import time
@@ -30,15 +31,18 @@ def parse(body: Any, limits: Limits = Limits()) -> Ask:
     if raw and fields.raw("images"):
         raise fields.fail("images", "cannot be given with raw: a raw prompt is sent as it is")
     if fields.string("suffix"):
-        raise fields.fail("suffix", "is not served: fill-in-the-middle needs the server's "
-                                    "/infill, which this proxy does not call")
+        raise fields.fail(
+            "suffix",
+            "is not served: fill-in-the-middle needs the server's "
+            "/infill, which this proxy does not call",
+        )
     if raw:
         return shared.ask(fields, started, limits, prompt=prompt, load=not prompt)
     content = shared.shown(fields, prompt, limits)
     turns = ((Message("system", system),) if system else ()) + (
-        Message("user", content.text, images=tuple(content.images)),)
-    return shared.ask(fields, started, limits, messages=turns,
-                      load=not (prompt or content.images))
+        Message("user", content.text, images=tuple(content.images)),
+    )
+    return shared.ask(fields, started, limits, messages=turns, load=not (prompt or content.images))
 
 
 def render(ask: Ask, id: str, model: str, completions: Sequence) -> dict:

@@ -1,5 +1,6 @@
 """What Ollama's chat and generate requests share: ``options``, ``format``, ``think``,
 ``keep_alive`` and ``stream``, the answer's times and reasons, and the error shape."""
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,19 @@ patient = False  # a line that is not JSON would break Ollama's clients: no keep
 
 # options the proxy hands on; any other is ignored (as Ollama ignores unknown ones) and named
 # in the answer's IGNORED_HEADER
-SAMPLING_OPTIONS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty",
-                    "presence_penalty", "frequency_penalty", "seed", "mirostat",
-                    "mirostat_tau", "mirostat_eta")
+SAMPLING_OPTIONS = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "repeat_penalty",
+    "presence_penalty",
+    "frequency_penalty",
+    "seed",
+    "mirostat",
+    "mirostat_tau",
+    "mirostat_eta",
+)
 READ_OPTIONS = frozenset((*SAMPLING_OPTIONS, "num_predict", "stop"))
 IGNORED_HEADER = "x-oai-proxy-ignored-options"
 # fields of the request the proxy did not act on: a keep_alive from a key that may not
@@ -49,8 +60,16 @@ class OllamaNotes:
     ignored_fields: tuple = ()  # fields the proxy did not act on (see unmanaged)
 
 
-def ask(fields: Fields, started: int, limits: Limits, *, messages: tuple = (),
-        prompt: Optional[str] = None, tools: tuple = (), load: bool = False) -> Ask:
+def ask(
+    fields: Fields,
+    started: int,
+    limits: Limits,
+    *,
+    messages: tuple = (),
+    prompt: Optional[str] = None,
+    tools: tuple = (),
+    load: bool = False,
+) -> Ask:
     """The :class:`~proxy.dialects.dialect.Ask` of a chat (``messages``) or a raw
     ``prompt``, with what chat and generate read alike: ``model``, ``options``, ``format``,
     ``think``, ``stream`` and ``keep_alive``."""
@@ -58,9 +77,16 @@ def ask(fields: Fields, started: int, limits: Limits, *, messages: tuple = (),
     sampled, max_tokens, stop, ignored = options(fields)
     think, effort = thinking(fields)
     request = GenerationRequest(
-        model=name, messages=messages, prompt=prompt, max_tokens=max_tokens, stop=stop,
-        sampling=sampled, response_format=response_format(fields, limits), tools=tools,
-        template_kwargs={} if prompt is not None else template_variables(think, effort))
+        model=name,
+        messages=messages,
+        prompt=prompt,
+        max_tokens=max_tokens,
+        stop=stop,
+        sampling=sampled,
+        response_format=response_format(fields, limits),
+        tools=tools,
+        template_kwargs={} if prompt is not None else template_variables(think, effort),
+    )
     notes = OllamaNotes(name, started, keep_alive(fields), ignored, think, load)
     return Ask((request,), 1, streams(fields), notes)
 
@@ -69,8 +95,9 @@ def shown(fields: Fields, text: str, limits: Limits) -> Content:
     """A turn's ``images`` (base64 each; before its text, where Ollama puts them) and text."""
     content = Content(limits)
     raw = fields.raw("images")
-    if raw is not None and not (isinstance(raw, list)
-                                and all(isinstance(image, str) for image in raw)):
+    if raw is not None and not (
+        isinstance(raw, list) and all(isinstance(image, str) for image in raw)
+    ):
         raise fields.fail("images", "must be a list of base64-encoded images")
     for k, image in enumerate(raw or ()):
         field = f"{fields.prefix}images[{k}]"
@@ -154,8 +181,10 @@ def keep_alive(fields: Fields) -> Optional[float]:
             return 0.0
         match = DURATION.fullmatch(raw.strip())
         if match:
-            seconds = sum(float(number) * UNITS[unit]
-                          for number, unit in DURATION_PART.findall(match.group(2)))
+            seconds = sum(
+                float(number) * UNITS[unit]
+                for number, unit in DURATION_PART.findall(match.group(2))
+            )
             return -1.0 if match.group(1) else seconds
     raise fields.fail("keep_alive", 'must be a number of seconds or a duration like "5m"')
 
@@ -217,8 +246,9 @@ def done_reason(reason: str) -> str:
     return "length" if reason == "length" else "stop"
 
 
-def durations(notes: OllamaNotes, usage: Usage, first: Optional[int] = None,
-              loaded: Optional[int] = None) -> dict:
+def durations(
+    notes: OllamaNotes, usage: Usage, first: Optional[int] = None, loaded: Optional[int] = None
+) -> dict:
     """The durations and counts Ollama reports, durations in nanoseconds: the total as the
     proxy measured it; the prompt's and the answer's as the server timed them, else as
     measured around ``first`` (when the first token came); the load (the wait for the model's
@@ -228,9 +258,14 @@ def durations(notes: OllamaNotes, usage: Usage, first: Optional[int] = None,
     first = first or now
     prompt = usage.prompt_ms * 1e6 if usage.prompt_ms is not None else max(first - loaded, 0)
     answer = usage.eval_ms * 1e6 if usage.eval_ms is not None else now - first
-    return {"total_duration": now - notes.started, "load_duration": loaded - notes.started,
-            "prompt_eval_count": usage.prompt_tokens, "prompt_eval_duration": int(prompt),
-            "eval_count": usage.completion_tokens, "eval_duration": int(answer)}
+    return {
+        "total_duration": now - notes.started,
+        "load_duration": loaded - notes.started,
+        "prompt_eval_count": usage.prompt_tokens,
+        "prompt_eval_duration": int(prompt),
+        "eval_count": usage.completion_tokens,
+        "eval_duration": int(answer),
+    }
 
 
 def tool_call(call: ToolCall, index: int) -> dict:
@@ -242,12 +277,18 @@ def tool_call(call: ToolCall, index: int) -> dict:
         arguments = None
     if not isinstance(arguments, dict):
         arguments = {"arguments": call.arguments}
-    return {"id": call.id, "function": {"index": index, "name": call.name,
-                                        "arguments": arguments}}
+    return {"id": call.id, "function": {"index": index, "name": call.name, "arguments": arguments}}
 
 
-def line(model: str, kind: str, text: str, *, thinking: str = "", calls: Sequence = (),
-         done: bool = False) -> dict:
+def line(
+    model: str,
+    kind: str,
+    text: str,
+    *,
+    thinking: str = "",
+    calls: Sequence = (),
+    done: bool = False,
+) -> dict:
     """One object of an answer: a chat's ``message`` or generate's ``response``."""
     body = {"model": model, "created_at": created_at()}
     if kind == "chat":
@@ -270,10 +311,17 @@ def whole(ask, model: str, kind: str, completions: Sequence) -> dict:
     (completion,) = completions
     notes = ask.notes
     thinking = completion.reasoning if notes.think is not False else ""
-    body = line(model, kind, completion.text, thinking=thinking, done=True,
-                calls=[tool_call(call, i) for i, call in enumerate(completion.tool_calls)])
-    body.update(done_reason=done_reason(completion.finish_reason),
-                **durations(notes, completion.usage))
+    body = line(
+        model,
+        kind,
+        completion.text,
+        thinking=thinking,
+        done=True,
+        calls=[tool_call(call, i) for i, call in enumerate(completion.tool_calls)],
+    )
+    body.update(
+        done_reason=done_reason(completion.finish_reason), **durations(notes, completion.usage)
+    )
     return body
 
 

@@ -1,5 +1,6 @@
 """Ollama's streamed answers from the core's events: one JSON object per line, ``done: false``
 until the last, which carries the reason and the times."""
+
 from __future__ import annotations
 
 import time
@@ -8,12 +9,20 @@ from typing import Optional
 import orjson
 
 from proxy.core.errors import ProxyError
-from proxy.core.events import (Finish, PromptCounted, ReasoningDelta, TextDelta, ToolCallDelta,
-                               ToolCallEnd, ToolCallStart, UsageReport, Waiting)
+from proxy.core.events import (
+    Finish,
+    PromptCounted,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    UsageReport,
+    Waiting,
+)
 from proxy.core.types import ToolCall, Usage
 from proxy.dialects.dialect import Ask
-from proxy.dialects.ollama.shared import (Clock, done_reason, durations, error_body, line,
-                                          tool_call)
+from proxy.dialects.ollama.shared import Clock, done_reason, durations, error_body, line, tool_call
 from proxy.dialects.streaming import EventRenderer, Lines
 
 
@@ -34,7 +43,9 @@ class Stream(Lines, EventRenderer):
         self.text_head = b'{"model":' + orjson.dumps(model) + b',"created_at":"'
         self.text_middle, self.text_tail = (
             (b'","message":{"role":"assistant","content":', b'},"done":false}\n')
-            if kind == "chat" else (b'","response":', b',"done":false}\n'))
+            if kind == "chat"
+            else (b'","response":', b',"done":false}\n')
+        )
 
     @staticmethod
     def failure(error: ProxyError) -> list:
@@ -50,8 +61,13 @@ class Stream(Lines, EventRenderer):
         if event.text:
             self._token()
             # line()'s bytes, as encode_line writes them, the time and the text written in
-            out.append(self.text_head + self.clock.now() + self.text_middle
-                       + orjson.dumps(event.text) + self.text_tail)
+            out.append(
+                self.text_head
+                + self.clock.now()
+                + self.text_middle
+                + orjson.dumps(event.text)
+                + self.text_tail
+            )
 
     def reasoning(self, event: ReasoningDelta, out: list) -> None:
         if event.text and self.notes.think is not False:
@@ -74,12 +90,21 @@ class Stream(Lines, EventRenderer):
         self.usage = event.usage
 
     def finished(self, event: Finish, out: list) -> None:
-        usage = self.usage if self.usage.prompt_tokens else Usage(
-            self.prompt, self.usage.completion_tokens, prompt_ms=self.usage.prompt_ms,
-            eval_ms=self.usage.eval_ms)
+        usage = (
+            self.usage
+            if self.usage.prompt_tokens
+            else Usage(
+                self.prompt,
+                self.usage.completion_tokens,
+                prompt_ms=self.usage.prompt_ms,
+                eval_ms=self.usage.eval_ms,
+            )
+        )
         last = line(self.model, self.kind, "", done=True)
-        last.update(done_reason=done_reason(event.reason),
-                    **durations(self.notes, usage, self.first, self.loaded))
+        last.update(
+            done_reason=done_reason(event.reason),
+            **durations(self.notes, usage, self.first, self.loaded),
+        )
         if self.kept is not None:
             self.kept(last)
         out.append(last)

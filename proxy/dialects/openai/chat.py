@@ -4,14 +4,22 @@ Streams go role delta → content (and reasoning, tool-call) deltas → one chun
 ``finish_reason`` per choice → a usage chunk when ``stream_options.include_usage`` asks →
 ``data: [DONE]``; every chunk carries the one id of the answer.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 import orjson
 
-from proxy.core.events import (Finish, PromptCounted, ReasoningDelta, TextDelta, ToolCallDelta,
-                               ToolCallStart, UsageReport)
+from proxy.core.events import (
+    Finish,
+    PromptCounted,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallStart,
+    UsageReport,
+)
 from proxy.core.fields import Fields, effort, template_kwargs, tool_call
 from proxy.core.types import Completion, Message, ToolCall
 from proxy.dialects.content import Content
@@ -36,10 +44,12 @@ def parse(body: Any, limits: Limits) -> Ask:
     elif fields.raw("top_logprobs") is not None:
         fields.integer("top_logprobs", 0, 20)
     thinking = fields.boolean("enable_thinking")
-    variables = template_kwargs(fields, thinking=thinking,
-                                effort=effort(fields, "reasoning_effort"))
-    request = shared.generation_request(fields, limits, messages=messages, logprobs=logprobs,
-                                        template_kwargs=variables)
+    variables = template_kwargs(
+        fields, thinking=thinking, effort=effort(fields, "reasoning_effort")
+    )
+    request = shared.generation_request(
+        fields, limits, messages=messages, logprobs=logprobs, template_kwargs=variables
+    )
     return shared.ask(fields, (request,), limits)
 
 
@@ -49,8 +59,7 @@ def _messages(fields: Fields, limits: Limits) -> tuple:
         raise fields.fail("messages", "must be a non-empty list of messages")
     if not raw:
         raise fields.fail("messages", "must not be empty")
-    return tuple(_message(Fields(item, f"messages[{i}]."), i, limits)
-                 for i, item in enumerate(raw))
+    return tuple(_message(Fields(item, f"messages[{i}]."), i, limits) for i, item in enumerate(raw))
 
 
 def _message(fields: Fields, index: int, limits: Limits) -> Message:
@@ -62,14 +71,20 @@ def _message(fields: Fields, index: int, limits: Limits) -> Message:
     tool_calls = fields.raw("tool_calls")
     if tool_calls is not None and not (role == "assistant" and isinstance(tool_calls, list)):
         raise fields.fail("tool_calls", "must be a list, on assistant messages only")
-    calls = tuple(tool_call(call, f"call{index}x{j}")
-                  for j, call in enumerate(fields.objects("tool_calls")))
-    content = _content(fields, Content(limits),
-                       allow_null=role == "assistant" and bool(tool_calls))
+    calls = tuple(
+        tool_call(call, f"call{index}x{j}") for j, call in enumerate(fields.objects("tool_calls"))
+    )
+    content = _content(fields, Content(limits), allow_null=role == "assistant" and bool(tool_calls))
     reasoning = fields.string("reasoning_content") if role == "assistant" else None
-    return Message(role=role, content=content.text, name=fields.string("name"),
-                   tool_calls=calls, tool_call_id=fields.string("tool_call_id"),
-                   reasoning=reasoning or "", images=tuple(content.images))
+    return Message(
+        role=role,
+        content=content.text,
+        name=fields.string("name"),
+        tool_calls=calls,
+        tool_call_id=fields.string("tool_call_id"),
+        reasoning=reasoning or "",
+        images=tuple(content.images),
+    )
 
 
 def _content(fields: Fields, content: Content, *, allow_null: bool) -> Content:
@@ -94,8 +109,9 @@ def _content(fields: Fields, content: Content, *, allow_null: bool) -> Content:
         elif kind == "image_url":
             _image(part_fields, content)
         else:
-            raise part_fields.fail("type", f"{kind!r} is not supported; text and image_url "
-                                           f"parts are")
+            raise part_fields.fail(
+                "type", f"{kind!r} is not supported; text and image_url parts are"
+            )
     return content
 
 
@@ -113,16 +129,23 @@ def _image(fields: Fields, content: Content) -> None:
 
 # -- whole answers ----------------------------------------------------------------------------
 
+
 def render(ask: Ask, id: str, model: str, completions: Sequence[Completion]) -> dict:
     """A ``chat.completion`` body with one choice per completion."""
     body = {
-        "id": id, "object": "chat.completion", "created": shared.now(), "model": model,
-        "choices": [{
-            "index": i,
-            "message": _message_body(c.text, c.tool_calls, c.reasoning),
-            "logprobs": shared.chat_logprobs(c.logprobs) if c.logprobs else None,
-            "finish_reason": c.finish_reason,
-        } for i, c in enumerate(completions)],
+        "id": id,
+        "object": "chat.completion",
+        "created": shared.now(),
+        "model": model,
+        "choices": [
+            {
+                "index": i,
+                "message": _message_body(c.text, c.tool_calls, c.reasoning),
+                "logprobs": shared.chat_logprobs(c.logprobs) if c.logprobs else None,
+                "finish_reason": c.finish_reason,
+            }
+            for i, c in enumerate(completions)
+        ],
         "usage": shared.usage_body(shared.total_usage(completions)),
     }
     return shared.historic_extras(body, completions)
@@ -134,13 +157,18 @@ def _message_body(text: str, tool_calls: Sequence[ToolCall], reasoning: str) -> 
         message["reasoning_content"] = reasoning
     if tool_calls:
         message["tool_calls"] = [
-            {"id": call.id, "type": "function",
-             "function": {"name": call.name, "arguments": call.arguments}}
-            for call in tool_calls]
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in tool_calls
+        ]
     return message
 
 
 # -- streams ----------------------------------------------------------------------------------
+
 
 def stream(ask: Ask, id: str, model: str) -> "Stream":
     return Stream(ask, id, model)
@@ -159,8 +187,7 @@ class Stream(shared.ChoicesStream):
         if event.logprobs:
             out.append(self._delta({"content": event.text}, event.logprobs))
         else:  # the same bytes as the chunk's, its text written into them
-            out.append(self.head(b'"delta":{"content":') + orjson.dumps(event.text)
-                       + TEXT_TAIL)
+            out.append(self.head(b'"delta":{"content":') + orjson.dumps(event.text) + TEXT_TAIL)
 
     def reasoning(self, event: ReasoningDelta, out: list) -> None:
         self._begin(out)
@@ -168,13 +195,27 @@ class Stream(shared.ChoicesStream):
 
     def call_started(self, event: ToolCallStart, out: list) -> None:
         self._begin(out)
-        out.append(self._delta({"tool_calls": [{
-            "index": event.index, "id": event.id, "type": "function",
-            "function": {"name": event.name, "arguments": ""}}]}))
+        out.append(
+            self._delta(
+                {
+                    "tool_calls": [
+                        {
+                            "index": event.index,
+                            "id": event.id,
+                            "type": "function",
+                            "function": {"name": event.name, "arguments": ""},
+                        }
+                    ]
+                }
+            )
+        )
 
     def call_arguments(self, event: ToolCallDelta, out: list) -> None:
-        out.append(self._delta({"tool_calls": [{
-            "index": event.index, "function": {"arguments": event.arguments}}]}))
+        out.append(
+            self._delta(
+                {"tool_calls": [{"index": event.index, "function": {"arguments": event.arguments}}]}
+            )
+        )
 
     def prompt_counted(self, event: PromptCounted, out: list) -> None:
         self._begin(out)
@@ -194,6 +235,10 @@ class Stream(shared.ChoicesStream):
             out.append(self._delta({"role": "assistant", "content": ""}))
 
     def _delta(self, delta: dict, logprobs: tuple = (), finish_reason=None) -> dict:
-        return self.chunk({"delta": delta,
-                           "logprobs": shared.chat_logprobs(logprobs) if logprobs else None,
-                           "finish_reason": finish_reason})
+        return self.chunk(
+            {
+                "delta": delta,
+                "logprobs": shared.chat_logprobs(logprobs) if logprobs else None,
+                "finish_reason": finish_reason,
+            }
+        )

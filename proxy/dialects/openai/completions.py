@@ -3,6 +3,7 @@
 A list of prompts gives ``n`` choices for each, grouped prompt by prompt; ``echo`` puts the
 prompt before its answer (in a stream, as the choice's first chunk).
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional, Sequence
@@ -30,16 +31,19 @@ def parse(body: Any, limits: Limits) -> Ask:
     elif prompt is None:
         raise fields.fail("prompt", "is required")
     else:
-        raise fields.fail("prompt", "must be a string or a list of strings "
-                                    "(token-id prompts are not supported)")
+        raise fields.fail(
+            "prompt", "must be a string or a list of strings (token-id prompts are not supported)"
+        )
     if fields.raw("tools") is not None:
         raise fields.fail("tools", "need a chat: send them to /v1/chat/completions")
     if fields.string("suffix"):
         raise fields.fail("suffix", "is not supported by this server")
     best_of = fields.integer("best_of", 1, limits.max_choices)
     logprobs = fields.integer("logprobs", 0, 20)
-    requests = tuple(shared.generation_request(fields, limits, prompt=text, logprobs=logprobs)
-                     for text in prompts)
+    requests = tuple(
+        shared.generation_request(fields, limits, prompt=text, logprobs=logprobs)
+        for text in prompts
+    )
     ask = shared.ask(fields, requests, limits, echo=bool(fields.boolean("echo")))
     if best_of is not None and best_of != ask.n:
         raise fields.fail("best_of", "other than n is not supported by this server")
@@ -50,13 +54,19 @@ def render(ask: Ask, id: str, model: str, completions: Sequence[Completion]) -> 
     """A ``text_completion`` body; choices are grouped prompt by prompt."""
     echoes = _echoes(ask)
     body = {
-        "id": id, "object": "text_completion", "created": shared.now(), "model": model,
-        "choices": [{
-            "index": i,
-            "text": (echoes[i] if echoes else "") + c.text,
-            "logprobs": shared.text_logprobs(c.logprobs) if c.logprobs else None,
-            "finish_reason": c.finish_reason,
-        } for i, c in enumerate(completions)],
+        "id": id,
+        "object": "text_completion",
+        "created": shared.now(),
+        "model": model,
+        "choices": [
+            {
+                "index": i,
+                "text": (echoes[i] if echoes else "") + c.text,
+                "logprobs": shared.text_logprobs(c.logprobs) if c.logprobs else None,
+                "finish_reason": c.finish_reason,
+            }
+            for i, c in enumerate(completions)
+        ],
         "usage": shared.usage_body(shared.total_usage(completions)),
     }
     return shared.historic_extras(body, completions)
@@ -99,6 +109,10 @@ class Stream(shared.ChoicesStream):
                 out.append(self._text(self.echoes[self.index]))
 
     def _text(self, text: str, logprobs: tuple = (), finish_reason=None) -> dict:
-        return self.chunk({"text": text,
-                           "logprobs": shared.text_logprobs(logprobs) if logprobs else None,
-                           "finish_reason": finish_reason})
+        return self.chunk(
+            {
+                "text": text,
+                "logprobs": shared.text_logprobs(logprobs) if logprobs else None,
+                "finish_reason": finish_reason,
+            }
+        )

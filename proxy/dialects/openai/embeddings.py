@@ -1,4 +1,5 @@
 """OpenAI embeddings (``POST /v1/embeddings``), both ways."""
+
 from __future__ import annotations
 
 import base64
@@ -26,15 +27,16 @@ def parse(body: Any, limits: Limits) -> EmbeddingRequest:
     raw = fields.raw("input")
     if isinstance(raw, str) or is_token_list(raw):
         inputs = [raw]
-    elif isinstance(raw, list) and raw and all(isinstance(x, str) or is_token_list(x)
-                                               for x in raw):
+    elif isinstance(raw, list) and raw and all(isinstance(x, str) or is_token_list(x) for x in raw):
         inputs = raw
     else:
-        raise fields.fail("input", "must be a string, a list of strings, a list of token "
-                                   "ids or a list of such lists, and not empty")
+        raise fields.fail(
+            "input",
+            "must be a string, a list of strings, a list of token "
+            "ids or a list of such lists, and not empty",
+        )
     if len(inputs) > limits.max_batch:
-        raise fields.fail("input", f"may hold at most {limits.max_batch} items, "
-                                   f"got {len(inputs)}")
+        raise fields.fail("input", f"may hold at most {limits.max_batch} items, got {len(inputs)}")
     if any(not item for item in inputs):
         raise fields.fail("input", "must not contain empty items")
     encoding = fields.string("encoding_format") or "float"
@@ -44,18 +46,27 @@ def parse(body: Any, limits: Limits) -> EmbeddingRequest:
 
 
 def is_token_list(value: Any) -> bool:
-    return (isinstance(value, list) and bool(value)
-            and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in value))
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in value)
+    )
 
 
 def render(result: Embeddings, model: str, encoding_format: str = "float") -> dict:
     """The OpenAI embeddings body; base64 is little-endian float32, as the SDK decodes it."""
+
     def encode(vector: Sequence[float]):
         if encoding_format == "base64":
             return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
         return list(vector)
-    return {"object": "list", "model": model,
-            "data": [{"object": "embedding", "index": i, "embedding": encode(v)}
-                     for i, v in enumerate(result.vectors)],
-            "usage": {"prompt_tokens": result.prompt_tokens,
-                      "total_tokens": result.prompt_tokens}}
+
+    return {
+        "object": "list",
+        "model": model,
+        "data": [
+            {"object": "embedding", "index": i, "embedding": encode(v)}
+            for i, v in enumerate(result.vectors)
+        ],
+        "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
+    }

@@ -1,5 +1,6 @@
 """What OpenAI's chat completions and completions share: request fields, ids, logprobs,
 usage, errors, and the stream of choices."""
+
 from __future__ import annotations
 
 import os
@@ -11,11 +12,23 @@ import orjson
 
 from proxy.core.errors import ProxyError
 from proxy.core.events import UsageReport, Waiting
-from proxy.core.fields import (Fields, chosen_function, function_tools, response_format,
-                               sampling, stop_words)
+from proxy.core.fields import (
+    Fields,
+    chosen_function,
+    function_tools,
+    response_format,
+    sampling,
+    stop_words,
+)
 from proxy.core.sse import COMMENT, DONE, EVENT_STREAM, encode_event
-from proxy.core.types import (Completion, GenerationRequest, ResponseFormat, TokenLogprob,
-                              ToolChoice, Usage)
+from proxy.core.types import (
+    Completion,
+    GenerationRequest,
+    ResponseFormat,
+    TokenLogprob,
+    ToolChoice,
+    Usage,
+)
 from proxy.dialects.dialect import Ask, Limits
 from proxy.dialects.streaming import EventRenderer
 
@@ -43,6 +56,7 @@ def now() -> int:
 
 # -- requests -------------------------------------------------------------------------------
 
+
 def ask(fields: Fields, requests: tuple, limits: Limits, echo: bool = False) -> Ask:
     """``n``, ``stream`` and ``stream_options`` around the request's prompts."""
     n = fields.integer("n", 1, limits.max_choices) or 1
@@ -51,8 +65,7 @@ def ask(fields: Fields, requests: tuple, limits: Limits, echo: bool = False) -> 
     if options is not None:
         include_usage = bool(options.boolean("include_usage"))
     if len(requests) * n > limits.max_choices:
-        raise fields.fail("n", f"times the number of prompts must be at most "
-                               f"{limits.max_choices}")
+        raise fields.fail("n", f"times the number of prompts must be at most {limits.max_choices}")
     return Ask(requests, n, bool(fields.boolean("stream")), Delivery(include_usage, echo))
 
 
@@ -85,8 +98,11 @@ def _response_format(fields: Fields, limits: Limits) -> Optional[ResponseFormat]
     if options is None:
         return None
     kind = options.string("type")
-    schema_at = (Fields(options.raw("json_schema"), "response_format.json_schema.")
-                 if kind == "json_schema" else options)
+    schema_at = (
+        Fields(options.raw("json_schema"), "response_format.json_schema.")
+        if kind == "json_schema"
+        else options
+    )
     return response_format(kind, options, schema_at, limits.max_schema_size)
 
 
@@ -125,16 +141,21 @@ def _tool_choice(fields: Fields) -> ToolChoice:
     if isinstance(raw, dict):
         function = Fields(Fields(raw, "tool_choice.").raw("function"), "tool_choice.function.")
         return chosen_function(function, fields.raw("tools"))
-    raise fields.fail("tool_choice", "must be none, auto, required, or "
-                                     "{\"type\": \"function\", \"function\": {\"name\": …}}")
+    raise fields.fail(
+        "tool_choice",
+        'must be none, auto, required, or {"type": "function", "function": {"name": …}}',
+    )
 
 
 # -- answers ------------------------------------------------------------------------------
 
+
 def usage_body(usage: Usage) -> dict:
-    body = {"prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens}
+    body = {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
     if usage.cached_tokens is not None:
         body["prompt_tokens_details"] = {"cached_tokens": usage.cached_tokens}
     if usage.reasoning_tokens is not None:
@@ -147,11 +168,20 @@ def total_usage(completions: Sequence[Completion]) -> Usage:
 
 
 def chat_logprobs(logprobs: Sequence[TokenLogprob]) -> dict:
-    return {"content": [{
-        "token": item.token, "logprob": item.logprob, "bytes": _bytes(item.token, item.bytes),
-        "top_logprobs": [{"token": token, "logprob": lp, "bytes": _bytes(token, raw)}
-                         for token, lp, raw in item.top],
-    } for item in logprobs]}
+    return {
+        "content": [
+            {
+                "token": item.token,
+                "logprob": item.logprob,
+                "bytes": _bytes(item.token, item.bytes),
+                "top_logprobs": [
+                    {"token": token, "logprob": lp, "bytes": _bytes(token, raw)}
+                    for token, lp, raw in item.top
+                ],
+            }
+            for item in logprobs
+        ]
+    }
 
 
 def text_logprobs(logprobs: Sequence[TokenLogprob]) -> dict:
@@ -159,10 +189,12 @@ def text_logprobs(logprobs: Sequence[TokenLogprob]) -> dict:
     for item in logprobs:
         offsets.append(offset)
         offset += len(item.token)
-    return {"tokens": [item.token for item in logprobs],
-            "token_logprobs": [item.logprob for item in logprobs],
-            "top_logprobs": [{token: lp for token, lp, _ in item.top} for item in logprobs],
-            "text_offset": offsets}
+    return {
+        "tokens": [item.token for item in logprobs],
+        "token_logprobs": [item.logprob for item in logprobs],
+        "top_logprobs": [{token: lp for token, lp, _ in item.top} for item in logprobs],
+        "text_offset": offsets,
+    }
 
 
 def _bytes(token: str, raw) -> list:
@@ -180,16 +212,32 @@ def historic_extras(body: dict, completions: Sequence[Completion]) -> dict:
 def model_list(models) -> dict:
     """The models, each with what it can do (``capabilities``: completion, tools, thinking,
     vision, rerank), as Ollama's ``/api/show`` says it too."""
-    return {"object": "list", "data": [
-        {"id": m.id, "object": "model", "created": 0, "owned_by": m.owned_by,
-         "capabilities": list(m.card.capabilities), **m.meta}
-        for m in models]}
+    return {
+        "object": "list",
+        "data": [
+            {
+                "id": m.id,
+                "object": "model",
+                "created": 0,
+                "owned_by": m.owned_by,
+                "capabilities": list(m.card.capabilities),
+                **m.meta,
+            }
+            for m in models
+        ],
+    }
 
 
 def error_body(error: ProxyError) -> dict:
     """OpenAI's error shape."""
-    return {"error": {"message": error.message, "type": error.type,
-                      "param": error.param, "code": error.code}}
+    return {
+        "error": {
+            "message": error.message,
+            "type": error.type,
+            "param": error.param,
+            "code": error.code,
+        }
+    }
 
 
 def headers(ask: Ask) -> dict:
@@ -229,8 +277,13 @@ class ChoicesStream(EventRenderer, Wire):
 
     def chunk(self, choice: dict) -> dict:
         """A chunk of the answer, holding ``choice`` of the choice being streamed."""
-        return {"id": self.id, "object": self.object, "created": self.created,
-                "model": self.model, "choices": [{"index": self.index, **choice}]}
+        return {
+            "id": self.id,
+            "object": self.object,
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": self.index, **choice}],
+        }
 
     def head(self, field: bytes) -> bytes:
         """The framed bytes of a chunk of the choice being streamed, up to ``field``'s value
@@ -239,9 +292,15 @@ class ChoicesStream(EventRenderer, Wire):
         heads = self._heads
         if (self.index, field) not in heads:
             heads[self.index, field] = (
-                b'data: {"id":' + orjson.dumps(self.id) + b',"object":"'
-                + self.object.encode() + b'","created":%d,"model":' % self.created
-                + orjson.dumps(self.model) + b',"choices":[{"index":%d,' % self.index + field)
+                b'data: {"id":'
+                + orjson.dumps(self.id)
+                + b',"object":"'
+                + self.object.encode()
+                + b'","created":%d,"model":' % self.created
+                + orjson.dumps(self.model)
+                + b',"choices":[{"index":%d,' % self.index
+                + field
+            )
         return heads[self.index, field]
 
     def waiting(self, event: Waiting, out: list) -> None:
@@ -258,5 +317,15 @@ class ChoicesStream(EventRenderer, Wire):
         """The usage chunk, when asked for."""
         if not self.include_usage:
             return []
-        return [[{"id": self.id, "object": self.object, "created": self.created,
-                  "model": self.model, "choices": [], "usage": usage_body(self.usage)}]]
+        return [
+            [
+                {
+                    "id": self.id,
+                    "object": self.object,
+                    "created": self.created,
+                    "model": self.model,
+                    "choices": [],
+                    "usage": usage_body(self.usage),
+                }
+            ]
+        ]

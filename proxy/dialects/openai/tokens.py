@@ -1,10 +1,11 @@
 """server.cpp's token routes on the OpenAI surface: ``/v1/tokenize`` and ``/v1/detokenize``."""
+
 from __future__ import annotations
 
 from typing import Any, Sequence
 
-from proxy.dialects.openai.embeddings import is_token_list
 from proxy.core.fields import Fields
+from proxy.dialects.openai.embeddings import is_token_list
 
 TEXT_NAMES = ("prompt", "content", "input")  # what each client calls the text
 
@@ -19,8 +20,11 @@ def parse_tokenize(body: Any) -> str:
 
 
 def render_tokens(tokens: Sequence[tuple]) -> dict:
-    return {"tokens": [token for token, _ in tokens],
-            "pieces": [piece for _, piece in tokens], "count": len(tokens)}
+    return {
+        "tokens": [token for token, _ in tokens],
+        "pieces": [piece for _, piece in tokens],
+        "count": len(tokens),
+    }
 
 
 def parse_detokenize(body: Any) -> list:

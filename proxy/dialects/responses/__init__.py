@@ -16,13 +16,18 @@ sequence, each event typed and numbered (``sequence_number``) with an ``event:``
 ``response.created`` to ``response.completed`` (or ``response.incomplete``, or
 ``response.failed`` when the stream fails after its first byte).
 """
+
 from __future__ import annotations
 
 from proxy.core.headers import named
 from proxy.dialects.dialect import Ask
 from proxy.dialects.openai.shared import error_body  # noqa: F401 (the dialect's)
-from proxy.dialects.responses.answer import (render, render_count, render_deleted,  # noqa: F401
-                                             render_items)
+from proxy.dialects.responses.answer import (  # noqa: F401 (the dialect's)
+    render,  # noqa: F401
+    render_count,  # noqa: F401
+    render_deleted,  # noqa: F401
+    render_items,  # noqa: F401
+)
 from proxy.dialects.responses.request import continuing, kept, parse  # noqa: F401 (the dialect's)
 from proxy.dialects.responses.request import new_id as new_item_id
 from proxy.dialects.responses.stream import Stream

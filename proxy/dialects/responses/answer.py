@@ -1,5 +1,6 @@
 """Responses answers: the ``response`` object in any state, its output items, usage, and the
 bodies of the routes over stored responses."""
+
 from __future__ import annotations
 
 import time
@@ -11,19 +12,34 @@ from proxy.dialects.dialect import Ask
 from proxy.dialects.responses.request import ResponsesNotes, new_id
 
 
-def response_object(notes: ResponsesNotes, id: str, model: str, created: int, output: list,
-                    usage: Optional[Usage], status: str,
-                    error: Optional[ProxyError] = None) -> dict:
+def response_object(
+    notes: ResponsesNotes,
+    id: str,
+    model: str,
+    created: int,
+    output: list,
+    usage: Optional[Usage],
+    status: str,
+    error: Optional[ProxyError] = None,
+) -> dict:
     """The ``response`` object, in any state."""
     return {
-        "id": id, "object": "response", "created_at": created, "status": status,
-        "error": None if error is None else {"code": error.code or error.type,
-                                             "message": error.message},
-        "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete"
-        else None,
-        "model": model, "output": output, "previous_response_id": notes.previous_response_id,
-        "store": notes.store, "truncation": "disabled",
-        "usage": None if usage is None else usage_body(usage), **notes.echo}
+        "id": id,
+        "object": "response",
+        "created_at": created,
+        "status": status,
+        "error": None
+        if error is None
+        else {"code": error.code or error.type, "message": error.message},
+        "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
+        "model": model,
+        "output": output,
+        "previous_response_id": notes.previous_response_id,
+        "store": notes.store,
+        "truncation": "disabled",
+        "usage": None if usage is None else usage_body(usage),
+        **notes.echo,
+    }
 
 
 def render(ask: Ask, id: str, model: str, completions: Sequence[Completion]) -> dict:
@@ -35,10 +51,11 @@ def render(ask: Ask, id: str, model: str, completions: Sequence[Completion]) -> 
     status = status_of(completion.finish_reason)
     if completion.text or not completion.tool_calls:
         output.append(message_item(new_id("msg"), completion.text, status))
-    output += [call_item(new_id("fc"), call.id, call.name, call.arguments)
-               for call in completion.tool_calls]
-    return response_object(ask.notes, id, model, int(time.time()), output, completion.usage,
-                           status)
+    output += [
+        call_item(new_id("fc"), call.id, call.name, call.arguments)
+        for call in completion.tool_calls
+    ]
+    return response_object(ask.notes, id, model, int(time.time()), output, completion.usage, status)
 
 
 def status_of(finish_reason: str) -> str:
@@ -46,30 +63,47 @@ def status_of(finish_reason: str) -> str:
 
 
 def reasoning_item(id: str, text: str, summary: bool, status: str = "completed") -> dict:
-    return {"id": id, "type": "reasoning",
-            "summary": [{"type": "summary_text", "text": text}] if summary and text else [],
-            "content": [{"type": "reasoning_text", "text": text}] if text else [],
-            "encrypted_content": None, "status": status}
+    return {
+        "id": id,
+        "type": "reasoning",
+        "summary": [{"type": "summary_text", "text": text}] if summary and text else [],
+        "content": [{"type": "reasoning_text", "text": text}] if text else [],
+        "encrypted_content": None,
+        "status": status,
+    }
 
 
 def message_item(id: str, text: str, status: str = "completed") -> dict:
-    return {"id": id, "type": "message", "status": status, "role": "assistant",
-            "content": [{"type": "output_text", "text": text, "annotations": [],
-                         "logprobs": []}] if status != "in_progress" else []}
+    return {
+        "id": id,
+        "type": "message",
+        "status": status,
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]
+        if status != "in_progress"
+        else [],
+    }
 
 
-def call_item(id: str, call_id: str, name: str, arguments: str,
-              status: str = "completed") -> dict:
-    return {"id": id, "type": "function_call", "status": status, "call_id": call_id,
-            "name": name, "arguments": arguments}
+def call_item(id: str, call_id: str, name: str, arguments: str, status: str = "completed") -> dict:
+    return {
+        "id": id,
+        "type": "function_call",
+        "status": status,
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
+    }
 
 
 def usage_body(usage: Usage) -> dict:
-    return {"input_tokens": usage.prompt_tokens,
-            "input_tokens_details": {"cached_tokens": usage.cached_tokens or 0},
-            "output_tokens": usage.completion_tokens,
-            "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens or 0},
-            "total_tokens": usage.total_tokens}
+    return {
+        "input_tokens": usage.prompt_tokens,
+        "input_tokens_details": {"cached_tokens": usage.cached_tokens or 0},
+        "output_tokens": usage.completion_tokens,
+        "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens or 0},
+        "total_tokens": usage.total_tokens,
+    }
 
 
 def render_count(tokens: int) -> dict:
@@ -81,6 +115,10 @@ def render_deleted(id: str) -> dict:
 
 
 def render_items(items: Sequence[dict], has_more: bool) -> dict:
-    return {"object": "list", "data": list(items),
-            "first_id": items[0]["id"] if items else None,
-            "last_id": items[-1]["id"] if items else None, "has_more": has_more}
+    return {
+        "object": "list",
+        "data": list(items),
+        "first_id": items[0]["id"] if items else None,
+        "last_id": items[-1]["id"] if items else None,
+        "has_more": has_more,
+    }

@@ -1,27 +1,57 @@
 """Responses requests: a ``/v1/responses`` body as an :class:`Ask`, and its input items as
 chat messages (see the package's docstring for what is read and what is left out)."""
+
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional, Sequence
 
-from proxy.core.fields import (Fields, chosen_function, effort, offered_tools, response_format,
-                               sized_schema, template_kwargs)
-from proxy.core.types import (GenerationRequest, Message, ResponseFormat, Sampling, ToolCall,
-                              ToolChoice, function_tool)
+from proxy.core.fields import (
+    Fields,
+    chosen_function,
+    effort,
+    offered_tools,
+    response_format,
+    sized_schema,
+    template_kwargs,
+)
+from proxy.core.types import (
+    GenerationRequest,
+    Message,
+    ResponseFormat,
+    Sampling,
+    ToolCall,
+    ToolChoice,
+    function_tool,
+)
 from proxy.dialects.content import Content, image_at
 from proxy.dialects.dialect import Ask, Limits
 
 ROLES = ("user", "assistant", "system", "developer")
 TEXT_PARTS = ("input_text", "output_text", "text", "refusal")
 # items of tools only OpenAI runs: they can only come from another server's answers
-FOREIGN_ITEMS = ("web_search_call", "file_search_call", "computer_call", "computer_call_output",
-                 "local_shell_call", "local_shell_call_output", "custom_tool_call",
-                 "custom_tool_call_output", "image_generation_call", "code_interpreter_call",
-                 "mcp_call", "mcp_list_tools", "mcp_approval_request", "mcp_approval_response",
-                 "shell_call", "shell_call_output", "apply_patch_call",
-                 "apply_patch_call_output", "compaction")
+FOREIGN_ITEMS = (
+    "web_search_call",
+    "file_search_call",
+    "computer_call",
+    "computer_call_output",
+    "local_shell_call",
+    "local_shell_call_output",
+    "custom_tool_call",
+    "custom_tool_call_output",
+    "image_generation_call",
+    "code_interpreter_call",
+    "mcp_call",
+    "mcp_list_tools",
+    "mcp_approval_request",
+    "mcp_approval_response",
+    "shell_call",
+    "shell_call_output",
+    "apply_patch_call",
+    "apply_patch_call_output",
+    "compaction",
+)
 AUTO = ToolChoice()
 IMAGE_NOT_KEPT = "(an image, not kept)"  # an earlier response's image, whose bytes are gone
 
@@ -60,32 +90,49 @@ def parse(body: Any, limits: Limits = Limits(), *, counting: bool = False) -> As
     for name in ("user", "safety_identifier"):
         fields.string(name)
     metadata = fields.raw("metadata")
-    if metadata is not None and not (isinstance(metadata, dict) and all(
-            isinstance(value, str) for value in metadata.values())):
+    if metadata is not None and not (
+        isinstance(metadata, dict) and all(isinstance(value, str) for value in metadata.values())
+    ):
         raise fields.fail("metadata", "must be an object of strings")
     max_tokens = fields.integer("max_output_tokens", 1)
     request = GenerationRequest(
         model=fields.string("model") or None,
         messages=tuple(_instructions(instructions) + messages_of(items)),
         max_tokens=max_tokens,
-        sampling=Sampling(temperature=fields.number("temperature", 0, 2),
-                          top_p=fields.number("top_p", 0, 1)),
+        sampling=Sampling(
+            temperature=fields.number("temperature", 0, 2), top_p=fields.number("top_p", 0, 1)
+        ),
         response_format=response_format,
-        tools=tools if offered else (), tool_choice=choice, parallel_tool_calls=parallel,
-        template_kwargs=template_kwargs(fields, effort=effort_asked))
+        tools=tools if offered else (),
+        tool_choice=choice,
+        parallel_tool_calls=parallel,
+        template_kwargs=template_kwargs(fields, effort=effort_asked),
+    )
     store = fields.boolean("store")
-    echo = {"instructions": instructions, "max_output_tokens": max_tokens,
-            "parallel_tool_calls": parallel is not False,
-            "temperature": request.sampling.temperature,
-            "top_p": request.sampling.top_p, "tools": fields.raw("tools") or [],
-            "tool_choice": fields.raw("tool_choice") or "auto", "metadata": metadata or {},
-            "user": fields.raw("user"), "prompt_cache_key": cache_key,
-            "reasoning": fields.raw("reasoning") or {"effort": None, "summary": None},
-            "text": fields.raw("text") or {"format": {"type": "text"}}}
-    notes = ResponsesNotes(tuple(items), store=store is not False and not counting,
-                           previous_response_id=previous, instructions=instructions,
-                           summary=summary, left_out=left_out, prompt_cache_key=cache_key,
-                           echo=echo)
+    echo = {
+        "instructions": instructions,
+        "max_output_tokens": max_tokens,
+        "parallel_tool_calls": parallel is not False,
+        "temperature": request.sampling.temperature,
+        "top_p": request.sampling.top_p,
+        "tools": fields.raw("tools") or [],
+        "tool_choice": fields.raw("tool_choice") or "auto",
+        "metadata": metadata or {},
+        "user": fields.raw("user"),
+        "prompt_cache_key": cache_key,
+        "reasoning": fields.raw("reasoning") or {"effort": None, "summary": None},
+        "text": fields.raw("text") or {"format": {"type": "text"}},
+    }
+    notes = ResponsesNotes(
+        tuple(items),
+        store=store is not False and not counting,
+        previous_response_id=previous,
+        instructions=instructions,
+        summary=summary,
+        left_out=left_out,
+        prompt_cache_key=cache_key,
+        echo=echo,
+    )
     return Ask((request,), stream=bool(fields.boolean("stream")), notes=notes)
 
 
@@ -123,11 +170,14 @@ def _input_item(fields: Fields, limits: Limits) -> dict:
             raise fields.fail("role", f"must be one of {', '.join(ROLES)}, got {role!r}")
         content = fields.raw("content")
         if isinstance(content, str):
-            parts = [{"type": "input_text" if role != "assistant" else "output_text",
-                      "text": content}]
+            parts = [
+                {"type": "input_text" if role != "assistant" else "output_text", "text": content}
+            ]
         elif isinstance(content, list):
-            parts = [_part(Fields(part, f"{fields.prefix}content[{j}]."), limits)
-                     for j, part in enumerate(content)]
+            parts = [
+                _part(Fields(part, f"{fields.prefix}content[{j}]."), limits)
+                for j, part in enumerate(content)
+            ]
         else:
             raise fields.fail("content", "must be a string or a list of content parts")
         return _message_item(role, parts, fields.string("id"))
@@ -135,27 +185,44 @@ def _input_item(fields: Fields, limits: Limits) -> dict:
         arguments = fields.string("arguments")
         if arguments is None:
             raise fields.fail("arguments", "is required")
-        return {"type": "function_call", "id": fields.string("id") or new_id("fc"),
-                "call_id": fields.required("call_id"), "name": fields.required("name"),
-                "arguments": arguments}
+        return {
+            "type": "function_call",
+            "id": fields.string("id") or new_id("fc"),
+            "call_id": fields.required("call_id"),
+            "name": fields.required("name"),
+            "arguments": arguments,
+        }
     if kind == "function_call_output":
-        return {"type": "function_call_output", "id": fields.string("id") or new_id("fco"),
-                "call_id": fields.required("call_id"), "output": _output(fields, limits)}
+        return {
+            "type": "function_call_output",
+            "id": fields.string("id") or new_id("fco"),
+            "call_id": fields.required("call_id"),
+            "output": _output(fields, limits),
+        }
     if kind == "reasoning":
-        return {"type": kind, "id": fields.string("id") or new_id("rs"),
-                "summary": _thought_parts(fields, "summary", "summary_text"),
-                "content": _thought_parts(fields, "content", "reasoning_text")}
+        return {
+            "type": kind,
+            "id": fields.string("id") or new_id("rs"),
+            "summary": _thought_parts(fields, "summary", "summary_text"),
+            "content": _thought_parts(fields, "content", "reasoning_text"),
+        }
     if kind in FOREIGN_ITEMS:
         return {"type": kind, "id": fields.string("id") or new_id("rs")}
-    raise fields.fail("type", f"{kind!r} is not an input item this proxy can read; send "
-                              f"message, function_call or function_call_output items")
+    raise fields.fail(
+        "type",
+        f"{kind!r} is not an input item this proxy can read; send "
+        f"message, function_call or function_call_output items",
+    )
 
 
 def _thought_parts(fields: Fields, name: str, kind: str) -> list:
     """A reasoning item's ``summary`` or ``content`` parts of ``kind`` (others, and
     ``encrypted_content``, are another server's and stay out)."""
-    return [{"type": kind, "text": part.text("text")} for part in fields.objects(name)
-            if part.string("type") == kind]
+    return [
+        {"type": kind, "text": part.text("text")}
+        for part in fields.objects(name)
+        if part.string("type") == kind
+    ]
 
 
 def _part(fields: Fields, limits: Limits) -> dict:
@@ -166,13 +233,17 @@ def _part(fields: Fields, limits: Limits) -> dict:
         return {"type": kind, name: fields.text(name)}
     if kind == "input_image":
         if fields.raw("image_url") is None and fields.raw("file_id") is not None:
-            raise fields.fail("file_id", "names a file this proxy does not keep; send the "
-                                         "image as image_url")
-        return {"type": kind, "detail": fields.string("detail") or "auto",
-                "image": image_at(fields.required("image_url"), f"{fields.prefix}image_url",
-                                  limits)}
-    raise fields.fail("type", f"{kind!r} is not a part this proxy can read; send input_text "
-                              f"or input_image")
+            raise fields.fail(
+                "file_id", "names a file this proxy does not keep; send the image as image_url"
+            )
+        return {
+            "type": kind,
+            "detail": fields.string("detail") or "auto",
+            "image": image_at(fields.required("image_url"), f"{fields.prefix}image_url", limits),
+        }
+    raise fields.fail(
+        "type", f"{kind!r} is not a part this proxy can read; send input_text or input_image"
+    )
 
 
 def _output(fields: Fields, limits: Limits):
@@ -181,24 +252,37 @@ def _output(fields: Fields, limits: Limits):
     if isinstance(output, str):
         return output
     if isinstance(output, list):
-        return [_part(Fields(part, f"{fields.prefix}output[{j}]."), limits)
-                for j, part in enumerate(output)]
-    raise fields.fail("output", "must be a string or a list of input_text and input_image "
-                                "parts")
+        return [
+            _part(Fields(part, f"{fields.prefix}output[{j}]."), limits)
+            for j, part in enumerate(output)
+        ]
+    raise fields.fail("output", "must be a string or a list of input_text and input_image parts")
 
 
 def kept(items: Sequence[dict]) -> list:
     """``items`` as a store keeps them: each image a placeholder, never its bytes or URL."""
-    return [{**item, **{name: [_kept_part(part) for part in item[name]]
-                        for name in ("content", "output") if isinstance(item.get(name), list)}}
-            for item in items]
+    return [
+        {
+            **item,
+            **{
+                name: [_kept_part(part) for part in item[name]]
+                for name in ("content", "output")
+                if isinstance(item.get(name), list)
+            },
+        }
+        for item in items
+    ]
 
 
 def _kept_part(part: dict) -> dict:
     if part.get("type") != "input_image":
         return part
-    return {"type": "input_image", "detail": part.get("detail", "auto"), "image_url": None,
-            "file_id": None}
+    return {
+        "type": "input_image",
+        "detail": part.get("detail", "auto"),
+        "image_url": None,
+        "file_id": None,
+    }
 
 
 def _content(parts: Sequence[dict]) -> Content:
@@ -227,9 +311,14 @@ def messages_of(items: Sequence[dict]) -> list:
             thoughts = reasoning_text(item)
         elif kind == "message":
             content = _content(item["content"])
-            messages.append(Message(item["role"], content.text, reasoning=thoughts
-                                    if item["role"] == "assistant" else "",
-                                    images=tuple(content.images)))
+            messages.append(
+                Message(
+                    item["role"],
+                    content.text,
+                    reasoning=thoughts if item["role"] == "assistant" else "",
+                    images=tuple(content.images),
+                )
+            )
             thoughts = ""
         elif kind == "function_call":
             call = ToolCall(item["call_id"], item["name"], item["arguments"])
@@ -240,18 +329,25 @@ def messages_of(items: Sequence[dict]) -> list:
             thoughts = ""
         elif kind == "function_call_output":
             output = item["output"]
-            content = _content(output if isinstance(output, list)
-                               else [{"type": "input_text", "text": output}])
-            messages.append(Message("tool", content.text, tool_call_id=item["call_id"],
-                                    images=tuple(content.images)))
+            content = _content(
+                output if isinstance(output, list) else [{"type": "input_text", "text": output}]
+            )
+            messages.append(
+                Message(
+                    "tool", content.text, tool_call_id=item["call_id"], images=tuple(content.images)
+                )
+            )
     return messages
 
 
 def reasoning_text(item: dict) -> str:
     """A reasoning item's thoughts: its text, else its summary."""
     for name, kind in (("content", "reasoning_text"), ("summary", "summary_text")):
-        texts = [part.get("text", "") for part in item.get(name) or ()
-                 if isinstance(part, dict) and part.get("type") == kind]
+        texts = [
+            part.get("text", "")
+            for part in item.get(name) or ()
+            if isinstance(part, dict) and part.get("type") == kind
+        ]
         if any(texts):
             return "\n".join(texts)
     return ""
@@ -270,8 +366,7 @@ def _tools(fields: Fields, limits: Limits) -> tuple:
             raise tool.fail("parameters", "must be a JSON Schema object")
         sized_schema(tool, "parameters", parameters, limits.max_schema_size)
         tool.boolean("strict")
-        tools.append(function_tool(tool.required("name"), parameters,
-                                   tool.string("description")))
+        tools.append(function_tool(tool.required("name"), parameters, tool.string("description")))
     return tuple(tools), tuple(left_out)
 
 
@@ -290,8 +385,9 @@ def _tool_choice(fields: Fields, tools: tuple) -> tuple:
         options = Fields(raw, "tool_choice.")
         if options.string("type") == "function":
             return chosen_function(options, tools), True
-    raise fields.fail("tool_choice", "must be auto, required, none or "
-                                     "{\"type\": \"function\", \"name\": …}")
+    raise fields.fail(
+        "tool_choice", 'must be auto, required, none or {"type": "function", "name": …}'
+    )
 
 
 def _text_format(fields: Fields, limits: Limits) -> Optional[ResponseFormat]:

@@ -1,6 +1,7 @@
 """The Responses API's stream: every event typed and numbered (``sequence_number``), from
 ``response.created`` to ``response.completed`` (or ``response.incomplete``, or
 ``response.failed`` when the stream fails after its first byte)."""
+
 from __future__ import annotations
 
 import time
@@ -9,12 +10,23 @@ from typing import Optional
 import orjson
 
 from proxy.core.errors import ProxyError
-from proxy.core.events import (Finish, PromptCounted, ReasoningDelta, TextDelta, ToolCallDelta,
-                               ToolCallStart)
+from proxy.core.events import (
+    Finish,
+    PromptCounted,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallStart,
+)
 from proxy.core.types import Usage
 from proxy.dialects.dialect import Ask
-from proxy.dialects.responses.answer import (call_item, message_item, reasoning_item,
-                                             response_object, status_of)
+from proxy.dialects.responses.answer import (
+    call_item,
+    message_item,
+    reasoning_item,
+    response_object,
+    status_of,
+)
 from proxy.dialects.responses.request import new_id
 from proxy.dialects.streaming import BlockStream, NamedEvents
 
@@ -38,9 +50,23 @@ class Stream(NamedEvents, BlockStream):
 
     def failure(self, error: ProxyError) -> list:
         self.output = [item for item in self.output if item.get("status") != "in_progress"]
-        return [self._numbered({"type": "response.failed", "response": response_object(
-            self.notes, self.id, self.model, self.created, self.output, None, "failed",
-            error)})]
+        return [
+            self._numbered(
+                {
+                    "type": "response.failed",
+                    "response": response_object(
+                        self.notes,
+                        self.id,
+                        self.model,
+                        self.created,
+                        self.output,
+                        None,
+                        "failed",
+                        error,
+                    ),
+                }
+            )
+        ]
 
     def text(self, event: TextDelta, out: list) -> None:
         self._start(out)
@@ -50,12 +76,18 @@ class Stream(NamedEvents, BlockStream):
             # the bytes of the numbered delta event (encode_named's), its text written in
             item = len(self.output) - 1
             if self.text_head[0] != item:
-                self.text_head = (item, b'event: response.output_text.delta\ndata: {"type":'
-                                  b'"response.output_text.delta","item_id":'
-                                  + orjson.dumps(self.output[-1]["id"])
-                                  + b',"output_index":%d,"content_index":0,"delta":' % item)
-            out.append(self.text_head[1] + orjson.dumps(event.text)
-                       + b',"logprobs":[],"sequence_number":%d}\n\n' % self.sequence)
+                self.text_head = (
+                    item,
+                    b'event: response.output_text.delta\ndata: {"type":'
+                    b'"response.output_text.delta","item_id":'
+                    + orjson.dumps(self.output[-1]["id"])
+                    + b',"output_index":%d,"content_index":0,"delta":' % item,
+                )
+            out.append(
+                self.text_head[1]
+                + orjson.dumps(event.text)
+                + b',"logprobs":[],"sequence_number":%d}\n\n' % self.sequence
+            )
             self.sequence += 1
 
     def reasoning(self, event: ReasoningDelta, out: list) -> None:
@@ -64,8 +96,11 @@ class Stream(NamedEvents, BlockStream):
         self.texts.append(event.text)
         out.append(self._part_event("response.reasoning_text.delta", delta=event.text))
         if self.notes.summary:
-            out.append(self._item_event("response.reasoning_summary_text.delta",
-                                        summary_index=0, delta=event.text))
+            out.append(
+                self._item_event(
+                    "response.reasoning_summary_text.delta", summary_index=0, delta=event.text
+                )
+            )
 
     def call_started(self, event: ToolCallStart, out: list) -> None:
         self._start(out)
@@ -74,8 +109,9 @@ class Stream(NamedEvents, BlockStream):
 
     def call_arguments(self, event: ToolCallDelta, out: list) -> None:
         self.texts.append(event.arguments)
-        out.append(self._item_event("response.function_call_arguments.delta",
-                                    delta=event.arguments))
+        out.append(
+            self._item_event("response.function_call_arguments.delta", delta=event.arguments)
+        )
 
     def prompt_counted(self, event: PromptCounted, out: list) -> None:
         self._start(out)
@@ -96,8 +132,9 @@ class Stream(NamedEvents, BlockStream):
             return
         self.started = True
         for kind in ("response.created", "response.in_progress"):
-            out.append(self._numbered({"type": kind, "response": self._response(
-                "in_progress", None)}))
+            out.append(
+                self._numbered({"type": kind, "response": self._response("in_progress", None)})
+            )
 
     # -- items ---------------------------------------------------------------------------------
 
@@ -106,8 +143,12 @@ class Stream(NamedEvents, BlockStream):
             return
         self._close(out)
         self._add(message_item(new_id("msg"), "", "in_progress"), out)
-        out.append(self._part_event("response.content_part.added", part={
-            "type": "output_text", "text": "", "annotations": [], "logprobs": []}))
+        out.append(
+            self._part_event(
+                "response.content_part.added",
+                part={"type": "output_text", "text": "", "annotations": [], "logprobs": []},
+            )
+        )
 
     def _open_reasoning(self, out: list) -> None:
         if self.open == "reasoning":
@@ -115,19 +156,33 @@ class Stream(NamedEvents, BlockStream):
         self._close(out)
         item = reasoning_item(new_id("rs"), "", False, "in_progress")
         self._add(item, out)
-        out.append(self._part_event("response.content_part.added",
-                                    part={"type": "reasoning_text", "text": ""}))
+        out.append(
+            self._part_event(
+                "response.content_part.added", part={"type": "reasoning_text", "text": ""}
+            )
+        )
         if self.notes.summary:
-            out.append(self._item_event("response.reasoning_summary_part.added",
-                                        summary_index=0,
-                                        part={"type": "summary_text", "text": ""}))
+            out.append(
+                self._item_event(
+                    "response.reasoning_summary_part.added",
+                    summary_index=0,
+                    part={"type": "summary_text", "text": ""},
+                )
+            )
 
     def _add(self, item: dict, out: list) -> None:
         self.output.append(item)
         self.open = item["type"]
         self.texts = []
-        out.append(self._numbered({"type": "response.output_item.added",
-                                   "output_index": len(self.output) - 1, "item": dict(item)}))
+        out.append(
+            self._numbered(
+                {
+                    "type": "response.output_item.added",
+                    "output_index": len(self.output) - 1,
+                    "item": dict(item),
+                }
+            )
+        )
 
     def _close(self, out: list, status: str = "completed") -> None:
         """End the open item: its done events, then ``output_item.done`` with it whole."""
@@ -138,37 +193,69 @@ class Stream(NamedEvents, BlockStream):
         if self.open == "message":
             done = message_item(item["id"], text, status)
             out.append(self._part_event("response.output_text.done", text=text, logprobs=[]))
-            out.append(self._part_event("response.content_part.done",
-                                        part=done["content"][0]))
+            out.append(self._part_event("response.content_part.done", part=done["content"][0]))
         elif self.open == "reasoning":
             done = reasoning_item(item["id"], text, self.notes.summary)
             out.append(self._part_event("response.reasoning_text.done", text=text))
-            out.append(self._part_event("response.content_part.done",
-                                        part={"type": "reasoning_text", "text": text}))
+            out.append(
+                self._part_event(
+                    "response.content_part.done", part={"type": "reasoning_text", "text": text}
+                )
+            )
             if self.notes.summary:
-                out.append(self._item_event("response.reasoning_summary_text.done",
-                                            summary_index=0, text=text))
-                out.append(self._item_event("response.reasoning_summary_part.done",
-                                            summary_index=0,
-                                            part={"type": "summary_text", "text": text}))
+                out.append(
+                    self._item_event(
+                        "response.reasoning_summary_text.done", summary_index=0, text=text
+                    )
+                )
+                out.append(
+                    self._item_event(
+                        "response.reasoning_summary_part.done",
+                        summary_index=0,
+                        part={"type": "summary_text", "text": text},
+                    )
+                )
         else:
             done = call_item(item["id"], item["call_id"], item["name"], text)
-            out.append(self._item_event("response.function_call_arguments.done",
-                                        arguments=text, name=item["name"]))
+            out.append(
+                self._item_event(
+                    "response.function_call_arguments.done", arguments=text, name=item["name"]
+                )
+            )
         self.output[-1] = done
         self.open = None
-        out.append(self._numbered({"type": "response.output_item.done",
-                                   "output_index": len(self.output) - 1, "item": done}))
+        out.append(
+            self._numbered(
+                {
+                    "type": "response.output_item.done",
+                    "output_index": len(self.output) - 1,
+                    "item": done,
+                }
+            )
+        )
 
     # -- events --------------------------------------------------------------------------------
 
     def _response(self, status: str, usage: Optional[Usage]) -> dict:
-        return response_object(self.notes, self.id, self.model, self.created,
-                               [dict(item) for item in self.output], usage, status)
+        return response_object(
+            self.notes,
+            self.id,
+            self.model,
+            self.created,
+            [dict(item) for item in self.output],
+            usage,
+            status,
+        )
 
     def _item_event(self, kind: str, **fields) -> dict:
-        return self._numbered({"type": kind, "item_id": self.output[-1]["id"],
-                               "output_index": len(self.output) - 1, **fields})
+        return self._numbered(
+            {
+                "type": kind,
+                "item_id": self.output[-1]["id"],
+                "output_index": len(self.output) - 1,
+                **fields,
+            }
+        )
 
     def _part_event(self, kind: str, **fields) -> dict:
         return self._item_event(kind, content_index=0, **fields)

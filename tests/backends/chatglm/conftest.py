@@ -1,4 +1,5 @@
 """Tiny chatglm.cpp models for the chatglm backend's tests, written once per session."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,10 +20,10 @@ ENDLESS_LENGTH = 65536
 
 @dataclass(frozen=True)
 class Models:
-    reply: Path     # GLM-4: REPLY, then <|user|>
-    endless: Path   # GLM-4: " la" forever, with room for ENDLESS_LENGTH tokens
-    tool: Path      # ChatGLM3: TOOL_CALL, then <|observation|>
-    evil: Path      # ChatGLM3: EVIL_CALL, then <|observation|>
+    reply: Path  # GLM-4: REPLY, then <|user|>
+    endless: Path  # GLM-4: " la" forever, with room for ENDLESS_LENGTH tokens
+    tool: Path  # ChatGLM3: TOOL_CALL, then <|observation|>
+    evil: Path  # ChatGLM3: EVIL_CALL, then <|observation|>
     chatglm2: Path  # ChatGLM2: CHATGLM2_REPLY, then </s>
 
 
@@ -31,8 +32,9 @@ def models(tmp_path_factory) -> Models:
     folder = tmp_path_factory.mktemp("chatglm-models")
     return Models(
         reply=write_glm4(folder / "tiny-glm4.bin", REPLY_TOKENS),
-        endless=write_glm4(folder / "endless-glm4.bin", [b" la"], end=None,
-                           max_length=ENDLESS_LENGTH),
+        endless=write_glm4(
+            folder / "endless-glm4.bin", [b" la"], end=None, max_length=ENDLESS_LENGTH
+        ),
         tool=write_chatglm3(folder / "tiny-chatglm3.bin", TOOL_CALL),
         evil=write_chatglm3(folder / "evil-chatglm3.bin", EVIL_CALL),
         chatglm2=write_chatglm2(folder / "tiny-chatglm2.bin", CHATGLM2_REPLY),

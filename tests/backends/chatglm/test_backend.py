@@ -1,4 +1,5 @@
 """The chatglm backend in-process, on the real chatglm.cpp extension and the tiny models."""
+
 from __future__ import annotations
 
 import json
@@ -13,21 +14,28 @@ from pathlib import Path
 import pytest
 
 from proxy.app import create_app
+from proxy.backends.admission import Admission
 from proxy.backends.chatglm import messages
 from proxy.backends.chatglm.backend import ChatGLMBackend, load_backend
 from proxy.backends.chatglm.model import UNLIMITED
+from proxy.backends.slots import SlotCount
 from proxy.config.settings import Settings
 from proxy.core.errors import InvalidRequestError, UpstreamUnavailableError
-from proxy.backends.admission import Admission
-from proxy.backends.slots import SlotCount
 from proxy.core.types import GenerationRequest, Message, Sampling
 from tests.backends.chatglm.conftest import CHATGLM2_REPLY, EVIL_CALL, REPLY
 from tests.processes import ROOT
 
 HI = (Message("user", "hi"),)
-TOOLS = ({"type": "function", "function": {
-    "name": "get_weather", "description": "Weather in a city",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}},)
+TOOLS = (
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather in a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    },
+)
 
 
 def backend(path, **settings):
@@ -84,12 +92,16 @@ def test_completion_from_a_raw_prompt(glm4):
     assert text == REPLY
 
 
-@pytest.mark.parametrize("sampling", [
-    Sampling(temperature=0),
-    Sampling(temperature=2, top_p=1, top_k=3, repeat_penalty=1.5),
-    Sampling(top_p=0),
-    Sampling(presence_penalty=1, frequency_penalty=-1, seed=7, min_p=0.5),
-], ids=["greedy", "hot", "top-p-0", "ignored"])
+@pytest.mark.parametrize(
+    "sampling",
+    [
+        Sampling(temperature=0),
+        Sampling(temperature=2, top_p=1, top_k=3, repeat_penalty=1.5),
+        Sampling(top_p=0),
+        Sampling(presence_penalty=1, frequency_penalty=-1, seed=7, min_p=0.5),
+    ],
+    ids=["greedy", "hot", "top-p-0", "ignored"],
+)
 def test_sampling_options_reach_the_model(glm4, sampling):
     assert glm4.complete(chat(sampling=sampling)).text == REPLY
 
@@ -101,18 +113,22 @@ def test_max_tokens_is_a_limit_on_new_tokens(endless):
 
 
 def test_max_tokens_is_clamped_to_the_context(endless):
-    answer = endless.complete(chat(max_tokens=10 ** 6))
+    answer = endless.complete(chat(max_tokens=10**6))
     assert answer.finish_reason == "length"
     assert answer.usage.total_tokens == 512
 
 
-@pytest.mark.parametrize("stop, expected", [
-    ([" tiny"], "Hello from"),
-    (["m ti"], "Hello fro"),
-    (["世"], "Hello from tiny GLM "),
-    (["!!", "GLM"], "Hello from tiny "),
-    (["absent"], REPLY),
-], ids=["word", "across-tokens", "inside-a-split-character", "earliest", "absent"])
+@pytest.mark.parametrize(
+    "stop, expected",
+    [
+        ([" tiny"], "Hello from"),
+        (["m ti"], "Hello fro"),
+        (["世"], "Hello from tiny GLM "),
+        (["!!", "GLM"], "Hello from tiny "),
+        (["absent"], REPLY),
+    ],
+    ids=["word", "across-tokens", "inside-a-split-character", "earliest", "absent"],
+)
 def test_stop_words_never_reach_the_client(glm4, stop, expected):
     answer = glm4.complete(chat(stop=tuple(stop)))
     assert answer.text == expected
@@ -131,8 +147,9 @@ def test_a_stop_word_stops_the_generation(endless):
 
 
 def test_a_long_prompt_loses_its_oldest_tokens(endless):
-    answer = endless.complete(GenerationRequest(messages=(Message("user", "word " * 500),),
-                                                max_tokens=3))
+    answer = endless.complete(
+        GenerationRequest(messages=(Message("user", "word " * 500),), max_tokens=3)
+    )
     assert answer.truncated and answer.usage.prompt_tokens == 64
     assert answer.text == "la la la"
 
@@ -143,7 +160,7 @@ def test_tokenize_and_detokenize(glm4):
     assert "".join(piece for _, piece in tokens) == text
     ids = [token for token, _ in tokens]
     assert ids[0] == 256 and glm4.detokenize(ids) == text  # "Hello" is a whole token
-    for bad in ([-1], [10 ** 9], [1, 2, 99999]):
+    for bad in ([-1], [10**9], [1, 2, 99999]):
         with pytest.raises(InvalidRequestError):
             glm4.detokenize(bad)
 
@@ -157,6 +174,7 @@ def test_models_and_health(glm4, models):
 
 
 # -- tools -------------------------------------------------------------------------------
+
 
 def test_tools_reach_the_model_in_a_system_message(chatglm3):
     prompt = chatglm3.model.chat_prompt(messages.turns(HI, TOOLS), UNLIMITED)
@@ -215,19 +233,38 @@ def test_chatglm2_takes_user_and_assistant_turns_only(models):
 
 # -- the API over the real backend -------------------------------------------------------
 
+
 def test_openai_extras_do_not_reach_the_native_code(glm4, runtime):
     client = create_app(Settings(), runtime, backend=glm4).test_client()
-    body = {"messages": [
-        {"role": "system", "content": "Be nice.", "name": "rules"},
-        {"role": "developer", "content": [{"type": "text", "text": "Be brief."}]},
-        {"role": "user", "name": "ann", "content": [{"type": "text", "text": "Weather?"},
-                                                    {"type": "text", "text": "\u4e16\x00"}]},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "c1", "type": "function",
-             "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
-        {"role": "tool", "tool_call_id": "c1", "content": "{\"temp\": 20}"},
-        {"role": "user", "content": "and now?"},
-    ], "tools": list(TOOLS), "tool_choice": "auto"}
+    body = {
+        "messages": [
+            {"role": "system", "content": "Be nice.", "name": "rules"},
+            {"role": "developer", "content": [{"type": "text", "text": "Be brief."}]},
+            {
+                "role": "user",
+                "name": "ann",
+                "content": [
+                    {"type": "text", "text": "Weather?"},
+                    {"type": "text", "text": "\u4e16\x00"},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "c1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": '{"temp": 20}'},
+            {"role": "user", "content": "and now?"},
+        ],
+        "tools": list(TOOLS),
+        "tool_choice": "auto",
+    }
     response = client.post("/v1/chat/completions", json=body)
     assert response.status_code == 200, response.json
     assert response.json["choices"][0]["message"]["content"] == REPLY
@@ -240,21 +277,27 @@ def test_glm_api_routes(glm4, runtime):
     tokens = client.post("/tokenize", json={"prompt": "Hello 世界"}).json
     assert "".join(tokens["tokens"]) == "Hello 世界"
     assert client.post("/v1/detokenize", json={"tokens": tokens["tokenIds"]}).json == {
-        "prompt": "Hello 世界"}
+        "prompt": "Hello 世界"
+    }
     assert client.post("/v1/embeddings", json={"input": "x"}).status_code == 501
 
 
 def test_options_it_cannot_honour_are_refused(glm4, runtime):
     client = create_app(Settings(), runtime, backend=glm4).test_client()
-    response = client.post("/v1/chat/completions", json={
-        "messages": [{"role": "user", "content": "hi"}], "logprobs": True})
+    response = client.post(
+        "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "hi"}], "logprobs": True},
+    )
     assert response.status_code == 501 and response.json["error"]["param"] == "logprobs"
-    response = client.post("/v1/chat/completions", json={
-        "messages": [{"role": "user", "content": "hi"}], "repeat_penalty": 0})
+    response = client.post(
+        "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "hi"}], "repeat_penalty": 0},
+    )
     assert response.status_code == 400 and response.json["error"]["param"] == "repeat_penalty"
 
 
 # -- one generation at a time ------------------------------------------------------------
+
 
 def test_an_open_stream_holds_the_model(models):
     busy = backend(models.reply, max_queue=0)
@@ -305,8 +348,11 @@ class Watched:
 
 def test_concurrent_requests_take_turns(endless):
     watched = Watched(endless.model)
-    serial = ChatGLMBackend(watched, Admission("the model", SlotCount(configured=1), max_queue=8,
-                                               queue_timeout=60), max_context_length=64)
+    serial = ChatGLMBackend(
+        watched,
+        Admission("the model", SlotCount(configured=1), max_queue=8, queue_timeout=60),
+        max_context_length=64,
+    )
     lengths = [50, 10, 40, 20, 30, 60]
     with ThreadPoolExecutor(len(lengths)) as pool:
         texts = list(pool.map(lambda n: serial.complete(chat(max_tokens=n)).text, lengths))
@@ -323,9 +369,11 @@ def test_health_reports_a_running_generation(endless):
 
 # -- start-up errors and crash safety, in subprocesses -----------------------------------
 
+
 def run_python(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_a_long_answer_after_a_short_prompt_fills_the_cache_safely(models):

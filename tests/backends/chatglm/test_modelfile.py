@@ -1,4 +1,5 @@
 """Model files the native loader must never see: each is a clear error naming the file."""
+
 from __future__ import annotations
 
 import struct
@@ -22,7 +23,7 @@ def good(tmp_path_factory) -> bytes:
 
 def patched(data: bytes, at: int, fmt: str, *values) -> bytes:
     size = struct.calcsize(fmt)
-    return data[:at] + struct.pack(fmt, *values) + data[at + size:]
+    return data[:at] + struct.pack(fmt, *values) + data[at + size :]
 
 
 def test_a_good_file(good, models):
@@ -49,7 +50,7 @@ BROKEN = {
     "truncated-header": (lambda d: d[:20], "ends too early"),
     "truncated-tensor": (lambda d: d[:-100], "runs past the end of the file"),
     "trailing-bytes": (lambda d: d + b"\0\0\0", "ends too early"),
-    "missing-tensor": (lambda d: d[:second_tensor_at(d)], "is missing"),
+    "missing-tensor": (lambda d: d[: second_tensor_at(d)], "is missing"),
     "bad-magic": (lambda d: b"lmgg" + d[4:], "'ggml' magic"),
     "gguf": (lambda d: b"GGUF" + d[4:], "GGUF"),
     "vision": (lambda d: patched(d, 4, "<i", 1004), "GLM-4V"),
@@ -59,7 +60,7 @@ BROKEN = {
     "odd-heads": (lambda d: patched(d, HEADS_AT, "<i", 3), "heads"),
     "bad-dtype": (lambda d: patched(d, HEADER, "<i", 99), "weight type 99"),
     "small-vocab": (lambda d: patched(d, VOCAB_AT, "<i", 260), "tokenizer has"),
-    "huge-tokenizer": (lambda d: patched(d, HEADER + 52, "<i", 2 ** 31 - 1), "tokenizer size"),
+    "huge-tokenizer": (lambda d: patched(d, HEADER + 52, "<i", 2**31 - 1), "tokenizer size"),
     "bad-tensor-type": (lambda d: patched(d, norm_type_at(d), "<i", 77), "bad type"),
 }
 
@@ -74,10 +75,11 @@ def test_broken_files_are_refused_by_name(name, good, tmp_path):
     assert str(path) in str(info.value) and message in str(info.value)
 
 
-@pytest.mark.parametrize("path, message", [
-    ("missing/model.bin", "No such file"),
-    (".", "Is a directory"),
-], ids=["missing", "directory"])
+@pytest.mark.parametrize(
+    "path, message",
+    [("missing/model.bin", "No such file"), (".", "Is a directory")],
+    ids=["missing", "directory"],
+)
 def test_unreadable_paths(path, message, tmp_path):
     with pytest.raises(ValueError, match=message):
         modelfile.inspect(str(tmp_path / path))
@@ -88,6 +90,6 @@ def test_a_broken_sentencepiece_tokenizer(models, tmp_path):
     at = HEADER + 52
     (size,) = struct.unpack_from("<i", data, at)
     path = tmp_path / "bad-spm.bin"
-    path.write_bytes(data[:at + 4] + b"\xff" * size + data[at + 4 + size:])
+    path.write_bytes(data[: at + 4] + b"\xff" * size + data[at + 4 + size :])
     with pytest.raises(ValueError, match="not a SentencePiece model"):
         modelfile.inspect(str(path))

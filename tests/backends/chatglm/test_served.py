@@ -1,4 +1,5 @@
 """The proxy as a process with ``--backend chatglm`` and the tiny models, via the openai SDK."""
+
 from __future__ import annotations
 
 import json
@@ -21,14 +22,22 @@ pytestmark = pytest.mark.live
 
 UNUSED_UPSTREAM = "http://127.0.0.1:9"  # ProxyProcess always passes --llama-api; chatglm ignores it
 CHAT = [{"role": "user", "content": "hi"}]
-TOOLS = [{"type": "function", "function": {
-    "name": "get_weather", "description": "Weather in a city",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather in a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    }
+]
 
 
 def chatglm_proxy(path: Path, log: Path, *args: str) -> ProxyProcess:
-    return ProxyProcess(UNUSED_UPSTREAM, log,
-                        args=["--backend", "chatglm", "--model", str(path), *args])
+    return ProxyProcess(
+        UNUSED_UPSTREAM, log, args=["--backend", "chatglm", "--model", str(path), *args]
+    )
 
 
 @pytest.fixture(scope="module", params=["waitress", "gunicorn"])
@@ -47,8 +56,16 @@ def chatglm3(models, tmp_path_factory):
 @pytest.fixture(scope="module")
 def endless(models, tmp_path_factory):
     log = tmp_path_factory.mktemp("endless") / "proxy.log"
-    with chatglm_proxy(models.endless, log, "--max-queue", "1", "--max-length",
-                       str(ENDLESS_LENGTH), "--max-context-length", "1024") as proxy:
+    with chatglm_proxy(
+        models.endless,
+        log,
+        "--max-queue",
+        "1",
+        "--max-length",
+        str(ENDLESS_LENGTH),
+        "--max-context-length",
+        "1024",
+    ) as proxy:
         yield proxy
 
 
@@ -63,16 +80,28 @@ def test_chat(glm4):
 
 def test_an_image_is_a_400_naming_the_field_and_the_model(glm4):
     with pytest.raises(openai.BadRequestError) as caught:
-        glm4.sdk().chat.completions.create(model="glm", messages=[{"role": "user", "content": [
-            {"type": "text", "text": "what is this?"},
-            {"type": "image_url", "image_url": {"url": data_uri()}}]}])
+        glm4.sdk().chat.completions.create(
+            model="glm",
+            messages=[
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "what is this?"},
+                        {"type": "image_url", "image_url": {"url": data_uri()}},
+                    ],
+                }
+            ],
+        )
     assert caught.value.body["param"] == "messages[0].content[1].image_url.url"
     assert "'glm' cannot see images" in caught.value.body["message"]
 
 
 def test_chat_stream(glm4):
-    chunks = list(glm4.sdk().chat.completions.create(
-        model="tiny", messages=CHAT, stream=True, stream_options={"include_usage": True}))
+    chunks = list(
+        glm4.sdk().chat.completions.create(
+            model="tiny", messages=CHAT, stream=True, stream_options={"include_usage": True}
+        )
+    )
     assert chunks[0].choices[0].delta.role == "assistant"
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == REPLY
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
@@ -86,8 +115,9 @@ def test_completions_and_stop_words(glm4):
     answer = client.completions.create(model="tiny", prompt="Once", max_tokens=3)
     choice = answer.choices[0]
     assert (choice.text, choice.finish_reason) == ("Hello from tiny", "length")
-    streamed = client.chat.completions.create(model="tiny", messages=CHAT, stream=True,
-                                              stop=["m ti"])
+    streamed = client.chat.completions.create(
+        model="tiny", messages=CHAT, stream=True, stop=["m ti"]
+    )
     assert "".join(c.choices[0].delta.content or "" for c in streamed) == "Hello fro"
 
 
@@ -102,8 +132,9 @@ def test_tool_call(chatglm3):
 
 def test_streamed_tool_call_and_its_result(chatglm3):
     client = chatglm3.sdk()
-    chunks = list(client.chat.completions.create(model="tiny", messages=CHAT, tools=TOOLS,
-                                                 stream=True))
+    chunks = list(
+        client.chat.completions.create(model="tiny", messages=CHAT, tools=TOOLS, stream=True)
+    )
     deltas = [call for c in chunks for call in (c.choices[0].delta.tool_calls or [])]
     calls = [delta for delta in deltas if delta.id]  # the first delta of each call
     assert [call.function.name for call in calls] == ["get_weather"]
@@ -112,9 +143,17 @@ def test_streamed_tool_call_and_its_result(chatglm3):
     assert json.loads(arguments) == {"city": "Paris", "days": 3}
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
     history = CHAT + [
-        {"role": "assistant", "content": None, "tool_calls": [{
-            "id": calls[0].id, "type": "function",
-            "function": {"name": "get_weather", "arguments": arguments}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": calls[0].id,
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": arguments},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": calls[0].id, "content": '{"temp": 21}'},
     ]
     again = client.chat.completions.create(model="tiny", messages=history, tools=TOOLS)
@@ -123,13 +162,17 @@ def test_streamed_tool_call_and_its_result(chatglm3):
 
 def content_times(proxy: ProxyProcess, max_tokens: int, times: list) -> None:
     """Stream a chat and note when each piece of content arrives."""
-    stream = proxy.sdk().chat.completions.create(model="tiny", messages=CHAT, stream=True,
-                                                max_tokens=max_tokens)
+    stream = proxy.sdk().chat.completions.create(
+        model="tiny", messages=CHAT, stream=True, max_tokens=max_tokens
+    )
     times.extend(time.monotonic() for c in stream if c.choices and c.choices[0].delta.content)
 
 
-MESSAGES_TOOL = {"name": "get_weather", "description": "Weather in a city",
-                 "input_schema": TOOLS[0]["function"]["parameters"]}
+MESSAGES_TOOL = {
+    "name": "get_weather",
+    "description": "Weather in a city",
+    "input_schema": TOOLS[0]["function"]["parameters"],
+}
 
 
 def test_messages_whole_streamed_and_counted(glm4):
@@ -138,8 +181,7 @@ def test_messages_whole_streamed_and_counted(glm4):
     whole = client.messages.create(model="claude-sonnet-4-5", max_tokens=64, messages=CHAT)
     assert [(block.type, block.text) for block in whole.content] == [("text", REPLY)]
     assert whole.stop_reason == "end_turn" and whole.usage.output_tokens == 8
-    with client.messages.stream(model="claude-sonnet-4-5", max_tokens=64,
-                                messages=CHAT) as stream:
+    with client.messages.stream(model="claude-sonnet-4-5", max_tokens=64, messages=CHAT) as stream:
         assert "".join(stream.text_stream) == REPLY
         final = stream.get_final_message()
     assert final.model_dump(exclude={"id"}) == whole.model_dump(exclude={"id"})
@@ -151,28 +193,43 @@ def test_messages_whole_streamed_and_counted(glm4):
 
 def test_messages_tool_use_and_its_result(chatglm3):
     client = chatglm3.anthropic()
-    first = client.messages.create(model="tiny", max_tokens=64, messages=CHAT,
-                                   tools=[MESSAGES_TOOL])
+    first = client.messages.create(
+        model="tiny", max_tokens=64, messages=CHAT, tools=[MESSAGES_TOOL]
+    )
     assert first.stop_reason == "tool_use"
     (call,) = first.content
-    assert (call.type, call.name, call.input) == ("tool_use", "get_weather",
-                                                  {"city": "Paris", "days": 3})
-    with client.messages.stream(model="tiny", max_tokens=64, messages=CHAT,
-                                tools=[MESSAGES_TOOL]) as stream:
+    assert (call.type, call.name, call.input) == (
+        "tool_use",
+        "get_weather",
+        {"city": "Paris", "days": 3},
+    )
+    with client.messages.stream(
+        model="tiny", max_tokens=64, messages=CHAT, tools=[MESSAGES_TOOL]
+    ) as stream:
         final = stream.get_final_message()
     assert [(b.type, b.name, b.input) for b in final.content] == [
-        ("tool_use", "get_weather", {"city": "Paris", "days": 3})]
+        ("tool_use", "get_weather", {"city": "Paris", "days": 3})
+    ]
     history = CHAT + [
         {"role": "assistant", "content": [call.model_dump()]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id,
-                                      "content": "sunny"}]}]
-    again = client.messages.create(model="tiny", max_tokens=64, messages=history,
-                                   tools=[MESSAGES_TOOL])
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "sunny"}],
+        },
+    ]
+    again = client.messages.create(
+        model="tiny", max_tokens=64, messages=history, tools=[MESSAGES_TOOL]
+    )
     assert again.content and again.stop_reason in ("tool_use", "end_turn")
 
 
-RESPONSES_TOOL = {"type": "function", "name": "get_weather", "description": "Weather in a city",
-                  "parameters": TOOLS[0]["function"]["parameters"], "strict": False}
+RESPONSES_TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Weather in a city",
+    "parameters": TOOLS[0]["function"]["parameters"],
+    "strict": False,
+}
 
 
 def test_responses_whole_streamed_and_counted(glm4):
@@ -185,8 +242,10 @@ def test_responses_whole_streamed_and_counted(glm4):
     assert final.output_text == REPLY and final.usage.output_tokens == whole.usage.output_tokens
     counted = client.responses.input_tokens.count(model="tiny", input="hi")
     assert counted.input_tokens == whole.usage.input_tokens
-    assert client.responses.create(model="tiny", input="hi", max_output_tokens=3).status == \
-        "incomplete"
+    assert (
+        client.responses.create(model="tiny", input="hi", max_output_tokens=3).status
+        == "incomplete"
+    )
 
 
 def test_responses_function_call_and_its_output(chatglm3):
@@ -194,18 +253,25 @@ def test_responses_function_call_and_its_output(chatglm3):
     first = client.responses.create(model="tiny", input="hi", tools=[RESPONSES_TOOL])
     (call,) = first.output
     assert (call.type, call.name, json.loads(call.arguments)) == (
-        "function_call", "get_weather", {"city": "Paris", "days": 3})
-    again = client.responses.create(model="tiny", previous_response_id=first.id,
-                                    tools=[RESPONSES_TOOL], input=[{
-                                        "type": "function_call_output",
-                                        "call_id": call.call_id, "output": "sunny"}])
+        "function_call",
+        "get_weather",
+        {"city": "Paris", "days": 3},
+    )
+    again = client.responses.create(
+        model="tiny",
+        previous_response_id=first.id,
+        tools=[RESPONSES_TOOL],
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}],
+    )
     assert again.status == "completed" and again.output
 
 
 def test_concurrent_requests_are_serialized(endless):
     first, second = [], []
-    threads = [threading.Thread(target=content_times, args=(endless, 1000, times))
-               for times in (first, second)]
+    threads = [
+        threading.Thread(target=content_times, args=(endless, 1000, times))
+        for times in (first, second)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -224,13 +290,22 @@ def health(proxy: ProxyProcess) -> dict:
 
 def test_full_queue_then_a_disconnect_frees_the_model(endless):
     waiting_text = []
-    with requests.post(endless.url + "/v1/chat/completions", stream=True, timeout=30, json={
-            "messages": CHAT, "stream": True, "max_tokens": ENDLESS_LENGTH}) as holder:
+    with requests.post(
+        endless.url + "/v1/chat/completions",
+        stream=True,
+        timeout=30,
+        json={"messages": CHAT, "stream": True, "max_tokens": ENDLESS_LENGTH},
+    ) as holder:
         lines = holder.iter_lines()  # kept: dropping it closes the connection
         assert next(lines).startswith(b"data: ")
-        waiter = threading.Thread(target=lambda: waiting_text.append(
-            endless.sdk().chat.completions.create(model="tiny", messages=CHAT, max_tokens=5)
-            .choices[0].message.content))
+        waiter = threading.Thread(
+            target=lambda: waiting_text.append(
+                endless.sdk()
+                .chat.completions.create(model="tiny", messages=CHAT, max_tokens=5)
+                .choices[0]
+                .message.content
+            )
+        )
         waiter.start()
         wait_for(lambda: health(endless)["queued"] == 1, "the request queueing", timeout=60)
 
@@ -250,21 +325,39 @@ def test_full_queue_then_a_disconnect_frees_the_model(endless):
     assert again.choices[0].message.content == "la la"
 
 
-@pytest.mark.parametrize("damage, message", [
-    (None, "No such file or directory"),
-    (lambda path: path.parent, "Is a directory"),
-    (lambda path: path.write_bytes(path.read_bytes()[:-1000]) and path, "truncated"),
-    (lambda path: path.write_bytes(b"GGUF" + path.read_bytes()[4:]) and path, "GGUF"),
-    (lambda path: path.write_text("not a model") and path, "'ggml' magic"),
-], ids=["missing", "directory", "truncated", "gguf", "text"])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (None, "No such file or directory"),
+        (lambda path: path.parent, "Is a directory"),
+        (lambda path: path.write_bytes(path.read_bytes()[:-1000]) and path, "truncated"),
+        (lambda path: path.write_bytes(b"GGUF" + path.read_bytes()[4:]) and path, "GGUF"),
+        (lambda path: path.write_text("not a model") and path, "'ggml' magic"),
+    ],
+    ids=["missing", "directory", "truncated", "gguf", "text"],
+)
 def test_a_bad_model_file_is_a_clean_start_up_error(damage, message, models, tmp_path):
     path = tmp_path / "model.bin"
     if damage is not None:
         path.write_bytes(Path(models.reply).read_bytes())
         path = damage(path)
     result = subprocess.run(
-        [sys.executable, "-m", "proxy", "--backend", "chatglm", "--model", str(path),
-         "--port", str(free_port())], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "proxy",
+            "--backend",
+            "chatglm",
+            "--model",
+            str(path),
+            "--port",
+            str(free_port()),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert "oai-proxy: " in result.stderr and str(path) in result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
@@ -272,9 +365,26 @@ def test_a_bad_model_file_is_a_clean_start_up_error(damage, message, models, tmp
 
 def test_more_than_one_worker_is_refused(models):
     result = subprocess.run(
-        [sys.executable, "-m", "proxy", "--backend", "chatglm", "--model", str(models.reply),
-         "--server", "gunicorn", "--workers", "2", "--port", str(free_port())],
-        cwd=ROOT, capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-m",
+            "proxy",
+            "--backend",
+            "chatglm",
+            "--model",
+            str(models.reply),
+            "--server",
+            "gunicorn",
+            "--workers",
+            "2",
+            "--port",
+            str(free_port()),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and "--workers 1" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -300,13 +410,25 @@ def test_ollamas_client_calls_a_tool_and_reads_its_result(chatglm3):
     first = client.chat(model="tiny-chatglm3.bin", messages=CHAT, tools=TOOLS, stream=False)
     (call,) = first.message.tool_calls
     assert (call.function.name, dict(call.function.arguments)) == (
-        "get_weather", {"city": "Paris", "days": 3})
-    streamed = [call for chunk in client.chat(model="tiny-chatglm3.bin", messages=CHAT,
-                                              tools=TOOLS, stream=True)
-                for call in chunk.message.tool_calls or ()]
+        "get_weather",
+        {"city": "Paris", "days": 3},
+    )
+    streamed = [
+        call
+        for chunk in client.chat(model="tiny-chatglm3.bin", messages=CHAT, tools=TOOLS, stream=True)
+        for call in chunk.message.tool_calls or ()
+    ]
     assert [(c.function.name, dict(c.function.arguments)) for c in streamed] == [
-        ("get_weather", {"city": "Paris", "days": 3})]
-    answered = client.chat(model="tiny-chatglm3.bin", tools=TOOLS, stream=False, messages=[
-        *CHAT, first.message, {"role": "tool", "tool_name": "get_weather",
-                               "content": '{"temp": 21}'}])
+        ("get_weather", {"city": "Paris", "days": 3})
+    ]
+    answered = client.chat(
+        model="tiny-chatglm3.bin",
+        tools=TOOLS,
+        stream=False,
+        messages=[
+            *CHAT,
+            first.message,
+            {"role": "tool", "tool_name": "get_weather", "content": '{"temp": 21}'},
+        ],
+    )
     assert answered.done and answered.message.role == "assistant"

@@ -3,6 +3,7 @@
 Against the fake servers of every kind, on a real port: answered, upstream error,
 client gone mid-stream, upstream too slow.
 """
+
 from __future__ import annotations
 
 import threading
@@ -10,10 +11,10 @@ from contextlib import closing
 
 import pytest
 
-from proxy.fleet.build import build_fleet
 from proxy.config.settings import Settings
 from proxy.core.errors import UpstreamError, UpstreamTimeoutError
 from proxy.core.types import GenerationRequest
+from proxy.fleet.build import build_fleet
 from tests.fakes.servercpp import FakeServerCpp
 from tests.runtimes import NO_FILES
 

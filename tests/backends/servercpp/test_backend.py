@@ -1,18 +1,23 @@
 """The servercpp backend against canned HTTP replies: the exact payloads sent, the answers read."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
+from proxy.backends.admission import Admission
 from proxy.backends.servercpp import parse
 from proxy.backends.servercpp.backend import ServerCppBackend
 from proxy.backends.servercpp.client import UpstreamClient
-from proxy.core.errors import (InvalidRequestError, UpstreamError, UpstreamTimeoutError,
-                          UpstreamUnavailableError)
-from proxy.backends.admission import Admission
-from proxy.backends.slots import SlotCount
 from proxy.backends.servercpp.prompting import HistoricTemplate, TemplateChoice
+from proxy.backends.slots import SlotCount
+from proxy.core.errors import (
+    InvalidRequestError,
+    UpstreamError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
 from proxy.core.types import GenerationRequest, Message, ResponseFormat, Sampling
 from tests.fakes.canned import CannedServer
 from tests.processes import free_port
@@ -20,12 +25,15 @@ from tests.processes import free_port
 HISTORIC = HistoricTemplate("A chat.\n", "\nUSER: ", "\nASSISTANT: ", "\nRULE: ", "</s>")
 
 
-def backend_of(url: str, template: str = "historic", read_timeout: float = 10,
-               reasoning: str = "auto") -> ServerCppBackend:
-    return ServerCppBackend(UpstreamClient(url, read_timeout=read_timeout),
-                            TemplateChoice(template, HISTORIC),
-                            Admission(url, SlotCount(), max_queue=4, queue_timeout=0.5),
-                            reasoning=reasoning)
+def backend_of(
+    url: str, template: str = "historic", read_timeout: float = 10, reasoning: str = "auto"
+) -> ServerCppBackend:
+    return ServerCppBackend(
+        UpstreamClient(url, read_timeout=read_timeout),
+        TemplateChoice(template, HISTORIC),
+        Admission(url, SlotCount(), max_queue=4, queue_timeout=0.5),
+        reasoning=reasoning,
+    )
 
 
 def add_kind(upstream: CannedServer, kind: str, **props) -> None:
@@ -35,14 +43,22 @@ def add_kind(upstream: CannedServer, kind: str, **props) -> None:
         upstream.get("/props", json_body={"model_path": "/m/tiny.gguf", **props})
     else:
         upstream.get("/health", status=404, body="File Not Found")
-        upstream.get("/v1/models", status=200 if kind == "llamacpp-2023" else 404,
-                     json_body={"data": [{"id": "/m/tiny.gguf"}]})
+        upstream.get(
+            "/v1/models",
+            status=200 if kind == "llamacpp-2023" else 404,
+            json_body={"data": [{"id": "/m/tiny.gguf"}]},
+        )
         upstream.get("/model.json", json_body={"model": "/m/tiny.gguf", "n_ctx": 512})
 
 
 def final(kind: str, **extra) -> dict:
-    body = {"content": "Hi!", "stop": True, "tokens_evaluated": 7, "tokens_predicted": 3,
-            "truncated": False}
+    body = {
+        "content": "Hi!",
+        "stop": True,
+        "tokens_evaluated": 7,
+        "tokens_predicted": 3,
+        "truncated": False,
+    }
     if kind == "llamacpp":
         body.update(stop_type="eos", id_slot=0)
     else:
@@ -71,30 +87,47 @@ def make_backend(upstream):
         backend.close()
 
 
-CHAT = GenerationRequest(messages=(Message("system", "Be brief."), Message("user", "hi")),
-                         model="m", max_tokens=16, stop=("END",),
-                         sampling=Sampling(temperature=0.5, top_k=4, seed=7,
-                                           logit_bias=((2, 5.0), (9, False))))
+CHAT = GenerationRequest(
+    messages=(Message("system", "Be brief."), Message("user", "hi")),
+    model="m",
+    max_tokens=16,
+    stop=("END",),
+    sampling=Sampling(temperature=0.5, top_k=4, seed=7, logit_bias=((2, 5.0), (9, False))),
+)
 
 
-@pytest.mark.parametrize("kind,slot_field", [
-    ("powerinfer", "slot_id"), ("llamacpp-2023", "slot_id"), ("llamacpp", "id_slot")])
+@pytest.mark.parametrize(
+    "kind,slot_field",
+    [("powerinfer", "slot_id"), ("llamacpp-2023", "slot_id"), ("llamacpp", "id_slot")],
+)
 def test_chat_payload_is_exact_for_each_kind(make_backend, upstream, kind, slot_field):
     add_kind(upstream, kind)
     legacy = kind != "llamacpp"
     if legacy:  # old servers' whole answers mangle cut characters: their streams are read
-        sent = upstream.post("/completion", content_type="text/event-stream",
-                         body=stream_body({"content": "Hi!", "stop": False, slot_field: 0},
-                                          final(kind, content="")))
+        sent = upstream.post(
+            "/completion",
+            content_type="text/event-stream",
+            body=stream_body(
+                {"content": "Hi!", "stop": False, slot_field: 0}, final(kind, content="")
+            ),
+        )
     else:
         sent = upstream.post("/completion", json_body=final(kind))
     result = make_backend().complete(CHAT)
     # old servers: their prompt cache left off, and a probability per token to count them by
     assert json.loads(sent.calls[0].body) == {
         "prompt": "A chat.\n\nRULE: Be brief.\nUSER: hi\nASSISTANT:",
-        "stream": legacy, "stop": ["</s>", "END"], "n_keep": -1, "cache_prompt": not legacy,
-        slot_field: -1, "n_predict": 16, "temperature": 0.5, "top_k": 4, "seed": 7,
-        "logit_bias": [[2, 5.0], [9, False]], **({"n_probs": 1} if legacy else {}),
+        "stream": legacy,
+        "stop": ["</s>", "END"],
+        "n_keep": -1,
+        "cache_prompt": not legacy,
+        slot_field: -1,
+        "n_predict": 16,
+        "temperature": 0.5,
+        "top_k": 4,
+        "seed": 7,
+        "logit_bias": [[2, 5.0], [9, False]],
+        **({"n_probs": 1} if legacy else {}),
         # current servers keep the markers calls are read by, even as control tokens
         **({} if legacy else {"preserved_tokens": ["<tool_call>", "</tool_call>"]}),
     }
@@ -102,10 +135,17 @@ def test_chat_payload_is_exact_for_each_kind(make_backend, upstream, kind, slot_
     assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (7, 3)
 
 
-@pytest.mark.parametrize("body,reason", [
-    ({"stop_type": "limit"}, "length"), ({"stop_type": "word"}, "stop"),
-    ({"stop_type": "eos"}, "stop"), ({"stopped_limit": True, "stopped_eos": False}, "length"),
-    ({"stopped_word": True}, "stop")], ids=["limit", "word", "eos", "old-limit", "old-word"])
+@pytest.mark.parametrize(
+    "body,reason",
+    [
+        ({"stop_type": "limit"}, "length"),
+        ({"stop_type": "word"}, "stop"),
+        ({"stop_type": "eos"}, "stop"),
+        ({"stopped_limit": True, "stopped_eos": False}, "length"),
+        ({"stopped_word": True}, "stop"),
+    ],
+    ids=["limit", "word", "eos", "old-limit", "old-word"],
+)
 def test_finish_reason_from_either_flag_style(make_backend, upstream, body, reason):
     add_kind(upstream, "llamacpp")
     upstream.post("/completion", json_body={"content": "x", "stop": True, **body})
@@ -121,8 +161,12 @@ def test_raw_prompt_is_sent_as_is(make_backend, upstream):
 
 
 def test_auto_template_comes_from_props(make_backend, upstream):
-    add_kind(upstream, "llamacpp", chat_template="{% for m in messages %}<{{ m.role }}>"
-                   "{{ m.content }}{% endfor %}<assistant>", bos_token="<s>")
+    add_kind(
+        upstream,
+        "llamacpp",
+        chat_template="{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}<assistant>",
+        bos_token="<s>",
+    )
     sent = upstream.post("/completion", json_body=final("llamacpp"))
     make_backend("auto").complete(GenerationRequest(messages=(Message("user", "hi"),)))
     assert json.loads(sent.calls[0].body)["prompt"] == "<user>hi<assistant>"
@@ -130,24 +174,37 @@ def test_auto_template_comes_from_props(make_backend, upstream):
 
 def test_response_format_per_kind(make_backend, upstream):
     add_kind(upstream, "powerinfer")
-    sent = upstream.post("/completion", body=stream_body(final("powerinfer", content="{}")),
-                     content_type="text/event-stream")
+    sent = upstream.post(
+        "/completion",
+        body=stream_body(final("powerinfer", content="{}")),
+        content_type="text/event-stream",
+    )
     backend = make_backend()
     backend.complete(GenerationRequest(prompt="p", response_format=ResponseFormat("json_object")))
     assert json.loads(sent.calls[0].body)["grammar"].startswith("root ::= object")
     schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
-    backend.complete(GenerationRequest(prompt="p",
-                                       response_format=ResponseFormat("json_schema", schema)))
+    backend.complete(
+        GenerationRequest(prompt="p", response_format=ResponseFormat("json_schema", schema))
+    )
     assert '"\\"ok\\"" ws ":" ws boolean' in json.loads(sent.calls[1].body)["grammar"]
     with pytest.raises(InvalidRequestError) as info:
-        backend.complete(GenerationRequest(prompt="p", response_format=ResponseFormat(
-            "json_schema", {"type": "array", "uniqueItems": True})))
+        backend.complete(
+            GenerationRequest(
+                prompt="p",
+                response_format=ResponseFormat(
+                    "json_schema", {"type": "array", "uniqueItems": True}
+                ),
+            )
+        )
     assert info.value.param == "response_format.json_schema.schema"
     assert "'uniqueItems'" in info.value.message
 
 
-@pytest.mark.parametrize(("answer", "compiles"), [('"ok"', True), ("any text", False)],
-                         ids=["llama-server", "the-bundled-engine"])
+@pytest.mark.parametrize(
+    ("answer", "compiles"),
+    [('"ok"', True), ("any text", False)],
+    ids=["llama-server", "the-bundled-engine"],
+)
 def test_json_schema_on_current_servers(make_backend, upstream, answer, compiles):
     """A server whose /completion compiles json_schema gets it (asked once, by a schema whose
     one answer is "ok"); one that ignores it there gets the proxy's own grammar."""
@@ -156,21 +213,32 @@ def test_json_schema_on_current_servers(make_backend, upstream, answer, compiles
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
     backend = make_backend()
     for _ in range(2):
-        backend.complete(GenerationRequest(
-            prompt="p", response_format=ResponseFormat("json_schema", schema)))
+        backend.complete(
+            GenerationRequest(prompt="p", response_format=ResponseFormat("json_schema", schema))
+        )
     probe, *asked = [json.loads(call.body) for call in sent.calls]
     assert probe["json_schema"] == {"const": "ok"} and len(asked) == 2
     for body in asked:
         assert (body.get("json_schema"), "grammar" in body) == (
-            (schema, False) if compiles else (None, True))
+            (schema, False) if compiles else (None, True)
+        )
 
 
 def test_current_logprobs_shape(make_backend, upstream):
     add_kind(upstream, "llamacpp")
-    entry = {"id": 5, "token": "Hi", "bytes": [72, 105], "logprob": -0.1,
-             "top_logprobs": [{"id": 5, "token": "Hi", "bytes": [72, 105], "logprob": -0.1},
-                              {"id": 6, "token": "Yo", "bytes": [89, 111], "logprob": -2.5}]}
-    sent = upstream.post("/completion", json_body=final("llamacpp", completion_probabilities=[entry]))
+    entry = {
+        "id": 5,
+        "token": "Hi",
+        "bytes": [72, 105],
+        "logprob": -0.1,
+        "top_logprobs": [
+            {"id": 5, "token": "Hi", "bytes": [72, 105], "logprob": -0.1},
+            {"id": 6, "token": "Yo", "bytes": [89, 111], "logprob": -2.5},
+        ],
+    }
+    sent = upstream.post(
+        "/completion", json_body=final("llamacpp", completion_probabilities=[entry])
+    )
     result = make_backend().complete(GenerationRequest(prompt="p", logprobs=2))
     assert json.loads(sent.calls[0].body)["n_probs"] == 2
     (item,) = result.logprobs
@@ -184,11 +252,23 @@ def stream_body(*events: dict, prefix: str = "data") -> str:
 
 def test_old_logprobs_are_collected_from_an_internal_stream(make_backend, upstream):
     add_kind(upstream, "powerinfer")
-    partial = {"content": "Hi", "stop": False, "slot_id": 0, "multimodal": False,
-               "completion_probabilities": [{"content": "Hi", "probs": [
-                   {"tok_str": "Hi", "prob": 0.5}, {"tok_str": "Yo", "prob": 0.25}]}]}
-    sent = upstream.post("/completion", body=stream_body(partial, final("powerinfer", content="")),
-                     content_type="text/event-stream")
+    partial = {
+        "content": "Hi",
+        "stop": False,
+        "slot_id": 0,
+        "multimodal": False,
+        "completion_probabilities": [
+            {
+                "content": "Hi",
+                "probs": [{"tok_str": "Hi", "prob": 0.5}, {"tok_str": "Yo", "prob": 0.25}],
+            }
+        ],
+    }
+    sent = upstream.post(
+        "/completion",
+        body=stream_body(partial, final("powerinfer", content="")),
+        content_type="text/event-stream",
+    )
     result = make_backend().complete(GenerationRequest(prompt="p", logprobs=1))
     assert json.loads(sent.calls[0].body)["stream"] is True
     (item,) = result.logprobs
@@ -205,15 +285,19 @@ def test_utf8_split_across_network_pieces_is_decoded_whole():
     assert chunks[-1].finish_reason == "stop" and chunks[-1].usage.completion_tokens == 3
 
 
-@pytest.mark.parametrize("reads,followed", [
-    (["a", "b", "c"], [False, False, False]),  # one event per read: each goes out alone
-    (["a b c"], [True, True, False]),  # one read: all but the last wait for the next
-    (["a b", "c"], [True, False, False]),
-    (["a :ping", "b"], [False, False]),  # a comment after an event is not a successor
-])
+@pytest.mark.parametrize(
+    "reads,followed",
+    [
+        (["a", "b", "c"], [False, False, False]),  # one event per read: each goes out alone
+        (["a b c"], [True, True, False]),  # one read: all but the last wait for the next
+        (["a b", "c"], [True, False, False]),
+        (["a :ping", "b"], [False, False]),  # a comment after an event is not a successor
+    ],
+)
 def test_chunks_say_whether_the_next_arrived_with_them(reads, followed):
     def event(word):
         return ": ping\n\n" if word == ":ping" else stream_body({"content": word, "stop": False})
+
     pieces = ["".join(event(word) for word in read.split()).encode() for read in reads]
     pieces.append(f"data: {json.dumps(final('llamacpp', content=''))}\n\n".encode())
     chunks = list(parse.stream_chunks(parse.line_batches(pieces), "http://upstream.test", None))
@@ -221,14 +305,22 @@ def test_chunks_say_whether_the_next_arrived_with_them(reads, followed):
     assert chunks[-1].finish_reason and not chunks[-1].followed
 
 
-@pytest.mark.parametrize("kind,body,error", [
-    ("llamacpp-2023", 'error: {"content":"slot unavailable"}\n\n', UpstreamUnavailableError),
-    ("llamacpp", 'data: {"content":"a","stop":false}\n\ndata: {"error":{"code":500,'
-                 '"message":"boom","type":"server_error"}}\n\n', UpstreamError),
-    ("llamacpp", 'data: {"content":"a","stop":false}\n\n', UpstreamError),
-    ("powerinfer", "", UpstreamUnavailableError),
-    ("llamacpp", "data: not json\n\n", UpstreamError),
-], ids=["b-busy", "c-midstream", "c-truncated", "a-empty-busy", "garbage"])
+@pytest.mark.parametrize(
+    "kind,body,error",
+    [
+        ("llamacpp-2023", 'error: {"content":"slot unavailable"}\n\n', UpstreamUnavailableError),
+        (
+            "llamacpp",
+            'data: {"content":"a","stop":false}\n\ndata: {"error":{"code":500,'
+            '"message":"boom","type":"server_error"}}\n\n',
+            UpstreamError,
+        ),
+        ("llamacpp", 'data: {"content":"a","stop":false}\n\n', UpstreamError),
+        ("powerinfer", "", UpstreamUnavailableError),
+        ("llamacpp", "data: not json\n\n", UpstreamError),
+    ],
+    ids=["b-busy", "c-midstream", "c-truncated", "a-empty-busy", "garbage"],
+)
 def test_stream_errors(make_backend, upstream, kind, body, error):
     add_kind(upstream, kind)
     upstream.post("/completion", body=body, content_type="text/event-stream")
@@ -238,21 +330,34 @@ def test_stream_errors(make_backend, upstream, kind, body, error):
 
 def test_keepalive_comments_are_ignored(make_backend, upstream):
     add_kind(upstream, "llamacpp")
-    upstream.post("/completion", content_type="text/event-stream",
-              body=":\n\n" + stream_body({"content": "a", "stop": False}, final("llamacpp")))
+    upstream.post(
+        "/completion",
+        content_type="text/event-stream",
+        body=":\n\n" + stream_body({"content": "a", "stop": False}, final("llamacpp")),
+    )
     chunks = list(make_backend().stream(GenerationRequest(prompt="p")))
     assert [c.text for c in chunks] == ["a", "Hi!"]
 
 
-@pytest.mark.parametrize("status,body,error", [
-    (404, "File Not Found", UpstreamUnavailableError),
-    (503, '{"error":{"message":"Loading model","type":"unavailable_error","code":503}}',
-     UpstreamUnavailableError),
-    (500, "oops", UpstreamError),
-    (400, '{"error":{"code":400,"message":"too long","type":"exceed_context_size_error"}}',
-     InvalidRequestError),
-    (200, "<html>", UpstreamError),
-], ids=["a-busy-404", "c-loading", "500", "context", "garbage"])
+@pytest.mark.parametrize(
+    "status,body,error",
+    [
+        (404, "File Not Found", UpstreamUnavailableError),
+        (
+            503,
+            '{"error":{"message":"Loading model","type":"unavailable_error","code":503}}',
+            UpstreamUnavailableError,
+        ),
+        (500, "oops", UpstreamError),
+        (
+            400,
+            '{"error":{"code":400,"message":"too long","type":"exceed_context_size_error"}}',
+            InvalidRequestError,
+        ),
+        (200, "<html>", UpstreamError),
+    ],
+    ids=["a-busy-404", "c-loading", "500", "context", "garbage"],
+)
 def test_http_errors(make_backend, upstream, status, body, error):
     add_kind(upstream, "llamacpp")
     upstream.post("/completion", status=status, body=body)
@@ -280,31 +385,53 @@ def test_timeout(make_backend, upstream):
 def test_tokenize_flag_returns_prompt_token_ids(make_backend, upstream):
     add_kind(upstream, "llamacpp")
     upstream.post("/completion", json_body=final("llamacpp"))
-    upstream.post("/tokenize", json_body={"tokens": [{"id": 1, "piece": "a"}, {"id": 2, "piece": "b"}]})
+    upstream.post(
+        "/tokenize", json_body={"tokens": [{"id": 1, "piece": "a"}, {"id": 2, "piece": "b"}]}
+    )
     result = make_backend().complete(GenerationRequest(prompt="ab", tokenize=True))
     assert result.prompt_tokens == (1, 2)
 
 
-WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
-    "type": "object", "properties": {"city": {"type": "string"}}}}}
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
 
 
-@pytest.mark.parametrize(("content", "text", "calls"), [
-    pytest.param('Let me see. <tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}'
-                 '</tool_call>', "Let me see. ", [("get_weather", {"city": "Oslo"})], id="call"),
-    pytest.param("It is sunny.", "It is sunny.", [], id="no-call"),
-    pytest.param('<tool_call>{"name": "get_weather", "arguments": {"city": </tool_call>',
-                 '<tool_call>{"name": "get_weather", "arguments": {"city": </tool_call>', [],
-                 id="malformed-stays-text"),
-    pytest.param('<tool_call>{"name": "rm_rf", "arguments": {}}</tool_call>',
-                 '<tool_call>{"name": "rm_rf", "arguments": {}}</tool_call>', [],
-                 id="unknown-tool-stays-text"),
-])
+@pytest.mark.parametrize(
+    ("content", "text", "calls"),
+    [
+        pytest.param(
+            'Let me see. <tool_call>{"name": "get_weather", "arguments": {"city": "Oslo"}}'
+            "</tool_call>",
+            "Let me see. ",
+            [("get_weather", {"city": "Oslo"})],
+            id="call",
+        ),
+        pytest.param("It is sunny.", "It is sunny.", [], id="no-call"),
+        pytest.param(
+            '<tool_call>{"name": "get_weather", "arguments": {"city": </tool_call>',
+            '<tool_call>{"name": "get_weather", "arguments": {"city": </tool_call>',
+            [],
+            id="malformed-stays-text",
+        ),
+        pytest.param(
+            '<tool_call>{"name": "rm_rf", "arguments": {}}</tool_call>',
+            '<tool_call>{"name": "rm_rf", "arguments": {}}</tool_call>',
+            [],
+            id="unknown-tool-stays-text",
+        ),
+    ],
+)
 def test_tools_reach_the_prompt_and_calls_come_back(make_backend, upstream, content, text, calls):
     add_kind(upstream, "llamacpp")
     upstream.post("/completion", json_body=final("llamacpp", content=content))
-    result = make_backend().complete(GenerationRequest(
-        messages=(Message("user", "weather in Oslo?"),), tools=(WEATHER,)))
+    result = make_backend().complete(
+        GenerationRequest(messages=(Message("user", "weather in Oslo?"),), tools=(WEATHER,))
+    )
     prompt = json.loads(upstream.calls[-1].body)["prompt"]
     assert "<tool_call>" in prompt and '"name":"get_weather"' in prompt
     assert result.text == text
@@ -313,14 +440,22 @@ def test_tools_reach_the_prompt_and_calls_come_back(make_backend, upstream, cont
     assert all(call.id.startswith("call_") for call in result.tool_calls)
 
 
-@pytest.mark.parametrize(("body", "cached"), [
-    pytest.param({"tokens_evaluated": 30, "timings": {"cache_n": 24, "prompt_n": 6}}, 24,
-                 id="current-counts-the-cache"),
-    pytest.param({"tokens_evaluated": 30, "timings": {"prompt_n": 6}}, 24, id="old-evaluated"),
-    pytest.param({"tokens_evaluated": 30, "timings": {"prompt_n": 31}}, 0, id="old-all-new"),
-    pytest.param({"tokens_evaluated": 30}, None, id="no-timings"),
-    pytest.param({"tokens_evaluated": 30, "timings": {"prompt_n": True}}, None, id="not-a-count"),
-])
+@pytest.mark.parametrize(
+    ("body", "cached"),
+    [
+        pytest.param(
+            {"tokens_evaluated": 30, "timings": {"cache_n": 24, "prompt_n": 6}},
+            24,
+            id="current-counts-the-cache",
+        ),
+        pytest.param({"tokens_evaluated": 30, "timings": {"prompt_n": 6}}, 24, id="old-evaluated"),
+        pytest.param({"tokens_evaluated": 30, "timings": {"prompt_n": 31}}, 0, id="old-all-new"),
+        pytest.param({"tokens_evaluated": 30}, None, id="no-timings"),
+        pytest.param(
+            {"tokens_evaluated": 30, "timings": {"prompt_n": True}}, None, id="not-a-count"
+        ),
+    ],
+)
 def test_cached_prompt_tokens_come_from_the_servers_timings(body, cached):
     usage = parse.usage(body)
     assert usage.cached_tokens == cached
@@ -329,27 +464,52 @@ def test_cached_prompt_tokens_come_from_the_servers_timings(body, cached):
 
 # -- reasoning ----------------------------------------------------------------------------
 
-THINKING_TEMPLATE = ("{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}"
-                     "{% if add_generation_prompt %}<|assistant|><think>\n{% endif %}")
-SAYS_THINKS = ("{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}"
-               "{% if add_generation_prompt %}<|assistant|>{% endif %}{# <think> #}")
+THINKING_TEMPLATE = (
+    "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|><think>\n{% endif %}"
+)
+SAYS_THINKS = (
+    "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}{# <think> #}"
+)
 
 
-@pytest.mark.parametrize(("template", "content", "reasoning", "expected"), [
-    pytest.param(THINKING_TEMPLATE, "Hmm.\n</think>\n\nHi!", "auto", ("Hmm.", "Hi!"),
-                 id="the-template-opens-the-block"),
-    pytest.param(SAYS_THINKS, "<think>Hmm.</think>Hi!", "auto", ("Hmm.", "Hi!"),
-                 id="the-model-opens-it"),
-    pytest.param(SAYS_THINKS, "<think>Hmm.</think>Hi!", "none",
-                 ("", "<think>Hmm.</think>Hi!"), id="told-not-to"),
-    pytest.param("historic", "<think>Hmm.</think>Hi!", "auto",
-                 ("", "<think>Hmm.</think>Hi!"), id="a-template-without-tags"),
-    pytest.param("historic", "<think>Hmm.</think>Hi!", "think-tags", ("Hmm.", "Hi!"),
-                 id="told-to"),
-])
+@pytest.mark.parametrize(
+    ("template", "content", "reasoning", "expected"),
+    [
+        pytest.param(
+            THINKING_TEMPLATE,
+            "Hmm.\n</think>\n\nHi!",
+            "auto",
+            ("Hmm.", "Hi!"),
+            id="the-template-opens-the-block",
+        ),
+        pytest.param(
+            SAYS_THINKS, "<think>Hmm.</think>Hi!", "auto", ("Hmm.", "Hi!"), id="the-model-opens-it"
+        ),
+        pytest.param(
+            SAYS_THINKS,
+            "<think>Hmm.</think>Hi!",
+            "none",
+            ("", "<think>Hmm.</think>Hi!"),
+            id="told-not-to",
+        ),
+        pytest.param(
+            "historic",
+            "<think>Hmm.</think>Hi!",
+            "auto",
+            ("", "<think>Hmm.</think>Hi!"),
+            id="a-template-without-tags",
+        ),
+        pytest.param(
+            "historic", "<think>Hmm.</think>Hi!", "think-tags", ("Hmm.", "Hi!"), id="told-to"
+        ),
+    ],
+)
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
-def test_thoughts_are_told_from_the_answer(make_backend, upstream, tmp_path, template, content,
-                                           reasoning, expected, stream):
+def test_thoughts_are_told_from_the_answer(
+    make_backend, upstream, tmp_path, template, content, reasoning, expected, stream
+):
     if template != "historic":
         path = tmp_path / "template.jinja"
         path.write_text(template)
@@ -360,8 +520,11 @@ def test_thoughts_are_told_from_the_answer(make_backend, upstream, tmp_path, tem
     if stream:
         events = [{"content": piece, "stop": False} for piece in content]  # a character each
         events.append(final("llamacpp", content=""))
-        upstream.post("/completion", content_type="text/event-stream",
-                      body="".join(f"data: {json.dumps(e)}\n\n" for e in events))
+        upstream.post(
+            "/completion",
+            content_type="text/event-stream",
+            body="".join(f"data: {json.dumps(e)}\n\n" for e in events),
+        )
         chunks = list(backend.stream(CHAT))
         found = ("".join(c.reasoning for c in chunks), "".join(c.text for c in chunks))
         usage = chunks[-1].usage
@@ -371,8 +534,13 @@ def test_thoughts_are_told_from_the_answer(make_backend, upstream, tmp_path, tem
         found = (answer.reasoning, answer.text)
         usage = answer.usage
     assert found == expected
-    assert usage.reasoning_tokens == (3 if expected[0] else None if reasoning == "none"
-                                      or template == "historic" and reasoning == "auto" else 0)
+    assert usage.reasoning_tokens == (
+        3
+        if expected[0]
+        else None
+        if reasoning == "none" or template == "historic" and reasoning == "auto"
+        else 0
+    )
 
 
 def test_a_raw_prompt_keeps_its_thoughts(make_backend, upstream, tmp_path):
@@ -386,6 +554,5 @@ def test_a_raw_prompt_keeps_its_thoughts(make_backend, upstream, tmp_path):
 
 def test_the_stop_word_that_ended_the_answer_is_told(make_backend, upstream):
     add_kind(upstream, "llamacpp")
-    upstream.post("/completion", json_body=final("llamacpp", stop_type="word",
-                                                 stopping_word="END"))
+    upstream.post("/completion", json_body=final("llamacpp", stop_type="word", stopping_word="END"))
     assert make_backend().complete(CHAT).stop_sequence == "END"

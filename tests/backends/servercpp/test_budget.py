@@ -1,4 +1,5 @@
 """Counting tokens the old servers do not count right, and pieces of characters made whole."""
+
 from __future__ import annotations
 
 import pytest
@@ -10,25 +11,44 @@ from proxy.core.types import Chunk, TokenLogprob, Usage
 ZHONG = "中".encode()  # e4 b8 ad
 
 
-@pytest.mark.parametrize("text,pieces,tokens", [
-    (" the cat", [" the", " cat"], [(b" the", True), (b" cat", True)]),
-    ("中", ["byte: \\xad"], [(b"\xe4", False), (b"\xb8", False), (b"\xad", True)]),
-    ("中文", ["byte: \\xad", "byte: \\x87"],
-     [(b"\xe4", False), (b"\xb8", False), (b"\xad", True),
-      (b"\xe6", False), (b"\x96", False), (b"\x87", True)]),
-    ("a中", ["a"], [(b"a", True), (ZHONG, False)]),
-    ("é", ["é"], [("é".encode(), True)]),
-    ("", [], []),
-], ids=["words", "a-character-in-bytes", "two-characters", "unlisted-rest", "wide-piece",
-        "empty"])
+@pytest.mark.parametrize(
+    "text,pieces,tokens",
+    [
+        (" the cat", [" the", " cat"], [(b" the", True), (b" cat", True)]),
+        ("中", ["byte: \\xad"], [(b"\xe4", False), (b"\xb8", False), (b"\xad", True)]),
+        (
+            "中文",
+            ["byte: \\xad", "byte: \\x87"],
+            [
+                (b"\xe4", False),
+                (b"\xb8", False),
+                (b"\xad", True),
+                (b"\xe6", False),
+                (b"\x96", False),
+                (b"\x87", True),
+            ],
+        ),
+        ("a中", ["a"], [(b"a", True), (ZHONG, False)]),
+        ("é", ["é"], [("é".encode(), True)]),
+        ("", [], []),
+    ],
+    ids=["words", "a-character-in-bytes", "two-characters", "unlisted-rest", "wide-piece", "empty"],
+)
 def test_chunk_tokens(text, pieces, tokens):
     assert chunk_tokens(text, pieces) == tokens
 
 
-@pytest.mark.parametrize("data,text", [
-    (ZHONG, "中"), (ZHONG[:1], ""), (ZHONG[:2], ""), (ZHONG + ZHONG[:1], "中"),
-    (b"\xff a", "\ufffd a"),
-], ids=["whole", "one-byte", "two-bytes", "whole-then-part", "invalid"])
+@pytest.mark.parametrize(
+    "data,text",
+    [
+        (ZHONG, "中"),
+        (ZHONG[:1], ""),
+        (ZHONG[:2], ""),
+        (ZHONG + ZHONG[:1], "中"),
+        (b"\xff a", "\ufffd a"),
+    ],
+    ids=["whole", "one-byte", "two-bytes", "whole-then-part", "invalid"],
+)
 def test_whole_characters(data, text):
     assert whole_characters(data) == text
 
@@ -41,18 +61,35 @@ def final(predicted: int, reason: str = "length") -> Chunk:
     return Chunk(finish_reason=reason, usage=Usage(7, predicted))
 
 
-@pytest.mark.parametrize("chunks,limit,texts,end", [
-    ([chunk(" a", " a"), chunk(" b", " b"), chunk(" c", " c"), final(3)], 2,
-     [" a", " b"], ("length", 2)),
-    ([chunk(" a", " a"), final(1, "stop")], 5, [" a"], ("stop", 1)),
-    ([chunk("中", "byte: \\xad"), final(3)], 1, [""], ("length", 1)),
-    ([chunk("中", "byte: \\xad"), final(3)], 3, ["中"], ("length", 3)),
-    ([chunk("中", "byte: \\xad"), chunk("文", "byte: \\x87"), final(6)], 4, ["中", ""],
-     ("length", 4)),
-    ([chunk(" a", " a"), chunk(" b", " b"), final(2, "stop")], 2, [" a", " b"],
-     ("stop", 2)),
-], ids=["cut", "stopped-before", "inside-a-character", "a-whole-character",
-        "second-character-cut", "stopped-at-the-limit"])
+@pytest.mark.parametrize(
+    "chunks,limit,texts,end",
+    [
+        (
+            [chunk(" a", " a"), chunk(" b", " b"), chunk(" c", " c"), final(3)],
+            2,
+            [" a", " b"],
+            ("length", 2),
+        ),
+        ([chunk(" a", " a"), final(1, "stop")], 5, [" a"], ("stop", 1)),
+        ([chunk("中", "byte: \\xad"), final(3)], 1, [""], ("length", 1)),
+        ([chunk("中", "byte: \\xad"), final(3)], 3, ["中"], ("length", 3)),
+        (
+            [chunk("中", "byte: \\xad"), chunk("文", "byte: \\x87"), final(6)],
+            4,
+            ["中", ""],
+            ("length", 4),
+        ),
+        ([chunk(" a", " a"), chunk(" b", " b"), final(2, "stop")], 2, [" a", " b"], ("stop", 2)),
+    ],
+    ids=[
+        "cut",
+        "stopped-before",
+        "inside-a-character",
+        "a-whole-character",
+        "second-character-cut",
+        "stopped-at-the-limit",
+    ],
+)
 def test_limited(chunks, limit, texts, end):
     out = list(limited(chunks, limit, keep_logprobs=False))
     *body, last = out
@@ -67,19 +104,25 @@ def test_limited_keeps_the_logprobs_of_the_tokens_kept():
     assert [t.token for t in out[0].logprobs] == [" a"] and out[0].text == " a"
 
 
-@pytest.mark.parametrize("tokens,pieces", [
-    ([(1, b" the"), (2, b" cat")], [(1, " the"), (2, " cat")]),
-    ([(1, b"\xe4"), (2, b"\xb8"), (3, b"\xad"), (4, b"!")], [(1, "中"), (2, ""), (3, ""),
-                                                              (4, "!")]),
-    ([(1, b" \xe4"), (2, b"\xb8\xad")], [(1, " 中"), (2, "")]),
-    ([(1, b"a"), (2, b"\xe4")], [(1, "a"), (2, "\ufffd")]),
-], ids=["words", "a-character-in-bytes", "split-unevenly", "unfinished"])
+@pytest.mark.parametrize(
+    "tokens,pieces",
+    [
+        ([(1, b" the"), (2, b" cat")], [(1, " the"), (2, " cat")]),
+        (
+            [(1, b"\xe4"), (2, b"\xb8"), (3, b"\xad"), (4, b"!")],
+            [(1, "中"), (2, ""), (3, ""), (4, "!")],
+        ),
+        ([(1, b" \xe4"), (2, b"\xb8\xad")], [(1, " 中"), (2, "")]),
+        ([(1, b"a"), (2, b"\xe4")], [(1, "a"), (2, "\ufffd")]),
+    ],
+    ids=["words", "a-character-in-bytes", "split-unevenly", "unfinished"],
+)
 def test_whole_pieces(tokens, pieces):
     assert whole_pieces(tokens) == pieces
 
 
-@pytest.mark.parametrize("piece,data", [
-    (" hi", b" hi"), ([228], b"\xe4"), ([300], b""), (None, b""),
-])
+@pytest.mark.parametrize(
+    "piece,data", [(" hi", b" hi"), ([228], b"\xe4"), ([300], b""), (None, b"")]
+)
 def test_server_piece(piece, data):
     assert server_piece(piece) == data

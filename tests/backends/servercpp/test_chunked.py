@@ -1,8 +1,10 @@
 """Chunked transfer coding however the network splits it."""
+
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from proxy.backends.servercpp.chunked import BrokenChunks, dechunked
 
@@ -22,11 +24,12 @@ def test_the_payload_comes_through_whatever_the_splits(payloads, cuts):
     assert b"".join(dechunked(raw)) == b"".join(payloads)
 
 
-@given(st.lists(st.binary(min_size=1, max_size=50), min_size=1, max_size=10),
-       st.integers(1, 10_000))
+@given(
+    st.lists(st.binary(min_size=1, max_size=50), min_size=1, max_size=10), st.integers(1, 10_000)
+)
 def test_a_body_cut_short_is_broken(payloads, keep):
     data = encode(payloads)
-    cut = data[:min(keep, len(data) - 3)]  # never the whole last-chunk marker
+    cut = data[: min(keep, len(data) - 3)]  # never the whole last-chunk marker
     with pytest.raises(BrokenChunks):
         list(dechunked(split(cut, [5, 11])))
 
@@ -41,9 +44,11 @@ def test_extensions_are_ignored_and_trailers_not_read():
     assert list(dechunked(raw)) == [b"abc"]
 
 
-@pytest.mark.parametrize("raw", [
-    b"zz\r\nabc\r\n0\r\n\r\n", b"-3\r\nabc\r\n0\r\n\r\n", b"2\r\nabc\r\n0\r\n\r\n",
-    b"1" * 2000], ids=["not-hex", "negative", "longer-than-said", "no-line-end"])
+@pytest.mark.parametrize(
+    "raw",
+    [b"zz\r\nabc\r\n0\r\n\r\n", b"-3\r\nabc\r\n0\r\n\r\n", b"2\r\nabc\r\n0\r\n\r\n", b"1" * 2000],
+    ids=["not-hex", "negative", "longer-than-said", "no-line-end"],
+)
 def test_what_is_not_chunked_is_broken(raw):
     with pytest.raises(BrokenChunks):
         list(dechunked([raw]))

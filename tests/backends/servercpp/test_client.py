@@ -1,4 +1,5 @@
 """The upstream client over real HTTP: pooled keep-alive, stale connections, prefixes, probes."""
+
 from __future__ import annotations
 
 import json
@@ -50,17 +51,19 @@ def test_what_orjson_cannot_write_is_still_sent():
     with CannedServer() as upstream:
         upstream.post("/completion", json_body={"content": ""})
         client = UpstreamClient(upstream.url)
-        client.post_json("/completion", {"seed": 2 ** 70, "prompt": "é"})
+        client.post_json("/completion", {"seed": 2**70, "prompt": "é"})
         client.close()
-    assert json.loads(upstream.calls[0].body) == {"seed": 2 ** 70, "prompt": "é"}
+    assert json.loads(upstream.calls[0].body) == {"seed": 2**70, "prompt": "é"}
 
 
-@pytest.mark.parametrize("chunks", [0, 1, 7, 100], ids=["length", "one-chunk", "7-chunks",
-                                                    "100-chunks"])
+@pytest.mark.parametrize(
+    "chunks", [0, 1, 7, 100], ids=["length", "one-chunk", "7-chunks", "100-chunks"]
+)
 def test_streams_arrive_whole_and_their_connection_is_not_reused(upstream, client, chunks):
     events = b"".join(b'data: {"content":"%d"}\n\n' % i for i in range(100))
-    upstream.post("/completion", body=events.decode(), content_type="text/event-stream",
-                  chunks=chunks)
+    upstream.post(
+        "/completion", body=events.decode(), content_type="text/event-stream", chunks=chunks
+    )
     for _ in range(2):
         with client.stream("/completion", {"stream": True}) as pieces:
             assert b"".join(pieces) == events

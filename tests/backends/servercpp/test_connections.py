@@ -1,4 +1,5 @@
 """Reading answers off a connection: heads, framings, and what is not HTTP."""
+
 from __future__ import annotations
 
 import contextlib
@@ -24,19 +25,55 @@ def answered(raw: bytes) -> Iterator[Connection]:
         theirs.close()
 
 
-@pytest.mark.parametrize("raw, status, body, keep_alive", [
-    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", 200, b"hi", True),
-    (b"HTTP/1.1 200 OK\r\ncontent-length:  2 \r\nConnection: close\r\n\r\nhi", 200, b"hi", False),
-    (b"HTTP/1.0 200 OK\r\n\r\nuntil close", 200, b"until close", False),
-    (b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 1\r\n\r\nx", 200, b"x", True),
-    (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 File Not Found\r\nContent-Length: 3\r\n\r\nnop",
-     404, b"nop", True),
-    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n", 200, b"hi", True),
-    (b"HTTP/1.1 204 No Content\r\n\r\n", 204, b"", True),
-    (b"HTTP/1.1 200 OK\r\n\r\nno length, so until close", 200, b"no length, so until close",
-     False),
-], ids=["length", "close", "http1.0", "http1.0-keep-alive", "interim-100", "chunked",
-        "no-content", "no-length"])
+@pytest.mark.parametrize(
+    "raw, status, body, keep_alive",
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", 200, b"hi", True),
+        (
+            b"HTTP/1.1 200 OK\r\ncontent-length:  2 \r\nConnection: close\r\n\r\nhi",
+            200,
+            b"hi",
+            False,
+        ),
+        (b"HTTP/1.0 200 OK\r\n\r\nuntil close", 200, b"until close", False),
+        (
+            b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 1\r\n\r\nx",
+            200,
+            b"x",
+            True,
+        ),
+        (
+            b"HTTP/1.1 100 Continue\r\n\r\n"
+            b"HTTP/1.1 404 File Not Found\r\nContent-Length: 3\r\n\r\nnop",
+            404,
+            b"nop",
+            True,
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+            200,
+            b"hi",
+            True,
+        ),
+        (b"HTTP/1.1 204 No Content\r\n\r\n", 204, b"", True),
+        (
+            b"HTTP/1.1 200 OK\r\n\r\nno length, so until close",
+            200,
+            b"no length, so until close",
+            False,
+        ),
+    ],
+    ids=[
+        "length",
+        "close",
+        "http1.0",
+        "http1.0-keep-alive",
+        "interim-100",
+        "chunked",
+        "no-content",
+        "no-length",
+    ],
+)
 def test_heads_and_bodies(raw, status, body, keep_alive):
     with answered(raw) as connection:
         head = connection.exchange(b"GET / HTTP/1.1\r\n\r\n")
@@ -67,14 +104,18 @@ def test_a_stream_that_stalls_is_a_timeout_even_reading_the_socket_itself():
     theirs.close()
 
 
-@pytest.mark.parametrize("raw, error", [
-    (b"", ConnectionResetError),
-    (b"SSH-2.0-OpenSSH\r\n\r\n", BrokenAnswer),
-    (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", BrokenAnswer),
-    (b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n", BrokenAnswer),
-    (b"HTTP/1.1 200 OK\r\nX: y\r\n", BrokenAnswer),
-    (b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 101 + b"\r\n", BrokenAnswer),
-], ids=["closed", "not-http", "short-body", "bad-length", "cut-head", "endless-head"])
+@pytest.mark.parametrize(
+    "raw, error",
+    [
+        (b"", ConnectionResetError),
+        (b"SSH-2.0-OpenSSH\r\n\r\n", BrokenAnswer),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", BrokenAnswer),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n", BrokenAnswer),
+        (b"HTTP/1.1 200 OK\r\nX: y\r\n", BrokenAnswer),
+        (b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 101 + b"\r\n", BrokenAnswer),
+    ],
+    ids=["closed", "not-http", "short-body", "bad-length", "cut-head", "endless-head"],
+)
 def test_what_is_not_a_whole_answer_is_said(raw, error):
     with answered(raw) as connection, pytest.raises(error):
         connection.body(connection.exchange(b"GET / HTTP/1.1\r\n\r\n"))

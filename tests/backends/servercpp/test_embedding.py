@@ -1,14 +1,15 @@
 """Tokens and embeddings from each kind of server.cpp, against the faithful fake servers."""
+
 from __future__ import annotations
 
 import pytest
 
-from proxy.fleet.build import build_fleet
 from proxy.backends.servercpp.client import UpstreamClient
 from proxy.backends.servercpp.embedding import TokenClient
 from proxy.config.settings import Settings
 from proxy.core.errors import NotImplementedByBackendError, UpstreamError
 from proxy.core.types import GenerationRequest
+from proxy.fleet.build import build_fleet
 from tests.fakes.servercpp import FakeServerCpp
 from tests.runtimes import NO_FILES
 

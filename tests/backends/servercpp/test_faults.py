@@ -7,6 +7,7 @@ log), and for streams the events up to ``[DONE]``.
 (The real servers' faults, killed mid-stream and gone then back, are in the e2e tier; a
 client that vanishes while queued, in ``test_live_admission.py``.)
 """
+
 from __future__ import annotations
 
 import json
@@ -25,9 +26,12 @@ BODY = {"model": "m", "prompt": "hi", "max_tokens": 8}
 @pytest.fixture(scope="module", params=["powerinfer", "llamacpp-2023", "llamacpp"])
 def setup(request, tmp_path_factory):
     log = tmp_path_factory.mktemp("proxy") / "proxy.log"
-    with FakeServerCpp(request.param) as fake, \
-            ProxyProcess(fake.url, log, args=("--upstream-timeout", "1",
-                                              "--queue-timeout", "1")) as proxy:
+    with (
+        FakeServerCpp(request.param) as fake,
+        ProxyProcess(
+            fake.url, log, args=("--upstream-timeout", "1", "--queue-timeout", "1")
+        ) as proxy,
+    ):
         yield fake, proxy
 
 
@@ -45,8 +49,7 @@ def proxy(setup):
 
 
 def ask(proxy: ProxyProcess, stream: bool) -> requests.Response:
-    return requests.post(proxy.url + "/v1/completions", json={**BODY, "stream": stream},
-                         timeout=30)
+    return requests.post(proxy.url + "/v1/completions", json={**BODY, "stream": stream}, timeout=30)
 
 
 def events(response: requests.Response) -> list:
@@ -54,13 +57,14 @@ def events(response: requests.Response) -> list:
     for block in response.text.split("\n\n"):
         if block:
             assert block.startswith("data: "), block
-            data = block[len("data: "):]
+            data = block[len("data: ") :]
             found.append(data if data == "[DONE]" else json.loads(data))
     return found
 
 
-def assert_error(response: requests.Response, status: int, code: str, fake: FakeServerCpp,
-                 proxy: ProxyProcess):
+def assert_error(
+    response: requests.Response, status: int, code: str, fake: FakeServerCpp, proxy: ProxyProcess
+):
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert error["code"] == code
@@ -76,13 +80,16 @@ def assert_names_the_server(message: str, fake: FakeServerCpp, proxy: ProxyProce
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
-@pytest.mark.parametrize("mode,status,code", [
-    ("http500", 502, "bad_gateway"),
-    ("garbage", 502, "bad_gateway"),
-    ("hang", 504, "upstream_timeout"),
-], ids=["500", "garbage", "never-answers"])
-def test_a_fault_before_the_first_byte_is_an_http_error(proxy, fake, stream, mode, status,
-                                                        code):
+@pytest.mark.parametrize(
+    "mode,status,code",
+    [
+        ("http500", 502, "bad_gateway"),
+        ("garbage", 502, "bad_gateway"),
+        ("hang", 504, "upstream_timeout"),
+    ],
+    ids=["500", "garbage", "never-answers"],
+)
+def test_a_fault_before_the_first_byte_is_an_http_error(proxy, fake, stream, mode, status, code):
     fake.fail_mode = mode
     assert_error(ask(proxy, stream), status, code, fake, proxy)
     fake.fail_mode = None
@@ -91,11 +98,11 @@ def test_a_fault_before_the_first_byte_is_an_http_error(proxy, fake, stream, mod
 
 @pytest.mark.parametrize("kind", ["powerinfer", "llamacpp-2023"])
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
-def test_an_old_server_that_never_frees_a_slot_is_a_503_queue_timeout(tmp_path, kind,
-                                                                      stream):
-    with FakeServerCpp(kind, fail_mode="busy") as fake, \
-            ProxyProcess(fake.url, tmp_path / "proxy.log",
-                         args=("--queue-timeout", "1")) as proxy:
+def test_an_old_server_that_never_frees_a_slot_is_a_503_queue_timeout(tmp_path, kind, stream):
+    with (
+        FakeServerCpp(kind, fail_mode="busy") as fake,
+        ProxyProcess(fake.url, tmp_path / "proxy.log", args=("--queue-timeout", "1")) as proxy,
+    ):
         answer = ask(proxy, stream)
         assert_error(answer, 503, "queue_timeout", fake, proxy)
         assert answer.headers["Retry-After"]
@@ -116,8 +123,14 @@ def test_a_fault_after_the_first_byte_is_one_error_event_then_done(proxy, fake, 
     assert_names_the_server(error["message"], fake, proxy)
     assert [event for event in found[1:-2] if "error" in event] == []
     fake.fail_mode = None
-    assert "".join(e["choices"][0]["text"] for e in events(ask(proxy, stream=True))[:-1]
-                   if e.get("choices")) == "Hello, world!"
+    assert (
+        "".join(
+            e["choices"][0]["text"]
+            for e in events(ask(proxy, stream=True))[:-1]
+            if e.get("choices")
+        )
+        == "Hello, world!"
+    )
 
 
 @pytest.mark.parametrize("mode", ["midstream_error", "truncated_stream"])
@@ -127,8 +140,10 @@ def test_a_whole_answer_cut_short_is_a_502(proxy, fake, mode):
 
 
 def test_a_server_still_loading_is_a_503_with_retry_after(tmp_path):
-    with FakeServerCpp("llamacpp", loading=True) as fake, \
-            ProxyProcess(fake.url, tmp_path / "proxy.log") as proxy:
+    with (
+        FakeServerCpp("llamacpp", loading=True) as fake,
+        ProxyProcess(fake.url, tmp_path / "proxy.log") as proxy,
+    ):
         assert requests.get(proxy.url + "/health", timeout=10).status_code == 503
         answer = ask(proxy, stream=False)
         assert answer.status_code == 503 and answer.headers["Retry-After"]

@@ -1,4 +1,5 @@
 """A reranking server's answer, read and checked."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,25 +10,32 @@ from proxy.core.types import Ranking
 
 
 def test_the_body_asks_for_every_documents_score():
-    assert rerank.payload("q", ("a", "b")) == {"query": "q", "documents": ["a", "b"],
-                                                "top_n": 2}
+    assert rerank.payload("q", ("a", "b")) == {"query": "q", "documents": ["a", "b"], "top_n": 2}
 
 
 def test_scores_are_read_the_most_relevant_first_ties_in_document_order():
-    body = {"results": [{"index": 2, "relevance_score": 0.1},
-                        {"index": 0, "relevance_score": 0.9},
-                        {"index": 1, "relevance_score": 0.1}],
-            "usage": {"prompt_tokens": 17, "total_tokens": 17}}
+    body = {
+        "results": [
+            {"index": 2, "relevance_score": 0.1},
+            {"index": 0, "relevance_score": 0.9},
+            {"index": 1, "relevance_score": 0.1},
+        ],
+        "usage": {"prompt_tokens": 17, "total_tokens": 17},
+    }
     assert rerank.ranking(body, 3, "up") == Ranking(((0, 0.9), (1, 0.1), (2, 0.1)), 17)
 
 
-@pytest.mark.parametrize("body", [
-    {}, {"results": None}, {"results": [{"index": 0}]},
-    {"results": [{"index": 0, "relevance_score": 1.0}]},  # one of two
-    {"results": [{"index": 0, "relevance_score": 1.0}, {"index": 0, "relevance_score": 1.0}]},
-    [],
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"results": None},
+        {"results": [{"index": 0}]},
+        {"results": [{"index": 0, "relevance_score": 1.0}]},  # one of two
+        {"results": [{"index": 0, "relevance_score": 1.0}, {"index": 0, "relevance_score": 1.0}]},
+        [],
+    ],
+)
 def test_an_answer_without_a_score_for_each_document_is_the_servers_fault(body):
     with pytest.raises(UpstreamError, match="up answered /v1/rerank"):
         rerank.ranking(body, 2, "up")
-

@@ -1,4 +1,5 @@
 """Which way a chat goes: request × what the server's chat layer honours → route."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -31,18 +32,18 @@ LAYERS = {
     "no tool syntax, schemas": ChatLayer(tools=False, schemas=True),
     "no tool syntax, no schemas": ChatLayer(tools=False, schemas=False),
 }
-C, O = CHAT_LAYER, OWN_WAY
+C, W = CHAT_LAYER, OWN_WAY  # the chat layer's route, or the proxy's own way
 # one row a request, one column a layer, in the order of LAYERS
 TABLE = {
-    "plain chat":          (O, C, C, C, C),
-    "raw prompt":          (O, O, O, O, O),
-    "tools, auto":         (O, C, C, O, O),
-    "tools, required":     (O, C, C, O, O),
-    "tools, named":        (O, C, C, O, O),
-    "tools and a grammar": (O, O, O, O, O),
-    "a grammar":           (O, C, C, C, C),
-    "a schema":            (O, C, O, C, O),
-    "json object":         (O, C, O, C, O),
+    "plain chat": (W, C, C, C, C),
+    "raw prompt": (W, W, W, W, W),
+    "tools, auto": (W, C, C, W, W),
+    "tools, required": (W, C, C, W, W),
+    "tools, named": (W, C, C, W, W),
+    "tools and a grammar": (W, W, W, W, W),
+    "a grammar": (W, C, C, C, C),
+    "a schema": (W, C, W, C, W),
+    "json object": (W, C, W, C, W),
 }
 
 

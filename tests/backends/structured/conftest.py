@@ -1,5 +1,6 @@
 """llama.cpp's own grammar engine, to hold the proxy's grammars to: the tiny model's vocabulary
 (loaded alone, no weights) spells any text in byte tokens."""
+
 from __future__ import annotations
 
 import ctypes
@@ -38,7 +39,8 @@ class LlamaGrammars:
         try:
             for token in [FIRST_BYTE_ID + byte for byte in text.encode()] + [EOS_ID]:
                 candidate = (llama_cpp.llama_token_data * 1)(
-                    llama_cpp.llama_token_data(token, 0.0, 0.0))
+                    llama_cpp.llama_token_data(token, 0.0, 0.0)
+                )
                 candidates = llama_cpp.llama_token_data_array(candidate, 1, -1, False)
                 llama_cpp.llama_sampler_apply(sampler, ctypes.byref(candidates))
                 if candidate[0].logit == float("-inf"):

@@ -4,6 +4,7 @@ It reads the subset the proxy writes (rules, ``|``, sequences, string literals, 
 classes, groups, ``?``, ``*``, ``+``) and matches by recursive descent over sets of end
 positions, so ambiguity costs time, never a wrong answer.
 """
+
 from __future__ import annotations
 
 import random
@@ -14,9 +15,15 @@ TOKEN = re.compile(r'\s*(::=|\||\(|\)|[?*+]|"(?:\\.|[^"\\])*"|\[(?:\\.|[^\]\\])*
 
 
 def _unescape(body: str) -> str:
-    return re.sub(r"\\(x[0-9a-fA-F]{2}|.)", lambda m: chr(int(m.group(1)[1:], 16))
-                  if m.group(1)[0] == "x" else {"n": "\n", "t": "\t", "r": "\r"}.get(
-                      m.group(1), m.group(1)), body)
+    return re.sub(
+        r"\\(x[0-9a-fA-F]{2}|.)",
+        lambda m: (
+            chr(int(m.group(1)[1:], 16))
+            if m.group(1)[0] == "x"
+            else {"n": "\n", "t": "\t", "r": "\r"}.get(m.group(1), m.group(1))
+        ),
+        body,
+    )
 
 
 def _class(body: str):
@@ -86,8 +93,11 @@ class Grammar:
         def ends(node, start: int) -> frozenset:
             kind = node[0]
             if kind == "lit":
-                return frozenset([start + len(node[1])]) if text.startswith(node[1], start) \
+                return (
+                    frozenset([start + len(node[1])])
+                    if text.startswith(node[1], start)
                     else frozenset()
+                )
             if kind == "class":
                 if start >= len(text):
                     return frozenset()
@@ -100,8 +110,11 @@ class Grammar:
             if kind == "seq":
                 positions = frozenset([start])
                 for item in node[1]:
-                    positions = frozenset().union(*(ends(item, p) for p in positions)) \
-                        if positions else positions
+                    positions = (
+                        frozenset().union(*(ends(item, p) for p in positions))
+                        if positions
+                        else positions
+                    )
                 return positions
             _, operator, item = node
             found = frozenset([start]) if operator in "?*" else frozenset()
@@ -116,19 +129,26 @@ class Grammar:
 
     def sample(self, chooser: random.Random, depth: int = 12) -> str:
         """A random text of the language, shortest choices once ``depth`` runs out."""
+
         def walk(node, budget: int) -> str:
             kind = node[0]
             if kind == "lit":
                 return node[1]
             if kind == "class":
-                pool = [chr(c) for c in range(32, 127)
-                        if any(low <= chr(c) <= high for low, high in node[2]) != node[1]]
+                pool = [
+                    chr(c)
+                    for c in range(32, 127)
+                    if any(low <= chr(c) <= high for low, high in node[2]) != node[1]
+                ]
                 return chooser.choice(pool)
             if kind == "ref":
                 return walk(self.rules[node[1]], budget - 1)
             if kind == "alt":
-                options = node[1] if budget > 0 else (
-                    min(node[1], key=lambda option: self._size(option, frozenset())),)
+                options = (
+                    node[1]
+                    if budget > 0
+                    else (min(node[1], key=lambda option: self._size(option, frozenset())),)
+                )
                 return walk(chooser.choice(options), budget)
             if kind == "seq":
                 return "".join(walk(item, budget) for item in node[1])

@@ -1,5 +1,6 @@
 """What a request constrains the output to: the fields sent, and tool grammars that admit
 exactly calls, in each format, to the allowed tools with valid arguments."""
+
 from __future__ import annotations
 
 import json
@@ -8,27 +9,42 @@ import random
 import jsonschema
 import pytest
 
-from proxy.core.errors import InvalidRequestError
 from proxy.backends.structured.constraints import output_fields, tool_grammar
 from proxy.backends.structured.toolformats import FORMATS, tool_names
+from proxy.core.errors import InvalidRequestError
 from proxy.core.types import GenerationRequest, Message, ResponseFormat, ToolChoice
 
 from .gbnf import Grammar
 
-WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
-    "type": "object", "properties": {"city": {"type": "string", "maxLength": 10},
-                                     "days": {"type": "integer", "minimum": 1, "maximum": 7}},
-    "required": ["city"], "additionalProperties": False}}}
-CLOCK = {"type": "function", "function": {"name": "now", "parameters": {
-    "type": "object", "properties": {}}}}
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string", "maxLength": 10},
+                "days": {"type": "integer", "minimum": 1, "maximum": 7},
+            },
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+    },
+}
+CLOCK = {
+    "type": "function",
+    "function": {"name": "now", "parameters": {"type": "object", "properties": {}}},
+}
 TOOLS = (WEATHER, CLOCK)
 CHAT = (Message("user", "weather?"),)
 
 
-def asking(choice: ToolChoice = ToolChoice("required"), parallel: bool = True,
-           **fields) -> GenerationRequest:
-    return GenerationRequest(messages=CHAT, tools=TOOLS, tool_choice=choice,
-                             parallel_tool_calls=parallel, **fields)
+def asking(
+    choice: ToolChoice = ToolChoice("required"), parallel: bool = True, **fields
+) -> GenerationRequest:
+    return GenerationRequest(
+        messages=CHAT, tools=TOOLS, tool_choice=choice, parallel_tool_calls=parallel, **fields
+    )
 
 
 def schema_of(name: str) -> dict:
@@ -54,12 +70,21 @@ def test_sampled_calls_are_valid_calls(llama, name):
 def test_written_calls_are_admitted_and_bad_ones_not(name):
     tool_format = FORMATS[name]
     grammar = Grammar(tool_grammar(tool_format, asking()))
-    good = [{"id": "c", "type": "function", "function": {
-        "name": "get_weather", "arguments": '{"city": "Oslo", "days": 3}'}}]
+    good = [
+        {
+            "id": "c",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Oslo", "days": 3}'},
+        }
+    ]
     assert grammar.admits(tool_format.render_call(good))
     assert grammar.admits(tool_format.render_call(good * 2))
-    for arguments in ('{"city": "Oslo", "days": 9}', '{"days": 3}', '{"city": 5}',
-                      '{"city": "Oslo", "wind": 1}'):
+    for arguments in (
+        '{"city": "Oslo", "days": 9}',
+        '{"days": 3}',
+        '{"city": 5}',
+        '{"city": "Oslo", "wind": 1}',
+    ):
         bad = [{"function": {"name": "get_weather", "arguments": arguments}}]
         assert not grammar.admits(tool_format.render_call(bad)), arguments
     unknown = [{"function": {"name": "rm", "arguments": "{}"}}]
@@ -72,7 +97,8 @@ def test_mistral_calls_may_carry_the_ids_its_models_write():
     assert grammar.admits('[TOOL_CALLS][{"name": "now", "arguments": {}}]')
     assert not grammar.admits('[TOOL_CALLS][{"name": "now", "arguments": {}, "x": "y"}]')
     assert not Grammar(tool_grammar(HERMES, asking())).admits(
-        '<tool_call>{"name": "now", "arguments": {}, "id": "a1b2c3d4e"}</tool_call>')
+        '<tool_call>{"name": "now", "arguments": {}, "id": "a1b2c3d4e"}</tool_call>'
+    )
 
 
 def test_a_named_function_is_the_only_one_admitted():
@@ -96,21 +122,46 @@ def test_one_call_when_calls_may_not_run_in_parallel():
 HERMES = FORMATS["hermes"]
 
 
-@pytest.mark.parametrize(("request_", "json_schema", "lazy", "expected"), [
-    pytest.param(GenerationRequest(prompt="p"), True, True, set(), id="nothing"),
-    pytest.param(GenerationRequest(prompt="p", grammar="root ::= \"x\""), False, False,
-                 {"grammar"}, id="client-grammar"),
-    pytest.param(GenerationRequest(prompt="p", response_format=ResponseFormat(
-        "json_schema", {"type": "object"})), True, False, {"json_schema"},
-        id="server-compiles-schema"),
-    pytest.param(GenerationRequest(prompt="p", response_format=ResponseFormat(
-        "json_schema", {"type": "object"})), False, False, {"grammar"}, id="proxy-compiles"),
-    pytest.param(asking(), True, True, {"grammar"}, id="required-call"),
-    pytest.param(asking(ToolChoice()), True, True,
-                 {"grammar", "grammar_lazy", "grammar_triggers", "preserved_tokens"},
-                 id="auto-lazy"),
-    pytest.param(asking(ToolChoice()), False, False, set(), id="auto-free-on-old-servers"),
-])
+@pytest.mark.parametrize(
+    ("request_", "json_schema", "lazy", "expected"),
+    [
+        pytest.param(GenerationRequest(prompt="p"), True, True, set(), id="nothing"),
+        pytest.param(
+            GenerationRequest(prompt="p", grammar='root ::= "x"'),
+            False,
+            False,
+            {"grammar"},
+            id="client-grammar",
+        ),
+        pytest.param(
+            GenerationRequest(
+                prompt="p", response_format=ResponseFormat("json_schema", {"type": "object"})
+            ),
+            True,
+            False,
+            {"json_schema"},
+            id="server-compiles-schema",
+        ),
+        pytest.param(
+            GenerationRequest(
+                prompt="p", response_format=ResponseFormat("json_schema", {"type": "object"})
+            ),
+            False,
+            False,
+            {"grammar"},
+            id="proxy-compiles",
+        ),
+        pytest.param(asking(), True, True, {"grammar"}, id="required-call"),
+        pytest.param(
+            asking(ToolChoice()),
+            True,
+            True,
+            {"grammar", "grammar_lazy", "grammar_triggers", "preserved_tokens"},
+            id="auto-lazy",
+        ),
+        pytest.param(asking(ToolChoice()), False, False, set(), id="auto-free-on-old-servers"),
+    ],
+)
 def test_the_fields_sent(request_, json_schema, lazy, expected):
     fields = output_fields(request_, HERMES, json_schema=json_schema, lazy_grammar=lazy)
     assert set(fields) == expected
@@ -120,22 +171,40 @@ def test_the_fields_sent(request_, json_schema, lazy, expected):
 
 def test_a_required_call_cannot_also_follow_a_schema():
     with pytest.raises(InvalidRequestError) as error:
-        output_fields(asking(response_format=ResponseFormat("json_object")), HERMES,
-                      json_schema=True, lazy_grammar=True)
+        output_fields(
+            asking(response_format=ResponseFormat("json_object")),
+            HERMES,
+            json_schema=True,
+            lazy_grammar=True,
+        )
     assert error.value.param == "tool_choice"
 
 
 def test_unsupported_tool_parameters_name_the_tool():
-    tool = {"type": "function", "function": {"name": "f", "parameters": {
-        "type": "object", "properties": {"a": {"not": {}}}}}}
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "f",
+            "parameters": {"type": "object", "properties": {"a": {"not": {}}}},
+        },
+    }
     with pytest.raises(InvalidRequestError) as error:
-        tool_grammar(HERMES, GenerationRequest(messages=CHAT, tools=(WEATHER, tool),
-                                               tool_choice=ToolChoice("required")))
+        tool_grammar(
+            HERMES,
+            GenerationRequest(
+                messages=CHAT, tools=(WEATHER, tool), tool_choice=ToolChoice("required")
+            ),
+        )
     assert error.value.param == "tools[1].function.parameters"
 
 
 def test_a_tool_the_compiler_cannot_express_leaves_auto_calls_free():
-    tool = {"type": "function", "function": {"name": "f", "parameters": {
-        "type": "object", "properties": {"a": {"not": {}}}}}}
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "f",
+            "parameters": {"type": "object", "properties": {"a": {"not": {}}}},
+        },
+    }
     request = GenerationRequest(messages=CHAT, tools=(WEATHER, tool))
     assert output_fields(request, HERMES, json_schema=True, lazy_grammar=True) == {}

@@ -1,4 +1,5 @@
 """Thoughts told apart from the answer: the same, whole or split at every chunk boundary."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,21 +9,30 @@ from hypothesis import strategies as st
 from proxy.backends.structured.reasoning import ReasoningSplitter, split
 
 CASES = [
-    pytest.param("<think>\nLet me see.\n</think>\n\nHello!", False, ("Let me see.", "Hello!"),
-                 id="deepseek"),
-    pytest.param("Let me see.\n</think>\n\nHello!", True, ("Let me see.", "Hello!"),
-                 id="opened-by-the-template"),
+    pytest.param(
+        "<think>\nLet me see.\n</think>\n\nHello!", False, ("Let me see.", "Hello!"), id="deepseek"
+    ),
+    pytest.param(
+        "Let me see.\n</think>\n\nHello!",
+        True,
+        ("Let me see.", "Hello!"),
+        id="opened-by-the-template",
+    ),
     pytest.param("  <think>a\n\nb</think>c", False, ("a\n\nb", "c"), id="inner-space-kept"),
-    pytest.param("Hello <think>not thoughts</think>", False,
-                 ("", "Hello <think>not thoughts</think>"), id="only-a-block-that-opens"),
-    pytest.param("<think>cut short by the lim", False, ("cut short by the lim", ""),
-                 id="cut-inside"),
+    pytest.param(
+        "Hello <think>not thoughts</think>",
+        False,
+        ("", "Hello <think>not thoughts</think>"),
+        id="only-a-block-that-opens",
+    ),
+    pytest.param(
+        "<think>cut short by the lim", False, ("cut short by the lim", ""), id="cut-inside"
+    ),
     pytest.param("<think></think>Hi", False, ("", "Hi"), id="empty-thoughts"),
     pytest.param("Hi", True, ("Hi", ""), id="opened-and-never-closed"),
     pytest.param("<thin", False, ("", "<thin"), id="a-tag-that-never-came"),
     pytest.param("\n\nHi", False, ("", "\n\nHi"), id="plain-answer-as-is"),
-    pytest.param("<think>a</thinker>b</think>c", False, ("a</thinker>b", "c"),
-                 id="look-alike-tag"),
+    pytest.param("<think>a</thinker>b</think>c", False, ("a</thinker>b", "c"), id="look-alike-tag"),
     pytest.param("", False, ("", ""), id="nothing"),
 ]
 
@@ -53,9 +63,14 @@ def test_split_at_every_boundary(text, opened, expected):
     assert streamed(list(text), opened) == expected
 
 
-@given(st.lists(st.sampled_from(["<think>", "</think>", "<", "</", "think", ">", " ", "\n",
-                                 "a", "b"]), max_size=12),
-       st.booleans(), st.data())
+@given(
+    st.lists(
+        st.sampled_from(["<think>", "</think>", "<", "</", "think", ">", " ", "\n", "a", "b"]),
+        max_size=12,
+    ),
+    st.booleans(),
+    st.data(),
+)
 def test_any_text_any_pieces(tokens, opened, data):
     text = "".join(tokens)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(text)), max_size=4)))

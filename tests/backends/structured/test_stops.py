@@ -1,5 +1,6 @@
 """Stop words: text cut at the first, however a stream splits it; a stream of chunks cut
 there, ended with a chunk that names the word."""
+
 from __future__ import annotations
 
 import itertools
@@ -12,16 +13,19 @@ from proxy.core.types import Chunk, ToolCallPiece, Usage
 TEXT = "Hello from tiny GLM!!"
 
 
-@pytest.mark.parametrize("stop, expected", [
-    ([" tiny"], "Hello from"),
-    (["m ti"], "Hello fro"),
-    (["!!", "GLM"], "Hello from tiny "),
-    (["Hello"], ""),
-    (["nowhere"], TEXT),
-    (["!!!"], TEXT),
-    ([], TEXT),
-], ids=["word", "across-pieces", "earliest-wins", "at-start", "absent", "partial-at-end",
-        "none"])
+@pytest.mark.parametrize(
+    "stop, expected",
+    [
+        ([" tiny"], "Hello from"),
+        (["m ti"], "Hello fro"),
+        (["!!", "GLM"], "Hello from tiny "),
+        (["Hello"], ""),
+        (["nowhere"], TEXT),
+        (["!!!"], TEXT),
+        ([], TEXT),
+    ],
+    ids=["word", "across-pieces", "earliest-wins", "at-start", "absent", "partial-at-end", "none"],
+)
 def test_stop_words_cut_the_text_however_it_is_split(stop, expected):
     for cuts in itertools.combinations(range(1, len(TEXT)), 2):
         pieces = [TEXT[i:j] for i, j in zip((0, *cuts), (*cuts, len(TEXT)))]
@@ -45,7 +49,6 @@ def test_stop_words_hold_back_only_a_possible_start():
     assert words.stopped and words.feed("x") == ""
 
 
-
 def stream(*chunks: Chunk):
     yield from chunks
 
@@ -62,18 +65,32 @@ def test_a_stream_stops_at_a_word_and_reads_no_further():
     out = list(stopping(chunks(), ["world"]))
     assert [c.text for c in out] == ["Hello", ", ", ""]
     assert (out[-1].finish_reason, out[-1].stop_sequence, out[-1].usage) == (
-        "stop", "world", Usage(9, 3))
+        "stop",
+        "world",
+        Usage(9, 3),
+    )
     assert read == ["Hello", ", wor", "ld and"]  # the rest was never asked for
 
 
 def test_a_stream_without_its_words_ends_as_it_ends():
     call = (ToolCallPiece(0, "{}", "c1", "f"),)
-    out = list(stopping(stream(Chunk(text="ab"), Chunk(reasoning="hm"),
-                               Chunk(text="", tool_calls=call),
-                               Chunk(finish_reason="tool_calls", usage=Usage(1, 2))), ["xyz"]))
+    out = list(
+        stopping(
+            stream(
+                Chunk(text="ab"),
+                Chunk(reasoning="hm"),
+                Chunk(text="", tool_calls=call),
+                Chunk(finish_reason="tool_calls", usage=Usage(1, 2)),
+            ),
+            ["xyz"],
+        )
+    )
     assert [(c.text, c.reasoning, c.tool_calls, c.finish_reason) for c in out] == [
-        ("ab", "", (), None), ("", "hm", (), None), ("", "", call, None),
-        ("", "", (), "tool_calls")]
+        ("ab", "", (), None),
+        ("", "hm", (), None),
+        ("", "", call, None),
+        ("", "", (), "tool_calls"),
+    ]
 
 
 def test_held_text_that_was_no_word_comes_with_the_end():
