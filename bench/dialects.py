@@ -160,9 +160,9 @@ class Figures:
 
 def chat_layer(count: int, work: Path, baseline: Optional[Path]) -> dict:
     """Every client API through the server's chat layer, against the server directly: each
-    API the proxy serves, by the proxy (and by a ``baseline`` checkout's proxy, when given),
-    and chat completions by the proxy's own template on ``/completion`` too, interleaved
-    over three rounds."""
+    API the proxy serves, by the proxy under waitress and under gunicorn (and by a
+    ``baseline`` checkout's proxy, when given), and chat completions by the proxy's own
+    template on ``/completion`` too, interleaved over three rounds."""
     from tests.e2e.tinymodel import CHAT_TEMPLATE
 
     template = work / "template.jinja"
@@ -170,13 +170,14 @@ def chat_layer(count: int, work: Path, baseline: Optional[Path]) -> dict:
     with ExitStack() as stack:
         server = stack.enter_context(processes.llama_server(work, parallel=1))
         proxies = {
-            "proxy": stack.enter_context(
+            label: stack.enter_context(
                 processes.running(
                     processes.proxy(
-                        "waitress", server.url, work, threads=16, workers=1, name="chat-layer"
+                        kind, server.url, work, threads=16, workers=1, name=f"chat-layer-{kind}"
                     )
                 )
             )
+            for label, kind in (("proxy", "waitress"), ("proxy, gunicorn", "gunicorn"))
         }
         if baseline is not None:
             proxies["baseline"] = stack.enter_context(
@@ -293,7 +294,9 @@ def chat_layer_table(figures: dict, count: int, baseline: Optional[Path]) -> str
         f"model: each client API on the server's own route for it (chat completions for "
         f"Ollama's, which it does not speak), through a Flask app under waitress that only "
         f"passes bytes on (pass-through: the floor of the proxy's shape, "
-        f"`bench/passthrough.py`) and through the proxy{against}; chat "
+        f"`bench/passthrough.py`) and through the proxy under waitress (`oai-proxy`'s "
+        f"default) and under gunicorn's threads (production's `gunicorn proxy.wsgi`)"
+        f"{against}; chat "
         f"completions also by the proxy's own template on `/completion`. {count} "
         "requests per way and answer over three interleaved rounds. Added: the way's p50 "
         "less the server's own; CPU: the proxy's, per whole answer and per streamed "
