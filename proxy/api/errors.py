@@ -17,7 +17,7 @@ from proxy.core.errors import (
     PayloadTooLargeError,
     ProxyError,
 )
-from proxy.dialects.openai import shared as openai
+from proxy.dialects.openai import answer as openai
 
 logger = logging.getLogger(__name__)
 

@@ -18,11 +18,11 @@ from proxy.api.state import get_state
 from proxy.core.errors import InvalidRequestError, ModelNotFoundError
 from proxy.core.router import ServerControl
 from proxy.core.types import ModelInfo
-from proxy.dialects.ollama import catalog, chat, embed, generate, shared
-from proxy.dialects.ollama.shared import OllamaNotes
+from proxy.dialects.ollama import answer, catalog, chat, embed, generate
+from proxy.dialects.ollama.request import OllamaNotes, unmanaged
 
 bp = Blueprint("ollama", __name__)
-routes = Routes(bp, "Ollama's API, for the clients and apps that speak only it", shared.error_body)
+routes = Routes(bp, "Ollama's API, for the clients and apps that speak only it", answer.error_body)
 
 
 @bp.post("/api/chat")
@@ -38,7 +38,7 @@ def generate_view() -> Response:
 def _answer(dialect, kind: str) -> Response:
     ask = asked(dialect)
     if not Access.may_manage(g.get("key")):
-        ask = replace(ask, notes=shared.unmanaged(ask.notes))
+        ask = replace(ask, notes=unmanaged(ask.notes))
     notes = ask.notes
     if notes.load:
         response = jsonify(_load(notes, kind))
@@ -61,7 +61,7 @@ def _load(notes: OllamaNotes, kind: str) -> dict:
         server.ensure()
         if notes.keep_alive is not None:
             server.keep_for(notes.keep_alive)
-    body = shared.line(notes.name, kind, "", done=True)
+    body = answer.line(notes.name, kind, "", done=True)
     body["done_reason"] = reason
     return body
 

@@ -10,7 +10,7 @@ from proxy.api.routes import Routes
 from proxy.api.serve import asked, serve, versioned
 from proxy.api.state import get_state
 from proxy.core.fields import model_name
-from proxy.dialects.openai import chat, completions, embeddings, shared, tokens
+from proxy.dialects.openai import answer, chat, completions, embeddings, tokens
 
 bp = Blueprint("openai", __name__)
 routes = Routes(bp, "Chat and text completions, streaming or not; models, embeddings, tokens")
@@ -62,4 +62,4 @@ def list_models() -> Response:
     key = g.get("key")
     if key is not None and key.models:
         models = [model for model in models if router.model_label(model.id) in key.models]
-    return jsonify(shared.model_list(models))
+    return jsonify(answer.model_list(models))

@@ -17,7 +17,8 @@ from proxy.core.fields import Fields
 from proxy.core.sse import COMMENT
 from proxy.core.types import Completion, Embeddings, GenerationRequest, Message, Sampling, Usage
 from proxy.dialects.dialect import Ask, Limits
-from proxy.dialects.openai.shared import Wire, error_body, headers, patient  # noqa: F401
+from proxy.dialects.openai.answer import error_body, headers  # noqa: F401
+from proxy.dialects.openai.stream import Wire, patient  # noqa: F401
 from proxy.dialects.streaming import EventRenderer
 
 

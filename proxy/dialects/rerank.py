@@ -18,7 +18,7 @@ from proxy.core.errors import ProxyError
 from proxy.core.fields import Fields
 from proxy.core.types import Ranking
 from proxy.dialects.dialect import Limits
-from proxy.dialects.openai import shared as openai
+from proxy.dialects.openai import answer as openai
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from proxy.dialects.ollama import chat as ollama_chat
 from proxy.dialects.ollama import generate as ollama_generate
 from proxy.dialects.ollama.stream import Stream as OllamaStream
 from proxy.dialects.openai import chat as openai_chat
-from proxy.dialects.openai.shared import Delivery
+from proxy.dialects.openai.request import Delivery
 
 from .wire import decoded
 

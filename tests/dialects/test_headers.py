@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from proxy.dialects import anthropic, responses
+from proxy.dialects.ollama import answer as ollama
 from proxy.dialects.ollama import chat as ollama_chat
-from proxy.dialects.ollama import shared as ollama
 
 HI = [{"role": "user", "content": "hi"}]
 HOSTILE = ["line\r\nX-Forged: yes", "nul\x00", "名前", "ü€"]

@@ -31,7 +31,8 @@ from proxy.core.types import (
     ToolCall,
     Usage,
 )
-from proxy.dialects.ollama import catalog, chat, embed, generate, shared
+from proxy.dialects.ollama import answer, catalog, chat, embed, generate
+from proxy.dialects.ollama.request import unmanaged
 
 HI = [{"role": "user", "content": "hi"}]
 WEATHER = {
@@ -100,7 +101,7 @@ def test_options_become_sampling_limits_and_stops_and_the_rest_is_named():
     ) == (1.1, 0.5, 0.25)
     assert request.max_tokens == 64 and request.stop == ("END",)
     assert parsed.notes.ignored == ("num_ctx", "num_gpu")
-    assert shared.headers(parsed) == {shared.IGNORED_HEADER: "num_ctx, num_gpu"}
+    assert answer.headers(parsed) == {answer.IGNORED_HEADER: "num_ctx, num_gpu"}
 
 
 @pytest.mark.parametrize("limit", [-1, -2])
@@ -427,12 +428,12 @@ def test_a_whole_generate_answer():
     [
         pytest.param({}, None, {}, id="no-keep-alive"),
         pytest.param(
-            {"keep_alive": 0}, None, {shared.IGNORED_FIELDS_HEADER: "keep_alive"}, id="unload"
+            {"keep_alive": 0}, None, {answer.IGNORED_FIELDS_HEADER: "keep_alive"}, id="unload"
         ),
         pytest.param(
             {"keep_alive": "5m", "options": {"num_ctx": 8}},
             None,
-            {shared.IGNORED_HEADER: "num_ctx", shared.IGNORED_FIELDS_HEADER: "keep_alive"},
+            {answer.IGNORED_HEADER: "num_ctx", answer.IGNORED_FIELDS_HEADER: "keep_alive"},
             id="with-an-ignored-option",
         ),
     ],
@@ -441,13 +442,13 @@ def test_a_client_that_may_not_manage_servers_has_its_keep_alive_left_out(
     body, keep_alive, headers
 ):
     ask = generate.parse({"model": "m", "prompt": "hi", **body})
-    notes = shared.unmanaged(ask.notes)
+    notes = unmanaged(ask.notes)
     assert notes.keep_alive == keep_alive
-    assert shared.headers(dataclasses.replace(ask, notes=notes)) == headers
+    assert answer.headers(dataclasses.replace(ask, notes=notes)) == headers
 
 
 def test_errors_are_ollamas_shape():
-    assert shared.error_body(ModelNotFoundError("x")) == {
+    assert answer.error_body(ModelNotFoundError("x")) == {
         "error": "The model 'x' does not exist here"
     }
 

@@ -19,10 +19,10 @@ from proxy.core.sse import COMMENT
 from proxy.core.types import Completion, GenerationRequest, TokenLogprob, ToolCall, Usage
 from proxy.dialects import glm
 from proxy.dialects.dialect import Ask
+from proxy.dialects.openai import answer as openai
 from proxy.dialects.openai import chat as openai_chat
 from proxy.dialects.openai import completions as openai_completions
-from proxy.dialects.openai import shared as openai
-from proxy.dialects.openai.shared import Delivery
+from proxy.dialects.openai.request import Delivery
 
 from .wire import decoded, payloads
 

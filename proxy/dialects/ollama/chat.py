@@ -16,9 +16,9 @@ from typing import Any, Sequence
 from proxy.core.fields import Fields, function_tools
 from proxy.core.types import Message, ToolCall
 from proxy.dialects.dialect import Ask, Limits
-from proxy.dialects.ollama import shared
-from proxy.dialects.ollama.shared import error_body, headers, new_id, patient  # noqa: F401
-from proxy.dialects.ollama.stream import Stream
+from proxy.dialects.ollama import answer, request
+from proxy.dialects.ollama.answer import error_body, headers, new_id  # noqa: F401
+from proxy.dialects.ollama.stream import Stream, patient  # noqa: F401
 
 ROLES = ("system", "user", "assistant", "tool")
 
@@ -29,7 +29,7 @@ def parse(body: Any, limits: Limits = Limits()) -> Ask:
     fields = Fields(body)
     messages = _messages(fields, limits)
     tools = function_tools(fields, limits.max_tools, limits.max_schema_size)
-    return shared.ask(
+    return request.ask(
         fields,
         started,
         limits,
@@ -40,7 +40,7 @@ def parse(body: Any, limits: Limits = Limits()) -> Ask:
 
 
 def render(ask: Ask, id: str, model: str, completions: Sequence) -> dict:
-    return shared.whole(ask, ask.notes.name, "chat", completions)
+    return answer.whole(ask, ask.notes.name, "chat", completions)
 
 
 def stream(ask: Ask, id: str, model: str) -> Stream:
@@ -64,7 +64,7 @@ def _message(fields: Fields, index: int, pending: list, limits: Limits) -> Messa
     text = fields.raw("content")
     if text is not None and not isinstance(text, str):
         raise fields.fail("content", "must be a string")
-    content = shared.shown(fields, text or "", limits)
+    content = request.shown(fields, text or "", limits)
     calls = tuple(
         _call(call, f"call_{index}_{j}") for j, call in enumerate(fields.objects("tool_calls"))
     )

@@ -12,7 +12,7 @@ from typing import Any, Optional
 from proxy.core.fields import Fields
 from proxy.core.types import Embeddings
 from proxy.dialects.dialect import Limits
-from proxy.dialects.ollama import shared
+from proxy.dialects.ollama import request
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class EmbedRequest:
 def parse_embed(body: Any, limits: Limits = Limits()) -> EmbedRequest:
     started = time.monotonic_ns()
     fields = Fields(body)
-    name = shared.model(fields)
+    name = request.model(fields)
     raw = fields.raw("input")
     inputs = [raw] if isinstance(raw, str) else raw
     if not isinstance(inputs, list) or not all(isinstance(item, str) for item in inputs):
@@ -40,18 +40,18 @@ def parse_embed(body: Any, limits: Limits = Limits()) -> EmbedRequest:
         raise fields.fail("input", "must not contain empty strings")
     fields.boolean("truncate")  # the server cuts nothing: a text too long is its error
     return EmbedRequest(
-        name, tuple(inputs), started, fields.integer("dimensions", 1), shared.keep_alive(fields)
+        name, tuple(inputs), started, fields.integer("dimensions", 1), request.keep_alive(fields)
     )
 
 
 def parse_embeddings(body: Any) -> EmbedRequest:
     started = time.monotonic_ns()
     fields = Fields(body)
-    name = shared.model(fields)
+    name = request.model(fields)
     prompt = fields.string("prompt")
     if not prompt:
         raise fields.fail("prompt", "is required")
-    return EmbedRequest(name, (prompt,), started, keep_alive=shared.keep_alive(fields))
+    return EmbedRequest(name, (prompt,), started, keep_alive=request.keep_alive(fields))
 
 
 def render_embed(wanted: EmbedRequest, result: Embeddings) -> dict:

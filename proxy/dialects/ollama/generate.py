@@ -15,9 +15,9 @@ from typing import Any, Sequence
 from proxy.core.fields import Fields
 from proxy.core.types import Message
 from proxy.dialects.dialect import Ask, Limits
-from proxy.dialects.ollama import shared
-from proxy.dialects.ollama.shared import error_body, headers, new_id, patient  # noqa: F401
-from proxy.dialects.ollama.stream import Stream
+from proxy.dialects.ollama import answer, request
+from proxy.dialects.ollama.answer import error_body, headers, new_id  # noqa: F401
+from proxy.dialects.ollama.stream import Stream, patient  # noqa: F401
 
 
 def parse(body: Any, limits: Limits = Limits()) -> Ask:
@@ -37,16 +37,16 @@ def parse(body: Any, limits: Limits = Limits()) -> Ask:
             "/infill, which this proxy does not call",
         )
     if raw:
-        return shared.ask(fields, started, limits, prompt=prompt, load=not prompt)
-    content = shared.shown(fields, prompt, limits)
+        return request.ask(fields, started, limits, prompt=prompt, load=not prompt)
+    content = request.shown(fields, prompt, limits)
     turns = ((Message("system", system),) if system else ()) + (
         Message("user", content.text, images=tuple(content.images)),
     )
-    return shared.ask(fields, started, limits, messages=turns, load=not (prompt or content.images))
+    return request.ask(fields, started, limits, messages=turns, load=not (prompt or content.images))
 
 
 def render(ask: Ask, id: str, model: str, completions: Sequence) -> dict:
-    return shared.whole(ask, ask.notes.name, "generate", completions)
+    return answer.whole(ask, ask.notes.name, "generate", completions)
 
 
 def stream(ask: Ask, id: str, model: str) -> Stream:

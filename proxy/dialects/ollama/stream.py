@@ -22,8 +22,10 @@ from proxy.core.events import (
 )
 from proxy.core.types import ToolCall, Usage
 from proxy.dialects.dialect import Ask
-from proxy.dialects.ollama.shared import Clock, done_reason, durations, error_body, line, tool_call
+from proxy.dialects.ollama.answer import Clock, done_reason, durations, error_body, line, tool_call
 from proxy.dialects.streaming import EventRenderer, Lines
+
+patient = False  # a line that is not JSON would break Ollama's clients: no keep-alives
 
 
 class Stream(Lines, EventRenderer):

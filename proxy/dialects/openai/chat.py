@@ -24,14 +24,15 @@ from proxy.core.fields import Fields, effort, template_kwargs, tool_call
 from proxy.core.types import Completion, Message, ToolCall
 from proxy.dialects.content import Content
 from proxy.dialects.dialect import Ask, Limits
-from proxy.dialects.openai import shared
-from proxy.dialects.openai.shared import error_body, headers, patient  # noqa: F401 (the dialect's)
+from proxy.dialects.openai import answer, request
+from proxy.dialects.openai.answer import error_body, headers  # noqa: F401 (the dialect's)
+from proxy.dialects.openai.stream import ChoicesStream, patient  # noqa: F401 (the dialect's)
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 
 
 def new_id() -> str:
-    return shared.new_id("chatcmpl")
+    return answer.new_id("chatcmpl")
 
 
 def parse(body: Any, limits: Limits) -> Ask:
@@ -47,10 +48,10 @@ def parse(body: Any, limits: Limits) -> Ask:
     variables = template_kwargs(
         fields, thinking=thinking, effort=effort(fields, "reasoning_effort")
     )
-    request = shared.generation_request(
+    generation = request.generation_request(
         fields, limits, messages=messages, logprobs=logprobs, template_kwargs=variables
     )
-    return shared.ask(fields, (request,), limits)
+    return request.ask(fields, (generation,), limits)
 
 
 def _messages(fields: Fields, limits: Limits) -> tuple:
@@ -135,20 +136,20 @@ def render(ask: Ask, id: str, model: str, completions: Sequence[Completion]) -> 
     body = {
         "id": id,
         "object": "chat.completion",
-        "created": shared.now(),
+        "created": answer.now(),
         "model": model,
         "choices": [
             {
                 "index": i,
                 "message": _message_body(c.text, c.tool_calls, c.reasoning),
-                "logprobs": shared.chat_logprobs(c.logprobs) if c.logprobs else None,
+                "logprobs": answer.chat_logprobs(c.logprobs) if c.logprobs else None,
                 "finish_reason": c.finish_reason,
             }
             for i, c in enumerate(completions)
         ],
-        "usage": shared.usage_body(shared.total_usage(completions)),
+        "usage": answer.usage_body(answer.total_usage(completions)),
     }
-    return shared.historic_extras(body, completions)
+    return answer.historic_extras(body, completions)
 
 
 def _message_body(text: str, tool_calls: Sequence[ToolCall], reasoning: str) -> dict:
@@ -177,7 +178,7 @@ def stream(ask: Ask, id: str, model: str) -> "Stream":
 TEXT_TAIL = b'},"logprobs":null,"finish_reason":null}]}\n\n'
 
 
-class Stream(shared.ChoicesStream):
+class Stream(ChoicesStream):
     """Chat completion chunks from the core's events; each choice begins with its role."""
 
     object = "chat.completion.chunk"
@@ -238,7 +239,7 @@ class Stream(shared.ChoicesStream):
         return self.chunk(
             {
                 "delta": delta,
-                "logprobs": shared.chat_logprobs(logprobs) if logprobs else None,
+                "logprobs": answer.chat_logprobs(logprobs) if logprobs else None,
                 "finish_reason": finish_reason,
             }
         )

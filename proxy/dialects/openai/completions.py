@@ -12,12 +12,13 @@ from proxy.core.events import Finish, TextDelta
 from proxy.core.fields import Fields
 from proxy.core.types import Completion
 from proxy.dialects.dialect import Ask, Limits
-from proxy.dialects.openai import shared
-from proxy.dialects.openai.shared import error_body, headers, patient  # noqa: F401 (the dialect's)
+from proxy.dialects.openai import answer, request
+from proxy.dialects.openai.answer import error_body, headers  # noqa: F401 (the dialect's)
+from proxy.dialects.openai.stream import ChoicesStream, patient  # noqa: F401 (the dialect's)
 
 
 def new_id() -> str:
-    return shared.new_id("cmpl")
+    return answer.new_id("cmpl")
 
 
 def parse(body: Any, limits: Limits) -> Ask:
@@ -41,10 +42,10 @@ def parse(body: Any, limits: Limits) -> Ask:
     best_of = fields.integer("best_of", 1, limits.max_choices)
     logprobs = fields.integer("logprobs", 0, 20)
     requests = tuple(
-        shared.generation_request(fields, limits, prompt=text, logprobs=logprobs)
+        request.generation_request(fields, limits, prompt=text, logprobs=logprobs)
         for text in prompts
     )
-    ask = shared.ask(fields, requests, limits, echo=bool(fields.boolean("echo")))
+    ask = request.ask(fields, requests, limits, echo=bool(fields.boolean("echo")))
     if best_of is not None and best_of != ask.n:
         raise fields.fail("best_of", "other than n is not supported by this server")
     return ask
@@ -56,34 +57,34 @@ def render(ask: Ask, id: str, model: str, completions: Sequence[Completion]) -> 
     body = {
         "id": id,
         "object": "text_completion",
-        "created": shared.now(),
+        "created": answer.now(),
         "model": model,
         "choices": [
             {
                 "index": i,
                 "text": (echoes[i] if echoes else "") + c.text,
-                "logprobs": shared.text_logprobs(c.logprobs) if c.logprobs else None,
+                "logprobs": answer.text_logprobs(c.logprobs) if c.logprobs else None,
                 "finish_reason": c.finish_reason,
             }
             for i, c in enumerate(completions)
         ],
-        "usage": shared.usage_body(shared.total_usage(completions)),
+        "usage": answer.usage_body(answer.total_usage(completions)),
     }
-    return shared.historic_extras(body, completions)
+    return answer.historic_extras(body, completions)
 
 
 def _echoes(ask: Ask) -> Optional[list]:
     """Each choice's prompt, when ``echo`` puts it before the answer."""
     if not ask.notes.echo:
         return None
-    return [request.prompt for request in ask.requests for _ in range(ask.n)]
+    return [generation.prompt for generation in ask.requests for _ in range(ask.n)]
 
 
 def stream(ask: Ask, id: str, model: str) -> "Stream":
     return Stream(ask, id, model)
 
 
-class Stream(shared.ChoicesStream):
+class Stream(ChoicesStream):
     """Text completion chunks from the core's events (reasoning and tools have no place in
     a raw completion)."""
 
@@ -112,7 +113,7 @@ class Stream(shared.ChoicesStream):
         return self.chunk(
             {
                 "text": text,
-                "logprobs": shared.text_logprobs(logprobs) if logprobs else None,
+                "logprobs": answer.text_logprobs(logprobs) if logprobs else None,
                 "finish_reason": finish_reason,
             }
         )

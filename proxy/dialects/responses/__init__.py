@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from proxy.core.headers import named
 from proxy.dialects.dialect import Ask
-from proxy.dialects.openai.shared import error_body  # noqa: F401 (the dialect's)
+from proxy.dialects.openai.answer import error_body  # noqa: F401 (the dialect's)
 from proxy.dialects.responses.answer import (  # noqa: F401 (the dialect's)
     render,  # noqa: F401
     render_count,  # noqa: F401
