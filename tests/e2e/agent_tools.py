@@ -92,6 +92,18 @@ def served(
         yield proxy, tap
 
 
+def assert_ran_the_call(result, work: pathlib.Path, proxy, tap: Tap, tool: str, key: str) -> None:
+    """An agent's run (``result``) in which the model's call to ``tool`` wrote notes.txt in
+    ``work`` and the agent printed the model's answer, with :func:`assert_tool_loop`'s
+    traffic and no traceback in the proxy's log."""
+    print(result.stdout[-3000:], result.stderr[-3000:])
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert (work / "notes.txt").read_text() == WRITTEN
+    assert ANSWER in result.stdout
+    assert_tool_loop(tap, tool, key)
+    assert "Traceback" not in proxy.log()
+
+
 def header(tapped: Tapped, name: str):
     """A request's header ``name``, however the client wrote the name."""
     return next(

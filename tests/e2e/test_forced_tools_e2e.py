@@ -23,7 +23,7 @@ from .families import FAMILIES
 from .llama_server import LlamaServer
 from .scriptedmodel import write_scripted_gguf
 from .smollm2 import smollm2
-from .test_tools_e2e import CALLS_BUDGET, CLOCK, REPORT, WEATHER, streamed_calls
+from .test_tools_e2e import CALLS_BUDGET, CLOCK, REPORT, WEATHER, streamed_calls, with_result
 
 pytestmark = pytest.mark.e2e
 
@@ -184,26 +184,7 @@ def test_responses_required_is_a_valid_call(proxy, stream):
 
 def test_a_call_and_its_result_go_back_to_the_model(proxy):
     client = proxy.sdk()
-    first = (
-        client.chat.completions.create(
-            model="m",
-            messages=ASK,
-            tools=[WEATHER],
-            tool_choice="required",
-            temperature=0,
-            max_tokens=CALLS_BUDGET,
-        )
-        .choices[0]
-        .message
-    )
-    history = (
-        ASK
-        + [first.model_dump(exclude_none=True)]
-        + [
-            {"role": "tool", "tool_call_id": call.id, "content": '{"sky": "clear"}'}
-            for call in first.tool_calls
-        ]
-    )
+    history = with_result(client, "m", ASK)
     for choice in ("none", "auto"):
         answer = client.chat.completions.create(
             model="m",

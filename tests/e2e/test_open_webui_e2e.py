@@ -12,18 +12,16 @@ recipe's).
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
 from selenium.common.exceptions import TimeoutException, WebDriverException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.browser import headless_chromium
 from tests.images import picture
 from tests.processes import ProxyProcess
 
@@ -89,23 +87,8 @@ def stack(request, files, logs, tmp_path_factory):
 @pytest.fixture
 def browser():
     """A headless Chromium of its own for each test: a first visit, with a new session."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_path = shutil.which("chromedriver")
-    assert chromium and driver_path, "install Debian's chromium and chromium-driver (.ci/run does)"
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,800",
-        "--disable-background-networking",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    yield driver
-    driver.quit()
+    with headless_chromium("--window-size=1280,800") as driver:
+        yield driver
 
 
 def open_chat(browser, stack: Stack) -> WebDriverWait:

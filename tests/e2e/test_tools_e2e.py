@@ -180,11 +180,12 @@ def test_a_named_function_is_the_one_called(client):
     assert set(arguments) == {"city", "unit"} and len(arguments["city"]) <= 8
 
 
-def test_a_call_and_its_result_go_back_to_the_model(client):
+def with_result(client: openai.OpenAI, model: str, ask: list) -> list:
+    """``ask``, the weather call the model is made to write for it, and the call's result."""
     first = (
         client.chat.completions.create(
-            model="tiny",
-            messages=ASK,
+            model=model,
+            messages=ask,
             tools=[WEATHER],
             tool_choice="required",
             temperature=0,
@@ -193,14 +194,15 @@ def test_a_call_and_its_result_go_back_to_the_model(client):
         .choices[0]
         .message
     )
-    history = (
-        ASK
-        + [first.model_dump(exclude_none=True)]
-        + [
-            {"role": "tool", "tool_call_id": call.id, "content": '{"sky": "clear"}'}
-            for call in first.tool_calls
-        ]
-    )
+    results = [
+        {"role": "tool", "tool_call_id": call.id, "content": '{"sky": "clear"}'}
+        for call in first.tool_calls
+    ]
+    return [*ask, first.model_dump(exclude_none=True), *results]
+
+
+def test_a_call_and_its_result_go_back_to_the_model(client):
+    history = with_result(client, "tiny", ASK)
     answer = client.chat.completions.create(
         model="tiny",
         messages=history,

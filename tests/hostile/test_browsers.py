@@ -4,16 +4,14 @@ cannot run a generation, and a name rebound to 127.0.0.1 reads nothing."""
 from __future__ import annotations
 
 import http.server
-import shutil
 import threading
 from contextlib import contextmanager
 
 import pytest
 import requests
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.browser import headless_chromium
 from tests.polling import wait_for
 from tests.processes import ProxyProcess, free_port
 
@@ -39,21 +37,8 @@ def keyless(gateway, logs):
 
 @pytest.fixture
 def browser():
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        f"--host-resolver-rules=MAP {ATTACKER} 127.0.0.1",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-    yield driver
-    driver.quit()
+    with headless_chromium(f"--host-resolver-rules=MAP {ATTACKER} 127.0.0.1") as driver:
+        yield driver
 
 
 @contextmanager
