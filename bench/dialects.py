@@ -11,8 +11,9 @@ a chat costs through a server's own chat layer against a prompt the proxy render
    of the server's own route for it, and through the proxy's default path (the server's
    chat layer), and chat completions through a proxy that renders the model's template
    itself onto ``/completion``; with ``--baseline DIR``, through that checkout's proxy too,
-   in the same run; and through :mod:`bench.passthrough`, the least a Flask app under
-   waitress can do in front of the server (the floor of the proxy's shape). For each way:
+   in the same run; and through the floors of :mod:`bench.passthrough` (a Python relay of
+   bytes, a bare WSGI app under waitress, a Flask app under waitress), each the least one
+   more layer of the proxy's shape can do in front of the server. For each way:
    the whole answer's p50, the streamed answer's first byte and end, and the proxy's CPU
    per answer and per streamed chunk, the ways interleaved over three rounds.
 
@@ -135,6 +136,10 @@ SERVER_ROUTES = {
 }
 
 
+# the floors under the proxy's shape (bench.passthrough), each a layer more than the last
+FLOORS = {"relay": "relay", "bare WSGI": "wsgi", "pass-through": "flask"}
+
+
 @dataclass(frozen=True)
 class Way:
     """Where a question goes: a base URL and route, its body, and the proxy process whose
@@ -193,7 +198,12 @@ def chat_layer(count: int, work: Path, baseline: Optional[Path]) -> dict:
                     )
                 )
             )
-        floor = stack.enter_context(processes.running(processes.passthrough(server.url, work)))
+        floors = {
+            label: stack.enter_context(
+                processes.running(processes.passthrough(server.url, work, kind))
+            )
+            for label, kind in FLOORS.items()
+        }
         rendered = stack.enter_context(
             processes.running(
                 processes.proxy(
@@ -217,12 +227,13 @@ def chat_layer(count: int, work: Path, baseline: Optional[Path]) -> dict:
                 if name == "Ollama chat"
                 else body,
             )
-            ways[name, "pass-through"] = Way(
-                floor.url,
-                ways[name, "server"].path,
-                ways[name, "server"].body,
-                ProcessTree(floor.pid),
-            )
+            for label, floor in floors.items():
+                ways[name, label] = Way(
+                    floor.url,
+                    ways[name, "server"].path,
+                    ways[name, "server"].body,
+                    ProcessTree(floor.pid),
+                )
             for label, proxy in proxies.items():
                 ways[name, label] = Way(proxy.url, path, body, ProcessTree(proxy.pid))
         ways["chat completions", "/completion"] = Way(
@@ -249,10 +260,10 @@ def _asked(way: Way, count: int) -> Figures:
     """``count`` whole answers, then ``count`` streamed ones, one after another, each on a
     connection of its own (llama-server closes a kept one after a stream)."""
     cpu = way.proxy.cpu_seconds() if way.proxy else 0.0
-    whole = [_timed(way, stream=False)[1] for _ in range(count)]
+    whole = [timed(way, stream=False)[1] for _ in range(count)]
     cpu_whole = (way.proxy.cpu_seconds() - cpu) * 1000 / count if way.proxy else None
     cpu = way.proxy.cpu_seconds() if way.proxy else 0.0
-    streamed = [_timed(way, stream=True) for _ in range(count)]
+    streamed = [timed(way, stream=True) for _ in range(count)]
     cpu_stream = (way.proxy.cpu_seconds() - cpu) * 1000 / count if way.proxy else None
     per_chunk = (cpu_stream - cpu_whole) / TOKENS if way.proxy else None
     return Figures(
@@ -264,7 +275,7 @@ def _asked(way: Way, count: int) -> Figures:
     )
 
 
-def _timed(way: Way, *, stream: bool) -> tuple:
+def timed(way: Way, *, stream: bool) -> tuple:
     """ms to the answer's first byte and to its end."""
     started = time.perf_counter()
     first = None
@@ -292,10 +303,11 @@ def chat_layer_table(figures: dict, count: int, baseline: Optional[Path]) -> str
         "",
         f"One chat ({TOKENS} tokens back, greedy) on llama-server with the tests' tiny "
         f"model: each client API on the server's own route for it (chat completions for "
-        f"Ollama's, which it does not speak), through a Flask app under waitress that only "
-        f"passes bytes on (pass-through: the floor of the proxy's shape, "
-        f"`bench/passthrough.py`) and through the proxy under waitress (`oai-proxy`'s "
-        f"default) and under gunicorn's threads (production's `gunicorn proxy.wsgi`)"
+        f"Ollama's, which it does not speak), through the floors under the proxy's shape "
+        f"(`bench/passthrough.py`: relay, a Python process copying bytes between two "
+        f"sockets; bare WSGI, an app under waitress that only passes bytes on; "
+        f"pass-through, the same as a Flask app) and through the proxy under waitress "
+        f"(`oai-proxy`'s default) and under gunicorn's threads (production's `gunicorn proxy.wsgi`)"
         f"{against}; chat "
         f"completions also by the proxy's own template on `/completion`. {count} "
         "requests per way and answer over three interleaved rounds. Added: the way's p50 "

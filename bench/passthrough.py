@@ -1,65 +1,80 @@
-"""``python -m bench.passthrough --upstream URL --port N``: the least a Flask app under
-waitress can do in front of a server, for the bench to measure as the floor of the proxy's
-own shape: each request's body sent on as it came, on a kept connection, and the answer's
-bytes passed back as they arrive, with nothing read or changed.
+"""``python -m bench.passthrough --kind KIND --upstream URL --port N``: the floors under the
+proxy's own cost, each the least one more layer of its shape can do in front of a server,
+for the bench to tell apart what the proxy adds from what its shape costs:
 
-What the proxy adds beyond this floor is its own work; what this adds over the server
-directly is the framework's and the extra hop's.
+- ``relay``: a process that copies bytes between two sockets: what any extra hop through
+  a Python process costs;
+- ``wsgi``: a bare WSGI application under waitress that passes each request on and the
+  answer's bytes back as they arrive: what the WSGI server adds;
+- ``flask``: the same as a Flask app: what the framework adds.
+
+Each request's body goes on as it came, on a kept connection, with nothing read or changed.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import selectors
+import socket
 import threading
-from typing import Iterator
+from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
 import waitress
 from flask import Flask, Response, request
 
 PIECE = 65536
+KINDS = ("relay", "wsgi", "flask")
 
 
-def exchanged(
-    upstream: http.client.HTTPConnection, method: str, path: str, body: bytes, headers: dict
-) -> http.client.HTTPResponse:
-    upstream.request(method, path, body=body, headers=headers)
-    return upstream.getresponse()
+class Forwarder:
+    """Requests sent on to one server, one kept connection per thread."""
 
+    def __init__(self, upstream: str) -> None:
+        self.target = urlsplit(upstream)
+        self.kept = threading.local()
 
-def app(upstream: str) -> Flask:
-    """A Flask app passing every request to ``upstream``, one kept connection per thread."""
-    target = urlsplit(upstream)
-    kept = threading.local()
-    forwarder = Flask(__name__)
+    def answer(self, method: str, path: str, body: bytes, kind: str) -> tuple:
+        """``(status, content type, body)``: the body whole when the server gave its length
+        (one write), else an iterator of its pieces as they arrive."""
+        answer = self._sent(method, path, body, {"Content-Type": kind or "application/json"})
+        content_type = answer.getheader("Content-Type") or "application/octet-stream"
+        if answer.getheader("Content-Length") is None:
+            return answer.status, content_type, self._pieces(answer)
+        whole = answer.read()
+        if answer.will_close:
+            self._dropped()
+        return answer.status, content_type, whole
 
-    def connection() -> http.client.HTTPConnection:
-        if getattr(kept, "connection", None) is None:
-            kept.connection = http.client.HTTPConnection(target.hostname, target.port)
-        return kept.connection
+    def _connection(self) -> http.client.HTTPConnection:
+        if getattr(self.kept, "connection", None) is None:
+            self.kept.connection = http.client.HTTPConnection(
+                self.target.hostname, self.target.port
+            )
+        return self.kept.connection
 
-    def sent(method: str, path: str, body: bytes, headers: dict) -> http.client.HTTPResponse:
+    def _sent(self, method: str, path: str, body: bytes, headers: dict) -> http.client.HTTPResponse:
         """The upstream's answer; once more on a new connection when a kept one fails (the
         server closed it while idle), as any pooled client does."""
-        reused = getattr(kept, "connection", None) is not None
+        reused = getattr(self.kept, "connection", None) is not None
         try:
-            return exchanged(connection(), method, path, body, headers)
+            return _exchanged(self._connection(), method, path, body, headers)
         except (http.client.HTTPException, ConnectionError):
-            dropped()
+            self._dropped()
             if not reused:
                 raise
         try:
-            return exchanged(connection(), method, path, body, headers)
+            return _exchanged(self._connection(), method, path, body, headers)
         except Exception:
-            dropped()
+            self._dropped()
             raise
 
-    def dropped() -> None:
-        kept.connection.close()
-        kept.connection = None
+    def _dropped(self) -> None:
+        self.kept.connection.close()
+        self.kept.connection = None
 
-    def pieces(answer: http.client.HTTPResponse) -> Iterator[bytes]:
+    def _pieces(self, answer: http.client.HTTPResponse) -> Iterator[bytes]:
         """The answer's bytes; its connection is kept only once they were all read."""
         read = False
         try:
@@ -68,35 +83,96 @@ def app(upstream: str) -> Flask:
             read = True
         finally:
             if not read or answer.will_close:
-                dropped()
+                self._dropped()
 
-    @forwarder.route("/<path:path>", methods=["GET", "POST"])
-    def forwarded(path: str) -> Response:
-        answer = sent(
-            request.method,
-            "/" + path,
-            request.get_data(),
-            {"Content-Type": request.content_type or "application/json"},
+
+def _exchanged(
+    upstream: http.client.HTTPConnection, method: str, path: str, body: bytes, headers: dict
+) -> http.client.HTTPResponse:
+    upstream.request(method, path, body=body, headers=headers)
+    return upstream.getresponse()
+
+
+def wsgi_app(upstream: str) -> Callable:
+    """A bare WSGI application passing every request to ``upstream``."""
+    forwarder = Forwarder(upstream)
+
+    def forwarded(environ: dict, start_response: Callable) -> object:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        status, kind, body = forwarder.answer(
+            environ["REQUEST_METHOD"],
+            environ["PATH_INFO"],
+            environ["wsgi.input"].read(length),
+            environ.get("CONTENT_TYPE", ""),
         )
-        kind = answer.getheader("Content-Type")
-        if answer.getheader("Content-Length") is not None:  # a whole answer: one write
-            body = answer.read()
-            if answer.will_close:
-                dropped()
-            return Response(body, status=answer.status, content_type=kind)
-        return Response(pieces(answer), status=answer.status, content_type=kind)
+        reason = http.client.responses.get(status, "")
+        start_response(f"{status} {reason}", [("Content-Type", kind)])
+        return [body] if type(body) is bytes else body
 
-    return forwarder
+    return forwarded
+
+
+def app(upstream: str) -> Flask:
+    """A Flask app passing every request to ``upstream``."""
+    forwarder = Forwarder(upstream)
+    flask_app = Flask(__name__)
+
+    @flask_app.route("/<path:path>", methods=["GET", "POST"])
+    def forwarded(path: str) -> Response:
+        status, kind, body = forwarder.answer(
+            request.method, "/" + path, request.get_data(), request.content_type
+        )
+        return Response(body, status=status, content_type=kind)
+
+    return flask_app
+
+
+def relay(upstream: str, port: int) -> None:
+    """Copy bytes both ways between each client and a connection of its own to ``upstream``,
+    in one thread (whose CPU time the bench can read: a thread that ended takes its own along)."""
+    target = urlsplit(upstream)
+    listener = socket.create_server(("127.0.0.1", port), backlog=128)
+    events = selectors.DefaultSelector()
+    events.register(listener, selectors.EVENT_READ)
+    while True:
+        for key, _ in events.select():
+            if key.fileobj is listener:
+                _paired(listener.accept()[0], (target.hostname, target.port), events)
+                continue
+            source, sink = key.fileobj, key.data
+            if source.fileno() < 0:  # its pair was closed earlier in this round
+                continue
+            try:
+                piece = source.recv(PIECE)
+                if piece:
+                    sink.sendall(piece)
+                    continue
+            except OSError:
+                pass
+            for each in (source, sink):  # one side closed: so does the pair
+                events.unregister(each)
+                each.close()
+
+
+def _paired(client: socket.socket, address: tuple, events: selectors.BaseSelector) -> None:
+    server = socket.create_connection(address)
+    for each, other in ((client, server), (server, client)):
+        each.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        events.register(each, selectors.EVENT_READ, other)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kind", choices=KINDS, default="flask")
     parser.add_argument("--upstream", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--threads", type=int, default=16)
     args = parser.parse_args()
+    if args.kind == "relay":
+        relay(args.upstream, args.port)
+        return
     waitress.serve(
-        app(args.upstream),
+        app(args.upstream) if args.kind == "flask" else wsgi_app(args.upstream),
         host="127.0.0.1",
         port=args.port,
         threads=args.threads,

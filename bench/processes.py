@@ -132,14 +132,25 @@ def proxy(
     return Service(f"proxy under {name}", command, port, log_dir / f"proxy-{name}.log", root=root)
 
 
-def passthrough(upstream: str, log_dir: Path) -> Service:
-    """The floor of the proxy's shape (:mod:`bench.passthrough`) in front of ``upstream``."""
+def passthrough(upstream: str, log_dir: Path, kind: str = "flask") -> Service:
+    """One of the floors under the proxy's shape (:mod:`bench.passthrough`: ``relay``,
+    ``wsgi`` or ``flask``) in front of ``upstream``."""
     port = free_port()
     return Service(
-        "pass-through",
-        [sys.executable, "-m", "bench.passthrough", "--upstream", upstream, "--port", str(port)],
+        f"pass-through ({kind})",
+        [
+            sys.executable,
+            "-m",
+            "bench.passthrough",
+            "--kind",
+            kind,
+            "--upstream",
+            upstream,
+            "--port",
+            str(port),
+        ],
         port,
-        log_dir / "passthrough.log",
+        log_dir / f"passthrough-{kind}.log",
     )
 
 

@@ -1,0 +1,172 @@
+"""``python -m bench.profile``: where the proxy's time goes while it streams a chat, by layer
+and by function, sampled from the running process by py-spy.
+
+For each client API, the proxy under waitress (and, with ``--baseline DIR``, that checkout's
+proxy beside it) streams the same chat from llama-server with the tests' tiny model, one
+request at a time, while py-spy samples the threads holding the GIL: the time Python runs,
+which is what the proxy's shape costs per chunk (the server's own time and the waits are
+not in it). Each sample is charged to the innermost frame's file, grouped into the layers
+of the shape (waitress, Flask, each package of the proxy, Python's library). Writes
+``bench/results/profile{,-quick}.md``.
+"""
+
+from __future__ import annotations
+
+import collections
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Optional
+
+from bench import cli, dialects, processes
+
+RATE = 1000  # samples a second
+TOP = 12  # functions listed per API
+# the layers a frame's file belongs to, by the start of its path as py-spy shows it
+LAYERS = (
+    ("waitress/", "waitress"),
+    ("gunicorn/", "gunicorn"),
+    ("flask/", "Flask"),
+    ("werkzeug/", "Flask"),
+    ("proxy/api/", "proxy: API"),
+    ("proxy/dialects/", "proxy: dialects"),
+    ("proxy/core/", "proxy: core"),
+    ("proxy/fleet/", "proxy: fleet"),
+    ("proxy/backends/", "proxy: backend"),
+    ("proxy/", "proxy: the rest"),
+)
+
+
+def spy() -> str:
+    """py-spy's command (``pip install -e '.[bench]'``)."""
+    found = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(found).exists():
+        raise SystemExit("bench.profile samples with py-spy: pip install -e '.[bench]'")
+    return found
+
+
+def layer(frame: str) -> str:
+    """The layer of a frame shown as ``function (path)``."""
+    path = frame.rpartition(" (")[2].rstrip(")")
+    for prefix, name in LAYERS:
+        if path.startswith(prefix):
+            return name
+    return "Python's library"
+
+
+def sampled(pid: int, way: dialects.Way, count: int, work: Path) -> collections.Counter:
+    """Samples (``function (path)`` of the innermost frame) while ``count`` streamed answers
+    come through the process ``pid``."""
+    out = work / f"spy-{pid}-{time.monotonic_ns()}.txt"
+    recorder = subprocess.Popen(
+        [spy(), "record", "-p", str(pid), "-r", str(RATE), "-f", "raw", "-o", str(out)]
+        + ["--gil", "--nonblocking", "--nolineno"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)  # py-spy attaches
+    for _ in range(count):
+        dialects.timed(way, stream=True)
+    recorder.send_signal(signal.SIGINT)
+    if recorder.wait(timeout=30) != 0 or not out.exists():
+        raise SystemExit("py-spy could not sample the proxy (does this user may ptrace it?)")
+    found: collections.Counter = collections.Counter()
+    for line in out.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        if samples.isdigit():
+            found[stack.rpartition(";")[2]] += int(samples)
+    return found
+
+
+def profiles(count: int, work: Path, baseline: Optional[Path]) -> dict:
+    """``{(API, proxy): samples}`` for every client API the proxy serves."""
+    with ExitStack() as stack:
+        server = stack.enter_context(processes.llama_server(work, parallel=1))
+        roots = {"proxy": processes.ROOT, **({"baseline": baseline} if baseline else {})}
+        proxies = {
+            label: stack.enter_context(
+                processes.running(
+                    processes.proxy(
+                        "waitress",
+                        server.url,
+                        work,
+                        threads=16,
+                        workers=1,
+                        name=f"profile-{label}",
+                        root=root,
+                    )
+                )
+            )
+            for label, root in roots.items()
+        }
+        found = {}
+        for name, (path, body) in dialects.served(proxies["proxy"].url).items():
+            for label, proxy in proxies.items():
+                way = dialects.Way(proxy.url, path, {**body, "temperature": 0})
+                for _ in range(10):  # warm up
+                    dialects.timed(way, stream=True)
+                found[name, label] = sampled(proxy.pid, way, count, work)
+        return found
+
+
+def table(found: dict, count: int, baseline: Optional[Path]) -> str:
+    per_chunk = 1e6 / RATE / count / dialects.TOKENS  # µs per chunk of one sample
+    labels = ["proxy", *(["baseline"] if baseline else [])]
+    names = list(dict.fromkeys(name for name, _ in found))
+    layers = list(dict.fromkeys([name for _, name in LAYERS] + ["Python's library"]))
+    against = f", and the proxy of `{baseline}` (baseline) beside it" if baseline else ""
+    lines = [
+        "# Where a streamed chat's time goes in the proxy",
+        "",
+        f"`python -m bench.profile`: {count} streamed chats ({dialects.TOKENS} tokens) per "
+        f"client API through the proxy under waitress{against}, from llama-server with the "
+        f"tests' tiny model; py-spy samples the threads holding the GIL {RATE} times a "
+        "second. Each sample is charged to its innermost frame's layer; figures are µs of "
+        "Python per streamed chunk (the answer's own work, once per request, spread over "
+        "its chunks).",
+        "",
+        "| API | proxy | " + " | ".join(layers) + " | all |",
+        "|---|---|" + "---:|" * (len(layers) + 1),
+    ]
+    for name in names:
+        for label in labels:
+            samples = found[name, label]
+            by_layer = collections.Counter()
+            for frame, n in samples.items():
+                by_layer[layer(frame)] += n
+            cells = " | ".join(f"{by_layer[each] * per_chunk:.1f}" for each in layers)
+            total = sum(samples.values()) * per_chunk
+            lines.append(f"| {name} | {label} | {cells} | {total:.1f} |")
+    for name in names:
+        lines += ["", f"## {name}: the functions that take longest (µs per chunk)", ""]
+        lines += ["| function | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
+        samples = found[name, "proxy"]
+        for frame, n in samples.most_common(TOP):
+            others = "".join(
+                f" | {found[name, label][frame] * per_chunk:.1f}" for label in labels[1:]
+            )
+            lines.append(f"| `{frame}` | {n * per_chunk:.1f}{others} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = cli.arguments("profile", "Where a streamed chat's time goes in the proxy.")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout of the project whose proxy is profiled beside this one's",
+    )
+    args = parser.parse_args()
+    count = 30 if args.quick else 300
+    with tempfile.TemporaryDirectory(prefix="bench-profile-") as work:
+        found = profiles(count, Path(work), args.baseline)
+    cli.publish(args, "profile", table(found, count, args.baseline))
+
+
+if __name__ == "__main__":
+    main()
