@@ -4,14 +4,14 @@ when asked), restored into a slot when a conversation comes back."""
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
+from proxy.backends.servercpp.client import UpstreamClient
+from proxy.core.errors import UpstreamError
 from proxy.servers.slotcache import SlotFiles, target
 
 logger = logging.getLogger(__name__)
@@ -29,7 +29,10 @@ class SlotKeeper:
         """``files``: where the caches are kept while the server is stopped;
         ``save_every_turn`` saves them after every answer too, so they outlive a crash."""
         self.name = name
-        self.url = url
+        # kept connections: a new conversation's first turn waits for a look at the slots
+        self.client = UpstreamClient(
+            url, pool_size=2, connect_timeout=LOOK_TIMEOUT, read_timeout=SLOT_TIMEOUT, label=name
+        )
         self.files = files
         self._held: dict = {}  # slot → the conversation it holds
         self._held_at: dict = {}  # slot → when it last served one
@@ -39,10 +42,11 @@ class SlotKeeper:
         )
 
     def forget_all(self) -> None:
-        """A new process: its slots hold nothing yet."""
+        """A new process: its slots hold nothing yet (and the old one's connections are gone)."""
         with self._lock:
             self._held.clear()
             self._held_at.clear()
+        self.client.pool.close()
 
     def served(self, key: Optional[str], slot: Optional[int]) -> None:
         """Conversation ``key`` was just answered from ``slot``: the slot now holds it."""
@@ -73,7 +77,7 @@ class SlotKeeper:
             if not (restorable or new):
                 return None
             slot = target(
-                self._held_at, self._slot_call("GET", "/slots", timeout=LOOK_TIMEOUT) or [], pinned
+                self._held_at, self._slot_call("/slots", timeout=LOOK_TIMEOUT) or [], pinned
             )
             if slot is None:
                 return None
@@ -92,9 +96,7 @@ class SlotKeeper:
 
     def _restore(self, key: str, slot: int) -> int:
         """Load conversation ``key``'s saved cache into ``slot``: the tokens restored."""
-        answer = self._slot_call(
-            "POST", f"/slots/{slot}?action=restore", {"filename": SlotFiles.name(key)}
-        )
+        answer = self._slot_call(f"/slots/{slot}?action=restore", {"filename": SlotFiles.name(key)})
         if not isinstance(answer, dict) or not answer.get("n_restored"):
             self.files.forget(key)  # it does not fit after all: not again
             return 0
@@ -108,24 +110,22 @@ class SlotKeeper:
             self._save(slot, key)
 
     def _save(self, slot: int, key: str) -> None:
-        answer = self._slot_call(
-            "POST", f"/slots/{slot}?action=save", {"filename": SlotFiles.name(key)}
-        )
+        answer = self._slot_call(f"/slots/{slot}?action=save", {"filename": SlotFiles.name(key)})
         if isinstance(answer, dict) and answer.get("n_saved"):
             self.files.saved(key, answer["n_saved"])
 
-    def _slot_call(
-        self, method: str, path: str, body: Optional[dict] = None, timeout: float = SLOT_TIMEOUT
-    ):
-        """One call to the server's slot API; ``None`` when it fails (a cache is a help,
-        never a reason for a request to fail)."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
+    def _slot_call(self, path: str, body: Optional[dict] = None, timeout: float = SLOT_TIMEOUT):
+        """One call to the server's slot API (a GET without ``body``); ``None`` when it fails
+        (a cache is a help, never a reason for a request to fail)."""
+        method = "GET" if body is None else "POST"
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as answer:
-                return json.loads(answer.read())
-        except (OSError, ValueError) as exc:
+            if body is None:
+                reply = self.client.get(path, timeout=timeout)
+            else:
+                reply = self.client.post(path, body, timeout=timeout)
+            if not reply.ok:
+                raise UpstreamError(f"answered {reply.status_code}: {reply.text[:200]}")
+            return reply.json()
+        except (UpstreamError, ValueError) as exc:
             logger.warning("%s: %s %s failed: %s", self.name, method, path, exc)
             return None
