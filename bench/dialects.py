@@ -10,18 +10,20 @@ a chat costs through a server's own chat layer against a prompt the proxy render
 2. On real llama-server (the tests' tiny model, 64 tokens, greedy): each client API asked
    of the server's own route for it, and through the proxy's default path (the server's
    chat layer), and chat completions through a proxy that renders the model's template
-   itself onto ``/completion``; with ``--baseline DIR``, through that checkout's proxy too,
+   itself onto ``/completion`` (beside the server's own ``/completion`` with the prompt
+   its template renders); with ``--baseline DIR``, through that checkout's proxy too,
    in the same run; and through the floors of :mod:`bench.passthrough` (a Python relay of
    bytes, a bare WSGI app under waitress, a Flask app under waitress), each the least one
    more layer of the proxy's shape can do in front of the server. For each way:
    the whole answer's p50, the streamed answer's first byte and end, and the proxy's CPU
-   per answer and per streamed chunk, the ways interleaved over three rounds.
+   per answer and per streamed chunk, the ways taking turns request by request.
 
 Writes ``bench/results/dialects{,-quick}.md``.
 """
 
 from __future__ import annotations
 
+import random
 import statistics
 import tempfile
 import time
@@ -167,7 +169,8 @@ def chat_layer(count: int, work: Path, baseline: Optional[Path]) -> dict:
     """Every client API through the server's chat layer, against the server directly: each
     API the proxy serves, by the proxy under waitress and under gunicorn (and by a
     ``baseline`` checkout's proxy, when given), and chat completions by the proxy's own
-    template on ``/completion`` too, interleaved over three rounds."""
+    template on ``/completion`` too, one API at a time, its ways taking turns request by
+    request."""
     from tests.e2e.tinymodel import CHAT_TEMPLATE
 
     template = work / "template.jinja"
@@ -236,43 +239,52 @@ def chat_layer(count: int, work: Path, baseline: Optional[Path]) -> dict:
                 )
             for label, proxy in proxies.items():
                 ways[name, label] = Way(proxy.url, path, body, ProcessTree(proxy.pid))
-        ways["chat completions", "/completion"] = Way(
-            rendered.url, *DIALECTS["chat completions"], ProcessTree(rendered.pid)
+        path, body = DIALECTS["chat completions"]
+        body = {**body, "temperature": 0}
+        prompt = requests.post(server.url + "/apply-template", json=body, timeout=30).json()
+        ways["chat completions", "server, /completion"] = Way(
+            server.url,
+            "/completion",
+            {"prompt": prompt["prompt"], "n_predict": TOKENS, "temperature": 0},
         )
-        found = {key: [] for key in ways}
-        for way in ways.values():  # warm up each way
-            _asked(way, 20)
-        for _ in range(3):
-            for key, way in ways.items():
-                found[key].append(_asked(way, count // 3))
+        ways["chat completions", "/completion"] = Way(
+            rendered.url, path, body, ProcessTree(rendered.pid)
+        )
+        rotated(ways, 20)  # warm up each way
+        found = {}
+        for name in dict.fromkeys(name for name, _ in ways):  # one proxy serves every API:
+            # its CPU is told apart by asking one API at a time
+            found.update(rotated({key: way for key, way in ways.items() if key[0] == name}, count))
+        return found
+
+
+def rotated(ways: dict, count: int) -> dict:
+    """Each way's figures from ``count`` whole answers, then ``count`` streamed ones, the ways
+    taking turns request by request in a shuffled order, so that a drift in the machine's
+    speed touches each alike; each request on a connection of its own (llama-server closes a
+    kept one after a stream). The CPU of a way's own process is read before and after."""
+    order = list(ways)
+    shuffle = random.Random(0).shuffle
+    times: dict = {(key, stream): [] for key in ways for stream in (False, True)}
+    cpu: dict = {}
+    for stream in (False, True):
+        before = {key: way.proxy.cpu_seconds() for key, way in ways.items() if way.proxy}
+        for _ in range(count):
+            shuffle(order)
+            for key in order:
+                times[key, stream].append(timed(ways[key], stream=stream))
+        for key, start in before.items():
+            cpu[key, stream] = (ways[key].proxy.cpu_seconds() - start) * 1000 / count
     return {
         key: Figures(
-            *(
-                _median([getattr(figures, name) for figures in runs])
-                for name in Figures.__dataclass_fields__
-            )
+            statistics.median(end for _, end in times[key, False]),
+            statistics.median(first for first, _ in times[key, True]),
+            statistics.median(end for _, end in times[key, True]),
+            cpu.get((key, False)),
+            (cpu[key, True] - cpu[key, False]) / TOKENS if (key, False) in cpu else None,
         )
-        for key, runs in found.items()
+        for key in ways
     }
-
-
-def _asked(way: Way, count: int) -> Figures:
-    """``count`` whole answers, then ``count`` streamed ones, one after another, each on a
-    connection of its own (llama-server closes a kept one after a stream)."""
-    cpu = way.proxy.cpu_seconds() if way.proxy else 0.0
-    whole = [timed(way, stream=False)[1] for _ in range(count)]
-    cpu_whole = (way.proxy.cpu_seconds() - cpu) * 1000 / count if way.proxy else None
-    cpu = way.proxy.cpu_seconds() if way.proxy else 0.0
-    streamed = [timed(way, stream=True) for _ in range(count)]
-    cpu_stream = (way.proxy.cpu_seconds() - cpu) * 1000 / count if way.proxy else None
-    per_chunk = (cpu_stream - cpu_whole) / TOKENS if way.proxy else None
-    return Figures(
-        statistics.median(whole),
-        statistics.median(t[0] for t in streamed),
-        statistics.median(t[1] for t in streamed),
-        cpu_whole,
-        per_chunk,
-    )
 
 
 def timed(way: Way, *, stream: bool) -> tuple:
@@ -290,11 +302,6 @@ def timed(way: Way, *, stream: bool) -> tuple:
     return (first - started) * 1000, (ended - started) * 1000
 
 
-def _median(values: list) -> Optional[float]:
-    values = [value for value in values if value is not None]
-    return statistics.median(values) if values else None
-
-
 def chat_layer_table(figures: dict, count: int, baseline: Optional[Path]) -> str:
     against = f" and by the proxy of `{baseline}` (baseline)" if baseline else ""
     lines = [
@@ -309,8 +316,10 @@ def chat_layer_table(figures: dict, count: int, baseline: Optional[Path]) -> str
         f"pass-through, the same as a Flask app) and through the proxy under waitress "
         f"(`oai-proxy`'s default) and under gunicorn's threads (production's `gunicorn proxy.wsgi`)"
         f"{against}; chat "
-        f"completions also by the proxy's own template on `/completion`. {count} "
-        "requests per way and answer over three interleaved rounds. Added: the way's p50 "
+        f"completions also by the proxy's own template on `/completion` and on the "
+        f"server's own `/completion` (the prompt its template renders). {count} "
+        "requests per way and answer, one API at a time, its ways taking turns request by "
+        "request in a shuffled order. Added: the way's p50 "
         "less the server's own; CPU: the proxy's, per whole answer and per streamed "
         "chunk (a streamed answer's CPU less a whole one's, over its chunks).",
         "",

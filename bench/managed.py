@@ -36,7 +36,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from bench import cli, processes
+from bench import cli, dialects, processes
 from tests.processes import ROOT, free_port
 
 ADMIN = "bench-admin"
@@ -125,6 +125,38 @@ def run(rounds: int, work: Path) -> dict:
     with processes.running(service):
         seen = [one_round(service) for _ in range(rounds)]
     return {figure: [each[figure] for each in seen] for figure in FIGURES}
+
+
+# -- a new conversation's first byte -----------------------------------------------------------
+
+
+def new_conversations(count: int, work: Path) -> dict:
+    """Seconds to the first byte of ``count`` streamed chats, each a conversation new to the
+    server (the proxy looks for a slot to keep its cache in), asked of the running server
+    directly and through the proxy in turn."""
+    service = processes.proxy(
+        "waitress",
+        "http://127.0.0.1:9",
+        work,
+        threads=16,
+        workers=1,
+        args=["--config", str(models_file(work)), "--log-dir", str(work / "servers")],
+        name="new-conversations",
+    )
+    seen: dict = {"server": [], "proxy": []}
+    with processes.running(service):
+        timed(service.url, "first")  # started
+        command = running_server(service.pid).cmdline()
+        server = f"http://127.0.0.1:{command[command.index('--port') + 1]}"
+        for number in range(count):
+            for way, url in (("server", server), ("proxy", service.url)):
+                question = [{"role": "user", "content": f"Conversation {number} by the {way}"}]
+                body = {"model": "first", "messages": question, "max_tokens": 4}
+                first_byte, _ = dialects.timed(
+                    dialects.Way(url, "/v1/chat/completions", body), stream=True
+                )
+                seen[way].append(first_byte / 1000)
+    return seen
 
 
 # -- a conversation over a swap ----------------------------------------------------------------
@@ -332,6 +364,17 @@ def table(times: dict, swaps: dict, fresh: dict, quick: bool) -> str:
         "|---|---:|---:|---:|",
     ]
     lines += [row(figure, times[figure]) for figure in FIGURES]
+    direct, proxied = (statistics.median(times[way]) * 1000 for way in ("server", "proxy"))
+    lines += [
+        "",
+        "## A new conversation's first byte",
+        "",
+        f"{len(times['proxy'])} streamed chats, each a conversation new to the running "
+        f"server (the proxy finds it a slot to keep its cache in, from the server's "
+        f"`/slots`), asked of the server directly and through the proxy in turn: the first "
+        f"byte's p50 {direct:.2f} ms directly, {proxied:.2f} ms through the proxy "
+        f"({proxied - direct:+.2f} ms).",
+    ]
     saved, unsaved, file_size = swaps["on-stop"], swaps["off"], swaps["file MiB"]
     prompt = median_of(saved, "prompt")
     lines += [
@@ -389,6 +432,7 @@ def main() -> None:
         raise SystemExit(f"bench.managed needs llama-server: {missing}")
     with tempfile.TemporaryDirectory(prefix="bench-managed-") as work:
         times = run(2 if args.quick else 7, Path(work))
+        times.update(new_conversations(20 if args.quick else 300, Path(work)))
         swaps = run_swaps(1 if args.quick else 5, Path(work))
         fresh = install_and_answer(Path(work))
     report = table(times, swaps, fresh, args.quick)

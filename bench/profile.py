@@ -50,8 +50,21 @@ def spy() -> str:
     return found
 
 
+# the frames where a thread blocks in a read or a poll: py-spy charges it such a sample when it
+# was the last to hold the GIL and no other thread has taken it since (the process is idle)
+WAITS = {
+    "_receive (proxy/backends/servercpp/connections.py)",
+    "poll2 (waitress/wasyncore.py)",
+    "select (selectors.py)",
+    "wait (threading.py)",
+}
+WAITING = "waiting (a blocking read or poll)"
+
+
 def layer(frame: str) -> str:
     """The layer of a frame shown as ``function (path)``."""
+    if frame in WAITS:
+        return WAITING
     path = frame.rpartition(" (")[2].rstrip(")")
     for prefix, name in LAYERS:
         if path.startswith(prefix):
@@ -61,11 +74,11 @@ def layer(frame: str) -> str:
 
 def sampled(pid: int, way: dialects.Way, count: int, work: Path) -> collections.Counter:
     """Samples (``function (path)`` of the innermost frame) while ``count`` streamed answers
-    come through the process ``pid``."""
+    come through the process ``pid`` (and its workers: gunicorn's)."""
     out = work / f"spy-{pid}-{time.monotonic_ns()}.txt"
     recorder = subprocess.Popen(
         [spy(), "record", "-p", str(pid), "-r", str(RATE), "-f", "raw", "-o", str(out)]
-        + ["--gil", "--nonblocking", "--nolineno"],
+        + ["--gil", "--nonblocking", "--nolineno", "--subprocesses"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -76,10 +89,11 @@ def sampled(pid: int, way: dialects.Way, count: int, work: Path) -> collections.
     if recorder.wait(timeout=30) != 0 or not out.exists():
         raise SystemExit("py-spy could not sample the proxy (does this user may ptrace it?)")
     found: collections.Counter = collections.Counter()
-    for line in out.read_text().splitlines():
+    for line in out.read_text(errors="replace").splitlines():
         stack, _, samples = line.rpartition(" ")
-        if samples.isdigit():
-            found[stack.rpartition(";")[2]] += int(samples)
+        leaf = stack.rpartition(";")[2]
+        if samples.isdigit() and not leaf.startswith("process "):  # not a process's name alone
+            found[leaf] += int(samples)
     return found
 
 
@@ -87,22 +101,26 @@ def profiles(count: int, work: Path, baseline: Optional[Path]) -> dict:
     """``{(API, proxy): samples}`` for every client API the proxy serves."""
     with ExitStack() as stack:
         server = stack.enter_context(processes.llama_server(work, parallel=1))
-        roots = {"proxy": processes.ROOT, **({"baseline": baseline} if baseline else {})}
+        kinds = {
+            "proxy": ("waitress", processes.ROOT),
+            "proxy, gunicorn": ("gunicorn", processes.ROOT),
+            **({"baseline": ("waitress", baseline)} if baseline else {}),
+        }
         proxies = {
             label: stack.enter_context(
                 processes.running(
                     processes.proxy(
-                        "waitress",
+                        kind,
                         server.url,
                         work,
                         threads=16,
                         workers=1,
-                        name=f"profile-{label}",
+                        name=f"profile-{label.replace(', ', '-')}",
                         root=root,
                     )
                 )
             )
-            for label, root in roots.items()
+            for label, (kind, root) in kinds.items()
         }
         found = {}
         for name, (path, body) in dialects.served(proxies["proxy"].url).items():
@@ -114,24 +132,33 @@ def profiles(count: int, work: Path, baseline: Optional[Path]) -> dict:
         return found
 
 
+def found_in(found: dict, name: str):
+    """The samples of every profile that fall in layer ``name``."""
+    return (n for samples in found.values() for frame, n in samples.items() if layer(frame) == name)
+
+
 def table(found: dict, count: int, baseline: Optional[Path]) -> str:
     per_chunk = 1e6 / RATE / count / dialects.TOKENS  # µs per chunk of one sample
-    labels = ["proxy", *(["baseline"] if baseline else [])]
+    labels = list(dict.fromkeys(label for _, label in found))
     names = list(dict.fromkeys(name for name, _ in found))
     layers = list(dict.fromkeys([name for _, name in LAYERS] + ["Python's library"]))
+    layers = [name for name in layers if any(found_in(found, name))]
     against = f", and the proxy of `{baseline}` (baseline) beside it" if baseline else ""
     lines = [
         "# Where a streamed chat's time goes in the proxy",
         "",
         f"`python -m bench.profile`: {count} streamed chats ({dialects.TOKENS} tokens) per "
-        f"client API through the proxy under waitress{against}, from llama-server with the "
+        f"client API through the proxy under waitress and under gunicorn's threads{against}, "
+        "from llama-server with the "
         f"tests' tiny model; py-spy samples the threads holding the GIL {RATE} times a "
         "second. Each sample is charged to its innermost frame's layer; figures are µs of "
         "Python per streamed chunk (the answer's own work, once per request, spread over "
-        "its chunks).",
+        "its chunks). py-spy also charges a thread blocked in a read or a poll when it was "
+        "the last to hold the GIL and no other has taken it since: those samples are "
+        "counted apart, not in the total.",
         "",
-        "| API | proxy | " + " | ".join(layers) + " | all |",
-        "|---|---|" + "---:|" * (len(layers) + 1),
+        "| API | proxy | " + " | ".join(layers) + f" | all | {WAITING} |",
+        "|---|---|" + "---:|" * (len(layers) + 2),
     ]
     for name in names:
         for label in labels:
@@ -140,13 +167,15 @@ def table(found: dict, count: int, baseline: Optional[Path]) -> str:
             for frame, n in samples.items():
                 by_layer[layer(frame)] += n
             cells = " | ".join(f"{by_layer[each] * per_chunk:.1f}" for each in layers)
-            total = sum(samples.values()) * per_chunk
-            lines.append(f"| {name} | {label} | {cells} | {total:.1f} |")
+            total = sum(by_layer[each] for each in layers) * per_chunk
+            waiting = by_layer[WAITING] * per_chunk
+            lines.append(f"| {name} | {label} | {cells} | {total:.1f} | {waiting:.1f} |")
     for name in names:
         lines += ["", f"## {name}: the functions that take longest (µs per chunk)", ""]
         lines += ["| function | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
         samples = found[name, "proxy"]
-        for frame, n in samples.most_common(TOP):
+        working = collections.Counter({f: n for f, n in samples.items() if f not in WAITS})
+        for frame, n in working.most_common(TOP):
             others = "".join(
                 f" | {found[name, label][frame] * per_chunk:.1f}" for label in labels[1:]
             )
