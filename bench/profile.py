@@ -61,9 +61,16 @@ WAITS = {
 WAITING = "waiting (a blocking read or poll)"
 
 
+def waits(frame: str) -> bool:
+    """Whether ``frame`` blocks in a read or a poll (py-spy 0.4.3 and later show a method as
+    ``Class.function``)."""
+    function, _, path = frame.partition(" (")
+    return f"{function.rpartition('.')[2]} ({path}" in WAITS
+
+
 def layer(frame: str) -> str:
     """The layer of a frame shown as ``function (path)``."""
-    if frame in WAITS:
+    if waits(frame):
         return WAITING
     path = frame.rpartition(" (")[2].rstrip(")")
     for prefix, name in LAYERS:
@@ -174,7 +181,7 @@ def table(found: dict, count: int, baseline: Optional[Path]) -> str:
         lines += ["", f"## {name}: the functions that take longest (µs per chunk)", ""]
         lines += ["| function | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
         samples = found[name, "proxy"]
-        working = collections.Counter({f: n for f, n in samples.items() if f not in WAITS})
+        working = collections.Counter({f: n for f, n in samples.items() if not waits(f)})
         for frame, n in working.most_common(TOP):
             others = "".join(
                 f" | {found[name, label][frame] * per_chunk:.1f}" for label in labels[1:]
