@@ -20,6 +20,17 @@ def arguments(
     return parser
 
 
+def with_baseline(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--baseline DIR``: another checkout of the project, whose proxy is measured beside
+    this one's in the same run (its figures are the "before")."""
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout of the project whose proxy is measured beside this one's",
+    )
+    return parser
+
+
 def results(args: argparse.Namespace, name: str) -> Path:
     """The run's results path without its suffix, its folder made."""
     args.out.mkdir(parents=True, exist_ok=True)

@@ -367,14 +367,7 @@ def table(figures: dict, count: int, quick: bool) -> str:
 
 
 def main() -> None:
-    parser = cli.arguments("dialects", "What each client API costs.")
-    parser.add_argument(
-        "--baseline",
-        type=Path,
-        help="another checkout of the project whose "
-        "proxy is measured beside this one's, in the same run",
-    )
-    args = parser.parse_args()
+    args = cli.with_baseline(cli.arguments("dialects", "What each client API costs.")).parse_args()
     count = 150 if args.quick else 1500
     layered_count = 60 if args.quick else 600
     with tempfile.TemporaryDirectory(prefix="bench-dialects-") as work:

@@ -105,23 +105,21 @@ def one_round(service: processes.Service) -> dict:
     return figures
 
 
-def run(rounds: int, work: Path) -> dict:
-    service = processes.proxy(
+def managed_proxy(work: Path, name: str, *args: str) -> processes.Service:
+    """A waitress proxy running the servers of :func:`models_file` (``args``: more flags)."""
+    return processes.proxy(
         "waitress",
         "http://127.0.0.1:9",
         work,
         threads=16,
         workers=1,
-        args=[
-            "--config",
-            str(models_file(work)),
-            "--admin-key",
-            ADMIN,
-            "--log-dir",
-            str(work / "servers"),
-        ],
-        name="managed",
+        args=["--config", str(models_file(work)), "--log-dir", str(work / "servers"), *args],
+        name=name,
     )
+
+
+def run(rounds: int, work: Path) -> dict:
+    service = managed_proxy(work, "managed", "--admin-key", ADMIN)
     with processes.running(service):
         seen = [one_round(service) for _ in range(rounds)]
     return {figure: [each[figure] for each in seen] for figure in FIGURES}
@@ -134,15 +132,7 @@ def new_conversations(count: int, work: Path) -> dict:
     """Seconds to the first byte of ``count`` streamed chats, each a conversation new to the
     server (the proxy looks for a slot to keep its cache in), asked of the running server
     directly and through the proxy in turn."""
-    service = processes.proxy(
-        "waitress",
-        "http://127.0.0.1:9",
-        work,
-        threads=16,
-        workers=1,
-        args=["--config", str(models_file(work)), "--log-dir", str(work / "servers")],
-        name="new-conversations",
-    )
+    service = managed_proxy(work, "new-conversations")
     seen: dict = {"server": [], "proxy": []}
     with processes.running(service):
         timed(service.url, "first")  # started

@@ -191,13 +191,9 @@ def table(found: dict, count: int, baseline: Optional[Path]) -> str:
 
 
 def main() -> None:
-    parser = cli.arguments("profile", "Where a streamed chat's time goes in the proxy.")
-    parser.add_argument(
-        "--baseline",
-        type=Path,
-        help="another checkout of the project whose proxy is profiled beside this one's",
-    )
-    args = parser.parse_args()
+    args = cli.with_baseline(
+        cli.arguments("profile", "Where a streamed chat's time goes in the proxy.")
+    ).parse_args()
     count = 30 if args.quick else 300
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as work:
         found = profiles(count, Path(work), args.baseline)
