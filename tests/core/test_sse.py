@@ -10,6 +10,7 @@ import pytest
 from proxy.core.draining import Drain
 from proxy.core.errors import InvalidRequestError, UpstreamError, UpstreamUnavailableError
 from proxy.core.sse import COMMENT, COMMENT_BYTES, DONE, encode_event, encode_named, event_stream
+from proxy.dialects.openai.answer import error_body
 from proxy.dialects.streaming import Lines, NamedEvents
 from tests.polling import wait_for
 
@@ -40,17 +41,6 @@ class LineWire(Lines):
     @staticmethod
     def failure(error):
         return [{"error": error.message}]
-
-
-def error_body(error):
-    return {
-        "error": {
-            "message": error.message,
-            "type": error.type,
-            "param": error.param,
-            "code": error.code,
-        }
-    }
 
 
 def event_stream_of(source, drain=None, wire=DataWire):
