@@ -16,7 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from selenium.common.exceptions import TimeoutException, WebDriverException
+from selenium.common.exceptions import (
+    StaleElementReferenceException,
+    TimeoutException,
+    WebDriverException,
+)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
@@ -116,7 +120,10 @@ def close_release_notes(browser) -> None:
 def close_notices(browser, wait: WebDriverWait) -> None:
     """Close the notices in the corner (\"You're now logged in.\"), for the screenshot."""
     for button in browser.find_elements(By.CSS_SELECTOR, "[data-sonner-toast] [data-close-button]"):
-        button.click()
+        try:
+            button.click()
+        except StaleElementReferenceException:
+            pass  # the notice closed by itself meanwhile
     wait.until(lambda b: not b.find_elements(By.CSS_SELECTOR, "[data-sonner-toast]"))
 
 
