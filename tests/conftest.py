@@ -13,7 +13,8 @@ from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
 from tests.fakes.backend import FakeBackend
 
-pytest_plugins = ["tests.redis_server"]  # a real Redis, for what proxies share through it
+# a real Redis, for what proxies share through it; the suite's split among workers and tiers
+pytest_plugins = ["tests.redis_server", "tests.tiers"]
 
 # Fuzzing: a bounded run by default, so CI stays fast; HYPOTHESIS_PROFILE=long for many more.
 settings.register_profile("ci", max_examples=150, deadline=None)

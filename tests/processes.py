@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import anthropic
 import cohere
@@ -22,10 +23,33 @@ ROOT = Path(__file__).resolve().parent.parent
 ADMIN = "admin-secret"  # every proxy a test starts has this admin key, unless its args say another
 
 
+PORTS_PER_WORKER = 1000
+FIRST_PORT = 20000  # below the kernel's ephemeral ports, which outgoing connections take
+
+
+def _worker_ports() -> Iterator[int]:
+    """This test process's own block of ports, round and round: pytest-xdist's workers
+    (``PYTEST_XDIST_WORKER`` = ``gw0``, ``gw1``, …) each take a block of their own, so a
+    port one worker handed out is never handed out by another before its server binds it."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    first = FIRST_PORT + int(worker.removeprefix("gw") or 0) * PORTS_PER_WORKER
+    return itertools.cycle(range(first, first + PORTS_PER_WORKER))
+
+
+_PORTS = _worker_ports()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port of this worker's block that nothing holds now (not even a closing socket)."""
+    for _ in range(PORTS_PER_WORKER):
+        port = next(_PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in this worker's block of {PORTS_PER_WORKER}")
 
 
 def stop_process(process: Optional[subprocess.Popen], timeout: float) -> None:

@@ -19,6 +19,7 @@ import time
 from collections import deque
 from contextlib import closing
 from dataclasses import dataclass
+from itertools import chain
 from typing import Callable, Iterator, Optional, TypeVar
 
 from proxy.backends.slots import SlotCount
@@ -49,7 +50,7 @@ class Ticket:
     wake: Optional[threading.Condition] = None  # made when it has to wait in line
     not_before: float = 0.0
     refusals: int = 0
-    accepted: bool = False  # the server has started answering it
+    accepted: bool = False  # the server has started answering it and not yet ended
 
 
 class LineWatch:
@@ -110,12 +111,17 @@ class Admission:
                     self.refused(ticket)
 
     def stream(
-        self, start: Callable[[], Iterator[T]], gone: Callable[[], bool] = never
+        self,
+        start: Callable[[], Iterator[T]],
+        gone: Callable[[], bool] = never,
+        ends: Callable[[T], bool] = lambda item: False,
     ) -> Iterator[T]:
         """Yield what ``start()`` yields, holding a lease until it ends or is closed.
 
         A refusal before the first item sends the request back to the head of the line; after
-        it, the client has bytes and the failure is theirs to see.
+        it, the client has bytes and the failure is theirs to see. The item ``ends`` knows
+        for the upstream's last has freed the server's slot: the lease lasts until the client
+        has read it, but a refusal meanwhile does not count it among the slots in use.
         """
         ticket = None
         while True:
@@ -128,8 +134,10 @@ class Admission:
                     continue
                 self._accept(ticket)
                 with closing(items):
-                    yield first
-                    yield from items
+                    for item in chain((first,), items):
+                        if ends(item):
+                            self._done(ticket)
+                        yield item
                 return
 
     def lease(self, gone: Callable[[], bool] = never, ticket: Optional[Ticket] = None) -> "Lease":
@@ -143,9 +151,7 @@ class Admission:
     def _release(self, ticket: Ticket) -> None:
         with self._lock:
             self._running -= 1
-            if ticket.accepted:
-                ticket.accepted = False
-                self._accepted -= 1
+            self._unaccept(ticket)
             self._wake_head()
             self._count()
 
@@ -153,6 +159,16 @@ class Admission:
         with self._lock:
             ticket.accepted = True
             self._accepted += 1
+
+    def _done(self, ticket: Ticket) -> None:
+        with self._lock:
+            self._unaccept(ticket)
+
+    def _unaccept(self, ticket: Ticket) -> None:
+        """The server no longer holds a slot for ``ticket`` (call holding the lock)."""
+        if ticket.accepted:
+            ticket.accepted = False
+            self._accepted -= 1
 
     def refused(self, ticket: Ticket) -> None:
         """The server had no free slot for ``ticket``'s request: learn, and back off.

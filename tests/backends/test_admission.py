@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from proxy.backends.admission import Admission
+from proxy.backends.admission import Admission, Ticket
 from proxy.backends.slots import SlotCount
 from proxy.core.errors import (
     ClientGoneError,
@@ -305,6 +305,24 @@ def test_a_refusal_shows_how_many_the_server_was_serving():
     assert result == ["third"]
     for thread in holders:
         thread.join(5)
+
+
+@pytest.mark.parametrize("ended", [False, True], ids=["generating", "last-item-unread"])
+def test_a_refusal_counts_only_the_generations_the_server_still_holds(ended):
+    """A stream whose last item has come holds its lease until the client has read it, but
+    the server freed its slot before sending that item: a refusal meanwhile counts it out."""
+    gate = admission(None)
+    items = [1, "last"] if ended else [1, 2]
+    holders = [gate.stream(lambda: (i for i in items), ends=lambda i: i == "last") for _ in "ab"]
+    for stream in holders:
+        assert next(stream) == 1
+    if ended:
+        assert next(holders[0]) == "last"  # read, its lease not handed back yet
+    assert gate.snapshot()["in_flight"] == 2
+    gate.refused(Ticket(deadline=time.monotonic() + 5))
+    assert gate.slots.limit == (1 if ended else 2)
+    for stream in holders:
+        stream.close()
 
 
 def test_a_server_that_reappears_is_learned_afresh():

@@ -75,7 +75,7 @@ class CompletionRoute:
     def _stream(self, request: GenerationRequest, *, count_first: bool) -> Iterator[Chunk]:
         sent: list = []  # (facts, prompt) of the attempt that reached the server
         chunks = self.server.admission.stream(
-            lambda: self._chunks(request, sent, count_first), request.client_gone
+            lambda: self._chunks(request, sent, count_first), request.client_gone, ends=_last
         )
         with contextlib.closing(chunks):
             first = next(chunks)
@@ -167,6 +167,11 @@ class CompletionRoute:
         )
         rendered = facts.template.render(messages, request.tools, request.template_kwargs)
         return rendered, unique(rendered.stop + tuple(request.stop))
+
+
+def _last(chunk: Chunk) -> bool:
+    """Whether ``chunk`` ends the server's generation (and so frees its slot)."""
+    return chunk.finish_reason is not None
 
 
 def _legacy_limit(request: GenerationRequest, facts: ServerFacts) -> Optional[int]:
