@@ -1,14 +1,19 @@
 """How the suite is split: among pytest-xdist's workers, and into tiers by backend.
 
-A module's real servers are module fixtures, most parametrized by the server's kind. Each
-(module, kind) is one ``xdist_group``: the tests that share a server run on one worker, one
-after another, while the module's other kinds run on other workers (``--dist loadgroup``).
+CI runs the suite with ``--dist loadscope --no-loadscope-reorder``: each module goes to one
+worker whole, so its module fixtures (the real servers it starts) start once, and modules
+are handed out in the order collection leaves them. That order puts the e2e modules first,
+the biggest first, then the hostile and live tiers, then the in-process tests, which fill
+the last minutes of every worker.
+
 A test parametrized by a backend is also marked with it, so ``-m powerinfer`` (or
 ``llama_server``, ``llamacpp_2023``, ``bundled``) runs one backend's tier; ``chatglm`` marks
 the tests of the in-process chatglm.cpp backend.
 """
 
 from __future__ import annotations
+
+from collections import Counter
 
 import pytest
 
@@ -20,21 +25,7 @@ BACKENDS = {
     "powerinfer": "powerinfer",
     "llamacpp-2023": "llamacpp_2023",
 }
-SHARED_SCOPES = ("module", "package", "session")
-
-
-def group(item: pytest.Item) -> str:
-    """The module, and the values of the parameters its shared fixtures take."""
-    callspec = getattr(item, "callspec", None)
-    if callspec is None:
-        return item.module.__name__
-    fixtures = item._fixtureinfo.name2fixturedefs
-    shared = [
-        f"{name}={value}"
-        for name, value in sorted(callspec.params.items(), key=lambda pair: pair[0])
-        if name in fixtures and fixtures[name][-1].scope in SHARED_SCOPES
-    ]
-    return "@".join([item.module.__name__, *shared])
+TIERS = ("e2e", "hostile", "live")  # the slowest first; what has none of these comes last
 
 
 def backends(item: pytest.Item) -> set:
@@ -47,8 +38,20 @@ def backends(item: pytest.Item) -> set:
     return found
 
 
+def tier(item: pytest.Item) -> int:
+    """The rank of ``item``'s tier in :data:`TIERS` (their length: none of them)."""
+    ranks = (rank for rank, name in enumerate(TIERS) if item.get_closest_marker(name))
+    return next(ranks, len(TIERS))
+
+
 def pytest_collection_modifyitems(items: list) -> None:
     for item in items:
-        item.add_marker(pytest.mark.xdist_group(group(item)))
         for backend in backends(item):
             item.add_marker(getattr(pytest.mark, backend))
+    sizes = Counter(item.module.__name__ for item in items)
+    ranks: dict = {}
+    for item in items:  # a module ranks with its slowest test's tier
+        module = item.module.__name__
+        ranks[module] = min(ranks.get(module, len(TIERS)), tier(item))
+    # a stable sort: each module's tests stay together and in their own order
+    items.sort(key=lambda item: (ranks[item.module.__name__], -sizes[item.module.__name__]))
