@@ -80,7 +80,7 @@ def served(
     name = f"{engine}-{family_name}-{tool}"
     with (
         LlamaServer(
-            model, logs / f"tools-{name}.log", kind=engine, parallel=1, ctx_size=CONTEXT, threads=2
+            model, logs / f"tools-{name}.log", kind=engine, parallel=1, ctx_size=CONTEXT
         ) as server,
         ProxyProcess(
             server.url,

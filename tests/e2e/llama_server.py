@@ -118,7 +118,8 @@ class LlamaServer:
             if kind == "bundled"
             else [str(self.binary.path)]
         )
-        # One thread: on a 2-core box a second compute thread only adds spin-wait stalls.
+        # One thread: the suite runs servers side by side on two cores, where a second
+        # compute thread of one server only spin-waits for a core another holds.
         # The old servers always shift their context and have no web UI to turn off.
         self.args = [
             *program,

@@ -54,11 +54,7 @@ def served(request, family_name, tmp_path_factory, logs):
     )
     with (
         LlamaServer(
-            model,
-            logs / f"tools-{family_name}-{agent}.log",
-            parallel=1,
-            ctx_size=CONTEXT,
-            threads=2,
+            model, logs / f"tools-{family_name}-{agent}.log", parallel=1, ctx_size=CONTEXT
         ) as server,
         ProxyProcess(
             server.url,
@@ -194,7 +190,6 @@ def test_the_agent_shows_the_model_a_picture_and_the_model_sees_it(agent, tmp_pa
             logs / f"tools-{agent}-image.log",
             parallel=1,
             ctx_size=CONTEXT,
-            threads=2,
             extra_args=["--mmproj", str(mmproj)],
         ) as server,
         ProxyProcess(

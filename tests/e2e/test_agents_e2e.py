@@ -39,7 +39,6 @@ def proxy(stopping_model, logs, kind, tmp_path_factory):
             kind=kind,
             parallel=1,
             ctx_size=CONTEXT,
-            threads=2,
             extra_args=["--flash-attn", "on"] if kind == "llamacpp" else [],
         ) as server,
         ProxyProcess(

@@ -65,13 +65,7 @@ def proxy(request, model, logs):
     name = f"forced-{server}-{weights.stem}"
     with (
         LlamaServer(
-            weights,
-            logs / f"{name}.log",
-            kind=kind,
-            parallel=1,
-            ctx_size=4096,
-            threads=2,
-            extra_args=extra,
+            weights, logs / f"{name}.log", kind=kind, parallel=1, ctx_size=4096, extra_args=extra
         ) as server,
         ProxyProcess(server.url, logs / f"proxy-{name}.log") as running,
     ):

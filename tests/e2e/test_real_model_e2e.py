@@ -91,9 +91,7 @@ def served(tmp_path_factory, logs):
     flag chooses one) and its prompt cache off: each prompt is evaluated whole, so that the
     same prompt gives the same greedy answer whichever way it came."""
     models = tmp_path_factory.mktemp("smollm2") / "models.toml"
-    with LlamaServer(
-        smollm2(), logs / "smollm2.log", parallel=1, ctx_size=4096, threads=2
-    ) as server:
+    with LlamaServer(smollm2(), logs / "smollm2.log", parallel=1, ctx_size=4096) as server:
         models.write_text(
             f'[models.smollm2]\nupstreams = ["{server.url}"]\n'
             f"defaults = {{ cache_prompt = false }}\n"
