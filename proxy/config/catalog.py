@@ -17,6 +17,8 @@ from functools import cached_property
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
+from proxy.config.hubref import HubReference, is_hub_reference
+from proxy.config.paths import resolved, resolved_arguments, resolved_template
 from proxy.config.sizes import parse_size
 from proxy.config.tomlfile import read_toml
 from proxy.core.errors import InvalidRequestError
@@ -81,6 +83,7 @@ class ManagedSpec:
     ttl: float = 0.0  # seconds idle before it stops; 0 = never
     preload: bool = False
     slot_save: str = "on-stop"  # when it saves its conversations' KV caches (see SLOT_SAVES)
+    source: str = ""  # the hub reference its model file was fetched for (hf:org/repo:TAG)
 
     @property
     def capabilities(self) -> tuple:
@@ -245,7 +248,9 @@ def read_catalog(path: str, chat_template: str = "auto") -> Catalog:
 
 
 def parse_catalog(data: dict, source: str, chat_template: str = "auto") -> Catalog:
-    """Check a parsed models file (``source`` names it in messages)."""
+    """Check a parsed models file (``source`` names it in messages, and its folder is where
+    the relative paths in it start)."""
+    folder = os.path.dirname(os.path.abspath(source))
 
     def fail(key: str, problem: str) -> CatalogError:
         return CatalogError(f"{source}: {key}: {problem}")
@@ -263,7 +268,7 @@ def parse_catalog(data: dict, source: str, chat_template: str = "auto") -> Catal
                 f"slot folder: it {problem}",
             )
     models = tuple(
-        _model(model_id, spec, f"models.{model_id}", fail, chat_template)
+        _model(model_id, spec, f"models.{model_id}", fail, chat_template, folder)
         for model_id, spec in tables.items()
     )
     seen: dict = {}
@@ -320,7 +325,7 @@ def _memory(value: Any, fail) -> int:
     raise fail("max_memory", f'must be a size such as "20GiB", got {value!r}')
 
 
-def _model(model_id: str, spec: Any, key: str, fail, chat_template: str) -> ModelSpec:
+def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder: str) -> ModelSpec:
     if not isinstance(spec, dict):
         raise fail(key, "must be a table")
     _no_unknown(spec, MODEL_KEYS, key + ".", fail)
@@ -332,7 +337,7 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str) -> Mode
         raise fail(f"{key}.aliases", "must be a list of names")
     slots = _count(spec.get("slots", 0), f"{key}.slots", fail)
     upstreams = spec.get("upstreams", [])
-    managed = _managed(spec, key, fail) if backend == "servercpp" else None
+    managed = _managed(spec, key, fail, folder) if backend == "servercpp" else None
     if managed:
         if "upstreams" in spec:
             raise fail(
@@ -351,9 +356,12 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str) -> Mode
             raise fail(f"{key}.upstreams", "names the same URL twice")
     elif "upstreams" in spec or not isinstance(spec.get("model"), str) or not spec["model"]:
         raise fail(key, "a chatglm model needs model = <path to its file>, and no upstreams")
+    elif is_hub_reference(spec["model"]):
+        raise fail(f"{key}.model", "a chatglm model is a file on this machine, not on a hub")
     template = spec.get("chat_template", chat_template)
     if not isinstance(template, str) or not template:
         raise fail(f"{key}.chat_template", "must be a preset name, a Jinja file or auto")
+    template = resolved_template(template, folder)
     affinity = spec.get("affinity", True)
     if not isinstance(affinity, bool):
         raise fail(f"{key}.affinity", "must be true or false")
@@ -369,7 +377,7 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str) -> Mode
         backend=backend,
         upstreams=upstreams if backend == "servercpp" else (),
         chat_template=template,
-        path=spec.get("model", ""),
+        path=resolved(spec.get("model", ""), folder) if backend == "chatglm" else "",
         defaults=_defaults(spec.get("defaults", {}), f"{key}.defaults", fail),
         affinity=affinity,
         upstream_key=upstream_key,
@@ -378,8 +386,9 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str) -> Mode
     )
 
 
-def _managed(spec: dict, key: str, fail) -> Optional[ManagedSpec]:
-    """The server to run for a servercpp model that names a ``cmd`` or a ``model`` file."""
+def _managed(spec: dict, key: str, fail, folder: str) -> Optional[ManagedSpec]:
+    """The server to run for a servercpp model that names a ``cmd`` or a ``model`` file (or
+    a model on a hub); the paths in them taken from the models file's ``folder``."""
     if "cmd" not in spec and "model" not in spec:
         for name in ("args", "ttl", "preload", "slot_save", "mmproj", "reranking"):
             if name in spec:
@@ -389,10 +398,14 @@ def _managed(spec: dict, key: str, fail) -> Optional[ManagedSpec]:
     if "cmd" in spec:
         if not isinstance(spec["cmd"], str) or "${PORT}" not in spec["cmd"]:
             raise fail(f"{key}.cmd", "must be a command line with ${PORT} in it")
-        command = tuple(shlex.split(spec["cmd"]))
+        command = resolved_arguments(shlex.split(spec["cmd"]), folder)
     model = spec.get("model", "")
     if not isinstance(model, str) or ("cmd" not in spec and not model):
-        raise fail(f"{key}.model", "must be the path of a model file")
+        raise fail(f"{key}.model", "must be the path of a model file, or hf:<org>/<repo>")
+    try:
+        HubReference.parse(model)
+    except ValueError as exc:
+        raise fail(f"{key}.model", str(exc)) from None
     args = spec.get("args", [])
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         raise fail(f"{key}.args", "must be a list of strings")
@@ -402,8 +415,8 @@ def _managed(spec: dict, key: str, fail) -> Optional[ManagedSpec]:
     if not isinstance(spec.get("reranking", False), bool):
         raise fail(f"{key}.reranking", "must be true or false")
     args = [
-        *args,
-        *(["--mmproj", mmproj] if mmproj else []),
+        *resolved_arguments(args, folder),
+        *(["--mmproj", resolved(mmproj, folder)] if mmproj else []),
         *(["--reranking"] if spec.get("reranking") else []),
     ]
     ttl = spec.get("ttl", 0)
@@ -415,7 +428,12 @@ def _managed(spec: dict, key: str, fail) -> Optional[ManagedSpec]:
     if slot_save not in SLOT_SAVES:
         raise fail(f"{key}.slot_save", f"must be one of {', '.join(SLOT_SAVES)}, got {slot_save!r}")
     return ManagedSpec(
-        command, model, tuple(args), float(ttl), spec.get("preload", False), slot_save
+        command,
+        resolved(model, folder),
+        tuple(args),
+        float(ttl),
+        spec.get("preload", False),
+        slot_save,
     )
 
 

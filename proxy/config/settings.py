@@ -17,12 +17,20 @@ from urllib.parse import urlsplit
 
 from proxy.config import flags
 from proxy.config.flags import flag_name
+from proxy.config.paths import resolved, resolved_command_line, resolved_template
 from proxy.config.sizes import parse_memory, parse_size
 
 HISTORIC_FLAGS = ("chat_prompt", "user_name", "ai_name", "system_name")
 # the steps that walk a body recursively take 160 levels, not 200 (jsonschema, checking a
 # schema, runs out of Python's recursion first)
 MOST_NESTING = 128
+# what of a setting's value is a path (setting(path=…)), and how it is resolved
+PATHS = {
+    "file": resolved,
+    "template": resolved_template,  # a file's path, or a preset's name
+    "arguments": resolved_command_line,  # a command line, some of whose words name files
+}
+KEPT = ("bundled",)  # --llama-server's word for the bundled engine, no path
 
 
 def setting(
@@ -32,12 +40,14 @@ def setting(
     choices: Sequence[str] = (),
     secret: bool = False,
     metavar: Optional[str] = None,
+    path: str = "",
 ):
-    """Declare a setting: its default, its help line, and how the command line shows it."""
+    """Declare a setting: its default, its help line, and how the command line shows it.
+    ``path``: what of its value is a path to resolve (:data:`PATHS`)."""
     return field(
         default=default,
         repr=not secret,
-        metadata={"help": help, "choices": tuple(choices), "metavar": metavar},
+        metadata={"help": help, "choices": tuple(choices), "metavar": metavar, "path": path},
     )
 
 
@@ -95,6 +105,7 @@ class PromptSettings:
         "chatglm3) or a Jinja file (default: auto, or historic when "
         "one of the four flags above is given)",
         metavar="NAME|FILE|auto",
+        path="template",
     )
     reasoning: str = setting(
         "auto",
@@ -122,6 +133,7 @@ class ModelSettings:
         "template and defaults; replaces --llama-api, --backend, --model, "
         "--chat-template, --model-name and --slots",
         metavar="PATH",
+        path="file",
     )
     model_name: str = setting(
         "", "model id reported when a request names none (default: the upstream's model name)"
@@ -136,6 +148,7 @@ class ModelSettings:
         "model file: a GGUF the proxy starts llama-server for "
         "(servercpp), or a chatglm.cpp GGML .bin (--backend chatglm)",
         metavar="PATH",
+        path="file",
     )
     affinity: str = setting(
         "on",
@@ -164,11 +177,13 @@ class ServerSettings:
         "llama.cpp engine the xllamacpp wheel bundles; 'bundled' "
         "picks that one)",
         metavar="PATH",
+        path="file",
     )
     server_args: str = setting(
         "",
         'extra arguments for the llama-server started for --model (e.g. "-c 8192 -np 4 -ngl 99")',
         metavar="ARGS",
+        path="arguments",
     )
     max_running: int = setting(
         0,
@@ -198,12 +213,16 @@ class ServerSettings:
         metavar="SIZE",
     )
     slot_cache_dir: str = setting(
-        "", "folder for the saved KV caches (default: ~/.cache/oai-proxy/slots)", metavar="PATH"
+        "",
+        "folder for the saved KV caches (default: ~/.cache/oai-proxy/slots)",
+        metavar="PATH",
+        path="file",
     )
     log_dir: str = setting(
         "",
         "folder for the output of the servers the proxy runs (default: ~/.cache/oai-proxy/logs)",
         metavar="PATH",
+        path="file",
     )
 
 
@@ -220,13 +239,14 @@ class AccessSettings:
         metavar="KEY",
     )
     api_key_file: str = setting(
-        "", "file with one API key per line, added to --api-key", metavar="PATH"
+        "", "file with one API key per line, added to --api-key", metavar="PATH", path="file"
     )
     keys: str = setting(
         "",
         "keys file (TOML): named keys, the models each may use, requests "
         "and tokens per minute; added to --api-key",
         metavar="PATH",
+        path="file",
     )
     admin_key: str = setting(
         "",
@@ -279,6 +299,7 @@ class StoreSettings:
         "SQLite file for usage per key and model (default: "
         "~/.cache/oai-proxy/usage.sqlite3; Redis with --redis-url)",
         metavar="PATH",
+        path="file",
     )
     responses_db: str = setting(
         "",
@@ -286,6 +307,7 @@ class StoreSettings:
         "(default: ~/.cache/oai-proxy/responses.sqlite3; Redis "
         "with --redis-url)",
         metavar="PATH",
+        path="file",
     )
     responses_retention: float = setting(30.0, "days a stored response is kept")
     redis_url: str = setting(
@@ -492,7 +514,7 @@ class Settings:
                 [name for name in HISTORIC_FLAGS if name in given]
             )
         try:
-            return cls.of(**_with_key_file(values))
+            return cls.of(**_with_key_file(with_paths_resolved(values, os.getcwd())))
         except ValueError as exc:
             parser.error(str(exc))
 
@@ -500,6 +522,17 @@ class Settings:
 def setting_fields() -> list:
     """``(section, field)`` of every setting, in the order ``--help`` lists them."""
     return [(section, spec) for section, kind in SECTIONS.items() for spec in fields(kind)]
+
+
+def with_paths_resolved(values: dict, folder: str) -> dict:
+    """``values`` with every path in them absolute, taken from ``folder`` where relative."""
+    kinds = {spec.name: spec.metadata["path"] for _, spec in setting_fields()}
+    return {
+        name: PATHS[kinds[name]](value, folder)
+        if kinds.get(name) and value and value not in KEPT
+        else value
+        for name, value in values.items()
+    }
 
 
 def _with_key_file(values: dict) -> dict:

@@ -18,7 +18,7 @@ from proxy.fleet.liveness import LiveConversations
 from proxy.fleet.replica import ManagedReplica, Replica
 from proxy.ops.metrics import Metrics
 from proxy.redis_client import connect
-from proxy.servers.build import managed_servers, preload
+from proxy.servers.build import managed_servers, preload, with_local_files
 from proxy.servers.remote import Supervised
 
 
@@ -34,7 +34,11 @@ def build_fleet(
     supervisor's. A template, key file or model file that cannot be used is a ``ValueError``
     naming it.
     """
-    catalog = catalog or from_settings(settings)
+    # the models named on a hub are fetched by whoever runs their servers; a gunicorn
+    # worker finds them in the cache the supervisor filled
+    catalog = with_local_files(
+        catalog or from_settings(settings), offline=runtime.supervisor is not None
+    )
     pool, runner, servers = None, None, {}
     if any(spec.managed for spec in catalog.models):
         if runtime.supervisor:

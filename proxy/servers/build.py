@@ -3,6 +3,7 @@ pool that counts their memory and how many run."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -10,19 +11,52 @@ import threading
 from pathlib import Path
 from typing import Iterable, Optional
 
+from proxy.backends.servercpp import gguffile
 from proxy.backends.servercpp.client import probe_ready
 from proxy.config.catalog import Catalog, ModelSpec
+from proxy.config.hubref import HubReference
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
 from proxy.config.sizes import parse_size
 from proxy.core.errors import UpstreamUnavailableError
-from proxy.servers import engine, memory, slotcache
+from proxy.servers import engine, hub, memory, slotcache
 from proxy.servers.binaries import find_llama_server
 from proxy.servers.pool import ProcessPool
 from proxy.servers.processes import Launch, ManagedServer, command_for
 from proxy.servers.slotcache import SlotFiles
 
 logger = logging.getLogger(__name__)
+
+
+PROJECTOR_FLAGS = ("--mmproj", "-mm", "--no-mmproj", "--mmproj-url", "-mmu")
+
+
+def with_local_files(catalog: Catalog, *, offline: bool = False) -> Catalog:
+    """``catalog`` with each model it names on a hub fetched (``offline``: from the cache
+    alone) and named by its files; a ``ValueError`` naming the model when one cannot be."""
+    return dataclasses.replace(
+        catalog, models=tuple(_fetched(spec, offline) for spec in catalog.models)
+    )
+
+
+def _fetched(spec: ModelSpec, offline: bool) -> ModelSpec:
+    managed = spec.managed
+    reference = HubReference.parse(managed.model) if managed else None
+    if reference is None:
+        return spec
+    if not offline:
+        logger.info("fetching %s for %s (kept in the hub's cache)", reference.name, spec.id)
+    try:
+        files = hub.fetch(reference, offline=offline)
+    except hub.HubError as exc:
+        raise ValueError(f"the model of {spec.id}: {exc}") from None
+    args = managed.args
+    if files.projector and not set(PROJECTOR_FLAGS) & set(args):
+        args = (*args, "--mmproj", files.projector)  # a model that sees, as llama-server -hf
+    return dataclasses.replace(
+        spec,
+        managed=dataclasses.replace(managed, model=files.model, args=args, source=reference.name),
+    )
 
 
 def managed_servers(catalog: Catalog, settings: Settings, runtime: Runtime) -> tuple:
@@ -58,8 +92,12 @@ def _server(
 ) -> ManagedServer:
     """A model's server, not started: its command on a free local port, its log file."""
     managed = spec.managed
-    if managed.model and not os.access(managed.model, os.R_OK):
-        raise ValueError(f"cannot read the model file {managed.model} of {spec.id}")
+    if managed.model:
+        try:
+            gguffile.check(managed.model)
+        except ValueError as exc:
+            if managed.command is None or not os.access(managed.model, os.R_OK):
+                raise ValueError(f"{exc} (the model of {spec.id})") from None
     template = managed.command
     env = runtime.child_environment()
     label = "its command"

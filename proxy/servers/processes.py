@@ -29,6 +29,7 @@ from proxy.core.errors import UpstreamUnavailableError
 from proxy.ops.measure import waiting
 from proxy.servers import commandline
 from proxy.servers.memory import show
+from proxy.servers.reasons import why_it_failed
 from proxy.servers.slotcache import SlotFiles
 from proxy.servers.slotkeeper import SlotKeeper
 
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
 LOG_TAIL = 20  # lines of a failed server's output quoted in the error
+RUN_OUTPUT = 64 * 1024  # bytes of a server's log read for why its start failed
 FIRST_BACKOFF, LAST_BACKOFF = 1.0, 30.0
 STABLE = 60.0  # seconds up after which a death is a first one again
 PR_SET_PDEATHSIG = 1
@@ -120,7 +122,8 @@ class ManagedServer:
         )
         self.ttl = launch.ttl  # seconds idle before it stops (0: never); a client may change it
         self.state = "stopped"
-        self.error = ""
+        self.error = ""  # the operator's account of a failed start: its output
+        self.reason = ""  # a client's: one line, with no path or address in it
         self.in_flight = 0
         self.last_used = 0.0
         self.started_at = 0.0
@@ -318,16 +321,30 @@ class ManagedServer:
                 "idle_seconds": round(idle, 1),
                 "log": str(self.launch.log_path),
                 "memory": {"estimate": self.launch.estimate, "measured": self.measured},
-                **({"error": self.error} if self.error else {}),
+                **({"error": self.error, "reason": self.reason} if self.error else {}),
             }
 
     def _failure(self) -> str:
-        """What a client is told of a failed start: that it failed; its output (paths and
-        addresses on the proxy's machine) is the operator's, in the log and the admin API."""
+        """What a client is told of a failed start: that it failed and why, in a line with
+        no path or address in it; the whole output is the operator's, in the proxy's log
+        and the admin API."""
+        why = f": {self.reason}" if self.reason else ""
         return (
-            f"the server of {self.launch.name} could not be started; an operator finds "
-            f"why in the proxy's log and its admin API (GET /admin/models)"
+            f"the server of {self.launch.name} could not be started{why}; an operator finds "
+            f"its output in the proxy's log and its admin API (GET /admin/models)"
         )
+
+    def run_output(self) -> str:
+        """What the server wrote since it was last started (the end of it, at most
+        :data:`RUN_OUTPUT` bytes), its command's secrets blanked."""
+        try:
+            with open(self.launch.log_path, "rb") as log:
+                log.seek(max(log.seek(0, os.SEEK_END) - RUN_OUTPUT, 0))
+                text = log.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        _, header, run = ("\n" + text).rpartition("\n--- ")
+        return self.launch.scrubbed(run.partition("\n")[2] if header else text)
 
     def log_tail(self, lines: int = LOG_TAIL) -> str:
         """The last ``lines`` of the server's log, its command's secrets blanked."""
@@ -350,13 +367,21 @@ class ManagedServer:
         logger.info(
             "starting %s with %s: %s", self.launch.name, self.launch.engine, self.launch.shown
         )
+        self.reason = ""
         self._process = self.pool.spawn(self.launch)
         self.started_at = started
         deadline = started + self.launch.ready_timeout
         announced = False
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                self._process = None
+                code, self._process = self._process.returncode, None
+                self.reason = why_it_failed(self.run_output()) or f"it exited with code {code}"
+                logger.error(
+                    "the server of %s exited while it started (%s); its last output:\n%s",
+                    self.launch.name,
+                    self.reason,
+                    self.log_tail(),
+                )
                 raise UpstreamUnavailableError(
                     f"the server of {self.launch.name} exited during start-up; its last "
                     f"output:\n{self.log_tail()}",
@@ -378,6 +403,13 @@ class ManagedServer:
                 announced = True
             time.sleep(0.1)
         self.stop("not ready in time")
+        self.reason = f"it was not ready within {self.launch.ready_timeout:g}s"
+        logger.error(
+            "the server of %s %s; its last output:\n%s",
+            self.launch.name,
+            self.reason.removeprefix("it "),
+            self.log_tail(),
+        )
         raise UpstreamUnavailableError(
             f"the server of {self.launch.name} was not ready within "
             f"{self.launch.ready_timeout:g}s; its last output:\n{self.log_tail()}",

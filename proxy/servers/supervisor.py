@@ -31,7 +31,7 @@ from proxy.config.runtime import Runtime, advertise_supervisor
 from proxy.config.settings import Settings
 from proxy.core.errors import UpstreamUnavailableError
 from proxy.logs import log_to_stderr
-from proxy.servers.build import managed_servers, preload
+from proxy.servers.build import managed_servers, preload, with_local_files
 from proxy.servers.processes import STOP_GRACE, die_with_parent
 
 logger = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ def main() -> None:  # pragma: no cover - runs as its own process, tested throug
     log_to_stderr(settings.observing.log_level)
     try:
         pool, servers = managed_servers(
-            from_settings(settings), settings, Runtime.from_environment()
+            with_local_files(from_settings(settings)), settings, Runtime.from_environment()
         )
         listener = Listener(address, "AF_UNIX", authkey=authkey)
     except ValueError as exc:

@@ -110,26 +110,29 @@ def test_a_busy_server_makes_the_next_start_wait_not_fail(pool, tmp_path):
     assert first.state == "stopped" and watch.most_at_once <= 1
 
 
-def test_a_failed_start_says_why_and_the_next_request_tries_again(pool, tmp_path):
+def test_a_failed_start_says_why_and_the_next_request_tries_again(pool, tmp_path, caplog):
     watch = Watch(pool, delay=0)
+    output = "print('loading'); print('error: cannot read /srv/models/x.gguf from 10.0.0.5:80')"
     broken = server(
         pool,
         watch,
         tmp_path,
         "broken",
-        command=(sys.executable, "-c", "print('cannot read the model'); exit(1)"),
+        command=(sys.executable, "-c", f"{output}; exit(1)"),
         ready=lambda url: None,
     )  # nothing listens: the start sees it exit
     for _ in range(2):
         with pytest.raises(UpstreamUnavailableError) as failed:
             broken.acquire()
-        # the server's own words are the operator's (the log, the admin API), not a client's
-        assert "could not be started" in failed.value.message
-        assert "cannot read the model" not in failed.value.message
-        assert (
-            "cannot read the model" in failed.value.detail and broken.error == failed.value.detail
-        )
-        assert broken.state == "failed"
+        # a client reads why, with no path or address of the proxy's machine in it; the
+        # server's whole output is the operator's (the log, the admin API)
+        message = failed.value.message
+        assert "could not be started: cannot read x.gguf from an address;" in message
+        assert "/srv/models" not in message and "10.0.0.5" not in message
+        assert "/srv/models/x.gguf" in failed.value.detail and broken.error == failed.value.detail
+        assert broken.state == "failed" and broken.snapshot()["reason"] in message
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 2 and "/srv/models/x.gguf from 10.0.0.5:80" in errors[0].getMessage()
     assert (tmp_path / "broken.log").read_text().count("--- ") == 2  # started twice
 
 

@@ -12,10 +12,10 @@ import pytest
 from tests.processes import ROOT, free_port
 
 
-def start(*args: str) -> subprocess.CompletedProcess:
+def start(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "proxy", "--port", str(free_port()), *args],
-        cwd=ROOT,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=60,
@@ -26,17 +26,23 @@ def start(*args: str) -> subprocess.CompletedProcess:
     "args, says",
     [
         (("--model", "/nowhere/model.gguf"), "cannot read the model file /nowhere/model.gguf"),
+        (("--model", "here.gguf"), "cannot read the model file {tmp}/here.gguf"),
+        (("--model", "notes.txt"), "{tmp}/notes.txt is not a GGUF model file"),
+        (("--model", "."), "cannot read the model file {tmp}: Is a directory"),
         (
-            ("--model", __file__, "--llama-server", "/nowhere/llama-server"),
+            ("--model", "tiny.gguf", "--llama-server", "/nowhere/llama-server"),
             "--llama-server /nowhere/llama-server: no executable file there",
         ),
+        (("--model", "hf:org"), "'hf:org' is not a hub reference of the form hf:<org>/<repo>"),
     ],
-    ids=["missing-model", "missing-binary"],
+    ids=["missing-model", "relative", "not-gguf", "folder", "missing-binary", "bad-reference"],
 )
-def test_what_cannot_be_served_stops_start_up_saying_why(args, says):
-    finished = start(*args)
+def test_what_cannot_be_served_stops_start_up_saying_why(args, says, tmp_path):
+    (tmp_path / "notes.txt").write_text("not a model")
+    (tmp_path / "tiny.gguf").write_bytes(b"GGUF" + bytes(64))
+    finished = start(*args, cwd=tmp_path)  # relative paths: from the folder it runs in
     assert finished.returncode != 0
-    assert says in finished.stderr and "Traceback" not in finished.stderr
+    assert says.format(tmp=tmp_path) in finished.stderr and "Traceback" not in finished.stderr
 
 
 def test_gunicorn_without_its_hooks_will_not_run_model_servers(tmp_path):

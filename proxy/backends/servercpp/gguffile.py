@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+MAGIC = b"GGUF"
+
 
 @dataclass(frozen=True)
 class GGUFFile:
@@ -32,6 +34,18 @@ class GGUFFile:
             return LlamaFileType(kind).name.removeprefix("MOSTLY_")
         except ValueError:
             return ""
+
+
+def check(path: str) -> None:
+    """A ``ValueError`` naming ``path`` when it cannot be read or is no GGUF file; its
+    first four bytes tell, before a server spends seconds finding out."""
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(len(MAGIC))
+    except OSError as exc:
+        raise ValueError(f"cannot read the model file {path}: {exc.strerror}") from None
+    if magic != MAGIC:
+        raise ValueError(f"{path} is not a GGUF model file (it does not begin with GGUF)")
 
 
 def read(path: str) -> GGUFFile:

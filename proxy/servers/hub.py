@@ -1,0 +1,214 @@
+"""Models fetched by name from a hub, with the ``huggingface_hub`` library: into its standard
+cache (``HF_HOME``), from the hub it is pointed at (``HF_ENDPOINT``), with the token it is
+given (``HF_TOKEN``); a dropped connection resumed where it stopped; a file downloaded
+checked against the hub's SHA-256 before it is used; the cache used alone when the hub cannot
+be reached (or ``HF_HUB_OFFLINE`` says not to try).
+
+The library does the hub's protocol, its cache layout, locks and resumption; this module
+picks the files (:mod:`proxy.servers.hubfiles`), checks them and reports progress.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+from proxy import __version__
+from proxy.config.hubref import HubReference
+from proxy.servers import hubfiles
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]  # (file, bytes so far, bytes in all)
+HASH_BLOCK = 1 << 20
+LIST_TIMEOUT = 10.0  # seconds for the hub to list a repository's files
+
+
+class HubError(ValueError):
+    """A model on the hub that cannot be had: not there, not allowed, not reachable and not
+    in the cache, or not what the hub says it is."""
+
+
+@dataclass(frozen=True)
+class HubFile:
+    """A file of a repository as the hub lists it: its path, size and SHA-256 (empty for a
+    file kept in git rather than LFS, which the hub gives no SHA-256 of)."""
+
+    path: str
+    size: int = 0
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A model's files on this machine: its first part (what llama-server is given), its
+    projector (empty: none), and every file it took."""
+
+    model: str
+    projector: str
+    files: tuple
+
+
+def fetch(
+    reference: HubReference, *, progress: Optional[Progress] = None, offline: bool = False
+) -> Fetched:
+    """The files of ``reference``, downloaded unless the cache has them already.
+    ``progress`` hears each file's bytes as they come (none: a bar on the terminal);
+    ``offline``: the cache alone."""
+    listed = _listed(reference.repo, offline)
+    try:
+        choice = hubfiles.choose([item.path for item in listed], reference.tag)
+    except ValueError as exc:
+        raise HubError(f"{reference.name}: {exc}") from None
+    by_path = {item.path: item for item in listed}
+    wanted = choice.parts + ((choice.projector,) if choice.projector else ())
+    local = tuple(_download(reference, by_path[path], progress, offline) for path in wanted)
+    return Fetched(local[0], local[-1] if choice.projector else "", local)
+
+
+def cached(reference: HubReference) -> Optional[Fetched]:
+    """``reference``'s files if the cache has them all (no network); ``None`` if not."""
+    try:
+        return fetch(reference, offline=True)
+    except HubError:
+        return None
+
+
+def remove(fetched: Fetched) -> None:
+    """Delete a model's files from the cache: each file's link, and the data it links to."""
+    for path in fetched.files:
+        link = Path(path)
+        target = link.resolve()
+        for each in (link, target):
+            try:
+                each.unlink()
+            except FileNotFoundError:
+                pass
+
+
+def _listed(repo: str, offline: bool) -> list:
+    """The repository's files, from the hub in one request (the library's file listing
+    retries for half a minute where the hub is unreachable); from the cache when the hub
+    cannot be reached."""
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+
+    if offline or constants.is_offline_mode():
+        return _cached_files(repo, "the hub is not asked (offline)")
+    api = HfApi(library_name="oai-proxy", library_version=__version__)
+    try:
+        info = api.model_info(repo, files_metadata=True, timeout=LIST_TIMEOUT)
+    except GatedRepoError:
+        raise HubError(
+            f"hf:{repo} is gated: accept its terms on the hub and give a token (HF_TOKEN)"
+        ) from None
+    except RepositoryNotFoundError:
+        raise HubError(
+            f"hf:{repo} is not on the hub (or is private: give a token with HF_TOKEN)"
+        ) from None
+    except HfHubHTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else None
+        if status is not None and status < 500 and status != 429:
+            raise HubError(f"the hub refused to list hf:{repo} (HTTP {status})") from None
+        return _cached_files(repo, f"the hub answered HTTP {status}")
+    except _unreachable() as exc:
+        return _cached_files(repo, f"the hub cannot be reached ({type(exc).__name__})")
+    return [
+        HubFile(item.rfilename, item.size or 0, item.lfs.sha256 if item.lfs else "")
+        for item in info.siblings or ()
+    ]
+
+
+def _unreachable() -> tuple:
+    """The errors of a hub that cannot be reached: the network's (refused, unreachable,
+    timed out), as the library's HTTP client raises them."""
+    from huggingface_hub import errors
+
+    return (OSError, errors.HTTPError)
+
+
+def _cached_files(repo: str, why: str) -> list:
+    """The files of ``repo`` the cache holds for its main branch."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        folder = Path(snapshot_download(repo, local_files_only=True))
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        raise HubError(f"{why}, and hf:{repo} is not in the cache") from None
+    logger.info("%s: using hf:%s from the cache", why, repo)
+    return [
+        HubFile(path.relative_to(folder).as_posix())
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    ]
+
+
+def _download(
+    reference: HubReference, item: HubFile, progress: Optional[Progress], offline: bool
+) -> str:
+    """One file into the cache (already there: nothing to do), checked when it is new."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    fresh = bool(item.sha256) and not _blob(reference.repo, item.sha256).exists()
+    try:
+        path = hf_hub_download(
+            reference.repo,
+            item.path,
+            local_files_only=offline,
+            library_name="oai-proxy",
+            library_version=__version__,
+            tqdm_class=_reporter(item.path, progress) if progress else None,
+        )
+    except LocalEntryNotFoundError:
+        raise HubError(f"{item.path} of hf:{reference.repo} is not in the cache") from None
+    except (HfHubHTTPError, *_unreachable()) as exc:
+        raise HubError(f"downloading {item.path} of hf:{reference.repo} failed: {exc}") from None
+    if fresh:
+        _verify(path, item, reference)
+    return path
+
+
+def _blob(repo: str, sha256: str) -> Path:
+    """Where the cache keeps the data of an LFS file (named by its SHA-256)."""
+    from huggingface_hub import constants
+
+    folder = "models--" + repo.replace("/", "--")
+    return Path(constants.HF_HUB_CACHE) / folder / "blobs" / sha256
+
+
+def _verify(path: str, item: HubFile, reference: HubReference) -> None:
+    """Refuse (and delete) a file whose SHA-256 is not the one the hub lists."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(HASH_BLOCK):
+            digest.update(block)
+    if digest.hexdigest() != item.sha256:
+        remove(Fetched(path, "", (path,)))
+        raise HubError(
+            f"{item.path} of hf:{reference.repo} is not what the hub says it is (its "
+            f"SHA-256 is {digest.hexdigest()}, the hub's {item.sha256}); it was deleted"
+        )
+
+
+def _reporter(name: str, progress: Progress):
+    """A ``tqdm`` class for the library that hands each file's progress to ``progress``
+    instead of drawing a bar."""
+    from huggingface_hub.utils import tqdm
+
+    class Reporter(tqdm):
+        def __init__(self, *args, **kwargs) -> None:
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+            self.done = kwargs.get("initial", 0) or 0
+            self.whole = kwargs.get("total") or 0
+
+        def update(self, n: int = 1):
+            self.done += n or 0
+            progress(name, self.done, self.whole)
+
+    return Reporter
