@@ -36,7 +36,8 @@ def test_every_setting_is_documented(spec):
 
 
 def test_setup_commands_are_there():
-    assert "pip install . && oai-proxy --model path/to/model.gguf" in README
+    assert "pip install . && oai-proxy --model smol.gguf" in README
+    assert "oai-proxy --model hf:ggml-org/gemma-3-1b-it-GGUF:Q4_K_M" in README
     assert "pip install . && oai-proxy --llama-api" in README
     assert "bash .ci/run" in README
 

@@ -146,7 +146,9 @@ class ModelSettings:
     model: str = setting(
         "",
         "model file: a GGUF the proxy starts llama-server for "
-        "(servercpp), or a chatglm.cpp GGML .bin (--backend chatglm)",
+        "(servercpp), hf:<org>/<repo>[:<quant>] to fetch one from "
+        "Hugging Face first, or a chatglm.cpp GGML .bin (--backend "
+        "chatglm)",
         metavar="PATH",
         path="file",
     )

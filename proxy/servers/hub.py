@@ -58,6 +58,13 @@ def fetch(
     """The files of ``reference``, downloaded unless the cache has them already.
     ``progress`` hears each file's bytes as they come (none: a bar on the terminal);
     ``offline``: the cache alone."""
+    try:
+        import huggingface_hub  # noqa: F401
+    except ImportError:
+        raise HubError(
+            f"{reference.name}: models named on a hub are fetched with huggingface_hub, "
+            f"which needs Python 3.10 or newer (pip install huggingface_hub)"
+        ) from None
     listed = _listed(reference.repo, offline)
     try:
         choice = hubfiles.choose([item.path for item in listed], reference.tag)
