@@ -33,9 +33,12 @@ from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
 from proxy.core.errors import ShuttingDownError
 from proxy.core.images import Bounds
-from proxy.fleet.build import build_fleet, fleet_of
+from proxy.core.router import ModelPulls
+from proxy.fleet.build import Models, fleet_of
+from proxy.fleet.pulls import Pulls
 from proxy.ops.history import History
 from proxy.ops.metrics import Metrics
+from proxy.servers.build import served_catalog
 
 # every API the app serves, each registered the same way (see proxy.api.routes)
 ROUTES = (
@@ -61,27 +64,42 @@ class ProxyApp(Flask):
         return func
 
 
-def create_app(settings: Settings, runtime: Runtime, *, backend: Optional[Backend] = None) -> Flask:
+def create_app(
+    settings: Settings,
+    runtime: Runtime,
+    *,
+    backend: Optional[Backend] = None,
+    pulls: Optional[ModelPulls] = None,
+) -> Flask:
     """Create the proxy app from its arguments alone. Requests go to the fleet the settings
-    describe, or to a fleet of one on ``backend`` when one is given."""
+    describe, or to a fleet of one on ``backend`` when one is given (and models are pulled
+    by ``pulls``, if any)."""
     logging.getLogger("proxy").setLevel(settings.observing.log_level.upper())
     app = ProxyApp(__name__, template_folder=str(template_folder()))
     app.config["MAX_CONTENT_LENGTH"] = settings.limits.max_body_size
     app.json = OrjsonProvider(app)
     metrics = Metrics(runtime.metrics_folder) if settings.observing.metrics == "on" else None
     access = build_access(settings, runtime)
-    router = (
-        fleet_of(backend, settings)
-        if backend is not None
-        else build_fleet(settings, runtime, metrics=metrics)
-    )
+    if backend is not None:
+        router = fleet_of(backend, settings)
+    else:
+        models = Models(settings, runtime, metrics)
+        router = models.fleet(served_catalog(settings, runtime))
+        pulls = Pulls(router, models, settings, runtime)
     history = History(metrics.summed) if metrics is not None else None
     images = ImageFetcher(
         settings.access.image_urls,
         Bounds(settings.limits.max_image_size, settings.limits.max_image_pixels),
     )
     state = ProxyState(
-        settings, router, access, build_responses(settings, runtime), metrics, history, images
+        settings,
+        router,
+        access,
+        build_responses(settings, runtime),
+        metrics,
+        history,
+        images,
+        pulls=pulls,
     )
     if metrics is not None:
         metrics.watch(router)

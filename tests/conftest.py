@@ -40,10 +40,12 @@ def make_client(backend, runtime, tmp_path):
     router is closed after the test (a replica it took out of rotation is probed no more)."""
     apps = []
 
-    def make(fake=None, **settings):
+    def make(fake=None, pulls=None, **settings):
         settings.setdefault("usage_db", str(tmp_path / "usage.sqlite3"))
         settings.setdefault("responses_db", str(tmp_path / "responses.sqlite3"))
-        apps.append(create_app(Settings.of(**settings), runtime, backend=fake or backend))
+        apps.append(
+            create_app(Settings.of(**settings), runtime, backend=fake or backend, pulls=pulls)
+        )
         return apps[-1].test_client()
 
     yield make

@@ -3,9 +3,12 @@ same core as every route, and what those clients ask of the models before they p
 
 from __future__ import annotations
 
+import logging
+import queue
+import threading
 import time
 from dataclasses import replace
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 from flask import Blueprint, Response, g, jsonify
 
@@ -13,14 +16,20 @@ from proxy.access.gate import Access
 from proxy.api.body import read_json
 from proxy.api.model import routed_model
 from proxy.api.routes import Routes
-from proxy.api.serve import asked, serve
+from proxy.api.serve import asked, event_response, serve
 from proxy.api.state import get_state
-from proxy.core.errors import InvalidRequestError, ModelNotFoundError
-from proxy.core.router import ServerControl
+from proxy.core.errors import (
+    InvalidRequestError,
+    ModelNotFoundError,
+    PermissionDeniedError,
+    ProxyError,
+)
+from proxy.core.router import ModelPulls, ServerControl
 from proxy.core.types import ModelInfo
-from proxy.dialects.ollama import answer, catalog, chat, embed, generate
+from proxy.dialects.ollama import answer, catalog, chat, embed, generate, pull
 from proxy.dialects.ollama.request import OllamaNotes, unmanaged
 
+logger = logging.getLogger(__name__)
 bp = Blueprint("ollama", __name__)
 routes = Routes(bp, "Ollama's API, for the clients and apps that speak only it", answer.error_body)
 
@@ -132,20 +141,70 @@ def version() -> Response:
     return jsonify(catalog.version())
 
 
-@bp.post("/api/<any(pull, push, create, copy):action>")
-def manage(action: str) -> Response:
-    raise _not_managed(action)
+@bp.post("/api/pull")
+def pull_view() -> Response:
+    wanted = pull.parse_pull(read_json())
+    pulls = _pulls()
+    pulls.check(wanted.name)
+    if not wanted.stream:
+        pulls.pull(wanted.name, lambda *progress: None)
+        return jsonify(pull.SUCCESS)
+    return event_response(_pulled(pulls, wanted.name), pull.PullLines)
+
+
+def _pulled(pulls: ModelPulls, name: str) -> Iterator[dict]:
+    """A pull's progress, line by line. The pull runs in a thread of its own, and goes on if
+    the client leaves: what it fetched is in the cache for the next try."""
+    heard: queue.Queue = queue.Queue()
+
+    def run() -> None:
+        try:
+            pulls.pull(name, lambda path, sha256, done, total: heard.put((sha256, done, total)))
+            heard.put(None)
+        except ProxyError as exc:
+            heard.put(exc)
+        except Exception as exc:  # the client hears that it failed, the log why
+            logger.error("pulling %s failed: %s: %s", name, type(exc).__name__, exc)
+            heard.put(ProxyError("the pull failed inside the proxy; see its log"))
+
+    threading.Thread(target=run, name="pull", daemon=True).start()
+    yield pull.MANIFEST
+    while (progress := heard.get()) is not None:
+        if isinstance(progress, ProxyError):
+            raise progress
+        yield pull.downloading(*progress)
+    yield pull.VERIFYING
+    yield pull.WRITING
+    yield pull.SUCCESS
 
 
 @bp.delete("/api/delete")
-def delete() -> Response:
-    raise _not_managed("delete")
+def delete_view() -> Response:
+    name = pull.parse_delete(read_json())
+    _pulls().delete(name)
+    return Response(status=200)
 
 
-def _not_managed(action: str) -> InvalidRequestError:
-    return InvalidRequestError(
-        f"{action} is not available here: this proxy serves the models "
-        f"of its models file (GET /api/tags lists them)"
+def _pulls() -> ModelPulls:
+    """What pulls and deletes models, for a client that may manage them (any client of a
+    proxy without keys; with keys, a key with ``manage``, or the admin key)."""
+    if not Access.may_manage(g.get("key")):
+        raise PermissionDeniedError(
+            "pulling and deleting models needs a key that may manage them (manage = true in "
+            "the keys file), or the admin key",
+            code="manage_needed",
+        )
+    pulls = get_state().pulls
+    if pulls is None:
+        raise InvalidRequestError("this proxy does not pull models", param="model")
+    return pulls
+
+
+@bp.post("/api/<any(push, create, copy):action>")
+def manage(action: str) -> Response:
+    raise InvalidRequestError(
+        f"{action} is not available here: this proxy serves the models of its models file "
+        f"and those pulled from Hugging Face (POST /api/pull); GET /api/tags lists them"
     )
 
 

@@ -12,7 +12,7 @@ from proxy.access.images import ImageFetcher
 from proxy.access.stored import StoredResponses
 from proxy.config.settings import Settings
 from proxy.core.draining import Drain
-from proxy.core.router import Router
+from proxy.core.router import ModelPulls, Router
 from proxy.dialects.dialect import Limits
 from proxy.ops.history import History
 from proxy.ops.metrics import Metrics
@@ -28,6 +28,7 @@ class ProxyState:
     history: Optional[History]  # the metrics' last minutes, for the fleet page; None: off
     images: ImageFetcher  # fetches images given by URL, as the operator allows
     drain: Drain = field(default_factory=Drain)
+    pulls: Optional[ModelPulls] = None  # models clients pull and delete; None: a given backend
 
     @property
     def limits(self) -> Limits:

@@ -112,10 +112,18 @@ class ModelSpec:
     upstream_key: str = field(default="", repr=False)
     managed: Optional[ManagedSpec] = None
     reasoning: str = "auto"  # think-tags, none, or auto: think-tags if its template has them
+    pulled: bool = False  # pulled through Ollama's API, not configured: a client may delete it
+    stem: str = ""  # what its server's log file and slot folder are named, when not its id
 
     @property
     def names(self) -> tuple:
         return ((self.id,) if self.id else ()) + self.aliases
+
+    @property
+    def file_stem(self) -> str:
+        """The name its server's files take (an id from the models file is checked to be
+        one, see :func:`id_problem`; a pulled model's, ``hf.co/org/repo:TAG``, is not)."""
+        return self.stem or self.id
 
 
 @dataclass(frozen=True)
@@ -131,15 +139,19 @@ class Catalog:
     def find(self, name: Optional[str]) -> Optional[ModelSpec]:
         """The model ``name`` (an id or alias) denotes; ``None`` if it denotes none. A name
         with a ``:tag`` (as Ollama's clients write them, ``qwen:latest``) that is no id or
-        alias whole is looked up without its tag."""
+        alias whole is looked up without its tag; a hub reference, in any of its forms."""
         if not name:
             return self.default_model
-        model = self._by_name.get(name)
+        model = self._by_name.get(name) or self._by_name.get(_pulled_name(name))
         if model is None and ":" in name:
             model = self._by_name.get(name.rpartition(":")[0])
         if model is None and self.catch_all:
             return self.default_model
         return model
+
+    def named(self, name: str) -> Optional[ModelSpec]:
+        """The model that has ``name`` as its id or an alias, and no other."""
+        return self._by_name.get(name)
 
     @cached_property
     def default_model(self) -> ModelSpec:
@@ -149,6 +161,15 @@ class Catalog:
     def _by_name(self) -> dict:
         """Every id and alias: every request looks its model up."""
         return {name: model for model in self.models for name in model.names}
+
+
+def _pulled_name(name: str) -> str:
+    """The name a model pulled for the hub reference ``name`` has (empty: none)."""
+    try:
+        reference = HubReference.parse(name)
+    except ValueError:
+        return ""
+    return reference.ollama_name if reference else ""
 
 
 def with_defaults(
@@ -176,6 +197,30 @@ def with_defaults(
         ),
         template_kwargs={**defaults.template_kwargs, **request.template_kwargs},
     )
+
+
+def pulled_model(reference: HubReference, args: tuple = ()) -> ModelSpec:
+    """A model pulled by a client (Ollama's ``/api/pull``): a server the proxy runs, started
+    with ``args`` when first asked for, listed under the name Ollama's users write for it
+    (and found by any other form of its reference, see :meth:`Catalog.find`)."""
+    return ModelSpec(
+        id=reference.ollama_name,
+        managed=ManagedSpec(model=reference.name, args=tuple(args)),
+        pulled=True,
+        stem=reference.model_id,
+    )
+
+
+def with_pulled(catalog: Catalog, references, args: tuple = ()) -> Catalog:
+    """``catalog`` and the models pulled for ``references``, each unless a configured model
+    already answers to one of its names."""
+    taken = {name for model in catalog.models for name in model.names}
+    pulled = tuple(
+        spec
+        for spec in (pulled_model(reference, args) for reference in references)
+        if not taken & set(spec.names)
+    )
+    return dataclasses.replace(catalog, models=catalog.models + pulled) if pulled else catalog
 
 
 def from_settings(settings) -> Catalog:

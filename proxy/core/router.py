@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Optional, Protocol, Sequence
+from typing import Callable, Iterator, Optional, Protocol, Sequence
 
 from proxy.core.types import (
     Chunk,
@@ -33,6 +33,21 @@ class ServerControl(Protocol):
 
     def log_tail(self, lines: int) -> str:
         """The last ``lines`` of its output."""
+
+
+class ModelPulls(Protocol):
+    """What Ollama's pull and delete ask of the proxy: models fetched from a hub by name,
+    served from then on, and deleted again."""
+
+    def check(self, name: str) -> None:
+        """A 400 naming ``model`` unless ``name`` is a model a client may pull."""
+
+    def pull(self, name: str, progress: Callable[[str, str, int, int], None]) -> str:
+        """Fetch the model ``name`` names and serve it; its id. ``progress`` hears each file's
+        name, SHA-256, bytes so far and bytes in all as they come."""
+
+    def delete(self, name: str) -> None:
+        """Serve the pulled model ``name`` no more, and delete its files."""
 
 
 class Router(Protocol):

@@ -8,7 +8,7 @@ from proxy.backends.admission import Admission, LineWatch
 from proxy.backends.base import Backend
 from proxy.backends.servercpp.card import file_card
 from proxy.backends.slots import SlotCount
-from proxy.config.catalog import Catalog, ModelSpec, UpstreamSpec, from_settings
+from proxy.config.catalog import Catalog, ModelSpec, UpstreamSpec
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings, unescape
 from proxy.fleet import liveness
@@ -18,7 +18,8 @@ from proxy.fleet.liveness import LiveConversations
 from proxy.fleet.replica import ManagedReplica, Replica
 from proxy.ops.metrics import Metrics
 from proxy.redis_client import connect
-from proxy.servers.build import managed_servers, preload, with_local_files
+from proxy.servers.build import add_server, managed_servers, preload, served_catalog
+from proxy.servers.pool import ProcessPool
 from proxy.servers.remote import Supervised
 
 
@@ -28,46 +29,68 @@ def build_fleet(
     catalog: Catalog | None = None,
     metrics: Optional[Metrics] = None,
 ) -> Fleet:
-    """The fleet of ``catalog`` (default: the models file, or the flags' fleet of one).
+    """The fleet of ``catalog`` (default: what the proxy serves, :func:`served_catalog`).
 
     Servers the proxy runs are this process's own, or, in a gunicorn worker, handles on the
     supervisor's. A template, key file or model file that cannot be used is a ``ValueError``
     naming it.
     """
-    # the models named on a hub are fetched by whoever runs their servers; a gunicorn
-    # worker finds them in the cache the supervisor filled
-    catalog = with_local_files(
-        catalog or from_settings(settings), offline=runtime.supervisor is not None
-    )
-    pool, runner, servers = None, None, {}
-    if any(spec.managed for spec in catalog.models):
-        if runtime.supervisor:
-            runner = Supervised(*runtime.supervisor)
-            servers = runner.servers()
+    return Models(settings, runtime, metrics).fleet(catalog or served_catalog(settings, runtime))
+
+
+class Models:
+    """How the models of a fleet are made: every one at start, and one more (a model pulled)
+    while it serves."""
+
+    def __init__(self, settings: Settings, runtime: Runtime, metrics: Optional[Metrics]) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.metrics = metrics
+        self.runner: Optional[ProcessPool | Supervised] = None
+        self._servers: dict = {}
+
+    def fleet(self, catalog: Catalog) -> Fleet:
+        if any(spec.managed for spec in catalog.models):
+            self._run(catalog)
+        models = []
+        try:
+            models = [self.served(spec) for spec in catalog.models]
+        except BaseException:
+            for model in models:
+                for replica in model.replicas:
+                    replica.backend.close()
+            raise
+        if isinstance(self.runner, ProcessPool):
+            preload(self.runner.servers)
+        return Fleet(catalog, models, self.runner)
+
+    def served(self, spec: ModelSpec) -> ServedModel:
+        """The model ``spec`` describes, on its replicas (its server made if the proxy runs
+        it and has not made it yet)."""
+        if spec.managed:
+            replicas = _managed(spec, self._server(spec), self.settings, self.metrics)
         else:
-            pool, servers = managed_servers(catalog, settings, runtime)
-            runner = pool
-    models = []
-    try:
-        for spec in catalog.models:
-            replicas = (
-                _managed(spec, servers[spec.id], settings, metrics)
-                if spec.managed
-                else _replicas(spec, settings, metrics)
-            )
-            by_name = {replica.name: replica for replica in replicas}
-            rotation = Rotation(lambda name, by_name=by_name: by_name[name].health().ok)
-            models.append(
-                ServedModel(spec, replicas, rotation, shared=_shared(spec, replicas, settings))
-            )
-    except BaseException:
-        for model in models:
-            for replica in model.replicas:
-                replica.backend.close()
-        raise
-    if pool is not None:
-        preload(pool.servers)
-    return Fleet(catalog, models, runner)
+            replicas = _replicas(spec, self.settings, self.metrics)
+        by_name = {replica.name: replica for replica in replicas}
+        rotation = Rotation(lambda name, by_name=by_name: by_name[name].health().ok)
+        return ServedModel(spec, replicas, rotation, shared=_shared(spec, replicas, self.settings))
+
+    def _run(self, catalog: Catalog) -> None:
+        """What runs the servers: this process's pool, or the supervisor's."""
+        if self.runtime.supervisor:
+            self.runner = Supervised(*self.runtime.supervisor)
+            self._servers = self.runner.servers()
+        else:
+            self.runner, self._servers = managed_servers(catalog, self.settings, self.runtime)
+
+    def _server(self, spec: ModelSpec):
+        if self.runner is None:
+            self._run(Catalog((), "", catch_all=False))
+        if spec.id not in self._servers and isinstance(self.runner, ProcessPool):
+            self._servers[spec.id] = add_server(self.runner, spec, self.settings, self.runtime)
+        elif spec.id not in self._servers:
+            self._servers = self.runner.servers()  # the supervisor read the models anew
+        return self._servers[spec.id]
 
 
 def _shared(spec: ModelSpec, replicas: tuple, settings: Settings) -> Optional[LiveConversations]:

@@ -130,9 +130,31 @@ class Fleet:
     ) -> None:
         """``processes``: what runs the servers the proxy runs itself (this process's pool,
         or a gunicorn worker's connections to the supervisor), closed with the fleet."""
-        self.catalog = catalog
-        self._models = {model.spec.id: model for model in models}
+        # what it serves, replaced whole (a request reads the two of one moment)
+        self._serving = (catalog, {model.spec.id: model for model in models})
+        self._changing = threading.Lock()
         self.processes = processes
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._serving[0]
+
+    @property
+    def _models(self) -> dict:
+        return self._serving[1]
+
+    def serve_instead(self, catalog: Catalog, made: Callable[[ModelSpec], ServedModel]) -> list:
+        """Serve ``catalog`` from now on: a model whose spec is unchanged keeps its replicas
+        (and the conversations they hold), a new or changed one is ``made``. Returns the
+        models no longer served, for the caller to retire once their requests end."""
+        with self._changing:
+            _, before = self._serving
+            now = {}
+            for spec in catalog.models:
+                old = before.get(spec.id)
+                now[spec.id] = old if old is not None and old.spec == spec else made(spec)
+            self._serving = (catalog, now)
+        return [model for model_id, model in before.items() if now.get(model_id) is not model]
 
     @property
     def concurrent(self) -> bool:
@@ -324,6 +346,15 @@ class Fleet:
             )
         return server
 
+    def retire(self, model: ServedModel, within: float) -> None:
+        """Close a model no longer served: the servers the proxy runs for it stop once their
+        requests have ended (at most ``within`` seconds from now), its connections close."""
+        for replica in model.replicas:
+            if replica.server is not None and self.processes is not None:
+                self.processes.retire(replica.server, within)
+            replica.backend.close()
+        model.rotation.close()
+
     def __enter__(self) -> "Fleet":
         return self
 
@@ -341,10 +372,11 @@ class Fleet:
     # -- routing -----------------------------------------------------------------------------
 
     def _model(self, name: Optional[str]) -> ServedModel:
-        spec = self.catalog.find(name)
+        catalog, models = self._serving
+        spec = catalog.find(name)
         if spec is None:
-            raise ModelNotFoundError(name, [model.id for model in self.catalog.models])
-        return self._models[spec.id]
+            raise ModelNotFoundError(name, [model.id for model in catalog.models])
+        return models[spec.id]
 
     def _failing_over(
         self,

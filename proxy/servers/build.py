@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shlex
 import socket
 import threading
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Iterable, Optional
 
 from proxy.backends.servercpp import gguffile
 from proxy.backends.servercpp.client import probe_ready
-from proxy.config.catalog import Catalog, ModelSpec
+from proxy.config.catalog import Catalog, ModelSpec, from_settings, with_pulled
 from proxy.config.hubref import HubReference
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
@@ -23,6 +24,7 @@ from proxy.servers import engine, hub, memory, slotcache
 from proxy.servers.binaries import find_llama_server
 from proxy.servers.pool import ProcessPool
 from proxy.servers.processes import Launch, ManagedServer, command_for
+from proxy.servers.pulled import PulledModels
 from proxy.servers.slotcache import SlotFiles
 
 logger = logging.getLogger(__name__)
@@ -31,24 +33,61 @@ logger = logging.getLogger(__name__)
 PROJECTOR_FLAGS = ("--mmproj", "-mm", "--no-mmproj", "--mmproj-url", "-mmu")
 
 
-def with_local_files(catalog: Catalog, *, offline: bool = False) -> Catalog:
-    """``catalog`` with each model it names on a hub fetched (``offline``: from the cache
-    alone) and named by its files; a ``ValueError`` naming the model when one cannot be."""
-    return dataclasses.replace(
-        catalog, models=tuple(_fetched(spec, offline) for spec in catalog.models)
+def served_catalog(settings: Settings, runtime: Runtime) -> Catalog:
+    """What this proxy serves: its models file (or its flags' model) and the models clients
+    pulled, each named on a hub fetched by whoever runs its server (a gunicorn worker finds
+    it in the cache the supervisor filled)."""
+    catalog = with_pulled(
+        from_settings(settings),
+        pulled_models(runtime).references(),
+        tuple(shlex.split(settings.servers.server_args)),
+    )
+    return with_local_files(catalog, offline=runtime.supervisor is not None)
+
+
+def pulled_anew(catalog: Catalog, settings: Settings, runtime: Runtime) -> Catalog:
+    """``catalog`` with the pulled models the list of pulled models names now (each found in
+    the hub's cache, where its pull left it)."""
+    configured = dataclasses.replace(
+        catalog, models=tuple(spec for spec in catalog.models if not spec.pulled)
+    )
+    args = tuple(shlex.split(settings.servers.server_args))
+    return with_local_files(
+        with_pulled(configured, pulled_models(runtime).references(), args), offline=True
     )
 
 
-def _fetched(spec: ModelSpec, offline: bool) -> ModelSpec:
+def pulled_models(runtime: Runtime) -> PulledModels:
+    """The models clients pulled, kept with the proxy's other files."""
+    return PulledModels(Path(runtime.cache_dir) / "pulled.json")
+
+
+def with_local_files(catalog: Catalog, *, offline: bool = False) -> Catalog:
+    """``catalog`` with each model it names on a hub fetched (``offline``: from the cache
+    alone) and named by its files; a ``ValueError`` naming the model when one cannot be. A
+    pulled model whose files left the cache is served no more (it is pulled again)."""
+    found = (fetched(spec, offline) for spec in catalog.models)
+    return dataclasses.replace(catalog, models=tuple(spec for spec in found if spec is not None))
+
+
+def fetched(
+    spec: ModelSpec, offline: bool = False, progress: Optional[hub.Progress] = None
+) -> Optional[ModelSpec]:
+    """``spec`` with its model's files found on this machine, fetched from the hub if need
+    be (a pulled model's only in the cache: it was fetched when it was pulled)."""
     managed = spec.managed
     reference = HubReference.parse(managed.model) if managed else None
     if reference is None:
         return spec
+    offline = offline or (spec.pulled and progress is None)
     if not offline:
         logger.info("fetching %s for %s (kept in the hub's cache)", reference.name, spec.id)
     try:
-        files = hub.fetch(reference, offline=offline)
+        files = hub.fetch(reference, offline=offline, progress=progress)
     except hub.HubError as exc:
+        if spec.pulled and progress is None:
+            logger.warning("the pulled model %s is served no more: %s", spec.id, exc)
+            return None
         raise ValueError(f"the model of {spec.id}: {exc}") from None
     args = managed.args
     if files.projector and not set(PROJECTOR_FLAGS) & set(args):
@@ -66,8 +105,35 @@ def managed_servers(catalog: Catalog, settings: Settings, runtime: Runtime) -> t
         any(memory.uses_gpu(spec.managed.args) for spec in managed)
     )
     pool = ProcessPool(catalog.max_running, budget)
-    servers = {spec.id: pool.add(_server(spec, settings, runtime, pool)) for spec in managed}
+    servers = {spec.id: add_server(pool, spec, settings, runtime) for spec in managed}
     return pool, servers
+
+
+def refreshed_servers(
+    pool: ProcessPool, servers: dict, catalog: Catalog, settings: Settings, runtime: Runtime
+) -> dict:
+    """The servers of ``catalog``'s models the proxy runs: those of ``servers`` it still
+    has, new ones added to ``pool``; the others retire once their requests have ended."""
+    now = {}
+    for spec in catalog.models:
+        if spec.managed:
+            now[spec.id] = servers.get(spec.id) or add_server(pool, spec, settings, runtime)
+    for model_id, server in servers.items():
+        if model_id not in now:
+            threading.Thread(
+                target=pool.retire,
+                args=(server, settings.serving.graceful_timeout),
+                name=f"retire-{model_id}",
+                daemon=True,
+            ).start()
+    return now
+
+
+def add_server(
+    pool: ProcessPool, spec: ModelSpec, settings: Settings, runtime: Runtime
+) -> ManagedServer:
+    """The server of ``spec`` in ``pool``, not started."""
+    return pool.add(_server(spec, settings, runtime, pool))
 
 
 def preload(servers: Iterable[ManagedServer]) -> None:
@@ -132,7 +198,7 @@ def _server(
         command,
         port,
         Path(settings.servers.log_dir or os.path.join(runtime.cache_dir, "logs"))
-        / f"{spec.id}.log",
+        / f"{spec.file_stem}.log",
         env,
         ttl=managed.ttl,
         engine=label,
@@ -157,7 +223,8 @@ def _slot_files(
     if spec.managed.slot_save == "off" or not budget:
         return None
     folder = (
-        Path(settings.servers.slot_cache_dir or os.path.join(runtime.cache_dir, "slots")) / spec.id
+        Path(settings.servers.slot_cache_dir or os.path.join(runtime.cache_dir, "slots"))
+        / spec.file_stem
     )
     return SlotFiles(
         folder, slotcache.fingerprint(spec.managed.model, spec.managed.args, engine), budget

@@ -22,7 +22,7 @@ from proxy.servers import hubfiles
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[str, int, int], None]  # (file, bytes so far, bytes in all)
+Progress = Callable[[str, str, int, int], None]  # (file, its SHA-256, bytes so far, in all)
 HASH_BLOCK = 1 << 20
 LIST_TIMEOUT = 10.0  # seconds for the hub to list a repository's files
 
@@ -169,7 +169,7 @@ def _download(
             local_files_only=offline,
             library_name="oai-proxy",
             library_version=__version__,
-            tqdm_class=_reporter(item.path, progress) if progress else None,
+            tqdm_class=_reporter(item, progress) if progress else None,
         )
     except LocalEntryNotFoundError:
         raise HubError(f"{item.path} of hf:{reference.repo} is not in the cache") from None
@@ -202,7 +202,7 @@ def _verify(path: str, item: HubFile, reference: HubReference) -> None:
         )
 
 
-def _reporter(name: str, progress: Progress):
+def _reporter(item: HubFile, progress: Progress):
     """A ``tqdm`` class for the library that hands each file's progress to ``progress``
     instead of drawing a bar."""
     from huggingface_hub.utils import tqdm
@@ -216,6 +216,6 @@ def _reporter(name: str, progress: Progress):
 
         def update(self, n: int = 1):
             self.done += n or 0
-            progress(name, self.done, self.whole)
+            progress(item.path, item.sha256, self.done, self.whole)
 
     return Reporter

@@ -46,6 +46,17 @@ class ProcessPool:
             self._reaper.start()
         return server
 
+    def retire(self, server: ManagedServer, within: float) -> None:
+        """Stop ``server`` once the requests it serves have ended (at most ``within`` seconds
+        from now) and run it no more: its model is no longer served."""
+        deadline = time.monotonic() + within
+        while server.in_flight and time.monotonic() < deadline:
+            time.sleep(ROOM_POLL)
+        server.stop("its model is no longer served")
+        with self._lock:
+            if server in self.servers:
+                self.servers.remove(server)
+
     def spawn(self, launch: Launch) -> subprocess.Popen:
         """Start ``launch`` from the one spawner thread, which lives as long as the proxy."""
 

@@ -73,6 +73,10 @@ class Supervised:
         """A handle on every server the supervisor runs, by model id."""
         return {name: RemoteServer(self, name, url) for name, url in self.call("servers").items()}
 
+    def retire(self, server: "RemoteServer", within: float) -> None:
+        """Nothing for a worker to do: the supervisor retires the servers it runs when it
+        reads the models anew."""
+
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []

@@ -24,14 +24,19 @@ import tempfile
 import threading
 from collections import Counter
 from multiprocessing.connection import Connection, Listener
-from typing import Optional
+from typing import Callable, Optional
 
-from proxy.config.catalog import from_settings
 from proxy.config.runtime import Runtime, advertise_supervisor
 from proxy.config.settings import Settings
 from proxy.core.errors import UpstreamUnavailableError
 from proxy.logs import log_to_stderr
-from proxy.servers.build import managed_servers, preload, with_local_files
+from proxy.servers.build import (
+    managed_servers,
+    preload,
+    pulled_anew,
+    refreshed_servers,
+    served_catalog,
+)
 from proxy.servers.processes import STOP_GRACE, die_with_parent
 
 logger = logging.getLogger(__name__)
@@ -50,10 +55,12 @@ CALLS = {
 
 
 class Supervisor:
-    """Answer the workers' calls on the servers of a :class:`ProcessPool`."""
+    """Answer the workers' calls on the servers of a :class:`ProcessPool`; ``refresh`` (the
+    servers of the models served now) is called when a worker says the models changed."""
 
-    def __init__(self, servers: dict) -> None:
+    def __init__(self, servers: dict, refresh: Callable[[], dict] = dict) -> None:
         self.servers = servers
+        self.refresh = refresh
 
     def serve(self, listener: Listener) -> None:
         while True:
@@ -82,6 +89,9 @@ class Supervisor:
 
     def answer(self, method: str, name: str, args: tuple, held: Counter) -> tuple:
         try:
+            if method == "refresh":
+                self.servers = self.refresh()
+                method = "servers"
             if method == "servers":
                 return "ok", {server.name: server.url for server in self.servers.values()}, 0
             server = self.servers[name]
@@ -123,13 +133,12 @@ class SupervisorProcess:
 
 
 def start_supervisor(settings: Settings) -> Optional[SupervisorProcess]:
-    """Start the supervisor when some model is managed, and tell future workers where it is.
+    """Start the supervisor, and tell future workers where it is: it runs the servers of
+    the models the proxy runs, configured or pulled by a client later.
 
     Raises ``ValueError`` with the supervisor's own words when it cannot start (a models
     file, binary or model file that cannot be used).
     """
-    if not any(spec.managed for spec in from_settings(settings).models):
-        return None
     folder = tempfile.mkdtemp(prefix="oai-proxy-")  # 0700: only this user can connect
     address = os.path.join(folder, "supervisor.sock")
     authkey = secrets.token_bytes(32)
@@ -157,10 +166,10 @@ def main() -> None:  # pragma: no cover - runs as its own process, tested throug
         return  # the master died before the parent-death signal was armed
     settings, address, authkey = pickle.load(sys.stdin.buffer)
     log_to_stderr(settings.observing.log_level)
+    runtime = Runtime.from_environment()
     try:
-        pool, servers = managed_servers(
-            with_local_files(from_settings(settings)), settings, Runtime.from_environment()
-        )
+        catalog = served_catalog(settings, runtime)
+        pool, servers = managed_servers(catalog, settings, runtime)
         listener = Listener(address, "AF_UNIX", authkey=authkey)
     except ValueError as exc:
         print(" ".join(str(exc).split()), flush=True)
@@ -173,7 +182,16 @@ def main() -> None:  # pragma: no cover - runs as its own process, tested throug
             "running the servers of %s for every worker (pid %d)", ", ".join(servers), os.getpid()
         )
         print("ready", flush=True)
-        Supervisor(servers).serve(listener)
+        changing = threading.Lock()
+
+        def refresh() -> dict:  # a client pulled or deleted a model
+            nonlocal catalog, servers
+            with changing:
+                catalog = pulled_anew(catalog, settings, runtime)
+                servers = refreshed_servers(pool, servers, catalog, settings, runtime)
+                return servers
+
+        Supervisor(servers, refresh).serve(listener)
     finally:
         listener.close()
         pool.close()

@@ -175,20 +175,19 @@ def test_what_clients_ask_before_they_pick_a_model(ollama):
     ]
 
 
-@pytest.mark.parametrize(
-    ("method", "path"),
-    [
-        ("post", "/api/pull"),
-        ("post", "/api/push"),
-        ("post", "/api/create"),
-        ("post", "/api/copy"),
-        ("delete", "/api/delete"),
-    ],
-)
-def test_model_management_says_the_models_file_decides(ollama, method, path):
-    answer = getattr(ollama, method)(path, json={"model": "qwen"})
+@pytest.mark.parametrize("path", ["/api/push", "/api/create", "/api/copy"])
+def test_model_management_but_pulls_says_the_models_file_decides(ollama, path):
+    answer = ollama.post(path, json={"model": "qwen"})
     assert answer.status_code == 400
     assert "models file" in answer.get_json()["error"]
+    assert "/api/pull" in answer.get_json()["error"]
+
+
+@pytest.mark.parametrize(("method", "path"), [("post", "/api/pull"), ("delete", "/api/delete")])
+def test_a_proxy_that_pulls_no_models_says_so(ollama, method, path):
+    answer = getattr(ollama, method)(path, json={"model": "hf.co/org/repo"})
+    assert answer.status_code == 400
+    assert answer.get_json() == {"error": "this proxy does not pull models"}
 
 
 def test_keys_as_ollamas_clients_send_them(make_client, tmp_path):

@@ -25,7 +25,7 @@ PUBLIC = {"/", "/health", "/status", "/playground", "/metrics", "/static/<path:f
 SAMPLES = {
     "<id>": "resp_0123456789abcdef",
     "<name>": "tiny",
-    "<any(pull, push, create, copy):action>": "pull",
+    "<any(push, create, copy):action>": "push",
 }
 
 

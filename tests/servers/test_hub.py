@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 from pathlib import Path
@@ -54,10 +55,10 @@ def test_a_quant_is_fetched_with_its_projector_and_reused(served):
 def test_progress_is_heard_file_by_file(served):
     heard = []
     hub.fetch(HubReference("org/smol"), progress=lambda *event: heard.append(event))
-    files = {name for name, _, _ in heard}
+    files = {name for name, _, _, _ in heard}
     assert files == {"smol-Q4_K_M.gguf", "mmproj-smol-F16.gguf"}
     last = [event for event in heard if event[0] == "smol-Q4_K_M.gguf"][-1]
-    assert last == ("smol-Q4_K_M.gguf", len(MODEL), len(MODEL))
+    assert last == ("smol-Q4_K_M.gguf", hashlib.sha256(MODEL).hexdigest(), len(MODEL), len(MODEL))
 
 
 def test_a_dropped_connection_is_resumed_where_it_stopped(served):
