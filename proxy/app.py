@@ -108,8 +108,11 @@ def create_app(
     browsers.init_app(app, settings)
 
     @app.before_request
-    def refuse_while_stopping() -> None:
-        if state.drain.began:  # a request on a kept-alive connection, after SIGTERM
+    def refuse_once_ending() -> None:
+        """A request on a kept-alive connection after SIGTERM (or in a gunicorn worker
+        started afresh, which closes it after the answer) is served while the streams in
+        flight may still finish; once they are being ended, it is told to come again."""
+        if state.drain.ending:
             raise ShuttingDownError("the proxy is shutting down; send the request again")
 
     auth.init_app(app, access, settings.access.cors_origins)

@@ -104,7 +104,7 @@ def _listed(repo: str, offline: bool) -> list:
     from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
 
     if offline or constants.is_offline_mode():
-        return _cached_files(repo, "the hub is not asked (offline)")
+        return _cached_files(repo, "the hub is not asked (offline)", logging.DEBUG)
     api = HfApi(library_name="oai-proxy", library_version=__version__)
     try:
         info = api.model_info(repo, files_metadata=True, timeout=LIST_TIMEOUT)
@@ -137,8 +137,9 @@ def _unreachable() -> tuple:
     return (OSError, errors.HTTPError)
 
 
-def _cached_files(repo: str, why: str) -> list:
-    """The files of ``repo`` the cache holds for its main branch."""
+def _cached_files(repo: str, why: str, level: int = logging.INFO) -> list:
+    """The files of ``repo`` the cache holds for its main branch (``why`` is logged at
+    ``level``)."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
@@ -146,7 +147,7 @@ def _cached_files(repo: str, why: str) -> list:
         folder = Path(snapshot_download(repo, local_files_only=True))
     except (LocalEntryNotFoundError, OSError, ValueError):
         raise HubError(f"{why}, and hf:{repo} is not in the cache") from None
-    logger.info("%s: using hf:%s from the cache", why, repo)
+    logger.log(level, "%s: using hf:%s from the cache", why, repo)
     return [
         HubFile(path.relative_to(folder).as_posix())
         for path in sorted(folder.rglob("*"))

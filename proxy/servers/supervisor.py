@@ -61,6 +61,9 @@ class Supervisor:
     def __init__(self, servers: dict, refresh: Callable[[], dict] = dict) -> None:
         self.servers = servers
         self.refresh = refresh
+        # every server it has run: a worker started before a model was deleted still asks
+        # of its server (stopped) until gunicorn's master has replaced it
+        self.known = dict(servers)
 
     def serve(self, listener: Listener) -> None:
         while True:
@@ -85,16 +88,17 @@ class Supervisor:
             connection.close()
             for name, count in held.items():
                 for _ in range(count):
-                    self.servers[name].release()
+                    self.known[name].release()
 
     def answer(self, method: str, name: str, args: tuple, held: Counter) -> tuple:
         try:
             if method == "refresh":
                 self.servers = self.refresh()
+                self.known.update(self.servers)
                 method = "servers"
             if method == "servers":
                 return "ok", {server.name: server.url for server in self.servers.values()}, 0
-            server = self.servers[name]
+            server = self.known[name]
             if method == "acquire":
                 server.acquire()
                 held[name] += 1

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+try:
+    import tomllib
+except ImportError:  # Python < 3.11
+    import tomli as tomllib
+
 from proxy.config.catalog import (
     CatalogError,
     UpstreamSpec,
@@ -12,7 +17,9 @@ from proxy.config.catalog import (
     parse_catalog,
     read_catalog,
     with_defaults,
+    with_pulled,
 )
+from proxy.config.hubref import HubReference
 from proxy.config.settings import Settings
 from proxy.core.types import GenerationRequest, Sampling
 
@@ -367,3 +374,69 @@ def test_the_flags_model_id_is_checked_too():
     with pytest.raises(CatalogError, match="'../qwen' .*--model-name"):
         from_settings(settings)
     assert from_settings(Settings.of(model="/m/qwen.gguf")).default == "qwen.gguf"
+
+
+def test_pulled_models_join_unless_a_configured_one_has_their_name():
+    configured = parse_catalog(
+        {"models": {"mine": {"upstreams": ["http://a:1"], "aliases": ["hf.co/org/taken:latest"]}}},
+        "m.toml",
+    )
+    catalog = with_pulled(
+        configured, [HubReference("org/repo", "Q4_K_M"), HubReference("org/taken")], ("-c", "2048")
+    )
+    (pulled,) = catalog.models[1:]
+    assert pulled.id == "hf.co/org/repo:Q4_K_M" and pulled.pulled
+    assert pulled.file_stem == "org--repo-Q4_K_M" and id_problem(pulled.file_stem) == ""
+    assert pulled.managed.model == "hf:org/repo:Q4_K_M" and pulled.managed.args == ("-c", "2048")
+    for name in ("hf.co/org/repo:Q4_K_M", "hf:org/repo:Q4_K_M", "huggingface.co/org/repo:Q4_K_M"):
+        assert catalog.find(name) is pulled and catalog.named(name) in (pulled, None)
+    assert catalog.find("hf.co/org/repo") is None  # another tag: another model
+    assert with_pulled(configured, []) is configured
+
+
+def test_a_models_files_paths_are_taken_from_its_folder(tmp_path):
+    (tmp_path / "mm.gguf").write_bytes(b"GGUF")
+    (tmp_path / "models.toml").write_text(
+        """
+[models.a]
+model = "a.gguf"
+mmproj = "vision/mm.gguf"
+chat_template = "tpl.jinja"
+args = ["--lora", "mm.gguf", "-c", "512"]
+
+[models.b]
+cmd = "./server -m ${MODEL} --port ${PORT} --grammar-file ~/g.gbnf"
+model = "../b.gguf"
+chat_template = "chatml"
+
+[models.c]
+model = "hf:org/repo:Q8_0"
+"""
+    )
+    a, b, c = read_catalog(str(tmp_path / "models.toml")).models
+    assert a.managed.model == str(tmp_path / "a.gguf")
+    assert a.chat_template == str(tmp_path / "tpl.jinja")
+    assert a.managed.args == (
+        "--lora",
+        str(tmp_path / "mm.gguf"),
+        "-c",
+        "512",
+        "--mmproj",
+        str(tmp_path / "vision" / "mm.gguf"),
+    )
+    assert b.managed.model == str(tmp_path.parent / "b.gguf") and b.chat_template == "chatml"
+    assert b.managed.command[0] == str(tmp_path / "server")
+    assert b.managed.command[-1].startswith("/") and b.managed.command[-1].endswith("/g.gbnf")
+    assert c.managed.model == "hf:org/repo:Q8_0"
+
+
+@pytest.mark.parametrize(
+    "model, says",
+    [
+        ('model = "hf:org"', "is not a hub reference of the form"),
+        ('backend = "chatglm"\nmodel = "hf:org/repo"', "not on a hub"),
+    ],
+)
+def test_a_hub_reference_a_models_file_cannot_use_is_named(model, says):
+    with pytest.raises(CatalogError, match=says):
+        parse_catalog(tomllib.loads(f"[models.x]\n{model}\n"), "m.toml")

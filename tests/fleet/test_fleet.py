@@ -13,7 +13,7 @@ from proxy.config.settings import Settings
 from proxy.core.conversation import conversation_key
 from proxy.core.errors import ModelNotFoundError, UpstreamUnavailableError
 from proxy.core.types import GenerationRequest, Message
-from proxy.fleet.build import build_fleet
+from proxy.fleet.build import Models, build_fleet
 from proxy.fleet.placement import BALANCE, rank
 from tests.fakes.servercpp import FakeServerCpp
 from tests.polling import wait_for
@@ -279,3 +279,34 @@ def test_without_redis_the_proxy_places_by_hashing_alone(servers):
         request = conversation("a document")
         fleet.complete(request)
     assert completions(preferred(servers, request)) == 1
+
+
+def test_a_fleet_serves_a_new_catalog_keeping_what_did_not_change(servers):
+    fleet = fleet_of(servers[:1])
+    try:
+        before = fleet._model("tiny")
+        request = conversation("a document")
+        assert fleet.complete(request).text
+        both = parse_catalog(
+            {
+                "models": {
+                    "tiny": {"aliases": ["gpt-3.5-turbo"], "upstreams": [servers[0].url]},
+                    "second": {"upstreams": [servers[1].url]},
+                }
+            },
+            "test",
+        )
+        made = []
+        models = Models(Settings(), NO_FILES, None)
+        gone = fleet.serve_instead(both, lambda spec: made.append(spec) or models.served(spec))
+        assert gone == [] and [spec.id for spec in made] == ["second"]
+        assert fleet._model("tiny") is before  # its replicas and conversations stay
+        assert fleet.model_id("second") == "second"
+        only_second = parse_catalog({"models": {"second": {"upstreams": [servers[1].url]}}}, "t")
+        gone = fleet.serve_instead(only_second, lambda spec: pytest.fail("nothing is new"))
+        assert gone == [before]
+        with pytest.raises(ModelNotFoundError):
+            fleet.model_id("tiny")
+        fleet.retire(before, within=1)
+    finally:
+        fleet.close()
