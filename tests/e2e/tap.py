@@ -8,7 +8,7 @@ import http.client
 import http.server
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 from urllib.parse import urlsplit
 
@@ -30,13 +30,14 @@ HOP_BY_HOP = {
 
 @dataclass(frozen=True)
 class Tapped:
-    """One request as the client sent it, and the status the proxy answered."""
+    """One request as the client sent it, and the status and bytes the proxy answered."""
 
     method: str
     path: str
     headers: dict
     body: object  # the JSON body, or its bytes when it is not JSON (None: no body)
     status: int
+    answer: bytearray = field(default_factory=bytearray, compare=False)  # grows as it comes
 
     @property
     def streamed(self) -> bool:
@@ -113,7 +114,8 @@ class Tap:
                         headers={**headers, "Host": tap.target.netloc},
                     )
                     answer = upstream.getresponse()
-                    tap._record(Tapped(self.command, self.path, headers, _body(raw), answer.status))
+                    tapped = Tapped(self.command, self.path, headers, _body(raw), answer.status)
+                    tap._record(tapped)
                     self.send_response(answer.status)
                     for name, value in answer.getheaders():
                         if name.lower() not in HOP_BY_HOP:
@@ -125,6 +127,7 @@ class Tap:
                     self.send_header("Transfer-Encoding", "chunked")
                     self.end_headers()
                     while piece := answer.read1(65536):  # as it comes: a stream stays one
+                        tapped.answer.extend(piece)
                         self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
                         self.wfile.flush()
                     self.wfile.write(b"0\r\n\r\n")

@@ -4,13 +4,15 @@ current llama-server and on the bundled engine, through a tap that keeps what it
 
 The model is the tiny scripted one that sees pictures (:mod:`.visionmodel`), served with its
 projector: it answers :data:`TEXT_ANSWER` to a prompt without an image and
-:data:`IMAGE_ANSWER` to one with. The image test leaves its screenshot in its output folder,
-and in ``$OAI_PROXY_SCREENSHOTS/open-webui.png`` when that is set (``docs/`` holds the
-recipe's).
+:data:`IMAGE_ANSWER` to one with. The same model is on a hub on loopback (``HF_ENDPOINT``), for
+Open WebUI's "pull a model" box, with a key that may manage models. The image test leaves its
+screenshot in its output folder, and in ``$OAI_PROXY_SCREENSHOTS/open-webui.png`` when that
+is set (``docs/`` holds the recipe's).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser import headless_chromium
+from tests.hubserver import Hub
 from tests.images import picture
 from tests.processes import ProxyProcess
 
@@ -46,11 +49,15 @@ ANSWER_WAIT = 120  # seconds: Open WebUI's first chat loads its own modules
 CONTEXT = 32768
 
 
+PULLED = "hf.co/org/eyes-GGUF:Q4_K_M"
+
+
 @dataclass(frozen=True)
 class Stack:
     proxy: ProxyProcess
     tap: Tap
     webui: OpenWebUI
+    hub: Hub
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +72,14 @@ def stack(request, files, logs, tmp_path_factory):
     engine = request.param
     model, mmproj = files
     folder = tmp_path_factory.mktemp(f"open-webui-{engine}")
+    hub = Hub(
+        {
+            "org/eyes-GGUF": {
+                "eyes-Q4_K_M.gguf": model.read_bytes(),
+                "mmproj-eyes-F16.gguf": mmproj.read_bytes(),
+            }
+        }
+    ).start()
     with LlamaServer(
         model,
         logs / f"webui-eyes-{engine}.log",
@@ -74,18 +89,30 @@ def stack(request, files, logs, tmp_path_factory):
         extra_args=["--mmproj", str(mmproj)],
     ) as server:
         (folder / "models.toml").write_text(f'[models.eyes]\nupstreams = ["{server.url}"]\n')
-        (folder / "keys.toml").write_text(f'[[keys]]\nname = "webui"\nkey = "{KEY}"\n')
+        (folder / "keys.toml").write_text(
+            f'[[keys]]\nname = "webui"\nkey = "{KEY}"\nmanage = true\n'
+        )
         with (
             ProxyProcess(
                 server.url,
                 logs / f"proxy-webui-{engine}.log",
-                args=["--config", str(folder / "models.toml"), "--keys", str(folder / "keys.toml")],
+                args=[
+                    "--config",
+                    str(folder / "models.toml"),
+                    "--keys",
+                    str(folder / "keys.toml"),
+                    "--server-args",
+                    f"-c {CONTEXT} -np 1",
+                    *(["--llama-server", "bundled"] if engine == "bundled" else []),
+                ],
+                env={"HF_ENDPOINT": hub.url, "HF_HOME": str(folder / "hf")},
             ) as proxy,
             Tap(proxy.url) as tap,
             OpenWebUI(tap.url, KEY, folder, logs / f"open-webui-{engine}.log") as webui,
         ):
-            yield Stack(proxy, tap, webui)
+            yield Stack(proxy, tap, webui, hub)
             assert "Traceback" not in proxy.log()
+    hub.stop()
 
 
 @pytest.fixture
@@ -216,3 +243,30 @@ def test_a_picture_is_described_by_the_vision_model(stack, browser, connection, 
         assert part["image_url"]["url"].startswith("data:image/png;base64,")
     else:  # Ollama's images beside the text
         assert len(question["images"]) == 1 and "What is this?" in question["content"]
+
+
+def test_a_model_pulled_in_the_model_selector_is_served(stack, browser):
+    wait = open_chat(browser, stack)
+    browser.find_element(By.ID, "model-selector-model-button").click()
+    search = wait.until(lambda b: b.find_element(By.ID, "model-search-input"))
+    search.send_keys(PULLED)
+    offer = wait.until(
+        lambda b: [
+            option
+            for option in b.find_elements(By.CSS_SELECTOR, "[id^=model-option-]")
+            if "Ollama" in option.text or "Pull" in option.text
+        ]
+    )
+    offer[0].click()
+    wait.until(lambda b: any(b'"success"' in t.answer for t in stack.tap.to("/api/pull")))
+    (pull,) = stack.tap.to("/api/pull")
+    assert pull.body["name"] == PULLED and authorized(pull) and pull.status == 200
+    lines = [json.loads(line) for line in bytes(pull.answer).decode().splitlines()]
+    assert lines[0] == {"status": "pulling manifest"} and lines[-1] == {"status": "success"}
+    assert any(line.get("total") and line.get("completed") == line["total"] for line in lines)
+    assert stack.hub.downloads("mmproj-eyes-F16.gguf") == [""]  # the projector came with it
+    wait = open_chat(browser, stack)  # a fresh page lists the models anew
+    choose(browser, wait, PULLED)
+    assert ask(browser, wait, "Say hello.") == TEXT_ANSWER
+    (chat,) = [t for t in stack.tap.to("/api/chat") if t.body.get("model") == PULLED]
+    assert chat.status == 200 and authorized(chat)
