@@ -105,7 +105,8 @@ def stack(request, files, logs, tmp_path_factory):
                     f"-c {CONTEXT} -np 1",
                     *(["--llama-server", "bundled"] if engine == "bundled" else []),
                 ],
-                env={"HF_ENDPOINT": hub.url, "HF_HOME": str(folder / "hf")},
+                # its pulls are named in its own cache folder, not the user's
+                env={"HF_ENDPOINT": hub.url, "HF_HOME": str(folder / "hf"), "HOME": str(folder)},
             ) as proxy,
             Tap(proxy.url) as tap,
             OpenWebUI(tap.url, KEY, folder, logs / f"open-webui-{engine}.log") as webui,

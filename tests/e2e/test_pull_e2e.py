@@ -132,3 +132,23 @@ def test_under_gunicorn_every_worker_serves_the_pulled_model(hub, tmp_path, logs
             "every worker to forget the deleted model",
             timeout=60,
         )
+
+
+def test_a_models_file_names_a_model_on_the_hub_under_gunicorn(hub, tmp_path, logs):
+    models = tmp_path / "models.toml"
+    models.write_text(f'[models.tiny]\nmodel = "hf:{REPO}:Q4_K_M"\nargs = ["-c", "512"]\n')
+    proxy = ProxyProcess(
+        NO_UPSTREAM,
+        logs / "pull-models-file.log",
+        how="wsgi",
+        env={
+            "PROXY_CONFIG": str(models),
+            "HF_ENDPOINT": hub.url,
+            "HF_HOME": str(tmp_path / "hf"),
+            "HOME": str(tmp_path),
+        },
+    )
+    with proxy:
+        chat = proxy.sdk().chat.completions.create(model="tiny", messages=MESSAGES, max_tokens=4)
+        assert chat.choices[0].message.content is not None
+    assert "fetching hf:org/tiny-GGUF:Q4_K_M for tiny" in proxy.log()

@@ -36,7 +36,7 @@ def site(request, tiny, logs, tmp_path_factory):
     engine = request.param
     folder = tmp_path_factory.mktemp(f"public-{engine}")
     junk = folder / "broken.gguf"
-    junk.write_bytes(b"not a model")
+    junk.write_bytes(b"GGUF" + b"\x00" * 60)  # a GGUF by its first bytes, no model inside
     servers = logs / f"servers-public-{engine}"
     binary = find_server("llamacpp")
     with LlamaServer(tiny, logs / f"public-{engine}.log", kind=engine, parallel=2) as server:
