@@ -180,6 +180,6 @@ def test_errors_in_ollamas_shape(client):
     with pytest.raises(ollama.ResponseError) as bad:
         client.chat(model="thinker", messages=HI, options={"temperature": "hot"})
     assert bad.value.status_code == 400 and "options.temperature" in bad.value.error
-    with pytest.raises(ollama.ResponseError) as pulled:
+    with pytest.raises(ollama.ResponseError) as pulled:  # a model of ollama.com's library
         client.pull("llama3")
-    assert pulled.value.status_code == 400 and "models file" in pulled.value.error
+    assert pulled.value.status_code == 400 and "'llama3' is no model on a hub" in pulled.value.error

@@ -1,5 +1,10 @@
 """What a probe costs the proxy: the most memory its processes took above what they held
-before it, and the time it took, sampled while the probe runs."""
+before it (sampled while the probe runs), the processor time they spent on it, and the time
+it took.
+
+The work a probe makes the proxy do is its processor time: the wall-clock time of the same
+work stretches with whatever else the machine runs (the suite's other workers), so it bounds
+only what is a matter of waiting (a deadline)."""
 
 from __future__ import annotations
 
@@ -19,30 +24,53 @@ SAMPLE_SECONDS = 0.005
 @dataclass(frozen=True)
 class Cost:
     growth: int  # bytes: the highest resident memory seen during the probe, over the start
-    seconds: float
+    seconds: float  # the probe's wall-clock time
+    cpu: float  # processor seconds the proxy's processes spent meanwhile
 
     def __str__(self) -> str:
-        return f"{self.growth / MiB:.1f} MiB, {self.seconds:.2f} s"
+        return f"{self.growth / MiB:.1f} MiB, {self.seconds:.2f} s, {self.cpu:.2f} s of CPU"
 
 
-def resident(pid: int) -> int:
-    """The resident memory of the process ``pid`` and its children (gunicorn's workers, the
-    supervisor), model servers aside."""
+def _proxy_processes(pid: int) -> list:
+    """The process ``pid`` and its children (gunicorn's workers, the supervisor), model
+    servers aside."""
     process = psutil.Process(pid)
-    total = process.memory_info().rss
+    found = [process]
     for child in process.children(recursive=True):
         try:
             command = child.cmdline()
             if command[:1] == [sys.executable] and "proxy.servers.engine" not in command:
-                total += child.memory_info().rss
+                found.append(child)
         except psutil.Error:
             pass
-    return total
+    return found
+
+
+def resident(pid: int) -> int:
+    """The resident memory of the proxy's processes."""
+    return sum(_each(lambda p: p.memory_info().rss, _proxy_processes(pid)))
+
+
+def processor_time(pid: int) -> float:
+    """The processor seconds the proxy's processes have spent, in user and kernel mode."""
+    return sum(_each(lambda p: sum(p.cpu_times()[:2]), _proxy_processes(pid)))
+
+
+def _each(read: Callable, processes: list) -> list:
+    """``read`` of each process still there."""
+    values = []
+    for process in processes:
+        try:
+            values.append(read(process))
+        except psutil.Error:
+            pass
+    return values
 
 
 def measured(pid: int, probe: Callable[[], T]) -> Tuple[T, Cost]:
     """Run ``probe`` while watching the process ``pid``: its result and what it cost."""
     before = resident(pid)
+    spent = processor_time(pid)
     peak = [before]
     done = threading.Event()
 
@@ -64,4 +92,4 @@ def measured(pid: int, probe: Callable[[], T]) -> Tuple[T, Cost]:
         done.set()
         watcher.join()
     peak[0] = max(peak[0], resident(pid))
-    return result, Cost(peak[0] - before, seconds)
+    return result, Cost(peak[0] - before, seconds, processor_time(pid) - spent)
