@@ -73,6 +73,8 @@ def serve_waitress(app, settings: Settings) -> None:
     import waitress
     from waitress import wasyncore
 
+    from proxy.serving.keepalive import KeptChannel
+
     # poll(), not select(): select() fails outright once a descriptor number passes 1023,
     # which a few hundred open streams (each a client and an upstream socket) reach.
     # No request lookahead: reading a connection ahead of its running request makes the
@@ -89,6 +91,7 @@ def serve_waitress(app, settings: Settings) -> None:
         asyncore_use_poll=True,
         ident="oai-proxy",
     )
+    server.channel_class = KeptChannel  # a streamed answer keeps its connection
     drain = app.extensions["proxy"].drain
 
     def stop(signum, frame) -> None:
