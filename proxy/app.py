@@ -111,8 +111,9 @@ def create_app(
     def refuse_once_ending() -> None:
         """A request on a kept-alive connection after SIGTERM (or in a gunicorn worker
         started afresh, which closes it after the answer) is served while the streams in
-        flight may still finish; once they are being ended, it is told to come again."""
-        if state.drain.ending:
+        flight may still finish; once they are being ended, or where the server still takes
+        new connections while it drains (granian), it is told to come again."""
+        if state.drain.ending or state.drain.refusing:
             raise ShuttingDownError("the proxy is shutting down; send the request again")
 
     auth.init_app(app, access, settings.access.cors_origins)

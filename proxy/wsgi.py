@@ -34,3 +34,4 @@ def application_from_env():
 
 
 application = application_from_env()
+app = application  # granian --interface wsgi proxy.wsgi:app

@@ -69,10 +69,12 @@ def _ignore_sigint() -> None:
 
 
 class ProxyProcess:
-    """The proxy as a subprocess: ``oai-proxy`` (waitress or gunicorn) or ``gunicorn proxy.wsgi``.
+    """The proxy as a subprocess: ``oai-proxy`` (waitress, gunicorn or granian) or ``gunicorn
+    proxy.wsgi``.
 
-    ``how`` is ``waitress`` (``python -m proxy``), ``gunicorn`` (``python -m proxy --server
-    gunicorn``) or ``wsgi`` (``gunicorn proxy.wsgi`` configured through ``PROXY_*`` env vars).
+    ``how`` is ``waitress`` (``python -m proxy``), ``gunicorn`` or ``granian`` (``python -m
+    proxy --server …`` with two workers) or ``wsgi`` (``gunicorn proxy.wsgi`` configured
+    through ``PROXY_*`` env vars).
     """
 
     def __init__(
@@ -128,8 +130,8 @@ class ProxyProcess:
                 "--admin-key",
                 ADMIN,
             ]
-            if how == "gunicorn":
-                self.command += ["--server", "gunicorn", "--workers", "2"]
+            if how in ("gunicorn", "granian"):
+                self.command += ["--server", how, "--workers", "2"]
             self.command += args  # last, so they win
         self.env.update(env or {})  # last too
         self.ignore_sigint = sigint == "ignored"

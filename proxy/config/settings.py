@@ -403,9 +403,12 @@ class ServingSettings:
     host: str = setting("127.0.0.1", "address to listen on")
     port: int = setting(8081, "port to listen on")
     server: str = setting(
-        "waitress", "HTTP server for the oai-proxy command", choices=("waitress", "gunicorn")
+        "waitress",
+        "HTTP server for the oai-proxy command: waitress (pure Python), gunicorn, or granian "
+        "(HTTP in Rust)",
+        choices=("waitress", "gunicorn", "granian"),
     )
-    workers: int = setting(1, "gunicorn worker processes")
+    workers: int = setting(1, "worker processes (gunicorn, granian)")
     threads: int = setting(
         1024,
         "threads per worker; each open stream, request waiting for a "

@@ -21,6 +21,7 @@ class Drain:
         self._open = 0
         self._ending = threading.Event()
         self._began = False
+        self.refusing = False  # new requests are refused while streams drain
 
     @contextmanager
     def stream(self) -> Iterator[None]:
@@ -42,12 +43,15 @@ class Drain:
     def ending(self) -> bool:
         return self._ending.is_set()
 
-    def begin(self, grace: float) -> None:
-        """Give open streams ``grace`` seconds, then make the rest end (in the background)."""
+    def begin(self, grace: float, *, refusing: bool = False) -> None:
+        """Give open streams ``grace`` seconds, then make the rest end (in the background);
+        ``refusing``: new requests are told to come again meanwhile (a server that cannot
+        stop taking connections first)."""
         with self._lock:
             if self._began:
                 return
             self._began = True
+            self.refusing = refusing
         threading.Thread(target=self._end_after, args=(grace,), name="drain", daemon=True).start()
 
     def _end_after(self, grace: float) -> None:

@@ -1,4 +1,5 @@
-"""The ``oai-proxy`` command: flags to settings, then serve with waitress or gunicorn."""
+"""The ``oai-proxy`` command: flags to settings, then serve with waitress, gunicorn or
+granian."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
     # made before the app is imported: it would otherwise run the model servers itself, and
     # prometheus_client, once imported, would keep the metrics in this process alone
-    master = Master(settings) if settings.serving.server == "gunicorn" else None
+    master = Master(settings) if settings.serving.server in ("gunicorn", "granian") else None
     if master is not None:
         or_exit(lambda _: master.start(), settings)
     from proxy.app import create_app
@@ -38,9 +39,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             settings.serving.port,
             settings.serving.server,
         )
-        if settings.serving.server == "gunicorn":
+        if master is not None:
             app.extensions["proxy"].router.close()  # each worker makes its own after the fork
-            serve_gunicorn(settings)
+            if settings.serving.server == "granian":
+                from proxy.serving.granian import serve_granian
+
+                serve_granian(settings, master)
+            else:
+                serve_gunicorn(settings)
         else:
             serve_waitress(app, settings)
     finally:

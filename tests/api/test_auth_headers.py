@@ -14,7 +14,7 @@ pytestmark = pytest.mark.live
 KEY = b"live-key"
 
 
-@pytest.fixture(scope="module", params=["waitress", "gunicorn", "wsgi"])
+@pytest.fixture(scope="module", params=["waitress", "gunicorn", "granian", "wsgi"])
 def proxy(request, tmp_path_factory):
     log = tmp_path_factory.mktemp("proxy") / "proxy.log"
     with (

@@ -23,6 +23,7 @@ from tests.processes import ProxyProcess
 
 pytestmark = pytest.mark.live
 
+# granian is not among them: its WSGI environment carries no socket to ask (proxy.serving.granian)
 SERVINGS = ["waitress", "gunicorn", "wsgi"]
 
 
@@ -89,7 +90,7 @@ def test_a_client_that_hangs_up_while_waiting_never_reaches_the_server(tmp_path,
         assert health(proxy)["in_flight"] == 0
 
 
-@pytest.mark.parametrize("how", ["waitress", "gunicorn"])
+@pytest.mark.parametrize("how", ["waitress", "gunicorn", "granian"])
 def test_requests_beyond_the_slots_wait_instead_of_failing(tmp_path, how):
     with (
         FakeServerCpp("powerinfer", n_slots=2, token_delay=0.02) as fake,

@@ -33,7 +33,7 @@ def counters_written(folder) -> int:
     return len({path.stem.rpartition("_")[2] for path in folder.glob("counter_*.db")})
 
 
-@pytest.mark.parametrize("how", ["waitress", "gunicorn", "wsgi"])
+@pytest.mark.parametrize("how", ["waitress", "gunicorn", "granian", "wsgi"])
 def test_a_scrape_counts_every_worker(tmp_path, how):
     folder = tmp_path / "metrics"  # named, so the test can see which workers counted
     folder.mkdir()

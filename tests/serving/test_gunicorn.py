@@ -1,5 +1,5 @@
-"""The proxy as a real process (waitress, gunicorn) in front of a fake server.cpp, via the
-openai SDK."""
+"""The proxy as a real process (waitress, gunicorn, granian) in front of a fake server.cpp,
+via the openai SDK."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def fake(upstream):
     return upstream
 
 
-@pytest.fixture(scope="module", params=["waitress", "gunicorn", "wsgi"])
+@pytest.fixture(scope="module", params=["waitress", "gunicorn", "granian", "wsgi"])
 def proxy(request, upstream, tmp_path_factory):
     log = tmp_path_factory.mktemp("proxy") / "proxy.log"
     with ProxyProcess(upstream.url, log, how=request.param) as process:

@@ -13,7 +13,7 @@ from tests.processes import ProxyProcess
 
 pytestmark = pytest.mark.live
 
-HOW = pytest.mark.parametrize("how", ["waitress", "gunicorn", "wsgi"])
+HOW = pytest.mark.parametrize("how", ["waitress", "gunicorn", "granian", "wsgi"])
 CHAT = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
 
 

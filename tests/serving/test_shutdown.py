@@ -35,17 +35,19 @@ def events(response: requests.Response, first: threading.Event = None) -> list:
     return found
 
 
-HOW = pytest.mark.parametrize("how", ["waitress", "gunicorn", "wsgi"])
+HOW = pytest.mark.parametrize("how", ["waitress", "gunicorn", "granian", "wsgi"])
 # started by a shell in the background (``oai-proxy … &``), a process ignores SIGINT
 SIGINT = pytest.mark.parametrize("sigint", ["default", "ignored"])
 
 
 def refused(url: str) -> bool:
+    """Whether a new request is refused: its connection (waitress, gunicorn), or the request
+    itself, told to come again (granian, whose workers keep listening while they drain)."""
     try:
-        requests.get(url, timeout=5)
+        answer = requests.get(url, timeout=5)
     except requests.ConnectionError:
         return True
-    return False
+    return answer.status_code == 503 and answer.json()["error"]["code"] == "shutting_down"
 
 
 def proxy_of(fake, tmp_path, how: str, sigint: str) -> ProxyProcess:
