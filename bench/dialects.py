@@ -139,7 +139,14 @@ SERVER_ROUTES = {
 
 
 # the floors under the proxy's shape (bench.passthrough), each a layer more than the last
-FLOORS = {"relay": "relay", "bare WSGI": "wsgi", "pass-through": "flask"}
+FLOORS = {  # label: (kind, server)
+    "relay": ("relay", "waitress"),
+    "bare WSGI": ("wsgi", "waitress"),
+    "pass-through": ("flask", "waitress"),
+    "bare WSGI, granian": ("wsgi", "granian"),
+    "pass-through, granian": ("flask", "granian"),
+}
+PROXIES = {"proxy": "waitress", "proxy, gunicorn": "gunicorn", "proxy, granian": "granian"}
 
 
 @dataclass(frozen=True)
@@ -185,7 +192,7 @@ def chat_layer(count: int, work: Path, baseline: Optional[Path]) -> dict:
                     )
                 )
             )
-            for label, kind in (("proxy", "waitress"), ("proxy, gunicorn", "gunicorn"))
+            for label, kind in PROXIES.items()
         }
         if baseline is not None:
             proxies["baseline"] = stack.enter_context(
@@ -203,9 +210,9 @@ def chat_layer(count: int, work: Path, baseline: Optional[Path]) -> dict:
             )
         floors = {
             label: stack.enter_context(
-                processes.running(processes.passthrough(server.url, work, kind))
+                processes.running(processes.passthrough(server.url, work, kind, floor_server))
             )
-            for label, kind in FLOORS.items()
+            for label, (kind, floor_server) in FLOORS.items()
         }
         rendered = stack.enter_context(
             processes.running(
@@ -312,9 +319,10 @@ def chat_layer_table(figures: dict, count: int, baseline: Optional[Path]) -> str
         f"model: each client API on the server's own route for it (chat completions for "
         f"Ollama's, which it does not speak), through the floors under the proxy's shape "
         f"(`bench/passthrough.py`: relay, a Python process copying bytes between two "
-        f"sockets; bare WSGI, an app under waitress that only passes bytes on; "
+        f"sockets; bare WSGI, an app under waitress (or granian) that only passes bytes on; "
         f"pass-through, the same as a Flask app) and through the proxy under waitress "
-        f"(`oai-proxy`'s default) and under gunicorn's threads (production's `gunicorn proxy.wsgi`)"
+        f"(`oai-proxy`'s default), under gunicorn's threads (production's `gunicorn "
+        f"proxy.wsgi`) and under granian (`oai-proxy --server granian`)"
         f"{against}; chat "
         f"completions also by the proxy's own template on `/completion` and on the "
         f"server's own `/completion` (the prompt its template renders). {count} "

@@ -8,12 +8,14 @@ for the bench to tell apart what the proxy adds from what its shape costs:
   answer's bytes back as they arrive: what the WSGI server adds;
 - ``flask``: the same as a Flask app: what the framework adds.
 
-Each request's body goes on as it came, on a kept connection, with nothing read or changed.
+Each under waitress (the proxy's default), or under granian (``--server granian``). Each
+request's body goes on as it came, on a kept connection, with nothing read or changed.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import selectors
 import socket
@@ -167,18 +169,39 @@ def main() -> None:
     parser.add_argument("--upstream", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--server", choices=("waitress", "granian"), default="waitress")
     args = parser.parse_args()
     if args.kind == "relay":
         relay(args.upstream, args.port)
         return
+    made = functools.partial(app if args.kind == "flask" else wsgi_app, args.upstream)
+    if args.server == "granian":
+        granian(made, args.port, args.threads)
+        return
     waitress.serve(
-        app(args.upstream) if args.kind == "flask" else wsgi_app(args.upstream),
+        made(),
         host="127.0.0.1",
         port=args.port,
         threads=args.threads,
         asyncore_use_poll=True,
         _quiet=True,
     )  # as the proxy's own waitress
+
+
+def granian(made: Callable, port: int, threads: int) -> None:
+    """Serve the app ``made`` gives under granian, as the proxy's own granian does."""
+    from granian.constants import HTTPModes, Interfaces
+    from granian.server import Server
+
+    Server(
+        "bench.passthrough:app",
+        port=port,
+        interface=Interfaces.WSGI,
+        workers=1,
+        blocking_threads=threads,
+        http=HTTPModes.http1,
+        log_level="warning",
+    ).serve(target_loader=made, wrap_loader=False)
 
 
 if __name__ == "__main__":

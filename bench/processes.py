@@ -107,8 +107,8 @@ def proxy(
     name: str = "",
     root: Path = ROOT,
 ) -> Service:
-    """``oai-proxy`` under waitress or gunicorn (gthread), as a user would start it (from the
-    checkout at ``root``: another one's proxy can be measured beside this one's)."""
+    """``oai-proxy`` under waitress, gunicorn (gthread) or granian, as a user would start it
+    (from the checkout at ``root``: another one's proxy can be measured beside this one's)."""
     port = free_port()
     command = [
         sys.executable,
@@ -126,31 +126,35 @@ def proxy(
         "warning",
         *args,
     ]
-    if server == "gunicorn":
+    if server in ("gunicorn", "granian"):
         command += ["--workers", str(workers)]
     name = name or server
     return Service(f"proxy under {name}", command, port, log_dir / f"proxy-{name}.log", root=root)
 
 
-def passthrough(upstream: str, log_dir: Path, kind: str = "flask") -> Service:
+def passthrough(
+    upstream: str, log_dir: Path, kind: str = "flask", server: str = "waitress"
+) -> Service:
     """One of the floors under the proxy's shape (:mod:`bench.passthrough`: ``relay``,
-    ``wsgi`` or ``flask``) in front of ``upstream``."""
+    ``wsgi`` or ``flask``, under ``server``) in front of ``upstream``."""
     port = free_port()
     return Service(
-        f"pass-through ({kind})",
+        f"pass-through ({kind}, {server})",
         [
             sys.executable,
             "-m",
             "bench.passthrough",
             "--kind",
             kind,
+            "--server",
+            server,
             "--upstream",
             upstream,
             "--port",
             str(port),
         ],
         port,
-        log_dir / f"passthrough-{kind}.log",
+        log_dir / f"passthrough-{kind}-{server}.log",
     )
 
 
