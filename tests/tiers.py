@@ -39,11 +39,7 @@ def backends(item: pytest.Item) -> set:
 
 
 def tier(item: pytest.Item) -> int:
-    """The rank of ``item``'s tier in :data:`TIERS` (their length: none of them). The
-    chatglm backend's tests run its real native model, and rank with the e2e tier: handed
-    out last, they would compute at the end of the run beside every worker's quick tests."""
-    if item.get_closest_marker("chatglm"):
-        return 0
+    """The rank of ``item``'s tier in :data:`TIERS` (their length: none of them)."""
     ranks = (rank for rank, name in enumerate(TIERS) if item.get_closest_marker(name))
     return next(ranks, len(TIERS))
 

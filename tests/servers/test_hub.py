@@ -30,6 +30,7 @@ def served(tmp_path):
     """A hub with ``org/smol`` on it, and the huggingface_hub library pointed at it with an
     empty cache of its own (its settings are read from the environment when it is loaded)."""
     from huggingface_hub import constants
+    from huggingface_hub.utils import close_session
 
     fake = Hub({"org/smol": dict(REPO)}).start()
     environ = {"HF_ENDPOINT": fake.url, "HF_HOME": str(tmp_path / "hf")}
@@ -38,6 +39,7 @@ def served(tmp_path):
             os.environ.pop(name, None)
         importlib.reload(constants)
         yield fake
+        close_session()  # its kept connections go with the hub, not to the garbage collector
     importlib.reload(constants)
     fake.stop()
 

@@ -162,7 +162,9 @@ def test_streamed_tool_call_and_its_result(chatglm3):
 
 def content_times(proxy: ProxyProcess, max_tokens: int, times: list) -> None:
     """Stream a chat and note when each piece of content arrives."""
-    stream = proxy.sdk().chat.completions.create(
+    # a long wait, not a bound: on a machine the suite's other workers keep busy, hundreds
+    # of tokens streamed one after another can take minutes
+    stream = proxy.sdk(timeout=600).chat.completions.create(
         model="tiny", messages=CHAT, stream=True, max_tokens=max_tokens
     )
     times.extend(time.monotonic() for c in stream if c.choices and c.choices[0].delta.content)
@@ -266,17 +268,20 @@ def test_responses_function_call_and_its_output(chatglm3):
     assert again.status == "completed" and again.output
 
 
+TURN = 400  # tokens each of two streams asks for: long enough that two at once would overlap
+
+
 def test_concurrent_requests_are_serialized(endless):
     first, second = [], []
     threads = [
-        threading.Thread(target=content_times, args=(endless, 1000, times))
+        threading.Thread(target=content_times, args=(endless, TURN, times))
         for times in (first, second)
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(300)
-    assert len(first) == len(second) == 1000
+        thread.join(1200)
+    assert len(first) == len(second) == TURN
     overlap = min(first[-1], second[-1]) - max(first[0], second[0])
     shorter = min(first[-1] - first[0], second[-1] - second[0])
     # taking turns, the streams barely overlap (only delivery jitter); interleaved, they would
