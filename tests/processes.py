@@ -205,6 +205,13 @@ class ProxyProcess:
         self._clients.append(client)
         return client
 
+    def transport(self) -> httpx.HTTPTransport:
+        """An ``httpx`` transport (the pool that holds the sockets) for a library that builds
+        its own client of this proxy (LangChain's chat models), closed when the proxy stops."""
+        pool = httpx.HTTPTransport()
+        self._clients.append(pool)
+        return pool
+
     def cohere(self, api_key: str = "unused", version: int = 2):
         """A ``cohere`` client of this proxy (``version`` 1: the v1 API's), closed when the
         proxy stops."""

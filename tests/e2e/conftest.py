@@ -1,8 +1,9 @@
 """Fixtures for the e2e tier: the tiny model, a folder for logs, the server kind, the program
-that runs managed servers."""
+that runs managed servers, and a garbage collection as each module ends."""
 
 from __future__ import annotations
 
+import gc
 import pathlib
 
 import pytest
@@ -10,6 +11,14 @@ import pytest
 from .llama_server import KINDS, find_server
 from .managed import Program
 from .tinymodel import write_tiny_llama_gguf
+
+
+@pytest.fixture(scope="module", autouse=True)
+def leaks_reported_here():
+    """Collect garbage as each module ends, so a socket a client library left open is
+    reported against that module's tests, not a later module's on the same worker."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="session")

@@ -104,6 +104,7 @@ def test_langchain_chat_ollama_completes_a_tool_round_trip(proxy):
         base_url=proxy.url,
         temperature=0,
         client_kwargs={"headers": {"Authorization": f"Bearer {KEY}"}},
+        sync_client_kwargs={"transport": proxy.transport()},
     )
     tools = [tool["function"] for tool in TOOLS]
     bound = chat.bind_tools([{"type": "function", "function": tool} for tool in tools])

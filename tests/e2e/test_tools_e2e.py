@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Literal
 
+import httpx
 import jsonschema
 import openai
 import pytest
@@ -306,6 +307,7 @@ def test_langchain_bind_tools_round_trip(proxy):
         temperature=0,
         max_tokens=CALLS_BUDGET,
         max_retries=0,
+        http_client=httpx.Client(transport=proxy.transport()),
     )
     question = HumanMessage("What is the weather in Paris?")
     called = chat.bind_tools([get_weather], tool_choice="required").invoke([question])

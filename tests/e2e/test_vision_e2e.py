@@ -15,6 +15,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import anthropic
+import httpx
 import ollama
 import openai
 import pytest
@@ -238,9 +239,19 @@ def test_langchains_chat_models_send_the_image_and_it_is_seen(fleet):
         ]
     )
     openai_style = ChatOpenAI(
-        base_url=fleet.url + "/v1", api_key="unused", model="eyes", max_tokens=16, max_retries=0
+        base_url=fleet.url + "/v1",
+        api_key="unused",
+        model="eyes",
+        max_tokens=16,
+        max_retries=0,
+        http_client=httpx.Client(transport=fleet.transport()),
     )
-    ollama_style = ChatOllama(base_url=fleet.url, model="eyes", num_predict=16)
+    ollama_style = ChatOllama(
+        base_url=fleet.url,
+        model="eyes",
+        num_predict=16,
+        sync_client_kwargs={"transport": fleet.transport()},
+    )
     assert openai_style.invoke([question]).content == IMAGE_ANSWER
     assert ollama_style.invoke([question]).content == IMAGE_ANSWER
 
