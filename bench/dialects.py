@@ -143,6 +143,7 @@ FLOORS = {  # label: (kind, server)
     "relay": ("relay", "waitress"),
     "bare WSGI": ("wsgi", "waitress"),
     "pass-through": ("flask", "waitress"),
+    "pass-through, gunicorn": ("flask", "gunicorn"),
     "bare WSGI, granian": ("wsgi", "granian"),
     "pass-through, granian": ("flask", "granian"),
 }
@@ -320,8 +321,8 @@ def chat_layer_table(figures: dict, count: int, baseline: Optional[Path]) -> str
         f"Ollama's, which it does not speak), through the floors under the proxy's shape "
         f"(`bench/passthrough.py`: relay, a Python process copying bytes between two "
         f"sockets; bare WSGI, an app under waitress (or granian) that only passes bytes on; "
-        f"pass-through, the same as a Flask app) and through the proxy under waitress "
-        f"(`oai-proxy`'s default), under gunicorn's threads (production's `gunicorn "
+        f"pass-through, the same as a Flask app, under each server) and through the proxy "
+        f"under waitress (`oai-proxy`'s default), under gunicorn's threads (production's `gunicorn "
         f"proxy.wsgi`) and under granian (`oai-proxy --server granian`)"
         f"{against}; chat "
         f"completions also by the proxy's own template on `/completion` and on the "

@@ -8,7 +8,8 @@ for the bench to tell apart what the proxy adds from what its shape costs:
   answer's bytes back as they arrive: what the WSGI server adds;
 - ``flask``: the same as a Flask app: what the framework adds.
 
-Each under waitress (the proxy's default), or under granian (``--server granian``). Each
+Each under waitress (the proxy's default), gunicorn's threads (``--server gunicorn``) or
+granian (``--server granian``). Each
 request's body goes on as it came, on a kept connection, with nothing read or changed.
 """
 
@@ -169,7 +170,7 @@ def main() -> None:
     parser.add_argument("--upstream", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--threads", type=int, default=16)
-    parser.add_argument("--server", choices=("waitress", "granian"), default="waitress")
+    parser.add_argument("--server", choices=("waitress", "gunicorn", "granian"), default="waitress")
     args = parser.parse_args()
     if args.kind == "relay":
         relay(args.upstream, args.port)
@@ -177,6 +178,9 @@ def main() -> None:
     made = functools.partial(app if args.kind == "flask" else wsgi_app, args.upstream)
     if args.server == "granian":
         granian(made, args.port, args.threads)
+        return
+    if args.server == "gunicorn":
+        gunicorn(made(), args.port, args.threads)
         return
     waitress.serve(
         made(),
@@ -186,6 +190,30 @@ def main() -> None:
         asyncore_use_poll=True,
         _quiet=True,
     )  # as the proxy's own waitress
+
+
+def gunicorn(made, port: int, threads: int) -> None:
+    """Serve ``made`` under gunicorn's threads, one worker, as the proxy's own gunicorn does
+    (without its hooks, its metrics' files or its supervisor: what gunicorn itself costs)."""
+    from gunicorn.app.base import BaseApplication
+
+    class Floor(BaseApplication):
+        def load_config(self) -> None:
+            options = {
+                "bind": [f"127.0.0.1:{port}"],
+                "workers": 1,
+                "worker_class": "gthread",
+                "threads": threads,
+                "keepalive": 5,
+                "loglevel": "warning",
+            }
+            for name, value in options.items():
+                self.cfg.set(name, value)
+
+        def load(self):
+            return made
+
+    Floor().run()
 
 
 def granian(made: Callable, port: int, threads: int) -> None:

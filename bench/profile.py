@@ -1,12 +1,13 @@
 """``python -m bench.profile``: where the proxy's time goes while it streams a chat, by layer
 and by function, sampled from the running process by py-spy.
 
-For each client API, the proxy under waitress (and, with ``--baseline DIR``, that checkout's
-proxy beside it) streams the same chat from llama-server with the tests' tiny model, one
-request at a time, while py-spy samples the threads holding the GIL: the time Python runs,
-which is what the proxy's shape costs per chunk (the server's own time and the waits are
-not in it). Each sample is charged to the innermost frame's file, grouped into the layers
-of the shape (waitress, Flask, each package of the proxy, Python's library). Writes
+For each client API, the proxy under waitress, gunicorn and granian (and, with
+``--baseline DIR``, that checkout's proxy under waitress beside them) streams the same chat
+from llama-server with the tests' tiny model, one request at a time, while py-spy samples
+the threads holding the GIL: the time Python runs, which is what the proxy's shape costs
+per chunk (the server's own time and the waits are not in it). Each sample is charged to
+the innermost frame's file, grouped into the layers of the shape (the WSGI server, Flask,
+each package of the proxy, Python's library). Writes
 ``bench/results/profile{,-quick}.md``.
 """
 
@@ -31,6 +32,7 @@ TOP = 12  # functions listed per API
 LAYERS = (
     ("waitress/", "waitress"),
     ("gunicorn/", "gunicorn"),
+    ("granian/", "granian"),
     ("flask/", "Flask"),
     ("werkzeug/", "Flask"),
     ("proxy/api/", "proxy: API"),
@@ -111,6 +113,7 @@ def profiles(count: int, work: Path, baseline: Optional[Path]) -> dict:
         kinds = {
             "proxy": ("waitress", processes.ROOT),
             "proxy, gunicorn": ("gunicorn", processes.ROOT),
+            "proxy, granian": ("granian", processes.ROOT),
             **({"baseline": ("waitress", baseline)} if baseline else {}),
         }
         proxies = {
@@ -155,7 +158,7 @@ def table(found: dict, count: int, baseline: Optional[Path]) -> str:
         "# Where a streamed chat's time goes in the proxy",
         "",
         f"`python -m bench.profile`: {count} streamed chats ({dialects.TOKENS} tokens) per "
-        f"client API through the proxy under waitress and under gunicorn's threads{against}, "
+        f"client API through the proxy under waitress, gunicorn's threads and granian{against}, "
         "from llama-server with the "
         f"tests' tiny model; py-spy samples the threads holding the GIL {RATE} times a "
         "second. Each sample is charged to its innermost frame's layer; figures are µs of "
