@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from proxy.api.model import routed_model
 from proxy.api.routes import Routes
 from proxy.api.serve import asked, serve, versioned
 from proxy.api.state import get_state
@@ -27,5 +26,4 @@ def count_tokens() -> Response:
     """The prompt's tokens, counted by the model's own tokenizer on the prompt the proxy
     would send."""
     ask = asked(anthropic, counting=True)
-    routed_model()  # the count is measured against its model
     return jsonify(anthropic.render_count(get_state().router.count_tokens(ask.request)))

@@ -8,8 +8,9 @@ from typing import Optional
 
 from flask import g, request
 
-from proxy.api.body import read_json
+from proxy.api.body import UNREAD, read_json
 from proxy.api.state import get_state
+from proxy.core.errors import InvalidRequestError
 from proxy.core.fields import model_name
 
 BODIED = frozenset({"POST", "PUT", "PATCH"})
@@ -37,8 +38,17 @@ def routed_model() -> RoutedModel:
 
 
 def resolved_model() -> Optional[RoutedModel]:
-    """The request's model if something resolved it (a page or a refused body has none)."""
-    return g.get("routed_model")
+    """The request's model once its body has been read (a page, a body refused before it was
+    read, or one whose model is not a string has none): what metrics and usage count a
+    request under, whichever view read it."""
+    call = g._get_current_object()
+    routed = getattr(call, "routed_model", None)
+    if routed is None and getattr(call, "body", UNREAD) is not UNREAD:
+        try:
+            routed = routed_model()
+        except InvalidRequestError:
+            return None
+    return routed
 
 
 def answer_name() -> str:

@@ -6,7 +6,6 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from proxy.access.gate import ANONYMOUS
 from proxy.access.stored import StoredResponse
-from proxy.api.model import routed_model
 from proxy.api.routes import Routes
 from proxy.api.serve import asked, serve, versioned
 from proxy.api.state import get_state
@@ -47,7 +46,6 @@ def count_input_tokens() -> Response:
     """The prompt's tokens, counted by the model's own tokenizer on the prompt the proxy
     would send."""
     ask, _ = _with_history(asked(responses, counting=True))
-    routed_model()  # the count is measured against its model
     return jsonify(responses.render_count(get_state().router.count_tokens(ask.request)))
 
 

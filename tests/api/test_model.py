@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from proxy.api.body import read_json
 from proxy.api.model import RoutedModel, answer_name, resolved_model, routed_model
 from proxy.core.errors import InvalidRequestError
 
@@ -52,3 +53,20 @@ def test_a_model_that_is_not_a_string_is_refused_naming_the_field(app):
 def test_the_answer_names_the_model_asked_for_else_the_default(app, body, name):
     with app.test_request_context("/v1/chat/completions", method="POST", json=body):
         assert answer_name() == name
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"model": "qwen"}, RoutedModel("qwen", "served-name")),
+        ({"messages": []}, RoutedModel(None, "served-name")),
+        ({"model": 3}, None),  # refused by whichever view reads it; counted under no model
+        ([1, 2], RoutedModel(None, "served-name")),
+    ],
+)
+def test_a_body_once_read_resolves_its_model_for_metrics_and_usage(app, body, expected):
+    """A view that reads the body (a token count) has its model counted without asking."""
+    with app.test_request_context("/v1/messages/count_tokens", method="POST", json=body):
+        assert resolved_model() is None  # the body is not read yet
+        read_json()
+        assert resolved_model() == expected

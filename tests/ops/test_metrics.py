@@ -268,3 +268,23 @@ def test_the_proxys_own_time_leaves_the_upstreams_out(tmp_path, stream):
     counted = value(scrape, "oai_proxy_overhead_seconds_sum", route=route)
     assert took > 0.5
     assert header < 100 and counted < 0.1  # a sixth of the answer's time, at the very most
+
+
+@pytest.mark.parametrize(
+    ("route", "body"),
+    [
+        ("/v1/messages/count_tokens", {"messages": [{"role": "user", "content": "hi"}]}),
+        ("/v1/responses/input_tokens", {"input": "hi"}),
+    ],
+)
+def test_a_token_count_is_counted_under_the_model_it_named(fake, proxy_over, route, body):
+    client = proxy_over(fake)
+    with client.post(route, json={**body, "model": "nope"}) as response:
+        assert response.status_code == 404
+    scrape = samples(client.get("/metrics").get_data(as_text=True))
+    assert (
+        value(
+            scrape, "oai_proxy_requests_total", route=route, model="unknown", status="404", key=""
+        )
+        == 1
+    )
