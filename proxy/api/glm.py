@@ -12,7 +12,7 @@ from proxy.api.model import answer_name
 from proxy.api.routes import Routes
 from proxy.api.serve import asked, serve
 from proxy.api.state import get_state
-from proxy.core.fields import model_name
+from proxy.core.fields import asked_model
 from proxy.dialects import glm
 
 bp = Blueprint("glm", __name__)
@@ -34,7 +34,7 @@ def tokenize() -> Response:
     body = read_json()
     text, max_length = glm.parse_tokenize(body)
     return jsonify(
-        glm.render_tokens(get_state().router.tokenize(text, model_name(body))[:max_length])
+        glm.render_tokens(get_state().router.tokenize(text, asked_model(body))[:max_length])
     )
 
 
@@ -43,5 +43,5 @@ def embedding() -> Response:
     state = get_state()
     body = read_json()
     texts = glm.parse_embedding(body, state.limits)
-    model = model_name(body)
+    model = asked_model(body)
     return jsonify(glm.render_embedding(state.router.embed(texts, model), answer_name()))

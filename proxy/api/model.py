@@ -11,7 +11,7 @@ from flask import g, request
 from proxy.api.body import UNREAD, read_json
 from proxy.api.state import get_state
 from proxy.core.errors import InvalidRequestError
-from proxy.core.fields import model_name
+from proxy.core.fields import asked_model
 
 BODIED = frozenset({"POST", "PUT", "PATCH"})
 
@@ -32,7 +32,7 @@ def routed_model() -> RoutedModel:
     call = g._get_current_object()  # read once: each read of ``g`` is a proxy lookup
     routed = getattr(call, "routed_model", None)
     if routed is None:
-        asked = model_name(read_json()) if request.method in BODIED else None
+        asked = asked_model(read_json()) if request.method in BODIED else None
         routed = call.routed_model = RoutedModel(asked, get_state().router.model_label(asked))
     return routed
 

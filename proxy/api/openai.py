@@ -9,7 +9,7 @@ from proxy.api.model import answer_name
 from proxy.api.routes import Routes
 from proxy.api.serve import asked, serve, versioned
 from proxy.api.state import get_state
-from proxy.core.fields import model_name
+from proxy.core.fields import asked_model
 from proxy.dialects.openai import answer, chat, completions, embeddings, tokens
 
 bp = Blueprint("openai", __name__)
@@ -43,14 +43,14 @@ def tokenize() -> Response:
     """Token ids and their text pieces, for clients that count or inspect tokens."""
     body = read_json()
     text = tokens.parse_tokenize(body)
-    return jsonify(tokens.render_tokens(get_state().router.tokenize(text, model_name(body))))
+    return jsonify(tokens.render_tokens(get_state().router.tokenize(text, asked_model(body))))
 
 
 @bp.post("/v1/detokenize")
 def detokenize() -> Response:
     body = read_json()
     ids = tokens.parse_detokenize(body)
-    model = model_name(body)
+    model = asked_model(body)
     return jsonify(tokens.render_text(get_state().router.detokenize(ids, model) if ids else ""))
 
 

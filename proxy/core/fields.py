@@ -111,7 +111,7 @@ class Fields:
         return [Fields(item, f"{self.prefix}{name}[{i}].") for i, item in enumerate(value)]
 
 
-def model_name(body: Any) -> Optional[str]:
+def asked_model(body: Any) -> Optional[str]:
     """The model a request body names, if any (``model``, or the ``name`` of Ollama's older
     bodies); a model that is not a string is a 400."""
     if not isinstance(body, dict):

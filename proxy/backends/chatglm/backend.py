@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 
 def load_backend(
-    settings: Settings, path: str = "", model_name: str = "", reasoning: str = "auto"
+    settings: Settings, path: str = "", served_name: str = "", reasoning: str = "auto"
 ) -> "ChatGLMBackend":
     """Load ``path`` (default ``--model``); any reason it cannot serve is a ``ValueError``.
 
@@ -70,7 +70,7 @@ def load_backend(
         model,
         admission,
         max_context_length=models.max_context_length,
-        model_name=model_name or models.model_name,
+        served_name=served_name or models.model_name,
         thinks=reasoning == "think-tags",
     )
 
@@ -93,14 +93,14 @@ class ChatGLMBackend(Backend):
         admission: Admission,
         *,
         max_context_length: int,
-        model_name: str = "",
+        served_name: str = "",
         thinks: bool = False,
     ) -> None:
         """``thinks``: the model writes ``<think>…</think>`` before its answers."""
         self.model = model
         self.admission = admission
         self.max_context_length = max_context_length
-        self.model_name = model_name or model.name
+        self.served_name = served_name or model.name
         self.thinks = thinks
 
     def complete(self, request: GenerationRequest) -> Completion:
@@ -198,7 +198,7 @@ class ChatGLMBackend(Backend):
         model, path = self.model, self.model.path
         return [
             ModelInfo(
-                self.model_name,
+                self.served_name,
                 owned_by="chatglm.cpp",
                 card=ModelCard(
                     capabilities=("completion", "tools")
@@ -224,7 +224,7 @@ class ChatGLMBackend(Backend):
             True,
             self.name,
             {
-                "model": self.model_name,
+                "model": self.served_name,
                 "model_type": self.model.type_name,
                 "max_length": self.model.max_length,
                 **self.admission.snapshot(),
@@ -240,7 +240,7 @@ class ChatGLMBackend(Backend):
             if request.images:
                 raise images.unseen(
                     request.images[0],
-                    request.model or self.model_name,
+                    request.model or self.served_name,
                     f"{self.model.type_name} models read text only",
                 )
             if request.tools and not self.model.supports_tools:

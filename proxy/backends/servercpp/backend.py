@@ -55,7 +55,7 @@ class ServerCppBackend(Backend):
         client: UpstreamClient,
         templates: TemplateChoice,
         admission: Admission,
-        model_name: str = "",
+        served_name: str = "",
         embedding: Optional[tuple] = None,
         reasoning: str = "auto",
     ) -> None:
@@ -67,7 +67,7 @@ class ServerCppBackend(Backend):
         self.admission = admission
         self.tokens = TokenClient(client, admission)
         self.embeddings = TokenClient(*embedding) if embedding else self.tokens
-        self.model_name = model_name
+        self.served_name = served_name
         self.server = KnownServer(client, self.tokens, templates, admission, reasoning)
         self.chat = ChatRoute(self.server)
         self.completion = CompletionRoute(self.server)
@@ -145,7 +145,7 @@ class ServerCppBackend(Backend):
         facts = self.server.known()
         return [
             ModelInfo(
-                self.model_name or (facts.model if facts else "servercpp"),
+                self.served_name or (facts.model if facts else "servercpp"),
                 owned_by="llamacpp",
                 card=facts.card if facts else ModelCard(),
             )
