@@ -9,8 +9,8 @@ for the bench to tell apart what the proxy adds from what its shape costs:
 - ``flask``: the same as a Flask app: what the framework adds.
 
 Each under waitress (the proxy's default), gunicorn's threads (``--server gunicorn``) or
-granian (``--server granian``). Each
-request's body goes on as it came, on a kept connection, with nothing read or changed.
+granian (``--server granian``). Each request's body goes on as it came, on a kept
+connection, with nothing read or changed.
 """
 
 from __future__ import annotations

@@ -100,6 +100,7 @@ class Stopping:
         self.grace = grace
         self.said, self.drained = os.pipe()  # the workers write a byte each once drained
         self._begun = False
+        self._granians = signal.getsignal(signal.SIGTERM)  # granian's own, once installed
 
     def install(self) -> None:
         """Take SIGTERM and SIGINT (in the main process, once granian has set its own
@@ -112,14 +113,9 @@ class Stopping:
         if self._begun:
             return
         self._begun = True
-        workers = [worker.inner.pid for worker in self.server.wrks]
-        for pid in workers:
-            try:
-                os.kill(pid, DRAIN)
-            except ProcessLookupError:
-                workers.remove(pid)
+        told = sum(told_to_drain(worker.inner.pid) for worker in self.server.wrks)
         threading.Thread(
-            target=self._finish, args=(signum, len(workers)), name="stopping", daemon=True
+            target=self._finish, args=(signum, told), name="stopping", daemon=True
         ).start()
 
     def _finish(self, signum: int, workers: int) -> None:
@@ -130,3 +126,12 @@ class Stopping:
             if ready:
                 heard += len(os.read(self.said, workers))
         self._granians(signum, None)  # granian stops its workers, then the master
+
+
+def told_to_drain(pid: int) -> bool:
+    """Tell the worker ``pid`` to drain; ``False`` if it has already gone."""
+    try:
+        os.kill(pid, DRAIN)
+    except ProcessLookupError:
+        return False
+    return True
