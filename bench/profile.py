@@ -81,9 +81,10 @@ def layer(frame: str) -> str:
     return "Python's library"
 
 
-def sampled(pid: int, way: dialects.Way, count: int, work: Path) -> collections.Counter:
-    """Samples (``function (path)`` of the innermost frame) while ``count`` streamed answers
-    come through the process ``pid`` (and its workers: gunicorn's)."""
+def sampled(pid: int, way: dialects.Way, count: int, work: Path) -> tuple:
+    """``(samples, path)`` while ``count`` streamed answers come through the process ``pid``
+    (and its workers: gunicorn's): samples by the innermost frame (``function (path)``), and
+    the longest path a chunk takes (see :func:`chunk_path`)."""
     out = work / f"spy-{pid}-{time.monotonic_ns()}.txt"
     recorder = subprocess.Popen(
         [spy(), "record", "-p", str(pid), "-r", str(RATE), "-f", "raw", "-o", str(out)]
@@ -98,16 +99,33 @@ def sampled(pid: int, way: dialects.Way, count: int, work: Path) -> collections.
     if recorder.wait(timeout=30) != 0 or not out.exists():
         raise SystemExit("py-spy could not sample the proxy (does this user may ptrace it?)")
     found: collections.Counter = collections.Counter()
+    longest: list = []
     for line in out.read_text(errors="replace").splitlines():
         stack, _, samples = line.rpartition(" ")
-        leaf = stack.rpartition(";")[2]
-        if samples.isdigit() and not leaf.startswith("process "):  # not a process's name alone
-            found[leaf] += int(samples)
-    return found
+        frames = stack.split(";")
+        if samples.isdigit() and not frames[-1].startswith("process "):  # not a name alone
+            found[frames[-1]] += int(samples)
+            longest = max(longest, chunk_path(frames), key=len)
+    return found, longest
 
 
-def profiles(count: int, work: Path, baseline: Optional[Path]) -> dict:
-    """``{(API, proxy): samples}`` for every client API the proxy serves."""
+def chunk_path(frames: list) -> list:
+    """The proxy's frames in a stack that waits on the upstream's socket mid-stream (the
+    view has returned): every layer a chunk passes through on its way to the WSGI server,
+    from the stream the server iterates to the socket read. Empty for any other stack."""
+    if not frames or "(proxy/backends/servercpp/connections.py)" not in frames[-1]:
+        return []
+    if not frames[-1].partition(" (")[0].endswith("_receive"):
+        return []
+    if any(" (flask/" in frame for frame in frames):  # a view still running: not mid-stream
+        return []
+    first = next(i for i, frame in enumerate(frames) if " (proxy/" in frame)
+    return frames[first:]
+
+
+def profiles(count: int, work: Path, baseline: Optional[Path]) -> tuple:
+    """``{(API, proxy): samples}`` and ``{(API, proxy): a chunk's path}`` for every client
+    API the proxy serves."""
     with ExitStack() as stack:
         server = stack.enter_context(processes.llama_server(work, parallel=1))
         kinds = {
@@ -132,14 +150,14 @@ def profiles(count: int, work: Path, baseline: Optional[Path]) -> dict:
             )
             for label, (kind, root) in kinds.items()
         }
-        found = {}
+        found, paths = {}, {}
         for name, (path, body) in dialects.served(proxies["proxy"].url).items():
             for label, proxy in proxies.items():
                 way = dialects.Way(proxy.url, path, {**body, "temperature": 0})
                 for _ in range(10):  # warm up
                     dialects.timed(way, stream=True)
-                found[name, label] = sampled(proxy.pid, way, count, work)
-        return found
+                found[name, label], paths[name, label] = sampled(proxy.pid, way, count, work)
+        return found, paths
 
 
 def found_in(found: dict, name: str):
@@ -147,7 +165,7 @@ def found_in(found: dict, name: str):
     return (n for samples in found.values() for frame, n in samples.items() if layer(frame) == name)
 
 
-def table(found: dict, count: int, baseline: Optional[Path]) -> str:
+def table(found: dict, paths: dict, count: int, baseline: Optional[Path]) -> str:
     per_chunk = 1e6 / RATE / count / dialects.TOKENS  # µs per chunk of one sample
     labels = list(dict.fromkeys(label for _, label in found))
     names = list(dict.fromkeys(name for name, _ in found))
@@ -190,6 +208,23 @@ def table(found: dict, count: int, baseline: Optional[Path]) -> str:
                 f" | {found[name, label][frame] * per_chunk:.1f}" for label in labels[1:]
             )
             lines.append(f"| `{frame}` | {n * per_chunk:.1f}{others} |")
+    lines += [
+        "",
+        "## The path of a chunk",
+        "",
+        "The proxy's frames on a stack sampled while a stream waits on the upstream's socket "
+        "(the deepest such stack): each layer a chunk passes on its way from the socket to "
+        "the WSGI server.",
+        "",
+        "| API | " + " | ".join(labels) + " |",
+        "|---|" + "---:|" * len(labels),
+    ]
+    for name in names:
+        lines.append(
+            f"| {name} | " + " | ".join(str(len(paths[name, label])) for label in labels) + " |"
+        )
+    lines += ["", f"The chat completions path under `{labels[0]}`, outermost first:", ""]
+    lines += [f"{i}. `{frame}`" for i, frame in enumerate(paths[names[0], labels[0]], 1)]
     return "\n".join(lines) + "\n"
 
 
@@ -199,8 +234,8 @@ def main() -> None:
     ).parse_args()
     count = 30 if args.quick else 300
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as work:
-        found = profiles(count, Path(work), args.baseline)
-    cli.publish(args, "profile", table(found, count, args.baseline))
+        found, paths = profiles(count, Path(work), args.baseline)
+    cli.publish(args, "profile", table(found, paths, count, args.baseline))
 
 
 if __name__ == "__main__":

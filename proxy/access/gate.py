@@ -76,10 +76,10 @@ class Access:
         return key is None or key.manage
 
     @staticmethod
-    def check_model(key: KeySpec, model: Optional[str], label: str) -> None:
-        """Refuse a model the key may not use (``label``: the id ``model`` is counted under):
-        403, or 404 when the key's models are hidden."""
-        if key.may_use(label):
+    def check_model(key: KeySpec, model: Optional[str], counted_as: str) -> None:
+        """Refuse a model the key may not use (``counted_as``: the id ``model`` is counted
+        under): 403, or 404 when the key's models are hidden."""
+        if key.may_use(counted_as):
             return
         logger.info("key %r refused the model %r", key.name, model)
         if key.hidden:  # in the words of a model that does not exist (see ModelNotFoundError)

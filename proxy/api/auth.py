@@ -14,7 +14,7 @@ from flask import Flask, Response, g, request
 from werkzeug.datastructures import Headers
 
 from proxy.access.gate import MISSING_KEY, Access
-from proxy.api.model import routed_model
+from proxy.api.model import request_model
 from proxy.core.errors import AuthenticationError
 
 # pages, their status and /health answer anyone, each showing a viewer what it may see
@@ -69,8 +69,8 @@ def init_app(app: Flask, access: Access, cors_origins: Sequence[str]) -> None:
         call = g._get_current_object()
         key = call.key = access.identify(presented_key(asked.headers))
         if key is not None and key.models and asked.method == "POST":
-            routed = routed_model()
-            access.check_model(key, routed.asked, routed.label)
+            model = request_model()
+            access.check_model(key, model.asked, model.counted_as)
         call.limit = access.admit(key)
         return None
 

@@ -17,44 +17,45 @@ BODIED = frozenset({"POST", "PUT", "PATCH"})
 
 
 @dataclass(frozen=True)
-class RoutedModel:
-    """What a client named (``None``: the default model), and the id metrics, usage and
-    keys count it under, which is never the client's text."""
+class RequestModel:
+    """A request's model: what its client named (``asked``; ``None``, the default model),
+    and the id metrics, usage and keys count it under (``counted_as``), never the client's
+    text."""
 
     asked: Optional[str]
-    label: str
+    counted_as: str
 
 
-def routed_model() -> RoutedModel:
+def request_model() -> RequestModel:
     """The request's model, read from its body (``model``, or Ollama's ``name``) the first
     time it is asked for; a body that is not JSON, or a model that is not a string, is a
     400 in the client's shape."""
     call = g._get_current_object()  # read once: each read of ``g`` is a proxy lookup
-    routed = getattr(call, "routed_model", None)
-    if routed is None:
+    model = getattr(call, "request_model", None)
+    if model is None:
         asked = asked_model(read_json()) if request.method in BODIED else None
-        routed = call.routed_model = RoutedModel(asked, get_state().router.model_label(asked))
-    return routed
+        model = call.request_model = RequestModel(asked, get_state().router.counted_as(asked))
+    return model
 
 
-def resolved_model() -> Optional[RoutedModel]:
+def request_model_if_read() -> Optional[RequestModel]:
     """The request's model once its body has been read (a page, a body refused before it was
     read, or one whose model is not a string has none): what metrics and usage count a
     request under, whichever view read it."""
     call = g._get_current_object()
-    routed = getattr(call, "routed_model", None)
-    if routed is None and getattr(call, "body", UNREAD) is not UNREAD:
+    model = getattr(call, "request_model", None)
+    if model is None and getattr(call, "body", UNREAD) is not UNREAD:
         try:
-            routed = routed_model()
+            model = request_model()
         except InvalidRequestError:
             return None
-    return routed
+    return model
 
 
 def answer_name() -> str:
     """The model an answer names: the one asked for, else the default model's name."""
-    asked = routed_model().asked
+    asked = request_model().asked
     if asked:
         return asked
     state = get_state()
-    return state.settings.models.model_name or state.router.model_id(None)
+    return state.settings.models.model_name or state.router.listed_id(None)

@@ -14,7 +14,7 @@ from typing import Optional
 from flask import Blueprint, Flask, Response, g, request
 
 from proxy.api.auth import require_key
-from proxy.api.model import resolved_model
+from proxy.api.model import request_model_if_read
 from proxy.api.routes import Routes
 from proxy.api.state import ProxyState, get_state
 from proxy.core.errors import NotFoundError, PermissionDeniedError
@@ -74,7 +74,7 @@ def init_app(app: Flask, state: ProxyState) -> None:
     keys = state.settings.access
     if figures is not None and scrape_keys(keys.metrics_key, keys.admin_key, access.required) == ():
         logger.warning(CLOSED)
-    label = state.router.model_label
+    counted_as = state.router.counted_as
     log_access = state.settings.observing.access_log == "on"
 
     @app.before_request
@@ -90,8 +90,8 @@ def init_app(app: Flask, state: ProxyState) -> None:
         rule = asked.url_rule
         route = rule.rule if rule is not None else "unmatched"
         call = g._get_current_object()
-        routed = resolved_model()  # the model asked for, as metrics and usage name it
-        model = routed.label if routed is not None else label(None)
+        named = request_model_if_read()
+        model = named.counted_as if named is not None else counted_as(None)
         status = response.status_code
         api = hasattr(call, "key")  # the key check ran: an API route, not a page or a probe
         key = getattr(call, "key", None)

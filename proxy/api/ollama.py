@@ -14,7 +14,7 @@ from flask import Blueprint, Response, g, jsonify
 
 from proxy.access.gate import Access
 from proxy.api.body import read_json
-from proxy.api.model import routed_model
+from proxy.api.model import request_model
 from proxy.api.routes import Routes
 from proxy.api.serve import asked, event_response, serve
 from proxy.api.state import get_state
@@ -60,7 +60,7 @@ def _load(notes: OllamaNotes, kind: str) -> dict:
     """A request with nothing to answer: load the model's server (or, with ``keep_alive:
     0``, stop it), as Ollama's clients preload and unload models."""
     router = get_state().router
-    router.model_id(notes.name)  # an unknown model is a 404 either way
+    router.listed_id(notes.name)  # an unknown model is a 404 either way
     server = _server_of(notes.name)
     reason = "load"
     if server is not None and notes.keep_alive == 0:
@@ -99,16 +99,15 @@ def _server_of(name: str) -> Optional[ServerControl]:
 @bp.post("/api/embed")
 def embed_view() -> Response:
     wanted = embed.parse_embed(read_json(), get_state().limits)
-    result = get_state().router.embed(list(wanted.inputs), routed_model().asked)
+    result = get_state().router.embed(list(wanted.inputs), request_model().asked)
     return jsonify(embed.render_embed(wanted, result))
 
 
 @bp.post("/api/embeddings")
 def embeddings_view() -> Response:
     wanted = embed.parse_embeddings(read_json())
-    return jsonify(
-        embed.render_embeddings(get_state().router.embed(list(wanted.inputs), routed_model().asked))
-    )
+    result = get_state().router.embed(list(wanted.inputs), request_model().asked)
+    return jsonify(embed.render_embeddings(result))
 
 
 @bp.route("/api/tags", methods=["GET", "HEAD"])
@@ -120,7 +119,7 @@ def tags() -> Response:
 def show() -> Response:
     name = catalog.shown_name(read_json())
     router = get_state().router
-    model_id = router.model_id(name)
+    model_id = router.listed_id(name)
     models = _models()
     model = next((model for model in models if model.id == model_id), None)
     if model is None:  # a model the key may not use is as good as absent, word for word
@@ -215,5 +214,5 @@ def _models() -> list[ModelInfo]:
     models = router.models()
     key = g.get("key")
     if key is not None and key.models:
-        models = [model for model in models if router.model_label(model.id) in key.models]
+        models = [model for model in models if router.counted_as(model.id) in key.models]
     return models

@@ -61,5 +61,5 @@ def list_models() -> Response:
     models = router.models()
     key = g.get("key")
     if key is not None and key.models:
-        models = [model for model in models if router.model_label(model.id) in key.models]
+        models = [model for model in models if router.counted_as(model.id) in key.models]
     return jsonify(answer.model_list(models))

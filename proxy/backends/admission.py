@@ -19,7 +19,6 @@ import time
 from collections import deque
 from contextlib import closing
 from dataclasses import dataclass
-from itertools import chain
 from typing import Callable, Iterator, Optional, TypeVar
 
 from proxy.backends.slots import SlotCount
@@ -126,19 +125,21 @@ class Admission:
         ticket = None
         while True:
             with self.lease(gone, ticket) as ticket:
+                accepted = False
                 try:
-                    items = start()
-                    first = next(items)
+                    with closing(start()) as items:
+                        for item in items:
+                            if not accepted:
+                                accepted = True
+                                self._accept(ticket)
+                            if ends(item):
+                                self._done(ticket)
+                            yield item
+                    return
                 except SlotUnavailableError:
+                    if accepted:
+                        raise
                     self.refused(ticket)
-                    continue
-                self._accept(ticket)
-                with closing(items):
-                    for item in chain((first,), items):
-                        if ends(item):
-                            self._done(ticket)
-                        yield item
-                return
 
     def lease(self, gone: Callable[[], bool] = never, ticket: Optional[Ticket] = None) -> "Lease":
         """Wait for a slot, hold it for the ``with`` block, then hand it on.

@@ -17,7 +17,6 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import closing
 from contextvars import copy_context
 from dataclasses import replace
-from itertools import chain
 from typing import Iterator, Optional, Sequence
 
 from proxy.core.events import (
@@ -65,8 +64,8 @@ def stream(
 ) -> Iterator[list]:
     """Every choice's events, one choice after another.
 
-    Nothing is read until the first item is asked for; the first choice's first chunk is
-    read before anything is yielded, so a failure before any byte is the caller's to raise.
+    Nothing is read until the first item is asked for, and nothing yielded before the first
+    choice's first chunk has been read: a failure before any byte is raised by that first ask.
     While the model's server starts, :data:`~proxy.core.events.WAITING` comes first, alone;
     ``patient`` streams get it whenever the first event is slow (a free slot, too), at the
     price of a thread to wait in.
@@ -81,13 +80,7 @@ def _events(router: Router, todo: list, n: int) -> Iterator[list]:
     total = Usage()
     for index, request in enumerate(todo):
         with closing(router.stream(request)) as chunks:
-            first = next(chunks)
-            reads = _in_reads(chain((first,), chunks), repeat=index % n != 0)
-            if first.prompt_count is not None:
-                reads = _led_by(
-                    PromptCounted(first.prompt_count), reads, at_once=not _says_anything(first)
-                )
-            for events in reads:
+            for events in _in_reads(chunks, repeat=index % n != 0):
                 if type(events[-1]) is Finish:
                     total += events[-2].usage
                 yield events
@@ -99,12 +92,23 @@ def _in_reads(chunks: Iterator[Chunk], *, repeat: bool) -> Iterator[list]:
 
     A server streaming faster than the proxy writes leaves several tokens in each read; the
     events of one read go out in one write. What was read before a failure still goes out.
+    The prompt's token count, where the first chunk tells it, comes first: with that chunk's
+    events, or at once, alone, when it says nothing else.
     """
     together: list = []
     calls = _Calls()
     timed = False  # the first token's time is taken
+    counted = False  # the prompt's count is told
     try:
         for chunk in chunks:
+            if not counted:
+                counted = True
+                if chunk.prompt_count is not None:
+                    together.append(PromptCounted(chunk.prompt_count))
+                    if not _says_anything(chunk):
+                        yield together
+                        together = []
+                        continue
             if chunk.reasoning:
                 together.append(ReasoningDelta(chunk.reasoning))
             if chunk.text or chunk.logprobs:
@@ -155,19 +159,6 @@ class _Calls:
         if self.open is not None:
             events.append(ToolCallEnd(self.begun - 1))
             self.open = None
-
-
-def _led_by(event, reads: Iterator[list], at_once: bool = False) -> Iterator[list]:
-    """``reads`` with ``event`` put first: in the first list, or alone and ``at_once`` (the
-    first chunk said nothing else: the event goes out before the first token)."""
-    if at_once:
-        yield [event]
-        yield from reads
-        return
-    for events in reads:
-        yield [event, *events]
-        break
-    yield from reads
 
 
 def _says_anything(chunk: Chunk) -> bool:

@@ -82,10 +82,10 @@ class Router(Protocol):
     def models(self) -> list[ModelInfo]:
         """Every model served."""
 
-    def model_id(self, model: Optional[str]) -> str:
-        """The id the answer names: the model asked for, else the default model's."""
+    def listed_id(self, model: Optional[str]) -> str:
+        """The id the model ``model`` names is listed under (the default's when ``None``)."""
 
-    def model_label(self, model: Optional[str]) -> str:
+    def counted_as(self, model: Optional[str]) -> str:
         """The id metrics, usage and keys count ``model`` under; never a client's text."""
 
     def health(self) -> Health:

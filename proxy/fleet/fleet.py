@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from contextlib import ExitStack, closing
+from contextlib import closing
 from dataclasses import dataclass, field, replace
-from itertools import chain
 from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
 from proxy.backends.base import Backend
@@ -55,6 +54,8 @@ T = TypeVar("T")
 # Failures that mean the request never reached a replica able to serve it: it may go to another.
 # A full or slow line is the replica's load, not its health; the others may still have room.
 BUSY = (QueueFullError, SlotUnavailableError)
+# What a request that may go to another replica fails with (the rest is the request's own).
+RETRIED = (UpstreamUnavailableError, UpstreamTimeoutError)
 
 
 @dataclass
@@ -181,29 +182,32 @@ class Fleet:
         return self._failing_over(model, key, attempt, continues(request))
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
+        """The chunks from the placed replica; a failure before the first of them sends the
+        request to another (:class:`Failover`), as a whole answer's would."""
         model = self._model(request.model)
         request = with_defaults(request, model.spec.defaults)
         key = model.key(request)
-
-        def attempt(replica: Replica) -> tuple:
-            """The first chunk, and what is held until the stream ends: the server, the
-            slot and the stream itself (closed first)."""
+        failover = Failover(model, key, continues(request))
+        while True:
+            replica = failover.place()
             seats = model.seats[replica.name]
-            with ExitStack() as held:
-                held.enter_context(replica.serving())
-                slot = seats.prepare(key, request)
-                held.callback(seats.release, slot)
-                chunks = held.enter_context(closing(replica.backend.stream(in_slot(request, slot))))
-                return seats, slot, next(chunks), chunks, held.pop_all()
-
-        seats, slot, first, chunks, held = self._failing_over(
-            model, key, attempt, continues(request)
-        )
-        with held:
-            for chunk in chain((first,), chunks):
-                if chunk.finish_reason is not None:
-                    seats.served(key, answered_from(chunk.slot, slot))
-                yield chunk
+            started = False
+            try:
+                with replica.serving():
+                    slot = seats.prepare(key, request)
+                    try:
+                        with closing(replica.backend.stream(in_slot(request, slot))) as chunks:
+                            for chunk in chunks:
+                                started = True
+                                if chunk.finish_reason is not None:
+                                    seats.served(key, answered_from(chunk.slot, slot))
+                                yield chunk
+                    finally:
+                        seats.release(slot)
+                return
+            except RETRIED as exc:
+                if started or not failover.again(replica, exc):
+                    raise
 
     # -- tokens and embeddings -------------------------------------------------------------
 
@@ -224,18 +228,18 @@ class Fleet:
     def rerank(self, query: str, documents: Sequence[str], model: Optional[str] = None) -> Ranking:
         return self._any_replica(model, lambda backend: backend.rerank(query, documents, model))
 
-    def model_label(self, model: Optional[str]) -> str:
+    def counted_as(self, model: Optional[str]) -> str:
         """The id metrics, usage and keys count ``model`` under: never a client's text."""
         spec = self.catalog.find(model) if model is None or isinstance(model, str) else None
         return "unknown" if spec is None else spec.id or "default"
 
-    def model_id(self, model: Optional[str]) -> str:
+    def listed_id(self, model: Optional[str]) -> str:
         """The id of the model ``model`` names (the default when ``None``): its configured
         id, or what its first replica calls it."""
-        return self._id(self._model(model))
+        return self._listed_id(self._model(model))
 
     @staticmethod
-    def _id(model: ServedModel) -> str:
+    def _listed_id(model: ServedModel) -> str:
         return model.spec.id or model.replicas[0].info().id
 
     def starting(self, model: Optional[str] = None) -> bool:
@@ -249,7 +253,7 @@ class Fleet:
         ordered = sorted(self._models.values(), key=lambda m: m.spec.id != self.catalog.default)
         for model in ordered:
             ready = any(model.rotation.healthy(r.name) for r in model.replicas)
-            model_id = self._id(model)
+            model_id = self._listed_id(model)
             first = model.replicas[0].info()
             meta = {"state": "ready" if ready else "unavailable", "replicas": len(model.replicas)}
             listed.append(
@@ -328,7 +332,7 @@ class Fleet:
                 replicas.append(entry)
             listed.append(
                 {
-                    "id": self._id(model),
+                    "id": self._listed_id(model),
                     "label": model.spec.id or "default",
                     "aliases": list(model.spec.aliases),
                     "replicas": replicas,
@@ -385,29 +389,14 @@ class Fleet:
         attempt: Callable[[Replica], T],
         continuing: bool = False,
     ) -> T:
-        """Run ``attempt`` on the placed replica; if it never reached it, on another.
-
-        A replica that cannot be reached, or is not ready, leaves the rotation until a probe
-        finds it serving again; one whose line is full is only passed over this time; one
-        whose server the proxy runs and saw die is tried again once it has restarted.
-        """
-        tried: list = []
-        restarts = 0
+        """Run ``attempt`` on the placed replica; if it never reached it, on another."""
+        failover = Failover(model, key, continuing)
         while True:
-            replica = model.place(key, exclude=tried, continuing=continuing)
+            replica = failover.place()
             try:
                 return attempt(replica)
-            except (UpstreamUnavailableError, UpstreamTimeoutError) as exc:
-                if isinstance(exc, QueueTimeoutError):
-                    raise
-                if replica.restarts_after(exc, restarts):
-                    restarts += 1
-                    continue
-                if not isinstance(exc, BUSY):
-                    model.rotation.eject(replica.name, exc.message)
-                    model.affinity.forget_replica(replica.name)
-                tried.append(replica)
-                if isinstance(exc, UpstreamTimeoutError) or len(tried) == len(model.replicas):
+            except RETRIED as exc:
+                if not failover.again(replica, exc):
                     raise
 
     def _any_replica(self, name: Optional[str], call: Callable[[Backend], T]) -> T:
@@ -419,6 +408,41 @@ class Fleet:
         if report.ok:
             model.rotation.restore(replica.name)
         return report
+
+
+class Failover:
+    """The replicas one request tries, in turn, while it has reached none able to serve it.
+
+    A replica that cannot be reached, or is not ready, leaves the rotation until a probe finds
+    it serving again; one whose line is full is only passed over this time; one whose server
+    the proxy runs and saw die is tried again once it has restarted.
+    """
+
+    def __init__(self, model: ServedModel, key: Optional[str], continuing: bool) -> None:
+        self.model = model
+        self.key = key
+        self.continuing = continuing
+        self.tried: list = []
+        self.restarts = 0
+
+    def place(self) -> Replica:
+        """The replica to try next."""
+        return self.model.place(self.key, exclude=self.tried, continuing=self.continuing)
+
+    def again(self, replica: Replica, exc: UpstreamUnavailableError | UpstreamTimeoutError) -> bool:
+        """Whether the request is tried again after ``replica`` failed it with ``exc``."""
+        if isinstance(exc, QueueTimeoutError):
+            return False
+        if replica.restarts_after(exc, self.restarts):
+            self.restarts += 1
+            return True
+        if not isinstance(exc, BUSY):
+            self.model.rotation.eject(replica.name, exc.message)
+            self.model.affinity.forget_replica(replica.name)
+        self.tried.append(replica)
+        return not isinstance(exc, UpstreamTimeoutError) and len(self.tried) < len(
+            self.model.replicas
+        )
 
 
 def in_slot(request: GenerationRequest, slot: Optional[int]) -> GenerationRequest:

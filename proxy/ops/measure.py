@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 from time import perf_counter
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Callable, Iterable, Optional
 
 
 class Measure:
@@ -96,20 +96,6 @@ class waiting:
     def __exit__(self, *exc_info) -> None:
         if self.watch is not None:
             self.watch.waited += perf_counter() - self.began
-
-
-def waited(pieces: Iterable) -> Iterator:
-    """``pieces``, each one's arrival counted as waiting (an upstream's streamed body)."""
-    watch = CURRENT.get()
-    iterator = iter(pieces)
-    while True:
-        began = perf_counter()
-        piece = next(iterator, None)
-        if watch is not None:
-            watch.waited += perf_counter() - began
-        if piece is None:
-            return
-        yield piece
 
 
 class Timed:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from proxy.api.body import read_json
-from proxy.api.model import RoutedModel, answer_name, resolved_model, routed_model
+from proxy.api.model import RequestModel, answer_name, request_model, request_model_if_read
 from proxy.core.errors import InvalidRequestError
 
 
@@ -21,31 +21,31 @@ def app(make_client):
         (
             "POST",
             {"model": "served-name", "messages": []},
-            RoutedModel("served-name", "served-name"),
+            RequestModel("served-name", "served-name"),
         ),
         (
             "POST",
             {"name": "served-name:latest"},
-            RoutedModel("served-name:latest", "served-name"),
+            RequestModel("served-name:latest", "served-name"),
         ),  # Ollama's older
         # one model answers to any name, and is counted under its own
-        ("POST", {"model": "<other>\r\n"}, RoutedModel("<other>\r\n", "served-name")),
-        ("POST", {"messages": []}, RoutedModel(None, "served-name")),
-        ("POST", {"model": ""}, RoutedModel(None, "served-name")),
-        ("GET", None, RoutedModel(None, "served-name")),
+        ("POST", {"model": "<other>\r\n"}, RequestModel("<other>\r\n", "served-name")),
+        ("POST", {"messages": []}, RequestModel(None, "served-name")),
+        ("POST", {"model": ""}, RequestModel(None, "served-name")),
+        ("GET", None, RequestModel(None, "served-name")),
     ],
 )
 def test_the_model_is_read_from_the_body_once(app, method, body, expected):
     with app.test_request_context("/v1/chat/completions", method=method, json=body):
-        assert resolved_model() is None  # nothing resolved it yet
-        routed = routed_model()
-        assert routed == expected and routed_model() is routed and resolved_model() is routed
+        assert request_model_if_read() is None  # nothing resolved it yet
+        model = request_model()
+        assert model == expected and request_model() is model and request_model_if_read() is model
 
 
 def test_a_model_that_is_not_a_string_is_refused_naming_the_field(app):
     with app.test_request_context("/v1/chat/completions", method="POST", json={"model": 3}):
         with pytest.raises(InvalidRequestError) as raised:
-            routed_model()
+            request_model()
     assert raised.value.param == "model"
 
 
@@ -58,15 +58,15 @@ def test_the_answer_names_the_model_asked_for_else_the_default(app, body, name):
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ({"model": "qwen"}, RoutedModel("qwen", "served-name")),
-        ({"messages": []}, RoutedModel(None, "served-name")),
+        ({"model": "qwen"}, RequestModel("qwen", "served-name")),
+        ({"messages": []}, RequestModel(None, "served-name")),
         ({"model": 3}, None),  # refused by whichever view reads it; counted under no model
-        ([1, 2], RoutedModel(None, "served-name")),
+        ([1, 2], RequestModel(None, "served-name")),
     ],
 )
 def test_a_body_once_read_resolves_its_model_for_metrics_and_usage(app, body, expected):
     """A view that reads the body (a token count) has its model counted without asking."""
     with app.test_request_context("/v1/messages/count_tokens", method="POST", json=body):
-        assert resolved_model() is None  # the body is not read yet
+        assert request_model_if_read() is None  # the body is not read yet
         read_json()
-        assert resolved_model() == expected
+        assert request_model_if_read() == expected

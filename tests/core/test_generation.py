@@ -211,3 +211,40 @@ def test_thoughts_come_before_text_and_a_prompt_counted_early_comes_first():
     ]
     assert events[0].tokens == 12 and events[2].text == "hmm"
     assert events[-1].stop_sequence == "END"
+
+
+@pytest.mark.parametrize(
+    ("chunks", "expected"),
+    [
+        (  # the count alone: it goes out at once, before the first token
+            [Chunk("", prompt_count=7), Chunk("a"), Chunk(finish_reason="stop")],
+            [["PromptCounted"], ["TextDelta"], ["UsageReport", "Finish"]],
+        ),
+        (  # with a token: in that token's write
+            [Chunk("a", prompt_count=7), Chunk(finish_reason="stop")],
+            [["PromptCounted", "TextDelta"], ["UsageReport", "Finish"]],
+        ),
+        (  # with a token read together with the next: in their one write
+            [Chunk("a", prompt_count=7, followed=True), Chunk("b"), Chunk(finish_reason="stop")],
+            [["PromptCounted", "TextDelta", "TextDelta"], ["UsageReport", "Finish"]],
+        ),
+        (  # a count on a later chunk is not the prompt's early count
+            [Chunk("a"), Chunk("b", prompt_count=7), Chunk(finish_reason="stop")],
+            [["TextDelta"], ["TextDelta"], ["UsageReport", "Finish"]],
+        ),
+    ],
+)
+def test_a_prompt_counted_early_goes_out_first(chunks, expected):
+    assert kinds(generation.stream(ScriptedBackend(chunks), [CHAT])) == expected
+
+
+def test_nothing_is_asked_of_the_router_before_the_first_event_is():
+    class Counting(ScriptedBackend):
+        def stream(self, request):
+            asked.append(request)
+            return super().stream(request)
+
+    asked = []
+    events = generation.stream(Counting([Chunk("a"), Chunk(finish_reason="stop")]), [CHAT])
+    assert asked == []
+    assert kinds(events) == [["TextDelta"], ["UsageReport", "Finish"]] and asked == [CHAT]

@@ -428,3 +428,15 @@ def embedding_vector(text: str, n_embd: int, enabled: bool) -> list[float]:
     raw = [((zlib.crc32(f"{i}:{text}".encode()) % 2001) - 1000) / 1000 for i in range(n_embd)]
     norm = math.sqrt(sum(x * x for x in raw)) or 1.0
     return [x / norm for x in raw]
+
+
+def line_batches(reads: list) -> list:
+    """The lines a connection hands the stream parser for ``reads`` (bytes, one per socket
+    read): for each read that ended any, the lines it ended; a last unended line at the end."""
+    batches, pending = [], b""
+    for read in reads:
+        pending += read
+        if b"\n" in read:
+            *ended, pending = pending.split(b"\n")
+            batches.append(ended)
+    return batches + [[pending]] if pending else batches

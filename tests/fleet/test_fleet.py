@@ -11,7 +11,7 @@ from proxy.app import create_app
 from proxy.config.catalog import parse_catalog
 from proxy.config.settings import Settings
 from proxy.core.conversation import conversation_key
-from proxy.core.errors import ModelNotFoundError, UpstreamUnavailableError
+from proxy.core.errors import ModelNotFoundError, UpstreamError, UpstreamUnavailableError
 from proxy.core.types import GenerationRequest, Message
 from proxy.fleet.build import Models, build_fleet
 from proxy.fleet.placement import BALANCE, rank
@@ -105,6 +105,27 @@ def test_a_request_that_never_reached_its_replica_goes_to_the_other(servers):
         health = fleet.health()
         replicas = {r["url"]: r["ok"] for r in health.detail["models"][0]["replicas"]}
         assert health.ok and replicas == {dead.url: False, alive.url: True}
+
+
+def test_a_stream_asks_no_replica_before_its_first_chunk_is_asked_for(servers):
+    with fleet_of(servers) as fleet:
+        stream = fleet.stream(conversation("a document"))
+        assert sum(completions(server) for server in servers) == 0
+        assert "".join(chunk.text for chunk in stream) == "Hello, world!"
+        assert sum(completions(server) for server in servers) == 1
+
+
+def test_a_stream_that_fails_after_its_first_chunk_is_not_sent_elsewhere(servers):
+    with fleet_of(servers) as fleet:
+        request = conversation("a document cut short")
+        home = preferred(servers, request)
+        other = next(s for s in servers if s is not home)
+        home.fail_mode = "truncated_stream"
+        stream = fleet.stream(request)
+        assert next(stream).text
+        with pytest.raises(UpstreamError):
+            list(stream)
+        assert completions(other) == 0  # the client had bytes: the failure is theirs
 
 
 def test_a_replica_that_returns_is_probed_back_into_rotation(servers):
@@ -301,12 +322,12 @@ def test_a_fleet_serves_a_new_catalog_keeping_what_did_not_change(servers):
         gone = fleet.serve_instead(both, lambda spec: made.append(spec) or models.served(spec))
         assert gone == [] and [spec.id for spec in made] == ["second"]
         assert fleet._model("tiny") is before  # its replicas and conversations stay
-        assert fleet.model_id("second") == "second"
+        assert fleet.listed_id("second") == "second"
         only_second = parse_catalog({"models": {"second": {"upstreams": [servers[1].url]}}}, "t")
         gone = fleet.serve_instead(only_second, lambda spec: pytest.fail("nothing is new"))
         assert gone == [before]
         with pytest.raises(ModelNotFoundError):
-            fleet.model_id("tiny")
+            fleet.listed_id("tiny")
         fleet.retire(before, within=1)
     finally:
         fleet.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator
 
-from proxy.backends.servercpp import chat, parse
+from proxy.backends.servercpp import chat
 from proxy.backends.servercpp.finish import Finish
 from proxy.backends.servercpp.known import KnownServer
 from proxy.backends.servercpp.streams import collect
@@ -69,14 +69,12 @@ class ChatRoute:
         server = self.server
         payload = chat.chat_payload(request, stream=True, **self._options())
         with contextlib.ExitStack() as stack:
-            pieces = server.reconnecting(
+            lines = server.reconnecting(
                 lambda _: stack.enter_context(
                     server.client.stream(chat.PATH, payload, client_gone=request.client_gone)
                 )
             )
-            yield from chat.stream_chunks(
-                parse.line_batches(pieces), server.client.label, request.logprobs
-            )
+            yield from chat.stream_chunks(lines, server.client.label, request.logprobs)
 
     def _finish(self, request: GenerationRequest) -> Finish:
         """The server's answers name no slot; their thoughts are always told apart."""

@@ -7,8 +7,6 @@ proxy keep up with it.
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
-
 LONGEST_SIZE_LINE = 1024  # a chunk-size line with extensions; longer is not HTTP
 
 
@@ -16,18 +14,27 @@ class BrokenChunks(ValueError):
     """The body is not chunked transfer coding, or it ended before its last chunk."""
 
 
-def dechunked(raw: Iterable[bytes]) -> Iterator[bytes]:
-    """The payload of a chunked body: one piece for each raw piece that held any.
+class Dechunker:
+    """The payload of a chunked body, undone from whatever the socket delivered, read by read.
 
-    Ends at the last (zero-size) chunk; trailers after it are not read. Each piece is walked
-    by position: a read holding a hundred chunks is not copied a hundred times over.
+    Ends at the last (zero-size) chunk; trailers after it are not read. Each read is walked by
+    position: one holding a hundred chunks is not copied a hundred times over.
     """
-    buffer = b""
-    due = 0  # payload bytes still to come in the current chunk
-    crlf_due = False  # the CRLF that closes a chunk's payload
-    for piece in raw:
-        buffer = buffer + piece if buffer else piece
+
+    __slots__ = ("buffer", "due", "crlf_due", "ended")
+    rest = b""  # what came after the body: trailers, never read
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.due = 0  # payload bytes still to come in the current chunk
+        self.crlf_due = False  # the CRLF that closes a chunk's payload
+        self.ended = False
+
+    def feed(self, piece: bytes) -> bytes:
+        """The payload ``piece`` brings (``b""``: none yet)."""
+        buffer = self.buffer + piece if self.buffer else piece
         at, end_of_buffer = 0, len(buffer)
+        due, crlf_due = self.due, self.crlf_due
         payload = []
         while True:
             if due:
@@ -53,13 +60,15 @@ def dechunked(raw: Iterable[bytes]) -> Iterator[bytes]:
             due = _size(buffer[at:end])
             at = end + 2
             if not due:
-                if payload:
-                    yield b"".join(payload)
-                return
-        buffer = buffer[at:]
-        if payload:
-            yield b"".join(payload)
-    raise BrokenChunks("the body ended before its last chunk")
+                self.ended = True
+                break
+        self.buffer, self.due, self.crlf_due = buffer[at:], due, crlf_due
+        return b"".join(payload)
+
+    def closed(self) -> None:
+        """The server closed the connection: the body is broken unless it had ended."""
+        if not self.ended:
+            raise BrokenChunks("the body ended before its last chunk")
 
 
 def _size(line: bytes) -> int:

@@ -21,7 +21,8 @@ from proxy.core.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from proxy.ops.measure import waited, waiting
+from proxy.ops import measure
+from proxy.ops.measure import waiting
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,9 @@ class UpstreamClient:
     @contextlib.contextmanager
     def stream(
         self, path: str, body: dict, *, client_gone: Optional[Callable[[], bool]] = None
-    ) -> Iterator[Iterator[bytes]]:
-        """POST and yield the raw body pieces as they arrive; leaving closes the connection.
+    ) -> Iterator[Iterator[list]]:
+        """POST and yield the body's lines as they arrive (see :meth:`Connection.lines`);
+        leaving closes the connection.
 
         Closing the connection early is what tells server.cpp to stop generating; servers
         close it after a stream anyway, so it never goes back to the pool. ``client_gone``:
@@ -124,7 +126,7 @@ class UpstreamClient:
         try:
             if head.status >= 400:
                 self.raise_for_status(self._read(connection, head, path))
-            yield waited(self._pieces(connection, head))
+            yield connection.lines(head, self._failed, measure.current())
         finally:
             connection.close()
 
@@ -212,12 +214,6 @@ class UpstreamClient:
         except Exception as exc:
             raise self._failed(exc) from exc
         return UpstreamReply(head.status, head.reason, content, path)
-
-    def _pieces(self, connection: Connection, head: Head) -> Iterator[bytes]:
-        try:
-            yield from connection.pieces(head)
-        except Exception as exc:
-            raise self._failed(exc) from exc
 
     def raise_for_status(self, reply: UpstreamReply) -> None:
         if reply.ok:

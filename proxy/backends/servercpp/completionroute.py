@@ -18,7 +18,7 @@ from proxy.backends.servercpp.finish import Finish
 from proxy.backends.servercpp.known import KnownServer
 from proxy.backends.servercpp.payload import completion_payload, unique
 from proxy.backends.servercpp.prompting import THINK_CLOSE, THINK_OPEN, RenderedPrompt
-from proxy.backends.servercpp.streams import collect, counted_first, resumed
+from proxy.backends.servercpp.streams import collect, counted_first, finishing
 from proxy.backends.structured import replies
 from proxy.backends.structured.constraints import output_fields
 from proxy.backends.structured.toolformats import FORMATS, tool_names
@@ -73,32 +73,23 @@ class CompletionRoute:
         return self.server.tokens.count(prompt.text, legacy=facts.kind.legacy)
 
     def _stream(self, request: GenerationRequest, *, count_first: bool) -> Iterator[Chunk]:
-        sent: list = []  # (facts, prompt) of the attempt that reached the server
+        finishes: list = []  # how the answer of the attempt that reached the server ends
         chunks = self.server.admission.stream(
-            lambda: self._chunks(request, sent, count_first), request.client_gone, ends=_last
+            lambda: self._chunks(request, finishes, count_first), request.client_gone, ends=_last
         )
-        with contextlib.closing(chunks):
-            first = next(chunks)
-            facts, prompt = sent[-1]
-            opened = _thoughts_open(facts, request, prompt)
-            chunks = resumed(first, chunks)
-            if opened is not None:
-                chunks = replies.thinking_chunks(chunks, opened)
-            if request.tools:
-                chunks = replies.calling_chunks(
-                    chunks, FORMATS[prompt.tool_format], tool_names(request.tools)
-                )
-            yield from self._finish(request, prompt, opened).stream(chunks)
+        return finishing(chunks, lambda last, thoughts: finishes[-1](last, thoughts))
 
-    def _chunks(self, request: GenerationRequest, sent: list, count_first: bool) -> Iterator[Chunk]:
-        """One attempt: open the upstream stream and read it into chunks; what was sent, and
-        to which server, goes into ``sent``."""
+    def _chunks(
+        self, request: GenerationRequest, finishes: list, count_first: bool
+    ) -> Iterator[Chunk]:
+        """One attempt: open the upstream stream and read it into chunks, their thoughts and
+        calls read out of the text as the prompt sent asks; how the answer ends goes into
+        ``finishes``."""
         server = self.server
         with contextlib.ExitStack() as stack:
 
             def attempt(facts: ServerFacts) -> tuple:
                 prompt, payload = self._payload(_counted(request, facts), facts, stream=True)
-                sent.append((facts, prompt))
                 return (
                     facts,
                     prompt,
@@ -109,15 +100,23 @@ class CompletionRoute:
                     ),
                 )
 
-            facts, prompt, pieces = server.reconnecting(attempt)
+            facts, prompt, lines = server.reconnecting(attempt)
+            opened = _thoughts_open(facts, request, prompt)
+            finishes.append(self._finish(request, prompt, opened))
             limit = _legacy_limit(request, facts)
             top = _counted(request, facts).logprobs  # what was asked of the server
-            chunks = parse.stream_chunks(parse.line_batches(pieces), server.client.label, top)
+            chunks = parse.stream_chunks(lines, server.client.label, top)
             if limit is not None:
                 chunks = budget.limited(chunks, limit, keep_logprobs=request.logprobs is not None)
             if facts.kind.legacy and count_first:
                 chunks = counted_first(
                     chunks, lambda: server.tokens.count(prompt.text, legacy=True)
+                )
+            if opened is not None:
+                chunks = replies.thinking_chunks(chunks, opened)
+            if request.tools:
+                chunks = replies.calling_chunks(
+                    chunks, FORMATS[prompt.tool_format], tool_names(request.tools)
                 )
             yield from chunks
 

@@ -15,10 +15,10 @@ import struct
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional, Protocol, Union
 from urllib.parse import urlsplit
 
-from proxy.backends.servercpp.chunked import dechunked
+from proxy.backends.servercpp.chunked import Dechunker
 
 LONGEST_HEAD = 65536
 MOST_HEADERS = 100
@@ -33,6 +33,12 @@ class BrokenAnswer(ValueError):
 
 class Abandoned(Exception):
     """The client the answer was for went away while the server worked on it."""
+
+
+class Waits(Protocol):
+    """What counts the time a request waited on its server (:class:`proxy.ops.measure.Measure`)."""
+
+    waited: float
 
 
 @dataclass(frozen=True)
@@ -107,24 +113,54 @@ class Connection:
 
     def pieces(self, head: Head) -> Iterator[bytes]:
         """The body as it arrives, each piece all the socket had at the time."""
-        raw = self._arrivals()
-        if head.chunked:
-            yield from dechunked(raw)
-            return
-        due = head.length
-        if due == 0:
-            return
-        for piece in raw:
-            if due is not None:
-                if len(piece) > due:  # the server sent more than it said: left unread
-                    self.buffer = piece[due:]
-                    piece = piece[:due]
-                due -= len(piece)
-            yield piece
-            if due == 0:
-                return
-        if due:
-            raise BrokenAnswer("the answer ended before its Content-Length")
+        body = _framing(head)
+        piece, self.buffer = self.buffer, b""
+        while not body.ended:
+            if not piece:
+                piece = self._receive()
+                if not piece:
+                    body.closed()
+                    return
+            payload = body.feed(piece)
+            piece = b""
+            if payload:
+                yield payload
+        self.buffer = body.rest
+
+    def lines(
+        self, head: Head, failed: Callable[[Exception], Exception], watch: Optional[Waits] = None
+    ) -> Iterator[list]:
+        """The body's lines as they arrive: for each read that ended any, the lines it ended
+        (undecoded, without their ``\\n``); a last line never ended comes last.
+
+        A streamed token's whole trip below the parser, in one pass: the socket read (its
+        wait added to ``watch.waited``), the body's framing undone, the lines split. What
+        breaks is raised as ``failed`` makes it.
+        """
+        body = _framing(head)
+        piece, self.buffer = self.buffer, b""
+        pending = b""
+        try:
+            while not body.ended:
+                if not piece:
+                    began = time.perf_counter()
+                    piece = self._receive()
+                    if watch is not None:
+                        watch.waited += time.perf_counter() - began
+                    if not piece:
+                        body.closed()
+                        break
+                data = body.feed(piece)
+                piece = b""
+                if b"\n" in data:
+                    *ended, pending = (pending + data).split(b"\n")
+                    yield ended
+                elif data:
+                    pending += data
+        except Exception as exc:
+            raise failed(exc) from exc
+        if pending:
+            yield [pending]
 
     def still_open(self) -> bool:
         """An idle connection with something to read was closed (or spoiled) by the server.
@@ -140,17 +176,6 @@ class Connection:
 
     def close(self) -> None:
         self.sock.close()
-
-    def _arrivals(self) -> Iterator[bytes]:
-        """What was read past the head, then each read of the socket until it closes."""
-        if self.buffer:
-            first, self.buffer = self.buffer, b""
-            yield first
-        while True:
-            piece = self._receive()
-            if not piece:
-                return
-            yield piece
 
     def _receive(self) -> bytes:
         """One read of the socket: what has arrived, up to :data:`PIECE`; ``b""`` once closed.
@@ -307,3 +332,35 @@ class ConnectionPool:
             idle, self._idle = self._idle, []
         for connection in idle:
             connection.close()
+
+
+class Delimited:
+    """A body of ``length`` bytes, or (``None``) of all the server sends until it closes."""
+
+    __slots__ = ("due", "ended", "rest")
+
+    def __init__(self, length: Optional[int]) -> None:
+        self.due = length
+        self.ended = length == 0
+        self.rest = b""  # what came after the body: the start of the next answer
+
+    def feed(self, piece: bytes) -> bytes:
+        """The part of ``piece`` that is the body's."""
+        if self.due is None:
+            return piece
+        if len(piece) > self.due:  # the server sent more than it said: left unread
+            self.rest = piece[self.due :]
+            piece = piece[: self.due]
+        self.due -= len(piece)
+        self.ended = not self.due
+        return piece
+
+    def closed(self) -> None:
+        """The server closed the connection: the body is broken if it said it was longer."""
+        if self.due:
+            raise BrokenAnswer("the answer ended before its Content-Length")
+
+
+def _framing(head: Head) -> Union[Dechunker, Delimited]:
+    """How the body ``head`` begins is framed, undone as it arrives."""
+    return Dechunker() if head.chunked else Delimited(head.length)

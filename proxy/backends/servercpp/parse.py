@@ -153,23 +153,6 @@ def _clamp(logprob) -> float:
     return max(float(logprob), LOWEST_LOGPROB)
 
 
-def line_batches(pieces: Iterable[bytes]) -> Iterator[list]:
-    """Split a byte stream into whole lines, one list for each piece that ended any.
-
-    UTF-8 is only decoded once a line is complete, and a reader can tell which lines
-    arrived together.
-    """
-    pending = b""
-    for piece in pieces:
-        pending += piece
-        if b"\n" not in piece:
-            continue
-        *lines, pending = pending.split(b"\n")
-        yield lines
-    if pending:
-        yield [pending]
-
-
 def stream_chunks(batches: Iterable[list], upstream: str, top: Optional[int]) -> Iterator[Chunk]:
     """Turn server.cpp stream lines into chunks, ending with exactly one final chunk.
 

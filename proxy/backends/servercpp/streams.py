@@ -1,5 +1,5 @@
-"""Shaping a stream of chunks: counted, finished with its thoughts in hand, resumed after a
-first chunk read ahead, or collected into one answer."""
+"""Shaping a stream of chunks: counted, finished with its thoughts in hand, or collected into
+one answer."""
 
 from __future__ import annotations
 
@@ -41,13 +41,6 @@ def finishing(chunks: Iterator[Chunk], finish: Callable[[Chunk, str], Chunk]) ->
                 continue
             yield finish(chunk, "".join(thoughts) + chunk.reasoning)
             return
-
-
-def resumed(first: Chunk, rest: Iterator[Chunk]) -> Iterator[Chunk]:
-    """The chunks of a stream whose ``first`` was read already."""
-    with contextlib.closing(rest):
-        yield first
-        yield from rest
 
 
 def collect(chunks: Iterator[Chunk]) -> Completion:

@@ -20,6 +20,7 @@ from proxy.core.errors import (
 )
 from proxy.core.types import GenerationRequest, Message, ResponseFormat, Sampling
 from tests.fakes.canned import CannedServer
+from tests.fakes.servercpp_wire import line_batches
 from tests.processes import free_port
 
 HISTORIC = HistoricTemplate("A chat.\n", "\nUSER: ", "\nASSISTANT: ", "\nRULE: ", "</s>")
@@ -279,7 +280,7 @@ def test_old_logprobs_are_collected_from_an_internal_stream(make_backend, upstre
 def test_utf8_split_across_network_pieces_is_decoded_whole():
     raw = stream_body({"content": "é€", "stop": False}, final("llamacpp", content="")).encode()
     cut = raw.index("€".encode()) + 1  # inside the euro sign
-    lines = parse.line_batches([raw[:cut], raw[cut:]])
+    lines = line_batches([raw[:cut], raw[cut:]])
     chunks = list(parse.stream_chunks(lines, "http://upstream.test", None))
     assert [c.text for c in chunks] == ["é€", ""]
     assert chunks[-1].finish_reason == "stop" and chunks[-1].usage.completion_tokens == 3
@@ -300,7 +301,7 @@ def test_chunks_say_whether_the_next_arrived_with_them(reads, followed):
 
     pieces = ["".join(event(word) for word in read.split()).encode() for read in reads]
     pieces.append(f"data: {json.dumps(final('llamacpp', content=''))}\n\n".encode())
-    chunks = list(parse.stream_chunks(parse.line_batches(pieces), "http://upstream.test", None))
+    chunks = list(parse.stream_chunks(line_batches(pieces), "http://upstream.test", None))
     assert [c.followed for c in chunks[:-1]] == followed
     assert chunks[-1].finish_reason and not chunks[-1].followed
 

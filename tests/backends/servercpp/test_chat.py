@@ -23,6 +23,7 @@ from proxy.core.types import (
     Usage,
     assembled,
 )
+from tests.fakes.servercpp_wire import line_batches
 
 WEATHER = {
     "type": "function",
@@ -285,7 +286,7 @@ CALL = [
 
 def read(texts: list, top=None) -> list:
     raw = "".join(texts).encode()
-    return list(chat.stream_chunks(parse.line_batches([raw]), "http://up", top))
+    return list(chat.stream_chunks(line_batches([raw]), "http://up", top))
 
 
 def test_a_streamed_call_comes_in_pieces_with_the_prompt_count_first():
@@ -307,7 +308,7 @@ def test_a_streamed_call_comes_in_pieces_with_the_prompt_count_first():
 def test_a_stream_reads_the_same_however_the_network_cuts_it(size):
     raw = "".join(events(*CALL)).encode()
     pieces = [raw[i : i + size] for i in range(0, len(raw), size)]
-    chunks = list(chat.stream_chunks(parse.line_batches(pieces), "http://up", None))
+    chunks = list(chat.stream_chunks(line_batches(pieces), "http://up", None))
     assert assembled([p for c in chunks for p in c.tool_calls]) == (
         ToolCall("j4S", "get_weather", '{"city":"Paris"}'),
         ToolCall("k5T", "get_time", "{}"),

@@ -6,7 +6,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy.backends.servercpp.chunked import BrokenChunks, dechunked
+from proxy.backends.servercpp.chunked import BrokenChunks, Dechunker
+
+
+def dechunked(reads: list) -> list:
+    """The payload each read brings, fed to one :class:`Dechunker` until it ends."""
+    dechunker, payloads = Dechunker(), []
+    for read in reads:
+        payload = dechunker.feed(read)
+        if payload:
+            payloads.append(payload)
+        if dechunker.ended:
+            return payloads
+    dechunker.closed()
+    return payloads
 
 
 def encode(payloads: list) -> bytes:

@@ -65,8 +65,8 @@ def test_streams_arrive_whole_and_their_connection_is_not_reused(upstream, clien
         "/completion", body=events.decode(), content_type="text/event-stream", chunks=chunks
     )
     for _ in range(2):
-        with client.stream("/completion", {"stream": True}) as pieces:
-            assert b"".join(pieces) == events
+        with client.stream("/completion", {"stream": True}) as lines:
+            assert b"".join(line + b"\n" for batch in lines for line in batch) == events
     assert len({call.peer for call in upstream.calls}) == 2
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import threading
 from typing import Iterator
 
 import pytest
@@ -119,3 +120,58 @@ def test_a_stream_that_stalls_is_a_timeout_even_reading_the_socket_itself():
 def test_what_is_not_a_whole_answer_is_said(raw, error):
     with answered(raw) as connection, pytest.raises(error):
         connection.body(connection.exchange(b"GET / HTTP/1.1\r\n\r\n"))
+
+
+EVENTS = [b'data: {"content":"a"}', b'data: {"content":"b"}', b'data: {"stop":true}']
+STREAM = b"\n\n".join(EVENTS) + b"\n\n"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"".join(b"%x\r\n%s\n\n\r\n" % (len(e) + 2, e) for e in EVENTS)
+        + b"0\r\n\r\nnever read",
+        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%snever read" % (len(STREAM), STREAM),
+        b"HTTP/1.1 200 OK\r\n\r\n" + STREAM,
+    ],
+    ids=["chunked", "length", "until-close"],
+)
+def test_lines_come_whole_from_every_framing(raw):
+    with answered(raw) as connection:
+        head = connection.exchange(b"GET / HTTP/1.1\r\n\r\n")
+        batches = list(connection.lines(head, lambda exc: exc))
+    assert [line for batch in batches for line in batch if line] == EVENTS
+
+
+def test_the_wait_for_each_read_is_counted():
+    class Watch:
+        waited = 0.0
+
+    ours, theirs = socket.socketpair()
+    theirs.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(STREAM))
+    connection = Connection(ours)
+    watch = Watch()
+    lines = connection.lines(connection.exchange(b"x"), lambda exc: exc, watch)
+    threading.Timer(0.05, theirs.sendall, [STREAM]).start()
+    assert [line for batch in lines for line in batch if line] == EVENTS
+    assert watch.waited > 0
+    connection.close()
+    theirs.close()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+    ],
+    ids=["chunked", "length"],
+)
+def test_lines_cut_short_fail_as_the_caller_says(raw):
+    class Failed(Exception):
+        pass
+
+    with answered(raw) as connection, pytest.raises(Failed):
+        head = connection.exchange(b"GET / HTTP/1.1\r\n\r\n")
+        list(connection.lines(head, lambda exc: Failed(type(exc).__name__)))
