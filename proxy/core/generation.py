@@ -77,14 +77,16 @@ def stream(
 
 
 def _events(router: Router, todo: list, n: int) -> Iterator[list]:
-    total = Usage()
+    """Each choice's events, one choice after another (one choice: its own, one layer less
+    under every token)."""
+    if len(todo) == 1:
+        return _in_reads(router.stream(todo[0]), repeat=False)
+    return _choices(router, todo, n)
+
+
+def _choices(router: Router, todo: list, n: int) -> Iterator[list]:
     for index, request in enumerate(todo):
-        with closing(router.stream(request)) as chunks:
-            for events in _in_reads(chunks, repeat=index % n != 0):
-                if type(events[-1]) is Finish:
-                    total += events[-2].usage
-                yield events
-    _measure(total)
+        yield from _in_reads(router.stream(request), repeat=index % n != 0)
 
 
 def _in_reads(chunks: Iterator[Chunk], *, repeat: bool) -> Iterator[list]:
@@ -118,6 +120,7 @@ def _in_reads(chunks: Iterator[Chunk], *, repeat: bool) -> Iterator[list]:
             if chunk.finish_reason is not None:
                 calls.end(together)
                 usage = _prompt_once(chunk.usage or Usage(), repeat)
+                _measure(usage)
                 together += [
                     UsageReport(usage),
                     Finish(
@@ -137,6 +140,8 @@ def _in_reads(chunks: Iterator[Chunk], *, repeat: bool) -> Iterator[list]:
         if together:
             yield together
         raise
+    finally:
+        chunks.close()
 
 
 class _Calls:

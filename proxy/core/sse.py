@@ -81,45 +81,43 @@ def event_stream(writes: Iterable, wire: Wire, drain: Drain) -> Iterator[bytes]:
     upstream connection so the server stops generating. A stream still open when the proxy
     stops after its grace period ends the same way as one that failed.
     """
-    with drain.stream():
-        yield from _framed(writes, wire, drain)
-
-
-def _framed(writes: Iterable, wire: Wire, drain: Drain) -> Iterator[bytes]:
     encode = wire.encode
-    try:
-        for write in writes:
-            if type(write) is list:
-                yield b"".join(
-                    [
-                        each
-                        if type(each) is bytes
-                        else COMMENT_BYTES
-                        if each is COMMENT
-                        else encode(each)
-                        for each in write
-                    ]
-                )
-            else:
-                yield COMMENT_BYTES if write is COMMENT else encode(write)
-            if drain.ending:
-                raise ShuttingDownError(
-                    "the proxy is shutting down and could not finish this "
-                    "answer in time; send the request again"
-                )
-    except ProxyError as exc:
+    with drain.stream():
+        try:
+            for write in writes:
+                if type(write) is list:
+                    yield b"".join(
+                        [
+                            each
+                            if type(each) is bytes
+                            else COMMENT_BYTES
+                            if each is COMMENT
+                            else encode(each)
+                            for each in write
+                        ]
+                    )
+                else:
+                    yield COMMENT_BYTES if write is COMMENT else encode(write)
+                if drain.ending:
+                    raise ShuttingDownError(
+                        "the proxy is shutting down and could not finish this "
+                        "answer in time; send the request again"
+                    )
+        except Exception as exc:  # a stream has no other way left to tell the client
+            yield failed(wire, exc)
+        finally:
+            close = getattr(writes, "close", None)
+            if close is not None:
+                close()
+        yield wire.end
+
+
+def failed(wire: Wire, exc: Exception) -> bytes:
+    """The wire's failure events for a stream that broke off with ``exc``; what is not the
+    proxy's own error is logged and told as an internal one."""
+    if isinstance(exc, ProxyError):
         logger.warning("stream ended with an error: %s", exc)
-        yield b"".join(encode(each) for each in wire.failure(exc))
-    except Exception as exc:  # a stream has no other way left to tell the client
+    else:
         logger.error("stream failed: %s: %s", type(exc).__name__, exc)
-        yield b"".join(
-            encode(each)
-            for each in wire.failure(
-                ProxyError("the stream failed inside the proxy; see its log", code="internal_error")
-            )
-        )
-    finally:
-        close = getattr(writes, "close", None)
-        if close is not None:
-            close()
-    yield wire.end
+        exc = ProxyError("the stream failed inside the proxy; see its log", code="internal_error")
+    return b"".join(wire.encode(each) for each in wire.failure(exc))

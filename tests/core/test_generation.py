@@ -240,9 +240,9 @@ def test_a_prompt_counted_early_goes_out_first(chunks, expected):
 
 def test_nothing_is_asked_of_the_router_before_the_first_event_is():
     class Counting(ScriptedBackend):
-        def stream(self, request):
+        def stream(self, request):  # a backend's stream begins its work when first read
             asked.append(request)
-            return super().stream(request)
+            yield from super().stream(request)
 
     asked = []
     events = generation.stream(Counting([Chunk("a"), Chunk(finish_reason="stop")]), [CHAT])
