@@ -168,7 +168,7 @@ class ProxyProcess:
             try:
                 requests.get(self.url + "/health", timeout=2)
                 return self
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening, or still busy
                 time.sleep(0.1)
         self.stop()
         raise TimeoutError(f"the proxy did not answer within {timeout}s:\n{self.log()[-3000:]}")

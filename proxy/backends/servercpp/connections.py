@@ -125,7 +125,7 @@ class Connection:
             piece = b""
             if payload:
                 yield payload
-        self.buffer = body.rest
+        self.buffer = piece or body.rest  # what is not this body's: the next answer's
 
     def lines(
         self, head: Head, failed: Callable[[Exception], Exception], watch: Optional[Waits] = None

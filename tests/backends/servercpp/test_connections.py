@@ -175,3 +175,11 @@ def test_lines_cut_short_fail_as_the_caller_says(raw):
     with answered(raw) as connection, pytest.raises(Failed):
         head = connection.exchange(b"GET / HTTP/1.1\r\n\r\n")
         list(connection.lines(head, lambda exc: Failed(type(exc).__name__)))
+
+
+def test_an_empty_body_leaves_the_next_answer_unread():
+    raw = b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
+    with answered(raw) as connection:
+        assert connection.body(connection.exchange(b"x")) == b""
+        head = connection.exchange(b"y")
+        assert (head.status, connection.body(head)) == (200, b"hi")
