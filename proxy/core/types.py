@@ -92,6 +92,8 @@ class GenerationRequest:
     model: Optional[str] = None
     messages: tuple = ()
     prompt: Optional[str] = None
+    # fill-in-the-middle: the text after the gap (the prompt is the text before it)
+    suffix: Optional[str] = None
     max_tokens: Optional[int] = None
     stop: tuple = ()
     sampling: Sampling = field(default_factory=Sampling)

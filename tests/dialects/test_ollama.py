@@ -273,7 +273,9 @@ def test_generate_goes_through_the_template_unless_raw():
     [
         ({"raw": True, "system": "x"}, "system"),
         ({"images": ["aGk="]}, "images[0]"),
-        ({"suffix": "return x"}, "suffix"),
+        ({"suffix": 3}, "suffix"),
+        ({"suffix": "return x", "system": "be brief"}, "system"),
+        ({"suffix": "return x", "images": ["aGk="]}, "images"),
         ({"prompt": 3}, "prompt"),
     ],
 )
@@ -566,3 +568,20 @@ def test_running_models_from_the_fleets_status():
 def test_the_version_is_one_clients_accept():
     major, minor, patch = map(int, catalog.version()["version"].split("."))
     assert (major, minor, patch) >= (0, 6, 4)
+
+
+@pytest.mark.parametrize(
+    ("fields", "prompt", "suffix"),
+    [
+        (
+            {"prompt": "def f(x):\n    ", "suffix": "\n    return y"},
+            "def f(x):\n    ",
+            "\n    return y",
+        ),
+        ({"prompt": "", "suffix": "return y"}, "", "return y"),  # the gap at the very start
+        ({"prompt": "a = ", "suffix": ""}, None, None),  # nothing after it: a chat's prompt
+    ],
+)
+def test_a_suffix_asks_to_fill_the_gap_before_it(fields, prompt, suffix):
+    (request,) = generate.parse({"model": "coder", **fields}).requests
+    assert (request.prompt, request.suffix) == (prompt, suffix)

@@ -762,7 +762,6 @@ COMPLETION_ERRORS = [
     pytest.param({"prompt": [[1, 2]]}, "prompt", id="prompt-token-id-lists"),
     pytest.param({"prompt": []}, "prompt", id="prompt-empty-list"),
     pytest.param({"prompt": ["a", 1]}, "prompt", id="prompt-mixed-list"),
-    pytest.param({"prompt": "x", "suffix": "end"}, "suffix", id="suffix"),
     pytest.param({"prompt": "x", "suffix": 5}, "suffix", id="suffix-int"),
     pytest.param({"prompt": "x", "best_of": 2}, "best_of", id="best_of-not-n"),
     pytest.param({"prompt": "x", "best_of": 0}, "best_of", id="best_of-0"),
@@ -806,3 +805,19 @@ def test_huge_integer_for_a_number_field_is_a_400(name):
     with pytest.raises(InvalidRequestError) as excinfo:
         chat(**{name: 10**400})
     assert excinfo.value.param == name
+
+
+@pytest.mark.parametrize(
+    ("fields", "suffix"),
+    [
+        ({"prompt": "def f(x):\n    ", "suffix": "\n    return y"}, "\n    return y"),
+        ({"prompt": ["a = ", "b = "], "suffix": " + 1"}, " + 1"),  # each prompt, one gap
+        ({"prompt": "a = ", "suffix": ""}, None),  # nothing after the gap: a plain completion
+    ],
+)
+def test_a_suffix_asks_to_fill_the_gap_after_each_prompt(fields, suffix):
+    requests = completion(**fields).requests
+    assert [r.suffix for r in requests] == [suffix] * len(requests)
+    assert [r.prompt for r in requests] == (
+        fields["prompt"] if isinstance(fields["prompt"], list) else [fields["prompt"]]
+    )

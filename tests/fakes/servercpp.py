@@ -40,6 +40,7 @@ _DEFAULTS: dict[str, Any] = dict(
     n_slots=None,
     n_embd=8,
     busy_wait=0.2,
+    fim=True,  # the model has fill-in-the-middle tokens (C's /infill answers 501 without)
     chat_template="{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}",
 )
@@ -249,7 +250,11 @@ class FakeServerCpp:
             routes.update({("GET", p): self._health for p in ("/health", "/v1/health")})
             routes.update({("GET", p): self._models for p in ("/models", "/v1/models")})
             routes.update(
-                {("GET", "/slots"): self._slots, ("POST", "/embeddings"): self._embedding}
+                {
+                    ("GET", "/slots"): self._slots,
+                    ("POST", "/embeddings"): self._embedding,
+                    ("POST", "/infill"): self._infill,
+                }
             )
         else:
             routes[("GET", "/model.json")] = self._model_json
@@ -271,6 +276,22 @@ class FakeServerCpp:
         if self.model_alias:
             return self.model_alias
         return os.path.basename(self.model_path) if self.kind == C else self.model_path
+
+    def _infill(self, start_response, body, req, environ, stopping):
+        """C's fill-in-the-middle: the gap's two sides in the model's FIM prompt, then as
+        ``/completion`` goes on."""
+        if not self.fim:
+            return self._error(
+                start_response,
+                501,
+                "Infill is not supported by this model: prefix token is missing.",
+                "not_supported_error",
+            )
+        if not isinstance(body, dict):
+            return self._completion(start_response, body, req, environ, stopping)
+        sides = body.get("input_prefix", ""), body.get("input_suffix", "")
+        prompt = "<PRE>{}<SUF>{}<MID>{}".format(*sides, body.get("prompt", ""))
+        return self._completion(start_response, {**body, "prompt": prompt}, req, environ, stopping)
 
     def _completion(self, start_response, body, req, environ, stopping):
         gen, sock = self.kind, environ.get("werkzeug.socket")

@@ -236,6 +236,12 @@ class ChatGLMBackend(Backend):
 
     def _prompt(self, request: GenerationRequest) -> Prompt:
         """Tokenize the chat or prompt, dropping its oldest tokens beyond --max-context-length."""
+        if request.suffix is not None:
+            raise InvalidRequestError(
+                f"suffix cannot be served: {self.model.type_name} models have no "
+                "fill-in-the-middle tokens (a code model's, on llama-server, has)",
+                param="suffix",
+            )
         if request.is_chat:
             if request.images:
                 raise images.unseen(

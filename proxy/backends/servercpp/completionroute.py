@@ -16,7 +16,7 @@ from proxy.backends.servercpp import budget, parse
 from proxy.backends.servercpp.detect import ServerFacts
 from proxy.backends.servercpp.finish import Finish
 from proxy.backends.servercpp.known import KnownServer
-from proxy.backends.servercpp.payload import completion_payload, unique
+from proxy.backends.servercpp.payload import completion_payload, infill_payload, unique
 from proxy.backends.servercpp.prompting import THINK_CLOSE, THINK_OPEN, RenderedPrompt
 from proxy.backends.servercpp.streams import collect, counted_first, finishing
 from proxy.backends.structured import replies
@@ -44,7 +44,7 @@ class CompletionRoute:
             return (
                 facts,
                 prompt,
-                server.client.post_json("/completion", payload, client_gone=request.client_gone),
+                server.client.post_json(_path(request), payload, client_gone=request.client_gone),
             )
 
         facts, prompt, body = server.admission.run(
@@ -95,7 +95,7 @@ class CompletionRoute:
                     prompt,
                     stack.enter_context(
                         server.client.stream(
-                            "/completion", payload, client_gone=request.client_gone
+                            _path(request), payload, client_gone=request.client_gone
                         )
                     ),
                 )
@@ -151,9 +151,12 @@ class CompletionRoute:
             constraints["preserved_tokens"] = unique(
                 [*constraints.get("preserved_tokens", ()), *tool_format.markers, *thoughts]
             )
-        return prompt, completion_payload(
+        payload = completion_payload(
             request, prompt.text, stop, facts.kind, stream=stream, constraints=constraints
         )
+        if request.suffix is not None:
+            payload = infill_payload(payload, request.suffix)
+        return prompt, payload
 
     def _prompt(self, request: GenerationRequest, facts: ServerFacts) -> tuple:
         """``(prompt, stop words)``: a raw prompt as it is, a chat rendered by the template."""
@@ -166,6 +169,11 @@ class CompletionRoute:
         )
         rendered = facts.template.render(messages, request.tools, request.template_kwargs)
         return rendered, unique(rendered.stop + tuple(request.stop))
+
+
+def _path(request: GenerationRequest) -> str:
+    """Where ``request`` goes: ``/infill`` fills a gap, ``/completion`` goes on from a prompt."""
+    return "/completion" if request.suffix is None else "/infill"
 
 
 def _last(chunk: Chunk) -> bool:

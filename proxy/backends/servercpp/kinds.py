@@ -22,6 +22,7 @@ class ServerKind:
     has_json_schema: bool
     has_props_template: bool
     finds_slots: bool  # sends a prompt to the slot that holds its prefix by itself
+    has_infill: bool  # POST /infill builds a fill-in-the-middle prompt from the model's tokens
 
 
 POWERINFER = ServerKind(
@@ -31,6 +32,7 @@ POWERINFER = ServerKind(
     has_json_schema=False,
     has_props_template=False,
     finds_slots=False,
+    has_infill=False,
 )
 LLAMACPP_2023 = ServerKind(
     "llamacpp-2023",
@@ -39,6 +41,7 @@ LLAMACPP_2023 = ServerKind(
     has_json_schema=False,
     has_props_template=False,
     finds_slots=False,
+    has_infill=False,
 )
 LLAMACPP = ServerKind(
     "llamacpp",
@@ -47,6 +50,7 @@ LLAMACPP = ServerKind(
     has_json_schema=True,
     has_props_template=True,
     finds_slots=True,
+    has_infill=True,
 )
 
 

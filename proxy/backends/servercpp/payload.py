@@ -64,6 +64,12 @@ def completion_payload(
     return payload
 
 
+def infill_payload(payload: dict, suffix: str) -> dict:
+    """``payload`` for ``POST /infill``: its prompt is the text before the gap, ``suffix`` the
+    text after it, and the server puts them in the model's own fill-in-the-middle prompt."""
+    return {**payload, "input_prefix": payload["prompt"], "input_suffix": suffix, "prompt": ""}
+
+
 def sampling_fields(sampling: Sampling) -> dict:
     """The sampling options a client set, under server.cpp's names (every route reads
     them)."""

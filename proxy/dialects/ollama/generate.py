@@ -1,7 +1,8 @@
 """``POST /api/generate``, both ways: a :class:`~proxy.dialects.dialect.Dialect`.
 
 ``prompt`` with ``system`` goes through the model's chat template as one user turn;
-``raw: true`` sends the prompt as it is. ``format``, ``think``, ``options``, ``stream``
+``raw: true`` sends the prompt as it is; a ``suffix`` asks for the text between the prompt
+and it (fill-in-the-middle, an editor's completion). ``format``, ``think``, ``options``, ``stream``
 (true unless false) and ``keep_alive`` as for chat; ``template`` and ``context`` are accepted
 and left aside. No prompt: the request only loads the model (with ``keep_alive: 0``,
 unloads it).
@@ -30,12 +31,13 @@ def parse(body: Any, limits: Limits = Limits()) -> Ask:
         raise fields.fail("system", "cannot be given with raw: a raw prompt is sent as it is")
     if raw and fields.raw("images"):
         raise fields.fail("images", "cannot be given with raw: a raw prompt is sent as it is")
-    if fields.string("suffix"):
-        raise fields.fail(
-            "suffix",
-            "is not served: fill-in-the-middle needs the server's "
-            "/infill, which this proxy does not call",
-        )
+    suffix = fields.string("suffix") or None
+    if suffix is not None:  # fill-in-the-middle: the model's own FIM prompt, never a template
+        if system:
+            raise fields.fail("system", "cannot be given with suffix: the gap is filled as it is")
+        if fields.raw("images"):
+            raise fields.fail("images", "cannot be given with suffix: the gap is filled as it is")
+        return request.ask(fields, started, limits, prompt=prompt, suffix=suffix)
     if raw:
         return request.ask(fields, started, limits, prompt=prompt, load=not prompt)
     content = request.shown(fields, prompt, limits)

@@ -58,6 +58,7 @@ def ask(
     *,
     messages: tuple = (),
     prompt: Optional[str] = None,
+    suffix: Optional[str] = None,
     tools: tuple = (),
     load: bool = False,
 ) -> Ask:
@@ -71,6 +72,7 @@ def ask(
         model=name,
         messages=messages,
         prompt=prompt,
+        suffix=suffix,
         max_tokens=max_tokens,
         stop=stop,
         sampling=sampled,

@@ -1,7 +1,8 @@
 """OpenAI completions (``POST /v1/completions``) from a raw prompt, both ways.
 
 A list of prompts gives ``n`` choices for each, grouped prompt by prompt; ``echo`` puts the
-prompt before its answer (in a stream, as the choice's first chunk).
+prompt before its answer (in a stream, as the choice's first chunk). A ``suffix`` asks for
+the text between the prompt and it (fill-in-the-middle, an editor's completion).
 """
 
 from __future__ import annotations
@@ -37,12 +38,11 @@ def parse(body: Any, limits: Limits) -> Ask:
         )
     if fields.raw("tools") is not None:
         raise fields.fail("tools", "need a chat: send them to /v1/chat/completions")
-    if fields.string("suffix"):
-        raise fields.fail("suffix", "is not supported by this server")
+    suffix = fields.string("suffix") or None  # empty: nothing after the gap, a plain completion
     best_of = fields.integer("best_of", 1, limits.max_choices)
     logprobs = fields.integer("logprobs", 0, 20)
     requests = tuple(
-        request.generation_request(fields, limits, prompt=text, logprobs=logprobs)
+        request.generation_request(fields, limits, prompt=text, suffix=suffix, logprobs=logprobs)
         for text in prompts
     )
     ask = request.ask(fields, requests, limits, echo=bool(fields.boolean("echo")))

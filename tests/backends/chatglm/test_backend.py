@@ -231,6 +231,14 @@ def test_chatglm2_takes_user_and_assistant_turns_only(models):
     assert info.value.param == "tools"
 
 
+def test_a_gap_to_fill_is_refused_by_name(glm4):
+    gap = GenerationRequest(prompt="def add(a, b):", suffix="    return c")
+    for ask in (glm4.complete, lambda request: list(glm4.stream(request))):
+        with pytest.raises(InvalidRequestError) as info:
+            ask(gap)
+        assert info.value.param == "suffix" and "fill-in-the-middle" in info.value.message
+
+
 # -- the API over the real backend -------------------------------------------------------
 
 

@@ -1,0 +1,117 @@
+"""Fill-in-the-middle through the proxy, on real servers: an editor's completion.
+
+A tiny coder model (Qwen2.5-Coder's FIM tokens, which llama.cpp finds in its vocabulary)
+on current llama-server and on the bundled engine: the gap the proxy asks ``/infill`` to
+fill is filled exactly as the server's own ``/infill`` fills it, whole and streamed, through
+OpenAI's ``suffix`` (the ``openai`` SDK) and Ollama's (the ``ollama`` client).
+SmolLM2, whose vocabulary has no FIM tokens, and an old server, which has no ``/infill``,
+refuse the ``suffix`` by name in each client's own error.
+"""
+
+from __future__ import annotations
+
+import ollama
+import openai
+import pytest
+import requests
+
+from tests.processes import ProxyProcess
+
+from .families import CHATML, FAMILIES
+from .llama_server import LlamaServer
+from .scriptedmodel import Script, Tokens, write_scripted_gguf
+from .smollm2 import smollm2
+
+pytestmark = pytest.mark.e2e
+
+FIM = ("<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>", "<|file_sep|>")
+CODER = Tokens(**{**CHATML, "control": CHATML["control"] + FIM})
+MIDDLE = "return a + b"
+BEFORE, AFTER = "def add(a, b):\n    ", "\n\n\nprint(add(1, 2))\n"
+
+
+@pytest.fixture(scope="module", params=["llamacpp", "bundled"])
+def served(request, tmp_path_factory, logs):
+    """``(server, proxy)``: the coder model on a server of the param's kind, behind the proxy."""
+    model = write_scripted_gguf(
+        tmp_path_factory.mktemp("coder") / "coder.gguf",
+        [Script(MIDDLE)],
+        CODER,
+        next(f for f in FAMILIES if f.name == "qwen2.5").chat_template(),
+        name="coder",
+    )
+    name = f"infill-{request.param}"
+    with (
+        LlamaServer(model, logs / f"{name}.log", kind=request.param, parallel=1) as server,
+        ProxyProcess(server.url, logs / f"proxy-{name}.log") as proxy,
+    ):
+        yield server, proxy
+
+
+def own_infill(server: LlamaServer, **extra) -> dict:
+    """What the server's own ``/infill`` answers the gap."""
+    body = {"input_prefix": BEFORE, "input_suffix": AFTER, "n_predict": 8, "temperature": 0}
+    reply = requests.post(server.url + "/infill", json={**body, **extra}, timeout=60)
+    reply.raise_for_status()
+    return reply.json()
+
+
+def test_the_openai_sdks_suffix_fills_the_gap_as_the_servers_infill(served):
+    server, proxy = served
+    own = own_infill(server)
+    assert own["content"].startswith("return a")  # the model's middle, not a plain completion
+    answer = proxy.sdk().completions.create(
+        model="coder", prompt=BEFORE, suffix=AFTER, max_tokens=8, temperature=0
+    )
+    assert answer.choices[0].text == own["content"]
+    assert answer.usage.prompt_tokens == own["tokens_evaluated"]
+
+
+def test_a_streamed_gap_comes_token_by_token_as_the_servers_infill(served):
+    server, proxy = served
+    own = own_infill(server)
+    stream = proxy.sdk().completions.create(
+        model="coder", prompt=BEFORE, suffix=AFTER, max_tokens=8, temperature=0, stream=True
+    )
+    pieces = [chunk.choices[0].text for chunk in stream if chunk.choices]
+    assert len([piece for piece in pieces if piece]) > 1
+    assert "".join(pieces) == own["content"]
+
+
+def test_ollamas_suffix_fills_the_gap_whole_and_streamed(served):
+    server, proxy = served
+    own = own_infill(server)
+    client = proxy.ollama()
+    options = {"num_predict": 8, "temperature": 0}
+    whole = client.generate(model="coder", prompt=BEFORE, suffix=AFTER, options=options)
+    assert whole.response == own["content"]
+    assert whole.done_reason == ("length" if own["stop_type"] == "limit" else "stop")
+    streamed = client.generate(
+        model="coder", prompt=BEFORE, suffix=AFTER, options=options, stream=True
+    )
+    assert "".join(part.response for part in streamed) == own["content"]
+
+
+def test_a_model_without_fill_in_the_middle_tokens_refuses_the_suffix_by_name(logs):
+    with (
+        LlamaServer(smollm2(), logs / "infill-smollm2.log", parallel=1) as server,
+        ProxyProcess(server.url, logs / "proxy-infill-smollm2.log") as proxy,
+    ):
+        assert requests.post(server.url + "/infill", json={"input_prefix": "x"}).status_code == 501
+        with pytest.raises(openai.BadRequestError) as refused:
+            proxy.sdk().completions.create(model="smol", prompt=BEFORE, suffix=AFTER)
+        assert refused.value.body["param"] == "suffix"
+        with pytest.raises(ollama.ResponseError) as told:
+            proxy.ollama().generate(model="smol", prompt=BEFORE, suffix=AFTER)
+        assert told.value.status_code == 400 and "suffix" in told.value.error
+
+
+@pytest.mark.parametrize("kind", ["powerinfer", "llamacpp-2023"])
+def test_an_old_server_refuses_the_suffix_by_name(kind, model, logs):
+    with (
+        LlamaServer(model, logs / f"infill-{kind}.log", kind=kind, parallel=1) as server,
+        ProxyProcess(server.url, logs / f"proxy-infill-{kind}.log") as proxy,
+    ):
+        with pytest.raises(openai.BadRequestError) as refused:
+            proxy.sdk().completions.create(model="tiny", prompt=BEFORE, suffix=AFTER, stream=True)
+        assert refused.value.body["param"] == "suffix" and "/infill" in refused.value.message
