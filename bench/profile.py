@@ -110,14 +110,18 @@ def sampled(pid: int, way: dialects.Way, count: int, work: Path) -> tuple:
 
 
 def chunk_path(frames: list) -> list:
-    """The proxy's frames in a stack that waits on the upstream's socket mid-stream (the
-    view has returned): every layer a chunk passes through on its way to the WSGI server,
-    from the stream the server iterates to the socket read. Empty for any other stack."""
+    """The proxy's frames in a stack that waits on the upstream's socket mid-stream, in the
+    thread the WSGI server iterates the answer in (the view has returned): every layer a
+    chunk passes through on its way to the WSGI server, from the stream the server iterates
+    to the socket read. Empty for any other stack (a view, or a thread a patient stream
+    reads its first event in, still waiting for the first byte)."""
     if not frames or "(proxy/backends/servercpp/connections.py)" not in frames[-1]:
         return []
     if not frames[-1].partition(" (")[0].endswith("_receive"):
         return []
     if any(" (flask/" in frame for frame in frames):  # a view still running: not mid-stream
+        return []
+    if not any(frame.startswith("event_stream (proxy/core/sse.py)") for frame in frames):
         return []
     first = next(i for i, frame in enumerate(frames) if " (proxy/" in frame)
     return frames[first:]
