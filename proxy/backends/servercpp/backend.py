@@ -14,7 +14,6 @@ not a generation (tokens, embeddings, ranking, health).
 
 from __future__ import annotations
 
-import contextlib
 from typing import Iterator, Optional, Sequence, Union
 
 from proxy.backends.admission import Admission
@@ -29,11 +28,7 @@ from proxy.backends.servercpp.known import KnownServer
 from proxy.backends.servercpp.prompting import TemplateChoice
 from proxy.backends.servercpp.route import CHAT_LAYER, route
 from proxy.core import context, images
-from proxy.core.errors import (
-    InvalidRequestError,
-    NotImplementedByBackendError,
-    UpstreamUnavailableError,
-)
+from proxy.core.errors import InvalidRequestError, UpstreamUnavailableError
 from proxy.core.types import (
     Chunk,
     Completion,
@@ -80,12 +75,12 @@ class ServerCppBackend(Backend):
     # -- generation: checked here, sent by its route ------------------------------------
 
     def complete(self, request: GenerationRequest) -> Completion:
-        with self.client.blamed(), self._filling(request):
+        with self.client.blamed():
             self._check(request)
             return self._route(request).complete(request)
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
-        with self.client.blamed(), self._filling(request):
+        with self.client.blamed():
             self._check(request)
             yield from self._route(request).stream(request)
 
@@ -110,21 +105,6 @@ class ServerCppBackend(Backend):
                 param="suffix",
             )
         context.check_fits(request, facts.card.context_length)
-
-    @contextlib.contextmanager
-    def _filling(self, request: GenerationRequest) -> Iterator[None]:
-        """A gap its server cannot fill (``/infill`` answers 501: the model has no
-        fill-in-the-middle tokens) is the client's ``suffix`` refused."""
-        try:
-            yield
-        except NotImplementedByBackendError as exc:
-            if request.suffix is None:
-                raise
-            raise InvalidRequestError(
-                f"suffix cannot be served: {request.model or self.server.facts().model} "
-                "has no fill-in-the-middle tokens (a code model's, such as Qwen2.5-Coder's)",
-                param="suffix",
-            ) from exc
 
     def _check_images(self, request: GenerationRequest) -> None:
         """Refuse images the model cannot see: its server reads none (no vision projector,

@@ -15,6 +15,7 @@ from proxy.backends.servercpp.parse import stream_error
 from proxy.core.errors import (
     UNREACHABLE,
     ClientGoneError,
+    InvalidRequestError,
     ProxyError,
     SlotUnavailableError,
     UpstreamError,
@@ -225,6 +226,13 @@ class UpstreamClient:
                 f"{self.label} has no free slot for the request (or does not "
                 f"serve {reply.path}); retry shortly, or start it with more --parallel slots",
                 retry_after=1,
+            )
+        if reply.status_code == 501 and reply.path == "/infill":
+            # current llama-server: the model's vocabulary names no fill-in-the-middle tokens
+            raise InvalidRequestError(
+                f"suffix cannot be served: the model of {self.label} has no fill-in-the-middle "
+                "tokens (a code model's, such as Qwen2.5-Coder's)",
+                param="suffix",
             )
         if reply.status_code == 401:
             raise UpstreamError(
