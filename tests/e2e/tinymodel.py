@@ -116,7 +116,9 @@ def _vocabulary() -> tuple[list[str], list[float], list[int]]:
     return tokens, scores, types
 
 
-def _weights(rng: np.random.Generator, shape: Shape) -> dict[str, np.ndarray]:
+def _weights(
+    rng: np.random.Generator, shape: Shape, vocab_size: int = VOCAB_SIZE
+) -> dict[str, np.ndarray]:
     """Random F32 tensors in numpy (rows, cols) order, as GGUF/llama.cpp expect.
 
     The output projection is scaled up so logits are well separated and greedy
@@ -131,10 +133,11 @@ def _weights(rng: np.random.Generator, shape: Shape) -> dict[str, np.ndarray]:
     width = shape.width
     ones = np.ones(width, dtype=np.float32)
     kv_width = shape.heads_kv * width // shape.heads
-    output = matrix(VOCAB_SIZE, width, 0.5)
+    output = matrix(vocab_size, width, 0.5)
     output[:FIRST_WORD_ID] *= 0.1
+    output[VOCAB_SIZE:] *= 0.1  # tokens added after the words: special ones
     tensors = {
-        "token_embd.weight": matrix(VOCAB_SIZE, width, 1.0),
+        "token_embd.weight": matrix(vocab_size, width, 1.0),
         "output_norm.weight": ones,
         "output.weight": output,
     }
@@ -157,18 +160,28 @@ def _weights(rng: np.random.Generator, shape: Shape) -> dict[str, np.ndarray]:
 
 
 def write_tiny_llama_gguf(
-    path: pathlib.Path, shape: Shape = TINY, context: int = N_CTX_TRAIN
+    path: pathlib.Path,
+    shape: Shape = TINY,
+    context: int = N_CTX_TRAIN,
+    *,
+    control: tuple = (),
+    **written,
 ) -> pathlib.Path:
     """Write the tiny model (or one of another ``shape`` and trained ``context``) to `path`,
-    the same bytes every time, and return the path."""
+    the same bytes every time, and return the path; ``control`` tokens go after the words
+    (a family's special ones), ``written`` to :func:`write_llama_gguf`."""
+    tokens, scores, types = _vocabulary()
+    tokens, scores = tokens + list(control), scores + [0.0] * len(control)
+    types = types + [gguf.TokenType.CONTROL] * len(control)
     return write_llama_gguf(
         path,
-        "tiny-llama",
-        _vocabulary(),
-        _weights(np.random.default_rng(SEED), shape),
+        written.pop("name", "tiny-llama"),
+        (tokens, scores, types),
+        _weights(np.random.default_rng(SEED), shape, len(tokens)),
         context,
         CHAT_TEMPLATE,
         shape,
+        **written,
     )
 
 
@@ -189,12 +202,13 @@ def write_llama_gguf(
     rope_freq_base: Optional[float] = None,
     merges: Optional[list] = None,
     pooling: Optional[gguf.PoolingType] = None,
+    fields: Optional[dict] = None,
 ) -> pathlib.Path:
     """Write a llama-architecture GGUF of ``shape``: its name, ``(tokens, scores, types)``,
     F32 ``tensors``, trained context and chat template (``None``: none); ``head_width`` sets
     the attention heads' width apart from ``shape.width / shape.heads``; ``merges`` make the
     vocabulary byte-level BPE (else it is SentencePiece's); ``pooling`` is the one the
-    model declares (a reranker's ``RANK``)."""
+    model declares (a reranker's ``RANK``); ``fields`` are more of its numbers (token ids)."""
     path = pathlib.Path(path)
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_name(name)
@@ -232,6 +246,8 @@ def write_llama_gguf(
     writer.add_add_eos_token(add_eos)
     if chat_template is not None:
         writer.add_chat_template(chat_template)
+    for key, value in (fields or {}).items():
+        writer.add_uint32(key, value)
 
     for tensor_name, tensor in tensors.items():
         writer.add_tensor(tensor_name, tensor)

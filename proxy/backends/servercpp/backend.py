@@ -24,6 +24,7 @@ from proxy.backends.servercpp.client import UpstreamClient
 from proxy.backends.servercpp.completionroute import CompletionRoute
 from proxy.backends.servercpp.detect import DETECT_TIMEOUT
 from proxy.backends.servercpp.embedding import TokenClient
+from proxy.backends.servercpp.kinds import INFILL
 from proxy.backends.servercpp.known import KnownServer
 from proxy.backends.servercpp.prompting import TemplateChoice
 from proxy.backends.servercpp.route import CHAT_LAYER, route
@@ -98,10 +99,11 @@ class ServerCppBackend(Backend):
         """Refuse at once what the server cannot serve, before it spends time on it."""
         self._check_images(request)
         facts = self.server.facts()
-        if request.suffix is not None and not facts.kind.has_infill:
+        if request.suffix is not None and facts.kind.fills != INFILL and facts.fim is None:
             raise InvalidRequestError(
-                f"suffix cannot be served: {self.client.label} is a {facts.kind.name} "
-                "server, which has no /infill (a current llama-server has)",
+                f"suffix cannot be served: {self.client.label} is a {facts.kind.name} server, "
+                "which has no /infill, and the proxy finds no fill-in-the-middle tokens in its "
+                "model (a code model's, such as Qwen2.5-Coder's, in a GGUF file it can read)",
                 param="suffix",
             )
         context.check_fits(request, facts.card.context_length)

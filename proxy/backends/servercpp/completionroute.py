@@ -15,8 +15,9 @@ from typing import Iterator, Optional
 from proxy.backends.servercpp import budget, parse
 from proxy.backends.servercpp.detect import ServerFacts
 from proxy.backends.servercpp.finish import Finish
+from proxy.backends.servercpp.kinds import INFILL
 from proxy.backends.servercpp.known import KnownServer
-from proxy.backends.servercpp.payload import completion_payload, infill_payload, unique
+from proxy.backends.servercpp.payload import completion_payload, fill_payload, unique
 from proxy.backends.servercpp.prompting import THINK_CLOSE, THINK_OPEN, RenderedPrompt
 from proxy.backends.servercpp.streams import collect, counted_first, finishing
 from proxy.backends.structured import replies
@@ -44,7 +45,9 @@ class CompletionRoute:
             return (
                 facts,
                 prompt,
-                server.client.post_json(_path(request), payload, client_gone=request.client_gone),
+                server.client.post_json(
+                    _path(request, facts), payload, client_gone=request.client_gone
+                ),
             )
 
         facts, prompt, body = server.admission.run(
@@ -95,7 +98,7 @@ class CompletionRoute:
                     prompt,
                     stack.enter_context(
                         server.client.stream(
-                            _path(request), payload, client_gone=request.client_gone
+                            _path(request, facts), payload, client_gone=request.client_gone
                         )
                     ),
                 )
@@ -155,7 +158,7 @@ class CompletionRoute:
             request, prompt.text, stop, facts.kind, stream=stream, constraints=constraints
         )
         if request.suffix is not None:
-            payload = infill_payload(payload, request.suffix)
+            payload = fill_payload(payload, request.suffix, facts.kind, facts.fim)
         return prompt, payload
 
     def _prompt(self, request: GenerationRequest, facts: ServerFacts) -> tuple:
@@ -171,9 +174,10 @@ class CompletionRoute:
         return rendered, unique(rendered.stop + tuple(request.stop))
 
 
-def _path(request: GenerationRequest) -> str:
-    """Where ``request`` goes: ``/infill`` fills a gap, ``/completion`` goes on from a prompt."""
-    return "/completion" if request.suffix is None else "/infill"
+def _path(request: GenerationRequest, facts: ServerFacts) -> str:
+    """Where ``request`` goes: ``/infill`` fills a gap where the server has it, ``/completion``
+    goes on from a prompt (the gap's, where the proxy lays it out)."""
+    return "/infill" if request.suffix is not None and facts.kind.fills == INFILL else "/completion"
 
 
 def _last(chunk: Chunk) -> bool:

@@ -7,11 +7,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
-from proxy.backends.servercpp import gguffile, rerank
+from proxy.backends.servercpp import fim, gguffile, rerank
 from proxy.backends.servercpp.card import card_of
 from proxy.backends.servercpp.client import UpstreamClient
 from proxy.backends.servercpp.embedding import TokenClient
-from proxy.backends.servercpp.kinds import ServerKind, classify
+from proxy.backends.servercpp.fim import FimTokens
+from proxy.backends.servercpp.kinds import INFILL, ServerKind, classify
 from proxy.backends.servercpp.prompting import ChatTemplate, TemplateChoice
 from proxy.backends.servercpp.route import ChatLayer
 from proxy.backends.structured import callids
@@ -41,6 +42,7 @@ class ServerFacts:
     #                         their answers (see proxy.backends.structured.reasoning)
     card: ModelCard = field(default_factory=ModelCard)
     media_marker: str = ""  # where an image goes in a prompt (a server that can see)
+    fim: Optional[FimTokens] = None  # the model's FIM tokens, where the proxy lays out a gap
 
     @property
     def template_name(self) -> str:
@@ -81,21 +83,16 @@ class Detector:
             self._chat_layer() if self.templates.servers_own and kind.has_props_template else None
         )
         template = self._template(props)
-        model = os.path.basename(
-            str(
-                props.get("model_alias")
-                or props.get("model_path")
-                or self._model_from_list(kind)
-                or "servercpp"
-            )
-        )
-        path = str(props.get("model_path") or "")
+        # an old server names its model by the path it loaded it from
+        path = str(props.get("model_path") or self._model_from_list(kind))
+        model = os.path.basename(str(props.get("model_alias") or path or "servercpp"))
+        header = _header(path)
         card = card_of(
             model,
             props,
             self._listed(kind),
             template,
-            _header(path),
+            header,
             path,
             chat_layer=layer is not None,
             reranks=kind.has_props_template and self._reranks(),
@@ -110,6 +107,7 @@ class Detector:
             thinking=thinking_of(self.reasoning, template),
             card=card,
             media_marker=str(props.get("media_marker") or ""),
+            fim=fim.fim_tokens(header.fields) if header and kind.fills != INFILL else None,
         )
         return facts, _total_slots(props)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+INFILL, IDS, TEXT = "infill", "ids", "text"
+
 
 @dataclass(frozen=True)
 class ServerKind:
@@ -22,7 +24,9 @@ class ServerKind:
     has_json_schema: bool
     has_props_template: bool
     finds_slots: bool  # sends a prompt to the slot that holds its prefix by itself
-    has_infill: bool  # POST /infill builds a fill-in-the-middle prompt from the model's tokens
+    # how a gap is filled: the server's own ``POST /infill`` builds the prompt (INFILL), or
+    # the proxy sends it as token ids and texts (IDS) or as text with the tokens' texts (TEXT)
+    fills: str
 
 
 POWERINFER = ServerKind(
@@ -32,7 +36,7 @@ POWERINFER = ServerKind(
     has_json_schema=False,
     has_props_template=False,
     finds_slots=False,
-    has_infill=False,
+    fills=IDS,
 )
 LLAMACPP_2023 = ServerKind(
     "llamacpp-2023",
@@ -41,7 +45,7 @@ LLAMACPP_2023 = ServerKind(
     has_json_schema=False,
     has_props_template=False,
     finds_slots=False,
-    has_infill=False,
+    fills=TEXT,
 )
 LLAMACPP = ServerKind(
     "llamacpp",
@@ -50,7 +54,7 @@ LLAMACPP = ServerKind(
     has_json_schema=True,
     has_props_template=True,
     finds_slots=True,
-    has_infill=True,
+    fills=INFILL,
 )
 
 

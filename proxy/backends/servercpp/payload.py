@@ -11,9 +11,10 @@ from one time to the next. A client can still ask for it with ``cache_prompt: tr
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
-from proxy.backends.servercpp.kinds import ServerKind
+from proxy.backends.servercpp import fim
+from proxy.backends.servercpp.kinds import INFILL, TEXT, ServerKind
 from proxy.core.types import GenerationRequest, Sampling
 
 SAMPLING_FIELDS = (
@@ -64,10 +65,17 @@ def completion_payload(
     return payload
 
 
-def infill_payload(payload: dict, suffix: str) -> dict:
-    """``payload`` for ``POST /infill``: its prompt is the text before the gap, ``suffix`` the
-    text after it, and the server puts them in the model's own fill-in-the-middle prompt."""
-    return {**payload, "input_prefix": payload["prompt"], "input_suffix": suffix, "prompt": ""}
+def fill_payload(
+    payload: dict, suffix: str, kind: ServerKind, tokens: Optional[fim.FimTokens]
+) -> dict:
+    """``payload`` to fill the gap between its prompt and ``suffix``: for ``POST /infill``,
+    which puts them in the model's own fill-in-the-middle prompt, or for ``/completion`` with
+    that prompt laid out by the proxy (:mod:`.fim`) as the server reads it."""
+    prefix = payload["prompt"]
+    if kind.fills == INFILL:
+        return {**payload, "input_prefix": prefix, "input_suffix": suffix, "prompt": ""}
+    parts = fim.layout(tokens, prefix, suffix)
+    return {**payload, "prompt": fim.as_text(tokens, parts) if kind.fills == TEXT else parts}
 
 
 def sampling_fields(sampling: Sampling) -> dict:

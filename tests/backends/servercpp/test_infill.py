@@ -1,11 +1,15 @@
 """Fill-in-the-middle on each kind of server.cpp, against the faithful fake servers: sent to a
-current server's ``/infill``, refused by name where the server or its model cannot fill a gap."""
+current server's ``/infill``, laid out by the proxy for an old server from its model's FIM
+tokens, refused by name where the model has none."""
 
 from __future__ import annotations
 
+import gguf
 import pytest
 
-from proxy.backends.servercpp.payload import infill_payload
+from proxy.backends.servercpp.fim import FimTokens
+from proxy.backends.servercpp.kinds import LLAMACPP, LLAMACPP_2023, POWERINFER
+from proxy.backends.servercpp.payload import fill_payload
 from proxy.config.settings import Settings
 from proxy.core.errors import InvalidRequestError
 from proxy.core.types import GenerationRequest
@@ -22,7 +26,7 @@ def fleet_over(fake: FakeServerCpp):
 
 def test_the_infill_body_has_the_gaps_two_sides_and_keeps_the_rest():
     payload = {"prompt": "before", "n_predict": 4, "stream": True, "id_slot": 1}
-    assert infill_payload(payload, "after") == {
+    assert fill_payload(payload, "after", LLAMACPP, None) == {
         "prompt": "",
         "input_prefix": "before",
         "input_suffix": "after",
@@ -30,6 +34,54 @@ def test_the_infill_body_has_the_gaps_two_sides_and_keeps_the_rest():
         "stream": True,
         "id_slot": 1,
     }
+
+
+@pytest.mark.parametrize(
+    "kind, prompt",
+    [(POWERINFER, [1, "before", 2, "after", 3]), (LLAMACPP_2023, "<PRE>before<SUF>after<MID>")],
+    ids=["token ids and texts", "text"],
+)
+def test_an_old_server_is_sent_the_gap_laid_out_as_it_reads_a_prompt(kind, prompt):
+    tokens = FimTokens(1, 2, 3, texts={1: "<PRE>", 2: "<SUF>", 3: "<MID>"})
+    payload = {"prompt": "before", "n_predict": 4, "slot_id": -1}
+    assert fill_payload(payload, "after", kind, tokens) == {**payload, "prompt": prompt}
+
+
+def coder_gguf(path) -> str:
+    """A model file whose vocabulary has Qwen2.5-Coder's FIM tokens (no weights: the fake
+    server only reports the path, and the proxy only reads the header)."""
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list(["<|endoftext|>", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"])
+    writer.add_add_bos_token(False)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.close()
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "kind, prompt",
+    [
+        ("powerinfer", [1, GAP.prompt, 2, GAP.suffix, 3]),
+        ("llamacpp-2023", f"<|fim_prefix|>{GAP.prompt}<|fim_suffix|>{GAP.suffix}<|fim_middle|>"),
+    ],
+)
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_an_old_server_fills_the_gap_with_the_prompt_the_proxy_lays_out(
+    kind, prompt, stream, tmp_path
+):
+    with (
+        FakeServerCpp(kind, model_path=coder_gguf(tmp_path / "coder.gguf")) as fake,
+        fleet_over(fake) as fleet,
+    ):
+        if stream:
+            text = "".join(chunk.text for chunk in fleet.stream(GAP))
+        else:
+            text = fleet.complete(GAP).text
+        assert text == "Hello, world!"
+        ((path, body, _),) = [r for r in fake.requests if r[0] in ("/infill", "/completion")]
+    assert path == "/completion" and body["prompt"] == prompt
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
@@ -50,12 +102,13 @@ def test_a_gap_goes_to_a_current_servers_infill(stream):
 
 
 @pytest.mark.parametrize("kind", ["powerinfer", "llamacpp-2023"])
-def test_a_server_without_infill_refuses_the_suffix_by_name(kind):
+def test_an_old_server_whose_model_has_no_fim_tokens_refuses_the_suffix_by_name(kind):
     with FakeServerCpp(kind) as fake, fleet_over(fake) as fleet:
         for ask in (fleet.complete, lambda request: list(fleet.stream(request))):
             with pytest.raises(InvalidRequestError) as raised:
                 ask(GAP)
             assert raised.value.param == "suffix" and "/infill" in raised.value.message
+            assert "no fill-in-the-middle tokens" in raised.value.message
         assert not [r for r in fake.requests if r[0] in ("/infill", "/completion")]
 
 

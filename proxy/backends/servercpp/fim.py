@@ -1,0 +1,129 @@
+"""A fill-in-the-middle prompt laid out as llama.cpp's ``/infill`` lays it out, for servers
+that have no such route (PowerInfer's, llama.cpp's of 2023).
+
+The model's own FIM tokens come from its GGUF: the ``fim_*`` ids the file names, else the
+tokens whose text llama.cpp knows a family's by. The layout is llama.cpp's (the repo-level
+pattern, arXiv 2409.12186)::
+
+    [REP]myproject⏎ [SEP]file⏎ chunk … [SEP]filename⏎ [BOS][PRE]prefix cursor [SUF]suffix [MID]
+
+with the repository and file lines only where the model has those tokens, and a plain-text
+separator between other files' chunks where it has none. Each text piece is tokenized on
+its own, as llama.cpp tokenizes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Optional, Sequence, Union
+
+# the GGUF fields that name a FIM token: today's, then the older CodeLlama-era names
+KEYS = {
+    "pre": ("tokenizer.ggml.fim_pre_token_id", "tokenizer.ggml.prefix_token_id"),
+    "suf": ("tokenizer.ggml.fim_suf_token_id", "tokenizer.ggml.suffix_token_id"),
+    "mid": ("tokenizer.ggml.fim_mid_token_id", "tokenizer.ggml.middle_token_id"),
+    "rep": ("tokenizer.ggml.fim_rep_token_id",),
+    "sep": ("tokenizer.ggml.fim_sep_token_id",),
+}
+# the texts llama.cpp finds a family's FIM tokens by when the file names none
+TEXTS = {
+    "pre": ("<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>", "▁<PRE>",
+            "<|code_prefix|>"),
+    "suf": ("<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>", "▁<SUF>",
+            "<|code_suffix|>"),
+    "mid": ("<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>", "▁<MID>",
+            "<|code_middle|>"),
+    "rep": ("<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"),
+    "sep": ("<|file_sep|>",),
+}  # fmt: skip
+REPOSITORY = "myproject\n"  # llama.cpp's names for the repository and the file being edited
+FILENAME = "filename\n"
+SNIPPET = "\n\n--- snippet ---\n\n"  # between other files' chunks, without a file token
+
+Part = Union[int, str]  # a token id, or text the server tokenizes on its own
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Another file's text the model may draw on (llama.cpp's ``input_extra``)."""
+
+    text: str
+    filename: str = "tmp"
+
+
+@dataclass(frozen=True)
+class FimTokens:
+    """A model's fill-in-the-middle tokens (ids), the text of each, and its BOS where its
+    tokenizer puts one before a prompt."""
+
+    pre: int
+    suf: int
+    mid: int
+    rep: Optional[int] = None
+    sep: Optional[int] = None
+    bos: Optional[int] = None
+    texts: Mapping = None  # id → the token's text, for a prompt sent as text
+    spaced: bool = False  # SentencePiece: each text piece begins a word ("▁")
+
+
+def fim_tokens(fields: Mapping) -> Optional[FimTokens]:
+    """The FIM tokens of the GGUF whose metadata is ``fields``; ``None`` when it has none
+    (its model cannot fill a gap)."""
+    vocabulary = fields.get("tokenizer.ggml.tokens") or []
+    found = {role: _token(fields, vocabulary, role) for role in KEYS}
+    if None in (found["pre"], found["suf"], found["mid"]):
+        return None
+    model = fields.get("tokenizer.ggml.model")
+    adds_bos = fields.get("tokenizer.ggml.add_bos_token", model == "llama")
+    bos = fields.get("tokenizer.ggml.bos_token_id") if adds_bos else None
+    ids = [token for token in (*found.values(), bos) if token is not None]
+    return FimTokens(
+        **found,
+        bos=bos if isinstance(bos, int) else None,
+        texts={token: vocabulary[token] for token in ids if token < len(vocabulary)},
+        spaced=model == "llama",
+    )
+
+
+def _token(fields: Mapping, vocabulary: Sequence, role: str) -> Optional[int]:
+    for key in KEYS[role]:
+        token = fields.get(key)
+        if isinstance(token, int) and 0 <= token < len(vocabulary):
+            return token
+    known = TEXTS[role]
+    return next((token for token, text in enumerate(vocabulary) if text in known), None)
+
+
+def layout(
+    tokens: FimTokens, prefix: str, suffix: str, extra: Sequence[Chunk] = (), cursor: str = ""
+) -> list:
+    """The prompt's parts in llama.cpp's order; ``cursor`` is the text typed on the line
+    before the gap (``/infill``'s ``prompt``), which goes after the prefix."""
+    parts: list = []
+    if tokens.rep is not None:
+        parts += [tokens.rep, REPOSITORY]
+    for chunk in extra:
+        if tokens.sep is not None:
+            parts += [tokens.sep, chunk.filename + "\n"]
+        else:
+            parts.append(SNIPPET)
+        parts.append(chunk.text)
+    if tokens.sep is not None:
+        parts += [tokens.sep, FILENAME]
+    if tokens.bos is not None:
+        parts.append(tokens.bos)
+    parts += [tokens.pre, prefix, cursor, tokens.suf, suffix, tokens.mid]
+    return [part for part in parts if part != ""]
+
+
+def as_text(tokens: FimTokens, parts: Sequence[Part]) -> str:
+    """``parts`` as one text for a server that reads special tokens out of a prompt and puts
+    BOS first itself (llama.cpp of 2023): each token by its text, and each text piece begun
+    as a word where the tokenizer begins a piece so (a piece after a special token is not
+    begun so there)."""
+    space = " " if tokens.spaced else ""
+    return "".join(
+        tokens.texts[part] if isinstance(part, int) else space + part
+        for part in parts
+        if part != tokens.bos
+    )

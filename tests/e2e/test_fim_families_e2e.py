@@ -1,0 +1,116 @@
+"""The fill-in-the-middle prompt the proxy lays out, family by family, is the one llama.cpp's
+``/infill`` builds, token for token; and on the old servers, which have no ``/infill``, the
+proxy fills a gap with it.
+
+Each family's tiny model (:mod:`.codermodels`) carries its FIM tokens; its random weights make
+the greedy answer depend on every token of the prompt. On current llama-server, the prompt
+laid out by :mod:`proxy.backends.servercpp.fim` and tokenized piece by piece gives what the
+server's own ``/infill`` gives: the same prompt, token count and answer. On PowerInfer's and
+llama.cpp's 2023 servers, the same tokens reach the model through the proxy (the 2023 server
+reads the prompt as text, and tokenizes it to those tokens).
+"""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from proxy.backends.servercpp import fim, gguffile
+from tests.processes import ProxyProcess
+
+from .codermodels import CODERS
+from .llama_server import LlamaServer
+
+pytestmark = pytest.mark.e2e
+
+PREFIX = "def add(a, b):\n    "
+SUFFIX = "\n\nprint(add(1, 2))\n"
+EXTRA = (fim.Chunk("def sub(a, b):\n    return a - b\n", "util.py"), fim.Chunk("x = 1\n"))
+CURSOR = "return"
+GREEDY = {"n_predict": 8, "temperature": 0, "cache_prompt": False}
+
+
+@pytest.fixture(scope="module", params=CODERS, ids=lambda coder: coder.name)
+def coder(request, tmp_path_factory, logs):
+    """``(model path, its FIM tokens, current llama-server)`` of one family."""
+    model = request.param.write(tmp_path_factory.mktemp("coders"))
+    tokens = fim.fim_tokens(gguffile.read(str(model)).fields)
+    log = logs / f"fim-{request.param.name}.log"
+    # a batch well inside the context: /infill then keeps every other file's chunk
+    with LlamaServer(model, log, parallel=1, extra_args=["--batch-size", "512"]) as server:
+        yield model, tokens, server
+
+
+def token_ids(server: LlamaServer, parts: list) -> list:
+    """``parts`` as token ids: each text piece tokenized by ``server`` on its own."""
+    ids = []
+    for part in parts:
+        if isinstance(part, int):
+            ids.append(part)
+        else:
+            reply = requests.post(server.url + "/tokenize", json={"content": part}, timeout=30)
+            ids += [t if isinstance(t, int) else t["id"] for t in reply.json()["tokens"]]
+    return ids
+
+
+def post(server: LlamaServer, path: str, body: dict) -> dict:
+    reply = requests.post(server.url + path, json={**GREEDY, **body}, timeout=60)
+    reply.raise_for_status()
+    return reply.json()
+
+
+def own_infill(server: LlamaServer, extra=(), cursor: str = "") -> dict:
+    return post(
+        server,
+        "/infill",
+        {
+            "input_prefix": PREFIX,
+            "input_suffix": SUFFIX,
+            "input_extra": [{"text": c.text, "filename": c.filename} for c in extra],
+            "prompt": cursor,
+        },
+    )
+
+
+@pytest.mark.parametrize("extra, cursor", [((), ""), (EXTRA, CURSOR)], ids=["gap", "repository"])
+def test_the_laid_out_prompt_is_the_one_infill_builds(coder, extra, cursor):
+    _, tokens, server = coder
+    assert tokens is not None
+    own = own_infill(server, extra, cursor)
+    ids = token_ids(server, fim.layout(tokens, PREFIX, SUFFIX, extra, cursor))
+    laid_out = post(server, "/completion", {"prompt": ids})
+    assert laid_out["prompt"] == own["prompt"]  # the prompt as the server reads it back
+    assert laid_out["tokens_evaluated"] == own["tokens_evaluated"] == len(ids)
+    assert laid_out["content"] == own["content"]
+
+
+@pytest.mark.parametrize("kind", ["powerinfer", "llamacpp-2023"])
+def test_an_old_server_fills_the_gap_through_the_proxy_with_those_tokens(coder, kind, logs):
+    model, tokens, current = coder
+    parts = fim.layout(tokens, PREFIX, SUFFIX)
+    ids = token_ids(current, parts)
+    assert len(ids) == own_infill(current)["tokens_evaluated"]
+    name = f"fim-{model.stem}-{kind}"
+    with (
+        LlamaServer(model, logs / f"{name}.log", kind=kind, parallel=1) as server,
+        ProxyProcess(server.url, logs / f"proxy-{name}.log") as proxy,
+    ):
+        if kind == "powerinfer":
+            assert token_ids(server, parts) == ids
+            own = post(server, "/completion", {"prompt": ids})
+        else:  # it reads special tokens out of a text prompt, and puts BOS first itself
+            text = fim.as_text(tokens, parts)
+            assert token_ids(server, [text]) == [i for i in ids if i != tokens.bos]
+            own = post(server, "/completion", {"prompt": text})
+        client = proxy.sdk()
+        answer = client.completions.create(
+            model=client.models.list().data[0].id,
+            prompt=PREFIX,
+            suffix=SUFFIX,
+            max_tokens=GREEDY["n_predict"],
+            temperature=0,
+        )
+    # the server's own answer runs a token past the limit, which the proxy keeps
+    assert answer.choices[0].text and own["content"].startswith(answer.choices[0].text)
+    assert answer.usage.completion_tokens == GREEDY["n_predict"]
+    assert answer.usage.prompt_tokens == len(ids)
