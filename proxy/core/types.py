@@ -86,14 +86,25 @@ class ToolChoice:
 
 
 @dataclass(frozen=True)
+class FileChunk:
+    """Another file's text a gap may draw on (llama.cpp's ``input_extra``)."""
+
+    text: str
+    filename: str = "tmp"
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     """What a backend needs to generate: chat ``messages`` or a raw ``prompt``."""
 
     model: Optional[str] = None
     messages: tuple = ()
     prompt: Optional[str] = None
-    # fill-in-the-middle: the text after the gap (the prompt is the text before it)
+    # fill-in-the-middle: the text after the gap (the prompt is the text before it), other
+    # files' chunks it may draw on (FileChunk), and what is typed of the gap's line so far
     suffix: Optional[str] = None
+    nearby: tuple = ()
+    cursor: str = ""
     max_tokens: Optional[int] = None
     stop: tuple = ()
     sampling: Sampling = field(default_factory=Sampling)
@@ -111,7 +122,9 @@ class GenerationRequest:
     template_kwargs: Mapping[str, Any] = field(default_factory=dict)
     # names the conversation for placement when the client does (an agent's thread id)
     conversation: Optional[str] = None
-    extra: dict = field(default_factory=dict)
+    # llama.cpp's own options a client of its native API set (``n_indent``, ``t_max_*_ms``,
+    # ``samplers``), sent as they are to a current server, which reads them
+    native: Mapping[str, Any] = field(default_factory=dict)
     # whether the client has gone away; polled while the request waits for a slot
     client_gone: Callable[[], bool] = field(default=lambda: False, compare=False, repr=False)
 

@@ -5,10 +5,13 @@ on current llama-server and on the bundled engine: the gap the proxy asks ``/inf
 fill is filled exactly as the server's own ``/infill`` fills it, whole and streamed, through
 OpenAI's ``suffix`` (the ``openai`` SDK) and Ollama's (the ``ollama`` client).
 SmolLM2, whose vocabulary has no FIM tokens, and an old server, which has no ``/infill``,
-refuse the ``suffix`` by name in each client's own error.
+refuse the ``suffix`` by name in each client's own error. llama.cpp's own ``/infill``, as
+llama.vim sends it, answers through the proxy as the server answers it.
 """
 
 from __future__ import annotations
+
+import json
 
 import ollama
 import openai
@@ -92,6 +95,52 @@ def test_ollamas_suffix_fills_the_gap_whole_and_streamed(served):
     assert "".join(part.response for part in streamed) == own["content"]
 
 
+EDITOR = {  # what llama.vim sends (its cache tuning aside)
+    "input_prefix": BEFORE,
+    "input_suffix": AFTER,
+    "input_extra": [{"text": "def sub(a, b):\n    return a - b\n", "filename": "util.py"}],
+    "prompt": "",
+    "n_predict": 8,
+    "n_indent": 4,
+    "top_k": 40,
+    "top_p": 0.99,
+    "samplers": ["top_k", "top_p", "infill"],
+    "t_max_prompt_ms": 500,
+    "t_max_predict_ms": 1000,
+}
+
+
+def test_llama_cpps_own_infill_through_the_proxy_answers_as_the_server(served):
+    server, proxy = served
+    own = requests.post(server.url + "/infill", json=EDITOR, timeout=60).json()
+    through = requests.post(proxy.url + "/infill", json=EDITOR, timeout=60).json()
+    assert own["content"].startswith("return a")
+    for field in ("content", "tokens_evaluated", "tokens_predicted", "stop_type", "truncated"):
+        assert through[field] == own[field], field
+    wanted = ["content", "timings/prompt_n", "timings/predicted_n", "tokens_cached"]
+    cut = requests.post(
+        proxy.url + "/infill", json={**EDITOR, "response_fields": wanted}, timeout=60
+    ).json()
+    assert sorted(cut) == sorted(wanted) and cut["content"] == own["content"]
+    assert cut["timings/predicted_n"] == own["tokens_predicted"]
+
+
+def test_llama_cpps_own_infill_streams_through_the_proxy(served):
+    server, proxy = served
+    own = requests.post(server.url + "/infill", json=EDITOR, timeout=60).json()
+    with requests.post(
+        proxy.url + "/infill", json={**EDITOR, "stream": True}, stream=True, timeout=60
+    ) as reply:
+        events = [
+            json.loads(line[len(b"data: ") :])
+            for line in reply.iter_lines()
+            if line.startswith(b"data: ")
+        ]
+    assert "".join(event["content"] for event in events) == own["content"]
+    assert [event["stop"] for event in events].index(True) == len(events) - 1
+    assert events[-1]["tokens_evaluated"] == own["tokens_evaluated"]
+
+
 def test_a_model_without_fill_in_the_middle_tokens_refuses_the_suffix_by_name(logs):
     with (
         LlamaServer(smollm2(), logs / "infill-smollm2.log", parallel=1) as server,
@@ -107,11 +156,14 @@ def test_a_model_without_fill_in_the_middle_tokens_refuses_the_suffix_by_name(lo
 
 
 @pytest.mark.parametrize("kind", ["powerinfer", "llamacpp-2023"])
-def test_an_old_server_refuses_the_suffix_by_name(kind, model, logs):
+def test_an_old_server_whose_model_has_no_fim_tokens_refuses_the_suffix_by_name(kind, model, logs):
     with (
         LlamaServer(model, logs / f"infill-{kind}.log", kind=kind, parallel=1) as server,
         ProxyProcess(server.url, logs / f"proxy-infill-{kind}.log") as proxy,
     ):
         with pytest.raises(openai.BadRequestError) as refused:
             proxy.sdk().completions.create(model="tiny", prompt=BEFORE, suffix=AFTER, stream=True)
-        assert refused.value.body["param"] == "suffix" and "/infill" in refused.value.message
+        assert refused.value.body["param"] == "suffix"
+        assert "no fill-in-the-middle tokens" in refused.value.message
+        editor = requests.post(proxy.url + "/infill", json={"input_prefix": BEFORE}, timeout=30)
+        assert editor.status_code == 400 and editor.json()["error"]["param"] == "suffix"

@@ -158,7 +158,9 @@ class CompletionRoute:
             request, prompt.text, stop, facts.kind, stream=stream, constraints=constraints
         )
         if request.suffix is not None:
-            payload = fill_payload(payload, request.suffix, facts.kind, facts.fim)
+            payload = fill_payload(
+                payload, request, facts.kind, facts.fim, self.server.tokens.token_ids
+            )
         return prompt, payload
 
     def _prompt(self, request: GenerationRequest, facts: ServerFacts) -> tuple:

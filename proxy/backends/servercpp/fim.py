@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence, Union
 
+from proxy.core.types import FileChunk
+
 # the GGUF fields that name a FIM token: today's, then the older CodeLlama-era names
 KEYS = {
     "pre": ("tokenizer.ggml.fim_pre_token_id", "tokenizer.ggml.prefix_token_id"),
@@ -41,14 +43,6 @@ FILENAME = "filename\n"
 SNIPPET = "\n\n--- snippet ---\n\n"  # between other files' chunks, without a file token
 
 Part = Union[int, str]  # a token id, or text the server tokenizes on its own
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """Another file's text the model may draw on (llama.cpp's ``input_extra``)."""
-
-    text: str
-    filename: str = "tmp"
 
 
 @dataclass(frozen=True)
@@ -95,14 +89,14 @@ def _token(fields: Mapping, vocabulary: Sequence, role: str) -> Optional[int]:
 
 
 def layout(
-    tokens: FimTokens, prefix: str, suffix: str, extra: Sequence[Chunk] = (), cursor: str = ""
+    tokens: FimTokens, prefix: str, suffix: str, nearby: Sequence[FileChunk] = (), cursor: str = ""
 ) -> list:
     """The prompt's parts in llama.cpp's order; ``cursor`` is the text typed on the line
     before the gap (``/infill``'s ``prompt``), which goes after the prefix."""
     parts: list = []
     if tokens.rep is not None:
         parts += [tokens.rep, REPOSITORY]
-    for chunk in extra:
+    for chunk in nearby:
         if tokens.sep is not None:
             parts += [tokens.sep, chunk.filename + "\n"]
         else:

@@ -11,7 +11,7 @@ from one time to the next. A client can still ask for it with ``cache_prompt: tr
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from proxy.backends.servercpp import fim
 from proxy.backends.servercpp.kinds import INFILL, TEXT, ServerKind
@@ -62,20 +62,38 @@ def completion_payload(
         # ask for at least one so the chosen token's own probability comes back
         payload["n_probs"] = max(request.logprobs, 1)
     payload.update(constraints)
+    if not kind.legacy:
+        payload.update(request.native)
     return payload
 
 
 def fill_payload(
-    payload: dict, suffix: str, kind: ServerKind, tokens: Optional[fim.FimTokens]
+    payload: dict,
+    request: GenerationRequest,
+    kind: ServerKind,
+    tokens: Optional[fim.FimTokens],
+    token_ids: Callable[[str], list],
 ) -> dict:
-    """``payload`` to fill the gap between its prompt and ``suffix``: for ``POST /infill``,
+    """``payload`` to fill ``request``'s gap, between its prompt and suffix: for ``POST /infill``,
     which puts them in the model's own fill-in-the-middle prompt, or for ``/completion`` with
-    that prompt laid out by the proxy (:mod:`.fim`) as the server reads it."""
-    prefix = payload["prompt"]
+    that prompt laid out by the proxy (:mod:`.fim`) as the server reads it (``token_ids``:
+    the server's tokens of a text)."""
+    prefix, suffix = payload["prompt"], request.suffix
     if kind.fills == INFILL:
-        return {**payload, "input_prefix": prefix, "input_suffix": suffix, "prompt": ""}
-    parts = fim.layout(tokens, prefix, suffix)
-    return {**payload, "prompt": fim.as_text(tokens, parts) if kind.fills == TEXT else parts}
+        nearby = [{"text": chunk.text, "filename": chunk.filename} for chunk in request.nearby]
+        return {
+            **payload,
+            "input_prefix": prefix,
+            "input_suffix": suffix,
+            "input_extra": nearby,
+            "prompt": request.cursor,
+        }
+    parts = fim.layout(tokens, prefix, suffix, request.nearby, request.cursor)
+    if kind.fills == TEXT:
+        return {**payload, "prompt": fim.as_text(tokens, parts)}
+    if isinstance(parts[0], str):  # the server would put BOS before a text piece sent first
+        parts = [*token_ids(parts[0]), *parts[1:]]
+    return {**payload, "prompt": parts}
 
 
 def sampling_fields(sampling: Sampling) -> dict:

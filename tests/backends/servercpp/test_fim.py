@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.backends.servercpp.fim import Chunk, FimTokens, as_text, fim_tokens, layout
+from proxy.backends.servercpp.fim import FimTokens, as_text, fim_tokens, layout
+from proxy.core.types import FileChunk
 
 QWEN = ["<|endoftext|>", "a", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>",
         "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>"]  # fmt: skip
@@ -78,7 +79,7 @@ PLAIN = FimTokens(10, 11, 12, texts={10: "<PRE>", 11: "<SUF>", 12: "<MID>"})
 REPO = FimTokens(10, 11, 12, rep=13, sep=14)
 WITH_BOS = FimTokens(10, 11, 12, bos=1, texts={10: "▁<PRE>", 11: "▁<SUF>", 12: "▁<MID>", 1: "<s>"},
                      spaced=True)  # fmt: skip
-EXTRA = (Chunk("x = 1\n", "a.py"), Chunk("y = 2\n"))
+EXTRA = (FileChunk("x = 1\n", "a.py"), FileChunk("y = 2\n"))
 
 
 @pytest.mark.parametrize(

@@ -7,12 +7,12 @@ from __future__ import annotations
 import gguf
 import pytest
 
-from proxy.backends.servercpp.fim import FimTokens
+from proxy.backends.servercpp.fim import SNIPPET, FimTokens
 from proxy.backends.servercpp.kinds import LLAMACPP, LLAMACPP_2023, POWERINFER
 from proxy.backends.servercpp.payload import fill_payload
 from proxy.config.settings import Settings
 from proxy.core.errors import InvalidRequestError
-from proxy.core.types import GenerationRequest
+from proxy.core.types import FileChunk, GenerationRequest
 from proxy.fleet.build import build_fleet
 from tests.fakes.servercpp import FakeServerCpp
 from tests.runtimes import NO_FILES
@@ -26,10 +26,11 @@ def fleet_over(fake: FakeServerCpp):
 
 def test_the_infill_body_has_the_gaps_two_sides_and_keeps_the_rest():
     payload = {"prompt": "before", "n_predict": 4, "stream": True, "id_slot": 1}
-    assert fill_payload(payload, "after", LLAMACPP, None) == {
+    assert fill_payload(payload, GenerationRequest(suffix="after"), LLAMACPP, None, no_tokens) == {
         "prompt": "",
         "input_prefix": "before",
         "input_suffix": "after",
+        "input_extra": [],
         "n_predict": 4,
         "stream": True,
         "id_slot": 1,
@@ -44,7 +45,24 @@ def test_the_infill_body_has_the_gaps_two_sides_and_keeps_the_rest():
 def test_an_old_server_is_sent_the_gap_laid_out_as_it_reads_a_prompt(kind, prompt):
     tokens = FimTokens(1, 2, 3, texts={1: "<PRE>", 2: "<SUF>", 3: "<MID>"})
     payload = {"prompt": "before", "n_predict": 4, "slot_id": -1}
-    assert fill_payload(payload, "after", kind, tokens) == {**payload, "prompt": prompt}
+    assert fill_payload(payload, GenerationRequest(suffix="after"), kind, tokens, no_tokens) == {
+        **payload,
+        "prompt": prompt,
+    }
+
+
+def no_tokens(text: str) -> list:
+    raise AssertionError(f"{text!r} need not be tokenized")
+
+
+def test_a_gap_that_begins_with_text_goes_to_powerinfer_as_ids_there():
+    """PowerInfer puts BOS before a prompt whose first piece is text."""
+    tokens = FimTokens(1, 2, 3)
+    request = GenerationRequest(suffix="after", nearby=(FileChunk("x = 1"),))
+    filled = fill_payload(
+        {"prompt": "before"}, request, POWERINFER, tokens, lambda text: [len(text)]
+    )
+    assert filled["prompt"] == [len(SNIPPET), "x = 1", 1, "before", 2, "after", 3]
 
 
 def coder_gguf(path) -> str:
