@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install (once) and cache the libraries and tools people point at local models, which the
-# e2e suite runs against the proxy: from npm, the Vercel AI SDK and LangChain JS (the ollama
-# npm client comes with .ci/agents.sh); from PyPI, LiteLLM, Simon Willison's llm, LlamaIndex's
+# e2e suite runs against the proxy: from npm, the Vercel AI SDK, LangChain JS and Continue's
+# model adapters (its autocomplete's fill-in-the-middle; the ollama npm client comes with
+# .ci/agents.sh); from PyPI, LiteLLM, Simon Willison's llm, LlamaIndex's
 # OpenAILike and Ollama classes and aider, each in a virtual environment of its own (they pin
 # versions that conflict with each other and with the proxy's).
 set -euo pipefail
@@ -11,6 +12,7 @@ AI_SDK_OPENAI_COMPATIBLE_VERSION=3.0.92
 LANGCHAIN_OPENAI_VERSION=1.6.0
 LANGCHAIN_CORE_VERSION=1.4.0
 ZOD_VERSION=4.6.7
+CONTINUE_ADAPTERS_VERSION=1.37.0
 LITELLM_VERSION=1.110.2
 LLM_VERSION=0.36
 LLAMA_INDEX_OPENAI_LIKE_VERSION=0.8.1
@@ -28,14 +30,16 @@ if ! node_installed ai "$AI_VERSION" \
     || ! node_installed @ai-sdk/openai-compatible "$AI_SDK_OPENAI_COMPATIBLE_VERSION" \
     || ! node_installed @langchain/openai "$LANGCHAIN_OPENAI_VERSION" \
     || ! node_installed @langchain/core "$LANGCHAIN_CORE_VERSION" \
-    || ! node_installed zod "$ZOD_VERSION"; then
+    || ! node_installed zod "$ZOD_VERSION" \
+    || ! node_installed @continuedev/openai-adapters "$CONTINUE_ADAPTERS_VERSION"; then
   mkdir -p "$NODE_PREFIX"
   npm install --prefix "$NODE_PREFIX" --no-audit --no-fund --loglevel=error \
     "ai@$AI_VERSION" "@ai-sdk/openai-compatible@$AI_SDK_OPENAI_COMPATIBLE_VERSION" \
     "@langchain/openai@$LANGCHAIN_OPENAI_VERSION" "@langchain/core@$LANGCHAIN_CORE_VERSION" \
-    "zod@$ZOD_VERSION"
+    "zod@$ZOD_VERSION" "@continuedev/openai-adapters@$CONTINUE_ADAPTERS_VERSION"
 fi
-for package in ai @ai-sdk/openai-compatible @langchain/openai @langchain/core zod; do
+for package in ai @ai-sdk/openai-compatible @langchain/openai @langchain/core zod \
+    @continuedev/openai-adapters; do
   node -e "const p = require('$NODE_PREFIX/node_modules/$package/package.json');
            console.log(p.name + ' ' + p.version)"
 done

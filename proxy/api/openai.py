@@ -10,7 +10,7 @@ from proxy.api.routes import Routes
 from proxy.api.serve import asked, serve, versioned
 from proxy.api.state import get_state
 from proxy.core.fields import asked_model
-from proxy.dialects.openai import answer, chat, completions, embeddings, tokens
+from proxy.dialects.openai import answer, chat, completions, embeddings, fim, tokens
 
 bp = Blueprint("openai", __name__)
 routes = Routes(bp, "Chat and text completions, streaming or not; models, embeddings, tokens")
@@ -24,6 +24,11 @@ def create_chat_completion() -> Response:
 @versioned(bp, "/completions")
 def create_completion() -> Response:
     return serve(completions, asked(completions))
+
+
+@versioned(bp, "/fim/completions")
+def create_fim_completion() -> Response:
+    return serve(fim, asked(fim))
 
 
 @versioned(bp, "/embeddings")

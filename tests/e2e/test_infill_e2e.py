@@ -20,10 +20,12 @@ import requests
 
 from tests.processes import ProxyProcess
 
+from . import libraries
 from .families import CHATML, FAMILIES
 from .llama_server import LlamaServer
 from .scriptedmodel import Script, Tokens, write_scripted_gguf
 from .smollm2 import smollm2
+from .tap import Tap
 
 pytestmark = pytest.mark.e2e
 
@@ -139,6 +141,32 @@ def test_llama_cpps_own_infill_streams_through_the_proxy(served):
     assert "".join(event["content"] for event in events) == own["content"]
     assert [event["stop"] for event in events].index(True) == len(events) - 1
     assert events[-1]["tokens_evaluated"] == own["tokens_evaluated"]
+
+
+@pytest.mark.parametrize("provider", ["mistral", "openai"])
+def test_continues_autocomplete_fills_the_gap_as_the_servers_infill(served, provider, tmp_path):
+    """Continue's own FIM code (its model adapters, under Node) streams the gap from
+    Mistral's ``/v1/fim/completions``, as its Mistral and OpenAI-compatible providers do."""
+    server, proxy = served
+    own = own_infill(server)
+    given = {"provider": provider, "model": "coder", "key": "unused", "prompt": BEFORE,
+             "suffix": AFTER, "max_tokens": 8}  # fmt: skip
+    with Tap(proxy.url) as tap:
+        result = libraries.finished(
+            libraries.run(
+                [
+                    "node",
+                    str(libraries.SCRIPTS / "continue-fim.js"),
+                    json.dumps({**given, "url": tap.url}),
+                ],
+                tmp_path,
+                {"NODE_PATH": str(libraries.clients_folder() / "node" / "node_modules")},
+            )
+        )
+    assert result["text"] == own["content"] and result["chunks"] > 1
+    ((asked,),) = [tap.to("/v1/fim/completions")]
+    assert asked.status == 200 and asked.streamed
+    assert (asked.body["prompt"], asked.body["suffix"]) == (BEFORE, AFTER)
 
 
 def test_a_model_without_fill_in_the_middle_tokens_refuses_the_suffix_by_name(logs):
