@@ -1,8 +1,9 @@
 """llama.cpp's own ``POST /infill``, both ways, as the editor plugins made for it send it
 (llama.vim, llama.vscode): the text before and after the gap, other files' chunks
 (``input_extra``), what is typed of the gap's line (``prompt``), and llama.cpp's own limits
-(``n_indent``, ``t_max_prompt_ms``, ``t_max_predict_ms``) and ``samplers``, which go to a
-current server as they are.
+(``n_indent``, ``t_max_prompt_ms``, ``t_max_predict_ms``, ``repeat_last_n``) and
+``samplers``, which go to a current server as they are (each with the least value llama.cpp
+takes).
 
 The answer is llama.cpp's: ``content``, ``stop_type``, the token counts and ``timings``,
 cut to ``response_fields`` (paths such as ``timings/prompt_n``, each a key of its own) when
@@ -24,7 +25,7 @@ from proxy.dialects.openai.answer import error_body, headers  # noqa: F401 (the 
 from proxy.dialects.streaming import EventRenderer
 
 patient = False  # a stream keeps its client company only while a server starts
-NATIVE = ("n_indent", "t_max_prompt_ms", "t_max_predict_ms")
+NATIVE = {"n_indent": 0, "t_max_prompt_ms": -1, "t_max_predict_ms": -1, "repeat_last_n": -1}
 MAX_FIELD_PATHS = 64
 
 
@@ -42,7 +43,11 @@ def new_id() -> str:
 def parse(body: Any, limits: Limits) -> Ask:
     """Read an ``/infill`` body into one fill-in-the-middle generation."""
     fields = Fields(body)
-    native = {name: fields.integer(name, 0) for name in NATIVE if fields.raw(name) is not None}
+    native = {
+        name: fields.integer(name, low)
+        for name, low in NATIVE.items()
+        if fields.raw(name) is not None
+    }
     samplers = _strings(fields, "samplers")
     if samplers is not None:
         native["samplers"] = samplers

@@ -21,6 +21,7 @@ EDITOR = {  # what llama.vim sends, less its cache and sampler tuning
     "cache_prompt": True,
     "t_max_prompt_ms": 500,
     "t_max_predict_ms": 1000,
+    "repeat_last_n": 128,
 }
 
 
@@ -38,6 +39,7 @@ def test_the_gap_its_files_and_llama_cpps_own_limits_reach_the_core(client, back
         "n_indent": 4,
         "t_max_prompt_ms": 500,
         "t_max_predict_ms": 1000,
+        "repeat_last_n": 128,
         "samplers": ["top_k", "top_p", "infill"],
     }
     assert request.max_tokens == 64 and request.sampling.top_k == 40
@@ -84,6 +86,7 @@ def test_a_stream_is_content_events_then_the_last_with_the_counts(client):
         ({"prompt": 5}, "prompt"),
         ({"n_predict": -2}, "n_predict"),
         ({"n_indent": -1}, "n_indent"),
+        ({"t_max_prompt_ms": -2}, "t_max_prompt_ms"),
         ({"t_max_predict_ms": "1s"}, "t_max_predict_ms"),
         ({"samplers": "top_k"}, "samplers"),
         ({"response_fields": [1]}, "response_fields"),

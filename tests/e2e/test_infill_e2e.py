@@ -109,12 +109,22 @@ EDITOR = {  # what llama.vim sends (its cache tuning aside)
     "samplers": ["top_k", "top_p", "infill"],
     "t_max_prompt_ms": 500,
     "t_max_predict_ms": 1000,
+    "repeat_last_n": 128,
+    "cache_prompt": True,
+    "id_slot": 0,
 }
+# what llama.vim sends as other files' chunks come in: the server only reads them into its cache
+WARM_UP = {"id_slot": 0, "input_prefix": "", "input_suffix": "", "prompt": "", "n_predict": 0,
+           "input_extra": EDITOR["input_extra"], "cache_prompt": True, "t_max_prompt_ms": 1,
+           "t_max_predict_ms": 1}  # fmt: skip
 
 
 def test_llama_cpps_own_infill_through_the_proxy_answers_as_the_server(served):
     server, proxy = served
     own = requests.post(server.url + "/infill", json=EDITOR, timeout=60).json()
+    for answered in (server, proxy):  # the server writes a token even of n_predict 0
+        warmed = requests.post(answered.url + "/infill", json=WARM_UP, timeout=60).json()
+        assert warmed["tokens_predicted"] <= 1 and warmed["stop_type"] == "limit"
     through = requests.post(proxy.url + "/infill", json=EDITOR, timeout=60).json()
     assert own["content"].startswith("return a")
     for field in ("content", "tokens_evaluated", "tokens_predicted", "stop_type", "truncated"):
