@@ -35,9 +35,11 @@ class CompletionRoute:
 
     def complete(self, request: GenerationRequest) -> Completion:
         server = self.server
-        if server.facts().kind.legacy:
-            # Their whole answers cut characters into U+FFFD and drop logprobs; their streams
-            # hold an unfinished character back, as current servers do: read those instead.
+        if server.facts().kind.legacy or request.suffix is not None:
+            # Old servers' whole answers cut characters into U+FFFD and drop logprobs; their
+            # streams hold an unfinished character back, as current servers do. And a server
+            # stops writing a stream its reader has closed, never a whole answer: an editor
+            # gives up on most gaps it asks as its user types on, and their slots come free.
             return collect(self._stream(request, count_first=False))
 
         def post(facts: ServerFacts) -> tuple:

@@ -24,7 +24,7 @@ LONGEST_HEAD = 65536
 MOST_HEADERS = 100
 PIECE = 65536  # the most read at once; a read returns what has arrived
 WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
-WATCH_EVERY = 0.25  # seconds between two looks at the client while the server says nothing
+WATCH_EVERY = 0.1  # seconds between two looks at the client while the server says nothing
 
 
 class BrokenAnswer(ValueError):
