@@ -16,7 +16,9 @@ def conversation_key(request: GenerationRequest) -> str:
     The name a client gives its conversation (an agent's thread id) when it gives one. Else
     a chat is named by its messages up to and including the first user message: the system
     prompt alone is shared by many conversations, while the first question (a document, in
-    retrieval setups) is what sets one apart. A raw prompt is named by its first characters.
+    retrieval setups) is what sets one apart. A raw prompt is named by its first characters,
+    and a gap to fill by the first characters of its prompt as laid out: other files' chunks
+    (an editor's, the same from one completion to the next), then the text before it.
     """
     if request.conversation:
         text = "\x1d" + request.conversation
@@ -28,5 +30,6 @@ def conversation_key(request: GenerationRequest) -> str:
                 break
         text = "\x1e".join(opening)
     else:
-        text = request.prompt[:RAW_PROMPT_PREFIX]
+        nearby = "".join(f"{chunk.filename}\x1f{chunk.text}\x1e" for chunk in request.nearby)
+        text = (nearby + request.prompt)[:RAW_PROMPT_PREFIX]
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()

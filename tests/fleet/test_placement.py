@@ -8,11 +8,12 @@ from collections import Counter
 import pytest
 
 from proxy.core.conversation import conversation_key
-from proxy.core.types import GenerationRequest, Message
+from proxy.core.types import FileChunk, GenerationRequest, Message
 from proxy.fleet.placement import BALANCE, ReplicaLoad, choose, continues, rank
 
 REPLICAS = [f"http://10.0.0.{i}:8080" for i in range(1, 4)]
 SYSTEM = Message("system", "You answer from the document.")
+FILE = FileChunk("def sub(a, b):\n    return a - b\n\n\n" * 10, "util.py")  # an editor's chunk
 
 
 def chat(*contents: str, system: bool = True) -> GenerationRequest:
@@ -37,6 +38,11 @@ def idle(*names: str, slots: int = 4) -> list:
             GenerationRequest(prompt="x" * 300 + "y"),
             id="raw-prompt-grows",
         ),
+        pytest.param(
+            GenerationRequest(prompt="import os\n", suffix="", nearby=(FILE,), cursor="x"),
+            GenerationRequest(prompt="import os\n\n", suffix="\n", nearby=(FILE,), cursor="y"),
+            id="gaps-of-one-file",
+        ),
     ],
 )
 def test_a_conversation_keeps_its_key_from_turn_to_turn(first, later):
@@ -50,6 +56,11 @@ def test_a_conversation_keeps_its_key_from_turn_to_turn(first, later):
         pytest.param(chat("doc A"), chat("doc A", system=False), id="with-and-without-system"),
         pytest.param(
             GenerationRequest(prompt="a" * 10), GenerationRequest(prompt="b" * 10), id="raw-prompts"
+        ),
+        pytest.param(
+            GenerationRequest(prompt="x = ", suffix="", nearby=(FILE,)),
+            GenerationRequest(prompt="x = ", suffix="", nearby=(FileChunk("y = 2\n", "b.py"),)),
+            id="gaps-beside-other-files",
         ),
     ],
 )
