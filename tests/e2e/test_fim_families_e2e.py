@@ -33,13 +33,17 @@ GREEDY = {"n_predict": 8, "temperature": 0, "cache_prompt": False}
 
 @pytest.fixture(scope="module", params=CODERS, ids=lambda coder: coder.name)
 def coder(request, tmp_path_factory, logs):
-    """``(model path, its FIM tokens, current llama-server)`` of one family."""
+    """``(model path, its FIM tokens, current llama-server, the proxy before it)`` of one
+    family."""
     model = request.param.write(tmp_path_factory.mktemp("coders"))
     tokens = fim.fim_tokens(gguffile.read(str(model)).fields)
     log = logs / f"fim-{request.param.name}.log"
     # a batch well inside the context: /infill then keeps every other file's chunk
-    with LlamaServer(model, log, parallel=1, extra_args=["--batch-size", "512"]) as server:
-        yield model, tokens, server
+    with (
+        LlamaServer(model, log, parallel=1, extra_args=["--batch-size", "512"]) as server,
+        ProxyProcess(server.url, logs / f"proxy-fim-{request.param.name}.log") as proxy,
+    ):
+        yield model, tokens, server, proxy
 
 
 def token_ids(server: LlamaServer, parts: list) -> list:
@@ -77,7 +81,7 @@ def own_infill(server: LlamaServer, extra=(), cursor: str = "") -> dict:
 
 @pytest.mark.parametrize("extra, cursor", [((), ""), (EXTRA, CURSOR)], ids=["gap", "repository"])
 def test_the_laid_out_prompt_is_the_one_infill_builds(coder, extra, cursor):
-    _, tokens, server = coder
+    _, tokens, server, _ = coder
     assert tokens is not None
     own = own_infill(server, extra, cursor)
     ids = token_ids(server, fim.layout(tokens, PREFIX, SUFFIX, extra, cursor))
@@ -87,9 +91,24 @@ def test_the_laid_out_prompt_is_the_one_infill_builds(coder, extra, cursor):
     assert laid_out["content"] == own["content"]
 
 
+def test_the_proxy_fills_the_gap_as_infill_on_current_llama_server(coder):
+    _, _, server, proxy = coder
+    own = own_infill(server)
+    client = proxy.sdk()
+    answer = client.completions.create(
+        model=client.models.list().data[0].id,
+        prompt=PREFIX,
+        suffix=SUFFIX,
+        max_tokens=GREEDY["n_predict"],
+        temperature=0,
+    )
+    assert answer.choices[0].text == own["content"] != ""
+    assert answer.usage.prompt_tokens == own["tokens_evaluated"]
+
+
 @pytest.mark.parametrize("kind", ["powerinfer", "llamacpp-2023"])
 def test_an_old_server_fills_the_gap_through_the_proxy_with_those_tokens(coder, kind, logs):
-    model, tokens, current = coder
+    model, tokens, current, _ = coder
     parts = fim.layout(tokens, PREFIX, SUFFIX)
     ids = token_ids(current, parts)
     assert len(ids) == own_infill(current)["tokens_evaluated"]
@@ -113,16 +132,18 @@ def test_an_old_server_fills_the_gap_through_the_proxy_with_those_tokens(coder, 
             else len(token_ids(server, [fim.as_text(tokens, laid_out)])) + (tokens.bos is not None)
         )
         client = proxy.sdk()
+        name = client.models.list().data[0].id
+        options = {"num_predict": GREEDY["n_predict"], "temperature": 0}
+        ollama = proxy.ollama().generate(name, PREFIX, suffix=SUFFIX, options=options)
+        mistral = post(proxy, "/v1/fim/completions", {"model": name, "prompt": PREFIX,
+                       "suffix": SUFFIX, "max_tokens": GREEDY["n_predict"]})  # fmt: skip
         answer = client.completions.create(
-            model=client.models.list().data[0].id,
-            prompt=PREFIX,
-            suffix=SUFFIX,
-            max_tokens=GREEDY["n_predict"],
-            temperature=0,
+            model=name, prompt=PREFIX, suffix=SUFFIX, max_tokens=GREEDY["n_predict"], temperature=0
         )
     # the server's own answer runs a token past the limit, which the proxy keeps
     assert answer.choices[0].text and own["content"].startswith(answer.choices[0].text)
     assert answer.usage.completion_tokens == GREEDY["n_predict"]
+    assert ollama.response == mistral["choices"][0]["message"]["content"] == answer.choices[0].text
     assert answer.usage.prompt_tokens == len(ids)
     # llama.cpp's own /infill, other files and the cursor's line with it, on a server
     # without: the old server's tokenizer may cut a text otherwise than today's (the
