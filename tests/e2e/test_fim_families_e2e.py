@@ -28,6 +28,7 @@ PREFIX = "def add(a, b):\n    "
 SUFFIX = "\n\nprint(add(1, 2))\n"
 EXTRA = (FileChunk("def sub(a, b):\n    return a - b\n", "util.py"), FileChunk("x = 1\n"))
 CURSOR = "return"
+LONG_PREFIX = "def sub(a, b):\n    return a - b\n\n\n" * 40 + PREFIX  # past a batch of 512
 GREEDY = {"n_predict": 8, "temperature": 0, "cache_prompt": False}
 
 
@@ -125,6 +126,7 @@ def test_an_old_server_fills_the_gap_through_the_proxy_with_those_tokens(coder, 
             assert token_ids(server, [text]) == [i for i in ids if i != tokens.bos]
             own = post(server, "/completion", {"prompt": text})
         editor = post(proxy, "/infill", own_infill_body(EXTRA, CURSOR))
+        long = post(proxy, "/infill", {"input_prefix": LONG_PREFIX, "input_suffix": SUFFIX})
         laid_out = fim.layout(tokens, PREFIX, SUFFIX, EXTRA, CURSOR)
         in_editor = (
             len(token_ids(server, laid_out))
@@ -150,3 +152,11 @@ def test_an_old_server_fills_the_gap_through_the_proxy_with_those_tokens(coder, 
     # snippet separator takes a token more), so its own count of the layout is the measure
     assert editor["tokens_evaluated"] == in_editor
     assert editor["content"] and editor["tokens_predicted"] == GREEDY["n_predict"]
+    # a long file is cut to the batch as /infill cuts it (both servers evaluate 512 at once):
+    # to its tokens on PowerInfer; to the characters whose tokens fit on the 2023 server
+    cut = post(current, "/infill", {"input_prefix": LONG_PREFIX, "input_suffix": SUFFIX})
+    assert cut["tokens_evaluated"] < len(token_ids(current, [LONG_PREFIX]))
+    if kind == "powerinfer":
+        assert long["tokens_evaluated"] == cut["tokens_evaluated"]
+    else:
+        assert cut["tokens_evaluated"] - 2 <= long["tokens_evaluated"] <= cut["tokens_evaluated"]

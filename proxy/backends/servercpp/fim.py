@@ -9,13 +9,14 @@ pattern, arXiv 2409.12186)::
 
 with the repository and file lines only where the model has those tokens, and a plain-text
 separator between other files' chunks where it has none. Each text piece is tokenized on
-its own, as llama.cpp tokenizes it.
+its own, as llama.cpp tokenizes it, and the gap's sides are cut to fit a batch as llama.cpp
+cuts them (:func:`fitted`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence, Union
+from typing import Callable, Mapping, Optional, Sequence, Union
 
 from proxy.core.types import FileChunk
 
@@ -43,6 +44,8 @@ FILENAME = "filename\n"
 SNIPPET = "\n\n--- snippet ---\n\n"  # between other files' chunks, without a file token
 
 Part = Union[int, str]  # a token id, or text the server tokenizes on its own
+Side = Union[str, Sequence[int]]  # a side of the gap: its text, or its token ids
+OLD_BATCH = 512  # the batch the old servers evaluate a prompt in, unless started otherwise
 
 
 @dataclass(frozen=True)
@@ -88,11 +91,49 @@ def _token(fields: Mapping, vocabulary: Sequence, role: str) -> Optional[int]:
     return next((token for token, text in enumerate(vocabulary) if text in known), None)
 
 
+def fitted(prefix: list, suffix: list, cursor: int, batch: int = OLD_BATCH) -> tuple:
+    """What llama.cpp keeps of a gap's sides (token ids) to fit a ``batch``: the prefix's
+    last three quarters of it, the suffix's first quarter less two tokens and the ``cursor``
+    line's."""
+    kept = min(len(prefix), 3 * (batch // 4))
+    return prefix[len(prefix) - kept :], suffix[: max(0, batch // 4 - (2 + cursor))]
+
+
+def last_fitting(text: str, limit: int, count: Callable[[str], int]) -> str:
+    """The longest end of ``text`` whose tokens (``count``) are ``limit`` at most: the cut
+    llama.cpp makes in token ids, made in a text for a server that takes only text."""
+    low, high = 0, len(text)  # text[high:] fits; the answer's start lies in [low, high]
+    while low < high:
+        middle = (low + high) // 2
+        if count(text[middle:]) <= limit:
+            high = middle
+        else:
+            low = middle + 1
+    return text[high:]
+
+
+def first_fitting(text: str, limit: int, count: Callable[[str], int]) -> str:
+    """The longest start of ``text`` whose tokens (``count``) are ``limit`` at most."""
+    low, high = 0, len(text)  # text[:low] fits; the answer's end lies in [low, high]
+    while low < high:
+        middle = (low + high + 1) // 2
+        if count(text[:middle]) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low]
+
+
 def layout(
-    tokens: FimTokens, prefix: str, suffix: str, nearby: Sequence[FileChunk] = (), cursor: str = ""
+    tokens: FimTokens,
+    prefix: Side,
+    suffix: Side,
+    nearby: Sequence[FileChunk] = (),
+    cursor: Side = "",
 ) -> list:
     """The prompt's parts in llama.cpp's order; ``cursor`` is the text typed on the line
-    before the gap (``/infill``'s ``prompt``), which goes after the prefix."""
+    before the gap (``/infill``'s ``prompt``), which goes after the prefix. A side is a text
+    or its token ids."""
     parts: list = []
     if tokens.rep is not None:
         parts += [tokens.rep, REPOSITORY]
@@ -106,8 +147,12 @@ def layout(
         parts += [tokens.sep, FILENAME]
     if tokens.bos is not None:
         parts.append(tokens.bos)
-    parts += [tokens.pre, prefix, cursor, tokens.suf, suffix, tokens.mid]
-    return [part for part in parts if part != ""]
+    parts += [tokens.pre, *_parts(prefix), *_parts(cursor), tokens.suf, *_parts(suffix)]
+    return [part for part in parts if part != ""] + [tokens.mid]
+
+
+def _parts(side: Side) -> list:
+    return [side] if isinstance(side, str) else list(side)
 
 
 def as_text(tokens: FimTokens, parts: Sequence[Part]) -> str:

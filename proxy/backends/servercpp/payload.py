@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Callable, Optional, Sequence
 
 from proxy.backends.servercpp import fim
-from proxy.backends.servercpp.kinds import INFILL, TEXT, ServerKind
+from proxy.backends.servercpp.kinds import IDS, INFILL, TEXT, ServerKind
 from proxy.core.types import GenerationRequest, Sampling
 
 SAMPLING_FIELDS = (
@@ -88,12 +88,34 @@ def fill_payload(
             "input_extra": nearby,
             "prompt": request.cursor,
         }
-    parts = fim.layout(tokens, prefix, suffix, request.nearby, request.cursor)
+    sides = _fitted(prefix, suffix, request.cursor, kind, token_ids)
+    parts = fim.layout(tokens, *sides[:2], request.nearby, sides[2])
     if kind.fills == TEXT:
         return {**payload, "prompt": fim.as_text(tokens, parts)}
     if isinstance(parts[0], str):  # the server would put BOS before a text piece sent first
         parts = [*token_ids(parts[0]), *parts[1:]]
     return {**payload, "prompt": parts}
+
+
+def _fitted(
+    prefix: str, suffix: str, cursor: str, kind: ServerKind, token_ids: Callable[[str], list]
+) -> tuple:
+    """The gap's sides and the cursor's line as an old server is sent them, cut to a batch as
+    llama.cpp cuts them: token ids for a server that takes them, else the texts whose tokens
+    fit."""
+    ids = [token_ids(text) if text else [] for text in (prefix, suffix, cursor)]
+    kept_prefix, kept_suffix = fim.fitted(ids[0], ids[1], len(ids[2]))
+    if kind.fills == IDS:
+        return kept_prefix, kept_suffix, ids[2]
+
+    def count(text: str) -> int:
+        return len(token_ids(text)) if text else 0
+
+    if len(kept_prefix) < len(ids[0]):
+        prefix = fim.last_fitting(prefix, len(kept_prefix), count)
+    if len(kept_suffix) < len(ids[1]):
+        suffix = fim.first_fitting(suffix, len(kept_suffix), count)
+    return prefix, suffix, cursor
 
 
 def sampling_fields(sampling: Sampling) -> dict:

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.backends.servercpp.fim import FimTokens, as_text, fim_tokens, layout
+from proxy.backends.servercpp.fim import (
+    FimTokens,
+    as_text,
+    fim_tokens,
+    first_fitting,
+    fitted,
+    last_fitting,
+    layout,
+)
 from proxy.core.types import FileChunk
 
 QWEN = ["<|endoftext|>", "a", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>",
@@ -118,3 +126,40 @@ def test_an_empty_side_is_left_out():
 )
 def test_as_text_a_prompt_is_the_tokens_texts_and_the_pieces(tokens, expected):
     assert as_text(tokens, layout(tokens, "def f():", "\nf()")) == expected
+
+
+def test_a_side_given_as_token_ids_goes_in_as_they_are():
+    assert layout(PLAIN, [5, 6], [7], cursor=[8]) == [10, 5, 6, 8, 11, 7, 12]
+
+
+@pytest.mark.parametrize(
+    "prefix, suffix, cursor, batch, kept",
+    [
+        (list(range(10)), list(range(10)), 0, 512, (list(range(10)), list(range(10)))),
+        (list(range(500)), list(range(200)), 0, 512, (list(range(116, 500)), list(range(126)))),
+        (list(range(500)), list(range(200)), 20, 512, (list(range(116, 500)), list(range(106)))),
+        (list(range(50)), list(range(50)), 200, 512, (list(range(50)), [])),
+        (list(range(5000)), [], 0, 2048, (list(range(3464, 5000)), [])),
+    ],
+    ids=["short", "long", "a cursor line takes from the suffix", "no room left", "a batch of 2048"],
+)
+def test_the_sides_are_cut_to_a_batch_as_llama_cpp_cuts_them(prefix, suffix, cursor, batch, kept):
+    assert fitted(prefix, suffix, cursor, batch) == kept
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+@pytest.mark.parametrize(
+    "text, limit, last, first",
+    [
+        ("a b c d e", 2, " d e", "a b "),
+        ("a b c d e", 0, "", ""),
+        ("a b c d e", 9, "a b c d e", "a b c d e"),
+        ("", 3, "", ""),
+    ],
+)
+def test_a_text_is_cut_where_its_tokens_fit(text, limit, last, first):
+    assert last_fitting(text, limit, words) == last
+    assert first_fitting(text, limit, words) == first

@@ -26,7 +26,7 @@ def fleet_over(fake: FakeServerCpp):
 
 def test_the_infill_body_has_the_gaps_two_sides_and_keeps_the_rest():
     payload = {"prompt": "before", "n_predict": 4, "stream": True, "id_slot": 1}
-    assert fill_payload(payload, GenerationRequest(suffix="after"), LLAMACPP, None, no_tokens) == {
+    assert fill_payload(payload, GenerationRequest(suffix="after"), LLAMACPP, None, letters) == {
         "prompt": "",
         "input_prefix": "before",
         "input_suffix": "after",
@@ -37,32 +37,49 @@ def test_the_infill_body_has_the_gaps_two_sides_and_keeps_the_rest():
     }
 
 
+def letters(text: str) -> list:
+    """A tokenizer of one token a character (ids from 1000), so that cuts are easy to read."""
+    return [1000 + ord(character) for character in text]
+
+
+TOKENS = FimTokens(1, 2, 3, texts={1: "<PRE>", 2: "<SUF>", 3: "<MID>"})
+
+
 @pytest.mark.parametrize(
     "kind, prompt",
-    [(POWERINFER, [1, "before", 2, "after", 3]), (LLAMACPP_2023, "<PRE>before<SUF>after<MID>")],
-    ids=["token ids and texts", "text"],
+    [
+        (POWERINFER, [1, *letters("before"), 2, *letters("after"), 3]),
+        (LLAMACPP_2023, "<PRE>before<SUF>after<MID>"),
+    ],
+    ids=["token ids", "text"],
 )
 def test_an_old_server_is_sent_the_gap_laid_out_as_it_reads_a_prompt(kind, prompt):
-    tokens = FimTokens(1, 2, 3, texts={1: "<PRE>", 2: "<SUF>", 3: "<MID>"})
     payload = {"prompt": "before", "n_predict": 4, "slot_id": -1}
-    assert fill_payload(payload, GenerationRequest(suffix="after"), kind, tokens, no_tokens) == {
-        **payload,
-        "prompt": prompt,
-    }
+    filled = fill_payload(payload, GenerationRequest(suffix="after"), kind, TOKENS, letters)
+    assert filled == {**payload, "prompt": prompt}
 
 
-def no_tokens(text: str) -> list:
-    raise AssertionError(f"{text!r} need not be tokenized")
+@pytest.mark.parametrize("kind", [POWERINFER, LLAMACPP_2023], ids=["token ids", "text"])
+def test_a_long_gap_is_cut_to_a_batch_as_llama_cpp_cuts_it(kind):
+    """Of a batch of 512: the prefix's last 384 tokens, the suffix's first 128 less two and
+    the cursor line's."""
+    prefix, suffix, cursor = "p" * 300 + "q" * 400, "s" * 100 + "t" * 100, "c" * 10
+    request = GenerationRequest(suffix=suffix, cursor=cursor)
+    filled = fill_payload({"prompt": prefix}, request, kind, TOKENS, letters)["prompt"]
+    kept = ("p" * 300 + "q" * 400)[-384:], ("s" * 100 + "t" * 100)[:116]
+    if kind is POWERINFER:
+        assert filled == [1, *letters(kept[0]), *letters(cursor), 2, *letters(kept[1]), 3]
+    else:
+        assert filled == f"<PRE>{kept[0]}{cursor}<SUF>{kept[1]}<MID>"
 
 
 def test_a_gap_that_begins_with_text_goes_to_powerinfer_as_ids_there():
     """PowerInfer puts BOS before a prompt whose first piece is text."""
-    tokens = FimTokens(1, 2, 3)
     request = GenerationRequest(suffix="after", nearby=(FileChunk("x = 1"),))
-    filled = fill_payload(
-        {"prompt": "before"}, request, POWERINFER, tokens, lambda text: [len(text)]
-    )
-    assert filled["prompt"] == [len(SNIPPET), "x = 1", 1, "before", 2, "after", 3]
+    filled = fill_payload({"prompt": "before"}, request, POWERINFER, TOKENS, letters)
+    assert filled["prompt"] == [
+        *letters(SNIPPET), "x = 1", 1, *letters("before"), 2, *letters("after"), 3
+    ]  # fmt: skip
 
 
 def coder_gguf(path) -> str:
@@ -81,7 +98,7 @@ def coder_gguf(path) -> str:
 @pytest.mark.parametrize(
     "kind, prompt",
     [
-        ("powerinfer", [1, GAP.prompt, 2, GAP.suffix, 3]),
+        ("powerinfer", None),  # token ids, tokenized by the server: see its /tokenize
         ("llamacpp-2023", f"<|fim_prefix|>{GAP.prompt}<|fim_suffix|>{GAP.suffix}<|fim_middle|>"),
     ],
 )
@@ -99,7 +116,13 @@ def test_an_old_server_fills_the_gap_with_the_prompt_the_proxy_lays_out(
             text = fleet.complete(GAP).text
         assert text == "Hello, world!"
         ((path, body, _),) = [r for r in fake.requests if r[0] in ("/infill", "/completion")]
-    assert path == "/completion" and body["prompt"] == prompt
+    assert path == "/completion"
+    if prompt is None:
+        sent = body["prompt"]
+        assert sent[0] == 1 and 2 in sent and sent[-1] == 3
+        assert all(isinstance(token, int) for token in sent)
+    else:
+        assert body["prompt"] == prompt
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
