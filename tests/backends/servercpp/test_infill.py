@@ -82,6 +82,18 @@ def test_a_gap_that_begins_with_text_goes_to_powerinfer_as_ids_there():
     ]  # fmt: skip
 
 
+def filled(fake: FakeServerCpp, fleet, stream: bool) -> tuple:
+    """``(path, body)`` of the one generation the fleet sent ``fake`` for :data:`GAP`, whose
+    text came back whole or streamed."""
+    if stream:
+        text = "".join(chunk.text for chunk in fleet.stream(GAP))
+    else:
+        text = fleet.complete(GAP).text
+    assert text == "Hello, world!"
+    ((path, body, _),) = [r for r in fake.requests if r[0] in ("/infill", "/completion")]
+    return path, body
+
+
 def coder_gguf(path) -> str:
     """A model file whose vocabulary has Qwen2.5-Coder's FIM tokens (no weights: the fake
     server only reports the path, and the proxy only reads the header)."""
@@ -110,12 +122,7 @@ def test_an_old_server_fills_the_gap_with_the_prompt_the_proxy_lays_out(
         FakeServerCpp(kind, model_path=coder_gguf(tmp_path / "coder.gguf")) as fake,
         fleet_over(fake) as fleet,
     ):
-        if stream:
-            text = "".join(chunk.text for chunk in fleet.stream(GAP))
-        else:
-            text = fleet.complete(GAP).text
-        assert text == "Hello, world!"
-        ((path, body, _),) = [r for r in fake.requests if r[0] in ("/infill", "/completion")]
+        path, body = filled(fake, fleet, stream)
     assert path == "/completion"
     if prompt is None:
         sent = body["prompt"]
@@ -128,12 +135,7 @@ def test_an_old_server_fills_the_gap_with_the_prompt_the_proxy_lays_out(
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 def test_a_gap_goes_to_a_current_servers_infill(stream):
     with FakeServerCpp("llamacpp") as fake, fleet_over(fake) as fleet:
-        if stream:
-            text = "".join(chunk.text for chunk in fleet.stream(GAP))
-        else:
-            text = fleet.complete(GAP).text
-        assert text == "Hello, world!"
-        ((path, body, _),) = [r for r in fake.requests if r[0] in ("/infill", "/completion")]
+        path, body = filled(fake, fleet, stream)
     # a whole gap is read as a stream too: a server stops writing one whose reader has gone
     assert path == "/infill" and body["stream"] is True
     assert (body["input_prefix"], body["input_suffix"], body["prompt"]) == (
