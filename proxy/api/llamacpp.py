@@ -10,7 +10,9 @@ from proxy.api.serve import asked, serve
 from proxy.dialects import infill
 
 bp = Blueprint("llamacpp", __name__)
-routes = Routes(bp, "llama.cpp's fill-in-the-middle for editors (llama.vim, llama.vscode)")
+routes = Routes(
+    bp, "llama.cpp's fill-in-the-middle for editors (llama.vim, llama.vscode)", infill.error_body
+)
 
 
 @bp.post("/infill")

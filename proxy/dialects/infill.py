@@ -16,17 +16,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
+from proxy.core.errors import ProxyError
 from proxy.core.events import Finish, TextDelta, UsageReport, Waiting
 from proxy.core.fields import Fields, sampling, stop_words
 from proxy.core.sse import COMMENT, EVENT_STREAM, encode_event
 from proxy.core.types import Completion, FileChunk, GenerationRequest, Usage
 from proxy.dialects.dialect import Ask, Limits
-from proxy.dialects.openai.answer import error_body, headers  # noqa: F401 (the dialect's)
+from proxy.dialects.openai import answer
+from proxy.dialects.openai.answer import headers  # noqa: F401 (the dialect's)
 from proxy.dialects.streaming import EventRenderer
 
 patient = False  # a stream keeps its client company only while a server starts
 NATIVE = {"n_indent": 0, "t_max_prompt_ms": -1, "t_max_predict_ms": -1, "repeat_last_n": -1}
 MAX_FIELD_PATHS = 64
+CORE_NAMES = {"suffix": "input_suffix"}  # the core's name of a field, and this API's
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,17 @@ def _strings(fields: Fields, name: str) -> Optional[list]:
     ):
         raise fields.fail(name, "must be a list of strings")
     return value
+
+
+def error_body(error: ProxyError) -> dict:
+    """llama.cpp's error shape (OpenAI's), naming a field as this API does."""
+    body = answer.error_body(error)
+    named = CORE_NAMES.get(error.param or "")
+    if named:
+        body["error"]["param"] = named
+        if error.message.startswith(error.param + " "):
+            body["error"]["message"] = named + error.message[len(error.param) :]
+    return body
 
 
 def render(ask: Ask, id: str, model: str, completions: Sequence[Completion]) -> dict:

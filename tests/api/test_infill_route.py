@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from proxy.core.errors import InvalidRequestError
 from proxy.core.types import FileChunk
 from tests.conftest import read_events
 
@@ -105,3 +106,11 @@ def test_too_many_chunks_of_other_files_are_refused(client):
     chunks = [{"text": "x"}] * 1000
     response = client.post("/infill", json={"input_prefix": "a", "input_extra": chunks})
     assert response.status_code == 400 and response.json["error"]["param"] == "input_extra"
+
+
+def test_a_gap_the_model_cannot_fill_is_named_as_this_api_names_it(client, backend):
+    backend.error = InvalidRequestError("suffix cannot be served: no FIM tokens", param="suffix")
+    response = client.post("/infill", json={"input_prefix": "a", "input_suffix": "b"})
+    assert response.status_code == 400
+    assert response.json["error"]["param"] == "input_suffix"
+    assert response.json["error"]["message"].startswith("input_suffix cannot be served")
