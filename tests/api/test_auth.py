@@ -157,3 +157,12 @@ def test_cors_headers_on_streams_and_errors(make_client):
     )
     assert streamed.status_code == 200
     assert streamed.headers["Access-Control-Allow-Origin"] == "http://a"
+
+
+@pytest.mark.parametrize("path", ["/infill", "/v1/fim/completions"])
+def test_an_editors_completion_needs_a_key_too(make_client, backend, path):
+    client = make_client(api_key=KEYS)
+    body = {"input_prefix": "a", "prompt": "a", "suffix": "b"}
+    assert client.post(path, json=body).status_code == 401
+    answered = client.post(path, json=body, headers={"Authorization": "Bearer key-one"})
+    assert answered.status_code == 200 and len(backend.requests) == 1
