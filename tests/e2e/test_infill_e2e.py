@@ -204,4 +204,4 @@ def test_an_old_server_whose_model_has_no_fim_tokens_refuses_the_suffix_by_name(
         assert refused.value.body["param"] == "suffix"
         assert "no fill-in-the-middle tokens" in refused.value.message
         editor = requests.post(proxy.url + "/infill", json={"input_prefix": BEFORE}, timeout=30)
-        assert editor.status_code == 400 and editor.json()["error"]["param"] == "suffix"
+        assert editor.status_code == 400 and editor.json()["error"]["param"] == "input_suffix"
