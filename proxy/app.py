@@ -9,7 +9,7 @@ from typing import Callable, Optional
 
 from flask import Flask
 
-from proxy.access.build import build_access, build_responses
+from proxy.access.build import build_access, build_capture, build_responses
 from proxy.access.images import ImageFetcher
 from proxy.api import (
     admin,
@@ -102,6 +102,7 @@ def create_app(
         history,
         images,
         pulls=pulls,
+        capture=build_capture(settings, runtime),
     )
     if metrics is not None:
         metrics.watch(router)

@@ -95,11 +95,13 @@ class ProxyProcess:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
+        self.exchanges_db = log_path.parent / f"exchanges-{self.port}.sqlite3"
         self.env = {
             **os.environ,
             "PYTHONUNBUFFERED": "1",
             "PROXY_USAGE_DB": str(log_path.parent / f"usage-{self.port}.sqlite3"),
             "PROXY_RESPONSES_DB": str(log_path.parent / f"responses-{self.port}.sqlite3"),
+            "PROXY_EXCHANGES_DB": str(self.exchanges_db),
             "PROXY_SLOT_CACHE_DIR": str(log_path.parent / f"slots-{self.port}"),
         }
         if how == "wsgi":

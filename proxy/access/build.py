@@ -1,10 +1,11 @@
-"""Make the access gate the settings describe (keys, limiter and usage store), and the store
-of the responses the Responses API keeps."""
+"""Make the access gate the settings describe (keys, limiter and usage store), the store of
+the responses the Responses API keeps, and the inspector's store of exchanges."""
 
 from __future__ import annotations
 
 import os
 
+from proxy.access.exchanges import Capture, SqliteExchanges
 from proxy.access.gate import Access
 from proxy.access.keyring import Keyring, load_keyring, plain_keys
 from proxy.access.limits import LocalLimiter, RedisLimiter
@@ -38,3 +39,16 @@ def build_responses(settings: Settings, runtime: Runtime) -> StoredResponses:
         return StoredResponses(RedisRecords(connect(settings.stores.redis_url)), retention)
     path = settings.stores.responses_db or os.path.join(runtime.cache_dir, "responses.sqlite3")
     return StoredResponses(SqliteRecords(path), retention)
+
+
+def build_capture(settings: Settings, runtime: Runtime) -> Capture:
+    """The exchanges kept for the inspector, in a SQLite file."""
+    stores = settings.stores
+    path = stores.exchanges_db or os.path.join(runtime.cache_dir, "exchanges.sqlite3")
+    store = SqliteExchanges(
+        path,
+        max_count=stores.capture_max_exchanges,
+        max_bytes=stores.capture_max_mib * 1024 * 1024,
+        retention=stores.capture_retention * 86400,
+    )
+    return Capture(store, everyone=settings.observing.capture == "on")

@@ -10,6 +10,7 @@ requests_per_minute = 60    # optional
 tokens_per_minute = 20000   # optional
 manage = true               # optional: may unload and keep loaded the servers the proxy
                             # runs for every client (Ollama's keep_alive); false by default
+capture = true              # optional: its exchanges are kept for the inspector
 ```
 """
 
@@ -30,6 +31,7 @@ FIELDS = {
     "requests_per_minute",
     "tokens_per_minute",
     "manage",
+    "capture",
 }
 
 
@@ -42,6 +44,7 @@ class KeySpec:
     rpm: int = 0  # requests per minute; 0 = no limit
     tpm: int = 0  # tokens per minute; 0 = no limit
     manage: bool = False  # may stop and keep the servers every key shares
+    capture: bool = False  # its exchanges are kept for the inspector
 
     @property
     def limited(self) -> bool:
@@ -106,13 +109,17 @@ def parse_keys(data: dict, source: str, environ: Mapping[str, str]) -> list:
         models = entry.get("models", [])
         if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
             raise ValueError(f"{where}: 'models' must be a list of model ids")
-        hidden, manage = (_flag(entry, field, where) for field in ("hidden", "manage"))
+        hidden, manage, capture = (
+            _flag(entry, field, where) for field in ("hidden", "manage", "capture")
+        )
         limits = [
             _limit(entry, field, where) for field in ("requests_per_minute", "tokens_per_minute")
         ]
         names.add(name)
         secrets.add(secret)
-        keys.append(KeySpec(name, secret, tuple(models), hidden, *limits, manage=manage))
+        keys.append(
+            KeySpec(name, secret, tuple(models), hidden, *limits, manage=manage, capture=capture)
+        )
     return keys
 
 

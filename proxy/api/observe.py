@@ -3,17 +3,22 @@
 Each answer carries ``x-oai-proxy-overhead-ms``: the proxy's own time, upstream waits left
 out. A streamed answer's header can only count up to its first event; the metric counts the
 whole stream.
-"""
+
+An API request's exchange is kept for the inspector when capture asks for it
+(:mod:`proxy.access.exchanges`): its body as read, its answer as sent, the facts measured
+here."""
 
 from __future__ import annotations
 
 import logging
-from time import perf_counter
-from typing import Optional
+from time import perf_counter, time
+from typing import Iterable, Iterator, Optional
 
 from flask import Blueprint, Flask, Response, g, request
 
+from proxy.access import exchanges
 from proxy.api.auth import require_key
+from proxy.api.body import UNREAD
 from proxy.api.model import request_model_if_read
 from proxy.api.routes import Routes
 from proxy.api.state import ProxyState, get_state
@@ -76,6 +81,7 @@ def init_app(app: Flask, state: ProxyState) -> None:
         logger.warning(CLOSED)
     counted_as = state.router.counted_as
     log_access = state.settings.observing.access_log == "on"
+    capture = state.capture
 
     @app.before_request
     def begin() -> None:  # the first hook: every answer, refusals too, is measured
@@ -96,10 +102,15 @@ def init_app(app: Flask, state: ProxyState) -> None:
         api = hasattr(call, "key")  # the key check ran: an API route, not a page or a probe
         key = getattr(call, "key", None)
         line = (asked.remote_addr, asked.method, asked.path) if log_access else None
+        kept = None
+        if api and capture is not None and capture.wanted(key):
+            kept = Exchange(asked, getattr(call, "body", UNREAD), response)
 
         def done() -> None:
             seconds = perf_counter() - spent.began
             name = key.name if key else ""
+            if kept is not None:
+                capture.submit(kept.record(name, model, status, seconds, spent))
             if figures is not None:
                 figures.answered(route, model, status, seconds, spent, name)
             if history is not None:
@@ -112,10 +123,66 @@ def init_app(app: Flask, state: ProxyState) -> None:
                 )
 
         if response.is_streamed:
-            response.response = measure.Timed(response.response, spent, on_close=done)
+            body = response.response if kept is None else kept.teed(response.response)
+            response.response = measure.Timed(body, spent, on_close=done)
             # its pieces are bytes already: werkzeug's encoding wrapper would only add two
             # more layers to every write
             response.direct_passthrough = True
         else:
             response.call_on_close(done)
         return response
+
+
+class Exchange:
+    """One exchange as the inspector keeps it: the request's body as its client sent it, and
+    the answer's (a stream's bytes as they go, the first :data:`exchanges.MAX_PART` of them)."""
+
+    def __init__(self, asked, body, response: Response) -> None:
+        """``body``: the request's JSON, as the view read it (:data:`body.UNREAD`: it did
+        not, or could not)."""
+        self.api = asked.blueprint or ""
+        self.method, self.path = asked.method, asked.path
+        self.at = time()
+        self.body = body
+        self.streamed = response.is_streamed
+        self.answer = bytearray() if self.streamed else response.get_data()
+        self.cut = False  # a stream went on past what is kept of it
+
+    def teed(self, pieces: Iterable[bytes]) -> Iterator[bytes]:
+        """``pieces`` as they go, kept as well."""
+        answer = self.answer
+        try:
+            for piece in pieces:
+                room = exchanges.MAX_PART - len(answer)
+                if len(piece) > room:
+                    self.cut = True
+                answer += piece[:room]
+                yield piece
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()
+
+    def record(self, key: str, model: str, status: int, seconds: float, spent) -> dict:
+        request, request_cut = (
+            (None, False) if self.body is UNREAD else exchanges.kept_json(self.body)
+        )
+        answer, answer_cut = exchanges.kept(bytes(self.answer))
+        return {
+            "at": self.at,
+            "key": key,
+            "model": model,
+            "api": self.api,
+            "method": self.method,
+            "path": self.path,
+            "status": status,
+            "streamed": self.streamed,
+            "seconds": round(seconds, 6),
+            "overhead_ms": round(spent.overhead * 1000, 3),
+            "prompt_tokens": spent.prompt_tokens,
+            "completion_tokens": spent.completion_tokens,
+            "request": request,
+            "request_cut": request_cut,
+            "answer": answer,
+            "answer_cut": answer_cut or self.cut,
+        }

@@ -7,6 +7,7 @@ from typing import Optional
 
 from flask import current_app
 
+from proxy.access.exchanges import Capture
 from proxy.access.gate import Access
 from proxy.access.images import ImageFetcher
 from proxy.access.stored import StoredResponses
@@ -29,6 +30,7 @@ class ProxyState:
     images: ImageFetcher  # fetches images given by URL, as the operator allows
     drain: Drain = field(default_factory=Drain)
     pulls: Optional[ModelPulls] = None  # models clients pull and delete; None: a given backend
+    capture: Optional[Capture] = None  # the exchanges kept for the inspector
 
     @property
     def limits(self) -> Limits:

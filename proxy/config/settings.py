@@ -312,6 +312,16 @@ class StoreSettings:
         path="file",
     )
     responses_retention: float = setting(30.0, "days a stored response is kept")
+    exchanges_db: str = setting(
+        "",
+        "SQLite file for the exchanges kept for the inspector "
+        "(default: ~/.cache/oai-proxy/exchanges.sqlite3)",
+        metavar="PATH",
+        path="file",
+    )
+    capture_max_exchanges: int = setting(10_000, "exchanges the inspector keeps at most")
+    capture_max_mib: int = setting(256, "MiB of exchanges the inspector keeps at most")
+    capture_retention: float = setting(7.0, "days the inspector keeps an exchange")
     redis_url: str = setting(
         "",
         "Redis for rate limits, usage, stored responses and the "
@@ -442,6 +452,13 @@ class ObservingSettings:
         "on",
         "a line per request at the info level: client, method, "
         "path, status, seconds, model and key name; off = none",
+        choices=("on", "off"),
+    )
+    capture: str = setting(
+        "off",
+        "keep every exchange (the request as sent, the answer, its facts) for the "
+        "admin's inspector, /admin/exchanges; off = only those of keys with "
+        "capture = true",
         choices=("on", "off"),
     )
 

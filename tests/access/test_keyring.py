@@ -30,6 +30,7 @@ def one(**fields) -> dict:
         (one(models=[1]), "'models'"),
         (one(hidden="yes"), "'hidden'"),
         (one(manage=1), "'manage' must be true or false"),
+        (one(capture="on"), "'capture' must be true or false"),
         (one(requests_per_minute=-1), "'requests_per_minute'"),
         (one(requests_per_minute=True), "'requests_per_minute'"),
         (one(tokens_per_minute=1.5), "'tokens_per_minute'"),
@@ -52,18 +53,21 @@ def test_a_full_key():
             requests_per_minute=60,
             tokens_per_minute=1000,
             manage=True,
+            capture=True,
         ),
         "k",
         {},
     )
-    assert key == KeySpec("alice", SECRET.encode(), ("qwen",), True, 60, 1000, manage=True)
+    assert key == KeySpec(
+        "alice", SECRET.encode(), ("qwen",), True, 60, 1000, manage=True, capture=True
+    )
     assert key.limited and key.models == ("qwen",)
     assert key.may_use("qwen") and not key.may_use("llama")
 
 
-def test_a_key_manages_no_server_unless_it_says_so():
+def test_a_key_manages_no_server_and_is_not_captured_unless_it_says_so():
     (key,) = parse_keys(one(), "k", {})
-    assert not key.manage and key.may_use("anything")
+    assert not key.manage and not key.capture and key.may_use("anything")
 
 
 def test_a_key_from_the_environment():

@@ -1,0 +1,247 @@
+"""Exchanges the proxy keeps for the admin's inspector (``--capture``, or ``capture = true``
+for a key): each request as its client sent it, the answer it got, and the facts of it.
+
+Off by default. Kept where usage is (a SQLite file every process on the machine shares),
+within three bounds, the oldest dropped first past any: a count (10,000 exchanges: a busy
+team's day), bytes (256 MiB: the count at an agent's typical 25 KB an exchange, with room for
+long ones) and an age (7 days: last week's trouble, not last month's). One exchange keeps at
+most 1 MiB of its request and of its answer each; the rest is cut and said to be. A request
+never waits on the store: exchanges go to a writer thread through a bounded queue, and one
+that finds the queue full is dropped and counted.
+
+Nothing secret is kept: headers are not (keys travel there), and images and other base64
+payloads are kept as their type, size and SHA-256 (:func:`scrubbed`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import queue
+import re
+import threading
+import time
+from typing import Callable, Iterable, Optional
+
+from proxy.access.sqlite import Connections
+
+logger = logging.getLogger(__name__)
+
+MAX_EXCHANGES = 10_000
+MAX_BYTES = 256 * 1024 * 1024
+RETENTION_DAYS = 7.0
+MAX_PART = 1024 * 1024  # bytes of one request or answer kept
+QUEUED = 1000  # exchanges waiting for the writer, at most
+WRITE_EVERY = 0.5  # seconds
+MAX_LISTED = 1000
+BLOB = 512  # characters from which a base64 string is a payload, not text
+DATA_URI = re.compile(r"data:([\w.+/-]*)(?:;[\w=.-]+)*;base64,(.*)", re.S)
+BASE64 = re.compile(r"[A-Za-z0-9+/\r\n]+={0,2}")
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS exchanges (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+    "at REAL NOT NULL, key TEXT NOT NULL, model TEXT NOT NULL, api TEXT NOT NULL, "
+    "status INTEGER NOT NULL, bytes INTEGER NOT NULL, record TEXT NOT NULL)"
+)
+SUMMARY = ("id", "at", "key", "model", "api", "status")
+FILTERS = ("key", "model", "api", "status")
+
+
+def scrubbed(value):
+    """``value`` (JSON) with every base64 payload (a data URI, or a long base64 string such
+    as Ollama's and Anthropic's images) as its type, size and SHA-256."""
+    if isinstance(value, dict):
+        return {name: scrubbed(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [scrubbed(item) for item in value]
+    if isinstance(value, str) and len(value) >= BLOB:
+        return _payload(value) or value
+    return value
+
+
+def _payload(text: str) -> Optional[str]:
+    uri = DATA_URI.fullmatch(text)
+    kind, data = (uri.group(1) or "application/octet-stream", uri.group(2)) if uri else ("", text)
+    if not uri and not BASE64.fullmatch(text):
+        return None
+    try:
+        raw = base64.b64decode(data, validate=False)
+    except (binascii.Error, ValueError):
+        return None
+    digest = hashlib.sha256(raw).hexdigest()
+    return f"[{kind or 'base64'}: {len(raw)} bytes, sha256 {digest}]"
+
+
+def kept(data: bytes) -> tuple:
+    """``(what is kept of an answer's body, whether it was cut)``: its JSON, scrubbed, when
+    it is JSON, else its text; at most :data:`MAX_PART` bytes."""
+    cut = len(data) > MAX_PART
+    if not cut:
+        try:
+            return kept_json(json.loads(data))
+        except ValueError:
+            pass
+    return data[:MAX_PART].decode("utf-8", "replace"), cut
+
+
+def kept_json(value) -> tuple:
+    """``(what is kept of a JSON body, whether it was cut)``: scrubbed, and past
+    :data:`MAX_PART` bytes of it, the first of them as text."""
+    value = scrubbed(value)
+    text = json.dumps(value, ensure_ascii=False)
+    if len(text.encode("utf-8")) <= MAX_PART:
+        return value, False
+    return text.encode("utf-8")[:MAX_PART].decode("utf-8", "ignore"), True
+
+
+class SqliteExchanges:
+    """Exchanges in a SQLite file, within the bounds, newest first."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        max_count: int = MAX_EXCHANGES,
+        max_bytes: int = MAX_BYTES,
+        retention: float = RETENTION_DAYS * 86400,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._connection = Connections(path, SCHEMA).get
+        self.max_count = max_count
+        self.max_bytes = max_bytes
+        self.retention = retention
+        self.clock = clock
+
+    def add(self, records: Iterable[dict]) -> int:
+        """Keep ``records``; return how many older ones made room for them."""
+        rows = []
+        for record in records:
+            text = json.dumps(record, ensure_ascii=False)
+            rows.append(
+                (
+                    record["at"],
+                    record["key"],
+                    record["model"],
+                    record["api"],
+                    record["status"],
+                    len(text.encode("utf-8")),
+                    text,
+                )  # fmt: skip
+            )
+        with self._connection() as db:
+            db.executemany(
+                "INSERT INTO exchanges (at, key, model, api, status, bytes, record) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            return self._trim(db)
+
+    def _trim(self, db) -> int:
+        dropped = db.execute(
+            "DELETE FROM exchanges WHERE at < ?", (self.clock() - self.retention,)
+        ).rowcount
+        count, size = db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM exchanges"
+        ).fetchone()
+        if count <= self.max_count and size <= self.max_bytes:
+            return dropped
+        # the newest that fit both bounds stay
+        kept_from = db.execute(
+            "SELECT MIN(id) FROM (SELECT id, SUM(bytes) OVER (ORDER BY id DESC) AS total, "
+            "ROW_NUMBER() OVER (ORDER BY id DESC) AS number FROM exchanges) "
+            "WHERE total <= ? AND number <= ?",
+            (self.max_bytes, self.max_count),
+        ).fetchone()[0]
+        return (
+            dropped
+            + db.execute(
+                "DELETE FROM exchanges WHERE id < ?",
+                (kept_from if kept_from is not None else 2**62,),
+            ).rowcount
+        )
+
+    def listed(self, limit: int = 100, **only) -> list:
+        """The newest exchanges' summaries (``only``: a key, model, api or status to match)."""
+        where = [f"{name} = ?" for name in FILTERS if only.get(name) is not None]
+        values = [only[name] for name in FILTERS if only.get(name) is not None]
+        rows = (
+            self._connection()
+            .execute(
+                "SELECT id, at, key, model, api, status FROM exchanges"
+                + (" WHERE " + " AND ".join(where) if where else "")
+                + " ORDER BY id DESC LIMIT ?",
+                (*values, min(limit, MAX_LISTED)),
+            )
+            .fetchall()
+        )
+        return [dict(zip(SUMMARY, row)) for row in rows]
+
+    def get(self, id: int) -> Optional[dict]:
+        row = (
+            self._connection()
+            .execute("SELECT id, record FROM exchanges WHERE id = ?", (id,))
+            .fetchone()
+        )
+        return None if row is None else {"id": row[0], **json.loads(row[1])}
+
+    def totals(self) -> tuple:
+        """``(exchanges kept, their bytes)``."""
+        return tuple(
+            self._connection()
+            .execute("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM exchanges")
+            .fetchone()
+        )
+
+
+class Capture:
+    """Which exchanges are kept, and their way to the store without ever holding a request."""
+
+    def __init__(self, store: SqliteExchanges, everyone: bool) -> None:
+        """``everyone``: keep every exchange (``--capture on``), else only those of keys that
+        ask for it."""
+        self.store = store
+        self.everyone = everyone
+        self.dropped = 0  # exchanges a full queue or a full store gave up
+        self._queue: queue.Queue = queue.Queue(QUEUED)
+        self._writer: Optional[threading.Thread] = None
+        self._lock = threading.Lock()
+
+    def wanted(self, key) -> bool:
+        return self.everyone or bool(key is not None and key.capture)
+
+    def submit(self, record: dict) -> None:
+        """Keep ``record`` soon; never wait for it."""
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+            return
+        with self._lock:
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._write, name="exchange-writer", daemon=True
+                )
+                self._writer.start()
+
+    def flush(self) -> None:
+        """Write what waits now (the writer does, every half second)."""
+        records = []
+        while True:
+            try:
+                records.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        if not records:
+            return
+        try:
+            self.dropped += self.store.add(records)
+        except Exception as exc:  # the inspector's loss, never the request's
+            self.dropped += len(records)
+            logger.warning("exchanges not kept: %s: %s", type(exc).__name__, exc)
+
+    def _write(self) -> None:
+        while True:
+            time.sleep(WRITE_EVERY)
+            self.flush()

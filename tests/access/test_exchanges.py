@@ -1,0 +1,111 @@
+"""The inspector's store of exchanges: what is kept of a body, the bounds, the way there."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+import pytest
+
+from proxy.access.exchanges import MAX_PART, Capture, SqliteExchanges, kept, scrubbed
+from proxy.access.keyring import KeySpec
+
+PNG = bytes(range(256)) * 4
+ENCODED = base64.b64encode(PNG).decode()
+SUMMARY = f"{len(PNG)} bytes, sha256 {hashlib.sha256(PNG).hexdigest()}]"
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ({"url": f"data:image/png;base64,{ENCODED}"}, {"url": f"[image/png: {SUMMARY}"}),
+        ({"images": [ENCODED]}, {"images": [f"[base64: {SUMMARY}"]}),
+        ({"source": {"type": "base64", "data": ENCODED}},
+         {"source": {"type": "base64", "data": f"[base64: {SUMMARY}"}}),
+        ({"content": "word " * 200}, {"content": "word " * 200}),  # text stays text
+        ({"content": "short"}, {"content": "short"}),
+        (["a", 1, None, True], ["a", 1, None, True]),
+    ],
+    ids=["data uri", "ollama's images", "anthropic's source", "long text", "short", "scalars"],
+)  # fmt: skip
+def test_base64_payloads_are_kept_as_their_type_size_and_hash(value, expected):
+    assert scrubbed(value) == expected
+
+
+def test_a_body_is_kept_as_json_or_as_text_and_cut_past_a_megabyte():
+    assert kept(b'{"a": 1}') == ({"a": 1}, False)
+    assert kept(b"data: {}\n\n") == ("data: {}\n\n", False)
+    text, cut = kept(b"x" * (MAX_PART + 10))
+    assert cut and len(text) == MAX_PART
+
+
+def record(n: int, key: str = "alice", at: float = 1000.0, size: int = 0, **more) -> dict:
+    return {"at": at, "key": key, "model": "qwen", "api": "openai", "status": 200, "n": n,
+            "pad": "x" * size, **more}  # fmt: skip
+
+
+def store(tmp_path, **bounds) -> SqliteExchanges:
+    return SqliteExchanges(str(tmp_path / "exchanges.sqlite3"), clock=lambda: 1000.0, **bounds)
+
+
+def test_the_newest_are_listed_first_and_filtered(tmp_path):
+    kept_here = store(tmp_path)
+    kept_here.add([record(1), record(2, key="bob"), record(3, status=500)])
+    assert [brief["id"] for brief in kept_here.listed()] == [3, 2, 1]
+    assert [brief["id"] for brief in kept_here.listed(key="bob")] == [2]
+    assert [brief["id"] for brief in kept_here.listed(status=500)] == [3]
+    assert [brief["id"] for brief in kept_here.listed(limit=1)] == [3]
+    assert kept_here.get(2)["key"] == "bob" and kept_here.get(2)["n"] == 2
+    assert kept_here.get(99) is None
+
+
+@pytest.mark.parametrize(
+    "bounds, records, left",
+    [
+        ({"max_count": 3}, [record(n) for n in range(5)], [4, 3, 2]),
+        ({"max_bytes": 2500}, [record(n, size=1000) for n in range(5)], [4, 3]),
+        ({"retention": 100}, [record(0, at=800.0), record(1, at=950.0)], [1]),
+    ],
+    ids=["count", "bytes", "age"],
+)
+def test_past_a_bound_the_oldest_make_room(tmp_path, bounds, records, left):
+    kept_here = store(tmp_path, **bounds)
+    dropped = kept_here.add(records)
+    assert [kept_here.get(brief["id"])["n"] for brief in kept_here.listed()] == left
+    assert dropped == len(records) - len(left)
+    count, size = kept_here.totals()
+    assert count == len(left) and size <= bounds.get("max_bytes", size)
+
+
+def test_bytes_on_disk_stay_bounded_as_exchanges_keep_coming(tmp_path):
+    """A thousand exchanges of 50 KB into a store of 8 MiB: it holds the newest that fit, and
+    its file reuses the room the oldest leave."""
+    bound = 8 * 1024 * 1024
+    kept_here = store(tmp_path, max_bytes=bound)
+    for batch in range(20):
+        kept_here.add([record(batch * 50 + n, size=50_000) for n in range(50)])
+    count, size = kept_here.totals()
+    assert size <= bound and count == bound // (size // count)  # as many as fit, no more
+    assert kept_here.get(kept_here.listed(limit=1)[0]["id"])["n"] == 999
+    assert (tmp_path / "exchanges.sqlite3").stat().st_size < 2 * bound
+
+
+def test_capture_is_for_everyone_or_for_the_keys_that_ask(tmp_path):
+    asks = KeySpec("alice", b"sk-a", capture=True)
+    plain = KeySpec("bob", b"sk-b")
+    assert Capture(store(tmp_path), everyone=True).wanted(plain)
+    some = Capture(store(tmp_path), everyone=False)
+    assert some.wanted(asks) and not some.wanted(plain) and not some.wanted(None)
+
+
+def test_a_full_queue_drops_and_counts_rather_than_wait(tmp_path, monkeypatch):
+    monkeypatch.setattr("proxy.access.exchanges.QUEUED", 2)
+    capture = Capture(store(tmp_path), everyone=True)
+    monkeypatch.setattr(capture, "_writer", object())  # no writer: the queue fills
+    for n in range(5):
+        capture.submit(record(n))
+    assert capture.dropped == 3
+    capture.flush()
+    assert [json.loads(json.dumps(capture.store.get(b["id"])))["n"] for b in
+            capture.store.listed()] == [1, 0]  # fmt: skip

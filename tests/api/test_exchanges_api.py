@@ -1,0 +1,126 @@
+"""The inspector's exchanges through the app: kept only when asked (for every request, or a
+key's), the request as sent and the answer as got, whole and streamed, and never a secret;
+read back behind the admin key."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from proxy.access.exchanges import MAX_PART
+from tests.fakes.backend import FakeBackend
+
+ADMIN = {"Authorization": "Bearer admin-secret"}
+CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]}
+IMAGE = base64.b64encode(b"\x89PNG" + bytes(2000)).decode()
+
+
+def keys_file(tmp_path) -> str:
+    path = tmp_path / "keys.toml"
+    path.write_text(
+        '[[keys]]\nname = "alice"\nkey = "sk-alice-secret"\ncapture = true\n\n'
+        '[[keys]]\nname = "bob"\nkey = "sk-bob-secret"\n'
+    )
+    return str(path)
+
+
+def ask(client, path: str, body, **options):
+    """A request, its answer read and closed: the exchange ends as a client's would."""
+    with client.post(path, json=body, **options) as response:
+        response.get_data()
+        return response
+
+
+def listed(client, query: str = "") -> dict:
+    response = client.get("/admin/exchanges" + query, headers=ADMIN)
+    assert response.status_code == 200
+    return response.json
+
+
+def test_nothing_is_kept_unless_asked(make_client, tmp_path):
+    client = make_client(admin_key="admin-secret")
+    assert ask(client, "/v1/chat/completions", CHAT).status_code == 200
+    assert listed(client)["exchanges"] == [] and listed(client)["kept"] == 0
+
+
+def test_an_exchange_is_the_request_as_sent_and_the_answer_as_got(make_client):
+    client = make_client(admin_key="admin-secret", capture="on")
+    whole = ask(client, "/v1/chat/completions", CHAT).json
+    streamed = ask(client, "/v1/chat/completions", {**CHAT, "stream": True}).data
+    briefs = listed(client)["exchanges"]
+    assert [(brief["api"], brief["status"]) for brief in briefs] == [("openai", 200)] * 2
+    later, first = (client.get(f"/admin/exchanges/{b['id']}", headers=ADMIN).json for b in briefs)
+    assert first["request"] == CHAT and first["answer"] == whole and not first["streamed"]
+    assert later["streamed"] and later["answer"] == streamed.decode()
+    assert later["path"] == "/v1/chat/completions" and later["model"] == "default"  # as counted
+    assert first["completion_tokens"] == 2 and first["seconds"] > 0
+
+
+def test_only_the_keys_that_ask_are_kept_and_no_secret_is(make_client, tmp_path):
+    client = make_client(admin_key="admin-secret", keys=keys_file(tmp_path))
+    picture = {"role": "user", "content": [
+        {"type": "text", "text": "what is it?"},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{IMAGE}"}},
+    ]}  # fmt: skip
+    for secret in ("sk-alice-secret", "sk-bob-secret"):
+        # a model that cannot see refuses the image: the refusal is kept too
+        answered = ask(
+            client,
+            "/v1/chat/completions",
+            {**CHAT, "messages": [picture]},
+            headers={"Authorization": f"Bearer {secret}"},
+        )
+        assert answered.status_code == 400
+    briefs = listed(client)["exchanges"]
+    assert [brief["key"] for brief in briefs] == ["alice"]
+    record = client.get(f"/admin/exchanges/{briefs[0]['id']}", headers=ADMIN).json
+    kept_url = record["request"]["messages"][0]["content"][1]["image_url"]["url"]
+    assert kept_url.startswith("[image/png: 2004 bytes, sha256 ")
+    stored = (tmp_path / "exchanges.sqlite3").read_bytes()
+    for secret in (b"sk-alice-secret", b"sk-bob-secret", b"admin-secret", IMAGE[:100].encode()):
+        assert secret not in stored
+
+
+def test_filters_and_the_jsonl_export(make_client):
+    client = make_client(admin_key="admin-secret", capture="on")
+    ask(client, "/v1/chat/completions", CHAT)
+    ask(client, "/api/generate", {"model": "fake-model", "prompt": "hi", "stream": False})
+    ask(client, "/v1/chat/completions", {"messages": "not a list"})
+    assert [b["api"] for b in listed(client, "?api=ollama")["exchanges"]] == ["ollama"]
+    assert [b["status"] for b in listed(client, "?status=400")["exchanges"]] == [400]
+    assert len(listed(client, "?limit=2")["exchanges"]) == 2
+    export = client.get("/admin/exchanges.jsonl", headers=ADMIN)
+    lines = [json.loads(line) for line in export.data.decode().splitlines()]
+    assert [line["path"] for line in lines] == [
+        "/v1/chat/completions",
+        "/api/generate",
+        "/v1/chat/completions",
+    ][::-1]
+    assert lines[0]["request"] == {"messages": "not a list"}
+
+
+@pytest.mark.parametrize("query, param", [("?limit=0", "limit"), ("?status=abc", "status")])
+def test_a_bad_filter_is_named(make_client, query, param):
+    client = make_client(admin_key="admin-secret", capture="on")
+    response = client.get("/admin/exchanges" + query, headers=ADMIN)
+    assert response.status_code == 400 and response.json["error"]["param"] == param
+
+
+def test_the_exchanges_are_the_admins_alone(make_client, tmp_path):
+    client = make_client(admin_key="admin-secret", keys=keys_file(tmp_path), capture="on")
+    for headers in ({}, {"Authorization": "Bearer sk-alice-secret"}):
+        assert client.get("/admin/exchanges", headers=headers).status_code == 401
+    assert client.get("/admin/exchanges/1", headers=ADMIN).status_code == 404
+
+
+def test_a_long_stream_is_kept_to_a_megabyte_and_said_to_be_cut(make_client):
+    client = make_client(FakeBackend(pieces=("x" * 400_000,) * 4), admin_key="admin-secret",
+                         capture="on")  # fmt: skip
+    streamed = ask(client, "/v1/chat/completions", {**CHAT, "stream": True}).data
+    assert len(streamed) > MAX_PART
+    (brief,) = listed(client)["exchanges"]
+    record = client.get(f"/admin/exchanges/{brief['id']}", headers=ADMIN).json
+    assert record["answer_cut"] and len(record["answer"].encode()) == MAX_PART
+    assert streamed.decode().startswith(record["answer"])
