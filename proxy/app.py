@@ -102,7 +102,7 @@ def create_app(
         history,
         images,
         pulls=pulls,
-        capture=build_capture(settings, runtime),
+        capture=build_capture(settings, runtime, access, lambda: router.catalog),
     )
     if metrics is not None:
         metrics.watch(router)

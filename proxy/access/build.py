@@ -4,6 +4,7 @@ the responses the Responses API keeps, and the inspector's store of exchanges.""
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 from proxy.access.exchanges import Capture, SqliteExchanges
 from proxy.access.gate import Access
@@ -11,6 +12,7 @@ from proxy.access.keyring import Keyring, load_keyring, plain_keys
 from proxy.access.limits import LocalLimiter, RedisLimiter
 from proxy.access.stored import RedisRecords, SqliteRecords, StoredResponses
 from proxy.access.usage import RedisUsage, SqliteUsage, UsageRecorder
+from proxy.config.catalog import Catalog
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
 from proxy.redis_client import connect
@@ -41,8 +43,11 @@ def build_responses(settings: Settings, runtime: Runtime) -> StoredResponses:
     return StoredResponses(SqliteRecords(path), retention)
 
 
-def build_capture(settings: Settings, runtime: Runtime) -> Capture:
-    """The exchanges kept for the inspector, in a SQLite file."""
+def build_capture(
+    settings: Settings, runtime: Runtime, access: Access, catalog: Callable[[], Catalog]
+) -> Capture:
+    """The exchanges kept for the inspector, in a SQLite file: everyone's, or those of the
+    keys and the models (of the ``catalog`` served at the time) that ask for it."""
     stores = settings.stores
     path = stores.exchanges_db or os.path.join(runtime.cache_dir, "exchanges.sqlite3")
     store = SqliteExchanges(
@@ -51,4 +56,9 @@ def build_capture(settings: Settings, runtime: Runtime) -> Capture:
         max_bytes=stores.capture_max_mib * 1024 * 1024,
         retention=stores.capture_retention * 86400,
     )
-    return Capture(store, everyone=settings.observing.capture == "on")
+    return Capture(
+        store,
+        everyone=settings.observing.capture == "on",
+        keyed=any(key.capture for key in access.keyring.keys),
+        catalog=catalog,
+    )

@@ -43,10 +43,13 @@ BASE64 = re.compile(r"[A-Za-z0-9+/\r\n]+={0,2}")
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS exchanges (id INTEGER PRIMARY KEY AUTOINCREMENT, "
     "at REAL NOT NULL, key TEXT NOT NULL, model TEXT NOT NULL, api TEXT NOT NULL, "
-    "status INTEGER NOT NULL, bytes INTEGER NOT NULL, record TEXT NOT NULL)"
+    "status INTEGER NOT NULL, conversation TEXT NOT NULL, bytes INTEGER NOT NULL, "
+    "record TEXT NOT NULL)"
 )
-SUMMARY = ("id", "at", "key", "model", "api", "status")
-FILTERS = ("key", "model", "api", "status")
+COLUMNS = ("id", "at", "key", "model", "api", "status", "conversation")
+FACTS = ("path", "seconds", "prompt_tokens", "cached_tokens", "completion_tokens")  # in the list
+SUMMARY = COLUMNS + FACTS
+FILTERS = ("key", "model", "api", "status", "conversation")
 
 
 def scrubbed(value):
@@ -126,14 +129,15 @@ class SqliteExchanges:
                     record["model"],
                     record["api"],
                     record["status"],
+                    record.get("conversation") or "",
                     len(text.encode("utf-8")),
                     text,
                 )  # fmt: skip
             )
         with self._connection() as db:
             db.executemany(
-                "INSERT INTO exchanges (at, key, model, api, status, bytes, record) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO exchanges (at, key, model, api, status, conversation, bytes, "
+                "record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             return self._trim(db)
@@ -162,14 +166,28 @@ class SqliteExchanges:
             ).rowcount
         )
 
-    def listed(self, limit: int = 100, **only) -> list:
-        """The newest exchanges' summaries (``only``: a key, model, api or status to match)."""
+    def listed(
+        self,
+        limit: int = 100,
+        *,
+        since: Optional[float] = None,
+        until: Optional[float] = None,
+        before: Optional[int] = None,
+        **only,
+    ) -> list:
+        """The newest exchanges' summaries (``only``: a key, model, api, status or
+        conversation to match; ``since``/``until``: unix seconds; ``before``: ids below)."""
         where = [f"{name} = ?" for name in FILTERS if only.get(name) is not None]
         values = [only[name] for name in FILTERS if only.get(name) is not None]
+        for clause, value in (("at >= ?", since), ("at < ?", until), ("id < ?", before)):
+            if value is not None:
+                where.append(clause)
+                values.append(value)
+        facts = ", ".join(f"json_extract(record, '$.{name}')" for name in FACTS)
         rows = (
             self._connection()
             .execute(
-                "SELECT id, at, key, model, api, status FROM exchanges"
+                f"SELECT {', '.join(COLUMNS)}, {facts} FROM exchanges"
                 + (" WHERE " + " AND ".join(where) if where else "")
                 + " ORDER BY id DESC LIMIT ?",
                 (*values, min(limit, MAX_LISTED)),
@@ -177,6 +195,21 @@ class SqliteExchanges:
             .fetchall()
         )
         return [dict(zip(SUMMARY, row)) for row in rows]
+
+    def previous(self, record: dict) -> Optional[dict]:
+        """The turn of ``record``'s conversation (of its key) kept just before it, if any."""
+        if not record.get("conversation"):
+            return None
+        row = (
+            self._connection()
+            .execute(
+                "SELECT id FROM exchanges WHERE conversation = ? AND key = ? AND id < ? "
+                "ORDER BY id DESC LIMIT 1",
+                (record["conversation"], record["key"], record["id"]),
+            )
+            .fetchone()
+        )
+        return None if row is None else self.get(row[0])
 
     def get(self, id: int) -> Optional[dict]:
         row = (
@@ -195,21 +228,68 @@ class SqliteExchanges:
         )
 
 
+def settled(record: dict) -> dict:
+    """``record`` with its model's side (a :class:`~proxy.ops.seen.Seen`, under ``seen``)
+    read into it: the upstream body scrubbed and the texts cut as a request's are."""
+    seen = record.pop("seen", None)
+    if seen is None:
+        return record
+    facts = seen.facts()
+    facts["upstream_body"], body_cut = (
+        (None, False) if facts["upstream_body"] is None else kept_json(facts["upstream_body"])
+    )
+    prompt_cut = raw_cut = False
+    if facts["prompt"] is not None:
+        facts["prompt"], prompt_cut = cut_text(facts["prompt"])
+    if facts["raw"] is not None:
+        facts["raw"], raw_cut = cut_text(facts["raw"])
+    return {**record, **facts, "model_side_cut": body_cut or prompt_cut or raw_cut}
+
+
+def cut_text(text: str) -> tuple:
+    """``(text, whether it was cut)``: at most :data:`MAX_PART` bytes of it."""
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= MAX_PART:
+        return text, False
+    return data[:MAX_PART].decode("utf-8", "ignore"), True
+
+
 class Capture:
     """Which exchanges are kept, and their way to the store without ever holding a request."""
 
-    def __init__(self, store: SqliteExchanges, everyone: bool) -> None:
+    def __init__(
+        self,
+        store: SqliteExchanges,
+        everyone: bool,
+        *,
+        keyed: bool = False,
+        catalog: Optional[Callable[[], object]] = None,
+    ) -> None:
         """``everyone``: keep every exchange (``--capture on``), else only those of keys that
-        ask for it."""
+        ask for it (``keyed``: some do) and of models that do (in ``catalog()``, the
+        models served now)."""
         self.store = store
         self.everyone = everyone
+        self.keyed = keyed
+        self.catalog = catalog
         self.dropped = 0  # exchanges a full queue or a full store gave up
         self._queue: queue.Queue = queue.Queue(QUEUED)
         self._writer: Optional[threading.Thread] = None
         self._lock = threading.Lock()
 
-    def wanted(self, key) -> bool:
-        return self.everyone or bool(key is not None and key.capture)
+    def armed(self) -> bool:
+        """Whether any exchange may be kept: each then watches its model's side."""
+        return self.everyone or self.keyed or any(spec.capture for spec in self._models())
+
+    def wanted(self, key, model: str) -> bool:
+        """Whether the exchange of ``key`` (``None``: no keys) with the model counted as
+        ``model`` is kept."""
+        if self.everyone or (key is not None and key.capture):
+            return True
+        return any(spec.capture and spec.id == model for spec in self._models())
+
+    def _models(self) -> tuple:
+        return self.catalog().models if self.catalog is not None else ()
 
     def submit(self, record: dict) -> None:
         """Keep ``record`` soon; never wait for it."""
@@ -235,6 +315,7 @@ class Capture:
                 break
         if not records:
             return
+        records = [settled(record) for record in records]
         try:
             self.dropped += self.store.add(records)
         except Exception as exc:  # the inspector's loss, never the request's

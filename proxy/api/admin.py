@@ -1,16 +1,19 @@
 """The admin API, behind ``--admin-key``: the models, their servers, loading and unloading,
-usage, and the exchanges kept for the inspector."""
+usage, and the exchanges kept for the inspector (which a key kept with ``capture = true``
+may read too, its own only), with the inspector's page."""
 
 from __future__ import annotations
 
 import json
+from typing import Optional
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, render_template, request
 
-from proxy.api.auth import require_key
+from proxy.access.divergence import divergence
+from proxy.api.auth import presented_key, require_key
 from proxy.api.routes import Routes
 from proxy.api.state import get_state
-from proxy.core.errors import InvalidRequestError, NotFoundError
+from proxy.core.errors import InvalidRequestError, NotFoundError, ProxyError
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 routes = Routes(bp, "The admin API, behind the admin key: models, servers, usage, logs")
@@ -19,12 +22,32 @@ MAX_LOG_LINES = 2000
 DEFAULT_LOG_LINES = 100
 
 
+INSPECTOR = frozenset({"admin.exchanges", "admin.exchange", "admin.export"})
+
+
 @bp.before_request
 def require_admin_key() -> None:
-    key = get_state().settings.access.admin_key
+    """The admin key opens everything; on the inspector's routes a key that is kept opens
+    its own exchanges (``g.owner``), and its page opens to anyone (it asks for the key)."""
+    state = get_state()
+    g.owner = None
+    if request.endpoint in INSPECTOR:
+        if request.endpoint == "admin.exchanges" and _wants_page():
+            return
+        key = state.access.find(presented_key(request.headers))
+        if key is not None and key.capture:
+            g.owner = key.name
+            return
+    key = state.settings.access.admin_key
     if not key:
         raise NotFoundError("The admin API is off; start the proxy with --admin-key.")
     require_key(request.headers, (key.encode("utf-8"),))
+
+
+def _wants_page() -> bool:
+    """A browser asks for a page by name; API clients for JSON."""
+    best = request.accept_mimetypes.best_match(("application/json", "text/html"))
+    return best == "text/html"
 
 
 @bp.get("/models")
@@ -64,25 +87,76 @@ def log(name: str) -> Response:
 
 
 @bp.get("/exchanges")
-def exchanges() -> Response:
-    """The newest exchanges kept, each in brief (``?key=&model=&api=&status=&limit=``), and
-    what the store holds."""
+def exchanges():
+    """The newest exchanges kept, each in brief (``?key=&model=&api=&status=&conversation=
+    &since=&until=&before=&limit=``), and what the store holds; a browser gets the
+    inspector's page."""
+    if _wants_page():
+        return render_template("exchanges.html")
     capture = get_state().capture
     capture.flush()
     count, size = capture.store.totals()
     listed = capture.store.listed(_limit(), **_only())
-    return jsonify({"exchanges": listed, "kept": count, "bytes": size, "dropped": capture.dropped})
+    return jsonify(
+        {
+            "exchanges": listed,
+            "kept": count,
+            "bytes": size,
+            "dropped": capture.dropped,
+            "capturing": capture.armed(),
+        }
+    )
 
 
 @bp.get("/exchanges/<int:id>")
 def exchange(id: int) -> Response:
-    """One exchange whole: the request as sent, the answer, the facts."""
-    capture = get_state().capture
-    capture.flush()
-    record = capture.store.get(id)
-    if record is None:
+    """One exchange whole: the request as sent, what went upstream, the prompt the model
+    saw and the text it wrote, the answer, the facts; and where its prompt parted from the
+    cache its conversation's turn before left (``divergence``)."""
+    store = get_state().capture
+    store.flush()
+    record = _own(store.store.get(id), id)
+    before = store.store.previous(record)
+    if before is not None and before["key"] != record["key"] and g.owner is not None:
+        before = None
+    return jsonify(
+        {**record, "previous": before and before["id"], "divergence": _parted(before, record)}
+    )
+
+
+def _own(record: Optional[dict], id: int) -> dict:
+    """``record``, if it is there for the asking key to see."""
+    if record is None or (g.owner is not None and record["key"] != g.owner):
         raise NotFoundError(f"No exchange {id} is kept here (it may have made room for newer ones)")
-    return jsonify(record)
+    return record
+
+
+def _parted(before: Optional[dict], record: dict) -> Optional[dict]:
+    """Where ``record``'s prompt first differs from the cache ``before`` left: the
+    character, the token (as the model's server counts the text before it), both sides."""
+    if before is None or before.get("prompt") is None or record.get("prompt") is None:
+        return None
+    parted = divergence(before["prompt"], before.get("raw"), record["prompt"])
+    return {
+        "previous": before["id"],
+        "character": parted.at,
+        "token": _tokens(record["prompt"][: parted.at], record["model"]),
+        "held_characters": parted.held,
+        "reused_all": parted.reused_all,
+        "in_answer": parted.in_answer,
+        "shared": parted.shared,
+        "before": parted.before,
+        "now": parted.now,
+        "evaluated_tokens": record.get("evaluated_tokens"),
+    }
+
+
+def _tokens(text: str, model: str) -> Optional[int]:
+    """How many tokens ``text`` is to ``model`` (``None`` when its server cannot say now)."""
+    try:
+        return len(get_state().router.tokenize(text, model)) if text else 0
+    except ProxyError:
+        return None
 
 
 @bp.get("/exchanges.jsonl")
@@ -103,10 +177,27 @@ def _limit() -> int:
 
 
 def _only() -> dict:
-    """The filters the query names."""
-    only = {name: request.args.get(name) or None for name in ("key", "model", "api")}
+    """The filters the query names; a kept key's own exchanges only, to that key."""
+    only = {
+        name: request.args.get(name) or None for name in ("key", "model", "api", "conversation")
+    }
     only["status"] = _number("status", None, 100, 599)
+    only["before"] = _number("before", None, 1, 2**62)
+    for name in ("since", "until"):
+        only[name] = _seconds(name)
+    if g.owner is not None:
+        only["key"] = g.owner
     return only
+
+
+def _seconds(name: str) -> Optional[float]:
+    text = request.args.get(name)
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidRequestError(f"'{name}' must be a time in unix seconds", param=name) from None
 
 
 def _number(name: str, default, low: int, high: int):

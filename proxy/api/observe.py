@@ -24,6 +24,7 @@ from proxy.api.routes import Routes
 from proxy.api.state import ProxyState, get_state
 from proxy.core.errors import NotFoundError, PermissionDeniedError
 from proxy.ops import measure
+from proxy.ops.seen import Seen
 
 bp = Blueprint("observe", __name__)
 routes = Routes(bp, "Prometheus metrics")
@@ -85,7 +86,9 @@ def init_app(app: Flask, state: ProxyState) -> None:
 
     @app.before_request
     def begin() -> None:  # the first hook: every answer, refusals too, is measured
-        measure.start()
+        spent = measure.start()
+        if capture is not None and capture.armed():  # whose it is, known once its key is
+            spent.seen = Seen()
 
     @app.after_request
     def end(response: Response) -> Response:
@@ -103,7 +106,7 @@ def init_app(app: Flask, state: ProxyState) -> None:
         key = getattr(call, "key", None)
         line = (asked.remote_addr, asked.method, asked.path) if log_access else None
         kept = None
-        if api and capture is not None and capture.wanted(key):
+        if api and capture is not None and capture.wanted(key, model):
             kept = Exchange(asked, getattr(call, "body", UNREAD), response)
 
         def done() -> None:
@@ -164,10 +167,14 @@ class Exchange:
                 close()
 
     def record(self, key: str, model: str, status: int, seconds: float, spent) -> dict:
+        """What is kept, but for the model's side (``seen``): the writer settles that, as it
+        may ask the server how it rendered the prompt."""
         request, request_cut = (
             (None, False) if self.body is UNREAD else exchanges.kept_json(self.body)
         )
         answer, answer_cut = exchanges.kept(bytes(self.answer))
+        first = spent.first_token
+        generating = seconds - first if first is not None else None
         return {
             "at": self.at,
             "key": key,
@@ -179,8 +186,15 @@ class Exchange:
             "streamed": self.streamed,
             "seconds": round(seconds, 6),
             "overhead_ms": round(spent.overhead * 1000, 3),
+            "first_token_ms": None if first is None else round(first * 1000, 3),
             "prompt_tokens": spent.prompt_tokens,
+            "cached_tokens": spent.cached_tokens,
+            "evaluated_tokens": max(spent.prompt_tokens - spent.cached_tokens, 0),
             "completion_tokens": spent.completion_tokens,
+            "tokens_per_second": (
+                round(spent.completion_tokens / generating, 2) if generating else None
+            ),
+            "seen": spent.seen,
             "request": request,
             "request_cut": request_cut,
             "answer": answer,

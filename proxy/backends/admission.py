@@ -29,6 +29,7 @@ from proxy.core.errors import (
     SlotUnavailableError,
 )
 from proxy.ops.measure import waiting
+from proxy.ops.seen import queueing
 
 POLL = 0.2  # seconds between checks, while waiting, that the client is still there
 FIRST_BACKOFF = 0.05  # a refused request waits this long before trying again, doubling
@@ -313,7 +314,8 @@ class Lease:
         self.ticket = ticket
 
     def __enter__(self) -> Ticket:
-        with waiting():  # a line for the upstream's slots: not the proxy's own time
+        # a line for the upstream's slots: not the proxy's own time
+        with waiting(), queueing():
             self.ticket = self.admission._wait(self.gone, self.ticket)
         return self.ticket
 

@@ -48,6 +48,7 @@ MODEL_KEYS = {
     "reasoning",
     "slot_save",
     "affinity",
+    "capture",
     "upstream_key",
     "cmd",
     "args",
@@ -114,6 +115,7 @@ class ModelSpec:
     reasoning: str = "auto"  # think-tags, none, or auto: think-tags if its template has them
     pulled: bool = False  # pulled through Ollama's API, not configured: a client may delete it
     stem: str = ""  # what its server's log file and slot folder are named, when not its id
+    capture: bool = False  # its exchanges are kept for the inspector
 
     @property
     def names(self) -> tuple:
@@ -410,6 +412,9 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder:
     affinity = spec.get("affinity", True)
     if not isinstance(affinity, bool):
         raise fail(f"{key}.affinity", "must be true or false")
+    capture = spec.get("capture", False)
+    if not isinstance(capture, bool):
+        raise fail(f"{key}.capture", "must be true or false")
     upstream_key = spec.get("upstream_key", "")
     if not isinstance(upstream_key, str):
         raise fail(f"{key}.upstream_key", "must be a string")
@@ -428,6 +433,7 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder:
         upstream_key=upstream_key,
         managed=managed,
         reasoning=reasoning,
+        capture=capture,
     )
 
 

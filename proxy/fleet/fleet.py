@@ -44,6 +44,7 @@ from proxy.fleet.liveness import LiveConversations
 from proxy.fleet.placement import ReplicaLoad, choose, continues
 from proxy.fleet.replica import Replica
 from proxy.fleet.seats import answered_from
+from proxy.ops import seen
 from proxy.servers.pool import ProcessPool
 from proxy.servers.processes import ManagedServer
 from proxy.servers.remote import RemoteServer, Supervised
@@ -106,15 +107,15 @@ class ServedModel:
     def _place_shared(self, key: str, loads: list, continuing: bool) -> str:
         """Placement with the live conversations every proxy placed (hashing alone while
         Redis cannot say)."""
-        seen = self.shared.look(key, [load.name for load in loads])
-        if seen is None:
+        looked = self.shared.look(key, [load.name for load in loads])
+        if looked is None:
             return choose(
                 key, loads, continuing=continuing, remembered=self.affinity.replica(key)
             ).name
-        loads = [replace(load, live=seen.live[load.name]) for load in loads]
-        remembered = seen.placed or self.affinity.replica(key)
+        loads = [replace(load, live=looked.live[load.name]) for load in loads]
+        remembered = looked.placed or self.affinity.replica(key)
         name = choose(key, loads, continuing=continuing, remembered=remembered).name
-        self.shared.placed(key, name, seen.placed)
+        self.shared.placed(key, name, looked.placed)
         return name
 
 
@@ -176,7 +177,9 @@ class Fleet:
                     result = replica.backend.complete(in_slot(request, slot))
                 finally:
                     seats.release(slot)
-                seats.served(key, answered_from(result.slot, slot))
+                served = answered_from(result.slot, slot)
+                seats.served(key, served)
+                _seen(key, request, replica, served)
             return result
 
         return self._failing_over(model, key, attempt, continues(request))
@@ -200,7 +203,9 @@ class Fleet:
                             for chunk in chunks:
                                 started = True
                                 if chunk.finish_reason is not None:
-                                    seats.served(key, answered_from(chunk.slot, slot))
+                                    served = answered_from(chunk.slot, slot)
+                                    seats.served(key, served)
+                                    _seen(key, request, replica, served)
                                 yield chunk
                     finally:
                         seats.release(slot)
@@ -443,6 +448,15 @@ class Failover:
         return not isinstance(exc, UpstreamTimeoutError) and len(self.tried) < len(
             self.model.replicas
         )
+
+
+def _seen(
+    key: Optional[str], request: GenerationRequest, replica: Replica, slot: Optional[int]
+) -> None:
+    """Tell the inspector where the turn ran, and its conversation (keyed here even where
+    the model places none, for the inspector to link its turns)."""
+    if seen.active():
+        seen.placed(key or conversation_key(request), replica.name, slot)
 
 
 def in_slot(request: GenerationRequest, slot: Optional[int]) -> GenerationRequest:

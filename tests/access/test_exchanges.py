@@ -8,8 +8,10 @@ import json
 
 import pytest
 
-from proxy.access.exchanges import MAX_PART, Capture, SqliteExchanges, kept, scrubbed
+from proxy.access.exchanges import MAX_PART, Capture, SqliteExchanges, kept, scrubbed, settled
 from proxy.access.keyring import KeySpec
+from proxy.config.catalog import ModelSpec
+from proxy.ops.seen import PROXY, SERVER, Seen
 
 PNG = bytes(range(256)) * 4
 ENCODED = base64.b64encode(PNG).decode()
@@ -91,12 +93,75 @@ def test_bytes_on_disk_stay_bounded_as_exchanges_keep_coming(tmp_path):
     assert (tmp_path / "exchanges.sqlite3").stat().st_size < 2 * bound
 
 
-def test_capture_is_for_everyone_or_for_the_keys_that_ask(tmp_path):
+class Served:
+    """A catalog's models, as capture reads them."""
+
+    def __init__(self, *specs) -> None:
+        self.models = specs
+
+
+def test_capture_is_for_everyone_or_for_the_keys_and_models_that_ask(tmp_path):
     asks = KeySpec("alice", b"sk-a", capture=True)
     plain = KeySpec("bob", b"sk-b")
-    assert Capture(store(tmp_path), everyone=True).wanted(plain)
-    some = Capture(store(tmp_path), everyone=False)
-    assert some.wanted(asks) and not some.wanted(plain) and not some.wanted(None)
+    everyone = Capture(store(tmp_path), everyone=True)
+    assert everyone.armed() and everyone.wanted(plain, "m")
+    off = Capture(store(tmp_path), everyone=False, catalog=lambda: Served(ModelSpec("m")))
+    assert not off.armed() and not off.wanted(plain, "m")
+    keyed = Capture(store(tmp_path), everyone=False, keyed=True)
+    assert keyed.armed()
+    assert keyed.wanted(asks, "m") and not keyed.wanted(plain, "m") and not keyed.wanted(None, "m")
+    catalog = Served(ModelSpec("kept", capture=True), ModelSpec("other"))
+    by_model = Capture(store(tmp_path), everyone=False, catalog=lambda: catalog)
+    assert by_model.armed()
+    assert by_model.wanted(plain, "kept") and by_model.wanted(None, "kept")
+    assert not by_model.wanted(plain, "other")
+
+
+def test_the_model_side_is_settled_by_the_writer_scrubbed_and_cut():
+    seen = Seen()
+    seen.route, seen.body = "/completion", {"prompt": "hi", "image_data": [{"data": ENCODED}]}
+    seen.prompt, seen.prompt_by = "x" * (MAX_PART + 5), PROXY
+    seen.raw = ["<tool_call>", '{"name": "f"}']
+    settled_ = settled({**record(1), "seen": seen})
+    assert settled_["upstream_route"] == "/completion"
+    assert settled_["upstream_body"]["image_data"] == [{"data": f"[base64: {SUMMARY}"}]
+    assert len(settled_["prompt"]) == MAX_PART and settled_["model_side_cut"]
+    assert settled_["raw"] == '<tool_call>{"name": "f"}' and "seen" not in settled_
+
+
+def test_a_server_rendered_prompt_is_asked_for_by_the_writer_and_its_failure_said():
+    asked = []
+    seen = Seen()
+    seen.render, seen.prompt_by = (lambda: asked.append(1) or "<|im_start|>user"), SERVER
+    assert asked == []  # nothing asked on the request's way
+    assert settled({**record(1), "seen": seen})["prompt"] == "<|im_start|>user" and asked
+
+    def down():
+        raise ConnectionError("gone")
+
+    broken = Seen()
+    broken.render, broken.prompt_by = down, SERVER
+    facts = settled({**record(1), "seen": broken})
+    assert facts["prompt"] is None and "ConnectionError" in facts["prompt_by"]
+
+
+def test_listing_filters_by_conversation_and_time_and_finds_the_turn_before(tmp_path):
+    kept_here = store(tmp_path)
+    turns = [
+        {**record(n), "at": 1000.0 + n, "key": key, "conversation": talk, "seconds": 0.5}
+        for n, (key, talk) in enumerate(
+            [("a", "c1"), ("a", "c2"), ("b", "c1"), ("a", "c1"), ("a", "c2")]
+        )
+    ]
+    kept_here.add(turns)
+    ids = [brief["id"] for brief in reversed(kept_here.listed())]
+    assert [b["id"] for b in kept_here.listed(conversation="c1")] == [ids[3], ids[2], ids[0]]
+    assert [b["id"] for b in kept_here.listed(since=1001.0, until=1003.0)] == [ids[2], ids[1]]
+    assert [b["id"] for b in kept_here.listed(before=ids[1])] == [ids[0]]
+    assert kept_here.listed(limit=1)[0]["seconds"] == 0.5
+    fourth = kept_here.get(ids[3])
+    assert kept_here.previous(fourth)["id"] == ids[0]  # its key's, not b's turn between
+    assert kept_here.previous(kept_here.get(ids[0])) is None
 
 
 def test_a_full_queue_drops_and_counts_rather_than_wait(tmp_path, monkeypatch):

@@ -108,11 +108,61 @@ def test_a_bad_filter_is_named(make_client, query, param):
     assert response.status_code == 400 and response.json["error"]["param"] == param
 
 
-def test_the_exchanges_are_the_admins_alone(make_client, tmp_path):
+def test_the_exchanges_are_the_admins_and_a_kept_key_sees_its_own_alone(make_client, tmp_path):
     client = make_client(admin_key="admin-secret", keys=keys_file(tmp_path), capture="on")
-    for headers in ({}, {"Authorization": "Bearer sk-alice-secret"}):
+    alice = {"Authorization": "Bearer sk-alice-secret"}
+    bob = {"Authorization": "Bearer sk-bob-secret"}
+    for headers in (alice, bob):
+        assert ask(client, "/v1/chat/completions", CHAT, headers=headers).status_code == 200
+    for headers in ({}, bob):
         assert client.get("/admin/exchanges", headers=headers).status_code == 401
-    assert client.get("/admin/exchanges/1", headers=ADMIN).status_code == 404
+        assert client.get("/admin/exchanges.jsonl", headers=headers).status_code == 401
+    everyone = listed(client)["exchanges"]
+    assert [brief["key"] for brief in everyone] == ["bob", "alice"]
+    own = client.get("/admin/exchanges?key=bob", headers=alice).json["exchanges"]
+    assert [brief["key"] for brief in own] == ["alice"]  # her filter cannot widen it
+    bobs, alices = (brief["id"] for brief in everyone)
+    assert client.get(f"/admin/exchanges/{alices}", headers=alice).status_code == 200
+    assert client.get(f"/admin/exchanges/{bobs}", headers=alice).status_code == 404
+    export = client.get("/admin/exchanges.jsonl", headers=alice).get_data(as_text=True)
+    assert [json.loads(line)["key"] for line in export.splitlines()] == ["alice"]
+    assert client.get("/admin/models", headers=alice).status_code == 401  # the rest is not hers
+    assert client.get("/admin/exchanges/999", headers=ADMIN).status_code == 404
+
+
+def test_a_browser_gets_the_inspector_page_with_no_data_in_it(make_client):
+    client = make_client(admin_key="admin-secret", capture="on")
+    ask(client, "/v1/chat/completions", {**CHAT, "messages": [{"role": "user", "content": "zq"}]})
+    page = client.get("/admin/exchanges", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    assert b"zq" not in page.data and b"/admin/exchanges" in page.data
+
+
+def test_the_model_side_and_the_turn_before_it_parted_from(make_client):
+    client = make_client(admin_key="admin-secret", capture="on")
+    first = [{"role": "system", "content": "Today is Monday."}, {"role": "user", "content": "hi"}]
+    ask(client, "/v1/chat/completions", {**CHAT, "messages": first})
+    answered = [{"role": "assistant", "content": "Hello world"}, {"role": "user", "content": "x"}]
+    ask(client, "/v1/chat/completions", {**CHAT, "messages": first + answered})
+    changed = [{**first[0], "content": "Today is Tuesday."}, first[1]]
+    ask(client, "/v1/chat/completions", {**CHAT, "messages": changed + answered, "stream": True})
+    third, second, one = (
+        client.get(f"/admin/exchanges/{brief['id']}", headers=ADMIN).json
+        for brief in listed(client)["exchanges"]
+    )
+    assert one["prompt"] == "system: Today is Monday.\nuser: hi\n" and one["prompt_by"] == "proxy"
+    assert one["raw"] == "Hello world" and one["upstream_route"] == "/fake"
+    assert one["upstream_body"] == {"prompt": one["prompt"]} and one["divergence"] is None
+    assert second["conversation"] == one["conversation"] and second["previous"] == one["id"]
+    # the fake's template opens no answer: it renders the answer otherwise than it came
+    parted = second["divergence"]
+    assert parted["character"] == len(one["prompt"]) and parted["in_answer"]
+    assert parted["before"] == "Hello world" and parted["now"].startswith("assistant: Hello")
+    assert parted["token"] == parted["character"]  # the fake's tokens are characters
+    assert not parted["reused_all"] and parted["evaluated_tokens"] == 5
+    assert third["raw"] == "Hello world" and third["streamed"]
+    # the system prompt changed: a conversation of its own, by the proxy's key
+    assert third["conversation"] != one["conversation"] and third["divergence"] is None
 
 
 def test_a_long_stream_is_kept_to_a_megabyte_and_said_to_be_cut(make_client):

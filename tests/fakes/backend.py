@@ -15,6 +15,20 @@ from proxy.core.types import (
     Ranking,
     Usage,
 )
+from proxy.ops import seen
+
+
+def rendered(request: GenerationRequest) -> str:
+    """The fake's prompt: each message on a line of its own, ``role: content``."""
+    if not request.is_chat:
+        return request.prompt
+    return "".join(f"{message.role}: {message.content}\n" for message in request.messages)
+
+
+def shown(request: GenerationRequest) -> None:
+    """Tell the inspector what the fake sent "upstream" and the prompt it rendered."""
+    seen.sent("/fake", {"prompt": rendered(request)})
+    seen.prompted(rendered(request))
 
 
 class FakeBackend(Backend):
@@ -53,6 +67,8 @@ class FakeBackend(Backend):
         self.requests.append(request)
         if self.error is not None:
             raise self.error
+        shown(request)
+        seen.wrote("".join(self.pieces))
         return Completion(
             "".join(self.pieces),
             self.finish_reason,
@@ -65,10 +81,12 @@ class FakeBackend(Backend):
         if self.error is not None and self.fail_after is None:
             raise self.error
         finished = False
+        shown(request)
         try:
             for count, piece in enumerate(self.pieces):
                 if self.fail_after is not None and count == self.fail_after:
                     raise self.error
+                seen.wrote(piece)
                 yield Chunk(text=piece)
             finished = True
             yield Chunk(finish_reason=self.finish_reason, usage=self.usage)

@@ -18,6 +18,7 @@ from proxy.backends.servercpp.streams import collect
 from proxy.backends.structured.stops import stopping
 from proxy.core.errors import UpstreamError
 from proxy.core.types import Chunk, Completion, GenerationRequest
+from proxy.ops import seen
 
 
 class ChatRoute:
@@ -31,6 +32,7 @@ class ChatRoute:
             return collect(self.stream(request))
         server = self.server
         payload = chat.chat_payload(request, stream=False, **self._options())
+        self._seen(request, payload)
         body = server.admission.run(
             lambda: server.reconnecting(
                 lambda _: server.client.post_json(
@@ -68,6 +70,7 @@ class ChatRoute:
         """One attempt: open the upstream stream and read it into chunks."""
         server = self.server
         payload = chat.chat_payload(request, stream=True, **self._options())
+        self._seen(request, payload)
         with contextlib.ExitStack() as stack:
             lines = server.reconnecting(
                 lambda _: stack.enter_context(
@@ -75,6 +78,13 @@ class ChatRoute:
                 )
             )
             yield from chat.stream_chunks(lines, server.client.label, request.logprobs)
+
+    def _seen(self, request: GenerationRequest, payload: dict) -> None:
+        """Tell the inspector what went upstream, and how to ask the server what it
+        rendered of it; the text the model wrote stays the server's (it reads calls and
+        thoughts out of it itself)."""
+        seen.sent(chat.PATH, payload)
+        seen.rendered_by_server(lambda: self._rendered(request))
 
     def _finish(self, request: GenerationRequest) -> Finish:
         """The server's answers name no slot; their thoughts are always told apart."""
@@ -84,13 +94,15 @@ class ChatRoute:
     def _prompt_ids(self, request: GenerationRequest, *, bos: bool = False) -> tuple:
         """The token ids of the prompt the server renders for ``request`` (``bos``: with the
         BOS the server puts before it, where the model has one)."""
+        return tuple(self.server.tokens.token_ids(self._rendered(request), add_special=bos))
+
+    def _rendered(self, request: GenerationRequest) -> str:
+        """The prompt the server renders for ``request``, as its ``/apply-template`` says."""
         body = self.server.client.post_json(
             "/apply-template", chat.count_payload(request, **self._options())
         )
         prompt = body.get("prompt") if isinstance(body, dict) else None
-        return tuple(
-            self.server.tokens.token_ids(prompt if isinstance(prompt, str) else "", add_special=bos)
-        )
+        return prompt if isinstance(prompt, str) else ""
 
     def _options(self) -> dict:
         """How chats are sent to this server's chat layer (see :func:`.chat.chat_payload`)."""

@@ -25,6 +25,7 @@ from proxy.backends.structured.constraints import output_fields
 from proxy.backends.structured.toolformats import FORMATS, tool_names
 from proxy.core import images
 from proxy.core.types import Chunk, Completion, GenerationRequest
+from proxy.ops import seen
 
 
 class CompletionRoute:
@@ -44,18 +45,19 @@ class CompletionRoute:
 
         def post(facts: ServerFacts) -> tuple:
             prompt, payload = self._payload(request, facts, stream=False)
+            path = _path(request, facts)
+            _seen(request, path, prompt, payload)
             return (
                 facts,
                 prompt,
-                server.client.post_json(
-                    _path(request, facts), payload, client_gone=request.client_gone
-                ),
+                server.client.post_json(path, payload, client_gone=request.client_gone),
             )
 
         facts, prompt, body = server.admission.run(
             lambda: server.reconnecting(post), request.client_gone
         )
         result = parse.completion(body, server.client.label, request.logprobs)
+        seen.wrote(result.text)
         opened = _thoughts_open(facts, request, prompt)
         if opened is not None:
             result = replies.with_thoughts(result, opened)
@@ -95,13 +97,13 @@ class CompletionRoute:
 
             def attempt(facts: ServerFacts) -> tuple:
                 prompt, payload = self._payload(_counted(request, facts), facts, stream=True)
+                path = _path(request, facts)
+                _seen(request, path, prompt, payload)
                 return (
                     facts,
                     prompt,
                     stack.enter_context(
-                        server.client.stream(
-                            _path(request, facts), payload, client_gone=request.client_gone
-                        )
+                        server.client.stream(path, payload, client_gone=request.client_gone)
                     ),
                 )
 
@@ -111,6 +113,8 @@ class CompletionRoute:
             limit = _legacy_limit(request, facts)
             top = _counted(request, facts).logprobs  # what was asked of the server
             chunks = parse.stream_chunks(lines, server.client.label, top)
+            if seen.active():
+                chunks = _written(chunks)
             if limit is not None:
                 chunks = budget.limited(chunks, limit, keep_logprobs=request.logprobs is not None)
             if facts.kind.legacy and count_first:
@@ -182,6 +186,21 @@ def _path(request: GenerationRequest, facts: ServerFacts) -> str:
     """Where ``request`` goes: ``/infill`` fills a gap where the server has it, ``/completion``
     goes on from a prompt (the gap's, where the proxy lays it out)."""
     return "/infill" if request.suffix is not None and facts.kind.fills == INFILL else "/completion"
+
+
+def _seen(request: GenerationRequest, path: str, prompt: RenderedPrompt, payload: dict) -> None:
+    """Tell the inspector what went upstream and, on ``/completion``, the prompt (a gap the
+    server lays out itself on ``/infill``)."""
+    seen.sent(path, payload)
+    if path == "/completion" and request.suffix is None:
+        seen.prompted(prompt.text)
+
+
+def _written(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+    """``chunks``, their text told to the inspector as the server sent it."""
+    for chunk in chunks:
+        seen.wrote(chunk.text)
+        yield chunk
 
 
 def _last(chunk: Chunk) -> bool:
