@@ -1,5 +1,6 @@
 """What names a conversation from one turn to the next: the key under which the fleet places
-its turns on one replica and a server the proxy runs keeps its slot."""
+its turns on one replica and a server the proxy runs keeps its slot, and the thread the
+inspector links its turns by."""
 
 from __future__ import annotations
 
@@ -32,4 +33,18 @@ def conversation_key(request: GenerationRequest) -> str:
     else:
         nearby = "".join(f"{chunk.filename}\x1f{chunk.text}\x1e" for chunk in request.nearby)
         text = (nearby + request.prompt)[:RAW_PROMPT_PREFIX]
+    return _digest(text)
+
+
+def thread_key(request: GenerationRequest) -> str:
+    """What links a conversation's turns in the inspector: as :func:`conversation_key`, but
+    a chat by its first user message alone, so that a turn whose system prompt changed (a
+    date, a list of files; the reason its cache missed) still follows the turn before."""
+    if request.conversation or not request.is_chat:
+        return conversation_key(request)
+    first = next((m.content for m in request.messages if m.role == "user"), "")
+    return _digest(f"user\x1f{first}")
+
+
+def _digest(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()

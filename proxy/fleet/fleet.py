@@ -19,7 +19,7 @@ from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
 from proxy.backends.base import Backend
 from proxy.config.catalog import Catalog, ModelSpec, with_defaults
-from proxy.core.conversation import conversation_key
+from proxy.core.conversation import conversation_key, thread_key
 from proxy.core.errors import (
     InvalidRequestError,
     ModelNotFoundError,
@@ -179,7 +179,7 @@ class Fleet:
                     seats.release(slot)
                 served = answered_from(result.slot, slot)
                 seats.served(key, served)
-                _seen(key, request, replica, served)
+                _seen(request, replica, served)
             return result
 
         return self._failing_over(model, key, attempt, continues(request))
@@ -205,7 +205,7 @@ class Fleet:
                                 if chunk.finish_reason is not None:
                                     served = answered_from(chunk.slot, slot)
                                     seats.served(key, served)
-                                    _seen(key, request, replica, served)
+                                    _seen(request, replica, served)
                                 yield chunk
                     finally:
                         seats.release(slot)
@@ -450,13 +450,11 @@ class Failover:
         )
 
 
-def _seen(
-    key: Optional[str], request: GenerationRequest, replica: Replica, slot: Optional[int]
-) -> None:
-    """Tell the inspector where the turn ran, and its conversation (keyed here even where
-    the model places none, for the inspector to link its turns)."""
+def _seen(request: GenerationRequest, replica: Replica, slot: Optional[int]) -> None:
+    """Tell the inspector where the turn ran, and the thread that links it to its
+    conversation's other turns."""
     if seen.active():
-        seen.placed(key or conversation_key(request), replica.name, slot)
+        seen.placed(thread_key(request), replica.name, slot)
 
 
 def in_slot(request: GenerationRequest, slot: Optional[int]) -> GenerationRequest:

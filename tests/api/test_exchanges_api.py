@@ -161,8 +161,12 @@ def test_the_model_side_and_the_turn_before_it_parted_from(make_client):
     assert parted["token"] == parted["character"]  # the fake's tokens are characters
     assert not parted["reused_all"] and parted["evaluated_tokens"] == 5
     assert third["raw"] == "Hello world" and third["streamed"]
-    # the system prompt changed: a conversation of its own, by the proxy's key
-    assert third["conversation"] != one["conversation"] and third["divergence"] is None
+    # the system prompt changed: still the thread of the turns before, parted at the change
+    assert third["conversation"] == one["conversation"] and third["previous"] == second["id"]
+    changed_at = len("system: Today is ")
+    assert third["divergence"]["character"] == third["divergence"]["token"] == changed_at
+    assert third["divergence"]["before"].startswith("Monday")
+    assert third["divergence"]["now"].startswith("Tuesday")
 
 
 def test_a_long_stream_is_kept_to_a_megabyte_and_said_to_be_cut(make_client):

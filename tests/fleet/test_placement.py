@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from proxy.core.conversation import conversation_key
+from proxy.core.conversation import conversation_key, thread_key
 from proxy.core.types import FileChunk, GenerationRequest, Message
 from proxy.fleet.placement import BALANCE, ReplicaLoad, choose, continues, rank
 
@@ -55,7 +55,7 @@ def test_a_conversation_keeps_its_key_from_turn_to_turn(first, later):
         pytest.param(chat("doc A"), chat("doc B"), id="same-system-other-question"),
         pytest.param(chat("doc A"), chat("doc A", system=False), id="with-and-without-system"),
         pytest.param(
-            GenerationRequest(prompt="a" * 10), GenerationRequest(prompt="b" * 10), id="raw-prompts"
+            GenerationRequest(prompt="a" * 300), GenerationRequest(prompt="b" * 10), id="raw-prompts"
         ),
         pytest.param(
             GenerationRequest(prompt="x = ", suffix="", nearby=(FILE,)),
@@ -66,6 +66,31 @@ def test_a_conversation_keeps_its_key_from_turn_to_turn(first, later):
 )
 def test_different_conversations_have_different_keys(one, other):
     assert conversation_key(one) != conversation_key(other)
+
+
+@pytest.mark.parametrize(
+    ("one", "other", "linked"),
+    [
+        pytest.param(chat("doc A"), chat("doc A", "answer", "more"), True, id="next-turn"),
+        pytest.param(
+            chat("doc A"),
+            GenerationRequest(
+                messages=(Message("system", "Today is Tuesday."),) + chat("doc A").messages[1:]
+            ),
+            True,
+            id="system-changed",
+        ),
+        pytest.param(chat("doc A"), chat("doc B"), False, id="other-question"),
+        pytest.param(
+            GenerationRequest(prompt="a" * 300),
+            GenerationRequest(prompt="a" * 300 + "b"),
+            True,
+            id="raw",
+        ),
+    ],
+)
+def test_the_inspector_links_turns_even_when_their_system_prompt_changes(one, other, linked):
+    assert (thread_key(one) == thread_key(other)) == linked
 
 
 def test_the_same_conversation_goes_to_the_same_replica_in_any_order():
