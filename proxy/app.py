@@ -106,6 +106,7 @@ def create_app(
     )
     if metrics is not None:
         metrics.watch(router)
+        state.capture.on_dropped = metrics.exchanges_dropped.inc
     app.extensions["proxy"] = state
     observe.init_app(app, state)
     browsers.init_app(app, settings)

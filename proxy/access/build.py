@@ -10,6 +10,7 @@ from proxy.access.exchanges import Capture, SqliteExchanges
 from proxy.access.gate import Access
 from proxy.access.keyring import Keyring, load_keyring, plain_keys
 from proxy.access.limits import LocalLimiter, RedisLimiter
+from proxy.access.redis_exchanges import RedisExchanges
 from proxy.access.stored import RedisRecords, SqliteRecords, StoredResponses
 from proxy.access.usage import RedisUsage, SqliteUsage, UsageRecorder
 from proxy.config.catalog import Catalog
@@ -46,16 +47,20 @@ def build_responses(settings: Settings, runtime: Runtime) -> StoredResponses:
 def build_capture(
     settings: Settings, runtime: Runtime, access: Access, catalog: Callable[[], Catalog]
 ) -> Capture:
-    """The exchanges kept for the inspector, in a SQLite file: everyone's, or those of the
-    keys and the models (of the ``catalog`` served at the time) that ask for it."""
+    """The exchanges kept for the inspector, where usage is (in Redis with ``--redis-url``,
+    else in a SQLite file): everyone's, or those of the keys and the models (of the
+    ``catalog`` served at the time) that ask for it."""
     stores = settings.stores
-    path = stores.exchanges_db or os.path.join(runtime.cache_dir, "exchanges.sqlite3")
-    store = SqliteExchanges(
-        path,
-        max_count=stores.capture_max_exchanges,
-        max_bytes=stores.capture_max_mib * 1024 * 1024,
-        retention=stores.capture_retention * 86400,
-    )
+    bounds = {
+        "max_count": stores.capture_max_exchanges,
+        "max_bytes": stores.capture_max_mib * 1024 * 1024,
+        "retention": stores.capture_retention * 86400,
+    }
+    if stores.redis_url:
+        store = RedisExchanges(connect(stores.redis_url), **bounds)
+    else:
+        path = stores.exchanges_db or os.path.join(runtime.cache_dir, "exchanges.sqlite3")
+        store = SqliteExchanges(path, **bounds)
     return Capture(
         store,
         everyone=settings.observing.capture == "on",

@@ -99,6 +99,24 @@ def kept_json(value) -> tuple:
     return text.encode("utf-8")[:MAX_PART].decode("utf-8", "ignore"), True
 
 
+def brief(id: int, record: dict) -> dict:
+    """What the list shows of an exchange."""
+    return {"id": id, **{name: record.get(name) for name in SUMMARY if name != "id"}}
+
+
+def matches(summary: dict, since=None, until=None, before=None, **only) -> bool:
+    """Whether an exchange's ``summary`` passes the filters :meth:`SqliteExchanges.listed`
+    takes."""
+    if any(only.get(name) is not None and summary[name] != only[name] for name in FILTERS):
+        return False
+    at = summary["at"]
+    return (
+        (since is None or at >= since)
+        and (until is None or at < until)
+        and (before is None or summary["id"] < before)
+    )
+
+
 class SqliteExchanges:
     """Exchanges in a SQLite file, within the bounds, newest first."""
 
@@ -259,20 +277,21 @@ class Capture:
 
     def __init__(
         self,
-        store: SqliteExchanges,
+        store,
         everyone: bool,
         *,
         keyed: bool = False,
         catalog: Optional[Callable[[], object]] = None,
     ) -> None:
-        """``everyone``: keep every exchange (``--capture on``), else only those of keys that
-        ask for it (``keyed``: some do) and of models that do (in ``catalog()``, the
-        models served now)."""
+        """``store``: a :class:`SqliteExchanges` or its Redis twin; ``everyone``: keep every
+        exchange (``--capture on``), else only those of keys that ask for it (``keyed``:
+        some do) and of models that do (in ``catalog()``, the models served now)."""
         self.store = store
         self.everyone = everyone
         self.keyed = keyed
         self.catalog = catalog
         self.dropped = 0  # exchanges a full queue or a full store gave up
+        self.on_dropped: Callable[[int], None] = lambda count: None  # metrics count them
         self._queue: queue.Queue = queue.Queue(QUEUED)
         self._writer: Optional[threading.Thread] = None
         self._lock = threading.Lock()
@@ -296,7 +315,7 @@ class Capture:
         try:
             self._queue.put_nowait(record)
         except queue.Full:
-            self.dropped += 1
+            self._drop(1)
             return
         with self._lock:
             if self._writer is None:
@@ -317,10 +336,15 @@ class Capture:
             return
         records = [settled(record) for record in records]
         try:
-            self.dropped += self.store.add(records)
+            self._drop(self.store.add(records))
         except Exception as exc:  # the inspector's loss, never the request's
-            self.dropped += len(records)
+            self._drop(len(records))
             logger.warning("exchanges not kept: %s: %s", type(exc).__name__, exc)
+
+    def _drop(self, count: int) -> None:
+        if count:
+            self.dropped += count
+            self.on_dropped(count)
 
     def _write(self) -> None:
         while True:

@@ -89,6 +89,12 @@ class Metrics:
             multiprocess_mode="livesum",
             registry=registry,
         )
+        self.exchanges_dropped = Counter(
+            PREFIX + "exchanges_dropped",
+            "Exchanges the inspector gave up: made room for newer ones, found its queue full, "
+            "or could not write",
+            registry=registry,
+        )
         self.queue_wait = Histogram(
             PREFIX + "queue_wait_seconds",
             "Time a request waited in the proxy's line",

@@ -10,6 +10,7 @@ import pytest
 
 from proxy.access.exchanges import MAX_PART, Capture, SqliteExchanges, kept, scrubbed, settled
 from proxy.access.keyring import KeySpec
+from proxy.access.redis_exchanges import RedisExchanges
 from proxy.config.catalog import ModelSpec
 from proxy.ops.seen import PROXY, SERVER, Seen
 
@@ -51,8 +52,17 @@ def store(tmp_path, **bounds) -> SqliteExchanges:
     return SqliteExchanges(str(tmp_path / "exchanges.sqlite3"), clock=lambda: 1000.0, **bounds)
 
 
-def test_the_newest_are_listed_first_and_filtered(tmp_path):
-    kept_here = store(tmp_path)
+@pytest.fixture(params=["sqlite", "redis"])
+def make_store(request, tmp_path):
+    """Stores of either kind, with their bounds, on the same clock."""
+    if request.param == "sqlite":
+        return lambda **bounds: store(tmp_path, **bounds)
+    client = request.getfixturevalue("redis_client")
+    return lambda **bounds: RedisExchanges(client, clock=lambda: 1000.0, **bounds)
+
+
+def test_the_newest_are_listed_first_and_filtered(make_store):
+    kept_here = make_store()
     kept_here.add([record(1), record(2, key="bob"), record(3, status=500)])
     assert [brief["id"] for brief in kept_here.listed()] == [3, 2, 1]
     assert [brief["id"] for brief in kept_here.listed(key="bob")] == [2]
@@ -71,8 +81,8 @@ def test_the_newest_are_listed_first_and_filtered(tmp_path):
     ],
     ids=["count", "bytes", "age"],
 )
-def test_past_a_bound_the_oldest_make_room(tmp_path, bounds, records, left):
-    kept_here = store(tmp_path, **bounds)
+def test_past_a_bound_the_oldest_make_room(make_store, bounds, records, left):
+    kept_here = make_store(**bounds)
     dropped = kept_here.add(records)
     assert [kept_here.get(brief["id"])["n"] for brief in kept_here.listed()] == left
     assert dropped == len(records) - len(left)
@@ -91,6 +101,18 @@ def test_bytes_on_disk_stay_bounded_as_exchanges_keep_coming(tmp_path):
     assert size <= bound and count == bound // (size // count)  # as many as fit, no more
     assert kept_here.get(kept_here.listed(limit=1)[0]["id"])["n"] == 999
     assert (tmp_path / "exchanges.sqlite3").stat().st_size < 2 * bound
+
+
+def test_redis_memory_stays_bounded_as_exchanges_keep_coming(redis_client):
+    bound = 8 * 1024 * 1024
+    kept_here = RedisExchanges(redis_client, clock=lambda: 1000.0, max_bytes=bound)
+    empty = redis_client.info("memory")["used_memory"]
+    for batch in range(20):
+        kept_here.add([record(batch * 50 + n, size=50_000) for n in range(50)])
+    count, size = kept_here.totals()
+    assert size <= bound and count == bound // (size // count)
+    assert kept_here.get(kept_here.listed(limit=1)[0]["id"])["n"] == 999
+    assert redis_client.info("memory")["used_memory"] - empty < 2 * bound
 
 
 class Served:
@@ -145,8 +167,8 @@ def test_a_server_rendered_prompt_is_asked_for_by_the_writer_and_its_failure_sai
     assert facts["prompt"] is None and "ConnectionError" in facts["prompt_by"]
 
 
-def test_listing_filters_by_conversation_and_time_and_finds_the_turn_before(tmp_path):
-    kept_here = store(tmp_path)
+def test_listing_filters_by_conversation_and_time_and_finds_the_turn_before(make_store):
+    kept_here = make_store()
     turns = [
         {**record(n), "at": 1000.0 + n, "key": key, "conversation": talk, "seconds": 0.5}
         for n, (key, talk) in enumerate(

@@ -178,3 +178,24 @@ def test_a_long_stream_is_kept_to_a_megabyte_and_said_to_be_cut(make_client):
     record = client.get(f"/admin/exchanges/{brief['id']}", headers=ADMIN).json
     assert record["answer_cut"] and len(record["answer"].encode()) == MAX_PART
     assert streamed.decode().startswith(record["answer"])
+
+
+def test_what_the_store_gives_up_is_counted_on_metrics(make_client):
+    client = make_client(admin_key="admin-secret", capture="on", metrics="on",
+                         capture_max_exchanges=1)  # fmt: skip
+    for _ in range(3):
+        ask(client, "/v1/chat/completions", CHAT)
+    assert listed(client)["kept"] == 1 and listed(client)["dropped"] == 2
+    scraped = client.get("/metrics", headers=ADMIN).get_data(as_text=True)
+    assert "oai_proxy_exchanges_dropped_total 2.0" in scraped
+
+
+def test_proxies_sharing_redis_keep_their_exchanges_there(make_client, redis_url, redis_client):
+    one, other = (make_client(admin_key="admin-secret", capture="on", redis_url=redis_url)
+                  for _ in range(2))  # fmt: skip
+    ask(one, "/v1/chat/completions", CHAT)
+    ask(other, "/v1/completions", {"model": "fake-model", "prompt": "hi"})
+    briefs = listed(one)["exchanges"]
+    assert [brief["path"] for brief in briefs] == ["/v1/completions", "/v1/chat/completions"]
+    assert listed(other)["exchanges"] == briefs
+    assert redis_client.zcard("oai-proxy:exchanges:ids") == 2
