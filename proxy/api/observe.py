@@ -106,7 +106,7 @@ def init_app(app: Flask, state: ProxyState) -> None:
         key = getattr(call, "key", None)
         line = (asked.remote_addr, asked.method, asked.path) if log_access else None
         kept = None
-        if api and capture is not None and capture.wanted(key, model):
+        if api and rule is not None and capture is not None and capture.wanted(key, model):
             kept = Exchange(asked, getattr(call, "body", UNREAD), response)
 
         def done() -> None:
@@ -174,7 +174,7 @@ class Exchange:
         )
         answer, answer_cut = exchanges.kept(bytes(self.answer))
         first = spent.first_token
-        generating = seconds - first if first is not None else None
+        generating = seconds - first if first is not None else seconds
         return {
             "at": self.at,
             "key": key,

@@ -45,6 +45,12 @@ def test_nothing_is_kept_unless_asked(make_client, tmp_path):
     assert listed(client)["exchanges"] == [] and listed(client)["kept"] == 0
 
 
+def test_a_request_for_no_route_is_not_an_exchange(make_client):
+    client = make_client(admin_key="admin-secret", capture="on")
+    assert client.get("/favicon.ico").status_code == 404
+    assert listed(client)["exchanges"] == []
+
+
 def test_an_exchange_is_the_request_as_sent_and_the_answer_as_got(make_client):
     client = make_client(admin_key="admin-secret", capture="on")
     whole = ask(client, "/v1/chat/completions", CHAT).json
@@ -122,7 +128,9 @@ def test_the_exchanges_are_the_admins_and_a_kept_key_sees_its_own_alone(make_cli
     own = client.get("/admin/exchanges?key=bob", headers=alice).json["exchanges"]
     assert [brief["key"] for brief in own] == ["alice"]  # her filter cannot widen it
     bobs, alices = (brief["id"] for brief in everyone)
-    assert client.get(f"/admin/exchanges/{alices}", headers=alice).status_code == 200
+    hers = client.get(f"/admin/exchanges/{alices}", headers=alice)
+    assert hers.status_code == 200 and "replica" not in hers.json  # no address of the proxy's
+    assert client.get(f"/admin/exchanges/{alices}", headers=ADMIN).json["replica"]
     assert client.get(f"/admin/exchanges/{bobs}", headers=alice).status_code == 404
     export = client.get("/admin/exchanges.jsonl", headers=alice).get_data(as_text=True)
     assert [json.loads(line)["key"] for line in export.splitlines()] == ["alice"]

@@ -55,7 +55,7 @@ def test_a_conversation_keeps_its_key_from_turn_to_turn(first, later):
         pytest.param(chat("doc A"), chat("doc B"), id="same-system-other-question"),
         pytest.param(chat("doc A"), chat("doc A", system=False), id="with-and-without-system"),
         pytest.param(
-            GenerationRequest(prompt="a" * 300), GenerationRequest(prompt="b" * 10), id="raw-prompts"
+            GenerationRequest(prompt="a" * 10), GenerationRequest(prompt="b" * 10), id="raw-prompts"
         ),
         pytest.param(
             GenerationRequest(prompt="x = ", suffix="", nearby=(FILE,)),
