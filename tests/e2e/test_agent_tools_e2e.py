@@ -14,9 +14,10 @@ import json
 
 import openai
 import pytest
+import requests
 
 from tests.images import picture
-from tests.processes import ProxyProcess
+from tests.processes import ADMIN, ProxyProcess
 
 from . import agents
 from .agent_tools import AGENT_FAMILIES, ANSWER, COMMAND, CONTEXT, WRITTEN, family, qwen3_coder_call
@@ -59,14 +60,14 @@ def served(request, family_name, tmp_path_factory, logs):
         ProxyProcess(
             server.url,
             logs / f"proxy-tools-{family_name}-{agent}.log",
-            args=["--api-key", "sk-agent", "--upstream-timeout", "600"],
+            args=["--api-key", "sk-agent", "--upstream-timeout", "600", "--capture", "on"],
         ) as proxy,
     ):
-        yield agent, proxy
+        yield agent, server, proxy
 
 
-def test_the_agent_runs_the_models_tool_call_and_prints_its_answer(served, tmp_path):
-    agent, proxy = served
+def test_the_agent_runs_the_models_tool_call_and_the_inspector_shows_each_turn(served, tmp_path):
+    agent, server, proxy = served
     run = claude if agent == "claude" else codex
     result = run(proxy, tmp_path)
     print(result.stdout[-3000:], result.stderr[-3000:])
@@ -74,6 +75,36 @@ def test_the_agent_runs_the_models_tool_call_and_prints_its_answer(served, tmp_p
     assert (tmp_path / "notes.txt").read_text() == WRITTEN
     assert ANSWER in result.stdout
     assert "Traceback" not in proxy.log()
+    inspected(agent, server, proxy)
+
+
+def inspected(agent: str, server: LlamaServer, proxy: ProxyProcess) -> None:
+    """The session's turns as the inspector keeps them: each with the prompt the server's
+    chat layer rendered (as its ``/apply-template`` renders what went upstream), the turn
+    that called the shell, and the turn after it linked to it, going on from its prompt."""
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    api = "anthropic" if agent == "claude" else "responses"
+    briefs = requests.get(
+        f"{proxy.url}/admin/exchanges?api={api}&limit=1000", headers=headers, timeout=30
+    ).json()["exchanges"]
+    turns = [
+        requests.get(f"{proxy.url}/admin/exchanges/{b['id']}", headers=headers, timeout=60).json()
+        for b in reversed(briefs)
+    ]
+    turns = [turn for turn in turns if turn["upstream_body"] and turn["upstream_body"].get("tools")]
+    shell = SHELLS[agent][0]
+    calling = next(i for i, turn in enumerate(turns) if shell in json.dumps(turn["answer"]))
+    called, after = turns[calling], turns[calling + 1]
+    for turn in (called, after):
+        assert turn["upstream_route"] == "/v1/chat/completions" and turn["prompt_by"] == "server"
+        rendered = requests.post(
+            server.url + "/apply-template", json=turn["upstream_body"], timeout=60
+        ).json()["prompt"]
+        assert turn["prompt"] == rendered
+        assert turn["raw"] is None  # the server read the call out of the text itself
+    assert after["previous"] == called["id"]
+    assert after["prompt"].startswith(called["prompt"]) and after["divergence"]["reused_all"]
+    print(json.dumps({"turns": len(turns), "divergence": after["divergence"]}, indent=1))
 
 
 def claude(proxy: ProxyProcess, cwd):

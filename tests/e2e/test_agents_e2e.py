@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 
 import pytest
+import requests
 
-from tests.processes import ProxyProcess
+from tests.processes import ADMIN, ProxyProcess
 
 from . import agents
 from .llama_server import LlamaServer
@@ -51,6 +52,8 @@ def proxy(stopping_model, logs, kind, tmp_path_factory):
                 "sk-claude",
                 "--upstream-timeout",
                 "600",
+                "--capture",
+                "on",
             ],
         ) as running,
     ):
@@ -99,6 +102,14 @@ def test_later_turns_and_sessions_read_the_prompt_from_the_cache(proxy, tmp_path
     second_prompt = second["usage"]["input_tokens"] + second["usage"]["cache_read_input_tokens"]
     assert third["usage"]["cache_read_input_tokens"] >= second_prompt
     assert other["usage"]["cache_read_input_tokens"] >= 0.75 * prompt  # all but its messages
+    # the inspector links the session's turns and shows where each left the cache before
+    turns = inspected(proxy, "anthropic")
+    print(json.dumps([(t["id"], t["previous"], t["divergence"]) for t in turns], indent=1))
+    assert [turn["raw"] for turn in turns] == [ANSWER_TEXT] * 4  # as the model wrote it
+    assert [turn["previous"] for turn in turns[1:3]] == [turns[0]["id"], turns[1]["id"]]
+    for turn in turns[1:3]:  # each went on from all its turn before left in the cache
+        assert turn["divergence"]["reused_all"] and turn["divergence"]["evaluated_tokens"] < 200
+    assert turns[3]["previous"] is None  # a new session: a conversation of its own
 
 
 def codex(proxy: ProxyProcess, cwd, *args: str):
@@ -120,6 +131,22 @@ def test_a_codex_threads_next_turn_reads_its_prompt_from_the_cache(proxy, tmp_pa
     usages = [turn_usage(result) for result in (first, second)]
     print(json.dumps(usages))
     assert usages[1]["cached_input_tokens"] >= usages[0]["input_tokens"]
+    turns = inspected(proxy, "responses")
+    print(json.dumps([(t["id"], t["previous"], t["divergence"]) for t in turns], indent=1))
+    assert turns[1]["previous"] == turns[0]["id"] and turns[1]["divergence"]["reused_all"]
+    assert [turn["raw"] for turn in turns] == [ANSWER_TEXT] * 2
+
+
+def inspected(proxy: ProxyProcess, api: str) -> list:
+    """The turns of ``api`` the inspector kept, oldest first."""
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    briefs = requests.get(
+        f"{proxy.url}/admin/exchanges?api={api}&limit=1000", headers=headers, timeout=30
+    ).json()["exchanges"]
+    return [
+        requests.get(f"{proxy.url}/admin/exchanges/{b['id']}", headers=headers, timeout=60).json()
+        for b in reversed(briefs)
+    ]
 
 
 def turn_usage(result) -> dict:
