@@ -456,9 +456,9 @@ class ObservingSettings:
     )
     capture: str = setting(
         "off",
-        "keep every exchange (the request as sent, the answer, its facts) for the "
-        "admin's inspector, /admin/exchanges; off = only those of keys with "
-        "capture = true",
+        "keep every exchange (the request as sent, what went upstream, the prompt the "
+        "model saw, the text it wrote, the answer, its facts) for the inspector, "
+        "/admin/exchanges; off = only those of keys and models with capture = true",
         choices=("on", "off"),
     )
 

@@ -40,6 +40,7 @@ cache_prompt = true
 [models.old]
 upstreams = ["http://127.0.0.1:9000"]
 affinity = false
+capture = true
 """
 
 
@@ -59,6 +60,7 @@ def test_a_complete_file(tmp_path):
         UpstreamSpec("http://10.0.0.2:8080", 2),
     )
     assert qwen.chat_template == "chatml" and qwen.affinity and not old.affinity
+    assert old.capture and not qwen.capture
     assert qwen.defaults.sampling.temperature == 0.2 and qwen.defaults.max_tokens == 256
     assert qwen.defaults.stop == ("<|im_end|>",) and qwen.defaults.cache_prompt is True
     assert old.defaults is None
@@ -178,6 +180,11 @@ def test_unknown_names_find_nothing_unless_catch_all(tmp_path):
         ),
         pytest.param(
             "[models.a]\nmodel='a.gguf'\nttl=-1", "models.a.ttl: must be a number", id="bad-ttl"
+        ),
+        pytest.param(
+            "[models.a]\nupstreams=['http://a']\ncapture='yes'",
+            "models.a.capture: must be true or false",
+            id="bad-capture",
         ),
         pytest.param(
             "[models.a]\nmodel='a.gguf'\nargs='-c 8'",
