@@ -20,7 +20,6 @@ import binascii
 import hashlib
 import json
 import logging
-import queue
 import re
 import threading
 import time
@@ -35,6 +34,7 @@ MAX_BYTES = 256 * 1024 * 1024
 RETENTION_DAYS = 7.0
 MAX_PART = 1024 * 1024  # bytes of one request or answer kept
 QUEUED = 1000  # exchanges waiting for the writer, at most
+QUEUED_BYTES = 64 * 1024 * 1024  # and their bytes, at most (as their requests and answers go)
 WRITE_EVERY = 0.5  # seconds
 MAX_LISTED = 1000
 BLOB = 512  # characters from which a base64 string is a payload, not text
@@ -292,7 +292,8 @@ class Capture:
         self.catalog = catalog
         self.dropped = 0  # exchanges a full queue or a full store gave up
         self.on_dropped: Callable[[int], None] = lambda count: None  # metrics count them
-        self._queue: queue.Queue = queue.Queue(QUEUED)
+        self._waiting: list = []  # records for the writer
+        self._waiting_bytes = 0
         self._writer: Optional[threading.Thread] = None
         self._lock = threading.Lock()
 
@@ -310,28 +311,26 @@ class Capture:
     def _models(self) -> tuple:
         return self.catalog().models if self.catalog is not None else ()
 
-    def submit(self, record: dict) -> None:
-        """Keep ``record`` soon; never wait for it."""
-        try:
-            self._queue.put_nowait(record)
-        except queue.Full:
-            self._drop(1)
-            return
+    def submit(self, record: dict, size: int = 0) -> None:
+        """Keep ``record`` (of about ``size`` bytes) soon; never wait for it. Past
+        :data:`QUEUED` records or :data:`QUEUED_BYTES` waiting, it is dropped."""
         with self._lock:
-            if self._writer is None:
-                self._writer = threading.Thread(
-                    target=self._write, name="exchange-writer", daemon=True
-                )
-                self._writer.start()
+            full = len(self._waiting) >= QUEUED or self._waiting_bytes + size > QUEUED_BYTES
+            if not full:
+                self._waiting.append(record)
+                self._waiting_bytes += size
+                if self._writer is None:
+                    self._writer = threading.Thread(
+                        target=self._write, name="exchange-writer", daemon=True
+                    )
+                    self._writer.start()
+        if full:
+            self._drop(1)
 
     def flush(self) -> None:
         """Write what waits now (the writer does, every half second)."""
-        records = []
-        while True:
-            try:
-                records.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
+        with self._lock:
+            records, self._waiting, self._waiting_bytes = self._waiting, [], 0
         if not records:
             return
         records = [settled(record) for record in records]

@@ -113,7 +113,7 @@ def init_app(app: Flask, state: ProxyState) -> None:
             seconds = perf_counter() - spent.began
             name = key.name if key else ""
             if kept is not None:
-                capture.submit(kept.record(name, model, status, seconds, spent))
+                capture.submit(kept.record(name, model, status, seconds, spent), kept.size)
             if figures is not None:
                 figures.answered(route, model, status, seconds, spent, name)
             if history is not None:
@@ -147,6 +147,7 @@ class Exchange:
         self.method, self.path = asked.method, asked.path
         self.at = time()
         self.body = body
+        self.read = asked.content_length or 0
         self.streamed = response.is_streamed
         self.answer = bytearray() if self.streamed else response.get_data()
         self.cut = False  # a stream went on past what is kept of it
@@ -165,6 +166,12 @@ class Exchange:
             close = getattr(pieces, "close", None)
             if close is not None:
                 close()
+
+    @property
+    def size(self) -> int:
+        """About how many bytes the exchange holds until it is written: its body as read, in
+        the request, the upstream body and the prompt; its answer, and the text beneath it."""
+        return 3 * self.read + 2 * len(self.answer)
 
     def record(self, key: str, model: str, status: int, seconds: float, spent) -> dict:
         """What is kept, but for the model's side (``seen``): the writer settles that, as it

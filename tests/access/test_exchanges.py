@@ -196,3 +196,15 @@ def test_a_full_queue_drops_and_counts_rather_than_wait(tmp_path, monkeypatch):
     capture.flush()
     assert [json.loads(json.dumps(capture.store.get(b["id"])))["n"] for b in
             capture.store.listed()] == [1, 0]  # fmt: skip
+
+
+def test_the_line_to_the_writer_is_bounded_by_bytes_too(tmp_path, monkeypatch):
+    monkeypatch.setattr("proxy.access.exchanges.QUEUED_BYTES", 1000)
+    capture = Capture(store(tmp_path), everyone=True)
+    monkeypatch.setattr(capture, "_writer", object())  # no writer: the line fills
+    for n in range(3):
+        capture.submit(record(n), size=400)
+    assert capture.dropped == 1
+    capture.flush()
+    capture.submit(record(3), size=900)  # the line emptied: room again
+    assert capture.dropped == 1
