@@ -78,10 +78,8 @@ def test_the_agent_runs_the_models_tool_call_and_the_inspector_shows_each_turn(s
     inspected(agent, server, proxy)
 
 
-def inspected(agent: str, server: LlamaServer, proxy: ProxyProcess) -> None:
-    """The session's turns as the inspector keeps them: each with the prompt the server's
-    chat layer rendered (as its ``/apply-template`` renders what went upstream), the turn
-    that called the shell, and the turn after it linked to it, going on from its prompt."""
+def session(agent: str, proxy: ProxyProcess) -> list:
+    """The agent's turns with its tools the inspector kept, oldest first."""
     headers = {"Authorization": f"Bearer {ADMIN}"}
     api = "anthropic" if agent == "claude" else "responses"
     briefs = requests.get(
@@ -91,7 +89,18 @@ def inspected(agent: str, server: LlamaServer, proxy: ProxyProcess) -> None:
         requests.get(f"{proxy.url}/admin/exchanges/{b['id']}", headers=headers, timeout=60).json()
         for b in reversed(briefs)
     ]
-    turns = [turn for turn in turns if turn["upstream_body"] and turn["upstream_body"].get("tools")]
+    return [
+        t
+        for t in turns
+        if t["upstream_body"] and isinstance(t["request"], dict) and t["request"].get("tools")
+    ]
+
+
+def inspected(agent: str, server: LlamaServer, proxy: ProxyProcess) -> None:
+    """The session's turns as the inspector keeps them: each with the prompt the server's
+    chat layer rendered (as its ``/apply-template`` renders what went upstream), the turn
+    that called the shell, and the turn after it linked to it, going on from its prompt."""
+    turns = session(agent, proxy)
     shell = SHELLS[agent][0]
     calling = next(i for i, turn in enumerate(turns) if shell in json.dumps(turn["answer"]))
     called, after = turns[calling], turns[calling + 1]
@@ -259,3 +268,60 @@ def test_the_agent_shows_the_model_a_picture_and_the_model_sees_it(agent, tmp_pa
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
         assert IMAGE_ANSWER in result.stdout
         assert "Traceback" not in proxy.log()
+
+
+@pytest.fixture(scope="module", params=list(SHELLS))
+def rendered_here(request, tmp_path_factory, logs):
+    """A Qwen3 model that calls the agent's shell in Hermes' syntax, its template named by the
+    operator (so the proxy renders it and reads the call, as on every old server)."""
+    agent = request.param
+    name, arguments = SHELLS[agent]
+    qwen = family("qwen3")
+    call = "<tool_call>\n" + json.dumps({"name": name, "arguments": arguments}) + "\n</tool_call>"
+    folder = tmp_path_factory.mktemp("rendered-here")
+    model = write_scripted_gguf(
+        folder / f"qwen3-{agent}.gguf",
+        [Script(call), Script(ANSWER, trigger="<tool_response>")],
+        qwen.tokens,
+        qwen.chat_template(),
+        name="qwen3",
+    )
+    template = folder / "qwen3.jinja"
+    template.write_text(qwen.chat_template())
+    with (
+        LlamaServer(model, logs / f"rendered-{agent}.log", parallel=1, ctx_size=CONTEXT) as server,
+        ProxyProcess(
+            server.url,
+            logs / f"proxy-rendered-{agent}.log",
+            args=[
+                "--api-key",
+                "sk-agent",
+                "--upstream-timeout",
+                "600",
+                "--capture",
+                "on",
+                "--chat-template",
+                str(template),
+            ],  # fmt: skip
+        ) as proxy,
+    ):
+        yield agent, proxy
+
+
+def test_the_inspector_keeps_the_calls_syntax_where_the_proxy_renders_the_prompt(
+    rendered_here, tmp_path
+):
+    agent, proxy = rendered_here
+    result = (claude if agent == "claude" else codex)(proxy, tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert (tmp_path / "notes.txt").read_text() == WRITTEN
+    turns = session(agent, proxy)
+    shell = SHELLS[agent][0]
+    calling = next(i for i, turn in enumerate(turns) if f'"name": "{shell}"' in (turn["raw"] or ""))
+    called, after = turns[calling], turns[calling + 1]
+    assert called["raw"].startswith("<tool_call>\n")  # as the model wrote it, before parsing
+    for turn in (called, after):
+        assert turn["prompt_by"] == "proxy" and turn["upstream_route"] == "/completion"
+        assert turn["upstream_body"]["prompt"] == turn["prompt"]
+    assert after["previous"] == called["id"] and "<tool_response>" in after["prompt"]
+    print(json.dumps({"called": called["raw"], "divergence": after["divergence"]}, indent=1))
