@@ -277,7 +277,11 @@ def rendered_here(request, tmp_path_factory, logs):
     agent = request.param
     name, arguments = SHELLS[agent]
     qwen = family("qwen3")
-    call = "<tool_call>\n" + json.dumps({"name": name, "arguments": arguments}) + "\n</tool_call>"
+    call = (
+        "<think>I will write the file.</think>\n<tool_call>\n"
+        + json.dumps({"name": name, "arguments": arguments})
+        + "\n</tool_call>"
+    )
     folder = tmp_path_factory.mktemp("rendered-here")
     model = write_scripted_gguf(
         folder / f"qwen3-{agent}.gguf",
@@ -308,7 +312,7 @@ def rendered_here(request, tmp_path_factory, logs):
         yield agent, proxy
 
 
-def test_the_inspector_keeps_the_calls_syntax_where_the_proxy_renders_the_prompt(
+def test_the_inspector_keeps_the_calls_syntax_and_finds_the_thoughts_left_the_cache(
     rendered_here, tmp_path
 ):
     agent, proxy = rendered_here
@@ -319,9 +323,15 @@ def test_the_inspector_keeps_the_calls_syntax_where_the_proxy_renders_the_prompt
     shell = SHELLS[agent][0]
     calling = next(i for i, turn in enumerate(turns) if f'"name": "{shell}"' in (turn["raw"] or ""))
     called, after = turns[calling], turns[calling + 1]
-    assert called["raw"].startswith("<tool_call>\n")  # as the model wrote it, before parsing
+    assert called["raw"].startswith("<think>I will write the file.</think>\n<tool_call>\n")
     for turn in (called, after):
         assert turn["prompt_by"] == "proxy" and turn["upstream_route"] == "/completion"
         assert turn["upstream_body"]["prompt"] == turn["prompt"]
     assert after["previous"] == called["id"] and "<tool_response>" in after["prompt"]
-    print(json.dumps({"called": called["raw"], "divergence": after["divergence"]}, indent=1))
+    parted = after["divergence"]
+    print(json.dumps({"called": called["raw"], "divergence": parted}, indent=1))
+    # the thoughts come back otherwise than the model wrote them (Claude Code leaves them out,
+    # the template puts Codex's on lines of their own): the cache is left within the answer,
+    # at the thoughts, and all after them is read again
+    thoughts = len(called["prompt"]) + called["raw"].index("I will write")
+    assert parted["in_answer"] and len(called["prompt"]) < parted["character"] <= thoughts
