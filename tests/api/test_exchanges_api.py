@@ -140,10 +140,15 @@ def test_the_exchanges_are_the_admins_and_a_kept_key_sees_its_own_alone(make_cli
 
 def test_a_browser_gets_the_inspector_page_with_no_data_in_it(make_client):
     client = make_client(admin_key="admin-secret", capture="on")
-    ask(client, "/v1/chat/completions", {**CHAT, "messages": [{"role": "user", "content": "zq"}]})
+    question = "what is on this page?"  # words no nonce of the page can spell
+    ask(
+        client,
+        "/v1/chat/completions",
+        {**CHAT, "messages": [{"role": "user", "content": question}]},
+    )
     page = client.get("/admin/exchanges", headers={"Accept": "text/html"})
     assert page.status_code == 200 and page.mimetype == "text/html"
-    assert b"zq" not in page.data and b"/admin/exchanges" in page.data
+    assert question.encode() not in page.data and b"/admin/exchanges" in page.data
 
 
 def test_the_model_side_and_the_turn_before_it_parted_from(make_client):

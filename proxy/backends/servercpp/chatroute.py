@@ -9,7 +9,7 @@ finishes the answer as every route does (:mod:`.finish`).
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Iterator, Optional
 
 from proxy.backends.servercpp import chat
 from proxy.backends.servercpp.finish import Finish
@@ -19,6 +19,8 @@ from proxy.backends.structured.stops import stopping
 from proxy.core.errors import UpstreamError
 from proxy.core.types import Chunk, Completion, GenerationRequest
 from proxy.ops import seen
+
+RENDER_TIMEOUT = 10.0  # seconds the inspector waits for the server's rendering of a prompt
 
 
 class ChatRoute:
@@ -84,7 +86,7 @@ class ChatRoute:
         rendered of it; the text the model wrote stays the server's (it reads calls and
         thoughts out of it itself)."""
         seen.sent(chat.PATH, payload)
-        seen.rendered_by_server(lambda: self._rendered(request))
+        seen.rendered_by_server(lambda: self._rendered(request, timeout=RENDER_TIMEOUT))
 
     def _finish(self, request: GenerationRequest) -> Finish:
         """The server's answers name no slot; their thoughts are always told apart."""
@@ -96,10 +98,11 @@ class ChatRoute:
         BOS the server puts before it, where the model has one)."""
         return tuple(self.server.tokens.token_ids(self._rendered(request), add_special=bos))
 
-    def _rendered(self, request: GenerationRequest) -> str:
-        """The prompt the server renders for ``request``, as its ``/apply-template`` says."""
+    def _rendered(self, request: GenerationRequest, timeout: Optional[float] = None) -> str:
+        """The prompt the server renders for ``request``, as its ``/apply-template`` says
+        (``timeout``: seconds to wait for it, the upstream's by default)."""
         body = self.server.client.post_json(
-            "/apply-template", chat.count_payload(request, **self._options())
+            "/apply-template", chat.count_payload(request, **self._options()), timeout=timeout
         )
         prompt = body.get("prompt") if isinstance(body, dict) else None
         return prompt if isinstance(prompt, str) else ""

@@ -98,12 +98,17 @@ class UpstreamClient:
         return self._whole(path, self._post(path, body), timeout)
 
     def post_json(
-        self, path: str, body: dict, *, client_gone: Optional[Callable[[], bool]] = None
+        self,
+        path: str,
+        body: dict,
+        *,
+        client_gone: Optional[Callable[[], bool]] = None,
+        timeout: Optional[float] = None,
     ) -> object:
         """POST and return the decoded JSON answer, or raise the mapped error;
         ``client_gone``: the request's client, whose leaving gives the answer up (and tells the
-        server to stop working on it)."""
-        reply = self._whole(path, self._post(path, body), None, client_gone)
+        server to stop working on it); ``timeout``: seconds, the upstream's by default."""
+        reply = self._whole(path, self._post(path, body), timeout, client_gone)
         self.raise_for_status(reply)
         try:
             return reply.json()
