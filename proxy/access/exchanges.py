@@ -295,7 +295,8 @@ class Capture:
         self._waiting: list = []  # records for the writer
         self._waiting_bytes = 0
         self._writer: Optional[threading.Thread] = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the waiting list
+        self._writing = threading.Lock()  # one flush at a time: a reader's waits for the writer's
 
     def armed(self) -> bool:
         """Whether any exchange may be kept: each then watches its model's side."""
@@ -328,17 +329,19 @@ class Capture:
             self._drop(1)
 
     def flush(self) -> None:
-        """Write what waits now (the writer does, every half second)."""
-        with self._lock:
-            records, self._waiting, self._waiting_bytes = self._waiting, [], 0
-        if not records:
-            return
-        records = [settled(record) for record in records]
-        try:
-            self._drop(self.store.add(records))
-        except Exception as exc:  # the inspector's loss, never the request's
-            self._drop(len(records))
-            logger.warning("exchanges not kept: %s: %s", type(exc).__name__, exc)
+        """Write what waits now (the writer does, every half second). On return, every
+        exchange submitted before the call is in the store, even one the writer had taken."""
+        with self._writing:
+            with self._lock:
+                records, self._waiting, self._waiting_bytes = self._waiting, [], 0
+            if not records:
+                return
+            records = [settled(record) for record in records]
+            try:
+                self._drop(self.store.add(records))
+            except Exception as exc:  # the inspector's loss, never the request's
+                self._drop(len(records))
+                logger.warning("exchanges not kept: %s: %s", type(exc).__name__, exc)
 
     def _drop(self, count: int) -> None:
         if count:

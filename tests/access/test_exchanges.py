@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import threading
 
 import pytest
 
@@ -208,3 +209,29 @@ def test_the_line_to_the_writer_is_bounded_by_bytes_too(tmp_path, monkeypatch):
     capture.flush()
     capture.submit(record(3), size=900)  # the line emptied: room again
     assert capture.dropped == 1
+
+
+def test_a_readers_flush_waits_for_the_record_the_writer_is_settling(tmp_path, monkeypatch):
+    capture = Capture(store(tmp_path), everyone=True)
+    monkeypatch.setattr(capture, "_writer", object())  # the flushes below are the writers
+    rendering, rendered = threading.Event(), threading.Event()
+
+    def slow_render():
+        rendering.set()
+        rendered.wait(timeout=30)
+        return "<|im_start|>user"
+
+    seen = Seen()
+    seen.render, seen.prompt_by = slow_render, SERVER
+    capture.submit({**record(1), "seen": seen})
+    writer = threading.Thread(target=capture.flush)
+    writer.start()
+    rendering.wait(timeout=30)
+    reader = threading.Thread(target=capture.flush)
+    reader.start()
+    reader.join(timeout=0.2)
+    held = reader.is_alive()  # still waiting for the writer's record
+    rendered.set()
+    reader.join(timeout=30)
+    writer.join(timeout=30)
+    assert held and [capture.store.get(b["id"])["n"] for b in capture.store.listed()] == [1]
