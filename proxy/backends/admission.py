@@ -51,6 +51,7 @@ class Ticket:
     not_before: float = 0.0
     refusals: int = 0
     accepted: bool = False  # the server has started answering it and not yet ended
+    slot: Optional[int] = None  # the server's slot answering it, when its answer says
 
 
 class LineWatch:
@@ -94,7 +95,7 @@ class Admission:
         self.clock = clock
         self._line: deque = deque()
         self._running = 0
-        self._accepted = 0
+        self._accepted: set = set()  # tickets the server is answering
         self._queued_inside = 0  # requests per slot the server may hold waiting
         # one lock; each waiter sleeps on a condition of its own, so a freed slot wakes the
         # head of the line alone rather than every waiter
@@ -115,6 +116,7 @@ class Admission:
         start: Callable[[], Iterator[T]],
         gone: Callable[[], bool] = never,
         ends: Callable[[T], bool] = lambda item: False,
+        slot: Callable[[T], Optional[int]] = lambda item: None,
     ) -> Iterator[T]:
         """Yield what ``start()`` yields, holding a lease until it ends or is closed.
 
@@ -122,6 +124,7 @@ class Admission:
         it, the client has bytes and the failure is theirs to see. The item ``ends`` knows
         for the upstream's last has freed the server's slot: the lease lasts until the client
         has read it, but a refusal meanwhile does not count it among the slots in use.
+        ``slot`` reads the server's slot from the first item, where it names one.
         """
         ticket = None
         while True:
@@ -132,7 +135,7 @@ class Admission:
                         for item in items:
                             if not accepted:
                                 accepted = True
-                                self._accept(ticket)
+                                self._accept(ticket, slot(item))
                             if ends(item):
                                 self._done(ticket)
                             yield item
@@ -157,10 +160,10 @@ class Admission:
             self._wake_head()
             self._count()
 
-    def _accept(self, ticket: Ticket) -> None:
+    def _accept(self, ticket: Ticket, slot: Optional[int]) -> None:
         with self._lock:
-            ticket.accepted = True
-            self._accepted += 1
+            ticket.accepted, ticket.slot = True, slot
+            self._accepted.add(ticket)
 
     def _done(self, ticket: Ticket) -> None:
         with self._lock:
@@ -170,16 +173,19 @@ class Admission:
         """The server no longer holds a slot for ``ticket`` (call holding the lock)."""
         if ticket.accepted:
             ticket.accepted = False
-            self._accepted -= 1
+            self._accepted.discard(ticket)
 
     def refused(self, ticket: Ticket) -> None:
         """The server had no free slot for ``ticket``'s request: learn, and back off.
 
         Only requests it has started answering surely hold a slot; those still waiting for
-        their first byte may be refused in turn.
+        their first byte may be refused in turn. Two answered from one slot hold one: the
+        first has ended on the server, its last item not yet read here.
         """
         with self._lock:
-            self.slots.refused(self._accepted)
+            named = {held.slot for held in self._accepted if held.slot is not None}
+            unnamed = sum(1 for held in self._accepted if held.slot is None)
+            self.slots.refused(len(named) + unnamed)
             ticket.refusals += 1
             backoff = min(FIRST_BACKOFF * 2 ** (ticket.refusals - 1), MAX_BACKOFF)
             ticket.not_before = self.clock() + backoff

@@ -325,6 +325,24 @@ def test_a_refusal_counts_only_the_generations_the_server_still_holds(ended):
         stream.close()
 
 
+@pytest.mark.parametrize(
+    "slots, limit", [((0, 1), 2), ((0, 0), 1), ((0, None), 2)], ids=["two", "one-reused", "unnamed"]
+)
+def test_a_refusal_counts_two_answers_from_one_slot_once(slots, limit):
+    """The first answer ended on the server and its slot went to the second before the last
+    item of the first was read here: the server holds one generation, not two."""
+    gate = admission(None)
+    holders = [
+        gate.stream(lambda n=n: (i for i in [n, "more"]), slot=lambda item, n=n: n) for n in slots
+    ]
+    for stream in holders:
+        next(stream)
+    gate.refused(Ticket(deadline=time.monotonic() + 5))
+    assert gate.slots.limit == limit
+    for stream in holders:
+        stream.close()
+
+
 def test_a_server_that_reappears_is_learned_afresh():
     gate = admission(None)
     gate.saw_slot(5)

@@ -82,7 +82,10 @@ class CompletionRoute:
     def _stream(self, request: GenerationRequest, *, count_first: bool) -> Iterator[Chunk]:
         finishes: list = []  # how the answer of the attempt that reached the server ends
         chunks = self.server.admission.stream(
-            lambda: self._chunks(request, finishes, count_first), request.client_gone, ends=_last
+            lambda: self._chunks(request, finishes, count_first),
+            request.client_gone,
+            ends=_last,
+            slot=_slot,
         )
         return finishing(chunks, lambda last, thoughts: finishes[-1](last, thoughts))
 
@@ -201,6 +204,11 @@ def _written(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
     for chunk in chunks:
         seen.wrote(chunk.text)
         yield chunk
+
+
+def _slot(chunk: Chunk) -> Optional[int]:
+    """The server's slot answering, which its first chunk names."""
+    return chunk.slot
 
 
 def _last(chunk: Chunk) -> bool:

@@ -199,7 +199,7 @@ def stream_chunks(batches: Iterable[list], upstream: str, top: Optional[int]) ->
             )
             if not seen_any:  # current servers count the prompt in every chunk
                 seen_any = True
-                chunk.__dict__["prompt_count"] = _count(body)
+                chunk.__dict__.update(prompt_count=_count(body), slot=slot(body))
             yield chunk
     if seen_other and not seen_any:
         raise UpstreamError(

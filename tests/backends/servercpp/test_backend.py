@@ -557,3 +557,11 @@ def test_the_stop_word_that_ended_the_answer_is_told(make_backend, upstream):
     add_kind(upstream, "llamacpp")
     upstream.post("/completion", json_body=final("llamacpp", stop_type="word", stopping_word="END"))
     assert make_backend().complete(CHAT).stop_sequence == "END"
+
+
+@pytest.mark.parametrize("field", ["slot_id", "id_slot"])
+def test_a_streams_first_chunk_names_the_slot_answering_it(field):
+    partials = [{"content": word, "stop": False, field: 2} for word in ("a", "b")]
+    raw = stream_body(*partials, final("llamacpp", content="")).encode()
+    first, second, _ = parse.stream_chunks(line_batches([raw]), "http://upstream.test", None)
+    assert (first.slot, second.slot) == (2, None)  # read once, for admission
