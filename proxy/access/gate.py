@@ -6,13 +6,17 @@ from __future__ import annotations
 import atexit
 import hmac
 import logging
+import threading
+from dataclasses import replace
 from typing import Optional
 
 from proxy.access.keyring import Keyring, KeySpec
 from proxy.access.limits import Decision, LimiterUnavailable
 from proxy.access.usage import UsageRecorder
+from proxy.backends.turns import ANYONE, HIGHEST, LOWEST, Party
 from proxy.core.errors import (
     AuthenticationError,
+    InvalidRequestError,
     ModelNotFoundError,
     PermissionDeniedError,
     RequestsLimitError,
@@ -36,6 +40,8 @@ class Access:
         self.limiter = limiter
         self.usage = usage
         self.admin = KeySpec(ADMIN, admin_key, manage=True) if admin_key else None
+        self._parties: dict = {}  # key name: its Party, one per key for its count of slots
+        self._lock = threading.Lock()
         atexit.register(usage.close)  # the last second of counts is written too
 
     @property
@@ -90,6 +96,37 @@ class Access:
             param="model",
         )
 
+    def party(self, key: Optional[KeySpec], asked: Optional[object] = None) -> Party:
+        """Whose turn ``key``'s request waits as (``None``: no keys, one line for all), at
+        the priority it ``asked`` for, if any (a header's text or a body's number).
+
+        A request may always ask to go later; to go sooner than its key, only where the key
+        has ``request_priority = true``.
+        """
+        if key is None:  # no keys: one line for all, where a request may still step back
+            return ANYONE if asked is None else ANYONE.at(_priority(asked))
+        party = self._parties.get(key.name)
+        if party is None or (party.weight, party.priority, party.cap) != (
+            key.weight,
+            key.priority,
+            key.max_concurrent,
+        ):
+            with self._lock:  # one count of held slots per key, whoever asks first
+                party = self._parties.get(key.name)
+                settings = Party(key.name, key.weight, key.priority, key.max_concurrent)
+                party = settings if party is None else replace(settings, held=party.held)
+                self._parties[key.name] = party
+        if asked is None:
+            return party
+        priority = _priority(asked)
+        if priority < key.priority and not key.request_priority:
+            raise PermissionDeniedError(
+                f"the key {key.name!r} may not ask for priority {priority}, ahead of its own "
+                f"{key.priority} (lower is sooner); it may ask for {key.priority} to {LOWEST}",
+                param="priority",
+            )
+        return party.at(priority)
+
     def admit(self, key: Optional[KeySpec]) -> Optional[Decision]:
         """Count the request against its key's minute; 429 when the minute is used up."""
         if key is None or not key.limited:
@@ -131,3 +168,16 @@ class Access:
                 self.limiter.charge(key, prompt_tokens + completion_tokens)
             except LimiterUnavailable:
                 pass  # the next admit says so to its client
+
+
+def _priority(asked: object) -> int:
+    """A request's priority, from a header's text or a body's number; a 400 otherwise."""
+    if isinstance(asked, str):
+        asked = int(asked.strip()) if asked.strip().isdigit() else asked
+    if isinstance(asked, bool) or not isinstance(asked, int) or not HIGHEST <= asked <= LOWEST:
+        raise InvalidRequestError(
+            f"'priority' must be a whole number from {HIGHEST} (first) to {LOWEST}, "
+            f"got {str(asked)[:40]!r}",
+            param="priority",
+        )
+    return asked

@@ -11,6 +11,11 @@ tokens_per_minute = 20000   # optional
 manage = true               # optional: may unload and keep loaded the servers the proxy
                             # runs for every client (Ollama's keep_alive); false by default
 capture = true              # optional: its exchanges are kept for the inspector
+weight = 2                  # optional: its share of busy slots against other keys (1)
+priority = 0                # optional: 0 to 255, the lower served first (128)
+max_concurrent = 4          # optional: slots it may hold at once, across the fleet
+request_priority = true     # optional: a request may ask for a higher priority than the
+                            # key's (any request may ask for a lower one)
 ```
 """
 
@@ -20,6 +25,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
+from proxy.backends.turns import DEFAULT_PRIORITY, HIGHEST, LOWEST
 from proxy.config.tomlfile import read_toml
 
 FIELDS = {
@@ -32,6 +38,10 @@ FIELDS = {
     "tokens_per_minute",
     "manage",
     "capture",
+    "weight",
+    "priority",
+    "max_concurrent",
+    "request_priority",
 }
 
 
@@ -45,6 +55,10 @@ class KeySpec:
     tpm: int = 0  # tokens per minute; 0 = no limit
     manage: bool = False  # may stop and keep the servers every key shares
     capture: bool = False  # its exchanges are kept for the inspector
+    weight: float = 1.0  # its share of busy slots against other keys
+    priority: int = DEFAULT_PRIORITY  # the lower, the sooner its requests are served
+    max_concurrent: int = 0  # slots it may hold at once; 0 = no cap
+    request_priority: bool = False  # a request may ask for a higher priority than the key's
 
     @property
     def limited(self) -> bool:
@@ -109,8 +123,9 @@ def parse_keys(data: dict, source: str, environ: Mapping[str, str]) -> list:
         models = entry.get("models", [])
         if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
             raise ValueError(f"{where}: 'models' must be a list of model ids")
-        hidden, manage, capture = (
-            _flag(entry, field, where) for field in ("hidden", "manage", "capture")
+        hidden, manage, capture, request_priority = (
+            _flag(entry, field, where)
+            for field in ("hidden", "manage", "capture", "request_priority")
         )
         limits = [
             _limit(entry, field, where) for field in ("requests_per_minute", "tokens_per_minute")
@@ -118,7 +133,19 @@ def parse_keys(data: dict, source: str, environ: Mapping[str, str]) -> list:
         names.add(name)
         secrets.add(secret)
         keys.append(
-            KeySpec(name, secret, tuple(models), hidden, *limits, manage=manage, capture=capture)
+            KeySpec(
+                name,
+                secret,
+                tuple(models),
+                hidden,
+                *limits,
+                manage=manage,
+                capture=capture,
+                weight=_weight(entry, where),
+                priority=_priority(entry, where),
+                max_concurrent=_limit(entry, "max_concurrent", where),
+                request_priority=request_priority,
+            )
         )
     return keys
 
@@ -141,6 +168,22 @@ def _flag(entry: dict, field: str, where: str) -> bool:
     value = entry.get(field, False)
     if not isinstance(value, bool):
         raise ValueError(f"{where}: '{field}' must be true or false")
+    return value
+
+
+def _weight(entry: dict, where: str) -> float:
+    value = entry.get("weight", 1)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1000:
+        raise ValueError(f"{where}: 'weight' must be a number above 0, at most 1000")
+    return float(value)
+
+
+def _priority(entry: dict, where: str) -> int:
+    value = entry.get("priority", DEFAULT_PRIORITY)
+    if isinstance(value, bool) or not isinstance(value, int) or not HIGHEST <= value <= LOWEST:
+        raise ValueError(
+            f"{where}: 'priority' must be a whole number from {HIGHEST} (first) to {LOWEST}"
+        )
     return value
 
 

@@ -15,12 +15,14 @@ from werkzeug.datastructures import Headers
 
 from proxy.access.gate import MISSING_KEY, Access
 from proxy.api.model import request_model
+from proxy.backends.turns import ANYONE, claim
 from proxy.core.errors import AuthenticationError
 
 # pages, their status and /health answer anyone, each showing a viewer what it may see
 # (proxy.access.visibility); the playground asks for a key itself; /metrics checks its own
 PUBLIC_PATHS = frozenset({"/health", "/", "/status", "/playground", "/metrics"})
 ADMIN = "/admin/"  # its own key: proxy.api.admin checks it
+PRIORITY_HEADER = "X-Request-Priority"  # or the body's "priority", as LiteLLM takes it
 
 
 def presented_key(headers: Headers) -> Optional[bytes]:
@@ -65,9 +67,12 @@ def init_app(app: Flask, access: Access, cors_origins: Sequence[str]) -> None:
             return _preflight(origins) if origins else None
         path = asked.path
         if path in PUBLIC_PATHS or path.startswith(ADMIN):
+            claim(ANYONE)
             return None
         call = g._get_current_object()
-        key = call.key = access.identify(presented_key(asked.headers))
+        headers = asked.headers
+        key = call.key = access.identify(presented_key(headers))
+        claim(access.party(key, headers.get(PRIORITY_HEADER)))
         if key is not None and key.models and asked.method == "POST":
             model = request_model()
             access.check_model(key, model.asked, model.counted_as)

@@ -1,27 +1,32 @@
 """Admission to one upstream: no more generations than it has slots, the rest wait in line.
 
 Old servers (PowerInfer, llama.cpp of 2023) refuse at once when every slot is busy. So
-requests take a lease before they reach the upstream; those beyond the slot count wait in one
-FIFO line, bounded in length (``--max-queue``) and in time (``--queue-timeout``). A request
-the server still refuses (another client or proxy process shares it) goes back to the head of
-the line: the client never hears of it while the line has room and time.
+requests take a lease before they reach the upstream; those beyond the slot count wait in
+line, bounded in length (``--max-queue``) and in time (``--queue-timeout``), and a freed slot
+goes to the key whose turn it is (:mod:`proxy.backends.fairline`), within the slots its cap
+allows (:mod:`proxy.backends.turns`). A request the server still refuses (another client or
+proxy process shares it) goes back to the head of its key's line: the client never hears of
+it while the line has room and time.
 
-Current llama.cpp queues what it has no slot for. It is given one request per slot beyond
-its slots, to wait inside it: a slot that frees then starts its next generation at once,
-instead of after the answer's way back through the proxy and the next request's way out
-(with a fast model, a quarter of the server's throughput at 16 clients).
+Current llama.cpp queues what it has no slot for. While one key alone asks, it is given one
+request per slot beyond its slots, to wait inside it: a slot that frees then starts its next
+generation at once, instead of after the answer's way back through the proxy and the next
+request's way out (with a fast model, a quarter of the server's throughput at 16 clients).
+Once another key has asked within :data:`SHARED_FOR` seconds, nothing more waits inside the
+server, where it would be served first come first served, ahead of the other key's turn.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from contextlib import closing
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, TypeVar
 
+from proxy.backends.fairline import FairLine
 from proxy.backends.slots import SlotCount
+from proxy.backends.turns import Party, current
 from proxy.core.errors import (
     ClientGoneError,
     QueueFullError,
@@ -35,6 +40,7 @@ POLL = 0.2  # seconds between checks, while waiting, that the client is still th
 FIRST_BACKOFF = 0.05  # a refused request waits this long before trying again, doubling
 MAX_BACKOFF = 1.0
 RETRY_AFTER = 2  # seconds a refused client is told to wait
+SHARED_FOR = 5.0  # seconds after a key last asked that others share the server with it
 T = TypeVar("T")
 
 
@@ -44,10 +50,14 @@ def never() -> bool:
 
 @dataclass(eq=False)
 class Ticket:
-    """One request's lease or place in line, and how to wake it when it reaches the head."""
+    """One request's lease or place in line, and how to wake it when its turn comes."""
 
     deadline: float
+    party: Party = Party()
     wake: Optional[threading.Condition] = None  # made when it has to wait in line
+    joined: float = 0.0  # stamped by the line (proxy.backends.fairline)
+    stamp: float = 0.0
+    order: int = 0
     not_before: float = 0.0
     refusals: int = 0
     accepted: bool = False  # the server has started answering it and not yet ended
@@ -65,9 +75,14 @@ class LineWatch:
     def admitted(self, waited: float) -> None:
         """A request got its slot after ``waited`` seconds (0: no line)."""
 
+    def turns(self, key: str, running: int, waiting: int, served: bool) -> None:
+        """Key ``key`` now runs ``running`` generations here and has ``waiting`` requests in
+        line; ``served``: one of them has just got its slot. Told only while keys are in
+        use."""
+
 
 class Admission:
-    """Leases on one upstream's slots, handed out in arrival order.
+    """Leases on one upstream's slots, handed out by turns.
 
     ``slots`` says how many at once; ``None`` (nothing known yet) lets every request through
     until the server's refusals show its size. Every lease is released in a ``finally``.
@@ -93,8 +108,10 @@ class Admission:
         self.max_queue = max_queue
         self.queue_timeout = queue_timeout
         self.clock = clock
-        self._line: deque = deque()
+        self._line = FairLine()
         self._running = 0
+        self._running_by: dict = {}  # key name: generations it runs here
+        self._asked: dict = {}  # key name: when it last asked here
         self._accepted: set = set()  # tickets the server is answering
         self._queued_inside = 0  # requests per slot the server may hold waiting
         # one lock; each waiter sleeps on a condition of its own, so a freed slot wakes the
@@ -157,8 +174,10 @@ class Admission:
         with self._lock:
             self._running -= 1
             self._unaccept(ticket)
+            self._ran(ticket.party, -1)
             self._wake_head()
             self._count()
+        ticket.party.held.give()  # outside the lock: it wakes this line and others
 
     def _accept(self, ticket: Ticket, slot: Optional[int]) -> None:
         with self._lock:
@@ -216,51 +235,67 @@ class Admission:
         the proxy's line or inside the server."""
         with self._lock:
             running, waiting = self._counts()
-            return {
+            shown = {
                 "slots": self.slots.limit,
                 "slots_source": self.slots.source,
                 "in_flight": running,
                 "queued": waiting,
             }
+            keys = self._by_key()
+            if set(keys) - {""}:  # keys in use: each one's part of the line
+                shown["keys"] = keys
+            return shown
+
+    def _by_key(self) -> dict:
+        waiting = self._line.waiting()
+        return {
+            name: {"running": self._running_by.get(name, 0), "waiting": waiting.get(name, 0)}
+            for name in sorted(set(waiting) | set(self._running_by))
+        }
 
     def _counts(self) -> tuple:
         limit = self.slots.limit
         running = self._running if limit is None else min(self._running, limit)
         return running, len(self._line) + self._running - running
 
-    def _count(self) -> None:
-        """Tell the watch the new counts (call holding the lock, after every change)."""
+    def _count(self, party: Optional[Party] = None) -> None:
+        """Tell the watch the new counts (call holding the lock, after every change), and
+        ``party``'s, whose place in line changed."""
         self.watch.counted(*self._counts())
+        if party is not None and party.name:
+            name = party.name
+            self.watch.turns(
+                name, self._running_by.get(name, 0), self._line.waiting().get(name, 0), False
+            )
 
     # -- waiting ----------------------------------------------------------------------------
 
     def _wait(self, gone: Callable[[], bool], ticket: Optional[Ticket]) -> Ticket:
         with self._lock:
+            now = self.clock()
             if ticket is None:
-                if not self._line and self._free():  # nobody ahead: no line to join
-                    self._running += 1
-                    self._count()
-                    self.watch.admitted(0.0)
-                    return Ticket(self.clock() + self.queue_timeout)
-                if len(self._line) >= self.max_queue and not self._free():
+                party = current()
+                self._asked[party.name] = now
+                if not self._line and self._free(party) and not party.capped():
+                    return self._admit(Ticket(now + self.queue_timeout, party), 0.0)
+                if len(self._line) >= self.max_queue and not self._free(party):
                     raise QueueFullError(
                         f"all {self._slots_text()} of {self.name} are busy and "
                         f"{len(self._line)} requests already wait for one; retry shortly, or "
                         f"raise --max-queue{self.remedy}",
                         retry_after=RETRY_AFTER,
                     )
-                ticket = Ticket(self.clock() + self.queue_timeout)
-                self._line.append(ticket)
+                ticket = Ticket(now + self.queue_timeout, party)
+                self._line.join(ticket, now)
             else:
-                self._line.appendleft(ticket)
+                self._line.rejoin(ticket)
+            if ticket.party.cap:
+                ticket.party.held.watch(self, self._poke)
             if ticket.wake is None:
                 ticket.wake = threading.Condition(self._lock)
-            self._count()
+            self._count(ticket.party)
             try:
-                while not (
-                    self._line[0] is ticket and self._free() and self.clock() >= ticket.not_before
-                ):
-                    now = self.clock()
+                while not self._turn_of(ticket, now):
                     if now >= ticket.deadline:
                         raise QueueTimeoutError(
                             f"waited {self.queue_timeout:g}s for one of the "
@@ -275,32 +310,76 @@ class Admission:
                     finally:
                         self._lock.acquire()
                     pause = min(POLL, ticket.deadline - now)
-                    if self._line[0] is ticket and self._free():
+                    if self._line.first(now, Party.capped) is ticket and self._free(ticket.party):
                         pause = min(pause, max(ticket.not_before - now, 0.0))
                     ticket.wake.wait(pause)
+                    now = self.clock()
             except BaseException:
-                self._line.remove(ticket)
+                self._line.leave(ticket)
                 self._wake_head()  # the next in line may be free to go now
-                self._count()
+                self._count(ticket.party)
                 raise
-            self._line.popleft()
-            self._running += 1
+            self._line.served(ticket)
+            self._asked[ticket.party.name] = now
+            self._admit(ticket, now - ticket.joined)
             self._wake_head()  # more than one slot may be free
-            self._count()
-            self.watch.admitted(self._waited(ticket))
             return ticket
 
-    def _waited(self, ticket: Ticket) -> float:
-        return self.clock() - (ticket.deadline - self.queue_timeout)
+    def _turn_of(self, ticket: Ticket, now: float) -> bool:
+        """Whether ``ticket`` may go now (call holding the lock)."""
+        return (
+            self._line.first(now, Party.capped) is ticket
+            and self._free(ticket.party)
+            and now >= ticket.not_before
+        )
+
+    def _admit(self, ticket: Ticket, waited: float) -> Ticket:
+        """``ticket`` takes a slot (call holding the lock)."""
+        self._running += 1
+        ticket.party.held.take()
+        self._ran(ticket.party, 1, served=True)
+        self._count()
+        self.watch.admitted(waited)
+        return ticket
+
+    def _ran(self, party: Party, change: int, served: bool = False) -> None:
+        running = self._running_by.get(party.name, 0) + change
+        if running:
+            self._running_by[party.name] = running
+        else:
+            self._running_by.pop(party.name, None)
+        if party.name:  # keys in use
+            self.watch.turns(party.name, running, self._line.waiting().get(party.name, 0), served)
+
+    def _poke(self) -> None:
+        """A key gave a slot back somewhere: its capped request here may go now."""
+        with self._lock:
+            self._wake_head()
 
     def _wake_head(self) -> None:
-        """Wake the first in line if a slot is free for it (call holding the lock)."""
-        if self._line and self._free():
-            self._line[0].wake.notify()
+        """Wake the request whose turn it is if a slot is free for it (call holding the
+        lock)."""
+        if self._line:
+            first = self._line.first(self.clock(), Party.capped)
+            if first is not None and self._free(first.party):
+                first.wake.notify()
 
-    def _free(self) -> bool:
+    def _free(self, party: Party) -> bool:
+        """Whether a slot is free for ``party`` (call holding the lock): one of the server's,
+        or a place inside a server that queues while no other key shares it."""
         limit = self.slots.limit
-        return limit is None or self._running < limit * (1 + self._queued_inside)
+        if limit is None or self._running < limit:
+            return True
+        return bool(self._queued_inside) and self._running < 2 * limit and not self._shared(party)
+
+    def _shared(self, party: Party) -> bool:
+        """Whether another key than ``party``'s has asked here lately (call holding the
+        lock); keys that have not are forgotten."""
+        since = self.clock() - SHARED_FOR
+        for name, asked in list(self._asked.items()):
+            if asked < since and name not in self._running_by:
+                del self._asked[name]
+        return any(name != party.name for name in self._asked)
 
     def _slots_text(self) -> str:
         limit = self.slots.limit

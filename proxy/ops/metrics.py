@@ -95,6 +95,26 @@ class Metrics:
             "or could not write",
             registry=registry,
         )
+        self.key_waiting = Gauge(
+            PREFIX + "key_queue_length",
+            "Requests of a key waiting for a slot in the proxy's line",
+            ["model", "upstream", "key"],
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.key_busy = Gauge(
+            PREFIX + "key_slots_busy",
+            "Slots a key holds",
+            ["model", "upstream", "key"],
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.key_served = Counter(
+            PREFIX + "key_slots_served",
+            "Slots given to a key's requests: each key's share of the turns",
+            ["model", "upstream", "key"],
+            registry=registry,
+        )
         self.queue_wait = Histogram(
             PREFIX + "queue_wait_seconds",
             "Time a request waited in the proxy's line",
@@ -203,6 +223,8 @@ class LineMetrics:
         self.queued = metrics.queued.labels(model, upstream)
         self.busy = metrics.busy.labels(model, upstream)
         self.wait = metrics.queue_wait.labels(model)
+        self.metrics, self.labels = metrics, (model, upstream)
+        self._keys: dict = {}  # key name: its three figures, looked up once
 
     def counted(self, running: int, waiting: int) -> None:
         self.busy.set(running)
@@ -210,6 +232,21 @@ class LineMetrics:
 
     def admitted(self, waited: float) -> None:
         self.wait.observe(waited)
+
+    def turns(self, key: str, running: int, waiting: int, served: bool) -> None:
+        figures = self._keys.get(key)
+        if figures is None:
+            metrics, labels = self.metrics, (*self.labels, key or "-")
+            figures = self._keys[key] = (
+                metrics.key_busy.labels(*labels),
+                metrics.key_waiting.labels(*labels),
+                metrics.key_served.labels(*labels),
+            )
+        busy, queued, turns = figures
+        busy.set(running)
+        queued.set(waiting)
+        if served:
+            turns.inc()
 
 
 class FleetCollector:

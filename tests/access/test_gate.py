@@ -6,6 +6,8 @@ import logging
 
 import pytest
 
+from proxy.access.gate import Access
+from proxy.access.keyring import Keyring, KeySpec
 from proxy.app import create_app
 from proxy.config.settings import Settings
 from tests.fakes.servercpp import FakeServerCpp
@@ -195,3 +197,50 @@ def test_the_access_log_can_be_turned_off(tmp_path, caplog):
         with app.test_client().post("/v1/chat/completions", json=CHAT) as response:
             assert response.status_code == 200
     assert not [r for r in caplog.records if r.name == "proxy.access"]
+
+
+@pytest.mark.parametrize(
+    "where, asked, status, says",
+    [
+        ("body", 200, 200, None),
+        ("header", "255", 200, None),
+        ("body", 0, 403, "may not ask for priority 0, ahead of its own 128"),
+        ("header", "1", 403, "may not ask for priority 1"),
+        ("body", "high", 400, "'priority' must be a whole number from 0 (first) to 255"),
+        ("header", "-3", 400, "'priority' must be a whole number"),
+        ("body", 256, 400, "'priority'"),
+        ("body", True, 400, "'priority'"),
+    ],
+)
+def test_a_request_may_step_back_in_line_but_not_ahead_of_its_key(
+    client, where, asked, status, says
+):
+    body = {**CHAT, "priority": asked} if where == "body" else CHAT
+    headers = {**as_key("sk-carol"), **({"X-Request-Priority": asked} if where == "header" else {})}
+    for path, shaped in [("/v1/chat/completions", body), ("/v1/messages", body)]:
+        response = client.post(path, json=shaped, headers=headers)
+        assert response.status_code == status, response.get_data(as_text=True)
+        if says:
+            error = response.get_json()["error"]
+            assert says in error["message"]
+            if path == "/v1/chat/completions":
+                assert error["param"] == "priority"
+            else:
+                assert response.get_json()["type"] == "error"
+
+
+def test_each_key_waits_as_one_party_whatever_priority_it_asks():
+    steady = KeySpec("steady", b"s", weight=2.0, priority=10, max_concurrent=3)
+    bold = KeySpec("bold", b"b", request_priority=True)
+    access = Access(Keyring([steady, bold]), limiter=None, usage=_NoUsage())
+    party = access.party(steady)
+    assert (party.name, party.weight, party.priority, party.cap) == ("steady", 2.0, 10, 3)
+    later = access.party(steady, "90")
+    assert later.priority == 90 and later.held is party.held  # one count of slots held
+    assert access.party(bold, 0).priority == 0
+    assert access.party(None, "7").priority == 7 and access.party(None).name == ""
+
+
+class _NoUsage:
+    def close(self) -> None:
+        pass

@@ -34,6 +34,13 @@ def one(**fields) -> dict:
         (one(requests_per_minute=-1), "'requests_per_minute'"),
         (one(requests_per_minute=True), "'requests_per_minute'"),
         (one(tokens_per_minute=1.5), "'tokens_per_minute'"),
+        (one(weight=0), "'weight' must be a number above 0"),
+        (one(weight="2"), "'weight'"),
+        (one(priority=256), "'priority' must be a whole number from 0 (first) to 255"),
+        (one(priority=-1), "'priority'"),
+        (one(priority=1.5), "'priority'"),
+        (one(max_concurrent=-2), "'max_concurrent'"),
+        (one(request_priority=1), "'request_priority' must be true or false"),
         ({"keys": [{"name": "a", "key": SECRET}, {"name": "a", "key": "other"}]}, "used twice"),
         ({"keys": [{"name": "a", "key": SECRET}, {"name": "b", "key": SECRET}]}, "same key value"),
     ],
@@ -54,12 +61,27 @@ def test_a_full_key():
             tokens_per_minute=1000,
             manage=True,
             capture=True,
+            weight=2,
+            priority=0,
+            max_concurrent=3,
+            request_priority=True,
         ),
         "k",
         {},
     )
     assert key == KeySpec(
-        "alice", SECRET.encode(), ("qwen",), True, 60, 1000, manage=True, capture=True
+        "alice",
+        SECRET.encode(),
+        ("qwen",),
+        True,
+        60,
+        1000,
+        manage=True,
+        capture=True,
+        weight=2.0,
+        priority=0,
+        max_concurrent=3,
+        request_priority=True,
     )
     assert key.limited and key.models == ("qwen",)
     assert key.may_use("qwen") and not key.may_use("llama")
@@ -68,6 +90,12 @@ def test_a_full_key():
 def test_a_key_manages_no_server_and_is_not_captured_unless_it_says_so():
     (key,) = parse_keys(one(), "k", {})
     assert not key.manage and not key.capture and key.may_use("anything")
+    assert (key.weight, key.priority, key.max_concurrent, key.request_priority) == (
+        1.0,
+        128,
+        0,
+        False,
+    )
 
 
 def test_a_key_from_the_environment():

@@ -9,6 +9,7 @@ import pytest
 
 from proxy.backends.admission import Admission, Ticket
 from proxy.backends.slots import SlotCount
+from proxy.backends.turns import ANYONE, Party, claim
 from proxy.core.errors import (
     ClientGoneError,
     QueueFullError,
@@ -83,11 +84,15 @@ def admission(slots: int | None = 1, **options) -> Admission:
     return Admission(URL, SlotCount(configured=slots), **options)
 
 
-def hold(gate: Admission, release: threading.Event, **kwargs) -> threading.Thread:
-    """A thread holding a lease until ``release`` is set; it has it when this returns."""
+def hold(
+    gate: Admission, release: threading.Event, party: Party = ANYONE, **kwargs
+) -> threading.Thread:
+    """A thread holding a lease for ``party`` until ``release`` is set; it has it when this
+    returns."""
     taken = threading.Event()
 
     def run() -> None:
+        claim(party)
         with gate.lease(**kwargs):
             taken.set()
             release.wait(10)
@@ -363,3 +368,83 @@ def test_a_stream_closed_from_another_thread_hands_the_lease_back():
     assert gate.snapshot()["in_flight"] == 0
     with gate.lease():  # and the next one gets it
         pass
+
+
+# -- turns by key ------------------------------------------------------------------------------
+
+
+def queue(gate: Admission, party: Party, order: list, release: threading.Event) -> threading.Thread:
+    """A thread waiting in line as ``party``; once in, it notes its name and holds its slot
+    until ``release``."""
+
+    def run() -> None:
+        claim(party)
+        with gate.lease():
+            order.append(party.name)
+            release.wait(10)
+
+    thread = threading.Thread(target=run)
+    before = len(gate._line)
+    thread.start()
+    wait_for(lambda: len(gate._line) == before + 1, "the request in line")
+    return thread
+
+
+def test_a_freed_slot_goes_to_the_key_whose_turn_it_is_not_the_oldest_request():
+    gate, order = admission(1), []
+    a, b = Party("a"), Party("b")
+    first, go = threading.Event(), threading.Event()
+    holder = hold(gate, first, a)
+    waiters = [queue(gate, a, order, go) for _ in range(3)] + [queue(gate, b, order, go)]
+    assert gate.snapshot()["keys"] == {
+        "a": {"running": 1, "waiting": 3},
+        "b": {"running": 0, "waiting": 1},
+    }
+    first.set()
+    go.set()
+    for thread in [holder, *waiters]:
+        thread.join(5)
+    assert order == ["a", "b", "a", "a"]
+
+
+def test_a_key_at_its_cap_waits_while_another_key_takes_the_free_slot():
+    gate, order, release = admission(3), [], threading.Event()
+    capped, other = Party("a", cap=1), Party("b")
+    holder = hold(gate, release, capped)
+    waiter = queue(gate, capped, order, release)
+    other_holder = hold(gate, release, other)  # a slot free for b: no line
+    assert gate.snapshot()["in_flight"] == 2 and order == []
+    release.set()
+    for thread in [holder, waiter, other_holder]:
+        thread.join(5)
+    assert order == ["a"] and capped.held.count == 0
+
+
+def test_a_cap_holds_across_upstreams_and_a_slot_given_back_on_one_wakes_the_other():
+    here, there, order = admission(2), admission(2), []
+    capped = Party("a", cap=1)
+    done_there, go = threading.Event(), threading.Event()
+    holder = hold(there, done_there, capped)
+    waiter = queue(here, capped, order, go)
+    assert order == []  # here has both slots free, but the key holds its one over there
+    done_there.set()
+    wait_for(lambda: order == ["a"], "the capped request to go once its key gave a slot back")
+    go.set()
+    for thread in [holder, waiter]:
+        thread.join(5)
+
+
+@pytest.mark.parametrize("second, inside", [("a", True), ("b", False)], ids=["alone", "shared"])
+def test_a_request_waits_inside_a_queueing_server_only_while_its_key_asks_alone(second, inside):
+    gate, release = admission(None), threading.Event()
+    gate.report(1, queues=True)
+    holders = [hold(gate, release, Party("a"))]
+    if inside:
+        holders.append(hold(gate, release, Party(second)))  # into the server's own queue
+        assert len(gate._line) == 0
+    else:
+        holders.append(queue(gate, Party(second), [], release))  # the proxy's line: its turn
+    assert gate.busy()[0] == 2
+    release.set()
+    for thread in holders:
+        thread.join(5)

@@ -1,0 +1,113 @@
+"""The order in which requests waiting for one upstream's slots get them: turns by key.
+
+Start-time fair queueing: each request joining the line is stamped with a virtual start,
+the later of the line's virtual time and where its key's previous request ended; a key
+of ``weight`` w advances by 1/w per request. The next free slot goes to the lowest stamp,
+so a key that has had the least recent service goes first, a key alone gets every slot
+(nothing waits while a slot is free), and a key's own requests keep their order.
+
+Priorities come before turns: the lowest priority number goes first. A request's priority
+improves by one step every :data:`AGE_EVERY` seconds it waits, so a batch at the lowest
+priority reaches the highest within half a minute and never waits forever.
+
+Pure bookkeeping, as :mod:`proxy.backends.slots`: the caller serialises access.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from typing import Callable, Iterator, Optional, Protocol
+
+from proxy.backends.turns import Party
+
+AGE_EVERY = 0.1  # seconds of waiting that raise a request's priority by one step
+
+
+class Waiting(Protocol):
+    """What the line reads and stamps on a waiting request."""
+
+    party: Party
+    joined: float  # when it joined, on the line's clock
+    stamp: float  # its virtual start
+    order: int  # its arrival, to break ties
+
+
+class FairLine:
+    """Requests waiting for one upstream's slots, each key's in a flow of its own."""
+
+    def __init__(self, age_every: float = AGE_EVERY) -> None:
+        self.age_every = age_every
+        self._flows: dict = {}  # (key name, priority): deque of its waiting requests
+        self._ends: dict = {}  # key name: the virtual end of its latest request
+        self._virtual = 0.0  # the stamp of the request served last
+        self._arrivals = itertools.count()
+        self._length = 0
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __iter__(self) -> Iterator[Waiting]:
+        for flow in self._flows.values():
+            yield from flow
+
+    def join(self, request: Waiting, now: float) -> None:
+        """``request`` waits from ``now``, behind its key's requests of its priority."""
+        party = request.party
+        request.stamp = max(self._virtual, self._ends.get(party.name, 0.0))
+        request.order, request.joined = next(self._arrivals), now
+        self._ends[party.name] = request.stamp + 1.0 / party.weight
+        self._flow(party).append(request)
+        self._length += 1
+
+    def rejoin(self, request: Waiting) -> None:
+        """``request``, refused by the server, waits again first of its flow, as stamped."""
+        self._flow(request.party).appendleft(request)
+        self._length += 1
+
+    def leave(self, request: Waiting) -> None:
+        """``request`` stops waiting: it gave up, or got its slot (:meth:`served`)."""
+        party = request.party
+        flow = self._flows[party.name, party.priority]
+        flow.remove(request)
+        if not flow:
+            del self._flows[party.name, party.priority]
+        self._length -= 1
+
+    def served(self, request: Waiting) -> None:
+        """``request`` got its slot: the line's virtual time reaches its stamp."""
+        self.leave(request)
+        self._virtual = max(self._virtual, request.stamp)
+
+    def first(
+        self, now: float, held_back: Callable[[Party], bool] = lambda party: False
+    ) -> Optional[Waiting]:
+        """The request the next free slot goes to; none of a party ``held_back`` (its cap
+        reached)."""
+        heads = [flow[0] for flow in self._flows.values() if not held_back(flow[0].party)]
+        priorities = sorted({head.party.priority for head in heads})
+        best, best_rank = None, None
+        for head in heads:
+            rank = (self._band(head, now, priorities), head.stamp, head.order)
+            if best_rank is None or rank < best_rank:
+                best, best_rank = head, rank
+        return best
+
+    def _band(self, head: Waiting, now: float, priorities: list) -> int:
+        """The priority ``head`` competes at: the best of those waiting that its own, aged,
+        has reached. Ageing lifts a request past other priorities, never past its equals."""
+        aged = head.party.priority - (now - head.joined) / self.age_every
+        return next(priority for priority in priorities if priority >= aged)
+
+    def waiting(self) -> dict:
+        """Requests waiting, by key name."""
+        counts: dict = {}
+        for (name, _), flow in self._flows.items():
+            counts[name] = counts.get(name, 0) + len(flow)
+        return counts
+
+    def _flow(self, party: Party) -> deque:
+        flow = self._flows.get((party.name, party.priority))
+        if flow is None:
+            flow = self._flows[party.name, party.priority] = deque()
+        return flow

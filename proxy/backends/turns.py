@@ -1,0 +1,75 @@
+"""Whose turn a request waits as: its key's name, share of the slots, priority and cap.
+
+The key is known at the door, the line far below it; a request's :class:`Party` rides in a
+context variable between the two, as its :class:`~proxy.ops.measure.Measure` does.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+HIGHEST, DEFAULT_PRIORITY, LOWEST = 0, 128, 255  # LiteLLM's scale: the lower goes first
+
+
+class Held:
+    """How many slots one key holds now, across every upstream, and the lines to tell when
+    it holds one fewer (a request of it may be waiting there for its cap)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+        self._watchers: dict = {}  # callbacks of lines a capped request waits in
+
+    def take(self) -> None:
+        with self._lock:
+            self.count += 1
+
+    def give(self) -> None:
+        """One slot handed back; wake the lines that wait for it (call holding no line's
+        lock: each takes its own)."""
+        with self._lock:
+            self.count -= 1
+            watchers = list(self._watchers.values())
+        for wake in watchers:
+            wake()
+
+    def watch(self, line: object, wake: Callable[[], None]) -> None:
+        with self._lock:
+            self._watchers[id(line)] = wake
+
+
+@dataclass(frozen=True)
+class Party:
+    """One key as the line sees it. ``weight``: its share of the slots against other keys
+    waiting (2 gets twice the turns of 1); ``priority``: 0 to 255, the lower first (a
+    request may ask for its own); ``cap``: slots it may hold at once, 0 for no cap."""
+
+    name: str = ""
+    weight: float = 1.0
+    priority: int = DEFAULT_PRIORITY
+    cap: int = 0
+    held: Held = field(default_factory=Held, compare=False, repr=False)
+
+    def at(self, priority: int) -> "Party":
+        """This party asking for ``priority`` for one request."""
+        return self if priority == self.priority else replace(self, priority=priority)
+
+    def capped(self) -> bool:
+        """Whether it holds all the slots its cap allows."""
+        return bool(self.cap) and self.held.count >= self.cap
+
+
+ANYONE = Party()  # every request when the proxy has no keys: one party, first come first served
+CURRENT: ContextVar[Party] = ContextVar("party", default=ANYONE)
+
+
+def claim(party: Party) -> None:
+    """The request being served is ``party``'s (set at the door of every request)."""
+    CURRENT.set(party)
+
+
+def current() -> Party:
+    return CURRENT.get()

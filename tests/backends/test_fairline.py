@@ -1,0 +1,92 @@
+"""The order of turns: by key, by weight, by priority, with ageing and caps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from proxy.backends.fairline import AGE_EVERY, FairLine
+from proxy.backends.turns import Party
+
+
+@dataclass(eq=False)
+class Asking:
+    party: Party
+    joined: float = 0.0
+    stamp: float = 0.0
+    order: int = 0
+
+
+def party(spec: str) -> Party:
+    """``"a"``, ``"a*3"`` (weight 3) or ``"a!0"`` (priority 0)."""
+    name, _, weight = spec.partition("*")
+    name, _, priority = name.partition("!")
+    return Party(name, weight=float(weight or 1), priority=int(priority or 128))
+
+
+def line_of(arrivals: list, now: float = 0.0) -> FairLine:
+    line = FairLine()
+    for who in arrivals:
+        line.join(Asking(who), now)
+    return line
+
+
+def served(line: FairLine, now: float = 0.0, held_back=lambda party: False) -> str:
+    """Serve the line one slot at a time while anyone may go: the key of each turn."""
+    order = ""
+    while (first := line.first(now, held_back)) is not None:
+        line.served(first)
+        order += first.party.name
+    return order
+
+
+@pytest.mark.parametrize(
+    "arrivals, expected",
+    [
+        ("a a a a b", "abaaa"),
+        ("a a a a b b", "ababaa"),
+        ("a a a a a", "aaaaa"),
+        ("a a a a b*3 b*3 b*3 b*3", "abbbabaa"),
+        ("a a a b b b c c c", "abcabcabc"),
+        ("b b b b a!0", "abbbb"),
+    ],
+    ids=["one-turn-each", "alternating", "alone-gets-all", "weighted", "three-keys", "priority"],
+)
+def test_turns_go_round_the_keys_by_weight_and_priority(arrivals, expected):
+    who = {spec: party(spec) for spec in arrivals.split()}
+    assert served(line_of([who[spec] for spec in arrivals.split()])) == expected
+
+
+def test_a_key_that_had_its_turns_waits_behind_one_that_had_none():
+    a, b = party("a"), party("b")
+    line = line_of([a] * 6)
+    assert served(line, held_back=lambda p: len(line) <= 3) == "aaa"  # three slots to a
+    line.join(Asking(b), now=0.0)
+    assert served(line) == "baaa"
+
+
+def test_ageing_lifts_a_low_priority_past_a_higher_one_never_past_its_equals():
+    batch, interactive, other = party("b!255"), party("i!0"), party("o!255")
+    line = FairLine()
+    line.join(Asking(batch), now=0.0)
+    waited = (255 + 1) * AGE_EVERY
+    line.join(Asking(interactive), now=waited)
+    assert served(line, now=waited) == "bi"  # waited long enough: its turn comes first
+    line = FairLine()
+    for _ in range(3):
+        line.join(Asking(batch), now=0.0)
+    line.join(Asking(other), now=waited)
+    assert served(line, now=waited) == "bobb"  # as long a wait: still turns among equals
+
+
+def test_a_capped_key_is_passed_over_and_a_refused_request_keeps_its_place():
+    a, b = party("a"), party("b")
+    line = line_of([a, a, b])
+    first = line.first(0.0)
+    line.served(first)
+    line.rejoin(first)  # the server refused it: back first of its key's
+    assert line.first(0.0) is first
+    assert served(line, held_back=lambda p: p is a) == "b"
+    assert line.waiting() == {"a": 2} and len(line) == 2
+    assert served(line) == "aa" and len(line) == 0 and line.waiting() == {}
