@@ -1,89 +1,68 @@
 """``python -m bench.fairness``: what one key's flood costs another key's first byte.
 
-A llama-server with four slots and the tests' tiny model (answers run to their budget), and
-the proxy under waitress with two keys. Key B asks short questions (8 tokens, streamed) one
-at a time: alone, then while key A keeps 16 long streams (256 tokens) in flight; A's flood
-also runs alone, for its throughput. Figures: B's first byte (p50, p90), A's answers (p50 and
-per second), and the bound a fair line could reach, B alone plus one A answer over the slots
-(B waits only for the next slot to free). Writes ``bench/results/fairness{,-quick}.md``.
+A server with four slots and the tests' tiny model (current llama-server, its answers run to
+their budget, and PowerInfer's), and the proxy under waitress with a team's keys. Key B asks
+short questions (8 tokens, streamed) one at a time: alone, then while key A keeps 16 long
+streams (256 tokens) in flight, in each of the ways the line can go:
+
+- **first come**: B asks with A's key, so the line is first come first served, as every
+  request's was before turns by key;
+- **by turns**: B with its own key;
+- **A capped**: A's key holds at most three slots (``max_concurrent = 3``);
+- **batch and interactive**: A's key at the lowest priority, B's at the highest.
+
+A's flood also runs alone, for its throughput. Figures: B's first byte (p50, p90) and its
+ratio to the bound a fair line can reach, B alone plus one A answer over the slots (B waits
+only for the next slot to free); A's answers per second in each way, against A alone.
+Writes ``bench/results/fairness{,-quick}.md``.
 """
 
 from __future__ import annotations
 
 import statistics
 import tempfile
-import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
-import requests
-
 from bench import cli, processes
 
 SLOTS = 4
-FLOOD = 16  # A's streams in flight
-LONG, SHORT = 256, 8
-KEYS = '[[keys]]\nname = "a"\nkey = "sk-a"\n\n[[keys]]\nname = "b"\nkey = "sk-b"\n'
+KEYS = """
+[[keys]]
+name = "a"
+key = "sk-a"
+
+[[keys]]
+name = "b"
+key = "sk-b"
+
+[[keys]]
+name = "capped"
+key = "sk-capped"
+max_concurrent = 3
+
+[[keys]]
+name = "batch"
+key = "sk-batch"
+priority = 255
+
+[[keys]]
+name = "interactive"
+key = "sk-interactive"
+priority = 0
+"""
+WAYS = {  # the flood's key and the questions' key
+    "first come (one key)": ("sk-a", "sk-a"),
+    "by turns": ("sk-a", "sk-b"),
+    "A capped at 3 slots": ("sk-capped", "sk-b"),
+    "A batch, B interactive": ("sk-batch", "sk-interactive"),
+}
+KINDS = {"llamacpp": "current llama-server", "powerinfer": "PowerInfer"}
 
 
-def ask(url: str, key: str, tokens: int, question: str) -> tuple:
-    """``(ms to the first byte of the answer, ms to its end)``: a streamed chat."""
-    body = {"model": "tiny", "messages": [{"role": "user", "content": question}],
-            "max_tokens": tokens, "stream": True}  # fmt: skip
-    started = time.perf_counter()
-    with requests.post(
-        url + "/v1/chat/completions",
-        json=body,
-        headers={"Authorization": f"Bearer {key}"},
-        stream=True,
-        timeout=600,
-    ) as reply:
-        reply.raise_for_status()
-        pieces = reply.iter_content(chunk_size=None)
-        next(pieces)
-        first = time.perf_counter()
-        for _ in pieces:
-            pass
-    return (first - started) * 1000, (time.perf_counter() - started) * 1000
-
-
-class Flood:
-    """Key A's streams, :data:`FLOOD` in flight while the ``with`` block runs."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.answers: list = []
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._loop, args=(n,)) for n in range(FLOOD)]
-
-    def _loop(self, n: int) -> None:
-        while not self.stop.is_set():
-            self.answers.append(ask(self.url, "sk-a", LONG, f"Tell story {n}.")[1])
-
-    def __enter__(self) -> "Flood":
-        self.began = time.perf_counter()
-        for thread in self.threads:
-            thread.start()
-        time.sleep(3.0)  # every slot and the line full
-        self.answers.clear()
-        self.began = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.seconds = time.perf_counter() - self.began
-        self.done = len(self.answers)
-        self.stop.set()
-        for thread in self.threads:
-            thread.join()
-
-
-def questions(url: str, count: int) -> list:
-    """B's first bytes, ``count`` questions one at a time."""
-    return [ask(url, "sk-b", SHORT, f"Question {n}?")[0] for n in range(count)]
-
-
-def run(count: int, work: Path) -> dict:
+def measure(kind: str, count: int, work: Path) -> dict:
+    from tests.e2e.flood import Flood, questions
     from tests.e2e.llama_server import LlamaServer
     from tests.e2e.tinymodel import write_tiny_llama_gguf
 
@@ -94,11 +73,12 @@ def run(count: int, work: Path) -> dict:
         server = stack.enter_context(
             LlamaServer(
                 model,
-                work / "server.log",
+                work / f"server-{kind}.log",
+                kind=kind,
                 parallel=SLOTS,
                 ctx_size=SLOTS * 1024,
-                extra_args=["--ignore-eos"],
-            )  # fmt: skip
+                extra_args=["--ignore-eos"] if kind == "llamacpp" else [],
+            )
         )
         proxy = stack.enter_context(
             processes.running(
@@ -108,65 +88,76 @@ def run(count: int, work: Path) -> dict:
                     work,
                     threads=64,
                     workers=1,
-                    name="fairness",
+                    name=f"fairness-{kind}",
                     args=["--keys", str(keys)],
-                )  # fmt: skip
+                )
             )
         )
-        questions(proxy.url, 3)  # warm up
-        alone = questions(proxy.url, count)
-        with Flood(proxy.url) as flood:
-            flooded = questions(proxy.url, count)
-        with Flood(proxy.url) as by_itself:
-            time.sleep(flood.seconds)
-    return {
-        "alone": alone,
-        "flooded": flooded,
-        "a_answer_ms": statistics.median(flood.answers),
-        "a_rate": flood.done / flood.seconds,
-        "a_rate_alone": by_itself.done / by_itself.seconds,
-    }
+        questions(proxy.url, "sk-b", 3)  # warm up
+        found = {"alone": [q.first_ms for q in questions(proxy.url, "sk-b", count)]}
+        rates, answers, seconds = {}, {}, {}
+        for way, (flooding, asking) in WAYS.items():
+            with Flood(proxy.url, flooding) as flood:
+                found[way] = [q.first_ms for q in questions(proxy.url, asking, count)]
+            rates[way] = flood.done / flood.seconds
+            answers[way] = statistics.median(a.total_ms for a in flood.answers)
+            seconds[way] = flood.seconds
+        with Flood(proxy.url, "sk-a") as alone:
+            time.sleep(max(seconds["by turns"], 10.0))
+        rates["A alone"] = alone.done / alone.seconds
+    return {"first": found, "rates": rates, "a_answer_ms": answers["by turns"]}
 
 
-def table(found: dict, count: int, quick: bool) -> str:
-    alone, flooded = found["alone"], found["flooded"]
-    bound = statistics.median(alone) + found["a_answer_ms"] / SLOTS
+def section(kind: str, found: dict) -> list:
+    first, rates = found["first"], found["rates"]
+    alone = statistics.median(first["alone"])
+    bound = alone + found["a_answer_ms"] / SLOTS
 
     def p(values: list, q: float) -> float:
         return sorted(values)[min(int(q * len(values)), len(values) - 1)]
 
-    command = f"python -m bench.fairness{' --quick' if quick else ''}"
-    return (
-        "\n".join(
-            [
-                f"# One key's flood and another key's first byte{' (quick run)' if quick else ''}",
-                "",
-                f"llama-server with {SLOTS} slots and the tests' tiny model, the proxy under "
-                f"waitress with keys A and B (`{command}`). B asks {count} short questions "
-                f"({SHORT} tokens, streamed) one at a time, alone and while A keeps {FLOOD} "
-                f"streams of {LONG} tokens in flight.",
-                "",
-                "| B's first byte | p50 ms | p90 ms |",
-                "|---|---:|---:|",
-                f"| alone | {statistics.median(alone):.1f} | {p(alone, 0.9):.1f} |",
-                f"| under A's flood | {statistics.median(flooded):.1f} | {p(flooded, 0.9):.1f} |",
-                f"| next-slot bound (alone + one A answer / {SLOTS}) | {bound:.1f} | |",
-                "",
-                f"A's answers under the flood: p50 {found['a_answer_ms']:.0f} ms, "
-                f"{found['a_rate']:.2f} a second while B asks, {found['a_rate_alone']:.2f} alone.",
-            ]
+    lines = [
+        f"## {KINDS[kind]}",
+        "",
+        f"Next-slot bound: B alone ({alone:.1f} ms) + one A answer "
+        f"({found['a_answer_ms']:.0f} ms) / {SLOTS} = **{bound:.0f} ms**.",
+        "",
+        "| B's first byte | p50 ms | p90 ms | p50 / bound | A's answers a second |",
+        "|---|---:|---:|---:|---:|",
+        f"| alone | {alone:.1f} | {p(first['alone'], 0.9):.1f} | | |",
+    ]
+    for way in WAYS:
+        values = first[way]
+        lines.append(
+            f"| {way} | {statistics.median(values):.0f} | {p(values, 0.9):.0f} | "
+            f"{statistics.median(values) / bound:.2f} | {rates[way]:.2f} |"
         )
-        + "\n"
-    )
+    lines += ["", f"A's flood alone: {rates['A alone']:.2f} answers a second.", ""]
+    return lines
+
+
+def table(results: dict, count: int, quick: bool) -> str:
+    command = f"python -m bench.fairness{' --quick' if quick else ''}"
+    lines = [
+        f"# One key's flood and another key's first byte{' (quick run)' if quick else ''}",
+        "",
+        f"A server with {SLOTS} slots and the tests' tiny model, the proxy under waitress with "
+        f"a team's keys (`{command}`). B asks {count} short questions (8 tokens, streamed) one "
+        "at a time, alone and while A keeps 16 streams of 256 tokens in flight.",
+        "",
+    ]
+    for kind, found in results.items():
+        lines += section(kind, found)
+    return "\n".join(lines)
 
 
 def main() -> None:
     args = cli.arguments("fairness", "What one key's flood costs another key's first byte.")
     args = args.parse_args()
-    count = 8 if args.quick else 40
+    count = 6 if args.quick else 30
     with tempfile.TemporaryDirectory(prefix="bench-fairness-") as work:
-        found = run(count, Path(work))
-    cli.publish(args, "fairness", table(found, count, args.quick))
+        results = {kind: measure(kind, count, Path(work)) for kind in KINDS}
+    cli.publish(args, "fairness", table(results, count, args.quick))
 
 
 if __name__ == "__main__":

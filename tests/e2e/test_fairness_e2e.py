@@ -1,0 +1,110 @@
+"""A model shared by a team, on real servers of every generation: one key's flood of long
+streams does not make another key's questions wait behind it.
+
+Key A keeps 16 streams of 256 tokens in flight on four slots; B asks short questions one at
+a time. What is counted, not timed, for each of B's questions: A's answers that started
+while it waited, and A's answers asked before it that started after it. First come first
+served (both asking as one key, as every request did before turns by key) lets all of A's
+waiting requests go first; by turns, B's question takes the next slot that frees, ahead of
+A's line, and so does a question of a key of a higher priority, or of a key the flood's cap
+leaves a slot for.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from tests.processes import ProxyProcess
+
+from .flood import FLOOD, Flood, questions
+from .llama_server import KINDS, LlamaServer
+
+pytestmark = pytest.mark.e2e
+
+SLOTS = 4
+KEYS = """
+[[keys]]
+name = "a"
+key = "sk-a"
+
+[[keys]]
+name = "b"
+key = "sk-b"
+
+[[keys]]
+name = "capped"
+key = "sk-capped"
+max_concurrent = 3
+
+[[keys]]
+name = "batch"
+key = "sk-batch"
+priority = 255
+
+[[keys]]
+name = "interactive"
+key = "sk-interactive"
+priority = 0
+"""
+QUESTIONS = 6
+WAITING = FLOOD - SLOTS  # A's requests in the proxy's line at any time
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def shared(request, model, logs, tmp_path_factory):
+    """A four-slot server of each generation, behind a proxy with the team's keys."""
+    kind = request.param
+    keys = tmp_path_factory.mktemp("fairness") / "keys.toml"
+    keys.write_text(KEYS)
+    extra = ["--ignore-eos"] if kind == "llamacpp" else []
+    with (
+        LlamaServer(
+            model,
+            logs / f"fairness-{kind}.log",
+            kind=kind,
+            parallel=SLOTS,
+            ctx_size=SLOTS * 1024,
+            extra_args=extra,
+        ) as server,
+        ProxyProcess(
+            server.url,
+            logs / f"proxy-fairness-{kind}.log",
+            args=["--keys", str(keys), "--threads", "64"],
+        ) as proxy,
+    ):
+        yield kind, proxy
+
+
+def under_flood(proxy: ProxyProcess, flooding: str, asking: str) -> dict:
+    """``asking``'s questions under ``flooding``'s flood: for each, the flood's answers
+    that started while it waited (``behind``) and that it went ahead of (``ahead``)."""
+    with Flood(proxy.url, flooding) as flood:
+        asked = questions(proxy.url, asking, QUESTIONS)
+    assert not flood.failures and flood.answers
+    counts = {
+        "behind": statistics.median(flood.overtook(question) for question in asked),
+        "ahead": statistics.median(flood.overtaken(question) for question in asked),
+    }
+    print(flooding, asking, counts, "first bytes (ms):", [round(q.first_ms) for q in asked])
+    return counts
+
+
+def test_another_keys_question_takes_the_next_free_slot(shared):
+    kind, proxy = shared
+    first_come = under_flood(proxy, "sk-a", "sk-a")  # one key: first come, first served
+    by_turns = under_flood(proxy, "sk-a", "sk-b")
+    assert first_come["behind"] >= WAITING - SLOTS and first_come["ahead"] < SLOTS
+    assert by_turns["behind"] < SLOTS and by_turns["ahead"] >= WAITING - SLOTS
+
+
+@pytest.mark.parametrize(
+    "flooding, asking",
+    [("sk-capped", "sk-b"), ("sk-batch", "sk-interactive")],
+    ids=["a-cap-below-the-slots", "interactive-before-batch"],
+)
+def test_a_cap_or_a_priority_keeps_a_slot_for_the_other_key(shared, flooding, asking):
+    kind, proxy = shared
+    counts = under_flood(proxy, flooding, asking)
+    assert counts["behind"] < SLOTS and counts["ahead"] >= WAITING - SLOTS
