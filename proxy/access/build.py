@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from typing import Callable
 
+from proxy.access.budgets import Budgets, RedisBudgets, SqliteBudgets
 from proxy.access.exchanges import Capture, SqliteExchanges
 from proxy.access.gate import Access
 from proxy.access.keyring import Keyring, load_keyring, plain_keys
@@ -30,9 +31,21 @@ def build_access(settings: Settings, runtime: Runtime) -> Access:
     admin = settings.access.admin_key.encode("utf-8")
     if settings.stores.redis_url:
         client = connect(settings.stores.redis_url)
-        return Access(Keyring(keys), RedisLimiter(client), UsageRecorder(RedisUsage(client)), admin)
+        return Access(
+            Keyring(keys),
+            RedisLimiter(client),
+            UsageRecorder(RedisUsage(client)),
+            admin,
+            Budgets(RedisBudgets(client)),
+        )
     path = settings.stores.usage_db or os.path.join(runtime.cache_dir, "usage.sqlite3")
-    return Access(Keyring(keys), LocalLimiter(), UsageRecorder(SqliteUsage(path)), admin)
+    return Access(
+        Keyring(keys),
+        LocalLimiter(),
+        UsageRecorder(SqliteUsage(path)),
+        admin,
+        Budgets(SqliteBudgets(path)),
+    )
 
 
 def build_responses(settings: Settings, runtime: Runtime) -> StoredResponses:

@@ -1,5 +1,5 @@
 """The door every API request passes: which key it carries, whether that key may use the
-model it names and has budget left, and, once answered, what it used."""
+model it names and has rate and budget left, and, once answered, what it used."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import threading
 from dataclasses import replace
 from typing import Optional
 
+from proxy.access.budgets import Budgets, Standing, cost
 from proxy.access.keyring import Keyring, KeySpec
 from proxy.access.limits import Decision, LimiterUnavailable
 from proxy.access.usage import UsageRecorder
@@ -32,13 +33,20 @@ MISSING_KEY = "Missing API key: send 'Authorization: Bearer <key>' or 'x-api-key
 
 class Access:
     def __init__(
-        self, keyring: Keyring, limiter, usage: UsageRecorder, admin_key: bytes = b""
+        self,
+        keyring: Keyring,
+        limiter,
+        usage: UsageRecorder,
+        admin_key: bytes = b"",
+        budgets: Optional[Budgets] = None,
     ) -> None:
         """``admin_key``: the admin API's key, which the API takes too as a key of every
-        model and right (:data:`ADMIN`) once keys are required."""
+        model and right (:data:`ADMIN`) once keys are required; ``budgets``: where keys'
+        tokens of the day and month are counted (``None``: no key has a budget)."""
         self.keyring = keyring
         self.limiter = limiter
         self.usage = usage
+        self.budgets = budgets
         self.admin = KeySpec(ADMIN, admin_key, manage=True) if admin_key else None
         self._parties: dict = {}  # key name: its Party, one per key for its count of slots
         self._lock = threading.Lock()
@@ -147,6 +155,29 @@ class Access:
             )
         return decision
 
+    def standing_of(self, key: Optional[KeySpec]) -> Optional[Standing]:
+        """What ``key`` has left of its budgets (``None``: it has none)."""
+        if key is None or not key.budgeted or self.budgets is None:
+            return None
+        try:
+            return self.budgets.standing(key)
+        except Exception as exc:  # the store's own errors: SQLite's or Redis's
+            logger.warning("budgets unreadable: %s: %s", type(exc).__name__, exc)
+            raise UpstreamUnavailableError(
+                "the budget store cannot be reached", retry_after=5
+            ) from None
+
+    def standing(self, key: Optional[KeySpec]) -> Optional[Standing]:
+        """What ``key`` has left of its budgets; 429 once one is spent, before any work."""
+        standing = self.standing_of(key)
+        if standing is None:
+            return None
+        refusal = standing.refusal()
+        if refusal is not None:
+            logger.info("key %r over its budget", key.name)
+            raise refusal
+        return standing
+
     def finished(
         self,
         key: Optional[KeySpec],
@@ -154,8 +185,21 @@ class Access:
         status: int,
         prompt_tokens: int,
         completion_tokens: int,
+        cached_tokens: int = 0,
     ) -> None:
         """An answer went out: add it to the key's usage and charge its tokens."""
+        if key is not None and key.budgeted and self.budgets is not None:
+            spent = cost(key, prompt_tokens, cached_tokens, completion_tokens)
+            try:
+                self.budgets.charge(key, spent)
+            except Exception as exc:  # never the answer's failure: it has gone
+                logger.warning(
+                    "%d tokens of key %r not charged: %s: %s",
+                    spent,
+                    key.name,
+                    type(exc).__name__,
+                    exc,
+                )
         self.usage.record(
             key.name if key else ANONYMOUS,
             model,

@@ -16,6 +16,10 @@ priority = 0                # optional: 0 to 255, the lower served first (128)
 max_concurrent = 4          # optional: slots it may hold at once, across the fleet
 request_priority = true     # optional: a request may ask for a higher priority than the
                             # key's (any request may ask for a lower one)
+tokens_per_day = 1000000    # optional: prompt and completion tokens per UTC day
+tokens_per_month = 20000000 # optional: and per UTC month
+cached_token_cost = 0.1     # optional: what a prompt token served from the server's cache
+                            # counts against them (1, the default: as much as any other)
 ```
 """
 
@@ -42,6 +46,9 @@ FIELDS = {
     "priority",
     "max_concurrent",
     "request_priority",
+    "tokens_per_day",
+    "tokens_per_month",
+    "cached_token_cost",
 }
 
 
@@ -59,14 +66,41 @@ class KeySpec:
     priority: int = DEFAULT_PRIORITY  # the lower, the sooner its requests are served
     max_concurrent: int = 0  # slots it may hold at once; 0 = no cap
     request_priority: bool = False  # a request may ask for a higher priority than the key's
+    tokens_per_day: int = 0  # 0 = no budget
+    tokens_per_month: int = 0
+    cached_token_cost: float = 1.0  # what a cached prompt token counts against the budgets
 
     @property
     def limited(self) -> bool:
         return bool(self.rpm or self.tpm)
 
+    @property
+    def budgeted(self) -> bool:
+        return bool(self.tokens_per_day or self.tokens_per_month)
+
     def may_use(self, model_id: str) -> bool:
         """Whether the key may use the model ``model_id`` (and so learn that it exists)."""
         return not self.models or model_id in self.models
+
+
+def described(key: KeySpec) -> dict:
+    """What the admin API shows of ``key``: everything but its secret."""
+    return {
+        "name": key.name,
+        "models": list(key.models),
+        "hidden": key.hidden,
+        "requests_per_minute": key.rpm,
+        "tokens_per_minute": key.tpm,
+        "manage": key.manage,
+        "capture": key.capture,
+        "weight": key.weight,
+        "priority": key.priority,
+        "max_concurrent": key.max_concurrent,
+        "request_priority": key.request_priority,
+        "tokens_per_day": key.tokens_per_day,
+        "tokens_per_month": key.tokens_per_month,
+        "cached_token_cost": key.cached_token_cost,
+    }
 
 
 class Keyring:
@@ -145,6 +179,9 @@ def parse_keys(data: dict, source: str, environ: Mapping[str, str]) -> list:
                 priority=_priority(entry, where),
                 max_concurrent=_limit(entry, "max_concurrent", where),
                 request_priority=request_priority,
+                tokens_per_day=_limit(entry, "tokens_per_day", where),
+                tokens_per_month=_limit(entry, "tokens_per_month", where),
+                cached_token_cost=_share(entry, "cached_token_cost", where),
             )
         )
     return keys
@@ -175,6 +212,13 @@ def _weight(entry: dict, where: str) -> float:
     value = entry.get("weight", 1)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1000:
         raise ValueError(f"{where}: 'weight' must be a number above 0, at most 1000")
+    return float(value)
+
+
+def _share(entry: dict, field: str, where: str) -> float:
+    value = entry.get(field, 1)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"{where}: '{field}' must be a number from 0 to 1")
     return float(value)
 
 

@@ -10,6 +10,7 @@ from typing import Optional
 from flask import Blueprint, Response, g, jsonify, render_template, request
 
 from proxy.access.divergence import divergence
+from proxy.access.keyring import described
 from proxy.api.auth import presented_key, require_key
 from proxy.api.routes import Routes
 from proxy.api.state import get_state
@@ -74,6 +75,19 @@ def unload(name: str) -> Response:
 def usage() -> Response:
     """Requests, tokens and errors per key and model, from every process, to the second."""
     return jsonify({"usage": get_state().access.usage.totals()})
+
+
+@bp.get("/keys")
+def keys() -> Response:
+    """Every key (never its secret): what it may use, its share of the line, its limits, and
+    what it has left of its budgets."""
+    access = get_state().access
+    listed = []
+    for key in access.keyring.keys:
+        standing = access.standing_of(key)
+        budgets = standing.described() if standing is not None else {}
+        listed.append({**described(key), "budgets": budgets})
+    return jsonify({"keys": listed})
 
 
 @bp.get("/models/<name>/log")

@@ -76,14 +76,16 @@ def init_app(app: Flask, access: Access, cors_origins: Sequence[str]) -> None:
         if key is not None and key.models and asked.method == "POST":
             model = request_model()
             access.check_model(key, model.asked, model.counted_as)
+        call.budget = access.standing(key)  # read only: a spent budget counts no request
         call.limit = access.admit(key)
         return None
 
     @app.after_request
     def add_limits(response: Response) -> Response:
-        decision = g.get("limit")
-        if decision is not None:
-            response.headers.update(decision.headers())
+        call = g._get_current_object()
+        for told in (getattr(call, "limit", None), getattr(call, "budget", None)):
+            if told is not None:
+                response.headers.update(told.headers())
         return response
 
     if origins:

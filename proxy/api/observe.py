@@ -119,7 +119,14 @@ def init_app(app: Flask, state: ProxyState) -> None:
             if history is not None:
                 history.look()
             if api:
-                access.finished(key, model, status, spent.prompt_tokens, spent.completion_tokens)
+                access.finished(
+                    key,
+                    model,
+                    status,
+                    spent.prompt_tokens,
+                    spent.completion_tokens,
+                    spent.cached_tokens,
+                )
             if line is not None:
                 access_log.info(
                     "%s %s %s %d %.3fs model=%s key=%s", *line, status, seconds, model, name or "-"

@@ -139,6 +139,13 @@ class TokensLimitError(RateLimitError):
     type = "tokens"
 
 
+class QuotaExceededError(RateLimitError):
+    """The key spent its tokens of the day or the month (OpenAI's words for a spent quota)."""
+
+    type = "insufficient_quota"
+    code = "insufficient_quota"
+
+
 class NotFoundError(ProxyError):
     """No route answers this path."""
 

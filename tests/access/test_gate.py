@@ -30,6 +30,12 @@ hidden = true
 name = "carol"
 key = "sk-carol"
 tokens_per_minute = 5
+
+[[keys]]
+name = "dora"
+key = "sk-dora"
+tokens_per_day = 5
+cached_token_cost = 0.5
 """
 MODELS = """
 [models.tiny]
@@ -244,3 +250,33 @@ def test_each_key_waits_as_one_party_whatever_priority_it_asks():
 class _NoUsage:
     def close(self) -> None:
         pass
+
+
+def test_a_spent_budget_is_each_apis_quota_error_with_when_it_resets(client):
+    first = chat(client, "sk-dora")
+    assert first.status_code == 200
+    assert first.headers["x-budget-remaining-tokens-day"] == "5"  # as it came in
+    for path, body in [("/v1/chat/completions", CHAT), ("/v1/messages", CHAT)]:
+        refused = client.post(path, json=body, headers=as_key("sk-dora"))
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+        assert refused.headers["x-budget-remaining-tokens-day"] == "0"
+        error = refused.get_json()["error"]
+        assert "the key 'dora' has spent its 5 tokens of the day; it resets in" in error["message"]
+        if path == "/v1/chat/completions":
+            assert error["code"] == "insufficient_quota"
+        else:
+            assert error["type"] == "rate_limit_error"
+    assert chat(client, "sk-carol").status_code == 200  # other keys go on
+
+
+def test_the_admin_api_lists_keys_their_settings_and_budgets_never_their_secrets(client):
+    chat(client, "sk-dora")
+    listed = client.get("/admin/keys", headers=as_key("admin")).get_json()["keys"]
+    assert [key["name"] for key in listed] == ["alice", "bob", "carol", "dora"]
+    dora = listed[3]
+    assert dora["cached_token_cost"] == 0.5 and dora["priority"] == 128
+    day = dora["budgets"]["day"]
+    assert day["tokens"] == 5 and day["spent"] >= 5 and day["remaining"] == 0
+    assert 0 < day["resets_in_seconds"] <= 86400
+    assert listed[0]["budgets"] == {} and "sk-" not in str(listed)
+    assert client.get("/admin/keys", headers=as_key("sk-alice")).status_code == 401

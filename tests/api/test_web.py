@@ -204,3 +204,15 @@ def test_a_client_that_asks_for_no_page_is_told_the_api_runs(client, accept):
         answer = method("/", headers=headers)
         assert answer.status_code == 200 and answer.mimetype == "text/plain"
     assert client.get("/", headers=headers).get_data(as_text=True) == "Ollama is running"
+
+
+def test_the_admin_sees_each_keys_part_of_the_line(make_client, backend, monkeypatch):
+    line = {"in_flight": 2, "queued": 3, "keys": {"bob": {"running": 0, "waiting": 1},
+                                                  "alice": {"running": 2, "waiting": 2}}}  # fmt: skip
+    monkeypatch.setattr(backend, "describe", lambda: line)
+    client = make_client(admin_key="admin")
+    shown = client.get("/", headers={**PAGE, "Authorization": "Bearer admin"})
+    cell = re.search(r'<span class="muted keys"[^>]*>(.*?)</span>', shown.get_data(as_text=True))
+    assert cell.group(1) == "alice 2+2 · bob 0+1"
+    public = client.get("/", headers=PAGE).get_data(as_text=True)
+    assert "alice" not in public and 'class="muted keys"' not in public
