@@ -207,8 +207,8 @@ def test_a_client_that_asks_for_no_page_is_told_the_api_runs(client, accept):
 
 
 def test_the_admin_sees_each_keys_part_of_the_line(make_client, backend, monkeypatch):
-    line = {"in_flight": 2, "queued": 3, "keys": {"bob": {"running": 0, "waiting": 1},
-                                                  "alice": {"running": 2, "waiting": 2}}}  # fmt: skip
+    keys = {"bob": {"running": 0, "waiting": 1}, "alice": {"running": 2, "waiting": 2}}
+    line = {"in_flight": 2, "queued": 3, "keys": keys}
     monkeypatch.setattr(backend, "describe", lambda: line)
     client = make_client(admin_key="admin")
     shown = client.get("/", headers={**PAGE, "Authorization": "Bearer admin"})
