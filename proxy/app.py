@@ -27,6 +27,7 @@ from proxy.api import (
     web,
 )
 from proxy.api.jsonbody import OrjsonProvider
+from proxy.api.reload import Reloader
 from proxy.api.routes import Routes
 from proxy.api.state import ProxyState
 from proxy.backends.base import Backend
@@ -37,6 +38,7 @@ from proxy.core.images import Bounds
 from proxy.core.router import ModelPulls
 from proxy.fleet.build import Models, fleet_of
 from proxy.fleet.pulls import Pulls
+from proxy.ops.filewatch import FileWatch
 from proxy.ops.history import History
 from proxy.ops.metrics import Metrics
 from proxy.servers.build import served_catalog
@@ -82,17 +84,20 @@ def create_app(
     app.json = OrjsonProvider(app)
     metrics = Metrics(runtime.metrics_folder) if settings.observing.metrics == "on" else None
     access = build_access(settings, runtime)
+    serve = None  # how a models file read again is served
     if backend is not None:
         router = fleet_of(backend, settings)
     else:
         models = Models(settings, runtime, metrics)
         router = models.fleet(served_catalog(settings, runtime))
         pulls = Pulls(router, models, settings, runtime)
+        serve = pulls.anew.serve
     history = History(metrics.summed) if metrics is not None else None
     images = ImageFetcher(
         settings.access.image_urls,
         Bounds(settings.limits.max_image_size, settings.limits.max_image_pixels),
     )
+    capture = build_capture(settings, runtime, access, lambda: router.catalog)
     state = ProxyState(
         settings,
         router,
@@ -102,8 +107,11 @@ def create_app(
         history,
         images,
         pulls=pulls,
-        capture=build_capture(settings, runtime, access, lambda: router.catalog),
+        capture=capture,
+        reloader=Reloader(settings, runtime, access, router, capture, serve),
     )
+    if settings.access.watch == "on" and state.reloader.files and not runtime.supervisor:
+        FileWatch(state.reloader.files, state.reloader.reload_logged).start()
     if metrics is not None:
         metrics.watch(router)
         state.capture.on_dropped = metrics.exchanges_dropped.inc

@@ -20,14 +20,21 @@ from proxy.config.settings import Settings
 from proxy.redis_client import connect
 
 
-def build_access(settings: Settings, runtime: Runtime) -> Access:
-    """A keys file that cannot be used is a ``ValueError`` naming it."""
+def read_keys(settings: Settings, runtime: Runtime) -> list:
+    """The ``--api-key`` keys and the keys file's, as they are now; a keys file that cannot be
+    used is a ``ValueError`` naming it."""
     keys = plain_keys(settings.access.api_key)
     if settings.access.keys:
         keys += load_keyring(settings.access.keys, runtime.environ)
     names = [key.name for key in keys]
     if len(set(names)) < len(names):
         raise ValueError(f"{settings.access.keys}: a key is named like an --api-key key (key-N)")
+    return keys
+
+
+def build_access(settings: Settings, runtime: Runtime) -> Access:
+    """A keys file that cannot be used is a ``ValueError`` naming it."""
+    keys = read_keys(settings, runtime)
     admin = settings.access.admin_key.encode("utf-8")
     if settings.stores.redis_url:
         client = connect(settings.stores.redis_url)

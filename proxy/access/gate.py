@@ -52,6 +52,18 @@ class Access:
         self._lock = threading.Lock()
         atexit.register(usage.close)  # the last second of counts is written too
 
+    def replace_keys(self, keys: list) -> None:
+        """Accept ``keys`` from now on: a key left out is refused at its next request (what
+        it has in flight ends as it would), a new one accepted. Keys cannot be added to a
+        proxy that started without any, nor all taken from one that has them: that changes
+        what every route asks, which takes a restart."""
+        if bool(keys) != bool(self.keyring):
+            raise ValueError(
+                "a reload cannot turn keys on or off (the proxy "
+                f"{'has' if self.keyring else 'has no'} keys): restart it"
+            )
+        self.keyring = Keyring(keys)
+
     @property
     def required(self) -> bool:
         """Whether API requests need a key."""

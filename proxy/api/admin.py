@@ -12,6 +12,7 @@ from flask import Blueprint, Response, g, jsonify, render_template, request
 from proxy.access.divergence import divergence
 from proxy.access.keyring import described
 from proxy.api.auth import presented_key, require_key
+from proxy.api.body import read_json
 from proxy.api.routes import Routes
 from proxy.api.state import get_state
 from proxy.core.errors import InvalidRequestError, NotFoundError, ProxyError
@@ -77,6 +78,17 @@ def usage() -> Response:
     return jsonify({"usage": get_state().access.usage.totals()})
 
 
+@bp.post("/reload")
+def reload() -> Response:
+    """Read the keys file and the models file again and serve what they say; a file that
+    cannot be used is a 400 saying why, and nothing changes."""
+    try:
+        served = get_state().reloader.reload()
+    except ValueError as exc:
+        raise InvalidRequestError(f"nothing reloaded: {exc}") from None
+    return jsonify(served)
+
+
 @bp.get("/keys")
 def keys() -> Response:
     """Every key (never its secret): what it may use, its share of the line, its limits, and
@@ -88,6 +100,32 @@ def keys() -> Response:
         budgets = standing.described() if standing is not None else {}
         listed.append({**described(key), "budgets": budgets})
     return jsonify({"keys": listed})
+
+
+@bp.post("/keys")
+def add_key() -> Response:
+    """A key written into the keys file and accepted at once: the fields of a ``[[keys]]``
+    table, ``key`` made when neither it nor ``key_env`` is given (shown this once)."""
+    entry = read_json()
+    if not isinstance(entry, dict):
+        raise InvalidRequestError("the body must be a JSON object: a [[keys]] table's fields")
+    try:
+        written = get_state().reloader.add_key(entry)
+    except ValueError as exc:
+        raise InvalidRequestError(f"no key added: {exc}") from None
+    return jsonify({"name": written.get("name"), "key": written.get("key")}), 201
+
+
+@bp.delete("/keys/<name>")
+def revoke_key(name: str) -> Response:
+    """The key ``name`` taken out of the keys file and refused from its next request."""
+    try:
+        get_state().reloader.revoke_key(name)
+    except KeyError:
+        raise NotFoundError(f"the keys file has no key named {name!r}") from None
+    except ValueError as exc:
+        raise InvalidRequestError(f"the key was not revoked: {exc}") from None
+    return jsonify({"revoked": name})
 
 
 @bp.get("/models/<name>/log")

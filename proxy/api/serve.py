@@ -67,12 +67,21 @@ def watched(generation_request: GenerationRequest) -> GenerationRequest:
 
 
 def event_response(writes: Iterator, wire: Wire) -> Response:
-    """Stream ``writes`` framed by ``wire``, once the first of them is ready."""
-    return Response(
-        event_stream(primed(writes), wire, get_state().drain),
-        mimetype=wire.mimetype,
-        headers=HEADERS,
+    """Stream ``writes`` framed by ``wire``, once the first of them is ready. The stream
+    counts as open while it waits for that too (a slot, a server starting): a proxy told to
+    stop gives it its grace."""
+    drain = get_state().drain
+    closed = drain.open()
+    try:
+        first = primed(writes)
+    except BaseException:
+        closed()
+        raise
+    response = Response(
+        event_stream(first, wire, drain, closed), mimetype=wire.mimetype, headers=HEADERS
     )
+    response.call_on_close(closed)  # a stream never started is counted closed too
+    return response
 
 
 def primed(writes: Iterator) -> "Primed":

@@ -11,6 +11,7 @@ from proxy.access.exchanges import Capture
 from proxy.access.gate import Access
 from proxy.access.images import ImageFetcher
 from proxy.access.stored import StoredResponses
+from proxy.api.reload import Reloader
 from proxy.config.settings import Settings
 from proxy.core.draining import Drain
 from proxy.core.router import ModelPulls, Router
@@ -31,6 +32,7 @@ class ProxyState:
     drain: Drain = field(default_factory=Drain)
     pulls: Optional[ModelPulls] = None  # models clients pull and delete; None: a given backend
     capture: Optional[Capture] = None  # the exchanges kept for the inspector
+    reloader: Optional[Reloader] = None  # the keys and models files read again
 
     @property
     def limits(self) -> Limits:

@@ -250,6 +250,13 @@ class AccessSettings:
         metavar="PATH",
         path="file",
     )
+    watch: str = setting(
+        "off",
+        "read the keys file and the models file again whenever "
+        "either changes (on); they are read again on SIGHUP and "
+        "through POST /admin/reload too",
+        choices=("off", "on"),
+    )
     admin_key: str = setting(
         "",
         "key for the admin API (/admin/...): list, load and unload "

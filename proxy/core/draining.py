@@ -9,8 +9,7 @@ open sends one error event and ``[DONE]`` at its next event instead of more text
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable
 
 
 class Drain:
@@ -23,17 +22,21 @@ class Drain:
         self._began = False
         self.refusing = False  # new requests are refused while streams drain
 
-    @contextmanager
-    def stream(self) -> Iterator[None]:
-        """Count a response stream as open for the ``with`` block."""
+    def open(self) -> Callable[[], None]:
+        """Count a response stream as open from now, while it waits for its slot too; the
+        call returned counts it closed (once, however often it is made)."""
         with self._lock:
             self._open += 1
-        try:
-            yield
-        finally:
+        closed = []
+
+        def close() -> None:
             with self._lock:
-                self._open -= 1
-                self._lock.notify_all()
+                if not closed:
+                    closed.append(True)
+                    self._open -= 1
+                    self._lock.notify_all()
+
+        return close
 
     @property
     def began(self) -> bool:

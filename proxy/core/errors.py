@@ -13,7 +13,8 @@ ProxyError                      500  an expected failure; the base of all below
  ├── PayloadTooLargeError       413  body over the configured limit
  ├── RateLimitError             429  the key used up its minute
  │    ├── RequestsLimitError        of requests
- │    └── TokensLimitError          of tokens
+ │    ├── TokensLimitError          of tokens
+ │    └── QuotaExceededError        or its tokens of the day or the month
  ├── ClientGoneError            499  the client went away before its answer began
  ├── HTTPError                  4xx/5xx  any other status the web layer answers
  ├── NotImplementedByBackendError 501  the backend cannot do this
@@ -122,7 +123,7 @@ class ForbiddenOriginError(ProxyError):
 
 
 class RateLimitError(ProxyError):
-    """The key used up its requests or tokens of the minute."""
+    """The key used up its requests or tokens of the minute, or a budget."""
 
     status = 429
     type = "requests"

@@ -10,7 +10,7 @@ way its API ends one, whatever happened.
 from __future__ import annotations
 
 import logging
-from typing import Iterable, Iterator, Protocol
+from typing import Callable, Iterable, Iterator, Protocol
 
 import orjson
 
@@ -73,16 +73,19 @@ def encode_line(payload: dict) -> bytes:
     return orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS) + b"\n"
 
 
-def event_stream(writes: Iterable, wire: Wire, drain: Drain) -> Iterator[bytes]:
+def event_stream(
+    writes: Iterable, wire: Wire, drain: Drain, closed: Callable[[], None]
+) -> Iterator[bytes]:
     """Frame ``writes`` (each a payload, or a list of payloads to send in one write), turn a
     failure after the first byte into the wire's failure events, end with the wire's end.
 
     Closing this generator (the client went away) closes ``writes`` too, which closes the
     upstream connection so the server stops generating. A stream still open when the proxy
-    stops after its grace period ends the same way as one that failed.
+    stops after its grace period ends the same way as one that failed. ``closed`` counts it
+    closed in ``drain``, which counted it open before its first write was made.
     """
     encode = wire.encode
-    with drain.stream():
+    try:
         try:
             for write in writes:
                 if type(write) is list:
@@ -110,6 +113,8 @@ def event_stream(writes: Iterable, wire: Wire, drain: Drain) -> Iterator[bytes]:
             if close is not None:
                 close()
         yield wire.end
+    finally:
+        closed()
 
 
 def failed(wire: Wire, exc: Exception) -> bytes:

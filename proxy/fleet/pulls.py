@@ -1,16 +1,12 @@
 """Models clients pull and delete while the proxy serves (Ollama's ``/api/pull`` and
 ``/api/delete``): fetched from the hub into its cache, named in the proxy's list of pulled
-models, and served from then on by every process of the proxy. In one process the fleet
-serves its new models at once; under gunicorn, the supervisor runs the new model's server
-and gunicorn's master starts its workers afresh (``SIGHUP``: the streams in flight finish).
+models, and served from then on by every process of the proxy (:mod:`proxy.fleet.anew`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import shlex
-import signal
 import threading
 from typing import Optional
 
@@ -19,11 +15,11 @@ from proxy.config.hubref import FORM, HubReference
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
 from proxy.core.errors import InvalidRequestError, ModelNotFoundError, UpstreamError
+from proxy.fleet.anew import Anew
 from proxy.fleet.build import Models
 from proxy.fleet.fleet import Fleet
 from proxy.servers import hub
 from proxy.servers.build import fetched, pulled_anew, pulled_models
-from proxy.servers.remote import Supervised
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +33,7 @@ class Pulls:
         self.settings = settings
         self.runtime = runtime
         self.registry = pulled_models(runtime)
+        self.anew = Anew(fleet, models, settings, runtime)
         self.args = tuple(shlex.split(settings.servers.server_args))
         self._changing = threading.Lock()
 
@@ -78,18 +75,7 @@ class Pulls:
             hub.remove(files)
 
     def _serve_anew(self) -> None:
-        if self.runtime.supervisor:
-            Supervised(*self.runtime.supervisor).call("refresh")
-            os.kill(os.getppid(), signal.SIGHUP)  # gunicorn's master starts new workers
-            return
-        catalog = pulled_anew(self.fleet.catalog, self.settings, self.runtime)
-        for model in self.fleet.serve_instead(catalog, self.models.served):
-            threading.Thread(
-                target=self.fleet.retire,
-                args=(model, self.settings.serving.graceful_timeout),
-                name=f"retire-{model.spec.id}",
-                daemon=True,
-            ).start()
+        self.anew.serve(lambda: pulled_anew(self.fleet.catalog, self.settings, self.runtime))
 
 
 def _reference(name: str) -> HubReference:

@@ -30,13 +30,7 @@ from proxy.config.runtime import Runtime, advertise_supervisor
 from proxy.config.settings import Settings
 from proxy.core.errors import UpstreamUnavailableError
 from proxy.logs import log_to_stderr
-from proxy.servers.build import (
-    managed_servers,
-    preload,
-    pulled_anew,
-    refreshed_servers,
-    served_catalog,
-)
+from proxy.servers.build import managed_servers, preload, refreshed_servers, served_catalog
 from proxy.servers.processes import STOP_GRACE, die_with_parent
 
 logger = logging.getLogger(__name__)
@@ -188,10 +182,10 @@ def main() -> None:  # pragma: no cover - runs as its own process, tested throug
         print("ready", flush=True)
         changing = threading.Lock()
 
-        def refresh() -> dict:  # a client pulled or deleted a model
+        def refresh() -> dict:  # a model pulled or deleted, or the models file changed
             nonlocal catalog, servers
             with changing:
-                catalog = pulled_anew(catalog, settings, runtime)
+                catalog = served_catalog(settings, runtime)
                 servers = refreshed_servers(pool, servers, catalog, settings, runtime)
                 return servers
 

@@ -98,7 +98,8 @@ def serve_waitress(app, settings: Settings) -> None:
         ident="oai-proxy",
     )
     server.channel_class = KeptChannel  # a streamed answer keeps its connection
-    drain = app.extensions["proxy"].drain
+    state = app.extensions["proxy"]
+    drain = state.drain
 
     def stop(signum, frame) -> None:
         if drain.began:
@@ -118,7 +119,11 @@ def serve_waitress(app, settings: Settings) -> None:
         # thread. Not SIGINT: a process started in the background by a shell ignores it.
         server.trigger.pull_trigger(lambda: close_all(server))
 
+    def reload(signum, frame) -> None:  # off the signal: the files may take a while
+        threading.Thread(target=state.reloader.reload_logged, name="reload", daemon=True).start()
+
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, reload)
     try:
         server.run()
     finally:

@@ -44,7 +44,8 @@ class LineWire(Lines):
 
 
 def event_stream_of(source, drain=None, wire=DataWire):
-    return event_stream(source, wire, drain or Drain())
+    drain = drain or Drain()
+    return event_stream(source, wire, drain, drain.open())
 
 
 class Source:
@@ -249,3 +250,14 @@ def test_ndjson_streams_write_a_line_an_object_and_end_a_failure_with_an_error_l
         '{"error":"the server went away"}',
         "",
     ]
+
+
+def test_a_stream_counts_as_open_from_before_its_first_write_and_closes_once():
+    drain = Drain()
+    closed = drain.open()  # still waiting for its slot
+    drain.begin(grace=30)
+    assert not drain.wait_closed(0.05) and not drain.ending
+    closed()
+    closed()  # the response's close after the stream's own: counted once
+    assert drain.wait_closed(5)
+    wait_for(lambda: drain.ending)
