@@ -14,7 +14,8 @@ do it in Python. What the other servers give the proxy it gets here too:
   503, "send the request again") and says when it is done, and only then is granian told to
   stop. Its listening sockets stay open meanwhile: granian's accept loop spins on one that
   is shut;
-- SIGHUP starts the workers afresh (a model pulled under several workers).
+- SIGHUP starts the workers afresh (a model pulled under several workers, a keys or models
+  file changed), the supervisor serving the models file first.
 
 What it cannot give: its WSGI environment carries no socket, so a request still waiting for
 a slot or its first byte does not learn that its client has left until its first write.
@@ -32,6 +33,7 @@ from typing import Callable
 
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
+from proxy.serving.reloading import refresh_supervisor, watch_files
 
 DRAIN = signal.SIGUSR1  # main process → worker: drain, then say so on the pipe
 LAST_WORDS = 0.5  # seconds for the last bytes of ended streams to leave
@@ -63,6 +65,8 @@ def serve_granian(settings: Settings, master) -> None:
     )
     stopping = Stopping(server, serving.graceful_timeout)
     server.on_startup(stopping.install)
+    server.on_startup(lambda: watch_files(settings))
+    server.on_reload(refresh_supervisor)  # SIGHUP: the models file's servers, then workers
     server.on_shutdown(master.stop)
     server.serve(
         target_loader=functools.partial(made, settings, stopping.drained), wrap_loader=False

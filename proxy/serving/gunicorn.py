@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
-import signal
 import sys
 import tempfile
 from typing import Optional
@@ -14,17 +12,12 @@ from typing import Optional
 from gunicorn.config import Config
 from gunicorn.glogging import Logger
 
-from proxy.access.build import read_keys
-from proxy.config.catalog import from_settings
 from proxy.config.runtime import Runtime, share_metrics
 from proxy.config.settings import Settings
 from proxy.logs import Formatter
-from proxy.ops.filewatch import FileWatch
-from proxy.servers.remote import Supervised
 from proxy.servers.supervisor import SupervisorProcess, start_supervisor
+from proxy.serving.reloading import refresh_supervisor, watch_files
 from proxy.serving.worker import patient_worker
-
-logger = logging.getLogger(__name__)
 
 
 class Master:
@@ -78,31 +71,13 @@ class MasterHooks:
             sys.exit(f"oai-proxy: {exc}")
 
     def when_ready(self, arbiter) -> None:
-        """With ``--watch``, a changed keys or models file starts the workers afresh, once
-        both still parse (a worker that cannot start would stop the proxy)."""
-        settings = self.master.settings
-        files = [path for path in (settings.access.keys, settings.models.config) if path]
-        if settings.access.watch == "on" and files:
-            FileWatch(files, self._reload_checked).start()
-
-    def _reload_checked(self) -> None:
-        try:
-            read_keys(self.master.settings, Runtime.from_environment())
-            from_settings(self.master.settings)
-        except ValueError as exc:
-            logger.warning("reload refused, the configuration is kept: %s", exc)
-            return
-        os.kill(os.getpid(), signal.SIGHUP)
+        """``--watch``: a changed keys or models file starts the workers afresh."""
+        watch_files(self.master.settings)
 
     def on_reload(self, arbiter) -> None:
-        """SIGHUP: the servers the proxy runs follow the models file before the workers
-        start afresh."""
-        runtime = Runtime.from_environment()
-        if runtime.supervisor:
-            try:
-                Supervised(*runtime.supervisor).call("refresh")
-            except Exception as exc:  # the workers still start afresh
-                logger.warning("the models' servers were not refreshed: %s", exc)
+        """SIGHUP: the servers the proxy runs follow the models file as the workers start
+        afresh."""
+        refresh_supervisor()
 
     def child_exit(self, arbiter, worker) -> None:
         """A worker's live gauges (queue, slots busy) leave the sums with it."""

@@ -1,5 +1,5 @@
 """The keys file and the models file changed under 64 open streams, on a real llama-server,
-under waitress (the proxy reads them again in place) and gunicorn (its master starts the
+under waitress (the proxy reads them again in place), gunicorn and granian (their master starts the
 workers afresh): no stream is cut, a key added is accepted, a key removed refused, a model
 removed finishes its stream, and a file that does not parse is refused with the reason."""
 
@@ -82,7 +82,7 @@ def status(proxy: ProxyProcess, key: str, model: str = "tiny") -> int:
     ).status_code
 
 
-@pytest.mark.parametrize("how", ["waitress", "gunicorn"])
+@pytest.mark.parametrize("how", ["waitress", "gunicorn", "granian"])
 def test_files_changed_under_open_streams_cut_none_of_them(server, logs, tmp_path, how):
     keys, models = tmp_path / "keys.toml", tmp_path / "models.toml"
     keys.write_text(KEYS)
