@@ -280,3 +280,20 @@ def test_the_admin_api_lists_keys_their_settings_and_budgets_never_their_secrets
     assert 0 < day["resets_in_seconds"] <= 86400
     assert listed[0]["budgets"] == {} and "sk-" not in str(listed)
     assert client.get("/admin/keys", headers=as_key("sk-alice")).status_code == 401
+
+
+def test_each_keys_turns_and_place_in_line_are_on_metrics(client):
+    for key in ("sk-alice", "sk-alice", "sk-carol"):
+        assert chat(client, key).status_code == 200
+    scrape = client.get("/metrics", headers=as_key("admin")).get_data(as_text=True)
+
+    def figure(name: str, key: str) -> float:
+        (line,) = [
+            line for line in scrape.splitlines()
+            if line.startswith(f"oai_proxy_{name}{{") and f'key="{key}"' in line
+        ]  # fmt: skip
+        return float(line.rsplit(" ", 1)[1])
+
+    assert figure("key_slots_served_total", "alice") == 2
+    assert figure("key_slots_served_total", "carol") == 1
+    assert figure("key_slots_busy", "alice") == figure("key_queue_length", "alice") == 0
