@@ -1,7 +1,8 @@
 """The keys file and the models file changed under 64 open streams, on a real llama-server,
 under waitress (the proxy reads them again in place), gunicorn and granian (their master
-starts the workers afresh): no stream is cut, a key added is accepted, a key removed refused, a model
-removed finishes its stream, and a file that does not parse is refused with the reason."""
+starts the workers afresh): no stream is cut, a key added is accepted, a key removed
+refused, a model removed finishes its stream, and a file that does not parse is refused
+with the reason."""
 
 from __future__ import annotations
 
