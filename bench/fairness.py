@@ -28,30 +28,6 @@ from pathlib import Path
 from bench import cli, processes
 
 SLOTS = 4
-KEYS = """
-[[keys]]
-name = "a"
-key = "sk-a"
-
-[[keys]]
-name = "b"
-key = "sk-b"
-
-[[keys]]
-name = "capped"
-key = "sk-capped"
-max_concurrent = 3
-
-[[keys]]
-name = "batch"
-key = "sk-batch"
-priority = 255
-
-[[keys]]
-name = "interactive"
-key = "sk-interactive"
-priority = 0
-"""
 WAYS = {  # the flood's key and the questions' key
     "first come (one key)": ("sk-a", "sk-a"),
     "by turns": ("sk-a", "sk-b"),
@@ -62,13 +38,13 @@ KINDS = {"llamacpp": "current llama-server", "powerinfer": "PowerInfer"}
 
 
 def measure(kind: str, count: int, work: Path) -> dict:
-    from tests.e2e.flood import Flood, questions
+    from tests.e2e.flood import TEAM, Flood, questions
     from tests.e2e.llama_server import LlamaServer
     from tests.e2e.tinymodel import write_tiny_llama_gguf
 
     model = write_tiny_llama_gguf(work / "tiny.gguf")
     keys = work / "keys.toml"
-    keys.write_text(KEYS)
+    keys.write_text(TEAM)
     with ExitStack() as stack:
         server = stack.enter_context(
             LlamaServer(

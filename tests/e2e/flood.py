@@ -10,6 +10,30 @@ from dataclasses import dataclass
 import requests
 
 FLOOD = 16  # streams kept in flight
+TEAM = """
+[[keys]]
+name = "a"
+key = "sk-a"
+
+[[keys]]
+name = "b"
+key = "sk-b"
+
+[[keys]]
+name = "capped"
+key = "sk-capped"
+max_concurrent = 3
+
+[[keys]]
+name = "batch"
+key = "sk-batch"
+priority = 255
+
+[[keys]]
+name = "interactive"
+key = "sk-interactive"
+priority = 0
+"""  # a team's keys: A floods, B asks; A capped below four slots; a batch and an interactive key
 LONG, SHORT = 256, 8  # tokens of a flood's answers and of a question's
 
 

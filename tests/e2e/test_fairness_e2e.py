@@ -18,36 +18,12 @@ import pytest
 
 from tests.processes import ProxyProcess
 
-from .flood import FLOOD, Flood, questions
+from .flood import FLOOD, TEAM, Flood, questions
 from .llama_server import KINDS, LlamaServer
 
 pytestmark = pytest.mark.e2e
 
 SLOTS = 4
-KEYS = """
-[[keys]]
-name = "a"
-key = "sk-a"
-
-[[keys]]
-name = "b"
-key = "sk-b"
-
-[[keys]]
-name = "capped"
-key = "sk-capped"
-max_concurrent = 3
-
-[[keys]]
-name = "batch"
-key = "sk-batch"
-priority = 255
-
-[[keys]]
-name = "interactive"
-key = "sk-interactive"
-priority = 0
-"""
 QUESTIONS = 6
 WAITING = FLOOD - SLOTS  # A's requests in the proxy's line at any time
 
@@ -57,7 +33,7 @@ def shared(request, model, logs, tmp_path_factory):
     """A four-slot server of each generation, behind a proxy with the team's keys."""
     kind = request.param
     keys = tmp_path_factory.mktemp("fairness") / "keys.toml"
-    keys.write_text(KEYS)
+    keys.write_text(TEAM)
     extra = ["--ignore-eos"] if kind == "llamacpp" else []
     with (
         LlamaServer(
