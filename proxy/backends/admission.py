@@ -177,7 +177,8 @@ class Admission:
             self._ran(ticket.party, -1)
             self._wake_head()
             self._count()
-        ticket.party.held.give()  # outside the lock: it wakes this line and others
+        if ticket.party.cap:  # outside the lock: it wakes this line and others
+            ticket.party.held.give()
 
     def _accept(self, ticket: Ticket, slot: Optional[int]) -> None:
         with self._lock:
@@ -262,11 +263,16 @@ class Admission:
         """Tell the watch the new counts (call holding the lock, after every change), and
         ``party``'s, whose place in line changed."""
         self.watch.counted(*self._counts())
-        if party is not None and party.name:
+        if party is not None:
+            self._tell(party)
+
+    def _tell(self, party: Party, served: bool = False) -> None:
+        """Tell the watch ``party``'s part of the line, while keys are in use (call holding
+        the lock)."""
+        if party.name:
             name = party.name
-            self.watch.turns(
-                name, self._running_by.get(name, 0), self._line.waiting().get(name, 0), False
-            )
+            running, waiting = self._running_by.get(name, 0), self._line.waiting().get(name, 0)
+            self.watch.turns(name, running, waiting, served)
 
     # -- waiting ----------------------------------------------------------------------------
 
@@ -336,7 +342,8 @@ class Admission:
     def _admit(self, ticket: Ticket, waited: float) -> Ticket:
         """``ticket`` takes a slot (call holding the lock)."""
         self._running += 1
-        ticket.party.held.take()
+        if ticket.party.cap:  # only a capped key's slots need counting across lines
+            ticket.party.held.take()
         self._ran(ticket.party, 1, served=True)
         self._count()
         self.watch.admitted(waited)
@@ -348,8 +355,7 @@ class Admission:
             self._running_by[party.name] = running
         else:
             self._running_by.pop(party.name, None)
-        if party.name:  # keys in use
-            self.watch.turns(party.name, running, self._line.waiting().get(party.name, 0), served)
+        self._tell(party, served)
 
     def _poke(self) -> None:
         """A key gave a slot back somewhere: its capped request here may go now."""

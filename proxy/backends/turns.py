@@ -15,8 +15,8 @@ HIGHEST, DEFAULT_PRIORITY, LOWEST = 0, 128, 255  # LiteLLM's scale: the lower go
 
 
 class Held:
-    """How many slots one key holds now, across every upstream, and the lines to tell when
-    it holds one fewer (a request of it may be waiting there for its cap)."""
+    """How many slots a key with a cap holds now, across every upstream, and the lines to
+    tell when it holds one fewer (a request of it may be waiting there for its cap)."""
 
     def __init__(self) -> None:
         self.count = 0
