@@ -6,7 +6,6 @@ from __future__ import annotations
 import atexit
 import hmac
 import logging
-import threading
 from dataclasses import replace
 from typing import Optional
 
@@ -48,8 +47,7 @@ class Access:
         self.usage = usage
         self.budgets = budgets
         self.admin = KeySpec(ADMIN, admin_key, manage=True) if admin_key else None
-        self._parties: dict = {}  # key name: its Party, one per key for its count of slots
-        self._lock = threading.Lock()
+        self._parties = self._parties_of(keyring.keys, {})  # key name: whose turn it waits as
         atexit.register(usage.close)  # the last second of counts is written too
 
     def replace_keys(self, keys: list) -> None:
@@ -62,7 +60,19 @@ class Access:
                 "a reload cannot turn keys on or off (the proxy "
                 f"{'has' if self.keyring else 'has no'} keys): restart it"
             )
+        self._parties = self._parties_of(keys, self._parties)
         self.keyring = Keyring(keys)
+
+    def _parties_of(self, keys, known: dict) -> dict:
+        """Each key's :class:`Party`, the admin key's too; a key ``known`` keeps its count
+        of held slots (the streams it has open still hold them)."""
+        parties = {}
+        for key in (*keys, *([self.admin] if self.admin else [])):
+            party = Party(key.name, key.weight, key.priority, key.max_concurrent)
+            if key.name in known:
+                party = replace(party, held=known[key.name].held)
+            parties[key.name] = party
+        return parties
 
     @property
     def required(self) -> bool:
@@ -126,16 +136,8 @@ class Access:
         if key is None:  # no keys: one line for all, where a request may still step back
             return ANYONE if asked is None else ANYONE.at(_priority(asked))
         party = self._parties.get(key.name)
-        if party is None or (party.weight, party.priority, party.cap) != (
-            key.weight,
-            key.priority,
-            key.max_concurrent,
-        ):
-            with self._lock:  # one count of held slots per key, whoever asks first
-                party = self._parties.get(key.name)
-                settings = Party(key.name, key.weight, key.priority, key.max_concurrent)
-                party = settings if party is None else replace(settings, held=party.held)
-                self._parties[key.name] = party
+        if party is None:  # found in the keyring as it was being replaced
+            party = Party(key.name, key.weight, key.priority, key.max_concurrent)
         if asked is None:
             return party
         priority = _priority(asked)
