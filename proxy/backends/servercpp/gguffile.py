@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import math
+import mmap
+import struct
 from dataclasses import dataclass
 
 MAGIC = b"GGUF"
+STRING, ARRAY = 8, 9  # the GGUF value types that are no number
+NUMBERS = {  # the other value types, as struct lays them out
+    0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -50,26 +57,73 @@ def check(path: str) -> None:
 
 def read(path: str) -> GGUFFile:
     """The header of the GGUF at ``path``; a ``ValueError`` when it is not one."""
-    from gguf import GGUFReader
-
     try:
-        reader = GGUFReader(path)
-    except (ValueError, OSError) as exc:
+        with (
+            open(path, "rb") as handle,
+            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data,
+        ):
+            return _Header(data).read()
+    except (OSError, ValueError, struct.error) as exc:
         raise ValueError(f"{path} is not a GGUF model file ({exc})") from None
-    return GGUFFile(
-        {name: _value(field) for name, field in reader.fields.items()},
-        sum(int(tensor.n_bytes) for tensor in reader.tensors),
-        sum(int(tensor.n_elements) for tensor in reader.tensors),
-    )
 
 
-def _value(field) -> object:
-    """A metadata field's value: a number or a string, or a list of them."""
-    from gguf import GGUFValueType
+class _Header:
+    """A cursor through a GGUF header (the GGUF specification, version 2 and 3): read with
+    :mod:`struct` from a memory map, because gguf's own reader makes a numpy view of every
+    string of the vocabulary (seconds for a real model's), and a server's model file is read
+    whenever the server is detected."""
 
-    parts = [field.parts[index] for index in field.data]
-    if GGUFValueType.STRING in field.types:
-        texts = [bytes(part).decode("utf-8", "replace") for part in parts]
-        return texts if field.types[0] == GGUFValueType.ARRAY else texts[0]
-    numbers = [part.tolist()[0] for part in parts]
-    return numbers if field.types[0] == GGUFValueType.ARRAY else numbers[0]
+    def __init__(self, data) -> None:
+        self.data, self.at, self.order = data, 0, "<"
+
+    def read(self) -> GGUFFile:
+        from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+        if self.data[: len(MAGIC)] != MAGIC:
+            raise ValueError("it does not begin with GGUF")
+        self.at = len(MAGIC)
+        if self.take("I") & 0xFFFF == 0:  # written big-endian
+            self.order = ">"
+        tensors, count = self.take("Q"), self.take("Q")
+        fields = {}
+        for _ in range(self._bounded(count, 12)):
+            name = self.text()
+            fields[name] = self.value(self.take("I"))
+        tensor_bytes = parameters = 0
+        for _ in range(self._bounded(tensors, 24)):
+            self.text()
+            elements = math.prod(self.take(f"{self._bounded(self.take('I'), 8)}Q", many=True))
+            block, size = GGML_QUANT_SIZES[GGMLQuantizationType(self.take("I"))]
+            self.take("Q")  # where its data lies
+            parameters += elements
+            tensor_bytes += elements * size // block
+        return GGUFFile(fields, tensor_bytes, parameters)
+
+    def value(self, kind: int):
+        if kind == STRING:
+            return self.text()
+        if kind == ARRAY:
+            kind, count = self.take("I"), self.take("Q")
+            if kind in NUMBERS:
+                return list(self.take(f"{self._bounded(count, 1)}{NUMBERS[kind]}", many=True))
+            return [self.value(kind) for _ in range(self._bounded(count, 8))]
+        if kind in NUMBERS:
+            return self.take(NUMBERS[kind])
+        raise ValueError(f"unknown value type {kind}")
+
+    def text(self) -> str:
+        length = self._bounded(self.take("Q"), 1)
+        start, self.at = self.at, self.at + length
+        return self.data[start : self.at].decode("utf-8", "replace")
+
+    def take(self, layout: str, many: bool = False):
+        values = struct.unpack_from(self.order + layout, self.data, self.at)
+        self.at += struct.calcsize(self.order + layout)
+        return values if many else values[0]
+
+    def _bounded(self, count: int, smallest: int) -> int:
+        """``count`` items of at least ``smallest`` bytes each, if what is left holds them:
+        a count no file could hold is refused before any is read."""
+        if count * smallest > len(self.data) - self.at:
+            raise ValueError(f"a count of {count} runs past the end of the file")
+        return count
