@@ -315,6 +315,7 @@ class Admission:
                             raise ClientGoneError("the client went away while waiting for a slot")
                     finally:
                         self._lock.acquire()
+                    now = self.clock()  # others may have joined meanwhile
                     pause = min(POLL, ticket.deadline - now)
                     if self._line.first(now, Party.capped) is ticket and self._free(ticket.party):
                         pause = min(pause, max(ticket.not_before - now, 0.0))

@@ -95,8 +95,9 @@ class FairLine:
 
     def _band(self, head: Waiting, now: float, priorities: list) -> int:
         """The priority ``head`` competes at: the best of those waiting that its own, aged,
-        has reached. Ageing lifts a request past other priorities, never past its equals."""
-        aged = head.party.priority - (now - head.joined) / self.age_every
+        has reached. Ageing lifts a request past other priorities, never past its equals;
+        a clock read before ``head`` joined counts as no wait."""
+        aged = head.party.priority - max(now - head.joined, 0.0) / self.age_every
         return next(priority for priority in priorities if priority >= aged)
 
     def waiting(self) -> dict:

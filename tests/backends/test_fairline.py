@@ -80,6 +80,14 @@ def test_ageing_lifts_a_low_priority_past_a_higher_one_never_past_its_equals():
     assert served(line, now=waited) == "bobb"  # as long a wait: still turns among equals
 
 
+def test_a_clock_read_before_a_request_joined_counts_as_no_wait():
+    low, high = party("l!255"), party("h!0")
+    line = FairLine()
+    line.join(Asking(high), now=5.0)
+    line.join(Asking(low), now=10.0)
+    assert served(line, now=4.0) == "hl"
+
+
 def test_a_capped_key_is_passed_over_and_a_refused_request_keeps_its_place():
     a, b = party("a"), party("b")
     line = line_of([a, a, b])
