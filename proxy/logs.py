@@ -8,6 +8,8 @@ its own making after it, or hide what it wrote from a terminal.
 from __future__ import annotations
 
 import logging
+import os
+import traceback
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -30,6 +32,19 @@ def escaped(text: str) -> str:
     return "".join(
         char if char.isprintable() else char.encode("unicode_escape").decode() for char in text
     )
+
+
+def raised_at(exc: BaseException) -> str:
+    """Where ``exc`` began (``fairline.py:100 in _band``), through the exception it was
+    raised from: a log line's pointer to the code, where a whole traceback could carry a
+    request's values."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "an unknown place"
+    last = frames[-1]
+    return f"{os.path.basename(last.filename)}:{last.lineno} in {last.name}"
 
 
 def log_to_stderr(level: str) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import pytest
 
-from proxy.logs import FORMAT, Formatter, escaped
+from proxy.logs import FORMAT, Formatter, escaped, raised_at
 
 
 @pytest.mark.parametrize(
@@ -52,3 +53,18 @@ def test_a_traceback_keeps_its_lines():
     assert lines[0].endswith("failed\\non /x")
     assert lines[1] == "Traceback (most recent call last):"
     assert lines[-1] == "ValueError: boom"
+
+
+def _band() -> int:
+    return next(priority for priority in [] if priority)
+
+
+def _turns():
+    yield _band()
+
+
+def test_a_failure_is_logged_where_it_began_without_its_values():
+    with pytest.raises(RuntimeError) as caught:  # a StopIteration out of a generator
+        next(_turns())
+    assert re.fullmatch(r"test_logs\.py:\d+ in _band", raised_at(caught.value))
+    assert raised_at(ValueError("never raised")) == "an unknown place"

@@ -18,6 +18,7 @@ from proxy.core.errors import (
     ProxyError,
 )
 from proxy.dialects.openai import answer as openai
+from proxy.logs import raised_at
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +77,5 @@ def _http_error(exc: HTTPException) -> ProxyError:
 
 
 def _unexpected(exc: Exception) -> ProxyError:
-    # the type and message only: a traceback may carry request data into the log
-    logger.error("unexpected %s: %s", type(exc).__name__, exc)
+    logger.error("unexpected %s at %s: %s", type(exc).__name__, raised_at(exc), exc)
     return ProxyError("The proxy failed to handle the request; see its log.", code="internal_error")

@@ -16,6 +16,7 @@ import orjson
 
 from proxy.core.draining import Drain
 from proxy.core.errors import ProxyError, ShuttingDownError
+from proxy.logs import raised_at
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +124,6 @@ def failed(wire: Wire, exc: Exception) -> bytes:
     if isinstance(exc, ProxyError):
         logger.warning("stream ended with an error: %s", exc)
     else:
-        logger.error("stream failed: %s: %s", type(exc).__name__, exc)
+        logger.error("stream failed: %s at %s: %s", type(exc).__name__, raised_at(exc), exc)
         exc = ProxyError("the stream failed inside the proxy; see its log", code="internal_error")
     return b"".join(wire.encode(each) for each in wire.failure(exc))
