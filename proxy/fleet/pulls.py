@@ -29,7 +29,6 @@ class Pulls:
 
     def __init__(self, fleet: Fleet, models: Models, settings: Settings, runtime: Runtime) -> None:
         self.fleet = fleet
-        self.models = models
         self.settings = settings
         self.runtime = runtime
         self.registry = pulled_models(runtime)
