@@ -206,7 +206,7 @@ def _parted(before: Optional[dict], record: dict) -> Optional[dict]:
 def _tokens(text: str, model: str) -> Optional[int]:
     """How many tokens ``text`` is to ``model`` (``None`` when its server cannot say now)."""
     try:
-        return len(get_state().router.tokenize(text, model)) if text else 0
+        return get_state().router.token_count(text, model) if text else 0
     except ProxyError:
         return None
 

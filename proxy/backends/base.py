@@ -53,6 +53,10 @@ class Backend:
         """Return ``(id, piece)`` for each token of ``text`` (``model``: which, in a fleet)."""
         raise NotImplementedByBackendError(f"the {self.name} backend cannot tokenize")
 
+    def token_count(self, text: str, model: Optional[str] = None) -> int:
+        """How many tokens ``text`` is (no special token added)."""
+        return len(self.tokenize(text, model))
+
     def detokenize(self, tokens: Sequence[int], model: Optional[str] = None) -> str:
         """Turn token ids back into text."""
         raise NotImplementedByBackendError(f"the {self.name} backend cannot detokenize")

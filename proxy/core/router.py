@@ -70,6 +70,10 @@ class Router(Protocol):
     def tokenize(self, text: str, model: Optional[str] = None) -> list:
         """``(id, piece)`` for each token of ``text``."""
 
+    def token_count(self, text: str, model: Optional[str] = None) -> int:
+        """How many tokens ``text`` is to the model, no special token added: the pieces of
+        :meth:`tokenize` cost an old server a request per character of the text."""
+
     def detokenize(self, tokens: Sequence[int], model: Optional[str] = None) -> str:
         """Token ids back into text."""
 

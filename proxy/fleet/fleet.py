@@ -224,6 +224,9 @@ class Fleet:
     def tokenize(self, text: str, model: Optional[str] = None) -> list:
         return self._any_replica(model, lambda backend: backend.tokenize(text))
 
+    def token_count(self, text: str, model: Optional[str] = None) -> int:
+        return self._any_replica(model, lambda backend: backend.token_count(text))
+
     def detokenize(self, tokens: Sequence[int], model: Optional[str] = None) -> str:
         return self._any_replica(model, lambda backend: backend.detokenize(tokens))
 

@@ -128,6 +128,10 @@ class ServerCppBackend(Backend):
         with self.client.blamed():
             return self.tokens.tokenize(text)
 
+    def token_count(self, text: str, model: Optional[str] = None) -> int:
+        with self.client.blamed():
+            return len(self.tokens.token_ids(text))
+
     def detokenize(self, tokens: Sequence[int], model: Optional[str] = None) -> str:
         with self.client.blamed():
             return self.tokens.detokenize(tokens)

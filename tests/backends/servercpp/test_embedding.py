@@ -71,3 +71,16 @@ def test_token_ids_need_no_detokenize(server):
     ids = TokenClient(UpstreamClient(server.url)).token_ids(WIDE)
     assert ids == server.vocab.tokenize(WIDE)
     assert [path for path, _, _ in server.requests] == ["/tokenize"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_texts_token_count_is_one_request_on_every_kind(kind):
+    """What the inspector counts to where a prompt parted from the cache: a server without
+    pieces would be asked once per character for them."""
+    with FakeServerCpp(kind) as fake:
+        fleet = build_fleet(Settings.of(llama_api=fake.url), NO_FILES)
+        text = "the cat sat on the mat " * 20
+        fake.requests.clear()
+        counted = fleet.token_count(text)
+        assert [path for path, _, _ in fake.requests] == ["/tokenize"]
+        assert counted == len(fleet.tokenize(text))
