@@ -53,7 +53,7 @@ class Workload:
 
 
 FULL = Workload(conversations=24, turns=6, concurrency=8, words=350, cost_requests=2000)
-QUICK = Workload(conversations=6, turns=3, concurrency=4, words=120, cost_requests=200)
+QUICK = Workload(conversations=4, turns=2, concurrency=4, words=60, cost_requests=20)
 
 
 def document(index: int, words: int) -> str:

@@ -152,7 +152,7 @@ def table(found: dict, kept: tuple, count: int, rounds: int, quick: bool) -> str
 def main() -> None:
     args = cli.arguments("capture", "What keeping exchanges for the inspector costs.")
     args = args.parse_args()
-    count, rounds = (60, 1) if args.quick else (600, 3)
+    count, rounds = (10, 1) if args.quick else (600, 3)
     with tempfile.TemporaryDirectory(prefix="bench-capture-") as work:
         found, kept = run(count, rounds, Path(work))
     cli.publish(args, "capture", table(found, kept, count, rounds, args.quick))

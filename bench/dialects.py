@@ -99,7 +99,7 @@ def batch(
     return statistics.median(times) * 1000, (proxy.cpu_seconds() - cpu) * 1000 / count
 
 
-def run(count: int, work: Path) -> tuple:
+def run(count: int, work: Path, warmup: int) -> tuple:
     with ExitStack() as stack:
         upstream = stack.enter_context(processes.running(processes.synthetic(work)))
         proxy = stack.enter_context(
@@ -115,7 +115,7 @@ def run(count: int, work: Path) -> tuple:
         figures = {(name, stream): [] for name in dialects for stream in (False, True)}
         for spec in dialects.values():  # warm up each way
             for stream in (False, True):
-                batch(session, proxy.url, spec, 30, stream, tree)
+                batch(session, proxy.url, spec, warmup, stream, tree)
         for _ in range(3):
             for (name, stream), found in figures.items():
                 found.append(batch(session, proxy.url, dialects[name], count // 3, stream, tree))
@@ -173,12 +173,12 @@ class Figures:
     cpu_chunk: Optional[float]
 
 
-def chat_layer(count: int, work: Path, baseline: Optional[Path]) -> dict:
+def chat_layer(count: int, work: Path, baseline: Optional[Path], warmup: int) -> dict:
     """Every client API through the server's chat layer, against the server directly: each
     API the proxy serves, by the proxy under waitress and under gunicorn (and by a
     ``baseline`` checkout's proxy, when given), and chat completions by the proxy's own
     template on ``/completion`` too, one API at a time, its ways taking turns request by
-    request."""
+    request, after ``warmup`` of each."""
     from tests.e2e.tinymodel import CHAT_TEMPLATE
 
     template = work / "template.jinja"
@@ -186,48 +186,29 @@ def chat_layer(count: int, work: Path, baseline: Optional[Path]) -> dict:
     with ExitStack() as stack:
         server = stack.enter_context(processes.llama_server(work, parallel=1))
         proxies = {
-            label: stack.enter_context(
-                processes.running(
-                    processes.proxy(
-                        kind, server.url, work, threads=16, workers=1, name=f"chat-layer-{kind}"
-                    )
-                )
+            label: processes.proxy(
+                kind, server.url, work, threads=16, workers=1, name=f"chat-layer-{kind}"
             )
             for label, kind in PROXIES.items()
         }
         if baseline is not None:
-            proxies["baseline"] = stack.enter_context(
-                processes.running(
-                    processes.proxy(
-                        "waitress",
-                        server.url,
-                        work,
-                        threads=16,
-                        workers=1,
-                        name="baseline",
-                        root=baseline,
-                    )
-                )
+            proxies["baseline"] = processes.proxy(
+                "waitress", server.url, work, threads=16, workers=1, name="baseline", root=baseline
             )
         floors = {
-            label: stack.enter_context(
-                processes.running(processes.passthrough(server.url, work, kind, floor_server))
-            )
+            label: processes.passthrough(server.url, work, kind, floor_server)
             for label, (kind, floor_server) in FLOORS.items()
         }
-        rendered = stack.enter_context(
-            processes.running(
-                processes.proxy(
-                    "waitress",
-                    server.url,
-                    work,
-                    threads=16,
-                    workers=1,
-                    name="rendered",
-                    args=["--chat-template", str(template)],
-                )
-            )
+        rendered = processes.proxy(
+            "waitress",
+            server.url,
+            work,
+            threads=16,
+            workers=1,
+            name="rendered",
+            args=["--chat-template", str(template)],
         )
+        stack.enter_context(processes.all_running({**proxies, **floors, "rendered": rendered}))
         ways = {}
         for name, (path, body) in served(proxies["proxy"].url).items():
             body = {**body, "temperature": 0}
@@ -258,7 +239,7 @@ def chat_layer(count: int, work: Path, baseline: Optional[Path]) -> dict:
         ways["chat completions", "/completion"] = Way(
             rendered.url, path, body, ProcessTree(rendered.pid)
         )
-        rotated(ways, 20)  # warm up each way
+        rotated(ways, warmup)  # warm up each way
         found = {}
         for name in dict.fromkeys(name for name, _ in ways):  # one proxy serves every API:
             # its CPU is told apart by asking one API at a time
@@ -377,11 +358,11 @@ def table(figures: dict, count: int, quick: bool) -> str:
 
 def main() -> None:
     args = cli.with_baseline(cli.arguments("dialects", "What each client API costs.")).parse_args()
-    count = 150 if args.quick else 1500
-    layered_count = 60 if args.quick else 600
+    # requests per way, and to warm each way up first
+    count, layered_count, warmups = (15, 4, (3, 2)) if args.quick else (1500, 600, (30, 20))
     with tempfile.TemporaryDirectory(prefix="bench-dialects-") as work:
-        figures = run(count, Path(work))
-        layered = chat_layer(layered_count, Path(work), args.baseline)
+        figures = run(count, Path(work), warmups[0])
+        layered = chat_layer(layered_count, Path(work), args.baseline, warmups[1])
     report = table(figures, count, args.quick) + chat_layer_table(
         layered, layered_count, args.baseline
     )

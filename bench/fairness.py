@@ -35,9 +35,11 @@ WAYS = {  # the flood's key and the questions' key
     "A batch, B interactive": ("sk-batch", "sk-interactive"),
 }
 KINDS = {"llamacpp": "current llama-server", "powerinfer": "PowerInfer"}
+QUICK = {"kinds": ("llamacpp",), "count": 2, "tokens": 32, "settle": 0.5, "alone": 1.0}
+FULL = {"kinds": tuple(KINDS), "count": 30, "tokens": 256, "settle": 3.0, "alone": 10.0}
 
 
-def measure(kind: str, count: int, work: Path) -> dict:
+def measure(kind: str, plan: dict, work: Path) -> dict:
     from tests.e2e.flood import TEAM, Flood, questions
     from tests.e2e.llama_server import LlamaServer
     from tests.e2e.tinymodel import write_tiny_llama_gguf
@@ -69,17 +71,18 @@ def measure(kind: str, count: int, work: Path) -> dict:
                 )
             )
         )
+        count, flooded = plan["count"], {"settle": plan["settle"], "tokens": plan["tokens"]}
         questions(proxy.url, "sk-b", 3)  # warm up
         found = {"alone": [q.first_ms for q in questions(proxy.url, "sk-b", count)]}
         rates, answers, seconds = {}, {}, {}
         for way, (flooding, asking) in WAYS.items():
-            with Flood(proxy.url, flooding) as flood:
+            with Flood(proxy.url, flooding, **flooded) as flood:
                 found[way] = [q.first_ms for q in questions(proxy.url, asking, count)]
             rates[way] = flood.done / flood.seconds
             answers[way] = statistics.median(a.total_ms for a in flood.answers)
             seconds[way] = flood.seconds
-        with Flood(proxy.url, "sk-a") as alone:
-            time.sleep(max(seconds["by turns"], 10.0))
+        with Flood(proxy.url, "sk-a", **flooded) as alone:
+            time.sleep(max(seconds["by turns"], plan["alone"]))
         rates["A alone"] = alone.done / alone.seconds
     return {"first": found, "rates": rates, "a_answer_ms": answers["by turns"]}
 
@@ -112,14 +115,15 @@ def section(kind: str, found: dict) -> list:
     return lines
 
 
-def table(results: dict, count: int, quick: bool) -> str:
+def table(results: dict, plan: dict, quick: bool) -> str:
     command = f"python -m bench.fairness{' --quick' if quick else ''}"
     lines = [
         f"# One key's flood and another key's first byte{' (quick run)' if quick else ''}",
         "",
         f"A server with {SLOTS} slots and the tests' tiny model, the proxy under waitress with "
-        f"a team's keys (`{command}`). B asks {count} short questions (8 tokens, streamed) one "
-        "at a time, alone and while A keeps 16 streams of 256 tokens in flight.",
+        f"a team's keys (`{command}`). B asks {plan['count']} short questions (8 tokens, "
+        f"streamed) one at a time, alone and while A keeps 16 streams of {plan['tokens']} "
+        "tokens in flight.",
         "",
     ]
     for kind, found in results.items():
@@ -130,10 +134,10 @@ def table(results: dict, count: int, quick: bool) -> str:
 def main() -> None:
     args = cli.arguments("fairness", "What one key's flood costs another key's first byte.")
     args = args.parse_args()
-    count = 6 if args.quick else 30
+    plan = QUICK if args.quick else FULL
     with tempfile.TemporaryDirectory(prefix="bench-fairness-") as work:
-        results = {kind: measure(kind, count, Path(work)) for kind in KINDS}
-    cli.publish(args, "fairness", table(results, count, args.quick))
+        results = {kind: measure(kind, plan, Path(work)) for kind in plan["kinds"]}
+    cli.publish(args, "fairness", table(results, plan, args.quick))
 
 
 if __name__ == "__main__":

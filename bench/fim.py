@@ -169,7 +169,7 @@ def table(latencies: dict, freed: dict, count: int, rounds: int, quick: bool) ->
 def main() -> None:
     args = cli.arguments("fim", "What an editor's completion costs through the proxy.")
     args = args.parse_args()
-    count, rounds = (30, 1) if args.quick else (300, 3)
+    count, rounds = (5, 1) if args.quick else (300, 3)
     with tempfile.TemporaryDirectory(prefix="bench-fim-") as work:
         latencies, freed = run(count, rounds, Path(work))
     cli.publish(args, "fim", table(latencies, freed, count, rounds, args.quick))

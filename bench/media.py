@@ -144,7 +144,7 @@ def table(figures: dict, count: int, quick: bool) -> str:
 
 def main() -> None:
     args = cli.arguments("media", "What an image and a rerank cost.").parse_args()
-    count = 30 if args.quick else 300
+    count = 5 if args.quick else 300
     with tempfile.TemporaryDirectory(prefix="bench-media-") as work:
         figures = run(count, Path(work))
     cli.publish(args, "media", table(figures, count, args.quick))

@@ -90,7 +90,7 @@ def table(p50: dict, notes: list, count: int, quick: bool) -> str:
 
 def main() -> None:
     args = cli.arguments("operations", "What metrics, keys and limits cost.").parse_args()
-    count = 300 if args.quick else 3000
+    count = 30 if args.quick else 3000
     with tempfile.TemporaryDirectory(prefix="bench-operations-") as work:
         p50, notes = run(count, Path(work))
     report = table(p50, notes, count, args.quick)

@@ -90,14 +90,15 @@ FULL = Plan(
 QUICK = replace(
     FULL,
     name="quick",
-    duration=0.3,
-    warmup=0.1,
-    levels=(1, 64),
+    duration=0.2,
+    warmup=0.05,
+    levels=(1, 16),
     stream_tokens=32,
-    paced_levels=(64,),
-    paced_tokens=20,
-    holds=(64, 256),
-    hold_seconds=1.5,
+    paced_levels=(16,),
+    paced_tokens=10,
+    holds=(64,),
+    hold_seconds=1.0,
+    upstreams=("synthetic",),  # llama-server's ways are bench.dialects' quick run's
     peers=False,
 )
 

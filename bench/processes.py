@@ -45,6 +45,10 @@ class Service:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "Service":
+        return self.launch().ready()
+
+    def launch(self) -> "Service":
+        """Start the process, not waiting for it to serve (:meth:`ready` waits)."""
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 self.command,
@@ -54,6 +58,10 @@ class Service:
                 stderr=subprocess.STDOUT,
                 env=self.env,
             )
+        return self
+
+    def ready(self) -> "Service":
+        """Return once it serves; its log's name in the error when it cannot."""
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -84,6 +92,19 @@ def running(service: Service) -> Iterator[Service]:
         yield service
     finally:
         service.stop()
+
+
+@contextlib.contextmanager
+def all_running(services: dict) -> Iterator[dict]:
+    """``services`` (by label) started side by side, each stopped at the end: a bench with
+    a dozen ways waits for their starts once, not a dozen times."""
+    with contextlib.ExitStack() as stack:
+        for service in services.values():
+            service.launch()
+            stack.callback(service.stop)
+        for service in services.values():
+            service.ready()
+        yield services
 
 
 def synthetic(log_dir: Path) -> Service:

@@ -27,6 +27,7 @@ from typing import Optional
 from bench import cli, dialects, processes
 
 RATE = 1000  # samples a second
+SERVERS = (("proxy", "waitress"), ("proxy, gunicorn", "gunicorn"), ("proxy, granian", "granian"))
 TOP = 12  # functions listed per API
 # the layers a frame's file belongs to, by the start of its path as py-spy shows it
 LAYERS = (
@@ -127,38 +128,36 @@ def chunk_path(frames: list) -> list:
     return frames[first:]
 
 
-def profiles(count: int, work: Path, baseline: Optional[Path]) -> tuple:
+def profiles(
+    count: int, work: Path, baseline: Optional[Path], warmup: int = 10, servers: tuple = SERVERS
+) -> tuple:
     """``{(API, proxy): samples}`` and ``{(API, proxy): a chunk's path}`` for every client
-    API the proxy serves."""
+    API the proxy serves, under each of ``servers``, each way warmed up by ``warmup``
+    streams first."""
     with ExitStack() as stack:
         server = stack.enter_context(processes.llama_server(work, parallel=1))
         kinds = {
-            "proxy": ("waitress", processes.ROOT),
-            "proxy, gunicorn": ("gunicorn", processes.ROOT),
-            "proxy, granian": ("granian", processes.ROOT),
+            **{label: (server, processes.ROOT) for label, server in servers},
             **({"baseline": ("waitress", baseline)} if baseline else {}),
         }
         proxies = {
-            label: stack.enter_context(
-                processes.running(
-                    processes.proxy(
-                        kind,
-                        server.url,
-                        work,
-                        threads=16,
-                        workers=1,
-                        name=f"profile-{label.replace(', ', '-')}",
-                        root=root,
-                    )
-                )
+            label: processes.proxy(
+                kind,
+                server.url,
+                work,
+                threads=16,
+                workers=1,
+                name=f"profile-{label.replace(', ', '-')}",
+                root=root,
             )
             for label, (kind, root) in kinds.items()
         }
+        stack.enter_context(processes.all_running(proxies))
         found, paths = {}, {}
         for name, (path, body) in dialects.served(proxies["proxy"].url).items():
             for label, proxy in proxies.items():
                 way = dialects.Way(proxy.url, path, {**body, "temperature": 0})
-                for _ in range(10):  # warm up
+                for _ in range(warmup):
                     dialects.timed(way, stream=True)
                 found[name, label], paths[name, label] = sampled(proxy.pid, way, count, work)
         return found, paths
@@ -236,9 +235,9 @@ def main() -> None:
     args = cli.with_baseline(
         cli.arguments("profile", "Where a streamed chat's time goes in the proxy.")
     ).parse_args()
-    count = 30 if args.quick else 300
+    count, warmup, servers = (10, 2, SERVERS[:1]) if args.quick else (300, 10, SERVERS)
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as work:
-        found, paths = profiles(count, Path(work), args.baseline)
+        found, paths = profiles(count, Path(work), args.baseline, warmup, servers)
     cli.publish(args, "profile", table(found, paths, count, args.baseline))
 
 

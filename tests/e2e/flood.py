@@ -80,11 +80,11 @@ def questions(url: str, key: str, count: int) -> list:
 
 
 class Flood:
-    """``key``'s :data:`FLOOD` streams of :data:`LONG` tokens, in flight while the ``with``
+    """``key``'s :data:`FLOOD` streams of ``tokens`` tokens, in flight while the ``with``
     block runs (after ``settle`` seconds for every slot and the line to fill)."""
 
-    def __init__(self, url: str, key: str, settle: float = 3.0) -> None:
-        self.url, self.key, self.settle = url, key, settle
+    def __init__(self, url: str, key: str, settle: float = 3.0, tokens: int = LONG) -> None:
+        self.url, self.key, self.settle, self.tokens = url, key, settle, tokens
         self.answers: list = []
         self.failures: list = []
         self.stop = threading.Event()
@@ -93,7 +93,7 @@ class Flood:
     def _loop(self, n: int) -> None:
         while not self.stop.is_set():
             try:
-                self.answers.append(ask(self.url, self.key, LONG, f"Tell story {n}."))
+                self.answers.append(ask(self.url, self.key, self.tokens, f"Tell story {n}."))
             except Exception as exc:  # counted: a flood that fails proves nothing
                 self.failures.append(exc)
 
