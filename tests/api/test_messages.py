@@ -4,6 +4,7 @@ shape, streams, count_tokens."""
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 
@@ -181,15 +182,21 @@ def test_an_unknown_model_is_not_found(make_client):
 
 
 def test_a_stream_waiting_for_its_first_token_gets_pings(make_client):
-    from proxy.core.generation import PATIENCE
+    """The first token comes only once the client has had a ping."""
+    pinged = threading.Event()
 
     class Slow(FakeBackend):
         def stream(self, request):
-            import time
-
-            time.sleep(PATIENCE + 0.3)  # a slot comes free late
+            pinged.wait(30)  # a slot comes free late; the wait detects a hang only
             yield from super().stream(request)
 
-    response = make_client(Slow()).post("/v1/messages", json={**BODY, "stream": True})
-    kinds = [event["type"] for event in named_events(response.data)]
+    body = b""
+    with make_client(Slow()).post(
+        "/v1/messages", json={**BODY, "stream": True}, buffered=False
+    ) as response:
+        for piece in response.response:
+            body += piece
+            if b"event: ping" in body:
+                pinged.set()
+    kinds = [event["type"] for event in named_events(body)]
     assert kinds[:2] == ["message_start", "ping"] and kinds[-1] == "message_stop"

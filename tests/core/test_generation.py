@@ -4,7 +4,6 @@ prompts are counted once per prompt; a slow first event is preceded by WAITING."
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
@@ -154,9 +153,10 @@ def test_nothing_runs_until_the_first_event_is_asked_for():
 # -- a model server that takes its time to start ------------------------------------------
 
 
-def events(delay: float, fail: str = "", closed: threading.Event | None = None):
+def events(release: threading.Event, fail: str = "", closed: threading.Event | None = None):
+    """A stream whose first event (or failure) waits for ``release``: a server starting."""
     try:
-        time.sleep(delay)
+        release.wait(30)  # a hang only
         if fail:
             raise UpstreamUnavailableError(fail)
         yield [1]
@@ -166,34 +166,58 @@ def events(delay: float, fail: str = "", closed: threading.Event | None = None):
             closed.set()
 
 
+def released() -> threading.Event:
+    ready = threading.Event()
+    ready.set()
+    return ready
+
+
 def test_a_prompt_first_event_needs_no_waiting():
-    assert list(generation.patiently(events(0.0), patience=1.0, every=0.05)) == [[1], [2]]
+    """Ready at once, with a patience that only a hang would outlast."""
+    assert list(generation.patiently(events(released()), patience=30, every=0.05)) == [[1], [2]]
 
 
 def test_a_prompt_failure_is_raised_before_the_stream_begins():
     with pytest.raises(UpstreamUnavailableError):
-        next(generation.patiently(events(0.0, fail="no server"), patience=1.0))
+        next(generation.patiently(events(released(), fail="no server"), patience=30))
 
 
 def test_a_slow_first_event_is_preceded_by_waiting():
-    got = list(generation.patiently(events(0.3), patience=0.05, every=0.1))
-    assert got[0] == [WAITING] and 2 <= got.count([WAITING]) <= 5
-    assert got[-2:] == [[1], [2]]
+    """Held past the patience, again and again, then let go."""
+    release = threading.Event()
+    stream = generation.patiently(events(release), patience=0.05, every=0.05)
+    assert [next(stream), next(stream)] == [[WAITING], [WAITING]]
+    release.set()
+    *waiting, first, second = list(stream)
+    assert (first, second) == ([1], [2]) and all(event == [WAITING] for event in waiting)
+
+
+def test_waiting_comes_no_more_often_than_asked():
+    """Once one is out, the next waits ``every`` seconds (a hang's here): the first event,
+    let go meanwhile, follows it directly."""
+    release = threading.Event()
+    stream = generation.patiently(events(release), patience=0.05, every=30)
+    assert next(stream) == [WAITING]
+    release.set()
+    assert list(stream) == [[1], [2]]
 
 
 def test_a_slow_failure_is_raised_inside_the_stream():
-    stream = generation.patiently(events(0.2, fail="no server"), patience=0.05, every=0.05)
+    release = threading.Event()
+    stream = generation.patiently(events(release, fail="no server"), patience=0.05, every=0.05)
     assert next(stream) == [WAITING]
+    release.set()
     with pytest.raises(UpstreamUnavailableError):
         list(stream)
 
 
 def test_a_client_that_leaves_while_waiting_closes_the_stream_once_it_begins():
-    closed = threading.Event()
-    stream = generation.patiently(events(0.2, closed=closed), patience=0.05, every=0.05)
+    closed, release = threading.Event(), threading.Event()
+    stream = generation.patiently(events(release, closed=closed), patience=0.05, every=0.05)
     assert next(stream) == [WAITING]
     stream.close()
-    assert closed.wait(2)
+    release.set()
+    assert closed.wait(30)  # a hang only
 
 
 def test_thoughts_come_before_text_and_a_prompt_counted_early_comes_first():

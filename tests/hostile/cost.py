@@ -1,10 +1,10 @@
 """What a probe costs the proxy: the most memory its processes took above what they held
-before it (sampled while the probe runs), the processor time they spent on it, and the time
-it took.
+before it (sampled while the probe runs), and the processor time they spent on it.
 
 The work a probe makes the proxy do is its processor time: the wall-clock time of the same
-work stretches with whatever else the machine runs (the suite's other workers), so it bounds
-only what is a matter of waiting (a deadline)."""
+work stretches with whatever else the machine runs (the suite's other workers), so it proves
+nothing and is not kept. A deadline is proven by what the other side saw (when the proxy
+hung up), not by a stopwatch."""
 
 from __future__ import annotations
 
@@ -24,11 +24,10 @@ SAMPLE_SECONDS = 0.005
 @dataclass(frozen=True)
 class Cost:
     growth: int  # bytes: the highest resident memory seen during the probe, over the start
-    seconds: float  # the probe's wall-clock time
     cpu: float  # processor seconds the proxy's processes spent meanwhile
 
     def __str__(self) -> str:
-        return f"{self.growth / MiB:.1f} MiB, {self.seconds:.2f} s, {self.cpu:.2f} s of CPU"
+        return f"{self.growth / MiB:.1f} MiB, {self.cpu:.2f} s of CPU"
 
 
 def _proxy_processes(pid: int) -> list:
@@ -83,13 +82,11 @@ def measured(pid: int, probe: Callable[[], T]) -> Tuple[T, Cost]:
             time.sleep(SAMPLE_SECONDS)
 
     watcher = threading.Thread(target=watch, daemon=True)
-    began = time.monotonic()
     watcher.start()
     try:
         result = probe()
     finally:
-        seconds = time.monotonic() - began
         done.set()
         watcher.join()
     peak[0] = max(peak[0], resident(pid))
-    return result, Cost(peak[0] - before, seconds, processor_time(pid) - spent)
+    return result, Cost(peak[0] - before, processor_time(pid) - spent)

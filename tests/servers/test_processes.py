@@ -3,6 +3,7 @@ failures told, the running limit kept when starts race, and busy servers never s
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import threading
 import time
@@ -12,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from proxy.core.errors import UpstreamUnavailableError
+from proxy.servers import processes
 from proxy.servers.pool import ProcessPool
 from proxy.servers.processes import FIRST_BACKOFF, Launch, ManagedServer
+from tests.polling import wait_for
 
 SLEEPER = (sys.executable, "-c", "import time; time.sleep(60)")
 
@@ -90,23 +93,42 @@ def test_a_server_in_use_is_not_stopped_for_idling_or_for_room(pool, tmp_path):
 
 
 def test_a_busy_server_makes_the_next_start_wait_not_fail(pool, tmp_path):
+    """The second start looks for room twice, finding the first busy, and is ready only
+    once the first has let go."""
     watch = Watch(pool, delay=0)
     first, second = (server(pool, watch, tmp_path, name) for name in ("first", "second"))
-    released = threading.Event()
+    holding, released = threading.Event(), threading.Event()
+    events = []
 
     def hold_then_let_go() -> None:
         with first.using():
-            released.wait(5)
+            holding.set()
+            released.wait(30)
+            events.append("the first lets go")
 
+    def start_second() -> None:
+        with second.using():
+            events.append(f"the second is {second.state}")
+
+    looks = []  # how long the first had been idle, each time a start looked for room
+    idle_for = first.idle_for
+
+    def looked_at(now: float) -> float:
+        looks.append(idle_for(now))
+        return looks[-1]
+
+    first.idle_for = looked_at
     holder = threading.Thread(target=hold_then_let_go)
     holder.start()
-    time.sleep(0.3)
-    threading.Timer(0.5, released.set).start()
-    started = time.monotonic()
-    with second.using():
-        assert second.state == "ready"
-    assert time.monotonic() - started >= 0.4  # it waited for the first to fall idle
-    holder.join()
+    assert holding.wait(30)
+    starter = threading.Thread(target=start_second)
+    starter.start()
+    wait_for(lambda: len(looks) >= 2, "the second start to look for room twice")
+    released.set()
+    holder.join(30)
+    starter.join(30)
+    assert looks[:2] == [0.0, 0.0]  # busy both times: it waited, and did not fail
+    assert events == ["the first lets go", "the second is ready"]
     assert first.state == "stopped" and watch.most_at_once <= 1
 
 
@@ -179,36 +201,73 @@ def test_an_idle_server_stops_after_its_ttl(tmp_path):
         pool.close()
 
 
-def test_a_server_that_died_comes_back_after_a_back_off_one_stopped_at_once(pool, tmp_path):
+class Clock:
+    """The ``time`` of :mod:`proxy.servers.processes`: it moves only when slept on, and
+    notes each sleep instead of waiting it out."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_a_server_that_died_comes_back_after_a_back_off_one_stopped_at_once(
+    pool, tmp_path, monkeypatch
+):
+    clock = Clock()
+    monkeypatch.setattr(processes, "time", clock)
     crashing = server(pool, Watch(pool, delay=0), tmp_path, "crashing")
     with crashing.using():
         pass
+    assert clock.slept == []
     crashing._process.kill()
     crashing._process.wait()
-    started = time.monotonic()
     with crashing.using():
-        assert time.monotonic() - started >= FIRST_BACKOFF * 0.9
+        assert crashing.state == "ready"
+    assert clock.slept == [FIRST_BACKOFF]
     crashing.stop("on purpose")
-    started = time.monotonic()
     with crashing.using():
-        assert time.monotonic() - started < FIRST_BACKOFF * 0.9
+        assert crashing.state == "ready"
+    assert clock.slept == [FIRST_BACKOFF]  # no pause the second time
 
 
 def test_a_server_deaf_to_sigterm_is_killed_after_the_grace(pool, tmp_path):
+    """The stop's wait through the grace ends with the server still running, and the next
+    finds it killed."""
     deaf = server(
         pool,
-        Watch(pool, delay=0.3),
+        Watch(pool, delay=0),
         tmp_path,
         "deaf",
         stop_grace=0.5,
         command=(
             sys.executable,
             "-c",
-            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)",
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "print('ignoring', signal.Signals.SIGTERM.name, flush=True); time.sleep(60)",
         ),
+        ready=lambda url: "ignoring SIGTERM" in (tmp_path / "deaf.log").read_text(),
     )
     with deaf.using():
         process = deaf._process
-    started = time.monotonic()
+    waits = []  # (timeout, what it found) of each wait for the process
+    wait = process.wait
+
+    def noted_wait(timeout=None):
+        try:
+            code = wait(timeout)
+        except subprocess.TimeoutExpired:
+            waits.append((timeout, "running"))
+            raise
+        waits.append((timeout, code))
+        return code
+
+    process.wait = noted_wait
     deaf.stop("on purpose")
-    assert process.returncode == -9 and 0.4 < time.monotonic() - started < 5
+    assert waits == [(0.5, "running"), (None, -9)]
