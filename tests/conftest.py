@@ -11,15 +11,23 @@ from hypothesis import settings
 from proxy.app import create_app
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
+from tests.e2e.llama_server import KINDS
 from tests.fakes.backend import FakeBackend
 
-# a real Redis, for what proxies share through it; the suite's split among workers and tiers
-pytest_plugins = ["tests.redis_server", "tests.tiers"]
+# a real Redis, for what proxies share through it; the backends' markers; which worker runs what
+pytest_plugins = ["tests.redis_server", "tests.tiers", "tests.schedule"]
 
 # Fuzzing: a bounded run by default, so CI stays fast; HYPOTHESIS_PROFILE=long for many more.
 settings.register_profile("ci", max_examples=150, deadline=None)
 settings.register_profile("long", max_examples=20_000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def kind(request) -> str:
+    """The server.cpp kind a module's real servers are of: every generation, unless the test
+    narrows it (``tests/e2e/marks.py``) to the ones its claim needs."""
+    return request.param
 
 
 @pytest.fixture

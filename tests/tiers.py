@@ -1,57 +1,71 @@
-"""How the suite is split: among pytest-xdist's workers, and into tiers by backend.
+"""The tiers by backend: each test that runs a real server is marked with its kind, so that
+``-m "e2e and powerinfer"`` (or ``llamacpp_2023``, ``llama_server``, ``bundled``, ``chatglm``)
+runs one backend's tier whole.
 
-CI runs the suite with ``--dist loadscope --no-loadscope-reorder``: each module goes to one
-worker whole, so its module fixtures (the real servers it starts) start once, and modules
-are handed out in the order collection leaves them. That order puts the e2e modules first,
-the biggest first, then the hostile and live tiers, then the in-process tests, which fill
-the last minutes of every worker.
+A test parametrized by a server kind (the ``kind`` fixture, or a tuple holding one) is
+marked with it; an e2e test that names none runs on current llama-server, which a
+:class:`~tests.e2e.llama_server.LlamaServer` is unless told otherwise, unless its module
+marks the backend it runs itself; the tests of the chatglm.cpp backend are marked
+``chatglm``. Which worker runs what, and when, is :mod:`tests.schedule`'s.
 
-A test parametrized by a backend is also marked with it, so ``-m powerinfer`` (or
-``llama_server``, ``llamacpp_2023``, ``bundled``) runs one backend's tier; ``chatglm`` marks
-the tests of the in-process chatglm.cpp backend.
+Within a module, the tests of one kind run together, so that its module's servers of that
+kind start once: pytest groups tests by a module fixture's parameter only where they share
+its position in one list of parameters, and a test narrowed to some kinds
+(``tests/e2e/marks.py``) has lists of its own.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-
 import pytest
 
-# a fixture's parameter (a server's kind or engine) -> the marker of its backend
+# a server kind -> the marker of its backend
 BACKENDS = {
-    "llamacpp": "llama_server",
-    "llama-server": "llama_server",
-    "bundled": "bundled",
     "powerinfer": "powerinfer",
     "llamacpp-2023": "llamacpp_2023",
+    "llamacpp": "llama_server",
+    "bundled": "bundled",
 }
-TIERS = ("e2e", "hostile", "live")  # the slowest first; what has none of these comes last
+MARKERS = frozenset(BACKENDS.values()) | {"chatglm"}
 
 
 def backends(item: pytest.Item) -> set:
-    """The backend markers of ``item``'s parameters, and ``chatglm`` for that backend's tests."""
+    """The backend markers of ``item``'s parameters, and ``chatglm`` for that backend's
+    tests."""
     callspec = getattr(item, "callspec", None)
-    params = callspec.params.values() if callspec is not None else ()
-    found = {BACKENDS[value] for value in params if isinstance(value, str) and value in BACKENDS}
+    found = {BACKENDS[value] for value in _values(callspec.params.values() if callspec else ())}
     if item.module.__name__.startswith("tests.backends.chatglm"):
         found.add("chatglm")
     return found
 
 
-def tier(item: pytest.Item) -> int:
-    """The rank of ``item``'s tier in :data:`TIERS` (their length: none of them)."""
-    ranks = (rank for rank, name in enumerate(TIERS) if item.get_closest_marker(name))
-    return next(ranks, len(TIERS))
+def _rank(item: pytest.Item) -> int:
+    """Where ``item``'s ``kind`` stands among the kinds (-1: it takes none)."""
+    callspec = getattr(item, "callspec", None)
+    kind = callspec.params.get("kind") if callspec is not None else None
+    return list(BACKENDS).index(kind) if kind in BACKENDS else -1
 
 
+def _values(params) -> list:
+    """Every string among ``params``, inside tuples too."""
+    found = []
+    for value in params:
+        if isinstance(value, tuple):
+            found += _values(value)
+        elif isinstance(value, str) and value in BACKENDS:
+            found.append(value)
+    return found
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    found = backends(item)
+    marked = {mark.name for mark in item.iter_markers() if mark.name in MARKERS}
+    if not found and not marked and item.get_closest_marker("e2e"):
+        found = {"llama_server"}
+    for backend in found - marked:
+        item.add_marker(getattr(pytest.mark, backend))
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own grouping, which the sort keeps otherwise
 def pytest_collection_modifyitems(items: list) -> None:
-    for item in items:
-        for backend in backends(item):
-            item.add_marker(getattr(pytest.mark, backend))
-    sizes = Counter(item.module.__name__ for item in items)
-    ranks: dict = {}
-    for item in items:  # a module ranks with its slowest test's tier
-        module = item.module.__name__
-        ranks[module] = min(ranks.get(module, len(TIERS)), tier(item))
-    # a stable sort: each module's tests stay together and in their own order
-    items.sort(key=lambda item: (ranks[item.module.__name__], -sizes[item.module.__name__]))
+    modules: dict = {}
+    items.sort(key=lambda item: (modules.setdefault(item.module, len(modules)), _rank(item)))

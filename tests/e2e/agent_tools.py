@@ -1,6 +1,6 @@
 """What the e2e tests of the coding agents share: a model of a family agents run today that
-calls the agent's own tool, served by current llama-server or the bundled engine behind the
-proxy (with a key) and a :class:`~.tap.Tap`, and what the tap must have seen of a tool loop.
+calls the agent's own tool, served by a server of one kind behind the proxy (with a key) and a
+:class:`~.tap.Tap`, and what the tap must have seen of a tool loop.
 
 The model (see :mod:`.scriptedmodel`) first calls the tool, in its family's syntax; once the
 tool's result is in its prompt (the template's result marker: gpt-oss's `` to=assistant``,
@@ -26,7 +26,6 @@ ANSWER = "I wrote notes.txt for you."
 COMMAND = "echo hello from the model > notes.txt"
 WRITTEN = "hello from the model\n"
 CHAT = "/v1/chat/completions"
-ENGINES = ("llamacpp", "bundled")  # current llama-server, the engine the proxy bundles
 
 
 def gpt_oss_call(name: str, arguments: dict) -> str:
@@ -57,7 +56,7 @@ def family(name: str) -> Family:
 
 @contextlib.contextmanager
 def served(
-    engine: str,
+    kind: str,
     family_name: str,
     tool: str,
     arguments: dict,
@@ -66,7 +65,7 @@ def served(
     key: str,
 ) -> Iterator[tuple]:
     """``(proxy, tap)``: a model of ``family_name`` that calls ``tool`` with ``arguments``
-    and then answers, on a server of ``engine`` (:data:`ENGINES`) behind the proxy (which
+    and then answers, on a server of ``kind`` behind the proxy (which
     wants ``key``) and a tap."""
     write_call, answer, marker = AGENT_FAMILIES[family_name]
     scripts = [Script(write_call(tool, arguments)), Script(answer, trigger=marker)]
@@ -77,10 +76,10 @@ def served(
         family(family_name).chat_template(),
         name=family_name,
     )
-    name = f"{engine}-{family_name}-{tool}"
+    name = f"{kind}-{family_name}-{tool}"
     with (
         LlamaServer(
-            model, logs / f"tools-{name}.log", kind=engine, parallel=1, ctx_size=CONTEXT
+            model, logs / f"tools-{name}.log", kind=kind, parallel=1, ctx_size=CONTEXT
         ) as server,
         ProxyProcess(
             server.url,

@@ -1,5 +1,6 @@
-"""Fixtures for the e2e tier: the tiny model, a folder for logs, the server kind, the program
-that runs managed servers, and a garbage collection as each module ends."""
+"""Fixtures for the e2e tier: the tiny model, a folder for logs, the program that runs the
+servers the proxy runs, and a garbage collection as each module ends (the server kind is the
+root conftest's ``kind``)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ import pathlib
 
 import pytest
 
-from .llama_server import KINDS, find_server
-from .managed import Program
+from .managed import Program, program_of
 from .tinymodel import write_tiny_llama_gguf
 
 
@@ -33,16 +33,8 @@ def logs(tmp_path_factory) -> pathlib.Path:
     return tmp_path_factory.mktemp("logs")
 
 
-@pytest.fixture(scope="module", params=KINDS)
-def kind(request) -> str:
-    """The server.cpp kind a module's servers are of; every test runs on each."""
-    return request.param
-
-
-@pytest.fixture(scope="module", params=["llama-server", "bundled"])
-def program(request) -> Program:
-    """The llama-server binary, or the llama.cpp engine the xllamacpp wheel bundles."""
-    if request.param == "bundled":
-        return Program(("--llama-server", "bundled"), {})
-    binary = find_server("llamacpp")
-    return Program(("--llama-server", str(binary.path)), binary.env)
+@pytest.fixture(scope="module")
+def program(kind) -> Program:
+    """What runs the servers the proxy runs, of ``kind``: the llama-server binary
+    (``llamacpp``), or the llama.cpp engine the xllamacpp wheel bundles (``bundled``)."""
+    return program_of(kind)

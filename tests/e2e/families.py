@@ -6,7 +6,7 @@ A case is chosen by a word in the user's message (``ThinkCase``, ``OneCallCase``
 ``TwoCallsCase``), and a tool result with ``ResultSeen`` in it makes the model answer (see
 :mod:`.scriptedmodel`); a message with none of them gets the plain answer. ``expected`` is
 what the family's output says, as llama.cpp's parser should read it; where llama.cpp reads
-a family otherwise, ``llamacpp_reads`` says what it does instead, and why.
+a family otherwise, ``llamacpp_reads`` says what it reads instead, and why.
 """
 
 from __future__ import annotations
@@ -71,6 +71,15 @@ class Reading:
 
 
 @dataclass(frozen=True)
+class Otherwise:
+    """What llama.cpp reads of a case instead of what the family wrote, and why; ``reading``
+    ``None``: it refuses the answer (the parser finds no format it knows)."""
+
+    why: str
+    reading: Optional[Reading] = None
+
+
+@dataclass(frozen=True)
 class Family:
     """A family variant: its template file, tokens, and output for each case."""
 
@@ -79,7 +88,7 @@ class Family:
     tokens: Tokens
     outputs: dict  # case -> what the model writes
     expected: dict  # case -> Reading
-    llamacpp_reads: dict = field(default_factory=dict)  # case -> why llama.cpp reads it otherwise
+    llamacpp_reads: dict = field(default_factory=dict)  # case -> Otherwise
     call_id: str = "Xb3k9Qz7Lm2Pq8Rt5Vw1Yc4Nd6Fh0Jg"  # as the server or the model writes ids
 
     @property
@@ -143,6 +152,20 @@ def _family(
         for case, reading in expected.items()
     }
     return Family(name, template, tokens, outputs, expected, llamacpp_reads or {}, **options)
+
+
+def _eos_kept(opened: str, why: str) -> dict:
+    """What llama.cpp reads of a family whose end-of-text token's text it keeps: every
+    answer ends with it (its thoughts, opened by the prompt, begin with ``opened``), and no
+    call parses."""
+    eos = DEEPSEEK.eos
+    return {
+        "answer": Otherwise(why, Reading(ANSWER + eos, opened + OPEN_THOUGHTS["answer"])),
+        "think": Otherwise(why, Reading(ANSWER + eos, opened + THOUGHT)),
+        "result": Otherwise(why, Reading(RESULT_ANSWER + eos)),
+        "one_call": Otherwise(why),
+        "two_calls": Otherwise(why),
+    }
 
 
 OPEN_THOUGHTS = {
@@ -404,13 +427,11 @@ FAMILIES = (
         thoughts={
             case: "\n" + thought for case, thought in {**OPEN_THOUGHTS, "think": THOUGHT}.items()
         },
-        llamacpp_reads={
-            case: "the end-of-sentence token is both the end of text and a "
-            "token the parser keeps: its text ends every answer, and "
-            "calls followed by it do not parse (llama.cpp refuses the "
-            "answer)"
-            for case in ("answer", "think", "one_call", "two_calls", "result")
-        },
+        llamacpp_reads=_eos_kept(
+            "\n",
+            "the end-of-sentence token is both the end of text and a token the parser keeps: "
+            "its text ends every answer, and calls followed by it do not parse",
+        ),
     ),
     _family(
         "deepseek-v3.1",
@@ -465,10 +486,10 @@ FAMILIES = (
         '[TOOL_CALLS]get_time[CALL_ID]f5g6h7i8j[ARGS]{"city": "Paris"}',
         call_id="a1b2c3d4e",
         llamacpp_reads={
-            "two_calls": "with the model's real end of text, llama.cpp "
-            "builds a parser that expects one call's layout "
-            "only: two calls do not parse (it refuses the "
-            "answer)"
+            "two_calls": Otherwise(
+                "with the model's real end of text, llama.cpp builds a parser that expects "
+                "one call's layout only: two calls do not parse"
+            )
         },
     ),
     _family(
@@ -485,8 +506,10 @@ FAMILIES = (
         think=f"<think>{THOUGHT}</think>{ANSWER}",
         one_call='<|tool_call|>[{"name": "get_weather", "arguments": {"city": "Paris"}}]',
         llamacpp_reads={
-            "one_call": "its template writes no tool calls, so llama.cpp "
-            "reads none: the call stays text"
+            "one_call": Otherwise(
+                "its template writes no tool calls, so llama.cpp reads none: the call stays text",
+                Reading('[{"name": "get_weather", "arguments": {"city": "Paris"}}]'),
+            )
         },
     ),
     _family(

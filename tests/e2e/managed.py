@@ -25,6 +25,17 @@ class Program:
     env: dict
 
 
+def program_of(kind: str) -> Program:
+    """What runs the servers the proxy runs, of ``kind``: the llama-server binary
+    (``llamacpp``), or the llama.cpp engine the xllamacpp wheel bundles (``bundled``)."""
+    if kind == "bundled":
+        return Program(("--llama-server", "bundled"), {})
+    if kind != "llamacpp":
+        raise ValueError(f"the proxy runs current servers only, not {kind}: narrow the test")
+    binary = find_server("llamacpp")
+    return Program(("--llama-server", str(binary.path)), binary.env)
+
+
 def servers_of(proxy: ProxyProcess) -> list:
     """The model servers running under the proxy (not its gunicorn workers or supervisor)."""
     children = psutil.Process(proxy.process.pid).children(recursive=True)

@@ -14,9 +14,10 @@ import pytest
 
 from . import libraries
 from .families import TRIGGERS
+from .marks import CLIENT, CURRENT, on
 from .scriptedmodel import Script
 
-pytestmark = [pytest.mark.e2e, pytest.mark.aider]
+pytestmark = [pytest.mark.e2e, pytest.mark.aider, *on(CURRENT, why=CLIENT)]
 
 CONTENT = "hello from the model"
 EDIT = f"notes.txt\n```\n{CONTENT}\n```"
@@ -35,11 +36,11 @@ METADATA = {
 }
 
 
-@pytest.fixture(scope="module", params=["llamacpp", "bundled"])
-def served(request, logs, tmp_path_factory):
+@pytest.fixture(scope="module")
+def served(kind, logs, tmp_path_factory):
     scripts = [Script(EDIT), Script(REPLY, trigger=TRIGGERS["result"])]
     with libraries.served(
-        request.param, tmp_path_factory.mktemp("aider"), logs, "aider", scripts=scripts
+        kind, tmp_path_factory.mktemp("aider"), logs, "aider", scripts=scripts
     ) as running:
         yield running
 

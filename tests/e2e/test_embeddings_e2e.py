@@ -1,5 +1,6 @@
 """Embeddings, tokenization and the GLM API through the proxy, against real servers of every
-kind (``kind`` fixture)."""
+kind (``kind`` fixture): the GLM API's chat, whole and streamed, on each; its embeddings on
+current llama-server (what each generation embeds is the OpenAI API's tests')."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 import requests
 
 from tests.e2e.llama_server import LlamaServer
+from tests.e2e.marks import API, CURRENT, only
 from tests.processes import ProxyProcess
 
 pytestmark = pytest.mark.e2e
@@ -108,6 +110,7 @@ def test_embeddings_off_is_a_clear_501(chat_server, logs):
     assert "--embedding" in response.json()["error"]["message"]
 
 
+@only(CURRENT, why=API)
 def test_glm_embedding(proxy, embedding_server):
     body = requests.post(
         proxy.url + "/embedding", json={"prompt": ["the cat sat"]}, timeout=30

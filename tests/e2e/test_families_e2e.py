@@ -2,7 +2,8 @@
 them: for each family (a tiny model with its real template, writing its own output, see
 :mod:`.families`), each case (an answer, a thought, one call, two calls, the answer to a
 tool's result), each client API (OpenAI chat, Anthropic Messages, OpenAI Responses, through
-their official SDKs), whole and streamed, on current llama-server and the bundled engine.
+their official SDKs), whole and streamed, on current llama-server; and the server's own
+readings on the bundled engine too, whose chat layer is another build's.
 
 The reference is the server's own ``/v1/chat/completions``, asked directly. Where llama.cpp
 itself reads a family otherwise than the family writes (``Family.llamacpp_reads``), the test
@@ -22,6 +23,7 @@ from tests.processes import ProxyProcess
 
 from .families import FAMILIES, PARIS, TOOLS, TRIGGERS, Family, Reading
 from .llama_server import LlamaServer
+from .marks import BUNDLED, CURRENT, only
 from .scriptedmodel import write_scripted_gguf
 
 pytestmark = pytest.mark.e2e
@@ -42,11 +44,15 @@ def _refused(error) -> Refused:
     return Refused(content=str(error), finish="refused")
 
 
-@pytest.fixture(scope="module", params=["llama-server", "bundled"])
-def farm(request, tmp_path_factory, logs):
-    """Each family's model on a server of one engine, and the proxy in front, one family at
+CHAT_LAYERS = "the server's chat layer: current llama-server's, and the bundled engine's"
+THROUGH = "the proxy's reading of the server's: once, on current llama-server"
+
+
+@pytest.fixture(scope="module")
+def farm(kind, tmp_path_factory, logs):
+    """Each family's model on a server of one kind, and the proxy in front, one family at
     a time (the tests go family by family)."""
-    with Farm(request.param, tmp_path_factory.mktemp(request.param), logs) as running:
+    with Farm(kind, tmp_path_factory.mktemp(kind), logs) as running:
         yield running
 
 
@@ -54,8 +60,8 @@ class Farm:
     """Serves one family at a time: its model, its server, the proxy, and the server's own
     readings of each case (whole and streamed)."""
 
-    def __init__(self, engine: str, folder, logs) -> None:
-        self.engine = engine
+    def __init__(self, kind: str, folder, logs) -> None:
+        self.kind = kind
         self.folder = folder
         self.logs = logs
         self.family = None
@@ -84,18 +90,17 @@ class Farm:
             family.chat_template(),
             name=family.name,
         )
-        kind = "bundled" if self.engine == "bundled" else "llamacpp"
         server = self.stack.enter_context(
             LlamaServer(
                 model,
-                self.logs / f"{family.name}-{self.engine}.log",
-                kind=kind,
+                self.logs / f"{family.name}-{self.kind}.log",
+                kind=self.kind,
                 parallel=1,
                 ctx_size=8192,
             )
         )
         proxy = self.stack.enter_context(
-            ProxyProcess(server.url, self.logs / f"proxy-{family.name}-{self.engine}.log")
+            ProxyProcess(server.url, self.logs / f"proxy-{family.name}-{self.kind}.log")
         )
         self.server_url = server.url
         with openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0) as direct:
@@ -113,20 +118,23 @@ class Farm:
         self.stack.close()
 
 
+@only(CURRENT, BUNDLED, why=CHAT_LAYERS)
 @pytest.mark.parametrize("family, case", CASES, ids=[f"{f.name}-{c}" for f, c in CASES])
 def test_the_server_reads_each_family_as_the_family_writes(farm, family, case):
     _, readings = farm.serve(family)
     for stream in (False, True):
         reading = readings[case, stream]
-        if case in family.llamacpp_reads:  # llama.cpp's own reading differs: say how
-            print(
-                f"{family.name} {case}: llama.cpp reads {reading} ({family.llamacpp_reads[case]})"
-            )
-            assert reading != family.expected[case]
-        else:
+        otherwise = family.llamacpp_reads.get(case)
+        if otherwise is None:
             assert reading == family.expected[case]
+        elif otherwise.reading is None:  # it refuses the answer, whole or streamed
+            assert isinstance(reading, Refused), (family.name, case, otherwise.why, reading)
+            assert "does not match the expected" in reading.content
+        else:
+            assert reading == otherwise.reading, (family.name, case, otherwise.why)
 
 
+@only(CURRENT, why=THROUGH)
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 @pytest.mark.parametrize("dialect", DIALECTS)
 @pytest.mark.parametrize("family, case", CASES, ids=[f"{f.name}-{c}" for f, c in CASES])
@@ -337,6 +345,7 @@ def _responses(client: openai.OpenAI, family: Family, case: str, stream: bool) -
 STOPPED = [family for family in FAMILIES if family.name in ("gpt-oss", "qwen3", "mistral-nemo")]
 
 
+@only(CURRENT, why=THROUGH)
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 @pytest.mark.parametrize("family", STOPPED, ids=[family.name for family in STOPPED])
 def test_a_stop_sequence_ends_the_answer_and_is_named(farm, family, stream):
@@ -369,6 +378,7 @@ def test_a_stop_sequence_ends_the_answer_and_is_named(farm, family, stream):
 QWEN3 = next(family for family in FAMILIES if family.name == "qwen3")
 
 
+@only(CURRENT, why=THROUGH)
 def test_thinking_switches_reach_the_models_template(farm):
     """Off, Qwen3's template closes an empty thought in the prompt: the prompt is longer, by
     as much as the server's own count says, whichever API switched it off."""

@@ -188,22 +188,31 @@ def test_later_turns_reuse_the_servers_cache(client, servers, stream):
 def test_a_replica_fails_and_returns(client, servers, proxy):
     first, second = servers
     messages = conversation_for(0, servers, start=2000)
-    client.chat.completions.create(model="tiny", messages=messages)
+    served = answer(client, messages)  # by the conversation's replica, greedy
     first.kill()
     # the conversation's replica refuses connections: its next turn goes to the other one,
-    # before any byte reaches the client, streamed or not
-    reply = client.chat.completions.create(model="tiny", messages=messages)
-    assert reply.choices[0].finish_reason in ("stop", "length")
-    streamed = list(client.chat.completions.create(model="tiny", messages=messages, stream=True))
-    assert streamed[-1].choices[0].finish_reason in ("stop", "length")
+    # before any byte reaches the client, streamed or not, and is the same model's answer
+    assert answer(client, messages) == served
+    assert answer(client, messages, stream=True) == served
     assert replicas_ok(proxy) == {first.url: False, second.url: True}
     first.start()
-    wait_for(lambda: all(replicas_ok(proxy).values()), "the replica back in rotation")
+    wait_for(lambda: all(replicas_ok(proxy).values()), "both replicas in rotation")
+    newcomer = conversation_for(1, servers, start=3000)
+    expected = answer(client, newcomer)  # by the second, its home
     second.stop()  # now only the returned replica can answer
     try:
-        newcomer = conversation_for(1, servers, start=3000)
-        reply = client.chat.completions.create(model="tiny", messages=newcomer)
-        assert reply.choices[0].finish_reason in ("stop", "length")
+        assert answer(client, newcomer) == expected
     finally:
         second.start()
         wait_for(lambda: all(replicas_ok(proxy).values()), "both replicas in rotation")
+
+
+def answer(client, messages: list, stream: bool = False) -> tuple:
+    """``(text, finish reason)`` of the greedy answer to ``messages``, whole or streamed."""
+    options = dict(model="tiny", messages=messages, temperature=0, max_tokens=8)
+    if not stream:
+        choice = client.chat.completions.create(**options).choices[0]
+        return choice.message.content, choice.finish_reason
+    chunks = list(client.chat.completions.create(**options, stream=True))
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    return text, chunks[-1].choices[0].finish_reason

@@ -1,7 +1,7 @@
 """Fill-in-the-middle through the proxy, on real servers: an editor's completion.
 
 A tiny coder model (Qwen2.5-Coder's FIM tokens, which llama.cpp finds in its vocabulary)
-on current llama-server and on the bundled engine: the gap the proxy asks ``/infill`` to
+on current llama-server: the gap the proxy asks ``/infill`` to
 fill is filled exactly as the server's own ``/infill`` fills it, whole and streamed, through
 OpenAI's ``suffix`` (the ``openai`` SDK) and Ollama's (the ``ollama`` client).
 SmolLM2, whose vocabulary has no FIM tokens, and an old server, which has no ``/infill``,
@@ -23,6 +23,7 @@ from tests.processes import ProxyProcess
 from . import libraries
 from .families import CHATML, FAMILIES
 from .llama_server import LlamaServer
+from .marks import OLD
 from .scriptedmodel import Script, Tokens, write_scripted_gguf
 from .smollm2 import smollm2
 from .tap import Tap
@@ -35,9 +36,9 @@ MIDDLE = "return a + b"
 BEFORE, AFTER = "def add(a, b):\n    ", "\n\n\nprint(add(1, 2))\n"
 
 
-@pytest.fixture(scope="module", params=["llamacpp", "bundled"])
-def served(request, tmp_path_factory, logs):
-    """``(server, proxy)``: the coder model on a server of the param's kind, behind the proxy."""
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, logs):
+    """``(server, proxy)``: the coder model on current llama-server, behind the proxy."""
     model = write_scripted_gguf(
         tmp_path_factory.mktemp("coder") / "coder.gguf",
         [Script(MIDDLE)],
@@ -45,9 +46,9 @@ def served(request, tmp_path_factory, logs):
         next(f for f in FAMILIES if f.name == "qwen2.5").chat_template(),
         name="coder",
     )
-    name = f"infill-{request.param}"
+    name = "infill"
     with (
-        LlamaServer(model, logs / f"{name}.log", kind=request.param, parallel=1) as server,
+        LlamaServer(model, logs / f"{name}.log", parallel=1) as server,
         ProxyProcess(server.url, logs / f"proxy-{name}.log") as proxy,
     ):
         yield server, proxy
@@ -193,7 +194,7 @@ def test_a_model_without_fill_in_the_middle_tokens_refuses_the_suffix_by_name(lo
         assert told.value.status_code == 400 and "suffix" in told.value.error
 
 
-@pytest.mark.parametrize("kind", ["powerinfer", "llamacpp-2023"])
+@pytest.mark.parametrize("kind", OLD)
 def test_an_old_server_whose_model_has_no_fim_tokens_refuses_the_suffix_by_name(kind, model, logs):
     with (
         LlamaServer(model, logs / f"infill-{kind}.log", kind=kind, parallel=1) as server,

@@ -10,15 +10,14 @@ import pytest
 
 from . import libraries
 from .families import ANSWER, PARIS, RESULT_ANSWER
+from .marks import CLIENT, CURRENT, on
 
-pytestmark = [pytest.mark.e2e, pytest.mark.litellm]
+pytestmark = [pytest.mark.e2e, pytest.mark.litellm, *on(CURRENT, why=CLIENT)]
 
 
-@pytest.fixture(scope="module", params=["llamacpp", "bundled"])
-def served(request, logs, tmp_path_factory):
-    with libraries.served(
-        request.param, tmp_path_factory.mktemp("litellm"), logs, "litellm"
-    ) as running:
+@pytest.fixture(scope="module")
+def served(kind, logs, tmp_path_factory):
+    with libraries.served(kind, tmp_path_factory.mktemp("litellm"), logs, "litellm") as running:
         yield running
 
 

@@ -10,14 +10,15 @@ import pytest
 
 from . import libraries
 from .families import ANSWER, PARIS, RESULT_ANSWER
+from .marks import CLIENT, CURRENT, on
 
-pytestmark = [pytest.mark.e2e, pytest.mark.llamaindex]
+pytestmark = [pytest.mark.e2e, pytest.mark.llamaindex, *on(CURRENT, why=CLIENT)]
 
 
-@pytest.fixture(scope="module", params=["llamacpp", "bundled"])
-def served(request, logs, tmp_path_factory):
+@pytest.fixture(scope="module")
+def served(kind, logs, tmp_path_factory):
     with libraries.served(
-        request.param, tmp_path_factory.mktemp("llamaindex"), logs, "llamaindex"
+        kind, tmp_path_factory.mktemp("llamaindex"), logs, "llamaindex"
     ) as running:
         yield running
 

@@ -10,8 +10,9 @@ import pytest
 
 from . import libraries
 from .families import ANSWER, RESULT_ANSWER
+from .marks import CLIENT, CURRENT, on
 
-pytestmark = [pytest.mark.e2e, pytest.mark.llm_cli]
+pytestmark = [pytest.mark.e2e, pytest.mark.llm_cli, *on(CURRENT, why=CLIENT)]
 
 FUNCTIONS = f"""
 def get_weather(city: str) -> str:
@@ -20,9 +21,9 @@ def get_weather(city: str) -> str:
 """
 
 
-@pytest.fixture(scope="module", params=["llamacpp", "bundled"])
-def served(request, logs, tmp_path_factory):
-    with libraries.served(request.param, tmp_path_factory.mktemp("llm"), logs, "llm") as running:
+@pytest.fixture(scope="module")
+def served(kind, logs, tmp_path_factory):
+    with libraries.served(kind, tmp_path_factory.mktemp("llm"), logs, "llm") as running:
         yield running
 
 

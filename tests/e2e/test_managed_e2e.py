@@ -21,6 +21,7 @@ from tests.processes import ProxyProcess
 
 from .llama_server import find_server
 from .managed import ADMIN, NO_UPSTREAM, Program, admin, gone, servers_of, supervisors_of, with_file
+from .marks import BUNDLED, CURRENT, MANAGED, only
 
 pytestmark = pytest.mark.e2e
 
@@ -46,25 +47,18 @@ def managed(program: Program, model, logs, name: str, *args: str) -> ProxyProces
     )
 
 
+@only(CURRENT, BUNDLED, why=MANAGED)
 def test_one_command_from_a_model_file(program, model, logs):
     with managed(program, model, logs, "one-command") as proxy:
         wait_for(lambda: "ready in" in proxy.log(), "the server to start with the proxy")
         assert len(servers_of(proxy)) == 1  # before any request
-        client = proxy.sdk()
-        reply = client.chat.completions.create(
-            model="any", max_tokens=4, messages=[{"role": "user", "content": "hi"}]
-        )
-        assert reply.choices[0].finish_reason in ("stop", "length")
-        chunks = list(
-            client.chat.completions.create(
-                model="any", max_tokens=4, stream=True, messages=[{"role": "user", "content": "hi"}]
-            )
-        )
-        assert chunks[-1].choices[0].finish_reason in ("stop", "length")
+        whole, streamed = greedy(proxy), greedy(proxy, stream=True)
+        assert whole == streamed and whole[0] and whole[1] in ("stop", "length")
         assert len(servers_of(proxy)) == 1
         assert "ready in" in proxy.log()
 
 
+@only(CURRENT, BUNDLED, why=MANAGED)
 def test_concurrent_first_requests_share_one_start(program, tmp_path, model, logs):
     text = f"""
 [models.lazy]
@@ -91,6 +85,7 @@ def eight_first_requests_start_one_server(proxy: ProxyProcess, name: str) -> Non
     assert proxy.log().count(f"starting {name}") == 1
 
 
+@only(CURRENT, BUNDLED, why=MANAGED)
 def test_a_server_killed_mid_stream_is_restarted(program, model, logs):
     """The stream it served ends with one error event; requests waiting for its one slot
     wait for the restart instead."""
@@ -132,6 +127,7 @@ def test_a_server_killed_mid_stream_is_restarted(program, model, logs):
                                 model="any",
                                 prompt="queued",
                                 max_tokens=3,
+                                temperature=0,
                             )
                             for _ in range(3)
                         ]  # one waits inside the server
@@ -148,13 +144,16 @@ def test_a_server_killed_mid_stream_is_restarted(program, model, logs):
             replies = [future.result(timeout=60) for future in waiting]
         errors = [e for e in events if e.startswith(b'{"error"')]
         assert len(errors) == 1 and events[-1] == b"[DONE]"
-        assert all(reply.choices[0].text is not None for reply in replies)
         (restarted,) = servers_of(proxy)
         assert restarted.pid != server.pid
-        reply = client.completions.create(model="any", prompt="again", max_tokens=3)
-        assert reply.choices[0].text is not None
+        # each waiting request got the whole answer the restarted server gives it
+        again = client.completions.create(model="any", prompt="queued", max_tokens=3, temperature=0)
+        expected = (again.choices[0].text, again.choices[0].finish_reason)
+        assert expected[0] and expected[1] == "length"
+        assert [(r.choices[0].text, r.choices[0].finish_reason) for r in replies] == [expected] * 3
 
 
+@only(CURRENT, BUNDLED, why=MANAGED)
 def test_killing_the_proxy_leaves_no_server(program, model, logs):
     proxy = managed(program, model, logs, "sigkill").start()
     try:
@@ -169,6 +168,7 @@ def test_killing_the_proxy_leaves_no_server(program, model, logs):
     wait_for(lambda: all(gone(pid) for pid in pids), "the servers to exit", timeout=10)
 
 
+@only(CURRENT, BUNDLED, why=MANAGED)
 def test_a_corrupt_model_gives_the_servers_complaint(program, tmp_path, logs):
     corrupt = tmp_path / "corrupt.gguf"
     corrupt.write_bytes(b"GGUF" + b"\x00" * 64)
@@ -193,6 +193,7 @@ def test_a_corrupt_model_gives_the_servers_complaint(program, tmp_path, logs):
         assert state["reason"] in message
 
 
+@only(CURRENT, BUNDLED, why=MANAGED)
 def test_ttl_swap_preload_and_admin(program, tmp_path, model, logs):
     binary = find_server("llamacpp")
     text = f"""
@@ -258,6 +259,7 @@ model = "{model}"
         assert proxy.health()["generation"] == "powerinfer"
 
 
+@only(CURRENT, BUNDLED, why=MANAGED)
 def test_gunicorn_workers_share_one_supervisor(program, model, logs):
     """Two workers, one server: started once, outliving a killed worker, gone with the
     master."""
@@ -327,6 +329,7 @@ def _in_flight(proxy: ProxyProcess):
         return None
 
 
+@only(CURRENT, BUNDLED, why=MANAGED)
 def test_gunicorn_wsgi_runs_the_supervisor_from_its_hooks(program, model, logs):
     proxy = ProxyProcess(
         NO_UPSTREAM,
@@ -343,10 +346,8 @@ def test_gunicorn_wsgi_runs_the_supervisor_from_its_hooks(program, model, logs):
         args=["--workers", "2"],
     )
     with proxy:
-        reply = proxy.sdk().chat.completions.create(
-            model="any", max_tokens=3, messages=[{"role": "user", "content": "hi"}]
-        )
-        assert reply.choices[0].finish_reason in ("stop", "length")
+        text, finish = greedy(proxy)
+        assert text and finish in ("stop", "length")
         (server,) = servers_of(proxy)
         (supervisor,) = supervisors_of(proxy)
     assert gone(server.pid) and gone(supervisor.pid)  # SIGTERM: stopped in order
@@ -384,12 +385,19 @@ cmd = "sh -c 'sleep 3; echo cannot open the model on port ${{PORT}}; exit 1'"
                 # why, in the server's own words, as the stream's one error event
                 assert b'"error"' in lines[-2]
                 assert b"could not be started: cannot open the model on port" in lines[-2]
-        chunks = list(
-            proxy.sdk().chat.completions.create(  # ready now: no comments needed
-                model="slow",
-                max_tokens=3,
-                stream=True,
-                messages=[{"role": "user", "content": "hi"}],
-            )
-        )
-        assert chunks[-1].choices[0].finish_reason in ("stop", "length")
+        # ready now, no comments needed: the stream is the same answer as a whole one
+        streamed = greedy(proxy, "slow", stream=True)
+        assert streamed == greedy(proxy, "slow") and streamed[0]
+
+
+def greedy(proxy: ProxyProcess, model: str = "any", stream: bool = False) -> tuple:
+    """``(text, finish reason)`` of the greedy answer to "hi", whole or streamed."""
+    options = dict(
+        model=model, max_tokens=4, temperature=0, messages=[{"role": "user", "content": "hi"}]
+    )
+    if not stream:
+        choice = proxy.sdk().chat.completions.create(**options).choices[0]
+        return choice.message.content, choice.finish_reason
+    chunks = list(proxy.sdk().chat.completions.create(**options, stream=True))
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    return text, chunks[-1].choices[0].finish_reason

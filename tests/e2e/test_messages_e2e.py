@@ -1,5 +1,6 @@
-"""Anthropic's Messages API through the proxy, on real servers of every kind, with the real
-``anthropic`` SDK.
+"""Anthropic's Messages API through the proxy, with the real ``anthropic`` SDK, on current
+llama-server, and a whole and a streamed message on the old servers (what each generation
+does is proven through OpenAI's API; the translation is the same on all).
 
 The model answers a fixed text and stops (see :mod:`.stoppingmodel`), its thoughts first in
 ``<think>`` tags; the proxy's chat template (the model's own, a chatml that drops earlier
@@ -16,6 +17,7 @@ import pytest
 from tests.processes import ProxyProcess
 
 from .llama_server import LlamaServer
+from .marks import API, CURRENT, only
 from .stoppingmodel import ANSWER_TEXT, CHAT_TEMPLATE, THINKING, THOUGHTS_TEXT, write_stopping_gguf
 
 pytestmark = pytest.mark.e2e
@@ -85,6 +87,7 @@ def test_a_whole_message(client):
     assert message.usage.input_tokens + (message.usage.cache_read_input_tokens or 0) > 0
 
 
+@only(CURRENT, why=API)
 def test_thinking_shows_the_thoughts(client):
     message = client.messages.create(
         model="tiny",
@@ -97,6 +100,7 @@ def test_thinking_shows_the_thoughts(client):
     assert message.content[1].text == ANSWER_TEXT
 
 
+@only(CURRENT, why=API)
 @pytest.mark.parametrize(
     "thinking", [None, {"type": "enabled", "budget_tokens": 1024}], ids=["plain", "thinking"]
 )
@@ -132,6 +136,7 @@ def test_a_streams_first_event_already_counts_the_prompt(client):
     )
 
 
+@only(CURRENT, why=API)
 def test_the_limit_is_max_tokens(client):
     message = client.messages.create(
         model="tiny", max_tokens=3, messages=HI, thinking={"type": "enabled", "budget_tokens": 1024}
@@ -140,6 +145,7 @@ def test_the_limit_is_max_tokens(client):
     assert message.usage.output_tokens == 3
 
 
+@only(CURRENT, why=API)
 def test_a_forced_tool_call_and_its_result(client):
     first = client.messages.create(
         model="tiny",
@@ -165,6 +171,7 @@ def test_a_forced_tool_call_and_its_result(client):
     assert [block.text for block in answer.content if block.type == "text"] == [ANSWER_TEXT]
 
 
+@only(CURRENT, why=API)
 def test_a_streamed_tool_call_joins_into_its_input(client):
     options = dict(
         model="tiny",
@@ -181,6 +188,7 @@ def test_a_streamed_tool_call_joins_into_its_input(client):
     assert final.stop_reason == "tool_use"
 
 
+@only(CURRENT, why=API)
 def test_count_tokens_is_what_the_prompt_takes(client):
     system = "You are terse."
     counted = client.messages.count_tokens(model="tiny", system=system, messages=HI)
@@ -189,6 +197,7 @@ def test_count_tokens_is_what_the_prompt_takes(client):
     assert counted.input_tokens == used
 
 
+@only(CURRENT, why=API)
 def test_keys_in_anthropics_shape(server, template, logs, tmp_path):
     keys = tmp_path / "keys.toml"
     keys.write_text(KEYS)
@@ -228,6 +237,7 @@ def models_file(folder, url: str, template) -> str:
     return str(path)
 
 
+@only(CURRENT, why=API)
 def test_chat_completions_give_the_same_thoughts_as_reasoning_content(proxy):
     client = proxy.sdk()
     asked = dict(model="tiny", max_tokens=64, messages=HI)

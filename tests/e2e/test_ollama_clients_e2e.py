@@ -1,17 +1,14 @@
-"""Ollama's clients through the proxy on current llama-server and the bundled engine: tool
-calls with the ``ollama`` Python client and ``langchain-ollama``'s ``ChatOllama``, the
-``ollama`` npm library under Node, the calls an IDE makes when it adds an Ollama provider
-(through a keys file), and ``keep_alive`` unloading a model whose server the proxy runs.
+"""Ollama's clients through the proxy on current llama-server: tool calls with the ``ollama``
+Python client and ``langchain-ollama``'s ``ChatOllama``, the calls an IDE makes when it adds
+an Ollama provider (through a keys file), and ``keep_alive`` unloading a model whose server
+the proxy runs, on llama-server and the bundled engine (the ``ollama`` npm library is
+``test_ollama_js_e2e.py``'s).
 
 The tool-calling model writes Qwen3's own calls under Qwen3's real template (see
 :mod:`.families`); SmolLM2's template has no tools.
 """
 
 from __future__ import annotations
-
-import json
-import os
-import subprocess
 
 import pytest
 import requests
@@ -21,10 +18,10 @@ from langchain_ollama import ChatOllama
 from tests.polling import wait_for
 from tests.processes import ProxyProcess
 
-from .agents import agents_folder
 from .families import FAMILIES, PARIS, RESULT_ANSWER, TOOLS, TRIGGERS
 from .llama_server import LlamaServer
-from .managed import ADMIN, NO_UPSTREAM, Program, gone, servers_of
+from .managed import ADMIN, NO_UPSTREAM, gone, servers_of
+from .marks import BUNDLED, CLIENT, CURRENT, MANAGED, only
 from .scriptedmodel import write_scripted_gguf
 from .smollm2 import smollm2
 
@@ -40,20 +37,19 @@ key = "{KEY}"
 ONE_CALL = f"{TRIGGERS['one_call']} What is the weather in Paris?"
 
 
-@pytest.fixture(scope="module", params=["llamacpp", "bundled"])
-def proxy(request, logs, tmp_path_factory):
+@pytest.fixture(scope="module")
+def proxy(kind, logs, tmp_path_factory):
     """qwen3 (its template has tool syntax) and smol (its has none) on servers of one
-    engine, behind a keys file."""
-    engine = request.param
-    folder = tmp_path_factory.mktemp(f"ollama-clients-{engine}")
+    kind, behind a keys file."""
+    folder = tmp_path_factory.mktemp(f"ollama-clients-{kind}")
     qwen3 = write_scripted_gguf(
         folder / "qwen3.gguf", QWEN3.scripts(), QWEN3.tokens, QWEN3.chat_template(), name="qwen3"
     )
     with (
         LlamaServer(
-            qwen3, logs / f"ollama-qwen3-{engine}.log", kind=engine, parallel=1, ctx_size=8192
+            qwen3, logs / f"ollama-qwen3-{kind}.log", kind=kind, parallel=1, ctx_size=8192
         ) as caller,
-        LlamaServer(smollm2(), logs / f"ollama-smol-{engine}.log", kind=engine, parallel=1) as smol,
+        LlamaServer(smollm2(), logs / f"ollama-smol-{kind}.log", kind=kind, parallel=1) as smol,
     ):
         (folder / "models.toml").write_text(
             f'[models.qwen3]\nupstreams = ["{caller.url}"]\n'
@@ -62,7 +58,7 @@ def proxy(request, logs, tmp_path_factory):
         (folder / "keys.toml").write_text(KEYS)
         with ProxyProcess(
             caller.url,
-            logs / f"proxy-ollama-clients-{engine}.log",
+            logs / f"proxy-ollama-clients-{kind}.log",
             args=["--config", str(folder / "models.toml"), "--keys", str(folder / "keys.toml")],
         ) as running:
             yield running
@@ -74,6 +70,7 @@ def calls_of(message) -> list:
     ]
 
 
+@only(CURRENT, why=CLIENT)
 def test_tool_calls_whole_and_streamed(proxy):
     client = proxy.ollama(KEY)
     messages = [{"role": "user", "content": ONE_CALL}]
@@ -98,6 +95,7 @@ def test_tool_calls_whole_and_streamed(proxy):
     assert answered.message.content == RESULT_ANSWER
 
 
+@only(CURRENT, why=CLIENT)
 def test_langchain_chat_ollama_completes_a_tool_round_trip(proxy):
     chat = ChatOllama(
         model="qwen3",
@@ -116,36 +114,7 @@ def test_langchain_chat_ollama_completes_a_tool_round_trip(proxy):
     assert final.content == RESULT_ANSWER
 
 
-def test_the_npm_library_lists_and_streams_a_chat(proxy):
-    script = f"""
-const {{ Ollama }} = require('ollama');
-const client = new Ollama({{ host: {json.dumps(proxy.url)},
-                            headers: {{ Authorization: 'Bearer {KEY}' }} }});
-(async () => {{
-  const listed = await client.list();
-  let text = '', done = null;
-  for await (const part of await client.chat({{ model: 'qwen3:latest', stream: true,
-      messages: [{{ role: 'user', content: 'Hello?' }}] }})) {{
-    text += part.message.content;
-    if (part.done) done = part.done_reason;
-  }}
-  console.log(JSON.stringify({{ names: listed.models.map(m => m.name), text, done }}));
-}})().catch(error => {{ console.error(error); process.exit(1); }});
-"""
-    node_path = os.path.join(agents_folder(), "node_modules")
-    result = subprocess.run(
-        ["node", "-e", script],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "NODE_PATH": node_path},
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    answer = json.loads(result.stdout)
-    assert answer["names"] == ["qwen3:latest", "smol:latest"]
-    assert answer["text"] == QWEN3.expected["answer"].content and answer["done"] == "stop"
-
-
+@only(CURRENT, why=CLIENT)
 def test_what_an_ide_asks_when_it_adds_an_ollama_provider(proxy):
     """GET /api/version, GET /api/tags, POST /api/show for each model, then a chat: every call
     answers, and both models say they call tools (smol through the proxy's own way: its
@@ -177,24 +146,15 @@ def test_what_an_ide_asks_when_it_adds_an_ollama_provider(proxy):
     assert chat.status_code == 200 and chat.json()["choices"][0]["message"]["content"]
 
 
-@pytest.fixture(params=["llama-server", "bundled"])
-def managed_program(request) -> Program:
-    from .llama_server import find_server
-
-    if request.param == "bundled":
-        return Program(("--llama-server", "bundled"), {})
-    binary = find_server("llamacpp")
-    return Program(("--llama-server", str(binary.path)), binary.env)
-
-
-def test_keep_alive_zero_unloads_a_model_the_proxy_runs(managed_program, model, logs, tmp_path):
+@only(CURRENT, BUNDLED, why=MANAGED)
+def test_keep_alive_zero_unloads_a_model_the_proxy_runs(program, model, logs, tmp_path):
     models = tmp_path / "models.toml"
     models.write_text(f'[models.tiny]\nmodel = "{model}"\nargs = ["-np", "1", "-c", "2048"]\n')
-    name = managed_program.args[-1].rpartition("/")[2]
+    name = program.args[-1].rpartition("/")[2]
     with ProxyProcess(
         NO_UPSTREAM,
         logs / f"proxy-ollama-keep-alive-{name}.log",
-        env=managed_program.env or None,
+        env=program.env or None,
         args=[
             "--config",
             str(models),
@@ -202,7 +162,7 @@ def test_keep_alive_zero_unloads_a_model_the_proxy_runs(managed_program, model, 
             ADMIN,
             "--log-dir",
             str(logs / f"servers-ollama-keep-alive-{name}"),
-            *managed_program.args,
+            *program.args,
         ],
     ) as proxy:
         client = proxy.ollama()

@@ -1,13 +1,16 @@
-"""Ollama's API through the proxy, with the real ``ollama`` Python client, on real servers of
-every kind (PowerInfer's, llama.cpp's of 2023, current llama-server and the bundled engine).
+"""Ollama's API through the proxy, with the real ``ollama`` Python client, on current
+llama-server, and a whole and a streamed answer on the old servers (what each generation
+does is proven through OpenAI's API; the translation is the same on all).
 
-Three models behind each: ``thinker`` answers a fixed text after a thought (see
-:mod:`.stoppingmodel`) under a chat template that thinks; ``tiny`` (random weights, chatml)
-writes whatever a JSON Schema allows; ``embedder`` embeds.
+Three models behind current llama-server: ``thinker`` answers a fixed text after a thought
+(see :mod:`.stoppingmodel`) under a chat template that thinks; ``tiny`` (random weights,
+chatml) writes whatever a JSON Schema allows; ``embedder`` embeds. The old servers serve
+``thinker`` alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 
@@ -17,12 +20,12 @@ import pytest
 
 from tests.processes import ProxyProcess
 
-from .llama_server import LlamaServer
+from .llama_server import KINDS, LlamaServer
+from .marks import API, CURRENT, OLD, only
 from .stoppingmodel import ANSWER_TEXT, CHAT_TEMPLATE, THINKING, THOUGHTS_TEXT, write_stopping_gguf
 
 pytestmark = pytest.mark.e2e
 
-ENGINES = ("powerinfer", "llamacpp-2023", "llamacpp", "bundled")
 HI = [{"role": "user", "content": "Say hello."}]
 REPORT = {
     "type": "object",
@@ -38,34 +41,35 @@ BUDGET = 800  # tokens: room for the most whitespace the schema's grammar allows
 CONTEXT = 8192
 
 
-@pytest.fixture(scope="module", params=ENGINES)
-def proxy(request, model, logs, tmp_path_factory):
-    engine = request.param
-    folder = tmp_path_factory.mktemp(f"ollama-{engine}")
+@pytest.fixture(scope="module")
+def proxy(kind, model, logs, tmp_path_factory):
+    folder = tmp_path_factory.mktemp(f"ollama-{kind}")
     thinker = write_stopping_gguf(folder / "thinker.gguf", THINKING)
     template = folder / "thinking.jinja"
     template.write_text(CHAT_TEMPLATE)
-    with (
-        LlamaServer(
-            thinker, logs / f"ollama-thinker-{engine}.log", kind=engine, ctx_size=CONTEXT
-        ) as thinking,
-        LlamaServer(model, logs / f"ollama-tiny-{engine}.log", kind=engine) as tiny,
-        LlamaServer(
-            model, logs / f"ollama-embedder-{engine}.log", kind=engine, embedding=True
-        ) as embedder,
-    ):
-        models = folder / "models.toml"
-        models.write_text(
-            f'[models.thinker]\nupstreams = ["{thinking.url}"]\n'
-            f'chat_template = "{template}"\n'
-            f'[models.tiny]\nupstreams = ["{tiny.url}"]\nchat_template = "chatml"\n'
-            f'[models.embedder]\nupstreams = ["{embedder.url}"]\n'
+    with contextlib.ExitStack() as stack:
+        thinking = stack.enter_context(
+            LlamaServer(thinker, logs / f"ollama-thinker-{kind}.log", kind=kind, ctx_size=CONTEXT)
         )
-        with ProxyProcess(
-            thinking.url, logs / f"proxy-ollama-{engine}.log", args=["--config", str(models)]
-        ) as running:
-            running.engine = engine
-            yield running
+        models = folder / "models.toml"
+        served = f'[models.thinker]\nupstreams = ["{thinking.url}"]\nchat_template = "{template}"\n'
+        if kind not in OLD:
+            tiny = stack.enter_context(
+                LlamaServer(model, logs / f"ollama-tiny-{kind}.log", kind=kind)
+            )
+            embedder = stack.enter_context(
+                LlamaServer(model, logs / f"ollama-embedder-{kind}.log", kind=kind, embedding=True)
+            )
+            served += (
+                f'[models.tiny]\nupstreams = ["{tiny.url}"]\nchat_template = "chatml"\n'
+                f'[models.embedder]\nupstreams = ["{embedder.url}"]\n'
+            )
+        models.write_text(served)
+        yield stack.enter_context(
+            ProxyProcess(
+                thinking.url, logs / f"proxy-ollama-{kind}.log", args=["--config", str(models)]
+            )
+        )
 
 
 @pytest.fixture
@@ -73,6 +77,7 @@ def client(proxy) -> ollama.Client:
     return proxy.ollama()
 
 
+@only(CURRENT, why=API)
 def test_list_show_and_ps(client, proxy):
     names = [model.model for model in client.list().models]
     assert names == ["thinker:latest", "tiny:latest", "embedder:latest"]
@@ -80,16 +85,20 @@ def test_list_show_and_ps(client, proxy):
     shown = client.show("thinker:latest")
     assert "completion" in shown.capabilities and "thinking" in shown.capabilities
     assert shown.modelinfo["general.basename"] == "thinker:latest"
-    if proxy.engine in ("llamacpp", "bundled"):  # current servers say what they serve
-        assert shown.modelinfo["general.architecture"] == "llama"
-        # the context a conversation gets: each of the server's two slots holds half
-        assert shown.modelinfo["llama.context_length"] == CONTEXT // 2
-        assert shown.details.quantization_level
+    assert shown.modelinfo["general.architecture"] == "llama"  # as the server says
+    # the context a conversation gets: each of the server's two slots holds half
+    assert shown.modelinfo["llama.context_length"] == CONTEXT // 2
+    assert shown.details.quantization_level
     running = [model.model for model in client.ps().models]
     assert "thinker:latest" in running
 
 
-@pytest.mark.parametrize("api", ["chat", "generate"])
+@pytest.mark.parametrize(
+    "kind, api",
+    [*((kind, "chat") for kind in KINDS), (CURRENT, "generate")],
+    indirect=["kind"],
+    scope="module",
+)
 def test_a_whole_answer_with_its_thoughts(client, api):
     if api == "chat":
         answer = client.chat(model="thinker", messages=HI, think=True, stream=False)
@@ -106,7 +115,12 @@ def test_a_whole_answer_with_its_thoughts(client, api):
     assert answer.prompt_eval_duration > 0
 
 
-@pytest.mark.parametrize("api", ["chat", "generate"])
+@pytest.mark.parametrize(
+    "kind, api",
+    [(CURRENT, "chat"), *((kind, "generate") for kind in KINDS)],
+    indirect=["kind"],
+    scope="module",
+)
 def test_a_streamed_answer(client, api):
     if api == "chat":
         chunks = list(client.chat(model="thinker", messages=HI, think=True, stream=True))
@@ -121,11 +135,13 @@ def test_a_streamed_answer(client, api):
     assert chunks[-1].done_reason == "stop" and chunks[-1].eval_count > 0
 
 
+@only(CURRENT, why=API)
 def test_thoughts_stay_out_when_think_is_false(client):
     answer = client.chat(model="thinker", messages=HI, think=False, stream=False)
     assert answer.message.content == ANSWER_TEXT and not answer.message.thinking
 
 
+@only(CURRENT, why=API)
 def test_a_schema_shapes_the_answer(client):
     answer = client.generate(
         model="tiny",
@@ -138,6 +154,7 @@ def test_a_schema_shapes_the_answer(client):
     jsonschema.validate(json.loads(answer.response), REPORT)
 
 
+@only(CURRENT, why=API)
 def test_json_format(client):
     answer = client.chat(
         model="tiny",
@@ -152,6 +169,7 @@ def test_json_format(client):
         assert answer.done_reason == "length"
 
 
+@only(CURRENT, why=API)
 def test_options_reach_the_server(client):
     answer = client.generate(
         model="tiny",
@@ -162,6 +180,7 @@ def test_options_reach_the_server(client):
     assert answer.done_reason == "length" and answer.eval_count == 3
 
 
+@only(CURRENT, why=API)
 def test_embeddings(client):
     embedded = client.embed(model="embedder", input=["a cat", "a dog"])
     assert len(embedded.embeddings) == 2
@@ -173,6 +192,7 @@ def test_embeddings(client):
     assert len(older.embedding) == len(embedded.embeddings[0])
 
 
+@only(CURRENT, why=API)
 def test_errors_in_ollamas_shape(client):
     with pytest.raises(ollama.ResponseError) as missing:
         client.chat(model="nonexistent", messages=HI)

@@ -1,6 +1,6 @@
 """Open WebUI (from PyPI, ``.ci/webui.sh``) in front of the proxy, driven in a real headless
 Chromium: the proxy is both its Ollama connection and its OpenAI connection, with a key, on
-current llama-server and on the bundled engine, through a tap that keeps what it asked.
+current llama-server, through a tap that keeps what it asked.
 
 The model is the tiny scripted one that sees pictures (:mod:`.visionmodel`), served with its
 projector: it answers :data:`TEXT_ANSWER` to a prompt without an image and
@@ -33,11 +33,12 @@ from tests.images import picture
 from tests.processes import ProxyProcess
 
 from .llama_server import LlamaServer
+from .marks import CLIENT, CURRENT, on
 from .openwebui import OpenWebUI
 from .tap import Tap
 from .visionmodel import IMAGE_ANSWER, TEXT_ANSWER, write_vision_model
 
-pytestmark = [pytest.mark.e2e, pytest.mark.open_webui]
+pytestmark = [pytest.mark.e2e, pytest.mark.open_webui, *on(CURRENT, why=CLIENT)]
 
 KEY = "sk-webui"
 # the model as each connection lists it: Ollama's under its tag, OpenAI's by its id
@@ -65,13 +66,12 @@ def files(tmp_path_factory) -> tuple:
     return write_vision_model(tmp_path_factory.mktemp("webui-vision"))
 
 
-@pytest.fixture(scope="module", params=["llamacpp", "bundled"])
-def stack(request, files, logs, tmp_path_factory):
-    """The model with its projector on a server of one engine, the proxy in front with a
+@pytest.fixture(scope="module")
+def stack(kind, files, logs, tmp_path_factory):
+    """The model with its projector on a server of one kind, the proxy in front with a
     keys file, a tap, and Open WebUI pointed at the tap."""
-    engine = request.param
     model, mmproj = files
-    folder = tmp_path_factory.mktemp(f"open-webui-{engine}")
+    folder = tmp_path_factory.mktemp(f"open-webui-{kind}")
     hub = Hub(
         {
             "org/eyes-GGUF": {
@@ -82,8 +82,8 @@ def stack(request, files, logs, tmp_path_factory):
     ).start()
     with LlamaServer(
         model,
-        logs / f"webui-eyes-{engine}.log",
-        kind=engine,
+        logs / f"webui-eyes-{kind}.log",
+        kind=kind,
         parallel=1,
         ctx_size=CONTEXT,
         extra_args=["--mmproj", str(mmproj)],
@@ -95,7 +95,7 @@ def stack(request, files, logs, tmp_path_factory):
         with (
             ProxyProcess(
                 server.url,
-                logs / f"proxy-webui-{engine}.log",
+                logs / f"proxy-webui-{kind}.log",
                 args=[
                     "--config",
                     str(folder / "models.toml"),
@@ -103,13 +103,12 @@ def stack(request, files, logs, tmp_path_factory):
                     str(folder / "keys.toml"),
                     "--server-args",
                     f"-c {CONTEXT} -np 1",
-                    *(["--llama-server", "bundled"] if engine == "bundled" else []),
                 ],
                 # its pulls are named in its own cache folder, not the user's
                 env={"HF_ENDPOINT": hub.url, "HF_HOME": str(folder / "hf"), "HOME": str(folder)},
             ) as proxy,
             Tap(proxy.url) as tap,
-            OpenWebUI(tap.url, KEY, folder, logs / f"open-webui-{engine}.log") as webui,
+            OpenWebUI(tap.url, KEY, folder, logs / f"open-webui-{kind}.log") as webui,
         ):
             yield Stack(proxy, tap, webui, hub)
             assert "Traceback" not in proxy.log()

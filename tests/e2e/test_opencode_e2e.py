@@ -10,22 +10,20 @@ from __future__ import annotations
 import pytest
 
 from . import agents
-from .agent_tools import AGENT_FAMILIES, COMMAND, ENGINES, assert_ran_the_call, served
+from .agent_tools import COMMAND, assert_ran_the_call, served
+from .marks import CLIENT, CURRENT, on
 
-pytestmark = [pytest.mark.e2e, pytest.mark.opencode]
+pytestmark = [pytest.mark.e2e, pytest.mark.opencode, *on(CURRENT, why=CLIENT)]
 
 KEY = "sk-opencode"
+FAMILY = "gpt-oss"  # the server's chat layer reads a family alike whichever agent asks
 TOOL = "bash"
 
 
-@pytest.mark.parametrize("family_name", list(AGENT_FAMILIES))
-@pytest.mark.parametrize("engine", ENGINES)
-def test_opencode_runs_the_models_bash_call_and_prints_its_answer(
-    engine, family_name, tmp_path, logs
-):
+def test_opencode_runs_the_models_bash_call_and_prints_its_answer(kind, tmp_path, logs):
     work = tmp_path / "work"
     work.mkdir()
     arguments = {"command": COMMAND}
-    with served(engine, family_name, TOOL, arguments, tmp_path, logs, KEY) as (proxy, tap):
+    with served(kind, FAMILY, TOOL, arguments, tmp_path, logs, KEY) as (proxy, tap):
         result = agents.opencode(tap.url, KEY, work, "Write notes.txt, then tell me.")
         assert_ran_the_call(result, work, proxy, tap, TOOL, KEY)

@@ -15,6 +15,7 @@ from tests.polling import wait_for
 from tests.processes import ProxyProcess
 
 from .managed import NO_UPSTREAM, Program, servers_of
+from .marks import BUNDLED, CURRENT, MANAGED, only
 from .tinymodel import write_tiny_llama_gguf
 
 pytestmark = pytest.mark.e2e
@@ -53,6 +54,7 @@ def proxy_of(program: Program, hub: Hub, home: Path, logs: Path, *args: str) -> 
     )
 
 
+@only(CURRENT, BUNDLED, why=MANAGED)
 def test_a_model_is_pulled_listed_served_kept_and_deleted(program, hub, tmp_path, logs):
     with proxy_of(program, hub, tmp_path, logs) as proxy:
         client = proxy.ollama()

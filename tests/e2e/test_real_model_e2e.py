@@ -56,23 +56,21 @@ WEATHER = {
 
 
 def conversations() -> list:
-    """``(system, turns)``: each turn a user's text, an assistant's answer, or a call with
-    its result (every third conversation)."""
+    """``(system, turns)``: each way a conversation goes (one question; a greeting first; a
+    call of the tool and its result between), each under every system prompt (none, English,
+    French, a persona), the questions spread among them."""
     chats = []
-    for index, question in enumerate(QUESTIONS):
-        for system in SYSTEMS:
-            chats.append((system, [("user", question)]))
+    for index, system in enumerate(SYSTEMS):
+        question = QUESTIONS[index * 3 % len(QUESTIONS)]
+        chats.append((system, [("user", question)]))
         chats.append(
-            (
-                SYSTEMS[index % 4],
-                [("user", "Hello!"), ("assistant", "Hi! How can I help?"), ("user", question)],
-            )
+            (system, [("user", "Hello!"), ("assistant", "Hi! How can I help?"), ("user", question)])
         )
         chats.append(
             (
-                SYSTEMS[(index + 1) % 4],
+                system,
                 [
-                    ("user", f"Before you answer: {question}"),
+                    ("user", f"Before you answer: {QUESTIONS[(index * 3 + 1) % len(QUESTIONS)]}"),
                     ("call", {"city": "Paris"}),
                     ("result", "Sunny, 21 °C"),
                     ("user", "And what should I wear?"),
@@ -82,7 +80,7 @@ def conversations() -> list:
     return chats
 
 
-CHATS = conversations()  # sixty
+CHATS = conversations()  # twelve
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +115,9 @@ def test_greedy_answers_and_prompts_are_the_servers_own(served, chat):
 
 @pytest.mark.parametrize(
     "chat",
-    [index for index, (_, turns) in enumerate(CHATS) if any(kind == "call" for kind, _ in turns)],
+    [index for index, (_, turns) in enumerate(CHATS) if any(kind == "call" for kind, _ in turns)][
+        ::2
+    ],  # without a system prompt and in French: the tool's words beside the system's or alone
 )
 def test_with_the_tool_offered_every_client_api_gets_one_answer(served, chat):
     """SmolLM2's template has no tool syntax, so a chat offering a tool goes the proxy's own

@@ -3,10 +3,9 @@
 ``cohere`` SDK (its v2 and v1 APIs), an Open WebUI-style raw request, a Jina-style one and
 a Hugging Face TEI-style one.
 
-The proxy runs the reranker itself from a models file (``reranking = true``), on llama-server
-and on the bundled engine (the ``program`` fixture), beside a chat model it routes by
-``model``; and it fronts a llama-server started with ``--reranking`` by hand, whose own
-answer it must order as the server scores.
+The proxy runs the reranker itself from a models file (``reranking = true``), on llama-server,
+beside a chat model it routes by ``model``; and it fronts a llama-server started with
+``--reranking`` by hand, whose own answer it must order as the server scores.
 
 Each reranking server has one slot: with two, the first answer after llama-server started
 scored two of these documents otherwise than every later answer to the same request did.
@@ -21,7 +20,8 @@ from tests.polling import wait_for
 from tests.processes import ProxyProcess
 
 from .llama_server import LlamaServer
-from .managed import Program, admin, with_file
+from .managed import admin, program_of, with_file
+from .marks import CURRENT
 from .rerankmodel import EXPECTED_ORDER, expected_score, write_reranker
 
 pytestmark = pytest.mark.e2e
@@ -45,7 +45,7 @@ def reranker(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def fleet(program: Program, reranker, model, tmp_path_factory, logs):
+def fleet(reranker, model, tmp_path_factory, logs):
     """The proxy running ``ranker`` (``reranking = true``) and ``chat`` (a chat model)."""
     text = (
         f'default = "chat"\n'
@@ -54,7 +54,7 @@ def fleet(program: Program, reranker, model, tmp_path_factory, logs):
         f'[models.chat]\nmodel = "{model}"\nargs = ["-np", "1", "-c", "2048"]\n'
     )
     with with_file(
-        tmp_path_factory.mktemp("rerank-fleet"), logs, "rerank", text, program=program
+        tmp_path_factory.mktemp("rerank-fleet"), logs, "rerank", text, program=program_of(CURRENT)
     ) as proxy:
         yield proxy
 

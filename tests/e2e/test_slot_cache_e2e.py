@@ -14,6 +14,7 @@ from tests.polling import wait_for
 from tests.processes import ProxyProcess
 
 from .managed import ADMIN, NO_UPSTREAM, servers_of
+from .marks import BUNDLED, CURRENT, MANAGED, only
 from .stoppingmodel import write_stopping_gguf
 
 pytestmark = pytest.mark.e2e
@@ -78,6 +79,7 @@ def cached(usage) -> int:
     return usage.prompt_tokens_details.cached_tokens
 
 
+@only(CURRENT, BUNDLED, why=MANAGED)
 @pytest.mark.parametrize("how", ["swapped", "killed"])
 def test_a_conversation_comes_back_to_its_cache(program, tmp_path, model, logs, how):
     slot_save = "on-stop" if how == "swapped" else "every-turn"
@@ -112,6 +114,7 @@ def test_a_conversation_comes_back_to_its_cache(program, tmp_path, model, logs, 
         )
 
 
+@only(CURRENT, BUNDLED, why=MANAGED)
 def test_a_cache_of_another_model_is_never_restored(program, tmp_path, model, logs):
     with proxy_of(program, tmp_path, model, logs, "foreign", "on-stop") as proxy:
         client = proxy.sdk()

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from tests.processes import ProxyProcess
 
 from .llama_server import LlamaServer
+from .marks import CLIENT, CURRENT, only
 
 pytestmark = pytest.mark.e2e
 
@@ -255,6 +256,7 @@ def test_json_object_answers_parse(client):
         assert text.lstrip().startswith("{")
 
 
+@only(CURRENT, why=CLIENT)
 def test_the_sdk_parses_into_a_pydantic_model(client):
     reply = client.chat.completions.parse(
         model="tiny",
@@ -290,6 +292,7 @@ def test_an_unsupported_schema_is_a_400_naming_the_keyword(client):
     assert "'not'" in error.value.body["message"]
 
 
+@only(CURRENT, why=CLIENT)
 def test_langchain_bind_tools_round_trip(proxy):
     from langchain_core.messages import HumanMessage, ToolMessage
     from langchain_core.tools import tool

@@ -10,15 +10,14 @@ import pytest
 
 from . import libraries
 from .families import ANSWER, PARIS, RESULT_ANSWER
+from .marks import CLIENT, CURRENT, on
 
-pytestmark = [pytest.mark.e2e, pytest.mark.vercel_ai]
+pytestmark = [pytest.mark.e2e, pytest.mark.vercel_ai, *on(CURRENT, why=CLIENT)]
 
 
-@pytest.fixture(scope="module", params=["llamacpp", "bundled"])
-def served(request, logs, tmp_path_factory):
-    with libraries.served(
-        request.param, tmp_path_factory.mktemp("vercel-ai"), logs, "vercel-ai"
-    ) as running:
+@pytest.fixture(scope="module")
+def served(kind, logs, tmp_path_factory):
+    with libraries.served(kind, tmp_path_factory.mktemp("vercel-ai"), logs, "vercel-ai") as running:
         yield running
 
 

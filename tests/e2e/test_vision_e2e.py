@@ -2,9 +2,9 @@
 vision projector (:mod:`.visionmodel`), which answers one text for a prompt with an image and
 another for one without, and counts :data:`IMAGE_TOKENS` prompt tokens for each image.
 
-The proxy runs the model itself from a models file (``mmproj``), on llama-server and on the
-bundled engine (the ``program`` fixture), beside the same model without its projector; and
-it fronts a llama-server started with ``--mmproj`` by hand. A model that cannot see, an old
+The proxy runs the model itself from a models file (``mmproj``), on llama-server, beside the
+same model without its projector; and it fronts a llama-server started with ``--mmproj`` by
+hand. A model that cannot see, an old
 server, a bad image: a 400 naming the field, in the client's own shape.
 """
 
@@ -26,7 +26,8 @@ from tests.polling import wait_for
 from tests.processes import ProxyProcess
 
 from .llama_server import LlamaServer, find_server
-from .managed import NO_UPSTREAM, Program, admin, with_file
+from .managed import NO_UPSTREAM, admin, program_of, with_file
+from .marks import CURRENT, OLD
 from .visionmodel import IMAGE_ANSWER, IMAGE_TOKENS, TEXT_ANSWER, write_vision_model
 
 pytestmark = pytest.mark.e2e
@@ -63,7 +64,7 @@ def site():
 
 
 @pytest.fixture(scope="module")
-def fleet(program: Program, files, tmp_path_factory, logs):
+def fleet(files, tmp_path_factory, logs):
     """The proxy running ``eyes`` (the model with its projector) and ``blind`` (without),
     fetching images by URL from anywhere."""
     model, mmproj = files
@@ -82,7 +83,7 @@ def fleet(program: Program, files, tmp_path_factory, logs):
         "any",
         "--max-image-size",
         str(MAX_IMAGE),
-        program=program,
+        program=program_of(CURRENT),
     ) as proxy:
         yield proxy
 
@@ -420,7 +421,7 @@ def test_one_command_serves_a_model_with_its_projector(files, logs):
         assert "vision" in proxy.ollama().show("eyes").capabilities
 
 
-@pytest.mark.parametrize("kind", ["powerinfer", "llamacpp-2023"])
+@pytest.mark.parametrize("kind", OLD)
 def test_an_old_server_names_the_field_and_the_model(model, logs, kind):
     with (
         LlamaServer(model, logs / f"vision-{kind}.log", kind=kind, parallel=1) as server,

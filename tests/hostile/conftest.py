@@ -1,5 +1,6 @@
-"""Fixtures of the hostile tier: a gateway with tenants in front of a real server of each
-current engine, and the tiny model it serves."""
+"""Fixtures of the hostile tier: a gateway with tenants in front of a real current
+llama-server, and the tiny model it serves. What the tier tests is the proxy's own code,
+whatever server is behind it."""
 
 from __future__ import annotations
 
@@ -35,7 +36,6 @@ class Gateway:
 
     proxy: ProxyProcess
     server: LlamaServer
-    engine: str
 
     @property
     def url(self) -> str:
@@ -56,15 +56,12 @@ def logs(tmp_path_factory) -> pathlib.Path:
     return tmp_path_factory.mktemp("logs")
 
 
-@pytest.fixture(scope="module", params=["llamacpp", "bundled"], ids=["llama-server", "bundled"])
-def gateway(request, tiny, logs, tmp_path_factory):
-    """The tiny model on a server of one engine, served as ``tiny`` and as ``secret`` behind
-    the keys of two tenants and the admin key."""
-    engine = request.param
-    folder = tmp_path_factory.mktemp(f"gateway-{engine}")
-    with LlamaServer(
-        tiny, logs / f"hostile-{engine}.log", kind=engine, parallel=2, ctx_size=4096
-    ) as server:
+@pytest.fixture(scope="module")
+def gateway(tiny, logs, tmp_path_factory):
+    """The tiny model on llama-server, served as ``tiny`` and as ``secret`` behind the keys
+    of two tenants and the admin key."""
+    folder = tmp_path_factory.mktemp("gateway")
+    with LlamaServer(tiny, logs / "hostile.log", parallel=2, ctx_size=4096) as server:
         (folder / "models.toml").write_text(
             f'[models.tiny]\nupstreams = ["{server.url}"]\n'
             f'[models.secret]\nupstreams = ["{server.url}"]\n'
@@ -72,7 +69,7 @@ def gateway(request, tiny, logs, tmp_path_factory):
         (folder / "keys.toml").write_text(KEYS)
         with ProxyProcess(
             server.url,
-            logs / f"proxy-hostile-{engine}.log",
+            logs / "proxy-hostile.log",
             args=[
                 "--config",
                 str(folder / "models.toml"),
@@ -82,4 +79,4 @@ def gateway(request, tiny, logs, tmp_path_factory):
                 ADMIN,
             ],
         ) as proxy:
-            yield Gateway(proxy, server, engine)
+            yield Gateway(proxy, server)

@@ -73,21 +73,19 @@ def test_errors_name_only_the_models_the_key_may_use(gateway):
         assert status in (403, 404) and "tiny" not in text
 
 
-@pytest.fixture(scope="module", params=["llama-server", "bundled"])
-def shared(request, tiny, logs, tmp_path_factory):
+@pytest.fixture(scope="module")
+def shared(tiny, logs, tmp_path_factory):
     """``secret`` on a server the proxy runs, preloaded, behind the keys of the tenants,
     carol's, and the admin key."""
-    engine = request.param
-    folder = tmp_path_factory.mktemp(f"shared-{engine}")
+    folder = tmp_path_factory.mktemp("shared")
     (folder / "models.toml").write_text(
         f'[models.secret]\nmodel = "{tiny}"\npreload = true\nargs = ["-np", "1", "-c", "1024"]\n'
     )
     (folder / "keys.toml").write_text(KEYS + MANAGER)
     binary = find_server("llamacpp")
-    program = ["--llama-server", "bundled" if engine == "bundled" else str(binary.path)]
     with ProxyProcess(
         "http://127.0.0.1:9",
-        logs / f"proxy-shared-{engine}.log",
+        logs / "proxy-shared.log",
         env=binary.env,
         args=[
             "--config",
@@ -97,8 +95,9 @@ def shared(request, tiny, logs, tmp_path_factory):
             "--admin-key",
             ADMIN,
             "--log-dir",
-            str(logs / f"servers-shared-{engine}"),
-            *program,
+            str(logs / "servers-shared"),
+            "--llama-server",
+            str(binary.path),
         ],
     ) as proxy:
         yield proxy
