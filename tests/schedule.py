@@ -5,9 +5,11 @@ Each module runs whole on one worker, so the servers its module fixtures start a
 once. Modules are handed out by what the last full run measured of each (``tests/costs.json``:
 its seconds, and the cores it kept busy, its processor time and its servers' over its
 seconds): the longest first, so that they start early and the short ones fill the end; and a
-module starts only while the modules the other workers run leave it the cores it needs
-(:data:`OVERCOMMIT` times the machine's), so CPU-bound servers are not slowed by four at
-once on two cores. A module the file does not know is taken to cost :data:`UNKNOWN`.
+module starts only while the modules the other workers run leave it the cores it kept busy
+(out of the machine's), so CPU-bound servers are not slowed by four at once on two cores.
+The cores are measured beside the other workers, so they are less than a module would take
+alone: a budget of the machine's own cores still lets light modules run beside heavy ones.
+A module the file does not know is taken to cost :data:`UNKNOWN`.
 
 ``--record-costs FILE`` measures every module of the run and writes the figures there (CI
 passes ``tests/costs.json``: commit it after a run that changed the suite's shape).
@@ -26,7 +28,6 @@ from typing import Optional, Sequence
 import pytest
 
 COSTS = pathlib.Path(__file__).with_name("costs.json")
-OVERCOMMIT = 1.5  # processes wait on each other's sockets and pipes: cores' worth, and a half
 UNKNOWN_SECONDS_PER_TEST = 0.5
 
 
@@ -100,7 +101,7 @@ def pytest_xdist_make_scheduler(config, log):
         def __init__(self, config, log=None) -> None:
             super().__init__(config, log)
             self.costs = read_costs()
-            self.cores = OVERCOMMIT * (os.cpu_count() or 2)
+            self.cores = float(os.cpu_count() or 2)
 
         def _split_scope(self, nodeid: str) -> str:
             return module_of(nodeid)

@@ -270,7 +270,7 @@ def test_responses_function_call_and_its_output(chatglm3):
     assert again.status == "completed" and again.output
 
 
-TURN = 400  # tokens each of two streams asks for: long enough that two at once would overlap
+TURN = 100  # tokens each of two streams asks for: two at once would alternate throughout
 
 
 def test_concurrent_requests_are_serialized(endless):
