@@ -35,7 +35,7 @@ def escaped(text: str) -> str:
 
 
 def raised_at(exc: BaseException) -> str:
-    """Where ``exc`` began (``fairline.py:100 in _band``), through the exception it was
+    """Where ``exc`` began (``fairqueue.py:100 in _band``), through the exception it was
     raised from: a log line's pointer to the code, where a whole traceback could carry a
     request's values."""
     while exc.__cause__ is not None:

@@ -127,13 +127,13 @@ class Access:
         )
 
     def party(self, key: Optional[KeySpec], asked: Optional[object] = None) -> Party:
-        """Whose turn ``key``'s request waits as (``None``: no keys, one line for all), at
+        """Whose turn ``key``'s request waits as (``None``: no keys, one queue for all), at
         the priority it ``asked`` for, if any (a header's text or a body's number).
 
         A request may always ask to go later; to go sooner than its key, only where the key
         has ``request_priority = true``.
         """
-        if key is None:  # no keys: one line for all, where a request may still step back
+        if key is None:  # no keys: one queue for all, where a request may still step back
             return ANYONE if asked is None else ANYONE.at(_priority(asked))
         party = self._parties.get(key.name)
         if party is None:  # found in the keyring as it was being replaced

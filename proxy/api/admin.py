@@ -91,7 +91,7 @@ def reload() -> Response:
 
 @bp.get("/keys")
 def keys() -> Response:
-    """Every key (never its secret): what it may use, its share of the line, its limits, and
+    """Every key (never its secret): what it may use, its share of the queue, its limits, and
     what it has left of its budgets."""
     access = get_state().access
     listed = []

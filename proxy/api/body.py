@@ -29,7 +29,7 @@ UNREAD = object()  # a body not read yet (a body may be JSON null)
 
 def read_json() -> object:
     """The request body as JSON; read once per request (a key limited to some models has it
-    read before the view). Its ``priority``, where it has one, places the request in line."""
+    read before the view). Its ``priority``, where it has one, places the request in the queue."""
     call = g._get_current_object()  # read once: each read of ``g`` is a proxy lookup
     body = getattr(call, "body", UNREAD)
     if body is UNREAD:

@@ -1,7 +1,7 @@
 """Tell whether the client of the current request has gone away, before any byte is sent.
 
-A request waiting for a free slot must leave the line as soon as its client hangs up, or
-the line fills with requests nobody will read. Both servers let the socket be reached:
+A request waiting for a free slot must leave the queue as soon as its client hangs up, or
+the queue fills with requests nobody will read. Both servers let the socket be reached:
 gunicorn hands it over, and waitress's own probe is a method of the connection that owns it.
 The kernel is asked about the socket directly, because waitress notices a hang-up only while
 it reads the connection, and reading ahead of a running request costs its event loop a spin

@@ -46,7 +46,7 @@ def playground() -> str:
 @bp.get("/status")
 def status() -> Response:
     """What the fleet page shows, as JSON, as far as its viewer may see it: models,
-    replicas, lines, servers, tokens so far, each model's last minutes (``history``, empty
+    replicas, queues, servers, tokens so far, each model's last minutes (``history``, empty
     with metrics off), the proxy's clock (``time``, unix seconds, as the history's are) and
     who it was shown to (``viewer``)."""
     return jsonify(seen(fleet_status(), _viewer()))
@@ -54,7 +54,7 @@ def status() -> Response:
 
 def fleet_status() -> dict:
     """Each model and replica as this process knows it; with metrics on, the tokens, the
-    lines and the history are every worker's, added up (under gunicorn, the answering worker
+    queues and the history are every worker's, added up (under gunicorn, the answering worker
     alone holds a share of them)."""
     state = get_state()
     summed = state.metrics.summed() if state.metrics is not None else Summed({}, {}, {})
@@ -62,7 +62,7 @@ def fleet_status() -> dict:
     for model in state.router.status(checked=True):
         label = model["label"]
         for replica in model["replicas"]:
-            replica["busy"], replica["queued"] = summed.lines.get(
+            replica["busy"], replica["queued"] = summed.queues.get(
                 (label, replica["url"]), (replica["busy"], replica["queued"])
             )
         models.append({**model, "completion_tokens": summed.tokens.get((label, "completion"), 0)})

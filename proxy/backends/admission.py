@@ -1,12 +1,12 @@
-"""Admission to one upstream: no more generations than it has slots, the rest wait in line.
+"""Admission to one upstream: no more generations than it has slots, the rest wait in its queue.
 
 Old servers (PowerInfer, llama.cpp of 2023) refuse at once when every slot is busy. So
 requests take a lease before they reach the upstream; those beyond the slot count wait in
-line, bounded in length (``--max-queue``) and in time (``--queue-timeout``), and a freed slot
-goes to the key whose turn it is (:mod:`proxy.backends.fairline`), within the slots its cap
+the queue, bounded in length (``--max-queue``) and in time (``--queue-timeout``), and a freed slot
+goes to the key whose turn it is (:mod:`proxy.backends.fairqueue`), within the slots its cap
 allows (:mod:`proxy.backends.turns`). A request the server still refuses (another client or
-proxy process shares it) goes back to the head of its key's line: the client never hears of
-it while the line has room and time.
+proxy process shares it) goes back to the head of its key's queue: the client never hears of
+it while the queue has room and time.
 
 Current llama.cpp queues what it has no slot for. While one key alone asks, it is given one
 request per slot beyond its slots, to wait inside it: a slot that frees then starts its next
@@ -24,7 +24,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, TypeVar
 
-from proxy.backends.fairline import FairLine
+from proxy.backends.fairqueue import FairQueue
 from proxy.backends.slots import SlotCount
 from proxy.backends.turns import Party, current
 from proxy.core.errors import (
@@ -50,12 +50,12 @@ def never() -> bool:
 
 @dataclass(eq=False)
 class Ticket:
-    """One request's lease or place in line, and how to wake it when its turn comes."""
+    """One request's lease or place in the queue, and how to wake it when its turn comes."""
 
     deadline: float
     party: Party = Party()
-    wake: Optional[threading.Condition] = None  # made when it has to wait in line
-    joined: float = 0.0  # stamped by the line (proxy.backends.fairline)
+    wake: Optional[threading.Condition] = None  # made when it has to wait in the queue
+    joined: float = 0.0  # stamped by the queue (proxy.backends.fairqueue)
     stamp: float = 0.0
     order: int = 0
     not_before: float = 0.0
@@ -64,20 +64,20 @@ class Ticket:
     slot: Optional[int] = None  # the server's slot answering it, when its answer says
 
 
-class LineWatch:
+class QueueWatch:
     """Told how many generations run and how many requests wait, at every change, and how long
     each admitted request waited: what metrics show."""
 
     def counted(self, running: int, waiting: int) -> None:
         """Generations now running on the upstream, and requests waiting for a slot (in the
-        proxy's line or inside a server that queues)."""
+        proxy's queue or inside a server that queues)."""
 
     def admitted(self, waited: float) -> None:
-        """A request got its slot after ``waited`` seconds (0: no line)."""
+        """A request got its slot after ``waited`` seconds (0: no queue)."""
 
     def turns(self, key: str, running: int, waiting: int, served: bool) -> None:
         """Key ``key`` now runs ``running`` generations here and has ``waiting`` requests in
-        line; ``served``: one of them has just got its slot. Told only while keys are in
+        the queue; ``served``: one of them has just got its slot. Told only while keys are in
         use."""
 
 
@@ -97,7 +97,7 @@ class Admission:
         queue_timeout: float,
         remedy: str = "",
         clock: Callable[[], float] = time.monotonic,
-        watch: LineWatch = LineWatch(),
+        watch: QueueWatch = QueueWatch(),
     ) -> None:
         """``name`` says what the slots belong to in errors ("the upstream http://…");
         ``remedy`` how else to get more of them."""
@@ -108,18 +108,18 @@ class Admission:
         self.max_queue = max_queue
         self.queue_timeout = queue_timeout
         self.clock = clock
-        self._line = FairLine()
+        self._queue = FairQueue()
         self._running = 0
         self._running_by: dict = {}  # key name: generations it runs here
         self._asked: dict = {}  # key name: when it last asked here
         self._accepted: set = set()  # tickets the server is answering
         self._queued_inside = 0  # requests per slot the server may hold waiting
         # one lock; each waiter sleeps on a condition of its own, so a freed slot wakes the
-        # head of the line alone rather than every waiter
+        # head of the queue alone rather than every waiter
         self._lock = threading.Lock()
 
     def run(self, attempt: Callable[[], T], gone: Callable[[], bool] = never) -> T:
-        """Call ``attempt`` holding a lease; a refusal sends it back to the head of the line."""
+        """Call ``attempt`` holding a lease; a refusal sends it back to the head of the queue."""
         ticket = None
         while True:
             with self.lease(gone, ticket) as ticket:
@@ -137,7 +137,7 @@ class Admission:
     ) -> Iterator[T]:
         """Yield what ``start()`` yields, holding a lease until it ends or is closed.
 
-        A refusal before the first item sends the request back to the head of the line; after
+        A refusal before the first item sends the request back to the head of the queue; after
         it, the client has bytes and the failure is theirs to see. The item ``ends`` knows
         for the upstream's last has freed the server's slot: the lease lasts until the client
         has read it, but a refusal meanwhile does not count it among the slots in use.
@@ -165,7 +165,7 @@ class Admission:
     def lease(self, gone: Callable[[], bool] = never, ticket: Optional[Ticket] = None) -> "Lease":
         """Wait for a slot, hold it for the ``with`` block, then hand it on.
 
-        Pass back the ticket of a refused attempt to keep its place at the head of the line
+        Pass back the ticket of a refused attempt to keep its place at the head of the queue
         and its original deadline.
         """
         return Lease(self, gone, ticket)
@@ -177,7 +177,7 @@ class Admission:
             self._ran(ticket.party, -1)
             self._wake_head()
             self._count()
-        if ticket.party.cap:  # outside the lock: it wakes this line and others
+        if ticket.party.cap:  # outside the lock: it wakes this queue and others
             ticket.party.held.give()
 
     def _accept(self, ticket: Ticket, slot: Optional[int]) -> None:
@@ -229,11 +229,11 @@ class Admission:
 
     def busy(self) -> tuple:
         """``(generations running or waiting, slot limit)``: what placement weighs."""
-        return self._running + len(self._line), self.slots.limit
+        return self._running + len(self._queue), self.slots.limit
 
     def snapshot(self) -> dict:
         """``in_flight``: generations running; ``queued``: requests waiting for a slot, in
-        the proxy's line or inside the server."""
+        the proxy's queue or inside the server."""
         with self._lock:
             running, waiting = self._counts()
             shown = {
@@ -243,12 +243,12 @@ class Admission:
                 "queued": waiting,
             }
             keys = self._by_key()
-            if set(keys) - {""}:  # keys in use: each one's part of the line
+            if set(keys) - {""}:  # keys in use: each one's part of the queue
                 shown["keys"] = keys
             return shown
 
     def _by_key(self) -> dict:
-        waiting = self._line.waiting()
+        waiting = self._queue.waiting()
         return {
             name: {"running": self._running_by.get(name, 0), "waiting": waiting.get(name, 0)}
             for name in sorted(set(waiting) | set(self._running_by))
@@ -257,21 +257,21 @@ class Admission:
     def _counts(self) -> tuple:
         limit = self.slots.limit
         running = self._running if limit is None else min(self._running, limit)
-        return running, len(self._line) + self._running - running
+        return running, len(self._queue) + self._running - running
 
     def _count(self, party: Optional[Party] = None) -> None:
         """Tell the watch the new counts (call holding the lock, after every change), and
-        ``party``'s, whose place in line changed."""
+        ``party``'s, whose place in the queue changed."""
         self.watch.counted(*self._counts())
         if party is not None:
             self._tell(party)
 
     def _tell(self, party: Party, served: bool = False) -> None:
-        """Tell the watch ``party``'s part of the line, while keys are in use (call holding
+        """Tell the watch ``party``'s part of the queue, while keys are in use (call holding
         the lock)."""
         if party.name:
             name = party.name
-            running, waiting = self._running_by.get(name, 0), self._line.waiting().get(name, 0)
+            running, waiting = self._running_by.get(name, 0), self._queue.waiting().get(name, 0)
             self.watch.turns(name, running, waiting, served)
 
     # -- waiting ----------------------------------------------------------------------------
@@ -282,19 +282,19 @@ class Admission:
             if ticket is None:
                 party = current()
                 self._asked[party.name] = now
-                if not self._line and self._free(party) and not party.capped():
+                if not self._queue and self._free(party) and not party.capped():
                     return self._admit(Ticket(now + self.queue_timeout, party), 0.0)
-                if len(self._line) >= self.max_queue and not self._free(party):
+                if len(self._queue) >= self.max_queue and not self._free(party):
                     raise QueueFullError(
                         f"all {self._slots_text()} of {self.name} are busy and "
-                        f"{len(self._line)} requests already wait for one; retry shortly, or "
+                        f"{len(self._queue)} requests already wait for one; retry shortly, or "
                         f"raise --max-queue{self.remedy}",
                         retry_after=RETRY_AFTER,
                     )
                 ticket = Ticket(now + self.queue_timeout, party)
-                self._line.join(ticket, now)
+                self._queue.join(ticket, now)
             else:
-                self._line.rejoin(ticket)
+                self._queue.rejoin(ticket)
             if ticket.party.cap:
                 ticket.party.held.watch(self, self._poke)
             if ticket.wake is None:
@@ -317,16 +317,16 @@ class Admission:
                         self._lock.acquire()
                     now = self.clock()  # others may have joined meanwhile
                     pause = min(POLL, ticket.deadline - now)
-                    if self._line.first(now, Party.capped) is ticket and self._free(ticket.party):
+                    if self._queue.first(now, Party.capped) is ticket and self._free(ticket.party):
                         pause = min(pause, max(ticket.not_before - now, 0.0))
                     ticket.wake.wait(pause)
                     now = self.clock()
             except BaseException:
-                self._line.leave(ticket)
-                self._wake_head()  # the next in line may be free to go now
+                self._queue.leave(ticket)
+                self._wake_head()  # the next in the queue may be free to go now
                 self._count(ticket.party)
                 raise
-            self._line.served(ticket)
+            self._queue.served(ticket)
             self._asked[ticket.party.name] = now
             self._admit(ticket, now - ticket.joined)
             self._wake_head()  # more than one slot may be free
@@ -335,7 +335,7 @@ class Admission:
     def _turn_of(self, ticket: Ticket, now: float) -> bool:
         """Whether ``ticket`` may go now (call holding the lock)."""
         return (
-            self._line.first(now, Party.capped) is ticket
+            self._queue.first(now, Party.capped) is ticket
             and self._free(ticket.party)
             and now >= ticket.not_before
         )
@@ -343,7 +343,7 @@ class Admission:
     def _admit(self, ticket: Ticket, waited: float) -> Ticket:
         """``ticket`` takes a slot (call holding the lock)."""
         self._running += 1
-        if ticket.party.cap:  # only a capped key's slots need counting across lines
+        if ticket.party.cap:  # only a capped key's slots need counting across queues
             ticket.party.held.take()
         self._ran(ticket.party, 1, served=True)
         self._count()
@@ -366,8 +366,8 @@ class Admission:
     def _wake_head(self) -> None:
         """Wake the request whose turn it is if a slot is free for it (call holding the
         lock)."""
-        if self._line:
-            first = self._line.first(self.clock(), Party.capped)
+        if self._queue:
+            first = self._queue.first(self.clock(), Party.capped)
             if first is not None and self._free(first.party):
                 first.wake.notify()
 
@@ -406,7 +406,7 @@ class Lease:
         self.ticket = ticket
 
     def __enter__(self) -> Ticket:
-        # a line for the upstream's slots: not the proxy's own time
+        # a queue for the upstream's slots: not the proxy's own time
         with waiting(), queueing():
             self.ticket = self.admission._wait(self.gone, self.ticket)
         return self.ticket

@@ -78,7 +78,7 @@ class Backend:
         return 0, None
 
     def describe(self) -> dict:
-        """Its line and server as known now, without asking anything (for status pages)."""
+        """Its queue and server as known now, without asking anything (for status pages)."""
         return {}
 
     def finds_slots(self) -> bool:

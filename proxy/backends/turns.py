@@ -1,6 +1,6 @@
 """Whose turn a request waits as: its key's name, share of the slots, priority and cap.
 
-The key is known at the door, the line far below it; a request's :class:`Party` rides in a
+The key is known at the door, the queue far below it; a request's :class:`Party` rides in a
 context variable between the two, as its :class:`~proxy.ops.measure.Measure` does.
 """
 
@@ -15,35 +15,35 @@ HIGHEST, DEFAULT_PRIORITY, LOWEST = 0, 128, 255  # LiteLLM's scale: the lower go
 
 
 class Held:
-    """How many slots a key with a cap holds now, across every upstream, and the lines to
+    """How many slots a key with a cap holds now, across every upstream, and the queues to
     tell when it holds one fewer (a request of it may be waiting there for its cap)."""
 
     def __init__(self) -> None:
         self.count = 0
         self._lock = threading.Lock()
-        self._watchers: dict = {}  # callbacks of lines a capped request waits in
+        self._watchers: dict = {}  # callbacks of queues a capped request waits in
 
     def take(self) -> None:
         with self._lock:
             self.count += 1
 
     def give(self) -> None:
-        """One slot handed back; wake the lines that wait for it (call holding no line's
-        lock: each takes its own)."""
+        """One slot handed back; wake the queues that wait for it (call holding no
+        queue's lock: each takes its own)."""
         with self._lock:
             self.count -= 1
             watchers = list(self._watchers.values())
         for wake in watchers:
             wake()
 
-    def watch(self, line: object, wake: Callable[[], None]) -> None:
+    def watch(self, queue: object, wake: Callable[[], None]) -> None:
         with self._lock:
-            self._watchers[id(line)] = wake
+            self._watchers[id(queue)] = wake
 
 
 @dataclass(frozen=True)
 class Party:
-    """One key as the line sees it. ``weight``: its share of the slots against other keys
+    """One key as the queue sees it. ``weight``: its share of the slots against other keys
     waiting (2 gets twice the turns of 1); ``priority``: 0 to 255, the lower first (a
     request may ask for its own); ``cap``: slots it may hold at once, 0 for no cap."""
 

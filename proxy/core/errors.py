@@ -21,7 +21,7 @@ ProxyError                      500  an expected failure; the base of all below
  ├── ShuttingDownError          503  the proxy is stopping
  └── UpstreamError              502  the upstream answered with an error or garbage
       ├── UpstreamUnavailableError 503  the upstream cannot be reached, or is busy
-      │    ├── SlotUnavailableError  the server had no free slot (the request goes back in line)
+      │    ├── SlotUnavailableError  the server had no free slot (it goes back to the queue)
       │    ├── QueueFullError        too many requests already wait for a slot
       │    └── QueueTimeoutError     no slot came free in time
       └── UpstreamTimeoutError     504  the upstream did not answer in time
@@ -258,7 +258,7 @@ class UpstreamTimeoutError(UpstreamError):
 
 
 class SlotUnavailableError(UpstreamUnavailableError):
-    """The server had no free slot; the request goes back in line."""
+    """The server had no free slot; the request goes back in the queue."""
 
     code = "no_free_slot"
 

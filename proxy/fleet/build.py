@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from proxy.backends.admission import Admission, LineWatch
+from proxy.backends.admission import Admission, QueueWatch
 from proxy.backends.base import Backend
 from proxy.backends.servercpp.card import file_card
 from proxy.backends.slots import SlotCount
@@ -129,7 +129,7 @@ def _replicas(spec: ModelSpec, settings: Settings, metrics) -> tuple:
 
         return (Replica(spec.path, load_backend(settings, spec.path, spec.id, spec.reasoning)),)
     embedding = None
-    if spec.embedding_upstream:  # one server for every replica: one client, one line
+    if spec.embedding_upstream:  # one server for every replica: one client, one queue
         embedding = (
             _client(spec.embedding_upstream, spec, settings),
             _admission(spec.embedding_upstream, spec, settings, metrics),
@@ -192,7 +192,7 @@ def server_label(upstream: UpstreamSpec, spec: ModelSpec) -> str:
 def _admission(
     upstream: UpstreamSpec, spec: ModelSpec, settings: Settings, metrics: Optional[Metrics]
 ) -> Admission:
-    watch = metrics.line(spec.id or "default", upstream.url) if metrics else LineWatch()
+    watch = metrics.queue(spec.id or "default", upstream.url) if metrics else QueueWatch()
     return Admission(
         server_label(upstream, spec),
         SlotCount(configured=upstream.slots or None),

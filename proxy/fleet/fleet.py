@@ -2,7 +2,7 @@
 and the core know (:mod:`proxy.core.router`).
 
 The fleet picks where a request runs, never how: each replica is a backend of its own (a
-server.cpp upstream with its admission line, or a chatglm.cpp model), and the fleet routes by
+server.cpp upstream with its admission queue, or a chatglm.cpp model), and the fleet routes by
 the request's ``model``, fills in the model's defaults, places the request on a replica (the
 conversation's replica and slot first, the least busy one when that is overloaded), takes a
 replica that cannot be reached out of rotation and sends the request to another before any
@@ -53,7 +53,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Failures that mean the request never reached a replica able to serve it: it may go to another.
-# A full or slow line is the replica's load, not its health; the others may still have room.
+# A full or slow queue is the replica's load, not its health; the others may still have room.
 BUSY = (QueueFullError, SlotUnavailableError)
 # What a request that may go to another replica fails with (the rest is the request's own).
 RETRIED = (UpstreamUnavailableError, UpstreamTimeoutError)
@@ -327,7 +327,7 @@ class Fleet:
                     **described,
                     "url": replica.name,
                     "in_rotation": model.rotation.healthy(replica.name),
-                    "busy": described.get("in_flight", load),  # running: not the line
+                    "busy": described.get("in_flight", load),  # running: not the queue
                     "queued": described.get("queued", 0),
                     "slots": slots,
                 }
@@ -422,7 +422,7 @@ class Failover:
     """The replicas one request tries, in turn, while it has reached none able to serve it.
 
     A replica that cannot be reached, or is not ready, leaves the rotation until a probe finds
-    it serving again; one whose line is full is only passed over this time; one whose server
+    it serving again; one whose queue is full is only passed over this time; one whose server
     the proxy runs and saw die is tried again once it has restarted.
     """
 

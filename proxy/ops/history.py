@@ -21,7 +21,7 @@ WINDOW = 900.0  # seconds of samples kept
 
 
 class Figures(NamedTuple):
-    """One model's counters so far, and its line now."""
+    """One model's counters so far, and its queue now."""
 
     completion: float = 0
     prompt: float = 0
@@ -84,7 +84,7 @@ def due(last: Optional[float], now: float, bucket: float) -> bool:
 def snapshot(t: float, summed: Summed) -> Snapshot:
     """The figures of every model that has generated, failed or queued so far."""
     queued: dict = {}
-    for (model, _upstream), (_running, waiting) in summed.lines.items():
+    for (model, _upstream), (_running, waiting) in summed.queues.items():
         queued[model] = queued.get(model, 0) + waiting
     labels = {model for model, _kind in summed.tokens} | set(summed.errors) | set(queued)
     models = {
@@ -121,7 +121,7 @@ def series(snapshots: Sequence[Snapshot]) -> dict:
 
 def sample(seconds: float, then: Figures, now: Figures, t: float) -> dict:
     """What happened between two snapshots ``seconds`` apart: completion tokens per second,
-    the line at the end, the share of prompt tokens served from the KV cache (None without
+    the queue at the end, the share of prompt tokens served from the KV cache (None without
     prompts) and answers failed."""
     prompt = now.prompt - then.prompt
     return {

@@ -1,7 +1,7 @@
 """What one request cost: the proxy's own time, its time to first token, its tokens.
 
 A request's :class:`Measure` rides in a context variable, so the upstream client, the
-admission line, the model servers' starts and the generation code can mark what they see
+admission queue, the model servers' starts and the generation code can mark what they see
 without being handed anything. Its clock runs while the view runs and while each piece of a
 streamed body is made, not while the server writes to a slow client; time spent waiting on
 an upstream (or its slots, or its start) is taken off.

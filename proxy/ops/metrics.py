@@ -28,7 +28,7 @@ class Summed(NamedTuple):
 
     tokens: dict  # (model, kind) -> tokens so far; kinds: prompt, completion, cached
     errors: dict  # model -> answers with a status of 500 or more so far
-    lines: dict  # (model, upstream) -> [running, waiting] now
+    queues: dict  # (model, upstream) -> [running, waiting] now
 
 
 class Metrics:
@@ -97,7 +97,7 @@ class Metrics:
         )
         self.key_waiting = Gauge(
             PREFIX + "key_queue_length",
-            "Requests of a key waiting for a slot in the proxy's line",
+            "Requests of a key waiting for a slot in the proxy's queue",
             ["model", "upstream", "key"],
             multiprocess_mode="livesum",
             registry=registry,
@@ -117,7 +117,7 @@ class Metrics:
         )
         self.queue_wait = Histogram(
             PREFIX + "queue_wait_seconds",
-            "Time a request waited in the proxy's line",
+            "Time a request waited in the proxy's queue",
             ["model"],
             buckets=LATENCY,
             registry=registry,
@@ -129,8 +129,8 @@ class Metrics:
         if self.registry is not None:
             self.registry.register(self._fleet)
 
-    def line(self, model: str, upstream: str) -> "LineMetrics":
-        return LineMetrics(self, model, upstream)
+    def queue(self, model: str, upstream: str) -> "QueueMetrics":
+        return QueueMetrics(self, model, upstream)
 
     def answered(
         self, route: str, model: str, status: int, seconds: float, measure: Measure, key: str = ""
@@ -181,7 +181,7 @@ class Metrics:
             elif family.name == PREFIX + "requests":
                 _add_errors(found.errors, family)
             elif family.name in (PREFIX + "slots_busy", PREFIX + "queue_length"):
-                _add_lines(found.lines, family)
+                _add_queues(found.queues, family)
         return found
 
     def _everything(self) -> CollectorRegistry:
@@ -209,15 +209,15 @@ def _add_errors(errors: dict, family) -> None:
             errors[model] = errors.get(model, 0) + sample.value
 
 
-def _add_lines(lines: dict, family) -> None:
+def _add_queues(queues: dict, family) -> None:
     column = 0 if family.name == PREFIX + "slots_busy" else 1
     for sample in family.samples:
-        line = lines.setdefault((sample.labels["model"], sample.labels["upstream"]), [0, 0])
-        line[column] += int(sample.value)
+        queue = queues.setdefault((sample.labels["model"], sample.labels["upstream"]), [0, 0])
+        queue[column] += int(sample.value)
 
 
-class LineMetrics:
-    """One upstream's admission line, as the line sees it (see :class:`Admission`)."""
+class QueueMetrics:
+    """One upstream's admission queue, as the queue sees it (see :class:`Admission`)."""
 
     def __init__(self, metrics: Metrics, model: str, upstream: str) -> None:
         self.queued = metrics.queued.labels(model, upstream)

@@ -2,7 +2,7 @@
 saw, the text it wrote before the proxy read calls and thoughts out of it, and where it ran.
 
 Kept only when capture is on (:mod:`proxy.access.exchanges`): the request's
-:class:`~proxy.ops.measure.Measure` then carries a :class:`Seen`, and the routes, the line
+:class:`~proxy.ops.measure.Measure` then carries a :class:`Seen`, and the routes, the queue
 and the fleet mark it as they go. With capture off each mark is one lookup and a test.
 """
 
@@ -44,7 +44,7 @@ class Seen:
         self.prompt_by: Optional[str] = None  # PROXY or SERVER
         self.render: Optional[Callable[[], str]] = None  # the server's rendering, asked later
         self.raw: Optional[list] = None  # the generated text's pieces, before parsing
-        self.queued = 0.0  # seconds spent in the proxy's line for a slot
+        self.queued = 0.0  # seconds spent in the proxy's queue for a slot
 
     def facts(self) -> dict:
         """What the exchange keeps of it (the server's rendering asked for now, if due)."""
@@ -115,7 +115,7 @@ def placed(conversation: Optional[str], replica: str, slot: Optional[int]) -> No
 
 
 class queueing:
-    """Count the ``with`` block as time in the line for a slot."""
+    """Count the ``with`` block as time in the queue for a slot."""
 
     __slots__ = ("seen", "began")
 

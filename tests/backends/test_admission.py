@@ -398,9 +398,9 @@ def queue(gate: Admission, party: Party, order: list, release: threading.Event) 
             release.wait(10)
 
     thread = threading.Thread(target=run)
-    before = len(gate._line)
+    before = len(gate._queue)
     thread.start()
-    wait_for(lambda: len(gate._line) == before + 1, "the request in line")
+    wait_for(lambda: len(gate._queue) == before + 1, "the request in line")
     return thread
 
 
@@ -455,7 +455,7 @@ def test_a_request_waits_inside_a_queueing_server_only_while_its_key_asks_alone(
     holders = [hold(gate, release, Party("a"))]
     if inside:
         holders.append(hold(gate, release, Party(second)))  # into the server's own queue
-        assert len(gate._line) == 0
+        assert len(gate._queue) == 0
     else:
         holders.append(queue(gate, Party(second), [], release))  # the proxy's line: its turn
     assert gate.busy()[0] == 2

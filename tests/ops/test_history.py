@@ -55,7 +55,7 @@ def test_the_window_keeps_the_snapshot_before_it(times, now, expected):
     assert tuple(each.t for each in kept) == expected
 
 
-LINES = {("tiny", "http://a"): [1, 2], ("tiny", "http://b"): [0, 1], ("idle", "http://c"): [0, 0]}
+QUEUES = {("tiny", "http://a"): [1, 2], ("tiny", "http://b"): [0, 1], ("idle", "http://c"): [0, 0]}
 
 
 @pytest.mark.parametrize(
@@ -66,12 +66,12 @@ LINES = {("tiny", "http://a"): [1, 2], ("tiny", "http://b"): [0, 1], ("idle", "h
             Summed(
                 {("tiny", "completion"): 40, ("tiny", "prompt"): 100, ("tiny", "cached"): 60},
                 {"tiny": 2},
-                LINES,
+                QUEUES,
             ),
             {"tiny": Figures(40, 100, 60, 2, 3)},
         ),
         (
-            Summed({("idle", "completion"): 0, ("idle", "prompt"): 0}, {}, LINES),
+            Summed({("idle", "completion"): 0, ("idle", "prompt"): 0}, {}, QUEUES),
             {"tiny": Figures(queued=3)},
         ),  # queued, not answered yet: in; nothing at all: out
         (Summed({}, {"broken": 1}, {}), {"broken": Figures(errors=1)}),

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from proxy.backends.fairline import AGE_EVERY, FairLine
+from proxy.backends.fairqueue import AGE_EVERY, FairQueue
 from proxy.backends.turns import Party
 
 
@@ -25,14 +25,14 @@ def party(spec: str) -> Party:
     return Party(name, weight=float(weight or 1), priority=int(priority or 128))
 
 
-def line_of(arrivals: list, now: float = 0.0) -> FairLine:
-    line = FairLine()
+def line_of(arrivals: list, now: float = 0.0) -> FairQueue:
+    line = FairQueue()
     for who in arrivals:
         line.join(Asking(who), now)
     return line
 
 
-def served(line: FairLine, now: float = 0.0, held_back=lambda party: False) -> str:
+def served(line: FairQueue, now: float = 0.0, held_back=lambda party: False) -> str:
     """Serve the line one slot at a time while anyone may go: the key of each turn."""
     order = ""
     while (first := line.first(now, held_back)) is not None:
@@ -68,12 +68,12 @@ def test_a_key_that_had_its_turns_waits_behind_one_that_had_none():
 
 def test_ageing_lifts_a_low_priority_past_a_higher_one_never_past_its_equals():
     batch, interactive, other = party("b!255"), party("i!0"), party("o!255")
-    line = FairLine()
+    line = FairQueue()
     line.join(Asking(batch), now=0.0)
     waited = (255 + 1) * AGE_EVERY
     line.join(Asking(interactive), now=waited)
     assert served(line, now=waited) == "bi"  # waited long enough: its turn comes first
-    line = FairLine()
+    line = FairQueue()
     for _ in range(3):
         line.join(Asking(batch), now=0.0)
     line.join(Asking(other), now=waited)
@@ -82,7 +82,7 @@ def test_ageing_lifts_a_low_priority_past_a_higher_one_never_past_its_equals():
 
 def test_a_clock_read_before_a_request_joined_counts_as_no_wait():
     low, high = party("l!255"), party("h!0")
-    line = FairLine()
+    line = FairQueue()
     line.join(Asking(high), now=5.0)
     line.join(Asking(low), now=10.0)
     assert served(line, now=4.0) == "hl"

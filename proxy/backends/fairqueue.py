@@ -1,7 +1,7 @@
 """The order in which requests waiting for one upstream's slots get them: turns by key.
 
-Start-time fair queueing: each request joining the line is stamped with a virtual start,
-the later of the line's virtual time and where its key's previous request ended; a key
+Start-time fair queueing: each request joining the queue is stamped with a virtual start,
+the later of the queue's virtual time and where its key's previous request ended; a key
 of ``weight`` w advances by 1/w per request. The next free slot goes to the lowest stamp,
 so a key that has had the least recent service goes first, a key alone gets every slot
 (nothing waits while a slot is free), and a key's own requests keep their order.
@@ -24,16 +24,16 @@ from proxy.backends.turns import Party
 AGE_EVERY = 0.1  # seconds of waiting that raise a request's priority by one step
 
 
-class Waiting(Protocol):
-    """What the line reads and stamps on a waiting request."""
+class Waiter(Protocol):
+    """What the queue reads and stamps on a waiting request."""
 
     party: Party
-    joined: float  # when it joined, on the line's clock
+    joined: float  # when it joined, on the queue's clock
     stamp: float  # its virtual start
     order: int  # its arrival, to break ties
 
 
-class FairLine:
+class FairQueue:
     """Requests waiting for one upstream's slots, each key's in a flow of its own."""
 
     def __init__(self, age_every: float = AGE_EVERY) -> None:
@@ -47,11 +47,11 @@ class FairLine:
     def __len__(self) -> int:
         return self._length
 
-    def __iter__(self) -> Iterator[Waiting]:
+    def __iter__(self) -> Iterator[Waiter]:
         for flow in self._flows.values():
             yield from flow
 
-    def join(self, request: Waiting, now: float) -> None:
+    def join(self, request: Waiter, now: float) -> None:
         """``request`` waits from ``now``, behind its key's requests of its priority."""
         party = request.party
         request.stamp = max(self._virtual, self._ends.get(party.name, 0.0))
@@ -60,12 +60,12 @@ class FairLine:
         self._flow(party).append(request)
         self._length += 1
 
-    def rejoin(self, request: Waiting) -> None:
+    def rejoin(self, request: Waiter) -> None:
         """``request``, refused by the server, waits again first of its flow, as stamped."""
         self._flow(request.party).appendleft(request)
         self._length += 1
 
-    def leave(self, request: Waiting) -> None:
+    def leave(self, request: Waiter) -> None:
         """``request`` stops waiting: it gave up, or got its slot (:meth:`served`)."""
         party = request.party
         flow = self._flows[party.name, party.priority]
@@ -74,14 +74,14 @@ class FairLine:
             del self._flows[party.name, party.priority]
         self._length -= 1
 
-    def served(self, request: Waiting) -> None:
-        """``request`` got its slot: the line's virtual time reaches its stamp."""
+    def served(self, request: Waiter) -> None:
+        """``request`` got its slot: the queue's virtual time reaches its stamp."""
         self.leave(request)
         self._virtual = max(self._virtual, request.stamp)
 
     def first(
         self, now: float, held_back: Callable[[Party], bool] = lambda party: False
-    ) -> Optional[Waiting]:
+    ) -> Optional[Waiter]:
         """The request the next free slot goes to; none of a party ``held_back`` (its cap
         reached)."""
         heads = [flow[0] for flow in self._flows.values() if not held_back(flow[0].party)]
@@ -93,7 +93,7 @@ class FairLine:
                 best, best_rank = head, rank
         return best
 
-    def _band(self, head: Waiting, now: float, priorities: list) -> int:
+    def _band(self, head: Waiter, now: float, priorities: list) -> int:
         """The priority ``head`` competes at: the best of those waiting that its own, aged,
         has reached. Ageing lifts a request past other priorities, never past its equals;
         a clock read before ``head`` joined counts as no wait."""
