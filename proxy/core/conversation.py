@@ -1,6 +1,6 @@
-"""What names a conversation from one turn to the next: the key under which the fleet places
-its turns on one replica and a server the proxy runs keeps its slot, and the thread the
-inspector links its turns by."""
+"""What names a conversation from one turn to the next: its id, by which the fleet places its
+turns on one replica and a server the proxy runs keeps its slot, and its thread, by which the
+inspector links its turns."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from proxy.core.types import GenerationRequest
 RAW_PROMPT_PREFIX = 256  # characters of a raw prompt that name its conversation
 
 
-def conversation_key(request: GenerationRequest) -> str:
+def conversation_id(request: GenerationRequest) -> str:
     """What stays the same from one turn of a conversation to the next.
 
     The name a client gives its conversation (an agent's thread id) when it gives one. Else
@@ -36,12 +36,12 @@ def conversation_key(request: GenerationRequest) -> str:
     return _digest(text)
 
 
-def thread_key(request: GenerationRequest) -> str:
-    """What links a conversation's turns in the inspector: as :func:`conversation_key`, but
+def thread_id(request: GenerationRequest) -> str:
+    """What links a conversation's turns in the inspector: as :func:`conversation_id`, but
     a chat by its first user message alone, so that a turn whose system prompt changed (a
     date, a list of files; the reason its cache missed) still follows the turn before."""
     if request.conversation or not request.is_chat:
-        return conversation_key(request)
+        return conversation_id(request)
     first = next((m.content for m in request.messages if m.role == "user"), "")
     return _digest(f"user\x1f{first}")
 

@@ -17,29 +17,29 @@ MAX_CONVERSATIONS = 65536
 
 
 class Affinity:
-    """A bounded, thread-safe map from conversation keys to (replica, slot)."""
+    """A bounded, thread-safe map from conversations to (replica, slot)."""
 
     def __init__(self, capacity: int = MAX_CONVERSATIONS) -> None:
         self.capacity = capacity
-        self._where: OrderedDict = OrderedDict()  # key -> (replica, slot or None)
-        self._holder: dict = {}  # (replica, slot) -> key
+        self._where: OrderedDict = OrderedDict()  # conversation -> (replica, slot or None)
+        self._holder: dict = {}  # (replica, slot) -> conversation
         self._pinned: set = set()  # (replica, slot) pinned by a generation in flight
         self._lock = threading.Lock()
 
-    def replica(self, key: str) -> Optional[str]:
-        """The replica that last served ``key``, if this process remembers one."""
+    def replica(self, conversation: str) -> Optional[str]:
+        """The replica that last served ``conversation``, if this process remembers one."""
         with self._lock:
-            place = self._where.get(key)
+            place = self._where.get(conversation)
         return place[0] if place else None
 
-    def pin(self, key: str, replica: str) -> Optional[int]:
-        """The slot of ``replica`` holding ``key``'s cache, reserved until :meth:`release`.
+    def pin(self, conversation: str, replica: str) -> Optional[int]:
+        """The slot of ``replica`` holding ``conversation``'s cache, reserved until :meth:`release`.
 
         ``None`` when no slot is known for it there, or when one of this process's
         generations already runs in it (the server then picks, and the answer says where).
         """
         with self._lock:
-            place = self._where.get(key)
+            place = self._where.get(conversation)
             if place is None or place[0] != replica or place[1] is None:
                 return None
             if place in self._pinned:
@@ -53,19 +53,19 @@ class Affinity:
             with self._lock:
                 self._pinned.discard((replica, slot))
 
-    def served(self, key: str, replica: str, slot: Optional[int]) -> None:
-        """``key``'s turn ran on ``replica`` (in ``slot``, when the server said)."""
+    def served(self, conversation: str, replica: str, slot: Optional[int]) -> None:
+        """``conversation``'s turn ran on ``replica`` (in ``slot``, when the server said)."""
         place = (replica, slot)
         with self._lock:
             if slot is not None:
                 previous = self._holder.get(place)
-                if previous is not None and previous != key:
+                if previous is not None and previous != conversation:
                     self._where.pop(previous, None)
-                self._holder[place] = key
-            old = self._where.pop(key, None)
-            if old is not None and old != place and self._holder.get(old) == key:
+                self._holder[place] = conversation
+            old = self._where.pop(conversation, None)
+            if old is not None and old != place and self._holder.get(old) == conversation:
                 del self._holder[old]
-            self._where[key] = place
+            self._where[conversation] = place
             while len(self._where) > self.capacity:
                 forgotten, where = self._where.popitem(last=False)
                 if self._holder.get(where) == forgotten:
@@ -74,7 +74,7 @@ class Affinity:
     def forget_replica(self, replica: str) -> None:
         """``replica`` restarted or left: the caches it held are gone."""
         with self._lock:
-            for key in [k for k, (name, _) in self._where.items() if name == replica]:
-                del self._where[key]
+            for conversation in [k for k, (name, _) in self._where.items() if name == replica]:
+                del self._where[conversation]
             for place in [p for p in self._holder if p[0] == replica]:
                 del self._holder[place]

@@ -19,7 +19,7 @@ from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
 from proxy.backends.base import Backend
 from proxy.config.catalog import Catalog, ModelSpec, with_defaults
-from proxy.core.conversation import conversation_key, thread_key
+from proxy.core.conversation import conversation_id, thread_id
 from proxy.core.errors import (
     InvalidRequestError,
     ModelNotFoundError,
@@ -75,12 +75,14 @@ class ServedModel:
     def __post_init__(self) -> None:
         self.seats = {replica.name: replica.seats(self.affinity) for replica in self.replicas}
         # a server the proxy runs keeps its conversations' caches whatever the affinity
-        self._keyed = self.spec.affinity or any(r.server is not None for r in self.replicas)
+        self._follows_conversations = self.spec.affinity or any(
+            r.server is not None for r in self.replicas
+        )
 
-    def key(self, request: GenerationRequest) -> Optional[str]:
-        """The conversation's key, the one place it is computed; ``None`` where the model
-        places no conversation."""
-        return conversation_key(request) if self._keyed else None
+    def conversation(self, request: GenerationRequest) -> Optional[str]:
+        """The id of the conversation ``request`` is a turn of, computed in this one place;
+        ``None`` where the model places no conversation."""
+        return conversation_id(request) if self._follows_conversations else None
 
     def loads(self, exclude: Sequence[Replica] = ()) -> list:
         return [
@@ -90,32 +92,35 @@ class ServedModel:
         ]
 
     def place(
-        self, key: Optional[str], exclude: Sequence[Replica] = (), continuing: bool = False
+        self, conversation: Optional[str], exclude: Sequence[Replica] = (), continuing: bool = False
     ) -> Replica:
         if len(self.replicas) == 1:  # nothing to choose: placement would pick it anyway
             return self.replicas[0]
-        if key is None or self.shared is None:
-            remembered = self.affinity.replica(key) if key else None
+        if conversation is None or self.shared is None:
+            remembered = self.affinity.replica(conversation) if conversation else None
             name = choose(
-                key, self.loads(exclude), continuing=continuing, remembered=remembered
+                conversation, self.loads(exclude), continuing=continuing, remembered=remembered
             ).name
         else:
             with self._placing:  # one at a time here: each sees the counts the last one left
-                name = self._place_shared(key, self.loads(exclude), continuing)
+                name = self._place_shared(conversation, self.loads(exclude), continuing)
         return next(r for r in self.replicas if r.name == name)
 
-    def _place_shared(self, key: str, loads: list, continuing: bool) -> str:
+    def _place_shared(self, conversation: str, loads: list, continuing: bool) -> str:
         """Placement with the live conversations every proxy placed (hashing alone while
         Redis cannot say)."""
-        looked = self.shared.look(key, [load.name for load in loads])
+        looked = self.shared.look(conversation, [load.name for load in loads])
         if looked is None:
             return choose(
-                key, loads, continuing=continuing, remembered=self.affinity.replica(key)
+                conversation,
+                loads,
+                continuing=continuing,
+                remembered=self.affinity.replica(conversation),
             ).name
         loads = [replace(load, live=looked.live[load.name]) for load in loads]
-        remembered = looked.placed or self.affinity.replica(key)
-        name = choose(key, loads, continuing=continuing, remembered=remembered).name
-        self.shared.placed(key, name, looked.placed)
+        remembered = looked.placed or self.affinity.replica(conversation)
+        name = choose(conversation, loads, continuing=continuing, remembered=remembered).name
+        self.shared.placed(conversation, name, looked.placed)
         return name
 
 
@@ -167,44 +172,44 @@ class Fleet:
     def complete(self, request: GenerationRequest) -> Completion:
         model = self._model(request.model)
         request = with_defaults(request, model.spec.defaults)
-        key = model.key(request)
+        conversation = model.conversation(request)
 
         def attempt(replica: Replica) -> Completion:
             seats = model.seats[replica.name]
             with replica.serving():
-                slot = seats.prepare(key, request)
+                slot = seats.prepare(conversation, request)
                 try:
                     result = replica.backend.complete(in_slot(request, slot))
                 finally:
                     seats.release(slot)
                 served = answered_from(result.slot, slot)
-                seats.served(key, served)
+                seats.served(conversation, served)
                 _seen(request, replica, served)
             return result
 
-        return self._failing_over(model, key, attempt, continues(request))
+        return self._failing_over(model, conversation, attempt, continues(request))
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
         """The chunks from the placed replica; a failure before the first of them sends the
         request to another (:class:`Failover`), as a whole answer's would."""
         model = self._model(request.model)
         request = with_defaults(request, model.spec.defaults)
-        key = model.key(request)
-        failover = Failover(model, key, continues(request))
+        conversation = model.conversation(request)
+        failover = Failover(model, conversation, continues(request))
         while True:
             replica = failover.place()
             seats = model.seats[replica.name]
             started = False
             try:
                 with replica.serving():
-                    slot = seats.prepare(key, request)
+                    slot = seats.prepare(conversation, request)
                     try:
                         with closing(replica.backend.stream(in_slot(request, slot))) as chunks:
                             for chunk in chunks:
                                 started = True
                                 if chunk.finish_reason is not None:
                                     served = answered_from(chunk.slot, slot)
-                                    seats.served(key, served)
+                                    seats.served(conversation, served)
                                     _seen(request, replica, served)
                                 yield chunk
                     finally:
@@ -393,12 +398,12 @@ class Fleet:
     def _failing_over(
         self,
         model: ServedModel,
-        key: Optional[str],
+        conversation: Optional[str],
         attempt: Callable[[Replica], T],
         continuing: bool = False,
     ) -> T:
         """Run ``attempt`` on the placed replica; if it never reached it, on another."""
-        failover = Failover(model, key, continuing)
+        failover = Failover(model, conversation, continuing)
         while True:
             replica = failover.place()
             try:
@@ -426,16 +431,16 @@ class Failover:
     the proxy runs and saw die is tried again once it has restarted.
     """
 
-    def __init__(self, model: ServedModel, key: Optional[str], continuing: bool) -> None:
+    def __init__(self, model: ServedModel, conversation: Optional[str], continuing: bool) -> None:
         self.model = model
-        self.key = key
+        self.conversation = conversation
         self.continuing = continuing
         self.tried: list = []
         self.restarts = 0
 
     def place(self) -> Replica:
         """The replica to try next."""
-        return self.model.place(self.key, exclude=self.tried, continuing=self.continuing)
+        return self.model.place(self.conversation, exclude=self.tried, continuing=self.continuing)
 
     def again(self, replica: Replica, exc: UpstreamUnavailableError | UpstreamTimeoutError) -> bool:
         """Whether the request is tried again after ``replica`` failed it with ``exc``."""
@@ -457,7 +462,7 @@ def _seen(request: GenerationRequest, replica: Replica, slot: Optional[int]) -> 
     """Tell the inspector where the turn ran, and the thread that links it to its
     conversation's other turns."""
     if seen.active():
-        seen.placed(thread_key(request), replica.name, slot)
+        seen.placed(thread_id(request), replica.name, slot)
 
 
 def in_slot(request: GenerationRequest, slot: Optional[int]) -> GenerationRequest:

@@ -78,27 +78,27 @@ class LiveConversations:
         self._place = self.client.register_script(PLACE)
         self._prefix = f"oai-proxy:live:{{{self.model}}}:"  # one hash slot for a model's keys
 
-    def look(self, key: str, replicas: Sequence[str]) -> Optional[Seen]:
-        """Where ``key`` lives and how many live on each of ``replicas``; ``None`` while
+    def look(self, conversation: str, replicas: Sequence[str]) -> Optional[Seen]:
+        """Where ``conversation`` lives and how many live on each of ``replicas``; ``None`` while
         Redis cannot say."""
         found = self._call(
-            self._look, [self._where(key), *map(self._live, replicas)], [self.window]
+            self._look, [self._where(conversation), *map(self._live, replicas)], [self.window]
         )
         if found is None:
             return None
         placed = found[0].decode() if found[0] else None
         return Seen(placed, dict(zip(replicas, map(int, found[1:]))))
 
-    def placed(self, key: str, replica: str, before: Optional[str]) -> None:
-        """``key``'s turn goes to ``replica`` (it lived on ``before``, if anywhere)."""
+    def placed(self, conversation: str, replica: str, before: Optional[str]) -> None:
+        """``conversation``'s turn goes to ``replica`` (it lived on ``before``, if anywhere)."""
         self._call(
             self._place,
-            [self._where(key), self._live(replica), self._live(before or replica)],
-            [replica, key, self.window, REMEMBERED],
+            [self._where(conversation), self._live(replica), self._live(before or replica)],
+            [replica, conversation, self.window, REMEMBERED],
         )
 
-    def _where(self, key: str) -> str:
-        return f"{self._prefix}conversation:{key}"
+    def _where(self, conversation: str) -> str:
+        return f"{self._prefix}conversation:{conversation}"
 
     def _live(self, replica: str) -> str:
         return f"{self._prefix}replica:{replica}"

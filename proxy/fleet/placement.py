@@ -3,8 +3,8 @@
 A conversation's KV cache lives in the replica (and the slot) that served its previous turn;
 sending the next turn there lets the server re-evaluate only the new tokens. Which replica
 that is must be computable by every proxy process alike, with no shared state, so the first
-choice is rendezvous hashing of the conversation's key over the healthy replicas: each
-replica scores ``hash(key, replica)`` and the highest score wins. Removing a replica moves
+choice is rendezvous hashing of the conversation over the healthy replicas: each
+replica scores ``hash(conversation, replica)`` and the highest score wins. Removing a replica moves
 only the conversations it held; adding one takes an even share from the others.
 
 A replica already past its load threshold is passed over for the least busy one (a
@@ -59,9 +59,11 @@ def continues(request: GenerationRequest) -> bool:
     return request.is_chat and sum(m.role == "user" for m in request.messages) > 1
 
 
-def rank(key: str, names: Sequence[str]) -> list:
-    """``names`` from the most to the least preferred for ``key`` (rendezvous hashing)."""
-    keyed = hashlib.blake2b(f"{key}\x1f".encode(), digest_size=8)  # hashed once, then copied
+def rank(conversation: str, names: Sequence[str]) -> list:
+    """``names`` from the most to the least preferred for ``conversation`` (rendezvous hashing)."""
+    keyed = hashlib.blake2b(
+        f"{conversation}\x1f".encode(), digest_size=8
+    )  # hashed once, then copied
 
     def score(name: str) -> bytes:
         scored = keyed.copy()
@@ -72,7 +74,7 @@ def rank(key: str, names: Sequence[str]) -> list:
 
 
 def choose(
-    key: Optional[str],
+    conversation: Optional[str],
     replicas: Sequence[ReplicaLoad],
     *,
     continuing: bool = False,
@@ -81,7 +83,7 @@ def choose(
 ) -> ReplicaLoad:
     """The replica to send a request to.
 
-    ``key`` is the conversation's (``None``: no affinity, least busy wins). A conversation
+    ``conversation`` is the request's (``None``: no affinity, least busy wins). A conversation
     placed before (``remembered``) stays; a new one takes the first replica in hashing order
     within the bounds of the shared counts. A replica whose load has reached the threshold
     (higher for a ``continuing`` conversation) is passed over while another is below it.
@@ -91,12 +93,12 @@ def choose(
     """
     threshold = CONTINUING_THRESHOLD if continuing else NEW_THRESHOLD
     candidates = [r for r in replicas if r.healthy] or list(replicas)
-    if key is None:
+    if conversation is None:
         return min(candidates, key=lambda r: r.load)
     by_name = {r.name: r for r in candidates}
     if remembered in by_name and by_name[remembered].load < threshold:
         return by_name[remembered]  # no ranking needed: most turns end here
-    ranked = [by_name[name] for name in ranking(key, list(by_name))]
+    ranked = [by_name[name] for name in ranking(conversation, list(by_name))]
     for replica in within_bounds(ranked) if remembered is None else ranked[:1]:
         if replica.load < threshold:
             return replica

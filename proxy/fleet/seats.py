@@ -19,15 +19,15 @@ from proxy.fleet.affinity import Affinity
 class Seats(Protocol):
     """Who holds each slot of one replica."""
 
-    def prepare(self, key: Optional[str], request: GenerationRequest) -> Optional[int]:
-        """The slot to name for conversation ``key``'s turn (``None``: the server picks),
+    def prepare(self, conversation: Optional[str], request: GenerationRequest) -> Optional[int]:
+        """The slot to name for ``conversation``'s turn (``None``: the server picks),
         reserved until :meth:`release`."""
 
     def release(self, slot: Optional[int]) -> None:
         """The turn named to ``slot`` has ended."""
 
-    def served(self, key: Optional[str], slot: Optional[int]) -> None:
-        """Conversation ``key``'s turn was answered from ``slot``: the slot holds it now."""
+    def served(self, conversation: Optional[str], slot: Optional[int]) -> None:
+        """``conversation``'s turn was answered from ``slot``: the slot holds it now."""
 
 
 class RememberedSeats:
@@ -40,17 +40,17 @@ class RememberedSeats:
         self.memory = memory
         self.backend = backend
 
-    def prepare(self, key: Optional[str], request: GenerationRequest) -> Optional[int]:
-        if key is None or request.slot is not None or self.backend.finds_slots():
+    def prepare(self, conversation: Optional[str], request: GenerationRequest) -> Optional[int]:
+        if conversation is None or request.slot is not None or self.backend.finds_slots():
             return None
-        return self.memory.pin(key, self.replica)
+        return self.memory.pin(conversation, self.replica)
 
     def release(self, slot: Optional[int]) -> None:
         self.memory.release(self.replica, slot)
 
-    def served(self, key: Optional[str], slot: Optional[int]) -> None:
-        if key is not None:
-            self.memory.served(key, self.replica, slot)
+    def served(self, conversation: Optional[str], slot: Optional[int]) -> None:
+        if conversation is not None:
+            self.memory.served(conversation, self.replica, slot)
 
 
 class KeptSeats:
@@ -63,14 +63,14 @@ class KeptSeats:
         worker's :class:`~proxy.servers.remote.RemoteServer` handle on one."""
         self.server = server
 
-    def prepare(self, key: Optional[str], request: GenerationRequest) -> Optional[int]:
-        return self.server.prepare(key, request.slot, new=request.is_chat)
+    def prepare(self, conversation: Optional[str], request: GenerationRequest) -> Optional[int]:
+        return self.server.prepare(conversation, request.slot, new=request.is_chat)
 
     def release(self, slot: Optional[int]) -> None:
         """Nothing to release: the keeper knows only who a slot holds."""
 
-    def served(self, key: Optional[str], slot: Optional[int]) -> None:
-        self.server.served(key, slot)
+    def served(self, conversation: Optional[str], slot: Optional[int]) -> None:
+        self.server.served(conversation, slot)
 
 
 def answered_from(answered: Optional[int], named: Optional[int]) -> Optional[int]:

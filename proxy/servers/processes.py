@@ -271,18 +271,18 @@ class ManagedServer:
 
     # -- conversations' KV caches ------------------------------------------------------------
 
-    def served(self, key: Optional[str], slot: Optional[int]) -> None:
-        """Conversation ``key`` was just answered from ``slot``: the slot now holds it."""
+    def served(self, conversation: Optional[str], slot: Optional[int]) -> None:
+        """``conversation`` was just answered from ``slot``: the slot now holds it."""
         if self.slots is not None:
-            self.slots.served(key, slot)
+            self.slots.served(conversation, slot)
 
     def prepare(
-        self, key: Optional[str], pinned: Optional[int], new: bool = False
+        self, conversation: Optional[str], pinned: Optional[int], new: bool = False
     ) -> Optional[int]:
-        """The slot conversation ``key``'s next turn runs in (see
+        """The slot ``conversation``'s next turn runs in (see
         :meth:`~proxy.servers.slotkeeper.SlotKeeper.prepare`); ``None`` (the server picks)
         when the proxy keeps no caches for it."""
-        return None if self.slots is None else self.slots.prepare(key, pinned, new)
+        return None if self.slots is None else self.slots.prepare(conversation, pinned, new)
 
     @property
     def need(self) -> int:

@@ -124,10 +124,10 @@ class RemoteServer:
     def log_tail(self, lines: int) -> str:
         return self.supervised.call("log_tail", self.name, lines)
 
-    def served(self, key: Optional[str], slot: Optional[int]) -> None:
-        self.supervised.call("served", self.name, key, slot)
+    def served(self, conversation: Optional[str], slot: Optional[int]) -> None:
+        self.supervised.call("served", self.name, conversation, slot)
 
     def prepare(
-        self, key: Optional[str], pinned: Optional[int], new: bool = False
+        self, conversation: Optional[str], pinned: Optional[int], new: bool = False
     ) -> Optional[int]:
-        return self.supervised.call("prepare", self.name, key, pinned, new)
+        return self.supervised.call("prepare", self.name, conversation, pinned, new)

@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 
 logger = logging.getLogger(__name__)
 
-KEY = re.compile(r"[0-9a-f]{32}")  # a conversation's affinity key: the only names used
+CONVERSATION = re.compile(r"[0-9a-f]{32}")  # a conversation's id: the only names used
 
 
 def fingerprint(model: str, args: Sequence[str], engine: str) -> dict:
@@ -56,23 +56,26 @@ class SlotFiles:
         folder.mkdir(parents=True, exist_ok=True)
 
     @staticmethod
-    def name(key: str) -> str:
+    def name(conversation: str) -> str:
         """The file name the server saves a conversation's slot under."""
-        return f"{key}.bin"
+        return f"{conversation}.bin"
 
-    def restorable(self, key: str) -> bool:
-        """Whether a saved slot of conversation ``key`` fits this server."""
-        if not KEY.fullmatch(key):
+    def restorable(self, conversation: str) -> bool:
+        """Whether a saved slot of ``conversation`` fits this server."""
+        if not CONVERSATION.fullmatch(conversation):
             return False
         try:
-            saved = json.loads((self.folder / f"{key}.json").read_text())
+            saved = json.loads((self.folder / f"{conversation}.json").read_text())
         except (OSError, ValueError):
             return False
-        return saved.get("from") == self.fingerprint and (self.folder / self.name(key)).exists()
+        return (
+            saved.get("from") == self.fingerprint
+            and (self.folder / self.name(conversation)).exists()
+        )
 
-    def saved(self, key: str, tokens: int) -> None:
-        """The server has just saved conversation ``key``'s slot: note what from."""
-        path = self.folder / f"{key}.json"
+    def saved(self, conversation: str, tokens: int) -> None:
+        """The server has just saved ``conversation``'s slot: note what from."""
+        path = self.folder / f"{conversation}.json"
         draft = path.with_suffix(f".{os.getpid()}.draft")  # whole or not at all, to a reader
         draft.write_text(
             json.dumps({"from": self.fingerprint, "tokens": tokens, "saved": time.time()})
@@ -80,18 +83,18 @@ class SlotFiles:
         os.replace(draft, path)
         self.prune()
 
-    def forget(self, key: str) -> None:
-        """Conversation ``key``'s file would not restore: remove it."""
-        for path in (self.folder / self.name(key), self.folder / f"{key}.json"):
+    def forget(self, conversation: str) -> None:
+        """``conversation``'s file would not restore: remove it."""
+        for path in (self.folder / self.name(conversation), self.folder / f"{conversation}.json"):
             try:
                 path.unlink()
             except OSError:
                 pass
 
-    def used(self, key: str) -> None:
-        """Conversation ``key``'s file was restored: it is the most recently used."""
+    def used(self, conversation: str) -> None:
+        """``conversation``'s file was restored: it is the most recently used."""
         try:
-            os.utime(self.folder / self.name(key))
+            os.utime(self.folder / self.name(conversation))
         except OSError:
             pass
 

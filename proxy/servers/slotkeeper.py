@@ -48,32 +48,32 @@ class SlotKeeper:
             self._held_at.clear()
         self.client.pool.close()
 
-    def served(self, key: Optional[str], slot: Optional[int]) -> None:
-        """Conversation ``key`` was just answered from ``slot``: the slot now holds it."""
-        if key is None or slot is None or slot < 0:
+    def served(self, conversation: Optional[str], slot: Optional[int]) -> None:
+        """``conversation`` was just answered from ``slot``: the slot now holds it."""
+        if conversation is None or slot is None or slot < 0:
             return
         with self._lock:
-            self._held[slot] = key
+            self._held[slot] = conversation
             self._held_at[slot] = time.monotonic()
         if self._saver is not None:
-            self._saver.submit(self._save, slot, key)
+            self._saver.submit(self._save, slot, conversation)
 
     def prepare(
-        self, key: Optional[str], pinned: Optional[int], new: bool = False
+        self, conversation: Optional[str], pinned: Optional[int], new: bool = False
     ) -> Optional[int]:
-        """The slot conversation ``key``'s next turn runs in, named to the server so that
+        """The slot ``conversation``'s next turn runs in, named to the server so that
         its cache is restored there first (saved before the server last stopped), or so
         that it can be saved from there afterwards: the slot that holds it, else an idle
         one (for a ``new`` conversation too, when its answer will not say which slot served
         it). ``None`` (the server picks) when it has none to restore for a conversation not
         ``new``, or finds no slot idle."""
-        if key is None:
+        if conversation is None:
             return None
         with self._lock:
-            held = next((slot for slot, known in self._held.items() if known == key), None)
+            held = next((slot for slot, known in self._held.items() if known == conversation), None)
             if held is not None:
                 return held if new else None  # the server finds it by its prefix anyway
-            restorable = self.files.restorable(key)
+            restorable = self.files.restorable(conversation)
             if not (restorable or new):
                 return None
             slot = target(
@@ -81,11 +81,11 @@ class SlotKeeper:
             )
             if slot is None:
                 return None
-            restored = self._restore(key, slot) if restorable else 0
-            self._held[slot] = key
+            restored = self._restore(conversation, slot) if restorable else 0
+            self._held[slot] = conversation
             self._held_at[slot] = time.monotonic()
         if restored:
-            self.files.used(key)
+            self.files.used(conversation)
             logger.info(
                 "%s: restored a conversation's %s cached tokens into slot %d",
                 self.name,
@@ -94,11 +94,13 @@ class SlotKeeper:
             )
         return slot
 
-    def _restore(self, key: str, slot: int) -> int:
-        """Load conversation ``key``'s saved cache into ``slot``: the tokens restored."""
-        answer = self._slot_call(f"/slots/{slot}?action=restore", {"filename": SlotFiles.name(key)})
+    def _restore(self, conversation: str, slot: int) -> int:
+        """Load ``conversation``'s saved cache into ``slot``: the tokens restored."""
+        answer = self._slot_call(
+            f"/slots/{slot}?action=restore", {"filename": SlotFiles.name(conversation)}
+        )
         if not isinstance(answer, dict) or not answer.get("n_restored"):
-            self.files.forget(key)  # it does not fit after all: not again
+            self.files.forget(conversation)  # it does not fit after all: not again
             return 0
         return answer["n_restored"]
 
@@ -106,13 +108,15 @@ class SlotKeeper:
         """Save every conversation a slot holds (the server is about to stop)."""
         with self._lock:
             held = dict(self._held)
-        for slot, key in held.items():
-            self._save(slot, key)
+        for slot, conversation in held.items():
+            self._save(slot, conversation)
 
-    def _save(self, slot: int, key: str) -> None:
-        answer = self._slot_call(f"/slots/{slot}?action=save", {"filename": SlotFiles.name(key)})
+    def _save(self, slot: int, conversation: str) -> None:
+        answer = self._slot_call(
+            f"/slots/{slot}?action=save", {"filename": SlotFiles.name(conversation)}
+        )
         if isinstance(answer, dict) and answer.get("n_saved"):
-            self.files.saved(key, answer["n_saved"])
+            self.files.saved(conversation, answer["n_saved"])
 
     def _slot_call(self, path: str, body: Optional[dict] = None, timeout: float = SLOT_TIMEOUT):
         """One call to the server's slot API (a GET without ``body``); ``None`` when it fails

@@ -33,7 +33,7 @@ import requests
 
 from proxy.access.keyring import KeySpec, parse_keys
 from proxy.config.tomlfile import tomllib
-from proxy.core.conversation import conversation_key
+from proxy.core.conversation import conversation_id
 from proxy.core.types import GenerationRequest, Message
 from proxy.fleet.placement import rank
 from tests.polling import wait_for
@@ -273,7 +273,7 @@ class Scaleout:
 def first_choice(messages: list, urls: list) -> int:
     """The replica rendezvous hashing ranks first for a conversation, as every proxy does."""
     request = GenerationRequest(messages=tuple(Message(m["role"], m["content"]) for m in messages))
-    return urls.index(rank(conversation_key(request), urls)[0])
+    return urls.index(rank(conversation_id(request), urls)[0])
 
 
 @contextmanager

@@ -16,7 +16,7 @@ import openai
 import pytest
 import requests
 
-from proxy.core.conversation import conversation_key
+from proxy.core.conversation import conversation_id
 from proxy.core.types import GenerationRequest, Message
 from proxy.fleet.placement import rank
 from tests.polling import wait_for
@@ -64,7 +64,7 @@ def home_of(messages: list, servers: list) -> int:
     """The replica rendezvous hashing prefers for a conversation, as every proxy computes it."""
     request = GenerationRequest(messages=tuple(Message(m["role"], m["content"]) for m in messages))
     urls = [server.url for server in servers]
-    return urls.index(rank(conversation_key(request), urls)[0])
+    return urls.index(rank(conversation_id(request), urls)[0])
 
 
 def conversation_for(home: int, servers: list, start: int = 0) -> list:

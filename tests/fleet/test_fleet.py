@@ -10,7 +10,7 @@ import pytest
 from proxy.app import create_app
 from proxy.config.catalog import parse_catalog
 from proxy.config.settings import Settings
-from proxy.core.conversation import conversation_key
+from proxy.core.conversation import conversation_id
 from proxy.core.errors import ModelNotFoundError, UpstreamError, UpstreamUnavailableError
 from proxy.core.types import GenerationRequest, Message
 from proxy.fleet.build import Models, build_fleet
@@ -53,7 +53,7 @@ def conversation(document: str, turns: int = 1) -> GenerationRequest:
 
 
 def preferred(servers, request) -> FakeServerCpp:
-    first = rank(conversation_key(request), [s.url for s in servers])[0]
+    first = rank(conversation_id(request), [s.url for s in servers])[0]
     return next(s for s in servers if s.url == first)
 
 

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from proxy.core.conversation import conversation_key, thread_key
+from proxy.core.conversation import conversation_id, thread_id
 from proxy.core.types import FileChunk, GenerationRequest, Message
 from proxy.fleet.placement import BALANCE, ReplicaLoad, choose, continues, rank
 
@@ -46,7 +46,7 @@ def idle(*names: str, slots: int = 4) -> list:
     ],
 )
 def test_a_conversation_keeps_its_key_from_turn_to_turn(first, later):
-    assert conversation_key(first) == conversation_key(later)
+    assert conversation_id(first) == conversation_id(later)
 
 
 @pytest.mark.parametrize(
@@ -65,7 +65,7 @@ def test_a_conversation_keeps_its_key_from_turn_to_turn(first, later):
     ],
 )
 def test_different_conversations_have_different_keys(one, other):
-    assert conversation_key(one) != conversation_key(other)
+    assert conversation_id(one) != conversation_id(other)
 
 
 @pytest.mark.parametrize(
@@ -90,11 +90,11 @@ def test_different_conversations_have_different_keys(one, other):
     ],
 )
 def test_the_inspector_links_turns_even_when_their_system_prompt_changes(one, other, linked):
-    assert (thread_key(one) == thread_key(other)) == linked
+    assert (thread_id(one) == thread_id(other)) == linked
 
 
 def test_the_same_conversation_goes_to_the_same_replica_in_any_order():
-    key = conversation_key(chat("the document"))
+    key = conversation_id(chat("the document"))
     picks = {
         choose(key, idle(*order)).name
         for order in (REPLICAS, REPLICAS[::-1], REPLICAS[1:] + REPLICAS[:1])
@@ -103,7 +103,7 @@ def test_the_same_conversation_goes_to_the_same_replica_in_any_order():
 
 
 def test_removing_a_replica_moves_only_its_conversations():
-    keys = [conversation_key(chat(f"document {i}")) for i in range(600)]
+    keys = [conversation_id(chat(f"document {i}")) for i in range(600)]
     before = {key: choose(key, idle(*REPLICAS)).name for key in keys}
     gone = REPLICAS[1]
     after = {key: choose(key, idle(*(r for r in REPLICAS if r != gone))).name for key in keys}
@@ -113,7 +113,7 @@ def test_removing_a_replica_moves_only_its_conversations():
 
 
 def test_an_unhealthy_replica_counts_as_removed():
-    keys = [conversation_key(chat(f"document {i}")) for i in range(200)]
+    keys = [conversation_id(chat(f"document {i}")) for i in range(200)]
     sick = [ReplicaLoad(name, healthy=name != REPLICAS[0], slots=4) for name in REPLICAS]
     without = idle(*REPLICAS[1:])
     assert all(choose(k, sick).name == choose(k, without).name for k in keys)
@@ -123,7 +123,7 @@ def test_an_unhealthy_replica_counts_as_removed():
 def test_unrelated_conversations_spread_evenly(count):
     names = REPLICAS[:count]
     shares = Counter(
-        choose(conversation_key(chat(f"document {i}")), idle(*names)).name for i in range(3000)
+        choose(conversation_id(chat(f"document {i}")), idle(*names)).name for i in range(3000)
     )
     assert set(shares) == set(names)
     assert all(abs(share / 3000 - 1 / count) < 0.05 for share in shares.values()), shares
@@ -149,7 +149,7 @@ def test_rank_orders_every_replica_once():
     ],
 )
 def test_load_and_memory(loads, remembered, expected):
-    key = conversation_key(chat("doc"))
+    key = conversation_id(chat("doc"))
     preferred, other = rank(key, REPLICAS[:2])
     busy = {"preferred": 0, "other": 0}
     if "preferred-full" in loads:
@@ -184,7 +184,7 @@ def test_which_requests_go_on_a_conversation(request_, expected):
     [(4, False, "other"), (4, True, "preferred"), (5, True, "preferred"), (6, True, "other")],
 )
 def test_a_conversation_that_goes_on_is_slower_to_move(busy, continuing, expected):
-    key = conversation_key(chat("doc"))
+    key = conversation_id(chat("doc"))
     preferred, other = rank(key, REPLICAS[:2])
     replicas = [ReplicaLoad(preferred, busy=busy, slots=4), ReplicaLoad(other, busy=0, slots=4)]
     names = {"preferred": preferred, "other": other}
@@ -207,7 +207,7 @@ def test_unknown_slot_counts_weigh_as_one_slot():
 
 def test_when_no_replica_is_healthy_one_is_still_chosen():
     replicas = [ReplicaLoad(name, healthy=False, slots=1) for name in REPLICAS]
-    key = conversation_key(chat("doc"))
+    key = conversation_id(chat("doc"))
     assert choose(key, replicas).name == rank(key, REPLICAS)[0]
 
 
@@ -243,19 +243,19 @@ def counted(key: str, live: dict, slots: dict | None = None) -> list:
 )
 def test_a_new_conversation_skips_replicas_past_the_bound(live, slots, expected):
     assert BALANCE == 0.1  # the figures above
-    key = conversation_key(chat("doc"))
+    key = conversation_id(chat("doc"))
     replicas, named = counted(key, live, slots)
     assert choose(key, replicas).name == named[expected]
 
 
 def test_a_placed_conversation_stays_past_the_bound():
-    key = conversation_key(chat("doc"))
+    key = conversation_id(chat("doc"))
     replicas, named = counted(key, {"a": 2, "b": 9, "c": 0})
     assert choose(key, replicas, remembered=named["b"], continuing=True).name == named["b"]
 
 
 def test_a_busy_replica_within_the_bound_passes_to_the_next_within_it():
-    key = conversation_key(chat("doc"))
+    key = conversation_id(chat("doc"))
     order = rank(key, REPLICAS)
     replicas = [
         ReplicaLoad(order[0], slots=4, busy=4, live=4),
@@ -266,7 +266,7 @@ def test_a_busy_replica_within_the_bound_passes_to_the_next_within_it():
 
 
 def test_without_counts_hashing_alone_decides():
-    key = conversation_key(chat("doc"))
+    key = conversation_id(chat("doc"))
     order = rank(key, REPLICAS)
     replicas = [
         ReplicaLoad(order[0], slots=4, live=None),
@@ -280,7 +280,7 @@ def test_bounded_loads_hold_every_replica_near_the_mean(replicas, conversations)
     names = [f"http://10.0.1.{i}:8080" for i in range(replicas)]
     live = Counter()
     for number in range(conversations):
-        key = conversation_key(chat(f"document {number}"))
+        key = conversation_id(chat(f"document {number}"))
         chosen = choose(key, [ReplicaLoad(name, slots=4, live=live[name]) for name in names])
         live[chosen.name] += 1
     mean = conversations / replicas
