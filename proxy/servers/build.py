@@ -201,7 +201,7 @@ def _server(
         / f"{spec.file_stem}.log",
         env,
         ttl=managed.ttl,
-        engine=label,
+        program=label,
         estimate=_estimate(managed.model, command),
     )
     return ManagedServer(
@@ -215,7 +215,7 @@ def _server(
 
 
 def _slot_files(
-    spec: ModelSpec, settings: Settings, runtime: Runtime, engine: str
+    spec: ModelSpec, settings: Settings, runtime: Runtime, program: str
 ) -> Optional[SlotFiles]:
     """Where the KV caches of a llama-server the proxy runs are kept while it is stopped
     (a server it runs from its own command may be of a kind that cannot save them)."""
@@ -227,7 +227,7 @@ def _slot_files(
         / spec.file_stem
     )
     return SlotFiles(
-        folder, slotcache.fingerprint(spec.managed.model, spec.managed.args, engine), budget
+        folder, slotcache.fingerprint(spec.managed.model, spec.managed.args, program), budget
     )
 
 

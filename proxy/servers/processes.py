@@ -62,7 +62,7 @@ class Launch:
     env: dict
     ttl: float = 0.0  # seconds idle before it is stopped; 0 = never
     ready_timeout: float = 300.0
-    engine: str = ""  # what runs it: a binary's path, the bundled engine, or its command
+    program: str = ""  # what runs it: a binary's path, the bundled engine, or its command
     estimate: int = 0  # bytes of memory it is expected to take (0: unknown)
     stop_grace: float = STOP_GRACE  # seconds between SIGTERM and SIGKILL
 
@@ -315,7 +315,7 @@ class ManagedServer:
             return {
                 "state": self.state,
                 "url": self.launch.url,
-                "engine": self.launch.engine,
+                "engine": self.launch.program,  # the pages' word for it
                 "in_flight": self.in_flight,
                 "ttl": self.ttl,
                 "idle_seconds": round(idle, 1),
@@ -365,7 +365,7 @@ class ManagedServer:
             self.slots.forget_all()  # a new process: its slots hold nothing yet
         started = time.monotonic()
         logger.info(
-            "starting %s with %s: %s", self.launch.name, self.launch.engine, self.launch.shown
+            "starting %s with %s: %s", self.launch.name, self.launch.program, self.launch.shown
         )
         self.reason = ""
         self._process = self.pool.spawn(self.launch)

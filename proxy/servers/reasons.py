@@ -1,7 +1,7 @@
 """Why a server the proxy runs stopped while it started, in a line a client may read.
 
 A server's output says why (``failed to open GGUF file '/srv/models/x.gguf' (No such file or
-directory)``), among lines that are not errors, in the words of its generation: current
+directory)``), among lines that are not errors, in the words of its kind: current
 llama.cpp marks each line with its level (``0.00.005.016 E gguf_init_from_file: …``), older
 servers write plain lines and JSON. The first error is the cause (what follows is its
 consequences), said without the function that logged it, and with every path on this

@@ -23,10 +23,10 @@ logger = logging.getLogger(__name__)
 CONVERSATION = re.compile(r"[0-9a-f]{32}")  # a conversation's id: the only names used
 
 
-def fingerprint(model: str, args: Sequence[str], engine: str) -> dict:
+def fingerprint(model: str, args: Sequence[str], program: str) -> dict:
     """What a slot file must have been saved from to be restored into this server: the
     model file (and its size and time, which change with it), the flags that shape the
-    cache, and the engine (its file format changes between llama.cpp builds)."""
+    cache, and the program that runs it (the format changes between llama.cpp builds)."""
     try:
         stat = os.stat(model)
         made = {"size": stat.st_size, "mtime": int(stat.st_mtime)}
@@ -42,7 +42,12 @@ def fingerprint(model: str, args: Sequence[str], engine: str) -> dict:
         for index, arg in enumerate(args[:-1]):
             if arg in names:
                 shaping[names[-1]] = args[index + 1]
-    return {"model": os.path.abspath(model), **made, "flags": shaping, "engine": engine}
+    return {
+        "model": os.path.abspath(model),
+        **made,
+        "flags": shaping,
+        "engine": program,
+    }  # the files' word for it
 
 
 class SlotFiles:

@@ -1,4 +1,4 @@
-"""Read server.cpp answers of every generation into :class:`Completion` and :class:`Chunk`."""
+"""Read server.cpp answers of every kind into :class:`Completion` and :class:`Chunk`."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def usage(body: dict) -> Usage:
 
 def durations(timings: object) -> dict:
     """The server's own times on the prompt and on the answer (``prompt_ms``, ``eval_ms``),
-    from the ``timings`` every server.cpp generation reports."""
+    from the ``timings`` every server.cpp kind reports."""
     if not isinstance(timings, dict):
         return {}
     return {

@@ -1,5 +1,5 @@
 """The pieces of GBNF every grammar the proxy writes is made of: literals, bounded repetition
-spelt out with ``?`` alone (what every server.cpp generation's grammar parser knows), and the
+spelt out with ``?`` alone (what every server.cpp kind's grammar parser knows), and the
 error of a schema that cannot be expressed."""
 
 from __future__ import annotations

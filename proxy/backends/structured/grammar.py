@@ -1,6 +1,6 @@
 """JSON Schema to GBNF: grammars that admit only JSON texts valid against a schema.
 
-Every server.cpp generation takes a GBNF ``grammar``; PowerInfer's and llama.cpp's servers of
+Every server.cpp kind takes a GBNF ``grammar``; PowerInfer's and llama.cpp's servers of
 2023 take nothing else for structured output, and their grammar parser knows only ``?``,
 ``*`` and ``+``, so bounded repetition is spelt out with nested optionals here. Everything a
 model may write is bounded where the schema bounds it, and whitespace always is: a weak model
