@@ -247,12 +247,12 @@ class SqliteExchanges:
 
 
 def settled(record: dict) -> dict:
-    """``record`` with its model's side (a :class:`~proxy.ops.seen.Seen`, under ``seen``)
+    """``record`` with its model's side (a :class:`~proxy.ops.modelside.ModelSide`, under ``side``)
     read into it: the upstream body scrubbed and the texts cut as a request's are."""
-    seen = record.pop("seen", None)
-    if seen is None:
+    side = record.pop("side", None)
+    if side is None:
         return record
-    facts = seen.facts()
+    facts = side.facts()
     facts["upstream_body"], body_cut = (
         (None, False) if facts["upstream_body"] is None else kept_json(facts["upstream_body"])
     )

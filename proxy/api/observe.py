@@ -24,7 +24,7 @@ from proxy.api.routes import Routes
 from proxy.api.state import ProxyState, get_state
 from proxy.core.errors import NotFoundError, PermissionDeniedError
 from proxy.ops import measure
-from proxy.ops.seen import Seen
+from proxy.ops.modelside import ModelSide
 
 bp = Blueprint("observe", __name__)
 routes = Routes(bp, "Prometheus metrics")
@@ -88,7 +88,7 @@ def init_app(app: Flask, state: ProxyState) -> None:
     def begin() -> None:  # the first hook: every answer, refusals too, is measured
         spent = measure.start()
         if capture is not None and capture.armed():  # whose it is, known once its key is
-            spent.seen = Seen()
+            spent.side = ModelSide()
 
     @app.after_request
     def end(response: Response) -> Response:
@@ -181,7 +181,7 @@ class Exchange:
         return 3 * self.read + 2 * len(self.answer)
 
     def record(self, key: str, model: str, status: int, seconds: float, spent) -> dict:
-        """What is kept, but for the model's side (``seen``): the writer settles that, as it
+        """What is kept, but for the model's side (``side``): the writer settles that, as it
         may ask the server how it rendered the prompt."""
         request, request_cut = (
             (None, False) if self.body is UNREAD else exchanges.kept_json(self.body)
@@ -208,7 +208,7 @@ class Exchange:
             "tokens_per_second": (
                 round(spent.completion_tokens / generating, 2) if generating else None
             ),
-            "seen": spent.seen,
+            "side": spent.side,
             "request": request,
             "request_cut": request_cut,
             "answer": answer,

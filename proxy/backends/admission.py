@@ -34,7 +34,7 @@ from proxy.core.errors import (
     SlotUnavailableError,
 )
 from proxy.ops.measure import waiting
-from proxy.ops.seen import queueing
+from proxy.ops.modelside import queueing
 
 POLL = 0.2  # seconds between checks, while waiting, that the client is still there
 FIRST_BACKOFF = 0.05  # a refused request waits this long before trying again, doubling

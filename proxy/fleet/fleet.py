@@ -44,7 +44,7 @@ from proxy.fleet.liveness import LiveConversations
 from proxy.fleet.placement import ReplicaLoad, choose, continues
 from proxy.fleet.replica import Replica
 from proxy.fleet.seats import answered_from
-from proxy.ops import seen
+from proxy.ops import modelside
 from proxy.servers.pool import ProcessPool
 from proxy.servers.processes import ManagedServer
 from proxy.servers.remote import RemoteServer, Supervised
@@ -461,8 +461,8 @@ class Failover:
 def _seen(request: GenerationRequest, replica: Replica, slot: Optional[int]) -> None:
     """Tell the inspector where the turn ran, and the thread that links it to its
     conversation's other turns."""
-    if seen.active():
-        seen.placed(thread_id(request), replica.name, slot)
+    if modelside.active():
+        modelside.placed(thread_id(request), replica.name, slot)
 
 
 def in_slot(request: GenerationRequest, slot: Optional[int]) -> GenerationRequest:

@@ -56,7 +56,7 @@ return 1
 
 
 @dataclass(frozen=True)
-class Seen:
+class Lookup:
     """What every proxy knows of a conversation about to be placed."""
 
     placed: Optional[str]  # the replica it lives on, if it is live
@@ -78,7 +78,7 @@ class LiveConversations:
         self._place = self.client.register_script(PLACE)
         self._prefix = f"oai-proxy:live:{{{self.model}}}:"  # one hash slot for a model's keys
 
-    def look(self, conversation: str, replicas: Sequence[str]) -> Optional[Seen]:
+    def look(self, conversation: str, replicas: Sequence[str]) -> Optional[Lookup]:
         """Where ``conversation`` lives and how many live on each of ``replicas``; ``None`` while
         Redis cannot say."""
         found = self._call(
@@ -87,7 +87,7 @@ class LiveConversations:
         if found is None:
             return None
         placed = found[0].decode() if found[0] else None
-        return Seen(placed, dict(zip(replicas, map(int, found[1:]))))
+        return Lookup(placed, dict(zip(replicas, map(int, found[1:]))))
 
     def placed(self, conversation: str, replica: str, before: Optional[str]) -> None:
         """``conversation``'s turn goes to ``replica`` (it lived on ``before``, if anywhere)."""

@@ -25,7 +25,7 @@ class Measure:
         "prompt_tokens",
         "completion_tokens",
         "cached_tokens",
-        "seen",
+        "side",
         "_since",
     )
 
@@ -37,7 +37,7 @@ class Measure:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.cached_tokens = 0  # prompt tokens the server took from its KV cache
-        self.seen = None  # the model's side, when capture keeps it (proxy.ops.seen)
+        self.side = None  # the model's side, when capture keeps it (proxy.ops.modelside)
 
     def pause(self) -> None:
         if self._since is not None:

@@ -13,7 +13,7 @@ from proxy.access.exchanges import MAX_PART, Capture, SqliteExchanges, kept, scr
 from proxy.access.keyring import KeySpec
 from proxy.access.redis_exchanges import RedisExchanges
 from proxy.config.catalog import ModelSpec
-from proxy.ops.seen import PROXY, SERVER, Seen
+from proxy.ops.modelside import PROXY, SERVER, ModelSide
 
 PNG = bytes(range(256)) * 4
 ENCODED = base64.b64encode(PNG).decode()
@@ -141,30 +141,30 @@ def test_capture_is_for_everyone_or_for_the_keys_and_models_that_ask(tmp_path):
 
 
 def test_the_model_side_is_settled_by_the_writer_scrubbed_and_cut():
-    seen = Seen()
+    seen = ModelSide()
     seen.route, seen.body = "/completion", {"prompt": "hi", "image_data": [{"data": ENCODED}]}
     seen.prompt, seen.prompt_by = "x" * (MAX_PART + 5), PROXY
     seen.raw = ["<tool_call>", '{"name": "f"}']
-    settled_ = settled({**record(1), "seen": seen})
+    settled_ = settled({**record(1), "side": seen})
     assert settled_["upstream_route"] == "/completion"
     assert settled_["upstream_body"]["image_data"] == [{"data": f"[base64: {SUMMARY}"}]
     assert len(settled_["prompt"]) == MAX_PART and settled_["model_side_cut"]
-    assert settled_["raw"] == '<tool_call>{"name": "f"}' and "seen" not in settled_
+    assert settled_["raw"] == '<tool_call>{"name": "f"}' and "side" not in settled_
 
 
 def test_a_server_rendered_prompt_is_asked_for_by_the_writer_and_its_failure_said():
     asked = []
-    seen = Seen()
+    seen = ModelSide()
     seen.render, seen.prompt_by = (lambda: asked.append(1) or "<|im_start|>user"), SERVER
     assert asked == []  # nothing asked on the request's way
-    assert settled({**record(1), "seen": seen})["prompt"] == "<|im_start|>user" and asked
+    assert settled({**record(1), "side": seen})["prompt"] == "<|im_start|>user" and asked
 
     def down():
         raise ConnectionError("gone")
 
-    broken = Seen()
+    broken = ModelSide()
     broken.render, broken.prompt_by = down, SERVER
-    facts = settled({**record(1), "seen": broken})
+    facts = settled({**record(1), "side": broken})
     assert facts["prompt"] is None and "ConnectionError" in facts["prompt_by"]
 
 
@@ -221,9 +221,9 @@ def test_a_readers_flush_waits_for_the_record_the_writer_is_settling(tmp_path, m
         rendered.wait(timeout=30)
         return "<|im_start|>user"
 
-    seen = Seen()
+    seen = ModelSide()
     seen.render, seen.prompt_by = slow_render, SERVER
-    capture.submit({**record(1), "seen": seen})
+    capture.submit({**record(1), "side": seen})
     writer = threading.Thread(target=capture.flush)
     writer.start()
     rendering.wait(timeout=30)

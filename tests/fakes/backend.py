@@ -15,7 +15,7 @@ from proxy.core.types import (
     Ranking,
     Usage,
 )
-from proxy.ops import seen
+from proxy.ops import modelside
 
 
 def rendered(request: GenerationRequest) -> str:
@@ -27,8 +27,8 @@ def rendered(request: GenerationRequest) -> str:
 
 def shown(request: GenerationRequest) -> None:
     """Tell the inspector what the fake sent "upstream" and the prompt it rendered."""
-    seen.sent("/fake", {"prompt": rendered(request)})
-    seen.prompted(rendered(request))
+    modelside.sent("/fake", {"prompt": rendered(request)})
+    modelside.prompted(rendered(request))
 
 
 class FakeBackend(Backend):
@@ -68,7 +68,7 @@ class FakeBackend(Backend):
         if self.error is not None:
             raise self.error
         shown(request)
-        seen.wrote("".join(self.pieces))
+        modelside.wrote("".join(self.pieces))
         return Completion(
             "".join(self.pieces),
             self.finish_reason,
@@ -86,7 +86,7 @@ class FakeBackend(Backend):
             for count, piece in enumerate(self.pieces):
                 if self.fail_after is not None and count == self.fail_after:
                     raise self.error
-                seen.wrote(piece)
+                modelside.wrote(piece)
                 yield Chunk(text=piece)
             finished = True
             yield Chunk(finish_reason=self.finish_reason, usage=self.usage)

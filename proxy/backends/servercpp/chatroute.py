@@ -18,7 +18,7 @@ from proxy.backends.servercpp.streams import collect
 from proxy.backends.structured.stops import stopping
 from proxy.core.errors import UpstreamError
 from proxy.core.types import Chunk, Completion, GenerationRequest
-from proxy.ops import seen
+from proxy.ops import modelside
 
 RENDER_TIMEOUT = 10.0  # seconds the inspector waits for the server's rendering of a prompt
 
@@ -85,8 +85,8 @@ class ChatRoute:
         """Tell the inspector what went upstream, and how to ask the server what it
         rendered of it; the text the model wrote stays the server's (it reads calls and
         thoughts out of it itself)."""
-        seen.sent(chat.PATH, payload)
-        seen.rendered_by_server(lambda: self._rendered(request, timeout=RENDER_TIMEOUT))
+        modelside.sent(chat.PATH, payload)
+        modelside.rendered_by_server(lambda: self._rendered(request, timeout=RENDER_TIMEOUT))
 
     def _finish(self, request: GenerationRequest) -> Finish:
         """The server's answers name no slot; their thoughts are always told apart."""

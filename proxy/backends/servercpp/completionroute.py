@@ -25,7 +25,7 @@ from proxy.backends.structured.constraints import output_fields
 from proxy.backends.structured.toolformats import FORMATS, tool_names
 from proxy.core import images
 from proxy.core.types import Chunk, Completion, GenerationRequest
-from proxy.ops import seen
+from proxy.ops import modelside
 
 
 class CompletionRoute:
@@ -57,7 +57,7 @@ class CompletionRoute:
             lambda: server.reconnecting(post), request.client_gone
         )
         result = parse.completion(body, server.client.label, request.logprobs)
-        seen.wrote(result.text)
+        modelside.wrote(result.text)
         opened = _thoughts_open(facts, request, prompt)
         if opened is not None:
             result = replies.with_thoughts(result, opened)
@@ -116,7 +116,7 @@ class CompletionRoute:
             limit = _legacy_limit(request, facts)
             top = _counted(request, facts).logprobs  # what was asked of the server
             chunks = parse.stream_chunks(lines, server.client.label, top)
-            if seen.active():
+            if modelside.active():
                 chunks = _written(chunks)
             if limit is not None:
                 chunks = budget.limited(chunks, limit, keep_logprobs=request.logprobs is not None)
@@ -194,15 +194,15 @@ def _path(request: GenerationRequest, facts: ServerFacts) -> str:
 def _seen(request: GenerationRequest, path: str, prompt: RenderedPrompt, payload: dict) -> None:
     """Tell the inspector what went upstream and, on ``/completion``, the prompt (a gap the
     server lays out itself on ``/infill``)."""
-    seen.sent(path, payload)
+    modelside.sent(path, payload)
     if path == "/completion" and request.suffix is None:
-        seen.prompted(prompt.text)
+        modelside.prompted(prompt.text)
 
 
 def _written(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
     """``chunks``, their text told to the inspector as the server sent it."""
     for chunk in chunks:
-        seen.wrote(chunk.text)
+        modelside.wrote(chunk.text)
         yield chunk
 
 

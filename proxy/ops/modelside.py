@@ -2,7 +2,7 @@
 saw, the text it wrote before the proxy read calls and thoughts out of it, and where it ran.
 
 Kept only when capture is on (:mod:`proxy.access.exchanges`): the request's
-:class:`~proxy.ops.measure.Measure` then carries a :class:`Seen`, and the routes, the queue
+:class:`~proxy.ops.measure.Measure` then carries a :class:`ModelSide`, and the routes, the queue
 and the fleet mark it as they go. With capture off each mark is one lookup and a test.
 """
 
@@ -17,7 +17,7 @@ PROXY = "proxy"  # the proxy rendered the prompt from the model's template
 SERVER = "server"  # the server's chat layer rendered it (as its /apply-template tells)
 
 
-class Seen:
+class ModelSide:
     """What one request's generation was made of; a choice repeated ``n`` times keeps its
     first attempt's prompt and every attempt's text."""
 
@@ -68,9 +68,9 @@ class Seen:
         }
 
 
-def _current() -> Optional[Seen]:
+def _current() -> Optional[ModelSide]:
     measure = CURRENT.get()
-    return None if measure is None else measure.seen
+    return None if measure is None else measure.side
 
 
 def active() -> bool:
@@ -80,49 +80,49 @@ def active() -> bool:
 
 def sent(route: str, body: dict) -> None:
     """``body`` went to ``route`` upstream (the last attempt's is kept)."""
-    seen = _current()
-    if seen is not None:
-        seen.route, seen.body = route, body
+    side = _current()
+    if side is not None:
+        side.route, side.body = route, body
 
 
 def prompted(text: str) -> None:
     """The proxy rendered ``text`` for the model."""
-    seen = _current()
-    if seen is not None and seen.prompt is None:
-        seen.prompt, seen.prompt_by = text, PROXY
+    side = _current()
+    if side is not None and side.prompt is None:
+        side.prompt, side.prompt_by = text, PROXY
 
 
 def rendered_by_server(render: Callable[[], str]) -> None:
     """The server renders the prompt; ``render`` asks it how, once the answer is out."""
-    seen = _current()
-    if seen is not None and seen.render is None:
-        seen.render, seen.prompt_by = render, SERVER
+    side = _current()
+    if side is not None and side.render is None:
+        side.render, side.prompt_by = render, SERVER
 
 
 def wrote(text: str) -> None:
     """The model wrote ``text``, as the server sent it."""
-    seen = _current()
-    if seen is not None and text:
-        if seen.raw is None:
-            seen.raw = []
-        seen.raw.append(text)
+    side = _current()
+    if side is not None and text:
+        if side.raw is None:
+            side.raw = []
+        side.raw.append(text)
 
 
 def placed(conversation: Optional[str], replica: str, slot: Optional[int]) -> None:
-    seen = _current()
-    if seen is not None:
-        seen.conversation, seen.replica, seen.slot = conversation, replica, slot
+    side = _current()
+    if side is not None:
+        side.conversation, side.replica, side.slot = conversation, replica, slot
 
 
 class queueing:
     """Count the ``with`` block as time in the queue for a slot."""
 
-    __slots__ = ("seen", "began")
+    __slots__ = ("side", "began")
 
     def __enter__(self) -> None:
-        self.seen = _current()
+        self.side = _current()
         self.began = perf_counter()
 
     def __exit__(self, *exc_info) -> None:
-        if self.seen is not None:
-            self.seen.queued += perf_counter() - self.began
+        if self.side is not None:
+            self.side.queued += perf_counter() - self.began
