@@ -18,7 +18,7 @@ from proxy.core.sse import COMMENT
 from proxy.core.types import Completion, Embeddings, GenerationRequest, Message, Sampling, Usage
 from proxy.dialects.dialect import Ask, Limits
 from proxy.dialects.openai.answer import error_body, headers  # noqa: F401
-from proxy.dialects.openai.stream import Wire, patient  # noqa: F401
+from proxy.dialects.openai.stream import DataEvents, patient  # noqa: F401
 from proxy.dialects.streaming import EventRenderer
 
 
@@ -68,11 +68,11 @@ def render(ask: Ask, id: str, model: str, completions: Sequence[Completion]) -> 
     return _end(completion.text, completion.finish_reason, completion.usage, model)
 
 
-def stream(ask: Ask, id: str, model: str) -> "Stream":
-    return Stream(model)
+def stream(ask: Ask, id: str, model: str) -> "GlmStream":
+    return GlmStream(model)
 
 
-class Stream(EventRenderer, Wire):
+class GlmStream(EventRenderer, DataEvents):
     """``{"delta"}`` events, then the whole answer with its token counts."""
 
     def __init__(self, model: str) -> None:

@@ -118,11 +118,11 @@ def render(ask: Ask, id: str, model: str, completions: Sequence[Completion]) -> 
     return _only(answer, ask.notes.fields)
 
 
-def stream(ask: Ask, id: str, model: str) -> "Stream":
-    return Stream(model, ask.notes.fields)
+def stream(ask: Ask, id: str, model: str) -> "InfillStream":
+    return InfillStream(model, ask.notes.fields)
 
 
-class Stream(EventRenderer):
+class InfillStream(EventRenderer):
     """An event of ``content`` for each piece, then llama.cpp's last one."""
 
     encode = staticmethod(encode_event)

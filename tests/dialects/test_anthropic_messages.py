@@ -31,7 +31,7 @@ from proxy.core.events import (
 )
 from proxy.core.types import Completion, Message, ToolCall, ToolChoice, Usage
 from proxy.dialects import anthropic as messages
-from proxy.dialects.anthropic import Stream, parse
+from proxy.dialects.anthropic import MessagesStream, parse
 from proxy.dialects.anthropic.answer import signature
 from proxy.dialects.dialect import Ask
 
@@ -377,7 +377,7 @@ def test_thoughts_are_hidden_unless_asked_for():
 
 
 def streamed(parsed: Ask, batches) -> list:
-    stream = Stream(parsed, "msg_1", "claude")
+    stream = MessagesStream(parsed, "msg_1", "claude")
     return payloads(stream.render(iter(batches)))
 
 
@@ -520,7 +520,7 @@ def test_errors_in_anthropics_shape(error, status, kind):
         "type": "error",
         "error": {"type": kind, "message": error.message},
     }
-    assert Stream.failure(error) == [messages.error_body(error)]
+    assert MessagesStream.failure(error) == [messages.error_body(error)]
 
 
 def test_a_prompt_too_long_is_told_as_anthropic_tells_it():

@@ -14,7 +14,7 @@ from proxy.dialects import anthropic, responses
 from proxy.dialects.dialect import Ask
 from proxy.dialects.ollama import chat as ollama_chat
 from proxy.dialects.ollama import generate as ollama_generate
-from proxy.dialects.ollama.stream import Stream as OllamaStream
+from proxy.dialects.ollama.stream import OllamaStream
 from proxy.dialects.openai import chat as openai_chat
 from proxy.dialects.openai.request import Delivery
 
@@ -30,7 +30,7 @@ def openai_stream():
 
 
 def anthropic_stream():
-    return anthropic.Stream(
+    return anthropic.MessagesStream(
         anthropic.parse(
             {
                 "model": "m",
@@ -45,7 +45,7 @@ def anthropic_stream():
 
 
 def responses_stream():
-    return responses.Stream(
+    return responses.ResponsesStream(
         responses.parse({"model": "m", "input": "hi", "stream": True}), "resp_1", "m"
     )
 

@@ -178,7 +178,7 @@ def test_logprobs_travel_with_their_text():
 
 def test_a_failure_after_the_first_byte_is_one_error_event():
     error = UpstreamError("cut", code="bad_gateway")
-    assert openai_chat.Stream.failure(error) == [
+    assert openai_chat.ChatStream.failure(error) == [
         {
             "error": {
                 "message": "cut",
@@ -258,7 +258,7 @@ def test_a_whole_completion_groups_choices_by_prompt():
 
 
 def test_glm_stream_sends_deltas_then_the_whole_answer():
-    stream = glm.Stream("glm")
+    stream = glm.GlmStream("glm")
     writes = list(
         stream.render(
             iter([[TextDelta("He"), TextDelta("")], [TextDelta("y")], done(usage=Usage(4, 2))])

@@ -21,7 +21,7 @@ from proxy.core.events import (
 from proxy.core.sse import COMMENT
 from proxy.core.types import Completion, Message, ResponseFormat, ToolCall, ToolChoice, Usage
 from proxy.dialects import responses
-from proxy.dialects.responses import Stream, continuing, parse
+from proxy.dialects.responses import ResponsesStream, continuing, parse
 from proxy.dialects.responses.answer import message_item
 
 from .wire import payloads
@@ -295,7 +295,7 @@ def test_the_token_limit_leaves_it_incomplete():
 
 
 def streamed(parsed, batches, kept=None) -> list:
-    stream = Stream(parsed, "resp_1", "local")
+    stream = ResponsesStream(parsed, "resp_1", "local")
     stream.kept = kept
     return payloads(stream.render(iter(batches)))
 
@@ -436,7 +436,7 @@ def test_the_limit_ends_it_incomplete_and_nothing_said_is_an_empty_message():
 
 
 def test_a_failure_after_the_first_byte_is_response_failed():
-    stream = Stream(ask(), "resp_1", "local")
+    stream = ResponsesStream(ask(), "resp_1", "local")
     writes = stream.render(iter([[TextDelta("Hal")]]))
     first = next(writes)
     (failed,) = stream.failure(UpstreamError("the server died"))

@@ -12,7 +12,7 @@ import contextlib
 from typing import Iterator, Optional
 
 from proxy.backends.servercpp import chat
-from proxy.backends.servercpp.finish import Finish
+from proxy.backends.servercpp.finish import Finisher
 from proxy.backends.servercpp.known import KnownServer
 from proxy.backends.servercpp.streams import collect
 from proxy.backends.structured.stops import stopping
@@ -43,7 +43,7 @@ class ChatRoute:
             ),
             request.client_gone,
         )
-        return self._finish(request).whole(
+        return self._finisher(request).whole(
             chat.completion(body, server.client.label, request.logprobs)
         )
 
@@ -51,7 +51,7 @@ class ChatRoute:
         chunks = self.server.admission.stream(lambda: self._chunks(request), request.client_gone)
         if request.stop:
             chunks = stopping(chunks, request.stop)
-        return self._finish(request).stream(chunks)
+        return self._finisher(request).stream(chunks)
 
     def count(self, request: GenerationRequest) -> int:
         """The prompt's tokens, as the server renders and counts it."""
@@ -88,10 +88,10 @@ class ChatRoute:
         modelside.sent(chat.PATH, payload)
         modelside.rendered_by_server(lambda: self._rendered(request, timeout=RENDER_TIMEOUT))
 
-    def _finish(self, request: GenerationRequest) -> Finish:
+    def _finisher(self, request: GenerationRequest) -> Finisher:
         """The server's answers name no slot; their thoughts are always told apart."""
         prompt_ids = (lambda: self._prompt_ids(request)) if request.tokenize else None
-        return Finish(self.server.tokens, prompt_ids=prompt_ids)
+        return Finisher(self.server.tokens, prompt_ids=prompt_ids)
 
     def _prompt_ids(self, request: GenerationRequest, *, bos: bool = False) -> tuple:
         """The token ids of the prompt the server renders for ``request`` (``bos``: with the

@@ -14,7 +14,7 @@ from typing import Iterator, Optional
 
 from proxy.backends.servercpp import budget, parse
 from proxy.backends.servercpp.detect import ServerFacts
-from proxy.backends.servercpp.finish import Finish
+from proxy.backends.servercpp.finish import Finisher
 from proxy.backends.servercpp.kinds import INFILL
 from proxy.backends.servercpp.known import KnownServer
 from proxy.backends.servercpp.payload import completion_payload, fill_payload, unique
@@ -65,7 +65,7 @@ class CompletionRoute:
             result = replies.with_calls(
                 result, FORMATS[prompt.tool_format], tool_names(request.tools)
             )
-        return self._finish(request, prompt, opened).whole(result)
+        return self._finisher(request, prompt, opened).whole(result)
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
         """The stream, a chat's with the prompt's token count on its first chunk, which old
@@ -80,21 +80,21 @@ class CompletionRoute:
         return self.server.tokens.count(prompt.text, legacy=facts.kind.legacy)
 
     def _stream(self, request: GenerationRequest, *, count_first: bool) -> Iterator[Chunk]:
-        finishes: list = []  # how the answer of the attempt that reached the server ends
+        finishers: list = []  # how the answer of the attempt that reached the server ends
         chunks = self.server.admission.stream(
-            lambda: self._chunks(request, finishes, count_first),
+            lambda: self._chunks(request, finishers, count_first),
             request.client_gone,
             ends=_last,
             slot=_slot,
         )
-        return finishing(chunks, lambda last, thoughts: finishes[-1](last, thoughts))
+        return finishing(chunks, lambda last, thoughts: finishers[-1].finish(last, thoughts))
 
     def _chunks(
-        self, request: GenerationRequest, finishes: list, count_first: bool
+        self, request: GenerationRequest, finishers: list, count_first: bool
     ) -> Iterator[Chunk]:
         """One attempt: open the upstream stream and read it into chunks, their thoughts and
         calls read out of the text as the prompt sent asks; how the answer ends goes into
-        ``finishes``."""
+        ``finishers``."""
         server = self.server
         with contextlib.ExitStack() as stack:
 
@@ -112,7 +112,7 @@ class CompletionRoute:
 
             facts, prompt, lines = server.reconnecting(attempt)
             opened = _thoughts_open(facts, request, prompt)
-            finishes.append(self._finish(request, prompt, opened))
+            finishers.append(self._finisher(request, prompt, opened))
             limit = _legacy_limit(request, facts)
             top = _counted(request, facts).logprobs  # what was asked of the server
             chunks = parse.stream_chunks(lines, server.client.label, top)
@@ -132,14 +132,14 @@ class CompletionRoute:
                 )
             yield from chunks
 
-    def _finish(
+    def _finisher(
         self, request: GenerationRequest, prompt: RenderedPrompt, opened: Optional[bool]
-    ) -> Finish:
+    ) -> Finisher:
         """The server's answers name their slot; thoughts are counted where they were told
         apart (``opened`` is not ``None``)."""
         tokens = self.server.tokens
         prompt_ids = (lambda: tuple(tokens.token_ids(prompt.text))) if request.tokenize else None
-        return Finish(
+        return Finisher(
             tokens, self.server.admission, thoughts=opened is not None, prompt_ids=prompt_ids
         )
 

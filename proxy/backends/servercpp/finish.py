@@ -2,7 +2,7 @@
 in noted, its thoughts' tokens counted in its usage, the prompt's token ids where asked.
 
 Whole answers and the last chunk of a stream carry the same fields (``usage``,
-``prompt_tokens``, ``slot``), so one :class:`Finish` serves both.
+``prompt_tokens``, ``slot``), so one :class:`Finisher` serves both.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ Answer = TypeVar("Answer", bound=Union[Completion, Chunk])
 
 
 @dataclass(frozen=True)
-class Finish:
+class Finisher:
     """How one request's answer is finished.
 
     ``admission``: told the slot the answer came from, where the route's answers name one;
@@ -32,8 +32,9 @@ class Finish:
     thoughts: bool = True
     prompt_ids: Optional[Callable[[], tuple]] = None
 
-    def __call__(self, answer: Answer, thoughts: str) -> Answer:
-        """``answer`` finished, ``thoughts`` being all it thought."""
+    def finish(self, answer: Answer, thoughts: str) -> Answer:
+        """Finish ``answer``, ``thoughts`` being all it thought: tell admission its slot,
+        count its thoughts' tokens (a ``/tokenize``), add the prompt's ids."""
         if self.admission is not None:
             self.admission.saw_slot(answer.slot)
         if self.thoughts:
@@ -49,8 +50,8 @@ class Finish:
         return answer
 
     def whole(self, answer: Completion) -> Completion:
-        return self(answer, answer.reasoning)
+        return self.finish(answer, answer.reasoning)
 
     def stream(self, chunks: Iterator[Chunk]) -> Iterator[Chunk]:
         """``chunks``, the last finished with the thoughts of all of them."""
-        return finishing(chunks, self)
+        return finishing(chunks, self.finish)

@@ -26,7 +26,7 @@ import os
 from proxy.core.headers import named
 from proxy.dialects.anthropic.answer import error_body, render, render_count  # noqa: F401
 from proxy.dialects.anthropic.request import parse  # noqa: F401 (the dialect's)
-from proxy.dialects.anthropic.stream import Stream
+from proxy.dialects.anthropic.stream import MessagesStream
 from proxy.dialects.dialect import Ask
 
 LEFT_OUT_HEADER = "x-oai-proxy-left-out-tools"
@@ -37,8 +37,8 @@ def new_id() -> str:
     return f"msg_{os.urandom(12).hex()}"
 
 
-def stream(ask: Ask, id: str, model: str) -> Stream:
-    return Stream(ask, id, model)
+def stream(ask: Ask, id: str, model: str) -> MessagesStream:
+    return MessagesStream(ask, id, model)
 
 
 def headers(ask: Ask) -> dict:

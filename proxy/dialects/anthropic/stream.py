@@ -23,7 +23,7 @@ from proxy.dialects.dialect import Ask
 from proxy.dialects.streaming import BlockStream, NamedEvents
 
 
-class Stream(NamedEvents, BlockStream):
+class MessagesStream(NamedEvents, BlockStream):
     """Anthropic's event sequence from the core's events."""
 
     keepalive = {"type": "ping"}

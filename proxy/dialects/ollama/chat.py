@@ -18,7 +18,7 @@ from proxy.core.types import Message, ToolCall
 from proxy.dialects.dialect import Ask, Limits
 from proxy.dialects.ollama import answer, request
 from proxy.dialects.ollama.answer import error_body, headers, new_id  # noqa: F401
-from proxy.dialects.ollama.stream import Stream, patient  # noqa: F401
+from proxy.dialects.ollama.stream import OllamaStream, patient  # noqa: F401
 
 ROLES = ("system", "user", "assistant", "tool")
 
@@ -43,8 +43,8 @@ def render(ask: Ask, id: str, model: str, completions: Sequence) -> dict:
     return answer.whole(ask, ask.notes.name, "chat", completions)
 
 
-def stream(ask: Ask, id: str, model: str) -> Stream:
-    return Stream(ask, ask.notes.name, "chat")
+def stream(ask: Ask, id: str, model: str) -> OllamaStream:
+    return OllamaStream(ask, ask.notes.name, "chat")
 
 
 def _messages(fields: Fields, limits: Limits) -> tuple:

@@ -18,7 +18,7 @@ from proxy.core.types import Message
 from proxy.dialects.dialect import Ask, Limits
 from proxy.dialects.ollama import answer, request
 from proxy.dialects.ollama.answer import error_body, headers, new_id  # noqa: F401
-from proxy.dialects.ollama.stream import Stream, patient  # noqa: F401
+from proxy.dialects.ollama.stream import OllamaStream, patient  # noqa: F401
 
 
 def parse(body: Any, limits: Limits = Limits()) -> Ask:
@@ -51,5 +51,5 @@ def render(ask: Ask, id: str, model: str, completions: Sequence) -> dict:
     return answer.whole(ask, ask.notes.name, "generate", completions)
 
 
-def stream(ask: Ask, id: str, model: str) -> Stream:
-    return Stream(ask, ask.notes.name, "generate")
+def stream(ask: Ask, id: str, model: str) -> OllamaStream:
+    return OllamaStream(ask, ask.notes.name, "generate")

@@ -28,7 +28,7 @@ from proxy.dialects.streaming import EventRenderer, Lines
 patient = False  # a line that is not JSON would break Ollama's clients: no keep-alives
 
 
-class Stream(Lines, EventRenderer):
+class OllamaStream(Lines, EventRenderer):
     """One answer of ``/api/chat`` (``kind`` chat: a ``message`` a line) or ``/api/generate``
     (``response``), line by line; each tool call whole, in a line of its own."""
 

@@ -171,14 +171,14 @@ def _message_body(text: str, tool_calls: Sequence[ToolCall], reasoning: str) -> 
 # -- streams ----------------------------------------------------------------------------------
 
 
-def stream(ask: Ask, id: str, model: str) -> "Stream":
-    return Stream(ask, id, model)
+def stream(ask: Ask, id: str, model: str) -> "ChatStream":
+    return ChatStream(ask, id, model)
 
 
 TEXT_TAIL = b'},"logprobs":null,"finish_reason":null}]}\n\n'
 
 
-class Stream(ChoicesStream):
+class ChatStream(ChoicesStream):
     """Chat completion chunks from the core's events; each choice begins with its role."""
 
     object = "chat.completion.chunk"

@@ -80,11 +80,11 @@ def _echoes(ask: Ask) -> Optional[list]:
     return [generation.prompt for generation in ask.requests for _ in range(ask.n)]
 
 
-def stream(ask: Ask, id: str, model: str) -> "Stream":
-    return Stream(ask, id, model)
+def stream(ask: Ask, id: str, model: str) -> "CompletionsStream":
+    return CompletionsStream(ask, id, model)
 
 
-class Stream(ChoicesStream):
+class CompletionsStream(ChoicesStream):
     """Text completion chunks from the core's events (reasoning and tools have no place in
     a raw completion)."""
 

@@ -1,4 +1,4 @@
-"""OpenAI's streams: ``data:`` lines, an error event, then ``data: [DONE]`` (:class:`Wire`,
+"""OpenAI's streams: ``data:`` lines, an error event, then ``data: [DONE]`` (:class:`DataEvents`,
 GLM's too), and the chunks of choices chat completions and completions stream
 (:class:`ChoicesStream`)."""
 
@@ -17,7 +17,7 @@ from proxy.dialects.streaming import EventRenderer
 patient = False  # a stream keeps its client company only while a server starts
 
 
-class Wire:
+class DataEvents:
     """OpenAI's stream framing: ``data:`` lines, an error event, then ``data: [DONE]``."""
 
     encode = staticmethod(encode_event)
@@ -29,7 +29,7 @@ class Wire:
         return [error_body(error)]
 
 
-class ChoicesStream(EventRenderer, Wire):
+class ChoicesStream(EventRenderer, DataEvents):
     """A stream of chunks, choice after choice, each chunk naming the answer's id, model and
     time; a usage chunk last when ``stream_options.include_usage`` asks for one.
 

@@ -30,7 +30,7 @@ from proxy.dialects.responses.answer import (  # noqa: F401 (the dialect's)
 )
 from proxy.dialects.responses.request import continuing, kept, parse  # noqa: F401 (the dialect's)
 from proxy.dialects.responses.request import new_id as new_item_id
-from proxy.dialects.responses.stream import Stream
+from proxy.dialects.responses.stream import ResponsesStream
 
 LEFT_OUT_HEADER = "x-oai-proxy-left-out-tools"
 patient = False  # a stream keeps its client company only while a server starts
@@ -40,8 +40,8 @@ def new_id() -> str:
     return new_item_id("resp")
 
 
-def stream(ask: Ask, id: str, model: str) -> Stream:
-    return Stream(ask, id, model)
+def stream(ask: Ask, id: str, model: str) -> ResponsesStream:
+    return ResponsesStream(ask, id, model)
 
 
 def headers(ask: Ask) -> dict:

@@ -31,7 +31,7 @@ from proxy.dialects.responses.request import new_id
 from proxy.dialects.streaming import BlockStream, NamedEvents
 
 
-class Stream(NamedEvents, BlockStream):
+class ResponsesStream(NamedEvents, BlockStream):
     """The Responses API's event sequence from the core's events, each event numbered; the
     final response object is :attr:`kept` before its event goes out (to store it)."""
 
