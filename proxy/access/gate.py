@@ -169,7 +169,7 @@ class Access:
             )
         return decision
 
-    def standing_of(self, key: Optional[KeySpec]) -> Optional[Standing]:
+    def standing(self, key: Optional[KeySpec]) -> Optional[Standing]:
         """What ``key`` has left of its budgets (``None``: it has none)."""
         if key is None or not key.budgeted or self.budgets is None:
             return None
@@ -181,9 +181,9 @@ class Access:
                 "the budget store cannot be reached", retry_after=5
             ) from None
 
-    def standing(self, key: Optional[KeySpec]) -> Optional[Standing]:
+    def check_budget(self, key: Optional[KeySpec]) -> Optional[Standing]:
         """What ``key`` has left of its budgets; 429 once one is spent, before any work."""
-        standing = self.standing_of(key)
+        standing = self.standing(key)
         if standing is None:
             return None
         refusal = standing.refusal()
@@ -192,7 +192,7 @@ class Access:
             raise refusal
         return standing
 
-    def finished(
+    def charge(
         self,
         key: Optional[KeySpec],
         model: str,

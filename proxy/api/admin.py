@@ -96,7 +96,7 @@ def keys() -> Response:
     access = get_state().access
     listed = []
     for key in access.keyring.keys:
-        standing = access.standing_of(key)
+        standing = access.standing(key)
         budgets = standing.described() if standing is not None else {}
         listed.append({**described(key), "budgets": budgets})
     return jsonify({"keys": listed})

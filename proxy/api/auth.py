@@ -76,7 +76,7 @@ def init_app(app: Flask, access: Access, cors_origins: Sequence[str]) -> None:
         if key is not None and key.models and asked.method == "POST":
             model = request_model()
             access.check_model(key, model.asked, model.counted_as)
-        call.budget = access.standing(key)  # read only: a spent budget counts no request
+        call.budget = access.check_budget(key)  # read only: a spent budget counts no request
         call.limit = access.admit(key)
         return None
 

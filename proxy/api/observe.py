@@ -119,7 +119,7 @@ def init_app(app: Flask, state: ProxyState) -> None:
             if history is not None:
                 history.look()
             if api:
-                access.finished(
+                access.charge(
                     key,
                     model,
                     status,

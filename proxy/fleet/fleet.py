@@ -295,7 +295,7 @@ class Fleet:
         """
         reports = {}
         for model in self._models.values():
-            reports[model.spec.id] = [(r, self._checked(model, r)) for r in model.replicas]
+            reports[model.spec.id] = [(r, self._check(model, r)) for r in model.replicas]
         if len(reports) == 1 and len(next(iter(reports.values()))) == 1:
             return next(iter(reports.values()))[0][1]
         models = []
@@ -325,7 +325,7 @@ class Fleet:
         for model in self._models.values():
             replicas = []
             for replica in model.replicas:
-                report = self._checked(model, replica) if checked else None
+                report = self._check(model, replica) if checked else None
                 load, slots = replica.backend.load()
                 described = replica.backend.describe()
                 entry = {
@@ -415,7 +415,7 @@ class Fleet:
     def _any_replica(self, name: Optional[str], call: Callable[[Backend], T]) -> T:
         return self._failing_over(self._model(name), None, _held(call))
 
-    def _checked(self, model: ServedModel, replica: Replica) -> Health:
+    def _check(self, model: ServedModel, replica: Replica) -> Health:
         """The replica's own health report; a serving replica goes back into rotation."""
         report = replica.health()
         if report.ok:

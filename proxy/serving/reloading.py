@@ -32,7 +32,7 @@ def refresh_supervisor() -> None:
             logger.warning("the models' servers were not refreshed: %s", exc)
 
 
-def restart_checked(settings: Settings) -> None:
+def restart_when_valid(settings: Settings) -> None:
     """Start the workers afresh, once both files still parse."""
     try:
         read_keys(settings, Runtime.from_environment())
@@ -48,4 +48,4 @@ def watch_files(settings: Settings) -> Optional[FileWatch]:
     files = [path for path in (settings.access.keys, settings.models.config) if path]
     if settings.access.watch != "on" or not files:
         return None
-    return FileWatch(files, lambda: restart_checked(settings)).start()
+    return FileWatch(files, lambda: restart_when_valid(settings)).start()

@@ -92,13 +92,13 @@ class ServerCppBackend(Backend):
 
     def _route(self, request: GenerationRequest) -> Union[ChatRoute, CompletionRoute]:
         """Which way ``request`` goes (see :mod:`.route`)."""
-        layer = self.server.chat_layer(request)
+        layer = self.server.probe_chat_layer(request)
         return self.chat if route(request, layer) == CHAT_LAYER else self.completion
 
     def _check(self, request: GenerationRequest) -> None:
         """Refuse at once what the server cannot serve, before it spends time on it."""
         self._check_images(request)
-        facts = self.server.facts()
+        facts = self.server.detect()
         if request.suffix is not None and facts.kind.fills != INFILL and facts.fim is None:
             raise InvalidRequestError(
                 f"suffix cannot be served: {self.client.label} is a {facts.kind.name} server, "
@@ -114,7 +114,7 @@ class ServerCppBackend(Backend):
         shown = request.images
         if not shown:
             return
-        facts = self.server.facts()
+        facts = self.server.detect()
         if "vision" not in facts.card.capabilities:
             raise images.unseen(
                 shown[0],
@@ -142,7 +142,7 @@ class ServerCppBackend(Backend):
 
     def rerank(self, query: str, documents: Sequence[str], model: Optional[str] = None) -> Ranking:
         with self.client.blamed():
-            facts = self.server.facts()
+            facts = self.server.detect()
             if "rerank" not in facts.card.capabilities:
                 raise not_a_reranker(model or facts.model)
             body = self.admission.run(
@@ -179,11 +179,11 @@ class ServerCppBackend(Backend):
     def health(self) -> Health:
         detail = {"upstream": self.client.base_url}
         try:
-            facts = self.server.facts()
+            facts = self.server.detect()
             status = self.client.get("/health", timeout=DETECT_TIMEOUT).status_code
             if (status == 404) != facts.kind.legacy:  # restarted on another build
                 self.server.forget()
-                facts = self.server.facts()
+                facts = self.server.detect()
         except UpstreamUnavailableError as exc:
             return Health(False, self.name, {**detail, "error": exc.message})
         detail.update(

@@ -109,7 +109,7 @@ class ChatRoute:
 
     def _options(self) -> dict:
         """How chats are sent to this server's chat layer (see :func:`.chat.chat_payload`)."""
-        layer = self.server.facts().layer
+        layer = self.server.detect().layer
         return {
             "reasoning": self.server.reasoning != "none",
             "short_ids": layer is not None and layer.short_ids,

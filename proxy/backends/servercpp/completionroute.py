@@ -36,7 +36,7 @@ class CompletionRoute:
 
     def complete(self, request: GenerationRequest) -> Completion:
         server = self.server
-        if server.facts().kind.legacy or request.suffix is not None:
+        if server.detect().kind.legacy or request.suffix is not None:
             # Old servers' whole answers cut characters into U+FFFD and drop logprobs; their
             # streams hold an unfinished character back, as current servers do. And a server
             # stops writing a stream its reader has closed, never a whole answer: an editor
@@ -75,7 +75,7 @@ class CompletionRoute:
 
     def count(self, request: GenerationRequest) -> int:
         """The prompt's tokens, rendered here and counted by the server."""
-        facts = self.server.facts()
+        facts = self.server.detect()
         prompt, _ = self._prompt(request, facts)
         return self.server.tokens.count(prompt.text, legacy=facts.kind.legacy)
 
@@ -153,7 +153,7 @@ class CompletionRoute:
         constraints = output_fields(
             request,
             tool_format,
-            json_schema=schema and self.server.compiles_schemas(facts),
+            json_schema=schema and self.server.probe_schemas(facts),
             lazy_grammar=facts.lazy_grammar,
         )
         if request.is_chat and not facts.kind.legacy:

@@ -73,12 +73,12 @@ class KnownServer:
         """The facts if the server has been reached, without reaching it."""
         return self._facts
 
-    def facts(self) -> ServerFacts:
+    def detect(self) -> ServerFacts:
         """The facts, the server detected first if they are not known."""
         facts = self._facts
         if facts is None:
             with self._lock:
-                facts = self._facts or self._detect()
+                facts = self._facts or self._detect_afresh()
         return facts
 
     def forget(self) -> None:
@@ -92,24 +92,24 @@ class KnownServer:
         and a request that never reached it is safe to send again.
         """
         try:
-            return attempt(self.facts())
+            return attempt(self.detect())
         except UpstreamUnavailableError as exc:
             if exc.code != UNREACHABLE:
                 raise
             self.forget()
-            return attempt(self.facts())
+            return attempt(self.detect())
 
-    def chat_layer(self, request: GenerationRequest) -> Optional[ChatLayer]:
+    def probe_chat_layer(self, request: GenerationRequest) -> Optional[ChatLayer]:
         """The server's chat layer, if it has one, asked first whether it takes schemas where
         ``request`` has one and that is not known yet."""
-        facts = self.facts()
+        facts = self.detect()
         if facts.layer is not None and facts.layer.schemas is None and asks_schema(request):
             facts = self._facts = replace(
                 facts, layer=facts.layer.with_schemas(self._chat_takes_schemas())
             )
         return facts.layer
 
-    def compiles_schemas(self, facts: ServerFacts) -> bool:
+    def probe_schemas(self, facts: ServerFacts) -> bool:
         """Whether the server's ``/completion`` constrains an answer by ``json_schema`` itself
         (llama-server does; the bundled engine ignores it there, so the proxy sends its own
         grammar): asked once, by a schema whose one answer is ``"ok"``."""
@@ -137,7 +137,7 @@ class KnownServer:
             content = None
         return isinstance(content, str) and content.strip() == '"ok"'
 
-    def _detect(self) -> ServerFacts:
+    def _detect_afresh(self) -> ServerFacts:
         facts, slots = Detector(self.client, self.tokens, self.templates, self.reasoning).detect()
         self._facts = facts
         self._schemas = None  # a server found afresh is asked afresh
