@@ -13,7 +13,6 @@ from proxy.access.budgets import Budgets, Standing, cost
 from proxy.access.keyring import Keyring, KeySpec
 from proxy.access.limits import Decision, LimiterUnavailable
 from proxy.access.usage import UsageRecorder
-from proxy.backends.turns import ANYONE, HIGHEST, LOWEST, Party
 from proxy.core.errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -23,6 +22,7 @@ from proxy.core.errors import (
     TokensLimitError,
     UpstreamUnavailableError,
 )
+from proxy.core.party import ANYONE, HIGHEST, LOWEST, Party
 
 logger = logging.getLogger(__name__)
 ANONYMOUS = "anonymous"  # the usage of requests when no keys are configured

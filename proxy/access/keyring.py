@@ -29,8 +29,8 @@ import hmac
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
-from proxy.backends.turns import DEFAULT_PRIORITY, HIGHEST, LOWEST
 from proxy.config.tomlfile import read_toml
+from proxy.core.party import DEFAULT_PRIORITY, HIGHEST, LOWEST
 
 FIELDS = {
     "name",

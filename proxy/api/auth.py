@@ -15,8 +15,8 @@ from werkzeug.datastructures import Headers
 
 from proxy.access.gate import MISSING_KEY, Access
 from proxy.api.model import request_model
-from proxy.backends.turns import ANYONE, claim
 from proxy.core.errors import AuthenticationError
+from proxy.core.party import ANYONE
 
 # pages, their status and /health answer anyone, each showing a viewer what it may see
 # (proxy.access.visibility); the playground asks for a key itself; /metrics checks its own
@@ -61,18 +61,18 @@ def init_app(app: Flask, access: Access, cors_origins: Sequence[str]) -> None:
     origins = frozenset(cors_origins)
 
     @app.before_request
-    def check_key():
+    def admit_request():
         asked = request._get_current_object()  # read once: each read of ``request`` is a lookup
         if asked.method == "OPTIONS":
             return _preflight(origins) if origins else None
         path = asked.path
-        if path in PUBLIC_PATHS or path.startswith(ADMIN):
-            claim(ANYONE)
-            return None
         call = g._get_current_object()
+        if path in PUBLIC_PATHS or path.startswith(ADMIN):
+            call.party = ANYONE
+            return None
         headers = asked.headers
         key = call.key = access.identify(presented_key(headers))
-        claim(access.party(key, headers.get(PRIORITY_HEADER)))
+        call.party = access.party(key, headers.get(PRIORITY_HEADER))
         if key is not None and key.models and asked.method == "POST":
             model = request_model()
             access.check_model(key, model.asked, model.counted_as)

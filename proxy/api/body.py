@@ -18,7 +18,6 @@ from flask import g, request
 from werkzeug.exceptions import ClientDisconnected
 
 from proxy.api.state import get_state
-from proxy.backends.turns import claim
 from proxy.core.bodyshape import brackets, more_containers, too_deep
 from proxy.core.errors import InvalidRequestError, RequestTimeoutError
 from proxy.core.fields import lone_surrogate_at
@@ -29,13 +28,11 @@ UNREAD = object()  # a body not read yet (a body may be JSON null)
 
 def read_json() -> object:
     """The request body as JSON; read once per request (a key limited to some models has it
-    read before the view). Its ``priority``, where it has one, places the request in the queue."""
+    read before the view)."""
     call = g._get_current_object()  # read once: each read of ``g`` is a proxy lookup
     body = getattr(call, "body", UNREAD)
     if body is UNREAD:
         body = call.body = _parse_body()
-        if type(body) is dict and "priority" in body and hasattr(call, "key"):
-            claim(get_state().access.party(call.key, body["priority"]))  # LiteLLM's field
     return body
 
 

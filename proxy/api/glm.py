@@ -10,7 +10,7 @@ from flask import Blueprint, Response, jsonify
 from proxy.api.body import read_json
 from proxy.api.model import answer_name
 from proxy.api.routes import Routes
-from proxy.api.serve import asked, serve
+from proxy.api.serve import asked, caller, serve
 from proxy.api.state import get_state
 from proxy.core.fields import asked_model
 from proxy.dialects import glm
@@ -34,7 +34,9 @@ def tokenize() -> Response:
     body = read_json()
     text, max_length = glm.parse_tokenize(body)
     return jsonify(
-        glm.render_tokens(get_state().router.tokenize(text, asked_model(body))[:max_length])
+        glm.render_tokens(
+            get_state().router.tokenize(text, asked_model(body), caller())[:max_length]
+        )
     )
 
 
@@ -44,4 +46,4 @@ def embedding() -> Response:
     body = read_json()
     texts = glm.parse_embedding(body, state.limits)
     model = asked_model(body)
-    return jsonify(glm.render_embedding(state.router.embed(texts, model), answer_name()))
+    return jsonify(glm.render_embedding(state.router.embed(texts, model, caller()), answer_name()))

@@ -23,7 +23,7 @@ from proxy.api.model import request_model_if_read
 from proxy.api.routes import Routes
 from proxy.api.state import ProxyState, get_state
 from proxy.core.errors import NotFoundError, PermissionDeniedError
-from proxy.ops import measure
+from proxy.ops.measure import Measure, Timed
 from proxy.ops.modelside import ModelSide
 
 bp = Blueprint("observe", __name__)
@@ -86,13 +86,13 @@ def init_app(app: Flask, state: ProxyState) -> None:
 
     @app.before_request
     def begin() -> None:  # the first hook: every answer, refusals too, is measured
-        spent = measure.start()
+        spent = g.measure = Measure()
         if capture is not None and capture.armed():  # whose it is, known once its key is
             spent.side = ModelSide()
 
     @app.after_request
     def end(response: Response) -> Response:
-        spent = measure.current()
+        spent = g.measure
         spent.pause()
         response.headers[OVERHEAD_HEADER] = f"{spent.overhead * 1000:.3f}"
         asked = request._get_current_object()  # read once: each read of ``request`` is a lookup
@@ -134,11 +134,16 @@ def init_app(app: Flask, state: ProxyState) -> None:
 
         if response.is_streamed:
             body = response.response if kept is None else kept.teed(response.response)
-            response.response = measure.Timed(body, spent, on_close=done)
+            response.response = Timed(body, spent, on_close=done)
             # its pieces are bytes already: werkzeug's encoding wrapper would only add two
             # more layers to every write
             response.direct_passthrough = True
         else:
+            if kept is not None:  # kept before it is sent: a listing its client asks next has it
+                name = key.name if key else ""
+                seconds = perf_counter() - spent.began
+                capture.submit(kept.record(name, model, status, seconds, spent), kept.size)
+                kept = None
             response.call_on_close(done)
         return response
 

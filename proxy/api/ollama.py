@@ -16,7 +16,7 @@ from proxy.access.gate import Access
 from proxy.api.body import read_json
 from proxy.api.model import request_model
 from proxy.api.routes import Routes
-from proxy.api.serve import asked, event_response, serve
+from proxy.api.serve import asked, caller, event_response, serve
 from proxy.api.state import get_state
 from proxy.core.errors import (
     InvalidRequestError,
@@ -99,14 +99,14 @@ def _server_of(name: str) -> Optional[ServerControl]:
 @bp.post("/api/embed")
 def embed_view() -> Response:
     wanted = embed.parse_embed(read_json(), get_state().limits)
-    result = get_state().router.embed(list(wanted.inputs), request_model().asked)
+    result = get_state().router.embed(list(wanted.inputs), request_model().asked, caller())
     return jsonify(embed.render_embed(wanted, result))
 
 
 @bp.post("/api/embeddings")
 def embeddings_view() -> Response:
     wanted = embed.parse_embeddings(read_json())
-    result = get_state().router.embed(list(wanted.inputs), request_model().asked)
+    result = get_state().router.embed(list(wanted.inputs), request_model().asked, caller())
     return jsonify(embed.render_embeddings(result))
 
 

@@ -7,7 +7,7 @@ from flask import Blueprint, Response, g, jsonify
 from proxy.api.body import read_json
 from proxy.api.model import answer_name
 from proxy.api.routes import Routes
-from proxy.api.serve import asked, serve, versioned
+from proxy.api.serve import asked, caller, serve, versioned
 from proxy.api.state import get_state
 from proxy.core.fields import asked_model
 from proxy.dialects.openai import answer, chat, completions, embeddings, fim, tokens
@@ -36,10 +36,10 @@ def create_embedding() -> Response:
     state = get_state()
     wanted = embeddings.parse(read_json(), state.limits)
     texts = [
-        item if isinstance(item, str) else state.router.detokenize(item, wanted.model)
+        item if isinstance(item, str) else state.router.detokenize(item, wanted.model, caller())
         for item in wanted.inputs
     ]
-    result = state.router.embed(texts, wanted.model)
+    result = state.router.embed(texts, wanted.model, caller())
     return jsonify(embeddings.render(result, answer_name(), wanted.encoding_format))
 
 
@@ -48,7 +48,9 @@ def tokenize() -> Response:
     """Token ids and their text pieces, for clients that count or inspect tokens."""
     body = read_json()
     text = tokens.parse_tokenize(body)
-    return jsonify(tokens.render_tokens(get_state().router.tokenize(text, asked_model(body))))
+    return jsonify(
+        tokens.render_tokens(get_state().router.tokenize(text, asked_model(body), caller()))
+    )
 
 
 @bp.post("/v1/detokenize")
@@ -56,7 +58,9 @@ def detokenize() -> Response:
     body = read_json()
     ids = tokens.parse_detokenize(body)
     model = asked_model(body)
-    return jsonify(tokens.render_text(get_state().router.detokenize(ids, model) if ids else ""))
+    return jsonify(
+        tokens.render_text(get_state().router.detokenize(ids, model, caller()) if ids else "")
+    )
 
 
 @versioned(bp, "/models", "GET")

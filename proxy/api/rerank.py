@@ -4,14 +4,14 @@ and ``/v2/rerank`` (Cohere's v2), routed by ``model`` to a server started with
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from proxy.api.body import read_json
 from proxy.api.model import answer_name
 from proxy.api.routes import Routes
+from proxy.api.serve import caller
 from proxy.api.state import get_state
 from proxy.dialects import rerank
-from proxy.ops import measure
 
 bp = Blueprint("rerank", __name__)
 routes = Routes(bp, "Reranking documents against a query (Jina, Cohere, TEI)", rerank.error_body)
@@ -23,7 +23,7 @@ routes = Routes(bp, "Reranking documents against a query (Jina, Cohere, TEI)", r
 def rerank_documents() -> Response:
     state = get_state()
     wanted = rerank.parse(read_json(), state.limits)
-    ranking = state.router.rerank(wanted.query, wanted.documents, wanted.model)
-    measure.generated(ranking.prompt_tokens, 0, 0)
+    ranking = state.router.rerank(wanted.query, wanted.documents, wanted.model, caller())
+    g.measure.add_tokens(ranking.prompt_tokens, 0, 0)
     version = "2" if request.path.startswith("/v2/") else "1"
     return jsonify(rerank.render(wanted, ranking, answer_name(), version))

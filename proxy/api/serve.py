@@ -10,15 +10,16 @@ from __future__ import annotations
 from itertools import chain
 from typing import Callable, Iterator, Optional
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
-from proxy.api.body import read_json
+from proxy.api.body import UNREAD, read_json
 from proxy.api.disconnect import client_gone_probe
 from proxy.api.model import answer_name
 from proxy.api.state import get_state
 from proxy.core import generation
+from proxy.core.caller import Caller
+from proxy.core.party import ANYONE
 from proxy.core.sse import HEADERS, Wire, event_stream
-from proxy.core.types import GenerationRequest
 from proxy.dialects.dialect import Ask, Dialect
 
 
@@ -34,8 +35,26 @@ def versioned(bp: Blueprint, path: str, method: str = "POST") -> Callable:
 
 
 def asked(dialect: Dialect, **options) -> Ask:
-    """The request's JSON body, parsed by ``dialect`` within the operator's limits."""
-    return dialect.parse(read_json(), get_state().limits, **options)
+    """The request's JSON body, parsed by ``dialect`` within the operator's limits, each of
+    its requests served for the :func:`caller`."""
+    ask = dialect.parse(read_json(), get_state().limits, **options)
+    served_for = caller()
+    return ask.amended(lambda generation_request: generation_request.served_for(served_for))
+
+
+def caller() -> Caller:
+    """Who the request is served for, made once: its key's party, at the priority its body
+    asks for where it does (LiteLLM's field, over the header's), its measure, and a probe of
+    whether its client is still there."""
+    call = g._get_current_object()  # read once: each read of ``g`` is a proxy lookup
+    made = getattr(call, "caller", None)
+    if made is None:
+        party = getattr(call, "party", ANYONE)
+        body = getattr(call, "body", UNREAD)
+        if type(body) is dict and "priority" in body and hasattr(call, "key"):
+            party = get_state().access.party(call.key, body["priority"])
+        made = call.caller = Caller(party, g.measure, client_gone_probe(request.environ))
+    return made
 
 
 def serve(dialect: Dialect, ask: Ask, kept: Optional[Callable[[dict], None]] = None) -> Response:
@@ -44,7 +63,7 @@ def serve(dialect: Dialect, ask: Ask, kept: Optional[Callable[[dict], None]] = N
     before its last write), for answers the proxy keeps."""
     state = get_state()
     router = state.router
-    ask = ask.amended(lambda request: watched(state.images.fetched(request)))
+    ask = ask.amended(state.images.fetched)
     model = answer_name()
     id = dialect.new_id()
     if ask.stream:
@@ -59,11 +78,6 @@ def serve(dialect: Dialect, ask: Ask, kept: Optional[Callable[[dict], None]] = N
         response = jsonify(body)
     response.headers.update(dialect.headers(ask))
     return response
-
-
-def watched(generation_request: GenerationRequest) -> GenerationRequest:
-    """The request, able to tell whether its client is still there while it waits."""
-    return generation_request.watched_by(client_gone_probe(request.environ))
 
 
 def event_response(writes: Iterator, wire: Wire) -> Response:

@@ -4,7 +4,7 @@ Old servers (PowerInfer, llama.cpp of 2023) refuse at once when every slot is bu
 requests take a lease before they reach the upstream; those beyond the slot count wait in
 the queue, bounded in length (``--max-queue``) and in time (``--queue-timeout``), and a freed slot
 goes to the key whose turn it is (:mod:`proxy.backends.fairqueue`), within the slots its cap
-allows (:mod:`proxy.backends.turns`). A request the server still refuses (another client or
+allows (:mod:`proxy.core.party`). A request the server still refuses (another client or
 proxy process shares it) goes back to the head of its key's queue: the client never hears of
 it while the queue has room and time.
 
@@ -26,13 +26,14 @@ from typing import Callable, Iterator, Optional, TypeVar
 
 from proxy.backends.fairqueue import FairQueue
 from proxy.backends.slots import SlotCount
-from proxy.backends.turns import Party, current
+from proxy.core.caller import NOBODY, Caller
 from proxy.core.errors import (
     ClientGoneError,
     QueueFullError,
     QueueTimeoutError,
     SlotUnavailableError,
 )
+from proxy.core.party import Party
 from proxy.ops.measure import waiting
 from proxy.ops.modelside import queueing
 
@@ -42,10 +43,6 @@ MAX_BACKOFF = 1.0
 RETRY_AFTER = 2  # seconds a refused client is told to wait
 SHARED_FOR = 5.0  # seconds after a key last asked that others share the server with it
 T = TypeVar("T")
-
-
-def never() -> bool:
-    return False
 
 
 @dataclass(eq=False)
@@ -118,11 +115,12 @@ class Admission:
         # head of the queue alone rather than every waiter
         self._lock = threading.Lock()
 
-    def run(self, attempt: Callable[[], T], gone: Callable[[], bool] = never) -> T:
-        """Call ``attempt`` holding a lease; a refusal sends it back to the head of the queue."""
+    def run(self, attempt: Callable[[], T], caller: Caller = NOBODY) -> T:
+        """Call ``attempt`` holding a lease for ``caller``; a refusal sends it back to the head
+        of the queue."""
         ticket = None
         while True:
-            with self.lease(gone, ticket) as ticket:
+            with self.lease(caller, ticket) as ticket:
                 try:
                     return attempt()
                 except SlotUnavailableError:
@@ -131,7 +129,7 @@ class Admission:
     def stream(
         self,
         start: Callable[[], Iterator[T]],
-        gone: Callable[[], bool] = never,
+        caller: Caller = NOBODY,
         ends: Callable[[T], bool] = lambda item: False,
         slot: Callable[[T], Optional[int]] = lambda item: None,
     ) -> Iterator[T]:
@@ -145,7 +143,7 @@ class Admission:
         """
         ticket = None
         while True:
-            with self.lease(gone, ticket) as ticket:
+            with self.lease(caller, ticket) as ticket:
                 accepted = False
                 try:
                     with closing(start()) as items:
@@ -162,13 +160,14 @@ class Admission:
                         raise
                     self.refused(ticket)
 
-    def lease(self, gone: Callable[[], bool] = never, ticket: Optional[Ticket] = None) -> "Lease":
-        """Wait for a slot, hold it for the ``with`` block, then hand it on.
+    def lease(self, caller: Caller = NOBODY, ticket: Optional[Ticket] = None) -> "Lease":
+        """Wait for a slot for ``caller`` (its turn by its party, given up once its client has
+        gone), hold it for the ``with`` block, then hand it on.
 
         Pass back the ticket of a refused attempt to keep its place at the head of the queue
         and its original deadline.
         """
-        return Lease(self, gone, ticket)
+        return Lease(self, caller, ticket)
 
     def _release(self, ticket: Ticket) -> None:
         with self._lock:
@@ -276,11 +275,12 @@ class Admission:
 
     # -- waiting ----------------------------------------------------------------------------
 
-    def _wait(self, gone: Callable[[], bool], ticket: Optional[Ticket]) -> Ticket:
+    def _wait(self, caller: Caller, ticket: Optional[Ticket]) -> Ticket:
+        gone = caller.gone
         with self._lock:
             now = self.clock()
             if ticket is None:
-                party = current()
+                party = caller.party
                 self._asked[party.name] = now
                 if not self._queue and self._free(party) and not party.capped():
                     return self._admit(Ticket(now + self.queue_timeout, party), 0.0)
@@ -396,19 +396,18 @@ class Admission:
 class Lease:
     """A slot of :class:`Admission` held for a ``with`` block, waited for on entry."""
 
-    __slots__ = ("admission", "gone", "ticket")
+    __slots__ = ("admission", "caller", "ticket")
 
-    def __init__(
-        self, admission: Admission, gone: Callable[[], bool], ticket: Optional[Ticket]
-    ) -> None:
+    def __init__(self, admission: Admission, caller: Caller, ticket: Optional[Ticket]) -> None:
         self.admission = admission
-        self.gone = gone
+        self.caller = caller
         self.ticket = ticket
 
     def __enter__(self) -> Ticket:
         # a queue for the upstream's slots: not the proxy's own time
-        with waiting(), queueing():
-            self.ticket = self.admission._wait(self.gone, self.ticket)
+        caller = self.caller
+        with waiting(caller.measure), queueing(caller.side):
+            self.ticket = self.admission._wait(caller, self.ticket)
         return self.ticket
 
     def __exit__(self, *exc_info) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Iterator, Optional, Sequence
 
+from proxy.core.caller import NOBODY, Caller
 from proxy.core.errors import InvalidRequestError, NotImplementedByBackendError
 from proxy.core.types import (
     Chunk,
@@ -61,15 +62,23 @@ class Backend:
         """Turn token ids back into text."""
         raise NotImplementedByBackendError(f"the {self.name} backend cannot detokenize")
 
-    def embed(self, inputs: Sequence[str], model: Optional[str] = None) -> Embeddings:
-        """Return one embedding vector per input text."""
+    def embed(
+        self, inputs: Sequence[str], model: Optional[str] = None, caller: Caller = NOBODY
+    ) -> Embeddings:
+        """Return one embedding vector per input text, waiting for slots as ``caller``."""
         raise NotImplementedByBackendError(
             f"the {self.name} backend has no embeddings; "
             f"use the servercpp backend with --embedding-api"
         )
 
-    def rerank(self, query: str, documents: Sequence[str], model: Optional[str] = None) -> Ranking:
-        """Score each document's relevance to ``query``."""
+    def rerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        model: Optional[str] = None,
+        caller: Caller = NOBODY,
+    ) -> Ranking:
+        """Score each document's relevance to ``query``, waiting for a slot as ``caller``."""
         raise not_a_reranker(model or self.name)
 
     def load(self) -> tuple:

@@ -19,7 +19,7 @@ import itertools
 from collections import deque
 from typing import Callable, Iterator, Optional, Protocol
 
-from proxy.backends.turns import Party
+from proxy.core.party import Party
 
 AGE_EVERY = 0.1  # seconds of waiting that raise a request's priority by one step
 

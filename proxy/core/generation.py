@@ -32,8 +32,7 @@ from proxy.core.events import (
 )
 from proxy.core.router import Router
 from proxy.core.types import Chunk, Completion, GenerationRequest, Usage
-from proxy.ops import measure
-from proxy.ops.measure import waiting
+from proxy.ops.measure import Measure, waiting
 
 PATIENCE = 2.0  # seconds a stream's first event may take before WAITING events begin
 KEEPALIVE_EVERY = 5.0  # seconds between WAITING events: well inside proxies' idle timeouts
@@ -47,15 +46,16 @@ def jobs(requests: Sequence[GenerationRequest], n: int = 1) -> list:
 def complete(router: Router, requests: Sequence[GenerationRequest], n: int = 1) -> list:
     """Every choice, whole; several run at once, as the upstream's slots allow."""
     todo = jobs(requests, n)
+    measure = todo[0].caller.measure
     if len(todo) == 1 or not router.concurrent:
         completions = [router.complete(request) for request in todo]
     else:
-        with waiting(), ThreadPoolExecutor(max_workers=len(todo)) as pool:
+        with waiting(measure), ThreadPoolExecutor(max_workers=len(todo)) as pool:
             completions = list(pool.map(router.complete, todo))
     counted = [
         _counted(completion, repeat=index % n != 0) for index, completion in enumerate(completions)
     ]
-    _measure(sum((completion.usage for completion in counted), Usage()))
+    _measure(measure, sum((completion.usage for completion in counted), Usage()))
     return counted
 
 
@@ -80,16 +80,18 @@ def _events(router: Router, todo: list, n: int) -> Iterator[list]:
     """Each choice's events, one choice after another (one choice: its own, one layer less
     under every token)."""
     if len(todo) == 1:
-        return _in_reads(router.stream(todo[0]), repeat=False)
+        return _in_reads(router.stream(todo[0]), todo[0].caller.measure, repeat=False)
     return _choices(router, todo, n)
 
 
 def _choices(router: Router, todo: list, n: int) -> Iterator[list]:
     for index, request in enumerate(todo):
-        yield from _in_reads(router.stream(request), repeat=index % n != 0)
+        yield from _in_reads(router.stream(request), request.caller.measure, repeat=index % n != 0)
 
 
-def _in_reads(chunks: Iterator[Chunk], *, repeat: bool) -> Iterator[list]:
+def _in_reads(
+    chunks: Iterator[Chunk], measure: Optional[Measure], *, repeat: bool
+) -> Iterator[list]:
     """The events of ``chunks``, in lists of those whose chunks the upstream sent together.
 
     A server streaming faster than the proxy writes leaves several tokens in each read; the
@@ -120,7 +122,7 @@ def _in_reads(chunks: Iterator[Chunk], *, repeat: bool) -> Iterator[list]:
             if chunk.finish_reason is not None:
                 calls.end(together)
                 usage = _prompt_once(chunk.usage or Usage(), repeat)
-                _measure(usage)
+                _measure(measure, usage)
                 together += [
                     UsageReport(usage),
                     Finish(
@@ -133,7 +135,8 @@ def _in_reads(chunks: Iterator[Chunk], *, repeat: bool) -> Iterator[list]:
             if together and not chunk.followed:
                 if not timed:
                     timed = True
-                    measure.first_token()
+                    if measure is not None:
+                        measure.mark_first_token()
                 yield together
                 together = []
     except Exception:
@@ -188,8 +191,9 @@ def _prompt_once(usage: Usage, repeat: bool) -> Usage:
     return Usage(completion_tokens=usage.completion_tokens, reasoning_tokens=usage.reasoning_tokens)
 
 
-def _measure(usage: Usage) -> None:
-    measure.generated(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens or 0)
+def _measure(measure: Optional[Measure], usage: Usage) -> None:
+    if measure is not None:
+        measure.add_tokens(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens or 0)
 
 
 def patiently(

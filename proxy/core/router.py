@@ -1,10 +1,12 @@
 """What the API and the core ask of the one place every request goes, whatever model it names
-(:class:`proxy.fleet.fleet.Fleet` is the one implementation)."""
+(:class:`proxy.fleet.fleet.Fleet` is the one implementation). A generation's caller rides on
+its request; the other calls are handed theirs (:mod:`proxy.core.caller`)."""
 
 from __future__ import annotations
 
 from typing import Callable, Iterator, Optional, Protocol, Sequence
 
+from proxy.core.caller import NOBODY, Caller
 from proxy.core.types import (
     Chunk,
     Completion,
@@ -67,20 +69,30 @@ class Router(Protocol):
     def count_tokens(self, request: GenerationRequest) -> int:
         """The tokens of the prompt ``request`` would send, by the model's own tokenizer."""
 
-    def tokenize(self, text: str, model: Optional[str] = None) -> list:
+    def tokenize(self, text: str, model: Optional[str] = None, caller: Caller = NOBODY) -> list:
         """``(id, piece)`` for each token of ``text``."""
 
-    def token_count(self, text: str, model: Optional[str] = None) -> int:
+    def token_count(self, text: str, model: Optional[str] = None, caller: Caller = NOBODY) -> int:
         """How many tokens ``text`` is to the model, no special token added: the pieces of
         :meth:`tokenize` cost an old server a request per character of the text."""
 
-    def detokenize(self, tokens: Sequence[int], model: Optional[str] = None) -> str:
+    def detokenize(
+        self, tokens: Sequence[int], model: Optional[str] = None, caller: Caller = NOBODY
+    ) -> str:
         """Token ids back into text."""
 
-    def embed(self, inputs: Sequence[str], model: Optional[str] = None) -> Embeddings:
+    def embed(
+        self, inputs: Sequence[str], model: Optional[str] = None, caller: Caller = NOBODY
+    ) -> Embeddings:
         """One vector per input text."""
 
-    def rerank(self, query: str, documents: Sequence[str], model: Optional[str] = None) -> Ranking:
+    def rerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        model: Optional[str] = None,
+        caller: Caller = NOBODY,
+    ) -> Ranking:
         """How relevant each document is to ``query``, the most relevant first."""
 
     def models(self) -> list[ModelInfo]:

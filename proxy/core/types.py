@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Mapping, Optional
+
+from proxy.core.caller import NOBODY, Caller
 
 
 @dataclass(frozen=True)
@@ -125,8 +127,8 @@ class GenerationRequest:
     # llama.cpp's own options a client of its native API set (``n_indent``, ``t_max_*_ms``,
     # ``samplers``), sent as they are to a current server, which reads them
     native: Mapping[str, Any] = field(default_factory=dict)
-    # whether the client has gone away; polled while the request waits for a slot
-    client_gone: Callable[[], bool] = field(default=lambda: False, compare=False, repr=False)
+    # who it is served for: its key's turn, its measure, whether its client is still there
+    caller: Caller = field(default=NOBODY, compare=False, repr=False)
 
     @property
     def is_chat(self) -> bool:
@@ -141,9 +143,9 @@ class GenerationRequest:
         """This request pinned to ``slot``."""
         return self._amended(slot=slot)
 
-    def watched_by(self, client_gone: Callable[[], bool]) -> "GenerationRequest":
-        """This request, able to tell whether its client is still there."""
-        return self._amended(client_gone=client_gone)
+    def served_for(self, caller: Caller) -> "GenerationRequest":
+        """This request, served for ``caller``."""
+        return self._amended(caller=caller)
 
     def in_conversation(self, name: Optional[str]) -> "GenerationRequest":
         """This request, placed as part of the conversation ``name`` (``None``: as its

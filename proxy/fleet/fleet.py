@@ -19,6 +19,7 @@ from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
 from proxy.backends.base import Backend
 from proxy.config.catalog import Catalog, ModelSpec, with_defaults
+from proxy.core.caller import NOBODY, Caller
 from proxy.core.conversation import conversation_id, thread_id
 from proxy.core.errors import (
     InvalidRequestError,
@@ -44,7 +45,6 @@ from proxy.fleet.liveness import LiveConversations
 from proxy.fleet.placement import ReplicaLoad, choose, continues
 from proxy.fleet.replica import Replica
 from proxy.fleet.seats import answered_from
-from proxy.ops import modelside
 from proxy.servers.pool import ProcessPool
 from proxy.servers.processes import ManagedServer
 from proxy.servers.remote import RemoteServer, Supervised
@@ -176,7 +176,7 @@ class Fleet:
 
         def attempt(replica: Replica) -> Completion:
             seats = model.seats[replica.name]
-            with replica.serving():
+            with replica.serving(request.caller.measure):
                 slot = seats.prepare(conversation, request)
                 try:
                     result = replica.backend.complete(in_slot(request, slot))
@@ -184,7 +184,7 @@ class Fleet:
                     seats.release(slot)
                 served = answered_from(result.slot, slot)
                 seats.served(conversation, served)
-                _seen(request, replica, served)
+                _placed(request, replica, served)
             return result
 
         return self._failing_over(model, conversation, attempt, continues(request))
@@ -201,7 +201,7 @@ class Fleet:
             seats = model.seats[replica.name]
             started = False
             try:
-                with replica.serving():
+                with replica.serving(request.caller.measure):
                     slot = seats.prepare(conversation, request)
                     try:
                         with closing(replica.backend.stream(in_slot(request, slot))) as chunks:
@@ -210,7 +210,7 @@ class Fleet:
                                 if chunk.finish_reason is not None:
                                     served = answered_from(chunk.slot, slot)
                                     seats.served(conversation, served)
-                                    _seen(request, replica, served)
+                                    _placed(request, replica, served)
                                 yield chunk
                     finally:
                         seats.release(slot)
@@ -224,22 +224,37 @@ class Fleet:
     def count_tokens(self, request: GenerationRequest) -> int:
         model = self._model(request.model)
         request = with_defaults(request, model.spec.defaults)
-        return self._failing_over(model, None, _held(lambda backend: backend.count_tokens(request)))
+        held = _held(lambda backend: backend.count_tokens(request), request.caller)
+        return self._failing_over(model, None, held)
 
-    def tokenize(self, text: str, model: Optional[str] = None) -> list:
-        return self._any_replica(model, lambda backend: backend.tokenize(text))
+    def tokenize(self, text: str, model: Optional[str] = None, caller: Caller = NOBODY) -> list:
+        return self._any_replica(model, lambda backend: backend.tokenize(text), caller)
 
-    def token_count(self, text: str, model: Optional[str] = None) -> int:
-        return self._any_replica(model, lambda backend: backend.token_count(text))
+    def token_count(self, text: str, model: Optional[str] = None, caller: Caller = NOBODY) -> int:
+        return self._any_replica(model, lambda backend: backend.token_count(text), caller)
 
-    def detokenize(self, tokens: Sequence[int], model: Optional[str] = None) -> str:
-        return self._any_replica(model, lambda backend: backend.detokenize(tokens))
+    def detokenize(
+        self, tokens: Sequence[int], model: Optional[str] = None, caller: Caller = NOBODY
+    ) -> str:
+        return self._any_replica(model, lambda backend: backend.detokenize(tokens), caller)
 
-    def embed(self, inputs: Sequence[str], model: Optional[str] = None) -> Embeddings:
-        return self._any_replica(model, lambda backend: backend.embed(inputs))
+    def embed(
+        self, inputs: Sequence[str], model: Optional[str] = None, caller: Caller = NOBODY
+    ) -> Embeddings:
+        return self._any_replica(
+            model, lambda backend: backend.embed(inputs, model, caller), caller
+        )
 
-    def rerank(self, query: str, documents: Sequence[str], model: Optional[str] = None) -> Ranking:
-        return self._any_replica(model, lambda backend: backend.rerank(query, documents, model))
+    def rerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        model: Optional[str] = None,
+        caller: Caller = NOBODY,
+    ) -> Ranking:
+        return self._any_replica(
+            model, lambda backend: backend.rerank(query, documents, model, caller), caller
+        )
 
     def counted_as(self, model: Optional[str]) -> str:
         """The id metrics, usage and keys count ``model`` under: never a client's text."""
@@ -412,8 +427,8 @@ class Fleet:
                 if not failover.again(replica, exc):
                     raise
 
-    def _any_replica(self, name: Optional[str], call: Callable[[Backend], T]) -> T:
-        return self._failing_over(self._model(name), None, _held(call))
+    def _any_replica(self, name: Optional[str], call: Callable[[Backend], T], caller: Caller) -> T:
+        return self._failing_over(self._model(name), None, _held(call, caller))
 
     def _check(self, model: ServedModel, replica: Replica) -> Health:
         """The replica's own health report; a serving replica goes back into rotation."""
@@ -458,22 +473,24 @@ class Failover:
         )
 
 
-def _seen(request: GenerationRequest, replica: Replica, slot: Optional[int]) -> None:
+def _placed(request: GenerationRequest, replica: Replica, slot: Optional[int]) -> None:
     """Tell the inspector where the turn ran, and the thread that links it to its
     conversation's other turns."""
-    if modelside.active():
-        modelside.placed(thread_id(request), replica.name, slot)
+    side = request.caller.side
+    if side is not None:
+        side.placed(thread_id(request), replica.name, slot)
 
 
 def in_slot(request: GenerationRequest, slot: Optional[int]) -> GenerationRequest:
     return request if slot is None else request.in_slot(slot)
 
 
-def _held(call: Callable[[Backend], T]) -> Callable[[Replica], T]:
-    """``call`` on a replica's backend, the replica held able to serve meanwhile."""
+def _held(call: Callable[[Backend], T], caller: Caller) -> Callable[[Replica], T]:
+    """``call`` on a replica's backend, the replica held able to serve meanwhile (a wait for
+    its server to start is ``caller``'s)."""
 
     def attempt(replica: Replica) -> T:
-        with replica.serving():
+        with replica.serving(caller.measure):
             return call(replica.backend)
 
     return attempt

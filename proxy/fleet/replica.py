@@ -18,6 +18,7 @@ from proxy.core.errors import UNREACHABLE, UpstreamTimeoutError, UpstreamUnavail
 from proxy.core.types import Health, ModelCard, ModelInfo
 from proxy.fleet.affinity import Affinity
 from proxy.fleet.seats import KeptSeats, RememberedSeats, Seats
+from proxy.ops.measure import Measure
 from proxy.servers.processes import ManagedServer
 from proxy.servers.remote import RemoteServer
 
@@ -34,8 +35,9 @@ class Replica:
         self.name = name
         self.backend = backend
 
-    def serving(self) -> ContextManager[None]:
-        """Hold the replica able to serve for the ``with`` block."""
+    def serving(self, measure: Optional[Measure] = None) -> ContextManager[None]:
+        """Hold the replica able to serve for the ``with`` block (a wait for it to start is
+        ``measure``'s)."""
         return nullcontext()
 
     def starting(self) -> bool:
@@ -81,8 +83,8 @@ class ManagedReplica(Replica):
         self.server = server
         self.card = card
 
-    def serving(self) -> ContextManager[None]:
-        return self.server.using()
+    def serving(self, measure: Optional[Measure] = None) -> ContextManager[None]:
+        return self.server.using(measure)
 
     def starting(self) -> bool:
         return not self.server.is_ready()

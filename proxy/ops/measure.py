@@ -1,15 +1,14 @@
 """What one request cost: the proxy's own time, its time to first token, its tokens.
 
-A request's :class:`Measure` rides in a context variable, so the upstream client, the
-admission queue, the model servers' starts and the generation code can mark what they see
-without being handed anything. Its clock runs while the view runs and while each piece of a
-streamed body is made, not while the server writes to a slow client; time spent waiting on
-an upstream (or its slots, or its start) is taken off.
+The API makes a request's :class:`Measure` as the request comes in and hands it down on the
+request's caller (:mod:`proxy.core.caller`): the generation code marks the first token and
+the tokens, and every wait on an upstream (its slots, its start, its answer) is taken off.
+Its clock runs while the view runs and while each piece of a streamed body is made, not
+while the server writes to a slow client.
 """
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from time import perf_counter
 from typing import Callable, Iterable, Optional
 
@@ -39,6 +38,16 @@ class Measure:
         self.cached_tokens = 0  # prompt tokens the server took from its KV cache
         self.side = None  # the model's side, when capture keeps it (proxy.ops.modelside)
 
+    def mark_first_token(self) -> None:
+        """The first generated text is ready to go out."""
+        if self.first_token is None:
+            self.first_token = perf_counter() - self.began
+
+    def add_tokens(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> None:
+        self.prompt_tokens += prompt_tokens
+        self.completion_tokens += completion_tokens
+        self.cached_tokens += cached_tokens
+
     def pause(self) -> None:
         if self._since is not None:
             self.spent += perf_counter() - self._since
@@ -54,45 +63,19 @@ class Measure:
         return max(self.spent + running - self.waited, 0.0)
 
 
-CURRENT: ContextVar[Optional[Measure]] = ContextVar("measure", default=None)
-
-
-def start() -> Measure:
-    measure = Measure()
-    CURRENT.set(measure)
-    return measure
-
-
-def current() -> Measure:
-    """The measure of the request being served (its thread's, set by :func:`start`)."""
-    return CURRENT.get()
-
-
-def first_token() -> None:
-    """The first generated text is ready to go out."""
-    measure = CURRENT.get()
-    if measure is not None and measure.first_token is None:
-        measure.first_token = perf_counter() - measure.began
-
-
-def generated(prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> None:
-    measure = CURRENT.get()
-    if measure is not None:
-        measure.prompt_tokens += prompt_tokens
-        measure.completion_tokens += completion_tokens
-        measure.cached_tokens += cached_tokens
-
-
 class waiting:
-    """Mark the ``with`` block as waiting on something outside the proxy.
+    """Mark the ``with`` block as ``watch``'s waiting on something outside the proxy
+    (``None``: nothing is measured).
 
     A class rather than a generator: every request passes through several of these.
     """
 
     __slots__ = ("watch", "began")
 
+    def __init__(self, watch: Optional[Measure]) -> None:
+        self.watch = watch
+
     def __enter__(self) -> None:
-        self.watch = CURRENT.get()
         self.began = perf_counter()
 
     def __exit__(self, *exc_info) -> None:

@@ -2,16 +2,15 @@
 saw, the text it wrote before the proxy read calls and thoughts out of it, and where it ran.
 
 Kept only when capture is on (:mod:`proxy.access.exchanges`): the request's
-:class:`~proxy.ops.measure.Measure` then carries a :class:`ModelSide`, and the routes, the queue
-and the fleet mark it as they go. With capture off each mark is one lookup and a test.
+:class:`~proxy.ops.measure.Measure` then carries a :class:`ModelSide`, and the routes, the
+queue and the fleet mark it as they go (its caller's ``side``). With capture off there is none
+to mark.
 """
 
 from __future__ import annotations
 
 from time import perf_counter
 from typing import Callable, Optional
-
-from proxy.ops.measure import CURRENT
 
 PROXY = "proxy"  # the proxy rendered the prompt from the model's template
 SERVER = "server"  # the server's chat layer rendered it (as its /apply-template tells)
@@ -46,6 +45,30 @@ class ModelSide:
         self.raw: Optional[list] = None  # the generated text's pieces, before parsing
         self.queued = 0.0  # seconds spent in the proxy's queue for a slot
 
+    def sent(self, route: str, body: dict) -> None:
+        """``body`` went to ``route`` upstream (the last attempt's is kept)."""
+        self.route, self.body = route, body
+
+    def prompted(self, text: str) -> None:
+        """The proxy rendered ``text`` for the model."""
+        if self.prompt is None:
+            self.prompt, self.prompt_by = text, PROXY
+
+    def rendered_by_server(self, render: Callable[[], str]) -> None:
+        """The server renders the prompt; ``render`` asks it how, once the answer is out."""
+        if self.render is None:
+            self.render, self.prompt_by = render, SERVER
+
+    def wrote(self, text: str) -> None:
+        """The model wrote ``text``, as the server sent it."""
+        if text:
+            if self.raw is None:
+                self.raw = []
+            self.raw.append(text)
+
+    def placed(self, conversation: Optional[str], replica: str, slot: Optional[int]) -> None:
+        self.conversation, self.replica, self.slot = conversation, replica, slot
+
     def facts(self) -> dict:
         """What the exchange keeps of it (the server's rendering asked for now, if due)."""
         prompt = self.prompt
@@ -68,59 +91,16 @@ class ModelSide:
         }
 
 
-def _current() -> Optional[ModelSide]:
-    measure = CURRENT.get()
-    return None if measure is None else measure.side
-
-
-def active() -> bool:
-    """Whether the request being served keeps its model's side."""
-    return _current() is not None
-
-
-def sent(route: str, body: dict) -> None:
-    """``body`` went to ``route`` upstream (the last attempt's is kept)."""
-    side = _current()
-    if side is not None:
-        side.route, side.body = route, body
-
-
-def prompted(text: str) -> None:
-    """The proxy rendered ``text`` for the model."""
-    side = _current()
-    if side is not None and side.prompt is None:
-        side.prompt, side.prompt_by = text, PROXY
-
-
-def rendered_by_server(render: Callable[[], str]) -> None:
-    """The server renders the prompt; ``render`` asks it how, once the answer is out."""
-    side = _current()
-    if side is not None and side.render is None:
-        side.render, side.prompt_by = render, SERVER
-
-
-def wrote(text: str) -> None:
-    """The model wrote ``text``, as the server sent it."""
-    side = _current()
-    if side is not None and text:
-        if side.raw is None:
-            side.raw = []
-        side.raw.append(text)
-
-
-def placed(conversation: Optional[str], replica: str, slot: Optional[int]) -> None:
-    side = _current()
-    if side is not None:
-        side.conversation, side.replica, side.slot = conversation, replica, slot
-
-
 class queueing:
-    """Count the ``with`` block as time in the queue for a slot."""
+    """Count the ``with`` block as ``side``'s time in the queue for a slot (``None``: no
+    side is kept)."""
 
     __slots__ = ("side", "began")
 
+    def __init__(self, side: Optional[ModelSide]) -> None:
+        self.side = side
+
     def __enter__(self) -> None:
-        self.side = _current()
         self.began = perf_counter()
 
     def __exit__(self, *exc_info) -> None:

@@ -26,7 +26,7 @@ from typing import Callable, Iterator, Optional, Protocol, Sequence
 import psutil
 
 from proxy.core.errors import UpstreamUnavailableError
-from proxy.ops.measure import waiting
+from proxy.ops.measure import Measure, waiting
 from proxy.servers import commandline
 from proxy.servers.memory import show
 from proxy.servers.reasons import why_it_failed
@@ -145,21 +145,22 @@ class ManagedServer:
     # -- what requests do ------------------------------------------------------------------
 
     @contextmanager
-    def using(self) -> Iterator[None]:
+    def using(self, measure: Optional[Measure] = None) -> Iterator[None]:
         """Hold the server running (started if need be) for the ``with`` block."""
-        self.acquire()
+        self.acquire(measure)
         try:
             yield
         finally:
             self.release()
 
-    def acquire(self) -> None:
-        """Start the server if need be, and count one more request in it.
+    def acquire(self, measure: Optional[Measure] = None) -> None:
+        """Start the server if need be, and count one more request in it (the wait is
+        ``measure``'s).
 
         The count goes up under the same lock that finds the server ready, so the idle
         reaper or a swap cannot stop it in between; if one did just before, it starts again.
         """
-        with waiting():
+        with waiting(measure):
             while True:
                 self.ensure()
                 with self._lock:

@@ -14,7 +14,7 @@ from multiprocessing.connection import Client, Connection
 from typing import Iterator, Optional
 
 from proxy.core.errors import UpstreamUnavailableError
-from proxy.ops.measure import waiting
+from proxy.ops.measure import Measure, waiting
 
 IDLE_CONNECTIONS = 8  # kept open per worker for the next calls
 GONE = "the process that runs the model servers is gone; the proxy must be restarted"
@@ -93,10 +93,11 @@ class RemoteServer:
         self.url = url
 
     @contextmanager
-    def using(self) -> Iterator[None]:
-        """Hold the server running for the ``with`` block, on a connection of its own."""
+    def using(self, measure: Optional[Measure] = None) -> Iterator[None]:
+        """Hold the server running for the ``with`` block, on a connection of its own (the
+        wait for its start is ``measure``'s)."""
         with self.supervised.connection() as connection:
-            with waiting():
+            with waiting(measure):
                 self.supervised.ask(connection, "acquire", self.name)
             try:
                 yield

@@ -59,7 +59,7 @@ class Server:
         self.told: list = []
 
     @contextmanager
-    def using(self):
+    def using(self, measure=None):
         yield
 
     def prepare(self, key, pinned, new=False):

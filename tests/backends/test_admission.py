@@ -9,7 +9,7 @@ import pytest
 
 from proxy.backends.admission import FIRST_BACKOFF, Admission, Ticket
 from proxy.backends.slots import SlotCount
-from proxy.backends.turns import ANYONE, Party, claim
+from proxy.core.caller import Caller
 from proxy.core.errors import (
     ClientGoneError,
     QueueFullError,
@@ -17,6 +17,7 @@ from proxy.core.errors import (
     SlotUnavailableError,
     UpstreamError,
 )
+from proxy.core.party import ANYONE, Party
 from tests.polling import wait_for
 
 URL = "http://upstream.test"
@@ -92,8 +93,7 @@ def hold(
     taken = threading.Event()
 
     def run() -> None:
-        claim(party)
-        with gate.lease(**kwargs):
+        with gate.lease(Caller(party), **kwargs):
             taken.set()
             release.wait(10)
 
@@ -197,7 +197,7 @@ def test_a_client_gone_while_waiting_leaves_the_line_at_once():
 
     def wait() -> None:
         try:
-            with gate.lease(gone.is_set):
+            with gate.lease(Caller(gone=gone.is_set)):
                 errors.append("admitted")
         except ClientGoneError as exc:
             errors.append(exc)
@@ -392,8 +392,7 @@ def queue(gate: Admission, party: Party, order: list, release: threading.Event) 
     until ``release``."""
 
     def run() -> None:
-        claim(party)
-        with gate.lease():
+        with gate.lease(Caller(party)):
             order.append(party.name)
             release.wait(10)
 

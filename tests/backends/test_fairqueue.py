@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from proxy.backends.fairqueue import AGE_EVERY, FairQueue
-from proxy.backends.turns import Party
+from proxy.core.party import Party
 
 
 @dataclass(eq=False)
@@ -26,17 +26,17 @@ def party(spec: str) -> Party:
 
 
 def line_of(arrivals: list, now: float = 0.0) -> FairQueue:
-    line = FairQueue()
+    queue = FairQueue()
     for who in arrivals:
-        line.join(Asking(who), now)
-    return line
+        queue.join(Asking(who), now)
+    return queue
 
 
-def served(line: FairQueue, now: float = 0.0, held_back=lambda party: False) -> str:
-    """Serve the line one slot at a time while anyone may go: the key of each turn."""
+def served(queue: FairQueue, now: float = 0.0, held_back=lambda party: False) -> str:
+    """Serve the queue one slot at a time while anyone may go: the key of each turn."""
     order = ""
-    while (first := line.first(now, held_back)) is not None:
-        line.served(first)
+    while (first := queue.first(now, held_back)) is not None:
+        queue.served(first)
         order += first.party.name
     return order
 
@@ -60,41 +60,41 @@ def test_turns_go_round_the_keys_by_weight_and_priority(arrivals, expected):
 
 def test_a_key_that_had_its_turns_waits_behind_one_that_had_none():
     a, b = party("a"), party("b")
-    line = line_of([a] * 6)
-    assert served(line, held_back=lambda p: len(line) <= 3) == "aaa"  # three slots to a
-    line.join(Asking(b), now=0.0)
-    assert served(line) == "baaa"
+    queue = line_of([a] * 6)
+    assert served(queue, held_back=lambda p: len(queue) <= 3) == "aaa"  # three slots to a
+    queue.join(Asking(b), now=0.0)
+    assert served(queue) == "baaa"
 
 
 def test_ageing_lifts_a_low_priority_past_a_higher_one_never_past_its_equals():
     batch, interactive, other = party("b!255"), party("i!0"), party("o!255")
-    line = FairQueue()
-    line.join(Asking(batch), now=0.0)
+    queue = FairQueue()
+    queue.join(Asking(batch), now=0.0)
     waited = (255 + 1) * AGE_EVERY
-    line.join(Asking(interactive), now=waited)
-    assert served(line, now=waited) == "bi"  # waited long enough: its turn comes first
-    line = FairQueue()
+    queue.join(Asking(interactive), now=waited)
+    assert served(queue, now=waited) == "bi"  # waited long enough: its turn comes first
+    queue = FairQueue()
     for _ in range(3):
-        line.join(Asking(batch), now=0.0)
-    line.join(Asking(other), now=waited)
-    assert served(line, now=waited) == "bobb"  # as long a wait: still turns among equals
+        queue.join(Asking(batch), now=0.0)
+    queue.join(Asking(other), now=waited)
+    assert served(queue, now=waited) == "bobb"  # as long a wait: still turns among equals
 
 
 def test_a_clock_read_before_a_request_joined_counts_as_no_wait():
     low, high = party("l!255"), party("h!0")
-    line = FairQueue()
-    line.join(Asking(high), now=5.0)
-    line.join(Asking(low), now=10.0)
-    assert served(line, now=4.0) == "hl"
+    queue = FairQueue()
+    queue.join(Asking(high), now=5.0)
+    queue.join(Asking(low), now=10.0)
+    assert served(queue, now=4.0) == "hl"
 
 
 def test_a_capped_key_is_passed_over_and_a_refused_request_keeps_its_place():
     a, b = party("a"), party("b")
-    line = line_of([a, a, b])
-    first = line.first(0.0)
-    line.served(first)
-    line.rejoin(first)  # the server refused it: back first of its key's
-    assert line.first(0.0) is first
-    assert served(line, held_back=lambda p: p is a) == "b"
-    assert line.waiting() == {"a": 2} and len(line) == 2
-    assert served(line) == "aa" and len(line) == 0 and line.waiting() == {}
+    queue = line_of([a, a, b])
+    first = queue.first(0.0)
+    queue.served(first)
+    queue.rejoin(first)  # the server refused it: back first of its key's
+    assert queue.first(0.0) is first
+    assert served(queue, held_back=lambda p: p is a) == "b"
+    assert queue.waiting() == {"a": 2} and len(queue) == 2
+    assert served(queue) == "aa" and len(queue) == 0 and queue.waiting() == {}

@@ -15,7 +15,6 @@ from proxy.core.types import (
     Ranking,
     Usage,
 )
-from proxy.ops import modelside
 
 
 def rendered(request: GenerationRequest) -> str:
@@ -27,8 +26,10 @@ def rendered(request: GenerationRequest) -> str:
 
 def shown(request: GenerationRequest) -> None:
     """Tell the inspector what the fake sent "upstream" and the prompt it rendered."""
-    modelside.sent("/fake", {"prompt": rendered(request)})
-    modelside.prompted(rendered(request))
+    side = request.caller.side
+    if side is not None:
+        side.sent("/fake", {"prompt": rendered(request)})
+        side.prompted(rendered(request))
 
 
 class FakeBackend(Backend):
@@ -68,7 +69,8 @@ class FakeBackend(Backend):
         if self.error is not None:
             raise self.error
         shown(request)
-        modelside.wrote("".join(self.pieces))
+        if request.caller.side is not None:
+            request.caller.side.wrote("".join(self.pieces))
         return Completion(
             "".join(self.pieces),
             self.finish_reason,
@@ -86,7 +88,8 @@ class FakeBackend(Backend):
             for count, piece in enumerate(self.pieces):
                 if self.fail_after is not None and count == self.fail_after:
                     raise self.error
-                modelside.wrote(piece)
+                if request.caller.side is not None:
+                    request.caller.side.wrote(piece)
                 yield Chunk(text=piece)
             finished = True
             yield Chunk(finish_reason=self.finish_reason, usage=self.usage)
@@ -114,7 +117,7 @@ class FakeBackend(Backend):
         """The code point of each id; an id that is no character's stands for "?"."""
         return "".join(chr(t) if t < 0x110000 and not 0xD800 <= t < 0xE000 else "?" for t in tokens)
 
-    def embed(self, inputs, model=None) -> Embeddings:
+    def embed(self, inputs, model=None, caller=None) -> Embeddings:
         """A vector per input that tells inputs apart: [length, first code point, 0.5]."""
         if self.error is not None:
             raise self.error
@@ -124,7 +127,7 @@ class FakeBackend(Backend):
             sum(len(t) for t in inputs),
         )
 
-    def rerank(self, query, documents, model=None) -> Ranking:
+    def rerank(self, query, documents, model=None, caller=None) -> Ranking:
         """Each document scored by the words it shares with the query."""
         if self.error is not None:
             raise self.error

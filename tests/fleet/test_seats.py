@@ -46,7 +46,7 @@ class Server:
         return self.state == "ready"
 
     @contextmanager
-    def using(self):
+    def using(self, measure=None):
         self.calls.append("held")
         yield
         self.calls.append("let go")

@@ -148,7 +148,7 @@ class ChatGLMBackend(Backend):
         decoder = TextDecoder(self.model.decode)
         limit = request.max_tokens or UNLIMITED
         generated, end, counted = 0, None, False
-        with self.admission.lease(request.client_gone):
+        with self.admission.lease(request.caller):
             began = first = time.monotonic()
             for token in self.model.generate(prompt.ids, limit, sampling):
                 if not generated:

@@ -29,6 +29,7 @@ from proxy.backends.servercpp.known import KnownServer
 from proxy.backends.servercpp.prompting import TemplateChoice
 from proxy.backends.servercpp.route import CHAT_LAYER, route
 from proxy.core import context, images
+from proxy.core.caller import NOBODY, Caller
 from proxy.core.errors import InvalidRequestError, UpstreamUnavailableError
 from proxy.core.types import (
     Chunk,
@@ -136,17 +137,28 @@ class ServerCppBackend(Backend):
         with self.client.blamed():
             return self.tokens.detokenize(tokens)
 
-    def embed(self, inputs: Sequence[str], model: Optional[str] = None) -> Embeddings:
+    def embed(
+        self, inputs: Sequence[str], model: Optional[str] = None, caller: Caller = NOBODY
+    ) -> Embeddings:
         with self.embeddings.client.blamed():
-            return self.embeddings.embed(inputs)
+            return self.embeddings.embed(inputs, caller)
 
-    def rerank(self, query: str, documents: Sequence[str], model: Optional[str] = None) -> Ranking:
+    def rerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        model: Optional[str] = None,
+        caller: Caller = NOBODY,
+    ) -> Ranking:
         with self.client.blamed():
             facts = self.server.detect()
             if "rerank" not in facts.card.capabilities:
                 raise not_a_reranker(model or facts.model)
             body = self.admission.run(
-                lambda: self.client.post_json(rerank.PATH, rerank.payload(query, documents))
+                lambda: self.client.post_json(
+                    rerank.PATH, rerank.payload(query, documents), caller=caller
+                ),
+                caller,
             )
             return rerank.ranking(body, len(documents), self.client.label)
 

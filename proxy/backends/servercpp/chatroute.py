@@ -18,7 +18,6 @@ from proxy.backends.servercpp.streams import collect
 from proxy.backends.structured.stops import stopping
 from proxy.core.errors import UpstreamError
 from proxy.core.types import Chunk, Completion, GenerationRequest
-from proxy.ops import modelside
 
 RENDER_TIMEOUT = 10.0  # seconds the inspector waits for the server's rendering of a prompt
 
@@ -34,21 +33,19 @@ class ChatRoute:
             return collect(self.stream(request))
         server = self.server
         payload = chat.chat_payload(request, stream=False, **self._options())
-        self._seen(request, payload)
+        self._tell(request, payload)
         body = server.admission.run(
             lambda: server.reconnecting(
-                lambda _: server.client.post_json(
-                    chat.PATH, payload, client_gone=request.client_gone
-                )
+                lambda _: server.client.post_json(chat.PATH, payload, caller=request.caller)
             ),
-            request.client_gone,
+            request.caller,
         )
         return self._finisher(request).whole(
             chat.completion(body, server.client.label, request.logprobs)
         )
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
-        chunks = self.server.admission.stream(lambda: self._chunks(request), request.client_gone)
+        chunks = self.server.admission.stream(lambda: self._chunks(request), request.caller)
         if request.stop:
             chunks = stopping(chunks, request.stop)
         return self._finisher(request).stream(chunks)
@@ -72,21 +69,23 @@ class ChatRoute:
         """One attempt: open the upstream stream and read it into chunks."""
         server = self.server
         payload = chat.chat_payload(request, stream=True, **self._options())
-        self._seen(request, payload)
+        self._tell(request, payload)
         with contextlib.ExitStack() as stack:
             lines = server.reconnecting(
                 lambda _: stack.enter_context(
-                    server.client.stream(chat.PATH, payload, client_gone=request.client_gone)
+                    server.client.stream(chat.PATH, payload, caller=request.caller)
                 )
             )
             yield from chat.stream_chunks(lines, server.client.label, request.logprobs)
 
-    def _seen(self, request: GenerationRequest, payload: dict) -> None:
+    def _tell(self, request: GenerationRequest, payload: dict) -> None:
         """Tell the inspector what went upstream, and how to ask the server what it
         rendered of it; the text the model wrote stays the server's (it reads calls and
         thoughts out of it itself)."""
-        modelside.sent(chat.PATH, payload)
-        modelside.rendered_by_server(lambda: self._rendered(request, timeout=RENDER_TIMEOUT))
+        side = request.caller.side
+        if side is not None:
+            side.sent(chat.PATH, payload)
+            side.rendered_by_server(lambda: self._rendered(request, timeout=RENDER_TIMEOUT))
 
     def _finisher(self, request: GenerationRequest) -> Finisher:
         """The server's answers name no slot; their thoughts are always told apart."""

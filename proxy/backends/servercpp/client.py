@@ -6,12 +6,13 @@ import contextlib
 import json
 import socket
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional
+from typing import Iterator, Optional
 
 import orjson
 
 from proxy.backends.servercpp.connections import Abandoned, Connection, ConnectionPool, Head
 from proxy.backends.servercpp.parse import stream_error
+from proxy.core.caller import NOBODY, Caller, never
 from proxy.core.errors import (
     UNREACHABLE,
     ClientGoneError,
@@ -22,8 +23,7 @@ from proxy.core.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from proxy.ops import measure
-from proxy.ops.measure import waiting
+from proxy.ops.measure import Measure, waiting
 
 
 @dataclass(frozen=True)
@@ -98,17 +98,13 @@ class UpstreamClient:
         return self._whole(path, self._post(path, body), timeout)
 
     def post_json(
-        self,
-        path: str,
-        body: dict,
-        *,
-        client_gone: Optional[Callable[[], bool]] = None,
-        timeout: Optional[float] = None,
+        self, path: str, body: dict, *, caller: Caller = NOBODY, timeout: Optional[float] = None
     ) -> object:
-        """POST and return the decoded JSON answer, or raise the mapped error;
-        ``client_gone``: the request's client, whose leaving gives the answer up (and tells the
-        server to stop working on it); ``timeout``: seconds, the upstream's by default."""
-        reply = self._whole(path, self._post(path, body), timeout, client_gone)
+        """POST and return the decoded JSON answer, or raise the mapped error; ``caller``:
+        the request's, whose waits are taken off its measure and whose client's leaving
+        gives the answer up (and tells the server to stop working on it); ``timeout``:
+        seconds, the upstream's by default."""
+        reply = self._whole(path, self._post(path, body), timeout, caller)
         self.raise_for_status(reply)
         try:
             return reply.json()
@@ -118,21 +114,19 @@ class UpstreamClient:
             ) from None
 
     @contextlib.contextmanager
-    def stream(
-        self, path: str, body: dict, *, client_gone: Optional[Callable[[], bool]] = None
-    ) -> Iterator[Iterator[list]]:
+    def stream(self, path: str, body: dict, *, caller: Caller = NOBODY) -> Iterator[Iterator[list]]:
         """POST and yield the body's lines as they arrive (see :meth:`Connection.lines`);
         leaving closes the connection.
 
         Closing the connection early is what tells server.cpp to stop generating; servers
-        close it after a stream anyway, so it never goes back to the pool. ``client_gone``:
-        as for :meth:`post_json`, while the server sends nothing (a long prompt).
+        close it after a stream anyway, so it never goes back to the pool. ``caller``: as for
+        :meth:`post_json`, its client watched while the server sends nothing (a long prompt).
         """
-        connection, head = self._send(self._post(path, body), None, client_gone)
+        connection, head = self._send(self._post(path, body), None, caller)
         try:
             if head.status >= 400:
-                self.raise_for_status(self._read(connection, head, path))
-            yield connection.lines(head, self._failed, measure.current())
+                self.raise_for_status(self._read(connection, head, path, caller.measure))
+            yield connection.lines(head, self._failed, caller.measure)
         finally:
             connection.close()
 
@@ -153,19 +147,15 @@ class UpstreamClient:
         return b"%sContent-Length: %d\r\n\r\n%s" % (self._head("POST", path), len(data), data)
 
     def _whole(
-        self,
-        path: str,
-        request: bytes,
-        timeout: Optional[float],
-        client_gone: Optional[Callable[[], bool]] = None,
+        self, path: str, request: bytes, timeout: Optional[float], caller: Caller = NOBODY
     ) -> UpstreamReply:
-        connection, head = self._send(request, timeout, client_gone)
+        connection, head = self._send(request, timeout, caller)
         try:
-            reply = self._read(connection, head, path)
+            reply = self._read(connection, head, path, caller.measure)
         except ProxyError:
             connection.close()
             raise
-        if client_gone is not None:
+        if caller.gone is not never:
             connection.watch(None)
         if head.keep_alive and not head.chunked:  # a chunked body's trailers are left unread
             if timeout is not None:
@@ -175,21 +165,16 @@ class UpstreamClient:
             connection.close()
         return reply
 
-    def _send(
-        self,
-        request: bytes,
-        timeout: Optional[float],
-        client_gone: Optional[Callable[[], bool]] = None,
-    ) -> tuple:
+    def _send(self, request: bytes, timeout: Optional[float], caller: Caller = NOBODY) -> tuple:
         """Send the request and read the answer's head, on a pooled connection if one is
         open; one that the server closed while idle is replaced once."""
-        with waiting():
+        with waiting(caller.measure):
             for _ in range(2):
                 connection, reused = self._take()
                 if timeout is not None:
                     connection.set_deadline(timeout)
-                if client_gone is not None:
-                    connection.watch(client_gone)
+                if caller.gone is not never:
+                    connection.watch(caller.gone)
                 try:
                     return connection, connection.exchange(request)
                 except ConnectionError as exc:
@@ -213,9 +198,11 @@ class UpstreamClient:
         except OSError as exc:
             raise self._unreachable() from exc
 
-    def _read(self, connection: Connection, head: Head, path: str) -> UpstreamReply:
+    def _read(
+        self, connection: Connection, head: Head, path: str, measure: Optional[Measure] = None
+    ) -> UpstreamReply:
         try:
-            with waiting():
+            with waiting(measure):
                 content = connection.body(head)
         except Exception as exc:
             raise self._failed(exc) from exc

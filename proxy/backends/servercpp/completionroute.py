@@ -25,7 +25,7 @@ from proxy.backends.structured.constraints import output_fields
 from proxy.backends.structured.toolformats import FORMATS, tool_names
 from proxy.core import images
 from proxy.core.types import Chunk, Completion, GenerationRequest
-from proxy.ops import modelside
+from proxy.ops.modelside import ModelSide
 
 
 class CompletionRoute:
@@ -46,18 +46,16 @@ class CompletionRoute:
         def post(facts: ServerFacts) -> tuple:
             prompt, payload = self._payload(request, facts, stream=False)
             path = _path(request, facts)
-            _seen(request, path, prompt, payload)
-            return (
-                facts,
-                prompt,
-                server.client.post_json(path, payload, client_gone=request.client_gone),
-            )
+            _told(request, path, prompt, payload)
+            return (facts, prompt, server.client.post_json(path, payload, caller=request.caller))
 
         facts, prompt, body = server.admission.run(
-            lambda: server.reconnecting(post), request.client_gone
+            lambda: server.reconnecting(post), request.caller
         )
         result = parse.completion(body, server.client.label, request.logprobs)
-        modelside.wrote(result.text)
+        side = request.caller.side
+        if side is not None:
+            side.wrote(result.text)
         opened = _thoughts_open(facts, request, prompt)
         if opened is not None:
             result = replies.with_thoughts(result, opened)
@@ -83,7 +81,7 @@ class CompletionRoute:
         finishers: list = []  # how the answer of the attempt that reached the server ends
         chunks = self.server.admission.stream(
             lambda: self._chunks(request, finishers, count_first),
-            request.client_gone,
+            request.caller,
             ends=_last,
             slot=_slot,
         )
@@ -101,13 +99,11 @@ class CompletionRoute:
             def attempt(facts: ServerFacts) -> tuple:
                 prompt, payload = self._payload(_counted(request, facts), facts, stream=True)
                 path = _path(request, facts)
-                _seen(request, path, prompt, payload)
+                _told(request, path, prompt, payload)
                 return (
                     facts,
                     prompt,
-                    stack.enter_context(
-                        server.client.stream(path, payload, client_gone=request.client_gone)
-                    ),
+                    stack.enter_context(server.client.stream(path, payload, caller=request.caller)),
                 )
 
             facts, prompt, lines = server.reconnecting(attempt)
@@ -116,8 +112,9 @@ class CompletionRoute:
             limit = _legacy_limit(request, facts)
             top = _counted(request, facts).logprobs  # what was asked of the server
             chunks = parse.stream_chunks(lines, server.client.label, top)
-            if modelside.active():
-                chunks = _written(chunks)
+            side = request.caller.side
+            if side is not None:
+                chunks = _written(chunks, side)
             if limit is not None:
                 chunks = budget.limited(chunks, limit, keep_logprobs=request.logprobs is not None)
             if facts.kind.legacy and count_first:
@@ -191,18 +188,20 @@ def _path(request: GenerationRequest, facts: ServerFacts) -> str:
     return "/infill" if request.suffix is not None and facts.kind.fills == INFILL else "/completion"
 
 
-def _seen(request: GenerationRequest, path: str, prompt: RenderedPrompt, payload: dict) -> None:
+def _told(request: GenerationRequest, path: str, prompt: RenderedPrompt, payload: dict) -> None:
     """Tell the inspector what went upstream and, on ``/completion``, the prompt (a gap the
     server lays out itself on ``/infill``)."""
-    modelside.sent(path, payload)
-    if path == "/completion" and request.suffix is None:
-        modelside.prompted(prompt.text)
+    side = request.caller.side
+    if side is not None:
+        side.sent(path, payload)
+        if path == "/completion" and request.suffix is None:
+            side.prompted(prompt.text)
 
 
-def _written(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
-    """``chunks``, their text told to the inspector as the server sent it."""
+def _written(chunks: Iterator[Chunk], side: ModelSide) -> Iterator[Chunk]:
+    """``chunks``, their text told to the inspector (``side``) as the server sent it."""
     for chunk in chunks:
-        modelside.wrote(chunk.text)
+        side.wrote(chunk.text)
         yield chunk
 
 

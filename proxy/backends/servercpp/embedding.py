@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 from proxy.backends.admission import Admission
 from proxy.backends.servercpp.client import UpstreamClient
 from proxy.backends.servercpp.pieces import server_piece, whole_pieces
+from proxy.core.caller import NOBODY, Caller
 from proxy.core.errors import NotImplementedByBackendError, SlotUnavailableError, UpstreamError
 from proxy.core.types import Embeddings
 
@@ -79,19 +80,20 @@ class TokenClient:
             raise UpstreamError(f"{self.client.label} answered /detokenize without text")
         return content
 
-    def embed(self, inputs: Sequence[str]) -> Embeddings:
+    def embed(self, inputs: Sequence[str], caller: Caller = NOBODY) -> Embeddings:
         # One input at a time: llama-server (b1-0c1e570) returned a wrong vector for one of
         # two embeddings computed at once while a /tokenize ran beside them.
-        results = [self._embed_one(text) for text in inputs]
+        results = [self._embed_one(text, caller) for text in inputs]
         return Embeddings(
             tuple(vector for vector, _ in results), sum(count for _, count in results)
         )
 
-    def _embed_one(self, text: str) -> tuple:
+    def _embed_one(self, text: str, caller: Caller) -> tuple:
         def embedding() -> object:
-            return self._vector(self.client.post_json("/embedding", {"content": text}))
+            body = self.client.post_json("/embedding", {"content": text}, caller=caller)
+            return self._vector(body)
 
-        vector = self.admission.run(embedding) if self.admission else embedding()
+        vector = self.admission.run(embedding, caller) if self.admission else embedding()
         return vector, len(self.token_ids(text))
 
     def _vector(self, body: object) -> list:

@@ -1,13 +1,12 @@
 """Whose turn a request waits as: its key's name, share of the slots, priority and cap.
 
-The key is known at the door, the queue far below it; a request's :class:`Party` rides in a
-context variable between the two, as its :class:`~proxy.ops.measure.Measure` does.
+The key is known at the door, the queue far below it: a request's :class:`Party` goes down
+on its :class:`~proxy.core.caller.Caller`.
 """
 
 from __future__ import annotations
 
 import threading
-from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -63,13 +62,3 @@ class Party:
 
 
 ANYONE = Party()  # every request when the proxy has no keys: one party, first come first served
-CURRENT: ContextVar[Party] = ContextVar("party", default=ANYONE)
-
-
-def claim(party: Party) -> None:
-    """The request being served is ``party``'s (set at the door of every request)."""
-    CURRENT.set(party)
-
-
-def current() -> Party:
-    return CURRENT.get()

@@ -1,0 +1,37 @@
+"""Who a request is served for, below the API: made once per request by the API, carried down
+on the request (:attr:`GenerationRequest.caller <proxy.core.types.GenerationRequest.caller>`)
+or handed to the router's other calls, and read where it matters: the queue takes turns by
+its party, every wait on a server is taken off its measure, the inspector's marks go on the
+model's side, and a request waiting for a slot gives up once its client has gone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from proxy.core.party import ANYONE, Party
+from proxy.ops.measure import Measure
+from proxy.ops.modelside import ModelSide
+
+
+def never() -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class Caller:
+    """``party``: whose turn the request waits as (its key's); ``measure``: its time and
+    tokens (``None``: not measured, as in a call made outside any request); ``gone``: whether
+    its client has hung up, polled while it waits."""
+
+    party: Party = ANYONE
+    measure: Optional[Measure] = None
+    gone: Callable[[], bool] = never
+
+    @property
+    def side(self) -> Optional[ModelSide]:
+        """The model's side of its exchange, kept while capture asks for it."""
+        return None if self.measure is None else self.measure.side
+
+
+NOBODY = Caller()  # a call of the proxy's own: nobody's turn, nothing measured
