@@ -26,10 +26,9 @@ from proxy.api import (
     responses,
     web,
 )
-from proxy.api.jsonbody import OrjsonProvider
+from proxy.api.body import OrjsonProvider
 from proxy.api.reload import Reloader
-from proxy.api.routes import Routes
-from proxy.api.state import ProxyState
+from proxy.api.state import ProxyState, Routes
 from proxy.backends.base import Backend
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
@@ -43,7 +42,7 @@ from proxy.ops.history import History
 from proxy.ops.metrics import Metrics
 from proxy.servers.build import served_catalog
 
-# every API the app serves, each registered the same way (see proxy.api.routes)
+# every API the app serves, each registered the same way (see proxy.api.state)
 ROUTES = (
     openai.routes,
     anthropic.routes,

@@ -49,10 +49,10 @@ def test_the_import_contracts_are_kept():
             "proxy.core.types -> proxy.dialects.streaming",
         ),
         (
-            "config/tomlfile.py",
+            "config/runtime.py",
             "import proxy.fleet.fleet",
             "Imports point down",
-            "proxy.config.tomlfile -> proxy.fleet.fleet",
+            "proxy.config.runtime -> proxy.fleet.fleet",
         ),
         (
             "fleet/health.py",

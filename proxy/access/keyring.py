@@ -29,7 +29,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
-from proxy.config.tomlfile import read_toml
+from proxy.config.files import read_toml
 from proxy.core.party import DEFAULT_PRIORITY, HIGHEST, LOWEST
 
 FIELDS = {

@@ -9,7 +9,7 @@ import secrets
 import tomli_w
 
 from proxy.access.keyring import FIELDS
-from proxy.config.tomlfile import tomllib
+from proxy.config.files import tomllib
 
 TABLE = re.compile(r"^[ \t]*\[\[[ \t]*keys[ \t]*\]\]", re.MULTILINE)
 NEW_SECRET_BYTES = 24  # a new key's secret: 192 random bits, as URL-safe text

@@ -5,7 +5,7 @@ quote their output); only the admin, presenting the admin key as a bearer token,
 Everyone else sees at most what a client of the API already knows, plus load:
 
 - **the admin key**: everything, as the admin API shows it (a server's secrets blanked
-  there too, :mod:`proxy.servers.commandline`);
+  there too, :mod:`proxy.servers.showing`);
 - **a client key**: the models that key may use (every model for a key without a list),
   each with its aliases, its replicas' health, generation, slots busy and known, requests
   queued, tokens and charts, and for a server the proxy runs its state and memory;

@@ -13,8 +13,7 @@ from proxy.access.divergence import divergence
 from proxy.access.keyring import described
 from proxy.api.auth import presented_key, require_key
 from proxy.api.body import read_json
-from proxy.api.routes import Routes
-from proxy.api.state import get_state
+from proxy.api.state import Routes, get_state
 from proxy.core.errors import InvalidRequestError, NotFoundError, ProxyError
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from proxy.api.routes import Routes
 from proxy.api.serve import asked, serve, versioned
-from proxy.api.state import get_state
+from proxy.api.state import Routes, get_state
 from proxy.dialects import anthropic
 
 bp = Blueprint("anthropic", __name__)

@@ -9,9 +9,8 @@ from flask import Blueprint, Response, jsonify
 
 from proxy.api.body import read_json
 from proxy.api.model import answer_name
-from proxy.api.routes import Routes
 from proxy.api.serve import asked, caller, serve
-from proxy.api.state import get_state
+from proxy.api.state import Routes, get_state
 from proxy.core.fields import asked_model
 from proxy.dialects import glm
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from proxy.api.routes import Routes
 from proxy.api.serve import asked, serve
+from proxy.api.state import Routes
 from proxy.dialects import infill
 
 bp = Blueprint("llamacpp", __name__)

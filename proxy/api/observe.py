@@ -20,8 +20,7 @@ from proxy.access import exchanges
 from proxy.api.auth import require_key
 from proxy.api.body import UNREAD
 from proxy.api.model import request_model_if_read
-from proxy.api.routes import Routes
-from proxy.api.state import ProxyState, get_state
+from proxy.api.state import ProxyState, Routes, get_state
 from proxy.core.errors import NotFoundError, PermissionDeniedError
 from proxy.ops.measure import Measure, Timed
 from proxy.ops.modelside import ModelSide

@@ -5,7 +5,7 @@ waitress; gunicorn's master starts its workers afresh, each reading them), when 
 Both are read and checked before either is used: a file that does not parse leaves the
 proxy as it was, and the reason is logged and told. A key removed is refused at its next
 request, a key added accepted at once; a model removed finishes its open streams before its
-server stops (:mod:`proxy.fleet.anew`).
+server stops (:mod:`proxy.fleet.build`).
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from proxy.access.gate import Access
 from proxy.access.keyring import parse_keys
 from proxy.access.keysfile import new_secret, with_key, without_key
 from proxy.config.catalog import Catalog, from_settings
+from proxy.config.files import tomllib
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
-from proxy.config.tomlfile import tomllib
 from proxy.core.router import Router
 from proxy.servers.build import served_catalog
 
-ServeCatalog = Callable[[Callable[[], Catalog]], None]  # proxy.fleet.anew.Anew.serve
+ServeCatalog = Callable[[Callable[[], Catalog]], None]  # proxy.fleet.build.Anew.serve
 
 logger = logging.getLogger(__name__)
 

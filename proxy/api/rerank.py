@@ -8,9 +8,8 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from proxy.api.body import read_json
 from proxy.api.model import answer_name
-from proxy.api.routes import Routes
 from proxy.api.serve import caller
-from proxy.api.state import get_state
+from proxy.api.state import Routes, get_state
 from proxy.dialects import rerank
 
 bp = Blueprint("rerank", __name__)

@@ -6,9 +6,8 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from proxy.access.gate import ANONYMOUS
 from proxy.access.stored import StoredResponse
-from proxy.api.routes import Routes
 from proxy.api.serve import asked, serve, versioned
-from proxy.api.state import get_state
+from proxy.api.state import Routes, get_state
 from proxy.core.errors import InvalidRequestError
 from proxy.dialects import responses
 from proxy.dialects.dialect import Ask

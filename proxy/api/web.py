@@ -8,8 +8,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 
 from proxy.access.visibility import Viewer, health_seen, seen, viewer
 from proxy.api.auth import presented_key
-from proxy.api.routes import Routes, endpoints
-from proxy.api.state import get_state
+from proxy.api.state import Routes, endpoints, get_state
 from proxy.ops.metrics import Summed
 
 bp = Blueprint("web", __name__)

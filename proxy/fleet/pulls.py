@@ -1,6 +1,6 @@
 """Models clients pull and delete while the proxy serves (Ollama's ``/api/pull`` and
 ``/api/delete``): fetched from the hub into its cache, named in the proxy's list of pulled
-models, and served from then on by every process of the proxy (:mod:`proxy.fleet.anew`).
+models, and served from then on by every process of the proxy (:mod:`proxy.fleet.build`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from proxy.config.hubref import FORM, HubReference
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
 from proxy.core.errors import InvalidRequestError, ModelNotFoundError, UpstreamError
-from proxy.fleet.anew import Anew
-from proxy.fleet.build import Models
+from proxy.fleet.build import Anew, Models
 from proxy.fleet.fleet import Fleet
 from proxy.servers import hub
 from proxy.servers.build import fetched, pulled_anew, pulled_models

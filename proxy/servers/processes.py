@@ -27,9 +27,9 @@ import psutil
 
 from proxy.core.errors import UpstreamUnavailableError
 from proxy.ops.measure import Measure, waiting
-from proxy.servers import commandline
+from proxy.servers import showing
 from proxy.servers.memory import show
-from proxy.servers.reasons import why_it_failed
+from proxy.servers.showing import why_it_failed
 from proxy.servers.slotcache import SlotFiles
 from proxy.servers.slotkeeper import SlotKeeper
 
@@ -73,12 +73,12 @@ class Launch:
     @property
     def shown(self) -> str:
         """The command as logs show it, its secrets blanked."""
-        return commandline.shown(self.command)
+        return showing.shown(self.command)
 
     def scrubbed(self, text: str) -> str:
         """``text`` (the server's output, an error quoting it) with the command's secrets
         blanked, should the server have echoed them."""
-        return commandline.scrubbed(text, commandline.secrets(self.command))
+        return showing.scrubbed(text, showing.secrets(self.command))
 
 
 class Room(Protocol):

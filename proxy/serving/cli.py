@@ -85,7 +85,7 @@ def serve_waitress(app, settings: Settings) -> None:
     # which a few hundred open streams (each a client and an upstream socket) reach.
     # No request lookahead: reading a connection ahead of its running request makes the
     # event loop spin on every answer; a hang-up is noticed on the socket itself (see
-    # proxy.api.disconnect).
+    # proxy.api.serve).
     serving = settings.serving
     server = waitress.create_server(
         app,

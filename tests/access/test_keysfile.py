@@ -6,7 +6,7 @@ import pytest
 
 from proxy.access.keyring import parse_keys
 from proxy.access.keysfile import new_secret, with_key, without_key
-from proxy.config.tomlfile import tomllib
+from proxy.config.files import tomllib
 
 FILE = """# the team's keys
 

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from proxy.api.disconnect import client_gone_probe
+from proxy.api.serve import client_gone_probe
 
 
 @pytest.fixture

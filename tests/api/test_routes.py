@@ -7,7 +7,7 @@ from flask import Blueprint
 from werkzeug.routing import Map, Rule
 
 from proxy import app as application
-from proxy.api.routes import Routes, endpoints
+from proxy.api.state import Routes, endpoints
 from proxy.core.errors import InvalidRequestError
 
 PAGE = {"Accept": "text/html"}

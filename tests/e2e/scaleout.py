@@ -32,7 +32,7 @@ import pytest
 import requests
 
 from proxy.access.keyring import KeySpec, parse_keys
-from proxy.config.tomlfile import tomllib
+from proxy.config.files import tomllib
 from proxy.core.conversation import conversation_id
 from proxy.core.types import GenerationRequest, Message
 from proxy.fleet.placement import rank

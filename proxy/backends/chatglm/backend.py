@@ -23,9 +23,9 @@ from proxy.backends.chatglm import messages, options
 from proxy.backends.chatglm.decoding import TextDecoder
 from proxy.backends.chatglm.model import UNLIMITED, LoadedModel
 from proxy.backends.chatglm.reply import ReplyFilter
-from proxy.backends.files import digest
 from proxy.backends.slots import SlotCount
 from proxy.backends.structured import replies
+from proxy.config.files import digest
 from proxy.config.settings import Settings
 from proxy.core import images
 from proxy.core.errors import InvalidRequestError

@@ -18,7 +18,7 @@ from typing import Iterator, Optional, Sequence, Union
 
 from proxy.backends.admission import Admission
 from proxy.backends.base import Backend, not_a_reranker
-from proxy.backends.servercpp import rerank
+from proxy.backends.servercpp import budget, rerank
 from proxy.backends.servercpp.chatroute import ChatRoute
 from proxy.backends.servercpp.client import UpstreamClient
 from proxy.backends.servercpp.completionroute import CompletionRoute
@@ -28,7 +28,7 @@ from proxy.backends.servercpp.kinds import INFILL
 from proxy.backends.servercpp.known import KnownServer
 from proxy.backends.servercpp.prompting import TemplateChoice
 from proxy.backends.servercpp.route import CHAT_LAYER, route
-from proxy.core import context, images
+from proxy.core import images
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.errors import InvalidRequestError, UpstreamUnavailableError
 from proxy.core.types import (
@@ -107,7 +107,7 @@ class ServerCppBackend(Backend):
                 "model (a code model's, such as Qwen2.5-Coder's, in a GGUF file it can read)",
                 param="suffix",
             )
-        context.check_fits(request, facts.card.context_length)
+        budget.check_fits(request, facts.card.context_length)
 
     def _check_images(self, request: GenerationRequest) -> None:
         """Refuse images the model cannot see: its server reads none (no vision projector,

@@ -1,4 +1,12 @@
-"""A token limit kept by the proxy, for old servers that overshoot ``n_predict``.
+"""Token limits the proxy keeps: the context a prompt must fit, and the limit old servers
+overshoot.
+
+A chat far beyond a model's context is known without tokenizing it (which takes the server
+time in proportion to the prompt: over a second for 3 MiB), and the oldest servers do not
+refuse a prompt longer than their context: they cut it and answer. No tokenizer's tokens
+average near :data:`MOST_CHARACTERS_PER_TOKEN` characters over real text (they average three
+to five), so a chat of more characters than that many times the context cannot fit, and is
+refused at once.
 
 PowerInfer's server and llama.cpp of 2023 generate one token more than ``n_predict``, and
 at least three, so the proxy streams with ``n_probs`` and counts the tokens itself. Each
@@ -13,9 +21,10 @@ from __future__ import annotations
 import codecs
 import re
 from dataclasses import replace
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
-from proxy.core.types import Chunk, Usage
+from proxy.core.errors import ContextLengthError
+from proxy.core.types import Chunk, GenerationRequest, Usage
 
 BYTE_PIECE = re.compile(r"byte: \\x([0-9a-fA-F]{1,2})")
 
@@ -114,3 +123,26 @@ def _final(rest: Iterator[Chunk], limit: int) -> Chunk:
 
 def _shown(chunk: Chunk, keep_logprobs: bool) -> Chunk:
     return chunk if keep_logprobs or not chunk.logprobs else replace(chunk, logprobs=())
+
+
+MOST_CHARACTERS_PER_TOKEN = 32
+
+
+def fewest_tokens(request: GenerationRequest) -> int:
+    """A number of tokens ``request``'s prompt certainly takes, from its text's length."""
+    characters = (
+        len(request.prompt)
+        if request.prompt is not None
+        else sum(len(message.content) for message in request.messages)
+    )
+    return characters // MOST_CHARACTERS_PER_TOKEN
+
+
+def check_fits(request: GenerationRequest, context: Optional[int]) -> None:
+    """Refuse ``request`` when its prompt is far beyond ``context`` tokens (``None``: a
+    context not known)."""
+    if context is None:
+        return
+    fewest = fewest_tokens(request)
+    if fewest > context:
+        raise ContextLengthError(fewest, context, at_least=True)

@@ -6,9 +6,9 @@ import hashlib
 import os
 from typing import Optional
 
-from proxy.backends.files import digest
 from proxy.backends.servercpp import gguffile
 from proxy.backends.servercpp.prompting import THINK_CLOSE, THINK_OPEN, ChatTemplate
+from proxy.config.files import digest
 from proxy.core.types import ModelCard
 
 # words of a chat template that lets its models think (a switch, or where thoughts go back)

@@ -12,9 +12,8 @@ import contextlib
 from typing import Iterator, Optional
 
 from proxy.backends.servercpp import chat
-from proxy.backends.servercpp.finish import Finisher
+from proxy.backends.servercpp.finish import Finisher, collect
 from proxy.backends.servercpp.known import KnownServer
-from proxy.backends.servercpp.streams import collect
 from proxy.backends.structured.stops import stopping
 from proxy.core.errors import UpstreamError
 from proxy.core.types import Chunk, Completion, GenerationRequest

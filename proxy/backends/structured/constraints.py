@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 
-from proxy.backends.structured.gbnf import UnsupportedSchemaError, literal, repeat
 from proxy.backends.structured.grammar import GrammarBuilder, schema_grammar
+from proxy.backends.structured.patterns import UnsupportedSchemaError, literal, repeat
 from proxy.backends.structured.toolformats import ToolFormat
 from proxy.core.errors import InvalidRequestError
 from proxy.core.types import GenerationRequest

@@ -23,8 +23,13 @@ import json
 import re
 from typing import Any, Optional
 
-from proxy.backends.structured.gbnf import MAX_REPEAT, UnsupportedSchemaError, literal, repeat
-from proxy.backends.structured.patterns import regex_to_gbnf
+from proxy.backends.structured.patterns import (
+    MAX_REPEAT,
+    UnsupportedSchemaError,
+    literal,
+    regex_to_gbnf,
+    repeat,
+)
 
 ANNOTATIONS = {
     "title",

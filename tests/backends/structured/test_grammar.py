@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from proxy.backends.structured.gbnf import UnsupportedSchemaError, repeat
 from proxy.backends.structured.grammar import schema_grammar
+from proxy.backends.structured.patterns import UnsupportedSchemaError, repeat
 
 from .gbnf import Grammar
 

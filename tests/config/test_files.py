@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from proxy.config.paths import (
+from proxy.config.files import (
     names_a_file,
     resolved,
     resolved_arguments,

@@ -1,16 +1,29 @@
-"""Paths as people type them: ``~`` expanded, and a relative one taken from the folder it was
-written for (the working folder for a flag, the models file's own folder for what the file
-names, as docker-compose and llama-swap read theirs). Each is resolved once, when the settings
-are read, so the servers the proxy starts (which run in their log folder) find the same file.
-A hub reference (``hf:org/repo``) is no path and stays as it is."""
+"""Files as operators name them: paths as people type them, TOML as they write it, a model
+file by a name that is cheap to take.
+
+A path has ``~`` expanded, and a relative one is taken from the folder it was written for
+(the working folder for a flag, the models file's own folder for what the file names, as
+docker-compose and llama-swap read theirs). Each is resolved once, when the settings are
+read, so the servers the proxy starts (which run in their log folder) find the same file. A
+hub reference (``hf:org/repo``) is no path and stays as it is. A TOML file's mistakes are
+told in one line. A model file of tens of gigabytes is named by its real path, size and
+modification time, never read for it.
+"""
 
 from __future__ import annotations
 
 import os
 import shlex
+import sys
 from typing import Callable, Sequence
 
 from proxy.config.hubref import is_hub_reference
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.9 and 3.10
+    import tomli as tomllib
+import hashlib
 
 ExistsIn = Callable[[str], bool]  # whether a path (already joined to its folder) exists
 
@@ -53,3 +66,22 @@ def _argument(argument: str, folder: str, exists: ExistsIn) -> str:
     if argument.startswith(("./", "../", "~")) or exists(os.path.join(folder, argument)):
         return resolved(argument, folder)
     return argument
+
+
+def read_toml(path: str, what: str, error: type = ValueError) -> dict:
+    """The document at ``path``, or ``error`` saying why not (``what``: "models file"…)."""
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise error(f"cannot read the {what} {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{path}: not valid TOML: {exc}") from None
+
+
+def digest(path: str) -> str:
+    """A stable name for the file at ``path``: its real path, size and modification time
+    hashed (a model file of tens of gigabytes is not read for it)."""
+    status = os.stat(path)
+    text = f"{os.path.realpath(path)}\x1f{status.st_size}\x1f{status.st_mtime_ns}"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
