@@ -73,10 +73,10 @@ def test_the_import_contracts_are_kept():
             "proxy.dialects.glm -> proxy.backends.base",
         ),
         (
-            "backends/chatglm/options.py",
+            "backends/chatglm/translation.py",
             "import proxy.backends.servercpp.payload",
             "Each kind of backend stands alone",
-            "proxy.backends.chatglm.options -> proxy.backends.servercpp.payload",
+            "proxy.backends.chatglm.translation -> proxy.backends.servercpp.payload",
         ),
         (
             "core/sse.py",

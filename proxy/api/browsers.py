@@ -1,5 +1,5 @@
 """Browsers: the requests a web page may make the proxy serve, and the headers that keep its
-own pages from being framed or sniffed (see :mod:`proxy.access.browsers`)."""
+own pages from being framed or sniffed (see :mod:`proxy.access.visibility`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import secrets
 
 from flask import Flask, Response, g, request
 
-from proxy.access.browsers import host_served, origin_allowed
+from proxy.access.visibility import host_served, origin_allowed
 from proxy.config.settings import Settings
 from proxy.core.errors import ForbiddenOriginError
 

@@ -25,7 +25,7 @@ from proxy.core.errors import (
 )
 from proxy.core.router import ModelPulls, ServerControl
 from proxy.core.types import ModelInfo
-from proxy.dialects.ollama import answer, catalog, chat, embed, generate, pull
+from proxy.dialects.ollama import answer, catalog, chat, embed, generate
 from proxy.dialects.ollama.request import OllamaNotes, unmanaged
 
 logger = logging.getLogger(__name__)
@@ -141,13 +141,13 @@ def version() -> Response:
 
 @bp.post("/api/pull")
 def pull_view() -> Response:
-    wanted = pull.parse_pull(read_json())
+    wanted = catalog.parse_pull(read_json())
     pulls = _pulls()
     pulls.check(wanted.name)
     if not wanted.stream:
         pulls.pull(wanted.name, lambda *progress: None)
-        return jsonify(pull.SUCCESS)
-    return event_response(_pulled(pulls, wanted.name), pull.PullLines)
+        return jsonify(catalog.SUCCESS)
+    return event_response(_pulled(pulls, wanted.name), catalog.PullLines)
 
 
 def _pulled(pulls: ModelPulls, name: str) -> Iterator[dict]:
@@ -166,19 +166,19 @@ def _pulled(pulls: ModelPulls, name: str) -> Iterator[dict]:
             heard.put(ProxyError("the pull failed inside the proxy; see its log"))
 
     threading.Thread(target=run, name="pull", daemon=True).start()
-    yield pull.MANIFEST
+    yield catalog.MANIFEST
     while (progress := heard.get()) is not None:
         if isinstance(progress, ProxyError):
             raise progress
-        yield pull.downloading(*progress)
-    yield pull.VERIFYING
-    yield pull.WRITING
-    yield pull.SUCCESS
+        yield catalog.downloading(*progress)
+    yield catalog.VERIFYING
+    yield catalog.WRITING
+    yield catalog.SUCCESS
 
 
 @bp.delete("/api/delete")
 def delete_view() -> Response:
-    name = pull.parse_delete(read_json())
+    name = catalog.parse_delete(read_json())
     _pulls().delete(name)
     return Response(status=200)
 

@@ -9,7 +9,7 @@ from proxy.api.model import answer_name
 from proxy.api.serve import asked, caller, serve, versioned
 from proxy.api.state import Routes, get_state
 from proxy.core.fields import asked_model
-from proxy.dialects.openai import answer, chat, completions, embeddings, fim, tokens
+from proxy.dialects.openai import answer, chat, completions, embeddings, fim
 
 bp = Blueprint("openai", __name__)
 routes = Routes(bp, "Chat and text completions, streaming or not; models, embeddings, tokens")
@@ -44,21 +44,21 @@ def create_embedding() -> Response:
 
 @bp.post("/v1/tokenize")
 def tokenize() -> Response:
-    """Token ids and their text pieces, for clients that count or inspect tokens."""
+    """Token ids and their text pieces, for clients that count or inspect embeddings."""
     body = read_json()
-    text = tokens.parse_tokenize(body)
+    text = embeddings.parse_tokenize(body)
     return jsonify(
-        tokens.render_tokens(get_state().router.tokenize(text, asked_model(body), caller()))
+        embeddings.render_tokens(get_state().router.tokenize(text, asked_model(body), caller()))
     )
 
 
 @bp.post("/v1/detokenize")
 def detokenize() -> Response:
     body = read_json()
-    ids = tokens.parse_detokenize(body)
+    ids = embeddings.parse_detokenize(body)
     model = asked_model(body)
     return jsonify(
-        tokens.render_text(get_state().router.detokenize(ids, model, caller()) if ids else "")
+        embeddings.render_text(get_state().router.detokenize(ids, model, caller()) if ids else "")
     )
 
 

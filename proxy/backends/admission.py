@@ -24,8 +24,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, TypeVar
 
-from proxy.backends.fairqueue import FairQueue
-from proxy.backends.slots import SlotCount
+from proxy.backends.fairqueue import FairQueue, SlotCount
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.errors import (
     ClientGoneError,

@@ -1,22 +1,34 @@
-"""The order in which requests waiting for one upstream's slots get them: turns by key.
+"""The bookkeeping of one upstream's slots: how many generations it runs at once, and in which
+order the requests waiting for them get them. Pure: the caller serialises access.
 
-Start-time fair queueing: each request joining the queue is stamped with a virtual start,
-the later of the queue's virtual time and where its key's previous request ended; a key
-of ``weight`` w advances by 1/w per request. The next free slot goes to the lowest stamp,
-so a key that has had the least recent service goes first, a key alone gets every slot
-(nothing waits while a slot is free), and a key's own requests keep their order.
+The order in which requests waiting for one upstream's slots get them: turns by key.
+
+Start-time fair queueing: each request joining the queue is stamped with a virtual start, the
+later of the queue's virtual time and where its key's previous request ended; a key of
+``weight`` w advances by 1/w per request. The next free slot goes to the lowest stamp, so a key
+that has had the least recent service goes first, a key alone gets every slot (nothing waits
+while a slot is free), and a key's own requests keep their order.
 
 Priorities come before turns: the lowest priority number goes first. A request's priority
-improves by one step every :data:`AGE_EVERY` seconds it waits, so a batch at the lowest
-priority reaches the highest within half a minute and never waits forever.
+improves by one step every :data:`AGE_EVERY` seconds it waits, so a batch at the lowest priority
+reaches the highest within half a minute and never waits forever.
 
-Pure bookkeeping, as :mod:`proxy.backends.slots`: the caller serialises access.
+Pure bookkeeping, as :mod:`proxy.backends.fairqueue`: the caller serialises access.
+
+How many generations an upstream can run at once.
+
+Three sources, most trusted first: the operator (``--slots``), the server itself (current
+llama.cpp reports ``total_slots``), and, for servers that say nothing (PowerInfer, llama.cpp of
+2023), what their answers reveal: every slot id seen exists, and a "no free slot" refusal while
+``n`` of our generations run means the server holds no more than ``n``. Pure bookkeeping: the
+caller serialises access.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import deque
+from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Protocol
 
 from proxy.core.party import Party
@@ -112,3 +124,40 @@ class FairQueue:
         if flow is None:
             flow = self._flows[party.name, party.priority] = deque()
         return flow
+
+
+@dataclass
+class SlotCount:
+    configured: Optional[int] = None  # --slots
+    reported: Optional[int] = None  # the server's own count
+    seen: int = 0  # highest slot id seen in an answer, plus one
+    ceiling: Optional[int] = None  # lowest count a refusal has shown; None until one
+
+    @property
+    def limit(self) -> Optional[int]:
+        """Generations to run at once; ``None`` while nothing is known (send, and learn)."""
+        if self.configured:
+            return self.configured
+        if self.reported:
+            return self.reported
+        if self.ceiling is None:
+            return None
+        return max(self.seen, self.ceiling, 1)
+
+    @property
+    def source(self) -> str:
+        if self.configured:
+            return "configured"
+        if self.reported:
+            return "reported"
+        return "learned" if self.ceiling is not None or self.seen else "unknown"
+
+    def saw_slot(self, slot_id: object) -> None:
+        """An answer came from slot ``slot_id``: the server has at least ``slot_id + 1``."""
+        if isinstance(slot_id, int) and not isinstance(slot_id, bool) and 0 <= slot_id < 4096:
+            self.seen = max(self.seen, slot_id + 1)
+
+    def refused(self, others_running: int) -> None:
+        """The server had no free slot while ``others_running`` of ours were running."""
+        shown = max(others_running, 1)
+        self.ceiling = shown if self.ceiling is None else min(self.ceiling, shown)

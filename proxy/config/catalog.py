@@ -17,9 +17,14 @@ from functools import cached_property
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
-from proxy.config.files import read_toml, resolved, resolved_arguments, resolved_template
+from proxy.config.files import (
+    parse_size,
+    read_toml,
+    resolved,
+    resolved_arguments,
+    resolved_template,
+)
 from proxy.config.hubref import HubReference, is_hub_reference
-from proxy.config.sizes import parse_size
 from proxy.core.errors import InvalidRequestError
 from proxy.core.fields import Fields, effort, sampling, stop_words, template_kwargs
 from proxy.core.types import GenerationRequest, Sampling

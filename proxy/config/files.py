@@ -1,13 +1,17 @@
-"""Files as operators name them: paths as people type them, TOML as they write it, a model
-file by a name that is cheap to take.
+"""What operators write in files and flags: paths, sizes, TOML and model files.
 
-A path has ``~`` expanded, and a relative one is taken from the folder it was written for
-(the working folder for a flag, the models file's own folder for what the file names, as
-docker-compose and llama-swap read theirs). Each is resolved once, when the settings are
-read, so the servers the proxy starts (which run in their log folder) find the same file. A
-hub reference (``hf:org/repo``) is no path and stays as it is. A TOML file's mistakes are
-told in one line. A model file of tens of gigabytes is named by its real path, size and
-modification time, never read for it.
+Files as operators name them: paths as people type them, TOML as they write it, a model file by
+a name that is cheap to take.
+
+A path has ``~`` expanded, and a relative one is taken from the folder it was written for (the
+working folder for a flag, the models file's own folder for what the file names, as docker-
+compose and llama-swap read theirs). Each is resolved once, when the settings are read, so the
+servers the proxy starts (which run in their log folder) find the same file. A hub reference
+(``hf:org/repo``) is no path and stays as it is. A TOML file's mistakes are told in one line. A
+model file of tens of gigabytes is named by its real path, size and modification time, never
+read for it.
+
+Sizes as operators write them (``20GiB``, ``512 MiB``, ``8g`` or bytes).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.9 and 3.10
     import tomli as tomllib
 import hashlib
+import re
 
 ExistsIn = Callable[[str], bool]  # whether a path (already joined to its folder) exists
 
@@ -85,3 +90,39 @@ def digest(path: str) -> str:
     status = os.stat(path)
     text = f"{os.path.realpath(path)}\x1f{status.st_size}\x1f{status.st_mtime_ns}"
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 2**10,
+    "kb": 10**3,
+    "kib": 2**10,
+    "m": 2**20,
+    "mb": 10**6,
+    "mib": 2**20,
+    "g": 2**30,
+    "gb": 10**9,
+    "gib": 2**30,
+    "t": 2**40,
+    "tb": 10**12,
+    "tib": 2**40,
+}
+SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*")
+
+
+def parse_size(text: str) -> int:
+    """A size as operators write one: ``"20GiB"``, ``"512 MiB"``, ``"8g"`` or bytes."""
+    match = SIZE.fullmatch(text)
+    unit = match.group(2).lower() if match else None
+    if unit not in UNITS:
+        raise ValueError(f"{text!r} is not a size (say 20GiB, 512MiB or a number of bytes)")
+    return int(float(match.group(1)) * UNITS[unit])
+
+
+def parse_memory(text: str) -> int:
+    """``--max-memory``, read as a size."""
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise ValueError(f"--max-memory: {exc}") from None

@@ -16,9 +16,14 @@ from typing import Mapping, Optional, Sequence
 from urllib.parse import urlsplit
 
 from proxy.config import flags
-from proxy.config.files import resolved, resolved_command_line, resolved_template
+from proxy.config.files import (
+    parse_memory,
+    parse_size,
+    resolved,
+    resolved_command_line,
+    resolved_template,
+)
 from proxy.config.flags import flag_name
-from proxy.config.sizes import parse_memory, parse_size
 
 HISTORIC_FLAGS = ("chat_prompt", "user_name", "ai_name", "system_name")
 # the steps that walk a body recursively take 160 levels, not 200 (jsonschema, checking a

@@ -18,8 +18,8 @@ from typing import Callable, Optional
 
 from proxy.backends.admission import Admission, QueueWatch
 from proxy.backends.base import Backend
+from proxy.backends.fairqueue import SlotCount
 from proxy.backends.servercpp.card import file_card
-from proxy.backends.slots import SlotCount
 from proxy.config.catalog import Catalog, ModelSpec, UpstreamSpec
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings, unescape

@@ -39,12 +39,11 @@ from proxy.core.types import (
     ModelInfo,
     Ranking,
 )
-from proxy.fleet.affinity import Affinity
 from proxy.fleet.health import Rotation
 from proxy.fleet.liveness import LiveConversations
 from proxy.fleet.placement import ReplicaLoad, choose, continues
 from proxy.fleet.replica import Replica
-from proxy.fleet.seats import answered_from
+from proxy.fleet.seats import Affinity, answered_from
 from proxy.servers.pool import ProcessPool
 from proxy.servers.processes import ManagedServer
 from proxy.servers.remote import RemoteServer, Supervised

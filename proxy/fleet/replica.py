@@ -16,8 +16,7 @@ from typing import ContextManager, Optional
 from proxy.backends.base import Backend
 from proxy.core.errors import UNREACHABLE, UpstreamTimeoutError, UpstreamUnavailableError
 from proxy.core.types import Health, ModelCard, ModelInfo
-from proxy.fleet.affinity import Affinity
-from proxy.fleet.seats import KeptSeats, RememberedSeats, Seats
+from proxy.fleet.seats import Affinity, KeptSeats, RememberedSeats, Seats
 from proxy.ops.measure import Measure
 from proxy.servers.processes import ManagedServer
 from proxy.servers.remote import RemoteServer

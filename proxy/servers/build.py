@@ -15,16 +15,16 @@ from typing import Iterable, Optional
 from proxy.backends.servercpp import gguffile
 from proxy.backends.servercpp.client import probe_ready
 from proxy.config.catalog import Catalog, ModelSpec, from_settings, with_pulled
+from proxy.config.files import parse_size
 from proxy.config.hubref import HubReference
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
-from proxy.config.sizes import parse_size
 from proxy.core.errors import UpstreamUnavailableError
 from proxy.servers import engine, hub, memory, slotcache
 from proxy.servers.binaries import find_llama_server
+from proxy.servers.hub import PulledModels
 from proxy.servers.pool import ProcessPool
 from proxy.servers.processes import Launch, ManagedServer, command_for
-from proxy.servers.pulled import PulledModels
 from proxy.servers.slotcache import SlotFiles
 
 logger = logging.getLogger(__name__)

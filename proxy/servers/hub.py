@@ -1,20 +1,31 @@
-"""Models fetched by name from a hub, with the ``huggingface_hub`` library: into its standard
-cache (``HF_HOME``), from the hub it is pointed at (``HF_ENDPOINT``), with the token it is
-given (``HF_TOKEN``); a dropped connection resumed where it stopped; a file downloaded
-checked against the hub's SHA-256 before it is used; the cache used alone when the hub cannot
-be reached (or ``HF_HUB_OFFLINE`` says not to try).
+"""Models from a hub: fetched by name, and the ones clients pulled kept so that they are served
+again.
 
-The library does the hub's protocol, its cache layout, locks and resumption; this module
-picks the files (:mod:`proxy.servers.hubfiles`), checks them and reports progress.
+Models fetched by name from a hub, with the ``huggingface_hub`` library: into its standard cache
+(``HF_HOME``), from the hub it is pointed at (``HF_ENDPOINT``), with the token it is given
+(``HF_TOKEN``); a dropped connection resumed where it stopped; a file downloaded checked against
+the hub's SHA-256 before it is used; the cache used alone when the hub cannot be reached (or
+``HF_HUB_OFFLINE`` says not to try).
+
+The library does the hub's protocol, its cache layout, locks and resumption; this module picks
+the files (:mod:`proxy.servers.hubfiles`), checks them and reports progress.
+
+The models clients pulled (Ollama's ``/api/pull``), kept in a file of the proxy's cache so that
+they are served again after a restart, and by every process of the proxy. The models' files are
+in the hub's cache; this file only names them.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import json
 import logging
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 from proxy import __version__
 from proxy.config.hubref import HubReference
@@ -220,3 +231,51 @@ def _reporter(item: HubFile, progress: Progress):
             progress(item.path, item.sha256, self.done, self.whole)
 
     return Reporter
+
+
+class PulledModels:
+    """The references of the models pulled so far, in the order they were pulled."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def references(self) -> tuple:
+        """Every model pulled and not deleted; an entry that no longer parses is passed over."""
+        try:
+            names = json.loads(self.path.read_text(encoding="utf-8")).get("pulled", [])
+        except (OSError, ValueError, AttributeError):
+            return ()
+        found = []
+        for name in names if isinstance(names, list) else []:
+            try:
+                reference = HubReference.parse(name) if isinstance(name, str) else None
+            except ValueError:
+                reference = None
+            if reference is not None and reference not in found:
+                found.append(reference)
+        return tuple(found)
+
+    def add(self, reference: HubReference) -> None:
+        with self._changing():
+            kept = self.references()
+            if reference not in kept:
+                self._write(kept + (reference,))
+
+    def remove(self, reference: HubReference) -> None:
+        with self._changing():
+            self._write(tuple(r for r in self.references() if r != reference))
+
+    @contextmanager
+    def _changing(self) -> Iterator[None]:
+        """One change at a time, across the proxy's processes."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def _write(self, references: tuple) -> None:
+        """Replace the file whole: a reader never sees half of it."""
+        text = json.dumps({"pulled": [r.name for r in references]}, indent=1)
+        temporary = self.path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(text + "\n", encoding="utf-8")
+        os.replace(temporary, self.path)

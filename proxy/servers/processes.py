@@ -30,8 +30,7 @@ from proxy.ops.measure import Measure, waiting
 from proxy.servers import showing
 from proxy.servers.memory import show
 from proxy.servers.showing import why_it_failed
-from proxy.servers.slotcache import SlotFiles
-from proxy.servers.slotkeeper import SlotKeeper
+from proxy.servers.slotcache import SlotFiles, SlotKeeper
 
 logger = logging.getLogger(__name__)
 
@@ -281,7 +280,7 @@ class ManagedServer:
         self, conversation: Optional[str], pinned: Optional[int], new: bool = False
     ) -> Optional[int]:
         """The slot ``conversation``'s next turn runs in (see
-        :meth:`~proxy.servers.slotkeeper.SlotKeeper.prepare`); ``None`` (the server picks)
+        :meth:`~proxy.servers.slotcache.SlotKeeper.prepare`); ``None`` (the server picks)
         when the proxy keeps no caches for it."""
         return None if self.slots is None else self.slots.prepare(conversation, pinned, new)
 

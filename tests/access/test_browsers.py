@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.access.browsers import host_name, host_served, origin_allowed
+from proxy.access.visibility import host_name, host_served, origin_allowed
 
 
 @pytest.mark.parametrize(

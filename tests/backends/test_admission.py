@@ -8,7 +8,7 @@ import time
 import pytest
 
 from proxy.backends.admission import FIRST_BACKOFF, Admission, Ticket
-from proxy.backends.slots import SlotCount
+from proxy.backends.fairqueue import SlotCount
 from proxy.core.caller import Caller
 from proxy.core.errors import (
     ClientGoneError,

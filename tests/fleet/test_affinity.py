@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from proxy.fleet.affinity import Affinity
+from proxy.fleet.seats import Affinity
 
 A, B = "http://a", "http://b"
 

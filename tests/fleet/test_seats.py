@@ -9,9 +9,8 @@ import pytest
 
 from proxy.core.errors import UNREACHABLE, QueueFullError, UpstreamUnavailableError
 from proxy.core.types import GenerationRequest, Health, Message, ModelCard, ModelInfo
-from proxy.fleet.affinity import Affinity
 from proxy.fleet.replica import RESTARTS, ManagedReplica, Replica
-from proxy.fleet.seats import KeptSeats, RememberedSeats, answered_from
+from proxy.fleet.seats import Affinity, KeptSeats, RememberedSeats, answered_from
 from tests.fakes.backend import FakeBackend
 
 CHAT = GenerationRequest(messages=(Message("user", "hi"),))

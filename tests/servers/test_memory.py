@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.config.sizes import parse_size
+from proxy.config.files import parse_size
 from proxy.servers.memory import ModelShape, ServerSize, estimate, read_shape, show, uses_gpu
 from tests.e2e.tinymodel import write_tiny_llama_gguf
 

@@ -1,7 +1,7 @@
 """The list of pulled models, kept in a file every process of the proxy reads."""
 
 from proxy.config.hubref import HubReference
-from proxy.servers.pulled import PulledModels
+from proxy.servers.hub import PulledModels
 
 SMOL, GEMMA = HubReference("org/smol", "Q4_K_M"), HubReference("org/gemma")
 

@@ -19,11 +19,10 @@ from typing import Iterator, Optional, Sequence
 
 from proxy.backends.admission import Admission
 from proxy.backends.base import Backend
-from proxy.backends.chatglm import messages, options
-from proxy.backends.chatglm.decoding import TextDecoder
+from proxy.backends.chatglm import translation
 from proxy.backends.chatglm.model import UNLIMITED, LoadedModel
-from proxy.backends.chatglm.reply import ReplyFilter
-from proxy.backends.slots import SlotCount
+from proxy.backends.chatglm.reply import ReplyFilter, TextDecoder
+from proxy.backends.fairqueue import SlotCount
 from proxy.backends.structured import replies
 from proxy.config.files import digest
 from proxy.config.settings import Settings
@@ -141,9 +140,9 @@ class ChatGLMBackend(Backend):
         return len(self._prompt(request).ids)
 
     def _generate(self, request: GenerationRequest) -> Iterator[Chunk]:
-        sampling = options.sampling(request)
+        sampling = translation.sampling(request)
         prompt = self._prompt(request)
-        names = messages.tool_names(request.tools) if request.is_chat else ()
+        names = translation.tool_names(request.tools) if request.is_chat else ()
         reply = ReplyFilter(request.stop, names, trim=request.is_chat)
         decoder = TextDecoder(self.model.decode)
         limit = request.max_tokens or UNLIMITED
@@ -253,7 +252,7 @@ class ChatGLMBackend(Backend):
                 raise InvalidRequestError(
                     f"{self.model.type_name} models cannot call tools", param="tools"
                 )
-            turns = messages.turns(request.messages, request.tools)
+            turns = translation.turns(request.messages, request.tools)
 
             def encode(limit: int) -> list:
                 return self.model.chat_prompt(turns, limit)

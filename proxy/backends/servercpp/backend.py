@@ -18,16 +18,15 @@ from typing import Iterator, Optional, Sequence, Union
 
 from proxy.backends.admission import Admission
 from proxy.backends.base import Backend, not_a_reranker
-from proxy.backends.servercpp import budget, rerank
+from proxy.backends.servercpp import budget, embedding
 from proxy.backends.servercpp.chatroute import ChatRoute
 from proxy.backends.servercpp.client import UpstreamClient
 from proxy.backends.servercpp.completionroute import CompletionRoute
 from proxy.backends.servercpp.detect import DETECT_TIMEOUT
 from proxy.backends.servercpp.embedding import TokenClient
-from proxy.backends.servercpp.kinds import INFILL
+from proxy.backends.servercpp.kinds import CHAT_LAYER, INFILL, route
 from proxy.backends.servercpp.known import KnownServer
 from proxy.backends.servercpp.prompting import TemplateChoice
-from proxy.backends.servercpp.route import CHAT_LAYER, route
 from proxy.core import images
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.errors import InvalidRequestError, UpstreamUnavailableError
@@ -156,11 +155,11 @@ class ServerCppBackend(Backend):
                 raise not_a_reranker(model or facts.model)
             body = self.admission.run(
                 lambda: self.client.post_json(
-                    rerank.PATH, rerank.payload(query, documents), caller=caller
+                    embedding.PATH, embedding.payload(query, documents), caller=caller
                 ),
                 caller,
             )
-            return rerank.ranking(body, len(documents), self.client.label)
+            return embedding.ranking(body, len(documents), self.client.label)
 
     def load(self) -> tuple:
         return self.admission.busy()

@@ -7,14 +7,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
-from proxy.backends.servercpp import fim, gguffile, rerank
+from proxy.backends.servercpp import embedding, fim, gguffile
 from proxy.backends.servercpp.card import card_of
 from proxy.backends.servercpp.client import UpstreamClient
 from proxy.backends.servercpp.embedding import TokenClient
 from proxy.backends.servercpp.fim import FimTokens
-from proxy.backends.servercpp.kinds import INFILL, ServerKind, classify
+from proxy.backends.servercpp.kinds import INFILL, ChatLayer, ServerKind, classify
 from proxy.backends.servercpp.prompting import ChatTemplate, TemplateChoice
-from proxy.backends.servercpp.route import ChatLayer
 from proxy.backends.structured import callids
 from proxy.core.errors import UpstreamError, UpstreamUnavailableError
 from proxy.core.types import ModelCard
@@ -129,7 +128,7 @@ class Detector:
         query, which a reranker refuses as such and any other server as a route it does not
         serve."""
         try:
-            reply = self.client.post(rerank.PROBE_PATH, rerank.PROBE, timeout=DETECT_TIMEOUT)
+            reply = self.client.post(embedding.PROBE_PATH, embedding.PROBE, timeout=DETECT_TIMEOUT)
         except UpstreamError:
             return False
         return reply.status_code == 400

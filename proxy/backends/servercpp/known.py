@@ -17,8 +17,8 @@ from proxy.backends.servercpp import chat
 from proxy.backends.servercpp.client import UpstreamClient
 from proxy.backends.servercpp.detect import DETECT_TIMEOUT, Detector, ServerFacts
 from proxy.backends.servercpp.embedding import TokenClient
+from proxy.backends.servercpp.kinds import ChatLayer, asks_schema
 from proxy.backends.servercpp.prompting import TemplateChoice
-from proxy.backends.servercpp.route import ChatLayer, asks_schema
 from proxy.core.errors import UNREACHABLE, UpstreamError, UpstreamUnavailableError
 from proxy.core.types import GenerationRequest
 

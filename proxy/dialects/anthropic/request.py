@@ -25,8 +25,7 @@ from proxy.core.types import (
     ToolChoice,
     function_tool,
 )
-from proxy.dialects.content import Content
-from proxy.dialects.dialect import Ask, Limits
+from proxy.dialects.dialect import Ask, Content, Limits
 
 ROLES = ("user", "assistant", "system")
 VOLATILE_SYSTEM = "x-anthropic-billing-header:"  # see the package's docstring

@@ -1,15 +1,29 @@
-"""What Ollama's clients ask of the models before they pick one: ``/api/tags``,
-``/api/show``, ``/api/ps``, ``/api/version``; each model under an explicit tag (``:latest``),
-as Ollama lists them."""
+"""Ollama's model catalog: what its clients ask of the models before they pick one, and the models
+they pull and delete.
+
+What Ollama's clients ask of the models before they pick one: ``/api/tags``, ``/api/show``,
+``/api/ps``, ``/api/version``; each model under an explicit tag (``:latest``), as Ollama lists
+them.
+
+Ollama's model management, on the models the proxy fetches from a hub: ``/api/pull`` and
+``/api/delete`` read, and a pull's progress written in Ollama's own lines (``pulling manifest``;
+``pulling <digest>`` with ``digest``, ``total`` and ``completed`` as each file comes;
+``verifying sha256 digest``; ``writing manifest``; ``success``), which Ollama's clients show as
+progress bars.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Optional, Sequence
 
+from proxy.core.errors import ProxyError
 from proxy.core.fields import Fields
 from proxy.core.types import ModelCard, ModelInfo
+from proxy.dialects.ollama.answer import error_body
+from proxy.dialects.streaming import Lines
 
 VERSION = "0.12.0"  # Ollama's API as this dialect speaks it (clients check for >= 0.6.4)
 TAG = "latest"
@@ -135,3 +149,55 @@ def _time(seconds: Optional[float], forever: bool = False) -> str:
     if seconds is None:
         seconds = 253402300799 if forever else 0  # 9999-12-31T23:59:59Z
     return datetime.fromtimestamp(seconds, timezone.utc).isoformat()
+
+
+MANIFEST = {"status": "pulling manifest"}
+VERIFYING = {"status": "verifying sha256 digest"}
+WRITING = {"status": "writing manifest"}
+SUCCESS = {"status": "success"}
+
+
+@dataclass(frozen=True)
+class Pull:
+    """What a client pulls, and whether it reads the progress (Ollama streams unless the
+    body says ``"stream": false``)."""
+
+    name: str
+    stream: bool = True
+
+
+def parse_pull(body: Any) -> Pull:
+    fields = Fields(body)
+    stream = fields.boolean("stream")
+    return Pull(_name(fields), stream is not False)
+
+
+def parse_delete(body: Any) -> str:
+    return _name(Fields(body))
+
+
+def _name(fields: Fields) -> str:
+    """``model``, or the older ``name`` (which Ollama's JavaScript client still sends)."""
+    name = fields.string("model") or fields.string("name")
+    if not name:
+        raise fields.fail("model", "is required")
+    return name
+
+
+def downloading(sha256: str, done: int, total: int) -> dict:
+    """A file's progress, named by its digest as Ollama names a layer's."""
+    return {
+        "status": f"pulling {sha256[:12]}",
+        "digest": f"sha256:{sha256}",
+        "total": total,
+        "completed": done,
+    }
+
+
+class PullLines(Lines):
+    """A pull's progress as newline-delimited JSON; a failure once it has begun is its last
+    line, an ``error`` (the one Ollama's clients raise)."""
+
+    @staticmethod
+    def failure(error: ProxyError) -> list:
+        return [error_body(error)]

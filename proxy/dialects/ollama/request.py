@@ -11,8 +11,7 @@ from typing import Optional
 
 from proxy.core.fields import Fields, check_schema, sampling, stop_words
 from proxy.core.types import GenerationRequest, ResponseFormat, Sampling
-from proxy.dialects.content import Content
-from proxy.dialects.dialect import Ask, Limits
+from proxy.dialects.dialect import Ask, Content, Limits
 
 # options the proxy hands on; any other is ignored (as Ollama ignores unknown ones) and named
 # in the answer's header (answer.IGNORED_HEADER)

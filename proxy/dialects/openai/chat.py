@@ -22,8 +22,7 @@ from proxy.core.events import (
 )
 from proxy.core.fields import Fields, effort, template_kwargs, tool_call
 from proxy.core.types import Completion, Message, ToolCall
-from proxy.dialects.content import Content
-from proxy.dialects.dialect import Ask, Limits
+from proxy.dialects.dialect import Ask, Content, Limits
 from proxy.dialects.openai import answer, request
 from proxy.dialects.openai.answer import error_body, headers  # noqa: F401 (the dialect's)
 from proxy.dialects.openai.stream import ChoicesStream, patient  # noqa: F401 (the dialect's)

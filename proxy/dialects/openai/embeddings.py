@@ -1,4 +1,9 @@
-"""OpenAI embeddings (``POST /v1/embeddings``), both ways."""
+"""OpenAI's embeddings, and server.cpp's token routes on the OpenAI surface.
+
+OpenAI embeddings (``POST /v1/embeddings``), both ways.
+
+server.cpp's token routes on the OpenAI surface: ``/v1/tokenize`` and ``/v1/detokenize``.
+"""
 
 from __future__ import annotations
 
@@ -70,3 +75,35 @@ def render(result: Embeddings, model: str, encoding_format: str = "float") -> di
         ],
         "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
     }
+
+
+TEXT_NAMES = ("prompt", "content", "input")  # what each client calls the text
+
+
+def parse_tokenize(body: Any) -> str:
+    """The text of a tokenize request, under whichever name the client uses."""
+    fields = Fields(body)
+    for name in TEXT_NAMES:
+        if fields.raw(name) is not None:
+            return fields.string(name)
+    raise fields.fail(TEXT_NAMES[0], "is required")
+
+
+def render_tokens(tokens: Sequence[tuple]) -> dict:
+    return {
+        "tokens": [token for token, _ in tokens],
+        "pieces": [piece for _, piece in tokens],
+        "count": len(tokens),
+    }
+
+
+def parse_detokenize(body: Any) -> list:
+    fields = Fields(body)
+    tokens = fields.raw("tokens")
+    if not is_token_list(tokens) and tokens != []:
+        raise fields.fail("tokens", "must be a list of token ids")
+    return tokens
+
+
+def render_text(text: str) -> dict:
+    return {"prompt": text}

@@ -19,7 +19,7 @@ sequence, each event typed and numbered (``sequence_number``) with an ``event:``
 
 from __future__ import annotations
 
-from proxy.core.headers import named
+from proxy.core.fields import named
 from proxy.dialects.dialect import Ask
 from proxy.dialects.openai.answer import error_body  # noqa: F401 (the dialect's)
 from proxy.dialects.responses.answer import (  # noqa: F401 (the dialect's)

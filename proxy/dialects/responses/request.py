@@ -25,8 +25,7 @@ from proxy.core.types import (
     ToolChoice,
     function_tool,
 )
-from proxy.dialects.content import Content, image_at
-from proxy.dialects.dialect import Ask, Limits
+from proxy.dialects.dialect import Ask, Content, Limits, image_at
 
 ROLES = ("user", "assistant", "system", "developer")
 TEXT_PARTS = ("input_text", "output_text", "text", "refusal")

@@ -15,10 +15,10 @@ import pytest
 
 from proxy.app import create_app
 from proxy.backends.admission import Admission
-from proxy.backends.chatglm import messages
+from proxy.backends.chatglm import translation
 from proxy.backends.chatglm.backend import ChatGLMBackend, load_backend
 from proxy.backends.chatglm.model import UNLIMITED
-from proxy.backends.slots import SlotCount
+from proxy.backends.fairqueue import SlotCount
 from proxy.config.settings import Settings
 from proxy.core.errors import InvalidRequestError, UpstreamUnavailableError
 from proxy.core.types import GenerationRequest, Message, Sampling
@@ -70,7 +70,7 @@ def streamed(backend, request):
 def test_chat(glm4):
     answer = glm4.complete(chat())
     assert (answer.text, answer.finish_reason, answer.tool_calls) == (REPLY, "stop", ())
-    prompt = glm4.model.chat_prompt(messages.turns(HI), UNLIMITED)
+    prompt = glm4.model.chat_prompt(translation.turns(HI), UNLIMITED)
     assert answer.usage.prompt_tokens == len(prompt)
     assert answer.usage.completion_tokens == 8  # the reply's tokens, not the end of the turn
     assert not answer.truncated
@@ -177,9 +177,9 @@ def test_models_and_health(glm4, models):
 
 
 def test_tools_reach_the_model_in_a_system_message(chatglm3):
-    prompt = chatglm3.model.chat_prompt(messages.turns(HI, TOOLS), UNLIMITED)
+    prompt = chatglm3.model.chat_prompt(translation.turns(HI, TOOLS), UNLIMITED)
     text = chatglm3.model.decode(prompt)
-    assert messages.TOOLS_PREAMBLE in text and '"name": "get_weather"' in text
+    assert translation.TOOLS_PREAMBLE in text and '"name": "get_weather"' in text
     with_tools = chatglm3.complete(chat(tools=TOOLS)).usage.prompt_tokens
     assert with_tools == len(prompt) > chatglm3.complete(chat()).usage.prompt_tokens
 

@@ -1,4 +1,4 @@
-"""The chatglm backend's pure parts: tool calls, stop words, replies, decoding, options."""
+"""The chatglm backend's pure parts: tool calls, stop words, replies, decoding, translation."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from proxy.backends.chatglm import messages, options
-from proxy.backends.chatglm.decoding import TextDecoder
-from proxy.backends.chatglm.reply import ReplyFilter
+from proxy.backends.chatglm import translation
+from proxy.backends.chatglm.reply import ReplyFilter, TextDecoder
 from proxy.backends.structured import chatglm3
 from proxy.core.errors import InvalidRequestError, NotImplementedByBackendError
 from proxy.core.types import (
@@ -250,7 +249,7 @@ def test_messages_become_chatglm_turns():
         Message("function", "old style"),
         Message("assistant", "Warm."),
     )
-    turns = messages.turns(chat, TOOLS)
+    turns = translation.turns(chat, TOOLS)
     assert [role for role, _ in turns] == [
         "system",
         "system",
@@ -261,7 +260,7 @@ def test_messages_become_chatglm_turns():
         "observation",
         "assistant",
     ]
-    assert turns[0][1].startswith(messages.TOOLS_PREAMBLE + "\n")
+    assert turns[0][1].startswith(translation.TOOLS_PREAMBLE + "\n")
     assert json.loads(turns[0][1].split("\n", 1)[1]) == [TOOLS[0]["function"]]
     assert turns[4][1] == "get_weather\n```python\ntool_call(city='Paris')\n```"
     assert turns[5][1] == '{"temp": 20}'
@@ -269,7 +268,7 @@ def test_messages_become_chatglm_turns():
 
 def test_assistant_text_and_tool_calls_become_separate_turns():
     call = ToolCall("c1", "search", "{}")
-    turns = messages.turns((Message("assistant", "Let me look.", tool_calls=(call, call)),))
+    turns = translation.turns((Message("assistant", "Let me look.", tool_calls=(call, call)),))
     assert turns == [
         ("assistant", "Let me look."),
         ("assistant", "search\n```python\ntool_call()\n```"),
@@ -278,8 +277,8 @@ def test_assistant_text_and_tool_calls_become_separate_turns():
 
 
 def test_no_tools_no_system_message():
-    assert messages.turns((Message("user", "hi"),)) == [("user", "hi")]
-    assert messages.tool_names(TOOLS) == {"get_weather"}
+    assert translation.turns((Message("user", "hi"),)) == [("user", "hi")]
+    assert translation.tool_names(TOOLS) == {"get_weather"}
 
 
 # -- sampling options --------------------------------------------------------------------
@@ -318,7 +317,7 @@ def test_no_tools_no_system_message():
     ids=["defaults", "temperature-0", "top-p-0", "set", "ignored"],
 )
 def test_sampling_options(sampling, expected):
-    result = options.sampling(GenerationRequest(messages=(), sampling=sampling))
+    result = translation.sampling(GenerationRequest(messages=(), sampling=sampling))
     assert {key: result[key] for key in expected} == expected
 
 
@@ -353,5 +352,5 @@ def test_sampling_options(sampling, expected):
 )
 def test_options_chatglm_cannot_honour(request_, param, error):
     with pytest.raises(error) as info:
-        options.sampling(request_)
+        translation.sampling(request_)
     assert info.value.param == param

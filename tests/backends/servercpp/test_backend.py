@@ -7,11 +7,11 @@ import json
 import pytest
 
 from proxy.backends.admission import Admission
+from proxy.backends.fairqueue import SlotCount
 from proxy.backends.servercpp import parse
 from proxy.backends.servercpp.backend import ServerCppBackend
 from proxy.backends.servercpp.client import UpstreamClient
 from proxy.backends.servercpp.prompting import HistoricTemplate, TemplateChoice
-from proxy.backends.slots import SlotCount
 from proxy.core.errors import (
     InvalidRequestError,
     UpstreamError,

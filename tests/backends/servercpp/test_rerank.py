@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.backends.servercpp import rerank
+from proxy.backends.servercpp import embedding
 from proxy.core.errors import UpstreamError
 from proxy.core.types import Ranking
 
 
 def test_the_body_asks_for_every_documents_score():
-    assert rerank.payload("q", ("a", "b")) == {"query": "q", "documents": ["a", "b"], "top_n": 2}
+    assert embedding.payload("q", ("a", "b")) == {"query": "q", "documents": ["a", "b"], "top_n": 2}
 
 
 def test_scores_are_read_the_most_relevant_first_ties_in_document_order():
@@ -22,7 +22,7 @@ def test_scores_are_read_the_most_relevant_first_ties_in_document_order():
         ],
         "usage": {"prompt_tokens": 17, "total_tokens": 17},
     }
-    assert rerank.ranking(body, 3, "up") == Ranking(((0, 0.9), (1, 0.1), (2, 0.1)), 17)
+    assert embedding.ranking(body, 3, "up") == Ranking(((0, 0.9), (1, 0.1), (2, 0.1)), 17)
 
 
 @pytest.mark.parametrize(
@@ -38,4 +38,4 @@ def test_scores_are_read_the_most_relevant_first_ties_in_document_order():
 )
 def test_an_answer_without_a_score_for_each_document_is_the_servers_fault(body):
     with pytest.raises(UpstreamError, match="up answered /v1/rerank"):
-        rerank.ranking(body, 2, "up")
+        embedding.ranking(body, 2, "up")

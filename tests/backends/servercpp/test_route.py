@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from proxy.backends.servercpp.route import CHAT_LAYER, OWN_WAY, ChatLayer, route
+from proxy.backends.servercpp.kinds import CHAT_LAYER, OWN_WAY, ChatLayer, route
 from proxy.core.types import GenerationRequest, Message, ResponseFormat, ToolChoice
 
 TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
