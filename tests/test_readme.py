@@ -13,8 +13,8 @@ try:
 except ImportError:  # Python < 3.11
     import tomli as tomllib
 
-from proxy.config.catalog import parse_catalog
 from proxy.config.flags import env_name, flag_name
+from proxy.config.modelsfile import parse_catalog
 from proxy.config.settings import setting_fields
 
 ROOT = Path(__file__).resolve().parent.parent

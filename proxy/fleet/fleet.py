@@ -30,15 +30,8 @@ from proxy.core.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from proxy.core.types import (
-    Chunk,
-    Completion,
-    Embeddings,
-    GenerationRequest,
-    Health,
-    ModelInfo,
-    Ranking,
-)
+from proxy.core.types import Chunk, Completion, Embeddings, GenerationRequest, Health, Ranking
+from proxy.fleet import report
 from proxy.fleet.health import Rotation
 from proxy.fleet.liveness import LiveConversations
 from proxy.fleet.placement import ReplicaLoad, choose, continues
@@ -263,11 +256,7 @@ class Fleet:
     def listed_id(self, model: Optional[str]) -> str:
         """The id of the model ``model`` names (the default when ``None``): its configured
         id, or what its first replica calls it."""
-        return self._listed_id(self._model(model))
-
-    @staticmethod
-    def _listed_id(model: ServedModel) -> str:
-        return model.spec.id or model.replicas[0].info().id
+        return report.listed_id(self._model(model))
 
     def starting(self, model: Optional[str] = None) -> bool:
         return any(replica.starting() for replica in self._model(model).replicas)
@@ -276,96 +265,17 @@ class Fleet:
 
     def models(self) -> list:
         """Every model and alias, the default first, each saying whether it can serve now."""
-        listed = []
-        ordered = sorted(self._models.values(), key=lambda m: m.spec.id != self.catalog.default)
-        for model in ordered:
-            ready = any(model.rotation.healthy(r.name) for r in model.replicas)
-            model_id = self._listed_id(model)
-            first = model.replicas[0].info()
-            meta = {"state": "ready" if ready else "unavailable", "replicas": len(model.replicas)}
-            listed.append(
-                ModelInfo(
-                    model_id,
-                    owned_by=first.owned_by,
-                    card=first.card,
-                    meta={**meta, "aliases": list(model.spec.aliases)},
-                )
-            )
-            listed += [
-                ModelInfo(
-                    alias,
-                    owned_by=first.owned_by,
-                    card=first.card,
-                    meta={**meta, "alias_of": model_id},
-                )
-                for alias in model.spec.aliases
-            ]
-        return listed
+        return report.listing(self._models.values(), self.catalog.default)
 
     def health(self) -> Health:
-        """Ready when every model has a replica that can serve; each replica's own report.
-
-        A fleet of one answers exactly as its one backend does.
-        """
-        reports = {}
-        for model in self._models.values():
-            reports[model.spec.id] = [(r, self._check(model, r)) for r in model.replicas]
-        if len(reports) == 1 and len(next(iter(reports.values()))) == 1:
-            return next(iter(reports.values()))[0][1]
-        models = []
-        for model_id, replicas in reports.items():
-            models.append(
-                {
-                    "id": model_id or replicas[0][1].detail.get("model"),
-                    "ready": any(report.ok for _, report in replicas),
-                    "replicas": [
-                        {"url": replica.name, "ok": report.ok, **report.detail}
-                        for replica, report in replicas
-                    ],
-                }
-            )
-        ok = all(model["ready"] for model in models)
-        detail = {"models": models}
-        if not ok:
-            detail["error"] = "no replica can serve " + ", ".join(
-                str(m["id"]) for m in models if not m["ready"]
-            )
-        return Health(ok, self.name, detail)
+        """Ready when every model has a replica that can serve; each replica's own report
+        (asking puts a serving replica back in rotation)."""
+        return report.health(self._check_all(), self.name)
 
     def status(self, checked: bool = False) -> list:
         """Each model, its replicas in rotation or not, and the servers the proxy runs;
-        ``checked`` asks each replica for its health too (``ok``, and ``error`` when not)."""
-        listed = []
-        for model in self._models.values():
-            replicas = []
-            for replica in model.replicas:
-                report = self._check(model, replica) if checked else None
-                load, slots = replica.backend.load()
-                described = replica.backend.describe()
-                entry = {
-                    **described,
-                    "url": replica.name,
-                    "in_rotation": model.rotation.healthy(replica.name),
-                    "busy": described.get("in_flight", load),  # running: not the queue
-                    "queued": described.get("queued", 0),
-                    "slots": slots,
-                }
-                if replica.server is not None:
-                    entry["managed"] = replica.server.snapshot()
-                if report is not None:
-                    entry["ok"] = report.ok
-                    if not report.ok:
-                        entry["error"] = report.detail.get("error", "not ready")
-                replicas.append(entry)
-            listed.append(
-                {
-                    "id": self._listed_id(model),
-                    "label": model.spec.id or "default",
-                    "aliases": list(model.spec.aliases),
-                    "replicas": replicas,
-                }
-            )
-        return listed
+        ``checked`` checks each replica too (``ok``, and ``error`` when not)."""
+        return report.status(self._models.values(), self._check_all() if checked else None)
 
     def server_of(self, name: str) -> ManagedServer | RemoteServer:
         """The server the proxy runs for model ``name``."""
@@ -428,6 +338,13 @@ class Fleet:
 
     def _any_replica(self, name: Optional[str], call: Callable[[Backend], T], caller: Caller) -> T:
         return self._failing_over(self._model(name), None, _held(call, caller))
+
+    def _check_all(self) -> dict:
+        """Each model's ``(replica, its health)``, every replica checked."""
+        return {
+            model.spec.id: [(replica, self._check(model, replica)) for replica in model.replicas]
+            for model in self._models.values()
+        }
 
     def _check(self, model: ServedModel, replica: Replica) -> Health:
         """The replica's own health report; a serving replica goes back into rotation."""

@@ -9,17 +9,9 @@ try:
 except ImportError:  # Python < 3.11
     import tomli as tomllib
 
-from proxy.config.catalog import (
-    CatalogError,
-    UpstreamSpec,
-    from_settings,
-    id_problem,
-    parse_catalog,
-    read_catalog,
-    with_defaults,
-    with_pulled,
-)
+from proxy.config.catalog import CatalogError, UpstreamSpec, with_defaults, with_pulled
 from proxy.config.hubref import HubReference
+from proxy.config.modelsfile import from_settings, id_problem, parse_catalog, read_catalog
 from proxy.config.settings import Settings
 from proxy.core.types import GenerationRequest, Sampling
 

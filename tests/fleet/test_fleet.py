@@ -8,7 +8,7 @@ from contextlib import ExitStack
 import pytest
 
 from proxy.app import create_app
-from proxy.config.catalog import parse_catalog
+from proxy.config.modelsfile import parse_catalog
 from proxy.config.settings import Settings
 from proxy.core.conversation import conversation_id
 from proxy.core.errors import ModelNotFoundError, UpstreamError, UpstreamUnavailableError

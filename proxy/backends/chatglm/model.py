@@ -11,7 +11,7 @@ import logging
 import os
 from typing import Iterator, Optional, Sequence
 
-from proxy.backends.chatglm import modelfile
+from proxy.backends.chatglm import ggmlfile
 from proxy.core.errors import InvalidRequestError, UpstreamError
 
 logger = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ class LoadedModel:
     Not thread-safe (one KV cache): the caller runs one generation at a time.
     """
 
-    def __init__(self, pipeline, module, path: str, info: modelfile.ModelFile) -> None:
+    def __init__(self, pipeline, module, path: str, info: ggmlfile.ModelFile) -> None:
         self._pipeline = pipeline
         self._module = module
         self._token_count = info.token_count
@@ -49,7 +49,7 @@ class LoadedModel:
     @classmethod
     def load(cls, path: str, max_length: int) -> "LoadedModel":
         """Check and load ``path``, its KV cache sized ``max_length`` or the file's own if less."""
-        info = modelfile.inspect(path)
+        info = ggmlfile.inspect(path)
         try:
             from chatglm_cpp import _C as native
         except ImportError:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator, Optional
 
-from proxy.backends.servercpp import chat
+from proxy.backends.servercpp import chatparse, chatpayload
 from proxy.backends.servercpp.finish import Finisher, collect
 from proxy.backends.servercpp.known import KnownServer
 from proxy.backends.structured.stops import stopping
@@ -31,16 +31,16 @@ class ChatRoute:
         if request.stop:  # the proxy stops at them itself, on the stream
             return collect(self.stream(request))
         server = self.server
-        payload = chat.chat_payload(request, stream=False, **self._options())
+        payload = chatpayload.chat_payload(request, stream=False, **self._options())
         self._tell(request, payload)
         body = server.admission.run(
             lambda: server.reconnecting(
-                lambda _: server.client.post_json(chat.PATH, payload, caller=request.caller)
+                lambda _: server.client.post_json(chatpayload.PATH, payload, caller=request.caller)
             ),
             request.caller,
         )
         return self._finisher(request).whole(
-            chat.completion(body, server.client.label, request.logprobs)
+            chatparse.completion(body, server.client.label, request.logprobs)
         )
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
@@ -52,7 +52,9 @@ class ChatRoute:
     def count(self, request: GenerationRequest) -> int:
         """The prompt's tokens, as the server renders and counts it."""
         client = self.server.client
-        reply = client.post(chat.COUNT_PATH, chat.count_payload(request, **self._options()))
+        reply = client.post(
+            chatpayload.COUNT_PATH, chatpayload.count_payload(request, **self._options())
+        )
         if reply.status_code == 404:  # a server of 2025: render the prompt, then count it
             return len(self._prompt_ids(request, bos=True))
         client.raise_for_status(reply)
@@ -67,15 +69,15 @@ class ChatRoute:
     def _chunks(self, request: GenerationRequest) -> Iterator[Chunk]:
         """One attempt: open the upstream stream and read it into chunks."""
         server = self.server
-        payload = chat.chat_payload(request, stream=True, **self._options())
+        payload = chatpayload.chat_payload(request, stream=True, **self._options())
         self._tell(request, payload)
         with contextlib.ExitStack() as stack:
             lines = server.reconnecting(
                 lambda _: stack.enter_context(
-                    server.client.stream(chat.PATH, payload, caller=request.caller)
+                    server.client.stream(chatpayload.PATH, payload, caller=request.caller)
                 )
             )
-            yield from chat.stream_chunks(lines, server.client.label, request.logprobs)
+            yield from chatparse.stream_chunks(lines, server.client.label, request.logprobs)
 
     def _tell(self, request: GenerationRequest, payload: dict) -> None:
         """Tell the inspector what went upstream, and how to ask the server what it
@@ -83,7 +85,7 @@ class ChatRoute:
         thoughts out of it itself)."""
         side = request.caller.side
         if side is not None:
-            side.sent(chat.PATH, payload)
+            side.sent(chatpayload.PATH, payload)
             side.rendered_by_server(lambda: self._rendered(request, timeout=RENDER_TIMEOUT))
 
     def _finisher(self, request: GenerationRequest) -> Finisher:
@@ -100,13 +102,15 @@ class ChatRoute:
         """The prompt the server renders for ``request``, as its ``/apply-template`` says
         (``timeout``: seconds to wait for it, the upstream's by default)."""
         body = self.server.client.post_json(
-            "/apply-template", chat.count_payload(request, **self._options()), timeout=timeout
+            "/apply-template",
+            chatpayload.count_payload(request, **self._options()),
+            timeout=timeout,
         )
         prompt = body.get("prompt") if isinstance(body, dict) else None
         return prompt if isinstance(prompt, str) else ""
 
     def _options(self) -> dict:
-        """How chats are sent to this server's chat layer (see :func:`.chat.chat_payload`)."""
+        """How chats are sent to this server's chat layer (:func:`.chatpayload.chat_payload`)."""
         layer = self.server.detect().layer
         return {
             "reasoning": self.server.reasoning != "none",

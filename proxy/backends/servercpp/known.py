@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Callable, Optional, TypeVar
 
 from proxy.backends.admission import Admission
-from proxy.backends.servercpp import chat
+from proxy.backends.servercpp import chatparse, chatpayload
 from proxy.backends.servercpp.client import UpstreamClient
 from proxy.backends.servercpp.detect import DETECT_TIMEOUT, Detector, ServerFacts
 from proxy.backends.servercpp.embedding import TokenClient
@@ -129,9 +129,11 @@ class KnownServer:
         llama.cpp's lets the model write past it, or fails reading its own answer, where
         ``/completion`` holds it."""
         try:
-            reply = self.client.post(chat.PATH, CHAT_SCHEMA_PROBE)
+            reply = self.client.post(chatpayload.PATH, CHAT_SCHEMA_PROBE)
             content = (
-                chat.completion(reply.json(), self.client.label, None).text if reply.ok else None
+                chatparse.completion(reply.json(), self.client.label, None).text
+                if reply.ok
+                else None
             )
         except (UpstreamError, ValueError):
             content = None

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from proxy.backends.servercpp import chat, parse
+from proxy.backends.servercpp import chatparse, chatpayload, parse
 from proxy.backends.structured.callids import template_id
 from proxy.core.errors import ContextLengthError, UpstreamError
 from proxy.core.types import (
@@ -39,7 +39,7 @@ HI = (Message("user", "hi"),)
 def payload(
     stream: bool = False, reasoning: bool = True, short_ids: bool = False, **fields
 ) -> dict:
-    return chat.chat_payload(
+    return chatpayload.chat_payload(
         GenerationRequest(messages=fields.pop("messages", HI), **fields),
         stream=stream,
         reasoning=reasoning,
@@ -149,7 +149,7 @@ def test_counting_sends_what_renders_the_prompt_only():
     request = GenerationRequest(
         messages=HI, tools=(WEATHER,), max_tokens=3, template_kwargs={"enable_thinking": True}
     )
-    assert set(chat.count_payload(request)) == {
+    assert set(chatpayload.count_payload(request)) == {
         "messages",
         "tools",
         "tool_choice",
@@ -187,7 +187,7 @@ def test_a_whole_answer_with_thoughts_and_calls():
             "prompt_tokens_details": {"cached_tokens": 872},
         },
     }
-    result = chat.completion(body, "http://up", None)
+    result = chatparse.completion(body, "http://up", None)
     assert (result.text, result.reasoning, result.finish_reason) == ("", "Hmm.", "tool_calls")
     assert result.tool_calls == (ToolCall("abc", "get_weather", '{"city":"Paris"}'),)
     assert result.usage == Usage(893, 15, 872)
@@ -214,7 +214,7 @@ def test_a_whole_answers_logprobs_are_read_as_a_completions_are():
         ],
         "usage": {},
     }
-    (item,) = chat.completion(body, "http://up", 1).logprobs
+    (item,) = chatparse.completion(body, "http://up", 1).logprobs
     assert (item.token, item.logprob, [t for t, _, _ in item.top]) == ("Hi", -0.5, ["Hi"])
 
 
@@ -225,7 +225,7 @@ def test_a_whole_answers_logprobs_are_read_as_a_completions_are():
 )
 def test_a_whole_answer_without_a_message_is_the_upstreams_fault(body):
     with pytest.raises(UpstreamError):
-        chat.completion(body, "http://up", None)
+        chatparse.completion(body, "http://up", None)
 
 
 # -- streams --------------------------------------------------------------------------------
@@ -238,7 +238,7 @@ def events(*bodies) -> list:
 def delta(**fields) -> dict:
     return {
         "choices": [{"finish_reason": None, "index": 0, "delta": fields}],
-        "object": "chat.completion.chunk",
+        "object": "chatparse.completion.chunk",
     }
 
 
@@ -286,7 +286,7 @@ CALL = [
 
 def read(texts: list, top=None) -> list:
     raw = "".join(texts).encode()
-    return list(chat.stream_chunks(line_batches([raw]), "http://up", top))
+    return list(chatparse.stream_chunks(line_batches([raw]), "http://up", top))
 
 
 def test_a_streamed_call_comes_in_pieces_with_the_prompt_count_first():
@@ -308,7 +308,7 @@ def test_a_streamed_call_comes_in_pieces_with_the_prompt_count_first():
 def test_a_stream_reads_the_same_however_the_network_cuts_it(size):
     raw = "".join(events(*CALL)).encode()
     pieces = [raw[i : i + size] for i in range(0, len(raw), size)]
-    chunks = list(chat.stream_chunks(line_batches(pieces), "http://up", None))
+    chunks = list(chatparse.stream_chunks(line_batches(pieces), "http://up", None))
     assert assembled([p for c in chunks for p in c.tool_calls]) == (
         ToolCall("j4S", "get_weather", '{"city":"Paris"}'),
         ToolCall("k5T", "get_time", "{}"),
@@ -376,7 +376,7 @@ def test_a_context_overflow_carries_its_counts():
 )
 def test_a_character_the_limit_cut_is_left_out_of_a_whole_answer(finish, text, expected):
     body = {"choices": [{"finish_reason": finish, "message": {"content": text}}]}
-    assert chat.completion(body, "http://up", None).text == expected
+    assert chatparse.completion(body, "http://up", None).text == expected
 
 
 def test_timings_in_a_chunk_are_the_usage_so_far():
@@ -394,7 +394,7 @@ def test_images_go_as_content_parts_in_their_place():
     request = GenerationRequest(
         messages=(Message("user", "what is\nthis?", images=(cat,)), Message("assistant", "a cat"))
     )
-    (user, assistant) = chat.chat_payload(request, stream=False)["messages"]
+    (user, assistant) = chatpayload.chat_payload(request, stream=False)["messages"]
     assert user["content"] == [
         {"type": "text", "text": "what is"},
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.backends.chatglm import modelfile
+from proxy.backends.chatglm import ggmlfile
 from tests.backends.chatglm.tinymodels import write_glm4
 
 HEADER = 12  # magic, model type, version
@@ -27,10 +27,10 @@ def patched(data: bytes, at: int, fmt: str, *values) -> bytes:
 
 
 def test_a_good_file(good, models):
-    glm4 = modelfile.inspect(str(models.reply))
+    glm4 = ggmlfile.inspect(str(models.reply))
     assert (glm4.model_type, glm4.type_name, glm4.max_length) == (4, "GLM-4", 8192)
     assert glm4.token_count == 256 + 7 + 14  # bytes, longer scripted pieces, special tokens
-    chatglm3 = modelfile.inspect(str(models.tool))
+    chatglm3 = ggmlfile.inspect(str(models.tool))
     assert chatglm3.type_name == "ChatGLM3" and chatglm3.token_count > 256 + 9
 
 
@@ -71,7 +71,7 @@ def test_broken_files_are_refused_by_name(name, good, tmp_path):
     path = tmp_path / f"{name}.bin"
     path.write_bytes(damage(good))
     with pytest.raises(ValueError) as info:
-        modelfile.inspect(str(path))
+        ggmlfile.inspect(str(path))
     assert str(path) in str(info.value) and message in str(info.value)
 
 
@@ -82,7 +82,7 @@ def test_broken_files_are_refused_by_name(name, good, tmp_path):
 )
 def test_unreadable_paths(path, message, tmp_path):
     with pytest.raises(ValueError, match=message):
-        modelfile.inspect(str(tmp_path / path))
+        ggmlfile.inspect(str(tmp_path / path))
 
 
 def test_a_broken_sentencepiece_tokenizer(models, tmp_path):
@@ -92,4 +92,4 @@ def test_a_broken_sentencepiece_tokenizer(models, tmp_path):
     path = tmp_path / "bad-spm.bin"
     path.write_bytes(data[: at + 4] + b"\xff" * size + data[at + 4 + size :])
     with pytest.raises(ValueError, match="not a SentencePiece model"):
-        modelfile.inspect(str(path))
+        ggmlfile.inspect(str(path))

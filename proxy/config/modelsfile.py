@@ -1,0 +1,376 @@
+"""Reading a catalog: from a models file (``--config models.toml``), or from the historic
+flags, which describe a fleet of one: one model on the ``--llama-api`` replicas, answering to
+any model name. Reading a file checks everything once, at start-up; a mistake stops the proxy
+with a message naming the file, the key and what is wrong. Pure: no network, no processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+import unicodedata
+from typing import Any, Optional
+from urllib.parse import urlsplit
+
+from proxy.config.catalog import Catalog, CatalogError, ManagedSpec, ModelSpec, UpstreamSpec
+from proxy.config.files import (
+    parse_size,
+    read_toml,
+    resolved,
+    resolved_arguments,
+    resolved_template,
+)
+from proxy.config.hubref import HubReference, is_hub_reference
+from proxy.core.errors import InvalidRequestError
+from proxy.core.fields import Fields, effort, sampling, stop_words, template_kwargs
+from proxy.core.types import GenerationRequest, Sampling
+
+BACKENDS = ("servercpp", "chatglm")
+REASONING = ("auto", "think-tags", "none")  # how a model's thoughts are told from its answer
+SLOT_SAVES = ("on-stop", "every-turn", "off")  # when a server the proxy runs saves its KV caches
+# Request fields a model may default; each is applied only where the client left it out.
+DEFAULTABLE = (
+    "max_tokens",
+    "stop",
+    "n_keep",
+    "cache_prompt",
+    "chat_template_kwargs",
+    "reasoning_effort",
+) + tuple(f.name for f in dataclasses.fields(Sampling))
+MODEL_KEYS = {
+    "aliases",
+    "backend",
+    "upstreams",
+    "slots",
+    "chat_template",
+    "model",
+    "defaults",
+    "reasoning",
+    "slot_save",
+    "affinity",
+    "capture",
+    "upstream_key",
+    "cmd",
+    "args",
+    "ttl",
+    "preload",
+    "mmproj",
+    "reranking",
+}
+TOP_KEYS = {"default", "catch_all", "models", "max_running", "max_memory"}
+LONGEST_ID = 128  # characters: an id names its server's log file and slot folder
+
+
+def from_settings(settings) -> Catalog:
+    """The models file ``--config`` names, else the fleet of one the flags describe."""
+    if settings.models.config:
+        catalog = read_catalog(settings.models.config, settings.prompts.chat_template)
+        return dataclasses.replace(
+            catalog,
+            max_running=catalog.max_running or settings.servers.max_running,
+            max_memory=catalog.max_memory or parse_size(settings.servers.max_memory or "0"),
+        )
+    slots = settings.upstream.slots
+    models, servers, prompts = settings.models, settings.servers, settings.prompts
+    if models.backend == "servercpp" and models.model:
+        # one command, one model: its server starts loading with the proxy
+        managed = ManagedSpec(
+            model=models.model,
+            args=tuple(shlex.split(servers.server_args)),
+            preload=True,
+            slot_save=servers.slot_save,
+        )
+        model = ModelSpec(
+            id=models.model_name or os.path.basename(models.model),
+            chat_template=prompts.chat_template,
+            managed=managed,
+            affinity=models.affinity == "on",
+            reasoning=prompts.reasoning,
+        )
+        problem = id_problem(model.id)
+        if problem:
+            raise CatalogError(
+                f"the model id {model.id!r} (--model-name, else the model "
+                f"file's name) cannot name the server's log file and slot "
+                f"folder: it {problem}"
+            )
+        return Catalog(
+            (model,),
+            model.id,
+            catch_all=True,
+            max_running=servers.max_running,
+            max_memory=parse_size(servers.max_memory or "0"),
+        )
+    model = ModelSpec(
+        id=settings.models.model_name,
+        backend=settings.models.backend,
+        upstreams=tuple(UpstreamSpec(url.rstrip("/"), slots) for url in settings.upstream.llama_api)
+        if settings.models.backend == "servercpp"
+        else (),
+        embedding_upstream=(
+            UpstreamSpec(settings.upstream.embedding_api.rstrip("/"), slots)
+            if settings.upstream.embedding_api
+            else None
+        ),
+        chat_template=settings.prompts.chat_template,
+        path=settings.models.model,
+        affinity=settings.models.affinity == "on",
+        upstream_key=settings.upstream.llama_api_key,
+        reasoning=settings.prompts.reasoning,
+    )
+    return Catalog((model,), model.id, catch_all=True)
+
+
+# -- reading a models file -------------------------------------------------------------------
+
+
+def read_catalog(path: str, chat_template: str = "auto") -> Catalog:
+    """Read and check a models file; any mistake is a :class:`CatalogError` naming it.
+    ``chat_template``: the template of a model that names none."""
+    return parse_catalog(read_toml(path, "models file", CatalogError), path, chat_template)
+
+
+def parse_catalog(data: dict, source: str, chat_template: str = "auto") -> Catalog:
+    """Check a parsed models file (``source`` names it in messages, and its folder is where
+    the relative paths in it start)."""
+    folder = os.path.dirname(os.path.abspath(source))
+
+    def fail(key: str, problem: str) -> CatalogError:
+        return CatalogError(f"{source}: {key}: {problem}")
+
+    _no_unknown(data, TOP_KEYS, "", fail)
+    tables = data.get("models")
+    if not isinstance(tables, dict) or not tables:
+        raise fail("models", "needs at least one [models.<id>] table")
+    for model_id in tables:
+        problem = id_problem(model_id)
+        if problem:
+            raise fail(
+                "models",
+                f"the id {model_id!r} cannot name its server's log file and "
+                f"slot folder: it {problem}",
+            )
+    models = tuple(
+        _model(model_id, spec, f"models.{model_id}", fail, chat_template, folder)
+        for model_id, spec in tables.items()
+    )
+    seen: dict = {}
+    for model in models:
+        for name in model.names:
+            if name in seen:
+                raise fail(
+                    f"models.{model.id}",
+                    f"the name {name!r} is already taken by models.{seen[name]}",
+                )
+            seen[name] = model.id
+    default = data.get("default", models[0].id)
+    if not isinstance(default, str) or default not in seen:
+        raise fail("default", f"must name a model; the ids are {', '.join(m.id for m in models)}")
+    catch_all = data.get("catch_all", False)
+    if not isinstance(catch_all, bool):
+        raise fail("catch_all", "must be true or false")
+    max_running = data.get("max_running", 0)
+    if isinstance(max_running, bool) or not isinstance(max_running, int) or max_running < 0:
+        raise fail("max_running", "must be a whole number of servers (0 = no limit)")
+    return Catalog(
+        models, seen[default], catch_all, max_running, _memory(data.get("max_memory", 0), fail)
+    )
+
+
+def id_problem(model_id: str) -> str:
+    """Why ``model_id`` cannot name the files made from it (its server's log, its slot
+    folder, whose old caches are pruned): a name that climbs out of their folder, hides in
+    it or cannot be written; empty when it can. ``qwen3:8b`` can."""
+    if not model_id:
+        return "is empty"
+    if len(model_id) > LONGEST_ID:
+        return f"is longer than {LONGEST_ID} characters"
+    if "/" in model_id or "\\" in model_id:
+        return "has a path separator (/ or \\) in it"
+    if ".." in model_id:
+        return "has '..' in it"
+    if model_id.startswith("."):
+        return "starts with a dot"
+    if any(unicodedata.category(character) == "Cc" for character in model_id):
+        return "has a control character in it"
+    return ""
+
+
+def _memory(value: Any, fail) -> int:
+    """A size as ``"20GiB"`` or a number of bytes."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    try:
+        if isinstance(value, str):
+            return parse_size(value)
+    except ValueError as exc:
+        raise fail("max_memory", str(exc)) from None
+    raise fail("max_memory", f'must be a size such as "20GiB", got {value!r}')
+
+
+def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder: str) -> ModelSpec:
+    if not isinstance(spec, dict):
+        raise fail(key, "must be a table")
+    _no_unknown(spec, MODEL_KEYS, key + ".", fail)
+    backend = spec.get("backend", "servercpp")
+    if backend not in BACKENDS:
+        raise fail(f"{key}.backend", f"must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    aliases = spec.get("aliases", [])
+    if not isinstance(aliases, list) or not all(isinstance(a, str) and a for a in aliases):
+        raise fail(f"{key}.aliases", "must be a list of names")
+    slots = _count(spec.get("slots", 0), f"{key}.slots", fail)
+    upstreams = spec.get("upstreams", [])
+    managed = _managed(spec, key, fail, folder) if backend == "servercpp" else None
+    if managed:
+        if "upstreams" in spec:
+            raise fail(
+                f"{key}.upstreams",
+                "a model the proxy runs (cmd or model) has none: the proxy picks its port",
+            )
+        upstreams = ()
+    elif backend == "servercpp":
+        if not isinstance(upstreams, list) or not upstreams:
+            raise fail(f"{key}.upstreams", "needs at least one server URL (one per replica)")
+        upstreams = tuple(
+            _upstream(item, slots, f"{key}.upstreams[{i}]", fail)
+            for i, item in enumerate(upstreams)
+        )
+        if len({u.url for u in upstreams}) < len(upstreams):
+            raise fail(f"{key}.upstreams", "names the same URL twice")
+    elif "upstreams" in spec or not isinstance(spec.get("model"), str) or not spec["model"]:
+        raise fail(key, "a chatglm model needs model = <path to its file>, and no upstreams")
+    elif is_hub_reference(spec["model"]):
+        raise fail(f"{key}.model", "a chatglm model is a file on this machine, not on a hub")
+    template = spec.get("chat_template", chat_template)
+    if not isinstance(template, str) or not template:
+        raise fail(f"{key}.chat_template", "must be a preset name, a Jinja file or auto")
+    template = resolved_template(template, folder)
+    affinity = spec.get("affinity", True)
+    if not isinstance(affinity, bool):
+        raise fail(f"{key}.affinity", "must be true or false")
+    capture = spec.get("capture", False)
+    if not isinstance(capture, bool):
+        raise fail(f"{key}.capture", "must be true or false")
+    upstream_key = spec.get("upstream_key", "")
+    if not isinstance(upstream_key, str):
+        raise fail(f"{key}.upstream_key", "must be a string")
+    reasoning = spec.get("reasoning", "auto")
+    if reasoning not in REASONING:
+        raise fail(f"{key}.reasoning", f"must be one of {', '.join(REASONING)}, got {reasoning!r}")
+    return ModelSpec(
+        id=model_id,
+        aliases=tuple(aliases),
+        backend=backend,
+        upstreams=upstreams if backend == "servercpp" else (),
+        chat_template=template,
+        path=resolved(spec.get("model", ""), folder) if backend == "chatglm" else "",
+        defaults=_defaults(spec.get("defaults", {}), f"{key}.defaults", fail),
+        affinity=affinity,
+        upstream_key=upstream_key,
+        managed=managed,
+        reasoning=reasoning,
+        capture=capture,
+    )
+
+
+def _managed(spec: dict, key: str, fail, folder: str) -> Optional[ManagedSpec]:
+    """The server to run for a servercpp model that names a ``cmd`` or a ``model`` file (or
+    a model on a hub); the paths in them taken from the models file's ``folder``."""
+    if "cmd" not in spec and "model" not in spec:
+        for name in ("args", "ttl", "preload", "slot_save", "mmproj", "reranking"):
+            if name in spec:
+                raise fail(f"{key}.{name}", "belongs to a model the proxy runs (cmd or model)")
+        return None
+    command = None
+    if "cmd" in spec:
+        if not isinstance(spec["cmd"], str) or "${PORT}" not in spec["cmd"]:
+            raise fail(f"{key}.cmd", "must be a command line with ${PORT} in it")
+        command = resolved_arguments(shlex.split(spec["cmd"]), folder)
+    model = spec.get("model", "")
+    if not isinstance(model, str) or ("cmd" not in spec and not model):
+        raise fail(f"{key}.model", "must be the path of a model file, or hf:<org>/<repo>")
+    try:
+        HubReference.parse(model)
+    except ValueError as exc:
+        raise fail(f"{key}.model", str(exc)) from None
+    args = spec.get("args", [])
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise fail(f"{key}.args", "must be a list of strings")
+    mmproj = spec.get("mmproj", "")
+    if not isinstance(mmproj, str):
+        raise fail(f"{key}.mmproj", "must be the path of a vision projector file")
+    if not isinstance(spec.get("reranking", False), bool):
+        raise fail(f"{key}.reranking", "must be true or false")
+    args = [
+        *resolved_arguments(args, folder),
+        *(["--mmproj", resolved(mmproj, folder)] if mmproj else []),
+        *(["--reranking"] if spec.get("reranking") else []),
+    ]
+    ttl = spec.get("ttl", 0)
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl < 0:
+        raise fail(f"{key}.ttl", "must be a number of seconds (0 = never stop)")
+    if not isinstance(spec.get("preload", False), bool):
+        raise fail(f"{key}.preload", "must be true or false")
+    slot_save = spec.get("slot_save", "on-stop")
+    if slot_save not in SLOT_SAVES:
+        raise fail(f"{key}.slot_save", f"must be one of {', '.join(SLOT_SAVES)}, got {slot_save!r}")
+    return ManagedSpec(
+        command,
+        resolved(model, folder),
+        tuple(args),
+        float(ttl),
+        spec.get("preload", False),
+        slot_save,
+    )
+
+
+def _upstream(item: Any, slots: int, key: str, fail) -> UpstreamSpec:
+    if isinstance(item, dict):
+        _no_unknown(item, {"url", "slots"}, key + ".", fail)
+        slots = _count(item.get("slots", slots), f"{key}.slots", fail)
+        item = item.get("url")
+    url = urlsplit(item) if isinstance(item, str) else None
+    if url is None or url.scheme not in ("http", "https") or not url.netloc:
+        raise fail(key, f"must be an http(s) URL, got {item!r}")
+    return UpstreamSpec(item.rstrip("/"), slots)
+
+
+def _defaults(table: Any, key: str, fail) -> Optional[GenerationRequest]:
+    """Check defaults as the request fields they stand for, with the same rules."""
+    if not isinstance(table, dict):
+        raise fail(key, "must be a table of request fields")
+    if not table:
+        return None
+    unknown = sorted(set(table) - set(DEFAULTABLE))
+    if unknown:
+        raise fail(
+            f"{key}.{unknown[0]}",
+            f"is not a request field a model can default; those are {', '.join(DEFAULTABLE)}",
+        )
+    fields = Fields(table)
+    try:
+        return GenerationRequest(
+            max_tokens=fields.integer("max_tokens", 1),
+            stop=stop_words(fields),
+            sampling=sampling(fields),
+            n_keep=fields.integer("n_keep", -1),
+            cache_prompt=fields.boolean("cache_prompt"),
+            template_kwargs=template_kwargs(fields, effort=effort(fields, "reasoning_effort")),
+        )
+    except InvalidRequestError as exc:
+        raise fail(f"{key}.{exc.param}" if exc.param else key, exc.message) from None
+
+
+def _count(value: Any, key: str, fail) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise fail(key, f"must be a whole number of slots (0 = as the server says), got {value!r}")
+    return value
+
+
+def _no_unknown(table: dict, known: set, prefix: str, fail) -> None:
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise fail(
+            prefix + unknown[0], f"is not a known key; known here: {', '.join(sorted(known))}"
+        )
