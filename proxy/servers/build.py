@@ -24,8 +24,9 @@ from proxy.core.errors import UpstreamUnavailableError
 from proxy.servers import engine, hub, memory, slotcache
 from proxy.servers.binaries import find_llama_server
 from proxy.servers.hub import PulledModels
+from proxy.servers.launch import Launch, command_for
 from proxy.servers.pool import ProcessPool
-from proxy.servers.processes import Launch, ManagedServer, command_for
+from proxy.servers.processes import ManagedServer
 from proxy.servers.slotcache import SlotFiles
 
 logger = logging.getLogger(__name__)

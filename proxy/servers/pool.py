@@ -11,8 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 from proxy.core.errors import UpstreamUnavailableError
+from proxy.servers.launch import Launch, die_with_parent
 from proxy.servers.memory import show
-from proxy.servers.processes import Launch, ManagedServer, die_with_parent
+from proxy.servers.processes import ManagedServer
 
 ROOM_POLL = 0.2  # seconds between looks for a server to stop, when all are busy
 

@@ -11,73 +11,26 @@ fit stops the least recently used idle ones first (:mod:`proxy.servers.pool`).
 
 from __future__ import annotations
 
-import ctypes
 import logging
-import os
-import signal
 import subprocess
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Iterator, Optional, Protocol, Sequence
+from typing import Callable, Iterator, Optional, Protocol
 
 import psutil
 
 from proxy.core.errors import UpstreamUnavailableError
 from proxy.ops.measure import Measure, waiting
-from proxy.servers import showing
+from proxy.servers.launch import Launch, stop_group
 from proxy.servers.memory import show
 from proxy.servers.showing import why_it_failed
 from proxy.servers.slotcache import SlotFiles, SlotKeeper
 
 logger = logging.getLogger(__name__)
 
-STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
-LOG_TAIL = 20  # lines of a failed server's output quoted in the error
-RUN_OUTPUT = 64 * 1024  # bytes of a server's log read for why its start failed
 FIRST_BACKOFF, LAST_BACKOFF = 1.0, 30.0
 STABLE = 60.0  # seconds up after which a death is a first one again
-PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent() -> None:  # pragma: no cover - runs in the child, between fork and exec
-    """Ask Linux to send SIGTERM when the thread that started us ends (the proxy dies)."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass  # not Linux: the proxy's own exit handling stops its servers
-
-
-@dataclass(frozen=True)
-class Launch:
-    """How to start one model's server, ready to run: the command, its port, its log."""
-
-    name: str
-    command: tuple
-    port: int
-    log_path: Path
-    env: dict
-    ttl: float = 0.0  # seconds idle before it is stopped; 0 = never
-    ready_timeout: float = 300.0
-    program: str = ""  # what runs it: a binary's path, the bundled engine, or its command
-    estimate: int = 0  # bytes of memory it is expected to take (0: unknown)
-    stop_grace: float = STOP_GRACE  # seconds between SIGTERM and SIGKILL
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def shown(self) -> str:
-        """The command as logs show it, its secrets blanked."""
-        return showing.shown(self.command)
-
-    def scrubbed(self, text: str) -> str:
-        """``text`` (the server's output, an error quoting it) with the command's secrets
-        blanked, should the server have echoed them."""
-        return showing.scrubbed(text, showing.secrets(self.command))
 
 
 class Room(Protocol):
@@ -266,7 +219,7 @@ class ManagedServer:
             self._lock.notify_all()
         if process is not None and process.poll() is None:
             logger.info("stopping %s%s", self.launch.name, f" ({why})" if why else "")
-            _stop_group(process, self.launch.stop_grace)
+            stop_group(process, self.launch.stop_grace)
         return True
 
     # -- conversations' KV caches ------------------------------------------------------------
@@ -334,25 +287,9 @@ class ManagedServer:
             f"its output in the proxy's log and its admin API (GET /admin/models)"
         )
 
-    def run_output(self) -> str:
-        """What the server wrote since it was last started (the end of it, at most
-        :data:`RUN_OUTPUT` bytes), its command's secrets blanked."""
-        try:
-            with open(self.launch.log_path, "rb") as log:
-                log.seek(max(log.seek(0, os.SEEK_END) - RUN_OUTPUT, 0))
-                text = log.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-        _, header, run = ("\n" + text).rpartition("\n--- ")
-        return self.launch.scrubbed(run.partition("\n")[2] if header else text)
-
-    def log_tail(self, lines: int = LOG_TAIL) -> str:
-        """The last ``lines`` of the server's log, its command's secrets blanked."""
-        try:
-            text = self.launch.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return self.launch.scrubbed("\n".join(text.splitlines()[-lines:]))
+    def log_tail(self, lines: int) -> str:
+        """The last ``lines`` of its log: the admin API's, here or across processes."""
+        return self.launch.log_tail(lines)
 
     # -- starting ----------------------------------------------------------------------------
 
@@ -375,16 +312,18 @@ class ManagedServer:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 code, self._process = self._process.returncode, None
-                self.reason = why_it_failed(self.run_output()) or f"it exited with code {code}"
+                self.reason = (
+                    why_it_failed(self.launch.run_output()) or f"it exited with code {code}"
+                )
                 logger.error(
                     "the server of %s exited while it started (%s); its last output:\n%s",
                     self.launch.name,
                     self.reason,
-                    self.log_tail(),
+                    self.launch.log_tail(),
                 )
                 raise UpstreamUnavailableError(
                     f"the server of {self.launch.name} exited during start-up; its last "
-                    f"output:\n{self.log_tail()}",
+                    f"output:\n{self.launch.log_tail()}",
                     retry_after=5,
                 )
             answer = self.ready(self.launch.url)
@@ -408,11 +347,11 @@ class ManagedServer:
             "the server of %s %s; its last output:\n%s",
             self.launch.name,
             self.reason.removeprefix("it "),
-            self.log_tail(),
+            self.launch.log_tail(),
         )
         raise UpstreamUnavailableError(
             f"the server of {self.launch.name} was not ready within "
-            f"{self.launch.ready_timeout:g}s; its last output:\n{self.log_tail()}",
+            f"{self.launch.ready_timeout:g}s; its last output:\n{self.launch.log_tail()}",
             retry_after=5,
         )
 
@@ -436,19 +375,3 @@ class ManagedServer:
             if self.state != "ready" or self.in_flight:
                 return 0.0
             return now - self.last_used
-
-
-def _stop_group(process: subprocess.Popen, grace: float) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(grace)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        process.wait()
-
-
-def command_for(template: Sequence[str], port: int, model: str) -> tuple:
-    """Fill ``${PORT}`` and ``${MODEL}`` into a server command."""
-    return tuple(part.replace("${PORT}", str(port)).replace("${MODEL}", model) for part in template)

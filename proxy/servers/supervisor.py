@@ -31,7 +31,7 @@ from proxy.config.settings import Settings
 from proxy.core.errors import UpstreamUnavailableError
 from proxy.logs import log_to_stderr
 from proxy.servers.build import managed_servers, preload, refreshed_servers, served_catalog
-from proxy.servers.processes import STOP_GRACE, die_with_parent
+from proxy.servers.launch import STOP_GRACE, die_with_parent
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,9 @@ import pytest
 
 from proxy.core.errors import UpstreamUnavailableError
 from proxy.servers import processes
+from proxy.servers.launch import Launch
 from proxy.servers.pool import ProcessPool
-from proxy.servers.processes import FIRST_BACKOFF, Launch, ManagedServer
+from proxy.servers.processes import FIRST_BACKOFF, ManagedServer
 from tests.polling import wait_for
 
 SLEEPER = (sys.executable, "-c", "import time; time.sleep(60)")
@@ -181,7 +182,7 @@ def test_a_secret_in_the_command_is_blanked_wherever_the_command_shows(pool, tmp
         failed.value.detail,
         broken.error,
         broken.snapshot()["error"],
-        broken.log_tail(),
+        broken.launch.log_tail(),
         caplog.text,
     ):
         assert "SOMESECRET" not in shown and "***" in shown
