@@ -68,3 +68,27 @@ def test_every_function_and_class_it_names_is_defined(name):
 def test_the_walk_calls_serve_as_the_view_does():
     walk = re.search(r"`(serve\([^`]*\))`", PAGE).group(1)
     assert walk in SOURCES[ROOT / "proxy" / "api" / "anthropic.py"], walk
+
+
+def named_modules() -> set:
+    """The modules the page names: a ``name.py`` in a row of the "Where things are" table
+    is its row's folders' module; a path elsewhere is taken from ``proxy/``."""
+    named = set()
+    for token, folders in files_named():
+        for folder in (*folders, ROOT / "proxy"):
+            path = (folder / token).resolve()
+            if path.is_file():
+                named.add(path.relative_to(ROOT).as_posix())
+    return named
+
+
+MODULES = sorted(
+    path.relative_to(ROOT).as_posix()
+    for path in (ROOT / "proxy").rglob("*.py")
+    if path.name != "__init__.py"
+)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_module_is_named(module):
+    assert module in named_modules(), f"docs/architecture.md names {module} nowhere"

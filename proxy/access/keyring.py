@@ -1,7 +1,5 @@
 """Named API keys: read from a TOML keys file, and added to and taken from it as text.
 
-Named API keys: which models each may use and how much, from a TOML keys file.
-
 ```toml
 [[keys]]
 name = "alice"

@@ -1,13 +1,11 @@
 """The bookkeeping of one upstream's slots: how many generations it runs at once, and in which
 order the requests waiting for them get them. Pure: the caller serialises access.
 
-The order in which requests waiting for one upstream's slots get them: turns by key.
-
-Start-time fair queueing: each request joining the queue is stamped with a virtual start, the
-later of the queue's virtual time and where its key's previous request ended; a key of
-``weight`` w advances by 1/w per request. The next free slot goes to the lowest stamp, so a key
-that has had the least recent service goes first, a key alone gets every slot (nothing waits
-while a slot is free), and a key's own requests keep their order.
+Turns by key, with start-time fair queueing: each request joining the queue is stamped with a
+virtual start, the later of the queue's virtual time and where its key's previous request ended;
+a key of ``weight`` w advances by 1/w per request. The next free slot goes to the lowest stamp,
+so a key that has had the least recent service goes first, a key alone gets every slot (nothing
+waits while a slot is free), and a key's own requests keep their order.
 
 Priorities come before turns: the lowest priority number goes first. A request's priority
 improves by one step every :data:`AGE_EVERY` seconds it waits, so a batch at the lowest priority

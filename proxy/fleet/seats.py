@@ -1,7 +1,6 @@
 """Where a conversation sits: on which replica and in which slot.
 
-Which slot of its replica a conversation's turn runs in: one protocol the fleet asks before each
-turn and tells after it.
+One protocol the fleet asks before each turn and tells after it.
 
 A server the proxy only reaches is answered from this process's memory of where each
 conversation was served (:class:`RememberedSeats`, over the model's

@@ -1,9 +1,7 @@
 """KV caches a server the proxy runs keeps across its stops: what each slot holds, and the files
 that hold them meanwhile.
 
-KV caches kept on disk across a server's stops: llama-server's slot files, one per conversation,
-in a folder of the model's own.
-
+The files are llama-server's slot files, one per conversation, in a folder of the model's own.
 The server writes and reads the files itself (``POST /slots/N?action=save|restore``, with
 ``--slot-save-path`` naming the folder); this keeps beside each file what it was saved from (the
 model file, the context, the slots and the cache types) so that nothing is restored into a

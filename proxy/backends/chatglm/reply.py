@@ -1,10 +1,5 @@
 """Generated ids into what the client sees: decoded into whole characters as they arrive, then
-trimmed, cut at stop words, maybe a tool call.
-
-Shape generated text into what the client sees: trimmed, cut at stop words, maybe a tool call.
-
-Turn generated token ids into text as they arrive, never splitting a character.
-"""
+trimmed, cut at stop words, maybe a tool call."""
 
 from __future__ import annotations
 

@@ -1,14 +1,12 @@
 """What a server.cpp is, and which way a chat reaches it. Pure.
 
-The kinds of server.cpp the proxy speaks to (their eras), and how to tell them apart.
+The kinds (their eras), and how to tell them apart:
 
 powerinfer     PowerInfer's server (llama.cpp of Nov 2023): no /health, no /v1/models
 llamacpp-2023  llama.cpp of Dec 2023: no /health, has /v1/models, ``error:`` stream lines
 llamacpp       llama.cpp since 2024: /health, ``id_slot``, ``stop_type``, JSON errors; picks
                the slot whose cache shares the longest prefix with a prompt, and keeps the
                prompts it evicts in memory (``--cache-ram``) to load back
-
-Which way a chat reaches a server: through its own chat layer, or the proxy's own way. Pure.
 
 A server's chat layer (llama-server's ``/v1/chat/completions``) renders the model's template and
 reads its calls and thoughts as llama.cpp does for that family, so a chat goes through it
