@@ -9,7 +9,7 @@ from typing import Callable, Optional
 
 from flask import Flask
 
-from proxy.access.build import build_access, build_capture, build_responses
+from proxy.access.build import build_access, build_capture, build_outages, build_responses
 from proxy.access.images import ImageFetcher
 from proxy.api import (
     admin,
@@ -82,7 +82,8 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = settings.limits.max_body_size
     app.json = OrjsonProvider(app)
     metrics = Metrics(runtime.metrics_folder) if settings.observing.metrics == "on" else None
-    access = build_access(settings, runtime)
+    outages = build_outages(settings)
+    access = build_access(settings, runtime, outages)
     serve = None  # how a models file read again is served
     if backend is not None:
         router = fleet_of(backend, settings)
@@ -101,7 +102,7 @@ def create_app(
         settings,
         router,
         access,
-        build_responses(settings, runtime),
+        build_responses(settings, runtime, outages),
         metrics,
         history,
         images,
@@ -114,6 +115,7 @@ def create_app(
     if metrics is not None:
         metrics.watch(router)
         state.capture.on_dropped = metrics.exchanges_dropped.inc
+        metrics.watch_stores(outages, access.journal, state.capture)
     app.extensions["proxy"] = state
     observe.init_app(app, state)
     browsers.init_app(app, settings)

@@ -2,8 +2,9 @@
 
 A key's answers are charged when they end (prompt and completion tokens, the prompt's tokens
 served from the server's cache at the key's ``cached_token_cost``), at once and in full, in
-the usage store: a SQLite table beside the usage totals, or Redis with ``--redis-url``, so
-every proxy sharing it counts one budget to the token. A request is refused before it costs
+the usage store, in the same write as the answer's usage (:mod:`proxy.access.usage`): a SQLite
+table beside the usage totals, or Redis with ``--redis-url``, so every proxy sharing it counts
+one budget to the token. A request is refused before it costs
 anything once its key has spent a budget; the one that crosses it is answered in full.
 
 Periods are calendar days and months in UTC, as an operator reads a bill.
@@ -18,15 +19,9 @@ from datetime import datetime, timezone
 from typing import Callable, Optional
 
 from proxy.access.keyring import KeySpec
-from proxy.access.sqlite import Connections
 from proxy.core.errors import QuotaExceededError
 
 PERIODS = ("day", "month")
-SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS budgets (key TEXT NOT NULL, period TEXT NOT NULL, "
-    "tokens INTEGER NOT NULL, PRIMARY KEY (key, period))"
-)
-KEPT_FOR = 40 * 86400  # seconds Redis keeps a period's count: a month and a margin
 
 
 def period(now: float, length: str) -> tuple:
@@ -110,58 +105,11 @@ def _duration(seconds: float) -> str:
     return f"{hours}h {rest // 60}m" if hours else f"{rest // 60}m {rest % 60}s"
 
 
-class SqliteBudgets:
-    """Tokens spent per key and period, in the usage file."""
-
-    def __init__(self, path: str) -> None:
-        self._connection = Connections(path, SCHEMA).get
-
-    def spent(self, key: str, periods: list) -> list:
-        db = self._connection()
-        found = dict(
-            db.execute(
-                "SELECT period, tokens FROM budgets WHERE key = ? AND period IN "
-                f"({', '.join('?' * len(periods))})",
-                (key, *periods),
-            ).fetchall()
-        )
-        return [found.get(name, 0) for name in periods]
-
-    def add(self, key: str, periods: list, tokens: int) -> None:
-        with self._connection() as db:
-            db.executemany(
-                "INSERT INTO budgets VALUES (?, ?, ?) ON CONFLICT (key, period) "
-                "DO UPDATE SET tokens = tokens + excluded.tokens",
-                [(key, name, tokens) for name in periods],
-            )
-
-
-class RedisBudgets:
-    """Tokens spent per key and period, in Redis: one count for every proxy sharing it."""
-
-    PREFIX = "oai-proxy:budget:"
-
-    def __init__(self, client) -> None:
-        self.client = client
-
-    def spent(self, key: str, periods: list) -> list:
-        values = self.client.mget([self._name(key, name) for name in periods])
-        return [int(value or 0) for value in values]
-
-    def add(self, key: str, periods: list, tokens: int) -> None:
-        with self.client.pipeline() as pipe:
-            for name in periods:
-                pipe.incrby(self._name(key, name), tokens).expire(self._name(key, name), KEPT_FOR)
-            pipe.execute()
-
-    def _name(self, key: str, period_name: str) -> str:
-        return f"{self.PREFIX}{key}:{period_name}"
-
-
 class Budgets:
     """Each key's budgets, checked as its requests come in and charged as they end."""
 
     def __init__(self, store, clock: Callable[[], float] = time.time) -> None:
+        """``store``: the usage store, which keeps what each budget period has spent."""
         self.store = store
         self.clock = clock
 
@@ -181,11 +129,9 @@ class Budgets:
             now,
         )
 
-    def charge(self, key: KeySpec, tokens: int) -> None:
-        lengths = [length for length in PERIODS if budget_of(key, length)]
-        if not lengths or tokens <= 0:
-            return
+    def periods(self, key: KeySpec) -> tuple:
+        """The periods an answer of ``key`` ending now is charged to (none: no budget)."""
         now = self.clock()
-        self.store.add(
-            key.name, [f"{length}:{period(now, length)[0]}" for length in lengths], tokens
+        return tuple(
+            f"{length}:{period(now, length)[0]}" for length in PERIODS if budget_of(key, length)
         )

@@ -6,14 +6,16 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-from proxy.access.budgets import Budgets, RedisBudgets, SqliteBudgets
+from proxy.access.budgets import Budgets
 from proxy.access.exchanges import Capture, SqliteExchanges
 from proxy.access.gate import Access
+from proxy.access.journal import Journal
 from proxy.access.keyring import Keyring, load_keyring, plain_keys
 from proxy.access.limits import LocalLimiter, RedisLimiter
+from proxy.access.outages import Outages
 from proxy.access.redis_exchanges import RedisExchanges
 from proxy.access.stored import RedisRecords, SqliteRecords, StoredResponses
-from proxy.access.usage import RedisUsage, SqliteUsage, UsageRecorder
+from proxy.access.usage import RedisUsage, SqliteUsage
 from proxy.config.catalog import Catalog
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
@@ -32,36 +34,38 @@ def read_keys(settings: Settings, runtime: Runtime) -> list:
     return keys
 
 
-def build_access(settings: Settings, runtime: Runtime) -> Access:
-    """A keys file that cannot be used is a ``ValueError`` naming it."""
+def build_outages(settings: Settings) -> Outages:
+    """The watch over the proxy's own stores, named as refusals name them."""
+    return Outages("Redis" if settings.stores.redis_url else "a SQLite file")
+
+
+def build_access(settings: Settings, runtime: Runtime, outages: Outages) -> Access:
+    """A keys file that cannot be used is a ``ValueError`` naming it. Charges the usage
+    store cannot take yet are journaled in the cache folder."""
     keys = read_keys(settings, runtime)
     admin = settings.access.admin_key.encode("utf-8")
+    journal = os.path.join(runtime.cache_dir, "journal")
     if settings.stores.redis_url:
         client = connect(settings.stores.redis_url)
-        return Access(
-            Keyring(keys),
-            RedisLimiter(client),
-            UsageRecorder(RedisUsage(client)),
-            admin,
-            Budgets(RedisBudgets(client)),
+        usage, limiter = RedisUsage(client), RedisLimiter(client)
+    else:
+        usage = SqliteUsage(
+            settings.stores.usage_db or os.path.join(runtime.cache_dir, "usage.sqlite3")
         )
-    path = settings.stores.usage_db or os.path.join(runtime.cache_dir, "usage.sqlite3")
-    return Access(
-        Keyring(keys),
-        LocalLimiter(),
-        UsageRecorder(SqliteUsage(path)),
-        admin,
-        Budgets(SqliteBudgets(path)),
-    )
+        limiter = LocalLimiter()
+    return Access(Keyring(keys), limiter, Journal(usage, outages, journal), admin, Budgets(usage))
 
 
-def build_responses(settings: Settings, runtime: Runtime) -> StoredResponses:
+def build_responses(settings: Settings, runtime: Runtime, outages: Outages) -> StoredResponses:
     """Stored responses in Redis with ``--redis-url``, else in a SQLite file."""
     retention = settings.stores.responses_retention * 86400
     if settings.stores.redis_url:
-        return StoredResponses(RedisRecords(connect(settings.stores.redis_url)), retention)
-    path = settings.stores.responses_db or os.path.join(runtime.cache_dir, "responses.sqlite3")
-    return StoredResponses(SqliteRecords(path), retention)
+        records = RedisRecords(connect(settings.stores.redis_url))
+    else:
+        records = SqliteRecords(
+            settings.stores.responses_db or os.path.join(runtime.cache_dir, "responses.sqlite3")
+        )
+    return StoredResponses(records, retention, outages)
 
 
 def build_capture(
@@ -86,4 +90,5 @@ def build_capture(
         everyone=settings.observing.capture == "on",
         keyed=any(key.capture for key in access.keyring.keys),
         catalog=catalog,
+        outages=access.outages,
     )

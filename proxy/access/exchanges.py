@@ -23,9 +23,11 @@ import logging
 import re
 import threading
 import time
-from typing import Callable, Iterable, Optional
+from typing import Callable, ContextManager, Iterable, Optional
 
+from proxy.access.outages import Outages
 from proxy.access.sqlite import Connections
+from proxy.core.errors import StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -282,16 +284,20 @@ class Capture:
         *,
         keyed: bool = False,
         catalog: Optional[Callable[[], object]] = None,
+        outages: Optional[Outages] = None,
     ) -> None:
         """``store``: a :class:`SqliteExchanges` or its Redis twin; ``everyone``: keep every
         exchange (``--capture on``), else only those of keys that ask for it (``keyed``:
-        some do) and of models that do (in ``catalog()``, the models served now)."""
+        some do) and of models that do (in ``catalog()``, the models served now);
+        ``outages``: told when the store fails and comes back."""
         self.store = store
+        self.outages = outages or Outages("a SQLite file")
         self.everyone = everyone
         self.keyed = keyed
         self.catalog = catalog
         self.dropped = 0  # exchanges a full queue or a full store gave up
         self.on_dropped: Callable[[int], None] = lambda count: None  # metrics count them
+        self.on_unwritten: Callable[[int], None] = lambda count: None  # those the store failed
         self._waiting: list = []  # records for the writer
         self._waiting_bytes = 0
         self._writer: Optional[threading.Thread] = None
@@ -338,10 +344,15 @@ class Capture:
                 return
             records = [settled(record) for record in records]
             try:
-                self._drop(self.store.add(records))
-            except Exception as exc:  # the inspector's loss, never the request's
+                with self.reading():
+                    self._drop(self.store.add(records))
+            except StoreUnavailableError:  # the inspector's loss, never the request's
                 self._drop(len(records))
-                logger.warning("exchanges not kept: %s: %s", type(exc).__name__, exc)
+                self.on_unwritten(len(records))
+
+    def reading(self) -> ContextManager[None]:
+        """A ``with`` block on the store: its failure a 503 naming it."""
+        return self.outages.reaching("exchanges")
 
     def _drop(self, count: int) -> None:
         if count:

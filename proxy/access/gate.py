@@ -10,17 +10,18 @@ from dataclasses import replace
 from typing import Optional
 
 from proxy.access.budgets import Budgets, Standing, cost
+from proxy.access.journal import Journal
 from proxy.access.keyring import Keyring, KeySpec
-from proxy.access.limits import Decision, LimiterUnavailable
-from proxy.access.usage import UsageRecorder
+from proxy.access.limits import Decision
+from proxy.access.usage import Charge
 from proxy.core.errors import (
     AuthenticationError,
     InvalidRequestError,
     ModelNotFoundError,
     PermissionDeniedError,
     RequestsLimitError,
+    StoreUnavailableError,
     TokensLimitError,
-    UpstreamUnavailableError,
 )
 from proxy.core.party import ANYONE, HIGHEST, LOWEST, Party
 
@@ -35,20 +36,22 @@ class Access:
         self,
         keyring: Keyring,
         limiter,
-        usage: UsageRecorder,
+        journal: Journal,
         admin_key: bytes = b"",
         budgets: Optional[Budgets] = None,
     ) -> None:
-        """``admin_key``: the admin API's key, which the API takes too as a key of every
-        model and right (:data:`ADMIN`) once keys are required; ``budgets``: where keys'
-        tokens of the day and month are counted (``None``: no key has a budget)."""
+        """``journal``: the way answers' charges go to the usage store; ``admin_key``: the
+        admin API's key, which the API takes too as a key of every model and right
+        (:data:`ADMIN`) once keys are required; ``budgets``: where keys' tokens of the day
+        and month are counted (``None``: no key has a budget)."""
         self.keyring = keyring
         self.limiter = limiter
-        self.usage = usage
+        self.journal = journal
+        self.outages = journal.outages
         self.budgets = budgets
         self.admin = KeySpec(ADMIN, admin_key, manage=True) if admin_key else None
         self._parties = self._parties_of(keyring.keys, {})  # key name: whose turn it waits as
-        atexit.register(usage.close)  # the last second of counts is written too
+        atexit.register(journal.close)  # what an outage kept is written if it can be
 
     def replace_keys(self, keys: list) -> None:
         """Accept ``keys`` from now on: a key left out is refused at its next request (what
@@ -150,13 +153,17 @@ class Access:
         return party.at(priority)
 
     def admit(self, key: Optional[KeySpec]) -> Optional[Decision]:
-        """Count the request against its key's minute; 429 when the minute is used up."""
+        """Count the request against its key's minute; 429 when the minute is used up.
+        While the store of the counts is down, 503, or uncounted for a key that says so."""
         if key is None or not key.limited:
             return None
         try:
-            decision = self.limiter.admit(key)
-        except LimiterUnavailable as exc:
-            raise UpstreamUnavailableError(str(exc), retry_after=5) from None
+            with self.outages.reaching("limits"):
+                decision = self.limiter.admit(key)
+        except StoreUnavailableError:
+            if key.serve_in_outage:
+                return None
+            raise
         if not decision.allowed:
             requests = bool(key.rpm and decision.requests >= key.rpm)
             kind, limit = ("requests", key.rpm) if requests else ("tokens", key.tpm)
@@ -170,20 +177,23 @@ class Access:
         return decision
 
     def standing(self, key: Optional[KeySpec]) -> Optional[Standing]:
-        """What ``key`` has left of its budgets (``None``: it has none)."""
+        """What ``key`` has left of its budgets (``None``: it has none); a 503 while the
+        store is down."""
         if key is None or not key.budgeted or self.budgets is None:
             return None
-        try:
+        with self.outages.reaching("usage"):
             return self.budgets.standing(key)
-        except Exception as exc:  # the store's own errors: SQLite's or Redis's
-            logger.warning("budgets unreadable: %s: %s", type(exc).__name__, exc)
-            raise UpstreamUnavailableError(
-                "the budget store cannot be reached", retry_after=5
-            ) from None
 
     def check_budget(self, key: Optional[KeySpec]) -> Optional[Standing]:
-        """What ``key`` has left of its budgets; 429 once one is spent, before any work."""
-        standing = self.standing(key)
+        """What ``key`` has left of its budgets; 429 once one is spent, before any work.
+        While the store is down, 503, or unchecked for a key that says so (its answers are
+        charged once the store is back)."""
+        try:
+            standing = self.standing(key)
+        except StoreUnavailableError:
+            if key.serve_in_outage:
+                return None
+            raise
         if standing is None:
             return None
         refusal = standing.refusal()
@@ -201,31 +211,34 @@ class Access:
         completion_tokens: int,
         cached_tokens: int = 0,
     ) -> None:
-        """An answer went out: add it to the key's usage and charge its tokens."""
+        """An answer has ended: its usage and its budget tokens written in one charge (kept
+        for later while the store is down), its tokens counted against the key's minute."""
+        periods, tokens = (), 0
         if key is not None and key.budgeted and self.budgets is not None:
-            spent = cost(key, prompt_tokens, cached_tokens, completion_tokens)
-            try:
-                self.budgets.charge(key, spent)
-            except Exception as exc:  # never the answer's failure: it has gone
-                logger.warning(
-                    "%d tokens of key %r not charged: %s: %s",
-                    spent,
-                    key.name,
-                    type(exc).__name__,
-                    exc,
-                )
-        self.usage.record(
-            key.name if key else ANONYMOUS,
-            model,
-            prompt_tokens,
-            completion_tokens,
-            error=status >= 400,
+            periods = self.budgets.periods(key)
+            tokens = cost(key, prompt_tokens, cached_tokens, completion_tokens)
+        self.journal.write(
+            Charge(
+                key.name if key else ANONYMOUS,
+                model,
+                prompt_tokens,
+                completion_tokens,
+                status >= 400,
+                periods,
+                tokens,
+            )
         )
         if key is not None and key.tpm and (prompt_tokens or completion_tokens):
             try:
-                self.limiter.charge(key, prompt_tokens + completion_tokens)
-            except LimiterUnavailable:
-                pass  # the next admit says so to its client
+                with self.outages.reaching("limits"):
+                    self.limiter.charge(key, prompt_tokens + completion_tokens)
+            except StoreUnavailableError:
+                pass  # a minute's count: past by the time the store is back
+
+    def usage(self) -> list:
+        """Usage per key and model as the store holds it; a 503 while it is down."""
+        with self.outages.reaching("usage"):
+            return self.journal.store.totals()
 
 
 def _priority(asked: object) -> int:

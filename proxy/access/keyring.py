@@ -20,6 +20,9 @@ tokens_per_day = 1000000    # optional: prompt and completion tokens per UTC day
 tokens_per_month = 20000000 # optional: and per UTC month
 cached_token_cost = 0.1     # optional: what a prompt token served from the server's cache
                             # counts against them (1, the default: as much as any other)
+store_outage = "serve"      # optional: while the store of its limits and budgets is down
+                            # (Redis gone, a full disk), serve it uncounted and charge its
+                            # answers once the store is back; "refuse" (the default): a 503
 ```
 
 Keys added to and taken from a keys file as text, so that everything else in it (comments,
@@ -56,6 +59,7 @@ FIELDS = {
     "tokens_per_day",
     "tokens_per_month",
     "cached_token_cost",
+    "store_outage",
 }
 
 
@@ -76,6 +80,7 @@ class KeySpec:
     tokens_per_day: int = 0  # 0 = no budget
     tokens_per_month: int = 0
     cached_token_cost: float = 1.0  # what a cached prompt token counts against the budgets
+    serve_in_outage: bool = False  # served while its limits and budgets cannot be read
 
     @property
     def limited(self) -> bool:
@@ -107,6 +112,7 @@ def described(key: KeySpec) -> dict:
         "tokens_per_day": key.tokens_per_day,
         "tokens_per_month": key.tokens_per_month,
         "cached_token_cost": key.cached_token_cost,
+        "store_outage": "serve" if key.serve_in_outage else "refuse",
     }
 
 
@@ -189,6 +195,7 @@ def parse_keys(data: dict, source: str, environ: Mapping[str, str]) -> list:
                 tokens_per_day=_limit(entry, "tokens_per_day", where),
                 tokens_per_month=_limit(entry, "tokens_per_month", where),
                 cached_token_cost=_share(entry, "cached_token_cost", where),
+                serve_in_outage=_outage(entry, where),
             )
         )
     return keys
@@ -213,6 +220,14 @@ def _flag(entry: dict, field: str, where: str) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"{where}: '{field}' must be true or false")
     return value
+
+
+def _outage(entry: dict, where: str) -> bool:
+    """Whether the key is served while the store of its limits and budgets is down."""
+    value = entry.get("store_outage", "refuse")
+    if value not in ("refuse", "serve"):
+        raise ValueError(f'{where}: \'store_outage\' must be "refuse" or "serve"')
+    return value == "serve"
 
 
 def _weight(entry: dict, where: str) -> float:

@@ -1,6 +1,7 @@
 """SQLite files the proxy keeps (usage, stored responses): a connection per thread, made with
-its file and table on first use, in write-ahead mode so other processes' writers do not
-block reads."""
+its file and tables on first use, in write-ahead mode so other processes' writers do not
+block reads. A commit is on the disk once it returns as far as a crash of the proxy goes
+(``synchronous=NORMAL``: only a power cut may take the last ones back)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import threading
 
 
 class Connections:
-    """Each thread's connection to one file whose table ``schema`` creates."""
+    """Each thread's connection to one file whose tables ``schema`` creates."""
 
-    def __init__(self, path: str, schema: str) -> None:
+    def __init__(self, path: str, *schema: str) -> None:
         self.path = path
         self.schema = schema
         self._local = threading.local()
@@ -23,7 +24,9 @@ class Connections:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
             db = sqlite3.connect(self.path, timeout=5.0)
             db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
             with db:
-                db.execute(self.schema)
+                for statement in self.schema:
+                    db.execute(statement)
             self._local.db = db
         return db

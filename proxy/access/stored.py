@@ -5,18 +5,23 @@ has one, the conversation it belongs to, for a retention period.
 One key never sees another's responses: a response of another owner is as good as absent.
 SQLite by default (a file next to the usage file; every process on the machine shares it), or
 Redis (``--redis-url``: every proxy shares it).
+
+A response to keep is written before it is generated (:meth:`StoredResponses.reserve`, its
+input items and all), so that a store that cannot take it (Redis gone, the disk full) refuses
+the request before any work, in the API's own error, rather than after the answer was sent;
+until the answer replaces it, the reservation is as good as absent.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional
+from typing import Callable, Optional
 
+from proxy.access.outages import Outages
 from proxy.access.sqlite import Connections
-from proxy.core.errors import NotFoundError, UpstreamUnavailableError
+from proxy.core.errors import NotFoundError
 
 MAX_CHAIN = 10_000  # responses a conversation may be continued through
 PURGE_EVERY = 100  # saves between two sweeps of the expired rows (SQLite)
@@ -38,28 +43,45 @@ class StoredResponses:
     """The store's rules over a backend that keeps records by id (see :class:`SqliteRecords`
     and :class:`RedisRecords`)."""
 
-    def __init__(self, records, retention: float, clock: Callable[[], float] = time.time) -> None:
-        """``retention``: seconds a response is kept."""
+    def __init__(
+        self, records, retention: float, outages: Outages, clock: Callable[[], float] = time.time
+    ) -> None:
+        """``retention``: seconds a response is kept; ``outages``: told when the store fails
+        and comes back."""
         self.records = records
         self.retention = retention
+        self.outages = outages
         self.clock = clock
 
+    def reserve(self, owner: str, id: str, stored: StoredResponse) -> None:
+        """Write ``stored`` (its response still to come) under ``id`` before the answer is
+        generated: a 503 ``store_unavailable`` now if the store cannot take it."""
+        self._put(owner, {"id": id, "status": "in_progress", "output": []}, stored, True)
+
     def save(self, owner: str, stored: StoredResponse) -> None:
+        self._put(owner, stored.response, stored, False)
+
+    def _put(self, owner: str, response: dict, stored: StoredResponse, reserved: bool) -> None:
         record = {
             "owner": owner,
             "created": self.clock(),
-            "response": stored.response,
+            "response": response,
             "input": stored.input_items,
             "previous": stored.previous,
             "conversation": stored.conversation,
+            **({"reserved": True} if reserved else {}),
         }
-        self.records.put(stored.response["id"], record, self.retention)
+        with self.outages.reaching("responses"):
+            self.records.put(response["id"], record, self.retention)
 
     def get(self, owner: str, id: str) -> StoredResponse:
-        """The response ``id`` of ``owner``; a 404 naming it when absent, expired or another's."""
-        record = self.records.get(id)
+        """The response ``id`` of ``owner``; a 404 naming it when absent, expired, another's
+        or not answered yet."""
+        with self.outages.reaching("responses"):
+            record = self.records.get(id)
         if (
             record is None
+            or record.get("reserved")
             or record["owner"] != owner
             or record["created"] < self.clock() - self.retention
         ):
@@ -74,7 +96,8 @@ class StoredResponses:
 
     def delete(self, owner: str, id: str) -> None:
         self.get(owner, id)
-        self.records.remove(id)
+        with self.outages.reaching("responses"):
+            self.records.remove(id)
 
     def history(self, owner: str, id: str) -> tuple:
         """``(items, stored)``: every item of the conversation through response ``id`` (the
@@ -135,27 +158,13 @@ class RedisRecords:
         self.client = client
 
     def put(self, id: str, record: dict, retention: float) -> None:
-        with self._reaching():
-            self.client.set(
-                self.PREFIX + id, json.dumps(record, ensure_ascii=False), ex=max(int(retention), 1)
-            )
+        self.client.set(
+            self.PREFIX + id, json.dumps(record, ensure_ascii=False), ex=max(int(retention), 1)
+        )
 
     def get(self, id: str) -> Optional[dict]:
-        with self._reaching():
-            raw = self.client.get(self.PREFIX + id)
+        raw = self.client.get(self.PREFIX + id)
         return None if raw is None else json.loads(raw)
 
     def remove(self, id: str) -> None:
-        with self._reaching():
-            self.client.delete(self.PREFIX + id)
-
-    @contextmanager
-    def _reaching(self) -> Iterator[None]:
-        import redis
-
-        try:
-            yield
-        except redis.RedisError:
-            raise UpstreamUnavailableError(
-                "the response store (Redis) cannot be reached; retry shortly", retry_after=5
-            ) from None
+        self.client.delete(self.PREFIX + id)

@@ -1,49 +1,98 @@
-"""Usage per key and model: requests, prompt and completion tokens, errors.
+"""Usage per key and model (requests, prompt and completion tokens, errors), and the tokens each
+key's budgets have spent: what every answer charges, in one store.
 
-Requests add to counts in memory; a thread writes them out every second (and at exit), so a
-request never waits on a disk or a network. The store is SQLite by default (the table
-survives restarts; several processes may share the file) or Redis (shared by every proxy).
+Each answer is one :class:`Charge`: its usage and its budget tokens, with an id of its own,
+written in one transaction as the answer ends, before its client sees the end, so that a
+proxy killed right after loses nothing it answered. The store is SQLite by default (the file
+survives restarts; several processes may share it) or Redis (shared by every proxy). A
+charge counts once whatever happens: the store keeps the ids it applied (for
+:data:`KEEP_IDS`), so a charge written again (replayed by :mod:`proxy.access.journal` after
+an outage or a crash) is not counted twice.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections import defaultdict
-from typing import Optional
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
 
 from proxy.access.sqlite import Connections
 
-logger = logging.getLogger(__name__)
-
 COUNTS = ("requests", "prompt_tokens", "completion_tokens", "errors")
-FLUSH_EVERY = 1.0  # seconds
+KEEP_IDS = 7 * 86400  # seconds an applied charge's id is kept: a replay comes sooner
+KEPT_FOR = 40 * 86400  # seconds Redis keeps a budget period's count: a month and a margin
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS usage (key TEXT NOT NULL, model TEXT NOT NULL, "
     "requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, "
     "completion_tokens INTEGER NOT NULL, errors INTEGER NOT NULL, "
-    "PRIMARY KEY (key, model))"
+    "PRIMARY KEY (key, model))",
+    "CREATE TABLE IF NOT EXISTS budgets (key TEXT NOT NULL, period TEXT NOT NULL, "
+    "tokens INTEGER NOT NULL, PRIMARY KEY (key, period))",
+    "CREATE TABLE IF NOT EXISTS charged (id TEXT PRIMARY KEY, at REAL NOT NULL)",
 )
+PRUNE_EVERY = 1000  # charges between two prunings of old ids
+
+
+@dataclass(frozen=True)
+class Charge:
+    """One answer's usage, and the tokens it costs each budget period of its key."""
+
+    key: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    error: bool
+    periods: tuple = ()  # the budget periods charged ("day:2026-11-26", "month:2026-11")
+    tokens: int = 0  # what it costs each of them
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def counts(self) -> tuple:
+        return (1, self.prompt_tokens, self.completion_tokens, int(self.error))
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "periods": list(self.periods)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Charge":
+        return cls(**{**data, "periods": tuple(data["periods"])})
 
 
 class SqliteUsage:
-    """Totals in a SQLite file."""
+    """Usage and budgets in a SQLite file."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._connection = Connections(path, SCHEMA).get
+        self._connection = Connections(path, *SCHEMA).get
+        self._applied = 0
 
-    def add(self, rows: dict) -> None:
-        """``{(key, model): [requests, prompt, completion, errors]}`` added to the totals."""
+    def apply(self, charges: Sequence[Charge]) -> None:
+        """Add each of ``charges`` not applied before, in one transaction."""
+        now = time.time()
         with self._connection() as db:
-            db.executemany(
-                "INSERT INTO usage VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key, model) DO UPDATE "
-                "SET requests = requests + excluded.requests, "
-                "prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
-                "completion_tokens = completion_tokens + excluded.completion_tokens, "
-                "errors = errors + excluded.errors",
-                [(key, model, *counts) for (key, model), counts in rows.items()],
-            )
+            for charge in charges:
+                fresh = db.execute(
+                    "INSERT OR IGNORE INTO charged VALUES (?, ?)", (charge.id, now)
+                ).rowcount
+                if not fresh:
+                    continue
+                db.execute(
+                    "INSERT INTO usage VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key, model) DO "
+                    "UPDATE SET requests = requests + excluded.requests, "
+                    "prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
+                    "completion_tokens = completion_tokens + excluded.completion_tokens, "
+                    "errors = errors + excluded.errors",
+                    (charge.key, charge.model, *charge.counts()),
+                )
+                db.executemany(
+                    "INSERT INTO budgets VALUES (?, ?, ?) ON CONFLICT (key, period) "
+                    "DO UPDATE SET tokens = tokens + excluded.tokens",
+                    [(charge.key, name, charge.tokens) for name in charge.periods],
+                )
+            self._applied += len(charges)
+            if self._applied >= PRUNE_EVERY:
+                self._applied = 0
+                db.execute("DELETE FROM charged WHERE at < ?", (now - KEEP_IDS,))
 
     def totals(self) -> list:
         rows = (
@@ -59,23 +108,67 @@ class SqliteUsage:
             for key, model, *counts in rows
         ]
 
+    def spent(self, key: str, periods: list) -> list:
+        """The tokens ``key`` has spent in each of ``periods``."""
+        found = dict(
+            self._connection()
+            .execute(
+                "SELECT period, tokens FROM budgets WHERE key = ? AND period IN "
+                f"({', '.join('?' * len(periods))})",
+                (key, *periods),
+            )
+            .fetchall()
+        )
+        return [found.get(name, 0) for name in periods]
+
+
+# KEYS: the charge's id, its usage hash, the set of pairs, then its budget periods' counts;
+# ARGV: seconds the id is kept, the pair, the four counts, the budget tokens, their lifetime
+APPLY = """
+if not redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1]) then
+  return 0
+end
+redis.call('HINCRBY', KEYS[2], 'requests', ARGV[3])
+redis.call('HINCRBY', KEYS[2], 'prompt_tokens', ARGV[4])
+redis.call('HINCRBY', KEYS[2], 'completion_tokens', ARGV[5])
+redis.call('HINCRBY', KEYS[2], 'errors', ARGV[6])
+redis.call('SADD', KEYS[3], ARGV[2])
+for i = 4, #KEYS do
+  redis.call('INCRBY', KEYS[i], ARGV[7])
+  redis.call('EXPIRE', KEYS[i], ARGV[8])
+end
+return 1
+"""
+
 
 class RedisUsage:
-    """Totals in Redis hashes, one per key and model."""
+    """Usage in Redis hashes, one per key and model, and budgets in counters per period:
+    one count for every proxy sharing it."""
 
     PREFIX = "oai-proxy:usage:"
+    BUDGET = "oai-proxy:budget:"
+    CHARGED = "oai-proxy:charged:"
     SEPARATOR = "\x1f"
 
     def __init__(self, client) -> None:
         self.client = client
+        self._apply = client.register_script(APPLY)
 
-    def add(self, rows: dict) -> None:
-        with self.client.pipeline() as pipe:
-            for (key, model), counts in rows.items():
-                name = self.PREFIX + key + self.SEPARATOR + model
-                for field, count in zip(COUNTS, counts):
-                    pipe.hincrby(name, field, count)
-                pipe.sadd(self.PREFIX + "pairs", key + self.SEPARATOR + model)
+    def apply(self, charges: Sequence[Charge]) -> None:
+        """Add each of ``charges`` not applied before: each atomically, all in one round."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for charge in charges:
+                pair = charge.key + self.SEPARATOR + charge.model
+                self._apply(
+                    keys=[
+                        self.CHARGED + charge.id,
+                        self.PREFIX + pair,
+                        self.PREFIX + "pairs",
+                        *(self._budget(charge.key, name) for name in charge.periods),
+                    ],
+                    args=[KEEP_IDS, pair, *charge.counts(), charge.tokens, KEPT_FOR],
+                    client=pipe,
+                )
             pipe.execute()
 
     def totals(self) -> list:
@@ -99,56 +192,9 @@ class RedisUsage:
             )
         return listed
 
+    def spent(self, key: str, periods: list) -> list:
+        values = self.client.mget([self._budget(key, name) for name in periods])
+        return [int(value or 0) for value in values]
 
-class UsageRecorder:
-    """Counts in memory, written to ``store`` in the background."""
-
-    def __init__(self, store) -> None:
-        self.store = store
-        self._pending: dict = defaultdict(lambda: [0, 0, 0, 0])
-        self._lock = threading.Lock()
-        self._stopped = threading.Event()
-        self._writer: Optional[threading.Thread] = None
-
-    def record(
-        self, key: str, model: str, prompt_tokens: int, completion_tokens: int, error: bool
-    ) -> None:
-        with self._lock:
-            counts = self._pending[(key, model)]
-            counts[0] += 1
-            counts[1] += prompt_tokens
-            counts[2] += completion_tokens
-            counts[3] += int(error)
-            if self._writer is None:
-                self._writer = threading.Thread(
-                    target=self._write_every_second, name="usage-writer", daemon=True
-                )
-                self._writer.start()
-
-    def totals(self) -> list:
-        """Everything recorded so far, this process's unwritten counts included."""
-        self.flush()
-        return self.store.totals()
-
-    def flush(self) -> None:
-        with self._lock:
-            rows, self._pending = dict(self._pending), defaultdict(lambda: [0, 0, 0, 0])
-        if not rows:
-            return
-        try:
-            self.store.add(rows)
-        except Exception as exc:  # keep them for the next try rather than lose them
-            logger.warning("usage not written yet: %s: %s", type(exc).__name__, exc)
-            with self._lock:
-                for pair, counts in rows.items():
-                    pending = self._pending[pair]
-                    for index, count in enumerate(counts):
-                        pending[index] += count
-
-    def close(self) -> None:
-        self._stopped.set()
-        self.flush()
-
-    def _write_every_second(self) -> None:
-        while not self._stopped.wait(FLUSH_EVERY):
-            self.flush()
+    def _budget(self, key: str, period_name: str) -> str:
+        return f"{self.BUDGET}{key}:{period_name}"

@@ -74,7 +74,7 @@ def unload(name: str) -> Response:
 @bp.get("/usage")
 def usage() -> Response:
     """Requests, tokens and errors per key and model, from every process, to the second."""
-    return jsonify({"usage": get_state().access.usage.totals()})
+    return jsonify({"usage": get_state().access.usage()})
 
 
 @bp.post("/reload")
@@ -146,8 +146,9 @@ def exchanges():
         return render_template("exchanges.html")
     capture = get_state().capture
     capture.flush()
-    count, size = capture.store.totals()
-    listed = capture.store.listed(_limit(), **_only())
+    with capture.reading():
+        count, size = capture.store.totals()
+        listed = capture.store.listed(_limit(), **_only())
     return jsonify(
         {
             "exchanges": listed,
@@ -164,10 +165,11 @@ def exchange(id: int) -> Response:
     """One exchange whole: the request as sent, what went upstream, the prompt the model
     saw and the text it wrote, the answer, the facts; and where its prompt parted from the
     cache its conversation's turn before left (``divergence``)."""
-    store = get_state().capture
-    store.flush()
-    record = _own(store.store.get(id), id)
-    before = store.store.previous(record)
+    capture = get_state().capture
+    capture.flush()
+    with capture.reading():
+        record = _own(capture.store.get(id), id)
+        before = capture.store.previous(record)
     if g.owner is not None:  # a client: where the proxy's servers are is not its to know
         record.pop("replica", None)
     return jsonify(
@@ -216,10 +218,9 @@ def export() -> Response:
     capture = get_state().capture
     capture.flush()
     store = capture.store
-    lines = (
-        json.dumps(store.get(brief["id"]), ensure_ascii=False) + "\n"
-        for brief in store.listed(_limit(), **_only())
-    )
+    with capture.reading():  # a store that is down: 503 before the first line
+        briefs = store.listed(_limit(), **_only())
+    lines = (json.dumps(store.get(brief["id"]), ensure_ascii=False) + "\n" for brief in briefs)
     return Response(lines, mimetype="application/x-ndjson")
 
 

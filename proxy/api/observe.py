@@ -108,6 +108,22 @@ def init_app(app: Flask, state: ProxyState) -> None:
         if api and rule is not None and capture is not None and capture.wanted(key, model):
             kept = Exchange(asked, getattr(call, "body", UNREAD), response)
 
+        charged = []
+
+        def charge() -> None:
+            """The answer's charge, written before its client sees its end: a proxy killed
+            right after loses none of it."""
+            if api and not charged:
+                charged.append(True)
+                access.charge(
+                    key,
+                    model,
+                    status,
+                    spent.prompt_tokens,
+                    spent.completion_tokens,
+                    spent.cached_tokens,
+                )
+
         def done() -> None:
             seconds = perf_counter() - spent.began
             name = key.name if key else ""
@@ -117,15 +133,7 @@ def init_app(app: Flask, state: ProxyState) -> None:
                 figures.answered(route, model, status, seconds, spent, name)
             if history is not None:
                 history.look()
-            if api:
-                access.charge(
-                    key,
-                    model,
-                    status,
-                    spent.prompt_tokens,
-                    spent.completion_tokens,
-                    spent.cached_tokens,
-                )
+            charge()  # a stream its client left: charged for what was made
             if line is not None:
                 access_log.info(
                     "%s %s %s %d %.3fs model=%s key=%s", *line, status, seconds, model, name or "-"
@@ -133,7 +141,7 @@ def init_app(app: Flask, state: ProxyState) -> None:
 
         if response.is_streamed:
             body = response.response if kept is None else kept.teed(response.response)
-            response.response = Timed(body, spent, on_close=done)
+            response.response = Timed(body, spent, on_end=charge, on_close=done)
             # its pieces are bytes already: werkzeug's encoding wrapper would only add two
             # more layers to every write
             response.direct_passthrough = True
@@ -143,6 +151,7 @@ def init_app(app: Flask, state: ProxyState) -> None:
                 seconds = perf_counter() - spent.began
                 capture.submit(kept.record(name, model, status, seconds, spent), kept.size)
                 kept = None
+            charge()
             response.call_on_close(done)
         return response
 

@@ -25,19 +25,18 @@ def create_response() -> Response:
     ask = ask.amended(lambda request: request.in_conversation(conversation))
     notes = ask.notes
     owner = _owner()  # read now: a stream keeps its response after the request's context
+    if not notes.store:
+        return serve(responses, ask)
+    id = responses.new_id()
+    kept = responses.kept(notes.input_items)
 
-    def keep(response: dict) -> None:
-        state.responses.save(
-            owner,
-            StoredResponse(
-                response,
-                responses.kept(notes.input_items),
-                notes.previous_response_id,
-                conversation,
-            ),
-        )
+    def stored(response: dict) -> StoredResponse:
+        return StoredResponse(response, kept, notes.previous_response_id, conversation)
 
-    return serve(responses, ask, kept=keep if notes.store else None)
+    state.responses.reserve(owner, id, stored({}))  # a store that cannot take it: 503 now
+    return serve(
+        responses, ask, kept=lambda response: state.responses.save(owner, stored(response)), id=id
+    )
 
 
 @versioned(bp, "/responses/input_tokens")

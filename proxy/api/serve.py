@@ -66,15 +66,21 @@ def caller() -> Caller:
     return made
 
 
-def serve(dialect: Dialect, ask: Ask, kept: Optional[Callable[[dict], None]] = None) -> Response:
+def serve(
+    dialect: Dialect,
+    ask: Ask,
+    kept: Optional[Callable[[dict], None]] = None,
+    id: Optional[str] = None,
+) -> Response:
     """Answer ``ask`` in ``dialect``: its requests run on the router, the answer whole or
     streamed as the client asked. ``kept`` is told the whole answer's body (a stream's,
-    before its last write), for answers the proxy keeps."""
+    before its last write), for answers the proxy keeps; ``id``: the answer's, where the
+    caller made it first (a new one otherwise)."""
     state = get_state()
     router = state.router
     ask = ask.amended(state.images.fetched)
     model = answer_name()
-    id = dialect.new_id()
+    id = id or dialect.new_id()
     if ask.stream:
         renderer = dialect.stream(ask, id, model)
         renderer.kept = kept

@@ -19,6 +19,7 @@ ProxyError                      500  an expected failure; the base of all below
  ├── HTTPError                  4xx/5xx  any other status the web layer answers
  ├── NotImplementedByBackendError 501  the backend cannot do this
  ├── ShuttingDownError          503  the proxy is stopping
+ ├── StoreUnavailableError      503  a store of the proxy's own (Redis, a full disk) is down
  └── UpstreamError              502  the upstream answered with an error or garbage
       ├── UpstreamUnavailableError 503  the upstream cannot be reached, or is busy
       │    ├── SlotUnavailableError  the server had no free slot (it goes back to the queue)
@@ -233,6 +234,15 @@ class ShuttingDownError(ProxyError):
     status = 503
     type = "unavailable_error"
     code = "shutting_down"
+
+
+class StoreUnavailableError(ProxyError):
+    """A store of the proxy's own cannot be used now (Redis is gone, the disk is full): the
+    model may be serving well, so the code never says the upstream is."""
+
+    status = 503
+    type = "unavailable_error"
+    code = "store_unavailable"
 
 
 class UpstreamError(ProxyError):

@@ -86,16 +86,25 @@ class waiting:
 class Timed:
     """A streamed body whose making, piece by piece, runs the request's clock.
 
-    The WSGI server closes it once the answer has ended (or its client has gone), even if it
-    never asked for a piece: that closes the body, then tells ``on_close``.
+    Once its last piece is made, ``on_end`` is told, before the WSGI server can end the
+    answer (with chunked coding, the client sees the end only after). The server closes
+    it once the answer has ended (or its client has gone), even if it never asked for a
+    piece: that closes the body, then tells ``on_close``.
     """
 
-    __slots__ = ("body", "pieces", "watch", "on_close")
+    __slots__ = ("body", "pieces", "watch", "on_end", "on_close")
 
-    def __init__(self, body: Iterable[bytes], watch: Measure, on_close: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        body: Iterable[bytes],
+        watch: Measure,
+        on_close: Callable[[], None],
+        on_end: Callable[[], None] = lambda: None,
+    ) -> None:
         self.body = body
         self.pieces = iter(body)
         self.watch = watch
+        self.on_end = on_end
         self.on_close = on_close
 
     def __iter__(self) -> "Timed":
@@ -105,6 +114,9 @@ class Timed:
         self.watch.resume()
         try:
             return next(self.pieces)
+        except StopIteration:
+            self.on_end()
+            raise
         finally:
             self.watch.pause()
 

@@ -123,6 +123,31 @@ class Metrics:
             registry=registry,
         )
 
+    def watch_stores(self, outages, journal, capture) -> None:
+        """Count the proxy's own stores' outages (``outages``), and what could not be
+        written to them: charges past the ``journal``'s bound, exchanges ``capture`` lost."""
+        up = Gauge(
+            PREFIX + "store_up",
+            "Whether a store of the proxy's own (usage, limits, responses, exchanges) can be "
+            "used: 0 during an outage",
+            ["store"],
+            multiprocess_mode="livemin",
+            registry=self.registry,
+        )
+        unwritten = Counter(
+            PREFIX + "store_unwritten",
+            "Records a store could not take and the proxy could not keep: exchanges, and "
+            "charges past the journal's bound",
+            ["store"],
+            registry=self.registry,
+        )
+        for store in outages.stores:
+            up.labels(store).set(int(outages.is_up(store)))
+            unwritten.labels(store)
+        outages.on_change = lambda store, is_up: up.labels(store).set(int(is_up))
+        journal.on_lost = unwritten.labels("usage").inc
+        capture.on_unwritten = unwritten.labels("exchanges").inc
+
     def watch(self, fleet) -> None:
         """Read the fleet's shared state at every scrape."""
         self._fleet = FleetCollector(fleet)

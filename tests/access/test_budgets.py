@@ -7,8 +7,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from proxy.access.budgets import Budgets, RedisBudgets, SqliteBudgets, cost, period
+from proxy.access.budgets import Budgets, cost, period
 from proxy.access.keyring import KeySpec
+from proxy.access.usage import Charge, RedisUsage, SqliteUsage
 from proxy.core.errors import QuotaExceededError
 
 
@@ -51,15 +52,20 @@ def test_an_answer_costs_its_tokens_with_cached_ones_at_the_keys_rate(
 @pytest.fixture(params=["sqlite", "redis"])
 def store(request, tmp_path):
     if request.param == "sqlite":
-        return SqliteBudgets(str(tmp_path / "usage.sqlite3"))
-    return RedisBudgets(request.getfixturevalue("redis_client"))
+        return SqliteUsage(str(tmp_path / "usage.sqlite3"))
+    return RedisUsage(request.getfixturevalue("redis_client"))
+
+
+def charge(budgets: Budgets, key: KeySpec, tokens: int) -> None:
+    """An answer of ``key`` costing ``tokens``, charged as the gate charges it."""
+    budgets.store.apply([Charge(key.name, "m", tokens, 0, False, budgets.periods(key), tokens)])
 
 
 def test_a_spent_budget_refuses_until_its_period_turns(store):
     now = [at("2026-11-26T23:59:00")]
     budgets = Budgets(store, clock=lambda: now[0])
     key = KeySpec("alice", b"s", tokens_per_day=100, tokens_per_month=1000)
-    budgets.charge(key, 60)
+    charge(budgets, key, 60)
     standing = budgets.standing(key)
     assert standing.spent == {"day": 60, "month": 60} and standing.refusal() is None
     assert standing.headers() == {
@@ -70,7 +76,7 @@ def test_a_spent_budget_refuses_until_its_period_turns(store):
         "x-budget-remaining-tokens-month": "940",
         "x-budget-reset-tokens-month": f"{4 * 86400 + 60}s",
     }
-    budgets.charge(key, 45)  # the answer that crosses the budget was served in full
+    charge(budgets, key, 45)  # the answer that crosses the budget was served in full
     refusal = budgets.standing(key).refusal()
     assert isinstance(refusal, QuotaExceededError) and refusal.retry_after == 60
     assert "spent its 100 tokens of the day; it resets in 1m 0s, at 2026-11-27T00:00:00Z" in (
@@ -85,5 +91,5 @@ def test_a_spent_budget_refuses_until_its_period_turns(store):
 def test_the_month_refuses_with_its_own_reset_when_both_are_spent(store):
     budgets = Budgets(store, clock=lambda: at("2026-11-30T12:00:00"))
     key = KeySpec("alice", b"s", tokens_per_day=10, tokens_per_month=10)
-    budgets.charge(key, 10)
+    charge(budgets, key, 10)
     assert "of the month; it resets in 12h 0m" in str(budgets.standing(key).refusal())

@@ -7,7 +7,9 @@ import logging
 import pytest
 
 from proxy.access.gate import Access
+from proxy.access.journal import Journal
 from proxy.access.keyring import Keyring, KeySpec
+from proxy.access.outages import Outages
 from proxy.app import create_app
 from proxy.config.settings import Settings
 from tests.fakes.servercpp import FakeServerCpp
@@ -36,6 +38,10 @@ name = "dora"
 key = "sk-dora"
 tokens_per_day = 5
 cached_token_cost = 0.5
+
+[[keys]]
+name = "erin"
+key = "sk-erin"
 """
 MODELS = """
 [models.tiny]
@@ -222,7 +228,7 @@ def test_a_request_may_step_back_in_line_but_not_ahead_of_its_key(
     client, where, asked, status, says
 ):
     body = {**CHAT, "priority": asked} if where == "body" else CHAT
-    headers = {**as_key("sk-carol"), **({"X-Request-Priority": asked} if where == "header" else {})}
+    headers = {**as_key("sk-erin"), **({"X-Request-Priority": asked} if where == "header" else {})}
     for path, shaped in [("/v1/chat/completions", body), ("/v1/messages", body)]:
         response = client.post(path, json=shaped, headers=headers)
         assert response.status_code == status, response.get_data(as_text=True)
@@ -238,18 +244,13 @@ def test_a_request_may_step_back_in_line_but_not_ahead_of_its_key(
 def test_each_key_waits_as_one_party_whatever_priority_it_asks():
     steady = KeySpec("steady", b"s", weight=2.0, priority=10, max_concurrent=3)
     bold = KeySpec("bold", b"b", request_priority=True)
-    access = Access(Keyring([steady, bold]), limiter=None, usage=_NoUsage())
+    access = Access(Keyring([steady, bold]), None, Journal(None, Outages("a store")))
     party = access.party(steady)
     assert (party.name, party.weight, party.priority, party.cap) == ("steady", 2.0, 10, 3)
     later = access.party(steady, "90")
     assert later.priority == 90 and later.held is party.held  # one count of slots held
     assert access.party(bold, 0).priority == 0
     assert access.party(None, "7").priority == 7 and access.party(None).name == ""
-
-
-class _NoUsage:
-    def close(self) -> None:
-        pass
 
 
 def test_a_spent_budget_is_each_apis_quota_error_with_when_it_resets(client):
@@ -272,7 +273,7 @@ def test_a_spent_budget_is_each_apis_quota_error_with_when_it_resets(client):
 def test_the_admin_api_lists_keys_their_settings_and_budgets_never_their_secrets(client):
     chat(client, "sk-dora")
     listed = client.get("/admin/keys", headers=as_key("admin")).get_json()["keys"]
-    assert [key["name"] for key in listed] == ["alice", "bob", "carol", "dora"]
+    assert [key["name"] for key in listed] == ["alice", "bob", "carol", "dora", "erin"]
     dora = listed[3]
     assert dora["cached_token_cost"] == 0.5 and dora["priority"] == 128
     day = dora["budgets"]["day"]

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 import redis
 
+from proxy.access.outages import Outages
 from proxy.access.stored import RedisRecords, SqliteRecords, StoredResponse, StoredResponses
-from proxy.core.errors import NotFoundError, UpstreamUnavailableError
+from proxy.core.errors import NotFoundError, StoreUnavailableError
 
 DAY = 86400.0
 
@@ -53,7 +54,7 @@ class Clock:
 
 
 def test_a_chain_of_turns_reads_back_oldest_first(records):
-    store = StoredResponses(records, 30 * DAY)
+    store = StoredResponses(records, 30 * DAY, Outages("a store"))
     store.save("alice", StoredResponse(response("r1", "one"), said("a"), None, "thread-1"))
     store.save("alice", StoredResponse(response("r2", "two"), said("b"), "r1", "thread-1"))
     items, last = store.history("alice", "r2")
@@ -63,7 +64,7 @@ def test_a_chain_of_turns_reads_back_oldest_first(records):
 
 
 def test_one_key_never_reads_anothers(records):
-    store = StoredResponses(records, 30 * DAY)
+    store = StoredResponses(records, 30 * DAY, Outages("a store"))
     store.save("alice", StoredResponse(response("r1", "one"), said("a")))
     with pytest.raises(NotFoundError) as error:
         store.get("bob", "r1")
@@ -75,7 +76,7 @@ def test_one_key_never_reads_anothers(records):
 
 def test_deleted_and_expired_are_gone(records):
     clock = Clock()
-    store = StoredResponses(records, 30 * DAY, clock)
+    store = StoredResponses(records, 30 * DAY, Outages("a store"), clock)
     store.save("alice", StoredResponse(response("r1", "one"), said("a")))
     store.save("alice", StoredResponse(response("r2", "two"), said("b"), "r1"))
     store.delete("alice", "r1")
@@ -88,13 +89,40 @@ def test_deleted_and_expired_are_gone(records):
 
 def test_sqlite_is_shared_by_every_connection(tmp_path):
     path = str(tmp_path / "responses.sqlite3")
-    StoredResponses(SqliteRecords(path), DAY).save(
+    StoredResponses(SqliteRecords(path), DAY, Outages("a SQLite file")).save(
         "alice", StoredResponse(response("r1", "one"), said("a"))
     )
-    assert StoredResponses(SqliteRecords(path), DAY).get("alice", "r1").response["id"] == "r1"
+    assert (
+        StoredResponses(SqliteRecords(path), DAY, Outages("a SQLite file"))
+        .get("alice", "r1")
+        .response["id"]
+        == "r1"
+    )
 
 
 def test_redis_gone_is_a_503():
-    store = StoredResponses(RedisRecords(redis.Redis(port=1, socket_connect_timeout=0.5)), DAY)
-    with pytest.raises(UpstreamUnavailableError, match="Redis"):
+    outages = Outages("Redis")
+    gone = RedisRecords(redis.Redis(port=1, socket_connect_timeout=0.5))
+    store = StoredResponses(gone, DAY, outages)
+    for use in (lambda: store.get("alice", "r1"), lambda: store.reserve("alice", "r2", kept())):
+        with pytest.raises(StoreUnavailableError, match="response store [(]Redis[)]") as error:
+            use()
+        assert (error.value.status, error.value.code, error.value.retry_after) == (
+            503,
+            "store_unavailable",
+            5,
+        )
+    assert not outages.is_up("responses")
+
+
+def kept() -> StoredResponse:
+    return StoredResponse({}, said("a"))
+
+
+def test_a_reserved_response_is_absent_until_its_answer_replaces_it(records):
+    store = StoredResponses(records, 30 * DAY, Outages("a store"))
+    store.reserve("alice", "r1", kept())
+    with pytest.raises(NotFoundError):
         store.get("alice", "r1")
+    store.save("alice", StoredResponse(response("r1", "one"), said("a")))
+    assert store.get("alice", "r1").response["output"][0]["id"] == "msg_r1"

@@ -1,6 +1,6 @@
 """Every client API's body fuzzed against the real gateway: any JSON in any field, whole and
 streamed, with each tenant's key, a wrong one or none. Every answer is a 2xx or a 4xx in the
-route's own shape; none is a 5xx, no traceback reaches a client or the log, and the proxy's
+route's own shape (or a 501 where the model's server lacks what was asked); no other 5xx, no traceback reaches a client or the log, and the proxy's
 memory stays where it was."""
 
 from __future__ import annotations
@@ -56,7 +56,11 @@ def watched(gateway):
 
 
 def check(answer: requests.Response, route: str) -> None:
-    assert answer.status_code < 500, answer.text[:500]
+    # 501: the model's server lacks what was asked (embeddings of a server started without
+    # them), said as such; any other 5xx is the proxy's failure
+    assert answer.status_code < 500 or (
+        answer.status_code == 501 and "not_supported" in answer.text
+    ), answer.text[:500]
     assert "Traceback" not in answer.text
     if answer.status_code >= 400:
         error = answer.json()

@@ -1,0 +1,105 @@
+"""The proxy's own stores as they fail and come back: Redis, or SQLite files on a disk that may
+fill.
+
+Every use of a store goes through :meth:`Outages.reaching`, which turns the store's own
+errors into a 503 ``store_unavailable`` naming the store (the model may be serving well:
+never ``upstream_unavailable``), and keeps each store's state: one WARNING line when an
+outage begins and one when it ends, not one per request, and a gauge on ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from proxy.core.errors import StoreUnavailableError
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER = 5  # seconds a refused client is told to wait
+# each store as its errors name it
+STORES = {
+    "usage": "the usage and budget store",
+    "limits": "the rate limit store",
+    "responses": "the response store",
+    "exchanges": "the inspector's store",
+}
+
+
+def store_errors() -> tuple:
+    """What a store raises when it cannot be used: SQLite's errors and the disk's, and
+    Redis's where the package is installed."""
+    errors: tuple = (sqlite3.Error, OSError)
+    try:
+        import redis
+    except ImportError:  # pragma: no cover - only with --redis-url is it needed
+        return errors
+    return (*errors, redis.RedisError)
+
+
+class Outages:
+    """Which stores are down, since when, and who is told when that changes."""
+
+    stores = tuple(STORES)
+
+    def __init__(self, backing: str, clock: Callable[[], float] = time.monotonic) -> None:
+        """``backing``: what the stores are kept in, as a refusal names it ("Redis", or
+        "a SQLite file")."""
+        self.backing = backing
+        self.clock = clock
+        self.errors = store_errors()
+        self.down: dict = {}  # store: when its outage began
+        self.on_change: Callable[[str, bool], None] = lambda store, up: None  # metrics
+        self._lock = threading.Lock()
+
+    def is_up(self, store: str) -> bool:
+        return store not in self.down
+
+    @contextmanager
+    def reaching(self, store: str) -> Iterator[None]:
+        """Run the ``with`` block on ``store``; its failure is a :class:`StoreUnavailableError`
+        naming the store."""
+        try:
+            yield
+        except self.errors as exc:
+            self.failed(store, exc)
+            raise self.refusal(store) from None
+        if self.down:
+            self.answered(store)
+
+    def refusal(self, store: str) -> StoreUnavailableError:
+        return StoreUnavailableError(
+            f"{STORES[store]} ({self.backing}) cannot be used now; retry shortly",
+            retry_after=RETRY_AFTER,
+        )
+
+    def failed(self, store: str, exc: BaseException) -> None:
+        """``store`` failed: the outage's first failure is logged, the others are not."""
+        with self._lock:
+            began = store not in self.down
+            if began:
+                self.down[store] = self.clock()
+        if began:
+            logger.warning(
+                "%s (%s) cannot be used: %s: %s; until it can, see docs/operating.md for what "
+                "is served and what is refused",
+                STORES[store],
+                self.backing,
+                type(exc).__name__,
+                exc,
+            )
+            self.on_change(store, False)
+
+    def answered(self, store: str) -> None:
+        """``store`` worked: an outage under way has ended."""
+        with self._lock:
+            began = self.down.pop(store, None)
+        if began is not None:
+            logger.warning(
+                "%s (%s) is back after %.1fs", STORES[store], self.backing, self.clock() - began
+            )
+            self.on_change(store, True)

@@ -1,0 +1,112 @@
+"""The journal of charges: every answer's charge written exactly once and in order, whatever the
+store does meanwhile (down, or down after it applied a write), across restarts; past its bound
+a charge is dropped and counted, never silently."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from proxy.access import journal as journal_module
+from proxy.access.journal import Journal
+from proxy.access.outages import Outages
+from proxy.access.usage import Charge, SqliteUsage
+
+
+class Flaky:
+    """A real usage store behind a script of what each write meets: ``up``; ``down`` (refused
+    before it is applied); ``lost`` (applied, but the answer lost on the way back)."""
+
+    def __init__(self, store: SqliteUsage, script: list) -> None:
+        self.store = store
+        self.script = list(script)
+        self.order: list = []  # the ids applied, in the order they were first applied
+
+    def apply(self, charges) -> None:
+        state = self.script.pop(0) if self.script else "up"
+        if state == "down":
+            raise sqlite3.OperationalError("database or disk is full")
+        before = {row["model"]: row["requests"] for row in self.store.totals()}
+        self.store.apply(charges)
+        after = {row["model"]: row["requests"] for row in self.store.totals()}
+        self.order += [model for model in after if after[model] != before.get(model)]
+        if state == "lost":
+            raise sqlite3.OperationalError("disk I/O error")
+
+    def totals(self) -> list:
+        return self.store.totals()
+
+
+def charge(number: int) -> Charge:
+    """The ``number``-th answer: its model named after it, so the order applied shows."""
+    return Charge("alice", f"m{number:02}", number, 1, False, ("day:2026-11-26",), number + 1)
+
+
+@pytest.mark.parametrize(
+    "script, written_before_flush",
+    [
+        ([], 5),  # up throughout: each written as it ends
+        (["down"], 0),  # down at the first: every later one queues behind it
+        (["up", "up", "down"], 2),  # down mid-way
+        (["lost"], 0),  # the first applied, its answer lost: kept, and applied once
+        (["down", "down", "lost", "down"], 0),  # flushes that fail, then one whose answer is lost
+    ],
+)
+def test_every_charge_counts_once_and_in_order(tmp_path, script, written_before_flush):
+    store = Flaky(SqliteUsage(str(tmp_path / "usage.sqlite3")), script)
+    outages = Outages("a SQLite file")
+    journal = Journal(store, outages, str(tmp_path / "journal"), retrying=False)
+    for number in range(5):
+        journal.write(charge(number))
+    assert 5 - journal.kept == written_before_flush
+    assert outages.is_up("usage") is (journal.kept == 0)
+    while not journal.flush():
+        pass
+    assert journal.kept == 0 and outages.is_up("usage")
+    assert store.order == [f"m{number:02}" for number in range(5)]
+    totals = store.totals()
+    assert [row["requests"] for row in totals] == [1] * 5
+    assert store.store.spent("alice", ["day:2026-11-26"]) == [sum(range(1, 6))]
+    assert not list((tmp_path / "journal").glob("*.jsonl"))  # nothing left to replay
+
+
+def test_charges_kept_by_a_process_that_died_are_written_once_by_the_next(tmp_path):
+    path, folder = str(tmp_path / "usage.sqlite3"), str(tmp_path / "journal")
+    dead = Journal(Flaky(SqliteUsage(path), ["down"] * 10), Outages("x"), folder, retrying=False)
+    for number in range(3):
+        dead.write(charge(number))
+    assert dead.kept == 3  # and in its file, on the disk: the process is killed here
+    (journaled,) = (tmp_path / "journal").glob("charges-*.jsonl")
+    with open(journaled, "a") as file:
+        file.write('{"key": "alice", "mod')  # the line a kill cut short
+    store = Flaky(SqliteUsage(path), [])
+    after = Journal(store, Outages("x"), folder, retrying=False)  # the restarted proxy
+    assert after.flush() and store.order == ["m00", "m01", "m02"]
+    dead.store = store
+    dead.flush()  # the same charges written again: counted once
+    assert [row["requests"] for row in store.totals()] == [1, 1, 1]
+
+
+def test_past_its_bound_a_charge_is_dropped_counted_and_logged(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(journal_module, "MAX_KEPT", 3)
+    store = Flaky(SqliteUsage(str(tmp_path / "usage.sqlite3")), ["down"] * 100)
+    journal = Journal(store, Outages("x"), str(tmp_path / "journal"), retrying=False)
+    lost = []
+    journal.on_lost = lost.append
+    for number in range(5):
+        journal.write(charge(number))
+    assert (journal.kept, journal.lost, sum(lost)) == (3, 2, 2)
+    assert "charges are dropped" in caplog.text
+    lines = next((tmp_path / "journal").glob("charges-*.jsonl")).read_text().splitlines()
+    assert [json.loads(line)["model"] for line in lines] == ["m00", "m01", "m02"]
+
+
+def test_without_a_disk_it_keeps_them_in_memory(tmp_path):
+    store = Flaky(SqliteUsage(str(tmp_path / "usage.sqlite3")), ["down"])
+    blocked = tmp_path / "a-file-not-a-folder"
+    blocked.write_text("")
+    journal = Journal(store, Outages("x"), str(blocked / "journal"), retrying=False)
+    journal.write(charge(0))
+    assert journal.kept == 1 and journal.flush() and store.order == ["m00"]
