@@ -3,6 +3,7 @@ the responses the Responses API keeps, and the inspector's store of exchanges.""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Callable
 
@@ -36,23 +37,27 @@ def read_keys(settings: Settings, runtime: Runtime) -> list:
 
 def build_outages(settings: Settings) -> Outages:
     """The watch over the proxy's own stores, named as refusals name them."""
-    return Outages("Redis" if settings.stores.redis_url else "a SQLite file")
+    if settings.stores.redis_url:
+        return Outages("Redis", remote=True)
+    return Outages("a SQLite file")
 
 
 def build_access(settings: Settings, runtime: Runtime, outages: Outages) -> Access:
     """A keys file that cannot be used is a ``ValueError`` naming it. Charges the usage
-    store cannot take yet are journaled in the cache folder."""
+    store cannot take yet are journaled beside it (a SQLite file's folder), or in the cache
+    folder under the Redis's own name: a journal is only ever replayed into its store."""
     keys = read_keys(settings, runtime)
     admin = settings.access.admin_key.encode("utf-8")
-    journal = os.path.join(runtime.cache_dir, "journal")
-    if settings.stores.redis_url:
-        client = connect(settings.stores.redis_url)
+    url = settings.stores.redis_url
+    if url:
+        client = connect(url)
         usage, limiter = RedisUsage(client), RedisLimiter(client)
+        named = hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
+        journal = os.path.join(runtime.cache_dir, "journal", f"redis-{named}")
     else:
-        usage = SqliteUsage(
-            settings.stores.usage_db or os.path.join(runtime.cache_dir, "usage.sqlite3")
-        )
-        limiter = LocalLimiter()
+        path = settings.stores.usage_db or os.path.join(runtime.cache_dir, "usage.sqlite3")
+        usage, limiter = SqliteUsage(path), LocalLimiter()
+        journal = path + ".journal"
     return Access(Keyring(keys), limiter, Journal(usage, outages, journal), admin, Budgets(usage))
 
 

@@ -344,15 +344,15 @@ class Capture:
                 return
             records = [settled(record) for record in records]
             try:
-                with self.reading():
+                with self.outages.reaching("exchanges"):
                     self._drop(self.store.add(records))
             except StoreUnavailableError:  # the inspector's loss, never the request's
                 self._drop(len(records))
                 self.on_unwritten(len(records))
 
     def reading(self) -> ContextManager[None]:
-        """A ``with`` block on the store: its failure a 503 naming it."""
-        return self.outages.reaching("exchanges")
+        """A ``with`` block reading the store: its failure a 503 naming it."""
+        return self.outages.reaching("exchanges", reading=True)
 
     def _drop(self, count: int) -> None:
         if count:

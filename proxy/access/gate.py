@@ -181,7 +181,7 @@ class Access:
         store is down."""
         if key is None or not key.budgeted or self.budgets is None:
             return None
-        with self.outages.reaching("usage"):
+        with self.outages.reaching("usage", reading=True):
             return self.budgets.standing(key)
 
     def check_budget(self, key: Optional[KeySpec]) -> Optional[Standing]:
@@ -237,7 +237,7 @@ class Access:
 
     def usage(self) -> list:
         """Usage per key and model as the store holds it; a 503 while it is down."""
-        with self.outages.reaching("usage"):
+        with self.outages.reaching("usage", reading=True):
             return self.journal.store.totals()
 
 

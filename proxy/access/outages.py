@@ -4,7 +4,10 @@ fill.
 Every use of a store goes through :meth:`Outages.reaching`, which turns the store's own
 errors into a 503 ``store_unavailable`` naming the store (the model may be serving well:
 never ``upstream_unavailable``), and keeps each store's state: one WARNING line when an
-outage begins and one when it ends, not one per request, and a gauge on ``/metrics``.
+outage begins and one when it ends, not one per request, and a gauge on ``/metrics``. While a
+remote store (Redis) is down, it is tried once every :data:`PROBE_EVERY` seconds and the uses
+in between fail at once, rather than each waiting for its timeout. A file's disk may be full
+and still read: there, reads are always tried, and only a write that works ends an outage.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from proxy.core.errors import StoreUnavailableError
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER = 5  # seconds a refused client is told to wait
+PROBE_EVERY = 1.0  # seconds between two tries of a store that is down: the others refused at once
 # each store as its errors name it
 STORES = {
     "usage": "the usage and budget store",
@@ -46,13 +50,18 @@ class Outages:
 
     stores = tuple(STORES)
 
-    def __init__(self, backing: str, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, backing: str, remote: bool = False, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         """``backing``: what the stores are kept in, as a refusal names it ("Redis", or
-        "a SQLite file")."""
+        "a SQLite file"); ``remote``: reads and writes fail together (a server that is
+        gone), else a read says nothing of whether a write would work (a full disk)."""
         self.backing = backing
+        self.remote = remote
         self.clock = clock
         self.errors = store_errors()
         self.down: dict = {}  # store: when its outage began
+        self._tried: dict = {}  # store: when it was last tried while down
         self.on_change: Callable[[str, bool], None] = lambda store, up: None  # metrics
         self._lock = threading.Lock()
 
@@ -60,15 +69,21 @@ class Outages:
         return store not in self.down
 
     @contextmanager
-    def reaching(self, store: str) -> Iterator[None]:
-        """Run the ``with`` block on ``store``; its failure is a :class:`StoreUnavailableError`
-        naming the store."""
+    def reaching(self, store: str, reading: bool = False) -> Iterator[None]:
+        """Run the ``with`` block on ``store`` (``reading``: it only reads); its failure is a
+        :class:`StoreUnavailableError` naming the store."""
+        telling = self.remote or not reading  # whether its fate says the store's state
+        if self.down and telling and store in self.down:
+            now = self.clock()
+            if now - self._tried.get(store, 0.0) < PROBE_EVERY:
+                raise self.refusal(store)
+            self._tried[store] = now
         try:
             yield
         except self.errors as exc:
             self.failed(store, exc)
             raise self.refusal(store) from None
-        if self.down:
+        if self.down and telling:
             self.answered(store)
 
     def refusal(self, store: str) -> StoreUnavailableError:
@@ -82,7 +97,7 @@ class Outages:
         with self._lock:
             began = store not in self.down
             if began:
-                self.down[store] = self.clock()
+                self.down[store] = self._tried[store] = self.clock()
         if began:
             logger.warning(
                 "%s (%s) cannot be used: %s: %s; until it can, see docs/operating.md for what "

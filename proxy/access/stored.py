@@ -77,7 +77,7 @@ class StoredResponses:
     def get(self, owner: str, id: str) -> StoredResponse:
         """The response ``id`` of ``owner``; a 404 naming it when absent, expired, another's
         or not answered yet."""
-        with self.outages.reaching("responses"):
+        with self.outages.reaching("responses", reading=True):
             record = self.records.get(id)
         if (
             record is None

@@ -16,6 +16,7 @@ from proxy.core.errors import (
     NotFoundError,
     PayloadTooLargeError,
     ProxyError,
+    StoreUnavailableError,
 )
 from proxy.dialects.openai import answer as openai
 from proxy.logs import raised_at
@@ -40,7 +41,9 @@ def init_app(app: Flask, shapes: Mapping[str, Shape] = {}) -> None:
         if error.retry_after is not None:
             response.headers["Retry-After"] = str(error.retry_after)
         response.headers.update(error.headers)
-        if error.status >= 500:
+        if isinstance(error, StoreUnavailableError):  # its outage is logged once, not each refusal
+            logger.info("%s %s", error.status, error)
+        elif error.status >= 500:
             logger.warning("%s %s", error.status, error)
         return response
 

@@ -39,6 +39,21 @@ class Flaky:
         return self.store.totals()
 
 
+class Ticking:
+    """A clock two seconds later at every look: a store that is down is tried at every use."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 2.0
+        return self.now
+
+
+def watch() -> Outages:
+    return Outages("a SQLite file", clock=Ticking())
+
+
 def charge(number: int) -> Charge:
     """The ``number``-th answer: its model named after it, so the order applied shows."""
     return Charge("alice", f"m{number:02}", number, 1, False, ("day:2026-11-26",), number + 1)
@@ -56,7 +71,7 @@ def charge(number: int) -> Charge:
 )
 def test_every_charge_counts_once_and_in_order(tmp_path, script, written_before_flush):
     store = Flaky(SqliteUsage(str(tmp_path / "usage.sqlite3")), script)
-    outages = Outages("a SQLite file")
+    outages = watch()
     journal = Journal(store, outages, str(tmp_path / "journal"), retrying=False)
     for number in range(5):
         journal.write(charge(number))
@@ -74,7 +89,7 @@ def test_every_charge_counts_once_and_in_order(tmp_path, script, written_before_
 
 def test_charges_kept_by_a_process_that_died_are_written_once_by_the_next(tmp_path):
     path, folder = str(tmp_path / "usage.sqlite3"), str(tmp_path / "journal")
-    dead = Journal(Flaky(SqliteUsage(path), ["down"] * 10), Outages("x"), folder, retrying=False)
+    dead = Journal(Flaky(SqliteUsage(path), ["down"] * 10), watch(), folder, retrying=False)
     for number in range(3):
         dead.write(charge(number))
     assert dead.kept == 3  # and in its file, on the disk: the process is killed here
@@ -82,7 +97,7 @@ def test_charges_kept_by_a_process_that_died_are_written_once_by_the_next(tmp_pa
     with open(journaled, "a") as file:
         file.write('{"key": "alice", "mod')  # the line a kill cut short
     store = Flaky(SqliteUsage(path), [])
-    after = Journal(store, Outages("x"), folder, retrying=False)  # the restarted proxy
+    after = Journal(store, watch(), folder, retrying=False)  # the restarted proxy
     assert after.flush() and store.order == ["m00", "m01", "m02"]
     dead.store = store
     dead.flush()  # the same charges written again: counted once
@@ -92,7 +107,7 @@ def test_charges_kept_by_a_process_that_died_are_written_once_by_the_next(tmp_pa
 def test_past_its_bound_a_charge_is_dropped_counted_and_logged(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(journal_module, "MAX_KEPT", 3)
     store = Flaky(SqliteUsage(str(tmp_path / "usage.sqlite3")), ["down"] * 100)
-    journal = Journal(store, Outages("x"), str(tmp_path / "journal"), retrying=False)
+    journal = Journal(store, watch(), str(tmp_path / "journal"), retrying=False)
     lost = []
     journal.on_lost = lost.append
     for number in range(5):
@@ -107,6 +122,6 @@ def test_without_a_disk_it_keeps_them_in_memory(tmp_path):
     store = Flaky(SqliteUsage(str(tmp_path / "usage.sqlite3")), ["down"])
     blocked = tmp_path / "a-file-not-a-folder"
     blocked.write_text("")
-    journal = Journal(store, Outages("x"), str(blocked / "journal"), retrying=False)
+    journal = Journal(store, watch(), str(blocked / "journal"), retrying=False)
     journal.write(charge(0))
     assert journal.kept == 1 and journal.flush() and store.order == ["m00"]

@@ -101,7 +101,7 @@ def test_sqlite_is_shared_by_every_connection(tmp_path):
 
 
 def test_redis_gone_is_a_503():
-    outages = Outages("Redis")
+    outages = Outages("Redis", remote=True)
     gone = RedisRecords(redis.Redis(port=1, socket_connect_timeout=0.5))
     store = StoredResponses(gone, DAY, outages)
     for use in (lambda: store.get("alice", "r1"), lambda: store.reserve("alice", "r2", kept())):

@@ -1,7 +1,7 @@
 """Every client API's body fuzzed against the real gateway: any JSON in any field, whole and
 streamed, with each tenant's key, a wrong one or none. Every answer is a 2xx or a 4xx in the
-route's own shape (or a 501 where the model's server lacks what was asked); no other 5xx, no traceback reaches a client or the log, and the proxy's
-memory stays where it was."""
+route's own shape (or a 501 where the model's server lacks what was asked); no other 5xx, no
+traceback reaches a client or the log, and the proxy's memory stays where it was."""
 
 from __future__ import annotations
 
