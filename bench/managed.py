@@ -430,7 +430,7 @@ def main() -> None:
     if missing:
         raise SystemExit(f"bench.managed needs llama-server: {missing}")
     with tempfile.TemporaryDirectory(prefix="bench-managed-") as work:
-        times = run(2 if args.quick else 7, Path(work))
+        times = run(1 if args.quick else 7, Path(work))
         times.update(new_conversations(5 if args.quick else 300, Path(work)))
         swaps = run_swaps(1 if args.quick else 5, Path(work))
         fresh = None if args.quick else install_and_answer(Path(work))
