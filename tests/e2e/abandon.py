@@ -35,8 +35,9 @@ def dropped(connection: socket.socket) -> None:
 
 
 def busy_slots(server_url: str) -> int:
-    """How many of the server's slots are generating."""
-    slots = requests.get(server_url + "/slots", timeout=10).json()
+    """How many of the server's slots are generating (the server answers between two of its
+    steps, which a starved machine may stretch to seconds)."""
+    slots = requests.get(server_url + "/slots", timeout=60).json()
     return sum(bool(slot.get("is_processing")) for slot in slots)
 
 
