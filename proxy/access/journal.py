@@ -45,7 +45,6 @@ class Journal:
         self.store = store
         self.outages = outages
         self.folder = Path(folder) if folder else None
-        self.path = self.folder / f"charges-{os.getpid()}.jsonl" if self.folder else None
         self.lost = 0  # charges dropped past the bound
         self.on_lost: Callable[[int], None] = lambda count: None  # metrics count them
         self._kept: deque = deque()
@@ -59,6 +58,11 @@ class Journal:
     @property
     def kept(self) -> int:
         return len(self._kept)
+
+    @property
+    def path(self) -> Optional[Path]:
+        """This process's journal file (named when asked: a fork is another process)."""
+        return self.folder / f"charges-{os.getpid()}.jsonl" if self.folder else None
 
     def write(self, charge: Charge) -> None:
         """Write ``charge`` now, or keep it for when the store takes it; never raises."""
@@ -93,7 +97,7 @@ class Journal:
                     self._kept.popleft()
                 if not self._kept:
                     self._forget_file()
-                    logger.warning("usage and budget charges kept during the outage written")
+                    logger.info("the charges kept during the outage are written")
 
     def close(self) -> None:
         """Write what is kept if the store takes it; what it does not stays in the file."""
@@ -129,11 +133,12 @@ class Journal:
     def _append(self, charges: list) -> None:
         """The charges into this process's journal file, on the disk before they count as
         kept there; a disk that cannot take them leaves them in memory only."""
-        if self.path is None or not charges:
+        path = self.path
+        if path is None or not charges:
             return
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as file:
+            with open(path, "a", encoding="utf-8") as file:
                 file.writelines(json.dumps(charge.as_dict()) + "\n" for charge in charges)
                 file.flush()
                 os.fsync(file.fileno())
