@@ -23,6 +23,9 @@ import urllib.request
 from typing import Optional, Sequence
 
 LOOP_TIMEOUT = 10.0  # seconds the task loop may take to answer once the model is loaded
+# seconds a failed start leaves llama.cpp's logger, which writes from a thread of its own, to
+# write why before the process exits: without it the reason is sometimes never written
+LOG_DRAIN = 0.5
 CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
 FLASH_ATTENTION = {"auto": "AUTO", "on": "ENABLED", "off": "DISABLED"}
 POOLING = ("none", "mean", "cls", "last", "rank")
@@ -164,6 +167,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         server = engine.Server(_params(flags))  # returns once the model is loaded
     except RuntimeError as exc:
+        time.sleep(LOG_DRAIN)
         print(f"bundled llama.cpp engine: {exc} (its log above says why)", file=sys.stderr)
         return 1
     finally:
