@@ -10,7 +10,7 @@ from typing import Callable, Optional
 from flask import Flask
 
 from proxy.access.build import build_access, build_capture, build_outages, build_responses
-from proxy.access.images import ImageFetcher
+from proxy.access.imagefetch import ImageFetcher
 from proxy.api import (
     admin,
     anthropic,

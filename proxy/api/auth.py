@@ -14,7 +14,7 @@ from flask import Flask, Response, g, request
 from werkzeug.datastructures import Headers
 
 from proxy.access.gate import MISSING_KEY, Access
-from proxy.api.model import request_model
+from proxy.api.requestmodel import request_model
 from proxy.core.errors import AuthenticationError
 from proxy.core.party import ANYONE
 

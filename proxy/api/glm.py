@@ -8,7 +8,7 @@ from dataclasses import replace
 from flask import Blueprint, Response, jsonify
 
 from proxy.api.body import read_json
-from proxy.api.model import answer_name
+from proxy.api.requestmodel import answer_name
 from proxy.api.serve import asked, caller, serve
 from proxy.api.state import Routes, get_state
 from proxy.core.fields import asked_model

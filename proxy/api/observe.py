@@ -19,7 +19,7 @@ from flask import Blueprint, Flask, Response, g, request
 from proxy.access import exchanges
 from proxy.api.auth import require_key
 from proxy.api.body import UNREAD
-from proxy.api.model import request_model_if_read
+from proxy.api.requestmodel import request_model_if_read
 from proxy.api.state import ProxyState, Routes, get_state
 from proxy.core.errors import NotFoundError, PermissionDeniedError
 from proxy.ops.measure import Measure, Timed

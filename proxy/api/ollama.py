@@ -14,7 +14,7 @@ from flask import Blueprint, Response, g, jsonify
 
 from proxy.access.gate import Access
 from proxy.api.body import read_json
-from proxy.api.model import request_model
+from proxy.api.requestmodel import request_model
 from proxy.api.serve import asked, caller, event_response, serve
 from proxy.api.state import Routes, get_state
 from proxy.core.errors import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, g, jsonify
 
 from proxy.api.body import read_json
-from proxy.api.model import answer_name
+from proxy.api.requestmodel import answer_name
 from proxy.api.serve import asked, caller, serve, versioned
 from proxy.api.state import Routes, get_state
 from proxy.core.fields import asked_model

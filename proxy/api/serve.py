@@ -23,7 +23,7 @@ from typing import Callable, Iterator, Optional
 from flask import Blueprint, Response, g, jsonify, request
 
 from proxy.api.body import UNREAD, read_json
-from proxy.api.model import answer_name
+from proxy.api.requestmodel import answer_name
 from proxy.api.state import get_state
 from proxy.core import generation
 from proxy.core.caller import Caller

@@ -13,7 +13,7 @@ from werkzeug.routing import Rule
 
 from proxy.access.exchanges import Capture
 from proxy.access.gate import Access
-from proxy.access.images import ImageFetcher
+from proxy.access.imagefetch import ImageFetcher
 from proxy.access.stored import StoredResponses
 from proxy.api.reload import Reloader
 from proxy.config.settings import Settings

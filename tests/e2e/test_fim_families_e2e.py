@@ -4,7 +4,7 @@ proxy fills a gap with it.
 
 Each family's tiny model (:mod:`.codermodels`) carries its FIM tokens; its random weights make
 the greedy answer depend on every token of the prompt. On current llama-server, the prompt
-laid out by :mod:`proxy.backends.servercpp.fim` and tokenized piece by piece gives what the
+laid out by :mod:`proxy.backends.servercpp.fimprompt` and tokenized piece by piece gives what the
 server's own ``/infill`` gives: the same prompt, token count and answer. On PowerInfer's and
 llama.cpp's 2023 servers, the same tokens reach the model through the proxy (the 2023 server
 reads the prompt as text, and tokenizes it to those tokens).
@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from proxy.backends.servercpp import fim, gguffile
+from proxy.backends.servercpp import fimprompt, gguffile
 from proxy.core.types import FileChunk
 from tests.processes import ProxyProcess
 
@@ -37,7 +37,7 @@ def coder(request, tmp_path_factory, logs):
     """``(model path, its FIM tokens, current llama-server, the proxy before it)`` of one
     family."""
     model = request.param.write(tmp_path_factory.mktemp("coders"))
-    tokens = fim.fim_tokens(gguffile.read(str(model)).fields)
+    tokens = fimprompt.fim_tokens(gguffile.read(str(model)).fields)
     log = logs / f"fim-{request.param.name}.log"
     # a batch well inside the context: /infill then keeps every other file's chunk
     with (
@@ -85,7 +85,7 @@ def test_the_laid_out_prompt_is_the_one_infill_builds(coder, extra, cursor):
     _, tokens, server, _ = coder
     assert tokens is not None
     own = own_infill(server, extra, cursor)
-    ids = token_ids(server, fim.layout(tokens, PREFIX, SUFFIX, extra, cursor))
+    ids = token_ids(server, fimprompt.layout(tokens, PREFIX, SUFFIX, extra, cursor))
     laid_out = post(server, "/completion", {"prompt": ids})
     assert laid_out["prompt"] == own["prompt"]  # the prompt as the server reads it back
     assert laid_out["tokens_evaluated"] == own["tokens_evaluated"] == len(ids)
@@ -110,7 +110,7 @@ def test_the_proxy_fills_the_gap_as_infill_on_current_llama_server(coder):
 @pytest.mark.parametrize("kind", ["powerinfer", "llamacpp-2023"])
 def test_an_old_server_fills_the_gap_through_the_proxy_with_those_tokens(coder, kind, logs):
     model, tokens, current, _ = coder
-    parts = fim.layout(tokens, PREFIX, SUFFIX)
+    parts = fimprompt.layout(tokens, PREFIX, SUFFIX)
     ids = token_ids(current, parts)
     assert len(ids) == own_infill(current)["tokens_evaluated"]
     name = f"fim-{model.stem}-{kind}"
@@ -122,16 +122,17 @@ def test_an_old_server_fills_the_gap_through_the_proxy_with_those_tokens(coder, 
             assert token_ids(server, parts) == ids
             own = post(server, "/completion", {"prompt": ids})
         else:  # it reads special tokens out of a text prompt, and puts BOS first itself
-            text = fim.as_text(tokens, parts)
+            text = fimprompt.as_text(tokens, parts)
             assert token_ids(server, [text]) == [i for i in ids if i != tokens.bos]
             own = post(server, "/completion", {"prompt": text})
         editor = post(proxy, "/infill", own_infill_body(EXTRA, CURSOR))
         long = post(proxy, "/infill", {"input_prefix": LONG_PREFIX, "input_suffix": SUFFIX})
-        laid_out = fim.layout(tokens, PREFIX, SUFFIX, EXTRA, CURSOR)
+        laid_out = fimprompt.layout(tokens, PREFIX, SUFFIX, EXTRA, CURSOR)
         in_editor = (
             len(token_ids(server, laid_out))
             if kind == "powerinfer"
-            else len(token_ids(server, [fim.as_text(tokens, laid_out)])) + (tokens.bos is not None)
+            else len(token_ids(server, [fimprompt.as_text(tokens, laid_out)]))
+            + (tokens.bos is not None)
         )
         client = proxy.sdk()
         name = client.models.list().data[0].id

@@ -7,11 +7,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
-from proxy.backends.servercpp import embedding, fim, gguffile
+from proxy.backends.servercpp import embedding, fimprompt, gguffile
 from proxy.backends.servercpp.card import card_of
 from proxy.backends.servercpp.client import UpstreamClient
 from proxy.backends.servercpp.embedding import TokenClient
-from proxy.backends.servercpp.fim import FimTokens
+from proxy.backends.servercpp.fimprompt import FimTokens
 from proxy.backends.servercpp.kinds import INFILL, ChatLayer, ServerKind, classify
 from proxy.backends.servercpp.prompting import ChatTemplate, TemplateChoice
 from proxy.backends.structured import callids
@@ -106,7 +106,7 @@ class Detector:
             thinking=thinking_of(self.reasoning, template),
             card=card,
             media_marker=str(props.get("media_marker") or ""),
-            fim=fim.fim_tokens(header.fields) if header and kind.fills != INFILL else None,
+            fim=fimprompt.fim_tokens(header.fields) if header and kind.fills != INFILL else None,
         )
         return facts, _total_slots(props)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Sequence
 
-from proxy.backends.servercpp import fim
+from proxy.backends.servercpp import fimprompt
 from proxy.backends.servercpp.kinds import IDS, INFILL, TEXT, ServerKind
 from proxy.core.types import GenerationRequest, Sampling
 
@@ -71,12 +71,12 @@ def fill_payload(
     payload: dict,
     request: GenerationRequest,
     kind: ServerKind,
-    tokens: Optional[fim.FimTokens],
+    tokens: Optional[fimprompt.FimTokens],
     token_ids: Callable[[str], list],
 ) -> dict:
     """``payload`` to fill ``request``'s gap, between its prompt and suffix: for ``POST /infill``,
     which puts them in the model's own fill-in-the-middle prompt, or for ``/completion`` with
-    that prompt laid out by the proxy (:mod:`.fim`) as the server reads it (``token_ids``:
+    that prompt laid out by the proxy (:mod:`.fimprompt`) as the server reads it (``token_ids``:
     the server's tokens of a text)."""
     prefix, suffix = payload["prompt"], request.suffix
     if kind.fills == INFILL:
@@ -89,9 +89,9 @@ def fill_payload(
             "prompt": request.cursor,
         }
     sides = _fitted(prefix, suffix, request.cursor, kind, token_ids)
-    parts = fim.layout(tokens, *sides[:2], request.nearby, sides[2])
+    parts = fimprompt.layout(tokens, *sides[:2], request.nearby, sides[2])
     if kind.fills == TEXT:
-        return {**payload, "prompt": fim.as_text(tokens, parts)}
+        return {**payload, "prompt": fimprompt.as_text(tokens, parts)}
     if isinstance(parts[0], str):  # the server would put BOS before a text piece sent first
         parts = [*token_ids(parts[0]), *parts[1:]]
     return {**payload, "prompt": parts}
@@ -104,7 +104,7 @@ def _fitted(
     llama.cpp cuts them: token ids for a server that takes them, else the texts whose tokens
     fit."""
     ids = [token_ids(text) if text else [] for text in (prefix, suffix, cursor)]
-    kept_prefix, kept_suffix = fim.fitted(ids[0], ids[1], len(ids[2]))
+    kept_prefix, kept_suffix = fimprompt.fitted(ids[0], ids[1], len(ids[2]))
     if kind.fills == IDS:
         return kept_prefix, kept_suffix, ids[2]
 
@@ -112,9 +112,9 @@ def _fitted(
         return len(token_ids(text)) if text else 0
 
     if len(kept_prefix) < len(ids[0]):
-        prefix = fim.last_fitting(prefix, len(kept_prefix), count)
+        prefix = fimprompt.last_fitting(prefix, len(kept_prefix), count)
     if len(kept_suffix) < len(ids[1]):
-        suffix = fim.first_fitting(suffix, len(kept_suffix), count)
+        suffix = fimprompt.first_fitting(suffix, len(kept_suffix), count)
     return prefix, suffix, cursor
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import gguf
 import pytest
 
-from proxy.backends.servercpp.fim import SNIPPET, FimTokens
+from proxy.backends.servercpp.fimprompt import SNIPPET, FimTokens
 from proxy.backends.servercpp.kinds import LLAMACPP, LLAMACPP_2023, POWERINFER
 from proxy.backends.servercpp.payload import fill_payload
 from proxy.config.settings import Settings

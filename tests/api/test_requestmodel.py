@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from proxy.api.body import read_json
-from proxy.api.model import RequestModel, answer_name, request_model, request_model_if_read
+from proxy.api.requestmodel import RequestModel, answer_name, request_model, request_model_if_read
 from proxy.core.errors import InvalidRequestError
 
 

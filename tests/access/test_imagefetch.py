@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from proxy.access import images
-from proxy.access.images import Fetches, ImageFetcher
+from proxy.access import imagefetch
+from proxy.access.imagefetch import Fetches, ImageFetcher
 from proxy.core.errors import InvalidRequestError
 from proxy.core.images import Bounds
 from proxy.core.types import GenerationRequest, Image, Message
@@ -169,7 +169,7 @@ def test_a_fetch_connects_to_the_address_it_was_given_under_the_hosts_own_name(s
     port = urlsplit(site).port
     fetches = Fetches(5, 1 << 20)
     try:
-        status, body = images.fetch(
+        status, body = imagefetch.fetch(
             urlsplit(f"http://images.invalid:{port}/cat.png"), "127.0.0.1", fetches
         )
     finally:
@@ -197,7 +197,7 @@ def test_a_host_that_does_not_answer_is_named_without_its_address():
     ],
 )
 def test_public_means_every_address_of_the_host_is_on_the_internet(addresses, public):
-    assert images.public(addresses) is public
+    assert imagefetch.public(addresses) is public
 
 
 @pytest.mark.parametrize(
@@ -239,4 +239,4 @@ def test_public_means_every_address_of_the_host_is_on_the_internet(addresses, pu
     ],
 )
 def test_an_address_is_public_only_if_what_it_reaches_is(address, public):
-    assert images.public([address]) is public
+    assert imagefetch.public([address]) is public

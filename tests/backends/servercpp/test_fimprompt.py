@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.backends.servercpp.fim import (
+from proxy.backends.servercpp.fimprompt import (
     FimTokens,
     as_text,
     fim_tokens,
