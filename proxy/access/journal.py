@@ -104,12 +104,15 @@ class Journal:
         self._stopped.set()
         self.flush()
 
-    def _keep(self, charges: list) -> None:
+    def _keep(self, charges: list, journaled: bool = False) -> None:
+        """Keep ``charges`` for the retrier (``journaled``: they are in this process's file
+        already)."""
         with self._lock:
             room = MAX_KEPT - len(self._kept)
             taken, dropped = charges[: max(room, 0)], len(charges) - max(room, 0)
             self._kept.extend(taken)
-            self._append(taken)
+            if not journaled:
+                self._append(taken)
             if self._retrier is None and self._retrying:
                 self._retrier = threading.Thread(
                     target=self._retry, name="charges-journal", daemon=True
@@ -154,40 +157,34 @@ class Journal:
 
     def _adopt(self) -> None:
         """Take over the journal files of processes that died with charges kept: they are
-        written first, before any charge of this one."""
+        written first, before any charge of this one. Two processes adopting one file both
+        write its charges, which the store counts once."""
         if self.folder is None or not self.folder.is_dir():
             return
-        adopted = []
         for path in sorted(self.folder.glob("charges-*.jsonl")):
             pid = path.stem.partition("-")[2]
-            if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            own = path == self.path  # an earlier process of the same pid (a container's 1)
+            if not pid.isdigit() or (not own and _alive(int(pid))):
                 continue
-            claimed = path.with_name(f"adopted-{os.getpid()}-{path.name}")
             try:
-                path.rename(claimed)  # one process adopts it, whichever renames it first
-                lines = claimed.read_text(encoding="utf-8").splitlines()
+                charges = _read(path)
             except OSError:
                 continue
-            adopted += [Charge.from_dict(json.loads(line)) for line in lines if _whole(line)]
-            claimed.unlink(missing_ok=True)
-        for path in self.folder.glob("adopted-*.jsonl"):  # one that died adopting
-            pid = path.stem.split("-")[1]
-            if pid.isdigit() and not _alive(int(pid)):
-                lines = path.read_text(encoding="utf-8").splitlines()
-                adopted += [Charge.from_dict(json.loads(line)) for line in lines if _whole(line)]
+            logger.info("%d charges of an earlier process to write", len(charges))
+            self._keep(charges, journaled=own)  # in this process's file before the other's goes
+            if not own:
                 path.unlink(missing_ok=True)
-        if adopted:
-            logger.info("%d charges of an earlier process to write", len(adopted))
-            self._keep(adopted)
 
 
-def _whole(line: str) -> bool:
-    """Whether a journal line was written whole (a crash may cut the last one)."""
-    try:
-        json.loads(line)
-    except ValueError:
-        return False
-    return True
+def _read(path: Path) -> list:
+    """The charges of a journal file; a line a crash cut short is left out."""
+    charges = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            charges.append(Charge.from_dict(json.loads(line)))
+        except ValueError:
+            pass
+    return charges
 
 
 def _alive(pid: int) -> bool:
