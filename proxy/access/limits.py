@@ -67,10 +67,9 @@ class LocalLimiter:
         self._lock = threading.Lock()
 
     def admit(self, key: KeySpec) -> Decision:
-        now = self.clock()
-        window = window_of(now)
-        with self._lock:
-            counts = self._current(key.name, window)
+        with self._lock:  # the clock is read inside, so no thread counts into a minute already gone
+            now = self.clock()
+            counts = self._current(key.name, window_of(now))
             decision = decide(key, counts[0], counts[1], now)
             if decision.allowed:
                 counts[0] += 1

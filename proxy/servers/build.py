@@ -7,7 +7,6 @@ import dataclasses
 import logging
 import os
 import shlex
-import socket
 import threading
 from pathlib import Path
 from typing import Iterable, Optional
@@ -24,7 +23,7 @@ from proxy.core.errors import UpstreamUnavailableError
 from proxy.servers import engine, hub, memory, slotcache
 from proxy.servers.binaries import find_llama_server
 from proxy.servers.hub import PulledModels
-from proxy.servers.launch import Launch, command_for
+from proxy.servers.launch import Launch, command_for, hold_port
 from proxy.servers.pool import ProcessPool
 from proxy.servers.processes import ManagedServer
 from proxy.servers.slotcache import SlotFiles
@@ -158,7 +157,7 @@ def _preload(server: ManagedServer) -> None:
 def _server(
     spec: ModelSpec, settings: Settings, runtime: Runtime, pool: ProcessPool
 ) -> ManagedServer:
-    """A model's server, not started: its command on a free local port, its log file."""
+    """A model's server, not started: its command on a local port held for it, its log file."""
     managed = spec.managed
     if managed.model:
         try:
@@ -193,12 +192,12 @@ def _server(
         )
         env = runtime.child_environment(program.libraries)
         label = program.label
-    port = free_port()
-    command = command_for(template, port, managed.model)
+    port = hold_port()
+    command = command_for(template, port.getsockname()[1], managed.model)
     launch = Launch(
         spec.id,
         command,
-        port,
+        port.getsockname()[1],
         Path(settings.servers.log_dir or os.path.join(runtime.cache_dir, "logs"))
         / f"{spec.file_stem}.log",
         env,
@@ -213,6 +212,7 @@ def _server(
         preload=managed.preload,
         slot_files=slot_files,
         save_every_turn=managed.slot_save == "every-turn",
+        port=port,
     )
 
 
@@ -243,8 +243,3 @@ def _estimate(model: str, command: tuple) -> int:
         logger.warning("the memory %s needs is unknown: %s", model, exc)
         return 0
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

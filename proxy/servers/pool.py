@@ -53,7 +53,7 @@ class ProcessPool:
         deadline = time.monotonic() + within
         while server.in_flight and time.monotonic() < deadline:
             time.sleep(ROOM_POLL)
-        server.stop("its model is no longer served")
+        server.close("its model is no longer served")
         with self._lock:
             if server in self.servers:
                 self.servers.remove(server)
@@ -150,7 +150,7 @@ class ProcessPool:
         """Stop every server at once: each gets its own grace period, not a share of one."""
         self._closed.set()
         stopping = [
-            threading.Thread(target=server.stop, args=("the proxy is stopping",))
+            threading.Thread(target=server.close, args=("the proxy is stopping",))
             for server in self.servers
         ]
         for thread in stopping:

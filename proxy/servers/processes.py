@@ -12,6 +12,7 @@ fit stops the least recently used idle ones first (:mod:`proxy.servers.pool`).
 from __future__ import annotations
 
 import logging
+import socket
 import subprocess
 import threading
 import time
@@ -58,12 +59,15 @@ class ManagedServer:
         preload: bool = False,
         slot_files: Optional[SlotFiles] = None,
         save_every_turn: bool = False,
+        port: Optional[socket.socket] = None,
     ) -> None:
         """``ready(url)`` says True when the server serves, False while it loads, and None
         when nothing answers yet. ``slot_files``: where its conversations' KV caches are
         kept while it is stopped (None: they are not); ``save_every_turn`` keeps them after
-        every answer too, so that they outlive a crash."""
+        every answer too, so that they outlive a crash. ``port``: the socket that holds its
+        port while it is stopped (:func:`~proxy.servers.launch.hold_port`)."""
         self.launch = launch
+        self.port = port
         self.pool = pool
         self.ready = ready
         self.preload = preload
@@ -196,6 +200,12 @@ class ManagedServer:
     def stop(self, why: str = "") -> None:
         """Stop the server: SIGTERM to its process group, SIGKILL after a grace period."""
         self._stop(why, only_idle=False)
+
+    def close(self, why: str) -> None:
+        """Stop the server for good: its port is given back."""
+        self.stop(why)
+        if self.port is not None:
+            self.port.close()
 
     def stop_if_idle(self, why: str) -> bool:
         """Stop the server unless a request holds it (it may have taken it just now)."""

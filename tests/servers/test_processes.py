@@ -3,6 +3,7 @@ failures told, the running limit kept when starts race, and busy servers never s
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import threading
@@ -14,7 +15,7 @@ import pytest
 
 from proxy.core.errors import UpstreamUnavailableError
 from proxy.servers import processes
-from proxy.servers.launch import Launch
+from proxy.servers.launch import Launch, hold_port
 from proxy.servers.pool import ProcessPool
 from proxy.servers.processes import FIRST_BACKOFF, ManagedServer
 from tests.polling import wait_for
@@ -272,3 +273,41 @@ def test_a_server_deaf_to_sigterm_is_killed_after_the_grace(pool, tmp_path):
     process.wait = noted_wait
     deaf.stop("on purpose")
     assert waits == [(0.5, "running"), (None, -9)]
+
+
+LISTENER = (
+    sys.executable,
+    "-c",
+    "import socket, sys, time; s = socket.socket();"
+    " s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1);"
+    " s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); time.sleep(60)",
+)
+
+
+def test_a_servers_port_is_its_own_from_the_models_file_to_its_close(tmp_path):
+    """Chosen when the models file is read, started later: meanwhile no other process is
+    given the port, the server itself binds it, and closing the server gives it back."""
+    held = hold_port()
+    port = held.getsockname()[1]
+    pool = ProcessPool()
+    launch = Launch("held", (*LISTENER, str(port)), port, tmp_path / "held.log", {})
+    listening = ManagedServer(launch, pool, lambda url: reachable(port) or None, port=held)
+    pool.add(listening)
+    try:
+        with pytest.raises(OSError), socket.socket() as other:
+            other.bind(("127.0.0.1", port))
+        with listening.using():
+            assert reachable(port)
+    finally:
+        pool.close()
+    assert held.fileno() == -1
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", port))
+
+
+def reachable(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
