@@ -56,7 +56,7 @@ def spy() -> str:
 # the frames where a thread blocks in a read or a poll: py-spy charges it such a sample when it
 # was the last to hold the GIL and no other thread has taken it since (the process is idle)
 WAITS = {
-    "_receive (proxy/backends/servercpp/connections.py)",
+    "_receive (proxy/backends/wire/connections.py)",
     "poll2 (waitress/wasyncore.py)",
     "select (selectors.py)",
     "wait (threading.py)",
@@ -116,7 +116,7 @@ def chunk_path(frames: list) -> list:
     chunk passes through on its way to the WSGI server, from the stream the server iterates
     to the socket read. Empty for any other stack (a view, or a thread a patient stream
     reads its first event in, still waiting for the first byte)."""
-    if not frames or "(proxy/backends/servercpp/connections.py)" not in frames[-1]:
+    if not frames or "(proxy/backends/wire/connections.py)" not in frames[-1]:
         return []
     if not frames[-1].partition(" (")[0].endswith("_receive"):
         return []

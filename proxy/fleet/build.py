@@ -177,7 +177,7 @@ def _servercpp(
 
 
 def _client(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings):
-    from proxy.backends.servercpp.client import UpstreamClient
+    from proxy.backends.wire.client import UpstreamClient
 
     server = settings.upstream
     return UpstreamClient(

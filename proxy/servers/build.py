@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from proxy.backends.servercpp import gguffile
-from proxy.backends.servercpp.client import probe_ready
+from proxy.backends.wire.client import probe_ready
 from proxy.config.catalog import Catalog, ModelSpec, with_pulled
 from proxy.config.files import parse_size
 from proxy.config.hubref import HubReference
@@ -242,4 +242,3 @@ def _estimate(model: str, command: tuple) -> int:
     except ValueError as exc:
         logger.warning("the memory %s needs is unknown: %s", model, exc)
         return 0
-

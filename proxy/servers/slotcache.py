@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional, Sequence
 
-from proxy.backends.servercpp.client import UpstreamClient
+from proxy.backends.wire.client import UpstreamClient
 from proxy.core.errors import UpstreamError
 
 logger = logging.getLogger(__name__)

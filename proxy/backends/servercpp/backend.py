@@ -20,13 +20,13 @@ from proxy.backends.admission import Admission
 from proxy.backends.base import Backend, not_a_reranker
 from proxy.backends.servercpp import budget, embedding
 from proxy.backends.servercpp.chatroute import ChatRoute
-from proxy.backends.servercpp.client import UpstreamClient
 from proxy.backends.servercpp.completionroute import CompletionRoute
 from proxy.backends.servercpp.detect import DETECT_TIMEOUT
 from proxy.backends.servercpp.embedding import TokenClient
 from proxy.backends.servercpp.kinds import CHAT_LAYER, INFILL, route
 from proxy.backends.servercpp.known import KnownServer
 from proxy.backends.servercpp.prompting import TemplateChoice
+from proxy.backends.wire.client import UpstreamClient
 from proxy.core import images
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.errors import InvalidRequestError, UpstreamUnavailableError

@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator, Optional
 
-from proxy.backends.servercpp import chatparse, chatpayload
+from proxy.backends.servercpp import chatpayload
 from proxy.backends.servercpp.finish import Finisher, collect
 from proxy.backends.servercpp.known import KnownServer
 from proxy.backends.structured.stops import stopping
+from proxy.backends.wire import chatparse
 from proxy.core.errors import UpstreamError
 from proxy.core.types import Chunk, Completion, GenerationRequest
 

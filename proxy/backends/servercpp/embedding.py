@@ -20,7 +20,7 @@ import math
 from typing import Iterable, Optional, Sequence
 
 from proxy.backends.admission import Admission
-from proxy.backends.servercpp.client import UpstreamClient
+from proxy.backends.wire.client import UpstreamClient
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.errors import NotImplementedByBackendError, SlotUnavailableError, UpstreamError
 from proxy.core.types import Embeddings, Ranking

@@ -13,12 +13,13 @@ from dataclasses import replace
 from typing import Callable, Optional, TypeVar
 
 from proxy.backends.admission import Admission
-from proxy.backends.servercpp import chatparse, chatpayload
-from proxy.backends.servercpp.client import UpstreamClient
+from proxy.backends.servercpp import chatpayload
 from proxy.backends.servercpp.detect import DETECT_TIMEOUT, Detector, ServerFacts
 from proxy.backends.servercpp.embedding import TokenClient
 from proxy.backends.servercpp.kinds import ChatLayer, asks_schema
 from proxy.backends.servercpp.prompting import TemplateChoice
+from proxy.backends.wire import chatparse
+from proxy.backends.wire.client import UpstreamClient
 from proxy.core.errors import UNREACHABLE, UpstreamError, UpstreamUnavailableError
 from proxy.core.types import GenerationRequest
 

@@ -7,8 +7,10 @@ import json
 
 import pytest
 
-from proxy.backends.servercpp import chatparse, chatpayload, parse
+from proxy.backends.servercpp import chatpayload
 from proxy.backends.structured.callids import template_id
+from proxy.backends.wire import chatparse
+from proxy.backends.wire.events import stream_error
 from proxy.core.errors import ContextLengthError, UpstreamError
 from proxy.core.types import (
     Chunk,
@@ -351,7 +353,7 @@ def test_a_stream_cut_before_its_finish_is_an_error():
 
 
 def test_a_context_overflow_carries_its_counts():
-    error = parse.stream_error(
+    error = stream_error(
         {
             "error": {
                 "code": 400,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.backends.servercpp.client import UpstreamClient
 from proxy.backends.servercpp.embedding import TokenClient
+from proxy.backends.wire.client import UpstreamClient
 from proxy.config.settings import Settings
 from proxy.core.errors import NotImplementedByBackendError, UpstreamError
 from proxy.core.types import GenerationRequest

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Protocol, Union
 from urllib.parse import urlsplit
 
-from proxy.backends.servercpp.chunked import Dechunker
+from proxy.backends.wire.chunked import Dechunker
 
 LONGEST_HEAD = 65536
 MOST_HEADERS = 100

@@ -1,6 +1,7 @@
-"""The chat layer's answers read back: llama-server's ``/v1/chat/completions`` answer, whole
-or streamed, as a :class:`Completion` or chunks (its content, thoughts and tool calls as the
-server's parser read them, its usage from its counts or timings). Pure.
+"""Chat answers read back: OpenAI's chat completion as llama-server's chat layer and every
+OpenAI-compatible server send it, whole or streamed, as a :class:`Completion` or chunks (its
+content, thoughts and tool calls as the server's parser read them, its usage from its counts
+or timings). Pure.
 """
 
 from __future__ import annotations
@@ -9,8 +10,7 @@ from typing import Iterable, Iterator, Optional
 
 import orjson
 
-from proxy.backends.servercpp import parse
-from proxy.backends.servercpp.chatpayload import PATH
+from proxy.backends.wire import events
 from proxy.core.errors import UpstreamError
 from proxy.core.types import Chunk, Completion, ToolCall, ToolCallPiece, Usage
 
@@ -23,7 +23,7 @@ def completion(body: object, upstream: str, top: Optional[int]) -> Completion:
     choice = _choice(body, upstream)
     message = choice.get("message")
     if not isinstance(message, dict):
-        raise UpstreamError(f"{upstream} answered {PATH} without a message")
+        raise UpstreamError(f"{upstream} answered a chat without a message")
     logprobs = choice.get("logprobs")
     finish = _finish(choice.get("finish_reason"))
     text = _text(message.get("content"))
@@ -33,7 +33,7 @@ def completion(body: object, upstream: str, top: Optional[int]) -> Completion:
         text=text,
         finish_reason=finish,
         usage=usage(body.get("usage"), body.get("timings")),
-        logprobs=parse.logprobs(
+        logprobs=events.logprobs(
             logprobs.get("content") if isinstance(logprobs, dict) else None, top
         ),
         tool_calls=tuple(
@@ -46,14 +46,14 @@ def completion(body: object, upstream: str, top: Optional[int]) -> Completion:
 def usage(body: object, timings: object = None) -> Usage:
     """The answer's usage, with the server's times from its ``timings``."""
     if not isinstance(body, dict):
-        return Usage(**parse.durations(timings))
+        return Usage(**events.durations(timings))
     details = body.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
     return Usage(
         _count(body.get("prompt_tokens")),
         _count(body.get("completion_tokens")),
         cached if isinstance(cached, int) else None,
-        **parse.durations(timings),
+        **events.durations(timings),
     )
 
 
@@ -72,7 +72,7 @@ def stream_chunks(batches: Iterable[list], upstream: str, top: Optional[int]) ->
     reading = _Reading(upstream, top)
     loads, partial = orjson.loads, Chunk.partial
     for lines in batches:
-        last = parse._last_event(lines)
+        last = events.last_event(lines)
         for index, raw in enumerate(lines):
             if raw[:5] != b"data:":
                 continue  # blank separators and keep-alive comments
@@ -134,7 +134,7 @@ class _Reading:
         if type(body) is not dict:
             raise UpstreamError(f"{upstream} sent a stream event that is not a JSON object")
         if "error" in body:
-            raise parse.stream_error(body, upstream)
+            raise events.stream_error(body, upstream)
         out = []
         progress = body.get("prompt_progress")
         if isinstance(progress, dict) and _count(progress.get("total")):
@@ -178,7 +178,7 @@ def _event(value: bytes, upstream: str) -> dict:
     try:  # orjson inline: this runs once per token
         body = orjson.loads(value)
     except orjson.JSONDecodeError:
-        body = parse._json(value, upstream)
+        body = events.event_json(value, upstream)
     if type(body) is not dict:
         raise UpstreamError(f"{upstream} sent a stream event that is not a JSON object")
     return body
@@ -194,7 +194,7 @@ def _delta(delta: object, logprobs: object, top: Optional[int], followed: bool) 
     probabilities = (
         ()
         if top is None or not isinstance(logprobs, dict)
-        else parse.logprobs(logprobs.get("content"), top)
+        else events.logprobs(logprobs.get("content"), top)
     )
     if not (text or reasoning or calls or probabilities):
         return None

@@ -9,7 +9,7 @@ from typing import Iterator
 
 import pytest
 
-from proxy.backends.servercpp.connections import BrokenAnswer, Connection
+from proxy.backends.wire.connections import BrokenAnswer, Connection
 
 
 @contextlib.contextmanager

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy.backends.servercpp.chunked import BrokenChunks, Dechunker
+from proxy.backends.wire.chunked import BrokenChunks, Dechunker
 
 
 def dechunked(reads: list) -> list:

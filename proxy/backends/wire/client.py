@@ -10,8 +10,8 @@ from typing import Iterator, Optional
 
 import orjson
 
-from proxy.backends.servercpp.connections import Abandoned, Connection, ConnectionPool, Head
-from proxy.backends.servercpp.parse import stream_error
+from proxy.backends.wire.connections import Abandoned, Connection, ConnectionPool, Head
+from proxy.backends.wire.events import stream_error
 from proxy.core.caller import NOBODY, Caller, never
 from proxy.core.errors import (
     UNREACHABLE,

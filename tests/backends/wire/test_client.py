@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from proxy.backends.servercpp.client import UpstreamClient, probe_ready
+from proxy.backends.wire.client import UpstreamClient, probe_ready
 from proxy.core.errors import UpstreamTimeoutError, UpstreamUnavailableError
 from tests.fakes.canned import CannedServer
 from tests.processes import free_port
