@@ -20,7 +20,9 @@ class CatalogError(ValueError):
 
 @dataclass(frozen=True)
 class UpstreamSpec:
-    """One replica: a server.cpp base URL, and its slot count when the operator fixes it."""
+    """One replica: a server's base URL (a server.cpp's, or an OpenAI-compatible ``…/v1``),
+    and its slot count when the operator fixes it (for an OpenAI-compatible upstream: how
+    many generations it is given at once)."""
 
     url: str
     slots: int = 0  # 0: as the server reports, or as its answers show
@@ -64,6 +66,8 @@ class ModelSpec:
     defaults: Optional[GenerationRequest] = None  # request fields the client may leave out
     affinity: bool = True
     upstream_key: str = field(default="", repr=False)
+    upstream_key_env: str = ""  # the environment variable that holds the upstream's key
+    upstream_model: str = ""  # openai: the name the upstream knows the model by
     managed: Optional[ManagedSpec] = None
     reasoning: str = "auto"  # think-tags, none, or auto: think-tags if its template has them
     pulled: bool = False  # pulled through Ollama's API, not configured: a client may delete it

@@ -26,9 +26,11 @@ from proxy.core.errors import InvalidRequestError
 from proxy.core.fields import Fields, effort, sampling, stop_words, template_kwargs
 from proxy.core.types import GenerationRequest, Sampling
 
-BACKENDS = ("servercpp", "chatglm")
+BACKENDS = ("servercpp", "chatglm", "openai")
 REASONING = ("auto", "think-tags", "none")  # how a model's thoughts are told from its answer
 SLOT_SAVES = ("on-stop", "every-turn", "off")  # when a server the proxy runs saves its KV caches
+# keys of a model the proxy runs or a server.cpp, which an OpenAI-compatible upstream has not
+LOCAL_ONLY = ("chat_template", "reasoning", "cmd", "model", "args", "ttl", "preload", "slot_save")
 # Request fields a model may default; each is applied only where the client left it out.
 DEFAULTABLE = (
     "max_tokens",
@@ -51,6 +53,8 @@ MODEL_KEYS = {
     "affinity",
     "capture",
     "upstream_key",
+    "upstream_key_env",
+    "upstream_model",
     "cmd",
     "args",
     "ttl",
@@ -222,6 +226,12 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder:
     slots = _count(spec.get("slots", 0), f"{key}.slots", fail)
     upstreams = spec.get("upstreams", [])
     managed = _managed(spec, key, fail, folder) if backend == "servercpp" else None
+    if backend != "openai" and "upstream_model" in spec:
+        raise fail(f"{key}.upstream_model", 'belongs to a model of backend = "openai"')
+    if backend == "openai":
+        for name in LOCAL_ONLY:
+            if name in spec:
+                raise fail(f"{key}.{name}", "has no meaning for an OpenAI-compatible upstream")
     if managed:
         if "upstreams" in spec:
             raise fail(
@@ -229,7 +239,7 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder:
                 "a model the proxy runs (cmd or model) has none: the proxy picks its port",
             )
         upstreams = ()
-    elif backend == "servercpp":
+    elif backend in ("servercpp", "openai"):
         if not isinstance(upstreams, list) or not upstreams:
             raise fail(f"{key}.upstreams", "needs at least one server URL (one per replica)")
         upstreams = tuple(
@@ -255,6 +265,14 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder:
     upstream_key = spec.get("upstream_key", "")
     if not isinstance(upstream_key, str):
         raise fail(f"{key}.upstream_key", "must be a string")
+    key_env = spec.get("upstream_key_env", "")
+    if not isinstance(key_env, str) or (key_env and not key_env.isidentifier()):
+        raise fail(f"{key}.upstream_key_env", "must name an environment variable")
+    if key_env and upstream_key:
+        raise fail(f"{key}.upstream_key_env", "and upstream_key are one key: give one of them")
+    upstream_model = spec.get("upstream_model", model_id)
+    if not isinstance(upstream_model, str) or not upstream_model:
+        raise fail(f"{key}.upstream_model", "must be the name the upstream knows the model by")
     reasoning = spec.get("reasoning", "auto")
     if reasoning not in REASONING:
         raise fail(f"{key}.reasoning", f"must be one of {', '.join(REASONING)}, got {reasoning!r}")
@@ -262,12 +280,14 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder:
         id=model_id,
         aliases=tuple(aliases),
         backend=backend,
-        upstreams=upstreams if backend == "servercpp" else (),
+        upstreams=upstreams if backend != "chatglm" else (),
         chat_template=template,
         path=resolved(spec.get("model", ""), folder) if backend == "chatglm" else "",
         defaults=_defaults(spec.get("defaults", {}), f"{key}.defaults", fail),
         affinity=affinity,
         upstream_key=upstream_key,
+        upstream_key_env=key_env,
+        upstream_model=upstream_model if backend == "openai" else "",
         managed=managed,
         reasoning=reasoning,
         capture=capture,

@@ -140,6 +140,11 @@ def _replicas(spec: ModelSpec, settings: Settings, metrics) -> tuple:
         from proxy.backends.chatglm.backend import load_backend
 
         return (Replica(spec.path, load_backend(settings, spec.path, spec.id, spec.reasoning)),)
+    if spec.backend == "openai":
+        return tuple(
+            Replica(upstream.url, _openai(upstream, spec, settings, metrics))
+            for upstream in spec.upstreams
+        )
     embedding = None
     if spec.embedding_upstream:  # one server for every replica: one client, one queue
         embedding = (
@@ -176,18 +181,54 @@ def _servercpp(
     )
 
 
-def _client(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings):
+def _openai(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings, metrics) -> Backend:
+    from proxy.backends.openai.backend import OpenAIBackend
+
+    client = _client(
+        upstream,
+        spec,
+        settings,
+        remedy="is it running, and is the model's upstream URL right?",
+        key_remedy=(
+            f"set {spec.upstream_key_env} to the key it expects"
+            if spec.upstream_key_env
+            else "name the environment variable that holds its key (upstream_key_env)"
+        ),
+    )
+    return OpenAIBackend(
+        client, _admission(upstream, spec, settings, metrics), spec.id, spec.upstream_model
+    )
+
+
+def _client(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings, **hints):
+    """``hints``: what the operator checks when the server cannot be reached or refuses
+    the key (:class:`UpstreamClient`'s, which speak of llama-server, by default)."""
     from proxy.backends.wire.client import UpstreamClient
 
     server = settings.upstream
     return UpstreamClient(
         upstream.url,
-        api_key=spec.upstream_key or server.llama_api_key,
+        api_key=upstream_key(spec) or server.llama_api_key,
         pool_size=settings.serving.threads,
         connect_timeout=server.connect_timeout,
         read_timeout=server.upstream_timeout,
         label=server_label(upstream, spec),
+        **hints,
     )
+
+
+def upstream_key(spec: ModelSpec) -> str:
+    """The key the model's upstream expects: given in the models file, or read from the
+    environment variable it names (``ValueError`` naming the variable when it is unset)."""
+    if not spec.upstream_key_env:
+        return spec.upstream_key
+    key = os.environ.get(spec.upstream_key_env, "")
+    if not key:
+        raise ValueError(
+            f"the environment variable {spec.upstream_key_env}, which holds the upstream key "
+            f"of model {spec.id!r}, is not set"
+        )
+    return key
 
 
 def server_label(upstream: UpstreamSpec, spec: ModelSpec) -> str:

@@ -183,6 +183,37 @@ def test_unknown_names_find_nothing_unless_catch_all(tmp_path):
             "models.a.args: must be a list",
             id="args-string",
         ),
+        pytest.param(
+            "[models.a]\nbackend='openai'",
+            "models.a.upstreams: needs at least one server URL",
+            id="openai-no-upstreams",
+        ),
+        pytest.param(
+            "[models.a]\nbackend='openai'\nupstreams=['http://a/v1']\nchat_template='chatml'",
+            "models.a.chat_template: has no meaning for an OpenAI-compatible upstream",
+            id="openai-template",
+        ),
+        pytest.param(
+            "[models.a]\nbackend='openai'\nupstreams=['http://a/v1']\nmodel='a.gguf'",
+            "models.a.model: has no meaning for an OpenAI-compatible upstream",
+            id="openai-model-file",
+        ),
+        pytest.param(
+            "[models.a]\nupstreams=['http://a']\nupstream_model='b'",
+            'models.a.upstream_model: belongs to a model of backend = "openai"',
+            id="upstream-model-on-servercpp",
+        ),
+        pytest.param(
+            "[models.a]\nbackend='openai'\nupstreams=['http://a/v1']\nupstream_key_env='A KEY'",
+            "models.a.upstream_key_env: must name an environment variable",
+            id="key-env-not-a-name",
+        ),
+        pytest.param(
+            "[models.a]\nbackend='openai'\nupstreams=['http://a/v1']\nupstream_key_env='K'\n"
+            "upstream_key='k'",
+            "models.a.upstream_key_env: and upstream_key are one key",
+            id="two-keys",
+        ),
     ],
 )
 def test_mistakes_name_the_file_and_key(tmp_path, text, message):
@@ -191,6 +222,33 @@ def test_mistakes_name_the_file_and_key(tmp_path, text, message):
         read_catalog(path)
     assert str(error.value).startswith(path + ": ")
     assert message in str(error.value)
+
+
+def test_an_openai_compatible_upstream(tmp_path):
+    catalog = read_catalog(
+        write(
+            tmp_path,
+            """
+[models.big]
+backend = "openai"
+upstreams = ["http://gpu-box:8000/v1", {url = "https://cloud.example/v1", slots = 8}]
+upstream_model = "Qwen/Qwen3-32B"
+upstream_key_env = "GPU_BOX_KEY"
+
+[models.small]
+backend = "openai"
+upstreams = ["http://laptop:1234/v1"]
+""",
+        )
+    )
+    big, small = catalog.models
+    assert big.backend == "openai" and big.upstream_model == "Qwen/Qwen3-32B"
+    assert big.upstreams == (
+        UpstreamSpec("http://gpu-box:8000/v1"),
+        UpstreamSpec("https://cloud.example/v1", 8),
+    )
+    assert big.upstream_key_env == "GPU_BOX_KEY" and big.upstream_key == ""
+    assert small.upstream_model == "small"  # the id, unless it says another
 
 
 def test_models_the_proxy_runs(tmp_path):

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from proxy.backends.servercpp.payload import sampling_fields
 from proxy.backends.structured.callids import template_id
-from proxy.core import images
-from proxy.core.types import GenerationRequest, Message
+from proxy.backends.wire.chatbody import message_body
+from proxy.core.types import GenerationRequest
 
 PATH = "/v1/chat/completions"
 COUNT_PATH = "/v1/chat/completions/input_tokens"
@@ -37,7 +37,7 @@ def chat_payload(
     of nine letters and digits. Every other choice is left to the server and the template, as
     they would be for the server's own clients."""
     payload: dict = {
-        "messages": [message_body(m, short_ids) for m in request.messages],
+        "messages": [message_body(m, template_id if short_ids else str) for m in request.messages],
         "stream": stream,
     }
     if not reasoning:
@@ -85,42 +85,6 @@ def count_payload(request: GenerationRequest, **options) -> dict:
         )
         if key in payload
     }
-
-
-def message_body(message: Message, short_ids: bool = False) -> dict:
-    """A message as OpenAI clients send one (``short_ids``: call ids as nine letters and
-    digits, see :mod:`proxy.backends.structured.callids`)."""
-    call_id = template_id if short_ids else str
-    body: dict = {
-        "role": "tool" if message.role == "function" else message.role,
-        "content": _content(message) if message.images else message.content,
-    }
-    if message.name is not None:
-        body["name"] = message.name
-    if message.tool_calls:
-        body["tool_calls"] = [
-            {
-                "id": call_id(call.id),
-                "type": "function",
-                "function": {"name": call.name, "arguments": call.arguments},
-            }
-            for call in message.tool_calls
-        ]
-    if message.tool_call_id is not None:
-        body["tool_call_id"] = call_id(message.tool_call_id)
-    if message.reasoning:
-        body["reasoning_content"] = message.reasoning
-    return body
-
-
-def _content(message: Message) -> list:
-    """A message's text and images as OpenAI's content parts, each image a data URI."""
-    return [
-        {"type": "text", "text": piece}
-        if isinstance(piece, str)
-        else {"type": "image_url", "image_url": {"url": piece.data_uri}}
-        for piece in images.pieces(message)
-    ]
 
 
 def _tools(request: GenerationRequest) -> dict:

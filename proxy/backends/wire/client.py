@@ -77,9 +77,15 @@ class UpstreamClient:
         connect_timeout: float = 5.0,
         read_timeout: float = 600.0,
         label: str = "the upstream server",
+        remedy: str = "is llama-server running and --llama-api right?",
+        key_remedy: str = "set --llama-api-key to the key the server expects",
     ) -> None:
+        """``remedy``, ``key_remedy``: what the operator checks when the server cannot be
+        reached, and when it refuses the proxy's key."""
         self.base_url = base_url.rstrip("/")
         self.label = label
+        self.remedy = remedy
+        self.key_remedy = key_remedy
         self.pool = ConnectionPool(
             self.base_url,
             size=pool_size,
@@ -191,7 +197,7 @@ class UpstreamClient:
             return self.pool.take()
         except socket.timeout as exc:
             raise UpstreamUnavailableError(
-                f"cannot connect to {self.label} in time: is llama-server running? (--llama-api)",
+                f"cannot connect to {self.label} in time: {self.remedy}",
                 code=UNREACHABLE,
                 retry_after=2,
             ) from exc
@@ -226,11 +232,12 @@ class UpstreamClient:
                 "tokens (a code model's, such as Qwen2.5-Coder's)",
                 param="suffix",
             )
-        if reply.status_code == 401:
-            raise UpstreamError(
-                f"{self.label} refused the proxy's key; "
-                f"set --llama-api-key to the key the server expects"
+        if reply.status_code == 429:
+            raise UpstreamUnavailableError(
+                f"{self.label} is over its rate limit; retry shortly", retry_after=1
             )
+        if reply.status_code == 401:
+            raise UpstreamError(f"{self.label} refused the proxy's key; {self.key_remedy}")
         try:
             body = json.loads(text)
         except ValueError:
@@ -244,9 +251,7 @@ class UpstreamClient:
 
     def _unreachable(self) -> UpstreamUnavailableError:
         return UpstreamUnavailableError(
-            f"cannot reach {self.label}: is llama-server running and --llama-api right?",
-            code=UNREACHABLE,
-            retry_after=2,
+            f"cannot reach {self.label}: {self.remedy}", code=UNREACHABLE, retry_after=2
         )
 
     def _failed(self, exc: Exception) -> ProxyError:

@@ -1,0 +1,120 @@
+"""Chats for an OpenAI-compatible upstream (vLLM, SGLang, LM Studio, Ollama's ``/v1``,
+LiteLLM, a cloud API): a :class:`GenerationRequest` as the body of ``POST
+/chat/completions``. Pure.
+
+What OpenAI's API defines goes as it defines it, and so do the two samplers every open
+engine reads beside it (``top_k``, ``min_p``) and the chat template's variables. What only a
+server.cpp reads (a grammar, a slot, ``cache_prompt``, ``n_keep``, its own samplers, a
+fill-in-the-middle suffix, the prompt's token ids) is refused by the name the client gave it:
+a generic upstream would ignore it or refuse it, and the answer would not say so.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from proxy.backends.wire.chatbody import message_body
+from proxy.core.errors import InvalidRequestError
+from proxy.core.types import GenerationRequest
+
+PATH = "/chat/completions"
+SAMPLERS = (
+    "temperature",
+    "top_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "seed",
+    "top_k",
+    "min_p",
+)
+BANNED = -100  # OpenAI's bias that bans a token
+# (what the request holds, the field a client names it by, why it cannot be honoured)
+SERVERCPP_ONLY = (
+    ("grammar", "grammar", "GBNF grammars"),
+    ("slot", "id_slot", "slots"),
+    ("cache_prompt", "cache_prompt", "prompt cache switch"),
+    ("n_keep", "n_keep", "context shift"),
+    ("suffix", "suffix", "fill-in-the-middle"),
+)
+SAMPLERS_REFUSED = ("repeat_penalty", "mirostat", "mirostat_tau", "mirostat_eta")
+
+
+def refusal(request: GenerationRequest, label: str) -> Optional[InvalidRequestError]:
+    """Why ``request`` cannot go to ``label`` (an OpenAI-compatible upstream), or ``None``."""
+
+    def refused(param: str, what: str) -> InvalidRequestError:
+        return InvalidRequestError(
+            f"{param} cannot be served: {label} speaks OpenAI's API, which has no {what}",
+            param=param,
+        )
+
+    if not request.is_chat:
+        return refused("prompt", "raw prompt on its chat route (send messages)")
+    for field, param, what in SERVERCPP_ONLY:
+        if getattr(request, field) is not None:
+            return refused(param, what)
+    if request.tokenize:
+        return refused("tokenize", "prompt token ids in its answers")
+    if request.native:
+        name = next(iter(request.native))
+        return refused(name, f"option {name}")
+    for name in SAMPLERS_REFUSED:
+        if getattr(request.sampling, name) is not None:
+            return refused(name, f"{name} sampler")
+    return None
+
+
+def chat_body(request: GenerationRequest, model: str, *, stream: bool) -> dict:
+    """The body of a chat for the upstream, which knows the model as ``model``."""
+    body: dict = {
+        "model": model,
+        "messages": [message_body(message) for message in request.messages],
+        "stream": stream,
+    }
+    if stream:
+        body["stream_options"] = {"include_usage": True}
+    body.update(_tools(request))
+    if request.max_tokens is not None:
+        body["max_tokens"] = request.max_tokens
+    if request.stop:
+        body["stop"] = list(request.stop)
+    sampling = request.sampling
+    body.update(
+        (name, getattr(sampling, name)) for name in SAMPLERS if getattr(sampling, name) is not None
+    )
+    if sampling.logit_bias:
+        body["logit_bias"] = {
+            str(token): BANNED if bias is False else bias for token, bias in sampling.logit_bias
+        }
+    if request.logprobs is not None:
+        body.update(logprobs=True, top_logprobs=request.logprobs)
+    if request.response_format is not None:
+        if request.response_format.schema is None:
+            body["response_format"] = {"type": "json_object"}
+        else:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": request.response_format.schema},
+            }
+    if request.template_kwargs:
+        body["chat_template_kwargs"] = dict(request.template_kwargs)
+    return body
+
+
+def _tools(request: GenerationRequest) -> dict:
+    """The tools offered, and whether the model may, must, or must call one of them, as
+    OpenAI's API writes it."""
+    if not request.tools:
+        return {}
+    choice = request.tool_choice
+    offered: dict = {
+        "tools": list(request.tools),
+        "tool_choice": (
+            {"type": "function", "function": {"name": choice.name}}
+            if choice.mode == "function"
+            else choice.mode
+        ),
+    }
+    if request.parallel_tool_calls is not None:
+        offered["parallel_tool_calls"] = request.parallel_tool_calls
+    return offered

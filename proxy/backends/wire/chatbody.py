@@ -1,0 +1,44 @@
+"""A chat's messages as OpenAI's chat completions body writes them, which every
+OpenAI-compatible server reads. Pure."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from proxy.core import images
+from proxy.core.types import Message
+
+
+def message_body(message: Message, call_id: Callable[[str], str] = str) -> dict:
+    """A message as OpenAI clients send one (``call_id``: how its calls' ids are written,
+    for a template that takes only some)."""
+    body: dict = {
+        "role": "tool" if message.role == "function" else message.role,
+        "content": _content(message) if message.images else message.content,
+    }
+    if message.name is not None:
+        body["name"] = message.name
+    if message.tool_calls:
+        body["tool_calls"] = [
+            {
+                "id": call_id(call.id),
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in message.tool_calls
+        ]
+    if message.tool_call_id is not None:
+        body["tool_call_id"] = call_id(message.tool_call_id)
+    if message.reasoning:
+        body["reasoning_content"] = message.reasoning
+    return body
+
+
+def _content(message: Message) -> list:
+    """A message's text and images as OpenAI's content parts, each image a data URI."""
+    return [
+        {"type": "text", "text": piece}
+        if isinstance(piece, str)
+        else {"type": "image_url", "image_url": {"url": piece.data_uri}}
+        for piece in images.pieces(message)
+    ]

@@ -1,0 +1,101 @@
+"""Chats as an OpenAI-compatible upstream reads them, and what only a server.cpp reads
+refused by the name the client gave it."""
+
+from __future__ import annotations
+
+import pytest
+
+from proxy.backends.openai.payload import chat_body, refusal
+from proxy.core.types import GenerationRequest, Message, ResponseFormat, Sampling, ToolChoice
+
+CHAT = (Message("user", "hi"),)
+TOOL = {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}
+
+
+@pytest.mark.parametrize(
+    ("request_", "param"),
+    [
+        (GenerationRequest(prompt="once upon"), "prompt"),
+        (GenerationRequest(messages=CHAT, grammar="root ::= x"), "grammar"),
+        (GenerationRequest(messages=CHAT, slot=1), "id_slot"),
+        (GenerationRequest(messages=CHAT, cache_prompt=False), "cache_prompt"),
+        (GenerationRequest(messages=CHAT, n_keep=4), "n_keep"),
+        (GenerationRequest(messages=CHAT, suffix="}"), "suffix"),
+        (GenerationRequest(messages=CHAT, tokenize=True), "tokenize"),
+        (GenerationRequest(messages=CHAT, native={"n_indent": 4}), "n_indent"),
+        (GenerationRequest(messages=CHAT, sampling=Sampling(mirostat=2)), "mirostat"),
+        (GenerationRequest(messages=CHAT, sampling=Sampling(repeat_penalty=1.1)), "repeat_penalty"),
+        (GenerationRequest(messages=CHAT, sampling=Sampling(top_k=40, min_p=0.1)), None),
+        (GenerationRequest(messages=CHAT), None),
+    ],
+)
+def test_what_only_a_servercpp_reads_is_refused_by_name(request_, param):
+    error = refusal(request_, "the server of model 'big'")
+    if param is None:
+        assert error is None
+    else:
+        assert error.param == param and error.status == 400
+        assert error.message.startswith(f"{param} cannot be served: the server of model 'big'")
+
+
+@pytest.mark.parametrize(
+    ("request_", "expected"),
+    [
+        (GenerationRequest(messages=CHAT), {}),
+        (
+            GenerationRequest(messages=CHAT, max_tokens=8, stop=("\n",)),
+            {"max_tokens": 8, "stop": ["\n"]},
+        ),
+        (
+            GenerationRequest(messages=CHAT, sampling=Sampling(temperature=0, seed=3, top_k=1)),
+            {"temperature": 0, "seed": 3, "top_k": 1},
+        ),
+        (
+            GenerationRequest(messages=CHAT, sampling=Sampling(logit_bias=((5, 2.0), (7, False)))),
+            {"logit_bias": {"5": 2.0, "7": -100}},
+        ),
+        (GenerationRequest(messages=CHAT, logprobs=2), {"logprobs": True, "top_logprobs": 2}),
+        (
+            GenerationRequest(messages=CHAT, response_format=ResponseFormat("json_object")),
+            {"response_format": {"type": "json_object"}},
+        ),
+        (
+            GenerationRequest(
+                messages=CHAT, response_format=ResponseFormat("json_schema", {"type": "array"})
+            ),
+            {
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "answer", "schema": {"type": "array"}},
+                }
+            },
+        ),
+        (
+            GenerationRequest(messages=CHAT, tools=(TOOL,), parallel_tool_calls=False),
+            {"tools": [TOOL], "tool_choice": "auto", "parallel_tool_calls": False},
+        ),
+        (
+            GenerationRequest(
+                messages=CHAT, tools=(TOOL,), tool_choice=ToolChoice("function", "weather")
+            ),
+            {"tools": [TOOL], "tool_choice": {"type": "function", "function": {"name": "weather"}}},
+        ),
+        (
+            GenerationRequest(messages=CHAT, template_kwargs={"enable_thinking": False}),
+            {"chat_template_kwargs": {"enable_thinking": False}},
+        ),
+    ],
+)
+def test_a_chat_as_openais_api_writes_it(request_, expected):
+    body = chat_body(request_, "Qwen/Qwen3-32B", stream=False)
+    assert body == {
+        "model": "Qwen/Qwen3-32B",
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": False,
+        **expected,
+    }
+
+
+def test_a_stream_asks_for_its_usage():
+    body = chat_body(GenerationRequest(messages=CHAT), "m", stream=True)
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}

@@ -1,0 +1,167 @@
+"""An OpenAI-compatible upstream behind the proxy (``backend = "openai"``): current
+llama-server's own ``/v1``, started with ``--api-key``, is the real one. The proxy's key for
+it comes from an environment variable and is never shown; the OpenAI SDK's chats, streams
+and tool round trip come through as the upstream answered them; Anthropic's, the Responses
+API's and Ollama's clients reach it through their translation; what only a server.cpp reads
+is refused by name."""
+
+from __future__ import annotations
+
+import json
+
+import anthropic
+import openai
+import pytest
+import requests
+
+from tests.processes import ProxyProcess
+
+from .families import ANSWER, PARIS, RESULT_ANSWER
+from .libraries import MODEL, ONE_CALL, QWEN3, RESULT, WEATHER
+from .llama_server import LlamaServer
+from .marks import CURRENT, on
+from .scriptedmodel import write_scripted_gguf
+
+UPSTREAM = "an OpenAI-compatible upstream: current llama-server's own /v1, with --api-key"
+pytestmark = [pytest.mark.e2e, *on(CURRENT, why=UPSTREAM)]
+
+SECRET = "sk-upstream-7f3a9c1e5b"  # the upstream's key: found nowhere the proxy writes
+MODELS_FILE = """
+[models.big]
+backend = "openai"
+upstreams = ["{url}/v1"]
+upstream_model = "{model}"
+upstream_key_env = "BIG_BOX_KEY"
+
+[models.keyless]
+backend = "openai"
+upstreams = ["{url}/v1"]
+"""
+
+
+@pytest.fixture(scope="module")
+def proxy(kind, logs, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("openai-upstream")
+    model = write_scripted_gguf(
+        folder / "qwen3.gguf", QWEN3.scripts(), QWEN3.tokens, QWEN3.chat_template(), name=MODEL
+    )
+    with LlamaServer(
+        model,
+        logs / "openai-upstream.log",
+        kind=kind,
+        parallel=2,
+        ctx_size=8192,
+        extra_args=["--api-key", SECRET, "--alias", MODEL],
+    ) as server:
+        (folder / "models.toml").write_text(MODELS_FILE.format(url=server.url, model=MODEL))
+        with ProxyProcess(
+            server.url,
+            logs / "proxy-openai-upstream.log",
+            args=["--config", str(folder / "models.toml")],
+            env={"BIG_BOX_KEY": SECRET},
+        ) as running:
+            yield running
+
+
+def test_a_whole_answer_and_a_streamed_one(proxy):
+    client = proxy.sdk()
+    whole = client.chat.completions.create(
+        model="big", messages=[{"role": "user", "content": "Hello?"}]
+    )
+    assert whole.model == "big"
+    assert whole.choices[0].message.content == ANSWER
+    assert whole.choices[0].finish_reason == "stop"
+    assert whole.usage.prompt_tokens > 0 and whole.usage.completion_tokens > 0
+    chunks = list(
+        client.chat.completions.create(
+            model="big",
+            messages=[{"role": "user", "content": "Hello?"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ANSWER
+    assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+
+
+def test_a_tool_round_trip_whole_and_streamed(proxy):
+    client = proxy.sdk()
+    tools = [WEATHER]
+    question = {"role": "user", "content": ONE_CALL}
+    called = client.chat.completions.create(model="big", messages=[question], tools=tools)
+    message = called.choices[0].message
+    assert called.choices[0].finish_reason == "tool_calls"
+    assert [(c.function.name, json.loads(c.function.arguments)) for c in message.tool_calls] == [
+        ("get_weather", PARIS)
+    ]
+    pieces = [
+        call
+        for chunk in client.chat.completions.create(
+            model="big", messages=[question], tools=tools, stream=True
+        )
+        if chunk.choices
+        for call in chunk.choices[0].delta.tool_calls or ()
+    ]
+    assert pieces[0].function.name == "get_weather"
+    assert json.loads("".join(p.function.arguments or "" for p in pieces)) == PARIS
+    answered = client.chat.completions.create(
+        model="big",
+        tools=tools,
+        messages=[
+            question,
+            message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": message.tool_calls[0].id, "content": RESULT},
+        ],
+    )
+    assert answered.choices[0].message.content == RESULT_ANSWER
+
+
+def test_anthropics_sdk_through_the_messages_api(proxy):
+    client = proxy.anthropic()
+    message = client.messages.create(
+        model="big", max_tokens=64, messages=[{"role": "user", "content": "Hello?"}]
+    )
+    assert [block.text for block in message.content if block.type == "text"] == [ANSWER]
+    with client.messages.stream(
+        model="big", max_tokens=64, messages=[{"role": "user", "content": "Hello?"}]
+    ) as stream:
+        assert "".join(stream.text_stream) == ANSWER
+
+
+def test_the_responses_and_ollama_apis_through_their_translation(proxy):
+    response = proxy.sdk().responses.create(model="big", input="Hello?", store=True)
+    assert response.output_text == ANSWER
+    followed = proxy.sdk().responses.create(
+        model="big", input="Hello?", previous_response_id=response.id
+    )
+    assert followed.output_text == ANSWER
+    answer = proxy.ollama().chat(model="big", messages=[{"role": "user", "content": "Hello?"}])
+    assert answer.message.content == ANSWER
+
+
+def test_what_only_a_servercpp_reads_is_refused_by_name(proxy):
+    with pytest.raises(openai.BadRequestError) as refused:
+        proxy.sdk().chat.completions.create(
+            model="big",
+            messages=[{"role": "user", "content": "Hello?"}],
+            extra_body={"grammar": 'root ::= "yes"'},
+        )
+    assert refused.value.body["param"] == "grammar"
+    assert "grammar cannot be served" in refused.value.message
+
+
+def test_a_refused_key_is_named_and_the_key_is_shown_nowhere(proxy):
+    with pytest.raises(openai.APIStatusError) as refused:
+        proxy.sdk().chat.completions.create(
+            model="keyless", messages=[{"role": "user", "content": "Hello?"}]
+        )
+    assert refused.value.status_code == 502
+    assert "refused the proxy's key" in refused.value.message
+    with pytest.raises(anthropic.APIStatusError):
+        proxy.anthropic().messages.create(
+            model="keyless", max_tokens=8, messages=[{"role": "user", "content": "Hello?"}]
+        )
+    health = requests.get(proxy.url + "/health", timeout=30).text
+    health += requests.get(proxy.url + "/v1/models", timeout=30).text
+    assert SECRET not in health and SECRET not in proxy.log()
+    assert "127.0.0.1" not in refused.value.message
