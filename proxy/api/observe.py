@@ -99,7 +99,8 @@ def init_app(app: Flask, state: ProxyState) -> None:
         route = rule.rule if rule is not None else "unmatched"
         call = g._get_current_object()
         named = request_model_if_read()
-        model = named.counted_as if named is not None else counted_as(None)
+        # usage, metrics and spend count the model that answered (a fallback, it may be)
+        model = spent.served or (named.counted_as if named is not None else counted_as(None))
         status = response.status_code
         api = hasattr(call, "key")  # the key check ran: an API route, not a page or a probe
         key = getattr(call, "key", None)

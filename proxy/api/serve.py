@@ -26,10 +26,12 @@ from proxy.api.body import UNREAD, read_json
 from proxy.api.requestmodel import answer_name
 from proxy.api.state import get_state
 from proxy.core import generation
-from proxy.core.caller import Caller
+from proxy.core.caller import Caller, anything
 from proxy.core.party import ANYONE
 from proxy.core.sse import HEADERS, Wire, event_stream
 from proxy.dialects.dialect import Ask, Dialect
+
+SERVED_HEADER = "x-oai-proxy-served-model"  # the model that answered, when a fallback did
 
 
 def versioned(bp: Blueprint, path: str, method: str = "POST") -> Callable:
@@ -62,7 +64,9 @@ def caller() -> Caller:
         body = getattr(call, "body", UNREAD)
         if type(body) is dict and "priority" in body and hasattr(call, "key"):
             party = get_state().access.party(call.key, body["priority"])
-        made = call.caller = Caller(party, g.measure, client_gone_probe(request.environ))
+        key = getattr(call, "key", None)
+        may_use = key.may_use if key is not None and key.models else anything
+        made = call.caller = Caller(party, g.measure, client_gone_probe(request.environ), may_use)
     return made
 
 
@@ -87,11 +91,14 @@ def serve(
         events = generation.stream(router, ask.requests, ask.n, patient=dialect.patient)
         response = event_response(renderer.render(events), renderer)
     else:
-        body = dialect.render(ask, id, model, generation.complete(router, ask.requests, ask.n))
+        completions = generation.complete(router, ask.requests, ask.n)
+        body = dialect.render(ask, id, g.measure.served or model, completions)
         if kept is not None:
             kept(body)
         response = jsonify(body)
     response.headers.update(dialect.headers(ask))
+    if g.measure.served:  # a fallback answered (a stream's, before its first byte)
+        response.headers[SERVED_HEADER] = g.measure.served
     return response
 
 

@@ -73,6 +73,7 @@ class ModelSpec:
     pulled: bool = False  # pulled through Ollama's API, not configured: a client may delete it
     stem: str = ""  # what its server's log file and slot folder are named, when not its id
     capture: bool = False  # its exchanges are kept for the inspector
+    fallbacks: tuple = ()  # ids of the models that answer, in turn, when none of its replicas can
 
     @property
     def names(self) -> tuple:

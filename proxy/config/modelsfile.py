@@ -61,6 +61,7 @@ MODEL_KEYS = {
     "preload",
     "mmproj",
     "reranking",
+    "fallbacks",
 }
 TOP_KEYS = {"default", "catch_all", "models", "max_running", "max_memory"}
 LONGEST_ID = 128  # characters: an id names its server's log file and slot folder
@@ -168,6 +169,18 @@ def parse_catalog(data: dict, source: str, chat_template: str = "auto") -> Catal
                     f"the name {name!r} is already taken by models.{seen[name]}",
                 )
             seen[name] = model.id
+    for model in models:
+        for fallback in model.fallbacks:
+            if fallback not in seen or seen[fallback] == model.id:
+                raise fail(
+                    f"models.{model.id}.fallbacks",
+                    f"{fallback!r} is not another model's name; the ids are "
+                    f"{', '.join(m.id for m in models)}",
+                )
+    models = tuple(
+        dataclasses.replace(model, fallbacks=tuple(seen[name] for name in model.fallbacks))
+        for model in models
+    )
     default = data.get("default", models[0].id)
     if not isinstance(default, str) or default not in seen:
         raise fail("default", f"must name a model; the ids are {', '.join(m.id for m in models)}")
@@ -273,6 +286,9 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder:
     upstream_model = spec.get("upstream_model", model_id)
     if not isinstance(upstream_model, str) or not upstream_model:
         raise fail(f"{key}.upstream_model", "must be the name the upstream knows the model by")
+    fallbacks = spec.get("fallbacks", [])
+    if not isinstance(fallbacks, list) or not all(isinstance(f, str) and f for f in fallbacks):
+        raise fail(f"{key}.fallbacks", "must be a list of model names")
     reasoning = spec.get("reasoning", "auto")
     if reasoning not in REASONING:
         raise fail(f"{key}.reasoning", f"must be one of {', '.join(REASONING)}, got {reasoning!r}")
@@ -291,6 +307,7 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder:
         managed=managed,
         reasoning=reasoning,
         capture=capture,
+        fallbacks=tuple(dict.fromkeys(fallbacks)),
     )
 
 

@@ -18,15 +18,21 @@ def never() -> bool:
     return False
 
 
+def anything(model_id: str) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class Caller:
     """``party``: whose turn the request waits as (its key's); ``measure``: its time and
     tokens (``None``: not measured, as in a call made outside any request); ``gone``: whether
-    its client has hung up, polled while it waits."""
+    its client has hung up, polled while it waits; ``may_use``: whether its key may use a
+    model (by id), which a fallback must be."""
 
     party: Party = ANYONE
     measure: Optional[Measure] = None
     gone: Callable[[], bool] = never
+    may_use: Callable[[str], bool] = anything
 
     @property
     def side(self) -> Optional[ModelSide]:

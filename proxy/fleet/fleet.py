@@ -27,6 +27,7 @@ from proxy.core.errors import (
     QueueFullError,
     QueueTimeoutError,
     SlotUnavailableError,
+    UpstreamError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
@@ -49,6 +50,9 @@ T = TypeVar("T")
 BUSY = (QueueFullError, SlotUnavailableError)
 # What a request that may go to another replica fails with (the rest is the request's own).
 RETRIED = (UpstreamUnavailableError, UpstreamTimeoutError)
+# What sends a request to its model's fallback: any upstream failure (refused, unreachable,
+# 5xx, 429, overloaded, timed out) before the first byte left.
+FALLS_BACK = (UpstreamError,)
 
 
 @dataclass
@@ -162,7 +166,21 @@ class Fleet:
     # -- generation ------------------------------------------------------------------------
 
     def complete(self, request: GenerationRequest) -> Completion:
-        model = self._model(request.model)
+        """The answer of the request's model, or of its fallbacks in turn while none of its
+        replicas can answer."""
+        chain = self._chain(request)
+        for model in chain:
+            try:
+                answer = self._complete_on(model, request)
+                break
+            except FALLS_BACK as exc:
+                if model is chain[-1]:
+                    raise
+                _fell_back(model, exc)
+        _served(request, model, chain[0])
+        return answer
+
+    def _complete_on(self, model: ServedModel, request: GenerationRequest) -> Completion:
         request = with_defaults(request, model.spec.defaults)
         conversation = model.conversation(request)
 
@@ -182,9 +200,27 @@ class Fleet:
         return self._failing_over(model, conversation, attempt, continues(request))
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
+        """The chunks of the request's model, or of its fallbacks in turn while none of its
+        replicas could begin: once a chunk has gone, a failure ends the stream."""
+        chain = self._chain(request)
+        for model in chain:
+            started = False
+            try:
+                with closing(self._stream_on(model, request)) as chunks:
+                    for chunk in chunks:
+                        if not started:
+                            started = True
+                            _served(request, model, chain[0])
+                        yield chunk
+                return
+            except FALLS_BACK as exc:
+                if started or model is chain[-1]:
+                    raise
+                _fell_back(model, exc)
+
+    def _stream_on(self, model: ServedModel, request: GenerationRequest) -> Iterator[Chunk]:
         """The chunks from the placed replica; a failure before the first of them sends the
         request to another (:class:`Failover`), as a whole answer's would."""
-        model = self._model(request.model)
         request = with_defaults(request, model.spec.defaults)
         conversation = model.conversation(request)
         failover = Failover(model, conversation, continues(request))
@@ -312,6 +348,16 @@ class Fleet:
 
     # -- routing -----------------------------------------------------------------------------
 
+    def _chain(self, request: GenerationRequest) -> list:
+        """The request's model, then those of its fallbacks its key may use."""
+        model = self._model(request.model)
+        models = self._models
+        return [model] + [
+            models[fallback]
+            for fallback in model.spec.fallbacks
+            if fallback in models and request.caller.may_use(fallback)
+        ]
+
     def _model(self, name: Optional[str]) -> ServedModel:
         catalog, models = self._serving
         spec = catalog.find(name)
@@ -387,6 +433,19 @@ class Failover:
         return not isinstance(exc, UpstreamTimeoutError) and len(self.tried) < len(
             self.model.replicas
         )
+
+
+def _fell_back(model: ServedModel, exc: UpstreamError) -> None:
+    logger.warning(
+        "model %r could not answer (%s); its next fallback is asked", model.spec.id, exc.message
+    )
+
+
+def _served(request: GenerationRequest, model: ServedModel, asked: ServedModel) -> None:
+    """Note the model that answered on the request's measure, when a fallback did."""
+    measure = request.caller.measure
+    if model is not asked and measure is not None:
+        measure.served = model.spec.id
 
 
 def _placed(request: GenerationRequest, replica: Replica, slot: Optional[int]) -> None:

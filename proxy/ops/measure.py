@@ -25,6 +25,7 @@ class Measure:
         "completion_tokens",
         "cached_tokens",
         "side",
+        "served",
         "_since",
     )
 
@@ -37,6 +38,7 @@ class Measure:
         self.completion_tokens = 0
         self.cached_tokens = 0  # prompt tokens the server took from its KV cache
         self.side = None  # the model's side, when capture keeps it (proxy.ops.modelside)
+        self.served = ""  # the id of the model that answered, when a fallback did
 
     def mark_first_token(self) -> None:
         """The first generated text is ready to go out."""

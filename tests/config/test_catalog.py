@@ -184,6 +184,21 @@ def test_unknown_names_find_nothing_unless_catch_all(tmp_path):
             id="args-string",
         ),
         pytest.param(
+            "[models.a]\nupstreams=['http://a']\nfallbacks=['b']",
+            "models.a.fallbacks: 'b' is not another model's name",
+            id="fallback-unknown",
+        ),
+        pytest.param(
+            "[models.a]\nupstreams=['http://a']\naliases=['x']\nfallbacks=['x']",
+            "models.a.fallbacks: 'x' is not another model's name",
+            id="fallback-itself",
+        ),
+        pytest.param(
+            "[models.a]\nupstreams=['http://a']\nfallbacks='b'",
+            "models.a.fallbacks: must be a list of model names",
+            id="fallback-string",
+        ),
+        pytest.param(
             "[models.a]\nbackend='openai'",
             "models.a.upstreams: needs at least one server URL",
             id="openai-no-upstreams",
@@ -249,6 +264,26 @@ upstreams = ["http://laptop:1234/v1"]
     )
     assert big.upstream_key_env == "GPU_BOX_KEY" and big.upstream_key == ""
     assert small.upstream_model == "small"  # the id, unless it says another
+
+
+def test_fallbacks_are_named_by_id_or_alias(tmp_path):
+    catalog = read_catalog(
+        write(
+            tmp_path,
+            """
+[models.local]
+upstreams = ["http://a"]
+fallbacks = ["box", "cloud"]
+[models.big-box]
+aliases = ["box"]
+upstreams = ["http://b"]
+[models.cloud]
+backend = "openai"
+upstreams = ["https://c/v1"]
+""",
+        )
+    )
+    assert catalog.models[0].fallbacks == ("big-box", "cloud")
 
 
 def test_models_the_proxy_runs(tmp_path):

@@ -8,6 +8,7 @@ is refused by name."""
 from __future__ import annotations
 
 import json
+import signal
 
 import anthropic
 import openai
@@ -27,6 +28,10 @@ pytestmark = [pytest.mark.e2e, *on(CURRENT, why=UPSTREAM)]
 
 SECRET = "sk-upstream-7f3a9c1e5b"  # the upstream's key: found nowhere the proxy writes
 MODELS_FILE = """
+[models.local]
+upstreams = ["{local}"]
+fallbacks = ["big"]
+
 [models.big]
 backend = "openai"
 upstreams = ["{url}/v1"]
@@ -45,21 +50,27 @@ def proxy(kind, logs, tmp_path_factory):
     model = write_scripted_gguf(
         folder / "qwen3.gguf", QWEN3.scripts(), QWEN3.tokens, QWEN3.chat_template(), name=MODEL
     )
-    with LlamaServer(
-        model,
-        logs / "openai-upstream.log",
-        kind=kind,
-        parallel=2,
-        ctx_size=8192,
-        extra_args=["--api-key", SECRET, "--alias", MODEL],
-    ) as server:
-        (folder / "models.toml").write_text(MODELS_FILE.format(url=server.url, model=MODEL))
+    with (
+        LlamaServer(
+            model,
+            logs / "openai-upstream.log",
+            kind=kind,
+            parallel=2,
+            ctx_size=8192,
+            extra_args=["--api-key", SECRET, "--alias", MODEL],
+        ) as server,
+        LlamaServer(model, logs / "openai-upstream-local.log", kind=kind, parallel=1) as local,
+    ):
+        (folder / "models.toml").write_text(
+            MODELS_FILE.format(url=server.url, model=MODEL, local=local.url)
+        )
         with ProxyProcess(
             server.url,
             logs / "proxy-openai-upstream.log",
-            args=["--config", str(folder / "models.toml")],
+            args=["--config", str(folder / "models.toml"), "--upstream-timeout", "5"],
             env={"BIG_BOX_KEY": SECRET},
         ) as running:
+            running.local = local
             yield running
 
 
@@ -165,3 +176,38 @@ def test_a_refused_key_is_named_and_the_key_is_shown_nowhere(proxy):
     health += requests.get(proxy.url + "/v1/models", timeout=30).text
     assert SECRET not in health and SECRET not in proxy.log()
     assert "127.0.0.1" not in refused.value.message
+
+
+def answered_by(proxy, stream: bool) -> tuple:
+    """``(the model the answer names, the served-model header, its text)`` of a chat asked of
+    the local model."""
+    raw = proxy.sdk().chat.completions.with_raw_response.create(
+        model="local", messages=[{"role": "user", "content": "Hello?"}], stream=stream
+    )
+    header = raw.headers.get("x-oai-proxy-served-model")
+    if stream:
+        chunks = [chunk for chunk in raw.parse() if chunk.choices]
+        return chunks[0].model, header, "".join(c.choices[0].delta.content or "" for c in chunks)
+    answer = raw.parse()
+    return answer.model, header, answer.choices[0].message.content
+
+
+def test_the_local_model_answers_while_it_can(proxy):
+    assert answered_by(proxy, stream=False) == ("local", None, ANSWER)
+
+
+def test_a_local_server_that_stopped_answering_falls_back_before_the_first_byte(proxy):
+    proxy.local.proc.send_signal(signal.SIGSTOP)  # it takes connections and says nothing
+    try:
+        assert answered_by(proxy, stream=False) == ("big", "big", ANSWER)
+        _, header, text = answered_by(proxy, stream=True)
+        assert (header, text) == ("big", ANSWER)
+    finally:
+        proxy.local.proc.send_signal(signal.SIGCONT)
+
+
+def test_a_local_server_killed_falls_back_and_no_client_sees_an_error(proxy):
+    proxy.local.kill()
+    answers = [answered_by(proxy, stream=each % 2 == 1) for each in range(6)]
+    assert [(header, text) for _, header, text in answers] == [("big", ANSWER)] * 6
+    assert "Traceback" not in proxy.log()

@@ -10,11 +10,13 @@ import pytest
 from proxy.app import create_app
 from proxy.config.modelsfile import parse_catalog
 from proxy.config.settings import Settings
+from proxy.core.caller import Caller
 from proxy.core.conversation import conversation_id
 from proxy.core.errors import ModelNotFoundError, UpstreamError, UpstreamUnavailableError
 from proxy.core.types import GenerationRequest, Message
 from proxy.fleet.build import Models, build_fleet
 from proxy.fleet.placement import BALANCE, rank
+from proxy.ops.measure import Measure
 from tests.fakes.servercpp import FakeServerCpp
 from tests.polling import wait_for
 from tests.runtimes import NO_FILES
@@ -331,3 +333,71 @@ def test_a_fleet_serves_a_new_catalog_keeping_what_did_not_change(servers):
         fleet.retire(before, within=1)
     finally:
         fleet.close()
+
+
+@pytest.fixture
+def local_and_cloud():
+    with (
+        FakeServerCpp("llamacpp", n_slots=2) as local,
+        FakeServerCpp("llamacpp", n_slots=2, tokens=["From", " the", " cloud"]) as cloud,
+    ):
+        catalog = parse_catalog(
+            {
+                "models": {
+                    "local": {"upstreams": [local.url], "fallbacks": ["cloud"]},
+                    "cloud": {"upstreams": [cloud.url]},
+                }
+            },
+            "test",
+        )
+        with build_fleet(Settings(), NO_FILES, catalog) as fleet:
+            yield fleet, local, cloud
+
+
+def asked_of(model: str, may_use=lambda model_id: True) -> GenerationRequest:
+    return GenerationRequest(
+        model=model,
+        messages=(Message("user", "hi"),),
+        max_tokens=4,
+        caller=Caller(measure=Measure(), may_use=may_use),
+    )
+
+
+@pytest.mark.parametrize("failure", ["stopped", "http500", "garbage"])
+def test_a_model_that_cannot_answer_falls_back_before_the_first_byte(local_and_cloud, failure):
+    fleet, local, cloud = local_and_cloud
+    if failure == "stopped":
+        local.stop()
+    else:
+        local.fail_mode = failure
+    whole = asked_of("local")
+    assert fleet.complete(whole).text == "From the cloud"
+    assert whole.caller.measure.served == "cloud"
+    streamed = asked_of("local")
+    assert "".join(chunk.text for chunk in fleet.stream(streamed)) == "From the cloud"
+    assert streamed.caller.measure.served == "cloud"
+
+
+def test_a_model_that_answers_is_not_marked_as_a_fallback(local_and_cloud):
+    fleet, _, _ = local_and_cloud
+    asked = asked_of("local")
+    assert fleet.complete(asked).text == "Hello, world!"
+    assert asked.caller.measure.served == ""
+
+
+def test_a_fallback_the_key_may_not_use_is_not_asked(local_and_cloud):
+    fleet, local, cloud = local_and_cloud
+    local.stop()
+    with pytest.raises(UpstreamUnavailableError):
+        fleet.complete(asked_of("local", may_use=lambda model_id: model_id == "local"))
+    assert completions(cloud) == 0
+
+
+def test_a_stream_that_fails_after_its_first_chunk_does_not_fall_back(local_and_cloud):
+    fleet, local, cloud = local_and_cloud
+    local.fail_mode = "truncated_stream"
+    stream = fleet.stream(asked_of("local"))
+    assert next(stream).text
+    with pytest.raises(UpstreamError):
+        list(stream)
+    assert completions(cloud) == 0
