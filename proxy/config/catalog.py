@@ -74,6 +74,8 @@ class ModelSpec:
     stem: str = ""  # what its server's log file and slot folder are named, when not its id
     capture: bool = False  # its exchanges are kept for the inspector
     fallbacks: tuple = ()  # ids of the models that answer, in turn, when none of its replicas can
+    overflow: str = ""  # id of the model a request goes to while every replica is full
+    overflow_after: int = 0  # requests waiting for a slot of every replica before it overflows
 
     @property
     def names(self) -> tuple:

@@ -62,6 +62,8 @@ MODEL_KEYS = {
     "mmproj",
     "reranking",
     "fallbacks",
+    "overflow",
+    "overflow_after",
 }
 TOP_KEYS = {"default", "catch_all", "models", "max_running", "max_memory"}
 LONGEST_ID = 128  # characters: an id names its server's log file and slot folder
@@ -177,8 +179,18 @@ def parse_catalog(data: dict, source: str, chat_template: str = "auto") -> Catal
                     f"{fallback!r} is not another model's name; the ids are "
                     f"{', '.join(m.id for m in models)}",
                 )
+        if model.overflow and seen.get(model.overflow, model.id) == model.id:
+            raise fail(
+                f"models.{model.id}.overflow",
+                f"{model.overflow!r} is not another model's name; the ids are "
+                f"{', '.join(m.id for m in models)}",
+            )
     models = tuple(
-        dataclasses.replace(model, fallbacks=tuple(seen[name] for name in model.fallbacks))
+        dataclasses.replace(
+            model,
+            fallbacks=tuple(dict.fromkeys(seen[name] for name in model.fallbacks)),
+            overflow=seen[model.overflow] if model.overflow else "",
+        )
         for model in models
     )
     default = data.get("default", models[0].id)
@@ -289,6 +301,16 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder:
     fallbacks = spec.get("fallbacks", [])
     if not isinstance(fallbacks, list) or not all(isinstance(f, str) and f for f in fallbacks):
         raise fail(f"{key}.fallbacks", "must be a list of model names")
+    overflow = spec.get("overflow", "")
+    if not isinstance(overflow, str):
+        raise fail(f"{key}.overflow", "must be a model's name")
+    overflow_after = spec.get("overflow_after", 0)
+    if (
+        isinstance(overflow_after, bool)
+        or not isinstance(overflow_after, int)
+        or overflow_after < 0
+    ):
+        raise fail(f"{key}.overflow_after", "must be a whole number of requests waiting")
     reasoning = spec.get("reasoning", "auto")
     if reasoning not in REASONING:
         raise fail(f"{key}.reasoning", f"must be one of {', '.join(REASONING)}, got {reasoning!r}")
@@ -307,7 +329,9 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder:
         managed=managed,
         reasoning=reasoning,
         capture=capture,
-        fallbacks=tuple(dict.fromkeys(fallbacks)),
+        fallbacks=tuple(fallbacks),
+        overflow=overflow,
+        overflow_after=overflow_after,
     )
 
 

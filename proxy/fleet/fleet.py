@@ -35,7 +35,7 @@ from proxy.core.types import Chunk, Completion, Embeddings, GenerationRequest, H
 from proxy.fleet import report
 from proxy.fleet.health import Rotation
 from proxy.fleet.liveness import LiveConversations
-from proxy.fleet.placement import ReplicaLoad, choose, continues
+from proxy.fleet.placement import ReplicaLoad, choose, continues, overflowing
 from proxy.fleet.replica import Replica
 from proxy.fleet.seats import Affinity, answered_from
 from proxy.servers.pool import ProcessPool
@@ -168,7 +168,8 @@ class Fleet:
     def complete(self, request: GenerationRequest) -> Completion:
         """The answer of the request's model, or of its fallbacks in turn while none of its
         replicas can answer."""
-        chain = self._chain(request)
+        asked = self._model(request.model)
+        chain = self._chain(asked, request)
         for model in chain:
             try:
                 answer = self._complete_on(model, request)
@@ -177,7 +178,7 @@ class Fleet:
                 if model is chain[-1]:
                     raise
                 _fell_back(model, exc)
-        _served(request, model, chain[0])
+        _served(request, model, asked)
         return answer
 
     def _complete_on(self, model: ServedModel, request: GenerationRequest) -> Completion:
@@ -202,7 +203,8 @@ class Fleet:
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
         """The chunks of the request's model, or of its fallbacks in turn while none of its
         replicas could begin: once a chunk has gone, a failure ends the stream."""
-        chain = self._chain(request)
+        asked = self._model(request.model)
+        chain = self._chain(asked, request)
         for model in chain:
             started = False
             try:
@@ -210,7 +212,7 @@ class Fleet:
                     for chunk in chunks:
                         if not started:
                             started = True
-                            _served(request, model, chain[0])
+                            _served(request, model, asked)
                         yield chunk
                 return
             except FALLS_BACK as exc:
@@ -348,15 +350,22 @@ class Fleet:
 
     # -- routing -----------------------------------------------------------------------------
 
-    def _chain(self, request: GenerationRequest) -> list:
-        """The request's model, then those of its fallbacks its key may use."""
-        model = self._model(request.model)
-        models = self._models
-        return [model] + [
-            models[fallback]
-            for fallback in model.spec.fallbacks
-            if fallback in models and request.caller.may_use(fallback)
+    def _chain(self, model: ServedModel, request: GenerationRequest) -> list:
+        """The models that may answer the request, in turn: its own (after the one it
+        overflows to while every replica of its own is full), then its fallbacks; those its
+        key may use."""
+        spec = model.spec
+        overflow = spec.overflow and overflowing(model.loads(), spec.overflow_after)
+        return [
+            *self._usable((spec.overflow,) if overflow else (), request),
+            model,
+            *self._usable(spec.fallbacks, request),
         ]
+
+    def _usable(self, ids: Sequence[str], request: GenerationRequest) -> list:
+        """The models of ``ids`` served now that the request's key may use."""
+        models = self._models
+        return [models[i] for i in ids if i in models and request.caller.may_use(i)]
 
     def _model(self, name: Optional[str]) -> ServedModel:
         catalog, models = self._serving
@@ -442,9 +451,10 @@ def _fell_back(model: ServedModel, exc: UpstreamError) -> None:
 
 
 def _served(request: GenerationRequest, model: ServedModel, asked: ServedModel) -> None:
-    """Note the model that answered on the request's measure, when a fallback did."""
+    """Note the model that answered on the request's measure, when another than the one
+    asked for did (a fallback, or the one it overflows to)."""
     measure = request.caller.measure
-    if model is not asked and measure is not None:
+    if measure is not None and model is not asked:
         measure.served = model.spec.id
 
 

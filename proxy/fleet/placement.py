@@ -115,3 +115,13 @@ def within_bounds(ranked: Sequence[ReplicaLoad]) -> list:
     slots = sum(replica.slots or 1 for replica in ranked)
     bound = (1 + BALANCE) * live / slots
     return [replica for replica in ranked if replica.live < bound * (replica.slots or 1)]
+
+
+def overflowing(loads: Sequence[ReplicaLoad], after: int) -> bool:
+    """Whether a model's every replica in rotation has all its slots busy and ``after``
+    requests or more waiting for one: a request then goes to the model it overflows to. A
+    replica whose slots are unknown never counts as full."""
+    serving = [load for load in loads if load.healthy]
+    return bool(serving) and all(
+        load.slots is not None and load.busy >= load.slots + after for load in serving
+    )

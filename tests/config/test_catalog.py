@@ -194,6 +194,16 @@ def test_unknown_names_find_nothing_unless_catch_all(tmp_path):
             id="fallback-itself",
         ),
         pytest.param(
+            "[models.a]\nupstreams=['http://a']\noverflow='a'",
+            "models.a.overflow: 'a' is not another model's name",
+            id="overflow-itself",
+        ),
+        pytest.param(
+            "[models.a]\nupstreams=['http://a']\noverflow_after=-1",
+            "models.a.overflow_after: must be a whole number",
+            id="overflow-after-negative",
+        ),
+        pytest.param(
             "[models.a]\nupstreams=['http://a']\nfallbacks='b'",
             "models.a.fallbacks: must be a list of model names",
             id="fallback-string",
@@ -266,7 +276,7 @@ upstreams = ["http://laptop:1234/v1"]
     assert small.upstream_model == "small"  # the id, unless it says another
 
 
-def test_fallbacks_are_named_by_id_or_alias(tmp_path):
+def test_fallbacks_and_overflow_are_named_by_id_or_alias(tmp_path):
     catalog = read_catalog(
         write(
             tmp_path,
@@ -274,6 +284,8 @@ def test_fallbacks_are_named_by_id_or_alias(tmp_path):
 [models.local]
 upstreams = ["http://a"]
 fallbacks = ["box", "cloud"]
+overflow = "box"
+overflow_after = 2
 [models.big-box]
 aliases = ["box"]
 upstreams = ["http://b"]
@@ -283,7 +295,9 @@ upstreams = ["https://c/v1"]
 """,
         )
     )
-    assert catalog.models[0].fallbacks == ("big-box", "cloud")
+    local = catalog.models[0]
+    assert local.fallbacks == ("big-box", "cloud")
+    assert (local.overflow, local.overflow_after) == ("big-box", 2)
 
 
 def test_models_the_proxy_runs(tmp_path):

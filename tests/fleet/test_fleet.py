@@ -401,3 +401,31 @@ def test_a_stream_that_fails_after_its_first_chunk_does_not_fall_back(local_and_
     with pytest.raises(UpstreamError):
         list(stream)
     assert completions(cloud) == 0
+
+
+def test_a_full_model_overflows_and_one_with_a_free_slot_does_not(tmp_path):
+    with (
+        FakeServerCpp("llamacpp", n_slots=1, token_delay=0.05) as local,
+        FakeServerCpp("llamacpp", n_slots=2, tokens=["From", " the", " cloud"]) as cloud,
+    ):
+        catalog = parse_catalog(
+            {
+                "models": {
+                    "local": {"upstreams": [local.url], "overflow": "cloud", "slots": 1},
+                    "cloud": {"upstreams": [cloud.url]},
+                }
+            },
+            "test",
+        )
+        with build_fleet(Settings(), NO_FILES, catalog) as fleet:
+            free = asked_of("local")
+            assert fleet.complete(free).text == "Hello, world!" and free.caller.measure.served == ""
+            holding = fleet.stream(asked_of("local"))
+            assert next(holding).text  # the local slot is busy now
+            full = asked_of("local")
+            assert fleet.complete(full).text == "From the cloud"
+            assert full.caller.measure.served == "cloud"
+            list(holding)
+            again = asked_of("local")
+            assert fleet.complete(again).text == "Hello, world!"
+            assert completions(local) == 3 and completions(cloud) == 1

@@ -9,7 +9,7 @@ import pytest
 
 from proxy.core.conversation import conversation_id, thread_id
 from proxy.core.types import FileChunk, GenerationRequest, Message
-from proxy.fleet.placement import BALANCE, ReplicaLoad, choose, continues, rank
+from proxy.fleet.placement import BALANCE, ReplicaLoad, choose, continues, overflowing, rank
 
 REPLICAS = [f"http://10.0.0.{i}:8080" for i in range(1, 4)]
 SYSTEM = Message("system", "You answer from the document.")
@@ -285,3 +285,21 @@ def test_bounded_loads_hold_every_replica_near_the_mean(replicas, conversations)
         live[chosen.name] += 1
     mean = conversations / replicas
     assert max(live.values()) <= math.ceil((1 + BALANCE) * mean)
+
+
+@pytest.mark.parametrize(
+    ("loads", "after", "expected"),
+    [
+        ([ReplicaLoad("a", busy=1, slots=2)], 0, False),  # a slot free
+        ([ReplicaLoad("a", busy=2, slots=2)], 0, True),  # every slot busy
+        ([ReplicaLoad("a", busy=3, slots=2)], 2, False),  # one waits, two may
+        ([ReplicaLoad("a", busy=4, slots=2)], 2, True),
+        ([ReplicaLoad("a", busy=2, slots=2), ReplicaLoad("b", busy=0, slots=2)], 0, False),
+        ([ReplicaLoad("a", busy=2, slots=2), ReplicaLoad("b", healthy=False)], 0, True),
+        ([ReplicaLoad("a", busy=9, slots=None)], 0, False),  # slots unknown: never full
+        ([ReplicaLoad("a", healthy=False)], 0, False),  # none serving: fallbacks decide
+        ([], 0, False),
+    ],
+)
+def test_a_model_overflows_when_every_replica_is_full(loads, after, expected):
+    assert overflowing(loads, after) is expected
