@@ -148,6 +148,7 @@ FLOORS = {  # label: (kind, server)
     "pass-through, granian": ("flask", "granian"),
 }
 PROXIES = {"proxy": "waitress", "proxy, gunicorn": "gunicorn", "proxy, granian": "granian"}
+GENERIC = "proxy, OpenAI upstream"  # the server's /v1 as a model of backend = "openai"
 
 
 @dataclass(frozen=True)
@@ -207,6 +208,19 @@ def chat_layer(count: int, work: Path, baseline: Optional[Path], warmup: int) ->
             workers=1,
             name="rendered",
             args=["--chat-template", str(template)],
+        )
+        generic_models = work / "openai-upstream.toml"
+        generic_models.write_text(
+            f'[models.tiny]\nbackend = "openai"\nupstreams = ["{server.url}/v1"]\n'
+        )
+        proxies[GENERIC] = processes.proxy(
+            "waitress",
+            server.url,
+            work,
+            threads=16,
+            workers=1,
+            name="openai-upstream",
+            args=["--config", str(generic_models)],
         )
         stack.enter_context(processes.all_running({**proxies, **floors, "rendered": rendered}))
         ways = {}
@@ -304,7 +318,9 @@ def chat_layer_table(figures: dict, count: int, baseline: Optional[Path]) -> str
         f"sockets; bare WSGI, an app under waitress (or granian) that only passes bytes on; "
         f"pass-through, the same as a Flask app, under each server) and through the proxy "
         f"under waitress (`oai-proxy`'s default), under gunicorn's threads (production's `gunicorn "
-        f"proxy.wsgi`) and under granian (`oai-proxy --server granian`)"
+        f"proxy.wsgi`) and under granian (`oai-proxy --server granian`), and by the proxy "
+        f'with the server\'s own `/v1` as a model of `backend = "openai"` (OpenAI '
+        f"upstream: what any OpenAI-compatible server costs behind the proxy)"
         f"{against}; chat "
         f"completions also by the proxy's own template on `/completion` and on the "
         f"server's own `/completion` (the prompt its template renders). {count} "
