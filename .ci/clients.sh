@@ -2,7 +2,9 @@
 # Install (once) and cache the libraries and tools people point at local models, which the
 # e2e suite runs against the proxy: from npm, the Vercel AI SDK, LangChain JS and Continue's
 # model adapters (its autocomplete's fill-in-the-middle; the ollama npm client comes with
-# .ci/agents.sh); from PyPI, LiteLLM, Simon Willison's llm, LlamaIndex's
+# .ci/agents.sh); from PyPI, LiteLLM (its SDK, and its proxy as an OpenAI-compatible
+# upstream: litellm's "proxy" extra names a distribution PyPI does not have, so its
+# modules' imports are pinned here one by one), Simon Willison's llm, LlamaIndex's
 # OpenAILike and Ollama classes and aider, each in a virtual environment of its own (they pin
 # versions that conflict with each other and with the proxy's).
 set -euo pipefail
@@ -18,6 +20,12 @@ LLM_VERSION=0.36
 LLAMA_INDEX_OPENAI_LIKE_VERSION=0.8.1
 LLAMA_INDEX_OLLAMA_VERSION=0.11.0
 AIDER_VERSION=0.86.2
+LITELLM_PROXY=(
+  apscheduler==3.11.3 backoff==2.2.1 cryptography==50.0.2 expression==5.8.0 fastapi==0.165.0
+  fastapi-sso==0.23.0 mcp==2.3.0 orjson==3.13.0 pyjwt==2.15.1 python-multipart==0.0.34
+  pyyaml==6.0.4 redis==8.1.0 semver==3.1.2 soundfile==0.14.0 uvicorn==0.54.0 uvloop==0.23.0
+  websockets==17.4
+)
 CLIENTS="${OAI_PROXY_CLIENTS:-$HOME/.cache/oai-proxy/clients}"
 NODE_PREFIX="$CLIENTS/node"
 
@@ -72,7 +80,7 @@ python_client() {  # venv, distribution==version...
   echo "$1: ${*:2}"
 }
 
-python_client litellm "litellm==$LITELLM_VERSION"
+python_client litellm "litellm==$LITELLM_VERSION" "${LITELLM_PROXY[@]}"
 python_client llm "llm==$LLM_VERSION"
 python_client llamaindex "llama-index-llms-openai-like==$LLAMA_INDEX_OPENAI_LIKE_VERSION" \
   "llama-index-llms-ollama==$LLAMA_INDEX_OLLAMA_VERSION"
