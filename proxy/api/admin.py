@@ -9,6 +9,7 @@ from typing import Optional
 
 from flask import Blueprint, Response, g, jsonify, render_template, request
 
+from proxy.access import spend
 from proxy.access.divergence import divergence
 from proxy.access.keyring import described
 from proxy.api.auth import presented_key, require_key
@@ -73,8 +74,10 @@ def unload(name: str) -> Response:
 
 @bp.get("/usage")
 def usage() -> Response:
-    """Requests, tokens and errors per key and model, from every process, to the second."""
-    return jsonify({"usage": get_state().access.usage()})
+    """Requests, tokens and errors per key and model, from every process, to the second, and
+    what they cost where the model has a price."""
+    state = get_state()
+    return jsonify({"usage": spend.priced(state.access.usage(), state.router.prices())})
 
 
 @bp.post("/reload")
@@ -91,13 +94,19 @@ def reload() -> Response:
 @bp.get("/keys")
 def keys() -> Response:
     """Every key (never its secret): what it may use, its share of the queue, its limits, and
-    what it has left of its budgets."""
-    access = get_state().access
+    what it has left of its budgets, and what it spent on priced models."""
+    state = get_state()
+    access = state.access
+    prices = state.router.prices()
+    spent = spend.by_key(access.usage(), prices) if prices else None
     listed = []
     for key in access.keyring.keys:
         standing = access.standing(key)
         budgets = standing.described() if standing is not None else {}
-        listed.append({**described(key), "budgets": budgets})
+        shown = {**described(key), "budgets": budgets}
+        if spent is not None:
+            shown["spend_usd"] = spent.get(key.name, 0.0)
+        listed.append(shown)
     return jsonify({"keys": listed})
 
 

@@ -29,6 +29,17 @@ class UpstreamSpec:
 
 
 @dataclass(frozen=True)
+class Price:
+    """What a model's tokens cost, in US dollars per million."""
+
+    input: float = 0.0
+    output: float = 0.0
+
+    def of(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.input + completion_tokens * self.output) / 1_000_000
+
+
+@dataclass(frozen=True)
 class ManagedSpec:
     """A server the proxy starts itself: a command with ``${PORT}`` and ``${MODEL}`` in it
     (``None``: llama-server with ``args``), and when to start and stop it."""
@@ -76,6 +87,7 @@ class ModelSpec:
     fallbacks: tuple = ()  # ids of the models that answer, in turn, when none of its replicas can
     overflow: str = ""  # id of the model a request goes to while every replica is full
     overflow_after: int = 0  # requests waiting for a slot of every replica before it overflows
+    price: Optional[Price] = None  # what its tokens cost; None: nothing counted
 
     @property
     def names(self) -> tuple:
@@ -118,6 +130,11 @@ class Catalog:
     @cached_property
     def default_model(self) -> ModelSpec:
         return next(m for m in self.models if m.id == self.default)
+
+    @cached_property
+    def prices(self) -> dict:
+        """Each priced model's :class:`Price`, by the id usage counts it under."""
+        return {m.id or "default": m.price for m in self.models if m.price is not None}
 
     @cached_property
     def _by_name(self) -> dict:

@@ -13,7 +13,7 @@ import unicodedata
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
-from proxy.config.catalog import Catalog, CatalogError, ManagedSpec, ModelSpec, UpstreamSpec
+from proxy.config.catalog import Catalog, CatalogError, ManagedSpec, ModelSpec, Price, UpstreamSpec
 from proxy.config.files import (
     parse_size,
     read_toml,
@@ -64,6 +64,7 @@ MODEL_KEYS = {
     "fallbacks",
     "overflow",
     "overflow_after",
+    "price",
 }
 TOP_KEYS = {"default", "catch_all", "models", "max_running", "max_memory"}
 LONGEST_ID = 128  # characters: an id names its server's log file and slot folder
@@ -311,6 +312,7 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder:
         or overflow_after < 0
     ):
         raise fail(f"{key}.overflow_after", "must be a whole number of requests waiting")
+    price = _price(spec.get("price"), f"{key}.price", fail)
     reasoning = spec.get("reasoning", "auto")
     if reasoning not in REASONING:
         raise fail(f"{key}.reasoning", f"must be one of {', '.join(REASONING)}, got {reasoning!r}")
@@ -332,6 +334,7 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder:
         fallbacks=tuple(fallbacks),
         overflow=overflow,
         overflow_after=overflow_after,
+        price=price,
     )
 
 
@@ -384,6 +387,19 @@ def _managed(spec: dict, key: str, fail, folder: str) -> Optional[ManagedSpec]:
         spec.get("preload", False),
         slot_save,
     )
+
+
+def _price(table: Any, key: str, fail) -> Optional[Price]:
+    """``{input = 0.15, output = 0.60}``: US dollars per million tokens."""
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise fail(key, "must be a table: { input = <$ per million>, output = <$ per million> }")
+    _no_unknown(table, {"input", "output"}, key + ".", fail)
+    for name, value in table.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise fail(f"{key}.{name}", f"must be US dollars per million tokens, got {value!r}")
+    return Price(float(table.get("input", 0)), float(table.get("output", 0)))
 
 
 def _upstream(item: Any, slots: int, key: str, fail) -> UpstreamSpec:

@@ -104,6 +104,10 @@ class Router(Protocol):
     def counted_as(self, model: Optional[str]) -> str:
         """The id metrics, usage and keys count ``model`` under; never a client's text."""
 
+    def prices(self) -> dict:
+        """What each priced model's tokens cost: a price (its ``of(prompt, completion)``
+        in US dollars) by the id usage counts the model under."""
+
     def health(self) -> Health:
         """Whether the fleet can serve now."""
 

@@ -291,6 +291,9 @@ class Fleet:
         spec = self.catalog.find(model) if model is None or isinstance(model, str) else None
         return "unknown" if spec is None else spec.id or "default"
 
+    def prices(self) -> dict:
+        return self.catalog.prices
+
     def listed_id(self, model: Optional[str]) -> str:
         """The id of the model ``model`` names (the default when ``None``): its configured
         id, or what its first replica calls it."""

@@ -298,3 +298,36 @@ def test_each_keys_turns_and_place_in_line_are_on_metrics(client):
     assert figure("key_slots_served_total", "alice") == 2
     assert figure("key_slots_served_total", "carol") == 1
     assert figure("key_slots_busy", "alice") == figure("key_queue_length", "alice") == 0
+
+
+def test_spend_on_a_priced_model_for_the_admin(tmp_path):
+    with FakeServerCpp("llamacpp", n_slots=2) as fake:
+        (tmp_path / "keys.toml").write_text(KEYS)
+        (tmp_path / "models.toml").write_text(
+            MODELS.format(fake.url).replace(
+                "[models.other]", "price = { input = 1.0, output = 2.0 }\n[models.other]"
+            )
+        )
+        app = create_app(
+            Settings.of(
+                config=str(tmp_path / "models.toml"),
+                keys=str(tmp_path / "keys.toml"),
+                admin_key="admin",
+                usage_db=str(tmp_path / "usage.sqlite3"),
+            ),
+            runtime_in(tmp_path),
+        )
+        client = app.test_client()
+        chat(client, "sk-erin")
+        chat(client, "sk-erin", model="other")
+        usage = {
+            row["model"]: row
+            for row in client.get("/admin/usage", headers=as_key("admin")).json["usage"]
+        }
+        tiny = usage["tiny"]
+        expected = (tiny["prompt_tokens"] * 1.0 + tiny["completion_tokens"] * 2.0) / 1_000_000
+        assert tiny["spend_usd"] == round(expected, 6) and "spend_usd" not in usage["other"]
+        keys = {
+            k["name"]: k for k in client.get("/admin/keys", headers=as_key("admin")).json["keys"]
+        }
+        assert keys["erin"]["spend_usd"] == tiny["spend_usd"] and keys["alice"]["spend_usd"] == 0.0

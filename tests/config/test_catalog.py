@@ -9,7 +9,7 @@ try:
 except ImportError:  # Python < 3.11
     import tomli as tomllib
 
-from proxy.config.catalog import CatalogError, UpstreamSpec, with_defaults, with_pulled
+from proxy.config.catalog import CatalogError, Price, UpstreamSpec, with_defaults, with_pulled
 from proxy.config.hubref import HubReference
 from proxy.config.modelsfile import from_settings, id_problem, parse_catalog, read_catalog
 from proxy.config.settings import Settings
@@ -194,6 +194,16 @@ def test_unknown_names_find_nothing_unless_catch_all(tmp_path):
             id="fallback-itself",
         ),
         pytest.param(
+            "[models.a]\nupstreams=['http://a']\nprice={input=-1}",
+            "models.a.price.input: must be US dollars per million tokens",
+            id="price-negative",
+        ),
+        pytest.param(
+            "[models.a]\nupstreams=['http://a']\nprice={cached=1}",
+            "models.a.price.cached: is not a known key",
+            id="price-unknown",
+        ),
+        pytest.param(
             "[models.a]\nupstreams=['http://a']\noverflow='a'",
             "models.a.overflow: 'a' is not another model's name",
             id="overflow-itself",
@@ -292,12 +302,14 @@ upstreams = ["http://b"]
 [models.cloud]
 backend = "openai"
 upstreams = ["https://c/v1"]
+price = { input = 0.15, output = 0.6 }
 """,
         )
     )
     local = catalog.models[0]
     assert local.fallbacks == ("big-box", "cloud")
     assert (local.overflow, local.overflow_after) == ("big-box", 2)
+    assert catalog.prices == {"cloud": Price(0.15, 0.6)}
 
 
 def test_models_the_proxy_runs(tmp_path):
