@@ -78,7 +78,7 @@ class ModelSpec:
     affinity: bool = True
     upstream_key: str = field(default="", repr=False)
     upstream_key_env: str = ""  # the environment variable that holds the upstream's key
-    upstream_model: str = ""  # openai: the name the upstream knows the model by
+    upstream_model: str = ""  # openai, anthropic: the name the upstream knows the model by
     managed: Optional[ManagedSpec] = None
     reasoning: str = "auto"  # think-tags, none, or auto: think-tags if its template has them
     pulled: bool = False  # pulled through Ollama's API, not configured: a client may delete it

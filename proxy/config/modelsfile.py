@@ -26,7 +26,8 @@ from proxy.core.errors import InvalidRequestError
 from proxy.core.fields import Fields, effort, sampling, stop_words, template_kwargs
 from proxy.core.types import GenerationRequest, Sampling
 
-BACKENDS = ("servercpp", "chatglm", "openai")
+BACKENDS = ("servercpp", "chatglm", "openai", "anthropic")
+APIS = ("openai", "anthropic")  # backends of a server that speaks a public API
 REASONING = ("auto", "think-tags", "none")  # how a model's thoughts are told from its answer
 SLOT_SAVES = ("on-stop", "every-turn", "off")  # when a server the proxy runs saves its KV caches
 # keys of a model the proxy runs or a server.cpp, which an OpenAI-compatible upstream has not
@@ -252,12 +253,14 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder:
     slots = _count(spec.get("slots", 0), f"{key}.slots", fail)
     upstreams = spec.get("upstreams", [])
     managed = _managed(spec, key, fail, folder) if backend == "servercpp" else None
-    if backend != "openai" and "upstream_model" in spec:
-        raise fail(f"{key}.upstream_model", 'belongs to a model of backend = "openai"')
-    if backend == "openai":
+    if backend not in APIS and "upstream_model" in spec:
+        raise fail(
+            f"{key}.upstream_model", 'belongs to a model of backend = "openai" or "anthropic"'
+        )
+    if backend in APIS:
         for name in LOCAL_ONLY:
             if name in spec:
-                raise fail(f"{key}.{name}", "has no meaning for an OpenAI-compatible upstream")
+                raise fail(f"{key}.{name}", f"has no meaning for a model of backend = {backend!r}")
     if managed:
         if "upstreams" in spec:
             raise fail(
@@ -265,7 +268,7 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder:
                 "a model the proxy runs (cmd or model) has none: the proxy picks its port",
             )
         upstreams = ()
-    elif backend in ("servercpp", "openai"):
+    elif backend in ("servercpp", *APIS):
         if not isinstance(upstreams, list) or not upstreams:
             raise fail(f"{key}.upstreams", "needs at least one server URL (one per replica)")
         upstreams = tuple(
@@ -327,7 +330,7 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder:
         affinity=affinity,
         upstream_key=upstream_key,
         upstream_key_env=key_env,
-        upstream_model=upstream_model if backend == "openai" else "",
+        upstream_model=upstream_model if backend in APIS else "",
         managed=managed,
         reasoning=reasoning,
         capture=capture,

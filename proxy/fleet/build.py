@@ -140,9 +140,9 @@ def _replicas(spec: ModelSpec, settings: Settings, metrics) -> tuple:
         from proxy.backends.chatglm.backend import load_backend
 
         return (Replica(spec.path, load_backend(settings, spec.path, spec.id, spec.reasoning)),)
-    if spec.backend == "openai":
+    if spec.backend in ("openai", "anthropic"):
         return tuple(
-            Replica(upstream.url, _openai(upstream, spec, settings, metrics))
+            Replica(upstream.url, _relay(upstream, spec, settings, metrics))
             for upstream in spec.upstreams
         )
     embedding = None
@@ -181,34 +181,47 @@ def _servercpp(
     )
 
 
-def _openai(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings, metrics) -> Backend:
+def _relay(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings, metrics) -> Backend:
+    """A replica on a server that speaks OpenAI's API or Anthropic's Messages API."""
+    from proxy.backends.anthropic.backend import AnthropicBackend
+    from proxy.backends.anthropic.payload import VERSION
     from proxy.backends.openai.backend import OpenAIBackend
 
-    client = _client(
-        upstream,
-        spec,
-        settings,
-        remedy="is it running, and is the model's upstream URL right?",
-        key_remedy=(
+    hints = {
+        "remedy": "is it running, and is the model's upstream URL right?",
+        "key_remedy": (
             f"set {spec.upstream_key_env} to the key it expects"
             if spec.upstream_key_env
             else "name the environment variable that holds its key (upstream_key_env)"
         ),
-    )
-    return OpenAIBackend(
+    }
+    key = upstream_key(spec)  # never --llama-api-key: that is for the servers of this machine
+    backend = OpenAIBackend
+    if spec.backend == "anthropic":  # its key goes as x-api-key, beside the API's version
+        hints["headers"] = {"anthropic-version": VERSION, **({"x-api-key": key} if key else {})}
+        key, backend = "", AnthropicBackend
+    client = _client(upstream, spec, settings, api_key=key, **hints)
+    return backend(
         client, _admission(upstream, spec, settings, metrics), spec.id, spec.upstream_model
     )
 
 
-def _client(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings, **hints):
-    """``hints``: what the operator checks when the server cannot be reached or refuses
-    the key (:class:`UpstreamClient`'s, which speak of llama-server, by default)."""
+def _client(
+    upstream: UpstreamSpec,
+    spec: ModelSpec,
+    settings: Settings,
+    api_key: Optional[str] = None,
+    **hints,
+):
+    """``api_key``: sent as a bearer token (by default the model's key, else
+    ``--llama-api-key``); ``hints``: what the operator checks when the server cannot be
+    reached or refuses the key, and headers (:class:`UpstreamClient`'s)."""
     from proxy.backends.wire.client import UpstreamClient
 
     server = settings.upstream
     return UpstreamClient(
         upstream.url,
-        api_key=upstream_key(spec) or server.llama_api_key,
+        api_key=(upstream_key(spec) or server.llama_api_key) if api_key is None else api_key,
         pool_size=settings.serving.threads,
         connect_timeout=server.connect_timeout,
         read_timeout=server.upstream_timeout,

@@ -225,17 +225,17 @@ def test_unknown_names_find_nothing_unless_catch_all(tmp_path):
         ),
         pytest.param(
             "[models.a]\nbackend='openai'\nupstreams=['http://a/v1']\nchat_template='chatml'",
-            "models.a.chat_template: has no meaning for an OpenAI-compatible upstream",
+            "models.a.chat_template: has no meaning for a model of backend = 'openai'",
             id="openai-template",
         ),
         pytest.param(
             "[models.a]\nbackend='openai'\nupstreams=['http://a/v1']\nmodel='a.gguf'",
-            "models.a.model: has no meaning for an OpenAI-compatible upstream",
+            "models.a.model: has no meaning for a model of backend = 'openai'",
             id="openai-model-file",
         ),
         pytest.param(
             "[models.a]\nupstreams=['http://a']\nupstream_model='b'",
-            'models.a.upstream_model: belongs to a model of backend = "openai"',
+            'models.a.upstream_model: belongs to a model of backend = "openai" or',
             id="upstream-model-on-servercpp",
         ),
         pytest.param(

@@ -79,9 +79,11 @@ class UpstreamClient:
         label: str = "the upstream server",
         remedy: str = "is llama-server running and --llama-api right?",
         key_remedy: str = "set --llama-api-key to the key the server expects",
+        headers: Optional[dict] = None,
     ) -> None:
         """``remedy``, ``key_remedy``: what the operator checks when the server cannot be
-        reached, and when it refuses the proxy's key."""
+        reached, and when it refuses the proxy's key; ``headers``: sent with every request
+        (an API's version, a key under another name than ``Authorization``)."""
         self.base_url = base_url.rstrip("/")
         self.label = label
         self.remedy = remedy
@@ -93,6 +95,7 @@ class UpstreamClient:
             read_timeout=read_timeout,
         )
         self.api_key = api_key
+        self.headers = dict(headers or {})
         self._heads: dict = {}
 
     def get(self, path: str, *, timeout: Optional[float] = None) -> UpstreamReply:
@@ -145,6 +148,7 @@ class UpstreamClient:
                 lines.append("Content-Type: application/json")
             if self.api_key:
                 lines.append(f"Authorization: Bearer {self.api_key}")
+            lines.extend(f"{name}: {value}" for name, value in self.headers.items())
             head = self._heads[method, path] = "".join(f"{line}\r\n" for line in lines).encode()
         return head
 

@@ -1,5 +1,6 @@
-"""An OpenAI-compatible upstream behind the proxy (``backend = "openai"``): current
-llama-server's own ``/v1``, started with ``--api-key``, is the real one. The proxy's key for
+"""Servers that speak a public API behind the proxy: current llama-server, started with
+``--api-key``, is the real one, through its own ``/v1`` (``backend = "openai"``) and its
+``/v1/messages`` (``backend = "anthropic"``). The proxy's key for
 it comes from an environment variable and is never shown; the OpenAI SDK's chats, streams
 and tool round trip come through as the upstream answered them; Anthropic's, the Responses
 API's and Ollama's clients reach it through their translation; what only a server.cpp reads
@@ -23,7 +24,7 @@ from .llama_server import LlamaServer
 from .marks import CURRENT, on
 from .scriptedmodel import write_scripted_gguf
 
-UPSTREAM = "an OpenAI-compatible upstream: current llama-server's own /v1, with --api-key"
+UPSTREAM = "a server of a public API: current llama-server's /v1 and /v1/messages, with --api-key"
 pytestmark = [pytest.mark.e2e, *on(CURRENT, why=UPSTREAM)]
 
 SECRET = "sk-upstream-7f3a9c1e5b"  # the upstream's key: found nowhere the proxy writes
@@ -35,6 +36,12 @@ fallbacks = ["big"]
 [models.big]
 backend = "openai"
 upstreams = ["{url}/v1"]
+upstream_model = "{model}"
+upstream_key_env = "BIG_BOX_KEY"
+
+[models.messages]
+backend = "anthropic"
+upstreams = ["{url}"]
 upstream_model = "{model}"
 upstream_key_env = "BIG_BOX_KEY"
 
@@ -74,18 +81,22 @@ def proxy(kind, logs, tmp_path_factory):
             yield running
 
 
-def test_a_whole_answer_and_a_streamed_one(proxy):
+API_MODELS = pytest.mark.parametrize("model", ["big", "messages"])
+
+
+@API_MODELS
+def test_a_whole_answer_and_a_streamed_one(proxy, model):
     client = proxy.sdk()
     whole = client.chat.completions.create(
-        model="big", messages=[{"role": "user", "content": "Hello?"}]
+        model=model, messages=[{"role": "user", "content": "Hello?"}]
     )
-    assert whole.model == "big"
+    assert whole.model == model
     assert whole.choices[0].message.content == ANSWER
     assert whole.choices[0].finish_reason == "stop"
     assert whole.usage.prompt_tokens > 0 and whole.usage.completion_tokens > 0
     chunks = list(
         client.chat.completions.create(
-            model="big",
+            model=model,
             messages=[{"role": "user", "content": "Hello?"}],
             stream=True,
             stream_options={"include_usage": True},
@@ -95,11 +106,12 @@ def test_a_whole_answer_and_a_streamed_one(proxy):
     assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
 
 
-def test_a_tool_round_trip_whole_and_streamed(proxy):
+@API_MODELS
+def test_a_tool_round_trip_whole_and_streamed(proxy, model):
     client = proxy.sdk()
     tools = [WEATHER]
     question = {"role": "user", "content": ONE_CALL}
-    called = client.chat.completions.create(model="big", messages=[question], tools=tools)
+    called = client.chat.completions.create(model=model, messages=[question], tools=tools)
     message = called.choices[0].message
     assert called.choices[0].finish_reason == "tool_calls"
     assert [(c.function.name, json.loads(c.function.arguments)) for c in message.tool_calls] == [
@@ -108,7 +120,7 @@ def test_a_tool_round_trip_whole_and_streamed(proxy):
     pieces = [
         call
         for chunk in client.chat.completions.create(
-            model="big", messages=[question], tools=tools, stream=True
+            model=model, messages=[question], tools=tools, stream=True
         )
         if chunk.choices
         for call in chunk.choices[0].delta.tool_calls or ()
@@ -116,7 +128,7 @@ def test_a_tool_round_trip_whole_and_streamed(proxy):
     assert pieces[0].function.name == "get_weather"
     assert json.loads("".join(p.function.arguments or "" for p in pieces)) == PARIS
     answered = client.chat.completions.create(
-        model="big",
+        model=model,
         tools=tools,
         messages=[
             question,
@@ -127,14 +139,15 @@ def test_a_tool_round_trip_whole_and_streamed(proxy):
     assert answered.choices[0].message.content == RESULT_ANSWER
 
 
-def test_anthropics_sdk_through_the_messages_api(proxy):
+@API_MODELS
+def test_anthropics_sdk_through_the_messages_api(proxy, model):
     client = proxy.anthropic()
     message = client.messages.create(
-        model="big", max_tokens=64, messages=[{"role": "user", "content": "Hello?"}]
+        model=model, max_tokens=64, messages=[{"role": "user", "content": "Hello?"}]
     )
     assert [block.text for block in message.content if block.type == "text"] == [ANSWER]
     with client.messages.stream(
-        model="big", max_tokens=64, messages=[{"role": "user", "content": "Hello?"}]
+        model=model, max_tokens=64, messages=[{"role": "user", "content": "Hello?"}]
     ) as stream:
         assert "".join(stream.text_stream) == ANSWER
 

@@ -1,0 +1,177 @@
+"""Chats for a server that speaks Anthropic's Messages API (Anthropic's own, an
+Anthropic-compatible endpoint, llama-server's ``/v1/messages``): a :class:`GenerationRequest`
+as the body of ``POST /v1/messages``. Pure.
+
+The system messages become ``system``; an assistant's calls, ``tool_use`` blocks; tool
+results, ``tool_result`` blocks of the user's turn; messages of one role in a row, one
+message. What the Messages API has no field for (OpenAI's penalties, seeds, logprobs,
+response formats, a grammar, a slot…) is refused by the name the client gave it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+from proxy.core import images
+from proxy.core.errors import InvalidRequestError
+from proxy.core.types import GenerationRequest, Message
+
+PATH = "/v1/messages"
+VERSION = "2023-06-01"  # the anthropic-version header every Messages server reads
+DEFAULT_MAX_TOKENS = 4096  # the API requires a limit; a request that names none gets this
+SAMPLERS = ("temperature", "top_p", "top_k")
+# (what the request holds, the field a client names it by)
+NOT_IN_THE_API = (
+    ("grammar", "grammar"),
+    ("slot", "id_slot"),
+    ("cache_prompt", "cache_prompt"),
+    ("n_keep", "n_keep"),
+    ("suffix", "suffix"),
+    ("logprobs", "logprobs"),
+    ("response_format", "response_format"),
+)
+SAMPLERS_REFUSED = (
+    "min_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "repeat_penalty",
+    "seed",
+    "mirostat",
+    "mirostat_tau",
+    "mirostat_eta",
+)
+CHOICES = {"auto": {"type": "auto"}, "required": {"type": "any"}, "none": {"type": "none"}}
+
+
+def refusal(request: GenerationRequest, label: str) -> Optional[InvalidRequestError]:
+    """Why ``request`` cannot go to ``label`` (a Messages API server), or ``None``."""
+
+    def refused(param: str) -> InvalidRequestError:
+        return InvalidRequestError(
+            f"{param} cannot be served: {label} speaks Anthropic's Messages API, "
+            f"which has no {param}",
+            param=param,
+        )
+
+    if not request.is_chat:
+        return refused("prompt")
+    for field, param in NOT_IN_THE_API:
+        if getattr(request, field) is not None:
+            return refused(param)
+    if request.tokenize:
+        return refused("tokenize")
+    if request.native:
+        return refused(next(iter(request.native)))
+    if request.template_kwargs:
+        return refused("chat_template_kwargs")
+    if request.sampling.logit_bias:
+        return refused("logit_bias")
+    for name in SAMPLERS_REFUSED:
+        if getattr(request.sampling, name) is not None:
+            return refused(name)
+    for message in request.messages:
+        for call in message.tool_calls:
+            if not isinstance(_input(call.arguments), dict):
+                return InvalidRequestError(
+                    f"the arguments of the call {call.name!r} are not a JSON object, which "
+                    f"the Messages API of {label} requires of a call",
+                    param="messages",
+                )
+    return None
+
+
+def messages_body(request: GenerationRequest, model: str, *, stream: bool) -> dict:
+    """The body of a chat for the server, which knows the model as ``model``."""
+    system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+    body: dict = {
+        "model": model,
+        "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
+        "messages": turns(request.messages),
+        "stream": stream,
+    }
+    if system:
+        body["system"] = system
+    if request.stop:
+        body["stop_sequences"] = list(request.stop)
+    body.update(
+        (name, getattr(request.sampling, name))
+        for name in SAMPLERS
+        if getattr(request.sampling, name) is not None
+    )
+    if request.tools:
+        body["tools"] = [
+            {
+                "name": tool["function"]["name"],
+                **(
+                    {"description": tool["function"]["description"]}
+                    if tool["function"].get("description")
+                    else {}
+                ),
+                "input_schema": tool["function"].get("parameters") or {"type": "object"},
+            }
+            for tool in request.tools
+        ]
+        choice = request.tool_choice
+        chosen = (
+            {"type": "tool", "name": choice.name}
+            if choice.mode == "function"
+            else dict(CHOICES[choice.mode])
+        )
+        if request.parallel_tool_calls is False and chosen["type"] != "none":
+            chosen["disable_parallel_tool_use"] = True
+        body["tool_choice"] = chosen
+    return body
+
+
+def turns(messages: tuple) -> list:
+    """The conversation as the Messages API's turns: user and assistant, each a list of
+    blocks, a role's messages in a row joined into one turn."""
+    joined: list = []
+    for message in messages:
+        if message.role == "system":
+            continue
+        role = "assistant" if message.role == "assistant" else "user"
+        blocks = _blocks(message)
+        if not blocks:
+            continue
+        if joined and joined[-1]["role"] == role:
+            joined[-1]["content"].extend(blocks)
+        else:
+            joined.append({"role": role, "content": blocks})
+    return joined
+
+
+def _blocks(message: Message) -> list:
+    if message.role in ("tool", "function"):
+        return [
+            {
+                "type": "tool_result",
+                "tool_use_id": message.tool_call_id or "",
+                "content": message.content,
+            }
+        ]
+    blocks: list = [
+        {"type": "text", "text": piece}
+        if isinstance(piece, str)
+        else {
+            "type": "image",
+            "source": {"type": "base64", "media_type": piece.media_type, "data": piece.data},
+        }
+        for piece in images.pieces(message)
+        if not isinstance(piece, str) or piece
+    ]
+    for call in message.tool_calls:
+        blocks.append(
+            {"type": "tool_use", "id": call.id, "name": call.name, "input": _input(call.arguments)}
+        )
+    return blocks
+
+
+def _input(arguments: str) -> object:
+    """A call's arguments as the Messages API carries them (``{}`` when there are none;
+    ``None`` when they are not JSON)."""
+    try:
+        return json.loads(arguments) if arguments else {}
+    except ValueError:
+        return None
