@@ -39,3 +39,10 @@ def test_each_check_catches_what_it_is_for(tmp_path, source, check, found):
     (tmp_path / "module.py").write_text(source)
     result = ruff(*check, "module.py", cwd=tmp_path)
     assert result.returncode == 1 and found in result.stdout + result.stderr
+
+
+def test_every_folder_of_modules_is_a_package():
+    """setup.py installs the packages it finds: a folder of modules without an
+    ``__init__.py`` imports here and is missing from the wheel."""
+    folders = {path.parent for path in (ROOT / "proxy").rglob("*.py")}
+    assert [f for f in sorted(folders) if not (f / "__init__.py").exists()] == []
