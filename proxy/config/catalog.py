@@ -85,6 +85,7 @@ class ModelSpec:
     stem: str = ""  # what its server's log file and slot folder are named, when not its id
     capture: bool = False  # its exchanges are kept for the inspector
     fallbacks: tuple = ()  # ids of the models that answer, in turn, when none of its replicas can
+    context_fallbacks: tuple = ()  # ids of those that answer, in turn, a prompt too long for it
     overflow: str = ""  # id of the model a request goes to while every replica is full
     overflow_after: int = 0  # requests waiting for a slot of every replica before it overflows
     price: Optional[Price] = None  # what its tokens cost; None: nothing counted

@@ -63,6 +63,7 @@ MODEL_KEYS = {
     "mmproj",
     "reranking",
     "fallbacks",
+    "context_fallbacks",
     "overflow",
     "overflow_after",
     "price",
@@ -174,10 +175,13 @@ def parse_catalog(data: dict, source: str, chat_template: str = "auto") -> Catal
                 )
             seen[name] = model.id
     for model in models:
-        for fallback in model.fallbacks:
+        for field, fallback in (
+            *(("fallbacks", name) for name in model.fallbacks),
+            *(("context_fallbacks", name) for name in model.context_fallbacks),
+        ):
             if fallback not in seen or seen[fallback] == model.id:
                 raise fail(
-                    f"models.{model.id}.fallbacks",
+                    f"models.{model.id}.{field}",
                     f"{fallback!r} is not another model's name; the ids are "
                     f"{', '.join(m.id for m in models)}",
                 )
@@ -191,6 +195,7 @@ def parse_catalog(data: dict, source: str, chat_template: str = "auto") -> Catal
         dataclasses.replace(
             model,
             fallbacks=tuple(dict.fromkeys(seen[name] for name in model.fallbacks)),
+            context_fallbacks=tuple(dict.fromkeys(seen[n] for n in model.context_fallbacks)),
             overflow=seen[model.overflow] if model.overflow else "",
         )
         for model in models
@@ -302,9 +307,10 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder:
     upstream_model = spec.get("upstream_model", model_id)
     if not isinstance(upstream_model, str) or not upstream_model:
         raise fail(f"{key}.upstream_model", "must be the name the upstream knows the model by")
-    fallbacks = spec.get("fallbacks", [])
-    if not isinstance(fallbacks, list) or not all(isinstance(f, str) and f for f in fallbacks):
-        raise fail(f"{key}.fallbacks", "must be a list of model names")
+    fallbacks, context_fallbacks = (
+        _names(spec.get(name, []), f"{key}.{name}", fail)
+        for name in ("fallbacks", "context_fallbacks")
+    )
     overflow = spec.get("overflow", "")
     if not isinstance(overflow, str):
         raise fail(f"{key}.overflow", "must be a model's name")
@@ -334,7 +340,8 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder:
         managed=managed,
         reasoning=reasoning,
         capture=capture,
-        fallbacks=tuple(fallbacks),
+        fallbacks=fallbacks,
+        context_fallbacks=context_fallbacks,
         overflow=overflow,
         overflow_after=overflow_after,
         price=price,
@@ -390,6 +397,12 @@ def _managed(spec: dict, key: str, fail, folder: str) -> Optional[ManagedSpec]:
         spec.get("preload", False),
         slot_save,
     )
+
+
+def _names(value: Any, key: str, fail) -> tuple:
+    if not isinstance(value, list) or not all(isinstance(name, str) and name for name in value):
+        raise fail(key, "must be a list of model names")
+    return tuple(value)
 
 
 def _price(table: Any, key: str, fail) -> Optional[Price]:

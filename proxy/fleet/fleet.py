@@ -22,8 +22,10 @@ from proxy.config.catalog import Catalog, ModelSpec, with_defaults
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.conversation import conversation_id, thread_id
 from proxy.core.errors import (
+    ContextLengthError,
     InvalidRequestError,
     ModelNotFoundError,
+    ProxyError,
     QueueFullError,
     QueueTimeoutError,
     SlotUnavailableError,
@@ -51,8 +53,9 @@ BUSY = (QueueFullError, SlotUnavailableError)
 # What a request that may go to another replica fails with (the rest is the request's own).
 RETRIED = (UpstreamUnavailableError, UpstreamTimeoutError)
 # What sends a request to its model's fallback: any upstream failure (refused, unreachable,
-# 5xx, 429, overloaded, timed out) before the first byte left.
-FALLS_BACK = (UpstreamError,)
+# 5xx, 429, overloaded, timed out) before the first byte left; a prompt longer than the
+# model's context, to its context fallbacks.
+FALLS_BACK = (UpstreamError, ContextLengthError)
 
 
 @dataclass
@@ -170,14 +173,15 @@ class Fleet:
         replicas can answer."""
         asked = self._model(request.model)
         chain = self._chain(asked, request)
-        for model in chain:
+        model = chain.first
+        while True:
             try:
                 answer = self._complete_on(model, request)
                 break
             except FALLS_BACK as exc:
-                if model is chain[-1]:
+                model = chain.after(model, exc)
+                if model is None:
                     raise
-                _fell_back(model, exc)
         _served(request, model, asked)
         return answer
 
@@ -205,7 +209,8 @@ class Fleet:
         replicas could begin: once a chunk has gone, a failure ends the stream."""
         asked = self._model(request.model)
         chain = self._chain(asked, request)
-        for model in chain:
+        model = chain.first
+        while True:
             started = False
             try:
                 with closing(self._stream_on(model, request)) as chunks:
@@ -216,9 +221,9 @@ class Fleet:
                         yield chunk
                 return
             except FALLS_BACK as exc:
-                if started or model is chain[-1]:
+                model = None if started else chain.after(model, exc)
+                if model is None:
                     raise
-                _fell_back(model, exc)
 
     def _stream_on(self, model: ServedModel, request: GenerationRequest) -> Iterator[Chunk]:
         """The chunks from the placed replica; a failure before the first of them sends the
@@ -353,17 +358,20 @@ class Fleet:
 
     # -- routing -----------------------------------------------------------------------------
 
-    def _chain(self, model: ServedModel, request: GenerationRequest) -> list:
+    def _chain(self, model: ServedModel, request: GenerationRequest) -> "Chain":
         """The models that may answer the request, in turn: its own (after the one it
         overflows to while every replica of its own is full), then its fallbacks; those its
         key may use."""
         spec = model.spec
         overflow = spec.overflow and overflowing(model.loads(), spec.overflow_after)
-        return [
-            *self._usable((spec.overflow,) if overflow else (), request),
-            model,
-            *self._usable(spec.fallbacks, request),
-        ]
+        return Chain(
+            [
+                *self._usable((spec.overflow,) if overflow else (), request),
+                model,
+                *self._usable(spec.fallbacks, request),
+            ],
+            lambda ids: self._usable(ids, request),
+        )
 
     def _usable(self, ids: Sequence[str], request: GenerationRequest) -> list:
         """The models of ``ids`` served now that the request's key may use."""
@@ -412,6 +420,27 @@ class Fleet:
         return report
 
 
+class Chain:
+    """The models one request may be answered by, in turn: the first, then each next one
+    while those before it fail before the first byte."""
+
+    def __init__(self, models: list, usable: Callable[[Sequence[str]], list]) -> None:
+        """``usable``: the models of some ids that the request's key may use."""
+        self.first, self.pending = models[0], models[1:]
+        self.usable = usable
+
+    def after(self, model: ServedModel, exc: Exception) -> Optional[ServedModel]:
+        """The model to ask once ``model`` failed with ``exc`` (``None``: none is left). A
+        prompt too long for ``model`` goes on to its context fallbacks alone."""
+        if isinstance(exc, ContextLengthError):
+            self.pending = self.usable(model.spec.context_fallbacks)
+        if not self.pending:
+            return None
+        _fell_back(model, exc)
+        following, self.pending = self.pending[0], self.pending[1:]
+        return following
+
+
 class Failover:
     """The replicas one request tries, in turn, while it has reached none able to serve it.
 
@@ -447,7 +476,7 @@ class Failover:
         )
 
 
-def _fell_back(model: ServedModel, exc: UpstreamError) -> None:
+def _fell_back(model: ServedModel, exc: ProxyError) -> None:
     logger.warning(
         "model %r could not answer (%s); its next fallback is asked", model.spec.id, exc.message
     )

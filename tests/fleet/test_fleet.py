@@ -12,7 +12,12 @@ from proxy.config.modelsfile import parse_catalog
 from proxy.config.settings import Settings
 from proxy.core.caller import Caller
 from proxy.core.conversation import conversation_id
-from proxy.core.errors import ModelNotFoundError, UpstreamError, UpstreamUnavailableError
+from proxy.core.errors import (
+    ContextLengthError,
+    ModelNotFoundError,
+    UpstreamError,
+    UpstreamUnavailableError,
+)
 from proxy.core.types import GenerationRequest, Message
 from proxy.fleet.build import Models, build_fleet
 from proxy.fleet.placement import BALANCE, rank
@@ -429,3 +434,35 @@ def test_a_full_model_overflows_and_one_with_a_free_slot_does_not(tmp_path):
             again = asked_of("local")
             assert fleet.complete(again).text == "Hello, world!"
             assert completions(local) == 3 and completions(cloud) == 1
+
+
+def test_a_prompt_too_long_for_its_model_goes_to_its_context_fallback():
+    with (
+        FakeServerCpp("llamacpp", n_slots=1, n_ctx=64, prompt_tokens=100) as short,
+        FakeServerCpp("llamacpp", n_slots=1, tokens=["A", " long", " read"]) as long,
+        FakeServerCpp("llamacpp", n_slots=1) as other,
+    ):
+        catalog = parse_catalog(
+            {
+                "models": {
+                    "short": {
+                        "upstreams": [short.url],
+                        "fallbacks": ["other"],
+                        "context_fallbacks": ["long"],
+                    },
+                    "long": {"upstreams": [long.url]},
+                    "other": {"upstreams": [other.url]},
+                    "no-longer": {"upstreams": [short.url], "fallbacks": ["other"]},
+                }
+            },
+            "test",
+        )
+        with build_fleet(Settings(), NO_FILES, catalog) as fleet:
+            whole = asked_of("short")
+            assert fleet.complete(whole).text == "A long read"
+            assert whole.caller.measure.served == "long"
+            streamed = asked_of("short")
+            assert "".join(chunk.text for chunk in fleet.stream(streamed)) == "A long read"
+            with pytest.raises(ContextLengthError):
+                fleet.complete(asked_of("no-longer"))
+            assert completions(other) == 0  # a fallback for failures, not for long prompts
