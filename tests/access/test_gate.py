@@ -53,21 +53,26 @@ upstreams = ["{0}"]
 CHAT = {"model": "tiny", "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]}
 
 
+def client_of(tmp_path, models: str):
+    """A test client of the app with :data:`KEYS` and the models file ``models``."""
+    (tmp_path / "keys.toml").write_text(KEYS)
+    (tmp_path / "models.toml").write_text(models)
+    app = create_app(
+        Settings.of(
+            config=str(tmp_path / "models.toml"),
+            keys=str(tmp_path / "keys.toml"),
+            admin_key="admin",
+            usage_db=str(tmp_path / "usage.sqlite3"),
+        ),
+        runtime_in(tmp_path),
+    )
+    return app.test_client()
+
+
 @pytest.fixture
 def client(tmp_path):
     with FakeServerCpp("llamacpp", n_slots=2) as fake:
-        (tmp_path / "keys.toml").write_text(KEYS)
-        (tmp_path / "models.toml").write_text(MODELS.format(fake.url))
-        app = create_app(
-            Settings.of(
-                config=str(tmp_path / "models.toml"),
-                keys=str(tmp_path / "keys.toml"),
-                admin_key="admin",
-                usage_db=str(tmp_path / "usage.sqlite3"),
-            ),
-            runtime_in(tmp_path),
-        )
-        yield app.test_client()
+        yield client_of(tmp_path, MODELS.format(fake.url))
 
 
 def as_key(key: str) -> dict:
@@ -302,22 +307,10 @@ def test_each_keys_turns_and_place_in_line_are_on_metrics(client):
 
 def test_spend_on_a_priced_model_for_the_admin(tmp_path):
     with FakeServerCpp("llamacpp", n_slots=2) as fake:
-        (tmp_path / "keys.toml").write_text(KEYS)
-        (tmp_path / "models.toml").write_text(
-            MODELS.format(fake.url).replace(
-                "[models.other]", "price = { input = 1.0, output = 2.0 }\n[models.other]"
-            )
+        priced = MODELS.format(fake.url).replace(
+            "[models.other]", "price = { input = 1.0, output = 2.0 }\n[models.other]"
         )
-        app = create_app(
-            Settings.of(
-                config=str(tmp_path / "models.toml"),
-                keys=str(tmp_path / "keys.toml"),
-                admin_key="admin",
-                usage_db=str(tmp_path / "usage.sqlite3"),
-            ),
-            runtime_in(tmp_path),
-        )
-        client = app.test_client()
+        client = client_of(tmp_path, priced)
         chat(client, "sk-erin")
         chat(client, "sk-erin", model="other")
         usage = {

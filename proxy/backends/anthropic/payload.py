@@ -11,11 +11,12 @@ response formats, a grammar, a slot…) is refused by the name the client gave i
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from typing import Optional
 
 from proxy.core import images
 from proxy.core.errors import InvalidRequestError
-from proxy.core.types import GenerationRequest, Message
+from proxy.core.types import GenerationRequest, Message, Sampling
 
 PATH = "/v1/messages"
 VERSION = "2023-06-01"  # the anthropic-version header every Messages server reads
@@ -31,15 +32,9 @@ NOT_IN_THE_API = (
     ("logprobs", "logprobs"),
     ("response_format", "response_format"),
 )
-SAMPLERS_REFUSED = (
-    "min_p",
-    "presence_penalty",
-    "frequency_penalty",
-    "repeat_penalty",
-    "seed",
-    "mirostat",
-    "mirostat_tau",
-    "mirostat_eta",
+# every other sampler a client may set (logit_bias is refused on its own)
+SAMPLERS_REFUSED = tuple(
+    f.name for f in fields(Sampling) if f.name not in (*SAMPLERS, "logit_bias")
 )
 CHOICES = {"auto": {"type": "auto"}, "required": {"type": "any"}, "none": {"type": "none"}}
 

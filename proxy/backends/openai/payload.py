@@ -11,11 +11,12 @@ a generic upstream would ignore it or refuse it, and the answer would not say so
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Optional
 
 from proxy.backends.wire.chatbody import message_body
 from proxy.core.errors import InvalidRequestError
-from proxy.core.types import GenerationRequest
+from proxy.core.types import GenerationRequest, Sampling
 
 PATH = "/chat/completions"
 SAMPLERS = (
@@ -36,7 +37,10 @@ SERVERCPP_ONLY = (
     ("n_keep", "n_keep", "context shift"),
     ("suffix", "suffix", "fill-in-the-middle"),
 )
-SAMPLERS_REFUSED = ("repeat_penalty", "mirostat", "mirostat_tau", "mirostat_eta")
+# every other sampler a client may set (logit_bias goes as OpenAI's map)
+SAMPLERS_REFUSED = tuple(
+    f.name for f in fields(Sampling) if f.name not in (*SAMPLERS, "logit_bias")
+)
 
 
 def refusal(request: GenerationRequest, label: str) -> Optional[InvalidRequestError]:
