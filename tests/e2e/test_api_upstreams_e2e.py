@@ -1,6 +1,7 @@
 """Servers that speak a public API behind the proxy: current llama-server, started with
-``--api-key``, is the real one, through its own ``/v1`` (``backend = "openai"``) and its
-``/v1/messages`` (``backend = "anthropic"``). The proxy's key for
+``--api-key``, is the real one, through its own ``/v1`` (``backend = "openai"``), its
+``/v1/messages`` (``backend = "anthropic"``) and another oai-proxy in front of it, behind a
+key of its own (``openai`` again). The proxy's key for
 it comes from an environment variable and is never shown; the OpenAI SDK's chats, streams
 and tool round trip come through as the upstream answered them; Anthropic's, the Responses
 API's and Ollama's clients reach it through their translation; what only a server.cpp reads
@@ -48,7 +49,13 @@ upstream_key_env = "BIG_BOX_KEY"
 [models.keyless]
 backend = "openai"
 upstreams = ["{url}/v1"]
+
+[models.relayed]
+backend = "openai"
+upstreams = ["{inner}/v1"]
+upstream_key_env = "INNER_PROXY_KEY"
 """
+INNER_KEY = "sk-inner-proxy-3c9d"  # the key of another oai-proxy, in front of the same server
 
 
 @pytest.fixture(scope="module")
@@ -67,21 +74,26 @@ def proxy(kind, logs, tmp_path_factory):
             extra_args=["--api-key", SECRET, "--alias", MODEL],
         ) as server,
         LlamaServer(model, logs / "openai-upstream-local.log", kind=kind, parallel=1) as local,
+        ProxyProcess(
+            server.url,
+            logs / "proxy-inner.log",
+            args=["--llama-api-key", SECRET, "--api-key", INNER_KEY],
+        ) as inner,
     ):
         (folder / "models.toml").write_text(
-            MODELS_FILE.format(url=server.url, model=MODEL, local=local.url)
+            MODELS_FILE.format(url=server.url, model=MODEL, local=local.url, inner=inner.url)
         )
         with ProxyProcess(
             server.url,
             logs / "proxy-openai-upstream.log",
             args=["--config", str(folder / "models.toml"), "--upstream-timeout", "5"],
-            env={"BIG_BOX_KEY": SECRET},
+            env={"BIG_BOX_KEY": SECRET, "INNER_PROXY_KEY": INNER_KEY},
         ) as running:
             running.local = local
             yield running
 
 
-API_MODELS = pytest.mark.parametrize("model", ["big", "messages"])
+API_MODELS = pytest.mark.parametrize("model", ["big", "messages", "relayed"])
 
 
 @API_MODELS
@@ -187,7 +199,7 @@ def test_a_refused_key_is_named_and_the_key_is_shown_nowhere(proxy):
         )
     health = requests.get(proxy.url + "/health", timeout=30).text
     health += requests.get(proxy.url + "/v1/models", timeout=30).text
-    assert SECRET not in health and SECRET not in proxy.log()
+    assert SECRET not in health and SECRET not in proxy.log() and INNER_KEY not in proxy.log()
     assert "127.0.0.1" not in refused.value.message
 
 
