@@ -89,7 +89,7 @@ def serve(
         renderer = dialect.stream(ask, id, model)
         renderer.kept = kept
         events = generation.stream(router, ask.requests, ask.n, patient=dialect.patient)
-        response = event_response(renderer.render(events), renderer)
+        response = event_response(renderer.render(named(events, renderer, g.measure)), renderer)
     else:
         completions = generation.complete(router, ask.requests, ask.n)
         body = dialect.render(ask, id, g.measure.served or model, completions)
@@ -100,6 +100,20 @@ def serve(
     if g.measure.served:  # a fallback answered (a stream's, before its first byte)
         response.headers[SERVED_HEADER] = g.measure.served
     return response
+
+
+def named(events: Iterator, renderer, measure) -> Iterator:
+    """The stream's events, its ``renderer`` told the model that answered (a fallback, it
+    may be) as the first arrives, before anything names a model."""
+    try:
+        for event in events:
+            if measure.served:
+                renderer.model = measure.served
+            yield event
+            break
+        yield from events
+    finally:
+        events.close()
 
 
 def event_response(writes: Iterator, wire: Wire) -> Response:
