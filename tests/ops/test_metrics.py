@@ -18,7 +18,8 @@ from tests.runtimes import runtime_in
 
 CHAT = {"model": "tiny", "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]}
 DOWN = "http://127.0.0.1:9"  # nothing listens there
-WAIT = 0.2  # seconds a slow fake waits for each token
+# seconds a slow fake waits for each token: five times the most own time a loaded machine showed
+WAIT = 1.0
 
 
 def samples(text: str) -> dict:
