@@ -1,11 +1,11 @@
 """Servers that speak a public API behind the proxy: current llama-server, started with
 ``--api-key``, is the real one, through its own ``/v1`` (``backend = "openai"``), its
 ``/v1/messages`` (``backend = "anthropic"``) and another oai-proxy in front of it, behind a
-key of its own (``openai`` again). The proxy's key for
-it comes from an environment variable and is never shown; the OpenAI SDK's chats, streams
-and tool round trip come through as the upstream answered them; Anthropic's, the Responses
-API's and Ollama's clients reach it through their translation; what only a server.cpp reads
-is refused by name."""
+key of its own (``openai`` again). The proxy's key for it comes from an environment
+variable and is never shown; the OpenAI SDK's chats, streams and tool round trip come
+through as the upstream answered them, a row per backend; Anthropic's, the Responses API's
+and Ollama's clients reach it through their translation, once each; what only a server.cpp
+reads is refused by name; a local model falls back to it."""
 
 from __future__ import annotations
 
@@ -93,10 +93,8 @@ def proxy(kind, logs, tmp_path_factory):
             yield running
 
 
-API_MODELS = pytest.mark.parametrize("model", ["big", "messages", "relayed"])
-
-
-@API_MODELS
+# a row per backend: each API backend's wire, and another oai-proxy as an upstream once
+@pytest.mark.parametrize("model", ["big", "messages", "relayed"])
 def test_a_whole_answer_and_a_streamed_one(proxy, model):
     client = proxy.sdk()
     whole = client.chat.completions.create(
@@ -118,7 +116,7 @@ def test_a_whole_answer_and_a_streamed_one(proxy, model):
     assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
 
 
-@API_MODELS
+@pytest.mark.parametrize("model", ["big", "messages"])
 def test_a_tool_round_trip_whole_and_streamed(proxy, model):
     client = proxy.sdk()
     tools = [WEATHER]
@@ -151,8 +149,10 @@ def test_a_tool_round_trip_whole_and_streamed(proxy, model):
     assert answered.choices[0].message.content == RESULT_ANSWER
 
 
-@API_MODELS
-def test_anthropics_sdk_through_the_messages_api(proxy, model):
+def test_anthropics_sdk_through_the_messages_api_to_a_messages_server(proxy):
+    """The Messages dialect is the same whatever the backend: once, on the backend that
+    speaks Messages too."""
+    model = "messages"
     client = proxy.anthropic()
     message = client.messages.create(
         model=model, max_tokens=64, messages=[{"role": "user", "content": "Hello?"}]
