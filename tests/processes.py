@@ -24,7 +24,9 @@ ADMIN = "admin-secret"  # every proxy a test starts has this admin key, unless i
 
 
 PORTS_PER_WORKER = 1000
-FIRST_PORT = 20000  # below the kernel's ephemeral ports, which outgoing connections take
+# below the kernel's ephemeral ports, which outgoing connections take; two checkouts tested
+# at once on one machine each set their own
+FIRST_PORT = int(os.environ.get("OAI_PROXY_TEST_FIRST_PORT", "20000"))
 
 
 def _worker_ports() -> Iterator[int]:
