@@ -90,13 +90,16 @@ def serve(
         renderer.kept = kept
         events = generation.stream(router, ask.requests, ask.n, patient=dialect.patient)
         response = event_response(renderer.render(named(events, renderer, g.measure)), renderer)
+        passed = renderer.passed
     else:
         completions = generation.complete(router, ask.requests, ask.n)
         body = dialect.render(ask, id, g.measure.served or model, completions)
         if kept is not None:
             kept(body)
         response = jsonify(body)
-    response.headers.update(dialect.headers(ask))
+        passed = completions[0].verbatim is not None
+    if not passed:  # an answer its upstream wrote had nothing of its request left out
+        response.headers.update(dialect.headers(ask))
     if g.measure.served:  # a fallback answered (a stream's, before its first byte)
         response.headers[SERVED_HEADER] = g.measure.served
     return response

@@ -2,9 +2,9 @@
 
 The core (:mod:`proxy.core.generation`) turns what a backend generates into these events; each
 dialect (:mod:`proxy.dialects`) renders them into its own wire format. A choice's events may
-begin with :class:`PromptCounted` and end with :class:`UsageReport` and then :class:`Finish`;
-the choices of a request follow one another. :data:`WAITING` may come before a choice's first
-event, while its server starts.
+begin with :class:`Passed` or :class:`PromptCounted` and end with :class:`UsageReport` and
+then :class:`Finish`; the choices of a request follow one another. :data:`WAITING` may come
+before a choice's first event, while its server starts.
 
 Events are plain slotted classes, made once per token: a frozen dataclass sets each field
 through ``object.__setattr__``, several times slower.
@@ -133,6 +133,20 @@ class Finish(Event):
 
     def __repr__(self) -> str:
         return f"Finish({self.reason!r})"
+
+
+class Passed(Event):
+    """The upstream's own lines, framed in the client's API already: an answer sent on
+    verbatim (see :class:`proxy.core.types.Verbatim`). A stream's first event says whether
+    it is one; its other events still tell the inspector and the usage what it holds."""
+
+    __slots__ = ("lines",)
+
+    def __init__(self, lines: tuple) -> None:
+        self.lines = lines
+
+    def __repr__(self) -> str:
+        return f"Passed({len(self.lines)} lines)"
 
 
 class Waiting(Event):

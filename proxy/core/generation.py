@@ -22,6 +22,7 @@ from typing import Iterator, Optional, Sequence
 from proxy.core.events import (
     WAITING,
     Finish,
+    Passed,
     PromptCounted,
     ReasoningDelta,
     TextDelta,
@@ -97,7 +98,8 @@ def _in_reads(
     A server streaming faster than the proxy writes leaves several tokens in each read; the
     events of one read go out in one write. What was read before a failure still goes out.
     The prompt's token count, where the first chunk tells it, comes first: with that chunk's
-    events, or at once, alone, when it says nothing else.
+    events, or at once, alone, when it says nothing else. A chunk read from an answer sent
+    on verbatim brings the upstream's lines first (:class:`Passed`).
     """
     together: list = []
     calls = _Calls()
@@ -105,6 +107,8 @@ def _in_reads(
     counted = False  # the prompt's count is told
     try:
         for chunk in chunks:
+            if chunk.verbatim:  # before what was read from it: the stream's first event
+                together.append(Passed(chunk.verbatim))
             if not counted:
                 counted = True
                 if chunk.prompt_count is not None:

@@ -96,6 +96,16 @@ class FileChunk:
 
 
 @dataclass(frozen=True)
+class Verbatim:
+    """A client's body as it came, in the public API it speaks (``anthropic``): a backend
+    that speaks the same API sends it on as it is, keeping every field the proxy does not
+    read (sealed thoughts, cache marks, server tools), and answers the same way."""
+
+    api: str
+    body: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     """What a backend needs to generate: chat ``messages`` or a raw ``prompt``."""
 
@@ -127,6 +137,7 @@ class GenerationRequest:
     # llama.cpp's own options a client of its native API set (``n_indent``, ``t_max_*_ms``,
     # ``samplers``), sent as they are to a current server, which reads them
     native: Mapping[str, Any] = field(default_factory=dict)
+    verbatim: Optional[Verbatim] = field(default=None, compare=False, repr=False)
     # who it is served for: its key's turn, its measure, whether its client is still there
     caller: Caller = field(default=NOBODY, compare=False, repr=False)
 
@@ -253,6 +264,8 @@ class Completion:
     slot: Optional[int] = None  # the upstream slot that generated it, when it says
     reasoning: str = ""  # what the model wrote before its answer (``<think>…</think>``)
     stop_sequence: Optional[str] = None  # the stop word that ended it, when one did
+    # the upstream's own answer, to a request sent on verbatim in the client's API
+    verbatim: Optional[Mapping[str, Any]] = None
 
 
 @dataclass(frozen=True)
@@ -274,6 +287,8 @@ class Chunk:
     )
     stop_sequence: Optional[str] = None  # on the last chunk: the stop word that ended it
     prompt_count: Optional[int] = None  # on the first chunk: prompt tokens, when known early
+    # the upstream's own lines this chunk was read from, to a request sent on verbatim
+    verbatim: tuple = ()
 
     @classmethod
     def partial(cls, text: str, logprobs: tuple, followed: bool) -> "Chunk":

@@ -44,6 +44,7 @@ class EventRenderer:
 
     # told the whole answer's body before its last write, by renderers that build one
     kept: Optional[Callable[[dict], None]] = None
+    passed = False  # the upstream wrote the answer in the client's API itself
     _table: dict = {}
 
     def __init_subclass__(cls, **kwargs) -> None:

@@ -21,6 +21,7 @@ from proxy.core.errors import (
 from proxy.core.events import (
     WAITING,
     Finish,
+    Passed,
     PromptCounted,
     ReasoningDelta,
     TextDelta,
@@ -535,3 +536,72 @@ def test_a_prompt_too_long_is_told_as_anthropic_tells_it():
             },
         },
     )
+
+
+# -- answers its upstream wrote in this API -----------------------------------------------------
+
+
+def sse(*bodies) -> tuple:
+    return tuple(
+        line
+        for body in bodies
+        for line in (f"event: {body['type']}".encode(), f"data: {json.dumps(body)}".encode(), b"")
+    )
+
+
+UPSTREAM_START = {
+    "type": "message_start",
+    "message": {"id": "msg_up", "model": "claude-up", "usage": {"input_tokens": 9}},
+}
+SEALED = {
+    "type": "content_block_delta",
+    "index": 0,
+    "delta": {"type": "signature_delta", "signature": "s"},
+}
+DELTA = {
+    "type": "message_delta",
+    "delta": {"stop_reason": "end_turn"},
+    "usage": {"output_tokens": 2},
+}
+
+
+def passed_on(batches) -> list:
+    """The events a client reads (the proxy's own payloads, and the upstream's lines)."""
+    stream = MessagesStream(ask(), "msg_1", "claude")
+    pieces = [piece for write in stream.render(iter(batches)) for piece in write]
+    assert stream.passed
+    return [
+        line if isinstance(line, dict) else json.loads(line[6:])
+        for piece in pieces
+        for line in (piece.split(b"\n") if isinstance(piece, bytes) else [piece])
+        if isinstance(line, dict) or line.startswith(b"data: ")
+    ]
+
+
+def test_a_stream_its_upstream_wrote_goes_on_line_by_line_naming_the_model_asked_for():
+    bodies = [UPSTREAM_START, SEALED, {"type": "a_kind_from_next_year"}, DELTA]
+    events = passed_on(
+        [[Passed(sse(*bodies[:2])), PromptCounted(9)], [Passed(sse(*bodies[2:])), TextDelta("x")]]
+    )
+    assert events[0]["message"] == {**UPSTREAM_START["message"], "model": "claude"}
+    assert events[1:] == bodies[1:]  # the events the proxy does not know, too
+
+
+def test_a_stream_that_waited_keeps_its_own_start_and_the_upstreams_usage():
+    events = passed_on([[WAITING], [Passed(sse(UPSTREAM_START, SEALED, DELTA))]])
+    assert [e["type"] for e in events] == ["message_start", "ping", SEALED["type"], "message_delta"]
+    assert events[0]["message"]["id"] == "msg_1"
+    assert events[-1]["usage"] == {"input_tokens": 9, "output_tokens": 2}
+
+
+def test_a_whole_message_its_upstream_wrote_is_its_own_naming_the_model_asked_for():
+    own = {"id": "msg_up", "model": "claude-up", "content": [{"type": "redacted_thinking"}]}
+    completion = Completion("", "stop", Usage(), verbatim=own)
+    assert messages.render(ask(), "msg_1", "claude", [completion]) == {**own, "model": "claude"}
+
+
+def test_the_request_carries_the_clients_own_body_for_an_upstream_of_the_same_api():
+    body = {"model": "m", "max_tokens": 8, "messages": HI, "container": "c-1"}
+    (request,) = parse(body).requests
+    assert request.verbatim.api == "anthropic" and request.verbatim.body is body
+    assert parse(body, counting=True).requests[0].verbatim is None

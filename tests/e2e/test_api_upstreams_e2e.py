@@ -17,7 +17,7 @@ import openai
 import pytest
 import requests
 
-from tests.processes import ProxyProcess
+from tests.processes import ADMIN, ProxyProcess
 
 from .families import ANSWER, PARIS, RESULT_ANSWER
 from .libraries import MODEL, ONE_CALL, QWEN3, RESULT, WEATHER
@@ -86,7 +86,10 @@ def proxy(kind, logs, tmp_path_factory):
         with ProxyProcess(
             server.url,
             logs / "proxy-openai-upstream.log",
-            args=["--config", str(folder / "models.toml"), "--upstream-timeout", "5"],
+            args=[
+                *("--config", str(folder / "models.toml"), "--upstream-timeout", "5"),
+                *("--capture", "on"),
+            ],
             env={"BIG_BOX_KEY": SECRET, "INNER_PROXY_KEY": INNER_KEY},
         ) as running:
             running.local = local
@@ -164,6 +167,49 @@ def test_anthropics_sdk_through_the_messages_api_to_a_messages_server(proxy):
         assert "".join(stream.text_stream) == ANSWER
 
 
+def test_a_messages_client_goes_on_to_a_messages_server_as_it_wrote(proxy):
+    """What only the Messages API has (cache marks, sealed thoughts, metadata) goes upstream
+    as the client wrote it, whole and streamed, and the answer comes back as the server
+    wrote it, under the name the client asked for."""
+    history = [
+        {"role": "user", "content": "Hello?"},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "thinking", "thinking": "A greeting.", "signature": "sealed-7"},
+                {"type": "text", "text": ANSWER},
+            ],
+        },
+        {"role": "user", "content": "Hello?"},
+    ]
+    asked = {
+        "model": "messages",
+        "max_tokens": 64,
+        "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+        "messages": history,
+        "metadata": {"user_id": "user-7"},
+    }
+    client = proxy.anthropic()
+    message = client.messages.create(**asked)
+    assert message.model == "messages"
+    assert [block.text for block in message.content if block.type == "text"] == [ANSWER]
+    with client.messages.stream(**asked) as stream:
+        assert "".join(stream.text_stream) == ANSWER
+        assert stream.get_final_message().model == "messages"
+    sent = [turn["upstream_body"] for turn in kept(proxy)[-2:]]
+    assert sent == [{**asked, "model": MODEL, "stream": stream} for stream in (False, True)]
+
+
+def kept(proxy: ProxyProcess) -> list:
+    """Every exchange the inspector kept, whole, oldest first."""
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    briefs = requests.get(proxy.url + "/admin/exchanges", headers=headers, timeout=30).json()
+    return [
+        requests.get(f"{proxy.url}/admin/exchanges/{b['id']}", headers=headers, timeout=60).json()
+        for b in reversed(briefs["exchanges"])
+    ]
+
+
 def test_the_responses_and_ollama_apis_through_their_translation(proxy):
     response = proxy.sdk().responses.create(model="big", input="Hello?", store=True)
     assert response.output_text == ANSWER
@@ -200,6 +246,8 @@ def test_a_refused_key_is_named_and_the_key_is_shown_nowhere(proxy):
     health = requests.get(proxy.url + "/health", timeout=30).text
     health += requests.get(proxy.url + "/v1/models", timeout=30).text
     assert SECRET not in health and SECRET not in proxy.log() and INNER_KEY not in proxy.log()
+    captured = list(proxy.exchanges_db.parent.glob(proxy.exchanges_db.name + "*"))
+    assert captured and not any(SECRET.encode() in path.read_bytes() for path in captured)
     assert "127.0.0.1" not in refused.value.message
 
 

@@ -1,14 +1,16 @@
 """The anthropic backend: chats sent on to a server that speaks Anthropic's Messages API
 (Anthropic's own, an Anthropic-compatible endpoint, llama-server's ``/v1/messages``),
 translated both ways (:mod:`.payload`, :mod:`.reply`); what the API has no field for is
-refused by name."""
+refused by name. A client that speaks the Messages API itself is neither translated nor
+refused: its body goes on as it wrote it, and the server's answer comes back as it wrote it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Iterable, Iterator, Optional
 
 from proxy.backends.anthropic import reply
-from proxy.backends.anthropic.payload import PATH, messages_body, refusal
+from proxy.backends.anthropic.payload import API, PATH, messages_body, refusal, verbatim_body
 from proxy.backends.wire.relay import Relay
 from proxy.core.errors import InvalidRequestError
 from proxy.core.types import Chunk, Completion, GenerationRequest
@@ -23,13 +25,28 @@ class AnthropicBackend(Relay):
     owned_by = "anthropic-compatible"
 
     def refusal(self, request: GenerationRequest) -> Optional[InvalidRequestError]:
+        if _verbatim(request):
+            return None  # the server judges the client's own body
         return refusal(request, self.client.label)
 
     def body(self, request: GenerationRequest, *, stream: bool) -> dict:
+        verbatim = verbatim_body(request, self.upstream_model, stream=stream)
+        if verbatim is not None:
+            return verbatim
         return messages_body(request, self.upstream_model, stream=stream)
 
     def whole(self, answer: object, request: GenerationRequest) -> Completion:
-        return reply.completion(answer, self.client.label)
+        completion = reply.completion(answer, self.client.label)
+        if _verbatim(request):
+            return replace(completion, verbatim=answer)
+        return completion
 
     def chunks(self, lines: Iterable[list], request: GenerationRequest) -> Iterator[Chunk]:
+        if _verbatim(request):
+            return reply.verbatim_chunks(lines, self.client.label)
         return reply.stream_chunks(lines, self.client.label)
+
+
+def _verbatim(request: GenerationRequest) -> bool:
+    """Whether the client spoke the Messages API, so its body goes on as it wrote it."""
+    return request.verbatim is not None and request.verbatim.api == API

@@ -2,10 +2,12 @@
 Anthropic-compatible endpoint, llama-server's ``/v1/messages``): a :class:`GenerationRequest`
 as the body of ``POST /v1/messages``. Pure.
 
-The system messages become ``system``; an assistant's calls, ``tool_use`` blocks; tool
-results, ``tool_result`` blocks of the user's turn; messages of one role in a row, one
-message. What the Messages API has no field for (OpenAI's penalties, seeds, logprobs,
-response formats, a grammar, a slot…) is refused by the name the client gave it.
+A client that speaks the Messages API too has its body sent on as it wrote it
+(:func:`verbatim_body`). Otherwise, the system messages become ``system``; an assistant's
+calls, ``tool_use`` blocks; tool results, ``tool_result`` blocks of the user's turn;
+messages of one role in a row, one message. What the Messages API has no field for
+(OpenAI's penalties, seeds, logprobs, response formats, a grammar, a slot…) is refused by
+the name the client gave it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from proxy.core.errors import InvalidRequestError
 from proxy.core.types import GenerationRequest, Message, Sampling
 
 PATH = "/v1/messages"
+API = "anthropic"  # the client API whose bodies this server takes verbatim
 VERSION = "2023-06-01"  # the anthropic-version header every Messages server reads
 DEFAULT_MAX_TOKENS = 4096  # the API requires a limit; a request that names none gets this
 SAMPLERS = ("temperature", "top_p", "top_k")
@@ -74,6 +77,16 @@ def refusal(request: GenerationRequest, label: str) -> Optional[InvalidRequestEr
                     param="messages",
                 )
     return None
+
+
+def verbatim_body(request: GenerationRequest, model: str, *, stream: bool) -> Optional[dict]:
+    """The client's own Messages body, for the server, which knows the model as ``model``:
+    every field the proxy does not read goes on as the client wrote it. ``None`` when the
+    client spoke another API."""
+    verbatim = request.verbatim
+    if verbatim is None or verbatim.api != API:
+        return None
+    return {**verbatim.body, "model": model, "stream": stream}
 
 
 def messages_body(request: GenerationRequest, model: str, *, stream: bool) -> dict:

@@ -4,6 +4,7 @@ its text, thoughts and ``tool_use`` blocks, why it stopped and its usage. Pure."
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Iterable, Iterator, Optional
 
 from proxy.backends.wire.events import event_json, stream_error
@@ -65,53 +66,98 @@ def stream_chunks(batches: Iterable[list], upstream: str) -> Iterator[Chunk]:
     """Turn a Messages stream's events into chunks, ending with exactly one final chunk (its
     finish reason, stop word and usage); an ``error`` event, or a stream that ends before
     ``message_stop``, is an exception."""
-    started: Optional[dict] = None  # message_start's usage
-    finish, stop_word, output = "stop", None, None
-    calls: dict = {}  # block index -> call index
+    reader = MessagesReader(upstream)
     for lines in batches:
+        yield from reader.read(lines)
+        if reader.stopped:
+            return
+    raise reader.cut_short()
+
+
+def verbatim_chunks(batches: Iterable[list], upstream: str) -> Iterator[Chunk]:
+    """The chunks of :func:`stream_chunks`, the first of each read carrying its lines as the
+    upstream wrote them, for a client that speaks the same API."""
+    reader = MessagesReader(upstream)
+    for lines in batches:
+        chunks = reader.read(lines)
+        passed = tuple(lines)
+        yield replace(chunks[0], verbatim=passed) if chunks else Chunk(verbatim=passed)
+        yield from chunks[1:]
+        if reader.stopped:
+            return
+    raise reader.cut_short()
+
+
+class MessagesReader:
+    """A Messages stream's events read as chunks, one read's lines at a time."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.started: Optional[dict] = None  # message_start's usage
+        self.finish, self.stop_word, self.output = "stop", None, None
+        self.calls: dict = {}  # block index -> call index
+        self.stopped = False  # message_stop has come
+
+    def read(self, lines: list) -> list:
+        """The chunks ``lines`` hold (the last of them final, once the message stops)."""
+        chunks: list = []
         for raw in lines:
             if raw[:5] != b"data:":
                 continue  # event names, blank separators, comments
-            event = event_json(raw[5:].strip(), upstream)
+            event = event_json(raw[5:].strip(), self.upstream)
             kind = event.get("type") if isinstance(event, dict) else None
             if kind == "error":
-                raise stream_error(event, upstream)
-            if kind == "message_start":
-                message = event.get("message") or {}
-                started = message.get("usage") or {}
-                yield Chunk(prompt_count=usage(started).prompt_tokens or None)
-            elif kind == "content_block_start":
-                block = event.get("content_block") or {}
-                if block.get("type") == "tool_use":
-                    index = calls[event.get("index")] = len(calls)
-                    yield Chunk(
-                        tool_calls=(
-                            ToolCallPiece(
-                                index, "", str(block.get("id", "")), str(block.get("name", ""))
-                            ),
-                        )
-                    )
-            elif kind == "content_block_delta":
-                delta = event.get("delta") or {}
-                step = delta.get("type")
-                if step == "text_delta" and delta.get("text"):
-                    yield Chunk(text=str(delta["text"]))
-                elif step == "thinking_delta" and delta.get("thinking"):
-                    yield Chunk(reasoning=str(delta["thinking"]))
-                elif step == "input_json_delta" and event.get("index") in calls:
-                    piece = ToolCallPiece(calls[event["index"]], str(delta.get("partial_json", "")))
-                    yield Chunk(tool_calls=(piece,))
-            elif kind == "message_delta":
-                delta = event.get("delta") or {}
-                finish = _finish(delta.get("stop_reason"))
-                stop_word = delta.get("stop_sequence") or None
-                output = _count((event.get("usage") or {}).get("output_tokens"))
-            elif kind == "message_stop":
-                yield Chunk(
-                    finish_reason=finish, usage=usage(started, output), stop_sequence=stop_word
+                raise stream_error(event, self.upstream)
+            chunk = self._chunk(kind, event)
+            if chunk is not None:
+                chunks.append(chunk)
+            if self.stopped:
+                break
+        return chunks
+
+    def cut_short(self) -> UpstreamError:
+        return UpstreamError(f"{self.upstream} ended the stream before its message stopped")
+
+    def _chunk(self, kind: object, event: dict) -> Optional[Chunk]:
+        if kind == "message_start":
+            message = event.get("message") or {}
+            self.started = message.get("usage") or {}
+            return Chunk(prompt_count=usage(self.started).prompt_tokens or None)
+        if kind == "content_block_start":
+            block = event.get("content_block") or {}
+            if block.get("type") == "tool_use":
+                index = self.calls[event.get("index")] = len(self.calls)
+                piece = ToolCallPiece(
+                    index, "", str(block.get("id", "")), str(block.get("name", ""))
                 )
-                return
-    raise UpstreamError(f"{upstream} ended the stream before its message stopped")
+                return Chunk(tool_calls=(piece,))
+        elif kind == "content_block_delta":
+            return self._delta(event)
+        elif kind == "message_delta":
+            delta = event.get("delta") or {}
+            self.finish = _finish(delta.get("stop_reason"))
+            self.stop_word = delta.get("stop_sequence") or None
+            self.output = _count((event.get("usage") or {}).get("output_tokens"))
+        elif kind == "message_stop":
+            self.stopped = True
+            return Chunk(
+                finish_reason=self.finish,
+                usage=usage(self.started, self.output),
+                stop_sequence=self.stop_word,
+            )
+        return None
+
+    def _delta(self, event: dict) -> Optional[Chunk]:
+        delta = event.get("delta") or {}
+        step = delta.get("type")
+        if step == "text_delta" and delta.get("text"):
+            return Chunk(text=str(delta["text"]))
+        if step == "thinking_delta" and delta.get("thinking"):
+            return Chunk(reasoning=str(delta["thinking"]))
+        if step == "input_json_delta" and event.get("index") in self.calls:
+            piece = ToolCallPiece(self.calls[event["index"]], str(delta.get("partial_json", "")))
+            return Chunk(tool_calls=(piece,))
+        return None
 
 
 def _finish(reason: object) -> str:

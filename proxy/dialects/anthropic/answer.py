@@ -27,8 +27,11 @@ STOP_REASONS = {"length": "max_tokens", "tool_calls": "tool_use"}
 
 
 def render(ask: Ask, id: str, model: str, completions: Sequence[Completion]) -> dict:
-    """A whole ``message``."""
+    """A whole ``message``: the upstream's own, where it wrote one in this API (the model
+    named as the client asked for it)."""
     (completion,) = completions
+    if completion.verbatim is not None:
+        return {**completion.verbatim, "model": model}
     content = []
     if ask.notes.thinking and completion.reasoning:
         content.append(

@@ -23,6 +23,7 @@ from proxy.core.types import (
     Sampling,
     ToolCall,
     ToolChoice,
+    Verbatim,
     function_tool,
 )
 from proxy.dialects.dialect import Ask, Content, Limits
@@ -71,6 +72,7 @@ def parse(body: Any, limits: Limits = Limits(), *, counting: bool = False) -> As
         tool_choice=choice or AUTO,
         parallel_tool_calls=parallel,
         template_kwargs=template_kwargs(fields, thinking=thinking, effort=_effort(output)),
+        verbatim=None if counting else Verbatim("anthropic", body),
     )
     return Ask(
         (request,),

@@ -4,13 +4,16 @@ while the answer waits; ``error`` when the stream fails after its first byte."""
 
 from __future__ import annotations
 
-from typing import Optional
+from itertools import chain
+from typing import Iterator, Optional
 
 import orjson
 
 from proxy.core.errors import ProxyError
 from proxy.core.events import (
+    WAITING,
     Finish,
+    Passed,
     PromptCounted,
     ReasoningDelta,
     TextDelta,
@@ -19,8 +22,9 @@ from proxy.core.events import (
 )
 from proxy.core.types import Usage
 from proxy.dialects.anthropic.answer import error_body, signature, stop_reason, usage_body
+from proxy.dialects.anthropic.passing import Passing
 from proxy.dialects.dialect import Ask
-from proxy.dialects.streaming import BlockStream, NamedEvents
+from proxy.dialects.streaming import BlockStream, EventRenderer, NamedEvents
 
 
 class MessagesStream(NamedEvents, BlockStream):
@@ -39,6 +43,32 @@ class MessagesStream(NamedEvents, BlockStream):
         self.prompt = 0
         self.usage = Usage()
         self.text_head = (-1, b"")  # (block index, what its text deltas' bytes begin with)
+
+    def render(self, batches: Iterator[list]) -> Iterator[list]:
+        """The answer rendered from the core's events, or, where its first event (after any
+        waits) is :class:`Passed`, the upstream's own lines."""
+        table, batches = self._table, iter(batches)
+        for events in batches:
+            if type(events[0]) is Passed:
+                self.passed = True
+                yield from self._pass(events, batches)
+                return
+            out: list = []
+            for event in events:
+                table[type(event)](self, event, out)
+            if out:
+                yield out
+            if events[0] is not WAITING:
+                yield from EventRenderer.render(self, batches)
+                return
+        yield from self.closing()
+
+    def _pass(self, first: list, batches: Iterator[list]) -> Iterator[list]:
+        passing = Passing(self.model, self.started)
+        for events in chain((first,), batches):
+            out = [passing.write(event.lines) for event in events if type(event) is Passed]
+            if out:
+                yield out
 
     @staticmethod
     def failure(error: ProxyError) -> list:

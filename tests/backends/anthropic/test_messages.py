@@ -4,11 +4,17 @@ streamed; what the API has no field for refused by the name the client gave it."
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from proxy.backends.anthropic import reply
-from proxy.backends.anthropic.payload import DEFAULT_MAX_TOKENS, messages_body, refusal
+from proxy.backends.anthropic.payload import (
+    DEFAULT_MAX_TOKENS,
+    messages_body,
+    refusal,
+    verbatim_body,
+)
 from proxy.core.errors import UpstreamError
 from proxy.core.types import (
     GenerationRequest,
@@ -19,6 +25,7 @@ from proxy.core.types import (
     ToolCallPiece,
     ToolChoice,
     Usage,
+    Verbatim,
 )
 
 TOOL = {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}
@@ -213,3 +220,68 @@ def test_a_stream_cut_short_or_an_error_event_is_an_error():
                 "the server",
             )
         )
+
+
+CLIENTS_OWN = {
+    "model": "cloud",
+    "max_tokens": 64,
+    "metadata": {"user_id": "u-1"},
+    "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+    "messages": [
+        {"role": "user", "content": "Hi"},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "thinking", "thinking": "greet", "signature": "sig-from-upstream"},
+                {"type": "text", "text": "Hello"},
+            ],
+        },
+        {"role": "user", "content": [{"type": "document", "source": {"type": "file", "id": "f"}}]},
+    ],
+    "tools": [{"type": "web_search_20250305", "name": "web_search"}],
+    "a_field_from_next_year": True,
+}
+
+
+def test_a_clients_own_messages_body_goes_on_as_it_wrote_it():
+    request = GenerationRequest(
+        messages=(Message("user", "Hi"),),
+        template_kwargs={"enable_thinking": True},  # refused when translated
+        verbatim=Verbatim("anthropic", CLIENTS_OWN),
+    )
+    assert refusal(request, "the server") is not None
+    body = verbatim_body(request, "claude-x", stream=True)
+    assert body == {**CLIENTS_OWN, "model": "claude-x", "stream": True}
+    assert (
+        verbatim_body(replace(request, verbatim=Verbatim("ollama", {})), "m", stream=False) is None
+    )
+
+
+def test_a_stream_passed_on_keeps_every_line_and_still_tells_what_it_holds():
+    lines = events(
+        {"type": "message_start", "message": {"usage": {"input_tokens": 5}}},
+        {"type": "ping"},
+        {
+            "type": "content_block_start",
+            "index": 0,
+            "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "signature_delta", "signature": "sealed"},
+        },
+        {"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "Hi"}},
+        {"type": "a_kind_from_next_year"},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn"},
+            "usage": {"output_tokens": 2},
+        },
+        {"type": "message_stop"},
+    )
+    chunks = list(reply.verbatim_chunks(lines, "the server"))
+    passed = [chunk.verbatim for chunk in chunks if chunk.verbatim]
+    assert passed == [tuple(read) for read in lines]  # one read each here, every line kept
+    assert chunks[0].prompt_count == 5 and "".join(chunk.text for chunk in chunks) == "Hi"
+    assert chunks[-1].finish_reason == "stop" and chunks[-1].usage == Usage(5, 2, None)
