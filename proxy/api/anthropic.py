@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
+from proxy.api.requestmodel import request_model
 from proxy.api.serve import asked, serve, versioned
 from proxy.api.state import Routes, get_state
 from proxy.dialects import anthropic
@@ -17,7 +18,9 @@ routes = Routes(
 
 @versioned(bp, "/messages")
 def create_message() -> Response:
-    return serve(anthropic, asked(anthropic))
+    """A model on a server that speaks Messages itself takes blocks the proxy cannot read."""
+    passing = get_state().router.speaks(request_model().asked) == "anthropic"
+    return serve(anthropic, asked(anthropic, passing=passing))
 
 
 @versioned(bp, "/messages/count_tokens")

@@ -2,6 +2,7 @@
 
 ProxyError                      500  an expected failure; the base of all below
  ├── InvalidRequestError        400  a field of the request is wrong (``param`` names it)
+ │    ├── UntranslatableError       a block no model of another API can read
  │    └── ContextLengthError        the prompt does not fit the model's context
  ├── AuthenticationError        401  missing or wrong API key
  ├── PermissionDeniedError      403  the key may not use the model
@@ -77,6 +78,11 @@ class InvalidRequestError(ProxyError):
 
     status = 400
     type = "invalid_request_error"
+
+
+class UntranslatableError(InvalidRequestError):
+    """A part of the request the proxy cannot put in a model's terms (a block a text model
+    cannot read): a server that speaks the client's own API takes the body as it came."""
 
 
 class ContextLengthError(InvalidRequestError):

@@ -104,6 +104,9 @@ class Router(Protocol):
     def counted_as(self, model: Optional[str]) -> str:
         """The id metrics, usage and keys count ``model`` under; never a client's text."""
 
+    def speaks(self, model: Optional[str]) -> str:
+        """The client API the servers of ``model`` speak themselves, or ``""``."""
+
     def prices(self) -> dict:
         """What each priced model's tokens cost: a price (its ``of(prompt, completion)``
         in US dollars) by the id usage counts the model under."""

@@ -103,6 +103,8 @@ class Verbatim:
 
     api: str
     body: Mapping[str, Any]
+    # why the body has no translation: what a model of another API answers instead
+    untranslated: Optional[Exception] = None
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
 from proxy.backends.base import Backend
 from proxy.config.catalog import Catalog, ModelSpec, with_defaults
+from proxy.config.modelsfile import APIS
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.conversation import conversation_id, thread_id
 from proxy.core.errors import (
@@ -186,6 +187,7 @@ class Fleet:
         return answer
 
     def _complete_on(self, model: ServedModel, request: GenerationRequest) -> Completion:
+        _check_translated(model, request)
         request = with_defaults(request, model.spec.defaults)
         conversation = model.conversation(request)
 
@@ -228,6 +230,7 @@ class Fleet:
     def _stream_on(self, model: ServedModel, request: GenerationRequest) -> Iterator[Chunk]:
         """The chunks from the placed replica; a failure before the first of them sends the
         request to another (:class:`Failover`), as a whole answer's would."""
+        _check_translated(model, request)
         request = with_defaults(request, model.spec.defaults)
         conversation = model.conversation(request)
         failover = Failover(model, conversation, continues(request))
@@ -298,6 +301,12 @@ class Fleet:
 
     def prices(self) -> dict:
         return self.catalog.prices
+
+    def speaks(self, model: Optional[str]) -> str:
+        """The client API the servers of ``model`` speak themselves (``openai``,
+        ``anthropic``); ``""`` for a model the proxy renders prompts for, or none."""
+        spec = self.catalog.find(model) if model is None or isinstance(model, str) else None
+        return spec.backend if spec is not None and spec.backend in APIS else ""
 
     def listed_id(self, model: Optional[str]) -> str:
         """The id of the model ``model`` names (the default when ``None``): its configured
@@ -474,6 +483,13 @@ class Failover:
         return not isinstance(exc, UpstreamTimeoutError) and len(self.tried) < len(
             self.model.replicas
         )
+
+
+def _check_translated(model: ServedModel, request: GenerationRequest) -> None:
+    """A body the proxy could not translate goes only to a server of its client's API."""
+    verbatim = request.verbatim
+    if verbatim is not None and verbatim.untranslated and model.spec.backend != verbatim.api:
+        raise verbatim.untranslated
 
 
 def _fell_back(model: ServedModel, exc: ProxyError) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 
 import pytest
 
@@ -200,3 +201,36 @@ def test_a_stream_waiting_for_its_first_token_gets_pings(make_client):
                 pinged.set()
     kinds = [event["type"] for event in named_events(body)]
     assert kinds[:2] == ["message_start", "ping"] and kinds[-1] == "message_stop"
+
+
+OWN = {"id": "msg_up", "type": "message", "model": "up", "content": [{"type": "redacted"}]}
+OWN_LINES = (
+    b"event: message_start",
+    b'data: {"type":"message_start","message":{"model":"up"}}',
+    b"",
+)
+
+
+class MessagesServer(FakeBackend):
+    """Answers as a server of the Messages API writes, for a client of that API."""
+
+    def complete(self, request):
+        return replace(super().complete(request), verbatim=OWN)
+
+    def stream(self, request):
+        chunks = list(super().stream(request))
+        return iter([replace(chunks[0], verbatim=OWN_LINES), *chunks[1:]])
+
+
+def test_an_answer_its_server_wrote_comes_back_as_written_and_nothing_is_left_out(make_client):
+    client = make_client(MessagesServer())
+    body = {**BODY, "tools": [{"type": "web_search_20250305", "name": "web_search"}]}
+    whole = client.post("/v1/messages", json=body)
+    assert whole.get_json() == {**OWN, "model": BODY["model"]}
+    streamed = client.post("/v1/messages", json={**body, "stream": True})
+    assert streamed.data.startswith(
+        b'event: message_start\ndata: {"type": "message_start", "message": {"model": "%s"}}\n\n'
+        % BODY["model"].encode()
+    )
+    for response in (whole, streamed):
+        assert "x-oai-proxy-left-out-tools" not in response.headers

@@ -15,6 +15,7 @@ from proxy.core.errors import (
     PermissionDeniedError,
     QueueFullError,
     RateLimitError,
+    UntranslatableError,
     UpstreamError,
     UpstreamTimeoutError,
 )
@@ -605,3 +606,20 @@ def test_the_request_carries_the_clients_own_body_for_an_upstream_of_the_same_ap
     (request,) = parse(body).requests
     assert request.verbatim.api == "anthropic" and request.verbatim.body is body
     assert parse(body, counting=True).requests[0].verbatim is None
+
+
+UNREADABLE = [{"role": "user", "content": [{"type": "container_upload", "file_id": "f"}]}]
+
+
+def test_a_body_the_proxy_cannot_read_goes_as_it_came_to_a_server_of_its_api():
+    body = {"model": "m", "max_tokens": 8, "messages": UNREADABLE, "stream": True}
+    with pytest.raises(UntranslatableError, match="container_upload"):
+        parse(body)
+    passed = parse(body, passing=True)
+    (request,) = passed.requests
+    assert passed.stream and request.model == "m" and request.max_tokens == 8
+    assert request.verbatim.body is body and "container_upload" in str(
+        request.verbatim.untranslated
+    )
+    with pytest.raises(InvalidRequestError, match="max_tokens"):  # what is wrong stays wrong
+        parse({**body, "max_tokens": 0}, passing=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from contextlib import ExitStack
+from dataclasses import replace
 
 import pytest
 
@@ -15,10 +16,11 @@ from proxy.core.conversation import conversation_id
 from proxy.core.errors import (
     ContextLengthError,
     ModelNotFoundError,
+    UntranslatableError,
     UpstreamError,
     UpstreamUnavailableError,
 )
-from proxy.core.types import GenerationRequest, Message
+from proxy.core.types import GenerationRequest, Message, Verbatim
 from proxy.fleet.build import Models, build_fleet
 from proxy.fleet.placement import BALANCE, rank
 from proxy.ops.measure import Measure
@@ -466,3 +468,15 @@ def test_a_prompt_too_long_for_its_model_goes_to_its_context_fallback():
             with pytest.raises(ContextLengthError):
                 fleet.complete(asked_of("no-longer"))
             assert completions(other) == 0  # a fallback for failures, not for long prompts
+
+
+def test_a_body_the_proxy_could_not_translate_goes_to_no_model_of_another_api(local_and_cloud):
+    fleet, local, cloud = local_and_cloud
+    unreadable = UntranslatableError("'messages[0].content[0].type' 'container_upload' …")
+    asked = replace(asked_of("local"), verbatim=Verbatim("anthropic", {}, untranslated=unreadable))
+    with pytest.raises(UntranslatableError):
+        fleet.complete(asked)
+    with pytest.raises(UntranslatableError):
+        list(fleet.stream(asked))
+    assert completions(local) == completions(cloud) == 0
+    assert fleet.speaks("local") == "" and fleet.speaks("nothing-of-that-name") == ""

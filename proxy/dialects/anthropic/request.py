@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from proxy.core.errors import UntranslatableError
 from proxy.core.fields import (
     Fields,
     chosen_function,
@@ -44,9 +45,32 @@ class MessagesNotes:
     left_out: tuple = ()  # names of server tools that are not offered to the model
 
 
-def parse(body: Any, limits: Limits = Limits(), *, counting: bool = False) -> Ask:
+def parse(
+    body: Any, limits: Limits = Limits(), *, counting: bool = False, passing: bool = False
+) -> Ask:
     """Read a ``/v1/messages`` body (``counting``: a ``count_tokens`` body, without
-    ``max_tokens``)."""
+    ``max_tokens``). ``passing``: its model is on a server that speaks the Messages API
+    itself, which takes blocks the proxy cannot read: the body goes to it as it came, and a
+    fallback of another API refuses it as the proxy would have."""
+    try:
+        return _parse(body, limits, counting)
+    except UntranslatableError as error:
+        if not passing or counting:
+            raise
+        return _untranslated(body, error)
+
+
+def _untranslated(body: dict, error: UntranslatableError) -> Ask:
+    fields = Fields(body)
+    request = GenerationRequest(
+        model=fields.string("model") or None,
+        max_tokens=fields.integer("max_tokens", 1),
+        verbatim=Verbatim("anthropic", body, untranslated=error),
+    )
+    return Ask((request,), stream=bool(fields.boolean("stream")), notes=MessagesNotes())
+
+
+def _parse(body: Any, limits: Limits, counting: bool) -> Ask:
     fields = Fields(body)
     max_tokens = fields.integer("max_tokens", 1)
     if max_tokens is None and not counting:
@@ -90,7 +114,7 @@ def _system(fields: Fields) -> tuple:
     texts = []
     for block in fields.objects("system"):
         if block.string("type") != "text":
-            raise block.fail("type", "must be text")
+            raise _unreadable(block, "type", "must be text")
         text = block.text("text")
         if not text.startswith(VOLATILE_SYSTEM):
             texts.append(text)
@@ -143,8 +167,10 @@ def _turn(role: str, blocks: list, where: str, limits: Limits) -> list:
         elif kind == "image" and role == "user":
             _image(block_fields, content)
         else:
-            raise block_fields.fail(
-                "type", f"{kind!r} is not a content block this proxy can give a {role} message"
+            raise _unreadable(
+                block_fields,
+                "type",
+                f"{kind!r} is not a content block this proxy can give a {role} message",
             )
     text, images = content.text, tuple(content.images)
     if role == "assistant":
@@ -170,7 +196,7 @@ def _image(fields: Fields, content: Content) -> None:
     elif kind == "url":
         content.add_url(source.required("url"), f"{source.prefix}url")
     else:
-        raise source.fail("type", f"must be base64 or url, got {kind!r}")
+        raise _unreadable(source, "type", f"must be base64 or url, got {kind!r}")
 
 
 def _tool_use(fields: Fields) -> ToolCall:
@@ -214,8 +240,10 @@ def _result_text(fields: Fields) -> str:
         return fields.text("text")
     if kind == "document":
         return _document(fields)
-    raise fields.fail(
-        "type", f"{kind!r} is not a block a tool result can hold here; text, image and document are"
+    raise _unreadable(
+        fields,
+        "type",
+        f"{kind!r} is not a block a tool result can hold here; text, image and document are",
     )
 
 
@@ -232,7 +260,9 @@ def _document(fields: Fields) -> str:
             _result_text(Fields(block, f"{source.prefix}content[{k}]."))
             for k, block in enumerate(source.raw("content"))
         )
-    raise source.fail("type", f"{kind!r} documents cannot be read by a text model; send text")
+    raise _unreadable(
+        source, "type", f"{kind!r} documents cannot be read by a text model; send text"
+    )
 
 
 def _tools(fields: Fields, limits: Limits) -> tuple:
@@ -291,6 +321,11 @@ def _thinking(fields: Fields) -> tuple:
         raise options.fail("display", "must be summarized or omitted")
     thinks = kind != "disabled"
     return thinks, thinks and display != "omitted"
+
+
+def _unreadable(fields: Fields, name: str, message: str) -> UntranslatableError:
+    """A block the proxy cannot give a model, which a Messages API server may read."""
+    return UntranslatableError(f"'{fields.prefix}{name}' {message}", param=fields.prefix + name)
 
 
 def _effort(output: Optional[Fields]) -> Optional[str]:
