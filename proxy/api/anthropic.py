@@ -16,16 +16,20 @@ routes = Routes(
 )
 
 
+def passing() -> bool:
+    """Whether the model is on a server that speaks Messages itself, which takes the body as
+    it came (blocks the proxy cannot read, too)."""
+    return get_state().router.speaks(request_model().asked) == "anthropic"
+
+
 @versioned(bp, "/messages")
 def create_message() -> Response:
-    """A model on a server that speaks Messages itself takes blocks the proxy cannot read."""
-    passing = get_state().router.speaks(request_model().asked) == "anthropic"
-    return serve(anthropic, asked(anthropic, passing=passing))
+    return serve(anthropic, asked(anthropic, passing=passing()))
 
 
 @versioned(bp, "/messages/count_tokens")
 def count_tokens() -> Response:
     """The prompt's tokens, counted by the model's own tokenizer on the prompt the proxy
-    would send."""
-    ask = asked(anthropic, counting=True)
+    would send, or by the Messages API server a model is on."""
+    ask = asked(anthropic, counting=True, passing=passing())
     return jsonify(anthropic.render_count(get_state().router.count_tokens(ask.request)))

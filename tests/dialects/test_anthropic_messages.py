@@ -605,7 +605,6 @@ def test_the_request_carries_the_clients_own_body_for_an_upstream_of_the_same_ap
     body = {"model": "m", "max_tokens": 8, "messages": HI, "container": "c-1"}
     (request,) = parse(body).requests
     assert request.verbatim.api == "anthropic" and request.verbatim.body is body
-    assert parse(body, counting=True).requests[0].verbatim is None
 
 
 UNREADABLE = [{"role": "user", "content": [{"type": "container_upload", "file_id": "f"}]}]

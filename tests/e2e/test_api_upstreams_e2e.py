@@ -198,6 +198,9 @@ def test_a_messages_client_goes_on_to_a_messages_server_as_it_wrote(proxy):
         assert stream.get_final_message().model == "messages"
     sent = [turn["upstream_body"] for turn in kept(proxy)[-2:]]
     assert sent == [{**asked, "model": MODEL, "stream": stream} for stream in (False, True)]
+    # and the server counts the prompt's tokens itself
+    counted = {name: asked[name] for name in ("model", "system", "messages")}
+    assert client.messages.count_tokens(**counted).input_tokens > 0
 
 
 def kept(proxy: ProxyProcess) -> list:

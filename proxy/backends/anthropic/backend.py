@@ -10,7 +10,15 @@ from dataclasses import replace
 from typing import Iterable, Iterator, Optional
 
 from proxy.backends.anthropic import reply
-from proxy.backends.anthropic.payload import API, PATH, messages_body, refusal, verbatim_body
+from proxy.backends.anthropic.payload import (
+    API,
+    COUNT_PATH,
+    PATH,
+    count_body,
+    messages_body,
+    refusal,
+    verbatim_body,
+)
 from proxy.backends.wire.relay import Relay
 from proxy.core.errors import InvalidRequestError
 from proxy.core.types import Chunk, Completion, GenerationRequest
@@ -34,6 +42,16 @@ class AnthropicBackend(Relay):
         if verbatim is not None:
             return verbatim
         return messages_body(request, self.upstream_model, stream=stream)
+
+    def count_tokens(self, request: GenerationRequest) -> int:
+        """A Messages client's prompt, counted by the server (the proxy has no tokenizer
+        of its model)."""
+        body = count_body(request, self.upstream_model)
+        if body is None:
+            return super().count_tokens(request)
+        with self.client.blamed():
+            answer = self.client.post_json(COUNT_PATH, body, caller=request.caller)
+        return reply.counted(answer, self.client.label)
 
     def whole(self, answer: object, request: GenerationRequest) -> Completion:
         completion = reply.completion(answer, self.client.label)

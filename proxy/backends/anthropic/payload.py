@@ -21,6 +21,7 @@ from proxy.core.errors import InvalidRequestError
 from proxy.core.types import GenerationRequest, Message, Sampling
 
 PATH = "/v1/messages"
+COUNT_PATH = "/v1/messages/count_tokens"
 API = "anthropic"  # the client API whose bodies this server takes verbatim
 VERSION = "2023-06-01"  # the anthropic-version header every Messages server reads
 DEFAULT_MAX_TOKENS = 4096  # the API requires a limit; a request that names none gets this
@@ -87,6 +88,15 @@ def verbatim_body(request: GenerationRequest, model: str, *, stream: bool) -> Op
     if verbatim is None or verbatim.api != API:
         return None
     return {**verbatim.body, "model": model, "stream": stream}
+
+
+def count_body(request: GenerationRequest, model: str) -> Optional[dict]:
+    """The client's own ``count_tokens`` body, for the server; ``None`` as for
+    :func:`verbatim_body`."""
+    verbatim = request.verbatim
+    if verbatim is None or verbatim.api != API:
+        return None
+    return {**verbatim.body, "model": model}
 
 
 def messages_body(request: GenerationRequest, model: str, *, stream: bool) -> dict:

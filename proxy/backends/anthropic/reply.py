@@ -48,6 +48,14 @@ def completion(body: object, upstream: str) -> Completion:
     )
 
 
+def counted(body: object, upstream: str) -> int:
+    """The prompt's tokens a ``count_tokens`` answer tells."""
+    tokens = body.get("input_tokens") if isinstance(body, dict) else None
+    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
+        raise UpstreamError(f"{upstream} answered a token count without input_tokens")
+    return tokens
+
+
 def usage(body: object, completion_tokens: Optional[int] = None) -> Usage:
     """The usage a message reports (``input_tokens`` counts what was not read from a cache)."""
     body = body if isinstance(body, dict) else {}

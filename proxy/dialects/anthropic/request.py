@@ -55,16 +55,19 @@ def parse(
     try:
         return _parse(body, limits, counting)
     except UntranslatableError as error:
-        if not passing or counting:
+        if not passing:
             raise
-        return _untranslated(body, error)
+        return _untranslated(body, error, counting)
 
 
-def _untranslated(body: dict, error: UntranslatableError) -> Ask:
+def _untranslated(body: dict, error: UntranslatableError, counting: bool) -> Ask:
     fields = Fields(body)
+    max_tokens = fields.integer("max_tokens", 1)
+    if max_tokens is None and not counting:
+        raise fields.fail("max_tokens", "is required")
     request = GenerationRequest(
         model=fields.string("model") or None,
-        max_tokens=fields.integer("max_tokens", 1),
+        max_tokens=max_tokens,
         verbatim=Verbatim("anthropic", body, untranslated=error),
     )
     return Ask((request,), stream=bool(fields.boolean("stream")), notes=MessagesNotes())
@@ -96,7 +99,7 @@ def _parse(body: Any, limits: Limits, counting: bool) -> Ask:
         tool_choice=choice or AUTO,
         parallel_tool_calls=parallel,
         template_kwargs=template_kwargs(fields, thinking=thinking, effort=_effort(output)),
-        verbatim=None if counting else Verbatim("anthropic", body),
+        verbatim=Verbatim("anthropic", body),
     )
     return Ask(
         (request,),

@@ -11,6 +11,7 @@ import pytest
 from proxy.backends.anthropic import reply
 from proxy.backends.anthropic.payload import (
     DEFAULT_MAX_TOKENS,
+    count_body,
     messages_body,
     refusal,
     verbatim_body,
@@ -255,6 +256,19 @@ def test_a_clients_own_messages_body_goes_on_as_it_wrote_it():
     assert (
         verbatim_body(replace(request, verbatim=Verbatim("ollama", {})), "m", stream=False) is None
     )
+    assert count_body(request, "claude-x") == {**CLIENTS_OWN, "model": "claude-x"}
+
+
+@pytest.mark.parametrize(
+    ("answer", "tokens"),
+    [({"input_tokens": 12}, 12), ({"input_tokens": -1}, None), ({}, None), ([], None)],
+)
+def test_a_token_count_the_server_told(answer, tokens):
+    if tokens is None:
+        with pytest.raises(UpstreamError, match="without input_tokens"):
+            reply.counted(answer, "the server")
+    else:
+        assert reply.counted(answer, "the server") == tokens
 
 
 def test_a_stream_passed_on_keeps_every_line_and_still_tells_what_it_holds():
