@@ -88,6 +88,7 @@ class ModelSpec:
     context_fallbacks: tuple = ()  # ids of those that answer, in turn, a prompt too long for it
     overflow: str = ""  # id of the model a request goes to while every replica is full
     overflow_after: int = 0  # requests waiting for a slot of every replica before it overflows
+    warm: tuple = ()  # ids of equal models, the first of them running answers while it is not
     price: Optional[Price] = None  # what its tokens cost; None: nothing counted
 
     @property

@@ -66,6 +66,7 @@ MODEL_KEYS = {
     "context_fallbacks",
     "overflow",
     "overflow_after",
+    "warm",
     "price",
 }
 TOP_KEYS = {"default", "catch_all", "models", "max_running", "max_memory"}
@@ -178,6 +179,7 @@ def parse_catalog(data: dict, source: str, chat_template: str = "auto") -> Catal
         for field, fallback in (
             *(("fallbacks", name) for name in model.fallbacks),
             *(("context_fallbacks", name) for name in model.context_fallbacks),
+            *(("warm", name) for name in model.warm),
         ):
             if fallback not in seen or seen[fallback] == model.id:
                 raise fail(
@@ -196,6 +198,7 @@ def parse_catalog(data: dict, source: str, chat_template: str = "auto") -> Catal
             model,
             fallbacks=tuple(dict.fromkeys(seen[name] for name in model.fallbacks)),
             context_fallbacks=tuple(dict.fromkeys(seen[n] for n in model.context_fallbacks)),
+            warm=tuple(dict.fromkeys(seen[name] for name in model.warm)),
             overflow=seen[model.overflow] if model.overflow else "",
         )
         for model in models
@@ -307,9 +310,9 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder:
     upstream_model = spec.get("upstream_model", model_id)
     if not isinstance(upstream_model, str) or not upstream_model:
         raise fail(f"{key}.upstream_model", "must be the name the upstream knows the model by")
-    fallbacks, context_fallbacks = (
+    fallbacks, context_fallbacks, warm = (
         _names(spec.get(name, []), f"{key}.{name}", fail)
-        for name in ("fallbacks", "context_fallbacks")
+        for name in ("fallbacks", "context_fallbacks", "warm")
     )
     overflow = spec.get("overflow", "")
     if not isinstance(overflow, str):
@@ -344,6 +347,7 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder:
         context_fallbacks=context_fallbacks,
         overflow=overflow,
         overflow_after=overflow_after,
+        warm=warm,
         price=price,
     )
 

@@ -84,6 +84,11 @@ class ServedModel:
         ``None`` where the model places no conversation."""
         return conversation_id(request) if self._follows_conversations else None
 
+    def cold(self) -> bool:
+        """Whether a request would wait for a server to start (or swap in) whichever replica
+        it went to."""
+        return all(replica.starting() for replica in self.replicas)
+
     def loads(self, exclude: Sequence[Replica] = ()) -> list:
         return [
             ReplicaLoad(r.name, self.rotation.healthy(r.name), *r.backend.load())
@@ -376,11 +381,19 @@ class Fleet:
         return Chain(
             [
                 *self._usable((spec.overflow,) if overflow else (), request),
+                *self._warm(model, request),
                 model,
                 *self._usable(spec.fallbacks, request),
             ],
             lambda ids: self._usable(ids, request),
         )
+
+    def _warm(self, model: ServedModel, request: GenerationRequest) -> list:
+        """The first of the model's equals that runs now, while it does not: a client is
+        not made to wait for a start or a swap when an equal model is ready."""
+        if not model.spec.warm or not model.cold():
+            return []
+        return [equal for equal in self._usable(model.spec.warm, request) if not equal.cold()][:1]
 
     def _usable(self, ids: Sequence[str], request: GenerationRequest) -> list:
         """The models of ``ids`` served now that the request's key may use."""

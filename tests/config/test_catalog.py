@@ -214,6 +214,11 @@ def test_unknown_names_find_nothing_unless_catch_all(tmp_path):
             id="overflow-after-negative",
         ),
         pytest.param(
+            "[models.a]\nupstreams=['http://a']\nwarm=['b']",
+            "models.a.warm: 'b' is not another model's name",
+            id="warm-unknown",
+        ),
+        pytest.param(
             "[models.a]\nupstreams=['http://a']\nfallbacks='b'",
             "models.a.fallbacks: must be a list of model names",
             id="fallback-string",
@@ -294,6 +299,7 @@ def test_fallbacks_and_overflow_are_named_by_id_or_alias(tmp_path):
 [models.local]
 upstreams = ["http://a"]
 fallbacks = ["box", "cloud"]
+warm = ["box"]
 overflow = "box"
 overflow_after = 2
 [models.big-box]
@@ -307,7 +313,7 @@ price = { input = 0.15, output = 0.6 }
         )
     )
     local = catalog.models[0]
-    assert local.fallbacks == ("big-box", "cloud")
+    assert local.fallbacks == ("big-box", "cloud") and local.warm == ("big-box",)
     assert (local.overflow, local.overflow_after) == ("big-box", 2)
     assert catalog.prices == {"cloud": Price(0.15, 0.6)}
 

@@ -253,6 +253,41 @@ preload = true
         assert [m.id for m in listed] == ["first", "second"]
 
 
+@only(CURRENT, why=MANAGED)
+def test_a_cold_model_is_answered_by_a_warm_equal_without_a_swap(program, tmp_path, model, logs):
+    text = f"""
+max_running = 1
+[models.first]
+model = "{model}"
+args = ["-np", "1", "-c", "1024"]
+warm = ["second"]
+[models.second]
+model = "{model}"
+args = ["-np", "1", "-c", "1024"]
+preload = true
+"""
+    with with_file(tmp_path, logs, "warm", text, program=program) as proxy:
+        wait_for(lambda: ready_models(proxy) == ["second"], "the preload to finish")
+        answered = proxy.sdk().completions.with_raw_response.create(
+            model="first", prompt="the cat", max_tokens=3
+        )
+        assert answered.parse().model == "second"
+        assert answered.headers["x-oai-proxy-served-model"] == "second"
+        assert ready_models(proxy) == ["second"]  # no swap: first never started
+        assert admin(proxy, "POST", "/models/second/unload").json()["state"] == "stopped"
+        reply = proxy.sdk().completions.create(model="first", prompt="the cat", max_tokens=3)
+        assert reply.model == "first" and ready_models(proxy) == ["first"]  # none warm: it starts
+
+
+def ready_models(proxy: ProxyProcess) -> list:
+    """The ids of the models whose servers are ready now."""
+    return [
+        m["id"]
+        for m in admin(proxy, "GET", "/models").json()["models"]
+        if m["replicas"][0]["managed"]["state"] == "ready"
+    ]
+
+
 def test_a_kind_a_server_runs_from_cmd(tmp_path, model, logs):
     old = find_server("powerinfer")
     text = f"""
