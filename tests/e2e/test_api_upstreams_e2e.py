@@ -213,7 +213,7 @@ def kept(proxy: ProxyProcess) -> list:
     ]
 
 
-def test_the_responses_and_ollama_apis_through_their_translation(proxy):
+def test_the_responses_ollama_and_glm_apis_through_their_translation(proxy):
     response = proxy.sdk().responses.create(model="big", input="Hello?", store=True)
     assert response.output_text == ANSWER
     followed = proxy.sdk().responses.create(
@@ -222,6 +222,10 @@ def test_the_responses_and_ollama_apis_through_their_translation(proxy):
     assert followed.output_text == ANSWER
     answer = proxy.ollama().chat(model="big", messages=[{"role": "user", "content": "Hello?"}])
     assert answer.message.content == ANSWER
+    glm = requests.post(
+        proxy.url + "/chat", json={"model": "big", "prompt": "Hello?", "history": []}, timeout=60
+    )
+    assert glm.json()["content"] == ANSWER
 
 
 def test_what_only_a_servercpp_reads_is_refused_by_name(proxy):
