@@ -2,8 +2,9 @@
 LiteLLM, a cloud API): a :class:`GenerationRequest` as the body of ``POST
 /chat/completions``. Pure.
 
-What OpenAI's API defines goes as it defines it, and so do the two samplers every open
-engine reads beside it (``top_k``, ``min_p``) and the chat template's variables. What only a
+What OpenAI's API defines goes as it defines it (``reasoning_effort`` too, wherever the
+client gave it), and so do the two samplers every open engine reads beside it (``top_k``,
+``min_p``) and the chat template's other variables. What only a
 server.cpp reads (a grammar, a slot, ``cache_prompt``, ``n_keep``, its own samplers, a
 fill-in-the-middle suffix, the prompt's token ids) is refused by the name the client gave it:
 a generic upstream would ignore it or refuse it, and the answer would not say so.
@@ -100,8 +101,11 @@ def chat_body(request: GenerationRequest, model: str, *, stream: bool) -> dict:
                 "type": "json_schema",
                 "json_schema": {"name": "answer", "schema": request.response_format.schema},
             }
-    if request.template_kwargs:
-        body["chat_template_kwargs"] = dict(request.template_kwargs)
+    variables = dict(request.template_kwargs)
+    if "reasoning_effort" in variables:  # OpenAI's own field, which the open engines read too
+        body["reasoning_effort"] = variables.pop("reasoning_effort")
+    if variables:
+        body["chat_template_kwargs"] = variables
     return body
 
 

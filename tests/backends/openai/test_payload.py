@@ -84,6 +84,16 @@ def test_what_only_a_servercpp_reads_is_refused_by_name(request_, param):
             GenerationRequest(messages=CHAT, template_kwargs={"enable_thinking": False}),
             {"chat_template_kwargs": {"enable_thinking": False}},
         ),
+        (
+            GenerationRequest(messages=CHAT, template_kwargs={"reasoning_effort": "low"}),
+            {"reasoning_effort": "low"},
+        ),
+        (
+            GenerationRequest(
+                messages=CHAT, template_kwargs={"reasoning_effort": "high", "enable_thinking": True}
+            ),
+            {"reasoning_effort": "high", "chat_template_kwargs": {"enable_thinking": True}},
+        ),
     ],
 )
 def test_a_chat_as_openais_api_writes_it(request_, expected):
