@@ -23,13 +23,13 @@ from typing import Callable, Iterator, Optional
 from flask import Blueprint, Response, g, jsonify, request
 
 from proxy.api.body import UNREAD, read_json
-from proxy.api.requestmodel import answer_name
+from proxy.api.requestmodel import answer_name, request_model
 from proxy.api.state import get_state
 from proxy.core import generation
 from proxy.core.caller import Caller, anything
 from proxy.core.party import ANYONE
 from proxy.core.sse import HEADERS, Wire, event_stream
-from proxy.dialects.dialect import Ask, Dialect
+from proxy.dialects.dialect import Ask, Dialect, hosted_refusal
 
 SERVED_HEADER = "x-oai-proxy-served-model"  # the model that answered, when a fallback did
 
@@ -82,8 +82,10 @@ def serve(
     caller made it first (a new one otherwise)."""
     state = get_state()
     router = state.router
-    ask = ask.amended(state.images.fetched)
     model = answer_name()
+    if ask.hosted and not router.drops_hosted_tools(request_model().asked):
+        raise hosted_refusal(ask, model)
+    ask = ask.amended(state.images.fetched)
     id = id or dialect.new_id()
     if ask.stream:
         renderer = dialect.stream(ask, id, model)

@@ -89,6 +89,7 @@ class ModelSpec:
     overflow: str = ""  # id of the model a request goes to while every replica is full
     overflow_after: int = 0  # requests waiting for a slot of every replica before it overflows
     warm: tuple = ()  # ids of equal models, the first of them running answers while it is not
+    drop_hosted_tools: bool = False  # hosted tools it does not run are left out, not refused
     price: Optional[Price] = None  # what its tokens cost; None: nothing counted
 
     @property

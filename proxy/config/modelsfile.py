@@ -67,6 +67,7 @@ MODEL_KEYS = {
     "overflow",
     "overflow_after",
     "warm",
+    "drop_hosted_tools",
     "price",
 }
 TOP_KEYS = {"default", "catch_all", "models", "max_running", "max_memory"}
@@ -98,6 +99,7 @@ def from_settings(settings) -> Catalog:
             managed=managed,
             affinity=models.affinity == "on",
             reasoning=prompts.reasoning,
+            drop_hosted_tools=models.hosted_tools == "drop",
         )
         problem = id_problem(model.id)
         if problem:
@@ -129,6 +131,7 @@ def from_settings(settings) -> Catalog:
         affinity=settings.models.affinity == "on",
         upstream_key=settings.upstream.llama_api_key,
         reasoning=settings.prompts.reasoning,
+        drop_hosted_tools=settings.models.hosted_tools == "drop",
     )
     return Catalog((model,), model.id, catch_all=True)
 
@@ -325,6 +328,9 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder:
     ):
         raise fail(f"{key}.overflow_after", "must be a whole number of requests waiting")
     price = _price(spec.get("price"), f"{key}.price", fail)
+    drop_hosted_tools = spec.get("drop_hosted_tools", False)
+    if not isinstance(drop_hosted_tools, bool):
+        raise fail(f"{key}.drop_hosted_tools", "must be true or false")
     reasoning = spec.get("reasoning", "auto")
     if reasoning not in REASONING:
         raise fail(f"{key}.reasoning", f"must be one of {', '.join(REASONING)}, got {reasoning!r}")
@@ -348,6 +354,7 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder:
         overflow=overflow,
         overflow_after=overflow_after,
         warm=warm,
+        drop_hosted_tools=drop_hosted_tools,
         price=price,
     )
 

@@ -163,6 +163,13 @@ class ModelSettings:
         "hold its KV cache; off = the least busy replica",
         choices=("on", "off"),
     )
+    hosted_tools: str = setting(
+        "refuse",
+        "hosted tools a client asks for that the gateway does not run "
+        "(web_search, file_search, mcp…): refuse (a 400 naming the "
+        "tool) or drop (left out, named in a response header)",
+        choices=("refuse", "drop"),
+    )
     max_length: int = setting(
         4096,
         "chatglm: most tokens per generation, prompt plus answer "

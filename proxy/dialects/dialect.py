@@ -53,6 +53,9 @@ class Ask:
     n: int = 1
     stream: bool = False
     notes: Any = None
+    # the types of the hosted tools it asks for (run by the API's own servers: web search,
+    # MCP…), which the gateway runs for no model: refused, unless the model leaves them out
+    hosted: tuple = ()
 
     @property
     def request(self) -> GenerationRequest:
@@ -66,6 +69,17 @@ class Ask:
     def amended(self, amend: Callable[[GenerationRequest], GenerationRequest]) -> "Ask":
         """This ask with ``amend(request)`` in place of each of its requests."""
         return replace(self, requests=tuple(amend(request) for request in self.requests))
+
+
+def hosted_refusal(ask: Ask, model: str) -> InvalidRequestError:
+    """The 400 of a hosted tool the gateway does not run, naming its type, as the APIs'
+    own servers refuse a tool a model cannot use."""
+    return InvalidRequestError(
+        f"the tool type {ask.hosted[0]!r} is a hosted tool, which this gateway does not "
+        f"run for the model {model!r}; its operator may leave such tools out for it "
+        f"(drop_hosted_tools in the models file, --hosted-tools drop)",
+        param="tools",
+    )
 
 
 class Dialect(Protocol):

@@ -120,7 +120,11 @@ def fleet_of(backend: Backend, settings: Settings) -> Fleet:
     is its own router."""
     if isinstance(backend, Fleet):
         return backend
-    spec = ModelSpec(id=settings.models.model_name, affinity=settings.models.affinity == "on")
+    spec = ModelSpec(
+        id=settings.models.model_name,
+        affinity=settings.models.affinity == "on",
+        drop_hosted_tools=settings.models.hosted_tools == "drop",
+    )
     rotation = Rotation(lambda name: backend.health().ok)
     return Fleet(
         Catalog((spec,), spec.id, catch_all=True),

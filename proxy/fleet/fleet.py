@@ -307,6 +307,11 @@ class Fleet:
     def prices(self) -> dict:
         return self.catalog.prices
 
+    def drops_hosted_tools(self, model: Optional[str]) -> bool:
+        """Whether hosted tools the gateway does not run are left out for ``model``."""
+        spec = self.catalog.find(model) if model is None or isinstance(model, str) else None
+        return spec is not None and spec.drop_hosted_tools
+
     def speaks(self, model: Optional[str]) -> str:
         """The client API the servers of ``model`` speak themselves (``openai``,
         ``anthropic``); ``""`` for a model the proxy renders prompts for, or none."""

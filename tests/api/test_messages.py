@@ -109,15 +109,33 @@ def test_bad_input_is_a_400_in_anthropics_shape(client):
     assert_anthropic_error(client.post("/v1/messages", data=b"{nope"), 400, "invalid_request_error")
 
 
-def test_server_tools_are_named_in_a_header(client, backend):
+def test_tools_its_client_runs_are_named_in_a_header(client, backend):
     tools = [
         {"name": "f", "input_schema": {"type": "object"}},
-        {"type": "web_search_20250305", "name": "web_search"},
+        {"type": "bash_20250124", "name": "bash"},
     ]
     response = client.post("/v1/messages", json={**BODY, "tools": tools})
     assert response.status_code == 200
-    assert response.headers["x-oai-proxy-left-out-tools"] == "web_search"
+    assert response.headers["x-oai-proxy-left-out-tools"] == "bash"
     assert [t["function"]["name"] for t in backend.requests[0].tools] == ["f"]
+
+
+@pytest.mark.parametrize(
+    ("asked", "kind"),
+    [
+        ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "web_search_20250305"),
+        ({"tools": [{"type": "web_fetch_20250910", "name": "web_fetch"}]}, "web_fetch_20250910"),
+        ({"mcp_servers": [{"type": "url", "url": "https://x", "name": "x"}]}, "mcp_servers"),
+    ],
+)
+def test_a_server_tool_is_refused_by_its_type_unless_the_operator_leaves_it_out(
+    make_client, backend, asked, kind
+):
+    refused = make_client().post("/v1/messages", json={**BODY, **asked})
+    error = assert_anthropic_error(refused, 400, "invalid_request_error")
+    assert repr(kind) in error["message"]
+    left_out = make_client(hosted_tools="drop").post("/v1/messages", json={**BODY, **asked})
+    assert left_out.status_code == 200
 
 
 def test_count_tokens(client, backend):
@@ -224,7 +242,7 @@ class MessagesServer(FakeBackend):
 
 def test_an_answer_its_server_wrote_comes_back_as_written_and_nothing_is_left_out(make_client):
     client = make_client(MessagesServer())
-    body = {**BODY, "tools": [{"type": "web_search_20250305", "name": "web_search"}]}
+    body = {**BODY, "tools": [{"type": "bash_20250124", "name": "bash"}]}
     whole = client.post("/v1/messages", json=body)
     assert whole.get_json() == {**OWN, "model": BODY["model"]}
     streamed = client.post("/v1/messages", json={**body, "stream": True})

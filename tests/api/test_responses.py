@@ -159,14 +159,29 @@ def test_input_tokens(client):
     assert body == {"object": "response.input_tokens", "input_tokens": len("Hi.hello")}
 
 
-def test_tools_only_openai_runs_are_named_in_a_header(client, backend):
+def test_tools_only_its_client_runs_are_named_in_a_header(client, backend):
     tools = [
         {"type": "function", "name": "f", "parameters": {"type": "object"}},
-        {"type": "web_search"},
         {"type": "local_shell"},
+        {"type": "namespace", "name": "agents", "tools": []},
     ]
     response = client.post("/v1/responses", json={"input": "hi", "tools": tools})
-    assert response.headers["x-oai-proxy-left-out-tools"] == "web_search, local_shell"
+    assert response.status_code == 200
+    assert response.headers["x-oai-proxy-left-out-tools"] == "local_shell, namespace"
+
+
+@pytest.mark.parametrize(
+    "kind", ["web_search", "web_search_preview", "file_search", "mcp", "image_generation"]
+)
+def test_a_hosted_tool_is_refused_by_its_type_unless_the_operator_leaves_it_out(make_client, kind):
+    body = {"input": "hi", "tools": [{"type": "function", "name": "f"}, {"type": kind}]}
+    refused = make_client().post("/v1/responses", json=body)
+    assert refused.status_code == 400
+    assert refused.get_json()["error"]["param"] == "tools"
+    assert repr(kind) in refused.get_json()["error"]["message"]
+    left_out = make_client(hosted_tools="drop").post("/v1/responses", json=body)
+    assert left_out.status_code == 200
+    assert left_out.headers["x-oai-proxy-left-out-tools"] == kind
 
 
 def test_bad_input_is_an_openai_400_naming_the_field(client):

@@ -161,6 +161,12 @@ def test_server_tools_are_left_out_and_named():
     )
     assert [t["function"]["name"] for t in parsed.request.tools] == ["get_weather"]
     assert parsed.notes.left_out == ("web_search", "bash")
+    assert parsed.hosted == ("web_search_20250305",)  # bash runs on the client
+    assert ask(mcp_servers=[{"type": "url", "url": "u", "name": "n"}]).hosted == ("mcp_servers",)
+    fetch = [TOOL, {"type": "web_fetch_20250910", "name": "f"}]
+    body = {"model": "m", "max_tokens": 8, "messages": HI, "tools": fetch}
+    assert parse(body).hosted == ("web_fetch_20250910",)
+    assert parse(body, passing=True).hosted == ()  # its server runs them
     assert messages.headers(parsed) == {"x-oai-proxy-left-out-tools": "web_search, bash"}
 
 

@@ -130,6 +130,7 @@ def test_items_of_a_codex_turn():
     )
     assert [t["function"]["name"] for t in parsed.request.tools] == ["exec_command"]
     assert parsed.notes.left_out == ("web_search", "namespace")
+    assert parsed.hosted == ("web_search",)  # the client runs a namespace's tools
     assert (parsed.notes.store, parsed.notes.summary, parsed.notes.prompt_cache_key) == (
         False,
         True,

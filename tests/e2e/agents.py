@@ -56,14 +56,19 @@ def claude(url: str, key: str, cwd: pathlib.Path, *args: str) -> subprocess.Comp
     )
 
 
-def codex(url: str, key: str, cwd: pathlib.Path, *args: str) -> subprocess.CompletedProcess:
+def codex(
+    url: str, key: str, cwd: pathlib.Path, *args: str, web_search: bool = False
+) -> subprocess.CompletedProcess:
     """``codex exec`` with ``args`` and a provider entry for the proxy at ``url``, as the
-    README gives it."""
+    README gives it (``web_search``: as Codex is by default, asking for OpenAI's hosted web
+    search)."""
     home = cwd / "codex-home"
     home.mkdir(exist_ok=True)
+    search = "" if web_search else 'web_search = "disabled"'
     (home / "config.toml").write_text(f"""
 model = "local-model"
 model_provider = "oai-proxy"
+{search}
 check_for_update_on_startup = false
 [analytics]
 enabled = false

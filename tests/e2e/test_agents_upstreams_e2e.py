@@ -38,6 +38,7 @@ backend = "openai"
 upstreams = ["{url}/v1"]
 upstream_model = "stopping"
 upstream_key_env = "UPSTREAM_KEY"
+drop_hosted_tools = true  # Codex asks for web search unless told not to
 """
 
 
@@ -118,7 +119,9 @@ def test_claude_code_goes_on_in_one_session_from_a_local_model_to_a_messages_ser
 
 
 def test_codex_answers_on_an_openai_compatible_server(proxy, tmp_path):
-    result = agents.codex(proxy.url, KEY, tmp_path, "--ephemeral", "Say hello.")
+    """Codex as it comes: it asks for OpenAI's hosted web search, which this model leaves
+    out (elsewhere it is a 400 naming it: tests/api/test_responses.py)."""
+    result = agents.codex(proxy.url, KEY, tmp_path, "--ephemeral", "Say hello.", web_search=True)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert ANSWER_TEXT in result.stdout
     (turn, *_) = reversed(inspected(proxy, "responses"))

@@ -4,7 +4,7 @@ for what is read and what is left out)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional
 
 from proxy.core.errors import UntranslatableError
@@ -34,6 +34,9 @@ VOLATILE_SYSTEM = "x-anthropic-billing-header:"  # see the package's docstring
 AUTO = ToolChoice()
 THINKING = ("enabled", "adaptive", "between_tools", "disabled")
 EFFORTS = ("low", "medium", "high", "xhigh", "max")
+# the types of the tools Anthropic's servers run (dated: web_search_20250305); its client
+# runs the others (bash, text_editor, computer), which a model here is not offered
+SERVER_TOOLS = ("web_search_", "web_fetch_", "code_execution_")
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,8 @@ def parse(
     itself, which takes blocks the proxy cannot read: the body goes to it as it came, and a
     fallback of another API refuses it as the proxy would have."""
     try:
-        return _parse(body, limits, counting)
+        ask = _parse(body, limits, counting)
+        return replace(ask, hosted=()) if passing else ask  # its server runs them
     except UntranslatableError as error:
         if not passing:
             raise
@@ -79,7 +83,7 @@ def _parse(body: Any, limits: Limits, counting: bool) -> Ask:
     if max_tokens is None and not counting:
         raise fields.fail("max_tokens", "is required")
     messages = _system(fields) + _messages(fields, limits)
-    tools, left_out = _tools(fields, limits)
+    tools, left_out, hosted = _tools(fields, limits)
     choice, parallel = _tool_choice(fields, tools)
     stop = stop_words(fields, "stop_sequences")
     thinking, shown = _thinking(fields)
@@ -105,6 +109,7 @@ def _parse(body: Any, limits: Limits, counting: bool) -> Ask:
         (request,),
         stream=bool(fields.boolean("stream")),
         notes=MessagesNotes(shown, stop, left_out),
+        hosted=hosted,
     )
 
 
@@ -269,20 +274,25 @@ def _document(fields: Fields) -> str:
 
 
 def _tools(fields: Fields, limits: Limits) -> tuple:
-    """Custom tools as the proxy holds them, and the names of the server tools left out."""
-    tools, left_out = [], []
+    """Custom tools as the proxy holds them, the names of Anthropic's own tools, left out,
+    and the types of those its servers run (the MCP connector's too)."""
+    tools, left_out, hosted = [], [], []
     for tool in offered_tools(fields, limits.max_tools):
         name = tool.required("name")
         kind = tool.string("type")
         schema = tool.raw("input_schema")
         if schema is None and kind not in (None, "custom"):
-            left_out.append(name)  # one of Anthropic's own: it runs them, this proxy cannot
+            left_out.append(name)  # one of Anthropic's own: its client or its servers run it
+            if kind.startswith(SERVER_TOOLS):
+                hosted.append(kind)
             continue
         if not isinstance(schema, dict):
             raise tool.fail("input_schema", "must be a JSON Schema object")
         sized_schema(tool, "input_schema", schema, limits.max_schema_size)
         tools.append(function_tool(name, schema, tool.string("description")))
-    return tuple(tools), tuple(left_out)
+    if fields.raw("mcp_servers"):
+        hosted.append("mcp_servers")
+    return tuple(tools), tuple(left_out), tuple(hosted)
 
 
 def _tool_choice(fields: Fields, tools: tuple) -> tuple:

@@ -52,6 +52,16 @@ FOREIGN_ITEMS = (
     "compaction",
 )
 AUTO = ToolChoice()
+# tool types OpenAI's servers run themselves (a dated type begins as its tool's does); the
+# client runs the others (custom, namespace, local_shell…), which a model here is not offered
+HOSTED = (
+    "web_search",
+    "file_search",
+    "code_interpreter",
+    "computer_use",
+    "image_generation",
+    "mcp",
+)
 IMAGE_NOT_KEPT = "(an image, not kept)"  # an earlier response's image, whose bytes are gone
 
 
@@ -79,7 +89,7 @@ def parse(body: Any, limits: Limits = Limits(), *, counting: bool = False) -> As
     fields = Fields(body)
     items = _input_items(fields, limits)
     instructions = fields.string("instructions")
-    tools, left_out = _tools(fields, limits)
+    tools, left_out, hosted = _tools(fields, limits)
     choice, offered = _tool_choice(fields, tools)
     parallel = fields.boolean("parallel_tool_calls")
     response_format = _text_format(fields, limits)
@@ -132,7 +142,7 @@ def parse(body: Any, limits: Limits = Limits(), *, counting: bool = False) -> As
         prompt_cache_key=cache_key,
         echo=echo,
     )
-    return Ask((request,), stream=bool(fields.boolean("stream")), notes=notes)
+    return Ask((request,), stream=bool(fields.boolean("stream")), notes=notes, hosted=hosted)
 
 
 def continuing(ask: Ask, history: Sequence[dict]) -> Ask:
@@ -353,12 +363,15 @@ def reasoning_text(item: dict) -> str:
 
 
 def _tools(fields: Fields, limits: Limits) -> tuple:
-    """Function tools as the proxy holds them, and the types of the others, left out."""
-    tools, left_out = [], []
+    """Function tools as the proxy holds them, the types of the others, left out, and of
+    those the hosted ones."""
+    tools, left_out, hosted = [], [], []
     for tool in offered_tools(fields, limits.max_tools):
         kind = tool.string("type")
         if kind != "function":
             left_out.append(kind or "?")
+            if kind is not None and kind.startswith(HOSTED):
+                hosted.append(kind)
             continue
         parameters = tool.raw("parameters") or {"type": "object"}
         if not isinstance(parameters, dict):
@@ -366,7 +379,7 @@ def _tools(fields: Fields, limits: Limits) -> tuple:
         sized_schema(tool, "parameters", parameters, limits.max_schema_size)
         tool.boolean("strict")
         tools.append(function_tool(tool.required("name"), parameters, tool.string("description")))
-    return tuple(tools), tuple(left_out)
+    return tuple(tools), tuple(left_out), tuple(hosted)
 
 
 def _tool_choice(fields: Fields, tools: tuple) -> tuple:
