@@ -299,6 +299,9 @@ class Fleet:
     def prices(self) -> dict:
         return self.catalog.prices
 
+    def local_models(self) -> frozenset:
+        return self.catalog.local_models
+
     def listed_id(self, model: Optional[str]) -> str:
         """The id of the model ``model`` names (the default when ``None``): its configured
         id, or what its first replica calls it."""
