@@ -98,6 +98,7 @@ def create_app(
         Bounds(settings.limits.max_image_size, settings.limits.max_image_pixels),
     )
     capture = build_capture(settings, runtime, access, lambda: router.catalog)
+    access.local_models = router.local_models  # what a local_only key may use, as served now
     state = ProxyState(
         settings,
         router,

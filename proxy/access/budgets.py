@@ -1,11 +1,14 @@
-"""Tokens per day and per month per key: budgets that outlive restarts and span proxies.
+"""Tokens and US dollars per day and per month per key: budgets that outlive restarts and span
+proxies.
 
-A key's answers are charged when they end (prompt and completion tokens, the prompt's tokens
-served from the server's cache at the key's ``cached_token_cost``), at once and in full, in
-the usage store, in the same write as the answer's usage (:mod:`proxy.access.usage`): a SQLite
-table beside the usage totals, or Redis with ``--redis-url``, so every proxy sharing it counts
-one budget to the token. A request is refused before it costs
-anything once its key has spent a budget; the one that crosses it is answered in full.
+A key's answers are charged when they end, at once and in full, in the usage store, in the
+same write as the answer's usage (:mod:`proxy.access.usage`): tokens (prompt and completion,
+the prompt's tokens served from the server's cache at the key's ``cached_token_cost``), and
+money (the tokens at the price of the model that answered, a fallback it may be; a model
+without a price costs nothing), counted in whole micro-dollars. The store is a SQLite table
+beside the usage totals, or Redis with ``--redis-url``, so every proxy sharing it counts one
+budget to the token and the micro-dollar. A request is refused before it costs anything once
+its key has spent a budget; the one that crosses it is answered in full.
 
 Periods are calendar days and months in UTC, as an operator reads a bill.
 """
@@ -19,9 +22,11 @@ from datetime import datetime, timezone
 from typing import Callable, Optional
 
 from proxy.access.keyring import KeySpec
+from proxy.access.spend import MICRO, dollars, micro_usd
 from proxy.core.errors import QuotaExceededError
 
 PERIODS = ("day", "month")
+UNITS = ("tokens", "usd")
 
 
 def period(now: float, length: str) -> tuple:
@@ -36,8 +41,41 @@ def period(now: float, length: str) -> tuple:
     return start.strftime("%Y-%m"), following.timestamp() - now
 
 
-def budget_of(key: KeySpec, length: str) -> int:
-    return key.tokens_per_day if length == "day" else key.tokens_per_month
+@dataclass(frozen=True)
+class Budget:
+    """One budget a key may have: tokens or US dollars (``unit``), per day or per month."""
+
+    unit: str
+    length: str
+
+    @property
+    def name(self) -> str:
+        """As ``/admin/keys`` lists it and its periods are stored: ``day``, ``usd_day``."""
+        return self.length if self.unit == "tokens" else f"{self.unit}_{self.length}"
+
+    def size(self, key: KeySpec) -> int:
+        """``key``'s budget in what it counts, tokens or micro-dollars (0: it has none)."""
+        day = self.length == "day"
+        if self.unit == "tokens":
+            return key.tokens_per_day if day else key.tokens_per_month
+        dollars_given = key.usd_per_day if day else key.usd_per_month
+        return micro_usd(dollars_given) if dollars_given else 0
+
+    def text(self, amount: int) -> str:
+        """An amount as a header says it: tokens, or US dollars."""
+        return str(amount) if self.unit == "tokens" else dollars(amount)
+
+    def shown(self, amount: int) -> int | float:
+        """An amount as JSON shows it: tokens, or US dollars."""
+        return amount if self.unit == "tokens" else amount / MICRO
+
+    def spelled(self, amount: int) -> str:
+        """An amount in words: ``5 tokens``, ``0.25 US dollars``."""
+        return f"{amount} tokens" if self.unit == "tokens" else f"{dollars(amount)} US dollars"
+
+
+BUDGETS = tuple(Budget(unit, length) for unit in UNITS for length in PERIODS)
+NAMED = {budget.name: budget for budget in BUDGETS}
 
 
 def cost(key: KeySpec, prompt: int, cached: int, completion: int) -> int:
@@ -51,47 +89,51 @@ class Standing:
     """What a key has left of its budgets as a request comes in."""
 
     key: KeySpec
-    spent: dict  # length: tokens spent in the current period
+    spent: dict  # budget name ("day", "usd_month"): tokens or micro-dollars spent this period
     left_seconds: dict  # length: seconds until the period turns
     now: float
 
     def headers(self) -> dict:
         """``x-budget-*``: each budget's size, what is left, and when it resets."""
         headers = {}
-        for length, spent in self.spent.items():
-            budget = budget_of(self.key, length)
-            headers[f"x-budget-limit-tokens-{length}"] = str(budget)
-            headers[f"x-budget-remaining-tokens-{length}"] = str(max(budget - spent, 0))
-            headers[f"x-budget-reset-tokens-{length}"] = f"{self.left_seconds[length]:.0f}s"
+        for name, spent in self.spent.items():
+            budget = NAMED[name]
+            size, which = budget.size(self.key), f"{budget.unit}-{budget.length}"
+            headers[f"x-budget-limit-{which}"] = budget.text(size)
+            headers[f"x-budget-remaining-{which}"] = budget.text(max(size - spent, 0))
+            headers[f"x-budget-reset-{which}"] = f"{self.left_seconds[budget.length]:.0f}s"
         return headers
 
     def described(self) -> dict:
         """Each budget, what is spent and left of it, and when it resets."""
-        return {
-            length: {
-                "tokens": budget_of(self.key, length),
-                "spent": spent,
-                "remaining": max(budget_of(self.key, length) - spent, 0),
-                "resets_in_seconds": round(self.left_seconds[length]),
+        described = {}
+        for name, spent in self.spent.items():
+            budget = NAMED[name]
+            size = budget.size(self.key)
+            described[name] = {
+                budget.unit: budget.shown(size),
+                "spent": budget.shown(spent),
+                "remaining": budget.shown(max(size - spent, 0)),
+                "resets_in_seconds": round(self.left_seconds[budget.length]),
             }
-            for length, spent in self.spent.items()
-        }
+        return described
 
     def refusal(self) -> Optional[QuotaExceededError]:
         """The error for a spent budget, the longest wait first; ``None`` while none is."""
         spent = [
-            length for length in reversed(PERIODS)
-            if length in self.spent and self.spent[length] >= budget_of(self.key, length)
+            budget for length in reversed(PERIODS) for budget in BUDGETS
+            if budget.length == length and budget.name in self.spent
+            and self.spent[budget.name] >= budget.size(self.key)
         ]  # fmt: skip
         if not spent:
             return None
-        length = spent[0]
-        seconds = self.left_seconds[length]
+        budget = spent[0]
+        seconds = self.left_seconds[budget.length]
         resets = datetime.fromtimestamp(self.now + seconds, timezone.utc)
         return QuotaExceededError(
-            f"the key {self.key.name!r} has spent its {budget_of(self.key, length)} tokens "
-            f"of the {length}; it resets in {_duration(seconds)}, at "
-            f"{resets.strftime('%Y-%m-%dT%H:%M:%SZ')}",
+            f"the key {self.key.name!r} has spent its "
+            f"{budget.spelled(budget.size(self.key))} of the {budget.length}; it resets in "
+            f"{_duration(seconds)}, at {resets.strftime('%Y-%m-%dT%H:%M:%SZ')}",
             retry_after=max(1, math.ceil(seconds)),
             headers=self.headers(),
         )
@@ -115,23 +157,26 @@ class Budgets:
 
     def standing(self, key: KeySpec) -> Optional[Standing]:
         """What ``key`` has left (``None``: it has no budget)."""
-        lengths = [length for length in PERIODS if budget_of(key, length)]
-        if not lengths:
+        budgets = [budget for budget in BUDGETS if budget.size(key)]
+        if not budgets:
             return None
         now = self.clock()
-        periods = [period(now, length) for length in lengths]
-        spent = self.store.spent(key.name, [f"{length}:{name}" for length, (name, _) in
-                                            zip(lengths, periods)])  # fmt: skip
+        periods = {budget.length: period(now, budget.length) for budget in budgets}
+        names = [f"{budget.name}:{periods[budget.length][0]}" for budget in budgets]
+        spent = self.store.spent(key.name, names)
         return Standing(
             key,
-            dict(zip(lengths, spent)),
-            {length: left for length, (_, left) in zip(lengths, periods)},
+            {budget.name: amount for budget, amount in zip(budgets, spent)},
+            {length: left for length, (_, left) in periods.items()},
             now,
         )
 
-    def periods(self, key: KeySpec) -> tuple:
-        """The periods an answer of ``key`` ending now is charged to (none: no budget)."""
+    def periods(self, key: KeySpec, unit: str = "tokens") -> tuple:
+        """The periods of ``key``'s budgets of ``unit`` an answer ending now is charged to
+        (none: it has no such budget)."""
         now = self.clock()
         return tuple(
-            f"{length}:{period(now, length)[0]}" for length in PERIODS if budget_of(key, length)
+            f"{budget.name}:{period(now, budget.length)[0]}"
+            for budget in BUDGETS
+            if budget.unit == unit and budget.size(key)
         )

@@ -7,13 +7,15 @@ import atexit
 import hmac
 import logging
 from dataclasses import replace
-from typing import Optional
+from typing import Callable, Optional
 
+from proxy.access import spend
 from proxy.access.budgets import Budgets, Standing, cost
 from proxy.access.journal import Journal
 from proxy.access.keyring import Keyring, KeySpec
 from proxy.access.limits import Decision
 from proxy.access.usage import Charge
+from proxy.config.catalog import Price
 from proxy.core.errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -50,6 +52,7 @@ class Access:
         self.outages = journal.outages
         self.budgets = budgets
         self.admin = KeySpec(ADMIN, admin_key, manage=True) if admin_key else None
+        self.local_models: Callable[[], frozenset] = frozenset  # the router's, once it is made
         self._parties = self._parties_of(keyring.keys, {})  # key name: whose turn it waits as
         atexit.register(journal.close)  # what an outage kept is written if it can be
 
@@ -93,11 +96,23 @@ class Access:
             key = self.admin
         if key is None:
             raise AuthenticationError("Incorrect API key provided.")
-        return key
+        return self._narrowed(key)
 
     def find(self, token: Optional[bytes]) -> Optional[KeySpec]:
         """The client key ``token`` is, refusing nothing (``None``: none, or not one)."""
-        return self.keyring.find(token) if token is not None and self.keyring else None
+        if token is None or not self.keyring:
+            return None
+        return self._narrowed(self.keyring.find(token))
+
+    def _narrowed(self, key: Optional[KeySpec]) -> Optional[KeySpec]:
+        """A ``local_only`` key with the models it may use now: the local models served now
+        (of its ``models``, when it names some), read at each request, so a models file
+        reloaded changes them at once."""
+        if key is None or not key.local_only:
+            return key
+        local = self.local_models()
+        allowed = tuple(sorted(local)) if not key.models else [m for m in key.models if m in local]
+        return replace(key, models=tuple(allowed))
 
     def is_admin(self, token: Optional[bytes]) -> bool:
         """Whether ``token`` is the admin key (compared in constant time)."""
@@ -124,9 +139,10 @@ class Access:
         if key.hidden:  # in the words of a model that does not exist (see ModelNotFoundError)
             raise ModelNotFoundError(model, key.models)
         named = f"the model {model!r}" if model else "the default model"
+        which = "the local models, " if key.local_only else ""
+        allowed = ", ".join(key.models) or "none served now"
         raise PermissionDeniedError(
-            f"the key {key.name!r} may not use {named}; it may use {', '.join(key.models)}",
-            param="model",
+            f"the key {key.name!r} may not use {named}; it may use {which}{allowed}", param="model"
         )
 
     def party(self, key: Optional[KeySpec], asked: Optional[object] = None) -> Party:
@@ -210,13 +226,19 @@ class Access:
         prompt_tokens: int,
         completion_tokens: int,
         cached_tokens: int = 0,
+        price: Optional[Price] = None,
     ) -> None:
-        """An answer has ended: its usage and its budget tokens written in one charge (kept
-        for later while the store is down), its tokens counted against the key's minute."""
-        periods, tokens = (), 0
+        """An answer has ended: its usage and what it costs the key's budgets (its tokens,
+        and its money at ``price``, the price of the ``model`` that answered) written in one
+        charge (kept for later while the store is down), its tokens counted against the
+        key's minute."""
+        periods, tokens, usd_periods, micro_usd = (), 0, (), 0
         if key is not None and key.budgeted and self.budgets is not None:
-            periods = self.budgets.periods(key)
-            tokens = cost(key, prompt_tokens, cached_tokens, completion_tokens)
+            periods = self.budgets.periods(key, "tokens")
+            tokens = cost(key, prompt_tokens, cached_tokens, completion_tokens) if periods else 0
+            usd_periods = self.budgets.periods(key, "usd")
+            if usd_periods:
+                micro_usd = spend.cost(price, prompt_tokens, cached_tokens, completion_tokens)
         self.journal.write(
             Charge(
                 key.name if key else ANONYMOUS,
@@ -226,6 +248,9 @@ class Access:
                 status >= 400,
                 periods,
                 tokens,
+                cached_tokens,
+                usd_periods,
+                micro_usd,
             )
         )
         if key is not None and key.tpm and (prompt_tokens or completion_tokens):

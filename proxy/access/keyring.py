@@ -5,6 +5,8 @@
 name = "alice"
 key = "sk-alice"            # or key_env = "ALICE_KEY"
 models = ["qwen", "llama"]  # optional: every model when left out
+local_only = true           # optional: only the models this machine's servers run
+                            # (backends servercpp and chatglm), of its models if given
 hidden = true               # optional: other models are "not found" rather than forbidden
 requests_per_minute = 60    # optional
 tokens_per_minute = 20000   # optional
@@ -20,6 +22,8 @@ tokens_per_day = 1000000    # optional: prompt and completion tokens per UTC day
 tokens_per_month = 20000000 # optional: and per UTC month
 cached_token_cost = 0.1     # optional: what a prompt token served from the server's cache
                             # counts against them (1, the default: as much as any other)
+usd_per_day = 5             # optional: US dollars per UTC day, at the models' prices
+usd_per_month = 50          # optional: and per UTC month
 store_outage = "serve"      # optional: while the store of its limits and budgets is down
                             # (Redis gone, a full disk), serve it uncounted and charge its
                             # answers once the store is back; "refuse" (the default): a 503
@@ -32,6 +36,7 @@ order, layout) stays as the operator wrote it. Pure: the caller reads and writes
 from __future__ import annotations
 
 import hmac
+import math
 import re
 import secrets
 from dataclasses import dataclass
@@ -59,8 +64,12 @@ FIELDS = {
     "tokens_per_day",
     "tokens_per_month",
     "cached_token_cost",
+    "usd_per_day",
+    "usd_per_month",
+    "local_only",
     "store_outage",
 }
+LEAST_USD = 0.000001  # a money budget's smallest: one micro-dollar, what budgets count in
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,9 @@ class KeySpec:
     tokens_per_month: int = 0
     cached_token_cost: float = 1.0  # what a cached prompt token counts against the budgets
     serve_in_outage: bool = False  # served while its limits and budgets cannot be read
+    usd_per_day: float = 0.0  # US dollars at the models' prices; 0 = no budget
+    usd_per_month: float = 0.0
+    local_only: bool = False  # only the models this machine's servers run
 
     @property
     def limited(self) -> bool:
@@ -88,11 +100,19 @@ class KeySpec:
 
     @property
     def budgeted(self) -> bool:
-        return bool(self.tokens_per_day or self.tokens_per_month)
+        return bool(
+            self.tokens_per_day or self.tokens_per_month or self.usd_per_day or self.usd_per_month
+        )
+
+    @property
+    def restricted(self) -> bool:
+        """Whether the key may use only some models (:attr:`models`, once the gate has
+        narrowed a ``local_only`` key's to the local ones served now)."""
+        return bool(self.models) or self.local_only
 
     def may_use(self, model_id: str) -> bool:
         """Whether the key may use the model ``model_id`` (and so learn that it exists)."""
-        return not self.models or model_id in self.models
+        return not self.restricted or model_id in self.models
 
 
 def described(key: KeySpec) -> dict:
@@ -112,6 +132,9 @@ def described(key: KeySpec) -> dict:
         "tokens_per_day": key.tokens_per_day,
         "tokens_per_month": key.tokens_per_month,
         "cached_token_cost": key.cached_token_cost,
+        "usd_per_day": key.usd_per_day,
+        "usd_per_month": key.usd_per_month,
+        "local_only": key.local_only,
         "store_outage": "serve" if key.serve_in_outage else "refuse",
     }
 
@@ -170,9 +193,9 @@ def parse_keys(data: dict, source: str, environ: Mapping[str, str]) -> list:
         models = entry.get("models", [])
         if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
             raise ValueError(f"{where}: 'models' must be a list of model ids")
-        hidden, manage, capture, request_priority = (
+        hidden, manage, capture, request_priority, local_only = (
             _flag(entry, field, where)
-            for field in ("hidden", "manage", "capture", "request_priority")
+            for field in ("hidden", "manage", "capture", "request_priority", "local_only")
         )
         limits = [
             _limit(entry, field, where) for field in ("requests_per_minute", "tokens_per_minute")
@@ -196,6 +219,9 @@ def parse_keys(data: dict, source: str, environ: Mapping[str, str]) -> list:
                 tokens_per_month=_limit(entry, "tokens_per_month", where),
                 cached_token_cost=_share(entry, "cached_token_cost", where),
                 serve_in_outage=_outage(entry, where),
+                usd_per_day=_dollars(entry, "usd_per_day", where),
+                usd_per_month=_dollars(entry, "usd_per_month", where),
+                local_only=local_only,
             )
         )
     return keys
@@ -241,6 +267,19 @@ def _share(entry: dict, field: str, where: str) -> float:
     value = entry.get(field, 1)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
         raise ValueError(f"{where}: '{field}' must be a number from 0 to 1")
+    return float(value)
+
+
+def _dollars(entry: dict, field: str, where: str) -> float:
+    """A money budget in US dollars (0: none, when left out)."""
+    if field not in entry:
+        return 0.0
+    value = entry[field]
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value < LEAST_USD:
+        raise ValueError(
+            f"{where}: '{field}' must be US dollars, a number above 0 (at least {LEAST_USD:f})"
+        )
     return float(value)
 
 

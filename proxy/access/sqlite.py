@@ -13,9 +13,12 @@ import threading
 class Connections:
     """Each thread's connection to one file whose tables ``schema`` creates."""
 
-    def __init__(self, path: str, *schema: str) -> None:
+    def __init__(self, path: str, *schema: str, added: tuple = ()) -> None:
+        """``added``: ``(table, column, definition)`` of each column added to a table after
+        files were made with it, added to such a file's table as it is opened."""
         self.path = path
         self.schema = schema
+        self.added = added
         self._local = threading.local()
 
     def get(self) -> sqlite3.Connection:
@@ -28,5 +31,20 @@ class Connections:
             with db:
                 for statement in self.schema:
                     db.execute(statement)
+            for table, column, definition in self.added:
+                _add_column(db, table, column, definition)
             self._local.db = db
         return db
+
+
+def _add_column(db: sqlite3.Connection, table: str, column: str, definition: str) -> None:
+    """The column added to ``table`` unless it has it; another process adding it at the same
+    time is as good."""
+    if any(row[1] == column for row in db.execute(f"PRAGMA table_info({table})")):
+        return
+    try:
+        with db:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+    except sqlite3.OperationalError as exc:
+        if "duplicate column" not in str(exc):
+            raise

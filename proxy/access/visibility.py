@@ -70,7 +70,7 @@ def viewer(*, admin: bool, key: Optional[KeySpec], keys_required: bool) -> Viewe
     if admin:
         return Viewer("admin")
     if key is not None:
-        return Viewer("key", frozenset(key.models) if key.models else None)
+        return Viewer("key", frozenset(key.models) if key.restricted else None)
     return Viewer("anonymous", frozenset() if keys_required else None)
 
 

@@ -73,7 +73,7 @@ def init_app(app: Flask, access: Access, cors_origins: Sequence[str]) -> None:
         headers = asked.headers
         key = call.key = access.identify(presented_key(headers))
         call.party = access.party(key, headers.get(PRIORITY_HEADER))
-        if key is not None and key.models and asked.method == "POST":
+        if key is not None and key.restricted and asked.method == "POST":
             model = request_model()
             access.check_model(key, model.asked, model.counted_as)
         call.budget = access.check_budget(key)  # read only: a spent budget counts no request

@@ -80,6 +80,7 @@ def init_app(app: Flask, state: ProxyState) -> None:
     if figures is not None and scrape_keys(keys.metrics_key, keys.admin_key, access.required) == ():
         logger.warning(CLOSED)
     counted_as = state.router.counted_as
+    prices = state.router.prices
     log_access = state.settings.observing.access_log == "on"
     capture = state.capture
 
@@ -123,6 +124,7 @@ def init_app(app: Flask, state: ProxyState) -> None:
                     spent.prompt_tokens,
                     spent.completion_tokens,
                     spent.cached_tokens,
+                    prices().get(model),  # what the model that answered costs
                 )
 
         def done() -> None:

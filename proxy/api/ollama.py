@@ -212,6 +212,6 @@ def _models() -> list[ModelInfo]:
     router.health()  # servers not yet reached are asked what they serve
     models = router.models()
     key = g.get("key")
-    if key is not None and key.models:
-        models = [model for model in models if router.counted_as(model.id) in key.models]
+    if key is not None and key.restricted:
+        models = [model for model in models if key.may_use(router.counted_as(model.id))]
     return models

@@ -68,6 +68,6 @@ def list_models() -> Response:
     router = get_state().router
     models = router.models()
     key = g.get("key")
-    if key is not None and key.models:
-        models = [model for model in models if router.counted_as(model.id) in key.models]
+    if key is not None and key.restricted:
+        models = [model for model in models if key.may_use(router.counted_as(model.id))]
     return jsonify(answer.model_list(models))

@@ -65,7 +65,7 @@ def caller() -> Caller:
         if type(body) is dict and "priority" in body and hasattr(call, "key"):
             party = get_state().access.party(call.key, body["priority"])
         key = getattr(call, "key", None)
-        may_use = key.may_use if key is not None and key.models else anything
+        may_use = key.may_use if key is not None and key.restricted else anything
         made = call.caller = Caller(party, g.measure, client_gone_probe(request.environ), may_use)
     return made
 

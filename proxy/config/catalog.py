@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cached_property
 from typing import Optional
 
 from proxy.config.hubref import HubReference
 from proxy.core.types import GenerationRequest, Sampling
+
+LOCAL_BACKENDS = frozenset({"servercpp", "chatglm"})  # what a key's local_only allows
 
 
 class CatalogError(ValueError):
@@ -30,13 +33,34 @@ class UpstreamSpec:
 
 @dataclass(frozen=True)
 class Price:
-    """What a model's tokens cost, in US dollars per million."""
+    """What a model's tokens cost, in US dollars per million: its prompt's tokens, those of
+    them the server took from its cache (``None``: as the others), and its completion's."""
 
     input: float = 0.0
     output: float = 0.0
+    cached_input: Optional[float] = None
 
-    def of(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return (prompt_tokens * self.input + completion_tokens * self.output) / 1_000_000
+    def micro_usd(
+        self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0
+    ) -> Decimal:
+        """The tokens' cost in micro-dollars (dollars per million times tokens), exactly: a
+        ``Decimal`` of the prices as the models file wrote them, never a float's error."""
+        cached = min(max(cached_tokens, 0), prompt_tokens)
+        rate = self.input if self.cached_input is None else self.cached_input
+        return (
+            _exact(self.input) * (prompt_tokens - cached)
+            + _exact(rate) * cached
+            + _exact(self.output) * completion_tokens
+        )
+
+    def of(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> float:
+        """The tokens' cost in US dollars."""
+        return float(self.micro_usd(prompt_tokens, completion_tokens, cached_tokens) / 1_000_000)
+
+
+def _exact(dollars: float) -> Decimal:
+    """A price as written (0.15, not the float nearest it)."""
+    return Decimal(repr(dollars))
 
 
 @dataclass(frozen=True)
@@ -138,6 +162,12 @@ class Catalog:
     def prices(self) -> dict:
         """Each priced model's :class:`Price`, by the id usage counts it under."""
         return {m.id or "default": m.price for m in self.models if m.price is not None}
+
+    @cached_property
+    def local_models(self) -> frozenset:
+        """The ids (as usage counts them) of the models llama.cpp's servers and chatglm.cpp
+        serve, wherever they run: not another engine's API nor the cloud's."""
+        return frozenset(m.id or "default" for m in self.models if m.backend in LOCAL_BACKENDS)
 
     @cached_property
     def _by_name(self) -> dict:

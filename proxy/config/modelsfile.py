@@ -417,16 +417,26 @@ def _names(value: Any, key: str, fail) -> tuple:
 
 
 def _price(table: Any, key: str, fail) -> Optional[Price]:
-    """``{input = 0.15, output = 0.60}``: US dollars per million tokens."""
+    """``{input = 0.15, cached_input = 0.015, output = 0.60}``: US dollars per million
+    tokens; cached prompt tokens at the input's price unless ``cached_input`` says."""
     if table is None:
         return None
     if not isinstance(table, dict):
-        raise fail(key, "must be a table: { input = <$ per million>, output = <$ per million> }")
-    _no_unknown(table, {"input", "output"}, key + ".", fail)
+        raise fail(
+            key,
+            "must be a table: { input = <$ per million>, cached_input = <$ per million>, "
+            "output = <$ per million> }",
+        )
+    _no_unknown(table, {"input", "cached_input", "output"}, key + ".", fail)
     for name, value in table.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise fail(f"{key}.{name}", f"must be US dollars per million tokens, got {value!r}")
-    return Price(float(table.get("input", 0)), float(table.get("output", 0)))
+    cached = table.get("cached_input")
+    return Price(
+        float(table.get("input", 0)),
+        float(table.get("output", 0)),
+        None if cached is None else float(cached),
+    )
 
 
 def _upstream(item: Any, slots: int, key: str, fail) -> UpstreamSpec:

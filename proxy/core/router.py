@@ -115,6 +115,10 @@ class Router(Protocol):
         """What each priced model's tokens cost: a price (its ``of(prompt, completion)``
         in US dollars) by the id usage counts the model under."""
 
+    def local_models(self) -> frozenset:
+        """The ids (as usage counts them) of the models served by llama.cpp's servers and
+        chatglm.cpp: what a ``local_only`` key may use."""
+
     def health(self) -> Health:
         """Whether the fleet can serve now."""
 

@@ -301,7 +301,7 @@ class Fleet:
 
     def counted_as(self, model: Optional[str]) -> str:
         """The id metrics, usage and keys count ``model`` under: never a client's text."""
-        spec = self.catalog.find(model) if model is None or isinstance(model, str) else None
+        spec = self._spec(model)
         return "unknown" if spec is None else spec.id or "default"
 
     def prices(self) -> dict:
@@ -309,14 +309,21 @@ class Fleet:
 
     def drops_hosted_tools(self, model: Optional[str]) -> bool:
         """Whether hosted tools the gateway does not run are left out for ``model``."""
-        spec = self.catalog.find(model) if model is None or isinstance(model, str) else None
+        spec = self._spec(model)
         return spec is not None and spec.drop_hosted_tools
 
     def speaks(self, model: Optional[str]) -> str:
         """The client API the servers of ``model`` speak themselves (``openai``,
         ``anthropic``); ``""`` for a model the proxy renders prompts for, or none."""
-        spec = self.catalog.find(model) if model is None or isinstance(model, str) else None
+        spec = self._spec(model)
         return spec.backend if spec is not None and spec.backend in APIS else ""
+
+    def _spec(self, model: object) -> Optional[ModelSpec]:
+        """The spec of the model ``model`` names, whatever a client sent as its name."""
+        return self.catalog.find(model) if model is None or isinstance(model, str) else None
+
+    def local_models(self) -> frozenset:
+        return self.catalog.local_models
 
     def listed_id(self, model: Optional[str]) -> str:
         """The id of the model ``model`` names (the default when ``None``): its configured

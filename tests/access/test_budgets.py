@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from proxy.access.budgets import Budgets, cost, period
+from proxy.access.budgets import Budgets, Standing, cost, period
 from proxy.access.keyring import KeySpec
 from proxy.access.usage import Charge, RedisUsage, SqliteUsage
 from proxy.core.errors import QuotaExceededError
@@ -93,3 +93,70 @@ def test_the_month_refuses_with_its_own_reset_when_both_are_spent(store):
     key = KeySpec("alice", b"s", tokens_per_day=10, tokens_per_month=10)
     charge(budgets, key, 10)
     assert "of the month; it resets in 12h 0m" in str(budgets.standing(key).refusal())
+
+
+MONEY = KeySpec("team", b"s", tokens_per_day=1000, usd_per_day=0.5, usd_per_month=2)
+NOON = at("2026-11-30T12:00:00")
+LEFT = {"day": 12 * 3600, "month": 12 * 3600}
+
+
+@pytest.mark.parametrize(
+    "spent, remaining, refused",
+    [
+        ({"day": 10, "usd_day": 0, "usd_month": 0}, ("990", "0.5", "2"), None),
+        ({"day": 10, "usd_day": 250_001, "usd_month": 1_999_999}, ("990", "0.249999", "0.000001"),
+         None),
+        ({"day": 10, "usd_day": 500_000, "usd_month": 500_000}, ("990", "0", "1.5"),
+         "spent its 0.5 US dollars of the day"),
+        ({"day": 1000, "usd_day": 600_000, "usd_month": 600_000}, ("0", "0", "1.4"),
+         "spent its 1000 tokens of the day"),  # tokens, then money, of one length
+        ({"day": 1000, "usd_day": 600_000, "usd_month": 2_000_000}, ("0", "0", "0"),
+         "spent its 2 US dollars of the month"),  # the longest wait first
+    ],
+    ids=["fresh", "a-micro-dollar-left", "money-spent", "tokens-first", "month-first"],
+)  # fmt: skip
+def test_money_budgets_stand_beside_the_token_ones(spent, remaining, refused):
+    standing = Standing(MONEY, spent, LEFT, NOON)
+    headers = standing.headers()
+    assert (
+        headers["x-budget-remaining-tokens-day"],
+        headers["x-budget-remaining-usd-day"],
+        headers["x-budget-remaining-usd-month"],
+    ) == remaining
+    assert (headers["x-budget-limit-usd-day"], headers["x-budget-limit-usd-month"]) == ("0.5", "2")
+    assert headers["x-budget-reset-usd-day"] == headers["x-budget-reset-usd-month"] == "43200s"
+    refusal = standing.refusal()
+    if refused is None:
+        assert refusal is None
+    else:
+        assert refused in str(refusal) and "it resets in 12h 0m" in str(refusal)
+        assert refusal.retry_after == 43200 and refusal.headers == headers
+
+
+def test_money_budgets_are_described_in_dollars():
+    described = Standing(MONEY, {"day": 10, "usd_day": 125_000}, LEFT, NOON).described()
+    assert described == {
+        "day": {"tokens": 1000, "spent": 10, "remaining": 990, "resets_in_seconds": 43200},
+        "usd_day": {"usd": 0.5, "spent": 0.125, "remaining": 0.375, "resets_in_seconds": 43200},
+    }
+
+
+def test_money_is_charged_in_micro_dollars_and_refuses_once_spent(store):
+    now = [at("2026-11-30T23:59:00")]
+    budgets = Budgets(store, clock=lambda: now[0])
+    key = KeySpec("team", b"s", usd_per_day=0.001, usd_per_month=1)
+    assert budgets.periods(key) == () and budgets.standing(KeySpec("bob", b"t")) is None
+    assert budgets.periods(key, "usd") == ("usd_day:2026-11-30", "usd_month:2026-11")
+    for micros in (600, 400):  # the answer that crosses the budget was served in full
+        assert budgets.standing(key).refusal() is None
+        budgets.store.apply(
+            [Charge(key.name, "m", 9, 9, False, usd_periods=budgets.periods(key, "usd"),
+                    micro_usd=micros)]
+        )  # fmt: skip
+    standing = budgets.standing(key)
+    assert standing.spent == {"usd_day": 1000, "usd_month": 1000}
+    assert "the key 'team' has spent its 0.001 US dollars of the day; it resets in 1m 0s" in (
+        str(standing.refusal())
+    )
+    now[0] = at("2026-12-01T00:00:01")  # a new day and a new month
+    assert budgets.standing(key).spent == {"usd_day": 0, "usd_month": 0}

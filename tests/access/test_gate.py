@@ -10,7 +10,9 @@ from proxy.access.gate import Access
 from proxy.access.journal import Journal
 from proxy.access.keyring import Keyring, KeySpec
 from proxy.access.outages import Outages
+from proxy.access.spend import cost
 from proxy.app import create_app
+from proxy.config.catalog import Price
 from proxy.config.settings import Settings
 from tests.fakes.servercpp import FakeServerCpp
 from tests.runtimes import runtime_in
@@ -42,6 +44,16 @@ cached_token_cost = 0.5
 [[keys]]
 name = "erin"
 key = "sk-erin"
+
+[[keys]]
+name = "fran"
+key = "sk-fran"
+usd_per_day = 0.00005
+
+[[keys]]
+name = "gus"
+key = "sk-gus"
+local_only = true
 """
 MODELS = """
 [models.tiny]
@@ -278,7 +290,15 @@ def test_a_spent_budget_is_each_apis_quota_error_with_when_it_resets(client):
 def test_the_admin_api_lists_keys_their_settings_and_budgets_never_their_secrets(client):
     chat(client, "sk-dora")
     listed = client.get("/admin/keys", headers=as_key("admin")).get_json()["keys"]
-    assert [key["name"] for key in listed] == ["alice", "bob", "carol", "dora", "erin"]
+    assert [key["name"] for key in listed] == [
+        "alice",
+        "bob",
+        "carol",
+        "dora",
+        "erin",
+        "fran",
+        "gus",
+    ]
     dora = listed[3]
     assert dora["cached_token_cost"] == 0.5 and dora["priority"] == 128
     day = dora["budgets"]["day"]
@@ -324,3 +344,94 @@ def test_spend_on_a_priced_model_for_the_admin(tmp_path):
             k["name"]: k for k in client.get("/admin/keys", headers=as_key("admin")).json["keys"]
         }
         assert keys["erin"]["spend_usd"] == tiny["spend_usd"] and keys["alice"]["spend_usd"] == 0.0
+
+
+PRICED = """
+[models.tiny]
+upstreams = ["{0}"]
+fallbacks = ["other"]
+price = {{ input = 1000, output = 1000 }}
+[models.other]
+upstreams = ["{1}"]
+price = {{ input = 10, cached_input = 1, output = 20 }}
+[models.free]
+upstreams = ["{1}"]
+[models.cloud]
+backend = "openai"
+upstreams = ["http://127.0.0.1:9/v1"]
+"""
+
+
+@pytest.fixture
+def priced(tmp_path):
+    """A priced model whose server fails, falling back to another priced one, a model
+    without a price, and a cloud one."""
+    with (
+        FakeServerCpp("llamacpp", n_slots=2) as failing,
+        FakeServerCpp("llamacpp", n_slots=2) as answering,
+    ):
+        failing.fail_mode = "http500"
+        yield client_of(tmp_path, PRICED.format(failing.url, answering.url))
+
+
+def test_a_money_budget_is_charged_at_the_price_of_the_model_that_answered(priced):
+    for _ in range(2):
+        free = chat(priced, "sk-fran", model="free")
+        assert free.status_code == 200
+        assert free.headers["x-budget-remaining-usd-day"] == "0.00005"  # no price, no cost
+    assert free.headers["x-budget-limit-usd-day"] == "0.00005"
+    assert "x-budget-limit-tokens-day" not in free.headers
+    answered = chat(priced, "sk-fran", model="tiny")
+    assert answered.headers["x-oai-proxy-served-model"] == "other"
+    usage = answered.get_json()["usage"]
+    cached = usage.get("prompt_tokens_details", {}).get("cached_tokens", 0)
+    micros = cost(Price(10.0, 20.0, 1.0), usage["prompt_tokens"], cached,
+                  usage["completion_tokens"])  # fmt: skip
+    assert micros >= 50  # the answer crossed the budget, and was served in full
+    (fran,) = [
+        key for key in priced.get("/admin/keys", headers=as_key("admin")).json["keys"]
+        if key["name"] == "fran"
+    ]  # fmt: skip
+    assert fran["usd_per_day"] == 0.00005
+    assert fran["budgets"]["usd_day"]["spent"] == micros / 1_000_000  # other's price, not tiny's
+    assert fran["budgets"]["usd_day"]["usd"] == 0.00005
+    assert fran["budgets"]["usd_day"]["remaining"] == 0
+    for path in ("/v1/chat/completions", "/v1/messages"):
+        refused = priced.post(path, json={**CHAT, "model": "free"}, headers=as_key("sk-fran"))
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+        assert refused.headers["x-budget-remaining-usd-day"] == "0"
+        message = refused.get_json()["error"]["message"]
+        assert "the key 'fran' has spent its 0.00005 US dollars of the day; it resets in" in (
+            message
+        )
+
+
+def test_a_local_only_key_uses_and_sees_the_local_models_only(priced):
+    listed = priced.get("/v1/models", headers=as_key("sk-gus")).json["data"]
+    assert sorted(model["id"] for model in listed) == ["free", "other", "tiny"]
+    assert chat(priced, "sk-gus", model="free").status_code == 200
+    refused = chat(priced, "sk-gus", model="cloud")
+    assert refused.status_code == 403
+    assert refused.get_json()["error"]["message"] == (
+        "the key 'gus' may not use the model 'cloud'; it may use the local models, free, "
+        "other, tiny"
+    )
+    everything = priced.get("/v1/models", headers=as_key("sk-erin")).json["data"]
+    assert "cloud" in {model["id"] for model in everything}
+
+
+@pytest.mark.parametrize(
+    "models, local, narrowed",
+    [
+        ((), {"qwen", "llama"}, ("llama", "qwen")),  # every local model served now
+        (("qwen", "cloud"), {"qwen", "llama"}, ("qwen",)),  # of its own, the local ones
+        ((), set(), ()),  # none served: it may use none (not every one)
+    ],
+)
+def test_a_local_only_key_is_narrowed_to_the_local_models_served_now(models, local, narrowed):
+    key = KeySpec("gus", b"sk-gus", models, local_only=True)
+    access = Access(Keyring([key]), None, Journal(None, Outages("a store")))
+    access.local_models = lambda: frozenset(local)
+    found = access.identify(b"sk-gus")
+    assert found.models == narrowed and access.find(b"sk-gus") == found
+    assert not found.may_use("cloud") and all(found.may_use(model) for model in narrowed)

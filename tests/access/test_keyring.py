@@ -41,6 +41,13 @@ def one(**fields) -> dict:
         (one(priority=1.5), "'priority'"),
         (one(max_concurrent=-2), "'max_concurrent'"),
         (one(request_priority=1), "'request_priority' must be true or false"),
+        (one(usd_per_day=0), "'usd_per_day' must be US dollars, a number above 0"),
+        (one(usd_per_day=-5), "'usd_per_day' must be US dollars"),
+        (one(usd_per_month="5"), "'usd_per_month' must be US dollars"),
+        (one(usd_per_month=True), "'usd_per_month' must be US dollars"),
+        (one(usd_per_month=float("inf")), "'usd_per_month' must be US dollars"),
+        (one(usd_per_day=0.0000001), "at least 0.000001"),
+        (one(local_only="yes"), "'local_only' must be true or false"),
         ({"keys": [{"name": "a", "key": SECRET}, {"name": "a", "key": "other"}]}, "used twice"),
         ({"keys": [{"name": "a", "key": SECRET}, {"name": "b", "key": SECRET}]}, "same key value"),
     ],
@@ -65,6 +72,9 @@ def test_a_full_key():
             priority=0,
             max_concurrent=3,
             request_priority=True,
+            usd_per_day=2,
+            usd_per_month=12.5,
+            local_only=True,
         ),
         "k",
         {},
@@ -82,8 +92,11 @@ def test_a_full_key():
         priority=0,
         max_concurrent=3,
         request_priority=True,
+        usd_per_day=2.0,
+        usd_per_month=12.5,
+        local_only=True,
     )
-    assert key.limited and key.models == ("qwen",)
+    assert key.limited and key.budgeted and key.models == ("qwen",)
     assert key.may_use("qwen") and not key.may_use("llama")
 
 

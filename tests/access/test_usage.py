@@ -3,6 +3,7 @@ charge counted once by its id, however often it is written."""
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 
@@ -20,20 +21,27 @@ def store(request, tmp_path):
     return RedisUsage(request.getfixturevalue("redis_client"))
 
 
+def counted(requests: int, prompt: int, completion: int, errors: int, cached: int = 0) -> dict:
+    """What :data:`ROW`'s pair has counted."""
+    return {
+        **ROW,
+        "requests": requests,
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "errors": errors,
+        "cached_tokens": cached,
+    }
+
+
 def test_counts_add_up(store):
-    store.apply([Charge("alice", "qwen", 10, 5, False), Charge("alice", "qwen", 3, 0, True)])
+    store.apply(
+        [
+            Charge("alice", "qwen", 10, 5, False, cached_tokens=8),
+            Charge("alice", "qwen", 3, 0, True),
+        ]
+    )
     store.apply([Charge("bob", "qwen", 1, 1, False)])
-    assert store.totals() == [
-        {**ROW, "requests": 2, "prompt_tokens": 13, "completion_tokens": 5, "errors": 1},
-        {
-            "key": "bob",
-            "model": "qwen",
-            "requests": 1,
-            "prompt_tokens": 1,
-            "completion_tokens": 1,
-            "errors": 0,
-        },
-    ]
+    assert store.totals() == [counted(2, 13, 5, 1, cached=8), {**counted(1, 1, 1, 0), "key": "bob"}]
 
 
 def test_a_charge_written_again_counts_once(store):
@@ -41,9 +49,7 @@ def test_a_charge_written_again_counts_once(store):
     store.apply([charge])
     store.apply([charge, Charge.from_dict(charge.as_dict())])  # replayed, and from a journal
     store.apply([Charge("alice", "qwen", 1, 1, False, ("day:2026-11-26",), 2)])
-    assert store.totals() == [
-        {**ROW, "requests": 2, "prompt_tokens": 11, "completion_tokens": 6, "errors": 0}
-    ]
+    assert store.totals() == [counted(2, 11, 6, 0)]
     assert store.spent("alice", ["day:2026-11-26", "month:2026-11", "day:2026-11-27"]) == [
         17,
         15,
@@ -51,12 +57,42 @@ def test_a_charge_written_again_counts_once(store):
     ]
 
 
+def test_one_charge_adds_its_tokens_and_its_micro_dollars_each_to_its_own_periods(store):
+    money = ("usd_day:2026-11-26", "usd_month:2026-11")
+    charge = Charge("alice", "qwen", 10, 5, False, ("day:2026-11-26",), 15, 4, money, 2_500)
+    store.apply([charge, Charge.from_dict(charge.as_dict())])
+    store.apply([Charge("alice", "qwen", 1, 1, False, (), 0, 0, money[:1], 7)])
+    assert store.spent("alice", ["day:2026-11-26", *money]) == [15, 2_507, 2_500]
+    assert store.totals() == [counted(2, 11, 6, 0, cached=4)]
+
+
+def test_a_charge_journaled_before_money_and_cached_tokens_were_counted_reads_back():
+    written = {"key": "alice", "model": "qwen", "prompt_tokens": 3, "completion_tokens": 1,
+               "error": False, "periods": ["day:2026-11-26"], "tokens": 4, "id": "a1"}  # fmt: skip
+    charge = Charge.from_dict(written)
+    assert (charge.usd_periods, charge.micro_usd, charge.cached_tokens) == ((), 0, 0)
+    assert charge.budgets() == [("day:2026-11-26", 4)]
+
+
+def test_a_usage_file_made_before_cached_tokens_were_counted_gains_them(tmp_path):
+    path = tmp_path / "usage.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE usage (key TEXT NOT NULL, model TEXT NOT NULL, "
+            "requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, "
+            "completion_tokens INTEGER NOT NULL, errors INTEGER NOT NULL, "
+            "PRIMARY KEY (key, model))"
+        )
+        db.execute("INSERT INTO usage VALUES ('alice', 'qwen', 1, 10, 5, 0)")
+    db.close()
+    SqliteUsage(str(path)).apply([Charge("alice", "qwen", 4, 1, False, cached_tokens=3)])
+    assert SqliteUsage(str(path)).totals() == [counted(2, 14, 6, 0, cached=3)]
+
+
 def test_counts_survive_a_restart(tmp_path):
     path = str(tmp_path / "usage.sqlite3")
     SqliteUsage(path).apply([Charge("alice", "qwen", 10, 5, False)])
-    assert SqliteUsage(path).totals() == [
-        {**ROW, "requests": 1, "prompt_tokens": 10, "completion_tokens": 5, "errors": 0}
-    ]
+    assert SqliteUsage(path).totals() == [counted(1, 10, 5, 0)]
 
 
 WRITER = """
@@ -73,13 +109,7 @@ def test_processes_writing_at_once_lose_nothing(tmp_path):
     writers = [subprocess.Popen([sys.executable, "-c", WRITER, path]) for _ in range(3)]
     assert [writer.wait(60) for writer in writers] == [0, 0, 0]
     (row,) = SqliteUsage(path).totals()
-    assert row == {
-        **ROW,
-        "requests": 600,
-        "prompt_tokens": 1200,
-        "completion_tokens": 600,
-        "errors": 0,
-    }
+    assert row == counted(600, 1200, 600, 0)
 
 
 def test_redis_totals_from_two_processes(redis_client, redis_url):
@@ -90,6 +120,4 @@ def test_redis_totals_from_two_processes(redis_client, redis_url):
             RedisUsage(client).apply(
                 [Charge("alice", "qwen", 4, 2, False), Charge("alice", "qwen", 1, 0, True)]
             )
-    assert RedisUsage(redis_client).totals() == [
-        {**ROW, "requests": 4, "prompt_tokens": 10, "completion_tokens": 4, "errors": 2}
-    ]
+    assert RedisUsage(redis_client).totals() == [counted(4, 10, 4, 2)]

@@ -204,6 +204,11 @@ def test_unknown_names_find_nothing_unless_catch_all(tmp_path):
             id="price-unknown",
         ),
         pytest.param(
+            "[models.a]\nupstreams=['http://a']\nprice={cached_input='cheap'}",
+            "models.a.price.cached_input: must be US dollars per million tokens",
+            id="price-cached-input",
+        ),
+        pytest.param(
             "[models.a]\nupstreams=['http://a']\noverflow='a'",
             "models.a.overflow: 'a' is not another model's name",
             id="overflow-itself",
@@ -309,13 +314,18 @@ upstreams = ["http://b"]
 backend = "openai"
 upstreams = ["https://c/v1"]
 price = { input = 0.15, output = 0.6 }
+[models.cached]
+backend = "anthropic"
+upstreams = ["https://d"]
+price = { input = 3, cached_input = 0.3, output = 15 }
 """,
         )
     )
     local = catalog.models[0]
     assert local.fallbacks == ("big-box", "cloud") and local.warm == ("big-box",)
     assert (local.overflow, local.overflow_after) == ("big-box", 2)
-    assert catalog.prices == {"cloud": Price(0.15, 0.6)}
+    assert catalog.prices == {"cloud": Price(0.15, 0.6), "cached": Price(3.0, 15.0, 0.3)}
+    assert catalog.local_models == {"local", "big-box"}  # llama.cpp's servers, wherever they run
 
 
 def test_models_the_proxy_runs(tmp_path):
