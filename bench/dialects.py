@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import random
 import statistics
+import sys
 import tempfile
 import time
 from contextlib import ExitStack
@@ -71,14 +72,16 @@ DIALECTS = {
 }
 
 
-def served(url: str) -> dict:
-    """The dialects this proxy answers (a route it lacks answers 404)."""
+def served(url: str, answered: bool = False) -> dict:
+    """The dialects this proxy answers (a route it lacks answers 404); ``answered``: those
+    it answers with 200 (another gateway may fail a route it has)."""
     session = requests.Session()
-    return {
-        name: spec
-        for name, spec in DIALECTS.items()
-        if session.post(url + spec[0], json=spec[1], timeout=30).status_code != 404
-    }
+    found = {}
+    for name, spec in DIALECTS.items():
+        status = session.post(url + spec[0], json=spec[1], timeout=60).status_code
+        if status == 200 or (status != 404 and not answered):
+            found[name] = spec
+    return found
 
 
 def batch(
@@ -149,6 +152,18 @@ FLOORS = {  # label: (kind, server)
 }
 PROXIES = {"proxy": "waitress", "proxy, gunicorn": "gunicorn", "proxy, granian": "granian"}
 GENERIC = "proxy, OpenAI upstream"  # the server's /v1 as a model of backend = "openai"
+LITELLM = "LiteLLM's proxy"  # the same /v1 as a model of LiteLLM's proxy, beside it
+
+
+def litellm_command() -> tuple:
+    """``(the command that starts LiteLLM's proxy, '')``, found where the e2e tests find it
+    (``.ci/clients.sh`` installs it), or ``(None, why it is not measured)``."""
+    from tests.e2e.libraries import litellm_proxy
+
+    try:
+        return litellm_proxy(), ""
+    except FileNotFoundError as exc:
+        return None, f"LiteLLM's proxy is not measured: it is not installed ({exc})"
 
 
 @dataclass(frozen=True)
@@ -174,11 +189,14 @@ class Figures:
     cpu_chunk: Optional[float]
 
 
-def chat_layer(count: int, work: Path, baseline: Optional[Path], warmup: int) -> dict:
+def chat_layer(
+    count: int, work: Path, baseline: Optional[Path], warmup: int, litellm: Optional[list]
+) -> dict:
     """Every client API through the server's chat layer, against the server directly: each
     API the proxy serves, by the proxy under waitress and under gunicorn (and by a
     ``baseline`` checkout's proxy, when given), and chat completions by the proxy's own
-    template on ``/completion`` too, one API at a time, its ways taking turns request by
+    template on ``/completion`` too; each API LiteLLM's proxy answers, by it, when its
+    ``litellm`` command is given; one API at a time, its ways taking turns request by
     request, after ``warmup`` of each."""
     from tests.e2e.tinymodel import CHAT_TEMPLATE
 
@@ -222,7 +240,10 @@ def chat_layer(count: int, work: Path, baseline: Optional[Path], warmup: int) ->
             name="openai-upstream",
             args=["--config", str(generic_models)],
         )
-        stack.enter_context(processes.all_running({**proxies, **floors, "rendered": rendered}))
+        peers = {LITELLM: processes.litellm(litellm, server.url, work, "tiny")} if litellm else {}
+        stack.enter_context(
+            processes.all_running({**proxies, **floors, **peers, "rendered": rendered})
+        )
         ways = {}
         for name, (path, body) in served(proxies["proxy"].url).items():
             body = {**body, "temperature": 0}
@@ -242,6 +263,11 @@ def chat_layer(count: int, work: Path, baseline: Optional[Path], warmup: int) ->
                 )
             for label, proxy in proxies.items():
                 ways[name, label] = Way(proxy.url, path, body, ProcessTree(proxy.pid))
+        for label, peer in peers.items():
+            for name, (path, body) in served(peer.url, answered=True).items():
+                ways[name, label] = Way(
+                    peer.url, path, {**body, "temperature": 0}, ProcessTree(peer.pid)
+                )
         path, body = DIALECTS["chat completions"]
         body = {**body, "temperature": 0}
         prompt = requests.post(server.url + "/apply-template", json=body, timeout=30).json()
@@ -305,8 +331,16 @@ def timed(way: Way, *, stream: bool) -> tuple:
     return (first - started) * 1000, (ended - started) * 1000
 
 
-def chat_layer_table(figures: dict, count: int, baseline: Optional[Path]) -> str:
+def chat_layer_table(
+    figures: dict, count: int, baseline: Optional[Path], unmeasured: str = ""
+) -> str:
     against = f" and by the proxy of `{baseline}` (baseline)" if baseline else ""
+    peer = (
+        f" {unmeasured}."
+        if unmeasured
+        else " LiteLLM's proxy (one worker, no keys) in front of the same `/v1`, on each "
+        "API it answers, is the peer the OpenAI upstream way compares with."
+    )
     lines = [
         "",
         "## Every client API through the server's chat layer",
@@ -327,7 +361,7 @@ def chat_layer_table(figures: dict, count: int, baseline: Optional[Path]) -> str
         "requests per way and answer, one API at a time, its ways taking turns request by "
         "request in a shuffled order. Added: the way's p50 "
         "less the server's own; CPU: the proxy's, per whole answer and per streamed "
-        "chunk (a streamed answer's CPU less a whole one's, over its chunks).",
+        "chunk (a streamed answer's CPU less a whole one's, over its chunks)." + peer,
         "",
         "| API | way | whole p50 ms | added | first byte p50 ms | added | streamed p50 ms "
         "| added | CPU ms/answer | CPU µs/chunk |",
@@ -376,11 +410,14 @@ def main() -> None:
     args = cli.with_baseline(cli.arguments("dialects", "What each client API costs.")).parse_args()
     # requests per way, and to warm each way up first
     count, layered_count, warmups = (15, 4, (3, 2)) if args.quick else (1500, 600, (30, 20))
+    litellm, unmeasured = litellm_command()
+    if unmeasured:
+        print(unmeasured, file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="bench-dialects-") as work:
         figures = run(count, Path(work), warmups[0])
-        layered = chat_layer(layered_count, Path(work), args.baseline, warmups[1])
+        layered = chat_layer(layered_count, Path(work), args.baseline, warmups[1], litellm)
     report = table(figures, count, args.quick) + chat_layer_table(
-        layered, layered_count, args.baseline
+        layered, layered_count, args.baseline, unmeasured
     )
     cli.publish(args, "dialects", report)
 

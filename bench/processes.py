@@ -19,6 +19,7 @@ import requests
 from tests.processes import ROOT, free_port, stop_process
 
 START_TIMEOUT = 60.0
+LITELLM_START_TIMEOUT = 180.0  # its imports alone take half a minute on a busy machine
 
 
 class Service:
@@ -34,6 +35,7 @@ class Service:
         health: str = "/health",
         env: Optional[dict] = None,
         root: Path = ROOT,
+        start_timeout: float = START_TIMEOUT,
     ) -> None:
         self.name = name
         self.command = list(command)
@@ -42,6 +44,7 @@ class Service:
         self.log_path = log_path
         self.health = health
         self.env = env
+        self.start_timeout = start_timeout
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "Service":
@@ -62,7 +65,7 @@ class Service:
 
     def ready(self) -> "Service":
         """Return once it serves; its log's name in the error when it cannot."""
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(
@@ -74,7 +77,7 @@ class Service:
             time.sleep(0.05)
         self.stop()
         raise TimeoutError(
-            f"{self.name} was not healthy within {START_TIMEOUT:.0f}s; see {self.log_path}"
+            f"{self.name} was not healthy within {self.start_timeout:.0f}s; see {self.log_path}"
         )
 
     @property
@@ -179,10 +182,10 @@ def passthrough(
     )
 
 
-def litellm(executable: str, upstream: str, log_dir: Path) -> Service:
-    """LiteLLM's proxy in front of llama-server's OpenAI endpoint, one worker, as its users
-    configure it; without keys, like the proxy it is compared with, and reading its cost
-    map locally (no network at start)."""
+def litellm(command: Sequence[str], upstream: str, log_dir: Path, model: str = "bench") -> Service:
+    """LiteLLM's proxy (started by ``command``) in front of llama-server's OpenAI endpoint as
+    ``model``, one worker, as its users configure it; without keys, like the proxy it is
+    compared with, and reading its cost map locally (no network at start)."""
     port = free_port()
     config = log_dir / "litellm.yaml"  # JSON, which YAML reads
     config.write_text(
@@ -190,9 +193,9 @@ def litellm(executable: str, upstream: str, log_dir: Path) -> Service:
             {
                 "model_list": [
                     {
-                        "model_name": "bench",
+                        "model_name": model,
                         "litellm_params": {
-                            "model": "openai/bench",
+                            "model": f"openai/{model}",
                             "api_base": upstream + "/v1",
                             "api_key": "none",
                         },
@@ -210,7 +213,7 @@ def litellm(executable: str, upstream: str, log_dir: Path) -> Service:
     return Service(
         "LiteLLM proxy",
         [
-            executable,
+            *command,
             "--config",
             str(config),
             "--port",
@@ -224,6 +227,7 @@ def litellm(executable: str, upstream: str, log_dir: Path) -> Service:
         log_dir / "litellm.log",
         health="/health/liveliness",
         env=env,
+        start_timeout=LITELLM_START_TIMEOUT,
     )
 
 

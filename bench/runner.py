@@ -108,7 +108,7 @@ def target(
     if way in ("direct", "llama.cpp /v1"):
         return upstream_url, way == "direct", None
     if way == "litellm":
-        service = processes.litellm(litellm, upstream_url, work_dir)
+        service = processes.litellm([litellm], upstream_url, work_dir)
     else:
         service = processes.proxy(
             way, upstream_url, work_dir, threads=plan.threads, workers=plan.workers

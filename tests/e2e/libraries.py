@@ -33,6 +33,10 @@ KEY = "sk-library"
 ONE_CALL = f"{TRIGGERS['one_call']} What is the weather in Paris?"
 RESULT = f"Sunny {TRIGGERS['result']}"
 WEATHER = TOOLS[0]
+LITELLM_PROXY = (
+    "import sys; from litellm_cli.main import proxy_server; sys.argv[0] = 'litellm'; "
+    "sys.exit(proxy_server())"
+)
 
 
 def clients_folder() -> pathlib.Path:
@@ -48,6 +52,12 @@ def python_of(client: str) -> pathlib.Path:
     if not path.exists():
         raise FileNotFoundError(f"no {client} at {path}: run bash .ci/clients.sh")
     return path
+
+
+def litellm_proxy() -> list:
+    """The command that starts LiteLLM's proxy (its options follow): its ``litellm`` program,
+    run by the Python of LiteLLM's own virtual environment."""
+    return [str(python_of("litellm")), "-c", LITELLM_PROXY]
 
 
 def program_of(client: str, name: str) -> pathlib.Path:

@@ -5,12 +5,20 @@ key of its own (``openai`` again). The proxy's key for it comes from an environm
 variable and is never shown; the OpenAI SDK's chats, streams and tool round trip come
 through as the upstream answered them, a row per backend; Anthropic's, the Responses API's
 and Ollama's clients reach it through their translation, once each; what only a server.cpp
-reads is refused by name; a local model falls back to it."""
+reads is refused by name.
+
+Models fall back to it: a local one whose server stopped answering or died, and one whose
+upstream is over its rate limit (429) or overloaded (503), each chat counted; a stream
+whose server dies after its first byte ends with the API's error event instead. A local
+model on one slot overflows to it while the slot is busy, and the share that did is
+measured; one asked one chat at a time never does."""
 
 from __future__ import annotations
 
 import json
 import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import anthropic
 import openai
@@ -23,7 +31,9 @@ from .families import ANSWER, PARIS, RESULT_ANSWER
 from .libraries import MODEL, ONE_CALL, QWEN3, RESULT, WEATHER
 from .llama_server import LlamaServer
 from .marks import CURRENT, on
+from .refusing import RefusingServer
 from .scriptedmodel import write_scripted_gguf
+from .tinymodel import EOS_ID, write_tiny_llama_gguf
 
 UPSTREAM = "a server of a public API: current llama-server's /v1 and /v1/messages, with --api-key"
 pytestmark = [pytest.mark.e2e, *on(CURRENT, why=UPSTREAM)]
@@ -54,6 +64,25 @@ upstreams = ["{url}/v1"]
 backend = "openai"
 upstreams = ["{inner}/v1"]
 upstream_key_env = "INNER_PROXY_KEY"
+
+[models.limited]
+backend = "openai"
+upstreams = ["{limited}/v1"]
+fallbacks = ["big"]
+
+[models.overloaded]
+backend = "openai"
+upstreams = ["{overloaded}/v1"]
+fallbacks = ["big"]
+
+[models.spilling]
+upstreams = ["{one_slot}"]
+overflow = "big"
+overflow_after = 0
+
+[models.endless]
+upstreams = ["{one_slot}"]
+fallbacks = ["big"]
 """
 INNER_KEY = "sk-inner-proxy-3c9d"  # the key of another oai-proxy, in front of the same server
 
@@ -61,19 +90,26 @@ INNER_KEY = "sk-inner-proxy-3c9d"  # the key of another oai-proxy, in front of t
 @pytest.fixture(scope="module")
 def proxy(kind, logs, tmp_path_factory):
     folder = tmp_path_factory.mktemp("openai-upstream")
-    model = write_scripted_gguf(
+    scripted = write_scripted_gguf(
         folder / "qwen3.gguf", QWEN3.scripts(), QWEN3.tokens, QWEN3.chat_template(), name=MODEL
     )
+    tiny = write_tiny_llama_gguf(folder / "tiny-llama.gguf")
     with (
         LlamaServer(
-            model,
+            scripted,
             logs / "openai-upstream.log",
             kind=kind,
             parallel=2,
             ctx_size=8192,
             extra_args=["--api-key", SECRET, "--alias", MODEL],
         ) as server,
-        LlamaServer(model, logs / "openai-upstream-local.log", kind=kind, parallel=1) as local,
+        LlamaServer(scripted, logs / "openai-upstream-local.log", kind=kind, parallel=1) as local,
+        # the tests' tiny model, whose answers run as long as they are let: one slot, held
+        LlamaServer(
+            tiny, logs / "openai-upstream-one-slot.log", kind=kind, parallel=1, context_shift=True
+        ) as one_slot,
+        RefusingServer(429, logs / "openai-upstream-429.log") as limited,
+        RefusingServer(503, logs / "openai-upstream-503.log") as overloaded,
         ProxyProcess(
             server.url,
             logs / "proxy-inner.log",
@@ -81,7 +117,15 @@ def proxy(kind, logs, tmp_path_factory):
         ) as inner,
     ):
         (folder / "models.toml").write_text(
-            MODELS_FILE.format(url=server.url, model=MODEL, local=local.url, inner=inner.url)
+            MODELS_FILE.format(
+                url=server.url,
+                model=MODEL,
+                local=local.url,
+                inner=inner.url,
+                limited=limited.url,
+                overloaded=overloaded.url,
+                one_slot=one_slot.url,
+            )
         )
         with ProxyProcess(
             server.url,
@@ -92,7 +136,8 @@ def proxy(kind, logs, tmp_path_factory):
             ],
             env={"BIG_BOX_KEY": SECRET, "INNER_PROXY_KEY": INNER_KEY},
         ) as running:
-            running.local = local
+            running.local, running.one_slot = local, one_slot
+            running.refusing = {"limited": limited, "overloaded": overloaded}
             yield running
 
 
@@ -258,11 +303,11 @@ def test_a_refused_key_is_named_and_the_key_is_shown_nowhere(proxy):
     assert "127.0.0.1" not in refused.value.message
 
 
-def answered_by(proxy, stream: bool) -> tuple:
+def answered_by(proxy, stream: bool, model: str = "local", **options) -> tuple:
     """``(the model the answer names, the served-model header, its text)`` of a chat asked of
-    the local model."""
+    ``model``."""
     raw = proxy.sdk().chat.completions.with_raw_response.create(
-        model="local", messages=[{"role": "user", "content": "Hello?"}], stream=stream
+        model=model, messages=[{"role": "user", "content": "Hello?"}], stream=stream, **options
     )
     header = raw.headers.get("x-oai-proxy-served-model")
     if stream:
@@ -276,6 +321,7 @@ def test_the_local_model_answers_while_it_can(proxy):
     assert answered_by(proxy, stream=False) == ("local", None, ANSWER)
 
 
+@pytest.mark.faults
 def test_a_local_server_that_stopped_answering_falls_back_before_the_first_byte(proxy):
     proxy.local.proc.send_signal(signal.SIGSTOP)  # it takes connections and says nothing
     try:
@@ -285,8 +331,98 @@ def test_a_local_server_that_stopped_answering_falls_back_before_the_first_byte(
         proxy.local.proc.send_signal(signal.SIGCONT)
 
 
+@pytest.mark.faults
 def test_a_local_server_killed_falls_back_and_no_client_sees_an_error(proxy):
     proxy.local.kill()
     answers = [answered_by(proxy, stream=each % 2 == 1) for each in range(6)]
     assert answers == [("big", "big", ANSWER)] * 6
     assert "Traceback" not in proxy.log()
+
+
+ASKED = 8  # whole chats, and as many streamed, asked of a model whose upstream refuses them
+
+
+def outcome(call):
+    """What ``call`` returned, or the API error the client saw."""
+    try:
+        return call()
+    except openai.APIError as exc:
+        return exc
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("name, status", [("limited", 429), ("overloaded", 503)])
+def test_an_upstream_over_its_rate_limit_or_overloaded_falls_back(proxy, name, status):
+    """Each chat, whole or streamed, four at a time, is refused by its model's upstream and
+    answered by the fallback before any byte reached the client."""
+    refusing = proxy.refusing[name]
+    before = refusing.refused()
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = list(
+            pool.map(
+                lambda each: outcome(lambda: answered_by(proxy, each % 2 == 1, name)),
+                range(2 * ASKED),
+            )
+        )
+    errors = [found for found in outcomes if isinstance(found, Exception)]
+    answered = outcomes.count(("big", "big", ANSWER))
+    refused = refusing.refused() - before
+    print(
+        f"{status}: {len(outcomes)} chats ({ASKED} whole, {ASKED} streamed), {refused} "
+        f"refused by the upstream, {answered} answered by the fallback, {len(errors)} "
+        "client errors"
+    )
+    assert errors == [] and answered == 2 * ASKED
+    assert refused == 2 * ASKED  # each was asked of its own model first
+
+
+# the tiny model's answer on the one-slot server: as long as it is let run
+SPILLING = {"max_tokens": 48, "temperature": 0, "logit_bias": {str(EOS_ID): -100}}
+TOGETHER = 8  # chats sent at once to the one-slot model
+
+
+def test_a_model_overflows_while_its_slot_is_busy_and_never_while_it_is_free(proxy):
+    one_at_a_time = [
+        answered_by(proxy, each % 2 == 1, "spilling", **SPILLING)[:2] for each in range(4)
+    ]
+    assert one_at_a_time == [("spilling", None)] * 4
+    start = threading.Barrier(TOGETHER)
+
+    def together(each: int) -> tuple:
+        start.wait()
+        return answered_by(proxy, each % 2 == 1, "spilling", **SPILLING)[:2]
+
+    with ThreadPoolExecutor(TOGETHER) as pool:
+        served = list(pool.map(together, range(TOGETHER)))
+    spilled = served.count(("big", "big"))
+    print(
+        f"{TOGETHER} chats at once (half streamed) on one slot: {spilled} overflowed "
+        f"({spilled / TOGETHER:.0%}); one at a time: 0 of {len(one_at_a_time)}"
+    )
+    assert spilled + served.count(("spilling", None)) == TOGETHER
+    assert 0 < spilled < TOGETHER  # the first found the slot free
+
+
+@pytest.mark.faults
+def test_a_stream_that_fails_after_its_first_byte_ends_with_an_error_event(proxy):
+    """The server dies mid-answer: the stream ends with the API's error event, and is never
+    begun again on the model's fallback."""
+    stream = proxy.sdk().chat.completions.create(
+        model="endless",
+        messages=[{"role": "user", "content": "Hello?"}],
+        stream=True,
+        **{**SPILLING, "max_tokens": 100_000},
+    )
+    chunks = []
+    try:
+        with pytest.raises(openai.APIError) as ended:
+            for chunk in stream:
+                chunks.append(chunk)
+                if len(chunks) == 3:
+                    proxy.one_slot.kill()
+    finally:
+        proxy.one_slot.start()  # on the same port, for the tests after this one
+    print(f"{len(chunks)} chunks from 'endless', then the error event: {ended.value.message}")
+    assert len(chunks) >= 3 and {chunk.model for chunk in chunks} == {"endless"}
+    assert "127.0.0.1" not in ended.value.message
+    assert "model 'endless' could not answer" not in proxy.log()

@@ -16,7 +16,7 @@ from tests.polling import wait_for
 from tests.processes import ProxyProcess, free_port
 
 from .families import ANSWER, PARIS, RESULT_ANSWER
-from .libraries import MODEL, ONE_CALL, QWEN3, RESULT, WEATHER, python_of
+from .libraries import MODEL, ONE_CALL, QWEN3, RESULT, WEATHER, litellm_proxy
 from .llama_server import LlamaServer
 from .marks import CURRENT, on
 from .scriptedmodel import write_scripted_gguf
@@ -42,10 +42,6 @@ upstreams = ["{url}/v1"]
 upstream_model = "{model}"
 upstream_key_env = "LITELLM_KEY"
 """
-START = (
-    "import sys; from litellm_cli.main import proxy_server; sys.argv[0] = 'litellm'; "
-    "sys.exit(proxy_server())"
-)
 
 
 def up(url: str) -> bool:
@@ -68,7 +64,7 @@ def proxy(kind, logs, tmp_path_factory):
         gateway_url = f"http://127.0.0.1:{port}"
         with open(logs / "litellm-upstream.log", "ab") as log:
             gateway = subprocess.Popen(
-                [str(python_of("litellm")), "-c", START, "--config", str(config)]
+                [*litellm_proxy(), "--config", str(config)]
                 + ["--host", "127.0.0.1", "--port", str(port)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
