@@ -5,7 +5,8 @@ key of its own (``openai`` again). The proxy's key for it comes from an environm
 variable and is never shown; the OpenAI SDK's chats, streams and tool round trip come
 through as the upstream answered them, a row per backend; Anthropic's, the Responses API's
 and Ollama's clients reach it through their translation, once each; what only a server.cpp
-reads is refused by name; a local model falls back to it."""
+reads is refused by name; a local model falls back to it; a model's own headers, timeouts
+and filters reach it."""
 
 from __future__ import annotations
 
@@ -49,6 +50,14 @@ upstream_key_env = "BIG_BOX_KEY"
 [models.keyless]
 backend = "openai"
 upstreams = ["{url}/v1"]
+
+[models.filtered]
+backend = "openai"
+upstreams = ["{url}/v1"]
+upstream_model = "{model}"
+headers_env = {{ "X-Api-Key" = "BIG_BOX_KEY" }}
+timeouts = {{ connect = 5, read = 30, first_byte = 30 }}
+filters = {{ strip = ["seed"], set = {{ max_tokens = 3 }} }}
 
 [models.relayed]
 backend = "openai"
@@ -201,6 +210,20 @@ def test_a_refused_key_is_named_and_the_key_is_shown_nowhere(proxy):
     health += requests.get(proxy.url + "/v1/models", timeout=30).text
     assert SECRET not in health and SECRET not in proxy.log() and INNER_KEY not in proxy.log()
     assert "127.0.0.1" not in refused.value.message
+
+
+def test_a_key_in_a_header_of_the_operators_and_its_filters(proxy):
+    """llama-server reads its key from ``X-Api-Key`` too: a header the operator adds, read
+    from the environment; the answer names the fields the model's filters changed."""
+    raw = proxy.sdk().chat.completions.with_raw_response.create(
+        model="filtered", messages=[{"role": "user", "content": "Hello?"}], max_tokens=64, seed=7
+    )
+    answer = raw.parse()
+    assert answer.choices[0].finish_reason == "length"  # the operator's 3 tokens, not 64
+    assert answer.usage.completion_tokens == 3
+    assert raw.headers["x-oai-proxy-left-out-fields"] == "seed"
+    assert raw.headers["x-oai-proxy-replaced-fields"] == "max_tokens"
+    assert SECRET not in proxy.log()
 
 
 def answered_by(proxy, stream: bool) -> tuple:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Iterable, Iterator, Optional
 
 from proxy.backends.anthropic import reply
-from proxy.backends.anthropic.payload import PATH, messages_body, refusal
+from proxy.backends.anthropic.payload import PATH, filled, messages_body, refusal, unsent
 from proxy.backends.wire.relay import Relay
 from proxy.core.errors import InvalidRequestError
 from proxy.core.types import Chunk, Completion, GenerationRequest
@@ -23,7 +23,13 @@ class AnthropicBackend(Relay):
     owned_by = "anthropic-compatible"
 
     def refusal(self, request: GenerationRequest) -> Optional[InvalidRequestError]:
-        return refusal(request, self.client.label)
+        return refusal(request, self.client.label, self.filters.strip)
+
+    def unsent(self, request: GenerationRequest) -> Iterable[str]:
+        return unsent(request)
+
+    def filled(self, request: GenerationRequest) -> tuple:
+        return filled(request)
 
     def body(self, request: GenerationRequest, *, stream: bool) -> dict:
         return messages_body(request, self.upstream_model, stream=stream)
