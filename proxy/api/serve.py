@@ -25,13 +25,16 @@ from flask import Blueprint, Response, g, jsonify, request
 from proxy.api.body import UNREAD, read_json
 from proxy.api.requestmodel import answer_name, request_model
 from proxy.api.state import get_state
-from proxy.core import generation
+from proxy.core import fields, generation
 from proxy.core.caller import Caller, anything
 from proxy.core.party import ANYONE
 from proxy.core.sse import HEADERS, Wire, event_stream
 from proxy.dialects.dialect import Ask, Dialect, hosted_refusal
 
 SERVED_HEADER = "x-oai-proxy-served-model"  # the model that answered, when a fallback did
+# the request's fields the model's filters (the operator's) left out, or sent with other values
+LEFT_OUT_HEADER = "x-oai-proxy-left-out-fields"
+REPLACED_HEADER = "x-oai-proxy-replaced-fields"
 
 
 def versioned(bp: Blueprint, path: str, method: str = "POST") -> Callable:
@@ -102,8 +105,13 @@ def serve(
         passed = completions[0].verbatim is not None
     if not passed:  # an answer its upstream wrote had nothing of its request left out
         response.headers.update(dialect.headers(ask))
-    if g.measure.served:  # a fallback answered (a stream's, before its first byte)
-        response.headers[SERVED_HEADER] = g.measure.served
+    measure = g.measure  # told before the first byte, as a stream's is
+    if measure.served:  # a fallback answered
+        response.headers[SERVED_HEADER] = measure.served
+    if measure.left_out:
+        response.headers[LEFT_OUT_HEADER] = fields.named(measure.left_out)
+    if measure.replaced:
+        response.headers[REPLACED_HEADER] = fields.named(measure.replaced)
     return response
 
 

@@ -64,6 +64,29 @@ def _exact(dollars: float) -> Decimal:
 
 
 @dataclass(frozen=True)
+class Timeouts:
+    """Seconds a model's upstream is given, in place of the proxy's flags where set
+    (``None``: ``--connect-timeout``, ``--upstream-timeout``; no first-byte bound)."""
+
+    connect: Optional[float] = None  # to open a connection
+    read: Optional[float] = None  # for each next bytes of an answer
+    first_byte: Optional[float] = None  # for a streamed answer's first bytes
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the body sent to a model's upstream has, whatever the request asked: fields left
+    out (``strip``) and fields put in with the operator's values (``set``), named by the
+    upstream's API."""
+
+    strip: tuple = ()  # field names
+    set: tuple = ()  # (field name, value) pairs
+
+    def __bool__(self) -> bool:
+        return bool(self.strip or self.set)
+
+
+@dataclass(frozen=True)
 class ManagedSpec:
     """A server the proxy starts itself: a command with ``${PORT}`` and ``${MODEL}`` in it
     (``None``: llama-server with ``args``), and when to start and stop it."""
@@ -115,6 +138,12 @@ class ModelSpec:
     warm: tuple = ()  # ids of equal models, the first of them running answers while it is not
     drop_hosted_tools: bool = False  # hosted tools it does not run are left out, not refused
     price: Optional[Price] = None  # what its tokens cost; None: nothing counted
+    # openai, anthropic: sent with every request to its upstream, as (name, value) pairs;
+    # headers_env's values are read from the environment variables they name
+    headers: tuple = field(default=(), repr=False)
+    headers_env: tuple = ()
+    timeouts: Timeouts = Timeouts()
+    filters: Filters = Filters()
 
     @property
     def names(self) -> tuple:

@@ -7,13 +7,23 @@ with a message naming the file, the key and what is wrong. Pure: no network, no 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import shlex
 import unicodedata
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
-from proxy.config.catalog import Catalog, CatalogError, ManagedSpec, ModelSpec, Price, UpstreamSpec
+from proxy.config.catalog import (
+    Catalog,
+    CatalogError,
+    Filters,
+    ManagedSpec,
+    ModelSpec,
+    Price,
+    Timeouts,
+    UpstreamSpec,
+)
 from proxy.config.files import (
     parse_size,
     read_toml,
@@ -32,6 +42,18 @@ REASONING = ("auto", "think-tags", "none")  # how a model's thoughts are told fr
 SLOT_SAVES = ("on-stop", "every-turn", "off")  # when a server the proxy runs saves its KV caches
 # keys of a model the proxy runs or a server.cpp, which an OpenAI-compatible upstream has not
 LOCAL_ONLY = ("chat_template", "reasoning", "cmd", "model", "args", "ttl", "preload", "slot_save")
+# keys of a model on a server of a public API alone
+API_ONLY = ("upstream_model", "headers", "headers_env", "timeouts", "filters")
+# Headers the proxy writes itself, by the lower-case name: those that frame every request,
+# and each API's key and version (a key has upstream_key_env, which no page shows).
+FRAMING = ("host", "content-length", "content-type", "transfer-encoding", "connection")
+OWN_HEADERS = {"openai": ("authorization",), "anthropic": ("x-api-key", "anthropic-version")}
+# the characters of a header's name (RFC 9110's token)
+TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+TIMEOUTS = ("connect", "read", "first_byte")
+# Body fields no filter touches: what makes the request the one the client asked for.
+UNFILTERED = ("model", "messages", "stream", "stream_options")
+REQUIRED = {"anthropic": ("max_tokens",)}  # fields an API requires: set, never stripped
 # Request fields a model may default; each is applied only where the client left it out.
 DEFAULTABLE = (
     "max_tokens",
@@ -69,6 +91,10 @@ MODEL_KEYS = {
     "warm",
     "drop_hosted_tools",
     "price",
+    "headers",
+    "headers_env",
+    "timeouts",
+    "filters",
 }
 TOP_KEYS = {"default", "catch_all", "models", "max_running", "max_memory"}
 LONGEST_ID = 128  # characters: an id names its server's log file and slot folder
@@ -264,11 +290,13 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder:
     slots = _count(spec.get("slots", 0), f"{key}.slots", fail)
     upstreams = spec.get("upstreams", [])
     managed = _managed(spec, key, fail, folder) if backend == "servercpp" else None
-    if backend not in APIS and "upstream_model" in spec:
-        raise fail(
-            f"{key}.upstream_model", 'belongs to a model of backend = "openai" or "anthropic"'
-        )
-    if backend in APIS:
+    if backend not in APIS:
+        for name in API_ONLY:
+            if name in spec:
+                raise fail(
+                    f"{key}.{name}", 'belongs to a model of backend = "openai" or "anthropic"'
+                )
+    else:
         for name in LOCAL_ONLY:
             if name in spec:
                 raise fail(f"{key}.{name}", f"has no meaning for a model of backend = {backend!r}")
@@ -331,6 +359,11 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder:
     drop_hosted_tools = spec.get("drop_hosted_tools", False)
     if not isinstance(drop_hosted_tools, bool):
         raise fail(f"{key}.drop_hosted_tools", "must be true or false")
+    defaults = _defaults(spec.get("defaults", {}), f"{key}.defaults", fail)
+    headers, headers_env = _headers(spec, backend, key, fail)
+    filters = _filters(
+        spec.get("filters"), backend, spec["defaults"] if defaults else {}, key, fail
+    )
     reasoning = spec.get("reasoning", "auto")
     if reasoning not in REASONING:
         raise fail(f"{key}.reasoning", f"must be one of {', '.join(REASONING)}, got {reasoning!r}")
@@ -341,7 +374,7 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder:
         upstreams=upstreams if backend != "chatglm" else (),
         chat_template=template,
         path=resolved(spec.get("model", ""), folder) if backend == "chatglm" else "",
-        defaults=_defaults(spec.get("defaults", {}), f"{key}.defaults", fail),
+        defaults=defaults,
         affinity=affinity,
         upstream_key=upstream_key,
         upstream_key_env=key_env,
@@ -356,6 +389,10 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder:
         warm=warm,
         drop_hosted_tools=drop_hosted_tools,
         price=price,
+        headers=headers,
+        headers_env=headers_env,
+        timeouts=_timeouts(spec.get("timeouts"), f"{key}.timeouts", fail),
+        filters=filters,
     )
 
 
@@ -437,6 +474,123 @@ def _price(table: Any, key: str, fail) -> Optional[Price]:
         float(table.get("output", 0)),
         None if cached is None else float(cached),
     )
+
+
+def _headers(spec: dict, backend: str, key: str, fail) -> tuple:
+    """``headers`` and ``headers_env`` as ``(name, value)`` and ``(name, variable)`` pairs:
+    what goes with every request to the upstream. A header the proxy writes itself is
+    refused by name; no message ever quotes a value."""
+    own = (*FRAMING, *OWN_HEADERS.get(backend, ()))
+    taken: set = set()
+    found = []
+    for table_name, problem in (
+        ("headers", "must be a string without line breaks or other control characters"),
+        ("headers_env", "must name an environment variable"),
+    ):
+        table = spec.get(table_name, {})
+        if not isinstance(table, dict):
+            raise fail(f"{key}.{table_name}", 'must be a table: { "Header-Name" = ... }')
+        for name, value in table.items():
+            where = f"{key}.{table_name}.{name}"
+            if not name or not set(name) <= TOKEN:
+                raise fail(where, "is not a header name (letters, digits and !#$%&'*+-.^_`|~)")
+            if name.lower() in own:
+                raise fail(where, _own_header(name.lower()))
+            if name.lower() in taken:
+                raise fail(where, "is given twice (a header's name is the same in any case)")
+            taken.add(name.lower())
+            if table_name == "headers" and not header_value(value):
+                raise fail(where, problem)
+            if table_name == "headers_env" and not (
+                isinstance(value, str) and value.isidentifier()
+            ):
+                raise fail(where, problem)
+        found.append(tuple(table.items()))
+    return tuple(found)
+
+
+def _own_header(name: str) -> str:
+    """Why the proxy keeps the header ``name`` (lower case) to itself."""
+    if name in ("authorization", "x-api-key"):
+        return (
+            "carries the upstream's key, which the proxy writes itself: name the variable "
+            "that holds it in upstream_key_env"
+        )
+    if name == "anthropic-version":
+        return "is written by the proxy itself: the version of the Messages API it speaks"
+    return "is written by the proxy itself: it frames every request"
+
+
+def header_value(value: Any) -> bool:
+    """Whether ``value`` can be a header's value: a string with no control character but
+    tabs (a line break would end the header and begin another)."""
+    return isinstance(value, str) and not any(
+        unicodedata.category(character) == "Cc" and character != "\t" for character in value
+    )
+
+
+def _timeouts(table: Any, key: str, fail) -> Timeouts:
+    """``{connect = 5, read = 120, first_byte = 30}``: seconds, each positive."""
+    if table is None:
+        return Timeouts()
+    if not isinstance(table, dict):
+        raise fail(key, "must be a table: { connect = <s>, read = <s>, first_byte = <s> }")
+    _no_unknown(table, set(TIMEOUTS), key + ".", fail)
+    for name, value in table.items():
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not 0 < value < math.inf
+        ):
+            raise fail(f"{key}.{name}", f"must be a positive number of seconds, got {value!r}")
+    return Timeouts(**{name: float(value) for name, value in table.items()})
+
+
+def _filters(table: Any, backend: str, defaults: dict, key: str, fail) -> Filters:
+    """``{strip = ["top_k"], set = {temperature = 0.2}}``: fields of the upstream's API left
+    out of the body sent, and put in it with the operator's values."""
+    if table is None:
+        return Filters()
+    key += ".filters"
+    if not isinstance(table, dict):
+        raise fail(key, "must be a table: { strip = [<field>, ...], set = { <field> = <value> } }")
+    _no_unknown(table, {"strip", "set"}, key + ".", fail)
+    strip = table.get("strip", [])
+    if not isinstance(strip, list) or not all(isinstance(name, str) and name for name in strip):
+        raise fail(f"{key}.strip", "must be a list of field names")
+    if len(set(strip)) < len(strip):
+        raise fail(f"{key}.strip", "names a field twice")
+    put = table.get("set", {})
+    if not isinstance(put, dict):
+        raise fail(f"{key}.set", "must be a table of fields and the values they are sent with")
+    for name in (*strip, *put):
+        where = f"{key}.set.{name}" if name in put else f"{key}.strip"
+        if name in UNFILTERED:
+            raise fail(where, f"{name!r} is the proxy's to write: {', '.join(UNFILTERED)} are")
+        if name in defaults:
+            raise fail(where, f"{name!r} has a default too (defaults.{name}): give it in one")
+    for name in strip:
+        if name in put:
+            raise fail(f"{key}.set.{name}", f"{name!r} is stripped too: give it in one of them")
+        if name in REQUIRED.get(backend, ()):
+            raise fail(
+                f"{key}.strip", f"{name!r} cannot be left out: the API requires it (set it instead)"
+            )
+    for name, value in put.items():
+        if not _json(value):
+            raise fail(f"{key}.set.{name}", "must be a JSON value (no dates, no inf or nan)")
+    return Filters(tuple(strip), tuple(put.items()))
+
+
+def _json(value: Any) -> bool:
+    """Whether ``value`` (as TOML read it) is what JSON can write."""
+    if isinstance(value, dict):
+        return all(_json(item) for item in value.values())
+    if isinstance(value, list):
+        return all(_json(item) for item in value)
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, (str, int, bool))
 
 
 def _upstream(item: Any, slots: int, key: str, fail) -> UpstreamSpec:

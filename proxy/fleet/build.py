@@ -21,6 +21,7 @@ from proxy.backends.base import Backend
 from proxy.backends.fairqueue import SlotCount
 from proxy.backends.servercpp.card import file_card
 from proxy.config.catalog import Catalog, ModelSpec, UpstreamSpec
+from proxy.config.modelsfile import header_value
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings, unescape
 from proxy.fleet import liveness
@@ -191,6 +192,7 @@ def _relay(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings, metrics)
     from proxy.backends.anthropic.payload import VERSION
     from proxy.backends.openai.backend import OpenAIBackend
 
+    timeouts = spec.timeouts
     hints = {
         "remedy": "is it running, and is the model's upstream URL right?",
         "key_remedy": (
@@ -198,15 +200,25 @@ def _relay(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings, metrics)
             if spec.upstream_key_env
             else "name the environment variable that holds its key (upstream_key_env)"
         ),
+        "headers": upstream_headers(spec),
+        "first_byte_timeout": timeouts.first_byte,
     }
+    if timeouts.read is not None:
+        hints["timeout_remedy"] = "raise the model's timeouts.read or ask for fewer tokens"
     key = upstream_key(spec)  # never --llama-api-key: that is for the servers of this machine
     backend = OpenAIBackend
     if spec.backend == "anthropic":  # its key goes as x-api-key, beside the API's version
-        hints["headers"] = {"anthropic-version": VERSION, **({"x-api-key": key} if key else {})}
+        hints["headers"].update(
+            {"anthropic-version": VERSION, **({"x-api-key": key} if key else {})}
+        )
         key, backend = "", AnthropicBackend
     client = _client(upstream, spec, settings, api_key=key, **hints)
     return backend(
-        client, _admission(upstream, spec, settings, metrics), spec.id, spec.upstream_model
+        client,
+        _admission(upstream, spec, settings, metrics),
+        spec.id,
+        spec.upstream_model,
+        spec.filters,
     )
 
 
@@ -222,13 +234,13 @@ def _client(
     reached or refuses the key, and headers (:class:`UpstreamClient`'s)."""
     from proxy.backends.wire.client import UpstreamClient
 
-    server = settings.upstream
+    server, timeouts = settings.upstream, spec.timeouts
     return UpstreamClient(
         upstream.url,
         api_key=(upstream_key(spec) or server.llama_api_key) if api_key is None else api_key,
         pool_size=settings.serving.threads,
-        connect_timeout=server.connect_timeout,
-        read_timeout=server.upstream_timeout,
+        connect_timeout=timeouts.connect or server.connect_timeout,
+        read_timeout=timeouts.read or server.upstream_timeout,
         label=server_label(upstream, spec),
         **hints,
     )
@@ -246,6 +258,27 @@ def upstream_key(spec: ModelSpec) -> str:
             f"of model {spec.id!r}, is not set"
         )
     return key
+
+
+def upstream_headers(spec: ModelSpec) -> dict:
+    """The headers the model's upstream is sent beside the proxy's own: given in the models
+    file, or read from the environment variables it names (``ValueError`` naming the
+    variable when one is unset, or holds what a header cannot; never its value)."""
+    headers = dict(spec.headers)
+    for name, variable in spec.headers_env:
+        value = os.environ.get(variable, "")
+        if not value:
+            raise ValueError(
+                f"the environment variable {variable}, which holds the header {name} of "
+                f"model {spec.id!r}, is not set"
+            )
+        if not header_value(value):
+            raise ValueError(
+                f"the environment variable {variable}, which holds the header {name} of "
+                f"model {spec.id!r}, has a line break or other control character in it"
+            )
+        headers[name] = value
+    return headers
 
 
 def server_label(upstream: UpstreamSpec, spec: ModelSpec) -> str:

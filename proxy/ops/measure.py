@@ -26,6 +26,8 @@ class Measure:
         "cached_tokens",
         "side",
         "served",
+        "left_out",
+        "replaced",
         "_since",
     )
 
@@ -39,6 +41,10 @@ class Measure:
         self.cached_tokens = 0  # prompt tokens the server took from its KV cache
         self.side = None  # the model's side, when capture keeps it (proxy.ops.modelside)
         self.served = ""  # the id of the model that answered, when a fallback did
+        # the request's fields the answering model's filters left out, or sent with the
+        # operator's values instead (named in the answer's headers)
+        self.left_out: tuple = ()
+        self.replaced: tuple = ()
 
     def mark_first_token(self) -> None:
         """The first generated text is ready to go out."""

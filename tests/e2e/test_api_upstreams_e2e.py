@@ -5,7 +5,7 @@ key of its own (``openai`` again). The proxy's key for it comes from an environm
 variable and is never shown; the OpenAI SDK's chats, streams and tool round trip come
 through as the upstream answered them, a row per backend; Anthropic's, the Responses API's
 and Ollama's clients reach it through their translation, once each; what only a server.cpp
-reads is refused by name.
+reads is refused by name; a model's own headers, timeouts and filters reach it.
 
 Models fall back to it: a local one whose server stopped answering or died, and one whose
 upstream is over its rate limit (429) or overloaded (503), each chat counted; a stream
@@ -59,6 +59,14 @@ upstream_key_env = "BIG_BOX_KEY"
 [models.keyless]
 backend = "openai"
 upstreams = ["{url}/v1"]
+
+[models.filtered]
+backend = "openai"
+upstreams = ["{url}/v1"]
+upstream_model = "{model}"
+headers_env = {{ "X-Api-Key" = "BIG_BOX_KEY" }}
+timeouts = {{ connect = 5, read = 30, first_byte = 30 }}
+filters = {{ strip = ["seed"], set = {{ max_tokens = 3 }} }}
 
 [models.relayed]
 backend = "openai"
@@ -301,6 +309,20 @@ def test_a_refused_key_is_named_and_the_key_is_shown_nowhere(proxy):
     captured = list(proxy.exchanges_db.parent.glob(proxy.exchanges_db.name + "*"))
     assert captured and not any(SECRET.encode() in path.read_bytes() for path in captured)
     assert "127.0.0.1" not in refused.value.message
+
+
+def test_a_key_in_a_header_of_the_operators_and_its_filters(proxy):
+    """llama-server reads its key from ``X-Api-Key`` too: a header the operator adds, read
+    from the environment; the answer names the fields the model's filters changed."""
+    raw = proxy.sdk().chat.completions.with_raw_response.create(
+        model="filtered", messages=[{"role": "user", "content": "Hello?"}], max_tokens=64, seed=7
+    )
+    answer = raw.parse()
+    assert answer.choices[0].finish_reason == "length"  # the operator's 3 tokens, not 64
+    assert answer.usage.completion_tokens == 3
+    assert raw.headers["x-oai-proxy-left-out-fields"] == "seed"
+    assert raw.headers["x-oai-proxy-replaced-fields"] == "max_tokens"
+    assert SECRET not in proxy.log()
 
 
 def answered_by(proxy, stream: bool, model: str = "local", **options) -> tuple:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ class Call:
     path: str
     body: bytes
     peer: tuple  # the client's address: one per connection
+    headers: dict = field(default_factory=dict)  # as sent, by lower-case name
 
 
 @dataclass
@@ -32,6 +34,8 @@ class Canned:
     content_type: str
     delay: float = 0.0
     chunks: int = 0  # send the body in this many chunked-coded writes, as streams go
+    pause: float = 0.0  # seconds between the head and the body, as a stream's first token
+    gap: float = 0.0  # seconds between two chunks, as a stream's next tokens
     calls: list = field(default_factory=list)
 
 
@@ -43,7 +47,7 @@ class CannedServer:
         self.calls: list = []
         self._replies: dict = {}
         self._connections: list = []
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._http = _Quiet(("127.0.0.1", 0), self._handler())
         self._http.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._http.server_address[1]}"
 
@@ -64,10 +68,14 @@ class CannedServer:
         content_type: Optional[str] = None,
         delay: float = 0.0,
         chunks: int = 0,
+        pause: float = 0.0,
+        gap: float = 0.0,
     ) -> Canned:
         if json_body is not None:
             body, content_type = json.dumps(json_body), content_type or "application/json"
-        canned = Canned(status, body.encode(), content_type or "text/plain", delay, chunks)
+        canned = Canned(
+            status, body.encode(), content_type or "text/plain", delay, chunks, pause, gap
+        )
         self._replies[method, path] = canned
         return canned
 
@@ -94,7 +102,13 @@ class CannedServer:
 
             def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                call = Call(self.command, self.path, self.rfile.read(length), self.client_address)
+                call = Call(
+                    self.command,
+                    self.path,
+                    self.rfile.read(length),
+                    self.client_address,
+                    {name.lower(): value for name, value in self.headers.items()},
+                )
                 server.calls.append(call)
                 canned = server._replies.get((self.command, self.path))
                 if canned is None:
@@ -110,8 +124,11 @@ class CannedServer:
                     return
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
+                time.sleep(canned.pause)
                 size = -(-len(canned.body) // canned.chunks)
                 for start in range(0, len(canned.body), size):
+                    if start:
+                        time.sleep(canned.gap)
                     part = canned.body[start : start + size]
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
                     self.wfile.flush()
@@ -123,9 +140,20 @@ class CannedServer:
         return Handler
 
     def __enter__(self) -> "CannedServer":
-        threading.Thread(target=self._http.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self._http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def __exit__(self, *exc_info) -> None:
         self._http.shutdown()
         self._http.server_close()
+
+
+class _Quiet(ThreadingHTTPServer):
+    """A client that went away while its answer was written (one that gave up waiting) is
+    no error of the server's."""
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)

@@ -15,8 +15,10 @@ from proxy.backends.anthropic.payload import (
     COUNT_PATH,
     PATH,
     count_body,
+    filled,
     messages_body,
     refusal,
+    unsent,
     verbatim_body,
 )
 from proxy.backends.wire.relay import Relay
@@ -35,7 +37,13 @@ class AnthropicBackend(Relay):
     def refusal(self, request: GenerationRequest) -> Optional[InvalidRequestError]:
         if _verbatim(request):
             return None  # the server judges the client's own body
-        return refusal(request, self.client.label)
+        return refusal(request, self.client.label, self.filters.strip)
+
+    def unsent(self, request: GenerationRequest) -> Iterable[str]:
+        return () if _verbatim(request) else unsent(request)
+
+    def filled(self, request: GenerationRequest) -> tuple:
+        return () if _verbatim(request) else filled(request)
 
     def body(self, request: GenerationRequest, *, stream: bool) -> dict:
         verbatim = verbatim_body(request, self.upstream_model, stream=stream)

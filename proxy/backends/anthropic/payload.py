@@ -7,14 +7,15 @@ A client that speaks the Messages API too has its body sent on as it wrote it
 calls, ``tool_use`` blocks; tool results, ``tool_result`` blocks of the user's turn;
 messages of one role in a row, one message. What the Messages API has no field for
 (OpenAI's penalties, seeds, logprobs, response formats, a grammar, a slot…) is refused by
-the name the client gave it.
+the name the client gave it, unless the operator strips it (the model's filters): then it
+is left out, and the answer names it.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import fields
-from typing import Optional
+from typing import Collection, Iterator, Optional
 
 from proxy.core import images
 from proxy.core.errors import InvalidRequestError
@@ -43,8 +44,12 @@ SAMPLERS_REFUSED = tuple(
 CHOICES = {"auto": {"type": "auto"}, "required": {"type": "any"}, "none": {"type": "none"}}
 
 
-def refusal(request: GenerationRequest, label: str) -> Optional[InvalidRequestError]:
-    """Why ``request`` cannot go to ``label`` (a Messages API server), or ``None``."""
+def refusal(
+    request: GenerationRequest, label: str, leave_out: Collection[str] = ()
+) -> Optional[InvalidRequestError]:
+    """Why ``request`` cannot go to ``label`` (a Messages API server), or ``None``;
+    ``leave_out``: the fields the operator has left out (its filters' ``strip``), which
+    are not sent rather than refused."""
 
     def refused(param: str) -> InvalidRequestError:
         return InvalidRequestError(
@@ -55,20 +60,9 @@ def refusal(request: GenerationRequest, label: str) -> Optional[InvalidRequestEr
 
     if not request.is_chat:
         return refused("prompt")
-    for field, param in NOT_IN_THE_API:
-        if getattr(request, field) is not None:
+    for param in unsent(request):
+        if param not in leave_out:
             return refused(param)
-    if request.tokenize:
-        return refused("tokenize")
-    if request.native:
-        return refused(next(iter(request.native)))
-    if request.template_kwargs:
-        return refused("chat_template_kwargs")
-    if request.sampling.logit_bias:
-        return refused("logit_bias")
-    for name in SAMPLERS_REFUSED:
-        if getattr(request.sampling, name) is not None:
-            return refused(name)
     for message in request.messages:
         for call in message.tool_calls:
             if not isinstance(_input(call.arguments), dict):
@@ -97,6 +91,30 @@ def count_body(request: GenerationRequest, model: str) -> Optional[dict]:
     if verbatim is None or verbatim.api != API:
         return None
     return {**verbatim.body, "model": model}
+
+
+def unsent(request: GenerationRequest) -> Iterator[str]:
+    """The name the client gave each field of ``request`` that the Messages API has no
+    place for."""
+    for field, param in NOT_IN_THE_API:
+        if getattr(request, field) is not None:
+            yield param
+    if request.tokenize:
+        yield "tokenize"
+    yield from request.native
+    if request.template_kwargs:
+        yield "chat_template_kwargs"
+    if request.sampling.logit_bias:
+        yield "logit_bias"
+    for name in SAMPLERS_REFUSED:
+        if getattr(request.sampling, name) is not None:
+            yield name
+
+
+def filled(request: GenerationRequest) -> tuple:
+    """The fields of the body the proxy writes though ``request`` gave none: the limit the
+    API requires."""
+    return ("max_tokens",) if request.max_tokens is None else ()
 
 
 def messages_body(request: GenerationRequest, model: str, *, stream: bool) -> dict:

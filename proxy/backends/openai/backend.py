@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator, Optional
 
-from proxy.backends.openai.payload import PATH, chat_body, refusal
+from proxy.backends.openai.payload import PATH, chat_body, refusal, unsent
 from proxy.backends.wire import chatparse
 from proxy.backends.wire.relay import Relay
 from proxy.core.errors import InvalidRequestError
@@ -24,7 +24,10 @@ class OpenAIBackend(Relay):
     owned_by = "openai-compatible"
 
     def refusal(self, request: GenerationRequest) -> Optional[InvalidRequestError]:
-        return refusal(request, self.client.label)
+        return refusal(request, self.client.label, self.filters.strip)
+
+    def unsent(self, request: GenerationRequest) -> Iterable[str]:
+        return (name for name, _ in unsent(request))
 
     def body(self, request: GenerationRequest, *, stream: bool) -> dict:
         return chat_body(request, self.upstream_model, stream=stream)

@@ -7,13 +7,14 @@ client gave it), and so do the two samplers every open engine reads beside it (`
 ``min_p``) and the chat template's other variables. What only a
 server.cpp reads (a grammar, a slot, ``cache_prompt``, ``n_keep``, its own samplers, a
 fill-in-the-middle suffix, the prompt's token ids) is refused by the name the client gave it:
-a generic upstream would ignore it or refuse it, and the answer would not say so.
+a generic upstream would ignore it or refuse it, and the answer would not say so. A field
+the operator strips (the model's filters) is left out instead, and the answer names it.
 """
 
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Optional
+from typing import Collection, Iterator, Optional
 
 from proxy.backends.wire.chatbody import message_body
 from proxy.core.errors import InvalidRequestError
@@ -44,29 +45,39 @@ SAMPLERS_REFUSED = tuple(
 )
 
 
-def refusal(request: GenerationRequest, label: str) -> Optional[InvalidRequestError]:
-    """Why ``request`` cannot go to ``label`` (an OpenAI-compatible upstream), or ``None``."""
-
-    def refused(param: str, what: str) -> InvalidRequestError:
-        return InvalidRequestError(
-            f"{param} cannot be served: {label} speaks OpenAI's API, which has no {what}",
-            param=param,
-        )
-
+def refusal(
+    request: GenerationRequest, label: str, leave_out: Collection[str] = ()
+) -> Optional[InvalidRequestError]:
+    """Why ``request`` cannot go to ``label`` (an OpenAI-compatible upstream), or ``None``;
+    ``leave_out``: the fields the operator has left out (its filters' ``strip``), which
+    are not sent rather than refused."""
     if not request.is_chat:
-        return refused("prompt", "raw prompt on its chat route (send messages)")
+        return _refused(label, "prompt", "raw prompt on its chat route (send messages)")
+    for param, what in unsent(request):
+        if param not in leave_out:
+            return _refused(label, param, what)
+    return None
+
+
+def unsent(request: GenerationRequest) -> Iterator[tuple]:
+    """``(the name the client gave, what it is)`` of each field of ``request`` that OpenAI's
+    API has no place for."""
     for field, param, what in SERVERCPP_ONLY:
         if getattr(request, field) is not None:
-            return refused(param, what)
+            yield param, what
     if request.tokenize:
-        return refused("tokenize", "prompt token ids in its answers")
-    if request.native:
-        name = next(iter(request.native))
-        return refused(name, f"option {name}")
+        yield "tokenize", "prompt token ids in its answers"
+    for name in request.native:
+        yield name, f"option {name}"
     for name in SAMPLERS_REFUSED:
         if getattr(request.sampling, name) is not None:
-            return refused(name, f"{name} sampler")
-    return None
+            yield name, f"{name} sampler"
+
+
+def _refused(label: str, param: str, what: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"{param} cannot be served: {label} speaks OpenAI's API, which has no {what}", param=param
+    )
 
 
 def chat_body(request: GenerationRequest, model: str, *, stream: bool) -> dict:

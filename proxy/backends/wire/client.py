@@ -79,15 +79,22 @@ class UpstreamClient:
         label: str = "the upstream server",
         remedy: str = "is llama-server running and --llama-api right?",
         key_remedy: str = "set --llama-api-key to the key the server expects",
+        timeout_remedy: str = "raise --upstream-timeout or ask for fewer tokens",
         headers: Optional[dict] = None,
+        first_byte_timeout: Optional[float] = None,
     ) -> None:
-        """``remedy``, ``key_remedy``: what the operator checks when the server cannot be
-        reached, and when it refuses the proxy's key; ``headers``: sent with every request
-        (an API's version, a key under another name than ``Authorization``)."""
+        """``remedy``, ``key_remedy``, ``timeout_remedy``: what the operator checks when the
+        server cannot be reached, when it refuses the proxy's key, and when it says nothing
+        for ``read_timeout`` seconds; ``headers``: sent with every request (an API's version,
+        a key under another name than ``Authorization``, the operator's own);
+        ``first_byte_timeout``: seconds a stream's first bytes may take (``None``: as any
+        others, ``read_timeout``)."""
         self.base_url = base_url.rstrip("/")
         self.label = label
         self.remedy = remedy
         self.key_remedy = key_remedy
+        self.timeout_remedy = timeout_remedy
+        self.first_byte_timeout = first_byte_timeout
         self.pool = ConnectionPool(
             self.base_url,
             size=pool_size,
@@ -131,13 +138,34 @@ class UpstreamClient:
         close it after a stream anyway, so it never goes back to the pool. ``caller``: as for
         :meth:`post_json`, its client watched while the server sends nothing (a long prompt).
         """
-        connection, head = self._send(self._post(path, body), None, caller)
+        first = self.first_byte_timeout
+        late = "" if first is None else self._late()
+        connection, head = self._send(self._post(path, body), first, caller, late)
         try:
             if head.status >= 400:
                 self.raise_for_status(self._read(connection, head, path, caller.measure))
+            if first is not None:
+                self._begun(connection, caller.measure, late)
             yield connection.lines(head, self._failed, caller.measure)
         finally:
             connection.close()
+
+    def _late(self) -> str:
+        """What a stream's first bytes that took too long are told as."""
+        return (
+            f"{self.label} did not begin its answer in time; raise the model's timeouts.first_byte"
+        )
+
+    def _begun(self, connection: Connection, measure: Optional[Measure], late: str) -> None:
+        """Wait for a stream's first bytes within the first-byte timeout, then read on as
+        any answer is read: a server that takes too long to begin has failed before any
+        byte reached the client, and the request may go elsewhere."""
+        try:
+            with waiting(measure):
+                connection.await_body()
+        except Exception as exc:
+            raise self._failed(exc, late) from exc
+        connection.set_deadline(self.pool.read_timeout)
 
     def _head(self, method: str, path: str) -> bytes:
         """A request's first lines, made once per method and path."""
@@ -175,9 +203,12 @@ class UpstreamClient:
             connection.close()
         return reply
 
-    def _send(self, request: bytes, timeout: Optional[float], caller: Caller = NOBODY) -> tuple:
+    def _send(
+        self, request: bytes, timeout: Optional[float], caller: Caller = NOBODY, late: str = ""
+    ) -> tuple:
         """Send the request and read the answer's head, on a pooled connection if one is
-        open; one that the server closed while idle is replaced once."""
+        open; one that the server closed while idle is replaced once. ``late``: what a
+        timeout says, when not the read timeout's message."""
         with waiting(caller.measure):
             for _ in range(2):
                 connection, reused = self._take()
@@ -193,7 +224,7 @@ class UpstreamClient:
                         raise self._unreachable() from exc
                 except Exception as exc:
                     connection.close()
-                    raise self._failed(exc) from exc
+                    raise self._failed(exc, late) from exc
             raise AssertionError("a new connection either answers or raises")
 
     def _take(self) -> tuple:
@@ -258,17 +289,16 @@ class UpstreamClient:
             f"cannot reach {self.label}: {self.remedy}", code=UNREACHABLE, retry_after=2
         )
 
-    def _failed(self, exc: Exception) -> ProxyError:
-        """A failure once the request was sent: a timeout, the client gone, or the exchange
-        broke off."""
+    def _failed(self, exc: Exception, late: str = "") -> ProxyError:
+        """A failure once the request was sent: a timeout (``late``: what it says, when not
+        the read timeout's message), the client gone, or the exchange broke off."""
         if isinstance(exc, Abandoned):
             return ClientGoneError(
                 "the client went away before its answer was whole; the server was told to stop"
             )
         if isinstance(exc, socket.timeout):
             return UpstreamTimeoutError(
-                f"{self.label} did not answer in time; "
-                f"raise --upstream-timeout or ask for fewer tokens"
+                late or f"{self.label} did not answer in time; {self.timeout_remedy}"
             )
         return UpstreamError(f"the exchange with {self.label} failed ({type(exc).__name__})")
 

@@ -162,6 +162,12 @@ class Connection:
         if pending:
             yield [pending]
 
+    def await_body(self) -> None:
+        """Wait for the body's first bytes, within the deadline set now (``socket.timeout``
+        once it passes), and keep them for the reading that follows."""
+        if not self.buffer:
+            self.buffer = self._receive()
+
     def still_open(self) -> bool:
         """An idle connection with something to read was closed (or spoiled) by the server.
 

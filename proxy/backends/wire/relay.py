@@ -6,6 +6,11 @@ share: the queue, the inspector told what went upstream, health from the model l
 Such a server renders the prompt, parses the model's calls and thoughts and places each
 request itself: the proxy names no slot, and counts no token (it has no tokenizer of the
 server's model).
+
+The model's filters (:mod:`proxy.backends.wire.filters`) change the body last: a field the
+operator strips is left out (one the API has no place for, too, rather than refused), one
+it sets goes with its value; those the request had given are noted on its measure once the
+model answers, for the answer's headers to name.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from typing import Iterable, Iterator, Optional
 from proxy.backends.admission import Admission
 from proxy.backends.base import Backend
 from proxy.backends.wire.client import UpstreamClient
+from proxy.backends.wire.filters import applied
+from proxy.config.catalog import Filters
 from proxy.core.errors import InvalidRequestError, ProxyError
 from proxy.core.types import Chunk, Completion, GenerationRequest, Health, ModelCard, ModelInfo
 
@@ -30,20 +37,35 @@ class Relay(Backend):
     owned_by = ""
 
     def __init__(
-        self, client: UpstreamClient, admission: Admission, served_name: str, upstream_model: str
+        self,
+        client: UpstreamClient,
+        admission: Admission,
+        served_name: str,
+        upstream_model: str,
+        filters: Filters = Filters(),
     ) -> None:
         """``upstream_model``: the name the server knows the model by, which
-        ``served_name`` stands for here."""
+        ``served_name`` stands for here; ``filters``: the model's, on every body sent."""
         self.client = client
         self.admission = admission
         self.served_name = served_name
         self.upstream_model = upstream_model
+        self.filters = filters
 
     # -- what each API says --------------------------------------------------------------
 
     def refusal(self, request: GenerationRequest) -> Optional[InvalidRequestError]:
-        """Why ``request`` cannot be sent in this API, or ``None``."""
+        """Why ``request`` cannot be sent in this API, or ``None`` (what the filters strip
+        is left out, not refused)."""
         raise NotImplementedError
+
+    def unsent(self, request: GenerationRequest) -> Iterable[str]:
+        """The names the client gave the fields of ``request`` this API has no place for."""
+        raise NotImplementedError
+
+    def filled(self, request: GenerationRequest) -> tuple:
+        """The fields of the body the proxy writes though ``request`` gave none."""
+        return ()
 
     def body(self, request: GenerationRequest, *, stream: bool) -> dict:
         raise NotImplementedError
@@ -60,12 +82,15 @@ class Relay(Backend):
         with self.client.blamed():
             self._check(request)
             body = self.body(request, stream=False)
+            noted = self._filter(request, body)
             self._tell(request, body)
             answer = self.admission.run(
                 lambda: self.client.post_json(self.path, body, caller=request.caller),
                 request.caller,
             )
-            return self.whole(answer, request)
+            completion = self.whole(answer, request)
+            _note(request, *noted)
+            return completion
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
         with self.client.blamed():
@@ -74,15 +99,32 @@ class Relay(Backend):
 
     def _chunks(self, request: GenerationRequest) -> Iterator[Chunk]:
         body = self.body(request, stream=True)
+        noted = self._filter(request, body)
         self._tell(request, body)
         with contextlib.ExitStack() as stack:
             lines = stack.enter_context(self.client.stream(self.path, body, caller=request.caller))
-            yield from self.chunks(lines, request)
+            chunks = self.chunks(lines, request)
+            if any(noted):  # noted as the first chunk comes: the model has answered
+                first = next(chunks, None)
+                if first is None:
+                    return
+                _note(request, *noted)
+                yield first
+            yield from chunks
 
     def _check(self, request: GenerationRequest) -> None:
         problem = self.refusal(request)
         if problem is not None:
             raise problem
+
+    def _filter(self, request: GenerationRequest, body: dict) -> tuple:
+        """Apply the model's filters to ``body``; ``(left out, replaced)``: the names of the
+        fields of ``request`` they took out or gave other values."""
+        if not self.filters:
+            return (), ()
+        left_out, replaced = applied(self.filters, body, self.filled(request))
+        stripped = self.filters.strip
+        return (*(name for name in self.unsent(request) if name in stripped), *left_out), replaced
 
     def _tell(self, request: GenerationRequest, body: dict) -> None:
         """Tell the inspector what went upstream (the server renders the prompt and does not
@@ -122,3 +164,12 @@ class Relay(Backend):
 
     def close(self) -> None:
         self.client.close()
+
+
+def _note(request: GenerationRequest, left_out: tuple, replaced: tuple) -> None:
+    """Note on the request's measure the fields the model's filters changed, for the
+    answer's headers to name."""
+    measure = request.caller.measure
+    if measure is not None and (left_out or replaced):
+        measure.left_out = tuple(dict.fromkeys((*measure.left_out, *left_out)))
+        measure.replaced = tuple(dict.fromkeys((*measure.replaced, *replaced)))

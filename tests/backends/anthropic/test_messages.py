@@ -12,8 +12,10 @@ from proxy.backends.anthropic import reply
 from proxy.backends.anthropic.payload import (
     DEFAULT_MAX_TOKENS,
     count_body,
+    filled,
     messages_body,
     refusal,
+    unsent,
     verbatim_body,
 )
 from proxy.core.errors import UpstreamError
@@ -122,6 +124,22 @@ CHAT = (Message("user", "hi"),)
 def test_what_the_messages_api_has_no_field_for_is_refused_by_name(request_, param):
     error = refusal(request_, "the server of model 'claude'")
     assert (error.param if error else None) == param
+
+
+def test_what_the_operator_strips_is_left_out_rather_than_refused():
+    request_ = GenerationRequest(
+        messages=(Message("user", "hi"),), sampling=Sampling(seed=3, min_p=0.1)
+    )
+    assert list(unsent(request_)) == ["min_p", "seed"]
+    assert refusal(request_, "the server", ("seed",)).param == "min_p"
+    assert refusal(request_, "the server", ("seed", "min_p")) is None
+    assert "seed" not in messages_body(request_, "m", stream=False)
+
+
+@pytest.mark.parametrize(("max_tokens", "filled_"), [(None, ("max_tokens",)), (64, ())])
+def test_the_limit_the_api_requires_is_the_proxys_when_the_client_gave_none(max_tokens, filled_):
+    request_ = GenerationRequest(messages=(Message("user", "hi"),), max_tokens=max_tokens)
+    assert filled(request_) == filled_
 
 
 def test_a_whole_answer():

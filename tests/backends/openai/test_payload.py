@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.backends.openai.payload import chat_body, refusal
+from proxy.backends.openai.payload import chat_body, refusal, unsent
 from proxy.core.types import GenerationRequest, Message, ResponseFormat, Sampling, ToolChoice
 
 CHAT = (Message("user", "hi"),)
@@ -109,3 +109,33 @@ def test_a_chat_as_openais_api_writes_it(request_, expected):
 def test_a_stream_asks_for_its_usage():
     body = chat_body(GenerationRequest(messages=CHAT), "m", stream=True)
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+
+
+@pytest.mark.parametrize(
+    ("request_", "leave_out", "param"),
+    [
+        (GenerationRequest(messages=CHAT, cache_prompt=True), ("cache_prompt",), None),
+        (
+            GenerationRequest(messages=CHAT, native={"n_indent": 4}, sampling=Sampling(mirostat=2)),
+            ("n_indent",),
+            "mirostat",
+        ),
+        (
+            GenerationRequest(messages=CHAT, native={"n_indent": 4}, sampling=Sampling(mirostat=2)),
+            ("n_indent", "mirostat"),
+            None,
+        ),
+        (GenerationRequest(prompt="once upon"), ("prompt",), "prompt"),  # never left out
+    ],
+)
+def test_what_the_operator_strips_is_left_out_rather_than_refused(request_, leave_out, param):
+    error = refusal(request_, "the server of model 'big'", leave_out)
+    assert (error.param if error else None) == param
+    assert "cache_prompt" not in chat_body(request_, "m", stream=False)
+
+
+def test_what_openais_api_has_no_place_for_is_named_as_the_client_named_it():
+    request_ = GenerationRequest(
+        messages=CHAT, slot=0, native={"n_indent": 4}, sampling=Sampling(repeat_penalty=1.1)
+    )
+    assert [param for param, _ in unsent(request_)] == ["id_slot", "n_indent", "repeat_penalty"]
