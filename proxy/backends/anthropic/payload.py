@@ -42,15 +42,15 @@ CHOICES = {"auto": {"type": "auto"}, "required": {"type": "any"}, "none": {"type
 def refusal(request: GenerationRequest, label: str) -> Optional[InvalidRequestError]:
     """Why ``request`` cannot go to ``label`` (a Messages API server), or ``None``."""
 
-    def refused(param: str) -> InvalidRequestError:
+    def refused(param: str, what: str = "") -> InvalidRequestError:
         return InvalidRequestError(
             f"{param} cannot be served: {label} speaks Anthropic's Messages API, "
-            f"which has no {param}",
+            f"which has no {what or param}",
             param=param,
         )
 
     if not request.is_chat:
-        return refused("prompt")
+        return refused("prompt", "raw prompt (send messages)")
     for field, param in NOT_IN_THE_API:
         if getattr(request, field) is not None:
             return refused(param)
