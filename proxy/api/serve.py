@@ -18,7 +18,7 @@ from __future__ import annotations
 import select
 import socket
 from itertools import chain
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional, Sequence
 
 from flask import Blueprint, Response, g, jsonify, request
 
@@ -29,6 +29,7 @@ from proxy.core import fields, generation
 from proxy.core.caller import Caller, anything
 from proxy.core.party import ANYONE
 from proxy.core.sse import HEADERS, Wire, event_stream
+from proxy.core.types import Embeddings
 from proxy.dialects.dialect import Ask, Dialect, hosted_refusal
 
 SERVED_HEADER = "x-oai-proxy-served-model"  # the model that answered, when a fallback did
@@ -71,6 +72,14 @@ def caller() -> Caller:
         may_use = key.may_use if key is not None and key.restricted else anything
         made = call.caller = Caller(party, g.measure, client_gone_probe(request.environ), may_use)
     return made
+
+
+def embedded(texts: Sequence[str], model: Optional[str]) -> Embeddings:
+    """The vectors of ``texts`` from the model ``model`` names, for the :func:`caller`; the
+    tokens they took counted against its key (its usage and budgets), as a generation's are."""
+    result = get_state().router.embed(texts, model, caller())
+    g.measure.add_tokens(result.prompt_tokens, 0, 0)
+    return result
 
 
 def serve(

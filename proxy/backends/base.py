@@ -108,6 +108,7 @@ class Backend:
 def not_a_reranker(model: str) -> InvalidRequestError:
     """The error of a rerank sent to a model that does not rerank."""
     return InvalidRequestError(
-        f"the model '{model}' does not rerank: only a llama-server started with --reranking does",
+        f"the model '{model}' does not rerank: a llama-server started with --reranking does, "
+        f"and an OpenAI-compatible upstream with /rerank",
         param="model",
     )

@@ -15,6 +15,9 @@ from proxy.config.hubref import HubReference
 from proxy.core.types import GenerationRequest, Sampling
 
 LOCAL_BACKENDS = frozenset({"servercpp", "chatglm"})  # what a key's local_only allows
+# The routes of OpenAI's API an upstream of ``backend = "openai"`` may serve, as the models file
+# names them (``endpoints``): chats, raw prompts (the legacy completions), embeddings, reranking.
+ENDPOINTS = ("chat", "completions", "embeddings", "rerank")
 
 
 class CatalogError(ValueError):
@@ -126,6 +129,7 @@ class ModelSpec:
     upstream_key: str = field(default="", repr=False)
     upstream_key_env: str = ""  # the environment variable that holds the upstream's key
     upstream_model: str = ""  # openai, anthropic: the name the upstream knows the model by
+    endpoints: tuple = ()  # openai: the ENDPOINTS its upstream serves; () = not said, learned
     managed: Optional[ManagedSpec] = None
     reasoning: str = "auto"  # think-tags, none, or auto: think-tags if its template has them
     pulled: bool = False  # pulled through Ollama's API, not configured: a client may delete it

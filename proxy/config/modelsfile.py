@@ -15,6 +15,7 @@ from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from proxy.config.catalog import (
+    ENDPOINTS,
     Catalog,
     CatalogError,
     Filters,
@@ -78,6 +79,7 @@ MODEL_KEYS = {
     "upstream_key",
     "upstream_key_env",
     "upstream_model",
+    "endpoints",
     "cmd",
     "args",
     "ttl",
@@ -341,6 +343,7 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder:
     upstream_model = spec.get("upstream_model", model_id)
     if not isinstance(upstream_model, str) or not upstream_model:
         raise fail(f"{key}.upstream_model", "must be the name the upstream knows the model by")
+    endpoints = _endpoints(spec, backend, f"{key}.endpoints", fail)
     fallbacks, context_fallbacks, warm = (
         _names(spec.get(name, []), f"{key}.{name}", fail)
         for name in ("fallbacks", "context_fallbacks", "warm")
@@ -379,6 +382,7 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder:
         upstream_key=upstream_key,
         upstream_key_env=key_env,
         upstream_model=upstream_model if backend in APIS else "",
+        endpoints=endpoints,
         managed=managed,
         reasoning=reasoning,
         capture=capture,
@@ -445,6 +449,25 @@ def _managed(spec: dict, key: str, fail, folder: str) -> Optional[ManagedSpec]:
         spec.get("preload", False),
         slot_save,
     )
+
+
+def _endpoints(spec: dict, backend: str, key: str, fail) -> tuple:
+    """The routes an OpenAI-compatible upstream serves, when the models file says (``()``:
+    it does not, and the backend learns them from the upstream's answers)."""
+    if "endpoints" not in spec:
+        return ()
+    if backend != "openai":
+        raise fail(key, 'belongs to a model of backend = "openai"')
+    value = spec["endpoints"]
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(name, str) and name in ENDPOINTS for name in value)
+    ):
+        raise fail(key, f"must be a list of some of {', '.join(ENDPOINTS)}, got {value!r}")
+    if len(set(value)) < len(value):
+        raise fail(key, "names an endpoint twice")
+    return tuple(value)
 
 
 def _names(value: Any, key: str, fail) -> tuple:

@@ -194,6 +194,7 @@ def _relay(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings, metrics)
 
     timeouts = spec.timeouts
     hints = {
+        "public_api": True,
         "remedy": "is it running, and is the model's upstream URL right?",
         "key_remedy": (
             f"set {spec.upstream_key_env} to the key it expects"
@@ -206,19 +207,16 @@ def _relay(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings, metrics)
     if timeouts.read is not None:
         hints["timeout_remedy"] = "raise the model's timeouts.read or ask for fewer tokens"
     key = upstream_key(spec)  # never --llama-api-key: that is for the servers of this machine
-    backend = OpenAIBackend
+    admission = _admission(upstream, spec, settings, metrics)
     if spec.backend == "anthropic":  # its key goes as x-api-key, beside the API's version
         hints["headers"].update(
             {"anthropic-version": VERSION, **({"x-api-key": key} if key else {})}
         )
-        key, backend = "", AnthropicBackend
+        client = _client(upstream, spec, settings, api_key="", **hints)
+        return AnthropicBackend(client, admission, spec.id, spec.upstream_model, spec.filters)
     client = _client(upstream, spec, settings, api_key=key, **hints)
-    return backend(
-        client,
-        _admission(upstream, spec, settings, metrics),
-        spec.id,
-        spec.upstream_model,
-        spec.filters,
+    return OpenAIBackend(
+        client, admission, spec.id, spec.upstream_model, spec.filters, spec.endpoints
     )
 
 

@@ -190,6 +190,31 @@ def test_usage_per_key_and_model_for_the_admin(client):
     assert usage[("alice", "other")]["errors"] == 1
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "texts"),
+    [
+        ("/v1/embeddings", {"input": ["a cat", "hi"]}, ["a cat", "hi"]),
+        ("/api/embed", {"input": ["a cat", "hi"]}, ["a cat", "hi"]),
+        ("/api/embeddings", {"prompt": "a cat"}, ["a cat"]),
+        ("/embedding", {"prompt": ["a cat"]}, ["a cat"]),  # the GLM API's
+    ],
+)
+def test_embeddings_tokens_are_charged_to_the_key_as_a_generations_are(tmp_path, path, body, texts):
+    with FakeServerCpp("llamacpp", n_slots=2, embedding=True) as fake:
+        client = client_of(tmp_path, MODELS.format(fake.url))
+        answer = client.post(path, json={"model": "tiny", **body}, headers=as_key("sk-alice"))
+        assert answer.status_code == 200
+        tokens = sum(
+            client.post("/v1/tokenize", json={"prompt": text}, headers=as_key("admin")).json[
+                "count"
+            ]
+            for text in texts
+        )
+        usage = client.get("/admin/usage", headers=as_key("admin")).json["usage"]
+    alice = next(row for row in usage if row["key"] == "alice")
+    assert alice["prompt_tokens"] == tokens > 0 and alice["completion_tokens"] == 0
+
+
 def test_keys_are_named_in_metrics_and_never_logged(client, caplog):
     caplog.set_level(logging.DEBUG)
     chat(client, "sk-alice")

@@ -47,7 +47,8 @@ def test_a_model_that_does_not_rerank_is_named(make_client):
     assert response.status_code == 400
     assert response.get_json()["error"]["param"] == "model"
     assert response.get_json()["message"] == (
-        "the model 'fake-model' does not rerank: only a llama-server started with --reranking does"
+        "the model 'fake-model' does not rerank: a llama-server started with --reranking does, "
+        "and an OpenAI-compatible upstream with /rerank"
     )
 
 

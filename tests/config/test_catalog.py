@@ -249,6 +249,31 @@ def test_unknown_names_find_nothing_unless_catch_all(tmp_path):
             id="upstream-model-on-servercpp",
         ),
         pytest.param(
+            "[models.a]\nbackend='openai'\nupstreams=['http://a/v1']\nendpoints=['chat','images']",
+            "models.a.endpoints: must be a list of some of chat, completions, embeddings, rerank",
+            id="endpoints-unknown",
+        ),
+        pytest.param(
+            "[models.a]\nbackend='openai'\nupstreams=['http://a/v1']\nendpoints=[]",
+            "models.a.endpoints: must be a list of some of",
+            id="endpoints-none",
+        ),
+        pytest.param(
+            "[models.a]\nbackend='openai'\nupstreams=['http://a/v1']\nendpoints=['chat','chat']",
+            "models.a.endpoints: names an endpoint twice",
+            id="endpoints-twice",
+        ),
+        pytest.param(
+            "[models.a]\nbackend='anthropic'\nupstreams=['http://a']\nendpoints=['chat']",
+            'models.a.endpoints: belongs to a model of backend = "openai"',
+            id="endpoints-on-anthropic",
+        ),
+        pytest.param(
+            "[models.a]\nupstreams=['http://a']\nendpoints=['embeddings']",
+            'models.a.endpoints: belongs to a model of backend = "openai"',
+            id="endpoints-on-servercpp",
+        ),
+        pytest.param(
             "[models.a]\nbackend='openai'\nupstreams=['http://a/v1']\nupstream_key_env='A KEY'",
             "models.a.upstream_key_env: must name an environment variable",
             id="key-env-not-a-name",
@@ -283,10 +308,16 @@ upstream_key_env = "GPU_BOX_KEY"
 [models.small]
 backend = "openai"
 upstreams = ["http://laptop:1234/v1"]
+
+[models.vectors]
+backend = "openai"
+upstreams = ["http://gpu-box:8001/v1"]
+endpoints = ["embeddings", "rerank"]
 """,
         )
     )
-    big, small = catalog.models
+    big, small, embedder = catalog.models
+    assert big.endpoints == () and embedder.endpoints == ("embeddings", "rerank")
     assert big.backend == "openai" and big.upstream_model == "Qwen/Qwen3-32B"
     assert big.upstreams == (
         UpstreamSpec("http://gpu-box:8000/v1"),

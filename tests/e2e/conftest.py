@@ -1,6 +1,6 @@
-"""Fixtures for the e2e tier: the tiny model, a folder for logs, the program that runs the
-servers the proxy runs, and a garbage collection as each module ends (the server kind is the
-root conftest's ``kind``)."""
+"""Fixtures for the e2e tier: the tiny model and the tiny reranker, a folder for logs, the
+program that runs the servers the proxy runs, and a garbage collection as each module ends
+(the server kind is the root conftest's ``kind``)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pathlib
 import pytest
 
 from .managed import Program, program_of
+from .rerankmodel import write_reranker
 from .tinymodel import write_tiny_llama_gguf
 
 
@@ -25,6 +26,12 @@ def leaks_reported_here():
 def model(tmp_path_factory) -> pathlib.Path:
     """The tiny GGUF, written once per session."""
     return write_tiny_llama_gguf(tmp_path_factory.mktemp("model") / "tiny-llama.gguf")
+
+
+@pytest.fixture(scope="session")
+def reranker(tmp_path_factory) -> pathlib.Path:
+    """The tiny reranker GGUF (:mod:`.rerankmodel`), written once per session."""
+    return write_reranker(tmp_path_factory.mktemp("rerank") / "tiny-reranker.gguf")
 
 
 @pytest.fixture(scope="session")

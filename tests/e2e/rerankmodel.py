@@ -46,6 +46,19 @@ def expected_score(keyword: str | None) -> float:
 # Best first; ``None`` stands for a document without keywords.
 EXPECTED_ORDER = tuple(sorted([*KEYWORDS, None], key=expected_score, reverse=True))
 
+# A query that holds no keyword, and a document for each keyword and for none
+QUERY = "which medal is best?"
+DOCUMENTS = {
+    "gold": "a gold medal",
+    "silver": "a silver medal",
+    "bronze": "a bronze medal",
+    None: "a plain medal",
+    "rust": "a rust stain",
+}
+# asked in an order unlike the answer's, so that the answer's order is the scores'
+ASKED = [DOCUMENTS[k] for k in ("bronze", None, "gold", "rust", "silver")]
+BEST_FIRST = [DOCUMENTS[keyword] for keyword in EXPECTED_ORDER]
+
 
 def write_reranker(path: pathlib.Path, name: str = "tiny-reranker") -> pathlib.Path:
     """Write the reranker to ``path``; return the path. It ends query and document with EOS

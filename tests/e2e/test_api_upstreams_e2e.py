@@ -11,7 +11,13 @@ Models fall back to it: a local one whose server stopped answering or died, and 
 upstream is over its rate limit (429) or overloaded (503), each chat counted; a stream
 whose server dies after its first byte ends with the API's error event instead. A local
 model on one slot overflows to it while the slot is busy, and the share that did is
-measured; one asked one chat at a time never does."""
+measured; one asked one chat at a time never does.
+
+The openai backend's other routes: raw prompts on the same server's ``/v1/completions``,
+embeddings on a llama-server started with ``--embeddings`` (the model declares them alone)
+and reranking on one started with ``--reranking`` (learned), each behind the key; a route a
+server lacks (embeddings on the chat server) is named for the client, and the model cards
+say what each model serves."""
 
 from __future__ import annotations
 
@@ -32,6 +38,7 @@ from .libraries import MODEL, ONE_CALL, QWEN3, RESULT, WEATHER
 from .llama_server import LlamaServer
 from .marks import CURRENT, on
 from .refusing import RefusingServer
+from .rerankmodel import ASKED, BEST_FIRST, EXPECTED_ORDER, QUERY, expected_score
 from .scriptedmodel import write_scripted_gguf
 from .tinymodel import EOS_ID, write_tiny_llama_gguf
 
@@ -91,17 +98,31 @@ overflow_after = 0
 [models.endless]
 upstreams = ["{one_slot}"]
 fallbacks = ["big"]
+
+[models.vectors]
+backend = "openai"
+upstreams = ["{embedder}/v1"]
+upstream_key_env = "BIG_BOX_KEY"
+endpoints = ["embeddings"]
+
+[models.ranker]
+backend = "openai"
+upstreams = ["{ranker}/v1"]
+upstream_key_env = "BIG_BOX_KEY"
 """
 INNER_KEY = "sk-inner-proxy-3c9d"  # the key of another oai-proxy, in front of the same server
 
 
 @pytest.fixture(scope="module")
-def proxy(kind, logs, tmp_path_factory):
+def proxy(kind, logs, tmp_path_factory, model, reranker):
+    """The proxy; ``upstream`` is the keyed chat server, ``embedder`` and ``ranker`` the
+    keyed embedding and reranking servers (``model``: the tiny model, which embeds)."""
     folder = tmp_path_factory.mktemp("openai-upstream")
     scripted = write_scripted_gguf(
         folder / "qwen3.gguf", QWEN3.scripts(), QWEN3.tokens, QWEN3.chat_template(), name=MODEL
     )
     tiny = write_tiny_llama_gguf(folder / "tiny-llama.gguf")
+    keyed = ["--api-key", SECRET]
     with (
         LlamaServer(
             scripted,
@@ -109,7 +130,7 @@ def proxy(kind, logs, tmp_path_factory):
             kind=kind,
             parallel=2,
             ctx_size=8192,
-            extra_args=["--api-key", SECRET, "--alias", MODEL],
+            extra_args=[*keyed, "--alias", MODEL],
         ) as server,
         LlamaServer(scripted, logs / "openai-upstream-local.log", kind=kind, parallel=1) as local,
         # the tests' tiny model, whose answers run as long as they are let: one slot, held
@@ -118,6 +139,21 @@ def proxy(kind, logs, tmp_path_factory):
         ) as one_slot,
         RefusingServer(429, logs / "openai-upstream-429.log") as limited,
         RefusingServer(503, logs / "openai-upstream-503.log") as overloaded,
+        LlamaServer(
+            model,
+            logs / "openai-upstream-embedder.log",
+            kind=kind,
+            parallel=1,
+            embedding=True,
+            extra_args=keyed,
+        ) as embedder,
+        LlamaServer(
+            reranker,
+            logs / "openai-upstream-ranker.log",
+            kind=kind,
+            parallel=1,  # one slot: see test_rerank_e2e's note
+            extra_args=[*keyed, "--reranking"],
+        ) as ranker,
         ProxyProcess(
             server.url,
             logs / "proxy-inner.log",
@@ -133,6 +169,8 @@ def proxy(kind, logs, tmp_path_factory):
                 limited=limited.url,
                 overloaded=overloaded.url,
                 one_slot=one_slot.url,
+                embedder=embedder.url,
+                ranker=ranker.url,
             )
         )
         with ProxyProcess(
@@ -146,23 +184,25 @@ def proxy(kind, logs, tmp_path_factory):
         ) as running:
             running.local, running.one_slot = local, one_slot
             running.refusing = {"limited": limited, "overloaded": overloaded}
+            running.local, running.upstream = local, server
+            running.embedder, running.ranker = embedder, ranker
             yield running
 
 
 # a row per backend: each API backend's wire, and another oai-proxy as an upstream once
-@pytest.mark.parametrize("model", ["big", "messages", "relayed"])
-def test_a_whole_answer_and_a_streamed_one(proxy, model):
+@pytest.mark.parametrize("served", ["big", "messages", "relayed"])
+def test_a_whole_answer_and_a_streamed_one(proxy, served):
     client = proxy.sdk()
     whole = client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": "Hello?"}]
+        model=served, messages=[{"role": "user", "content": "Hello?"}]
     )
-    assert whole.model == model
+    assert whole.model == served
     assert whole.choices[0].message.content == ANSWER
     assert whole.choices[0].finish_reason == "stop"
     assert whole.usage.prompt_tokens > 0 and whole.usage.completion_tokens > 0
     chunks = list(
         client.chat.completions.create(
-            model=model,
+            model=served,
             messages=[{"role": "user", "content": "Hello?"}],
             stream=True,
             stream_options={"include_usage": True},
@@ -172,12 +212,12 @@ def test_a_whole_answer_and_a_streamed_one(proxy, model):
     assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
 
 
-@pytest.mark.parametrize("model", ["big", "messages"])
-def test_a_tool_round_trip_whole_and_streamed(proxy, model):
+@pytest.mark.parametrize("served", ["big", "messages"])
+def test_a_tool_round_trip_whole_and_streamed(proxy, served):
     client = proxy.sdk()
     tools = [WEATHER]
     question = {"role": "user", "content": ONE_CALL}
-    called = client.chat.completions.create(model=model, messages=[question], tools=tools)
+    called = client.chat.completions.create(model=served, messages=[question], tools=tools)
     message = called.choices[0].message
     assert called.choices[0].finish_reason == "tool_calls"
     assert [(c.function.name, json.loads(c.function.arguments)) for c in message.tool_calls] == [
@@ -186,7 +226,7 @@ def test_a_tool_round_trip_whole_and_streamed(proxy, model):
     pieces = [
         call
         for chunk in client.chat.completions.create(
-            model=model, messages=[question], tools=tools, stream=True
+            model=served, messages=[question], tools=tools, stream=True
         )
         if chunk.choices
         for call in chunk.choices[0].delta.tool_calls or ()
@@ -194,7 +234,7 @@ def test_a_tool_round_trip_whole_and_streamed(proxy, model):
     assert pieces[0].function.name == "get_weather"
     assert json.loads("".join(p.function.arguments or "" for p in pieces)) == PARIS
     answered = client.chat.completions.create(
-        model=model,
+        model=served,
         tools=tools,
         messages=[
             question,
@@ -281,6 +321,88 @@ def test_the_responses_ollama_and_glm_apis_through_their_translation(proxy):
     assert glm.json()["content"] == ANSWER
 
 
+def upstreams_own(server: LlamaServer, path: str, body: dict) -> dict:
+    """What a keyed upstream answers a client that asks it directly."""
+    headers = {"Authorization": f"Bearer {SECRET}"}
+    return requests.post(server.url + path, json=body, headers=headers, timeout=60).json()
+
+
+def test_a_raw_prompt_whole_and_streamed_as_the_upstream_completes_it(proxy):
+    client = proxy.sdk()
+    own = upstreams_own(proxy.upstream, "/v1/completions", {"prompt": "Hello?", "max_tokens": 64})
+    text = own["choices"][0]["text"]
+    assert ANSWER in text
+    whole = client.completions.create(model="big", prompt="Hello?", max_tokens=64, logprobs=1)
+    assert whole.model == "big" and whole.object == "text_completion"
+    assert whole.choices[0].text == text and whole.choices[0].finish_reason == "stop"
+    assert whole.usage.completion_tokens == own["usage"]["completion_tokens"] > 0
+    probabilities = whole.choices[0].logprobs
+    assert "".join(probabilities.tokens) == text
+    assert len(probabilities.token_logprobs) == len(probabilities.tokens)
+    chunks = list(
+        client.completions.create(
+            model="big",
+            prompt="Hello?",
+            max_tokens=64,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert "".join(chunk.choices[0].text for chunk in chunks if chunk.choices) == text
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+    # Ollama's generate with raw = true is a raw prompt too
+    generated = proxy.ollama().generate(model="big", prompt="Hello?", raw=True)
+    assert generated.response == text and generated.done_reason == "stop"
+
+
+def test_embeddings_as_the_upstream_embeds_and_counts_them(proxy):
+    texts = ["the cat sat", "a dog ran home"]
+    result = proxy.sdk().embeddings.create(model="vectors", input=texts, encoding_format="float")
+    own = upstreams_own(proxy.embedder, "/v1/embeddings", {"input": texts})
+    assert [item.index for item in result.data] == [0, 1]
+    for item, expected in zip(result.data, own["data"]):
+        assert item.embedding == pytest.approx(expected["embedding"], abs=1e-5)
+    assert result.usage.prompt_tokens == own["usage"]["prompt_tokens"] > 0
+
+
+def test_reranking_as_the_upstream_scores(proxy):
+    answer = proxy.cohere().rerank(model="ranker", query=QUERY, documents=ASKED)
+    assert [ASKED[result.index] for result in answer.results] == BEST_FIRST
+    assert [round(result.relevance_score, 4) for result in answer.results] == [
+        round(expected_score(keyword), 4) for keyword in EXPECTED_ORDER
+    ]
+
+
+def test_a_route_an_upstream_lacks_is_named_for_the_client_and_the_cards_say_what_each_serves(
+    proxy,
+):
+    for _ in range(2):  # the second from what the proxy remembers
+        refused = requests.post(
+            proxy.url + "/v1/embeddings", json={"model": "big", "input": "x"}, timeout=30
+        )
+        assert refused.status_code == 501
+        message = refused.json()["error"]["message"]
+        assert message.startswith(
+            "the model 'big' has no embeddings: the server of model 'big' has no /embeddings "
+            "(it answered 501: This server does not support embeddings"
+        )
+        assert "127.0.0.1" not in message
+    with pytest.raises(openai.BadRequestError) as declared:
+        proxy.sdk().completions.create(model="vectors", prompt="Hello?")
+    assert declared.value.body["param"] == "prompt"
+    assert "the models file gives its endpoints as embeddings" in declared.value.message
+    proxy.cohere().rerank(model="ranker", query=QUERY, documents=ASKED[:1])
+    cards = {
+        card["id"]: card["capabilities"]
+        for card in requests.get(proxy.url + "/v1/models", timeout=30).json()["data"]
+    }
+    assert cards["big"] == ["completion", "tools"]  # no embeddings, as found
+    assert cards["vectors"] == ["embedding"]  # as declared
+    assert cards["ranker"] == ["completion", "tools", "rerank"]  # as it answered
+    assert proxy.ollama().show("vectors").capabilities == ["embedding"]
+
+
 def test_what_only_a_servercpp_reads_is_refused_by_name(proxy):
     with pytest.raises(openai.BadRequestError) as refused:
         proxy.sdk().chat.completions.create(
@@ -361,7 +483,7 @@ def test_a_local_server_killed_falls_back_and_no_client_sees_an_error(proxy):
     assert "Traceback" not in proxy.log()
 
 
-ASKED = 8  # whole chats, and as many streamed, asked of a model whose upstream refuses them
+EACH_WAY = 8  # whole chats, and as many streamed, asked of a model whose upstream refuses them
 
 
 def outcome(call):
@@ -383,19 +505,19 @@ def test_an_upstream_over_its_rate_limit_or_overloaded_falls_back(proxy, name, s
         outcomes = list(
             pool.map(
                 lambda each: outcome(lambda: answered_by(proxy, each % 2 == 1, name)),
-                range(2 * ASKED),
+                range(2 * EACH_WAY),
             )
         )
     errors = [found for found in outcomes if isinstance(found, Exception)]
     answered = outcomes.count(("big", "big", ANSWER))
     refused = refusing.refused() - before
     print(
-        f"{status}: {len(outcomes)} chats ({ASKED} whole, {ASKED} streamed), {refused} "
+        f"{status}: {len(outcomes)} chats ({EACH_WAY} whole, {EACH_WAY} streamed), {refused} "
         f"refused by the upstream, {answered} answered by the fallback, {len(errors)} "
         "client errors"
     )
-    assert errors == [] and answered == 2 * ASKED
-    assert refused == 2 * ASKED  # each was asked of its own model first
+    assert errors == [] and answered == 2 * EACH_WAY
+    assert refused == 2 * EACH_WAY  # each was asked of its own model first
 
 
 # the tiny model's answer on the one-slot server: as long as it is let run

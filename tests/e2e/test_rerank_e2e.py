@@ -22,26 +22,9 @@ from tests.processes import ProxyProcess
 from .llama_server import LlamaServer
 from .managed import admin, program_of, with_file
 from .marks import CURRENT
-from .rerankmodel import EXPECTED_ORDER, expected_score, write_reranker
+from .rerankmodel import ASKED, BEST_FIRST, EXPECTED_ORDER, QUERY, expected_score
 
 pytestmark = pytest.mark.e2e
-
-QUERY = "which medal is best?"
-DOCUMENTS = {
-    "gold": "a gold medal",
-    "silver": "a silver medal",
-    "bronze": "a bronze medal",
-    None: "a plain medal",
-    "rust": "a rust stain",
-}
-# asked in an order unlike the answer's, so that the answer's order is the scores'
-ASKED = [DOCUMENTS[k] for k in ("bronze", None, "gold", "rust", "silver")]
-BEST_FIRST = [DOCUMENTS[keyword] for keyword in EXPECTED_ORDER]
-
-
-@pytest.fixture(scope="module")
-def reranker(tmp_path_factory):
-    return write_reranker(tmp_path_factory.mktemp("rerank") / "tiny-reranker.gguf")
 
 
 @pytest.fixture(scope="module")

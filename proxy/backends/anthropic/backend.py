@@ -1,13 +1,14 @@
 """The anthropic backend: chats sent on to a server that speaks Anthropic's Messages API
 (Anthropic's own, an Anthropic-compatible endpoint, llama-server's ``/v1/messages``),
 translated both ways (:mod:`.payload`, :mod:`.reply`); what the API has no field for is
-refused by name. A client that speaks the Messages API itself is neither translated nor
-refused: its body goes on as it wrote it, and the server's answer comes back as it wrote it."""
+refused by name, and so are raw prompts, embeddings and reranking, which it has no route
+for. A client that speaks the Messages API itself is neither translated nor refused: its
+body goes on as it wrote it, and the server's answer comes back as it wrote it."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Iterable, Iterator, Optional
+from typing import Iterable, Iterator, Optional, Sequence
 
 from proxy.backends.anthropic import reply
 from proxy.backends.anthropic.payload import (
@@ -22,8 +23,9 @@ from proxy.backends.anthropic.payload import (
     verbatim_body,
 )
 from proxy.backends.wire.relay import Relay
-from proxy.core.errors import InvalidRequestError
-from proxy.core.types import Chunk, Completion, GenerationRequest
+from proxy.core.caller import NOBODY, Caller
+from proxy.core.errors import InvalidRequestError, NotImplementedByBackendError
+from proxy.core.types import Chunk, Completion, Embeddings, GenerationRequest, Ranking
 
 
 class AnthropicBackend(Relay):
@@ -71,6 +73,27 @@ class AnthropicBackend(Relay):
         if _verbatim(request):
             return reply.verbatim_chunks(lines, self.client.label)
         return reply.stream_chunks(lines, self.client.label)
+
+    def embed(
+        self, inputs: Sequence[str], model: Optional[str] = None, caller: Caller = NOBODY
+    ) -> Embeddings:
+        raise NotImplementedByBackendError(
+            f"the model {self.served_name!r} has no embeddings: {self.client.label} speaks "
+            f"Anthropic's Messages API, which has none"
+        )
+
+    def rerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        model: Optional[str] = None,
+        caller: Caller = NOBODY,
+    ) -> Ranking:
+        raise InvalidRequestError(
+            f"the model {self.served_name!r} does not rerank: {self.client.label} speaks "
+            f"Anthropic's Messages API, which has no reranking",
+            param="model",
+        )
 
 
 def _verbatim(request: GenerationRequest) -> bool:

@@ -51,15 +51,15 @@ def refusal(
     ``leave_out``: the fields the operator has left out (its filters' ``strip``), which
     are not sent rather than refused."""
 
-    def refused(param: str) -> InvalidRequestError:
+    def refused(param: str, what: str = "") -> InvalidRequestError:
         return InvalidRequestError(
             f"{param} cannot be served: {label} speaks Anthropic's Messages API, "
-            f"which has no {param}",
+            f"which has no {what or param}",
             param=param,
         )
 
     if not request.is_chat:
-        return refused("prompt")
+        return refused("prompt", "raw prompt (send messages)")
     for param in unsent(request):
         if param not in leave_out:
             return refused(param)

@@ -1,14 +1,18 @@
-"""Chats for an OpenAI-compatible upstream (vLLM, SGLang, LM Studio, Ollama's ``/v1``,
+"""Generations for an OpenAI-compatible upstream (vLLM, SGLang, LM Studio, Ollama's ``/v1``,
 LiteLLM, a cloud API): a :class:`GenerationRequest` as the body of ``POST
-/chat/completions``. Pure.
+/chat/completions``, or of ``POST /completions`` for a raw prompt (OpenAI's legacy
+completions: ``prompt``, and ``logprobs`` as the number of alternatives). Pure.
 
 What OpenAI's API defines goes as it defines it (``reasoning_effort`` too, wherever the
 client gave it), and so do the two samplers every open engine reads beside it (``top_k``,
-``min_p``) and the chat template's other variables. What only a
-server.cpp reads (a grammar, a slot, ``cache_prompt``, ``n_keep``, its own samplers, a
-fill-in-the-middle suffix, the prompt's token ids) is refused by the name the client gave it:
-a generic upstream would ignore it or refuse it, and the answer would not say so. A field
-the operator strips (the model's filters) is left out instead, and the answer names it.
+``min_p``) and the chat template's other variables. What only a server.cpp reads (a grammar,
+a slot, ``cache_prompt``, ``n_keep``, its own samplers, a fill-in-the-middle suffix, the
+prompt's token ids) is refused by the name the client gave it: a generic upstream would
+ignore it or refuse it, and the answer would not say so. So is a ``response_format`` for a
+raw prompt: the legacy completions have none. A field the operator strips (the model's
+filters) is left out instead, and the answer names it. A raw prompt renders no chat
+template, so the template's variables (a model's defaults may set them) have nothing to
+reach there.
 """
 
 from __future__ import annotations
@@ -51,8 +55,10 @@ def refusal(
     """Why ``request`` cannot go to ``label`` (an OpenAI-compatible upstream), or ``None``;
     ``leave_out``: the fields the operator has left out (its filters' ``strip``), which
     are not sent rather than refused."""
-    if not request.is_chat:
-        return _refused(label, "prompt", "raw prompt on its chat route (send messages)")
+    if not request.is_chat and request.response_format is not None:
+        return _refused(
+            label, "response_format", "response_format for a raw prompt (send messages)"
+        )
     for param, what in unsent(request):
         if param not in leave_out:
             return _refused(label, param, what)
@@ -87,21 +93,8 @@ def chat_body(request: GenerationRequest, model: str, *, stream: bool) -> dict:
         "messages": [message_body(message) for message in request.messages],
         "stream": stream,
     }
-    if stream:
-        body["stream_options"] = {"include_usage": True}
     body.update(_tools(request))
-    if request.max_tokens is not None:
-        body["max_tokens"] = request.max_tokens
-    if request.stop:
-        body["stop"] = list(request.stop)
-    sampling = request.sampling
-    body.update(
-        (name, getattr(sampling, name)) for name in SAMPLERS if getattr(sampling, name) is not None
-    )
-    if sampling.logit_bias:
-        body["logit_bias"] = {
-            str(token): BANNED if bias is False else bias for token, bias in sampling.logit_bias
-        }
+    body.update(_generation(request, stream))
     if request.logprobs is not None:
         body.update(logprobs=True, top_logprobs=request.logprobs)
     if request.response_format is not None:
@@ -118,6 +111,34 @@ def chat_body(request: GenerationRequest, model: str, *, stream: bool) -> dict:
     if variables:
         body["chat_template_kwargs"] = variables
     return body
+
+
+def prompt_body(request: GenerationRequest, model: str, *, stream: bool) -> dict:
+    """The body of a raw prompt for the upstream, which knows the model as ``model``."""
+    body: dict = {"model": model, "prompt": request.prompt, "stream": stream}
+    body.update(_generation(request, stream))
+    if request.logprobs is not None:
+        body["logprobs"] = request.logprobs
+    return body
+
+
+def _generation(request: GenerationRequest, stream: bool) -> dict:
+    """What chats and raw prompts ask alike: the usage of a stream, the limit, the stop
+    words, the samplers."""
+    asked: dict = {"stream_options": {"include_usage": True}} if stream else {}
+    if request.max_tokens is not None:
+        asked["max_tokens"] = request.max_tokens
+    if request.stop:
+        asked["stop"] = list(request.stop)
+    sampling = request.sampling
+    asked.update(
+        (name, getattr(sampling, name)) for name in SAMPLERS if getattr(sampling, name) is not None
+    )
+    if sampling.logit_bias:
+        asked["logit_bias"] = {
+            str(token): BANNED if bias is False else bias for token, bias in sampling.logit_bias
+        }
+    return asked
 
 
 def _tools(request: GenerationRequest) -> dict:

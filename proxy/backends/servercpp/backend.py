@@ -26,6 +26,7 @@ from proxy.backends.servercpp.embedding import TokenClient
 from proxy.backends.servercpp.kinds import CHAT_LAYER, INFILL, route
 from proxy.backends.servercpp.known import KnownServer
 from proxy.backends.servercpp.prompting import TemplateChoice
+from proxy.backends.wire import ranking
 from proxy.backends.wire.client import UpstreamClient
 from proxy.core import images
 from proxy.core.caller import NOBODY, Caller
@@ -155,11 +156,11 @@ class ServerCppBackend(Backend):
                 raise not_a_reranker(model or facts.model)
             body = self.admission.run(
                 lambda: self.client.post_json(
-                    embedding.PATH, embedding.payload(query, documents), caller=caller
+                    embedding.PATH, ranking.payload(query, documents), caller=caller
                 ),
                 caller,
             )
-            return embedding.ranking(body, len(documents), self.client.label)
+            return ranking.ranking(body, len(documents), self.client.label, embedding.PATH)
 
     def load(self) -> tuple:
         return self.admission.busy()

@@ -6,11 +6,8 @@ A byte-fallback token (the first byte of a character outside the vocabulary: Chi
 emoji) is no text on its own. Pieces are reported whole instead: the character goes to the first
 of its tokens and the others get ``""``, so the pieces always join to the text.
 
-Reranking on a llama-server started with ``--reranking``: ``POST /v1/rerank``.
-
-The server scores every document (its answer sorted, most relevant first); the proxy asks for
-all of them and cuts, orders and dresses the list for its client itself, so that every client's
-options mean the same whichever server answers.
+Reranking on a llama-server started with ``--reranking``: ``POST /v1/rerank``, its body and
+answer as every reranking server's (:mod:`proxy.backends.wire.ranking`).
 """
 
 from __future__ import annotations
@@ -23,7 +20,7 @@ from proxy.backends.admission import Admission
 from proxy.backends.wire.client import UpstreamClient
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.errors import NotImplementedByBackendError, SlotUnavailableError, UpstreamError
-from proxy.core.types import Embeddings, Ranking
+from proxy.core.types import Embeddings
 
 
 class TokenClient:
@@ -169,24 +166,3 @@ def server_piece(piece: object) -> bytes:
 PATH = "/v1/rerank"
 PROBE_PATH = "/rerank"  # older servers know only this one
 PROBE = {}  # a reranker asks for its query (400), any other server says it does not rerank
-
-
-def payload(query: str, documents: Sequence[str]) -> dict:
-    return {"query": query, "documents": list(documents), "top_n": len(documents)}
-
-
-def ranking(body: object, count: int, label: str) -> Ranking:
-    """The server's answer, checked: one score for each of ``count`` documents."""
-    results = body.get("results") if isinstance(body, dict) else None
-    try:
-        scores = tuple((int(item["index"]), float(item["relevance_score"])) for item in results)
-    except (TypeError, KeyError, ValueError):
-        raise UpstreamError(f"{label} answered /v1/rerank without scores") from None
-    if sorted(index for index, _ in scores) != list(range(count)):
-        raise UpstreamError(f"{label} answered /v1/rerank with scores for other documents")
-    usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
-    tokens = usage.get("prompt_tokens")
-    return Ranking(
-        tuple(sorted(scores, key=lambda pair: (-pair[1], pair[0]))),
-        tokens if isinstance(tokens, int) and tokens >= 0 else 0,
-    )

@@ -11,7 +11,7 @@ from typing import Iterator, Optional
 import orjson
 
 from proxy.backends.wire.connections import Abandoned, Connection, ConnectionPool, Head
-from proxy.backends.wire.events import stream_error
+from proxy.backends.wire.events import error_message, lacks_route, stream_error
 from proxy.core.caller import NOBODY, Caller, never
 from proxy.core.errors import (
     UNREACHABLE,
@@ -48,6 +48,15 @@ class UpstreamReply:
         return _loads(self.content)
 
 
+class MissingRoute(UpstreamError):
+    """A server of a public API has no such route (:func:`lacks_route`): the backend that
+    asked names what its model does not serve; anywhere else, it is the upstream's error."""
+
+    def __init__(self, label: str, path: str, status: int, said: str) -> None:
+        super().__init__(f"{label} has no {path} (it answered {status}: {said[:200]})")
+        self.path = path
+
+
 def probe_ready(url: str) -> Optional[bool]:
     """Whether a server just started serves: True, False while it loads its model (current
     llama.cpp answers /health 503), None while nothing listens (old servers listen only
@@ -82,13 +91,16 @@ class UpstreamClient:
         timeout_remedy: str = "raise --upstream-timeout or ask for fewer tokens",
         headers: Optional[dict] = None,
         first_byte_timeout: Optional[float] = None,
+        public_api: bool = False,
     ) -> None:
         """``remedy``, ``key_remedy``, ``timeout_remedy``: what the operator checks when the
         server cannot be reached, when it refuses the proxy's key, and when it says nothing
         for ``read_timeout`` seconds; ``headers``: sent with every request (an API's version,
         a key under another name than ``Authorization``, the operator's own);
         ``first_byte_timeout``: seconds a stream's first bytes may take (``None``: as any
-        others, ``read_timeout``)."""
+        others, ``read_timeout``); ``public_api``: the server speaks a public API (OpenAI's,
+        Anthropic's), whose 404, 405 and 501 say a route is missing (:class:`MissingRoute`),
+        where an old server.cpp's 404 says it has no free slot."""
         self.base_url = base_url.rstrip("/")
         self.label = label
         self.remedy = remedy
@@ -103,6 +115,7 @@ class UpstreamClient:
         )
         self.api_key = api_key
         self.headers = dict(headers or {})
+        self.public_api = public_api
         self._heads: dict = {}
 
     def get(self, path: str, *, timeout: Optional[float] = None) -> UpstreamReply:
@@ -253,7 +266,10 @@ class UpstreamClient:
         if reply.ok:
             return
         text = reply.text[:500]
-        if reply.status_code == 404 and "File Not Found" in text:
+        body = _error_body(text, reply.reason)
+        if self.public_api and lacks_route(reply.status_code, body):
+            raise MissingRoute(self.label, reply.path, reply.status_code, error_message(body))
+        if not self.public_api and reply.status_code == 404 and "File Not Found" in text:
             # PowerInfer and llama.cpp 2023 answer a request with no free slot this way
             raise SlotUnavailableError(
                 f"{self.label} has no free slot for the request (or does not "
@@ -273,10 +289,6 @@ class UpstreamClient:
             )
         if reply.status_code == 401:
             raise UpstreamError(f"{self.label} refused the proxy's key; {self.key_remedy}")
-        try:
-            body = json.loads(text)
-        except ValueError:
-            body = {"message": text.strip() or reply.reason}
         error = stream_error(body, self.label)
         if reply.status_code == 503 and not isinstance(error, UpstreamUnavailableError):
             error = UpstreamUnavailableError(
@@ -313,6 +325,14 @@ class UpstreamClient:
 
     def close(self) -> None:
         self.pool.close()
+
+
+def _error_body(text: str, reason: str) -> object:
+    """An error answer's body: its JSON, or its text as a message."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return {"message": text.strip() or reason}
 
 
 def _dumps(body: dict) -> bytes:

@@ -104,11 +104,11 @@ def last_event(lines: list) -> int:
 def stream_error(body: object, upstream: str) -> Exception:
     """Map an error the upstream reported inside a stream, or in a JSON error body."""
     error = body.get("error", body) if isinstance(body, dict) else body
+    message = error_message(body)
     if isinstance(error, dict):
-        message = str(error.get("message") or error.get("content") or error)
         kind, code = error.get("type"), error.get("code")
     else:
-        message, kind, code = str(error), None, None
+        kind, code = None, None
     if "slot unavailable" in message:
         return SlotUnavailableError(
             f"{upstream} has no free slot ({message}); retry shortly", retry_after=1
@@ -135,6 +135,34 @@ def stream_error(body: object, upstream: str) -> Exception:
             code="context_length_exceeded" if kind == "exceed_context_size_error" else None,
         )
     return UpstreamError(f"{upstream} reported an error: {message}")
+
+
+def lacks_route(status: int, body: object) -> bool:
+    """Whether a server of a public API that answered a route ``status`` with ``body`` (its
+    JSON, or ``{"message": text}``) said it has no such route: 404 or 405 (llama-server's
+    "File Not Found", vLLM's and LiteLLM's "Not Found"), or 501 (a llama-server started
+    without ``--embeddings`` or ``--reranking``). A 404 that names a model (OpenAI's
+    ``model_not_found``, vLLM's "The model `x` does not exist", Ollama's "model 'x' not
+    found") is about the model the proxy asked for, not the route."""
+    if status in (405, 501):
+        return True
+    if status != 404:
+        return False
+    error = body.get("error", body) if isinstance(body, dict) else body
+    said = (
+        " ".join(str(error.get(name) or "") for name in ("message", "code", "type"))
+        if isinstance(error, dict)
+        else str(error)
+    )
+    return "model" not in said.lower()
+
+
+def error_message(body: object) -> str:
+    """What an error body says, in the words of whichever shape it has."""
+    error = body.get("error", body) if isinstance(body, dict) else body
+    if isinstance(error, dict):
+        return str(error.get("message") or error.get("content") or error)
+    return str(error)
 
 
 def event_json(value: bytes, upstream: str):

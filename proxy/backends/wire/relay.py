@@ -1,11 +1,13 @@
 """A model on a server that speaks a public API (OpenAI's chat completions, Anthropic's
-Messages): chats translated to the API's body, sent on, and the answers read back, whole or
-streamed. Each API's backend says how (:class:`Relay`'s four methods); this holds what they
-share: the queue, the inspector told what went upstream, health from the model list.
+Messages): generations translated to the API's body, sent on, and the answers read back,
+whole or streamed. Each API's backend says how (:class:`Relay`'s methods: what it refuses,
+where a request goes, its body, its answers read); this holds what they share: the queue,
+the inspector told what went upstream, health from the model list.
 
 Such a server renders the prompt, parses the model's calls and thoughts and places each
 request itself: the proxy names no slot, and counts no token (it has no tokenizer of the
-server's model).
+server's model). Its 404, 405 and 501 say it has no such route (:class:`MissingRoute`),
+which the backend may name in its own words (:meth:`Relay.missing`).
 
 The model's filters (:mod:`proxy.backends.wire.filters`) change the body last: a field the
 operator strips is left out (one the API has no place for, too, rather than refused), one
@@ -20,10 +22,11 @@ from typing import Iterable, Iterator, Optional
 
 from proxy.backends.admission import Admission
 from proxy.backends.base import Backend
-from proxy.backends.wire.client import UpstreamClient
+from proxy.backends.wire.client import MissingRoute, UpstreamClient
 from proxy.backends.wire.filters import applied
 from proxy.config.catalog import Filters
-from proxy.core.errors import InvalidRequestError, ProxyError
+from proxy.core.caller import Caller
+from proxy.core.errors import ProxyError
 from proxy.core.types import Chunk, Completion, GenerationRequest, Health, ModelCard, ModelInfo
 
 HEALTH_TIMEOUT = 5.0  # seconds the model list may take to say the server is there
@@ -54,7 +57,7 @@ class Relay(Backend):
 
     # -- what each API says --------------------------------------------------------------
 
-    def refusal(self, request: GenerationRequest) -> Optional[InvalidRequestError]:
+    def refusal(self, request: GenerationRequest) -> Optional[ProxyError]:
         """Why ``request`` cannot be sent in this API, or ``None`` (what the filters strip
         is left out, not refused)."""
         raise NotImplementedError
@@ -66,6 +69,18 @@ class Relay(Backend):
     def filled(self, request: GenerationRequest) -> tuple:
         """The fields of the body the proxy writes though ``request`` gave none."""
         return ()
+
+    def route(self, request: GenerationRequest) -> str:
+        """Where ``request`` goes: chats to :attr:`path`."""
+        return self.path
+
+    def missing(self, exc: MissingRoute) -> ProxyError:
+        """The error of a request whose route the server turned out to lack: its own."""
+        return exc
+
+    def capabilities(self) -> tuple:
+        """What the model's card says it can do: chat, and call tools."""
+        return ("completion", "tools")
 
     def body(self, request: GenerationRequest, *, stream: bool) -> dict:
         raise NotImplementedError
@@ -81,16 +96,22 @@ class Relay(Backend):
     def complete(self, request: GenerationRequest) -> Completion:
         with self.client.blamed():
             self._check(request)
+            path = self.route(request)
             body = self.body(request, stream=False)
             noted = self._filter(request, body)
-            self._tell(request, body)
-            answer = self.admission.run(
-                lambda: self.client.post_json(self.path, body, caller=request.caller),
-                request.caller,
-            )
-            completion = self.whole(answer, request)
+            self._tell(request, path, body)
+            completion = self.whole(self.answer(path, body, request.caller), request)
             _note(request, *noted)
             return completion
+
+    def answer(self, path: str, body: dict, caller: Caller) -> object:
+        """The server's whole answer at ``path``, once a slot is free."""
+        try:
+            return self.admission.run(
+                lambda: self.client.post_json(path, body, caller=caller), caller
+            )
+        except MissingRoute as exc:
+            raise self.missing(exc) from None
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
         with self.client.blamed():
@@ -98,11 +119,15 @@ class Relay(Backend):
             yield from self.admission.stream(lambda: self._chunks(request), request.caller)
 
     def _chunks(self, request: GenerationRequest) -> Iterator[Chunk]:
+        path = self.route(request)
         body = self.body(request, stream=True)
         noted = self._filter(request, body)
-        self._tell(request, body)
+        self._tell(request, path, body)
         with contextlib.ExitStack() as stack:
-            lines = stack.enter_context(self.client.stream(self.path, body, caller=request.caller))
+            try:
+                lines = stack.enter_context(self.client.stream(path, body, caller=request.caller))
+            except MissingRoute as exc:
+                raise self.missing(exc) from None
             chunks = self.chunks(lines, request)
             if any(noted):  # noted as the first chunk comes: the model has answered
                 first = next(chunks, None)
@@ -126,18 +151,21 @@ class Relay(Backend):
         stripped = self.filters.strip
         return (*(name for name in self.unsent(request) if name in stripped), *left_out), replaced
 
-    def _tell(self, request: GenerationRequest, body: dict) -> None:
-        """Tell the inspector what went upstream (the server renders the prompt and does not
-        show it)."""
-        if request.caller.side is not None:
-            request.caller.side.sent(self.path, body)
+    def _tell(self, request: GenerationRequest, path: str, body: dict) -> None:
+        """Tell the inspector what went upstream, and a raw prompt as the prompt (a chat's
+        the server renders, and does not show)."""
+        side = request.caller.side
+        if side is not None:
+            side.sent(path, body)
+            if not request.is_chat:
+                side.prompted(request.prompt)
 
     def models(self) -> list:
         return [
             ModelInfo(
                 self.served_name,
                 owned_by=self.owned_by,
-                card=ModelCard(capabilities=("completion", "tools")),
+                card=ModelCard(capabilities=self.capabilities()),
             )
         ]
 

@@ -1,11 +1,11 @@
-"""Chats as an OpenAI-compatible upstream reads them, and what only a server.cpp reads
-refused by the name the client gave it."""
+"""Chats and raw prompts as an OpenAI-compatible upstream reads them, and what only a
+server.cpp reads refused by the name the client gave it."""
 
 from __future__ import annotations
 
 import pytest
 
-from proxy.backends.openai.payload import chat_body, refusal, unsent
+from proxy.backends.openai.payload import chat_body, prompt_body, refusal, unsent
 from proxy.core.types import GenerationRequest, Message, ResponseFormat, Sampling, ToolChoice
 
 CHAT = (Message("user", "hi"),)
@@ -15,7 +15,13 @@ TOOL = {"type": "function", "function": {"name": "weather", "parameters": {"type
 @pytest.mark.parametrize(
     ("request_", "param"),
     [
-        (GenerationRequest(prompt="once upon"), "prompt"),
+        (GenerationRequest(prompt="once upon"), None),
+        (
+            GenerationRequest(prompt="once upon", response_format=ResponseFormat("json_object")),
+            "response_format",
+        ),
+        (GenerationRequest(prompt="once upon", sampling=Sampling(mirostat=2)), "mirostat"),
+        (GenerationRequest(prompt="once upon", n_keep=4), "n_keep"),
         (GenerationRequest(messages=CHAT, grammar="root ::= x"), "grammar"),
         (GenerationRequest(messages=CHAT, slot=1), "id_slot"),
         (GenerationRequest(messages=CHAT, cache_prompt=False), "cache_prompt"),
@@ -106,8 +112,40 @@ def test_a_chat_as_openais_api_writes_it(request_, expected):
     }
 
 
-def test_a_stream_asks_for_its_usage():
-    body = chat_body(GenerationRequest(messages=CHAT), "m", stream=True)
+@pytest.mark.parametrize(
+    ("request_", "expected"),
+    [
+        (GenerationRequest(prompt="once"), {}),
+        (
+            GenerationRequest(prompt="once", max_tokens=8, stop=("\n",)),
+            {"max_tokens": 8, "stop": ["\n"]},
+        ),
+        (
+            GenerationRequest(prompt="once", sampling=Sampling(temperature=0, min_p=0.1)),
+            {"temperature": 0, "min_p": 0.1},
+        ),
+        (
+            GenerationRequest(prompt="once", sampling=Sampling(logit_bias=((7, False),))),
+            {"logit_bias": {"7": -100}},
+        ),
+        # the legacy completions' logprobs: how many alternatives, 0 the chosen token's alone
+        (GenerationRequest(prompt="once", logprobs=0), {"logprobs": 0}),
+        (GenerationRequest(prompt="once", logprobs=3), {"logprobs": 3}),
+        # a raw prompt renders no template: a model's default variables have nothing to reach
+        (GenerationRequest(prompt="once", template_kwargs={"enable_thinking": False}), {}),
+    ],
+)
+def test_a_raw_prompt_as_openais_legacy_completions_write_it(request_, expected):
+    body = prompt_body(request_, "Qwen/Qwen3-32B", stream=False)
+    assert body == {"model": "Qwen/Qwen3-32B", "prompt": "once", "stream": False, **expected}
+
+
+@pytest.mark.parametrize(
+    ("write", "request_"),
+    [(chat_body, GenerationRequest(messages=CHAT)), (prompt_body, GenerationRequest(prompt="x"))],
+)
+def test_a_stream_asks_for_its_usage_on_either_route(write, request_):
+    body = write(request_, "m", stream=True)
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
 
 

@@ -6,8 +6,15 @@ import json
 
 import pytest
 
-from proxy.backends.wire.client import UpstreamClient, probe_ready
-from proxy.core.errors import UpstreamTimeoutError, UpstreamUnavailableError
+from proxy.backends.wire.client import MissingRoute, UpstreamClient, probe_ready
+from proxy.core.errors import (
+    InvalidRequestError,
+    NotImplementedByBackendError,
+    SlotUnavailableError,
+    UpstreamError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+)
 from tests.fakes.canned import CannedServer
 from tests.processes import free_port
 
@@ -93,3 +100,43 @@ def test_probe_ready_reads_health(upstream, status, ready):
 
 def test_probe_ready_is_none_while_nothing_listens():
     assert probe_ready(f"http://127.0.0.1:{free_port()}") is None
+
+
+NOT_SUPPORTED = {"error": {"code": 501, "message": "no embeddings", "type": "not_supported_error"}}
+MODEL_NOT_FOUND = {"error": {"message": "no such model", "code": "model_not_found"}}
+BAD = {"error": {"message": "bad", "type": "invalid_request_error"}}
+
+
+@pytest.mark.parametrize(
+    ("public_api", "status", "body", "error"),
+    [
+        # an old server.cpp answers a request with no free slot 404 File Not Found
+        (False, 404, None, SlotUnavailableError),
+        (False, 501, NOT_SUPPORTED, NotImplementedByBackendError),
+        # a server of a public API says it lacks the route
+        (True, 404, None, MissingRoute),
+        (True, 405, {"detail": "Method Not Allowed"}, MissingRoute),
+        (True, 501, NOT_SUPPORTED, MissingRoute),
+        # ... or something else
+        (True, 404, MODEL_NOT_FOUND, UpstreamError),
+        (True, 400, BAD, InvalidRequestError),
+    ],
+)
+def test_what_an_error_status_means_depends_on_the_servers_api(
+    upstream, public_api, status, body, error
+):
+    if body is not None:  # else unarmed: 404 File Not Found, as llama.cpp's servers say it
+        upstream.post("/embeddings", status=status, json_body=body)
+    client = UpstreamClient(upstream.url, label="the server of model 'big'", public_api=public_api)
+    with pytest.raises(error) as whole:
+        client.post_json("/embeddings", {})
+    with pytest.raises(error) as streamed:
+        with client.stream("/embeddings", {}):
+            pass
+    client.close()
+    assert type(whole.value) is error and type(streamed.value) is error
+    if error is MissingRoute:
+        assert whole.value.path == "/embeddings"
+        assert whole.value.message.startswith(
+            f"the server of model 'big' has no /embeddings (it answered {status}: "
+        )
