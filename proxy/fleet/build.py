@@ -216,7 +216,12 @@ def _relay(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings, metrics)
         return AnthropicBackend(client, admission, spec.id, spec.upstream_model, spec.filters)
     client = _client(upstream, spec, settings, api_key=key, **hints)
     return OpenAIBackend(
-        client, admission, spec.id, spec.upstream_model, spec.filters, spec.endpoints
+        client,
+        admission,
+        spec.id,
+        spec.upstream_model,
+        filters=spec.filters,
+        endpoints=spec.endpoints,
     )
 
 

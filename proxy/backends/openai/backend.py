@@ -39,6 +39,7 @@ class OpenAIBackend(Relay):
         admission: Admission,
         served_name: str,
         upstream_model: str,
+        *,
         filters: Filters = Filters(),
         endpoints: Sequence[str] = (),
     ) -> None:

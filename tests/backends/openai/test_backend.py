@@ -36,7 +36,7 @@ def make(upstream):
     def backend(endpoints=()) -> OpenAIBackend:
         client = UpstreamClient(upstream.url + "/v1", label=LABEL, public_api=True)
         admission = Admission(LABEL, SlotCount(), max_queue=4, queue_timeout=0.5)
-        made.append(OpenAIBackend(client, admission, "big", "Qwen/Qwen3-32B", endpoints))
+        made.append(OpenAIBackend(client, admission, "big", "Qwen/Qwen3-32B", endpoints=endpoints))
         return made[-1]
 
     yield backend

@@ -163,7 +163,11 @@ def test_a_stream_asks_for_its_usage_on_either_route(write, request_):
             ("n_indent", "mirostat"),
             None,
         ),
-        (GenerationRequest(prompt="once upon"), ("prompt",), "prompt"),  # never left out
+        (  # a raw prompt's response_format is never left out
+            GenerationRequest(prompt="once upon", response_format=ResponseFormat("json_object")),
+            ("response_format",),
+            "response_format",
+        ),
     ],
 )
 def test_what_the_operator_strips_is_left_out_rather_than_refused(request_, leave_out, param):
