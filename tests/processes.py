@@ -184,6 +184,20 @@ class ProxyProcess:
             self.url + "/health", timeout=timeout, headers={"Authorization": f"Bearer {ADMIN}"}
         ).json()
 
+    def exchanges(self, query: str = "") -> list:
+        """Every exchange the inspector kept (those ``query`` picks, as
+        ``?api=anthropic``), whole, oldest first."""
+        headers = {"Authorization": f"Bearer {ADMIN}"}
+        listed = requests.get(
+            f"{self.url}/admin/exchanges{query}", headers=headers, timeout=30
+        ).json()["exchanges"]
+        return [
+            requests.get(
+                f"{self.url}/admin/exchanges/{b['id']}", headers=headers, timeout=60
+            ).json()
+            for b in reversed(listed)
+        ]
+
     def sdk(self, api_key: str = "unused", **options) -> openai.OpenAI:
         """An ``openai`` client of this proxy, closed when the proxy stops (no socket left
         for the garbage collector to complain about)."""

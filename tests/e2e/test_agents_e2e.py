@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 
 import pytest
-import requests
 
-from tests.processes import ADMIN, ProxyProcess
+from tests.processes import ProxyProcess
 
 from . import agents
 from .llama_server import LlamaServer
@@ -106,7 +105,9 @@ def test_later_turns_and_sessions_read_the_prompt_from_the_cache(proxy, tmp_path
     assert third["usage"]["cache_read_input_tokens"] >= second_prompt
     assert other["usage"]["cache_read_input_tokens"] >= 0.75 * prompt  # all but its messages
     # the inspector links the session's turns and shows where each left the cache before
-    turns = inspected(proxy, "anthropic")[-4:]  # this test's (the module's proxy is shared)
+    turns = proxy.exchanges("?api=anthropic&limit=1000")[
+        -4:
+    ]  # this test's (the module's proxy is shared)
     print(json.dumps([(t["id"], t["previous"], t["divergence"]) for t in turns], indent=1))
     assert [turn["raw"] for turn in turns] == [ANSWER_TEXT] * 4  # as the model wrote it
     assert [turn["previous"] for turn in turns[1:3]] == [turns[0]["id"], turns[1]["id"]]
@@ -136,23 +137,11 @@ def test_a_codex_threads_next_turn_reads_its_prompt_from_the_cache(proxy, tmp_pa
     print(json.dumps(usages))
     assert ANSWER_TEXT in first.stdout and ANSWER_TEXT in second.stdout
     assert usages[1]["cached_input_tokens"] >= usages[0]["input_tokens"]
-    turns = inspected(proxy, "responses")[-2:]
+    turns = proxy.exchanges("?api=responses&limit=1000")[-2:]
     print(json.dumps([(t["id"], t["previous"], t["divergence"]) for t in turns], indent=1))
     assert turns[1]["previous"] == turns[0]["id"] and turns[1]["divergence"]["reused_all"]
     assert [turn["raw"] for turn in turns] == [ANSWER_TEXT] * 2
     assert "Traceback" not in proxy.log()
-
-
-def inspected(proxy: ProxyProcess, api: str) -> list:
-    """The turns of ``api`` the inspector kept, oldest first."""
-    headers = {"Authorization": f"Bearer {ADMIN}"}
-    briefs = requests.get(
-        f"{proxy.url}/admin/exchanges?api={api}&limit=1000", headers=headers, timeout=30
-    ).json()["exchanges"]
-    return [
-        requests.get(f"{proxy.url}/admin/exchanges/{b['id']}", headers=headers, timeout=60).json()
-        for b in reversed(briefs)
-    ]
 
 
 def turn_usage(result) -> dict:

@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 
 import pytest
-import requests
 
-from tests.processes import ADMIN, ProxyProcess
+from tests.processes import ProxyProcess
 
 from . import agents
 from .llama_server import LlamaServer
@@ -78,18 +77,6 @@ def proxy(kind, logs, tmp_path_factory):
             yield running
 
 
-def inspected(proxy: ProxyProcess, api: str) -> list:
-    """The turns of ``api`` the inspector kept, oldest first."""
-    headers = {"Authorization": f"Bearer {ADMIN}"}
-    briefs = requests.get(
-        f"{proxy.url}/admin/exchanges?api={api}&limit=1000", headers=headers, timeout=30
-    ).json()["exchanges"]
-    return [
-        requests.get(f"{proxy.url}/admin/exchanges/{b['id']}", headers=headers, timeout=60).json()
-        for b in reversed(briefs)
-    ]
-
-
 def claude(proxy: ProxyProcess, cwd, *args: str) -> dict:
     result = agents.claude(proxy.url, KEY, cwd, *args, "--output-format", "json")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
@@ -103,7 +90,7 @@ def test_claude_code_goes_on_in_one_session_from_a_local_model_to_a_messages_ser
     second = claude(proxy, tmp_path, "-p", "And again.", "--continue", "--model", "cloud")
     assert first["result"] == second["result"] == ANSWER_TEXT
     assert not first["is_error"] and not second["is_error"]
-    turns = inspected(proxy, "anthropic")
+    turns = proxy.exchanges("?api=anthropic&limit=1000")
     here = [turn for turn in turns if turn["model"] == "here"]
     cloud = [turn for turn in turns if turn["model"] == "cloud"]
     print(json.dumps({"here": len(here), "cloud": len(cloud)}))
@@ -124,7 +111,7 @@ def test_codex_answers_on_an_openai_compatible_server(proxy, tmp_path):
     result = agents.codex(proxy.url, KEY, tmp_path, "--ephemeral", "Say hello.", web_search=True)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert ANSWER_TEXT in result.stdout
-    (turn, *_) = reversed(inspected(proxy, "responses"))
+    (turn, *_) = reversed(proxy.exchanges("?api=responses&limit=1000"))
     assert turn["model"] == "local-model" and turn["upstream_route"] == "/chat/completions"
 
 
@@ -132,5 +119,5 @@ def test_opencode_answers_on_an_openai_compatible_server(proxy, tmp_path):
     result = agents.opencode(proxy.url, KEY, tmp_path, "Say hello.")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert ANSWER_TEXT in result.stdout
-    (turn, *_) = reversed(inspected(proxy, "openai"))
+    (turn, *_) = reversed(proxy.exchanges("?api=openai&limit=1000"))
     assert turn["model"] == "local-model" and turn["upstream_route"] == "/chat/completions"

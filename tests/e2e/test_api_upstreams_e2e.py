@@ -31,7 +31,7 @@ import openai
 import pytest
 import requests
 
-from tests.processes import ADMIN, ProxyProcess
+from tests.processes import ProxyProcess
 
 from .families import ANSWER, PARIS, RESULT_ANSWER
 from .libraries import MODEL, ONE_CALL, QWEN3, RESULT, WEATHER
@@ -289,21 +289,11 @@ def test_a_messages_client_goes_on_to_a_messages_server_as_it_wrote(proxy):
     with client.messages.stream(**asked) as stream:
         assert "".join(stream.text_stream) == ANSWER
         assert stream.get_final_message().model == "messages"
-    sent = [turn["upstream_body"] for turn in kept(proxy)[-2:]]
+    sent = [turn["upstream_body"] for turn in proxy.exchanges()[-2:]]
     assert sent == [{**asked, "model": MODEL, "stream": stream} for stream in (False, True)]
     # and the server counts the prompt's tokens itself
     counted = {name: asked[name] for name in ("model", "system", "messages")}
     assert client.messages.count_tokens(**counted).input_tokens > 0
-
-
-def kept(proxy: ProxyProcess) -> list:
-    """Every exchange the inspector kept, whole, oldest first."""
-    headers = {"Authorization": f"Bearer {ADMIN}"}
-    briefs = requests.get(proxy.url + "/admin/exchanges", headers=headers, timeout=30).json()
-    return [
-        requests.get(f"{proxy.url}/admin/exchanges/{b['id']}", headers=headers, timeout=60).json()
-        for b in reversed(briefs["exchanges"])
-    ]
 
 
 def test_the_responses_ollama_and_glm_apis_through_their_translation(proxy):

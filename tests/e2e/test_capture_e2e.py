@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import requests
 
 from tests.processes import ADMIN, ProxyProcess
 
@@ -25,18 +24,6 @@ capture = true
 name = "bob"
 key = "sk-bob-secret"
 """
-
-
-def kept(proxy: ProxyProcess, query: str = "") -> list:
-    """The exchanges kept, whole, oldest first."""
-    headers = {"Authorization": f"Bearer {ADMIN}"}
-    listed = requests.get(proxy.url + "/admin/exchanges" + query, headers=headers, timeout=30)
-    return [
-        requests.get(
-            f"{proxy.url}/admin/exchanges/{brief['id']}", headers=headers, timeout=30
-        ).json()
-        for brief in reversed(listed.json()["exchanges"])
-    ]
 
 
 def texts_of(events: str) -> str:
@@ -72,7 +59,7 @@ def test_what_the_sdks_sent_and_got_is_kept(model, logs, tmp_path):
             model="tiny", max_tokens=8, messages=question
         )
         bob.chat.completions.create(model="tiny", messages=question, max_tokens=8)
-        exchanges = kept(proxy)
+        exchanges = proxy.exchanges()
         stored = proxy.exchanges_db.read_bytes()
     assert [(e["key"], e["api"], e["streamed"]) for e in exchanges] == [
         ("alice", "openai", False),

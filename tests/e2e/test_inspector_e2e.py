@@ -58,16 +58,6 @@ def proxy(kind, model, logs):
         yield server, running
 
 
-def kept(proxy: ProxyProcess) -> list:
-    """Every exchange kept, whole, oldest first."""
-    headers = {"Authorization": f"Bearer {ADMIN}"}
-    briefs = requests.get(proxy.url + "/admin/exchanges", headers=headers, timeout=30).json()
-    return [
-        requests.get(f"{proxy.url}/admin/exchanges/{b['id']}", headers=headers, timeout=60).json()
-        for b in reversed(briefs["exchanges"])
-    ]
-
-
 def tool_loop(proxy: ProxyProcess) -> list:
     """A call, its result and an answer; then the same with the system prompt changed."""
     sdk = proxy.sdk()
@@ -89,7 +79,7 @@ def tool_loop(proxy: ProxyProcess) -> list:
 def test_each_turn_shows_its_prompt_its_raw_call_and_where_the_cache_was_left(proxy):
     server, running = proxy
     (call,) = tool_loop(running)
-    first, second, third = kept(running)
+    first, second, third = running.exchanges()
 
     # the prompt the model saw is the one that went upstream, rendered by the proxy
     for turn in (first, second, third):
@@ -121,7 +111,7 @@ def test_each_turn_shows_its_prompt_its_raw_call_and_where_the_cache_was_left(pr
 def test_the_inspector_page_shows_a_turn_and_replays_it_in_the_playground(proxy, tmp_path):
     _, running = proxy
     tool_loop(running)
-    third = kept(running)[-1]
+    third = running.exchanges()[-1]
     with headless_chromium("--window-size=1280,1400") as browser:
         browser.get(running.url + "/admin/exchanges")
         wait = WebDriverWait(browser, 30, poll_frequency=0.05)

@@ -25,7 +25,7 @@ CUT = "\ufffd"  # what a server writes for the bytes of a character the token li
 
 def completion(body: object, upstream: str, top: Optional[int]) -> Completion:
     """Read a whole answer to a raw prompt."""
-    choice = _choice(body, upstream)
+    choice = chatparse.first_choice(body, upstream, "prompt")
     finish = _finish(choice.get("finish_reason"))
     text = _text(choice.get("text"))
     if finish == "length":  # a character the limit cut is left out, as its stream leaves it
@@ -122,13 +122,6 @@ def _final(finish: str, body: dict) -> Chunk:
     return Chunk(
         finish_reason=finish, usage=chatparse.usage(body.get("usage"), body.get("timings"))
     )
-
-
-def _choice(body: object, upstream: str) -> dict:
-    choices = body.get("choices") if isinstance(body, dict) else None
-    if not (isinstance(choices, list) and choices and isinstance(choices[0], dict)):
-        raise UpstreamError(f"{upstream} answered the prompt without a choice")
-    return choices[0]
 
 
 def _finish(reason: object) -> str:

@@ -20,7 +20,7 @@ CUT = "\ufffd"  # what the server writes for the bytes of a character the token 
 
 def completion(body: object, upstream: str, top: Optional[int]) -> Completion:
     """Read a whole chat answer."""
-    choice = _choice(body, upstream)
+    choice = first_choice(body, upstream)
     message = choice.get("message")
     if not isinstance(message, dict):
         raise UpstreamError(f"{upstream} answered a chat without a message")
@@ -242,10 +242,11 @@ def _call(call: dict) -> ToolCall:
     return ToolCall(_text(call.get("id")), _text(function.get("name")), arguments)
 
 
-def _choice(body: object, upstream: str) -> dict:
+def first_choice(body: object, upstream: str, asked: str = "chat") -> dict:
+    """The first of an answer's ``choices`` (to a ``chat``, or another route's ``asked``)."""
     choices = body.get("choices") if isinstance(body, dict) else None
     if not (isinstance(choices, list) and choices and isinstance(choices[0], dict)):
-        raise UpstreamError(f"{upstream} answered the chat without a choice")
+        raise UpstreamError(f"{upstream} answered the {asked} without a choice")
     return choices[0]
 
 
