@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -41,6 +42,7 @@ from proxy.ops.filewatch import FileWatch
 from proxy.ops.history import History
 from proxy.ops.metrics import Metrics
 from proxy.servers.build import served_catalog
+from proxy.tools.manager import ToolServers
 
 # every API the app serves, each registered the same way (see proxy.api.state)
 ROUTES = (
@@ -98,6 +100,12 @@ def create_app(
         Bounds(settings.limits.max_image_size, settings.limits.max_image_pixels),
     )
     capture = build_capture(settings, runtime, access, lambda: router.catalog)
+    tools = ToolServers(  # nothing runs until a tool is first used
+        lambda: router.catalog.mcp_servers,
+        environ=runtime.environ,
+        log_folder=settings.servers.log_dir or os.path.join(runtime.cache_dir, "logs"),
+        metrics=metrics,
+    )
     state = ProxyState(
         settings,
         router,
@@ -109,6 +117,7 @@ def create_app(
         pulls=pulls,
         capture=capture,
         reloader=Reloader(settings, runtime, access, router, capture, serve),
+        tools=tools,
     )
     if settings.access.watch == "on" and state.reloader.files and not runtime.supervisor:
         FileWatch(state.reloader.files, state.reloader.reload_logged).start()
