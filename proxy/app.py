@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -41,6 +42,7 @@ from proxy.ops.filewatch import FileWatch
 from proxy.ops.history import History
 from proxy.ops.metrics import Metrics
 from proxy.servers.build import served_catalog
+from proxy.tools.manager import ToolServers
 
 # every API the app serves, each registered the same way (see proxy.api.state)
 ROUTES = (
@@ -99,6 +101,12 @@ def create_app(
     )
     capture = build_capture(settings, runtime, access, lambda: router.catalog)
     access.local_models = router.local_models  # what a local_only key may use, as served now
+    tools = ToolServers(  # nothing runs until a tool is first used
+        lambda: router.catalog.mcp_servers,
+        environ=runtime.environ,
+        log_folder=settings.servers.log_dir or os.path.join(runtime.cache_dir, "logs"),
+        metrics=metrics,
+    )
     state = ProxyState(
         settings,
         router,
@@ -110,6 +118,7 @@ def create_app(
         pulls=pulls,
         capture=capture,
         reloader=Reloader(settings, runtime, access, router, capture, serve),
+        tools=tools,
     )
     if settings.access.watch == "on" and state.reloader.files and not runtime.supervisor:
         FileWatch(state.reloader.files, state.reloader.reload_logged).start()

@@ -1,6 +1,6 @@
-"""Imports point down (serving → app → api → dialects | fleet → servers | access → backends →
-config → core → plain tools), as the contracts in setup.cfg say; import-linter checks them, and
-an import that breaks one is caught: each contract is shown breaking below."""
+"""Imports point down (serving → app → api → dialects | fleet → servers | access | tools →
+backends → config → core → plain tools), as the contracts in setup.cfg say; import-linter
+checks them, and an import that breaks one is caught: each contract is shown breaking below."""
 
 from __future__ import annotations
 

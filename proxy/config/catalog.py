@@ -1,6 +1,7 @@
 """The models a proxy serves: each with its id, aliases, backend, upstreams, template and
 defaults, found by the name a request gives, its defaults filled into the requests it
-serves; and the models pulled from a hub beside them. Pure: no network, no processes.
+serves; the models pulled from a hub beside them; and the MCP servers whose tools the
+gateway runs. Pure: no network, no processes.
 """
 
 from __future__ import annotations
@@ -160,15 +161,47 @@ class ModelSpec:
         return self.stem or self.id
 
 
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class McpServerSpec:
+    """An MCP server the operator declares (``[mcp_servers.NAME]``): a command the gateway
+    runs and speaks to on its standard input and output, or a URL it reaches over
+    streamable HTTP; and the bounds of every call made to it. A credential is never held
+    here: ``headers_env`` names the environment variables the headers' values are read
+    from when the gateway connects."""
+
+    name: str
+    command: tuple = ()  # stdio: the program and its arguments
+    env: tuple = field(default=(), repr=False)  # stdio: (name, value) pairs set for it
+    cwd: str = ""  # stdio: the folder it runs in; empty: the proxy's
+    url: str = field(default="", repr=False)  # streamable HTTP: the server's endpoint
+    headers_env: tuple = ()  # streamable HTTP: (header, environment variable) pairs
+    call_timeout: float = 60.0  # seconds a call may take, its server's start included
+    max_output_bytes: int = MIB  # bytes of a result's text kept; the rest is cut as it is read
+    idle_stop: float = 600.0  # seconds unused before its process stops (0 = never)
+
+    @property
+    def stdio(self) -> bool:
+        return bool(self.command)
+
+
 @dataclass(frozen=True)
 class Catalog:
-    """Every model, the one a request naming none goes to, and what unknown names get."""
+    """Every model, the one a request naming none goes to, and what unknown names get; and
+    the MCP servers the gateway runs tools on."""
 
     models: tuple
     default: str  # an id
     catch_all: bool  # unknown names go to the default model instead of a 404
     max_running: int = 0  # managed servers running at once; 0 = no limit
     max_memory: int = 0  # bytes they may take together; 0 = the machine's available memory
+    mcp_servers: tuple = ()  # McpServerSpec, by the order of the models file
+
+    def mcp_server(self, name: str) -> Optional[McpServerSpec]:
+        """The MCP server declared as ``name``; ``None`` if there is none."""
+        return next((spec for spec in self.mcp_servers if spec.name == name), None)
 
     def find(self, name: Optional[str]) -> Optional[ModelSpec]:
         """The model ``name`` (an id or alias) denotes; ``None`` if it denotes none. A name

@@ -21,6 +21,12 @@ ProxyError                      500  an expected failure; the base of all below
  ├── NotImplementedByBackendError 501  the backend cannot do this
  ├── ShuttingDownError          503  the proxy is stopping
  ├── StoreUnavailableError      503  a store of the proxy's own (Redis, a full disk) is down
+ ├── ToolError                       any failure of a tool the gateway runs (an MCP server's)
+ │    ├── ToolNotFoundError     400  no such MCP server, or no such tool on it
+ │    ├── ToolArgumentsError    400  the arguments do not fit the tool's input schema
+ │    └── ToolServerError       502  the MCP server failed the call: crashed, or answered garbage
+ │         ├── ToolServerUnavailableError 503  it cannot be started or reached
+ │         └── ToolTimeoutError 504  it did not answer within the call's time bound
  └── UpstreamError              502  the upstream answered with an error or garbage
       ├── UpstreamUnavailableError 503  the upstream cannot be reached, or is busy
       │    ├── SlotUnavailableError  the server had no free slot (it goes back to the queue)
@@ -289,3 +295,46 @@ class QueueTimeoutError(UpstreamUnavailableError):
     """No slot came free within ``--queue-timeout``."""
 
     code = "queue_timeout"
+
+
+class ToolError(ProxyError):
+    """Any failure of a tool the gateway runs for a model: a tool loop catches this one
+    class, and the status of the error it caught says whose doing it was."""
+
+    code = "tool_error"
+
+
+class ToolNotFoundError(ToolError, InvalidRequestError):
+    """The request names an MCP server the operator did not declare, or a tool its server
+    does not list."""
+
+    code = "tool_not_found"
+
+
+class ToolArgumentsError(ToolError, InvalidRequestError):
+    """The arguments of a tool call do not fit the tool's input schema; ``param`` names the
+    field (``arguments.path``)."""
+
+    code = "invalid_tool_arguments"
+
+
+class ToolServerError(ToolError):
+    """The MCP server failed the call: its process died, its connection broke, or it
+    answered what the protocol does not allow."""
+
+    status = 502
+    code = "tool_server_error"
+
+
+class ToolServerUnavailableError(ToolServerError):
+    """The MCP server cannot be started or reached now."""
+
+    status = 503
+    code = "tool_server_unavailable"
+
+
+class ToolTimeoutError(ToolServerError):
+    """The MCP server did not answer within the call's time bound."""
+
+    status = 504
+    code = "tool_timeout"

@@ -122,6 +122,26 @@ class Metrics:
             buckets=LATENCY,
             registry=registry,
         )
+        self.tool_calls = Counter(
+            PREFIX + "tool_calls",
+            "Calls of the tools of the MCP servers the gateway runs",
+            ["server", "tool"],
+            registry=registry,
+        )
+        self.tool_errors = Counter(
+            PREFIX + "tool_errors",
+            "Calls of MCP tools that failed, by the error's code (tool_reported: a result the "
+            "tool itself marked as an error)",
+            ["server", "tool", "error"],
+            registry=registry,
+        )
+        self.tool_seconds = Histogram(
+            PREFIX + "tool_call_seconds",
+            "Time an MCP tool's call took, its server's start included",
+            ["server", "tool"],
+            buckets=LATENCY,
+            registry=registry,
+        )
 
     def watch_stores(self, outages, journal, capture) -> None:
         """Count the proxy's own stores' outages (``outages``), and what could not be
@@ -176,6 +196,14 @@ class Metrics:
             completion.inc(measure.completion_tokens)
         if measure.cached_tokens:
             cached.inc(measure.cached_tokens)
+
+    def tool_called(self, server: str, tool: str, seconds: float, error: str = "") -> None:
+        """One call of an MCP server's tool (``tool`` empty: a name its server does not
+        list), and the code of its error, if it failed."""
+        self.tool_calls.labels(server, tool).inc()
+        self.tool_seconds.labels(server, tool).observe(seconds)
+        if error:
+            self.tool_errors.labels(server, tool, error).inc()
 
     def _series(self, route: str, model: str, status: int, key: str) -> tuple:
         """The figures of one kind of answer, looked up once: ``labels()`` takes a lock and

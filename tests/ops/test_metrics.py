@@ -291,3 +291,20 @@ def test_a_token_count_is_counted_under_the_model_it_named(fake, proxy_over, rou
         )
         == 1
     )
+
+
+def test_tool_calls_errors_and_seconds_are_counted_by_server_and_tool():
+    metrics = Metrics()
+    metrics.tool_called("fs", "read_file", 0.25)
+    metrics.tool_called("fs", "read_file", 0.5, "tool_timeout")
+    metrics.tool_called("fs", "", 0.01, "tool_not_found")
+    scrape = samples(metrics.scrape().decode())
+    name = "oai_proxy_tool_"
+    assert value(scrape, name + "calls_total", server="fs", tool="read_file") == 2
+    assert value(scrape, name + "calls_total", server="fs", tool="") == 1
+    assert (
+        value(scrape, name + "errors_total", server="fs", tool="read_file", error="tool_timeout")
+        == 1
+    )
+    assert value(scrape, name + "call_seconds_sum", server="fs", tool="read_file") == 0.75
+    assert value(scrape, name + "call_seconds_count", server="fs", tool="read_file") == 2

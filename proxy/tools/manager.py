@@ -1,0 +1,183 @@
+"""The MCP servers the operator declares, as the synchronous proxy uses them: their tools
+listed, a tool called with its arguments checked and its time and output bounded, each
+server started on first use (one process per server, for a server on stdio), started
+again after it died, and stopped when idle, when the models file no longer declares it as
+it was, and when the proxy closes. Every call is counted, by server and tool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import time
+from typing import Any, Callable, Mapping, Optional, Protocol, Sequence
+
+from proxy.config.catalog import McpServerSpec
+from proxy.core.errors import ToolError, ToolNotFoundError, ToolTimeoutError
+from proxy.tools.connection import Connection
+from proxy.tools.loop import ToolLoop
+from proxy.tools.results import ToolResult
+
+log = logging.getLogger(__name__)
+
+GRACE = 5.0  # seconds a caller waits past a call's bound for the loop to say it ended
+CLOSE_WAIT = 15.0  # seconds the servers have to stop when the proxy closes
+LONGEST_TICK = 1.0  # seconds between two looks for idle servers, at the most
+TOOL_REPORTED = "tool_reported"  # a result the tool itself marked as an error, as counted
+
+
+class ToolMetrics(Protocol):
+    """Where the calls are counted (:class:`proxy.ops.metrics.Metrics`)."""
+
+    def tool_called(self, server: str, tool: str, seconds: float, error: str) -> None: ...
+
+
+class ToolServers:
+    """Every MCP server this process runs tools on. ``servers`` gives the servers declared
+    now (the catalog's, as reloads change it); ``environ`` is where ``headers_env`` and a
+    stdio server's inherited variables are read; a stdio server's standard error is
+    appended to ``mcp-NAME.log`` in ``log_folder`` (else the proxy's own)."""
+
+    def __init__(
+        self,
+        servers: Callable[[], Sequence[McpServerSpec]],
+        *,
+        environ: Mapping[str, str],
+        log_folder: str = "",
+        metrics: Optional[ToolMetrics] = None,
+    ) -> None:
+        self._servers = servers
+        self._environ, self._log_folder, self._metrics = environ, log_folder, metrics
+        self._loop = ToolLoop()
+        self._connections: dict = {}  # name -> Connection; touched on the loop only
+        self._reaper: Optional[asyncio.Task] = None
+
+    def names(self) -> tuple:
+        """The servers declared now."""
+        return tuple(spec.name for spec in self._servers())
+
+    def tools(self, server: str, timeout: Optional[float] = None) -> tuple:
+        """``server``'s tools (:class:`~proxy.tools.results.ToolSpec`), as listed once and
+        listed again after the server announced a change or was started again; listing
+        them first starts the server, within ``timeout`` and its ``call_timeout``."""
+        spec = self._spec(server)
+        bound = _bound(spec, timeout)
+        return self._run(self._tools(spec, bound), bound, spec.name, "")
+
+    def call(
+        self, server: str, tool: str, arguments: Any, timeout: Optional[float] = None
+    ) -> ToolResult:
+        """Call ``tool`` of ``server`` with ``arguments`` (a JSON object, checked against the
+        tool's input schema before it is sent), bounded by ``timeout`` seconds and the
+        server's ``call_timeout``, whichever is shorter, decided before the call starts.
+        A result the tool marks as an error is a :class:`ToolResult` (the model reads
+        why); anything else that fails is a :class:`~proxy.core.errors.ToolError`."""
+        spec = self._spec(server)
+        bound = _bound(spec, timeout)
+        return self._run(self._call(spec, tool, arguments, bound), bound, spec.name, tool)
+
+    def running(self) -> tuple:
+        """The servers whose session is up now."""
+        if not self._loop.started:
+            return ()
+        return self._loop.run(self._running(), GRACE)
+
+    def close(self) -> None:
+        """Stop every server, and the loop."""
+        atexit.unregister(self.close)
+        if self._loop.started:
+            self._loop.close(self._stop_all(), CLOSE_WAIT)
+
+    # -- on the caller's thread --------------------------------------------------------------
+
+    def _spec(self, server: str) -> McpServerSpec:
+        for spec in self._servers():
+            if spec.name == server:
+                return spec
+        raise ToolNotFoundError(
+            f"no MCP server is declared as {server!r} here", param="server_label"
+        )
+
+    def _run(self, work, bound: float, server: str, tool: str) -> Any:
+        if not self._loop.started:
+            atexit.register(self.close)  # no server outlives the proxy
+        started, error = time.monotonic(), ""
+        try:
+            result = self._loop.run(work, bound + GRACE)
+            if isinstance(result, ToolResult) and result.is_error:
+                error = TOOL_REPORTED
+            return result
+        except TimeoutError:
+            error = ToolTimeoutError.code
+            raise ToolTimeoutError(
+                f"the MCP server {server!r} did not answer within {bound:g} s"
+            ) from None
+        except ToolError as exc:
+            error = exc.code or "tool_error"
+            raise
+        finally:
+            if tool and self._metrics is not None:
+                counted = "" if error == ToolNotFoundError.code else tool
+                self._metrics.tool_called(server, counted, time.monotonic() - started, error)
+
+    # -- on the loop -------------------------------------------------------------------------
+
+    async def _tools(self, spec: McpServerSpec, bound: float) -> tuple:
+        return await (await self._connection(spec)).list_tools(bound)
+
+    async def _call(self, spec: McpServerSpec, tool: str, arguments: Any, bound: float):
+        return await (await self._connection(spec)).call(tool, arguments, bound)
+
+    async def _connection(self, spec: McpServerSpec) -> Connection:
+        """``spec``'s connection; one declared otherwise before is stopped first."""
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.get_running_loop().create_task(self._reap())
+        connection = self._connections.get(spec.name)
+        if connection is not None and connection.spec != spec:
+            log.info("the MCP server %r is declared anew: stopping it", spec.name)
+            await connection.stop()
+            connection = None
+        if connection is None:
+            connection = self._connections[spec.name] = Connection(
+                spec, self._environ, self._log_folder
+            )
+        return connection
+
+    async def _reap(self) -> None:
+        """Stop each server idle past its ``idle_stop``, or no longer declared as it was."""
+        while True:
+            declared = {spec.name: spec for spec in self._servers()}
+            now, tick = time.monotonic(), LONGEST_TICK
+            for name, connection in list(self._connections.items()):
+                spec = connection.spec
+                if declared.get(name) != spec:
+                    del self._connections[name]
+                    await connection.stop()
+                    continue
+                if not connection.running or connection.busy or not spec.idle_stop:
+                    continue
+                idle = now - connection.last_used
+                if idle >= spec.idle_stop:
+                    log.info("the MCP server %r is idle: stopping it", name)
+                    await connection.stop()
+                else:
+                    tick = min(tick, spec.idle_stop - idle)
+            await asyncio.sleep(max(tick, 0.01))
+
+    async def _running(self) -> tuple:
+        return tuple(name for name, c in self._connections.items() if c.running)
+
+    async def _stop_all(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+        connections = list(self._connections.values())
+        self._connections.clear()
+        await asyncio.gather(*(connection.stop() for connection in connections))
+
+
+def _bound(spec: McpServerSpec, timeout: Optional[float]) -> float:
+    """A call's time bound: the caller's, within its server's."""
+    if timeout is None:
+        return spec.call_timeout
+    return max(0.0, min(float(timeout), spec.call_timeout))

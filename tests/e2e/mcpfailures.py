@@ -1,0 +1,67 @@
+"""An MCP server written with the ``mcp`` SDK that fails in the ways a gateway must bound:
+a tool that never answers, one that answers 100 MB, one whose process dies, and one that
+adds a tool and announces the change. ``python mcpfailures.py`` serves it on stdio;
+``python mcpfailures.py http PORT``, over streamable HTTP on loopback."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import anyio
+from mcp.server.mcpserver import Context, MCPServer
+from mcp_types import TextContent
+
+server = MCPServer("failures")
+
+
+@server.tool(structured_output=False)
+def echo(text: str) -> str:
+    """Answer ``text``, as it came."""
+    return text
+
+
+@server.tool(structured_output=False)
+def huge(size: int) -> str:
+    """Answer ``size`` bytes of text."""
+    return "x" * size
+
+
+@server.tool(structured_output=False)
+def many(count: int) -> list[TextContent]:
+    """Answer ``count`` blocks of one character each."""
+    return [TextContent(type="text", text="x")] * count
+
+
+@server.tool(structured_output=False)
+async def hang() -> str:
+    """Never answer."""
+    await anyio.sleep_forever()
+    return ""
+
+
+@server.tool(structured_output=False)
+def crash() -> str:
+    """End this server's process at once."""
+    os._exit(3)
+
+
+@server.tool(structured_output=False)
+def pid() -> str:
+    """This server's process id."""
+    return str(os.getpid())
+
+
+@server.tool(structured_output=False)
+async def grow(name: str, ctx: Context) -> str:
+    """Add a tool called ``name`` and tell the clients the tools changed."""
+    server.add_tool(lambda: name, name=name, description="a tool added by grow")
+    await ctx.notify_tools_changed()
+    return f"added {name}"
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["http"]:
+        anyio.run(lambda: server.run_streamable_http_async(port=int(sys.argv[2])))
+    else:
+        server.run()
