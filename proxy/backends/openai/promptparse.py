@@ -20,7 +20,7 @@ from proxy.core.errors import UpstreamError
 from proxy.core.types import Chunk, Completion, TokenLogprob
 
 DONE = b"[DONE]"
-CUT = "\ufffd"  # what a server writes for the bytes of a character the token limit cut
+CUT = chatparse.CUT  # what a server writes for the bytes of a character the token limit cut
 
 
 def completion(body: object, upstream: str, top: Optional[int]) -> Completion:
