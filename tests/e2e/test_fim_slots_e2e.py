@@ -53,14 +53,18 @@ def test_twenty_abandoned_gaps_leave_no_slot_busy(coder, logs):
         asked = [sent(proxy.url, "/infill", GAP) for _ in range(10)]
         asked += [sent(proxy.url, "/v1/fim/completions", FIM) for _ in range(10)]
         until(lambda: busy_slots(server.url) == SLOTS, timeout=60)
+        # a starved server may answer its /slots only as slots end: what was written before
+        # the clients left is not theirs to bound
+        before = predicted(server.url)
         for connection in asked:
             dropped(connection)
         until(lambda: busy_slots(server.url) == 0, timeout=30)
         written = predicted(server.url)
         time.sleep(1.0)  # long enough for a request left in the line to have reached a slot
         assert busy_slots(server.url) == 0 and predicted(server.url) == written
-    # four answers written out would be four times the longest; twenty, had none stopped
-    assert written < SLOTS * LONGEST
+    # once every client had gone: four answers written out would be four times the longest;
+    # twenty, had none stopped
+    assert written - before < SLOTS * LONGEST
 
 
 NEARBY = [{"filename": "util.py", "text": "def sub(a, b):\n    return a - b\n\n\n" * 10}]
