@@ -454,7 +454,7 @@ class FakeServerCpp:
         self, job: wire.Job, result: wire.Plan, sock: socket.socket, stopping: threading.Event
     ) -> Iterator[bytes]:
         """Stream token chunks; an early close() or a vanished client counts as cancelled."""
-        gen, finished = self.kind, False
+        gen, finished, given = self.kind, False, False
         with self._lock:
             self.active_streams += 1
         try:
@@ -486,12 +486,15 @@ class FakeServerCpp:
                     return
                 if i == 0 and self.gate is not None:
                     self.gate_released_in_time = self._wait_gate(stopping, sock)
+            given = True  # as a server's slot, free before its last event goes out
+            self._give_slot(job.slot)
             yield _event(gen, wire.final(job, result, streamed=True))
             finished = True
         finally:
             with self._lock:
                 self.active_streams -= 1
-            self._give_slot(job.slot)
+            if not given:
+                self._give_slot(job.slot)
             if not finished and not stopping.is_set():
                 self.cancelled.set()
 
