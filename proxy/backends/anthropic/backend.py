@@ -12,10 +12,9 @@ from typing import Iterable, Iterator, Optional, Sequence
 
 from proxy.backends.anthropic import reply
 from proxy.backends.anthropic.payload import (
-    API,
     COUNT_PATH,
     PATH,
-    count_body,
+    clients_own,
     filled,
     messages_body,
     refusal,
@@ -56,7 +55,7 @@ class AnthropicBackend(Relay):
     def count_tokens(self, request: GenerationRequest) -> int:
         """A Messages client's prompt, counted by the server (the proxy has no tokenizer
         of its model)."""
-        body = count_body(request, self.upstream_model)
+        body = verbatim_body(request, self.upstream_model)
         if body is None:
             return super().count_tokens(request)
         with self.client.blamed():
@@ -98,4 +97,4 @@ class AnthropicBackend(Relay):
 
 def _verbatim(request: GenerationRequest) -> bool:
     """Whether the client spoke the Messages API, so its body goes on as it wrote it."""
-    return request.verbatim is not None and request.verbatim.api == API
+    return clients_own(request) is not None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import fields
-from typing import Collection, Iterator, Optional
+from typing import Any, Collection, Iterator, Mapping, Optional
 
 from proxy.core import images
 from proxy.core.errors import InvalidRequestError
@@ -74,23 +74,18 @@ def refusal(
     return None
 
 
-def verbatim_body(request: GenerationRequest, model: str, *, stream: bool) -> Optional[dict]:
-    """The client's own Messages body, for the server, which knows the model as ``model``:
-    every field the proxy does not read goes on as the client wrote it. ``None`` when the
-    client spoke another API."""
+def clients_own(request: GenerationRequest) -> Optional[Mapping[str, Any]]:
+    """The client's own body, when it spoke the Messages API too (``None``: another API)."""
     verbatim = request.verbatim
-    if verbatim is None or verbatim.api != API:
-        return None
-    return {**verbatim.body, "model": model, "stream": stream}
+    return verbatim.body if verbatim is not None and verbatim.api == API else None
 
 
-def count_body(request: GenerationRequest, model: str) -> Optional[dict]:
-    """The client's own ``count_tokens`` body, for the server; ``None`` as for
-    :func:`verbatim_body`."""
-    verbatim = request.verbatim
-    if verbatim is None or verbatim.api != API:
-        return None
-    return {**verbatim.body, "model": model}
+def verbatim_body(request: GenerationRequest, model: str, **fields) -> Optional[dict]:
+    """The client's own Messages body, for the server, which knows the model as ``model``
+    (``fields``: ``stream``, for a generation): every field the proxy does not read goes on
+    as the client wrote it. ``None`` when the client spoke another API."""
+    own = clients_own(request)
+    return None if own is None else {**own, "model": model, **fields}
 
 
 def unsent(request: GenerationRequest) -> Iterator[str]:
