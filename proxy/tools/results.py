@@ -19,13 +19,25 @@ class ToolSpec:
 
 
 @dataclass(frozen=True)
+class Source:
+    """A page a result was drawn from (a search's hit, a fetched page): what each API's
+    citations name."""
+
+    url: str
+    title: str = ""
+    snippet: str = ""
+
+
+@dataclass(frozen=True)
 class ToolResult:
     """A call's result: its text content joined, ``is_error`` when the tool said it failed
-    (the model reads why), ``truncated`` when text was cut to the server's bound."""
+    (the model reads why), ``truncated`` when text was cut to the server's bound, and the
+    pages it was drawn from (:class:`Source` values), where a search or a fetch made it."""
 
     text: str
     is_error: bool = False
     truncated: bool = False
+    sources: tuple = ()
 
 
 def tool_specs(tools: Iterable[Any]) -> tuple:
