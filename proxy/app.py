@@ -43,6 +43,7 @@ from proxy.ops.history import History
 from proxy.ops.metrics import Metrics
 from proxy.servers.build import served_catalog
 from proxy.tools.manager import ToolServers
+from proxy.tools.toolbox import Toolbox
 
 # every API the app serves, each registered the same way (see proxy.api.state)
 ROUTES = (
@@ -101,11 +102,13 @@ def create_app(
     )
     capture = build_capture(settings, runtime, access, lambda: router.catalog)
     access.local_models = router.local_models  # what a local_only key may use, as served now
-    tools = ToolServers(  # nothing runs until a tool is first used
-        lambda: router.catalog.mcp_servers,
-        environ=runtime.environ,
-        log_folder=settings.servers.log_dir or os.path.join(runtime.cache_dir, "logs"),
-        metrics=metrics,
+    tools = Toolbox(  # nothing runs until a tool is first used
+        ToolServers(
+            lambda: router.catalog.mcp_servers,
+            environ=runtime.environ,
+            log_folder=settings.servers.log_dir or os.path.join(runtime.cache_dir, "logs"),
+            metrics=metrics,
+        )
     )
     state = ProxyState(
         settings,

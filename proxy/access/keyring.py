@@ -24,6 +24,9 @@ cached_token_cost = 0.1     # optional: what a prompt token served from the serv
                             # counts against them (1, the default: as much as any other)
 usd_per_day = 5             # optional: US dollars per UTC day, at the models' prices
 usd_per_month = 50          # optional: and per UTC month
+tools = ["fs", "web.web_search"] # optional: the hosted tools it may have the gateway run:
+                            # a server's every tool by its name, one tool as server.tool,
+                            # "*" for all; none when left out
 store_outage = "serve"      # optional: while the store of its limits and budgets is down
                             # (Redis gone, a full disk), serve it uncounted and charge its
                             # answers once the store is back; "refuse" (the default): a 503
@@ -68,7 +71,10 @@ FIELDS = {
     "usd_per_month",
     "local_only",
     "store_outage",
+    "tools",
 }
+EVERY = "*"  # in a key's tools: every server's every tool
+TOOL_GRANT = re.compile(r"\*|[A-Za-z0-9_-]{1,64}(\.[^\s.][^\s]{0,127})?")
 LEAST_USD = 0.000001  # a money budget's smallest: one micro-dollar, what budgets count in
 
 
@@ -93,6 +99,7 @@ class KeySpec:
     usd_per_day: float = 0.0  # US dollars at the models' prices; 0 = no budget
     usd_per_month: float = 0.0
     local_only: bool = False  # only the models this machine's servers run
+    tools: tuple = ()  # hosted tools it may run: "server", "server.tool" or "*"
 
     @property
     def limited(self) -> bool:
@@ -114,12 +121,23 @@ class KeySpec:
         """Whether the key may use the model ``model_id`` (and so learn that it exists)."""
         return not self.restricted or model_id in self.models
 
+    def may_run(self, server: str, tool: str) -> bool:
+        """Whether the key may have the gateway run ``tool`` of ``server`` (``tool`` empty:
+        any tool of it)."""
+        grants = self.tools
+        if EVERY in grants or server in grants:
+            return True
+        if tool:
+            return f"{server}.{tool}" in grants
+        return any(grant.startswith(server + ".") for grant in grants)
+
 
 def described(key: KeySpec) -> dict:
     """What the admin API shows of ``key``: everything but its secret."""
     return {
         "name": key.name,
         "models": list(key.models),
+        "tools": list(key.tools),
         "hidden": key.hidden,
         "requests_per_minute": key.rpm,
         "tokens_per_minute": key.tpm,
@@ -193,6 +211,14 @@ def parse_keys(data: dict, source: str, environ: Mapping[str, str]) -> list:
         models = entry.get("models", [])
         if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
             raise ValueError(f"{where}: 'models' must be a list of model ids")
+        tools = entry.get("tools", [])
+        if not isinstance(tools, list) or not all(
+            isinstance(grant, str) and TOOL_GRANT.fullmatch(grant) for grant in tools
+        ):
+            raise ValueError(
+                f"{where}: 'tools' must be a list of servers of tools ('fs'), tools of them "
+                f"('fs.read_file') or '*'"
+            )
         hidden, manage, capture, request_priority, local_only = (
             _flag(entry, field, where)
             for field in ("hidden", "manage", "capture", "request_priority", "local_only")
@@ -222,6 +248,7 @@ def parse_keys(data: dict, source: str, environ: Mapping[str, str]) -> list:
                 usd_per_day=_dollars(entry, "usd_per_day", where),
                 usd_per_month=_dollars(entry, "usd_per_month", where),
                 local_only=local_only,
+                tools=tuple(tools),
             )
         )
     return keys

@@ -22,20 +22,22 @@ from typing import Callable, Iterator, Optional, Sequence
 
 from flask import Blueprint, Response, g, jsonify, request
 
+from proxy.api import hosted
 from proxy.api.body import UNREAD, read_json
-from proxy.api.requestmodel import answer_name, request_model
+from proxy.api.requestmodel import answer_name
 from proxy.api.state import get_state
 from proxy.core import fields, generation
 from proxy.core.caller import Caller, anything
 from proxy.core.party import ANYONE
 from proxy.core.sse import HEADERS, Wire, event_stream
 from proxy.core.types import Embeddings
-from proxy.dialects.dialect import Ask, Dialect, hosted_refusal
+from proxy.dialects.dialect import Ask, Dialect
 
 SERVED_HEADER = "x-oai-proxy-served-model"  # the model that answered, when a fallback did
 # the request's fields the model's filters (the operator's) left out, or sent with other values
 LEFT_OUT_HEADER = "x-oai-proxy-left-out-fields"
 REPLACED_HEADER = "x-oai-proxy-replaced-fields"
+LEFT_OUT_TOOLS_HEADER = "x-oai-proxy-left-out-tools"  # tools not offered to the model
 
 
 def versioned(bp: Blueprint, path: str, method: str = "POST") -> Callable:
@@ -93,10 +95,8 @@ def serve(
     before its last write), for answers the proxy keeps; ``id``: the answer's, where the
     caller made it first (a new one otherwise)."""
     state = get_state()
-    router = state.router
     model = answer_name()
-    if ask.hosted and not router.drops_hosted_tools(request_model().asked):
-        raise hosted_refusal(ask, model)
+    ask, router, dropped = hosted.generator(ask)
     ask = ask.amended(state.images.fetched)
     id = id or dialect.new_id()
     if ask.stream:
@@ -114,6 +114,11 @@ def serve(
         passed = completions[0].verbatim is not None
     if not passed:  # an answer its upstream wrote had nothing of its request left out
         response.headers.update(dialect.headers(ask))
+        if dropped:
+            told = [name for name in response.headers.get(LEFT_OUT_TOOLS_HEADER, "").split(", ")]
+            response.headers[LEFT_OUT_TOOLS_HEADER] = ", ".join(
+                dict.fromkeys(name for name in (*told, fields.named(dropped)) if name)
+            )
     measure = g.measure  # told before the first byte, as a stream's is
     if measure.served:  # a fallback answered
         response.headers[SERVED_HEADER] = measure.served

@@ -23,7 +23,7 @@ from proxy.core.router import ModelPulls, Router
 from proxy.dialects.dialect import Limits
 from proxy.ops.history import History
 from proxy.ops.metrics import Metrics
-from proxy.tools.manager import ToolServers
+from proxy.tools.toolbox import Toolbox
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class ProxyState:
     pulls: Optional[ModelPulls] = None  # models clients pull and delete; None: a given backend
     capture: Optional[Capture] = None  # the exchanges kept for the inspector
     reloader: Optional[Reloader] = None  # the keys and models files read again
-    tools: Optional[ToolServers] = None  # the MCP servers the models file declares
+    tools: Optional[Toolbox] = None  # the servers of tools the models file declares
 
     @property
     def limits(self) -> Limits:

@@ -142,6 +142,8 @@ class ModelSpec:
     overflow_after: int = 0  # requests waiting for a slot of every replica before it overflows
     warm: tuple = ()  # ids of equal models, the first of them running answers while it is not
     drop_hosted_tools: bool = False  # hosted tools it does not run are left out, not refused
+    tools: tuple = ()  # servers of tools the gateway runs for it (MCP servers' names, "web")
+    max_tool_turns: int = 8  # the model's turns in one request's tool loop, at the most
     price: Optional[Price] = None  # what its tokens cost; None: nothing counted
     # openai, anthropic: sent with every request to its upstream, as (name, value) pairs;
     # headers_env's values are read from the environment variables they name
@@ -162,6 +164,7 @@ class ModelSpec:
 
 
 MIB = 1024 * 1024
+WEB = "web"  # the web search, as a model's tools name it; no MCP server may take the name
 
 
 @dataclass(frozen=True)

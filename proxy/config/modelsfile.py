@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from proxy.config.catalog import (
     ENDPOINTS,
+    WEB,
     Catalog,
     CatalogError,
     Filters,
@@ -94,6 +95,8 @@ MODEL_KEYS = {
     "overflow_after",
     "warm",
     "drop_hosted_tools",
+    "tools",
+    "max_tool_turns",
     "price",
     "headers",
     "headers_env",
@@ -115,6 +118,8 @@ MCP_KEYS = {
 MCP_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP header's name (a token)
 LONGEST_ID = 128  # characters: an id names its server's log file and slot folder
+TOOL_TURNS = 8  # turns of the tool loop, unless a model says otherwise
+MOST_TOOL_TURNS = 64
 MCP_OUTPUT = 1024 * 1024  # bytes of an MCP tool's result kept, unless the file says
 LEAST_OUTPUT = 1024  # the least a server's max_output_bytes may be
 
@@ -260,14 +265,29 @@ def parse_catalog(data: dict, source: str, chat_template: str = "auto") -> Catal
     max_running = data.get("max_running", 0)
     if isinstance(max_running, bool) or not isinstance(max_running, int) or max_running < 0:
         raise fail("max_running", "must be a whole number of servers (0 = no limit)")
+    mcp_servers = _mcp_servers(data.get("mcp_servers", {}), fail, folder)
+    _tools_declared(models, mcp_servers, "web_search" in data, fail)
     return Catalog(
         models,
         seen[default],
         catch_all,
         max_running,
         _memory(data.get("max_memory", 0), fail),
-        _mcp_servers(data.get("mcp_servers", {}), fail, folder),
+        mcp_servers,
     )
+
+
+def _tools_declared(models: tuple, mcp_servers: tuple, web: bool, fail) -> None:
+    """Each server of tools a model names is declared: an MCP server, or the web search."""
+    declared = [spec.name for spec in mcp_servers] + ([WEB] if web else [])
+    for model in models:
+        for name in model.tools:
+            if name not in declared:
+                known = ", ".join(declared) or "none: declare [mcp_servers.<name>] or [web_search]"
+                raise fail(
+                    f"models.{model.id}.tools",
+                    f"{name!r} is no server of tools declared here; they are {known}",
+                )
 
 
 def id_problem(model_id: str) -> str:
@@ -384,6 +404,16 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder:
     drop_hosted_tools = spec.get("drop_hosted_tools", False)
     if not isinstance(drop_hosted_tools, bool):
         raise fail(f"{key}.drop_hosted_tools", "must be true or false")
+    tools = spec.get("tools", [])
+    if not isinstance(tools, list) or not all(isinstance(name, str) and name for name in tools):
+        raise fail(f"{key}.tools", 'must be a list of servers of tools: ["fs", "web"]')
+    max_tool_turns = spec.get("max_tool_turns", TOOL_TURNS)
+    if (
+        isinstance(max_tool_turns, bool)
+        or not isinstance(max_tool_turns, int)
+        or not 1 <= max_tool_turns <= MOST_TOOL_TURNS
+    ):
+        raise fail(f"{key}.max_tool_turns", f"must be a whole number from 1 to {MOST_TOOL_TURNS}")
     defaults = _defaults(spec.get("defaults", {}), f"{key}.defaults", fail)
     headers, headers_env = _headers(spec, backend, key, fail)
     filters = _filters(
@@ -414,6 +444,8 @@ def _model(model_id: str, spec: Any, key: str, fail, chat_template: str, folder:
         overflow_after=overflow_after,
         warm=warm,
         drop_hosted_tools=drop_hosted_tools,
+        tools=tuple(dict.fromkeys(tools)),
+        max_tool_turns=max_tool_turns,
         price=price,
         headers=headers,
         headers_env=headers_env,
@@ -507,6 +539,8 @@ def _mcp_server(name: str, spec: Any, key: str, fail, folder: str) -> McpServerS
     HTTP, with ``headers_env``), and the bounds of its calls."""
     if not MCP_NAME.fullmatch(name):
         raise fail(key, "a name is 1 to 64 letters, digits, '-' or '_'")
+    if name == WEB:
+        raise fail(key, f"{WEB!r} is the web search's name ([web_search]); choose another")
     if not isinstance(spec, dict):
         raise fail(key, "must be a table")
     _no_unknown(spec, MCP_KEYS, key + ".", fail)

@@ -149,6 +149,31 @@ class Passed(Event):
         return f"Passed({len(self.lines)} lines)"
 
 
+class ToolsListed(Event):
+    """The gateway listed a server's tools for the model (a :class:`ToolListing`)."""
+
+    __slots__ = ("listing",)
+
+    def __init__(self, listing) -> None:
+        self.listing = listing
+
+    def __repr__(self) -> str:
+        return f"ToolsListed({self.listing.label!r})"
+
+
+class ToolRan(Event):
+    """The gateway ran a hosted tool the model called, or holds the call for the client's
+    approval (a :class:`ToolRun`); the answer goes on after it."""
+
+    __slots__ = ("run",)
+
+    def __init__(self, run) -> None:
+        self.run = run
+
+    def __repr__(self) -> str:
+        return f"ToolRan({self.run.tool!r})"
+
+
 class Waiting(Event):
     """Nothing yet: the model's server is starting. Streams send something harmless (a
     comment, a ping) so that clients and proxies in between do not time out."""

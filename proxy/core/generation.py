@@ -29,10 +29,12 @@ from proxy.core.events import (
     ToolCallDelta,
     ToolCallEnd,
     ToolCallStart,
+    ToolRan,
+    ToolsListed,
     UsageReport,
 )
 from proxy.core.router import Router
-from proxy.core.types import Chunk, Completion, GenerationRequest, Usage
+from proxy.core.types import Chunk, Completion, GenerationRequest, ToolRun, Usage
 from proxy.ops.measure import Measure, waiting
 
 PATIENCE = 2.0  # seconds a stream's first event may take before WAITING events begin
@@ -117,6 +119,8 @@ def _in_reads(
                         yield together
                         together = []
                         continue
+            for step in chunk.runs:
+                together.append(ToolRan(step) if isinstance(step, ToolRun) else ToolsListed(step))
             if chunk.reasoning:
                 together.append(ReasoningDelta(chunk.reasoning))
             if chunk.text or chunk.logprobs:
@@ -180,6 +184,7 @@ def _says_anything(chunk: Chunk) -> bool:
         or chunk.reasoning
         or chunk.tool_calls
         or chunk.logprobs
+        or chunk.runs
         or chunk.finish_reason is not None
     )
 

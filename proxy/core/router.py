@@ -15,6 +15,7 @@ from proxy.core.types import (
     Health,
     ModelInfo,
     Ranking,
+    ToolPolicy,
 )
 
 
@@ -104,9 +105,8 @@ class Router(Protocol):
     def counted_as(self, model: Optional[str]) -> str:
         """The id metrics, usage and keys count ``model`` under; never a client's text."""
 
-    def drops_hosted_tools(self, model: Optional[str]) -> bool:
-        """Whether hosted tools the gateway does not run are left out for ``model`` (else
-        refused)."""
+    def tool_policy(self, model: Optional[str]) -> ToolPolicy:
+        """What the operator says of ``model``'s hosted tools."""
 
     def speaks(self, model: Optional[str]) -> str:
         """The client API the servers of ``model`` speak themselves, or ``""``."""

@@ -108,6 +108,55 @@ class Verbatim:
 
 
 @dataclass(frozen=True)
+class ToolUse:
+    """A server of tools a request has the gateway run for its model (an MCP server the
+    client names by its ``label``, the web search): which of its tools the model may call
+    (``None``: every one), and which of those wait for the client's approval before they
+    run (``approval`` for each tool, but the ones ``exempt`` names the other way)."""
+
+    server: str  # the server's name in the models file (``web`` for the web search)
+    label: str = ""  # what the client calls it, as its answer names it again
+    allowed: Optional[tuple] = None
+    approval: bool = False
+    exempt: tuple = ()
+    kind: str = "mcp"  # how the client asked for it: ``mcp``, ``web_search``…, as its API names it
+
+    @property
+    def name(self) -> str:
+        return self.label or self.server
+
+    def needs_approval(self, tool: str) -> bool:
+        return self.approval != (tool in self.exempt)
+
+    def allows(self, tool: str) -> bool:
+        return self.allowed is None or tool in self.allowed
+
+
+@dataclass(frozen=True)
+class ToolPolicy:
+    """What the operator says of a model's hosted tools: the servers of tools the gateway
+    runs for it whatever the client asks (their names), its turns in one request's tool
+    loop, and whether hosted tools the gateway does not run are left out (else refused)."""
+
+    servers: tuple = ()
+    turns: int = 8
+    drop_hosted: bool = False
+
+
+@dataclass(frozen=True)
+class Approval:
+    """The client's word on a call the gateway asked it to approve: the call as asked
+    (its id, its server's label, the tool and its arguments) and whether it may run."""
+
+    id: str
+    label: str
+    tool: str
+    arguments: str
+    approve: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     """What a backend needs to generate: chat ``messages`` or a raw ``prompt``."""
 
@@ -140,6 +189,10 @@ class GenerationRequest:
     # ``samplers``), sent as they are to a current server, which reads them
     native: Mapping[str, Any] = field(default_factory=dict)
     verbatim: Optional[Verbatim] = field(default=None, compare=False, repr=False)
+    # servers of tools the gateway runs for the model (ToolUse), and the client's word on
+    # the calls it was asked to approve (Approval)
+    hosted: tuple = ()
+    approvals: tuple = ()
     # who it is served for: its key's turn, its measure, whether its client is still there
     caller: Caller = field(default=NOBODY, compare=False, repr=False)
 
@@ -253,6 +306,45 @@ def assembled(pieces) -> tuple:
 
 
 @dataclass(frozen=True)
+class Source:
+    """A page a tool's result was drawn from (a search's hit, a fetched page): what each
+    API's citations name."""
+
+    url: str
+    title: str = ""
+    snippet: str = ""
+
+
+@dataclass(frozen=True)
+class ToolListing:
+    """The tools of a server as the model was offered them: ``(name, description, input
+    schema)`` each, under the label the client knows the server by."""
+
+    label: str
+    tools: tuple
+    kind: str = "mcp"
+    error: str = ""  # why the server could not list them
+
+
+@dataclass(frozen=True)
+class ToolRun:
+    """A call of a hosted tool the model made, as the gateway ran it (or, ``pending``,
+    holds it for the client's approval): its output, or why it failed (``error``), and
+    the pages it drew on."""
+
+    id: str
+    label: str
+    tool: str
+    arguments: str  # JSON text
+    output: str = ""
+    error: str = ""
+    sources: tuple = ()  # Source values
+    pending: bool = False
+    kind: str = "mcp"
+    approval_id: str = ""  # the approval it ran by, when it waited for one
+
+
+@dataclass(frozen=True)
 class Completion:
     """A whole generation."""
 
@@ -268,6 +360,8 @@ class Completion:
     stop_sequence: Optional[str] = None  # the stop word that ended it, when one did
     # the upstream's own answer, to a request sent on verbatim in the client's API
     verbatim: Optional[Mapping[str, Any]] = None
+    # what the gateway ran of hosted tools before this answer (ToolListing, ToolRun)
+    runs: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -291,6 +385,8 @@ class Chunk:
     prompt_count: Optional[int] = None  # on the first chunk: prompt tokens, when known early
     # the upstream's own lines this chunk was read from, to a request sent on verbatim
     verbatim: tuple = ()
+    # hosted tools the gateway listed or ran (ToolListing, ToolRun) before this chunk's text
+    runs: tuple = ()
 
     @classmethod
     def partial(cls, text: str, logprobs: tuple, followed: bool) -> "Chunk":

@@ -34,7 +34,15 @@ from proxy.core.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from proxy.core.types import Chunk, Completion, Embeddings, GenerationRequest, Health, Ranking
+from proxy.core.types import (
+    Chunk,
+    Completion,
+    Embeddings,
+    GenerationRequest,
+    Health,
+    Ranking,
+    ToolPolicy,
+)
 from proxy.fleet import report
 from proxy.fleet.health import Rotation
 from proxy.fleet.liveness import LiveConversations
@@ -307,10 +315,11 @@ class Fleet:
     def prices(self) -> dict:
         return self.catalog.prices
 
-    def drops_hosted_tools(self, model: Optional[str]) -> bool:
-        """Whether hosted tools the gateway does not run are left out for ``model``."""
+    def tool_policy(self, model: Optional[str]) -> ToolPolicy:
         spec = self._spec(model)
-        return spec is not None and spec.drop_hosted_tools
+        if spec is None:
+            return ToolPolicy()
+        return ToolPolicy(spec.tools, spec.max_tool_turns, spec.drop_hosted_tools)
 
     def speaks(self, model: Optional[str]) -> str:
         """The client API the servers of ``model`` speak themselves (``openai``,

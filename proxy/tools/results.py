@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from proxy.core.types import Source  # noqa: F401  (a result's pages, as the core tells them)
+
 
 @dataclass(frozen=True)
 class ToolSpec:
@@ -19,20 +21,11 @@ class ToolSpec:
 
 
 @dataclass(frozen=True)
-class Source:
-    """A page a result was drawn from (a search's hit, a fetched page): what each API's
-    citations name."""
-
-    url: str
-    title: str = ""
-    snippet: str = ""
-
-
-@dataclass(frozen=True)
 class ToolResult:
     """A call's result: its text content joined, ``is_error`` when the tool said it failed
     (the model reads why), ``truncated`` when text was cut to the server's bound, and the
-    pages it was drawn from (:class:`Source` values), where a search or a fetch made it."""
+    pages it was drawn from (:class:`~proxy.core.types.Source` values), where a search or
+    a fetch made it."""
 
     text: str
     is_error: bool = False

@@ -1,0 +1,76 @@
+"""Which generator a request runs on: the fleet itself, or the tool loop around it when its
+model may call hosted tools the gateway runs (those the client asks for, and those the
+operator gives the model); each server checked first, as configured and granted to the
+request's key."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from flask import g
+
+from proxy.api.requestmodel import answer_name, request_model
+from proxy.api.state import get_state
+from proxy.config.catalog import WEB
+from proxy.core.errors import InvalidRequestError, PermissionDeniedError
+from proxy.core.types import ToolUse
+from proxy.dialects.dialect import Ask, hosted_refusal
+from proxy.tools.turns import Turns, anything
+
+
+class ToolNotAllowedError(PermissionDeniedError):
+    code = "tool_not_allowed"
+
+
+def generator(ask: Ask) -> tuple:
+    """``(ask, generator, left_out)``: the ask with the servers of tools its model will be
+    offered, what runs it, and the types of the hosted tools asked for that are left out
+    for its model, unconfigured (its operator's choice), beyond the dialect's own."""
+    state = get_state()
+    router = state.router
+    policy = router.tool_policy(request_model().asked)
+    if ask.hosted and not policy.drop_hosted:
+        raise hosted_refusal(ask, answer_name())
+    left_out = []
+    key = getattr(g, "key", None)
+    may_run = key.may_run if key is not None else anything
+    uses, named = [], set()
+    for use in (*ask.request.hosted, *_given(policy.servers)):
+        if use.name in named:
+            continue
+        named.add(use.name)
+        if state.tools is None or not state.tools.has(use.server):
+            if policy.drop_hosted or not use.label:
+                left_out.append(use.kind)
+                continue
+            raise _not_here(use)
+        if not may_run(use.server, ""):
+            if use.label:  # the client asked for it
+                raise ToolNotAllowedError(
+                    f"this key may not run the tools of {use.name!r}", param="tools"
+                )
+            continue  # the model's own tools: offered to the keys granted them
+        uses.append(use)
+    ask = ask.amended(lambda request: replace(request, hosted=tuple(uses)))
+    if not uses and not ask.request.approvals:
+        return ask, router, tuple(left_out)
+    return ask, Turns(router, state.tools, may_run=may_run, turns=policy.turns), tuple(left_out)
+
+
+def _given(servers: tuple) -> tuple:
+    """The servers of tools the operator gives a model, as uses of them."""
+    return tuple(ToolUse(name, kind="web_search" if name == WEB else "mcp") for name in servers)
+
+
+def _not_here(use: ToolUse) -> InvalidRequestError:
+    if use.server == WEB:
+        return InvalidRequestError(
+            f"the tool type {use.kind!r} needs a web search, and this gateway has none "
+            f"configured ([web_search] in the models file)",
+            param="tools",
+        )
+    return InvalidRequestError(
+        f"no MCP server is declared here as {use.name!r}; name one of the gateway's by "
+        f"its name as the server_label",
+        param="tools",
+    )

@@ -1,0 +1,54 @@
+"""Every server of tools the gateway runs, by the name a request uses: the operator's MCP
+servers (:class:`~proxy.tools.manager.ToolServers`) and the web search (``web``), when
+``[web_search]`` is configured."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Protocol
+
+from proxy.config.catalog import WEB
+from proxy.core.errors import ToolNotFoundError
+from proxy.tools.results import ToolResult
+
+
+class ToolProvider(Protocol):
+    """A server of tools, as the tool loop reaches it."""
+
+    def tools(self, server: str, timeout: Optional[float] = None) -> tuple: ...
+
+    def call(
+        self, server: str, tool: str, arguments: Any, timeout: Optional[float] = None
+    ) -> ToolResult: ...
+
+
+class Toolbox:
+    """``mcp``: the MCP servers; ``web``: the web search configured now, if any."""
+
+    def __init__(self, mcp, web: Callable[[], Optional[ToolProvider]] = lambda: None) -> None:
+        self._mcp, self._web = mcp, web
+
+    def names(self) -> tuple:
+        """The MCP servers declared now."""
+        return self._mcp.names()
+
+    def has(self, server: str) -> bool:
+        """Whether ``server`` is configured now."""
+        if server == WEB:
+            return self._web() is not None
+        return server in self._mcp.names()
+
+    def tools(self, server: str, timeout: Optional[float] = None) -> tuple:
+        return self._provider(server).tools(server, timeout)
+
+    def call(
+        self, server: str, tool: str, arguments: Any, timeout: Optional[float] = None
+    ) -> ToolResult:
+        return self._provider(server).call(server, tool, arguments, timeout)
+
+    def _provider(self, server: str) -> ToolProvider:
+        if server != WEB:
+            return self._mcp
+        web = self._web()
+        if web is None:
+            raise ToolNotFoundError("no web search is configured here", param="tools")
+        return web

@@ -1,0 +1,304 @@
+"""The tool loop: a request whose model may call hosted tools (its ``hosted`` servers) runs
+turn after turn on the router; each call the model makes to one of those tools is run by
+the gateway (or held for the client's approval) and its result put in the conversation for
+the next turn. The loop ends when the model answers in text, calls a tool of the client's
+own, waits for an approval, or has used its turns: the last turn is offered no hosted tool,
+so it answers.
+
+What the client sees is one answer: the text of every turn, the listings and runs
+(:class:`~proxy.core.types.ToolListing`, :class:`~proxy.core.types.ToolRun`) where they
+happened, and the usage of every turn added up. A stream passes each turn's text on as it
+comes; a hosted call's pieces are held, and its run told once it is done.
+
+A tool's output is data: it goes to the model as a tool's result, and the gateway reads
+nothing in it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from typing import Callable, Iterator, Optional, Sequence
+
+from proxy.core.errors import ToolError
+from proxy.core.router import Router
+from proxy.core.types import (
+    Approval,
+    Chunk,
+    Completion,
+    GenerationRequest,
+    Message,
+    ToolCall,
+    ToolRun,
+    Usage,
+    assembled,
+)
+from proxy.tools.offer import Offer, offer
+from proxy.tools.toolbox import Toolbox
+
+TURNS = 8  # turns of one request, at the most, unless the operator says otherwise
+BETWEEN = "\n\n"  # between the texts of two turns
+
+
+def anything(server: str, tool: str) -> bool:
+    return True
+
+
+class Turns:
+    """The router's generations, with the hosted tools of each request run between the
+    model's turns (what :mod:`proxy.core.generation` asks of a router to generate)."""
+
+    concurrent = False  # choices run one after another: each may run tools
+
+    def __init__(
+        self,
+        router: Router,
+        toolbox: Toolbox,
+        *,
+        may_run: Callable[[str, str], bool] = anything,
+        turns: int = TURNS,
+    ) -> None:
+        self.router, self.toolbox, self.may_run, self.turns = router, toolbox, may_run, turns
+
+    def starting(self, model: Optional[str] = None) -> bool:
+        return self.router.starting(model)
+
+    def complete(self, request: GenerationRequest) -> Completion:
+        """The answer after every turn, whole."""
+        loop = _Loop(self, request)
+        runs, usage, texts = list(loop.begin()), Usage(), []
+        for turn in range(self.turns):
+            completion = self.router.complete(loop.turn(turn == self.turns - 1))
+            usage += completion.usage
+            hosted, client = loop.split(completion.tool_calls)
+            if completion.text:
+                texts.append(completion.text)
+            ran = loop.run(hosted) if hosted else []
+            runs += ran
+            if not hosted or client or loop.waiting(ran) or loop.gone():
+                return replace(
+                    completion,
+                    text=BETWEEN.join(texts),
+                    tool_calls=tuple(client),
+                    finish_reason=_ended(completion.finish_reason, hosted, client),
+                    usage=usage,
+                    runs=tuple(runs),
+                )
+            loop.went_on(completion.text, completion.reasoning, hosted, ran)
+        raise AssertionError("the last turn offers no hosted tool")  # pragma: no cover
+
+    def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
+        """The answer's chunks, turn after turn; a hosted call's run as a chunk of its own
+        (``runs``), after the text that led to it."""
+        loop = _Loop(self, request)
+        told = list(loop.begin())  # to go out with the next chunk
+        usage, wrote = Usage(), False
+        for turn in range(self.turns):
+            turn_ = _Turn()
+            chunks = self.router.stream(loop.turn(turn == self.turns - 1))
+            try:
+                for chunk in chunks:
+                    chunk = turn_.read(chunk, loop.offer, wrote, later=turn > 0)
+                    if chunk.finish_reason is not None:
+                        break
+                    if told:
+                        chunk, told = replace(chunk, runs=(*told, *chunk.runs)), []
+                    yield chunk
+                else:
+                    return  # the stream ended without a finish: as the backend told it
+            finally:
+                chunks.close()
+            usage += chunk.usage or Usage()
+            hosted = assembled(turn_.held)
+            wrote = wrote or bool(turn_.text)
+            ran = loop.run(hosted) if hosted else []
+            if not hosted or turn_.client or loop.waiting(ran) or loop.gone():
+                yield replace(
+                    chunk,
+                    runs=(*told, *chunk.runs, *ran),
+                    usage=usage,
+                    finish_reason=_ended(chunk.finish_reason, hosted, turn_.client),
+                )
+                return
+            if told or chunk.text or chunk.reasoning:  # the turn's last words, not its end
+                yield Chunk(text=chunk.text, reasoning=chunk.reasoning, runs=tuple(told))
+            told = list(ran)
+            loop.went_on(turn_.text, turn_.reasoning, hosted, ran)
+
+
+class _Turn:
+    """What one turn of a stream wrote: its text and thoughts, the pieces of its hosted
+    calls (held), and whether it called a tool of the client's."""
+
+    def __init__(self) -> None:
+        self.texts: list = []
+        self.thoughts: list = []
+        self.held: list = []
+        self.hosted: set = set()  # the indexes of its hosted calls
+        self.client = False
+
+    @property
+    def text(self) -> str:
+        return "".join(self.texts)
+
+    @property
+    def reasoning(self) -> str:
+        return "".join(self.thoughts)
+
+    def read(self, chunk: Chunk, offer: Offer, wrote: bool, later: bool) -> Chunk:
+        """``chunk`` as the client gets it: without the hosted calls' pieces, a later
+        turn's without the prompt's count, and the first text of a turn after another's
+        set apart from it."""
+        if chunk.tool_calls:
+            chunk = self._held(chunk, offer)
+        if later and chunk.prompt_count is not None:
+            chunk = replace(chunk, prompt_count=None)
+        if chunk.text:
+            first = not self.texts
+            self.texts.append(chunk.text)
+            if first and wrote:
+                chunk = replace(chunk, text=BETWEEN + chunk.text)
+        if chunk.reasoning:
+            self.thoughts.append(chunk.reasoning)
+        return chunk
+
+    def _held(self, chunk: Chunk, offer: Offer) -> Chunk:
+        passed = []
+        for piece in chunk.tool_calls:
+            if piece.name is not None and offer.hosted(piece.name):
+                self.hosted.add(piece.index)
+            if piece.index in self.hosted:
+                self.held.append(piece)
+            else:
+                passed.append(piece)
+        self.client = self.client or bool(passed)
+        return replace(chunk, tool_calls=tuple(passed))
+
+
+def _ended(reason: str, hosted: Sequence, client: Sequence) -> str:
+    """Why the answer ended: the client's calls, else the model's own reason, but a turn
+    that called hosted tools only (held for approval, or the client gone) stopped."""
+    if client:
+        return "tool_calls"
+    return "stop" if hosted else reason
+
+
+class _Loop:
+    """One request's turns: what its model is offered, its conversation so far, and the
+    running of the calls it makes."""
+
+    def __init__(self, turns: Turns, request: GenerationRequest) -> None:
+        self.turns, self.request = turns, request
+        self.messages = list(request.messages)
+        self.offer = Offer(())
+        self.uses = {use.name: use for use in request.hosted}
+
+    def begin(self) -> list:
+        """List the servers' tools (a server that cannot is a failure of the request), and
+        run the calls the client approved or refused: what the client is told first."""
+        toolbox = self.turns.toolbox
+        listed = [(use, toolbox.tools(use.server)) for use in self.request.hosted]
+        self.offer = offer(listed, self.request.tools, self.turns.may_run)
+        runs: list = list(self.offer.listings)
+        approved = [self._approved(approval) for approval in self.request.approvals]
+        if approved:
+            calls = [call for call, _ in approved]
+            ran = [self._run_approved(call, approval) for call, approval in approved]
+            self.went_on("", "", calls, ran)
+            runs += ran
+        return runs
+
+    def turn(self, last: bool) -> GenerationRequest:
+        """The request of the next turn: the conversation so far, and the hosted tools
+        offered unless it is the ``last``."""
+        tools = self.request.tools if last else (*self.request.tools, *self.offer.tools)
+        return replace(self.request, messages=tuple(self.messages), tools=tuple(tools))
+
+    def split(self, calls: Sequence[ToolCall]) -> tuple:
+        """``(hosted, client's)`` calls."""
+        hosted = [call for call in calls if self.offer.hosted(call.name)]
+        return hosted, [call for call in calls if not self.offer.hosted(call.name)]
+
+    def run(self, calls: Sequence[ToolCall]) -> list:
+        """Each call run, or held for approval."""
+        return [self._run(call) for call in calls]
+
+    def waiting(self, runs: Sequence) -> bool:
+        return any(run.pending for run in runs)
+
+    def gone(self) -> bool:
+        return self.request.caller.gone()
+
+    def went_on(self, text: str, reasoning: str, calls: Sequence, runs: Sequence) -> None:
+        """The turn's text and calls, and the runs' results, added to the conversation."""
+        calls = [ToolCall(run.id, call.name, call.arguments) for call, run in zip(calls, runs)]
+        self.messages.append(
+            Message("assistant", text, tool_calls=tuple(calls), reasoning=reasoning)
+        )
+        for run in runs:
+            self.messages.append(Message("tool", _result(run), tool_call_id=run.id))
+
+    def _run(self, call: ToolCall) -> ToolRun:
+        offered = self.offer.by_name[call.name]
+        use = offered.use
+        id = call.id or _new_id("call")
+        run = ToolRun(id, use.name, offered.tool, call.arguments, kind=use.kind)
+        if use.needs_approval(offered.tool):
+            return replace(run, pending=True, approval_id=_new_id("mcpr"))
+        return self._called(run, use.server)
+
+    def _approved(self, approval: Approval) -> tuple:
+        """The call an approval is of, as the model made it."""
+        use = self.uses.get(approval.label)
+        name = next(
+            (
+                offered.name
+                for offered in self.offer.by_name.values()
+                if offered.use is use and offered.tool == approval.tool
+            ),
+            approval.tool,
+        )
+        return ToolCall(_new_id("call"), name, approval.arguments), approval
+
+    def _run_approved(self, call: ToolCall, approval: Approval) -> ToolRun:
+        use = self.uses.get(approval.label)
+        run = ToolRun(
+            call.id,
+            approval.label,
+            approval.tool,
+            approval.arguments,
+            kind=use.kind if use is not None else "mcp",
+            approval_id=approval.id,
+        )
+        if not approval.approve:
+            reason = f": {approval.reason}" if approval.reason else ""
+            return replace(run, error=f"the user did not approve this call{reason}")
+        if use is None or not self.offer.hosted(call.name):
+            return replace(run, error=f"no tool {approval.tool!r} of {approval.label!r} is offered")
+        return self._called(run, use.server)
+
+    def _called(self, run: ToolRun, server: str) -> ToolRun:
+        """``run`` as the tool answered it; a failure is the model's to read."""
+        try:
+            arguments = json.loads(run.arguments or "{}")
+        except ValueError:
+            return replace(run, error="the arguments are not valid JSON")
+        try:
+            result = self.turns.toolbox.call(server, run.tool, arguments)
+        except ToolError as exc:
+            return replace(run, error=exc.message)
+        if result.is_error:
+            return replace(run, error=result.text or "the tool failed")
+        return replace(run, output=result.text, sources=result.sources)
+
+
+def _result(run: ToolRun) -> str:
+    """A run's result as the model reads it."""
+    if run.error:
+        return f"Error: {run.error}"
+    return run.output
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{os.urandom(12).hex()}"

@@ -1,0 +1,198 @@
+"""The tool loop's rules, on a scripted router and toolbox: a hosted call is run and its
+result read by the next turn; the loop ends at text, at a client's call, at an approval to
+ask for, and at its last turn, which is offered no hosted tool; a stream holds a hosted
+call's pieces and tells its run instead; usage adds up across the turns."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from proxy.core import generation
+from proxy.core.errors import ToolTimeoutError
+from proxy.core.events import TextDelta, ToolCallStart, ToolRan, ToolsListed, UsageReport
+from proxy.core.types import (
+    Approval,
+    Chunk,
+    Completion,
+    GenerationRequest,
+    Message,
+    ToolCall,
+    ToolListing,
+    ToolRun,
+    ToolUse,
+    Usage,
+    function_tool,
+    pieces,
+)
+from proxy.tools.results import ToolResult, ToolSpec
+from proxy.tools.turns import Turns
+
+READ = ToolSpec("read_file", "Read a file", {"type": "object", "properties": {"path": {}}})
+FS = ToolUse("fs", label="fs")
+ASKED = GenerationRequest(messages=(Message("user", "what is in a.txt?"),), hosted=(FS,))
+CLIENT_TOOL = function_tool("shell", {"type": "object"})
+HELLO = ToolResult("hello from a.txt")
+
+
+def call(name="read_file", arguments='{"path": "a.txt"}', id="c1"):
+    return ToolCall(id, name, arguments)
+
+
+class Router:
+    """Answers each turn with the next of ``answers`` (a Completion), and keeps each turn's
+    request."""
+
+    concurrent = True
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.asked = []
+
+    def starting(self, model=None):
+        return False
+
+    def complete(self, request):
+        self.asked.append(request)
+        return self.answers[len(self.asked) - 1]
+
+    def stream(self, request):
+        answer = self.complete(request)
+        if answer.text:
+            yield Chunk(answer.text[:3])
+            yield Chunk(answer.text[3:])
+        yield Chunk(
+            tool_calls=pieces(answer.tool_calls),
+            finish_reason=answer.finish_reason,
+            usage=answer.usage,
+        )
+
+
+class Toolbox:
+    def __init__(self, result=HELLO, error=None):
+        self.result, self.error = result, error
+        self.calls = []
+
+    def tools(self, server, timeout=None):
+        return (READ,)
+
+    def call(self, server, tool, arguments, timeout=None):
+        self.calls.append((server, tool, arguments))
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def answer(text="", calls=(), reason=None, usage=Usage(10, 2)):
+    return Completion(text, reason or ("tool_calls" if calls else "stop"), usage, tool_calls=calls)
+
+
+def test_a_hosted_call_is_run_and_the_next_turn_reads_its_result():
+    router = Router(answer("Let me look.", (call(),)), answer("It says hello."))
+    toolbox = Toolbox()
+    done = Turns(router, toolbox).complete(ASKED)
+    assert toolbox.calls == [("fs", "read_file", {"path": "a.txt"})]
+    assert done.text == "Let me look.\n\nIt says hello."
+    assert done.finish_reason == "stop" and done.tool_calls == ()
+    assert done.usage == Usage(20, 4)
+    listing, run = done.runs
+    assert listing == ToolListing("fs", (("read_file", READ.description, READ.input_schema),))
+    assert run == ToolRun("c1", "fs", "read_file", '{"path": "a.txt"}', output="hello from a.txt")
+    first, second = router.asked
+    assert [tool["function"]["name"] for tool in first.tools] == ["read_file"]
+    assistant, result = second.messages[-2:]
+    assert assistant.tool_calls == (call(),) and assistant.content == "Let me look."
+    assert (result.role, result.content, result.tool_call_id) == ("tool", "hello from a.txt", "c1")
+
+
+@pytest.mark.parametrize(
+    "toolbox, arguments, read",
+    [
+        (
+            Toolbox(error=ToolTimeoutError("the MCP server 'fs' did not answer within 1 s")),
+            None,
+            "Error: the MCP server 'fs' did not answer within 1 s",
+        ),
+        (Toolbox(ToolResult("no such file", is_error=True)), None, "Error: no such file"),
+        (Toolbox(), "{not json", "Error: the arguments are not valid JSON"),
+    ],
+)
+def test_a_failed_call_is_the_models_to_read(toolbox, arguments, read):
+    first = call(arguments=arguments) if arguments else call()
+    router = Router(answer("", (first,)), answer("Sorry."))
+    done = Turns(router, toolbox).complete(ASKED)
+    assert router.asked[1].messages[-1].content == read
+    assert done.runs[1].error == read.removeprefix("Error: ") and done.text == "Sorry."
+
+
+def test_a_call_of_the_clients_own_tool_ends_the_loop_for_the_client():
+    asked = replace(ASKED, tools=(CLIENT_TOOL,))
+    router = Router(answer("", (call("shell", "{}", "c9"),)))
+    done = Turns(router, Toolbox()).complete(asked)
+    assert done.finish_reason == "tool_calls" and done.tool_calls == (call("shell", "{}", "c9"),)
+    assert [type(step) for step in done.runs] == [ToolListing]
+
+
+def test_a_call_waiting_for_approval_is_not_run_and_ends_the_answer():
+    asked = replace(ASKED, hosted=(replace(FS, approval=True),))
+    toolbox = Toolbox()
+    done = Turns(Router(answer("", (call(),))), toolbox).complete(asked)
+    assert toolbox.calls == [] and done.finish_reason == "stop"
+    run = done.runs[-1]
+    assert run.pending and run.approval_id.startswith("mcpr_") and run.output == ""
+
+
+@pytest.mark.parametrize("approve, ran", [(True, True), (False, False)])
+def test_an_approved_call_runs_before_the_first_turn_and_a_refused_one_is_told(approve, ran):
+    approval = Approval("mcpr_1", "fs", "read_file", '{"path": "a.txt"}', approve)
+    asked = replace(ASKED, approvals=(approval,), hosted=(replace(FS, approval=True),))
+    toolbox, router = Toolbox(), Router(answer("It says hello."))
+    done = Turns(router, toolbox).complete(asked)
+    assert bool(toolbox.calls) == ran
+    run = done.runs[-1]
+    assert run.approval_id == "mcpr_1" and (run.output == "hello from a.txt") == ran
+    told = router.asked[0].messages[-1]
+    assert told.role == "tool" and told.content == (
+        "hello from a.txt" if ran else "Error: the user did not approve this call"
+    )
+
+
+def test_the_last_turn_is_offered_no_hosted_tool():
+    router = Router(answer("", (call(id="a"),)), answer("", (call(id="b"),)), answer("Done."))
+    done = Turns(router, Toolbox(), turns=3).complete(ASKED)
+    assert [len(request.tools) for request in router.asked] == [1, 1, 0]
+    assert done.text == "Done." and len(done.runs) == 3
+
+
+def test_a_name_a_clients_tool_has_is_offered_under_the_servers_label():
+    asked = replace(ASKED, tools=(function_tool("read_file", {"type": "object"}),))
+    router = Router(answer("", (call("fs__read_file"),)), answer("ok"))
+    toolbox = Toolbox()
+    Turns(router, toolbox).complete(asked)
+    names = [tool["function"]["name"] for tool in router.asked[0].tools]
+    assert names == ["read_file", "fs__read_file"] and toolbox.calls[0][1] == "read_file"
+
+
+def test_a_key_not_granted_a_tool_is_not_offered_it():
+    router = Router(answer("no tools"))
+    Turns(router, Toolbox(), may_run=lambda server, tool: tool != "read_file").complete(ASKED)
+    assert router.asked[0].tools == ()
+
+
+def test_a_stream_holds_the_hosted_calls_pieces_and_tells_its_run():
+    router = Router(answer("Let me look.", (call(),)), answer("It says hello."))
+    batches = list(generation.stream(Turns(router, Toolbox()), [ASKED]))
+    events = [event for batch in batches for event in batch]
+    assert not any(isinstance(event, ToolCallStart) for event in events)
+    kinds = [type(event).__name__ for event in events if not isinstance(event, UsageReport)]
+    assert kinds[0] == "ToolsListed" and "ToolRan" in kinds
+    text = "".join(event.text for event in events if isinstance(event, TextDelta))
+    assert text == "Let me look.\n\nIt says hello."
+    ran = next(event.run for event in events if isinstance(event, ToolRan))
+    assert json.loads(ran.arguments) == {"path": "a.txt"} and ran.output == "hello from a.txt"
+    assert kinds.index("ToolRan") > kinds.index("TextDelta")
+    (usage,) = [event.usage for event in events if isinstance(event, UsageReport)]
+    assert usage == Usage(20, 4)
+    assert isinstance(events[0], ToolsListed)
