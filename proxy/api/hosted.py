@@ -70,7 +70,7 @@ def _not_here(use: ToolUse) -> InvalidRequestError:
             param="tools",
         )
     return InvalidRequestError(
-        f"no MCP server is declared here as {use.name!r}; name one of the gateway's by "
-        f"its name as the server_label",
+        f"the tool type {use.kind!r} names {use.name!r}, and no MCP server is declared here "
+        f"as {use.name!r}; name one of the gateway's by its name",
         param="tools",
     )

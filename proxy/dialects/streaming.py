@@ -13,6 +13,8 @@ from proxy.core.events import (
     ToolCallDelta,
     ToolCallEnd,
     ToolCallStart,
+    ToolRan,
+    ToolsListed,
     UsageReport,
     Waiting,
 )
@@ -30,6 +32,8 @@ HANDLERS = {
     UsageReport: "usage_reported",
     Finish: "finished",
     Waiting: "waiting",
+    ToolsListed: "tools_listed",
+    ToolRan: "tool_ran",
 }
 
 

@@ -174,7 +174,8 @@ def test_tools_only_its_client_runs_are_named_in_a_header(client, backend):
     "kind", ["web_search", "web_search_preview", "file_search", "mcp", "image_generation"]
 )
 def test_a_hosted_tool_is_refused_by_its_type_unless_the_operator_leaves_it_out(make_client, kind):
-    body = {"input": "hi", "tools": [{"type": "function", "name": "f"}, {"type": kind}]}
+    hosted = {"type": kind, "server_label": "fs"} if kind == "mcp" else {"type": kind}
+    body = {"input": "hi", "tools": [{"type": "function", "name": "f"}, hosted]}
     refused = make_client().post("/v1/responses", json=body)
     assert refused.status_code == 400
     assert refused.get_json()["error"]["param"] == "tools"

@@ -19,7 +19,15 @@ from proxy.core.events import (
     UsageReport,
 )
 from proxy.core.sse import COMMENT
-from proxy.core.types import Completion, Message, ResponseFormat, ToolCall, ToolChoice, Usage
+from proxy.core.types import (
+    Completion,
+    Message,
+    ResponseFormat,
+    ToolCall,
+    ToolChoice,
+    ToolUse,
+    Usage,
+)
 from proxy.dialects import responses
 from proxy.dialects.responses import ResponsesStream, continuing, parse
 from proxy.dialects.responses.answer import message_item
@@ -129,8 +137,10 @@ def test_items_of_a_codex_turn():
         Message("tool", "/work", tool_call_id="call_2"),
     )
     assert [t["function"]["name"] for t in parsed.request.tools] == ["exec_command"]
-    assert parsed.notes.left_out == ("web_search", "namespace")
-    assert parsed.hosted == ("web_search",)  # the client runs a namespace's tools
+    assert parsed.notes.left_out == ("namespace",)  # the client runs a namespace's tools
+    # the gateway's web search, kept to what the search returns (no page opened)
+    assert parsed.request.hosted == (ToolUse("web", "web", ("web_search",), kind="web_search"),)
+    assert parsed.hosted == ()
     assert (parsed.notes.store, parsed.notes.summary, parsed.notes.prompt_cache_key) == (
         False,
         True,
@@ -277,7 +287,7 @@ def test_a_whole_response_with_thoughts_text_and_calls():
     )
     assert body["usage"] == {
         "input_tokens": 30,
-        "input_tokens_details": {"cached_tokens": 20},
+        "input_tokens_details": {"cached_tokens": 20, "cache_write_tokens": 0},
         "output_tokens": 12,
         "output_tokens_details": {"reasoning_tokens": 4},
         "total_tokens": 42,

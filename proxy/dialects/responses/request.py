@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional, Sequence
 
+from proxy.config.catalog import WEB
+from proxy.core.errors import InvalidRequestError
 from proxy.core.fields import (
     Fields,
     chosen_function,
@@ -17,12 +19,14 @@ from proxy.core.fields import (
     template_kwargs,
 )
 from proxy.core.types import (
+    Approval,
     GenerationRequest,
     Message,
     ResponseFormat,
     Sampling,
     ToolCall,
     ToolChoice,
+    ToolUse,
     function_tool,
 )
 from proxy.dialects.dialect import Ask, Content, Limits, image_at
@@ -41,10 +45,6 @@ FOREIGN_ITEMS = (
     "custom_tool_call_output",
     "image_generation_call",
     "code_interpreter_call",
-    "mcp_call",
-    "mcp_list_tools",
-    "mcp_approval_request",
-    "mcp_approval_response",
     "shell_call",
     "shell_call_output",
     "apply_patch_call",
@@ -62,6 +62,8 @@ HOSTED = (
     "image_generation",
     "mcp",
 )
+SEARCH = ("web_search", "web_search_preview")  # the web search's types, dated ones as these begin
+APPROVAL = ("always", "never")
 IMAGE_NOT_KEPT = "(an image, not kept)"  # an earlier response's image, whose bytes are gone
 
 
@@ -89,7 +91,7 @@ def parse(body: Any, limits: Limits = Limits(), *, counting: bool = False) -> As
     fields = Fields(body)
     items = _input_items(fields, limits)
     instructions = fields.string("instructions")
-    tools, left_out, hosted = _tools(fields, limits)
+    tools, left_out, hosted, uses = _tools(fields, limits)
     choice, offered = _tool_choice(fields, tools)
     parallel = fields.boolean("parallel_tool_calls")
     response_format = _text_format(fields, limits)
@@ -116,6 +118,8 @@ def parse(body: Any, limits: Limits = Limits(), *, counting: bool = False) -> As
         tool_choice=choice,
         parallel_tool_calls=parallel,
         template_kwargs=template_kwargs(fields, effort=effort_asked),
+        hosted=uses if offered else (),
+        approvals=() if previous else approvals_of(items, items),
     )
     store = fields.boolean("store")
     echo = {
@@ -149,8 +153,12 @@ def continuing(ask: Ask, history: Sequence[dict]) -> Ask:
     """``ask`` after the items of the conversation it continues (its instructions first:
     those of earlier responses are not carried over)."""
     notes = ask.notes
-    messages = _instructions(notes.instructions) + messages_of([*history, *notes.input_items])
-    return ask.amended(lambda request: replace(request, messages=tuple(messages)))
+    items = [*history, *notes.input_items]
+    messages = _instructions(notes.instructions) + messages_of(items)
+    approvals = approvals_of(items, notes.input_items)
+    return ask.amended(
+        lambda request: replace(request, messages=tuple(messages), approvals=approvals)
+    )
 
 
 def _instructions(text: Optional[str]) -> list:
@@ -215,13 +223,78 @@ def _input_item(fields: Fields, limits: Limits) -> dict:
             "summary": _thought_parts(fields, "summary", "summary_text"),
             "content": _thought_parts(fields, "content", "reasoning_text"),
         }
-    if kind in FOREIGN_ITEMS:
+    if kind == "mcp_call":
+        item = _mcp_item(fields, kind, "mcp")
+        item["output"], item["error"] = fields.string("output"), fields.string("error")
+        item["approval_request_id"] = fields.string("approval_request_id")
+        return item
+    if kind == "mcp_approval_request":
+        return _mcp_item(fields, kind, "mcpr")
+    if kind == "mcp_approval_response":
+        approve = fields.boolean("approve")
+        if approve is None:
+            raise fields.fail("approve", "is required: true or false")
+        return {
+            "type": kind,
+            "id": fields.string("id") or new_id("mcpa"),
+            "approval_request_id": fields.required("approval_request_id"),
+            "approve": approve,
+            "reason": fields.string("reason"),
+        }
+    if kind == "mcp_list_tools":
+        return {
+            "type": kind,
+            "id": fields.string("id") or new_id("mcpl"),
+            "server_label": fields.string("server_label"),
+        }
+    if kind in FOREIGN_ITEMS or kind == "web_search_call":
         return {"type": kind, "id": fields.string("id") or new_id("rs")}
     raise fields.fail(
         "type",
         f"{kind!r} is not an input item this proxy can read; send "
         f"message, function_call or function_call_output items",
     )
+
+
+def _mcp_item(fields: Fields, kind: str, prefix: str) -> dict:
+    """A call of a hosted MCP tool, run or asked approval for: whose, which and with what."""
+    return {
+        "type": kind,
+        "id": fields.string("id") or new_id(prefix),
+        "server_label": fields.required("server_label"),
+        "name": fields.required("name"),
+        "arguments": fields.string("arguments") or "{}",
+    }
+
+
+def approvals_of(items: Sequence[dict], answers: Sequence[dict]) -> tuple:
+    """The client's word on each call it was asked to approve and that has not run yet: an
+    approval response of ``answers`` (this request's input), with the request it answers
+    (an item of the conversation, ``items``)."""
+    asked = {item["id"]: item for item in items if item["type"] == "mcp_approval_request"}
+    ran = {item.get("approval_request_id") for item in items if item["type"] == "mcp_call"}
+    approvals = []
+    for item in answers:
+        if item["type"] != "mcp_approval_response" or item["approval_request_id"] in ran:
+            continue
+        request = asked.get(item["approval_request_id"])
+        if request is None:
+            raise InvalidRequestError(
+                f"the approval response {item['id']!r} answers {item['approval_request_id']!r}, "
+                f"which is no mcp_approval_request of this conversation",
+                param="input",
+            )
+        approvals.append(
+            Approval(
+                request["id"],
+                request["server_label"],
+                request["name"],
+                request["arguments"],
+                item["approve"],
+                item["reason"] or "",
+            )
+        )
+    return tuple(approvals)
 
 
 def _thought_parts(fields: Fields, name: str, kind: str) -> list:
@@ -336,6 +409,12 @@ def messages_of(items: Sequence[dict]) -> list:
             else:
                 messages.append(Message("assistant", "", tool_calls=(call,), reasoning=thoughts))
             thoughts = ""
+        elif kind == "mcp_call":
+            call = ToolCall(item["id"], item["name"], item["arguments"])
+            messages.append(Message("assistant", "", tool_calls=(call,), reasoning=thoughts))
+            result = f"Error: {item['error']}" if item.get("error") else item.get("output") or ""
+            messages.append(Message("tool", result, tool_call_id=item["id"]))
+            thoughts = ""
         elif kind == "function_call_output":
             output = item["output"]
             content = _content(
@@ -363,11 +442,18 @@ def reasoning_text(item: dict) -> str:
 
 
 def _tools(fields: Fields, limits: Limits) -> tuple:
-    """Function tools as the proxy holds them, the types of the others, left out, and of
-    those the hosted ones."""
-    tools, left_out, hosted = [], [], []
+    """Function tools as the proxy holds them, the types of the others, left out, of those
+    the hosted ones the gateway runs for no model, and the uses of the servers of tools it
+    may run (:class:`ToolUse`: MCP servers, the web search)."""
+    tools, left_out, hosted, uses = [], [], [], []
     for tool in offered_tools(fields, limits.max_tools):
         kind = tool.string("type")
+        if kind == "mcp":
+            uses.append(_mcp_use(tool))
+            continue
+        if kind is not None and kind.startswith(SEARCH):
+            uses.append(_search_use(tool))
+            continue
         if kind != "function":
             left_out.append(kind or "?")
             if kind is not None and kind.startswith(HOSTED):
@@ -379,7 +465,67 @@ def _tools(fields: Fields, limits: Limits) -> tuple:
         sized_schema(tool, "parameters", parameters, limits.max_schema_size)
         tool.boolean("strict")
         tools.append(function_tool(tool.required("name"), parameters, tool.string("description")))
-    return tuple(tools), tuple(left_out), tuple(hosted)
+    return tuple(tools), tuple(left_out), tuple(hosted), tuple(uses)
+
+
+def _mcp_use(tool: Fields) -> ToolUse:
+    """An ``mcp`` tool: one of the gateway's MCP servers, by its name as the label."""
+    for name, why in (
+        (
+            "server_url",
+            "reaches only the MCP servers its operator declares: name one by "
+            "its name as the server_label",
+        ),
+        ("connector_id", "has no connectors: name one of its MCP servers as the server_label"),
+        ("headers", "holds the credentials of the MCP servers it runs itself"),
+        ("authorization", "holds the credentials of the MCP servers it runs itself"),
+    ):
+        if tool.raw(name) is not None:
+            raise tool.fail(name, f"is not read here: this gateway {why}")
+    allowed = tool.raw("allowed_tools")
+    if isinstance(allowed, dict):
+        allowed = Fields(allowed, tool.prefix + "allowed_tools.").raw("tool_names")
+    if allowed is not None and not (
+        isinstance(allowed, list) and all(isinstance(name, str) for name in allowed)
+    ):
+        raise tool.fail("allowed_tools", 'must be a list of tool names, or {"tool_names": [...]}')
+    approval, exempt = _approval(tool)
+    label = tool.required("server_label")
+    return ToolUse(label, label, None if allowed is None else tuple(allowed), approval, exempt)
+
+
+def _approval(tool: Fields) -> tuple:
+    """``(approval, exempt)`` from ``require_approval``: ``always`` (OpenAI's default) or
+    ``never``, or ``{"always": {"tool_names": …}, "never": {"tool_names": …}}``, whose
+    lists say which tools are the other way."""
+    raw = tool.raw("require_approval")
+    if raw is None or raw in APPROVAL:
+        return raw != "never", ()
+    if not isinstance(raw, dict) or not set(raw) <= set(APPROVAL):
+        raise tool.fail("require_approval", 'must be "always", "never" or {"never": …}')
+    options = Fields(raw, tool.prefix + "require_approval.")
+    named = {}
+    for way in APPROVAL:
+        group = options.object(way)
+        names = group.raw("tool_names") if group is not None else None
+        if names is not None and not (
+            isinstance(names, list) and all(isinstance(name, str) for name in names)
+        ):
+            raise group.fail("tool_names", "must be a list of tool names")
+        named[way] = tuple(names or ())
+    if named["never"]:  # every other tool is asked for
+        return True, named["never"]
+    return False, named["always"]
+
+
+def _search_use(tool: Fields) -> ToolUse:
+    """A ``web_search`` tool: the gateway's web search, which may open the pages it finds
+    unless the client keeps it to what the search returns (``external_web_access``)."""
+    filters = tool.raw("filters")
+    if filters is not None:
+        raise tool.fail("filters", "is not read here: this gateway's web search takes no filters")
+    opens = tool.boolean("external_web_access") is not False
+    return ToolUse(WEB, "web", None if opens else ("web_search",), kind=tool.string("type"))
 
 
 def _tool_choice(fields: Fields, tools: tuple) -> tuple:

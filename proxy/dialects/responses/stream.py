@@ -17,18 +17,29 @@ from proxy.core.events import (
     TextDelta,
     ToolCallDelta,
     ToolCallStart,
+    ToolRan,
+    ToolsListed,
 )
 from proxy.core.types import Usage
 from proxy.dialects.dialect import Ask
 from proxy.dialects.responses.answer import (
     call_item,
+    citations,
     message_item,
     reasoning_item,
     response_object,
+    run_items,
     status_of,
 )
 from proxy.dialects.responses.request import new_id
 from proxy.dialects.streaming import BlockStream, NamedEvents
+
+# what an item of the gateway's work holds while it is in progress, by its type
+IN_PROGRESS = {
+    "mcp_list_tools": {"tools": []},
+    "mcp_call": {"status": "in_progress", "arguments": "", "output": None, "error": None},
+    "web_search_call": {"status": "in_progress"},
+}
 
 
 class ResponsesStream(NamedEvents, BlockStream):
@@ -47,6 +58,7 @@ class ResponsesStream(NamedEvents, BlockStream):
         self.texts: list = []  # the open item's text (or arguments)
         self.usage = Usage()
         self.text_head = (-1, b"")  # (output index, what its text deltas' bytes begin with)
+        self.sources: list = []  # the pages the web search found, which the text may cite
 
     def failure(self, error: ProxyError) -> list:
         self.output = [item for item in self.output if item.get("status") != "in_progress"]
@@ -113,6 +125,19 @@ class ResponsesStream(NamedEvents, BlockStream):
             self._item_event("response.function_call_arguments.delta", delta=event.arguments)
         )
 
+    def tools_listed(self, event: ToolsListed, out: list) -> None:
+        self._start(out)
+        self._close(out)
+        for item in run_items(event.listing):
+            self._hosted(item, out)
+
+    def tool_ran(self, event: ToolRan, out: list) -> None:
+        self._start(out)
+        self._close(out)
+        self.sources += event.run.sources
+        for item in run_items(event.run):
+            self._hosted(item, out)
+
     def prompt_counted(self, event: PromptCounted, out: list) -> None:
         self._start(out)
 
@@ -170,6 +195,40 @@ class ResponsesStream(NamedEvents, BlockStream):
                 )
             )
 
+    def _hosted(self, done: dict, out: list) -> None:
+        """An item of the gateway's work, done already: added in progress, its events,
+        then done, as OpenAI's servers stream theirs."""
+        kind = done["type"]
+        added = {**done, **IN_PROGRESS.get(kind, {})}
+        self._add(added, out)
+        self.open = None
+        if kind == "mcp_call":
+            out.append(self._item_event("response.mcp_call.in_progress"))
+            out.append(
+                self._item_event("response.mcp_call_arguments.delta", delta=done["arguments"])
+            )
+            out.append(
+                self._item_event("response.mcp_call_arguments.done", arguments=done["arguments"])
+            )
+            out.append(self._item_event(f"response.mcp_call.{done['status']}"))
+        elif kind == "mcp_list_tools":
+            out.append(self._item_event("response.mcp_list_tools.in_progress"))
+            ended = "failed" if done["error"] else "completed"
+            out.append(self._item_event(f"response.mcp_list_tools.{ended}"))
+        elif kind == "web_search_call":
+            for stage in ("in_progress", "searching", "completed"):
+                out.append(self._item_event(f"response.web_search_call.{stage}"))
+        self.output[-1] = done
+        out.append(
+            self._numbered(
+                {
+                    "type": "response.output_item.done",
+                    "output_index": len(self.output) - 1,
+                    "item": done,
+                }
+            )
+        )
+
     def _add(self, item: dict, out: list) -> None:
         self.output.append(item)
         self.open = item["type"]
@@ -191,7 +250,7 @@ class ResponsesStream(NamedEvents, BlockStream):
         text = "".join(self.texts)
         item = self.output[-1]
         if self.open == "message":
-            done = message_item(item["id"], text, status)
+            done = message_item(item["id"], text, status, citations(text, self.sources))
             out.append(self._part_event("response.output_text.done", text=text, logprobs=[]))
             out.append(self._part_event("response.content_part.done", part=done["content"][0]))
         elif self.open == "reasoning":

@@ -1,0 +1,201 @@
+"""Hosted tools through Flask's test client, on a backend that calls a tool until it reads
+the tool's result and a toolbox of one scripted server: OpenAI's Responses ``mcp`` tool
+answered with its items (as the ``openai`` package reads them), whole and streamed, with
+approval asked and given; and each server checked before anything runs (declared,
+granted, a URL the gateway does not reach)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+from openai.types.responses import Response
+
+from proxy.core.types import Completion, Usage
+from proxy.tools.results import ToolResult, ToolSpec
+from tests.fakes.backend import FakeBackend
+
+READ = ToolSpec("read_file", "Read a file", {"type": "object", "properties": {"path": {}}})
+MCP = {"type": "mcp", "server_label": "fs", "require_approval": "never"}
+KEYS = """
+[[keys]]
+name = "granted"
+key = "sk-granted"
+tools = ["fs.read_file"]
+
+[[keys]]
+name = "plain"
+key = "sk-plain"
+"""
+
+
+class Caller(FakeBackend):
+    """Calls ``read_file`` until a tool's result is in the conversation, then says it."""
+
+    def complete(self, request):
+        self.requests.append(request)
+        last = request.messages[-1]
+        if last.role == "tool":
+            return Completion(f"The file says: {last.content}", "stop", Usage(7, 3))
+        offered = [tool["function"]["name"] for tool in request.tools]
+        assert offered == ["read_file"], offered
+        call = {"name": "read_file", "arguments": json.dumps({"path": "a.txt"})}
+        from proxy.core.types import ToolCall
+
+        return Completion("", "tool_calls", Usage(5, 2), tool_calls=(ToolCall("c1", **call),))
+
+    def stream(self, request):
+        from proxy.core.types import Chunk, pieces
+
+        done = self.complete(request)
+        if done.text:
+            yield Chunk(done.text)
+        yield Chunk(
+            tool_calls=pieces(done.tool_calls), finish_reason=done.finish_reason, usage=done.usage
+        )
+
+
+class Toolbox:
+    def __init__(self):
+        self.calls = []
+
+    def has(self, server):
+        return server == "fs"
+
+    def tools(self, server, timeout=None):
+        return (READ,)
+
+    def call(self, server, tool, arguments, timeout=None):
+        self.calls.append((server, tool, arguments))
+        return ToolResult("ZEBRA42")
+
+
+@pytest.fixture
+def toolbox():
+    return Toolbox()
+
+
+@pytest.fixture
+def tooled(make_client, toolbox, tmp_path):
+    """A client of an app over :class:`Caller` whose tools are ``toolbox``'s."""
+
+    def make(**settings):
+        client = make_client(Caller(), **settings)
+        extensions = client.application.extensions
+        extensions["proxy"] = replace(extensions["proxy"], tools=toolbox)
+        return client
+
+    return make
+
+
+def events(body: bytes) -> list:
+    return [
+        json.loads(block.split("\n", 1)[1][len("data: ") :])
+        for block in body.decode().split("\n\n")[:-1]
+    ]
+
+
+def test_the_mcp_tool_is_run_and_answered_with_its_items(tooled, toolbox):
+    body = tooled().post("/v1/responses", json={"input": "read a.txt", "tools": [MCP]}).get_json()
+    Response.model_validate(body)
+    listing, call, message = body["output"]
+    assert listing["type"] == "mcp_list_tools" and listing["server_label"] == "fs"
+    assert [tool["name"] for tool in listing["tools"]] == ["read_file"]
+    assert (call["type"], call["name"], call["output"], call["status"]) == (
+        "mcp_call",
+        "read_file",
+        "ZEBRA42",
+        "completed",
+    )
+    assert json.loads(call["arguments"]) == {"path": "a.txt"}
+    assert message["content"][0]["text"] == "The file says: ZEBRA42"
+    assert body["usage"]["input_tokens"] == 12 and body["usage"]["output_tokens"] == 5
+    assert toolbox.calls == [("fs", "read_file", {"path": "a.txt"})]
+
+
+def test_a_streamed_run_tells_each_item_as_openai_streams_them(tooled):
+    response = tooled().post(
+        "/v1/responses", json={"input": "read a.txt", "tools": [MCP], "stream": True}
+    )
+    found = events(response.data)
+    kinds = [event["type"] for event in found]
+    assert [e["sequence_number"] for e in found] == list(range(len(found)))
+    for kind in (
+        "response.mcp_list_tools.completed",
+        "response.mcp_call_arguments.done",
+        "response.mcp_call.completed",
+    ):
+        assert kind in kinds
+    assert kinds.index("response.mcp_call.completed") < kinds.index("response.output_text.delta")
+    final = Response.model_validate(found[-1]["response"])
+    assert [item.type for item in final.output] == ["mcp_list_tools", "mcp_call", "message"]
+    assert final.output[-1].content[0].text == "The file says: ZEBRA42"
+
+
+def test_a_call_waits_for_approval_and_runs_once_approved(tooled, toolbox):
+    client = tooled()
+    asked = {**MCP, "require_approval": "always"}
+    first = client.post("/v1/responses", json={"input": "read a.txt", "tools": [asked]})
+    first = first.get_json()
+    request = first["output"][-1]
+    assert request["type"] == "mcp_approval_request" and toolbox.calls == []
+    Response.model_validate(first)
+    second = client.post(
+        "/v1/responses",
+        json={
+            "previous_response_id": first["id"],
+            "tools": [asked],
+            "input": [
+                {
+                    "type": "mcp_approval_response",
+                    "approval_request_id": request["id"],
+                    "approve": True,
+                }
+            ],
+        },
+    ).get_json()
+    Response.model_validate(second)
+    kinds = [item["type"] for item in second["output"]]
+    assert kinds == ["mcp_list_tools", "mcp_call", "message"]
+    assert second["output"][1]["approval_request_id"] == request["id"]
+    assert second["output"][-1]["content"][0]["text"] == "The file says: ZEBRA42"
+    assert toolbox.calls == [("fs", "read_file", {"path": "a.txt"})]
+
+
+@pytest.mark.parametrize(
+    "tool, status, param, words",
+    [
+        ({**MCP, "server_label": "nope"}, 400, "tools", "no MCP server is declared here as 'nope'"),
+        (
+            {**MCP, "server_url": "http://127.0.0.1:9/mcp"},
+            400,
+            "tools[0].server_url",
+            "reaches only the MCP servers its operator declares",
+        ),
+        ({**MCP, "headers": {"Authorization": "x"}}, 400, "tools[0].headers", "credentials"),
+        ({"type": "web_search"}, 400, "tools", "needs a web search"),
+        ({"type": "code_interpreter"}, 400, "tools", "'code_interpreter' is a hosted tool"),
+    ],
+)
+def test_a_server_the_gateway_cannot_run_is_refused_by_name(
+    tooled, toolbox, tool, status, param, words
+):
+    response = tooled().post("/v1/responses", json={"input": "hi", "tools": [tool]})
+    error = response.get_json()["error"]
+    assert response.status_code == status and error["param"] == param
+    assert words in error["message"] and toolbox.calls == []
+
+
+def test_a_key_runs_only_the_tools_granted_to_it(tooled, toolbox, tmp_path):
+    keys = tmp_path / "keys.toml"
+    keys.write_text(KEYS)
+    client = tooled(keys=str(keys))
+    body = {"input": "read a.txt", "tools": [MCP]}
+    refused = client.post("/v1/responses", json=body, headers={"Authorization": "Bearer sk-plain"})
+    assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "tool_not_allowed"
+    assert toolbox.calls == []
+    granted = client.post(
+        "/v1/responses", json=body, headers={"Authorization": "Bearer sk-granted"}
+    ).get_json()
+    assert granted["output"][-1]["content"][0]["text"] == "The file says: ZEBRA42"
