@@ -14,6 +14,7 @@ from typing import Callable, Optional
 
 PROXY = "proxy"  # the proxy rendered the prompt from the model's template
 SERVER = "server"  # the server's chat layer rendered it (as its /apply-template tells)
+SHOWN = 16 * 1024  # characters of a tool run's arguments and result the inspector keeps
 
 
 class ModelSide:
@@ -31,6 +32,7 @@ class ModelSide:
         "render",
         "raw",
         "queued",
+        "runs",
     )
 
     def __init__(self) -> None:
@@ -44,6 +46,7 @@ class ModelSide:
         self.render: Optional[Callable[[], str]] = None  # the server's rendering, asked later
         self.raw: Optional[list] = None  # the generated text's pieces, before parsing
         self.queued = 0.0  # seconds spent in the proxy's queue for a slot
+        self.runs: list = []  # the hosted tools the gateway ran for the model, in order
 
     def sent(self, route: str, body: dict) -> None:
         """``body`` went to ``route`` upstream (the last attempt's is kept)."""
@@ -65,6 +68,21 @@ class ModelSide:
             if self.raw is None:
                 self.raw = []
             self.raw.append(text)
+
+    def ran(self, server: str, tool: str, arguments: str, result: str, error: str, seconds: float):
+        """The gateway ran ``tool`` of ``server`` for the model: what it was given, and its
+        ``result`` or ``error``, each cut to :data:`SHOWN` characters."""
+        self.runs.append(
+            {
+                "server": server,
+                "tool": tool,
+                "arguments": arguments[:SHOWN],
+                "output": result[:SHOWN],
+                "error": error[:SHOWN],
+                "cut": max(len(arguments), len(result), len(error)) > SHOWN,
+                "ms": round(seconds * 1000, 3),
+            }
+        )
 
     def placed(self, conversation: Optional[str], replica: str, slot: Optional[int]) -> None:
         self.conversation, self.replica, self.slot = conversation, replica, slot
@@ -88,6 +106,7 @@ class ModelSide:
             "prompt_by": self.prompt_by,
             "raw": None if self.raw is None else "".join(self.raw),
             "queued_ms": round(self.queued * 1000, 3),
+            "tool_runs": self.runs,
         }
 
 

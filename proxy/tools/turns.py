@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import replace
+from time import perf_counter
 from typing import Callable, Iterator, Optional, Sequence
 
 from proxy.core.errors import ToolError
@@ -279,7 +280,18 @@ class _Loop:
         return self._called(run, use.server)
 
     def _called(self, run: ToolRun, server: str) -> ToolRun:
-        """``run`` as the tool answered it; a failure is the model's to read."""
+        """``run`` as the tool answered it (a failure is the model's to read), kept for the
+        inspector when the request's model side is."""
+        began = perf_counter()
+        done = self._answered(run, server)
+        side = self.request.caller.side
+        if side is not None:
+            side.ran(
+                server, run.tool, run.arguments, done.output, done.error, perf_counter() - began
+            )
+        return done
+
+    def _answered(self, run: ToolRun, server: str) -> ToolRun:
         try:
             arguments = json.loads(run.arguments or "{}")
         except ValueError:

@@ -11,6 +11,7 @@ from dataclasses import replace
 import pytest
 
 from proxy.core import generation
+from proxy.core.caller import Caller
 from proxy.core.errors import ToolTimeoutError
 from proxy.core.events import TextDelta, ToolCallStart, ToolRan, ToolsListed, UsageReport
 from proxy.core.types import (
@@ -27,6 +28,7 @@ from proxy.core.types import (
     function_tool,
     pieces,
 )
+from proxy.ops.modelside import ModelSide
 from proxy.tools.results import ToolResult, ToolSpec
 from proxy.tools.turns import Turns
 
@@ -196,3 +198,22 @@ def test_a_stream_holds_the_hosted_calls_pieces_and_tells_its_run():
     (usage,) = [event.usage for event in events if isinstance(event, UsageReport)]
     assert usage == Usage(20, 4)
     assert isinstance(events[0], ToolsListed)
+
+
+def test_each_run_is_kept_for_the_inspector_with_what_it_was_given_and_answered():
+    class Measured:
+        side = ModelSide()
+
+    asked = ASKED.served_for(Caller(measure=Measured()))
+    router = Router(answer("", (call(),)), answer("It says hello."))
+    Turns(router, Toolbox()).complete(asked)
+    (run,) = Measured.side.facts()["tool_runs"]
+    assert {k: run[k] for k in ("server", "tool", "arguments", "output", "error", "cut")} == {
+        "server": "fs",
+        "tool": "read_file",
+        "arguments": '{"path": "a.txt"}',
+        "output": "hello from a.txt",
+        "error": "",
+        "cut": False,
+    }
+    assert run["ms"] >= 0
