@@ -36,6 +36,8 @@ def generator(ask: Ask) -> tuple:
     may_run = key.may_run if key is not None else anything
     uses, named = [], set()
     for use in (*ask.request.hosted, *_given(policy.servers)):
+        if use.url:
+            use = _declared_at(use, state.tools)
         if use.name in named:
             continue
         named.add(use.name)
@@ -55,6 +57,20 @@ def generator(ask: Ask) -> tuple:
     if not uses and not ask.request.approvals:
         return ask, router, tuple(left_out)
     return ask, Turns(router, state.tools, may_run=may_run, turns=policy.turns), tuple(left_out)
+
+
+def _declared_at(use: ToolUse, tools) -> ToolUse:
+    """A use naming its server by URL, as the server declared there; a URL no declared
+    server has is refused (the gateway reaches no server its operator did not declare)."""
+    server = tools.at(use.url) if tools is not None else None
+    if server is None:
+        raise InvalidRequestError(
+            f"the server_url of the MCP server {use.name!r} is not one this gateway reaches: "
+            f"it reaches only the MCP servers its operator declares; name one by its name "
+            f"as the server_label",
+            param="tools",
+        )
+    return replace(use, server=server, url="")
 
 
 def _given(servers: tuple) -> tuple:

@@ -120,6 +120,7 @@ class ToolUse:
     approval: bool = False
     exempt: tuple = ()
     kind: str = "mcp"  # how the client asked for it: ``mcp``, ``web_search``…, as its API names it
+    url: str = field(default="", repr=False)  # where the client says the server is, if it does
 
     @property
     def name(self) -> str:

@@ -57,6 +57,10 @@ class ToolServers:
         """The servers declared now."""
         return tuple(spec.name for spec in self._servers())
 
+    def specs(self) -> tuple:
+        """The servers declared now, as declared."""
+        return tuple(self._servers())
+
     def tools(self, server: str, timeout: Optional[float] = None) -> tuple:
         """``server``'s tools (:class:`~proxy.tools.results.ToolSpec`), as listed once and
         listed again after the server announced a change or was started again; listing

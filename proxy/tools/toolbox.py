@@ -5,6 +5,7 @@ servers (:class:`~proxy.tools.manager.ToolServers`) and the web search (``web``)
 from __future__ import annotations
 
 from typing import Any, Callable, Optional, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from proxy.config.catalog import WEB
 from proxy.core.errors import ToolNotFoundError
@@ -31,6 +32,14 @@ class Toolbox:
         """The MCP servers declared now."""
         return self._mcp.names()
 
+    def at(self, url: str) -> Optional[str]:
+        """The name of the MCP server declared at ``url``, if one is."""
+        wanted = _normal(url)
+        return next(
+            (spec.name for spec in self._mcp.specs() if spec.url and _normal(spec.url) == wanted),
+            None,
+        )
+
     def has(self, server: str) -> bool:
         """Whether ``server`` is configured now."""
         if server == WEB:
@@ -52,3 +61,12 @@ class Toolbox:
         if web is None:
             raise ToolNotFoundError("no web search is configured here", param="tools")
         return web
+
+
+def _normal(url: str) -> str:
+    """A URL as two spellings of it compare: its scheme and host in lower case, no
+    trailing slash."""
+    parts = urlsplit(url.strip())
+    return urlunsplit(
+        (parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"), parts.query, "")
+    )

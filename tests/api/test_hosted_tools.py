@@ -16,6 +16,7 @@ from proxy.core.types import Completion, Usage
 from proxy.tools.results import ToolResult, ToolSpec
 from tests.fakes.backend import FakeBackend
 
+DECLARED_AT = "https://tools.example.com/mcp"
 READ = ToolSpec("read_file", "Read a file", {"type": "object", "properties": {"path": {}}})
 MCP = {"type": "mcp", "server_label": "fs", "require_approval": "never"}
 KEYS = """
@@ -62,6 +63,9 @@ class Toolbox:
 
     def has(self, server):
         return server == "fs"
+
+    def at(self, url):
+        return "fs" if url == DECLARED_AT else None
 
     def tools(self, server, timeout=None):
         return (READ,)
@@ -170,7 +174,13 @@ def test_a_call_waits_for_approval_and_runs_once_approved(tooled, toolbox):
         (
             {**MCP, "server_url": "http://127.0.0.1:9/mcp"},
             400,
-            "tools[0].server_url",
+            "tools",
+            "reaches only the MCP servers its operator declares",
+        ),
+        (
+            {**MCP, "server_url": "http://169.254.169.254/latest"},
+            400,
+            "tools",
             "reaches only the MCP servers its operator declares",
         ),
         ({**MCP, "headers": {"Authorization": "x"}}, 400, "tools[0].headers", "credentials"),
@@ -199,3 +209,11 @@ def test_a_key_runs_only_the_tools_granted_to_it(tooled, toolbox, tmp_path):
         "/v1/responses", json=body, headers={"Authorization": "Bearer sk-granted"}
     ).get_json()
     assert granted["output"][-1]["content"][0]["text"] == "The file says: ZEBRA42"
+
+
+def test_a_server_url_the_operator_declared_names_that_server(tooled, toolbox):
+    tool = {**MCP, "server_label": "files", "server_url": "HTTPS://Tools.Example.com/mcp/"}
+    body = tooled().post("/v1/responses", json={"input": "read a.txt", "tools": [tool]})
+    listing, call, message = body.get_json()["output"]
+    assert listing["server_label"] == call["server_label"] == "files"
+    assert toolbox.calls == [("fs", "read_file", {"path": "a.txt"})]

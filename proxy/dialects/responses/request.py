@@ -471,11 +471,6 @@ def _tools(fields: Fields, limits: Limits) -> tuple:
 def _mcp_use(tool: Fields) -> ToolUse:
     """An ``mcp`` tool: one of the gateway's MCP servers, by its name as the label."""
     for name, why in (
-        (
-            "server_url",
-            "reaches only the MCP servers its operator declares: name one by "
-            "its name as the server_label",
-        ),
         ("connector_id", "has no connectors: name one of its MCP servers as the server_label"),
         ("headers", "holds the credentials of the MCP servers it runs itself"),
         ("authorization", "holds the credentials of the MCP servers it runs itself"),
@@ -491,7 +486,9 @@ def _mcp_use(tool: Fields) -> ToolUse:
         raise tool.fail("allowed_tools", 'must be a list of tool names, or {"tool_names": [...]}')
     approval, exempt = _approval(tool)
     label = tool.required("server_label")
-    return ToolUse(label, label, None if allowed is None else tuple(allowed), approval, exempt)
+    url = tool.string("server_url") or ""
+    allowed = None if allowed is None else tuple(allowed)
+    return ToolUse(label, label, allowed, approval, exempt, url=url)
 
 
 def _approval(tool: Fields) -> tuple:
