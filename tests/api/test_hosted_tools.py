@@ -12,8 +12,10 @@ from dataclasses import replace
 import pytest
 from openai.types.responses import Response
 
+from proxy.config.catalog import McpServerSpec
 from proxy.core.types import Completion, Usage
 from proxy.tools.results import ToolResult, ToolSpec
+from proxy.tools.toolbox import Toolbox
 from tests.fakes.backend import FakeBackend
 
 DECLARED_AT = "https://tools.example.com/mcp"
@@ -57,15 +59,17 @@ class Caller(FakeBackend):
         )
 
 
-class Toolbox:
+class Servers:
+    """One declared MCP server, ``fs``, scripted."""
+
     def __init__(self):
         self.calls = []
 
-    def has(self, server):
-        return server == "fs"
+    def specs(self):
+        return (McpServerSpec("fs", url=DECLARED_AT),)
 
-    def at(self, url):
-        return "fs" if url == DECLARED_AT else None
+    def names(self):
+        return ("fs",)
 
     def tools(self, server, timeout=None):
         return (READ,)
@@ -76,8 +80,13 @@ class Toolbox:
 
 
 @pytest.fixture
-def toolbox():
-    return Toolbox()
+def servers():
+    return Servers()
+
+
+@pytest.fixture
+def toolbox(servers):
+    return Toolbox(servers)
 
 
 @pytest.fixture
@@ -100,7 +109,7 @@ def events(body: bytes) -> list:
     ]
 
 
-def test_the_mcp_tool_is_run_and_answered_with_its_items(tooled, toolbox):
+def test_the_mcp_tool_is_run_and_answered_with_its_items(tooled, servers):
     body = tooled().post("/v1/responses", json={"input": "read a.txt", "tools": [MCP]}).get_json()
     Response.model_validate(body)
     listing, call, message = body["output"]
@@ -115,7 +124,7 @@ def test_the_mcp_tool_is_run_and_answered_with_its_items(tooled, toolbox):
     assert json.loads(call["arguments"]) == {"path": "a.txt"}
     assert message["content"][0]["text"] == "The file says: ZEBRA42"
     assert body["usage"]["input_tokens"] == 12 and body["usage"]["output_tokens"] == 5
-    assert toolbox.calls == [("fs", "read_file", {"path": "a.txt"})]
+    assert servers.calls == [("fs", "read_file", {"path": "a.txt"})]
 
 
 def test_a_streamed_run_tells_each_item_as_openai_streams_them(tooled):
@@ -137,13 +146,13 @@ def test_a_streamed_run_tells_each_item_as_openai_streams_them(tooled):
     assert final.output[-1].content[0].text == "The file says: ZEBRA42"
 
 
-def test_a_call_waits_for_approval_and_runs_once_approved(tooled, toolbox):
+def test_a_call_waits_for_approval_and_runs_once_approved(tooled, servers):
     client = tooled()
     asked = {**MCP, "require_approval": "always"}
     first = client.post("/v1/responses", json={"input": "read a.txt", "tools": [asked]})
     first = first.get_json()
     request = first["output"][-1]
-    assert request["type"] == "mcp_approval_request" and toolbox.calls == []
+    assert request["type"] == "mcp_approval_request" and servers.calls == []
     Response.model_validate(first)
     second = client.post(
         "/v1/responses",
@@ -164,7 +173,7 @@ def test_a_call_waits_for_approval_and_runs_once_approved(tooled, toolbox):
     assert kinds == ["mcp_list_tools", "mcp_call", "message"]
     assert second["output"][1]["approval_request_id"] == request["id"]
     assert second["output"][-1]["content"][0]["text"] == "The file says: ZEBRA42"
-    assert toolbox.calls == [("fs", "read_file", {"path": "a.txt"})]
+    assert servers.calls == [("fs", "read_file", {"path": "a.txt"})]
 
 
 @pytest.mark.parametrize(
@@ -189,31 +198,31 @@ def test_a_call_waits_for_approval_and_runs_once_approved(tooled, toolbox):
     ],
 )
 def test_a_server_the_gateway_cannot_run_is_refused_by_name(
-    tooled, toolbox, tool, status, param, words
+    tooled, servers, tool, status, param, words
 ):
     response = tooled().post("/v1/responses", json={"input": "hi", "tools": [tool]})
     error = response.get_json()["error"]
     assert response.status_code == status and error["param"] == param
-    assert words in error["message"] and toolbox.calls == []
+    assert words in error["message"] and servers.calls == []
 
 
-def test_a_key_runs_only_the_tools_granted_to_it(tooled, toolbox, tmp_path):
+def test_a_key_runs_only_the_tools_granted_to_it(tooled, servers, tmp_path):
     keys = tmp_path / "keys.toml"
     keys.write_text(KEYS)
     client = tooled(keys=str(keys))
     body = {"input": "read a.txt", "tools": [MCP]}
     refused = client.post("/v1/responses", json=body, headers={"Authorization": "Bearer sk-plain"})
     assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "tool_not_allowed"
-    assert toolbox.calls == []
+    assert servers.calls == []
     granted = client.post(
         "/v1/responses", json=body, headers={"Authorization": "Bearer sk-granted"}
     ).get_json()
     assert granted["output"][-1]["content"][0]["text"] == "The file says: ZEBRA42"
 
 
-def test_a_server_url_the_operator_declared_names_that_server(tooled, toolbox):
+def test_a_server_url_the_operator_declared_names_that_server(tooled, servers):
     tool = {**MCP, "server_label": "files", "server_url": "HTTPS://Tools.Example.com/mcp/"}
     body = tooled().post("/v1/responses", json={"input": "read a.txt", "tools": [tool]})
     listing, call, message = body.get_json()["output"]
     assert listing["server_label"] == call["server_label"] == "files"
-    assert toolbox.calls == [("fs", "read_file", {"path": "a.txt"})]
+    assert servers.calls == [("fs", "read_file", {"path": "a.txt"})]
