@@ -48,6 +48,10 @@ def one(**fields) -> dict:
         (one(usd_per_month=float("inf")), "'usd_per_month' must be US dollars"),
         (one(usd_per_day=0.0000001), "at least 0.000001"),
         (one(local_only="yes"), "'local_only' must be true or false"),
+        (one(tools="fs"), "'tools' must be a list"),
+        (one(tools=["fs", 1]), "'tools' must be a list"),
+        (one(tools=["a b"]), "'tools' must be a list"),
+        (one(tools=["fs."]), "'tools' must be a list"),
         ({"keys": [{"name": "a", "key": SECRET}, {"name": "a", "key": "other"}]}, "used twice"),
         ({"keys": [{"name": "a", "key": SECRET}, {"name": "b", "key": SECRET}]}, "same key value"),
     ],
@@ -134,3 +138,24 @@ def test_a_file_that_cannot_be_used(tmp_path, text, says):
         path.write_text(text)
     with pytest.raises(ValueError, match=says):
         load_keyring(str(path), {})
+
+
+@pytest.mark.parametrize(
+    "grants, server, tool, runs",
+    [
+        ((), "fs", "read_file", False),
+        ((), "fs", "", False),
+        (("*",), "fs", "read_file", True),
+        (("fs",), "fs", "read_file", True),
+        (("fs",), "fs", "", True),
+        (("fs",), "web", "web_search", False),
+        (("fs.read_file",), "fs", "read_file", True),
+        (("fs.read_file",), "fs", "write_file", False),
+        (("fs.read_file",), "fs", "", True),  # some tool of it: the server is offered
+        (("fs.read_file",), "fsx", "", False),
+        (("web.web_search",), "web", "web_fetch", False),
+    ],
+)
+def test_a_key_runs_the_hosted_tools_it_is_granted(grants, server, tool, runs):
+    (key,) = parse_keys(one(tools=list(grants)), "keys.toml", {})
+    assert key.may_run(server, tool) is runs

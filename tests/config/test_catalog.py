@@ -750,3 +750,28 @@ def test_a_credential_in_a_url_is_never_repeated_in_the_message():
             tomllib.loads(MODEL + "[mcp_servers.w]\nurl = 'http://me:pw-secret@h/'"), "m.toml"
         )
     assert "pw-secret" not in str(error.value)
+
+
+def test_a_models_tools_are_servers_declared_in_the_file():
+    text = MODEL + 'tools = ["fs", "fs"]\nmax_tool_turns = 3\n[mcp_servers.fs]\ncommand = ["x"]\n'
+    (model,) = parse_catalog(tomllib.loads(text), "models.toml").models
+    assert (model.tools, model.max_tool_turns) == (("fs",), 3)
+    assert parse_catalog(tomllib.loads(MODEL), "models.toml").models[0].max_tool_turns == 8
+
+
+@pytest.mark.parametrize(
+    "extra, key, says",
+    [
+        ('tools = ["fs"]\n', "models.m.tools", "'fs' is no server of tools declared here"),
+        ('tools = ["web"]\n', "models.m.tools", "declare \\[mcp_servers"),
+        ('tools = "fs"\n', "models.m.tools", "must be a list"),
+        ("max_tool_turns = 0\n", "models.m.max_tool_turns", "from 1 to 64"),
+        ("max_tool_turns = 65\n", "models.m.max_tool_turns", "from 1 to 64"),
+        ("max_tool_turns = true\n", "models.m.max_tool_turns", "from 1 to 64"),
+        ("[mcp_servers.web]\ncommand = ['x']\n", "mcp_servers.web", "the web search's name"),
+    ],
+)
+def test_a_models_tools_mistakes_are_named(extra, key, says):
+    with pytest.raises(CatalogError, match=says) as error:
+        parse_catalog(tomllib.loads(MODEL + extra), "models.toml")
+    assert key in str(error.value)
