@@ -12,7 +12,7 @@ from typing import Callable, Optional
 from proxy.access import spend
 from proxy.access.budgets import Budgets, Standing, cost
 from proxy.access.journal import Journal
-from proxy.access.keyring import Keyring, KeySpec
+from proxy.access.keyring import EVERY, Keyring, KeySpec
 from proxy.access.limits import Decision
 from proxy.access.usage import Charge
 from proxy.config.catalog import Price
@@ -51,7 +51,7 @@ class Access:
         self.journal = journal
         self.outages = journal.outages
         self.budgets = budgets
-        self.admin = KeySpec(ADMIN, admin_key, manage=True) if admin_key else None
+        self.admin = KeySpec(ADMIN, admin_key, manage=True, tools=(EVERY,)) if admin_key else None
         self.local_models: Callable[[], frozenset] = frozenset  # the router's, once it is made
         self._parties = self._parties_of(keyring.keys, {})  # key name: whose turn it waits as
         atexit.register(journal.close)  # what an outage kept is written if it can be

@@ -176,9 +176,11 @@ class Keyring:
 
 
 def plain_keys(secrets: Sequence[str]) -> list:
-    """Keys given as bare values (``--api-key``): unnamed, unlimited, every model."""
+    """Keys given as bare values (``--api-key``): unnamed, unlimited, every model and every
+    tool."""
     return [
-        KeySpec(f"key-{number}", secret.encode("utf-8")) for number, secret in enumerate(secrets, 1)
+        KeySpec(f"key-{number}", secret.encode("utf-8"), tools=(EVERY,))
+        for number, secret in enumerate(secrets, 1)
     ]
 
 

@@ -53,9 +53,11 @@ def generator(ask: Ask) -> tuple:
                 )
             continue  # the model's own tools: offered to the keys granted them
         uses.append(use)
-    ask = ask.amended(lambda request: replace(request, hosted=tuple(uses)))
     if not uses and not ask.request.approvals:
+        if ask.request.hosted:  # none of them offered: the model is asked without them
+            ask = ask.amended(lambda request: replace(request, hosted=()))
         return ask, router, tuple(left_out)
+    ask = ask.amended(lambda request: replace(request, hosted=tuple(uses)))
     return ask, Turns(router, state.tools, may_run=may_run, turns=policy.turns), tuple(left_out)
 
 
