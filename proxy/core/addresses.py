@@ -1,15 +1,15 @@
-"""Which network addresses are public: on the internet, never the proxy's own machine, its
-LAN or a cloud's metadata service, in whatever IPv6 form they come (an IPv6 address that
-stands for an IPv4 one is judged as that one). The rules every fetch of a URL a client or a
-model names goes by; finding a host's addresses is each fetcher's own (it then connects to
+"""Which URLs may be fetched for a client or a model: http(s) ones, at addresses that are
+public: on the internet, never the proxy's own machine, its LAN or a cloud's metadata
+service, in whatever IPv6 form they come (an IPv6 address that stands for an IPv4 one is
+judged as that one). Finding a host's addresses is each fetcher's own (it then connects to
 the very address it checked, so a name that resolves otherwise a moment later changes
-nothing). Pure.
-"""
+nothing). Pure."""
 
 from __future__ import annotations
 
 import ipaddress
 from typing import Optional, Sequence
+from urllib.parse import SplitResult, urlsplit
 
 # clouds' metadata and host services, refused whatever their range says (Azure's is public)
 METADATA = frozenset(
@@ -47,6 +47,19 @@ def literal(host: str) -> Optional[str]:
         return str(ipaddress.ip_address(host.strip("[]")))
     except ValueError:
         return None
+
+
+def http_parts(url: str) -> Optional[SplitResult]:
+    """``url``'s parts, if it is an http(s) URL with a host."""
+    if not isinstance(url, str):
+        return None
+    try:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.port == 0:
+            return None  # (a port that is no number raises as it is read)
+    except ValueError:
+        return None
+    return parts
 
 
 def _public(address) -> bool:

@@ -1,11 +1,11 @@
-"""Which addresses are public: every address of a host on the internet, and what an IPv6
-address stands for judged as itself; clouds' metadata never."""
+"""Which URLs may be fetched: http(s) ones with a host, at addresses on the internet; what an
+IPv6 address stands for judged as itself; clouds' metadata never."""
 
 from __future__ import annotations
 
 import pytest
 
-from proxy.core.addresses import literal, public
+from proxy.core.addresses import http_parts, literal, public
 
 
 @pytest.mark.parametrize(
@@ -82,3 +82,20 @@ def test_an_address_is_public_only_if_what_it_reaches_is(address, expected):
 )
 def test_an_ip_literal_is_known_from_a_name(host, address):
     assert literal(host) == address
+
+
+@pytest.mark.parametrize(
+    "url, host",
+    [
+        ("https://example.org/a?b#c", "example.org"),
+        ("HTTP://Example.ORG", "example.org"),
+        ("http://[::1]:8080/", "::1"),
+        ("mailto:me@example.org", None),
+        ("http://", None),
+        ("http://h:x/", None),
+        (3, None),
+    ],
+)
+def test_an_http_url_is_known_by_its_scheme_and_host(url, host):
+    parts = http_parts(url)
+    assert (parts.hostname if parts else None) == host
