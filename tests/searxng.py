@@ -105,7 +105,8 @@ STREAMED = {  # paths answered by a method of the handler
 
 class SearXNG:
     """The stand-in, on ``host`` and a free port (``url``). ``queries``: the ``q`` of each
-    search asked, in order; ``paths``: every path asked, in order."""
+    search asked, in order; ``paths`` and ``hosts``: the path and the Host header of every
+    request, in order."""
 
     def __init__(
         self,
@@ -116,6 +117,7 @@ class SearXNG:
         self.results, self.pages = results, pages
         self.queries: list = []
         self.paths: list = []
+        self.hosts: list = []
         self.closing = threading.Event()
         self._server = ThreadingHTTPServer((host, 0), _Handler)
         self._server.daemon_threads = True
@@ -176,6 +178,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         url = urlsplit(self.path)
         self.stand_in.paths.append(url.path)
+        self.stand_in.hosts.append(self.headers["Host"])
         try:
             if url.path == "/search":
                 self._search(parse_qs(url.query))
