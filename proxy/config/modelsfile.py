@@ -280,7 +280,7 @@ def parse_catalog(data: dict, source: str, chat_template: str = "auto") -> Catal
         max_running,
         _memory(data.get("max_memory", 0), fail),
         _mcp_servers(data.get("mcp_servers", {}), fail, folder),
-        _web_search(data.get("web_search"), fail),
+        web_search=_web_search(data.get("web_search"), fail),
     )
 
 
