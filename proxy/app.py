@@ -108,7 +108,9 @@ def create_app(
             environ=runtime.environ,
             log_folder=settings.servers.log_dir or os.path.join(runtime.cache_dir, "logs"),
             metrics=metrics,
-        )
+        ),
+        web=lambda: router.catalog.web_search,
+        metrics=metrics,
     )
     state = ProxyState(
         settings,

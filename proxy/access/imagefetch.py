@@ -1,9 +1,8 @@
 """Images clients give by http(s) URL, fetched on their behalf only as the operator allows
-(``--image-urls``): ``public`` reaches addresses on the internet only, never the proxy's own
-machine, its LAN or a cloud's metadata service, in whatever IPv6 form they come (an IPv6
-address that stands for an IPv4 one is judged as that one), and connects to the very address
-it checked (a name that resolves otherwise a moment later changes nothing); ``any`` reaches
-those too. No redirect is followed (it could lead anywhere).
+(``--image-urls``): ``public`` reaches addresses on the internet only
+(:mod:`proxy.core.addresses` says which), and connects to the very address it checked (a
+name that resolves otherwise a moment later changes nothing); ``any`` reaches the proxy's
+machine and its LAN too. No redirect is followed (it could lead anywhere).
 
 A request's images are fetched at once, a thread each, and all of them together have one
 deadline, from the first connect to the last byte, and the bytes one image may have: servers
@@ -15,16 +14,16 @@ every connection still open is shut, which ends its thread.
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import socket
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import replace
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional
 from urllib.parse import SplitResult, urlsplit
 
 from proxy.core import images
+from proxy.core.addresses import public
 from proxy.core.errors import InvalidRequestError
 from proxy.core.types import GenerationRequest, Image
 
@@ -32,29 +31,6 @@ FETCH_TIMEOUT = 10.0  # seconds for a request's images, from the first connect t
 MOST_AT_ONCE = 8  # fetches of one request running at once, a thread each
 READ_SIZE = 64 * 1024
 HEADERS = {"User-Agent": "oai-proxy", "Accept": "image/*"}
-
-# clouds' metadata and host services, refused whatever their range says (Azure's is public)
-METADATA = frozenset(
-    ipaddress.ip_address(address)
-    for address in (
-        "169.254.169.254",  # instance metadata: AWS, GCP, Azure, Oracle, DigitalOcean, OpenStack…
-        "fd00:ec2::254",  # AWS instance metadata over IPv6
-        "169.254.170.2",  # AWS ECS: a task's credentials
-        "169.254.170.23",
-        "fd00:ec2::23",  # AWS EKS: a pod's identity and its credentials
-        "168.63.129.16",  # Azure WireServer: a VM's agent and its extensions' settings
-        "100.100.100.200",  # Alibaba Cloud instance metadata
-        "192.0.0.192",  # Oracle Cloud's former instance metadata
-    )
-)
-REFUSED = (  # IPv6 networks refused whole
-    ipaddress.ip_network("64:ff9b:1::/48"),  # local-use NAT64: into the network's own IPv4
-    ipaddress.ip_network("2001::/32"),  # Teredo: through relays, to any IPv4 address and port
-)
-TRANSLATED = (  # IPv6 networks whose last 32 bits are the IPv4 address reached
-    ipaddress.ip_network("64:ff9b::/96"),  # NAT64's well-known prefix
-    ipaddress.ip_network("::/96"),  # IPv4-compatible (and :: and ::1 among them)
-)
 
 
 class ImageFetcher:
@@ -227,36 +203,6 @@ def fetch(url: SplitResult, address: Optional[str], fetches: Fetches) -> tuple:
                 fetches.took(len(piece), len(body))
     finally:
         connection.close()
-
-
-def public(addresses: Sequence[str]) -> bool:
-    """Whether a host at ``addresses`` is on the internet: each of them is."""
-    return bool(addresses) and all(_public(ipaddress.ip_address(a)) for a in addresses)
-
-
-def _public(address) -> bool:
-    """Whether ``address`` is globally reachable and no cloud's metadata service, and so is
-    the IPv4 address it stands for, if it stands for one."""
-    if address in METADATA:
-        return False
-    if address.version == 6:
-        if any(address in network for network in REFUSED):
-            return False
-        within = _ipv4_within(address)
-        if within is not None:
-            return _public(within)
-    return address.is_global
-
-
-def _ipv4_within(address: ipaddress.IPv6Address) -> Optional[ipaddress.IPv4Address]:
-    """The IPv4 address an IPv6 one reaches: mapped (``::ffff:a.b.c.d``), 6to4
-    (``2002:aabb:ccdd::``), NAT64 or IPv4-compatible (the last 32 bits); else None."""
-    for within in (address.ipv4_mapped, address.sixtofour):
-        if within is not None:
-            return within
-    if any(address in network for network in TRANSLATED):
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return None
 
 
 def _addresses(host: str) -> list:

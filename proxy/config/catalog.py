@@ -191,9 +191,24 @@ class McpServerSpec:
 
 
 @dataclass(frozen=True)
+class WebSearchSpec:
+    """The web search and fetch the gateway runs for a model (``[web_search]``): the
+    SearXNG instance it searches through (the operator's, trusted: its JSON API at
+    ``<searxng>/search``), and the bounds of every call. ``fetch`` says where ``web_fetch``
+    may go: ``public`` addresses only, ``any`` (the LAN and the proxy's machine too), or
+    ``off`` (no ``web_fetch`` tool)."""
+
+    searxng: str = field(repr=False)  # the instance's base URL, without a trailing slash
+    max_results: int = 5  # hits a search gives the model, at the most
+    timeout: float = 10.0  # seconds a call may take, from its connect to its last byte
+    fetch: str = "public"  # "public" | "any" | "off"
+    max_fetch_bytes: int = MIB  # bytes of a page read, and of its text given to the model
+
+
+@dataclass(frozen=True)
 class Catalog:
     """Every model, the one a request naming none goes to, and what unknown names get; and
-    the MCP servers the gateway runs tools on."""
+    the MCP servers and the web search the gateway runs tools on."""
 
     models: tuple
     default: str  # an id
@@ -201,6 +216,7 @@ class Catalog:
     max_running: int = 0  # managed servers running at once; 0 = no limit
     max_memory: int = 0  # bytes they may take together; 0 = the machine's available memory
     mcp_servers: tuple = ()  # McpServerSpec, by the order of the models file
+    web_search: Optional[WebSearchSpec] = None  # the [web_search] table; None: no such tools
 
     def mcp_server(self, name: str) -> Optional[McpServerSpec]:
         """The MCP server declared as ``name``; ``None`` if there is none."""

@@ -27,6 +27,7 @@ from proxy.config.catalog import (
     Price,
     Timeouts,
     UpstreamSpec,
+    WebSearchSpec,
 )
 from proxy.config.files import (
     parse_size,
@@ -36,6 +37,7 @@ from proxy.config.files import (
     resolved_template,
 )
 from proxy.config.hubref import HubReference, is_hub_reference
+from proxy.core.addresses import http_parts
 from proxy.core.errors import InvalidRequestError
 from proxy.core.fields import Fields, effort, sampling, stop_words, template_kwargs
 from proxy.core.types import GenerationRequest, Sampling
@@ -103,7 +105,15 @@ MODEL_KEYS = {
     "timeouts",
     "filters",
 }
-TOP_KEYS = {"default", "catch_all", "models", "max_running", "max_memory", "mcp_servers"}
+TOP_KEYS = {
+    "default",
+    "catch_all",
+    "models",
+    "max_running",
+    "max_memory",
+    "mcp_servers",
+    "web_search",
+}
 MCP_KEYS = {
     "command",
     "env",
@@ -122,6 +132,9 @@ TOOL_TURNS = 8  # turns of the tool loop, unless a model says otherwise
 MOST_TOOL_TURNS = 64
 MCP_OUTPUT = 1024 * 1024  # bytes of an MCP tool's result kept, unless the file says
 LEAST_OUTPUT = 1024  # the least a server's max_output_bytes may be
+WEB_SEARCH_KEYS = {"searxng", "max_results", "timeout", "fetch", "max_fetch_bytes"}
+WEB_FETCH = ("public", "any", "off")  # where web_fetch may go: as --image-urls says it
+MOST_RESULTS = 20  # the most hits a search may give the model
 
 
 def from_settings(settings) -> Catalog:
@@ -274,6 +287,7 @@ def parse_catalog(data: dict, source: str, chat_template: str = "auto") -> Catal
         max_running,
         _memory(data.get("max_memory", 0), fail),
         mcp_servers,
+        web_search=_web_search(data.get("web_search"), fail),
     )
 
 
@@ -589,8 +603,50 @@ def _mcp_server(name: str, spec: Any, key: str, fail, folder: str) -> McpServerS
         url=url,
         headers_env=headers,
         call_timeout=_seconds(spec, "call_timeout", 60.0, key, fail, zero=False),
-        max_output_bytes=_output_bytes(spec.get("max_output_bytes", MCP_OUTPUT), key, fail),
+        max_output_bytes=_output_bytes(
+            spec.get("max_output_bytes", MCP_OUTPUT), f"{key}.max_output_bytes", fail
+        ),
         idle_stop=_seconds(spec, "idle_stop", 600.0, key, fail, zero=True),
+    )
+
+
+def _web_search(table: Any, fail) -> Optional[WebSearchSpec]:
+    """``[web_search]``: the SearXNG instance searches go through, and the bounds of the
+    ``web_search`` and ``web_fetch`` calls; None when the file has no such table."""
+    if table is None:
+        return None
+    key = "web_search"
+    if not isinstance(table, dict):
+        raise fail(key, 'must be a table: [web_search] with searxng = "http://…"')
+    _no_unknown(table, WEB_SEARCH_KEYS, key + ".", fail)
+    if "searxng" not in table:
+        raise fail(key, 'needs searxng = "http://…": the base URL of a SearXNG instance')
+    searxng = table["searxng"]
+    parts = http_parts(searxng)
+    if parts is None:
+        raise fail(f"{key}.searxng", "must be an http(s) URL: the base URL of a SearXNG instance")
+    if "@" in parts.netloc:
+        raise fail(f"{key}.searxng", "holds a user name or password: a search needs none")
+    if parts.query or parts.fragment:
+        raise fail(
+            f"{key}.searxng",
+            "must be the base URL of a SearXNG instance, without a query: the gateway asks "
+            "<searxng>/search?q=…&format=json",
+        )
+    most = table.get("max_results", 5)
+    if isinstance(most, bool) or not isinstance(most, int) or not 1 <= most <= MOST_RESULTS:
+        raise fail(f"{key}.max_results", f"must be a whole number from 1 to {MOST_RESULTS}")
+    fetch = table.get("fetch", "public")
+    if fetch not in WEB_FETCH:
+        raise fail(f"{key}.fetch", f"must be one of {', '.join(WEB_FETCH)}, got {fetch!r}")
+    return WebSearchSpec(
+        searxng=searxng.rstrip("/"),
+        max_results=most,
+        timeout=_seconds(table, "timeout", 10.0, key, fail, zero=False),
+        fetch=fetch,
+        max_fetch_bytes=_output_bytes(
+            table.get("max_fetch_bytes", MCP_OUTPUT), f"{key}.max_fetch_bytes", fail
+        ),
     )
 
 
@@ -625,11 +681,10 @@ def _output_bytes(value: Any, key: str, fail) -> int:
     try:
         size = parse_size(value) if isinstance(value, str) else value
     except ValueError as exc:
-        raise fail(f"{key}.max_output_bytes", str(exc)) from None
+        raise fail(key, str(exc)) from None
     if isinstance(size, bool) or not isinstance(size, int) or size < LEAST_OUTPUT:
         raise fail(
-            f"{key}.max_output_bytes",
-            f'must be a size of at least {LEAST_OUTPUT} bytes, such as "1MiB", got {value!r}',
+            key, f'must be a size of at least {LEAST_OUTPUT} bytes, such as "1MiB", got {value!r}'
         )
     return size
 

@@ -21,10 +21,10 @@ ProxyError                      500  an expected failure; the base of all below
  ├── NotImplementedByBackendError 501  the backend cannot do this
  ├── ShuttingDownError          503  the proxy is stopping
  ├── StoreUnavailableError      503  a store of the proxy's own (Redis, a full disk) is down
- ├── ToolError                       any failure of a tool the gateway runs (an MCP server's)
+ ├── ToolError                       any failure of a tool the gateway runs (MCP, web search)
  │    ├── ToolNotFoundError     400  no such MCP server, or no such tool on it
  │    ├── ToolArgumentsError    400  the arguments do not fit the tool's input schema
- │    └── ToolServerError       502  the MCP server failed the call: crashed, or answered garbage
+ │    └── ToolServerError       502  its server (MCP, search) failed the call: crashed, or garbage
  │         ├── ToolServerUnavailableError 503  it cannot be started or reached
  │         └── ToolTimeoutError 504  it did not answer within the call's time bound
  └── UpstreamError              502  the upstream answered with an error or garbage
@@ -320,21 +320,23 @@ class ToolArgumentsError(ToolError, InvalidRequestError):
 
 class ToolServerError(ToolError):
     """The MCP server failed the call: its process died, its connection broke, or it
-    answered what the protocol does not allow."""
+    answered what the protocol does not allow; or the search service the web tools ask
+    answered an error or what is not its API's."""
 
     status = 502
     code = "tool_server_error"
 
 
 class ToolServerUnavailableError(ToolServerError):
-    """The MCP server cannot be started or reached now."""
+    """The MCP server, or the search service, cannot be started or reached now."""
 
     status = 503
     code = "tool_server_unavailable"
 
 
 class ToolTimeoutError(ToolServerError):
-    """The MCP server did not answer within the call's time bound."""
+    """The MCP server, or the search service, did not answer within the call's time
+    bound."""
 
     status = 504
     code = "tool_timeout"

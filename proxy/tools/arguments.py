@@ -78,5 +78,9 @@ def field_path(path) -> str:
 
 
 def _shortened(message: str, most: int = 300) -> str:
-    """jsonschema's message quotes the value: a long one is shortened."""
-    return message if len(message) <= most else message[: most - 1] + "…"
+    """jsonschema's message quotes the value: a long one is shortened in its middle, so
+    that what is wrong with it, said after it, stays."""
+    if len(message) <= most:
+        return message
+    half = (most - 1) // 2
+    return message[:half] + "…" + message[-half:]

@@ -7,9 +7,11 @@ from __future__ import annotations
 from typing import Any, Callable, Optional, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from proxy.config.catalog import WEB
+from proxy.config.catalog import WEB, WebSearchSpec
 from proxy.core.errors import ToolNotFoundError
+from proxy.tools.manager import ToolMetrics
 from proxy.tools.results import ToolResult
+from proxy.tools.web import WebTools
 
 
 class ToolProvider(Protocol):
@@ -23,10 +25,16 @@ class ToolProvider(Protocol):
 
 
 class Toolbox:
-    """``mcp``: the MCP servers; ``web``: the web search configured now, if any."""
+    """``mcp``: the MCP servers; ``web``: the web search configured now (``[web_search]``),
+    if any; ``metrics``: where the web tools' calls are counted (the MCP servers' own)."""
 
-    def __init__(self, mcp, web: Callable[[], Optional[ToolProvider]] = lambda: None) -> None:
-        self._mcp, self._web = mcp, web
+    def __init__(
+        self,
+        mcp,
+        web: Callable[[], Optional[WebSearchSpec]] = lambda: None,
+        metrics: Optional[ToolMetrics] = None,
+    ) -> None:
+        self._mcp, self._web_spec, self._metrics = mcp, web, metrics
 
     def names(self) -> tuple:
         """The MCP servers declared now."""
@@ -53,6 +61,11 @@ class Toolbox:
         self, server: str, tool: str, arguments: Any, timeout: Optional[float] = None
     ) -> ToolResult:
         return self._provider(server).call(server, tool, arguments, timeout)
+
+    def _web(self) -> Optional[WebTools]:
+        """The web tools as configured now (they hold nothing but their settings)."""
+        spec = self._web_spec()
+        return None if spec is None else WebTools(spec, metrics=self._metrics)
 
     def _provider(self, server: str) -> ToolProvider:
         if server != WEB:

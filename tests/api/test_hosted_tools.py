@@ -12,14 +12,16 @@ from dataclasses import replace
 import pytest
 from openai.types.responses import Response
 
-from proxy.config.catalog import McpServerSpec
-from proxy.core.types import Completion, Usage
+from proxy.config.catalog import McpServerSpec, WebSearchSpec
+from proxy.core.types import Chunk, Completion, ToolCall, Usage, pieces
 from proxy.tools.results import ToolResult, ToolSpec
 from proxy.tools.toolbox import Toolbox
 from tests.fakes.backend import FakeBackend
+from tests.searxng import SearXNG
 
 DECLARED_AT = "https://tools.example.com/mcp"
 READ = ToolSpec("read_file", "Read a file", {"type": "object", "properties": {"path": {}}})
+ARGUMENTS = {"read_file": {"path": "a.txt"}, "web_search": {"query": "llama facts"}}
 MCP = {"type": "mcp", "server_label": "fs", "require_approval": "never"}
 KEYS = """
 [[keys]]
@@ -34,23 +36,19 @@ key = "sk-plain"
 
 
 class Caller(FakeBackend):
-    """Calls ``read_file`` until a tool's result is in the conversation, then says it."""
+    """Calls the first tool it is offered until a tool's result is in the conversation,
+    then says it."""
 
     def complete(self, request):
         self.requests.append(request)
         last = request.messages[-1]
         if last.role == "tool":
             return Completion(f"The file says: {last.content}", "stop", Usage(7, 3))
-        offered = [tool["function"]["name"] for tool in request.tools]
-        assert offered == ["read_file"], offered
-        call = {"name": "read_file", "arguments": json.dumps({"path": "a.txt"})}
-        from proxy.core.types import ToolCall
-
-        return Completion("", "tool_calls", Usage(5, 2), tool_calls=(ToolCall("c1", **call),))
+        name = request.tools[0]["function"]["name"]
+        call = ToolCall("c1", name, json.dumps(ARGUMENTS[name]))
+        return Completion("", "tool_calls", Usage(5, 2), tool_calls=(call,))
 
     def stream(self, request):
-        from proxy.core.types import Chunk, pieces
-
         done = self.complete(request)
         if done.text:
             yield Chunk(done.text)
@@ -85,18 +83,26 @@ def servers():
 
 
 @pytest.fixture
-def toolbox(servers):
-    return Toolbox(servers)
+def searxng():
+    with SearXNG() as stand_in:
+        yield stand_in
 
 
 @pytest.fixture
-def tooled(make_client, toolbox, tmp_path):
-    """A client of an app over :class:`Caller` whose tools are ``toolbox``'s."""
+def toolbox(servers, searxng):
+    return Toolbox(servers, web=lambda: WebSearchSpec(searxng.url, fetch="any"))
 
-    def make(**settings):
+
+@pytest.fixture
+def tooled(make_client, toolbox, servers):
+    """A client of an app over :class:`Caller` whose tools are ``toolbox``'s (``web``:
+    with the web search; else ``servers`` alone)."""
+
+    def make(web=True, **settings):
         client = make_client(Caller(), **settings)
         extensions = client.application.extensions
-        extensions["proxy"] = replace(extensions["proxy"], tools=toolbox)
+        tools = toolbox if web else Toolbox(servers)
+        extensions["proxy"] = replace(extensions["proxy"], tools=tools)
         return client
 
     return make
@@ -200,7 +206,7 @@ def test_a_call_waits_for_approval_and_runs_once_approved(tooled, servers):
 def test_a_server_the_gateway_cannot_run_is_refused_by_name(
     tooled, servers, tool, status, param, words
 ):
-    response = tooled().post("/v1/responses", json={"input": "hi", "tools": [tool]})
+    response = tooled(web=False).post("/v1/responses", json={"input": "hi", "tools": [tool]})
     error = response.get_json()["error"]
     assert response.status_code == status and error["param"] == param
     assert words in error["message"] and servers.calls == []
@@ -226,3 +232,23 @@ def test_a_server_url_the_operator_declared_names_that_server(tooled, servers):
     listing, call, message = body.get_json()["output"]
     assert listing["server_label"] == call["server_label"] == "files"
     assert servers.calls == [("fs", "read_file", {"path": "a.txt"})]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_web_search_is_run_and_answered_with_its_call_and_citations(tooled, searxng, stream):
+    tool = {"type": "web_search", "external_web_access": False}  # as Codex asks
+    response = tooled().post(
+        "/v1/responses", json={"input": "llamas?", "tools": [tool], "stream": stream}
+    )
+    body = events(response.data)[-1]["response"] if stream else response.get_json()
+    Response.model_validate(body)
+    call, message = body["output"]
+    assert call["type"] == "web_search_call" and call["status"] == "completed"
+    assert call["action"]["query"] == "llama facts" and searxng.queries == ["llama facts"]
+    found = [source["url"] for source in call["action"]["sources"]]
+    assert found[0] == searxng.page("llamas.html") and len(found) == 3
+    text = message["content"][0]["text"]
+    assert "Llamas of the Andes" in text
+    cited = message["content"][0]["annotations"]
+    assert [c["url"] for c in cited] == found
+    assert all(text[c["start_index"] : c["end_index"]] == c["url"] for c in cited)

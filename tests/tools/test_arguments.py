@@ -43,6 +43,8 @@ def test_arguments_that_fit_pass(arguments):
         ([], "arguments", "must be an object, got list"),
         ("a", "arguments", "must be an object, got str"),
         ({"path": "x" * 1000, "lines": "y" * 1000}, "arguments.lines", "…"),
+        ({"path": "a", "lines": "y" * 1000}, "arguments.lines", "y…y"),
+        ({"path": "a", "lines": "y" * 1000}, "arguments.lines", "' is not of type 'array'"),
     ],
 )
 def test_a_mistake_is_named_by_its_field(arguments, field, says):
