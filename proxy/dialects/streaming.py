@@ -28,6 +28,8 @@ HANDLERS = {
     ToolCallStart: "call_started",
     ToolCallDelta: "call_arguments",
     ToolCallEnd: "call_ended",
+    ToolsListed: "tools_listed",
+    ToolRan: "tool_ran",
     PromptCounted: "prompt_counted",
     UsageReport: "usage_reported",
     Finish: "finished",

@@ -4,16 +4,21 @@ shape, streams, count_tokens."""
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from dataclasses import replace
 
+import anthropic
 import pytest
 
 from proxy.config.catalog import Catalog, ModelSpec
 from proxy.core.errors import UpstreamError, UpstreamUnavailableError
+from proxy.core.types import Chunk, Completion, Source, ToolCall, Usage, pieces
 from proxy.fleet.fleet import Fleet, ServedModel
 from proxy.fleet.health import Rotation
 from proxy.fleet.replica import Replica
+from proxy.tools.results import ToolResult, ToolSpec
+from proxy.tools.toolbox import Toolbox
 from tests.fakes.backend import FakeBackend
 
 BODY = {
@@ -121,21 +126,45 @@ def test_tools_its_client_runs_are_named_in_a_header(client, backend):
 
 
 @pytest.mark.parametrize(
-    ("asked", "kind"),
+    ("asked", "named", "left_out"),
     [
-        ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "web_search_20250305"),
-        ({"tools": [{"type": "web_fetch_20250910", "name": "web_fetch"}]}, "web_fetch_20250910"),
-        ({"mcp_servers": [{"type": "url", "url": "https://x", "name": "x"}]}, "mcp_servers"),
+        pytest.param(
+            {"tools": [{"type": "code_execution_20250825", "name": "code_execution"}]},
+            "'code_execution_20250825'",
+            "code_execution",
+            id="a-tool-the-gateway-never-runs",
+        ),
+        pytest.param(
+            {"tools": [{"type": "web_search_20250305", "name": "web_search"}]},
+            "'web_search'",
+            "web_search",
+            id="no-web-search-configured",
+        ),
+        pytest.param(
+            {"tools": [{"type": "web_fetch_20250910", "name": "web_fetch"}]},
+            "'web_fetch'",
+            "web_fetch",
+            id="no-web-fetch-configured",
+        ),
+        pytest.param(
+            {"mcp_servers": [{"type": "url", "url": "https://mcp.example.com/sse", "name": "gh"}]},
+            "'gh'",
+            "mcp",
+            id="an-mcp-server-not-declared",
+        ),
     ],
 )
-def test_a_server_tool_is_refused_by_its_type_unless_the_operator_leaves_it_out(
-    make_client, backend, asked, kind
+def test_a_hosted_tool_the_gateway_cannot_run_is_refused_unless_the_operator_leaves_it_out(
+    make_client, backend, asked, named, left_out
 ):
     refused = make_client().post("/v1/messages", json={**BODY, **asked})
     error = assert_anthropic_error(refused, 400, "invalid_request_error")
-    assert repr(kind) in error["message"]
-    left_out = make_client(hosted_tools="drop").post("/v1/messages", json={**BODY, **asked})
-    assert left_out.status_code == 200
+    assert named in error["message"] and "mcp.example.com" not in error["message"]
+    assert backend.requests == []
+    dropped = make_client(hosted_tools="drop").post("/v1/messages", json={**BODY, **asked})
+    assert dropped.status_code == 200
+    assert left_out in dropped.headers["x-oai-proxy-left-out-tools"].split(", ")
+    assert backend.requests[0].hosted == () and backend.requests[0].tools == ()
 
 
 def test_count_tokens(client, backend):
@@ -252,3 +281,99 @@ def test_an_answer_its_server_wrote_comes_back_as_written_and_nothing_is_left_ou
     )
     for response in (whole, streamed):
         assert "x-oai-proxy-left-out-tools" not in response.headers
+
+
+READ_FILE = ToolSpec("read_file", "Read a file", {"type": "object", "properties": {"path": {}}})
+SEARCH = ToolSpec("web_search", "Search the web", {"type": "object", "properties": {"query": {}}})
+PAGE = Source("https://news.example/", "News", "what happened")
+
+
+class Tools:
+    """An MCP server ``fs`` that reads one file, and a web search that finds one page."""
+
+    def __init__(self):
+        self.calls = []
+
+    def names(self):
+        return ("fs",)
+
+    def tools(self, server, timeout=None):
+        return (SEARCH,) if server == "web" else (READ_FILE,)
+
+    def call(self, server, tool, arguments, timeout=None):
+        self.calls.append((server, tool, arguments))
+        if tool == "web_search":
+            return ToolResult("News: what happened", sources=(PAGE,))
+        return ToolResult("hello from a.txt")
+
+
+class Caller(FakeBackend):
+    """A model that calls the file's and the search's tools, then tells what they said."""
+
+    def complete(self, request):
+        self.requests.append(request)
+        results = [message.content for message in request.messages if message.role == "tool"]
+        if results:
+            return Completion(" and ".join(results), "stop", Usage(30, 6))
+        offered = [tool["function"]["name"] for tool in request.tools]
+        calls = (
+            ToolCall("c1", offered[0], '{"path": "a.txt"}'),
+            ToolCall("c2", offered[1], '{"query": "news"}'),
+        )
+        return Completion("", "tool_calls", Usage(10, 4), tool_calls=calls)
+
+    def stream(self, request):
+        answer = self.complete(request)
+        yield Chunk(text=answer.text)
+        yield Chunk(
+            tool_calls=pieces(answer.tool_calls),
+            finish_reason=answer.finish_reason,
+            usage=answer.usage,
+        )
+
+
+def in_process(app) -> anthropic.DefaultHttpxClient:
+    """The SDK's own HTTP client calling ``app`` in this process: its HTTP library (httpx, or
+    httpx2 in later SDKs) runs the app as its transport."""
+    library = sys.modules[anthropic.DefaultHttpxClient.__mro__[1].__module__.partition(".")[0]]
+    return anthropic.DefaultHttpxClient(transport=library.WSGITransport(app=app))
+
+
+def test_the_anthropic_sdk_reads_the_runs_of_its_mcp_servers_and_search(make_client):
+    backend, tools = Caller(), Tools()
+    app = make_client(backend).application
+    state = app.extensions["proxy"]
+    app.extensions["proxy"] = replace(state, tools=Toolbox(tools, web=lambda: tools))
+    sdk = anthropic.Anthropic(
+        api_key="unused", base_url="http://localhost", http_client=in_process(app)
+    )
+    asked = {
+        "model": "qwen",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": "What is in a.txt, and in the news?"}],
+        "mcp_servers": [{"type": "url", "url": "https://mcp.example.com/sse", "name": "fs"}],
+        "tools": [{"type": "web_search_20250305", "name": "web_search"}],
+        "betas": ["mcp-client-2025-04-04"],
+    }
+    whole = sdk.beta.messages.create(**asked)
+    with sdk.beta.messages.stream(**asked) as stream:
+        streamed = stream.get_final_message()
+    for message in (whole, streamed):
+        call, result, search, found, text = message.content
+        assert (call.type, call.name, call.server_name) == ("mcp_tool_use", "read_file", "fs")
+        assert call.input == {"path": "a.txt"} and result.tool_use_id == call.id
+        assert result.content[0].text == "hello from a.txt" and not result.is_error
+        assert (search.type, search.name, search.input) == (
+            "server_tool_use",
+            "web_search",
+            {"query": "news"},
+        )
+        assert found.tool_use_id == search.id
+        assert [(page.url, page.title) for page in found.content] == [(PAGE.url, PAGE.title)]
+        assert text.text == "hello from a.txt and News: what happened"
+        assert message.usage.server_tool_use.web_search_requests == 1
+        assert (message.usage.input_tokens, message.usage.output_tokens) == (40, 10)
+    assert (
+        tools.calls
+        == [("fs", "read_file", {"path": "a.txt"}), ("web", "web_search", {"query": "news"})] * 2
+    )

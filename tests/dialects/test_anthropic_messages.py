@@ -37,7 +37,7 @@ from proxy.dialects.anthropic import MessagesStream, parse
 from proxy.dialects.anthropic.answer import signature
 from proxy.dialects.dialect import Ask
 
-from .wire import payloads
+from .wire import accumulate, payloads
 
 HI = [{"role": "user", "content": "hi"}]
 TOOL = {
@@ -151,23 +151,21 @@ def test_a_tool_round_trip_becomes_the_chats_calls_and_results():
     )
 
 
-def test_server_tools_are_left_out_and_named():
+def test_tools_anthropic_runs_are_left_out_and_named():
     parsed = ask(
         tools=[
             TOOL,
-            {"type": "web_search_20250305", "name": "web_search", "max_uses": 3},
+            {"type": "code_execution_20250825", "name": "code_execution"},
             {"type": "bash_20250124", "name": "bash"},
         ]
     )
     assert [t["function"]["name"] for t in parsed.request.tools] == ["get_weather"]
-    assert parsed.notes.left_out == ("web_search", "bash")
-    assert parsed.hosted == ("web_search_20250305",)  # bash runs on the client
-    assert ask(mcp_servers=[{"type": "url", "url": "u", "name": "n"}]).hosted == ("mcp_servers",)
-    fetch = [TOOL, {"type": "web_fetch_20250910", "name": "f"}]
-    body = {"model": "m", "max_tokens": 8, "messages": HI, "tools": fetch}
-    assert parse(body).hosted == ("web_fetch_20250910",)
+    assert parsed.notes.left_out == ("code_execution", "bash")
+    assert parsed.hosted == ("code_execution_20250825",)  # bash runs on the client
+    tools = [TOOL, {"type": "code_execution_20250825", "name": "c"}]
+    body = {"model": "m", "max_tokens": 8, "messages": HI, "tools": tools}
     assert parse(body, passing=True).hosted == ()  # its server runs them
-    assert messages.headers(parsed) == {"x-oai-proxy-left-out-tools": "web_search, bash"}
+    assert messages.headers(parsed) == {"x-oai-proxy-left-out-tools": "code_execution, bash"}
 
 
 @pytest.mark.parametrize(
@@ -387,37 +385,6 @@ def test_thoughts_are_hidden_unless_asked_for():
 def streamed(parsed: Ask, batches) -> list:
     stream = MessagesStream(parsed, "msg_1", "claude")
     return payloads(stream.render(iter(batches)))
-
-
-def accumulate(events: list) -> dict:
-    """Put a message together as Anthropic's SDK does, checking the order as it goes."""
-    assert events[0]["type"] == "message_start"
-    message = dict(events[0]["message"])
-    message["content"] = []
-    partial = {}
-    for event in events[1:]:
-        kind = event["type"]
-        if kind == "content_block_start":
-            assert event["index"] == len(message["content"])  # contiguous, from 0
-            message["content"].append(dict(event["content_block"]))
-        elif kind == "content_block_delta":
-            block, delta = message["content"][event["index"]], event["delta"]
-            if delta["type"] == "text_delta":
-                block["text"] += delta["text"]
-            elif delta["type"] == "thinking_delta":
-                block["thinking"] += delta["thinking"]
-            elif delta["type"] == "signature_delta":
-                block["signature"] = delta["signature"]
-            else:
-                partial[event["index"]] = partial.get(event["index"], "") + delta["partial_json"]
-        elif kind == "content_block_stop":
-            if event["index"] in partial:
-                message["content"][event["index"]]["input"] = json.loads(partial[event["index"]])
-        elif kind == "message_delta":
-            message.update(event["delta"])
-            message["usage"] = {**message["usage"], **event["usage"]}
-    assert events[-1] == {"type": "message_stop"}
-    return message
 
 
 def test_blocks_follow_one_another_with_contiguous_indices():

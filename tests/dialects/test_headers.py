@@ -23,11 +23,11 @@ ENCODED = "line%0D%0AX-Forged:%20yes, nul%00, %E5%90%8D%E5%89%8D, %C3%BC%E2%82%A
                 {
                     "max_tokens": 8,
                     "messages": HI,
-                    "tools": [{"type": "web_search_20250305", "name": name} for name in HOSTILE],
+                    "tools": [{"type": "bash_20250124", "name": name} for name in HOSTILE],
                 }
             ),
             anthropic.LEFT_OUT_HEADER,
-            id="messages-server-tools",
+            id="messages-client-tools",
         ),
         pytest.param(
             responses,

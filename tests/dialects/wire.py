@@ -30,3 +30,34 @@ def decoded(payload: object) -> object:
 def payloads(writes) -> list:
     """Every payload of a renderer's writes, decoded, in order."""
     return [decoded(payload) for write in writes for payload in write]
+
+
+def accumulate(events: list) -> dict:
+    """Put a message together as Anthropic's SDK does, checking the order as it goes."""
+    assert events[0]["type"] == "message_start"
+    message = dict(events[0]["message"])
+    message["content"] = []
+    partial = {}
+    for event in events[1:]:
+        kind = event["type"]
+        if kind == "content_block_start":
+            assert event["index"] == len(message["content"])  # contiguous, from 0
+            message["content"].append(dict(event["content_block"]))
+        elif kind == "content_block_delta":
+            block, delta = message["content"][event["index"]], event["delta"]
+            if delta["type"] == "text_delta":
+                block["text"] += delta["text"]
+            elif delta["type"] == "thinking_delta":
+                block["thinking"] += delta["thinking"]
+            elif delta["type"] == "signature_delta":
+                block["signature"] = delta["signature"]
+            else:
+                partial[event["index"]] = partial.get(event["index"], "") + delta["partial_json"]
+        elif kind == "content_block_stop":
+            if event["index"] in partial:
+                message["content"][event["index"]]["input"] = json.loads(partial[event["index"]])
+        elif kind == "message_delta":
+            message.update(event["delta"])
+            message["usage"] = {**message["usage"], **event["usage"]}
+    assert events[-1] == {"type": "message_stop"}
+    return message

@@ -1,5 +1,6 @@
 """Messages answers: a whole ``message``, usage, stop reasons and errors as Anthropic writes
-them."""
+them. The hosted tools the gateway ran for it come before its text, in the order they ran
+(see :mod:`.runs`): a whole answer's text is the text of every turn, joined."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import json
 from typing import Optional, Sequence
 
 from proxy.core.errors import ContextLengthError, ProxyError
-from proxy.core.types import Completion, ToolCall, Usage
+from proxy.core.types import Completion, ToolCall, ToolRun, Usage
 from proxy.dialects.anthropic.request import MessagesNotes
+from proxy.dialects.anthropic.runs import blocks, server_usage
 from proxy.dialects.dialect import Ask
 
 # the error type each status stands for, as Anthropic names them
@@ -41,6 +43,9 @@ def render(ask: Ask, id: str, model: str, completions: Sequence[Completion]) -> 
                 "signature": signature(completion.reasoning),
             }
         )
+    runs = [run for run in completion.runs if isinstance(run, ToolRun)]
+    for n, run in enumerate(runs):
+        content += blocks(run, n)
     if completion.text or not (content or completion.tool_calls):
         content.append({"type": "text", "text": completion.text})
     content += [
@@ -56,7 +61,7 @@ def render(ask: Ask, id: str, model: str, completions: Sequence[Completion]) -> 
         "content": content,
         "stop_reason": reason,
         "stop_sequence": sequence,
-        "usage": usage_body(completion.usage),
+        "usage": usage_body(completion.usage, runs),
     }
 
 
@@ -72,15 +77,20 @@ def stop_reason(notes: MessagesNotes, reason: str, stop_sequence: Optional[str])
     return STOP_REASONS.get(reason, "end_turn"), None
 
 
-def usage_body(usage: Usage) -> dict:
-    """Anthropic counts cached prompt tokens apart from the rest of the input."""
+def usage_body(usage: Usage, runs: Sequence = ()) -> dict:
+    """Anthropic counts cached prompt tokens apart from the rest of the input, and the
+    searches and fetches of the hosted ``runs`` apart from the tokens."""
     cached = usage.cached_tokens or 0
-    return {
+    body = {
         "input_tokens": usage.prompt_tokens - cached,
         "output_tokens": usage.completion_tokens,
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": cached,
     }
+    server = server_usage(runs)
+    if server is not None:
+        body["server_tool_use"] = server
+    return body
 
 
 def signature(thoughts: str) -> str:

@@ -27,16 +27,22 @@ from proxy.core.types import (
     Verbatim,
     function_tool,
 )
+from proxy.dialects.anthropic.hosted import TOOLSET, WEB_TOOLS, mcp_uses, toolset_server, web_use
 from proxy.dialects.dialect import Ask, Content, Limits
 
 ROLES = ("user", "assistant", "system")
 VOLATILE_SYSTEM = "x-anthropic-billing-header:"  # see the package's docstring
 AUTO = ToolChoice()
+# blocks that stay out of the prompt: sealed thoughts, and hosted tools' calls (each with a
+# result, ``*_tool_result``) that the answer's text after them tells of
+SKIPPED = ("thinking", "redacted_thinking", "server_tool_use", "mcp_tool_use")
 THINKING = ("enabled", "adaptive", "between_tools", "disabled")
 EFFORTS = ("low", "medium", "high", "xhigh", "max")
-# the types of the tools Anthropic's servers run (dated: web_search_20250305); its client
-# runs the others (bash, text_editor, computer), which a model here is not offered
-SERVER_TOOLS = ("web_search_", "web_fetch_", "code_execution_")
+# the types of the tools Anthropic's servers run (dated: web_search_20250305): those the
+# gateway runs itself, and those it does not; its client runs the others (bash, text_editor,
+# computer), which a model here is not offered
+WEB_SERVER_TOOLS = tuple(f"{name}_" for name in WEB_TOOLS)
+SERVER_TOOLS = ("code_execution_",)
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,7 @@ class MessagesNotes:
 
     thinking: bool = False  # the client asked to see the model's thoughts
     stop_sequences: tuple = ()  # the client's own, to tell stop_sequence from end_turn
-    left_out: tuple = ()  # names of server tools that are not offered to the model
+    left_out: tuple = ()  # names of Anthropic's tools that are not offered to the model
 
 
 def parse(
@@ -57,11 +63,25 @@ def parse(
     fallback of another API refuses it as the proxy would have."""
     try:
         ask = _parse(body, limits, counting)
-        return replace(ask, hosted=()) if passing else ask  # its server runs them
+        return _served_there(ask) if passing else ask
     except UntranslatableError as error:
         if not passing:
             raise
         return _untranslated(body, error, counting)
+
+
+def _served_there(ask: Ask) -> Ask:
+    """A translated ask whose model's server runs the hosted tools itself: none for the
+    gateway to run, and those it would have run named as left out, should a fallback of
+    another API answer."""
+    request, notes = ask.request, ask.notes
+    named = tuple(use.name for use in request.hosted)
+    return replace(
+        ask,
+        requests=(replace(request, hosted=()),),
+        hosted=(),
+        notes=replace(notes, left_out=notes.left_out + named),
+    )
 
 
 def _untranslated(body: dict, error: UntranslatableError, counting: bool) -> Ask:
@@ -83,7 +103,7 @@ def _parse(body: Any, limits: Limits, counting: bool) -> Ask:
     if max_tokens is None and not counting:
         raise fields.fail("max_tokens", "is required")
     messages = _system(fields) + _messages(fields, limits)
-    tools, left_out, hosted = _tools(fields, limits)
+    tools, left_out, hosted, uses = _tools(fields, limits)
     choice, parallel = _tool_choice(fields, tools)
     stop = stop_words(fields, "stop_sequences")
     thinking, shown = _thinking(fields)
@@ -104,6 +124,7 @@ def _parse(body: Any, limits: Limits, counting: bool) -> Ask:
         parallel_tool_calls=parallel,
         template_kwargs=template_kwargs(fields, thinking=thinking, effort=_effort(output)),
         verbatim=Verbatim("anthropic", body),
+        hosted=uses if choice is not None else (),
     )
     return Ask(
         (request,),
@@ -166,10 +187,8 @@ def _turn(role: str, blocks: list, where: str, limits: Limits) -> list:
             results.append(_tool_result(block_fields, limits))
         elif kind == "thinking" and role == "assistant":
             thoughts.append(block_fields.text("thinking"))
-        elif kind in ("thinking", "redacted_thinking", "server_tool_use") or (kind or "").endswith(
-            "_tool_result"
-        ):
-            continue  # sealed thoughts, and the results of tools only Anthropic runs
+        elif kind in SKIPPED or (kind or "").endswith("_tool_result"):
+            continue  # sealed thoughts, and the calls and results of hosted tools
         elif kind == "document":
             content.add_text(_document(block_fields))
         elif kind == "image" and role == "user":
@@ -274,14 +293,21 @@ def _document(fields: Fields) -> str:
 
 
 def _tools(fields: Fields, limits: Limits) -> tuple:
-    """Custom tools as the proxy holds them, the names of Anthropic's own tools, left out,
-    and the types of those its servers run (the MCP connector's too)."""
-    tools, left_out, hosted = [], [], []
+    """Custom tools as the proxy holds them; the names of Anthropic's own tools its client
+    runs, left out; the types of those its servers run that the gateway does not; and the
+    uses of the servers of tools the gateway runs for the rest (see :mod:`.hosted`)."""
+    tools, left_out, hosted, uses, toolsets = [], [], [], [], {}
     for tool in offered_tools(fields, limits.max_tools):
-        name = tool.required("name")
         kind = tool.string("type")
+        if kind == TOOLSET:
+            toolset_server(tool, toolsets)
+            continue
+        name = tool.required("name")
         schema = tool.raw("input_schema")
         if schema is None and kind not in (None, "custom"):
+            if kind.startswith(WEB_SERVER_TOOLS):
+                uses.append(web_use(tool, kind))
+                continue
             left_out.append(name)  # one of Anthropic's own: its client or its servers run it
             if kind.startswith(SERVER_TOOLS):
                 hosted.append(kind)
@@ -290,9 +316,8 @@ def _tools(fields: Fields, limits: Limits) -> tuple:
             raise tool.fail("input_schema", "must be a JSON Schema object")
         sized_schema(tool, "input_schema", schema, limits.max_schema_size)
         tools.append(function_tool(name, schema, tool.string("description")))
-    if fields.raw("mcp_servers"):
-        hosted.append("mcp_servers")
-    return tuple(tools), tuple(left_out), tuple(hosted)
+    uses = mcp_uses(fields, toolsets) + tuple(uses)
+    return tuple(tools), tuple(left_out), tuple(hosted), uses
 
 
 def _tool_choice(fields: Fields, tools: tuple) -> tuple:

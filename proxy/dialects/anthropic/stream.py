@@ -1,9 +1,14 @@
 """Anthropic's event sequence: ``message_start``, each block's ``content_block_start`` /
 ``_delta`` / ``_stop`` with indices from 0, ``message_delta``, ``message_stop``; ``ping``
-while the answer waits; ``error`` when the stream fails after its first byte."""
+while the answer waits; ``error`` when the stream fails after its first byte.
+
+A hosted tool the gateway ran is told where it ran, between the texts of two turns: its call's
+block starts with an empty ``input``, which one ``input_json_delta`` gives, as Anthropic
+streams a call; its result's block starts whole (see :mod:`.runs`)."""
 
 from __future__ import annotations
 
+import json
 from itertools import chain
 from typing import Iterator, Optional
 
@@ -19,10 +24,12 @@ from proxy.core.events import (
     TextDelta,
     ToolCallDelta,
     ToolCallStart,
+    ToolRan,
 )
 from proxy.core.types import Usage
 from proxy.dialects.anthropic.answer import error_body, signature, stop_reason, usage_body
 from proxy.dialects.anthropic.passing import Passing
+from proxy.dialects.anthropic.runs import blocks
 from proxy.dialects.dialect import Ask
 from proxy.dialects.streaming import BlockStream, EventRenderer, NamedEvents
 
@@ -43,6 +50,7 @@ class MessagesStream(NamedEvents, BlockStream):
         self.prompt = 0
         self.usage = Usage()
         self.text_head = (-1, b"")  # (block index, what its text deltas' bytes begin with)
+        self.ran: list = []  # the hosted tools' runs told
 
     def render(self, batches: Iterator[list]) -> Iterator[list]:
         """The answer rendered from the core's events, or, where its first event (after any
@@ -112,6 +120,17 @@ class MessagesStream(NamedEvents, BlockStream):
     def call_arguments(self, event: ToolCallDelta, out: list) -> None:
         out.append(self._delta({"type": "input_json_delta", "partial_json": event.arguments}))
 
+    def tool_ran(self, event: ToolRan, out: list) -> None:
+        """A hosted tool's run: its call's block and its result's, after the text before."""
+        self._start(out)
+        call, result = blocks(event.run, len(self.ran))
+        self.ran.append(event.run)
+        self._open(call["type"], {**call, "input": {}}, out, fresh=True)
+        arguments = json.dumps(call["input"], ensure_ascii=False, separators=(",", ":"))
+        out.append(self._delta({"type": "input_json_delta", "partial_json": arguments}))
+        self._open(result["type"], result, out, fresh=True)
+        self._close(out)
+
     def finished(self, event: Finish, out: list) -> None:
         self._start(out)
         if self.index < 0:  # nothing said: an empty text block, as a whole answer has
@@ -122,7 +141,7 @@ class MessagesStream(NamedEvents, BlockStream):
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": reason, "stop_sequence": sequence},
-                "usage": usage_body(self.usage),
+                "usage": usage_body(self.usage, self.ran),
             }
         )
         out.append({"type": "message_stop"})
