@@ -56,9 +56,10 @@ def generator(ask: Ask) -> tuple:
     if not uses and not ask.request.approvals:
         if ask.request.hosted:  # none of them offered: the model is asked without them
             ask = ask.amended(lambda request: replace(request, hosted=()))
-        return ask, router, tuple(left_out)
+        return ask, router, tuple(dict.fromkeys(left_out))
     ask = ask.amended(lambda request: replace(request, hosted=tuple(uses)))
-    return ask, Turns(router, state.tools, may_run=may_run, turns=policy.turns), tuple(left_out)
+    turns = Turns(router, state.tools, may_run=may_run, turns=policy.turns)
+    return ask, turns, tuple(dict.fromkeys(left_out))
 
 
 def _declared_at(use: ToolUse, tools) -> ToolUse:

@@ -121,6 +121,7 @@ class ToolUse:
     exempt: tuple = ()
     kind: str = "mcp"  # how the client asked for it: ``mcp``, ``web_search``…, as its API names it
     url: str = field(default="", repr=False)  # where the client says the server is, if it does
+    max_uses: Optional[int] = None  # calls of its tools one request may run, at the most
 
     @property
     def name(self) -> str:
@@ -343,6 +344,7 @@ class ToolRun:
     pending: bool = False
     kind: str = "mcp"
     approval_id: str = ""  # the approval it ran by, when it waited for one
+    code: str = ""  # why it was not run, in a word: ``max_uses_exceeded``
 
 
 @dataclass(frozen=True)

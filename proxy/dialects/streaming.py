@@ -34,8 +34,6 @@ HANDLERS = {
     UsageReport: "usage_reported",
     Finish: "finished",
     Waiting: "waiting",
-    ToolsListed: "tools_listed",
-    ToolRan: "tool_ran",
 }
 
 

@@ -40,6 +40,7 @@ from proxy.tools.toolbox import Toolbox
 
 TURNS = 8  # turns of one request, at the most, unless the operator says otherwise
 BETWEEN = "\n\n"  # between the texts of two turns
+MAX_USES = "max_uses_exceeded"  # a run refused: its use's calls were used up
 
 
 def anything(server: str, tool: str) -> bool:
@@ -194,6 +195,7 @@ class _Loop:
         self.messages = list(request.messages)
         self.offer = Offer(())
         self.uses = {use.name: use for use in request.hosted}
+        self.used: dict = {}  # calls run of each use, by its name
 
     def begin(self) -> list:
         """List the servers' tools (a server that cannot is a failure of the request), and
@@ -247,6 +249,13 @@ class _Loop:
         run = ToolRun(id, use.name, offered.tool, call.arguments, kind=use.kind)
         if use.needs_approval(offered.tool):
             return replace(run, pending=True, approval_id=_new_id("mcpr"))
+        used = self.used[use.name] = self.used.get(use.name, 0) + 1
+        if use.max_uses is not None and used > use.max_uses:
+            return replace(
+                run,
+                error=f"this request may call the tools of {use.name!r} {use.max_uses} times",
+                code=MAX_USES,
+            )
         return self._called(run, use.server)
 
     def _approved(self, approval: Approval) -> tuple:

@@ -307,6 +307,13 @@ class Tools:
         return ToolResult("hello from a.txt")
 
 
+class Scripted(Toolbox):
+    """A toolbox whose MCP servers and web search are both ``tools``."""
+
+    def _web(self):
+        return self._mcp
+
+
 class Caller(FakeBackend):
     """A model that calls the file's and the search's tools, then tells what they said."""
 
@@ -343,7 +350,7 @@ def test_the_anthropic_sdk_reads_the_runs_of_its_mcp_servers_and_search(make_cli
     backend, tools = Caller(), Tools()
     app = make_client(backend).application
     state = app.extensions["proxy"]
-    app.extensions["proxy"] = replace(state, tools=Toolbox(tools, web=lambda: tools))
+    app.extensions["proxy"] = replace(state, tools=Scripted(tools))
     sdk = anthropic.Anthropic(
         api_key="unused", base_url="http://localhost", http_client=in_process(app)
     )

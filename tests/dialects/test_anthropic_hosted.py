@@ -5,6 +5,8 @@ between the texts of the turns."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from proxy.core.errors import InvalidRequestError, UntranslatableError
@@ -115,6 +117,11 @@ def toolset(**fields) -> dict:
             id="web-search-a-later-version-with-what-it-can-honour",
         ),
         pytest.param(
+            {"tools": [{**SEARCH, "max_uses": 8}]},  # as Claude Code's WebSearch asks
+            (replace(WEB_SEARCH, max_uses=8),),
+            id="web-search-used-at-most-8-times",
+        ),
+        pytest.param(
             {"tools": [{**FETCH, "citations": {"enabled": False}}, SEARCH]},
             (WEB_FETCH, WEB_SEARCH),
             id="web-fetch",
@@ -213,7 +220,7 @@ def test_a_messages_server_runs_its_own_and_a_fallback_names_them_left_out():
             id="configs-not-an-object",
         ),
         pytest.param(
-            {"tools": [{**SEARCH, "max_uses": 8}]}, "tools[0].max_uses", True, id="max-uses"
+            {"tools": [{**SEARCH, "max_uses": 0}]}, "tools[0].max_uses", False, id="max-uses-0"
         ),
         pytest.param(
             {"tools": [{**SEARCH, "allowed_domains": ["example.com"]}]},

@@ -217,3 +217,13 @@ def test_each_run_is_kept_for_the_inspector_with_what_it_was_given_and_answered(
         "cut": False,
     }
     assert run["ms"] >= 0
+
+
+def test_a_use_of_at_most_n_calls_refuses_the_next_for_the_model_to_read():
+    asked = replace(ASKED, hosted=(replace(FS, max_uses=1),))
+    router = Router(answer("", (call(id="a"), call(id="b"))), answer("Once was enough."))
+    toolbox = Toolbox()
+    done = Turns(router, toolbox).complete(asked)
+    first, second = done.runs[1:]
+    assert len(toolbox.calls) == 1 and first.output == "hello from a.txt"
+    assert second.code == "max_uses_exceeded" and "1 times" in second.error

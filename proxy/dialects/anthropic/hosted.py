@@ -24,11 +24,18 @@ TOOLSET = "mcp_toolset"
 WEB_TOOLS = ("web_search", "web_fetch")  # each type's prefix, and the web server's tool
 SERVER_FIELDS = ("type", "url", "name", "authorization_token", "tool_configuration")
 # what a web tool may say, the gateway being able to honour it (a field set to null is unsaid)
-WEB_FIELDS = ("type", "name", "cache_control", "strict", "defer_loading", "allowed_callers")
+WEB_FIELDS = (
+    "type",
+    "name",
+    "cache_control",
+    "strict",
+    "defer_loading",
+    "allowed_callers",
+    "max_uses",
+)
 WEB_FETCH_FIELDS = ("citations",)
 # why the options the gateway cannot honour are refused
 UNHONOURED = {
-    "max_uses": "the gateway bounds a request's turns, not a tool's uses",
     "allowed_domains": "the gateway's web search does not keep to domains",
     "blocked_domains": "the gateway's web search does not keep to domains",
     "user_location": "the gateway's web search does not place its results",
@@ -52,7 +59,8 @@ def web_use(tool: Fields, kind: str) -> ToolUse:
     if citations is not None and citations.boolean("enabled"):
         raise _unhonoured(tool, "citations", "a fetched page's text is not cited here")
     tool.boolean("strict")  # honoured: a call's arguments are checked against the schema
-    return ToolUse(WEB, label=name, allowed=(name,), kind=name)
+    max_uses = tool.integer("max_uses", 1)
+    return ToolUse(WEB, label=name, allowed=(name,), kind=name, max_uses=max_uses)
 
 
 def mcp_uses(fields: Fields, toolsets: dict) -> tuple:

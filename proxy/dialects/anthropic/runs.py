@@ -78,7 +78,7 @@ def _search_result(id: str, run: ToolRun, arguments: object) -> dict:
     if run.error or run.pending:
         content: object = {
             "type": "web_search_tool_result_error",
-            "error_code": _error_code(arguments),
+            "error_code": run.code or _error_code(arguments),
         }
     else:
         content = [
@@ -96,7 +96,10 @@ def _search_result(id: str, run: ToolRun, arguments: object) -> dict:
 
 def _fetch_result(id: str, run: ToolRun, input: dict, arguments: object) -> dict:
     if run.error or run.pending:
-        content = {"type": "web_fetch_tool_result_error", "error_code": _error_code(arguments)}
+        content = {
+            "type": "web_fetch_tool_result_error",
+            "error_code": run.code or _error_code(arguments),
+        }
     else:
         page = run.sources[0] if run.sources else None
         url = page.url if page is not None else input.get("url")
