@@ -159,3 +159,8 @@ def test_a_file_that_cannot_be_used(tmp_path, text, says):
 def test_a_key_runs_the_hosted_tools_it_is_granted(grants, server, tool, runs):
     (key,) = parse_keys(one(tools=list(grants)), "keys.toml", {})
     assert key.may_run(server, tool) is runs
+
+
+def test_a_key_given_bare_may_run_every_hosted_tool():
+    (key,) = plain_keys(["one"])
+    assert key.may_run("fs", "read_file") and key.may_run("web", "")

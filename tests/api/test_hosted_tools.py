@@ -252,3 +252,24 @@ def test_the_web_search_is_run_and_answered_with_its_call_and_citations(tooled, 
     cited = message["content"][0]["annotations"]
     assert [c["url"] for c in cited] == found
     assert all(text[c["start_index"] : c["end_index"]] == c["url"] for c in cited)
+
+
+@pytest.mark.parametrize(
+    "settings, key",
+    [
+        ({"api_key": ("sk-bare",)}, "sk-bare"),
+        ({"api_key": ("sk-bare",), "admin_key": "sk-admin"}, "sk-admin"),
+    ],
+    ids=["api-key", "admin-key"],
+)
+def test_a_key_no_keys_file_names_runs_every_tool(tooled, servers, settings, key):
+    """``--api-key`` and the admin key are in no keys file, which alone grants less: they
+    run what is configured, as a proxy without keys does."""
+    granted = tooled(**settings).post(
+        "/v1/responses",
+        json={"input": "read a.txt", "tools": [MCP]},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert granted.status_code == 200, granted.get_json()
+    assert granted.get_json()["output"][-1]["content"][0]["text"] == "The file says: ZEBRA42"
+    assert servers.calls == [("fs", "read_file", {"path": "a.txt"})]
