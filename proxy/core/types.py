@@ -331,8 +331,8 @@ class ToolListing:
 @dataclass(frozen=True)
 class ToolRun:
     """A call of a hosted tool the model made, as the gateway ran it (or, ``pending``,
-    holds it for the client's approval): its output, or why it failed (``error``), and
-    the pages it drew on."""
+    holds it for the client's approval): its output (``truncated``: cut to its server's
+    bound), or why it failed (``error``), and the pages it drew on."""
 
     id: str
     label: str
@@ -345,6 +345,7 @@ class ToolRun:
     kind: str = "mcp"
     approval_id: str = ""  # the approval it ran by, when it waited for one
     code: str = ""  # why it was not run, in a word: ``max_uses_exceeded``
+    truncated: bool = False
 
 
 @dataclass(frozen=True)

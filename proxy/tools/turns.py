@@ -311,13 +311,17 @@ class _Loop:
             return replace(run, error=exc.message)
         if result.is_error:
             return replace(run, error=result.text or "the tool failed")
-        return replace(run, output=result.text, sources=result.sources)
+        return replace(run, output=result.text, sources=result.sources, truncated=result.truncated)
 
 
 def _result(run: ToolRun) -> str:
-    """A run's result as the model reads it."""
+    """A run's result as the model reads it: told where the gateway cut it, so that the
+    model does not take a part for the whole."""
     if run.error:
         return f"Error: {run.error}"
+    if run.truncated:
+        kept = len(run.output.encode("utf-8"))
+        return f"{run.output}\n[cut: the gateway kept the first {kept} bytes of this result]"
     return run.output
 
 

@@ -227,3 +227,12 @@ def test_a_use_of_at_most_n_calls_refuses_the_next_for_the_model_to_read():
     first, second = done.runs[1:]
     assert len(toolbox.calls) == 1 and first.output == "hello from a.txt"
     assert second.code == "max_uses_exceeded" and "1 times" in second.error
+
+
+def test_a_result_cut_to_its_servers_bound_is_read_as_cut():
+    router = Router(answer("", (call(),)), answer("Part of it."))
+    toolbox = Toolbox(ToolResult("x" * 8, truncated=True))
+    done = Turns(router, toolbox).complete(ASKED)
+    told = router.asked[1].messages[-1].content
+    assert told == "x" * 8 + "\n[cut: the gateway kept the first 8 bytes of this result]"
+    assert done.runs[1].output == "x" * 8 and done.runs[1].truncated
