@@ -51,6 +51,10 @@ class Script:
     text: str
     trigger: Optional[str] = None
     priority: int = 0
+    # the trigger is a word the tokenizer's merges make of plain text, not a special token:
+    # PowerInfer's server reads no special token in a prompt, llama.cpp's of 2023 only
+    # those no two tokens make. A word begins with its space, as the prompt writes it.
+    word: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,22 +77,32 @@ def write_scripted_gguf(
     chat_template: str,
     name: str = "tiny-scripted",
     context: int = CONTEXT,
+    *,
+    old_servers: bool = False,
 ) -> pathlib.Path:
-    """Write a model that answers ``scripts`` under ``chat_template``; return the path."""
+    """Write a model that answers ``scripts`` under ``chat_template``; return the path.
+    ``old_servers``: with as many heads as its width holds, all but the first idle, as the
+    servers of 2023 load a model only where a head's width is the model's over its heads
+    (it has one head of :data:`HEAD` otherwise)."""
     if sum(script.trigger is None for script in scripts) != 1:
         raise ValueError("exactly one script must have no trigger: the default answer")
     if sum(script.trigger is not None for script in scripts) > HEAD - 2:
         raise ValueError(f"at most {HEAD - 2} triggers fit the attention head")
     vocabulary = _Vocabulary(tokens)
-    triggers = [
-        vocabulary.special(script.trigger, gguf.TokenType.USER_DEFINED) if script.trigger else None
-        for script in scripts
-    ]
+    triggers = [_trigger(vocabulary, script) for script in scripts]
     chains = [vocabulary.chain(script.text) for script in scripts]
     width = 1 + len(scripts) + sum(len(chain) for chain in chains)
     width += -width % 64
     tensors = _weights(len(vocabulary.texts), vocabulary.eos, width, scripts, chains, triggers)
-    shape = Shape(width=width, layers=1, heads=1, heads_kv=1, ff=64)
+    heads = width // HEAD if old_servers else 1
+    if heads > 1:  # the idle heads ask nothing and write nothing
+        tensors["blk.0.attn_q.weight"] = np.pad(
+            tensors["blk.0.attn_q.weight"], ((0, (heads - 1) * HEAD), (0, 0))
+        )
+        tensors["blk.0.attn_output.weight"] = np.pad(
+            tensors["blk.0.attn_output.weight"], ((0, 0), (0, (heads - 1) * HEAD))
+        )
+    shape = Shape(width=width, layers=1, heads=heads, heads_kv=1, ff=64)
     return write_llama_gguf(
         path,
         name,
@@ -104,6 +118,15 @@ def write_scripted_gguf(
         rope_freq_base=ROPE_BASE,
         merges=vocabulary.merges,
     )
+
+
+def _trigger(vocabulary: "_Vocabulary", script: Script) -> Optional[int]:
+    """The token of ``script``'s trigger, ``None`` for the default answer's."""
+    if script.trigger is None:
+        return None
+    if script.word:
+        return vocabulary.word(script.trigger)
+    return vocabulary.special(script.trigger, gguf.TokenType.USER_DEFINED)
 
 
 def _byte_chars() -> list:
@@ -161,6 +184,20 @@ class _Vocabulary:
     def special(self, text: str, kind) -> int:
         """The id of a special token, added as ``kind`` when new."""
         return self.ids[text] if text in self.ids else self._add(text, kind)
+
+    def word(self, text: str) -> int:
+        """The id of the word ``text``, added with the merges that make it of its bytes,
+        one after another, and the pieces they make on the way."""
+        written = encoded(text)
+        piece = written[0]
+        for char in written[1:]:
+            merge = f"{piece} {char}"
+            if merge not in self.merges:
+                self.merges.append(merge)
+            piece += char
+            if piece not in self.ids:
+                self._add(piece, NORMAL)
+        return self.ids[piece]
 
     def _add(self, text: str, kind) -> int:
         self.ids[text] = len(self.texts)
