@@ -181,7 +181,8 @@ class McpServerSpec:
     cwd: str = ""  # stdio: the folder it runs in; empty: the proxy's
     url: str = field(default="", repr=False)  # streamable HTTP: the server's endpoint
     headers_env: tuple = ()  # streamable HTTP: (header, environment variable) pairs
-    call_timeout: float = 60.0  # seconds a call may take, its server's start included
+    call_timeout: float = 60.0  # seconds a call may take once its server is up
+    start_timeout: float = 30.0  # seconds its server may take to start and shake hands
     max_output_bytes: int = MIB  # bytes of a result's text kept; the rest is cut as it is read
     idle_stop: float = 600.0  # seconds unused before its process stops (0 = never)
 

@@ -121,6 +121,7 @@ MCP_KEYS = {
     "url",
     "headers_env",
     "call_timeout",
+    "start_timeout",
     "max_output_bytes",
     "idle_stop",
 }
@@ -603,6 +604,7 @@ def _mcp_server(name: str, spec: Any, key: str, fail, folder: str) -> McpServerS
         url=url,
         headers_env=headers,
         call_timeout=_seconds(spec, "call_timeout", 60.0, key, fail, zero=False),
+        start_timeout=_seconds(spec, "start_timeout", 30.0, key, fail, zero=False),
         max_output_bytes=_output_bytes(
             spec.get("max_output_bytes", MCP_OUTPUT), f"{key}.max_output_bytes", fail
         ),

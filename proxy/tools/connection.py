@@ -75,18 +75,19 @@ class Connection:
         seconds."""
         if self.listed:
             return self.tools
+        client = await self._connected()
         with self._until(bound, "listing its tools"):
-            await self._list(await self._connected())
+            await self._list(client)
         return self.tools
 
     async def call(self, tool: str, arguments: Any, bound: float) -> ToolResult:
         """Call ``tool`` with ``arguments``, checked first against its input schema; the
-        whole call, a start of the server and its listing included, ends within ``bound``
-        seconds."""
+        call, its listing included, ends within ``bound`` seconds, once the server is up (a
+        start has its own bound, the server's ``start_timeout``)."""
         self.busy += 1
         try:
+            client = await self._connected()
             with self._until(bound, f"calling the tool {tool!r}"):
-                client = await self._connected()
                 if not self.listed:
                     await self._list(client)
                 check = self._checks.get(tool)
@@ -145,12 +146,14 @@ class Connection:
         return self._session.link if self._session is not None else Link()
 
     async def _own(self, session: "_Session") -> None:
-        """Hold ``session`` from its handshake, bounded like a call, to its end: a stop,
-        its transport's end, or a failure."""
+        """Hold ``session`` from its handshake, bounded by the server's ``start_timeout``,
+        to its end: a stop, its transport's end, or a failure."""
         link, up = session.link, session.up
         stderr = self._stderr()
         try:
-            with anyio.CancelScope(deadline=anyio.current_time() + self.spec.call_timeout) as start:
+            with anyio.CancelScope(
+                deadline=anyio.current_time() + self.spec.start_timeout
+            ) as start:
                 async with Client(
                     self._transport(link, stderr),
                     mode="auto",
@@ -170,7 +173,7 @@ class Connection:
                         tasks.cancel_scope.cancel()
             if start.cancelled_caught:
                 session.failure = ToolTimeoutError(
-                    self._named(f"did not start within {self.spec.call_timeout:g} s")
+                    self._named(f"did not start within {self.spec.start_timeout:g} s")
                 )
         except MissingCredential as exc:
             session.failure = ToolServerUnavailableError(

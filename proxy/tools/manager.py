@@ -64,22 +64,24 @@ class ToolServers:
     def tools(self, server: str, timeout: Optional[float] = None) -> tuple:
         """``server``'s tools (:class:`~proxy.tools.results.ToolSpec`), as listed once and
         listed again after the server announced a change or was started again; listing
-        them first starts the server, within ``timeout`` and its ``call_timeout``."""
+        them first starts the server, within its ``start_timeout``, then lists them within
+        ``timeout`` and its ``call_timeout``."""
         spec = self._spec(server)
         bound = _bound(spec, timeout)
-        return self._run(self._tools(spec, bound), bound, spec.name, "")
+        return self._run(self._tools(spec, bound), bound, spec, "")
 
     def call(
         self, server: str, tool: str, arguments: Any, timeout: Optional[float] = None
     ) -> ToolResult:
         """Call ``tool`` of ``server`` with ``arguments`` (a JSON object, checked against the
         tool's input schema before it is sent), bounded by ``timeout`` seconds and the
-        server's ``call_timeout``, whichever is shorter, decided before the call starts.
+        server's ``call_timeout``, whichever is shorter, decided before the call starts (a
+        start of the server first, within its ``start_timeout``).
         A result the tool marks as an error is a :class:`ToolResult` (the model reads
         why); anything else that fails is a :class:`~proxy.core.errors.ToolError`."""
         spec = self._spec(server)
         bound = _bound(spec, timeout)
-        return self._run(self._call(spec, tool, arguments, bound), bound, spec.name, tool)
+        return self._run(self._call(spec, tool, arguments, bound), bound, spec, tool)
 
     def running(self) -> tuple:
         """The servers whose session is up now."""
@@ -103,12 +105,13 @@ class ToolServers:
             f"no MCP server is declared as {server!r} here", param="server_label"
         )
 
-    def _run(self, work, bound: float, server: str, tool: str) -> Any:
+    def _run(self, work, bound: float, spec: McpServerSpec, tool: str) -> Any:
+        server = spec.name
         if not self._loop.started:
             atexit.register(self.close)  # no server outlives the proxy
         started, error = time.monotonic(), ""
         try:
-            result = self._loop.run(work, bound + GRACE)
+            result = self._loop.run(work, spec.start_timeout + bound + GRACE)
             if isinstance(result, ToolResult) and result.is_error:
                 error = TOOL_REPORTED
             return result

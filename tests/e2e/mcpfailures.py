@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
@@ -70,6 +71,8 @@ async def grow(name: str, ctx: Context) -> str:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["slow-start"]:  # a start that takes two seconds before it serves
+        time.sleep(2)
     if sys.argv[1:2] == ["http"]:
         anyio.run(lambda: server.run_streamable_http_async(port=int(sys.argv[2])))
     else:

@@ -110,6 +110,9 @@ def servers(folder, everything_http, failures_http, logs, metrics):
         ),
         McpServerSpec("failures", command=(sys.executable, str(FAILURES)), call_timeout=30),
         McpServerSpec("failures-http", url=failures_http, call_timeout=30),
+        McpServerSpec(
+            "slow-start", command=(sys.executable, str(FAILURES), "slow-start"), call_timeout=1
+        ),
     )
     manager = ToolServers(
         lambda: specs,
@@ -280,3 +283,9 @@ def test_a_credential_comes_from_the_environment_and_is_never_told(caplog):
     for secret in (str(port), "127.0.0.1", "in-the-query"):
         assert not any(secret in text for text in messages), (secret, messages)
     assert not any("sk-mcp-secret" in text for text in messages + logged)
+
+
+def test_a_server_slower_to_start_than_a_calls_bound_answers_its_first_call(servers):
+    """Its start (two seconds) has its own bound, start_timeout; the call's is the second
+    that follows it."""
+    assert servers.call("slow-start", "echo", {"text": "up at last"}).text == "up at last"
