@@ -621,6 +621,7 @@ command = ["npx", "-y", "@modelcontextprotocol/server-filesystem", "./data"]
 env = {NODE_OPTIONS = "--no-warnings"}
 cwd = "work"
 call_timeout = 5
+start_timeout = 7
 max_output_bytes = "64KiB"
 idle_stop = 0
 
@@ -642,7 +643,13 @@ headers_env = {Authorization = "SEARCH_TOKEN"}
         str(tmp_path / "work"),
         True,
     )
-    assert (fs.call_timeout, fs.max_output_bytes, fs.idle_stop) == (5.0, 64 * 1024, 0.0)
+    assert (fs.call_timeout, fs.start_timeout, fs.max_output_bytes, fs.idle_stop) == (
+        5.0,
+        7.0,
+        64 * 1024,
+        0.0,
+    )
+    assert search.start_timeout == 30.0
     assert (search.url, search.headers_env, search.stdio) == (
         "https://tools.example/mcp",
         (("Authorization", "SEARCH_TOKEN"),),
