@@ -129,3 +129,74 @@ def test_a_key_granted_no_tool_has_its_model_offered_none(served):
     assert exchange["tool_runs"] == [] and "tools" not in exchange["upstream_body"]
     assert chat(served, READER, stream=False) == (ANSWER, "stop")  # the other key's runs
     assert served.calls() == before + 1
+
+
+@only(CURRENT, why=CLIENT)
+def test_the_openai_sdks_mcp_tool_asks_approval_then_runs_whole_and_streamed(served):
+    """The Responses API's ``mcp`` tool through the ``openai`` SDK, as OpenAI documents
+    it: the first answer asks approval for the model's call; the next, given it, runs the
+    call on the real server and the model answers with the file's word; and the same
+    asked with no approval needed, streamed."""
+    client = served.proxy.sdk(api_key=READER)
+    tool = {"type": "mcp", "server_label": SERVER, "require_approval": "always"}
+    before = served.calls()
+    asked = client.responses.create(model=MODEL, input=QUESTION, tools=[tool])
+    listing, request = asked.output
+    assert listing.type == "mcp_list_tools" and TOOL in [t.name for t in listing.tools]
+    assert (request.type, request.server_label, request.name) == (
+        "mcp_approval_request",
+        SERVER,
+        TOOL,
+    )
+    assert json.loads(request.arguments) == {"path": NOTES} and served.calls() == before
+    given = client.responses.create(
+        model=MODEL,
+        previous_response_id=asked.id,
+        tools=[tool],
+        input=[
+            {"type": "mcp_approval_response", "approval_request_id": request.id, "approve": True}
+        ],
+    )
+    ran = [item for item in given.output if item.type == "mcp_call"]
+    assert len(ran) == 1 and ran[0].approval_request_id == request.id
+    assert ran[0].output == CONTENT and ran[0].error is None
+    assert given.output_text == ANSWER and served.calls() == before + 1
+    with client.responses.stream(
+        model=MODEL, input=QUESTION, tools=[{**tool, "require_approval": "never"}]
+    ) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    assert "response.mcp_call.completed" in kinds
+    assert [item.type for item in final.output] == ["mcp_list_tools", "mcp_call", "message"]
+    assert final.output_text == ANSWER and served.calls() == before + 2
+
+
+@only(CURRENT, why=CLIENT)
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_the_anthropic_sdks_mcp_servers_run_on_the_gateway(served, stream):
+    """Anthropic's MCP connector through the ``anthropic`` SDK: the server is the gateway's
+    by its name, and the answer tells the call and its result as Anthropic's blocks."""
+    client = served.proxy.anthropic(api_key=READER)
+    before = served.calls()
+    options = dict(
+        model=MODEL,
+        max_tokens=200,
+        messages=ASKED,
+        mcp_servers=[{"type": "url", "url": "https://ignored.example/mcp", "name": SERVER}],
+        betas=["mcp-client-2025-04-04"],
+    )
+    if stream:
+        with client.beta.messages.stream(**options) as streamed:
+            message = streamed.get_final_message()
+    else:
+        message = client.beta.messages.create(**options)
+    use, result, text = message.content
+    assert (use.type, use.name, use.server_name, use.input) == (
+        "mcp_tool_use",
+        TOOL,
+        SERVER,
+        {"path": NOTES},
+    )
+    assert result.type == "mcp_tool_result" and result.tool_use_id == use.id
+    assert not result.is_error and result.content[0].text == CONTENT
+    assert text.text == ANSWER and served.calls() == before + 1
