@@ -8,8 +8,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from proxy.core.types import Source  # noqa: F401  (a result's pages, as the core tells them)
-
 
 @dataclass(frozen=True)
 class ToolSpec:

@@ -30,11 +30,12 @@ from proxy.core.errors import (
     ToolServerUnavailableError,
     ToolTimeoutError,
 )
+from proxy.core.types import Source
 from proxy.tools.arguments import checker
 from proxy.tools.fetching import Deadline, Got, get
 from proxy.tools.manager import TOOL_REPORTED, ToolMetrics
 from proxy.tools.pagetext import page_text
-from proxy.tools.results import Source, ToolResult, ToolSpec
+from proxy.tools.results import ToolResult, ToolSpec
 from proxy.tools.searxng import hits, listing, search_url
 from proxy.tools.urls import Resolve, public_address, resolved
 

@@ -216,15 +216,7 @@ def test_the_calls_are_counted_by_server_and_tool(servers, metrics):
     with pytest.raises(ToolTimeoutError):
         servers.call("failures", "hang", {}, timeout=0.5)
     servers.call("fs", "read_text_file", {"path": "/etc/hostname"})
-    scrape = {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(metrics.scrape().decode())
-        for sample in family.samples
-    }
-
-    def count(name: str, **labels) -> float:
-        return scrape.get((f"oai_proxy_tool_{name}", tuple(sorted(labels.items()))), 0)
-
+    count = tool_counts(metrics)
     assert count("calls_total", server="everything", tool="echo") >= 1
     assert count("call_seconds_count", server="everything", tool="echo") >= 1
     assert count("errors_total", server="failures", tool="hang", error="tool_timeout") >= 1
@@ -289,3 +281,18 @@ def test_a_server_slower_to_start_than_a_calls_bound_answers_its_first_call(serv
     """Its start (two seconds) has its own bound, start_timeout; the call's is the second
     that follows it."""
     assert servers.call("slow-start", "echo", {"text": "up at last"}).text == "up at last"
+
+
+def tool_counts(metrics: Metrics):
+    """``count(name, **labels)``: the value of the tool metric ``oai_proxy_tool_<name>``
+    with those labels in what ``metrics`` tells now (0 when it has none)."""
+    scrape = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(metrics.scrape().decode())
+        for sample in family.samples
+    }
+
+    def count(name: str, **labels) -> float:
+        return scrape.get((f"oai_proxy_tool_{name}", tuple(sorted(labels.items()))), 0)
+
+    return count

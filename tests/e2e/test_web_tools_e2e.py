@@ -9,16 +9,17 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from proxy.config.catalog import WebSearchSpec
 from proxy.core.errors import ToolServerError, ToolServerUnavailableError, ToolTimeoutError
+from proxy.core.types import Source
 from proxy.ops.metrics import Metrics
 from proxy.tools.fetching import Deadline, get
-from proxy.tools.results import Source
 from proxy.tools.web import WebTools
 from tests.processes import free_port
 from tests.searxng import HUGE, SearXNG
+
+from .test_mcp_servers_e2e import tool_counts
 
 pytestmark = [pytest.mark.e2e]
 
@@ -196,15 +197,7 @@ def test_the_calls_are_counted_as_the_web_servers(searxng, metrics):
     tools.call("web", "web_fetch", {"url": searxng.page("picture.png")})
     with pytest.raises(ToolServerError):
         tools.call("web", "web_search", {"query": "broken"})
-    scrape = {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(metrics.scrape().decode())
-        for sample in family.samples
-    }
-
-    def count(name: str, **labels) -> float:
-        return scrape.get((f"oai_proxy_tool_{name}", tuple(sorted(labels.items()))), 0)
-
+    count = tool_counts(metrics)
     assert count("calls_total", server="web", tool="web_search") == 2
     assert count("calls_total", server="web", tool="web_fetch") == 1
     assert count("call_seconds_count", server="web", tool="web_search") == 2

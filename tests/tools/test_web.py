@@ -9,9 +9,11 @@ import pytest
 
 from proxy.config.catalog import WebSearchSpec
 from proxy.core.errors import ToolNotFoundError
+from proxy.core.types import Source
 from proxy.tools import web
 from proxy.tools.fetching import Got
-from proxy.tools.results import Source, ToolResult
+from proxy.tools.results import ToolResult
+from proxy.tools.urls import public_address
 from proxy.tools.web import WebTools, _bounded, _content_type, _decoded
 
 SPEC = WebSearchSpec("http://searxng.internal:8080", max_results=5)
@@ -261,3 +263,25 @@ def test_text_is_bounded_between_characters(text, most, bounded):
 )
 def test_a_body_is_decoded_and_a_character_its_cut_split_left_out(body, charset, cut, text):
     assert _decoded(body, charset, cut) == text
+
+
+@pytest.mark.parametrize(
+    "host, address",
+    [
+        ("public.example", "93.184.215.14"),
+        ("8.8.8.8", "8.8.8.8"),
+        ("lan.example", None),
+        ("split.example", None),
+        ("127.0.0.1", None),
+        ("gone.example", None),
+    ],
+)
+def test_a_host_has_a_public_address_only_if_all_of_its_are(host, address):
+    assert public_address(host, resolve) == address
+
+
+def test_a_name_that_cannot_be_encoded_has_no_address():
+    def unencodable(host):
+        raise UnicodeError("label too long")
+
+    assert public_address("x" * 100 + ".example", unencodable) is None
