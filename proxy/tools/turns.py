@@ -41,6 +41,7 @@ from proxy.tools.toolbox import Toolbox
 TURNS = 8  # turns of one request, at the most, unless the operator says otherwise
 BETWEEN = "\n\n"  # between the texts of two turns
 MAX_USES = "max_uses_exceeded"  # a run refused: its use's calls were used up
+TURNS_USED = "max_turns_exceeded"  # a call not run: the model's last turn made it
 
 
 def anything(server: str, tool: str) -> bool:
@@ -71,14 +72,15 @@ class Turns:
         loop = _Loop(self, request)
         runs, usage, texts = list(loop.begin()), Usage(), []
         for turn in range(self.turns):
-            completion = self.router.complete(loop.turn(turn == self.turns - 1))
+            last = turn == self.turns - 1
+            completion = self.router.complete(loop.turn(last))
             usage += completion.usage
             hosted, client = loop.split(completion.tool_calls)
             if completion.text:
                 texts.append(completion.text)
-            ran = loop.run(hosted) if hosted else []
+            ran = loop.run(hosted, last) if hosted else []
             runs += ran
-            if not hosted or client or loop.waiting(ran) or loop.gone():
+            if not hosted or client or last or loop.waiting(ran) or loop.gone():
                 return replace(
                     completion,
                     text=BETWEEN.join(texts),
@@ -88,7 +90,7 @@ class Turns:
                     runs=tuple(runs),
                 )
             loop.went_on(completion.text, completion.reasoning, hosted, ran)
-        raise AssertionError("the last turn offers no hosted tool")  # pragma: no cover
+        raise AssertionError("the last turn ends the loop")  # pragma: no cover
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
         """The answer's chunks, turn after turn; a hosted call's run as a chunk of its own
@@ -97,8 +99,8 @@ class Turns:
         told = list(loop.begin())  # to go out with the next chunk
         usage, wrote = Usage(), False
         for turn in range(self.turns):
-            turn_ = _Turn()
-            chunks = self.router.stream(loop.turn(turn == self.turns - 1))
+            turn_, last = _Turn(), turn == self.turns - 1
+            chunks = self.router.stream(loop.turn(last))
             try:
                 for chunk in chunks:
                     chunk = turn_.read(chunk, loop.offer, wrote, later=turn > 0)
@@ -114,8 +116,8 @@ class Turns:
             usage += chunk.usage or Usage()
             hosted = assembled(turn_.held)
             wrote = wrote or bool(turn_.text)
-            ran = loop.run(hosted) if hosted else []
-            if not hosted or turn_.client or loop.waiting(ran) or loop.gone():
+            ran = loop.run(hosted, last) if hosted else []
+            if not hosted or turn_.client or last or loop.waiting(ran) or loop.gone():
                 yield replace(
                     chunk,
                     runs=(*told, *chunk.runs, *ran),
@@ -223,8 +225,18 @@ class _Loop:
         hosted = [call for call in calls if self.offer.hosted(call.name)]
         return hosted, [call for call in calls if not self.offer.hosted(call.name)]
 
-    def run(self, calls: Sequence[ToolCall]) -> list:
-        """Each call run, or held for approval."""
+    def run(self, calls: Sequence[ToolCall], last: bool) -> list:
+        """Each call run, or held for approval; none on the ``last`` turn, which was not
+        offered the hosted tools (a model may call one all the same)."""
+        if last:
+            return [
+                replace(
+                    self._asked(call),
+                    error="not run: the model's turns were used up",
+                    code=TURNS_USED,
+                )
+                for call in calls
+            ]
         return [self._run(call) for call in calls]
 
     def waiting(self, runs: Sequence) -> bool:
@@ -242,12 +254,18 @@ class _Loop:
         for run in runs:
             self.messages.append(Message("tool", _result(run), tool_call_id=run.id))
 
-    def _run(self, call: ToolCall) -> ToolRun:
+    def _asked(self, call: ToolCall) -> ToolRun:
+        """The run of ``call``, as the model asked for it."""
         offered = self.offer.by_name[call.name]
         use = offered.use
-        id = call.id or _new_id("call")
-        run = ToolRun(id, use.name, offered.tool, call.arguments, kind=use.kind)
-        if use.needs_approval(offered.tool):
+        return ToolRun(
+            call.id or _new_id("call"), use.name, offered.tool, call.arguments, kind=use.kind
+        )
+
+    def _run(self, call: ToolCall) -> ToolRun:
+        run = self._asked(call)
+        use = self.offer.by_name[call.name].use
+        if use.needs_approval(run.tool):
             return replace(run, pending=True, approval_id=_new_id("mcpr"))
         used = self.used[use.name] = self.used.get(use.name, 0) + 1
         if use.max_uses is not None and used > use.max_uses:

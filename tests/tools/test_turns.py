@@ -168,6 +168,22 @@ def test_the_last_turn_is_offered_no_hosted_tool():
     assert done.text == "Done." and len(done.runs) == 3
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_hosted_call_the_last_turn_makes_all_the_same_is_not_run_and_ends_it(stream):
+    router = Router(answer("", (call(id="a"),)), answer("Still calling.", (call(id="b"),)))
+    toolbox = Toolbox()
+    turns = Turns(router, toolbox, turns=2)
+    if stream:
+        events = [e for batch in generation.stream(turns, [ASKED]) for e in batch]
+        runs = [e.run for e in events if isinstance(e, ToolRan)]
+        finish = events[-1].reason
+    else:
+        done = turns.complete(ASKED)
+        runs, finish = done.runs[1:], done.finish_reason
+    assert len(toolbox.calls) == 1 and finish == "stop"
+    assert runs[-1].code == "max_turns_exceeded" and runs[-1].output == ""
+
+
 def test_a_name_a_clients_tool_has_is_offered_under_the_servers_label():
     asked = replace(ASKED, tools=(function_tool("read_file", {"type": "object"}),))
     router = Router(answer("", (call("fs__read_file"),)), answer("ok"))
