@@ -23,6 +23,7 @@ from proxy.core.types import ToolRun
 from proxy.dialects.anthropic.hosted import WEB_TOOLS
 
 PENDING = "this call waits for an approval, which the Messages API cannot give"
+CODES = ("max_uses_exceeded",)  # the codes of a run not run that Anthropic's servers answer too
 
 
 def is_server_tool(run: ToolRun) -> bool:
@@ -78,7 +79,7 @@ def _search_result(id: str, run: ToolRun, arguments: object) -> dict:
     if run.error or run.pending:
         content: object = {
             "type": "web_search_tool_result_error",
-            "error_code": run.code or _error_code(arguments),
+            "error_code": _error_code(arguments, run),
         }
     else:
         content = [
@@ -96,10 +97,7 @@ def _search_result(id: str, run: ToolRun, arguments: object) -> dict:
 
 def _fetch_result(id: str, run: ToolRun, input: dict, arguments: object) -> dict:
     if run.error or run.pending:
-        content = {
-            "type": "web_fetch_tool_result_error",
-            "error_code": run.code or _error_code(arguments),
-        }
+        content = {"type": "web_fetch_tool_result_error", "error_code": _error_code(arguments, run)}
     else:
         page = run.sources[0] if run.sources else None
         url = page.url if page is not None else input.get("url")
@@ -116,9 +114,12 @@ def _fetch_result(id: str, run: ToolRun, input: dict, arguments: object) -> dict
     return {"type": "web_fetch_tool_result", "tool_use_id": id, "content": content}
 
 
-def _error_code(arguments: object) -> str:
-    """Anthropic's code for a failed search or fetch: the model's arguments were no JSON
-    object, or the tool failed (why is the model's to read, in its result)."""
+def _error_code(arguments: object, run: ToolRun) -> str:
+    """Anthropic's code for a failed search or fetch: its uses were used up, the model's
+    arguments were no JSON object, or the tool failed (why is the model's to read, in its
+    result)."""
+    if run.code in CODES:
+        return run.code
     return "unavailable" if isinstance(arguments, dict) else "invalid_tool_input"
 
 
