@@ -6,6 +6,7 @@ OpenAI's words, a restart with the hub gone, and a delete; under gunicorn's work
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import ollama
 import pytest
@@ -118,9 +119,7 @@ def test_under_gunicorn_every_worker_serves_the_pulled_model(hub, tmp_path, logs
         # the workers start afresh with it (a client's next connection, not one it kept
         # open, reaches them); each connection may reach either worker
         wait_for(
-            lambda: all(
-                PULLED in [m.model for m in proxy.ollama().list().models] for _ in range(6)
-            ),
+            lambda: all(PULLED in listed(proxy) for _ in range(6)),
             "every worker to list the pulled model",
             timeout=60,
         )
@@ -128,12 +127,21 @@ def test_under_gunicorn_every_worker_serves_the_pulled_model(hub, tmp_path, logs
             assert proxy.ollama().chat(model=PULLED, messages=MESSAGES, options={"num_predict": 2})
         assert proxy.ollama().delete(PULLED).status == "success"
         wait_for(
-            lambda: all(
-                PULLED not in [m.model for m in proxy.ollama().list().models] for _ in range(6)
-            ),
+            lambda: all(PULLED not in listed(proxy, [PULLED]) for _ in range(6)),
             "every worker to forget the deleted model",
             timeout=60,
         )
+
+
+def listed(proxy, meanwhile: Sequence[str] = ()) -> list:
+    """The models one worker lists; ``meanwhile`` while a worker that is starting afresh
+    tells the client to come again (503), as it does until its successor serves."""
+    try:
+        return [model.model for model in proxy.ollama().list().models]
+    except ollama.ResponseError as error:
+        if error.status_code != 503:
+            raise
+        return list(meanwhile)
 
 
 def test_a_models_file_names_a_model_on_the_hub_under_gunicorn(hub, tmp_path, logs):
