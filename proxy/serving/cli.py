@@ -15,7 +15,8 @@ from proxy.config.settings import Settings
 from proxy.logs import log_to_stderr
 
 logger = logging.getLogger("proxy")
-LAST_WORDS = 0.5  # seconds for the last bytes of ended streams to leave, before exiting
+LAST_WORDS = 3.0  # seconds after the grace for the ended streams' last bytes to leave
+SEND_POLL = 0.05  # seconds between two looks at what is left to send
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -75,7 +76,7 @@ def report_upstream(app) -> None:
 
 
 def serve_waitress(app, settings: Settings) -> None:
-    """Serve until SIGTERM, then stop accepting and let the streams in flight finish."""
+    """Serve until SIGTERM, then stop accepting and let the answers in flight finish."""
     import waitress
     from waitress import wasyncore
 
@@ -113,11 +114,13 @@ def serve_waitress(app, settings: Settings) -> None:
         threading.Thread(target=finish, name="stop", daemon=True).start()
 
     def finish() -> None:
-        drain.wait_closed(settings.serving.graceful_timeout + LAST_WORDS)
-        time.sleep(LAST_WORDS)  # the streams' last bytes leave waitress's buffers
-        # waitress's loop runs while it has a socket: close them all, in the loop's own
-        # thread. Not SIGINT: a process started in the background by a shell ignores it.
-        server.trigger.pull_trigger(lambda: close_all(server))
+        # waitress's loop runs while it has a socket: close each connection once its answer
+        # has run and its last bytes have left, in the loop's own thread, then the loop's
+        # trigger; what is left after the grace and LAST_WORDS is closed as it is. Not
+        # SIGINT: a process started in the background by a shell ignores it.
+        deadline = time.monotonic() + settings.serving.graceful_timeout + LAST_WORDS
+        while not closed_in_loop(server, everything=time.monotonic() > deadline):
+            time.sleep(SEND_POLL)
 
     def reload(signum, frame) -> None:  # off the signal: the files may take a while
         threading.Thread(target=state.reloader.reload_logged, name="reload", daemon=True).start()
@@ -130,11 +133,40 @@ def serve_waitress(app, settings: Settings) -> None:
         app.extensions["proxy"].router.close()  # the servers it runs stop with it
 
 
-def close_all(server) -> None:
-    """Close every socket of waitress's loop (the listener, connections kept alive, its own
-    trigger), which then ends."""
-    for dispatcher in list(server._map.values()):
-        dispatcher.close()
+def closed_in_loop(server, everything: bool) -> bool:
+    """:func:`close_sent`, run in waitress's loop; it returns once that has run, so the
+    trigger is pulled again only while it is still open."""
+    ran, closed = threading.Event(), []
+
+    def close() -> None:
+        try:
+            closed.append(close_sent(server, everything))
+        finally:
+            ran.set()
+
+    server.trigger.pull_trigger(close)
+    ran.wait()
+    return closed == [True]
+
+
+def close_sent(server, everything: bool) -> bool:
+    """Close each of waitress's connections that has nothing left to send or run (every one
+    when ``everything``); once none is left, the loop's other sockets too, which ends it.
+    Whether it did."""
+    from waitress.channel import HTTPChannel
+
+    sockets = list(server._map.values())
+    channels = [s for s in sockets if isinstance(s, HTTPChannel)]
+    sending = [c for c in channels if c.requests or c.total_outbufs_len]
+    for channel in channels:
+        if everything or channel not in sending:
+            channel.handle_close()
+    if sending and not everything:
+        return False
+    for other in sockets:
+        if not isinstance(other, HTTPChannel):
+            other.close()
+    return True
 
 
 def serve_gunicorn(settings: Settings) -> None:

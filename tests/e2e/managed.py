@@ -59,9 +59,11 @@ def supervisors_of(proxy: ProxyProcess) -> list:
     return [child for child in children if "proxy.servers.supervisor" in child.cmdline()]
 
 
-def gone(pid: int) -> bool:
+def gone(process: psutil.Process) -> bool:
+    """Whether ``process`` has exited: by the process itself, not its pid, which the
+    machine soon gives to another (every thread of every server takes one)."""
     try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
 

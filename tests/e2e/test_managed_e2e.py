@@ -165,14 +165,14 @@ def test_killing_the_proxy_leaves_no_server(program, model, logs):
     proxy = managed(program, model, logs, "sigkill").start()
     try:
         proxy.sdk().completions.create(model="any", prompt="hi", max_tokens=2)
-        pids = [server.pid for server in servers_of(proxy)]
-        assert pids
+        servers = servers_of(proxy)
+        assert servers
     finally:
         proxy.process.send_signal(signal.SIGKILL)
         proxy.process.wait()
         proxy.stop()
     # within the poll's bound: a loaded machine may take a moment to deliver the signal
-    wait_for(lambda: all(gone(pid) for pid in pids), "the servers to exit", timeout=10)
+    wait_for(lambda: all(gone(server) for server in servers), "the servers to exit", timeout=10)
 
 
 @only(CURRENT, BUNDLED, why=MANAGED)
@@ -356,7 +356,7 @@ def test_gunicorn_workers_share_one_supervisor(program, model, logs):
         proxy.process.wait()
         proxy.stop()
     wait_for(
-        lambda: gone(server.pid) and gone(supervisor.pid),
+        lambda: gone(server) and gone(supervisor),
         "the server and the supervisor to exit",
         timeout=10,
     )
@@ -392,7 +392,7 @@ def test_gunicorn_wsgi_runs_the_supervisor_from_its_hooks(program, model, logs):
         assert text and finish in ("stop", "length")
         (server,) = servers_of(proxy)
         (supervisor,) = supervisors_of(proxy)
-    assert gone(server.pid) and gone(supervisor.pid)  # SIGTERM: stopped in order
+    assert gone(server) and gone(supervisor)  # SIGTERM: stopped in order
 
 
 def test_a_slow_start_keeps_the_stream_alive(tmp_path, model, logs):

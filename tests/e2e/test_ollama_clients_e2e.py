@@ -174,7 +174,7 @@ def test_keep_alive_zero_unloads_a_model_the_proxy_runs(program, model, logs, tm
             model="tiny", prompt="Hi", keep_alive=0, options={"num_predict": 2}
         )
         assert answer.eval_count == 2
-        wait_for(lambda: gone(server.pid), "the server to stop after the answer")
+        wait_for(lambda: gone(server), "the server to stop after the answer")
         assert client.ps().models == []
         again = client.chat(
             model="tiny",

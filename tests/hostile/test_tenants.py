@@ -7,6 +7,7 @@ everyone; carol, whose key may manage servers, and the admin may.
 
 from __future__ import annotations
 
+import psutil
 import pytest
 import requests
 
@@ -103,8 +104,8 @@ def shared(tiny, logs, tmp_path_factory):
         yield proxy
 
 
-def loaded(proxy: ProxyProcess, key: str = BOB) -> int:
-    """The pid of the shared server, once it serves."""
+def loaded(proxy: ProxyProcess, key: str = BOB) -> psutil.Process:
+    """The shared server's process, once it serves."""
     answer = requests.post(
         proxy.url + "/api/generate",
         headers=bearer(key),
@@ -113,7 +114,7 @@ def loaded(proxy: ProxyProcess, key: str = BOB) -> int:
     )
     assert answer.status_code == 200 and answer.json()["done_reason"] == "load"
     (server,) = servers_of(proxy)
-    return server.pid
+    return server
 
 
 def server_state(proxy: ProxyProcess) -> dict:
@@ -124,7 +125,7 @@ def server_state(proxy: ProxyProcess) -> dict:
 
 
 def test_a_tenant_cannot_unload_or_pin_a_shared_server(shared):
-    pid = loaded(shared)
+    server = loaded(shared)
     ttl = server_state(shared)["ttl"]
     for body in (
         {"prompt": "", "keep_alive": 0},
@@ -139,7 +140,7 @@ def test_a_tenant_cannot_unload_or_pin_a_shared_server(shared):
             json={"model": "secret", **body},
         )
         assert answer.status_code == 200 and answer.text
-        assert not gone(pid) and [server.pid for server in servers_of(shared)] == [pid]
+        assert not gone(server) and servers_of(shared) == [server]
         assert server_state(shared)["state"] == "ready"
         assert answer.headers.get(IGNORED) == "keep_alive"
     assert server_state(shared)["ttl"] == ttl
@@ -147,7 +148,7 @@ def test_a_tenant_cannot_unload_or_pin_a_shared_server(shared):
 
 @pytest.mark.parametrize("key", [CAROL, ADMIN], ids=["managing-key", "admin-key"])
 def test_a_managing_key_or_the_admin_unloads_it(shared, key):
-    pid = loaded(shared, key)
+    server = loaded(shared, key)
     answer = requests.post(
         shared.url + "/api/generate",
         headers=bearer(key),
@@ -156,7 +157,7 @@ def test_a_managing_key_or_the_admin_unloads_it(shared, key):
     )
     assert answer.status_code == 200 and answer.json()["done_reason"] == "unload"
     assert IGNORED not in answer.headers
-    wait_for(lambda: gone(pid), "the unloaded server to stop")
+    wait_for(lambda: gone(server), "the unloaded server to stop")
     assert server_state(shared)["state"] == "stopped"
 
 
