@@ -1,7 +1,7 @@
 """Images clients give by http(s) URL, fetched on their behalf only as the operator allows
 (``--image-urls``): ``public`` reaches addresses on the internet only
-(:mod:`proxy.core.addresses` says which), and connects to the very address it checked (a
-name that resolves otherwise a moment later changes nothing); ``any`` reaches the proxy's
+(:mod:`proxy.core.addresses` says which), and connects to the very address it checked
+(:mod:`proxy.core.outbound`); ``any`` reaches the proxy's
 machine and its LAN too. No redirect is followed (it could lead anywhere).
 
 A request's images are fetched at once, a thread each, and all of them together have one
@@ -14,17 +14,15 @@ every connection still open is shut, which ends its thread.
 from __future__ import annotations
 
 import http.client
-import socket
 import threading
-import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import replace
-from typing import Callable, Optional
+from typing import Optional
 from urllib.parse import SplitResult, urlsplit
 
 from proxy.core import images
-from proxy.core.addresses import public
 from proxy.core.errors import InvalidRequestError
+from proxy.core.outbound import Connections, Resolve, connect, public_address, resolved, target
 from proxy.core.types import GenerationRequest, Image
 
 FETCH_TIMEOUT = 10.0  # seconds for a request's images, from the first connect to the last byte
@@ -43,12 +41,12 @@ class ImageFetcher:
         bounds: images.Bounds,
         *,
         timeout: float = FETCH_TIMEOUT,
-        resolve: Optional[Callable[[str], list]] = None,
+        resolve: Resolve = resolved,
     ) -> None:
         self.policy = policy
         self.bounds = bounds
         self.timeout = timeout
-        self.resolve = resolve or _addresses
+        self.resolve = resolve
 
     def fetched(self, request: GenerationRequest) -> GenerationRequest:
         """``request`` with each image given by URL fetched and checked."""
@@ -92,7 +90,7 @@ class ImageFetcher:
         url = urlsplit(image.url)
         address = None
         if self.policy == "public":
-            address = self._public_address(url.hostname or "")
+            address = public_address(url.hostname or "", self.resolve)
             if address is None:
                 raise _fail(
                     image,
@@ -115,58 +113,23 @@ class ImageFetcher:
             raise _fail(image, f"could not be fetched: its server answered {status}")
         return images.from_bytes(raw, image.field, self.bounds, image.at)
 
-    def _public_address(self, host: str) -> Optional[str]:
-        """An address of ``host`` to connect to, if every one of them is public."""
-        try:
-            addresses = self.resolve(host)
-        except (OSError, UnicodeError):
-            return None
-        return addresses[0] if public(addresses) else None
 
-
-class Fetches:
-    """One request's fetches: their deadline, the bytes they may still read together, and a
-    handle on each connection they opened, to shut it from here and end its read at once."""
+class Fetches(Connections):
+    """One request's fetches: their connections under one deadline, and the bytes they may
+    still read together."""
 
     def __init__(self, seconds: float, most: int) -> None:
-        self.deadline = time.monotonic() + seconds
+        super().__init__(seconds)
         self.unread = most
-        self.ended = False
-        self._handles: list = []
-        self._lock = threading.Lock()
-
-    def left(self) -> float:
-        """Seconds to the deadline (a moment at least: a socket's 0 would not wait at all)."""
-        return max(self.deadline - time.monotonic(), 0.001)
-
-    def opened(self, connection: socket.socket) -> socket.socket:
-        """``connection``, kept track of (TLS takes it over: a duplicate shuts them both)."""
-        with self._lock:
-            if not self.ended:
-                self._handles.append(connection.dup())
-                return connection
-        connection.close()
-        raise OSError("the request no longer waits for its images")
+        self._counting = threading.Lock()
 
     def took(self, count: int, read: int) -> None:
         """Count ``count`` bytes more, of an image of ``read`` bytes so far."""
-        with self._lock:
+        with self._counting:
             self.unread -= count
             spent = self.unread < 0
         if spent:
             raise TooLarge(read)
-
-    def end(self) -> None:
-        """Shut every connection: a read still waiting ends at once."""
-        with self._lock:
-            self.ended = True
-            handles, self._handles = self._handles, []
-        for handle in handles:
-            try:
-                handle.shutdown(socket.SHUT_RDWR)
-            except OSError:  # not connected any more
-                pass
-            handle.close()
 
 
 class TooLarge(Exception):
@@ -182,15 +145,9 @@ def fetch(url: SplitResult, address: Optional[str], fetches: Fetches) -> tuple:
     """``(status, body)`` of a GET of ``url`` within ``fetches``' deadline and bytes,
     connecting to ``address`` when given (the name still goes in the Host header and TLS's
     SNI)."""
-    kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
-    connection = kind(url.hostname, url.port, timeout=fetches.left())
-    # http.client's own hook for opening the socket: the host's name stays for the rest
-    connection._create_connection = lambda where, *args: fetches.opened(
-        socket.create_connection((address or where[0], where[1]), *args)
-    )
+    connection = connect(url, address, fetches)
     try:
-        path = url.path or "/"
-        connection.request("GET", f"{path}?{url.query}" if url.query else path, headers=HEADERS)
+        connection.request("GET", target(url), headers=HEADERS)
         with connection.getresponse() as response:  # closed first: it holds the socket
             if response.status != 200:
                 return response.status, b""
@@ -203,11 +160,6 @@ def fetch(url: SplitResult, address: Optional[str], fetches: Fetches) -> tuple:
                 fetches.took(len(piece), len(body))
     finally:
         connection.close()
-
-
-def _addresses(host: str) -> list:
-    """Every address ``host`` resolves to."""
-    return [info[4][0].split("%")[0] for info in socket.getaddrinfo(host, None)]
 
 
 def _fail(image: Image, message: str) -> InvalidRequestError:

@@ -13,7 +13,7 @@ from functools import cached_property
 from typing import Optional
 
 from proxy.config.hubref import HubReference
-from proxy.core.types import GenerationRequest, Sampling
+from proxy.core.types import TOOL_TURNS, GenerationRequest, Sampling
 
 LOCAL_BACKENDS = frozenset({"servercpp", "chatglm"})  # what a key's local_only allows
 # The routes of OpenAI's API an upstream of ``backend = "openai"`` may serve, as the models file
@@ -143,7 +143,7 @@ class ModelSpec:
     warm: tuple = ()  # ids of equal models, the first of them running answers while it is not
     drop_hosted_tools: bool = False  # hosted tools it does not run are left out, not refused
     tools: tuple = ()  # servers of tools the gateway runs for it (MCP servers' names, "web")
-    max_tool_turns: int = 8  # the model's turns in one request's tool loop, at the most
+    max_tool_turns: int = TOOL_TURNS  # the model's turns in one request's tool loop, at the most
     price: Optional[Price] = None  # what its tokens cost; None: nothing counted
     # openai, anthropic: sent with every request to its upstream, as (name, value) pairs;
     # headers_env's values are read from the environment variables they name

@@ -40,7 +40,7 @@ from proxy.config.hubref import HubReference, is_hub_reference
 from proxy.core.addresses import http_parts
 from proxy.core.errors import InvalidRequestError
 from proxy.core.fields import Fields, effort, sampling, stop_words, template_kwargs
-from proxy.core.types import GenerationRequest, Sampling
+from proxy.core.types import TOOL_TURNS, GenerationRequest, Sampling
 
 BACKENDS = ("servercpp", "chatglm", "openai", "anthropic")
 APIS = ("openai", "anthropic")  # backends of a server that speaks a public API
@@ -129,7 +129,6 @@ MCP_KEYS = {
 MCP_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP header's name (a token)
 LONGEST_ID = 128  # characters: an id names its server's log file and slot folder
-TOOL_TURNS = 8  # turns of the tool loop, unless a model says otherwise
 MOST_TOOL_TURNS = 64
 MCP_OUTPUT = 1024 * 1024  # bytes of an MCP tool's result kept, unless the file says
 LEAST_OUTPUT = 1024  # the least a server's max_output_bytes may be

@@ -1,9 +1,8 @@
 """Which URLs may be fetched for a client or a model: http(s) ones, at addresses that are
 public: on the internet, never the proxy's own machine, its LAN or a cloud's metadata
 service, in whatever IPv6 form they come (an IPv6 address that stands for an IPv4 one is
-judged as that one). Finding a host's addresses is each fetcher's own (it then connects to
-the very address it checked, so a name that resolves otherwise a moment later changes
-nothing). Pure."""
+judged as that one). Finding a host's addresses and connecting to the very one checked is
+:mod:`proxy.core.outbound`'s. Pure."""
 
 from __future__ import annotations
 

@@ -134,6 +134,9 @@ class ToolUse:
         return self.allowed is None or tool in self.allowed
 
 
+TOOL_TURNS = 8  # a model's turns in one request's tool loop, unless the operator says otherwise
+
+
 @dataclass(frozen=True)
 class ToolPolicy:
     """What the operator says of a model's hosted tools: the servers of tools the gateway
@@ -141,7 +144,7 @@ class ToolPolicy:
     loop, and whether hosted tools the gateway does not run are left out (else refused)."""
 
     servers: tuple = ()
-    turns: int = 8
+    turns: int = TOOL_TURNS
     drop_hosted: bool = False
 
 

@@ -25,6 +25,7 @@ from typing import Callable, Iterator, Optional, Sequence
 from proxy.core.errors import ToolError
 from proxy.core.router import Router
 from proxy.core.types import (
+    TOOL_TURNS,
     Approval,
     Chunk,
     Completion,
@@ -38,7 +39,6 @@ from proxy.core.types import (
 from proxy.tools.offer import Offer, offer
 from proxy.tools.toolbox import Toolbox
 
-TURNS = 8  # turns of one request, at the most, unless the operator says otherwise
 BETWEEN = "\n\n"  # between the texts of two turns
 MAX_USES = "max_uses_exceeded"  # a run refused: its use's calls were used up
 TURNS_USED = "max_turns_exceeded"  # a call not run: the model's last turn made it
@@ -60,7 +60,7 @@ class Turns:
         toolbox: Toolbox,
         *,
         may_run: Callable[[str, str], bool] = anything,
-        turns: int = TURNS,
+        turns: int = TOOL_TURNS,
     ) -> None:
         self.router, self.toolbox, self.may_run, self.turns = router, toolbox, may_run, turns
 

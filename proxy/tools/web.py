@@ -30,6 +30,7 @@ from proxy.core.errors import (
     ToolServerUnavailableError,
     ToolTimeoutError,
 )
+from proxy.core.outbound import Resolve, public_address, resolved
 from proxy.core.types import Source
 from proxy.tools.arguments import checker
 from proxy.tools.fetching import Deadline, Got, get
@@ -37,7 +38,6 @@ from proxy.tools.manager import TOOL_REPORTED, ToolMetrics
 from proxy.tools.pagetext import page_text
 from proxy.tools.results import ToolResult, ToolSpec
 from proxy.tools.searxng import hits, listing, search_url
-from proxy.tools.urls import Resolve, public_address, resolved
 
 SERVER = "web"  # the name the web tools are served and counted under
 SEARCH, FETCH = "web_search", "web_fetch"

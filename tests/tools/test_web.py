@@ -9,11 +9,11 @@ import pytest
 
 from proxy.config.catalog import WebSearchSpec
 from proxy.core.errors import ToolNotFoundError
+from proxy.core.outbound import public_address
 from proxy.core.types import Source
 from proxy.tools import web
 from proxy.tools.fetching import Got
 from proxy.tools.results import ToolResult
-from proxy.tools.urls import public_address
 from proxy.tools.web import WebTools, _bounded, _content_type, _decoded
 
 SPEC = WebSearchSpec("http://searxng.internal:8080", max_results=5)
