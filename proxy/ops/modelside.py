@@ -18,8 +18,9 @@ SHOWN = 16 * 1024  # characters of a tool run's arguments and result the inspect
 
 
 class ModelSide:
-    """What one request's generation was made of; a choice repeated ``n`` times keeps its
-    first attempt's prompt and every attempt's text."""
+    """What one request's generation was made of: the last attempt's body and prompt (a
+    tool loop's last turn: the whole conversation the model saw), and every attempt's
+    text."""
 
     __slots__ = (
         "conversation",
@@ -54,13 +55,11 @@ class ModelSide:
 
     def prompted(self, text: str) -> None:
         """The proxy rendered ``text`` for the model."""
-        if self.prompt is None:
-            self.prompt, self.prompt_by = text, PROXY
+        self.prompt, self.prompt_by, self.render = text, PROXY, None
 
     def rendered_by_server(self, render: Callable[[], str]) -> None:
         """The server renders the prompt; ``render`` asks it how, once the answer is out."""
-        if self.render is None:
-            self.render, self.prompt_by = render, SERVER
+        self.prompt, self.prompt_by, self.render = None, SERVER, render
 
     def wrote(self, text: str) -> None:
         """The model wrote ``text``, as the server sent it."""

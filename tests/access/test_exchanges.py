@@ -168,6 +168,29 @@ def test_a_server_rendered_prompt_is_asked_for_by_the_writer_and_its_failure_sai
     assert facts["prompt"] is None and "ConnectionError" in facts["prompt_by"]
 
 
+@pytest.mark.parametrize(
+    "attempts, prompt, by",
+    [
+        ([("proxy", "turn 1"), ("proxy", "turn 1, its tool's result, turn 2")],
+         "turn 1, its tool's result, turn 2", PROXY),
+        ([("proxy", "the first server's"), ("server", "the fallback's")], "the fallback's", SERVER),
+        ([("server", "the first server's"), ("proxy", "the fallback's")], "the fallback's", PROXY),
+    ],
+    ids=["a tool loop's last turn", "a server's rendering after the proxy's", "the other way"],
+)  # fmt: skip
+def test_the_prompt_kept_is_the_last_attempts_as_its_body_is(attempts, prompt, by):
+    seen = ModelSide()
+    for rendered_by, text in attempts:
+        seen.sent("/upstream", {"prompt": text})
+        if rendered_by == "proxy":
+            seen.prompted(text)
+        else:
+            seen.rendered_by_server(lambda text=text: text)
+    facts = settled({**record(1), "side": seen})
+    assert (facts["prompt"], facts["prompt_by"]) == (prompt, by)
+    assert facts["upstream_body"] == {"prompt": prompt}
+
+
 def test_listing_filters_by_conversation_and_time_and_finds_the_turn_before(make_store):
     kept_here = make_store()
     turns = [
