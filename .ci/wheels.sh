@@ -26,9 +26,15 @@ if ! have_wheel llama_cpp_python "$LLAMA_CPP_PYTHON_VERSION" \
   sdist="$sources/llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION.tar.gz"
   if ! have_wheel llama_cpp_python "$LLAMA_CPP_PYTHON_VERSION"; then
     echo "building llama-cpp-python $LLAMA_CPP_PYTHON_VERSION with llama-server (several minutes)"
+    # llama-server comes with llama.cpp's other tools, which the tests never run: left out,
+    # they save a fresh machine a few minutes (the server, its UI and mtmd stay)
+    tar -xzf "$sdist" -C "$sources"
+    tree="$sources/llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION"
+    sed -i -E '/add_subdirectory\((batched-bench|gguf-split|imatrix|llama-bench|completion|perplexity|quantize|cli|tokenize|tts|cvector-generator|export-lora|fit-params|results)\)/d' \
+      "$tree/vendor/llama.cpp/tools/CMakeLists.txt"
     CMAKE_ARGS="-DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_COMMON=ON -DLLAMA_TOOLS_INSTALL=ON -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" \
     CMAKE_BUILD_PARALLEL_LEVEL="$JOBS" \
-      "$PYTHON" -m pip wheel --no-deps -w "$WHEELS" "$sdist"
+      "$PYTHON" -m pip wheel --no-deps -w "$WHEELS" "$tree"
   fi
   rm -rf "$TEMPLATES" && mkdir -p "$TEMPLATES"
   tar -xzf "$sdist" -C "$TEMPLATES" --strip-components=5 --wildcards \
