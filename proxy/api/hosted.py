@@ -49,7 +49,7 @@ def generator(ask: Ask) -> tuple:
         if not may_run(use.server, ""):
             if use.label:  # the client asked for it
                 raise ToolNotAllowedError(
-                    f"this key may not run the tools of {use.name!r}", param="tools"
+                    f"this key may not run the tools of {use.name!r}", param=use.field
                 )
             continue  # the model's own tools: offered to the keys granted them
         uses.append(use)
@@ -84,9 +84,9 @@ def _given(servers: tuple) -> tuple:
 def _not_here(use: ToolUse) -> InvalidRequestError:
     if use.server == WEB:
         return InvalidRequestError(
-            f"the tool type {use.kind!r} needs a web search, and this gateway has none "
-            f"configured ([web_search] in the models file)",
-            param="tools",
+            f"{use.kind!r} needs a web search, and this gateway has none configured "
+            f"([web_search] in the models file)",
+            param=use.field,
         )
     return InvalidRequestError(
         f"the tool type {use.kind!r} names {use.name!r}, and no MCP server is declared here "

@@ -122,6 +122,7 @@ class ToolUse:
     kind: str = "mcp"  # how the client asked for it: ``mcp``, ``web_search``…, as its API names it
     url: str = field(default="", repr=False)  # where the client says the server is, if it does
     max_uses: Optional[int] = None  # calls of its tools one request may run, at the most
+    field: str = "tools"  # the request's field that asked for it, which a refusal names
 
     @property
     def name(self) -> str:

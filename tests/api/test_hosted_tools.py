@@ -1,8 +1,9 @@
 """Hosted tools through Flask's test client, on a backend that calls a tool until it reads
 the tool's result and a toolbox of one scripted server: OpenAI's Responses ``mcp`` tool
 answered with its items (as the ``openai`` package reads them), whole and streamed, with
-approval asked and given; and each server checked before anything runs (declared,
-granted, a URL the gateway does not reach)."""
+approval asked and given; the web search of Responses and of chat completions, with their
+citations; and each server checked before anything runs (declared, granted, a URL the
+gateway does not reach)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 from dataclasses import replace
 
 import pytest
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response
 
 from proxy.config.catalog import McpServerSpec, WebSearchSpec
@@ -252,6 +254,66 @@ def test_the_web_search_is_run_and_answered_with_its_call_and_citations(tooled, 
     cited = message["content"][0]["annotations"]
     assert [c["url"] for c in cited] == found
     assert all(text[c["start_index"] : c["end_index"]] == c["url"] for c in cited)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_chat_completions_web_search_options_run_the_search_and_cite_its_pages(
+    tooled, searxng, stream
+):
+    response = tooled().post(
+        "/v1/chat/completions",
+        json={
+            "messages": [{"role": "user", "content": "llamas?"}],
+            "web_search_options": {"search_context_size": "medium"},
+            "stream": stream,
+        },
+    )
+    assert response.status_code == 200
+    if stream:
+        chunks = [
+            ChatCompletionChunk.model_validate(json.loads(block[len("data: ") :]))
+            for block in response.data.decode().split("\n\n")
+            if block.startswith("data: {")
+        ]
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks)
+        (cited,) = [
+            c.choices[0].delta.model_extra["annotations"]
+            for c in chunks
+            if "annotations" in (c.choices[0].delta.model_extra or {})
+        ]
+        assert chunks[-1].choices[0].finish_reason == "stop"
+    else:
+        message = ChatCompletion.model_validate(response.get_json()).choices[0].message
+        text, cited = message.content, [a.model_dump() for a in message.annotations]
+    assert searxng.queries == ["llama facts"] and "Llamas of the Andes" in text
+    assert [c["url_citation"]["url"] for c in cited][0] == searxng.page("llamas.html")
+    assert len(cited) == 3 and all(c["type"] == "url_citation" for c in cited)
+    spans = [c["url_citation"] for c in cited]
+    assert all(text[s["start_index"] : s["end_index"]] == s["url"] for s in spans)
+
+
+@pytest.mark.parametrize(
+    "options, web, param, words",
+    [
+        ({}, False, "web_search_options", "needs a web search"),
+        ({"user_location": {"type": "approximate"}}, True,
+         "web_search_options.user_location", "no location"),
+        ({"search_context_size": "high"}, True,
+         "web_search_options.search_context_size", "must be medium"),
+        ("on", True, "web_search_options", "must be a JSON object"),
+    ],
+    ids=["no web search here", "a location", "more context", "not an object"],
+)  # fmt: skip
+def test_web_search_options_the_gateway_cannot_honour_are_refused_by_name(
+    tooled, searxng, options, web, param, words
+):
+    response = tooled(web=web).post(
+        "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "hi"}], "web_search_options": options},
+    )
+    error = response.get_json()["error"]
+    assert response.status_code == 400 and error["param"] == param
+    assert words in error["message"] and searxng.queries == []
 
 
 @pytest.mark.parametrize(

@@ -116,8 +116,9 @@ def tool_names(tapped: Tapped) -> list:
 
 def assert_tool_loop(tap: Tap, tool: str, key: str) -> None:
     """What the tap saw of a run in which the model called ``tool`` once: every request had
-    the key, every chat streamed and was answered 200; a chat offered ``tool``; and a later
-    chat carried the model's call back with the tool's result for it."""
+    the key, every chat streamed and was answered 200, asking for no hosted tool; a chat
+    offered ``tool``; and a later chat carried the model's call back with the tool's result
+    for it."""
     for tapped in tap.requests:  # shown when the test fails
         print(
             tapped.method,
@@ -135,6 +136,9 @@ def assert_tool_loop(tap: Tap, tool: str, key: str) -> None:
         assert tapped.status == 200, (tapped.method, tapped.path, tapped.status)
     chats = tap.to(CHAT)
     assert chats and all(chat.streamed for chat in chats)
+    # no hosted tool asked for: every tool offered is the agent's own, run by the agent
+    assert all(tool.get("type") == "function" for chat in chats for tool in chat.tools)
+    assert not any("web_search_options" in chat.body for chat in chats)
     offering = [index for index, chat in enumerate(chats) if tool in tool_names(chat)]
     assert offering, f"no chat offered {tool}: {[tool_names(chat) for chat in chats]}"
     answered = [chat for chat in chats[offering[0] + 1 :] if tool_result(chat, tool)]

@@ -1,6 +1,7 @@
 """Codex CLI with its web search on, as it is by default: the gateway runs the search it
 asks for through a SearXNG stand-in on loopback (``[web_search]``), the model reads what it
-found, and Codex prints the model's answer.
+found, and Codex prints the model's answer. The ``openai`` package's chat completions ask
+for the same search with ``web_search_options``, and read the page the answer cites.
 
 The model (see :mod:`.scriptedmodel`, gpt-oss's real template, on current llama-server)
 first calls ``web_search``, which Codex offers as OpenAI's hosted tool; once a tool's result
@@ -13,6 +14,7 @@ import json
 
 import pytest
 import requests
+from openai import OpenAI
 
 from tests.processes import ADMIN, ProxyProcess
 from tests.searxng import SearXNG
@@ -26,7 +28,8 @@ pytestmark = pytest.mark.e2e
 
 KEY = "sk-agent"
 QUERY = "llama facts"
-ANSWER = "Llamas hum to one another, the search says."
+CITED = "https://en.wikipedia.org/wiki/Llama"  # a hit the stand-in gives for any query
+ANSWER = f"Llamas hum to one another, says {CITED} today."
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +89,31 @@ def test_codex_with_web_search_on_reads_what_the_gateways_search_found(served, t
     ).text
     assert 'oai_proxy_tool_calls_total{server="web",tool="web_search"} 1.0' in metrics
     assert "Traceback" not in proxy.log()
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_the_openai_sdks_chat_with_web_search_options_cites_the_page_found(served, stream):
+    proxy, searxng = served
+    searched = len(searxng.queries)
+    client = OpenAI(base_url=proxy.url + "/v1", api_key=KEY, max_retries=0)
+    asked = {
+        "model": "local-model",
+        "messages": [{"role": "user", "content": "What do llamas do?"}],
+        "web_search_options": {},
+    }
+    if stream:
+        chunks = list(client.chat.completions.create(**asked, stream=True))
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+        (cited,) = [
+            chunk.choices[0].delta.model_extra["annotations"]
+            for chunk in chunks
+            if chunk.choices and "annotations" in (chunk.choices[0].delta.model_extra or {})
+        ]
+    else:
+        message = client.chat.completions.create(**asked).choices[0].message
+        text, cited = message.content, [a.model_dump() for a in message.annotations]
+    assert text == ANSWER
+    assert searxng.queries[searched:] == [QUERY]
+    (citation,) = [c["url_citation"] for c in cited]
+    assert citation["url"] == CITED and citation["title"] == "Llama - Wikipedia"
+    assert text[citation["start_index"] : citation["end_index"]] == CITED

@@ -3,14 +3,21 @@
 Streams go role delta → content (and reasoning, tool-call) deltas → one chunk with the
 ``finish_reason`` per choice → a usage chunk when ``stream_options.include_usage`` asks →
 ``data: [DONE]``; every chunk carries the one id of the answer.
+
+``web_search_options`` asks for the gateway's web search, which the model then calls as
+tools the gateway runs (:mod:`proxy.tools.turns`); where the answer names a page it found,
+its message carries a ``url_citation`` annotation (a stream's, in a delta before the one
+that finishes its choice).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Sequence
 
 import orjson
 
+from proxy.config.catalog import WEB
 from proxy.core.events import (
     Finish,
     PromptCounted,
@@ -18,10 +25,12 @@ from proxy.core.events import (
     TextDelta,
     ToolCallDelta,
     ToolCallStart,
+    ToolRan,
     UsageReport,
 )
 from proxy.core.fields import Fields, effort, template_kwargs, tool_call
-from proxy.core.types import Completion, Message, ToolCall
+from proxy.core.types import Completion, Message, ToolCall, ToolUse
+from proxy.dialects.citations import cited, sources_of
 from proxy.dialects.dialect import Ask, Content, Limits
 from proxy.dialects.openai import answer, request
 from proxy.dialects.openai.answer import error_body, headers  # noqa: F401 (the dialect's)
@@ -50,7 +59,26 @@ def parse(body: Any, limits: Limits) -> Ask:
     generation = request.generation_request(
         fields, limits, messages=messages, logprobs=logprobs, template_kwargs=variables
     )
+    search = fields.object("web_search_options")
+    if search is not None:
+        generation = replace(generation, hosted=(_search_use(search),))
     return request.ask(fields, (generation,), limits)
+
+
+def _search_use(options: Fields) -> ToolUse:
+    """``web_search_options``: the gateway's web search, whose pages may be opened too."""
+    if options.raw("user_location") is not None:
+        raise options.fail(
+            "user_location", "is not read here: this gateway's web search takes no location"
+        )
+    size = options.string("search_context_size")
+    if size not in (None, "medium"):
+        raise options.fail(
+            "search_context_size",
+            "must be medium here: a search gives the model as many hits as the gateway's "
+            "operator sets (max_results)",
+        )
+    return ToolUse(WEB, "web", kind="web_search_options", field="web_search_options")
 
 
 def _messages(fields: Fields, limits: Limits) -> tuple:
@@ -140,7 +168,7 @@ def render(ask: Ask, id: str, model: str, completions: Sequence[Completion]) -> 
         "choices": [
             {
                 "index": i,
-                "message": _message_body(c.text, c.tool_calls, c.reasoning),
+                "message": _message_body(c.text, c.tool_calls, c.reasoning, sources_of(c.runs)),
                 "logprobs": answer.chat_logprobs(c.logprobs) if c.logprobs else None,
                 "finish_reason": c.finish_reason,
             }
@@ -151,10 +179,15 @@ def render(ask: Ask, id: str, model: str, completions: Sequence[Completion]) -> 
     return answer.historic_extras(body, completions)
 
 
-def _message_body(text: str, tool_calls: Sequence[ToolCall], reasoning: str) -> dict:
+def _message_body(
+    text: str, tool_calls: Sequence[ToolCall], reasoning: str, sources: Sequence = ()
+) -> dict:
     message = {"role": "assistant", "content": text if text or not tool_calls else None}
     if reasoning:
         message["reasoning_content"] = reasoning
+    annotations = _annotations(text, sources)
+    if annotations:
+        message["annotations"] = annotations
     if tool_calls:
         message["tool_calls"] = [
             {
@@ -165,6 +198,22 @@ def _message_body(text: str, tool_calls: Sequence[ToolCall], reasoning: str) -> 
             for call in tool_calls
         ]
     return message
+
+
+def _annotations(text: str, sources: Sequence) -> list:
+    """A ``url_citation`` where the text names a page the web search found."""
+    return [
+        {
+            "type": "url_citation",
+            "url_citation": {
+                "start_index": start,
+                "end_index": end,
+                "url": source.url,
+                "title": source.title,
+            },
+        }
+        for start, end, source in cited(text, sources)
+    ]
 
 
 # -- streams ----------------------------------------------------------------------------------
@@ -182,8 +231,17 @@ class ChatStream(ChoicesStream):
 
     object = "chat.completion.chunk"
 
+    def __init__(self, ask: Ask, id: str, model: str) -> None:
+        super().__init__(ask, id, model)
+        # a choice's text is kept only where the web search may find pages it cites
+        self.citing = any(use.server == WEB for request in ask.requests for use in request.hosted)
+        self.written: list = []
+        self.sources: list = []
+
     def text(self, event: TextDelta, out: list) -> None:
         self._begin(out)
+        if self.citing:
+            self.written.append(event.text)
         if event.logprobs:
             out.append(self._delta({"content": event.text}, event.logprobs))
         else:  # the same bytes as the chunk's, its text written into them
@@ -224,8 +282,15 @@ class ChatStream(ChoicesStream):
         self._begin(out)
         self.usage += event.usage
 
+    def tool_ran(self, event: ToolRan, out: list) -> None:
+        self.sources += event.run.sources
+
     def finished(self, event: Finish, out: list) -> None:
         self._begin(out)
+        annotations = _annotations("".join(self.written), self.sources)
+        if annotations:
+            out.append(self._delta({"annotations": annotations}))
+        self.written, self.sources = [], []
         out.append(self._delta({}, finish_reason=event.reason))
         self.next_choice()
 

@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 
 from proxy.core.errors import ProxyError
 from proxy.core.types import Completion, ToolListing, ToolRun, Usage
+from proxy.dialects.citations import cited, sources_of
 from proxy.dialects.dialect import Ask
 from proxy.dialects.responses.request import ResponsesNotes, new_id
 
@@ -52,7 +53,7 @@ def render(ask: Ask, id: str, model: str, completions: Sequence[Completion]) -> 
     status = status_of(completion.finish_reason)
     waiting = any(isinstance(step, ToolRun) and step.pending for step in completion.runs)
     if completion.text or not (completion.tool_calls or waiting):
-        sources = [source for step in completion.runs for source in getattr(step, "sources", ())]
+        sources = sources_of(completion.runs)
         output.append(
             message_item(
                 new_id("msg"), completion.text, status, citations(completion.text, sources)
@@ -97,22 +98,17 @@ def message_item(
 
 
 def citations(text: str, sources: Sequence) -> list:
-    """A ``url_citation`` where the text names a source's URL (the first time it does): a
-    model cites a page by writing its address."""
-    found = []
-    for source in {source.url: source for source in sources}.values():
-        start = text.find(source.url)
-        if start >= 0:
-            found.append(
-                {
-                    "type": "url_citation",
-                    "start_index": start,
-                    "end_index": start + len(source.url),
-                    "url": source.url,
-                    "title": source.title,
-                }
-            )
-    return sorted(found, key=lambda citation: citation["start_index"])
+    """A ``url_citation`` where the text names a source's URL."""
+    return [
+        {
+            "type": "url_citation",
+            "start_index": start,
+            "end_index": end,
+            "url": source.url,
+            "title": source.title,
+        }
+        for start, end, source in cited(text, sources)
+    ]
 
 
 def run_items(step, status: str = "") -> list:
