@@ -109,6 +109,11 @@ def _in_reads(
     counted = False  # the prompt's count is told
     try:
         for chunk in chunks:
+            if chunk.waiting:  # a hosted tool runs: the client is kept company meanwhile
+                together.append(WAITING)
+                yield together
+                together = []
+                continue
             if chunk.verbatim:  # before what was read from it: the stream's first event
                 together.append(Passed(chunk.verbatim))
             if not counted:

@@ -395,6 +395,7 @@ class Chunk:
     verbatim: tuple = ()
     # hosted tools the gateway listed or ran (ToolListing, ToolRun) before this chunk's text
     runs: tuple = ()
+    waiting: bool = False  # nothing yet: the gateway runs a tool (the stream keeps company)
 
     @classmethod
     def partial(cls, text: str, logprobs: tuple, followed: bool) -> "Chunk":

@@ -18,7 +18,12 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextvars import copy_context
 from dataclasses import replace
+from functools import partial
 from time import perf_counter
 from typing import Callable, Iterator, Optional, Sequence
 
@@ -36,12 +41,15 @@ from proxy.core.types import (
     Usage,
     assembled,
 )
+from proxy.ops.measure import waiting
 from proxy.tools.offer import Offer, offer
 from proxy.tools.toolbox import Toolbox
 
 BETWEEN = "\n\n"  # between the texts of two turns
 MAX_USES = "max_uses_exceeded"  # a run refused: its use's calls were used up
 TURNS_USED = "max_turns_exceeded"  # a call not run: the model's last turn made it
+KEEPALIVE_EVERY = 5.0  # seconds between two waiting chunks while a stream's tools run
+WAITING = Chunk(waiting=True)
 
 
 def anything(server: str, tool: str) -> bool:
@@ -116,7 +124,11 @@ class Turns:
             usage += chunk.usage or Usage()
             hosted = assembled(turn_.held)
             wrote = wrote or bool(turn_.text)
-            ran = loop.run(hosted, last) if hosted else []
+            ran = (
+                (yield from meanwhile(partial(loop.run, hosted, last), KEEPALIVE_EVERY))
+                if hosted
+                else []
+            )
             if not hosted or turn_.client or last or loop.waiting(ran) or loop.gone():
                 yield replace(
                     chunk,
@@ -129,6 +141,26 @@ class Turns:
                 yield Chunk(text=chunk.text, reasoning=chunk.reasoning, runs=tuple(told))
             told = list(ran)
             loop.went_on(turn_.text, turn_.reasoning, hosted, ran)
+
+
+def meanwhile(work: Callable[[], list], every: float) -> Iterator[Chunk]:
+    """Run ``work`` in a thread of its own, a waiting chunk every ``every`` seconds until it
+    is done (the client, and the proxies between, see the stream is alive); its result.
+    A client that leaves meanwhile leaves the work to end within its own bounds."""
+    done: Future = Future()
+
+    def run() -> None:
+        try:
+            done.set_result(work())
+        except BaseException as exc:  # raised where the stream reads it
+            done.set_exception(exc)
+
+    threading.Thread(target=copy_context().run, args=(run,), daemon=True, name="tools").start()
+    while True:
+        try:
+            return done.result(every)
+        except FutureTimeout:
+            yield WAITING
 
 
 class _Turn:
@@ -201,15 +233,18 @@ class _Loop:
 
     def begin(self) -> list:
         """List the servers' tools (a server that cannot is a failure of the request), and
-        run the calls the client approved or refused: what the client is told first."""
+        run the calls the client approved or refused: what the client is told first (the
+        time the servers take is theirs, not the proxy's)."""
         toolbox = self.turns.toolbox
-        listed = [(use, toolbox.tools(use.server)) for use in self.request.hosted]
+        with waiting(self.request.caller.measure):
+            listed = [(use, toolbox.tools(use.server)) for use in self.request.hosted]
         self.offer = offer(listed, self.request.tools, self.turns.may_run)
         runs: list = list(self.offer.listings)
         approved = [self._approved(approval) for approval in self.request.approvals]
         if approved:
             calls = [call for call, _ in approved]
-            ran = [self._run_approved(call, approval) for call, approval in approved]
+            with waiting(self.request.caller.measure):
+                ran = [self._run_approved(call, approval) for call, approval in approved]
             self.went_on("", "", calls, ran)
             runs += ran
         return runs
@@ -227,7 +262,8 @@ class _Loop:
 
     def run(self, calls: Sequence[ToolCall], last: bool) -> list:
         """Each call run, or held for approval; none on the ``last`` turn, which was not
-        offered the hosted tools (a model may call one all the same)."""
+        offered the hosted tools (a model may call one all the same). The runs' time is
+        the tools' own, not the proxy's."""
         if last:
             return [
                 replace(
@@ -237,7 +273,8 @@ class _Loop:
                 )
                 for call in calls
             ]
-        return [self._run(call) for call in calls]
+        with waiting(self.request.caller.measure):
+            return [self._run(call) for call in calls]
 
     def waiting(self, runs: Sequence) -> bool:
         return any(run.pending for run in runs)

@@ -1,14 +1,16 @@
 """A token's text goes out in bytes its renderer frames itself, for speed: for any text,
 those bytes are exactly what the dialect's encoder writes for the event they hold, and the
-client reads the text back as it was."""
+client reads the text back as it was; a wait between two texts (a hosted tool running) is
+a comment, or nothing where the wire has none, and the text goes on as before."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy.core.events import TextDelta
-from proxy.core.sse import encode_event, encode_line, encode_named
+from proxy.core.events import WAITING, TextDelta
+from proxy.core.sse import COMMENT, encode_event, encode_line, encode_named
 from proxy.core.types import GenerationRequest
 from proxy.dialects import anthropic, responses
 from proxy.dialects.dialect import Ask
@@ -86,3 +88,16 @@ def test_framed_text_is_the_encoders_bytes_and_reads_back(texts):
             body = decoded(payload)
             assert encode(body) == payload, make.__name__
             assert text_of(body) == text, make.__name__
+
+
+@pytest.mark.parametrize(
+    "make, encode, text_of", STREAMS, ids=[make.__name__ for make, _, _ in STREAMS]
+)
+def test_a_wait_between_two_texts_keeps_company_and_changes_no_text(make, encode, text_of):
+    stream = make()
+    writes = list(stream.render(iter([[TextDelta("a")], [WAITING], [TextDelta("b")]])))
+    texts = [text_of(decoded(p)) for write in writes for p in write if isinstance(p, bytes)]
+    assert texts == ["a", "b"]
+    keepalive = getattr(stream, "keepalive", COMMENT)  # Anthropic's is a ping event
+    waits = [write for write in writes if write == [keepalive]]
+    assert waits == ([] if encode is encode_line else [[keepalive]])  # NDJSON has no comment

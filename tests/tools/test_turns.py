@@ -6,6 +6,7 @@ call's pieces and tells its run instead; usage adds up across the turns."""
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import replace
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from proxy.core import generation
 from proxy.core.caller import Caller
 from proxy.core.errors import ToolTimeoutError
-from proxy.core.events import TextDelta, ToolCallStart, ToolRan, ToolsListed, UsageReport
+from proxy.core.events import WAITING, TextDelta, ToolCallStart, ToolRan, ToolsListed, UsageReport
 from proxy.core.types import (
     Approval,
     Chunk,
@@ -28,7 +29,9 @@ from proxy.core.types import (
     function_tool,
     pieces,
 )
+from proxy.ops import measure as measuring
 from proxy.ops.modelside import ModelSide
+from proxy.tools import turns
 from proxy.tools.results import ToolResult, ToolSpec
 from proxy.tools.turns import Turns
 
@@ -216,14 +219,81 @@ def test_a_stream_holds_the_hosted_calls_pieces_and_tells_its_run():
     assert isinstance(events[0], ToolsListed)
 
 
-def test_each_run_is_kept_for_the_inspector_with_what_it_was_given_and_answered():
-    class Measured:
-        side = ModelSide()
+class SlowToolbox(Toolbox):
+    """A toolbox whose call ends only once the stream has said it waits."""
 
-    asked = ASKED.served_for(Caller(measure=Measured()))
+    def __init__(self):
+        super().__init__()
+        self.seen_waiting = threading.Event()
+
+    def call(self, server, tool, arguments, timeout=None):
+        assert self.seen_waiting.wait(30), "the stream said nothing while the tool ran"
+        return super().call(server, tool, arguments, timeout)
+
+
+def test_a_stream_keeps_its_client_company_while_a_tool_runs(monkeypatch):
+    monkeypatch.setattr(turns, "KEEPALIVE_EVERY", 0.01)
+    router = Router(answer("Let me look.", (call(),)), answer("It says hello."))
+    toolbox = SlowToolbox()
+    kinds = []
+    for batch in generation.stream(Turns(router, toolbox), [ASKED]):
+        for event in batch:
+            if event is WAITING:
+                toolbox.seen_waiting.set()
+            kinds.append(type(event).__name__)
+    ran = kinds.index("ToolRan")
+    assert "Waiting" in kinds[kinds.index("TextDelta") : ran]  # between the call and its run
+    assert "Waiting" not in kinds[ran:] and toolbox.calls
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_tools_time_is_theirs_not_the_proxys(monkeypatch, stream):
+    """A clock that moves only while a tool runs: all of its time is taken off the
+    proxy's own."""
+    clock = [100.0]
+    monkeypatch.setattr(measuring, "perf_counter", lambda: clock[0])
+
+    class Slow(Toolbox):
+        def call(self, server, tool, arguments, timeout=None):
+            clock[0] += 10
+            return super().call(server, tool, arguments, timeout)
+
+    measure = measuring.Measure()
+    asked = ASKED.served_for(Caller(measure=measure))
+    loop = Turns(Router(answer("", (call(),)), answer("It says hello.")), Slow())
+    if stream:
+        list(loop.stream(asked))
+    else:
+        loop.complete(asked)
+    assert measure.waited == 10 and clock == [110.0]
+
+
+def test_work_done_meanwhile_gives_its_result_or_its_error():
+    release = threading.Event()
+
+    def slow():
+        release.wait(30)
+        return ["done"]
+
+    waits = turns.meanwhile(slow, every=0.01)
+    assert next(waits) is turns.WAITING
+    release.set()
+    with pytest.raises(StopIteration) as ended:
+        while True:
+            next(waits)
+    assert ended.value.value == ["done"]
+    failing = turns.meanwhile(lambda: 1 / 0, every=30)
+    with pytest.raises(ZeroDivisionError):
+        next(failing)
+
+
+def test_each_run_is_kept_for_the_inspector_with_what_it_was_given_and_answered():
+    measure = measuring.Measure()
+    measure.side = ModelSide()
+    asked = ASKED.served_for(Caller(measure=measure))
     router = Router(answer("", (call(),)), answer("It says hello."))
     Turns(router, Toolbox()).complete(asked)
-    (run,) = Measured.side.facts()["tool_runs"]
+    (run,) = measure.side.facts()["tool_runs"]
     assert {k: run[k] for k in ("server", "tool", "arguments", "output", "error", "cut")} == {
         "server": "fs",
         "tool": "read_file",

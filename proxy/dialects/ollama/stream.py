@@ -54,7 +54,8 @@ class OllamaStream(Lines, EventRenderer):
         return [error_body(error)]
 
     def waiting(self, event: Waiting, out: list) -> None:
-        self.loaded = time.monotonic_ns()  # the server is still starting: at least this long
+        if self.first is None:  # the server is still starting: at least this long
+            self.loaded = time.monotonic_ns()
 
     def prompt_counted(self, event: PromptCounted, out: list) -> None:
         self.prompt = event.tokens
