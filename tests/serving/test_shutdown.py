@@ -1,7 +1,7 @@
 """Stopping the proxy (SIGTERM) under every way to serve it: nobody is cut off mid-answer.
 
-Streams in flight finish within --graceful-timeout; those that cannot end with an error event
-and [DONE]; no new connection is taken meanwhile; the process then exits.
+Streams and whole answers in flight finish within --graceful-timeout; streams that cannot end
+with an error event and [DONE]; no new connection is taken meanwhile; the process then exits.
 """
 
 from __future__ import annotations
@@ -119,4 +119,32 @@ def test_sigterm_lets_streams_finish_then_ends_the_rest_cleanly(tmp_path, how, s
     short_done = arrived.index(("short", "[DONE]"))
     after = [name for name, _ in arrived[short_done:]].count("long")
     assert after > 2, "the rest were ended before the grace was over"  # text, then the end
+    assert "Traceback" not in proxy.log()
+
+
+@HOW
+def test_a_whole_answer_in_flight_is_answered_before_the_proxy_exits(tmp_path, how):
+    with FakeServerCpp("llamacpp", tokens=["la "] * 30, token_delay=0.05) as fake:  # 1.5 s
+        proxy = proxy_of(fake, tmp_path, how, "default")
+        try:
+            answers = []
+            asking = threading.Thread(
+                target=lambda: answers.append(
+                    requests.post(
+                        proxy.url + "/v1/completions",
+                        timeout=30,
+                        json={"prompt": "whole", "max_tokens": 30},
+                    )
+                )
+            )
+            asking.start()
+            wait_for(lambda: "whole" in str(fake.requests), "the upstream to be asked", 10)
+            proxy.process.send_signal(signal.SIGTERM)
+            asking.join(30)
+            assert proxy.process.wait(30) == 0
+        finally:
+            proxy.stop()
+    (answer,) = answers
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["choices"][0]["text"] == "la " * 30
     assert "Traceback" not in proxy.log()
