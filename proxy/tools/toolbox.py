@@ -36,10 +36,6 @@ class Toolbox:
     ) -> None:
         self._mcp, self._web_spec, self._metrics = mcp, web, metrics
 
-    def names(self) -> tuple:
-        """The MCP servers declared now."""
-        return self._mcp.names()
-
     def at(self, url: str) -> Optional[str]:
         """The name of the MCP server declared at ``url``, if one is."""
         wanted = _normal(url)
