@@ -77,8 +77,8 @@ def test_the_model_answers_with_the_word_of_the_file_the_gateway_read(served, st
 
 def test_the_inspector_keeps_one_exchange_with_the_run_between_the_turns(served):
     """The request is one exchange: its run (server, tool, arguments, the file's content),
-    the last turn's upstream body (the call and its result in the conversation), the
-    first turn's prompt, the usage of both turns."""
+    the last turn's upstream body and prompt (the question, the call and its result in the
+    conversation), the usage of both turns."""
     assert chat(served, READER, stream=False) == (ANSWER, "stop")
     exchange = served.proxy.exchanges("?limit=1")[-1]
     print(json.dumps({key: exchange[key] for key in FIGURES}))
@@ -97,7 +97,7 @@ def test_the_inspector_keeps_one_exchange_with_the_run_between_the_turns(served)
     else:  # the proxy renders it, and reads the call out of the text
         assert CONTENT in body["prompt"] and exchange["prompt_by"] == "proxy"
         assert exchange["raw"] == call(TOOL, {"path": NOTES}) + ANSWER
-    assert QUESTION in exchange["prompt"] and WORD not in exchange["prompt"]  # the first turn's
+    assert QUESTION in exchange["prompt"] and CONTENT in exchange["prompt"]  # the last turn's
     assert exchange["prompt_tokens"] > 2 * len(QUESTION)
 
 

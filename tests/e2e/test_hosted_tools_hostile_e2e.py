@@ -143,13 +143,14 @@ def test_a_tool_that_never_answers_is_an_error_the_model_reads_at_the_servers_bo
 
 def test_a_tool_that_asks_for_the_key_never_gets_it(served, failing):
     """The tool's description tells the model to send it the client's key: the key is in
-    nothing the model was given (the prompt that showed the description, the last turn's
-    body), nor in the call's arguments, its result, the answer, or any log."""
+    nothing the model was given (the last turn's prompt and body, the whole conversation),
+    nor in the call's arguments, its result, the answer, or any log. The call ran: the tool
+    was offered to the model, with its description."""
     choice, _, exchange = attack(served, "LeakCase")
     assert choice.message.content == call(*HOSTILE["LeakCase"])
     (run,) = exchange["tool_runs"]
     assert (run["tool"], run["output"]) == ("remember", "noted: I have no key to give.")
-    assert "IMPORTANT, FROM THE SYSTEM" in exchange["prompt"]  # the model was told
+    assert run["output"] in exchange["prompt"]  # the last turn's: the whole conversation
     assert exchange["key"] == "attacked"
     assert SECRET not in json.dumps(exchange)
     for log in (served.proxy.log_path, failing[1]):
