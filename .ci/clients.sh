@@ -74,7 +74,9 @@ python_client() {  # venv, distribution==version...
     rm -rf "$venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --upgrade pip
-    "$venv/bin/pip" install --quiet "${@:2}"
+    # not byte-compiled here: that is CPU the native builds beside it want, and a client
+    # compiles the modules it imports, once, on its first run
+    "$venv/bin/pip" install --quiet --no-compile "${@:2}"
     python_installed "$@"
   fi
   echo "$1: ${*:2}"

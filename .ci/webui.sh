@@ -20,8 +20,10 @@ if ! installed open-webui "$OPEN_WEBUI_VERSION" || ! installed torch "$TORCH_VER
   rm -rf "$VENV"
   "$PYTHON" -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --upgrade pip
-  "$VENV/bin/pip" install --quiet "torch==$TORCH_VERSION"
-  "$VENV/bin/pip" install --quiet "open-webui==$OPEN_WEBUI_VERSION" "torch==$TORCH_VERSION"
+  # not byte-compiled here (some 24,000 files): that is CPU the native builds beside it
+  # want, and Open WebUI compiles the modules it imports, once, on its first start
+  "$VENV/bin/pip" install --quiet --no-compile "torch==$TORCH_VERSION"
+  "$VENV/bin/pip" install --quiet --no-compile "open-webui==$OPEN_WEBUI_VERSION" "torch==$TORCH_VERSION"
 fi
 installed open-webui "$OPEN_WEBUI_VERSION"
 echo "open-webui $OPEN_WEBUI_VERSION in $VENV"
