@@ -28,6 +28,7 @@ from time import perf_counter
 from typing import Callable, Iterator, Optional, Sequence
 
 from proxy.core.errors import ToolError
+from proxy.core.generation import KEEPALIVE_EVERY
 from proxy.core.router import Router
 from proxy.core.types import (
     TOOL_TURNS,
@@ -48,7 +49,6 @@ from proxy.tools.toolbox import Toolbox
 BETWEEN = "\n\n"  # between the texts of two turns
 MAX_USES = "max_uses_exceeded"  # a run refused: its use's calls were used up
 TURNS_USED = "max_turns_exceeded"  # a call not run: the model's last turn made it
-KEEPALIVE_EVERY = 5.0  # seconds between two waiting chunks while a stream's tools run
 WAITING = Chunk(waiting=True)
 
 

@@ -232,7 +232,7 @@ class SlowToolbox(Toolbox):
 
 
 def test_a_stream_keeps_its_client_company_while_a_tool_runs(monkeypatch):
-    monkeypatch.setattr(turns, "KEEPALIVE_EVERY", 0.01)
+    monkeypatch.setattr(turns, "KEEPALIVE_EVERY", 0.01)  # the name turns reads it by
     router = Router(answer("Let me look.", (call(),)), answer("It says hello."))
     toolbox = SlowToolbox()
     kinds = []
