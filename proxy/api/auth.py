@@ -16,7 +16,6 @@ from werkzeug.datastructures import Headers
 from proxy.access.gate import MISSING_KEY, Access
 from proxy.api.requestmodel import request_model
 from proxy.core.errors import AuthenticationError
-from proxy.core.party import ANYONE
 
 # pages, their status and /health answer anyone, each showing a viewer what it may see
 # (proxy.access.visibility); the playground asks for a key itself; /metrics checks its own
@@ -68,11 +67,9 @@ def init_app(app: Flask, access: Access, cors_origins: Sequence[str]) -> None:
         path = asked.path
         call = g._get_current_object()
         if path in PUBLIC_PATHS or path.startswith(ADMIN):
-            call.party = ANYONE
             return None
         headers = asked.headers
         key = call.key = access.identify(presented_key(headers))
-        call.party = access.party(key, headers.get(PRIORITY_HEADER))
         if key is not None and key.restricted and asked.method == "POST":
             model = request_model()
             access.check_model(key, model.asked, model.counted_as)

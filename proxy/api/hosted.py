@@ -15,7 +15,7 @@ from proxy.config.catalog import WEB
 from proxy.core.errors import InvalidRequestError, PermissionDeniedError
 from proxy.core.types import ToolUse
 from proxy.dialects.dialect import Ask, hosted_refusal
-from proxy.tools.turns import Turns, anything
+from proxy.tools.toolloop import ToolLoop, anything
 
 
 class ToolNotAllowedError(PermissionDeniedError):
@@ -23,19 +23,19 @@ class ToolNotAllowedError(PermissionDeniedError):
 
 
 def generator(ask: Ask) -> tuple:
-    """``(ask, generator, left_out)``: the ask with the servers of tools its model will be
-    offered, what runs it, and the types of the hosted tools asked for that are left out
-    for its model, unconfigured (its operator's choice), beyond the dialect's own."""
+    """``(ask, generator)``: the ask with the servers of tools its model will be offered (and
+    the types of the hosted tools asked for that are left out for its model, unconfigured,
+    its operator's choice, among its ``left_out``), and what runs it."""
     state = get_state()
     router = state.router
     policy = router.tool_policy(request_model().asked)
-    if ask.hosted and not policy.drop_hosted:
+    if ask.not_run and not policy.drop_hosted:
         raise hosted_refusal(ask, answer_name())
-    left_out = []
+    left_out = list(ask.left_out)
     key = getattr(g, "key", None)
     may_run = key.may_run if key is not None else anything
     uses, named = [], set()
-    for use in (*ask.request.hosted, *_given(policy.servers)):
+    for use in (*ask.request.uses, *_given(policy.servers)):
         if use.url:
             use = _declared_at(use, state.tools)
         if use.name in named:
@@ -53,13 +53,13 @@ def generator(ask: Ask) -> tuple:
                 )
             continue  # the model's own tools: offered to the keys granted them
         uses.append(use)
+    ask = replace(ask, left_out=tuple(dict.fromkeys(left_out)))
     if not uses and not ask.request.approvals:
-        if ask.request.hosted:  # none of them offered: the model is asked without them
-            ask = ask.amended(lambda request: replace(request, hosted=()))
-        return ask, router, tuple(dict.fromkeys(left_out))
-    ask = ask.amended(lambda request: replace(request, hosted=tuple(uses)))
-    turns = Turns(router, state.tools, may_run=may_run, turns=policy.turns)
-    return ask, turns, tuple(dict.fromkeys(left_out))
+        if ask.request.uses:  # none of them offered: the model is asked without them
+            ask = ask.amended(lambda request: replace(request, uses=()))
+        return ask, router
+    ask = ask.amended(lambda request: replace(request, uses=tuple(uses)))
+    return ask, ToolLoop(router, state.tools, may_run=may_run, turns=policy.turns)
 
 
 def _declared_at(use: ToolUse, tools) -> ToolUse:

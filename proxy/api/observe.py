@@ -86,52 +86,48 @@ def init_app(app: Flask, state: ProxyState) -> None:
 
     @app.before_request
     def begin() -> None:  # the first hook: every answer, refusals too, is measured
-        spent = g.measure = Measure()
+        g.measure = Measure()
         if capture is not None and capture.armed():  # whose it is, known once its key is
-            spent.side = ModelSide()
+            g.side = ModelSide()
 
     @app.after_request
     def end(response: Response) -> Response:
         spent = g.measure
         spent.pause()
         response.headers[OVERHEAD_HEADER] = f"{spent.overhead * 1000:.3f}"
-        asked = request._get_current_object()  # read once: each read of ``request`` is a lookup
-        rule = asked.url_rule
+        asked_for = request._get_current_object()  # read once: each read is a lookup
+        rule = asked_for.url_rule
         route = rule.rule if rule is not None else "unmatched"
         call = g._get_current_object()
         named = request_model_if_read()
-        # usage, metrics and spend count the model that answered (a fallback, it may be)
-        model = spent.served or (named.counted_as if named is not None else counted_as(None))
+        asked = named.counted_as if named is not None else counted_as(None)
+        # usage, metrics and spend count the models that answered (a fallback, it may be)
+        model = next((served for served in spent.tokens if served), asked)
         status = response.status_code
         api = hasattr(call, "key")  # the key check ran: an API route, not a page or a probe
         key = getattr(call, "key", None)
-        line = (asked.remote_addr, asked.method, asked.path) if log_access else None
+        side = getattr(call, "side", None)
+        line = (asked_for.remote_addr, asked_for.method, asked_for.path) if log_access else None
         kept = None
         if api and rule is not None and capture is not None and capture.wanted(key, model):
-            kept = Exchange(asked, getattr(call, "body", UNREAD), response)
+            kept = Exchange(asked_for, getattr(call, "body", UNREAD), response)
 
         charged = []
 
         def charge() -> None:
-            """The answer's charge, written before its client sees its end: a proxy killed
-            right after loses none of it."""
+            """The answer's charge, each model's tokens at its price, written before its
+            client sees its end: a proxy killed right after loses none of it."""
             if api and not charged:
                 charged.append(True)
-                access.charge(
-                    key,
-                    model,
-                    status,
-                    spent.prompt_tokens,
-                    spent.completion_tokens,
-                    spent.cached_tokens,
-                    prices().get(model),  # what the model that answered costs
-                )
+                for served, counts in (spent.tokens or {"": (0, 0, 0)}).items():
+                    served = served or asked
+                    access.charge(key, served, status, *counts, prices().get(served))
 
         def done() -> None:
             seconds = perf_counter() - spent.began
             name = key.name if key else ""
             if kept is not None:
-                capture.submit(kept.record(name, model, status, seconds, spent), kept.size)
+                capture.submit(kept.record(name, model, status, seconds, spent, side), kept.size)
             if figures is not None:
                 figures.answered(route, model, status, seconds, spent, name)
             if history is not None:
@@ -152,7 +148,7 @@ def init_app(app: Flask, state: ProxyState) -> None:
             if kept is not None:  # kept before it is sent: a listing its client asks next has it
                 name = key.name if key else ""
                 seconds = perf_counter() - spent.began
-                capture.submit(kept.record(name, model, status, seconds, spent), kept.size)
+                capture.submit(kept.record(name, model, status, seconds, spent, side), kept.size)
                 kept = None
             charge()
             response.call_on_close(done)
@@ -196,7 +192,7 @@ class Exchange:
         the request, the upstream body and the prompt; its answer, and the text beneath it."""
         return 3 * self.read + 2 * len(self.answer)
 
-    def record(self, key: str, model: str, status: int, seconds: float, spent) -> dict:
+    def record(self, key: str, model: str, status: int, seconds: float, spent, side) -> dict:
         """What is kept, but for the model's side (``side``): the writer settles that, as it
         may ask the server how it rendered the prompt."""
         request, request_cut = (
@@ -224,7 +220,7 @@ class Exchange:
             "tokens_per_second": (
                 round(spent.completion_tokens / generating, 2) if generating else None
             ),
-            "side": spent.side,
+            "side": side,
             "request": request,
             "request_cut": request_cut,
             "answer": answer,

@@ -23,20 +23,20 @@ from typing import Callable, Iterator, Optional, Sequence
 from flask import Blueprint, Response, g, jsonify, request
 
 from proxy.api import hosted
+from proxy.api.auth import PRIORITY_HEADER
 from proxy.api.body import UNREAD, read_json
 from proxy.api.requestmodel import answer_name
 from proxy.api.state import get_state
 from proxy.core import fields, generation
 from proxy.core.caller import Caller, anything
-from proxy.core.party import ANYONE
 from proxy.core.sse import HEADERS, Wire, event_stream
-from proxy.core.types import Embeddings
+from proxy.core.types import Embeddings, Served
 from proxy.dialects.dialect import Ask, Dialect
 
 SERVED_HEADER = "x-oai-proxy-served-model"  # the model that answered, when a fallback did
 # the request's fields the model's filters (the operator's) left out, or sent with other values
-LEFT_OUT_HEADER = "x-oai-proxy-left-out-fields"
-REPLACED_HEADER = "x-oai-proxy-replaced-fields"
+LEFT_OUT_FIELDS_HEADER = "x-oai-proxy-left-out-fields"
+REPLACED_FIELDS_HEADER = "x-oai-proxy-replaced-fields"
 LEFT_OUT_TOOLS_HEADER = "x-oai-proxy-left-out-tools"  # tools not offered to the model
 
 
@@ -61,18 +61,25 @@ def asked(dialect: Dialect, **options) -> Ask:
 
 def caller() -> Caller:
     """Who the request is served for, made once: its key's party, at the priority its body
-    asks for where it does (LiteLLM's field, over the header's), its measure, and a probe of
-    whether its client is still there."""
+    asks for where it does (LiteLLM's field), else its header's, its measure, the model's
+    side of its exchange where capture keeps one, and a probe of whether its client is
+    still there."""
     call = g._get_current_object()  # read once: each read of ``g`` is a proxy lookup
     made = getattr(call, "caller", None)
     if made is None:
-        party = getattr(call, "party", ANYONE)
-        body = getattr(call, "body", UNREAD)
-        if type(body) is dict and "priority" in body and hasattr(call, "key"):
-            party = get_state().access.party(call.key, body["priority"])
         key = getattr(call, "key", None)
-        may_use = key.may_use if key is not None and key.restricted else anything
-        made = call.caller = Caller(party, g.measure, client_gone_probe(request.environ), may_use)
+        body = getattr(call, "body", UNREAD)
+        if type(body) is dict and "priority" in body:
+            asked = body["priority"]
+        else:
+            asked = request.headers.get(PRIORITY_HEADER)
+        made = call.caller = Caller(
+            get_state().access.party(key, asked),
+            g.measure,
+            client_gone_probe(request.environ),
+            key.may_use if key is not None and key.restricted else anything,
+            getattr(call, "side", None),
+        )
     return made
 
 
@@ -90,57 +97,59 @@ def serve(
     kept: Optional[Callable[[dict], None]] = None,
     id: Optional[str] = None,
 ) -> Response:
-    """Answer ``ask`` in ``dialect``: its requests run on the router, the answer whole or
-    streamed as the client asked. ``kept`` is told the whole answer's body (a stream's,
-    before its last write), for answers the proxy keeps; ``id``: the answer's, where the
-    caller made it first (a new one otherwise)."""
-    state = get_state()
+    """Answer ``ask`` in ``dialect``: its requests run on the router (or the tool loop
+    around it), the answer whole or streamed as the client asked. ``kept`` is told the
+    whole answer's body (a stream's, before its last write), for answers the proxy keeps;
+    ``id``: the answer's, where the caller made it first (a new one otherwise).
+
+    What the answer says of itself (who served it, what its model's filters changed) is
+    read from it: a stream's before its first byte, as its headers must be."""
+    ask, generator = hosted.generator(ask)
+    ask = ask.amended(get_state().images.fetched)
     model = answer_name()
-    ask, router, dropped = hosted.generator(ask)
-    ask = ask.amended(state.images.fetched)
     id = id or dialect.new_id()
     if ask.stream:
         renderer = dialect.stream(ask, id, model)
         renderer.kept = kept
-        events = generation.stream(router, ask.requests, ask.n, patient=dialect.patient)
-        response = event_response(renderer.render(named(events, renderer, g.measure)), renderer)
-        passed = renderer.passed
+        events = generation.stream(generator, ask.requests, ask.n, patient=dialect.patient)
+        response = event_response(renderer.render(events), renderer)
+        served, passed = renderer.served, renderer.passed
     else:
-        completions = generation.complete(router, ask.requests, ask.n)
-        body = dialect.render(ask, id, g.measure.served or model, completions)
+        completions = generation.complete(generator, ask.requests, ask.n)
+        served = [c.served for c in completions if c.served is not None]
+        instead = next((told.model for told in served if told.instead), model)
+        body = dialect.render(ask, id, instead, completions)
         if kept is not None:
             kept(body)
         response = jsonify(body)
         passed = completions[0].verbatim is not None
     if not passed:  # an answer its upstream wrote had nothing of its request left out
-        response.headers.update(dialect.headers(ask))
-        if dropped:
-            told = [name for name in response.headers.get(LEFT_OUT_TOOLS_HEADER, "").split(", ")]
-            response.headers[LEFT_OUT_TOOLS_HEADER] = ", ".join(
-                dict.fromkeys(name for name in (*told, fields.named(dropped)) if name)
-            )
-    measure = g.measure  # told before the first byte, as a stream's is
-    if measure.served:  # a fallback answered
-        response.headers[SERVED_HEADER] = measure.served
-    if measure.left_out:
-        response.headers[LEFT_OUT_HEADER] = fields.named(measure.left_out)
-    if measure.replaced:
-        response.headers[REPLACED_HEADER] = fields.named(measure.replaced)
+        response.headers.update(left_out(dialect, ask))
+    told(response.headers, served)
     return response
 
 
-def named(events: Iterator, renderer, measure) -> Iterator:
-    """The stream's events, its ``renderer`` told the model that answered (a fallback, it
-    may be) as the first arrives, before anything names a model."""
-    try:
-        for event in events:
-            if measure.served:
-                renderer.model = measure.served
-            yield event
-            break
-        yield from events
-    finally:
-        events.close()
+def left_out(dialect: Dialect, ask: Ask) -> dict:
+    """The headers naming what of ``ask`` its answer did not read: the dialect's own, and
+    the tools its model was not offered."""
+    headers = dialect.headers(ask)
+    if ask.left_out:
+        headers[LEFT_OUT_TOOLS_HEADER] = fields.named(ask.left_out)
+    return headers
+
+
+def told(headers, served: Sequence[Served]) -> None:
+    """The headers saying who ``served`` the answer (each model, in order, where another
+    than the one asked for did) and what the models' filters changed of its request."""
+    instead = [each.model for each in served if each.instead]
+    if instead:
+        headers[SERVED_HEADER] = ", ".join(dict.fromkeys(instead))
+    left_out = [name for each in served for name in each.left_out]
+    if left_out:
+        headers[LEFT_OUT_FIELDS_HEADER] = fields.named(tuple(dict.fromkeys(left_out)))
+    replaced = [name for each in served for name in each.replaced]
+    if replaced:
+        headers[REPLACED_FIELDS_HEADER] = fields.named(tuple(dict.fromkeys(replaced)))
 
 
 def event_response(writes: Iterator, wire: Wire) -> Response:

@@ -27,17 +27,14 @@ class Caller:
     """``party``: whose turn the request waits as (its key's); ``measure``: its time and
     tokens (``None``: not measured, as in a call made outside any request); ``gone``: whether
     its client has hung up, polled while it waits; ``may_use``: whether its key may use a
-    model (by id), which a fallback must be."""
+    model (by id), which a fallback must be; ``side``: the model's side of its exchange,
+    kept while capture asks for it (``None``: not kept)."""
 
     party: Party = ANYONE
     measure: Optional[Measure] = None
     gone: Callable[[], bool] = never
     may_use: Callable[[str], bool] = anything
-
-    @property
-    def side(self) -> Optional[ModelSide]:
-        """The model's side of its exchange, kept while capture asks for it."""
-        return None if self.measure is None else self.measure.side
+    side: Optional[ModelSide] = None
 
 
 NOBODY = Caller()  # a call of the proxy's own: nobody's turn, nothing measured

@@ -1,4 +1,5 @@
-"""The core: run a request's choices on the router and tell the answer as one event stream.
+"""The core: run a request's choices on a generator (the fleet, or the tool loop around it)
+and tell the answer as one event stream.
 
 Knows no client API: each dialect parses its body into :class:`GenerationRequest` values and
 renders what comes back here. A whole answer is a :class:`Completion` per choice; a streamed
@@ -11,34 +12,27 @@ once, as OpenAI counts them, in the usage of its first choice.
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from contextvars import copy_context
 from dataclasses import replace
+from functools import partial
 from typing import Iterator, Optional, Sequence
 
 from proxy.core.events import (
     WAITING,
     Finish,
-    Passed,
     PromptCounted,
     ReasoningDelta,
     TextDelta,
     ToolCallDelta,
     ToolCallEnd,
     ToolCallStart,
-    ToolRan,
-    ToolsListed,
     UsageReport,
 )
-from proxy.core.router import Router
-from proxy.core.types import Chunk, Completion, GenerationRequest, ToolRun, Usage
+from proxy.core.meanwhile import PATIENCE, meanwhile
+from proxy.core.router import Generator
+from proxy.core.types import Chunk, Completion, GenerationRequest, Served, Usage
 from proxy.ops.measure import Measure, waiting
-
-PATIENCE = 2.0  # seconds a stream's first event may take before WAITING events begin
-KEEPALIVE_EVERY = 5.0  # seconds between WAITING events: well inside proxies' idle timeouts
 
 
 def jobs(requests: Sequence[GenerationRequest], n: int = 1) -> list:
@@ -46,24 +40,29 @@ def jobs(requests: Sequence[GenerationRequest], n: int = 1) -> list:
     return [request for request in requests for _ in range(n)]
 
 
-def complete(router: Router, requests: Sequence[GenerationRequest], n: int = 1) -> list:
+def complete(generator: Generator, requests: Sequence[GenerationRequest], n: int = 1) -> list:
     """Every choice, whole; several run at once, as the upstream's slots allow."""
     todo = jobs(requests, n)
     measure = todo[0].caller.measure
-    if len(todo) == 1 or not router.concurrent:
-        completions = [router.complete(request) for request in todo]
+    if len(todo) == 1 or not generator.concurrent:
+        completions = [generator.complete(request) for request in todo]
     else:
         with waiting(measure), ThreadPoolExecutor(max_workers=len(todo)) as pool:
-            completions = list(pool.map(router.complete, todo))
+            completions = list(pool.map(generator.complete, todo))
     counted = [
         _counted(completion, repeat=index % n != 0) for index, completion in enumerate(completions)
     ]
-    _measure(measure, sum((completion.usage for completion in counted), Usage()))
+    for completion in counted:
+        _measure(measure, completion.usage, completion.served)
     return counted
 
 
 def stream(
-    router: Router, requests: Sequence[GenerationRequest], n: int = 1, *, patient: bool = False
+    generator: Generator,
+    requests: Sequence[GenerationRequest],
+    n: int = 1,
+    *,
+    patient: bool = False,
 ) -> Iterator[list]:
     """Every choice's events, one choice after another.
 
@@ -73,49 +72,56 @@ def stream(
     ``patient`` streams get it whenever the first event is slow (a free slot, too), at the
     price of a thread to wait in.
     """
-    events = _events(router, jobs(requests, n), n)
-    if patient or router.starting(requests[0].model):
+    events = _events(generator, jobs(requests, n), n)
+    if patient or generator.starting(requests[0].model):
         return patiently(events)
     return events
 
 
-def _events(router: Router, todo: list, n: int) -> Iterator[list]:
+def _events(generator: Generator, todo: list, n: int) -> Iterator[list]:
     """Each choice's events, one choice after another (one choice: its own, one layer less
     under every token)."""
     if len(todo) == 1:
-        return _in_reads(router.stream(todo[0]), todo[0].caller.measure, repeat=False)
-    return _choices(router, todo, n)
+        return _in_reads(generator.stream(todo[0]), todo[0].caller.measure, repeat=False)
+    return _choices(generator, todo, n)
 
 
-def _choices(router: Router, todo: list, n: int) -> Iterator[list]:
+def _choices(generator: Generator, todo: list, n: int) -> Iterator[list]:
     for index, request in enumerate(todo):
-        yield from _in_reads(router.stream(request), request.caller.measure, repeat=index % n != 0)
+        yield from _in_reads(
+            generator.stream(request), request.caller.measure, repeat=index % n != 0
+        )
 
 
-def _in_reads(
-    chunks: Iterator[Chunk], measure: Optional[Measure], *, repeat: bool
-) -> Iterator[list]:
+def _in_reads(chunks: Iterator, measure: Optional[Measure], *, repeat: bool) -> Iterator[list]:
     """The events of ``chunks``, in lists of those whose chunks the upstream sent together.
 
     A server streaming faster than the proxy writes leaves several tokens in each read; the
     events of one read go out in one write. What was read before a failure still goes out.
     The prompt's token count, where the first chunk tells it, comes first: with that chunk's
-    events, or at once, alone, when it says nothing else. A chunk read from an answer sent
-    on verbatim brings the upstream's lines first (:class:`Passed`).
+    events, or at once, alone, when it says nothing else. What the stream tells that is an
+    event already (who answered, the upstream's own lines, a hosted tool's listing or run)
+    goes on as it is, with the next chunk's events; :data:`WAITING` goes at once, alone.
+    The usage of the choice is charged to the model that :class:`Served` it.
     """
     together: list = []
     calls = _Calls()
     timed = False  # the first token's time is taken
     counted = False  # the prompt's count is told
+    served = None
     try:
         for chunk in chunks:
-            if chunk.waiting:  # a hosted tool runs: the client is kept company meanwhile
-                together.append(WAITING)
-                yield together
-                together = []
+            if type(chunk) is not Chunk:
+                if chunk is WAITING:  # the client is kept company meanwhile
+                    together.append(WAITING)
+                    yield together
+                    together = []
+                    continue
+                if type(chunk) is Served:  # its model is counted as answering from now
+                    served = chunk
+                    _measure(measure, Usage(), served)
+                together.append(chunk)
                 continue
-            if chunk.verbatim:  # before what was read from it: the stream's first event
-                together.append(Passed(chunk.verbatim))
             if not counted:
                 counted = True
                 if chunk.prompt_count is not None:
@@ -124,8 +130,6 @@ def _in_reads(
                         yield together
                         together = []
                         continue
-            for step in chunk.runs:
-                together.append(ToolRan(step) if isinstance(step, ToolRun) else ToolsListed(step))
             if chunk.reasoning:
                 together.append(ReasoningDelta(chunk.reasoning))
             if chunk.text or chunk.logprobs:
@@ -135,14 +139,14 @@ def _in_reads(
             if chunk.finish_reason is not None:
                 calls.end(together)
                 usage = _prompt_once(chunk.usage or Usage(), repeat)
-                _measure(measure, usage)
+                _measure(measure, usage, served)
                 together += [
                     UsageReport(usage),
                     Finish(
                         chunk.finish_reason,
                         chunk.stop_sequence,
                         chunk.truncated,
-                        chunk.prompt_tokens,
+                        chunk.prompt_token_ids,
                     ),
                 ]
             if together and not chunk.followed:
@@ -189,7 +193,6 @@ def _says_anything(chunk: Chunk) -> bool:
         or chunk.reasoning
         or chunk.tool_calls
         or chunk.logprobs
-        or chunk.runs
         or chunk.finish_reason is not None
     )
 
@@ -205,48 +208,31 @@ def _prompt_once(usage: Usage, repeat: bool) -> Usage:
     return Usage(completion_tokens=usage.completion_tokens, reasoning_tokens=usage.reasoning_tokens)
 
 
-def _measure(measure: Optional[Measure], usage: Usage) -> None:
+def _measure(measure: Optional[Measure], usage: Usage, served: Optional[Served]) -> None:
+    """Count ``usage`` against the model that ``served`` it (the one asked for, unknown)."""
     if measure is not None:
-        measure.add_tokens(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens or 0)
+        measure.add_tokens(
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            usage.cached_tokens or 0,
+            served.model if served is not None else "",
+        )
 
 
 def patiently(
     events: Iterator[list], patience: Optional[float] = None, every: Optional[float] = None
 ) -> Iterator[list]:
     """``events``, but a first event slower than ``patience`` (a server starting) is preceded
-    by ``[WAITING]`` every ``every`` seconds until it comes (by default :data:`PATIENCE` and
-    :data:`KEEPALIVE_EVERY`). A failure of the first event within ``patience`` is raised as
-    it is."""
-    patience = PATIENCE if patience is None else patience
-    every = KEEPALIVE_EVERY if every is None else every
-    first: Future = Future()
-    threading.Thread(
-        target=copy_context().run,
-        args=(_first_event, events, first),
-        daemon=True,
-        name="first-event",
-    ).start()
-    try:
-        event = first.result(patience)
-    except FutureTimeout:
-        try:
-            while True:
-                yield [WAITING]
-                try:
-                    event = first.result(every)
-                    break
-                except FutureTimeout:
-                    pass
-        except GeneratorExit:  # the client left: close the stream once it has begun
-            first.add_done_callback(lambda _: events.close())
-            raise
+    by ``[WAITING]`` every ``every`` seconds until it comes (by default
+    :data:`~proxy.core.meanwhile.PATIENCE` and :data:`~proxy.core.meanwhile.WAITING_EVERY`).
+    A failure of the first event is raised as it is."""
+    first = yield from meanwhile(
+        partial(next, events),
+        [WAITING],
+        patience=PATIENCE if patience is None else patience,
+        every=every,
+        abandoned=events.close,
+    )
     with closing(events):
-        yield event
+        yield first
         yield from events
-
-
-def _first_event(events: Iterator[list], first: Future) -> None:
-    try:
-        first.set_result(next(events))
-    except BaseException as exc:  # the stream's own error, raised where it is read
-        first.set_exception(exc)

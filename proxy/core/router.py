@@ -8,7 +8,6 @@ from typing import Callable, Iterator, Optional, Protocol, Sequence
 
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.types import (
-    Chunk,
     Completion,
     Embeddings,
     GenerationRequest,
@@ -53,19 +52,27 @@ class ModelPulls(Protocol):
         """Serve the pulled model ``name`` no more, and delete its files."""
 
 
-class Router(Protocol):
-    """Routes each request to a model's backend and answers for the whole fleet."""
+class Generator(Protocol):
+    """What answers a request's generations (:mod:`proxy.core.generation`): the fleet, or the
+    tool loop around it."""
 
     concurrent: bool  # whether generations may run at once (choices of n > 1 fan out)
 
     def complete(self, request: GenerationRequest) -> Completion:
-        """A whole answer for a chat or a raw prompt."""
+        """A whole answer for a chat or a raw prompt, naming who made it (``served``)."""
 
-    def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
-        """The answer piece by piece; closing the stream stops the generation."""
+    def stream(self, request: GenerationRequest) -> Iterator:
+        """The answer piece by piece: chunks, after the :class:`~proxy.core.types.Served`
+        that names who makes them, and the events the core passes on as they are (the
+        upstream's own lines, hosted tools' runs, waiting); closing the stream stops the
+        generation."""
 
     def starting(self, model: Optional[str] = None) -> bool:
         """Whether a request for ``model`` would first wait for its server to start."""
+
+
+class Router(Generator, Protocol):
+    """Routes each request to a model's backend and answers for the whole fleet."""
 
     def count_tokens(self, request: GenerationRequest) -> int:
         """The tokens of the prompt ``request`` would send, by the model's own tokenizer."""

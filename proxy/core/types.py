@@ -195,9 +195,9 @@ class GenerationRequest:
     # ``samplers``), sent as they are to a current server, which reads them
     native: Mapping[str, Any] = field(default_factory=dict)
     verbatim: Optional[Verbatim] = field(default=None, compare=False, repr=False)
-    # servers of tools the gateway runs for the model (ToolUse), and the client's word on
-    # the calls it was asked to approve (Approval)
-    hosted: tuple = ()
+    # the uses of the servers of tools the gateway runs for the model (ToolUse), and the
+    # client's word on the calls it was asked to approve (Approval)
+    uses: tuple = ()
     approvals: tuple = ()
     # who it is served for: its key's turn, its measure, whether its client is still there
     caller: Caller = field(default=NOBODY, compare=False, repr=False)
@@ -353,6 +353,22 @@ class ToolRun:
 
 
 @dataclass(frozen=True)
+class Served:
+    """Who answered a choice or a turn, and what became of its request on the way: the id
+    of the model that made it (as usage and prices count it), whether that is another than
+    the one asked for (a fallback, an overflow, a warm equal), and the request's fields the
+    model's filters left out or sent with the operator's values (``replaced``).
+
+    A whole answer carries it (:attr:`Completion.served`); a stream tells it before its
+    first chunk, as an item of its own, which the core passes on as an event."""
+
+    model: str = ""
+    instead: bool = False
+    left_out: tuple = ()
+    replaced: tuple = ()
+
+
+@dataclass(frozen=True)
 class Completion:
     """A whole generation."""
 
@@ -360,7 +376,7 @@ class Completion:
     finish_reason: str
     usage: Usage
     logprobs: tuple = ()
-    prompt_tokens: Optional[tuple] = None  # token ids, when the client asked with ``tokenize``
+    prompt_token_ids: Optional[tuple] = None  # when the client asked with ``tokenize``
     truncated: bool = False
     tool_calls: tuple = ()
     slot: Optional[int] = None  # the upstream slot that generated it, when it says
@@ -370,17 +386,22 @@ class Completion:
     verbatim: Optional[Mapping[str, Any]] = None
     # what the gateway ran of hosted tools before this answer (ToolListing, ToolRun)
     runs: tuple = ()
+    served: Optional[Served] = None  # who answered it, told by the fleet
 
 
 @dataclass(frozen=True)
 class Chunk:
-    """A piece of a streamed generation; the last one has ``finish_reason`` and ``usage``."""
+    """A piece of a streamed generation; the last one has ``finish_reason`` and ``usage``.
+
+    A stream holds other items beside its chunks, which the core passes on as events as they
+    are: who answered (:class:`Served`), the upstream's own lines
+    (:class:`~proxy.core.events.Passed`), hosted tools' listings and runs, and waiting."""
 
     text: str = ""
     logprobs: tuple = ()
     finish_reason: Optional[str] = None
     usage: Optional[Usage] = None
-    prompt_tokens: Optional[tuple] = None
+    prompt_token_ids: Optional[tuple] = None
     truncated: bool = False
     tool_calls: tuple = ()  # ToolCallPiece values
     slot: Optional[int] = None
@@ -391,11 +412,6 @@ class Chunk:
     )
     stop_sequence: Optional[str] = None  # on the last chunk: the stop word that ended it
     prompt_count: Optional[int] = None  # on the first chunk: prompt tokens, when known early
-    # the upstream's own lines this chunk was read from, to a request sent on verbatim
-    verbatim: tuple = ()
-    # hosted tools the gateway listed or ran (ToolListing, ToolRun) before this chunk's text
-    runs: tuple = ()
-    waiting: bool = False  # nothing yet: the gateway runs a tool (the stream keeps company)
 
     @classmethod
     def partial(cls, text: str, logprobs: tuple, followed: bool) -> "Chunk":

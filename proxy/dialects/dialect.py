@@ -53,9 +53,13 @@ class Ask:
     n: int = 1
     stream: bool = False
     notes: Any = None
-    # the types of the hosted tools it asks for (run by the API's own servers: web search,
-    # MCP…), which the gateway runs for no model: refused, unless the model leaves them out
-    hosted: tuple = ()
+    # the types of the hosted tools it asks for that the gateway does not run (the API's own
+    # servers run them: file search, code execution…): refused, unless the model leaves
+    # them out
+    not_run: tuple = ()
+    # the names of the tools it offers that the model is not offered (a client's own, such as
+    # Anthropic's bash), named in the answer's header
+    left_out: tuple = ()
 
     @property
     def request(self) -> GenerationRequest:
@@ -75,7 +79,7 @@ def hosted_refusal(ask: Ask, model: str) -> InvalidRequestError:
     """The 400 of a hosted tool the gateway does not run, naming its type, as the APIs'
     own servers refuse a tool a model cannot use."""
     return InvalidRequestError(
-        f"the tool type {ask.hosted[0]!r} is a hosted tool, which this gateway does not "
+        f"the tool type {ask.not_run[0]!r} is a hosted tool, which this gateway does not "
         f"run for the model {model!r}; its operator may leave such tools out for it "
         f"(drop_hosted_tools in the models file, --hosted-tools drop)",
         param="tools",
@@ -103,7 +107,8 @@ class Dialect(Protocol):
         """An error, in the API's own shape."""
 
     def headers(self, ask: Ask) -> dict:
-        """Response headers the answer carries (what was left out of the request)."""
+        """Response headers of the API's own the answer carries (what of the request it
+        did not read)."""
 
 
 JOINER = "\n"

@@ -19,7 +19,7 @@ from proxy.core.events import (
     Waiting,
 )
 from proxy.core.sse import COMMENT, EVENT_STREAM, encode_line, encode_named
-from proxy.core.types import Usage
+from proxy.core.types import Served, Usage
 
 # the method of a renderer that each kind of event goes to
 HANDLERS = {
@@ -34,6 +34,7 @@ HANDLERS = {
     UsageReport: "usage_reported",
     Finish: "finished",
     Waiting: "waiting",
+    Served: "told_served",
 }
 
 
@@ -49,6 +50,8 @@ class EventRenderer:
     # told the whole answer's body before its last write, by renderers that build one
     kept: Optional[Callable[[dict], None]] = None
     passed = False  # the upstream wrote the answer in the client's API itself
+    model = ""  # the model the answer names
+    served: tuple = ()  # who served the answer so far (each choice's or turn's Served)
     _table: dict = {}
 
     def __init_subclass__(cls, **kwargs) -> None:
@@ -68,6 +71,13 @@ class EventRenderer:
     def closing(self) -> list:
         """The writes that end the stream, after the last event."""
         return []
+
+    def told_served(self, event: Served, out: list) -> None:
+        """Who serves the answer: another model than the one asked for is the one it
+        names, before anything names one."""
+        if event.instead and not self.served:
+            self.model = event.model
+        self.served += (event,)
 
 
 def _nothing(renderer: EventRenderer, event, out: list) -> None:

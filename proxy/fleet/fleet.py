@@ -41,6 +41,7 @@ from proxy.core.types import (
     GenerationRequest,
     Health,
     Ranking,
+    Served,
     ToolPolicy,
 )
 from proxy.fleet import report
@@ -184,7 +185,7 @@ class Fleet:
 
     def complete(self, request: GenerationRequest) -> Completion:
         """The answer of the request's model, or of its fallbacks in turn while none of its
-        replicas can answer."""
+        replicas can answer; it names the model that made it (:class:`Served`)."""
         asked = self._model(request.model)
         chain = self._chain(asked, request)
         model = chain.first
@@ -196,12 +197,10 @@ class Fleet:
                 model = chain.after(model, exc)
                 if model is None:
                     raise
-        _served(request, model, asked)
-        return answer
+        return replace(answer, served=_served(model, asked, answer.served))
 
     def _complete_on(self, model: ServedModel, request: GenerationRequest) -> Completion:
-        _check_translated(model, request)
-        request = with_defaults(request, model.spec.defaults)
+        request = _for(model, request)
         conversation = model.conversation(request)
 
         def attempt(replica: Replica) -> Completion:
@@ -219,55 +218,55 @@ class Fleet:
 
         return self._failing_over(model, conversation, attempt, continues(request))
 
-    def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
+    def stream(self, request: GenerationRequest) -> Iterator:
         """The chunks of the request's model, or of its fallbacks in turn while none of its
-        replicas could begin: once a chunk has gone, a failure ends the stream."""
+        replicas could begin, after the :class:`Served` that names the model that answers:
+        once a chunk has gone, a failure ends the stream.
+
+        One generator for the chain of models and each model's replicas (see
+        :class:`Failover`): every streamed token passes through it.
+        """
         asked = self._model(request.model)
         chain = self._chain(asked, request)
         model = chain.first
+        started = False
         while True:
-            started = False
             try:
-                with closing(self._stream_on(model, request)) as chunks:
-                    for chunk in chunks:
-                        if not started:
-                            started = True
-                            _served(request, model, asked)
-                        yield chunk
-                return
+                asking = _for(model, request)
+                conversation = model.conversation(asking)
+                failover = Failover(model, conversation, continues(asking))
+                while True:
+                    replica = failover.place()
+                    seats = model.seats[replica.name]
+                    try:
+                        with replica.serving(asking.caller.measure):
+                            slot = seats.prepare(conversation, asking)
+                            told = None  # what the backend says of its request, first
+                            try:
+                                with closing(
+                                    replica.backend.stream(in_slot(asking, slot))
+                                ) as chunks:
+                                    for chunk in chunks:
+                                        if not started:
+                                            if type(chunk) is Served:
+                                                told = chunk
+                                                continue
+                                            started = True
+                                            yield _served(model, asked, told)
+                                        if type(chunk) is Chunk and chunk.finish_reason:
+                                            served = answered_from(chunk.slot, slot)
+                                            seats.served(conversation, served)
+                                            _placed(asking, replica, served)
+                                        yield chunk
+                            finally:
+                                seats.release(slot)
+                        return
+                    except RETRIED as exc:
+                        if started or not failover.again(replica, exc):
+                            raise
             except FALLS_BACK as exc:
                 model = None if started else chain.after(model, exc)
                 if model is None:
-                    raise
-
-    def _stream_on(self, model: ServedModel, request: GenerationRequest) -> Iterator[Chunk]:
-        """The chunks from the placed replica; a failure before the first of them sends the
-        request to another (:class:`Failover`), as a whole answer's would."""
-        _check_translated(model, request)
-        request = with_defaults(request, model.spec.defaults)
-        conversation = model.conversation(request)
-        failover = Failover(model, conversation, continues(request))
-        while True:
-            replica = failover.place()
-            seats = model.seats[replica.name]
-            started = False
-            try:
-                with replica.serving(request.caller.measure):
-                    slot = seats.prepare(conversation, request)
-                    try:
-                        with closing(replica.backend.stream(in_slot(request, slot))) as chunks:
-                            for chunk in chunks:
-                                started = True
-                                if chunk.finish_reason is not None:
-                                    served = answered_from(chunk.slot, slot)
-                                    seats.served(conversation, served)
-                                    _placed(request, replica, served)
-                                yield chunk
-                    finally:
-                        seats.release(slot)
-                return
-            except RETRIED as exc:
-                if started or not failover.again(replica, exc):
                     raise
 
     # -- tokens and embeddings -------------------------------------------------------------
@@ -310,7 +309,7 @@ class Fleet:
     def counted_as(self, model: Optional[str]) -> str:
         """The id metrics, usage and keys count ``model`` under: never a client's text."""
         spec = self._spec(model)
-        return "unknown" if spec is None else spec.id or "default"
+        return "unknown" if spec is None else counted_id(spec)
 
     def prices(self) -> dict:
         return self.catalog.prices
@@ -519,11 +518,13 @@ class Failover:
         )
 
 
-def _check_translated(model: ServedModel, request: GenerationRequest) -> None:
-    """A body the proxy could not translate goes only to a server of its client's API."""
+def _for(model: ServedModel, request: GenerationRequest) -> GenerationRequest:
+    """``request`` as ``model`` takes it: with its defaults; a body the proxy could not
+    translate goes only to a server of its client's API."""
     verbatim = request.verbatim
     if verbatim is not None and verbatim.untranslated and model.spec.backend != verbatim.api:
         raise verbatim.untranslated
+    return with_defaults(request, model.spec.defaults)
 
 
 def _fell_back(model: ServedModel, exc: ProxyError) -> None:
@@ -532,12 +533,14 @@ def _fell_back(model: ServedModel, exc: ProxyError) -> None:
     )
 
 
-def _served(request: GenerationRequest, model: ServedModel, asked: ServedModel) -> None:
-    """Note the model that answered on the request's measure, when another than the one
-    asked for did (a fallback, or the one it overflows to)."""
-    measure = request.caller.measure
-    if measure is not None and model is not asked:
-        measure.served = model.spec.id
+def _served(model: ServedModel, asked: ServedModel, told: Optional[Served]) -> Served:
+    """Who answered: ``model``, another than the one ``asked`` for or not, with what its
+    backend ``told`` of its request (the fields its filters changed)."""
+    return Served(
+        counted_id(model.spec),
+        model is not asked,
+        *((told.left_out, told.replaced) if told is not None else ()),
+    )
 
 
 def _placed(request: GenerationRequest, replica: Replica, slot: Optional[int]) -> None:
@@ -546,6 +549,11 @@ def _placed(request: GenerationRequest, replica: Replica, slot: Optional[int]) -
     side = request.caller.side
     if side is not None:
         side.placed(thread_id(request), replica.name, slot)
+
+
+def counted_id(spec: ModelSpec) -> str:
+    """The id metrics, usage and prices count a model under."""
+    return spec.id or "default"
 
 
 def in_slot(request: GenerationRequest, slot: Optional[int]) -> GenerationRequest:

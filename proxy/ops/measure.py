@@ -14,47 +14,48 @@ from typing import Callable, Iterable, Optional
 
 
 class Measure:
-    """One request: seconds in the proxy and the part spent waiting, and what it generated."""
+    """One request: seconds in the proxy and the part spent waiting, and the tokens it took
+    of each model that answered some of it (``tokens``: a model's id, or ``""`` for the
+    one asked for, to ``[prompt, completion, cached]``)."""
 
-    __slots__ = (
-        "began",
-        "spent",
-        "waited",
-        "first_token",
-        "prompt_tokens",
-        "completion_tokens",
-        "cached_tokens",
-        "side",
-        "served",
-        "left_out",
-        "replaced",
-        "_since",
-    )
+    __slots__ = ("began", "spent", "waited", "first_token", "tokens", "_since")
 
     def __init__(self) -> None:
         self.began = self._since = perf_counter()
         self.spent = 0.0
         self.waited = 0.0
         self.first_token: Optional[float] = None  # seconds from the start to the first token
-        self.prompt_tokens = 0
-        self.completion_tokens = 0
-        self.cached_tokens = 0  # prompt tokens the server took from its KV cache
-        self.side = None  # the model's side, when capture keeps it (proxy.ops.modelside)
-        self.served = ""  # the id of the model that answered, when a fallback did
-        # the request's fields the answering model's filters left out, or sent with the
-        # operator's values instead (named in the answer's headers)
-        self.left_out: tuple = ()
-        self.replaced: tuple = ()
+        self.tokens: dict = {}
 
     def mark_first_token(self) -> None:
         """The first generated text is ready to go out."""
         if self.first_token is None:
             self.first_token = perf_counter() - self.began
 
-    def add_tokens(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> None:
-        self.prompt_tokens += prompt_tokens
-        self.completion_tokens += completion_tokens
-        self.cached_tokens += cached_tokens
+    def add_tokens(
+        self, prompt_tokens: int, completion_tokens: int, cached_tokens: int, model: str = ""
+    ) -> None:
+        """Tokens ``model`` took (``""``: the model the request asked for)."""
+        counts = self.tokens.get(model)
+        if counts is None:
+            self.tokens[model] = [prompt_tokens, completion_tokens, cached_tokens]
+        else:
+            counts[0] += prompt_tokens
+            counts[1] += completion_tokens
+            counts[2] += cached_tokens
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(counts[0] for counts in self.tokens.values())
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(counts[1] for counts in self.tokens.values())
+
+    @property
+    def cached_tokens(self) -> int:
+        """Prompt tokens the servers took from their KV caches."""
+        return sum(counts[2] for counts in self.tokens.values())
 
     def pause(self) -> None:
         if self._since is not None:

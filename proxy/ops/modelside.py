@@ -1,10 +1,9 @@
 """The model's side of one request, for the inspector: what went upstream, the prompt the model
 saw, the text it wrote before the proxy read calls and thoughts out of it, and where it ran.
 
-Kept only when capture is on (:mod:`proxy.access.exchanges`): the request's
-:class:`~proxy.ops.measure.Measure` then carries a :class:`ModelSide`, and the routes, the
-queue and the fleet mark it as they go (its caller's ``side``). With capture off there is none
-to mark.
+Kept only when capture is on (:mod:`proxy.access.exchanges`): the request's caller then
+carries a :class:`ModelSide` (its ``side``), and the routes, the queue and the fleet mark it as
+they go. With capture off there is none to mark.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The tool loop: one asyncio event loop in a daemon thread, on which the MCP SDK (asyncio
+"""One asyncio event loop in a daemon thread, on which the MCP SDK (asyncio
 through anyio) runs every session of this process, and the way the synchronous proxy hands
 it work and waits for the result. Started on first use, so a process forked before that
 (a gunicorn worker) starts its own."""
@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Optional
 log = logging.getLogger(__name__)
 
 
-class ToolLoop:
+class EventLoopThread:
     """A loop in a thread of its own, started by the first :meth:`run`."""
 
     def __init__(self, name: str = "mcp-tools") -> None:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping, Optional, Protocol, Sequence
 from proxy.config.catalog import McpServerSpec
 from proxy.core.errors import ToolError, ToolNotFoundError, ToolTimeoutError
 from proxy.tools.connection import Connection
-from proxy.tools.loop import ToolLoop
+from proxy.tools.loop import EventLoopThread
 from proxy.tools.results import ToolResult
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class ToolServers:
     ) -> None:
         self._servers = servers
         self._environ, self._log_folder, self._metrics = environ, log_folder, metrics
-        self._loop = ToolLoop()
+        self._loop = EventLoopThread()
         self._connections: dict = {}  # name -> Connection; touched on the loop only
         self._reaper: Optional[asyncio.Task] = None
 
@@ -61,7 +61,7 @@ class ToolServers:
         """The servers declared now, as declared."""
         return tuple(self._servers())
 
-    def tools(self, server: str, timeout: Optional[float] = None) -> tuple:
+    def list_tools(self, server: str, timeout: Optional[float] = None) -> tuple:
         """``server``'s tools (:class:`~proxy.tools.results.ToolSpec`), as listed once and
         listed again after the server announced a change or was started again; listing
         them first starts the server, within its ``start_timeout``, then lists them within

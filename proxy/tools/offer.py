@@ -32,7 +32,7 @@ class Offer:
     by_name: dict = field(default_factory=dict)  # offered name -> Offered
     listings: tuple = ()
 
-    def hosted(self, name: str) -> bool:
+    def is_offered(self, name: str) -> bool:
         return name in self.by_name
 
 

@@ -17,7 +17,7 @@ from proxy.tools.web import WebTools
 class ToolProvider(Protocol):
     """A server of tools, as the tool loop reaches it."""
 
-    def tools(self, server: str, timeout: Optional[float] = None) -> tuple: ...
+    def list_tools(self, server: str, timeout: Optional[float] = None) -> tuple: ...
 
     def call(
         self, server: str, tool: str, arguments: Any, timeout: Optional[float] = None
@@ -50,8 +50,8 @@ class Toolbox:
             return self._web() is not None
         return server in self._mcp.names()
 
-    def tools(self, server: str, timeout: Optional[float] = None) -> tuple:
-        return self._provider(server).tools(server, timeout)
+    def list_tools(self, server: str, timeout: Optional[float] = None) -> tuple:
+        return self._provider(server).list_tools(server, timeout)
 
     def call(
         self, server: str, tool: str, arguments: Any, timeout: Optional[float] = None

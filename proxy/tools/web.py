@@ -76,7 +76,7 @@ class WebTools:
         }
         self._runs: dict = {SEARCH: self._search, FETCH: self._fetch}
 
-    def tools(self, server: str = SERVER, timeout: Optional[float] = None) -> tuple:
+    def list_tools(self, server: str = SERVER, timeout: Optional[float] = None) -> tuple:
         """The web tools (:class:`~proxy.tools.results.ToolSpec`): ``web_search``, and
         ``web_fetch`` unless ``fetch = "off"``; ``timeout`` is there for the shape of
         :meth:`ToolServers.tools`: listing them asks nothing of anyone."""

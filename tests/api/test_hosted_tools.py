@@ -71,7 +71,7 @@ class Servers:
     def names(self):
         return ("fs",)
 
-    def tools(self, server, timeout=None):
+    def list_tools(self, server, timeout=None):
         return (READ,)
 
     def call(self, server, tool, arguments, timeout=None):

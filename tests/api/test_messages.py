@@ -13,6 +13,7 @@ import pytest
 
 from proxy.config.catalog import Catalog, ModelSpec
 from proxy.core.errors import UpstreamError, UpstreamUnavailableError
+from proxy.core.events import Passed
 from proxy.core.types import Chunk, Completion, Source, ToolCall, Usage, pieces
 from proxy.fleet.fleet import Fleet, ServedModel
 from proxy.fleet.health import Rotation
@@ -164,7 +165,7 @@ def test_a_hosted_tool_the_gateway_cannot_run_is_refused_unless_the_operator_lea
     dropped = make_client(hosted_tools="drop").post("/v1/messages", json={**BODY, **asked})
     assert dropped.status_code == 200
     assert left_out in dropped.headers["x-oai-proxy-left-out-tools"].split(", ")
-    assert backend.requests[0].hosted == () and backend.requests[0].tools == ()
+    assert backend.requests[0].uses == () and backend.requests[0].tools == ()
 
 
 def test_count_tokens(client, backend):
@@ -266,7 +267,7 @@ class MessagesServer(FakeBackend):
 
     def stream(self, request):
         chunks = list(super().stream(request))
-        return iter([replace(chunks[0], verbatim=OWN_LINES), *chunks[1:]])
+        return iter([Passed(OWN_LINES), *chunks])
 
 
 def test_an_answer_its_server_wrote_comes_back_as_written_and_nothing_is_left_out(make_client):
@@ -297,7 +298,7 @@ class Tools:
     def names(self):
         return ("fs",)
 
-    def tools(self, server, timeout=None):
+    def list_tools(self, server, timeout=None):
         return (SEARCH,) if server == "web" else (READ_FILE,)
 
     def call(self, server, tool, arguments, timeout=None):

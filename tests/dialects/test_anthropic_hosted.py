@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 
+from proxy.api.serve import left_out
 from proxy.core.errors import InvalidRequestError, UntranslatableError
 from proxy.core.events import (
     Finish,
@@ -135,14 +136,14 @@ def toolset(**fields) -> dict:
 )
 def test_hosted_tools_become_the_uses_of_the_gateways_servers(fields, hosted):
     parsed = parse(body(**fields))
-    assert parsed.request.hosted == hosted
-    assert parsed.hosted == () and parsed.notes.left_out == () and parsed.request.tools == ()
+    assert parsed.request.uses == hosted
+    assert parsed.not_run == () and parsed.left_out == () and parsed.request.tools == ()
 
 
 def test_a_messages_server_runs_its_own_and_a_fallback_names_them_left_out():
     parsed = parse(body(mcp_servers=[FS], tools=[SEARCH]), passing=True)
-    assert parsed.request.hosted == () and parsed.hosted == ()
-    assert messages.headers(parsed) == {"x-oai-proxy-left-out-tools": "fs, web_search"}
+    assert parsed.request.uses == () and parsed.not_run == ()
+    assert left_out(messages, parsed) == {"x-oai-proxy-left-out-tools": "fs, web_search"}
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from proxy.api.serve import LEFT_OUT_TOOLS_HEADER, left_out
 from proxy.dialects import anthropic, responses
 from proxy.dialects.ollama import answer as ollama
 from proxy.dialects.ollama import chat as ollama_chat
@@ -26,13 +27,13 @@ ENCODED = "line%0D%0AX-Forged:%20yes, nul%00, %E5%90%8D%E5%89%8D, %C3%BC%E2%82%A
                     "tools": [{"type": "bash_20250124", "name": name} for name in HOSTILE],
                 }
             ),
-            anthropic.LEFT_OUT_HEADER,
+            LEFT_OUT_TOOLS_HEADER,
             id="messages-client-tools",
         ),
         pytest.param(
             responses,
             lambda: responses.parse({"input": "hi", "tools": [{"type": kind} for kind in HOSTILE]}),
-            responses.LEFT_OUT_HEADER,
+            LEFT_OUT_TOOLS_HEADER,
             id="responses-tool-types",
         ),
         pytest.param(
@@ -46,5 +47,5 @@ ENCODED = "line%0D%0AX-Forged:%20yes, nul%00, %E5%90%8D%E5%89%8D, %C3%BC%E2%82%A
     ],
 )
 def test_client_text_in_a_header_is_percent_encoded(dialect, parsed, header):
-    value = dialect.headers(parsed())[header]
+    value = left_out(dialect, parsed())[header]
     assert sorted(value.split(", ")) == sorted(ENCODED.split(", "))

@@ -129,7 +129,7 @@ def names(tools) -> set:
 
 
 def test_the_filesystem_server_lists_its_tools_and_reads_a_files_real_content(servers, folder):
-    tools = {tool.name: tool for tool in servers.tools("fs")}
+    tools = {tool.name: tool for tool in servers.list_tools("fs")}
     assert {"read_text_file", "list_directory", "write_file"} <= set(tools)
     assert tools["read_text_file"].input_schema["properties"]["path"]["type"] == "string"
     assert tools["read_text_file"].description
@@ -156,7 +156,7 @@ def test_what_does_not_fit_never_reaches_a_server(servers):
 
 @pytest.mark.parametrize("server", ["everything", "everything-http"])
 def test_the_everything_server_answers_on_stdio_and_over_streamable_http(servers, server):
-    assert {"echo", "get-sum"} <= names(servers.tools(server))
+    assert {"echo", "get-sum"} <= names(servers.list_tools(server))
     assert servers.call(server, "echo", {"message": "héllo"}).text == "Echo: héllo"
     assert "5" in servers.call(server, "get-sum", {"a": 2, "b": 3}).text
     with pytest.raises(ToolArgumentsError, match=r"arguments\.message is required"):
@@ -205,9 +205,9 @@ def test_a_server_that_dies_fails_its_call_and_is_started_again_on_the_next(serv
 
 
 def test_a_tool_list_the_server_changes_is_listed_again(servers):
-    assert "added_tool" not in names(servers.tools("failures"))
+    assert "added_tool" not in names(servers.list_tools("failures"))
     assert servers.call("failures", "grow", {"name": "added_tool"}).text == "added added_tool"
-    wait_for(lambda: "added_tool" in names(servers.tools("failures")), "the new listing")
+    wait_for(lambda: "added_tool" in names(servers.list_tools("failures")), "the new listing")
     assert servers.call("failures", "added_tool", {}).text == "added_tool"
 
 
@@ -234,7 +234,7 @@ def test_an_idle_server_stops_and_none_outlives_the_manager(folder):
     started = {}  # pid: process, of every server the manager started
     try:
         for spec in specs:
-            manager.tools(spec.name)
+            manager.list_tools(spec.name)
             for child in psutil.Process().children(recursive=True):
                 if child.pid not in before:
                     started.setdefault(child.pid, child)
@@ -262,7 +262,7 @@ def test_a_credential_comes_from_the_environment_and_is_never_told(caplog):
     caplog.set_level("DEBUG")
     try:
         with pytest.raises(ToolServerUnavailableError) as down:
-            manager.tools("down")
+            manager.list_tools("down")
         with pytest.raises(ToolServerUnavailableError) as unset:
             manager.call("unset", "echo", {})
     finally:

@@ -75,7 +75,7 @@ class FakeBackend(Backend):
             "".join(self.pieces),
             self.finish_reason,
             self.usage,
-            prompt_tokens=(1, 2, 3) if request.tokenize else None,
+            prompt_token_ids=(1, 2, 3) if request.tokenize else None,
         )
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:

@@ -20,7 +20,7 @@ from proxy.core.errors import (
     UpstreamError,
     UpstreamUnavailableError,
 )
-from proxy.core.types import GenerationRequest, Message, Verbatim
+from proxy.core.types import Chunk, GenerationRequest, Message, Served, Verbatim
 from proxy.fleet.build import Models, build_fleet
 from proxy.fleet.placement import BALANCE, rank
 from proxy.ops.measure import Measure
@@ -66,6 +66,11 @@ def preferred(servers, request) -> FakeServerCpp:
     return next(s for s in servers if s.url == first)
 
 
+def text_of(stream) -> str:
+    """The text of a fleet's stream: its chunks', after who served them."""
+    return "".join(chunk.text for chunk in stream if type(chunk) is Chunk)
+
+
 def completions(server: FakeServerCpp) -> int:
     return sum(1 for path, _, _ in server.requests if path == "/completion")
 
@@ -109,7 +114,7 @@ def test_a_request_that_never_reached_its_replica_goes_to_the_other(servers):
         alive = next(s for s in servers if s is not dead)
         dead.stop()
         assert fleet.complete(request).text == "Hello, world!"
-        assert "".join(chunk.text for chunk in fleet.stream(request)) == "Hello, world!"
+        assert text_of(fleet.stream(request)) == "Hello, world!"
         assert completions(alive) == 2
         health = fleet.health()
         replicas = {r["url"]: r["ok"] for r in health.detail["models"][0]["replicas"]}
@@ -120,7 +125,7 @@ def test_a_stream_asks_no_replica_before_its_first_chunk_is_asked_for(servers):
     with fleet_of(servers) as fleet:
         stream = fleet.stream(conversation("a document"))
         assert sum(completions(server) for server in servers) == 0
-        assert "".join(chunk.text for chunk in stream) == "Hello, world!"
+        assert text_of(stream) == "Hello, world!"
         assert sum(completions(server) for server in servers) == 1
 
 
@@ -131,7 +136,7 @@ def test_a_stream_that_fails_after_its_first_chunk_is_not_sent_elsewhere(servers
         other = next(s for s in servers if s is not home)
         home.fail_mode = "truncated_stream"
         stream = fleet.stream(request)
-        assert next(stream).text
+        assert type(next(stream)) is Served and next(stream).text
         with pytest.raises(UpstreamError):
             list(stream)
         assert completions(other) == 0  # the client had bytes: the failure is theirs
@@ -199,8 +204,8 @@ def test_a_full_replica_spills_to_the_other(servers):
         # the same opening twice, at once: a new conversation moves as soon as its replica
         # has no free slot (one that goes on would wait for it a little longer)
         streams = [fleet.stream(conversation("doc")) for _ in range(2)]
-        firsts = [next(stream) for stream in streams]
-        assert all(first.text for first in firsts)
+        firsts = [next(stream) for stream in streams]  # told once the first chunk is in
+        assert all(type(first) is Served for first in firsts)
         for stream in streams:
             list(stream)
         assert completions(home) == 1 and completions(away) == 1
@@ -377,19 +382,16 @@ def test_a_model_that_cannot_answer_falls_back_before_the_first_byte(local_and_c
         local.stop()
     else:
         local.fail_mode = failure
-    whole = asked_of("local")
-    assert fleet.complete(whole).text == "From the cloud"
-    assert whole.caller.measure.served == "cloud"
-    streamed = asked_of("local")
-    assert "".join(chunk.text for chunk in fleet.stream(streamed)) == "From the cloud"
-    assert streamed.caller.measure.served == "cloud"
+    answer = fleet.complete(asked_of("local"))
+    assert answer.text == "From the cloud" and answer.served == Served("cloud", True)
+    stream = fleet.stream(asked_of("local"))
+    assert next(stream) == Served("cloud", True) and text_of(stream) == "From the cloud"
 
 
 def test_a_model_that_answers_is_not_marked_as_a_fallback(local_and_cloud):
     fleet, _, _ = local_and_cloud
-    asked = asked_of("local")
-    assert fleet.complete(asked).text == "Hello, world!"
-    assert asked.caller.measure.served == ""
+    answer = fleet.complete(asked_of("local"))
+    assert answer.text == "Hello, world!" and answer.served == Served("local", False)
 
 
 def test_a_fallback_the_key_may_not_use_is_not_asked(local_and_cloud):
@@ -404,7 +406,7 @@ def test_a_stream_that_fails_after_its_first_chunk_does_not_fall_back(local_and_
     fleet, local, cloud = local_and_cloud
     local.fail_mode = "truncated_stream"
     stream = fleet.stream(asked_of("local"))
-    assert next(stream).text
+    assert next(stream) == Served("local", False) and next(stream).text
     with pytest.raises(UpstreamError):
         list(stream)
     assert completions(cloud) == 0
@@ -425,13 +427,12 @@ def test_a_full_model_overflows_and_one_with_a_free_slot_does_not(tmp_path):
             "test",
         )
         with build_fleet(Settings(), NO_FILES, catalog) as fleet:
-            free = asked_of("local")
-            assert fleet.complete(free).text == "Hello, world!" and free.caller.measure.served == ""
+            free = fleet.complete(asked_of("local"))
+            assert free.text == "Hello, world!" and not free.served.instead
             holding = fleet.stream(asked_of("local"))
-            assert next(holding).text  # the local slot is busy now
-            full = asked_of("local")
-            assert fleet.complete(full).text == "From the cloud"
-            assert full.caller.measure.served == "cloud"
+            assert type(next(holding)) is Served and next(holding).text  # the slot is busy now
+            full = fleet.complete(asked_of("local"))
+            assert full.text == "From the cloud" and full.served == Served("cloud", True)
             list(holding)
             again = asked_of("local")
             assert fleet.complete(again).text == "Hello, world!"
@@ -460,11 +461,10 @@ def test_a_prompt_too_long_for_its_model_goes_to_its_context_fallback():
             "test",
         )
         with build_fleet(Settings(), NO_FILES, catalog) as fleet:
-            whole = asked_of("short")
-            assert fleet.complete(whole).text == "A long read"
-            assert whole.caller.measure.served == "long"
-            streamed = asked_of("short")
-            assert "".join(chunk.text for chunk in fleet.stream(streamed)) == "A long read"
+            whole = fleet.complete(asked_of("short"))
+            assert whole.text == "A long read" and whole.served == Served("long", True)
+            stream = fleet.stream(asked_of("short"))
+            assert next(stream) == Served("long", True) and text_of(stream) == "A long read"
             with pytest.raises(ContextLengthError):
                 fleet.complete(asked_of("no-longer"))
             assert completions(other) == 0  # a fallback for failures, not for long prompts

@@ -14,7 +14,7 @@ from proxy.config.modelsfile import parse_catalog
 from proxy.config.settings import Settings
 from proxy.core.caller import Caller
 from proxy.core.errors import InvalidRequestError, UpstreamTimeoutError
-from proxy.core.types import GenerationRequest, Message, Sampling
+from proxy.core.types import GenerationRequest, Message, Sampling, Served
 from proxy.fleet.build import build_fleet
 from proxy.ops.measure import Measure
 from tests.fakes.canned import CannedServer
@@ -125,29 +125,28 @@ def filtered(upstreams):
         yield fleet, upstream
 
 
-def test_filters_change_the_body_and_the_measure_names_the_clients_fields(filtered):
+def test_filters_change_the_body_and_the_answer_names_the_clients_fields(filtered):
     fleet, upstream = filtered
     request = asked(
         "cloud", sampling=Sampling(top_k=40, temperature=0.9, seed=1), cache_prompt=True
     )
-    assert fleet.complete(request).text == "Hi"
+    answer = fleet.complete(request)
+    assert answer.text == "Hi"
     body = sent(upstream)
     assert "top_k" not in body and "cache_prompt" not in body
     assert body["temperature"] == 0.2 and body["seed"] == 1
     assert body["chat_template_kwargs"] == {"enable_thinking": False}
-    assert request.caller.measure.left_out == ("cache_prompt", "top_k")
-    assert request.caller.measure.replaced == ("temperature",)
+    assert answer.served == Served("cloud", False, ("cache_prompt", "top_k"), ("temperature",))
 
 
 def test_a_request_that_gave_none_of_the_fields_is_named_nothing(filtered):
     fleet, upstream = filtered
-    request = asked("cloud")
-    fleet.complete(request)
+    answer = fleet.complete(asked("cloud"))
     assert sent(upstream)["temperature"] == 0.2
-    assert (request.caller.measure.left_out, request.caller.measure.replaced) == ((), ())
+    assert answer.served == Served("cloud", False)
 
 
-def test_a_streamed_answer_names_them_as_its_first_chunk_comes(upstreams):
+def test_a_streamed_answer_names_them_before_its_first_chunk(upstreams):
     upstream = upstreams[0]
     upstream.post(
         "/v1/chat/completions", body=events("Hi", "!"), content_type="text/event-stream", chunks=3
@@ -158,11 +157,9 @@ def test_a_streamed_answer_names_them_as_its_first_chunk_comes(upstreams):
         "filters": {"strip": ["min_p"]},
     }
     with fleet_of({"cloud": model}) as fleet:
-        request = asked("cloud", sampling=Sampling(min_p=0.1))
-        chunks = fleet.stream(request)
-        assert request.caller.measure.left_out == ()
+        chunks = fleet.stream(asked("cloud", sampling=Sampling(min_p=0.1)))
+        assert next(chunks) == Served("cloud", False, ("min_p",))
         assert next(chunks).text == "Hi"
-        assert request.caller.measure.left_out == ("min_p",)
         assert "".join(chunk.text for chunk in chunks) == "!"
     assert "min_p" not in sent(upstream)
 
@@ -227,9 +224,8 @@ def test_a_stream_that_does_not_begin_in_time_is_a_timeout(slow_and_spare):
 
 def test_a_stream_that_does_not_begin_in_time_falls_back(slow_and_spare):
     fleet, _, spare = slow_and_spare
-    request = asked("slow")
-    assert "".join(chunk.text for chunk in fleet.stream(request)) == "Spare"
-    assert request.caller.measure.served == "spare"
+    served, *chunks = fleet.stream(asked("slow"))
+    assert served == Served("spare", True) and "".join(c.text for c in chunks) == "Spare"
     assert len(spare.calls) == 1
 
 
@@ -248,7 +244,8 @@ def test_once_begun_a_stream_waits_the_read_timeout_between_its_events(upstreams
         "timeouts": {"first_byte": 0.2, "read": 30},
     }
     with fleet_of({"cloud": model}) as fleet:
-        assert "".join(chunk.text for chunk in fleet.stream(asked("cloud"))) == "abc"
+        _, *chunks = fleet.stream(asked("cloud"))
+        assert "".join(chunk.text for chunk in chunks) == "abc"
 
 
 def test_a_whole_answer_past_the_read_timeout_falls_back(upstreams):
@@ -266,8 +263,8 @@ def test_a_whole_answer_past_the_read_timeout_falls_back(upstreams):
         "spare": {"backend": "openai", "upstreams": [spare.url + "/v1"]},
     }
     with fleet_of(models) as fleet:
-        request = asked("slow")
-        assert fleet.complete(request).text == "Hi" and request.caller.measure.served == "spare"
+        answer = fleet.complete(asked("slow"))
+        assert answer.text == "Hi" and answer.served == Served("spare", True)
         with pytest.raises(UpstreamTimeoutError, match="raise the model's timeouts.read"):
             fleet.complete(asked("alone"))
 

@@ -93,11 +93,7 @@ def test_requests_tokens_and_upstreams_are_counted(fake, proxy_over):
 
 def spent(prompt: int = 0, completion: int = 0, cached: int = 0) -> Measure:
     measure = Measure()
-    measure.prompt_tokens, measure.completion_tokens, measure.cached_tokens = (
-        prompt,
-        completion,
-        cached,
-    )
+    measure.add_tokens(prompt, completion, cached)
     return measure
 
 

@@ -53,13 +53,13 @@ def site(monkeypatch) -> Site:
 
 
 def test_the_tools_are_search_and_fetch_unless_fetch_is_off():
-    assert [tool.name for tool in WebTools(SPEC).tools()] == ["web_search", "web_fetch"]
+    assert [tool.name for tool in WebTools(SPEC).list_tools()] == ["web_search", "web_fetch"]
     off = WebTools(WebSearchSpec("http://s", fetch="off"))
-    assert [tool.name for tool in off.tools("web", timeout=1)] == ["web_search"]
+    assert [tool.name for tool in off.list_tools("web", timeout=1)] == ["web_search"]
 
 
 def test_the_search_tools_schema_says_its_bounds():
-    search, fetch = WebTools(WebSearchSpec("http://s", max_results=7)).tools()
+    search, fetch = WebTools(WebSearchSpec("http://s", max_results=7)).list_tools()
     assert search.input_schema["required"] == ["query"]
     assert search.input_schema["properties"]["query"]["type"] == "string"
     assert search.input_schema["properties"]["count"]["maximum"] == 7
@@ -73,7 +73,7 @@ def test_another_server_or_tool_is_not_found():
         tools.call("fs", "web_search", {"query": "x"})
     assert error.value.param == "server_label"
     with pytest.raises(ToolNotFoundError, match="not 'search'"):
-        tools.tools("search")
+        tools.list_tools("search")
     with pytest.raises(ToolNotFoundError, match="no tool 'web_fetch'; they are web_search"):
         WebTools(WebSearchSpec("http://s", fetch="off")).call("web", "web_fetch", {"url": "x"})
 

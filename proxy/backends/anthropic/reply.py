@@ -4,11 +4,11 @@ its text, thoughts and ``tool_use`` blocks, why it stopped and its usage. Pure."
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import Iterable, Iterator, Optional
 
 from proxy.backends.wire.events import event_json, stream_error
 from proxy.core.errors import UpstreamError
+from proxy.core.events import Passed
 from proxy.core.types import Chunk, Completion, ToolCall, ToolCallPiece, Usage
 
 FINISH = {
@@ -82,15 +82,14 @@ def stream_chunks(batches: Iterable[list], upstream: str) -> Iterator[Chunk]:
     raise reader.cut_short()
 
 
-def verbatim_chunks(batches: Iterable[list], upstream: str) -> Iterator[Chunk]:
-    """The chunks of :func:`stream_chunks`, the first of each read carrying its lines as the
-    upstream wrote them, for a client that speaks the same API."""
+def verbatim_chunks(batches: Iterable[list], upstream: str) -> Iterator:
+    """The chunks of :func:`stream_chunks`, each read's after its lines as the upstream wrote
+    them (:class:`Passed`), for a client that speaks the same API; a read that makes no
+    chunk, an empty one, so that its lines leave at once."""
     reader = MessagesReader(upstream)
     for lines in batches:
-        chunks = reader.read(lines)
-        passed = tuple(lines)
-        yield replace(chunks[0], verbatim=passed) if chunks else Chunk(verbatim=passed)
-        yield from chunks[1:]
+        yield Passed(tuple(lines))
+        yield from reader.read(lines) or (Chunk(),)
         if reader.stopped:
             return
     raise reader.cut_short()

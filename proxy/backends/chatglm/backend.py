@@ -113,7 +113,7 @@ class ChatGLMBackend(Backend):
             "".join(texts),
             last.finish_reason,
             last.usage,
-            prompt_tokens=last.prompt_tokens,
+            prompt_token_ids=last.prompt_token_ids,
             truncated=last.truncated,
             tool_calls=assembled(calls),
             reasoning="".join(thoughts),
@@ -173,7 +173,7 @@ class ChatGLMBackend(Backend):
             usage=Usage(len(prompt.ids), generated, **times),
             tool_calls=pieces(calls),
             truncated=prompt.truncated,
-            prompt_tokens=tuple(prompt.ids) if request.tokenize else None,
+            prompt_token_ids=tuple(prompt.ids) if request.tokenize else None,
             stop_sequence=reply.stop_word,
         )
 

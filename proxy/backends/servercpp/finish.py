@@ -50,7 +50,7 @@ class Finisher:
                 ),
             )
         if self.prompt_ids is not None:
-            answer = replace(answer, prompt_tokens=self.prompt_ids())
+            answer = replace(answer, prompt_token_ids=self.prompt_ids())
         return answer
 
     def whole(self, answer: Completion) -> Completion:
@@ -106,7 +106,7 @@ def collect(chunks: Iterator[Chunk]) -> Completion:
                 chunk.finish_reason,
                 chunk.usage or Usage(),
                 tuple(logprobs),
-                chunk.prompt_tokens,
+                chunk.prompt_token_ids,
                 chunk.truncated,
                 assembled(calls),
                 slot=chunk.slot,

@@ -11,13 +11,14 @@ which the backend may name in its own words (:meth:`Relay.missing`).
 
 The model's filters (:mod:`proxy.backends.wire.filters`) change the body last: a field the
 operator strips is left out (one the API has no place for, too, rather than refused), one
-it sets goes with its value; those the request had given are noted on its measure once the
-model answers, for the answer's headers to name.
+it sets goes with its value; those the request had given travel with the answer (its
+:class:`~proxy.core.types.Served`), for its headers to name.
 """
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from typing import Iterable, Iterator, Optional
 
 from proxy.backends.admission import Admission
@@ -27,7 +28,15 @@ from proxy.backends.wire.filters import applied
 from proxy.config.catalog import Filters
 from proxy.core.caller import Caller
 from proxy.core.errors import ProxyError
-from proxy.core.types import Chunk, Completion, GenerationRequest, Health, ModelCard, ModelInfo
+from proxy.core.types import (
+    Chunk,
+    Completion,
+    GenerationRequest,
+    Health,
+    ModelCard,
+    ModelInfo,
+    Served,
+)
 
 HEALTH_TIMEOUT = 5.0  # seconds the model list may take to say the server is there
 
@@ -101,7 +110,8 @@ class Relay(Backend):
             noted = self._filter(request, body)
             self._tell(request, path, body)
             completion = self.whole(self.answer(path, body, request.caller), request)
-            _note(request, *noted)
+            if any(noted):
+                return replace(completion, served=Served("", False, *noted))
             return completion
 
     def answer(self, path: str, body: dict, caller: Caller) -> object:
@@ -128,14 +138,9 @@ class Relay(Backend):
                 lines = stack.enter_context(self.client.stream(path, body, caller=request.caller))
             except MissingRoute as exc:
                 raise self.missing(exc) from None
-            chunks = self.chunks(lines, request)
-            if any(noted):  # noted as the first chunk comes: the model has answered
-                first = next(chunks, None)
-                if first is None:
-                    return
-                _note(request, *noted)
-                yield first
-            yield from chunks
+            if any(noted):
+                yield Served("", False, *noted)
+            yield from self.chunks(lines, request)
 
     def _check(self, request: GenerationRequest) -> None:
         problem = self.refusal(request)
@@ -192,12 +197,3 @@ class Relay(Backend):
 
     def close(self) -> None:
         self.client.close()
-
-
-def _note(request: GenerationRequest, left_out: tuple, replaced: tuple) -> None:
-    """Note on the request's measure the fields the model's filters changed, for the
-    answer's headers to name."""
-    measure = request.caller.measure
-    if measure is not None and (left_out or replaced):
-        measure.left_out = tuple(dict.fromkeys((*measure.left_out, *left_out)))
-        measure.replaced = tuple(dict.fromkeys((*measure.replaced, *replaced)))

@@ -27,13 +27,11 @@ from __future__ import annotations
 
 import os
 
-from proxy.core.fields import named
 from proxy.dialects.anthropic.answer import error_body, render, render_count  # noqa: F401
 from proxy.dialects.anthropic.request import parse  # noqa: F401 (the dialect's)
 from proxy.dialects.anthropic.stream import MessagesStream
 from proxy.dialects.dialect import Ask
 
-LEFT_OUT_HEADER = "x-oai-proxy-left-out-tools"
 patient = True  # Anthropic's clients expect pings while a slot is awaited, too
 
 
@@ -46,6 +44,4 @@ def stream(ask: Ask, id: str, model: str) -> MessagesStream:
 
 
 def headers(ask: Ask) -> dict:
-    """The response header naming the server tools left out, when any were."""
-    left_out = ask.notes.left_out
-    return {LEFT_OUT_HEADER: named(left_out)} if left_out else {}
+    return {}

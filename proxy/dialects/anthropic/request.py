@@ -51,7 +51,6 @@ class MessagesNotes:
 
     thinking: bool = False  # the client asked to see the model's thoughts
     stop_sequences: tuple = ()  # the client's own, to tell stop_sequence from end_turn
-    left_out: tuple = ()  # names of Anthropic's tools that are not offered to the model
 
 
 def parse(
@@ -74,13 +73,10 @@ def _served_there(ask: Ask) -> Ask:
     """A translated ask whose model's server runs the hosted tools itself: none for the
     gateway to run, and those it would have run named as left out, should a fallback of
     another API answer."""
-    request, notes = ask.request, ask.notes
-    named = tuple(use.name for use in request.hosted)
+    request = ask.request
+    named = tuple(use.name for use in request.uses)
     return replace(
-        ask,
-        requests=(replace(request, hosted=()),),
-        hosted=(),
-        notes=replace(notes, left_out=notes.left_out + named),
+        ask, requests=(replace(request, uses=()),), not_run=(), left_out=ask.left_out + named
     )
 
 
@@ -124,13 +120,14 @@ def _parse(body: Any, limits: Limits, counting: bool) -> Ask:
         parallel_tool_calls=parallel,
         template_kwargs=template_kwargs(fields, thinking=thinking, effort=_effort(output)),
         verbatim=Verbatim("anthropic", body),
-        hosted=uses if choice is not None else (),
+        uses=uses if choice is not None else (),
     )
     return Ask(
         (request,),
         stream=bool(fields.boolean("stream")),
-        notes=MessagesNotes(shown, stop, left_out),
-        hosted=hosted,
+        notes=MessagesNotes(shown, stop),
+        not_run=hosted,
+        left_out=left_out,
     )
 
 

@@ -26,7 +26,7 @@ from proxy.core.events import (
     ToolCallStart,
     ToolRan,
 )
-from proxy.core.types import Usage
+from proxy.core.types import Served, Usage
 from proxy.dialects.anthropic.answer import error_body, signature, stop_reason, usage_body
 from proxy.dialects.anthropic.passing import Passing
 from proxy.dialects.anthropic.runs import blocks
@@ -57,12 +57,16 @@ class MessagesStream(NamedEvents, BlockStream):
         waits) is :class:`Passed`, the upstream's own lines."""
         table, batches = self._table, iter(batches)
         for events in batches:
-            if type(events[0]) is Passed:
-                self.passed = True
-                yield from self._pass(events, batches)
-                return
             out: list = []
-            for event in events:
+            told = 0  # who serves the answer comes first
+            while told < len(events) and type(events[told]) is Served:
+                self.told_served(events[told], out)
+                told += 1
+            if told < len(events) and type(events[told]) is Passed:
+                self.passed = True
+                yield from self._pass(events[told:], batches)
+                return
+            for event in events[told:]:
                 table[type(event)](self, event, out)
             if out:
                 yield out

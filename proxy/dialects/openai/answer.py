@@ -77,8 +77,8 @@ def _bytes(token: str, raw) -> list:
 def historic_extras(body: dict, completions: Sequence[Completion]) -> dict:
     """Fields the historic shim sent, which its users' scripts still read."""
     body["truncated"] = any(c.truncated for c in completions)
-    if completions and completions[0].prompt_tokens is not None:
-        body["promptToken"] = list(completions[0].prompt_tokens)
+    if completions and completions[0].prompt_token_ids is not None:
+        body["promptToken"] = list(completions[0].prompt_token_ids)
     return body
 
 

@@ -61,7 +61,7 @@ def parse(body: Any, limits: Limits) -> Ask:
     )
     search = fields.object("web_search_options")
     if search is not None:
-        generation = replace(generation, hosted=(_search_use(search),))
+        generation = replace(generation, uses=(_search_use(search),))
     return request.ask(fields, (generation,), limits)
 
 
@@ -234,7 +234,7 @@ class ChatStream(ChoicesStream):
     def __init__(self, ask: Ask, id: str, model: str) -> None:
         super().__init__(ask, id, model)
         # a choice's text is kept only where the web search may find pages it cites
-        self.citing = any(use.server == WEB for request in ask.requests for use in request.hosted)
+        self.citing = any(use.server == WEB for request in ask.requests for use in request.uses)
         self.written: list = []
         self.sources: list = []
 

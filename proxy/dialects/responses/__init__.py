@@ -24,7 +24,6 @@ with an ``event:`` line, from ``response.created`` to ``response.completed`` (or
 
 from __future__ import annotations
 
-from proxy.core.fields import named
 from proxy.dialects.dialect import Ask
 from proxy.dialects.openai.answer import error_body  # noqa: F401 (the dialect's)
 from proxy.dialects.responses.answer import (  # noqa: F401 (the dialect's)
@@ -37,7 +36,6 @@ from proxy.dialects.responses.request import continuing, kept, parse  # noqa: F4
 from proxy.dialects.responses.request import new_id as new_item_id
 from proxy.dialects.responses.stream import ResponsesStream
 
-LEFT_OUT_HEADER = "x-oai-proxy-left-out-tools"
 patient = False  # a stream keeps its client company only while a server starts
 
 
@@ -50,6 +48,4 @@ def stream(ask: Ask, id: str, model: str) -> ResponsesStream:
 
 
 def headers(ask: Ask) -> dict:
-    """The response header naming the tool types left out, when any were."""
-    left_out = ask.notes.left_out
-    return {LEFT_OUT_HEADER: named(left_out)} if left_out else {}
+    return {}

@@ -77,7 +77,6 @@ class ResponsesNotes:
     previous_response_id: Optional[str] = None
     instructions: Optional[str] = None
     summary: bool = False  # a reasoning summary was asked for
-    left_out: tuple = ()  # tool types not offered to the model
     prompt_cache_key: Optional[str] = None
     echo: dict = field(default_factory=dict)  # request fields the response object repeats
 
@@ -118,7 +117,7 @@ def parse(body: Any, limits: Limits = Limits(), *, counting: bool = False) -> As
         tool_choice=choice,
         parallel_tool_calls=parallel,
         template_kwargs=template_kwargs(fields, effort=effort_asked),
-        hosted=uses if offered else (),
+        uses=uses if offered else (),
         approvals=() if previous else approvals_of(items, items),
     )
     store = fields.boolean("store")
@@ -142,11 +141,16 @@ def parse(body: Any, limits: Limits = Limits(), *, counting: bool = False) -> As
         previous_response_id=previous,
         instructions=instructions,
         summary=summary,
-        left_out=left_out,
         prompt_cache_key=cache_key,
         echo=echo,
     )
-    return Ask((request,), stream=bool(fields.boolean("stream")), notes=notes, hosted=hosted)
+    return Ask(
+        (request,),
+        stream=bool(fields.boolean("stream")),
+        notes=notes,
+        not_run=hosted,
+        left_out=left_out,
+    )
 
 
 def continuing(ask: Ask, history: Sequence[dict]) -> Ask:

@@ -18,7 +18,9 @@ from proxy.backends.anthropic.payload import (
     verbatim_body,
 )
 from proxy.core.errors import UpstreamError
+from proxy.core.events import Passed
 from proxy.core.types import (
+    Chunk,
     GenerationRequest,
     Image,
     Message,
@@ -311,8 +313,10 @@ def test_a_stream_passed_on_keeps_every_line_and_still_tells_what_it_holds():
         },
         {"type": "message_stop"},
     )
-    chunks = list(reply.verbatim_chunks(lines, "the server"))
-    passed = [chunk.verbatim for chunk in chunks if chunk.verbatim]
+    told = list(reply.verbatim_chunks(lines, "the server"))
+    passed = [each.lines for each in told if type(each) is Passed]
     assert passed == [tuple(read) for read in lines]  # one read each here, every line kept
+    chunks = [each for each in told if type(each) is Chunk]
+    assert type(told[0]) is Passed and told.index(chunks[0]) > 0  # the lines first
     assert chunks[0].prompt_count == 5 and "".join(chunk.text for chunk in chunks) == "Hi"
     assert chunks[-1].finish_reason == "stop" and chunks[-1].usage == Usage(5, 2, None)

@@ -13,7 +13,7 @@ import pytest
 
 from proxy.config.settings import Settings
 from proxy.core.errors import UpstreamError, UpstreamTimeoutError
-from proxy.core.types import GenerationRequest
+from proxy.core.types import GenerationRequest, Served
 from proxy.fleet.build import build_fleet
 from tests.fakes.servercpp import FakeServerCpp
 from tests.runtimes import NO_FILES
@@ -52,7 +52,8 @@ def in_flight(fleet) -> int:
 def test_answered(fake, backend):
     servercpp = backend()
     assert servercpp.complete(PROMPT).text == "Hello, world!"
-    assert "".join(chunk.text for chunk in servercpp.stream(PROMPT)) == "Hello, world!"
+    served, *chunks = servercpp.stream(PROMPT)
+    assert type(served) is Served and "".join(chunk.text for chunk in chunks) == "Hello, world!"
     assert in_flight(servercpp) == 0
 
 
@@ -71,7 +72,7 @@ def test_client_gone_mid_stream(fake, backend):
     servercpp = backend()
     fake.gate = threading.Event()
     with closing(servercpp.stream(PROMPT)) as chunks:
-        assert next(chunks).text == "Hello"
+        assert type(next(chunks)) is Served and next(chunks).text == "Hello"
         assert in_flight(servercpp) == 1
     assert in_flight(servercpp) == 0
     fake.gate.set()  # the fake goes on, finds the connection closed, and stops

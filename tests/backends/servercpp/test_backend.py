@@ -390,7 +390,7 @@ def test_tokenize_flag_returns_prompt_token_ids(make_backend, upstream):
         "/tokenize", json_body={"tokens": [{"id": 1, "piece": "a"}, {"id": 2, "piece": "b"}]}
     )
     result = make_backend().complete(GenerationRequest(prompt="ab", tokenize=True))
-    assert result.prompt_tokens == (1, 2)
+    assert result.prompt_token_ids == (1, 2)
 
 
 WEATHER = {

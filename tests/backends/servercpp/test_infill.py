@@ -86,7 +86,8 @@ def filled(fake: FakeServerCpp, fleet, stream: bool) -> tuple:
     """``(path, body)`` of the one generation the fleet sent ``fake`` for :data:`GAP`, whose
     text came back whole or streamed."""
     if stream:
-        text = "".join(chunk.text for chunk in fleet.stream(GAP))
+        _, *chunks = fleet.stream(GAP)
+        text = "".join(chunk.text for chunk in chunks)
     else:
         text = fleet.complete(GAP).text
     assert text == "Hello, world!"

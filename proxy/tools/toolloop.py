@@ -6,9 +6,10 @@ own, waits for an approval, or has used its turns: the last turn is offered no h
 so it answers.
 
 What the client sees is one answer: the text of every turn, the listings and runs
-(:class:`~proxy.core.types.ToolListing`, :class:`~proxy.core.types.ToolRun`) where they
-happened, and the usage of every turn added up. A stream passes each turn's text on as it
-comes; a hosted call's pieces are held, and its run told once it is done.
+(:class:`~proxy.core.events.ToolsListed`, :class:`~proxy.core.events.ToolRan`) where they
+happened, and the usage of every turn added up. One loop drives both ways of answering: a
+whole answer's turns are whole, a stream's pass each turn's text on as it comes, hold a
+hosted call's pieces, and keep the client company while a tool runs.
 
 A tool's output is data: it goes to the model as a tool's result, and the gateway reads
 nothing in it.
@@ -18,18 +19,15 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
-from contextvars import copy_context
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from time import perf_counter
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence, Union
 
 from proxy.core.errors import ToolError
-from proxy.core.generation import KEEPALIVE_EVERY
-from proxy.core.router import Router
+from proxy.core.events import WAITING, ToolRan, ToolsListed
+from proxy.core.meanwhile import WAITING_EVERY, meanwhile
+from proxy.core.router import Generator
 from proxy.core.types import (
     TOOL_TURNS,
     Approval,
@@ -49,22 +47,34 @@ from proxy.tools.toolbox import Toolbox
 BETWEEN = "\n\n"  # between the texts of two turns
 MAX_USES = "max_uses_exceeded"  # a run refused: its use's calls were used up
 TURNS_USED = "max_turns_exceeded"  # a call not run: the model's last turn made it
-WAITING = Chunk(waiting=True)
 
 
 def anything(server: str, tool: str) -> bool:
     return True
 
 
-class Turns:
+@dataclass(frozen=True)
+class _Said:
+    """What one turn said: its text and thoughts, its calls of hosted tools and of the
+    client's, and how it ended (its whole answer, or its stream's last chunk, its words
+    told already)."""
+
+    text: str
+    reasoning: str
+    hosted: tuple
+    client: tuple
+    ended: Union[Completion, Chunk]
+
+
+class ToolLoop:
     """The router's generations, with the hosted tools of each request run between the
-    model's turns (what :mod:`proxy.core.generation` asks of a router to generate)."""
+    model's turns: a :class:`~proxy.core.router.Generator`, as the fleet is."""
 
     concurrent = False  # choices run one after another: each may run tools
 
     def __init__(
         self,
-        router: Router,
+        router: Generator,
         toolbox: Toolbox,
         *,
         may_run: Callable[[str, str], bool] = anything,
@@ -76,103 +86,138 @@ class Turns:
         return self.router.starting(model)
 
     def complete(self, request: GenerationRequest) -> Completion:
-        """The answer after every turn, whole."""
-        loop = _Loop(self, request)
-        runs, usage, texts = list(loop.begin()), Usage(), []
+        """The answer after every turn, whole: the runs in it."""
+        told: list = []
+        turns = self._turns(request, _Whole(self.router))
+        while True:
+            try:
+                told.append(next(turns))
+            except StopIteration as ended:
+                said, texts, usage = ended.value
+                break
+        runs = tuple(
+            event.run if type(event) is ToolRan else event.listing
+            for event in told
+            if type(event) in (ToolRan, ToolsListed)
+        )
+        return replace(
+            said.ended,
+            text=BETWEEN.join(texts),
+            tool_calls=said.client,
+            finish_reason=_ended(said.ended.finish_reason, said.hosted, said.client),
+            usage=usage,
+            runs=runs,
+        )
+
+    def stream(self, request: GenerationRequest) -> Iterator:
+        """The answer's chunks, turn after turn, each run told after the text that led to
+        it; the last chunk with every turn's usage."""
+        ended = yield from self._turns(request, _Streamed(self.router))
+        if ended is not None:
+            said, _, usage = ended
+            yield replace(
+                said.ended,
+                usage=usage,
+                finish_reason=_ended(said.ended.finish_reason, said.hosted, said.client),
+            )
+
+    def _turns(self, request: GenerationRequest, way: "_Whole") -> Iterator:
+        """Every turn of ``request``, each taken the ``way`` the client is answered: yields
+        what the client is told as it happens; returns ``(the last turn's _Said, every
+        turn's text, their usage)``, or ``None`` where a turn's stream ended without a
+        finish."""
+        progress = _Progress(self, request)
+        yield from progress.begin()
+        texts: list = []
+        usage = Usage()
         for turn in range(self.turns):
             last = turn == self.turns - 1
-            completion = self.router.complete(loop.turn(last))
-            usage += completion.usage
-            hosted, client = loop.split(completion.tool_calls)
-            if completion.text:
-                texts.append(completion.text)
-            ran = loop.run(hosted, last) if hosted else []
-            runs += ran
-            if not hosted or client or last or loop.waiting(ran) or loop.gone():
-                return replace(
-                    completion,
-                    text=BETWEEN.join(texts),
-                    tool_calls=tuple(client),
-                    finish_reason=_ended(completion.finish_reason, hosted, client),
-                    usage=usage,
-                    runs=tuple(runs),
-                )
-            loop.went_on(completion.text, completion.reasoning, hosted, ran)
-        raise AssertionError("the last turn ends the loop")  # pragma: no cover
-
-    def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
-        """The answer's chunks, turn after turn; a hosted call's run as a chunk of its own
-        (``runs``), after the text that led to it."""
-        loop = _Loop(self, request)
-        told = list(loop.begin())  # to go out with the next chunk
-        usage, wrote = Usage(), False
-        for turn in range(self.turns):
-            turn_, last = _Turn(), turn == self.turns - 1
-            chunks = self.router.stream(loop.turn(last))
-            try:
-                for chunk in chunks:
-                    chunk = turn_.read(chunk, loop.offer, wrote, later=turn > 0)
-                    if chunk.finish_reason is not None:
-                        break
-                    if told:
-                        chunk, told = replace(chunk, runs=(*told, *chunk.runs)), []
-                    yield chunk
-                else:
-                    return  # the stream ended without a finish: as the backend told it
-            finally:
-                chunks.close()
-            usage += chunk.usage or Usage()
-            hosted = assembled(turn_.held)
-            wrote = wrote or bool(turn_.text)
+            said = yield from way.turn(progress.turn(last), progress.offer, bool(texts), turn > 0)
+            if said is None:
+                return None
+            usage += said.ended.usage or Usage()
+            if said.text:
+                texts.append(said.text)
             ran = (
-                (yield from meanwhile(partial(loop.run, hosted, last), KEEPALIVE_EVERY))
-                if hosted
+                (yield from way.run(partial(progress.run, said.hosted, last)))
+                if said.hosted
                 else []
             )
-            if not hosted or turn_.client or last or loop.waiting(ran) or loop.gone():
-                yield replace(
-                    chunk,
-                    runs=(*told, *chunk.runs, *ran),
-                    usage=usage,
-                    finish_reason=_ended(chunk.finish_reason, hosted, turn_.client),
-                )
-                return
-            if told or chunk.text or chunk.reasoning:  # the turn's last words, not its end
-                yield Chunk(text=chunk.text, reasoning=chunk.reasoning, runs=tuple(told))
-            told = list(ran)
-            loop.went_on(turn_.text, turn_.reasoning, hosted, ran)
+            for run in ran:
+                yield ToolRan(run)
+            if not said.hosted or said.client or last or _waits(ran) or progress.gone():
+                return said, texts, usage
+            progress.went_on(said.text, said.reasoning, said.hosted, ran)
+        raise AssertionError("the last turn ends the loop")  # pragma: no cover
 
 
-def meanwhile(work: Callable[[], list], every: float) -> Iterator[Chunk]:
-    """Run ``work`` in a thread of its own, a waiting chunk every ``every`` seconds until it
-    is done (the client, and the proxies between, see the stream is alive); its result.
-    A client that leaves meanwhile leaves the work to end within its own bounds."""
-    done: Future = Future()
+class _Whole:
+    """A whole answer's way: each turn whole, the client told nothing before it ends, the
+    tools run at once."""
 
-    def run() -> None:
+    def __init__(self, router: Generator) -> None:
+        self.router = router
+
+    def turn(
+        self, request: GenerationRequest, offered: Offer, wrote: bool, later: bool
+    ) -> Iterator:
+        completion = self.router.complete(request)
+        hosted = tuple(call for call in completion.tool_calls if offered.is_offered(call.name))
+        client = tuple(call for call in completion.tool_calls if not offered.is_offered(call.name))
+        yield from ()
+        return _Said(completion.text, completion.reasoning, hosted, client, completion)
+
+    def run(self, work: Callable[[], list]) -> Iterator:
+        yield from ()
+        return work()
+
+
+class _Streamed:
+    """A stream's way: each turn's chunks as the client gets them (its hosted calls' pieces
+    held), and the client kept company while a tool runs."""
+
+    def __init__(self, router: Generator) -> None:
+        self.router = router
+
+    def turn(
+        self, request: GenerationRequest, offered: Offer, wrote: bool, later: bool
+    ) -> Iterator:
+        """The turn's chunks, its last one's words too; ``None`` where it ended without a
+        finish (as the backend told it)."""
+        turn = _Turn()
+        chunks = self.router.stream(request)
         try:
-            done.set_result(work())
-        except BaseException as exc:  # raised where the stream reads it
-            done.set_exception(exc)
+            for chunk in chunks:
+                if type(chunk) is not Chunk:  # who answered, the upstream's lines: as they come
+                    yield chunk
+                    continue
+                chunk = turn.read(chunk, offered, wrote, later)
+                if chunk.finish_reason is None:
+                    yield chunk
+                    continue
+                words = replace(chunk, finish_reason=None, usage=None, stop_sequence=None)
+                if words.text or words.reasoning or words.tool_calls or words.logprobs:
+                    yield words
+                ended = replace(chunk, text="", reasoning="", tool_calls=(), logprobs=())
+                return _Said(turn.text, turn.reasoning, assembled(turn.held), turn.client, ended)
+        finally:
+            chunks.close()
+        return None
 
-    threading.Thread(target=copy_context().run, args=(run,), daemon=True, name="tools").start()
-    while True:
-        try:
-            return done.result(every)
-        except FutureTimeout:
-            yield WAITING
+    def run(self, work: Callable[[], list]) -> Iterator:
+        return meanwhile(work, WAITING, patience=WAITING_EVERY, every=WAITING_EVERY)
 
 
 class _Turn:
     """What one turn of a stream wrote: its text and thoughts, the pieces of its hosted
-    calls (held), and whether it called a tool of the client's."""
+    calls (held), and its calls of the client's tools."""
 
     def __init__(self) -> None:
         self.texts: list = []
         self.thoughts: list = []
         self.held: list = []
         self.hosted: set = set()  # the indexes of its hosted calls
-        self.client = False
+        self.passed: list = []  # the pieces of the client's calls
 
     @property
     def text(self) -> str:
@@ -182,12 +227,16 @@ class _Turn:
     def reasoning(self) -> str:
         return "".join(self.thoughts)
 
-    def read(self, chunk: Chunk, offer: Offer, wrote: bool, later: bool) -> Chunk:
+    @property
+    def client(self) -> tuple:
+        return assembled(self.passed)
+
+    def read(self, chunk: Chunk, offered: Offer, wrote: bool, later: bool) -> Chunk:
         """``chunk`` as the client gets it: without the hosted calls' pieces, a later
         turn's without the prompt's count, and the first text of a turn after another's
         set apart from it."""
         if chunk.tool_calls:
-            chunk = self._held(chunk, offer)
+            chunk = self._held(chunk, offered)
         if later and chunk.prompt_count is not None:
             chunk = replace(chunk, prompt_count=None)
         if chunk.text:
@@ -199,16 +248,16 @@ class _Turn:
             self.thoughts.append(chunk.reasoning)
         return chunk
 
-    def _held(self, chunk: Chunk, offer: Offer) -> Chunk:
+    def _held(self, chunk: Chunk, offered: Offer) -> Chunk:
         passed = []
         for piece in chunk.tool_calls:
-            if piece.name is not None and offer.hosted(piece.name):
+            if piece.name is not None and offered.is_offered(piece.name):
                 self.hosted.add(piece.index)
             if piece.index in self.hosted:
                 self.held.append(piece)
             else:
                 passed.append(piece)
-        self.client = self.client or bool(passed)
+        self.passed += passed
         return replace(chunk, tool_calls=tuple(passed))
 
 
@@ -220,45 +269,45 @@ def _ended(reason: str, hosted: Sequence, client: Sequence) -> str:
     return "stop" if hosted else reason
 
 
-class _Loop:
-    """One request's turns: what its model is offered, its conversation so far, and the
-    running of the calls it makes."""
+def _waits(runs: Sequence) -> bool:
+    """Whether a run waits for the client's approval."""
+    return any(run.pending for run in runs)
 
-    def __init__(self, turns: Turns, request: GenerationRequest) -> None:
-        self.turns, self.request = turns, request
+
+class _Progress:
+    """How far one request's loop has come: what its model is offered, its conversation so
+    far, the calls run of each use of a server."""
+
+    def __init__(self, loop: ToolLoop, request: GenerationRequest) -> None:
+        self.loop, self.request = loop, request
         self.messages = list(request.messages)
         self.offer = Offer(())
-        self.uses = {use.name: use for use in request.hosted}
+        self.uses = {use.name: use for use in request.uses}
         self.used: dict = {}  # calls run of each use, by its name
 
     def begin(self) -> list:
         """List the servers' tools (a server that cannot is a failure of the request), and
         run the calls the client approved or refused: what the client is told first (the
         time the servers take is theirs, not the proxy's)."""
-        toolbox = self.turns.toolbox
+        toolbox = self.loop.toolbox
         with waiting(self.request.caller.measure):
-            listed = [(use, toolbox.tools(use.server)) for use in self.request.hosted]
-        self.offer = offer(listed, self.request.tools, self.turns.may_run)
-        runs: list = list(self.offer.listings)
+            listed = [(use, toolbox.list_tools(use.server)) for use in self.request.uses]
+        self.offer = offer(listed, self.request.tools, self.loop.may_run)
+        told: list = [ToolsListed(listing) for listing in self.offer.listings]
         approved = [self._approved(approval) for approval in self.request.approvals]
         if approved:
             calls = [call for call, _ in approved]
             with waiting(self.request.caller.measure):
                 ran = [self._run_approved(call, approval) for call, approval in approved]
             self.went_on("", "", calls, ran)
-            runs += ran
-        return runs
+            told += [ToolRan(run) for run in ran]
+        return told
 
     def turn(self, last: bool) -> GenerationRequest:
         """The request of the next turn: the conversation so far, and the hosted tools
         offered unless it is the ``last``."""
         tools = self.request.tools if last else (*self.request.tools, *self.offer.tools)
         return replace(self.request, messages=tuple(self.messages), tools=tuple(tools))
-
-    def split(self, calls: Sequence[ToolCall]) -> tuple:
-        """``(hosted, client's)`` calls."""
-        hosted = [call for call in calls if self.offer.hosted(call.name)]
-        return hosted, [call for call in calls if not self.offer.hosted(call.name)]
 
     def run(self, calls: Sequence[ToolCall], last: bool) -> list:
         """Each call run, or held for approval; none on the ``last`` turn, which was not
@@ -275,9 +324,6 @@ class _Loop:
             ]
         with waiting(self.request.caller.measure):
             return [self._run(call) for call in calls]
-
-    def waiting(self, runs: Sequence) -> bool:
-        return any(run.pending for run in runs)
 
     def gone(self) -> bool:
         return self.request.caller.gone()
@@ -339,7 +385,7 @@ class _Loop:
         if not approval.approve:
             reason = f": {approval.reason}" if approval.reason else ""
             return replace(run, error=f"the user did not approve this call{reason}")
-        if use is None or not self.offer.hosted(call.name):
+        if use is None or not self.offer.is_offered(call.name):
             return replace(run, error=f"no tool {approval.tool!r} of {approval.label!r} is offered")
         return self._called(run, use.server)
 
@@ -361,7 +407,7 @@ class _Loop:
         except ValueError:
             return replace(run, error="the arguments are not valid JSON")
         try:
-            result = self.turns.toolbox.call(server, run.tool, arguments)
+            result = self.loop.toolbox.call(server, run.tool, arguments)
         except ToolError as exc:
             return replace(run, error=exc.message)
         if result.is_error:

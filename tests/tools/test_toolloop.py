@@ -31,13 +31,13 @@ from proxy.core.types import (
 )
 from proxy.ops import measure as measuring
 from proxy.ops.modelside import ModelSide
-from proxy.tools import turns
+from proxy.tools import toolloop
 from proxy.tools.results import ToolResult, ToolSpec
-from proxy.tools.turns import Turns
+from proxy.tools.toolloop import ToolLoop
 
 READ = ToolSpec("read_file", "Read a file", {"type": "object", "properties": {"path": {}}})
 FS = ToolUse("fs", label="fs")
-ASKED = GenerationRequest(messages=(Message("user", "what is in a.txt?"),), hosted=(FS,))
+ASKED = GenerationRequest(messages=(Message("user", "what is in a.txt?"),), uses=(FS,))
 CLIENT_TOOL = function_tool("shell", {"type": "object"})
 HELLO = ToolResult("hello from a.txt")
 
@@ -80,7 +80,7 @@ class Toolbox:
         self.result, self.error = result, error
         self.calls = []
 
-    def tools(self, server, timeout=None):
+    def list_tools(self, server, timeout=None):
         return (READ,)
 
     def call(self, server, tool, arguments, timeout=None):
@@ -97,7 +97,7 @@ def answer(text="", calls=(), reason=None, usage=Usage(10, 2)):
 def test_a_hosted_call_is_run_and_the_next_turn_reads_its_result():
     router = Router(answer("Let me look.", (call(),)), answer("It says hello."))
     toolbox = Toolbox()
-    done = Turns(router, toolbox).complete(ASKED)
+    done = ToolLoop(router, toolbox).complete(ASKED)
     assert toolbox.calls == [("fs", "read_file", {"path": "a.txt"})]
     assert done.text == "Let me look.\n\nIt says hello."
     assert done.finish_reason == "stop" and done.tool_calls == ()
@@ -127,7 +127,7 @@ def test_a_hosted_call_is_run_and_the_next_turn_reads_its_result():
 def test_a_failed_call_is_the_models_to_read(toolbox, arguments, read):
     first = call(arguments=arguments) if arguments else call()
     router = Router(answer("", (first,)), answer("Sorry."))
-    done = Turns(router, toolbox).complete(ASKED)
+    done = ToolLoop(router, toolbox).complete(ASKED)
     assert router.asked[1].messages[-1].content == read
     assert done.runs[1].error == read.removeprefix("Error: ") and done.text == "Sorry."
 
@@ -135,15 +135,15 @@ def test_a_failed_call_is_the_models_to_read(toolbox, arguments, read):
 def test_a_call_of_the_clients_own_tool_ends_the_loop_for_the_client():
     asked = replace(ASKED, tools=(CLIENT_TOOL,))
     router = Router(answer("", (call("shell", "{}", "c9"),)))
-    done = Turns(router, Toolbox()).complete(asked)
+    done = ToolLoop(router, Toolbox()).complete(asked)
     assert done.finish_reason == "tool_calls" and done.tool_calls == (call("shell", "{}", "c9"),)
     assert [type(step) for step in done.runs] == [ToolListing]
 
 
 def test_a_call_waiting_for_approval_is_not_run_and_ends_the_answer():
-    asked = replace(ASKED, hosted=(replace(FS, approval=True),))
+    asked = replace(ASKED, uses=(replace(FS, approval=True),))
     toolbox = Toolbox()
-    done = Turns(Router(answer("", (call(),))), toolbox).complete(asked)
+    done = ToolLoop(Router(answer("", (call(),))), toolbox).complete(asked)
     assert toolbox.calls == [] and done.finish_reason == "stop"
     run = done.runs[-1]
     assert run.pending and run.approval_id.startswith("mcpr_") and run.output == ""
@@ -152,9 +152,9 @@ def test_a_call_waiting_for_approval_is_not_run_and_ends_the_answer():
 @pytest.mark.parametrize("approve, ran", [(True, True), (False, False)])
 def test_an_approved_call_runs_before_the_first_turn_and_a_refused_one_is_told(approve, ran):
     approval = Approval("mcpr_1", "fs", "read_file", '{"path": "a.txt"}', approve)
-    asked = replace(ASKED, approvals=(approval,), hosted=(replace(FS, approval=True),))
+    asked = replace(ASKED, approvals=(approval,), uses=(replace(FS, approval=True),))
     toolbox, router = Toolbox(), Router(answer("It says hello."))
-    done = Turns(router, toolbox).complete(asked)
+    done = ToolLoop(router, toolbox).complete(asked)
     assert bool(toolbox.calls) == ran
     run = done.runs[-1]
     assert run.approval_id == "mcpr_1" and (run.output == "hello from a.txt") == ran
@@ -166,7 +166,7 @@ def test_an_approved_call_runs_before_the_first_turn_and_a_refused_one_is_told(a
 
 def test_the_last_turn_is_offered_no_hosted_tool():
     router = Router(answer("", (call(id="a"),)), answer("", (call(id="b"),)), answer("Done."))
-    done = Turns(router, Toolbox(), turns=3).complete(ASKED)
+    done = ToolLoop(router, Toolbox(), turns=3).complete(ASKED)
     assert [len(request.tools) for request in router.asked] == [1, 1, 0]
     assert done.text == "Done." and len(done.runs) == 3
 
@@ -175,13 +175,13 @@ def test_the_last_turn_is_offered_no_hosted_tool():
 def test_a_hosted_call_the_last_turn_makes_all_the_same_is_not_run_and_ends_it(stream):
     router = Router(answer("", (call(id="a"),)), answer("Still calling.", (call(id="b"),)))
     toolbox = Toolbox()
-    turns = Turns(router, toolbox, turns=2)
+    loop = ToolLoop(router, toolbox, turns=2)
     if stream:
-        events = [e for batch in generation.stream(turns, [ASKED]) for e in batch]
+        events = [e for batch in generation.stream(loop, [ASKED]) for e in batch]
         runs = [e.run for e in events if isinstance(e, ToolRan)]
         finish = events[-1].reason
     else:
-        done = turns.complete(ASKED)
+        done = loop.complete(ASKED)
         runs, finish = done.runs[1:], done.finish_reason
     assert len(toolbox.calls) == 1 and finish == "stop"
     assert runs[-1].code == "max_turns_exceeded" and runs[-1].output == ""
@@ -191,20 +191,20 @@ def test_a_name_a_clients_tool_has_is_offered_under_the_servers_label():
     asked = replace(ASKED, tools=(function_tool("read_file", {"type": "object"}),))
     router = Router(answer("", (call("fs__read_file"),)), answer("ok"))
     toolbox = Toolbox()
-    Turns(router, toolbox).complete(asked)
+    ToolLoop(router, toolbox).complete(asked)
     names = [tool["function"]["name"] for tool in router.asked[0].tools]
     assert names == ["read_file", "fs__read_file"] and toolbox.calls[0][1] == "read_file"
 
 
 def test_a_key_not_granted_a_tool_is_not_offered_it():
     router = Router(answer("no tools"))
-    Turns(router, Toolbox(), may_run=lambda server, tool: tool != "read_file").complete(ASKED)
+    ToolLoop(router, Toolbox(), may_run=lambda server, tool: tool != "read_file").complete(ASKED)
     assert router.asked[0].tools == ()
 
 
 def test_a_stream_holds_the_hosted_calls_pieces_and_tells_its_run():
     router = Router(answer("Let me look.", (call(),)), answer("It says hello."))
-    batches = list(generation.stream(Turns(router, Toolbox()), [ASKED]))
+    batches = list(generation.stream(ToolLoop(router, Toolbox()), [ASKED]))
     events = [event for batch in batches for event in batch]
     assert not any(isinstance(event, ToolCallStart) for event in events)
     kinds = [type(event).__name__ for event in events if not isinstance(event, UsageReport)]
@@ -232,11 +232,11 @@ class SlowToolbox(Toolbox):
 
 
 def test_a_stream_keeps_its_client_company_while_a_tool_runs(monkeypatch):
-    monkeypatch.setattr(turns, "KEEPALIVE_EVERY", 0.01)  # the name turns reads it by
+    monkeypatch.setattr(toolloop, "WAITING_EVERY", 0.01)  # the name the loop reads it by
     router = Router(answer("Let me look.", (call(),)), answer("It says hello."))
     toolbox = SlowToolbox()
     kinds = []
-    for batch in generation.stream(Turns(router, toolbox), [ASKED]):
+    for batch in generation.stream(ToolLoop(router, toolbox), [ASKED]):
         for event in batch:
             if event is WAITING:
                 toolbox.seen_waiting.set()
@@ -260,7 +260,7 @@ def test_the_tools_time_is_theirs_not_the_proxys(monkeypatch, stream):
 
     measure = measuring.Measure()
     asked = ASKED.served_for(Caller(measure=measure))
-    loop = Turns(Router(answer("", (call(),)), answer("It says hello.")), Slow())
+    loop = ToolLoop(Router(answer("", (call(),)), answer("It says hello.")), Slow())
     if stream:
         list(loop.stream(asked))
     else:
@@ -268,32 +268,12 @@ def test_the_tools_time_is_theirs_not_the_proxys(monkeypatch, stream):
     assert measure.waited == 10 and clock == [110.0]
 
 
-def test_work_done_meanwhile_gives_its_result_or_its_error():
-    release = threading.Event()
-
-    def slow():
-        release.wait(30)
-        return ["done"]
-
-    waits = turns.meanwhile(slow, every=0.01)
-    assert next(waits) is turns.WAITING
-    release.set()
-    with pytest.raises(StopIteration) as ended:
-        while True:
-            next(waits)
-    assert ended.value.value == ["done"]
-    failing = turns.meanwhile(lambda: 1 / 0, every=30)
-    with pytest.raises(ZeroDivisionError):
-        next(failing)
-
-
 def test_each_run_is_kept_for_the_inspector_with_what_it_was_given_and_answered():
-    measure = measuring.Measure()
-    measure.side = ModelSide()
-    asked = ASKED.served_for(Caller(measure=measure))
+    side = ModelSide()
+    asked = ASKED.served_for(Caller(side=side))
     router = Router(answer("", (call(),)), answer("It says hello."))
-    Turns(router, Toolbox()).complete(asked)
-    (run,) = measure.side.facts()["tool_runs"]
+    ToolLoop(router, Toolbox()).complete(asked)
+    (run,) = side.facts()["tool_runs"]
     assert {k: run[k] for k in ("server", "tool", "arguments", "output", "error", "cut")} == {
         "server": "fs",
         "tool": "read_file",
@@ -306,10 +286,10 @@ def test_each_run_is_kept_for_the_inspector_with_what_it_was_given_and_answered(
 
 
 def test_a_use_of_at_most_n_calls_refuses_the_next_for_the_model_to_read():
-    asked = replace(ASKED, hosted=(replace(FS, max_uses=1),))
+    asked = replace(ASKED, uses=(replace(FS, max_uses=1),))
     router = Router(answer("", (call(id="a"), call(id="b"))), answer("Once was enough."))
     toolbox = Toolbox()
-    done = Turns(router, toolbox).complete(asked)
+    done = ToolLoop(router, toolbox).complete(asked)
     first, second = done.runs[1:]
     assert len(toolbox.calls) == 1 and first.output == "hello from a.txt"
     assert second.code == "max_uses_exceeded" and "1 times" in second.error
@@ -318,7 +298,7 @@ def test_a_use_of_at_most_n_calls_refuses_the_next_for_the_model_to_read():
 def test_a_result_cut_to_its_servers_bound_is_read_as_cut():
     router = Router(answer("", (call(),)), answer("Part of it."))
     toolbox = Toolbox(ToolResult("x" * 8, truncated=True))
-    done = Turns(router, toolbox).complete(ASKED)
+    done = ToolLoop(router, toolbox).complete(ASKED)
     told = router.asked[1].messages[-1].content
     assert told == "x" * 8 + "\n[cut: the gateway kept the first 8 bytes of this result]"
     assert done.runs[1].output == "x" * 8 and done.runs[1].truncated
