@@ -477,7 +477,7 @@ def plot(results: dict, timings: dict, sizes: tuple, path: Path) -> None:
     )
     figure, axes = plt.subplots(1, 4, figsize=(18, 4.5), constrained_layout=True)
     counts = [size.replicas for size in sizes]
-    for ax, (title, field, unit) in zip(axes, panels):
+    for ax, (title, field, unit) in zip(axes, panels, strict=False):
         for policy in POLICIES:
             ax.plot(
                 counts, [results[size, policy][field] for size in sizes], marker="o", label=policy
@@ -523,8 +523,8 @@ def main() -> None:
     sizes = QUICK if args.quick else FULL
     work = [(size, policy) for size in reversed(sizes) for policy in POLICIES]
     with ProcessPoolExecutor(args.workers) as pool:
-        outcomes = pool.map(simulate, *zip(*work))
-        results = dict(zip(work, outcomes))
+        outcomes = pool.map(simulate, *zip(*work, strict=True))
+        results = dict(zip(work, outcomes, strict=True))
     timings = {size: placement_microseconds(size.replicas, size.slots) for size in sizes}
     report = table(results, timings, sizes, args.quick)
     cli.publish(args, "placement", report)

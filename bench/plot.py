@@ -42,7 +42,7 @@ PANELS = [
 
 def save(plan: Plan, results: dict, path: Path) -> None:
     figure, axes = plt.subplots(3, 3, figsize=(15, 12), constrained_layout=True)
-    for ax, (title, family, name, unit) in zip(axes.flat, PANELS):
+    for ax, (title, family, name, unit) in zip(axes.flat, PANELS, strict=True):
         levels = set()
         for upstream, runs in results.items():
             scenarios = [s for s in plan.scenarios(upstream) if s.key.split()[0] == family]
@@ -51,7 +51,7 @@ def save(plan: Plan, results: dict, path: Path) -> None:
                 points = [(x, y) for x, y in points if y is not None]
                 if points:
                     ax.plot(
-                        *zip(*points),
+                        *zip(*points, strict=True),
                         STYLES[upstream],
                         color=COLORS[route],
                         marker="o",

@@ -166,7 +166,7 @@ class Budgets:
         spent = self.store.spent(key.name, names)
         return Standing(
             key,
-            {budget.name: amount for budget, amount in zip(budgets, spent)},
+            {budget.name: amount for budget, amount in zip(budgets, spent, strict=True)},
             {length: left for length, (_, left) in periods.items()},
             now,
         )

@@ -214,7 +214,7 @@ class SqliteExchanges:
             )
             .fetchall()
         )
-        return [dict(zip(SUMMARY, row)) for row in rows]
+        return [dict(zip(SUMMARY, row, strict=True)) for row in rows]
 
     def previous(self, record: dict) -> Optional[dict]:
         """The turn of ``record``'s conversation (of its key) kept just before it, if any."""

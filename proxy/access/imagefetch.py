@@ -79,7 +79,7 @@ class ImageFetcher:
         for future in futures:  # the first failure, in the request's order
             if future in done and future.exception() is not None:
                 raise future.exception()
-        for image, future in zip(wanted, futures):
+        for image, future in zip(wanted, futures, strict=True):
             if future not in done:
                 raise _fail(
                     image, f"could not be fetched: its server took more than {self.timeout:g} s"

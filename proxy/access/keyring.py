@@ -43,6 +43,7 @@ import math
 import re
 import secrets
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Mapping, Optional, Sequence
 
 import tomli_w
@@ -349,7 +350,7 @@ def without_key(text: str, name: str) -> str:
     """``text`` without the ``[[keys]]`` table named ``name``; a ``KeyError`` when it has
     none (a key given by ``--api-key`` is not in the file)."""
     starts = [_with_its_comments(text, match.start()) for match in TABLE.finditer(text)]
-    for start, end in zip(starts, starts[1:] + [len(text)]):
+    for start, end in pairwise([*starts, len(text)]):
         if tomllib.loads(text[start:end])["keys"][0].get("name") == name:
             return (text[:start].rstrip("\n") + "\n\n" + text[end:]).strip("\n") + "\n"
     raise KeyError(name)

@@ -127,7 +127,7 @@ class SqliteUsage:
             .fetchall()
         )
         return [
-            {"key": key, "model": model, **dict(zip(COUNTS, counts))}
+            {"key": key, "model": model, **dict(zip(COUNTS, counts, strict=True))}
             for key, model, *counts in rows
         ]
 

@@ -87,7 +87,7 @@ class LiveConversations:
         if found is None:
             return None
         placed = found[0].decode() if found[0] else None
-        return Lookup(placed, dict(zip(replicas, map(int, found[1:]))))
+        return Lookup(placed, dict(zip(replicas, map(int, found[1:]), strict=False)))
 
     def placed(self, conversation: str, replica: str, before: Optional[str]) -> None:
         """``conversation``'s turn goes to ``replica`` (it lived on ``before``, if anywhere)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from itertools import pairwise
 from typing import Callable, NamedTuple, Optional, Sequence
 
 from proxy.ops.metrics import Summed
@@ -112,7 +113,7 @@ def series(snapshots: Sequence[Snapshot]) -> dict:
     """Per model label, a sample for each pair of consecutive snapshots, at the later one's
     time; a model missing from the earlier snapshot had counted nothing yet."""
     found: dict = {}
-    for before, after in zip(snapshots, snapshots[1:]):
+    for before, after in pairwise(snapshots):
         for label, now in after.models.items():
             then = before.models.get(label, Figures())
             found.setdefault(label, []).append(sample(after.t - before.t, then, now, after.t))

@@ -330,7 +330,10 @@ class _Progress:
 
     def went_on(self, text: str, reasoning: str, calls: Sequence, runs: Sequence) -> None:
         """The turn's text and calls, and the runs' results, added to the conversation."""
-        calls = [ToolCall(run.id, call.name, call.arguments) for call, run in zip(calls, runs)]
+        calls = [
+            ToolCall(run.id, call.name, call.arguments)
+            for call, run in zip(calls, runs, strict=True)
+        ]
         self.messages.append(
             Message("assistant", text, tool_calls=tuple(calls), reasoning=reasoning)
         )

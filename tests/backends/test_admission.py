@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from itertools import pairwise
 
 import pytest
 
@@ -276,7 +277,7 @@ def test_a_refused_request_goes_back_to_the_head_of_the_line():
 
     assert gate.run(attempt) == "answered"
     assert len(attempts) == 3
-    first, second = (later - earlier for earlier, later in zip(attempts, attempts[1:]))
+    first, second = (later - earlier for earlier, later in pairwise(attempts))
     assert second >= first >= FIRST_BACKOFF and second >= 2 * FIRST_BACKOFF  # backing off
     assert gate.snapshot() == {"slots": 1, "slots_source": "learned", "in_flight": 0, "queued": 0}
 

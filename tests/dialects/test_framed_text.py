@@ -84,7 +84,7 @@ def test_framed_text_is_the_encoders_bytes_and_reads_back(texts):
             if isinstance(payload, bytes)
         ]
         assert len(framed) == len(texts), make.__name__
-        for payload, text in zip(framed, texts):
+        for payload, text in zip(framed, texts, strict=True):
             body = decoded(payload)
             assert encode(body) == payload, make.__name__
             assert text_of(body) == text, make.__name__

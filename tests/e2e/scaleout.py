@@ -229,7 +229,7 @@ class Scaleout:
                     streams,
                 )
             )
-        for conversation, answer in zip(conversations, answers):
+        for conversation, answer in zip(conversations, answers, strict=True):
             conversation.went_on(answer)
         return taken(self.replicas, before, sum(answer.prompt_tokens for answer in answers))
 
@@ -304,7 +304,7 @@ def scaleout(model: Path, redis_url: str, folder: Path) -> Iterator[Scaleout]:
         models.write_text(
             substitute(
                 blocks["models"],
-                dict(zip(REPLICA_ADDRESSES, (replica.url for replica in replicas))),
+                dict(zip(REPLICA_ADDRESSES, (replica.url for replica in replicas), strict=True)),
                 "models file",
             )
         )
@@ -312,7 +312,7 @@ def scaleout(model: Path, redis_url: str, folder: Path) -> Iterator[Scaleout]:
         keys.write_text(blocks["keys"])
         ports = [free_port() for _ in commands]
         proxies = []
-        for index, (line, port) in enumerate(zip(commands, ports)):
+        for index, (line, port) in enumerate(zip(commands, ports, strict=True)):
             args = shlex.split(
                 substitute(
                     line,
@@ -342,7 +342,10 @@ def scaleout(model: Path, redis_url: str, folder: Path) -> Iterator[Scaleout]:
             blocks["nginx"],
             {
                 "listen 80;": f"listen 127.0.0.1:{nginx_port};",
-                **{address: f"127.0.0.1:{port}" for address, port in zip(PROXY_ADDRESSES, ports)},
+                **{
+                    address: f"127.0.0.1:{port}"
+                    for address, port in zip(PROXY_ADDRESSES, ports, strict=True)
+                },
             },
             "nginx config",
         )

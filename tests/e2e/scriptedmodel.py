@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import pathlib
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Optional, Sequence
 
 import gguf
@@ -298,7 +299,7 @@ def _weights(
     query[looked_at, :] = 1.0
     direction = 1
     slot = 0  # the trigger's dimension in the head's values
-    for script, chain, trigger in zip(scripts, chains, triggers):
+    for script, chain, trigger in zip(scripts, chains, triggers, strict=True):
         first = chain[0]
         if trigger is None:
             output[first, 0] = 2 * SCALE
@@ -314,7 +315,7 @@ def _weights(
             slot += 1
             output[first, 0] = SCALE
             output[first, seen] = 2 * SCALE
-        for token, after in zip(chain, chain[1:] + [eos]):
+        for token, after in pairwise([*chain, eos]):
             embeddings[token] = 0.0
             embeddings[token, direction] = 1.0
             output[after, direction] = 3 * SCALE

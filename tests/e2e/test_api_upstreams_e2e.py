@@ -351,7 +351,7 @@ def test_embeddings_as_the_upstream_embeds_and_counts_them(proxy):
     result = proxy.sdk().embeddings.create(model="vectors", input=texts, encoding_format="float")
     own = upstreams_own(proxy.embedder, "/v1/embeddings", {"input": texts})
     assert [item.index for item in result.data] == [0, 1]
-    for item, expected in zip(result.data, own["data"]):
+    for item, expected in zip(result.data, own["data"], strict=True):
         assert item.embedding == pytest.approx(expected["embedding"], abs=1e-5)
     assert result.usage.prompt_tokens == own["usage"]["prompt_tokens"] > 0
 

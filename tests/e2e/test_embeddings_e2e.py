@@ -78,7 +78,7 @@ def test_sdk_embeddings_equal_the_servers(proxy, embedding_server, encoding):
     texts = ["the cat sat", "a dog ran home"]
     result = client.embeddings.create(model="tiny", input=texts, encoding_format=encoding)
     assert [item.index for item in result.data] == [0, 1]
-    for text, item in zip(texts, result.data):
+    for text, item in zip(texts, result.data, strict=True):
         expected = direct_embedding(embedding_server, text)
         assert len(vector(item.embedding)) == len(expected) == 64
         assert vector(item.embedding) == pytest.approx(expected, abs=1e-5)

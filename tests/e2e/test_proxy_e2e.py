@@ -16,6 +16,7 @@ import json
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 from typing import Any, Iterator, Optional
 
 import jinja2
@@ -460,7 +461,7 @@ def test_chat_logprobs_are_the_servers(client, upstream, stream):
         content = answer.raw.choices[0].logprobs.content
     assert len(content) == len(expected) == 4
     assert "".join(item.token for item in content) == answer.text
-    for got, want in zip(content, expected):
+    for got, want in zip(content, expected, strict=True):
         assert (got.token, got.bytes) == (want["token"], want["bytes"])
         assert got.logprob == approx(want["logprob"])
         assert [(alt.token, alt.bytes) for alt in got.top_logprobs] == [
@@ -492,7 +493,7 @@ def test_completion_logprobs_are_the_servers(client, upstream, stream):
             logprobs.top_logprobs,
         )
         offsets = logprobs.text_offset
-        assert [b - a for a, b in zip(offsets, offsets[1:])] == [len(t) for t in tokens[:-1]]
+        assert [b - a for a, b in pairwise(offsets)] == [len(t) for t in tokens[:-1]]
     assert tokens == [want["token"] for want in expected]
     assert "".join(tokens) == answer.text
     assert token_logprobs == [approx(want["logprob"]) for want in expected]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 
 import pytest
 import requests
@@ -52,12 +53,12 @@ def test_conversations_keep_their_replica_and_cache_through_nginx(recipe):
 
     proxies = {recipe.address(recipe.waitress), recipe.address(recipe.gunicorn)}
     for conversation in conversations:
-        first, *later = conversation.answers
+        first = conversation.answers[0]
         assert first.cached_tokens < FRESH
         # No tolerance: a turn's prompt ends with "<|im_start|>assistant\n" and the next
         # one's goes on from there with the answer, so the whole previous prompt is a token
         # prefix of the next and stays in the replica (with the answer, but its last token).
-        for previous, answer in zip(conversation.answers, later):
+        for previous, answer in pairwise(conversation.answers):
             assert answer.cached_tokens >= previous.prompt_tokens, conversation.answers
         assert {answer.proxy for answer in conversation.answers[1:3]} == proxies
 
@@ -65,7 +66,7 @@ def test_conversations_keep_their_replica_and_cache_through_nginx(recipe):
 def sum_by_home(conversations: list, homes: list) -> dict:
     """The prompt tokens of the conversations' last turns, added up by their replica."""
     sums: dict = {}
-    for conversation, home in zip(conversations, homes):
+    for conversation, home in zip(conversations, homes, strict=True):
         sums[home] = sums.get(home, 0) + conversation.answers[-1].prompt_tokens
     return sums
 
@@ -116,7 +117,7 @@ def test_a_proxy_killed_mid_run(recipe):
                 stream,
             ),
         )
-        for messages, stream in zip(recipe.one_per_replica("tell long story"), streams)
+        for messages, stream in zip(recipe.one_per_replica("tell long story"), streams, strict=True)
     ]
     for reader in readers:  # before any other request: round-robin sends them to both proxies
         reader.start()
@@ -132,7 +133,9 @@ def test_a_proxy_killed_mid_run(recipe):
                 whole,
             ),
         )
-        for messages, whole in zip(recipe.one_per_replica("write a long tale"), wholes)
+        for messages, whole in zip(
+            recipe.one_per_replica("write a long tale"), wholes, strict=False
+        )
     ]
     for started, reader in enumerate(readers[len(streams) :], 1):
         reader.start()
@@ -212,7 +215,7 @@ def test_a_replica_killed_moves_only_its_conversations(recipe):
         recipe.replicas[victim].start()
 
     proxies = {recipe.address(recipe.waitress), recipe.address(recipe.gunicorn)}
-    for (home, conversation), replicas in zip(placed, served):
+    for (home, conversation), replicas in zip(placed, served, strict=True):
         before, moved, settled = conversation.answers
         assert {moved.proxy, settled.proxy} == proxies
         if home == victim:  # its cache died with the replica: evaluated afresh, once

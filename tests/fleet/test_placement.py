@@ -18,7 +18,7 @@ FILE = FileChunk("def sub(a, b):\n    return a - b\n\n\n" * 10, "util.py")  # an
 
 def chat(*contents: str, system: bool = True) -> GenerationRequest:
     roles = ["user", "assistant"] * len(contents)
-    messages = [Message(role, text) for role, text in zip(roles, contents)]
+    messages = [Message(role, text) for role, text in zip(roles, contents, strict=False)]
     return GenerationRequest(messages=tuple(([SYSTEM] if system else []) + messages))
 
 
@@ -217,7 +217,7 @@ def test_when_no_replica_is_healthy_one_is_still_chosen():
 def counted(key: str, live: dict, slots: dict | None = None) -> list:
     """The replicas in ``key``'s hashing order (a, b, c), with their live conversations."""
     order = rank(key, REPLICAS)
-    named = dict(zip("abc", order))
+    named = dict(zip("abc", order, strict=True))
     return [
         ReplicaLoad(named[name], slots=(slots or {}).get(name, 4), live=count)
         for name, count in live.items()

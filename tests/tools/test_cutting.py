@@ -81,7 +81,7 @@ def test_any_json_text_stays_json_with_its_strings_cut_to_prefixes(
     data = json.dumps(value, ensure_ascii=ascii_only).encode() + b"\n"
     ((line, cut),) = read(data, budget, piece=piece)
     kept = json.loads(line)
-    pairs = list(zip(strings(value), strings(kept)))
+    pairs = list(zip(strings(value), strings(kept), strict=True))
     assert len(pairs) == len(strings(value)) == len(strings(kept))
     assert all(whole.startswith(part) for whole, part in pairs)
     assert cut == (line != data[:-1])

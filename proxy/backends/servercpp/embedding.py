@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import codecs
 import math
+from itertools import pairwise
 from typing import Iterable, Optional, Sequence
 
 from proxy.backends.admission import Admission
@@ -69,10 +70,10 @@ class TokenClient:
         if ends[-1] < len(ids):
             ends.append(len(ids))
         pieces = []
-        for start, stop in zip(ends, ends[1:]):
+        for start, stop in pairwise(ends):
             pieces.append(self.detokenize(ids[start:stop]))
             pieces.extend([""] * (stop - start - 1))
-        return list(zip(ids, pieces))
+        return list(zip(ids, pieces, strict=True))
 
     def _tokens(self, text: str, *, with_pieces: bool, add_special: bool = False) -> list:
         body = self.client.post_json(
@@ -130,7 +131,7 @@ class TokenClient:
 
 
 def _mean(vectors: list) -> list:
-    return [sum(column) / len(vectors) for column in zip(*vectors)]
+    return [sum(column) / len(vectors) for column in zip(*vectors, strict=False)]
 
 
 def _normalized(vector: list) -> list:

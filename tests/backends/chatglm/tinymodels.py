@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import io
 import struct
+from itertools import pairwise
 from pathlib import Path
 from typing import BinaryIO, Optional, Sequence
 
@@ -184,7 +185,7 @@ def _write(
     embedding[:, 0] = 1.0
     output = np.zeros((vocab_size, HIDDEN), np.float32)
     output[script[0], 0] = LOGIT
-    for dim, (token, successor) in enumerate(zip(script, [*script[1:], end]), start=1):
+    for dim, (token, successor) in enumerate(pairwise([*script, end]), start=1):
         embedding[token] = np.eye(HIDDEN, dtype=np.float32)[dim]
         output[successor, dim] = LOGIT
     head = HIDDEN // HEADS

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -74,7 +76,7 @@ def test_split_at_every_boundary(text, opened, expected):
 def test_any_text_any_pieces(tokens, opened, data):
     text = "".join(tokens)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(text)), max_size=4)))
-    pieces = [text[a:b] for a, b in zip([0] + cuts, cuts + [len(text)])]
+    pieces = [text[a:b] for a, b in pairwise([0, *cuts, len(text)])]
     assert streamed(pieces, opened) == split(text, opened)
 
 

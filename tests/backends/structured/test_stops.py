@@ -28,7 +28,7 @@ TEXT = "Hello from tiny GLM!!"
 )
 def test_stop_words_cut_the_text_however_it_is_split(stop, expected):
     for cuts in itertools.combinations(range(1, len(TEXT)), 2):
-        pieces = [TEXT[i:j] for i, j in zip((0, *cuts), (*cuts, len(TEXT)))]
+        pieces = [TEXT[i:j] for i, j in itertools.pairwise((0, *cuts, len(TEXT)))]
         words = StopWords(stop)
         shown = ""
         for piece in pieces:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 
 import pytest
 from hypothesis import given
@@ -194,7 +195,7 @@ def test_a_stream_split_anywhere_reads_as_the_whole(name):
 def test_a_stream_in_any_pieces_reads_as_the_whole(name, cuts):
     answer = ANSWERS[name]
     bounds = [0, *sorted(c % (len(answer) + 1) for c in cuts), len(answer)]
-    pieces = [answer[a:b] for a, b in zip(bounds, bounds[1:])]
+    pieces = [answer[a:b] for a, b in pairwise(bounds)]
     assert streamed(name, pieces) == whole(name)
 
 

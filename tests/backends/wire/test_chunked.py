@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -28,7 +30,7 @@ def encode(payloads: list) -> bytes:
 
 def split(data: bytes, cuts: list) -> list:
     points = sorted({min(cut, len(data)) for cut in cuts})
-    return [data[a:b] for a, b in zip([0, *points], [*points, len(data)])]
+    return [data[a:b] for a, b in pairwise([0, *points, len(data)])]
 
 
 @given(st.lists(st.binary(max_size=300), max_size=20), st.lists(st.integers(0, 7000), max_size=30))
