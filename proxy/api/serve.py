@@ -97,7 +97,7 @@ def serve(
     state = get_state()
     model = answer_name()
     ask, router, dropped = hosted.generator(ask)
-    ask = ask.amended(state.images.fetched)
+    ask = ask.amended(state.images.fetch)
     id = id or dialect.new_id()
     if ask.stream:
         renderer = dialect.stream(ask, id, model)
