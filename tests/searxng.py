@@ -105,8 +105,7 @@ STREAMED = {  # paths answered by a method of the handler
 
 class SearXNG:
     """The stand-in, on ``host`` and a free port (``url``). ``queries``: the ``q`` of each
-    search asked, in order; ``paths`` and ``hosts``: the path and the Host header of every
-    request, in order."""
+    search asked, in order; ``paths``: the path of every request, in order."""
 
     def __init__(
         self,
@@ -117,7 +116,6 @@ class SearXNG:
         self.results, self.pages = results, pages
         self.queries: list = []
         self.paths: list = []
-        self.hosts: list = []
         self.closing = threading.Event()
         self._server = ThreadingHTTPServer((host, 0), _Handler)
         self._server.daemon_threads = True
@@ -178,7 +176,6 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         url = urlsplit(self.path)
         self.stand_in.paths.append(url.path)
-        self.stand_in.hosts.append(self.headers["Host"])
         try:
             if url.path == "/search":
                 self._search(parse_qs(url.query))

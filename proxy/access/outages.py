@@ -1,13 +1,15 @@
 """The proxy's own stores as they fail and come back: Redis, or SQLite files on a disk that may
-fill.
+fill; and Redis as the fleet shares placement through it.
 
 Every use of a store goes through :meth:`Outages.reaching`, which turns the store's own
 errors into a 503 ``store_unavailable`` naming the store (the model may be serving well:
 never ``upstream_unavailable``), and keeps each store's state: one WARNING line when an
 outage begins and one when it ends, not one per request, and a gauge on ``/metrics``. While a
-remote store (Redis) is down, it is tried once every :data:`PROBE_EVERY` seconds and the uses
-in between fail at once, rather than each waiting for its timeout. A file's disk may be full
-and still read: there, reads are always tried, and only a write that works ends an outage.
+remote store (Redis) is down, it is tried once every :data:`PROBE_EVERY` seconds (or as its
+user says) and the uses in between fail at once, rather than each waiting for its timeout. A
+file's disk may be full and still read: there, reads are always tried, and only a write that
+works ends an outage. A use that can go on without its store (placement, by hashing alone)
+takes the refusal as its cue.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping
 
 from proxy.core.errors import StoreUnavailableError
 
@@ -32,6 +34,7 @@ STORES = {
     "responses": "the response store",
     "exchanges": "the inspector's store",
 }
+MEANWHILE = "see docs/operating.md for what is served and what is refused"
 
 
 def store_errors() -> tuple:
@@ -48,17 +51,29 @@ def store_errors() -> tuple:
 class Outages:
     """Which stores are down, since when, and who is told when that changes."""
 
-    stores = tuple(STORES)
-
     def __init__(
-        self, backing: str, remote: bool = False, clock: Callable[[], float] = time.monotonic
+        self,
+        backing: str,
+        remote: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        stores: Mapping[str, str] = STORES,
+        probe_every: float = PROBE_EVERY,
+        meanwhile: str = MEANWHILE,
     ) -> None:
         """``backing``: what the stores are kept in, as a refusal names it ("Redis", or
         "a SQLite file"); ``remote``: reads and writes fail together (a server that is
-        gone), else a read says nothing of whether a write would work (a full disk)."""
+        gone), else a read says nothing of whether a write would work (a full disk);
+        ``stores``: each store as the log and a refusal name it; ``probe_every``: seconds
+        between two tries of a store that is down; ``meanwhile``: what the proxy does
+        until it is back, as the log says."""
         self.backing = backing
         self.remote = remote
         self.clock = clock
+        self.names = dict(stores)
+        self.stores = tuple(stores)
+        self.probe_every = probe_every
+        self.meanwhile = meanwhile
         self.errors = store_errors()
         self.down: dict = {}  # store: when its outage began
         self._tried: dict = {}  # store: when it was last tried while down
@@ -75,7 +90,7 @@ class Outages:
         telling = self.remote or not reading  # whether its fate says the store's state
         if self.down and telling and store in self.down:
             now = self.clock()
-            if now - self._tried.get(store, 0.0) < PROBE_EVERY:
+            if now - self._tried.get(store, 0.0) < self.probe_every:
                 raise self.refusal(store)
             self._tried[store] = now
         try:
@@ -88,7 +103,7 @@ class Outages:
 
     def refusal(self, store: str) -> StoreUnavailableError:
         return StoreUnavailableError(
-            f"{STORES[store]} ({self.backing}) cannot be used now; retry shortly",
+            f"{self.names[store]} ({self.backing}) cannot be used now; retry shortly",
             retry_after=RETRY_AFTER,
         )
 
@@ -100,12 +115,12 @@ class Outages:
                 self.down[store] = self._tried[store] = self.clock()
         if began:
             logger.warning(
-                "%s (%s) cannot be used: %s: %s; until it can, see docs/operating.md for what "
-                "is served and what is refused",
-                STORES[store],
+                "%s (%s) cannot be used: %s: %s; until it can, %s",
+                self.names[store],
                 self.backing,
                 type(exc).__name__,
                 exc,
+                self.meanwhile,
             )
             self.on_change(store, False)
 
@@ -115,6 +130,6 @@ class Outages:
             began = self.down.pop(store, None)
         if began is not None:
             logger.warning(
-                "%s (%s) is back after %.1fs", STORES[store], self.backing, self.clock() - began
+                "%s (%s) is back after %.1fs", self.names[store], self.backing, self.clock() - began
             )
             self.on_change(store, True)

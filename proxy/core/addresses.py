@@ -52,6 +52,11 @@ def http_parts(url: str) -> Optional[SplitResult]:
     return parts
 
 
+def has_credentials(parts: SplitResult) -> bool:
+    """Whether a URL's ``parts`` hold a user name or a password."""
+    return parts.username is not None or parts.password is not None
+
+
 def _public(address) -> bool:
     """Whether ``address`` is globally reachable and no cloud's metadata service, and so is
     the IPv4 address it stands for, if it stands for one."""

@@ -20,12 +20,12 @@ Resolve = Callable[[str], list]  # a host's every address; OSError when it has n
 SAFE = "/%:@!$&'()*+,;=-._~?"  # what a path or a query keeps as it is; the rest is quoted
 
 
-def resolved(host: str) -> list:
+def resolve(host: str) -> list:
     """Every address ``host`` resolves to (an IP literal, itself)."""
     return [info[4][0].split("%")[0] for info in socket.getaddrinfo(host, None)]
 
 
-def public_address(host: str, resolve: Resolve = resolved) -> Optional[str]:
+def public_address(host: str, resolve: Resolve = resolve) -> Optional[str]:
     """An address of ``host`` to connect to, if it has one and every one of them is
     public; else None."""
     try:

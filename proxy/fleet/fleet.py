@@ -134,7 +134,7 @@ class ServedModel:
         loads = [replace(load, live=looked.live[load.name]) for load in loads]
         remembered = looked.placed or self.affinity.replica(conversation)
         name = choose(conversation, loads, continuing=continuing, remembered=remembered).name
-        self.shared.placed(conversation, name, looked.placed)
+        self.shared.place(conversation, name, looked.placed)
         return name
 
 

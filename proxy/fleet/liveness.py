@@ -8,23 +8,25 @@ have placed it) and how many live conversations each replica holds, for
 :func:`proxy.fleet.placement.choose` to balance new ones by. Times are Redis's own clock, so
 proxies on machines whose clocks differ agree.
 
-Placement never waits on a Redis that is gone: a failure leaves the choice to hashing alone
-for :data:`RETRY_AFTER` seconds, and is logged once for that time.
+Placement never waits on a Redis that is gone: while it cannot be reached, the choice is
+left to hashing alone, and Redis is tried again once every :data:`PROBE_EVERY` seconds; the
+outage is logged as it begins and as it ends (:class:`~proxy.access.outages.Outages`).
 """
 
 from __future__ import annotations
 
-import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
-logger = logging.getLogger(__name__)
+from proxy.access.outages import Outages
+from proxy.core.errors import StoreUnavailableError
 
-RETRY_AFTER = 5.0
+PROBE_EVERY = 5.0  # seconds between two tries of a Redis that is gone: hashing alone meanwhile
 TIMEOUT = 0.5  # seconds a placement waits for Redis before it goes on without it
 WINDOW = 60.0  # seconds a conversation counts as live after its last turn (--live-window)
 REMEMBERED = 3600  # seconds a conversation's replica is remembered after its last turn
+PLACEMENT = "placement"  # the one store an outage of the shared placement is tracked as
 
 # KEYS: the conversation's location, then each replica's live set.
 # ARGV: how many seconds back a turn still counts.
@@ -71,12 +73,19 @@ class LiveConversations:
     model: str
     window: float = WINDOW
     clock: Callable[[], float] = time.monotonic
-    _down_until: float = field(default=0.0, repr=False)
 
     def __post_init__(self) -> None:
         self._look = self.client.register_script(LOOK)
         self._place = self.client.register_script(PLACE)
         self._prefix = f"oai-proxy:live:{{{self.model}}}:"  # one hash slot for a model's keys
+        self._outages = Outages(
+            "Redis",
+            remote=True,
+            clock=self.clock,
+            stores={PLACEMENT: f"the shared placement of {self.model}"},
+            probe_every=PROBE_EVERY,
+            meanwhile="conversations are placed by hashing alone",
+        )
 
     def look(self, conversation: str, replicas: Sequence[str]) -> Optional[Lookup]:
         """Where ``conversation`` lives and how many live on each of ``replicas``; ``None`` while
@@ -89,7 +98,7 @@ class LiveConversations:
         placed = found[0].decode() if found[0] else None
         return Lookup(placed, dict(zip(replicas, map(int, found[1:]), strict=False)))
 
-    def placed(self, conversation: str, replica: str, before: Optional[str]) -> None:
+    def place(self, conversation: str, replica: str, before: Optional[str]) -> None:
         """``conversation``'s turn goes to ``replica`` (it lived on ``before``, if anywhere)."""
         self._call(
             self._place,
@@ -104,19 +113,9 @@ class LiveConversations:
         return f"{self._prefix}replica:{replica}"
 
     def _call(self, script, keys: list, args: list):
-        import redis
-
-        if self.clock() < self._down_until:
-            return None
+        """What ``script`` answered; ``None`` while Redis cannot be reached."""
         try:
-            return script(keys=keys, args=args)
-        except redis.RedisError as exc:
-            self._down_until = self.clock() + RETRY_AFTER
-            logger.warning(
-                "shared placement of %s: Redis cannot be reached (%s); placing "
-                "by hashing alone for %.0f s",
-                self.model,
-                type(exc).__name__,
-                RETRY_AFTER,
-            )
+            with self._outages.reaching(PLACEMENT):
+                return script(keys=keys, args=args)
+        except StoreUnavailableError:
             return None

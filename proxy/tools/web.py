@@ -2,8 +2,9 @@
 as one server of tools named ``web``, in the shape of :class:`~proxy.tools.manager.ToolServers`:
 ``web_search`` asks the operator's SearXNG instance, ``web_fetch`` (unless ``fetch = "off"``)
 reads a page by its URL, only at public addresses unless ``fetch = "any"``, reached at the
-address checked, its redirects checked again. Each call has one deadline from its connect
-to its last byte and a bound of bytes read, decided before it starts, and is counted.
+address checked, its redirects checked again (:func:`proxy.core.fetching.fetch`). Each call
+has one deadline from its connect to its last byte and a bound of bytes read, decided before
+it starts, and is counted.
 
 What the model got wrong, and a page it cannot have (refused, unreachable, of a type that is
 no text), is an error result the model reads; a search service that fails is a
@@ -18,7 +19,7 @@ import http.client
 import time
 from email.message import Message
 from typing import Any, Optional
-from urllib.parse import SplitResult, urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from proxy.config.catalog import WebSearchSpec
 from proxy.core.addresses import http_parts
@@ -30,10 +31,21 @@ from proxy.core.errors import (
     ToolServerUnavailableError,
     ToolTimeoutError,
 )
-from proxy.core.outbound import Resolve, public_address, resolved
+from proxy.core.fetching import (
+    REDIRECTING,
+    Deadline,
+    Got,
+    NotPublic,
+    NotWeb,
+    TimedOut,
+    Unfetched,
+    WithCredentials,
+    fetch,
+    get,
+)
+from proxy.core.outbound import Resolve, resolve
 from proxy.core.types import Source
 from proxy.tools.arguments import checker
-from proxy.tools.fetching import Deadline, Got, get
 from proxy.tools.manager import TOOL_REPORTED, ToolMetrics
 from proxy.tools.pagetext import page_text
 from proxy.tools.results import ToolResult, ToolSpec
@@ -45,7 +57,6 @@ SEARCH_BYTES = 4 * 1024 * 1024  # bytes of a search service's answer read, at th
 LONGEST_QUERY = 1000  # characters
 LONGEST_URL = 8192  # characters of a URL to fetch
 REDIRECTS = 3  # a fetch's redirects followed, each checked as the first URL was
-REDIRECTING = frozenset({301, 302, 303, 307, 308})
 HTML = frozenset({"text/html", "application/xhtml+xml"})
 AS_IS = frozenset({"application/json", "application/xml"})  # and text/*, and …+json
 SEARCH_HEADERS = {"User-Agent": "oai-proxy", "Accept": "application/json"}
@@ -66,7 +77,7 @@ class WebTools:
         spec: WebSearchSpec,
         *,
         metrics: Optional[ToolMetrics] = None,
-        resolve: Resolve = resolved,
+        resolve: Resolve = resolve,
     ) -> None:
         self.spec = spec
         self._metrics, self._resolve = metrics, resolve
@@ -155,48 +166,32 @@ class WebTools:
 
     def _fetch(self, arguments: dict, deadline: Deadline) -> ToolResult:
         url = arguments["url"].strip()
-        parts = http_parts(url)
-        if parts is None:
+        if http_parts(url) is None:
             return _failed(f"web_fetch reads http(s) URLs only, not {_quoted(url)}")
-        for hop in range(REDIRECTS + 1):
-            if parts.username is not None or parts.password is not None:
-                return _failed(f"{_quoted(url)} holds a user name or password: it is not fetched")
-            got = self._get(url, parts, deadline)
-            if isinstance(got, ToolResult):
-                return got
-            if got.status not in REDIRECTING or not got.location:
-                break
-            if hop == REDIRECTS:
-                return _failed(f"{_quoted(url)} redirects more than {REDIRECTS} times")
-            url = urljoin(url, got.location.strip())
-            parts = http_parts(url)
-            if parts is None:
-                return _failed(f"the page redirects to {_quoted(url)}, which is no http(s) URL")
-        if got.status != 200:
-            return _failed(f"{parts.hostname} answered {got.status} for {_quoted(url)}")
-        return self._read(url, got)
-
-    def _get(self, url: str, parts: SplitResult, deadline: Deadline):
-        """What a GET of ``url`` got, or the error result that says why it got nothing."""
-        host = parts.hostname
-        address = None
-        if self.spec.fetch == "public":
-            address = public_address(host, self._resolve)
-            if address is None:
-                return _failed(
-                    f"the host {host} of {_quoted(url)} is not on the internet: web_fetch "
-                    f"reads pages at public addresses only"
-                )
         try:
-            return get(parts, address, deadline, self.spec.max_fetch_bytes, FETCH_HEADERS)
-        except TimeoutError:
-            return _failed(f"{host} did not answer within {deadline.seconds:g} s")
-        except (OSError, ValueError, http.client.HTTPException):
-            return _failed(f"{host} could not be reached, or broke off its answer")
+            got = fetch(
+                url,
+                deadline,
+                self.spec.max_fetch_bytes,
+                FETCH_HEADERS,
+                policy=self.spec.fetch,
+                resolve=self._resolve,
+                redirects=REDIRECTS,
+                credentials=False,
+            )
+        except Unfetched as unfetched:
+            return _failed(_unfetched(unfetched, deadline))
+        if got.status in REDIRECTING and got.location:
+            return _failed(f"{_quoted(got.url)} redirects more than {REDIRECTS} times")
+        if got.status != 200:
+            host = urlsplit(got.url).hostname
+            return _failed(f"{host} answered {got.status} for {_quoted(got.url)}")
+        return self._read(got)
 
-    def _read(self, url: str, got: Got) -> ToolResult:
+    def _read(self, got: Got) -> ToolResult:
         """The page ``got`` as text a model reads: its URL and title first, cut to the
         bytes a fetch gives."""
+        url = got.url
         kind, charset = _content_type(got.content_type)
         if kind in HTML:
             page = page_text(_decoded(got.body, charset, got.cut))
@@ -273,6 +268,23 @@ def _named(server: str) -> None:
 
 def _failed(why: str) -> ToolResult:
     return ToolResult(why, is_error=True)
+
+
+def _unfetched(unfetched: Unfetched, deadline: Deadline) -> str:
+    """Why a page was not fetched, as the model reads it."""
+    url, host = _quoted(unfetched.url), unfetched.host
+    if isinstance(unfetched, WithCredentials):
+        return f"{url} holds a user name or password: it is not fetched"
+    if isinstance(unfetched, NotWeb):
+        return f"the page redirects to {url}, which is no http(s) URL"
+    if isinstance(unfetched, NotPublic):
+        return (
+            f"the host {host} of {url} is not on the internet: web_fetch reads pages at "
+            f"public addresses only"
+        )
+    if isinstance(unfetched, TimedOut):
+        return f"{host} did not answer within {deadline.seconds:g} s"
+    return f"{host} could not be reached, or broke off its answer"
 
 
 def _quoted(url: str, most: int = 200) -> str:

@@ -3,9 +3,11 @@ IPv6 address stands for judged as itself; clouds' metadata never."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 
-from proxy.core.addresses import http_parts, public
+from proxy.core.addresses import has_credentials, http_parts, public
 
 
 @pytest.mark.parametrize(
@@ -81,3 +83,18 @@ def test_an_address_is_public_only_if_what_it_reaches_is(address, expected):
 def test_an_http_url_is_known_by_its_scheme_and_host(url, host):
     parts = http_parts(url)
     assert (parts.hostname if parts else None) == host
+
+
+@pytest.mark.parametrize(
+    "url, holds",
+    [
+        ("http://example.org/", False),
+        ("http://me@example.org/", True),
+        ("http://me:pw@example.org/", True),
+        ("http://:pw@example.org/", True),
+        ("http://:@example.org/", True),
+        ("http://example.org/?at=me@there", False),
+    ],
+)
+def test_a_url_holds_credentials_if_it_names_a_user_or_a_password(url, holds):
+    assert has_credentials(urlsplit(url)) is holds

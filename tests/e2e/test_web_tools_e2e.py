@@ -6,15 +6,12 @@ address, and every call counted."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import pytest
 
 from proxy.config.catalog import WebSearchSpec
 from proxy.core.errors import ToolServerError, ToolServerUnavailableError, ToolTimeoutError
 from proxy.core.types import Source
 from proxy.ops.metrics import Metrics
-from proxy.tools.fetching import Deadline, get
 from proxy.tools.web import WebTools
 from tests.processes import free_port
 from tests.searxng import HUGE, SearXNG
@@ -203,18 +200,3 @@ def test_the_calls_are_counted_as_the_web_servers(searxng, metrics):
     assert count("call_seconds_count", server="web", tool="web_search") == 2
     assert count("errors_total", server="web", tool="web_fetch", error="tool_reported") == 1
     assert count("errors_total", server="web", tool="web_search", error="tool_server_error") == 1
-
-
-def test_a_get_connects_to_the_address_checked_whatever_the_name_resolves_to(searxng):
-    """The name need not resolve: the connection goes to the address checked before."""
-    port = urlsplit(searxng.url).port
-    with Deadline(5) as deadline:
-        got = get(
-            urlsplit(f"http://pages.invalid:{port}/pages/notes.txt"),
-            "127.0.0.1",
-            deadline,
-            1024,
-            {},
-        )
-    assert (got.status, got.body, got.cut) == (200, b"Release notes: web tools.\n", False)
-    assert searxng.hosts[-1] == f"pages.invalid:{port}"

@@ -8,11 +8,11 @@ from __future__ import annotations
 import pytest
 
 from proxy.config.catalog import WebSearchSpec
+from proxy.core import fetching
 from proxy.core.errors import ToolNotFoundError
+from proxy.core.fetching import Got
 from proxy.core.outbound import public_address
 from proxy.core.types import Source
-from proxy.tools import web
-from proxy.tools.fetching import Got
 from proxy.tools.results import ToolResult
 from proxy.tools.web import WebTools, _bounded, _content_type, _decoded
 
@@ -48,7 +48,7 @@ class Site:
 @pytest.fixture
 def site(monkeypatch) -> Site:
     site = Site({})
-    monkeypatch.setattr(web, "get", site.get)
+    monkeypatch.setattr(fetching, "get", site.get)
     return site
 
 
