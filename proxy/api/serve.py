@@ -26,7 +26,7 @@ from proxy.api import hosted
 from proxy.api.body import UNREAD, read_json
 from proxy.api.requestmodel import answer_name
 from proxy.api.state import get_state
-from proxy.core import fields, generation
+from proxy.core import generation, headers
 from proxy.core.caller import Caller, anything
 from proxy.core.party import ANYONE
 from proxy.core.sse import HEADERS, Wire, event_stream
@@ -117,15 +117,15 @@ def serve(
         if dropped:
             told = [name for name in response.headers.get(LEFT_OUT_TOOLS_HEADER, "").split(", ")]
             response.headers[LEFT_OUT_TOOLS_HEADER] = ", ".join(
-                dict.fromkeys(name for name in (*told, fields.named(dropped)) if name)
+                dict.fromkeys(name for name in (*told, headers.named(dropped)) if name)
             )
     measure = g.measure  # told before the first byte, as a stream's is
     if measure.served:  # a fallback answered
         response.headers[SERVED_HEADER] = measure.served
     if measure.left_out:
-        response.headers[LEFT_OUT_HEADER] = fields.named(measure.left_out)
+        response.headers[LEFT_OUT_HEADER] = headers.named(measure.left_out)
     if measure.replaced:
-        response.headers[REPLACED_HEADER] = fields.named(measure.replaced)
+        response.headers[REPLACED_HEADER] = headers.named(measure.replaced)
     return response
 
 

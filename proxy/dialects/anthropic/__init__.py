@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 
-from proxy.core.fields import named
+from proxy.core.headers import named
 from proxy.dialects.anthropic.answer import error_body, render, render_count  # noqa: F401
 from proxy.dialects.anthropic.request import parse  # noqa: F401 (the dialect's)
 from proxy.dialects.anthropic.stream import MessagesStream

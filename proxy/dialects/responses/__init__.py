@@ -24,7 +24,7 @@ with an ``event:`` line, from ``response.created`` to ``response.completed`` (or
 
 from __future__ import annotations
 
-from proxy.core.fields import named
+from proxy.core.headers import named
 from proxy.dialects.dialect import Ask
 from proxy.dialects.openai.answer import error_body  # noqa: F401 (the dialect's)
 from proxy.dialects.responses.answer import (  # noqa: F401 (the dialect's)
