@@ -166,7 +166,8 @@ def _servercpp(
     upstream: UpstreamSpec, spec: ModelSpec, settings: Settings, embedding, metrics
 ) -> Backend:
     from proxy.backends.servercpp.backend import ServerCppBackend
-    from proxy.backends.servercpp.prompting import HistoricTemplate, TemplateChoice
+    from proxy.backends.servercpp.chattemplate import HistoricTemplate
+    from proxy.backends.servercpp.prompting import TemplateChoice
 
     prompts = settings.prompts
     historic = HistoricTemplate(
