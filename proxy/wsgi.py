@@ -6,7 +6,7 @@ every worker. Without them each worker would start its own, on the same ports.
 """
 
 from proxy.app import create_app
-from proxy.config.modelsfile import from_settings
+from proxy.config.build import from_settings
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
 from proxy.logs import log_to_stderr

@@ -8,13 +8,14 @@ import os
 from typing import Callable
 
 from proxy.access.budgets import Budgets
-from proxy.access.exchanges import Capture, SqliteExchanges
+from proxy.access.exchanges import Capture
 from proxy.access.gate import Access
 from proxy.access.journal import Journal
 from proxy.access.keyring import Keyring, load_keyring, plain_keys
 from proxy.access.limits import LocalLimiter, RedisLimiter
 from proxy.access.outages import Outages
 from proxy.access.redis_exchanges import RedisExchanges
+from proxy.access.sqlite_exchanges import SqliteExchanges
 from proxy.access.stored import RedisRecords, SqliteRecords, StoredResponses
 from proxy.access.usage import RedisUsage, SqliteUsage
 from proxy.config.catalog import Catalog

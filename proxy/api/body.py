@@ -19,9 +19,8 @@ from flask.json.provider import JSONProvider
 from werkzeug.exceptions import ClientDisconnected
 
 from proxy.api.state import get_state
-from proxy.core.bodyshape import brackets, more_containers, too_deep
+from proxy.core.bodyshape import brackets, lone_surrogate_at, more_containers, too_deep
 from proxy.core.errors import InvalidRequestError, RequestTimeoutError
-from proxy.core.fields import lone_surrogate_at
 
 SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 UNREAD = object()  # a body not read yet (a body may be JSON null)

@@ -18,10 +18,11 @@ from typing import Callable, Optional
 from proxy.access.build import read_keys
 from proxy.access.exchanges import Capture
 from proxy.access.gate import Access
-from proxy.access.keyring import new_secret, parse_keys, with_key, without_key
+from proxy.access.keyring import parse_keys
+from proxy.access.keysfile import new_secret, with_key, without_key
+from proxy.config.build import from_settings
 from proxy.config.catalog import Catalog
 from proxy.config.files import tomllib
-from proxy.config.modelsfile import from_settings
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
 from proxy.core.router import Router

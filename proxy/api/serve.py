@@ -27,8 +27,9 @@ from proxy.api.auth import PRIORITY_HEADER
 from proxy.api.body import UNREAD, read_json
 from proxy.api.requestmodel import answer_name
 from proxy.api.state import get_state
-from proxy.core import fields, generation
+from proxy.core import generation
 from proxy.core.caller import Caller, anything
+from proxy.core.headers import named
 from proxy.core.sse import HEADERS, Wire, event_stream
 from proxy.core.types import Embeddings, Served
 from proxy.dialects.dialect import Ask, Dialect
@@ -134,7 +135,7 @@ def left_out(dialect: Dialect, ask: Ask) -> dict:
     the tools its model was not offered."""
     headers = dialect.headers(ask)
     if ask.left_out:
-        headers[LEFT_OUT_TOOLS_HEADER] = fields.named(ask.left_out)
+        headers[LEFT_OUT_TOOLS_HEADER] = named(ask.left_out)
     return headers
 
 
@@ -146,10 +147,10 @@ def told(headers, served: Sequence[Served]) -> None:
         headers[SERVED_HEADER] = ", ".join(dict.fromkeys(instead))
     left_out = [name for each in served for name in each.left_out]
     if left_out:
-        headers[LEFT_OUT_FIELDS_HEADER] = fields.named(tuple(dict.fromkeys(left_out)))
+        headers[LEFT_OUT_FIELDS_HEADER] = named(tuple(dict.fromkeys(left_out)))
     replaced = [name for each in served for name in each.replaced]
     if replaced:
-        headers[REPLACED_FIELDS_HEADER] = fields.named(tuple(dict.fromkeys(replaced)))
+        headers[REPLACED_FIELDS_HEADER] = named(tuple(dict.fromkeys(replaced)))
 
 
 def event_response(writes: Iterator, wire: Wire) -> Response:

@@ -1,18 +1,24 @@
 """What a request body's JSON holds, told before it is read or without recursion: how many
-arrays and objects, and how deep they nest.
+arrays and objects, how deep they nest, and where it holds text no server must get.
 
-Both cost the proxy before any field is looked at. Read, an array or object takes 60 bytes
+Arrays and objects cost the proxy before any field is looked at. Read, one takes 60 bytes
 and more for its two or three of JSON, so a body of little else takes twenty times its size
 and more. And every step that walks a body recursively (encoding it for a server, checking a
 schema, compiling a grammar) fails at Python's recursion limit, while JSON parsers take
 bodies nested far deeper. Most bodies are told apart at C speed, by counting brackets.
+
+A lone UTF-16 surrogate, which JSON's escapes let a body hold, is text no UTF-8 writer can
+write: it is found by its field's path, walked without recursion too, before any server
+gets it.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Optional
 
 OTHER_BYTES = bytes(byte for byte in range(256) if byte not in b'"[{')
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def brackets(data: bytes) -> int:
@@ -72,3 +78,25 @@ def deeper(value: Any, most: int) -> bool:
                     below.append(item)
         level = below
     return bool(level)
+
+
+def lone_surrogate_at(value: Any) -> Optional[str]:
+    """Where ``value`` holds a lone UTF-16 surrogate, as a field path; ``None`` if nowhere.
+
+    JSON's ``\\ud800`` escapes, and UTF-8 that encodes a surrogate (CESU-8), decode to text
+    no UTF-8 writer can write: no server must get it.
+    """
+    todo = [("", value)]
+    while todo:
+        path, item = todo.pop()
+        if isinstance(item, str):
+            if SURROGATE.search(item):
+                return path or "body"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if SURROGATE.search(key):
+                    return path or "body"
+                todo.append((f"{path}.{key}" if path else key, child))
+        elif isinstance(item, list):
+            todo.extend((f"{path}[{i}]", child) for i, child in enumerate(item))
+    return None

@@ -1,17 +1,8 @@
-"""Client text both ways: fields read from JSON bodies, and client text written into response
-headers.
-
-Typed reading of JSON request fields, a wrong type or range a 400 naming the field.
+"""Fields read from JSON bodies: typed reading, a wrong type or range a 400 naming the field,
+and the fields many APIs share (sampling, stop words, template variables, tools, schemas).
 
 Shared by every dialect and by the models file's ``defaults`` (which take the request fields'
 own rules), so that a field means and checks the same wherever it is written.
-
-Response header values made of client text: what the proxy names back to a client (options it
-ignored, tools it left out) goes out as visible ASCII, whatever the client wrote.
-
-A header line ends at CR or LF, and HTTP servers write headers as Latin-1: a name the client
-chose, put in a header as it came, would end the line early (a header of the client's own
-making, or a 500 where the server refuses it) or fail to encode at all.
 """
 
 from __future__ import annotations
@@ -19,8 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Iterable, Optional, Sequence
-from urllib.parse import quote
+from typing import Any, Optional, Sequence
 
 import jsonschema
 import orjson
@@ -31,7 +21,6 @@ from proxy.core.types import ResponseFormat, Sampling, ToolCall, ToolChoice
 MAX_STOP_WORDS = 16
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 TOKEN_ID = re.compile(r"[0-9]{1,9}")
-SURROGATE = re.compile("[\ud800-\udfff]")
 NO_SAMPLING = Sampling()
 
 
@@ -340,45 +329,3 @@ def check_schema(fields: Fields, name: str, schema: dict, most: int) -> None:
         ) from None
     except (RecursionError, ValueError, TypeError, LookupError) as exc:
         raise fields.fail(name, f"is not a valid JSON Schema ({type(exc).__name__})") from None
-
-
-def lone_surrogate_at(value: Any) -> Optional[str]:
-    """Where ``value`` holds a lone UTF-16 surrogate, as a field path; ``None`` if nowhere.
-
-    JSON's ``\\ud800`` escapes, and UTF-8 that encodes a surrogate (CESU-8), decode to text
-    no UTF-8 writer can write: no server must get it.
-    """
-    todo = [("", value)]
-    while todo:
-        path, item = todo.pop()
-        if isinstance(item, str):
-            if SURROGATE.search(item):
-                return path or "body"
-        elif isinstance(item, dict):
-            for key, child in item.items():
-                if SURROGATE.search(key):
-                    return path or "body"
-                todo.append((f"{path}.{key}" if path else key, child))
-        elif isinstance(item, list):
-            todo.extend((f"{path}[{i}]", child) for i, child in enumerate(item))
-    return None
-
-
-# visible ASCII but the list's separator and the escape itself: all else is percent-encoded
-KEPT = "".join(chr(code) for code in range(0x21, 0x7F) if chr(code) not in ",%")
-MOST = 2048  # characters of one header value; clients refuse header lines of a few KiB
-
-
-def named(items: Iterable[str]) -> str:
-    """``items`` as a comma-separated header value, each percent-encoded (UTF-8) to visible
-    ASCII, as URLs are; past :data:`MOST` characters, the rest are counted rather than
-    named."""
-    encoded = [quote(item, safe=KEPT, errors="surrogatepass") for item in items]
-    value = ", ".join(encoded)
-    if len(value) <= MOST:
-        return value
-    shown, length = 0, 0
-    while length + len(encoded[shown]) + 2 <= MOST:
-        length += len(encoded[shown]) + 2
-        shown += 1
-    return ", ".join([*encoded[:shown], f"({len(encoded) - shown} more)"])

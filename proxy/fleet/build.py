@@ -21,9 +21,9 @@ from proxy.backends.base import Backend
 from proxy.backends.fairqueue import SlotCount
 from proxy.backends.servercpp.card import file_card
 from proxy.config.catalog import Catalog, ModelSpec, UpstreamSpec
-from proxy.config.modelsfile import header_value
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings, unescape
+from proxy.config.upstreamoptions import header_value
 from proxy.fleet import liveness
 from proxy.fleet.fleet import Fleet, ServedModel
 from proxy.fleet.health import Rotation
@@ -166,7 +166,8 @@ def _servercpp(
     upstream: UpstreamSpec, spec: ModelSpec, settings: Settings, embedding, metrics
 ) -> Backend:
     from proxy.backends.servercpp.backend import ServerCppBackend
-    from proxy.backends.servercpp.prompting import HistoricTemplate, TemplateChoice
+    from proxy.backends.servercpp.chattemplate import HistoricTemplate
+    from proxy.backends.servercpp.prompting import TemplateChoice
 
     prompts = settings.prompts
     historic = HistoricTemplate(

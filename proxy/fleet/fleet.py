@@ -19,7 +19,7 @@ from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
 from proxy.backends.base import Backend
 from proxy.config.catalog import Catalog, ModelSpec, with_defaults
-from proxy.config.modelsfile import APIS
+from proxy.config.modeltable import APIS
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.conversation import conversation_id, thread_id
 from proxy.core.errors import (

@@ -13,10 +13,10 @@ from typing import Iterable, Optional
 
 from proxy.backends.servercpp import gguffile
 from proxy.backends.wire.client import probe_ready
+from proxy.config.build import from_settings
 from proxy.config.catalog import Catalog, ModelSpec, with_pulled
 from proxy.config.files import parse_size
 from proxy.config.hubref import HubReference
-from proxy.config.modelsfile import from_settings
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
 from proxy.core.errors import UpstreamUnavailableError

@@ -13,7 +13,7 @@ import signal
 from typing import Optional
 
 from proxy.access.build import read_keys
-from proxy.config.modelsfile import from_settings
+from proxy.config.build import from_settings
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
 from proxy.ops.filewatch import FileWatch

@@ -9,9 +9,10 @@ import threading
 
 import pytest
 
-from proxy.access.exchanges import MAX_PART, Capture, SqliteExchanges, kept, scrubbed, settled
+from proxy.access.exchanges import MAX_PART, Capture, kept, scrubbed, settled
 from proxy.access.keyring import KeySpec
 from proxy.access.redis_exchanges import RedisExchanges
+from proxy.access.sqlite_exchanges import SqliteExchanges
 from proxy.config.catalog import ModelSpec
 from proxy.ops.modelside import PROXY, SERVER, ModelSide
 

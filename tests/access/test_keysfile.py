@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.access.keyring import new_secret, parse_keys, with_key, without_key
+from proxy.access.keyring import parse_keys
+from proxy.access.keysfile import new_secret, with_key, without_key
 from proxy.config.files import tomllib
 
 FILE = """# the team's keys

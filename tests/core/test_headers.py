@@ -6,7 +6,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from proxy.core.fields import MOST, named
+from proxy.core.headers import MOST, named
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,8 @@ import time
 import psutil
 import pytest
 
-from proxy.access.exchanges import MAX_BYTES, QUEUED_BYTES, Capture, SqliteExchanges
+from proxy.access.exchanges import QUEUED_BYTES, Capture
+from proxy.access.sqlite_exchanges import MAX_BYTES, SqliteExchanges
 
 from .cost import MiB
 

@@ -7,7 +7,7 @@ import os
 from typing import Optional
 
 from proxy.backends.servercpp import gguffile
-from proxy.backends.servercpp.prompting import THINK_CLOSE, THINK_OPEN, ChatTemplate
+from proxy.backends.servercpp.chattemplate import THINK_CLOSE, THINK_OPEN, ChatTemplate
 from proxy.config.files import digest
 from proxy.core.types import ModelCard
 

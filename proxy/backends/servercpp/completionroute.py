@@ -13,12 +13,12 @@ from dataclasses import replace
 from typing import Iterator, Optional
 
 from proxy.backends.servercpp import budget, parse
+from proxy.backends.servercpp.chattemplate import THINK_CLOSE, THINK_OPEN, RenderedPrompt
 from proxy.backends.servercpp.detect import ServerFacts
 from proxy.backends.servercpp.finish import Finisher, collect, counted_first, finishing
 from proxy.backends.servercpp.kinds import INFILL
 from proxy.backends.servercpp.known import KnownServer
 from proxy.backends.servercpp.payload import completion_payload, fill_payload, unique
-from proxy.backends.servercpp.prompting import THINK_CLOSE, THINK_OPEN, RenderedPrompt
 from proxy.backends.structured import replies
 from proxy.backends.structured.constraints import output_fields
 from proxy.backends.structured.toolformats import FORMATS, tool_names

@@ -9,10 +9,11 @@ from typing import Optional
 
 from proxy.backends.servercpp import embedding, fimprompt, gguffile
 from proxy.backends.servercpp.card import card_of
+from proxy.backends.servercpp.chattemplate import ChatTemplate
 from proxy.backends.servercpp.embedding import TokenClient
 from proxy.backends.servercpp.fimprompt import FimTokens
 from proxy.backends.servercpp.kinds import INFILL, ChatLayer, ServerKind, classify
-from proxy.backends.servercpp.prompting import ChatTemplate, TemplateChoice
+from proxy.backends.servercpp.prompting import TemplateChoice
 from proxy.backends.structured import callids
 from proxy.backends.wire.client import UpstreamClient
 from proxy.core.errors import UpstreamError, UpstreamUnavailableError

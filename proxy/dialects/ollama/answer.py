@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from typing import Optional, Sequence
 
 from proxy.core.errors import ProxyError
-from proxy.core.fields import named
+from proxy.core.headers import named
 from proxy.core.types import ToolCall, Usage
 from proxy.dialects.dialect import Ask
 from proxy.dialects.ollama.request import OllamaNotes

@@ -32,8 +32,9 @@ from proxy.dialects.responses.answer import (  # noqa: F401 (the dialect's)
     render_deleted,  # noqa: F401
     render_items,  # noqa: F401
 )
-from proxy.dialects.responses.request import continuing, kept, parse  # noqa: F401 (the dialect's)
+from proxy.dialects.responses.items import continuing, kept  # noqa: F401 (the dialect's)
 from proxy.dialects.responses.request import new_id as new_item_id
+from proxy.dialects.responses.request import parse  # noqa: F401 (the dialect's)
 from proxy.dialects.responses.stream import ResponsesStream
 
 patient = False  # a stream keeps its client company only while a server starts

@@ -1,14 +1,14 @@
-"""Responses requests: a ``/v1/responses`` body as an :class:`Ask`, and its input items as
-chat messages (see the package's docstring for what is read and what is left out)."""
+"""Responses requests: a ``/v1/responses`` body as an :class:`Ask`, its input items checked
+and each given an id, as OpenAI gives them (see the package's docstring for what is read and
+what is left out). The items become chat messages in ``items.py``; the hosted tools become
+the gateway's uses in ``hosted.py``."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
-from typing import Any, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
-from proxy.config.catalog import WEB
-from proxy.core.errors import InvalidRequestError
 from proxy.core.fields import (
     Fields,
     chosen_function,
@@ -18,18 +18,10 @@ from proxy.core.fields import (
     sized_schema,
     template_kwargs,
 )
-from proxy.core.types import (
-    Approval,
-    GenerationRequest,
-    Message,
-    ResponseFormat,
-    Sampling,
-    ToolCall,
-    ToolChoice,
-    ToolUse,
-    function_tool,
-)
-from proxy.dialects.dialect import Ask, Content, Limits, image_at
+from proxy.core.types import GenerationRequest, ResponseFormat, Sampling, ToolChoice, function_tool
+from proxy.dialects.dialect import Ask, Limits, image_at
+from proxy.dialects.responses.hosted import SEARCH, mcp_use, search_use
+from proxy.dialects.responses.items import approvals_of, messages_with
 
 ROLES = ("user", "assistant", "system", "developer")
 TEXT_PARTS = ("input_text", "output_text", "text", "refusal")
@@ -62,9 +54,6 @@ HOSTED = (
     "image_generation",
     "mcp",
 )
-SEARCH = ("web_search", "web_search_preview")  # the web search's types, dated ones as these begin
-APPROVAL = ("always", "never")
-IMAGE_NOT_KEPT = "(an image, not kept)"  # an earlier response's image, whose bytes are gone
 
 
 @dataclass(frozen=True)
@@ -107,7 +96,7 @@ def parse(body: Any, limits: Limits = Limits(), *, counting: bool = False) -> As
     max_tokens = fields.integer("max_output_tokens", 1)
     request = GenerationRequest(
         model=fields.string("model") or None,
-        messages=tuple(_instructions(instructions) + messages_of(items)),
+        messages=tuple(messages_with(instructions, items)),
         max_tokens=max_tokens,
         sampling=Sampling(
             temperature=fields.number("temperature", 0, 2), top_p=fields.number("top_p", 0, 1)
@@ -151,22 +140,6 @@ def parse(body: Any, limits: Limits = Limits(), *, counting: bool = False) -> As
         not_run=hosted,
         left_out=left_out,
     )
-
-
-def continuing(ask: Ask, history: Sequence[dict]) -> Ask:
-    """``ask`` after the items of the conversation it continues (its instructions first:
-    those of earlier responses are not carried over)."""
-    notes = ask.notes
-    items = [*history, *notes.input_items]
-    messages = _instructions(notes.instructions) + messages_of(items)
-    approvals = approvals_of(items, notes.input_items)
-    return ask.amended(
-        lambda request: replace(request, messages=tuple(messages), approvals=approvals)
-    )
-
-
-def _instructions(text: Optional[str]) -> list:
-    return [Message("system", text)] if text else []
 
 
 def _input_items(fields: Fields, limits: Limits) -> list:
@@ -271,36 +244,6 @@ def _mcp_item(fields: Fields, kind: str, prefix: str) -> dict:
     }
 
 
-def approvals_of(items: Sequence[dict], answers: Sequence[dict]) -> tuple:
-    """The client's word on each call it was asked to approve and that has not run yet: an
-    approval response of ``answers`` (this request's input), with the request it answers
-    (an item of the conversation, ``items``)."""
-    asked = {item["id"]: item for item in items if item["type"] == "mcp_approval_request"}
-    ran = {item.get("approval_request_id") for item in items if item["type"] == "mcp_call"}
-    approvals = []
-    for item in answers:
-        if item["type"] != "mcp_approval_response" or item["approval_request_id"] in ran:
-            continue
-        request = asked.get(item["approval_request_id"])
-        if request is None:
-            raise InvalidRequestError(
-                f"the approval response {item['id']!r} answers {item['approval_request_id']!r}, "
-                f"which is no mcp_approval_request of this conversation",
-                param="input",
-            )
-        approvals.append(
-            Approval(
-                request["id"],
-                request["server_label"],
-                request["name"],
-                request["arguments"],
-                item["approve"],
-                item["reason"] or "",
-            )
-        )
-    return tuple(approvals)
-
-
 def _thought_parts(fields: Fields, name: str, kind: str) -> list:
     """A reasoning item's ``summary`` or ``content`` parts of ``kind`` (others, and
     ``encrypted_content``, are another server's and stay out)."""
@@ -345,106 +288,6 @@ def _output(fields: Fields, limits: Limits):
     raise fields.fail("output", "must be a string or a list of input_text and input_image parts")
 
 
-def kept(items: Sequence[dict]) -> list:
-    """``items`` as a store keeps them: each image a placeholder, never its bytes or URL."""
-    return [
-        {
-            **item,
-            **{
-                name: [_kept_part(part) for part in item[name]]
-                for name in ("content", "output")
-                if isinstance(item.get(name), list)
-            },
-        }
-        for item in items
-    ]
-
-
-def _kept_part(part: dict) -> dict:
-    if part.get("type") != "input_image":
-        return part
-    return {
-        "type": "input_image",
-        "detail": part.get("detail", "auto"),
-        "image_url": None,
-        "file_id": None,
-    }
-
-
-def _content(parts: Sequence[dict]) -> Content:
-    """Parts as one message's text and images; a kept image, whose bytes are gone, as a
-    word that says so."""
-    content = Content(Limits())
-    for part in parts:
-        if "image" in part:
-            content.add_image(part["image"])
-        elif part.get("type") == "input_image":
-            content.add_text(IMAGE_NOT_KEPT)
-        else:
-            content.add_text(part.get("text", part.get("refusal", "")))
-    return content
-
-
-def messages_of(items: Sequence[dict]) -> list:
-    """Checked items as chat messages: an assistant's reasoning, text and the calls after it
-    become one assistant message, as chat templates expect; foreign items stay out."""
-    messages: list = []
-    thoughts = ""  # a reasoning item's text, for the assistant turn it begins
-    for item in items:
-        kind = item["type"]
-        last = messages[-1] if messages else None
-        if kind == "reasoning":
-            thoughts = reasoning_text(item)
-        elif kind == "message":
-            content = _content(item["content"])
-            messages.append(
-                Message(
-                    item["role"],
-                    content.text,
-                    reasoning=thoughts if item["role"] == "assistant" else "",
-                    images=tuple(content.images),
-                )
-            )
-            thoughts = ""
-        elif kind == "function_call":
-            call = ToolCall(item["call_id"], item["name"], item["arguments"])
-            if last is not None and last.role == "assistant" and not thoughts:
-                messages[-1] = replace(last, tool_calls=(*last.tool_calls, call))
-            else:
-                messages.append(Message("assistant", "", tool_calls=(call,), reasoning=thoughts))
-            thoughts = ""
-        elif kind == "mcp_call":
-            call = ToolCall(item["id"], item["name"], item["arguments"])
-            messages.append(Message("assistant", "", tool_calls=(call,), reasoning=thoughts))
-            result = f"Error: {item['error']}" if item.get("error") else item.get("output") or ""
-            messages.append(Message("tool", result, tool_call_id=item["id"]))
-            thoughts = ""
-        elif kind == "function_call_output":
-            output = item["output"]
-            content = _content(
-                output if isinstance(output, list) else [{"type": "input_text", "text": output}]
-            )
-            messages.append(
-                Message(
-                    "tool", content.text, tool_call_id=item["call_id"], images=tuple(content.images)
-                )
-            )
-    return messages
-
-
-def reasoning_text(item: dict) -> str:
-    """A reasoning item's thoughts: its text, else its summary."""
-    for name, kind in (("content", "reasoning_text"), ("summary", "summary_text")):
-        texts = [
-            part.get("text", "")
-            for part in item.get(name) or ()
-            if isinstance(part, dict) and part.get("type") == kind
-        ]
-        if any(texts):
-            return "\n".join(texts)
-    return ""
-
-
 def _tools(fields: Fields, limits: Limits) -> tuple:
     """Function tools as the proxy holds them, the types of the others, left out, of those
     the hosted ones the gateway runs for no model, and the uses of the servers of tools it
@@ -453,10 +296,10 @@ def _tools(fields: Fields, limits: Limits) -> tuple:
     for tool in offered_tools(fields, limits.max_tools):
         kind = tool.string("type")
         if kind == "mcp":
-            uses.append(_mcp_use(tool))
+            uses.append(mcp_use(tool))
             continue
         if kind is not None and kind.startswith(SEARCH):
-            uses.append(_search_use(tool))
+            uses.append(search_use(tool))
             continue
         if kind != "function":
             left_out.append(kind or "?")
@@ -470,63 +313,6 @@ def _tools(fields: Fields, limits: Limits) -> tuple:
         tool.boolean("strict")
         tools.append(function_tool(tool.required("name"), parameters, tool.string("description")))
     return tuple(tools), tuple(left_out), tuple(hosted), tuple(uses)
-
-
-def _mcp_use(tool: Fields) -> ToolUse:
-    """An ``mcp`` tool: one of the gateway's MCP servers, by its name as the label."""
-    for name, why in (
-        ("connector_id", "has no connectors: name one of its MCP servers as the server_label"),
-        ("headers", "holds the credentials of the MCP servers it runs itself"),
-        ("authorization", "holds the credentials of the MCP servers it runs itself"),
-    ):
-        if tool.raw(name) is not None:
-            raise tool.fail(name, f"is not read here: this gateway {why}")
-    allowed = tool.raw("allowed_tools")
-    if isinstance(allowed, dict):
-        allowed = Fields(allowed, tool.prefix + "allowed_tools.").raw("tool_names")
-    if allowed is not None and not (
-        isinstance(allowed, list) and all(isinstance(name, str) for name in allowed)
-    ):
-        raise tool.fail("allowed_tools", 'must be a list of tool names, or {"tool_names": [...]}')
-    approval, exempt = _approval(tool)
-    label = tool.required("server_label")
-    url = tool.string("server_url") or ""
-    allowed = None if allowed is None else tuple(allowed)
-    return ToolUse(label, label, allowed, approval, exempt, url=url)
-
-
-def _approval(tool: Fields) -> tuple:
-    """``(approval, exempt)`` from ``require_approval``: ``always`` (OpenAI's default) or
-    ``never``, or ``{"always": {"tool_names": …}, "never": {"tool_names": …}}``, whose
-    lists say which tools are the other way."""
-    raw = tool.raw("require_approval")
-    if raw is None or raw in APPROVAL:
-        return raw != "never", ()
-    if not isinstance(raw, dict) or not set(raw) <= set(APPROVAL):
-        raise tool.fail("require_approval", 'must be "always", "never" or {"never": …}')
-    options = Fields(raw, tool.prefix + "require_approval.")
-    named = {}
-    for way in APPROVAL:
-        group = options.object(way)
-        names = group.raw("tool_names") if group is not None else None
-        if names is not None and not (
-            isinstance(names, list) and all(isinstance(name, str) for name in names)
-        ):
-            raise group.fail("tool_names", "must be a list of tool names")
-        named[way] = tuple(names or ())
-    if named["never"]:  # every other tool is asked for
-        return True, named["never"]
-    return False, named["always"]
-
-
-def _search_use(tool: Fields) -> ToolUse:
-    """A ``web_search`` tool: the gateway's web search, which may open the pages it finds
-    unless the client keeps it to what the search returns (``external_web_access``)."""
-    filters = tool.raw("filters")
-    if filters is not None:
-        raise tool.fail("filters", "is not read here: this gateway's web search takes no filters")
-    opens = tool.boolean("external_web_access") is not False
-    return ToolUse(WEB, "web", None if opens else ("web_search",), kind=tool.string("type"))
 
 
 def _tool_choice(fields: Fields, tools: tuple) -> tuple:

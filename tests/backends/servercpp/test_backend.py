@@ -10,7 +10,8 @@ from proxy.backends.admission import Admission
 from proxy.backends.fairqueue import SlotCount
 from proxy.backends.servercpp import parse
 from proxy.backends.servercpp.backend import ServerCppBackend
-from proxy.backends.servercpp.prompting import HistoricTemplate, TemplateChoice
+from proxy.backends.servercpp.chattemplate import HistoricTemplate
+from proxy.backends.servercpp.prompting import TemplateChoice
 from proxy.backends.wire.client import UpstreamClient
 from proxy.core.errors import (
     InvalidRequestError,

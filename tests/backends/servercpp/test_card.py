@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from proxy.backends.servercpp.card import card_of, file_card
-from proxy.backends.servercpp.prompting import HistoricTemplate, JinjaTemplate
+from proxy.backends.servercpp.chattemplate import HistoricTemplate, JinjaTemplate
 
 CAPS = {"supports_tools": True}
 PROPS = {

@@ -1,0 +1,178 @@
+"""The inspector's exchanges in a SQLite file: where they are kept unless proxies share a
+Redis (``redis_exchanges.py``, within the same bounds), listed newest first.
+
+Kept where usage is (a SQLite file every process on the machine shares), within three bounds,
+the oldest dropped first past any: a count (10,000 exchanges: a busy team's day), bytes
+(256 MiB: the count at an agent's typical 25 KB an exchange, with room for long ones) and an
+age (7 days: last week's trouble, not last month's).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Callable, Iterable, Optional
+
+from proxy.access.sqlite import Connections
+
+MAX_EXCHANGES = 10_000
+MAX_BYTES = 256 * 1024 * 1024
+RETENTION_DAYS = 7.0
+MAX_LISTED = 1000
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS exchanges (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+    "at REAL NOT NULL, key TEXT NOT NULL, model TEXT NOT NULL, api TEXT NOT NULL, "
+    "status INTEGER NOT NULL, conversation TEXT NOT NULL, bytes INTEGER NOT NULL, "
+    "record TEXT NOT NULL)"
+)
+COLUMNS = ("id", "at", "key", "model", "api", "status", "conversation")
+FACTS = ("path", "seconds", "prompt_tokens", "cached_tokens", "completion_tokens")  # in the list
+SUMMARY = COLUMNS + FACTS
+FILTERS = ("key", "model", "api", "status", "conversation")
+
+
+def brief(id: int, record: dict) -> dict:
+    """What the list shows of an exchange."""
+    return {"id": id, **{name: record.get(name) for name in SUMMARY if name != "id"}}
+
+
+def matches(summary: dict, since=None, until=None, before=None, **only) -> bool:
+    """Whether an exchange's ``summary`` passes the filters :meth:`SqliteExchanges.listed`
+    takes."""
+    if any(only.get(name) is not None and summary[name] != only[name] for name in FILTERS):
+        return False
+    at = summary["at"]
+    return (
+        (since is None or at >= since)
+        and (until is None or at < until)
+        and (before is None or summary["id"] < before)
+    )
+
+
+class SqliteExchanges:
+    """Exchanges in a SQLite file, within the bounds, newest first."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        max_count: int = MAX_EXCHANGES,
+        max_bytes: int = MAX_BYTES,
+        retention: float = RETENTION_DAYS * 86400,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._connection = Connections(path, SCHEMA).get
+        self.max_count = max_count
+        self.max_bytes = max_bytes
+        self.retention = retention
+        self.clock = clock
+
+    def add(self, records: Iterable[dict]) -> int:
+        """Keep ``records``; return how many older ones made room for them."""
+        rows = []
+        for record in records:
+            text = json.dumps(record, ensure_ascii=False)
+            rows.append(
+                (
+                    record["at"],
+                    record["key"],
+                    record["model"],
+                    record["api"],
+                    record["status"],
+                    record.get("conversation") or "",
+                    len(text.encode("utf-8")),
+                    text,
+                )  # fmt: skip
+            )
+        with self._connection() as db:
+            db.executemany(
+                "INSERT INTO exchanges (at, key, model, api, status, conversation, bytes, "
+                "record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            return self._trim(db)
+
+    def _trim(self, db) -> int:
+        dropped = db.execute(
+            "DELETE FROM exchanges WHERE at < ?", (self.clock() - self.retention,)
+        ).rowcount
+        count, size = db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM exchanges"
+        ).fetchone()
+        if count <= self.max_count and size <= self.max_bytes:
+            return dropped
+        # the newest that fit both bounds stay
+        kept_from = db.execute(
+            "SELECT MIN(id) FROM (SELECT id, SUM(bytes) OVER (ORDER BY id DESC) AS total, "
+            "ROW_NUMBER() OVER (ORDER BY id DESC) AS number FROM exchanges) "
+            "WHERE total <= ? AND number <= ?",
+            (self.max_bytes, self.max_count),
+        ).fetchone()[0]
+        return (
+            dropped
+            + db.execute(
+                "DELETE FROM exchanges WHERE id < ?",
+                (kept_from if kept_from is not None else 2**62,),
+            ).rowcount
+        )
+
+    def listed(
+        self,
+        limit: int = 100,
+        *,
+        since: Optional[float] = None,
+        until: Optional[float] = None,
+        before: Optional[int] = None,
+        **only,
+    ) -> list:
+        """The newest exchanges' summaries (``only``: a key, model, api, status or
+        conversation to match; ``since``/``until``: unix seconds; ``before``: ids below)."""
+        where = [f"{name} = ?" for name in FILTERS if only.get(name) is not None]
+        values = [only[name] for name in FILTERS if only.get(name) is not None]
+        for clause, value in (("at >= ?", since), ("at < ?", until), ("id < ?", before)):
+            if value is not None:
+                where.append(clause)
+                values.append(value)
+        facts = ", ".join(f"json_extract(record, '$.{name}')" for name in FACTS)
+        rows = (
+            self._connection()
+            .execute(
+                f"SELECT {', '.join(COLUMNS)}, {facts} FROM exchanges"
+                + (" WHERE " + " AND ".join(where) if where else "")
+                + " ORDER BY id DESC LIMIT ?",
+                (*values, min(limit, MAX_LISTED)),
+            )
+            .fetchall()
+        )
+        return [dict(zip(SUMMARY, row, strict=True)) for row in rows]
+
+    def previous(self, record: dict) -> Optional[dict]:
+        """The turn of ``record``'s conversation (of its key) kept just before it, if any."""
+        if not record.get("conversation"):
+            return None
+        row = (
+            self._connection()
+            .execute(
+                "SELECT id FROM exchanges WHERE conversation = ? AND key = ? AND id < ? "
+                "ORDER BY id DESC LIMIT 1",
+                (record["conversation"], record["key"], record["id"]),
+            )
+            .fetchone()
+        )
+        return None if row is None else self.get(row[0])
+
+    def get(self, id: int) -> Optional[dict]:
+        row = (
+            self._connection()
+            .execute("SELECT id, record FROM exchanges WHERE id = ?", (id,))
+            .fetchone()
+        )
+        return None if row is None else {"id": row[0], **json.loads(row[1])}
+
+    def totals(self) -> tuple:
+        """``(exchanges kept, their bytes)``."""
+        return tuple(
+            self._connection()
+            .execute("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM exchanges")
+            .fetchone()
+        )
