@@ -4,7 +4,6 @@ may read too, its own only), with the inspector's page."""
 
 from __future__ import annotations
 
-import json
 from typing import Optional
 
 from flask import Blueprint, Response, g, jsonify, render_template, request
@@ -14,8 +13,10 @@ from proxy.access.divergence import divergence
 from proxy.access.keyring import described
 from proxy.api.auth import presented_key, require_key
 from proxy.api.body import read_json
+from proxy.api.serve import event_response
 from proxy.api.state import Routes, get_state
 from proxy.core.errors import InvalidRequestError, NotFoundError, ProxyError
+from proxy.dialects.streaming import LinesOf
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 routes = Routes(bp, "The admin API, behind the admin key: models, servers, usage, logs")
@@ -229,8 +230,7 @@ def export() -> Response:
     store = capture.store
     with capture.reading():  # a store that is down: 503 before the first line
         briefs = store.listed(_limit(), **_only())
-    lines = (json.dumps(store.get(brief["id"]), ensure_ascii=False) + "\n" for brief in briefs)
-    return Response(lines, mimetype="application/x-ndjson")
+    return event_response((store.get(brief["id"]) for brief in briefs), LinesOf)
 
 
 def _limit() -> int:

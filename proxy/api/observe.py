@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from time import perf_counter, time
-from typing import Iterable, Iterator, Optional
+from typing import Optional
 
 from flask import Blueprint, Flask, Response, g, request
 
@@ -22,7 +22,7 @@ from proxy.api.body import UNREAD
 from proxy.api.requestmodel import request_model_if_read
 from proxy.api.state import ProxyState, Routes, get_state
 from proxy.core.errors import NotFoundError, PermissionDeniedError
-from proxy.ops.measure import Measure, Timed
+from proxy.ops.measure import Measure
 from proxy.ops.modelside import ModelSide
 
 bp = Blueprint("observe", __name__)
@@ -138,12 +138,11 @@ def init_app(app: Flask, state: ProxyState) -> None:
                     "%s %s %s %d %.3fs model=%s key=%s", *line, status, seconds, model, name or "-"
                 )
 
-        if response.is_streamed:
-            body = response.response if kept is None else kept.teed(response.response)
-            response.response = Timed(body, spent, on_end=charge, on_close=done)
-            # its pieces are bytes already: werkzeug's encoding wrapper would only add two
-            # more layers to every write
-            response.direct_passthrough = True
+        if response.is_streamed:  # every stream is an EventStream (api/serve.py)
+            stream = response.response
+            stream.on_end, stream.on_close = charge, done
+            if kept is not None:
+                stream.tee = kept.keep
         else:
             if kept is not None:  # kept before it is sent: a listing its client asks next has it
                 name = key.name if key else ""
@@ -171,20 +170,12 @@ class Exchange:
         self.answer = bytearray() if self.streamed else response.get_data()
         self.cut = False  # a stream went on past what is kept of it
 
-    def teed(self, pieces: Iterable[bytes]) -> Iterator[bytes]:
-        """``pieces`` as they go, kept as well."""
-        answer = self.answer
-        try:
-            for piece in pieces:
-                room = exchanges.MAX_PART - len(answer)
-                if len(piece) > room:
-                    self.cut = True
-                answer += piece[:room]
-                yield piece
-        finally:
-            close = getattr(pieces, "close", None)
-            if close is not None:
-                close()
+    def keep(self, piece: bytes) -> None:
+        """A piece of a streamed answer as it goes, kept as well."""
+        room = exchanges.MAX_PART - len(self.answer)
+        if len(piece) > room:
+            self.cut = True
+        self.answer += piece[:room]
 
     @property
     def size(self) -> int:

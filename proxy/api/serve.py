@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import select
 import socket
-from itertools import chain
 from typing import Callable, Iterator, Optional, Sequence
 
 from flask import Blueprint, Response, g, jsonify, request
@@ -30,7 +29,7 @@ from proxy.api.state import get_state
 from proxy.core import generation
 from proxy.core.caller import Caller, anything
 from proxy.core.headers import named
-from proxy.core.sse import HEADERS, Wire, event_stream
+from proxy.core.sse import HEADERS, EventStream, Framing
 from proxy.core.types import Embeddings, Served
 from proxy.dialects.dialect import Ask, Dialect
 
@@ -113,7 +112,7 @@ def serve(
         renderer = dialect.stream(ask, id, model)
         renderer.kept = kept
         events = generation.stream(generator, ask.requests, ask.n, patient=dialect.patient)
-        response = event_response(renderer.render(events), renderer)
+        response = event_response(events, renderer)
         served, passed = renderer.served, renderer.passed
     else:
         completions = generation.complete(generator, ask.requests, ask.n)
@@ -153,47 +152,15 @@ def told(headers, served: Sequence[Served]) -> None:
         headers[REPLACED_FIELDS_HEADER] = named(tuple(dict.fromkeys(replaced)))
 
 
-def event_response(writes: Iterator, wire: Wire) -> Response:
-    """Stream ``writes`` framed by ``wire``, once the first of them is ready. The stream
-    counts as open while it waits for that too (a slot, a server starting): a proxy told to
-    stop gives it its grace."""
-    drain = get_state().drain
-    closed = drain.open()
-    try:
-        first = primed(writes)
-    except BaseException:
-        closed()
-        raise
-    response = Response(
-        event_stream(first, wire, drain, closed), mimetype=wire.mimetype, headers=HEADERS
-    )
-    response.call_on_close(closed)  # a stream never started is counted closed too
-    return response
-
-
-def primed(writes: Iterator) -> "Primed":
-    """Start ``writes`` now, so that a failure before the first byte is raised here."""
-    return Primed(next(writes), writes)
-
-
-class Primed:
-    """A stream whose first write has been made: that write, then the rest.
-
-    Iterating is ``itertools.chain``'s, at C speed for every token; closing it (the client
-    went away) closes the rest.
-    """
-
-    __slots__ = ("first", "rest")
-
-    def __init__(self, first, rest: Iterator) -> None:
-        self.first = first
-        self.rest = rest
-
-    def __iter__(self) -> Iterator:
-        return chain((self.first,), self.rest)
-
-    def close(self) -> None:
-        self.rest.close()
+def event_response(batches: Iterator, framing: Framing) -> Response:
+    """Stream ``batches`` written by ``framing``, once its first write is ready (a failure
+    before it is raised here, an HTTP status in the client's API). The stream counts as open
+    while it waits for that too (a slot, a server starting): a proxy told to stop gives it
+    its grace."""
+    stream = EventStream(batches, framing, get_state().drain, g.measure).prime()
+    # its pieces are bytes already: werkzeug's encoding wrapper would only add two more
+    # layers to every write
+    return Response(stream, mimetype=framing.mimetype, headers=HEADERS, direct_passthrough=True)
 
 
 def client_gone_probe(environ: dict) -> Callable[[], bool]:

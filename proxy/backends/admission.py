@@ -117,13 +117,13 @@ class Admission:
     def run(self, attempt: Callable[[], T], caller: Caller = NOBODY) -> T:
         """Call ``attempt`` holding a lease for ``caller``; a refusal sends it back to the head
         of the queue."""
-        ticket = None
-        while True:
-            with self.lease(caller, ticket) as ticket:
+        with closing(self.attempts(caller)) as attempts:
+            for each in attempts:
                 try:
                     return attempt()
-                except SlotUnavailableError:
-                    self.refused(ticket)
+                except SlotUnavailableError as exc:
+                    each.refused(exc)
+        raise AssertionError("an attempt returns or raises")  # pragma: no cover
 
     def stream(
         self,
@@ -132,32 +132,41 @@ class Admission:
         ends: Callable[[T], bool] = lambda item: False,
         slot: Callable[[T], Optional[int]] = lambda item: None,
     ) -> Iterator[T]:
-        """Yield what ``start()`` yields, holding a lease until it ends or is closed.
+        """Yield what ``start()`` yields, holding a lease until it ends or is closed; a
+        refusal before the first item sends the request back to the head of the queue. The
+        item ``ends`` knows for the upstream's last has freed the server's slot; ``slot``
+        reads the server's slot from the first item, where it names one (see
+        :meth:`attempts`, which a route whose every item counts reads itself)."""
+        with closing(self.attempts(caller)) as attempts:
+            for attempt in attempts:
+                try:
+                    with closing(start()) as items:
+                        for item in items:
+                            attempt.began(slot(item))
+                            if ends(item):
+                                attempt.ended()
+                            yield item
+                    return
+                except SlotUnavailableError as exc:
+                    attempt.refused(exc)
 
-        A refusal before the first item sends the request back to the head of the queue; after
-        it, the client has bytes and the failure is theirs to see. The item ``ends`` knows
-        for the upstream's last has freed the server's slot: the lease lasts until the client
-        has read it, but a refusal meanwhile does not count it among the slots in use.
-        ``slot`` reads the server's slot from the first item, where it names one.
+    def attempts(self, caller: Caller = NOBODY) -> Iterator["Attempt"]:
+        """One request's attempts at the upstream, each holding a lease while it runs (the
+        lease waited for by turns, given up once ``caller``'s client has gone): the next
+        only once the server refused the last before it began answering, from the head of
+        the queue. Close it once done: that hands the lease on.
+
+        A generator the attempt's own code iterates: it is on no stack while the answer
+        streams, which the per-token path wants.
         """
         ticket = None
         while True:
             with self.lease(caller, ticket) as ticket:
-                accepted = False
-                try:
-                    with closing(start()) as items:
-                        for item in items:
-                            if not accepted:
-                                accepted = True
-                                self._accept(ticket, slot(item))
-                            if ends(item):
-                                self._done(ticket)
-                            yield item
+                attempt = Attempt(self, ticket)
+                yield attempt
+                if not attempt.was_refused:
                     return
-                except SlotUnavailableError:
-                    if accepted:
-                        raise
-                    self.refused(ticket)
+                self.refused(ticket)
 
     def lease(self, caller: Caller = NOBODY, ticket: Optional[Ticket] = None) -> "Lease":
         """Wait for a slot for ``caller`` (its turn by its party, given up once its client has
@@ -390,6 +399,38 @@ class Admission:
     def _slots_text(self) -> str:
         limit = self.slots.limit
         return "slots" if not limit else "1 slot" if limit == 1 else f"{limit} slots"
+
+
+class Attempt:
+    """One attempt of a request at the upstream, holding its lease (:meth:`Admission.attempts`):
+    told when the server began answering it (and in which slot, where it says), when its
+    last item freed the server's slot, and when the server refused it."""
+
+    __slots__ = ("admission", "ticket", "answered", "was_refused")
+
+    def __init__(self, admission: Admission, ticket: Ticket) -> None:
+        self.admission, self.ticket = admission, ticket
+        self.answered = False
+        self.was_refused = False
+
+    def began(self, slot: Optional[int] = None) -> None:
+        """The server answers: it holds a slot for this attempt (``slot``, where it says)."""
+        if not self.answered:
+            self.answered = True
+            self.admission._accept(self.ticket, slot)
+
+    def ended(self) -> None:
+        """The upstream's last item has freed the server's slot: the lease lasts until the
+        client has read it, but a refusal meanwhile does not count it among the slots in
+        use."""
+        self.admission._done(self.ticket)
+
+    def refused(self, exc: SlotUnavailableError) -> None:
+        """The server had no free slot: the request goes back to the head of the queue, unless
+        the server had begun answering it (then ``exc`` is the client's to see)."""
+        if self.answered:
+            raise exc
+        self.was_refused = True
 
 
 class Lease:

@@ -1,16 +1,17 @@
 """The only code that writes streamed answers: server-sent events (``data: <json>``, or
 ``event: <type>`` with it) or newline-delimited JSON.
 
-A dialect's stream renderer (:class:`Wire`) says how its API frames events, what a failure
-after the first byte looks like and what ends the stream; this module writes the bytes,
-keeps count of open streams for a graceful stop, and makes sure that every stream ends the
-way its API ends one, whatever happened.
+A dialect's stream renderer (its :class:`Framing`) says how its API renders and frames
+events, what a failure after the first byte looks like and what ends the stream; this module
+writes the bytes (:class:`EventStream`), keeps count of open streams for a graceful stop, and
+makes sure that every stream ends the way its API ends one, whatever happened.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterable, Iterator, Protocol
+from itertools import chain
+from typing import Callable, Iterator, Optional, Protocol
 
 import orjson
 
@@ -31,8 +32,9 @@ HEADERS = {
 }
 
 
-class Wire(Protocol):
-    """How one client API frames its stream."""
+class Framing(Protocol):
+    """How one client API frames its stream, and renders what it streams (a dialect's stream
+    renderer: :class:`proxy.dialects.streaming.EventRenderer`)."""
 
     mimetype: str  # the stream's content type
     end: bytes  # what follows the last event (``data: [DONE]`` for OpenAI)
@@ -46,6 +48,12 @@ class Wire(Protocol):
 
     def failure(self, error: ProxyError) -> list:
         """The payloads that tell the client its stream failed after the first byte."""
+
+    def write(self, batch) -> list:
+        """The payloads of one item of the stream (the events of one upstream read)."""
+
+    def closing(self) -> list:
+        """The payloads that end the stream, after its last item."""
 
 
 def encode_event(payload: dict) -> bytes:
@@ -74,56 +82,149 @@ def encode_line(payload: dict) -> bytes:
     return orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS) + b"\n"
 
 
-def event_stream(
-    writes: Iterable, wire: Wire, drain: Drain, closed: Callable[[], None]
-) -> Iterator[bytes]:
-    """Frame ``writes`` (each a payload, or a list of payloads to send in one write), turn a
-    failure after the first byte into the wire's failure events, end with the wire's end.
+class EventStream:
+    """A streamed answer's body, as the WSGI server iterates it: each item of ``batches``
+    written by ``framing`` (events become payloads, payloads bytes) in one write; a failure
+    after the first byte become the framing's failure events; the framing's end last,
+    however it ended.
 
-    Closing this generator (the client went away) closes ``writes`` too, which closes the
-    upstream connection so the server stops generating. A stream still open when the proxy
-    stops after its grace period ends the same way as one that failed. ``closed`` counts it
-    closed in ``drain``, which counted it open before its first write was made.
+    It counts as open in ``drain`` from its making, while its first write waits too (a slot,
+    a server starting), and closed once the WSGI server closes it; a stream still open when
+    the proxy stops after its grace period ends as one that failed. Closing it (the client
+    went away) closes ``batches``, which closes the upstream connection so the server stops
+    generating.
+
+    Its clock (``watch``, the request's measure) runs while a piece is made, not while the
+    WSGI server writes it to a slow client. Once its last piece is made, ``on_end`` is told,
+    before the server ends the answer (with chunked coding, the client sees the end only
+    after); ``tee`` is told each piece as it goes, and ``on_close`` that it was closed.
+
+    One generator frame (:meth:`_written`) between the WSGI server and the stream of events,
+    which every streamed token passes through: the rendering and framing are calls it makes.
     """
-    encode = wire.encode
-    try:
+
+    def __init__(self, batches: Iterator, framing: Framing, drain: Drain, watch=None) -> None:
+        self.batches = batches
+        self.framing = framing
+        self.drain = drain
+        self.closed = drain.open()
+        self.watch = watch
+        self.tee: Optional[Callable[[bytes], None]] = None
+        self.on_end: Callable[[], None] = _nothing
+        self.on_close: Callable[[], None] = _nothing
+        self.first = b""
+        self.over = False  # its items ran out before the first write: that was the closing
+        self.pieces: Optional[Iterator[bytes]] = None
+
+    def prime(self) -> "EventStream":
+        """Make the first write now, so that a failure before the first byte is raised here,
+        where the API still answers with an HTTP status."""
         try:
-            for write in writes:
-                if type(write) is list:
-                    yield b"".join(
-                        [
-                            each
-                            if type(each) is bytes
-                            else COMMENT_BYTES
-                            if each is COMMENT
-                            else encode(each)
-                            for each in write
-                        ]
-                    )
-                else:
-                    yield COMMENT_BYTES if write is COMMENT else encode(write)
-                if drain.ending:
-                    raise ShuttingDownError(
-                        "the proxy is shutting down and could not finish this "
-                        "answer in time; send the request again"
-                    )
-        except Exception as exc:  # a stream has no other way left to tell the client
-            yield failed(wire, exc)
+            for batch in self.batches:
+                first = self.framed(self.framing.write(batch))
+                if first:
+                    self.first = first
+                    return self
+            self.first, self.over = self.framed(self.framing.closing()), True
+            return self
+        except BaseException:
+            self.close()
+            raise
+
+    def framed(self, payloads: list) -> bytes:
+        """The bytes of one write."""
+        encode = self.framing.encode
+        return b"".join(
+            [
+                each if type(each) is bytes else COMMENT_BYTES if each is COMMENT else encode(each)
+                for each in payloads
+            ]
+        )
+
+    def __iter__(self) -> Iterator[bytes]:
+        self.pieces = self._written()
+        return self.pieces
+
+    def _written(self) -> Iterator[bytes]:
+        framing, drain, watch, tee = self.framing, self.drain, self.watch, self.tee
+        write, framed = framing.write, self.framed
+        if watch is not None:
+            watch.resume()
+        try:
+            try:
+                pieces = chain(
+                    (self.first,),
+                    () if self.over else map(framed, map(write, self.batches)),
+                    () if self.over else self._closing(),
+                )
+                for piece in pieces:
+                    if piece:
+                        if tee is not None:
+                            tee(piece)
+                        if watch is not None:
+                            watch.pause()
+                        yield piece
+                        if watch is not None:
+                            watch.resume()
+                    if drain.ending:
+                        raise ShuttingDownError(
+                            "the proxy is shutting down and could not finish this "
+                            "answer in time; send the request again"
+                        )
+            except Exception as exc:  # a stream has no other way left to tell the client
+                piece = failed(framing, exc)
+                if tee is not None:
+                    tee(piece)
+                if watch is not None:
+                    watch.pause()
+                yield piece
+                if watch is not None:
+                    watch.resume()
+            finally:
+                close = getattr(self.batches, "close", None)
+                if close is not None:
+                    close()
+            if tee is not None:
+                tee(framing.end)
+            if watch is not None:
+                watch.pause()
+            yield framing.end
+            if watch is not None:
+                watch.resume()
+            self.on_end()
         finally:
-            close = getattr(writes, "close", None)
-            if close is not None:
-                close()
-        yield wire.end
-    finally:
-        closed()
+            if watch is not None:
+                watch.pause()
+
+    def _closing(self) -> Iterator[bytes]:
+        """The write that ends the stream, made once its items have run out."""
+        yield self.framed(self.framing.closing())
+
+    def close(self) -> None:
+        """The WSGI server is done with it (or it was never sent)."""
+        try:
+            if self.pieces is not None:
+                self.pieces.close()
+        finally:
+            try:
+                close = getattr(self.batches, "close", None)
+                if close is not None:
+                    close()
+            finally:
+                self.closed()
+                self.on_close()
 
 
-def failed(wire: Wire, exc: Exception) -> bytes:
-    """The wire's failure events for a stream that broke off with ``exc``; what is not the
+def _nothing() -> None:
+    """What nobody waits to be told."""
+
+
+def failed(framing: Framing, exc: Exception) -> bytes:
+    """The framing's failure events for a stream that broke off with ``exc``; what is not the
     proxy's own error is logged and told as an internal one."""
     if isinstance(exc, ProxyError):
         logger.warning("stream ended with an error: %s", exc)
     else:
         logger.error("stream failed: %s at %s: %s", type(exc).__name__, raised_at(exc), exc)
         exc = ProxyError("the stream failed inside the proxy; see its log", code="internal_error")
-    return b"".join(wire.encode(each) for each in wire.failure(exc))
+    return b"".join(framing.encode(each) for each in framing.failure(exc))

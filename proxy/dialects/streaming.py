@@ -43,8 +43,8 @@ class EventRenderer:
     so that tokens read together leave together, and :meth:`closing`'s writes last.
 
     A subclass says what each kind of event adds (its methods named in :data:`HANDLERS`; an
-    event it has no method for adds nothing) and, as a :class:`proxy.core.sse.Wire`, how its
-    API frames and ends a stream.
+    event it has no method for adds nothing) and, as a :class:`proxy.core.sse.Framing`, how
+    its API frames and ends a stream.
     """
 
     # told the whole answer's body before its last write, by renderers that build one
@@ -58,19 +58,27 @@ class EventRenderer:
         super().__init_subclass__(**kwargs)
         cls._table = {kind: getattr(cls, name, _nothing) for kind, name in HANDLERS.items()}
 
-    def render(self, batches: Iterator[list]) -> Iterator[list]:
-        table = self._table
-        for events in batches:
-            out: list = []
-            for event in events:
-                table[type(event)](self, event, out)
-            if out:
-                yield out
-        yield from self.closing()
+    def write(self, events: list) -> list:
+        """The payloads of one list of events (those of one upstream read), for one write."""
+        table, out = self._table, []
+        for event in events:
+            table[type(event)](self, event, out)
+        return out
 
     def closing(self) -> list:
-        """The writes that end the stream, after the last event."""
+        """The payloads that end the stream, after the last event."""
         return []
+
+    def render(self, batches: Iterator[list]) -> Iterator[list]:
+        """The writes of a whole stream of event lists, as :class:`proxy.core.sse.EventStream`
+        makes them, unframed."""
+        for events in batches:
+            out = self.write(events)
+            if out:
+                yield out
+        out = self.closing()
+        if out:
+            yield out
 
     def told_served(self, event: Served, out: list) -> None:
         """Who serves the answer: another model than the one asked for is the one it
@@ -85,7 +93,7 @@ def _nothing(renderer: EventRenderer, event, out: list) -> None:
 
 
 class NamedEvents:
-    """The wire of APIs whose events name their type on an ``event:`` line (Anthropic's
+    """The framing of APIs whose events name their type on an ``event:`` line (Anthropic's
     Messages, OpenAI's Responses): nothing after the last."""
 
     encode = staticmethod(encode_named)
@@ -94,12 +102,29 @@ class NamedEvents:
 
 
 class Lines:
-    """The wire of newline-delimited JSON (Ollama): one object a line, nothing after the
+    """The framing of newline-delimited JSON (Ollama): one object a line, nothing after the
     last."""
 
     encode = staticmethod(encode_line)
     mimetype = "application/x-ndjson"
     end = b""
+
+
+class LinesOf(Lines):
+    """A stream of objects, each a line of its own (a pull's progress, records exported)."""
+
+    @staticmethod
+    def write(payload: dict) -> list:
+        return [payload]
+
+    @staticmethod
+    def closing() -> list:
+        return []
+
+    @staticmethod
+    def failure(error) -> list:
+        """A failure once the lines have begun: the stream ends where it is."""
+        return []
 
 
 class BlockStream(EventRenderer):

@@ -10,7 +10,7 @@ while the server writes to a slow client.
 from __future__ import annotations
 
 from time import perf_counter
-from typing import Callable, Iterable, Optional
+from typing import Optional
 
 
 class Measure:
@@ -90,49 +90,3 @@ class waiting:
     def __exit__(self, *exc_info) -> None:
         if self.watch is not None:
             self.watch.waited += perf_counter() - self.began
-
-
-class Timed:
-    """A streamed body whose making, piece by piece, runs the request's clock.
-
-    Once its last piece is made, ``on_end`` is told, before the WSGI server can end the
-    answer (with chunked coding, the client sees the end only after). The server closes
-    it once the answer has ended (or its client has gone), even if it never asked for a
-    piece: that closes the body, then tells ``on_close``.
-    """
-
-    __slots__ = ("body", "pieces", "watch", "on_end", "on_close")
-
-    def __init__(
-        self,
-        body: Iterable[bytes],
-        watch: Measure,
-        on_close: Callable[[], None],
-        on_end: Callable[[], None] = lambda: None,
-    ) -> None:
-        self.body = body
-        self.pieces = iter(body)
-        self.watch = watch
-        self.on_end = on_end
-        self.on_close = on_close
-
-    def __iter__(self) -> "Timed":
-        return self
-
-    def __next__(self) -> bytes:
-        self.watch.resume()
-        try:
-            return next(self.pieces)
-        except StopIteration:
-            self.on_end()
-            raise
-        finally:
-            self.watch.pause()
-
-    def close(self) -> None:
-        try:
-            close = getattr(self.body, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self.on_close()

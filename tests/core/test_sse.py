@@ -1,5 +1,5 @@
 """Stream framing: one event per object (``data:``, ``event:`` and ``data:``, or a JSON line), a
-failure as the wire's own failure events, always the wire's end."""
+failure as the framing's own failure events, always the framing's end."""
 
 from __future__ import annotations
 
@@ -9,13 +9,25 @@ import pytest
 
 from proxy.core.draining import Drain
 from proxy.core.errors import InvalidRequestError, UpstreamError, UpstreamUnavailableError
-from proxy.core.sse import COMMENT, COMMENT_BYTES, DONE, encode_event, encode_named, event_stream
+from proxy.core.sse import COMMENT, COMMENT_BYTES, DONE, EventStream, encode_event, encode_named
 from proxy.dialects.openai.answer import error_body
 from proxy.dialects.streaming import Lines, NamedEvents
 from tests.polling import wait_for
 
 
-class DataWire:
+class Payloads:
+    """A stream whose items are payloads, or lists of payloads to send in one write."""
+
+    @staticmethod
+    def write(item) -> list:
+        return item if type(item) is list else [item]
+
+    @staticmethod
+    def closing() -> list:
+        return []
+
+
+class DataWire(Payloads):
     """OpenAI's way: ``data:`` lines, ``{"error": …}``, then ``[DONE]``."""
 
     encode = staticmethod(encode_event)
@@ -27,7 +39,7 @@ class DataWire:
         return [error_body(error)]
 
 
-class NamedWire(NamedEvents):
+class NamedWire(Payloads, NamedEvents):
     """Anthropic's way: ``event:`` lines, an error event, nothing at the end."""
 
     @staticmethod
@@ -35,7 +47,7 @@ class NamedWire(NamedEvents):
         return [{"type": "error", "error": {"type": "api_error", "message": error.message}}]
 
 
-class LineWire(Lines):
+class LineWire(Payloads, Lines):
     """Ollama's way: a JSON object a line, an ``{"error": …}`` line, nothing at the end."""
 
     @staticmethod
@@ -44,8 +56,13 @@ class LineWire(Lines):
 
 
 def event_stream_of(source, drain=None, wire=DataWire):
-    drain = drain or Drain()
-    return event_stream(source, wire, drain, drain.open())
+    """The pieces of a stream of ``source`` as a WSGI server takes them: iterated, then
+    closed."""
+    stream = EventStream(iter(source), wire, drain or Drain())
+    try:
+        yield from stream
+    finally:
+        stream.close()
 
 
 class Source:
@@ -261,3 +278,34 @@ def test_a_stream_counts_as_open_from_before_its_first_write_and_closes_once():
     closed()  # the response's close after the stream's own: counted once
     assert drain.wait_closed(5)
     wait_for(lambda: drain.ending)
+
+
+def test_priming_makes_the_first_write_and_a_failure_before_it_is_raised():
+    stream = EventStream(iter([[], [{"n": 1}], [{"n": 2}]]), DataWire, Drain()).prime()
+    assert stream.first == b'data: {"n":1}\n\n'
+    with pytest.raises(UpstreamError):
+        EventStream(Source([], UpstreamError("down")), DataWire, Drain()).prime()
+
+
+def test_a_stream_tells_each_piece_its_end_and_its_close_and_times_only_its_making():
+    clock = []  # the measure's clock: running while a piece is made, not while it is sent
+
+    class Watch:
+        def resume(self):
+            clock.append("on")
+
+        def pause(self):
+            clock.append("off")
+
+    told, drain = [], Drain()
+    stream = EventStream(iter([{"n": 1}, {"n": 2}]), DataWire, drain, Watch()).prime()
+    stream.tee, stream.on_end = told.append, lambda: told.append("end")
+    stream.on_close = lambda: told.append("closed")
+    pieces = iter(stream)
+    assert next(pieces) == b'data: {"n":1}\n\n' and clock == ["on", "off"]
+    assert list(pieces) == [b'data: {"n":2}\n\n', DONE]
+    assert told == [b'data: {"n":1}\n\n', b'data: {"n":2}\n\n', DONE, "end"]
+    assert clock[-1] == "off" and clock.count("on") == clock.count("off")
+    assert not drain.wait_closed(0)  # open until the WSGI server closes it
+    stream.close()
+    assert told[-1] == "closed" and drain.wait_closed(0)

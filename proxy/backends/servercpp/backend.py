@@ -21,7 +21,7 @@ from proxy.backends.base import Backend, not_a_reranker
 from proxy.backends.servercpp import budget, embedding
 from proxy.backends.servercpp.chatroute import ChatRoute
 from proxy.backends.servercpp.completionroute import CompletionRoute
-from proxy.backends.servercpp.detect import DETECT_TIMEOUT
+from proxy.backends.servercpp.detect import DETECT_TIMEOUT, ServerFacts
 from proxy.backends.servercpp.embedding import TokenClient
 from proxy.backends.servercpp.kinds import CHAT_LAYER, INFILL, route
 from proxy.backends.servercpp.known import KnownServer
@@ -78,28 +78,34 @@ class ServerCppBackend(Backend):
 
     def complete(self, request: GenerationRequest) -> Completion:
         with self.client.blamed():
-            self._check(request)
-            return self._route(request).complete(request)
+            facts = self._checked(request)
+            return self._route(request, facts).complete(request, facts)
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
+        """The route's stream itself, checked before it is returned: no generator of the
+        backend's own under every token."""
         with self.client.blamed():
-            self._check(request)
-            yield from self._route(request).stream(request)
+            facts = self._checked(request)
+            return self._route(request, facts).stream(request, facts)
 
     def count_tokens(self, request: GenerationRequest) -> int:
         with self.client.blamed():
-            self._check_images(request)
-            return self._route(request).count(request)
+            facts = self.server.detect()
+            self._check_images(request, facts)
+            return self._route(request, facts).count(request, facts)
 
-    def _route(self, request: GenerationRequest) -> Union[ChatRoute, CompletionRoute]:
+    def _route(
+        self, request: GenerationRequest, facts: ServerFacts
+    ) -> Union[ChatRoute, CompletionRoute]:
         """Which way ``request`` goes (see :mod:`.route`)."""
-        layer = self.server.probe_chat_layer(request)
+        layer = self.server.probe_chat_layer(request, facts)
         return self.chat if route(request, layer) == CHAT_LAYER else self.completion
 
-    def _check(self, request: GenerationRequest) -> None:
-        """Refuse at once what the server cannot serve, before it spends time on it."""
-        self._check_images(request)
+    def _checked(self, request: GenerationRequest) -> ServerFacts:
+        """The server's facts, found once for the request; what the server cannot serve
+        refused at once, before it spends time on it."""
         facts = self.server.detect()
+        self._check_images(request, facts)
         if request.suffix is not None and facts.kind.fills != INFILL and facts.fim is None:
             raise InvalidRequestError(
                 f"suffix cannot be served: {self.client.label} is a {facts.kind.name} server, "
@@ -108,15 +114,13 @@ class ServerCppBackend(Backend):
                 param="suffix",
             )
         budget.check_fits(request, facts.card.context_length)
+        return facts
 
-    def _check_images(self, request: GenerationRequest) -> None:
+    def _check_images(self, request: GenerationRequest, facts: ServerFacts) -> None:
         """Refuse images the model cannot see: its server reads none (no vision projector,
         or a generation without one the proxy sends images to)."""
         shown = request.images
-        if not shown:
-            return
-        facts = self.server.detect()
-        if "vision" not in facts.card.capabilities:
+        if shown and "vision" not in facts.card.capabilities:
             raise images.unseen(
                 shown[0],
                 request.model or facts.model,

@@ -9,14 +9,16 @@ finishes the answer as every route does (:mod:`.finish`).
 from __future__ import annotations
 
 import contextlib
+from contextlib import closing
 from typing import Iterator, Optional
 
 from proxy.backends.servercpp import chatpayload
+from proxy.backends.servercpp.detect import ServerFacts
 from proxy.backends.servercpp.finish import Finisher, collect
 from proxy.backends.servercpp.known import KnownServer
-from proxy.backends.structured.stops import stopping
+from proxy.backends.structured.stops import Stopped
 from proxy.backends.wire import chatparse
-from proxy.core.errors import UpstreamError
+from proxy.core.errors import SlotUnavailableError, UpstreamError
 from proxy.core.types import Chunk, Completion, GenerationRequest
 
 RENDER_TIMEOUT = 10.0  # seconds the inspector waits for the server's rendering of a prompt
@@ -28,36 +30,74 @@ class ChatRoute:
     def __init__(self, server: KnownServer) -> None:
         self.server = server
 
-    def complete(self, request: GenerationRequest) -> Completion:
+    def complete(self, request: GenerationRequest, facts: ServerFacts) -> Completion:
         if request.stop:  # the proxy stops at them itself, on the stream
-            return collect(self.stream(request))
+            return collect(self.stream(request, facts))
         server = self.server
-        payload = chatpayload.chat_payload(request, stream=False, **self._options())
-        self._tell(request, payload)
+        payload = chatpayload.chat_payload(request, stream=False, **_options(server, facts))
+        self._tell(request, payload, facts)
         body = server.admission.run(
             lambda: server.reconnecting(
-                lambda _: server.client.post_json(chatpayload.PATH, payload, caller=request.caller)
+                lambda _: server.client.post_json(chatpayload.PATH, payload, caller=request.caller),
+                facts,
             ),
             request.caller,
         )
-        return self._finisher(request).whole(
+        return self._finisher(request, facts).whole(
             chatparse.completion(body, server.client.label, request.logprobs)
         )
 
-    def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
-        chunks = self.server.admission.stream(lambda: self._chunks(request), request.caller)
-        if request.stop:
-            chunks = stopping(chunks, request.stop)
-        return self._finisher(request).stream(chunks)
+    def stream(self, request: GenerationRequest, facts: ServerFacts) -> Iterator[Chunk]:
+        """The answer's chunks: one generator from the slot's lease to the last chunk, every
+        step of a token's way a call it makes (the lease another attempt after a refusal
+        before the first chunk, the lines read into chunks, the client's stop words cut, the
+        last chunk finished with the answer's thoughts in hand)."""
+        server = self.server
+        client, caller = server.client, request.caller
+        payload = chatpayload.chat_payload(request, stream=True, **_options(server, facts))
+        self._tell(request, payload, facts)
+        finisher = self._finisher(request, facts)
+        thoughts: list = []
+        with client.blamed(), closing(server.admission.attempts(caller)) as attempts:
+            for attempt in attempts:
+                try:
+                    with contextlib.ExitStack() as stack:
+                        lines = server.reconnecting(
+                            lambda _: stack.enter_context(
+                                client.stream(chatpayload.PATH, payload, caller=caller)
+                            ),
+                            facts,
+                        )
+                        reader = chatparse.ChatStreamReader(client.label, request.logprobs)
+                        stops = Stopped(request.stop) if request.stop else None
+                        for batch in lines:
+                            read = reader.read(batch)
+                            if read and not attempt.answered:
+                                attempt.began()
+                            for chunk in stops.cut_all(read) if stops else read:
+                                if chunk.finish_reason is None:
+                                    if chunk.reasoning:
+                                        thoughts.append(chunk.reasoning)
+                                    yield chunk
+                                    continue
+                                yield finisher.finish(chunk, "".join(thoughts) + chunk.reasoning)
+                                return
+                        last = reader.end()  # the server sent no usage: it ends all the same
+                        for chunk in stops.cut_all(last) if stops else last:
+                            yield finisher.finish(chunk, "".join(thoughts) + chunk.reasoning)
+                    return
+                except SlotUnavailableError as exc:
+                    attempt.refused(exc)
 
-    def count(self, request: GenerationRequest) -> int:
+    def count(self, request: GenerationRequest, facts: ServerFacts) -> int:
         """The prompt's tokens, as the server renders and counts it."""
         client = self.server.client
         reply = client.post(
-            chatpayload.COUNT_PATH, chatpayload.count_payload(request, **self._options())
+            chatpayload.COUNT_PATH,
+            chatpayload.count_payload(request, **_options(self.server, facts)),
         )
         if reply.status_code == 404:  # a server of 2025: render the prompt, then count it
-            return len(self._prompt_ids(request, bos=True))
+            return len(self._prompt_ids(request, facts, bos=True))
         client.raise_for_status(reply)
         try:
             count = reply.json().get("input_tokens")
@@ -67,53 +107,46 @@ class ChatRoute:
             raise UpstreamError(f"{client.label} answered its token count without a number")
         return count
 
-    def _chunks(self, request: GenerationRequest) -> Iterator[Chunk]:
-        """One attempt: open the upstream stream and read it into chunks."""
-        server = self.server
-        payload = chatpayload.chat_payload(request, stream=True, **self._options())
-        self._tell(request, payload)
-        with contextlib.ExitStack() as stack:
-            lines = server.reconnecting(
-                lambda _: stack.enter_context(
-                    server.client.stream(chatpayload.PATH, payload, caller=request.caller)
-                )
-            )
-            yield from chatparse.stream_chunks(lines, server.client.label, request.logprobs)
-
-    def _tell(self, request: GenerationRequest, payload: dict) -> None:
+    def _tell(self, request: GenerationRequest, payload: dict, facts: ServerFacts) -> None:
         """Tell the inspector what went upstream, and how to ask the server what it
         rendered of it; the text the model wrote stays the server's (it reads calls and
         thoughts out of it itself)."""
         side = request.caller.side
         if side is not None:
             side.sent(chatpayload.PATH, payload)
-            side.rendered_by_server(lambda: self._rendered(request, timeout=RENDER_TIMEOUT))
+            side.rendered_by_server(lambda: self._rendered(request, facts, timeout=RENDER_TIMEOUT))
 
-    def _finisher(self, request: GenerationRequest) -> Finisher:
+    def _finisher(self, request: GenerationRequest, facts: ServerFacts) -> Finisher:
         """The server's answers name no slot; their thoughts are always told apart."""
-        prompt_ids = (lambda: self._prompt_ids(request)) if request.tokenize else None
+        prompt_ids = (lambda: self._prompt_ids(request, facts)) if request.tokenize else None
         return Finisher(self.server.tokens, prompt_ids=prompt_ids)
 
-    def _prompt_ids(self, request: GenerationRequest, *, bos: bool = False) -> tuple:
+    def _prompt_ids(
+        self, request: GenerationRequest, facts: ServerFacts, *, bos: bool = False
+    ) -> tuple:
         """The token ids of the prompt the server renders for ``request`` (``bos``: with the
         BOS the server puts before it, where the model has one)."""
-        return tuple(self.server.tokens.token_ids(self._rendered(request), add_special=bos))
+        rendered = self._rendered(request, facts)
+        return tuple(self.server.tokens.token_ids(rendered, add_special=bos))
 
-    def _rendered(self, request: GenerationRequest, timeout: Optional[float] = None) -> str:
+    def _rendered(
+        self, request: GenerationRequest, facts: ServerFacts, timeout: Optional[float] = None
+    ) -> str:
         """The prompt the server renders for ``request``, as its ``/apply-template`` says
         (``timeout``: seconds to wait for it, the upstream's by default)."""
         body = self.server.client.post_json(
             "/apply-template",
-            chatpayload.count_payload(request, **self._options()),
+            chatpayload.count_payload(request, **_options(self.server, facts)),
             timeout=timeout,
         )
         prompt = body.get("prompt") if isinstance(body, dict) else None
         return prompt if isinstance(prompt, str) else ""
 
-    def _options(self) -> dict:
-        """How chats are sent to this server's chat layer (:func:`.chatpayload.chat_payload`)."""
-        layer = self.server.detect().layer
-        return {
-            "reasoning": self.server.reasoning != "none",
-            "short_ids": layer is not None and layer.short_ids,
-        }
+
+def _options(server: KnownServer, facts: ServerFacts) -> dict:
+    """How chats are sent to the server's chat layer (:func:`.chatpayload.chat_payload`)."""
+    layer = facts.layer
+    return {
+        "reasoning": server.reasoning != "none",
+        "short_ids": layer is not None and layer.short_ids,
+    }

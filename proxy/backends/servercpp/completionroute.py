@@ -33,14 +33,14 @@ class CompletionRoute:
     def __init__(self, server: KnownServer) -> None:
         self.server = server
 
-    def complete(self, request: GenerationRequest) -> Completion:
+    def complete(self, request: GenerationRequest, facts: ServerFacts) -> Completion:
         server = self.server
-        if server.detect().kind.legacy or request.suffix is not None:
+        if facts.kind.legacy or request.suffix is not None:
             # Old servers' whole answers cut characters into U+FFFD and drop logprobs; their
             # streams hold an unfinished character back, as current servers do. And a server
             # stops writing a stream its reader has closed, never a whole answer: an editor
             # gives up on most gaps it asks as its user types on, and their slots come free.
-            return collect(self._stream(request, count_first=False))
+            return collect(self._stream(request, facts, count_first=False))
 
         def post(facts: ServerFacts) -> tuple:
             prompt, payload = self._payload(request, facts, stream=False)
@@ -49,7 +49,7 @@ class CompletionRoute:
             return (facts, prompt, server.client.post_json(path, payload, caller=request.caller))
 
         facts, prompt, body = server.admission.run(
-            lambda: server.reconnecting(post), request.caller
+            lambda: server.reconnecting(post, facts), request.caller
         )
         result = parse.completion(body, server.client.label, request.logprobs)
         side = request.caller.side
@@ -64,22 +64,23 @@ class CompletionRoute:
             )
         return self._finisher(request, prompt, opened).whole(result)
 
-    def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
+    def stream(self, request: GenerationRequest, facts: ServerFacts) -> Iterator[Chunk]:
         """The stream, a chat's with the prompt's token count on its first chunk, which old
         servers tell only on the last: a chat's client may show it from the start, as
         Anthropic's ``message_start`` does."""
-        return self._stream(request, count_first=request.is_chat)
+        return self._stream(request, facts, count_first=request.is_chat)
 
-    def count(self, request: GenerationRequest) -> int:
+    def count(self, request: GenerationRequest, facts: ServerFacts) -> int:
         """The prompt's tokens, rendered here and counted by the server."""
-        facts = self.server.detect()
         prompt, _ = self._prompt(request, facts)
         return self.server.tokens.count(prompt.text, legacy=facts.kind.legacy)
 
-    def _stream(self, request: GenerationRequest, *, count_first: bool) -> Iterator[Chunk]:
+    def _stream(
+        self, request: GenerationRequest, facts: ServerFacts, *, count_first: bool
+    ) -> Iterator[Chunk]:
         finishers: list = []  # how the answer of the attempt that reached the server ends
         chunks = self.server.admission.stream(
-            lambda: self._chunks(request, finishers, count_first),
+            lambda: self._chunks(request, facts, finishers, count_first),
             request.caller,
             ends=_last,
             slot=_slot,
@@ -87,7 +88,7 @@ class CompletionRoute:
         return finishing(chunks, lambda last, thoughts: finishers[-1].finish(last, thoughts))
 
     def _chunks(
-        self, request: GenerationRequest, finishers: list, count_first: bool
+        self, request: GenerationRequest, facts: ServerFacts, finishers: list, count_first: bool
     ) -> Iterator[Chunk]:
         """One attempt: open the upstream stream and read it into chunks, their thoughts and
         calls read out of the text as the prompt sent asks; how the answer ends goes into
@@ -105,7 +106,7 @@ class CompletionRoute:
                     stack.enter_context(server.client.stream(path, payload, caller=request.caller)),
                 )
 
-            facts, prompt, lines = server.reconnecting(attempt)
+            facts, prompt, lines = server.reconnecting(attempt, facts)
             opened = _thoughts_open(facts, request, prompt)
             finishers.append(self._finisher(request, prompt, opened))
             limit = _legacy_limit(request, facts)

@@ -86,24 +86,26 @@ class KnownServer:
         """Detect the server afresh on the next request (it may run another build now)."""
         self._facts = None
 
-    def reconnecting(self, attempt: Callable[[ServerFacts], T]) -> T:
-        """Run ``attempt``; if the upstream was unreachable, detect it afresh and try once more.
+    def reconnecting(self, attempt: Callable[[ServerFacts], T], facts: ServerFacts) -> T:
+        """Run ``attempt`` with the server's ``facts``; if the upstream was unreachable,
+        detect it afresh and try once more.
 
         A restarted server leaves dead pooled connections behind, perhaps on another build,
         and a request that never reached it is safe to send again.
         """
         try:
-            return attempt(self.detect())
+            return attempt(facts)
         except UpstreamUnavailableError as exc:
             if exc.code != UNREACHABLE:
                 raise
             self.forget()
             return attempt(self.detect())
 
-    def probe_chat_layer(self, request: GenerationRequest) -> Optional[ChatLayer]:
-        """The server's chat layer, if it has one, asked first whether it takes schemas where
-        ``request`` has one and that is not known yet."""
-        facts = self.detect()
+    def probe_chat_layer(
+        self, request: GenerationRequest, facts: ServerFacts
+    ) -> Optional[ChatLayer]:
+        """The server's chat layer (its ``facts``'), if it has one, asked first whether it
+        takes schemas where ``request`` has one and that is not known yet."""
         if facts.layer is not None and facts.layer.schemas is None and asks_schema(request):
             facts = self._facts = replace(
                 facts, layer=facts.layer.with_schemas(self._chat_takes_schemas())

@@ -55,24 +55,55 @@ class StopWords:
         return longest
 
 
+class Stopped:
+    """A stream's chunks cut at the first of its stop words, one chunk at a time (its reader
+    calls it; the streamed path has no generator of its own for it)."""
+
+    def __init__(self, words: Sequence[str]) -> None:
+        self.stops = StopWords(words)
+        self.done = False  # a stop word ended the answer: read no more
+
+    def cut(self, chunk: Chunk) -> tuple:
+        """``chunk`` as the client gets it (none, itself, or with its text cut), and after a
+        stop word a last chunk that says so, with the usage the chunk before it carried."""
+        stops = self.stops
+        text = stops.feed(chunk.text) if chunk.text else ""
+        if chunk.finish_reason is not None:
+            text += stops.flush()
+            self.done = True
+            return (replace(chunk, text=text) if text != chunk.text else chunk,)
+        if text != chunk.text:
+            chunk = replace(chunk, text=text, followed=False)
+        told = (
+            (chunk,)
+            if text or chunk.reasoning or chunk.tool_calls or chunk.prompt_count is not None
+            else ()
+        )
+        if stops.stopped:
+            self.done = True
+            end = Chunk(
+                finish_reason="stop", usage=chunk.usage or Usage(), stop_sequence=stops.word
+            )
+            return (*told, end)
+        return told
+
+    def cut_all(self, chunks: list) -> list:
+        """The chunks of one read, cut (:meth:`cut`); none after the one that ends it."""
+        out: list = []
+        for chunk in chunks:
+            out += self.cut(chunk)
+            if self.done:
+                break
+        return out
+
+
 def stopping(chunks: Iterator[Chunk], words: Sequence[str]) -> Iterator[Chunk]:
     """``chunks``, their text cut at the first of ``words``: then a last chunk that says so
     (with the usage the last chunk before it carried), and the rest is not read (closing
     the stream stops the generation)."""
-    stops = StopWords(words)
+    stopped = Stopped(words)
     with closing(chunks):
         for chunk in chunks:
-            text = stops.feed(chunk.text) if chunk.text else ""
-            if chunk.finish_reason is not None:
-                text += stops.flush()
-                yield replace(chunk, text=text) if text != chunk.text else chunk
-                return
-            if text != chunk.text:
-                chunk = replace(chunk, text=text, followed=False)
-            if text or chunk.reasoning or chunk.tool_calls or chunk.prompt_count is not None:
-                yield chunk
-            if stops.stopped:
-                yield Chunk(
-                    finish_reason="stop", usage=chunk.usage or Usage(), stop_sequence=stops.word
-                )
+            yield from stopped.cut(chunk)
+            if stopped.done:
                 return

@@ -58,21 +58,44 @@ def usage(body: object, timings: object = None) -> Usage:
 
 
 def stream_chunks(batches: Iterable[list], upstream: str, top: Optional[int]) -> Iterator[Chunk]:
-    """Turn the chat stream's events into chunks, ending with exactly one final chunk.
+    """Turn the chat stream's events into chunks, ending with exactly one final chunk (see
+    :class:`ChatStreamReader`)."""
+    reader = ChatStreamReader(upstream, top)
+    for lines in batches:
+        yield from reader.read(lines)
+        if reader.ended:
+            return
+    yield from reader.end()
+
+
+class ChatStreamReader:
+    """A chat stream's events read into chunks, one read's lines at a time, ending with
+    exactly one final chunk.
 
     The prompt's first progress report counts the prompt: a chunk of the count alone goes
     at once, so that the answer's first byte leaves as the server begins, as the server's
     own would. The finish reason comes a chunk before the usage; the final chunk carries
-    both. ``data: {"error": …}`` becomes an exception, and so does a stream that
-    ends before its finish.
+    both. ``data: {"error": …}`` becomes an exception, and so does a stream that ends before
+    its finish.
 
     Most events are one token of text and nothing else: they take the shortest way, every
-    other event the whole reading of :class:`_Reading`.
+    other event the whole reading of :meth:`event`. A reader is called, not iterated, by the
+    route that reads the lines: one generator less under every token.
     """
-    reading = _Reading(upstream, top)
-    loads, partial = orjson.loads, Chunk.partial
-    for lines in batches:
+
+    def __init__(self, upstream: str, top: Optional[int]) -> None:
+        self.upstream = upstream
+        self.top = top
+        self.prompt: Optional[int] = None
+        self.counted = False
+        self.finish: Optional[str] = None
+        self.ended = False  # the final chunk has been read: read no more
+
+    def read(self, lines: list) -> list:
+        """The chunks of one read's whole lines."""
+        upstream, out = self.upstream, []
         last = events.last_event(lines)
+        loads, partial = orjson.loads, Chunk.partial
         for index, raw in enumerate(lines):
             if raw[:5] != b"data:":
                 continue  # blank separators and keep-alive comments
@@ -90,7 +113,7 @@ def stream_chunks(batches: Iterable[list], upstream: str, top: Optional[int]) ->
             choices = body.get("choices") if type(body) is dict else None
             if (
                 choices
-                and reading.plain
+                and self.plain
                 and type(choices) is list
                 and "timings" not in body
                 and "prompt_progress" not in body
@@ -101,26 +124,12 @@ def stream_chunks(batches: Iterable[list], upstream: str, top: Optional[int]) ->
                 if type(delta) is dict and len(delta) == 1 and choice.get("finish_reason") is None:
                     text = delta.get("content")
                     if type(text) is str and text:
-                        yield partial(text, (), index < last)
+                        out.append(partial(text, (), index < last))
                         continue
-            for chunk in reading.event(body, index < last):
-                yield chunk
-            if reading.ended:
-                return
-    yield from reading.end()
-
-
-class _Reading:
-    """The state of a chat stream's reading, for the events that are not plain text: the
-    prompt's count, whether it went out, the finish reason that waits for its usage."""
-
-    def __init__(self, upstream: str, top: Optional[int]) -> None:
-        self.upstream = upstream
-        self.top = top
-        self.prompt: Optional[int] = None
-        self.counted = False
-        self.finish: Optional[str] = None
-        self.ended = False
+            out += self.event(body, index < last)
+            if self.ended:
+                break
+        return out
 
     @property
     def plain(self) -> bool:
@@ -164,11 +173,10 @@ class _Reading:
         out.append(chunk)
         return out
 
-    def end(self) -> Iterator[Chunk]:
+    def end(self) -> list:
         """The stream's last chunk, once its events have run out."""
         if self.finish is not None:  # the server sent no usage: end all the same
-            yield _final(self.finish, {}, None if self.counted else self.prompt)
-            return
+            return [_final(self.finish, {}, None if self.counted else self.prompt)]
         raise UpstreamError(
             f"{self.upstream} ended the chat stream before finishing; check its log"
         )

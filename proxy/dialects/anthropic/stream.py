@@ -9,8 +9,7 @@ streams a call; its result's block starts whole (see :mod:`.runs`)."""
 from __future__ import annotations
 
 import json
-from itertools import chain
-from typing import Iterator, Optional
+from typing import Optional
 
 import orjson
 
@@ -51,36 +50,28 @@ class MessagesStream(NamedEvents, BlockStream):
         self.usage = Usage()
         self.text_head = (-1, b"")  # (block index, what its text deltas' bytes begin with)
         self.ran: list = []  # the hosted tools' runs told
+        self.begun = False  # its first events (not waits) have come
+        self.passing: Optional[Passing] = None  # the upstream's own lines, passed on
 
-    def render(self, batches: Iterator[list]) -> Iterator[list]:
-        """The answer rendered from the core's events, or, where its first event (after any
-        waits) is :class:`Passed`, the upstream's own lines."""
-        table, batches = self._table, iter(batches)
-        for events in batches:
-            out: list = []
-            told = 0  # who serves the answer comes first
+    def write(self, events: list) -> list:
+        """The payloads of the events; or, once the first events (after any waits) are the
+        upstream's own lines (:class:`Passed`), those lines as it wrote them."""
+        passing = self.passing
+        if passing is not None:
+            return [passing.write(event.lines) for event in events if type(event) is Passed]
+        if not self.begun:  # its first events (who served it aside) tell which it is
+            told = 0
             while told < len(events) and type(events[told]) is Served:
-                self.told_served(events[told], out)
+                self.told_served(events[told], [])
                 told += 1
-            if told < len(events) and type(events[told]) is Passed:
-                self.passed = True
-                yield from self._pass(events[told:], batches)
-                return
-            for event in events[told:]:
-                table[type(event)](self, event, out)
-            if out:
-                yield out
-            if events[0] is not WAITING:
-                yield from EventRenderer.render(self, batches)
-                return
-        yield from self.closing()
-
-    def _pass(self, first: list, batches: Iterator[list]) -> Iterator[list]:
-        passing = Passing(self.model, self.started)
-        for events in chain((first,), batches):
-            out = [passing.write(event.lines) for event in events if type(event) is Passed]
-            if out:
-                yield out
+            events = events[told:]
+            if events:
+                self.begun = events[0] is not WAITING
+                if type(events[0]) is Passed:
+                    self.passed = True
+                    self.passing = Passing(self.model, self.started)
+                    return self.write(events)
+        return EventRenderer.write(self, events)
 
     @staticmethod
     def failure(error: ProxyError) -> list:

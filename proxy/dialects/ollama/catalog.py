@@ -23,7 +23,7 @@ from proxy.core.errors import ProxyError
 from proxy.core.fields import Fields
 from proxy.core.types import ModelCard, ModelInfo
 from proxy.dialects.ollama.answer import error_body
-from proxy.dialects.streaming import Lines
+from proxy.dialects.streaming import LinesOf
 
 VERSION = "0.12.0"  # Ollama's API as this dialect speaks it (clients check for >= 0.6.4)
 TAG = "latest"
@@ -194,7 +194,7 @@ def downloading(sha256: str, done: int, total: int) -> dict:
     }
 
 
-class PullLines(Lines):
+class PullLines(LinesOf):
     """A pull's progress as newline-delimited JSON; a failure once it has begun is its last
     line, an ``error`` (the one Ollama's clients raise)."""
 

@@ -91,14 +91,12 @@ class ChoicesStream(EventRenderer, DataEvents):
         if not self.include_usage:
             return []
         return [
-            [
-                {
-                    "id": self.id,
-                    "object": self.object,
-                    "created": self.created,
-                    "model": self.model,
-                    "choices": [],
-                    "usage": usage_body(self.usage),
-                }
-            ]
+            {
+                "id": self.id,
+                "object": self.object,
+                "created": self.created,
+                "model": self.model,
+                "choices": [],
+                "usage": usage_body(self.usage),
+            }
         ]
