@@ -24,7 +24,7 @@ from typing import Iterable, Iterator, Optional
 from proxy.backends.admission import Admission
 from proxy.backends.base import Backend
 from proxy.backends.wire.client import MissingRoute, UpstreamClient
-from proxy.backends.wire.filters import applied
+from proxy.backends.wire.filters import apply
 from proxy.config.catalog import Filters
 from proxy.core.caller import Caller
 from proxy.core.errors import ProxyError
@@ -152,7 +152,7 @@ class Relay(Backend):
         fields of ``request`` they took out or gave other values."""
         if not self.filters:
             return (), ()
-        left_out, replaced = applied(self.filters, body, self.filled(request))
+        left_out, replaced = apply(self.filters, body, self.filled(request))
         stripped = self.filters.strip
         return (*(name for name in self.unsent(request) if name in stripped), *left_out), replaced
 
