@@ -1,77 +1,38 @@
-"""The anthropic backend: chats sent on to a server that speaks Anthropic's Messages API
-(Anthropic's own, an Anthropic-compatible endpoint, llama-server's ``/v1/messages``),
-translated both ways (:mod:`.payload`, :mod:`.reply`); what the API has no field for is
-refused by name, and so are raw prompts, embeddings and reranking, which it has no route
-for. A client that speaks the Messages API itself is neither translated nor refused: its
-body goes on as it wrote it, and the server's answer comes back as it wrote it."""
+"""The anthropic backend: a model on a server that speaks Anthropic's Messages API
+(Anthropic's own, an Anthropic-compatible endpoint, llama-server's ``/v1/messages``). A
+request goes one of two ways (:mod:`.ways`), chosen once, as it comes: a chat of another
+API translated both ways (:mod:`.payload`, :mod:`.reply`), what the API has no field for
+refused by name, and raw prompts too; or, from a client that speaks the Messages API
+itself, its own body, neither translated nor refused, sent on as it wrote it, and the
+server's answer passed back as it wrote it. Embeddings and reranking are refused: the API
+has no route for them."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import Optional, Sequence
 
-from proxy.backends.anthropic import reply
-from proxy.backends.anthropic.payload import (
-    COUNT_PATH,
-    PATH,
-    clients_own,
-    filled,
-    messages_body,
-    refusal,
-    unsent,
-    verbatim_body,
-)
+from proxy.backends.anthropic.payload import clients_own
+from proxy.backends.anthropic.ways import TranslatedWay, VerbatimWay
 from proxy.backends.wire.relay import Relay
+from proxy.backends.wire.way import Way
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.errors import InvalidRequestError, NotImplementedByBackendError
-from proxy.core.types import Chunk, Completion, Embeddings, GenerationRequest, Ranking
+from proxy.core.types import Embeddings, GenerationRequest, Ranking
 
 
 class AnthropicBackend(Relay):
     """One Messages API server (a replica) of one model."""
 
     name = "anthropic"
-    path = PATH
     models_path = "/v1/models"  # the base URL is the host, without /v1
     owned_by = "anthropic-compatible"
 
-    def refusal(self, request: GenerationRequest) -> Optional[InvalidRequestError]:
-        if _verbatim(request):
-            return None  # the server judges the client's own body
-        return refusal(request, self.client.label, self.filters.strip)
-
-    def unsent(self, request: GenerationRequest) -> Iterable[str]:
-        return () if _verbatim(request) else unsent(request)
-
-    def filled(self, request: GenerationRequest) -> tuple:
-        return () if _verbatim(request) else filled(request)
-
-    def body(self, request: GenerationRequest, *, stream: bool) -> dict:
-        verbatim = verbatim_body(request, self.upstream_model, stream=stream)
-        if verbatim is not None:
-            return verbatim
-        return messages_body(request, self.upstream_model, stream=stream)
-
-    def count_tokens(self, request: GenerationRequest) -> int:
-        """A Messages client's prompt, counted by the server (the proxy has no tokenizer
-        of its model)."""
-        body = verbatim_body(request, self.upstream_model)
-        if body is None:
-            return super().count_tokens(request)
-        with self.client.blamed():
-            answer = self.client.post_json(COUNT_PATH, body, caller=request.caller)
-        return reply.counted(answer, self.client.label)
-
-    def whole(self, answer: object, request: GenerationRequest) -> Completion:
-        completion = reply.completion(answer, self.client.label)
-        if _verbatim(request):
-            return replace(completion, verbatim=answer)
-        return completion
-
-    def chunks(self, lines: Iterable[list], request: GenerationRequest) -> Iterator[Chunk]:
-        if _verbatim(request):
-            return reply.verbatim_chunks(lines, self.client.label)
-        return reply.stream_chunks(lines, self.client.label)
+    def way(self, request: GenerationRequest) -> Way:
+        """The client's own body when it spoke the Messages API; else a translation."""
+        own = clients_own(request)
+        if own is not None:
+            return VerbatimWay(own, self.client.label, self.upstream_model)
+        return TranslatedWay(request, self.client.label, self.upstream_model, self.filters.strip)
 
     def embed(
         self, inputs: Sequence[str], model: Optional[str] = None, caller: Caller = NOBODY
@@ -93,8 +54,3 @@ class AnthropicBackend(Relay):
             f"Anthropic's Messages API, which has no reranking",
             param="model",
         )
-
-
-def _verbatim(request: GenerationRequest) -> bool:
-    """Whether the client spoke the Messages API, so its body goes on as it wrote it."""
-    return clients_own(request) is not None

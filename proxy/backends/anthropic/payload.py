@@ -2,8 +2,8 @@
 Anthropic-compatible endpoint, llama-server's ``/v1/messages``): a :class:`GenerationRequest`
 as the body of ``POST /v1/messages``. Pure.
 
-A client that speaks the Messages API too has its body sent on as it wrote it
-(:func:`verbatim_body`). Otherwise, the system messages become ``system``; an assistant's
+A client that speaks the Messages API too has its own body sent on as it wrote it
+(:func:`clients_own`). Otherwise, the system messages become ``system``; an assistant's
 calls, ``tool_use`` blocks; tool results, ``tool_result`` blocks of the user's turn;
 messages of one role in a row, one message. What the Messages API has no field for
 (OpenAI's penalties, seeds, logprobs, response formats, a grammar, a slot…) is refused by
@@ -78,14 +78,6 @@ def clients_own(request: GenerationRequest) -> Optional[Mapping[str, Any]]:
     """The client's own body, when it spoke the Messages API too (``None``: another API)."""
     verbatim = request.verbatim
     return verbatim.body if verbatim is not None and verbatim.api == API else None
-
-
-def verbatim_body(request: GenerationRequest, model: str, **fields) -> Optional[dict]:
-    """The client's own Messages body, for the server, which knows the model as ``model``
-    (``fields``: ``stream``, for a generation): every field the proxy does not read goes on
-    as the client wrote it. ``None`` when the client spoke another API."""
-    own = clients_own(request)
-    return None if own is None else {**own, "model": model, **fields}
 
 
 def unsent(request: GenerationRequest) -> Iterator[str]:

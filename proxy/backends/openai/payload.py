@@ -24,7 +24,6 @@ from proxy.backends.wire.chatbody import message_body
 from proxy.core.errors import InvalidRequestError
 from proxy.core.types import GenerationRequest, Sampling
 
-PATH = "/chat/completions"
 SAMPLERS = (
     "temperature",
     "top_p",

@@ -1,6 +1,7 @@
 """A model's filters (``filters`` in the models file) on the body sent to its upstream: the
 fields the operator strips left out, those it sets put in with its values; and the names of
-those the request had given, for the answer to name. Pure.
+those the request had given, for the answer to name. The body is changed where it is: it is
+the one the relay wrote for this request alone, and goes upstream as the filters leave it.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from typing import Collection
 from proxy.config.catalog import Filters
 
 
-def applied(filters: Filters, body: dict, filled: Collection[str] = ()) -> tuple:
-    """Apply ``filters`` to ``body``, in place. Returns ``(left out, replaced)``: the names
-    of the fields the request had given that are left out, and that go with the operator's
-    values instead (``filled``: fields of the body the proxy wrote though the request gave
-    none, such as a limit the API requires)."""
+def apply(filters: Filters, body: dict, filled: Collection[str] = ()) -> tuple:
+    """Apply ``filters`` to ``body``, in place (a value set is a copy, the body's own).
+    Returns ``(left out, replaced)``: the names of the fields the request had given that
+    are left out, and that go with the operator's values instead (``filled``: fields of the
+    body the proxy wrote though the request gave none, such as a limit the API requires)."""
     left_out = tuple(name for name in filters.strip if name in body and name not in filled)
     for name in filters.strip:
         body.pop(name, None)

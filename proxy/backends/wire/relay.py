@@ -1,13 +1,16 @@
 """A model on a server that speaks a public API (OpenAI's chat completions, Anthropic's
-Messages): generations translated to the API's body, sent on, and the answers read back,
-whole or streamed. Each API's backend says how (:class:`Relay`'s methods: what it refuses,
-where a request goes, its body, its answers read); this holds what they share: the queue,
-the inspector told what went upstream, health from the model list.
+Messages): generations sent on in the API's body (translated, or the client's own when it
+speaks the same API), and the answers read back, whole or streamed. Each API's backend
+says which way a request goes, once, as it comes (:meth:`Relay.way`: a
+:class:`~proxy.backends.wire.way.Way`, which says what it refuses, where it goes, its body,
+its answers read); this holds what they share: the queue, the inspector told what went
+upstream, health from the model list.
 
 Such a server renders the prompt, parses the model's calls and thoughts and places each
-request itself: the proxy names no slot, and counts no token (it has no tokenizer of the
-server's model). Its 404, 405 and 501 say it has no such route (:class:`MissingRoute`),
-which the backend may name in its own words (:meth:`Relay.missing`).
+request itself: the proxy names no slot, and counts no token itself (it has no tokenizer of
+the server's model; a way whose API counts asks the server). Its 404, 405 and 501 say it
+has no such route (:class:`MissingRoute`), which the backend may name in its own words
+(:meth:`Relay.missing`).
 
 The model's filters (:mod:`proxy.backends.wire.filters`) change the body last: a field the
 operator strips is left out (one the API has no place for, too, rather than refused), one
@@ -19,12 +22,13 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import replace
-from typing import Iterable, Iterator, Optional
+from typing import Iterator
 
 from proxy.backends.admission import Admission
 from proxy.backends.base import Backend
 from proxy.backends.wire.client import MissingRoute, UpstreamClient
-from proxy.backends.wire.filters import applied
+from proxy.backends.wire.filters import apply
+from proxy.backends.wire.way import Way
 from proxy.config.catalog import Filters
 from proxy.core.caller import Caller
 from proxy.core.errors import ProxyError
@@ -44,7 +48,6 @@ HEALTH_TIMEOUT = 5.0  # seconds the model list may take to say the server is the
 class Relay(Backend):
     """One server (a replica) of one model, which speaks the API of the subclass."""
 
-    path = ""  # where chats go
     models_path = ""  # where the server lists its models
     owned_by = ""
 
@@ -66,22 +69,10 @@ class Relay(Backend):
 
     # -- what each API says --------------------------------------------------------------
 
-    def refusal(self, request: GenerationRequest) -> Optional[ProxyError]:
-        """Why ``request`` cannot be sent in this API, or ``None`` (what the filters strip
-        is left out, not refused)."""
+    def way(self, request: GenerationRequest) -> Way:
+        """The way ``request`` goes to the server: asked once, as the request comes, and
+        asked everything about it from then on."""
         raise NotImplementedError
-
-    def unsent(self, request: GenerationRequest) -> Iterable[str]:
-        """The names the client gave the fields of ``request`` this API has no place for."""
-        raise NotImplementedError
-
-    def filled(self, request: GenerationRequest) -> tuple:
-        """The fields of the body the proxy writes though ``request`` gave none."""
-        return ()
-
-    def route(self, request: GenerationRequest) -> str:
-        """Where ``request`` goes: chats to :attr:`path`."""
-        return self.path
 
     def missing(self, exc: MissingRoute) -> ProxyError:
         """The error of a request whose route the server turned out to lack: its own."""
@@ -91,25 +82,15 @@ class Relay(Backend):
         """What the model's card says it can do: chat, and call tools."""
         return ("completion", "tools")
 
-    def body(self, request: GenerationRequest, *, stream: bool) -> dict:
-        raise NotImplementedError
-
-    def whole(self, answer: object, request: GenerationRequest) -> Completion:
-        raise NotImplementedError
-
-    def chunks(self, lines: Iterable[list], request: GenerationRequest) -> Iterator[Chunk]:
-        raise NotImplementedError
-
     # -- what they share -------------------------------------------------------------------
 
     def complete(self, request: GenerationRequest) -> Completion:
         with self.client.blamed():
-            self._check(request)
-            path = self.route(request)
-            body = self.body(request, stream=False)
-            noted = self._filter(request, body)
-            self._tell(request, path, body)
-            completion = self.whole(self.answer(path, body, request.caller), request)
+            way = self._way(request)
+            body = way.body(stream=False)
+            noted = self._filter(way, body)
+            self._tell(request, way.path, body)
+            completion = way.whole(self.answer(way.path, body, request.caller))
             if any(noted):
                 return replace(completion, served=Served("", False, *noted))
             return completion
@@ -125,36 +106,50 @@ class Relay(Backend):
 
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
         with self.client.blamed():
-            self._check(request)
-            yield from self.admission.stream(lambda: self._chunks(request), request.caller)
+            way = self._way(request)
+            yield from self.admission.stream(lambda: self._chunks(way, request), request.caller)
 
-    def _chunks(self, request: GenerationRequest) -> Iterator[Chunk]:
-        path = self.route(request)
-        body = self.body(request, stream=True)
-        noted = self._filter(request, body)
-        self._tell(request, path, body)
+    def count_tokens(self, request: GenerationRequest) -> int:
+        """The prompt's tokens, counted by the server where the request's way has a count
+        (the proxy has no tokenizer of the server's model)."""
+        way = self.way(request)
+        if not way.count_path:
+            return super().count_tokens(request)
+        with self.client.blamed():
+            answer = self.client.post_json(way.count_path, way.count_body(), caller=request.caller)
+        return way.counted(answer)
+
+    def _chunks(self, way: Way, request: GenerationRequest) -> Iterator[Chunk]:
+        body = way.body(stream=True)
+        noted = self._filter(way, body)
+        self._tell(request, way.path, body)
         with contextlib.ExitStack() as stack:
             try:
-                lines = stack.enter_context(self.client.stream(path, body, caller=request.caller))
+                lines = stack.enter_context(
+                    self.client.stream(way.path, body, caller=request.caller)
+                )
             except MissingRoute as exc:
                 raise self.missing(exc) from None
             if any(noted):
                 yield Served("", False, *noted)
-            yield from self.chunks(lines, request)
+            yield from way.chunks(lines)
 
-    def _check(self, request: GenerationRequest) -> None:
-        problem = self.refusal(request)
+    def _way(self, request: GenerationRequest) -> Way:
+        """The way of ``request``, refused when it cannot go that way."""
+        way = self.way(request)
+        problem = way.refusal()
         if problem is not None:
             raise problem
+        return way
 
-    def _filter(self, request: GenerationRequest, body: dict) -> tuple:
+    def _filter(self, way: Way, body: dict) -> tuple:
         """Apply the model's filters to ``body``; ``(left out, replaced)``: the names of the
-        fields of ``request`` they took out or gave other values."""
+        fields of the request they took out or gave other values."""
         if not self.filters:
             return (), ()
-        left_out, replaced = applied(self.filters, body, self.filled(request))
+        left_out, replaced = apply(self.filters, body, way.filled())
         stripped = self.filters.strip
-        return (*(name for name in self.unsent(request) if name in stripped), *left_out), replaced
+        return (*(name for name in way.unsent() if name in stripped), *left_out), replaced
 
     def _tell(self, request: GenerationRequest, path: str, body: dict) -> None:
         """Tell the inspector what went upstream, and a raw prompt as the prompt (a chat's

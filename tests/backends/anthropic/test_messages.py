@@ -4,7 +4,6 @@ streamed; what the API has no field for refused by the name the client gave it."
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import pytest
 
@@ -15,7 +14,6 @@ from proxy.backends.anthropic.payload import (
     messages_body,
     refusal,
     unsent,
-    verbatim_body,
 )
 from proxy.core.errors import UpstreamError
 from proxy.core.events import Passed
@@ -29,7 +27,6 @@ from proxy.core.types import (
     ToolCallPiece,
     ToolChoice,
     Usage,
-    Verbatim,
 )
 
 TOOL = {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}
@@ -240,42 +237,6 @@ def test_a_stream_cut_short_or_an_error_event_is_an_error():
                 "the server",
             )
         )
-
-
-CLIENTS_OWN = {
-    "model": "cloud",
-    "max_tokens": 64,
-    "metadata": {"user_id": "u-1"},
-    "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
-    "messages": [
-        {"role": "user", "content": "Hi"},
-        {
-            "role": "assistant",
-            "content": [
-                {"type": "thinking", "thinking": "greet", "signature": "sig-from-upstream"},
-                {"type": "text", "text": "Hello"},
-            ],
-        },
-        {"role": "user", "content": [{"type": "document", "source": {"type": "file", "id": "f"}}]},
-    ],
-    "tools": [{"type": "web_search_20250305", "name": "web_search"}],
-    "a_field_from_next_year": True,
-}
-
-
-def test_a_clients_own_messages_body_goes_on_as_it_wrote_it():
-    request = GenerationRequest(
-        messages=(Message("user", "Hi"),),
-        template_kwargs={"enable_thinking": True},  # refused when translated
-        verbatim=Verbatim("anthropic", CLIENTS_OWN),
-    )
-    assert refusal(request, "the server") is not None
-    body = verbatim_body(request, "claude-x", stream=True)
-    assert body == {**CLIENTS_OWN, "model": "claude-x", "stream": True}
-    assert (
-        verbatim_body(replace(request, verbatim=Verbatim("ollama", {})), "m", stream=False) is None
-    )
-    assert verbatim_body(request, "claude-x") == {**CLIENTS_OWN, "model": "claude-x"}  # a count
 
 
 @pytest.mark.parametrize(
