@@ -303,9 +303,10 @@ def fleet_layer_us(count: int) -> dict:
     from proxy.backends.base import Backend
     from proxy.config.catalog import Catalog, ModelSpec, UpstreamSpec
     from proxy.core.types import Completion, GenerationRequest, Message, Usage
-    from proxy.fleet.fleet import Fleet, ServedModel
+    from proxy.fleet.fleet import Fleet
     from proxy.fleet.health import Rotation
     from proxy.fleet.replica import Replica
+    from proxy.fleet.servedmodel import ServedModel
 
     answer = Completion("hi", "stop", Usage(10, 2), slot=0)
 

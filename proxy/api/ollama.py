@@ -209,7 +209,7 @@ def manage(action: str) -> Response:
 def _models() -> list[ModelInfo]:
     """Every model the key may use, each with its card (its server asked first)."""
     router = get_state().router
-    router.health()  # servers not yet reached are asked what they serve
+    router.check()  # servers not yet reached are asked what they serve
     models = router.models()
     key = g.get("key")
     if key is not None and key.restricted:

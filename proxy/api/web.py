@@ -80,7 +80,7 @@ def fleet_status() -> dict:
 def health() -> Response:
     """200 when the upstream answers and is ready, 503 otherwise; never needs a key, and
     tells only that without the admin key."""
-    report = get_state().router.health()
+    report = get_state().router.check()
     body = {
         "status": "ok" if report.ok else "unavailable",
         "backend": report.backend,

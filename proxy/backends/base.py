@@ -41,7 +41,7 @@ class Backend:
         """List the models this backend serves."""
         raise NotImplementedError
 
-    def health(self) -> Health:
+    def probe(self) -> Health:
         """Say whether the backend can serve requests now."""
         raise NotImplementedError
 

@@ -126,8 +126,9 @@ class Router(Generator, Protocol):
         """The ids (as usage counts them) of the models served by llama.cpp's servers and
         chatglm.cpp: what a ``local_only`` key may use."""
 
-    def health(self) -> Health:
-        """Whether the fleet can serve now."""
+    def check(self) -> Health:
+        """Whether the fleet can serve now, every replica asked (one that serves goes back
+        into rotation)."""
 
     def status(self, checked: bool = False) -> list:
         """Every model and replica as the status pages show them."""

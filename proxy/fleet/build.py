@@ -25,10 +25,11 @@ from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings, unescape
 from proxy.config.upstreamoptions import header_value
 from proxy.fleet import liveness
-from proxy.fleet.fleet import Fleet, ServedModel
+from proxy.fleet.fleet import Fleet
 from proxy.fleet.health import Rotation
 from proxy.fleet.liveness import LiveConversations
 from proxy.fleet.replica import ManagedReplica, Replica
+from proxy.fleet.servedmodel import ServedModel
 from proxy.ops.metrics import Metrics
 from proxy.redis_client import connect
 from proxy.servers.build import add_server, managed_servers, preload, served_catalog
@@ -85,7 +86,7 @@ class Models:
         else:
             replicas = _replicas(spec, self.settings, self.metrics)
         by_name = {replica.name: replica for replica in replicas}
-        rotation = Rotation(lambda name, by_name=by_name: by_name[name].health().ok)
+        rotation = Rotation(lambda name, by_name=by_name: by_name[name].probe().ok)
         return ServedModel(spec, replicas, rotation, shared=_shared(spec, replicas, self.settings))
 
     def _run(self, catalog: Catalog) -> None:
@@ -126,7 +127,7 @@ def fleet_of(backend: Backend, settings: Settings) -> Fleet:
         affinity=settings.models.affinity == "on",
         drop_hosted_tools=settings.models.hosted_tools == "drop",
     )
-    rotation = Rotation(lambda name: backend.health().ok)
+    rotation = Rotation(lambda name: backend.probe().ok)
     return Fleet(
         Catalog((spec,), spec.id, catch_all=True),
         [ServedModel(spec, (Replica(backend.name, backend),), rotation)],

@@ -14,26 +14,15 @@ from __future__ import annotations
 import logging
 import threading
 from contextlib import closing
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
 from proxy.backends.base import Backend
 from proxy.config.catalog import Catalog, ModelSpec, with_defaults
 from proxy.config.modeltable import APIS
 from proxy.core.caller import NOBODY, Caller
-from proxy.core.conversation import conversation_id, thread_id
-from proxy.core.errors import (
-    ContextLengthError,
-    InvalidRequestError,
-    ModelNotFoundError,
-    ProxyError,
-    QueueFullError,
-    QueueTimeoutError,
-    SlotUnavailableError,
-    UpstreamError,
-    UpstreamTimeoutError,
-    UpstreamUnavailableError,
-)
+from proxy.core.conversation import thread_id
+from proxy.core.errors import InvalidRequestError, ModelNotFoundError
 from proxy.core.types import (
     Chunk,
     Completion,
@@ -45,97 +34,17 @@ from proxy.core.types import (
     ToolPolicy,
 )
 from proxy.fleet import report
-from proxy.fleet.health import Rotation
-from proxy.fleet.liveness import LiveConversations
-from proxy.fleet.placement import ReplicaLoad, choose, continues, overflowing
+from proxy.fleet.failover import FALLS_BACK, RETRIED, Chain, Failover
+from proxy.fleet.placement import continues, overflowing
 from proxy.fleet.replica import Replica
-from proxy.fleet.seats import Affinity, answered_from
+from proxy.fleet.seats import answered_from
+from proxy.fleet.servedmodel import ServedModel, counted_id
 from proxy.servers.pool import ProcessPool
 from proxy.servers.processes import ManagedServer
 from proxy.servers.remote import RemoteServer, Supervised
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-
-# Failures that mean the request never reached a replica able to serve it: it may go to another.
-# A full or slow queue is the replica's load, not its health; the others may still have room.
-BUSY = (QueueFullError, SlotUnavailableError)
-# What a request that may go to another replica fails with (the rest is the request's own).
-RETRIED = (UpstreamUnavailableError, UpstreamTimeoutError)
-# What sends a request to its model's fallback: any upstream failure (refused, unreachable,
-# 5xx, 429, overloaded, timed out) before the first byte left; a prompt longer than the
-# model's context, to its context fallbacks.
-FALLS_BACK = (UpstreamError, ContextLengthError)
-
-
-@dataclass
-class ServedModel:
-    """A model's replicas, the conversations it has placed (and, with ``shared``, those
-    every proxy placed), the slots of each replica, and the spec it came from."""
-
-    spec: ModelSpec
-    replicas: tuple
-    rotation: Rotation
-    affinity: Affinity = field(default_factory=Affinity)
-    shared: Optional[LiveConversations] = None
-    seats: dict = field(init=False, repr=False)  # replica name -> its Seats
-    _placing: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def __post_init__(self) -> None:
-        self.seats = {replica.name: replica.seats(self.affinity) for replica in self.replicas}
-        # a server the proxy runs keeps its conversations' caches whatever the affinity
-        self._follows_conversations = self.spec.affinity or any(
-            r.server is not None for r in self.replicas
-        )
-
-    def conversation(self, request: GenerationRequest) -> Optional[str]:
-        """The id of the conversation ``request`` is a turn of, computed in this one place;
-        ``None`` where the model places no conversation."""
-        return conversation_id(request) if self._follows_conversations else None
-
-    def cold(self) -> bool:
-        """Whether a request would wait for a server to start (or swap in) whichever replica
-        it went to."""
-        return all(replica.starting() for replica in self.replicas)
-
-    def loads(self, exclude: Sequence[Replica] = ()) -> list:
-        return [
-            ReplicaLoad(r.name, self.rotation.healthy(r.name), *r.backend.load())
-            for r in self.replicas
-            if r not in exclude
-        ]
-
-    def place(
-        self, conversation: Optional[str], exclude: Sequence[Replica] = (), continuing: bool = False
-    ) -> Replica:
-        if len(self.replicas) == 1:  # nothing to choose: placement would pick it anyway
-            return self.replicas[0]
-        if conversation is None or self.shared is None:
-            remembered = self.affinity.replica(conversation) if conversation else None
-            name = choose(
-                conversation, self.loads(exclude), continuing=continuing, remembered=remembered
-            ).name
-        else:
-            with self._placing:  # one at a time here: each sees the counts the last one left
-                name = self._place_shared(conversation, self.loads(exclude), continuing)
-        return next(r for r in self.replicas if r.name == name)
-
-    def _place_shared(self, conversation: str, loads: list, continuing: bool) -> str:
-        """Placement with the live conversations every proxy placed (hashing alone while
-        Redis cannot say)."""
-        looked = self.shared.look(conversation, [load.name for load in loads])
-        if looked is None:
-            return choose(
-                conversation,
-                loads,
-                continuing=continuing,
-                remembered=self.affinity.replica(conversation),
-            ).name
-        loads = [replace(load, live=looked.live[load.name]) for load in loads]
-        remembered = looked.placed or self.affinity.replica(conversation)
-        name = choose(conversation, loads, continuing=continuing, remembered=remembered).name
-        self.shared.place(conversation, name, looked.placed)
-        return name
 
 
 class Fleet:
@@ -197,10 +106,10 @@ class Fleet:
                 model = chain.after(model, exc)
                 if model is None:
                     raise
-        return replace(answer, served=_served(model, asked, answer.served))
+        return replace(answer, served=model.served(asked, answer.served))
 
     def _complete_on(self, model: ServedModel, request: GenerationRequest) -> Completion:
-        request = _for(model, request)
+        request = model.taking(request)
         conversation = model.conversation(request)
 
         def attempt(replica: Replica) -> Completion:
@@ -232,7 +141,7 @@ class Fleet:
         started = False
         while True:
             try:
-                asking = _for(model, request)
+                asking = model.taking(request)
                 conversation = model.conversation(asking)
                 failover = Failover(model, conversation, continues(asking))
                 while True:
@@ -252,7 +161,7 @@ class Fleet:
                                                 told = chunk
                                                 continue
                                             started = True
-                                            yield _served(model, asked, told)
+                                            yield model.served(asked, told)
                                         if type(chunk) is Chunk and chunk.finish_reason:
                                             served = answered_from(chunk.slot, slot)
                                             seats.served(conversation, served)
@@ -262,7 +171,7 @@ class Fleet:
                                 seats.release(slot)
                         return
                     except RETRIED as exc:
-                        if started or not failover.again(replica, exc):
+                        if started or not failover.drop(replica, exc):
                             raise
             except FALLS_BACK as exc:
                 model = None if started else chain.after(model, exc)
@@ -347,7 +256,7 @@ class Fleet:
         """Every model and alias, the default first, each saying whether it can serve now."""
         return report.listing(self._models.values(), self.catalog.default)
 
-    def health(self) -> Health:
+    def check(self) -> Health:
         """Ready when every model has a replica that can serve; each replica's own report
         (asking puts a serving replica back in rotation)."""
         return report.health(self._check_all(), self.name)
@@ -441,7 +350,7 @@ class Fleet:
             try:
                 return attempt(replica)
             except RETRIED as exc:
-                if not failover.again(replica, exc):
+                if not failover.drop(replica, exc):
                     raise
 
     def _any_replica(self, name: Optional[str], call: Callable[[Backend], T], caller: Caller) -> T:
@@ -456,91 +365,10 @@ class Fleet:
 
     def _check(self, model: ServedModel, replica: Replica) -> Health:
         """The replica's own health report; a serving replica goes back into rotation."""
-        report = replica.health()
+        report = replica.probe()
         if report.ok:
             model.rotation.restore(replica.name)
         return report
-
-
-class Chain:
-    """The models one request may be answered by, in turn: the first, then each next one
-    while those before it fail before the first byte."""
-
-    def __init__(self, models: list, usable: Callable[[Sequence[str]], list]) -> None:
-        """``usable``: the models of some ids that the request's key may use."""
-        self.first, self.pending = models[0], models[1:]
-        self.usable = usable
-
-    def after(self, model: ServedModel, exc: Exception) -> Optional[ServedModel]:
-        """The model to ask once ``model`` failed with ``exc`` (``None``: none is left). A
-        prompt too long for ``model`` goes on to its context fallbacks alone."""
-        if isinstance(exc, ContextLengthError):
-            self.pending = self.usable(model.spec.context_fallbacks)
-        if not self.pending:
-            return None
-        _fell_back(model, exc)
-        following, self.pending = self.pending[0], self.pending[1:]
-        return following
-
-
-class Failover:
-    """The replicas one request tries, in turn, while it has reached none able to serve it.
-
-    A replica that cannot be reached, or is not ready, leaves the rotation until a probe finds
-    it serving again; one whose queue is full is only passed over this time; one whose server
-    the proxy runs and saw die is tried again once it has restarted.
-    """
-
-    def __init__(self, model: ServedModel, conversation: Optional[str], continuing: bool) -> None:
-        self.model = model
-        self.conversation = conversation
-        self.continuing = continuing
-        self.tried: list = []
-        self.restarts = 0
-
-    def place(self) -> Replica:
-        """The replica to try next."""
-        return self.model.place(self.conversation, exclude=self.tried, continuing=self.continuing)
-
-    def again(self, replica: Replica, exc: UpstreamUnavailableError | UpstreamTimeoutError) -> bool:
-        """Whether the request is tried again after ``replica`` failed it with ``exc``."""
-        if isinstance(exc, QueueTimeoutError):
-            return False
-        if replica.restarts_after(exc, self.restarts):
-            self.restarts += 1
-            return True
-        if not isinstance(exc, BUSY):
-            self.model.rotation.eject(replica.name, exc.message)
-            self.model.affinity.forget_replica(replica.name)
-        self.tried.append(replica)
-        return not isinstance(exc, UpstreamTimeoutError) and len(self.tried) < len(
-            self.model.replicas
-        )
-
-
-def _for(model: ServedModel, request: GenerationRequest) -> GenerationRequest:
-    """``request`` as ``model`` takes it: with its defaults; a body the proxy could not
-    translate goes only to a server of its client's API."""
-    verbatim = request.verbatim
-    if verbatim is not None and verbatim.untranslated and model.spec.backend != verbatim.api:
-        raise verbatim.untranslated
-    return with_defaults(request, model.spec.defaults)
-
-
-def _fell_back(model: ServedModel, exc: ProxyError) -> None:
-    logger.warning(
-        "model %r could not answer (%s); its next fallback is asked", model.spec.id, exc.message
-    )
-
-
-def _served(model: ServedModel, asked: ServedModel, told: Optional[Served]) -> Served:
-    """Who answered: ``model``, another than the one ``asked`` for or not, with what its
-    backend ``told`` of its request (the fields its filters changed)."""
-    return Served(
-        counted_id(model.spec),
-        model is not asked,
-        *((told.left_out, told.replaced) if told is not None else ()),
-    )
 
 
 def _placed(request: GenerationRequest, replica: Replica, slot: Optional[int]) -> None:
@@ -549,11 +377,6 @@ def _placed(request: GenerationRequest, replica: Replica, slot: Optional[int]) -
     side = request.caller.side
     if side is not None:
         side.placed(thread_id(request), replica.name, slot)
-
-
-def counted_id(spec: ModelSpec) -> str:
-    """The id metrics, usage and prices count a model under."""
-    return spec.id or "default"
 
 
 def in_slot(request: GenerationRequest, slot: Optional[int]) -> GenerationRequest:

@@ -54,8 +54,8 @@ class Replica:
         """Its slots, as the model's ``memory`` saw them serve."""
         return RememberedSeats(self.name, memory, self.backend)
 
-    def health(self) -> Health:
-        return self.backend.health()
+    def probe(self) -> Health:
+        return self.backend.probe()
 
     def info(self) -> ModelInfo:
         """The model it serves."""
@@ -101,11 +101,11 @@ class ManagedReplica(Replica):
     def seats(self, memory: Affinity) -> Seats:
         return KeptSeats(self.server)
 
-    def health(self) -> Health:
+    def probe(self) -> Health:
         """A stopped server can serve (it starts on demand); a failed one says why."""
         managed = self.server.snapshot()
         if managed["state"] == "ready":
-            report = self.backend.health()
+            report = self.backend.probe()
             return Health(report.ok, report.backend, {**report.detail, "managed": managed})
         return Health(
             managed["state"] != "failed",

@@ -66,7 +66,7 @@ def or_exit(make, settings: Settings):
 
 def report_upstream(app) -> None:
     """Detect the upstream at start-up; a missing one is logged, not fatal."""
-    health = app.extensions["proxy"].router.health()
+    health = app.extensions["proxy"].router.check()
     if health.ok:
         logger.info("upstream ready: %s", health.detail)
     else:

@@ -23,9 +23,10 @@ from hypothesis import strategies as st
 from proxy.app import create_app
 from proxy.config.catalog import Catalog, ModelSpec
 from proxy.config.settings import Settings
-from proxy.fleet.fleet import Fleet, ServedModel
+from proxy.fleet.fleet import Fleet
 from proxy.fleet.health import Rotation
 from proxy.fleet.replica import Replica
+from proxy.fleet.servedmodel import ServedModel
 from tests.fakes.backend import FakeBackend
 from tests.runtimes import runtime_in
 

@@ -15,9 +15,10 @@ from proxy.config.catalog import Catalog, ModelSpec
 from proxy.core.errors import UpstreamError, UpstreamUnavailableError
 from proxy.core.events import Passed
 from proxy.core.types import Chunk, Completion, Source, ToolCall, Usage, pieces
-from proxy.fleet.fleet import Fleet, ServedModel
+from proxy.fleet.fleet import Fleet
 from proxy.fleet.health import Rotation
 from proxy.fleet.replica import Replica
+from proxy.fleet.servedmodel import ServedModel
 from proxy.tools.results import ToolResult, ToolSpec
 from proxy.tools.toolbox import Toolbox
 from tests.fakes.backend import FakeBackend

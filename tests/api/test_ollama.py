@@ -10,9 +10,10 @@ import pytest
 
 from proxy.config.catalog import Catalog, ModelSpec
 from proxy.core.errors import QueueFullError
-from proxy.fleet.fleet import Fleet, ServedModel
+from proxy.fleet.fleet import Fleet
 from proxy.fleet.health import Rotation
 from proxy.fleet.replica import ManagedReplica, Replica
+from proxy.fleet.servedmodel import ServedModel
 from tests.fakes.backend import FakeBackend
 
 CHAT = {"model": "qwen", "messages": [{"role": "user", "content": "hi"}]}

@@ -14,9 +14,10 @@ from proxy.config.catalog import Catalog, ModelSpec
 from proxy.config.settings import Settings
 from proxy.core.errors import UpstreamError
 from proxy.core.types import Usage
-from proxy.fleet.fleet import Fleet, ServedModel
+from proxy.fleet.fleet import Fleet
 from proxy.fleet.health import Rotation
 from proxy.fleet.replica import Replica
+from proxy.fleet.servedmodel import ServedModel
 from tests.fakes.backend import FakeBackend
 from tests.fakes.servercpp import FakeServerCpp
 from tests.ops.test_history import Clock

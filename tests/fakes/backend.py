@@ -138,5 +138,5 @@ class FakeBackend(Backend):
             sum(len(d) + len(query) for d in documents),
         )
 
-    def health(self) -> Health:
+    def probe(self) -> Health:
         return Health(self.error is None, self.name, {})

@@ -116,7 +116,7 @@ def test_a_request_that_never_reached_its_replica_goes_to_the_other(servers):
         assert fleet.complete(request).text == "Hello, world!"
         assert text_of(fleet.stream(request)) == "Hello, world!"
         assert completions(alive) == 2
-        health = fleet.health()
+        health = fleet.check()
         replicas = {r["url"]: r["ok"] for r in health.detail["models"][0]["replicas"]}
         assert health.ok and replicas == {dead.url: False, alive.url: True}
 
@@ -191,7 +191,7 @@ def test_every_replica_down_is_a_503(servers):
         with pytest.raises(UpstreamUnavailableError):
             fleet.complete(conversation("doc"))
         assert fleet.models()[0].meta["state"] == "unavailable"
-        assert not fleet.health().ok
+        assert not fleet.check().ok
 
 
 def test_a_full_replica_spills_to_the_other(servers):

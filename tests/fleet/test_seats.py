@@ -133,7 +133,7 @@ def test_a_replica_the_proxy_runs_is_held_while_it_serves():
 
 
 class Healthy(FakeBackend):
-    def health(self) -> Health:
+    def probe(self) -> Health:
         return Health(True, "servercpp", {"upstream": "http://127.0.0.1:9"})
 
 
@@ -147,7 +147,7 @@ class Healthy(FakeBackend):
     ],
 )
 def test_a_stopped_server_can_serve_a_failed_one_says_why(state, ok, error):
-    report = ManagedReplica(Server(state), Healthy()).health()
+    report = ManagedReplica(Server(state), Healthy()).probe()
     assert report.ok is ok and report.detail["managed"]["state"] == state
     assert report.detail.get("error") == error
     assert ManagedReplica(Server(state), Healthy()).starting() is (state != "ready")

@@ -88,7 +88,7 @@ def test_headers_go_with_every_request_and_their_values_are_shown_nowhere(
     }
     with fleet_of({"cloud": model}) as fleet:
         assert fleet.complete(asked("cloud")).text == "Hi"
-        health = fleet.health()
+        health = fleet.check()
         shown = json.dumps([health.detail, fleet.status()], default=str)
     assert [call.method for call in upstream.calls] == ["POST", "GET"]
     for call in upstream.calls:  # the chat and the health check's model list

@@ -218,7 +218,7 @@ class ChatGLMBackend(Backend):
     def describe(self) -> dict:
         return self.admission.snapshot()
 
-    def health(self) -> Health:
+    def probe(self) -> Health:
         return Health(
             True,
             self.name,

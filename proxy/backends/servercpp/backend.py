@@ -192,7 +192,7 @@ class ServerCppBackend(Backend):
             **self.admission.snapshot(),
         }
 
-    def health(self) -> Health:
+    def probe(self) -> Health:
         detail = {"upstream": self.client.base_url}
         try:
             facts = self.server.detect()

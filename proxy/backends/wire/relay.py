@@ -169,7 +169,7 @@ class Relay(Backend):
             )
         ]
 
-    def health(self) -> Health:
+    def probe(self) -> Health:
         """Whether the server lists its models with the key (every such server does)."""
         detail = {"upstream": self.client.label, "model": self.served_name}
         try:

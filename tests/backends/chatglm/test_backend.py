@@ -168,7 +168,7 @@ def test_tokenize_and_detokenize(glm4):
 def test_models_and_health(glm4, models):
     assert [m.id for m in glm4.models()] == ["tiny-glm4.bin"]
     assert backend(models.reply, model_name="glm-4-tiny").models()[0].id == "glm-4-tiny"
-    health = glm4.health()
+    health = glm4.probe()
     assert health.ok and health.detail["model_type"] == "GLM-4"
     assert (health.detail["in_flight"], health.detail["queued"]) == (0, 0)
 
@@ -311,12 +311,12 @@ def test_an_open_stream_holds_the_model(models):
     busy = backend(models.reply, max_queue=0)
     stream = busy.stream(chat())
     assert next(stream).text == "Hello"
-    assert busy.health().detail["in_flight"] == 1
+    assert busy.probe().detail["in_flight"] == 1
     with pytest.raises(UpstreamUnavailableError) as info:
         busy.complete(chat())
     assert info.value.retry_after
     stream.close()  # the client went away
-    assert busy.health().detail["in_flight"] == 0
+    assert busy.probe().detail["in_flight"] == 0
     assert busy.complete(chat()).text == REPLY
 
 
@@ -371,8 +371,8 @@ def test_concurrent_requests_take_turns(endless):
 def test_health_reports_a_running_generation(endless):
     with closing(endless.stream(chat(max_tokens=100))) as chunks:
         next(chunks)
-        assert endless.health().detail["in_flight"] == 1
-    assert endless.health().detail["in_flight"] == 0
+        assert endless.probe().detail["in_flight"] == 1
+    assert endless.probe().detail["in_flight"] == 0
 
 
 # -- start-up errors and crash safety, in subprocesses -----------------------------------
