@@ -10,8 +10,8 @@ import sqlite3
 import threading
 
 
-class Connections:
-    """Each thread's connection to one file whose tables ``schema`` creates."""
+class SqliteFile:
+    """One file whose tables ``schema`` creates, and each thread's connection to it."""
 
     def __init__(self, path: str, *schema: str, added: tuple = ()) -> None:
         """``added``: ``(table, column, definition)`` of each column added to a table after
@@ -21,7 +21,8 @@ class Connections:
         self.added = added
         self._local = threading.local()
 
-    def get(self) -> sqlite3.Connection:
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, made on its first use (the file and its tables too)."""
         db = getattr(self._local, "db", None)
         if db is None:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)

@@ -13,7 +13,7 @@ import json
 import time
 from typing import Callable, Iterable, Optional
 
-from proxy.access.sqlite import Connections
+from proxy.access.sqlite import SqliteFile
 
 MAX_EXCHANGES = 10_000
 MAX_BYTES = 256 * 1024 * 1024
@@ -61,7 +61,7 @@ class SqliteExchanges:
         retention: float = RETENTION_DAYS * 86400,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._connection = Connections(path, SCHEMA).get
+        self._connection = SqliteFile(path, SCHEMA).connection
         self.max_count = max_count
         self.max_bytes = max_bytes
         self.retention = retention
