@@ -39,7 +39,7 @@ from proxy.ops.modelside import queueing
 POLL = 0.2  # seconds between checks, while waiting, that the client is still there
 FIRST_BACKOFF = 0.05  # a refused request waits this long before trying again, doubling
 MAX_BACKOFF = 1.0
-RETRY_AFTER = 2  # seconds a refused client is told to wait
+SLOT_RETRY_AFTER = 2  # seconds a client refused a slot is told to wait for one
 SHARED_FOR = 5.0  # seconds after a key last asked that others share the server with it
 T = TypeVar("T")
 
@@ -288,7 +288,7 @@ class Admission:
                         f"all {self._slots_text()} of {self.name} are busy and "
                         f"{len(self._queue)} requests already wait for one; retry shortly, or "
                         f"raise --max-queue{self.remedy}",
-                        retry_after=RETRY_AFTER,
+                        retry_after=SLOT_RETRY_AFTER,
                     )
                 ticket = Ticket(now + self.queue_timeout, party)
                 self._queue.join(ticket, now)
@@ -306,7 +306,7 @@ class Admission:
                             f"waited {self.queue_timeout:g}s for one of the "
                             f"{self._slots_text()} of {self.name}; retry shortly, or raise "
                             f"--queue-timeout{self.remedy}",
-                            retry_after=RETRY_AFTER,
+                            retry_after=SLOT_RETRY_AFTER,
                         )
                     self._lock.release()  # the probe may block on a socket: not under the lock
                     try:
