@@ -36,7 +36,7 @@ from proxy.tools.arguments import checker
 from proxy.tools.http import MissingCredential, http_transport
 from proxy.tools.results import ToolResult, result_of, tool_specs
 from proxy.tools.stdio import stdio_transport
-from proxy.tools.wire import CUT, Link
+from proxy.tools.transport import CUT, Link
 
 log = logging.getLogger(__name__)
 
