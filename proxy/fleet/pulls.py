@@ -18,7 +18,7 @@ from proxy.core.errors import InvalidRequestError, ModelNotFoundError, UpstreamE
 from proxy.fleet.build import Anew, Models
 from proxy.fleet.fleet import Fleet
 from proxy.servers import hub
-from proxy.servers.build import fetched, pulled_anew, pulled_models
+from proxy.servers.build import download_model, pulled_anew, pulled_models
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class Pulls:
         if configured is not None and not configured.pulled:
             return configured.id  # the operator's model already answers to that name
         try:
-            fetched(spec, progress=progress)
+            download_model(spec, progress=progress)
         except ValueError as exc:
             raise UpstreamError(str(exc).removeprefix(f"the model of {spec.id}: ")) from None
         with self._changing:

@@ -85,8 +85,9 @@ class ModelSide:
     def placed(self, thread: Optional[str], replica: str, slot: Optional[int]) -> None:
         self.thread, self.replica, self.slot = thread, replica, slot
 
-    def facts(self) -> dict:
-        """What the exchange keeps of it (the server's rendering asked for now, if due)."""
+    def gather_facts(self) -> dict:
+        """What the exchange keeps of it, the server asked now for its rendering where it
+        rendered the prompt (a failure to tell it is said in ``prompt_by``)."""
         prompt = self.prompt
         if prompt is None and self.render is not None:
             try:

@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 PROJECTOR_FLAGS = ("--mmproj", "-mm", "--no-mmproj", "--mmproj-url", "-mmu")
 
 
-def served_catalog(settings: Settings, runtime: Runtime) -> Catalog:
+def load_catalog(settings: Settings, runtime: Runtime) -> Catalog:
     """What this proxy serves: its models file (or its flags' model) and the models clients
     pulled, each named on a hub fetched by whoever runs its server (a gunicorn worker finds
     it in the cache the supervisor filled)."""
@@ -43,7 +43,7 @@ def served_catalog(settings: Settings, runtime: Runtime) -> Catalog:
         pulled_models(runtime).references(),
         tuple(shlex.split(settings.servers.server_args)),
     )
-    return with_local_files(catalog, offline=runtime.supervisor is not None)
+    return download_models(catalog, offline=runtime.supervisor is not None)
 
 
 def pulled_anew(catalog: Catalog, settings: Settings, runtime: Runtime) -> Catalog:
@@ -53,7 +53,7 @@ def pulled_anew(catalog: Catalog, settings: Settings, runtime: Runtime) -> Catal
         catalog, models=tuple(spec for spec in catalog.models if not spec.pulled)
     )
     args = tuple(shlex.split(settings.servers.server_args))
-    return with_local_files(
+    return download_models(
         with_pulled(configured, pulled_models(runtime).references(), args), offline=True
     )
 
@@ -63,15 +63,15 @@ def pulled_models(runtime: Runtime) -> PulledModels:
     return PulledModels(Path(runtime.cache_dir) / "pulled.json")
 
 
-def with_local_files(catalog: Catalog, *, offline: bool = False) -> Catalog:
+def download_models(catalog: Catalog, *, offline: bool = False) -> Catalog:
     """``catalog`` with each model it names on a hub fetched (``offline``: from the cache
     alone) and named by its files; a ``ValueError`` naming the model when one cannot be. A
     pulled model whose files left the cache is served no more (it is pulled again)."""
-    found = (fetched(spec, offline) for spec in catalog.models)
+    found = (download_model(spec, offline) for spec in catalog.models)
     return dataclasses.replace(catalog, models=tuple(spec for spec in found if spec is not None))
 
 
-def fetched(
+def download_model(
     spec: ModelSpec, offline: bool = False, progress: Optional[hub.Progress] = None
 ) -> Optional[ModelSpec]:
     """``spec`` with its model's files found on this machine, fetched from the hub if need
@@ -110,7 +110,7 @@ def managed_servers(catalog: Catalog, settings: Settings, runtime: Runtime) -> t
     return pool, servers
 
 
-def refreshed_servers(
+def refresh_servers(
     pool: ProcessPool, servers: dict, catalog: Catalog, settings: Settings, runtime: Runtime
 ) -> dict:
     """The servers of ``catalog``'s models the proxy runs: those of ``servers`` it still

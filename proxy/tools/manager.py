@@ -131,13 +131,14 @@ class ToolServers:
     # -- on the loop -------------------------------------------------------------------------
 
     async def _tools(self, spec: McpServerSpec, bound: float) -> tuple:
-        return await (await self._session(spec)).list_tools(bound)
+        return await (await self._ensure_session(spec)).list_tools(bound)
 
     async def _call(self, spec: McpServerSpec, tool: str, arguments: Any, bound: float):
-        return await (await self._session(spec)).call(tool, arguments, bound)
+        return await (await self._ensure_session(spec)).call(tool, arguments, bound)
 
-    async def _session(self, spec: McpServerSpec) -> ServerSession:
-        """``spec``'s session; one declared otherwise before is stopped first."""
+    async def _ensure_session(self, spec: McpServerSpec) -> ServerSession:
+        """``spec``'s session, made if it has none; one declared otherwise before is stopped
+        first, and the reaper started."""
         if self._reaper is None or self._reaper.done():
             self._reaper = asyncio.get_running_loop().create_task(self._reap())
         session = self._sessions.get(spec.name)

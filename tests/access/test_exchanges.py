@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from proxy.access.exchanges import MAX_PART, Capture, kept, scrubbed, settled
+from proxy.access.exchanges import MAX_PART, Capture, kept, scrubbed, settle
 from proxy.access.keyring import KeySpec
 from proxy.access.redis_exchanges import BRIEFS, BYTES, IDS, NEXT, RECORDS, SIZES, RedisExchanges
 from proxy.access.sqlite_exchanges import SqliteExchanges
@@ -147,11 +147,11 @@ def test_the_model_side_is_settled_by_the_writer_scrubbed_and_cut():
     seen.route, seen.body = "/completion", {"prompt": "hi", "image_data": [{"data": ENCODED}]}
     seen.prompt, seen.prompt_by = "x" * (MAX_PART + 5), PROXY
     seen.raw = ["<tool_call>", '{"name": "f"}']
-    settled_ = settled({**record(1), "side": seen})
-    assert settled_["upstream_route"] == "/completion"
-    assert settled_["upstream_body"]["image_data"] == [{"data": f"[base64: {SUMMARY}"}]
-    assert len(settled_["prompt"]) == MAX_PART and settled_["model_side_cut"]
-    assert settled_["raw"] == '<tool_call>{"name": "f"}' and "side" not in settled_
+    settled = settle({**record(1), "side": seen})
+    assert settled["upstream_route"] == "/completion"
+    assert settled["upstream_body"]["image_data"] == [{"data": f"[base64: {SUMMARY}"}]
+    assert len(settled["prompt"]) == MAX_PART and settled["model_side_cut"]
+    assert settled["raw"] == '<tool_call>{"name": "f"}' and "side" not in settled
 
 
 def test_a_server_rendered_prompt_is_asked_for_by_the_writer_and_its_failure_said():
@@ -159,14 +159,14 @@ def test_a_server_rendered_prompt_is_asked_for_by_the_writer_and_its_failure_sai
     seen = ModelSide()
     seen.render, seen.prompt_by = (lambda: asked.append(1) or "<|im_start|>user"), SERVER
     assert asked == []  # nothing asked on the request's way
-    assert settled({**record(1), "side": seen})["prompt"] == "<|im_start|>user" and asked
+    assert settle({**record(1), "side": seen})["prompt"] == "<|im_start|>user" and asked
 
     def down():
         raise ConnectionError("gone")
 
     broken = ModelSide()
     broken.render, broken.prompt_by = down, SERVER
-    facts = settled({**record(1), "side": broken})
+    facts = settle({**record(1), "side": broken})
     assert facts["prompt"] is None and "ConnectionError" in facts["prompt_by"]
 
 
@@ -188,7 +188,7 @@ def test_the_prompt_kept_is_the_last_attempts_as_its_body_is(attempts, prompt, b
             seen.prompted(text)
         else:
             seen.rendered_by_server(lambda text=text: text)
-    facts = settled({**record(1), "side": seen})
+    facts = settle({**record(1), "side": seen})
     assert (facts["prompt"], facts["prompt_by"]) == (prompt, by)
     assert facts["upstream_body"] == {"prompt": prompt}
 

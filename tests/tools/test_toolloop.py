@@ -273,7 +273,7 @@ def test_each_run_is_kept_for_the_inspector_with_what_it_was_given_and_answered(
     asked = ASKED.served_for(Caller(side=side))
     router = Router(answer("", (call(),)), answer("It says hello."))
     ToolLoop(router, Toolbox()).complete(asked)
-    (run,) = side.facts()["tool_runs"]
+    (run,) = side.gather_facts()["tool_runs"]
     assert {k: run[k] for k in ("server", "tool", "arguments", "output", "error", "cut")} == {
         "server": "fs",
         "tool": "read_file",
