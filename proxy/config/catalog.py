@@ -101,7 +101,7 @@ class ManagedSpec:
     ttl: float = 0.0  # seconds idle before it stops; 0 = never
     preload: bool = False
     slot_save: str = "on-stop"  # when it saves its conversations' KV caches (see SLOT_SAVES)
-    source: str = ""  # the hub reference its model file was fetched for (hf:org/repo:TAG)
+    source: str = ""  # the hub reference its model file was downloaded for (hf:org/repo:TAG)
 
     @property
     def capabilities(self) -> tuple:

@@ -1,5 +1,5 @@
 """Models clients pull and delete while the proxy serves (Ollama's ``/api/pull`` and
-``/api/delete``): fetched from the hub into its cache, named in the proxy's list of pulled
+``/api/delete``): downloaded from the hub into its cache, named in the proxy's list of pulled
 models, and served from then on by every process of the proxy (:mod:`proxy.fleet.build`).
 """
 
@@ -39,7 +39,7 @@ class Pulls:
         _reference(name)
 
     def pull(self, name: str, progress: Optional[hub.Progress] = None) -> str:
-        """Fetch the files of the model ``name`` names on the hub (``progress`` hears each
+        """Download the files of the model ``name`` names on the hub (``progress`` hears each
         file's bytes) and serve it; its model id. A 400 naming ``model`` when ``name`` is no
         hub reference, a 502 saying why the hub would not give it."""
         reference = _reference(name)

@@ -36,7 +36,7 @@ PROJECTOR_FLAGS = ("--mmproj", "-mm", "--no-mmproj", "--mmproj-url", "-mmu")
 
 def load_catalog(settings: Settings, runtime: Runtime) -> Catalog:
     """What this proxy serves: its models file (or its flags' model) and the models clients
-    pulled, each named on a hub fetched by whoever runs its server (a gunicorn worker finds
+    pulled, each named on a hub downloaded by whoever runs its server (a gunicorn worker finds
     it in the cache the supervisor filled)."""
     catalog = with_pulled(
         from_settings(settings),
@@ -64,7 +64,7 @@ def pulled_models(runtime: Runtime) -> PulledModels:
 
 
 def download_models(catalog: Catalog, *, offline: bool = False) -> Catalog:
-    """``catalog`` with each model it names on a hub fetched (``offline``: from the cache
+    """``catalog`` with each model it names on a hub downloaded (``offline``: from the cache
     alone) and named by its files; a ``ValueError`` naming the model when one cannot be. A
     pulled model whose files left the cache is served no more (it is pulled again)."""
     found = (download_model(spec, offline) for spec in catalog.models)
@@ -74,8 +74,8 @@ def download_models(catalog: Catalog, *, offline: bool = False) -> Catalog:
 def download_model(
     spec: ModelSpec, offline: bool = False, progress: Optional[hub.Progress] = None
 ) -> Optional[ModelSpec]:
-    """``spec`` with its model's files found on this machine, fetched from the hub if need
-    be (a pulled model's only in the cache: it was fetched when it was pulled)."""
+    """``spec`` with its model's files found on this machine, downloaded from the hub if need
+    be (a pulled model's only in the cache: it was downloaded when it was pulled)."""
     managed = spec.managed
     reference = HubReference.parse(managed.model) if managed else None
     if reference is None:
@@ -84,7 +84,7 @@ def download_model(
     if not offline:
         logger.info("fetching %s for %s (kept in the hub's cache)", reference.name, spec.id)
     try:
-        files = hub.fetch(reference, offline=offline, progress=progress)
+        files = hub.download(reference, offline=offline, progress=progress)
     except hub.HubError as exc:
         if spec.pulled and progress is None:
             logger.warning("the pulled model %s is served no more: %s", spec.id, exc)
