@@ -41,7 +41,7 @@ from proxy.fleet.pulls import Pulls
 from proxy.ops.filewatch import FileWatch
 from proxy.ops.history import History
 from proxy.ops.metrics import Metrics
-from proxy.servers.build import served_catalog
+from proxy.servers.build import load_catalog
 from proxy.tools.manager import ToolServers
 from proxy.tools.toolbox import Toolbox
 
@@ -92,7 +92,7 @@ def create_app(
         router = fleet_of(backend, settings)
     else:
         models = Models(settings, runtime, metrics)
-        router = models.fleet(served_catalog(settings, runtime))
+        router = models.make_fleet(load_catalog(settings, runtime))
         pulls = Pulls(router, models, settings, runtime)
         serve = pulls.anew.serve
     history = History(metrics.summed) if metrics is not None else None

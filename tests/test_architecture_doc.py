@@ -1,9 +1,13 @@
 """docs/architecture.md names the code it walks through: every file, folder, class and
-function it names in code spans exists, so the page cannot drift from the code unseen."""
+function it names in code spans exists, so the page cannot drift from the code unseen; and
+one word means one thing: no two classes in ``proxy/`` share a name."""
 
 from __future__ import annotations
 
+import ast
 import re
+import shutil
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -92,3 +96,35 @@ MODULES = sorted(
 @pytest.mark.parametrize("module", MODULES)
 def test_every_module_is_named(module):
     assert module in named_modules(), f"docs/architecture.md names {module} nowhere"
+
+
+def classes_named_twice(root: Path) -> dict:
+    """Each class name defined more than once under ``root/proxy`` (at any depth, private
+    ones too), with the modules that define it."""
+    where = defaultdict(list)
+    for path in sorted((root / "proxy").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                where[node.name].append(path.relative_to(root).as_posix())
+    return {name: paths for name, paths in where.items() if len(paths) > 1}
+
+
+def test_no_two_classes_share_a_name():
+    assert classes_named_twice(ROOT) == {}
+
+
+@pytest.mark.parametrize(
+    "module, line, name",
+    [
+        ("tools/session.py", "class Connection:\n    pass", "Connection"),
+        ("access/sqlite.py", "def f():\n    class _Deadline:\n        pass", "_Deadline"),
+    ],
+)
+def test_a_class_named_twice_is_caught(tmp_path, module, line, name):
+    shutil.copytree(
+        ROOT / "proxy", tmp_path / "proxy", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    target = tmp_path / "proxy" / module
+    target.write_text(target.read_text() + f"\n\n{line}  # a name taken\n")
+    assert list(classes_named_twice(tmp_path)) == [name]
+    assert f"proxy/{module}" in classes_named_twice(tmp_path)[name]

@@ -80,13 +80,14 @@ def kept_json(value) -> tuple:
     return text.encode("utf-8")[:MAX_PART].decode("utf-8", "ignore"), True
 
 
-def settled(record: dict) -> dict:
-    """``record`` with its model's side (a :class:`~proxy.ops.modelside.ModelSide`, under ``side``)
-    read into it: the upstream body scrubbed and the texts cut as a request's are."""
+def settle(record: dict) -> dict:
+    """``record`` with its model's side (a :class:`~proxy.ops.modelside.ModelSide`, under ``side``,
+    taken out) read into it, the server asked for its rendering where it made the prompt: the
+    upstream body scrubbed and the texts cut as a request's are."""
     side = record.pop("side", None)
     if side is None:
         return record
-    facts = side.facts()
+    facts = side.gather_facts()
     facts["upstream_body"], body_cut = (
         (None, False) if facts["upstream_body"] is None else kept_json(facts["upstream_body"])
     )
@@ -174,7 +175,7 @@ class Capture:
                 records, self._waiting, self._waiting_bytes = self._waiting, [], 0
             if not records:
                 return
-            records = [settled(record) for record in records]
+            records = [settle(record) for record in records]
             try:
                 with self.outages.reaching("exchanges"):
                     self._drop(self.store.add(records))

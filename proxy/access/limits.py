@@ -1,7 +1,7 @@
 """Requests and tokens per minute per key, in fixed one-minute windows.
 
 :class:`LocalLimiter` counts in this process; :class:`RedisLimiter` counts in Redis, so every
-proxy process and replica shares one budget per key. A request is refused, before it costs
+proxy process and replica shares one count per key. A request is refused, before it costs
 anything upstream, once its key's minute has used up its requests or its tokens; the tokens
 of an answer are charged when it ends.
 """

@@ -25,7 +25,7 @@ from proxy.core.errors import StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
-RETRY_AFTER = 5  # seconds a refused client is told to wait
+OUTAGE_RETRY_AFTER = 5  # seconds a client refused while a store is down is told to wait
 PROBE_EVERY = 1.0  # seconds between two tries of a store that is down: the others refused at once
 # each store as its errors name it
 STORES = {
@@ -104,7 +104,7 @@ class Outages:
     def refusal(self, store: str) -> StoreUnavailableError:
         return StoreUnavailableError(
             f"{self.names[store]} ({self.backing}) cannot be used now; retry shortly",
-            retry_after=RETRY_AFTER,
+            retry_after=OUTAGE_RETRY_AFTER,
         )
 
     def failed(self, store: str, exc: BaseException) -> None:

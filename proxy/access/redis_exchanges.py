@@ -18,6 +18,7 @@ from proxy.access.sqlite_exchanges import (
     MAX_LISTED,
     RETENTION_DAYS,
     brief,
+    current,
     matches,
 )
 
@@ -108,7 +109,7 @@ class RedisExchanges:
             for text in self.client.hmget(BRIEFS, ids):
                 if text is None:
                     continue
-                summary = json.loads(text)
+                summary = current(json.loads(text))
                 if matches(summary, **filters):
                     found.append(summary)
                     if len(found) == limit:
@@ -116,17 +117,15 @@ class RedisExchanges:
         return found
 
     def previous(self, record: dict) -> Optional[dict]:
-        """The turn of ``record``'s conversation (of its key) kept just before it, if any."""
-        if not record.get("conversation"):
+        """The turn of ``record``'s thread (of its key) kept just before it, if any."""
+        if not record.get("thread"):
             return None
-        before = self.listed(
-            1, conversation=record["conversation"], key=record["key"], before=record["id"]
-        )
+        before = self.listed(1, thread=record["thread"], key=record["key"], before=record["id"])
         return self.get(before[0]["id"]) if before else None
 
     def get(self, id: int) -> Optional[dict]:
         text = self.client.hget(RECORDS, id)
-        return None if text is None else {"id": id, **json.loads(text)}
+        return None if text is None else {"id": id, **current(json.loads(text))}
 
     def totals(self) -> tuple:
         """``(exchanges kept, their bytes)``."""

@@ -10,18 +10,21 @@ import sqlite3
 import threading
 
 
-class Connections:
-    """Each thread's connection to one file whose tables ``schema`` creates."""
+class SqliteFile:
+    """One file whose tables ``schema`` creates, and each thread's connection to it."""
 
-    def __init__(self, path: str, *schema: str, added: tuple = ()) -> None:
+    def __init__(self, path: str, *schema: str, added: tuple = (), renamed: tuple = ()) -> None:
         """``added``: ``(table, column, definition)`` of each column added to a table after
-        files were made with it, added to such a file's table as it is opened."""
+        files were made with it, added to such a file's table as it is opened; ``renamed``:
+        ``(table, old, new)`` of each column renamed since, renamed in such a file so."""
         self.path = path
         self.schema = schema
         self.added = added
+        self.renamed = renamed
         self._local = threading.local()
 
-    def get(self) -> sqlite3.Connection:
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, made on its first use (the file and its tables too)."""
         db = getattr(self._local, "db", None)
         if db is None:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
@@ -31,10 +34,25 @@ class Connections:
             with db:
                 for statement in self.schema:
                     db.execute(statement)
+            for table, old, new in self.renamed:
+                _rename_column(db, table, old, new)
             for table, column, definition in self.added:
                 _add_column(db, table, column, definition)
             self._local.db = db
         return db
+
+
+def _rename_column(db: sqlite3.Connection, table: str, old: str, new: str) -> None:
+    """``table``'s column ``old`` renamed ``new`` where it still has it; another process
+    renaming it at the same time is as good."""
+    if not any(row[1] == old for row in db.execute(f"PRAGMA table_info({table})")):
+        return
+    try:
+        with db:
+            db.execute(f"ALTER TABLE {table} RENAME COLUMN {old} TO {new}")
+    except sqlite3.OperationalError as exc:
+        if "no such column" not in str(exc):
+            raise
 
 
 def _add_column(db: sqlite3.Connection, table: str, column: str, definition: str) -> None:

@@ -1,5 +1,6 @@
 """The inspector's exchanges in a SQLite file: where they are kept unless proxies share a
-Redis (``redis_exchanges.py``, within the same bounds), listed newest first.
+Redis (``redis_exchanges.py``, within the same bounds), listed newest first, each turn
+linked to the one before it by their thread.
 
 Kept where usage is (a SQLite file every process on the machine shares), within three bounds,
 the oldest dropped first past any: a count (10,000 exchanges: a busy team's day), bytes
@@ -13,7 +14,7 @@ import json
 import time
 from typing import Callable, Iterable, Optional
 
-from proxy.access.sqlite import Connections
+from proxy.access.sqlite import SqliteFile
 
 MAX_EXCHANGES = 10_000
 MAX_BYTES = 256 * 1024 * 1024
@@ -22,13 +23,22 @@ MAX_LISTED = 1000
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS exchanges (id INTEGER PRIMARY KEY AUTOINCREMENT, "
     "at REAL NOT NULL, key TEXT NOT NULL, model TEXT NOT NULL, api TEXT NOT NULL, "
-    "status INTEGER NOT NULL, conversation TEXT NOT NULL, bytes INTEGER NOT NULL, "
+    "status INTEGER NOT NULL, thread TEXT NOT NULL, bytes INTEGER NOT NULL, "
     "record TEXT NOT NULL)"
 )
-COLUMNS = ("id", "at", "key", "model", "api", "status", "conversation")
+RENAMED = (("exchanges", "conversation", "thread"),)  # in files the proxy wrote before
+COLUMNS = ("id", "at", "key", "model", "api", "status", "thread")
 FACTS = ("path", "seconds", "prompt_tokens", "cached_tokens", "completion_tokens")  # in the list
 SUMMARY = COLUMNS + FACTS
-FILTERS = ("key", "model", "api", "status", "conversation")
+FILTERS = ("key", "model", "api", "status", "thread")
+
+
+def current(record: dict) -> dict:
+    """A record or a summary with its fields as they are named now: one kept before a
+    thread was called so keeps it under ``conversation``."""
+    if "conversation" not in record or "thread" in record:
+        return record
+    return {("thread" if name == "conversation" else name): value for name, value in record.items()}
 
 
 def brief(id: int, record: dict) -> dict:
@@ -61,7 +71,7 @@ class SqliteExchanges:
         retention: float = RETENTION_DAYS * 86400,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._connection = Connections(path, SCHEMA).get
+        self._connection = SqliteFile(path, SCHEMA, renamed=RENAMED).connection
         self.max_count = max_count
         self.max_bytes = max_bytes
         self.retention = retention
@@ -79,14 +89,14 @@ class SqliteExchanges:
                     record["model"],
                     record["api"],
                     record["status"],
-                    record.get("conversation") or "",
+                    record.get("thread") or "",
                     len(text.encode("utf-8")),
                     text,
                 )  # fmt: skip
             )
         with self._connection() as db:
             db.executemany(
-                "INSERT INTO exchanges (at, key, model, api, status, conversation, bytes, "
+                "INSERT INTO exchanges (at, key, model, api, status, thread, bytes, "
                 "record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
@@ -126,7 +136,7 @@ class SqliteExchanges:
         **only,
     ) -> list:
         """The newest exchanges' summaries (``only``: a key, model, api, status or
-        conversation to match; ``since``/``until``: unix seconds; ``before``: ids below)."""
+        thread to match; ``since``/``until``: unix seconds; ``before``: ids below)."""
         where = [f"{name} = ?" for name in FILTERS if only.get(name) is not None]
         values = [only[name] for name in FILTERS if only.get(name) is not None]
         for clause, value in (("at >= ?", since), ("at < ?", until), ("id < ?", before)):
@@ -147,15 +157,15 @@ class SqliteExchanges:
         return [dict(zip(SUMMARY, row, strict=True)) for row in rows]
 
     def previous(self, record: dict) -> Optional[dict]:
-        """The turn of ``record``'s conversation (of its key) kept just before it, if any."""
-        if not record.get("conversation"):
+        """The turn of ``record``'s thread (of its key) kept just before it, if any."""
+        if not record.get("thread"):
             return None
         row = (
             self._connection()
             .execute(
-                "SELECT id FROM exchanges WHERE conversation = ? AND key = ? AND id < ? "
+                "SELECT id FROM exchanges WHERE thread = ? AND key = ? AND id < ? "
                 "ORDER BY id DESC LIMIT 1",
-                (record["conversation"], record["key"], record["id"]),
+                (record["thread"], record["key"], record["id"]),
             )
             .fetchone()
         )
@@ -167,7 +177,7 @@ class SqliteExchanges:
             .execute("SELECT id, record FROM exchanges WHERE id = ?", (id,))
             .fetchone()
         )
-        return None if row is None else {"id": row[0], **json.loads(row[1])}
+        return None if row is None else {"id": row[0], **current(json.loads(row[1]))}
 
     def totals(self) -> tuple:
         """``(exchanges kept, their bytes)``."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from proxy.access.outages import Outages
-from proxy.access.sqlite import Connections
+from proxy.access.sqlite import SqliteFile
 from proxy.core.errors import NotFoundError
 
 MAX_CHAIN = 10_000  # responses a conversation may be continued through
@@ -120,7 +120,7 @@ class SqliteRecords:
     """Records as JSON in a SQLite file."""
 
     def __init__(self, path: str) -> None:
-        self._connection = Connections(path, SCHEMA).get
+        self._connection = SqliteFile(path, SCHEMA).connection
         self._saves = 0
 
     def put(self, id: str, record: dict, retention: float) -> None:

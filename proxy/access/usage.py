@@ -21,7 +21,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
-from proxy.access.sqlite import Connections
+from proxy.access.sqlite import SqliteFile
 
 COUNTS = ("requests", "prompt_tokens", "completion_tokens", "errors", "cached_tokens")
 KEEP_IDS = 7 * 86400  # seconds an applied charge's id is kept: a replay comes sooner
@@ -96,7 +96,7 @@ class SqliteUsage:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._connection = Connections(path, *SCHEMA, added=ADDED_COLUMNS).get
+        self._connection = SqliteFile(path, *SCHEMA, added=ADDED_COLUMNS).connection
         self._applied = 0
 
     def apply(self, charges: Sequence[Charge]) -> None:

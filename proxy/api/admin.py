@@ -161,7 +161,7 @@ def exchanges():
         listed = capture.store.listed(_limit(), **_only())
     return jsonify(
         {
-            "exchanges": listed,
+            "exchanges": [_public(brief) for brief in listed],
             "kept": count,
             "bytes": size,
             "dropped": capture.dropped,
@@ -183,8 +183,20 @@ def exchange(id: int) -> Response:
     if g.owner is not None:  # a client: where the proxy's servers are is not its to know
         record.pop("replica", None)
     return jsonify(
-        {**record, "previous": before and before["id"], "divergence": _parted(before, record)}
+        {
+            **_public(record),
+            "previous": before and before["id"],
+            "divergence": _parted(before, record),
+        }
     )
+
+
+def _public(record: Optional[dict]) -> Optional[dict]:
+    """An exchange as the admin API names its fields: its thread is ``conversation`` there,
+    the name clients and the inspector's pages read."""
+    if record is None:
+        return None
+    return {("conversation" if name == "thread" else name): value for name, value in record.items()}
 
 
 def _own(record: Optional[dict], id: int) -> dict:
@@ -230,7 +242,7 @@ def export() -> Response:
     store = capture.store
     with capture.reading():  # a store that is down: 503 before the first line
         briefs = store.listed(_limit(), **_only())
-    return event_response((store.get(brief["id"]) for brief in briefs), LinesOf)
+    return event_response((_public(store.get(brief["id"])) for brief in briefs), LinesOf)
 
 
 def _limit() -> int:
@@ -238,10 +250,10 @@ def _limit() -> int:
 
 
 def _only() -> dict:
-    """The filters the query names; a kept key's own exchanges only, to that key."""
-    only = {
-        name: request.args.get(name) or None for name in ("key", "model", "api", "conversation")
-    }
+    """The filters the query names (``conversation``: the thread); a kept key's own
+    exchanges only, to that key."""
+    only = {name: request.args.get(name) or None for name in ("key", "model", "api")}
+    only["thread"] = request.args.get("conversation") or None
     only["status"] = _number("status", None, 100, 599)
     only["before"] = _number("before", None, 1, 2**62)
     for name in ("since", "until"):

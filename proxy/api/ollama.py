@@ -152,7 +152,7 @@ def pull_view() -> Response:
 
 def _pulled(pulls: ModelPulls, name: str) -> Iterator[dict]:
     """A pull's progress, line by line. The pull runs in a thread of its own, and goes on if
-    the client leaves: what it fetched is in the cache for the next try."""
+    the client leaves: what it downloaded is in the cache for the next try."""
     heard: queue.Queue = queue.Queue()
 
     def run() -> None:

@@ -26,7 +26,7 @@ from proxy.config.files import tomllib
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
 from proxy.core.router import Router
-from proxy.servers.build import served_catalog
+from proxy.servers.build import load_catalog
 
 ServeCatalog = Callable[[Callable[[], Catalog]], None]  # proxy.fleet.build.Anew.serve
 
@@ -78,7 +78,7 @@ class Reloader:
         if self.capture is not None:
             self.capture.keyed = any(key.capture for key in keys)
         if models:
-            self.serve(lambda: served_catalog(self.settings, self.runtime))
+            self.serve(lambda: load_catalog(self.settings, self.runtime))
         served = {
             "keys": [key.name for key in keys],
             "models": [model.id for model in self.router.models()],

@@ -21,10 +21,10 @@ from __future__ import annotations
 import threading
 import time
 from contextlib import closing
-from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, TypeVar
 
 from proxy.backends.fairqueue import FairQueue, SlotCount
+from proxy.backends.lease import Attempt, Lease, Ticket
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.errors import (
     ClientGoneError,
@@ -33,31 +33,13 @@ from proxy.core.errors import (
     SlotUnavailableError,
 )
 from proxy.core.party import Party
-from proxy.ops.measure import waiting
-from proxy.ops.modelside import queueing
 
 POLL = 0.2  # seconds between checks, while waiting, that the client is still there
 FIRST_BACKOFF = 0.05  # a refused request waits this long before trying again, doubling
 MAX_BACKOFF = 1.0
-RETRY_AFTER = 2  # seconds a refused client is told to wait
+SLOT_RETRY_AFTER = 2  # seconds a client refused a slot is told to wait for one
 SHARED_FOR = 5.0  # seconds after a key last asked that others share the server with it
 T = TypeVar("T")
-
-
-@dataclass(eq=False)
-class Ticket:
-    """One request's lease or place in the queue, and how to wake it when its turn comes."""
-
-    deadline: float
-    party: Party = Party()
-    wake: Optional[threading.Condition] = None  # made when it has to wait in the queue
-    joined: float = 0.0  # stamped by the queue (proxy.backends.fairqueue)
-    stamp: float = 0.0
-    order: int = 0
-    not_before: float = 0.0
-    refusals: int = 0
-    accepted: bool = False  # the server has started answering it and not yet ended
-    slot: Optional[int] = None  # the server's slot answering it, when its answer says
 
 
 class QueueWatch:
@@ -150,7 +132,7 @@ class Admission:
                 except SlotUnavailableError as exc:
                     attempt.refused(exc)
 
-    def attempts(self, caller: Caller = NOBODY) -> Iterator["Attempt"]:
+    def attempts(self, caller: Caller = NOBODY) -> Iterator[Attempt]:
         """One request's attempts at the upstream, each holding a lease while it runs (the
         lease waited for by turns, given up once ``caller``'s client has gone): the next
         only once the server refused the last before it began answering, from the head of
@@ -168,7 +150,7 @@ class Admission:
                     return
                 self.refused(ticket)
 
-    def lease(self, caller: Caller = NOBODY, ticket: Optional[Ticket] = None) -> "Lease":
+    def lease(self, caller: Caller = NOBODY, ticket: Optional[Ticket] = None) -> Lease:
         """Wait for a slot for ``caller`` (its turn by its party, given up once its client has
         gone), hold it for the ``with`` block, then hand it on.
 
@@ -177,7 +159,8 @@ class Admission:
         """
         return Lease(self, caller, ticket)
 
-    def _release(self, ticket: Ticket) -> None:
+    def release(self, ticket: Ticket) -> None:
+        """Hand ``ticket``'s slot on."""
         with self._lock:
             self._running -= 1
             self._unaccept(ticket)
@@ -187,12 +170,14 @@ class Admission:
         if ticket.party.cap:  # outside the lock: it wakes this queue and others
             ticket.party.held.give()
 
-    def _accept(self, ticket: Ticket, slot: Optional[int]) -> None:
+    def accepted(self, ticket: Ticket, slot: Optional[int]) -> None:
+        """The server has begun answering ``ticket``'s request (in ``slot``, where it says)."""
         with self._lock:
             ticket.accepted, ticket.slot = True, slot
             self._accepted.add(ticket)
 
-    def _done(self, ticket: Ticket) -> None:
+    def finished(self, ticket: Ticket) -> None:
+        """The server's last item for ``ticket``'s request has freed its slot."""
         with self._lock:
             self._unaccept(ticket)
 
@@ -283,7 +268,9 @@ class Admission:
 
     # -- waiting ----------------------------------------------------------------------------
 
-    def _wait(self, caller: Caller, ticket: Optional[Ticket]) -> Ticket:
+    def wait(self, caller: Caller, ticket: Optional[Ticket]) -> Ticket:
+        """``caller``'s ticket once a slot is its (``ticket``: a refused attempt's, back at
+        the head of the queue), by turns; given up once its client has gone."""
         gone = caller.gone
         with self._lock:
             now = self.clock()
@@ -297,7 +284,7 @@ class Admission:
                         f"all {self._slots_text()} of {self.name} are busy and "
                         f"{len(self._queue)} requests already wait for one; retry shortly, or "
                         f"raise --max-queue{self.remedy}",
-                        retry_after=RETRY_AFTER,
+                        retry_after=SLOT_RETRY_AFTER,
                     )
                 ticket = Ticket(now + self.queue_timeout, party)
                 self._queue.join(ticket, now)
@@ -315,7 +302,7 @@ class Admission:
                             f"waited {self.queue_timeout:g}s for one of the "
                             f"{self._slots_text()} of {self.name}; retry shortly, or raise "
                             f"--queue-timeout{self.remedy}",
-                            retry_after=RETRY_AFTER,
+                            retry_after=SLOT_RETRY_AFTER,
                         )
                     self._lock.release()  # the probe may block on a socket: not under the lock
                     try:
@@ -399,56 +386,3 @@ class Admission:
     def _slots_text(self) -> str:
         limit = self.slots.limit
         return "slots" if not limit else "1 slot" if limit == 1 else f"{limit} slots"
-
-
-class Attempt:
-    """One attempt of a request at the upstream, holding its lease (:meth:`Admission.attempts`):
-    told when the server began answering it (and in which slot, where it says), when its
-    last item freed the server's slot, and when the server refused it."""
-
-    __slots__ = ("admission", "ticket", "answered", "was_refused")
-
-    def __init__(self, admission: Admission, ticket: Ticket) -> None:
-        self.admission, self.ticket = admission, ticket
-        self.answered = False
-        self.was_refused = False
-
-    def began(self, slot: Optional[int] = None) -> None:
-        """The server answers: it holds a slot for this attempt (``slot``, where it says)."""
-        if not self.answered:
-            self.answered = True
-            self.admission._accept(self.ticket, slot)
-
-    def ended(self) -> None:
-        """The upstream's last item has freed the server's slot: the lease lasts until the
-        client has read it, but a refusal meanwhile does not count it among the slots in
-        use."""
-        self.admission._done(self.ticket)
-
-    def refused(self, exc: SlotUnavailableError) -> None:
-        """The server had no free slot: the request goes back to the head of the queue, unless
-        the server had begun answering it (then ``exc`` is the client's to see)."""
-        if self.answered:
-            raise exc
-        self.was_refused = True
-
-
-class Lease:
-    """A slot of :class:`Admission` held for a ``with`` block, waited for on entry."""
-
-    __slots__ = ("admission", "caller", "ticket")
-
-    def __init__(self, admission: Admission, caller: Caller, ticket: Optional[Ticket]) -> None:
-        self.admission = admission
-        self.caller = caller
-        self.ticket = ticket
-
-    def __enter__(self) -> Ticket:
-        # a queue for the upstream's slots: not the proxy's own time
-        caller = self.caller
-        with waiting(caller.measure), queueing(caller.side):
-            self.ticket = self.admission._wait(caller, self.ticket)
-        return self.ticket
-
-    def __exit__(self, *exc_info) -> None:
-        self.admission._release(self.ticket)

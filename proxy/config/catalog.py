@@ -13,7 +13,8 @@ from functools import cached_property
 from typing import Optional
 
 from proxy.config.hubref import HubReference
-from proxy.core.types import TOOL_TURNS, GenerationRequest, Sampling
+from proxy.core.tooluse import TOOL_TURNS
+from proxy.core.types import GenerationRequest, Sampling
 
 LOCAL_BACKENDS = frozenset({"servercpp", "chatglm"})  # what a key's local_only allows
 # The routes of OpenAI's API an upstream of ``backend = "openai"`` may serve, as the models file
@@ -101,7 +102,7 @@ class ManagedSpec:
     ttl: float = 0.0  # seconds idle before it stops; 0 = never
     preload: bool = False
     slot_save: str = "on-stop"  # when it saves its conversations' KV caches (see SLOT_SAVES)
-    source: str = ""  # the hub reference its model file was fetched for (hf:org/repo:TAG)
+    source: str = ""  # the hub reference its model file was downloaded for (hf:org/repo:TAG)
 
     @property
     def capabilities(self) -> tuple:

@@ -18,7 +18,8 @@ from proxy.config.tables import no_unknown
 from proxy.config.upstreamoptions import body_filters, upstream_headers, upstream_timeouts
 from proxy.core.errors import InvalidRequestError
 from proxy.core.fields import Fields, effort, sampling, stop_words, template_kwargs
-from proxy.core.types import TOOL_TURNS, GenerationRequest, Sampling
+from proxy.core.tooluse import TOOL_TURNS
+from proxy.core.types import GenerationRequest, Sampling
 
 BACKENDS = ("servercpp", "chatglm", "openai", "anthropic")
 APIS = ("openai", "anthropic")  # backends of a server that speaks a public API

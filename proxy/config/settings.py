@@ -151,7 +151,7 @@ class ModelSettings:
     model: str = setting(
         "",
         "model file: a GGUF the proxy starts llama-server for "
-        "(servercpp), hf:<org>/<repo>[:<quant>] to fetch one from "
+        "(servercpp), hf:<org>/<repo>[:<quant>] to download one from "
         "Hugging Face first, or a chatglm.cpp GGML .bin (--backend "
         "chatglm)",
         metavar="PATH",

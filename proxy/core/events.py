@@ -1,7 +1,7 @@
 """The one stream every answer is told in, whatever API the client speaks.
 
 The core (:mod:`proxy.core.generation`) turns what a backend generates into these events; each
-dialect (:mod:`proxy.dialects`) renders them into its own wire format. A choice's events may
+dialect (:mod:`proxy.dialects`) renders them into its API's answers. A choice's events may
 begin with :class:`Passed` or :class:`PromptCounted` and end with :class:`UsageReport` and
 then :class:`Finish`; the choices of a request follow one another. :data:`WAITING` may come
 before a choice's first event, while its server starts.

@@ -15,14 +15,14 @@ from typing import Optional
 from urllib.parse import SplitResult, urljoin, urlsplit
 
 from proxy.core.addresses import has_credentials, http_parts
-from proxy.core.outbound import Connections, Resolve, connect, public_address, resolve, target
+from proxy.core.outbound import CallSockets, Resolve, connect, public_address, resolve, target
 
 READ_SIZE = 64 * 1024  # bytes asked of a socket at once
 REDIRECTING = frozenset({301, 302, 303, 307, 308})
 
 
-class Deadline(Connections):
-    """A call's connections, shut when its deadline passes (or it ends), and the bytes its
+class Deadline(CallSockets):
+    """A call's sockets, shut when its deadline passes (or it ends), and the bytes its
     GETs may still read together (``most``; None: each GET's own bound alone)."""
 
     def __init__(self, seconds: float, most: Optional[int] = None) -> None:

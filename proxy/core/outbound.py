@@ -35,8 +35,8 @@ def public_address(host: str, resolve: Resolve = resolve) -> Optional[str]:
     return addresses[0] if public(addresses) else None
 
 
-class Connections:
-    """The connections of one call, under one deadline: a handle on each, to shut it from
+class CallSockets:
+    """The sockets of one call, under one deadline: a handle on each, to shut it from
     here and end a read waiting on it at once."""
 
     def __init__(self, seconds: float) -> None:
@@ -74,14 +74,14 @@ class Connections:
 
 
 def connect(
-    url: SplitResult, address: Optional[str], connections: Connections
+    url: SplitResult, address: Optional[str], sockets: CallSockets
 ) -> http.client.HTTPConnection:
     """An HTTP(S) connection to ``url``'s host, made at ``address`` when given (else at the
-    host by its name) and kept track of by ``connections``."""
+    host by its name) and kept track of by ``sockets``."""
     kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
-    connection = kind(url.hostname, url.port, timeout=connections.left())
+    connection = kind(url.hostname, url.port, timeout=sockets.left())
     # http.client's own hook for opening the socket: the host's name stays for the rest
-    connection._create_connection = lambda where, *args: connections.opened(
+    connection._create_connection = lambda where, *args: sockets.opened(
         socket.create_connection((address or where[0], where[1]), *args)
     )
     return connection

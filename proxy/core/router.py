@@ -7,15 +7,8 @@ from __future__ import annotations
 from typing import Callable, Iterator, Optional, Protocol, Sequence
 
 from proxy.core.caller import NOBODY, Caller
-from proxy.core.types import (
-    Completion,
-    Embeddings,
-    GenerationRequest,
-    Health,
-    ModelInfo,
-    Ranking,
-    ToolPolicy,
-)
+from proxy.core.tooluse import ToolPolicy
+from proxy.core.types import Completion, Embeddings, GenerationRequest, Health, ModelInfo, Ranking
 
 
 class ServerControl(Protocol):
@@ -38,14 +31,14 @@ class ServerControl(Protocol):
 
 
 class ModelPulls(Protocol):
-    """What Ollama's pull and delete ask of the proxy: models fetched from a hub by name,
+    """What Ollama's pull and delete ask of the proxy: models downloaded from a hub by name,
     served from then on, and deleted again."""
 
     def check(self, name: str) -> None:
         """A 400 naming ``model`` unless ``name`` is a model a client may pull."""
 
     def pull(self, name: str, progress: Callable[[str, str, int, int], None]) -> str:
-        """Fetch the model ``name`` names and serve it; its id. ``progress`` hears each file's
+        """Download the model ``name`` names and serve it; its id. ``progress`` hears each file's
         name, SHA-256, bytes so far and bytes in all as they come."""
 
     def delete(self, name: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
-from proxy.core.types import Source
+from proxy.core.tooluse import Source
 
 
 def sources_of(runs: Iterable) -> list:

@@ -32,7 +32,7 @@ from proxy.fleet.replica import ManagedReplica, Replica
 from proxy.fleet.servedmodel import ServedModel
 from proxy.ops.metrics import Metrics
 from proxy.redis_client import connect
-from proxy.servers.build import add_server, managed_servers, preload, served_catalog
+from proxy.servers.build import add_server, load_catalog, managed_servers, preload
 from proxy.servers.pool import ProcessPool
 from proxy.servers.remote import Supervised
 
@@ -43,13 +43,13 @@ def build_fleet(
     catalog: Catalog | None = None,
     metrics: Optional[Metrics] = None,
 ) -> Fleet:
-    """The fleet of ``catalog`` (default: what the proxy serves, :func:`served_catalog`).
+    """The fleet of ``catalog`` (default: what the proxy serves, :func:`load_catalog`).
 
     Servers the proxy runs are this process's own, or, in a gunicorn worker, handles on the
     supervisor's. A template, key file or model file that cannot be used is a ``ValueError``
     naming it.
     """
-    return Models(settings, runtime, metrics).fleet(catalog or served_catalog(settings, runtime))
+    return Models(settings, runtime, metrics).make_fleet(catalog or load_catalog(settings, runtime))
 
 
 class Models:
@@ -63,12 +63,14 @@ class Models:
         self.runner: Optional[ProcessPool | Supervised] = None
         self._servers: dict = {}
 
-    def fleet(self, catalog: Catalog) -> Fleet:
+    def make_fleet(self, catalog: Catalog) -> Fleet:
+        """The fleet of ``catalog``: the servers the proxy runs made (those marked
+        ``preload`` starting)."""
         if any(spec.managed for spec in catalog.models):
             self._run(catalog)
         models = []
         try:
-            models = [self.served(spec) for spec in catalog.models]
+            models = [self.make_model(spec) for spec in catalog.models]
         except BaseException:
             for model in models:
                 for replica in model.replicas:
@@ -78,7 +80,7 @@ class Models:
             preload(self.runner.servers)
         return Fleet(catalog, models, self.runner)
 
-    def served(self, spec: ModelSpec) -> ServedModel:
+    def make_model(self, spec: ModelSpec) -> ServedModel:
         """The model ``spec`` describes, on its replicas (its server made if the proxy runs
         it and has not made it yet)."""
         if spec.managed:
@@ -327,7 +329,7 @@ class Anew:
             Supervised(*self.runtime.supervisor).call("refresh")
             os.kill(os.getppid(), signal.SIGHUP)  # the master starts new workers
             return
-        for model in self.fleet.serve_instead(catalog(), self.models.served):
+        for model in self.fleet.serve_instead(catalog(), self.models.make_model):
             threading.Thread(
                 target=self.fleet.retire,
                 args=(model, self.settings.serving.graceful_timeout),

@@ -23,6 +23,7 @@ from proxy.config.modeltable import APIS
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.conversation import thread_id
 from proxy.core.errors import InvalidRequestError, ModelNotFoundError
+from proxy.core.tooluse import ToolPolicy
 from proxy.core.types import (
     Chunk,
     Completion,
@@ -31,7 +32,6 @@ from proxy.core.types import (
     Health,
     Ranking,
     Served,
-    ToolPolicy,
 )
 from proxy.fleet import report
 from proxy.fleet.failover import FALLS_BACK, RETRIED, Chain, Failover

@@ -1,5 +1,5 @@
 """Models clients pull and delete while the proxy serves (Ollama's ``/api/pull`` and
-``/api/delete``): fetched from the hub into its cache, named in the proxy's list of pulled
+``/api/delete``): downloaded from the hub into its cache, named in the proxy's list of pulled
 models, and served from then on by every process of the proxy (:mod:`proxy.fleet.build`).
 """
 
@@ -18,7 +18,7 @@ from proxy.core.errors import InvalidRequestError, ModelNotFoundError, UpstreamE
 from proxy.fleet.build import Anew, Models
 from proxy.fleet.fleet import Fleet
 from proxy.servers import hub
-from proxy.servers.build import fetched, pulled_anew, pulled_models
+from proxy.servers.build import download_model, pulled_anew, pulled_models
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class Pulls:
         _reference(name)
 
     def pull(self, name: str, progress: Optional[hub.Progress] = None) -> str:
-        """Fetch the files of the model ``name`` names on the hub (``progress`` hears each
+        """Download the files of the model ``name`` names on the hub (``progress`` hears each
         file's bytes) and serve it; its model id. A 400 naming ``model`` when ``name`` is no
         hub reference, a 502 saying why the hub would not give it."""
         reference = _reference(name)
@@ -48,7 +48,7 @@ class Pulls:
         if configured is not None and not configured.pulled:
             return configured.id  # the operator's model already answers to that name
         try:
-            fetched(spec, progress=progress)
+            download_model(spec, progress=progress)
         except ValueError as exc:
             raise UpstreamError(str(exc).removeprefix(f"the model of {spec.id}: ")) from None
         with self._changing:

@@ -22,7 +22,7 @@ class ModelSide:
     text."""
 
     __slots__ = (
-        "conversation",
+        "thread",
         "replica",
         "slot",
         "route",
@@ -36,7 +36,7 @@ class ModelSide:
     )
 
     def __init__(self) -> None:
-        self.conversation: Optional[str] = None  # the proxy's key of its conversation
+        self.thread: Optional[str] = None  # what links its turns (core/conversation.py)
         self.replica: Optional[str] = None
         self.slot: Optional[int] = None
         self.route: Optional[str] = None  # the upstream path
@@ -82,11 +82,12 @@ class ModelSide:
             }
         )
 
-    def placed(self, conversation: Optional[str], replica: str, slot: Optional[int]) -> None:
-        self.conversation, self.replica, self.slot = conversation, replica, slot
+    def placed(self, thread: Optional[str], replica: str, slot: Optional[int]) -> None:
+        self.thread, self.replica, self.slot = thread, replica, slot
 
-    def facts(self) -> dict:
-        """What the exchange keeps of it (the server's rendering asked for now, if due)."""
+    def gather_facts(self) -> dict:
+        """What the exchange keeps of it, the server asked now for its rendering where it
+        rendered the prompt (a failure to tell it is said in ``prompt_by``)."""
         prompt = self.prompt
         if prompt is None and self.render is not None:
             try:
@@ -95,7 +96,7 @@ class ModelSide:
                 prompt = None
                 self.prompt_by = f"{SERVER} (unreadable: {type(exc).__name__})"
         return {
-            "conversation": self.conversation,
+            "thread": self.thread,
             "replica": self.replica,
             "slot": self.slot,
             "upstream_route": self.route,

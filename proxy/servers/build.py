@@ -34,16 +34,16 @@ logger = logging.getLogger(__name__)
 PROJECTOR_FLAGS = ("--mmproj", "-mm", "--no-mmproj", "--mmproj-url", "-mmu")
 
 
-def served_catalog(settings: Settings, runtime: Runtime) -> Catalog:
+def load_catalog(settings: Settings, runtime: Runtime) -> Catalog:
     """What this proxy serves: its models file (or its flags' model) and the models clients
-    pulled, each named on a hub fetched by whoever runs its server (a gunicorn worker finds
+    pulled, each named on a hub downloaded by whoever runs its server (a gunicorn worker finds
     it in the cache the supervisor filled)."""
     catalog = with_pulled(
         from_settings(settings),
         pulled_models(runtime).references(),
         tuple(shlex.split(settings.servers.server_args)),
     )
-    return with_local_files(catalog, offline=runtime.supervisor is not None)
+    return download_models(catalog, offline=runtime.supervisor is not None)
 
 
 def pulled_anew(catalog: Catalog, settings: Settings, runtime: Runtime) -> Catalog:
@@ -53,7 +53,7 @@ def pulled_anew(catalog: Catalog, settings: Settings, runtime: Runtime) -> Catal
         catalog, models=tuple(spec for spec in catalog.models if not spec.pulled)
     )
     args = tuple(shlex.split(settings.servers.server_args))
-    return with_local_files(
+    return download_models(
         with_pulled(configured, pulled_models(runtime).references(), args), offline=True
     )
 
@@ -63,19 +63,19 @@ def pulled_models(runtime: Runtime) -> PulledModels:
     return PulledModels(Path(runtime.cache_dir) / "pulled.json")
 
 
-def with_local_files(catalog: Catalog, *, offline: bool = False) -> Catalog:
-    """``catalog`` with each model it names on a hub fetched (``offline``: from the cache
+def download_models(catalog: Catalog, *, offline: bool = False) -> Catalog:
+    """``catalog`` with each model it names on a hub downloaded (``offline``: from the cache
     alone) and named by its files; a ``ValueError`` naming the model when one cannot be. A
     pulled model whose files left the cache is served no more (it is pulled again)."""
-    found = (fetched(spec, offline) for spec in catalog.models)
+    found = (download_model(spec, offline) for spec in catalog.models)
     return dataclasses.replace(catalog, models=tuple(spec for spec in found if spec is not None))
 
 
-def fetched(
+def download_model(
     spec: ModelSpec, offline: bool = False, progress: Optional[hub.Progress] = None
 ) -> Optional[ModelSpec]:
-    """``spec`` with its model's files found on this machine, fetched from the hub if need
-    be (a pulled model's only in the cache: it was fetched when it was pulled)."""
+    """``spec`` with its model's files found on this machine, downloaded from the hub if need
+    be (a pulled model's only in the cache: it was downloaded when it was pulled)."""
     managed = spec.managed
     reference = HubReference.parse(managed.model) if managed else None
     if reference is None:
@@ -84,7 +84,7 @@ def fetched(
     if not offline:
         logger.info("fetching %s for %s (kept in the hub's cache)", reference.name, spec.id)
     try:
-        files = hub.fetch(reference, offline=offline, progress=progress)
+        files = hub.download(reference, offline=offline, progress=progress)
     except hub.HubError as exc:
         if spec.pulled and progress is None:
             logger.warning("the pulled model %s is served no more: %s", spec.id, exc)
@@ -110,7 +110,7 @@ def managed_servers(catalog: Catalog, settings: Settings, runtime: Runtime) -> t
     return pool, servers
 
 
-def refreshed_servers(
+def refresh_servers(
     pool: ProcessPool, servers: dict, catalog: Catalog, settings: Settings, runtime: Runtime
 ) -> dict:
     """The servers of ``catalog``'s models the proxy runs: those of ``servers`` it still

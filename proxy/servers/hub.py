@@ -1,7 +1,7 @@
-"""Models from a hub: fetched by name, and the ones clients pulled kept so that they are served
+"""Models from a hub: downloaded by name, and the ones clients pulled kept so that they are served
 again.
 
-Models fetched by name from a hub, with the ``huggingface_hub`` library: into its standard cache
+Models downloaded by name from a hub, with the ``huggingface_hub`` library: into its standard cache
 (``HF_HOME``), from the hub it is pointed at (``HF_ENDPOINT``), with the token it is given
 (``HF_TOKEN``); a dropped connection resumed where it stopped; a file downloaded checked against
 the hub's SHA-256 before it is used; the cache used alone when the hub cannot be reached (or
@@ -54,7 +54,7 @@ class HubFile:
 
 
 @dataclass(frozen=True)
-class Fetched:
+class LocalFiles:
     """A model's files on this machine: its first part (what llama-server is given), its
     projector (empty: none), and every file it took."""
 
@@ -63,9 +63,9 @@ class Fetched:
     files: tuple
 
 
-def fetch(
+def download(
     reference: HubReference, *, progress: Optional[Progress] = None, offline: bool = False
-) -> Fetched:
+) -> LocalFiles:
     """The files of ``reference``, downloaded unless the cache has them already.
     ``progress`` hears each file's bytes as they come (none: a bar on the terminal);
     ``offline``: the cache alone."""
@@ -73,7 +73,7 @@ def fetch(
         import huggingface_hub  # noqa: F401
     except ImportError:
         raise HubError(
-            f"{reference.name}: models named on a hub are fetched with huggingface_hub, "
+            f"{reference.name}: models named on a hub are downloaded with huggingface_hub, "
             f"which needs Python 3.10 or newer (pip install huggingface_hub)"
         ) from None
     listed = _listed(reference.repo, offline)
@@ -83,21 +83,21 @@ def fetch(
         raise HubError(f"{reference.name}: {exc}") from None
     by_path = {item.path: item for item in listed}
     wanted = choice.parts + ((choice.projector,) if choice.projector else ())
-    local = tuple(_download(reference, by_path[path], progress, offline) for path in wanted)
-    return Fetched(local[0], local[-1] if choice.projector else "", local)
+    local = tuple(_download_file(reference, by_path[path], progress, offline) for path in wanted)
+    return LocalFiles(local[0], local[-1] if choice.projector else "", local)
 
 
-def cached(reference: HubReference) -> Optional[Fetched]:
+def cached(reference: HubReference) -> Optional[LocalFiles]:
     """``reference``'s files if the cache has them all (no network); ``None`` if not."""
     try:
-        return fetch(reference, offline=True)
+        return download(reference, offline=True)
     except HubError:
         return None
 
 
-def remove(fetched: Fetched) -> None:
+def remove(files: LocalFiles) -> None:
     """Delete a model's files from the cache: each file's link, and the data it links to."""
-    for path in fetched.files:
+    for path in files.files:
         link = Path(path)
         target = link.resolve()
         for each in (link, target):
@@ -166,7 +166,7 @@ def _cached_files(repo: str, why: str, level: int = logging.INFO) -> list:
     ]
 
 
-def _download(
+def _download_file(
     reference: HubReference, item: HubFile, progress: Optional[Progress], offline: bool
 ) -> str:
     """One file into the cache (already there: nothing to do), checked when it is new."""
@@ -207,7 +207,7 @@ def _verify(path: str, item: HubFile, reference: HubReference) -> None:
         while block := handle.read(HASH_BLOCK):
             digest.update(block)
     if digest.hexdigest() != item.sha256:
-        remove(Fetched(path, "", (path,)))
+        remove(LocalFiles(path, "", (path,)))
         raise HubError(
             f"{item.path} of hf:{reference.repo} is not what the hub says it is (its "
             f"SHA-256 is {digest.hexdigest()}, the hub's {item.sha256}); it was deleted"

@@ -30,7 +30,7 @@ from proxy.config.runtime import Runtime, advertise_supervisor
 from proxy.config.settings import Settings
 from proxy.core.errors import UpstreamUnavailableError
 from proxy.logs import log_to_stderr
-from proxy.servers.build import managed_servers, preload, refreshed_servers, served_catalog
+from proxy.servers.build import load_catalog, managed_servers, preload, refresh_servers
 from proxy.servers.launch import STOP_GRACE, die_with_parent
 
 logger = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ def main() -> None:  # pragma: no cover - runs as its own process, tested throug
     log_to_stderr(settings.observing.log_level)
     runtime = Runtime.from_environment()
     try:
-        catalog = served_catalog(settings, runtime)
+        catalog = load_catalog(settings, runtime)
         pool, servers = managed_servers(catalog, settings, runtime)
         listener = Listener(address, "AF_UNIX", authkey=authkey)
     except ValueError as exc:
@@ -185,8 +185,8 @@ def main() -> None:  # pragma: no cover - runs as its own process, tested throug
         def refresh() -> dict:  # a model pulled or deleted, or the models file changed
             nonlocal catalog, servers
             with changing:
-                catalog = served_catalog(settings, runtime)
-                servers = refreshed_servers(pool, servers, catalog, settings, runtime)
+                catalog = load_catalog(settings, runtime)
+                servers = refresh_servers(pool, servers, catalog, settings, runtime)
                 return servers
 
         Supervisor(servers, refresh).serve(listener)

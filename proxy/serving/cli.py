@@ -119,7 +119,7 @@ def serve_waitress(app, settings: Settings) -> None:
         # trigger; what is left after the grace and LAST_WORDS is closed as it is. Not
         # SIGINT: a process started in the background by a shell ignores it.
         deadline = time.monotonic() + settings.serving.graceful_timeout + LAST_WORDS
-        while not closed_in_loop(server, everything=time.monotonic() > deadline):
+        while not close_in_loop(server, everything=time.monotonic() > deadline):
             time.sleep(SEND_POLL)
 
     def reload(signum, frame) -> None:  # off the signal: the files may take a while
@@ -133,7 +133,7 @@ def serve_waitress(app, settings: Settings) -> None:
         app.extensions["proxy"].router.close()  # the servers it runs stop with it
 
 
-def closed_in_loop(server, everything: bool) -> bool:
+def close_in_loop(server, everything: bool) -> bool:
     """:func:`close_sent`, run in waitress's loop; it returns once that has run, so the
     trigger is pulled again only while it is still open."""
     ran, closed = threading.Event(), []

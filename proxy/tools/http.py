@@ -13,7 +13,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from proxy.config.catalog import McpServerSpec
 from proxy.tools.cutting import Cutter, TooLong
-from proxy.tools.wire import Link, marked
+from proxy.tools.transport import Link, marked
 
 CONNECT_TIMEOUT = 30.0  # seconds to connect, write or wait for the pool
 STREAM_TIMEOUT = 300.0  # seconds between two reads of a stream the server holds open

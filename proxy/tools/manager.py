@@ -15,9 +15,9 @@ from typing import Any, Callable, Mapping, Optional, Protocol, Sequence
 
 from proxy.config.catalog import McpServerSpec
 from proxy.core.errors import ToolError, ToolNotFoundError, ToolTimeoutError
-from proxy.tools.connection import Connection
 from proxy.tools.loop import EventLoopThread
 from proxy.tools.results import ToolResult
+from proxy.tools.session import ServerSession
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class ToolServers:
         self._servers = servers
         self._environ, self._log_folder, self._metrics = environ, log_folder, metrics
         self._loop = EventLoopThread()
-        self._connections: dict = {}  # name -> Connection; touched on the loop only
+        self._sessions: dict = {}  # name -> ServerSession; touched on the loop only
         self._reaper: Optional[asyncio.Task] = None
 
     def names(self) -> tuple:
@@ -131,56 +131,57 @@ class ToolServers:
     # -- on the loop -------------------------------------------------------------------------
 
     async def _tools(self, spec: McpServerSpec, bound: float) -> tuple:
-        return await (await self._connection(spec)).list_tools(bound)
+        return await (await self._ensure_session(spec)).list_tools(bound)
 
     async def _call(self, spec: McpServerSpec, tool: str, arguments: Any, bound: float):
-        return await (await self._connection(spec)).call(tool, arguments, bound)
+        return await (await self._ensure_session(spec)).call(tool, arguments, bound)
 
-    async def _connection(self, spec: McpServerSpec) -> Connection:
-        """``spec``'s connection; one declared otherwise before is stopped first."""
+    async def _ensure_session(self, spec: McpServerSpec) -> ServerSession:
+        """``spec``'s session, made if it has none; one declared otherwise before is stopped
+        first, and the reaper started."""
         if self._reaper is None or self._reaper.done():
             self._reaper = asyncio.get_running_loop().create_task(self._reap())
-        connection = self._connections.get(spec.name)
-        if connection is not None and connection.spec != spec:
+        session = self._sessions.get(spec.name)
+        if session is not None and session.spec != spec:
             log.info("the MCP server %r is declared anew: stopping it", spec.name)
-            await connection.stop()
-            connection = None
-        if connection is None:
-            connection = self._connections[spec.name] = Connection(
+            await session.stop()
+            session = None
+        if session is None:
+            session = self._sessions[spec.name] = ServerSession(
                 spec, self._environ, self._log_folder
             )
-        return connection
+        return session
 
     async def _reap(self) -> None:
         """Stop each server idle past its ``idle_stop``, or no longer declared as it was."""
         while True:
             declared = {spec.name: spec for spec in self._servers()}
             now, tick = time.monotonic(), LONGEST_TICK
-            for name, connection in list(self._connections.items()):
-                spec = connection.spec
+            for name, session in list(self._sessions.items()):
+                spec = session.spec
                 if declared.get(name) != spec:
-                    del self._connections[name]
-                    await connection.stop()
+                    del self._sessions[name]
+                    await session.stop()
                     continue
-                if not connection.running or connection.busy or not spec.idle_stop:
+                if not session.running or session.busy or not spec.idle_stop:
                     continue
-                idle = now - connection.last_used
+                idle = now - session.last_used
                 if idle >= spec.idle_stop:
                     log.info("the MCP server %r is idle: stopping it", name)
-                    await connection.stop()
+                    await session.stop()
                 else:
                     tick = min(tick, spec.idle_stop - idle)
             await asyncio.sleep(max(tick, 0.01))
 
     async def _running(self) -> tuple:
-        return tuple(name for name, c in self._connections.items() if c.running)
+        return tuple(name for name, c in self._sessions.items() if c.running)
 
     async def _stop_all(self) -> None:
         if self._reaper is not None:
             self._reaper.cancel()
-        connections = list(self._connections.values())
-        self._connections.clear()
-        await asyncio.gather(*(connection.stop() for connection in connections))
+        sessions = list(self._sessions.values())
+        self._sessions.clear()
+        await asyncio.gather(*(session.stop() for session in sessions))
 
 
 def _bound(spec: McpServerSpec, timeout: Optional[float]) -> float:

@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from proxy.core.types import ToolListing, ToolUse, function_tool
+from proxy.core.tooluse import ToolListing, ToolUse
+from proxy.core.types import function_tool
 
 JOINER = "__"  # between a server's label and its tool's name, where names would clash
 

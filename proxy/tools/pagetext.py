@@ -79,7 +79,7 @@ class PageText:
 def page_text(markup: str) -> PageText:
     """``markup``'s title and readable text. Markup that ``html.parser`` gives up on
     partway gives the text read until then."""
-    reader = _Reader()
+    reader = _PageReader()
     try:
         reader.feed(markup)
         reader.close()
@@ -90,7 +90,7 @@ def page_text(markup: str) -> PageText:
     return PageText(title[:LONGEST_TITLE], "\n".join(reader.lines).strip("\n"))
 
 
-class _Reader(HTMLParser):
+class _PageReader(HTMLParser):
     """Collects the lines of a page's text as its tags open and close."""
 
     def __init__(self) -> None:

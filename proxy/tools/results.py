@@ -22,7 +22,7 @@ class ToolSpec:
 class ToolResult:
     """A call's result: its text content joined, ``is_error`` when the tool said it failed
     (the model reads why), ``truncated`` when text was cut to the server's bound, and the
-    pages it was drawn from (:class:`~proxy.core.types.Source` values), where a search or
+    pages it was drawn from (:class:`~proxy.core.tooluse.Source` values), where a search or
     a fetch made it."""
 
     text: str

@@ -10,7 +10,7 @@ from typing import Iterable
 from urllib.parse import urlencode
 
 from proxy.core.addresses import http_parts
-from proxy.core.types import Source
+from proxy.core.tooluse import Source
 
 LONGEST_TITLE = 200  # characters of a hit's title kept
 LONGEST_SNIPPET = 500  # characters of a hit's snippet kept

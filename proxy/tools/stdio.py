@@ -22,7 +22,7 @@ from mcp.os.posix.utilities import terminate_posix_process_tree
 
 from proxy.config.catalog import McpServerSpec
 from proxy.tools.cutting import Cutter, TooLong
-from proxy.tools.wire import Link, message_of
+from proxy.tools.transport import Link, message_of
 
 log = logging.getLogger(__name__)
 

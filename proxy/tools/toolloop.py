@@ -11,42 +11,25 @@ happened, and the usage of every turn added up. One loop drives both ways of ans
 whole answer's turns are whole, a stream's pass each turn's text on as it comes, hold a
 hosted call's pieces, and keep the client company while a tool runs.
 
-A tool's output is data: it goes to the model as a tool's result, and the gateway reads
-nothing in it.
+The calls themselves (what is offered, approvals, each run) are :mod:`proxy.tools.toolcalls`'.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, replace
 from functools import partial
-from time import perf_counter
 from typing import Callable, Iterator, Optional, Sequence, Union
 
-from proxy.core.errors import ToolError
 from proxy.core.events import WAITING, ToolRan, ToolsListed
 from proxy.core.meanwhile import WAITING_EVERY, meanwhile
 from proxy.core.router import Generator
-from proxy.core.types import (
-    TOOL_TURNS,
-    Approval,
-    Chunk,
-    Completion,
-    GenerationRequest,
-    Message,
-    ToolCall,
-    ToolRun,
-    Usage,
-    assembled,
-)
-from proxy.ops.measure import waiting
-from proxy.tools.offer import Offer, offer
+from proxy.core.tooluse import TOOL_TURNS
+from proxy.core.types import Chunk, Completion, GenerationRequest, Usage, assembled
+from proxy.tools.offer import Offer
 from proxy.tools.toolbox import Toolbox
+from proxy.tools.toolcalls import ToolCalls
 
 BETWEEN = "\n\n"  # between the texts of two turns
-MAX_USES = "max_uses_exceeded"  # a run refused: its use's calls were used up
-TURNS_USED = "max_turns_exceeded"  # a call not run: the model's last turn made it
 
 
 def anything(server: str, tool: str) -> bool:
@@ -126,7 +109,7 @@ class ToolLoop:
         what the client is told as it happens; returns ``(the last turn's _Said, every
         turn's text, their usage)``, or ``None`` where a turn's stream ended without a
         finish."""
-        progress = _Progress(self, request)
+        progress = ToolCalls(self.toolbox, self.may_run, request)
         yield from progress.begin()
         texts: list = []
         usage = Usage()
@@ -272,162 +255,3 @@ def _ended(reason: str, hosted: Sequence, client: Sequence) -> str:
 def _waits(runs: Sequence) -> bool:
     """Whether a run waits for the client's approval."""
     return any(run.pending for run in runs)
-
-
-class _Progress:
-    """How far one request's loop has come: what its model is offered, its conversation so
-    far, the calls run of each use of a server."""
-
-    def __init__(self, loop: ToolLoop, request: GenerationRequest) -> None:
-        self.loop, self.request = loop, request
-        self.messages = list(request.messages)
-        self.offer = Offer(())
-        self.uses = {use.name: use for use in request.uses}
-        self.used: dict = {}  # calls run of each use, by its name
-
-    def begin(self) -> list:
-        """List the servers' tools (a server that cannot is a failure of the request), and
-        run the calls the client approved or refused: what the client is told first (the
-        time the servers take is theirs, not the proxy's)."""
-        toolbox = self.loop.toolbox
-        with waiting(self.request.caller.measure):
-            listed = [(use, toolbox.list_tools(use.server)) for use in self.request.uses]
-        self.offer = offer(listed, self.request.tools, self.loop.may_run)
-        told: list = [ToolsListed(listing) for listing in self.offer.listings]
-        approved = [self._approved(approval) for approval in self.request.approvals]
-        if approved:
-            calls = [call for call, _ in approved]
-            with waiting(self.request.caller.measure):
-                ran = [self._run_approved(call, approval) for call, approval in approved]
-            self.went_on("", "", calls, ran)
-            told += [ToolRan(run) for run in ran]
-        return told
-
-    def turn(self, last: bool) -> GenerationRequest:
-        """The request of the next turn: the conversation so far, and the hosted tools
-        offered unless it is the ``last``."""
-        tools = self.request.tools if last else (*self.request.tools, *self.offer.tools)
-        return replace(self.request, messages=tuple(self.messages), tools=tuple(tools))
-
-    def run(self, calls: Sequence[ToolCall], last: bool) -> list:
-        """Each call run, or held for approval; none on the ``last`` turn, which was not
-        offered the hosted tools (a model may call one all the same). The runs' time is
-        the tools' own, not the proxy's."""
-        if last:
-            return [
-                replace(
-                    self._asked(call),
-                    error="not run: the model's turns were used up",
-                    code=TURNS_USED,
-                )
-                for call in calls
-            ]
-        with waiting(self.request.caller.measure):
-            return [self._run(call) for call in calls]
-
-    def gone(self) -> bool:
-        return self.request.caller.gone()
-
-    def went_on(self, text: str, reasoning: str, calls: Sequence, runs: Sequence) -> None:
-        """The turn's text and calls, and the runs' results, added to the conversation."""
-        calls = [
-            ToolCall(run.id, call.name, call.arguments)
-            for call, run in zip(calls, runs, strict=True)
-        ]
-        self.messages.append(
-            Message("assistant", text, tool_calls=tuple(calls), reasoning=reasoning)
-        )
-        for run in runs:
-            self.messages.append(Message("tool", _result(run), tool_call_id=run.id))
-
-    def _asked(self, call: ToolCall) -> ToolRun:
-        """The run of ``call``, as the model asked for it."""
-        offered = self.offer.by_name[call.name]
-        use = offered.use
-        return ToolRun(
-            call.id or _new_id("call"), use.name, offered.tool, call.arguments, kind=use.kind
-        )
-
-    def _run(self, call: ToolCall) -> ToolRun:
-        run = self._asked(call)
-        use = self.offer.by_name[call.name].use
-        if use.needs_approval(run.tool):
-            return replace(run, pending=True, approval_id=_new_id("mcpr"))
-        used = self.used[use.name] = self.used.get(use.name, 0) + 1
-        if use.max_uses is not None and used > use.max_uses:
-            return replace(
-                run,
-                error=f"this request may call the tools of {use.name!r} {use.max_uses} times",
-                code=MAX_USES,
-            )
-        return self._called(run, use.server)
-
-    def _approved(self, approval: Approval) -> tuple:
-        """The call an approval is of, as the model made it."""
-        use = self.uses.get(approval.label)
-        name = next(
-            (
-                offered.name
-                for offered in self.offer.by_name.values()
-                if offered.use is use and offered.tool == approval.tool
-            ),
-            approval.tool,
-        )
-        return ToolCall(_new_id("call"), name, approval.arguments), approval
-
-    def _run_approved(self, call: ToolCall, approval: Approval) -> ToolRun:
-        use = self.uses.get(approval.label)
-        run = ToolRun(
-            call.id,
-            approval.label,
-            approval.tool,
-            approval.arguments,
-            kind=use.kind if use is not None else "mcp",
-            approval_id=approval.id,
-        )
-        if not approval.approve:
-            reason = f": {approval.reason}" if approval.reason else ""
-            return replace(run, error=f"the user did not approve this call{reason}")
-        if use is None or not self.offer.is_offered(call.name):
-            return replace(run, error=f"no tool {approval.tool!r} of {approval.label!r} is offered")
-        return self._called(run, use.server)
-
-    def _called(self, run: ToolRun, server: str) -> ToolRun:
-        """``run`` as the tool answered it (a failure is the model's to read), kept for the
-        inspector when the request's model side is."""
-        began = perf_counter()
-        done = self._answered(run, server)
-        side = self.request.caller.side
-        if side is not None:
-            side.ran(
-                server, run.tool, run.arguments, done.output, done.error, perf_counter() - began
-            )
-        return done
-
-    def _answered(self, run: ToolRun, server: str) -> ToolRun:
-        try:
-            arguments = json.loads(run.arguments or "{}")
-        except ValueError:
-            return replace(run, error="the arguments are not valid JSON")
-        try:
-            result = self.loop.toolbox.call(server, run.tool, arguments)
-        except ToolError as exc:
-            return replace(run, error=exc.message)
-        if result.is_error:
-            return replace(run, error=result.text or "the tool failed")
-        return replace(run, output=result.text, sources=result.sources, truncated=result.truncated)
-
-
-def _result(run: ToolRun) -> str:
-    """A run's result as the model reads it: told where the gateway cut it, so that the
-    model does not take a part for the whole."""
-    if run.error:
-        return f"Error: {run.error}"
-    if run.truncated:
-        kept = len(run.output.encode("utf-8"))
-        return f"{run.output}\n[cut: the gateway kept the first {kept} bytes of this result]"
-    return run.output
-
-
-def _new_id(prefix: str) -> str:
-    return f"{prefix}_{os.urandom(12).hex()}"

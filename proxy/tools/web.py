@@ -44,7 +44,7 @@ from proxy.core.fetching import (
     get,
 )
 from proxy.core.outbound import Resolve, resolve
-from proxy.core.types import Source
+from proxy.core.tooluse import Source
 from proxy.tools.arguments import checker
 from proxy.tools.manager import TOOL_REPORTED, ToolMetrics
 from proxy.tools.pagetext import page_text

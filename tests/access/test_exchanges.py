@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import sqlite3
 import threading
 
 import pytest
 
-from proxy.access.exchanges import MAX_PART, Capture, kept, scrubbed, settled
+from proxy.access.exchanges import MAX_PART, Capture, kept, scrubbed, settle
 from proxy.access.keyring import KeySpec
-from proxy.access.redis_exchanges import RedisExchanges
+from proxy.access.redis_exchanges import BRIEFS, BYTES, IDS, NEXT, RECORDS, SIZES, RedisExchanges
 from proxy.access.sqlite_exchanges import SqliteExchanges
 from proxy.config.catalog import ModelSpec
 from proxy.ops.modelside import PROXY, SERVER, ModelSide
@@ -146,11 +147,11 @@ def test_the_model_side_is_settled_by_the_writer_scrubbed_and_cut():
     seen.route, seen.body = "/completion", {"prompt": "hi", "image_data": [{"data": ENCODED}]}
     seen.prompt, seen.prompt_by = "x" * (MAX_PART + 5), PROXY
     seen.raw = ["<tool_call>", '{"name": "f"}']
-    settled_ = settled({**record(1), "side": seen})
-    assert settled_["upstream_route"] == "/completion"
-    assert settled_["upstream_body"]["image_data"] == [{"data": f"[base64: {SUMMARY}"}]
-    assert len(settled_["prompt"]) == MAX_PART and settled_["model_side_cut"]
-    assert settled_["raw"] == '<tool_call>{"name": "f"}' and "side" not in settled_
+    settled = settle({**record(1), "side": seen})
+    assert settled["upstream_route"] == "/completion"
+    assert settled["upstream_body"]["image_data"] == [{"data": f"[base64: {SUMMARY}"}]
+    assert len(settled["prompt"]) == MAX_PART and settled["model_side_cut"]
+    assert settled["raw"] == '<tool_call>{"name": "f"}' and "side" not in settled
 
 
 def test_a_server_rendered_prompt_is_asked_for_by_the_writer_and_its_failure_said():
@@ -158,14 +159,14 @@ def test_a_server_rendered_prompt_is_asked_for_by_the_writer_and_its_failure_sai
     seen = ModelSide()
     seen.render, seen.prompt_by = (lambda: asked.append(1) or "<|im_start|>user"), SERVER
     assert asked == []  # nothing asked on the request's way
-    assert settled({**record(1), "side": seen})["prompt"] == "<|im_start|>user" and asked
+    assert settle({**record(1), "side": seen})["prompt"] == "<|im_start|>user" and asked
 
     def down():
         raise ConnectionError("gone")
 
     broken = ModelSide()
     broken.render, broken.prompt_by = down, SERVER
-    facts = settled({**record(1), "side": broken})
+    facts = settle({**record(1), "side": broken})
     assert facts["prompt"] is None and "ConnectionError" in facts["prompt_by"]
 
 
@@ -187,28 +188,73 @@ def test_the_prompt_kept_is_the_last_attempts_as_its_body_is(attempts, prompt, b
             seen.prompted(text)
         else:
             seen.rendered_by_server(lambda text=text: text)
-    facts = settled({**record(1), "side": seen})
+    facts = settle({**record(1), "side": seen})
     assert (facts["prompt"], facts["prompt_by"]) == (prompt, by)
     assert facts["upstream_body"] == {"prompt": prompt}
 
 
-def test_listing_filters_by_conversation_and_time_and_finds_the_turn_before(make_store):
+def test_listing_filters_by_thread_and_time_and_finds_the_turn_before(make_store):
     kept_here = make_store()
     turns = [
-        {**record(n), "at": 1000.0 + n, "key": key, "conversation": talk, "seconds": 0.5}
+        {**record(n), "at": 1000.0 + n, "key": key, "thread": talk, "seconds": 0.5}
         for n, (key, talk) in enumerate(
             [("a", "c1"), ("a", "c2"), ("b", "c1"), ("a", "c1"), ("a", "c2")]
         )
     ]
     kept_here.add(turns)
     ids = [brief["id"] for brief in reversed(kept_here.listed())]
-    assert [b["id"] for b in kept_here.listed(conversation="c1")] == [ids[3], ids[2], ids[0]]
+    assert [b["id"] for b in kept_here.listed(thread="c1")] == [ids[3], ids[2], ids[0]]
     assert [b["id"] for b in kept_here.listed(since=1001.0, until=1003.0)] == [ids[2], ids[1]]
     assert [b["id"] for b in kept_here.listed(before=ids[1])] == [ids[0]]
     assert kept_here.listed(limit=1)[0]["seconds"] == 0.5
     fourth = kept_here.get(ids[3])
     assert kept_here.previous(fourth)["id"] == ids[0]  # its key's, not b's turn between
     assert kept_here.previous(kept_here.get(ids[0])) is None
+
+
+def test_an_exchanges_file_written_before_threads_were_named_so_opens_and_links_them(tmp_path):
+    path = tmp_path / "exchanges.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute(  # the table as the proxy made it then
+            "CREATE TABLE exchanges (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, "
+            "key TEXT NOT NULL, model TEXT NOT NULL, api TEXT NOT NULL, status INTEGER NOT NULL, "
+            "conversation TEXT NOT NULL, bytes INTEGER NOT NULL, record TEXT NOT NULL)"
+        )
+        for n, talk in ((1, "c1"), (2, "c2")):
+            text = json.dumps({**record(n), "conversation": talk})
+            db.execute(
+                "INSERT INTO exchanges (at, key, model, api, status, conversation, bytes, "
+                "record) VALUES (1000.0, 'alice', 'qwen', 'openai', 200, ?, ?, ?)",
+                (talk, len(text), text),
+            )
+    db.close()
+    kept_here = store(tmp_path)
+    kept_here.add([{**record(3), "thread": "c1"}])
+    assert [brief["id"] for brief in kept_here.listed(thread="c1")] == [3, 1]
+    assert kept_here.get(1)["thread"] == "c1" and "conversation" not in kept_here.get(1)
+    assert kept_here.previous(kept_here.get(3))["id"] == 1
+    assert [brief["id"] for brief in store(tmp_path).listed(thread="c2")] == [2]  # opened again
+
+
+def test_exchanges_kept_in_redis_before_threads_were_named_so_are_read_as_threads(redis_client):
+    for id, talk in ((1, "c1"), (2, "c2")):  # as the proxy kept them then
+        old = {**record(id), "conversation": talk}
+        text = json.dumps(old)
+        summary = {
+            "id": id,
+            **{name: old[name] for name in ("at", "key", "model", "api", "status")},
+        }
+        redis_client.hset(RECORDS, id, text)
+        redis_client.hset(BRIEFS, id, json.dumps({**summary, "conversation": talk}))
+        redis_client.hset(SIZES, id, len(text))
+        redis_client.incrby(BYTES, len(text))
+        redis_client.zadd(IDS, {str(id): id})
+    redis_client.set(NEXT, 2)
+    kept_here = RedisExchanges(redis_client, clock=lambda: 1000.0)
+    kept_here.add([{**record(3), "thread": "c1"}])
+    assert [brief["id"] for brief in kept_here.listed(thread="c1")] == [3, 1]
+    assert kept_here.get(1)["thread"] == "c1" and "conversation" not in kept_here.get(1)
+    assert kept_here.previous(kept_here.get(3))["id"] == 1
 
 
 def test_a_full_queue_drops_and_counts_rather_than_wait(tmp_path, monkeypatch):

@@ -105,6 +105,8 @@ def test_filters_and_the_jsonl_export(make_client):
         "/v1/chat/completions",
     ][::-1]
     assert lines[0]["request"] == {"messages": "not a list"}
+    # the thread is `conversation` to the API's clients, as it always was
+    assert lines[-1]["conversation"] and "thread" not in lines[-1]
 
 
 @pytest.mark.parametrize("query, param", [("?limit=0", "limit"), ("?status=abc", "status")])
@@ -180,6 +182,10 @@ def test_the_model_side_and_the_turn_before_it_parted_from(make_client):
     assert third["divergence"]["character"] == third["divergence"]["token"] == changed_at
     assert third["divergence"]["before"].startswith("Monday")
     assert third["divergence"]["now"].startswith("Tuesday")
+    thread = listed(client, f"?conversation={one['conversation']}")["exchanges"]
+    assert [brief["id"] for brief in thread] == [third["id"], second["id"], one["id"]]
+    assert thread[0]["conversation"] == one["conversation"] and "thread" not in thread[0]
+    assert listed(client, "?conversation=another")["exchanges"] == []
 
 
 def test_a_long_stream_is_kept_to_a_megabyte_and_said_to_be_cut(make_client):

@@ -8,8 +8,9 @@ from itertools import pairwise
 
 import pytest
 
-from proxy.backends.admission import FIRST_BACKOFF, Admission, Ticket
+from proxy.backends.admission import FIRST_BACKOFF, Admission
 from proxy.backends.fairqueue import SlotCount
+from proxy.backends.lease import Ticket
 from proxy.core.caller import Caller
 from proxy.core.errors import (
     ClientGoneError,

@@ -27,7 +27,7 @@ class Payloads:
         return []
 
 
-class DataWire(Payloads):
+class DataFraming(Payloads):
     """OpenAI's way: ``data:`` lines, ``{"error": …}``, then ``[DONE]``."""
 
     encode = staticmethod(encode_event)
@@ -39,7 +39,7 @@ class DataWire(Payloads):
         return [error_body(error)]
 
 
-class NamedWire(Payloads, NamedEvents):
+class NamedFraming(Payloads, NamedEvents):
     """Anthropic's way: ``event:`` lines, an error event, nothing at the end."""
 
     @staticmethod
@@ -47,7 +47,7 @@ class NamedWire(Payloads, NamedEvents):
         return [{"type": "error", "error": {"type": "api_error", "message": error.message}}]
 
 
-class LineWire(Payloads, Lines):
+class LineFraming(Payloads, Lines):
     """Ollama's way: a JSON object a line, an ``{"error": …}`` line, nothing at the end."""
 
     @staticmethod
@@ -55,10 +55,10 @@ class LineWire(Payloads, Lines):
         return [{"error": error.message}]
 
 
-def event_stream_of(source, drain=None, wire=DataWire):
+def event_stream_of(source, drain=None, framing=DataFraming):
     """The pieces of a stream of ``source`` as a WSGI server takes them: iterated, then
     closed."""
-    stream = EventStream(iter(source), wire, drain or Drain())
+    stream = EventStream(iter(source), framing, drain or Drain())
     try:
         yield from stream
     finally:
@@ -146,7 +146,7 @@ def test_a_comment_is_a_comment_line():
 def test_named_events_carry_their_type_on_an_event_line():
     assert encode_named({"type": "ping"}) == b'event: ping\ndata: {"type":"ping"}\n\n'
     frames = list(
-        event_stream_of(Source([{"type": "ping"}], UpstreamError("down")), wire=NamedWire)
+        event_stream_of(Source([{"type": "ping"}], UpstreamError("down")), framing=NamedFraming)
     )
     assert frames == [
         b'event: ping\ndata: {"type":"ping"}\n\n',
@@ -260,7 +260,7 @@ def test_ndjson_streams_write_a_line_an_object_and_end_a_failure_with_an_error_l
         yield [{"a": 1}, {"b": "é"}]
         raise UpstreamError("the server went away")
 
-    body = b"".join(event_stream_of(source(), wire=LineWire))
+    body = b"".join(event_stream_of(source(), framing=LineFraming))
     assert body.decode("utf-8").split("\n") == [
         '{"a":1}',
         '{"b":"é"}',
@@ -281,10 +281,10 @@ def test_a_stream_counts_as_open_from_before_its_first_write_and_closes_once():
 
 
 def test_priming_makes_the_first_write_and_a_failure_before_it_is_raised():
-    stream = EventStream(iter([[], [{"n": 1}], [{"n": 2}]]), DataWire, Drain()).prime()
+    stream = EventStream(iter([[], [{"n": 1}], [{"n": 2}]]), DataFraming, Drain()).prime()
     assert stream.first == b'data: {"n":1}\n\n'
     with pytest.raises(UpstreamError):
-        EventStream(Source([], UpstreamError("down")), DataWire, Drain()).prime()
+        EventStream(Source([], UpstreamError("down")), DataFraming, Drain()).prime()
 
 
 def test_a_stream_tells_each_piece_its_end_and_its_close_and_times_only_its_making():
@@ -298,7 +298,7 @@ def test_a_stream_tells_each_piece_its_end_and_its_close_and_times_only_its_maki
             clock.append("off")
 
     told, drain = [], Drain()
-    stream = EventStream(iter([{"n": 1}, {"n": 2}]), DataWire, drain, Watch()).prime()
+    stream = EventStream(iter([{"n": 1}, {"n": 2}]), DataFraming, drain, Watch()).prime()
     stream.tee, stream.on_end = told.append, lambda: told.append("end")
     stream.on_close = lambda: told.append("closed")
     pieces = iter(stream)

@@ -22,11 +22,12 @@ from proxy.core.events import (
     ToolsListed,
     UsageReport,
 )
-from proxy.core.types import Completion, Source, ToolCall, ToolListing, ToolRun, ToolUse, Usage
+from proxy.core.tooluse import Source, ToolListing, ToolRun, ToolUse
+from proxy.core.types import Completion, ToolCall, Usage
 from proxy.dialects import anthropic as messages
 from proxy.dialects.anthropic import MessagesStream, parse
 
-from .wire import accumulate, payloads
+from .payloads import accumulate, payloads
 
 HI = [{"role": "user", "content": "hi"}]
 FS = {"type": "url", "url": "https://mcp.example.com/sse", "name": "fs"}

@@ -38,7 +38,7 @@ from proxy.dialects.anthropic import MessagesStream, parse
 from proxy.dialects.anthropic.answer import signature
 from proxy.dialects.dialect import Ask
 
-from .wire import accumulate, payloads
+from .payloads import accumulate, payloads
 
 HI = [{"role": "user", "content": "hi"}]
 TOOL = {

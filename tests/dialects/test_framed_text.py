@@ -1,7 +1,7 @@
 """A token's text goes out in bytes its renderer frames itself, for speed: for any text,
 those bytes are exactly what the dialect's encoder writes for the event they hold, and the
 client reads the text back as it was; a wait between two texts (a hosted tool running) is
-a comment, or nothing where the wire has none, and the text goes on as before."""
+a comment, or nothing where the framing has none, and the text goes on as before."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from proxy.dialects.ollama.stream import OllamaStream
 from proxy.dialects.openai import chat as openai_chat
 from proxy.dialects.openai.request import Delivery
 
-from .wire import decoded
+from .payloads import decoded
 
 CHAT = GenerationRequest(prompt="")
 

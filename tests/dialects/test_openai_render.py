@@ -24,7 +24,7 @@ from proxy.dialects.openai import chat as openai_chat
 from proxy.dialects.openai import completions as openai_completions
 from proxy.dialects.openai.request import Delivery
 
-from .wire import decoded, payloads
+from .payloads import decoded, payloads
 
 CHAT = GenerationRequest(messages=())
 

@@ -19,20 +19,13 @@ from proxy.core.events import (
     UsageReport,
 )
 from proxy.core.sse import COMMENT
-from proxy.core.types import (
-    Completion,
-    Message,
-    ResponseFormat,
-    ToolCall,
-    ToolChoice,
-    ToolUse,
-    Usage,
-)
+from proxy.core.tooluse import ToolUse
+from proxy.core.types import Completion, Message, ResponseFormat, ToolCall, ToolChoice, Usage
 from proxy.dialects import responses
 from proxy.dialects.responses import ResponsesStream, continuing, parse
 from proxy.dialects.responses.answer import message_item
 
-from .wire import payloads
+from .payloads import payloads
 
 FUNCTION = {
     "type": "function",

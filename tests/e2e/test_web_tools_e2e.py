@@ -10,7 +10,7 @@ import pytest
 
 from proxy.config.catalog import WebSearchSpec
 from proxy.core.errors import ToolServerError, ToolServerUnavailableError, ToolTimeoutError
-from proxy.core.types import Source
+from proxy.core.tooluse import Source
 from proxy.ops.metrics import Metrics
 from proxy.tools.web import WebTools
 from tests.processes import free_port

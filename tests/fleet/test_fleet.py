@@ -333,7 +333,7 @@ def test_a_fleet_serves_a_new_catalog_keeping_what_did_not_change(servers):
         )
         made = []
         models = Models(Settings(), NO_FILES, None)
-        gone = fleet.serve_instead(both, lambda spec: made.append(spec) or models.served(spec))
+        gone = fleet.serve_instead(both, lambda spec: made.append(spec) or models.make_model(spec))
         assert gone == [] and [spec.id for spec in made] == ["second"]
         assert fleet._model("tiny") is before  # its replicas and conversations stay
         assert fleet.listed_id("second") == "second"

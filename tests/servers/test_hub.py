@@ -1,4 +1,4 @@
-"""Models fetched by name with the real huggingface_hub client, from a hub on loopback."""
+"""Models downloaded by name with the real huggingface_hub client, from a hub on loopback."""
 
 from __future__ import annotations
 
@@ -44,19 +44,19 @@ def served(tmp_path):
     fake.stop()
 
 
-def test_a_quant_is_fetched_with_its_projector_and_reused(served):
-    fetched = hub.fetch(HubReference("org/smol", "Q4_K_M"))
-    assert Path(fetched.model).read_bytes() == MODEL
-    assert Path(fetched.projector).read_bytes() == PROJECTOR
-    assert Path(fetched.model).name == "smol-Q4_K_M.gguf" and len(fetched.files) == 2
-    again = hub.fetch(HubReference("org/smol", "Q4_K_M"))
-    assert again == fetched
+def test_a_quant_is_downloaded_with_its_projector_and_reused(served):
+    files = hub.download(HubReference("org/smol", "Q4_K_M"))
+    assert Path(files.model).read_bytes() == MODEL
+    assert Path(files.projector).read_bytes() == PROJECTOR
+    assert Path(files.model).name == "smol-Q4_K_M.gguf" and len(files.files) == 2
+    again = hub.download(HubReference("org/smol", "Q4_K_M"))
+    assert again == files
     assert len(served.downloads("smol-Q4_K_M.gguf")) == 1  # the second found it in the cache
 
 
 def test_progress_is_heard_file_by_file(served):
     heard = []
-    hub.fetch(HubReference("org/smol"), progress=lambda *event: heard.append(event))
+    hub.download(HubReference("org/smol"), progress=lambda *event: heard.append(event))
     files = {name for name, _, _, _ in heard}
     assert files == {"smol-Q4_K_M.gguf", "mmproj-smol-F16.gguf"}
     last = [event for event in heard if event[0] == "smol-Q4_K_M.gguf"][-1]
@@ -65,8 +65,8 @@ def test_progress_is_heard_file_by_file(served):
 
 def test_a_dropped_connection_is_resumed_where_it_stopped(served):
     served.drop_after["smol-Q8_0.gguf"] = 12 << 20
-    fetched = hub.fetch(HubReference("org/smol", "Q8_0"))
-    assert Path(fetched.model).read_bytes() == LARGE
+    files = hub.download(HubReference("org/smol", "Q8_0"))
+    assert Path(files.model).read_bytes() == LARGE
     (first, resumed) = served.downloads("smol-Q8_0.gguf")
     assert first == "" and resumed.startswith("bytes=") and resumed != "bytes=0-"
 
@@ -74,53 +74,53 @@ def test_a_dropped_connection_is_resumed_where_it_stopped(served):
 def test_a_file_that_is_not_what_the_hub_says_is_refused_and_deleted(served):
     served.wrong_sha256.add("smol-Q8_0.gguf")
     with pytest.raises(hub.HubError, match="not what the hub says it is") as refused:
-        hub.fetch(HubReference("org/smol", "Q8_0"))
+        hub.download(HubReference("org/smol", "Q8_0"))
     assert "deleted" in str(refused.value)
     blobs = list(Path(os.environ["HF_HOME"]).rglob("blobs/*"))
     assert all(blob.read_bytes() != LARGE for blob in blobs)
 
 
 def test_the_cache_serves_when_the_hub_cannot_be_reached(served):
-    fetched = hub.fetch(HubReference("org/smol", "Q4_K_M"))
+    files = hub.download(HubReference("org/smol", "Q4_K_M"))
     served.stop()
-    assert hub.fetch(HubReference("org/smol", "Q4_K_M")) == fetched
-    assert hub.cached(HubReference("org/smol", "Q4_K_M")) == fetched
+    assert hub.download(HubReference("org/smol", "Q4_K_M")) == files
+    assert hub.cached(HubReference("org/smol", "Q4_K_M")) == files
     with pytest.raises(hub.HubError, match="cannot be reached.*not in the cache"):
-        hub.fetch(HubReference("org/other"))
+        hub.download(HubReference("org/other"))
     served.start()  # for the fixture to stop
 
 
 def test_offline_uses_the_cache_alone(served):
     with pytest.raises(hub.HubError, match="not in the cache"):
-        hub.fetch(HubReference("org/smol"), offline=True)
+        hub.download(HubReference("org/smol"), offline=True)
     assert served.requests == []
-    fetched = hub.fetch(HubReference("org/smol"))
+    files = hub.download(HubReference("org/smol"))
     asked = len(served.requests)
-    assert hub.fetch(HubReference("org/smol"), offline=True) == fetched
+    assert hub.download(HubReference("org/smol"), offline=True) == files
     assert len(served.requests) == asked
 
 
 def test_a_repository_the_hub_does_not_have_is_named(served):
     with pytest.raises(hub.HubError, match="hf:org/nothing is not on the hub"):
-        hub.fetch(HubReference("org/nothing"))
+        hub.download(HubReference("org/nothing"))
 
 
 def test_a_quant_the_repository_does_not_have_names_the_files_it_has(served):
     with pytest.raises(hub.HubError, match="Q2_K.*smol-Q4_K_M.gguf"):
-        hub.fetch(HubReference("org/smol", "Q2_K"))
+        hub.download(HubReference("org/smol", "Q2_K"))
 
 
 def test_a_token_is_sent_when_given(served, monkeypatch):
     served.token = "hf_secret_token"
     with pytest.raises(hub.HubError):
-        hub.fetch(HubReference("org/smol"))
+        hub.download(HubReference("org/smol"))
     monkeypatch.setenv("HF_TOKEN", "hf_secret_token")
-    assert Path(hub.fetch(HubReference("org/smol")).model).read_bytes() == MODEL
+    assert Path(hub.download(HubReference("org/smol")).model).read_bytes() == MODEL
 
 
 def test_removing_a_model_deletes_its_files(served):
-    fetched = hub.fetch(HubReference("org/smol"))
-    targets = [Path(path).resolve() for path in fetched.files]
-    hub.remove(fetched)
-    assert not any(Path(path).exists() for path in fetched.files + tuple(targets))
+    files = hub.download(HubReference("org/smol"))
+    targets = [Path(path).resolve() for path in files.files]
+    hub.remove(files)
+    assert not any(Path(path).exists() for path in files.files + tuple(targets))
     assert hub.cached(HubReference("org/smol")) is None

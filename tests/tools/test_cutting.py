@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from proxy.tools.cutting import SHORT, Cutter, TooLong
-from proxy.tools.wire import CUT, marked
+from proxy.tools.transport import CUT, marked
 
 
 def read(data: bytes, budget: int, most: int = 1 << 30, piece: int = 0) -> list:

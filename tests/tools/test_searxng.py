@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from proxy.core.types import Source
+from proxy.core.tooluse import Source
 from proxy.tools.searxng import hits, listing, search_url
 
 

@@ -15,16 +15,13 @@ from proxy.core import generation
 from proxy.core.caller import Caller
 from proxy.core.errors import ToolTimeoutError
 from proxy.core.events import WAITING, TextDelta, ToolCallStart, ToolRan, ToolsListed, UsageReport
+from proxy.core.tooluse import Approval, ToolListing, ToolRun, ToolUse
 from proxy.core.types import (
-    Approval,
     Chunk,
     Completion,
     GenerationRequest,
     Message,
     ToolCall,
-    ToolListing,
-    ToolRun,
-    ToolUse,
     Usage,
     function_tool,
     pieces,
@@ -273,7 +270,7 @@ def test_each_run_is_kept_for_the_inspector_with_what_it_was_given_and_answered(
     asked = ASKED.served_for(Caller(side=side))
     router = Router(answer("", (call(),)), answer("It says hello."))
     ToolLoop(router, Toolbox()).complete(asked)
-    (run,) = side.facts()["tool_runs"]
+    (run,) = side.gather_facts()["tool_runs"]
     assert {k: run[k] for k in ("server", "tool", "arguments", "output", "error", "cut")} == {
         "server": "fs",
         "tool": "read_file",

@@ -12,7 +12,7 @@ from proxy.core import fetching
 from proxy.core.errors import ToolNotFoundError
 from proxy.core.fetching import Got
 from proxy.core.outbound import public_address
-from proxy.core.types import Source
+from proxy.core.tooluse import Source
 from proxy.tools.results import ToolResult
 from proxy.tools.web import WebTools, _bounded, _content_type, _decoded
 

@@ -74,14 +74,16 @@ def inspect(path: str) -> ModelFile:
     """Read and check ``path``; raise ``ValueError`` naming it if chatglm.cpp must not load it."""
     try:
         with open(path, "rb") as handle:
-            return _read(_Reader(handle, os.fstat(handle.fileno()).st_size))
+            return _read(_ModelReader(handle, os.fstat(handle.fileno()).st_size))
     except OSError as exc:
         raise ValueError(f"cannot read the model file {path}: {exc.strerror}") from None
     except BrokenModelError as exc:
         raise ValueError(f"{path} is not a chatglm.cpp model file it can load: {exc}") from None
 
 
-class _Reader:
+class _ModelReader:
+    """A model file read in order, each read whole or the file is broken."""
+
     def __init__(self, handle: BinaryIO, size: int) -> None:
         self.handle = handle
         self.size = size
@@ -99,7 +101,7 @@ class _Reader:
         return self.handle.tell()
 
 
-def _read(reader: _Reader) -> ModelFile:
+def _read(reader: _ModelReader) -> ModelFile:
     magic = reader.read(4)
     if magic == b"GGUF":
         raise BrokenModelError(
@@ -132,7 +134,7 @@ def _read(reader: _Reader) -> ModelFile:
     return ModelFile(model_type, config.max_length, token_count)
 
 
-def _config(reader: _Reader, model_type: int, version: int) -> _Config:
+def _config(reader: _ModelReader, model_type: int, version: int) -> _Config:
     if version == 2:
         (dtype, vocab, hidden, heads, kv_heads, layers, _, _, virtual, _, max_length, eos, _) = (
             V2.unpack(reader.read(V2.size))
@@ -197,7 +199,7 @@ def _varint(data: bytes, at: int) -> tuple:
             return value, at
 
 
-def _tensor_names(reader: _Reader) -> set:
+def _tensor_names(reader: _ModelReader) -> set:
     names = set()
     while reader.tell() < reader.size:
         (length,) = reader.ints(1)

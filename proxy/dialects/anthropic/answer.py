@@ -9,7 +9,8 @@ import json
 from typing import Optional, Sequence
 
 from proxy.core.errors import ContextLengthError, ProxyError
-from proxy.core.types import Completion, ToolCall, ToolRun, Usage
+from proxy.core.tooluse import ToolRun
+from proxy.core.types import Completion, ToolCall, Usage
 from proxy.dialects.anthropic.request import MessagesNotes
 from proxy.dialects.anthropic.runs import blocks, server_usage
 from proxy.dialects.dialect import Ask

@@ -1,5 +1,5 @@
 """The tools a Messages request asks Anthropic's servers to run, as uses of the servers of
-tools the gateway runs (:class:`~proxy.core.types.ToolUse`): the MCP connector's servers
+tools the gateway runs (:class:`~proxy.core.tooluse.ToolUse`): the MCP connector's servers
 (``mcp_servers``; their tools configured by ``tool_configuration``, as beta
 ``mcp-client-2025-04-04`` has it, or by an ``mcp_toolset`` tool, as ``mcp-client-2025-11-20``
 does) and the web search and fetch server tools (``web_search_*``, ``web_fetch_*``). Pure.
@@ -18,7 +18,7 @@ from typing import Optional
 from proxy.config.catalog import WEB
 from proxy.core.errors import InvalidRequestError, UntranslatableError
 from proxy.core.fields import Fields
-from proxy.core.types import ToolUse
+from proxy.core.tooluse import ToolUse
 
 TOOLSET = "mcp_toolset"
 WEB_TOOLS = ("web_search", "web_fetch")  # each type's prefix, and the web server's tool

@@ -19,7 +19,7 @@ import hashlib
 import json
 from typing import Optional, Sequence
 
-from proxy.core.types import ToolRun
+from proxy.core.tooluse import ToolRun
 from proxy.dialects.anthropic.hosted import WEB_TOOLS
 
 PENDING = "this call waits for an approval, which the Messages API cannot give"

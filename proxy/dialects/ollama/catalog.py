@@ -5,7 +5,7 @@ What Ollama's clients ask of the models before they pick one: ``/api/tags``, ``/
 ``/api/ps``, ``/api/version``; each model under an explicit tag (``:latest``), as Ollama lists
 them.
 
-Ollama's model management, on the models the proxy fetches from a hub: ``/api/pull`` and
+Ollama's model management, on the models the proxy downloads from a hub: ``/api/pull`` and
 ``/api/delete`` read, and a pull's progress written in Ollama's own lines (``pulling manifest``;
 ``pulling <digest>`` with ``digest``, ``total`` and ``completed`` as each file comes;
 ``verifying sha256 digest``; ``writing manifest``; ``success``), which Ollama's clients show as

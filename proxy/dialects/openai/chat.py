@@ -29,7 +29,8 @@ from proxy.core.events import (
     UsageReport,
 )
 from proxy.core.fields import Fields, effort, template_kwargs, tool_call
-from proxy.core.types import Completion, Message, ToolCall, ToolUse
+from proxy.core.tooluse import ToolUse
+from proxy.core.types import Completion, Message, ToolCall
 from proxy.dialects.citations import cited, sources_of
 from proxy.dialects.dialect import Ask, Content, Limits
 from proxy.dialects.openai import answer, request

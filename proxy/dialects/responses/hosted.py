@@ -1,5 +1,5 @@
 """The tools a Responses request asks OpenAI's servers to run that the gateway runs itself,
-as uses of its servers of tools (:class:`~proxy.core.types.ToolUse`): an ``mcp`` tool names
+as uses of its servers of tools (:class:`~proxy.core.tooluse.ToolUse`): an ``mcp`` tool names
 one of its MCP servers by its ``server_label``, with the tools allowed and those that wait
 for the client's approval; a ``web_search`` tool is its web search. Pure.
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from proxy.config.catalog import WEB
 from proxy.core.fields import Fields
-from proxy.core.types import ToolUse
+from proxy.core.tooluse import ToolUse
 
 SEARCH = ("web_search", "web_search_preview")  # the web search's types, dated ones as these begin
 APPROVAL = ("always", "never")

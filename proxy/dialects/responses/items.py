@@ -10,7 +10,8 @@ from dataclasses import replace
 from typing import Optional, Sequence
 
 from proxy.core.errors import InvalidRequestError
-from proxy.core.types import Approval, Message, ToolCall
+from proxy.core.tooluse import Approval
+from proxy.core.types import Message, ToolCall
 from proxy.dialects.dialect import Ask, Content, Limits
 
 IMAGE_NOT_KEPT = "(an image, not kept)"  # an earlier response's image, whose bytes are gone

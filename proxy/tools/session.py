@@ -36,7 +36,7 @@ from proxy.tools.arguments import checker
 from proxy.tools.http import MissingCredential, http_transport
 from proxy.tools.results import ToolResult, result_of, tool_specs
 from proxy.tools.stdio import stdio_transport
-from proxy.tools.wire import CUT, Link
+from proxy.tools.transport import CUT, Link
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,9 @@ LEAST_MOST = 4 * 1024 * 1024  # bytes a message may keep in all, at the least
 CLIENT = types.Implementation(name="oai-proxy", version=__version__)
 
 
-class Connection:
-    """One server's session, kept between calls; every method runs on the tool loop."""
+class ServerSession:
+    """One server's session, kept between calls (a :class:`_Session` at a time, the next
+    opened once the last ended); every method runs on the tool loop."""
 
     def __init__(self, spec: McpServerSpec, environ: Mapping[str, str], log_folder: str):
         self.spec, self.environ, self.log_folder = spec, environ, log_folder

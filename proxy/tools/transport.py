@@ -1,6 +1,6 @@
 """What both ways of reaching an MCP server share: a line the server wrote, parsed into
 the SDK's JSON-RPC message (marked when the cutter cut its text), and the link a
-connection keeps on its transport: why it ended, and the moment it did."""
+session keeps on its transport: why it ended, and the moment it did."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ CUT = "oai-proxy/cut"  # in a result's _meta: the reading cut some of its text
 
 
 class Link:
-    """A transport as its connection sees it: ``why`` it failed a message or ended (empty
+    """A transport as its session sees it: ``why`` it failed a message or ended (empty
     while it has not), and ``ended``, set when it can carry nothing more."""
 
     def __init__(self) -> None:
