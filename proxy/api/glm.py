@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify
 
 from proxy.api.body import read_json
 from proxy.api.requestmodel import answer_name
-from proxy.api.serve import asked, caller, embedded, serve
+from proxy.api.serve import asked, caller, embed_texts, serve
 from proxy.api.state import Routes, get_state
 from proxy.core.fields import asked_model
 from proxy.dialects import glm
@@ -45,4 +45,4 @@ def embedding() -> Response:
     body = read_json()
     texts = glm.parse_embedding(body, state.limits)
     model = asked_model(body)
-    return jsonify(glm.render_embedding(embedded(texts, model), answer_name()))
+    return jsonify(glm.render_embedding(embed_texts(texts, model), answer_name()))

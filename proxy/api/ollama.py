@@ -15,7 +15,7 @@ from flask import Blueprint, Response, g, jsonify
 from proxy.access.gate import Access
 from proxy.api.body import read_json
 from proxy.api.requestmodel import request_model
-from proxy.api.serve import asked, embedded, event_response, serve
+from proxy.api.serve import asked, embed_texts, event_response, serve
 from proxy.api.state import Routes, get_state
 from proxy.core.errors import (
     InvalidRequestError,
@@ -98,14 +98,14 @@ def _server_of(name: str) -> Optional[ServerControl]:
 @bp.post("/api/embed")
 def embed_view() -> Response:
     wanted = embed.parse_embed(read_json(), get_state().limits)
-    result = embedded(list(wanted.inputs), request_model().asked)
+    result = embed_texts(list(wanted.inputs), request_model().asked)
     return jsonify(embed.render_embed(wanted, result))
 
 
 @bp.post("/api/embeddings")
 def embeddings_view() -> Response:
     wanted = embed.parse_embeddings(read_json())
-    result = embedded(list(wanted.inputs), request_model().asked)
+    result = embed_texts(list(wanted.inputs), request_model().asked)
     return jsonify(embed.render_embeddings(result))
 
 

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, g, jsonify
 
 from proxy.api.body import read_json
 from proxy.api.requestmodel import answer_name
-from proxy.api.serve import asked, caller, embedded, serve, versioned
+from proxy.api.serve import asked, caller, embed_texts, serve, versioned
 from proxy.api.state import Routes, get_state
 from proxy.core.fields import asked_model
 from proxy.dialects.openai import answer, chat, completions, embeddings, fim
@@ -38,7 +38,7 @@ def create_embedding() -> Response:
         item if isinstance(item, str) else state.router.detokenize(item, wanted.model, caller())
         for item in wanted.inputs
     ]
-    result = embedded(texts, wanted.model)
+    result = embed_texts(texts, wanted.model)
     return jsonify(embeddings.render(result, answer_name(), wanted.encoding_format))
 
 

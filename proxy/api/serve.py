@@ -83,7 +83,7 @@ def caller() -> Caller:
     return made
 
 
-def embedded(texts: Sequence[str], model: Optional[str]) -> Embeddings:
+def embed_texts(texts: Sequence[str], model: Optional[str]) -> Embeddings:
     """The vectors of ``texts`` from the model ``model`` names, for the :func:`caller`; the
     tokens they took counted against its key (its usage and budgets), as a generation's are."""
     result = get_state().router.embed(texts, model, caller())
@@ -125,7 +125,7 @@ def serve(
         passed = completions[0].verbatim is not None
     if not passed:  # an answer its upstream wrote had nothing of its request left out
         response.headers.update(left_out(dialect, ask))
-    told(response.headers, served)
+    tell(response.headers, served)
     return response
 
 
@@ -138,7 +138,7 @@ def left_out(dialect: Dialect, ask: Ask) -> dict:
     return headers
 
 
-def told(headers, served: Sequence[Served]) -> None:
+def tell(headers, served: Sequence[Served]) -> None:
     """The headers saying who ``served`` the answer (each model, in order, where another
     than the one asked for did) and what the models' filters changed of its request."""
     instead = [each.model for each in served if each.instead]

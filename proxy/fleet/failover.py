@@ -42,7 +42,7 @@ class Chain:
         self.first, self.pending = models[0], models[1:]
         self.usable = usable
 
-    def after(self, model: ServedModel, exc: Exception) -> Optional[ServedModel]:
+    def fall_back(self, model: ServedModel, exc: Exception) -> Optional[ServedModel]:
         """The model to ask once ``model`` failed with ``exc`` (``None``: none is left). A
         prompt too long for ``model`` goes on to its context fallbacks alone."""
         if isinstance(exc, ContextLengthError):

@@ -103,7 +103,7 @@ class Fleet:
                 answer = self._complete_on(model, request)
                 break
             except FALLS_BACK as exc:
-                model = chain.after(model, exc)
+                model = chain.fall_back(model, exc)
                 if model is None:
                     raise
         return replace(answer, served=model.served(asked, answer.served))
@@ -174,7 +174,7 @@ class Fleet:
                         if started or not failover.drop(replica, exc):
                             raise
             except FALLS_BACK as exc:
-                model = None if started else chain.after(model, exc)
+                model = None if started else chain.fall_back(model, exc)
                 if model is None:
                     raise
 

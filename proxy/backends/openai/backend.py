@@ -70,7 +70,7 @@ class OpenAIBackend(Relay):
     ) -> Embeddings:
         with self.client.blamed():
             path = self._path_of("embeddings")
-            answer = self.answer(path, vectors.body(inputs, self.upstream_model), caller)
+            answer = self.send(path, vectors.body(inputs, self.upstream_model), caller)
             self.endpoints.served("embeddings")
             return vectors.embeddings(answer, len(inputs), self.client.label, path)
 
@@ -84,7 +84,7 @@ class OpenAIBackend(Relay):
         body = {"model": self.upstream_model, **ranking.payload(query, documents)}
         with self.client.blamed():
             path = self._path_of("rerank")
-            answer = self.answer(path, body, caller)
+            answer = self.send(path, body, caller)
             self.endpoints.served("rerank")
             return ranking.ranking(answer, len(documents), self.client.label, path)
 

@@ -97,7 +97,7 @@ class ChatRoute:
             chatpayload.count_payload(request, **_options(self.server, facts)),
         )
         if reply.status_code == 404:  # a server of 2025: render the prompt, then count it
-            return len(self._prompt_ids(request, facts, bos=True))
+            return len(self._tokenize_prompt(request, facts, bos=True))
         client.raise_for_status(reply)
         try:
             count = reply.json().get("input_tokens")
@@ -114,22 +114,24 @@ class ChatRoute:
         side = request.caller.side
         if side is not None:
             side.sent(chatpayload.PATH, payload)
-            side.rendered_by_server(lambda: self._rendered(request, facts, timeout=RENDER_TIMEOUT))
+            side.rendered_by_server(
+                lambda: self._render_prompt(request, facts, timeout=RENDER_TIMEOUT)
+            )
 
     def _finisher(self, request: GenerationRequest, facts: ServerFacts) -> Finisher:
         """The server's answers name no slot; their thoughts are always told apart."""
-        prompt_ids = (lambda: self._prompt_ids(request, facts)) if request.tokenize else None
+        prompt_ids = (lambda: self._tokenize_prompt(request, facts)) if request.tokenize else None
         return Finisher(self.server.tokens, prompt_ids=prompt_ids)
 
-    def _prompt_ids(
+    def _tokenize_prompt(
         self, request: GenerationRequest, facts: ServerFacts, *, bos: bool = False
     ) -> tuple:
         """The token ids of the prompt the server renders for ``request`` (``bos``: with the
         BOS the server puts before it, where the model has one)."""
-        rendered = self._rendered(request, facts)
+        rendered = self._render_prompt(request, facts)
         return tuple(self.server.tokens.token_ids(rendered, add_special=bos))
 
-    def _rendered(
+    def _render_prompt(
         self, request: GenerationRequest, facts: ServerFacts, timeout: Optional[float] = None
     ) -> str:
         """The prompt the server renders for ``request``, as its ``/apply-template`` says

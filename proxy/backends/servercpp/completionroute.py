@@ -45,7 +45,7 @@ class CompletionRoute:
         def post(facts: ServerFacts) -> tuple:
             prompt, payload = self._payload(request, facts, stream=False)
             path = _path(request, facts)
-            _told(request, path, prompt, payload)
+            _tell(request, path, prompt, payload)
             return (facts, prompt, server.client.post_json(path, payload, caller=request.caller))
 
         facts, prompt, body = server.admission.run(
@@ -99,7 +99,7 @@ class CompletionRoute:
             def attempt(facts: ServerFacts) -> tuple:
                 prompt, payload = self._payload(_counted(request, facts), facts, stream=True)
                 path = _path(request, facts)
-                _told(request, path, prompt, payload)
+                _tell(request, path, prompt, payload)
                 return (
                     facts,
                     prompt,
@@ -188,7 +188,7 @@ def _path(request: GenerationRequest, facts: ServerFacts) -> str:
     return "/infill" if request.suffix is not None and facts.kind.fills == INFILL else "/completion"
 
 
-def _told(request: GenerationRequest, path: str, prompt: RenderedPrompt, payload: dict) -> None:
+def _tell(request: GenerationRequest, path: str, prompt: RenderedPrompt, payload: dict) -> None:
     """Tell the inspector what went upstream and, on ``/completion``, the prompt (a gap the
     server lays out itself on ``/infill``)."""
     side = request.caller.side

@@ -78,7 +78,7 @@ class Detector:
         if health == 404:
             models_status = self.client.get("/v1/models", timeout=DETECT_TIMEOUT).status_code
         kind = classify(health, models_status)
-        props = self._props(kind)
+        props = self._get_props(kind)
         layer = (
             self._chat_layer() if self.templates.servers_own and kind.has_props_template else None
         )
@@ -90,12 +90,12 @@ class Detector:
         card = card_of(
             model,
             props,
-            self._listed(kind),
+            self._get_models(kind),
             template,
             header,
             path,
             chat_layer=layer is not None,
-            reranks=kind.has_props_template and self._reranks(),
+            reranks=kind.has_props_template and self._probe_reranking(),
         )
         # lazy grammars came with the Jinja tool-calling work, which added chat_template_caps
         facts = ServerFacts(
@@ -117,14 +117,14 @@ class Detector:
         for a chat with an earlier call has the call's argument in it (llama.cpp learns a
         family's call syntax from how its template writes calls, and only then forces and
         reads them)."""
-        prompt = self._rendered(tool_chat(callids.template_id(callids.LONG_ID)))
+        prompt = self._render(tool_chat(callids.template_id(callids.LONG_ID)))
         if prompt is None:
             return None
         return ChatLayer(
-            tools=CALL_WORDS in prompt, short_ids=self._rendered(tool_chat(callids.LONG_ID)) is None
+            tools=CALL_WORDS in prompt, short_ids=self._render(tool_chat(callids.LONG_ID)) is None
         )
 
-    def _reranks(self) -> bool:
+    def _probe_reranking(self) -> bool:
         """Whether the server was started with ``--reranking``: asked by a body without a
         query, which a reranker refuses as such and any other server as a route it does not
         serve."""
@@ -134,7 +134,7 @@ class Detector:
             return False
         return reply.status_code == 400
 
-    def _rendered(self, chat: dict) -> Optional[str]:
+    def _render(self, chat: dict) -> Optional[str]:
         """The prompt the server renders for ``chat`` (with its tools) itself: llama-server
         with its Jinja templates on does (``/apply-template``); without them, or before that
         route, it refuses (``None``)."""
@@ -173,14 +173,14 @@ class Detector:
             return True
         return len(special) > len(plain)
 
-    def _props(self, kind: ServerKind) -> dict:
+    def _get_props(self, kind: ServerKind) -> dict:
         if not kind.has_props_template:
             return {}
         response = self.client.get("/props", timeout=DETECT_TIMEOUT)
         body = response.json() if response.ok else {}
         return body if isinstance(body, dict) else {}
 
-    def _listed(self, kind: ServerKind) -> dict:
+    def _get_models(self, kind: ServerKind) -> dict:
         """What a current server's ``/v1/models`` says of its model (``meta``: its context,
         parameters, size, file type)."""
         if not kind.has_props_template:

@@ -90,12 +90,12 @@ class Relay(Backend):
             body = way.body(stream=False)
             noted = self._filter(way, body)
             self._tell(request, way.path, body)
-            completion = way.whole(self.answer(way.path, body, request.caller))
+            completion = way.whole(self.send(way.path, body, request.caller))
             if any(noted):
                 return replace(completion, served=Served("", False, *noted))
             return completion
 
-    def answer(self, path: str, body: dict, caller: Caller) -> object:
+    def send(self, path: str, body: dict, caller: Caller) -> object:
         """The server's whole answer at ``path``, once a slot is free."""
         try:
             return self.admission.run(
