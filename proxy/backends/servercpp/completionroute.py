@@ -67,8 +67,9 @@ class CompletionRoute:
     def stream(self, request: GenerationRequest, facts: ServerFacts) -> Iterator[Chunk]:
         """The stream, a chat's with the prompt's token count on its first chunk, which old
         servers tell only on the last: a chat's client may show it from the start, as
-        Anthropic's ``message_start`` does."""
-        return self._stream(request, facts, count_first=request.is_chat)
+        Anthropic's ``message_start`` does. Errors name the server in the log."""
+        with self.server.client.blamed():
+            yield from self._stream(request, facts, count_first=request.is_chat)
 
     def count(self, request: GenerationRequest, facts: ServerFacts) -> int:
         """The prompt's tokens, rendered here and counted by the server."""

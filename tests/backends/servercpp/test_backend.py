@@ -21,6 +21,7 @@ from proxy.core.errors import (
 )
 from proxy.core.types import GenerationRequest, Message, ResponseFormat, Sampling
 from tests.fakes.canned import CannedServer
+from tests.fakes.servercpp import FakeServerCpp
 from tests.fakes.servercpp_wire import line_batches
 from tests.processes import free_port
 
@@ -375,6 +376,16 @@ def test_unreachable():
     backend.close()
     assert info.value.retry_after
     assert nowhere not in info.value.message and info.value.detail == f"upstream {nowhere}"
+
+
+@pytest.mark.parametrize("kind", ["powerinfer", "llamacpp-2023", "llamacpp"])
+def test_a_stream_failing_midway_names_its_upstream_for_the_log(kind):
+    with FakeServerCpp(kind, fail_mode="truncated_stream") as fake:
+        backend = backend_of(fake.url)
+        with pytest.raises(UpstreamError) as info:
+            list(backend.stream(GenerationRequest(prompt="p")))
+        backend.close()
+    assert fake.url not in info.value.message and info.value.detail == f"upstream {fake.url}"
 
 
 def test_timeout(make_backend, upstream):
