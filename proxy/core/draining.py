@@ -18,7 +18,7 @@ class Drain:
     def __init__(self) -> None:
         self._lock = threading.Condition()
         self._open = 0
-        self._ending = threading.Event()
+        self.ending = False  # the grace is over: streams still open end now (read per write)
         self._began = False
         self.refusing = False  # new requests are refused while streams drain
 
@@ -42,10 +42,6 @@ class Drain:
     def began(self) -> bool:
         return self._began
 
-    @property
-    def ending(self) -> bool:
-        return self._ending.is_set()
-
     def begin(self, grace: float, *, refusing: bool = False) -> None:
         """Give open streams ``grace`` seconds, then make the rest end (in the background);
         ``refusing``: new requests are told to come again meanwhile (a server that cannot
@@ -60,7 +56,7 @@ class Drain:
     def _end_after(self, grace: float) -> None:
         with self._lock:
             self._lock.wait_for(lambda: self._open == 0, timeout=grace)
-        self._ending.set()
+        self.ending = True
 
     def wait_closed(self, timeout: float) -> bool:
         """Wait until no stream is open; ``False`` if some still are after ``timeout``."""

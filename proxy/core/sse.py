@@ -133,6 +133,8 @@ class EventStream:
 
     def framed(self, payloads: list) -> bytes:
         """The bytes of one write."""
+        if len(payloads) == 1 and type(payloads[0]) is bytes:  # most tokens: framed already
+            return payloads[0]
         encode = self.framing.encode
         return b"".join(
             [

@@ -180,6 +180,7 @@ def test_the_answers_headers_name_the_fields(filtered, runtime):
             "/v1/chat/completions", json={**chat, "top_k": 5, "temperature": 1, "stream": stream}
         )
         assert answer.status_code == 200
+        assert b"Hi" in answer.data
         assert answer.headers["x-oai-proxy-left-out-fields"] == "top_k"
         assert answer.headers["x-oai-proxy-replaced-fields"] == "temperature"
     plain = client.post("/v1/chat/completions", json=chat)

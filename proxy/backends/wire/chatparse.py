@@ -90,6 +90,9 @@ class ChatStreamReader:
         self.counted = False
         self.finish: Optional[str] = None
         self.ended = False  # the final chunk has been read: read no more
+        # a plain text event is a chunk of its text alone: the count went out, no finish
+        # waits, no probabilities are read (what every event after the first tells)
+        self.plain = False
 
     def read(self, lines: list) -> list:
         """The chunks of one read's whole lines."""
@@ -131,14 +134,13 @@ class ChatStreamReader:
                 break
         return out
 
-    @property
-    def plain(self) -> bool:
-        """Whether a plain text event is a chunk of its text alone: the count went out, no
-        finish waits, no probabilities are read."""
-        return self.counted and self.finish is None and self.top is None
-
     def event(self, body: object, followed: bool) -> list:
         """The chunks of one event (none, one, or the final one)."""
+        out = self._event(body, followed)
+        self.plain = self.counted and self.finish is None and self.top is None
+        return out
+
+    def _event(self, body: object, followed: bool) -> list:
         upstream = self.upstream
         if type(body) is not dict:
             raise UpstreamError(f"{upstream} sent a stream event that is not a JSON object")

@@ -32,6 +32,17 @@ class Dechunker:
 
     def feed(self, piece: bytes) -> bytes:
         """The payload ``piece`` brings (``b""``: none yet)."""
+        if not (self.buffer or self.due or self.crlf_due):  # most reads: one whole chunk
+            end = piece.find(b"\r\n", 0, LONGEST_SIZE_LINE)
+            if end > 0:
+                try:
+                    size = int(piece[:end], 16)
+                except ValueError:
+                    size = 0  # a size with extensions, or none: the long way tells
+                start = end + 2
+                stop = start + size
+                if size > 0 and len(piece) == stop + 2 and piece.endswith(b"\r\n"):
+                    return piece[start:stop]
         buffer = self.buffer + piece if self.buffer else piece
         at, end_of_buffer = 0, len(buffer)
         due, crlf_due = self.due, self.crlf_due

@@ -301,6 +301,7 @@ class ConnectionPool:
         self.read_timeout = read_timeout
         self._idle: list = []
         self._lock = threading.Lock()
+        self._closed = False  # a connection given back after close is closed, not kept
 
     def take(self) -> tuple:
         """A connection and whether it was used before (a used one may have been closed by
@@ -328,14 +329,14 @@ class ConnectionPool:
 
     def give_back(self, connection: Connection) -> None:
         with self._lock:
-            if len(self._idle) < self.size:
+            if not self._closed and len(self._idle) < self.size:
                 self._idle.append(connection)
                 return
         connection.close()
 
     def close(self) -> None:
         with self._lock:
-            idle, self._idle = self._idle, []
+            idle, self._idle, self._closed = self._idle, [], True
         for connection in idle:
             connection.close()
 

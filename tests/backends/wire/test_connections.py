@@ -9,7 +9,7 @@ from typing import Iterator
 
 import pytest
 
-from proxy.backends.wire.connections import BrokenAnswer, Connection
+from proxy.backends.wire.connections import BrokenAnswer, Connection, ConnectionPool
 
 
 @contextlib.contextmanager
@@ -183,3 +183,14 @@ def test_an_empty_body_leaves_the_next_answer_unread():
         assert connection.body(connection.exchange(b"x")) == b""
         head = connection.exchange(b"y")
         assert (head.status, connection.body(head)) == (200, b"hi")
+
+
+def test_a_connection_given_back_to_a_closed_pool_is_closed_not_kept():
+    pool = ConnectionPool("http://127.0.0.1:9", size=4, connect_timeout=1, read_timeout=1)
+    ours, theirs = socket.socketpair()
+    kept, late = Connection(ours), Connection(theirs)
+    pool.give_back(kept)
+    pool.close()
+    pool.give_back(late)  # a stream that ended after its backend closed
+    assert kept.sock.fileno() == -1
+    assert late.sock.fileno() == -1
