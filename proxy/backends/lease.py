@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import Optional, Protocol
 
 from proxy.core.caller import Caller
 from proxy.core.errors import SlotUnavailableError
@@ -14,8 +14,18 @@ from proxy.core.party import Party
 from proxy.ops.measure import waiting
 from proxy.ops.modelside import queueing
 
-if TYPE_CHECKING:  # the admission hands these out
-    from proxy.backends.admission import Admission
+
+class Admits(Protocol):
+    """What a ticket's holder tells the admission that handed it out
+    (:class:`proxy.backends.admission.Admission`)."""
+
+    def wait(self, caller: Caller, ticket: Optional[Ticket]) -> Ticket: ...
+
+    def release(self, ticket: Ticket) -> None: ...
+
+    def accepted(self, ticket: Ticket, slot: Optional[int]) -> None: ...
+
+    def finished(self, ticket: Ticket) -> None: ...
 
 
 @dataclass(eq=False)
@@ -41,7 +51,7 @@ class Attempt:
 
     __slots__ = ("admission", "ticket", "answered", "was_refused")
 
-    def __init__(self, admission: "Admission", ticket: Ticket) -> None:
+    def __init__(self, admission: Admits, ticket: Ticket) -> None:
         self.admission, self.ticket = admission, ticket
         self.answered = False
         self.was_refused = False
@@ -71,7 +81,7 @@ class Lease:
 
     __slots__ = ("admission", "caller", "ticket")
 
-    def __init__(self, admission: "Admission", caller: Caller, ticket: Optional[Ticket]) -> None:
+    def __init__(self, admission: Admits, caller: Caller, ticket: Optional[Ticket]) -> None:
         self.admission = admission
         self.caller = caller
         self.ticket = ticket
