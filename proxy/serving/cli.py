@@ -135,7 +135,8 @@ def serve_waitress(app, settings: Settings) -> None:
 
 def close_in_loop(server, everything: bool) -> bool:
     """:func:`close_sent`, run in waitress's loop; it returns once that has run, so the
-    trigger is pulled again only while it is still open."""
+    trigger is pulled again only while it is still open (or at once, when the loop ended
+    another way: a second signal, say)."""
     ran, closed = threading.Event(), []
 
     def close() -> None:
@@ -144,7 +145,10 @@ def close_in_loop(server, everything: bool) -> bool:
         finally:
             ran.set()
 
-    server.trigger.pull_trigger(close)
+    try:
+        server.trigger.pull_trigger(close)
+    except OSError:  # the trigger is closed: the loop has ended, nothing is left to close
+        return True
     ran.wait()
     return closed == [True]
 

@@ -12,7 +12,9 @@ import threading
 
 import pytest
 import requests
+import waitress
 
+from proxy.serving.cli import close_in_loop
 from tests.fakes.servercpp import FakeServerCpp
 from tests.polling import wait_for
 from tests.processes import ProxyProcess
@@ -148,3 +150,10 @@ def test_a_whole_answer_in_flight_is_answered_before_the_proxy_exits(tmp_path, h
     assert answer.status_code == 200, answer.text
     assert answer.json()["choices"][0]["text"] == "la " * 30
     assert "Traceback" not in proxy.log()
+
+
+def test_a_stop_after_waitress_loop_has_ended_finds_nothing_left_to_close():
+    server = waitress.create_server(lambda environ, start: [], host="127.0.0.1", port=0)
+    server.close()
+    server.trigger.close()  # the loop's last socket: the loop has ended
+    assert close_in_loop(server, everything=False)
