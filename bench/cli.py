@@ -5,6 +5,7 @@ overwrites the committed figures)."""
 from __future__ import annotations
 
 import argparse
+import subprocess
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -29,6 +30,15 @@ def with_baseline(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="another checkout of the project whose proxy is measured beside this one's",
     )
     return parser
+
+
+def commit_of(checkout: Path) -> str:
+    """The commit a checkout stands at, as a report names its baseline (its path is this
+    machine's alone)."""
+    found = subprocess.run(
+        ["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    return found.stdout.strip() or checkout.name
 
 
 def results(args: argparse.Namespace, name: str) -> Path:

@@ -334,7 +334,7 @@ def timed(way: Way, *, stream: bool) -> tuple:
 def chat_layer_table(
     figures: dict, count: int, baseline: Optional[Path], unmeasured: str = ""
 ) -> str:
-    against = f" and by the proxy of `{baseline}` (baseline)" if baseline else ""
+    against = f" and by the proxy at {cli.commit_of(baseline)} (baseline)" if baseline else ""
     peer = (
         f" {unmeasured}."
         if unmeasured

@@ -174,7 +174,9 @@ def table(found: dict, paths: dict, count: int, baseline: Optional[Path]) -> str
     names = list(dict.fromkeys(name for name, _ in found))
     layers = list(dict.fromkeys([name for _, name in LAYERS] + ["Python's library"]))
     layers = [name for name in layers if any(found_in(found, name))]
-    against = f", and the proxy of `{baseline}` (baseline) beside it" if baseline else ""
+    against = (
+        f", and the proxy at {cli.commit_of(baseline)} (baseline) beside it" if baseline else ""
+    )
     lines = [
         "# Where a streamed chat's time goes in the proxy",
         "",
