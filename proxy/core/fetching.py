@@ -12,7 +12,7 @@ import http.client
 import threading
 from dataclasses import dataclass, replace
 from typing import Optional
-from urllib.parse import SplitResult, urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin
 
 from proxy.core.addresses import has_credentials, http_parts
 from proxy.core.outbound import CallSockets, Resolve, connect, public_address, resolve, target
@@ -70,11 +70,12 @@ class Unfetched(Exception):
 
     @property
     def host(self) -> str:
-        return urlsplit(self.url).hostname or ""
+        parts = http_parts(self.url)  # None: a malformed one
+        return parts.hostname if parts else ""
 
 
 class NotWeb(Unfetched):
-    """A redirect to what is no http(s) URL."""
+    """What is no http(s) URL: the one named, or a redirect's."""
 
 
 class WithCredentials(Unfetched):
@@ -125,7 +126,9 @@ def fetch(
     ``credentials``, no URL holding a user name or password is fetched (none is ever sent).
     What is not fetched is an :class:`Unfetched` naming its URL; bytes past those the
     deadline allows together, :class:`TooLarge`."""
-    parts, followed = urlsplit(url), 0
+    parts, followed = http_parts(url), 0
+    if parts is None:
+        raise NotWeb(url)
     while True:
         if not credentials and has_credentials(parts):
             raise WithCredentials(url)
@@ -143,7 +146,10 @@ def fetch(
         if followed == redirects or got.status not in REDIRECTING or not got.location:
             return replace(got, url=url)
         followed += 1
-        url = urljoin(url, got.location.strip())
+        try:
+            url = urljoin(url, got.location.strip())
+        except ValueError:  # a malformed one (``http://[::1``)
+            raise NotWeb(got.location.strip()) from None
         parts = http_parts(url)
         if parts is None:
             raise NotWeb(url)

@@ -328,4 +328,13 @@ def check_schema(fields: Fields, name: str, schema: dict, most: int) -> None:
             name, f"is not a valid JSON Schema: {exc.message} (at {where or 'the top'})"
         ) from None
     except (RecursionError, ValueError, TypeError, LookupError) as exc:
-        raise fields.fail(name, f"is not a valid JSON Schema ({type(exc).__name__})") from None
+        raise fields.fail(name, f"is not a valid JSON Schema ({unreadable(exc)})") from None
+
+
+def unreadable(exc: BaseException) -> str:
+    """Why a schema could not be read as one, in words (never the class that says it)."""
+    if isinstance(exc, RecursionError):
+        return "it is nested too deeply"
+    if isinstance(exc, LookupError):
+        return "a $ref in it cannot be resolved"
+    return "it cannot be read as one"

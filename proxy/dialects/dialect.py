@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Protocol, Sequence
-from urllib.parse import urlsplit
 
 from proxy.core import images
+from proxy.core.addresses import http_parts
 from proxy.core.errors import InvalidRequestError, ProxyError
 from proxy.core.images import Bounds
 from proxy.core.types import GenerationRequest, Image
@@ -153,7 +153,7 @@ def image_at(url: str, field: str, limits: Limits, at: int = 0) -> Image:
     before the request runs when the operator allows it."""
     if url.startswith("data:"):
         return images.from_data_uri(url, field, limits.image, at)
-    if urlsplit(url).scheme.lower() not in ("http", "https"):
+    if http_parts(url) is None:  # a malformed one too (``http://[::1``)
         raise InvalidRequestError(f"'{field}' must be a data URI or an http(s) URL", param=field)
     if not limits.image_urls:
         raise InvalidRequestError(

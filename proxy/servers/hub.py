@@ -132,8 +132,8 @@ def _listed(repo: str, offline: bool) -> list:
         if status is not None and status < 500 and status != 429:
             raise HubError(f"the hub refused to list hf:{repo} (HTTP {status})") from None
         return _cached_files(repo, f"the hub answered HTTP {status}")
-    except _unreachable() as exc:
-        return _cached_files(repo, f"the hub cannot be reached ({type(exc).__name__})")
+    except _unreachable():
+        return _cached_files(repo, "the hub cannot be reached")
     return [
         HubFile(item.rfilename, item.size or 0, item.lfs.sha256 if item.lfs else "")
         for item in info.siblings or ()

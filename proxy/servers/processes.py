@@ -175,8 +175,8 @@ class ManagedServer:
                 self.error = self.launch.scrubbed(
                     str(exc)
                     if isinstance(exc, UpstreamUnavailableError)
-                    else f"the server of {self.launch.name} could not be started "
-                    f"({type(exc).__name__}); see the proxy's log"
+                    else f"the server of {self.launch.name} could not be started; "
+                    f"see the proxy's log"
                 )
                 self._lock.notify_all()
             if isinstance(exc, UpstreamUnavailableError):

@@ -11,6 +11,7 @@ from jsonschema.exceptions import best_match
 from referencing.exceptions import Unresolvable
 
 from proxy.core.errors import ToolArgumentsError, ToolServerError
+from proxy.core.fields import unreadable
 
 Check = Callable[[Any], None]  # raises ToolArgumentsError naming the field, or returns
 
@@ -24,7 +25,7 @@ def checker(server: str, tool: str, schema: dict) -> Check:
         kind.check_schema(schema)
         validator = kind(schema)
     except (jsonschema.SchemaError, RecursionError, ValueError, TypeError, LookupError) as exc:
-        problem = getattr(exc, "message", type(exc).__name__)
+        problem = getattr(exc, "message", None) or unreadable(exc)
 
         def refuse(arguments: Any) -> None:
             raise ToolServerError(
@@ -43,10 +44,15 @@ def checker(server: str, tool: str, schema: dict) -> Check:
             )
         try:
             error = best_match(validator.iter_errors(arguments))
-        except (Unresolvable, RecursionError) as exc:
+        except Unresolvable:
             raise ToolServerError(
                 f"the input schema of the tool {tool!r} of the MCP server {server!r} cannot "
-                f"be checked ({type(exc).__name__})"
+                f"be checked (a $ref in it cannot be resolved)"
+            ) from None
+        except RecursionError as exc:
+            raise ToolServerError(
+                f"the input schema of the tool {tool!r} of the MCP server {server!r} cannot "
+                f"be checked ({unreadable(exc)})"
             ) from None
         if error is not None:
             where, problem = _named(error)

@@ -301,16 +301,20 @@ def _content_type(value: str) -> tuple:
     header["Content-Type"] = value
     charset = header.get_content_charset() or "utf-8"
     try:
-        codecs.lookup(charset)
-    except LookupError:
+        b"a".decode(charset, "replace")  # a text encoding: not zlib, base64, rot13, "undefined"
+    except (LookupError, UnicodeError):
         charset = "utf-8"
     return header.get_content_type(), charset
 
 
 def _decoded(body: bytes, charset: str, cut: bool) -> str:
     """``body`` as text; of a body cut at its bound, a character the cut split is left
-    out."""
-    return codecs.getincrementaldecoder(charset)("replace").decode(body, final=not cut)
+    out. A codec that refuses the bytes even so (UTF-16 without its byte order mark, say)
+    leaves them to UTF-8."""
+    try:
+        return codecs.getincrementaldecoder(charset)("replace").decode(body, final=not cut)
+    except UnicodeError:
+        return codecs.getincrementaldecoder("utf-8")("replace").decode(body, final=not cut)
 
 
 def _bounded(text: str, most: int) -> tuple:

@@ -172,6 +172,7 @@ def test_redirects_are_followed_as_far_as_the_caller_allows(
     [
         ("file:///etc/passwd", True, NotWeb),
         ("https://", True, NotWeb),
+        ("http://[::1", True, NotWeb),  # malformed: no URL at all
         ("http://me:pw@{host}/notes.txt", False, WithCredentials),
         ("http://me:pw@{host}/notes.txt", True, None),  # fetched; the credentials never sent
     ],
@@ -193,3 +194,9 @@ def test_without_credentials_the_first_url_is_checked_too(site):
     with pytest.raises(WithCredentials):
         fetched(url, credentials=False)
     assert len(_Site.asked) == before
+
+
+def test_a_malformed_url_is_no_web_url(site):
+    with pytest.raises(NotWeb) as refused:
+        fetched("http://[::1")
+    assert refused.value.host == ""

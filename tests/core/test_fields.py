@@ -16,6 +16,7 @@ from proxy.core.fields import (
     offered_tools,
     response_format,
     sized_schema,
+    unreadable,
 )
 from proxy.core.types import ResponseFormat
 
@@ -123,3 +124,15 @@ def test_a_response_format_schema_is_sized(most, expected):
         assert refused(response_format, "json_schema", options, schema_at, most).param == expected
     else:
         assert response_format("json_schema", options, schema_at, most) == expected
+
+
+@pytest.mark.parametrize(
+    "exc, says",
+    [
+        (RecursionError(), "it is nested too deeply"),
+        (LookupError("urn:nowhere"), "a $ref in it cannot be resolved"),
+        (TypeError("unhashable"), "it cannot be read as one"),
+    ],
+)
+def test_why_a_schema_cannot_be_read_is_said_in_words(exc, says):
+    assert unreadable(exc) == says

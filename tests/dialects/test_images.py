@@ -307,6 +307,20 @@ def test_a_url_is_refused_unless_fetching_is_on_and_else_kept_to_fetch(dialect, 
         ),
         pytest.param(
             chat,
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "image_url", "image_url": {"url": "http://[::1"}}],
+                    }
+                ]
+            },
+            "messages[0].content[0].image_url.url",
+            "data URI or an http(s) URL",
+            id="openai-malformed-url",
+        ),
+        pytest.param(
+            chat,
             {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},
             "messages[0].content[0].image_url.url",
             "is required",

@@ -5,6 +5,9 @@ calls over real sockets are ``tests/e2e/test_web_tools_e2e.py``'s."""
 
 from __future__ import annotations
 
+import encodings
+import pkgutil
+
 import pytest
 
 from proxy.config.catalog import WebSearchSpec
@@ -206,6 +209,10 @@ def test_every_call_is_counted_by_tool_and_error(site):
         ("Text/HTML", "text/html", "utf-8"),
         ('text/plain; charset="ISO-8859-1"', "text/plain", "iso-8859-1"),
         ("text/plain; charset=klingon", "text/plain", "utf-8"),
+        ("text/html; charset=zlib", "text/html", "utf-8"),  # a codec, not a text encoding
+        ("text/html; charset=base64", "text/html", "utf-8"),
+        ("text/html; charset=rot13", "text/html", "utf-8"),
+        ("text/html; charset=undefined", "text/html", "utf-8"),
         ("application/ld+json", "application/ld+json", "utf-8"),
         ("image/png", "image/png", "utf-8"),
         ("", "", "utf-8"),
@@ -285,3 +292,11 @@ def test_a_name_that_cannot_be_encoded_has_no_address():
         raise UnicodeError("label too long")
 
     assert public_address("x" * 100 + ".example", unencodable) is None
+
+
+@pytest.mark.parametrize("codec", sorted(m.name for m in pkgutil.iter_modules(encodings.__path__)))
+@pytest.mark.parametrize("cut", [False, True])
+def test_every_charset_a_page_may_name_reads_as_text(codec, cut):
+    body = bytes(range(256)) * 4 + b"<p>hi</p>"
+    _, charset = _content_type(f"text/html; charset={codec}")
+    assert isinstance(_decoded(body, charset, cut), str)

@@ -5,12 +5,20 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import ssl
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
 import orjson
 
-from proxy.backends.wire.connections import Abandoned, Connection, ConnectionPool, Head
+from proxy.backends.wire.chunked import BrokenChunks
+from proxy.backends.wire.connections import (
+    Abandoned,
+    BrokenAnswer,
+    Connection,
+    ConnectionPool,
+    Head,
+)
 from proxy.backends.wire.events import error_message, lacks_route, stream_error
 from proxy.core.caller import NOBODY, Caller, never
 from proxy.core.errors import (
@@ -312,7 +320,7 @@ class UpstreamClient:
             return UpstreamTimeoutError(
                 late or f"{self.label} did not answer in time; {self.timeout_remedy}"
             )
-        return UpstreamError(f"the exchange with {self.label} failed ({type(exc).__name__})")
+        return UpstreamError(f"the exchange with {self.label} failed: {broken(exc)}")
 
     @contextlib.contextmanager
     def blamed(self) -> Iterator[None]:
@@ -348,3 +356,16 @@ def _loads(content: bytes) -> object:
         return orjson.loads(content)
     except orjson.JSONDecodeError:
         return json.loads(content)
+
+
+def broken(exc: Exception) -> str:
+    """What broke an exchange, in words a client reads (never the class that says it)."""
+    if isinstance(exc, (BrokenChunks, BrokenAnswer)):
+        return str(exc)  # its own words: what of the answer was not HTTP
+    if isinstance(exc, ConnectionResetError):
+        return "the server reset the connection"
+    if isinstance(exc, (BrokenPipeError, ConnectionAbortedError)):
+        return "the server closed the connection mid-answer"
+    if isinstance(exc, ssl.SSLError):
+        return "the TLS session broke"
+    return "the connection broke"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import ssl
 
 import pytest
 
-from proxy.backends.wire.client import MissingRoute, UpstreamClient, probe_ready
+from proxy.backends.wire.chunked import BrokenChunks
+from proxy.backends.wire.client import MissingRoute, UpstreamClient, broken, probe_ready
 from proxy.core.errors import (
     InvalidRequestError,
     NotImplementedByBackendError,
@@ -140,3 +142,19 @@ def test_what_an_error_status_means_depends_on_the_servers_api(
         assert whole.value.message.startswith(
             f"the server of model 'big' has no /embeddings (it answered {status}: "
         )
+
+
+@pytest.mark.parametrize(
+    "exc, says",
+    [
+        (BrokenChunks("the body ended before its last chunk"), "the body ended before its last"),
+        (ConnectionResetError(104, "Connection reset by peer"), "the server reset the connection"),
+        (BrokenPipeError(), "the server closed the connection mid-answer"),
+        (ssl.SSLError(), "the TLS session broke"),
+        (OSError(113, "No route to host"), "the connection broke"),
+    ],
+)
+def test_what_broke_an_exchange_is_said_in_words(exc, says):
+    told = broken(exc)
+    assert told.startswith(says)
+    assert type(exc).__name__ not in told
