@@ -7,7 +7,8 @@ in it is followed or run. Pure: markup in, text out.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from html.parser import HTMLParser
+
+from lxml import etree
 
 # elements whose content is no text a reader reads (none of them void: each has an end tag)
 SKIPPED = frozenset(
@@ -77,24 +78,27 @@ class PageText:
 
 
 def page_text(markup: str) -> PageText:
-    """``markup``'s title and readable text. Markup that ``html.parser`` gives up on
-    partway gives the text read until then."""
+    """``markup``'s title and readable text. libxml2's HTML parser reads it, in time linear
+    in its length whatever it holds (the standard library's is quadratic on some malformed
+    markup: half a million ``<a`` took minutes), recovering from what is not HTML as a
+    browser would; it fetches nothing the page names."""
     reader = _PageReader()
+    parser = etree.HTMLParser(target=reader, recover=True, no_network=True)
     try:
-        reader.feed(markup)
-        reader.close()
-    except (AssertionError, ValueError):  # a marked section it does not know, <![x[…]]>
+        parser.feed(markup)
+        parser.close()
+    except etree.LxmlError:  # nothing it could read as HTML: the text read until then
         pass
     reader.end_line()
     title = " ".join("".join(reader.title).split())
     return PageText(title[:LONGEST_TITLE], "\n".join(reader.lines).strip("\n"))
 
 
-class _PageReader(HTMLParser):
-    """Collects the lines of a page's text as its tags open and close."""
+class _PageReader:
+    """Collects the lines of a page's text as its tags open and close (the parser's
+    target: it is told each element's start and end and each piece of text)."""
 
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
         self.lines: list = []
         self.title: list = []
         self._words: list = []  # the pieces of the line being read
@@ -103,7 +107,7 @@ class _PageReader(HTMLParser):
         self._pre = 0  # preformatted elements open
         self._in_title = False
 
-    def handle_starttag(self, tag: str, attrs: list) -> None:
+    def start(self, tag: str, attrs: dict) -> None:
         if tag == "title":
             self._in_title = not self.title and not self._skipping
         elif tag == "body":
@@ -122,11 +126,7 @@ class _PageReader(HTMLParser):
             elif tag in ("td", "th"):
                 self._words.append(" ")
 
-    def handle_startendtag(self, tag: str, attrs: list) -> None:
-        if tag in BLOCKS and not self._skipping:
-            self.end_line()
-
-    def handle_endtag(self, tag: str) -> None:
+    def end(self, tag: str) -> None:
         if tag == "title":
             self._in_title = False
         elif tag in SKIPPED:
@@ -138,7 +138,7 @@ class _PageReader(HTMLParser):
             if tag in HEADINGS or tag == "li":
                 self._mark = ""
 
-    def handle_data(self, data: str) -> None:
+    def data(self, data: str) -> None:
         if self._in_title:
             self.title.append(data)
         elif not self._skipping:
@@ -160,3 +160,6 @@ class _PageReader(HTMLParser):
             self.lines.append("")
         self.lines.append(self._mark + text)
         self._mark = ""
+
+    def close(self) -> None:
+        """The parser's end (what was read is in :attr:`lines`)."""
