@@ -13,18 +13,19 @@ import json
 import os
 from dataclasses import replace
 from time import perf_counter
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 from proxy.core.errors import ToolError
 from proxy.core.events import ToolRan, ToolsListed
 from proxy.core.tooluse import Approval, ToolRun
 from proxy.core.types import GenerationRequest, Message, ToolCall
 from proxy.ops.measure import waiting
-from proxy.tools.offer import Offer, offer
+from proxy.tools.offer import Offer, Offered, offer
 from proxy.tools.toolbox import Toolbox
 
 MAX_USES = "max_uses_exceeded"  # a run refused: its use's calls were used up
 TURNS_USED = "max_turns_exceeded"  # a call not run: the model's last turn made it
+NOT_GRANTED = "tool_not_allowed"  # a run refused: the tool is not offered to this request
 
 
 class ToolCalls:
@@ -33,9 +34,16 @@ class ToolCalls:
     for the client's approval."""
 
     def __init__(
-        self, toolbox: Toolbox, may_run: Callable[[str, str], bool], request: GenerationRequest
+        self,
+        toolbox: Toolbox,
+        may_run: Callable[[str, str], bool],
+        request: GenerationRequest,
+        most_approvals: int,
     ) -> None:
+        """``most_approvals``: the client's approvals one request runs, at the most (the
+        loop's turns: an approval stands for a turn the model took before)."""
         self.toolbox, self.may_run, self.request = toolbox, may_run, request
+        self.most_approvals = most_approvals
         self.messages = list(request.messages)
         self.offer = Offer(())
         self.uses = {use.name: use for use in request.uses}
@@ -52,9 +60,12 @@ class ToolCalls:
         told: list = [ToolsListed(listing) for listing in self.offer.listings]
         approved = [self._approved(approval) for approval in self.request.approvals]
         if approved:
-            calls = [call for call, _ in approved]
+            calls = [call for call, _, _ in approved]
             with waiting(self.request.caller.measure):
-                ran = [self._run_approved(call, approval) for call, approval in approved]
+                ran = [
+                    self._run_approved(call, approval, offered, index)
+                    for index, (call, approval, offered) in enumerate(approved)
+                ]
             self.went_on("", "", calls, ran)
             told += [ToolRan(run) for run in ran]
         return told
@@ -119,38 +130,59 @@ class ToolCalls:
         return self._called(run, use.server)
 
     def _approved(self, approval: Approval) -> tuple:
-        """The call an approval is of, as the model made it."""
+        """The call an approval is of, as the model made it, and the tool offered this
+        request that it names: of the server its label names, under that server's own name
+        (``None``: none is, whatever another server offers under the same name)."""
         use = self.uses.get(approval.label)
-        name = next(
+        offered = next(
             (
-                offered.name
+                offered
                 for offered in self.offer.by_name.values()
                 if offered.use is use and offered.tool == approval.tool
             ),
-            approval.tool,
+            None,
         )
-        return ToolCall(_new_id("call"), name, approval.arguments), approval
+        name = offered.name if offered is not None else approval.tool
+        return ToolCall(_new_id("call"), name, approval.arguments), approval, offered
 
-    def _run_approved(self, call: ToolCall, approval: Approval) -> ToolRun:
-        use = self.uses.get(approval.label)
+    def _run_approved(
+        self, call: ToolCall, approval: Approval, offered: Optional[Offered], index: int
+    ) -> ToolRun:
         run = ToolRun(
             call.id,
             approval.label,
             approval.tool,
             approval.arguments,
-            kind=use.kind if use is not None else "mcp",
+            kind=offered.use.kind if offered is not None else "mcp",
             approval_id=approval.id,
         )
         if not approval.approve:
             reason = f": {approval.reason}" if approval.reason else ""
             return replace(run, error=f"the user did not approve this call{reason}")
-        if use is None or not self.offer.is_offered(call.name):
-            return replace(run, error=f"no tool {approval.tool!r} of {approval.label!r} is offered")
-        return self._called(run, use.server)
+        if offered is None:
+            return replace(
+                run,
+                error=f"no tool {approval.tool!r} of {approval.label!r} is offered",
+                code=NOT_GRANTED,
+            )
+        if index >= self.most_approvals:
+            return replace(
+                run,
+                error=f"not run: one request runs {self.most_approvals} approved calls at most",
+                code=TURNS_USED,
+            )
+        if self.gone():
+            return replace(run, error="not run: the client went away")
+        return self._called(run, offered.use.server)
 
     def _called(self, run: ToolRun, server: str) -> ToolRun:
         """``run`` as the tool answered it (a failure is the model's to read), kept for the
-        inspector when the request's model side is."""
+        inspector when the request's model side is. The key's grant is checked here, at
+        every run, whatever asked for it."""
+        if not self.may_run(server, run.tool):
+            return replace(
+                run, error=f"this key may not run the tool {run.tool!r}", code=NOT_GRANTED
+            )
         began = perf_counter()
         done = self._answered(run, server)
         side = self.request.caller.side

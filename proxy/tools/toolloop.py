@@ -109,7 +109,7 @@ class ToolLoop:
         what the client is told as it happens; returns ``(the last turn's _Said, every
         turn's text, their usage)``, or ``None`` where a turn's stream ended without a
         finish."""
-        progress = ToolCalls(self.toolbox, self.may_run, request)
+        progress = ToolCalls(self.toolbox, self.may_run, request, self.turns)
         yield from progress.begin()
         texts: list = []
         usage = Usage()

@@ -161,6 +161,62 @@ def test_an_approved_call_runs_before_the_first_turn_and_a_refused_one_is_told(a
     )
 
 
+WRITE = ToolSpec("write_file", "Write a file", {"type": "object"})
+
+
+class TwoServers(Toolbox):
+    """Two servers with tools of the same names."""
+
+    def list_tools(self, server, timeout=None):
+        return (READ, WRITE)
+
+
+def test_an_approval_runs_only_the_tool_its_label_names_that_the_key_may_run():
+    # granted: the docs server's read_file alone, and every tool of scratch
+    def may_run(server, tool):
+        return server == "scratch" or tool == "read_file"
+
+    docs, scratch = ToolUse("docs", label="docs"), ToolUse("scratch", label="scratch")
+    forged = Approval("mcpr_1", "docs", "write_file", '{"path": "x"}', True)
+    asked = replace(ASKED, approvals=(forged,), uses=(docs, scratch))
+    toolbox = TwoServers()
+    done = ToolLoop(Router(answer("ok")), toolbox, may_run=may_run).complete(asked)
+    assert toolbox.calls == []
+    run = done.runs[-1]
+    assert run.code == "tool_not_allowed" and run.output == ""
+    assert run.error == "no tool 'write_file' of 'docs' is offered"
+
+
+def test_a_grant_is_checked_again_as_each_call_runs():
+    granted = iter([True, False])  # granted as the tools are offered, withdrawn before the run
+    router = Router(answer("", (call(),)), answer("Sorry."))
+    toolbox = Toolbox()
+    done = ToolLoop(router, toolbox, may_run=lambda server, tool: next(granted)).complete(ASKED)
+    assert toolbox.calls == [] and done.runs[1].code == "tool_not_allowed"
+
+
+def test_approvals_past_the_loops_turns_are_not_run():
+    approvals = tuple(Approval(f"mcpr_{n}", "fs", "read_file", "{}", True) for n in range(3))
+    asked = replace(ASKED, approvals=approvals, uses=(replace(FS, approval=True),))
+    toolbox = Toolbox()
+    done = ToolLoop(Router(answer("ok")), toolbox, turns=2).complete(asked)
+    assert len(toolbox.calls) == 2
+    assert [run.code for run in done.runs[1:]] == ["", "", "max_turns_exceeded"]
+
+
+def test_a_client_gone_stops_the_approved_runs():
+    approval = Approval("mcpr_1", "fs", "read_file", "{}", True)
+    asked = replace(
+        ASKED,
+        approvals=(approval,),
+        uses=(replace(FS, approval=True),),
+        caller=Caller(gone=lambda: True),
+    )
+    toolbox = Toolbox()
+    done = ToolLoop(Router(answer("ok")), toolbox).complete(asked)
+    assert toolbox.calls == [] and done.runs[-1].error == "not run: the client went away"
+
+
 def test_the_last_turn_is_offered_no_hosted_tool():
     router = Router(answer("", (call(id="a"),)), answer("", (call(id="b"),)), answer("Done."))
     done = ToolLoop(router, Toolbox(), turns=3).complete(ASKED)
