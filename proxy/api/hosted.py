@@ -34,6 +34,11 @@ def generator(ask: Ask) -> tuple:
     left_out = list(ask.left_out)
     key = getattr(g, "key", None)
     may_run = key.may_run if key is not None else anything
+    for server, field in ask.upstream_runs:  # the upstream runs them, on the operator's bill
+        if not may_run(server, ""):
+            raise ToolNotAllowedError(
+                f"this key may not have the tools of {server!r} run", param=field
+            )
     uses, named = [], set()
     for use in (*ask.request.uses, *_given(policy.servers)):
         if use.url:

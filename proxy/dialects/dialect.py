@@ -60,6 +60,9 @@ class Ask:
     # the names of the tools it offers that the model is not offered (a client's own, such as
     # Anthropic's bash), named in the answer's header
     left_out: tuple = ()
+    # the servers of tools its body asks the model's own server to run (a body passed on
+    # verbatim), as ``(server, field)``: granted to the key as the gateway's own would be
+    upstream_runs: tuple = ()
 
     @property
     def request(self) -> GenerationRequest:

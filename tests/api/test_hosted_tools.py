@@ -15,13 +15,19 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response
 
 from proxy.config.catalog import McpServerSpec, WebSearchSpec
+from proxy.config.modelsfile import parse_catalog
+from proxy.config.settings import Settings
 from proxy.core.types import Chunk, Completion, ToolCall, Usage, pieces
+from proxy.fleet.build import build_fleet
 from proxy.tools.results import ToolResult, ToolSpec
 from proxy.tools.toolbox import Toolbox
 from tests.fakes.backend import FakeBackend
+from tests.fakes.canned import CannedServer
+from tests.runtimes import NO_FILES
 from tests.searxng import SearXNG
 
 DECLARED_AT = "https://tools.example.com/mcp"
+HI = [{"role": "user", "content": "hi"}]
 READ = ToolSpec("read_file", "Read a file", {"type": "object", "properties": {"path": {}}})
 ARGUMENTS = {"read_file": {"path": "a.txt"}, "web_search": {"query": "llama facts"}}
 MCP = {"type": "mcp", "server_label": "fs", "require_approval": "never"}
@@ -335,3 +341,37 @@ def test_a_key_no_keys_file_names_runs_every_tool(tooled, servers, settings, key
     assert granted.status_code == 200, granted.get_json()
     assert granted.get_json()["output"][-1]["content"][0]["text"] == "The file says: ZEBRA42"
     assert servers.calls == [("fs", "read_file", {"path": "a.txt"})]
+
+
+@pytest.mark.parametrize(
+    "fields, param",
+    [
+        ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools"),
+        ({"mcp_servers": [{"type": "url", "url": DECLARED_AT, "name": "fs"}]}, "mcp_servers"),
+    ],
+)
+def test_a_body_passed_to_a_messages_server_runs_there_only_what_the_key_is_granted(
+    make_client, tmp_path, fields, param
+):
+    keys = tmp_path / "keys.toml"
+    keys.write_text(KEYS + '\n[[keys]]\nname = "all"\nkey = "sk-all"\ntools = ["*"]\n')
+    answer = {
+        "content": [{"type": "text", "text": "Searched."}],
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": 3, "output_tokens": 1},
+    }
+    with CannedServer() as upstream:
+        upstream.post("/v1/messages", json_body=answer)
+        catalog = parse_catalog(
+            {"models": {"claude": {"backend": "anthropic", "upstreams": [upstream.url]}}}, "t"
+        )
+        with build_fleet(Settings(), NO_FILES, catalog) as fleet:
+            client = make_client(fleet, keys=str(keys))
+            body = {"model": "claude", "max_tokens": 8, "messages": HI, **fields}
+            refused = client.post("/v1/messages", json=body, headers={"x-api-key": "sk-plain"})
+            error = refused.get_json()["error"]
+            assert refused.status_code == 403 and error["type"] == "permission_error"
+            assert upstream.calls == []
+            served = client.post("/v1/messages", json=body, headers={"x-api-key": "sk-all"})
+            assert served.status_code == 200 and len(upstream.calls) == 1
+            assert json.loads(upstream.calls[0].body)[param] == fields[param]

@@ -148,6 +148,40 @@ def test_a_messages_server_runs_its_own_and_a_fallback_names_them_left_out():
 
 
 @pytest.mark.parametrize(
+    ("fields", "runs"),
+    [
+        ({"tools": [SEARCH, FETCH]}, (("web", "tools"),)),
+        ({"mcp_servers": [FS], "tools": [toolset()]}, (("fs", "tools"), ("fs", "mcp_servers"))),
+        (
+            {"tools": [{"type": "code_execution_20250522", "name": "code_execution"}]},
+            (("code_execution", "tools"),),
+        ),
+        ({"tools": [{"name": "f", "input_schema": {}}]}, ()),
+        # read as the upstream reads them, whatever the proxy cannot read beside them
+        (
+            {"messages": [{"role": "user", "content": [{"type": "future"}]}], "tools": [SEARCH]},
+            (("web", "tools"),),
+        ),
+    ],
+)
+def test_what_a_passed_body_asks_its_upstream_to_run_is_named_for_the_grants(fields, runs):
+    assert parse(body(**fields), passing=True).upstream_runs == runs
+    assert parse(body(mcp_servers=[FS]), passing=False).upstream_runs == ()
+
+
+@pytest.mark.parametrize(
+    ("junk", "runs"),
+    [
+        ([], ()),
+        ({"tools": "no list", "mcp_servers": [7]}, (("7", "mcp_servers"),)),
+        ({"tools": [None, {"type": 3}, {"type": "mcp_toolset"}]}, (("None", "tools"),)),
+    ],
+)
+def test_any_body_is_read_for_what_it_asks_its_upstream_to_run(junk, runs):
+    assert messages.hosted.upstream_runs(junk) == runs
+
+
+@pytest.mark.parametrize(
     ("fields", "param", "untranslatable"),
     [
         pytest.param(

@@ -22,6 +22,7 @@ from proxy.core.tooluse import ToolUse
 
 TOOLSET = "mcp_toolset"
 WEB_TOOLS = ("web_search", "web_fetch")  # each type's prefix, and the web server's tool
+UPSTREAM_ONLY = ("code_execution_",)  # Anthropic's server tools the gateway does not run
 SERVER_FIELDS = ("type", "url", "name", "authorization_token", "tool_configuration")
 # what a web tool may say, the gateway being able to honour it (a field set to null is unsaid)
 WEB_FIELDS = (
@@ -43,6 +44,33 @@ UNHONOURED = {
     "url_sources": "the gateway fetches any URL its operator allows",
 }
 LONGEST_NAME = 64  # characters of an unknown field's name an error repeats
+
+
+def upstream_runs(body: object) -> tuple:
+    """The servers of tools a Messages body asks its upstream to run, as ``(server, the
+    field that asks)``: the web tools as the gateway's web search, the MCP connector's
+    servers and toolsets by their names, code execution by its type's name. Read from the
+    body as it came (what the upstream reads), whatever else in it the proxy cannot read."""
+    if not isinstance(body, dict):
+        return ()
+    runs = []
+    tools = body.get("tools")
+    for tool in tools if isinstance(tools, list) else ():
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if not isinstance(kind, str):
+            continue
+        if kind.startswith(tuple(f"{name}_" for name in WEB_TOOLS)):
+            runs.append((WEB, "tools"))
+        elif kind == TOOLSET:
+            runs.append((str(tool.get("mcp_server_name")), "tools"))
+        elif kind.startswith(UPSTREAM_ONLY):
+            runs.append((kind.rstrip("_0123456789"), "tools"))
+    servers = body.get("mcp_servers")
+    for server in servers if isinstance(servers, list) else ():
+        runs.append(
+            (str(server.get("name") if isinstance(server, dict) else server), "mcp_servers")
+        )
+    return tuple(dict.fromkeys(runs))
 
 
 def web_use(tool: Fields, kind: str) -> ToolUse:

@@ -27,7 +27,15 @@ from proxy.core.types import (
     Verbatim,
     function_tool,
 )
-from proxy.dialects.anthropic.hosted import TOOLSET, WEB_TOOLS, mcp_uses, toolset_server, web_use
+from proxy.dialects.anthropic.hosted import (
+    TOOLSET,
+    UPSTREAM_ONLY,
+    WEB_TOOLS,
+    mcp_uses,
+    toolset_server,
+    upstream_runs,
+    web_use,
+)
 from proxy.dialects.dialect import Ask, Content, Limits
 
 ROLES = ("user", "assistant", "system")
@@ -42,7 +50,6 @@ EFFORTS = ("low", "medium", "high", "xhigh", "max")
 # gateway runs itself, and those it does not; its client runs the others (bash, text_editor,
 # computer), which a model here is not offered
 WEB_SERVER_TOOLS = tuple(f"{name}_" for name in WEB_TOOLS)
-SERVER_TOOLS = ("code_execution_",)
 
 
 @dataclass(frozen=True)
@@ -62,11 +69,12 @@ def parse(
     fallback of another API refuses it as the proxy would have."""
     try:
         ask = _parse(body, limits, counting)
-        return _served_there(ask) if passing else ask
+        ask = _served_there(ask) if passing else ask
     except UntranslatableError as error:
         if not passing:
             raise
-        return _untranslated(body, error, counting)
+        ask = _untranslated(body, error, counting)
+    return replace(ask, upstream_runs=upstream_runs(body)) if passing else ask
 
 
 def _served_there(ask: Ask) -> Ask:
@@ -306,7 +314,7 @@ def _tools(fields: Fields, limits: Limits) -> tuple:
                 uses.append(web_use(tool, kind))
                 continue
             left_out.append(name)  # one of Anthropic's own: its client or its servers run it
-            if kind.startswith(SERVER_TOOLS):
+            if kind.startswith(UPSTREAM_ONLY):
                 hosted.append(kind)
             continue
         if not isinstance(schema, dict):
