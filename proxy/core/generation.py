@@ -102,13 +102,19 @@ def _in_reads(chunks: Iterator, measure: Optional[Measure], *, repeat: bool) -> 
     events, or at once, alone, when it says nothing else. What the stream tells that is an
     event already (who answered, the upstream's own lines, a hosted tool's listing or run)
     goes on as it is, with the next chunk's events; :data:`WAITING` goes at once, alone.
-    The usage of the choice is charged to the model that :class:`Served` it.
+    The usage of the choice is charged to the model that :class:`Served` it; a stream that
+    ends before its usage (its client gone, a failure) is charged what it made
+    (:func:`_made`).
     """
     together: list = []
     calls = _Calls()
     timed = False  # the first token's time is taken
     counted = False  # the prompt's count is told
     served = None
+    prompt = None  # the prompt's tokens, where told
+    made = 0  # the chunks that said something: a token each, at the least
+    so_far = None  # the usage so far, where the server tells it with its tokens
+    charged = False
     try:
         for chunk in chunks:
             if type(chunk) is not Chunk:
@@ -125,20 +131,28 @@ def _in_reads(chunks: Iterator, measure: Optional[Measure], *, repeat: bool) -> 
             if not counted:
                 counted = True
                 if chunk.prompt_count is not None:
+                    prompt = chunk.prompt_count
                     together.append(PromptCounted(chunk.prompt_count))
                     if not _says_anything(chunk):
                         yield together
                         together = []
                         continue
+            said = False
             if chunk.reasoning:
                 together.append(ReasoningDelta(chunk.reasoning))
+                said = True
             if chunk.text or chunk.logprobs:
                 together.append(TextDelta(chunk.text, chunk.logprobs))
-            for piece in chunk.tool_calls:
-                calls.add(piece, together)
+                said = True
+            if chunk.tool_calls:
+                for piece in chunk.tool_calls:
+                    calls.add(piece, together)
+                said = True
+            made += said
             if chunk.finish_reason is not None:
                 calls.end(together)
                 usage = _prompt_once(chunk.usage or Usage(), repeat)
+                charged = True
                 _measure(measure, usage, served)
                 together += [
                     UsageReport(usage),
@@ -149,6 +163,8 @@ def _in_reads(chunks: Iterator, measure: Optional[Measure], *, repeat: bool) -> 
                         chunk.prompt_token_ids,
                     ),
                 ]
+            elif chunk.usage is not None:
+                so_far = chunk.usage
             if together and not chunk.followed:
                 if not timed:
                     timed = True
@@ -161,7 +177,18 @@ def _in_reads(chunks: Iterator, measure: Optional[Measure], *, repeat: bool) -> 
             yield together
         raise
     finally:
+        if not charged:
+            _measure(measure, _prompt_once(_made(prompt, made, so_far), repeat), served)
         chunks.close()
+
+
+def _made(prompt: Optional[int], made: int, so_far: Optional[Usage]) -> Usage:
+    """What a stream that ended before its usage made, as far as the proxy saw: the usage
+    the server told so far, where it did, else the prompt's count (where told) and a token
+    for each chunk that said something (a server writes at least one a chunk)."""
+    if so_far is not None:
+        return Usage(so_far.prompt_tokens or prompt or 0, max(so_far.completion_tokens, made))
+    return Usage(prompt or 0, made)
 
 
 class _Calls:

@@ -3,11 +3,13 @@ prompts are counted once per prompt; a slow first event is preceded by WAITING."
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import pytest
 
 from proxy.core import generation
+from proxy.core.caller import Caller
 from proxy.core.errors import UpstreamError, UpstreamUnavailableError
 from proxy.core.events import (
     WAITING,
@@ -19,6 +21,7 @@ from proxy.core.events import (
     UsageReport,
 )
 from proxy.core.types import Chunk, GenerationRequest, ToolCall, ToolCallPiece, Usage, pieces
+from proxy.ops.measure import Measure
 from tests.fakes.backend import FakeBackend
 
 CHAT = GenerationRequest(messages=())
@@ -272,3 +275,44 @@ def test_nothing_is_asked_of_the_router_before_the_first_event_is():
     events = generation.stream(Counting([Chunk("a"), Chunk(finish_reason="stop")]), [CHAT])
     assert asked == []
     assert kinds(events) == [["TextDelta"], ["UsageReport", "Finish"]] and asked == [CHAT]
+
+
+def measured():
+    return GenerationRequest(messages=(), caller=Caller(measure=Measure()))
+
+
+@pytest.mark.parametrize(
+    "chunks, read, charged",
+    [
+        # cut by its client after two of four tokens: the prompt and the two
+        ([Chunk("a", prompt_count=12), Chunk("b"), Chunk("c"), Chunk("d")], 2, [12, 2, 0]),
+        # the server told its usage so far with its tokens
+        (
+            [Chunk("a", prompt_count=12, usage=Usage(12, 1)), Chunk("b", usage=Usage(12, 5))],
+            2,
+            [12, 5, 0],
+        ),
+        # read to its end, the usage told: that usage, once
+        (
+            [Chunk("a", prompt_count=12), Chunk("", finish_reason="stop", usage=Usage(12, 1))],
+            9,
+            [12, 1, 0],
+        ),
+        # no prompt count: the tokens alone
+        ([Chunk("a"), Chunk("b"), Chunk("c")], 1, [0, 1, 0]),
+    ],
+)
+def test_a_stream_cut_before_its_usage_is_charged_what_it_made(chunks, read, charged):
+    request = measured()
+    stream = generation.stream(ScriptedBackend(chunks), [request])
+    list(itertools.islice(stream, read))
+    stream.close()
+    assert request.caller.measure.tokens == {"": charged}
+
+
+def test_a_stream_that_fails_midway_is_charged_what_it_made():
+    request = measured()
+    backend = ScriptedBackend([Chunk("a", prompt_count=7), Chunk("b")], error=UpstreamError("x"))
+    with pytest.raises(UpstreamError):
+        list(generation.stream(backend, [request]))
+    assert request.caller.measure.tokens == {"": [7, 2, 0]}
