@@ -31,7 +31,7 @@ from proxy.core.events import (
 )
 from proxy.core.meanwhile import PATIENCE, meanwhile
 from proxy.core.router import Generator
-from proxy.core.types import Chunk, Completion, GenerationRequest, Served, Usage
+from proxy.core.types import Chunk, Completion, GenerationRequest, Served, Spent, Usage
 from proxy.ops.measure import Measure, waiting
 
 
@@ -52,8 +52,13 @@ def complete(generator: Generator, requests: Sequence[GenerationRequest], n: int
     counted = [
         _counted(completion, repeat=index % n != 0) for index, completion in enumerate(completions)
     ]
-    for completion in counted:
-        _measure(measure, completion.usage, completion.served)
+    for index, completion in enumerate(counted):
+        if completion.spent:  # each part to the model that made it
+            for at, part in enumerate(completion.spent):
+                usage = _prompt_once(part.usage, at == 0 and index % n != 0)
+                _measure(measure, usage, part.served)
+        else:
+            _measure(measure, completion.usage, completion.served)
     return counted
 
 
@@ -115,6 +120,7 @@ def _in_reads(chunks: Iterator, measure: Optional[Measure], *, repeat: bool) -> 
     made = 0  # the chunks that said something: a token each, at the least
     so_far = None  # the usage so far, where the server tells it with its tokens
     charged = False
+    parted = False  # a part of it told what it spent: it is charged part by part
     try:
         for chunk in chunks:
             if type(chunk) is not Chunk:
@@ -126,6 +132,11 @@ def _in_reads(chunks: Iterator, measure: Optional[Measure], *, repeat: bool) -> 
                 if type(chunk) is Served:  # its model is counted as answering from now
                     served = chunk
                     _measure(measure, Usage(), served)
+                elif type(chunk) is Spent:  # charged now; what follows is counted anew
+                    usage = _prompt_once(chunk.usage, repeat and not parted)
+                    _measure(measure, usage, chunk.served or served)
+                    parted, prompt, made, so_far = True, None, 0, None
+                    continue
                 together.append(chunk)
                 continue
             if not counted:
@@ -153,7 +164,8 @@ def _in_reads(chunks: Iterator, measure: Optional[Measure], *, repeat: bool) -> 
                 calls.end(together)
                 usage = _prompt_once(chunk.usage or Usage(), repeat)
                 charged = True
-                _measure(measure, usage, served)
+                if not parted:  # an answer told in parts was charged its parts
+                    _measure(measure, usage, served)
                 together += [
                     UsageReport(usage),
                     Finish(
@@ -178,7 +190,8 @@ def _in_reads(chunks: Iterator, measure: Optional[Measure], *, repeat: bool) -> 
         raise
     finally:
         if not charged:
-            _measure(measure, _prompt_once(_made(prompt, made, so_far), repeat), served)
+            made_now = _made(prompt, made, so_far)
+            _measure(measure, _prompt_once(made_now, repeat and not parted), served)
         chunks.close()
 
 

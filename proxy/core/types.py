@@ -227,7 +227,7 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class ToolCallPiece:
-    """Part of a streamed tool call: the ``index``-th call of its answer begins (with its
+    """Spent of a streamed tool call: the ``index``-th call of its answer begins (with its
     ``id`` and ``name``) or goes on (more of its ``arguments``, as JSON text)."""
 
     index: int
@@ -273,6 +273,20 @@ class Served:
 
 
 @dataclass(frozen=True)
+class Spent:
+    """What one part of an answer that several models may have made (a turn of the tool
+    loop) spent, and who ``served`` it (``None`` in a stream: the model that served last),
+    charged to that model as the part ends. An answer made in parts is charged its parts,
+    not its usage, which is still their sum for the client.
+
+    A whole answer carries them (:attr:`Completion.spent`); a stream tells each as an item of
+    its own, as its part ends."""
+
+    usage: Usage
+    served: Optional[Served] = None
+
+
+@dataclass(frozen=True)
 class Completion:
     """A whole generation."""
 
@@ -291,6 +305,7 @@ class Completion:
     # what the gateway ran of hosted tools before this answer (ToolListing, ToolRun)
     runs: tuple = ()
     served: Optional[Served] = None  # who answered it, told by the fleet
+    spent: tuple = ()  # what each of its parts spent, where it was made in parts
 
 
 @dataclass(frozen=True)

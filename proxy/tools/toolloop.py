@@ -24,7 +24,7 @@ from proxy.core.events import WAITING, ToolRan, ToolsListed
 from proxy.core.meanwhile import WAITING_EVERY, meanwhile
 from proxy.core.router import Generator
 from proxy.core.tooluse import TOOL_TURNS
-from proxy.core.types import Chunk, Completion, GenerationRequest, Usage, assembled
+from proxy.core.types import Chunk, Completion, GenerationRequest, Served, Spent, Usage, assembled
 from proxy.tools.offer import Offer
 from proxy.tools.toolbox import Toolbox
 from proxy.tools.toolcalls import ToolCalls
@@ -47,6 +47,7 @@ class _Said:
     hosted: tuple
     client: tuple
     ended: Union[Completion, Chunk]
+    served: Optional[Served] = None  # who made the turn, where known
 
 
 class ToolLoop:
@@ -78,6 +79,7 @@ class ToolLoop:
             except StopIteration as ended:
                 said, texts, usage = ended.value
                 break
+        spent = tuple(event for event in told if type(event) is Spent)
         runs = tuple(
             event.run if type(event) is ToolRan else event.listing
             for event in told
@@ -90,6 +92,7 @@ class ToolLoop:
             finish_reason=_ended(said.ended.finish_reason, said.hosted, said.client),
             usage=usage,
             runs=runs,
+            spent=spent,
         )
 
     def stream(self, request: GenerationRequest) -> Iterator:
@@ -118,7 +121,9 @@ class ToolLoop:
             said = yield from way.turn(progress.turn(last), progress.offer, bool(texts), turn > 0)
             if said is None:
                 return None
-            usage += said.ended.usage or Usage()
+            made = said.ended.usage or Usage()
+            usage += made
+            yield Spent(made, said.served)  # each turn charged to its model as it ends
             if said.text:
                 texts.append(said.text)
             ran = (
@@ -148,7 +153,9 @@ class _Whole:
         hosted = tuple(call for call in completion.tool_calls if offered.is_offered(call.name))
         client = tuple(call for call in completion.tool_calls if not offered.is_offered(call.name))
         yield from ()
-        return _Said(completion.text, completion.reasoning, hosted, client, completion)
+        return _Said(
+            completion.text, completion.reasoning, hosted, client, completion, completion.served
+        )
 
     def run(self, work: Callable[[], list]) -> Iterator:
         yield from ()
@@ -168,10 +175,13 @@ class _Streamed:
         """The turn's chunks, its last one's words too; ``None`` where it ended without a
         finish (as the backend told it)."""
         turn = _Turn()
+        served = None
         chunks = self.router.stream(request)
         try:
             for chunk in chunks:
                 if type(chunk) is not Chunk:  # who answered, the upstream's lines: as they come
+                    if type(chunk) is Served:
+                        served = chunk
                     yield chunk
                     continue
                 chunk = turn.read(chunk, offered, wrote, later)
@@ -182,7 +192,8 @@ class _Streamed:
                 if words.text or words.reasoning or words.tool_calls or words.logprobs:
                     yield words
                 ended = replace(chunk, text="", reasoning="", tool_calls=(), logprobs=())
-                return _Said(turn.text, turn.reasoning, assembled(turn.held), turn.client, ended)
+                held = assembled(turn.held)
+                return _Said(turn.text, turn.reasoning, held, turn.client, ended, served)
         finally:
             chunks.close()
         return None

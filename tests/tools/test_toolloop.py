@@ -21,6 +21,7 @@ from proxy.core.types import (
     Completion,
     GenerationRequest,
     Message,
+    Served,
     ToolCall,
     Usage,
     function_tool,
@@ -355,3 +356,37 @@ def test_a_result_cut_to_its_servers_bound_is_read_as_cut():
     told = router.asked[1].messages[-1].content
     assert told == "x" * 8 + "\n[cut: the gateway kept the first 8 bytes of this result]"
     assert done.runs[1].output == "x" * 8 and done.runs[1].truncated
+
+
+class TwoModels(Router):
+    """Answers each turn as ``Router`` does, each turn made by the model ``models`` names."""
+
+    def __init__(self, models, *answers):
+        super().__init__(*answers)
+        self.models = models
+
+    def complete(self, request):
+        done = super().complete(request)
+        return replace(done, served=Served(self.models[len(self.asked) - 1], instead=True))
+
+    def stream(self, request):
+        yield Served(self.models[len(self.asked)], instead=True)
+        yield from super().stream(request)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_each_turn_is_charged_to_the_model_that_made_it(stream):
+    router = TwoModels(
+        ("small", "large"),
+        answer("", (call(),), usage=Usage(10, 2)),
+        answer("Done.", usage=Usage(30, 5)),
+    )
+    asked = replace(ASKED, caller=Caller(measure=measuring.Measure()))
+    loop = ToolLoop(router, Toolbox())
+    if stream:
+        events = [e for batch in generation.stream(loop, [asked]) for e in batch]
+        told = next(e.usage for e in events if isinstance(e, UsageReport))
+    else:
+        told = generation.complete(loop, [asked])[0].usage
+    assert told == Usage(40, 7)  # the client is told the whole
+    assert asked.caller.measure.tokens == {"small": [10, 2, 0], "large": [30, 5, 0]}
