@@ -30,7 +30,7 @@ from proxy.core import generation
 from proxy.core.caller import Caller, anything
 from proxy.core.headers import named
 from proxy.core.sse import HEADERS, EventStream, Framing
-from proxy.core.types import Embeddings, Served
+from proxy.core.types import Completion, Embeddings, Served
 from proxy.dialects.dialect import Ask, Dialect
 
 SERVED_HEADER = "x-oai-proxy-served-model"  # the model that answered, when a fallback did
@@ -116,8 +116,9 @@ def serve(
         served, passed = renderer.served, renderer.passed
     else:
         completions = generation.complete(generator, ask.requests, ask.n)
-        served = [c.served for c in completions if c.served is not None]
-        instead = next((told.model for told in served if told.instead), model)
+        last = [c.served for c in completions if c.served is not None]
+        instead = next((told.model for told in last if told.instead), model)
+        served = makers(completions)
         body = dialect.render(ask, id, instead, completions)
         if kept is not None:
             kept(body)
@@ -136,6 +137,17 @@ def left_out(dialect: Dialect, ask: Ask) -> dict:
     if ask.left_out:
         headers[LEFT_OUT_TOOLS_HEADER] = named(ask.left_out)
     return headers
+
+
+def makers(completions: Sequence[Completion]) -> list:
+    """Who made each part of whole answers, in order: each choice, and each turn of a tool
+    loop (its parts, where it was made in parts)."""
+    return [
+        told
+        for completion in completions
+        for told in ([part.served for part in completion.spent] or [completion.served])
+        if told is not None
+    ]
 
 
 def tell(headers, served: Sequence[Served]) -> None:

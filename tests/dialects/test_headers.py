@@ -1,11 +1,13 @@
 """Client text a dialect names back in a response header (options it ignored, tools it left
-out) goes out as visible ASCII, whatever the client wrote."""
+out) goes out as visible ASCII, whatever the client wrote; the models that made an answer
+are named in order."""
 
 from __future__ import annotations
 
 import pytest
 
-from proxy.api.serve import LEFT_OUT_TOOLS_HEADER, left_out
+from proxy.api.serve import LEFT_OUT_TOOLS_HEADER, left_out, makers, tell
+from proxy.core.types import Completion, Served, Spent, Usage
 from proxy.dialects import anthropic, responses
 from proxy.dialects.ollama import answer as ollama
 from proxy.dialects.ollama import chat as ollama_chat
@@ -49,3 +51,35 @@ ENCODED = "line%0D%0AX-Forged:%20yes, nul%00, %E5%90%8D%E5%89%8D, %C3%BC%E2%82%A
 def test_client_text_in_a_header_is_percent_encoded(dialect, parsed, header):
     value = left_out(dialect, parsed())[header]
     assert sorted(value.split(", ")) == sorted(ENCODED.split(", "))
+
+
+SMALL, LARGE = Served("small", True), Served("large", True)
+
+
+@pytest.mark.parametrize(
+    "completions, named",
+    [
+        ([Completion("a", "stop", Usage(), served=SMALL)], [SMALL]),
+        (  # a tool loop whose turns two models made
+            [
+                Completion(
+                    "a",
+                    "stop",
+                    Usage(3, 4),
+                    served=LARGE,
+                    spent=(Spent(Usage(1, 1), SMALL), Spent(Usage(2, 3), LARGE)),
+                )
+            ],
+            [SMALL, LARGE],
+        ),
+        (  # two choices
+            [Completion("a", "stop", Usage(), served=LARGE), Completion("b", "stop", Usage())],
+            [LARGE],
+        ),
+    ],
+)
+def test_the_answer_names_every_model_that_made_a_part_of_it_in_order(completions, named):
+    assert makers(completions) == named
+    headers = {}
+    tell(headers, makers(completions))
+    assert headers["x-oai-proxy-served-model"] == ", ".join(each.model for each in named)
