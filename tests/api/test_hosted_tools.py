@@ -375,4 +375,3 @@ def test_a_body_passed_to_a_messages_server_runs_there_only_what_the_key_is_gran
             served = client.post("/v1/messages", json=body, headers={"x-api-key": "sk-all"})
             assert served.status_code == 200 and len(upstream.calls) == 1
             assert json.loads(upstream.calls[0].body)[param] == fields[param]
-
