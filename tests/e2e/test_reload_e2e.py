@@ -126,13 +126,17 @@ def test_files_changed_under_open_streams_cut_none_of_them(server, logs, tmp_pat
 
 def changed(proxy: ProxyProcess) -> bool:
     """Whether the changed files are served: the key added accepted, the key and the model
-    removed refused, each asked twice (two workers)."""
-    return all(
-        status(proxy, "sk-carol") == 200
-        and status(proxy, "sk-bob") == 401
-        and status(proxy, "sk-alice", "spare") == 404
-        for _ in range(2)
-    )
+    removed refused, each asked twice (two workers). Not yet, while a question reaches a
+    worker granian is stopping as it starts its next one, which closes it unanswered."""
+    try:
+        return all(
+            status(proxy, "sk-carol") == 200
+            and status(proxy, "sk-bob") == 401
+            and status(proxy, "sk-alice", "spare") == 404
+            for _ in range(2)
+        )
+    except requests.ConnectionError:
+        return False
 
 
 def generating(server: LlamaServer) -> bool:
