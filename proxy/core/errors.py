@@ -54,6 +54,9 @@ class ProxyError(Exception):
     status = 500
     type = "server_error"
     code: str | None = None
+    # what the parts of the answer made before it failed spent (a tool loop's finished
+    # turns, :class:`~proxy.core.types.Spent`): charged all the same
+    spent: tuple = ()
 
     def __init__(
         self,

@@ -18,6 +18,7 @@ from dataclasses import replace
 from functools import partial
 from typing import Iterator, Optional, Sequence
 
+from proxy.core.errors import ProxyError
 from proxy.core.events import (
     WAITING,
     Finish,
@@ -44,11 +45,16 @@ def complete(generator: Generator, requests: Sequence[GenerationRequest], n: int
     """Every choice, whole; several run at once, as the upstream's slots allow."""
     todo = jobs(requests, n)
     measure = todo[0].caller.measure
-    if len(todo) == 1 or not generator.concurrent:
-        completions = [generator.complete(request) for request in todo]
-    else:
-        with waiting(measure), ThreadPoolExecutor(max_workers=len(todo)) as pool:
-            completions = list(pool.map(generator.complete, todo))
+    try:
+        if len(todo) == 1 or not generator.concurrent:
+            completions = [generator.complete(request) for request in todo]
+        else:
+            with waiting(measure), ThreadPoolExecutor(max_workers=len(todo)) as pool:
+                completions = list(pool.map(generator.complete, todo))
+    except ProxyError as exc:  # what its parts spent before it failed is charged
+        for part in exc.spent:
+            _measure(measure, part.usage, part.served)
+        raise
     counted = [
         _counted(completion, repeat=index % n != 0) for index, completion in enumerate(completions)
     ]

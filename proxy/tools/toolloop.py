@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Callable, Iterator, Optional, Sequence, Union
 
+from proxy.core.errors import ProxyError
 from proxy.core.events import WAITING, ToolRan, ToolsListed
 from proxy.core.meanwhile import WAITING_EVERY, meanwhile
 from proxy.core.router import Generator
@@ -79,6 +80,9 @@ class ToolLoop:
             except StopIteration as ended:
                 said, texts, usage = ended.value
                 break
+            except ProxyError as exc:  # the turns that ended are charged all the same
+                exc.spent = tuple(event for event in told if type(event) is Spent)
+                raise
         spent = tuple(event for event in told if type(event) is Spent)
         runs = tuple(
             event.run if type(event) is ToolRan else event.listing

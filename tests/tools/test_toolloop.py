@@ -13,7 +13,7 @@ import pytest
 
 from proxy.core import generation
 from proxy.core.caller import Caller
-from proxy.core.errors import ToolTimeoutError
+from proxy.core.errors import ToolTimeoutError, UpstreamError
 from proxy.core.events import WAITING, TextDelta, ToolCallStart, ToolRan, ToolsListed, UsageReport
 from proxy.core.tooluse import Approval, ToolListing, ToolRun, ToolUse
 from proxy.core.types import (
@@ -390,3 +390,18 @@ def test_each_turn_is_charged_to_the_model_that_made_it(stream):
         told = generation.complete(loop, [asked])[0].usage
     assert told == Usage(40, 7)  # the client is told the whole
     assert asked.caller.measure.tokens == {"small": [10, 2, 0], "large": [30, 5, 0]}
+
+
+def test_a_whole_answer_that_fails_midway_is_charged_the_turns_that_ended():
+    class FailsLater(TwoModels):
+        def complete(self, request):
+            if self.asked:
+                self.asked.append(request)
+                raise UpstreamError("the large model's server broke off")
+            return super().complete(request)
+
+    router = FailsLater(("small", "large"), answer("", (call(),), usage=Usage(10, 2)))
+    asked = replace(ASKED, caller=Caller(measure=measuring.Measure()))
+    with pytest.raises(UpstreamError):
+        generation.complete(ToolLoop(router, Toolbox()), [asked])
+    assert asked.caller.measure.tokens == {"small": [10, 2, 0]}
