@@ -43,26 +43,26 @@ class SqliteFile:
 
 
 def _rename_column(db: sqlite3.Connection, table: str, old: str, new: str) -> None:
-    """``table``'s column ``old`` renamed ``new`` where it still has it; another process
-    renaming it at the same time is as good."""
-    if not any(row[1] == old for row in db.execute(f"PRAGMA table_info({table})")):
-        return
-    try:
-        with db:
-            db.execute(f"ALTER TABLE {table} RENAME COLUMN {old} TO {new}")
-    except sqlite3.OperationalError as exc:
-        if "no such column" not in str(exc):
-            raise
+    """``table``'s column ``old`` renamed ``new`` where it still has it."""
+    _alter(db, table, old, True, f"RENAME COLUMN {old} TO {new}", "no such column")
 
 
 def _add_column(db: sqlite3.Connection, table: str, column: str, definition: str) -> None:
-    """The column added to ``table`` unless it has it; another process adding it at the same
-    time is as good."""
-    if any(row[1] == column for row in db.execute(f"PRAGMA table_info({table})")):
+    """The column added to ``table`` unless it has it."""
+    _alter(db, table, column, False, f"ADD COLUMN {column} {definition}", "duplicate column")
+
+
+def _alter(
+    db: sqlite3.Connection, table: str, column: str, present: bool, change: str, raced: str
+) -> None:
+    """``table`` altered by ``change`` where it has ``column`` (``present``) or has it not;
+    another process making the same change at the same time (SQLite says ``raced``) is as
+    good."""
+    if any(row[1] == column for row in db.execute(f"PRAGMA table_info({table})")) != present:
         return
     try:
         with db:
-            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+            db.execute(f"ALTER TABLE {table} {change}")
     except sqlite3.OperationalError as exc:
-        if "duplicate column" not in str(exc):
+        if raced not in str(exc):
             raise
