@@ -12,14 +12,10 @@ from flask import g
 from proxy.api.requestmodel import answer_name, request_model
 from proxy.api.state import get_state
 from proxy.config.catalog import WEB
-from proxy.core.errors import InvalidRequestError, PermissionDeniedError
+from proxy.core.errors import InvalidRequestError, ToolNotAllowedError
 from proxy.core.tooluse import ToolUse
 from proxy.dialects.dialect import Ask, hosted_refusal
 from proxy.tools.toolloop import ToolLoop, anything
-
-
-class ToolNotAllowedError(PermissionDeniedError):
-    code = "tool_not_allowed"
 
 
 def generator(ask: Ask) -> tuple:

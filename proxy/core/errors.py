@@ -130,6 +130,12 @@ class PermissionDeniedError(ProxyError):
     code = "model_not_allowed"
 
 
+class ToolNotAllowedError(PermissionDeniedError):
+    """The key may not have a hosted tool run (its code also tells a run refused for it)."""
+
+    code = "tool_not_allowed"
+
+
 class ForbiddenOriginError(ProxyError):
     """A browser's request from a page, or for a host name, that the proxy does not serve."""
 

@@ -15,7 +15,7 @@ from dataclasses import replace
 from time import perf_counter
 from typing import Callable, Optional, Sequence
 
-from proxy.core.errors import ToolError
+from proxy.core.errors import ToolError, ToolNotAllowedError
 from proxy.core.events import ToolRan, ToolsListed
 from proxy.core.tooluse import Approval, ToolRun
 from proxy.core.types import GenerationRequest, Message, ToolCall
@@ -25,7 +25,6 @@ from proxy.tools.toolbox import Toolbox
 
 MAX_USES = "max_uses_exceeded"  # a run refused: its use's calls were used up
 TURNS_USED = "max_turns_exceeded"  # a call not run: the model's last turn made it
-NOT_GRANTED = "tool_not_allowed"  # a run refused: the tool is not offered to this request
 
 
 class ToolCalls:
@@ -163,7 +162,7 @@ class ToolCalls:
             return replace(
                 run,
                 error=f"no tool {approval.tool!r} of {approval.label!r} is offered",
-                code=NOT_GRANTED,
+                code=ToolNotAllowedError.code,
             )
         if index >= self.most_approvals:
             return replace(
@@ -181,7 +180,9 @@ class ToolCalls:
         every run, whatever asked for it."""
         if not self.may_run(server, run.tool):
             return replace(
-                run, error=f"this key may not run the tool {run.tool!r}", code=NOT_GRANTED
+                run,
+                error=f"this key may not run the tool {run.tool!r}",
+                code=ToolNotAllowedError.code,
             )
         began = perf_counter()
         done = self._answered(run, server)

@@ -22,6 +22,7 @@ from proxy.core.tooluse import ToolUse
 
 TOOLSET = "mcp_toolset"
 WEB_TOOLS = ("web_search", "web_fetch")  # each type's prefix, and the web server's tool
+WEB_SERVER_TOOLS = tuple(f"{name}_" for name in WEB_TOOLS)  # their dated types' beginnings
 UPSTREAM_ONLY = ("code_execution_",)  # Anthropic's server tools the gateway does not run
 SERVER_FIELDS = ("type", "url", "name", "authorization_token", "tool_configuration")
 # what a web tool may say, the gateway being able to honour it (a field set to null is unsaid)
@@ -59,7 +60,7 @@ def upstream_runs(body: object) -> tuple:
         kind = tool.get("type") if isinstance(tool, dict) else None
         if not isinstance(kind, str):
             continue
-        if kind.startswith(tuple(f"{name}_" for name in WEB_TOOLS)):
+        if kind.startswith(WEB_SERVER_TOOLS):
             runs.append((WEB, "tools"))
         elif kind == TOOLSET:
             runs.append((str(tool.get("mcp_server_name")), "tools"))

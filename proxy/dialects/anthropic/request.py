@@ -30,7 +30,7 @@ from proxy.core.types import (
 from proxy.dialects.anthropic.hosted import (
     TOOLSET,
     UPSTREAM_ONLY,
-    WEB_TOOLS,
+    WEB_SERVER_TOOLS,
     mcp_uses,
     toolset_server,
     upstream_runs,
@@ -49,7 +49,6 @@ EFFORTS = ("low", "medium", "high", "xhigh", "max")
 # the types of the tools Anthropic's servers run (dated: web_search_20250305): those the
 # gateway runs itself, and those it does not; its client runs the others (bash, text_editor,
 # computer), which a model here is not offered
-WEB_SERVER_TOOLS = tuple(f"{name}_" for name in WEB_TOOLS)
 
 
 @dataclass(frozen=True)
