@@ -6,6 +6,7 @@ ProxyError                      500  an expected failure; the base of all below
  │    └── ContextLengthError        the prompt does not fit the model's context
  ├── AuthenticationError        401  missing or wrong API key
  ├── PermissionDeniedError      403  the key may not use the model
+ │    └── ToolNotAllowedError       nor have a hosted tool run
  ├── ForbiddenOriginError       403  a web page's request the proxy does not serve
  ├── NotFoundError              404  unknown route
  │    └── ModelNotFoundError        the request names a model this proxy does not serve
