@@ -8,7 +8,8 @@ money (the tokens at the price of the model that answered, a fallback it may be;
 without a price costs nothing), counted in whole micro-dollars. The store is a SQLite table
 beside the usage totals, or Redis with ``--redis-url``, so every proxy sharing it counts one
 budget to the token and the micro-dollar. A request is refused before it costs anything once
-its key has spent a budget; the one that crosses it is answered in full.
+its key has spent a budget, or when what it may spend does not fit beside what is spent and
+what the key's requests in flight hold (:mod:`proxy.access.holds`).
 
 Periods are calendar days and months in UTC, as an operator reads a bill.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Optional
 
@@ -92,15 +93,22 @@ class Standing:
     spent: dict  # budget name ("day", "usd_month"): tokens or micro-dollars spent this period
     left_seconds: dict  # length: seconds until the period turns
     now: float
+    held: dict = field(default_factory=dict)  # unit: what the key's requests in flight hold
+
+    def remaining(self, name: str) -> int:
+        """What a new request may still take of the budget ``name``."""
+        budget = NAMED[name]
+        held = self.held.get(budget.unit, 0)
+        return max(budget.size(self.key) - self.spent[name] - held, 0)
 
     def headers(self) -> dict:
         """``x-budget-*``: each budget's size, what is left, and when it resets."""
         headers = {}
-        for name, spent in self.spent.items():
+        for name in self.spent:
             budget = NAMED[name]
             size, which = budget.size(self.key), f"{budget.unit}-{budget.length}"
             headers[f"x-budget-limit-{which}"] = budget.text(size)
-            headers[f"x-budget-remaining-{which}"] = budget.text(max(size - spent, 0))
+            headers[f"x-budget-remaining-{which}"] = budget.text(self.remaining(name))
             headers[f"x-budget-reset-{which}"] = f"{self.left_seconds[budget.length]:.0f}s"
         return headers
 
@@ -113,7 +121,8 @@ class Standing:
             described[name] = {
                 budget.unit: budget.shown(size),
                 "spent": budget.shown(spent),
-                "remaining": budget.shown(max(size - spent, 0)),
+                "held": budget.shown(self.held.get(budget.unit, 0)),
+                "remaining": budget.shown(self.remaining(name)),
                 "resets_in_seconds": round(self.left_seconds[budget.length]),
             }
         return described
@@ -169,6 +178,7 @@ class Budgets:
             {budget.name: amount for budget, amount in zip(budgets, spent, strict=True)},
             {length: left for length, (_, left) in periods.items()},
             now,
+            dict(zip(UNITS, self.store.held(key.name, now), strict=True)),
         )
 
     def periods(self, key: KeySpec, unit: str = "tokens") -> tuple:

@@ -9,7 +9,7 @@ import logging
 from dataclasses import replace
 from typing import Callable, Optional
 
-from proxy.access import spend
+from proxy.access import holds, spend
 from proxy.access.budgets import Budgets, Standing, cost
 from proxy.access.journal import Journal
 from proxy.access.keyring import EVERY, Keyring, KeySpec
@@ -30,6 +30,7 @@ from proxy.core.party import ANYONE, HIGHEST, LOWEST, Party
 logger = logging.getLogger(__name__)
 ANONYMOUS = "anonymous"  # the usage of requests when no keys are configured
 ADMIN = "admin"  # the name the admin key's requests are counted under
+HOLD_TRIES = 4  # reads of a key's budgets a request makes while others hold it first
 MISSING_KEY = "Missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'."
 
 
@@ -218,6 +219,35 @@ class Access:
             raise refusal
         return standing
 
+    def hold(
+        self,
+        standing: Optional[Standing],
+        price: Optional[Price],
+        prompt: int,
+        output: Optional[int],
+    ) -> str:
+        """Hold what a request may spend of the budgets ``standing`` counts (its ``prompt``
+        tokens and ``output`` tokens at most, at ``price``) until its charge lets it go: the
+        hold's id ("": the key has no budget, or the store cannot take the hold and the key
+        is served then); a 429 when it does not fit."""
+        if standing is None or self.budgets is None:
+            return ""
+        try:
+            with self.outages.reaching("usage"):
+                for _ in range(HOLD_TRIES):
+                    until = standing.now + holds.HELD_FOR
+                    made = holds.needed(standing, price, prompt, output, until)
+                    if self.budgets.store.hold(made, self.budgets.clock()):
+                        return made.id
+                    standing = self.budgets.standing(standing.key)  # others held it first
+        except StoreUnavailableError:
+            # a SQLite file that cannot be written (a full disk) can still be read: the key
+            # was checked against what it spent, as one that says so is in any outage
+            if standing.key.serve_in_outage or not self.outages.remote:
+                return ""
+            raise
+        raise holds.busy(standing)
+
     def charge(
         self,
         key: Optional[KeySpec],
@@ -227,11 +257,12 @@ class Access:
         completion_tokens: int,
         cached_tokens: int = 0,
         price: Optional[Price] = None,
+        hold: str = "",
     ) -> None:
         """An answer has ended: its usage and what it costs the key's budgets (its tokens,
         and its money at ``price``, the price of the ``model`` that answered) written in one
-        charge (kept for later while the store is down), its tokens counted against the
-        key's minute."""
+        charge (kept for later while the store is down) that lets its ``hold`` go, its
+        tokens counted against the key's minute."""
         periods, tokens, usd_periods, micro_usd = (), 0, (), 0
         if key is not None and key.budgeted and self.budgets is not None:
             periods = self.budgets.periods(key, "tokens")
@@ -251,6 +282,7 @@ class Access:
                 cached_tokens,
                 usd_periods,
                 micro_usd,
+                hold=hold,
             )
         )
         if key is not None and key.tpm and (prompt_tokens or completion_tokens):

@@ -22,6 +22,7 @@ class SqliteFile:
         self.added = added
         self.renamed = renamed
         self._local = threading.local()
+        self._opening = threading.Lock()  # one thread at a time makes the file WAL
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, made on its first use (the file and its tables too)."""
@@ -29,7 +30,9 @@ class SqliteFile:
         if db is None:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
             db = sqlite3.connect(self.path, timeout=5.0)
-            db.execute("PRAGMA journal_mode=WAL")
+            with self._opening:  # a file is WAL for good once made so: asked, not set again
+                if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             with db:
                 for statement in self.schema:

@@ -10,6 +10,11 @@ charge counts once whatever happens: the store keeps the ids it applied (for
 :data:`KEEP_IDS`), so a charge written again (replayed by :mod:`proxy.access.journal` after
 an outage or a crash) is not counted twice.
 
+A request holds what it may spend while it runs (a :class:`Hold`, made by
+:mod:`proxy.access.holds`): the store adds it in the same atomic step that checks it
+fits beside what is spent and what other requests hold, and the answer's charge lets it go.
+A hold its charge never lets go (its proxy killed) lapses at its ``until``.
+
 Money is counted in whole micro-dollars (a millionth of a US dollar), so that Redis's
 ``INCRBY`` and SQLite's integers add it exactly, whichever proxy adds it.
 """
@@ -35,6 +40,10 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS budgets (key TEXT NOT NULL, period TEXT NOT NULL, "
     "tokens INTEGER NOT NULL, PRIMARY KEY (key, period))",
     "CREATE TABLE IF NOT EXISTS charged (id TEXT PRIMARY KEY, at REAL NOT NULL)",
+    # what requests in flight hold of their key's budgets, until their charges let it go
+    "CREATE TABLE IF NOT EXISTS holds (id TEXT PRIMARY KEY, key TEXT NOT NULL, "
+    "tokens INTEGER NOT NULL, micro_usd INTEGER NOT NULL, until REAL NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS holds_by_key ON holds (key, until)",
 )
 # columns a file made before them lacks: added to it as it is opened
 ADDED_COLUMNS = (("usage", "cached_tokens", "INTEGER NOT NULL DEFAULT 0"),)
@@ -61,6 +70,7 @@ class Charge:
     usd_periods: tuple = ()  # the money budgets' periods charged ("usd_day:2026-11-26")
     micro_usd: int = 0  # what it costs each of them, in micro-dollars
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    hold: str = ""  # the id of the hold the charge lets go ("": none)
 
     def counts(self) -> tuple:
         return (1, self.prompt_tokens, self.completion_tokens, int(self.error), self.cached_tokens)
@@ -91,6 +101,24 @@ class Charge:
         )
 
 
+@dataclass(frozen=True)
+class Hold:
+    """What a request in flight holds of its key's budgets: ``tokens`` of each token budget,
+    ``micro_usd`` of each money budget; it fits while, for each of ``limits`` (``(period,
+    unit, size)``), what the period has spent and every hold of its unit add up to no more
+    than its size. It lapses at ``until`` (seconds since the epoch)."""
+
+    key: str
+    tokens: int
+    micro_usd: int
+    limits: tuple
+    until: float
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def amount(self, unit: str) -> int:
+        return self.tokens if unit == "tokens" else self.micro_usd
+
+
 class SqliteUsage:
     """Usage and budgets in a SQLite file."""
 
@@ -107,6 +135,8 @@ class SqliteUsage:
                 fresh = db.execute(
                     "INSERT OR IGNORE INTO charged VALUES (?, ?)", (charge.id, now)
                 ).rowcount
+                if charge.hold:
+                    db.execute("DELETE FROM holds WHERE id = ?", (charge.hold,))
                 if not fresh:
                     continue
                 db.execute(ADD_USAGE, (charge.key, charge.model, *charge.counts()))
@@ -144,11 +174,58 @@ class SqliteUsage:
         )
         return [found.get(name, 0) for name in periods]
 
+    def held(self, key: str, now: float) -> tuple:
+        """``(tokens, micro_usd)`` the requests of ``key`` in flight hold."""
+        tokens, micro_usd = (
+            self._connection()
+            .execute(
+                "SELECT COALESCE(SUM(tokens), 0), COALESCE(SUM(micro_usd), 0) FROM holds "
+                "WHERE key = ? AND until > ?",
+                (key, now),
+            )
+            .fetchone()
+        )
+        return tokens, micro_usd
 
-# KEYS: the charge's id, its usage hash, the set of pairs, then its budget periods' counts;
-# ARGV: seconds the id is kept, the pair, the budget counts' lifetime, the five counts, then
-# what each budget period is charged (tokens or micro-dollars), in the order of their KEYS
+    def hold(self, hold: Hold, now: float) -> bool:
+        """Add ``hold`` if it fits, checked and added in one transaction that no other
+        process's can interleave; whether it did."""
+        with self._connection() as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("DELETE FROM holds WHERE key = ? AND until <= ?", (hold.key, now))
+            held = dict(
+                zip(
+                    ("tokens", "usd"),
+                    db.execute(
+                        "SELECT COALESCE(SUM(tokens), 0), COALESCE(SUM(micro_usd), 0) "
+                        "FROM holds WHERE key = ?",
+                        (hold.key,),
+                    ).fetchone(),
+                    strict=True,
+                )
+            )
+            for name, unit, size in hold.limits:
+                row = db.execute(
+                    "SELECT tokens FROM budgets WHERE key = ? AND period = ?", (hold.key, name)
+                ).fetchone()
+                if (row[0] if row else 0) + held[unit] + hold.amount(unit) > size:
+                    return False
+            db.execute(
+                "INSERT INTO holds VALUES (?, ?, ?, ?, ?)",
+                (hold.id, hold.key, hold.tokens, hold.micro_usd, hold.until),
+            )
+            return True
+
+
+# KEYS: the charge's id, its usage hash, the set of pairs, its key's holds (their ends and
+# their amounts), then its budget periods' counts; ARGV: seconds the id is kept, the pair,
+# the budget counts' lifetime, the five counts, the hold it lets go ("": none), then what
+# each budget period is charged (tokens or micro-dollars), in the order of their KEYS
 APPLY = """
+if ARGV[9] ~= '' then
+  redis.call('ZREM', KEYS[4], ARGV[9])
+  redis.call('HDEL', KEYS[5], ARGV[9])
+end
 if not redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1]) then
   return 0
 end
@@ -157,10 +234,38 @@ for i, name in ipairs(counts) do
   redis.call('HINCRBY', KEYS[2], name, ARGV[3 + i])
 end
 redis.call('SADD', KEYS[3], ARGV[2])
-for i = 4, #KEYS do
-  redis.call('INCRBY', KEYS[i], ARGV[i + 5])
+for i = 6, #KEYS do
+  redis.call('INCRBY', KEYS[i], ARGV[i + 4])
   redis.call('EXPIRE', KEYS[i], ARGV[3])
 end
+return 1
+"""
+# KEYS: the key's holds (their ends, their amounts), then the counts of the periods its
+# limits name; ARGV: now, the hold's id, its end, tokens, micro-dollars, then each limit's
+# unit and size, in the order of their KEYS
+HOLD = """
+local lapsed = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if #lapsed > 0 then
+  redis.call('HDEL', KEYS[2], unpack(lapsed))
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+end
+local held = {tokens = 0, usd = 0}
+for _, amounts in ipairs(redis.call('HVALS', KEYS[2])) do
+  local tokens, micro_usd = string.match(amounts, '(%d+) (%d+)')
+  held.tokens = held.tokens + tonumber(tokens)
+  held.usd = held.usd + tonumber(micro_usd)
+end
+local wants = {tokens = tonumber(ARGV[4]), usd = tonumber(ARGV[5])}
+for i = 3, #KEYS do
+  local unit, size = ARGV[2 * i], tonumber(ARGV[2 * i + 1])
+  if tonumber(redis.call('GET', KEYS[i]) or '0') + held[unit] + wants[unit] > size then
+    return 0
+  end
+end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[4] .. ' ' .. ARGV[5])
+redis.call('EXPIREAT', KEYS[1], math.ceil(tonumber(ARGV[3])))
+redis.call('EXPIREAT', KEYS[2], math.ceil(tonumber(ARGV[3])))
 return 1
 """
 
@@ -172,11 +277,13 @@ class RedisUsage:
     PREFIX = "oai-proxy:usage:"
     BUDGET = "oai-proxy:budget:"
     CHARGED = "oai-proxy:charged:"
+    HOLDS = "oai-proxy:holds:"  # a sorted set of each hold's end, and a hash of its amounts
     SEPARATOR = "\x1f"
 
     def __init__(self, client) -> None:
         self.client = client
         self._apply = client.register_script(APPLY)
+        self._hold = client.register_script(HOLD)
 
     def apply(self, charges: Sequence[Charge]) -> None:
         """Add each of ``charges`` not applied before: each atomically, all in one round."""
@@ -189,9 +296,17 @@ class RedisUsage:
                         self.CHARGED + charge.id,
                         self.PREFIX + pair,
                         self.PREFIX + "pairs",
+                        *self._holds(charge.key),
                         *(self._budget(charge.key, name) for name, _ in budgets),
                     ],
-                    args=[KEEP_IDS, pair, KEPT_FOR, *charge.counts(), *(n for _, n in budgets)],
+                    args=[
+                        KEEP_IDS,
+                        pair,
+                        KEPT_FOR,
+                        *charge.counts(),
+                        charge.hold,
+                        *(n for _, n in budgets),
+                    ],  # fmt: skip
                     client=pipe,
                 )
             pipe.execute()
@@ -220,6 +335,37 @@ class RedisUsage:
     def spent(self, key: str, periods: list) -> list:
         values = self.client.mget([self._budget(key, name) for name in periods])
         return [int(value or 0) for value in values]
+
+    def held(self, key: str, now: float) -> tuple:
+        """``(tokens, micro_usd)`` the requests of ``key`` in flight hold."""
+        ends, amounts = self._holds(key)
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.zrangebyscore(ends, f"({now}", "+inf")
+            pipe.hgetall(amounts)
+            alive, every = pipe.execute()
+        held = [every[name].split() for name in alive if name in every]
+        return sum(int(t) for t, _ in held), sum(int(u) for _, u in held)
+
+    def hold(self, hold: Hold, now: float) -> bool:
+        """Add ``hold`` if it fits, checked and added in one step of Redis's; whether it
+        did."""
+        limits = [(self._budget(hold.key, name), unit, size) for name, unit, size in hold.limits]
+        return bool(
+            self._hold(
+                keys=[*self._holds(hold.key), *(name for name, _, _ in limits)],
+                args=[
+                    now,
+                    hold.id,
+                    hold.until,
+                    hold.tokens,
+                    hold.micro_usd,
+                    *(part for _, unit, size in limits for part in (unit, size)),
+                ],  # fmt: skip
+            )
+        )
+
+    def _holds(self, key: str) -> tuple:
+        return f"{self.HOLDS}{key}:ends", f"{self.HOLDS}{key}:amounts"
 
     def _budget(self, key: str, period_name: str) -> str:
         return f"{self.BUDGET}{key}:{period_name}"

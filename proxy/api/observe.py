@@ -119,9 +119,10 @@ def init_app(app: Flask, state: ProxyState) -> None:
             client sees its end: a proxy killed right after loses none of it."""
             if api and not charged:
                 charged.append(True)
+                hold = getattr(call, "hold", "")  # what it held of its key's budgets
                 for served, counts in (spent.tokens or {"": (0, 0, 0)}).items():
                     served = served or asked
-                    access.charge(key, served, status, *counts, prices().get(served))
+                    access.charge(key, served, status, *counts, prices().get(served), hold)
 
         def done() -> None:
             seconds = perf_counter() - spent.began

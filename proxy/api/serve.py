@@ -21,10 +21,11 @@ from typing import Callable, Iterator, Optional, Sequence
 
 from flask import Blueprint, Response, g, jsonify, request
 
+from proxy.access import holds
 from proxy.api import hosted
 from proxy.api.auth import PRIORITY_HEADER
 from proxy.api.body import UNREAD, read_json
-from proxy.api.requestmodel import answer_name
+from proxy.api.requestmodel import answer_name, request_model
 from proxy.api.state import get_state
 from proxy.core import generation
 from proxy.core.caller import Caller, anything
@@ -86,9 +87,24 @@ def caller() -> Caller:
 def embed_texts(texts: Sequence[str], model: Optional[str]) -> Embeddings:
     """The vectors of ``texts`` from the model ``model`` names, for the :func:`caller`; the
     tokens they took counted against its key (its usage and budgets), as a generation's are."""
+    prompt = sum(len(text.encode("utf-8", "surrogatepass")) + 2 for text in texts)
+    hold_budget(prompt, 0)  # a token is a byte at least, and a text may gain two (its ends)
     result = get_state().router.embed(texts, model, caller())
     g.measure.add_tokens(result.prompt_tokens, 0, 0)
     return result
+
+
+def hold_budget(prompt: int, output: Optional[int]) -> None:
+    """Hold what the request may spend of its key's budgets (``prompt`` and ``output``
+    tokens at most; ``None``: no output bound) at the price of the model it names, until its
+    charge lets it go (:mod:`proxy.api.observe`); a 429 before any work when it does not
+    fit."""
+    call = g._get_current_object()
+    standing = getattr(call, "budget", None)
+    if standing is not None:
+        state = get_state()
+        price = state.router.prices().get(request_model().counted_as)
+        call.hold = state.access.hold(standing, price, prompt, output)
 
 
 def serve(
@@ -105,6 +121,7 @@ def serve(
     What the answer says of itself (who served it, what its model's filters changed) is
     read from it: a stream's before its first byte, as its headers must be."""
     ask, generator = hosted.generator(ask)
+    hold_budget(*holds.bounds(ask.requests, ask.n))
     ask = ask.amended(get_state().images.fetch)
     model = answer_name()
     id = id or dialect.new_id()

@@ -133,12 +133,15 @@ def test_money_budgets_stand_beside_the_token_ones(spent, remaining, refused):
         assert refusal.retry_after == 43200 and refusal.headers == headers
 
 
-def test_money_budgets_are_described_in_dollars():
-    described = Standing(MONEY, {"day": 10, "usd_day": 125_000}, LEFT, NOON).described()
+def test_money_budgets_are_described_in_dollars_with_what_requests_in_flight_hold():
+    held = {"tokens": 40, "usd": 25_000}
+    described = Standing(MONEY, {"day": 10, "usd_day": 125_000}, LEFT, NOON, held).described()
     assert described == {
-        "day": {"tokens": 1000, "spent": 10, "remaining": 990, "resets_in_seconds": 43200},
-        "usd_day": {"usd": 0.5, "spent": 0.125, "remaining": 0.375, "resets_in_seconds": 43200},
-    }
+        "day": {"tokens": 1000, "spent": 10, "held": 40, "remaining": 950,
+                "resets_in_seconds": 43200},
+        "usd_day": {"usd": 0.5, "spent": 0.125, "held": 0.025, "remaining": 0.35,
+                    "resets_in_seconds": 43200},
+    }  # fmt: skip
 
 
 def test_money_is_charged_in_micro_dollars_and_refuses_once_spent(store):

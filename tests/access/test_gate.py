@@ -38,7 +38,7 @@ tokens_per_minute = 5
 [[keys]]
 name = "dora"
 key = "sk-dora"
-tokens_per_day = 5
+tokens_per_day = 200
 cached_token_cost = 0.5
 
 [[keys]]
@@ -48,7 +48,7 @@ key = "sk-erin"
 [[keys]]
 name = "fran"
 key = "sk-fran"
-usd_per_day = 0.00005
+usd_per_day = 0.1
 
 [[keys]]
 name = "gus"
@@ -295,16 +295,48 @@ def test_each_key_waits_as_one_party_whatever_priority_it_asks():
     assert access.party(None, "7").priority == 7 and access.party(None).name == ""
 
 
+HELD = 64 + 8 + 2 + 4  # what CHAT holds: its prompt's bound and its max_tokens
+
+
+def budget_of(client, name: str) -> dict:
+    listed = client.get("/admin/keys", headers=as_key("admin")).get_json()["keys"]
+    (key,) = [key for key in listed if key["name"] == name]
+    return key["budgets"]
+
+
+def test_a_request_that_does_not_fit_beside_what_is_spent_is_refused_before_any_work(client):
+    answered = 0
+    while (answer := chat(client, "sk-dora")).status_code == 200:
+        answered += 1
+        day = budget_of(client, "dora")["day"]
+        assert day["held"] == 0 and day["remaining"] == 200 - day["spent"]  # let go as it ended
+    spent = budget_of(client, "dora")["day"]["spent"]
+    assert answered >= 2 and spent <= 200 < spent + HELD  # never past the budget
+    assert answer.status_code == 429 and answer.headers["x-budget-remaining-tokens-day"] == str(
+        200 - spent
+    )
+    error = answer.get_json()["error"]
+    assert error["code"] == "insufficient_quota"
+    assert (
+        f"the key 'dora' has {200 - spent} of its 200 tokens of the day left; this request may "
+        f"take {HELD} tokens (a prompt of at most {HELD - 4} tokens and max_tokens 4): ask for "
+        "less" in error["message"]
+    )
+    assert int(answer.headers["Retry-After"]) > 60  # not before the day turns
+    assert budget_of(client, "dora")["day"]["spent"] == spent  # it cost nothing
+
+
 def test_a_spent_budget_is_each_apis_quota_error_with_when_it_resets(client):
-    first = chat(client, "sk-dora")
-    assert first.status_code == 200
-    assert first.headers["x-budget-remaining-tokens-day"] == "5"  # as it came in
+    access = client.application.extensions["proxy"].access
+    access.charge(access.keyring.find(b"sk-dora"), "tiny", 200, 150, 50)
     for path, body in [("/v1/chat/completions", CHAT), ("/v1/messages", CHAT)]:
         refused = client.post(path, json=body, headers=as_key("sk-dora"))
         assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
         assert refused.headers["x-budget-remaining-tokens-day"] == "0"
         error = refused.get_json()["error"]
-        assert "the key 'dora' has spent its 5 tokens of the day; it resets in" in error["message"]
+        assert (
+            "the key 'dora' has spent its 200 tokens of the day; it resets in" in (error["message"])
+        )
         if path == "/v1/chat/completions":
             assert error["code"] == "insufficient_quota"
         else:
@@ -327,7 +359,7 @@ def test_the_admin_api_lists_keys_their_settings_and_budgets_never_their_secrets
     dora = listed[3]
     assert dora["cached_token_cost"] == 0.5 and dora["priority"] == 128
     day = dora["budgets"]["day"]
-    assert day["tokens"] == 5 and day["spent"] >= 5 and day["remaining"] == 0
+    assert day["tokens"] == 200 and day["spent"] > 0 and day["remaining"] == 200 - day["spent"]
     assert 0 < day["resets_in_seconds"] <= 86400
     assert listed[0]["budgets"] == {} and "sk-" not in str(listed)
     assert client.get("/admin/keys", headers=as_key("sk-alice")).status_code == 401
@@ -403,8 +435,8 @@ def test_a_money_budget_is_charged_at_the_price_of_the_model_that_answered(price
     for _ in range(2):
         free = chat(priced, "sk-fran", model="free")
         assert free.status_code == 200
-        assert free.headers["x-budget-remaining-usd-day"] == "0.00005"  # no price, no cost
-    assert free.headers["x-budget-limit-usd-day"] == "0.00005"
+        assert free.headers["x-budget-remaining-usd-day"] == "0.1"  # no price, no cost
+    assert free.headers["x-budget-limit-usd-day"] == "0.1"
     assert "x-budget-limit-tokens-day" not in free.headers
     answered = chat(priced, "sk-fran", model="tiny")
     assert answered.headers["x-oai-proxy-served-model"] == "other"
@@ -412,23 +444,21 @@ def test_a_money_budget_is_charged_at_the_price_of_the_model_that_answered(price
     cached = usage.get("prompt_tokens_details", {}).get("cached_tokens", 0)
     micros = cost(Price(10.0, 20.0, 1.0), usage["prompt_tokens"], cached,
                   usage["completion_tokens"])  # fmt: skip
-    assert micros >= 50  # the answer crossed the budget, and was served in full
-    (fran,) = [
-        key for key in priced.get("/admin/keys", headers=as_key("admin")).json["keys"]
-        if key["name"] == "fran"
-    ]  # fmt: skip
-    assert fran["usd_per_day"] == 0.00005
-    assert fran["budgets"]["usd_day"]["spent"] == micros / 1_000_000  # other's price, not tiny's
-    assert fran["budgets"]["usd_day"]["usd"] == 0.00005
-    assert fran["budgets"]["usd_day"]["remaining"] == 0
+    day = budget_of(priced, "fran")["usd_day"]
+    assert day["spent"] == micros / 1_000_000  # other's price, not tiny's
+    assert day["usd"] == 0.1 and day["held"] == 0
+    assert day["remaining"] == (100_000 - micros) / 1_000_000
+    access = priced.application.extensions["proxy"].access
+    access.charge(access.keyring.find(b"sk-fran"), "other", 200, 2500, 0, 0, Price(10, 0))
+    held = (HELD - 4) * 1000 + 4 * 1000  # at tiny's price, the model it is sent to
+    assert micros + 25_000 + held > 100_000  # what is left holds a cheap answer, not tiny's
     for path in ("/v1/chat/completions", "/v1/messages"):
-        refused = priced.post(path, json={**CHAT, "model": "free"}, headers=as_key("sk-fran"))
+        refused = priced.post(path, json=CHAT, headers=as_key("sk-fran"))
         assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
-        assert refused.headers["x-budget-remaining-usd-day"] == "0"
         message = refused.get_json()["error"]["message"]
-        assert "the key 'fran' has spent its 0.00005 US dollars of the day; it resets in" in (
-            message
-        )
+        assert f"this request may take {held / 1_000_000:g} US dollars" in message
+    assert chat(priced, "sk-fran", model="other").status_code == 200
+    assert chat(priced, "sk-fran", model="free").status_code == 200  # it costs no money
 
 
 def test_a_local_only_key_uses_and_sees_the_local_models_only(priced):

@@ -1,0 +1,143 @@
+"""What a request holds of its key's budgets while it runs: its prompt's tokens and its
+output bound, in tokens and at the price of the model it is sent to. Pure.
+
+A request is answered only if what it may spend fits beside what its key has spent and what
+its other requests in flight hold: so a budget is never exceeded by more than the one answer
+that crossed it, whatever the number of requests in flight, workers or proxies. The prompt
+is held at a bound, not an estimate: its text's UTF-8 bytes (a token is at least one byte),
+and a few tokens around each message and image for the chat template. A request with no
+output bound holds :data:`UNBOUNDED_OUTPUT` tokens of output, or what is left if less: it
+may be the answer that crosses the budget.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Iterable, Optional
+
+from proxy.access import spend
+from proxy.access.budgets import NAMED, Standing, period
+from proxy.access.usage import Hold
+from proxy.config.catalog import Price
+from proxy.core.errors import QuotaExceededError
+from proxy.core.types import GenerationRequest
+
+UNBOUNDED_OUTPUT = 4096  # tokens of output a request without max_tokens holds, at most
+HELD_FOR = 900  # seconds a hold lasts unless its answer's charge lets it go sooner
+AROUND_REQUEST = 64  # tokens a template may add to a prompt (a system prompt, a generation cue)
+AROUND_MESSAGE = 8  # tokens a template may add around a message (its role, its ends)
+PER_IMAGE = 2048  # tokens an image may take (a vision projector's patches)
+IN_FLIGHT_RETRY_AFTER = 5  # seconds: what holds it back is requests in flight, soon ended
+
+
+def prompt_bound(request: GenerationRequest) -> int:
+    """At least as many tokens as ``request``'s prompt can take, from its size alone."""
+    texts = [request.prompt or "", request.suffix or "", request.cursor]
+    texts += [chunk.text for chunk in request.nearby]
+    around = AROUND_REQUEST
+    for message in request.messages:
+        texts += [message.content, message.reasoning, message.name or ""]
+        texts += [call.name + call.arguments for call in message.tool_calls]
+        around += AROUND_MESSAGE + PER_IMAGE * len(message.images)
+    if request.tools:
+        texts.append(json.dumps(request.tools))
+    if not request.messages and request.prompt is None and request.verbatim is not None:
+        texts.append(json.dumps(request.verbatim.body))  # a body the proxy did not translate
+    return around + sum(_bytes(texts))
+
+
+def _bytes(texts: Iterable[str]) -> Iterable[int]:
+    return (len(text.encode("utf-8", "surrogatepass")) for text in texts)
+
+
+def needed(
+    standing: Standing, price: Optional[Price], prompt: int, output: Optional[int], until: float
+) -> Hold:
+    """What a request of ``prompt`` tokens at most and ``output`` tokens of answer at most
+    (``None``: no bound) holds of ``standing``'s budgets until ``until``, at ``price`` (the
+    price of the model it is sent to; ``None``: it costs no money); a 429 naming the budget
+    it does not fit."""
+    budgets = [NAMED[name] for name in standing.spent]
+
+    def wants(answer: int) -> dict:
+        return {"tokens": prompt + answer, "usd": spend.cost(price, prompt, 0, answer)}
+
+    def short(answer: int):
+        """The first budget a request of ``answer`` tokens does not fit (``None``: none)."""
+        wanted = wants(answer)
+        return next((b for b in budgets if wanted[b.unit] > _left(standing, b)), None)
+
+    answer = UNBOUNDED_OUTPUT if output is None else output
+    if output is None and short(answer) is not None:
+        answer = _most(short, UNBOUNDED_OUTPUT)
+    budget = short(answer)
+    if budget is not None:
+        raise _refusal(standing, budget, wants(answer)[budget.unit], prompt, output)
+    wanted = wants(answer)
+    units = {b.unit for b in budgets}  # a unit the key has no budget of is not held
+    limits = tuple(
+        (f"{b.name}:{period(standing.now, b.length)[0]}", b.unit, b.size(standing.key))
+        for b in budgets
+    )
+    tokens, micro_usd = (wanted[unit] if unit in units else 0 for unit in ("tokens", "usd"))
+    return Hold(standing.key.name, tokens, micro_usd, limits, until)
+
+
+def _left(standing: Standing, budget) -> int:
+    """What a new request may still hold of ``budget``."""
+    spent = standing.spent[budget.name] + standing.held.get(budget.unit, 0)
+    return budget.size(standing.key) - spent
+
+
+def _most(short, bound: int) -> int:
+    """The most tokens of answer, from 1 to ``bound``, that fit (1 when none does)."""
+    low, high = 1, bound
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if short(middle) is None else (low, middle - 1)
+    return low
+
+
+def _refusal(
+    standing: Standing, budget, wanted: int, prompt: int, output: Optional[int]
+) -> QuotaExceededError:
+    """The 429 of a request that does not fit ``budget``: what is left, what it would hold,
+    and when to try again (once the requests in flight end, or once the period turns)."""
+    size = budget.size(standing.key)
+    spent = standing.spent[budget.name]
+    held = standing.held.get(budget.unit, 0)
+    asked = f"max_tokens {output}" if output is not None else "no max_tokens"
+    in_flight = f", {budget.text(held)} more held by requests in flight" if held else ""
+    soon = spent + wanted <= size
+    return QuotaExceededError(
+        f"the key {standing.key.name!r} has {budget.text(max(size - spent - held, 0))} of its "
+        f"{budget.spelled(size)} of the {budget.length} left{in_flight}; this request may "
+        f"take {budget.spelled(wanted)} (a prompt of at most {prompt} tokens and {asked}): "
+        + ("retry once those end, or ask for less" if soon else "ask for less"),
+        retry_after=IN_FLIGHT_RETRY_AFTER if soon else _reset(standing, budget),
+        headers=standing.headers(),
+    )
+
+
+def _reset(standing: Standing, budget) -> int:
+    return max(1, int(standing.left_seconds[budget.length] + 0.999))
+
+
+def bounds(requests: Iterable[GenerationRequest], n: int = 1) -> tuple:
+    """``(prompt, output)``: the tokens ``requests`` (each answered ``n`` times) may take of
+    prompt and of answer at most (``output`` is ``None`` when one has no bound)."""
+    requests = list(requests)
+    prompt = n * sum(prompt_bound(request) for request in requests)
+    if any(request.max_tokens is None for request in requests):
+        return prompt, None
+    return prompt, n * sum(request.max_tokens for request in requests)
+
+
+def busy(standing: Standing) -> QuotaExceededError:
+    """The 429 of a request whose key's other requests kept taking what it counted on."""
+    return QuotaExceededError(
+        f"the key {standing.key.name!r}'s requests in flight hold what is left of its "
+        "budgets; retry once they end",
+        retry_after=IN_FLIGHT_RETRY_AFTER,
+        headers=standing.headers(),
+    )
