@@ -186,6 +186,8 @@ class McpServerSpec:
     start_timeout: float = 30.0  # seconds its server may take to start and shake hands
     max_output_bytes: int = MIB  # bytes of a result's text kept; the rest is cut as it is read
     idle_stop: float = 600.0  # seconds unused before its process stops (0 = never)
+    shared: bool = False  # one session for every key (else one per key)
+    max_sessions: int = 16  # sessions of different keys at once, the least recently used stopped
 
     @property
     def stdio(self) -> bool:

@@ -25,6 +25,8 @@ MCP_KEYS = {
     "start_timeout",
     "max_output_bytes",
     "idle_stop",
+    "shared",
+    "max_sessions",
 }
 # an MCP server's name, as a client's server_label is written (OpenAI's rule)
 MCP_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -106,7 +108,23 @@ def _mcp_server(name: str, spec: Any, key: str, fail, folder: str) -> McpServerS
             spec.get("max_output_bytes", MCP_OUTPUT), f"{key}.max_output_bytes", fail
         ),
         idle_stop=_seconds(spec, "idle_stop", 600.0, key, fail, zero=True),
+        shared=_flag(spec, "shared", key, fail),
+        max_sessions=_count(spec, "max_sessions", 16, key, fail),
     )
+
+
+def _flag(spec: dict, name: str, key: str, fail) -> bool:
+    value = spec.get(name, False)
+    if not isinstance(value, bool):
+        raise fail(f"{key}.{name}", "must be true or false")
+    return value
+
+
+def _count(spec: dict, name: str, default: int, key: str, fail) -> int:
+    value = spec.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1024:
+        raise fail(f"{key}.{name}", "must be a whole number from 1 to 1024")
+    return value
 
 
 def web_search_spec(table: Any, fail) -> Optional[WebSearchSpec]:

@@ -1,8 +1,13 @@
 """The MCP servers the operator declares, as the synchronous proxy uses them: their tools
 listed, a tool called with its arguments checked and its time and output bounded, each
-server started on first use (one process per server, for a server on stdio), started
+session started on first use (one process per session, for a server on stdio), started
 again after it died, and stopped when idle, when the models file no longer declares it as
 it was, and when the proxy closes. Every call is counted, by server and tool.
+
+A server keeps one session per key unless it is declared ``shared``: what a stateful server
+holds (a memory, a browser, a writable folder's handles) never passes from one tenant to
+the next. A server has at most ``max_sessions`` of them, the least recently used stopped to
+make room; the key's name is never sent to the server.
 """
 
 from __future__ import annotations
@@ -14,7 +19,12 @@ import time
 from typing import Any, Callable, Mapping, Optional, Protocol, Sequence
 
 from proxy.config.catalog import McpServerSpec
-from proxy.core.errors import ToolError, ToolNotFoundError, ToolTimeoutError
+from proxy.core.errors import (
+    ToolError,
+    ToolNotFoundError,
+    ToolServerUnavailableError,
+    ToolTimeoutError,
+)
 from proxy.tools.loop import EventLoopThread
 from proxy.tools.results import ToolResult
 from proxy.tools.session import ServerSession
@@ -50,7 +60,7 @@ class ToolServers:
         self._servers = servers
         self._environ, self._log_folder, self._metrics = environ, log_folder, metrics
         self._loop = EventLoopThread()
-        self._sessions: dict = {}  # name -> ServerSession; touched on the loop only
+        self._sessions: dict = {}  # (name, key) -> ServerSession; touched on the loop only
         self._reaper: Optional[asyncio.Task] = None
 
     def names(self) -> tuple:
@@ -61,30 +71,31 @@ class ToolServers:
         """The servers declared now, as declared."""
         return tuple(self._servers())
 
-    def list_tools(self, server: str, timeout: Optional[float] = None) -> tuple:
-        """``server``'s tools (:class:`~proxy.tools.results.ToolSpec`), as listed once and
-        listed again after the server announced a change or was started again; listing
-        them first starts the server, within its ``start_timeout``, then lists them within
-        ``timeout`` and its ``call_timeout``."""
+    def list_tools(self, server: str, timeout: Optional[float] = None, key: str = "") -> tuple:
+        """``server``'s tools (:class:`~proxy.tools.results.ToolSpec`) in the session of the
+        key named ``key``, as listed once and listed again after the server announced a
+        change or was started again; listing them first starts the session, within its
+        ``start_timeout``, then lists them within ``timeout`` and its ``call_timeout``."""
         spec = self._spec(server)
         bound = _bound(spec, timeout)
-        return self._run(self._tools(spec, bound), bound, spec, "")
+        return self._run(self._tools(spec, bound, key), bound, spec, "")
 
     def call(
-        self, server: str, tool: str, arguments: Any, timeout: Optional[float] = None
+        self, server: str, tool: str, arguments: Any, timeout: Optional[float] = None, key: str = ""
     ) -> ToolResult:
         """Call ``tool`` of ``server`` with ``arguments`` (a JSON object, checked against the
         tool's input schema before it is sent), bounded by ``timeout`` seconds and the
         server's ``call_timeout``, whichever is shorter, decided before the call starts (a
         start of the server first, within its ``start_timeout``).
         A result the tool marks as an error is a :class:`ToolResult` (the model reads
-        why); anything else that fails is a :class:`~proxy.core.errors.ToolError`."""
+        why); anything else that fails is a :class:`~proxy.core.errors.ToolError`. The call
+        is made in the session of the key named ``key`` ("": no keys)."""
         spec = self._spec(server)
         bound = _bound(spec, timeout)
-        return self._run(self._call(spec, tool, arguments, bound), bound, spec, tool)
+        return self._run(self._call(spec, tool, arguments, bound, key), bound, spec, tool)
 
     def running(self) -> tuple:
-        """The servers whose session is up now."""
+        """The servers with a session up now."""
         if not self._loop.started:
             return ()
         return self._loop.run(self._running(), GRACE)
@@ -130,51 +141,73 @@ class ToolServers:
 
     # -- on the loop -------------------------------------------------------------------------
 
-    async def _tools(self, spec: McpServerSpec, bound: float) -> tuple:
-        return await (await self._ensure_session(spec)).list_tools(bound)
+    async def _tools(self, spec: McpServerSpec, bound: float, key: str) -> tuple:
+        return await (await self._ensure_session(spec, key)).list_tools(bound)
 
-    async def _call(self, spec: McpServerSpec, tool: str, arguments: Any, bound: float):
-        return await (await self._ensure_session(spec)).call(tool, arguments, bound)
+    async def _call(self, spec: McpServerSpec, tool: str, arguments: Any, bound: float, key: str):
+        return await (await self._ensure_session(spec, key)).call(tool, arguments, bound)
 
-    async def _ensure_session(self, spec: McpServerSpec) -> ServerSession:
-        """``spec``'s session, made if it has none; one declared otherwise before is stopped
-        first, and the reaper started."""
+    async def _ensure_session(self, spec: McpServerSpec, key: str) -> ServerSession:
+        """The session of ``spec`` the key named ``key`` uses (every key's, for a shared
+        server), made if there is none; one declared otherwise before is stopped first, and
+        the reaper started."""
         if self._reaper is None or self._reaper.done():
             self._reaper = asyncio.get_running_loop().create_task(self._reap())
-        session = self._sessions.get(spec.name)
+        whose = (spec.name, "" if spec.shared else key)
+        session = self._sessions.get(whose)
         if session is not None and session.spec != spec:
             log.info("the MCP server %r is declared anew: stopping it", spec.name)
+            del self._sessions[whose]
             await session.stop()
             session = None
         if session is None:
-            session = self._sessions[spec.name] = ServerSession(
-                spec, self._environ, self._log_folder
-            )
+            await self._make_room(spec)
+            session = self._sessions[whose] = ServerSession(spec, self._environ, self._log_folder)
+        session.last_used = time.monotonic()  # the least recently used is stopped first
         return session
 
+    async def _make_room(self, spec: McpServerSpec) -> None:
+        """Room for one more session of ``spec``: the least recently used of its sessions
+        stopped while it has ``max_sessions``; a 503 when every one is busy."""
+        mine = [(whose, s) for whose, s in self._sessions.items() if whose[0] == spec.name]
+        if len(mine) < spec.max_sessions:
+            return
+        idle = [(session.last_used, whose) for whose, session in mine if not session.busy]
+        if not idle:
+            raise ToolServerUnavailableError(
+                f"the MCP server {spec.name!r} has {spec.max_sessions} sessions, each busy "
+                "with another key's call; retry shortly"
+            )
+        _, whose = min(idle)
+        log.info("the MCP server %r has %d sessions: stopping the least recently used",
+                 spec.name, len(mine))  # fmt: skip
+        await self._sessions.pop(whose).stop()
+
     async def _reap(self) -> None:
-        """Stop each server idle past its ``idle_stop``, or no longer declared as it was."""
+        """Stop each session idle past its ``idle_stop``, or of a server no longer declared
+        as it was."""
         while True:
             declared = {spec.name: spec for spec in self._servers()}
             now, tick = time.monotonic(), LONGEST_TICK
-            for name, session in list(self._sessions.items()):
+            for whose, session in list(self._sessions.items()):
                 spec = session.spec
-                if declared.get(name) != spec:
-                    del self._sessions[name]
+                if declared.get(whose[0]) != spec:
+                    del self._sessions[whose]
                     await session.stop()
                     continue
                 if not session.running or session.busy or not spec.idle_stop:
                     continue
                 idle = now - session.last_used
                 if idle >= spec.idle_stop:
-                    log.info("the MCP server %r is idle: stopping it", name)
+                    log.info("the MCP server %r is idle: stopping it", whose[0])
+                    del self._sessions[whose]
                     await session.stop()
                 else:
                     tick = min(tick, spec.idle_stop - idle)
             await asyncio.sleep(max(tick, 0.01))
 
     async def _running(self) -> tuple:
-        return tuple(name for name, c in self._sessions.items() if c.running)
+        return tuple(dict.fromkeys(whose[0] for whose, c in self._sessions.items() if c.running))
 
     async def _stop_all(self) -> None:
         if self._reaper is not None:

@@ -15,12 +15,12 @@ from proxy.tools.web import WebTools
 
 
 class ToolProvider(Protocol):
-    """A server of tools, as the tool loop reaches it."""
+    """A server of tools, as the tool loop reaches it for the key named ``key``."""
 
-    def list_tools(self, server: str, timeout: Optional[float] = None) -> tuple: ...
+    def list_tools(self, server: str, timeout: Optional[float] = None, key: str = "") -> tuple: ...
 
     def call(
-        self, server: str, tool: str, arguments: Any, timeout: Optional[float] = None
+        self, server: str, tool: str, arguments: Any, timeout: Optional[float] = None, key: str = ""
     ) -> ToolResult: ...
 
 
@@ -50,13 +50,13 @@ class Toolbox:
             return self._web() is not None
         return server in self._mcp.names()
 
-    def list_tools(self, server: str, timeout: Optional[float] = None) -> tuple:
-        return self._provider(server).list_tools(server, timeout)
+    def list_tools(self, server: str, timeout: Optional[float] = None, key: str = "") -> tuple:
+        return self._provider(server).list_tools(server, timeout, key)
 
     def call(
-        self, server: str, tool: str, arguments: Any, timeout: Optional[float] = None
+        self, server: str, tool: str, arguments: Any, timeout: Optional[float] = None, key: str = ""
     ) -> ToolResult:
-        return self._provider(server).call(server, tool, arguments, timeout)
+        return self._provider(server).call(server, tool, arguments, timeout, key)
 
     def _web(self) -> Optional[WebTools]:
         """The web tools as configured now (they hold nothing but their settings)."""

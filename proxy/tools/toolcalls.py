@@ -46,6 +46,7 @@ class ToolCalls:
         self.messages = list(request.messages)
         self.offer = Offer(())
         self.uses = {use.name: use for use in request.uses}
+        self.key = request.caller.party.name  # whose session of a server the calls are in
         self.used: dict = {}  # calls run of each use, by its name
 
     def begin(self) -> list:
@@ -54,7 +55,9 @@ class ToolCalls:
         time the servers take is theirs, not the proxy's)."""
         toolbox = self.toolbox
         with waiting(self.request.caller.measure):
-            listed = [(use, toolbox.list_tools(use.server)) for use in self.request.uses]
+            listed = [
+                (use, toolbox.list_tools(use.server, key=self.key)) for use in self.request.uses
+            ]
         self.offer = offer(listed, self.request.tools, self.may_run)
         told: list = [ToolsListed(listing) for listing in self.offer.listings]
         approved = [self._approved(approval) for approval in self.request.approvals]
@@ -199,7 +202,7 @@ class ToolCalls:
         except ValueError:
             return replace(run, error="the arguments are not valid JSON")
         try:
-            result = self.toolbox.call(server, run.tool, arguments)
+            result = self.toolbox.call(server, run.tool, arguments, key=self.key)
         except ToolError as exc:
             return replace(run, error=exc.message)
         if result.is_error:

@@ -87,15 +87,18 @@ class WebTools:
         }
         self._runs: dict = {SEARCH: self._search, FETCH: self._fetch}
 
-    def list_tools(self, server: str = SERVER, timeout: Optional[float] = None) -> tuple:
+    def list_tools(
+        self, server: str = SERVER, timeout: Optional[float] = None, key: str = ""
+    ) -> tuple:
         """The web tools (:class:`~proxy.tools.results.ToolSpec`): ``web_search``, and
-        ``web_fetch`` unless ``fetch = "off"``; ``timeout`` is there for the shape of
-        :meth:`ToolServers.tools`: listing them asks nothing of anyone."""
+        ``web_fetch`` unless ``fetch = "off"``; ``timeout`` and ``key`` are there for the
+        shape of :meth:`ToolServers.list_tools`: listing them asks nothing of anyone, and
+        they keep nothing between calls."""
         _named(server)
         return self._tools
 
     def call(
-        self, server: str, tool: str, arguments: Any, timeout: Optional[float] = None
+        self, server: str, tool: str, arguments: Any, timeout: Optional[float] = None, key: str = ""
     ) -> ToolResult:
         """Call ``tool`` with ``arguments`` (a JSON object), within ``timeout`` seconds and
         the spec's ``timeout``, whichever is shorter. Arguments that do not fit the tool's

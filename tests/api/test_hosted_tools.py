@@ -77,10 +77,10 @@ class Servers:
     def names(self):
         return ("fs",)
 
-    def list_tools(self, server, timeout=None):
+    def list_tools(self, server, timeout=None, key=""):
         return (READ,)
 
-    def call(self, server, tool, arguments, timeout=None):
+    def call(self, server, tool, arguments, timeout=None, key=""):
         self.calls.append((server, tool, arguments))
         return ToolResult("ZEBRA42")
 

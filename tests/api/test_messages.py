@@ -300,10 +300,10 @@ class Tools:
     def names(self):
         return ("fs",)
 
-    def list_tools(self, server, timeout=None):
+    def list_tools(self, server, timeout=None, key=""):
         return (SEARCH,) if server == "web" else (READ_FILE,)
 
-    def call(self, server, tool, arguments, timeout=None):
+    def call(self, server, tool, arguments, timeout=None, key=""):
         self.calls.append((server, tool, arguments))
         if tool == "web_search":
             return ToolResult("News: what happened", sources=(PAGE,))

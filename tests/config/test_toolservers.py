@@ -102,8 +102,10 @@ call_timeout = 5
 start_timeout = 7
 max_output_bytes = "64KiB"
 idle_stop = 0
+max_sessions = 4
 
 [mcp_servers.search-2]
+shared = true
 url = "https://tools.example/mcp"
 headers_env = {Authorization = "SEARCH_TOKEN"}
 """
@@ -128,6 +130,7 @@ headers_env = {Authorization = "SEARCH_TOKEN"}
         0.0,
     )
     assert search.start_timeout == 30.0
+    assert (fs.shared, fs.max_sessions, search.shared, search.max_sessions) == (False, 4, True, 16)
     assert (search.url, search.headers_env, search.stdio) == (
         "https://tools.example/mcp",
         (("Authorization", "SEARCH_TOKEN"),),
@@ -196,6 +199,16 @@ def test_a_models_file_without_mcp_servers_has_none():
             "[mcp_servers.fs]\ncommand = ['x']\ncall_timeout = true",
             "mcp_servers.fs.call_timeout",
             "seconds",
+        ),
+        (
+            "[mcp_servers.fs]\ncommand = ['x']\nshared = 'yes'",
+            "mcp_servers.fs.shared",
+            "true or false",
+        ),
+        (
+            "[mcp_servers.fs]\ncommand = ['x']\nmax_sessions = 0",
+            "mcp_servers.fs.max_sessions",
+            "from 1 to 1024",
         ),
         (
             "[mcp_servers.fs]\ncommand = ['x']\nidle_stop = -1",

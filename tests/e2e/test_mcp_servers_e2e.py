@@ -296,3 +296,44 @@ def tool_counts(metrics: Metrics):
         return scrape.get((f"oai_proxy_tool_{name}", tuple(sorted(labels.items()))), 0)
 
     return count
+
+
+TOGGLE = "toggle-simulated-logging"  # the everything server's state: on for a session, or off
+
+
+def toggled(manager: ToolServers, server: str, key: str) -> str:
+    """Whether the session of ``key`` turned the everything server's logging on or off."""
+    text = manager.call(server, TOGGLE, {}, key=key).text
+    assert text.startswith(("Started", "Stopped")), text
+    return text.split()[0]
+
+
+@pytest.mark.parametrize("http", [False, True], ids=["stdio", "streamable-http"])
+def test_each_key_has_its_own_session_of_a_server_unless_it_is_shared(everything_http, http):
+    """A stateful server's state (the everything server's logging, on or off) never passes
+    from one key to another; a shared server's does; the least recently used of a server's
+    ``max_sessions`` sessions is stopped to make room for another key's."""
+    where = {"url": everything_http} if http else {"command": (npm_server("everything"),)}
+    specs = (
+        McpServerSpec("own", max_sessions=2, **where),
+        McpServerSpec("shared", shared=True, **where),
+    )
+    before = {child.pid for child in psutil.Process().children(recursive=True)}
+    manager = ToolServers(lambda: specs, environ=os.environ)
+    try:
+        assert [toggled(manager, "own", key) for key in ("alice", "bob", "alice", "alice")] == [
+            "Started", "Started", "Stopped", "Started"
+        ]  # fmt: skip
+        assert [toggled(manager, "shared", key) for key in ("alice", "bob")] == [
+            "Started", "Stopped"
+        ]  # fmt: skip
+        if not http:  # a process per key of "own", one for "shared"
+            started = psutil.Process().children(recursive=True)
+            assert len([child for child in started if child.pid not in before]) >= 3
+        assert toggled(manager, "own", "carol") == "Started"  # bob's is the least recently used
+        assert toggled(manager, "own", "alice") == "Stopped"  # alice's session went on…
+        assert toggled(manager, "own", "bob") == "Started"  # …bob's was stopped: a new one
+    finally:
+        manager.close()
+    after = {child.pid for child in psutil.Process().children(recursive=True)}
+    assert after <= before

@@ -15,6 +15,7 @@ from proxy.core import generation
 from proxy.core.caller import Caller
 from proxy.core.errors import ToolTimeoutError, UpstreamError
 from proxy.core.events import WAITING, TextDelta, ToolCallStart, ToolRan, ToolsListed, UsageReport
+from proxy.core.party import Party
 from proxy.core.tooluse import Approval, ToolListing, ToolRun, ToolUse
 from proxy.core.types import (
     Chunk,
@@ -77,11 +78,14 @@ class Toolbox:
     def __init__(self, result=HELLO, error=None):
         self.result, self.error = result, error
         self.calls = []
+        self.keys = set()  # the keys whose sessions were used
 
-    def list_tools(self, server, timeout=None):
+    def list_tools(self, server, timeout=None, key=""):
+        self.keys.add(key)
         return (READ,)
 
-    def call(self, server, tool, arguments, timeout=None):
+    def call(self, server, tool, arguments, timeout=None, key=""):
+        self.keys.add(key)
         self.calls.append((server, tool, arguments))
         if self.error is not None:
             raise self.error
@@ -108,6 +112,13 @@ def test_a_hosted_call_is_run_and_the_next_turn_reads_its_result():
     assistant, result = second.messages[-2:]
     assert assistant.tool_calls == (call(),) and assistant.content == "Let me look."
     assert (result.role, result.content, result.tool_call_id) == ("tool", "hello from a.txt", "c1")
+
+
+def test_the_calls_of_a_key_are_made_in_its_sessions_of_the_servers():
+    router = Router(answer("Let me look.", (call(),)), answer("It says hello."))
+    toolbox = Toolbox()
+    ToolLoop(router, toolbox).complete(ASKED.served_for(Caller(Party("alice"))))
+    assert toolbox.keys == {"alice"} and toolbox.calls
 
 
 @pytest.mark.parametrize(
@@ -168,7 +179,7 @@ WRITE = ToolSpec("write_file", "Write a file", {"type": "object"})
 class TwoServers(Toolbox):
     """Two servers with tools of the same names."""
 
-    def list_tools(self, server, timeout=None):
+    def list_tools(self, server, timeout=None, key=""):
         return (READ, WRITE)
 
 
@@ -280,7 +291,7 @@ class SlowToolbox(Toolbox):
         super().__init__()
         self.seen_waiting = threading.Event()
 
-    def call(self, server, tool, arguments, timeout=None):
+    def call(self, server, tool, arguments, timeout=None, key=""):
         assert self.seen_waiting.wait(30), "the stream said nothing while the tool ran"
         return super().call(server, tool, arguments, timeout)
 
@@ -308,7 +319,7 @@ def test_the_tools_time_is_theirs_not_the_proxys(monkeypatch, stream):
     monkeypatch.setattr(measuring, "perf_counter", lambda: clock[0])
 
     class Slow(Toolbox):
-        def call(self, server, tool, arguments, timeout=None):
+        def call(self, server, tool, arguments, timeout=None, key=""):
             clock[0] += 10
             return super().call(server, tool, arguments, timeout)
 
