@@ -4,6 +4,8 @@ prompt and the answer's bound, the same however the cut falls."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 import requests
 
@@ -23,6 +25,7 @@ ADMIN = {"Authorization": "Bearer sk-admin"}
 MAX_TOKENS = 200
 CUTS = (3, 10, 25)  # content events read before each client hangs up
 QUESTION = [{"role": "user", "content": "Tell me a long story."}]
+AT_ONCE, CUT, RUNS = 8, 40, 20  # streams cut together, chunks read before each cut, runs
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +91,30 @@ def test_a_cut_stream_is_charged_what_was_made_up_to_the_cut(proxy):
     _, prompts, tokens = (now - then for now, then in zip(charged(proxy), before, strict=True))
     assert prompts == prompt * len(CUTS)
     assert sum(CUTS) <= tokens <= MAX_TOKENS * len(CUTS)
+
+
+def test_streams_cut_at_once_are_charged_what_was_made_in_every_run(proxy):
+    """8 streams at once, each cut by its client after 40 chunks, 20 times: every run
+    charges the prompts and at least the tokens relayed, never more than the answers'
+    bound, whenever the server's own usage would have come."""
+    prompt = requests.post(
+        proxy.url + "/v1/chat/completions",
+        json={"model": "tiny", "max_tokens": 1, "messages": QUESTION},
+        headers={"Authorization": "Bearer sk-team"},
+        timeout=120,
+    ).json()["usage"]["prompt_tokens"]
+    charges = []
+    with ThreadPoolExecutor(AT_ONCE) as pool:
+        for _ in range(RUNS):
+            before = charged(proxy)
+            assert list(pool.map(cut_after, [proxy] * AT_ONCE, [CUT] * AT_ONCE)) == [CUT] * AT_ONCE
+            wait_for(
+                lambda before=before: charged(proxy)[0] == before[0] + AT_ONCE,
+                "each cut stream counted as a request of its key",
+                timeout=60,
+            )
+            after = charged(proxy)
+            charges.append(tuple(now - then for now, then in zip(after, before, strict=True)))
+    for requests_, prompts, tokens in charges:
+        assert requests_ == AT_ONCE and prompts == prompt * AT_ONCE
+        assert CUT * AT_ONCE <= tokens <= MAX_TOKENS * AT_ONCE, charges
