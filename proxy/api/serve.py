@@ -168,11 +168,11 @@ def makers(completions: Sequence[Completion]) -> list:
 
 
 def tell(headers, served: Sequence[Served]) -> None:
-    """The headers saying who ``served`` the answer (each model, in order, where another
-    than the one asked for did) and what the models' filters changed of its request."""
-    instead = [each.model for each in served if each.instead]
-    if instead:
-        headers[SERVED_HEADER] = ", ".join(dict.fromkeys(instead))
+    """The headers saying who ``served`` the answer (where another model than the one asked
+    for made any part of it, each model that did, in order) and what the models' filters
+    changed of its request."""
+    if any(each.instead for each in served):
+        headers[SERVED_HEADER] = ", ".join(dict.fromkeys(e.model for e in served if e.model))
     left_out = [name for each in served for name in each.left_out]
     if left_out:
         headers[LEFT_OUT_FIELDS_HEADER] = named(tuple(dict.fromkeys(left_out)))

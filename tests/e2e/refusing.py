@@ -1,5 +1,6 @@
-"""A server that refuses every chat with 429 or 503 (``servers/refusing_upstream.py``), as
-a process of its own on a port of the worker's block."""
+"""Upstreams that fail, each a process of its own on a port of the worker's block: a server
+that refuses every chat with 429 or 503 (``servers/refusing_upstream.py``), and a replica of
+a real server that fails every second generation (``servers/flaky_replica.py``)."""
 
 from __future__ import annotations
 
@@ -12,38 +13,66 @@ import requests
 from tests.polling import wait_for
 from tests.processes import free_port, stop_process
 
-SCRIPT = Path(__file__).parent / "servers" / "refusing_upstream.py"
+SERVERS = Path(__file__).parent / "servers"
 
 
-class RefusingServer:
-    """Answers every chat with ``status``; counts what it refused."""
+class _Running:
+    """A script of :data:`SERVERS` run with ``arguments`` on a port of its own, up once its
+    ``counts`` path answers."""
 
-    def __init__(self, status: int, log_path: Path) -> None:
-        self.status = status
+    script = ""
+    counts = ""
+
+    def __init__(self, arguments: list, log_path: Path) -> None:
+        self.arguments = arguments
         self.log_path = log_path
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = None
 
-    def refused(self) -> int:
-        return requests.get(self.url + "/refused", timeout=10).json()["refused"]
+    def counted(self) -> dict:
+        return requests.get(self.url + self.counts, timeout=10).json()
 
-    def __enter__(self) -> "RefusingServer":
+    def __enter__(self):
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, str(SCRIPT), "--port", str(self.port)]
-                + ["--status", str(self.status)],
+                [sys.executable, str(SERVERS / self.script), "--port", str(self.port)]
+                + self.arguments,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        wait_for(self._up, f"the server answering {self.status} to listen")
+        wait_for(self._up, f"{self.script} to listen")
         return self
 
     def _up(self) -> bool:
         try:
-            return self.refused() == 0
+            self.counted()
+            return True
         except requests.ConnectionError:
             return False
 
     def __exit__(self, *exc_info) -> None:
         stop_process(self.process, timeout=10)
+
+
+class RefusingServer(_Running):
+    """Answers every chat with ``status``; counts what it refused."""
+
+    script, counts = "refusing_upstream.py", "/refused"
+
+    def __init__(self, status: int, log_path: Path) -> None:
+        super().__init__(["--status", str(status)], log_path)
+        self.status = status
+
+    def refused(self) -> int:
+        return self.counted()["refused"]
+
+
+class FlakyReplica(_Running):
+    """Passes every request on to the server at ``upstream`` but fails every second
+    generation with a 500; counts the generations it ``passed`` and ``failed``."""
+
+    script, counts = "flaky_replica.py", "/flaky"
+
+    def __init__(self, upstream: str, log_path: Path) -> None:
+        super().__init__(["--upstream", upstream], log_path)
