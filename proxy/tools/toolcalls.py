@@ -61,6 +61,8 @@ class ToolCalls:
         self.offer = offer(listed, self.request.tools, self.may_run)
         told: list = [ToolsListed(listing) for listing in self.offer.listings]
         approved = [self._approved(approval) for approval in self.request.approvals]
+        for _, approval, offered in approved:
+            self._check_approved(approval, offered)
         if approved:
             calls = [call for call, _, _ in approved]
             with waiting(self.request.caller.measure):
@@ -147,6 +149,20 @@ class ToolCalls:
         name = offered.name if offered is not None else approval.tool
         return ToolCall(_new_id("call"), name, approval.arguments), approval, offered
 
+    def _check_approved(self, approval: Approval, offered: Optional[Offered]) -> None:
+        """Refuse the request, before anything of it runs, when the client approved a call
+        its key may not have run: of a tool not offered this request under the server its
+        label names, or not granted to the key (a 403 naming it)."""
+        if not approval.approve:
+            return
+        if offered is None or not self.may_run(offered.use.server, approval.tool):
+            raise ToolNotAllowedError(
+                f"the approval {approval.id!r} is of the tool {approval.tool!r} of "
+                f"{approval.label!r}, which this request's key may not have run (no such tool "
+                "is offered to it there)",
+                param="input",
+            )
+
     def _run_approved(
         self, call: ToolCall, approval: Approval, offered: Optional[Offered], index: int
     ) -> ToolRun:
@@ -161,12 +177,6 @@ class ToolCalls:
         if not approval.approve:
             reason = f": {approval.reason}" if approval.reason else ""
             return replace(run, error=f"the user did not approve this call{reason}")
-        if offered is None:
-            return replace(
-                run,
-                error=f"no tool {approval.tool!r} of {approval.label!r} is offered",
-                code=ToolNotAllowedError.code,
-            )
         if index >= self.most_approvals:
             return replace(
                 run,

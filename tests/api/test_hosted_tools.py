@@ -375,3 +375,23 @@ def test_a_body_passed_to_a_messages_server_runs_there_only_what_the_key_is_gran
             served = client.post("/v1/messages", json=body, headers={"x-api-key": "sk-all"})
             assert served.status_code == 200 and len(upstream.calls) == 1
             assert json.loads(upstream.calls[0].body)[param] == fields[param]
+
+
+@pytest.mark.parametrize("answered, status", [(64, 200), (65, 400)])
+def test_a_request_answers_64_approval_requests_at_most(tooled, servers, answered, status):
+    pairs = []
+    for number in range(answered):
+        pairs += [
+            {"type": "mcp_approval_request", "id": f"mcpr_{number}", "server_label": "fs",
+             "name": "read_file", "arguments": '{"path": "a.txt"}'},
+            {"type": "mcp_approval_response", "approval_request_id": f"mcpr_{number}",
+             "approve": True},
+        ]  # fmt: skip
+    answer = tooled().post(
+        "/v1/responses",
+        json={"input": [{"role": "user", "content": "hi"}, *pairs],
+              "tools": [{**MCP, "require_approval": "always"}]},
+    )  # fmt: skip
+    assert answer.status_code == status, answer.get_json()
+    if status == 400:
+        assert answer.get_json()["error"]["param"] == "input" and servers.calls == []

@@ -13,7 +13,7 @@ import pytest
 
 from proxy.core import generation
 from proxy.core.caller import Caller
-from proxy.core.errors import ToolTimeoutError, UpstreamError
+from proxy.core.errors import ToolNotAllowedError, ToolTimeoutError, UpstreamError
 from proxy.core.events import WAITING, TextDelta, ToolCallStart, ToolRan, ToolsListed, UsageReport
 from proxy.core.party import Party
 from proxy.core.tooluse import Approval, ToolListing, ToolRun, ToolUse
@@ -183,20 +183,38 @@ class TwoServers(Toolbox):
         return (READ, WRITE)
 
 
-def test_an_approval_runs_only_the_tool_its_label_names_that_the_key_may_run():
-    # granted: the docs server's read_file alone, and every tool of scratch
-    def may_run(server, tool):
-        return server == "scratch" or tool == "read_file"
+@pytest.mark.parametrize(
+    "label, tool, allowed",
+    [("docs", "write_file", False), ("nowhere", "read_file", False), ("docs", "read_file", True),
+     ("scratch", "write_file", True)],
+)  # fmt: skip
+def test_an_approval_runs_only_the_tool_its_label_names_that_the_key_may_run(label, tool, allowed):
+    """Granted: the docs server's read_file alone, and every tool of scratch. An approval of
+    anything else refuses the whole request before any of it runs, the grants of the
+    others with it."""
+
+    def may_run(server, name):
+        return server == "scratch" or name == "read_file"
 
     docs, scratch = ToolUse("docs", label="docs"), ToolUse("scratch", label="scratch")
-    forged = Approval("mcpr_1", "docs", "write_file", '{"path": "x"}', True)
-    asked = replace(ASKED, approvals=(forged,), uses=(docs, scratch))
+    fair = Approval("mcpr_0", "scratch", "read_file", "{}", True)
+    approval = Approval("mcpr_1", label, tool, '{"path": "x"}', True)
+    asked = replace(ASKED, approvals=(fair, approval), uses=(docs, scratch))
     toolbox = TwoServers()
-    done = ToolLoop(Router(answer("ok")), toolbox, may_run=may_run).complete(asked)
-    assert toolbox.calls == []
-    run = done.runs[-1]
-    assert run.code == "tool_not_allowed" and run.output == ""
-    assert run.error == "no tool 'write_file' of 'docs' is offered"
+    loop = ToolLoop(Router(answer("ok")), toolbox, may_run=may_run)
+    if allowed:
+        assert loop.complete(asked).text == "ok" and len(toolbox.calls) == 2
+        return
+    with pytest.raises(ToolNotAllowedError) as refused:
+        loop.complete(asked)
+    assert toolbox.calls == [] and refused.value.status == 403
+    assert f"the approval 'mcpr_1' is of the tool {tool!r} of {label!r}" in refused.value.message
+
+
+def test_a_refused_approval_of_any_tool_is_told_the_model_and_runs_nothing():
+    refused = Approval("mcpr_1", "elsewhere", "rm", "{}", False, "no thanks")
+    done = ToolLoop(Router(answer("ok")), Toolbox()).complete(replace(ASKED, approvals=(refused,)))
+    assert done.runs[-1].error == "the user did not approve this call: no thanks"
 
 
 def test_a_grant_is_checked_again_as_each_call_runs():

@@ -15,6 +15,7 @@ from proxy.core.types import Message, ToolCall
 from proxy.dialects.dialect import Ask, Content, Limits
 
 IMAGE_NOT_KEPT = "(an image, not kept)"  # an earlier response's image, whose bytes are gone
+MOST_APPROVALS = 64  # approval responses one request may carry: each may run a tool
 
 
 def continuing(ask: Ask, history: Sequence[dict]) -> Ask:
@@ -44,6 +45,13 @@ def approvals_of(items: Sequence[dict], answers: Sequence[dict]) -> tuple:
     for item in answers:
         if item["type"] != "mcp_approval_response" or item["approval_request_id"] in ran:
             continue
+        if len(approvals) == MOST_APPROVALS:
+            raise InvalidRequestError(
+                f"the input answers more than {MOST_APPROVALS} approval requests; a request "
+                f"may answer {MOST_APPROVALS} at most (and runs no more of them than its "
+                "model's max_tool_turns)",
+                param="input",
+            )
         request = asked.get(item["approval_request_id"])
         if request is None:
             raise InvalidRequestError(
