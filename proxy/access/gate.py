@@ -258,18 +258,22 @@ class Access:
         cached_tokens: int = 0,
         price: Optional[Price] = None,
         hold: str = "",
+        web_searches: int = 0,
     ) -> None:
         """An answer has ended: its usage and what it costs the key's budgets (its tokens,
         and its money at ``price``, the price of the ``model`` that answered) written in one
         charge (kept for later while the store is down) that lets its ``hold`` go, its
-        tokens counted against the key's minute."""
+        tokens counted against the key's minute; the ``web_searches`` its upstream ran
+        itself are charged at the price's ``web_search``."""
         periods, tokens, usd_periods, micro_usd = (), 0, (), 0
         if key is not None and key.budgeted and self.budgets is not None:
             periods = self.budgets.periods(key, "tokens")
             tokens = cost(key, prompt_tokens, cached_tokens, completion_tokens) if periods else 0
             usd_periods = self.budgets.periods(key, "usd")
             if usd_periods:
-                micro_usd = spend.cost(price, prompt_tokens, cached_tokens, completion_tokens)
+                micro_usd = spend.cost(
+                    price, prompt_tokens, cached_tokens, completion_tokens, web_searches
+                )
         self.journal.write(
             Charge(
                 key.name if key else ANONYMOUS,
@@ -283,6 +287,7 @@ class Access:
                 usd_periods,
                 micro_usd,
                 hold=hold,
+                web_searches=web_searches,
             )
         )
         if key is not None and key.tpm and (prompt_tokens or completion_tokens):

@@ -28,7 +28,12 @@ def priced(rows: list, prices: Mapping[str, Price]) -> list:
 
 
 def _tokens(row: dict) -> tuple:
-    return row["prompt_tokens"], row["completion_tokens"], row.get("cached_tokens", 0)
+    return (
+        row["prompt_tokens"],
+        row["completion_tokens"],
+        row.get("cached_tokens", 0),
+        row.get("web_searches", 0),
+    )
 
 
 def by_key(rows: list, prices: Mapping[str, Price]) -> dict:
@@ -40,12 +45,14 @@ def by_key(rows: list, prices: Mapping[str, Price]) -> dict:
     return spent
 
 
-def cost(price: Optional[Price], prompt: int, cached: int, completion: int) -> int:
+def cost(
+    price: Optional[Price], prompt: int, cached: int, completion: int, web_searches: int = 0
+) -> int:
     """What an answer costs in whole micro-dollars, a part of one counting as one (as a part
     of a token costs a token); nothing at all on a model without a price."""
     if price is None:
         return 0
-    exact = price.micro_usd(prompt, completion, cached)
+    exact = price.micro_usd(prompt, completion, cached, web_searches)
     return int(exact.to_integral_value(rounding=ROUND_CEILING))
 
 

@@ -28,14 +28,17 @@ from typing import Sequence
 
 from proxy.access.sqlite import SqliteFile
 
-COUNTS = ("requests", "prompt_tokens", "completion_tokens", "errors", "cached_tokens")
+COUNTS = (
+    "requests", "prompt_tokens", "completion_tokens", "errors", "cached_tokens", "web_searches"
+)  # fmt: skip
 KEEP_IDS = 7 * 86400  # seconds an applied charge's id is kept: a replay comes sooner
 KEPT_FOR = 40 * 86400  # seconds Redis keeps a budget period's count: a month and a margin
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS usage (key TEXT NOT NULL, model TEXT NOT NULL, "
     "requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, "
     "completion_tokens INTEGER NOT NULL, errors INTEGER NOT NULL, "
-    "cached_tokens INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (key, model))",
+    "cached_tokens INTEGER NOT NULL DEFAULT 0, web_searches INTEGER NOT NULL DEFAULT 0, "
+    "PRIMARY KEY (key, model))",
     # a period's count: tokens, or micro-dollars for a money budget's ("usd_day:2026-11-26")
     "CREATE TABLE IF NOT EXISTS budgets (key TEXT NOT NULL, period TEXT NOT NULL, "
     "tokens INTEGER NOT NULL, PRIMARY KEY (key, period))",
@@ -46,9 +49,12 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS holds_by_key ON holds (key, until)",
 )
 # columns a file made before them lacks: added to it as it is opened
-ADDED_COLUMNS = (("usage", "cached_tokens", "INTEGER NOT NULL DEFAULT 0"),)
+ADDED_COLUMNS = (
+    ("usage", "cached_tokens", "INTEGER NOT NULL DEFAULT 0"),
+    ("usage", "web_searches", "INTEGER NOT NULL DEFAULT 0"),
+)
 ADD_USAGE = (
-    f"INSERT INTO usage (key, model, {', '.join(COUNTS)}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO usage (key, model, {', '.join(COUNTS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (key, model) DO UPDATE SET "
     + ", ".join(f"{count} = {count} + excluded.{count}" for count in COUNTS)
 )
@@ -71,9 +77,17 @@ class Charge:
     micro_usd: int = 0  # what it costs each of them, in micro-dollars
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     hold: str = ""  # the id of the hold the charge lets go ("": none)
+    web_searches: int = 0  # searches its upstream ran itself
 
     def counts(self) -> tuple:
-        return (1, self.prompt_tokens, self.completion_tokens, int(self.error), self.cached_tokens)
+        return (
+            1,
+            self.prompt_tokens,
+            self.completion_tokens,
+            int(self.error),
+            self.cached_tokens,
+            self.web_searches,
+        )
 
     def budgets(self) -> list:
         """``(period, amount)`` of each budget period it is charged to."""
@@ -219,23 +233,24 @@ class SqliteUsage:
 
 # KEYS: the charge's id, its usage hash, the set of pairs, its key's holds (their ends and
 # their amounts), then its budget periods' counts; ARGV: seconds the id is kept, the pair,
-# the budget counts' lifetime, the five counts, the hold it lets go ("": none), then what
+# the budget counts' lifetime, the six counts, the hold it lets go ("": none), then what
 # each budget period is charged (tokens or micro-dollars), in the order of their KEYS
 APPLY = """
-if ARGV[9] ~= '' then
-  redis.call('ZREM', KEYS[4], ARGV[9])
-  redis.call('HDEL', KEYS[5], ARGV[9])
+if ARGV[10] ~= '' then
+  redis.call('ZREM', KEYS[4], ARGV[10])
+  redis.call('HDEL', KEYS[5], ARGV[10])
 end
 if not redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1]) then
   return 0
 end
-local counts = {'requests', 'prompt_tokens', 'completion_tokens', 'errors', 'cached_tokens'}
+local counts = {'requests', 'prompt_tokens', 'completion_tokens', 'errors', 'cached_tokens',
+                'web_searches'}
 for i, name in ipairs(counts) do
   redis.call('HINCRBY', KEYS[2], name, ARGV[3 + i])
 end
 redis.call('SADD', KEYS[3], ARGV[2])
 for i = 6, #KEYS do
-  redis.call('INCRBY', KEYS[i], ARGV[i + 4])
+  redis.call('INCRBY', KEYS[i], ARGV[i + 5])
   redis.call('EXPIRE', KEYS[i], ARGV[3])
 end
 return 1

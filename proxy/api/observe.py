@@ -120,9 +120,11 @@ def init_app(app: Flask, state: ProxyState) -> None:
             if api and not charged:
                 charged.append(True)
                 hold = getattr(call, "hold", "")  # what it held of its key's budgets
-                for served, counts in (spent.tokens or {"": (0, 0, 0)}).items():
+                for served, counts in (spent.tokens or {"": (0, 0, 0, 0)}).items():
                     served = served or asked
-                    access.charge(key, served, status, *counts, prices().get(served), hold)
+                    prompt, completion, cached, searches = counts
+                    access.charge(key, served, status, prompt, completion, cached,
+                                  prices().get(served), hold, searches)  # fmt: skip
 
         def done() -> None:
             seconds = perf_counter() - spent.began

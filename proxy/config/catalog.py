@@ -44,23 +44,37 @@ class Price:
     input: float = 0.0
     output: float = 0.0
     cached_input: Optional[float] = None
+    web_search: float = 0.0  # US dollars per 1,000 searches the upstream runs itself
 
     def micro_usd(
-        self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0
+        self,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cached_tokens: int = 0,
+        web_searches: int = 0,
     ) -> Decimal:
-        """The tokens' cost in micro-dollars (dollars per million times tokens), exactly: a
-        ``Decimal`` of the prices as the models file wrote them, never a float's error."""
+        """The tokens' and searches' cost in micro-dollars (dollars per million times tokens,
+        per thousand times searches), exactly: a ``Decimal`` of the prices as the models file
+        wrote them, never a float's error."""
         cached = min(max(cached_tokens, 0), prompt_tokens)
         rate = self.input if self.cached_input is None else self.cached_input
         return (
             _exact(self.input) * (prompt_tokens - cached)
             + _exact(rate) * cached
             + _exact(self.output) * completion_tokens
+            + _exact(self.web_search) * 1000 * web_searches
         )
 
-    def of(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> float:
-        """The tokens' cost in US dollars."""
-        return float(self.micro_usd(prompt_tokens, completion_tokens, cached_tokens) / 1_000_000)
+    def of(
+        self,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cached_tokens: int = 0,
+        web_searches: int = 0,
+    ) -> float:
+        """The tokens' and searches' cost in US dollars."""
+        micro = self.micro_usd(prompt_tokens, completion_tokens, cached_tokens, web_searches)
+        return float(micro / 1_000_000)
 
 
 def _exact(dollars: float) -> Decimal:

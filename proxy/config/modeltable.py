@@ -257,25 +257,28 @@ def _names(value: Any, key: str, fail) -> tuple:
 
 
 def _price(table: Any, key: str, fail) -> Optional[Price]:
-    """``{input = 0.15, cached_input = 0.015, output = 0.60}``: US dollars per million
-    tokens; cached prompt tokens at the input's price unless ``cached_input`` says."""
+    """``{input = 0.15, cached_input = 0.015, output = 0.60, web_search = 10}``: US
+    dollars per million tokens; cached prompt tokens at the input's price unless
+    ``cached_input`` says; US dollars per 1,000 searches the upstream runs itself."""
     if table is None:
         return None
     if not isinstance(table, dict):
         raise fail(
             key,
             "must be a table: { input = <$ per million>, cached_input = <$ per million>, "
-            "output = <$ per million> }",
+            "output = <$ per million>, web_search = <$ per 1,000 searches> }",
         )
-    no_unknown(table, {"input", "cached_input", "output"}, key + ".", fail)
+    no_unknown(table, {"input", "cached_input", "output", "web_search"}, key + ".", fail)
     for name, value in table.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise fail(f"{key}.{name}", f"must be US dollars per million tokens, got {value!r}")
+            per = "1,000 searches" if name == "web_search" else "million tokens"
+            raise fail(f"{key}.{name}", f"must be US dollars per {per}, got {value!r}")
     cached = table.get("cached_input")
     return Price(
         float(table.get("input", 0)),
         float(table.get("output", 0)),
         None if cached is None else float(cached),
+        float(table.get("web_search", 0)),
     )
 
 

@@ -251,7 +251,11 @@ def _prompt_once(usage: Usage, repeat: bool) -> Usage:
     """A repeated prompt's usage, its prompt tokens left to the first choice's."""
     if not repeat:
         return usage
-    return Usage(completion_tokens=usage.completion_tokens, reasoning_tokens=usage.reasoning_tokens)
+    return Usage(
+        completion_tokens=usage.completion_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+        web_searches=usage.web_searches,
+    )
 
 
 def _measure(measure: Optional[Measure], usage: Usage, served: Optional[Served]) -> None:
@@ -262,6 +266,7 @@ def _measure(measure: Optional[Measure], usage: Usage, served: Optional[Served])
             usage.completion_tokens,
             usage.cached_tokens or 0,
             served.model if served is not None else "",
+            usage.web_searches,
         )
 
 

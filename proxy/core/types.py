@@ -187,6 +187,7 @@ class Usage:
     # not part of what a usage is (two answers of the same counts use the same)
     prompt_ms: Optional[float] = field(default=None, compare=False)
     eval_ms: Optional[float] = field(default=None, compare=False)
+    web_searches: int = 0  # searches the upstream ran itself (a server tool), priced per use
 
     @property
     def total_tokens(self) -> int:
@@ -200,6 +201,7 @@ class Usage:
             _sum(self.reasoning_tokens, other.reasoning_tokens),
             _sum(self.prompt_ms, other.prompt_ms),
             _sum(self.eval_ms, other.eval_ms),
+            web_searches=self.web_searches + other.web_searches,
         )
 
 

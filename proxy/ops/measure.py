@@ -33,16 +33,23 @@ class Measure:
             self.first_token = perf_counter() - self.began
 
     def add_tokens(
-        self, prompt_tokens: int, completion_tokens: int, cached_tokens: int, model: str = ""
+        self,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cached_tokens: int,
+        model: str = "",
+        web_searches: int = 0,
     ) -> None:
-        """Tokens ``model`` took (``""``: the model the request asked for)."""
+        """Tokens ``model`` took (``""``: the model the request asked for), and the searches
+        its upstream ran itself."""
         counts = self.tokens.get(model)
         if counts is None:
-            self.tokens[model] = [prompt_tokens, completion_tokens, cached_tokens]
+            self.tokens[model] = [prompt_tokens, completion_tokens, cached_tokens, web_searches]
         else:
             counts[0] += prompt_tokens
             counts[1] += completion_tokens
             counts[2] += cached_tokens
+            counts[3] += web_searches
 
     @property
     def prompt_tokens(self) -> int:

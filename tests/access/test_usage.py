@@ -21,7 +21,9 @@ def store(request, tmp_path):
     return RedisUsage(request.getfixturevalue("redis_client"))
 
 
-def counted(requests: int, prompt: int, completion: int, errors: int, cached: int = 0) -> dict:
+def counted(
+    requests: int, prompt: int, completion: int, errors: int, cached: int = 0, searches: int = 0
+) -> dict:
     """What :data:`ROW`'s pair has counted."""
     return {
         **ROW,
@@ -30,18 +32,22 @@ def counted(requests: int, prompt: int, completion: int, errors: int, cached: in
         "completion_tokens": completion,
         "errors": errors,
         "cached_tokens": cached,
+        "web_searches": searches,
     }
 
 
 def test_counts_add_up(store):
     store.apply(
         [
-            Charge("alice", "qwen", 10, 5, False, cached_tokens=8),
-            Charge("alice", "qwen", 3, 0, True),
+            Charge("alice", "qwen", 10, 5, False, cached_tokens=8, web_searches=2),
+            Charge("alice", "qwen", 3, 0, True, web_searches=1),
         ]
     )
     store.apply([Charge("bob", "qwen", 1, 1, False)])
-    assert store.totals() == [counted(2, 13, 5, 1, cached=8), {**counted(1, 1, 1, 0), "key": "bob"}]
+    assert store.totals() == [
+        counted(2, 13, 5, 1, cached=8, searches=3),
+        {**counted(1, 1, 1, 0), "key": "bob"},
+    ]
 
 
 def test_a_charge_written_again_counts_once(store):

@@ -14,6 +14,7 @@ import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response
 
+from proxy.access import spend
 from proxy.config.catalog import McpServerSpec, WebSearchSpec
 from proxy.config.modelsfile import parse_catalog
 from proxy.config.settings import Settings
@@ -358,13 +359,17 @@ def test_a_body_passed_to_a_messages_server_runs_there_only_what_the_key_is_gran
     answer = {
         "content": [{"type": "text", "text": "Searched."}],
         "stop_reason": "end_turn",
-        "usage": {"input_tokens": 3, "output_tokens": 1},
-    }
+        "usage": {"input_tokens": 3, "output_tokens": 1,
+                  "server_tool_use": {"web_search_requests": 2}},
+    }  # fmt: skip
+    price = {"input": 1, "output": 2, "web_search": 10}  # $10 per 1,000 searches
     with CannedServer() as upstream:
         upstream.post("/v1/messages", json_body=answer)
         catalog = parse_catalog(
-            {"models": {"claude": {"backend": "anthropic", "upstreams": [upstream.url]}}}, "t"
-        )
+            {"models": {"claude": {"backend": "anthropic", "upstreams": [upstream.url],
+                                   "price": price}}},
+            "t",
+        )  # fmt: skip
         with build_fleet(Settings(), NO_FILES, catalog) as fleet:
             client = make_client(fleet, keys=str(keys))
             body = {"model": "claude", "max_tokens": 8, "messages": HI, **fields}
@@ -375,6 +380,15 @@ def test_a_body_passed_to_a_messages_server_runs_there_only_what_the_key_is_gran
             served = client.post("/v1/messages", json=body, headers={"x-api-key": "sk-all"})
             assert served.status_code == 200 and len(upstream.calls) == 1
             assert json.loads(upstream.calls[0].body)[param] == fields[param]
+            access = client.application.extensions["proxy"].access
+            (row,) = [row for row in access.usage() if row["key"] == "all"]
+            (priced,) = spend.priced([row], catalog.prices)
+            assert (row["prompt_tokens"], row["completion_tokens"], row["web_searches"]) == (
+                3,
+                1,
+                2,
+            )
+            assert priced["spend_usd"] == 0.020005  # 3 + 2 micro-dollars, and 2 searches
 
 
 @pytest.mark.parametrize("answered, status", [(64, 200), (65, 400)])

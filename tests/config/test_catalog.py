@@ -350,14 +350,15 @@ price = { input = 0.15, output = 0.6 }
 [models.cached]
 backend = "anthropic"
 upstreams = ["https://d"]
-price = { input = 3, cached_input = 0.3, output = 15 }
+price = { input = 3, cached_input = 0.3, output = 15, web_search = 10 }
 """,
         )
     )
     local = catalog.models[0]
     assert local.fallbacks == ("big-box", "cloud") and local.warm == ("big-box",)
     assert (local.overflow, local.overflow_after) == ("big-box", 2)
-    assert catalog.prices == {"cloud": Price(0.15, 0.6), "cached": Price(3.0, 15.0, 0.3)}
+    assert catalog.prices == {"cloud": Price(0.15, 0.6), "cached": Price(3.0, 15.0, 0.3, 10.0)}
+    assert catalog.prices["cached"].micro_usd(10, 1, 5, 2) == 5 * 3 + 5 * 0.3 + 15 + 2 * 10_000
     assert catalog.local_models == {"local", "big-box"}  # llama.cpp's servers, wherever they run
 
 

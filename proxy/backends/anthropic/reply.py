@@ -57,7 +57,8 @@ def counted(body: object, upstream: str) -> int:
 
 
 def usage(body: object, completion_tokens: Optional[int] = None) -> Usage:
-    """The usage a message reports (``input_tokens`` counts what was not read from a cache)."""
+    """The usage a message reports (``input_tokens`` counts what was not read from a cache;
+    ``server_tool_use`` the searches the upstream ran itself)."""
     body = body if isinstance(body, dict) else {}
     cached = _count(body.get("cache_read_input_tokens"))
     prompt = (
@@ -67,6 +68,9 @@ def usage(body: object, completion_tokens: Optional[int] = None) -> Usage:
         prompt,
         completion_tokens if completion_tokens is not None else _count(body.get("output_tokens")),
         cached if "cache_read_input_tokens" in body else None,
+        web_searches=_count((body.get("server_tool_use") or {}).get("web_search_requests"))
+        if isinstance(body.get("server_tool_use"), dict)
+        else 0,
     )
 
 
@@ -100,7 +104,7 @@ class MessagesReader:
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
-        self.started: Optional[dict] = None  # message_start's usage
+        self.told: Optional[dict] = None  # the usage told so far (message_start's, updated)
         self.finish, self.stop_word, self.output = "stop", None, None
         self.calls: dict = {}  # block index -> call index
         self.stopped = False  # message_stop has come
@@ -128,8 +132,8 @@ class MessagesReader:
     def _chunk(self, kind: object, event: dict) -> Optional[Chunk]:
         if kind == "message_start":
             message = event.get("message") or {}
-            self.started = message.get("usage") or {}
-            return Chunk(prompt_count=usage(self.started).prompt_tokens or None)
+            self.told = message.get("usage") or {}
+            return Chunk(prompt_count=usage(self.told).prompt_tokens or None)
         if kind == "content_block_start":
             block = event.get("content_block") or {}
             if block.get("type") == "tool_use":
@@ -144,12 +148,15 @@ class MessagesReader:
             delta = event.get("delta") or {}
             self.finish = _finish(delta.get("stop_reason"))
             self.stop_word = delta.get("stop_sequence") or None
-            self.output = _count((event.get("usage") or {}).get("output_tokens"))
+            told = event.get("usage") or {}
+            self.output = _count(told.get("output_tokens"))
+            if isinstance(told, dict):  # the latest counts: server tools' uses among them
+                self.told = {**(self.told or {}), **told}
         elif kind == "message_stop":
             self.stopped = True
             return Chunk(
                 finish_reason=self.finish,
-                usage=usage(self.started, self.output),
+                usage=usage(self.told, self.output),
                 stop_sequence=self.stop_word,
             )
         return None

@@ -206,7 +206,7 @@ def test_a_streamed_answer():
                 {
                     "type": "message_delta",
                     "delta": {"stop_reason": "tool_use"},
-                    "usage": {"output_tokens": 9},
+                    "usage": {"output_tokens": 9, "server_tool_use": {"web_search_requests": 1}},
                 },
                 {"type": "message_stop"},
             ),
@@ -219,7 +219,8 @@ def test_a_streamed_answer():
         ToolCallPiece(0, '{"city"'),
         ToolCallPiece(0, ': "Paris"}'),
     ]
-    assert chunks[-1].finish_reason == "tool_calls" and chunks[-1].usage == Usage(12, 9, None)
+    assert chunks[-1].finish_reason == "tool_calls"
+    assert chunks[-1].usage == Usage(12, 9, None, web_searches=1)
 
 
 def test_a_stream_cut_short_or_an_error_event_is_an_error():
@@ -281,3 +282,18 @@ def test_a_stream_passed_on_keeps_every_line_and_still_tells_what_it_holds():
     assert type(told[0]) is Passed and told.index(chunks[0]) > 0  # the lines first
     assert chunks[0].prompt_count == 5 and "".join(chunk.text for chunk in chunks) == "Hi"
     assert chunks[-1].finish_reason == "stop" and chunks[-1].usage == Usage(5, 2, None)
+
+
+@pytest.mark.parametrize(
+    "reported, searches",
+    [
+        ({"input_tokens": 3, "output_tokens": 1}, 0),
+        ({"input_tokens": 3, "output_tokens": 1, "server_tool_use": {"web_search_requests": 2}},
+         2),
+        ({"input_tokens": 3, "output_tokens": 1, "server_tool_use": None}, 0),
+        ({"input_tokens": 3, "output_tokens": 1, "server_tool_use": {"web_search_requests": "x"}},
+         0),
+    ],
+)  # fmt: skip
+def test_the_searches_an_upstream_ran_itself_are_read_from_its_usage(reported, searches):
+    assert reply.usage(reported) == Usage(3, 1, web_searches=searches)
