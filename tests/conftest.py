@@ -15,7 +15,7 @@ from tests.e2e.llama_server import KINDS
 from tests.fakes.backend import FakeBackend
 
 # a real Redis, for what proxies share through it; the backends' markers; which worker runs what
-pytest_plugins = ["tests.redis_server", "tests.tiers", "tests.schedule"]
+pytest_plugins = ["tests.redis_server", "tests.tiers", "tests.schedule", "tests.errorwords"]
 
 # Fuzzing: a bounded run by default, so CI stays fast; HYPOTHESIS_PROFILE=long for many more.
 settings.register_profile("ci", max_examples=150, deadline=None)
