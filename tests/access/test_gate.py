@@ -326,6 +326,24 @@ def test_a_request_that_does_not_fit_beside_what_is_spent_is_refused_before_any_
     assert budget_of(client, "dora")["day"]["spent"] == spent  # it cost nothing
 
 
+@pytest.mark.parametrize("how", ["cut", "failed", "failed-midway"])
+def test_a_hold_is_let_go_however_its_answer_ends(tmp_path, how):
+    """A stream its client leaves, an upstream's failure before any byte and one mid-answer:
+    each lets its hold go, charged what was made."""
+    with FakeServerCpp("llamacpp", n_slots=2) as fake:
+        client = client_of(tmp_path, MODELS.format(fake.url))
+        fake.fail_mode = {"cut": None, "failed": "http500", "failed-midway": "midstream_error"}[how]
+        with client.post(
+            "/v1/chat/completions", json={**CHAT, "max_tokens": 50, "stream": True},
+            headers=as_key("sk-dora"), buffered=False,
+        ) as answer:  # fmt: skip
+            first = next(iter(answer.response), b"")
+            assert first
+        day = budget_of(client, "dora")["day"]
+        assert day["held"] == 0 and day["spent"] <= HELD + 50 - 4
+        assert chat(client, "sk-dora", max_tokens=50).status_code == (200 if how == "cut" else 502)
+
+
 def test_a_spent_budget_is_each_apis_quota_error_with_when_it_resets(client):
     access = client.application.extensions["proxy"].access
     access.charge(access.keyring.find(b"sk-dora"), "tiny", 200, 150, 50)
