@@ -9,6 +9,7 @@ proxy runs) is read from the fleet at scrape time.
 
 from __future__ import annotations
 
+import struct
 from typing import Iterator, NamedTuple, Optional
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -21,6 +22,7 @@ PREFIX = "oai_proxy_"
 LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 OVERHEAD = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 MANAGED_STATES = ("stopped", "starting", "ready", "failed")
+READS = 3  # reads of the workers' files a scrape makes while one is caught half-written
 
 
 class Summed(NamedTuple):
@@ -223,12 +225,12 @@ class Metrics:
 
     def scrape(self) -> bytes:
         """The text exposition format of every figure, from every worker."""
-        return generate_latest(self._everything())
+        return _read(lambda: generate_latest(self._everything()))
 
     def summed(self) -> Summed:
         """What every worker counted, added up, for the pages and their history."""
         found = Summed({}, {}, {})
-        for family in self._everything().collect():
+        for family in _read(lambda: list(self._everything().collect())):
             if family.name == PREFIX + "tokens":
                 _add_tokens(found.tokens, family)
             elif family.name == PREFIX + "requests":
@@ -245,6 +247,20 @@ class Metrics:
         if self._fleet is not None:
             registry.register(self._fleet)
         return registry
+
+
+def _read(collect):
+    """``collect()``, read again when a worker's file was caught as the worker was making
+    or growing it: prometheus_client reads every worker's file without a lock, and one
+    caught empty is a ``struct.error``, a key caught half-written a ``ValueError`` (its
+    JSON, its UTF-8), a length past what is written a ``RuntimeError``. The next read finds
+    it whole."""
+    for _ in range(READS - 1):
+        try:
+            return collect()
+        except (ValueError, struct.error, RuntimeError):
+            continue
+    return collect()
 
 
 def _add_tokens(tokens: dict, family) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import threading
 import time
 
@@ -11,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from proxy.api.observe import scrape_keys
 from proxy.app import create_app
 from proxy.config.settings import Settings
+from proxy.ops import metrics
 from proxy.ops.measure import Measure
 from proxy.ops.metrics import Metrics
 from tests.fakes.servercpp import FakeServerCpp
@@ -308,3 +310,20 @@ def test_tool_calls_errors_and_seconds_are_counted_by_server_and_tool():
     )
     assert value(scrape, name + "call_seconds_sum", server="fs", tool="read_file") == 0.75
     assert value(scrape, name + "call_seconds_count", server="fs", tool="read_file") == 2
+
+
+@pytest.mark.parametrize(
+    "caught",
+    [struct.error("unpack_from requires a buffer"), ValueError("Expecting value"),
+     RuntimeError("Read beyond file size detected")],
+)  # fmt: skip
+def test_a_workers_file_caught_half_written_is_read_again(caught):
+    reads = iter([caught, b"whole"])
+
+    def collect():
+        found = next(reads)
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+    assert metrics._read(collect) == b"whole"
