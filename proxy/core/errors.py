@@ -38,7 +38,7 @@ ProxyError                      500  an expected failure; the base of all below
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Optional
 
 # An upstream that could not be reached at all: the request never got there, and may be
 # sent again (to the same server once it is back, or to another replica).
@@ -101,15 +101,24 @@ class ContextLengthError(InvalidRequestError):
 
     code = "context_length_exceeded"
 
-    def __init__(self, prompt_tokens: int, limit: int, *, at_least: bool = False) -> None:
+    def __init__(
+        self, prompt_tokens: Optional[int], limit: Optional[int], *, at_least: bool = False
+    ) -> None:
         """``at_least``: ``prompt_tokens`` is a bound the prompt is known to exceed, found
-        without tokenizing it."""
+        without tokenizing it; ``None``: a count the upstream did not tell."""
         counted = f"at least {prompt_tokens}" if at_least else str(prompt_tokens)
-        super().__init__(
+        context = (
             f"This model's maximum context length is {limit} tokens. However, "
-            f"your messages resulted in {counted} tokens. Please reduce the "
-            f"length of the messages.",
-            param="messages",
+            if limit is not None
+            else "This model's context is too short for this request: "
+        )
+        resulted = (
+            f"your messages resulted in {counted} tokens"
+            if prompt_tokens is not None
+            else "your messages resulted in more tokens than it holds"
+        )
+        super().__init__(
+            f"{context}{resulted}. Please reduce the length of the messages.", param="messages"
         )
         self.prompt_tokens = prompt_tokens
         self.limit = limit

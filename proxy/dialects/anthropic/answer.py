@@ -112,7 +112,11 @@ def error_body(error: ProxyError) -> dict:
     which agents read to compact their history."""
     message = error.message
     if isinstance(error, ContextLengthError):
-        message = f"prompt is too long: {error.prompt_tokens} tokens > {error.limit} maximum"
+        message = (
+            f"prompt is too long: {error.prompt_tokens} tokens > {error.limit} maximum"
+            if error.prompt_tokens is not None and error.limit is not None
+            else "prompt is too long for the model's context"
+        )
     return {"type": "error", "error": {"type": error_type(error), "message": message}}
 
 
