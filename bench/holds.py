@@ -8,7 +8,9 @@ reads its standing, adds a hold, and lets it go with its charge). The same chat 
 back, whole) by each key, the keys taking turns over three rounds.
 
 Per store and key: p50 of the answer and the proxy's CPU per request; the budgeted key's
-less the other's is what a hold costs. Writes ``bench/results/holds{,-quick}.md``.
+less the other's is what a budget costs, holds and all. With ``--baseline DIR``, the same
+through that checkout's proxies too (a budget without holds, say): the difference of the
+differences is what a hold adds. Writes ``bench/results/holds{,-quick}.md``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import statistics
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Optional
 
 from bench import cli, processes
 from bench.capture import _timed
@@ -40,8 +43,8 @@ CHAT = {"model": "m", "messages": [{"role": "user", "content": "Tell me a story.
 WHO = ("free", "budgeted")
 
 
-def run(count: int, rounds: int, work: Path) -> dict:
-    """p50 ms and CPU ms per request, by store and key."""
+def run(count: int, rounds: int, work: Path, baseline: Optional[Path] = None) -> dict:
+    """p50 ms and CPU ms per request, by store (and checkout) and key."""
     (work / "keys.toml").write_text(KEYS)
     with ExitStack() as stack:
         upstream = stack.enter_context(processes.running(processes.synthetic(work)))
@@ -51,8 +54,11 @@ def run(count: int, rounds: int, work: Path) -> dict:
         if redis is not None:
             stack.callback(redis[0].kill)
             stores["Redis"] = ["--redis-url", redis[1]]
+        roots = {"": processes.ROOT}
+        if baseline is not None:
+            roots[f" at {cli.commit_of(baseline)}"] = baseline
         proxies = {
-            store: stack.enter_context(
+            store + at: stack.enter_context(
                 processes.running(
                     processes.proxy(
                         "waitress",
@@ -60,20 +66,19 @@ def run(count: int, rounds: int, work: Path) -> dict:
                         work,
                         threads=8,
                         workers=1,
-                        name=f"holds-{store}",
+                        name=f"holds-{store}{at.replace(' ', '-')}",
                         args=[
-                            "--keys",
-                            str(work / "keys.toml"),
-                            "--config",
-                            str(work / "models.toml"),
-                            "--usage-db",
-                            str(work / f"usage-{store}.sqlite3"),
+                            *("--keys", str(work / "keys.toml")),
+                            *("--config", str(work / "models.toml")),
+                            *("--usage-db", str(work / f"usage-{store}{at}.sqlite3")),
                             *args,
-                        ],  # fmt: skip
+                        ],
+                        root=root,
                     )
                 )
             )
             for store, args in stores.items()
+            for at, root in roots.items()
         }
         return _measured(proxies, count, rounds)
 
@@ -123,10 +128,11 @@ def table(found: dict, count: int, rounds: int, quick: bool) -> str:
 
 
 def main() -> None:
-    args = cli.arguments("holds", "What holding a budget costs a request.").parse_args()
+    parser = cli.with_baseline(cli.arguments("holds", "What holding a budget costs a request."))
+    args = parser.parse_args()
     count, rounds = (10, 1) if args.quick else (600, 3)
     with tempfile.TemporaryDirectory(prefix="bench-holds-") as work:
-        found = run(count, rounds, Path(work))
+        found = run(count, rounds, Path(work), args.baseline)
     cli.publish(args, "holds", table(found, count, rounds, args.quick))
 
 

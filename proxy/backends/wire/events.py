@@ -10,7 +10,7 @@ from typing import Optional
 
 import orjson
 
-from proxy.backends.wire.overflow import overflow
+from proxy.backends.wire.contextlength import too_long
 from proxy.core.errors import (
     ContextLengthError,
     InvalidRequestError,
@@ -130,7 +130,7 @@ def stream_error(body: object, upstream: str) -> Exception:
         and is_count(error.get("n_ctx"))
     ):
         return ContextLengthError(error["n_prompt_tokens"], error["n_ctx"])
-    told = overflow(message)  # in the words of the engine that wrote it
+    told = too_long(message)  # in the words of the engine that wrote it
     if told is not None:
         return ContextLengthError(told.prompt, told.limit)
     if kind in ("invalid_request_error", "exceed_context_size_error") or code == 400:

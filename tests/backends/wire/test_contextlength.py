@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from proxy.backends.wire.contextlength import WORDINGS, too_long
 from proxy.backends.wire.events import stream_error
-from proxy.backends.wire.overflow import WORDINGS, overflow
 from proxy.core.errors import ContextLengthError, InvalidRequestError
 
 MESSAGES = [
@@ -77,12 +77,12 @@ MESSAGES = [
 def test_each_engines_words_for_a_prompt_too_long_are_read_with_their_numbers(
     message, prompt, limit
 ):
-    found = overflow(message)
+    found = too_long(message)
     assert found is not None and (found.prompt, found.limit) == (prompt, limit)
 
 
 def test_every_wording_has_a_real_message():
-    read = {overflow(message).engine for message, _, _ in MESSAGES}
+    read = {too_long(message).engine for message, _, _ in MESSAGES}
     assert read == {engine for engine, _, _ in WORDINGS}
 
 
@@ -96,7 +96,7 @@ def test_every_wording_has_a_real_message():
     ],
 )
 def test_other_refusals_are_not_read_as_a_prompt_too_long(message):
-    assert overflow(message) is None
+    assert too_long(message) is None
 
 
 @pytest.mark.parametrize(

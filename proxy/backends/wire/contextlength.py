@@ -3,7 +3,7 @@ OpenAI's API and the engines that serve it write when a request does not fit, ea
 the numbers it carries (the prompt's tokens, the context's). Pure.
 
 Each row names its engine and where its words come from, so that a new wording is one row.
-A message that carries no number (LM Studio's, Ollama's) is an overflow all the same.
+A message that carries no number (LM Studio's, Ollama's) says the prompt is too long all the same.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ READ = tuple((engine, re.compile(words, re.IGNORECASE)) for engine, _, words in 
 
 
 @dataclass(frozen=True)
-class Overflow:
+class PromptTooLong:
     """A prompt too long for the engine's context: its tokens and the context's, where the
     engine told them (``None``: it did not)."""
 
@@ -93,14 +93,14 @@ class Overflow:
     limit: Optional[int] = None
 
 
-def overflow(message: str) -> Optional[Overflow]:
+def too_long(message: str) -> Optional[PromptTooLong]:
     """What ``message`` says of a prompt too long for the context (``None``: it is about
     something else)."""
     for engine, words in READ:
         found = words.search(message)
         if found is not None:
             told = found.groupdict()
-            return Overflow(engine, _count(told.get("prompt")), _count(told.get("limit")))
+            return PromptTooLong(engine, _count(told.get("prompt")), _count(told.get("limit")))
     return None
 
 
