@@ -46,6 +46,12 @@ def prompt_bound(request: GenerationRequest) -> int:
     return around + sum(_bytes(texts))
 
 
+def texts_bound(texts: Iterable[str], around: int) -> int:
+    """At least as many tokens as ``texts`` take, each with ``around`` tokens the model adds
+    to it (its BOS and EOS, a separator)."""
+    return sum(size + around for size in _bytes(texts))
+
+
 def _bytes(texts: Iterable[str]) -> Iterable[int]:
     return (len(text.encode("utf-8", "surrogatepass")) for text in texts)
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g, jsonify, request
 
+from proxy.access import holds
 from proxy.api.body import read_json
 from proxy.api.requestmodel import answer_name
-from proxy.api.serve import caller
+from proxy.api.serve import caller, hold_budget
 from proxy.api.state import Routes, get_state
 from proxy.dialects import rerank
 
@@ -22,6 +23,8 @@ routes = Routes(bp, "Reranking documents against a query (Jina, Cohere, TEI)", r
 def rerank_documents() -> Response:
     state = get_state()
     wanted = rerank.parse(read_json(), state.limits)
+    query = holds.texts_bound([wanted.query], 4)  # each pair: the query, a document, their marks
+    hold_budget(len(wanted.documents) * query + holds.texts_bound(wanted.documents, 0), 0)
     ranking = state.router.rerank(wanted.query, wanted.documents, wanted.model, caller())
     g.measure.add_tokens(ranking.prompt_tokens, 0, 0)
     version = "2" if request.path.startswith("/v2/") else "1"

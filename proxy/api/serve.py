@@ -87,8 +87,7 @@ def caller() -> Caller:
 def embed_texts(texts: Sequence[str], model: Optional[str]) -> Embeddings:
     """The vectors of ``texts`` from the model ``model`` names, for the :func:`caller`; the
     tokens they took counted against its key (its usage and budgets), as a generation's are."""
-    prompt = sum(len(text.encode("utf-8", "surrogatepass")) + 2 for text in texts)
-    hold_budget(prompt, 0)  # a token is a byte at least, and a text may gain two (its ends)
+    hold_budget(holds.texts_bound(texts, 2), 0)  # a text may gain two tokens: its ends
     result = get_state().router.embed(texts, model, caller())
     g.measure.add_tokens(result.prompt_tokens, 0, 0)
     return result

@@ -344,6 +344,18 @@ def test_a_hold_is_let_go_however_its_answer_ends(tmp_path, how):
         assert chat(client, "sk-dora", max_tokens=50).status_code == (200 if how == "cut" else 502)
 
 
+@pytest.mark.parametrize(
+    "path, body",
+    [("/v1/rerank", {"query": "q", "documents": ["x" * 50] * 10}),
+     ("/v1/embeddings", {"input": ["x" * 100] * 3})],
+)  # fmt: skip
+def test_texts_to_rank_or_embed_hold_the_budget_too(client, path, body):
+    refused = client.post(path, json={"model": "tiny", **body}, headers=as_key("sk-dora"))
+    assert refused.status_code == 429
+    assert "this request may take" in refused.get_json()["error"]["message"]
+    assert budget_of(client, "dora")["day"]["spent"] == 0
+
+
 def test_a_spent_budget_is_each_apis_quota_error_with_when_it_resets(client):
     access = client.application.extensions["proxy"].access
     access.charge(access.keyring.find(b"sk-dora"), "tiny", 200, 150, 50)

@@ -203,3 +203,11 @@ def test_a_standing_counts_what_is_held(store):
     assert now.held == {"tokens": 300, "usd": 400}
     assert now.headers()["x-budget-remaining-tokens-day"] == "700"
     assert now.headers()["x-budget-remaining-usd-day"] == "0.0006"
+
+
+@pytest.mark.parametrize(
+    "texts, around, bound",
+    [([], 2, 0), (["hi"], 2, 4), (["héllo", "a"], 2, 6 + 2 + 1 + 2), (["x"], 0, 1)],
+)
+def test_texts_to_embed_or_rank_are_bounded_by_their_bytes_and_their_marks(texts, around, bound):
+    assert holds.texts_bound(texts, around) == bound
