@@ -59,8 +59,7 @@ def asked_of_server(server: LlamaServer) -> float:
 
 
 def ask(proxy: ProxyProcess, key: str):
-    client = anthropic.Anthropic(base_url=proxy.url, api_key=key, max_retries=0)
-    return client.messages.create(
+    return proxy.anthropic(api_key=key).messages.create(
         model="claude",
         max_tokens=8,
         messages=[{"role": "user", "content": "Search the web for llamas."}],
