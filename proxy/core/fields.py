@@ -302,12 +302,13 @@ def response_format(
     kind: Optional[str], fields: Fields, schema_at: Fields, schema_size: int
 ) -> Optional[ResponseFormat]:
     """``text`` (none), ``json_object`` or ``json_schema`` (its schema in ``schema_at``, of
-    at most ``schema_size`` bytes of JSON); ``fields`` holds the ``type``."""
+    at most ``schema_size`` bytes of JSON); ``fields`` holds the ``type``. A ``json_object``
+    may carry a ``schema`` too, as llama-server reads it."""
     if kind == "text":
         return None
-    if kind == "json_object":
+    if kind == "json_object" and schema_at.raw("schema") is None:
         return ResponseFormat("json_object")
-    if kind == "json_schema":
+    if kind in ("json_object", "json_schema"):
         schema = schema_at.raw("schema")
         if not isinstance(schema, dict):
             raise schema_at.fail("schema", "must be a JSON Schema object")

@@ -97,14 +97,18 @@ class FileChunk:
 
 @dataclass(frozen=True)
 class Verbatim:
-    """A client's body as it came, in the public API it speaks (``anthropic``): a backend
-    that speaks the same API sends it on as it is, keeping every field the proxy does not
-    read (sealed thoughts, cache marks, server tools), and answers the same way."""
+    """A client's body as it came, in the public API it speaks (``anthropic``, ``chat``): a
+    backend that speaks the same API sends it on as it is, keeping every field the proxy
+    does not read (sealed thoughts, cache marks, server tools, an engine's extensions)."""
 
     api: str
     body: Mapping[str, Any]
     # why the body has no translation: what a model of another API answers instead
     untranslated: Optional[Exception] = None
+    # the messages and tools the proxy read from it: a request that holds others (a later
+    # turn of the tool loop, images fetched, the tools the gateway runs) sends its own
+    messages: tuple = ()
+    tools: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -136,9 +140,10 @@ class GenerationRequest:
     template_kwargs: Mapping[str, Any] = field(default_factory=dict)
     # names the conversation for placement when the client does (an agent's thread id)
     conversation: Optional[str] = None
-    # llama.cpp's own options a client of its native API set (``n_indent``, ``t_max_*_ms``,
-    # ``samplers``), sent as they are to a current server, which reads them
-    native: Mapping[str, Any] = field(default_factory=dict)
+    # the client's fields the proxy does not read (an engine's own extensions, fields newer
+    # than the proxy), sent on as they came to a server that reads them, refused by name
+    # where none would
+    unread: Mapping[str, Any] = field(default_factory=dict)
     verbatim: Optional[Verbatim] = field(default=None, compare=False, repr=False)
     # the uses of the servers of tools the gateway runs for the model (ToolUse), and the
     # client's word on the calls it was asked to approve (Approval)

@@ -46,14 +46,14 @@ def new_id() -> str:
 def parse(body: Any, limits: Limits) -> Ask:
     """Read an ``/infill`` body into one fill-in-the-middle generation."""
     fields = Fields(body)
-    native = {
+    unread = {
         name: fields.integer(name, low)
         for name, low in NATIVE.items()
         if fields.raw(name) is not None
     }
     samplers = _strings(fields, "samplers")
     if samplers is not None:
-        native["samplers"] = samplers
+        unread["samplers"] = samplers
     n_predict = fields.integer("n_predict", -1)
     request = GenerationRequest(
         model=fields.string("model") or None,
@@ -67,7 +67,7 @@ def parse(body: Any, limits: Limits) -> Ask:
         n_keep=fields.integer("n_keep", -1),
         cache_prompt=fields.boolean("cache_prompt"),
         slot=fields.integer("id_slot", -1),
-        native=native,
+        unread=unread,
     )
     wanted = _strings(fields, "response_fields") or []
     if len(wanted) > MAX_FIELD_PATHS:

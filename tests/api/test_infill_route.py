@@ -36,7 +36,7 @@ def test_the_gap_its_files_and_llama_cpps_own_limits_reach_the_core(client, back
         "    ret",
     )
     assert request.nearby == (FileChunk("x = 1\n", "util.py"), FileChunk("y = 2\n", "tmp"))
-    assert request.native == {
+    assert request.unread == {
         "n_indent": 4,
         "t_max_prompt_ms": 500,
         "t_max_predict_ms": 1000,

@@ -821,3 +821,39 @@ def test_a_suffix_asks_to_fill_the_gap_after_each_prompt(fields, suffix):
     assert [r.prompt for r in requests] == (
         fields["prompt"] if isinstance(fields["prompt"], list) else [fields["prompt"]]
     )
+
+
+@pytest.mark.parametrize(
+    ("parse", "body", "unread"),
+    [
+        (
+            chat,
+            {"user": "u", "repetition_penalty": 1.1, "json_schema": {}, "temperature": 0.5},
+            {"user": "u", "repetition_penalty": 1.1, "json_schema": {}},
+        ),
+        (chat, {"priority": 3, "enable_thinking": True, "n": 2, "logprobs": True}, {}),
+        (
+            completion,
+            {"echo": True, "ignore_eos": True, "min_tokens": 2},
+            {"ignore_eos": True, "min_tokens": 2},
+        ),
+    ],
+)
+def test_the_fields_the_proxy_does_not_read_are_kept_as_they_came(parse, body, unread):
+    assert only_request(parse(**body)).unread == unread
+
+
+def test_a_json_object_with_a_schema_asks_for_the_schema_as_llama_server_reads_it():
+    schema = {"type": "string", "enum": ["yes"]}
+    request = only_request(chat(response_format={"type": "json_object", "schema": schema}))
+    assert request.response_format == ResponseFormat("json_schema", schema)
+    with pytest.raises(InvalidRequestError) as error:
+        chat(response_format={"type": "json_object", "schema": "yes"})
+    assert error.value.param == "response_format.schema"
+
+
+def test_a_chat_keeps_its_body_as_it_came_and_what_was_read_of_it():
+    body = {"messages": USER_HI, "store": True}
+    request = only_request(parse_chat(body, LIMITS))
+    assert request.verbatim.api == "chat" and request.verbatim.body is body
+    assert request.verbatim.messages is request.messages

@@ -88,7 +88,7 @@ def unsent(request: GenerationRequest) -> Iterator[str]:
             yield param
     if request.tokenize:
         yield "tokenize"
-    yield from request.native
+    yield from request.unread
     if request.template_kwargs:
         yield "chat_template_kwargs"
     if request.sampling.logit_bias:

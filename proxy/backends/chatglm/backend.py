@@ -235,6 +235,10 @@ class ChatGLMBackend(Backend):
 
     def _prompt(self, request: GenerationRequest) -> Prompt:
         """Tokenize the chat or prompt, dropping its oldest tokens beyond --max-context-length."""
+        for name in request.unread:
+            raise InvalidRequestError(
+                f"{name} cannot be served: chatglm.cpp reads no such field", param=name
+            )
         if request.suffix is not None:
             raise InvalidRequestError(
                 f"suffix cannot be served: {self.model.type_name} models have no "

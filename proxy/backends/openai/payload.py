@@ -5,20 +5,22 @@ completions: ``prompt``, and ``logprobs`` as the number of alternatives). Pure.
 
 What OpenAI's API defines goes as it defines it (``reasoning_effort`` too, wherever the
 client gave it), and so do the two samplers every open engine reads beside it (``top_k``,
-``min_p``) and the chat template's other variables. What only a server.cpp reads (a grammar,
-a slot, ``cache_prompt``, ``n_keep``, its own samplers, a fill-in-the-middle suffix, the
-prompt's token ids) is refused by the name the client gave it: a generic upstream would
-ignore it or refuse it, and the answer would not say so. So is a ``response_format`` for a
-raw prompt: the legacy completions have none. A field the operator strips (the model's
-filters) is left out instead, and the answer names it. A raw prompt renders no chat
-template, so the template's variables (a model's defaults may set them) have nothing to
-reach there.
+``min_p``), the chat template's other variables, and every field the proxy does not read
+(an engine's own extensions, fields newer than the proxy) as the client sent it; a chat
+client's own body goes whole (:func:`passed_body`). What only a server.cpp reads (a
+grammar, a slot, ``cache_prompt``, ``n_keep``, its own samplers, a fill-in-the-middle
+suffix, the prompt's token ids) is refused by the name the client gave it: a generic
+upstream would ignore it or refuse it, and the answer would not say so. So is a
+``response_format`` for a raw prompt: the legacy completions have none. A field the
+operator strips (the model's filters) is left out instead, and the answer names it. A raw
+prompt renders no chat template, so the template's variables (a model's defaults may set
+them) have nothing to reach there.
 """
 
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Collection, Iterator, Optional
+from typing import Any, Collection, Iterator, Mapping, Optional
 
 from proxy.backends.wire.chatbody import message_body
 from proxy.core.errors import InvalidRequestError
@@ -34,6 +36,12 @@ SAMPLERS = (
     "min_p",
 )
 BANNED = -100  # OpenAI's bias that bans a token
+API = "chat"  # the client API whose bodies this server takes as they came
+# what a chat client's body holds that the proxy answers for itself, never sent on: the
+# number of choices (asked one at a time), the key's turn, the thinking switch (written into
+# the template's variables) and the web search (run by the gateway)
+OWN = ("n", "priority", "enable_thinking", "web_search_options")
+TOOL_FIELDS = ("tools", "tool_choice", "parallel_tool_calls")
 # (what the request holds, the field a client names it by, why it cannot be honoured)
 SERVERCPP_ONLY = (
     ("grammar", "grammar", "GBNF grammars"),
@@ -72,8 +80,6 @@ def unsent(request: GenerationRequest) -> Iterator[tuple]:
             yield param, what
     if request.tokenize:
         yield "tokenize", "prompt token ids in its answers"
-    for name in request.native:
-        yield name, f"option {name}"
     for name in SAMPLERS_REFUSED:
         if getattr(request.sampling, name) is not None:
             yield name, f"{name} sampler"
@@ -88,6 +94,7 @@ def _refused(label: str, param: str, what: str) -> InvalidRequestError:
 def chat_body(request: GenerationRequest, model: str, *, stream: bool) -> dict:
     """The body of a chat for the upstream, which knows the model as ``model``."""
     body: dict = {
+        **request.unread,
         "model": model,
         "messages": [message_body(message) for message in request.messages],
         "stream": stream,
@@ -112,9 +119,49 @@ def chat_body(request: GenerationRequest, model: str, *, stream: bool) -> dict:
     return body
 
 
+def clients_own(request: GenerationRequest) -> Optional[Mapping[str, Any]]:
+    """The client's own body, where it spoke OpenAI's chat completions."""
+    verbatim = request.verbatim
+    return verbatim.body if verbatim is not None and verbatim.api == API else None
+
+
+def passed_body(
+    own: Mapping[str, Any], request: GenerationRequest, model: str, *, stream: bool
+) -> dict:
+    """The client's own chat body for the upstream, which knows the model as ``model``: every
+    field as it came, but the proxy's own (:data:`OWN`); ``model``, ``stream`` and
+    ``stream_options`` set; the messages and tools written anew where the request holds
+    others than the client sent (a later turn of the tool loop, images fetched, the tools
+    the gateway runs); and what the model's defaults fill where the client set nothing."""
+    written = chat_body(request, model, stream=stream)
+    body = {name: value for name, value in own.items() if name not in OWN}
+    verbatim = request.verbatim
+    if request.messages is not verbatim.messages:
+        body["messages"] = written["messages"]
+    if request.tools is not verbatim.tools:
+        for name in TOOL_FIELDS:
+            body.pop(name, None)
+        body.update(_tools(request))
+    limit = "max_completion_tokens" in body
+    for name, value in _generation(request, stream).items():
+        if name not in body and not (limit and name == "max_tokens"):
+            body[name] = value
+    if "reasoning_effort" in written:
+        body.setdefault("reasoning_effort", written["reasoning_effort"])
+    if "chat_template_kwargs" in written:  # the client's, with the model's defaults
+        body["chat_template_kwargs"] = written["chat_template_kwargs"]
+    options = own.get("stream_options") if stream else None
+    if isinstance(options, dict):
+        body["stream_options"] = {**options, "include_usage": True}
+    elif not stream:
+        body.pop("stream_options", None)
+    body.update(model=model, stream=stream)
+    return body
+
+
 def prompt_body(request: GenerationRequest, model: str, *, stream: bool) -> dict:
     """The body of a raw prompt for the upstream, which knows the model as ``model``."""
-    body: dict = {"model": model, "prompt": request.prompt, "stream": stream}
+    body: dict = {**request.unread, "model": model, "prompt": request.prompt, "stream": stream}
     body.update(_generation(request, stream))
     if request.logprobs is not None:
         body["logprobs"] = request.logprobs

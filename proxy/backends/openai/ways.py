@@ -13,7 +13,14 @@ from typing import Collection, Iterable, Iterator, Optional
 
 from proxy.backends.openai import promptparse
 from proxy.backends.openai.endpoints import PATHS
-from proxy.backends.openai.payload import chat_body, prompt_body, refusal, unsent
+from proxy.backends.openai.payload import (
+    chat_body,
+    clients_own,
+    passed_body,
+    prompt_body,
+    refusal,
+    unsent,
+)
 from proxy.backends.wire import chatparse
 from proxy.backends.wire.way import Way
 from proxy.core.errors import ProxyError
@@ -42,13 +49,17 @@ class OpenAIWay(Way):
 
 @dataclass(frozen=True)
 class ChatWay(OpenAIWay):
-    """A chat, to the chat route."""
+    """A chat, to the chat route: a chat client's own body as it came (the fields the proxy
+    reads and changed written anew), another API's translated."""
 
     endpoint = "chat"
     path = PATHS[endpoint]
 
     def body(self, *, stream: bool) -> dict:
-        return chat_body(self.request, self.model, stream=stream)
+        own = clients_own(self.request)
+        if own is None:
+            return chat_body(self.request, self.model, stream=stream)
+        return passed_body(own, self.request, self.model, stream=stream)
 
     def whole(self, answer: object) -> Completion:
         return chatparse.completion(answer, self.label, self.request.logprobs)

@@ -18,7 +18,7 @@ from typing import Iterator, Optional, Sequence, Union
 
 from proxy.backends.admission import Admission
 from proxy.backends.base import Backend, not_a_reranker
-from proxy.backends.servercpp import budget, embedding
+from proxy.backends.servercpp import budget, embedding, unread
 from proxy.backends.servercpp.chatroute import ChatRoute
 from proxy.backends.servercpp.completionroute import CompletionRoute
 from proxy.backends.servercpp.detect import DETECT_TIMEOUT, ServerFacts
@@ -113,6 +113,9 @@ class ServerCppBackend(Backend):
                 "model (a code model's, such as Qwen2.5-Coder's, in a GGUF file it can read)",
                 param="suffix",
             )
+        problem = unread.refusal(request.unread, facts.kind, self.client.label)
+        if problem is not None:
+            raise problem
         budget.check_fits(request, facts.card.context_length)
         return facts
 

@@ -37,6 +37,7 @@ def chat_payload(
     of nine letters and digits. Every other choice is left to the server and the template, as
     they would be for the server's own clients."""
     payload: dict = {
+        **request.unread,  # the server's own extensions, as the client sent them
         "messages": [message_body(m, template_id if short_ids else str) for m in request.messages],
         "stream": stream,
     }

@@ -62,8 +62,7 @@ def completion_payload(
         # ask for at least one so the chosen token's own probability comes back
         payload["n_probs"] = max(request.logprobs, 1)
     payload.update(constraints)
-    if not kind.legacy:
-        payload.update(request.native)
+    payload.update(request.unread)  # what the server's generation takes (see .unread)
     return payload
 
 

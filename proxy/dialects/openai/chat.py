@@ -30,14 +30,24 @@ from proxy.core.events import (
 )
 from proxy.core.fields import Fields, effort, template_kwargs, tool_call
 from proxy.core.tooluse import ToolUse
-from proxy.core.types import Completion, Message, ToolCall
+from proxy.core.types import Completion, Message, ToolCall, Verbatim
 from proxy.dialects.citations import cited, sources_of
 from proxy.dialects.dialect import Ask, Content, Limits
 from proxy.dialects.openai import answer, request
 from proxy.dialects.openai.answer import error_body, headers  # noqa: F401 (the dialect's)
 from proxy.dialects.openai.stream import ChoicesStream, patient  # noqa: F401 (the dialect's)
 
+API = "chat"  # a body of this API, as a server of it takes it whole (Verbatim)
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+READ = request.READ | {
+    "messages",
+    "logprobs",
+    "top_logprobs",
+    "enable_thinking",
+    "chat_template_kwargs",
+    "reasoning_effort",
+    "web_search_options",
+}
 
 
 def new_id() -> str:
@@ -58,11 +68,13 @@ def parse(body: Any, limits: Limits) -> Ask:
         fields, thinking=thinking, effort=effort(fields, "reasoning_effort")
     )
     generation = request.generation_request(
-        fields, limits, messages=messages, logprobs=logprobs, template_kwargs=variables
+        fields, limits, READ, messages=messages, logprobs=logprobs, template_kwargs=variables
     )
     search = fields.object("web_search_options")
-    if search is not None:
-        generation = replace(generation, uses=(_search_use(search),))
+    own = Verbatim(API, body, messages=generation.messages, tools=generation.tools)
+    generation = replace(
+        generation, verbatim=own, uses=(_search_use(search),) if search is not None else ()
+    )
     return request.ask(fields, (generation,), limits)
 
 

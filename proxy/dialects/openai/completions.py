@@ -17,6 +17,8 @@ from proxy.dialects.openai import answer, request
 from proxy.dialects.openai.answer import error_body, headers  # noqa: F401 (the dialect's)
 from proxy.dialects.openai.stream import ChoicesStream, patient  # noqa: F401 (the dialect's)
 
+READ = request.READ | {"prompt", "suffix", "best_of", "logprobs", "echo"}
+
 
 def new_id() -> str:
     return answer.new_id("cmpl")
@@ -42,7 +44,9 @@ def parse(body: Any, limits: Limits) -> Ask:
     best_of = fields.integer("best_of", 1, limits.max_choices)
     logprobs = fields.integer("logprobs", 0, 20)
     requests = tuple(
-        request.generation_request(fields, limits, prompt=text, suffix=suffix, logprobs=logprobs)
+        request.generation_request(
+            fields, limits, READ, prompt=text, suffix=suffix, logprobs=logprobs
+        )
         for text in prompts
     )
     ask = request.ask(fields, requests, limits, echo=bool(fields.boolean("echo")))

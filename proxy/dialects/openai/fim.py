@@ -14,6 +14,8 @@ from proxy.dialects.openai.answer import error_body, headers  # noqa: F401 (the 
 from proxy.dialects.openai.chat import new_id, render, stream  # noqa: F401 (the dialect's)
 from proxy.dialects.openai.stream import patient  # noqa: F401 (the dialect's)
 
+READ = request.READ | {"prompt", "suffix", "random_seed", "min_tokens"}
+
 
 def parse(body: Any, limits: Limits) -> Ask:
     """Read a ``/v1/fim/completions`` body (Mistral's ``random_seed`` is the seed)."""
@@ -27,5 +29,5 @@ def parse(body: Any, limits: Limits) -> Ask:
     if seed is not None and fields.raw("seed") is None:
         fields = Fields({**fields.body, "seed": seed})
     suffix = fields.string("suffix") or ""
-    generation = request.generation_request(fields, limits, prompt=prompt, suffix=suffix)
+    generation = request.generation_request(fields, limits, READ, prompt=prompt, suffix=suffix)
     return request.ask(fields, (generation,), limits)

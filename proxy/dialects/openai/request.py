@@ -1,6 +1,8 @@
 """What OpenAI's chat completions and completions read alike: ``n``, ``stream`` and
 ``stream_options``, the token limit, sampling and stop words, ``response_format`` and
-server.cpp's ``grammar``, tools and ``tool_choice``, and server.cpp's own extras."""
+server.cpp's ``grammar``, tools and ``tool_choice``, and server.cpp's own extras. Every
+other field is the engine's to read (its own extensions, OpenAI's fields the proxy has no
+use for, fields newer than it): kept as it came, to be sent on (``unread``)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from proxy.core.fields import (
+    SAMPLING_RULES,
     Fields,
     chosen_function,
     function_tools,
@@ -19,6 +22,31 @@ from proxy.core.types import GenerationRequest, ResponseFormat, ToolChoice
 from proxy.dialects.dialect import Ask, Limits
 
 AUTO = ToolChoice()
+# the fields of both APIs the proxy reads itself (``priority``: the key's turn, LiteLLM's field)
+READ = frozenset(
+    {
+        "model",
+        "n",
+        "stream",
+        "stream_options",
+        "max_tokens",
+        "max_completion_tokens",
+        "stop",
+        *SAMPLING_RULES,
+        "logit_bias",
+        "response_format",
+        "n_keep",
+        "cache_prompt",
+        "id_slot",
+        "slot_id",
+        "tokenize",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "grammar",
+        "priority",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -41,8 +69,11 @@ def ask(fields: Fields, requests: tuple, limits: Limits, echo: bool = False) -> 
     return Ask(requests, n, bool(fields.boolean("stream")), Delivery(include_usage, echo))
 
 
-def generation_request(fields: Fields, limits: Limits, **kwargs) -> GenerationRequest:
-    """The fields chat completions and completions share, and server.cpp's extras."""
+def generation_request(
+    fields: Fields, limits: Limits, read: frozenset, **kwargs
+) -> GenerationRequest:
+    """The fields chat completions and completions share, server.cpp's extras, and those
+    of the body neither API's proxy ``read``s."""
     max_tokens = fields.integer("max_completion_tokens", 1)
     if max_tokens is None:
         max_tokens = fields.integer("max_tokens", 1)
@@ -61,8 +92,14 @@ def generation_request(fields: Fields, limits: Limits, **kwargs) -> GenerationRe
         tool_choice=_tool_choice(fields),
         parallel_tool_calls=fields.boolean("parallel_tool_calls"),
         grammar=_grammar(fields, response_format),
+        unread=unread(fields.body, read),
         **kwargs,
     )
+
+
+def unread(body: dict, read: frozenset) -> dict:
+    """The fields of ``body`` that are not in ``read``, as they came."""
+    return {name: value for name, value in body.items() if name not in read}
 
 
 def _response_format(fields: Fields, limits: Limits) -> Optional[ResponseFormat]:

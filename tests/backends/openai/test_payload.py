@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.backends.openai.payload import chat_body, prompt_body, refusal, unsent
-from proxy.core.types import GenerationRequest, Message, ResponseFormat, Sampling, ToolChoice
+from proxy.backends.openai.payload import chat_body, passed_body, prompt_body, refusal, unsent
+from proxy.core.types import (
+    GenerationRequest,
+    Message,
+    ResponseFormat,
+    Sampling,
+    ToolChoice,
+    Verbatim,
+)
 
 CHAT = (Message("user", "hi"),)
 TOOL = {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}
@@ -28,7 +35,7 @@ TOOL = {"type": "function", "function": {"name": "weather", "parameters": {"type
         (GenerationRequest(messages=CHAT, n_keep=4), "n_keep"),
         (GenerationRequest(messages=CHAT, suffix="}"), "suffix"),
         (GenerationRequest(messages=CHAT, tokenize=True), "tokenize"),
-        (GenerationRequest(messages=CHAT, native={"n_indent": 4}), "n_indent"),
+        (GenerationRequest(messages=CHAT, unread={"n_indent": 4}), None),  # the engine's to read
         (GenerationRequest(messages=CHAT, sampling=Sampling(mirostat=2)), "mirostat"),
         (GenerationRequest(messages=CHAT, sampling=Sampling(repeat_penalty=1.1)), "repeat_penalty"),
         (GenerationRequest(messages=CHAT, sampling=Sampling(top_k=40, min_p=0.1)), None),
@@ -153,16 +160,8 @@ def test_a_stream_asks_for_its_usage_on_either_route(write, request_):
     ("request_", "leave_out", "param"),
     [
         (GenerationRequest(messages=CHAT, cache_prompt=True), ("cache_prompt",), None),
-        (
-            GenerationRequest(messages=CHAT, native={"n_indent": 4}, sampling=Sampling(mirostat=2)),
-            ("n_indent",),
-            "mirostat",
-        ),
-        (
-            GenerationRequest(messages=CHAT, native={"n_indent": 4}, sampling=Sampling(mirostat=2)),
-            ("n_indent", "mirostat"),
-            None,
-        ),
+        (GenerationRequest(messages=CHAT, sampling=Sampling(mirostat=2)), (), "mirostat"),
+        (GenerationRequest(messages=CHAT, sampling=Sampling(mirostat=2)), ("mirostat",), None),
         (  # a raw prompt's response_format is never left out
             GenerationRequest(prompt="once upon", response_format=ResponseFormat("json_object")),
             ("response_format",),
@@ -178,6 +177,87 @@ def test_what_the_operator_strips_is_left_out_rather_than_refused(request_, leav
 
 def test_what_openais_api_has_no_place_for_is_named_as_the_client_named_it():
     request_ = GenerationRequest(
-        messages=CHAT, slot=0, native={"n_indent": 4}, sampling=Sampling(repeat_penalty=1.1)
+        messages=CHAT, slot=0, unread={"n_indent": 4}, sampling=Sampling(repeat_penalty=1.1)
     )
-    assert [param for param, _ in unsent(request_)] == ["id_slot", "n_indent", "repeat_penalty"]
+    assert [param for param, _ in unsent(request_)] == ["id_slot", "repeat_penalty"]
+
+
+def test_the_fields_the_proxy_does_not_read_go_as_they_came():
+    unread = {"repetition_penalty": 1.1, "user": "u1", "fresh_field": {"a": [1]}}
+    request_ = GenerationRequest(messages=CHAT, unread=unread)
+    assert chat_body(request_, "m", stream=False).items() >= unread.items()
+    assert prompt_body(GenerationRequest(prompt="x", unread=unread), "m", stream=False).items() >= (
+        unread.items()
+    )
+
+
+OWN_BODY = {
+    "model": "asked",
+    "messages": [{"role": "developer", "content": [{"type": "text", "text": "hi"}]}],
+    "n": 2,
+    "priority": 5,
+    "enable_thinking": False,
+    "max_completion_tokens": 9,
+    "response_format": {"type": "json_schema", "json_schema": {"name": "x", "strict": True}},
+    "stream_options": {"include_usage": False, "continuous_usage_stats": True},
+    "store": True,
+    "tools": [TOOL],
+}
+
+
+def _own(**changes) -> GenerationRequest:
+    """A request as the chat dialect reads OWN_BODY, with ``changes``."""
+    messages, tools = (Message("developer", "hi"),), (TOOL,)
+    own = Verbatim("chat", OWN_BODY, messages=messages, tools=tools)
+    fields = {"messages": messages, "tools": tools, "max_tokens": 9, "verbatim": own}
+    return GenerationRequest(**{**fields, **changes})
+
+
+@pytest.mark.parametrize(
+    ("request_", "stream", "expected"),
+    [
+        (  # every field as it came, but the proxy's own; model and stream set
+            _own(template_kwargs={"enable_thinking": False}),
+            False,
+            {
+                **{
+                    k: v
+                    for k, v in OWN_BODY.items()
+                    if k not in ("n", "priority", "enable_thinking")
+                },
+                "model": "up",
+                "stream": False,
+                "chat_template_kwargs": {"enable_thinking": False},
+            },
+        ),
+        (  # a stream asks for its usage, beside the client's own stream options
+            _own(),
+            True,
+            {
+                **{
+                    k: v
+                    for k, v in OWN_BODY.items()
+                    if k not in ("n", "priority", "enable_thinking")
+                },
+                "model": "up",
+                "stream": True,
+                "stream_options": {"include_usage": True, "continuous_usage_stats": True},
+            },
+        ),
+    ],
+)
+def test_a_chat_clients_own_body_goes_as_it_came(request_, stream, expected):
+    body = passed_body(OWN_BODY, request_, "up", stream=stream)
+    assert body == {k: v for k, v in expected.items() if stream or k != "stream_options"}
+
+
+def test_what_the_proxy_changed_of_an_own_body_is_written_anew_and_the_defaults_fill_in():
+    later = (Message("developer", "hi"), Message("assistant", "ok"), Message("user", "and?"))
+    run = {"type": "function", "function": {"name": "docs.read", "parameters": {}}}
+    request_ = _own(messages=later, tools=(run,), sampling=Sampling(temperature=0.2), stop=("x",))
+    body = passed_body(OWN_BODY, request_, "up", stream=False)
+    assert [m["content"] for m in body["messages"]] == ["hi", "ok", "and?"]
+    assert body["tools"] == [run] and body["tool_choice"] == "auto"
+    assert body["temperature"] == 0.2 and body["stop"] == ["x"]  # the model's defaults
+    assert "max_tokens" not in body and body["max_completion_tokens"] == 9
+    assert body["messages"] is not OWN_BODY["messages"] and OWN_BODY["n"] == 2  # untouched
