@@ -31,10 +31,12 @@ from proxy.core import generation
 from proxy.core.caller import Caller, anything
 from proxy.core.headers import named
 from proxy.core.sse import HEADERS, EventStream, Framing
-from proxy.core.types import Completion, Embeddings, Served
+from proxy.core.types import COUNTED, ESTIMATED, Completion, Embeddings, Served, Usage
 from proxy.dialects.dialect import Ask, Dialect
 
 SERVED_HEADER = "x-oai-proxy-served-model"  # the model that answered, when a fallback did
+# how an answer's usage was had where its engine told none: ``counted`` or ``estimated``
+USAGE_HEADER = "x-oai-proxy-usage"
 # the request's fields the model's filters (the operator's) left out, or sent with other values
 LEFT_OUT_FIELDS_HEADER = "x-oai-proxy-left-out-fields"
 REPLACED_FIELDS_HEADER = "x-oai-proxy-replaced-fields"
@@ -140,6 +142,9 @@ def serve(
             kept(body)
         response = jsonify(body)
         passed = completions[0].verbatim is not None
+        how = sum((c.usage for c in completions), Usage()).how
+        if how in (COUNTED, ESTIMATED):
+            response.headers[USAGE_HEADER] = how
     if not passed:  # an answer its upstream wrote had nothing of its request left out
         response.headers.update(left_out(dialect, ask))
     tell(response.headers, served)

@@ -193,6 +193,9 @@ class Usage:
     prompt_ms: Optional[float] = field(default=None, compare=False)
     eval_ms: Optional[float] = field(default=None, compare=False)
     web_searches: int = 0  # searches the upstream ran itself (a server tool), priced per use
+    # where the counts come from: the engine TOLD them; it told none (UNTOLD, until they
+    # are had another way); or the proxy COUNTED them with the engine, or ESTIMATED them
+    how: str = field(default="told", compare=False)
 
     @property
     def total_tokens(self) -> int:
@@ -207,7 +210,11 @@ class Usage:
             _sum(self.prompt_ms, other.prompt_ms),
             _sum(self.eval_ms, other.eval_ms),
             web_searches=self.web_searches + other.web_searches,
+            how=max(self.how, other.how, key=HOWS.index),  # a sum is as sure as its least
         )
+
+
+TOLD, COUNTED, ESTIMATED, UNTOLD = HOWS = ("told", "counted", "estimated", "untold")
 
 
 def _sum(first: Optional[int], second: Optional[int]) -> Optional[int]:

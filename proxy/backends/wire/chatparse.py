@@ -12,7 +12,7 @@ import orjson
 
 from proxy.backends.wire import events
 from proxy.core.errors import UpstreamError
-from proxy.core.types import Chunk, Completion, ToolCall, ToolCallPiece, Usage
+from proxy.core.types import UNTOLD, Chunk, Completion, ToolCall, ToolCallPiece, Usage
 
 DONE = b"[DONE]"
 CUT = "\ufffd"  # what the server writes for the bytes of a character the token limit cut
@@ -46,6 +46,8 @@ def completion(body: object, upstream: str, top: Optional[int]) -> Completion:
 def usage(body: object, timings: object = None) -> Usage:
     """The answer's usage, with the server's times from its ``timings``."""
     if not isinstance(body, dict):
+        if not isinstance(timings, dict):
+            return Usage(how=UNTOLD)
         return Usage(**events.durations(timings))
     details = body.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None

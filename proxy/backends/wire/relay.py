@@ -8,7 +8,8 @@ upstream, health from the model list.
 
 Such a server renders the prompt, parses the model's calls and thoughts and places each
 request itself: the proxy names no slot, and counts no token itself (it has no tokenizer of
-the server's model; a way whose API counts asks the server). Its 404, 405 and 501 say it
+the server's model; a way whose API counts asks the server, and so does an answer whose
+server told no usage, :mod:`.untold`). Its 404, 405 and 501 say it
 has no such route (:class:`MissingRoute`), which the backend may name in its own words
 (:meth:`Relay.missing`).
 
@@ -26,6 +27,7 @@ from typing import Iterator
 
 from proxy.backends.admission import Admission
 from proxy.backends.base import Backend
+from proxy.backends.wire import untold
 from proxy.backends.wire.client import MissingRoute, UpstreamClient
 from proxy.backends.wire.filters import apply
 from proxy.backends.wire.way import Way
@@ -33,6 +35,8 @@ from proxy.config.catalog import Filters
 from proxy.core.caller import Caller
 from proxy.core.errors import ProxyError
 from proxy.core.types import (
+    TOLD,
+    UNTOLD,
     Chunk,
     Completion,
     GenerationRequest,
@@ -40,6 +44,7 @@ from proxy.core.types import (
     ModelCard,
     ModelInfo,
     Served,
+    Usage,
 )
 
 HEALTH_TIMEOUT = 5.0  # seconds the model list may take to say the server is there
@@ -91,6 +96,9 @@ class Relay(Backend):
             noted = self._filter(way, body)
             self._tell(request, way.path, body)
             completion = way.whole(self.send(way.path, body, request.caller))
+            if completion.usage.how == UNTOLD:
+                told = self._untold(way, request, body, completion.text, None)
+                completion = replace(completion, usage=told)
             if any(noted):
                 return replace(completion, served=Served("", False, *noted))
             return completion
@@ -132,7 +140,26 @@ class Relay(Backend):
                 raise self.missing(exc) from None
             if any(noted):
                 yield Served("", False, *noted)
-            yield from way.chunks(lines)
+            pieces = 0
+            for chunk in way.chunks(lines):
+                if type(chunk) is Chunk:
+                    usage = chunk.usage
+                    if usage is not None and usage.how == UNTOLD and chunk.finish_reason:
+                        told = self._untold(way, request, body, "", pieces)
+                        chunk = replace(chunk, usage=told)
+                    elif chunk.text or chunk.reasoning or chunk.tool_calls:
+                        pieces += 1
+                yield chunk
+
+    def _untold(self, way: Way, request: GenerationRequest, body: dict, text: str, pieces) -> Usage:
+        """The usage of an answer whose server told none (see :mod:`.untold`): its prompt
+        counted by the server, the rest estimated."""
+        prompt = None
+        with contextlib.suppress(ProxyError):
+            answer = self.client.post_json(way.path, untold.probe(body), caller=request.caller)
+            usage = way.whole(answer).usage
+            prompt = usage.prompt_tokens if usage.how == TOLD else None
+        return untold.usage(request, prompt, text, pieces)
 
     def _way(self, request: GenerationRequest) -> Way:
         """The way of ``request``, refused when it cannot go that way."""

@@ -9,8 +9,12 @@ import time
 from typing import Sequence
 
 from proxy.core.errors import ProxyError
-from proxy.core.types import Completion, TokenLogprob, Usage
+from proxy.core.types import COUNTED, ESTIMATED, Completion, TokenLogprob, Usage
 from proxy.dialects.dialect import Ask
+
+# a usage's word on how it was had where its engine told none, as the header of whole
+# answers says it (x-oai-proxy-usage): in a stream's usage chunk, after the headers
+USAGE_WORD = "x-oai-proxy-usage"
 
 
 def new_id(prefix: str) -> str:
@@ -33,6 +37,8 @@ def usage_body(usage: Usage) -> dict:
         body["prompt_tokens_details"] = {"cached_tokens": usage.cached_tokens}
     if usage.reasoning_tokens is not None:
         body["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
+    if usage.how in (COUNTED, ESTIMATED):  # its engine told none (as a whole answer's header)
+        body[USAGE_WORD] = usage.how
     return body
 
 
