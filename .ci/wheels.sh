@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # the versions setup.cfg pins
-pinned() { sed -n "s/.*[ =]$1 *== *\([0-9.]*\).*/\1/p" setup.cfg | head -1; }
+pinned() { sed -n "s/.*[ =]$1\(\[[a-z,]*\]\)\{0,1\} *== *\([0-9.]*\).*/\2/p" setup.cfg | head -1; }
 LLAMA_CPP_PYTHON_VERSION=$(pinned llama-cpp-python)
 CHATGLM_CPP_VERSION=$(pinned chatglm-cpp)
 WHEELS="${OAI_PROXY_WHEEL_CACHE:-$HOME/.cache/oai-proxy/wheels}"

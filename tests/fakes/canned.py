@@ -37,6 +37,7 @@ class Canned:
     pause: float = 0.0  # seconds between the head and the body, as a stream's first token
     gap: float = 0.0  # seconds between two chunks, as a stream's next tokens
     calls: list = field(default_factory=list)
+    whole: Optional["Canned"] = None  # the reply to a body that asks for no stream, if other
 
 
 class CannedServer:
@@ -70,12 +71,17 @@ class CannedServer:
         chunks: int = 0,
         pause: float = 0.0,
         gap: float = 0.0,
+        whole: object = None,
     ) -> Canned:
+        """``whole``: the JSON answering a body of ``"stream": false`` at the same path,
+        where a stream's reply answers the others."""
         if json_body is not None:
             body, content_type = json.dumps(json_body), content_type or "application/json"
         canned = Canned(
             status, body.encode(), content_type or "text/plain", delay, chunks, pause, gap
         )
+        if whole is not None:
+            canned.whole = Canned(200, json.dumps(whole).encode(), "application/json")
         self._replies[method, path] = canned
         return canned
 
@@ -113,6 +119,8 @@ class CannedServer:
                 canned = server._replies.get((self.command, self.path))
                 if canned is None:
                     canned = Canned(404, b"File Not Found", "text/plain")
+                elif canned.whole is not None and json.loads(call.body).get("stream") is False:
+                    canned = canned.whole
                 canned.calls.append(call)
                 time.sleep(canned.delay)
                 self.send_response(canned.status)

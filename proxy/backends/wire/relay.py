@@ -33,7 +33,7 @@ from proxy.backends.wire.filters import apply
 from proxy.backends.wire.way import Way
 from proxy.config.catalog import Filters
 from proxy.core.caller import Caller
-from proxy.core.errors import ProxyError
+from proxy.core.errors import ProxyError, UpstreamError
 from proxy.core.types import (
     TOLD,
     UNTOLD,
@@ -140,16 +140,22 @@ class Relay(Backend):
                 raise self.missing(exc) from None
             if any(noted):
                 yield Served("", False, *noted)
-            pieces = 0
-            for chunk in way.chunks(lines):
-                if type(chunk) is Chunk:
-                    usage = chunk.usage
-                    if usage is not None and usage.how == UNTOLD and chunk.finish_reason:
-                        told = self._untold(way, request, body, "", pieces)
-                        chunk = replace(chunk, usage=told)
-                    elif chunk.text or chunk.reasoning or chunk.tool_calls:
-                        pieces += 1
-                yield chunk
+            pieces, began = 0, False
+            try:
+                for chunk in way.chunks(lines):
+                    began = True
+                    if type(chunk) is Chunk:
+                        usage = chunk.usage
+                        if usage is not None and usage.how == UNTOLD and chunk.finish_reason:
+                            told = self._untold(way, request, body, "", pieces)
+                            chunk = replace(chunk, usage=told)
+                        elif chunk.text or chunk.reasoning or chunk.tool_calls:
+                            pieces += 1
+                    yield chunk
+            except UpstreamError:
+                if not began:  # an empty stream tells no reason: the server may, asked whole
+                    self.client.post_json(way.path, untold.probe(body), caller=request.caller)
+                raise
 
     def _untold(self, way: Way, request: GenerationRequest, body: dict, text: str, pieces) -> Usage:
         """The usage of an answer whose server told none (see :mod:`.untold`): its prompt

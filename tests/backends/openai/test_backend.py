@@ -174,3 +174,52 @@ def test_a_model_the_server_does_not_know_is_the_servers_error_not_a_missing_rou
             backend.complete(CHAT)
         assert failed.value.status == 502 and "The model does not exist" in failed.value.message
     assert len(upstream.calls) == 2
+
+
+def sse(events: list) -> str:
+    return "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+
+
+UNTOLD_STREAM = [
+    {"choices": [{"delta": {"role": "assistant"}, "finish_reason": None}]},
+    {"choices": [{"delta": {"content": "I'm"}, "finish_reason": None}]},
+    {"choices": [{"delta": {"content": " here"}, "finish_reason": None}]},
+    {"choices": [{"delta": {}, "finish_reason": "length"}]},
+]
+COUNTED = {"choices": [{"message": {"content": "I"}, "finish_reason": "length"}],
+           "usage": {"prompt_tokens": 32, "completion_tokens": 1, "total_tokens": 33}}  # fmt: skip
+
+
+@pytest.mark.parametrize(("probe", "prompt"), [(COUNTED, 32), ({"choices": []}, 1 + 8)])
+def test_a_stream_without_usage_is_charged_its_prompt_as_the_engine_counts_it(
+    make, upstream, probe, prompt
+):
+    """The stream's pieces estimate the answer; its prompt is the server's count (the same
+    request whole and one token long), else an estimate too."""
+    canned = upstream.post(
+        "/v1/chat/completions", body=sse(UNTOLD_STREAM), content_type="text/event-stream",
+        whole=probe,
+    )  # fmt: skip
+    chunks = list(make().stream(CHAT))
+    usage = chunks[-1].usage
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.how) == (prompt, 2, "estimated")
+    (streamed,), (asked,) = sent(canned), sent(canned.whole)
+    del streamed["stream_options"]
+    assert asked == {**streamed, "stream": False, "max_tokens": 1}
+
+
+def test_an_empty_stream_is_asked_whole_for_its_reason(make, upstream):
+    """A server that ends a stream before its first event (llama-cpp-python's on a prompt
+    too long) says why when asked the same whole: the client gets that reason."""
+    too_long = {"error": {"message": "This model's maximum context length is 1024 tokens. "
+                         "However, you requested 1535 tokens (1531 in the messages, 4 in the "
+                         "completion).", "type": "invalid_request_error", "param": "messages",
+                         "code": "context_length_exceeded"}}  # fmt: skip
+    upstream.post("/v1/chat/completions", body="", content_type="text/event-stream")
+    with pytest.raises(UpstreamError):
+        list(make().stream(CHAT))
+    canned = upstream.post("/v1/chat/completions", body="", content_type="text/event-stream")
+    canned.whole = type(canned)(400, json.dumps(too_long).encode(), "application/json")
+    with pytest.raises(InvalidRequestError) as error:
+        list(make().stream(CHAT))
+    assert error.value.code == "context_length_exceeded" and "1024" in error.value.message
