@@ -1,6 +1,7 @@
-"""Upstreams that fail, each a process of its own on a port of the worker's block: a server
-that refuses every chat with 429 or 503 (``servers/refusing_upstream.py``), and a replica of
-a real server that fails every second generation (``servers/flaky_replica.py``)."""
+"""Upstreams of the tests' own, each a process of its own on a port of the worker's block: a
+server that refuses every chat with 429 or 503 (``servers/refusing_upstream.py``), a replica
+of a real server that fails every second generation (``servers/flaky_replica.py``), and an
+engine that keeps what it was sent (``servers/echo_upstream.py``)."""
 
 from __future__ import annotations
 
@@ -76,3 +77,19 @@ class FlakyReplica(_Running):
 
     def __init__(self, upstream: str, log_path: Path) -> None:
         super().__init__(["--upstream", upstream], log_path)
+
+
+class EchoServer(_Running):
+    """An OpenAI-compatible engine that keeps the bodies it was sent and echoes the last
+    message; its streams tell no usage."""
+
+    script, counts = "echo_upstream.py", "/received"
+
+    def __init__(self, log_path: Path) -> None:
+        super().__init__([], log_path)
+
+    def received(self) -> list:
+        return self.counted()["bodies"]
+
+    def clear(self) -> None:
+        requests.post(self.url + "/received/clear", timeout=10)

@@ -1,0 +1,94 @@
+"""An OpenAI-compatible engine that keeps every body it is sent (``GET /received``, emptied
+by ``POST /received/clear``) and answers each chat with the last message's text: whole
+with its usage, streamed without any (as several engines stream, whatever
+``stream_options`` asks). The standard library alone, so that it starts at once
+(:class:`tests.e2e.refusing.EchoServer` runs it).
+
+``python tests/e2e/servers/echo_upstream.py --port PORT``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def handler() -> type:
+    received: list = []
+    keeping = threading.Lock()
+
+    class Echoing(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.path == "/received/clear":
+                with keeping:
+                    received.clear()
+                self.reply(200, {"cleared": True})
+                return
+            asked = json.loads(body)
+            with keeping:
+                received.append(asked)
+            said = str(asked["messages"][-1].get("content"))
+            if asked.get("stream"):
+                self.stream(asked["model"], said)
+                return
+            prompt = len(json.dumps(asked["messages"])) // 4
+            self.reply(200, {
+                "id": "chatcmpl-echo", "object": "chat.completion", "created": 1,
+                "model": asked["model"], "system_fingerprint": "fp_echo",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": said},
+                             "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": prompt, "completion_tokens": len(said.split()),
+                          "total_tokens": prompt + len(said.split())},
+            })  # fmt: skip
+
+        def do_GET(self) -> None:
+            if self.path == "/received":
+                with keeping:
+                    self.reply(200, {"bodies": list(received)})
+            elif self.path == "/v1/models":
+                self.reply(200, {"object": "list", "data": [{"id": "echo", "object": "model"}]})
+            else:
+                self.reply(404, {"error": {"message": "not found", "type": "invalid_request"}})
+
+        def stream(self, model: str, said: str) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            pieces = [{"role": "assistant"}] + [{"content": w} for w in said.split(" ")]
+            for delta in pieces + [{}]:
+                event = {"id": "chatcmpl-echo", "object": "chat.completion.chunk", "model": model,
+                         "choices": [{"index": 0, "delta": delta,
+                                      "finish_reason": None if delta else "stop"}]}  # fmt: skip
+                self.wfile.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.close_connection = True
+
+        def reply(self, code: int, body: dict) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    return Echoing
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    ThreadingHTTPServer(("127.0.0.1", args.port), handler()).serve_forever()
+
+
+if __name__ == "__main__":
+    main()
