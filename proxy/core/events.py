@@ -12,7 +12,7 @@ through ``object.__setattr__``, several times slower.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 from proxy.core.types import Usage
 
@@ -147,6 +147,20 @@ class Passed(Event):
 
     def __repr__(self) -> str:
         return f"Passed({len(self.lines)} lines)"
+
+
+class Extras(Event):
+    """The engine's own fields told with a piece of the answer (llama-server's ``timings``,
+    ``prompt_progress``, a fingerprint): a client's API with room for them writes them into
+    the piece it writes next, or, for the prompt's progress, a piece of their own."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self, fields: Mapping[str, Any]) -> None:
+        self.fields = fields
+
+    def __repr__(self) -> str:
+        return f"Extras({sorted(self.fields)})"
 
 
 class ToolsListed(Event):

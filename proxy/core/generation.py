@@ -21,6 +21,7 @@ from typing import Iterator, Optional, Sequence
 from proxy.core.errors import ProxyError
 from proxy.core.events import (
     WAITING,
+    Extras,
     Finish,
     PromptCounted,
     ReasoningDelta,
@@ -145,6 +146,8 @@ def _in_reads(chunks: Iterator, measure: Optional[Measure], *, repeat: bool) -> 
                     continue
                 together.append(chunk)
                 continue
+            if chunk.extras:
+                together.append(Extras(chunk.extras))
             if not counted:
                 counted = True
                 if chunk.prompt_count is not None:

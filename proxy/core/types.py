@@ -320,6 +320,8 @@ class Completion:
     runs: tuple = ()
     served: Optional[Served] = None  # who answered it, told by the fleet
     spent: tuple = ()  # what each of its parts spent, where it was made in parts
+    # the engine's own fields of its answer (llama-server's ``timings``, a fingerprint)
+    extras: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -345,6 +347,9 @@ class Chunk:
     )
     stop_sequence: Optional[str] = None  # on the last chunk: the stop word that ended it
     prompt_count: Optional[int] = None  # on the first chunk: prompt tokens, when known early
+    # the engine's own fields told with this piece (llama-server's ``timings``,
+    # ``prompt_progress``), passed on where the client's API has room
+    extras: Optional[Mapping[str, Any]] = None
 
     @classmethod
     def partial(cls, text: str, logprobs: tuple, followed: bool) -> "Chunk":

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Callable, Iterator, Optional
 
 from proxy.core.events import (
+    Extras,
     Finish,
     PromptCounted,
     ReasoningDelta,
@@ -35,6 +36,7 @@ HANDLERS = {
     Finish: "finished",
     Waiting: "waiting",
     Served: "told_served",
+    Extras: "told_extras",
 }
 
 

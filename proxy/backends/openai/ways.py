@@ -65,7 +65,8 @@ class ChatWay(OpenAIWay):
         return chatparse.completion(answer, self.label, self.request.logprobs)
 
     def chunks(self, lines: Iterable[list]) -> Iterator:
-        return chatparse.stream_chunks(lines, self.label, self.request.logprobs)
+        asked = chatparse.wanted(self.request.unread)
+        return chatparse.stream_chunks(lines, self.label, self.request.logprobs, asked)
 
 
 @dataclass(frozen=True)

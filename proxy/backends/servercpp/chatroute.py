@@ -68,7 +68,9 @@ class ChatRoute:
                             ),
                             facts,
                         )
-                        reader = chatparse.ChatStreamReader(client.label, request.logprobs)
+                        reader = chatparse.ChatStreamReader(
+                            client.label, request.logprobs, chatparse.wanted(request.unread)
+                        )
                         stops = Stopped(request.stop) if request.stop else None
                         for batch in lines:
                             read = reader.read(batch)

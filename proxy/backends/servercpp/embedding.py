@@ -105,7 +105,8 @@ class TokenClient:
             return self._vector(body)
 
         vector = self.admission.run(embedding, caller) if self.admission else embedding()
-        return vector, len(self.token_ids(text))
+        # the tokens the server embedded: the text's and the marks its model puts around it
+        return vector, len(self.token_ids(text, add_special=True))
 
     def _vector(self, body: object) -> list:
         """Read any kind's answer: a flat vector, or per-token vectors to mean-pool."""

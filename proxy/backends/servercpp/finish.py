@@ -94,8 +94,10 @@ def finishing(chunks: Iterator[Chunk], finish: Callable[[Chunk, str], Chunk]) ->
 
 
 def collect(chunks: Iterator[Chunk]) -> Completion:
-    texts, thoughts, logprobs, calls = [], [], [], []
+    texts, thoughts, logprobs, calls, extras = [], [], [], [], {}
     for chunk in chunks:
+        if chunk.extras:
+            extras.update(chunk.extras)
         texts.append(chunk.text)
         thoughts.append(chunk.reasoning)
         logprobs.extend(chunk.logprobs)
@@ -112,5 +114,6 @@ def collect(chunks: Iterator[Chunk]) -> Completion:
                 slot=chunk.slot,
                 reasoning="".join(thoughts),
                 stop_sequence=chunk.stop_sequence,
+                extras=extras,
             )
     raise AssertionError("a stream always ends with a finish reason")

@@ -1,12 +1,16 @@
 """Chat answers read back: OpenAI's chat completion as llama-server's chat layer and every
 OpenAI-compatible server send it, whole or streamed, as a :class:`Completion` or chunks (its
 content, thoughts and tool calls as the server's parser read them, its usage from its counts
-or timings). Pure.
+or timings), and the server's own fields beside them (its extras: llama-server's
+``timings``, ``prompt_progress``, ``system_fingerprint``, ``__verbose``; another engine's):
+all of them with a whole answer and a stream's last chunk, and, within a stream, those the
+client asked for (``return_progress``, ``timings_per_token``: the proxy asks for them itself
+too). Pure.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Optional
+from typing import Iterable, Iterator, Mapping, Optional
 
 import orjson
 
@@ -16,6 +20,20 @@ from proxy.core.types import UNTOLD, Chunk, Completion, ToolCall, ToolCallPiece,
 
 DONE = b"[DONE]"
 CUT = "\ufffd"  # what the server writes for the bytes of a character the token limit cut
+# what an answer holds that the proxy writes itself in the client's API: never an extra
+OWN = frozenset({"id", "object", "created", "model", "choices", "usage", "error"})
+# the extras a stream tells as it goes when the client asks for them, by the field that asks
+ASKED = {"return_progress": "prompt_progress", "timings_per_token": "timings"}
+
+
+def extras(body: dict) -> dict:
+    """The server's own fields of an answer or an event."""
+    return {name: value for name, value in body.items() if name not in OWN}
+
+
+def wanted(unread: Mapping) -> frozenset:
+    """The extras a stream tells as it goes, as the client's ``unread`` fields ask."""
+    return frozenset(told for asking, told in ASKED.items() if unread.get(asking) is True)
 
 
 def completion(body: object, upstream: str, top: Optional[int]) -> Completion:
@@ -40,6 +58,7 @@ def completion(body: object, upstream: str, top: Optional[int]) -> Completion:
             _call(call) for call in message.get("tool_calls") or () if isinstance(call, dict)
         ),
         reasoning=_text(message.get("reasoning_content")),
+        extras=extras(body),
     )
 
 
@@ -59,10 +78,12 @@ def usage(body: object, timings: object = None) -> Usage:
     )
 
 
-def stream_chunks(batches: Iterable[list], upstream: str, top: Optional[int]) -> Iterator[Chunk]:
+def stream_chunks(
+    batches: Iterable[list], upstream: str, top: Optional[int], asked: frozenset = frozenset()
+) -> Iterator[Chunk]:
     """Turn the chat stream's events into chunks, ending with exactly one final chunk (see
     :class:`ChatStreamReader`)."""
-    reader = ChatStreamReader(upstream, top)
+    reader = ChatStreamReader(upstream, top, asked)
     for lines in batches:
         yield from reader.read(lines)
         if reader.ended:
@@ -85,9 +106,12 @@ class ChatStreamReader:
     route that reads the lines: one generator less under every token.
     """
 
-    def __init__(self, upstream: str, top: Optional[int]) -> None:
+    def __init__(self, upstream: str, top: Optional[int], asked: frozenset = frozenset()) -> None:
+        """``asked``: the extras told as the stream goes (see :func:`wanted`)."""
         self.upstream = upstream
         self.top = top
+        self.asked = asked
+        self.told: dict = {}  # the extras of the finish, for the last chunk
         self.prompt: Optional[int] = None
         self.counted = False
         self.finish: Optional[str] = None
@@ -149,26 +173,33 @@ class ChatStreamReader:
         if "error" in body:
             raise events.stream_error(body, upstream)
         out = []
+        told = {name: body[name] for name in self.asked if name in body}
         progress = body.get("prompt_progress")
         if isinstance(progress, dict) and _count(progress.get("total")):
             self.prompt = progress["total"]
             if not self.counted:  # the server has begun: say so now, not at the first token
                 self.counted = True
-                out.append(Chunk(prompt_count=self.prompt))
+                out.append(Chunk(prompt_count=self.prompt, extras=told or None))
+                told = {}
         so_far = _timed(body.get("timings"))
         if self.finish is not None:  # the usage follows the finish
             self.ended = True
-            return [_final(self.finish, body, None if self.counted else self.prompt)]
+            last = _final(self.finish, body, None if self.counted else self.prompt)
+            return [_told(last, {**self.told, **extras(body)})]
         choices = body.get("choices")
         if not choices or not isinstance(choices[0], dict):
-            return out
+            return out + ([Chunk(extras=told)] if told else [])
         choice = choices[0]
         chunk = _delta(choice.get("delta"), choice.get("logprobs"), self.top, followed)
         reason = choice.get("finish_reason")
         if reason is not None:
             self.finish = _finish(reason)
+            self.told = extras(body)
+            told = {}
         if chunk is None:
-            return out
+            return out + ([Chunk(extras=told)] if told else [])
+        if told:
+            chunk.__dict__["extras"] = told
         if so_far is not None:
             chunk.__dict__["usage"] = so_far
         if not self.counted:
@@ -180,7 +211,8 @@ class ChatStreamReader:
     def end(self) -> list:
         """The stream's last chunk, once its events have run out."""
         if self.finish is not None:  # the server sent no usage: end all the same
-            return [_final(self.finish, {}, None if self.counted else self.prompt)]
+            last = _final(self.finish, {}, None if self.counted else self.prompt)
+            return [_told(last, self.told)]
         raise UpstreamError(
             f"{self.upstream} ended the chat stream before finishing; check its log"
         )
@@ -232,6 +264,13 @@ def _final(finish: Optional[str], body: dict, prompt: Optional[int]) -> Chunk:
         usage=usage(body.get("usage"), body.get("timings")),
         prompt_count=prompt,
     )
+
+
+def _told(chunk: Chunk, fields: dict) -> Chunk:
+    """``chunk`` (made here, the stream's last) with the extras ``fields``."""
+    if fields:
+        chunk.__dict__["extras"] = fields
+    return chunk
 
 
 def _piece(call: dict) -> ToolCallPiece:

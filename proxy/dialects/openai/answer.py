@@ -80,8 +80,13 @@ def _bytes(token: str, raw) -> list:
     return list(raw) if raw is not None else list(token.encode("utf-8"))
 
 
-def historic_extras(body: dict, completions: Sequence[Completion]) -> dict:
-    """Fields the historic shim sent, which its users' scripts still read."""
+def extras(body: dict, completions: Sequence[Completion]) -> dict:
+    """Fields beyond OpenAI's: the engine's own (llama-server's ``timings``, a fingerprint),
+    under those the proxy writes; and those the historic shim sent, which its users' scripts
+    still read."""
+    for completion in completions:
+        for name, value in completion.extras.items():
+            body.setdefault(name, value)
     body["truncated"] = any(c.truncated for c in completions)
     if completions and completions[0].prompt_token_ids is not None:
         body["promptToken"] = list(completions[0].prompt_token_ids)

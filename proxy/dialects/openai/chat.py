@@ -189,7 +189,7 @@ def render(ask: Ask, id: str, model: str, completions: Sequence[Completion]) -> 
         ],
         "usage": answer.usage_body(answer.total_usage(completions)),
     }
-    return answer.historic_extras(body, completions)
+    return answer.extras(body, completions)
 
 
 def _message_body(
@@ -243,6 +243,7 @@ class ChatStream(ChoicesStream):
     """Chat completion chunks from the core's events; each choice begins with its role."""
 
     object = "chat.completion.chunk"
+    empty = {"delta": {}, "logprobs": None, "finish_reason": None}
 
     def __init__(self, ask: Ask, id: str, model: str) -> None:
         super().__init__(ask, id, model)
@@ -255,7 +256,7 @@ class ChatStream(ChoicesStream):
         self._begin(out)
         if self.citing:
             self.written.append(event.text)
-        if event.logprobs:
+        if event.logprobs or self.extras:
             out.append(self._delta({"content": event.text}, event.logprobs))
         else:  # the same bytes as the chunk's, its text written into them
             out.append(self.head(b'"delta":{"content":') + orjson.dumps(event.text) + TEXT_TAIL)

@@ -74,7 +74,7 @@ def render(ask: Ask, id: str, model: str, completions: Sequence[Completion]) -> 
         ],
         "usage": answer.usage_body(answer.total_usage(completions)),
     }
-    return answer.historic_extras(body, completions)
+    return answer.extras(body, completions)
 
 
 def _echoes(ask: Ask) -> Optional[list]:
@@ -93,6 +93,7 @@ class CompletionsStream(ChoicesStream):
     a raw completion)."""
 
     object = "text_completion"
+    empty = {"text": "", "logprobs": None, "finish_reason": None}
 
     def __init__(self, ask: Ask, id: str, model: str) -> None:
         super().__init__(ask, id, model)

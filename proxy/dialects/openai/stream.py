@@ -7,7 +7,7 @@ from __future__ import annotations
 import orjson
 
 from proxy.core.errors import ProxyError
-from proxy.core.events import UsageReport, Waiting
+from proxy.core.events import Extras, UsageReport, Waiting
 from proxy.core.sse import COMMENT, DONE, EVENT_STREAM, encode_event
 from proxy.core.types import Usage
 from proxy.dialects.dialect import Ask
@@ -37,6 +37,7 @@ class ChoicesStream(EventRenderer, DataEvents):
     """
 
     object = ""  # the chunks' ``object``
+    empty: dict = {}  # a choice's piece that says nothing
 
     def __init__(self, ask: Ask, id: str, model: str) -> None:
         self.id = id
@@ -46,17 +47,30 @@ class ChoicesStream(EventRenderer, DataEvents):
         self.index = 0  # the choice being streamed
         self.begun = False  # its first chunk has gone out
         self.usage = Usage()
+        self.extras: dict = {}  # the engine's own fields, for the next chunk
         self._heads: dict = {}  # (choice, field) -> the bytes its chunks begin with
 
     def chunk(self, choice: dict) -> dict:
-        """A chunk of the answer, holding ``choice`` of the choice being streamed."""
-        return {
+        """A chunk of the answer, holding ``choice`` of the choice being streamed (and the
+        engine's extras told since the last one)."""
+        body = {
             "id": self.id,
             "object": self.object,
             "created": self.created,
             "model": self.model,
             "choices": [{"index": self.index, **choice}],
         }
+        if self.extras:
+            body.update(self.extras)
+            self.extras = {}
+        return body
+
+    def told_extras(self, event: Extras, out: list) -> None:
+        """The engine's own fields, in the next chunk; the prompt's progress in a chunk of
+        its own, as it goes (llama-server's ``return_progress``)."""
+        self.extras = {**self.extras, **event.fields}
+        if "prompt_progress" in event.fields:
+            out.append(self.chunk(self.empty))
 
     def head(self, field: bytes) -> bytes:
         """The framed bytes of a chunk of the choice being streamed, up to ``field``'s value
