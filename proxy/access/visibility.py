@@ -144,9 +144,10 @@ def host_name(host_header: str) -> str:
     return host.rpartition(":")[0] if host.count(":") == 1 else host
 
 
-def host_served(host_header: str, bound: str, allowed: Collection[str]) -> bool:
-    """Whether a proxy listening on ``bound`` serves a request for ``host_header``."""
-    if not is_loopback(bound):
+def host_served(host_header: str, bound: Collection[str], allowed: Collection[str]) -> bool:
+    """Whether a proxy listening on the addresses ``bound`` serves a request for
+    ``host_header``."""
+    if not all(is_loopback(address) for address in bound):
         return True
     name = host_name(host_header)
     return is_loopback(name) or name.lower() in {host.lower() for host in allowed}

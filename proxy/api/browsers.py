@@ -24,7 +24,7 @@ KNOWN_HOSTS = 256  # Host headers remembered; any number of others are judged af
 
 def init_app(app: Flask, settings: Settings) -> None:
     """Refuse what a page elsewhere makes a browser send; protect the proxy's own pages."""
-    bound = settings.serving.host
+    bound = settings.serving.hosts
     hosts = frozenset(settings.access.allowed_hosts)
     origins = frozenset(settings.access.cors_origins)
     served: dict = {}  # Host headers already judged: clients send the same one every time

@@ -429,7 +429,10 @@ class LimitSettings:
 class ServingSettings:
     """The HTTP server: where it listens, its workers and deadlines."""
 
-    host: str = setting("127.0.0.1", "address to listen on")
+    host: str = setting(
+        "127.0.0.1",
+        "address to listen on; several comma-separated (127.0.0.1,::1), as llama-server's",
+    )
     port: int = setting(8081, "port to listen on")
     server: str = setting(
         "waitress",
@@ -455,6 +458,15 @@ class ServingSettings:
         "the proxy is told to stop (SIGTERM); the rest "
         "end with an error event",
     )
+
+    @property
+    def hosts(self) -> tuple:
+        """The addresses ``host`` lists."""
+        return hosts(self.host)
+
+    def addresses(self) -> list:
+        """``host:port`` of each address, an IPv6 one in brackets."""
+        return [f"[{h}]:{self.port}" if ":" in h else f"{h}:{self.port}" for h in self.hosts]
 
 
 @dataclass(frozen=True)
@@ -595,6 +607,11 @@ def default_template(historic_flags_given: Sequence[str]) -> str:
     return "historic" if historic_flags_given else "auto"
 
 
+def hosts(host: str) -> tuple:
+    """The addresses of a ``--host`` value: one, or several comma-separated."""
+    return tuple(part.strip() for part in host.split(","))
+
+
 def _default(kind: type, name: str):
     return next(spec.default for spec in fields(kind) if spec.name == name)
 
@@ -613,6 +630,14 @@ def _validate(settings: dict) -> None:
             raise ValueError(f"{flag_name(name)} must be an http(s) URL, got {value!r}")
     if len(set(settings["llama_api"])) < len(settings["llama_api"]):
         raise ValueError("--llama-api names the same URL twice")
+    listening = hosts(settings["host"])
+    if not listening or not all(listening):
+        raise ValueError(f"--host must list addresses, comma-separated, got {settings['host']!r}")
+    if len(listening) > 1 and settings["server"] == "granian":
+        raise ValueError(
+            f"--host lists {len(listening)} addresses and granian listens on one: serve "
+            "with waitress or gunicorn, or give one address (:: listens on every one)"
+        )
     if not 0 < settings["port"] < 65536:
         raise ValueError(f"--port must be between 1 and 65535, got {settings['port']}")
     for name in (

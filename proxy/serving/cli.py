@@ -35,9 +35,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         app = or_exit(lambda _: create_app(settings, Runtime.from_environment()), settings)
         report_upstream(app)
         logger.info(
-            "serving the OpenAI API on http://%s:%s with %s",
-            settings.serving.host,
-            settings.serving.port,
+            "serving the OpenAI API on %s with %s",
+            ", ".join(f"http://{address}" for address in settings.serving.addresses()),
             settings.serving.server,
         )
         if master is not None:
@@ -88,17 +87,20 @@ def serve_waitress(app, settings: Settings) -> None:
     # event loop spin on every answer; a hang-up is noticed on the socket itself (see
     # proxy.api.serve).
     serving = settings.serving
+    sockets: dict = {}  # waitress's map: a listening server per address, then connections
     server = waitress.create_server(
         app,
-        host=serving.host,
-        port=serving.port,
+        sockets,
+        listen=" ".join(serving.addresses()),
         threads=serving.threads,
         connection_limit=max(100, serving.threads * 4),
         channel_timeout=600,
         asyncore_use_poll=True,
         ident="oai-proxy",
     )
-    server.channel_class = KeptChannel  # a streamed answer keeps its connection
+    listening = listeners(sockets)
+    for each in listening:
+        each.channel_class = KeptChannel  # a streamed answer keeps its connection
     state = app.extensions["proxy"]
     drain = state.drain
 
@@ -109,7 +111,8 @@ def serve_waitress(app, settings: Settings) -> None:
             "stopping: no new connections; open streams get %gs to finish",
             settings.serving.graceful_timeout,
         )
-        wasyncore.dispatcher.close(server)  # the listening socket only: channels carry on
+        for each in listening:  # the listening sockets only: channels carry on
+            wasyncore.dispatcher.close(each)
         drain.begin(settings.serving.graceful_timeout)
         threading.Thread(target=finish, name="stop", daemon=True).start()
 
@@ -119,7 +122,8 @@ def serve_waitress(app, settings: Settings) -> None:
         # trigger; what is left after the grace and LAST_WORDS is closed as it is. Not
         # SIGINT: a process started in the background by a shell ignores it.
         deadline = time.monotonic() + settings.serving.graceful_timeout + LAST_WORDS
-        while not close_in_loop(server, everything=time.monotonic() > deadline):
+        trigger = listening[0].trigger
+        while not close_in_loop(trigger, sockets, everything=time.monotonic() > deadline):
             time.sleep(SEND_POLL)
 
     def reload(signum, frame) -> None:  # off the signal: the files may take a while
@@ -133,33 +137,40 @@ def serve_waitress(app, settings: Settings) -> None:
         app.extensions["proxy"].router.close()  # the servers it runs stop with it
 
 
-def close_in_loop(server, everything: bool) -> bool:
-    """:func:`close_sent`, run in waitress's loop; it returns once that has run, so the
-    trigger is pulled again only while it is still open (or at once, when the loop ended
-    another way: a second signal, say)."""
+def listeners(sockets: dict) -> list:
+    """The listening servers of waitress's map, one per address."""
+    from waitress.server import BaseWSGIServer
+
+    return [s for s in list(sockets.values()) if isinstance(s, BaseWSGIServer)]
+
+
+def close_in_loop(trigger, sockets: dict, everything: bool) -> bool:
+    """:func:`close_sent`, run in waitress's loop (pulling its ``trigger``); it returns once
+    that has run, so the trigger is pulled again only while it is still open (or at once,
+    when the loop ended another way: a second signal, say)."""
     ran, closed = threading.Event(), []
 
     def close() -> None:
         try:
-            closed.append(close_sent(server, everything))
+            closed.append(close_sent(sockets, everything))
         finally:
             ran.set()
 
     try:
-        server.trigger.pull_trigger(close)
+        trigger.pull_trigger(close)
     except OSError:  # the trigger is closed: the loop has ended, nothing is left to close
         return True
     ran.wait()
     return closed == [True]
 
 
-def close_sent(server, everything: bool) -> bool:
-    """Close each of waitress's connections that has nothing left to send or run (every one
-    when ``everything``); once none is left, the loop's other sockets too, which ends it.
-    Whether it did."""
+def close_sent(map: dict, everything: bool) -> bool:
+    """Close each of waitress's connections (in its ``map``) that has nothing left to send
+    or run (every one when ``everything``); once none is left, the loop's other sockets
+    too, which ends it. Whether it did."""
     from waitress.channel import HTTPChannel
 
-    sockets = list(server._map.values())
+    sockets = list(map.values())
     channels = [s for s in sockets if isinstance(s, HTTPChannel)]
     sending = [c for c in channels if c.requests or c.total_outbufs_len]
     for channel in channels:

@@ -126,7 +126,7 @@ def gunicorn_options(settings: Settings) -> dict:
     """
     hooks = MasterHooks(settings)
     return {
-        "bind": [f"{settings.serving.host}:{settings.serving.port}"],
+        "bind": settings.serving.addresses(),
         "workers": settings.serving.workers,
         "worker_class": patient_worker(settings.serving.client_timeout),
         "threads": settings.serving.threads,

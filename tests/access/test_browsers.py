@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from proxy.access.visibility import host_name, host_served, origin_allowed
+from proxy.config.settings import hosts
 
 
 @pytest.mark.parametrize(
@@ -38,10 +39,13 @@ def test_host_name(header, name):
         ("LLM.lan", "127.0.0.1", ("llm.LAN",), True),
         ("attacker.example", "0.0.0.0", (), True),  # on the network: keys guard it
         ("attacker.example", "10.0.0.5", (), True),
+        ("attacker.example:8081", "127.0.0.1,::1", (), False),  # every address a loopback
+        ("[::1]:8081", "127.0.0.1,::1", (), True),
+        ("attacker.example", "127.0.0.1,10.0.0.5", (), True),  # one on the network
     ],
 )
 def test_a_loopback_proxy_serves_this_machines_names(header, bound, allowed, served):
-    assert host_served(header, bound, allowed) is served
+    assert host_served(header, hosts(bound), allowed) is served
 
 
 @pytest.mark.parametrize(

@@ -153,7 +153,8 @@ def test_a_whole_answer_in_flight_is_answered_before_the_proxy_exits(tmp_path, h
 
 
 def test_a_stop_after_waitress_loop_has_ended_finds_nothing_left_to_close():
-    server = waitress.create_server(lambda environ, start: [], host="127.0.0.1", port=0)
+    sockets: dict = {}
+    server = waitress.create_server(lambda environ, start: [], sockets, host="127.0.0.1", port=0)
     server.close()
     server.trigger.close()  # the loop's last socket: the loop has ended
-    assert close_in_loop(server, everything=False)
+    assert close_in_loop(server.trigger, sockets, everything=False)
