@@ -22,6 +22,7 @@ from proxy.backends.servercpp.payload import completion_payload, fill_payload, u
 from proxy.backends.structured import replies
 from proxy.backends.structured.constraints import output_fields
 from proxy.backends.structured.toolformats import FORMATS, tool_names
+from proxy.backends.wire import chatparse
 from proxy.core import images
 from proxy.core.types import Chunk, Completion, GenerationRequest
 from proxy.ops.modelside import ModelSide
@@ -112,7 +113,8 @@ class CompletionRoute:
             finishers.append(self._finisher(request, prompt, opened))
             limit = _legacy_limit(request, facts)
             top = _counted(request, facts).logprobs  # what was asked of the server
-            chunks = parse.stream_chunks(lines, server.client.label, top)
+            asked = tuple(chatparse.wanted(request.unread))
+            chunks = parse.stream_chunks(lines, server.client.label, top, asked)
             side = request.caller.side
             if side is not None:
                 chunks = _written(chunks, side)

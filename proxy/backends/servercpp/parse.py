@@ -18,6 +18,14 @@ from proxy.core.errors import SlotUnavailableError, UpstreamError
 from proxy.core.types import Chunk, Completion, Usage
 
 COLON = ord(":")  # a stream line that starts with it is a comment
+# the server's own fields of an answer that a client's API has room for (its extras)
+EXTRAS = ("timings",)
+
+
+def extras(body: dict, names=EXTRAS) -> Optional[dict]:
+    """The extras ``names`` that ``body`` holds, if any."""
+    told = {name: body[name] for name in names if name in body}
+    return told or None
 
 
 def finish_reason(body: dict) -> str:
@@ -79,15 +87,19 @@ def completion(body: object, upstream: str, top: Optional[int]) -> Completion:
         truncated=bool(body.get("truncated")),
         slot=slot(body),
         stop_sequence=stop_word(body),
+        extras=extras(body) or {},
     )
 
 
-def stream_chunks(batches: Iterable[list], upstream: str, top: Optional[int]) -> Iterator[Chunk]:
+def stream_chunks(
+    batches: Iterable[list], upstream: str, top: Optional[int], asked: tuple = ()
+) -> Iterator[Chunk]:
     """Turn server.cpp stream lines into chunks, ending with exactly one final chunk.
 
     ``error:`` lines (llama.cpp 2023-2025) and ``data: {"error": …}`` (current) become
     exceptions; so does a stream that ends before a ``stop: true`` chunk. A chunk is
-    ``followed`` when more arrived in the same read.
+    ``followed`` when more arrived in the same read. ``asked``: the extras the client asked
+    to be told as the stream goes (the last chunk tells :data:`EXTRAS` anyway).
     """
     seen_any = seen_other = False
     for lines in batches:
@@ -119,6 +131,7 @@ def stream_chunks(batches: Iterable[list], upstream: str, top: Optional[int]) ->
                     slot=slot(body),
                     stop_sequence=stop_word(body),
                     prompt_count=None if seen_any else _count(body),
+                    extras=extras(body, (*EXTRAS, *asked)),
                 )
                 return
             chunk = Chunk.partial(
@@ -129,6 +142,8 @@ def stream_chunks(batches: Iterable[list], upstream: str, top: Optional[int]) ->
             if not seen_any:  # current servers count the prompt in every chunk
                 seen_any = True
                 chunk.__dict__.update(prompt_count=_count(body), slot=slot(body))
+            if asked:
+                chunk.__dict__["extras"] = extras(body, asked)
             yield chunk
     if seen_other and not seen_any:
         raise UpstreamError(
