@@ -11,6 +11,7 @@ from proxy.core.errors import InvalidRequestError, UpstreamError
 from proxy.core.events import (
     WAITING,
     Finish,
+    Passed,
     ReasoningDelta,
     TextDelta,
     ToolCallDelta,
@@ -448,3 +449,33 @@ def test_a_failure_after_the_first_byte_is_response_failed():
     assert failed["sequence_number"] == len(first)
     assert failed["response"]["status"] == "failed"
     assert failed["response"]["error"] == {"code": "bad_gateway", "message": "the server died"}
+
+
+@pytest.mark.parametrize(
+    ("fields", "kept"),
+    [
+        ({"store": False}, True),  # nothing for the proxy to keep: a Responses server takes it
+        ({}, False),  # stored by default
+        ({"store": True}, False),
+        ({"store": False, "previous_response_id": "resp_1"}, False),  # the proxy replays it
+        ({"store": False, "tools": [{"type": "web_search"}]}, False),  # the gateway runs it
+    ],
+)
+def test_a_body_the_proxy_keeps_nothing_of_is_kept_whole_for_a_responses_server(fields, kept):
+    body = {"input": "hi", **fields}
+    (request,) = parse(body).requests
+    assert (request.verbatim is not None and request.verbatim.body is body) is kept
+
+
+def test_a_stream_the_upstream_wrote_passes_as_it_wrote_it_the_model_renamed():
+    ask = parse({"input": "hi", "store": False, "stream": True})
+    renderer = ResponsesStream(ask, "resp_proxy", "asked")
+    created = b'data: {"type":"response.created","response":{"id":"r","model":"up"}}'
+    lines = (b"event: response.created", created, b"")
+    (written,) = renderer.write([Passed(lines)])
+    assert (
+        renderer.passed and b'"model": "asked"' in written and b"event: response.created" in written
+    )
+    assert responses.render(ask, "resp_proxy", "asked", [
+        Completion("x", "stop", Usage(), verbatim={"id": "r", "model": "up"})
+    ]) == {"id": "r", "model": "asked"}  # fmt: skip

@@ -22,6 +22,7 @@ say what each model serves."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -62,6 +63,13 @@ backend = "anthropic"
 upstreams = ["{url}"]
 upstream_model = "{model}"
 upstream_key_env = "BIG_BOX_KEY"
+
+[models.responder]
+backend = "openai"
+upstreams = ["{url}/v1"]
+upstream_model = "{model}"
+upstream_key_env = "BIG_BOX_KEY"
+endpoints = ["chat", "responses"]
 
 [models.keyless]
 backend = "openai"
@@ -309,6 +317,28 @@ def test_the_responses_ollama_and_glm_apis_through_their_translation(proxy):
         proxy.url + "/chat", json={"model": "big", "prompt": "Hello?", "history": []}, timeout=60
     )
     assert glm.json()["content"] == ANSWER
+
+
+PROXYS_ID = re.compile(r"resp_[0-9a-f]{24}")  # the ids of the responses the proxy writes
+
+
+def test_a_responses_client_the_proxy_keeps_nothing_of_reaches_the_upstreams_own_api(proxy):
+    """A model whose upstream declares OpenAI's Responses API takes a body the proxy keeps
+    nothing of there as it came, and the answer back as the upstream wrote it (its id),
+    whole and streamed; a body the proxy keeps is translated onto chats as on any model."""
+    client = proxy.sdk()
+    whole = client.responses.create(model="responder", input="Hello?", store=False)
+    assert whole.output_text == ANSWER and whole.model == "responder"
+    assert not PROXYS_ID.fullmatch(whole.id)
+    events = list(
+        client.responses.create(model="responder", input="Hello?", store=False, stream=True)
+    )
+    done = events[-1].response
+    assert done.output_text == ANSWER and done.model == "responder"
+    assert not PROXYS_ID.fullmatch(done.id) and done.usage.output_tokens > 0
+    kept = client.responses.create(model="responder", input="Hello?")
+    assert PROXYS_ID.fullmatch(kept.id)
+    assert client.responses.retrieve(kept.id).output_text == ANSWER
 
 
 def upstreams_own(server: LlamaServer, path: str, body: dict) -> dict:

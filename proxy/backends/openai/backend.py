@@ -5,15 +5,18 @@ its ``/chat/completions`` and raw prompts to its ``/completions``, each its own 
 ``/embeddings`` (:mod:`.vectors`) and reranking to its ``/rerank``
 (:mod:`proxy.backends.wire.ranking`), each under the name the upstream knows the model by.
 Which of these the upstream serves is declared or learned (:mod:`.endpoints`); what it
-cannot honour is refused by name."""
+cannot honour is refused by name. One that declares OpenAI's Responses API takes a
+Responses client's own body there, where the proxy keeps nothing of it
+(:mod:`.responses`)."""
 
 from __future__ import annotations
 
 from typing import Optional, Sequence
 
 from proxy.backends.admission import Admission
-from proxy.backends.openai import vectors
+from proxy.backends.openai import responses, vectors
 from proxy.backends.openai.endpoints import OF_PATH, PATHS, Endpoints
+from proxy.backends.openai.responses import ResponsesWay
 from proxy.backends.openai.ways import ChatWay, PromptWay
 from proxy.backends.wire import ranking
 from proxy.backends.wire.client import MissingRoute, UpstreamClient
@@ -48,7 +51,11 @@ class OpenAIBackend(Relay):
         self.endpoints = Endpoints(served_name, endpoints)
 
     def way(self, request: GenerationRequest) -> Way:
-        """A chat to the chat route, a raw prompt to the legacy completions."""
+        """A chat to the chat route, a raw prompt to the legacy completions; a Responses
+        client's own body to the upstream's Responses API, where it declares one."""
+        own = request.verbatim
+        if own is not None and own.api == responses.API and "responses" in self.endpoints.declared:
+            return ResponsesWay(own.body, self.client.label, self.upstream_model)
         kind = ChatWay if request.is_chat else PromptWay
         return kind(
             request,

@@ -30,6 +30,7 @@ PATHS = {
     "completions": "/completions",
     "embeddings": "/embeddings",
     "rerank": "/rerank",
+    "responses": "/responses",  # declared only: a Responses client's own body goes there
 }
 OF_PATH = {path: endpoint for endpoint, path in PATHS.items()}
 ASSUMED = ("chat", "completions")  # served until the upstream says otherwise

@@ -46,8 +46,11 @@ def response_object(
 
 
 def render(ask: Ask, id: str, model: str, completions: Sequence[Completion]) -> dict:
-    """A whole response."""
+    """A whole response: the upstream's own, where it wrote one in this API (the model
+    named as the client asked for it)."""
     (completion,) = completions
+    if completion.verbatim is not None:
+        return {**completion.verbatim, "model": model}
     output = [item for step in completion.runs for item in run_items(step)]
     if completion.reasoning:
         output.append(reasoning_item(new_id("rs"), completion.reasoning, ask.notes.summary))

@@ -6,7 +6,7 @@ the gateway's uses in ``hosted.py``."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 from proxy.core.fields import (
@@ -18,11 +18,19 @@ from proxy.core.fields import (
     sized_schema,
     template_kwargs,
 )
-from proxy.core.types import GenerationRequest, ResponseFormat, Sampling, ToolChoice, function_tool
+from proxy.core.types import (
+    GenerationRequest,
+    ResponseFormat,
+    Sampling,
+    ToolChoice,
+    Verbatim,
+    function_tool,
+)
 from proxy.dialects.dialect import Ask, Limits, image_at
 from proxy.dialects.responses.hosted import SEARCH, mcp_use, search_use
 from proxy.dialects.responses.items import approvals_of, messages_with
 
+API = "responses"  # a body of this API, as a server of it takes it whole (Verbatim)
 ROLES = ("user", "assistant", "system", "developer")
 TEXT_PARTS = ("input_text", "output_text", "text", "refusal")
 # items of tools only OpenAI runs: they can only come from another server's answers
@@ -110,6 +118,9 @@ def parse(body: Any, limits: Limits = Limits(), *, counting: bool = False) -> As
         approvals=() if previous else approvals_of(items, items),
     )
     store = fields.boolean("store")
+    if store is False and previous is None and not request.uses and not counting:
+        # nothing of it for the proxy to keep or run: a server of this API takes it whole
+        request = replace(request, verbatim=Verbatim(API, body))
     echo = {
         "instructions": instructions,
         "max_output_tokens": max_tokens,

@@ -12,6 +12,7 @@ import orjson
 from proxy.core.errors import ProxyError
 from proxy.core.events import (
     Finish,
+    Passed,
     PromptCounted,
     ReasoningDelta,
     TextDelta,
@@ -20,7 +21,7 @@ from proxy.core.events import (
     ToolRan,
     ToolsListed,
 )
-from proxy.core.types import Usage
+from proxy.core.types import Served, Usage
 from proxy.dialects.dialect import Ask
 from proxy.dialects.responses.answer import (
     call_item,
@@ -31,6 +32,7 @@ from proxy.dialects.responses.answer import (
     run_items,
     status_of,
 )
+from proxy.dialects.responses.passing import passed
 from proxy.dialects.responses.request import new_id
 from proxy.dialects.streaming import BlockStream, NamedEvents
 
@@ -59,6 +61,20 @@ class ResponsesStream(NamedEvents, BlockStream):
         self.usage = Usage()
         self.text_head = (-1, b"")  # (output index, what its text deltas' bytes begin with)
         self.sources: list = []  # the pages the web search found, which the text may cite
+
+    def write(self, events: list) -> list:
+        """The payloads of the events; or, once the first events are the upstream's own
+        lines (:class:`Passed`), those lines as it wrote them, the model renamed."""
+        if not self.started and not self.passed:
+            told = 0
+            while told < len(events) and type(events[told]) is Served:
+                self.told_served(events[told], [])
+                told += 1
+            events = events[told:]
+            self.passed = bool(events) and type(events[0]) is Passed
+        if self.passed:
+            return [passed(event.lines, self.model) for event in events if type(event) is Passed]
+        return super().write(events)
 
     def failure(self, error: ProxyError) -> list:
         self.output = [item for item in self.output if item.get("status") != "in_progress"]

@@ -51,8 +51,8 @@ def test_a_route_the_model_lacks_is_refused_as_its_route_refuses_it(endpoint, er
     ("declared", "refused"),
     [
         ((), ()),  # not declared: every route is tried
-        (("chat", "completions"), ("embeddings", "rerank")),
-        (("embeddings",), ("chat", "completions", "rerank")),
+        (("chat", "completions"), ("embeddings", "rerank", "responses")),
+        (("embeddings",), ("chat", "completions", "rerank", "responses")),
     ],
 )
 def test_declared_routes_are_the_only_ones_served(declared, refused):
