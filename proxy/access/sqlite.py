@@ -1,38 +1,91 @@
-"""SQLite files the proxy keeps (usage, stored responses): a connection per thread, made with
-its file and tables on first use, in write-ahead mode so other processes' writers do not
-block reads. A commit is on the disk once it returns as far as a crash of the proxy goes
-(``synchronous=NORMAL``: only a power cut may take the last ones back)."""
+"""SQLite files the proxy keeps (usage, stored responses, exchanges): a small pool of
+connections to each, made with its file and tables on first use, in write-ahead mode so that
+other processes' writers do not block reads. A thread borrows a connection for one read or
+one transaction and gives it back: the files' connections (and their page caches and open
+files) are bounded by the pool, not by the threads that ever served. A commit is on the disk
+once it returns as far as a crash of the proxy goes (``synchronous=NORMAL``: only a power
+cut may take the last ones back)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import sqlite3
 import threading
+from typing import Iterator
+
+# connections to one file at most: SQLite writes one transaction at a time and reads beside
+# it (WAL), each in a few milliseconds, so a few serve any number of threads
+POOL = 8
+WAIT = 30.0  # seconds a thread waits for a connection of a full pool before it gives up
 
 
 class SqliteFile:
-    """One file whose tables ``schema`` creates, and each thread's connection to it."""
+    """One file whose tables ``schema`` creates, and the pool of connections to it."""
 
-    def __init__(self, path: str, *schema: str, added: tuple = (), renamed: tuple = ()) -> None:
+    def __init__(
+        self, path: str, *schema: str, added: tuple = (), renamed: tuple = (), size: int = POOL
+    ) -> None:
         """``added``: ``(table, column, definition)`` of each column added to a table after
         files were made with it, added to such a file's table as it is opened; ``renamed``:
-        ``(table, old, new)`` of each column renamed since, renamed in such a file so."""
+        ``(table, old, new)`` of each column renamed since, renamed in such a file so;
+        ``size``: the connections of the pool at most."""
         self.path = path
         self.schema = schema
         self.added = added
         self.renamed = renamed
-        self._local = threading.local()
-        self._opening = threading.Lock()  # one thread at a time makes the file WAL
+        self.size = size
+        self.opened = 0  # the connections made so far (at most ``size``)
+        self._idle: queue.LifoQueue = queue.LifoQueue()
+        self._opening = threading.Lock()  # one at a time is made (and makes the file WAL)
 
-    def connection(self) -> sqlite3.Connection:
-        """This thread's connection, made on its first use (the file and its tables too)."""
-        db = getattr(self._local, "db", None)
-        if db is None:
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=5.0)
-            with self._opening:  # a file is WAL for good once made so: asked, not set again
-                if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                    db.execute("PRAGMA journal_mode=WAL")
+    def rows(self, query: str, parameters: tuple = ()) -> list:
+        """The rows ``query`` reads."""
+        with self._borrowed() as db:
+            return db.execute(query, parameters).fetchall()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A connection for one transaction, committed as the block ends (rolled back if it
+        raises)."""
+        with self._borrowed() as db, db:
+            yield db
+
+    @contextlib.contextmanager
+    def _borrowed(self) -> Iterator[sqlite3.Connection]:
+        """A connection of the pool, given back after: an idle one, a new one while the pool
+        has room, else the first one given back."""
+        try:
+            db = self._idle.get_nowait()
+        except queue.Empty:
+            db = self._opened()
+        try:
+            yield db
+        finally:
+            self._idle.put(db)
+
+    def _opened(self) -> sqlite3.Connection:
+        with self._opening:
+            if self.opened < self.size:
+                db = self._open()
+                self.opened += 1
+                return db
+        try:
+            return self._idle.get(timeout=WAIT)
+        except queue.Empty:
+            raise sqlite3.OperationalError(
+                f"every connection to {self.path} stayed busy for {WAIT:g}s"
+            ) from None
+
+    def _open(self) -> sqlite3.Connection:
+        """A new connection, the file and its tables made first where they are not."""
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        # borrowed by one thread at a time, whichever: the pool is what keeps them apart
+        db = sqlite3.connect(self.path, timeout=5.0, check_same_thread=False)
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")  # for good once made so: asked first
             db.execute("PRAGMA synchronous=NORMAL")
             with db:
                 for statement in self.schema:
@@ -41,7 +94,9 @@ class SqliteFile:
                 _rename_column(db, table, old, new)
             for table, column, definition in self.added:
                 _add_column(db, table, column, definition)
-            self._local.db = db
+        except BaseException:
+            db.close()
+            raise
         return db
 
 

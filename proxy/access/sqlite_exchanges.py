@@ -71,7 +71,7 @@ class SqliteExchanges:
         retention: float = RETENTION_DAYS * 86400,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._connection = SqliteFile(path, SCHEMA, renamed=RENAMED).connection
+        self.file = SqliteFile(path, SCHEMA, renamed=RENAMED)
         self.max_count = max_count
         self.max_bytes = max_bytes
         self.retention = retention
@@ -94,7 +94,7 @@ class SqliteExchanges:
                     text,
                 )  # fmt: skip
             )
-        with self._connection() as db:
+        with self.file.transaction() as db:
             db.executemany(
                 "INSERT INTO exchanges (at, key, model, api, status, thread, bytes, "
                 "record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -144,15 +144,11 @@ class SqliteExchanges:
                 where.append(clause)
                 values.append(value)
         facts = ", ".join(f"json_extract(record, '$.{name}')" for name in FACTS)
-        rows = (
-            self._connection()
-            .execute(
-                f"SELECT {', '.join(COLUMNS)}, {facts} FROM exchanges"
-                + (" WHERE " + " AND ".join(where) if where else "")
-                + " ORDER BY id DESC LIMIT ?",
-                (*values, min(limit, MAX_LISTED)),
-            )
-            .fetchall()
+        rows = self.file.rows(
+            f"SELECT {', '.join(COLUMNS)}, {facts} FROM exchanges"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY id DESC LIMIT ?",
+            (*values, min(limit, MAX_LISTED)),
         )
         return [dict(zip(SUMMARY, row, strict=True)) for row in rows]
 
@@ -160,29 +156,18 @@ class SqliteExchanges:
         """The turn of ``record``'s thread (of its key) kept just before it, if any."""
         if not record.get("thread"):
             return None
-        row = (
-            self._connection()
-            .execute(
-                "SELECT id FROM exchanges WHERE thread = ? AND key = ? AND id < ? "
-                "ORDER BY id DESC LIMIT 1",
-                (record["thread"], record["key"], record["id"]),
-            )
-            .fetchone()
+        rows = self.file.rows(
+            "SELECT id FROM exchanges WHERE thread = ? AND key = ? AND id < ? "
+            "ORDER BY id DESC LIMIT 1",
+            (record["thread"], record["key"], record["id"]),
         )
-        return None if row is None else self.get(row[0])
+        return self.get(rows[0][0]) if rows else None
 
     def get(self, id: int) -> Optional[dict]:
-        row = (
-            self._connection()
-            .execute("SELECT id, record FROM exchanges WHERE id = ?", (id,))
-            .fetchone()
-        )
-        return None if row is None else {"id": row[0], **current(json.loads(row[1]))}
+        rows = self.file.rows("SELECT id, record FROM exchanges WHERE id = ?", (id,))
+        return {"id": rows[0][0], **current(json.loads(rows[0][1]))} if rows else None
 
     def totals(self) -> tuple:
         """``(exchanges kept, their bytes)``."""
-        return tuple(
-            self._connection()
-            .execute("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM exchanges")
-            .fetchone()
-        )
+        (totals,) = self.file.rows("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM exchanges")
+        return tuple(totals)

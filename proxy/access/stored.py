@@ -120,11 +120,11 @@ class SqliteRecords:
     """Records as JSON in a SQLite file."""
 
     def __init__(self, path: str) -> None:
-        self._connection = SqliteFile(path, SCHEMA).connection
+        self.file = SqliteFile(path, SCHEMA)
         self._saves = 0
 
     def put(self, id: str, record: dict, retention: float) -> None:
-        with self._connection() as db:
+        with self.file.transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO responses VALUES (?, ?, ?)",
                 (id, record["created"], json.dumps(record, ensure_ascii=False)),
@@ -136,15 +136,11 @@ class SqliteRecords:
                 )
 
     def get(self, id: str) -> Optional[dict]:
-        row = (
-            self._connection()
-            .execute("SELECT record FROM responses WHERE id = ?", (id,))
-            .fetchone()
-        )
-        return None if row is None else json.loads(row[0])
+        rows = self.file.rows("SELECT record FROM responses WHERE id = ?", (id,))
+        return json.loads(rows[0][0]) if rows else None
 
     def remove(self, id: str) -> None:
-        with self._connection() as db:
+        with self.file.transaction() as db:
             db.execute("DELETE FROM responses WHERE id = ?", (id,))
 
 

@@ -138,13 +138,13 @@ class SqliteUsage:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._connection = SqliteFile(path, *SCHEMA, added=ADDED_COLUMNS).connection
+        self.file = SqliteFile(path, *SCHEMA, added=ADDED_COLUMNS)
         self._applied = 0
 
     def apply(self, charges: Sequence[Charge]) -> None:
         """Add each of ``charges`` not applied before, in one transaction."""
         now = time.time()
-        with self._connection() as db:
+        with self.file.transaction() as db:
             for charge in charges:
                 fresh = db.execute(
                     "INSERT OR IGNORE INTO charged VALUES (?, ?)", (charge.id, now)
@@ -165,10 +165,8 @@ class SqliteUsage:
                 db.execute("DELETE FROM charged WHERE at < ?", (now - KEEP_IDS,))
 
     def totals(self) -> list:
-        rows = (
-            self._connection()
-            .execute(f"SELECT key, model, {', '.join(COUNTS)} FROM usage ORDER BY key, model")
-            .fetchall()
+        rows = self.file.rows(
+            f"SELECT key, model, {', '.join(COUNTS)} FROM usage ORDER BY key, model"
         )
         return [
             {"key": key, "model": model, **dict(zip(COUNTS, counts, strict=True))}
@@ -178,33 +176,27 @@ class SqliteUsage:
     def spent(self, key: str, periods: list) -> list:
         """What ``key`` has spent in each of ``periods`` (tokens, or micro-dollars)."""
         found = dict(
-            self._connection()
-            .execute(
+            self.file.rows(
                 "SELECT period, tokens FROM budgets WHERE key = ? AND period IN "
                 f"({', '.join('?' * len(periods))})",
                 (key, *periods),
             )
-            .fetchall()
         )
         return [found.get(name, 0) for name in periods]
 
     def held(self, key: str, now: float) -> tuple:
         """``(tokens, micro_usd)`` the requests of ``key`` in flight hold."""
-        tokens, micro_usd = (
-            self._connection()
-            .execute(
-                "SELECT COALESCE(SUM(tokens), 0), COALESCE(SUM(micro_usd), 0) FROM holds "
-                "WHERE key = ? AND until > ?",
-                (key, now),
-            )
-            .fetchone()
+        ((tokens, micro_usd),) = self.file.rows(
+            "SELECT COALESCE(SUM(tokens), 0), COALESCE(SUM(micro_usd), 0) FROM holds "
+            "WHERE key = ? AND until > ?",
+            (key, now),
         )
         return tokens, micro_usd
 
     def hold(self, hold: Hold, now: float) -> bool:
         """Add ``hold`` if it fits, checked and added in one transaction that no other
         process's can interleave; whether it did."""
-        with self._connection() as db:
+        with self.file.transaction() as db:
             db.execute("BEGIN IMMEDIATE")
             db.execute("DELETE FROM holds WHERE key = ? AND until <= ?", (hold.key, now))
             held = dict(
