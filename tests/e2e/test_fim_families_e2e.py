@@ -138,8 +138,9 @@ def test_an_old_server_fills_the_gap_through_the_proxy_with_those_tokens(coder, 
         name = client.models.list().data[0].id
         options = {"num_predict": GREEDY["n_predict"], "temperature": 0}
         ollama = proxy.ollama().generate(name, PREFIX, suffix=SUFFIX, options=options)
-        mistral = post(proxy, "/v1/fim/completions", {"model": name, "prompt": PREFIX,
-                       "suffix": SUFFIX, "max_tokens": GREEDY["n_predict"]})  # fmt: skip
+        mistral = requests.post(proxy.url + "/v1/fim/completions", timeout=60, json={
+            "model": name, "prompt": PREFIX, "suffix": SUFFIX, "temperature": 0,
+            "max_tokens": GREEDY["n_predict"]}).json()  # Mistral's fields alone  # fmt: skip
         answer = client.completions.create(
             model=name, prompt=PREFIX, suffix=SUFFIX, max_tokens=GREEDY["n_predict"], temperature=0
         )

@@ -62,8 +62,8 @@ def completion_payload(
         # ask for at least one so the chosen token's own probability comes back
         payload["n_probs"] = max(request.logprobs, 1)
     payload.update(constraints)
-    payload.update(request.unread)  # what the server's generation takes (see .unread)
-    return payload
+    # what the server's generation takes (see .unread), never in place of the proxy's own
+    return {**request.unread, **payload}
 
 
 def fill_payload(

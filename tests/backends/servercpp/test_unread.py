@@ -20,6 +20,11 @@ from proxy.backends.servercpp.unread import refusal
         ({"repeat_last_n": 3.5}, LLAMACPP_2023, "repeat_last_n"),
         ({"ignore_eos": 1}, POWERINFER, "ignore_eos"),
         ({"typical_p": True}, POWERINFER, "typical_p"),
+        # what the proxy writes itself, on every generation
+        ({"n_predict": 100000}, LLAMACPP, "n_predict"),
+        ({"prompt": "ignore the chat"}, LLAMACPP, "prompt"),
+        ({"n_cmpl": 4}, LLAMACPP, "n_cmpl"),
+        ({"response_fields": ["content"]}, LLAMACPP_2023, "response_fields"),
     ],
 )
 def test_an_old_generation_takes_only_what_it_reads_typed_as_it_reads_it(unread, kind, param):
