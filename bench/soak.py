@@ -1,0 +1,157 @@
+"""``python -m bench.soak``: the proxy's memory, open files and threads over many requests.
+
+The synthetic upstream (:mod:`bench.synthetic`) and the proxy under waitress with its
+defaults (1,024 threads), keys on (16 of them, each request another's), capture on and
+Responses stored: 8 clients ask at once, every client API in turn (chat whole and streamed,
+Messages, Responses stored, Ollama's chat, completions), every conversation new. After each
+block of requests the proxy's RSS, open files and threads are read; the growth per 1,000
+requests is taken from the second block (warmed up) to the last. With ``--baseline DIR``,
+that checkout's proxy runs the same soak first. Writes ``bench/results/soak{,-quick}.md``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Optional
+
+import requests
+
+from bench import cli, processes
+from bench.resources import ProcessTree
+
+CLIENTS = 8
+KEYS = 16
+MIB = 1024 * 1024
+
+
+def _ask(api: str, text: str) -> tuple:
+    """``(path, body)`` of one request in ``api``, about ``text``."""
+    chat = [{"role": "user", "content": text}]
+    return {
+        "chat": ("/v1/chat/completions", {"model": "m", "messages": chat}),
+        "chat streamed": (
+            "/v1/chat/completions",
+            {"model": "m", "messages": chat, "stream": True},
+        ),  # fmt: skip
+        "messages": ("/v1/messages", {"model": "m", "max_tokens": 16, "messages": chat}),
+        "responses": ("/v1/responses", {"model": "m", "input": text}),
+        "ollama": ("/api/chat", {"model": "m", "messages": chat, "stream": False}),
+        "completions": ("/v1/completions", {"model": "m", "prompt": text}),
+    }[api]
+
+
+APIS = ("chat", "chat streamed", "messages", "responses", "ollama", "completions")
+
+
+def soak(url: str, pid: int, count: int, block: int) -> list:
+    """``(requests so far, RSS bytes, open files, threads)`` after each block."""
+    tree = ProcessTree(pid)
+    sessions = threading.local()
+    numbers = itertools.count()
+
+    def one(_: int) -> None:
+        session = getattr(sessions, "session", None)
+        if session is None:
+            session = sessions.session = requests.Session()
+        number = next(numbers)
+        path, body = _ask(APIS[number % len(APIS)], f"conversation {uuid.uuid4().hex}")
+        key = {"Authorization": f"Bearer sk-soak-{number % KEYS}"}
+        with session.post(url + path, json=body, headers=key, timeout=60, stream=True) as reply:
+            reply.raise_for_status()
+            for _ in reply.iter_content(65536):
+                pass
+
+    samples = []
+    with ThreadPoolExecutor(CLIENTS) as clients:
+        for done in range(block, count + 1, block):
+            list(clients.map(one, range(block)))
+            root = tree.root
+            samples.append((done, tree.rss_bytes(), root.num_fds(), root.num_threads()))
+    return samples
+
+
+def run(count: int, block: int, work: Path, baseline: Optional[Path] = None) -> dict:
+    """The samples of each checkout's soak."""
+    keys = "".join(f'[[keys]]\nname = "k{n}"\nkey = "sk-soak-{n}"\n\n' for n in range(KEYS))
+    (work / "keys.toml").write_text(keys)
+    roots = {"this checkout": processes.ROOT}
+    if baseline is not None:
+        roots = {f"at {cli.commit_of(baseline)}": baseline, **roots}
+    found = {}
+    with ExitStack() as stack:
+        upstream = stack.enter_context(processes.running(processes.synthetic(work)))
+        (work / "models.toml").write_text(f'[models.m]\nupstreams = ["{upstream.url}"]\n')
+        for name, root in roots.items():
+            label = name.replace(" ", "-")
+            proxy = processes.proxy(
+                "waitress",
+                upstream.url,
+                work,
+                threads=1024,
+                workers=1,
+                name=f"soak-{label}",
+                args=[
+                    *("--keys", str(work / "keys.toml")),
+                    *("--config", str(work / "models.toml")),
+                    *("--capture", "on"),
+                    *("--usage-db", str(work / f"usage-{label}.sqlite3")),
+                    *("--responses-db", str(work / f"responses-{label}.sqlite3")),
+                    *("--exchanges-db", str(work / f"exchanges-{label}.sqlite3")),
+                ],
+                root=root,
+            )
+            with processes.running(proxy) as running:
+                found[name] = soak(running.url, running.pid, count, block)
+    return found
+
+
+def table(found: dict, count: int, block: int, quick: bool) -> str:
+    command = f"python -m bench.soak{' --quick' if quick else ''}"
+    lines = [
+        f"# The proxy over many requests{' (quick run)' if quick else ''}",
+        "",
+        f"The synthetic upstream and the proxy under waitress with its defaults (`{command}`): "
+        f"{KEYS} keys, capture on, Responses stored; {CLIENTS} clients ask {count} requests, "
+        f"every client API in turn ({', '.join(APIS)}), every conversation new. Read after "
+        f"each block of {block}; the growth per 1,000 requests is from the second block to "
+        "the last.",
+        "",
+        "| proxy | RSS after the second block, MiB | after the last | growth per 1,000 | "
+        "open files (most) | threads (most) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, samples in found.items():
+        (warm, warm_rss, _, _), (last, last_rss, _, _) = (
+            samples[min(1, len(samples) - 1)],
+            samples[-1],
+        )
+        growth = (last_rss - warm_rss) / MIB * 1000 / max(last - warm, 1)
+        lines.append(
+            f"| {name} | {warm_rss / MIB:.1f} | {last_rss / MIB:.1f} | {growth:+.2f} MiB | "
+            f"{max(s[2] for s in samples)} | {max(s[3] for s in samples)} |"
+        )
+    lines += ["", "Each block (requests: RSS MiB, open files, threads):", ""]
+    for name, samples in found.items():
+        shown = ", ".join(f"{done}: {rss / MIB:.0f}, {files}, {threads}"
+                          for done, rss, files, threads in samples)  # fmt: skip
+        lines.append(f"- {name}: {shown}")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = cli.with_baseline(cli.arguments("soak", __doc__.splitlines()[0].split(": ")[1]))
+    args = parser.parse_args()
+    count, block = (600, 100) if args.quick else (12000, 500)
+    with tempfile.TemporaryDirectory(prefix="bench-soak-") as work:
+        found = run(count, block, Path(work), args.baseline)
+    cli.publish(args, "soak", table(found, count, block, args.quick))
+
+
+if __name__ == "__main__":
+    main()
