@@ -79,6 +79,7 @@ def serve_waitress(app, settings: Settings) -> None:
     import waitress
     from waitress import wasyncore
 
+    from proxy.serving.dispatch import dispatcher
     from proxy.serving.keepalive import KeptChannel
 
     # poll(), not select(): select() fails outright once a descriptor number passes 1023,
@@ -91,6 +92,7 @@ def serve_waitress(app, settings: Settings) -> None:
     server = waitress.create_server(
         app,
         sockets,
+        _dispatcher=dispatcher(serving.threads),  # its idle threads woken last-in first-out
         listen=" ".join(serving.addresses()),
         threads=serving.threads,
         connection_limit=max(100, serving.threads * 4),
