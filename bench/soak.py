@@ -1,12 +1,14 @@
 """``python -m bench.soak``: the proxy's memory, open files and threads over many requests.
 
-The synthetic upstream (:mod:`bench.synthetic`) and the proxy under waitress with its
-defaults (1,024 threads), keys on (16 of them, each request another's), capture on and
-Responses stored: 8 clients ask at once, every client API in turn (chat whole and streamed,
-Messages, Responses stored, Ollama's chat, completions), every conversation new. After each
-block of requests the proxy's RSS, open files and threads are read; the growth per 1,000
-requests is taken from the second block (warmed up) to the last. With ``--baseline DIR``,
-that checkout's proxy runs the same soak first. Writes ``bench/results/soak{,-quick}.md``.
+The synthetic upstream (:mod:`bench.synthetic`) and the proxy with its defaults (1,024
+threads) under waitress, under gunicorn (two workers, the master's and the workers' figures
+added up) and under waitress with its stores in Redis; keys on (16 of them, each request
+another's), capture on, Responses stored: 8 clients ask at once, every client API in turn
+(chat whole and streamed, Messages, Responses stored, Ollama's chat, completions), every
+conversation new. After each block of requests the proxy's RSS, open files and threads are
+read; the growth per 1,000 requests is taken from the second block (warmed up) to the last.
+With ``--baseline DIR``, that checkout's proxy runs the same soak first, under waitress.
+Writes ``bench/results/soak{,-quick}.md``.
 """
 
 from __future__ import annotations
@@ -71,30 +73,40 @@ def soak(url: str, pid: int, count: int, block: int) -> list:
     with ThreadPoolExecutor(CLIENTS) as clients:
         for done in range(block, count + 1, block):
             list(clients.map(one, range(block)))
-            root = tree.root
-            samples.append((done, tree.rss_bytes(), root.num_fds(), root.num_threads()))
+            every = tree.processes()
+            files = sum(process.num_fds() for process in every)
+            threads = sum(process.num_threads() for process in every)
+            samples.append((done, tree.rss_bytes(), files, threads))
     return samples
 
 
 def run(count: int, block: int, work: Path, baseline: Optional[Path] = None) -> dict:
-    """The samples of each checkout's soak."""
+    """The samples of each soak: this checkout's proxy under waitress, under gunicorn (two
+    workers, read as one tree) and under waitress with its stores in Redis (where the
+    machine has ``redis-server``); the baseline's under waitress first."""
     keys = "".join(f'[[keys]]\nname = "k{n}"\nkey = "sk-soak-{n}"\n\n' for n in range(KEYS))
     (work / "keys.toml").write_text(keys)
-    roots = {"this checkout": processes.ROOT}
-    if baseline is not None:
-        roots = {f"at {cli.commit_of(baseline)}": baseline, **roots}
     found = {}
     with ExitStack() as stack:
         upstream = stack.enter_context(processes.running(processes.synthetic(work)))
         (work / "models.toml").write_text(f'[models.m]\nupstreams = ["{upstream.url}"]\n')
-        for name, root in roots.items():
-            label = name.replace(" ", "-")
+        soaks = []
+        if baseline is not None:
+            soaks.append((f"at {cli.commit_of(baseline)}, waitress", baseline, "waitress", []))
+        soaks += [("waitress", processes.ROOT, "waitress", []),
+                  ("gunicorn, 2 workers", processes.ROOT, "gunicorn", [])]  # fmt: skip
+        redis = processes.redis_server(work)
+        if redis is not None:
+            stack.callback(redis[0].kill)
+            soaks.append(("waitress, Redis", processes.ROOT, "waitress", ["--redis-url", redis[1]]))
+        for name, root, server, extra in soaks:
+            label = "".join(c if c.isalnum() else "-" for c in name)
             proxy = processes.proxy(
-                "waitress",
+                server,
                 upstream.url,
                 work,
                 threads=1024,
-                workers=1,
+                workers=2,
                 name=f"soak-{label}",
                 args=[
                     *("--keys", str(work / "keys.toml")),
@@ -103,6 +115,7 @@ def run(count: int, block: int, work: Path, baseline: Optional[Path] = None) -> 
                     *("--usage-db", str(work / f"usage-{label}.sqlite3")),
                     *("--responses-db", str(work / f"responses-{label}.sqlite3")),
                     *("--exchanges-db", str(work / f"exchanges-{label}.sqlite3")),
+                    *extra,
                 ],
                 root=root,
             )
@@ -116,11 +129,11 @@ def table(found: dict, count: int, block: int, quick: bool) -> str:
     lines = [
         f"# The proxy over many requests{' (quick run)' if quick else ''}",
         "",
-        f"The synthetic upstream and the proxy under waitress with its defaults (`{command}`): "
+        f"The synthetic upstream and the proxy with its defaults (`{command}`): "
         f"{KEYS} keys, capture on, Responses stored; {CLIENTS} clients ask {count} requests, "
         f"every client API in turn ({', '.join(APIS)}), every conversation new. Read after "
         f"each block of {block}; the growth per 1,000 requests is from the second block to "
-        "the last.",
+        "the last. Under gunicorn, its processes' figures added up (the supervisor's too).",
         "",
         "| proxy | RSS after the second block, MiB | after the last | growth per 1,000 | "
         "open files (most) | threads (most) |",
