@@ -8,6 +8,8 @@ another's), capture on, Responses stored: 8 clients ask at once, every client AP
 conversation new. After each block of requests the proxy's RSS, open files and threads are
 read; the growth per 1,000 requests is taken from the second block (warmed up) to the last.
 With ``--baseline DIR``, that checkout's proxy runs the same soak first, under waitress.
+Where the waitress proxy grows more than 2 MiB per 1,000 requests, the same requests run in
+one process under tracemalloc, and the sites whose allocations grew most are listed.
 Writes ``bench/results/soak{,-quick}.md``.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import itertools
 import tempfile
 import threading
+import tracemalloc
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -30,6 +33,8 @@ from bench.resources import ProcessTree
 CLIENTS = 8
 KEYS = 16
 MIB = 1024 * 1024
+GROWING = 2.0  # MiB of RSS per 1,000 requests past which the heap's growth is looked into
+TOP = "top allocations"
 
 
 def _ask(api: str, text: str) -> tuple:
@@ -80,6 +85,44 @@ def soak(url: str, pid: int, count: int, block: int) -> list:
     return samples
 
 
+def top_allocations(upstream: str, work: Path, count: int) -> list:
+    """Where the Python heap grew over ``count`` requests after as many to warm up, in one
+    process (the app itself, over a test client): the ten sites that grew most, each as
+    ``(KiB, objects, its innermost frames)``."""
+    from proxy.app import create_app
+    from proxy.config.runtime import Runtime
+    from proxy.config.settings import Settings
+
+    settings = Settings.from_args([
+        "--llama-api", upstream, "--keys", str(work / "keys.toml"),
+        "--config", str(work / "models.toml"), "--capture", "on",
+        *("--usage-db", str(work / "traced-usage.sqlite3")),
+        *("--responses-db", str(work / "traced-responses.sqlite3")),
+        *("--exchanges-db", str(work / "traced-exchanges.sqlite3")),
+    ])  # fmt: skip
+    app = create_app(settings, Runtime.from_environment())
+    client = app.test_client()
+
+    def ask(numbers: range) -> None:
+        for number in numbers:
+            path, body = _ask(APIS[number % len(APIS)], f"conversation {uuid.uuid4().hex}")
+            key = {"Authorization": f"Bearer sk-soak-{number % KEYS}"}
+            client.post(path, json=body, headers=key).close()
+
+    try:
+        ask(range(count))
+        tracemalloc.start(12)
+        first = tracemalloc.take_snapshot()
+        ask(range(count, 2 * count))
+        grown = tracemalloc.take_snapshot().compare_to(first, "traceback")[:10]
+        tracemalloc.stop()
+    finally:
+        app.extensions["proxy"].router.close()
+    return [
+        (stat.size_diff / 1024, stat.count_diff, stat.traceback.format(limit=3)) for stat in grown
+    ]
+
+
 def run(count: int, block: int, work: Path, baseline: Optional[Path] = None) -> dict:
     """The samples of each soak: this checkout's proxy under waitress, under gunicorn (two
     workers, read as one tree) and under waitress with its stores in Redis (where the
@@ -121,7 +164,16 @@ def run(count: int, block: int, work: Path, baseline: Optional[Path] = None) -> 
             )
             with processes.running(proxy) as running:
                 found[name] = soak(running.url, running.pid, count, block)
+        grew = growth(found["waitress"])
+        if grew > GROWING:
+            found[TOP] = top_allocations(upstream.url, work, min(count, 2000))
     return found
+
+
+def growth(samples: list) -> float:
+    """MiB of RSS per 1,000 requests, from the second block to the last."""
+    (warm, warm_rss, _, _), (last, last_rss, _, _) = samples[min(1, len(samples) - 1)], samples[-1]
+    return (last_rss - warm_rss) / MIB * 1000 / max(last - warm, 1)
 
 
 def table(found: dict, count: int, block: int, quick: bool) -> str:
@@ -139,21 +191,25 @@ def table(found: dict, count: int, block: int, quick: bool) -> str:
         "open files (most) | threads (most) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
+    top = found.pop(TOP, None)
     for name, samples in found.items():
-        (warm, warm_rss, _, _), (last, last_rss, _, _) = (
-            samples[min(1, len(samples) - 1)],
-            samples[-1],
-        )
-        growth = (last_rss - warm_rss) / MIB * 1000 / max(last - warm, 1)
+        warm_rss, last_rss = samples[min(1, len(samples) - 1)][1], samples[-1][1]
         lines.append(
-            f"| {name} | {warm_rss / MIB:.1f} | {last_rss / MIB:.1f} | {growth:+.2f} MiB | "
-            f"{max(s[2] for s in samples)} | {max(s[3] for s in samples)} |"
+            f"| {name} | {warm_rss / MIB:.1f} | {last_rss / MIB:.1f} | "
+            f"{growth(samples):+.2f} MiB | {max(s[2] for s in samples)} | "
+            f"{max(s[3] for s in samples)} |"
         )
     lines += ["", "Each block (requests: RSS MiB, open files, threads):", ""]
     for name, samples in found.items():
         shown = ", ".join(f"{done}: {rss / MIB:.0f}, {files}, {threads}"
                           for done, rss, files, threads in samples)  # fmt: skip
         lines.append(f"- {name}: {shown}")
+    if top is not None:
+        lines += ["", f"The waitress proxy grew more than {GROWING:g} MiB per 1,000 requests: "
+                  "where the Python heap of one process grows (tracemalloc, after a warm-up as "
+                  "long):", ""]  # fmt: skip
+        lines += [f"- {kib:+.1f} KiB, {objects:+d} objects: {' / '.join(frames)}"
+                  for kib, objects, frames in top]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
