@@ -7,9 +7,9 @@ another's), capture on, Responses stored: 8 clients ask at once, every client AP
 (chat whole and streamed, Messages, Responses stored, Ollama's chat, completions), every
 conversation new. After each block of requests the proxy's RSS, open files and threads are
 read; the growth per 1,000 requests is taken from the second block (warmed up) to the last.
-With ``--baseline DIR``, that checkout's proxy runs the same soak first, under waitress.
-Where the waitress proxy grows more than 2 MiB per 1,000 requests, the same requests run in
-one process under tracemalloc, and the sites whose allocations grew most are listed.
+With ``--baseline DIR``, that checkout's proxy runs the same soak first, under waitress and
+gunicorn. Where the waitress proxy grows more than 2 MiB per 1,000 requests, the same requests
+run in one process under tracemalloc, and the sites whose allocations grew most are listed.
 Writes ``bench/results/soak{,-quick}.md``.
 """
 
@@ -126,7 +126,7 @@ def top_allocations(upstream: str, work: Path, count: int) -> list:
 def run(count: int, block: int, work: Path, baseline: Optional[Path] = None) -> dict:
     """The samples of each soak: this checkout's proxy under waitress, under gunicorn (two
     workers, read as one tree) and under waitress with its stores in Redis (where the
-    machine has ``redis-server``); the baseline's under waitress first."""
+    machine has ``redis-server``); the baseline's under waitress and gunicorn first."""
     keys = "".join(f'[[keys]]\nname = "k{n}"\nkey = "sk-soak-{n}"\n\n' for n in range(KEYS))
     (work / "keys.toml").write_text(keys)
     found = {}
@@ -135,7 +135,9 @@ def run(count: int, block: int, work: Path, baseline: Optional[Path] = None) -> 
         (work / "models.toml").write_text(f'[models.m]\nupstreams = ["{upstream.url}"]\n')
         soaks = []
         if baseline is not None:
-            soaks.append((f"at {cli.commit_of(baseline)}, waitress", baseline, "waitress", []))
+            at = cli.commit_of(baseline)
+            soaks += [(f"at {at}, waitress", baseline, "waitress", []),
+                      (f"at {at}, gunicorn, 2 workers", baseline, "gunicorn", [])]  # fmt: skip
         soaks += [("waitress", processes.ROOT, "waitress", []),
                   ("gunicorn, 2 workers", processes.ROOT, "gunicorn", [])]  # fmt: skip
         redis = processes.redis_server(work)
