@@ -111,12 +111,20 @@ def chat_body(request: GenerationRequest, model: str, *, stream: bool) -> dict:
                 "type": "json_schema",
                 "json_schema": {"name": "answer", "schema": request.response_format.schema},
             }
-    variables = dict(request.template_kwargs)
-    if "reasoning_effort" in variables:  # OpenAI's own field, which the open engines read too
-        body["reasoning_effort"] = variables.pop("reasoning_effort")
-    if variables:
-        body["chat_template_kwargs"] = variables
+    body.update(_template(request))
     return body
+
+
+def _template(request: GenerationRequest) -> dict:
+    """The chat template's variables: ``reasoning_effort`` as OpenAI's own field (which the
+    open engines read too), the others as ``chat_template_kwargs``."""
+    variables = dict(request.template_kwargs)
+    written = {}
+    if "reasoning_effort" in variables:
+        written["reasoning_effort"] = variables.pop("reasoning_effort")
+    if variables:
+        written["chat_template_kwargs"] = variables
+    return written
 
 
 def clients_own(request: GenerationRequest) -> Optional[Mapping[str, Any]]:
@@ -133,11 +141,10 @@ def passed_body(
     ``stream_options`` set; the messages and tools written anew where the request holds
     others than the client sent (a later turn of the tool loop, images fetched, the tools
     the gateway runs); and what the model's defaults fill where the client set nothing."""
-    written = chat_body(request, model, stream=stream)
     body = {name: value for name, value in own.items() if name not in OWN}
     verbatim = request.verbatim
     if request.messages is not verbatim.messages:
-        body["messages"] = written["messages"]
+        body["messages"] = [message_body(message) for message in request.messages]
     if request.tools is not verbatim.tools:
         for name in TOOL_FIELDS:
             body.pop(name, None)
@@ -146,6 +153,7 @@ def passed_body(
     for name, value in _generation(request, stream).items():
         if name not in body and not (limit and name == "max_tokens"):
             body[name] = value
+    written = _template(request)
     if "reasoning_effort" in written:
         body.setdefault("reasoning_effort", written["reasoning_effort"])
     if "chat_template_kwargs" in written:  # the client's, with the model's defaults
