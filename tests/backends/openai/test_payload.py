@@ -204,6 +204,9 @@ OWN_BODY = {
     "tools": [TOOL],
 }
 
+# what of it goes on: all but the proxy's own fields
+SENT = {k: v for k, v in OWN_BODY.items() if k not in ("n", "priority", "enable_thinking")}
+
 
 def _own(**changes) -> GenerationRequest:
     """A request as the chat dialect reads OWN_BODY, with ``changes``."""
@@ -220,11 +223,7 @@ def _own(**changes) -> GenerationRequest:
             _own(template_kwargs={"enable_thinking": False}),
             False,
             {
-                **{
-                    k: v
-                    for k, v in OWN_BODY.items()
-                    if k not in ("n", "priority", "enable_thinking")
-                },
+                **SENT,
                 "model": "up",
                 "stream": False,
                 "chat_template_kwargs": {"enable_thinking": False},
@@ -234,11 +233,7 @@ def _own(**changes) -> GenerationRequest:
             _own(),
             True,
             {
-                **{
-                    k: v
-                    for k, v in OWN_BODY.items()
-                    if k not in ("n", "priority", "enable_thinking")
-                },
+                **SENT,
                 "model": "up",
                 "stream": True,
                 "stream_options": {"include_usage": True, "continuous_usage_stats": True},
