@@ -219,6 +219,10 @@ class Admission:
             self._wake_head()
             self._count()
 
+    def reported(self) -> tuple:
+        """What the server last said of its slots: their count, and whether it queues."""
+        return self.slots.reported, bool(self._queued_inside)
+
     def busy(self) -> tuple:
         """``(generations running or waiting, slot limit)``: what placement weighs."""
         return self._running + len(self._queue), self.slots.limit

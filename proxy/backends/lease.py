@@ -42,6 +42,7 @@ class Ticket:
     refusals: int = 0
     accepted: bool = False  # the server has started answering it and not yet ended
     slot: Optional[int] = None  # the server's slot answering it, when its answer says
+    shared: object = None  # a shared queue's handle on it (proxy.backends.shared); None: ours
 
 
 class Attempt:

@@ -16,6 +16,7 @@ import signal
 import threading
 from typing import Callable, Optional
 
+from proxy.access.outages import Outages
 from proxy.backends.admission import Admission, QueueWatch
 from proxy.backends.base import Backend
 from proxy.backends.fairqueue import SlotCount
@@ -28,13 +29,16 @@ from proxy.fleet import liveness
 from proxy.fleet.fleet import Fleet
 from proxy.fleet.health import Rotation
 from proxy.fleet.liveness import LiveConversations
+from proxy.fleet.redisline import RedisLine, Renewals
 from proxy.fleet.replica import ManagedReplica, Replica
 from proxy.fleet.servedmodel import ServedModel
+from proxy.fleet.sharedqueue import LINE, PROBE_EVERY, SharedAdmission
 from proxy.ops.metrics import Metrics
 from proxy.redis_client import connect
 from proxy.servers.build import add_server, load_catalog, managed_servers, preload
 from proxy.servers.pool import ProcessPool
 from proxy.servers.remote import Supervised
+from proxy.servers.remotequeue import SupervisedLine
 
 
 def build_fleet(
@@ -59,7 +63,7 @@ class Models:
     def __init__(self, settings: Settings, runtime: Runtime, metrics: Optional[Metrics]) -> None:
         self.settings = settings
         self.runtime = runtime
-        self.metrics = metrics
+        self.admissions = Admissions(settings, runtime, metrics)
         self.runner: Optional[ProcessPool | Supervised] = None
         self._servers: dict = {}
 
@@ -84,9 +88,9 @@ class Models:
         """The model ``spec`` describes, on its replicas (its server made if the proxy runs
         it and has not made it yet)."""
         if spec.managed:
-            replicas = _managed(spec, self._server(spec), self.settings, self.metrics)
+            replicas = _managed(spec, self._server(spec), self.settings, self.admissions)
         else:
-            replicas = _replicas(spec, self.settings, self.metrics)
+            replicas = _replicas(spec, self.settings, self.admissions)
         by_name = {replica.name: replica for replica in replicas}
         rotation = Rotation(lambda name, by_name=by_name: by_name[name].probe().ok)
         return ServedModel(spec, replicas, rotation, shared=_shared(spec, replicas, self.settings))
@@ -136,37 +140,37 @@ def fleet_of(backend: Backend, settings: Settings) -> Fleet:
     )
 
 
-def _managed(spec: ModelSpec, server, settings: Settings, metrics) -> tuple:
+def _managed(spec: ModelSpec, server, settings: Settings, admissions: Admissions) -> tuple:
     """The one replica of a model the proxy runs, in front of its server."""
-    backend = _servercpp(UpstreamSpec(server.url), spec, settings, None, metrics)
+    backend = _servercpp(UpstreamSpec(server.url), spec, settings, None, admissions)
     card = file_card(spec.managed.model, spec.managed.capabilities) if spec.managed.model else None
     return (ManagedReplica(server, backend, card),)
 
 
-def _replicas(spec: ModelSpec, settings: Settings, metrics) -> tuple:
+def _replicas(spec: ModelSpec, settings: Settings, admissions: Admissions) -> tuple:
     if spec.backend == "chatglm":  # imported here: chatglm-cpp is an optional extra
         from proxy.backends.chatglm.backend import load_backend
 
         return (Replica(spec.path, load_backend(settings, spec.path, spec.id, spec.reasoning)),)
     if spec.backend in ("openai", "anthropic"):
         return tuple(
-            Replica(upstream.url, _relay(upstream, spec, settings, metrics))
+            Replica(upstream.url, _relay(upstream, spec, settings, admissions))
             for upstream in spec.upstreams
         )
     embedding = None
     if spec.embedding_upstream:  # one server for every replica: one client, one queue
         embedding = (
             _client(spec.embedding_upstream, spec, settings),
-            _admission(spec.embedding_upstream, spec, settings, metrics),
+            admissions.make(spec.embedding_upstream, spec),
         )
     return tuple(
-        Replica(upstream.url, _servercpp(upstream, spec, settings, embedding, metrics))
+        Replica(upstream.url, _servercpp(upstream, spec, settings, embedding, admissions))
         for upstream in spec.upstreams
     )
 
 
 def _servercpp(
-    upstream: UpstreamSpec, spec: ModelSpec, settings: Settings, embedding, metrics
+    upstream: UpstreamSpec, spec: ModelSpec, settings: Settings, embedding, admissions: Admissions
 ) -> Backend:
     from proxy.backends.servercpp.backend import ServerCppBackend
     from proxy.backends.servercpp.chattemplate import HistoricTemplate
@@ -183,14 +187,16 @@ def _servercpp(
     return ServerCppBackend(
         _client(upstream, spec, settings),
         TemplateChoice(spec.chat_template, historic),
-        _admission(upstream, spec, settings, metrics),
+        admissions.make(upstream, spec),
         spec.id,
         embedding,
         reasoning=spec.reasoning,
     )
 
 
-def _relay(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings, metrics) -> Backend:
+def _relay(
+    upstream: UpstreamSpec, spec: ModelSpec, settings: Settings, admissions: Admissions
+) -> Backend:
     """A replica on a server that speaks OpenAI's API or Anthropic's Messages API."""
     from proxy.backends.anthropic.backend import AnthropicBackend
     from proxy.backends.anthropic.payload import VERSION
@@ -211,7 +217,7 @@ def _relay(upstream: UpstreamSpec, spec: ModelSpec, settings: Settings, metrics)
     if timeouts.read is not None:
         hints["timeout_remedy"] = "raise the model's timeouts.read or ask for fewer tokens"
     key = upstream_key(spec)  # never --llama-api-key: that is for the servers of this machine
-    admission = _admission(upstream, spec, settings, metrics)
+    admission = admissions.make(upstream, spec)
     if spec.backend == "anthropic":  # its key goes as x-api-key, beside the API's version
         hints["headers"].update(
             {"anthropic-version": VERSION, **({"x-api-key": key} if key else {})}
@@ -299,18 +305,59 @@ def server_label(upstream: UpstreamSpec, spec: ModelSpec) -> str:
     return f"the server of {model}"
 
 
-def _admission(
-    upstream: UpstreamSpec, spec: ModelSpec, settings: Settings, metrics: Optional[Metrics]
-) -> Admission:
-    watch = metrics.queue(spec.id or "default", upstream.url) if metrics else QueueWatch()
-    return Admission(
-        server_label(upstream, spec),
-        SlotCount(configured=upstream.slots or None),
-        max_queue=settings.limits.max_queue,
-        queue_timeout=settings.limits.queue_timeout,
-        remedy=", or give the server more slots (--parallel)",
-        watch=watch,
-    )
+class Admissions:
+    """How this process admits requests to its upstreams' slots: by a queue of its own for
+    each, or, where other processes serve them too, by the queue they share (a
+    :class:`~proxy.fleet.sharedqueue.Line`): Redis's for proxies sharing ``--redis-url``, else
+    the supervisor's for gunicorn's workers."""
+
+    def __init__(self, settings: Settings, runtime: Runtime, metrics: Optional[Metrics]) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.outages = Outages(
+            "the supervisor" if runtime.supervisor else "Redis",
+            remote=True,
+            stores={LINE: "the shared queue of the upstreams' slots"},
+            probe_every=PROBE_EVERY,
+            meanwhile="each process admits requests by its own queue",
+        )
+        self._redis = None
+        self._supervised = None
+        if settings.stores.redis_url:
+            self._redis = connect(settings.stores.redis_url, retry=False)
+            self._renewals = Renewals()
+        elif runtime.supervisor:
+            self._supervised = Supervised(*runtime.supervisor)
+        if metrics and (self._redis or self._supervised):
+            metrics.watch_line(self.outages)
+
+    def make(self, upstream: UpstreamSpec, spec: ModelSpec) -> Admission:
+        limits = self.settings.limits
+        watch = (
+            self.metrics.queue(spec.id or "default", upstream.url) if self.metrics else QueueWatch()
+        )
+        settings = {
+            "name": server_label(upstream, spec),
+            "max_queue": limits.max_queue,
+            "queue_timeout": limits.queue_timeout,
+            "remedy": ", or give the server more slots (--parallel)",
+        }
+        admission = {**settings, "slots": SlotCount(configured=upstream.slots or None)}
+        where = f"{spec.id or 'default'}|{upstream.url}"
+        if self._redis is not None:
+            line = RedisLine(
+                self._redis, where, self._renewals, configured=upstream.slots or 0, **settings
+            )
+        elif self._supervised is not None:
+            line = SupervisedLine(
+                self._supervised,
+                where,
+                (settings["name"], upstream.slots or None, limits.max_queue,
+                 limits.queue_timeout, settings["remedy"]),
+            )  # fmt: skip
+        else:
+            return Admission(watch=watch, **admission)
+        return SharedAdmission(line, self.outages, watch=watch, **admission)
 
 
 class Anew:

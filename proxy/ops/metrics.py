@@ -170,6 +170,19 @@ class Metrics:
         journal.on_lost = unwritten.labels("usage").inc
         capture.on_unwritten = unwritten.labels("exchanges").inc
 
+    def watch_line(self, outages) -> None:
+        """Whether the queue the processes share can be reached (``outages`` of it): while
+        not, each process admits by its own."""
+        up = Gauge(
+            PREFIX + "queue_shared_up",
+            "Whether the queue every process shares (the supervisor's, or Redis's) can be "
+            "reached: 0 while each process admits by its own",
+            multiprocess_mode="livemin",
+            registry=self.registry,
+        )
+        up.set(1)
+        outages.on_change = lambda store, is_up: up.set(int(is_up))
+
     def watch(self, fleet) -> None:
         """Read the fleet's shared state at every scrape."""
         self._fleet = FleetCollector(fleet)

@@ -36,19 +36,23 @@ class Supervised:
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:
-        with self._lock:
-            connection = self._idle.pop() if self._idle else None
-        if connection is None:
-            try:
-                connection = Client(self.address, "AF_UNIX", authkey=self.authkey)
-            except OSError:
-                raise UpstreamUnavailableError(GONE, retry_after=5) from None
+        try:
+            connection = self.take()
+        except OSError:
+            raise UpstreamUnavailableError(GONE, retry_after=5) from None
         try:
             yield connection
         finally:
-            self._put_back(connection)
+            self.give(connection)
 
-    def _put_back(self, connection: Connection) -> None:
+    def take(self) -> Connection:
+        """An idle connection, or a new one (an ``OSError`` when the supervisor is gone)."""
+        with self._lock:
+            connection = self._idle.pop() if self._idle else None
+        return connection or Client(self.address, "AF_UNIX", authkey=self.authkey)
+
+    def give(self, connection: Connection) -> None:
+        """Keep ``connection`` for the next call, unless closed or enough are kept."""
         if connection.closed:
             return
         with self._lock:

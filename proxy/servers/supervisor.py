@@ -32,6 +32,7 @@ from proxy.core.errors import UpstreamUnavailableError
 from proxy.logs import log_to_stderr
 from proxy.servers.build import load_catalog, managed_servers, preload, refresh_servers
 from proxy.servers.launch import STOP_GRACE, die_with_parent
+from proxy.servers.queues import Queues, Session
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +50,14 @@ CALLS = {
 
 
 class Supervisor:
-    """Answer the workers' calls on the servers of a :class:`ProcessPool`; ``refresh`` (the
-    servers of the models served now) is called when a worker says the models changed."""
+    """Answer the workers' calls on the servers of a :class:`ProcessPool` and on the queues of
+    every upstream; ``refresh`` (the servers of the models served now) is called when a worker
+    says the models changed."""
 
     def __init__(self, servers: dict, refresh: Callable[[], dict] = dict) -> None:
         self.servers = servers
         self.refresh = refresh
+        self.queues = Queues()
         # every server it has run: a worker started before a model was deleted still asks
         # of its server (stopped) until gunicorn's master has replaced it
         self.known = dict(servers)
@@ -70,19 +73,33 @@ class Supervisor:
             ).start()
 
     def session(self, connection: Connection) -> None:
-        """One worker connection; the requests it holds are released when it drops."""
+        """One worker connection; the requests and the slot it holds are released when it
+        drops."""
         held: Counter = Counter()
+        turns = self.queues.session()
         try:
             while True:
                 method, name, args = connection.recv()
-                connection.send(self.answer(method, name, args, held))
+                if method.startswith("queue."):
+                    connection.send(self.turn(turns, method, name, args, connection))
+                else:
+                    connection.send(self.answer(method, name, args, held))
         except (OSError, EOFError):
             pass
         finally:
             connection.close()
+            turns.release()
             for name, count in held.items():
                 for _ in range(count):
                     self.known[name].release()
+
+    @staticmethod
+    def turn(turns: Session, method: str, upstream: str, args: tuple, connection) -> tuple:
+        try:
+            return turns.answer(method, upstream, args, connection)
+        except Exception as exc:  # the worker falls back on its own queue, the log says why
+            logger.error("%s of %s failed: %s: %s", method, upstream, type(exc).__name__, exc)
+            return "unavailable", f"the supervisor could not {method} {upstream}; see its log", 5
 
     def answer(self, method: str, name: str, args: tuple, held: Counter) -> tuple:
         try:

@@ -3,6 +3,7 @@ fairness e2e and ``bench.fairness`` both run."""
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 from dataclasses import dataclass
@@ -10,6 +11,9 @@ from dataclasses import dataclass
 import requests
 
 FLOOD = 16  # streams kept in flight
+SLOTS = 4  # the server's
+QUESTIONS = 6  # the other key's, one at a time
+WAITING = FLOOD - SLOTS  # the flood's requests in the proxy's line at any time
 TEAM = """
 [[keys]]
 name = "a"
@@ -122,3 +126,17 @@ class Flood:
         return sum(
             answer.sent < question.sent and answer.first > question.first for answer in self.answers
         )
+
+
+def under_flood(url: str, flooding: str, asking: str) -> dict:
+    """``asking``'s questions under ``flooding``'s flood: for each, the flood's answers
+    that started while it waited (``behind``) and that it went ahead of (``ahead``)."""
+    with Flood(url, flooding) as flood:
+        asked = questions(url, asking, QUESTIONS)
+    assert not flood.failures and flood.answers
+    counts = {
+        "behind": statistics.median(flood.overtook(question) for question in asked),
+        "ahead": statistics.median(flood.overtaken(question) for question in asked),
+    }
+    print(flooding, asking, counts, "first bytes (ms):", [round(q.first_ms) for q in asked])
+    return counts

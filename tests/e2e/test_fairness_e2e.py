@@ -13,22 +13,15 @@ leaves a slot for.
 
 from __future__ import annotations
 
-import statistics
-
 import pytest
 
 from tests.processes import ProxyProcess
 
-from .flood import FLOOD, TEAM, Flood, questions
+from .flood import SLOTS, TEAM, WAITING, under_flood
 from .llama_server import LlamaServer
 from .marks import CURRENT, only
 
 pytestmark = pytest.mark.e2e
-
-SLOTS = 4
-QUESTIONS = 6
-WAITING = FLOOD - SLOTS  # A's requests in the proxy's line at any time
-
 
 POLICY = "the line's policy is the proxy's, whatever the server: tabled in the unit tier"
 
@@ -57,23 +50,9 @@ def shared(kind, model, logs, tmp_path_factory):
         yield kind, proxy
 
 
-def under_flood(proxy: ProxyProcess, flooding: str, asking: str) -> dict:
-    """``asking``'s questions under ``flooding``'s flood: for each, the flood's answers
-    that started while it waited (``behind``) and that it went ahead of (``ahead``)."""
-    with Flood(proxy.url, flooding) as flood:
-        asked = questions(proxy.url, asking, QUESTIONS)
-    assert not flood.failures and flood.answers
-    counts = {
-        "behind": statistics.median(flood.overtook(question) for question in asked),
-        "ahead": statistics.median(flood.overtaken(question) for question in asked),
-    }
-    print(flooding, asking, counts, "first bytes (ms):", [round(q.first_ms) for q in asked])
-    return counts
-
-
 def test_another_keys_question_takes_the_next_free_slot(shared):
     kind, proxy = shared
-    by_turns = under_flood(proxy, "sk-a", "sk-b")
+    by_turns = under_flood(proxy.url, "sk-a", "sk-b")
     assert by_turns["behind"] < SLOTS and by_turns["ahead"] >= WAITING - SLOTS
 
 
@@ -82,7 +61,7 @@ def test_one_keys_questions_wait_their_turn_behind_its_own_flood(shared):
     """What the counts are without turns: the flood's key asking too, first come first
     served."""
     kind, proxy = shared
-    first_come = under_flood(proxy, "sk-a", "sk-a")
+    first_come = under_flood(proxy.url, "sk-a", "sk-a")
     assert first_come["behind"] >= WAITING - SLOTS and first_come["ahead"] < SLOTS
 
 
@@ -94,5 +73,5 @@ def test_one_keys_questions_wait_their_turn_behind_its_own_flood(shared):
 )
 def test_a_cap_or_a_priority_keeps_a_slot_for_the_other_key(shared, flooding, asking):
     kind, proxy = shared
-    counts = under_flood(proxy, flooding, asking)
+    counts = under_flood(proxy.url, flooding, asking)
     assert counts["behind"] < SLOTS and counts["ahead"] >= WAITING - SLOTS

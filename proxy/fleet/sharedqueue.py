@@ -1,0 +1,156 @@
+"""Admission through a queue that every process serving an upstream shares: the supervisor's
+under gunicorn (:mod:`proxy.servers.queues`), Redis's across proxies
+(:mod:`proxy.fleet.redisline`). Each is a :class:`Line`.
+
+The process's own queue, which :class:`SharedAdmission` inherits, takes over while the line
+cannot be reached: no request is refused for it, the outage is logged as it begins and as it
+ends (:class:`~proxy.access.outages.Outages`), and the line is tried again once every
+:data:`PROBE_EVERY` seconds meanwhile. A ticket stays with the queue that handed it out.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, Optional, Protocol
+
+from proxy.access.outages import Outages
+from proxy.backends.admission import Admission
+from proxy.backends.lease import Ticket
+from proxy.core.caller import Caller
+from proxy.core.errors import StoreUnavailableError
+
+PROBE_EVERY = 5.0  # seconds between two tries of a line that cannot be reached
+LINE = "queue"  # the one store an outage of the shared queue is tracked as
+
+
+class Line(Protocol):
+    """One upstream's queue as the processes share it: the bookkeeping calls of
+    :class:`~proxy.backends.admission.Admission`, each raising the line's own error (an
+    ``OSError``, a ``redis.RedisError``) while it cannot be reached."""
+
+    def wait(self, caller: Caller, ticket: Optional[Ticket]) -> Ticket: ...
+
+    def release(self, ticket: Ticket) -> None: ...
+
+    def accepted(self, ticket: Ticket, slot: Optional[int]) -> None: ...
+
+    def finished(self, ticket: Ticket) -> None: ...
+
+    def refused(self, ticket: Ticket) -> None: ...
+
+    def saw_slot(self, slot_id: object) -> None: ...
+
+    def report(self, total: Optional[int], queues: bool) -> None: ...
+
+    def snapshot(self) -> dict: ...
+
+    def busy(self) -> tuple:
+        """``(generations running or waiting, slot limit)`` as of the line's last answer,
+        without asking it again."""
+
+
+class SharedAdmission(Admission):
+    """An :class:`Admission` whose turns ``line`` keeps for every process; its own queue
+    while ``line`` cannot be reached. ``outages`` is told when that begins and ends."""
+
+    def __init__(self, line: Line, outages: Outages, **admission) -> None:
+        super().__init__(**admission)
+        self.line = line
+        self.outages = outages
+        self._mine: dict = {}  # key name: [running, waiting] of this process's shared tickets
+        self._counting = threading.Lock()
+
+    # -- the calls a lease makes ------------------------------------------------------------
+
+    def wait(self, caller: Caller, ticket: Optional[Ticket]) -> Ticket:
+        if ticket is not None and ticket.shared is None:
+            return super().wait(caller, ticket)
+        name, began = caller.party.name, self.clock()
+        self._tell_mine(name, waiting=1)
+        try:
+            shared = self._reach(lambda: self.line.wait(caller, ticket))
+        except StoreUnavailableError:
+            return super().wait(caller, None)  # a refused shared ticket starts anew here
+        finally:
+            self._tell_mine(name, waiting=-1)
+        self._tell_mine(name, running=1, served=True)
+        self.watch.admitted(self.clock() - began)
+        return shared
+
+    def release(self, ticket: Ticket) -> None:
+        if ticket.shared is None:
+            return super().release(ticket)
+        self._tell_mine(ticket.party.name, running=-1)
+        self._quietly(lambda: self.line.release(ticket))
+
+    def accepted(self, ticket: Ticket, slot: Optional[int]) -> None:
+        if ticket.shared is None:
+            return super().accepted(ticket, slot)
+        self._quietly(lambda: self.line.accepted(ticket, slot))
+
+    def finished(self, ticket: Ticket) -> None:
+        if ticket.shared is None:
+            return super().finished(ticket)
+        self._quietly(lambda: self.line.finished(ticket))
+
+    def refused(self, ticket: Ticket) -> None:
+        if ticket.shared is None:
+            return super().refused(ticket)
+        self._quietly(lambda: self.line.refused(ticket))
+
+    # -- what the server says of its slots --------------------------------------------------
+
+    def saw_slot(self, slot_id: object) -> None:
+        super().saw_slot(slot_id)
+        self._quietly(lambda: self.line.saw_slot(slot_id))
+
+    def report(self, total: Optional[int], queues: bool = False) -> None:
+        super().report(total, queues)
+        self._quietly(lambda: self.line.report(total, queues))
+
+    # -- what is shown ----------------------------------------------------------------------
+
+    def busy(self) -> tuple:
+        """What placement weighs: the line's count as of its last answer."""
+        if not self.outages.is_up(LINE):
+            return super().busy()
+        running, limit = self.line.busy()
+        return running, limit if limit is not None else self.slots.limit
+
+    def snapshot(self) -> dict:
+        """The line's picture, whichever process shows it; this process's own while the line
+        cannot be reached (``shared`` says which)."""
+        try:
+            shown = self._reach(self.line.snapshot)
+        except StoreUnavailableError:
+            return {**super().snapshot(), "shared": False}
+        return {**shown, "shared": True}
+
+    # -- the line's outages -----------------------------------------------------------------
+
+    def _reach(self, call: Callable):
+        with self.outages.reaching(LINE):
+            return call()
+
+    def _quietly(self, call: Callable) -> None:
+        """A call whose failure has nothing to change: a lease the line has lost ends by its
+        own expiry (Redis) or with its connection (the supervisor)."""
+        try:
+            self._reach(call)
+        except StoreUnavailableError:
+            pass
+
+    def _tell_mine(self, name: str, running: int = 0, waiting: int = 0, served=False) -> None:
+        """This process's part of the shared queue, for ``/metrics``: each process tells its
+        own, and their sum is the line's."""
+        with self._counting:
+            mine = self._mine.setdefault(name, [0, 0])
+            mine[0] += running
+            mine[1] += waiting
+            if mine == [0, 0]:
+                del self._mine[name]
+            ran = sum(each[0] for each in self._mine.values())
+            waits = sum(each[1] for each in self._mine.values())
+            self.watch.counted(ran, waits)
+            if name:
+                self.watch.turns(name, mine[0], mine[1], served)

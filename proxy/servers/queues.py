@@ -1,0 +1,146 @@
+"""The queues the supervisor keeps for every worker: one :class:`Admission` per upstream, so
+that a freed slot goes to the turn the whole machine says is next, and a key's cap counts its
+slots in every worker.
+
+A worker waits for its slot on a connection of its own and holds it for as long as it holds
+the slot (:mod:`proxy.servers.remotequeue`): a worker that gives up closes it, and one that
+dies drops it, and either way the slot is handed on at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from multiprocessing.connection import Connection
+from typing import Optional
+
+from proxy.backends.admission import Admission
+from proxy.backends.fairqueue import SlotCount
+from proxy.backends.lease import Ticket
+from proxy.core.caller import Caller
+from proxy.core.errors import ClientGoneError, QueueFullError, QueueTimeoutError
+from proxy.core.party import Held, Party
+
+REFUSALS = {"queue_full": QueueFullError, "queue_timeout": QueueTimeoutError}
+
+
+class Queues:
+    """The upstreams' admissions, made at their first use with the settings the worker sends
+    (the same in every worker), and the parties by key name: one count of each key's slots."""
+
+    def __init__(self) -> None:
+        self._admissions: dict = {}  # upstream: Admission
+        self._held: dict = {}  # key name: Held
+        self._holders: Counter = Counter()  # (upstream, worker pid): slots held
+        self._lock = threading.Lock()
+
+    def admission(self, upstream: str, settings: tuple) -> Admission:
+        """``settings``: the name errors give it, its slots by the operator, ``--max-queue``,
+        ``--queue-timeout`` and what else gives more slots."""
+        with self._lock:
+            admission = self._admissions.get(upstream)
+            if admission is None:
+                name, configured, max_queue, queue_timeout, remedy = settings
+                admission = self._admissions[upstream] = Admission(
+                    name,
+                    SlotCount(configured=configured),
+                    max_queue=max_queue,
+                    queue_timeout=queue_timeout,
+                    remedy=remedy,
+                )
+            return admission
+
+    def party(self, name: str, weight: float, priority: int, cap: int) -> Party:
+        with self._lock:
+            held = self._held.setdefault(name, Held())
+        return Party(name, weight, priority, cap, held)
+
+    def session(self) -> "Session":
+        return Session(self)
+
+    def held_by(self, upstream: str, pid: int, change: int) -> None:
+        with self._lock:
+            self._holders[upstream, pid] += change
+            if not self._holders[upstream, pid]:
+                del self._holders[upstream, pid]
+
+    def processes(self, upstream: str) -> dict:
+        """Slots each worker holds, by its pid."""
+        with self._lock:
+            return {pid: n for (name, pid), n in self._holders.items() if name == upstream}
+
+
+class Session:
+    """One worker connection's calls on the queues: at most one ticket, the one its lease
+    holds; handed on when the connection drops."""
+
+    def __init__(self, queues: Queues) -> None:
+        self.queues = queues
+        self.held: Optional[tuple] = None  # (upstream, pid, admission, ticket)
+
+    def answer(self, method: str, upstream: str, args: tuple, connection: Connection) -> tuple:
+        settings, *args = args
+        admission = self.queues.admission(upstream, settings)
+        if method == "queue.wait":
+            return self.wait(upstream, admission, connection, *args)
+        if method == "queue.snapshot":
+            shown = admission.snapshot()
+            shown["processes"] = self.queues.processes(upstream)
+            return "ok", shown, 0
+        if method == "queue.report":
+            if admission.reported() != tuple(args):  # a worker's first look, or another server
+                admission.report(*args)
+        elif method == "queue.saw_slot":
+            admission.saw_slot(*args)
+        elif self.held is None:
+            return "unavailable", "no slot is held on this connection", 0
+        elif method == "queue.accepted":
+            admission.accepted(self.held[3], *args)
+        elif method == "queue.finished":
+            admission.finished(self.held[3])
+        elif method == "queue.refused":
+            ticket = self.held[3]
+            admission.refused(ticket)
+            return "ok", (ticket.not_before, ticket.refusals), 0
+        elif method == "queue.release":
+            self.release()
+        else:
+            return "unavailable", f"the supervisor has no call {method!r}", 0
+        return "ok", admission.busy(), 0
+
+    def wait(
+        self,
+        upstream: str,
+        admission: Admission,
+        connection: Connection,
+        party: tuple,
+        again: Optional[tuple],
+        pid: int,
+    ) -> tuple:
+        """Wait for a slot as the worker's request would (``again``: a refused ticket's place,
+        back at the head of its key's queue); the worker's closing its connection is its
+        client gone."""
+        ticket = None
+        if again is not None:
+            deadline, stamp, order, joined, not_before, refusals = again
+            ticket = Ticket(deadline, self.queues.party(*party), joined=joined, stamp=stamp,
+                            order=order, not_before=not_before, refusals=refusals)  # fmt: skip
+        caller = Caller(party=self.queues.party(*party), gone=connection.poll)
+        try:
+            ticket = admission.wait(caller, ticket)
+        except (QueueFullError, QueueTimeoutError) as exc:
+            return "refused", (exc.code, exc.message, exc.retry_after), 0
+        except ClientGoneError:
+            return "gone", None, 0
+        self.held = (upstream, pid, admission, ticket)
+        self.queues.held_by(upstream, pid, 1)
+        placed = (ticket.deadline, ticket.stamp, ticket.order, ticket.joined)
+        return "ok", (placed, admission.busy()), 0
+
+    def release(self) -> None:
+        """Hand the slot held on this connection on, if one is."""
+        if self.held is not None:
+            upstream, pid, admission, ticket = self.held
+            self.held = None
+            admission.release(ticket)
+            self.queues.held_by(upstream, pid, -1)

@@ -1,0 +1,232 @@
+"""The queue every process shares decides as the process's own does: the same arrivals get
+their slots in the same order, in the supervisor's queue (over its real socket) and in
+Redis's (a real Redis); and a shared queue that cannot be reached leaves each process its own.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from contextlib import closing, contextmanager
+from multiprocessing.connection import Listener
+
+import pytest
+
+from proxy.access.outages import Outages
+from proxy.backends.admission import Admission
+from proxy.backends.fairqueue import SlotCount
+from proxy.core.caller import Caller
+from proxy.core.errors import QueueFullError, QueueTimeoutError, SlotUnavailableError
+from proxy.core.party import Held, Party
+from proxy.fleet.redisline import RedisLine, Renewals
+from proxy.fleet.sharedqueue import LINE, SharedAdmission
+from proxy.servers.remote import Supervised
+from proxy.servers.remotequeue import SupervisedLine
+from proxy.servers.supervisor import Supervisor
+from tests.polling import wait_for
+
+SETTINGS = {"name": "the server", "max_queue": 50, "queue_timeout": 30.0}
+
+
+def parties() -> dict:
+    held = {name: Held() for name in "abcz"}
+    return {
+        "a": Party("a", held=held["a"]),
+        "b": Party("b", held=held["b"]),
+        "c": Party("c", weight=2.0, held=held["c"]),
+        "z": Party("z", priority=0, held=held["z"]),  # interactive: first
+        "capped": Party("a", cap=1, held=held["a"]),
+    }
+
+
+# arrivals while the one slot is taken (by the first of each), as key names; the order in
+# which the others get it
+ARRIVALS = {
+    "one-key-first-come": "aaaa",
+    "turns-by-key": "aaaabb",
+    "a-weight-of-two": "aaacccc",
+    "priority-first": "aaaazz",
+    "three-keys": "aabbccab",
+}
+
+
+def order(admission: Admission, arrivals: str, slots_taken: int = 1) -> list:
+    """Who gets the slot, in turn, when ``arrivals`` queue behind its holder in this order."""
+    people = parties()
+    holder = admission.wait(Caller(party=people[arrivals[0]]), None)
+    served, waiters = [], []
+
+    def wait(name: str) -> None:
+        ticket = admission.wait(Caller(party=people[name]), None)
+        served.append(name)
+        admission.release(ticket)
+
+    for n, name in enumerate(arrivals[1:], 1):
+        waiter = threading.Thread(target=wait, args=(name,))
+        waiter.start()
+        waiters.append(waiter)
+        wait_for(lambda n=n: admission.snapshot()["queued"] == n, timeout=10)
+    admission.release(holder)
+    for waiter in waiters:
+        waiter.join(30)
+    return served
+
+
+@contextmanager
+def own():
+    yield lambda: Admission(slots=SlotCount(configured=1), **SETTINGS)
+
+
+@contextmanager
+def supervised():
+    folder = tempfile.mkdtemp()
+    address = os.path.join(folder, "sock")
+    with closing(Listener(address, "AF_UNIX", authkey=b"k")) as listener:
+        supervisor = Supervisor({})
+        threading.Thread(target=supervisor.serve, args=(listener,), daemon=True).start()
+        made = iter(range(1000))
+
+        def make():
+            line = SupervisedLine(
+                Supervised(address, b"k"), f"up{next(made)}", ("the server", 1, 50, 30.0, "")
+            )
+            return shared(line)
+
+        yield make
+
+
+@contextmanager
+def redis_shared(client):
+    made = iter(range(1000))
+
+    def make():
+        line = RedisLine(client, f"up{next(made)}", Renewals(), configured=1, **SETTINGS)
+        return shared(line)
+
+    yield make
+
+
+def shared(line) -> SharedAdmission:
+    outages = Outages("a line", remote=True, stores={LINE: "the shared queue"})
+    return SharedAdmission(line, outages, slots=SlotCount(configured=1), **SETTINGS)
+
+
+@pytest.fixture(params=["supervisor", "redis"])
+def line(request):
+    if request.param == "supervisor":
+        with supervised() as make:
+            yield make
+    else:
+        with redis_shared(request.getfixturevalue("redis_client")) as make:
+            yield make
+
+
+@pytest.mark.parametrize("arrivals", ARRIVALS.values(), ids=ARRIVALS)
+def test_the_shared_queue_gives_the_slots_in_the_process_queues_order(line, arrivals):
+    with own() as make:
+        expected = order(make(), arrivals)
+    found = order(line(), arrivals)
+    assert found == expected and sorted(found) == sorted(arrivals[1:])
+
+
+def test_a_cap_counts_the_slots_a_key_holds_on_every_upstream(line):
+    """Key a, capped at one slot, holds it on one upstream: its request on another with a free
+    slot waits until the first is handed back; another key's does not."""
+    first, second = line(), line()
+    people = parties()
+    holding = first.wait(Caller(party=people["capped"]), None)
+    waited = []
+    waiter = threading.Thread(
+        target=lambda: waited.append(second.wait(Caller(party=people["capped"]), None))
+    )
+    waiter.start()
+    wait_for(lambda: second.snapshot()["queued"] == 1, timeout=10)
+    other = second.wait(Caller(party=people["b"]), None)  # a slot free for another key
+    second.release(other)
+    assert not waited
+    first.release(holding)
+    waiter.join(10)
+    assert len(waited) == 1
+    second.release(waited[0])
+
+
+def test_the_picture_is_the_same_from_every_process(line):
+    one = line()
+    people = parties()
+    held = one.wait(Caller(party=people["a"]), None)
+    waiter = threading.Thread(target=lambda: one.release(one.wait(Caller(party=people["b"]), None)))
+    waiter.start()
+    wait_for(lambda: one.snapshot()["queued"] == 1, timeout=10)
+    shown = one.snapshot()
+    assert shown["shared"] and shown["in_flight"] == 1 and shown["slots"] == 1
+    assert shown["keys"] == {"a": {"running": 1, "waiting": 0}, "b": {"running": 0, "waiting": 1}}
+    assert sum(shown["processes"].values()) == 1
+    one.release(held)
+    waiter.join(10)
+
+
+def test_a_full_queue_and_its_timeout_are_refused_as_in_one_process(line):
+    admission = line()
+    admission.max_queue, admission.queue_timeout = 1, 0.3
+    if isinstance(admission.line, RedisLine):
+        admission.line.max_queue, admission.line.queue_timeout = 1, 0.3
+    else:
+        admission.line.settings = ("the server", 1, 1, 0.3, "")
+        admission.line.upstream += "-bounded"
+    people = parties()
+    held, b = admission.wait(Caller(party=people["a"]), None), people["b"]
+    with pytest.raises(QueueTimeoutError, match="waited 0.3s for one of the 1 slot of the server"):
+        admission.wait(Caller(party=people["b"]), None)
+    waiter = threading.Thread(
+        target=lambda: pytest.raises(QueueTimeoutError, admission.wait, Caller(party=b), None)
+    )
+    waiter.start()
+    wait_for(lambda: admission.snapshot()["queued"] == 1, timeout=10)
+    with pytest.raises(QueueFullError, match="1 requests already wait"):
+        admission.wait(Caller(party=people["c"]), None)
+    waiter.join(10)
+    admission.release(held)
+
+
+def test_a_line_that_cannot_be_reached_leaves_the_process_its_own_queue():
+    folder = tempfile.mkdtemp()
+    line = SupervisedLine(Supervised(os.path.join(folder, "none"), b"k"), "up", ("x", 1, 5, 1, ""))
+    admission = shared(line)
+    ticket = admission.wait(Caller(party=Party("a")), None)
+    assert ticket.shared is None and not admission.outages.is_up(LINE)
+    assert admission.snapshot()["shared"] is False and admission.snapshot()["in_flight"] == 1
+    admission.release(ticket)
+    assert admission.snapshot()["in_flight"] == 0
+
+
+def test_a_lease_lasts_while_renewed_and_ends_when_its_process_stops(redis_client):
+    """Renewed, a slot stays held past its lease; once its process stops renewing (it died),
+    the slot goes to the next waiter within the lease."""
+    renewals = Renewals(every=0.2)
+    line = RedisLine(redis_client, "up", renewals, configured=1, lease=0.6, **SETTINGS)
+    admission = shared(line)
+    people = parties()
+    held = admission.wait(Caller(party=people["a"]), None)
+    time.sleep(1.5)  # more than two leases
+    assert admission.snapshot()["keys"]["a"]["running"] == 1
+    renewals.drop(line, held.shared)  # as if its process had died
+    waited = admission.wait(Caller(party=people["b"]), None)
+    assert admission.snapshot()["keys"] == {"b": {"running": 1, "waiting": 0}}
+    admission.release(waited)
+
+
+def test_a_request_the_server_refuses_goes_back_first_in_the_shared_queue(line):
+    admission = line()
+    people = parties()
+    tries = []
+
+    def attempt():
+        tries.append(admission.snapshot()["in_flight"])
+        if len(tries) == 1:
+            raise SlotUnavailableError("no free slot", retry_after=1)
+        return "answered"
+
+    assert admission.run(attempt, Caller(party=people["a"])) == "answered"
+    assert tries == [1, 1] and admission.snapshot()["in_flight"] == 0
