@@ -1,5 +1,6 @@
-"""The bookkeeping of one upstream's slots: how many generations it runs at once, and in which
-order the requests waiting for them get them. Pure: the caller serialises access.
+"""The bookkeeping of one upstream's slots: in which order the requests waiting for them get
+them (:class:`FairQueue`), and how many there are (:class:`SlotCount`). Pure: the caller
+serialises access.
 
 Turns by key, with start-time fair queueing: each request joining the queue is stamped with a
 virtual start, the later of the queue's virtual time and where its key's previous request ended;
@@ -11,15 +12,11 @@ Priorities come before turns: the lowest priority number goes first. A request's
 improves by one step every :data:`AGE_EVERY` seconds it waits, so a batch at the lowest priority
 reaches the highest within half a minute and never waits forever.
 
-Pure bookkeeping, as :mod:`proxy.backends.fairqueue`: the caller serialises access.
-
-How many generations an upstream can run at once.
-
-Three sources, most trusted first: the operator (``--slots``), the server itself (current
-llama.cpp reports ``total_slots``), and, for servers that say nothing (PowerInfer, llama.cpp of
-2023), what their answers reveal: every slot id seen exists, and a "no free slot" refusal while
-``n`` of our generations run means the server holds no more than ``n``. Pure bookkeeping: the
-caller serialises access.
+How many slots: three sources, most trusted first: the operator (``--slots``), the server
+itself (current llama.cpp reports ``total_slots``), and, for servers that say nothing
+(PowerInfer, llama.cpp of 2023), what their answers reveal: every slot id seen exists, and a
+"no free slot" refusal while ``n`` of our generations run means the server holds no more than
+``n``.
 """
 
 from __future__ import annotations

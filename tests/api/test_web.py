@@ -208,13 +208,20 @@ def test_a_client_that_asks_for_no_page_is_told_the_api_runs(client, accept):
     assert client.get("/", headers=headers).get_data(as_text=True) == "Ollama is running"
 
 
-def test_the_admin_sees_each_keys_part_of_the_line(make_client, backend, monkeypatch):
+def test_the_admin_sees_each_keys_and_each_processs_part_of_the_line(
+    make_client, backend, monkeypatch
+):
     keys = {"bob": {"running": 0, "waiting": 1}, "alice": {"running": 2, "waiting": 2}}
-    line = {"in_flight": 2, "queued": 3, "keys": keys}
+    processes = {"gpu-box:812": 1, "gpu-box:811": 1}  # a queue shared by two processes
+    line = {"in_flight": 2, "queued": 3, "keys": keys, "processes": processes}
     monkeypatch.setattr(backend, "describe", lambda: line)
     client = make_client(admin_key="admin")
     shown = client.get("/", headers={**PAGE, "Authorization": "Bearer admin"})
-    cell = re.search(r'<span class="muted keys"[^>]*>(.*?)</span>', shown.get_data(as_text=True))
+    page = shown.get_data(as_text=True)
+    cell = re.search(r'<span class="muted keys"[^>]*>(.*?)</span>', page)
     assert cell.group(1) == "alice 2+2 · bob 0+1"
+    held = re.search(r'<span class="muted processes"[^>]*>(.*?)</span>', page)
+    assert held.group(1) == "gpu-box:811 1 · gpu-box:812 1"
     public = client.get("/", headers=PAGE).get_data(as_text=True)
     assert "alice" not in public and 'class="muted keys"' not in public
+    assert "gpu-box" not in public

@@ -164,6 +164,9 @@ def test_redis_killed_and_started_again_costs_no_charge_and_no_500(model, logs, 
             assert "response store (Redis)" in kept.json()["error"]["message"]
             usage = requests.get(proxy.url + "/admin/usage", headers=ADMIN_HEADERS, timeout=30)
             refused_for_the_store(usage)
+        # the slots' line: each process admits by its own meanwhile, and says so
+        metrics = requests.get(proxies[0].url + "/metrics", headers=ADMIN_HEADERS, timeout=30)
+        assert "oai_proxy_queue_shared_up 0.0" in metrics.text
         store.start()  # the same Redis, its appended writes read back
         counted = redis.Redis.from_url(store.url)
 
@@ -192,6 +195,8 @@ def test_redis_killed_and_started_again_costs_no_charge_and_no_500(model, logs, 
         assert sum("budget store (Redis) cannot be used:" in line for line in warnings) == 1
         assert sum("budget store (Redis) is back" in line for line in warnings) == 1
         assert not [line for line in warnings if "cannot be used now" in line]  # per request
+        line_down = "the shared queue of the upstreams' slots (Redis) cannot be used:"
+        assert sum(line_down in line for line in warnings) == 1
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import pytest
 from proxy.access.outages import Outages
 from proxy.backends.admission import Admission
 from proxy.backends.fairqueue import SlotCount
+from proxy.backends.lease import Ticket
 from proxy.core.caller import Caller
 from proxy.core.errors import QueueFullError, QueueTimeoutError, SlotUnavailableError
 from proxy.core.party import Held, Party
@@ -230,3 +231,39 @@ def test_a_request_the_server_refuses_goes_back_first_in_the_shared_queue(line):
 
     assert admission.run(attempt, Caller(party=people["a"])) == "answered"
     assert tries == [1, 1] and admission.snapshot()["in_flight"] == 0
+
+
+class Recording:
+    """A line that grants every wait at once and records what it is told."""
+
+    def __init__(self) -> None:
+        self.calls: list = []
+
+    def __getattr__(self, name: str):
+        def call(*args):
+            self.calls.append(name)
+            if name == "wait":
+                return Ticket(0.0, args[0].party, shared="id")
+            return {"busy": (0, None)}.get(name)
+
+        return call
+
+
+@pytest.mark.parametrize(
+    "slots, told",
+    [
+        (SlotCount(configured=4), ["wait", "release"]),
+        (SlotCount(reported=4), ["wait", "release"]),
+        (SlotCount(), ["wait", "accepted", "finished", "release"]),
+    ],
+    ids=["configured", "reported", "to-be-learned"],
+)
+def test_the_line_hears_what_the_server_answers_only_while_its_size_is_learned(slots, told):
+    line = Recording()
+    admission = SharedAdmission(line, Outages("a line", remote=True, stores={LINE: "q"}),
+                                name="s", slots=slots, max_queue=5, queue_timeout=1.0)  # fmt: skip
+    with closing(admission.attempts(Caller(party=Party("a")))) as attempts:
+        attempt = next(attempts)
+        attempt.began(0)
+        attempt.ended()
+    assert line.calls == told
