@@ -353,9 +353,11 @@ class FleetCollector:
             "1 for the state the server the proxy runs is in",
             labels=["model", "state"],
         )
+        line = LineFamilies()
         for model in self.fleet.status():
             for replica in model["replicas"]:
                 name = model["label"]
+                line.add(name, replica)
                 up.add_metric([name, replica["url"]], float(replica["in_rotation"]))
                 if replica["slots"]:
                     slots.add_metric([name, replica["url"]], replica["slots"])
@@ -363,4 +365,37 @@ class FleetCollector:
                 if state:
                     for each in MANAGED_STATES:
                         managed.add_metric([name, each], float(each == state))
-        yield from (up, slots, managed)
+        yield from (up, slots, managed, *line.families)
+
+
+class LineFamilies:
+    """The line every process shares, as whichever process is scraped sees it: each key's
+    slots and waiting requests, and the slots each process holds."""
+
+    def __init__(self) -> None:
+        self.held = GaugeMetricFamily(
+            PREFIX + "line_slots_held",
+            "Slots a key holds, over every process sharing the upstream's line",
+            labels=["model", "upstream", "key"],
+        )
+        self.waiting = GaugeMetricFamily(
+            PREFIX + "line_waiting",
+            "Requests of a key waiting in the upstream's line, over every process sharing it",
+            labels=["model", "upstream", "key"],
+        )
+        self.by_process = GaugeMetricFamily(
+            PREFIX + "line_process_slots_held",
+            "Slots each process sharing the upstream's line holds (a pid, or host:pid)",
+            labels=["model", "upstream", "process"],
+        )
+        self.families = (self.held, self.waiting, self.by_process)
+
+    def add(self, model: str, replica: dict) -> None:
+        if not replica.get("shared"):
+            return
+        labels = [model, replica["url"]]
+        for key, line in replica.get("keys", {}).items():
+            self.held.add_metric([*labels, key], line["running"])
+            self.waiting.add_metric([*labels, key], line["waiting"])
+        for process, held in replica.get("processes", {}).items():
+            self.by_process.add_metric([*labels, str(process)], held)

@@ -142,5 +142,5 @@ class Session:
         if self.held is not None:
             upstream, pid, admission, ticket = self.held
             self.held = None
+            self.queues.held_by(upstream, pid, -1)  # first: the slot may go to another at once
             admission.release(ticket)
-            self.queues.held_by(upstream, pid, -1)

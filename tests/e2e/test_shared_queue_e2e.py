@@ -13,6 +13,7 @@ sent more than they hold once the queue has learned their size.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -25,7 +26,7 @@ import requests
 
 from proxy.fleet.redisline import LEASE
 from tests.polling import wait_for
-from tests.processes import ProxyProcess, free_port
+from tests.processes import ADMIN, ProxyProcess, free_port
 
 from .flood import SLOTS, TEAM, WAITING, Flood, under_flood
 from .llama_server import LlamaServer
@@ -133,8 +134,17 @@ def test_a_keys_cap_holds_over_every_process(served, server):
         while time.monotonic() < deadline:
             seen.append(busy_slots(server))
             time.sleep(0.02)
+        wait_for(lambda: line_metrics(url).get("capped") == 3.0, "the line on /metrics")
     assert not flood.failures and flood.answers
     assert max(seen) == 3, seen
+
+
+def line_metrics(url: str) -> dict:
+    """The slots each key holds by the shared line's series on ``/metrics``, as whichever
+    process answers sees them."""
+    text = requests.get(url + "/metrics", headers={"Authorization": f"Bearer {ADMIN}"}).text
+    found = re.findall(r'^oai_proxy_line_slots_held\{key="([^"]*)".*\} (\S+)$', text, re.M)
+    return {key: float(value) for key, value in found}
 
 
 # -- processes killed --------------------------------------------------------------------------
