@@ -10,12 +10,15 @@ from typing import Callable, Optional
 
 from flask import Flask
 
+from proxy.access.batches import LIVE, BatchStore
 from proxy.access.build import build_access, build_capture, build_outages, build_responses
+from proxy.access.files import FileStore
 from proxy.access.imagefetch import ImageFetcher
 from proxy.api import (
     admin,
     anthropic,
     auth,
+    batches,
     browsers,
     errors,
     glm,
@@ -27,6 +30,7 @@ from proxy.api import (
     responses,
     web,
 )
+from proxy.api.batchrunner import batch_runner
 from proxy.api.body import OrjsonProvider
 from proxy.api.reload import Reloader
 from proxy.api.state import ProxyState, Routes
@@ -54,6 +58,7 @@ ROUTES = (
     ollama.routes,
     llamacpp.routes,
     rerank.routes,
+    batches.routes,
     web.routes,
     admin.routes,
     observe.routes,
@@ -112,6 +117,14 @@ def create_app(
         web=lambda: router.catalog.web_search,
         metrics=metrics,
     )
+    files_dir = settings.stores.files_dir or os.path.join(runtime.cache_dir, "files")
+    files = FileStore(
+        files_dir,
+        max_bytes=settings.stores.max_file_size,
+        max_lines=settings.stores.max_batch_lines,
+        per_key=settings.stores.files_per_key,
+    )
+    kept = BatchStore(files_dir)
     state = ProxyState(
         settings,
         router,
@@ -124,7 +137,12 @@ def create_app(
         capture=capture,
         reloader=Reloader(settings, runtime, access, router, capture, serve),
         tools=tools,
+        files=files,
+        batches=kept,
+        runner=batch_runner(app, files, kept, access, router, settings),
     )
+    if any(record.status in LIVE for record in kept.listed(None)):
+        state.runner.start()  # batches a stopped process left: resumed
     if settings.access.watch == "on" and state.reloader.files and not runtime.supervisor:
         FileWatch(state.reloader.files, state.reloader.reload_logged).start()
     if metrics is not None:

@@ -105,6 +105,7 @@ class ProxyProcess:
             "PROXY_RESPONSES_DB": str(log_path.parent / f"responses-{self.port}.sqlite3"),
             "PROXY_EXCHANGES_DB": str(self.exchanges_db),
             "PROXY_SLOT_CACHE_DIR": str(log_path.parent / f"slots-{self.port}"),
+            "PROXY_FILES_DIR": str(log_path.parent / f"files-{self.port}"),
         }
         if how == "wsgi":
             self.env.update(

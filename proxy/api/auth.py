@@ -24,6 +24,12 @@ ADMIN = "/admin/"  # its own key: proxy.api.admin checks it
 PRIORITY_HEADER = "X-Request-Priority"  # or the body's "priority", as LiteLLM takes it
 
 
+def unmodelled(path: str) -> bool:
+    """Whether a POST to ``path`` names no model of its own (a file, a batch: each of its
+    lines is checked as it runs)."""
+    return path.startswith(("/v1/files", "/v1/batches"))
+
+
 def presented_key(headers: Headers) -> Optional[bytes]:
     """The key a client presents, as bytes; ``None`` when it presents none.
 
@@ -70,7 +76,7 @@ def init_app(app: Flask, access: Access, cors_origins: Sequence[str]) -> None:
             return None
         headers = asked.headers
         key = call.key = access.identify(presented_key(headers))
-        if key is not None and key.restricted and asked.method == "POST":
+        if key is not None and key.restricted and asked.method == "POST" and not unmodelled(path):
             model = request_model()
             access.check_model(key, model.asked, model.counted_as)
         call.budget = access.check_budget(key)  # read only: a spent budget counts no request

@@ -11,7 +11,9 @@ from typing import Callable, Iterable, Optional
 from flask import Blueprint, current_app
 from werkzeug.routing import Rule
 
+from proxy.access.batches import BatchStore
 from proxy.access.exchanges import Capture
+from proxy.access.files import FileStore
 from proxy.access.gate import Access
 from proxy.access.imagefetch import ImageFetcher
 from proxy.access.stored import StoredResponses
@@ -40,6 +42,9 @@ class ProxyState:
     capture: Optional[Capture] = None  # the exchanges kept for the inspector
     reloader: Optional[Reloader] = None  # the keys and models files read again
     tools: Optional[Toolbox] = None  # the servers of tools the models file declares
+    files: Optional[FileStore] = None  # the files clients upload and batches write
+    batches: Optional[BatchStore] = None  # the batches clients made
+    runner: Optional[object] = None  # what runs them (proxy.api.batchrunner.BatchRunner)
 
     @property
     def limits(self) -> Limits:

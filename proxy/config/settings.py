@@ -356,6 +356,19 @@ class StoreSettings:
         "after its last turn, for the placement every proxy "
         "shares through --redis-url",
     )
+    files_dir: str = setting(
+        "",
+        "folder for the files clients upload and the batches they run (default: "
+        "~/.cache/oai-proxy/files); proxies that share it share the batches",
+        metavar="PATH",
+        path="file",
+    )
+    max_file_size: int = setting(200 * 1024 * 1024, "largest file a client may upload, in bytes")
+    max_batch_lines: int = setting(50_000, "most requests one batch (its input file) may hold")
+    files_per_key: int = setting(1000, "most files one key may keep")
+    batch_lines_at_once: int = setting(
+        4, "requests of one batch a proxy runs at once, each only when a slot is free for it"
+    )
 
 
 @dataclass(frozen=True)
@@ -651,6 +664,10 @@ def _validate(settings: dict) -> None:
         "max_containers",
         "max_tools",
         "max_schema_size",
+        "max_file_size",
+        "max_batch_lines",
+        "files_per_key",
+        "batch_lines_at_once",
     ):
         if settings[name] < 1:
             raise ValueError(f"{flag_name(name)} must be at least 1")

@@ -76,9 +76,14 @@ class ServerSession:
         seconds."""
         if self.listed:
             return self.tools
-        client = await self._connected()
-        with self._until(bound, "listing its tools"):
-            await self._list(client)
+        self.busy += 1  # the idle reaper leaves a server alone while it starts and lists
+        try:
+            client = await self._connected()
+            with self._until(bound, "listing its tools"):
+                await self._list(client)
+        finally:
+            self.busy -= 1
+            self.last_used = time.monotonic()
         return self.tools
 
     async def call(self, tool: str, arguments: Any, bound: float) -> ToolResult:

@@ -1,0 +1,183 @@
+"""The batches clients made (OpenAI's Batch API): each one's record, and the answers of its
+lines as they come, in the files' folder (:mod:`proxy.access.files`), so that every proxy
+sharing the folder sees them.
+
+A line's answer is appended to its batch's answers (or errors) and flushed to the disk before
+the next line is counted done: a batch resumed after a restart or a kill runs the lines whose
+answer is not there, each ``custom_id`` once. Only one process runs a batch at a time: it holds
+the batch's lock (``flock``), which the system gives back when the process dies.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+from proxy.access.files import checked_id, write_whole
+from proxy.core.errors import NotFoundError
+
+LIVE = ("validating", "in_progress", "finalizing", "cancelling")  # a runner's to take
+WINDOW = 24 * 3600  # seconds of "24h", the one completion window OpenAI offers
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """One batch, as the Batch API shows it, and its owner."""
+
+    id: str
+    owner: str
+    endpoint: str
+    input_file_id: str
+    completion_window: str
+    created_at: int
+    expires_at: int
+    metadata: Optional[dict] = None
+    status: str = "validating"
+    errors: list = field(default_factory=list)  # the faults of its input, OpenAI's shape
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+    output_file_id: Optional[str] = None
+    error_file_id: Optional[str] = None
+    paused: str = ""  # why its lines wait (a spent budget), while they do
+    times: dict = field(default_factory=dict)  # status: when it began
+
+    def shown(self) -> dict:
+        shown = {
+            "id": self.id,
+            "object": "batch",
+            "endpoint": self.endpoint,
+            "errors": {"object": "list", "data": self.errors} if self.errors else None,
+            "input_file_id": self.input_file_id,
+            "completion_window": self.completion_window,
+            "status": self.status,
+            "output_file_id": self.output_file_id,
+            "error_file_id": self.error_file_id,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "request_counts": {
+                "total": self.total,
+                "completed": self.completed,
+                "failed": self.failed,
+            },  # fmt: skip
+            "metadata": self.metadata,
+        }
+        for status in ("in_progress", "finalizing", "completed", "failed", "expired",
+                       "cancelling", "cancelled"):  # fmt: skip
+            shown[f"{status}_at"] = self.times.get(status)
+        if self.paused:
+            shown["x-oai-proxy-paused"] = self.paused
+        return shown
+
+    def now(self, status: str, when: float, **changes) -> "BatchRecord":
+        return replace(self, status=status, times={**self.times, status: int(when)}, **changes)
+
+
+class BatchStore:
+    """The batches in ``folder``/batches."""
+
+    def __init__(self, folder: str, clock: Callable[[], float] = time.time) -> None:
+        self.folder = Path(folder) / "batches"
+        self.clock = clock
+
+    def create(self, owner: str, endpoint: str, input_file_id: str, window: str,
+               metadata: Optional[dict]) -> BatchRecord:  # fmt: skip
+        now = int(self.clock())
+        record = BatchRecord("batch_" + secrets.token_hex(12), owner, endpoint, input_file_id,
+                             window, now, now + WINDOW, metadata)  # fmt: skip
+        self.save(record)
+        return record
+
+    def save(self, record: BatchRecord) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_whole(self._path(record.id, ".json"), json.dumps(asdict(record)))
+
+    def get(self, owner: Optional[str], id: str) -> BatchRecord:
+        """``id``'s record, if ``owner`` made it (``None``: any owner); ``cancelling`` once a
+        cancel was asked while it runs."""
+        try:
+            record = BatchRecord(**json.loads(self._path(id, ".json").read_text("utf-8")))
+        except (OSError, ValueError, TypeError):
+            raise NotFoundError(f"No batch found with id '{id[:64]}'.", param="batch_id") from None
+        if owner is not None and record.owner != owner:
+            raise NotFoundError(f"No batch found with id '{id[:64]}'.", param="batch_id")
+        return self._cancelled(record)
+
+    def cancel(self, id: str) -> None:
+        """Ask the batch's runner to stop: a mark of its own, which no save of the runner's
+        overwrites."""
+        self._path(id, ".cancel").touch()
+
+    def _cancelled(self, record: BatchRecord) -> BatchRecord:
+        if record.status in LIVE and record.status != "cancelling":
+            try:
+                asked = self._path(record.id, ".cancel").stat().st_mtime
+            except OSError:
+                return record
+            return record.now("cancelling", asked)
+        return record
+
+    def listed(self, owner: Optional[str]) -> list:
+        """``owner``'s batches, newest first."""
+        found = []
+        for path in self.folder.glob("batch_*.json") if self.folder.is_dir() else ():
+            try:
+                record = BatchRecord(**json.loads(path.read_text("utf-8")))
+            except (OSError, ValueError, TypeError):
+                continue
+            if owner is None or record.owner == owner:
+                found.append(self._cancelled(record))
+        return sorted(found, key=lambda each: (each.created_at, each.id), reverse=True)
+
+    # -- answers ----------------------------------------------------------------------------
+
+    def answer(self, id: str, result: dict, ok: bool) -> None:
+        """Keep one line's ``result``, on the disk before this returns."""
+        with open(self.results(id, ok), "ab") as out:
+            out.write(json.dumps(result, separators=(",", ":")).encode() + b"\n")
+            out.flush()
+            os.fsync(out.fileno())
+
+    def answered(self, id: str) -> tuple:
+        """The ``custom_id`` of every line answered, and how many of them failed."""
+        done, failed = set(), 0
+        for ok in (True, False):
+            path = self.results(id, ok)
+            if not path.exists():
+                continue
+            with open(path, "rb") as kept:
+                for text in kept:
+                    try:
+                        done.add(json.loads(text)["custom_id"])
+                    except (ValueError, KeyError):  # a line cut by a crash mid-write
+                        continue
+                    failed += not ok
+        return done, failed
+
+    def results(self, id: str, ok: bool) -> Path:
+        return self._path(id, ".out.jsonl" if ok else ".err.jsonl")
+
+    @contextmanager
+    def running(self, id: str) -> Iterator[bool]:
+        """Whether this process now runs batch ``id`` (no other holds it), for the block."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self._path(id, ".lock"), "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _path(self, id: str, suffix: str) -> Path:
+        return self.folder / f"{checked_id(id, 'batch_')}{suffix}"

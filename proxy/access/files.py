@@ -1,0 +1,204 @@
+"""Files the clients upload (OpenAI's Files API, ``purpose = "batch"``) and those a batch
+writes (its answers, its errors): each file's bytes and a record beside them, in one folder
+(``--files-dir``) that every proxy sharing the batches reaches (a local disk, or NFS).
+
+A file belongs to the key that made it: another key's file is as good as absent. A record is
+written whole and renamed into place, so that a reader never sees half of one. An upload is
+copied to the folder as it arrives, its size and lines bounded while it is read (never held
+in memory), and a disk that fills refuses it in the API's shape.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterator, Optional
+
+from proxy.core.errors import InvalidRequestError, NotFoundError, StoreUnavailableError
+
+CHUNK = 1 << 20  # bytes copied at a time
+PURPOSES = ("batch", "batch_output")
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """One file as the Files API shows it, and its owner."""
+
+    id: str
+    owner: str
+    filename: str
+    purpose: str
+    bytes: int
+    created_at: int
+    lines: int = 0
+
+    def shown(self) -> dict:
+        return {
+            "id": self.id,
+            "object": "file",
+            "bytes": self.bytes,
+            "created_at": self.created_at,
+            "filename": self.filename,
+            "purpose": self.purpose,
+            "status": "processed",
+            "expires_at": None,
+        }
+
+
+class FileStore:
+    """The files in ``folder``: at most ``max_bytes`` and ``max_lines`` each, ``per_key`` of
+    them for each key."""
+
+    def __init__(
+        self,
+        folder: str,
+        *,
+        max_bytes: int,
+        max_lines: int,
+        per_key: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.folder = Path(folder)
+        self.max_bytes, self.max_lines, self.per_key = max_bytes, max_lines, per_key
+        self.clock = clock
+
+    # -- uploads ----------------------------------------------------------------------------
+
+    def upload(self, owner: str, stream: BinaryIO, filename: str, purpose: str) -> StoredFile:
+        """Copy ``stream`` in as a new file of ``owner``'s, bounded as it is read."""
+        if purpose not in PURPOSES[:1]:
+            raise InvalidRequestError(
+                f"purpose {purpose!r} is not served here; files are uploaded for 'batch'",
+                param="purpose",
+            )
+        if len(self.listed(owner)) >= self.per_key:
+            raise InvalidRequestError(
+                f"this key already keeps {self.per_key} files, the most it may; delete some "
+                f"first (--files-per-key)",
+                param="file",
+            )
+        id = "file-" + secrets.token_hex(12)
+        size, lines = self._copy(stream, self._content(id))
+        return self._record(StoredFile(id, owner, filename[:255], purpose, size,
+                                       int(self.clock()), lines))  # fmt: skip
+
+    def _copy(self, stream: BinaryIO, path: Path) -> tuple:
+        """Write ``stream`` to ``path``; its bytes and lines, or a refusal once too many."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        size = lines = 0
+        last = b"\n"
+        try:
+            with open(path, "wb") as out:
+                while chunk := stream.read(CHUNK):
+                    size += len(chunk)
+                    last = chunk[-1:]
+                    lines += chunk.count(b"\n")
+                    if size > self.max_bytes:
+                        raise InvalidRequestError(
+                            f"the file is larger than {self.max_bytes} bytes, the most "
+                            f"accepted (--max-file-size)",
+                            param="file",
+                        )
+                    if lines > self.max_lines:
+                        raise InvalidRequestError(
+                            f"the file has more than {self.max_lines} lines, the most a batch "
+                            f"may have (--max-batch-lines)",
+                            param="file",
+                        )
+                    out.write(chunk)
+            lines += last != b"\n"  # a last line without its line break
+        except BaseException as exc:
+            path.unlink(missing_ok=True)
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StoreUnavailableError(
+                    "the files' disk is full; the file was not kept. Retry once there is room",
+                    retry_after=60,
+                ) from None
+            raise
+        if not size:
+            path.unlink(missing_ok=True)
+            raise InvalidRequestError("the file is empty", param="file")
+        return size, lines
+
+    def written(self, owner: str, filename: str, purpose: str, source: Path) -> StoredFile:
+        """``source`` (a batch's answers, complete) kept as a new file of ``owner``'s."""
+        id = "file-" + secrets.token_hex(12)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        size = source.stat().st_size
+        os.replace(source, self._content(id))
+        return self._record(StoredFile(id, owner, filename, purpose, size, int(self.clock())))
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def get(self, owner: Optional[str], id: str) -> StoredFile:
+        """``id``'s record, if ``owner`` made it (``None``: the admin, any owner)."""
+        try:
+            record = json.loads(self._meta(id).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise NotFoundError(f"No file found with id '{id}'.", param="file_id") from None
+        stored = StoredFile(**record)
+        if owner is not None and stored.owner != owner:
+            raise NotFoundError(f"No file found with id '{id}'.", param="file_id")
+        return stored
+
+    def content(self, owner: Optional[str], id: str) -> Path:
+        self.get(owner, id)
+        return self._content(id)
+
+    def lines(self, owner: Optional[str], id: str) -> Iterator[bytes]:
+        with open(self.content(owner, id), "rb") as source:
+            yield from source
+
+    def listed(self, owner: Optional[str]) -> list:
+        """``owner``'s files, newest first."""
+        if not self.folder.is_dir():
+            return []
+        found = []
+        for meta in self.folder.glob("file-*.json"):
+            try:
+                stored = StoredFile(**json.loads(meta.read_text(encoding="utf-8")))
+            except (OSError, ValueError, TypeError):
+                continue
+            if owner is None or stored.owner == owner:
+                found.append(stored)
+        return sorted(found, key=lambda each: (each.created_at, each.id), reverse=True)
+
+    def delete(self, owner: Optional[str], id: str) -> None:
+        self.get(owner, id)
+        self._meta(id).unlink(missing_ok=True)
+        self._content(id).unlink(missing_ok=True)
+
+    # -- the folder -------------------------------------------------------------------------
+
+    def _record(self, stored: StoredFile) -> StoredFile:
+        write_whole(self._meta(stored.id), json.dumps(asdict(stored)))
+        return stored
+
+    def _meta(self, id: str) -> Path:
+        return self.folder / f"{checked_id(id, 'file-')}.json"
+
+    def _content(self, id: str) -> Path:
+        return self.folder / f"{checked_id(id, 'file-')}.data"
+
+
+def checked_id(id: str, prefix: str) -> str:
+    """``id`` if it is one this store makes (never a path of the client's)."""
+    rest = id[len(prefix) :] if id.startswith(prefix) else ""
+    if len(rest) != 24 or not all(c in "0123456789abcdef" for c in rest):
+        raise NotFoundError(f"No object found with id '{id[:64]}'.", param="id")
+    return id
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader sees the old content or the new, whole."""
+    part = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    with open(part, "w", encoding="utf-8") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(part, path)

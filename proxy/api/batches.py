@@ -1,0 +1,160 @@
+"""OpenAI's Files API (``purpose = "batch"``) and Batch API: a key uploads a JSONL file of
+requests, makes a batch of it, and comes back for a file of answers. The gateway runs the
+lines itself (:mod:`proxy.api.batchrunner`) on any model the key may use. A key sees and
+cancels only its own files and batches; the admin key, every key's."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from flask import Blueprint, Response, g, jsonify, request, send_file
+
+from proxy.access.batches import LIVE
+from proxy.access.gate import ADMIN
+from proxy.api.body import read_json
+from proxy.api.state import Routes, get_state
+from proxy.core.errors import InvalidRequestError
+from proxy.dialects.openai.batchinput import ENDPOINTS, WINDOWS
+
+bp = Blueprint("batches", __name__)
+routes = Routes(bp, "Files and batches: a night's work queued behind the team's day (OpenAI)")
+
+UPLOAD_OVERHEAD = 1 << 20  # bytes of a multipart body beside its file
+MAX_METADATA = 16  # pairs, as OpenAI's
+
+
+def owner() -> Optional[str]:
+    """The key whose files and batches a request sees; ``None``: the admin, every key's."""
+    key = g.get("key")
+    if key is None:
+        return "anonymous"
+    return None if key.name == ADMIN else key.name
+
+
+def maker() -> str:
+    """The key a new file or batch belongs to."""
+    key = g.get("key")
+    return key.name if key is not None else "anonymous"
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+@bp.post("/v1/files")
+def upload_file() -> Response:
+    files = get_state().files
+    request.max_content_length = files.max_bytes + UPLOAD_OVERHEAD
+    upload = request.files.get("file")
+    if upload is None:
+        raise InvalidRequestError("the form has no 'file'", param="file")
+    purpose = request.form.get("purpose", "")
+    stored = files.upload(maker(), upload.stream, upload.filename or "upload.jsonl", purpose)
+    return jsonify(stored.shown())
+
+
+@bp.get("/v1/files")
+def list_files() -> Response:
+    listed = get_state().files.listed(owner())
+    purpose = request.args.get("purpose")
+    shown = [each.shown() for each in listed if purpose in (None, each.purpose)]
+    return jsonify(page(shown))
+
+
+@bp.get("/v1/files/<id>")
+def get_file(id: str) -> Response:
+    return jsonify(get_state().files.get(owner(), id).shown())
+
+
+@bp.get("/v1/files/<id>/content")
+def file_content(id: str) -> Response:
+    files = get_state().files
+    stored = files.get(owner(), id)
+    return send_file(files.content(owner(), id), mimetype="application/jsonl",
+                     download_name=stored.filename, conditional=False)  # fmt: skip
+
+
+@bp.delete("/v1/files/<id>")
+def delete_file(id: str) -> Response:
+    get_state().files.delete(owner(), id)
+    return jsonify({"id": id, "object": "file", "deleted": True})
+
+
+# -- batches ----------------------------------------------------------------------------------
+
+
+@bp.post("/v1/batches")
+def create_batch() -> Response:
+    state = get_state()
+    body = read_json()
+    if not isinstance(body, dict):
+        raise InvalidRequestError("the body must be a JSON object")
+    endpoint = body.get("endpoint")
+    if endpoint not in ENDPOINTS:
+        raise InvalidRequestError(
+            f"endpoint must be one of {', '.join(ENDPOINTS)}", param="endpoint"
+        )
+    window = body.get("completion_window")
+    if window not in WINDOWS:
+        raise InvalidRequestError("completion_window must be '24h'", param="completion_window")
+    metadata = body.get("metadata")
+    if metadata is not None and not (
+        isinstance(metadata, dict)
+        and len(metadata) <= MAX_METADATA
+        and all(isinstance(k, str) and len(k) <= 64 for k in metadata)
+        and all(isinstance(v, str) and len(v) <= 512 for v in metadata.values())
+    ):
+        raise InvalidRequestError(
+            "metadata must be at most 16 pairs of strings (keys of 64 characters at most, "
+            "values of 512)",
+            param="metadata",
+        )
+    input_file_id = body.get("input_file_id")
+    if not isinstance(input_file_id, str):
+        raise InvalidRequestError("input_file_id must name a file", param="input_file_id")
+    stored = state.files.get(maker(), input_file_id)
+    if stored.purpose != "batch":
+        raise InvalidRequestError(
+            f"file {input_file_id!r} was not uploaded for 'batch'", param="input_file_id"
+        )
+    record = state.batches.create(maker(), endpoint, input_file_id, window, metadata)
+    state.runner.start()
+    return jsonify(record.shown())
+
+
+@bp.get("/v1/batches")
+def list_batches() -> Response:
+    listed = [each.shown() for each in get_state().batches.listed(owner())]
+    after = request.args.get("after")
+    if after:
+        ids = [each["id"] for each in listed]
+        listed = listed[ids.index(after) + 1 :] if after in ids else []
+    try:
+        limit = min(max(int(request.args.get("limit", 20)), 1), 100)
+    except ValueError:
+        raise InvalidRequestError("limit must be a number", param="limit") from None
+    return jsonify(page(listed[:limit], more=len(listed) > limit))
+
+
+@bp.get("/v1/batches/<id>")
+def get_batch(id: str) -> Response:
+    return jsonify(get_state().batches.get(owner(), id).shown())
+
+
+@bp.post("/v1/batches/<id>/cancel")
+def cancel_batch(id: str) -> Response:
+    state = get_state()
+    record = state.batches.get(owner(), id)
+    if record.status in LIVE:
+        state.batches.cancel(id)
+        state.runner.start()
+    return jsonify(state.batches.get(owner(), id).shown())
+
+
+def page(data: list, more: bool = False) -> dict:
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": more,
+    }

@@ -1,0 +1,230 @@
+"""Files and batches over the app (the fake backend): uploads bounded and owned, a batch's
+input read line by line before it starts, its lines answered once each through the live path,
+cancelled and resumed. The real SDK on real servers: tests/e2e/test_batches_e2e.py."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from proxy.access.batches import BatchStore
+from tests.polling import wait_for
+
+KEYS = ("sk-alice", "sk-bob")
+
+
+def jsonl(lines: list) -> bytes:
+    return b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+
+
+def chat_line(custom_id: str, text: str = "hi", **body) -> dict:
+    return {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions",
+            "body": {"model": "test-model", "messages": [{"role": "user", "content": text}],
+                     **body}}  # fmt: skip
+
+
+def upload(client, key: str, content: bytes, purpose: str = "batch"):
+    return client.post(
+        "/v1/files",
+        data={"purpose": purpose, "file": (io.BytesIO(content), "lines.jsonl")},
+        headers={"Authorization": f"Bearer {key}"},
+        content_type="multipart/form-data",
+    )
+
+
+def as_key(key: str) -> dict:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def keyed(make_client, tmp_path):
+    return make_client(api_key=list(KEYS), admin_key="admin", files_dir=str(tmp_path / "files"))
+
+
+def run_batch(client, key: str, lines: list) -> dict:
+    file_id = upload(client, key, jsonl(lines)).get_json()["id"]
+    made = client.post("/v1/batches", json={"input_file_id": file_id,
+                                            "endpoint": "/v1/chat/completions",
+                                            "completion_window": "24h"},
+                       headers=as_key(key))  # fmt: skip
+    assert made.status_code == 200, made.get_json()
+    batch = made.get_json()
+    assert batch["status"] in ("validating", "in_progress")
+
+    def ended() -> bool:
+        nonlocal batch
+        batch = client.get(f"/v1/batches/{batch['id']}", headers=as_key(key)).get_json()
+        return batch["status"] in ("completed", "failed", "cancelled", "expired")
+
+    wait_for(ended, "the batch to end", timeout=30)
+    return batch
+
+
+def content(client, key: str, file_id: str) -> list:
+    with client.get(f"/v1/files/{file_id}/content", headers=as_key(key)) as answer:
+        assert answer.status_code == 200
+        return [json.loads(line) for line in answer.data.splitlines()]
+
+
+def test_a_batch_answers_each_line_once_through_the_live_path(keyed):
+    batch = run_batch(keyed, "sk-alice", [chat_line(f"q{n}", f"question {n}") for n in range(5)])
+    assert batch["status"] == "completed"
+    assert batch["request_counts"] == {"total": 5, "completed": 5, "failed": 0}
+    answers = content(keyed, "sk-alice", batch["output_file_id"])
+    assert sorted(a["custom_id"] for a in answers) == [f"q{n}" for n in range(5)]
+    for answer in answers:
+        assert answer["response"]["status_code"] == 200
+        assert answer["response"]["body"]["object"] == "chat.completion"
+    assert batch["error_file_id"] is None
+
+
+def test_a_line_the_live_path_refuses_is_in_the_error_file(keyed):
+    lines = [chat_line("good"), chat_line("bad", max_tokens=-3)]
+    batch = run_batch(keyed, "sk-alice", lines)
+    assert batch["request_counts"] == {"total": 2, "completed": 1, "failed": 1}
+    (error,) = content(keyed, "sk-alice", batch["error_file_id"])
+    assert error["custom_id"] == "bad" and error["response"]["status_code"] == 400
+    assert error["response"]["body"]["error"]["param"] == "max_tokens"
+
+
+@pytest.mark.parametrize(
+    "line, code, param",
+    [
+        (b"{not json", "invalid_json_line", None),
+        (
+            json.dumps({**chat_line("x"), "url": "/v1/embeddings"}).encode(),
+            "mismatched_endpoint",
+            "url",
+        ),
+        (json.dumps({**chat_line("x"), "method": "GET"}).encode(), "invalid_method", "method"),
+        (
+            json.dumps(
+                {
+                    "custom_id": "x",
+                    "method": "POST",
+                    "url": "/v1/chat/completions",
+                    "body": {"messages": []},
+                }
+            ).encode(),
+            "missing_model",
+            "body.model",
+        ),  # fmt: skip
+        (json.dumps(chat_line("q0")).encode(), "duplicate_custom_id", "custom_id"),
+    ],
+    ids=["not-json", "another-endpoint", "not-post", "no-model", "custom-id-twice"],
+)
+def test_a_malformed_line_fails_the_batch_before_it_starts_naming_it(keyed, line, code, param):
+    content_ = jsonl([chat_line("q0")]) + line + b"\n"
+    file_id = upload(keyed, "sk-alice", content_).get_json()["id"]
+    made = keyed.post("/v1/batches", json={"input_file_id": file_id,
+                                           "endpoint": "/v1/chat/completions",
+                                           "completion_window": "24h"},
+                      headers=as_key("sk-alice")).get_json()  # fmt: skip
+    batch = made
+
+    def ended():
+        nonlocal batch
+        batch = keyed.get(f"/v1/batches/{made['id']}", headers=as_key("sk-alice")).get_json()
+        return batch["status"] != "validating"
+
+    wait_for(ended, "the batch to be read", timeout=30)
+    assert batch["status"] == "failed" and batch["request_counts"]["completed"] == 0
+    (fault,) = batch["errors"]["data"]
+    assert (fault["code"], fault["param"], fault["line"]) == (code, param, 2)
+
+
+def test_files_and_batches_are_their_keys_own(keyed):
+    made = upload(keyed, "sk-alice", jsonl([chat_line("q")])).get_json()
+    assert made["object"] == "file" and made["purpose"] == "batch" and made["bytes"] > 0
+    for path in (f"/v1/files/{made['id']}", f"/v1/files/{made['id']}/content"):
+        assert keyed.get(path, headers=as_key("sk-bob")).status_code == 404
+        with keyed.get(path, headers=as_key("sk-alice")) as answer:
+            assert answer.status_code == 200
+    assert keyed.get("/v1/files", headers=as_key("sk-bob")).get_json()["data"] == []
+    refused = keyed.post("/v1/batches", json={"input_file_id": made["id"],
+                                              "endpoint": "/v1/chat/completions",
+                                              "completion_window": "24h"},
+                         headers=as_key("sk-bob"))  # fmt: skip
+    assert refused.status_code == 404
+    assert keyed.delete(f"/v1/files/{made['id']}", headers=as_key("sk-bob")).status_code == 404
+    gone = keyed.delete(f"/v1/files/{made['id']}", headers=as_key("sk-alice")).get_json()
+    assert gone == {"id": made["id"], "object": "file", "deleted": True}
+
+
+@pytest.mark.parametrize(
+    "body, param",
+    [
+        ({"endpoint": "/v1/images", "completion_window": "24h"}, "endpoint"),
+        ({"endpoint": "/v1/chat/completions", "completion_window": "1h"}, "completion_window"),
+        (
+            {"endpoint": "/v1/chat/completions", "completion_window": "24h", "metadata": {"k": 3}},
+            "metadata",
+        ),  # fmt: skip
+        (
+            {
+                "endpoint": "/v1/chat/completions",
+                "completion_window": "24h",
+                "input_file_id": "file-../../etc",
+            },
+            "id",
+        ),  # fmt: skip
+    ],
+    ids=["endpoint", "window", "metadata", "a-path-for-an-id"],
+)
+def test_a_batch_asked_wrongly_is_refused_naming_the_field(keyed, body, param):
+    body = {"input_file_id": upload(keyed, "sk-alice", jsonl([chat_line("q")])).get_json()["id"],
+            **body}  # fmt: skip
+    answer = keyed.post("/v1/batches", json=body, headers=as_key("sk-alice"))
+    assert answer.status_code in (400, 404) and answer.get_json()["error"]["param"] == param
+
+
+def test_an_upload_past_its_bounds_is_refused_and_not_kept(make_client, tmp_path):
+    folder = tmp_path / "files"
+    client = make_client(max_file_size=1000, max_batch_lines=3, files_dir=str(folder))
+    big = upload(client, "", b"x" * 2000)
+    assert big.status_code == 400 and "--max-file-size" in big.get_json()["error"]["message"]
+    many = upload(client, "", jsonl([chat_line(f"q{n}") for n in range(4)])[:999])
+    assert many.status_code == 400 and "--max-batch-lines" in many.get_json()["error"]["message"]
+    wrong = upload(client, "", jsonl([chat_line("q")]), purpose="fine-tune")
+    assert wrong.status_code == 400 and wrong.get_json()["error"]["param"] == "purpose"
+    assert not [path for path in folder.glob("*") if path.is_file()]
+
+
+def test_a_cancelled_batch_keeps_what_it_answered(keyed, tmp_path):
+    store = BatchStore(str(tmp_path / "files"))
+    file_id = upload(keyed, "sk-alice", jsonl([chat_line(f"q{n}") for n in range(3)]))
+    record = store.create("key-1", "/v1/chat/completions", file_id.get_json()["id"], "24h", None)
+    store.cancel(record.id)  # before a runner takes it
+    answer = keyed.post(f"/v1/batches/{record.id}/cancel", headers=as_key("sk-alice"))
+    assert answer.get_json()["status"] == "cancelling"
+    keyed.application.extensions["proxy"].runner.start()
+
+    def ended():
+        return keyed.get(f"/v1/batches/{record.id}", headers=as_key("sk-alice")).get_json()
+
+    wait_for(lambda: ended()["status"] == "cancelled", "the cancel", timeout=30)
+    assert ended()["request_counts"]["completed"] == 0
+
+
+def test_a_spent_budget_pauses_a_batch_rather_than_failing_it(make_client, tmp_path):
+    """The key's day cannot take a request: the requests wait, the batch saying why; none is
+    answered with the refusal."""
+    keys = tmp_path / "keys.toml"
+    keys.write_text('[[keys]]\nname = "thrifty"\nkey = "sk-t"\ntokens_per_day = 1\n')
+    client = make_client(keys=str(keys), files_dir=str(tmp_path / "files"))
+    file_id = upload(client, "sk-t", jsonl([chat_line(f"q{n}") for n in range(3)]))
+    made = client.post("/v1/batches", json={"input_file_id": file_id.get_json()["id"],
+                                            "endpoint": "/v1/chat/completions",
+                                            "completion_window": "24h"},
+                       headers=as_key("sk-t")).get_json()  # fmt: skip
+
+    def batch():
+        return client.get(f"/v1/batches/{made['id']}", headers=as_key("sk-t")).get_json()
+
+    wait_for(lambda: batch().get("x-oai-proxy-paused"), "the batch to pause", timeout=30)
+    shown = batch()
+    assert shown["status"] == "in_progress" and "tokens of the day" in shown["x-oai-proxy-paused"]
+    assert shown["request_counts"] == {"total": 3, "completed": 0, "failed": 0}
+    assert shown["error_file_id"] is None

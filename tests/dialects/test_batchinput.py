@@ -1,0 +1,49 @@
+"""A batch's input file read request by request, before the batch starts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from proxy.dialects.openai.batchinput import MAX_ERRORS, read_requests
+
+CHAT = "/v1/chat/completions"
+
+
+def line(**fields) -> bytes:
+    item = {"custom_id": "a", "method": "POST", "url": CHAT, "body": {"model": "m"}, **fields}
+    return json.dumps({k: v for k, v in item.items() if v is not None}).encode() + b"\n"
+
+
+@pytest.mark.parametrize(
+    "raw, code, param",
+    [
+        (b"[1, 2]\n", "invalid_request", None),
+        (line(custom_id=""), "invalid_request", "custom_id"),
+        (line(custom_id="x" * 513), "invalid_request", "custom_id"),
+        (line(url="/v1/completions"), "mismatched_endpoint", "url"),
+        (line(body=[1]), "invalid_request", "body"),
+        (line(body={"model": "m", "stream": True}), "invalid_request", "body.stream"),
+        (line(extra=1), "invalid_request", "extra"),
+    ],
+    ids=[
+        "not-an-object",
+        "empty-id",
+        "long-id",
+        "endpoint",
+        "body-not-object",
+        "streamed",
+        "unknown-field",
+    ],  # fmt: skip
+)
+def test_each_fault_names_its_line_and_field(raw, code, param):
+    found, faults = read_requests([line(custom_id="first"), b"\n", raw], CHAT)
+    assert [each.custom_id for each in found] == ["first"]
+    assert [(f.line, f.code, f.param) for f in faults] == [(3, code, param)]
+
+
+def test_a_file_of_nothing_is_a_fault_and_faults_are_bounded():
+    assert [f.code for f in read_requests([b"\n", b"  \n"], CHAT)[1]] == ["empty_file"]
+    found, faults = read_requests([b"{"] * (MAX_ERRORS + 5), CHAT)
+    assert not found and len(faults) == MAX_ERRORS

@@ -1,0 +1,153 @@
+"""Batches with the real ``openai`` SDK on a real llama-server: a file of chat lines and one of
+embedding lines run by the gateway, each answer once and equal to the same request asked live;
+an error line in the error file; the proxy SIGKILLed mid-batch and started again finishes it,
+each ``custom_id`` once, the key charged the lines' usage to the token.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+import time
+
+import pytest
+
+from tests.polling import wait_for
+from tests.processes import ProxyProcess
+
+from .llama_server import LlamaServer
+from .marks import CURRENT, on
+
+pytestmark = [pytest.mark.e2e, *on(CURRENT, why="the gateway runs the lines: any server")]
+
+KEYS = """
+[[keys]]
+name = "night"
+key = "sk-night"
+"""
+CHATS, EMBEDDINGS = 40, 10
+
+
+def chat(number: int) -> dict:
+    question = {"role": "user", "content": f"Say something about {number}."}
+    return {"model": "tiny", "max_tokens": 8, "temperature": 0, "seed": 1, "messages": [question]}
+
+
+def lines(endpoint: str, bodies: list) -> bytes:
+    return b"".join(
+        json.dumps(
+            {"custom_id": f"line-{n}", "method": "POST", "url": endpoint, "body": body}
+        ).encode()
+        + b"\n"  # fmt: skip
+        for n, body in enumerate(bodies)
+    )
+
+
+@pytest.fixture(scope="module")
+def server(kind, model, logs):
+    with LlamaServer(model, logs / "batches-server.log", parallel=4, ctx_size=4096,
+                     embedding=True) as server:  # fmt: skip
+        yield server
+
+
+def proxy_of(server, logs, tmp_path, name: str) -> ProxyProcess:
+    keys = tmp_path / "keys.toml"
+    keys.write_text(KEYS)
+    return ProxyProcess(server.url, logs / f"batches-{name}.log", args=["--keys", str(keys)])
+
+
+def finished(sdk, batch_id: str, timeout: float = 120):
+    found = {}
+
+    def ended() -> bool:
+        found["batch"] = sdk.batches.retrieve(batch_id)
+        return found["batch"].status in ("completed", "failed", "cancelled", "expired")
+
+    wait_for(ended, "the batch to end", timeout=timeout)
+    return found["batch"]
+
+
+def answers(sdk, file_id: str) -> list:
+    return [json.loads(line) for line in sdk.files.content(file_id).text.splitlines()]
+
+
+def test_the_sdk_runs_a_batch_of_chats_and_one_of_embeddings(server, logs, tmp_path):
+    with proxy_of(server, logs, tmp_path, "sdk") as proxy:
+        sdk = proxy.sdk("sk-night")
+        refused = {
+            "model": "tiny",
+            "max_tokens": -1,
+            "messages": [{"role": "user", "content": "x"}],
+        }
+        bodies = [chat(n) for n in range(CHATS)] + [refused]
+        chats = sdk.files.create(file=("chats.jsonl", io.BytesIO(lines("/v1/chat/completions",
+                                                                          bodies))),
+                                 purpose="batch")  # fmt: skip
+        texts = [{"model": "tiny", "input": f"text number {n}"} for n in range(EMBEDDINGS)]
+        embeds = sdk.files.create(file=("embeds.jsonl", io.BytesIO(lines("/v1/embeddings",
+                                                                            texts))),
+                                  purpose="batch")  # fmt: skip
+        made = [
+            sdk.batches.create(input_file_id=chats.id, endpoint="/v1/chat/completions",
+                               completion_window="24h", metadata={"job": "chats"}),
+            sdk.batches.create(input_file_id=embeds.id, endpoint="/v1/embeddings",
+                               completion_window="24h"),
+        ]  # fmt: skip
+        chat_batch, embed_batch = (finished(sdk, batch.id) for batch in made)
+        assert chat_batch.status == "completed" and chat_batch.metadata == {"job": "chats"}
+        assert chat_batch.request_counts.total == CHATS + 1
+        assert (chat_batch.request_counts.completed, chat_batch.request_counts.failed) == (CHATS, 1)
+        got = answers(sdk, chat_batch.output_file_id)
+        assert sorted(a["custom_id"] for a in got) == sorted(f"line-{n}" for n in range(CHATS))
+        for answer in got[:8]:  # each as the same request asked live, greedy
+            number = int(answer["custom_id"].split("-")[1])
+            live = sdk.chat.completions.create(**chat(number))
+            body = answer["response"]["body"]
+            assert body["choices"][0]["message"]["content"] == live.choices[0].message.content
+            assert body["usage"]["completion_tokens"] == live.usage.completion_tokens
+        (error,) = answers(sdk, chat_batch.error_file_id)
+        assert error["custom_id"] == f"line-{CHATS}" and error["response"]["status_code"] == 400
+        assert (
+            embed_batch.status == "completed" and embed_batch.request_counts.completed == EMBEDDINGS
+        )
+        vectors = answers(sdk, embed_batch.output_file_id)
+        assert len(vectors) == EMBEDDINGS
+        assert all(len(v["response"]["body"]["data"][0]["embedding"]) > 0 for v in vectors)
+        listed = sdk.batches.list()
+        assert {batch.id for batch in listed.data} == {chat_batch.id, embed_batch.id}
+
+
+def usage_tokens(proxy: ProxyProcess) -> int:
+    with sqlite3.connect(proxy.env["PROXY_USAGE_DB"]) as db:
+        row = db.execute(
+            "SELECT sum(prompt_tokens + completion_tokens) FROM usage WHERE key = 'night'"
+        ).fetchone()
+    return row[0] or 0
+
+
+def test_a_proxy_killed_mid_batch_finishes_it_once_started_again(server, logs, tmp_path):
+    proxy = proxy_of(server, logs, tmp_path, "killed")
+    count = 60
+    with proxy:
+        sdk = proxy.sdk("sk-night")
+        bodies = [{**chat(n), "max_tokens": 48} for n in range(count)]
+        made = sdk.files.create(file=("long.jsonl", io.BytesIO(lines("/v1/chat/completions",
+                                                                        bodies))),
+                                purpose="batch")  # fmt: skip
+        batch = sdk.batches.create(input_file_id=made.id, endpoint="/v1/chat/completions",
+                                   completion_window="24h")  # fmt: skip
+        wait_for(lambda: sdk.batches.retrieve(batch.id).request_counts.completed >= 5,
+                 "some lines answered", timeout=60)  # fmt: skip
+        proxy.kill()
+    before = time.monotonic()
+    with proxy:
+        sdk = proxy.sdk("sk-night")
+        ended = finished(sdk, batch.id, timeout=180)
+        print(f"the batch ended {time.monotonic() - before:.1f}s after the restart")
+        assert ended.status == "completed" and ended.request_counts.completed == count
+        got = answers(sdk, ended.output_file_id)
+        ids = [a["custom_id"] for a in got]
+        assert sorted(ids) == sorted(f"line-{n}" for n in range(count))  # each once
+        told = sum(a["response"]["body"]["usage"]["total_tokens"] for a in got)
+        assert usage_tokens(proxy) >= told  # a line cut by the kill ran again: charged again
