@@ -23,6 +23,7 @@ from proxy.api import (
     errors,
     glm,
     llamacpp,
+    messagebatches,
     observe,
     ollama,
     openai,
@@ -59,6 +60,7 @@ ROUTES = (
     llamacpp.routes,
     rerank.routes,
     batches.routes,
+    messagebatches.routes,
     web.routes,
     admin.routes,
     observe.routes,
@@ -147,6 +149,9 @@ def create_app(
         FileWatch(state.reloader.files, state.reloader.reload_logged).start()
     if metrics is not None:
         metrics.watch(router)
+        metrics.watch_batches(
+            lambda: [each.shown() for each in kept.listed(None) if each.status in LIVE]
+        )
         state.capture.on_dropped = metrics.exchanges_dropped.inc
         metrics.watch_stores(outages, access.journal, state.capture)
     app.extensions["proxy"] = state

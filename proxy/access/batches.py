@@ -46,8 +46,9 @@ class BatchRecord:
     failed: int = 0
     output_file_id: Optional[str] = None
     error_file_id: Optional[str] = None
-    paused: str = ""  # why its lines wait (a spent budget), while they do
+    paused: str = ""  # why its requests wait (a spent budget), while they do
     times: dict = field(default_factory=dict)  # status: when it began
+    api: str = "openai"  # whose Batch API made it: "openai", or "anthropic" (Message Batches)
 
     def shown(self) -> dict:
         shown = {
@@ -88,10 +89,10 @@ class BatchStore:
         self.clock = clock
 
     def create(self, owner: str, endpoint: str, input_file_id: str, window: str,
-               metadata: Optional[dict]) -> BatchRecord:  # fmt: skip
+               metadata: Optional[dict], api: str = "openai") -> BatchRecord:  # fmt: skip
         now = int(self.clock())
         record = BatchRecord("batch_" + secrets.token_hex(12), owner, endpoint, input_file_id,
-                             window, now, now + WINDOW, metadata)  # fmt: skip
+                             window, now, now + WINDOW, metadata, api=api)  # fmt: skip
         self.save(record)
         return record
 

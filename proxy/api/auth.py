@@ -27,7 +27,7 @@ PRIORITY_HEADER = "X-Request-Priority"  # or the body's "priority", as LiteLLM t
 def unmodelled(path: str) -> bool:
     """Whether a POST to ``path`` names no model of its own (a file, a batch: each of its
     lines is checked as it runs)."""
-    return path.startswith(("/v1/files", "/v1/batches"))
+    return path.startswith(("/v1/files", "/v1/batches", "/v1/messages/batches"))
 
 
 def presented_key(headers: Headers) -> Optional[bytes]:

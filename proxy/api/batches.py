@@ -8,12 +8,13 @@ from __future__ import annotations
 from typing import Optional
 
 from flask import Blueprint, Response, g, jsonify, request, send_file
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from proxy.access.batches import LIVE
 from proxy.access.gate import ADMIN
 from proxy.api.body import read_json
 from proxy.api.state import Routes, get_state
-from proxy.core.errors import InvalidRequestError
+from proxy.core.errors import InvalidRequestError, PayloadTooLargeError
 from proxy.dialects.openai.batchinput import ENDPOINTS, WINDOWS
 
 bp = Blueprint("batches", __name__)
@@ -44,7 +45,12 @@ def maker() -> str:
 def upload_file() -> Response:
     files = get_state().files
     request.max_content_length = files.max_bytes + UPLOAD_OVERHEAD
-    upload = request.files.get("file")
+    try:
+        upload = request.files.get("file")
+    except RequestEntityTooLarge:
+        raise PayloadTooLargeError(
+            f"the file is larger than {files.max_bytes} bytes, the most accepted (--max-file-size)"
+        ) from None
     if upload is None:
         raise InvalidRequestError("the form has no 'file'", param="file")
     purpose = request.form.get("purpose", "")
@@ -123,7 +129,7 @@ def create_batch() -> Response:
 
 @bp.get("/v1/batches")
 def list_batches() -> Response:
-    listed = [each.shown() for each in get_state().batches.listed(owner())]
+    listed = [each.shown() for each in get_state().batches.listed(owner()) if each.api == "openai"]
     after = request.args.get("after")
     if after:
         ids = [each["id"] for each in listed]

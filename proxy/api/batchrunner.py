@@ -51,9 +51,13 @@ class BatchRunner:
         room: Callable[[str], bool],
         may_use: Callable[[str, str], Optional[str]],
         at_once: int,
+        longest: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """``at_once``: requests of a batch run at once; ``longest``: bytes of the longest
+        request (``--max-body-size``)."""
         self.app, self.files, self.batches = app, files, batches
+        self.longest = longest
         self.secret, self.room, self.may_use = secret, room, may_use
         self.at_once = at_once
         self.clock = clock
@@ -89,8 +93,8 @@ class BatchRunner:
     def run(self, id: str) -> None:
         """Run batch ``id`` to its end, from its first unanswered request."""
         record = self.batches.get(None, id)
-        raw = self.files.lines(None, record.input_file_id)
-        asked, faults = read_requests(raw, record.endpoint)
+        raw = self.files.lines(None, record.input_file_id, self.longest)
+        asked, faults = read_requests(raw, record.endpoint, self.longest)
         faults += self._forbidden(record, asked)
         if record.status == "validating":
             if faults:
@@ -140,7 +144,7 @@ class BatchRunner:
         body = answer.get_json(silent=True)
         if answer.status_code in AGAIN:
             why = (body or {}).get("error", {}).get("message", "") if isinstance(body, dict) else ""
-            self._save(self.batches.get(None, id), paused=why or f"HTTP {answer.status_code}")
+            self._pause(id, why or f"HTTP {answer.status_code}")
             pending.insert(0, asked)
             self._stopped.wait(LOOK_EVERY)
             return
@@ -154,15 +158,27 @@ class BatchRunner:
             },
             "error": None,
         }
-        ok = answer.status_code < 400
-        self.batches.answer(id, result, ok)
-        done, failed = self.batches.answered(id)
-        self._save(self.batches.get(None, id), completed=len(done) - failed, failed=failed,
-                   paused="")  # fmt: skip
+        self.batches.answer(id, result, answer.status_code < 400)
+        self._count(id)
+
+    def _count(self, id: str) -> BatchRecord:
+        """Save the batch's counts as its answers on the disk say (one thread at a time, so
+        that no count read earlier is saved over a later one)."""
+        with self._lock:
+            done, failed = self.batches.answered(id)
+            record = replace(self.batches.get(None, id), completed=len(done) - failed,
+                             failed=failed, paused="")  # fmt: skip
+            self.batches.save(record)
+            return record
+
+    def _pause(self, id: str, why: str) -> None:
+        """Say why the batch's requests wait."""
+        with self._lock:
+            self.batches.save(replace(self.batches.get(None, id), paused=why))
 
     def _end(self, id: str) -> None:
         """The batch's answers and errors made files, and its last status."""
-        record = self.batches.get(None, id)
+        record = self._count(id)
         if record.status == "cancelling":
             final = "cancelled"
         elif self.clock() >= record.expires_at:
@@ -180,7 +196,7 @@ class BatchRunner:
         self._save(record.now(final, self.clock(), paused="", **made))
 
     def _save(self, record: BatchRecord, **changes) -> BatchRecord:
-        """Save ``record`` with ``changes`` (one request's thread at a time)."""
+        """Save ``record`` with ``changes`` (while no request of it runs, or under the lock)."""
         with self._lock:
             record = replace(record, **changes)
             self.batches.save(record)
@@ -216,7 +232,8 @@ def batch_runner(app, files: FileStore, batches: BatchStore, access, router, set
         return True  # a model not served: its request is answered 404 at once
 
     return BatchRunner(app, files, batches, secret=secret, room=room, may_use=may_use,
-                       at_once=settings.stores.batch_lines_at_once)  # fmt: skip
+                       at_once=settings.stores.batch_lines_at_once,
+                       longest=settings.limits.max_body_size)  # fmt: skip
 
 
 def is_free(replica: dict) -> bool:

@@ -10,7 +10,7 @@ proxy runs) is read from the fleet at scrape time.
 from __future__ import annotations
 
 import struct
-from typing import Iterator, NamedTuple, Optional
+from typing import Callable, Iterator, NamedTuple, Optional
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -40,6 +40,7 @@ class Metrics:
         self.folder = folder
         self.registry = None if folder else CollectorRegistry()
         self._fleet = None
+        self._batches = None
         self._answers: dict = {}  # (route, model, status, key) -> their series
         registry = self.registry
         self.requests = Counter(
@@ -183,6 +184,14 @@ class Metrics:
         up.set(1)
         outages.on_change = lambda store, is_up: up.set(int(is_up))
 
+    def watch_batches(self, live: Callable[[], list]) -> None:
+        """The requests of each batch under way (``live()``: their OpenAI forms), at every
+        scrape."""
+        collector = BatchesCollector(live)
+        if self.registry is not None:
+            self.registry.register(collector)
+        self._batches = collector
+
     def watch(self, fleet) -> None:
         """Read the fleet's shared state at every scrape."""
         self._fleet = FleetCollector(fleet)
@@ -257,8 +266,9 @@ class Metrics:
             return self.registry
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=self.folder)
-        if self._fleet is not None:
-            registry.register(self._fleet)
+        for collector in (self._fleet, self._batches):
+            if collector is not None:
+                registry.register(collector)
         return registry
 
 
@@ -329,6 +339,27 @@ class QueueMetrics:
         queued.set(waiting)
         if served:
             turns.inc()
+
+
+class BatchesCollector:
+    """Each batch under way: its requests answered, failed and left."""
+
+    def __init__(self, live: Callable[[], list]) -> None:
+        self.live = live
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        requests = GaugeMetricFamily(
+            PREFIX + "batch_requests",
+            "Requests of each batch under way: answered, failed, and waiting to run",
+            labels=["batch", "state"],
+        )
+        for batch in self.live():
+            counts = batch["request_counts"]
+            left = counts["total"] - counts["completed"] - counts["failed"]
+            for state, value in (("answered", counts["completed"]), ("failed", counts["failed"]),
+                                 ("waiting", left)):  # fmt: skip
+                requests.add_metric([batch["id"], state], value)
+        yield requests
 
 
 class FleetCollector:

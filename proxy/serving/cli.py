@@ -10,6 +10,7 @@ import threading
 import time
 from typing import Optional, Sequence
 
+from proxy.api.batches import UPLOAD_OVERHEAD
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
 from proxy.logs import log_to_stderr
@@ -74,6 +75,11 @@ def report_upstream(app) -> None:
         )
 
 
+def largest_body(settings: Settings) -> int:
+    """The largest request body the app may accept: a request's, or an upload's."""
+    return max(settings.limits.max_body_size, settings.stores.max_file_size + UPLOAD_OVERHEAD)
+
+
 def serve_waitress(app, settings: Settings) -> None:
     """Serve until SIGTERM, then stop accepting and let the answers in flight finish."""
     import waitress
@@ -99,6 +105,9 @@ def serve_waitress(app, settings: Settings) -> None:
         channel_timeout=600,
         asyncore_use_poll=True,
         ident="oai-proxy",
+        # waitress reads a whole body (to a file past 512 KiB) before the app sees it: a body
+        # larger than any the app accepts is refused from its header instead
+        max_request_body_size=largest_body(settings),
     )
     listening = listeners(sockets)
     for each in listening:

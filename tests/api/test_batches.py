@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import pytest
 
-from proxy.access.batches import BatchStore
+from proxy.access.batches import WINDOW, BatchStore
 from tests.polling import wait_for
 
 KEYS = ("sk-alice", "sk-bob")
@@ -185,6 +186,11 @@ def test_an_upload_past_its_bounds_is_refused_and_not_kept(make_client, tmp_path
     client = make_client(max_file_size=1000, max_batch_lines=3, files_dir=str(folder))
     big = upload(client, "", b"x" * 2000)
     assert big.status_code == 400 and "--max-file-size" in big.get_json()["error"]["message"]
+    form = b'--x\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n\r\n'
+    huge = client.post("/v1/files", data=form + b"x" * (2 << 20) + b"\r\n--x--\r\n",
+                       content_type="multipart/form-data; boundary=x")  # fmt: skip
+    # larger than the form may be: told from its length, before it is read
+    assert huge.status_code == 413 and "--max-file-size" in huge.get_json()["error"]["message"]
     many = upload(client, "", jsonl([chat_line(f"q{n}") for n in range(4)])[:999])
     assert many.status_code == 400 and "--max-batch-lines" in many.get_json()["error"]["message"]
     wrong = upload(client, "", jsonl([chat_line("q")]), purpose="fine-tune")
@@ -228,3 +234,93 @@ def test_a_spent_budget_pauses_a_batch_rather_than_failing_it(make_client, tmp_p
     assert shown["status"] == "in_progress" and "tokens of the day" in shown["x-oai-proxy-paused"]
     assert shown["request_counts"] == {"total": 3, "completed": 0, "failed": 0}
     assert shown["error_file_id"] is None
+
+
+def test_a_message_batch_runs_on_the_same_runner_and_answers_in_anthropics_words(keyed):
+    params = {"model": "test-model", "max_tokens": 16,
+              "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+    asked = [{"custom_id": "good", "params": params},
+             {"custom_id": "bad", "params": {**params, "max_tokens": -1}}]  # fmt: skip
+    made = keyed.post("/v1/messages/batches", json={"requests": asked}, headers=as_key("sk-alice"))
+    batch = made.get_json()
+    assert made.status_code == 200 and batch["type"] == "message_batch", batch
+    assert batch["id"].startswith("msgbatch_") and batch["processing_status"] == "in_progress"
+
+    def ended() -> bool:
+        nonlocal batch
+        batch = keyed.get(
+            f"/v1/messages/batches/{batch['id']}", headers=as_key("sk-alice")
+        ).get_json()
+        return batch["processing_status"] == "ended"
+
+    wait_for(ended, "the message batch to end", timeout=30)
+    assert batch["request_counts"] == {"processing": 0, "succeeded": 1, "errored": 1,
+                                       "canceled": 0, "expired": 0}  # fmt: skip
+    assert batch["results_url"].endswith(f"/v1/messages/batches/{batch['id']}/results")
+    with keyed.get(
+        f"/v1/messages/batches/{batch['id']}/results", headers=as_key("sk-alice")
+    ) as got:
+        results = {
+            line["custom_id"]: line["result"] for line in map(json.loads, got.data.splitlines())
+        }
+    assert (
+        results["good"]["type"] == "succeeded" and results["good"]["message"]["type"] == "message"
+    )
+    assert results["bad"]["type"] == "errored" and results["bad"]["error"]["type"] == "error"
+    assert (
+        keyed.get(f"/v1/messages/batches/{batch['id']}", headers=as_key("sk-bob")).status_code
+        == 404
+    )
+    listed = keyed.get("/v1/messages/batches", headers=as_key("sk-alice")).get_json()["data"]
+    assert [each["id"] for each in listed] == [batch["id"]]
+
+
+@pytest.mark.parametrize(
+    "body, param",
+    [
+        ({"requests": []}, "requests"),
+        ({"requests": [{"custom_id": "a b", "params": {}}]}, "requests.0.custom_id"),
+        (
+            {"requests": [{"custom_id": "a", "params": {"stream": True}}]},
+            "requests.0.params.stream",
+        ),
+        (
+            {"requests": [{"custom_id": "a", "params": {}}, {"custom_id": "a", "params": {}}]},
+            "requests.1.custom_id",
+        ),  # fmt: skip
+    ],
+    ids=["none", "custom-id", "streamed", "custom-id-twice"],
+)
+def test_a_message_batch_asked_wrongly_is_refused_in_anthropics_shape(keyed, body, param):
+    answer = keyed.post("/v1/messages/batches", json=body, headers=as_key("sk-alice"))
+    assert answer.status_code == 400
+    assert answer.get_json()["type"] == "error" and param in answer.get_json()["error"]["message"]
+
+
+def test_a_batch_past_its_window_ends_expired(keyed, tmp_path):
+    file_id = upload(keyed, "sk-alice", jsonl([chat_line("q")])).get_json()["id"]
+    long_ago = BatchStore(str(tmp_path / "files"), clock=lambda: time.time() - 2 * WINDOW)
+    record = long_ago.create("key-1", "/v1/chat/completions", file_id, "24h", None)
+    keyed.application.extensions["proxy"].runner.start()
+
+    def shown():
+        return keyed.get(f"/v1/batches/{record.id}", headers=as_key("sk-alice")).get_json()
+
+    wait_for(lambda: shown()["status"] == "expired", "the batch to expire", timeout=30)
+    assert shown()["request_counts"] == {"total": 1, "completed": 0, "failed": 0}
+    assert shown()["expired_at"] is not None and shown()["output_file_id"] is None
+
+
+def test_a_batch_under_way_is_on_metrics(make_client, tmp_path):
+    keys = tmp_path / "keys.toml"
+    keys.write_text('[[keys]]\nname = "thrifty"\nkey = "sk-t"\ntokens_per_day = 1\n')
+    client = make_client(keys=str(keys), files_dir=str(tmp_path / "files"), metrics="on",
+                         metrics_key="m")  # fmt: skip
+    file_id = upload(client, "sk-t", jsonl([chat_line(f"q{n}") for n in range(3)]))
+    made = client.post("/v1/batches", json={"input_file_id": file_id.get_json()["id"],
+                                            "endpoint": "/v1/chat/completions",
+                                            "completion_window": "24h"},
+                       headers=as_key("sk-t")).get_json()  # fmt: skip
+    series = f'oai_proxy_batch_requests{{batch="{made["id"]}",state="waiting"}} 3.0'
+    wait_for(lambda: series in client.get("/metrics", headers=as_key("m")).get_data(as_text=True),
+             "the batch on /metrics", timeout=30)  # fmt: skip

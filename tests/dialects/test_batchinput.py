@@ -47,3 +47,9 @@ def test_a_file_of_nothing_is_a_fault_and_faults_are_bounded():
     assert [f.code for f in read_requests([b"\n", b"  \n"], CHAT)[1]] == ["empty_file"]
     found, faults = read_requests([b"{"] * (MAX_ERRORS + 5), CHAT)
     assert not found and len(faults) == MAX_ERRORS
+
+
+def test_a_line_longer_than_a_body_may_be_is_a_fault():
+    found, faults = read_requests([line(custom_id="short"), b"x" * 201 + b"\n"], CHAT, longest=200)
+    assert [each.custom_id for each in found] == ["short"]
+    assert [(f.line, f.code) for f in faults] == [(2, "line_too_long")]

@@ -151,3 +151,30 @@ def test_a_proxy_killed_mid_batch_finishes_it_once_started_again(server, logs, t
         assert sorted(ids) == sorted(f"line-{n}" for n in range(count))  # each once
         told = sum(a["response"]["body"]["usage"]["total_tokens"] for a in got)
         assert usage_tokens(proxy) >= told  # a line cut by the kill ran again: charged again
+
+
+def test_the_anthropic_sdk_runs_a_message_batch(server, logs, tmp_path):
+    with proxy_of(server, logs, tmp_path, "anthropic") as proxy:
+        sdk = proxy.anthropic("sk-night")
+
+        def params(number: int) -> dict:
+            question = {"role": "user", "content": f"Say something about {number}."}
+            return {"model": "tiny", "max_tokens": 8, "messages": [question]}
+
+        greedy = {"temperature": 0}  # in the SDK's extra_body: its own types leave it out
+        asked = [{"custom_id": f"q-{n}", "params": {**params(n), **greedy}} for n in range(12)]
+        batch = sdk.messages.batches.create(requests=asked)
+        assert batch.type == "message_batch" and batch.processing_status == "in_progress"
+        wait_for(lambda: sdk.messages.batches.retrieve(batch.id).processing_status == "ended",
+                 "the message batch to end", timeout=120)  # fmt: skip
+        ended = sdk.messages.batches.retrieve(batch.id)
+        assert ended.request_counts.succeeded == 12 and ended.request_counts.errored == 0
+        results = {each.custom_id: each.result for each in sdk.messages.batches.results(batch.id)}
+        assert sorted(results) == sorted(f"q-{n}" for n in range(12))
+        for number in (0, 5, 11):
+            live = sdk.messages.create(**params(number), extra_body=greedy)
+            kept = results[f"q-{number}"]
+            assert kept.type == "succeeded"
+            assert kept.message.content[0].text == live.content[0].text
+            assert kept.message.usage.output_tokens == live.usage.output_tokens
+        assert [each.id for each in sdk.messages.batches.list()] == [batch.id]

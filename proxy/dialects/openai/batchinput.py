@@ -34,14 +34,19 @@ class RequestFault:
                 "line": self.line}  # fmt: skip
 
 
-def read_requests(raw: Iterable[bytes], endpoint: str) -> tuple:
-    """``(requests, faults)`` of an input file's ``raw`` lines for ``endpoint``; blank lines
-    are skipped."""
+def read_requests(raw: Iterable[bytes], endpoint: str, longest: int = 1 << 25) -> tuple:
+    """``(requests, faults)`` of an input file's ``raw`` lines for ``endpoint``, each at most
+    ``longest`` bytes (a request's body could be no longer); blank lines are skipped."""
     found, faults, seen = [], [], set()
     for number, text in enumerate(raw, 1):
-        if not text.strip():
+        if len(text) > longest:  # before anything copies it
+            asked = RequestFault(number, "line_too_long",
+                                 f"line {number} is longer than {longest} bytes, the largest "
+                                 f"request body accepted (--max-body-size)")  # fmt: skip
+        elif not text.strip():
             continue
-        asked = read_request(text, number, endpoint, seen)
+        else:
+            asked = read_request(text, number, endpoint, seen)
         if isinstance(asked, RequestFault):
             if len(faults) < MAX_ERRORS:
                 faults.append(asked)

@@ -1,0 +1,125 @@
+"""Hostile files and batches: an upload declaring a gigabyte, a file of a million lines, a
+line longer than a request's body may be, a request naming another tenant's model, another
+tenant's file and batch. Each is refused, naming what is wrong, and costs the proxy bounded
+memory.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+
+import pytest
+import requests
+
+from tests.hostile.conftest import ALICE, BOB
+from tests.hostile.cost import MiB, measured
+from tests.polling import wait_for
+
+pytestmark = pytest.mark.hostile
+
+GROWTH = 64 * MiB  # the most a probe may add to the proxy's memory
+GIGABYTE = 10**9
+
+
+def line(custom_id: str, model: str = "tiny", size: int = 0) -> bytes:
+    body = {"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": "x" * size}]}
+    item = {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions", "body": body}
+    return json.dumps(item).encode() + b"\n"
+
+
+def upload(url: str, key: str, content: bytes) -> requests.Response:
+    return requests.post(
+        url + "/v1/files",
+        files={"file": ("lines.jsonl", io.BytesIO(content))},
+        data={"purpose": "batch"},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=120,
+    )
+
+
+def batch(url: str, key: str, file_id: str) -> dict:
+    made = requests.post(
+        url + "/v1/batches",
+        json={
+            "input_file_id": file_id,
+            "endpoint": "/v1/chat/completions",
+            "completion_window": "24h",
+        },  # fmt: skip
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    ).json()
+    shown, headers = {}, {"Authorization": f"Bearer {key}"}
+
+    def read() -> bool:
+        shown.update(requests.get(f"{url}/v1/batches/{made['id']}", headers=headers).json())
+        return shown["status"] != "validating"
+
+    wait_for(read, "the batch to be read", timeout=60)
+    return shown
+
+
+def test_an_upload_declaring_a_gigabyte_is_refused_before_it_is_read(gateway):
+    """Larger than any body the proxy accepts (--max-file-size): refused from its header,
+    before a byte of it is read (the proxy's own 413 in OpenAI's shape is tested with a
+    smaller bound, tests/api/test_batches.py)."""
+    head = (
+        "POST /v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {ALICE}\r\n"
+        "Content-Type: multipart/form-data; boundary=b\r\n"
+        f"Content-Length: {GIGABYTE}\r\nConnection: close\r\n\r\n"
+    ).encode()
+
+    def probe() -> bytes:
+        with socket.create_connection(("127.0.0.1", gateway.proxy.port), timeout=30) as sock:
+            sock.sendall(head)  # the body never comes: the header says enough
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+            return answer
+
+    answer, cost = measured(gateway.pid, probe)
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:300]  # waitress's own, from the header
+    assert cost.growth < GROWTH, cost
+
+
+def test_a_file_of_a_million_lines_is_refused_as_it_is_copied(gateway):
+    content = b"{}\n" * 1_000_000
+    answer, cost = measured(gateway.pid, lambda: upload(gateway.url, ALICE, content))
+    assert answer.status_code == 400 and "--max-batch-lines" in answer.json()["error"]["message"]
+    assert answer.json()["error"]["param"] == "file"
+    assert cost.growth < GROWTH, cost
+
+
+def test_a_line_longer_than_a_body_may_be_fails_its_batch_naming_the_line(gateway):
+    """40 MiB: more than --max-body-size (32 MiB), which bounds what of it is ever read."""
+    made = upload(gateway.url, ALICE, line("small") + line("huge", size=40 * MiB)).json()
+    shown, cost = measured(gateway.pid, lambda: batch(gateway.url, ALICE, made["id"]))
+    assert shown["status"] == "failed", shown
+    (fault,) = shown["errors"]["data"]
+    assert (fault["line"], fault["code"]) == (2, "line_too_long")
+    assert cost.growth < GROWTH, cost
+
+
+def test_a_request_naming_another_tenants_model_fails_the_batch(gateway):
+    made = upload(gateway.url, ALICE, line("mine") + line("theirs", model="secret")).json()
+    shown = batch(gateway.url, ALICE, made["id"])
+    assert shown["status"] == "failed"
+    (fault,) = shown["errors"]["data"]
+    assert (fault["line"], fault["code"], fault["param"]) == (2, "model_not_allowed", "body.model")
+
+
+def test_another_tenants_file_and_batch_are_as_good_as_absent(gateway):
+    made = upload(gateway.url, ALICE, line("mine")).json()
+    shown = batch(gateway.url, ALICE, made["id"])
+    as_bob = {"Authorization": f"Bearer {BOB}"}
+    for path in (f"/v1/files/{made['id']}", f"/v1/files/{made['id']}/content",
+                 f"/v1/batches/{shown['id']}"):  # fmt: skip
+        answer = requests.get(gateway.url + path, headers=as_bob, timeout=30)
+        assert answer.status_code == 404 and answer.json()["error"]["type"]
+    cancel = requests.post(f"{gateway.url}/v1/batches/{shown['id']}/cancel", headers=as_bob,
+                           timeout=30)  # fmt: skip
+    assert cancel.status_code == 404
+    listed = requests.get(gateway.url + "/v1/batches", headers=as_bob, timeout=30).json()
+    assert shown["id"] not in json.dumps(listed)
