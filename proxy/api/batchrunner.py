@@ -17,7 +17,7 @@ import logging
 import secrets
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import Callable, Optional
 
@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 LOOK_EVERY = 1.0  # seconds between two looks for batches to run, and for a free slot
 AGAIN = (429, 503)  # answers that say "not now": the request waits and is tried again
 LOWEST = "255"
+SHOW_EVERY = 0.2  # seconds between two saves of a running batch's counts
 
 
 class BatchRunner:
@@ -64,6 +65,7 @@ class BatchRunner:
         self._thread: Optional[threading.Thread] = None
         self._lock = threading.Lock()  # the thread's start, and each save
         self._stopped = threading.Event()
+        self._counts: dict = {}  # batch id: [answered, failed, shown at], while it runs here
 
     def start(self) -> None:
         """Run batches from now on (a batch made, or found waiting when the process started)."""
@@ -104,6 +106,7 @@ class BatchRunner:
             record = self._save(record.now("in_progress", self.clock(), total=len(asked)))
         done, failed = self.batches.answered(id)
         pending = [each for each in asked if each.custom_id not in done]
+        self._counts[id] = [len(done) - failed, failed, 0.0]  # and when they were last shown
         record = self._save(record, completed=len(done) - failed, failed=failed)
         with ThreadPoolExecutor(self.at_once, thread_name_prefix="batch-request") as pool:
             running: set = set()
@@ -116,14 +119,18 @@ class BatchRunner:
                 record = self.batches.get(None, id)
                 if record.status == "cancelling" or self.clock() >= record.expires_at:
                     break  # what runs ends as it would
-                if not pending or len(running) >= self.at_once:
-                    time.sleep(LOOK_EVERY / 20)
+                if not pending or len(running) >= self.at_once:  # until one of them ends
+                    wait(running, LOOK_EVERY, FIRST_COMPLETED) if running else self.pause()
                     continue
                 if not self.room(pending[0].body["model"]):
-                    time.sleep(LOOK_EVERY / 20)
+                    self.pause()
                     continue
                 running.add(pool.submit(self._ask, id, pending.pop(0), pending))
         self._end(id)
+
+    def pause(self) -> None:
+        """Wait a little for a slot, or for a request put back to wait."""
+        self._stopped.wait(LOOK_EVERY / 20)
 
     def _forbidden(self, record: BatchRecord, asked: list) -> list:
         found = []
@@ -158,12 +165,19 @@ class BatchRunner:
             },
             "error": None,
         }
-        self.batches.answer(id, result, answer.status_code < 400)
-        self._count(id)
+        ok = answer.status_code < 400
+        self.batches.answer(id, result, ok)
+        with self._lock:
+            counts = self._counts[id]
+            counts[0 if ok else 1] += 1
+            now = time.monotonic()
+            if now - counts[2] >= SHOW_EVERY:  # the answers on the disk are what counts
+                counts[2] = now
+                self.batches.save(replace(self.batches.get(None, id), completed=counts[0],
+                                          failed=counts[1], paused=""))  # fmt: skip
 
     def _count(self, id: str) -> BatchRecord:
-        """Save the batch's counts as its answers on the disk say (one thread at a time, so
-        that no count read earlier is saved over a later one)."""
+        """Save the batch's counts as its answers on the disk say, as it ends."""
         with self._lock:
             done, failed = self.batches.answered(id)
             record = replace(self.batches.get(None, id), completed=len(done) - failed,
