@@ -14,13 +14,13 @@ from proxy.access.batches import LIVE
 from proxy.access.gate import ADMIN
 from proxy.api.body import read_json
 from proxy.api.state import Routes, get_state
+from proxy.config.settings import largest_upload
 from proxy.core.errors import InvalidRequestError, PayloadTooLargeError
 from proxy.dialects.openai.batchinput import ENDPOINTS, WINDOWS
 
 bp = Blueprint("batches", __name__)
 routes = Routes(bp, "Files and batches: a night's work queued behind the team's day (OpenAI)")
 
-UPLOAD_OVERHEAD = 1 << 20  # bytes of a multipart body beside its file
 MAX_METADATA = 16  # pairs, as OpenAI's
 
 
@@ -43,8 +43,9 @@ def maker() -> str:
 
 @bp.post("/v1/files")
 def upload_file() -> Response:
-    files = get_state().files
-    request.max_content_length = files.max_bytes + UPLOAD_OVERHEAD
+    state = get_state()
+    files = state.files
+    request.max_content_length = largest_upload(state.settings.stores)
     try:
         upload = request.files.get("file")
     except RequestEntityTooLarge:

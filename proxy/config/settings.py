@@ -371,6 +371,14 @@ class StoreSettings:
     )
 
 
+UPLOAD_OVERHEAD = 1 << 20  # bytes of a multipart upload beside its file
+
+
+def largest_upload(stores: "StoreSettings") -> int:
+    """The largest body an upload of a file may be: the file, and its form around it."""
+    return stores.max_file_size + UPLOAD_OVERHEAD
+
+
 @dataclass(frozen=True)
 class LimitSettings:
     """What one request may ask, and how long it may wait for a slot."""

@@ -10,9 +10,8 @@ import threading
 import time
 from typing import Optional, Sequence
 
-from proxy.api.batches import UPLOAD_OVERHEAD
 from proxy.config.runtime import Runtime
-from proxy.config.settings import Settings
+from proxy.config.settings import Settings, largest_upload
 from proxy.logs import log_to_stderr
 
 logger = logging.getLogger("proxy")
@@ -77,7 +76,7 @@ def report_upstream(app) -> None:
 
 def largest_body(settings: Settings) -> int:
     """The largest request body the app may accept: a request's, or an upload's."""
-    return max(settings.limits.max_body_size, settings.stores.max_file_size + UPLOAD_OVERHEAD)
+    return max(settings.limits.max_body_size, largest_upload(settings.stores))
 
 
 def serve_waitress(app, settings: Settings) -> None:
