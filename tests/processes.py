@@ -23,9 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 ADMIN = "admin-secret"  # every proxy a test starts has this admin key, unless its args say another
 
 
-PORTS_PER_WORKER = 1000
-# below the kernel's ephemeral ports, which outgoing connections take; two checkouts tested
-# at once on one machine each set their own
+PORTS_PER_WORKER = 500
+# every block below the kernel's ephemeral ports (32768 up), which outgoing connections take
+# between a port's check and its server's bind: CI's sixteen quick benches each take a block.
+# Two checkouts tested at once on one machine each set their own
 FIRST_PORT = int(os.environ.get("OAI_PROXY_TEST_FIRST_PORT", "20000"))
 
 
