@@ -10,9 +10,14 @@ from typing import Callable, Optional
 
 from flask import Flask
 
-from proxy.access.batches import LIVE, BatchStore
-from proxy.access.build import build_access, build_capture, build_outages, build_responses
-from proxy.access.files import FileStore
+from proxy.access.batches import LIVE
+from proxy.access.build import (
+    build_access,
+    build_batches,
+    build_capture,
+    build_outages,
+    build_responses,
+)
 from proxy.access.imagefetch import ImageFetcher
 from proxy.api import (
     admin,
@@ -119,14 +124,7 @@ def create_app(
         web=lambda: router.catalog.web_search,
         metrics=metrics,
     )
-    files_dir = settings.stores.files_dir or os.path.join(runtime.cache_dir, "files")
-    files = FileStore(
-        files_dir,
-        max_bytes=settings.stores.max_file_size,
-        max_lines=settings.stores.max_batch_lines,
-        per_key=settings.stores.files_per_key,
-    )
-    kept = BatchStore(files_dir)
+    files, kept, queue = build_batches(settings, runtime)
     state = ProxyState(
         settings,
         router,
@@ -141,10 +139,10 @@ def create_app(
         tools=tools,
         files=files,
         batches=kept,
-        runner=batch_runner(app, files, kept, access, router, settings),
+        runner=batch_runner(app, files, kept, queue, access, router, settings),
     )
-    if any(record.status in LIVE for record in kept.listed(None)):
-        state.runner.start()  # batches a stopped process left: resumed
+    if settings.stores.redis_url or any(record.status in LIVE for record in kept.listed(None)):
+        state.runner.start()  # every proxy's batches, or those a stopped process left
     if settings.access.watch == "on" and state.reloader.files and not runtime.supervisor:
         FileWatch(state.reloader.files, state.reloader.reload_logged).start()
     if metrics is not None:

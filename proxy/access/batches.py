@@ -1,11 +1,13 @@
 """The batches clients made (OpenAI's Batch API): each one's record, and the answers of its
-lines as they come, in the files' folder (:mod:`proxy.access.files`), so that every proxy
+requests as they come, in the files' folder (:mod:`proxy.access.files`), so that every proxy
 sharing the folder sees them.
 
-A line's answer is appended to its batch's answers (or errors) and flushed to the disk before
-the next line is counted done: a batch resumed after a restart or a kill runs the lines whose
-answer is not there, each ``custom_id`` once. Only one process runs a batch at a time: it holds
-the batch's lock (``flock``), which the system gives back when the process dies.
+A request's answer is appended to the answers (or errors) its process keeps of the batch, a
+file of each process's own, and flushed to the disk before the request counts done: a batch
+resumed after a restart or a kill runs the requests whose answer is not there, each
+``custom_id`` once. Only one process keeps a batch's record at a time (its start, its counts,
+its end): it holds the batch's lock (``flock``, which NFS 4 keeps across machines), which the
+system gives back when the process dies.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ import fcntl
 import json
 import os
 import secrets
+import socket
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import IO, Callable, Optional
 
 from proxy.access.files import checked_id, write_whole
 from proxy.core.errors import NotFoundError
@@ -49,6 +51,7 @@ class BatchRecord:
     paused: str = ""  # why its requests wait (a spent budget), while they do
     times: dict = field(default_factory=dict)  # status: when it began
     api: str = "openai"  # whose Batch API made it: "openai", or "anthropic" (Message Batches)
+    models: list = field(default_factory=list)  # those its requests name, once it is read
 
     def shown(self) -> dict:
         shown = {
@@ -82,10 +85,14 @@ class BatchRecord:
 
 
 class BatchStore:
-    """The batches in ``folder``/batches."""
+    """The batches in ``folder``/batches; ``runner``: this process's name in its answers'
+    files."""
 
-    def __init__(self, folder: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, folder: str, runner: str = "", clock: Callable[[], float] = time.time
+    ) -> None:
         self.folder = Path(folder) / "batches"
+        self.runner = runner or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
         self.clock = clock
 
     def create(self, owner: str, endpoint: str, input_file_id: str, window: str,
@@ -140,45 +147,65 @@ class BatchStore:
     # -- answers ----------------------------------------------------------------------------
 
     def answer(self, id: str, result: dict, ok: bool) -> None:
-        """Keep one line's ``result``, on the disk before this returns."""
-        with open(self.results(id, ok), "ab") as out:
+        """Keep one request's ``result``, on the disk before this returns."""
+        with open(self._path(id, f".{self.runner}{_suffix(ok)}"), "ab") as out:
             out.write(json.dumps(result, separators=(",", ":")).encode() + b"\n")
             out.flush()
             os.fsync(out.fileno())
 
-    def answered(self, id: str) -> tuple:
-        """The ``custom_id`` of every line answered, and how many of them failed."""
-        done, failed = set(), 0
+    def answered(self, id: str) -> dict:
+        """Whether each request answered was answered well, by its ``custom_id``."""
+        found = {}
         for ok in (True, False):
-            path = self.results(id, ok)
-            if not path.exists():
-                continue
-            with open(path, "rb") as kept:
-                for text in kept:
-                    try:
-                        done.add(json.loads(text)["custom_id"])
-                    except (ValueError, KeyError):  # a line cut by a crash mid-write
-                        continue
-                    failed += not ok
-        return done, failed
+            for path in self._parts(id, ok):
+                with open(path, "rb") as kept:
+                    for text in kept:
+                        try:
+                            found[json.loads(text)["custom_id"]] = ok
+                        except (ValueError, KeyError):  # a line cut by a crash mid-write
+                            continue
+        return found
 
-    def results(self, id: str, ok: bool) -> Path:
-        return self._path(id, ".out.jsonl" if ok else ".err.jsonl")
+    def gathered(self, id: str, ok: bool) -> Optional[Path]:
+        """Every process's answers (``ok``) or errors of the batch in one file, or ``None``
+        when there are none; each whole line once."""
+        parts = self._parts(id, ok)
+        whole = self._path(id, _suffix(ok))
+        with open(whole, "wb") as out:
+            for path in parts:
+                with open(path, "rb") as kept:
+                    for text in kept:
+                        if text.endswith(b"\n"):  # a line cut by a crash mid-write is left
+                            out.write(text)
+        if not whole.stat().st_size:
+            whole.unlink()
+            return None
+        return whole
 
-    @contextmanager
-    def running(self, id: str) -> Iterator[bool]:
-        """Whether this process now runs batch ``id`` (no other holds it), for the block."""
+    def clear(self, id: str) -> None:
+        """The processes' answers, once gathered into the batch's files."""
+        for ok in (True, False):
+            for path in self._parts(id, ok):
+                path.unlink(missing_ok=True)
+
+    def _parts(self, id: str, ok: bool) -> list:
+        return sorted(self.folder.glob(f"{checked_id(id, 'batch_')}.*{_suffix(ok)}"))
+
+    def lock(self, id: str) -> Optional[IO]:
+        """Batch ``id``'s lock, if no other process holds it: this process keeps the batch's
+        record until it closes the lock (or dies)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self._path(id, ".lock"), "a") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        lock = open(self._path(id, ".lock"), "a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            return None
+        return lock
 
     def _path(self, id: str, suffix: str) -> Path:
         return self.folder / f"{checked_id(id, 'batch_')}{suffix}"
+
+
+def _suffix(ok: bool) -> str:
+    return ".out.jsonl" if ok else ".err.jsonl"

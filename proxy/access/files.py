@@ -160,6 +160,12 @@ class FileStore:
                         pass
                 yield line
 
+    def line_at(self, id: str, offset: int, longest: int) -> bytes:
+        """The line at ``offset`` of the file, at most ``longest + 1`` bytes of it."""
+        with open(self.content(None, id), "rb") as source:
+            source.seek(offset)
+            return source.readline(longest + 1)
+
     def listed(self, owner: Optional[str]) -> list:
         """``owner``'s files, newest first."""
         if not self.folder.is_dir():

@@ -259,12 +259,14 @@ class Access:
         price: Optional[Price] = None,
         hold: str = "",
         web_searches: int = 0,
+        id: str = "",
     ) -> None:
         """An answer has ended: its usage and what it costs the key's budgets (its tokens,
         and its money at ``price``, the price of the ``model`` that answered) written in one
         charge (kept for later while the store is down) that lets its ``hold`` go, its
         tokens counted against the key's minute; the ``web_searches`` its upstream ran
-        itself are charged at the price's ``web_search``."""
+        itself are charged at the price's ``web_search``; ``id``: the charge's own, for an
+        answer that may be asked again and must count once ("": a new one)."""
         periods, tokens, usd_periods, micro_usd = (), 0, (), 0
         if key is not None and key.budgeted and self.budgets is not None:
             periods = self.budgets.periods(key, "tokens")
@@ -288,6 +290,7 @@ class Access:
                 micro_usd,
                 hold=hold,
                 web_searches=web_searches,
+                **({"id": id} if id else {}),
             )
         )
         if key is not None and key.tpm and (prompt_tokens or completion_tokens):

@@ -1,18 +1,22 @@
 """Runs the batches' requests through the app itself, each as a live request of the batch's key
 would go: its grants, limits, budgets, fair turns, usage and the inspector all apply.
 
-One thread per process looks for batches to run in the files' folder; a batch is run by one
-process at a time (:meth:`BatchStore.running`), and taken over by another if that one dies.
-A batch's request starts only when one of its model's servers has a free slot and no live
-request waits for one, at the lowest priority, so that a batch fills the idle slots and gives
-way within one answer when people come back. A request refused for the key's budget or
-limits, or for a server that cannot take it now, waits and is tried again (the batch says why
-meanwhile): it never fails for it. A batch past its window ends ``expired``, what it answered
-kept.
+One thread per process does two jobs. It keeps the record of each batch it holds the lock of
+(:meth:`BatchStore.lock`; another process takes a batch over when this one dies): reads the
+batch's input before it starts, puts its requests in the batch queue, saves its tally as it
+goes and makes its files as it ends. And it takes requests of any batch from the queue
+(:mod:`proxy.access.batchqueue`: this process's, or with ``--redis-url`` every proxy's) to
+run them: a request of a model starts only when one of the model's servers has a free slot
+and no live request waits for one, at the lowest priority, so that batches fill the idle
+slots and give way within one answer when people come back. A request refused for the key's
+budget or limits, or for a server that cannot take it now, waits and is tried again (the
+batch says why meanwhile): it never fails for it. A batch past its window ends ``expired``,
+what it answered kept.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import threading
@@ -24,29 +28,33 @@ from typing import Callable, Optional
 from werkzeug.test import Client
 
 from proxy.access.batches import LIVE, BatchRecord, BatchStore
+from proxy.access.batchqueue import Claim
 from proxy.access.files import FileStore
+from proxy.api.observe import CHARGE_ID
 from proxy.core.errors import ProxyError
-from proxy.dialects.openai.batchinput import BatchRequest, RequestFault, read_requests
+from proxy.dialects.openai.batchinput import RequestFault, read_request, read_requests
 
 logger = logging.getLogger(__name__)
 
-LOOK_EVERY = 1.0  # seconds between two looks for batches to run, and for a free slot
+LOOK_EVERY = 1.0  # seconds between two looks at the batches, and saves of their tallies
+PAUSE = 0.05  # seconds between two looks for a free slot
 AGAIN = (429, 503)  # answers that say "not now": the request waits and is tried again
 LOWEST = "255"
-SHOW_EVERY = 0.2  # seconds between two saves of a running batch's counts
 
 
 class BatchRunner:
-    """The batches of ``batches`` (their input in ``files``), run through ``app`` as their
-    key: ``secret(name)`` is the key's secret (``None``: the proxy has no keys), ``room(model)``
-    whether a request of ``model`` may start now, ``may_use(name, model)`` why the key may not
-    use ``model`` (``None``: it may)."""
+    """The batches of ``batches`` (their input in ``files``), their requests queued in
+    ``queue`` and run through ``app`` as their key: ``secret(name)`` is the key's secret
+    (``None``: the proxy has no keys), ``room(model)`` whether a request of ``model`` may
+    start now, ``may_use(name, model)`` why the key may not use ``model`` (``None``: it
+    may)."""
 
     def __init__(
         self,
         app,
         files: FileStore,
         batches: BatchStore,
+        queue,
         *,
         secret: Callable[[str], Optional[bytes]],
         room: Callable[[str], bool],
@@ -55,17 +63,20 @@ class BatchRunner:
         longest: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``at_once``: requests of a batch run at once; ``longest``: bytes of the longest
-        request (``--max-body-size``)."""
-        self.app, self.files, self.batches = app, files, batches
+        """``at_once``: batch requests this process runs at once; ``longest``: bytes of the
+        longest request (``--max-body-size``)."""
+        self.app, self.files, self.batches, self.queue = app, files, batches, queue
         self.longest = longest
         self.secret, self.room, self.may_use = secret, room, may_use
         self.at_once = at_once
         self.clock = clock
         self._thread: Optional[threading.Thread] = None
-        self._lock = threading.Lock()  # the thread's start, and each save
+        self._lock = threading.Lock()  # the thread's start
         self._stopped = threading.Event()
-        self._counts: dict = {}  # batch id: [answered, failed, shown at], while it runs here
+        self._locks: dict = {}  # batch id: its lock, for the batches whose record is kept here
+        self._live: list = []  # the batches under way, oldest first, as last looked at
+        self._empty: set = set()  # (batch, model) found with nothing to take, since that look
+        self._failing = False  # whether the last look failed (its fault logged once)
 
     def start(self) -> None:
         """Run batches from now on (a batch made, or found waiting when the process started)."""
@@ -79,145 +90,207 @@ class BatchRunner:
         self._stopped.set()
 
     def _loop(self) -> None:
-        while not self._stopped.is_set():
-            for record in self.batches.listed(None):
-                if record.status in LIVE:
-                    with self.batches.running(record.id) as mine:
-                        if mine:
-                            try:
-                                self.run(record.id)
-                            except Exception:  # logged; the batch is tried again later
-                                logger.exception("batch %s stopped", record.id)
-            self._stopped.wait(LOOK_EVERY)
+        looked = 0.0
+        running: set = set()
+        with ThreadPoolExecutor(self.at_once, thread_name_prefix="batch-request") as pool:
+            while not self._stopped.is_set():
+                try:
+                    if time.monotonic() - looked >= LOOK_EVERY:
+                        looked = time.monotonic()
+                        self._look()
+                    running = {each for each in running if not each.done()}
+                    self._fill(running, pool)
+                    self._failing = False
+                except Exception:  # logged once; the batches wait and are tried again
+                    if not self._failing:
+                        logger.exception("batches wait: they could not be run")
+                    self._failing = True
+                    self._stopped.wait(LOOK_EVERY)
+                if running:
+                    wait(running, PAUSE, FIRST_COMPLETED)
+                else:
+                    self._stopped.wait(PAUSE)
+        for lock in self._locks.values():
+            lock.close()
 
-    # -- one batch --------------------------------------------------------------------------
+    def _look(self) -> None:
+        """The batches under way looked at again, and those whose record is kept here kept."""
+        self._empty.clear()
+        self._live = sorted((each for each in self.batches.listed(None) if each.status in LIVE),
+                            key=lambda each: (each.created_at, each.id))  # fmt: skip
+        for record in self._live:
+            if record.id not in self._locks:
+                lock = self.batches.lock(record.id)
+                if lock is None:
+                    continue
+                self._locks[record.id] = lock
+            try:
+                self._keep(self.batches.get(None, record.id))
+            except Exception:
+                self._let_go(record.id)
+                raise
+        self.queue.renew()
 
-    def run(self, id: str) -> None:
-        """Run batch ``id`` to its end, from its first unanswered request."""
-        record = self.batches.get(None, id)
+    def _fill(self, running: set, pool: ThreadPoolExecutor) -> None:
+        """Start what may start of the batches' requests; drop those of a batch ending early."""
+        for record in self._live:
+            ending = self._is_ending(record)
+            for model in record.models:
+                while (record.id, model) not in self._empty and (
+                    ending or len(running) < self.at_once and self.room(model)
+                ):
+                    claim = self.queue.take(record.id, model)
+                    if claim is None:
+                        self._empty.add((record.id, model))
+                        break
+                    if ending:
+                        self.queue.settle(claim, None)
+                    else:
+                        running.add(pool.submit(self._ask, record, claim))
+
+    def _is_ending(self, record: BatchRecord) -> bool:
+        """Whether ``record`` ends before its requests are all answered: cancelled, or past
+        its window."""
+        return record.status == "cancelling" or self.clock() >= record.expires_at
+
+    def _let_go(self, id: str) -> None:
+        lock = self._locks.pop(id, None)
+        if lock is not None:
+            lock.close()
+
+    # -- a batch's record -------------------------------------------------------------------
+
+    def _keep(self, record: BatchRecord) -> None:
+        """Move ``record`` on: read before it starts, its requests queued (again, after a
+        restart), its tally saved, its end made once nothing of it is left."""
+        ending = self._is_ending(record)
+        if record.status == "validating":
+            record = self._start(record, ending)
+            if record is None:
+                return
+        tally = self.queue.tally(record.id)
+        if tally is None and ending:  # what was not queued is not run
+            self._end(record)
+            return
+        if tally is None:  # queued by no process yet, or by one that stopped
+            asked, _ = read_requests(self.files.lines(None, record.input_file_id, self.longest),
+                                     record.endpoint, self.longest)  # fmt: skip
+            answered = self.batches.answered(record.id)
+            failed = sum(not ok for ok in answered.values())
+            pending = [each for each in asked if each.custom_id not in answered]
+            self.queue.put(record.id, pending, len(answered) - failed, failed)
+            tally = self.queue.tally(record.id)
+        if tally.left <= 0:
+            self._end(record)
+            return
+        if (tally.completed, tally.failed, tally.paused) != (
+            record.completed, record.failed, record.paused,
+        ):  # fmt: skip
+            self.batches.save(replace(record, completed=tally.completed, failed=tally.failed,
+                                      paused=tally.paused))  # fmt: skip
+
+    def _start(self, record: BatchRecord, ending: bool) -> Optional[BatchRecord]:
+        """The batch's input read before it starts: ``in_progress`` (its requests queued
+        unless it is ``ending``), or ``failed`` naming each faulty request (``None``)."""
         raw = self.files.lines(None, record.input_file_id, self.longest)
         asked, faults = read_requests(raw, record.endpoint, self.longest)
         faults += self._forbidden(record, asked)
-        if record.status == "validating":
-            if faults:
-                shown = [fault.shown() for fault in faults]
-                self._save(record.now("failed", self.clock(), errors=shown))
-                return
-            record = self._save(record.now("in_progress", self.clock(), total=len(asked)))
-        done, failed = self.batches.answered(id)
-        pending = [each for each in asked if each.custom_id not in done]
-        self._counts[id] = [len(done) - failed, failed, 0.0]  # and when they were last shown
-        record = self._save(record, completed=len(done) - failed, failed=failed)
-        with ThreadPoolExecutor(self.at_once, thread_name_prefix="batch-request") as pool:
-            running: set = set()
-            while True:
-                running = {each for each in running if not each.done()}
-                if not pending and not running:
-                    break
-                if self._stopped.is_set():
-                    return  # what runs ends as it would; the batch waits for a runner
-                record = self.batches.get(None, id)
-                if record.status == "cancelling" or self.clock() >= record.expires_at:
-                    break  # what runs ends as it would
-                if not pending or len(running) >= self.at_once:  # until one of them ends
-                    wait(running, LOOK_EVERY, FIRST_COMPLETED) if running else self.pause()
-                    continue
-                if not self.room(pending[0].body["model"]):
-                    self.pause()
-                    continue
-                running.add(pool.submit(self._ask, id, pending.pop(0), pending))
-        self._end(id)
-
-    def pause(self) -> None:
-        """Wait a little for a slot, or for a request put back to wait."""
-        self._stopped.wait(LOOK_EVERY / 20)
+        if faults:
+            shown = [fault.shown() for fault in faults]
+            self.batches.save(record.now("failed", self.clock(), errors=shown))
+            self._let_go(record.id)
+            return None
+        models = sorted({each.model for each in asked})
+        started = record.now("in_progress", self.clock(), total=len(asked), models=models)
+        if not ending:
+            self.queue.put(record.id, asked, 0, 0)
+        self.batches.save(started)
+        return started
 
     def _forbidden(self, record: BatchRecord, asked: list) -> list:
         found = []
         for each in asked:
-            why = self.may_use(record.owner, each.body["model"])
+            why = self.may_use(record.owner, each.model)
             if why:
                 found.append(RequestFault(each.number, "model_not_allowed", why, "body.model"))
         return found
 
-    def _ask(self, id: str, asked: BatchRequest, pending: list) -> None:
-        """Ask ``asked`` as the batch's key; keep its answer, or put it back to wait."""
-        record = self.batches.get(None, id)
-        headers = {"X-Request-Priority": LOWEST}
-        secret = self.secret(record.owner)
-        if secret is not None:
-            headers["Authorization"] = "Bearer " + secret.decode("latin-1")
-        answer = Client(self.app).post(record.endpoint, json=asked.body, headers=headers)
-        body = answer.get_json(silent=True)
-        if answer.status_code in AGAIN:
-            why = (body or {}).get("error", {}).get("message", "") if isinstance(body, dict) else ""
-            self._pause(id, why or f"HTTP {answer.status_code}")
-            pending.insert(0, asked)
-            self._stopped.wait(LOOK_EVERY)
-            return
-        result = {
-            "id": "batch_req_" + secrets.token_hex(12),
-            "custom_id": asked.custom_id,
-            "response": {
-                "status_code": answer.status_code,
-                "request_id": answer.headers.get("x-request-id") or "req_" + secrets.token_hex(12),
-                "body": body,
-            },
-            "error": None,
-        }
-        ok = answer.status_code < 400
-        self.batches.answer(id, result, ok)
-        with self._lock:
-            counts = self._counts[id]
-            counts[0 if ok else 1] += 1
-            now = time.monotonic()
-            if now - counts[2] >= SHOW_EVERY:  # the answers on the disk are what counts
-                counts[2] = now
-                self.batches.save(replace(self.batches.get(None, id), completed=counts[0],
-                                          failed=counts[1], paused=""))  # fmt: skip
-
-    def _count(self, id: str) -> BatchRecord:
-        """Save the batch's counts as its answers on the disk say, as it ends."""
-        with self._lock:
-            done, failed = self.batches.answered(id)
-            record = replace(self.batches.get(None, id), completed=len(done) - failed,
-                             failed=failed, paused="")  # fmt: skip
-            self.batches.save(record)
-            return record
-
-    def _pause(self, id: str, why: str) -> None:
-        """Say why the batch's requests wait."""
-        with self._lock:
-            self.batches.save(replace(self.batches.get(None, id), paused=why))
-
-    def _end(self, id: str) -> None:
+    def _end(self, record: BatchRecord) -> None:
         """The batch's answers and errors made files, and its last status."""
-        record = self._count(id)
+        answered = self.batches.answered(record.id)
+        failed = sum(not ok for ok in answered.values())
+        record = replace(record, completed=len(answered) - failed, failed=failed, paused="")
         if record.status == "cancelling":
             final = "cancelled"
         elif self.clock() >= record.expires_at:
             final = "expired"
         else:
             final = "completed"
-            record = self._save(record.now("finalizing", self.clock()))
+            record = record.now("finalizing", self.clock())
+            self.batches.save(record)
         made = {}
         for ok, name in ((True, "output_file_id"), (False, "error_file_id")):
-            source = self.batches.results(id, ok)
-            if source.exists() and source.stat().st_size:
-                kept = self.files.written(record.owner, f"{id}_{'output' if ok else 'error'}.jsonl",
+            source = self.batches.gathered(record.id, ok)
+            if source is not None:
+                kept = self.files.written(record.owner,
+                                          f"{record.id}_{'output' if ok else 'error'}.jsonl",
                                           "batch_output", source)  # fmt: skip
                 made[name] = kept.id
-        self._save(record.now(final, self.clock(), paused="", **made))
+        self.batches.save(record.now(final, self.clock(), **made))
+        self.batches.clear(record.id)
+        self.queue.forget(record.id, record.models)
+        self._let_go(record.id)
 
-    def _save(self, record: BatchRecord, **changes) -> BatchRecord:
-        """Save ``record`` with ``changes`` (while no request of it runs, or under the lock)."""
-        with self._lock:
-            record = replace(record, **changes)
-            self.batches.save(record)
-            return record
+    # -- a batch's request ------------------------------------------------------------------
+
+    def _ask(self, record: BatchRecord, claim: Claim) -> None:
+        """Ask ``claim``'s request as the batch's key; keep its answer, or put it back to
+        wait. Its charge has an id of its own: asked again after a kill (its answer not yet
+        kept), it counts once."""
+        if claim.again:  # its process may have answered it before it stopped
+            answered = self.batches.answered(record.id)
+            if claim.custom_id in answered:
+                self.queue.settle(claim, answered[claim.custom_id])
+                return
+        try:
+            text = self.files.line_at(record.input_file_id, claim.offset, self.longest)
+        except (OSError, ProxyError):
+            text = b""
+        asked = read_request(text, claim.number, record.endpoint, set())
+        if isinstance(asked, RequestFault) or asked.custom_id != claim.custom_id:
+            why = f"line {claim.number} of the input file is no longer the request it was"
+            self._keep_answer(record, claim, None, {"code": "input_changed", "message": why})
+            return
+        headers = {"X-Request-Priority": LOWEST}
+        secret = self.secret(record.owner)
+        if secret is not None:
+            headers["Authorization"] = "Bearer " + secret.decode("latin-1")
+        once = hashlib.sha256(f"{record.id}\x1f{claim.custom_id}".encode()).hexdigest()[:32]
+        answer = Client(self.app).post(record.endpoint, json=asked.body, headers=headers,
+                                       environ_overrides={CHARGE_ID: "batch_" + once})  # fmt: skip
+        body = answer.get_json(silent=True)
+        if answer.status_code in AGAIN:
+            why = (body or {}).get("error", {}).get("message", "") if isinstance(body, dict) else ""
+            self.queue.back(claim, why or f"HTTP {answer.status_code}")
+            self._stopped.wait(LOOK_EVERY)
+            return
+        response = {
+            "status_code": answer.status_code,
+            "request_id": answer.headers.get("x-request-id") or "req_" + secrets.token_hex(12),
+            "body": body,
+        }
+        self._keep_answer(record, claim, response, None)
+
+    def _keep_answer(self, record, claim: Claim, response: Optional[dict], error) -> None:
+        """The request's answer on the disk, then settled: counted once."""
+        ok = response is not None and response["status_code"] < 400
+        result = {"id": "batch_req_" + secrets.token_hex(12), "custom_id": claim.custom_id,
+                  "response": response, "error": error}  # fmt: skip
+        self.batches.answer(record.id, result, ok)
+        self.queue.settle(claim, ok)
 
 
-def batch_runner(app, files: FileStore, batches: BatchStore, access, router, settings):
+def batch_runner(app, files: FileStore, batches: BatchStore, queue, access, router, settings):
     """The runner of ``app``'s batches, with what it asks of the keys and the fleet."""
 
     def key_named(name: str):
@@ -245,7 +318,7 @@ def batch_runner(app, files: FileStore, batches: BatchStore, access, router, set
                 return any(is_free(replica) for replica in served["replicas"])
         return True  # a model not served: its request is answered 404 at once
 
-    return BatchRunner(app, files, batches, secret=secret, room=room, may_use=may_use,
+    return BatchRunner(app, files, batches, queue, secret=secret, room=room, may_use=may_use,
                        at_once=settings.stores.batch_lines_at_once,
                        longest=settings.limits.max_body_size)  # fmt: skip
 

@@ -32,6 +32,10 @@ logger = logging.getLogger(__name__)
 access_log = logging.getLogger("proxy.access")
 OVERHEAD_HEADER = "x-oai-proxy-overhead-ms"
 EXPOSITION = "text/plain; version=0.0.4; charset=utf-8"
+# the WSGI environ's word for a charge's own id: set only by the proxy's own callers (a batch's
+# request, which may be asked again), never from a header, so no client can make two of its
+# answers count as one
+CHARGE_ID = "oai_proxy.charge_id"
 
 
 CLOSED = (
@@ -120,11 +124,13 @@ def init_app(app: Flask, state: ProxyState) -> None:
             if api and not charged:
                 charged.append(True)
                 hold = getattr(call, "hold", "")  # what it held of its key's budgets
+                once = asked_for.environ.get(CHARGE_ID, "")
                 for served, counts in (spent.tokens or {"": (0, 0, 0, 0)}).items():
                     served = served or asked
                     prompt, completion, cached, searches = counts
                     access.charge(key, served, status, prompt, completion, cached,
-                                  prices().get(served), hold, searches)  # fmt: skip
+                                  prices().get(served), hold, searches,
+                                  f"{once}:{served}:{status}" if once else "")  # fmt: skip
 
         def done() -> None:
             seconds = perf_counter() - spent.began

@@ -11,6 +11,7 @@ from proxy.access.journal import Journal
 from proxy.access.keyring import Keyring, KeySpec
 from proxy.access.outages import Outages
 from proxy.access.spend import cost
+from proxy.api.observe import CHARGE_ID
 from proxy.app import create_app
 from proxy.config.catalog import Price
 from proxy.config.settings import Settings
@@ -188,6 +189,27 @@ def test_usage_per_key_and_model_for_the_admin(client):
     assert alice["requests"] == 2 and alice["errors"] == 0
     assert alice["prompt_tokens"] > 0 and alice["completion_tokens"] > 0
     assert usage[("alice", "other")]["errors"] == 1
+
+
+def test_an_answer_asked_again_under_its_charge_id_counts_once(client):
+    """The proxy's own callers (a batch's request, asked again after a kill) name the charge;
+    a client cannot: the environ is not a header."""
+
+    def ask(**environ):
+        with client.post(
+            "/v1/chat/completions",
+            json=CHAT,
+            headers={**as_key("sk-alice"), "Oai-Proxy.Charge-Id": "same"},
+            environ_overrides=environ,
+        ) as answer:
+            answer.get_data()  # fmt: skip
+
+    ask(**{CHARGE_ID: "batch_line"})
+    ask(**{CHARGE_ID: "batch_line"})
+    ask()
+    ask()
+    usage = client.get("/admin/usage", headers=as_key("admin")).json["usage"]
+    assert [row["requests"] for row in usage if row["key"] == "alice"] == [3]
 
 
 @pytest.mark.parametrize(

@@ -53,3 +53,15 @@ def test_a_line_longer_than_a_body_may_be_is_a_fault():
     found, faults = read_requests([line(custom_id="short"), b"x" * 201 + b"\n"], CHAT, longest=200)
     assert [each.custom_id for each in found] == ["short"]
     assert [(f.line, f.code) for f in faults] == [(2, "line_too_long")]
+
+
+def test_what_is_kept_of_a_request_is_where_its_line_is():
+    raw = [line(custom_id="a"), b"\n", line(custom_id="b", body={"model": "n", "x": "y" * 50})]
+    found, faults = read_requests(raw, CHAT)
+    assert not faults
+    assert [(each.custom_id, each.model, each.offset, each.body) for each in found] == [
+        ("a", "m", 0, None),
+        ("b", "n", len(raw[0]) + 1, None),
+    ]
+    again = read_requests([b"".join(raw)[found[1].offset :]], CHAT)[0][0]
+    assert again.custom_id == "b"

@@ -1,7 +1,9 @@
 """The requests of an OpenAI batch's input file, one a line, read before the batch starts:
 each a JSON object ``{"custom_id", "method": "POST", "url", "body"}`` whose ``url`` is the
 batch's endpoint, each ``custom_id`` once. Every fault is told with its line's number, in the
-shape of OpenAI's ``errors.data``. Pure."""
+shape of OpenAI's ``errors.data``. What is kept of a request is where it is in the file: its
+body is read again as it runs, so a batch costs memory by its count of requests, not their
+size. Pure."""
 
 from __future__ import annotations
 
@@ -19,7 +21,9 @@ MAX_ERRORS = 100  # faults told of one file; the first ones
 class BatchRequest:
     number: int  # 1-based, as the errors name it
     custom_id: str
-    body: dict
+    model: str
+    offset: int = 0  # of its line in the file
+    body: Optional[dict] = None  # while its line is read, and as it runs
 
 
 @dataclass(frozen=True)
@@ -37,8 +41,9 @@ class RequestFault:
 def read_requests(raw: Iterable[bytes], endpoint: str, longest: int = 1 << 25) -> tuple:
     """``(requests, faults)`` of an input file's ``raw`` lines for ``endpoint``, each at most
     ``longest`` bytes (a request's body could be no longer); blank lines are skipped."""
-    found, faults, seen = [], [], set()
+    found, faults, seen, offset = [], [], set(), 0
     for number, text in enumerate(raw, 1):
+        at, offset = offset, offset + len(text)  # a line cut for its length fails the file
         if len(text) > longest:  # before anything copies it
             asked = RequestFault(number, "line_too_long",
                                  f"line {number} is longer than {longest} bytes, the largest "
@@ -52,7 +57,7 @@ def read_requests(raw: Iterable[bytes], endpoint: str, longest: int = 1 << 25) -
                 faults.append(asked)
             continue
         seen.add(asked.custom_id)
-        found.append(asked)
+        found.append(BatchRequest(number, asked.custom_id, asked.model, at))
     if not found and not faults:
         faults.append(RequestFault(0, "empty_file", "the input file holds no request"))
     return found, faults
@@ -97,4 +102,4 @@ def read_request(text: bytes, number: int, endpoint: str, seen: set):
         return RequestFault(number, "invalid_request",
                          f"line {number}: unknown field {sorted(unknown)[0]!r}",
                          sorted(unknown)[0])  # fmt: skip
-    return BatchRequest(number, custom_id, body)
+    return BatchRequest(number, custom_id, body["model"], body=body)

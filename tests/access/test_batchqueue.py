@@ -1,0 +1,108 @@
+"""The batch queue, this process's and Redis's, held to the same rule: a request is left from
+its putting until it is settled once, whoever holds it meanwhile."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from proxy.access import redisbatchqueue
+from proxy.access.batchqueue import LocalBatchQueue, Tally
+from proxy.access.redisbatchqueue import RedisBatchQueue
+
+
+@dataclass(frozen=True)
+class Asked:
+    number: int
+    custom_id: str
+    model: str
+    offset: int
+
+
+ASKED = [Asked(1, "a", "m", 0), Asked(2, "b", "n", 10), Asked(3, "c", "m", 20)]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(params=["local", "redis"])
+def made(request):
+    """Two processes' views of one queue (the same object for this process's), and a clock."""
+    clock = Clock()
+    if request.param == "local":
+        queue = LocalBatchQueue()
+        return queue, queue, clock
+    client = request.getfixturevalue("redis_client")
+    return RedisBatchQueue(client, "one", clock), RedisBatchQueue(client, "two", clock), clock
+
+
+def taken(queue, model: str) -> list:
+    found = []
+    while (claim := queue.take("batch_1", model)) is not None:
+        found.append(claim)
+    return found
+
+
+def test_each_request_taken_once_in_order_and_settled_once(made):
+    one, two, _ = made
+    one.put("batch_1", ASKED, 5, 1)
+    one.put("batch_1", ASKED[:1], 0, 0)  # queued already: nothing more
+    assert one.tally("batch_1") == Tally(3, 5, 1)
+    m = taken(one, "m")
+    assert [(c.number, c.custom_id, c.offset, c.again) for c in m] == [
+        (1, "a", 0, False),
+        (3, "c", 20, False),
+    ]
+    assert [c.custom_id for c in taken(two, "n")] == ["b"]
+    one.settle(m[0], True)
+    one.settle(m[0], True)  # settled twice: counted once
+    one.settle(m[1], False)
+    assert one.tally("batch_1") == Tally(1, 6, 2)
+
+
+def test_a_request_put_back_waits_again_and_the_batch_says_why(made):
+    one, two, _ = made
+    one.put("batch_1", ASKED, 0, 0)
+    first = one.take("batch_1", "m")
+    one.back(first, "the key's tokens of the day are spent")
+    assert two.tally("batch_1").paused == "the key's tokens of the day are spent"
+    again = taken(two, "m")
+    assert sorted(c.custom_id for c in again) == ["a", "c"]
+    two.settle(again[0], True)
+    assert two.tally("batch_1") == Tally(2, 1, 0, "")  # an answer: no longer waiting
+
+
+def test_a_request_dropped_as_its_batch_ends_counts_neither_way(made):
+    one, _, _ = made
+    one.put("batch_1", ASKED, 0, 0)
+    for claim in taken(one, "m") + taken(one, "n"):
+        one.settle(claim, None)
+    assert one.tally("batch_1") == Tally(0, 0, 0)
+    one.forget("batch_1", ["m", "n"])
+    assert one.tally("batch_1") is None and one.take("batch_1", "m") is None
+
+
+def test_a_request_whose_process_stopped_renewing_is_taken_over_as_again(redis_client):
+    clock = Clock()
+    one = RedisBatchQueue(redis_client, "one", clock)
+    two = RedisBatchQueue(redis_client, "two", clock)
+    one.put("batch_1", ASKED[:1], 0, 0)
+    held = one.take("batch_1", "m")
+    clock.now += redisbatchqueue.RENEW_EVERY
+    one.renew()  # renewed: still its own
+    assert two.take("batch_1", "m") is None
+    redis_client.xclaim(
+        "oai-proxy:batch:batch_1:m", "runners", "one", 0, [held.handle], idle=60_000
+    )  # as if its process had stopped renewing a minute ago
+    clock.now += redisbatchqueue.RENEW_EVERY
+    over = two.take("batch_1", "m")
+    assert (over.custom_id, over.handle, over.again) == ("a", held.handle, True)
+    two.settle(over, True)
+    one.settle(held, True)  # the slow one's settling, after: not counted again
+    assert two.tally("batch_1") == Tally(0, 1, 0)
