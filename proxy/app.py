@@ -147,9 +147,7 @@ def create_app(
         FileWatch(state.reloader.files, state.reloader.reload_logged).start()
     if metrics is not None:
         metrics.watch(router)
-        metrics.watch_batches(
-            lambda: [each.shown() for each in kept.listed(None) if each.status in LIVE]
-        )
+        metrics.watch_batches(lambda: [each for each in kept.listed(None) if each.status in LIVE])
         state.capture.on_dropped = metrics.exchanges_dropped.inc
         metrics.watch_stores(outages, access.journal, state.capture)
     app.extensions["proxy"] = state

@@ -52,6 +52,7 @@ class BatchRecord:
     times: dict = field(default_factory=dict)  # status: when it began
     api: str = "openai"  # whose Batch API made it: "openai", or "anthropic" (Message Batches)
     models: list = field(default_factory=list)  # those its requests name, once it is read
+    running: int = 0  # of its requests, those running now (as last counted)
 
     def shown(self) -> dict:
         shown = {

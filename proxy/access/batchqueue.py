@@ -37,6 +37,7 @@ class Tally:
     completed: int
     failed: int
     paused: str = ""  # why its requests wait, while they do
+    running: int = 0  # of those left, the requests processes hold
 
 
 class LocalBatchQueue:
@@ -96,10 +97,13 @@ class LocalBatchQueue:
     def renew(self) -> None:
         """Nothing to renew: what this process holds dies with it."""
 
-    def tally(self, batch: str) -> Optional[Tally]:
+    def tally(self, batch: str, models: list) -> Optional[Tally]:
+        """``batch``'s tally (``models``: those it names), ``None`` until it is queued."""
         with self._lock:
             found = self._tallies.get(batch)
-            return Tally(*found) if found is not None else None
+            if found is None:
+                return None
+            return Tally(*found, sum(claim.batch == batch for claim in self._held))
 
     def forget(self, batch: str, models: list) -> None:
         """``batch`` ended: its tally and queues gone (``models``: those it named)."""

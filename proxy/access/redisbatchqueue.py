@@ -143,13 +143,17 @@ class RedisBatchQueue:
                 pipe.xclaim(stream, GROUP, self.consumer, 0, [entry], justid=True)
             pipe.execute(raise_on_error=False)
 
-    def tally(self, batch: str) -> Optional[Tally]:
-        left, completed, failed, paused, queued = self.client.hmget(
-            _tally(batch), "left", "completed", "failed", "paused", "queued"
-        )
+    def tally(self, batch: str, models: list) -> Optional[Tally]:
+        """``batch``'s tally (``models``: those it names), ``None`` until it is queued."""
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.hmget(_tally(batch), "left", "completed", "failed", "paused", "queued")
+            for model in models:
+                pipe.xpending(_stream(batch, model), GROUP)
+            (left, completed, failed, paused, queued), *pending = pipe.execute(raise_on_error=False)
         if not queued:
             return None
-        return Tally(int(left), int(completed), int(failed), _text(paused or b""))
+        running = sum(each["pending"] for each in pending if isinstance(each, dict))
+        return Tally(int(left), int(completed), int(failed), _text(paused or b""), running)
 
     def forget(self, batch: str, models: list) -> None:
         self.client.delete(_tally(batch), *(_stream(batch, model) for model in models))

@@ -87,6 +87,8 @@ def seen(status: dict, viewer: Viewer) -> dict:
         "history": {
             label: points for label, points in status["history"].items() if label in labels
         },
+        # whose they are is the admin's to see, unless the proxy has no keys
+        "batches": status["batches"] if not status["key_required"] else [],
         "time": status["time"],
         "viewer": viewer.kind,
     }

@@ -132,21 +132,23 @@ class BatchRunner:
         self.queue.renew()
 
     def _fill(self, running: set, pool: ThreadPoolExecutor) -> None:
-        """Start what may start of the batches' requests; drop those of a batch ending early."""
+        """Start what may start of the batches' requests, one of each model at a look (the
+        next look sees it hold its slot); drop those of a batch ending early."""
+        started = set()  # the models a request was started for
         for record in self._live:
             ending = self._is_ending(record)
             for model in record.models:
-                while (record.id, model) not in self._empty and (
-                    ending or len(running) < self.at_once and self.room(model)
-                ):
+                while (record.id, model) not in self._empty and (ending or (
+                    model not in started and len(running) < self.at_once and self.room(model)
+                )):  # fmt: skip
                     claim = self.queue.take(record.id, model)
                     if claim is None:
                         self._empty.add((record.id, model))
-                        break
-                    if ending:
+                    elif ending:
                         self.queue.settle(claim, None)
                     else:
                         running.add(pool.submit(self._ask, record, claim))
+                        started.add(model)
 
     def _is_ending(self, record: BatchRecord) -> bool:
         """Whether ``record`` ends before its requests are all answered: cancelled, or past
@@ -168,7 +170,7 @@ class BatchRunner:
             record = self._start(record, ending)
             if record is None:
                 return
-        tally = self.queue.tally(record.id)
+        tally = self.queue.tally(record.id, record.models)
         if tally is None and ending:  # what was not queued is not run
             self._end(record)
             return
@@ -179,15 +181,14 @@ class BatchRunner:
             failed = sum(not ok for ok in answered.values())
             pending = [each for each in asked if each.custom_id not in answered]
             self.queue.put(record.id, pending, len(answered) - failed, failed)
-            tally = self.queue.tally(record.id)
+            tally = self.queue.tally(record.id, record.models)
         if tally.left <= 0:
             self._end(record)
             return
-        if (tally.completed, tally.failed, tally.paused) != (
-            record.completed, record.failed, record.paused,
-        ):  # fmt: skip
-            self.batches.save(replace(record, completed=tally.completed, failed=tally.failed,
-                                      paused=tally.paused))  # fmt: skip
+        counted = {"completed": tally.completed, "failed": tally.failed, "paused": tally.paused,
+                   "running": tally.running}  # fmt: skip
+        if any(getattr(record, name) != value for name, value in counted.items()):
+            self.batches.save(replace(record, **counted))
 
     def _start(self, record: BatchRecord, ending: bool) -> Optional[BatchRecord]:
         """The batch's input read before it starts: ``in_progress`` (its requests queued
@@ -219,7 +220,8 @@ class BatchRunner:
         """The batch's answers and errors made files, and its last status."""
         answered = self.batches.answered(record.id)
         failed = sum(not ok for ok in answered.values())
-        record = replace(record, completed=len(answered) - failed, failed=failed, paused="")
+        record = replace(record, completed=len(answered) - failed, failed=failed, paused="",
+                         running=0)  # fmt: skip
         if record.status == "cancelling":
             final = "cancelled"
         elif self.clock() >= record.expires_at:
@@ -313,8 +315,9 @@ def batch_runner(app, files: FileStore, batches: BatchStore, queue, access, rout
         return None
 
     def room(model: str) -> bool:
+        label = router.counted_as(model)  # the model that serves the name
         for served in router.status():
-            if model in (served["id"], served["label"], *served["aliases"]):
+            if served["label"] == label:
                 return any(is_free(replica) for replica in served["replicas"])
         return True  # a model not served: its request is answered 404 at once
 

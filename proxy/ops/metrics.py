@@ -185,7 +185,7 @@ class Metrics:
         outages.on_change = lambda store, is_up: up.set(int(is_up))
 
     def watch_batches(self, live: Callable[[], list]) -> None:
-        """The requests of each batch under way (``live()``: their OpenAI forms), at every
+        """The requests of each batch under way (``live()``: their records), at every
         scrape."""
         collector = BatchesCollector(live)
         if self.registry is not None:
@@ -342,7 +342,8 @@ class QueueMetrics:
 
 
 class BatchesCollector:
-    """Each batch under way: its requests answered, failed and left."""
+    """Each batch under way: its requests answered, failed, running and waiting, by the
+    models they name."""
 
     def __init__(self, live: Callable[[], list]) -> None:
         self.live = live
@@ -350,15 +351,15 @@ class BatchesCollector:
     def collect(self) -> Iterator[GaugeMetricFamily]:
         requests = GaugeMetricFamily(
             PREFIX + "batch_requests",
-            "Requests of each batch under way: answered, failed, and waiting to run",
-            labels=["batch", "state"],
+            "Requests of each batch under way: answered, failed, running and waiting to run",
+            labels=["batch", "model", "state"],
         )
         for batch in self.live():
-            counts = batch["request_counts"]
-            left = counts["total"] - counts["completed"] - counts["failed"]
-            for state, value in (("answered", counts["completed"]), ("failed", counts["failed"]),
-                                 ("waiting", left)):  # fmt: skip
-                requests.add_metric([batch["id"], state], value)
+            model = ",".join(batch.models)
+            waiting = batch.total - batch.completed - batch.failed - batch.running
+            for state, value in (("answered", batch.completed), ("failed", batch.failed),
+                                 ("running", batch.running), ("waiting", waiting)):  # fmt: skip
+                requests.add_metric([batch.id, model, state], value)
         yield requests
 
 

@@ -21,6 +21,7 @@ class Asked:
 
 
 ASKED = [Asked(1, "a", "m", 0), Asked(2, "b", "n", 10), Asked(3, "c", "m", 20)]
+MODELS = ["m", "n"]
 
 
 class Clock:
@@ -53,17 +54,18 @@ def test_each_request_taken_once_in_order_and_settled_once(made):
     one, two, _ = made
     one.put("batch_1", ASKED, 5, 1)
     one.put("batch_1", ASKED[:1], 0, 0)  # queued already: nothing more
-    assert one.tally("batch_1") == Tally(3, 5, 1)
+    assert one.tally("batch_1", MODELS) == Tally(3, 5, 1)
     m = taken(one, "m")
     assert [(c.number, c.custom_id, c.offset, c.again) for c in m] == [
         (1, "a", 0, False),
         (3, "c", 20, False),
     ]
     assert [c.custom_id for c in taken(two, "n")] == ["b"]
+    assert one.tally("batch_1", MODELS).running == 3
     one.settle(m[0], True)
     one.settle(m[0], True)  # settled twice: counted once
     one.settle(m[1], False)
-    assert one.tally("batch_1") == Tally(1, 6, 2)
+    assert one.tally("batch_1", MODELS) == Tally(1, 6, 2, "", 1)
 
 
 def test_a_request_put_back_waits_again_and_the_batch_says_why(made):
@@ -71,11 +73,11 @@ def test_a_request_put_back_waits_again_and_the_batch_says_why(made):
     one.put("batch_1", ASKED, 0, 0)
     first = one.take("batch_1", "m")
     one.back(first, "the key's tokens of the day are spent")
-    assert two.tally("batch_1").paused == "the key's tokens of the day are spent"
+    assert two.tally("batch_1", MODELS).paused == "the key's tokens of the day are spent"
     again = taken(two, "m")
     assert sorted(c.custom_id for c in again) == ["a", "c"]
     two.settle(again[0], True)
-    assert two.tally("batch_1") == Tally(2, 1, 0, "")  # an answer: no longer waiting
+    assert two.tally("batch_1", MODELS) == Tally(2, 1, 0, "", 1)  # an answer: waits no more
 
 
 def test_a_request_dropped_as_its_batch_ends_counts_neither_way(made):
@@ -83,9 +85,9 @@ def test_a_request_dropped_as_its_batch_ends_counts_neither_way(made):
     one.put("batch_1", ASKED, 0, 0)
     for claim in taken(one, "m") + taken(one, "n"):
         one.settle(claim, None)
-    assert one.tally("batch_1") == Tally(0, 0, 0)
+    assert one.tally("batch_1", MODELS) == Tally(0, 0, 0)
     one.forget("batch_1", ["m", "n"])
-    assert one.tally("batch_1") is None and one.take("batch_1", "m") is None
+    assert one.tally("batch_1", MODELS) is None and one.take("batch_1", "m") is None
 
 
 def test_a_request_whose_process_stopped_renewing_is_taken_over_as_again(redis_client):
@@ -105,4 +107,4 @@ def test_a_request_whose_process_stopped_renewing_is_taken_over_as_again(redis_c
     assert (over.custom_id, over.handle, over.again) == ("a", held.handle, True)
     two.settle(over, True)
     one.settle(held, True)  # the slow one's settling, after: not counted again
-    assert two.tally("batch_1") == Tally(0, 1, 0)
+    assert two.tally("batch_1", MODELS) == Tally(0, 1, 0)

@@ -66,6 +66,7 @@ STATUS = {
         },
     ],
     "history": {"tiny": [{"t": 1.0, "tokens_per_s": 2.0}], "big": []},
+    "batches": [{"id": "batch_1", "owner": "alice", "models": ["tiny"], "answered": 3}],
 }
 TINY = {
     "id": "tiny",
@@ -108,7 +109,7 @@ BIG = {
         }
     ],
 }
-OVERALL = {"ok": False, "key_required": True, "time": 1.5}
+OVERALL = {"ok": False, "key_required": True, "time": 1.5, "batches": []}
 
 
 def key(*models: str) -> KeySpec:
@@ -153,6 +154,12 @@ def test_a_viewer_without_the_admin_key_sees_its_models_and_their_load_alone(who
     text = json.dumps(shown)
     for hidden in ("http://", "/models/", "/opt/", "/var/log", "SECRET", "error", "engine"):
         assert hidden not in text
+
+
+def test_batches_and_whose_they_are_are_the_admins_unless_the_proxy_has_no_keys():
+    open_door = {**STATUS, "key_required": False}
+    assert seen(open_door, Viewer("anonymous"))["batches"] == STATUS["batches"]
+    assert seen(STATUS, Viewer("key"))["batches"] == []
 
 
 def test_the_admin_sees_everything():

@@ -321,6 +321,7 @@ def test_a_batch_under_way_is_on_metrics(make_client, tmp_path):
                                             "endpoint": "/v1/chat/completions",
                                             "completion_window": "24h"},
                        headers=as_key("sk-t")).get_json()  # fmt: skip
-    series = f'oai_proxy_batch_requests{{batch="{made["id"]}",state="waiting"}} 3.0'
+    series = (f'oai_proxy_batch_requests{{batch="{made["id"]}",model="test-model",'
+              f'state="waiting"}} 3.0')  # fmt: skip
     wait_for(lambda: series in client.get("/metrics", headers=as_key("m")).get_data(as_text=True),
              "the batch on /metrics", timeout=30)  # fmt: skip

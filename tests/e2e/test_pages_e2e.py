@@ -7,6 +7,8 @@ to ``$OAI_PROXY_SCREENSHOTS/fleet-page.png`` when that is set (``docs/`` holds t
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import re
 import threading
@@ -96,6 +98,45 @@ def test_with_keys_the_fleet_page_shows_a_key_its_models_and_anyone_the_state(
         browser.find_element(By.ID, "forget-key").click()
         wait.until(lambda b: "No model is shown" in first_row(b)[0])
         assert browser.execute_script("return sessionStorage.length") == 0
+
+
+def test_the_fleet_page_shows_a_batch_come_far_and_gone_once_ended(browser, server, logs, tmp_path):
+    with ProxyProcess(server.url, logs / "pages-batch.log") as proxy:  # no keys: anyone sees
+        sdk = proxy.sdk()
+        asked = b"".join(
+            json.dumps(
+                {
+                    "custom_id": f"q{n}",
+                    "method": "POST",
+                    "url": "/v1/chat/completions",
+                    "body": {
+                        "model": "tiny",
+                        "max_tokens": LONG // 4,
+                        "messages": [{"role": "user", "content": f"Story {n}."}],
+                    },
+                }
+            ).encode()
+            + b"\n"
+            for n in range(4)
+        )  # fmt: skip  (seconds of generation each: the page sees the batch come far)
+        made = sdk.files.create(file=("q.jsonl", io.BytesIO(asked)), purpose="batch")
+        batch = sdk.batches.create(input_file_id=made.id, endpoint="/v1/chat/completions",
+                                   completion_window="24h")  # fmt: skip
+        browser.get(proxy.url + "/")
+        wait = WebDriverWait(browser, 60)
+        wait.until(lambda b: batch_row(b)[3:4] == ["in_progress"] and batch_row(b)[4] != "0")
+        cells = batch_row(browser)
+        assert cells[:3] == [batch.id, "anonymous", "tiny"] and cells[6] == "1"  # one slot
+        assert cells[8].startswith(f"{int(cells[4]) + int(cells[5])} / 4")
+        browser.save_screenshot(str(tmp_path / "batch.png"))
+        wait.until(lambda b: batch_row(b)[0].startswith("No batch under way"))
+        assert sdk.batches.retrieve(batch.id).request_counts.completed == 4
+
+
+def batch_row(browser) -> list:
+    return browser.execute_script(
+        "return [...document.querySelector('#batches tbody tr').cells].map(c => c.textContent)"
+    )
 
 
 def first_row(browser) -> list:
