@@ -111,7 +111,8 @@ def build_batches(settings: Settings, runtime: Runtime) -> tuple:
     stores = settings.stores
     folder = stores.files_dir or os.path.join(runtime.cache_dir, "files")
     files = FileStore(folder, max_bytes=stores.max_file_size, max_lines=stores.max_batch_lines,
-                      per_key=stores.files_per_key)  # fmt: skip
+                      per_key=stores.files_per_key,
+                      retention=int(stores.files_retention * 86400))  # fmt: skip
     batches = BatchStore(folder)
     if stores.redis_url:
         queue = RedisBatchQueue(connect(stores.redis_url), batches.runner)

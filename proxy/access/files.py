@@ -5,7 +5,10 @@ writes (its answers, its errors): each file's bytes and a record beside them, in
 A file belongs to the key that made it: another key's file is as good as absent. A record is
 written whole and renamed into place, so that a reader never sees half of one. An upload is
 copied to the folder as it arrives, its size and lines bounded while it is read (never held
-in memory), and a disk that fills refuses it in the API's shape.
+in memory), and a disk that fills refuses it in the API's shape. A file expires
+``--files-retention`` days after it is made, sooner where its client asked (OpenAI's
+``expires_after``): from then on it is as good as absent, and it is deleted as the files are
+next listed.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class StoredFile:
     bytes: int
     created_at: int
     lines: int = 0
+    expires_at: Optional[int] = None  # None: kept until it is deleted
 
     def shown(self) -> dict:
         return {
@@ -46,13 +50,13 @@ class StoredFile:
             "filename": self.filename,
             "purpose": self.purpose,
             "status": "processed",
-            "expires_at": None,
+            "expires_at": self.expires_at,
         }
 
 
 class FileStore:
     """The files in ``folder``: at most ``max_bytes`` and ``max_lines`` each, ``per_key`` of
-    them for each key."""
+    them for each key, each kept ``retention`` seconds (0: until it is deleted)."""
 
     def __init__(
         self,
@@ -61,16 +65,26 @@ class FileStore:
         max_bytes: int,
         max_lines: int,
         per_key: int,
+        retention: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.folder = Path(folder)
         self.max_bytes, self.max_lines, self.per_key = max_bytes, max_lines, per_key
+        self.retention = retention
         self.clock = clock
+
+    def _expiry(self, now: int, asked: Optional[int] = None) -> Optional[int]:
+        """When a file made ``now`` expires: at the end of the retention, or ``asked``
+        seconds after, whichever comes first."""
+        kept = [seconds for seconds in (self.retention, asked) if seconds]
+        return now + min(kept) if kept else None
 
     # -- uploads ----------------------------------------------------------------------------
 
-    def upload(self, owner: str, stream: BinaryIO, filename: str, purpose: str) -> StoredFile:
-        """Copy ``stream`` in as a new file of ``owner``'s, bounded as it is read."""
+    def upload(self, owner: str, stream: BinaryIO, filename: str, purpose: str,
+               expires_after: Optional[int] = None) -> StoredFile:  # fmt: skip
+        """Copy ``stream`` in as a new file of ``owner``'s, bounded as it is read, to expire
+        ``expires_after`` seconds after (at the latest: the retention's end)."""
         if purpose not in PURPOSES[:1]:
             raise InvalidRequestError(
                 f"purpose {purpose!r} is not served here; files are uploaded for 'batch'",
@@ -84,8 +98,9 @@ class FileStore:
             )
         id = "file-" + secrets.token_hex(12)
         size, lines = self._copy(stream, self._content(id))
-        return self._record(StoredFile(id, owner, filename[:255], purpose, size,
-                                       int(self.clock()), lines))  # fmt: skip
+        now = int(self.clock())
+        return self._record(StoredFile(id, owner, filename[:255], purpose, size, now, lines,
+                                       self._expiry(now, expires_after)))  # fmt: skip
 
     def _copy(self, stream: BinaryIO, path: Path) -> tuple:
         """Write ``stream`` to ``path``; its bytes and lines, or a refusal once too many."""
@@ -131,7 +146,9 @@ class FileStore:
         self.folder.mkdir(parents=True, exist_ok=True)
         size = source.stat().st_size
         os.replace(source, self._content(id))
-        return self._record(StoredFile(id, owner, filename, purpose, size, int(self.clock())))
+        now = int(self.clock())
+        return self._record(StoredFile(id, owner, filename, purpose, size, now,
+                                       expires_at=self._expiry(now)))  # fmt: skip
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -142,7 +159,7 @@ class FileStore:
         except (OSError, ValueError):
             raise NotFoundError(f"No file found with id '{id}'.", param="file_id") from None
         stored = StoredFile(**record)
-        if owner is not None and stored.owner != owner:
+        if owner is not None and stored.owner != owner or self._is_expired(stored):
             raise NotFoundError(f"No file found with id '{id}'.", param="file_id")
         return stored
 
@@ -176,12 +193,20 @@ class FileStore:
                 stored = StoredFile(**json.loads(meta.read_text(encoding="utf-8")))
             except (OSError, ValueError, TypeError):
                 continue
-            if owner is None or stored.owner == owner:
+            if self._is_expired(stored):
+                self._forget(stored.id)
+            elif owner is None or stored.owner == owner:
                 found.append(stored)
         return sorted(found, key=lambda each: (each.created_at, each.id), reverse=True)
 
+    def _is_expired(self, stored: StoredFile) -> bool:
+        return stored.expires_at is not None and self.clock() >= stored.expires_at
+
     def delete(self, owner: Optional[str], id: str) -> None:
         self.get(owner, id)
+        self._forget(id)
+
+    def _forget(self, id: str) -> None:
         self._meta(id).unlink(missing_ok=True)
         self._content(id).unlink(missing_ok=True)
 

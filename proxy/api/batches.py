@@ -22,6 +22,7 @@ bp = Blueprint("batches", __name__)
 routes = Routes(bp, "Files and batches: a night's work queued behind the team's day (OpenAI)")
 
 MAX_METADATA = 16  # pairs, as OpenAI's
+SHORTEST_KEEP, LONGEST_KEEP = 3600, 30 * 86400  # seconds a client may ask a file be kept
 
 
 def owner() -> Optional[str]:
@@ -55,8 +56,25 @@ def upload_file() -> Response:
     if upload is None:
         raise InvalidRequestError("the form has no 'file'", param="file")
     purpose = request.form.get("purpose", "")
-    stored = files.upload(maker(), upload.stream, upload.filename or "upload.jsonl", purpose)
+    stored = files.upload(maker(), upload.stream, upload.filename or "upload.jsonl", purpose,
+                          expires_after(request.form))  # fmt: skip
     return jsonify(stored.shown())
+
+
+def expires_after(form) -> Optional[int]:
+    """The seconds after its making a client asks its file be kept (OpenAI's
+    ``expires_after``, anchored at ``created_at``), ``None`` unless it asks."""
+    anchor, seconds = form.get("expires_after[anchor]"), form.get("expires_after[seconds]")
+    if anchor is None and seconds is None:
+        return None
+    if anchor != "created_at":
+        raise InvalidRequestError("expires_after.anchor must be 'created_at'",
+                                  param="expires_after.anchor")  # fmt: skip
+    if not (seconds or "").isdigit() or not SHORTEST_KEEP <= int(seconds) <= LONGEST_KEEP:
+        raise InvalidRequestError(
+            f"expires_after.seconds must be a whole number from {SHORTEST_KEEP} to "
+            f"{LONGEST_KEEP}", param="expires_after.seconds")  # fmt: skip
+    return int(seconds)
 
 
 @bp.get("/v1/files")

@@ -366,6 +366,9 @@ class StoreSettings:
     max_file_size: int = setting(200 * 1024 * 1024, "largest file a client may upload, in bytes")
     max_batch_lines: int = setting(50_000, "most requests one batch (its input file) may hold")
     files_per_key: int = setting(1000, "most files one key may keep")
+    files_retention: float = setting(
+        30.0, "days a file (uploaded, or a batch's answers) is kept; 0: until it is deleted"
+    )
     batch_lines_at_once: int = setting(
         4, "requests of one batch a proxy runs at once, each only when a slot is free for it"
     )
@@ -704,8 +707,8 @@ def _validate(settings: dict) -> None:
             )
     if any(not key or key.isspace() for key in settings["api_key"]):
         raise ValueError("--api-key must not be empty")
-    for name in ("max_queue", "slots", "max_running"):
-        if settings[name] < 0:
+    for name in ("max_queue", "slots", "max_running", "files_retention"):
+        if not 0 <= settings[name] < math.inf:
             raise ValueError(f"{flag_name(name)} must be 0 or more")
     if settings["max_memory"]:
         parse_memory(settings["max_memory"])

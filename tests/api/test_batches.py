@@ -11,6 +11,8 @@ import time
 import pytest
 
 from proxy.access.batches import WINDOW, BatchStore
+from proxy.access.files import FileStore
+from proxy.core.errors import NotFoundError
 from tests.polling import wait_for
 
 KEYS = ("sk-alice", "sk-bob")
@@ -196,6 +198,48 @@ def test_an_upload_past_its_bounds_is_refused_and_not_kept(make_client, tmp_path
     wrong = upload(client, "", jsonl([chat_line("q")]), purpose="fine-tune")
     assert wrong.status_code == 400 and wrong.get_json()["error"]["param"] == "purpose"
     assert not [path for path in folder.glob("*") if path.is_file()]
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        (
+            {"expires_after[anchor]": "last_active_at", "expires_after[seconds]": "3600"},
+            "expires_after.anchor",
+        ),
+        (
+            {"expires_after[anchor]": "created_at", "expires_after[seconds]": "60"},
+            "expires_after.seconds",
+        ),
+        (
+            {"expires_after[anchor]": "created_at", "expires_after[seconds]": "1e9"},
+            "expires_after.seconds",
+        ),
+        ({"expires_after[seconds]": "3600"}, "expires_after.anchor"),
+    ],  # fmt: skip
+)
+def test_an_expiry_asked_wrongly_is_refused_naming_the_field(keyed, fields, param):
+    answer = keyed.post("/v1/files", data={"purpose": "batch", **fields,
+                                           "file": (io.BytesIO(jsonl([chat_line("q")])), "f")},
+                        headers=as_key("sk-alice"), content_type="multipart/form-data")  # fmt: skip
+    assert answer.status_code == 400 and answer.get_json()["error"]["param"] == param
+
+
+def test_a_file_expires_as_its_client_asked_or_at_the_retentions_end(tmp_path):
+    clock = [1000.0]
+    files = FileStore(str(tmp_path), max_bytes=100, max_lines=5, per_key=5,
+                      retention=7200, clock=lambda: clock[0])  # fmt: skip
+    asked = files.upload("alice", io.BytesIO(b"a\n"), "a.jsonl", "batch", expires_after=3600)
+    kept = files.upload("alice", io.BytesIO(b"b\n"), "b.jsonl", "batch")
+    assert (asked.shown()["expires_at"], kept.expires_at) == (4600, 8200)
+    clock[0] = 4600.0
+    with pytest.raises(NotFoundError):
+        files.get("alice", asked.id)
+    assert [each.id for each in files.listed("alice")] == [kept.id]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [f"{kept.id}.data",
+                                                                 f"{kept.id}.json"]  # fmt: skip
+    forever = FileStore(str(tmp_path), max_bytes=100, max_lines=5, per_key=5)
+    assert forever.upload("bob", io.BytesIO(b"c\n"), "c.jsonl", "batch").expires_at is None
 
 
 def test_a_cancelled_batch_keeps_what_it_answered(keyed, tmp_path):
