@@ -83,6 +83,16 @@ def test_a_batch_answers_each_line_once_through_the_live_path(keyed):
     assert batch["error_file_id"] is None
 
 
+def test_a_batchs_requests_are_in_the_inspector_when_capture_is_on(make_client, tmp_path):
+    client = make_client(api_key=list(KEYS), admin_key="admin", capture="on",
+                         files_dir=str(tmp_path / "files"))  # fmt: skip
+    batch = run_batch(client, "sk-alice", [chat_line(f"q{n}", f"question {n}") for n in range(3)])
+    assert batch["status"] == "completed"
+    kept = client.get("/admin/exchanges", headers=as_key("admin")).get_json()["exchanges"]
+    asked = [each for each in kept if each["path"] == "/v1/chat/completions"]
+    assert len(asked) == 3 and {each["key"] for each in asked} == {"key-1"}
+
+
 def test_a_line_the_live_path_refuses_is_in_the_error_file(keyed):
     lines = [chat_line("good"), chat_line("bad", max_tokens=-3)]
     batch = run_batch(keyed, "sk-alice", lines)

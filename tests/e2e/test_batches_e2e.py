@@ -39,7 +39,7 @@ key = "sk-night"
 name = "day"
 key = "sk-day"
 """
-CHATS, EMBEDDINGS = 40, 10
+CHATS, EMBEDDINGS = 200, 50
 
 
 def chat(number: int) -> dict:
