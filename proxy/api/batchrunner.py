@@ -45,7 +45,7 @@ LOWEST = "255"
 class BatchRunner:
     """The batches of ``batches`` (their input in ``files``), their requests queued in
     ``queue`` and run through ``app`` as their key: ``secret(name)`` is the key's secret
-    (``None``: the proxy has no keys), ``room(model)`` whether a request of ``model`` may
+    (``None``: the proxy has no keys), ``room(model)`` how many requests of ``model`` may
     start now, ``may_use(name, model)`` why the key may not use ``model`` (``None``: it
     may)."""
 
@@ -57,7 +57,7 @@ class BatchRunner:
         queue,
         *,
         secret: Callable[[str], Optional[bytes]],
-        room: Callable[[str], bool],
+        room: Callable[[str], int],
         may_use: Callable[[str, str], Optional[str]],
         at_once: int,
         longest: int,
@@ -77,9 +77,12 @@ class BatchRunner:
         self._live: list = []  # the batches under way, oldest first, as last looked at
         self._empty: set = set()  # (batch, model) found with nothing to take, since that look
         self._failing = False  # whether the last look failed (its fault logged once)
+        self._look_now = threading.Event()  # a batch made, or one's last request ended
 
     def start(self) -> None:
-        """Run batches from now on (a batch made, or found waiting when the process started)."""
+        """Run batches from now on (a batch made, or found waiting when the process started),
+        looking at them now."""
+        self._look_now.set()
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, daemon=True, name="batches")
@@ -91,14 +94,15 @@ class BatchRunner:
 
     def _loop(self) -> None:
         looked = 0.0
-        running: set = set()
+        running: dict = {}  # each request running: its batch's id
         with ThreadPoolExecutor(self.at_once, thread_name_prefix="batch-request") as pool:
             while not self._stopped.is_set():
                 try:
-                    if time.monotonic() - looked >= LOOK_EVERY:
+                    if self._look_now.is_set() or time.monotonic() - looked >= LOOK_EVERY:
+                        self._look_now.clear()
                         looked = time.monotonic()
                         self._look()
-                    running = {each for each in running if not each.done()}
+                    self._ended({running.pop(each) for each in list(running) if each.done()})
                     self._fill(running, pool)
                     self._failing = False
                 except Exception:  # logged once; the batches wait and are tried again
@@ -113,33 +117,47 @@ class BatchRunner:
         for lock in self._locks.values():
             lock.close()
 
+    def _ended(self, batches: set) -> None:
+        """Requests of ``batches`` ended: a batch kept here with nothing left to take is
+        looked at now, so that it ends as its last answer comes."""
+        for record in self._live:
+            if record.id in batches and record.id in self._locks and all(
+                (record.id, model) in self._empty for model in record.models
+            ):  # fmt: skip
+                self._look_now.set()
+
     def _look(self) -> None:
         """The batches under way looked at again, and those whose record is kept here kept."""
         self._empty.clear()
-        self._live = sorted((each for each in self.batches.listed(None) if each.status in LIVE),
-                            key=lambda each: (each.created_at, each.id))  # fmt: skip
-        for record in self._live:
+        listed = sorted((each for each in self.batches.listed(None) if each.status in LIVE),
+                        key=lambda each: (each.created_at, each.id))  # fmt: skip
+        self._live = []
+        for record in listed:
             if record.id not in self._locks:
                 lock = self.batches.lock(record.id)
                 if lock is None:
+                    self._live.append(record)
                     continue
                 self._locks[record.id] = lock
             try:
-                self._keep(self.batches.get(None, record.id))
+                kept = self._keep(self.batches.get(None, record.id))
             except Exception:
                 self._let_go(record.id)
                 raise
+            if kept is not None:
+                self._live.append(kept)
         self.queue.renew()
 
-    def _fill(self, running: set, pool: ThreadPoolExecutor) -> None:
-        """Start what may start of the batches' requests, one of each model at a look (the
-        next look sees it hold its slot); drop those of a batch ending early."""
-        started = set()  # the models a request was started for
+    def _fill(self, running: dict, pool: ThreadPoolExecutor) -> None:
+        """Start as many of the batches' requests of each model as its servers have free
+        slots (counted once a look: the next look sees them held); drop those of a batch
+        ending early."""
+        free: dict = {}  # model: slots left for this look
         for record in self._live:
             ending = self._is_ending(record)
             for model in record.models:
                 while (record.id, model) not in self._empty and (ending or (
-                    model not in started and len(running) < self.at_once and self.room(model)
+                    len(running) < self.at_once and free.setdefault(model, self.room(model)) > 0
                 )):  # fmt: skip
                     claim = self.queue.take(record.id, model)
                     if claim is None:
@@ -147,8 +165,8 @@ class BatchRunner:
                     elif ending:
                         self.queue.settle(claim, None)
                     else:
-                        running.add(pool.submit(self._ask, record, claim))
-                        started.add(model)
+                        running[pool.submit(self._ask, record, claim)] = record.id
+                        free[model] -= 1
 
     def _is_ending(self, record: BatchRecord) -> bool:
         """Whether ``record`` ends before its requests are all answered: cancelled, or past
@@ -162,18 +180,19 @@ class BatchRunner:
 
     # -- a batch's record -------------------------------------------------------------------
 
-    def _keep(self, record: BatchRecord) -> None:
+    def _keep(self, record: BatchRecord) -> Optional[BatchRecord]:
         """Move ``record`` on: read before it starts, its requests queued (again, after a
-        restart), its tally saved, its end made once nothing of it is left."""
+        restart), its tally saved, its end made once nothing of it is left. The record as it
+        now is, ``None`` once it has ended."""
         ending = self._is_ending(record)
         if record.status == "validating":
             record = self._start(record, ending)
             if record is None:
-                return
+                return None
         tally = self.queue.tally(record.id, record.models)
         if tally is None and ending:  # what was not queued is not run
             self._end(record)
-            return
+            return None
         if tally is None:  # queued by no process yet, or by one that stopped
             asked, _ = read_requests(self.files.lines(None, record.input_file_id, self.longest),
                                      record.endpoint, self.longest)  # fmt: skip
@@ -184,11 +203,13 @@ class BatchRunner:
             tally = self.queue.tally(record.id, record.models)
         if tally.left <= 0:
             self._end(record)
-            return
+            return None
         counted = {"completed": tally.completed, "failed": tally.failed, "paused": tally.paused,
                    "running": tally.running}  # fmt: skip
         if any(getattr(record, name) != value for name, value in counted.items()):
-            self.batches.save(replace(record, **counted))
+            record = replace(record, **counted)
+            self.batches.save(record)
+        return record
 
     def _start(self, record: BatchRecord, ending: bool) -> Optional[BatchRecord]:
         """The batch's input read before it starts: ``in_progress`` (its requests queued
@@ -295,6 +316,8 @@ class BatchRunner:
 def batch_runner(app, files: FileStore, batches: BatchStore, queue, access, router, settings):
     """The runner of ``app``'s batches, with what it asks of the keys and the fleet."""
 
+    at_once = settings.stores.batch_lines_at_once
+
     def key_named(name: str):
         if access.admin is not None and name == access.admin.name:
             return access.admin
@@ -314,20 +337,22 @@ def batch_runner(app, files: FileStore, batches: BatchStore, queue, access, rout
             return exc.message
         return None
 
-    def room(model: str) -> bool:
+    def room(model: str) -> int:
         label = router.counted_as(model)  # the model that serves the name
         for served in router.status():
             if served["label"] == label:
-                return any(is_free(replica) for replica in served["replicas"])
-        return True  # a model not served: its request is answered 404 at once
+                return sum(free_slots(replica, at_once) for replica in served["replicas"])
+        return at_once  # a model not served: its requests are answered 404 at once
 
     return BatchRunner(app, files, batches, queue, secret=secret, room=room, may_use=may_use,
-                       at_once=settings.stores.batch_lines_at_once,
+                       at_once=at_once,
                        longest=settings.limits.max_body_size)  # fmt: skip
 
 
-def is_free(replica: dict) -> bool:
-    """Whether a replica has a free slot and nobody waiting for one (slots unknown: nobody
-    waiting)."""
-    slots, busy = replica.get("slots"), replica.get("busy") or 0
-    return not replica.get("queued") and (not slots or busy < slots)
+def free_slots(replica: dict, unknown: int) -> int:
+    """A replica's free slots while nobody waits for one (``unknown`` when it has not said
+    how many it has)."""
+    if replica.get("queued"):
+        return 0
+    slots = replica.get("slots")
+    return max(0, slots - (replica.get("busy") or 0)) if slots else unknown
