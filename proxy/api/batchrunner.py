@@ -40,6 +40,7 @@ LOOK_EVERY = 1.0  # seconds between two looks at the batches, and saves of their
 PAUSE = 0.05  # seconds between two looks for a free slot
 AGAIN = (429, 503)  # answers that say "not now": the request waits and is tried again
 LOWEST = "255"
+KEPT_NOT = "an answer could not be kept (is the files' disk full?); it is asked again"
 
 
 class BatchRunner:
@@ -165,7 +166,7 @@ class BatchRunner:
                     elif ending:
                         self.queue.settle(claim, None)
                     else:
-                        running[pool.submit(self._ask, record, claim)] = record.id
+                        running[pool.submit(self._run, record, claim)] = record.id
                         free[model] -= 1
 
     def _is_ending(self, record: BatchRecord) -> bool:
@@ -265,6 +266,16 @@ class BatchRunner:
         self._let_go(record.id)
 
     # -- a batch's request ------------------------------------------------------------------
+
+    def _run(self, record: BatchRecord, claim: Claim) -> None:
+        """Run ``claim``'s request; one whose answer could not be kept waits to run again."""
+        try:
+            self._ask(record, claim)
+        except Exception:  # logged; the request waits, the batch saying so
+            logger.exception("a request of batch %s waits: its answer could not be kept",
+                             record.id)  # fmt: skip
+            self.queue.back(claim, KEPT_NOT)
+            self._stopped.wait(LOOK_EVERY)
 
     def _ask(self, record: BatchRecord, claim: Claim) -> None:
         """Ask ``claim``'s request as the batch's key; keep its answer, or put it back to

@@ -10,8 +10,10 @@ import time
 
 import pytest
 
+from proxy.access import files as files_module
 from proxy.access.batches import WINDOW, BatchStore
 from proxy.access.files import FileStore
+from proxy.api.batchrunner import KEPT_NOT
 from proxy.core.errors import NotFoundError
 from tests.polling import wait_for
 
@@ -250,6 +252,37 @@ def test_a_file_expires_as_its_client_asked_or_at_the_retentions_end(tmp_path):
                                                                  f"{kept.id}.json"]  # fmt: skip
     forever = FileStore(str(tmp_path), max_bytes=100, max_lines=5, per_key=5)
     assert forever.upload("bob", io.BytesIO(b"c\n"), "c.jsonl", "batch").expires_at is None
+
+
+def test_a_disk_that_fills_refuses_the_upload_in_openais_shape(keyed, tmp_path, monkeypatch):
+    """The kernel's own ENOSPC: the upload is written to /dev/full."""
+    folder = tmp_path / "files"
+    folder.mkdir(exist_ok=True)
+    monkeypatch.setattr(files_module.secrets, "token_hex", lambda size: "f" * (2 * size))
+    (folder / f"file-{'f' * 24}.data").symlink_to("/dev/full")
+    answer = upload(keyed, "sk-alice", jsonl([chat_line("q")]))
+    assert answer.status_code == 503
+    error = answer.get_json()["error"]
+    assert error["code"] == "store_unavailable" and "disk is full" in error["message"]
+    assert not list(folder.iterdir())  # nothing of it kept
+
+
+def test_an_answer_a_full_disk_cannot_keep_is_asked_again_once_there_is_room(keyed):
+    state = keyed.application.extensions["proxy"]
+    file_id = upload(keyed, "sk-alice", jsonl([chat_line("q")])).get_json()["id"]
+    record = state.batches.create("key-1", "/v1/chat/completions", file_id, "24h", None)
+    full = state.batches.folder / f"{record.id}.{state.batches.runner}.out.jsonl"
+    full.symlink_to("/dev/full")
+    state.runner.start()
+
+    def shown():
+        return keyed.get(f"/v1/batches/{record.id}", headers=as_key("sk-alice")).get_json()
+
+    wait_for(lambda: shown().get("x-oai-proxy-paused") == KEPT_NOT, "the batch to wait")
+    assert shown()["status"] == "in_progress" and shown()["request_counts"]["completed"] == 0
+    full.unlink()  # room again
+    wait_for(lambda: shown()["status"] == "completed", "the batch to end", timeout=30)
+    assert shown()["request_counts"] == {"total": 1, "completed": 1, "failed": 0}
 
 
 def test_a_cancelled_batch_keeps_what_it_answered(keyed, tmp_path):
