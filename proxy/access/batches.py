@@ -169,14 +169,23 @@ class BatchStore:
 
     def gathered(self, id: str, ok: bool) -> Optional[Path]:
         """Every process's answers (``ok``) or errors of the batch in one file, or ``None``
-        when there are none; each whole line once."""
+        when there are none: each request's first whole answer (one taken over from a
+        process that was slow, not dead, may have been answered twice)."""
         parts = self._parts(id, ok)
         whole = self._path(id, _suffix(ok))
+        seen = set()
         with open(whole, "wb") as out:
             for path in parts:
                 with open(path, "rb") as kept:
                     for text in kept:
-                        if text.endswith(b"\n"):  # a line cut by a crash mid-write is left
+                        if not text.endswith(b"\n"):  # cut by a crash mid-write
+                            continue
+                        try:
+                            custom_id = json.loads(text)["custom_id"]
+                        except (ValueError, KeyError):
+                            continue
+                        if custom_id not in seen:
+                            seen.add(custom_id)
                             out.write(text)
         if not whole.stat().st_size:
             whole.unlink()

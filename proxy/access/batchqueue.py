@@ -82,6 +82,12 @@ class LocalBatchQueue:
             self._waiting.setdefault((claim.batch, claim.model), deque()).appendleft(claim)
             self._tallies[claim.batch][3] = why
 
+    def abandon(self, claim: Claim) -> None:
+        """``claim`` waits again, its batch saying nothing new."""
+        with self._lock:
+            paused = self._tallies[claim.batch][3] if claim.batch in self._tallies else ""
+        self.back(claim, paused)
+
     def settle(self, claim: Claim, ok: Optional[bool]) -> None:
         """``claim`` answered (``ok``), failed, or dropped (``None``)."""
         with self._lock:

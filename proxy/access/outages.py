@@ -33,6 +33,7 @@ STORES = {
     "limits": "the rate limit store",
     "responses": "the response store",
     "exchanges": "the inspector's store",
+    "batches": "the batch queue",
 }
 MEANWHILE = "see docs/operating.md for what is served and what is refused"
 

@@ -122,6 +122,11 @@ class RedisBatchQueue:
                    args=[GROUP, claim.handle, why, claim.number, claim.custom_id,
                          claim.offset])  # fmt: skip
 
+    def abandon(self, claim: Claim) -> None:
+        """``claim`` no longer renewed, while Redis cannot be reached: once its lease has
+        lapsed, a process takes it over as ``again``."""
+        self._let_go(_stream(claim.batch, claim.model), claim.handle)
+
     def settle(self, claim: Claim, ok: Optional[bool]) -> None:
         stream = _stream(claim.batch, claim.model)
         self._let_go(stream, claim.handle)

@@ -30,8 +30,9 @@ from werkzeug.test import Client
 from proxy.access.batches import LIVE, BatchRecord, BatchStore
 from proxy.access.batchqueue import Claim
 from proxy.access.files import FileStore
+from proxy.access.outages import Outages
 from proxy.api.observe import CHARGE_ID
-from proxy.core.errors import ProxyError
+from proxy.core.errors import ProxyError, StoreUnavailableError
 from proxy.dialects.openai.batchinput import RequestFault, read_request, read_requests
 
 logger = logging.getLogger(__name__)
@@ -40,15 +41,16 @@ LOOK_EVERY = 1.0  # seconds between two looks at the batches, and saves of their
 PAUSE = 0.05  # seconds between two looks for a free slot
 AGAIN = (429, 503)  # answers that say "not now": the request waits and is tried again
 LOWEST = "255"
+QUEUE = "batches"  # the batch queue, as the proxy's stores name it
 KEPT_NOT = "an answer could not be kept (is the files' disk full?); it is asked again"
 
 
 class BatchRunner:
     """The batches of ``batches`` (their input in ``files``), their requests queued in
-    ``queue`` and run through ``app`` as their key: ``secret(name)`` is the key's secret
-    (``None``: the proxy has no keys), ``room(model)`` how many requests of ``model`` may
-    start now, ``may_use(name, model)`` why the key may not use ``model`` (``None``: it
-    may)."""
+    ``queue`` (its outages told by ``outages``) and run through ``app`` as their key:
+    ``secret(name)`` is the key's secret (``None``: the proxy has no keys), ``room(model)``
+    how many requests of ``model`` may start now, ``may_use(name, model)`` why the key may
+    not use ``model`` (``None``: it may)."""
 
     def __init__(
         self,
@@ -56,6 +58,7 @@ class BatchRunner:
         files: FileStore,
         batches: BatchStore,
         queue,
+        outages: Outages,
         *,
         secret: Callable[[str], Optional[bytes]],
         room: Callable[[str], int],
@@ -67,6 +70,7 @@ class BatchRunner:
         """``at_once``: batch requests this process runs at once; ``longest``: bytes of the
         longest request (``--max-body-size``)."""
         self.app, self.files, self.batches, self.queue = app, files, batches, queue
+        self.outages = outages
         self.longest = longest
         self.secret, self.room, self.may_use = secret, room, may_use
         self.at_once = at_once
@@ -77,7 +81,7 @@ class BatchRunner:
         self._locks: dict = {}  # batch id: its lock, for the batches whose record is kept here
         self._live: list = []  # the batches under way, oldest first, as last looked at
         self._empty: set = set()  # (batch, model) found with nothing to take, since that look
-        self._failing = False  # whether the last look failed (its fault logged once)
+        self._unkept = False  # whether the last answer could not be kept (logged once)
         self._look_now = threading.Event()  # a batch made, or one's last request ended
 
     def start(self) -> None:
@@ -99,17 +103,14 @@ class BatchRunner:
         with ThreadPoolExecutor(self.at_once, thread_name_prefix="batch-request") as pool:
             while not self._stopped.is_set():
                 try:
-                    if self._look_now.is_set() or time.monotonic() - looked >= LOOK_EVERY:
-                        self._look_now.clear()
-                        looked = time.monotonic()
-                        self._look()
-                    self._ended({running.pop(each) for each in list(running) if each.done()})
-                    self._fill(running, pool)
-                    self._failing = False
-                except Exception:  # logged once; the batches wait and are tried again
-                    if not self._failing:
-                        logger.exception("batches wait: they could not be run")
-                    self._failing = True
+                    with self.outages.reaching(QUEUE):
+                        if self._look_now.is_set() or time.monotonic() - looked >= LOOK_EVERY:
+                            self._look_now.clear()
+                            looked = time.monotonic()
+                            self._look()
+                        self._ended({running.pop(each) for each in list(running) if each.done()})
+                        self._fill(running, pool)
+                except StoreUnavailableError:  # logged as the outage begins and ends
                     self._stopped.wait(LOOK_EVERY)
                 if running:
                     wait(running, PAUSE, FIRST_COMPLETED)
@@ -268,14 +269,26 @@ class BatchRunner:
     # -- a batch's request ------------------------------------------------------------------
 
     def _run(self, record: BatchRecord, claim: Claim) -> None:
-        """Run ``claim``'s request; one whose answer could not be kept waits to run again."""
+        """Run ``claim``'s request; one whose answer could not be kept, or settled, waits to
+        run again (its answer, if kept, found then)."""
         try:
             self._ask(record, claim)
-        except Exception:  # logged; the request waits, the batch saying so
-            logger.exception("a request of batch %s waits: its answer could not be kept",
-                             record.id)  # fmt: skip
-            self.queue.back(claim, KEPT_NOT)
-            self._stopped.wait(LOOK_EVERY)
+            self._unkept = False
+            return
+        except OSError:  # the files' disk: logged as it begins
+            if not self._unkept:
+                logger.warning("batch requests wait: their answers cannot be kept in the "
+                               "files' folder (is its disk full?)")  # fmt: skip
+            self._unkept = True
+            why = KEPT_NOT
+        except StoreUnavailableError:  # the queue: logged as its outage begins and ends
+            why = ""
+        try:
+            with self.outages.reaching(QUEUE):
+                self.queue.back(claim, why)
+        except StoreUnavailableError:  # taken over after its lease, its answer found then
+            self.queue.abandon(claim)
+        self._stopped.wait(LOOK_EVERY)
 
     def _ask(self, record: BatchRecord, claim: Claim) -> None:
         """Ask ``claim``'s request as the batch's key; keep its answer, or put it back to
@@ -284,7 +297,8 @@ class BatchRunner:
         if claim.again:  # its process may have answered it before it stopped
             answered = self.batches.answered(record.id)
             if claim.custom_id in answered:
-                self.queue.settle(claim, answered[claim.custom_id])
+                with self.outages.reaching(QUEUE):
+                    self.queue.settle(claim, answered[claim.custom_id])
                 return
         try:
             text = self.files.line_at(record.input_file_id, claim.offset, self.longest)
@@ -305,7 +319,8 @@ class BatchRunner:
         body = answer.get_json(silent=True)
         if answer.status_code in AGAIN:
             why = (body or {}).get("error", {}).get("message", "") if isinstance(body, dict) else ""
-            self.queue.back(claim, why or f"HTTP {answer.status_code}")
+            with self.outages.reaching(QUEUE):
+                self.queue.back(claim, why or f"HTTP {answer.status_code}")
             self._stopped.wait(LOOK_EVERY)
             return
         response = {
@@ -321,7 +336,8 @@ class BatchRunner:
         result = {"id": "batch_req_" + secrets.token_hex(12), "custom_id": claim.custom_id,
                   "response": response, "error": error}  # fmt: skip
         self.batches.answer(record.id, result, ok)
-        self.queue.settle(claim, ok)
+        with self.outages.reaching(QUEUE):
+            self.queue.settle(claim, ok)
 
 
 def batch_runner(app, files: FileStore, batches: BatchStore, queue, access, router, settings):
@@ -355,8 +371,8 @@ def batch_runner(app, files: FileStore, batches: BatchStore, queue, access, rout
                 return sum(free_slots(replica, at_once) for replica in served["replicas"])
         return at_once  # a model not served: its requests are answered 404 at once
 
-    return BatchRunner(app, files, batches, queue, secret=secret, room=room, may_use=may_use,
-                       at_once=at_once,
+    return BatchRunner(app, files, batches, queue, access.outages, secret=secret, room=room,
+                       may_use=may_use, at_once=at_once,
                        longest=settings.limits.max_body_size)  # fmt: skip
 
 

@@ -90,21 +90,45 @@ def test_a_request_dropped_as_its_batch_ends_counts_neither_way(made):
     assert one.tally("batch_1", MODELS) is None and one.take("batch_1", "m") is None
 
 
-def test_a_request_whose_process_stopped_renewing_is_taken_over_as_again(redis_client):
+def two_holding_one(redis_client) -> tuple:
+    """Two processes of one Redis queue, the first holding a request; and their clock."""
     clock = Clock()
     one = RedisBatchQueue(redis_client, "one", clock)
     two = RedisBatchQueue(redis_client, "two", clock)
     one.put("batch_1", ASKED[:1], 0, 0)
-    held = one.take("batch_1", "m")
+    return one, two, one.take("batch_1", "m"), clock
+
+
+def unrenewed_for_a_minute(redis_client, held, clock) -> None:
+    redis_client.xclaim("oai-proxy:batch:batch_1:m", "runners", "one", 0, [held.handle],
+                        idle=60_000)  # fmt: skip
+    clock.now += redisbatchqueue.RENEW_EVERY
+
+
+def test_a_request_whose_process_stopped_renewing_is_taken_over_as_again(redis_client):
+    one, two, held, clock = two_holding_one(redis_client)
     clock.now += redisbatchqueue.RENEW_EVERY
     one.renew()  # renewed: still its own
     assert two.take("batch_1", "m") is None
-    redis_client.xclaim(
-        "oai-proxy:batch:batch_1:m", "runners", "one", 0, [held.handle], idle=60_000
-    )  # as if its process had stopped renewing a minute ago
-    clock.now += redisbatchqueue.RENEW_EVERY
+    unrenewed_for_a_minute(redis_client, held, clock)
     over = two.take("batch_1", "m")
     assert (over.custom_id, over.handle, over.again) == ("a", held.handle, True)
     two.settle(over, True)
     one.settle(held, True)  # the slow one's settling, after: not counted again
     assert two.tally("batch_1", MODELS) == Tally(0, 1, 0)
+
+
+def test_a_claim_abandoned_while_redis_was_out_of_reach_is_taken_over_after_its_lease(redis_client):
+    one, two, held, clock = two_holding_one(redis_client)
+    one.abandon(held)
+    unrenewed_for_a_minute(redis_client, held, clock)
+    one.renew()  # no longer its to renew: not renewed
+    over = two.take("batch_1", "m")
+    assert (over.custom_id, over.again) == ("a", True)
+
+
+def test_a_claim_abandoned_here_waits_again():
+    queue = LocalBatchQueue()
+    queue.put("batch_1", ASKED[:1], 0, 0)
+    queue.abandon(queue.take("batch_1", "m"))
+    assert queue.take("batch_1", "m").custom_id == "a"

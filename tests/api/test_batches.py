@@ -285,6 +285,23 @@ def test_an_answer_a_full_disk_cannot_keep_is_asked_again_once_there_is_room(key
     assert shown()["request_counts"] == {"total": 1, "completed": 1, "failed": 0}
 
 
+def test_a_batchs_answers_gathered_hold_each_request_once_and_whole(tmp_path):
+    one, two = BatchStore(str(tmp_path), runner="one"), BatchStore(str(tmp_path), runner="two")
+    record = one.create("alice", "/v1/chat/completions", "file-1", "24h", None)
+    one.answer(record.id, {"custom_id": "a", "n": 1}, True)
+    two.answer(record.id, {"custom_id": "b", "n": 1}, True)
+    two.answer(record.id, {"custom_id": "a", "n": 2}, True)  # taken over, and answered again
+    with open(one.folder / f"{record.id}.one.out.jsonl", "ab") as cut:
+        cut.write(b'{"custom_id": "c", "n"')  # a crash mid-write
+    assert one.answered(record.id) == {"a": True, "b": True}
+    whole = one.gathered(record.id, True)
+    assert [json.loads(line) for line in whole.read_bytes().splitlines()] == [
+        {"custom_id": "a", "n": 1},
+        {"custom_id": "b", "n": 1},
+    ]
+    assert one.gathered(record.id, False) is None
+
+
 def test_a_cancelled_batch_keeps_what_it_answered(keyed, tmp_path):
     store = BatchStore(str(tmp_path / "files"))
     file_id = upload(keyed, "sk-alice", jsonl([chat_line(f"q{n}") for n in range(3)]))

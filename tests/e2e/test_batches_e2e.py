@@ -3,7 +3,8 @@ embedding lines run by the gateway, each answer once and equal to the same reque
 an error line in the error file; the proxy SIGKILLed mid-batch and started again finishes it,
 each ``custom_id`` once, the key charged the lines' usage to the token; two proxies sharing a
 real Redis and the files' folder both run one batch, and one SIGKILLed leaves its requests to
-the other.
+the other; a Redis killed mid-batch and started again leaves the batch waiting, then
+finished, each request once and charged once.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import requests
 from proxy.access.redisbatchqueue import LEASE
 from tests.polling import wait_for
 from tests.processes import ADMIN, ProxyProcess
+from tests.redis_server import RedisServer
 
 from .flood import QUESTIONS, SLOTS, questions
 from .llama_server import LlamaServer
@@ -223,10 +225,41 @@ def test_two_proxies_run_one_batch_and_one_killed_leaves_its_requests_to_the_oth
         got = answers(sdk, ended.output_file_id)
         assert sorted(a["custom_id"] for a in got) == sorted(f"line-{n}" for n in range(count))
         told = sum(a["response"]["body"]["usage"]["total_tokens"] for a in got)
-        usage = requests.get(two.url + "/admin/usage", headers={"Authorization": f"Bearer {ADMIN}"},
-                             timeout=10).json()["usage"]  # fmt: skip
-        charged = [row for row in usage if row["key"] == "night"]
-        assert sum(row["prompt_tokens"] + row["completion_tokens"] for row in charged) == told
+        assert charged_tokens(two) == told
+
+
+def charged_tokens(proxy: ProxyProcess) -> int:
+    usage = requests.get(proxy.url + "/admin/usage", headers={"Authorization": f"Bearer {ADMIN}"},
+                         timeout=10).json()["usage"]  # fmt: skip
+    return sum(row["prompt_tokens"] + row["completion_tokens"] for row in usage
+               if row["key"] == "night")  # fmt: skip
+
+
+def test_a_batch_waits_out_redis_killed_and_started_again(server, logs, tmp_path):
+    store = RedisServer(tmp_path, durable=True)  # as one that keeps budgets is run
+    with store, proxy_of(server, logs, tmp_path, "redis-outage",
+                         ["--redis-url", store.url]) as proxy:  # fmt: skip
+        sdk = proxy.sdk("sk-night")
+        count = 120
+        bodies = [{**chat(n), "max_tokens": 128, "ignore_eos": True} for n in range(count)]
+        batch = chat_batch(sdk, bodies)
+        wait_for(lambda: sdk.batches.retrieve(batch.id).request_counts.completed >= 10,
+                 "some lines answered", timeout=60)  # fmt: skip
+        store.kill()
+        time.sleep(2)  # the outage: what runs ends, nothing new starts
+        during = sdk.batches.retrieve(batch.id)
+        assert during.status == "in_progress" and during.request_counts.failed == 0
+        store.start()  # its appended writes read back
+        ended = finished(sdk, batch.id, timeout=180)
+        assert ended.status == "completed" and ended.request_counts.completed == count
+        got = answers(sdk, ended.output_file_id)
+        assert sorted(a["custom_id"] for a in got) == sorted(f"line-{n}" for n in range(count))
+        told = sum(a["response"]["body"]["usage"]["total_tokens"] for a in got)
+        assert charged_tokens(proxy) == told
+        log = proxy.log()
+        assert "Traceback" not in log
+        assert log.count("the batch queue (Redis) cannot be used") == 1
+        assert log.count("the batch queue (Redis) is back") == 1
 
 
 class Kept:
