@@ -171,17 +171,14 @@ class FileStore:
         """The file's lines; one longer than ``longest`` bytes comes cut to ``longest + 1``
         (its reader sees it is too long), the rest of it read past and never held."""
         with open(self.content(owner, id), "rb") as source:
-            while line := source.readline(longest + 1):
-                if len(line) > longest and not line.endswith(b"\n"):
-                    while (rest := source.readline(CHUNK)) and not rest.endswith(b"\n"):
-                        pass
+            while line := read_line(source, longest):
                 yield line
 
     def line_at(self, id: str, offset: int, longest: int) -> bytes:
         """The line at ``offset`` of the file, at most ``longest + 1`` bytes of it."""
         with open(self.content(None, id), "rb") as source:
             source.seek(offset)
-            return source.readline(longest + 1)
+            return read_line(source, longest)
 
     def listed(self, owner: Optional[str]) -> list:
         """``owner``'s files, newest first."""
@@ -229,6 +226,23 @@ def checked_id(id: str, prefix: str) -> str:
     if len(rest) != 24 or not all(c in "0123456789abcdef" for c in rest):
         raise NotFoundError(f"No object found with id '{id[:64]}'.", param="id")
     return id
+
+
+def read_line(source: BinaryIO, longest: int) -> bytes:
+    """The next line of ``source``, held once however long: a line longer than ``longest``
+    comes cut to ``longest + 1`` bytes, the rest of it read past."""
+    piece = source.readline(CHUNK)
+    if (len(piece) < CHUNK or piece.endswith(b"\n")) and len(piece) <= longest:
+        return piece
+    line = bytearray(piece)  # grown in place, never joined from pieces
+    while not line.endswith(b"\n") and len(line) <= longest and (piece := source.readline(CHUNK)):
+        line += piece
+    if len(line) > longest:
+        if not line.endswith(b"\n"):
+            while (rest := source.readline(CHUNK)) and not rest.endswith(b"\n"):
+                pass
+        del line[longest + 1 :]
+    return line
 
 
 def write_whole(path: Path, text: str) -> None:
