@@ -141,8 +141,6 @@ def create_app(
         batches=kept,
         runner=batch_runner(app, files, kept, queue, access, router, settings),
     )
-    if settings.stores.redis_url or any(record.status in LIVE for record in kept.listed(None)):
-        state.runner.start()  # every proxy's batches, or those a stopped process left
     if settings.access.watch == "on" and state.reloader.files and not runtime.supervisor:
         FileWatch(state.reloader.files, state.reloader.reload_logged).start()
     if metrics is not None:
@@ -166,6 +164,9 @@ def create_app(
     auth.init_app(app, access, settings.access.cors_origins)
     register(app, ROUTES)
     _check_all_plain(app)
+    if settings.stores.redis_url or any(record.status in LIVE for record in kept.listed(None)):
+        state.runner.start()  # every proxy's batches, or those a stopped process left: the
+        # app whole first, as the runner asks it at once
     return app
 
 

@@ -13,7 +13,7 @@ import pytest
 from proxy.access import files as files_module
 from proxy.access.batches import WINDOW, BatchStore
 from proxy.access.files import FileStore
-from proxy.api.batchrunner import KEPT_NOT
+from proxy.api.batchrunner import KEPT_NOT, BatchRunner
 from proxy.core.errors import NotFoundError
 from tests.polling import wait_for
 
@@ -300,6 +300,21 @@ def test_a_batchs_answers_gathered_hold_each_request_once_and_whole(tmp_path):
         {"custom_id": "b", "n": 1},
     ]
     assert one.gathered(record.id, False) is None
+
+
+def test_a_batch_a_stopped_process_left_is_taken_up_once_the_app_is_whole(
+    make_client, keyed, tmp_path, monkeypatch
+):
+    """The runner asks the app at once: its routes must all be there by then."""
+    file_id = upload(keyed, "sk-alice", jsonl([chat_line("q")])).get_json()["id"]
+    BatchStore(str(tmp_path / "files")).create("key-1", "/v1/chat/completions", file_id, "24h",
+                                               None)  # fmt: skip
+    routes_then = []
+    monkeypatch.setattr(BatchRunner, "start",
+                        lambda runner: routes_then.append(set(runner.app.blueprints)))  # fmt: skip
+    client = make_client(api_key=list(KEYS), files_dir=str(tmp_path / "files"))
+    assert routes_then == [set(client.application.blueprints)]
+    assert {"batches", "openai"} <= routes_then[0]
 
 
 def test_a_cancelled_batch_keeps_what_it_answered(keyed, tmp_path):
