@@ -13,6 +13,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from typing import Iterator
 
 # connections to one file at most: SQLite writes one transaction at a time and reads beside
@@ -84,8 +85,7 @@ class SqliteFile:
         # borrowed by one thread at a time, whichever: the pool is what keeps them apart
         db = sqlite3.connect(self.path, timeout=5.0, check_same_thread=False)
         try:
-            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                db.execute("PRAGMA journal_mode=WAL")  # for good once made so: asked first
+            _write_ahead(db)
             db.execute("PRAGMA synchronous=NORMAL")
             with db:
                 for statement in self.schema:
@@ -98,6 +98,22 @@ class SqliteFile:
             db.close()
             raise
         return db
+
+
+def _write_ahead(db: sqlite3.Connection) -> None:
+    """The file in write-ahead mode, for good once made so (asked first). Another process
+    making the file at the same moment can have SQLite refuse the change at once, its busy
+    timeout not waited: it is asked again until the file is so, for :data:`WAIT` seconds."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return
+            db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _rename_column(db: sqlite3.Connection, table: str, old: str, new: str) -> None:
