@@ -36,7 +36,7 @@ from proxy.api import (
     responses,
     web,
 )
-from proxy.api.batchrunner import batch_runner
+from proxy.api.batchbuild import batch_runner
 from proxy.api.body import OrjsonProvider
 from proxy.api.reload import Reloader
 from proxy.api.state import ProxyState, Routes
