@@ -100,21 +100,12 @@ def as_script(url: str, plan: dict) -> tuple:
 
 def measure(plan: dict, work: Path) -> dict:
     from tests.e2e.flood import ask
-    from tests.e2e.llama_server import LlamaServer
     from tests.e2e.tinymodel import write_tiny_llama_gguf
 
     model = write_tiny_llama_gguf(work / "tiny.gguf")
     (work / "keys.toml").write_text(KEYS)
     with ExitStack() as stack:
-        server = stack.enter_context(
-            LlamaServer(
-                model,
-                work / "server.log",
-                parallel=SLOTS,
-                ctx_size=SLOTS * 1024,
-                extra_args=["--ignore-eos"],
-            )  # fmt: skip
-        )
+        server = stack.enter_context(processes.endless(model, work, SLOTS))
         args = ["--keys", str(work / "keys.toml"), "--files-dir", str(work / "files")]
         started = processes.proxy("waitress", server.url, work, threads=64, workers=1,
                                   name="batches", args=args)  # fmt: skip

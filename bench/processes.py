@@ -250,6 +250,15 @@ def llama_server(work_dir: Path, *, parallel: int) -> Iterator:
         yield server
 
 
+def endless(model: Path, work: Path, slots: int):
+    """A llama-server of ``slots`` slots whose answers run to their budget (no end of text):
+    what a bench of turns and slots measures with answers of known lengths."""
+    from tests.e2e.llama_server import LlamaServer
+
+    return LlamaServer(model, work / "server.log", parallel=slots, ctx_size=slots * 1024,
+                       extra_args=["--ignore-eos"])  # fmt: skip
+
+
 def p50_ms(url: str, count: int, key: str = "") -> float:
     """p50 ms of ``count`` non-streamed completions sent one after another."""
     session = requests.Session()

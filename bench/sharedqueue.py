@@ -136,7 +136,6 @@ def cost(url: str, proxies: list, plan: dict, redis_url: str) -> dict:
 
 
 def measure(plan: dict, work: Path, roots: dict) -> dict:
-    from tests.e2e.llama_server import LlamaServer
     from tests.e2e.tinymodel import write_tiny_llama_gguf
 
     model = write_tiny_llama_gguf(work / "tiny.gguf")
@@ -144,15 +143,7 @@ def measure(plan: dict, work: Path, roots: dict) -> dict:
     with ExitStack() as stack:
         redis_process, redis_url = processes.redis_server(work)
         stack.callback(redis_process.kill)
-        server = stack.enter_context(
-            LlamaServer(
-                model,
-                work / "server.log",
-                parallel=SLOTS,
-                ctx_size=SLOTS * 1024,
-                extra_args=["--ignore-eos"],
-            )  # fmt: skip
-        )
+        server = stack.enter_context(processes.endless(model, work, SLOTS))
         synthetic = stack.enter_context(processes.running(processes.synthetic(work)))
         for how in SERVINGS:
             for label, root in roots.items():
