@@ -54,7 +54,9 @@ def generator(ask: Ask) -> tuple:
                 )
             continue  # the model's own tools: offered to the keys granted them
         uses.append(use)
-    ask = replace(ask, left_out=tuple(dict.fromkeys(left_out)))
+    left_out = tuple(dict.fromkeys(left_out))
+    if left_out != ask.left_out:
+        ask = replace(ask, left_out=left_out)
     if not uses and not ask.request.approvals:
         if ask.request.uses:  # none of them offered: the model is asked without them
             ask = ask.amended(lambda request: replace(request, uses=()))

@@ -74,8 +74,12 @@ class Ask:
         return self.requests[0].model
 
     def amended(self, amend: Callable[[GenerationRequest], GenerationRequest]) -> "Ask":
-        """This ask with ``amend(request)`` in place of each of its requests."""
-        return replace(self, requests=tuple(amend(request) for request in self.requests))
+        """This ask with ``amend(request)`` in place of each of its requests (itself, where
+        none changed)."""
+        requests = tuple(amend(request) for request in self.requests)
+        if all(new is old for new, old in zip(requests, self.requests, strict=True)):
+            return self
+        return replace(self, requests=requests)
 
 
 def hosted_refusal(ask: Ask, model: str) -> InvalidRequestError:

@@ -857,3 +857,17 @@ def test_a_chat_keeps_its_body_as_it_came_and_what_was_read_of_it():
     request = only_request(parse_chat(body, LIMITS))
     assert request.verbatim.api == "chat" and request.verbatim.body is body
     assert request.verbatim.messages is request.messages
+
+
+@pytest.mark.parametrize(
+    "amend, same",
+    [
+        (lambda request: request, True),  # nothing changed: the ask itself, not a copy
+        (lambda request: request.in_conversation("thread-1"), False),
+    ],
+)
+def test_an_ask_amended_is_new_only_where_a_request_changed(amend, same):
+    ask = chat(n=2)
+    amended = ask.amended(amend)
+    assert (amended is ask) is same
+    assert len(amended.requests) == len(ask.requests)
