@@ -23,8 +23,12 @@ routes = Routes(bp, "Reranking documents against a query (Jina, Cohere, TEI)", r
 def rerank_documents() -> Response:
     state = get_state()
     wanted = rerank.parse(read_json(), state.limits)
-    query = holds.texts_bound([wanted.query], 4)  # each pair: the query, a document, their marks
-    hold_budget(len(wanted.documents) * query + holds.texts_bound(wanted.documents, 0), 0)
+
+    def bounds() -> tuple:
+        query = holds.texts_bound([wanted.query], 4)  # each pair: the query, a document, marks
+        return len(wanted.documents) * query + holds.texts_bound(wanted.documents, 0), 0
+
+    hold_budget(bounds)
     ranking = state.router.rerank(wanted.query, wanted.documents, wanted.model, caller())
     g.measure.add_tokens(ranking.prompt_tokens, 0, 0)
     version = "2" if request.path.startswith("/v2/") else "1"

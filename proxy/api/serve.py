@@ -89,15 +89,16 @@ def caller() -> Caller:
 def embed_texts(texts: Sequence[str], model: Optional[str]) -> Embeddings:
     """The vectors of ``texts`` from the model ``model`` names, for the :func:`caller`; the
     tokens they took counted against its key (its usage and budgets), as a generation's are."""
-    hold_budget(holds.texts_bound(texts, 2), 0)  # a text may gain two tokens: its ends
+    hold_budget(lambda: (holds.texts_bound(texts, 2), 0))  # a text may gain two tokens: its ends
     result = get_state().router.embed(texts, model, caller())
     g.measure.add_tokens(result.prompt_tokens, 0, 0)
     return result
 
 
-def hold_budget(prompt: int, output: Optional[int]) -> None:
-    """Hold what the request may spend of its key's budgets (``prompt`` and ``output``
-    tokens at most; ``None``: no output bound) at the price of the model it names, until its
+def hold_budget(bounds: Callable[[], tuple]) -> None:
+    """Hold what the request may spend of its key's budgets (``bounds()``: its ``(prompt,
+    output)`` tokens at most, the output ``None`` when unbounded; read only for a key with
+    budgets, as they walk the request's text) at the price of the model it names, until its
     charge lets it go (:mod:`proxy.api.observe`); a 429 before any work when it does not
     fit."""
     call = g._get_current_object()
@@ -105,7 +106,7 @@ def hold_budget(prompt: int, output: Optional[int]) -> None:
     if standing is not None:
         state = get_state()
         price = state.router.prices().get(request_model().counted_as)
-        call.hold = state.access.hold(standing, price, prompt, output)
+        call.hold = state.access.hold(standing, price, *bounds())
 
 
 def serve(
@@ -122,7 +123,7 @@ def serve(
     What the answer says of itself (who served it, what its model's filters changed) is
     read from it: a stream's before its first byte, as its headers must be."""
     ask, generator = hosted.generator(ask)
-    hold_budget(*holds.bounds(ask.requests, ask.n))
+    hold_budget(lambda: holds.bounds(ask.requests, ask.n))
     ask = ask.amended(get_state().images.fetch)
     model = answer_name()
     id = id or dialect.new_id()
