@@ -43,28 +43,30 @@ class SqliteFile:
 
     def rows(self, query: str, parameters: tuple = ()) -> list:
         """The rows ``query`` reads."""
-        with self._borrowed() as db:
+        db = self._borrowed()
+        try:
             return db.execute(query, parameters).fetchall()
+        finally:
+            self._idle.put(db)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A connection for one transaction, committed as the block ends (rolled back if it
         raises)."""
-        with self._borrowed() as db, db:
-            yield db
-
-    @contextlib.contextmanager
-    def _borrowed(self) -> Iterator[sqlite3.Connection]:
-        """A connection of the pool, given back after: an idle one, a new one while the pool
-        has room, else the first one given back."""
+        db = self._borrowed()
         try:
-            db = self._idle.get_nowait()
-        except queue.Empty:
-            db = self._opened()
-        try:
-            yield db
+            with db:
+                yield db
         finally:
             self._idle.put(db)
+
+    def _borrowed(self) -> sqlite3.Connection:
+        """A connection of the pool, for the caller to give back (to ``_idle``): an idle
+        one, a new one while the pool has room, else the first one given back."""
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            return self._opened()
 
     def _opened(self) -> sqlite3.Connection:
         with self._opening:
