@@ -864,10 +864,15 @@ def test_a_chat_keeps_its_body_as_it_came_and_what_was_read_of_it():
     [
         (lambda request: request, True),  # nothing changed: the ask itself, not a copy
         (lambda request: request.in_conversation("thread-1"), False),
+        # one of two changed: a new ask, the other request kept as it was
+        (lambda r: r.in_conversation("thread-1") if r.prompt == "Twice" else r, False),
     ],
 )
 def test_an_ask_amended_is_new_only_where_a_request_changed(amend, same):
-    ask = chat(n=2)
+    ask = completion(prompt=["Once", "Twice"])
     amended = ask.amended(amend)
     assert (amended is ask) is same
-    assert len(amended.requests) == len(ask.requests)
+    assert [amend(request) for request in ask.requests] == list(amended.requests)
+    assert [new is old for new, old in zip(amended.requests, ask.requests, strict=True)] == [
+        amend(request) is request for request in ask.requests
+    ]
