@@ -5,8 +5,6 @@ request's key."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from flask import g
 
 from proxy.api.requestmodel import answer_name, request_model
@@ -14,6 +12,7 @@ from proxy.api.state import get_state
 from proxy.config.catalog import WEB
 from proxy.core.errors import InvalidRequestError, ToolNotAllowedError
 from proxy.core.tooluse import ToolUse
+from proxy.core.types import amended
 from proxy.dialects.dialect import Ask, hosted_refusal
 from proxy.tools.toolloop import ToolLoop, anything
 
@@ -56,12 +55,12 @@ def generator(ask: Ask) -> tuple:
         uses.append(use)
     left_out = tuple(dict.fromkeys(left_out))
     if left_out != ask.left_out:
-        ask = replace(ask, left_out=left_out)
+        ask = amended(ask, left_out=left_out)
     if not uses and not ask.request.approvals:
         if ask.request.uses:  # none of them offered: the model is asked without them
-            ask = ask.amended(lambda request: replace(request, uses=()))
+            ask = ask.amended(lambda request: amended(request, uses=()))
         return ask, router
-    ask = ask.amended(lambda request: replace(request, uses=tuple(uses)))
+    ask = ask.amended(lambda request: amended(request, uses=tuple(uses)))
     return ask, ToolLoop(router, state.tools, may_run=may_run, turns=policy.turns)
 
 
@@ -76,7 +75,7 @@ def _declared_at(use: ToolUse, tools) -> ToolUse:
             f"as the server_label",
             param="tools",
         )
-    return replace(use, server=server, url="")
+    return amended(use, server=server, url="")
 
 
 def _given(servers: tuple) -> tuple:

@@ -14,7 +14,7 @@ from typing import Optional
 
 from proxy.config.hubref import HubReference
 from proxy.core.tooluse import TOOL_TURNS
-from proxy.core.types import GenerationRequest, Sampling
+from proxy.core.types import GenerationRequest, Sampling, amended
 
 LOCAL_BACKENDS = frozenset({"servercpp", "chatglm"})  # what a key's local_only allows
 # The routes of OpenAI's API an upstream of ``backend = "openai"`` may serve, as the models file
@@ -293,7 +293,7 @@ def with_defaults(
     """``request`` with the model's defaults filled in where the client set nothing."""
     if defaults is None:
         return request
-    sampling = dataclasses.replace(
+    sampling = amended(
         request.sampling,
         **{
             f.name: getattr(defaults.sampling, f.name)
@@ -301,7 +301,7 @@ def with_defaults(
             if getattr(request.sampling, f.name) in (None, ())
         },
     )
-    return dataclasses.replace(
+    return amended(
         request,
         sampling=sampling,
         max_tokens=request.max_tokens if request.max_tokens is not None else defaults.max_tokens,

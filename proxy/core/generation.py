@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from dataclasses import replace
 from functools import partial
 from typing import Iterator, Optional, Sequence
 
@@ -33,7 +32,7 @@ from proxy.core.events import (
 )
 from proxy.core.meanwhile import PATIENCE, meanwhile
 from proxy.core.router import Generator
-from proxy.core.types import Chunk, Completion, GenerationRequest, Served, Spent, Usage
+from proxy.core.types import Chunk, Completion, GenerationRequest, Served, Spent, Usage, amended
 from proxy.ops.measure import Measure, waiting
 
 
@@ -247,7 +246,7 @@ def _says_anything(chunk: Chunk) -> bool:
 
 
 def _counted(completion: Completion, *, repeat: bool) -> Completion:
-    return replace(completion, usage=_prompt_once(completion.usage, True)) if repeat else completion
+    return amended(completion, usage=_prompt_once(completion.usage, True)) if repeat else completion
 
 
 def _prompt_once(usage: Usage, repeat: bool) -> Usage:

@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, TypeVar
 
 from proxy.core.caller import NOBODY, Caller
+
+V = TypeVar("V")
+
+
+def amended(value: V, **changes) -> V:
+    """``value`` (a frozen dataclass: the core's values, a dialect's ask) with ``changes``,
+    as a shallow copy.
+
+    Every request and many chunks are amended on their way; ``dataclasses.replace`` would
+    run ``__init__`` and its default factories again, at three to six times the cost."""
+    known = type(value).__dataclass_fields__  # a value's own dict may hold only some
+    if not changes.keys() <= known.keys():
+        unknown = ", ".join(sorted(changes.keys() - known.keys()))
+        raise TypeError(f"{type(value).__name__} has no field {unknown}")
+    copy = object.__new__(type(value))
+    copy.__dict__.update(value.__dict__, **changes)
+    return copy
 
 
 @dataclass(frozen=True)
@@ -163,23 +180,16 @@ class GenerationRequest:
 
     def in_slot(self, slot: int) -> "GenerationRequest":
         """This request pinned to ``slot``."""
-        return self._amended(slot=slot)
+        return amended(self, slot=slot)
 
     def served_for(self, caller: Caller) -> "GenerationRequest":
         """This request, served for ``caller``."""
-        return self._amended(caller=caller)
+        return amended(self, caller=caller)
 
     def in_conversation(self, name: Optional[str]) -> "GenerationRequest":
         """This request, placed as part of the conversation ``name`` (``None``: as its
         messages say)."""
-        return self._amended(conversation=name)
-
-    def _amended(self, **changes) -> "GenerationRequest":
-        """A shallow copy with ``changes``: every request is amended on its way, and
-        ``dataclasses.replace`` would run ``__init__`` and its default factories again."""
-        amended = object.__new__(GenerationRequest)
-        amended.__dict__.update(self.__dict__, **changes)
-        return amended
+        return amended(self, conversation=name)
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,14 @@ between them kept at their places in it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
 
 from proxy.core import images
 from proxy.core.addresses import http_parts
 from proxy.core.errors import InvalidRequestError, ProxyError
 from proxy.core.images import Bounds
-from proxy.core.types import GenerationRequest, Image
+from proxy.core.types import GenerationRequest, Image, amended
 from proxy.dialects.streaming import EventRenderer
 
 
@@ -79,7 +79,7 @@ class Ask:
         requests = tuple(amend(request) for request in self.requests)
         if all(new is old for new, old in zip(requests, self.requests, strict=True)):
             return self
-        return replace(self, requests=requests)
+        return amended(self, requests=requests)
 
 
 def hosted_refusal(ask: Ask, model: str) -> InvalidRequestError:
@@ -152,7 +152,7 @@ class Content:
 
     def add_image(self, image: Image) -> None:
         """An image read before, placed here."""
-        self.images.append(replace(image, at=self.length))
+        self.images.append(amended(image, at=self.length))
 
 
 def image_at(url: str, field: str, limits: Limits, at: int = 0) -> Image:

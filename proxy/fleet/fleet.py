@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import threading
 from contextlib import closing
-from dataclasses import replace
 from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
 from proxy.backends.base import Backend
@@ -32,6 +31,7 @@ from proxy.core.types import (
     Health,
     Ranking,
     Served,
+    amended,
 )
 from proxy.fleet import report
 from proxy.fleet.failover import FALLS_BACK, RETRIED, Chain, Failover
@@ -106,7 +106,7 @@ class Fleet:
                 model = chain.fall_back(model, exc)
                 if model is None:
                     raise
-        return replace(answer, served=model.served(asked, answer.served))
+        return amended(answer, served=model.served(asked, answer.served))
 
     def _complete_on(self, model: ServedModel, request: GenerationRequest) -> Completion:
         request = model.taking(request)

@@ -16,7 +16,7 @@ The calls themselves (what is offered, approvals, each run) are :mod:`proxy.tool
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Iterator, Optional, Sequence, Union
 
@@ -25,7 +25,16 @@ from proxy.core.events import WAITING, ToolRan, ToolsListed
 from proxy.core.meanwhile import WAITING_EVERY, meanwhile
 from proxy.core.router import Generator
 from proxy.core.tooluse import TOOL_TURNS
-from proxy.core.types import Chunk, Completion, GenerationRequest, Served, Spent, Usage, assembled
+from proxy.core.types import (
+    Chunk,
+    Completion,
+    GenerationRequest,
+    Served,
+    Spent,
+    Usage,
+    amended,
+    assembled,
+)
 from proxy.tools.offer import Offer
 from proxy.tools.toolbox import Toolbox
 from proxy.tools.toolcalls import ToolCalls
@@ -89,7 +98,7 @@ class ToolLoop:
             for event in told
             if type(event) in (ToolRan, ToolsListed)
         )
-        return replace(
+        return amended(
             said.ended,
             text=BETWEEN.join(texts),
             tool_calls=said.client,
@@ -105,7 +114,7 @@ class ToolLoop:
         ended = yield from self._turns(request, _Streamed(self.router))
         if ended is not None:
             said, _, usage = ended
-            yield replace(
+            yield amended(
                 said.ended,
                 usage=usage,
                 finish_reason=_ended(said.ended.finish_reason, said.hosted, said.client),
@@ -192,10 +201,10 @@ class _Streamed:
                 if chunk.finish_reason is None:
                     yield chunk
                     continue
-                words = replace(chunk, finish_reason=None, usage=None, stop_sequence=None)
+                words = amended(chunk, finish_reason=None, usage=None, stop_sequence=None)
                 if words.text or words.reasoning or words.tool_calls or words.logprobs:
                     yield words
-                ended = replace(chunk, text="", reasoning="", tool_calls=(), logprobs=())
+                ended = amended(chunk, text="", reasoning="", tool_calls=(), logprobs=())
                 held = assembled(turn.held)
                 return _Said(turn.text, turn.reasoning, held, turn.client, ended, served)
         finally:
@@ -236,12 +245,12 @@ class _Turn:
         if chunk.tool_calls:
             chunk = self._held(chunk, offered)
         if later and chunk.prompt_count is not None:
-            chunk = replace(chunk, prompt_count=None)
+            chunk = amended(chunk, prompt_count=None)
         if chunk.text:
             first = not self.texts
             self.texts.append(chunk.text)
             if first and wrote:
-                chunk = replace(chunk, text=BETWEEN + chunk.text)
+                chunk = amended(chunk, text=BETWEEN + chunk.text)
         if chunk.reasoning:
             self.thoughts.append(chunk.reasoning)
         return chunk
@@ -256,7 +265,7 @@ class _Turn:
             else:
                 passed.append(piece)
         self.passed += passed
-        return replace(chunk, tool_calls=tuple(passed))
+        return amended(chunk, tool_calls=tuple(passed))
 
 
 def _ended(reason: str, hosted: Sequence, client: Sequence) -> str:

@@ -5,7 +5,7 @@ it (:class:`VerbatimWay`). Pure."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Collection, Iterable, Iterator, Mapping, Optional
 
 from proxy.backends.anthropic import reply
@@ -19,7 +19,7 @@ from proxy.backends.anthropic.payload import (
 )
 from proxy.backends.wire.way import Way
 from proxy.core.errors import InvalidRequestError
-from proxy.core.types import Completion, GenerationRequest
+from proxy.core.types import Completion, GenerationRequest, amended
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class VerbatimWay(Way):
         return {**self.own, "model": self.model, "stream": stream}
 
     def whole(self, answer: object) -> Completion:
-        return replace(reply.completion(answer, self.label), verbatim=answer)
+        return amended(reply.completion(answer, self.label), verbatim=answer)
 
     def chunks(self, lines: Iterable[list]) -> Iterator:
         return reply.verbatim_chunks(lines, self.label)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence
 
 from proxy.backends.admission import Admission
@@ -36,6 +36,7 @@ from proxy.core.types import (
     ModelCard,
     ModelInfo,
     Usage,
+    amended,
     assembled,
     pieces,
 )
@@ -133,7 +134,7 @@ class ChatGLMBackend(Backend):
             thoughts.append(chunk.reasoning)
             if chunk.finish_reason is not None:
                 tokens = len(self.model.tokens("".join(thoughts))) if any(thoughts) else 0
-                chunk = replace(chunk, usage=replace(chunk.usage, reasoning_tokens=tokens))
+                chunk = amended(chunk, usage=amended(chunk.usage, reasoning_tokens=tokens))
             yield chunk
 
     def count_tokens(self, request: GenerationRequest) -> int:

@@ -9,14 +9,14 @@ body (:class:`~proxy.core.types.Verbatim`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping, Optional
 
 from proxy.backends.wire.events import event_json, stream_error
 from proxy.backends.wire.way import Way
 from proxy.core.errors import UpstreamError
 from proxy.core.events import Passed
-from proxy.core.types import Chunk, Completion, ToolCall, Usage
+from proxy.core.types import Chunk, Completion, ToolCall, Usage, amended
 
 API = "responses"  # the client API whose bodies this way takes as they came
 PATH = "/responses"
@@ -43,7 +43,7 @@ class ResponsesWay(Way):
         return {**kept, "model": self.model, "stream": stream}
 
     def whole(self, answer: object) -> Completion:
-        return replace(completion(answer, self.label), verbatim=answer)
+        return amended(completion(answer, self.label), verbatim=answer)
 
     def chunks(self, lines: Iterable[list]) -> Iterator:
         return passed_chunks(lines, self.label)

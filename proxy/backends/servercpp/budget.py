@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import codecs
 import re
-from dataclasses import replace
 from typing import Iterable, Iterator, Optional, Sequence
 
 from proxy.core.errors import ContextLengthError
-from proxy.core.types import Chunk, GenerationRequest, Usage
+from proxy.core.types import Chunk, GenerationRequest, Usage, amended
 
 BYTE_PIECE = re.compile(r"byte: \\x([0-9a-fA-F]{1,2})")
 
@@ -109,20 +108,20 @@ def _final(rest: Iterator[Chunk], limit: int) -> Chunk:
             break
     usage = last.usage or Usage()
     within = usage.completion_tokens <= limit and last.finish_reason != "length"
-    return replace(
+    return amended(
         last,
         text="",
         logprobs=(),
         finish_reason=last.finish_reason if within else "length",
         stop_sequence=last.stop_sequence if within else None,
-        usage=replace(
+        usage=amended(
             usage, completion_tokens=min(usage.completion_tokens, limit) if within else limit
         ),
     )
 
 
 def _shown(chunk: Chunk, keep_logprobs: bool) -> Chunk:
-    return chunk if keep_logprobs or not chunk.logprobs else replace(chunk, logprobs=())
+    return chunk if keep_logprobs or not chunk.logprobs else amended(chunk, logprobs=())
 
 
 MOST_CHARACTERS_PER_TOKEN = 32

@@ -9,7 +9,6 @@ route does (:mod:`.finish`).
 from __future__ import annotations
 
 import contextlib
-from dataclasses import replace
 from typing import Iterator, Optional
 
 from proxy.backends.servercpp import budget, parse
@@ -24,7 +23,7 @@ from proxy.backends.structured.constraints import output_fields
 from proxy.backends.structured.toolformats import FORMATS, tool_names
 from proxy.backends.wire import chatparse
 from proxy.core import images
-from proxy.core.types import Chunk, Completion, GenerationRequest
+from proxy.core.types import Chunk, Completion, GenerationRequest, amended
 from proxy.ops.modelside import ModelSide
 
 
@@ -226,7 +225,7 @@ def _legacy_limit(request: GenerationRequest, facts: ServerFacts) -> Optional[in
 def _counted(request: GenerationRequest, facts: ServerFacts) -> GenerationRequest:
     """The request as sent: with at least one probability per token where the proxy counts."""
     if _legacy_limit(request, facts) is not None and request.logprobs is None:
-        return replace(request, logprobs=0)
+        return amended(request, logprobs=0)
     return request
 
 

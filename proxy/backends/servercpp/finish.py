@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, TypeVar, Union
 
 from proxy.backends.admission import Admission
 from proxy.backends.servercpp.embedding import TokenClient
 from proxy.core.errors import UpstreamError
-from proxy.core.types import Chunk, Completion, Usage, assembled
+from proxy.core.types import Chunk, Completion, Usage, amended, assembled
 
 Answer = TypeVar("Answer", bound=Union[Completion, Chunk])
 
@@ -42,15 +42,15 @@ class Finisher:
         if self.admission is not None:
             self.admission.saw_slot(answer.slot)
         if self.thoughts:
-            answer = replace(
+            answer = amended(
                 answer,
-                usage=replace(
+                usage=amended(
                     answer.usage or Usage(),
                     reasoning_tokens=len(self.tokens.token_ids(thoughts)) if thoughts else 0,
                 ),
             )
         if self.prompt_ids is not None:
-            answer = replace(answer, prompt_token_ids=self.prompt_ids())
+            answer = amended(answer, prompt_token_ids=self.prompt_ids())
         return answer
 
     def whole(self, answer: Completion) -> Completion:
@@ -71,7 +71,7 @@ def counted_first(chunks: Iterator[Chunk], count: Callable[[], int]) -> Iterator
         first = next(chunks)
         if first.prompt_count is None:
             try:
-                first = replace(first, prompt_count=count())
+                first = amended(first, prompt_count=count())
             except UpstreamError as exc:
                 logger.info("the prompt could not be counted ahead: %s", exc.message)
         yield first

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from contextlib import closing
-from dataclasses import replace
 from typing import Collection, Iterator
 
 from proxy.backends.structured import reasoning
 from proxy.backends.structured.toolformats import StreamingToolParser, ToolFormat
-from proxy.core.types import Chunk, Completion, pieces
+from proxy.core.types import Chunk, Completion, amended, pieces
 
 TOOL_CALLS = "tool_calls"
 LENGTH = "length"
@@ -17,7 +16,7 @@ LENGTH = "length"
 def with_thoughts(completion: Completion, opened: bool) -> Completion:
     """The answer, its thoughts taken out of the text (``opened``: the prompt opened them)."""
     thoughts, text = reasoning.split(completion.text, opened)
-    return replace(completion, text=text, reasoning=thoughts)
+    return amended(completion, text=text, reasoning=thoughts)
 
 
 def thinking_chunks(chunks: Iterator[Chunk], opened: bool) -> Iterator[Chunk]:
@@ -31,7 +30,7 @@ def thinking_chunks(chunks: Iterator[Chunk], opened: bool) -> Iterator[Chunk]:
                 thoughts, text = thoughts + rest_thoughts, text + rest_text
             elif not (thoughts or text or chunk.logprobs or chunk.prompt_count is not None):
                 continue
-            yield replace(chunk, text=text, reasoning=thoughts)
+            yield amended(chunk, text=text, reasoning=thoughts)
 
 
 def with_calls(
@@ -43,7 +42,7 @@ def with_calls(
     content, calls = tool_format.parse(completion.text, names, cut)
     if content == completion.text and not calls:
         return completion
-    return replace(
+    return amended(
         completion,
         text=content,
         tool_calls=calls,
@@ -68,14 +67,14 @@ def calling_chunks(
             if chunk.finish_reason is None:
                 if text or chunk.reasoning or chunk.prompt_count is not None:
                     # the parser may hold the next chunk's text: this one is not followed
-                    yield replace(chunk, text=text, logprobs=tuple(held_logprobs), followed=False)
+                    yield amended(chunk, text=text, logprobs=tuple(held_logprobs), followed=False)
                     held_logprobs = []
                 continue
             rest, calls = parser.close(cut=chunk.finish_reason == LENGTH)
             text += rest
             if text or held_logprobs:
                 yield Chunk(text=text, logprobs=tuple(held_logprobs))
-            yield replace(
+            yield amended(
                 chunk,
                 text="",
                 tool_calls=pieces(calls),

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from contextlib import closing
-from dataclasses import replace
 from typing import Iterator, Sequence
 
-from proxy.core.types import Chunk, Usage
+from proxy.core.types import Chunk, Usage, amended
 
 
 class StopWords:
@@ -71,9 +70,9 @@ class Stopped:
         if chunk.finish_reason is not None:
             text += stops.flush()
             self.done = True
-            return (replace(chunk, text=text) if text != chunk.text else chunk,)
+            return (amended(chunk, text=text) if text != chunk.text else chunk,)
         if text != chunk.text:
-            chunk = replace(chunk, text=text, followed=False)
+            chunk = amended(chunk, text=text, followed=False)
         told = (
             (chunk,)
             if text or chunk.reasoning or chunk.tool_calls or chunk.prompt_count is not None

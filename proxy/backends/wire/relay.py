@@ -22,7 +22,6 @@ it sets goes with its value; those the request had given travel with the answer 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import replace
 from typing import Iterator
 
 from proxy.backends.admission import Admission
@@ -45,6 +44,7 @@ from proxy.core.types import (
     ModelInfo,
     Served,
     Usage,
+    amended,
 )
 
 HEALTH_TIMEOUT = 5.0  # seconds the model list may take to say the server is there
@@ -98,9 +98,9 @@ class Relay(Backend):
             completion = way.whole(self.send(way.path, body, request.caller))
             if completion.usage.how == UNTOLD:
                 told = self._untold(way, request, body, completion.text, None)
-                completion = replace(completion, usage=told)
+                completion = amended(completion, usage=told)
             if any(noted):
-                return replace(completion, served=Served("", False, *noted))
+                return amended(completion, served=Served("", False, *noted))
             return completion
 
     def send(self, path: str, body: dict, caller: Caller) -> object:
@@ -148,7 +148,7 @@ class Relay(Backend):
                         usage = chunk.usage
                         if usage is not None and usage.how == UNTOLD and chunk.finish_reason:
                             told = self._untold(way, request, body, "", pieces)
-                            chunk = replace(chunk, usage=told)
+                            chunk = amended(chunk, usage=told)
                         elif chunk.text or chunk.reasoning or chunk.tool_calls:
                             pieces += 1
                     yield chunk

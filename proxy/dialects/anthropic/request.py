@@ -4,7 +4,7 @@ for what is read and what is left out)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from proxy.core.errors import UntranslatableError
@@ -25,6 +25,7 @@ from proxy.core.types import (
     ToolCall,
     ToolChoice,
     Verbatim,
+    amended,
     function_tool,
 )
 from proxy.dialects.anthropic.hosted import (
@@ -73,7 +74,7 @@ def parse(
         if not passing:
             raise
         ask = _untranslated(body, error, counting)
-    return replace(ask, upstream_runs=upstream_runs(body)) if passing else ask
+    return amended(ask, upstream_runs=upstream_runs(body)) if passing else ask
 
 
 def _served_there(ask: Ask) -> Ask:
@@ -82,8 +83,8 @@ def _served_there(ask: Ask) -> Ask:
     another API answer."""
     request = ask.request
     named = tuple(use.name for use in request.uses)
-    return replace(
-        ask, requests=(replace(request, uses=()),), not_run=(), left_out=ask.left_out + named
+    return amended(
+        ask, requests=(amended(request, uses=()),), not_run=(), left_out=ask.left_out + named
     )
 
 

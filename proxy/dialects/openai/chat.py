@@ -12,7 +12,6 @@ that finishes its choice).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, Sequence
 
 import orjson
@@ -30,7 +29,7 @@ from proxy.core.events import (
 )
 from proxy.core.fields import Fields, effort, template_kwargs, tool_call
 from proxy.core.tooluse import ToolUse
-from proxy.core.types import Completion, Message, ToolCall, Verbatim
+from proxy.core.types import Completion, Message, ToolCall, Verbatim, amended
 from proxy.dialects.citations import cited, sources_of
 from proxy.dialects.dialect import Ask, Content, Limits
 from proxy.dialects.openai import answer, request
@@ -72,7 +71,7 @@ def parse(body: Any, limits: Limits) -> Ask:
     )
     search = fields.object("web_search_options")
     own = Verbatim(API, body, messages=generation.messages, tools=generation.tools)
-    generation = replace(
+    generation = amended(
         generation, verbatim=own, uses=(_search_use(search),) if search is not None else ()
     )
     return request.ask(fields, (generation,), limits)

@@ -6,7 +6,7 @@ the gateway's uses in ``hosted.py``."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from proxy.core.fields import (
@@ -24,6 +24,7 @@ from proxy.core.types import (
     Sampling,
     ToolChoice,
     Verbatim,
+    amended,
     function_tool,
 )
 from proxy.dialects.dialect import Ask, Limits, image_at
@@ -120,7 +121,7 @@ def parse(body: Any, limits: Limits = Limits(), *, counting: bool = False) -> As
     store = fields.boolean("store")
     if store is False and previous is None and not request.uses and not counting:
         # nothing of it for the proxy to keep or run: a server of this API takes it whole
-        request = replace(request, verbatim=Verbatim(API, body))
+        request = amended(request, verbatim=Verbatim(API, body))
     echo = {
         "instructions": instructions,
         "max_output_tokens": max_tokens,
