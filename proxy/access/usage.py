@@ -8,7 +8,9 @@ that a proxy killed right after loses nothing it answered. The store is SQLite b
 survives restarts; several processes may share it) or Redis (shared by every proxy). A
 charge counts once whatever happens: the store keeps the ids it applied (for
 :data:`KEEP_IDS`), so a charge written again (replayed by :mod:`proxy.access.journal` after
-an outage or a crash) is not counted twice.
+an outage or a crash) is not counted twice. An id begins with the time it was made, so that
+SQLite's index of them grows at its end (a random one touched a page anywhere in it on each
+charge), and the ids are pruned oldest first, reading only those it deletes.
 
 A request holds what it may spend while it runs (a :class:`Hold`, made by
 :mod:`proxy.access.holds`): the store adds it in the same atomic step that checks it
@@ -21,8 +23,8 @@ Money is counted in whole micro-dollars (a millionth of a US dollar), so that Re
 
 from __future__ import annotations
 
+import secrets
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
@@ -59,6 +61,18 @@ ADD_USAGE = (
     + ", ".join(f"{count} = {count} + excluded.{count}" for count in COUNTS)
 )
 PRUNE_EVERY = 1000  # charges between two prunings of old ids
+# the ids applied before the first one kept, in the order they were applied (their rowids):
+# a scan for old times would read the whole table at every pruning, under the write lock
+PRUNE = (
+    "DELETE FROM charged WHERE rowid < COALESCE("
+    "(SELECT rowid FROM charged WHERE at >= ? ORDER BY rowid LIMIT 1), "
+    "(SELECT COALESCE(MAX(rowid), 0) + 1 FROM charged))"
+)
+
+
+def new_id() -> str:
+    """A charge's or a hold's id: the nanosecond it was made, then 64 random bits."""
+    return f"{time.time_ns():016x}{secrets.token_hex(8)}"
 
 
 @dataclass(frozen=True)
@@ -75,7 +89,7 @@ class Charge:
     cached_tokens: int = 0  # of its prompt's, those the server took from its cache
     usd_periods: tuple = ()  # the money budgets' periods charged ("usd_day:2026-11-26")
     micro_usd: int = 0  # what it costs each of them, in micro-dollars
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = field(default_factory=new_id)
     hold: str = ""  # the id of the hold the charge lets go ("": none)
     web_searches: int = 0  # searches its upstream ran itself
 
@@ -127,7 +141,7 @@ class Hold:
     micro_usd: int
     limits: tuple
     until: float
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = field(default_factory=new_id)
 
     def amount(self, unit: str) -> int:
         return self.tokens if unit == "tokens" else self.micro_usd
@@ -162,7 +176,7 @@ class SqliteUsage:
             self._applied += len(charges)
             if self._applied >= PRUNE_EVERY:
                 self._applied = 0
-                db.execute("DELETE FROM charged WHERE at < ?", (now - KEEP_IDS,))
+                db.execute(PRUNE, (now - KEEP_IDS,))
 
     def totals(self) -> list:
         rows = self.file.rows(

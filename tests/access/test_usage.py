@@ -6,10 +6,13 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import time
+from types import SimpleNamespace
 
 import pytest
 
-from proxy.access.usage import Charge, RedisUsage, SqliteUsage
+from proxy.access import usage
+from proxy.access.usage import KEEP_IDS, Charge, RedisUsage, SqliteUsage, new_id
 
 ROW = {"key": "alice", "model": "qwen"}
 
@@ -99,6 +102,53 @@ def test_counts_survive_a_restart(tmp_path):
     path = str(tmp_path / "usage.sqlite3")
     SqliteUsage(path).apply([Charge("alice", "qwen", 10, 5, False)])
     assert SqliteUsage(path).totals() == [counted(1, 10, 5, 0)]
+
+
+def test_ids_are_made_in_time_order_and_unique():
+    ids = [new_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids) and all(len(each) == 32 for each in ids)
+    times = [each[:16] for each in ids]  # the nanosecond each was made: never one before
+    assert times == sorted(times)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The usage store's clock, in seconds, set by the test; pruned every third charge."""
+    now = [1_000_000.0]
+    monkeypatch.setattr(usage, "time", SimpleNamespace(time=lambda: now[0], time_ns=time.time_ns))
+    monkeypatch.setattr(usage, "PRUNE_EVERY", 3)
+    return now
+
+
+def kept_ids(store: SqliteUsage) -> list:
+    return [id for (id,) in store.file.rows("SELECT id FROM charged ORDER BY rowid")]
+
+
+@pytest.mark.parametrize(
+    ("applied_at", "kept"),
+    [
+        ((0, 0, KEEP_IDS + 10), ["c"]),  # the two old ids go, as the third charge prunes
+        ((0, 20, KEEP_IDS + 10), ["b", "c"]),  # one applied within KEEP_IDS of the prune stays
+        ((20, 0, KEEP_IDS + 10), ["a", "b", "c"]),  # after a newer one (a clock behind): later
+        ((KEEP_IDS + 10, 0, KEEP_IDS + 10), ["a", "b", "c"]),
+    ],
+)
+def test_ids_older_than_kept_are_pruned_oldest_first(tmp_path, clock, applied_at, kept):
+    store = SqliteUsage(str(tmp_path / "usage.sqlite3"))
+    for id, at in zip("abc", applied_at, strict=True):
+        clock[0] = 1_000_000.0 + at
+        store.apply([Charge("alice", "qwen", 1, 1, False, id=id)])
+    assert kept_ids(store) == kept
+
+
+def test_a_pruned_charge_written_again_counts_again_and_a_kept_one_once(tmp_path, clock):
+    store = SqliteUsage(str(tmp_path / "usage.sqlite3"))
+    old, recent = Charge("alice", "qwen", 1, 1, False), Charge("alice", "qwen", 2, 2, False)
+    store.apply([old])
+    clock[0] += KEEP_IDS + 1
+    store.apply([recent, Charge("alice", "qwen", 4, 4, False)])  # the third charge: pruned
+    store.apply([old, recent])
+    assert store.totals() == [counted(4, 8, 8, 0)]
 
 
 WRITER = """
