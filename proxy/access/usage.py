@@ -168,11 +168,12 @@ class SqliteUsage:
                 if not fresh:
                     continue
                 db.execute(ADD_USAGE, (charge.key, charge.model, *charge.counts()))
-                db.executemany(
-                    "INSERT INTO budgets VALUES (?, ?, ?) ON CONFLICT (key, period) "
-                    "DO UPDATE SET tokens = tokens + excluded.tokens",
-                    [(charge.key, name, amount) for name, amount in charge.budgets()],
-                )
+                if charge.periods or charge.usd_periods:  # a key with budgets
+                    db.executemany(
+                        "INSERT INTO budgets VALUES (?, ?, ?) ON CONFLICT (key, period) "
+                        "DO UPDATE SET tokens = tokens + excluded.tokens",
+                        [(charge.key, name, amount) for name, amount in charge.budgets()],
+                    )
             self._applied += len(charges)
             if self._applied >= PRUNE_EVERY:
                 self._applied = 0
