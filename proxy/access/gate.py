@@ -262,8 +262,8 @@ class Access:
         id: str = "",
     ) -> None:
         """An answer has ended: its usage and what it costs the key's budgets (its tokens,
-        and its money at ``price``, the price of the ``model`` that answered) written in one
-        charge (kept for later while the store is down) that lets its ``hold`` go, its
+        and its money at ``price``, the price of the ``model`` that answered) kept in one
+        charge, which :meth:`settle` writes and which lets its ``hold`` go, its
         tokens counted against the key's minute; the ``web_searches`` its upstream ran
         itself are charged at the price's ``web_search``; ``id``: the charge's own, for an
         answer that may be asked again and must count once ("": a new one)."""
@@ -276,7 +276,7 @@ class Access:
                 micro_usd = spend.cost(
                     price, prompt_tokens, cached_tokens, completion_tokens, web_searches
                 )
-        self.journal.write(
+        self.journal.keep(
             Charge(
                 key.name if key else ANONYMOUS,
                 model,
@@ -300,8 +300,14 @@ class Access:
             except StoreUnavailableError:
                 pass  # a minute's count: past by the time the store is back
 
+    def settle(self) -> None:
+        """Write the charges kept so far to the store: the answers they charge are sent."""
+        self.journal.flush()
+
     def usage(self) -> list:
-        """Usage per key and model as the store holds it; a 503 while it is down."""
+        """Usage per key and model as the store holds it, with this process's charges
+        kept so far; a 503 while it is down."""
+        self.journal.flush()
         with self.outages.reaching("usage", reading=True):
             return self.journal.store.totals()
 

@@ -1,20 +1,28 @@
-"""Charges on their way to the usage store: written as each answer ends, and kept, in order,
-while the store cannot take them.
+"""Charges on their way to the usage store: kept as each answer ends, written once it is sent.
 
-A charge the store refuses (Redis gone, the disk full) is kept in memory, up to
-:data:`MAX_KEPT`, and in a journal file of this process where the disk allows, so that a
-proxy killed during the outage hands it to the next one. Once a charge is kept, the ones
-after it queue behind it; a thread writes them all, oldest first, as soon as the store
+An answer's charge is kept (:meth:`Journal.keep`) before its client sees its end: a line in a
+journal file of this process, which the next process replays if this one dies, and in
+memory. Once the answer is sent, its request writes what is kept to the store
+(:meth:`Journal.flush`), oldest first: the client waits for neither the store's transaction
+nor its disk. While the store cannot take them (Redis gone, the disk full) the charges stay
+kept, up to :data:`MAX_KEPT`, the file on the disk, and a thread writes them as soon as it
 takes them again. The store applies each charge once by its id
 (:mod:`proxy.access.usage`), so a charge written twice (its write answered, but the answer
 lost; or replayed from a journal file after a crash) still counts once. A charge past the
 bound is dropped, counted and logged: never silently.
+
+The file is mapped into memory: a line is copied into it, with no system call, and the
+kernel writes it to the disk as it does the store's own writes (``synchronous=NORMAL``): a
+crash of the proxy loses none, a power cut what the system had not written yet; those of an
+outage, which may stay long, are made durable as it begins. It holds only what the store may
+not have: zeroed each time the kept charges are written.
 """
 
 from __future__ import annotations
 
-import json
+import errno
 import logging
+import mmap
 import os
 import threading
 from collections import deque
@@ -31,6 +39,7 @@ MAX_KEPT = 100_000  # charges kept while the store is down: about 30 MB
 RETRY_EVERY = 1.0  # seconds between two tries of a store that is down
 BATCH = 500  # charges written in one round
 STORE = "usage"
+MAPPED = 1 << 16  # bytes of a journal file: about 200 charges, more while the store is down
 
 
 class Journal:
@@ -41,7 +50,7 @@ class Journal:
     ) -> None:
         """``folder``: where this process's journal file goes, and where the files of
         processes that died with charges kept are found (``None``: memory only);
-        ``retrying``: a thread writes what is kept (else only :meth:`flush` does)."""
+        ``retrying``: a thread writes what an outage kept (else only :meth:`flush` does)."""
         self.store = store
         self.outages = outages
         self.folder = Path(folder) if folder else None
@@ -53,6 +62,8 @@ class Journal:
         self._stopped = threading.Event()
         self._retrier: Optional[threading.Thread] = None
         self._retrying = retrying
+        self._behind = False  # a flush found the store down: the next that works says so
+        self._file: Optional[_Mapped] = None  # this process's file, once a charge is kept
         self._adopt()
 
     @property
@@ -64,20 +75,15 @@ class Journal:
         """This process's journal file (named when asked: a fork is another process)."""
         return self.folder / f"charges-{os.getpid()}.jsonl" if self.folder else None
 
-    def write(self, charge: Charge) -> None:
-        """Write ``charge`` now, or keep it for when the store takes it; never raises."""
-        if not self._kept:
-            try:
-                with self.outages.reaching(STORE):
-                    self.store.apply([charge])
-                return
-            except StoreUnavailableError:
-                pass
+    def keep(self, charge: Charge) -> None:
+        """Keep ``charge`` until :meth:`flush` writes it; never raises."""
         self._keep([charge])
 
     def flush(self) -> bool:
         """Write the kept charges, oldest first, while the store takes them; whether none is
         left."""
+        if not self._kept:
+            return True
         with self._flushing:
             return self._flush()
 
@@ -91,33 +97,36 @@ class Journal:
                 with self.outages.reaching(STORE):
                     self.store.apply(batch)
             except StoreUnavailableError:
+                self._fell_behind()
                 return False
             with self._lock:
                 for _ in batch:
                     self._kept.popleft()
                 if not self._kept:
-                    self._forget_file()
-                    logger.info("the charges kept during the outage are written")
+                    self._empty_file()
+            if not self._kept and self._behind:
+                self._behind = False
+                logger.info("the charges kept meanwhile are written")
 
     def close(self) -> None:
-        """Write what is kept if the store takes it; what it does not stays in the file."""
+        """Write what is kept if the store takes it; what it does not stays in the file,
+        and an empty file goes."""
         self._stopped.set()
         self.flush()
+        with self._lock:
+            if self._file is not None and self._file.pid == os.getpid():
+                self._file.close()
+                self._file = None
+                if not self._kept:
+                    self._forget_file()
 
-    def _keep(self, charges: list, journaled: bool = False) -> None:
-        """Keep ``charges`` for the retrier (``journaled``: they are in this process's file
-        already)."""
+    def _keep(self, charges: list) -> None:
+        """Keep ``charges``, in memory and in this process's file."""
         with self._lock:
             room = MAX_KEPT - len(self._kept)
             taken, dropped = charges[: max(room, 0)], len(charges) - max(room, 0)
             self._kept.extend(taken)
-            if not journaled:
-                self._append(taken)
-            if self._retrier is None and self._retrying:
-                self._retrier = threading.Thread(
-                    target=self._retry, name="charges-journal", daemon=True
-                )
-                self._retrier.start()
+            self._append(taken)
         if dropped > 0:
             if not self.lost:
                 logger.error(
@@ -128,25 +137,44 @@ class Journal:
             self.lost += dropped
             self.on_lost(dropped)
 
+    def _fell_behind(self) -> None:
+        """The store is down: what is kept is made durable, and a thread tries it again."""
+        self._behind = True
+        with self._lock:
+            if self._file is not None and self._file.pid == os.getpid():
+                self._file.sync()
+            if self._retrier is None and self._retrying:
+                self._retrier = threading.Thread(
+                    target=self._retry, name="charges-journal", daemon=True
+                )
+                self._retrier.start()
+
     def _retry(self) -> None:
         while not self._stopped.wait(RETRY_EVERY):
             if self._kept:
                 self.flush()
 
     def _append(self, charges: list) -> None:
-        """The charges into this process's journal file, on the disk before they count as
-        kept there; a disk that cannot take them leaves them in memory only."""
-        path = self.path
-        if path is None or not charges:
+        """The charges into this process's journal file; a disk that cannot take them
+        leaves them in memory only. Called with the lock held."""
+        if not charges or self.folder is None:
             return
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            with open(path, "a", encoding="utf-8") as file:
-                file.writelines(json.dumps(charge.as_dict()) + "\n" for charge in charges)
-                file.flush()
-                os.fsync(file.fileno())
+            self._mapped().add(b"".join([charge.line() for charge in charges]))
         except OSError:
             pass  # a full disk: memory holds them, up to the bound
+
+    def _mapped(self) -> "_Mapped":
+        """This process's journal file, mapped once per process."""
+        if self._file is None or self._file.pid != os.getpid():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._file = _Mapped(self.path)
+        return self._file
+
+    def _empty_file(self) -> None:
+        """Nothing is kept: the file holds nothing to replay. Called with the lock held."""
+        if self._file is not None and self._file.pid == os.getpid():
+            self._file.empty()
 
     def _forget_file(self) -> None:
         if self.path is not None:
@@ -170,20 +198,77 @@ class Journal:
                 charges = _read(path)
             except OSError:
                 continue
-            logger.info("%d charges of an earlier process to write", len(charges))
-            self._keep(charges, journaled=own)  # in this process's file before the other's goes
+            if charges:
+                logger.info("%d charges of an earlier process to write", len(charges))
+                self._keep(charges)  # in this process's file before the other's goes
             if not own:
                 path.unlink(missing_ok=True)
+        if self._kept:
+            self._fell_behind()
+
+
+class _Mapped:
+    """A journal file of this process, mapped: its lines from the start, zeros after them.
+
+    Every byte of the map is on the disk before it is written to: a page of a map written
+    where a full disk has no block for it would kill the process; a file that cannot be
+    made or grown refuses here, and its charges stay in memory only."""
+
+    def __init__(self, path: Path) -> None:
+        self.pid = os.getpid()
+        # an earlier process of this pid left it: its charges were read, and are kept again
+        flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+        self.fd = os.open(path, flags, 0o600)
+        try:
+            self._allocate(0, MAPPED)
+            self.map = mmap.mmap(self.fd, MAPPED)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        self.end = 0  # where the next line goes
+
+    def add(self, lines: bytes) -> None:
+        needed = self.end + len(lines)
+        if needed > len(self.map):  # the store is down: the file grows
+            size = max(2 * len(self.map), needed)
+            self._allocate(len(self.map), size - len(self.map))
+            self.map.resize(size)
+        self.map[self.end : needed] = lines
+        self.end = needed
+
+    def empty(self) -> None:
+        self.map[: self.end] = bytes(self.end)
+        self.end = 0
+        if len(self.map) > MAPPED:  # an outage's charges are written
+            self.map.resize(MAPPED)
+
+    def sync(self) -> None:
+        try:
+            self.map.flush()
+        except OSError:
+            pass  # the lines stay in memory, as they do when the disk is full
+
+    def close(self) -> None:
+        self.map.close()
+        os.close(self.fd)
+
+    def _allocate(self, start: int, size: int) -> None:
+        """Zeros written from ``start``: blocks of the disk's own, or ``OSError``."""
+        if os.pwrite(self.fd, bytes(size), start) < size:
+            raise OSError(errno.ENOSPC, "no space left for the journal")
 
 
 def _read(path: Path) -> list:
-    """The charges of a journal file; a line a crash cut short is left out."""
+    """The charges of a journal file; a line a crash cut short, or zeroed in part, is left
+    out."""
     charges = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            charges.append(Charge.from_dict(json.loads(line)))
-        except ValueError:
-            pass
+    for line in path.read_bytes().split(b"\n"):
+        line = line.strip(b"\0")
+        if line:
+            try:
+                charges.append(Charge.from_line(line))
+            except ValueError:
+                pass
     return charges
 
 

@@ -3,12 +3,12 @@ what each key's budgets have spent (tokens, and money in micro-dollars): what ev
 charges, in one store.
 
 Each answer is one :class:`Charge`: its usage and what it costs its budgets, with an id of
-its own, written in one transaction as the answer ends, before its client sees the end, so
-that a proxy killed right after loses nothing it answered. The store is SQLite by default (the file
-survives restarts; several processes may share it) or Redis (shared by every proxy). A
-charge counts once whatever happens: the store keeps the ids it applied (for
-:data:`KEEP_IDS`), so a charge written again (replayed by :mod:`proxy.access.journal` after
-an outage or a crash) is not counted twice. An id begins with the time it was made, so that
+its own, applied in one transaction (:mod:`proxy.access.journal` keeps it from the answer's
+end until then, so that a proxy killed meanwhile loses nothing it answered). The store is
+SQLite by default (the file survives restarts; several processes may share it) or Redis
+(shared by every proxy). A charge counts once whatever happens: the store keeps the ids it
+applied (for :data:`KEEP_IDS`), so a charge written again (replayed by the journal after an
+outage or a crash) is not counted twice. An id begins with the time it was made, so that
 SQLite's index of them grows at its end (a random one touched a page anywhere in it on each
 charge), and the ids are pruned oldest first, reading only those it deletes.
 
@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Sequence
+
+import orjson
 
 from proxy.access.sqlite import SqliteFile
 
@@ -109,24 +111,27 @@ class Charge:
             (name, self.micro_usd) for name in self.usd_periods
         ]
 
-    def as_dict(self) -> dict:
-        return {
-            **asdict(self),
-            "periods": list(self.periods),
-            "usd_periods": list(self.usd_periods),
-        }
+    def line(self) -> bytes:
+        """The charge as a journal's line: a JSON object, and its newline."""
+        return orjson.dumps(self, option=orjson.OPT_APPEND_NEWLINE)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Charge":
-        """A charge as :meth:`as_dict` wrote it (an earlier version's lacks the later
-        fields: they are nothing)."""
-        return cls(
-            **{
-                **data,
-                "periods": tuple(data["periods"]),
-                "usd_periods": tuple(data.get("usd_periods", ())),
-            }
-        )
+    def from_line(cls, line: bytes) -> "Charge":
+        """A charge as :meth:`line` wrote it (an earlier version's lacks the later fields:
+        they are nothing); ``ValueError`` for a line that is not one (a crash cut it short)."""
+        data = orjson.loads(line)
+        if type(data) is not dict:
+            raise ValueError("a journal's line is a JSON object")
+        try:
+            return cls(
+                **{
+                    **data,
+                    "periods": tuple(data["periods"]),
+                    "usd_periods": tuple(data.get("usd_periods", ())),
+                }
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a charge: {exc}") from None
 
 
 @dataclass(frozen=True)

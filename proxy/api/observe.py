@@ -119,8 +119,9 @@ def init_app(app: Flask, state: ProxyState) -> None:
         charged = []
 
         def charge() -> None:
-            """The answer's charge, each model's tokens at its price, written before its
-            client sees its end: a proxy killed right after loses none of it."""
+            """The answer's charge, each model's tokens at its price, kept before its
+            client sees its end (a proxy killed right after loses none of it) and written
+            to the store once the answer is sent (:func:`done`)."""
             if api and not charged:
                 charged.append(True)
                 hold = getattr(call, "hold", "")  # what it held of its key's budgets
@@ -142,6 +143,7 @@ def init_app(app: Flask, state: ProxyState) -> None:
             if history is not None:
                 history.look()
             charge()  # a stream its client left: charged for what was made
+            access.settle()
             if line is not None:
                 access_log.info(
                     "%s %s %s %d %.3fs model=%s key=%s", *line, status, seconds, model, name or "-"

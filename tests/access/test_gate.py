@@ -381,6 +381,7 @@ def test_texts_to_rank_or_embed_hold_the_budget_too(client, path, body):
 def test_a_spent_budget_is_each_apis_quota_error_with_when_it_resets(client):
     access = client.application.extensions["proxy"].access
     access.charge(access.keyring.find(b"sk-dora"), "tiny", 200, 150, 50)
+    access.settle()  # as its answer is sent
     for path, body in [("/v1/chat/completions", CHAT), ("/v1/messages", CHAT)]:
         refused = client.post(path, json=body, headers=as_key("sk-dora"))
         assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
@@ -502,6 +503,7 @@ def test_a_money_budget_is_charged_at_the_price_of_the_model_that_answered(price
     assert day["remaining"] == (100_000 - micros) / 1_000_000
     access = priced.application.extensions["proxy"].access
     access.charge(access.keyring.find(b"sk-fran"), "other", 200, 2500, 0, 0, Price(10, 0))
+    access.settle()
     held = (HELD - 4) * 1000 + 4 * 1000  # at tiny's price, the model it is sent to
     assert micros + 25_000 + held > 100_000  # what is left holds a cheap answer, not tiny's
     for path in ("/v1/chat/completions", "/v1/messages"):

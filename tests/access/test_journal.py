@@ -4,6 +4,7 @@ a charge is dropped and counted, never silently."""
 
 from __future__ import annotations
 
+import errno
 import json
 import sqlite3
 
@@ -54,44 +55,64 @@ def watch() -> Outages:
     return Outages("a SQLite file", clock=Ticking())
 
 
+def replayed(path) -> list:
+    """The models of the charges a journal file holds, as the next process would replay them."""
+    lines = [line.strip(b"\0") for line in path.read_bytes().split(b"\n")]
+    return [json.loads(line)["model"] for line in lines if line]
+
+
 def charge(number: int) -> Charge:
     """The ``number``-th answer: its model named after it, so the order applied shows."""
     return Charge("alice", f"m{number:02}", number, 1, False, ("day:2026-11-26",), number + 1)
 
 
 @pytest.mark.parametrize(
-    "script, written_before_flush",
+    "script, kept_after_each",
     [
-        ([], 5),  # up throughout: each written as it ends
-        (["down"], 0),  # down at the first: every later one queues behind it
-        (["up", "up", "down"], 2),  # down mid-way
-        (["lost"], 0),  # the first applied, its answer lost: kept, and applied once
-        (["down", "down", "lost", "down"], 0),  # flushes that fail, then one whose answer is lost
+        ([], [0, 0, 0, 0, 0]),  # up throughout: each written once its answer is sent
+        (["down"], [1, 0, 0, 0, 0]),  # down at the first: written with the next
+        (["up", "up", "down"], [0, 0, 1, 0, 0]),  # down mid-way
+        (["lost"], [1, 0, 0, 0, 0]),  # the first applied, its answer lost: kept, applied once
+        (["down", "down", "lost", "down"], [1, 2, 3, 4, 0]),  # down, lost, down, then back
     ],
 )
-def test_every_charge_counts_once_and_in_order(tmp_path, script, written_before_flush):
+def test_every_charge_counts_once_and_in_order(tmp_path, script, kept_after_each):
     store = Flaky(SqliteUsage(str(tmp_path / "usage.sqlite3")), script)
     outages = watch()
     journal = Journal(store, outages, str(tmp_path / "journal"), retrying=False)
+    kept = []
     for number in range(5):
-        journal.write(charge(number))
-    assert 5 - journal.kept == written_before_flush
-    assert outages.is_up("usage") is (journal.kept == 0)
-    while not journal.flush():
-        pass
-    assert journal.kept == 0 and outages.is_up("usage")
+        journal.keep(charge(number))  # as the answer ends
+        journal.flush()  # once it is sent
+        kept.append(journal.kept)
+        assert outages.is_up("usage") is (journal.kept == 0)
+    assert kept == kept_after_each
     assert store.order == [f"m{number:02}" for number in range(5)]
     totals = store.totals()
     assert [row["requests"] for row in totals] == [1] * 5
     assert store.store.spent("alice", ["day:2026-11-26"]) == [sum(range(1, 6))]
-    assert not list((tmp_path / "journal").glob("*.jsonl"))  # nothing left to replay
+    (journaled,) = (tmp_path / "journal").glob("charges-*.jsonl")
+    assert replayed(journaled) == []  # nothing left to replay
+    journal.close()
+    assert not list((tmp_path / "journal").glob("*.jsonl"))
+
+
+def test_a_charge_is_on_the_disk_before_the_store_has_it(tmp_path):
+    store = Flaky(SqliteUsage(str(tmp_path / "usage.sqlite3")), [])
+    journal = Journal(store, watch(), str(tmp_path / "journal"), retrying=False)
+    journal.keep(charge(0))
+    (journaled,) = (tmp_path / "journal").glob("charges-*.jsonl")
+    assert replayed(journaled) == ["m00"]
+    assert store.totals() == []  # the client is not kept waiting for the store
+    assert journal.flush() and [row["model"] for row in store.totals()] == ["m00"]
 
 
 def test_charges_kept_by_a_process_that_died_are_written_once_by_the_next(tmp_path):
     path, folder = str(tmp_path / "usage.sqlite3"), str(tmp_path / "journal")
     dead = Journal(Flaky(SqliteUsage(path), ["down"] * 10), watch(), folder, retrying=False)
     for number in range(3):
-        dead.write(charge(number))
+        dead.keep(charge(number))
+        dead.flush()
     assert dead.kept == 3  # and in its file, on the disk: the process is killed here
     (journaled,) = (tmp_path / "journal").glob("charges-*.jsonl")
     with open(journaled, "a") as file:
@@ -99,6 +120,7 @@ def test_charges_kept_by_a_process_that_died_are_written_once_by_the_next(tmp_pa
     store = Flaky(SqliteUsage(path), [])
     after = Journal(store, watch(), folder, retrying=False)  # the restarted proxy
     assert after.flush() and store.order == ["m00", "m01", "m02"]
+    assert replayed(journaled) == []  # written: nothing left to replay
     dead.store = store
     dead.flush()  # the same charges written again: counted once
     assert [row["requests"] for row in store.totals()] == [1, 1, 1]
@@ -111,11 +133,12 @@ def test_past_its_bound_a_charge_is_dropped_counted_and_logged(tmp_path, monkeyp
     lost = []
     journal.on_lost = lost.append
     for number in range(5):
-        journal.write(charge(number))
+        journal.keep(charge(number))
+        journal.flush()
     assert (journal.kept, journal.lost, sum(lost)) == (3, 2, 2)
     assert "charges are dropped" in caplog.text
-    lines = next((tmp_path / "journal").glob("charges-*.jsonl")).read_text().splitlines()
-    assert [json.loads(line)["model"] for line in lines] == ["m00", "m01", "m02"]
+    journaled = next((tmp_path / "journal").glob("charges-*.jsonl"))
+    assert replayed(journaled) == ["m00", "m01", "m02"]
 
 
 def test_without_a_disk_it_keeps_them_in_memory(tmp_path):
@@ -123,5 +146,39 @@ def test_without_a_disk_it_keeps_them_in_memory(tmp_path):
     blocked = tmp_path / "a-file-not-a-folder"
     blocked.write_text("")
     journal = Journal(store, watch(), str(blocked / "journal"), retrying=False)
-    journal.write(charge(0))
+    journal.keep(charge(0))
+    assert not journal.flush()  # the store down: kept in memory
     assert journal.kept == 1 and journal.flush() and store.order == ["m00"]
+
+
+def test_an_outage_longer_than_the_file_grows_it_and_its_end_shrinks_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(journal_module, "MAPPED", 256)  # room for one charge
+    store = Flaky(SqliteUsage(str(tmp_path / "usage.sqlite3")), ["down"] * 5)
+    journal = Journal(store, watch(), str(tmp_path / "journal"), retrying=False)
+    for number in range(5):
+        journal.keep(charge(number))
+        journal.flush()
+    (journaled,) = (tmp_path / "journal").glob("charges-*.jsonl")
+    assert replayed(journaled) == ["m00", "m01", "m02", "m03", "m04"]
+    assert journaled.stat().st_size > 256
+    assert journal.flush() and store.order == ["m00", "m01", "m02", "m03", "m04"]
+    assert replayed(journaled) == [] and journaled.stat().st_size == 256
+
+
+def test_a_full_disk_keeps_what_the_file_cannot_hold_in_memory(tmp_path, monkeypatch):
+    monkeypatch.setattr(journal_module, "MAPPED", 256)
+    store = Flaky(SqliteUsage(str(tmp_path / "usage.sqlite3")), ["down"] * 3)
+    journal = Journal(store, watch(), str(tmp_path / "journal"), retrying=False)
+    journal.keep(charge(0))
+    journal.flush()
+
+    def full(fd, data, offset):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(journal_module.os, "pwrite", full)  # the file cannot grow
+    for number in range(1, 3):
+        journal.keep(charge(number))
+        journal.flush()
+    (journaled,) = (tmp_path / "journal").glob("charges-*.jsonl")
+    assert replayed(journaled) == ["m00"] and journal.kept == 3
+    assert journal.flush() and store.order == ["m00", "m01", "m02"]

@@ -3,6 +3,7 @@ charge counted once by its id, however often it is written."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -56,7 +57,7 @@ def test_counts_add_up(store):
 def test_a_charge_written_again_counts_once(store):
     charge = Charge("alice", "qwen", 10, 5, False, ("day:2026-11-26", "month:2026-11"), 15)
     store.apply([charge])
-    store.apply([charge, Charge.from_dict(charge.as_dict())])  # replayed, and from a journal
+    store.apply([charge, Charge.from_line(charge.line())])  # replayed, and from a journal
     store.apply([Charge("alice", "qwen", 1, 1, False, ("day:2026-11-26",), 2)])
     assert store.totals() == [counted(2, 11, 6, 0)]
     assert store.spent("alice", ["day:2026-11-26", "month:2026-11", "day:2026-11-27"]) == [
@@ -69,7 +70,7 @@ def test_a_charge_written_again_counts_once(store):
 def test_one_charge_adds_its_tokens_and_its_micro_dollars_each_to_its_own_periods(store):
     money = ("usd_day:2026-11-26", "usd_month:2026-11")
     charge = Charge("alice", "qwen", 10, 5, False, ("day:2026-11-26",), 15, 4, money, 2_500)
-    store.apply([charge, Charge.from_dict(charge.as_dict())])
+    store.apply([charge, Charge.from_line(charge.line())])
     store.apply([Charge("alice", "qwen", 1, 1, False, (), 0, 0, money[:1], 7)])
     assert store.spent("alice", ["day:2026-11-26", *money]) == [15, 2_507, 2_500]
     assert store.totals() == [counted(2, 11, 6, 0, cached=4)]
@@ -78,7 +79,7 @@ def test_one_charge_adds_its_tokens_and_its_micro_dollars_each_to_its_own_period
 def test_a_charge_journaled_before_money_and_cached_tokens_were_counted_reads_back():
     written = {"key": "alice", "model": "qwen", "prompt_tokens": 3, "completion_tokens": 1,
                "error": False, "periods": ["day:2026-11-26"], "tokens": 4, "id": "a1"}  # fmt: skip
-    charge = Charge.from_dict(written)
+    charge = Charge.from_line(json.dumps(written).encode())
     assert (charge.usd_periods, charge.micro_usd, charge.cached_tokens) == ((), 0, 0)
     assert charge.budgets() == [("day:2026-11-26", 4)]
 
