@@ -76,8 +76,11 @@ class Journal:
         return self.folder / f"charges-{os.getpid()}.jsonl" if self.folder else None
 
     def keep(self, charge: Charge) -> None:
-        """Keep ``charge`` until :meth:`flush` writes it; never raises."""
+        """Keep ``charge`` until :meth:`flush` writes it (once the journal is closed, it is
+        written at once); never raises."""
         self._keep([charge])
+        if self._stopped.is_set():
+            self.flush()
 
     def flush(self) -> bool:
         """Write the kept charges, oldest first, while the store takes them; whether none is
@@ -157,8 +160,8 @@ class Journal:
     def _append(self, charges: list) -> None:
         """The charges into this process's journal file; a disk that cannot take them
         leaves them in memory only. Called with the lock held."""
-        if not charges or self.folder is None:
-            return
+        if not charges or self.folder is None or self._stopped.is_set():
+            return  # a closed journal's file is what the next process replays
         try:
             self._mapped().add(b"".join([charge.line() for charge in charges]))
         except OSError:

@@ -182,3 +182,12 @@ def test_a_full_disk_keeps_what_the_file_cannot_hold_in_memory(tmp_path, monkeyp
     (journaled,) = (tmp_path / "journal").glob("charges-*.jsonl")
     assert replayed(journaled) == ["m00"] and journal.kept == 3
     assert journal.flush() and store.order == ["m00", "m01", "m02"]
+
+
+def test_a_charge_after_the_journal_closed_is_written_at_once(tmp_path):
+    store = Flaky(SqliteUsage(str(tmp_path / "usage.sqlite3")), [])
+    journal = Journal(store, watch(), str(tmp_path / "journal"), retrying=False)
+    journal.close()  # the process is ending; an answer still finishing charges after it
+    journal.keep(charge(0))
+    assert journal.kept == 0 and store.order == ["m00"]
+    assert not list((tmp_path / "journal").glob("*.jsonl"))
