@@ -1,15 +1,17 @@
 """Charges on their way to the usage store: kept as each answer ends, written once it is sent.
 
 An answer's charge is kept (:meth:`Journal.keep`) before its client sees its end: a line in a
-journal file of this process, which the next process replays if this one dies, and in
-memory. Once the answer is sent, its request writes what is kept to the store
-(:meth:`Journal.flush`), oldest first: the client waits for neither the store's transaction
-nor its disk. While the store cannot take them (Redis gone, the disk full) the charges stay
-kept, up to :data:`MAX_KEPT`, the file on the disk, and a thread writes them as soon as it
-takes them again. The store applies each charge once by its id
-(:mod:`proxy.access.usage`), so a charge written twice (its write answered, but the answer
-lost; or replayed from a journal file after a crash) still counts once. A charge past the
-bound is dropped, counted and logged: never silently.
+journal file of this process, and in memory. Once the answer is sent, its request writes what
+is kept to the store (:meth:`Journal.flush`), oldest first: the client waits for neither the
+store's transaction nor its disk. While the store cannot take them (Redis gone, the disk
+full) the charges stay kept, up to :data:`MAX_KEPT`, the file on the disk, and a thread
+writes them as soon as it takes them again. A process that dies with charges kept leaves its
+file: the processes that share the folder write them within :data:`ADOPT_EVERY` seconds, and
+the next one started there at once. A file is its process's while the process holds its lock
+(``flock``), which the kernel lets go as the process dies, however it dies. The store
+applies each charge once by its id (:mod:`proxy.access.usage`), so a charge written twice
+(its write answered, but the answer lost; or replayed from a journal file after a crash)
+still counts once. A charge past the bound is dropped, counted and logged: never silently.
 
 The file is mapped into memory: a line is copied into it, with no system call, and the
 kernel writes it to the disk as it does the store's own writes (``synchronous=NORMAL``): a
@@ -21,9 +23,11 @@ not have: zeroed each time the kept charges are written.
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import mmap
 import os
+import secrets
 import threading
 from collections import deque
 from pathlib import Path
@@ -37,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 MAX_KEPT = 100_000  # charges kept while the store is down: about 30 MB
 RETRY_EVERY = 1.0  # seconds between two tries of a store that is down
+ADOPT_EVERY = 5.0  # seconds between two looks for the files of processes that died
 BATCH = 500  # charges written in one round
 STORE = "usage"
 MAPPED = 1 << 16  # bytes of a journal file: about 200 charges, more while the store is down
@@ -50,7 +55,8 @@ class Journal:
     ) -> None:
         """``folder``: where this process's journal file goes, and where the files of
         processes that died with charges kept are found (``None``: memory only);
-        ``retrying``: a thread writes what an outage kept (else only :meth:`flush` does)."""
+        ``retrying``: a thread writes what an outage kept and looks for those files (else
+        only :meth:`flush` writes, and only this start looks)."""
         self.store = store
         self.outages = outages
         self.folder = Path(folder) if folder else None
@@ -60,20 +66,15 @@ class Journal:
         self._lock = threading.Lock()  # guards the kept charges and the file
         self._flushing = threading.Lock()  # one flush at a time, oldest first
         self._stopped = threading.Event()
-        self._retrier: Optional[threading.Thread] = None
-        self._retrying = retrying
         self._behind = False  # a flush found the store down: the next that works says so
         self._file: Optional[_Mapped] = None  # this process's file, once a charge is kept
         self._adopt()
+        if retrying:
+            threading.Thread(target=self._watch, name="charges-journal", daemon=True).start()
 
     @property
     def kept(self) -> int:
         return len(self._kept)
-
-    @property
-    def path(self) -> Optional[Path]:
-        """This process's journal file (named when asked: a fork is another process)."""
-        return self.folder / f"charges-{os.getpid()}.jsonl" if self.folder else None
 
     def keep(self, charge: Charge) -> None:
         """Keep ``charge`` until :meth:`flush` writes it (once the journal is closed, it is
@@ -118,10 +119,10 @@ class Journal:
         self.flush()
         with self._lock:
             if self._file is not None and self._file.pid == os.getpid():
+                if not self._kept:
+                    self._file.path.unlink(missing_ok=True)
                 self._file.close()
                 self._file = None
-                if not self._kept:
-                    self._forget_file()
 
     def _keep(self, charges: list) -> None:
         """Keep ``charges``, in memory and in this process's file."""
@@ -141,19 +142,16 @@ class Journal:
             self.on_lost(dropped)
 
     def _fell_behind(self) -> None:
-        """The store is down: what is kept is made durable, and a thread tries it again."""
+        """The store is down: what is kept is made durable, and tried again every
+        :data:`RETRY_EVERY` seconds."""
         self._behind = True
         with self._lock:
             if self._file is not None and self._file.pid == os.getpid():
                 self._file.sync()
-            if self._retrier is None and self._retrying:
-                self._retrier = threading.Thread(
-                    target=self._retry, name="charges-journal", daemon=True
-                )
-                self._retrier.start()
 
-    def _retry(self) -> None:
-        while not self._stopped.wait(RETRY_EVERY):
+    def _watch(self) -> None:
+        while not self._stopped.wait(RETRY_EVERY if self._behind else ADOPT_EVERY):
+            self._adopt()
             if self._kept:
                 self.flush()
 
@@ -168,10 +166,10 @@ class Journal:
             pass  # a full disk: memory holds them, up to the bound
 
     def _mapped(self) -> "_Mapped":
-        """This process's journal file, mapped once per process."""
+        """This process's journal file, made once per process (a fork is another)."""
         if self._file is None or self._file.pid != os.getpid():
             self.folder.mkdir(parents=True, exist_ok=True)
-            self._file = _Mapped(self.path)
+            self._file = _Mapped(self.folder)
         return self._file
 
     def _empty_file(self) -> None:
@@ -179,54 +177,47 @@ class Journal:
         if self._file is not None and self._file.pid == os.getpid():
             self._file.empty()
 
-    def _forget_file(self) -> None:
-        if self.path is not None:
-            try:
-                self.path.unlink(missing_ok=True)
-            except OSError:
-                pass
-
     def _adopt(self) -> None:
-        """Take over the journal files of processes that died with charges kept: they are
-        written first, before any charge of this one. Two processes adopting one file both
-        write its charges, which the store counts once."""
+        """Take over the journal files of processes that died with charges kept (their locks
+        free). Two processes adopting one file both write its charges, which the store
+        counts once."""
         if self.folder is None or not self.folder.is_dir():
             return
+        own = self._file.path if self._file is not None else None
         for path in sorted(self.folder.glob("charges-*.jsonl")):
-            pid = path.stem.partition("-")[2]
-            own = path == self.path  # an earlier process of the same pid (a container's 1)
-            if not pid.isdigit() or (not own and _alive(int(pid))):
+            if path == own:
                 continue
             try:
-                charges = _read(path)
+                charges = _adopted(path)
             except OSError:
-                continue
+                continue  # its process lives, or it went meanwhile
             if charges:
-                logger.info("%d charges of an earlier process to write", len(charges))
+                logger.info("%d charges of a process that ended, to write", len(charges))
+                self._behind = True
                 self._keep(charges)  # in this process's file before the other's goes
-            if not own:
-                path.unlink(missing_ok=True)
-        if self._kept:
-            self._fell_behind()
+            path.unlink(missing_ok=True)
 
 
 class _Mapped:
-    """A journal file of this process, mapped: its lines from the start, zeros after them.
+    """A journal file of this process, locked while it lives and mapped: its lines from the
+    start, zeros after them.
 
     Every byte of the map is on the disk before it is written to: a page of a map written
     where a full disk has no block for it would kill the process; a file that cannot be
     made or grown refuses here, and its charges stay in memory only."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, folder: Path) -> None:
         self.pid = os.getpid()
-        # an earlier process of this pid left it: its charges were read, and are kept again
-        flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
-        self.fd = os.open(path, flags, 0o600)
+        self.path = folder / f"charges-{self.pid}-{secrets.token_hex(4)}.jsonl"
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        self.fd = os.open(self.path, flags, 0o600)
         try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             self._allocate(0, MAPPED)
             self.map = mmap.mmap(self.fd, MAPPED)
         except BaseException:
             os.close(self.fd)
+            self.path.unlink(missing_ok=True)
             raise
         self.end = 0  # where the next line goes
 
@@ -261,11 +252,19 @@ class _Mapped:
             raise OSError(errno.ENOSPC, "no space left for the journal")
 
 
-def _read(path: Path) -> list:
-    """The charges of a journal file; a line a crash cut short, or zeroed in part, is left
+def _adopted(path: Path) -> list:
+    """The charges of the journal file of a process that died (``OSError`` while its
+    process lives: its lock is held); a line a crash cut short, or zeroed in part, is left
     out."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        with open(fd, "rb", closefd=False) as file:
+            text = file.read()
+    finally:
+        os.close(fd)
     charges = []
-    for line in path.read_bytes().split(b"\n"):
+    for line in text.split(b"\n"):
         line = line.strip(b"\0")
         if line:
             try:
@@ -273,13 +272,3 @@ def _read(path: Path) -> list:
             except ValueError:
                 pass
     return charges
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -314,8 +314,13 @@ class BatchRunner:
         if secret is not None:
             headers["Authorization"] = "Bearer " + secret.decode("latin-1")
         once = hashlib.sha256(f"{record.id}\x1f{claim.custom_id}".encode()).hexdigest()[:32]
-        answer = Client(self.app).post(record.endpoint, json=asked.body, headers=headers,
-                                       environ_overrides={CHARGE_ID: "batch_" + once})  # fmt: skip
+        answer = Client(self.app).post(
+            record.endpoint,
+            json=asked.body,
+            headers=headers,
+            environ_overrides={CHARGE_ID: "batch_" + once},
+            buffered=True,
+        )  # closed, as a server closes it: settled
         body = answer.get_json(silent=True)
         if answer.status_code in AGAIN:
             why = (body or {}).get("error", {}).get("message", "") if isinstance(body, dict) else ""

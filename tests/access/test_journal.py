@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import errno
 import json
+import signal
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +18,7 @@ from proxy.access import journal as journal_module
 from proxy.access.journal import Journal
 from proxy.access.outages import Outages
 from proxy.access.usage import Charge, SqliteUsage
+from tests.polling import wait_for
 
 
 class Flaky:
@@ -107,23 +112,44 @@ def test_a_charge_is_on_the_disk_before_the_store_has_it(tmp_path):
     assert journal.flush() and [row["model"] for row in store.totals()] == ["m00"]
 
 
-def test_charges_kept_by_a_process_that_died_are_written_once_by_the_next(tmp_path):
+ROOT = Path(__file__).resolve().parents[2]
+KILLED = """
+import os, signal, sqlite3, sys
+from proxy.access.journal import Journal
+from proxy.access.outages import Outages
+from proxy.access.usage import Charge
+
+class Down:
+    def apply(self, charges):
+        raise sqlite3.OperationalError("database or disk is full")
+
+journal = Journal(Down(), Outages("a SQLite file"), sys.argv[1], retrying=False)
+for number in range(3):
+    journal.keep(Charge("alice", f"m{number:02}", number, 1, False, ("day:2026-11-26",),
+                        number + 1, id=f"id-{number}"))
+    journal.flush()
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_charges_kept_by_a_process_killed_are_written_once_by_the_next(tmp_path):
     path, folder = str(tmp_path / "usage.sqlite3"), str(tmp_path / "journal")
-    dead = Journal(Flaky(SqliteUsage(path), ["down"] * 10), watch(), folder, retrying=False)
-    for number in range(3):
-        dead.keep(charge(number))
-        dead.flush()
-    assert dead.kept == 3  # and in its file, on the disk: the process is killed here
-    (journaled,) = (tmp_path / "journal").glob("charges-*.jsonl")
-    with open(journaled, "a") as file:
-        file.write('{"key": "alice", "mod')  # the line a kill cut short
+    running = Journal(Flaky(SqliteUsage(path), []), watch(), folder, retrying=False)
+    running.keep(charge(9))  # a process beside it, its charges its own
+    killed = subprocess.run([sys.executable, "-c", KILLED, folder], cwd=ROOT, check=False)
+    assert killed.returncode == -signal.SIGKILL
+    journaled = [each for each in (tmp_path / "journal").glob("charges-*.jsonl")
+                 if "m00" in replayed(each)]  # fmt: skip
+    assert [replayed(each) for each in journaled] == [["m00", "m01", "m02"]]
+    with open(journaled[0], "ab") as file:
+        file.write(b'{"key": "alice", "mod')  # the line a kill cut short
     store = Flaky(SqliteUsage(path), [])
     after = Journal(store, watch(), folder, retrying=False)  # the restarted proxy
-    assert after.flush() and store.order == ["m00", "m01", "m02"]
-    assert replayed(journaled) == []  # written: nothing left to replay
-    dead.store = store
-    dead.flush()  # the same charges written again: counted once
-    assert [row["requests"] for row in store.totals()] == [1, 1, 1]
+    assert after.flush() and store.order == ["m00", "m01", "m02"]  # the other's kept: its own
+    assert not journaled[0].exists()
+    for number in range(3):  # the same charges, written again
+        after.keep(Charge("alice", f"m{number:02}", number, 1, False, (), 0, id=f"id-{number}"))
+    assert after.flush() and [row["requests"] for row in store.totals()] == [1, 1, 1]
 
 
 def test_past_its_bound_a_charge_is_dropped_counted_and_logged(tmp_path, monkeypatch, caplog):
@@ -191,3 +217,20 @@ def test_a_charge_after_the_journal_closed_is_written_at_once(tmp_path):
     journal.keep(charge(0))
     assert journal.kept == 0 and store.order == ["m00"]
     assert not list((tmp_path / "journal").glob("*.jsonl"))
+
+
+def test_a_running_proxy_writes_the_charges_of_one_that_died_beside_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(journal_module, "ADOPT_EVERY", 0.05)
+    folder = tmp_path / "journal"
+    store = Flaky(SqliteUsage(str(tmp_path / "usage.sqlite3")), [])
+    journal = Journal(store, watch(), str(folder), retrying=True)
+    try:
+        ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                               capture_output=True, text=True, check=True)  # fmt: skip
+        folder.mkdir()
+        killed = folder / f"charges-{int(ended.stdout)}.jsonl"  # its last answers, unwritten
+        killed.write_bytes(charge(0).line() + charge(1).line() + bytes(64))
+        wait_for(lambda: store.order == ["m00", "m01"], "the charges written by the other")
+        assert not killed.exists()
+    finally:
+        journal.close()
