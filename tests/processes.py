@@ -107,6 +107,9 @@ class ProxyProcess:
             "PROXY_EXCHANGES_DB": str(self.exchanges_db),
             "PROXY_SLOT_CACHE_DIR": str(log_path.parent / f"slots-{self.port}"),
             "PROXY_FILES_DIR": str(log_path.parent / f"files-{self.port}"),
+            # the journals of a Redis's charges are kept by its address: one a proxy killed
+            # in an earlier run left must not be replayed into another Redis of that address
+            "HOME": str(log_path.parent / "home"),
         }
         if how == "wsgi":
             self.env.update(
