@@ -95,14 +95,18 @@ def test_codex_with_web_search_on_reads_what_the_gateways_search_found(served, t
 def test_the_openai_sdks_chat_with_web_search_options_cites_the_page_found(served, stream):
     proxy, searxng = served
     searched = len(searxng.queries)
-    client = OpenAI(base_url=proxy.url + "/v1", api_key=KEY, max_retries=0)
     asked = {
         "model": "local-model",
         "messages": [{"role": "user", "content": "What do llamas do?"}],
         "web_search_options": {},
     }
+    # closed when done: a client left to the garbage collector leaves its socket open
+    with OpenAI(base_url=proxy.url + "/v1", api_key=KEY, max_retries=0) as client:
+        if stream:
+            chunks = list(client.chat.completions.create(**asked, stream=True))
+        else:
+            message = client.chat.completions.create(**asked).choices[0].message
     if stream:
-        chunks = list(client.chat.completions.create(**asked, stream=True))
         text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
         (cited,) = [
             chunk.choices[0].delta.model_extra["annotations"]
@@ -110,7 +114,6 @@ def test_the_openai_sdks_chat_with_web_search_options_cites_the_page_found(serve
             if chunk.choices and "annotations" in (chunk.choices[0].delta.model_extra or {})
         ]
     else:
-        message = client.chat.completions.create(**asked).choices[0].message
         text, cited = message.content, [a.model_dump() for a in message.annotations]
     assert text == ANSWER
     assert searxng.queries[searched:] == [QUERY]
