@@ -307,7 +307,7 @@ class Access:
     def usage(self) -> list:
         """Usage per key and model as the store holds it, with this process's charges
         kept so far; a 503 while it is down."""
-        self.journal.flush()
+        self.settle()
         with self.outages.reaching("usage", reading=True):
             return self.journal.store.totals()
 

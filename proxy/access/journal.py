@@ -256,13 +256,9 @@ def _adopted(path: Path) -> list:
     """The charges of the journal file of a process that died (``OSError`` while its
     process lives: its lock is held); a line a crash cut short, or zeroed in part, is left
     out."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        with open(fd, "rb", closefd=False) as file:
-            text = file.read()
-    finally:
-        os.close(fd)
+    with open(path, "rb") as file:
+        fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        text = file.read()
     charges = []
     for line in text.split(b"\n"):
         line = line.strip(b"\0")
