@@ -153,6 +153,9 @@ def proxy(
     if server in ("gunicorn", "granian"):
         command += ["--workers", str(workers)]
     name = name or server
+    if "--usage-db" not in args:  # a file of its own: no proxy waits on another's writes,
+        # and none writes into the user's own (~/.cache/oai-proxy)
+        command += ["--usage-db", str(log_dir / f"usage-{name}.sqlite3")]
     return Service(f"proxy under {name}", command, port, log_dir / f"proxy-{name}.log", root=root)
 
 

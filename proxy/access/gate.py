@@ -198,6 +198,7 @@ class Access:
         store is down."""
         if key is None or not key.budgeted or self.budgets is None:
             return None
+        self.journal.flush()  # what this process's answers spent, their holds let go
         with self.outages.reaching("usage", reading=True):
             return self.budgets.standing(key)
 
@@ -301,13 +302,13 @@ class Access:
                 pass  # a minute's count: past by the time the store is back
 
     def settle(self) -> None:
-        """Write the charges kept so far to the store: the answers they charge are sent."""
-        self.journal.flush()
+        """The answers of the charges kept so far are sent: they go to the store."""
+        self.journal.settle()
 
     def usage(self) -> list:
         """Usage per key and model as the store holds it, with this process's charges
         kept so far; a 503 while it is down."""
-        self.settle()
+        self.journal.flush()
         with self.outages.reaching("usage", reading=True):
             return self.journal.store.totals()
 

@@ -1,10 +1,13 @@
 """Charges on their way to the usage store: kept as each answer ends, written once it is sent.
 
 An answer's charge is kept (:meth:`Journal.keep`) before its client sees its end: a line in a
-journal file of this process, and in memory. Once the answer is sent, its request writes what
-is kept to the store (:meth:`Journal.flush`), oldest first: the client waits for neither the
-store's transaction nor its disk. While the store cannot take them (Redis gone, the disk
-full) the charges stay kept, up to :data:`MAX_KEPT`, the file on the disk, and a thread
+journal file of this process, and in memory. Once the answer is sent, the journal's thread is
+told (:meth:`Journal.settle`) and writes what is kept to the store, oldest first, in one
+transaction for all that came meanwhile: neither the client nor the thread that served it
+waits for the store's transaction or its disk, and the next request on that thread starts at
+once. What must read the store exactly (a key's budgets, the usage listing) writes what is
+kept first (:meth:`Journal.flush`). While the store cannot take them (Redis gone, the disk
+full) the charges stay kept, up to :data:`MAX_KEPT`, the file on the disk, and the thread
 writes them as soon as it takes them again. A process that dies with charges kept leaves its
 file: the processes that share the folder write them within :data:`ADOPT_EVERY` seconds, and
 the next one started there at once. A file is its process's while the process holds its lock
@@ -29,6 +32,7 @@ import mmap
 import os
 import secrets
 import threading
+import time
 from collections import deque
 from pathlib import Path
 from typing import Callable, Optional
@@ -42,6 +46,9 @@ logger = logging.getLogger(__name__)
 MAX_KEPT = 100_000  # charges kept while the store is down: about 30 MB
 RETRY_EVERY = 1.0  # seconds between two tries of a store that is down
 ADOPT_EVERY = 5.0  # seconds between two looks for the files of processes that died
+# seconds the thread waits, once told, for the charges of the answers that end meanwhile: a
+# transaction's commit costs more than the charges it adds
+SETTLE_EVERY = 0.1
 BATCH = 500  # charges written in one round
 STORE = "usage"
 MAPPED = 1 << 16  # bytes of a journal file: about 200 charges, more while the store is down
@@ -55,8 +62,8 @@ class Journal:
     ) -> None:
         """``folder``: where this process's journal file goes, and where the files of
         processes that died with charges kept are found (``None``: memory only);
-        ``retrying``: a thread writes what an outage kept and looks for those files (else
-        only :meth:`flush` writes, and only this start looks)."""
+        ``retrying``: a thread writes what is kept and looks for those files (else
+        :meth:`settle` writes at once, and only this start looks)."""
         self.store = store
         self.outages = outages
         self.folder = Path(folder) if folder else None
@@ -66,6 +73,8 @@ class Journal:
         self._lock = threading.Lock()  # guards the kept charges and the file
         self._flushing = threading.Lock()  # one flush at a time, oldest first
         self._stopped = threading.Event()
+        self._due = threading.Event()  # answers were sent: their charges are to be written
+        self._retrying = retrying
         self._behind = False  # a flush found the store down: the next that works says so
         self._file: Optional[_Mapped] = None  # this process's file, once a charge is kept
         self._adopt()
@@ -83,9 +92,17 @@ class Journal:
         if self._stopped.is_set():
             self.flush()
 
+    def settle(self) -> None:
+        """The answers of the charges kept so far are sent: the journal's thread writes them
+        (without one, this call does)."""
+        if not self._retrying:
+            self.flush()
+        elif self._kept:
+            self._due.set()
+
     def flush(self) -> bool:
-        """Write the kept charges, oldest first, while the store takes them; whether none is
-        left."""
+        """Write the kept charges now, oldest first, while the store takes them; whether none
+        is left."""
         if not self._kept:
             return True
         with self._flushing:
@@ -116,6 +133,7 @@ class Journal:
         """Write what is kept if the store takes it; what it does not stays in the file,
         and an empty file goes."""
         self._stopped.set()
+        self._due.set()  # the thread ends
         self.flush()
         with self._lock:
             if self._file is not None and self._file.pid == os.getpid():
@@ -150,10 +168,20 @@ class Journal:
                 self._file.sync()
 
     def _watch(self) -> None:
-        while not self._stopped.wait(RETRY_EVERY if self._behind else ADOPT_EVERY):
-            self._adopt()
-            if self._kept:
-                self.flush()
+        """Write what is settled, with what else is settled in the next
+        :data:`SETTLE_EVERY` seconds (every :data:`RETRY_EVERY` seconds while the store
+        cannot take it); look for the files of processes that died every
+        :data:`ADOPT_EVERY` seconds."""
+        adopt_at = time.monotonic() + ADOPT_EVERY
+        while not self._stopped.is_set():
+            if self._due.wait(max(adopt_at - time.monotonic(), 0)):
+                self._stopped.wait(SETTLE_EVERY)
+            self._due.clear()
+            if time.monotonic() >= adopt_at:
+                self._adopt()
+                adopt_at = time.monotonic() + ADOPT_EVERY
+            if self._kept and not self.flush():
+                self._stopped.wait(RETRY_EVERY)
 
     def _append(self, charges: list) -> None:
         """The charges into this process's journal file; a disk that cannot take them

@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from proxy.access import journal as journal_module
 from proxy.access.gate import Access
 from proxy.access.journal import Journal
 from proxy.access.keyring import Keyring, KeySpec
@@ -378,10 +379,11 @@ def test_texts_to_rank_or_embed_hold_the_budget_too(client, path, body):
     assert budget_of(client, "dora")["day"]["spent"] == 0
 
 
-def test_a_spent_budget_is_each_apis_quota_error_with_when_it_resets(client):
+def test_a_spent_budget_is_each_apis_quota_error_with_when_it_resets(client, monkeypatch):
+    monkeypatch.setattr(journal_module, "SETTLE_EVERY", 600)  # the thread would write it late
     access = client.application.extensions["proxy"].access
     access.charge(access.keyring.find(b"sk-dora"), "tiny", 200, 150, 50)
-    access.settle()  # as its answer is sent
+    access.settle()  # as its answer is sent: the key's next request reads it written
     for path, body in [("/v1/chat/completions", CHAT), ("/v1/messages", CHAT)]:
         refused = client.post(path, json=body, headers=as_key("sk-dora"))
         assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1

@@ -234,3 +234,22 @@ def test_a_running_proxy_writes_the_charges_of_one_that_died_beside_it(tmp_path,
         assert not killed.exists()
     finally:
         journal.close()
+
+
+def test_its_thread_writes_the_answers_settled_meanwhile_in_one_transaction(tmp_path, monkeypatch):
+    monkeypatch.setattr(journal_module, "SETTLE_EVERY", 1.0)
+    store = Flaky(SqliteUsage(str(tmp_path / "usage.sqlite3")), [])
+    batches = []
+    apply = store.apply
+    monkeypatch.setattr(
+        store, "apply", lambda charges: (batches.append(len(charges)), apply(charges))
+    )
+    journal = Journal(store, watch(), str(tmp_path / "journal"), retrying=True)
+    try:
+        for number in range(3):
+            journal.keep(charge(number))
+            journal.settle()  # each answer sent: the thread is told, the caller goes on
+        wait_for(lambda: store.order == ["m00", "m01", "m02"], "the settled charges written")
+        assert batches == [3] and journal.kept == 0
+    finally:
+        journal.close()

@@ -289,7 +289,8 @@ def test_a_proxy_killed_right_after_its_answers_has_charged_them_all(model, logs
             for number in range(16):
                 assert clients.chat(proxy, "open", number % 2 == 1, number).status_code == 200
             proxy.kill()  # at once after the last answer's end reached its client
-            assert spent(usage_db, "open") == clients.told["open"]
+            # the last answers' charges kept, on their way to the store: none counted yet twice
+            assert spent(usage_db, "open") <= clients.told["open"]
             proxy.start()
             totals = requests.get(proxy.url + "/admin/usage", headers=ADMIN_HEADERS, timeout=30)
             (row,) = totals.json()["usage"]
