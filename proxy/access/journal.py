@@ -46,8 +46,8 @@ logger = logging.getLogger(__name__)
 MAX_KEPT = 100_000  # charges kept while the store is down: about 30 MB
 RETRY_EVERY = 1.0  # seconds between two tries of a store that is down
 ADOPT_EVERY = 5.0  # seconds between two looks for the files of processes that died
-# seconds the thread waits, once told, for the charges of the answers that end meanwhile: a
-# transaction's commit costs more than the charges it adds
+# seconds at least between two of the thread's writes: the charges of the answers that end
+# meanwhile go in the next, one transaction (its commit costs more than the charges it adds)
 SETTLE_EVERY = 0.1
 BATCH = 500  # charges written in one round
 STORE = "usage"
@@ -168,20 +168,23 @@ class Journal:
                 self._file.sync()
 
     def _watch(self) -> None:
-        """Write what is settled, with what else is settled in the next
-        :data:`SETTLE_EVERY` seconds (every :data:`RETRY_EVERY` seconds while the store
-        cannot take it); look for the files of processes that died every
-        :data:`ADOPT_EVERY` seconds."""
+        """Write what is settled at once, but not sooner than :data:`SETTLE_EVERY` seconds
+        after the last write, so that what is settled meanwhile goes together (every
+        :data:`RETRY_EVERY` seconds while the store cannot take it); look for the files of
+        processes that died every :data:`ADOPT_EVERY` seconds."""
         adopt_at = time.monotonic() + ADOPT_EVERY
+        wrote_at = 0.0
         while not self._stopped.is_set():
             if self._due.wait(max(adopt_at - time.monotonic(), 0)):
-                self._stopped.wait(SETTLE_EVERY)
+                self._stopped.wait(max(wrote_at + SETTLE_EVERY - time.monotonic(), 0))
             self._due.clear()
             if time.monotonic() >= adopt_at:
                 self._adopt()
                 adopt_at = time.monotonic() + ADOPT_EVERY
-            if self._kept and not self.flush():
-                self._stopped.wait(RETRY_EVERY)
+            if self._kept:
+                wrote_at = time.monotonic()
+                if not self.flush():
+                    self._stopped.wait(RETRY_EVERY)
 
     def _append(self, charges: list) -> None:
         """The charges into this process's journal file; a disk that cannot take them

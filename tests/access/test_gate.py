@@ -17,6 +17,7 @@ from proxy.app import create_app
 from proxy.config.catalog import Price
 from proxy.config.settings import Settings
 from tests.fakes.servercpp import FakeServerCpp
+from tests.polling import wait_for
 from tests.runtimes import runtime_in
 
 KEYS = """
@@ -380,8 +381,11 @@ def test_texts_to_rank_or_embed_hold_the_budget_too(client, path, body):
 
 
 def test_a_spent_budget_is_each_apis_quota_error_with_when_it_resets(client, monkeypatch):
-    monkeypatch.setattr(journal_module, "SETTLE_EVERY", 600)  # the thread would write it late
+    monkeypatch.setattr(journal_module, "SETTLE_EVERY", 600)
     access = client.application.extensions["proxy"].access
+    access.charge(access.keyring.find(b"sk-carol"), "tiny", 200, 1, 1)
+    access.settle()  # written at once by the journal's thread, which then waits 600 s
+    wait_for(lambda: access.journal.kept == 0, "the first charge written")
     access.charge(access.keyring.find(b"sk-dora"), "tiny", 200, 150, 50)
     access.settle()  # as its answer is sent: the key's next request reads it written
     for path, body in [("/v1/chat/completions", CHAT), ("/v1/messages", CHAT)]:
