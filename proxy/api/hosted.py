@@ -61,7 +61,9 @@ def generator(ask: Ask) -> tuple:
             ask = ask.amended(lambda request: amended(request, uses=()))
         return ask, router
     ask = ask.amended(lambda request: amended(request, uses=tuple(uses)))
-    return ask, ToolLoop(router, state.tools, may_run=may_run, turns=policy.turns)
+    return ask, ToolLoop(
+        router, state.tools, may_run=may_run, turns=policy.turns, helpers=state.helpers
+    )
 
 
 def _declared_at(use: ToolUse, tools) -> ToolUse:

@@ -130,7 +130,9 @@ def serve(
     if ask.stream:
         renderer = dialect.stream(ask, id, model)
         renderer.kept = kept
-        events = generation.stream(generator, ask.requests, ask.n, patient=dialect.patient)
+        events = generation.stream(
+            generator, ask.requests, ask.n, patient=dialect.patient, helpers=get_state().helpers
+        )
         response = event_response(events, renderer)
         served, passed = renderer.served, renderer.passed
     else:

@@ -21,6 +21,7 @@ from proxy.api.reload import Reloader
 from proxy.config.settings import Settings
 from proxy.core.draining import Drain
 from proxy.core.errors import ProxyError
+from proxy.core.meanwhile import Helpers
 from proxy.core.router import ModelPulls, Router
 from proxy.dialects.dialect import Limits
 from proxy.ops.history import History
@@ -38,6 +39,7 @@ class ProxyState:
     history: Optional[History]  # the metrics' last minutes, for the fleet page; None: off
     images: ImageFetcher  # fetches images given by URL, as the operator allows
     drain: Drain = field(default_factory=Drain)
+    helpers: Helpers = field(default_factory=Helpers)  # threads streams wait in (pings meanwhile)
     pulls: Optional[ModelPulls] = None  # models clients pull and delete; None: a given backend
     capture: Optional[Capture] = None  # the exchanges kept for the inspector
     reloader: Optional[Reloader] = None  # the keys and models files read again

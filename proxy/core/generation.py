@@ -30,7 +30,7 @@ from proxy.core.events import (
     ToolCallStart,
     UsageReport,
 )
-from proxy.core.meanwhile import PATIENCE, meanwhile
+from proxy.core.meanwhile import PATIENCE, Helpers, meanwhile
 from proxy.core.router import Generator
 from proxy.core.types import Chunk, Completion, GenerationRequest, Served, Spent, Usage, amended
 from proxy.ops.measure import Measure, waiting
@@ -74,6 +74,7 @@ def stream(
     n: int = 1,
     *,
     patient: bool = False,
+    helpers: Optional[Helpers] = None,
 ) -> Iterator[list]:
     """Every choice's events, one choice after another.
 
@@ -81,11 +82,11 @@ def stream(
     choice's first chunk has been read: a failure before any byte is raised by that first ask.
     While the model's server starts, :data:`~proxy.core.events.WAITING` comes first, alone;
     ``patient`` streams get it whenever the first event is slow (a free slot, too), at the
-    price of a thread to wait in.
+    price of a thread of ``helpers`` to wait in (the app's; by default, helpers of its own).
     """
     events = _events(generator, jobs(requests, n), n)
     if patient or generator.starting(requests[0].model):
-        return patiently(events)
+        return patiently(events, helpers or Helpers())
     return events
 
 
@@ -273,15 +274,20 @@ def _measure(measure: Optional[Measure], usage: Usage, served: Optional[Served])
 
 
 def patiently(
-    events: Iterator[list], patience: Optional[float] = None, every: Optional[float] = None
+    events: Iterator[list],
+    helpers: Helpers,
+    patience: Optional[float] = None,
+    every: Optional[float] = None,
 ) -> Iterator[list]:
     """``events``, but a first event slower than ``patience`` (a server starting) is preceded
     by ``[WAITING]`` every ``every`` seconds until it comes (by default
-    :data:`~proxy.core.meanwhile.PATIENCE` and :data:`~proxy.core.meanwhile.WAITING_EVERY`).
-    A failure of the first event is raised as it is."""
+    :data:`~proxy.core.meanwhile.PATIENCE` and :data:`~proxy.core.meanwhile.WAITING_EVERY`),
+    the first read in a thread of ``helpers``. A failure of the first event is raised as it
+    is."""
     first = yield from meanwhile(
         partial(next, events),
         [WAITING],
+        helpers,
         patience=PATIENCE if patience is None else patience,
         every=every,
         abandoned=events.close,

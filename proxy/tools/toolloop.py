@@ -22,7 +22,7 @@ from typing import Callable, Iterator, Optional, Sequence, Union
 
 from proxy.core.errors import ProxyError
 from proxy.core.events import WAITING, ToolRan, ToolsListed
-from proxy.core.meanwhile import WAITING_EVERY, meanwhile
+from proxy.core.meanwhile import WAITING_EVERY, Helpers, meanwhile
 from proxy.core.router import Generator
 from proxy.core.tooluse import TOOL_TURNS
 from proxy.core.types import (
@@ -73,8 +73,12 @@ class ToolLoop:
         *,
         may_run: Callable[[str, str], bool] = anything,
         turns: int = TOOL_TURNS,
+        helpers: Optional[Helpers] = None,
     ) -> None:
+        """``helpers``: the threads a hosted tool runs in while the stream says it waits (the
+        app's; by default, helpers of its own)."""
         self.router, self.toolbox, self.may_run, self.turns = router, toolbox, may_run, turns
+        self.helpers = helpers or Helpers()
 
     def starting(self, model: Optional[str] = None) -> bool:
         return self.router.starting(model)
@@ -111,7 +115,7 @@ class ToolLoop:
     def stream(self, request: GenerationRequest) -> Iterator:
         """The answer's chunks, turn after turn, each run told after the text that led to
         it; the last chunk with every turn's usage."""
-        ended = yield from self._turns(request, _Streamed(self.router))
+        ended = yield from self._turns(request, _Streamed(self.router, self.helpers))
         if ended is not None:
             said, _, usage = ended
             yield amended(
@@ -177,10 +181,10 @@ class _Whole:
 
 class _Streamed:
     """A stream's way: each turn's chunks as the client gets them (its hosted calls' pieces
-    held), and the client kept company while a tool runs."""
+    held), and the client kept company while a tool runs (in a thread of ``helpers``)."""
 
-    def __init__(self, router: Generator) -> None:
-        self.router = router
+    def __init__(self, router: Generator, helpers: Helpers) -> None:
+        self.router, self.helpers = router, helpers
 
     def turn(
         self, request: GenerationRequest, offered: Offer, wrote: bool, later: bool
@@ -212,7 +216,7 @@ class _Streamed:
         return None
 
     def run(self, work: Callable[[], list]) -> Iterator:
-        return meanwhile(work, WAITING, patience=WAITING_EVERY, every=WAITING_EVERY)
+        return meanwhile(work, WAITING, self.helpers, patience=WAITING_EVERY, every=WAITING_EVERY)
 
 
 class _Turn:

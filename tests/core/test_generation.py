@@ -20,6 +20,7 @@ from proxy.core.events import (
     ToolCallStart,
     UsageReport,
 )
+from proxy.core.meanwhile import Helpers
 from proxy.core.types import Chunk, GenerationRequest, ToolCall, ToolCallPiece, Usage, pieces
 from proxy.ops.measure import Measure
 from tests.fakes.backend import FakeBackend
@@ -177,18 +178,21 @@ def released() -> threading.Event:
 
 def test_a_prompt_first_event_needs_no_waiting():
     """Ready at once, with a patience that only a hang would outlast."""
-    assert list(generation.patiently(events(released()), patience=30, every=0.05)) == [[1], [2]]
+    assert list(generation.patiently(events(released()), Helpers(), patience=30, every=0.05)) == [
+        [1],
+        [2],
+    ]
 
 
 def test_a_prompt_failure_is_raised_before_the_stream_begins():
     with pytest.raises(UpstreamUnavailableError):
-        next(generation.patiently(events(released(), fail="no server"), patience=30))
+        next(generation.patiently(events(released(), fail="no server"), Helpers(), patience=30))
 
 
 def test_a_slow_first_event_is_preceded_by_waiting():
     """Held past the patience, again and again, then let go."""
     release = threading.Event()
-    stream = generation.patiently(events(release), patience=0.05, every=0.05)
+    stream = generation.patiently(events(release), Helpers(), patience=0.05, every=0.05)
     assert [next(stream), next(stream)] == [[WAITING], [WAITING]]
     release.set()
     *waiting, first, second = list(stream)
@@ -199,7 +203,7 @@ def test_waiting_comes_no_more_often_than_asked():
     """Once one is out, the next waits ``every`` seconds (a hang's here): the first event,
     let go meanwhile, follows it directly."""
     release = threading.Event()
-    stream = generation.patiently(events(release), patience=0.05, every=30)
+    stream = generation.patiently(events(release), Helpers(), patience=0.05, every=30)
     assert next(stream) == [WAITING]
     release.set()
     assert list(stream) == [[1], [2]]
@@ -207,7 +211,9 @@ def test_waiting_comes_no_more_often_than_asked():
 
 def test_a_slow_failure_is_raised_inside_the_stream():
     release = threading.Event()
-    stream = generation.patiently(events(release, fail="no server"), patience=0.05, every=0.05)
+    stream = generation.patiently(
+        events(release, fail="no server"), Helpers(), patience=0.05, every=0.05
+    )
     assert next(stream) == [WAITING]
     release.set()
     with pytest.raises(UpstreamUnavailableError):
@@ -216,7 +222,9 @@ def test_a_slow_failure_is_raised_inside_the_stream():
 
 def test_a_client_that_leaves_while_waiting_closes_the_stream_once_it_begins():
     closed, release = threading.Event(), threading.Event()
-    stream = generation.patiently(events(release, closed=closed), patience=0.05, every=0.05)
+    stream = generation.patiently(
+        events(release, closed=closed), Helpers(), patience=0.05, every=0.05
+    )
     assert next(stream) == [WAITING]
     stream.close()
     release.set()

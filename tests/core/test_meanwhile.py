@@ -1,14 +1,17 @@
-"""The one keep-alive: work run in a thread of its own, a waiting item yielded while it runs
-(once it has taken its patience), its result returned or its error raised, and whoever
-must close what it opened told once it ends after its client has left."""
+"""The one keep-alive: work run in a helper thread, a waiting item yielded while it runs (once
+it has taken its patience), its result returned or its error raised, and whoever must close
+what it opened told once it ends after its client has left; the helper threads used again
+while they idle, as many as the work at once, each ending once idle a while."""
 
 from __future__ import annotations
 
+import contextvars
 import threading
 
 import pytest
 
-from proxy.core.meanwhile import meanwhile
+from proxy.core.meanwhile import Helpers, meanwhile
+from tests.polling import wait_for
 
 WAITING = object()
 
@@ -24,7 +27,7 @@ def finished(waits):
 
 
 def test_work_done_within_its_patience_yields_nothing_and_gives_its_result():
-    assert finished(meanwhile(lambda: "done", WAITING, patience=30)) == ([], "done")
+    assert finished(meanwhile(lambda: "done", WAITING, Helpers(), patience=30)) == ([], "done")
 
 
 def test_slow_work_is_kept_company_until_it_is_done():
@@ -34,7 +37,7 @@ def test_slow_work_is_kept_company_until_it_is_done():
         release.wait(30)
         return "done"
 
-    waits = meanwhile(slow, WAITING, every=0.01)
+    waits = meanwhile(slow, WAITING, Helpers(), every=0.01)
     assert next(waits) is WAITING
     release.set()
     told, result = finished(waits)
@@ -43,14 +46,42 @@ def test_slow_work_is_kept_company_until_it_is_done():
 
 def test_the_works_error_is_raised_where_it_is_read():
     with pytest.raises(ZeroDivisionError):
-        finished(meanwhile(lambda: 1 / 0, WAITING, patience=30))
+        finished(meanwhile(lambda: 1 / 0, WAITING, Helpers(), patience=30))
 
 
 def test_work_its_client_left_is_abandoned_once_it_ends():
     release, abandoned = threading.Event(), threading.Event()
-    waits = meanwhile(lambda: release.wait(30), WAITING, every=0.01, abandoned=abandoned.set)
+    waits = meanwhile(
+        lambda: release.wait(30), WAITING, Helpers(), every=0.01, abandoned=abandoned.set
+    )
     assert next(waits) is WAITING
     waits.close()
     assert not abandoned.is_set()
     release.set()
     assert abandoned.wait(30)
+
+
+def helper_threads() -> set:
+    return {thread for thread in threading.enumerate() if thread.name == "meanwhile"}
+
+
+def test_an_idle_helper_runs_the_next_work_and_ends_once_idle_a_while():
+    helpers = Helpers(idle=30)
+    first = helpers.run(threading.get_ident).result(30)
+    wait_for(lambda: helpers._idle == 1, "the helper idle")
+    assert helpers.run(threading.get_ident).result(30) == first  # no thread started
+    ending = Helpers(idle=0.01)
+    ran = ending.run(threading.current_thread).result(30)
+    wait_for(lambda: not ran.is_alive(), "the idle helper ended")
+    assert ending._idle == 0 and ending.run(lambda: "again").result(30) == "again"
+
+
+def test_work_at_once_runs_in_as_many_helpers_in_the_callers_context():
+    helpers = Helpers(idle=30)
+    asked = contextvars.ContextVar("asked")
+    asked.set("the caller's")
+    release = threading.Event()
+    held = [helpers.run(lambda: (release.wait(30), threading.get_ident())[1]) for _ in range(3)]
+    told = helpers.run(asked.get).result(30)
+    release.set()
+    assert len({future.result(30) for future in held}) == 3 and told == "the caller's"
