@@ -183,8 +183,9 @@ class Journal:
                 adopt_at = time.monotonic() + ADOPT_EVERY
             if self._kept:
                 wrote_at = time.monotonic()
-                if not self.flush():
+                if not self.flush():  # the store is down: tried again, answers or none
                     self._stopped.wait(RETRY_EVERY)
+                    self._due.set()
 
     def _append(self, charges: list) -> None:
         """The charges into this process's journal file; a disk that cannot take them

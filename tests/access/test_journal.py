@@ -256,3 +256,19 @@ def test_its_thread_writes_the_answers_settled_meanwhile_in_one_transaction(tmp_
         assert batches == [1, 2] and journal.kept == 0
     finally:
         journal.close()
+
+
+def test_its_thread_tries_a_store_that_was_down_again_with_no_answer_to_tell_it(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(journal_module, "RETRY_EVERY", 0.05)
+    monkeypatch.setattr(journal_module, "ADOPT_EVERY", 600)  # not at its next look for files
+    store = Flaky(SqliteUsage(str(tmp_path / "usage.sqlite3")), ["down", "down"])
+    journal = Journal(store, watch(), str(tmp_path / "journal"), retrying=True)
+    try:
+        journal.keep(charge(0))
+        journal.settle()  # the last answer: the store refuses it twice, then takes it
+        wait_for(lambda: store.order == ["m00"], "the charge written once the store is back")
+        assert journal.kept == 0 and store.script == []
+    finally:
+        journal.close()
