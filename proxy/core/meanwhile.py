@@ -39,10 +39,13 @@ class Helpers:
                 self._idle -= 1
                 self._work.put(task)
                 return done
-        threading.Thread(target=self._serve, args=(task,), daemon=True, name="meanwhile").start()
+        # handed over in a list it empties: the thread's own arguments would keep the first
+        # task (and the request's context in it) for as long as the thread lives
+        threading.Thread(target=self._serve, args=([task],), daemon=True, name="meanwhile").start()
         return done
 
-    def _serve(self, task: Optional[tuple]) -> None:
+    def _serve(self, first: list) -> None:
+        task: Optional[tuple] = first.pop()
         while task is not None:
             context, work, done = task
             task = None

@@ -6,7 +6,9 @@ while they idle, as many as the work at once, each ending once idle a while."""
 from __future__ import annotations
 
 import contextvars
+import gc
 import threading
+import weakref
 
 import pytest
 
@@ -85,3 +87,19 @@ def test_work_at_once_runs_in_as_many_helpers_in_the_callers_context():
     told = helpers.run(asked.get).result(30)
     release.set()
     assert len({future.result(30) for future in held}) == 3 and told == "the caller's"
+
+
+def test_an_idle_helper_keeps_nothing_of_the_work_it_ran():
+    helpers = Helpers(idle=30)
+
+    class Work:
+        def __call__(self) -> str:
+            return "done"
+
+    work = Work()
+    gone = weakref.ref(work)
+    assert helpers.run(work).result(30) == "done"
+    wait_for(lambda: helpers._idle == 1, "the helper idle")
+    del work
+    gc.collect()
+    assert gone() is None
