@@ -227,6 +227,7 @@ class Journal:
                 logger.info("%d charges of a process that ended, to write", len(charges))
                 self._behind = True
                 self._keep(charges)  # in this process's file before the other's goes
+                self._due.set()  # the thread writes them now, not at its next look
             path.unlink(missing_ok=True)
 
 

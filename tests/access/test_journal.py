@@ -272,3 +272,18 @@ def test_its_thread_tries_a_store_that_was_down_again_with_no_answer_to_tell_it(
         assert journal.kept == 0 and store.script == []
     finally:
         journal.close()
+
+
+def test_a_proxy_started_over_the_file_of_one_that_died_writes_its_charges_at_once(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(journal_module, "ADOPT_EVERY", 600)  # not at its next look for files
+    folder = tmp_path / "journal"
+    folder.mkdir()
+    (folder / "charges-1-dead.jsonl").write_bytes(charge(0).line() + charge(1).line())
+    store = Flaky(SqliteUsage(str(tmp_path / "usage.sqlite3")), [])
+    journal = Journal(store, watch(), str(folder), retrying=True)
+    try:
+        wait_for(lambda: store.order == ["m00", "m01"], "the dead one's charges written")
+    finally:
+        journal.close()
