@@ -63,10 +63,6 @@ def test_work_its_client_left_is_abandoned_once_it_ends():
     assert abandoned.wait(30)
 
 
-def helper_threads() -> set:
-    return {thread for thread in threading.enumerate() if thread.name == "meanwhile"}
-
-
 def test_an_idle_helper_runs_the_next_work_and_ends_once_idle_a_while():
     helpers = Helpers(idle=30)
     first = helpers.run(threading.get_ident).result(30)
