@@ -37,14 +37,14 @@ def require_admin_key() -> None:
     if request.endpoint in INSPECTOR:
         if request.endpoint == "admin.exchanges" and _wants_page():
             return
-        key = state.access.find(presented_key(request.headers))
+        key = state.access.find(presented_key(request.environ))
         if key is not None and key.capture:
             g.owner = key.name
             return
     key = state.settings.access.admin_key
     if not key:
         raise NotFoundError("The admin API is off; start the proxy with --admin-key.")
-    require_key(request.headers, (key.encode("utf-8"),))
+    require_key(request.environ, (key.encode("utf-8"),))
 
 
 def _wants_page() -> bool:

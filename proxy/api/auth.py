@@ -11,7 +11,6 @@ import hmac
 from typing import Optional, Sequence
 
 from flask import Flask, Response, g, request
-from werkzeug.datastructures import Headers
 
 from proxy.access.gate import MISSING_KEY, Access
 from proxy.api.requestmodel import request_model
@@ -21,7 +20,7 @@ from proxy.core.errors import AuthenticationError
 # (proxy.access.visibility); the playground asks for a key itself; /metrics checks its own
 PUBLIC_PATHS = frozenset({"/health", "/", "/status", "/playground", "/metrics"})
 ADMIN = "/admin/"  # its own key: proxy.api.admin checks it
-PRIORITY_HEADER = "X-Request-Priority"  # or the body's "priority", as LiteLLM takes it
+PRIORITY = "HTTP_X_REQUEST_PRIORITY"  # X-Request-Priority, or the body's "priority" (LiteLLM's)
 
 
 def unmodelled(path: str) -> bool:
@@ -30,28 +29,30 @@ def unmodelled(path: str) -> bool:
     return path.startswith(("/v1/files", "/v1/batches", "/v1/messages/batches"))
 
 
-def presented_key(headers: Headers) -> Optional[bytes]:
+def presented_key(environ: dict) -> Optional[bytes]:
     """The key a client presents, as bytes; ``None`` when it presents none.
 
     ``Authorization: Bearer <key>``: the scheme takes any case, as HTTP says, and one space;
     only HTTP's own optional whitespace (spaces and tabs) around the value is ignored, and
     anything else around the key (a second space, a non-breaking space) makes it another
     key. Without it, ``x-api-key: <key>``. The server hands header bytes over as latin-1
-    text: the bytes themselves are compared.
+    text: the bytes themselves are compared. Read from the WSGI environ, as every header on
+    a request's way is: werkzeug's ``headers.get`` raises and catches a ``KeyError`` for
+    each header the client did not send.
     """
-    authorization = headers.get("Authorization")
+    authorization = environ.get("HTTP_AUTHORIZATION")
     if authorization is not None:
         scheme, _, token = authorization.strip(" \t").partition(" ")
         if scheme.lower() != "bearer" or not token:
             return None
         return token.encode("latin-1", "replace")
-    token = headers.get("x-api-key", "").strip(" \t")
+    token = environ.get("HTTP_X_API_KEY", "").strip(" \t")
     return token.encode("latin-1", "replace") if token else None
 
 
-def require_key(headers: Headers, keys: Sequence[bytes]) -> None:
+def require_key(environ: dict, keys: Sequence[bytes]) -> None:
     """Accept a configured key only, comparing with every key in constant time."""
-    offered = presented_key(headers)
+    offered = presented_key(environ)
     if offered is None:
         raise AuthenticationError(MISSING_KEY)
     matched = False
@@ -74,8 +75,7 @@ def init_app(app: Flask, access: Access, cors_origins: Sequence[str]) -> None:
         call = g._get_current_object()
         if path in PUBLIC_PATHS or path.startswith(ADMIN):
             return None
-        headers = asked.headers
-        key = call.key = access.identify(presented_key(headers))
+        key = call.key = access.identify(presented_key(asked.environ))
         if key is not None and key.restricted and asked.method == "POST" and not unmodelled(path):
             model = request_model()
             access.check_model(key, model.asked, model.counted_as)
@@ -86,7 +86,7 @@ def init_app(app: Flask, access: Access, cors_origins: Sequence[str]) -> None:
     @app.after_request
     def add_limits(response: Response) -> Response:
         call = g._get_current_object()
-        for told in (getattr(call, "limit", None), getattr(call, "budget", None)):
+        for told in (call.get("limit"), call.get("budget")):
             if told is not None:
                 response.headers.update(told.headers())
         return response
@@ -103,7 +103,7 @@ def init_app(app: Flask, access: Access, cors_origins: Sequence[str]) -> None:
 
 
 def _allowed_origin(origins: frozenset) -> str:
-    origin = request.headers.get("Origin", "")
+    origin = request.environ.get("HTTP_ORIGIN", "")
     if "*" in origins:
         return "*"
     return origin if origin in origins else ""
@@ -116,8 +116,8 @@ def _preflight(origins: frozenset) -> Response:
         response.headers.update(
             {
                 "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
-                "Access-Control-Allow-Headers": request.headers.get(
-                    "Access-Control-Request-Headers", "Authorization, Content-Type"
+                "Access-Control-Allow-Headers": request.environ.get(
+                    "HTTP_ACCESS_CONTROL_REQUEST_HEADERS", "Authorization, Content-Type"
                 ),
                 "Access-Control-Max-Age": "600",
             }

@@ -30,7 +30,7 @@ def read_json() -> object:
     """The request body as JSON; read once per request (a key limited to some models has it
     read before the view)."""
     call = g._get_current_object()  # read once: each read of ``g`` is a proxy lookup
-    body = getattr(call, "body", UNREAD)
+    body = call.get("body", UNREAD)
     if body is UNREAD:
         body = call.body = _parse_body()
     return body

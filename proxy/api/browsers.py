@@ -32,7 +32,7 @@ def init_app(app: Flask, settings: Settings) -> None:
     @app.before_request
     def only_pages_allowed() -> None:
         asked = request._get_current_object()  # read once: each read of ``request`` is a lookup
-        host = asked.headers.get("Host", "")
+        host = asked.environ.get("HTTP_HOST", "")
         judged = served.get(host)
         if judged is None:
             if len(served) >= KNOWN_HOSTS:
@@ -43,7 +43,7 @@ def init_app(app: Flask, settings: Settings) -> None:
                 "This proxy listens on a loopback address and serves requests for this "
                 "machine's names only; start it with --allowed-hosts NAME to serve another."
             )
-        origin = asked.headers.get("Origin")
+        origin = asked.environ.get("HTTP_ORIGIN")
         if origin is not None and not origin_allowed(origin, host, origins):
             raise ForbiddenOriginError(
                 "Requests from web pages of other sites are refused; start the proxy with "

@@ -27,7 +27,7 @@ def generator(ask: Ask) -> tuple:
     if ask.not_run and not policy.drop_hosted:
         raise hosted_refusal(ask, answer_name())
     left_out = list(ask.left_out)
-    key = getattr(g, "key", None)
+    key = g.get("key")
     may_run = key.may_run if key is not None else anything
     for server, field in ask.upstream_runs:  # the upstream runs them, on the operator's bill
         if not may_run(server, ""):

@@ -22,6 +22,7 @@ from proxy.api.body import UNREAD
 from proxy.api.requestmodel import request_model_if_read
 from proxy.api.state import ProxyState, Routes, get_state
 from proxy.core.errors import NotFoundError, PermissionDeniedError
+from proxy.core.sse import EventStream
 from proxy.ops.measure import Measure
 from proxy.ops.modelside import ModelSide
 
@@ -55,7 +56,7 @@ def metrics() -> Response:
     if keys == ():
         raise PermissionDeniedError(CLOSED, code="metrics_key_needed")
     if keys is not None:
-        require_key(request.headers, [key.encode("utf-8") for key in keys])
+        require_key(request.environ, [key.encode("utf-8") for key in keys])
     return Response(state.metrics.scrape(), mimetype=None, content_type=EXPOSITION)
 
 
@@ -108,13 +109,16 @@ def init_app(app: Flask, state: ProxyState) -> None:
         # usage, metrics and spend count the models that answered (a fallback, it may be)
         model = next((served for served in spent.tokens if served), asked)
         status = response.status_code
-        api = hasattr(call, "key")  # the key check ran: an API route, not a page or a probe
-        key = getattr(call, "key", None)
-        side = getattr(call, "side", None)
+        api = "key" in call  # the key check ran: an API route, not a page or a probe
+        key = call.get("key")
+        side = call.get("side")
         line = (asked_for.remote_addr, asked_for.method, asked_for.path) if log_access else None
+        # every stream is an EventStream (api/serve.py); werkzeug's ``is_streamed`` asks a
+        # stream its length and catches the TypeError
+        stream = response.response if type(response.response) is EventStream else None
         kept = None
         if api and rule is not None and capture is not None and capture.wanted(key, model):
-            kept = Exchange(asked_for, getattr(call, "body", UNREAD), response)
+            kept = Exchange(asked_for, call.get("body", UNREAD), response, stream is not None)
 
         charged = []
 
@@ -124,7 +128,7 @@ def init_app(app: Flask, state: ProxyState) -> None:
             to the store once the answer is sent (:func:`done`)."""
             if api and not charged:
                 charged.append(True)
-                hold = getattr(call, "hold", "")  # what it held of its key's budgets
+                hold = call.get("hold", "")  # what it held of its key's budgets
                 once = asked_for.environ.get(CHARGE_ID, "")
                 for served, counts in (spent.tokens or {"": (0, 0, 0, 0)}).items():
                     served = served or asked
@@ -149,8 +153,7 @@ def init_app(app: Flask, state: ProxyState) -> None:
                     "%s %s %s %d %.3fs model=%s key=%s", *line, status, seconds, model, name or "-"
                 )
 
-        if response.is_streamed:  # every stream is an EventStream (api/serve.py)
-            stream = response.response
+        if stream is not None:
             stream.on_end, stream.on_close = charge, done
             if kept is not None:
                 stream.tee = kept.keep
@@ -169,7 +172,7 @@ class Exchange:
     """One exchange as the inspector keeps it: the request's body as its client sent it, and
     the answer's (a stream's bytes as they go, the first :data:`exchanges.MAX_PART` of them)."""
 
-    def __init__(self, asked, body, response: Response) -> None:
+    def __init__(self, asked, body, response: Response, streamed: bool) -> None:
         """``body``: the request's JSON, as the view read it (:data:`body.UNREAD`: it did
         not, or could not)."""
         self.api = asked.blueprint or ""
@@ -177,7 +180,7 @@ class Exchange:
         self.at = time()
         self.body = body
         self.read = asked.content_length or 0
-        self.streamed = response.is_streamed
+        self.streamed = streamed
         self.answer = bytearray() if self.streamed else response.get_data()
         self.cut = False  # a stream went on past what is kept of it
 

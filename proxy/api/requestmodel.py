@@ -31,7 +31,7 @@ def request_model() -> RequestModel:
     time it is asked for; a body that is not JSON, or a model that is not a string, is a
     400 in the client's shape."""
     call = g._get_current_object()  # read once: each read of ``g`` is a proxy lookup
-    model = getattr(call, "request_model", None)
+    model = call.get("request_model")
     if model is None:
         asked = asked_model(read_json()) if request.method in BODIED else None
         model = call.request_model = RequestModel(asked, get_state().router.counted_as(asked))
@@ -43,8 +43,8 @@ def request_model_if_read() -> Optional[RequestModel]:
     read, or one whose model is not a string has none): what metrics and usage count a
     request under, whichever view read it."""
     call = g._get_current_object()
-    model = getattr(call, "request_model", None)
-    if model is None and getattr(call, "body", UNREAD) is not UNREAD:
+    model = call.get("request_model")
+    if model is None and call.get("body", UNREAD) is not UNREAD:
         try:
             model = request_model()
         except InvalidRequestError:

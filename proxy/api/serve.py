@@ -23,7 +23,7 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from proxy.access import holds
 from proxy.api import hosted
-from proxy.api.auth import PRIORITY_HEADER
+from proxy.api.auth import PRIORITY
 from proxy.api.body import UNREAD, read_json
 from proxy.api.requestmodel import answer_name, request_model
 from proxy.api.state import get_state
@@ -68,20 +68,20 @@ def caller() -> Caller:
     side of its exchange where capture keeps one, and a probe of whether its client is
     still there."""
     call = g._get_current_object()  # read once: each read of ``g`` is a proxy lookup
-    made = getattr(call, "caller", None)
+    made = call.get("caller")
     if made is None:
-        key = getattr(call, "key", None)
-        body = getattr(call, "body", UNREAD)
+        key = call.get("key")
+        body = call.get("body", UNREAD)
         if type(body) is dict and "priority" in body:
             asked = body["priority"]
         else:
-            asked = request.headers.get(PRIORITY_HEADER)
+            asked = request.environ.get(PRIORITY)
         made = call.caller = Caller(
             get_state().access.party(key, asked),
             g.measure,
             client_gone_probe(request.environ),
             key.may_use if key is not None and key.restricted else anything,
-            getattr(call, "side", None),
+            call.get("side"),
         )
     return made
 
@@ -102,7 +102,7 @@ def hold_budget(bounds: Callable[[], tuple]) -> None:
     charge lets it go (:mod:`proxy.api.observe`); a 429 before any work when it does not
     fit."""
     call = g._get_current_object()
-    standing = getattr(call, "budget", None)
+    standing = call.get("budget")
     if standing is not None:
         state = get_state()
         price = state.router.prices().get(request_model().counted_as)

@@ -115,7 +115,7 @@ def _viewer() -> Viewer:
     """Who asks: the admin, a client key's holder or anonymous, by the bearer token (or
     ``x-api-key``) the request presents; a key the proxy does not know is no key."""
     access = get_state().access
-    token = presented_key(request.headers)
+    token = presented_key(request.environ)
     return viewer(
         admin=access.is_admin(token), key=access.find(token), keys_required=access.required
     )
