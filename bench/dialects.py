@@ -146,6 +146,7 @@ FLOORS = {  # label: (kind, server)
     "relay": ("relay", "waitress"),
     "bare WSGI": ("wsgi", "waitress"),
     "pass-through": ("flask", "waitress"),
+    "reading pass-through": ("json", "waitress"),
     "pass-through, gunicorn": ("flask", "gunicorn"),
     "bare WSGI, granian": ("wsgi", "granian"),
     "pass-through, granian": ("flask", "granian"),
@@ -350,7 +351,9 @@ def chat_layer_table(
         f"Ollama's, which it does not speak), through the floors under the proxy's shape "
         f"(`bench/passthrough.py`: relay, a Python process copying bytes between two "
         f"sockets; bare WSGI, an app under waitress (or granian) that only passes bytes on; "
-        f"pass-through, the same as a Flask app, under each server) and through the proxy "
+        f"pass-through, the same as a Flask app, under each server; reading pass-through, the "
+        f"Flask app reading and writing again every JSON body and streamed event, under "
+        f"waitress) and through the proxy "
         f"under waitress (`oai-proxy`'s default), under gunicorn's threads (production's `gunicorn "
         f"proxy.wsgi`) and under granian (`oai-proxy --server granian`), and by the proxy "
         f'with the server\'s own `/v1` as a model of `backend = "openai"` (OpenAI '

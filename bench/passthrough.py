@@ -6,7 +6,9 @@ for the bench to tell apart what the proxy adds from what its shape costs:
   a Python process costs;
 - ``wsgi``: a bare WSGI application under waitress that passes each request on and the
   answer's bytes back as they arrive: what the WSGI server adds;
-- ``flask``: the same as a Flask app: what the framework adds.
+- ``flask``: the same as a Flask app: what the framework adds;
+- ``json``: the same, each JSON body and streamed event read and written again (orjson, as
+  the proxy does): the least a gateway that reads the API can do.
 
 Each under waitress (the proxy's default), gunicorn's threads (``--server gunicorn``) or
 granian (``--server granian``). Each request's body goes on as it came, on a kept
@@ -24,11 +26,12 @@ import threading
 from typing import Callable, Iterator
 from urllib.parse import urlsplit
 
+import orjson
 import waitress
 from flask import Flask, Response, request
 
 PIECE = 65536
-KINDS = ("relay", "wsgi", "flask")
+KINDS = ("relay", "wsgi", "flask", "json")
 
 
 class Forwarder:
@@ -115,19 +118,47 @@ def wsgi_app(upstream: str) -> Callable:
     return forwarded
 
 
-def app(upstream: str) -> Flask:
-    """A Flask app passing every request to ``upstream``."""
+def app(upstream: str, reading: bool = False) -> Flask:
+    """A Flask app passing every request to ``upstream``; ``reading``: each JSON body and
+    streamed event read and written again on the way."""
     forwarder = Forwarder(upstream)
     flask_app = Flask(__name__)
 
     @flask_app.route("/<path:path>", methods=["GET", "POST"])
     def forwarded(path: str) -> Response:
+        asked = request.get_data()
+        if reading and asked:
+            asked = orjson.dumps(orjson.loads(asked))
         status, kind, body = forwarder.answer(
-            request.method, "/" + path, request.get_data(), request.content_type
+            request.method, "/" + path, asked, request.content_type
         )
+        if reading:
+            body = _reread(body) if type(body) is not bytes else _rewritten(body, kind)
         return Response(body, status=status, content_type=kind)
 
     return flask_app
+
+
+def _rewritten(body: bytes, kind: str) -> bytes:
+    return orjson.dumps(orjson.loads(body)) if "json" in kind else body
+
+
+def _reread(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """A stream's events with each ``data:`` line's JSON read and written again, the lines
+    of each piece that ends any in one write."""
+    pending = b""
+    for piece in pieces:
+        *lines, pending = (pending + piece).split(b"\n")
+        if lines:
+            yield b"".join(_event_line(line) + b"\n" for line in lines)
+    if pending:
+        yield _event_line(pending)
+
+
+def _event_line(line: bytes) -> bytes:
+    if line.startswith(b"data: {"):
+        return b"data: " + orjson.dumps(orjson.loads(line[6:]))
+    return line
 
 
 def relay(upstream: str, port: int) -> None:
@@ -175,7 +206,10 @@ def main() -> None:
     if args.kind == "relay":
         relay(args.upstream, args.port)
         return
-    made = functools.partial(app if args.kind == "flask" else wsgi_app, args.upstream)
+    if args.kind == "wsgi":
+        made = functools.partial(wsgi_app, args.upstream)
+    else:
+        made = functools.partial(app, args.upstream, reading=args.kind == "json")
     if args.server == "granian":
         granian(made, args.port, args.threads)
         return
