@@ -23,6 +23,7 @@ Writes ``bench/results/dialects{,-quick}.md``.
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 import sys
@@ -31,7 +32,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import requests
 
@@ -181,13 +182,39 @@ class Way:
 @dataclass(frozen=True)
 class Figures:
     """One way's medians: whole answer, streamed answer to its first byte and to its end
-    (ms), and the proxy's CPU per whole answer and per streamed chunk (ms)."""
+    (ms), and the proxy's CPU per whole answer and per streamed chunk (ms); and each
+    round's three times, for comparing ways round by round (:func:`paired`)."""
 
     whole: float
     first_byte: float
     streamed: float
     cpu_request: Optional[float]
     cpu_chunk: Optional[float]
+    rounds: tuple = ()  # (whole, first byte, streamed) ms, one per round
+
+
+@dataclass(frozen=True)
+class Gap:
+    """How much longer one way took than another, as the median of their differences round
+    by round, and the 95% interval of that median."""
+
+    median: float
+    low: float
+    high: float
+
+
+def paired(ours: Sequence[float], theirs: Sequence[float]) -> Gap:
+    """The gap between two ways that took turns, from their times round by round: a drift
+    in the machine's speed touches both times of a round alike, and leaves their
+    difference. The interval holds the median of such differences with 95% confidence:
+    between the order statistics (counted from 1) n/2 - 1.96 sqrt(n)/2 and
+    1 + n/2 + 1.96 sqrt(n)/2, where a fair binomial count of n puts them."""
+    differences = sorted(a - b for a, b in zip(ours, theirs, strict=True))
+    count = len(differences)
+    spread = 0.98 * math.sqrt(count)
+    low = max(round(count / 2 - spread), 1)
+    high = min(round(1 + count / 2 + spread), count)
+    return Gap(statistics.median(differences), differences[low - 1], differences[high - 1])
 
 
 def chat_layer(
@@ -312,6 +339,12 @@ def rotated(ways: dict, count: int) -> dict:
             statistics.median(end for _, end in times[key, True]),
             cpu.get((key, False)),
             (cpu[key, True] - cpu[key, False]) / TOKENS if (key, False) in cpu else None,
+            tuple(
+                (whole, first, end)
+                for (_, whole), (first, end) in zip(
+                    times[key, False], times[key, True], strict=True
+                )
+            ),
         )
         for key in ways
     }
@@ -388,6 +421,40 @@ def chat_layer_table(
     return "\n".join(lines) + "\n"
 
 
+FLOOR = "pass-through"  # what the proxy's own cost is told over
+OVER_FLOOR = ("proxy", "baseline", "reading pass-through")
+
+
+def over_floor_table(figures: dict, count: int) -> str:
+    """What each API costs through the proxy (and the baseline's and the reading
+    pass-through) over the pass-through under waitress, compared round by round."""
+    lines = [
+        "",
+        f"## Over the {FLOOR}, round by round",
+        "",
+        f"The same runs as above: each way's time less the {FLOOR}'s of the same round "
+        f"(under waitress, both), the median of the {count} differences and its 95% "
+        "interval (ms); CPU per streamed chunk as a ratio of the "
+        f"{FLOOR}'s.",
+        "",
+        "| API | way | whole | first byte | streamed | CPU/chunk |",
+        "|---|---|---|---|---|---:|",
+    ]
+    for (name, way), found in figures.items():
+        floor = figures.get((name, FLOOR))
+        if way not in OVER_FLOOR or floor is None:
+            continue
+        cells = []
+        for at in range(3):
+            gap = paired([r[at] for r in found.rounds], [r[at] for r in floor.rounds])
+            cells.append(f"{gap.median:+.3f} [{gap.low:+.3f}, {gap.high:+.3f}]")
+        ratio = found.cpu_chunk / floor.cpu_chunk if found.cpu_chunk and floor.cpu_chunk else None
+        lines.append(
+            f"| {name} | {way} | {' | '.join(cells)} | {'' if ratio is None else f'{ratio:.2f}×'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def table(figures: dict, count: int, quick: bool) -> str:
     lines = [
         f"# What each client API costs{' (quick run)' if quick else ''}",
@@ -419,8 +486,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-dialects-") as work:
         figures = run(count, Path(work), warmups[0])
         layered = chat_layer(layered_count, Path(work), args.baseline, warmups[1], litellm)
-    report = table(figures, count, args.quick) + chat_layer_table(
-        layered, layered_count, args.baseline, unmeasured
+    report = (
+        table(figures, count, args.quick)
+        + chat_layer_table(layered, layered_count, args.baseline, unmeasured)
+        + over_floor_table(layered, layered_count)
     )
     cli.publish(args, "dialects", report)
 
