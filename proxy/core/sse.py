@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from itertools import chain
+from time import perf_counter
 from typing import Callable, Iterator, Optional, Protocol
 
 import orjson
@@ -133,8 +134,6 @@ class EventStream:
 
     def framed(self, payloads: list) -> bytes:
         """The bytes of one write."""
-        if len(payloads) == 1 and type(payloads[0]) is bytes:  # most tokens: framed already
-            return payloads[0]
         encode = self.framing.encode
         return b"".join(
             [
@@ -148,26 +147,36 @@ class EventStream:
         return self.pieces
 
     def _written(self) -> Iterator[bytes]:
+        """The pieces, each the bytes of one write. Under every token the one call made is
+        the framing's ``write``: a write that is one framed payload already (most tokens')
+        goes as it is, and the time the server takes to send a piece is counted as a wait
+        on the client, not the proxy's own time, where a pause and a resume would be two
+        calls more."""
         framing, drain, watch, tee = self.framing, self.drain, self.watch, self.tee
         write, framed = framing.write, self.framed
         if watch is not None:
             watch.resume()
         try:
             try:
-                pieces = chain(
-                    (self.first,),
-                    () if self.over else map(framed, map(write, self.batches)),
+                writes = chain(
+                    ([self.first],),
+                    () if self.over else map(write, self.batches),
                     () if self.over else self._closing(),
                 )
-                for piece in pieces:
+                for payloads in writes:
+                    if len(payloads) == 1 and type(payloads[0]) is bytes:
+                        piece = payloads[0]
+                    else:
+                        piece = framed(payloads)
                     if piece:
                         if tee is not None:
                             tee(piece)
-                        if watch is not None:
-                            watch.pause()
-                        yield piece
-                        if watch is not None:
-                            watch.resume()
+                        handed = perf_counter()
+                        try:
+                            yield piece
+                        finally:
+                            if watch is not None:
+                                watch.waited += perf_counter() - handed
                     if drain.ending:
                         raise ShuttingDownError(
                             "the proxy is shutting down and could not finish this "
@@ -198,9 +207,9 @@ class EventStream:
             if watch is not None:
                 watch.pause()
 
-    def _closing(self) -> Iterator[bytes]:
-        """The write that ends the stream, made once its items have run out."""
-        yield self.framed(self.framing.closing())
+    def _closing(self) -> Iterator[list]:
+        """The payloads that end the stream, made once its items have run out."""
+        yield self.framing.closing()
 
     def close(self) -> None:
         """The WSGI server is done with it (or it was never sent)."""

@@ -2,9 +2,9 @@
 
 The API makes a request's :class:`Measure` as the request comes in and hands it down on the
 request's caller (:mod:`proxy.core.caller`): the generation code marks the first token and
-the tokens, and every wait on an upstream (its slots, its start, its answer) is taken off.
-Its clock runs while the view runs and while each piece of a streamed body is made, not
-while the server writes to a slow client.
+the tokens, and every wait is taken off: on an upstream (its slots, its start, its answer),
+and on the client (the server writing a piece of a streamed body to it). Its clock runs
+while the view runs and while each piece of a streamed body is made.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from proxy.core.errors import InvalidRequestError, UpstreamError, UpstreamUnavai
 from proxy.core.sse import COMMENT, COMMENT_BYTES, DONE, EventStream, encode_event, encode_named
 from proxy.dialects.openai.answer import error_body
 from proxy.dialects.streaming import Lines, NamedEvents
+from proxy.ops.measure import Measure
 from tests.polling import wait_for
 
 
@@ -287,25 +288,43 @@ def test_priming_makes_the_first_write_and_a_failure_before_it_is_raised():
         EventStream(Source([], UpstreamError("down")), DataFraming, Drain()).prime()
 
 
-def test_a_stream_tells_each_piece_its_end_and_its_close_and_times_only_its_making():
-    clock = []  # the measure's clock: running while a piece is made, not while it is sent
+def test_a_stream_tells_each_piece_its_end_and_its_close_and_times_only_its_making(monkeypatch):
+    now = [0.0]  # the clock, moved by hand: a second making each piece, ten sending it
+    for module in ("proxy.core.sse", "proxy.ops.measure"):
+        monkeypatch.setattr(f"{module}.perf_counter", lambda: now[0])
+    watch, told, drain = Measure(), [], Drain()
 
-    class Watch:
-        def resume(self):
-            clock.append("on")
+    def made(payloads):  # each batch takes the proxy a second to make
+        now[0] += 1
+        return payloads
 
-        def pause(self):
-            clock.append("off")
-
-    told, drain = [], Drain()
-    stream = EventStream(iter([{"n": 1}, {"n": 2}]), DataFraming, drain, Watch()).prime()
+    stream = EventStream(map(made, [[{"n": 1}], [{"n": 2}]]), DataFraming, drain, watch).prime()
+    watch.pause()  # the view has returned: the clock stops until the server asks for pieces
+    now[0] += 100
     stream.tee, stream.on_end = told.append, lambda: told.append("end")
     stream.on_close = lambda: told.append("closed")
-    pieces = iter(stream)
-    assert next(pieces) == b'data: {"n":1}\n\n' and clock == ["on", "off"]
-    assert list(pieces) == [b'data: {"n":2}\n\n', DONE]
-    assert told == [b'data: {"n":1}\n\n', b'data: {"n":2}\n\n', DONE, "end"]
-    assert clock[-1] == "off" and clock.count("on") == clock.count("off")
+    pieces = []
+    for piece in stream:
+        pieces.append(piece)
+        now[0] += 10  # the server writes it to a slow client
+    assert pieces == [b'data: {"n":1}\n\n', b'data: {"n":2}\n\n', DONE]
+    assert told == [*pieces, "end"]
+    assert watch.overhead == 2  # its making, not its sending
     assert not drain.wait_closed(0)  # open until the WSGI server closes it
     stream.close()
     assert told[-1] == "closed" and drain.wait_closed(0)
+
+
+def test_a_stream_left_while_a_piece_is_sent_counts_the_sending_as_a_wait(monkeypatch):
+    now = [0.0]
+    for module in ("proxy.core.sse", "proxy.ops.measure"):
+        monkeypatch.setattr(f"{module}.perf_counter", lambda: now[0])
+    watch = Measure()
+    stream = EventStream(iter([[{"n": 1}], [{"n": 2}]]), DataFraming, Drain(), watch).prime()
+    now[0] += 1  # the view's own work
+    watch.pause()
+    pieces = iter(stream)
+    assert next(pieces) == b'data: {"n":1}\n\n'
+    now[0] += 10  # the client goes while the server writes the first piece
+    stream.close()
+    assert watch.overhead == 1

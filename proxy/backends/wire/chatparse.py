@@ -123,7 +123,9 @@ class ChatStreamReader:
     def read(self, lines: list) -> list:
         """The chunks of one read's whole lines."""
         upstream, out = self.upstream, []
-        last = events.last_event(lines)
+        last = len(lines) - 1  # the last event's line: those before it are followed
+        while last >= 0 and lines[last][:5] != b"data:":
+            last -= 1
         loads, partial = orjson.loads, Chunk.partial
         for index, raw in enumerate(lines):
             if raw[:5] != b"data:":

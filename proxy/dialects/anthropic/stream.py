@@ -83,10 +83,14 @@ class MessagesStream(NamedEvents, BlockStream):
             self._start(out)
 
     def text(self, event: TextDelta, out: list) -> None:
-        self._start(out)
+        """Most tokens: the bytes of the block's delta event (``encode_named``'s), its text
+        written in; what begins the message or its text block is asked for only where it
+        has not begun (no call under every token)."""
+        if not self.started:
+            self._start(out)
         if event.text:
-            self._open("text", {"type": "text", "text": ""}, out)
-            # the bytes of the block's delta event (encode_named's), its text written in
+            if self.block != "text":
+                self._open("text", {"type": "text", "text": ""}, out)
             if self.text_head[0] != self.index:
                 self.text_head = (
                     self.index,

@@ -61,9 +61,11 @@ class OllamaStream(Lines, EventRenderer):
         self.prompt = event.tokens
 
     def text(self, event: TextDelta, out: list) -> None:
+        """Most tokens: line()'s bytes, as encode_line writes them, the time and the text
+        written in (the first token's time taken here: no call under every token)."""
         if event.text:
-            self._token()
-            # line()'s bytes, as encode_line writes them, the time and the text written in
+            if self.first is None:
+                self.first = time.monotonic_ns()
             out.append(
                 self.text_head
                 + self.clock.now()

@@ -235,6 +235,7 @@ def stream(ask: Ask, id: str, model: str) -> "ChatStream":
     return ChatStream(ask, id, model)
 
 
+TEXT_FIELD = b'"delta":{"content":'
 TEXT_TAIL = b'},"logprobs":null,"finish_reason":null}]}\n\n'
 
 
@@ -250,15 +251,22 @@ class ChatStream(ChoicesStream):
         self.citing = any(use.server == WEB for request in ask.requests for use in request.uses)
         self.written: list = []
         self.sources: list = []
+        self.text_head = b""  # the bytes each text chunk of the choice begins with
 
     def text(self, event: TextDelta, out: list) -> None:
-        self._begin(out)
+        """Most tokens: the bytes of the choice's text chunk, its text written into them,
+        made once a choice (a call less under every token)."""
+        if not self.begun:
+            self._begin(out)
         if self.citing:
             self.written.append(event.text)
         if event.logprobs or self.extras:
             out.append(self._delta({"content": event.text}, event.logprobs))
-        else:  # the same bytes as the chunk's, its text written into them
-            out.append(self.head(b'"delta":{"content":') + orjson.dumps(event.text) + TEXT_TAIL)
+            return
+        head = self.text_head
+        if not head:
+            head = self.text_head = self.head(TEXT_FIELD)
+        out.append(head + orjson.dumps(event.text) + TEXT_TAIL)
 
     def reasoning(self, event: ReasoningDelta, out: list) -> None:
         self._begin(out)
@@ -303,7 +311,7 @@ class ChatStream(ChoicesStream):
         annotations = _annotations("".join(self.written), self.sources)
         if annotations:
             out.append(self._delta({"annotations": annotations}))
-        self.written, self.sources = [], []
+        self.written, self.sources, self.text_head = [], [], b""
         out.append(self._delta({}, finish_reason=event.reason))
         self.next_choice()
 

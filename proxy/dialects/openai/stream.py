@@ -48,7 +48,6 @@ class ChoicesStream(EventRenderer, DataEvents):
         self.begun = False  # its first chunk has gone out
         self.usage = Usage()
         self.extras: dict = {}  # the engine's own fields, for the next chunk
-        self._heads: dict = {}  # (choice, field) -> the bytes its chunks begin with
 
     def chunk(self, choice: dict) -> dict:
         """A chunk of the answer, holding ``choice`` of the choice being streamed (and the
@@ -74,21 +73,18 @@ class ChoicesStream(EventRenderer, DataEvents):
 
     def head(self, field: bytes) -> bytes:
         """The framed bytes of a chunk of the choice being streamed, up to ``field``'s value
-        (as :meth:`chunk` and :func:`encode_event` make them): made once a choice, for the
-        text that follows them in every token's chunk."""
-        heads = self._heads
-        if (self.index, field) not in heads:
-            heads[self.index, field] = (
-                b'data: {"id":'
-                + orjson.dumps(self.id)
-                + b',"object":"'
-                + self.object.encode()
-                + b'","created":%d,"model":' % self.created
-                + orjson.dumps(self.model)
-                + b',"choices":[{"index":%d,' % self.index
-                + field
-            )
-        return heads[self.index, field]
+        (as :meth:`chunk` and :func:`encode_event` make them), for the text that follows
+        them in every token's chunk."""
+        return (
+            b'data: {"id":'
+            + orjson.dumps(self.id)
+            + b',"object":"'
+            + self.object.encode()
+            + b'","created":%d,"model":' % self.created
+            + orjson.dumps(self.model)
+            + b',"choices":[{"index":%d,' % self.index
+            + field
+        )
 
     def waiting(self, event: Waiting, out: list) -> None:
         out.append(COMMENT)

@@ -97,11 +97,15 @@ class ResponsesStream(NamedEvents, BlockStream):
         ]
 
     def text(self, event: TextDelta, out: list) -> None:
-        self._start(out)
+        """Most tokens: the bytes of the numbered delta event (``encode_named``'s), its text
+        written in; what begins the response or its message is asked for only where it has
+        not begun (no call under every token)."""
+        if not self.started:
+            self._start(out)
         if event.text:
-            self._open_message(out)
+            if self.open != "message":
+                self._open_message(out)
             self.texts.append(event.text)
-            # the bytes of the numbered delta event (encode_named's), its text written in
             item = len(self.output) - 1
             if self.text_head[0] != item:
                 self.text_head = (
