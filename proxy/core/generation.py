@@ -13,8 +13,8 @@ once, as OpenAI counts them, in the usage of its first choice.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
 from functools import partial
+from itertools import chain
 from typing import Iterator, Optional, Sequence
 
 from proxy.core.errors import ProxyError
@@ -284,6 +284,13 @@ def patiently(
     :data:`~proxy.core.meanwhile.PATIENCE` and :data:`~proxy.core.meanwhile.WAITING_EVERY`),
     the first read in a thread of ``helpers``. A failure of the first event is raised as it
     is."""
+    return _Patient(_first(events, helpers, patience, every), events)
+
+
+def _first(
+    events: Iterator[list], helpers: Helpers, patience: Optional[float], every: Optional[float]
+) -> Iterator[list]:
+    """``[WAITING]`` while the first event is slow, then the first event."""
     first = yield from meanwhile(
         partial(next, events),
         [WAITING],
@@ -292,6 +299,27 @@ def patiently(
         every=every,
         abandoned=events.close,
     )
-    with closing(events):
-        yield first
-        yield from events
+    yield first
+
+
+class _Patient:
+    """The waits for the first event and the first event, then the rest of ``events``:
+    iterated, a chain of the two (the rest goes through no frame of its own, every token
+    through one frame less); closed, both, the events only once no thread reads them (a
+    client that leaves meanwhile leaves their first read to close them as it ends)."""
+
+    def __init__(self, first: Iterator[list], events: Iterator[list]) -> None:
+        self.first, self.events = first, events
+        self.items = chain(first, events)
+
+    def __iter__(self) -> Iterator[list]:
+        return self.items
+
+    def __next__(self) -> list:
+        return next(self.items)
+
+    def close(self) -> None:
+        reading = self.first.gi_yieldfrom is not None  # the first read is under way
+        self.first.close()
+        if not reading:
+            self.events.close()

@@ -231,6 +231,16 @@ def test_a_client_that_leaves_while_waiting_closes_the_stream_once_it_begins():
     assert closed.wait(30)  # a hang only
 
 
+def test_a_client_that_leaves_once_the_stream_has_begun_closes_it_at_once():
+    closed = threading.Event()
+    stream = generation.patiently(
+        events(released(), closed=closed), Helpers(), patience=30, every=0.05
+    )
+    assert next(stream) == [1]
+    stream.close()
+    assert closed.is_set()
+
+
 def test_thoughts_come_before_text_and_a_prompt_counted_early_comes_first():
     first = Chunk("a", prompt_count=12)
     backend = ScriptedBackend(
