@@ -142,6 +142,12 @@ SERVER_ROUTES = {
 }
 
 
+def server_spec(name: str) -> tuple:
+    """``(path, body)``: the client API ``name`` asked of the server's own route for it, in
+    chat completions' words for Ollama's, which the server does not speak."""
+    return SERVER_ROUTES[name], DIALECTS["chat completions" if name == "Ollama chat" else name][1]
+
+
 # the floors under the proxy's shape (bench.passthrough), each a layer more than the last
 FLOORS = {  # label: (kind, server)
     "relay": ("relay", "waitress"),
@@ -275,13 +281,8 @@ def chat_layer(
         ways = {}
         for name, (path, body) in served(proxies["proxy"].url).items():
             body = {**body, "temperature": 0}
-            ways[name, "server"] = Way(
-                server.url,
-                SERVER_ROUTES[name],
-                {**DIALECTS["chat completions"][1], "temperature": 0}
-                if name == "Ollama chat"
-                else body,
-            )
+            route, words = server_spec(name)
+            ways[name, "server"] = Way(server.url, route, {**words, "temperature": 0})
             for label, floor in floors.items():
                 ways[name, label] = Way(
                     floor.url,

@@ -14,7 +14,7 @@ Writes ``bench/results/footprint{,-quick}.md``.
 
 from __future__ import annotations
 
-import io
+import copy
 import os
 import statistics
 import sys
@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-import orjson
+from werkzeug.test import EnvironBuilder
 
 from bench import cli, passthrough, processes
-from bench.dialects import DIALECTS, SERVER_ROUTES, TOKENS
+from bench.dialects import DIALECTS, TOKENS, server_spec
 
 FEWER = 16  # the shorter stream's tokens: the calls a token are the slope between the two
 PAIRS = 5  # pairs of streams the slope is the median of (how many tokens each of the
@@ -43,7 +43,7 @@ class Walk:
 
     functions: int
     own: int
-    modules: int
+    files: int
     calls: int
 
 
@@ -62,7 +62,8 @@ def per_token(longer: Walk, shorter: Walk, tokens: int) -> float:
 
 def traced(app: Callable, path: str, body: dict) -> Walk:
     """The walk of one answer of ``app`` (a WSGI app) to ``body`` at ``path``, read to its
-    end as a server would."""
+    end as a server would (its request made before the walk begins)."""
+    environ = EnvironBuilder(path=path, method="POST", json=body).get_environ()
     seen = []
 
     def hook(frame, event, arg) -> None:
@@ -72,34 +73,13 @@ def traced(app: Callable, path: str, body: dict) -> Walk:
 
     sys.setprofile(hook)
     try:
-        _answered(app, path, body)
+        _answered(app, environ)
     finally:
         sys.setprofile(None)
     return walked(seen)
 
 
-def _answered(app: Callable, path: str, body: dict) -> None:
-    data = orjson.dumps(body)
-    environ = {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": path,
-        "SCRIPT_NAME": "",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8080",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "CONTENT_TYPE": "application/json",
-        "CONTENT_LENGTH": str(len(data)),
-        "REMOTE_ADDR": "127.0.0.1",
-        "HTTP_HOST": "127.0.0.1:8080",
-        "wsgi.input": io.BytesIO(data),
-        "wsgi.url_scheme": "http",
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-        "wsgi.version": (1, 0),
-    }
+def _answered(app: Callable, environ: dict) -> None:
     status = []
     pieces = app(environ, lambda line, headers, error=None: status.append(line))
     try:
@@ -108,12 +88,12 @@ def _answered(app: Callable, path: str, body: dict) -> None:
     finally:
         getattr(pieces, "close", lambda: None)()
     if not status[0].startswith("200"):
-        raise RuntimeError(f"{path} answered {status[0]}")
+        raise RuntimeError(f"{environ['PATH_INFO']} answered {status[0]}")
 
 
 def _asked(spec: tuple, stream: bool, tokens: int) -> dict:
-    """``spec``'s body asking for ``tokens`` tokens, whole or streamed."""
-    body = orjson.loads(orjson.dumps(spec[1]))
+    """``spec``'s body asking for ``tokens`` tokens, greedy, whole or streamed."""
+    body = {**copy.deepcopy(spec[1]), "temperature": 0}
     if "options" in body:
         body["options"]["num_predict"] = tokens
     else:
@@ -125,10 +105,8 @@ def measure(proxy: Callable, floor: Callable) -> dict:
     """``{(API, way): (whole, streamed, calls a token)}`` for the proxy and the floor."""
     figures = {}
     for name, spec in DIALECTS.items():
-        # the floor asks the server's own route for each API (its chat route for Ollama's)
-        own_words = DIALECTS["chat completions" if name == "Ollama chat" else name][1]
-        floor_spec = (SERVER_ROUTES[name], own_words)
-        for way, app, (path, body) in (("proxy", proxy, spec), ("pass-through", floor, floor_spec)):
+        ways = (("proxy", proxy, spec), ("pass-through", floor, server_spec(name)))
+        for way, app, (path, body) in ways:
             asks = {
                 kind: _asked((path, body), stream, tokens)
                 for kind, stream, tokens in (
@@ -139,7 +117,7 @@ def measure(proxy: Callable, floor: Callable) -> dict:
             }
             for asked in asks.values():
                 for _ in range(WARMUP):
-                    _answered(app, path, asked)
+                    traced(app, path, asked)
             whole = traced(app, path, asks["whole"])
             slopes = []
             for _ in range(PAIRS):
@@ -163,13 +141,13 @@ def table(figures: dict) -> str:
         floor = figures[name, "pass-through"]
         for way, (whole, streamed, slope) in (("proxy", proxy), ("pass-through", floor)):
             rows.append(
-                f"| {name} | {way} | {whole.functions} ({whole.own}) | {whole.modules} "
+                f"| {name} | {way} | {whole.functions} ({whole.own}) | {whole.files} "
                 f"| {whole.calls} | {streamed.functions} ({streamed.own}) | {slope:.1f} |"
             )
         (whole, streamed, slope), (floor_whole, floor_streamed, floor_slope) = proxy, floor
         rows.append(
             f"| {name} | proxy ÷ pass-through | {whole.functions / floor_whole.functions:.2f}× "
-            f"| {whole.modules / floor_whole.modules:.2f}× "
+            f"| {whole.files / floor_whole.files:.2f}× "
             f"| {whole.calls / floor_whole.calls:.2f}× "
             f"| {streamed.functions / floor_streamed.functions:.2f}× "
             f"| {slope / floor_slope:.2f}× |"
