@@ -150,3 +150,26 @@ def test_a_format_schema_too_large(dialect):
     parse, body, where = FORMATS[dialect]
     assert parse(body(SMALL), LIMITS).request.response_format.schema == SMALL
     assert refused(parse, body(LARGE)).param == where
+
+
+# what a server compiles that the proxy does not write itself: llama-server's own schema
+# field (unread: sent on as it came) and server.cpp's grammar
+COMPILED = {
+    "chat-json_schema": (chat.parse, lambda value: {"messages": HI, "json_schema": value},
+                         "json_schema"),
+    "completions-json_schema": (completions.parse,
+                                lambda value: {"prompt": "hi", "json_schema": value},
+                                "json_schema"),
+    "chat-grammar": (chat.parse, lambda value: {"messages": HI, "grammar": value}, "grammar"),
+    "completions-grammar": (completions.parse, lambda value: {"prompt": "hi", "grammar": value},
+                            "grammar"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("field", sorted(COMPILED))
+def test_what_a_server_compiles_is_bounded_as_a_schema_is(field):
+    parse, body, name = COMPILED[field]
+    small, large = (SMALL, LARGE) if name == "json_schema" else ("x" * 100, "x" * 101)
+    assert parse(body(small), LIMITS)
+    error = refused(parse, body(large))
+    assert error.param == name and "101 bytes" in error.message and "at most 100" in error.message

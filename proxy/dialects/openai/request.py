@@ -16,6 +16,7 @@ from proxy.core.fields import (
     function_tools,
     response_format,
     sampling,
+    sized_schema,
     stop_words,
 )
 from proxy.core.types import GenerationRequest, ResponseFormat, ToolChoice
@@ -47,6 +48,9 @@ READ = frozenset(
         "priority",
     }
 )
+# the unread fields a server compiles into the grammar of its answer (llama-server's own
+# ``json_schema``): bounded as a schema the proxy reads is (--max-schema-size)
+COMPILED = ("json_schema",)
 
 
 @dataclass(frozen=True)
@@ -91,15 +95,20 @@ def generation_request(
         tools=_tools(fields, limits),
         tool_choice=_tool_choice(fields),
         parallel_tool_calls=fields.boolean("parallel_tool_calls"),
-        grammar=_grammar(fields, response_format),
-        unread=unread(fields.body, read),
+        grammar=_grammar(fields, response_format, limits),
+        unread=unread(fields, read, limits),
         **kwargs,
     )
 
 
-def unread(body: dict, read: frozenset) -> dict:
-    """The fields of ``body`` that are not in ``read``, as they came."""
-    return {name: value for name, value in body.items() if name not in read}
+def unread(fields: Fields, read: frozenset, limits: Limits) -> dict:
+    """The fields of the body that are not in ``read``, as they came; those a server
+    compiles bounded as the schemas the proxy reads."""
+    found = {name: value for name, value in fields.body.items() if name not in read}
+    for name in COMPILED:
+        if name in found:
+            sized_schema(fields, name, found[name], limits.max_schema_size)
+    return found
 
 
 def _response_format(fields: Fields, limits: Limits) -> Optional[ResponseFormat]:
@@ -115,13 +124,22 @@ def _response_format(fields: Fields, limits: Limits) -> Optional[ResponseFormat]
     return response_format(kind, options, schema_at, limits.max_schema_size)
 
 
-def _grammar(fields: Fields, response_format: Optional[ResponseFormat]) -> Optional[str]:
-    """A GBNF grammar for server.cpp (its own extension of the API)."""
+def _grammar(
+    fields: Fields, response_format: Optional[ResponseFormat], limits: Limits
+) -> Optional[str]:
+    """A GBNF grammar for server.cpp (its own extension of the API), at most
+    ``--max-schema-size`` bytes: the server compiles it as it compiles a schema."""
     grammar = fields.string("grammar")
     if not grammar:
         return None
     if response_format is not None:
         raise fields.fail("grammar", "cannot be combined with response_format")
+    size = len(grammar.encode("utf-8", "surrogatepass"))
+    if size > limits.max_schema_size:
+        raise fields.fail(
+            "grammar", f"is a grammar of {size} bytes; at most {limits.max_schema_size} are "
+            "accepted (--max-schema-size)"
+        )  # fmt: skip
     return grammar
 
 
