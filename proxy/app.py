@@ -10,7 +10,6 @@ from typing import Callable, Optional
 
 from flask import Flask
 
-from proxy.access.batches import LIVE
 from proxy.access.build import (
     build_access,
     build_batches,
@@ -145,9 +144,9 @@ def create_app(
         FileWatch(state.reloader.files, state.reloader.reload_logged).start()
     if metrics is not None:
         metrics.watch(router)
-        metrics.watch_batches(lambda: [each for each in kept.listed(None) if each.status in LIVE])
+        metrics.watch_batches(kept.live)
         state.capture.on_dropped = metrics.exchanges_dropped.inc
-        metrics.watch_stores(outages, access.journal, state.capture)
+        metrics.watch_stores(outages, state.capture)
     app.extensions["proxy"] = state
     observe.init_app(app, state)
     browsers.init_app(app, settings)
@@ -164,7 +163,7 @@ def create_app(
     auth.init_app(app, access, settings.access.cors_origins)
     register(app, ROUTES)
     _check_all_plain(app)
-    if settings.stores.redis_url or any(record.status in LIVE for record in kept.listed(None)):
+    if settings.stores.redis_url or kept.live():
         state.runner.start()  # every proxy's batches, or those a stopped process left: the
         # app whole first, as the runner asks it at once
     return app

@@ -12,17 +12,19 @@ system gives back when the process dies.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import secrets
 import socket
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import IO, Callable, Optional
+from typing import IO, Callable, Iterator, Optional
 
-from proxy.access.files import checked_id, write_whole
+from proxy.access.files import checked_id, has_room, owner_folder, write_whole
 from proxy.core.errors import NotFoundError
 
 LIVE = ("validating", "in_progress", "finalizing", "cancelling")  # a runner's to take
@@ -87,14 +89,32 @@ class BatchRecord:
 
 class BatchStore:
     """The batches in ``folder``/batches; ``runner``: this process's name in its answers'
-    files."""
+    files; ``reserve``: bytes of the disk an answer leaves free (``--files-reserve``)."""
 
     def __init__(
-        self, folder: str, runner: str = "", clock: Callable[[], float] = time.time
+        self,
+        folder: str,
+        runner: str = "",
+        clock: Callable[[], float] = time.time,
+        reserve: int = 0,
     ) -> None:
         self.folder = Path(folder) / "batches"
         self.runner = runner or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
         self.clock = clock
+        self.reserve = reserve
+        self.live_marks, self.owners = self.folder / "live", self.folder / "owners"
+        self.ended_marks = self.folder / "ended"
+        if self.folder.is_dir() and not self.live_marks.is_dir():
+            self._mark_all()
+
+    @contextmanager
+    def creating(self, owner: str) -> Iterator[None]:
+        """``owner``'s batches counted and made by one process at a time (``flock``), so
+        that batches made at once never pass its bounds."""
+        self.owners.mkdir(parents=True, exist_ok=True)
+        with open(self.owners / f"{owner_folder(owner)}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
     def create(self, owner: str, endpoint: str, input_file_id: str, window: str,
                metadata: Optional[dict], api: str = "openai") -> BatchRecord:  # fmt: skip
@@ -105,8 +125,23 @@ class BatchStore:
         return record
 
     def save(self, record: BatchRecord) -> None:
+        """Write ``record`` whole, and its marks: under way, or ended from now on."""
         self.folder.mkdir(parents=True, exist_ok=True)
         write_whole(self._path(record.id, ".json"), json.dumps(asdict(record)))
+        self._mark(record)
+
+    def _mark(self, record: BatchRecord) -> None:
+        owned = self.owners / owner_folder(record.owner)
+        owned.mkdir(parents=True, exist_ok=True)
+        (owned / f"{record.created_at:010d}.{record.id}.{record.api}").touch()
+        if record.status in LIVE:
+            self.live_marks.mkdir(exist_ok=True)
+            (self.live_marks / record.id).touch()
+        else:
+            ended = max([record.created_at, *record.times.values()])
+            self.ended_marks.mkdir(exist_ok=True)
+            (self.ended_marks / f"{ended:010d}.{record.id}").touch()
+            (self.live_marks / record.id).unlink(missing_ok=True)
 
     def get(self, owner: Optional[str], id: str) -> BatchRecord:
         """``id``'s record, if ``owner`` made it (``None``: any owner); ``cancelling`` once a
@@ -133,24 +168,87 @@ class BatchStore:
             return record.now("cancelling", asked)
         return record
 
-    def listed(self, owner: Optional[str]) -> list:
-        """``owner``'s batches, newest first."""
+    def live(self, owner: Optional[str] = None) -> list:
+        """The batches under way (``owner``'s only, where given), oldest first."""
         found = []
-        for path in self.folder.glob("batch_*.json") if self.folder.is_dir() else ():
+        for id in _names(self.live_marks):
             try:
-                record = BatchRecord(**json.loads(path.read_text("utf-8")))
+                record = self.get(owner, id)
+            except NotFoundError:
+                continue  # another owner's, or a mark whose record is not written yet
+            if record.status in LIVE:
+                found.append(record)
+        return sorted(found, key=lambda each: (each.created_at, each.id))
+
+    def reading(self, file_id: str) -> Optional[BatchRecord]:
+        """The batch under way that reads the file ``file_id``, if one does."""
+        return next((each for each in self.live() if each.input_file_id == file_id), None)
+
+    def page(self, owner: Optional[str], api: str, after: Optional[str], limit: int) -> tuple:
+        """``(batches, more)``: ``owner``'s (``None``: every owner's) batches made by ``api``,
+        newest first, the first ``limit`` after the batch ``after``; only those records are
+        read."""
+        folders = (
+            [self.owners / owner_folder(owner)] if owner is not None else _folders(self.owners)
+        )
+        marks = sorted((name for folder in folders for name in _names(folder)), reverse=True)
+        found = []
+        for name in marks:
+            _, _, rest = name.partition(".")
+            id, _, made_by = rest.partition(".")
+            if made_by != api:
+                continue
+            if after is not None:
+                after = None if id == after else after
+                continue
+            try:
+                found.append(self.get(owner, id))
+            except NotFoundError:
+                continue  # pruned meanwhile
+            if len(found) > limit:
+                break
+        return found[:limit], len(found) > limit
+
+    def prune(self, retention: float) -> None:
+        """Forget the batches that ended more than ``retention`` seconds ago (their
+        records and marks; their files expire by the files' own retention)."""
+        before = self.clock() - retention
+        for name in sorted(_names(self.ended_marks)):
+            when, _, id = name.partition(".")
+            if not when.isdigit() or int(when) >= before:
+                break
+            try:
+                record = self.get(None, id)
+            except NotFoundError:
+                record = None
+            for suffix in (".json", ".cancel", ".lock"):
+                self._path(id, suffix).unlink(missing_ok=True)
+            if record is not None:
+                owned = self.owners / owner_folder(record.owner)
+                (owned / f"{record.created_at:010d}.{record.id}.{record.api}").unlink(
+                    missing_ok=True
+                )
+            (self.ended_marks / name).unlink(missing_ok=True)
+
+    def _mark_all(self) -> None:
+        """Mark every batch a folder kept before batches had marks."""
+        for path in self.folder.glob("batch_*.json"):
+            try:
+                self._mark(BatchRecord(**json.loads(path.read_text("utf-8"))))
             except (OSError, ValueError, TypeError):
                 continue
-            if owner is None or record.owner == owner:
-                found.append(self._cancelled(record))
-        return sorted(found, key=lambda each: (each.created_at, each.id), reverse=True)
+        self.live_marks.mkdir(exist_ok=True)
 
     # -- answers ----------------------------------------------------------------------------
 
     def answer(self, id: str, result: dict, ok: bool) -> None:
-        """Keep one request's ``result``, on the disk before this returns."""
+        """Keep one request's ``result``, on the disk before this returns; an ``OSError``
+        where the disk would keep less than its reserve."""
+        line = json.dumps(result, separators=(",", ":")).encode() + b"\n"
+        if not has_room(self.folder, len(line), self.reserve):
+            raise OSError(errno.ENOSPC, "the files' disk keeps its reserve (--files-reserve)")
         with open(self._path(id, f".{self.runner}{_suffix(ok)}"), "ab") as out:
-            out.write(json.dumps(result, separators=(",", ":")).encode() + b"\n")
+            out.write(line)
             out.flush()
             os.fsync(out.fileno())
 
@@ -219,3 +317,14 @@ class BatchStore:
 
 def _suffix(ok: bool) -> str:
     return ".out.jsonl" if ok else ".err.jsonl"
+
+
+def _names(folder: Path) -> list:
+    try:
+        return os.listdir(folder)
+    except OSError:
+        return []
+
+
+def _folders(folder: Path) -> Iterator[Path]:
+    return (folder / name for name in _names(folder))

@@ -111,9 +111,10 @@ def build_batches(settings: Settings, runtime: Runtime) -> tuple:
     stores = settings.stores
     folder = stores.files_dir or os.path.join(runtime.cache_dir, "files")
     files = FileStore(folder, max_bytes=stores.max_file_size, max_lines=stores.max_batch_lines,
-                      per_key=stores.files_per_key,
+                      per_key=stores.files_per_key, bytes_per_key=stores.files_bytes_per_key,
+                      reserve=stores.files_reserve,
                       retention=int(stores.files_retention * 86400))  # fmt: skip
-    batches = BatchStore(folder)
+    batches = BatchStore(folder, reserve=stores.files_reserve)
     if stores.redis_url:
         queue = RedisBatchQueue(connect(stores.redis_url), batches.runner)
     else:

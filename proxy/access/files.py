@@ -2,22 +2,32 @@
 writes (its answers, its errors): each file's bytes and a record beside them, in one folder
 (``--files-dir``) that every proxy sharing the batches reaches (a local disk, or NFS).
 
-A file belongs to the key that made it: another key's file is as good as absent. A record is
+A file belongs to the key that made it (its owner, :attr:`KeySpec.owner
+<proxy.access.keyring.KeySpec.owner>`): another key's file is as good as absent. A record is
 written whole and renamed into place, so that a reader never sees half of one. An upload is
 copied to the folder as it arrives, its size and lines bounded while it is read (never held
-in memory), and a disk that fills refuses it in the API's shape. A file expires
-``--files-retention`` days after it is made, sooner where its client asked (OpenAI's
-``expires_after``): from then on it is as good as absent, and it is deleted as the files are
-next listed.
+in memory). A key keeps at most ``--files-per-key`` files of ``--files-bytes-per-key`` bytes
+in all, its batches' answers counted: each owner's files are named in a folder of their own
+(a mark a file, its size and expiry in its name), read without opening a record, and a
+file is counted in under the owner's lock, so that uploads at once never keep more. The disk
+keeps ``--files-reserve`` bytes free for the proxy's other stores (usage and budgets, the
+journal): an upload or a batch's answer that would take them is refused, a 503 in the API's
+shape, before it does. A file expires ``--files-retention`` days after it is made, sooner
+where its client asked (OpenAI's ``expires_after``): from then on it is as good as absent,
+and it is deleted as its owner's files are next counted or listed.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
+import hashlib
 import json
 import os
+import re
 import secrets
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator, Optional
@@ -26,6 +36,9 @@ from proxy.core.errors import InvalidRequestError, NotFoundError, StoreUnavailab
 
 CHUNK = 1 << 20  # bytes copied at a time
 PURPOSES = ("batch", "batch_output")
+PLAIN_OWNER = re.compile(r"[A-Za-z0-9_-]{1,64}")  # an owner named as it is in the folder
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+FULL = "the files' disk is full; the file was not kept. Retry once there is room"
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,11 @@ class StoredFile:
     created_at: int
     lines: int = 0
     expires_at: Optional[int] = None  # None: kept until it is deleted
+
+    @property
+    def mark(self) -> str:
+        """Its name among its owner's marks: its id, size and expiry (0: none)."""
+        return f"{self.id}.{self.bytes}.{self.expires_at or 0}"
 
     def shown(self) -> dict:
         return {
@@ -56,7 +74,8 @@ class StoredFile:
 
 class FileStore:
     """The files in ``folder``: at most ``max_bytes`` and ``max_lines`` each, ``per_key`` of
-    them for each key, each kept ``retention`` seconds (0: until it is deleted)."""
+    them and ``bytes_per_key`` bytes in all for each key, ``reserve`` bytes of the disk left
+    free, each kept ``retention`` seconds (0: until it is deleted)."""
 
     def __init__(
         self,
@@ -65,13 +84,19 @@ class FileStore:
         max_bytes: int,
         max_lines: int,
         per_key: int,
+        bytes_per_key: int = 1 << 62,
+        reserve: int = 0,
         retention: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.folder = Path(folder)
         self.max_bytes, self.max_lines, self.per_key = max_bytes, max_lines, per_key
+        self.bytes_per_key, self.reserve = bytes_per_key, reserve
         self.retention = retention
         self.clock = clock
+        self.owners = self.folder / "owners"
+        if self.folder.is_dir() and not self.owners.is_dir():
+            self._mark_all()
 
     def _expiry(self, now: int, asked: Optional[int] = None) -> Optional[int]:
         """When a file made ``now`` expires: at the end of the retention, or ``asked``
@@ -82,28 +107,56 @@ class FileStore:
     # -- uploads ----------------------------------------------------------------------------
 
     def upload(self, owner: str, stream: BinaryIO, filename: str, purpose: str,
-               expires_after: Optional[int] = None) -> StoredFile:  # fmt: skip
+               expires_after: Optional[int] = None, expected: int = 0) -> StoredFile:  # fmt: skip
         """Copy ``stream`` in as a new file of ``owner``'s, bounded as it is read, to expire
-        ``expires_after`` seconds after (at the latest: the retention's end)."""
+        ``expires_after`` seconds after (at the latest: the retention's end); ``expected``:
+        the bytes its client said it sends (0: not said), for the disk's reserve."""
         if purpose not in PURPOSES[:1]:
             raise InvalidRequestError(
                 f"purpose {purpose!r} is not served here; files are uploaded for 'batch'",
                 param="purpose",
             )
-        if len(self.listed(owner)) >= self.per_key:
+        if CONTROL.search(filename):
+            raise InvalidRequestError("the file's name holds control characters", param="file")
+        count, held = self.holding(owner)
+        self._check_quota(count + 1, held)
+        check_room(self.folder, expected, self.reserve)
+        id = "file-" + secrets.token_hex(12)
+        size, lines = self._copy(stream, self._content(id), self.bytes_per_key - held)
+        now = int(self.clock())
+        stored = StoredFile(id, owner, filename[:255], purpose, size, now, lines,
+                            self._expiry(now, expires_after))  # fmt: skip
+        with self._owner_lock(owner):  # counted again: uploads at once never keep more
+            count, held = self.holding(owner)
+            try:
+                self._check_quota(count + 1, held + size)
+            except InvalidRequestError:
+                self._content(id).unlink(missing_ok=True)
+                raise
+            return self._record(stored)
+
+    def _check_quota(self, count: int, size: int) -> None:
+        """Refuse a key that would keep more than ``count`` files or ``size`` bytes."""
+        if count > self.per_key:
             raise InvalidRequestError(
                 f"this key already keeps {self.per_key} files, the most it may; delete some "
                 f"first (--files-per-key)",
                 param="file",
             )
-        id = "file-" + secrets.token_hex(12)
-        size, lines = self._copy(stream, self._content(id))
-        now = int(self.clock())
-        return self._record(StoredFile(id, owner, filename[:255], purpose, size, now, lines,
-                                       self._expiry(now, expires_after)))  # fmt: skip
+        if size > self.bytes_per_key:
+            raise self._over_bytes()
 
-    def _copy(self, stream: BinaryIO, path: Path) -> tuple:
-        """Write ``stream`` to ``path``; its bytes and lines, or a refusal once too many."""
+    def _over_bytes(self) -> InvalidRequestError:
+        return InvalidRequestError(
+            f"this key's files would take more than {self.bytes_per_key} bytes, the most one "
+            f"key may keep; delete some first (--files-bytes-per-key)",
+            param="file",
+        )
+
+    def _copy(self, stream: BinaryIO, path: Path, left: int) -> tuple:
+        """Write ``stream`` to ``path``; its bytes and lines, or a refusal once too many
+        (``left``: the bytes its key may still keep), or once the disk's reserve is
+        reached."""
         self.folder.mkdir(parents=True, exist_ok=True)
         size = lines = 0
         last = b"\n"
@@ -119,21 +172,21 @@ class FileStore:
                             f"accepted (--max-file-size)",
                             param="file",
                         )
+                    if size > left:
+                        raise self._over_bytes()
                     if lines > self.max_lines:
                         raise InvalidRequestError(
                             f"the file has more than {self.max_lines} lines, the most a batch "
                             f"may have (--max-batch-lines)",
                             param="file",
                         )
+                    check_room(self.folder, len(chunk), self.reserve)
                     out.write(chunk)
             lines += last != b"\n"  # a last line without its line break
         except BaseException as exc:
             path.unlink(missing_ok=True)
             if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise StoreUnavailableError(
-                    "the files' disk is full; the file was not kept. Retry once there is room",
-                    retry_after=60,
-                ) from None
+                raise StoreUnavailableError(FULL, retry_after=60) from None
             raise
         if not size:
             path.unlink(missing_ok=True)
@@ -141,14 +194,17 @@ class FileStore:
         return size, lines
 
     def written(self, owner: str, filename: str, purpose: str, source: Path) -> StoredFile:
-        """``source`` (a batch's answers, complete) kept as a new file of ``owner``'s."""
+        """``source`` (a batch's answers, complete) kept as a new file of ``owner``'s,
+        counted against its bytes (never refused: the answers are on the disk already)."""
         id = "file-" + secrets.token_hex(12)
         self.folder.mkdir(parents=True, exist_ok=True)
         size = source.stat().st_size
-        os.replace(source, self._content(id))
         now = int(self.clock())
-        return self._record(StoredFile(id, owner, filename, purpose, size, now,
-                                       expires_at=self._expiry(now)))  # fmt: skip
+        stored = StoredFile(id, owner, filename, purpose, size, now, expires_at=self._expiry(now))
+        with self._owner_lock(owner):
+            self._record(stored)
+            os.replace(source, self._content(id))
+        return stored
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -181,43 +237,139 @@ class FileStore:
             return read_line(source, longest)
 
     def listed(self, owner: Optional[str]) -> list:
-        """``owner``'s files, newest first."""
-        if not self.folder.is_dir():
-            return []
+        """``owner``'s files (``None``: every owner's), newest first: only their records are
+        read."""
         found = []
-        for meta in self.folder.glob("file-*.json"):
-            try:
-                stored = StoredFile(**json.loads(meta.read_text(encoding="utf-8")))
-            except (OSError, ValueError, TypeError):
-                continue
-            if self._is_expired(stored):
-                self._forget(stored.id)
-            elif owner is None or stored.owner == owner:
-                found.append(stored)
+        for folder in self._owner_folders(owner):
+            for mark in _marks(folder):
+                try:
+                    stored = StoredFile(**json.loads(self._meta(mark.id).read_text("utf-8")))
+                except (OSError, ValueError, TypeError):
+                    continue
+                if self._is_expired(stored):
+                    self._forget(stored)
+                else:
+                    found.append(stored)
         return sorted(found, key=lambda each: (each.created_at, each.id), reverse=True)
+
+    def holding(self, owner: str) -> tuple:
+        """``(files, bytes)`` ``owner`` keeps, from its marks alone (the expired forgotten
+        first)."""
+        count = size = 0
+        for mark in _marks(self._owner_folder(owner)):
+            if mark.expires and self.clock() >= mark.expires:
+                self._forget(StoredFile(mark.id, owner, "", "", mark.bytes, 0, 0, mark.expires))
+                continue
+            count, size = count + 1, size + mark.bytes
+        return count, size
 
     def _is_expired(self, stored: StoredFile) -> bool:
         return stored.expires_at is not None and self.clock() >= stored.expires_at
 
     def delete(self, owner: Optional[str], id: str) -> None:
-        self.get(owner, id)
-        self._forget(id)
+        self._forget(self.get(owner, id))
 
-    def _forget(self, id: str) -> None:
-        self._meta(id).unlink(missing_ok=True)
-        self._content(id).unlink(missing_ok=True)
+    def _forget(self, stored: StoredFile) -> None:
+        self._meta(stored.id).unlink(missing_ok=True)
+        self._content(stored.id).unlink(missing_ok=True)
+        (self._owner_folder(stored.owner) / stored.mark).unlink(missing_ok=True)
 
     # -- the folder -------------------------------------------------------------------------
 
     def _record(self, stored: StoredFile) -> StoredFile:
+        """Write ``stored``'s record, then its mark (a mark without its record is passed
+        over; a record without its mark would be counted against no quota)."""
         write_whole(self._meta(stored.id), json.dumps(asdict(stored)))
+        folder = self._owner_folder(stored.owner)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / stored.mark).touch()
         return stored
+
+    def _owner_folder(self, owner: str) -> Path:
+        return self.owners / owner_folder(owner)
+
+    def _owner_folders(self, owner: Optional[str]) -> list:
+        if owner is not None:
+            return [self._owner_folder(owner)]
+        return [path for path in self.owners.iterdir()] if self.owners.is_dir() else []
+
+    @contextmanager
+    def _owner_lock(self, owner: str) -> Iterator[None]:
+        """``owner``'s files counted and changed by one process at a time (``flock``, which
+        NFS 4 keeps across machines)."""
+        self.owners.mkdir(parents=True, exist_ok=True)
+        with open(self.owners / f"{owner_folder(owner)}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def _mark_all(self) -> None:
+        """Mark every file a folder kept before files had marks, under its owner."""
+        for meta in self.folder.glob("file-*.json"):
+            try:
+                stored = StoredFile(**json.loads(meta.read_text(encoding="utf-8")))
+            except (OSError, ValueError, TypeError):
+                continue
+            folder = self._owner_folder(stored.owner)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / stored.mark).touch()
+        self.owners.mkdir(exist_ok=True)
 
     def _meta(self, id: str) -> Path:
         return self.folder / f"{checked_id(id, 'file-')}.json"
 
     def _content(self, id: str) -> Path:
         return self.folder / f"{checked_id(id, 'file-')}.data"
+
+
+@dataclass(frozen=True)
+class _Mark:
+    id: str
+    bytes: int
+    expires: int
+
+
+def _marks(folder: Path) -> Iterator[_Mark]:
+    """The marks in ``folder``: each file's id, size and expiry, from its name alone."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        id, _, rest = name.partition(".")
+        size, _, expires = rest.partition(".")
+        if size.isdigit() and expires.isdigit() and id.startswith("file-"):
+            yield _Mark(id, int(size), int(expires))
+
+
+def owner_folder(owner: str) -> str:
+    """The folder's name for ``owner``'s marks: the owner itself when it is plain (every
+    key's owner is), else a digest of it (a key's name, before owners were)."""
+    if PLAIN_OWNER.fullmatch(owner):
+        return owner
+    return "name-" + hashlib.sha256(owner.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def check_room(folder: Path, needed: int, reserve: int) -> None:
+    """Refuse to write ``needed`` bytes in ``folder`` where its disk would keep fewer than
+    ``reserve`` free: a 503 ``store_unavailable``, before any byte is written."""
+    if not has_room(folder, needed, reserve):
+        raise StoreUnavailableError(
+            f"the files' disk keeps its last {reserve} bytes for the proxy's other stores "
+            f"(--files-reserve); nothing was kept. Retry once there is room",
+            retry_after=60,
+        )
+
+
+def has_room(folder: Path, needed: int, reserve: int) -> bool:
+    """Whether ``folder``'s disk keeps ``reserve`` bytes free once ``needed`` more are
+    written there."""
+    if not reserve:
+        return True
+    try:
+        status = os.statvfs(folder if folder.is_dir() else folder.parent)
+    except OSError:
+        return True  # a folder not made yet: its first write says whether the disk takes it
+    return status.f_bavail * status.f_frsize - needed >= reserve
 
 
 def checked_id(id: str, prefix: str) -> str:
@@ -246,10 +398,15 @@ def read_line(source: BinaryIO, longest: int) -> bytes:
 
 
 def write_whole(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader sees the old content or the new, whole."""
+    """Write ``text`` to ``path`` so that a reader sees the old content or the new, whole; a
+    write that fails (a full disk) leaves nothing of its own behind."""
     part = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    with open(part, "w", encoding="utf-8") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(part, path)
+    try:
+        with open(part, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(part, path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise

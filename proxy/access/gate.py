@@ -12,7 +12,7 @@ from typing import Callable, Optional
 from proxy.access import holds, spend
 from proxy.access.budgets import Budgets, Standing, cost
 from proxy.access.journal import Journal
-from proxy.access.keyring import EVERY, Keyring, KeySpec
+from proxy.access.keyring import ADMIN, ANONYMOUS, EVERY, Keyring, KeySpec
 from proxy.access.limits import Decision
 from proxy.access.usage import Charge
 from proxy.config.catalog import Price
@@ -28,8 +28,6 @@ from proxy.core.errors import (
 from proxy.core.party import ANYONE, HIGHEST, LOWEST, Party
 
 logger = logging.getLogger(__name__)
-ANONYMOUS = "anonymous"  # the usage of requests when no keys are configured
-ADMIN = "admin"  # the name the admin key's requests are counted under
 HOLD_TRIES = 4  # reads of a key's budgets a request makes while others hold it first
 MISSING_KEY = "Missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'."
 
@@ -52,7 +50,11 @@ class Access:
         self.journal = journal
         self.outages = journal.outages
         self.budgets = budgets
-        self.admin = KeySpec(ADMIN, admin_key, manage=True, tools=(EVERY,)) if admin_key else None
+        self.admin = (
+            KeySpec(ADMIN, admin_key, manage=True, tools=(EVERY,), owner=ADMIN)
+            if admin_key
+            else None
+        )
         self.local_models: Callable[[], frozenset] = frozenset  # the router's, once it is made
         self._parties = self._parties_of(keyring.keys, {})  # key name: whose turn it waits as
         atexit.register(journal.close)  # what an outage kept is written if it can be
@@ -98,6 +100,13 @@ class Access:
         if key is None:
             raise AuthenticationError("Incorrect API key provided.")
         return self._narrowed(key)
+
+    def owned(self, owner: str) -> Optional[KeySpec]:
+        """The key that is ``owner`` now, as a request of it would find it (``None``: none
+        is, it was taken out; the admin key is :data:`ADMIN`)."""
+        if self.admin is not None and owner == ADMIN:
+            return self.admin
+        return self._narrowed(self.keyring.owned(owner))
 
     def find(self, token: Optional[bytes]) -> Optional[KeySpec]:
         """The client key ``token`` is, refusing nothing (``None``: none, or not one)."""
@@ -205,7 +214,10 @@ class Access:
     def check_budget(self, key: Optional[KeySpec]) -> Optional[Standing]:
         """What ``key`` has left of its budgets; 429 once one is spent, before any work.
         While the store is down, 503, or unchecked for a key that says so (its answers are
-        charged once the store is back)."""
+        charged once the store is back); while the journal is full, 503 for every key with
+        a budget."""
+        if key is not None and key.budgeted and self.journal.is_full:
+            raise self.outages.refusal("usage")  # what it spent is not all counted yet
         try:
             standing = self.standing(key)
         except StoreUnavailableError:
@@ -230,7 +242,7 @@ class Access:
         """Hold what a request may spend of the budgets ``standing`` counts (its ``prompt``
         tokens and ``output`` tokens at most, at ``price``) until its charge lets it go: the
         hold's id ("": the key has no budget, or the store cannot take the hold and the key
-        is served then); a 429 when it does not fit."""
+        says so); a 429 when it does not fit, a 503 when the store cannot take it."""
         if standing is None or self.budgets is None:
             return ""
         try:
@@ -241,10 +253,8 @@ class Access:
                     if self.budgets.store.hold(made, self.budgets.clock()):
                         return made.id
                     standing = self.budgets.standing(standing.key)  # others held it first
-        except StoreUnavailableError:
-            # a SQLite file that cannot be written (a full disk) can still be read: the key
-            # was checked against what it spent, as one that says so is in any outage
-            if standing.key.serve_in_outage or not self.outages.remote:
+        except StoreUnavailableError:  # served unheld only where its key says so
+            if standing.key.serve_in_outage:
                 return ""
             raise
         raise holds.busy(standing)

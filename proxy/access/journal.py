@@ -3,18 +3,19 @@
 An answer's charge is kept (:meth:`Journal.keep`) before its client sees its end: a line in a
 journal file of this process, and in memory. Once the answer is sent, the journal's thread is
 told (:meth:`Journal.settle`) and writes what is kept to the store, oldest first, in one
-transaction for all that came meanwhile: neither the client nor the thread that served it
-waits for the store's transaction or its disk, and the next request on that thread starts at
-once. What must read the store exactly (a key's budgets, the usage listing) writes what is
-kept first (:meth:`Journal.flush`). While the store cannot take them (Redis gone, the disk
-full) the charges stay kept, up to :data:`MAX_KEPT`, the file on the disk, and the thread
-writes them as soon as it takes them again. A process that dies with charges kept leaves its
-file: the processes that share the folder write them within :data:`ADOPT_EVERY` seconds, and
-the next one started there at once. A file is its process's while the process holds its lock
-(``flock``), which the kernel lets go as the process dies, however it dies. The store
-applies each charge once by its id (:mod:`proxy.access.usage`), so a charge written twice
-(its write answered, but the answer lost; or replayed from a journal file after a crash)
-still counts once. A charge past the bound is dropped, counted and logged: never silently.
+transaction for all that came meanwhile: neither the client nor the thread that served it waits
+for the store's transaction or its disk, and the next request on that thread starts at once.
+What must read the store exactly (a key's budgets, the usage listing) writes what is kept first
+(:meth:`Journal.flush`). While the store cannot take them (Redis gone, the disk full) the
+charges stay kept, the file on the disk, and the thread writes them as soon as it takes them
+again; none is ever dropped: once :data:`MAX_KEPT` wait, the journal is full and the keys with
+budgets are refused (:meth:`Access.check_budget <proxy.access.gate.Access.check_budget>`) until
+the store has taken them. A process that dies with charges kept leaves its file: the processes
+that share the folder write them within :data:`ADOPT_EVERY` seconds, and the next one started
+there at once. A file is its process's while the process holds its lock (``flock``), which the
+kernel lets go as the process dies, however it dies. The store applies each charge once by its
+id (:mod:`proxy.access.usage`), so a charge written twice (its write answered, but the answer
+lost; or replayed from a journal file after a crash) still counts once.
 
 The file is mapped into memory: a line is copied into it, with no system call, and the
 kernel writes it to the disk as it does the store's own writes (``synchronous=NORMAL``): a
@@ -35,7 +36,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from proxy.access.outages import Outages
 from proxy.access.usage import Charge
@@ -43,7 +44,7 @@ from proxy.core.errors import StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
-MAX_KEPT = 100_000  # charges kept while the store is down: about 30 MB
+MAX_KEPT = 100_000  # charges kept while the store is down before budgets wait: about 30 MB
 RETRY_EVERY = 1.0  # seconds between two tries of a store that is down
 ADOPT_EVERY = 5.0  # seconds between two looks for the files of processes that died
 # seconds at least between two of the thread's writes: the charges of the answers that end
@@ -67,8 +68,6 @@ class Journal:
         self.store = store
         self.outages = outages
         self.folder = Path(folder) if folder else None
-        self.lost = 0  # charges dropped past the bound
-        self.on_lost: Callable[[int], None] = lambda count: None  # metrics count them
         self._kept: deque = deque()
         self._lock = threading.Lock()  # guards the kept charges and the file
         self._flushing = threading.Lock()  # one flush at a time, oldest first
@@ -84,6 +83,12 @@ class Journal:
     @property
     def kept(self) -> int:
         return len(self._kept)
+
+    @property
+    def is_full(self) -> bool:
+        """Whether :data:`MAX_KEPT` charges wait for the store: work that counts against a
+        budget waits until it takes them."""
+        return len(self._kept) >= MAX_KEPT
 
     def keep(self, charge: Charge) -> None:
         """Keep ``charge`` until :meth:`flush` writes it (once the journal is closed, it is
@@ -145,19 +150,15 @@ class Journal:
     def _keep(self, charges: list) -> None:
         """Keep ``charges``, in memory and in this process's file."""
         with self._lock:
-            room = MAX_KEPT - len(self._kept)
-            taken, dropped = charges[: max(room, 0)], len(charges) - max(room, 0)
-            self._kept.extend(taken)
-            self._append(taken)
-        if dropped > 0:
-            if not self.lost:
-                logger.error(
-                    "the usage and budget store has been down for %d charges: from now on, "
-                    "charges are dropped (counted in oai_proxy_store_unwritten_total)",
-                    MAX_KEPT,
-                )
-            self.lost += dropped
-            self.on_lost(dropped)
+            full = self.is_full
+            self._kept.extend(charges)
+            self._append(charges)
+        if self.is_full and not full:
+            logger.error(
+                "the usage and budget store has been down for %d charges: keys with budgets "
+                "are refused until it takes them",
+                MAX_KEPT,
+            )
 
     def _fell_behind(self) -> None:
         """The store is down: what is kept is made durable, and tried again every

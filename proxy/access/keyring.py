@@ -32,11 +32,17 @@ store_outage = "serve"      # optional: while the store of its limits and budget
                             # answers once the store is back; "refuse" (the default): a 503
 ```
 
-Each mistake in the file is named by its key and field, never by its secret.
+Each mistake in the file is named by its key, its line and its field, never by its secret.
+The names the proxy counts its own requests under (``admin``, ``anonymous``) are no key's.
+
+What a key makes and keeps (files, batches, stored responses, exchanges, sessions of MCP
+servers) is its *owner*'s: a name drawn from its secret, so that a key taken out and added
+again under the same name with another secret owns nothing of the old one's.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import math
 import re
@@ -72,6 +78,10 @@ FIELDS = {
 EVERY = "*"  # in a key's tools: every server's every tool
 TOOL_GRANT = re.compile(r"\*|[A-Za-z0-9_-]{1,64}(\.[^\s.][^\s]{0,127})?")
 LEAST_USD = 0.000001  # a money budget's smallest: one micro-dollar, what budgets count in
+ADMIN = "admin"  # the name and owner of the admin key's requests
+ANONYMOUS = "anonymous"  # the name and owner of requests when no keys are configured
+OWN_NAMES = (ADMIN, ANONYMOUS)  # no key of the keys file may be named so
+KEYS_TABLE = re.compile(r"^[ \t]*\[\[[ \t]*keys[ \t]*\]\]", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -96,6 +106,12 @@ class KeySpec:
     usd_per_month: float = 0.0
     local_only: bool = False  # only the models this machine's servers run
     tools: tuple = ()  # hosted tools it may run: "server", "server.tool" or "*"
+
+    owner: str = ""  # whose things its requests reach; made from its secret when not given
+
+    def __post_init__(self) -> None:
+        if not self.owner:
+            object.__setattr__(self, "owner", owner_of(self.secret))
 
     @property
     def limited(self) -> bool:
@@ -126,6 +142,12 @@ class KeySpec:
         if tool:
             return f"{server}.{tool}" in grants
         return any(grant.startswith(server + ".") for grant in grants)
+
+
+def owner_of(secret: bytes) -> str:
+    """The owner a key of ``secret`` is: a digest of it, never its name, so that another
+    secret under the same name owns nothing of the first's."""
+    return "key-" + hashlib.sha256(b"oai-proxy key\0" + secret).hexdigest()[:32]
 
 
 def described(key: KeySpec) -> dict:
@@ -170,6 +192,10 @@ class Keyring:
                 found = key
         return found
 
+    def owned(self, owner: str) -> Optional[KeySpec]:
+        """The key that is ``owner`` now (``None``: none is, it was taken out)."""
+        return next((key for key in self.keys if key.owner == owner), None)
+
 
 def plain_keys(secrets: Sequence[str]) -> list:
     """Keys given as bare values (``--api-key``): unnamed, unlimited, every model and every
@@ -182,22 +208,31 @@ def plain_keys(secrets: Sequence[str]) -> list:
 
 def load_keyring(path: str, environ: Mapping[str, str]) -> list:
     """The keys of a keys file; a ``ValueError`` naming the file, key and field otherwise."""
-    return parse_keys(read_toml(path, "keys file"), path, environ)
+    data = read_toml(path, "keys file")
+    with open(path, encoding="utf-8", errors="replace") as file:
+        return parse_keys(data, path, environ, file.read())
 
 
-def parse_keys(data: dict, source: str, environ: Mapping[str, str]) -> list:
+def parse_keys(data: dict, source: str, environ: Mapping[str, str], text: str = "") -> list:
+    """The keys ``data`` (the keys file's TOML, ``text`` as written) declares; a mistake
+    named by the key, the line its ``[[keys]]`` table begins and the field."""
     entries = data.get("keys")
     if not isinstance(entries, list) or not entries or set(data) - {"keys"}:
         raise ValueError(f"{source}: expected one or more [[keys]] tables and nothing else")
+    starts = [text.count("\n", 0, match.start()) + 1 for match in KEYS_TABLE.finditer(text)]
     keys, names, secrets = [], set(), set()
     for number, entry in enumerate(entries, 1):
-        where = f"{source}: key {number}"
+        line = f" (line {starts[number - 1]})" if len(starts) == len(entries) else ""
+        where = f"{source}: key {number}{line}"
         if not isinstance(entry, dict):
             raise ValueError(f"{where}: must be a table")
         name = entry.get("name")
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f"{where}: 'name' must be a non-empty string")
-        where = f"{source}: key {name!r}"
+        where = f"{source}: key {name!r}{line}"
+        if name in OWN_NAMES:
+            raise ValueError(f"{where}: the name {name!r} is the proxy's own; name the key "
+                             "otherwise")  # fmt: skip
         unknown = set(entry) - FIELDS
         if unknown:
             raise ValueError(f"{where}: unknown field {sorted(unknown)[0]!r}")

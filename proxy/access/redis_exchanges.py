@@ -117,10 +117,11 @@ class RedisExchanges:
         return found
 
     def previous(self, record: dict) -> Optional[dict]:
-        """The turn of ``record``'s thread (of its key) kept just before it, if any."""
+        """The turn of ``record``'s thread (of its key's owner) kept just before it, if any."""
         if not record.get("thread"):
             return None
-        before = self.listed(1, thread=record["thread"], key=record["key"], before=record["id"])
+        before = self.listed(1, thread=record["thread"], owner=record.get("owner", ""),
+                             before=record["id"])  # fmt: skip
         return self.get(before[0]["id"]) if before else None
 
     def get(self, id: int) -> Optional[dict]:

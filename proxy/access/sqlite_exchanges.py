@@ -27,15 +27,19 @@ SCHEMA = (
     "record TEXT NOT NULL)"
 )
 RENAMED = (("exchanges", "conversation", "thread"),)  # in files the proxy wrote before
-COLUMNS = ("id", "at", "key", "model", "api", "status", "thread")
+ADDED = (("exchanges", "owner", "TEXT NOT NULL DEFAULT ''"),)  # whose: its key's owner
+COLUMNS = ("id", "at", "key", "owner", "model", "api", "status", "thread")
 FACTS = ("path", "seconds", "prompt_tokens", "cached_tokens", "completion_tokens")  # in the list
 SUMMARY = COLUMNS + FACTS
-FILTERS = ("key", "model", "api", "status", "thread")
+FILTERS = ("key", "owner", "model", "api", "status", "thread")
 
 
 def current(record: dict) -> dict:
     """A record or a summary with its fields as they are named now: one kept before a
-    thread was called so keeps it under ``conversation``."""
+    thread was called so keeps it under ``conversation``, one kept before exchanges had
+    owners has none."""
+    if "owner" not in record:
+        record = {**record, "owner": ""}
     if "conversation" not in record or "thread" in record:
         return record
     return {("thread" if name == "conversation" else name): value for name, value in record.items()}
@@ -71,7 +75,7 @@ class SqliteExchanges:
         retention: float = RETENTION_DAYS * 86400,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.file = SqliteFile(path, SCHEMA, renamed=RENAMED)
+        self.file = SqliteFile(path, SCHEMA, added=ADDED, renamed=RENAMED)
         self.max_count = max_count
         self.max_bytes = max_bytes
         self.retention = retention
@@ -86,6 +90,7 @@ class SqliteExchanges:
                 (
                     record["at"],
                     record["key"],
+                    record.get("owner", ""),
                     record["model"],
                     record["api"],
                     record["status"],
@@ -96,8 +101,8 @@ class SqliteExchanges:
             )
         with self.file.transaction() as db:
             db.executemany(
-                "INSERT INTO exchanges (at, key, model, api, status, thread, bytes, "
-                "record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO exchanges (at, key, owner, model, api, status, thread, bytes, "
+                "record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             return self._trim(db)
@@ -153,13 +158,13 @@ class SqliteExchanges:
         return [dict(zip(SUMMARY, row, strict=True)) for row in rows]
 
     def previous(self, record: dict) -> Optional[dict]:
-        """The turn of ``record``'s thread (of its key) kept just before it, if any."""
+        """The turn of ``record``'s thread (of its key's owner) kept just before it, if any."""
         if not record.get("thread"):
             return None
         rows = self.file.rows(
-            "SELECT id FROM exchanges WHERE thread = ? AND key = ? AND id < ? "
+            "SELECT id FROM exchanges WHERE thread = ? AND owner = ? AND id < ? "
             "ORDER BY id DESC LIMIT 1",
-            (record["thread"], record["key"], record["id"]),
+            (record["thread"], record.get("owner", ""), record["id"]),
         )
         return self.get(rows[0][0]) if rows else None
 

@@ -1,5 +1,5 @@
 """Responses the proxy keeps (the Responses API's ``store``), for ``previous_response_id``,
-``GET`` and ``DELETE``: each with its input items, its owner (the key's name) and, when it
+``GET`` and ``DELETE``: each with its input items, its owner (the key's owner) and, when it
 has one, the conversation it belongs to, for a retention period.
 
 One key never sees another's responses: a response of another owner is as good as absent.

@@ -39,7 +39,7 @@ def require_admin_key() -> None:
             return
         key = state.access.find(presented_key(request.environ))
         if key is not None and key.capture:
-            g.owner = key.name
+            g.owner = key.owner
             return
     key = state.settings.access.admin_key
     if not key:
@@ -201,7 +201,7 @@ def _public(record: Optional[dict]) -> Optional[dict]:
 
 def _own(record: Optional[dict], id: int) -> dict:
     """``record``, if it is there for the asking key to see."""
-    if record is None or (g.owner is not None and record["key"] != g.owner):
+    if record is None or (g.owner is not None and record.get("owner") != g.owner):
         raise NotFoundError(f"No exchange {id} is kept here (it may have made room for newer ones)")
     return record
 
@@ -258,8 +258,8 @@ def _only() -> dict:
     only["before"] = _number("before", None, 1, 2**62)
     for name in ("since", "until"):
         only[name] = _seconds(name)
-    if g.owner is not None:
-        only["key"] = g.owner
+    if g.owner is not None:  # its own, whatever it names
+        only["key"], only["owner"] = None, g.owner
     return only
 
 

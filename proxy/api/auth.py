@@ -21,6 +21,10 @@ from proxy.core.errors import AuthenticationError
 PUBLIC_PATHS = frozenset({"/health", "/", "/status", "/playground", "/metrics"})
 ADMIN = "/admin/"  # its own key: proxy.api.admin checks it
 PRIORITY = "HTTP_X_REQUEST_PRIORITY"  # X-Request-Priority, or the body's "priority" (LiteLLM's)
+# a batch's line, served in process by the batch runner: the key it runs as (its batch's
+# owner, as the keys are now; ``None`` without keys), at the lowest priority whatever it asks.
+# Set only in the WSGI environ the runner makes: no client's header can name it
+BATCH_LINE = "oai_proxy.batch_line"
 
 
 def unmodelled(path: str) -> bool:
@@ -75,7 +79,11 @@ def init_app(app: Flask, access: Access, cors_origins: Sequence[str]) -> None:
         call = g._get_current_object()
         if path in PUBLIC_PATHS or path.startswith(ADMIN):
             return None
-        key = call.key = access.identify(presented_key(asked.environ))
+        environ = asked.environ
+        if BATCH_LINE in environ:
+            key = call.key = environ[BATCH_LINE]
+        else:
+            key = call.key = access.identify(presented_key(environ))
         if key is not None and key.restricted and asked.method == "POST" and not unmodelled(path):
             model = request_model()
             access.check_model(key, model.asked, model.counted_as)

@@ -1,6 +1,6 @@
-"""The batch runner made for the app: what it asks of the keys (a key's secret, whether it may
-use a model) and of the fleet (how many requests of a model may start now) answered by the
-app's own."""
+"""The batch runner made for the app: what it asks of the keys (the key a batch's owner is now,
+whether it may use a model) and of the fleet (which model serves a name, how many requests of
+it may start now) answered by the app's own."""
 
 from __future__ import annotations
 
@@ -9,45 +9,37 @@ from typing import Optional
 from proxy.access.batches import BatchStore
 from proxy.access.files import FileStore
 from proxy.api.batchrunner import BatchRunner
-from proxy.core.errors import ProxyError
+from proxy.api.state import limits_of
+from proxy.core.errors import ModelNotFoundError
 
 
 def batch_runner(app, files: FileStore, batches: BatchStore, queue, access, router, settings):
     """The runner of ``app``'s batches, with what it asks of the keys and the fleet."""
     at_once = settings.stores.batch_lines_at_once
 
-    def key_named(name: str):
-        if access.admin is not None and name == access.admin.name:
-            return access.admin
-        return next((key for key in access.keyring.keys if key.name == name), None)
-
-    def secret(name: str) -> Optional[bytes]:
-        key = key_named(name)
-        return key.secret if key is not None else None
-
-    def may_use(name: str, model: str) -> Optional[str]:
-        key = key_named(name)
-        if key is None:
-            return None if not access.required else f"the key {name!r} is no longer known"
-        try:
-            access.check_model(key, model, router.counted_as(model))
-        except ProxyError as exc:
-            return exc.message
-        return None
+    def served(key, model: str) -> str:
+        """The id of the model that serves ``model`` for ``key``: a 404 where none does, a
+        403 (or 404) where the key may not use it."""
+        counted = router.counted_as(model)
+        if counted == "unknown":
+            raise ModelNotFoundError(model[:64])
+        if key is not None:
+            access.check_model(key, model, counted)
+        return counted
 
     def room(model: str) -> int:
-        label = router.counted_as(model)  # the model that serves the name
-        for served in router.status():
-            if served["label"] == label:
-                return sum(free_slots(replica, at_once) for replica in served["replicas"])
+        for served_model in router.status():
+            if served_model["label"] == model:
+                return sum(free_slots(replica, at_once) for replica in served_model["replicas"])
         return at_once  # a model not served: its requests are answered 404 at once
 
-    return BatchRunner(app, files, batches, queue, access.outages, secret=secret, room=room,
-                       may_use=may_use, at_once=at_once,
-                       longest=settings.limits.max_body_size)  # fmt: skip
+    return BatchRunner(app, files, batches, queue, access.outages, key=access.owned,
+                       keyed=access.required, served=served, room=room, at_once=at_once,
+                       limits=limits_of(settings),
+                       retention=settings.stores.files_retention * 86400)  # fmt: skip
 
 
-def free_slots(replica: dict, unknown: int) -> int:
+def free_slots(replica: dict, unknown: Optional[int]) -> int:
     """A replica's free slots while nobody waits for one (``unknown`` when it has not said
     how many it has)."""
     if replica.get("queued"):

@@ -1,21 +1,31 @@
 """OpenAI's Files API (``purpose = "batch"``) and Batch API: a key uploads a JSONL file of
 requests, makes a batch of it, and comes back for a file of answers. The gateway runs the
 lines itself (:mod:`proxy.api.batchrunner`) on any model the key may use. A key sees and
-cancels only its own files and batches; the admin key, every key's."""
+cancels only its own files and batches (those of its owner: another key under the same name
+owns none of them); the admin key, every key's. A key has at most ``--batches-per-key``
+batches under way, of ``--batch-lines-per-key`` requests in all; a file a batch under way
+reads cannot be deleted until the batch ends."""
 
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 from flask import Blueprint, Response, g, jsonify, request, send_file
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from proxy.access.batches import LIVE
-from proxy.access.gate import ADMIN
+from proxy.access.batches import LIVE, BatchRecord
+from proxy.access.files import StoredFile
+from proxy.access.keyring import ADMIN, ANONYMOUS
 from proxy.api.body import read_json
 from proxy.api.state import Routes, get_state
 from proxy.config.settings import largest_upload
-from proxy.core.errors import InvalidRequestError, PayloadTooLargeError
+from proxy.core.errors import (
+    ConflictError,
+    InvalidRequestError,
+    PayloadTooLargeError,
+    RateLimitError,
+)
 from proxy.dialects.openai.batchinput import ENDPOINTS, WINDOWS
 
 bp = Blueprint("batches", __name__)
@@ -23,20 +33,22 @@ routes = Routes(bp, "Files and batches: a night's work queued behind the team's 
 
 MAX_METADATA = 16  # pairs, as OpenAI's
 SHORTEST_KEEP, LONGEST_KEEP = 3600, 30 * 86400  # seconds a client may ask a file be kept
+SECONDS = re.compile(r"[0-9]{1,9}")
+BUSY_AGAIN = 60  # seconds a key at its batches' bound is told to wait
 
 
 def owner() -> Optional[str]:
-    """The key whose files and batches a request sees; ``None``: the admin, every key's."""
+    """The owner whose files and batches a request sees; ``None``: the admin, every key's."""
     key = g.get("key")
     if key is None:
-        return "anonymous"
-    return None if key.name == ADMIN else key.name
+        return ANONYMOUS
+    return None if key.owner == ADMIN else key.owner
 
 
 def maker() -> str:
-    """The key a new file or batch belongs to."""
+    """The owner of a new file or batch: the key's (never its name)."""
     key = g.get("key")
-    return key.name if key is not None else "anonymous"
+    return key.owner if key is not None else ANONYMOUS
 
 
 # -- files ------------------------------------------------------------------------------------
@@ -57,7 +69,7 @@ def upload_file() -> Response:
         raise InvalidRequestError("the form has no 'file'", param="file")
     purpose = request.form.get("purpose", "")
     stored = files.upload(maker(), upload.stream, upload.filename or "upload.jsonl", purpose,
-                          expires_after(request.form))  # fmt: skip
+                          expires_after(request.form), request.content_length or 0)  # fmt: skip
     return jsonify(stored.shown())
 
 
@@ -70,7 +82,7 @@ def expires_after(form) -> Optional[int]:
     if anchor != "created_at":
         raise InvalidRequestError("expires_after.anchor must be 'created_at'",
                                   param="expires_after.anchor")  # fmt: skip
-    if not (seconds or "").isdigit() or not SHORTEST_KEEP <= int(seconds) <= LONGEST_KEEP:
+    if not SECONDS.fullmatch(seconds or "") or not SHORTEST_KEEP <= int(seconds) <= LONGEST_KEEP:
         raise InvalidRequestError(
             f"expires_after.seconds must be a whole number from {SHORTEST_KEEP} to "
             f"{LONGEST_KEEP}", param="expires_after.seconds")  # fmt: skip
@@ -100,8 +112,46 @@ def file_content(id: str) -> Response:
 
 @bp.delete("/v1/files/<id>")
 def delete_file(id: str) -> Response:
-    get_state().files.delete(owner(), id)
+    state = get_state()
+    state.files.get(owner(), id)
+    reading = state.batches.reading(id)
+    if reading is not None:
+        raise ConflictError(
+            f"the file {id!r} is the input of batch {shown_id(reading)!r}, which is under "
+            f"way: cancel it, or delete the file once it has ended",
+            param="file_id",
+        )
+    state.files.delete(owner(), id)
     return jsonify({"id": id, "object": "file", "deleted": True})
+
+
+def shown_id(record: BatchRecord) -> str:
+    """A batch's id as its API shows it (a message batch's in Anthropic's form)."""
+    if record.api == "anthropic":
+        return "msgbatch_" + record.id.removeprefix("batch_")
+    return record.id
+
+
+def check_room(stored: StoredFile) -> None:
+    """Refuse a batch of ``stored`` where its key has ``--batches-per-key`` batches under
+    way, or they would hold more than ``--batch-lines-per-key`` requests in all (a 429: it
+    has room again as they end)."""
+    state = get_state()
+    stores = state.settings.stores
+    live = state.batches.live(maker())
+    if len(live) >= stores.batches_per_key:
+        raise RateLimitError(
+            f"this key has {len(live)} batches under way, the most it may "
+            f"(--batches-per-key); retry once one ends",
+            retry_after=BUSY_AGAIN,
+        )
+    waiting = sum(each.total or stores.max_batch_lines for each in live) + stored.lines
+    if waiting > stores.batch_lines_per_key:
+        raise RateLimitError(
+            f"this key's batches under way would hold {waiting} requests, more than "
+            f"{stores.batch_lines_per_key} (--batch-lines-per-key); retry once one ends",
+            retry_after=BUSY_AGAIN,
+        )
 
 
 # -- batches ----------------------------------------------------------------------------------
@@ -141,28 +191,30 @@ def create_batch() -> Response:
         raise InvalidRequestError(
             f"file {input_file_id!r} was not uploaded for 'batch'", param="input_file_id"
         )
-    record = state.batches.create(maker(), endpoint, input_file_id, window, metadata)
+    with state.batches.creating(maker()):
+        check_room(stored)
+        record = state.batches.create(maker(), endpoint, input_file_id, window, metadata)
     state.runner.start()
     return jsonify(record.shown())
 
 
 @bp.get("/v1/batches")
 def list_batches() -> Response:
-    listed = [each.shown() for each in get_state().batches.listed(owner()) if each.api == "openai"]
-    after = request.args.get("after")
-    if after:
-        ids = [each["id"] for each in listed]
-        listed = listed[ids.index(after) + 1 :] if after in ids else []
     try:
         limit = min(max(int(request.args.get("limit", 20)), 1), 100)
     except ValueError:
         raise InvalidRequestError("limit must be a number", param="limit") from None
-    return jsonify(page(listed[:limit], more=len(listed) > limit))
+    found, more = get_state().batches.page(owner(), "openai", request.args.get("after"), limit)
+    return jsonify(page([each.shown() for each in found], more=more))
 
 
 @bp.get("/v1/batches/<id>")
 def get_batch(id: str) -> Response:
-    return jsonify(get_state().batches.get(owner(), id).shown())
+    state = get_state()
+    record = state.batches.get(owner(), id)
+    if record.status in LIVE:
+        state.runner.start(look=False)  # its runner runs, whatever stopped it
+    return jsonify(record.shown())
 
 
 @bp.post("/v1/batches/<id>/cancel")

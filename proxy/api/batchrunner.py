@@ -11,7 +11,13 @@ and no live request waits for one, at the lowest priority, so that batches fill 
 slots and give way within one answer when people come back. A request refused for the key's
 budget or limits, or for a server that cannot take it now, waits and is tried again (the
 batch says why meanwhile): it never fails for it. A batch past its window ends ``expired``,
-what it answered kept.
+what it answered kept; the requests a batch ended without are in its error file, as
+``batch_expired`` or ``batch_cancelled``.
+
+No batch, and no request, stops the others: a batch that cannot be read (its input gone) ends
+``failed`` with its reason, a request that cannot be run is its own error, and the thread
+goes on whatever fails (started again by the next look at the batches if it ever stops). A
+disk that cannot keep an answer, or a queue that cannot be reached, is waited out.
 """
 
 from __future__ import annotations
@@ -27,30 +33,48 @@ from typing import Callable, Optional
 
 from werkzeug.test import Client
 
-from proxy.access.batches import LIVE, BatchRecord, BatchStore
+from proxy.access.batches import BatchRecord, BatchStore
 from proxy.access.batchqueue import Claim
 from proxy.access.files import FileStore
 from proxy.access.outages import Outages
+from proxy.api.auth import BATCH_LINE
 from proxy.api.observe import CHARGE_ID
-from proxy.core.errors import ProxyError, StoreUnavailableError
+from proxy.core.errors import NotFoundError, ProxyError, StoreUnavailableError
+from proxy.dialects.dialect import Limits
 from proxy.dialects.openai.batchinput import RequestFault, read_request, read_requests
 
 logger = logging.getLogger(__name__)
 
 LOOK_EVERY = 1.0  # seconds between two looks at the batches, and saves of their tallies
+PRUNE_EVERY = 600.0  # seconds between two prunings of the batches ended past the retention
 PAUSE = 0.05  # seconds between two looks for a free slot
 AGAIN = (429, 503)  # answers that say "not now": the request waits and is tried again
-LOWEST = "255"
 QUEUE = "batches"  # the batch queue, as the proxy's stores name it
 KEPT_NOT = "an answer could not be kept (is the files' disk full?); it is asked again"
+UNREAD = "the input file could not be read"
+UNSERVED = "unknown"  # the model of a request no model serves (as metrics count it)
+GONE_KEY = {
+    "code": "key_revoked",
+    "message": "the key that made this batch is no longer accepted by the proxy",
+}
+UNRUN = {"code": "internal_error", "message": "the request could not be run (logged)"}
+LEFT = {  # what a batch ended without answering is, as it ended
+    "expired": {"code": "batch_expired", "message": "the batch expired before this request ran"},
+    "cancelled": {
+        "code": "batch_cancelled",
+        "message": "the batch was cancelled before this request ran",
+    },  # fmt: skip
+}
 
 
 class BatchRunner:
     """The batches of ``batches`` (their input in ``files``), their requests queued in
     ``queue`` (its outages told by ``outages``) and run through ``app`` as their key:
-    ``secret(name)`` is the key's secret (``None``: the proxy has no keys), ``room(model)``
-    how many requests of ``model`` may start now, ``may_use(name, model)`` why the key may
-    not use ``model`` (``None``: it may)."""
+    ``key(owner)`` is the key that is the batch's owner now (``None``: it is no longer a
+    key, or the proxy has none, as ``keyed`` says), ``served(key, model)`` the id of the
+    model that serves the name ``model`` for ``key`` (a :class:`ProxyError` where none does,
+    or the key may not use it), ``room(model)`` how many requests of the served model may
+    start now."""
 
     def __init__(
         self,
@@ -60,20 +84,24 @@ class BatchRunner:
         queue,
         outages: Outages,
         *,
-        secret: Callable[[str], Optional[bytes]],
+        key: Callable[[str], object],
+        keyed: bool,
+        served: Callable[[object, str], str],
         room: Callable[[str], int],
-        may_use: Callable[[str, str], Optional[str]],
         at_once: int,
-        longest: int,
+        limits: Limits,
+        retention: float = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``at_once``: batch requests this process runs at once; ``longest``: bytes of the
-        longest request (``--max-body-size``)."""
+        """``at_once``: batch requests this process runs at once; ``limits``: what a request
+        may be (its body's bounds); ``retention``: seconds an ended batch is kept (0: for
+        ever)."""
         self.app, self.files, self.batches, self.queue = app, files, batches, queue
         self.outages = outages
-        self.longest = longest
-        self.secret, self.room, self.may_use = secret, room, may_use
+        self.limits = limits
+        self.key, self.keyed, self.served, self.room = key, keyed, served, room
         self.at_once = at_once
+        self.retention = retention
         self.clock = clock
         self._thread: Optional[threading.Thread] = None
         self._lock = threading.Lock()  # the thread's start
@@ -84,12 +112,16 @@ class BatchRunner:
         self._unkept = False  # whether the last answer could not be kept (logged once)
         self._look_now = threading.Event()  # a batch made, or one's last request ended
 
-    def start(self) -> None:
+    def start(self, look: bool = True) -> None:
         """Run batches from now on (a batch made, or found waiting when the process started),
-        looking at them now."""
-        self._look_now.set()
+        looking at them now unless not to ``look``; a thread that stopped is started
+        again."""
+        if look:
+            self._look_now.set()
         with self._lock:
-            if self._thread is None:
+            if self._stopped.is_set():
+                return
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, daemon=True, name="batches")
                 self._thread.start()
 
@@ -98,7 +130,7 @@ class BatchRunner:
         self._stopped.set()
 
     def _loop(self) -> None:
-        looked = 0.0
+        looked = pruned = 0.0
         running: dict = {}  # each request running: its batch's id
         with ThreadPoolExecutor(self.at_once, thread_name_prefix="batch-request") as pool:
             while not self._stopped.is_set():
@@ -110,7 +142,14 @@ class BatchRunner:
                             self._look()
                         self._ended({running.pop(each) for each in list(running) if each.done()})
                         self._fill(running, pool)
+                    if self.retention and time.monotonic() - pruned >= PRUNE_EVERY:
+                        pruned = time.monotonic()
+                        self.batches.prune(self.retention)
                 except StoreUnavailableError:  # logged as the outage begins and ends
+                    self._stopped.wait(LOOK_EVERY)
+                except Exception as exc:  # noqa: BLE001 - the loop outlives any one fault
+                    logger.error("the batch runner's look failed (%s); it looks again",
+                                 type(exc).__name__)  # fmt: skip
                     self._stopped.wait(LOOK_EVERY)
                 if running:
                     wait(running, PAUSE, FIRST_COMPLETED)
@@ -129,12 +168,11 @@ class BatchRunner:
                 self._look_now.set()
 
     def _look(self) -> None:
-        """The batches under way looked at again, and those whose record is kept here kept."""
+        """The batches under way looked at again, and those whose record is kept here kept:
+        one that fails fails alone."""
         self._empty.clear()
-        listed = sorted((each for each in self.batches.listed(None) if each.status in LIVE),
-                        key=lambda each: (each.created_at, each.id))  # fmt: skip
         self._live = []
-        for record in listed:
+        for record in self.batches.live():
             if record.id not in self._locks:
                 lock = self.batches.lock(record.id)
                 if lock is None:
@@ -143,12 +181,27 @@ class BatchRunner:
                 self._locks[record.id] = lock
             try:
                 kept = self._keep(self.batches.get(None, record.id))
-            except Exception:
+            except StoreUnavailableError:  # waited out, its lock let go
                 self._let_go(record.id)
                 raise
+            except (NotFoundError, FileNotFoundError):  # its input is gone
+                kept = self._fail(record, UNREAD + ": it was deleted or expired")
+            except OSError:  # the disk: waited out, its lock let go
+                self._let_go(record.id)
+                continue
+            except Exception as exc:  # noqa: BLE001 - a batch's fault is its own
+                logger.error("batch %s failed: %s", record.id, type(exc).__name__)
+                kept = self._fail(record, UNREAD + " (logged)")
             if kept is not None:
                 self._live.append(kept)
         self.queue.renew()
+
+    def _fail(self, record: BatchRecord, why: str) -> None:
+        """``record`` cannot go on: it ends ``failed``, saying ``why``."""
+        fault = RequestFault(0, "input_file_unreadable", why, "input_file_id")
+        self.batches.save(record.now("failed", self.clock(), errors=[fault.shown()]))
+        self.queue.forget(record.id, record.models)
+        self._let_go(record.id)
 
     def _fill(self, running: dict, pool: ThreadPoolExecutor) -> None:
         """Start as many of the batches' requests of each model as its servers have free
@@ -196,11 +249,10 @@ class BatchRunner:
             self._end(record)
             return None
         if tally is None:  # queued by no process yet, or by one that stopped
-            asked, _ = read_requests(self.files.lines(None, record.input_file_id, self.longest),
-                                     record.endpoint, self.longest)  # fmt: skip
             answered = self.batches.answered(record.id)
             failed = sum(not ok for ok in answered.values())
-            pending = [each for each in asked if each.custom_id not in answered]
+            pending = [each for each in self._requests(record, checked=False)[0]
+                       if each.custom_id not in answered]  # fmt: skip
             self.queue.put(record.id, pending, len(answered) - failed, failed)
             tally = self.queue.tally(record.id, record.models)
         if tally.left <= 0:
@@ -213,14 +265,35 @@ class BatchRunner:
             self.batches.save(record)
         return record
 
+    def _requests(self, record: BatchRecord, checked: bool = True) -> tuple:
+        """``(requests, faults)`` of ``record``'s input, each request of the model that
+        serves it: a name no model serves for the batch's key is a fault where ``checked``
+        (as it starts), else its request is answered as a live one would be (a 404, a 403)."""
+        key = self.key(record.owner)
+        raw = self.files.lines(None, record.input_file_id, self.limits.max_body_size)
+        asked, faults = read_requests(raw, record.endpoint, self.limits)
+        served = []
+        for each in asked:
+            try:
+                served.append(replace(each, model=self.served(key, each.model)))
+            except ProxyError as exc:
+                if not checked:
+                    served.append(replace(each, model=UNSERVED))
+                    continue
+                faults.append(RequestFault(each.number, exc.code or "model_not_found",
+                                           f"line {each.number}: {exc.message}",
+                                           "body.model"))  # fmt: skip
+        return served, faults
+
     def _start(self, record: BatchRecord, ending: bool) -> Optional[BatchRecord]:
         """The batch's input read before it starts: ``in_progress`` (its requests queued
         unless it is ``ending``), or ``failed`` naming each faulty request (``None``)."""
-        raw = self.files.lines(None, record.input_file_id, self.longest)
-        asked, faults = read_requests(raw, record.endpoint, self.longest)
-        faults += self._forbidden(record, asked)
+        if self.keyed and self.key(record.owner) is None:
+            faults = [RequestFault(0, GONE_KEY["code"], GONE_KEY["message"])]
+        else:
+            asked, faults = self._requests(record)
         if faults:
-            shown = [fault.shown() for fault in faults]
+            shown = [fault.shown() for fault in sorted(faults, key=lambda f: f.line)[:100]]
             self.batches.save(record.now("failed", self.clock(), errors=shown))
             self._let_go(record.id)
             return None
@@ -231,28 +304,22 @@ class BatchRunner:
         self.batches.save(started)
         return started
 
-    def _forbidden(self, record: BatchRecord, asked: list) -> list:
-        found = []
-        for each in asked:
-            why = self.may_use(record.owner, each.model)
-            if why:
-                found.append(RequestFault(each.number, "model_not_allowed", why, "body.model"))
-        return found
-
     def _end(self, record: BatchRecord) -> None:
-        """The batch's answers and errors made files, and its last status."""
-        answered = self.batches.answered(record.id)
-        failed = sum(not ok for ok in answered.values())
-        record = replace(record, completed=len(answered) - failed, failed=failed, paused="",
-                         running=0)  # fmt: skip
+        """The batch's answers and errors made files (what it ended without among the
+        errors), and its last status."""
         if record.status == "cancelling":
             final = "cancelled"
         elif self.clock() >= record.expires_at:
             final = "expired"
         else:
             final = "completed"
-            record = record.now("finalizing", self.clock())
-            self.batches.save(record)
+            self.batches.save(record.now("finalizing", self.clock()))
+        answered = self.batches.answered(record.id)
+        failed = sum(not ok for ok in answered.values())
+        record = replace(record, completed=len(answered) - failed, failed=failed, paused="",
+                         running=0)  # fmt: skip
+        if final in LEFT:
+            self._leave(record, answered, LEFT[final])
         made = {}
         for ok, name in ((True, "output_file_id"), (False, "error_file_id")):
             source = self.batches.gathered(record.id, ok)
@@ -266,13 +333,35 @@ class BatchRunner:
         self.queue.forget(record.id, record.models)
         self._let_go(record.id)
 
+    def _leave(self, record: BatchRecord, answered: dict, error: dict) -> None:
+        """Each request of ``record`` not ``answered``, kept as an error saying why: OpenAI's
+        ``batch_expired`` (and ``batch_cancelled``), Anthropic's ``expired`` and ``canceled``
+        results. Not counted among the batch's failed requests."""
+        try:
+            asked = self._requests(record, checked=False)[0]
+        except (NotFoundError, FileNotFoundError):
+            return  # the input is gone: what was answered is all that is known
+        for each in asked:
+            if each.custom_id not in answered:
+                result = {"id": "batch_req_" + secrets.token_hex(12), "custom_id": each.custom_id,
+                          "response": None, "error": error}  # fmt: skip
+                self.batches.answer(record.id, result, False)
+
     # -- a batch's request ------------------------------------------------------------------
 
     def _run(self, record: BatchRecord, claim: Claim) -> None:
         """Run ``claim``'s request; one whose answer could not be kept, or settled, waits to
-        run again (its answer, if kept, found then)."""
+        run again (its answer, if kept, found then); one that cannot be run at all is an
+        error of its own."""
         try:
-            self._ask(record, claim)
+            try:
+                self._ask(record, claim)
+            except (OSError, StoreUnavailableError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - a request's fault is its own
+                logger.error("a request of batch %s could not be run: %s", record.id,
+                             type(exc).__name__)  # fmt: skip
+                self._keep_answer(record, claim, None, UNRUN)
             self._unkept = False
             return
         except OSError:  # the files' disk: logged as it begins
@@ -300,25 +389,24 @@ class BatchRunner:
                 with self.outages.reaching(QUEUE):
                     self.queue.settle(claim, answered[claim.custom_id])
                 return
+        key = self.key(record.owner)  # as it is now: its grants, limits and budgets
+        if self.keyed and key is None:
+            self._keep_answer(record, claim, None, GONE_KEY)
+            return
         try:
-            text = self.files.line_at(record.input_file_id, claim.offset, self.longest)
+            text = self.files.line_at(record.input_file_id, claim.offset, self.limits.max_body_size)
         except (OSError, ProxyError):
             text = b""
-        asked = read_request(text, claim.number, record.endpoint, set())
+        asked = read_request(text, claim.number, record.endpoint, set(), self.limits)
         if isinstance(asked, RequestFault) or asked.custom_id != claim.custom_id:
             why = f"line {claim.number} of the input file is no longer the request it was"
             self._keep_answer(record, claim, None, {"code": "input_changed", "message": why})
             return
-        headers = {"X-Request-Priority": LOWEST}
-        secret = self.secret(record.owner)
-        if secret is not None:
-            headers["Authorization"] = "Bearer " + secret.decode("latin-1")
         once = hashlib.sha256(f"{record.id}\x1f{claim.custom_id}".encode()).hexdigest()[:32]
         answer = Client(self.app).post(
             record.endpoint,
             json=asked.body,
-            headers=headers,
-            environ_overrides={CHARGE_ID: "batch_" + once},
+            environ_overrides={CHARGE_ID: "batch_" + once, BATCH_LINE: key},
             buffered=True,
         )  # closed, as a server closes it: settled
         body = answer.get_json(silent=True)

@@ -11,7 +11,6 @@ library's encoder is several times slower at every non-streamed answer.
 from __future__ import annotations
 
 import json
-import re
 
 import orjson
 from flask import Response, g, request
@@ -19,10 +18,9 @@ from flask.json.provider import JSONProvider
 from werkzeug.exceptions import ClientDisconnected
 
 from proxy.api.state import get_state
-from proxy.core.bodyshape import brackets, lone_surrogate_at, more_containers, too_deep
-from proxy.core.errors import InvalidRequestError, RequestTimeoutError
+from proxy.core.bodyshape import parsed_body
+from proxy.core.errors import RequestTimeoutError
 
-SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 UNREAD = object()  # a body not read yet (a body may be JSON null)
 
 
@@ -45,54 +43,7 @@ def _parse_body() -> object:
             "Content-Length was reached (--client-timeout)."
         ) from None
     limits = get_state().settings.limits
-    opened = brackets(data)  # most bodies need no more than this count
-    if opened > limits.max_containers and more_containers(data, limits.max_containers):
-        raise InvalidRequestError(
-            f"The body holds more than {limits.max_containers} arrays "
-            f"and objects, which this server does not accept "
-            f"(--max-containers)"
-        )
-    try:
-        body = orjson.loads(data or b"null")
-        # surrogates can only come from \uD800-\uDFFF escapes: most bodies need no walk
-        suspect = SURROGATE_ESCAPE.search(data)
-    except orjson.JSONDecodeError:
-        body, suspect = _parse_unusual(data), True
-    where = lone_surrogate_at(body) if suspect else None
-    if where is not None:
-        raise InvalidRequestError(
-            f"'{where}' holds a lone UTF-16 surrogate (an unpaired "
-            f"\\ud800-\\udfff escape, or its UTF-8 bytes), which is not "
-            f"text",
-            param=where,
-        )
-    if opened > limits.max_nesting:
-        _check_nesting(body, limits.max_nesting)
-    return body
-
-
-def _check_nesting(body: object, most: int) -> None:
-    """A body nested more than ``most`` levels deep is refused, naming the field."""
-    deep = too_deep(body, most)
-    if deep is not None:
-        where = "The body" if deep == "body" else f"'{deep}'"
-        raise InvalidRequestError(
-            f"{where} nests arrays and objects more than {most} levels "
-            f"deep, which this server does not accept (--max-nesting)",
-            param=deep,
-        )
-
-
-def _parse_unusual(data: bytes) -> object:
-    """What orjson refuses, read as the standard library reads it (NaN, integers wider than
-    64 bits, UTF-16 and UTF-32, surrogates), else a 400 saying why. The standard library lets
-    the UTF-8 bytes of a surrogate through as text: the caller looks for them."""
-    try:
-        return json.loads(data)
-    except ValueError as exc:
-        raise InvalidRequestError(f"The body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise InvalidRequestError("The body is nested too deeply.") from None
+    return parsed_body(data, limits.max_containers, limits.max_nesting)
 
 
 class OrjsonProvider(JSONProvider):

@@ -13,11 +13,11 @@ from flask import Blueprint, Response, jsonify, request
 
 from proxy.access.batches import LIVE, BatchRecord
 from proxy.access.files import FileStore
-from proxy.api.batches import maker, owner
+from proxy.api.batches import check_room, maker, owner
 from proxy.api.body import read_json
 from proxy.api.serve import event_response
 from proxy.api.state import Routes, get_state
-from proxy.core.errors import NotFoundError
+from proxy.core.errors import InvalidRequestError, NotFoundError
 from proxy.dialects import anthropic
 from proxy.dialects.anthropic import batches
 from proxy.dialects.streaming import LinesOf
@@ -37,25 +37,41 @@ def create_message_batch() -> Response:
         + b"\n"  # fmt: skip
         for custom_id, params in asked
     )
-    stored = state.files.upload(maker(), io.BytesIO(lines), "message_batch.jsonl", "batch")
-    record = state.batches.create(maker(), batches.ENDPOINT, stored.id, "24h", None, "anthropic")
+    with state.batches.creating(maker()):
+        stored = state.files.upload(maker(), io.BytesIO(lines), "message_batch.jsonl", "batch")
+        try:
+            check_room(stored)
+        except Exception:
+            state.files.delete(maker(), stored.id)
+            raise
+        record = state.batches.create(maker(), batches.ENDPOINT, stored.id, "24h", None,
+                                      "anthropic")  # fmt: skip
     state.runner.start()
     return jsonify(shown(record))
 
 
 @bp.get("/v1/messages/batches")
 def list_message_batches() -> Response:
-    listed = [
-        shown(each) for each in get_state().batches.listed(owner()) if each.api == "anthropic"
-    ]
-    return jsonify({"data": listed[:100], "has_more": len(listed) > 100,
+    try:
+        limit = min(max(int(request.args.get("limit", 20)), 1), 1000)
+    except ValueError:
+        raise InvalidRequestError("limit must be a number", param="limit") from None
+    after = request.args.get("after_id")
+    found, more = get_state().batches.page(
+        owner(), "anthropic", batches.store_id(after) if after else None, limit
+    )
+    listed = [shown(each) for each in found]
+    return jsonify({"data": listed, "has_more": more,
                     "first_id": listed[0]["id"] if listed else None,
-                    "last_id": listed[:100][-1]["id"] if listed else None})  # fmt: skip
+                    "last_id": listed[-1]["id"] if listed else None})  # fmt: skip
 
 
 @bp.get("/v1/messages/batches/<id>")
 def get_message_batch(id: str) -> Response:
-    return jsonify(shown(found(id)))
+    record = found(id)
+    if record.status in LIVE:
+        get_state().runner.start(look=False)  # its runner runs, whatever stopped it
+    return jsonify(shown(record))
 
 
 @bp.post("/v1/messages/batches/<id>/cancel")
@@ -77,19 +93,16 @@ def message_batch_results(id: str) -> Response:
 
 
 def results(record: BatchRecord, files: FileStore) -> Iterator[dict]:
-    """Each request's result: answered, errored, or left unanswered as the batch ended."""
-    done = set()
-    for ok, file_id in ((True, record.output_file_id), (False, record.error_file_id)):
-        if file_id is None:
-            continue
-        for text in files.lines(None, file_id):
-            line = json.loads(text)
-            done.add(line["custom_id"])
-            yield batches.result(line, ok)
-    for text in files.lines(None, record.input_file_id):
-        custom_id = json.loads(text)["custom_id"]
-        if custom_id not in done:
-            yield batches.unanswered(custom_id, record.status)
+    """Each request's result: answered, errored, or left unanswered as the batch ended (its
+    error file says which, as OpenAI's does); a 404 before the first byte where a client
+    deleted one of the batch's files."""
+    kept = [(ok, files.content(None, file_id))
+            for ok, file_id in ((True, record.output_file_id), (False, record.error_file_id))
+            if file_id is not None]  # fmt: skip
+    for ok, path in kept:
+        with open(path, "rb") as source:
+            for text in source:
+                yield batches.result(json.loads(text), ok)
 
 
 def found(id: str) -> BatchRecord:

@@ -141,7 +141,7 @@ def init_app(app: Flask, state: ProxyState) -> None:
             seconds = perf_counter() - spent.began
             name = key.name if key else ""
             if kept is not None:
-                capture.submit(kept.record(name, model, status, seconds, spent, side), kept.size)
+                capture.submit(kept.record(key, model, status, seconds, spent, side), kept.size)
             if figures is not None:
                 figures.answered(route, model, status, seconds, spent, name)
             if history is not None:
@@ -159,9 +159,8 @@ def init_app(app: Flask, state: ProxyState) -> None:
                 stream.tee = kept.keep
         else:
             if kept is not None:  # kept before it is sent: a listing its client asks next has it
-                name = key.name if key else ""
                 seconds = perf_counter() - spent.began
-                capture.submit(kept.record(name, model, status, seconds, spent, side), kept.size)
+                capture.submit(kept.record(key, model, status, seconds, spent, side), kept.size)
                 kept = None
             charge()
             response.call_on_close(done)
@@ -197,9 +196,9 @@ class Exchange:
         the request, the upstream body and the prompt; its answer, and the text beneath it."""
         return 3 * self.read + 2 * len(self.answer)
 
-    def record(self, key: str, model: str, status: int, seconds: float, spent, side) -> dict:
+    def record(self, key, model: str, status: int, seconds: float, spent, side) -> dict:
         """What is kept, but for the model's side (``side``): the writer settles that, as it
-        may ask the server how it rendered the prompt."""
+        may ask the server how it rendered the prompt. ``key``: whose (``None``: no keys)."""
         request, request_cut = (
             (None, False) if self.body is UNREAD else exchanges.kept_json(self.body)
         )
@@ -208,7 +207,8 @@ class Exchange:
         generating = seconds - first if first is not None else seconds
         return {
             "at": self.at,
-            "key": key,
+            "key": key.name if key is not None else "",
+            "owner": key.owner if key is not None else "",
             "model": model,
             "api": self.api,
             "method": self.method,

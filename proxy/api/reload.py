@@ -110,7 +110,7 @@ class Reloader:
         with open(path, encoding="utf-8") as handle:
             text = change(handle.read())
         try:
-            parse_keys(tomllib.loads(text), path, self.runtime.environ)
+            parse_keys(tomllib.loads(text), path, self.runtime.environ, text)
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"{path}: not valid TOML: {exc}") from None
         written = f"{path}.{os.getpid()}.new"

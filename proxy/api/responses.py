@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from proxy.access.gate import ANONYMOUS
+from proxy.access.keyring import ANONYMOUS
 from proxy.access.stored import StoredResponse
 from proxy.api.serve import asked, serve, versioned
 from proxy.api.state import Routes, get_state
@@ -95,6 +95,7 @@ def _with_history(ask: Ask) -> tuple:
 
 
 def _owner() -> str:
-    """Whose responses these are: the key's name (everyone's, when the proxy has no keys)."""
+    """Whose responses these are: the key's owner, never its name (everyone's, when the
+    proxy has no keys)."""
     key = g.get("key")
-    return key.name if key is not None else ANONYMOUS
+    return key.owner if key is not None else ANONYMOUS

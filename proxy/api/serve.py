@@ -23,13 +23,14 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from proxy.access import holds
 from proxy.api import hosted
-from proxy.api.auth import PRIORITY
+from proxy.api.auth import BATCH_LINE, PRIORITY
 from proxy.api.body import UNREAD, read_json
 from proxy.api.requestmodel import answer_name, request_model
 from proxy.api.state import get_state
 from proxy.core import generation
 from proxy.core.caller import Caller, anything
 from proxy.core.headers import named
+from proxy.core.party import LOWEST
 from proxy.core.sse import HEADERS, EventStream, Framing
 from proxy.core.types import COUNTED, ESTIMATED, Completion, Embeddings, Served, Usage
 from proxy.dialects.dialect import Ask, Dialect
@@ -66,22 +67,26 @@ def caller() -> Caller:
     """Who the request is served for, made once: its key's party, at the priority its body
     asks for where it does (LiteLLM's field), else its header's, its measure, the model's
     side of its exchange where capture keeps one, and a probe of whether its client is
-    still there."""
+    still there. A batch's line waits last, whatever it asks."""
     call = g._get_current_object()  # read once: each read of ``g`` is a proxy lookup
     made = call.get("caller")
     if made is None:
         key = call.get("key")
         body = call.get("body", UNREAD)
-        if type(body) is dict and "priority" in body:
+        environ = request.environ
+        if BATCH_LINE in environ:
+            asked = LOWEST
+        elif type(body) is dict and "priority" in body:
             asked = body["priority"]
         else:
-            asked = request.environ.get(PRIORITY)
+            asked = environ.get(PRIORITY)
         made = call.caller = Caller(
             get_state().access.party(key, asked),
             g.measure,
             client_gone_probe(request.environ),
             key.may_use if key is not None and key.restricted else anything,
             call.get("side"),
+            key.owner if key is not None else "",
         )
     return made
 

@@ -50,16 +50,24 @@ class ProxyState:
 
     @property
     def limits(self) -> Limits:
-        limits = self.settings.limits
-        return Limits(
-            limits.max_choices,
-            limits.max_batch,
-            limits.max_image_size,
-            limits.max_image_pixels,
-            image_urls=self.settings.access.image_urls != "off",
-            max_tools=limits.max_tools,
-            max_schema_size=limits.max_schema_size,
-        )
+        return limits_of(self.settings)
+
+
+def limits_of(settings: Settings) -> Limits:
+    """What the operator lets one request ask for, as the dialects read it."""
+    limits = settings.limits
+    return Limits(
+        limits.max_choices,
+        limits.max_batch,
+        limits.max_image_size,
+        limits.max_image_pixels,
+        image_urls=settings.access.image_urls != "off",
+        max_tools=limits.max_tools,
+        max_schema_size=limits.max_schema_size,
+        max_body_size=limits.max_body_size,
+        max_containers=limits.max_containers,
+        max_nesting=limits.max_nesting,
+    )
 
 
 def get_state() -> ProxyState:

@@ -6,7 +6,7 @@ from time import time
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
-from proxy.access.batches import LIVE, BatchRecord
+from proxy.access.batches import BatchRecord
 from proxy.access.visibility import Viewer, health_seen, seen, viewer
 from proxy.api.auth import presented_key
 from proxy.api.state import Routes, endpoints, get_state
@@ -73,9 +73,7 @@ def fleet_status() -> dict:
         "key_required": state.access.required,
         "models": models,
         "history": history,
-        "batches": [
-            batch_progress(each) for each in state.batches.listed(None) if each.status in LIVE
-        ],  # fmt: skip
+        "batches": [batch_progress(each) for each in state.batches.live()],
         "time": time(),
     }
 

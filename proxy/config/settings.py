@@ -366,6 +366,18 @@ class StoreSettings:
     max_file_size: int = setting(200 * 1024 * 1024, "largest file a client may upload, in bytes")
     max_batch_lines: int = setting(50_000, "most requests one batch (its input file) may hold")
     files_per_key: int = setting(1000, "most files one key may keep")
+    files_bytes_per_key: int = setting(
+        1024**3, "most bytes of files one key may keep, its batches' answers counted"
+    )
+    files_reserve: int = setting(
+        1024**3,
+        "bytes the files' disk keeps free for the proxy's other stores (usage and budgets): "
+        "an upload or a batch's answer that would take them is refused (503) or waits",
+    )
+    batches_per_key: int = setting(16, "batches one key may have under way at once")
+    batch_lines_per_key: int = setting(
+        100_000, "requests one key's batches under way may hold in all"
+    )
     files_retention: float = setting(
         30.0, "days a file (uploaded, or a batch's answers) is kept; 0: until it is deleted"
     )
@@ -678,6 +690,9 @@ def _validate(settings: dict) -> None:
         "max_file_size",
         "max_batch_lines",
         "files_per_key",
+        "files_bytes_per_key",
+        "batches_per_key",
+        "batch_lines_per_key",
         "batch_lines_at_once",
     ):
         if settings[name] < 1:
@@ -707,7 +722,7 @@ def _validate(settings: dict) -> None:
             )
     if any(not key or key.isspace() for key in settings["api_key"]):
         raise ValueError("--api-key must not be empty")
-    for name in ("max_queue", "slots", "max_running", "files_retention"):
+    for name in ("max_queue", "slots", "max_running", "files_retention", "files_reserve"):
         if not 0 <= settings[name] < math.inf:
             raise ValueError(f"{flag_name(name)} must be 0 or more")
     if settings["max_memory"]:

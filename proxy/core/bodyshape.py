@@ -10,13 +10,22 @@ bodies nested far deeper. Most bodies are told apart at C speed, by counting bra
 A lone UTF-16 surrogate, which JSON's escapes let a body hold, is text no UTF-8 writer can
 write: it is found by its field's path, walked without recursion too, before any server
 gets it.
+
+:func:`parsed_body` reads a body within these bounds, for the API's requests and a batch's
+lines alike.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Optional
 
+import orjson
+
+from proxy.core.errors import InvalidJsonError, InvalidRequestError
+
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 OTHER_BYTES = bytes(byte for byte in range(256) if byte not in b'"[{')
 SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -100,3 +109,59 @@ def lone_surrogate_at(value: Any) -> Optional[str]:
         elif isinstance(item, list):
             todo.extend((f"{path}[{i}]", child) for i, child in enumerate(item))
     return None
+
+
+def parsed_body(data: bytes, most_containers: int, most_nesting: Optional[int]) -> object:
+    """``data`` read as JSON, or a 400 naming why not: invalid JSON, invalid UTF-8, text
+    holding a lone UTF-16 surrogate, more arrays and objects than ``most_containers`` (told
+    before it is read: ``--max-containers``), or nested deeper than ``most_nesting``
+    (``--max-nesting``; ``None``: its caller checks the part it reads)."""
+    opened = brackets(data)  # most bodies need no more than this count
+    if opened > most_containers and more_containers(data, most_containers):
+        raise InvalidRequestError(
+            f"The body holds more than {most_containers} arrays and objects, which this "
+            f"server does not accept (--max-containers)"
+        )
+    try:
+        body = orjson.loads(data or b"null")
+        # surrogates can only come from \uD800-\uDFFF escapes: most bodies need no walk
+        suspect = SURROGATE_ESCAPE.search(data)
+    except orjson.JSONDecodeError:
+        body, suspect = _parsed_unusual(data), True
+    where = lone_surrogate_at(body) if suspect else None
+    if where is not None:
+        raise InvalidRequestError(
+            f"'{where}' holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape, "
+            f"or its UTF-8 bytes), which is not text",
+            param=where,
+        )
+    if most_nesting is not None and opened > most_nesting:
+        check_nesting(body, most_nesting)
+    return body
+
+
+def check_nesting(body: object, most: int, within: str = "") -> None:
+    """Refuse ``body`` (a field ``within`` another, where it is one) nested more than
+    ``most`` levels deep, naming its field."""
+    deep = too_deep(body, most)
+    if deep is None:
+        return
+    field = within if deep == "body" else f"{within}.{deep}" if within else deep
+    where = f"'{field}'" if field else "The body"
+    raise InvalidRequestError(
+        f"{where} nests arrays and objects more than {most} levels deep, which this server "
+        f"does not accept (--max-nesting)",
+        param=field or "body",
+    )
+
+
+def _parsed_unusual(data: bytes) -> object:
+    """What orjson refuses, read as the standard library reads it (NaN, integers wider than
+    64 bits, UTF-16 and UTF-32, surrogates), else a 400 saying why. The standard library lets
+    the UTF-8 bytes of a surrogate through as text: the caller looks for them."""
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise InvalidJsonError(f"The body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidRequestError("The body is nested too deeply.") from None

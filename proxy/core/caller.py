@@ -28,13 +28,15 @@ class Caller:
     tokens (``None``: not measured, as in a call made outside any request); ``gone``: whether
     its client has hung up, polled while it waits; ``may_use``: whether its key may use a
     model (by id), which a fallback must be; ``side``: the model's side of its exchange,
-    kept while capture asks for it (``None``: not kept)."""
+    kept while capture asks for it (``None``: not kept); ``owner``: whose sessions of MCP
+    servers its tool calls are in (its key's owner, never its name; "": no key)."""
 
     party: Party = ANYONE
     measure: Optional[Measure] = None
     gone: Callable[[], bool] = never
     may_use: Callable[[str], bool] = anything
     side: Optional[ModelSide] = None
+    owner: str = ""
 
 
 NOBODY = Caller()  # a call of the proxy's own: nobody's turn, nothing measured

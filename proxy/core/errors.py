@@ -2,6 +2,7 @@
 
 ProxyError                      500  an expected failure; the base of all below
  ├── InvalidRequestError        400  a field of the request is wrong (``param`` names it)
+ │    ├── InvalidJsonError          the body (or a batch's line) is not JSON at all
  │    ├── UntranslatableError       a block no model of another API can read
  │    └── ContextLengthError        the prompt does not fit the model's context
  ├── AuthenticationError        401  missing or wrong API key
@@ -11,6 +12,7 @@ ProxyError                      500  an expected failure; the base of all below
  ├── NotFoundError              404  unknown route
  │    └── ModelNotFoundError        the request names a model this proxy does not serve
  ├── MethodNotAllowedError      405
+ ├── ConflictError              409  what the request names forbids it now (a file a batch reads)
  ├── RequestTimeoutError        408  the client stopped sending its request half-way
  ├── PayloadTooLargeError       413  body over the configured limit
  ├── RateLimitError             429  the key used up its minute
@@ -88,6 +90,10 @@ class InvalidRequestError(ProxyError):
 
     status = 400
     type = "invalid_request_error"
+
+
+class InvalidJsonError(InvalidRequestError):
+    """A body (or a batch's line) that is not JSON at all."""
 
 
 class UntranslatableError(InvalidRequestError):
@@ -208,6 +214,15 @@ class ModelNotFoundError(NotFoundError):
     def among(self, allowed: Callable[[str], bool]) -> "ModelNotFoundError":
         """The same error, listing only the ids ``allowed`` says the caller may use."""
         return ModelNotFoundError(self.model, [known for known in self.known if allowed(known)])
+
+
+class ConflictError(ProxyError):
+    """The request asks for what the state of something it names forbids now (a file a
+    batch under way still reads)."""
+
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"
 
 
 class MethodNotAllowedError(ProxyError):

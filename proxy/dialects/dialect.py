@@ -36,6 +36,9 @@ class Limits:
     image_urls: bool = False  # images given by http(s) URL are fetched (else refused)
     max_tools: int = 128  # tools one request offers
     max_schema_size: int = 32 * 1024  # bytes of one schema's JSON (a tool's, a format's)
+    max_body_size: int = 32 * 1024 * 1024  # bytes of one body (a batch's line)
+    max_containers: int = 65536  # arrays and objects one body holds
+    max_nesting: int = 64  # levels they nest
 
     @property
     def image(self) -> Bounds:

@@ -146,9 +146,9 @@ class Metrics:
             registry=registry,
         )
 
-    def watch_stores(self, outages, journal, capture) -> None:
+    def watch_stores(self, outages, capture) -> None:
         """Count the proxy's own stores' outages (``outages``), and what could not be
-        written to them: charges past the ``journal``'s bound, exchanges ``capture`` lost."""
+        written to them: the exchanges ``capture`` lost (the journal loses no charge)."""
         up = Gauge(
             PREFIX + "store_up",
             "Whether a store of the proxy's own (usage, limits, responses, exchanges) can be "
@@ -159,16 +159,14 @@ class Metrics:
         )
         unwritten = Counter(
             PREFIX + "store_unwritten",
-            "Records a store could not take and the proxy could not keep: exchanges, and "
-            "charges past the journal's bound",
+            "Records a store could not take and the proxy could not keep: exchanges",
             ["store"],
             registry=self.registry,
         )
         for store in outages.stores:
             up.labels(store).set(int(outages.is_up(store)))
-            unwritten.labels(store)
         outages.on_change = lambda store, is_up: up.labels(store).set(int(is_up))
-        journal.on_lost = unwritten.labels("usage").inc
+        unwritten.labels("exchanges")
         capture.on_unwritten = unwritten.labels("exchanges").inc
 
     def watch_line(self, outages) -> None:

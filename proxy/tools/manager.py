@@ -148,9 +148,9 @@ class ToolServers:
         return await (await self._ensure_session(spec, key)).call(tool, arguments, bound)
 
     async def _ensure_session(self, spec: McpServerSpec, key: str) -> ServerSession:
-        """The session of ``spec`` the key named ``key`` uses (every key's, for a shared
-        server), made if there is none; one declared otherwise before is stopped first, and
-        the reaper started."""
+        """The session of ``spec`` the key whose owner is ``key`` uses (every key's, for a
+        shared server), made if there is none; one declared otherwise before is stopped
+        first, and the reaper started."""
         if self._reaper is None or self._reaper.done():
             self._reaper = asyncio.get_running_loop().create_task(self._reap())
         whose = (spec.name, "" if spec.shared else key)

@@ -46,7 +46,7 @@ class ToolCalls:
         self.messages = list(request.messages)
         self.offer = Offer(())
         self.uses = {use.name: use for use in request.uses}
-        self.key = request.caller.party.name  # whose session of a server the calls are in
+        self.key = request.caller.owner  # whose session of a server the calls are in
         self.used: dict = {}  # calls run of each use, by its name
 
     def begin(self) -> list:

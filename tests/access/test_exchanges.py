@@ -196,7 +196,7 @@ def test_the_prompt_kept_is_the_last_attempts_as_its_body_is(attempts, prompt, b
 def test_listing_filters_by_thread_and_time_and_finds_the_turn_before(make_store):
     kept_here = make_store()
     turns = [
-        {**record(n), "at": 1000.0 + n, "key": key, "thread": talk, "seconds": 0.5}
+        {**record(n), "at": 1000.0 + n, "key": key, "owner": key, "thread": talk, "seconds": 0.5}
         for n, (key, talk) in enumerate(
             [("a", "c1"), ("a", "c2"), ("b", "c1"), ("a", "c1"), ("a", "c2")]
         )
@@ -208,7 +208,7 @@ def test_listing_filters_by_thread_and_time_and_finds_the_turn_before(make_store
     assert [b["id"] for b in kept_here.listed(before=ids[1])] == [ids[0]]
     assert kept_here.listed(limit=1)[0]["seconds"] == 0.5
     fourth = kept_here.get(ids[3])
-    assert kept_here.previous(fourth)["id"] == ids[0]  # its key's, not b's turn between
+    assert kept_here.previous(fourth)["id"] == ids[0]  # its owner's, not b's turn between
     assert kept_here.previous(kept_here.get(ids[0])) is None
 
 

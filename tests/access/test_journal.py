@@ -152,19 +152,23 @@ def test_charges_kept_by_a_process_killed_are_written_once_by_the_next(tmp_path)
     assert after.flush() and [row["requests"] for row in store.totals()] == [1, 1, 1]
 
 
-def test_past_its_bound_a_charge_is_dropped_counted_and_logged(tmp_path, monkeypatch, caplog):
+def test_past_its_bound_no_charge_is_dropped_and_the_journal_is_full(tmp_path, monkeypatch, caplog):
+    """Full, it keeps every charge, on the disk too, and says so once; the gate refuses the
+    keys with budgets meanwhile (tests/access/test_gate.py)."""
     monkeypatch.setattr(journal_module, "MAX_KEPT", 3)
-    store = Flaky(SqliteUsage(str(tmp_path / "usage.sqlite3")), ["down"] * 100)
+    store = Flaky(SqliteUsage(str(tmp_path / "usage.sqlite3")), ["down"] * 5)
     journal = Journal(store, watch(), str(tmp_path / "journal"), retrying=False)
-    lost = []
-    journal.on_lost = lost.append
+    full = []
     for number in range(5):
         journal.keep(charge(number))
         journal.flush()
-    assert (journal.kept, journal.lost, sum(lost)) == (3, 2, 2)
-    assert "charges are dropped" in caplog.text
+        full.append(journal.is_full)
+    assert (journal.kept, full) == (5, [False, False, True, True, True])
+    assert caplog.text.count("keys with budgets are refused") == 1
     journaled = next((tmp_path / "journal").glob("charges-*.jsonl"))
-    assert replayed(journaled) == ["m00", "m01", "m02"]
+    assert replayed(journaled) == ["m00", "m01", "m02", "m03", "m04"]
+    assert journal.flush() and not journal.is_full  # the store is back: all five written
+    assert [row["model"] for row in store.totals()] == ["m00", "m01", "m02", "m03", "m04"]
 
 
 def test_without_a_disk_it_keeps_them_in_memory(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.access.keyring import Keyring, KeySpec, load_keyring, parse_keys, plain_keys
+from proxy.access.keyring import Keyring, KeySpec, load_keyring, owner_of, parse_keys, plain_keys
 
 SECRET = "sk-very-secret"
 
@@ -54,6 +54,8 @@ def one(**fields) -> dict:
         (one(tools=["fs."]), "'tools' must be a list"),
         ({"keys": [{"name": "a", "key": SECRET}, {"name": "a", "key": "other"}]}, "used twice"),
         ({"keys": [{"name": "a", "key": SECRET}, {"name": "b", "key": SECRET}]}, "same key value"),
+        (one(name="admin"), "the name 'admin' is the proxy's own"),
+        (one(name="anonymous"), "the name 'anonymous' is the proxy's own"),
     ],
 )
 def test_mistakes_name_the_field_and_never_the_secret(data, names):
@@ -164,3 +166,20 @@ def test_a_key_runs_the_hosted_tools_it_is_granted(grants, server, tool, runs):
 def test_a_key_given_bare_may_run_every_hosted_tool():
     (key,) = plain_keys(["one"])
     assert key.may_run("fs", "read_file") and key.may_run("web", "")
+
+
+def test_a_mistake_names_the_line_its_key_begins_on(tmp_path):
+    path = tmp_path / "keys.toml"
+    path.write_text(f'# the team\n[[keys]]\nname = "ops"\nkey = "sk-1"\n\n'
+                    f'[[keys]]\nname = "admin"\nkey = "{SECRET}"\n')  # fmt: skip
+    with pytest.raises(ValueError, match=r"key 'admin' \(line 6\): the name 'admin'"):
+        load_keyring(str(path), {})
+
+
+def test_what_a_key_owns_is_its_secrets_never_its_names():
+    alice, again, renamed = (KeySpec(name, secret) for name, secret in (
+        ("alice", b"sk-1"), ("alice", b"sk-2"), ("alicia", b"sk-1")))  # fmt: skip
+    assert alice.owner == owner_of(b"sk-1") == renamed.owner != again.owner
+    assert "alice" not in alice.owner and "sk-1" not in alice.owner
+    assert Keyring([alice, again]).owned(again.owner) is again
+    assert Keyring([alice]).owned(again.owner) is None

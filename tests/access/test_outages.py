@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+from proxy.access import journal as journal_module
 from proxy.access.budgets import Budgets
 from proxy.access.gate import Access
 from proxy.access.journal import Journal
@@ -133,3 +134,50 @@ def test_reads_while_writes_fail(remote, read_tried, read_ends_it):
     assert bool(tried) is read_tried
     if read_ends_it is not None:
         assert outages.is_up("usage") is read_ends_it
+
+
+class FullDisk(SqliteUsage):
+    """A usage file on a full disk: read as ever, never written."""
+
+    def hold(self, hold, now):
+        fail()
+
+    def apply(self, charges):
+        fail()
+
+
+@pytest.mark.parametrize("key, held", [(REFUSE, None), (SERVE, "")], ids=["refuse", "serve"])
+def test_a_full_disk_holds_nothing_and_serves_only_the_keys_that_say_so(tmp_path, key, held):
+    """What a key spent can still be read, but a hold cannot be written: a key is refused
+    unless it says it is served unchecked (a full disk never turns its budget off)."""
+    usage = FullDisk(str(tmp_path / "usage.sqlite3"))
+    journal = Journal(usage, Outages("a SQLite file", clock=Clock()), retrying=False)
+    access = Access(Keyring([REFUSE, SERVE]), DownLimiter(), journal, b"", Budgets(usage))
+    standing = access.check_budget(key)  # read: the file is there
+    if held is None:
+        with pytest.raises(StoreUnavailableError, match="usage and budget store"):
+            access.hold(standing, None, 10, 10)
+    else:
+        assert access.hold(standing, None, 10, 10) == held
+
+
+def test_a_full_journal_refuses_every_key_with_a_budget_until_the_store_takes_it(
+    tmp_path, monkeypatch
+):
+    """No charge is ever dropped: once the journal holds its bound, a key with a budget
+    (even one served in an outage) waits; a key without one is served."""
+    monkeypatch.setattr(journal_module, "MAX_KEPT", 2)
+    usage = FullDisk(str(tmp_path / "usage.sqlite3"))
+    journal = Journal(usage, Outages("a SQLite file", clock=Clock()), retrying=False)
+    free = KeySpec("carol", b"c")
+    access = Access(Keyring([REFUSE, SERVE, free]), DownLimiter(), journal, b"", Budgets(usage))
+    for _ in range(2):
+        access.charge(free, "m", 200, 3, 4)
+    assert journal.is_full and journal.kept == 2
+    for key in (REFUSE, SERVE):
+        with pytest.raises(StoreUnavailableError, match="usage and budget store"):
+            access.check_budget(key)
+    assert access.check_budget(free) is None
+    journal.store = access.budgets.store = SqliteUsage(str(tmp_path / "usage.sqlite3"))
+    access.outages.clock.now += 5
+    assert journal.flush() and access.check_budget(REFUSE).spent == {"day": 0}

@@ -13,11 +13,13 @@ import pytest
 from proxy.access import files as files_module
 from proxy.access.batches import WINDOW, BatchStore
 from proxy.access.files import FileStore
+from proxy.access.keyring import owner_of
 from proxy.api.batchrunner import KEPT_NOT, BatchRunner
 from proxy.core.errors import NotFoundError
 from tests.polling import wait_for
 
 KEYS = ("sk-alice", "sk-bob")
+ALICE = owner_of(b"sk-alice")  # what the key sk-alice owns is owned so
 
 
 def jsonl(lines: list) -> bytes:
@@ -248,8 +250,9 @@ def test_a_file_expires_as_its_client_asked_or_at_the_retentions_end(tmp_path):
     with pytest.raises(NotFoundError):
         files.get("alice", asked.id)
     assert [each.id for each in files.listed("alice")] == [kept.id]
-    assert sorted(path.name for path in tmp_path.iterdir()) == [f"{kept.id}.data",
-                                                                 f"{kept.id}.json"]  # fmt: skip
+    assert sorted(path.name for path in tmp_path.iterdir() if path.is_file()) == [
+        f"{kept.id}.data", f"{kept.id}.json"]  # fmt: skip
+    assert [path.name for path in (tmp_path / "owners" / "alice").iterdir()] == [kept.mark]
     forever = FileStore(str(tmp_path), max_bytes=100, max_lines=5, per_key=5)
     assert forever.upload("bob", io.BytesIO(b"c\n"), "c.jsonl", "batch").expires_at is None
 
@@ -270,7 +273,7 @@ def test_a_disk_that_fills_refuses_the_upload_in_openais_shape(keyed, tmp_path, 
 def test_an_answer_a_full_disk_cannot_keep_is_asked_again_once_there_is_room(keyed):
     state = keyed.application.extensions["proxy"]
     file_id = upload(keyed, "sk-alice", jsonl([chat_line("q")])).get_json()["id"]
-    record = state.batches.create("key-1", "/v1/chat/completions", file_id, "24h", None)
+    record = state.batches.create(ALICE, "/v1/chat/completions", file_id, "24h", None)
     full = state.batches.folder / f"{record.id}.{state.batches.runner}.out.jsonl"
     full.symlink_to("/dev/full")
     state.runner.start()
@@ -307,7 +310,7 @@ def test_a_batch_a_stopped_process_left_is_taken_up_once_the_app_is_whole(
 ):
     """The runner asks the app at once: its routes must all be there by then."""
     file_id = upload(keyed, "sk-alice", jsonl([chat_line("q")])).get_json()["id"]
-    BatchStore(str(tmp_path / "files")).create("key-1", "/v1/chat/completions", file_id, "24h",
+    BatchStore(str(tmp_path / "files")).create(ALICE, "/v1/chat/completions", file_id, "24h",
                                                None)  # fmt: skip
     routes_then = []
     monkeypatch.setattr(BatchRunner, "start",
@@ -320,7 +323,7 @@ def test_a_batch_a_stopped_process_left_is_taken_up_once_the_app_is_whole(
 def test_a_cancelled_batch_keeps_what_it_answered(keyed, tmp_path):
     store = BatchStore(str(tmp_path / "files"))
     file_id = upload(keyed, "sk-alice", jsonl([chat_line(f"q{n}") for n in range(3)]))
-    record = store.create("key-1", "/v1/chat/completions", file_id.get_json()["id"], "24h", None)
+    record = store.create(ALICE, "/v1/chat/completions", file_id.get_json()["id"], "24h", None)
     store.cancel(record.id)  # before a runner takes it
     answer = keyed.post(f"/v1/batches/{record.id}/cancel", headers=as_key("sk-alice"))
     assert answer.get_json()["status"] == "cancelling"
@@ -419,7 +422,7 @@ def test_a_message_batch_asked_wrongly_is_refused_in_anthropics_shape(keyed, bod
 def test_a_batch_past_its_window_ends_expired(keyed, tmp_path):
     file_id = upload(keyed, "sk-alice", jsonl([chat_line("q")])).get_json()["id"]
     long_ago = BatchStore(str(tmp_path / "files"), clock=lambda: time.time() - 2 * WINDOW)
-    record = long_ago.create("key-1", "/v1/chat/completions", file_id, "24h", None)
+    record = long_ago.create(ALICE, "/v1/chat/completions", file_id, "24h", None)
     keyed.application.extensions["proxy"].runner.start()
 
     def shown():
@@ -428,6 +431,9 @@ def test_a_batch_past_its_window_ends_expired(keyed, tmp_path):
     wait_for(lambda: shown()["status"] == "expired", "the batch to expire", timeout=30)
     assert shown()["request_counts"] == {"total": 1, "completed": 0, "failed": 0}
     assert shown()["expired_at"] is not None and shown()["output_file_id"] is None
+    (left,) = content(keyed, "sk-alice", shown()["error_file_id"])  # as OpenAI's says
+    assert (left["custom_id"], left["response"]) == ("q", None)
+    assert left["error"]["code"] == "batch_expired"
 
 
 def test_a_batch_under_way_is_on_metrics(make_client, tmp_path):
@@ -440,7 +446,8 @@ def test_a_batch_under_way_is_on_metrics(make_client, tmp_path):
                                             "endpoint": "/v1/chat/completions",
                                             "completion_window": "24h"},
                        headers=as_key("sk-t")).get_json()  # fmt: skip
-    series = (f'oai_proxy_batch_requests{{batch="{made["id"]}",model="test-model",'
+    served = client.application.extensions["proxy"].router.counted_as("test-model")
+    series = (f'oai_proxy_batch_requests{{batch="{made["id"]}",model="{served}",'
               f'state="waiting"}} 3.0')  # fmt: skip
     wait_for(lambda: series in client.get("/metrics", headers=as_key("m")).get_data(as_text=True),
              "the batch on /metrics", timeout=30)  # fmt: skip

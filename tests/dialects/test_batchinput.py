@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from proxy.dialects.dialect import Limits
 from proxy.dialects.openai.batchinput import MAX_ERRORS, read_requests
 
 CHAT = "/v1/chat/completions"
@@ -26,6 +27,9 @@ def line(**fields) -> bytes:
         (line(body=[1]), "invalid_request", "body"),
         (line(body={"model": "m", "stream": True}), "invalid_request", "body.stream"),
         (line(extra=1), "invalid_request", "extra"),
+        (b"[" * 10 + b"]" * 10 + b"\n", "invalid_request", None),
+        (line(body={"model": "m", "messages": [[[[1]]]]}), "invalid_request", "body.messages"),
+        (b'{"custom_id": "\\ud800"}\n', "invalid_request", "custom_id"),
     ],
     ids=[
         "not-an-object",
@@ -35,10 +39,16 @@ def line(**fields) -> bytes:
         "body-not-object",
         "streamed",
         "unknown-field",
+        "more-containers",
+        "nested-deeper",
+        "lone-surrogate",
     ],  # fmt: skip
 )
 def test_each_fault_names_its_line_and_field(raw, code, param):
-    found, faults = read_requests([line(custom_id="first"), b"\n", raw], CHAT)
+    """A line is read within the bounds of a live body (here 8 arrays and objects, nested
+    4 deep), before anything reads its fields."""
+    limits = Limits(max_containers=8, max_nesting=4)
+    found, faults = read_requests([line(custom_id="first"), b"\n", raw], CHAT, limits)
     assert [each.custom_id for each in found] == ["first"]
     assert [(f.line, f.code, f.param) for f in faults] == [(3, code, param)]
 
@@ -50,7 +60,9 @@ def test_a_file_of_nothing_is_a_fault_and_faults_are_bounded():
 
 
 def test_a_line_longer_than_a_body_may_be_is_a_fault():
-    found, faults = read_requests([line(custom_id="short"), b"x" * 201 + b"\n"], CHAT, longest=200)
+    found, faults = read_requests(
+        [line(custom_id="short"), b"x" * 201 + b"\n"], CHAT, Limits(max_body_size=200)
+    )
     assert [each.custom_id for each in found] == ["short"]
     assert [(f.line, f.code) for f in faults] == [(2, "line_too_long")]
 

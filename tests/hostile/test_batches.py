@@ -1,7 +1,8 @@
 """Hostile files and batches: an upload declaring a gigabyte, a file of a million lines, a
-line longer than a request's body may be, a request naming another tenant's model, another
-tenant's file and batch. Each is refused, naming what is wrong, and costs the proxy bounded
-memory.
+line longer than a request's body may be, lines of millions of arrays or nested a thousand
+deep, thousands of made-up model names, more lines than a key may have waiting, a request
+naming another tenant's model, another tenant's file and batch. Each is refused, naming what
+is wrong, and costs the proxy bounded memory.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import socket
 import pytest
 import requests
 
-from tests.hostile.conftest import ALICE, BOB
+from tests.hostile.conftest import ADMIN, ALICE, BOB
 from tests.hostile.cost import MiB, measured
 from tests.polling import wait_for
 
@@ -123,3 +124,81 @@ def test_another_tenants_file_and_batch_are_as_good_as_absent(gateway):
     assert cancel.status_code == 404
     listed = requests.get(gateway.url + "/v1/batches", headers=as_bob, timeout=30).json()
     assert shown["id"] not in json.dumps(listed)
+
+
+def ended(url: str, key: str, batch_id: str, timeout: float = 120) -> dict:
+    shown, headers = {}, {"Authorization": f"Bearer {key}"}
+
+    def read() -> bool:
+        shown.update(requests.get(f"{url}/v1/batches/{batch_id}", headers=headers).json())
+        return shown["status"] in ("completed", "failed", "cancelled", "expired")
+
+    wait_for(read, "the batch to end", timeout=timeout)
+    return shown
+
+
+def junk_line(custom_id: str, junk: bytes) -> bytes:
+    head = json.dumps({"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions",
+                       "body": {"model": "tiny", "max_tokens": 1,
+                                "messages": [{"role": "user", "content": "x"}]}})  # fmt: skip
+    return head[:-2].encode() + b', "junk": ' + junk + b"}}\n"
+
+
+def test_lines_of_millions_of_arrays_fail_their_batch_before_they_are_read(gateway):
+    """Four lines of 8 MiB of ``[],`` (each under --max-body-size, each some three million
+    arrays): counted before they are read, as a live body's are, and never read."""
+    junk = b"[" + b"[]," * (8 * MiB // 3) + b"[]]"
+    made = upload(gateway.url, ALICE, b"".join(junk_line(f"c{n}", junk) for n in range(4))).json()
+    shown, cost = measured(gateway.pid, lambda: batch(gateway.url, ALICE, made["id"]))
+    assert shown["status"] == "failed", shown
+    faults = shown["errors"]["data"]
+    assert [fault["line"] for fault in faults] == [1, 2, 3, 4]
+    assert all("--max-containers" in fault["message"] for fault in faults)
+    assert cost.growth < GROWTH, cost
+
+
+def test_a_line_nested_a_thousand_deep_fails_its_batch_and_the_others_run(gateway):
+    deep = b"[" * 1000 + b"]" * 1000
+    made = upload(gateway.url, ALICE, line("fine") + junk_line("deep", deep)).json()
+    shown = batch(gateway.url, ALICE, made["id"])
+    assert shown["status"] == "failed"
+    (fault,) = shown["errors"]["data"]
+    assert (fault["line"], fault["code"], fault["param"]) == (2, "invalid_request", "body.junk")
+    assert "--max-nesting" in fault["message"]
+    after = upload(gateway.url, ALICE, line("after")).json()
+    assert ended(gateway.url, ALICE, batch(gateway.url, ALICE, after["id"])["id"])[
+        "status"] == "completed"  # fmt: skip
+
+
+def test_model_names_are_the_served_ones_and_bound_what_a_batch_holds(gateway):
+    """A key that may name any model (the admin's) names 5,000 that are not, each 2 KB: the
+    batch fails naming the first hundred, each name cut short; its record and /metrics stay
+    small."""
+    names = b"".join(line(f"c{n}", model=f"m{n}-" + "x" * 2048) for n in range(5000))
+    made = upload(gateway.url, ADMIN, names).json()
+    shown = batch(gateway.url, ADMIN, made["id"])
+    assert shown["status"] == "failed" and len(shown["errors"]["data"]) == 100
+    assert {fault["code"] for fault in shown["errors"]["data"]} == {"model_not_found"}
+    assert len(json.dumps(shown)) < 32 * 1024
+    metrics = requests.get(gateway.url + "/metrics", headers={"Authorization": f"Bearer {ADMIN}"},
+                           timeout=30).text  # fmt: skip
+    assert "x" * 100 not in metrics
+
+
+def test_a_keys_batches_under_way_hold_a_bounded_number_of_lines(gateway):
+    """Two batches of 50,000 lines fill a key's --batch-lines-per-key (100,000): a third is
+    refused before it is read (where twelve held 200 MiB of the proxy's memory)."""
+    full = b"".join(line(f"c{n}") for n in range(50_000))
+    made = [upload(gateway.url, ALICE, full).json()["id"] for _ in range(3)]
+    under_way = [batch(gateway.url, ALICE, file_id)["id"] for file_id in made[:2]]
+    asked = {"input_file_id": made[2], "endpoint": "/v1/chat/completions",
+             "completion_window": "24h"}  # fmt: skip
+    refused = requests.post(gateway.url + "/v1/batches", json=asked,
+                            headers={"Authorization": f"Bearer {ALICE}"}, timeout=30)  # fmt: skip
+    assert refused.status_code == 429, refused.text
+    assert "--batch-lines-per-key" in refused.json()["error"]["message"]
+    for batch_id in under_way:
+        requests.post(f"{gateway.url}/v1/batches/{batch_id}/cancel",
+                      headers={"Authorization": f"Bearer {ALICE}"}, timeout=30)  # fmt: skip
+    for batch_id in under_way:
+        assert ended(gateway.url, ALICE, batch_id)["status"] == "cancelled"

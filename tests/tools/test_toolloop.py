@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import pytest
 
+from proxy.access.keyring import owner_of
 from proxy.core import generation
 from proxy.core.caller import Caller
 from proxy.core.errors import ToolNotAllowedError, ToolTimeoutError, UpstreamError
@@ -114,11 +115,14 @@ def test_a_hosted_call_is_run_and_the_next_turn_reads_its_result():
     assert (result.role, result.content, result.tool_call_id) == ("tool", "hello from a.txt", "c1")
 
 
-def test_the_calls_of_a_key_are_made_in_its_sessions_of_the_servers():
+def test_the_calls_of_a_key_are_made_in_its_owners_sessions_of_the_servers():
+    """Its owner's, never its name's: another secret under the same name has sessions of
+    its own."""
     router = Router(answer("Let me look.", (call(),)), answer("It says hello."))
     toolbox = Toolbox()
-    ToolLoop(router, toolbox).complete(ASKED.served_for(Caller(Party("alice"))))
-    assert toolbox.keys == {"alice"} and toolbox.calls
+    owner = owner_of(b"sk-alice")
+    ToolLoop(router, toolbox).complete(ASKED.served_for(Caller(Party("alice"), owner=owner)))
+    assert toolbox.keys == {owner} and toolbox.calls
 
 
 @pytest.mark.parametrize(

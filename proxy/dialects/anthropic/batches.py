@@ -92,18 +92,30 @@ def shown(batch: dict, results_url: str) -> dict:
     }
 
 
+LEFT = {
+    "batch_cancelled": "canceled",
+    "batch_expired": "expired",
+}  # a request its batch ended without
+
+
 def result(line: dict, ok: bool) -> dict:
-    """One answered request (a line of the batch's answers or errors) as Anthropic's result."""
-    body = line["response"]["body"]
+    """One request's line of the batch's answers (``ok``) or errors as Anthropic's result:
+    succeeded, errored with its answer's error, or canceled or expired as its batch ended
+    before it ran."""
+    custom_id, response, error = line["custom_id"], line.get("response"), line.get("error")
     if ok:
-        return {"custom_id": line["custom_id"], "result": {"type": "succeeded", "message": body}}
-    return {"custom_id": line["custom_id"], "result": {"type": "errored", "error": body}}
-
-
-def unanswered(custom_id: str, status: str) -> dict:
-    """A request the batch ended without answering."""
-    kind = {"cancelled": "canceled", "expired": "expired"}.get(status, "errored")
-    return {"custom_id": custom_id, "result": {"type": kind}}
+        return {
+            "custom_id": custom_id,
+            "result": {"type": "succeeded", "message": response["body"]},
+        }
+    if response is None and isinstance(error, dict) and error.get("code") in LEFT:
+        return {"custom_id": custom_id, "result": {"type": LEFT[error["code"]]}}
+    if response is not None:
+        body = response.get("body")
+    else:  # never asked of the model: why, in Anthropic's error shape
+        message = error.get("message", "") if isinstance(error, dict) else ""
+        body = {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
+    return {"custom_id": custom_id, "result": {"type": "errored", "error": body}}
 
 
 def store_id(id: str) -> str:

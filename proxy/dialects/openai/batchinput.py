@@ -1,16 +1,19 @@
 """The requests of an OpenAI batch's input file, one a line, read before the batch starts:
 each a JSON object ``{"custom_id", "method": "POST", "url", "body"}`` whose ``url`` is the
-batch's endpoint, each ``custom_id`` once. Every fault is told with its line's number, in the
-shape of OpenAI's ``errors.data``. What is kept of a request is where it is in the file: its
-body is read again as it runs, so a batch costs memory by its count of requests, not their
-size. Pure."""
+batch's endpoint, each ``custom_id`` once, each read within the bounds a live request's body
+keeps (its size, its arrays and objects counted before it is read, their nesting). Every fault
+is told with its line's number, in the shape of OpenAI's ``errors.data``. What is kept of a
+request is where it is in the file: its body is read again as it runs, so a batch costs
+memory by its count of requests, not their size. Pure."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
-import orjson
+from proxy.core.bodyshape import check_nesting, parsed_body
+from proxy.core.errors import InvalidJsonError, InvalidRequestError
+from proxy.dialects.dialect import Limits
 
 ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses")
 WINDOWS = ("24h",)
@@ -38,10 +41,12 @@ class RequestFault:
                 "line": self.line}  # fmt: skip
 
 
-def read_requests(raw: Iterable[bytes], endpoint: str, longest: int = 1 << 25) -> tuple:
+def read_requests(raw: Iterable[bytes], endpoint: str, limits: Limits = Limits()) -> tuple:
     """``(requests, faults)`` of an input file's ``raw`` lines for ``endpoint``, each at most
-    ``longest`` bytes (a request's body could be no longer); blank lines are skipped."""
+    ``limits.max_body_size`` bytes (a request's body could be no longer); blank lines are
+    skipped."""
     found, faults, seen, offset = [], [], set(), 0
+    longest = limits.max_body_size
     for number, text in enumerate(raw, 1):
         at, offset = offset, offset + len(text)  # a line cut for its length fails the file
         if len(text) > longest:  # before anything copies it
@@ -51,7 +56,7 @@ def read_requests(raw: Iterable[bytes], endpoint: str, longest: int = 1 << 25) -
         elif not text.strip():
             continue
         else:
-            asked = read_request(text, number, endpoint, seen)
+            asked = read_request(text, number, endpoint, seen, limits)
         if isinstance(asked, RequestFault):
             if len(faults) < MAX_ERRORS:
                 faults.append(asked)
@@ -63,12 +68,14 @@ def read_requests(raw: Iterable[bytes], endpoint: str, longest: int = 1 << 25) -
     return found, faults
 
 
-def read_request(text: bytes, number: int, endpoint: str, seen: set):
+def read_request(text: bytes, number: int, endpoint: str, seen: set, limits: Limits = Limits()):
     """One line's :class:`BatchRequest`, or the :class:`RequestFault` that keeps it out."""
-    try:
-        item = orjson.loads(text)
-    except orjson.JSONDecodeError:
+    try:  # its body's nesting checked below, to name its field
+        item = parsed_body(text, limits.max_containers, None)
+    except InvalidJsonError:
         return RequestFault(number, "invalid_json_line", f"line {number} is not valid JSON")
+    except InvalidRequestError as exc:
+        return RequestFault(number, "invalid_request", f"line {number}: {exc.message}", exc.param)
     if not isinstance(item, dict):
         return RequestFault(number, "invalid_request", f"line {number} is not a JSON object")
     custom_id = item.get("custom_id")
@@ -97,6 +104,10 @@ def read_request(text: bytes, number: int, endpoint: str, seen: set):
     if body.get("stream"):
         why = f"line {number}: a batch's answers are not streamed"
         return RequestFault(number, "invalid_request", why, "body.stream")
+    try:
+        check_nesting(body, limits.max_nesting, "body")
+    except InvalidRequestError as exc:
+        return RequestFault(number, "invalid_request", f"line {number}: {exc.message}", exc.param)
     unknown = set(item) - {"custom_id", "method", "url", "body"}
     if unknown:
         return RequestFault(number, "invalid_request",
