@@ -23,6 +23,7 @@ from proxy.config.settings import largest_upload
 from proxy.core.errors import (
     ConflictError,
     InvalidRequestError,
+    NotFoundError,
     PayloadTooLargeError,
     RateLimitError,
 )
@@ -132,6 +133,14 @@ def shown_id(record: BatchRecord) -> str:
     return record.id
 
 
+def lines_of(file_id: str) -> int:
+    """The lines of a batch's input not read yet (none, once it is gone: the batch fails)."""
+    try:
+        return get_state().files.get(None, file_id).lines
+    except NotFoundError:
+        return 0
+
+
 def check_room(stored: StoredFile) -> None:
     """Refuse a batch of ``stored`` where its key has ``--batches-per-key`` batches under
     way, or they would hold more than ``--batch-lines-per-key`` requests in all (a 429: it
@@ -145,7 +154,7 @@ def check_room(stored: StoredFile) -> None:
             f"(--batches-per-key); retry once one ends",
             retry_after=BUSY_AGAIN,
         )
-    waiting = sum(each.total or stores.max_batch_lines for each in live) + stored.lines
+    waiting = sum(each.total or lines_of(each.input_file_id) for each in live) + stored.lines
     if waiting > stores.batch_lines_per_key:
         raise RateLimitError(
             f"this key's batches under way would hold {waiting} requests, more than "

@@ -148,6 +148,8 @@ class BatchRunner:
                 except StoreUnavailableError:  # logged as the outage begins and ends
                     self._stopped.wait(LOOK_EVERY)
                 except Exception as exc:  # noqa: BLE001 - the loop outlives any one fault
+                    if self._stopped.is_set():
+                        break  # the process stops: what failed was its stopping
                     logger.error("the batch runner's look failed (%s); it looks again",
                                  type(exc).__name__)  # fmt: skip
                     self._stopped.wait(LOOK_EVERY)
