@@ -4,21 +4,21 @@ output bound, in tokens and at the price of the model it is sent to. Pure.
 A request is answered only if what it may spend fits beside what its key has spent and what
 its other requests in flight hold: so a budget is never exceeded by more than the one answer
 that crossed it, whatever the number of requests in flight, workers or proxies. The prompt
-is held at a bound, not an estimate: its text's UTF-8 bytes (a token is at least one byte),
-and a few tokens around each message and image for the chat template. A request with no
-output bound holds :data:`UNBOUNDED_OUTPUT` tokens of output, or what is left if less: it
-may be the answer that crosses the budget.
+is held at a bound, not an estimate: its texts' UTF-8 bytes (a token is at least one byte:
+:mod:`proxy.core.textsize`), and a few tokens around each message and image for the chat
+template. A request with no output bound holds :data:`UNBOUNDED_OUTPUT` tokens of output,
+or what is left if less: it may be the answer that crosses the budget.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Iterable, Optional
 
 from proxy.access import spend
 from proxy.access.budgets import NAMED, Standing, period
 from proxy.access.usage import Hold
 from proxy.config.catalog import Price
+from proxy.core import textsize
 from proxy.core.errors import QuotaExceededError
 from proxy.core.types import GenerationRequest
 
@@ -32,28 +32,15 @@ IN_FLIGHT_RETRY_AFTER = 5  # seconds: what holds it back is requests in flight, 
 
 def prompt_bound(request: GenerationRequest) -> int:
     """At least as many tokens as ``request``'s prompt can take, from its size alone."""
-    texts = [request.prompt or "", request.suffix or "", request.cursor]
-    texts += [chunk.text for chunk in request.nearby]
-    around = AROUND_REQUEST
-    for message in request.messages:
-        texts += [message.content, message.reasoning, message.name or ""]
-        texts += [call.name + call.arguments for call in message.tool_calls]
-        around += AROUND_MESSAGE + PER_IMAGE * len(message.images)
-    if request.tools:
-        texts.append(json.dumps(request.tools))
-    if not request.messages and request.prompt is None and request.verbatim is not None:
-        texts.append(json.dumps(request.verbatim.body))  # a body the proxy did not translate
-    return around + sum(_bytes(texts))
+    size = textsize.prompt_size(request)
+    around = AROUND_REQUEST + AROUND_MESSAGE * size.messages + PER_IMAGE * size.images
+    return around + size.bytes
 
 
 def texts_bound(texts: Iterable[str], around: int) -> int:
     """At least as many tokens as ``texts`` take, each with ``around`` tokens the model adds
     to it (its BOS and EOS, a separator)."""
-    return sum(size + around for size in _bytes(texts))
-
-
-def _bytes(texts: Iterable[str]) -> Iterable[int]:
-    return (len(text.encode("utf-8", "surrogatepass")) for text in texts)
+    return sum(textsize.size(text) + around for text in texts)
 
 
 def needed(

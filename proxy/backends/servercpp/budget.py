@@ -4,9 +4,9 @@ overshoot.
 A chat far beyond a model's context is known without tokenizing it (which takes the server
 time in proportion to the prompt: over a second for 3 MiB), and the oldest servers do not
 refuse a prompt longer than their context: they cut it and answer. No tokenizer's tokens
-average near :data:`MOST_CHARACTERS_PER_TOKEN` characters over real text (they average three
-to five), so a chat of more characters than that many times the context cannot fit, and is
-refused at once.
+average near :data:`~proxy.core.textsize.MOST_BYTES_PER_TOKEN` bytes over real text, nor so
+many characters (each at least a byte), so a chat of more characters than that many times
+the context cannot fit, and is refused at once.
 
 PowerInfer's server and llama.cpp of 2023 generate one token more than ``n_predict``, and
 at least three, so the proxy streams with ``n_probs`` and counts the tokens itself. Each
@@ -23,6 +23,7 @@ import re
 from typing import Iterable, Iterator, Optional, Sequence
 
 from proxy.core.errors import ContextLengthError
+from proxy.core.textsize import MOST_BYTES_PER_TOKEN
 from proxy.core.types import Chunk, GenerationRequest, Usage, amended
 
 BYTE_PIECE = re.compile(r"byte: \\x([0-9a-fA-F]{1,2})")
@@ -124,9 +125,6 @@ def _shown(chunk: Chunk, keep_logprobs: bool) -> Chunk:
     return chunk if keep_logprobs or not chunk.logprobs else amended(chunk, logprobs=())
 
 
-MOST_CHARACTERS_PER_TOKEN = 32
-
-
 def fewest_tokens(request: GenerationRequest) -> int:
     """A number of tokens ``request``'s prompt certainly takes, from its text's length."""
     characters = (
@@ -134,7 +132,7 @@ def fewest_tokens(request: GenerationRequest) -> int:
         if request.prompt is not None
         else sum(len(message.content) for message in request.messages)
     )
-    return characters // MOST_CHARACTERS_PER_TOKEN
+    return characters // MOST_BYTES_PER_TOKEN
 
 
 def check_fits(request: GenerationRequest, context: Optional[int]) -> None:

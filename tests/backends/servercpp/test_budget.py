@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from proxy.backends.servercpp.budget import (
-    MOST_CHARACTERS_PER_TOKEN,
     check_fits,
     chunk_tokens,
     fewest_tokens,
@@ -14,6 +13,7 @@ from proxy.backends.servercpp.budget import (
 )
 from proxy.backends.servercpp.embedding import server_piece, whole_pieces
 from proxy.core.errors import ContextLengthError
+from proxy.core.textsize import MOST_BYTES_PER_TOKEN
 from proxy.core.types import Chunk, GenerationRequest, Message, TokenLogprob, Usage
 
 ZHONG = "中".encode()  # e4 b8 ad
@@ -136,7 +136,7 @@ def test_server_piece(piece, data):
     assert server_piece(piece) == data
 
 
-PER = MOST_CHARACTERS_PER_TOKEN
+PER = MOST_BYTES_PER_TOKEN
 
 
 def chat(*texts: str) -> GenerationRequest:
