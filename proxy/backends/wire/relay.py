@@ -97,7 +97,7 @@ class Relay(Backend):
             self._tell(request, way.path, body)
             completion = way.whole(self.send(way.path, body, request.caller))
             if completion.usage.how == UNTOLD:
-                told = self._untold(way, request, body, completion.text, None)
+                told = self._untold(way, request, body, untold.answered(completion))
                 completion = amended(completion, usage=told)
             if any(noted):
                 return amended(completion, served=Served("", False, *noted))
@@ -140,32 +140,32 @@ class Relay(Backend):
                 raise self.missing(exc) from None
             if any(noted):
                 yield Served("", False, *noted)
-            pieces, began = 0, False
+            made, began = untold.PieceCount(), False
             try:
                 for chunk in way.chunks(lines):
                     began = True
                     if type(chunk) is Chunk:
                         usage = chunk.usage
                         if usage is not None and usage.how == UNTOLD and chunk.finish_reason:
-                            told = self._untold(way, request, body, "", pieces)
+                            told = self._untold(way, request, body, made.tokens)
                             chunk = amended(chunk, usage=told)
                         elif chunk.text or chunk.reasoning or chunk.tool_calls:
-                            pieces += 1
+                            made.add(chunk)
                     yield chunk
             except UpstreamError:
                 if not began:  # an empty stream tells no reason: the server may, asked whole
                     self.client.post_json(way.path, untold.probe(body), caller=request.caller)
                 raise
 
-    def _untold(self, way: Way, request: GenerationRequest, body: dict, text: str, pieces) -> Usage:
-        """The usage of an answer whose server told none (see :mod:`.untold`): its prompt
-        counted by the server, the rest estimated."""
+    def _untold(self, way: Way, request: GenerationRequest, body: dict, made: int) -> Usage:
+        """The usage of an answer of ``made`` tokens (estimated) whose server told none
+        (see :mod:`.untold`): its prompt counted by the server, else estimated too."""
         prompt = None
         with contextlib.suppress(ProxyError):
             answer = self.client.post_json(way.path, untold.probe(body), caller=request.caller)
             usage = way.whole(answer).usage
             prompt = usage.prompt_tokens if usage.how == TOLD else None
-        return untold.usage(request, prompt, text, pieces)
+        return untold.usage(request, prompt, made)
 
     def _way(self, request: GenerationRequest) -> Way:
         """The way of ``request``, refused when it cannot go that way."""

@@ -11,6 +11,7 @@ import pytest
 from proxy.backends.admission import Admission
 from proxy.backends.fairqueue import SlotCount
 from proxy.backends.openai.backend import OpenAIBackend
+from proxy.backends.wire import untold
 from proxy.backends.wire.client import UpstreamClient
 from proxy.core.errors import InvalidRequestError, NotImplementedByBackendError, UpstreamError
 from proxy.core.types import Completion, Embeddings, GenerationRequest, Message, Ranking, Usage
@@ -190,7 +191,10 @@ COUNTED = {"choices": [{"message": {"content": "I"}, "finish_reason": "length"}]
            "usage": {"prompt_tokens": 32, "completion_tokens": 1, "total_tokens": 33}}  # fmt: skip
 
 
-@pytest.mark.parametrize(("probe", "prompt"), [(COUNTED, 32), ({"choices": []}, 1 + 8)])
+@pytest.mark.parametrize(
+    ("probe", "prompt"),
+    [(COUNTED, 32), ({"choices": []}, 1 + untold.TEMPLATE_MESSAGE + untold.TEMPLATE_REQUEST)],
+)
 def test_a_stream_without_usage_is_charged_its_prompt_as_the_engine_counts_it(
     make, upstream, probe, prompt
 ):
