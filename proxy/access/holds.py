@@ -17,7 +17,7 @@ from typing import Iterable, Optional
 from proxy.access import spend
 from proxy.access.budgets import NAMED, Standing, period
 from proxy.access.usage import Hold
-from proxy.config.catalog import Price
+from proxy.config.price import Price
 from proxy.core import textsize
 from proxy.core.errors import QuotaExceededError
 from proxy.core.types import GenerationRequest

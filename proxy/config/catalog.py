@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from decimal import Decimal
 from functools import cached_property
 from typing import Optional
 
 from proxy.config.hubref import HubReference
+from proxy.config.price import PRICED_FIELDS, Price, terms
 from proxy.core.tooluse import TOOL_TURNS
 from proxy.core.types import GenerationRequest, Sampling, amended
 
@@ -34,52 +34,6 @@ class UpstreamSpec:
 
     url: str
     slots: int = 0  # 0: as the server reports, or as its answers show
-
-
-@dataclass(frozen=True)
-class Price:
-    """What a model's tokens cost, in US dollars per million: its prompt's tokens, those of
-    them the server took from its cache (``None``: as the others), and its completion's."""
-
-    input: float = 0.0
-    output: float = 0.0
-    cached_input: Optional[float] = None
-    web_search: float = 0.0  # US dollars per 1,000 searches the upstream runs itself
-
-    def micro_usd(
-        self,
-        prompt_tokens: int,
-        completion_tokens: int,
-        cached_tokens: int = 0,
-        web_searches: int = 0,
-    ) -> Decimal:
-        """The tokens' and searches' cost in micro-dollars (dollars per million times tokens,
-        per thousand times searches), exactly: a ``Decimal`` of the prices as the models file
-        wrote them, never a float's error."""
-        cached = min(max(cached_tokens, 0), prompt_tokens)
-        rate = self.input if self.cached_input is None else self.cached_input
-        return (
-            _exact(self.input) * (prompt_tokens - cached)
-            + _exact(rate) * cached
-            + _exact(self.output) * completion_tokens
-            + _exact(self.web_search) * 1000 * web_searches
-        )
-
-    def of(
-        self,
-        prompt_tokens: int,
-        completion_tokens: int,
-        cached_tokens: int = 0,
-        web_searches: int = 0,
-    ) -> float:
-        """The tokens' and searches' cost in US dollars."""
-        micro = self.micro_usd(prompt_tokens, completion_tokens, cached_tokens, web_searches)
-        return float(micro / 1_000_000)
-
-
-def _exact(dollars: float) -> Decimal:
-    """A price as written (0.15, not the float nearest it)."""
-    return Decimal(repr(dollars))
 
 
 @dataclass(frozen=True)
@@ -170,6 +124,17 @@ class ModelSpec:
     @property
     def names(self) -> tuple:
         return ((self.id,) if self.id else ()) + self.aliases
+
+    def held_price(self, body: object) -> Optional[Price]:
+        """The price a request whose client sent ``body`` holds its key's budgets at: the
+        model's, at the service tier and with the audio output the body asks of a server of
+        OpenAI's API, as the model's filters leave them (``None``: it has no price)."""
+        if self.price is None or self.backend != "openai" or type(body) is not dict:
+            return self.price
+        stripped = self.filters.strip
+        sent = {name: body[name] for name in PRICED_FIELDS if name in body and name not in stripped}
+        sent.update((name, value) for name, value in self.filters.set if name in PRICED_FIELDS)
+        return self.price.held(terms(sent))
 
     @property
     def file_stem(self) -> str:

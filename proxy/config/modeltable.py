@@ -10,10 +10,11 @@ import unicodedata
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
-from proxy.config.catalog import ENDPOINTS, ModelSpec, Price, UpstreamSpec
+from proxy.config.catalog import ENDPOINTS, ModelSpec, UpstreamSpec
 from proxy.config.files import resolved, resolved_template
 from proxy.config.hubref import is_hub_reference
 from proxy.config.managed import managed_spec
+from proxy.config.price import OWN_TIERS, Price, terms
 from proxy.config.tables import no_unknown
 from proxy.config.upstreamoptions import body_filters, upstream_headers, upstream_timeouts
 from proxy.core.errors import InvalidRequestError
@@ -28,6 +29,10 @@ REASONING = ("auto", "think-tags", "none")  # how a model's thoughts are told fr
 LOCAL_ONLY = ("chat_template", "reasoning", "cmd", "model", "args", "ttl", "preload", "slot_save")
 # keys of a model on a server of a public API alone
 API_ONLY = ("upstream_model", "headers", "headers_env", "timeouts", "filters")
+# a price's keys (a service tier's, every one of them but ``tiers``)
+PRICE_KEYS = {"input", "cached_input", "output", "web_search", "audio_input", "audio_output",
+              "store"}  # fmt: skip
+PER = {"web_search": "1,000 searches", "store": "1,000 stored completions"}
 # Request fields a model may default; each is applied only where the client left it out.
 DEFAULTABLE = (
     "max_tokens",
@@ -199,7 +204,7 @@ def model_spec(
     reasoning = spec.get("reasoning", "auto")
     if reasoning not in REASONING:
         raise fail(f"{key}.reasoning", f"must be one of {', '.join(REASONING)}, got {reasoning!r}")
-    return ModelSpec(
+    made = ModelSpec(
         id=model_id,
         aliases=tuple(aliases),
         backend=backend,
@@ -229,6 +234,8 @@ def model_spec(
         timeouts=upstream_timeouts(spec.get("timeouts"), f"{key}.timeouts", fail),
         filters=filters,
     )
+    _priced_filters(made, key, fail)
+    return made
 
 
 def _endpoints(spec: dict, backend: str, key: str, fail) -> tuple:
@@ -256,30 +263,61 @@ def _names(value: Any, key: str, fail) -> tuple:
     return tuple(value)
 
 
-def _price(table: Any, key: str, fail) -> Optional[Price]:
-    """``{input = 0.15, cached_input = 0.015, output = 0.60, web_search = 10}``: US
-    dollars per million tokens; cached prompt tokens at the input's price unless
-    ``cached_input`` says; US dollars per 1,000 searches the upstream runs itself."""
+def _price(table: Any, key: str, fail, tiered: bool = True) -> Optional[Price]:
+    """``{input = 2.5, cached_input = 1.25, output = 10}``: US dollars per million tokens
+    (cached prompt tokens at the input's price unless ``cached_input`` says), the audio's
+    among them too (``audio_input``, ``audio_output``); US dollars per 1,000 searches the
+    upstream runs itself (``web_search``) and per 1,000 completions it stores (``store``);
+    and, in ``tiers``, each service tier's price, a table of the same keys but ``tiers``."""
     if table is None:
         return None
     if not isinstance(table, dict):
         raise fail(
             key,
             "must be a table: { input = <$ per million>, cached_input = <$ per million>, "
-            "output = <$ per million>, web_search = <$ per 1,000 searches> }",
+            "output = <$ per million>, web_search = <$ per 1,000 searches>, … }",
         )
-    no_unknown(table, {"input", "cached_input", "output", "web_search"}, key + ".", fail)
+    no_unknown(table, PRICE_KEYS | ({"tiers"} if tiered else set()), key + ".", fail)
     for name, value in table.items():
+        if name == "tiers":
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            per = "1,000 searches" if name == "web_search" else "million tokens"
+            per = PER.get(name, "million tokens")
             raise fail(f"{key}.{name}", f"must be US dollars per {per}, got {value!r}")
-    cached = table.get("cached_input")
+    optional = {
+        name: None if table.get(name) is None else float(table[name])
+        for name in ("cached_input", "audio_input", "audio_output", "store")
+    }
     return Price(
         float(table.get("input", 0)),
         float(table.get("output", 0)),
-        None if cached is None else float(cached),
-        float(table.get("web_search", 0)),
+        web_search=float(table.get("web_search", 0)),
+        tiers=_tiers(table.get("tiers", {}), f"{key}.tiers", fail),
+        **optional,
     )
+
+
+def _tiers(table: Any, key: str, fail) -> tuple:
+    """``{priority = {input = 5, output = 20}}``: each service tier's own price."""
+    if not isinstance(table, dict):
+        raise fail(key, "must be a table of service tiers' prices: { priority = { … } }")
+    for name in table:
+        if name in OWN_TIERS:
+            raise fail(f"{key}.{name}", "is the model's own price: write it in price itself")
+    return tuple(
+        (name, _price(value, f"{key}.{name}", fail, False)) for name, value in table.items()
+    )
+
+
+def _priced_filters(spec: ModelSpec, key: str, fail) -> None:
+    """A model's filters set no field its price does not cover (every request would be
+    refused)."""
+    if spec.price is None or spec.backend != "openai" or not spec.filters.set:
+        return
+    problem = spec.price.refusal(terms(dict(spec.filters.set)))
+    if problem is not None:
+        field, why = problem
+        raise fail(f"{key}.filters.set.{field}", why)
 
 
 def _upstream(item: Any, slots: int, key: str, fail) -> UpstreamSpec:

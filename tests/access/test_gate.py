@@ -14,7 +14,7 @@ from proxy.access.outages import Outages
 from proxy.access.spend import cost
 from proxy.api.observe import CHARGE_ID
 from proxy.app import create_app
-from proxy.config.catalog import Price
+from proxy.config.price import Price
 from proxy.config.settings import Settings
 from tests.fakes.servercpp import FakeServerCpp
 from tests.polling import wait_for

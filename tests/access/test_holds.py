@@ -13,7 +13,7 @@ from proxy.access.budgets import Budgets, Standing
 from proxy.access.holds import AROUND_MESSAGE, AROUND_REQUEST, PER_IMAGE
 from proxy.access.keyring import KeySpec
 from proxy.access.usage import Charge, Hold, RedisUsage, SqliteUsage
-from proxy.config.catalog import Price
+from proxy.config.price import Price
 from proxy.core.errors import QuotaExceededError
 from proxy.core.types import GenerationRequest, Image, Message, ToolCall, Verbatim
 

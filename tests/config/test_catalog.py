@@ -10,10 +10,11 @@ except ImportError:  # Python < 3.11
     import tomli as tomllib
 
 from proxy.config.build import from_settings
-from proxy.config.catalog import CatalogError, Price, UpstreamSpec, with_defaults, with_pulled
+from proxy.config.catalog import CatalogError, UpstreamSpec, with_defaults, with_pulled
 from proxy.config.hubref import HubReference
 from proxy.config.modelsfile import parse_catalog, read_catalog
 from proxy.config.modeltable import id_problem
+from proxy.config.price import Price
 from proxy.config.settings import Settings
 from proxy.core.types import GenerationRequest, Sampling
 
@@ -211,6 +212,43 @@ def test_unknown_names_find_nothing_unless_catch_all(tmp_path):
             id="price-cached-input",
         ),
         pytest.param(
+            "[models.a]\nupstreams=['http://a']\nprice={store=-1}",
+            "models.a.price.store: must be US dollars per 1,000 stored completions",
+            id="price-store-negative",
+        ),
+        pytest.param(
+            "[models.a]\nupstreams=['http://a']\nprice={tiers={default={input=1}}}",
+            "models.a.price.tiers.default: is the model's own price",
+            id="price-tier-default",
+        ),
+        pytest.param(
+            "[models.a]\nupstreams=['http://a']\nprice={tiers={flex={tiers={}}}}",
+            "models.a.price.tiers.flex.tiers: is not a known key",
+            id="price-tier-of-a-tier",
+        ),
+        pytest.param(
+            "[models.a]\nupstreams=['http://a']\nprice={tiers={flex={audio_output='x'}}}",
+            "models.a.price.tiers.flex.audio_output: must be US dollars per million tokens",
+            id="price-tier-value",
+        ),
+        pytest.param(
+            "[models.a]\nupstreams=['http://a']\nprice={tiers=['flex']}",
+            "models.a.price.tiers: must be a table of service tiers' prices",
+            id="price-tiers-list",
+        ),
+        pytest.param(
+            "[models.a]\nbackend='openai'\nupstreams=['http://a/v1']\nprice={input=1}\n"
+            "filters={set={service_tier='priority'}}",
+            "models.a.filters.set.service_tier: the model's price names no service tier",
+            id="filter-sets-an-unpriced-tier",
+        ),
+        pytest.param(
+            "[models.a]\nbackend='openai'\nupstreams=['http://a/v1']\n"
+            "price={tiers={flex={}}}\nfilters={set={service_tier='flex',store=true}}",
+            "models.a.filters.set.store: the model's price names no store",
+            id="filter-sets-an-unpriced-store-at-its-tier",
+        ),
+        pytest.param(
             "[models.a]\nupstreams=['http://a']\noverflow='a'",
             "models.a.overflow: 'a' is not another model's name",
             id="overflow-itself",
@@ -360,6 +398,36 @@ price = { input = 3, cached_input = 0.3, output = 15, web_search = 10 }
     assert catalog.prices == {"cloud": Price(0.15, 0.6), "cached": Price(3.0, 15.0, 0.3, 10.0)}
     assert catalog.prices["cached"].micro_usd(10, 1, 5, 2) == 5 * 3 + 5 * 0.3 + 15 + 2 * 10_000
     assert catalog.local_models == {"local", "big-box"}  # llama.cpp's servers, wherever they run
+
+
+def test_a_price_names_its_audio_its_stored_completions_and_its_tiers(tmp_path):
+    catalog = read_catalog(
+        write(
+            tmp_path,
+            """
+[models.gpt]
+backend = "openai"
+upstreams = ["https://c/v1"]
+filters = { set = { service_tier = "flex" } }
+[models.gpt.price]
+input = 2.5
+output = 10
+audio_output = 80
+store = 0
+[models.gpt.price.tiers.priority]
+input = 5
+cached_input = 0.5
+output = 20
+[models.gpt.price.tiers.flex]
+input = 1.25
+output = 5
+""",
+        )
+    )
+    priority, flex = Price(5.0, 20.0, 0.5), Price(1.25, 5.0)
+    assert catalog.prices["gpt"] == Price(
+        2.5, 10.0, audio_output=80.0, store=0.0, tiers=(("priority", priority), ("flex", flex))
+    )
 
 
 def test_models_the_proxy_runs(tmp_path):

@@ -1,0 +1,174 @@
+"""A model's price at each service tier, with its audio and stored completions; what a body
+sent to a server of OpenAI's API asks of it, what the price refuses of that by the field's
+name, and what a request asking it holds."""
+
+from __future__ import annotations
+
+import pytest
+
+from proxy.config.catalog import Filters, ModelSpec
+from proxy.config.price import Price, Terms, terms
+
+PRIORITY = Price(input=4, output=16, cached_input=2)
+FLEX = Price(input=1, output=4, audio_output=32, store=10)
+# US dollars per million tokens: micro-dollars per token
+PRICE = Price(
+    input=2, output=8, audio_input=20, audio_output=40, store=5,
+    tiers=(("priority", PRIORITY), ("flex", FLEX)),
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "tier, counts, micro_usd",
+    [
+        pytest.param(None, {}, 100 * 2 + 10 * 8, id="own"),
+        pytest.param("auto", {}, 100 * 2 + 10 * 8, id="unnamed-tier-is-own"),
+        pytest.param("priority", {}, 100 * 4 + 10 * 16, id="priority"),
+        pytest.param("flex", {}, 100 * 1 + 10 * 4, id="flex"),
+        pytest.param(
+            "priority", {"cached_tokens": 60}, 40 * 4 + 60 * 2 + 10 * 16, id="priority-cached"
+        ),  # fmt: skip
+        pytest.param(
+            "flex", {"cached_tokens": 60}, 100 * 1 + 10 * 4, id="flex-cached-at-its-input"
+        ),  # fmt: skip
+        pytest.param(
+            None,
+            {"audio_prompt_tokens": 30, "audio_completion_tokens": 4},
+            70 * 2 + 30 * 20 + 6 * 8 + 4 * 40,
+            id="own-audio",
+        ),
+        pytest.param(
+            "priority",
+            {"audio_prompt_tokens": 30, "audio_completion_tokens": 4},
+            100 * 4 + 10 * 16,
+            id="priority-audio-at-its-tokens-price",
+        ),
+        pytest.param(
+            "flex",
+            {"audio_completion_tokens": 4, "cached_tokens": 50},
+            100 * 1 + 6 * 4 + 4 * 32,
+            id="flex-audio-out",
+        ),
+        pytest.param(
+            None,
+            {"audio_prompt_tokens": 500, "audio_completion_tokens": 500, "cached_tokens": 9},
+            100 * 20 + 10 * 40,
+            id="never-more-audio-than-tokens",
+        ),
+        pytest.param(None, {"stored": 2}, 100 * 2 + 10 * 8 + 2 * 5_000, id="own-stored"),
+        pytest.param("flex", {"stored": 1}, 100 * 1 + 10 * 4 + 10_000, id="flex-stored"),
+    ],
+)
+def test_a_price_counts_each_tiers_tokens_audio_and_stored_completions(tier, counts, micro_usd):
+    assert PRICE.at(tier).micro_usd(100, 10, **counts) == micro_usd
+
+
+CHAT = {"model": "m", "messages": []}
+
+
+@pytest.mark.parametrize(
+    "body, asked",
+    [
+        pytest.param(CHAT, Terms(), id="nothing"),
+        pytest.param({**CHAT, "service_tier": "auto"}, Terms(), id="auto-is-own"),
+        pytest.param({**CHAT, "service_tier": "default"}, Terms(), id="default-is-own"),
+        pytest.param({**CHAT, "service_tier": None}, Terms(), id="null-is-own"),
+        pytest.param({**CHAT, "service_tier": "priority"}, Terms("priority"), id="priority"),
+        pytest.param({**CHAT, "service_tier": 7}, Terms(7), id="not-a-name"),
+        pytest.param({**CHAT, "modalities": ["text"]}, Terms(), id="text-only"),
+        pytest.param(
+            {**CHAT, "modalities": ["text", "audio"], "audio": {"voice": "alloy"}},
+            Terms(audio="modalities"),
+            id="audio-by-modalities",
+        ),
+        pytest.param({**CHAT, "audio": {"voice": "alloy"}}, Terms(audio="audio"), id="audio"),
+        pytest.param({**CHAT, "store": True}, Terms(store=True), id="store"),
+        pytest.param({**CHAT, "store": False}, Terms(), id="not-stored"),
+    ],
+)
+def test_what_a_body_asks_of_its_price(body, asked):
+    assert terms(body) == asked
+
+
+@pytest.mark.parametrize(
+    "price, fields, refused",
+    [
+        pytest.param(PRICE, {"service_tier": "priority"}, None, id="tier-priced"),
+        pytest.param(PRICE, {"service_tier": "scale"}, "service_tier", id="tier-unpriced"),
+        pytest.param(Price(1, 2), {"service_tier": "flex"}, "service_tier", id="no-tiers"),
+        pytest.param(Price(1, 2), {"service_tier": "auto"}, None, id="auto-on-any-price"),
+        pytest.param(PRICE, {"service_tier": ["priority"]}, "service_tier", id="tier-not-a-name"),
+        pytest.param(PRICE, {"modalities": ["text", "audio"]}, None, id="audio-priced"),
+        pytest.param(Price(1, 2), {"modalities": ["audio"]}, "modalities", id="audio-unpriced"),
+        pytest.param(Price(1, 2), {"audio": {"voice": "x"}}, "audio", id="audio-field-unpriced"),
+        pytest.param(
+            PRICE,
+            {"service_tier": "priority", "modalities": ["audio"]},
+            "modalities",
+            id="audio-unpriced-at-its-tier",
+        ),
+        pytest.param(
+            PRICE, {"service_tier": "flex", "modalities": ["audio"]}, None, id="audio-at-flex"
+        ),
+        pytest.param(PRICE, {"store": True}, None, id="store-priced"),
+        pytest.param(Price(1, 2, store=0), {"store": True}, None, id="store-free"),
+        pytest.param(Price(1, 2), {"store": True}, "store", id="store-unpriced"),
+        pytest.param(
+            PRICE, {"service_tier": "priority", "store": True}, "store", id="store-at-its-tier"
+        ),
+        pytest.param(
+            Price(), {"store": True, "service_tier": "flex"}, "service_tier", id="zeros-refuse-too"
+        ),  # fmt: skip
+    ],
+)
+def test_a_field_the_price_does_not_cover_is_refused_by_name(price, fields, refused):
+    problem = price.refusal(terms({**CHAT, **fields}))
+    assert (problem[0] if problem else None) == refused
+
+
+@pytest.mark.parametrize(
+    "spec, body, held",
+    [
+        pytest.param(ModelSpec("m"), {"service_tier": "priority"}, None, id="no-price"),
+        pytest.param(
+            ModelSpec("m", backend="openai", price=PRICE),
+            {"service_tier": "priority"},
+            PRIORITY,
+            id="tier",
+        ),
+        pytest.param(
+            ModelSpec("m", backend="openai", price=PRICE),
+            {"service_tier": "flex", "modalities": ["text", "audio"]},
+            Price(1, 32, audio_output=32, store=10),
+            id="audio-output-held-at-its-price",
+        ),
+        pytest.param(
+            ModelSpec("m", backend="openai", price=PRICE, filters=Filters(strip=("service_tier",))),
+            {"service_tier": "priority"},
+            PRICE,
+            id="stripped",
+        ),
+        pytest.param(
+            ModelSpec(
+                "m", backend="openai", price=PRICE, filters=Filters(set=(("service_tier", "flex"),))
+            ),
+            {"service_tier": "priority"},
+            FLEX,
+            id="set",
+        ),  # fmt: skip
+        pytest.param(
+            ModelSpec("m", backend="anthropic", price=PRICE),
+            {"service_tier": "priority"},
+            PRICE,
+            id="another-api",
+        ),
+        pytest.param(
+            ModelSpec("m", backend="openai", price=PRICE),
+            {"service_tier": "scale"},
+            PRICE,
+            id="unpriced-held-at-own-then-refused",
+        ),
+    ],
+)
+def test_a_request_is_held_at_the_price_its_body_asks(spec, body, held):
+    assert spec.held_price({**CHAT, **body}) == held
