@@ -15,7 +15,7 @@ from proxy.access.journal import Journal
 from proxy.access.keyring import ADMIN, ANONYMOUS, EVERY, Keyring, KeySpec
 from proxy.access.limits import Decision
 from proxy.access.usage import Charge
-from proxy.config.catalog import Price
+from proxy.config.price import Price
 from proxy.core.errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -269,23 +269,26 @@ class Access:
         cached_tokens: int = 0,
         price: Optional[Price] = None,
         hold: str = "",
-        web_searches: int = 0,
         id: str = "",
+        tier: str = "",
+        **priced: int,
     ) -> None:
         """An answer has ended: its usage and what it costs the key's budgets (its tokens,
-        and its money at ``price``, the price of the ``model`` that answered) kept in one
-        charge, which :meth:`settle` writes and which lets its ``hold`` go, its
-        tokens counted against the key's minute; the ``web_searches`` its upstream ran
-        itself are charged at the price's ``web_search``; ``id``: the charge's own, for an
-        answer that may be asked again and must count once ("": a new one)."""
+        and its money at ``price``, the price of the ``model`` that answered, at its service
+        ``tier``'s where it served one priced apart) kept in one charge, which
+        :meth:`settle` writes and which lets its ``hold`` go, its tokens counted against the
+        key's minute; ``priced``: what else the price reads (the searches its upstream ran
+        itself, the audio tokens among its tokens, the completions it stored: a
+        :class:`Charge`'s fields); ``id``: the charge's own, for an answer that may be asked
+        again and must count once ("": a new one)."""
         periods, tokens, usd_periods, micro_usd = (), 0, (), 0
         if key is not None and key.budgeted and self.budgets is not None:
             periods = self.budgets.periods(key, "tokens")
             tokens = cost(key, prompt_tokens, cached_tokens, completion_tokens) if periods else 0
             usd_periods = self.budgets.periods(key, "usd")
-            if usd_periods:
+            if usd_periods and price is not None:
                 micro_usd = spend.cost(
-                    price, prompt_tokens, cached_tokens, completion_tokens, web_searches
+                    price.at(tier), prompt_tokens, cached_tokens, completion_tokens, **priced
                 )
         self.journal.keep(
             Charge(
@@ -300,7 +303,8 @@ class Access:
                 usd_periods,
                 micro_usd,
                 hold=hold,
-                web_searches=web_searches,
+                tier=tier,
+                **priced,
                 **({"id": id} if id else {}),
             )
         )

@@ -2,7 +2,8 @@
 micro-dollars money budgets count. Pure.
 
 A usage row is priced at its model's price as the models file says now (a model with none
-costs nothing), so a changed price reprices what was used before it; a money budget is
+costs nothing; a row of a service tier at that tier's, or the model's own if the models file
+names it no more), so a changed price reprices what was used before it; a money budget is
 charged as each answer ends, at its price then.
 """
 
@@ -11,29 +12,33 @@ from __future__ import annotations
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from typing import Mapping, Optional
 
-from proxy.config.catalog import Price
+from proxy.config.price import Price
 
 MICRO = 1_000_000  # micro-dollars in a US dollar
+# a usage row's counts a price reads beside its prompt's and completion's tokens
+PRICED_COUNTS = (
+    "cached_tokens", "web_searches", "audio_prompt_tokens", "audio_completion_tokens", "stored"
+)  # fmt: skip
 
 
 def priced(rows: list, prices: Mapping[str, Price]) -> list:
-    """Each usage row (``key``, ``model``, token counts) with its ``spend_usd``, where its
-    model has a price."""
+    """Each usage row (``key``, ``model``, its ``service_tier`` where it was served at one
+    priced apart, counts) with its ``spend_usd``, where its model has a price."""
     return [
-        {**row, "spend_usd": round(price.of(*_tokens(row)), 6)}
+        {**row, "spend_usd": round(price.at(row.get("service_tier")).of(**_counts(row)), 6)}
         if (price := prices.get(row["model"])) is not None
         else row
         for row in rows
     ]
 
 
-def _tokens(row: dict) -> tuple:
-    return (
-        row["prompt_tokens"],
-        row["completion_tokens"],
-        row.get("cached_tokens", 0),
-        row.get("web_searches", 0),
-    )
+def _counts(row: dict) -> dict:
+    """What a price reads of a usage row, by :meth:`Price.micro_usd`'s names."""
+    return {
+        "prompt_tokens": row["prompt_tokens"],
+        "completion_tokens": row["completion_tokens"],
+        **{name: row.get(name, 0) for name in PRICED_COUNTS},
+    }
 
 
 def by_key(rows: list, prices: Mapping[str, Price]) -> dict:
@@ -45,14 +50,14 @@ def by_key(rows: list, prices: Mapping[str, Price]) -> dict:
     return spent
 
 
-def cost(
-    price: Optional[Price], prompt: int, cached: int, completion: int, web_searches: int = 0
-) -> int:
+def cost(price: Optional[Price], prompt: int, cached: int, completion: int, **priced: int) -> int:
     """What an answer costs in whole micro-dollars, a part of one counting as one (as a part
-    of a token costs a token); nothing at all on a model without a price."""
+    of a token costs a token); nothing at all on a model without a price. ``priced``: what
+    else the price reads (:meth:`Price.micro_usd`'s searches, audio tokens, stored
+    completions)."""
     if price is None:
         return 0
-    exact = price.micro_usd(prompt, completion, cached, web_searches)
+    exact = price.micro_usd(prompt, completion, cached, **priced)
     return int(exact.to_integral_value(rounding=ROUND_CEILING))
 
 

@@ -1,6 +1,6 @@
-"""Usage per key and model (requests, prompt, cached prompt and completion tokens, errors), and
-what each key's budgets have spent (tokens, and money in micro-dollars): what every answer
-charges, in one store.
+"""Usage per key and model (requests, tokens, errors, what else prices read), a service tier
+priced apart counted apart, and what each key's budgets have spent (tokens, and money in
+micro-dollars): what every answer charges, in one store.
 
 Each answer is one :class:`Charge`: its usage and what it costs its budgets, with an id of
 its own, applied in one transaction (:mod:`proxy.access.journal` keeps it from the answer's
@@ -33,16 +33,19 @@ import orjson
 from proxy.access.sqlite import SqliteFile
 
 COUNTS = (
-    "requests", "prompt_tokens", "completion_tokens", "errors", "cached_tokens", "web_searches"
+    "requests", "prompt_tokens", "completion_tokens", "errors", "cached_tokens", "web_searches",
+    "audio_prompt_tokens", "audio_completion_tokens", "stored",
 )  # fmt: skip
+LATER = COUNTS[4:]  # counted since files were made: a column each, 0 in the rows before it
+TIER = "\x1f"  # between a model and the service tier its answers were counted at, as kept
 KEEP_IDS = 7 * 86400  # seconds an applied charge's id is kept: a replay comes sooner
 KEPT_FOR = 40 * 86400  # seconds Redis keeps a budget period's count: a month and a margin
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS usage (key TEXT NOT NULL, model TEXT NOT NULL, "
     "requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, "
     "completion_tokens INTEGER NOT NULL, errors INTEGER NOT NULL, "
-    "cached_tokens INTEGER NOT NULL DEFAULT 0, web_searches INTEGER NOT NULL DEFAULT 0, "
-    "PRIMARY KEY (key, model))",
+    + "".join(f"{name} INTEGER NOT NULL DEFAULT 0, " for name in LATER)
+    + "PRIMARY KEY (key, model))",
     # a period's count: tokens, or micro-dollars for a money budget's ("usd_day:2026-11-26")
     "CREATE TABLE IF NOT EXISTS budgets (key TEXT NOT NULL, period TEXT NOT NULL, "
     "tokens INTEGER NOT NULL, PRIMARY KEY (key, period))",
@@ -53,12 +56,9 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS holds_by_key ON holds (key, until)",
 )
 # columns a file made before them lacks: added to it as it is opened
-ADDED_COLUMNS = (
-    ("usage", "cached_tokens", "INTEGER NOT NULL DEFAULT 0"),
-    ("usage", "web_searches", "INTEGER NOT NULL DEFAULT 0"),
-)
+ADDED_COLUMNS = tuple(("usage", name, "INTEGER NOT NULL DEFAULT 0") for name in LATER)
 ADD_USAGE = (
-    f"INSERT INTO usage (key, model, {', '.join(COUNTS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO usage (key, model, {', '.join(COUNTS)}) VALUES (?, ?{', ?' * len(COUNTS)}) "
     "ON CONFLICT (key, model) DO UPDATE SET "
     + ", ".join(f"{count} = {count} + excluded.{count}" for count in COUNTS)
 )
@@ -94,16 +94,20 @@ class Charge:
     id: str = field(default_factory=new_id)
     hold: str = ""  # the id of the hold the charge lets go ("": none)
     web_searches: int = 0  # searches its upstream ran itself
+    audio_prompt_tokens: int = 0  # of its prompt's tokens, those of audio
+    audio_completion_tokens: int = 0  # of its completion's, those of audio
+    stored: int = 0  # completions its upstream stored
+    tier: str = ""  # the service tier it was served at, priced apart ("": its model's own)
 
     def counts(self) -> tuple:
-        return (
-            1,
-            self.prompt_tokens,
-            self.completion_tokens,
-            int(self.error),
-            self.cached_tokens,
-            self.web_searches,
-        )
+        """Its :data:`COUNTS`, in their order (the :data:`LATER` ones its fields' names)."""
+        return (1, self.prompt_tokens, self.completion_tokens, int(self.error),
+                *(getattr(self, name) for name in LATER))  # fmt: skip
+
+    @property
+    def counted_as(self) -> str:
+        """The model its usage is kept under: with the service tier it was served at, if any."""
+        return self.model + TIER + self.tier if self.tier else self.model
 
     def budgets(self) -> list:
         """``(period, amount)`` of each budget period it is charged to."""
@@ -152,6 +156,12 @@ class Hold:
         return self.tokens if unit == "tokens" else self.micro_usd
 
 
+def _row(key: str, model: str, counts: dict) -> dict:
+    """A usage row as listed: key, model, service tier (:attr:`Charge.counted_as`), counts."""
+    model, _, tier = model.partition(TIER)
+    return {"key": key, "model": model, **({"service_tier": tier} if tier else {}), **counts}
+
+
 class SqliteUsage:
     """Usage and budgets in a SQLite file."""
 
@@ -172,7 +182,7 @@ class SqliteUsage:
                     db.execute("DELETE FROM holds WHERE id = ?", (charge.hold,))
                 if not fresh:
                     continue
-                db.execute(ADD_USAGE, (charge.key, charge.model, *charge.counts()))
+                db.execute(ADD_USAGE, (charge.key, charge.counted_as, *charge.counts()))
                 if charge.periods or charge.usd_periods:  # a key with budgets
                     db.executemany(
                         "INSERT INTO budgets VALUES (?, ?, ?) ON CONFLICT (key, period) "
@@ -189,8 +199,7 @@ class SqliteUsage:
             f"SELECT key, model, {', '.join(COUNTS)} FROM usage ORDER BY key, model"
         )
         return [
-            {"key": key, "model": model, **dict(zip(COUNTS, counts, strict=True))}
-            for key, model, *counts in rows
+            _row(key, model, dict(zip(COUNTS, counts, strict=True))) for key, model, *counts in rows
         ]
 
     def spent(self, key: str, periods: list) -> list:
@@ -245,24 +254,24 @@ class SqliteUsage:
 
 # KEYS: the charge's id, its usage hash, the set of pairs, its key's holds (their ends and
 # their amounts), then its budget periods' counts; ARGV: seconds the id is kept, the pair,
-# the budget counts' lifetime, the six counts, the hold it lets go ("": none), then what
-# each budget period is charged (tokens or micro-dollars), in the order of their KEYS
-APPLY = """
-if ARGV[10] ~= '' then
-  redis.call('ZREM', KEYS[4], ARGV[10])
-  redis.call('HDEL', KEYS[5], ARGV[10])
+# the budget counts' lifetime, the COUNTS, the hold it lets go ("": none), then what each
+# budget period is charged (tokens or micro-dollars), in the order of their KEYS
+APPLY = f"""
+local hold = ARGV[{4 + len(COUNTS)}]
+if hold ~= '' then
+  redis.call('ZREM', KEYS[4], hold)
+  redis.call('HDEL', KEYS[5], hold)
 end
 if not redis.call('SET', KEYS[1], 1, 'NX', 'EX', ARGV[1]) then
   return 0
 end
-local counts = {'requests', 'prompt_tokens', 'completion_tokens', 'errors', 'cached_tokens',
-                'web_searches'}
+local counts = {{{", ".join(f"'{name}'" for name in COUNTS)}}}
 for i, name in ipairs(counts) do
   redis.call('HINCRBY', KEYS[2], name, ARGV[3 + i])
 end
 redis.call('SADD', KEYS[3], ARGV[2])
 for i = 6, #KEYS do
-  redis.call('INCRBY', KEYS[i], ARGV[i + 5])
+  redis.call('INCRBY', KEYS[i], ARGV[i + {len(COUNTS) - 1}])
   redis.call('EXPIRE', KEYS[i], ARGV[3])
 end
 return 1
@@ -316,7 +325,7 @@ class RedisUsage:
         """Add each of ``charges`` not applied before: each atomically, all in one round."""
         with self.client.pipeline(transaction=False) as pipe:
             for charge in charges:
-                pair = charge.key + self.SEPARATOR + charge.model
+                pair = charge.key + self.SEPARATOR + charge.counted_as
                 budgets = charge.budgets()
                 self._apply(
                     keys=[
@@ -347,16 +356,8 @@ class RedisUsage:
         for pair in pairs:
             key, _, model = pair.partition(self.SEPARATOR)
             counts = self.client.hgetall(self.PREFIX + pair)
-            listed.append(
-                {
-                    "key": key,
-                    "model": model,
-                    **{
-                        field: int(counts.get(field.encode(), counts.get(field, 0)))
-                        for field in COUNTS
-                    },
-                }
-            )
+            kept = {name: int(counts.get(name.encode(), counts.get(name, 0))) for name in COUNTS}
+            listed.append(_row(key, model, kept))
         return listed
 
     def spent(self, key: str, periods: list) -> list:

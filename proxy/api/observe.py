@@ -23,10 +23,11 @@ from proxy.api.requestmodel import request_model_if_read
 from proxy.api.state import ProxyState, Routes, get_state
 from proxy.core.errors import NotFoundError, PermissionDeniedError
 from proxy.core.sse import EventStream
-from proxy.ops.measure import Measure
+from proxy.ops.measure import PRICED, Measure
 from proxy.ops.modelside import ModelSide
 
 bp = Blueprint("observe", __name__)
+NOTHING = (0,) * (3 + len(PRICED))  # the counts of a request that took nothing
 routes = Routes(bp, "Prometheus metrics")
 
 logger = logging.getLogger(__name__)
@@ -123,19 +124,22 @@ def init_app(app: Flask, state: ProxyState) -> None:
         charged = []
 
         def charge() -> None:
-            """The answer's charge, each model's tokens at its price, kept before its
-            client sees its end (a proxy killed right after loses none of it) and written
-            to the store once the answer is sent (:func:`done`)."""
+            """The answer's charge, each model's tokens at its price (its service tier's
+            where it served one priced apart), kept before its client sees its end (a
+            proxy killed right after loses none of it) and written to the store once the
+            answer is sent (:func:`done`)."""
             if api and not charged:
                 charged.append(True)
                 hold = call.get("hold", "")  # what it held of its key's budgets
                 once = asked_for.environ.get(CHARGE_ID, "")
-                for served, counts in (spent.tokens or {"": (0, 0, 0, 0)}).items():
+                for served, counts in (spent.tokens or {"": NOTHING}).items():
+                    tier = spent.tiers.get(served, "")
                     served = served or asked
-                    prompt, completion, cached, searches = counts
+                    prompt, completion, cached, *priced = counts
                     access.charge(key, served, status, prompt, completion, cached,
-                                  prices().get(served), hold, searches,
-                                  f"{once}:{served}:{status}" if once else "")  # fmt: skip
+                                  prices().get(served), hold,
+                                  f"{once}:{served}:{status}" if once else "",
+                                  tier=tier, **dict(zip(PRICED, priced, strict=True)))  # fmt: skip
 
         def done() -> None:
             seconds = perf_counter() - spent.began

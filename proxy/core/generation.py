@@ -258,18 +258,27 @@ def _prompt_once(usage: Usage, repeat: bool) -> Usage:
         completion_tokens=usage.completion_tokens,
         reasoning_tokens=usage.reasoning_tokens,
         web_searches=usage.web_searches,
+        audio_completion_tokens=usage.audio_completion_tokens,
+        stored=usage.stored,
     )
 
 
 def _measure(measure: Optional[Measure], usage: Usage, served: Optional[Served]) -> None:
-    """Count ``usage`` against the model that ``served`` it (the one asked for, unknown)."""
+    """Count ``usage`` against the model that ``served`` it (the one asked for, unknown),
+    at the service tier it was served at."""
     if measure is not None:
         measure.add_tokens(
             usage.prompt_tokens,
             usage.completion_tokens,
             usage.cached_tokens or 0,
             served.model if served is not None else "",
-            usage.web_searches,
+            (
+                usage.web_searches,
+                usage.audio_prompt_tokens,
+                usage.audio_completion_tokens,
+                usage.stored,
+            ),
+            served.tier if served is not None else "",
         )
 
 

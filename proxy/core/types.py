@@ -203,6 +203,9 @@ class Usage:
     prompt_ms: Optional[float] = field(default=None, compare=False)
     eval_ms: Optional[float] = field(default=None, compare=False)
     web_searches: int = 0  # searches the upstream ran itself (a server tool), priced per use
+    audio_prompt_tokens: int = 0  # of the prompt's tokens, those of audio, priced apart
+    audio_completion_tokens: int = 0  # of the completion's tokens, those of audio
+    stored: int = 0  # completions the upstream stores (asked with ``store``), priced per one
     # where the counts come from: the engine TOLD them; it told none (UNTOLD, until they
     # are had another way); or the proxy COUNTED them with the engine, or ESTIMATED them
     how: str = field(default="told", compare=False)
@@ -220,6 +223,9 @@ class Usage:
             _sum(self.prompt_ms, other.prompt_ms),
             _sum(self.eval_ms, other.eval_ms),
             web_searches=self.web_searches + other.web_searches,
+            audio_prompt_tokens=self.audio_prompt_tokens + other.audio_prompt_tokens,
+            audio_completion_tokens=self.audio_completion_tokens + other.audio_completion_tokens,
+            stored=self.stored + other.stored,
             how=max(self.how, other.how, key=HOWS.index),  # a sum is as sure as its least
         )
 
@@ -284,8 +290,9 @@ def assembled(pieces) -> tuple:
 class Served:
     """Who answered a choice or a turn, and what became of its request on the way: the id
     of the model that made it (as usage and prices count it), whether that is another than
-    the one asked for (a fallback, an overflow, a warm equal), and the request's fields the
-    model's filters left out or sent with the operator's values (``replaced``).
+    the one asked for (a fallback, an overflow, a warm equal), the request's fields the
+    model's filters left out or sent with the operator's values (``replaced``), and the
+    service tier it was asked at, priced apart by its model (``""``: its model's own).
 
     A whole answer carries it (:attr:`Completion.served`); a stream tells it before its
     first chunk, as an item of its own, which the core passes on as an event."""
@@ -294,6 +301,7 @@ class Served:
     instead: bool = False
     left_out: tuple = ()
     replaced: tuple = ()
+    tier: str = ""
 
 
 @dataclass(frozen=True)

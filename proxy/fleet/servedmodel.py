@@ -53,11 +53,12 @@ class ServedModel:
 
     def served(self, asked: "ServedModel", told: Optional[Served]) -> Served:
         """Who answered: this model, another than the one ``asked`` for or not, with what its
-        backend ``told`` of its request (the fields its filters changed)."""
+        backend ``told`` of its request (the fields its filters changed, the service tier
+        it was priced at)."""
         return Served(
             counted_id(self.spec),
             self is not asked,
-            *((told.left_out, told.replaced) if told is not None else ()),
+            *((told.left_out, told.replaced, told.tier) if told is not None else ()),
         )
 
     def cold(self) -> bool:

@@ -12,13 +12,17 @@ from __future__ import annotations
 from time import perf_counter
 from typing import Optional
 
+# what a price reads of an answer beside its tokens, in a measure's counts after them
+PRICED = ("web_searches", "audio_prompt_tokens", "audio_completion_tokens", "stored")
+
 
 class Measure:
     """One request: seconds in the proxy and the part spent waiting, and the tokens it took
     of each model that answered some of it (``tokens``: a model's id, or ``""`` for the
-    one asked for, to ``[prompt, completion, cached]``)."""
+    one asked for, to ``[prompt, completion, cached]`` and the :data:`PRICED` counts), and
+    the service tier each was served at where its price names it (``tiers``)."""
 
-    __slots__ = ("began", "spent", "waited", "first_token", "tokens", "_since")
+    __slots__ = ("began", "spent", "waited", "first_token", "tokens", "tiers", "_since")
 
     def __init__(self) -> None:
         self.began = self._since = perf_counter()
@@ -26,6 +30,7 @@ class Measure:
         self.waited = 0.0
         self.first_token: Optional[float] = None  # seconds from the start to the first token
         self.tokens: dict = {}
+        self.tiers: dict = {}
 
     def mark_first_token(self) -> None:
         """The first generated text is ready to go out."""
@@ -38,18 +43,20 @@ class Measure:
         completion_tokens: int,
         cached_tokens: int,
         model: str = "",
-        web_searches: int = 0,
+        priced: tuple = (),
+        tier: str = "",
     ) -> None:
-        """Tokens ``model`` took (``""``: the model the request asked for), and the searches
-        its upstream ran itself."""
+        """Tokens ``model`` took (``""``: the model the request asked for), what else its
+        price reads (``priced``: the :data:`PRICED` counts, in their order; none by
+        default), and the service tier it served them at (``""``: its price's own)."""
+        added = (prompt_tokens, completion_tokens, cached_tokens, *priced)
         counts = self.tokens.get(model)
         if counts is None:
-            self.tokens[model] = [prompt_tokens, completion_tokens, cached_tokens, web_searches]
-        else:
-            counts[0] += prompt_tokens
-            counts[1] += completion_tokens
-            counts[2] += cached_tokens
-            counts[3] += web_searches
+            counts = self.tokens[model] = [0] * (3 + len(PRICED))
+        for at, count in enumerate(added):
+            counts[at] += count
+        if tier:
+            self.tiers[model] = tier
 
     @property
     def prompt_tokens(self) -> int:

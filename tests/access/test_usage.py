@@ -26,7 +26,14 @@ def store(request, tmp_path):
 
 
 def counted(
-    requests: int, prompt: int, completion: int, errors: int, cached: int = 0, searches: int = 0
+    requests: int,
+    prompt: int,
+    completion: int,
+    errors: int,
+    cached: int = 0,
+    searches: int = 0,
+    audio: tuple = (0, 0),
+    stored: int = 0,
 ) -> dict:
     """What :data:`ROW`'s pair has counted."""
     return {
@@ -37,6 +44,9 @@ def counted(
         "errors": errors,
         "cached_tokens": cached,
         "web_searches": searches,
+        "audio_prompt_tokens": audio[0],
+        "audio_completion_tokens": audio[1],
+        "stored": stored,
     }
 
 
@@ -44,13 +54,31 @@ def test_counts_add_up(store):
     store.apply(
         [
             Charge("alice", "qwen", 10, 5, False, cached_tokens=8, web_searches=2),
-            Charge("alice", "qwen", 3, 0, True, web_searches=1),
+            Charge("alice", "qwen", 3, 0, True, web_searches=1, audio_prompt_tokens=2),
+            Charge("alice", "qwen", 9, 4, False, audio_completion_tokens=3, stored=1),
         ]
     )
     store.apply([Charge("bob", "qwen", 1, 1, False)])
     assert store.totals() == [
-        counted(2, 13, 5, 1, cached=8, searches=3),
+        counted(3, 22, 9, 1, cached=8, searches=3, audio=(2, 3), stored=1),
         {**counted(1, 1, 1, 0), "key": "bob"},
+    ]
+
+
+def test_a_service_tiers_usage_is_a_row_of_its_own(store):
+    """A tier priced apart reprices its answers apart: its row says which it is."""
+    store.apply(
+        [
+            Charge("alice", "qwen", 10, 5, False, tier="priority"),
+            Charge("alice", "qwen", 3, 1, False),
+            Charge("alice", "qwen", 2, 2, False, tier="priority", stored=1),
+            Charge("alice", "qwen", 1, 1, False, tier="flex"),
+        ]
+    )
+    assert store.totals() == [
+        counted(1, 3, 1, 0),
+        {**counted(1, 1, 1, 0), "service_tier": "flex"},
+        {**counted(2, 12, 7, 0, stored=1), "service_tier": "priority"},
     ]
 
 
