@@ -103,14 +103,14 @@ def embed_texts(texts: Sequence[str], model: Optional[str]) -> Embeddings:
 def hold_budget(bounds: Callable[[], tuple]) -> None:
     """Hold what the request may spend of its key's budgets (``bounds()``: its ``(prompt,
     output)`` tokens at most, the output ``None`` when unbounded; read only for a key with
-    budgets, as they walk the request's text) at the price of the model it names, until its
-    charge lets it go (:mod:`proxy.api.observe`); a 429 before any work when it does not
-    fit."""
+    budgets, as they walk the request's text) at the price of the model it names (its
+    service tier's, its audio's, as the body asks), until its charge lets it go
+    (:mod:`proxy.api.observe`); a 429 before any work when it does not fit."""
     call = g._get_current_object()
     standing = call.get("budget")
     if standing is not None:
         state = get_state()
-        price = state.router.prices().get(request_model().counted_as)
+        price = state.router.held_price(request_model().asked, call.get("body"))
         call.hold = state.access.hold(standing, price, *bounds())
 
 

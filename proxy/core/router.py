@@ -115,6 +115,11 @@ class Router(Generator, Protocol):
         """What each priced model's tokens cost: a price (its ``of(prompt, completion)``
         in US dollars) by the id usage counts the model under."""
 
+    def held_price(self, model: Optional[str], body: object) -> object:
+        """The price a request for ``model`` whose client sent ``body`` holds its key's
+        budgets at (the fields of the body that change what its upstream charges read);
+        ``None`` for a model without a price."""
+
     def local_models(self) -> frozenset:
         """The ids (as usage counts them) of the models served by llama.cpp's servers and
         chatglm.cpp: what a ``local_only`` key may use."""

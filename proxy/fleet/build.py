@@ -232,6 +232,7 @@ def _relay(
         spec.upstream_model,
         filters=spec.filters,
         endpoints=spec.endpoints,
+        price=spec.price,
     )
 
 

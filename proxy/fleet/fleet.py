@@ -19,6 +19,7 @@ from typing import Callable, Iterator, Optional, Sequence, TypeVar
 from proxy.backends.base import Backend
 from proxy.config.catalog import Catalog, ModelSpec, with_defaults
 from proxy.config.modeltable import APIS
+from proxy.config.price import Price
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.conversation import thread_id
 from proxy.core.errors import InvalidRequestError, ModelNotFoundError
@@ -222,6 +223,10 @@ class Fleet:
 
     def prices(self) -> dict:
         return self.catalog.prices
+
+    def held_price(self, model: Optional[str], body: object) -> Optional[Price]:
+        spec = self._spec(model)
+        return None if spec is None else spec.held_price(body)
 
     def tool_policy(self, model: Optional[str]) -> ToolPolicy:
         spec = self._spec(model)

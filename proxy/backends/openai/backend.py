@@ -23,6 +23,7 @@ from proxy.backends.wire.client import MissingRoute, UpstreamClient
 from proxy.backends.wire.relay import Relay
 from proxy.backends.wire.way import Way
 from proxy.config.catalog import Filters
+from proxy.config.price import Price
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.errors import ProxyError
 from proxy.core.types import Embeddings, GenerationRequest, Ranking
@@ -44,10 +45,12 @@ class OpenAIBackend(Relay):
         *,
         filters: Filters = Filters(),
         endpoints: Sequence[str] = (),
+        price: Optional[Price] = None,
     ) -> None:
         """``endpoints``: the routes the models file says the server has (empty: it does
-        not say, and they are learned)."""
-        super().__init__(client, admission, served_name, upstream_model, filters)
+        not say, and they are learned); ``price``: the model's, which judges the fields of
+        a body that change what the server charges (:mod:`proxy.config.price`)."""
+        super().__init__(client, admission, served_name, upstream_model, filters, price)
         self.endpoints = Endpoints(served_name, endpoints)
 
     def way(self, request: GenerationRequest) -> Way:

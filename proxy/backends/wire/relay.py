@@ -16,13 +16,17 @@ has no such route (:class:`MissingRoute`), which the backend may name in its own
 The model's filters (:mod:`proxy.backends.wire.filters`) change the body last: a field the
 operator strips is left out (one the API has no place for, too, rather than refused), one
 it sets goes with its value; those the request had given travel with the answer (its
-:class:`~proxy.core.types.Served`), for its headers to name.
+:class:`~proxy.core.types.Served`), for its headers to name. The body as they leave it is
+what the model's price judges (:mod:`proxy.config.price`): a field that changes what the
+upstream charges and that the price does not cover is refused by its name before the body
+is sent; the service tier it is priced at travels with the answer, and a stored completion
+with its usage, for its charge.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Iterator, Optional
 
 from proxy.backends.admission import Admission
 from proxy.backends.base import Backend
@@ -31,8 +35,9 @@ from proxy.backends.wire.client import MissingRoute, UpstreamClient
 from proxy.backends.wire.filters import apply
 from proxy.backends.wire.way import Way
 from proxy.config.catalog import Filters
+from proxy.config.price import Price, terms
 from proxy.core.caller import Caller
-from proxy.core.errors import ProxyError, UpstreamError
+from proxy.core.errors import InvalidRequestError, ProxyError, UpstreamError
 from proxy.core.types import (
     TOLD,
     UNTOLD,
@@ -63,14 +68,18 @@ class Relay(Backend):
         served_name: str,
         upstream_model: str,
         filters: Filters = Filters(),
+        price: Optional[Price] = None,
     ) -> None:
         """``upstream_model``: the name the server knows the model by, which
-        ``served_name`` stands for here; ``filters``: the model's, on every body sent."""
+        ``served_name`` stands for here; ``filters``: the model's, on every body sent;
+        ``price``: the model's, where the server's API prices fields of a body apart
+        (OpenAI's: ``None`` elsewhere, or without a price, asks nothing of a body)."""
         self.client = client
         self.admission = admission
         self.served_name = served_name
         self.upstream_model = upstream_model
         self.filters = filters
+        self.price = price
 
     # -- what each API says --------------------------------------------------------------
 
@@ -94,13 +103,16 @@ class Relay(Backend):
             way = self._way(request)
             body = way.body(stream=False)
             noted = self._filter(way, body)
+            tier, stored = self._priced(body)
             self._tell(request, way.path, body)
             completion = way.whole(self.send(way.path, body, request.caller))
             if completion.usage.how == UNTOLD:
                 told = self._untold(way, request, body, untold.answered(completion))
                 completion = amended(completion, usage=told)
-            if any(noted):
-                return amended(completion, served=Served("", False, *noted))
+            if stored:
+                completion = amended(completion, usage=amended(completion.usage, stored=stored))
+            if any(noted) or tier:
+                return amended(completion, served=Served("", False, *noted, tier))
             return completion
 
     def send(self, path: str, body: dict, caller: Caller) -> object:
@@ -115,7 +127,12 @@ class Relay(Backend):
     def stream(self, request: GenerationRequest) -> Iterator[Chunk]:
         with self.client.blamed():
             way = self._way(request)
-            yield from self.admission.stream(lambda: self._chunks(way, request), request.caller)
+            body = way.body(stream=True)
+            noted = self._filter(way, body)
+            priced = self._priced(body)
+            yield from self.admission.stream(
+                lambda: self._chunks(way, request, body, (*noted, *priced)), request.caller
+            )
 
     def count_tokens(self, request: GenerationRequest) -> int:
         """The prompt's tokens, counted by the server where the request's way has a count
@@ -127,9 +144,12 @@ class Relay(Backend):
             answer = self.client.post_json(way.count_path, way.count_body(), caller=request.caller)
         return way.counted(answer)
 
-    def _chunks(self, way: Way, request: GenerationRequest) -> Iterator[Chunk]:
-        body = way.body(stream=True)
-        noted = self._filter(way, body)
+    def _chunks(
+        self, way: Way, request: GenerationRequest, body: dict, noted: tuple
+    ) -> Iterator[Chunk]:
+        """The stream of ``body`` (filtered, priced: ``noted`` holds the fields the filters
+        left out and replaced, the service tier and the completions stored)."""
+        left_out, replaced, tier, stored = noted
         self._tell(request, way.path, body)
         with contextlib.ExitStack() as stack:
             try:
@@ -138,17 +158,21 @@ class Relay(Backend):
                 )
             except MissingRoute as exc:
                 raise self.missing(exc) from None
-            if any(noted):
-                yield Served("", False, *noted)
+            if left_out or replaced or tier:
+                yield Served("", False, left_out, replaced, tier)
             made, began = untold.PieceCount(), False
             try:
                 for chunk in way.chunks(lines):
                     began = True
                     if type(chunk) is Chunk:
                         usage = chunk.usage
-                        if usage is not None and usage.how == UNTOLD and chunk.finish_reason:
-                            told = self._untold(way, request, body, made.tokens)
-                            chunk = amended(chunk, usage=told)
+                        if usage is not None and chunk.finish_reason:
+                            if usage.how == UNTOLD:
+                                usage = self._untold(way, request, body, made.tokens)
+                            if stored:
+                                usage = amended(usage, stored=stored)
+                            if usage is not chunk.usage:
+                                chunk = amended(chunk, usage=usage)
                         elif chunk.text or chunk.reasoning or chunk.tool_calls:
                             made.add(chunk)
                     yield chunk
@@ -174,6 +198,21 @@ class Relay(Backend):
         if problem is not None:
             raise problem
         return way
+
+    def _priced(self, body: dict) -> tuple:
+        """What ``body``, as the filters left it, asks of the model's price: ``(tier,
+        stored)``, the service tier it is priced at (``""``: the model's own) and the
+        completions the upstream stores; a 400 naming the field the price does not cover."""
+        if self.price is None:
+            return "", 0
+        asked = terms(body)
+        problem = self.price.refusal(asked)
+        if problem is not None:
+            field, why = problem
+            raise InvalidRequestError(
+                f"{field} cannot be served on {self.served_name}: {why}", param=field
+            )
+        return asked.tier or "", int(asked.store)
 
     def _filter(self, way: Way, body: dict) -> tuple:
         """Apply the model's filters to ``body``; ``(left out, replaced)``: the names of the
