@@ -183,14 +183,14 @@ class BatchRunner:
                 self._locks[record.id] = lock
             try:
                 kept = self._keep(self.batches.get(None, record.id))
-            except StoreUnavailableError:  # waited out, its lock let go
-                self._let_go(record.id)
-                raise
             except (NotFoundError, FileNotFoundError):  # its input is gone
                 kept = self._fail(record, UNREAD + ": it was deleted or expired")
             except OSError:  # the disk: waited out, its lock let go
                 self._let_go(record.id)
                 continue
+            except (StoreUnavailableError, *self.outages.errors):  # the queue's: waited out
+                self._let_go(record.id)
+                raise
             except Exception as exc:  # noqa: BLE001 - a batch's fault is its own
                 logger.error("batch %s failed: %s", record.id, type(exc).__name__)
                 kept = self._fail(record, UNREAD + " (logged)")
@@ -358,7 +358,7 @@ class BatchRunner:
         try:
             try:
                 self._ask(record, claim)
-            except (OSError, StoreUnavailableError):
+            except (StoreUnavailableError, *self.outages.errors):  # the disk's, the queue's
                 raise
             except Exception as exc:  # noqa: BLE001 - a request's fault is its own
                 logger.error("a request of batch %s could not be run: %s", record.id,
@@ -372,8 +372,8 @@ class BatchRunner:
                                "files' folder (is its disk full?)")  # fmt: skip
             self._unkept = True
             why = KEPT_NOT
-        except StoreUnavailableError:  # the queue: logged as its outage begins and ends
-            why = ""
+        except (StoreUnavailableError, *self.outages.errors):  # the queue: logged as its
+            why = ""  # outage begins and ends
         try:
             with self.outages.reaching(QUEUE):
                 self.queue.back(claim, why)
