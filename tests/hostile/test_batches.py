@@ -13,7 +13,10 @@ import socket
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from tests.api.test_fuzz import json_values
 from tests.hostile.conftest import ADMIN, ALICE, BOB
 from tests.hostile.cost import MiB, measured
 from tests.polling import wait_for
@@ -204,3 +207,59 @@ def test_a_keys_batches_under_way_hold_a_bounded_number_of_lines(gateway):
                       headers={"Authorization": f"Bearer {ALICE}"}, timeout=30)  # fmt: skip
     for batch_id in under_way:
         assert ended(gateway.url, ALICE, batch_id)["status"] == "cancelled"
+
+
+FORM_TEXT = st.text(max_size=24) | st.sampled_from(["³⁶⁰⁰", "٣٦٠٠", "3600", "-1", "1e9", "\r\n"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    name=st.text(max_size=40),
+    purpose=FORM_TEXT,
+    anchor=st.none() | FORM_TEXT,
+    seconds=st.none() | FORM_TEXT,
+    content=st.binary(max_size=200),
+)
+def test_any_upload_is_answered_in_openais_shape(gateway, name, purpose, anchor, seconds, content):
+    """Any file name (control characters, line breaks), purpose and expiry, any bytes: a
+    2xx or a 4xx, never a 500, and a file kept is read back whole."""
+    form = {"purpose": purpose}
+    for field, value in (("expires_after[anchor]", anchor), ("expires_after[seconds]", seconds)):
+        if value is not None:
+            form[field] = value
+    answer = requests.post(gateway.url + "/v1/files", data=form,
+                           files={"file": (name or "x", io.BytesIO(content))},
+                           headers={"Authorization": f"Bearer {ALICE}"}, timeout=60)  # fmt: skip
+    assert answer.status_code < 500, answer.text[:300]
+    assert answer.json().get("error") or answer.json().get("id")
+    if answer.status_code == 200:
+        kept = requests.get(f"{gateway.url}/v1/files/{answer.json()['id']}/content",
+                            headers={"Authorization": f"Bearer {ALICE}"}, timeout=60)  # fmt: skip
+        assert kept.status_code == 200 and kept.content == content
+        requests.delete(f"{gateway.url}/v1/files/{answer.json()['id']}",
+                        headers={"Authorization": f"Bearer {ALICE}"}, timeout=60)  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    route=st.sampled_from(["/v1/batches", "/v1/messages/batches"]),
+    body=st.dictionaries(
+        st.sampled_from(["input_file_id", "endpoint", "completion_window", "metadata", "requests"]),
+        json_values,
+        max_size=5,
+    ),  # fmt: skip
+    id=st.text(max_size=40),
+    verb=st.sampled_from(["GET", "POST cancel", "GET results", "DELETE file"]),
+)
+def test_any_batch_asked_of_and_any_id_named_is_answered_in_its_apis_shape(
+    gateway, route, body, id, verb
+):
+    headers = {"Authorization": f"Bearer {ALICE}"}
+    made = requests.post(gateway.url + route, json=body, headers=headers, timeout=60)
+    assert made.status_code < 500, made.text[:300]
+    quoted = requests.utils.quote(id, safe="")
+    path = {"GET": f"{route}/{quoted}", "POST cancel": f"{route}/{quoted}/cancel",
+            "GET results": f"/v1/messages/batches/{quoted}/results",
+            "DELETE file": f"/v1/files/{quoted}"}[verb]  # fmt: skip
+    answer = requests.request(verb.split()[0], gateway.url + path, headers=headers, timeout=60)
+    assert answer.status_code < 500, answer.text[:300]
