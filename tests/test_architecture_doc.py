@@ -128,3 +128,43 @@ def test_a_class_named_twice_is_caught(tmp_path, module, line, name):
     target.write_text(target.read_text() + f"\n\n{line}  # a name taken\n")
     assert list(classes_named_twice(tmp_path)) == [name]
     assert f"proxy/{module}" in classes_named_twice(tmp_path)[name]
+
+
+def glossary_names() -> list:
+    """Each name the glossary's "in the code" column gives in a code span (a class, a
+    function, an attribute as ``Class.name``, a module as ``module.name``), paths aside."""
+    table = PAGE[PAGE.index("| word |") : PAGE.index("\n\n", PAGE.index("| word |"))]
+    names = []
+    for row in table.splitlines()[2:]:
+        code = row.rstrip(" |").rsplit(" | ", 1)[-1]
+        for span in re.findall(r"`([^`\n]+)`", code):
+            if "/" in span or span.endswith(".py") or not re.fullmatch(r"[\w.]+", span):
+                continue  # a path, a route, a flag or a value: checked where it is
+            names.append(span)
+    return sorted(set(names))
+
+
+def attribute(name: str) -> bool:
+    """Whether some class or instance in ``proxy/`` has ``name``: a method, a property, a
+    field, or an attribute set on ``self``."""
+    pattern = re.compile(
+        rf"^\s+(?:def\s+{re.escape(name)}\b|{re.escape(name)}\s*[:=])|self\.{re.escape(name)}\s*[:=]",
+        re.M,
+    )
+    return any(pattern.search(text) for text in SOURCES.values())
+
+
+@pytest.mark.parametrize("span", glossary_names())
+def test_every_name_the_glossary_gives_is_in_the_code(span):
+    *owners, name = span.split(".")
+    assert defined(name) or attribute(name), (
+        f"the glossary names {span}, which the code does not define"
+    )
+    for owner in owners:
+        module = any(path.stem == owner for path in SOURCES)
+        assert defined(owner) or module, f"the glossary names {span}: no {owner} in the code"
+
+
+def test_a_name_the_code_lacks_is_caught():
+    assert not defined("applied") and not attribute("applied")
+    assert not attribute("no_such_name_anywhere")
