@@ -1,5 +1,5 @@
-"""Token limits the proxy keeps: the context a prompt must fit, and the limit old servers
-overshoot.
+"""Token limits the proxy keeps: the context a prompt must fit, the limit old servers
+overshoot, and the bound an answer whose request sets none is told.
 
 A chat far beyond a model's context is known without tokenizing it (which takes the server
 time in proportion to the prompt: over a second for 3 MiB), and the oldest servers do not
@@ -14,6 +14,20 @@ partial chunk lists its tokens with their exact pieces (a lone byte written ``by
 except that a character spelt in byte tokens lists only its last byte: the others are
 counted from the chunk's text. The answer ends after ``limit`` tokens; the stream is read to
 its end (a token or two more) for the server's own prompt count.
+
+A request that sets no length is told one all the same (:func:`unasked_bound`), or the
+server generates until the model stops, and a model that never does runs for ever: every
+old server, and a current one started with ``--context-shift``, shifts its context when
+it fills and goes on. An old server is told what its prompt (the proxy's own text, counted
+by its ``/tokenize``) leaves of its slot's context, less :data:`OLD_ROOM`: its answer takes
+the one token more it generates, and it shifts once the slot's tokens reach the context
+(measured on both: a prompt of 66 tokens in a slot of 512 tokens, told 444, ends at 511
+tokens with no shift; told 445, it shifts). A current server is told its context itself:
+its prompt is not counted (the chat layer renders it, and counting costs the server a
+second tokenization), and it stops at a full context on its own unless it shifts, then
+after at most one shift (measured: told 512 in a slot of 512, it ends after 446 tokens, or
+after 512 with one shift). Either way no answer is longer than the context, which a
+budget's hold counts on (:mod:`proxy.access.holds`).
 """
 
 from __future__ import annotations
@@ -143,3 +157,20 @@ def check_fits(request: GenerationRequest, context: Optional[int]) -> None:
     fewest = fewest_tokens(request)
     if fewest > context:
         raise ContextLengthError(fewest, context, at_least=True)
+
+
+OLD_ROOM = 2  # tokens of a slot an old server's answer leaves free: it never shifts then
+OLD_FEWEST = 3  # the fewest tokens of n_predict an old server honours (fewer: more tokens)
+
+
+def unasked_bound(context: Optional[int], prompt: Optional[int]) -> Optional[int]:
+    """The tokens of answer a generation whose request sets none is told: what a prompt of
+    ``prompt`` tokens leaves of ``context`` on an old server (less :data:`OLD_ROOM`), the
+    whole ``context`` where the prompt is not counted (``None``); ``None`` where the context
+    is not known. A prompt that leaves an old server no room for an answer is refused."""
+    if context is None or prompt is None:
+        return context
+    left = context - prompt - OLD_ROOM
+    if left < OLD_FEWEST:
+        raise ContextLengthError(prompt, context)
+    return left

@@ -12,7 +12,7 @@ import contextlib
 from contextlib import closing
 from typing import Iterator, Optional
 
-from proxy.backends.servercpp import chatpayload
+from proxy.backends.servercpp import budget, chatpayload
 from proxy.backends.servercpp.detect import ServerFacts
 from proxy.backends.servercpp.finish import Finisher, collect
 from proxy.backends.servercpp.known import KnownServer
@@ -34,7 +34,7 @@ class ChatRoute:
         if request.stop:  # the proxy stops at them itself, on the stream
             return collect(self.stream(request, facts))
         server = self.server
-        payload = chatpayload.chat_payload(request, stream=False, **_options(server, facts))
+        payload = self._payload(request, facts, stream=False)
         self._tell(request, payload, facts)
         body = server.admission.run(
             lambda: server.reconnecting(
@@ -54,7 +54,7 @@ class ChatRoute:
         last chunk finished with the answer's thoughts in hand)."""
         server = self.server
         client, caller = server.client, request.caller
-        payload = chatpayload.chat_payload(request, stream=True, **_options(server, facts))
+        payload = self._payload(request, facts, stream=True)
         self._tell(request, payload, facts)
         finisher = self._finisher(request, facts)
         thoughts: list = []
@@ -108,6 +108,17 @@ class ChatRoute:
         if not isinstance(count, int):
             raise UpstreamError(f"{client.label} answered its token count without a number")
         return count
+
+    def _payload(self, request: GenerationRequest, facts: ServerFacts, *, stream: bool) -> dict:
+        """The chat's body, told the server's context as the length of an answer whose
+        request sets none (:func:`.budget.unasked_bound`: the prompt the chat layer renders
+        is not counted)."""
+        payload = chatpayload.chat_payload(request, stream=stream, **_options(self.server, facts))
+        if request.max_tokens is None:
+            bound = budget.unasked_bound(facts.card.context_length, None)
+            if bound is not None:
+                payload["max_tokens"] = bound
+        return payload
 
     def _tell(self, request: GenerationRequest, payload: dict, facts: ServerFacts) -> None:
         """Tell the inspector what went upstream, and how to ask the server what it

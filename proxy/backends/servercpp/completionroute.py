@@ -43,7 +43,7 @@ class CompletionRoute:
             return collect(self._stream(request, facts, count_first=False))
 
         def post(facts: ServerFacts) -> tuple:
-            prompt, payload = self._payload(request, facts, stream=False)
+            prompt, payload, _ = self._payload(request, facts, stream=False)
             path = _path(request, facts)
             _tell(request, path, prompt, payload)
             return (facts, prompt, server.client.post_json(path, payload, caller=request.caller))
@@ -98,16 +98,17 @@ class CompletionRoute:
         with contextlib.ExitStack() as stack:
 
             def attempt(facts: ServerFacts) -> tuple:
-                prompt, payload = self._payload(_counted(request, facts), facts, stream=True)
+                prompt, payload, size = self._payload(_counted(request, facts), facts, stream=True)
                 path = _path(request, facts)
                 _tell(request, path, prompt, payload)
                 return (
                     facts,
                     prompt,
+                    size,
                     stack.enter_context(server.client.stream(path, payload, caller=request.caller)),
                 )
 
-            facts, prompt, lines = server.reconnecting(attempt, facts)
+            facts, prompt, size, lines = server.reconnecting(attempt, facts)
             opened = _thoughts_open(facts, request, prompt)
             finishers.append(self._finisher(request, prompt, opened))
             limit = _legacy_limit(request, facts)
@@ -121,7 +122,10 @@ class CompletionRoute:
                 chunks = budget.limited(chunks, limit, keep_logprobs=request.logprobs is not None)
             if facts.kind.legacy and count_first:
                 chunks = counted_first(
-                    chunks, lambda: server.tokens.count(prompt.text, legacy=True)
+                    chunks,
+                    lambda: (
+                        size if size is not None else server.tokens.count(prompt.text, legacy=True)
+                    ),
                 )
             if opened is not None:
                 chunks = replies.thinking_chunks(chunks, opened)
@@ -143,7 +147,9 @@ class CompletionRoute:
         )
 
     def _payload(self, request: GenerationRequest, facts: ServerFacts, *, stream: bool) -> tuple:
-        """``(prompt, body)``: what ``/completion`` is sent for ``request``."""
+        """``(prompt, body, the prompt's tokens where they were counted)``: what
+        ``/completion`` is sent for ``request``, told the length of its answer where it sets
+        none (:func:`.budget.unasked_bound`)."""
         prompt, stop = self._prompt(request, facts)
         tool_format = FORMATS[prompt.tool_format]
         schema = (
@@ -169,7 +175,21 @@ class CompletionRoute:
             payload = fill_payload(
                 payload, request, facts.kind, facts.fim, self.server.tokens.token_ids
             )
-        return prompt, payload
+        size, context = None, facts.card.context_length
+        if request.max_tokens is None and context is not None:
+            size = self._size(payload["prompt"]) if facts.kind.legacy else None
+            payload["n_predict"] = budget.unasked_bound(context, size)
+        return prompt, payload, size
+
+    def _size(self, prompt) -> int:
+        """The tokens an old server takes ``prompt`` (a text, or token ids and texts) for,
+        its BOS included."""
+        tokens = self.server.tokens
+        if isinstance(prompt, str):
+            return tokens.count(prompt, legacy=True)
+        return 1 + sum(
+            1 if isinstance(part, int) else len(tokens.token_ids(part)) for part in prompt
+        )
 
     def _prompt(self, request: GenerationRequest, facts: ServerFacts) -> tuple:
         """``(prompt, stop words)``: a raw prompt as it is, a chat rendered by the template."""

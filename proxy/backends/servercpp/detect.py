@@ -84,7 +84,7 @@ class Detector:
         )
         template = self._template(props)
         # an old server names its model by the path it loaded it from
-        path = str(props.get("model_path") or self._model_from_list(kind))
+        path = str(props.get("model_path") or self._model_from_list(kind, props))
         model = os.path.basename(str(props.get("model_alias") or path or "servercpp"))
         header = _header(path)
         card = card_of(
@@ -174,11 +174,20 @@ class Detector:
         return len(special) > len(plain)
 
     def _get_props(self, kind: ServerKind) -> dict:
-        if not kind.has_props_template:
+        """What the server says of itself: a current one's ``/props``; an old one's
+        ``/model.json``, the generation settings of its first slot (its model, and the
+        context each slot gives a conversation), as a current one's ``/props`` tells them
+        under ``default_generation_settings``."""
+        response = self.client.get(
+            "/props" if kind.has_props_template else "/model.json", timeout=DETECT_TIMEOUT
+        )
+        try:
+            body = response.json() if response.ok else {}
+        except ValueError:
+            body = {}
+        if not isinstance(body, dict):
             return {}
-        response = self.client.get("/props", timeout=DETECT_TIMEOUT)
-        body = response.json() if response.ok else {}
-        return body if isinstance(body, dict) else {}
+        return body if kind.has_props_template else {"default_generation_settings": body}
 
     def _get_models(self, kind: ServerKind) -> dict:
         """What a current server's ``/v1/models`` says of its model (``meta``: its context,
@@ -192,14 +201,10 @@ class Detector:
             return {}
         return meta if isinstance(meta, dict) else {}
 
-    def _model_from_list(self, kind: ServerKind) -> str:
+    def _model_from_list(self, kind: ServerKind, props: dict) -> str:
         """The model's name from an old server: ``/model.json`` (PowerInfer), ``/v1/models``."""
         if kind.name == "powerinfer":
-            response = self.client.get("/model.json", timeout=DETECT_TIMEOUT)
-            try:
-                return response.json()["model"]
-            except (ValueError, KeyError, TypeError):
-                return ""
+            return str(props.get("default_generation_settings", {}).get("model") or "")
         response = self.client.get("/v1/models", timeout=DETECT_TIMEOUT)
         try:
             return response.json()["data"][0]["id"]

@@ -14,6 +14,7 @@ from proxy.backends.servercpp.chattemplate import HistoricTemplate
 from proxy.backends.servercpp.prompting import TemplateChoice
 from proxy.backends.wire.client import UpstreamClient
 from proxy.core.errors import (
+    ContextLengthError,
     InvalidRequestError,
     UpstreamError,
     UpstreamTimeoutError,
@@ -52,6 +53,7 @@ def add_kind(upstream: CannedServer, kind: str, **props) -> None:
             json_body={"data": [{"id": "/m/tiny.gguf"}]},
         )
         upstream.get("/model.json", json_body={"model": "/m/tiny.gguf", "n_ctx": 512})
+        upstream.post("/tokenize", json_body={"tokens": [9] * 20})  # a prompt's, without BOS
 
 
 def final(kind: str, **extra) -> dict:
@@ -577,3 +579,72 @@ def test_a_streams_first_chunk_names_the_slot_answering_it(field):
     raw = stream_body(*partials, final("llamacpp", content="")).encode()
     first, second, _ = parse.stream_chunks(line_batches([raw]), "http://upstream.test", None)
     assert (first.slot, second.slot) == (2, None)  # read once, for admission
+
+
+UNASKED_CHAT = GenerationRequest(messages=(Message("user", "hi"),), model="m")
+UNASKED_PROMPT = GenerationRequest(prompt="p", model="m")
+LAYER = {"prompt": "user: hi\nassistant: oai-proxy probe value"}  # a template with tool syntax
+WHOLE_CHAT = {
+    "choices": [{"message": {"role": "assistant", "content": "Hi!"}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 7, "completion_tokens": 3},
+}
+
+
+@pytest.mark.parametrize(
+    "kind, n_ctx, request_, path, told",
+    [
+        # an old server: what its prompt (20 tokens and its BOS) leaves of its slot, less two
+        ("powerinfer", 512, UNASKED_CHAT, "/completion", {"n_predict": 512 - 21 - 2}),
+        ("llamacpp-2023", 512, UNASKED_PROMPT, "/completion", {"n_predict": 489}),
+        # a current server: its context, on either route
+        ("llamacpp", 4096, UNASKED_PROMPT, "/completion", {"n_predict": 4096}),
+        ("llamacpp", 4096, UNASKED_CHAT, "/v1/chat/completions", {"max_tokens": 4096}),
+        # a context not known: nothing told, as before
+        ("powerinfer", None, UNASKED_CHAT, "/completion", {}),
+        ("llamacpp", None, UNASKED_CHAT, "/v1/chat/completions", {}),
+    ],
+    ids=["powerinfer-chat", "2023-prompt", "current-prompt", "current-chat-layer",
+         "old-unknown", "current-unknown"],
+)  # fmt: skip
+def test_an_answer_that_sets_no_length_is_told_one(
+    make_backend, upstream, kind, n_ctx, request_, path, told
+):
+    settings = {"n_ctx": n_ctx} if n_ctx else {}
+    add_kind(upstream, kind, default_generation_settings=settings)
+    if kind == "llamacpp":
+        upstream.post("/apply-template", json_body=LAYER)
+        upstream.post("/completion", json_body=final(kind))
+        sent = upstream.post(path, json_body=WHOLE_CHAT if path != "/completion" else final(kind))
+    else:
+        upstream.get("/model.json", json_body={"model": "/m/tiny.gguf", **settings})
+        sent = upstream.post(
+            path, content_type="text/event-stream", body=stream_body(final(kind, content="Hi!"))
+        )
+    assert make_backend("auto").complete(request_).text == "Hi!"
+    body = json.loads(sent.calls[0].body)
+    assert {name: body[name] for name in ("n_predict", "max_tokens") if name in body} == told
+
+
+def test_an_old_servers_prompt_is_counted_once_for_its_bound_and_its_first_chunk(
+    make_backend, upstream
+):
+    add_kind(upstream, "powerinfer")
+    counted = upstream.post("/tokenize", json_body={"tokens": [9] * 20})
+    upstream.post(
+        "/completion",
+        content_type="text/event-stream",
+        body=stream_body({"content": "Hi!", "stop": False, "slot_id": 0}, final("powerinfer")),
+    )
+    first = next(iter(make_backend().stream(UNASKED_CHAT)))
+    assert (first.text, first.prompt_count, len(counted.calls)) == ("Hi!", 21, 1)
+
+
+def test_a_prompt_that_leaves_an_old_server_no_room_for_an_answer_is_refused(
+    make_backend, upstream
+):
+    add_kind(upstream, "llamacpp-2023")
+    upstream.post("/tokenize", json_body={"tokens": [9] * 507})  # 508 with its BOS, of 512
+    sent = upstream.post("/completion", content_type="text/event-stream", body="")
+    with pytest.raises(ContextLengthError) as refused:
+        make_backend().complete(UNASKED_PROMPT)
+    assert (refused.value.prompt_tokens, refused.value.limit, sent.calls) == (508, 512, [])

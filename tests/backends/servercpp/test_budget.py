@@ -1,4 +1,5 @@
-"""Counting tokens the old servers do not count right, and pieces of characters made whole."""
+"""Counting tokens the old servers do not count right, pieces of characters made whole, and
+the bound an answer whose request sets none is told."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from proxy.backends.servercpp.budget import (
     chunk_tokens,
     fewest_tokens,
     limited,
+    unasked_bound,
     whole_characters,
 )
 from proxy.backends.servercpp.embedding import server_piece, whole_pieces
@@ -175,3 +177,24 @@ def test_check_fits(characters, context, refused):
         check_fits(request, context)
     assert error.value.limit == context and error.value.prompt_tokens > context
     assert f"at least {error.value.prompt_tokens} tokens" in error.value.message
+
+
+@pytest.mark.parametrize(
+    ("context", "prompt", "bound"),
+    [
+        (None, None, None),  # nothing known: nothing told
+        (None, 21, None),
+        (4096, None, 4096),  # a prompt not counted (a current server): the whole context
+        (512, 21, 489),  # an old server: what the prompt leaves, less the two it takes
+        (512, 507, 3),  # the fewest an old server honours
+    ],
+)
+def test_an_answer_that_sets_no_length_is_told_what_the_context_leaves(context, prompt, bound):
+    assert unasked_bound(context, prompt) == bound
+
+
+@pytest.mark.parametrize("prompt", [508, 512, 600])
+def test_a_prompt_that_leaves_an_old_server_too_little_room_is_refused(prompt):
+    with pytest.raises(ContextLengthError) as error:
+        unasked_bound(512, prompt)
+    assert (error.value.prompt_tokens, error.value.limit) == (prompt, 512)
