@@ -6,13 +6,17 @@ its other requests in flight hold: so a budget is never exceeded by more than th
 that crossed it, whatever the number of requests in flight, workers or proxies. The prompt
 is held at a bound, not an estimate: its texts' UTF-8 bytes (a token is at least one byte:
 :mod:`proxy.core.textsize`), and a few tokens around each message and image for the chat
-template. A request with no output bound holds :data:`UNBOUNDED_OUTPUT` tokens of output,
-or what is left if less: it may be the answer that crosses the budget.
+template. The output is held at the bound the answer is given: its ``max_tokens``, else the
+most its model gives an answer that sets none (its default ``max_tokens``, else the context
+its server gives a conversation; the backends tell each generation that bound). A request
+whose bound is not known yet (its server not reached, a model of another API without a
+default) holds :data:`UNBOUNDED_OUTPUT` tokens of output, or what is left if less: it may
+be the answer that crosses the budget.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 from proxy.access import spend
 from proxy.access.budgets import NAMED, Standing, period
@@ -22,7 +26,7 @@ from proxy.core import textsize
 from proxy.core.errors import QuotaExceededError
 from proxy.core.types import GenerationRequest
 
-UNBOUNDED_OUTPUT = 4096  # tokens of output a request without max_tokens holds, at most
+UNBOUNDED_OUTPUT = 4096  # tokens of output a request of no known bound holds, at most
 HELD_FOR = 900  # seconds a hold lasts unless its answer's charge lets it go sooner
 AROUND_REQUEST = 64  # tokens a template may add to a prompt (a system prompt, a generation cue)
 AROUND_MESSAGE = 8  # tokens a template may add around a message (its role, its ends)
@@ -47,9 +51,9 @@ def needed(
     standing: Standing, price: Optional[Price], prompt: int, output: Optional[int], until: float
 ) -> Hold:
     """What a request of ``prompt`` tokens at most and ``output`` tokens of answer at most
-    (``None``: no bound) holds of ``standing``'s budgets until ``until``, at ``price`` (the
-    price of the model it is sent to; ``None``: it costs no money); a 429 naming the budget
-    it does not fit."""
+    (``None``: no bound known) holds of ``standing``'s budgets until ``until``, at ``price``
+    (the price of the model it is sent to; ``None``: it costs no money); a 429 naming the
+    budget it does not fit."""
     budgets = [NAMED[name] for name in standing.spent]
 
     def wants(answer: int) -> dict:
@@ -99,7 +103,7 @@ def _refusal(
     size = budget.size(standing.key)
     spent = standing.spent[budget.name]
     held = standing.held.get(budget.unit, 0)
-    asked = f"max_tokens {output}" if output is not None else "no max_tokens"
+    asked = f"an answer of at most {output} tokens" if output is not None else "no max_tokens"
     in_flight = f", {budget.text(held)} more held by requests in flight" if held else ""
     soon = spent + wanted <= size
     return QuotaExceededError(
@@ -116,14 +120,22 @@ def _reset(standing: Standing, budget) -> int:
     return max(1, int(standing.left_seconds[budget.length] + 0.999))
 
 
-def bounds(requests: Iterable[GenerationRequest], n: int = 1) -> tuple:
+def bounds(
+    requests: Iterable[GenerationRequest], n: int, longest: Callable[[Optional[str]], Optional[int]]
+) -> tuple:
     """``(prompt, output)``: the tokens ``requests`` (each answered ``n`` times) may take of
-    prompt and of answer at most (``output`` is ``None`` when one has no bound)."""
+    prompt and of answer at most: a request's ``max_tokens``, else ``longest(its model)``,
+    the most its model gives an answer that sets none (``output`` is ``None`` when one's is
+    not known)."""
     requests = list(requests)
     prompt = n * sum(prompt_bound(request) for request in requests)
-    if any(request.max_tokens is None for request in requests):
+    outputs = [
+        request.max_tokens if request.max_tokens is not None else longest(request.model)
+        for request in requests
+    ]
+    if None in outputs:
         return prompt, None
-    return prompt, n * sum(request.max_tokens for request in requests)
+    return prompt, n * sum(outputs)
 
 
 def busy(standing: Standing) -> QuotaExceededError:

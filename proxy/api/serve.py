@@ -128,7 +128,7 @@ def serve(
     What the answer says of itself (who served it, what its model's filters changed) is
     read from it: a stream's before its first byte, as its headers must be."""
     ask, generator = hosted.generator(ask)
-    hold_budget(lambda: holds.bounds(ask.requests, ask.n))
+    hold_budget(lambda: holds.bounds(ask.requests, ask.n, get_state().router.longest_answer))
     ask = ask.amended(get_state().images.fetch)
     model = answer_name()
     id = id or dialect.new_id()

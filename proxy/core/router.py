@@ -120,6 +120,10 @@ class Router(Generator, Protocol):
         budgets at (the fields of the body that change what its upstream charges read);
         ``None`` for a model without a price."""
 
+    def longest_answer(self, model: Optional[str]) -> Optional[int]:
+        """The most tokens of answer a request for ``model`` that sets no ``max_tokens`` is
+        given (what a budget holds for it); ``None`` while that is not known."""
+
     def local_models(self) -> frozenset:
         """The ids (as usage counts them) of the models served by llama.cpp's servers and
         chatglm.cpp: what a ``local_only`` key may use."""

@@ -247,6 +247,10 @@ class Fleet:
     def local_models(self) -> frozenset:
         return self.catalog.local_models
 
+    def longest_answer(self, model: Optional[str]) -> Optional[int]:
+        spec = self._spec(model)
+        return None if spec is None else report.longest_answer(spec, self._models)
+
     def listed_id(self, model: Optional[str]) -> str:
         """The id of the model ``model`` names (the default when ``None``): its configured
         id, or what its first replica calls it."""

@@ -1,6 +1,7 @@
-"""What the fleet says of itself: every model and alias it lists, whether it can serve, and
-each model's replicas as the status pages show them. Reads only: checking a replica (which
-puts a serving one back in rotation) is the fleet's, which hands the reports here."""
+"""What the fleet says of itself: every model and alias it lists, whether it can serve, the
+longest answer each gives a request that sets no length, and each model's replicas as the
+status pages show them. Reads only: checking a replica (which puts a serving one back in
+rotation) is the fleet's, which hands the reports here."""
 
 from __future__ import annotations
 
@@ -13,6 +14,32 @@ def listed_id(model) -> str:
     """The id a served model is listed under: its configured id, or what its first replica
     calls it."""
     return model.spec.id or model.replicas[0].info().id
+
+
+def longest_answer(spec, models: dict) -> Optional[int]:
+    """The most tokens of answer a request for the model of ``spec`` that sets none is given
+    (``None``: not known yet), the most of its own and of those of the models that may answer
+    in its place (its overflow, warm equals, fallbacks and context fallbacks) where theirs is
+    known: each model's default ``max_tokens``, else the context its servers give a
+    conversation as they told it (the backends tell each generation no more, see
+    :mod:`proxy.backends.servercpp.budget`; a model of another API ends its answers itself)."""
+    own = _longest(models.get(spec.id))
+    if own is None:
+        return None
+    others = (spec.overflow, *spec.warm, *spec.fallbacks, *spec.context_fallbacks)
+    known = (_longest(models.get(other)) for other in others if other)
+    return max([own, *(bound for bound in known if bound is not None)])
+
+
+def _longest(model) -> Optional[int]:
+    """A served model's own bound on an answer that sets none (see :func:`longest_answer`)."""
+    if model is None:
+        return None
+    defaults = model.spec.defaults
+    if defaults is not None and defaults.max_tokens is not None:
+        return defaults.max_tokens
+    contexts = (replica.backend.models()[0].card.context_length for replica in model.replicas)
+    return max((context for context in contexts if context), default=None)
 
 
 def listing(models: Iterable, default: Optional[str]) -> list:

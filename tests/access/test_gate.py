@@ -343,11 +343,44 @@ def test_a_request_that_does_not_fit_beside_what_is_spent_is_refused_before_any_
     assert error["code"] == "insufficient_quota"
     assert (
         f"the key 'dora' has {200 - spent} of its 200 tokens of the day left; this request may "
-        f"take {HELD} tokens (a prompt of at most {HELD - 4} tokens and max_tokens 4): ask for "
-        "less" in error["message"]
+        f"take {HELD} tokens (a prompt of at most {HELD - 4} tokens and an answer of at most 4 "
+        "tokens): ask for less" in error["message"]
     )
     assert int(answer.headers["Retry-After"]) > 60  # not before the day turns
     assert budget_of(client, "dora")["day"]["spent"] == spent  # it cost nothing
+
+
+UNASKED = """
+[models.tiny]
+upstreams = ["{0}"]
+[models.capped]
+upstreams = ["{0}"]
+defaults = {{ max_tokens = 150 }}
+"""
+
+
+def test_a_request_that_sets_no_length_holds_the_longest_answer_its_model_gives(tmp_path):
+    """Its model's default max_tokens, else the context its server gives once reached: the
+    bound its answer is told (:mod:`proxy.backends.servercpp.budget`)."""
+    with FakeServerCpp("llamacpp", n_slots=2, n_ctx=1000) as fake:
+        client = client_of(tmp_path, UNASKED.format(fake.url))
+        unasked = {"messages": [{"role": "user", "content": "hi"}]}
+
+        def chat_of(model: str):
+            body = {**unasked, "model": model}
+            return client.post("/v1/chat/completions", json=body, headers=as_key("sk-dora"))
+
+        capped = chat_of("capped")
+        assert capped.status_code == 429
+        assert (
+            "(a prompt of at most 74 tokens and an answer of at most 150 tokens)"
+            in (capped.get_json()["error"]["message"])
+        )
+        # its server not reached yet: what is left held, as for an answer of no known bound
+        assert chat_of("tiny").status_code == 200
+        refused = chat_of("tiny")
+        assert refused.status_code == 429
+        assert "an answer of at most 1000 tokens" in refused.get_json()["error"]["message"]
 
 
 @pytest.mark.parametrize("how", ["cut", "failed", "failed-midway"])

@@ -65,7 +65,8 @@ def test_a_request_holds_its_prompt_and_output_bounds(
     [
         (TOKENS, {"day": 100}, {"tokens": 651}, None, 50, 200,
          "has 249 of its 1000 tokens of the day left, 651 more held by requests in flight; "
-         "this request may take 250 tokens (a prompt of at most 50 tokens and max_tokens 200): "
+         "this request may take 250 tokens (a prompt of at most 50 tokens and an answer of at "
+         "most 200 tokens): "
          "retry once those end", holds.IN_FLIGHT_RETRY_AFTER),
         (TOKENS, {"day": 900}, {}, None, 50, 200,
          "has 100 of its 1000 tokens of the day left; this request may take 250 tokens",
@@ -127,12 +128,20 @@ def test_a_prompt_is_bounded_by_its_bytes_and_what_a_template_adds(request_, bou
 
 
 @pytest.mark.parametrize(
-    "max_tokens, n, output", [((10, 20), 1, 30), ((10, 20), 2, 60), ((10, None), 1, None)]
+    "max_tokens, n, longest, output",
+    [
+        ((10, 20), 1, {}, 30),
+        ((10, 20), 2, {}, 60),
+        ((10, None), 1, {}, None),  # no bound known for one: none for them all
+        ((10, None), 2, {"m": 500}, 1020),  # one sets none: its model's longest answer
+        ((10, None), 1, {"other": 500}, None),  # another model's is no bound of this one
+    ],
+    ids=["asked", "choices", "unknown", "the-models", "another-models"],
 )
-def test_requests_are_bounded_together_each_choice_counted(max_tokens, n, output):
-    requests = [GenerationRequest(prompt="hi", max_tokens=bound) for bound in max_tokens]
+def test_requests_are_bounded_together_each_choice_counted(max_tokens, n, longest, output):
+    requests = [GenerationRequest(prompt="hi", max_tokens=b, model="m") for b in max_tokens]
     prompt = n * len(max_tokens) * (AROUND_REQUEST + 2)
-    assert holds.bounds(requests, n) == (prompt, output)
+    assert holds.bounds(requests, n, longest.get) == (prompt, output)
 
 
 @pytest.fixture(params=["sqlite", "redis"])

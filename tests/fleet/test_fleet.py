@@ -480,3 +480,29 @@ def test_a_body_the_proxy_could_not_translate_goes_to_no_model_of_another_api(lo
         list(fleet.stream(asked))
     assert completions(local) == completions(cloud) == 0
     assert fleet.speaks("local") == "" and fleet.speaks("nothing-of-that-name") == ""
+
+
+def test_the_longest_answer_of_a_model_is_the_most_it_or_one_in_its_place_gives():
+    """Its default max_tokens, else its servers' context as they told it (an old server's
+    /model.json, a current one's /props); the most of those of the models that may answer
+    in its place, where theirs is known."""
+    with (
+        FakeServerCpp("powerinfer", n_slots=1, n_ctx=512) as old,
+        FakeServerCpp("llamacpp", n_slots=1, n_ctx=2048) as current,
+    ):
+        models = {
+            "old": {"upstreams": [old.url]},
+            "falling": {"upstreams": [old.url], "fallbacks": ["current"]},
+            "current": {"upstreams": [current.url]},
+            "capped": {
+                "upstreams": [old.url],
+                "defaults": {"max_tokens": 100},
+                "context_fallbacks": ["cloud"],
+            },
+            "cloud": {"backend": "openai", "upstreams": ["http://127.0.0.1:9/v1"]},
+        }
+        with build_fleet(Settings(), NO_FILES, parse_catalog({"models": models}, "t")) as fleet:
+            assert fleet.longest_answer("old") is None  # its server not reached yet
+            fleet.check()
+            longest = [fleet.longest_answer(name) for name in [*models, "nothing", 7]]
+            assert longest == [512, 2048, 2048, 100, None, None, None]
