@@ -4,6 +4,8 @@ tokens, refused by name where the model has none."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import gguf
 import pytest
 
@@ -82,14 +84,14 @@ def test_a_gap_that_begins_with_text_goes_to_powerinfer_as_ids_there():
     ]  # fmt: skip
 
 
-def filled(fake: FakeServerCpp, fleet, stream: bool) -> tuple:
-    """``(path, body)`` of the one generation the fleet sent ``fake`` for :data:`GAP`, whose
-    text came back whole or streamed."""
+def filled(fake: FakeServerCpp, fleet, stream: bool, gap: GenerationRequest = GAP) -> tuple:
+    """``(path, body)`` of the one generation the fleet sent ``fake`` for ``gap``, whose text
+    came back whole or streamed."""
     if stream:
-        _, *chunks = fleet.stream(GAP)
+        _, *chunks = fleet.stream(gap)
         text = "".join(chunk.text for chunk in chunks)
     else:
-        text = fleet.complete(GAP).text
+        text = fleet.complete(gap).text
     assert text == "Hello, world!"
     ((path, body, _),) = [r for r in fake.requests if r[0] in ("/infill", "/completion")]
     return path, body
@@ -131,6 +133,21 @@ def test_an_old_server_fills_the_gap_with_the_prompt_the_proxy_lays_out(
         assert all(isinstance(token, int) for token in sent)
     else:
         assert body["prompt"] == prompt
+
+
+@pytest.mark.parametrize("kind", ["powerinfer", "llamacpp-2023"])
+def test_a_gap_that_sets_no_length_is_told_what_its_prompt_leaves_of_an_old_servers_context(
+    kind, tmp_path
+):
+    """The prompt as laid out (token ids, or text the server tokenizes), its BOS counted."""
+    with (
+        FakeServerCpp(kind, model_path=coder_gguf(tmp_path / "coder.gguf"), n_ctx=512) as fake,
+        fleet_over(fake) as fleet,
+    ):
+        _, body = filled(fake, fleet, stream=False, gap=replace(GAP, max_tokens=None))
+    prompt = body["prompt"]
+    size = 1 + (len(prompt) if isinstance(prompt, list) else len(fake.vocab.tokenize(prompt)))
+    assert body["n_predict"] == 512 - size - 2
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
