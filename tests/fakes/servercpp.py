@@ -754,11 +754,14 @@ def _drop(sock: socket.socket | None) -> None:
 
 
 def _client_gone(sock: socket.socket | None) -> bool:
-    """Peek for EOF the way httplib's ``is_writable`` notices a client that went away."""
+    """Peek for EOF the way httplib's ``is_writable`` notices a client that went away.
+    Readiness is asked by ``poll``: ``select`` fails on a descriptor above 1023, which a test
+    worker that has opened many reaches."""
     if sock is None:
         return False
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
-        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0)) and sock.recv(1, socket.MSG_PEEK) == b""
     except OSError:
         return True
