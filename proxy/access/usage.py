@@ -34,7 +34,7 @@ from proxy.access.sqlite import SqliteFile
 
 COUNTS = (
     "requests", "prompt_tokens", "completion_tokens", "errors", "cached_tokens", "web_searches",
-    "audio_prompt_tokens", "audio_completion_tokens", "stored",
+    "audio_prompt_tokens", "stored",
 )  # fmt: skip
 LATER = COUNTS[4:]  # counted since files were made: a column each, 0 in the rows before it
 TIER = "\x1f"  # between a model and the service tier its answers were counted at, as kept
@@ -95,7 +95,6 @@ class Charge:
     hold: str = ""  # the id of the hold the charge lets go ("": none)
     web_searches: int = 0  # searches its upstream ran itself
     audio_prompt_tokens: int = 0  # of its prompt's tokens, those of audio
-    audio_completion_tokens: int = 0  # of its completion's, those of audio
     stored: int = 0  # completions its upstream stored
     tier: str = ""  # the service tier it was served at, priced apart ("": its model's own)
 

@@ -104,7 +104,7 @@ def hold_budget(bounds: Callable[[], tuple]) -> None:
     """Hold what the request may spend of its key's budgets (``bounds()``: its ``(prompt,
     output)`` tokens at most, the output ``None`` when unbounded; read only for a key with
     budgets, as they walk the request's text) at the price of the model it names (its
-    service tier's, its audio's, as the body asks), until its charge lets it go
+    service tier's, as the body asks), until its charge lets it go
     (:mod:`proxy.api.observe`); a 429 before any work when it does not fit."""
     call = g._get_current_object()
     standing = call.get("budget")

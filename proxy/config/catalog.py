@@ -127,8 +127,8 @@ class ModelSpec:
 
     def held_price(self, body: object) -> Optional[Price]:
         """The price a request whose client sent ``body`` holds its key's budgets at: the
-        model's, at the service tier and with the audio output the body asks of a server of
-        OpenAI's API, as the model's filters leave them (``None``: it has no price)."""
+        model's, at the service tier the body asks of a server of OpenAI's API, as the
+        model's filters leave it (``None``: it has no price)."""
         if self.price is None or self.backend != "openai" or type(body) is not dict:
             return self.price
         stripped = self.filters.strip

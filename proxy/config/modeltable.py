@@ -18,7 +18,7 @@ from proxy.config.price import OWN_TIERS, Price, terms
 from proxy.config.tables import no_unknown
 from proxy.config.upstreamoptions import body_filters, upstream_headers, upstream_timeouts
 from proxy.core.errors import InvalidRequestError
-from proxy.core.fields import Fields, effort, sampling, stop_words, template_kwargs
+from proxy.core.fields import Fields, effort, sampling, stop_words, template_kwargs, text_only
 from proxy.core.tooluse import TOOL_TURNS
 from proxy.core.types import GenerationRequest, Sampling
 
@@ -30,8 +30,7 @@ LOCAL_ONLY = ("chat_template", "reasoning", "cmd", "model", "args", "ttl", "prel
 # keys of a model on a server of a public API alone
 API_ONLY = ("upstream_model", "headers", "headers_env", "timeouts", "filters")
 # a price's keys (a service tier's, every one of them but ``tiers``)
-PRICE_KEYS = {"input", "cached_input", "output", "web_search", "audio_input", "audio_output",
-              "store"}  # fmt: skip
+PRICE_KEYS = {"input", "cached_input", "output", "web_search", "audio_input", "store"}
 PER = {"web_search": "1,000 searches", "store": "1,000 stored completions"}
 # Request fields a model may default; each is applied only where the client left it out.
 DEFAULTABLE = (
@@ -234,7 +233,7 @@ def model_spec(
         timeouts=upstream_timeouts(spec.get("timeouts"), f"{key}.timeouts", fail),
         filters=filters,
     )
-    _priced_filters(made, key, fail)
+    _set_filters(made, key, fail)
     return made
 
 
@@ -265,8 +264,8 @@ def _names(value: Any, key: str, fail) -> tuple:
 
 def _price(table: Any, key: str, fail, tiered: bool = True) -> Optional[Price]:
     """``{input = 2.5, cached_input = 1.25, output = 10}``: US dollars per million tokens
-    (cached prompt tokens at the input's price unless ``cached_input`` says), the audio's
-    among them too (``audio_input``, ``audio_output``); US dollars per 1,000 searches the
+    (cached prompt tokens at the input's price unless ``cached_input`` says), the prompt's
+    audio among them too (``audio_input``); US dollars per 1,000 searches the
     upstream runs itself (``web_search``) and per 1,000 completions it stores (``store``);
     and, in ``tiers``, each service tier's price, a table of the same keys but ``tiers``."""
     if table is None:
@@ -286,7 +285,7 @@ def _price(table: Any, key: str, fail, tiered: bool = True) -> Optional[Price]:
             raise fail(f"{key}.{name}", f"must be US dollars per {per}, got {value!r}")
     optional = {
         name: None if table.get(name) is None else float(table[name])
-        for name in ("cached_input", "audio_input", "audio_output", "store")
+        for name in ("cached_input", "audio_input", "store")
     }
     return Price(
         float(table.get("input", 0)),
@@ -309,9 +308,13 @@ def _tiers(table: Any, key: str, fail) -> tuple:
     )
 
 
-def _priced_filters(spec: ModelSpec, key: str, fail) -> None:
-    """A model's filters set no field its price does not cover (every request would be
-    refused)."""
+def _set_filters(spec: ModelSpec, key: str, fail) -> None:
+    """A model's filters set no field that asks for audio output (the gateway answers in
+    text), nor one its price does not cover (every request would be refused)."""
+    try:
+        text_only(Fields(dict(spec.filters.set)))
+    except InvalidRequestError as exc:
+        raise fail(f"{key}.filters.set.{exc.param}", exc.message) from None
     if spec.price is None or spec.backend != "openai" or not spec.filters.set:
         return
     problem = spec.price.refusal(terms(dict(spec.filters.set)))

@@ -2,41 +2,40 @@
 asks beyond the model's own. Pure.
 
 A cloud charges some requests at other prices than its model's own, by fields of their
-bodies: OpenAI's API serves a ``service_tier`` at that tier's prices, audio output (asked by
-``modalities`` or ``audio``) at the audio's, and keeps a completion asked with ``store``.
-A model with a price names what each of these costs (its tiers, its audio, its stored
-completions), and a body whose field it does not price is refused by that field's name
-before anything is sent: a money budget would otherwise count the model's own price for an
-answer the cloud bills at another. A model without a price refuses nothing: it costs the
+bodies: OpenAI's API serves a ``service_tier`` at that tier's prices and keeps a completion
+asked with ``store``. A model with a price names what each of these costs (its tiers, its
+stored completions), and a body whose field it does not price is refused by that field's
+name before anything is sent: a money budget would otherwise count the model's own price for
+an answer the cloud bills at another. A model without a price refuses nothing: it costs the
 budgets nothing whatever its upstream bills, so nothing the proxy counts would be wrong.
+Audio output, which the cloud bills apart too, is never priced: the gateway answers in text,
+so the dialect refuses a body that asks for it (:func:`proxy.core.fields.text_only`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Mapping, Optional
 
 OWN_TIERS = ("auto", "default")  # service tiers served at the model's own price
 # the fields of OpenAI's API that change what an answer costs
-PRICED_FIELDS = ("service_tier", "modalities", "audio", "store")
+PRICED_FIELDS = ("service_tier", "store")
 
 
 @dataclass(frozen=True)
 class Price:
     """What a model's tokens cost, in US dollars per million: its prompt's tokens, those of
     them the server took from its cache (``None``: as the others), and its completion's;
-    the audio among them (``None``: the prompt's at ``input``; audio output not priced, so
-    refused); the searches and the stored completions its upstream bills by the thousand
-    (``store`` ``None``: not priced, so refused); and the service tiers priced apart, each
-    a price of its own."""
+    the prompt's audio (``None``: at ``input``); the searches and the stored completions its
+    upstream bills by the thousand (``store`` ``None``: not priced, so refused); and the
+    service tiers priced apart, each a price of its own."""
 
     input: float = 0.0
     output: float = 0.0
     cached_input: Optional[float] = None
     web_search: float = 0.0  # US dollars per 1,000 searches the upstream runs itself
     audio_input: Optional[float] = None
-    audio_output: Optional[float] = None
     store: Optional[float] = None  # US dollars per 1,000 completions the upstream stores
     tiers: tuple = ()  # (name, Price) of each service tier priced apart
 
@@ -52,25 +51,21 @@ class Price:
         cached_tokens: int = 0,
         web_searches: int = 0,
         audio_prompt_tokens: int = 0,
-        audio_completion_tokens: int = 0,
         stored: int = 0,
     ) -> Decimal:
         """The tokens', searches' and stored completions' cost in micro-dollars (dollars per
         million times tokens, per thousand times searches), exactly: a ``Decimal`` of the
         prices as the models file wrote them, never a float's error. The audio tokens are
-        of the prompt's and the completion's, as OpenAI counts them; none is cached."""
+        of the prompt's, as OpenAI counts them; none is cached."""
         audio_in = min(max(audio_prompt_tokens, 0), prompt_tokens)
         cached = min(max(cached_tokens, 0), prompt_tokens - audio_in)
-        audio_out = min(max(audio_completion_tokens, 0), completion_tokens)
         rate = self.input if self.cached_input is None else self.cached_input
         heard = self.input if self.audio_input is None else self.audio_input
-        spoken = self.output if self.audio_output is None else self.audio_output
         return (
             _exact(self.input) * (prompt_tokens - cached - audio_in)
             + _exact(rate) * cached
             + _exact(heard) * audio_in
-            + _exact(self.output) * (completion_tokens - audio_out)
-            + _exact(spoken) * audio_out
+            + _exact(self.output) * completion_tokens
             + _exact(self.web_search) * 1000 * web_searches
             + _exact(self.store or 0.0) * 1000 * stored
         )
@@ -80,13 +75,8 @@ class Price:
         return float(self.micro_usd(*counts, **named) / 1_000_000)
 
     def held(self, terms: "Terms") -> "Price":
-        """The price a request asking ``terms`` is held at: its tier's, its output at the
-        audio's where it asks for audio and that costs more."""
-        price = self.at(terms.tier)
-        spoken = price.audio_output
-        if terms.audio and spoken is not None and spoken > price.output:
-            return replace(price, output=spoken)
-        return price
+        """The price a request asking ``terms`` is held at: its tier's."""
+        return self.at(terms.tier)
 
     def refusal(self, terms: "Terms") -> Optional[tuple]:
         """``(field, why)`` of the first of ``terms`` this price does not cover, or
@@ -97,10 +87,7 @@ class Price:
             return "service_tier", (
                 f"the model's price names no service tier {asked!r} (its tiers: {named})"
             )
-        price = self.at(terms.tier)
-        if terms.audio and price.audio_output is None:
-            return terms.audio, "the model's price names no audio_output for audio output"
-        if terms.store and price.store is None:
+        if terms.store and self.at(terms.tier).store is None:
             return "store", "the model's price names no store for stored completions"
         return None
 
@@ -108,11 +95,9 @@ class Price:
 @dataclass(frozen=True)
 class Terms:
     """What of its model's price a body sent to a server of OpenAI's API asks beyond the
-    model's own: a service tier (``None``: the model's own), audio output (the field that
-    asks for it: ``modalities`` or ``audio``; ``""``: none), a stored completion."""
+    model's own: a service tier (``None``: the model's own), a stored completion."""
 
     tier: object = None
-    audio: str = ""
     store: bool = False
 
 
@@ -120,13 +105,7 @@ def terms(body: Mapping) -> Terms:
     """What ``body`` (as OpenAI's chat completions or Responses API takes it) asks of its
     model's price."""
     tier = body.get("service_tier")
-    modalities = body.get("modalities")
-    audio = ""
-    if isinstance(modalities, list) and "audio" in modalities:
-        audio = "modalities"
-    elif body.get("audio") is not None:
-        audio = "audio"
-    return Terms(None if tier in OWN_TIERS else tier, audio, body.get("store") is True)
+    return Terms(None if tier in OWN_TIERS else tier, body.get("store") is True)
 
 
 def _exact(dollars: float) -> Decimal:

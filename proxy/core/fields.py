@@ -22,6 +22,8 @@ MAX_STOP_WORDS = 16
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 TOKEN_ID = re.compile(r"[0-9]{1,9}")
 NO_SAMPLING = Sampling()
+# why a body that asks for audio output is refused
+IN_TEXT = "this gateway answers in text and does not carry audio answers back"
 
 
 class Fields:
@@ -212,6 +214,20 @@ def effort(fields: Fields, name: str) -> Optional[str]:
     if value is not None and value not in EFFORTS:
         raise fields.fail(name, f"must be one of {', '.join(EFFORTS)}, got {value!r}")
     return value
+
+
+def text_only(fields: Fields) -> None:
+    """A body asks for no audio output: ``modalities`` other than ``["text"]`` and an
+    ``audio`` that is not null are refused by name. The gateway writes its client's answer
+    itself, in text, and carries no audio back: served, the audio would be billed and
+    dropped. Both fields are left unread otherwise, to go on as they came."""
+    modalities = fields.raw("modalities")
+    if modalities is not None and (
+        not isinstance(modalities, list) or any(kind != "text" for kind in modalities)
+    ):
+        raise fields.fail("modalities", f'must be ["text"]: {IN_TEXT}')
+    if fields.raw("audio") is not None:
+        raise fields.fail("audio", f"must be null: {IN_TEXT}")
 
 
 def tool_call(fields: Fields, fallback_id: str) -> ToolCall:

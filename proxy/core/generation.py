@@ -258,7 +258,6 @@ def _prompt_once(usage: Usage, repeat: bool) -> Usage:
         completion_tokens=usage.completion_tokens,
         reasoning_tokens=usage.reasoning_tokens,
         web_searches=usage.web_searches,
-        audio_completion_tokens=usage.audio_completion_tokens,
         stored=usage.stored,
     )
 
@@ -272,12 +271,7 @@ def _measure(measure: Optional[Measure], usage: Usage, served: Optional[Served])
             usage.completion_tokens,
             usage.cached_tokens or 0,
             served.model if served is not None else "",
-            (
-                usage.web_searches,
-                usage.audio_prompt_tokens,
-                usage.audio_completion_tokens,
-                usage.stored,
-            ),
+            (usage.web_searches, usage.audio_prompt_tokens, usage.stored),
             served.tier if served is not None else "",
         )
 

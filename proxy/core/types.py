@@ -204,7 +204,6 @@ class Usage:
     eval_ms: Optional[float] = field(default=None, compare=False)
     web_searches: int = 0  # searches the upstream ran itself (a server tool), priced per use
     audio_prompt_tokens: int = 0  # of the prompt's tokens, those of audio, priced apart
-    audio_completion_tokens: int = 0  # of the completion's tokens, those of audio
     stored: int = 0  # completions the upstream stores (asked with ``store``), priced per one
     # where the counts come from: the engine TOLD them; it told none (UNTOLD, until they
     # are had another way); or the proxy COUNTED them with the engine, or ESTIMATED them
@@ -224,7 +223,6 @@ class Usage:
             _sum(self.eval_ms, other.eval_ms),
             web_searches=self.web_searches + other.web_searches,
             audio_prompt_tokens=self.audio_prompt_tokens + other.audio_prompt_tokens,
-            audio_completion_tokens=self.audio_completion_tokens + other.audio_completion_tokens,
             stored=self.stored + other.stored,
             how=max(self.how, other.how, key=HOWS.index),  # a sum is as sure as its least
         )

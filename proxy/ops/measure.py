@@ -13,7 +13,7 @@ from time import perf_counter
 from typing import Optional
 
 # what a price reads of an answer beside its tokens, in a measure's counts after them
-PRICED = ("web_searches", "audio_prompt_tokens", "audio_completion_tokens", "stored")
+PRICED = ("web_searches", "audio_prompt_tokens", "stored")
 
 
 class Measure:

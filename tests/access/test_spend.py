@@ -26,23 +26,23 @@ def test_each_key_spent_the_sum_of_its_priced_rows():
     assert by_key(ROWS, PRICES) == {"alice": 3.0, "bob": 0.80009}
 
 
-TIERED = Price(1.0, 4.0, audio_output=40.0, store=10.0, tiers=(("priority", Price(3.0, 12.0)),))
+TIERED = Price(1.0, 4.0, audio_input=40.0, store=10.0, tiers=(("priority", Price(3.0, 12.0)),))
 TIERS = [
     {"key": "carol", "model": "gpt", "prompt_tokens": 1_000_000, "completion_tokens": 0},
     {"key": "carol", "model": "gpt", "service_tier": "priority", "prompt_tokens": 1_000_000,
      "completion_tokens": 0},
     {"key": "carol", "model": "gpt", "service_tier": "gone", "prompt_tokens": 1_000_000,
      "completion_tokens": 0},
-    {"key": "carol", "model": "gpt", "prompt_tokens": 0, "completion_tokens": 100_000,
-     "audio_completion_tokens": 50_000, "stored": 100},
+    {"key": "carol", "model": "gpt", "prompt_tokens": 100_000, "completion_tokens": 0,
+     "audio_prompt_tokens": 50_000, "stored": 100},
 ]  # fmt: skip
 
 
 def test_a_tiers_rows_are_priced_at_its_price_and_audio_and_stored_at_theirs():
     """A tier the models file names no more is priced at the model's own."""
     rows = priced(TIERS, {"gpt": TIERED})
-    assert [row["spend_usd"] for row in rows] == [1.0, 3.0, 1.0, 0.2 + 2.0 + 1.0]
-    assert by_key(TIERS, {"gpt": TIERED}) == {"carol": 8.2}
+    assert [row["spend_usd"] for row in rows] == [1.0, 3.0, 1.0, 0.05 + 2.0 + 1.0]
+    assert by_key(TIERS, {"gpt": TIERED}) == {"carol": 8.05}
 
 
 def test_nothing_is_spent_without_prices():

@@ -32,7 +32,7 @@ def counted(
     errors: int,
     cached: int = 0,
     searches: int = 0,
-    audio: tuple = (0, 0),
+    audio: int = 0,
     stored: int = 0,
 ) -> dict:
     """What :data:`ROW`'s pair has counted."""
@@ -44,8 +44,7 @@ def counted(
         "errors": errors,
         "cached_tokens": cached,
         "web_searches": searches,
-        "audio_prompt_tokens": audio[0],
-        "audio_completion_tokens": audio[1],
+        "audio_prompt_tokens": audio,
         "stored": stored,
     }
 
@@ -55,12 +54,12 @@ def test_counts_add_up(store):
         [
             Charge("alice", "qwen", 10, 5, False, cached_tokens=8, web_searches=2),
             Charge("alice", "qwen", 3, 0, True, web_searches=1, audio_prompt_tokens=2),
-            Charge("alice", "qwen", 9, 4, False, audio_completion_tokens=3, stored=1),
+            Charge("alice", "qwen", 9, 4, False, audio_prompt_tokens=3, stored=1),
         ]
     )
     store.apply([Charge("bob", "qwen", 1, 1, False)])
     assert store.totals() == [
-        counted(3, 22, 9, 1, cached=8, searches=3, audio=(2, 3), stored=1),
+        counted(3, 22, 9, 1, cached=8, searches=3, audio=5, stored=1),
         {**counted(1, 1, 1, 0), "key": "bob"},
     ]
 

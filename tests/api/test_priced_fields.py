@@ -1,5 +1,5 @@
-"""The fields of a body that change what a cloud charges (``service_tier``, audio output,
-``store``), on models of an ``openai`` upstream through the app: sent as the client wrote
+"""The fields of a body that change what a cloud charges (``service_tier``, ``store``), on
+models of an ``openai`` upstream through the app: sent as the client wrote
 them and charged (and held) at what they ask where the model's price covers them; refused by
 name, in the client's own shape, before anything is sent where it does not; left out, the
 answer saying so, where the operator strips them; sent as they came on a model without a
@@ -31,11 +31,10 @@ usd_per_day = 0.0005
 TEAM, SMALL = ({"Authorization": f"Bearer sk-{name}"} for name in ("team", "small"))
 # US dollars per million tokens: micro-dollars per token
 PRICE = {
-    "input": 1, "output": 2, "audio_output": 40, "store": 10,
+    "input": 1, "output": 2, "store": 10,
     "tiers": {"priority": {"input": 3, "output": 6}, "flex": {"input": 0.5, "output": 1}},
 }  # fmt: skip
 USAGE = {"prompt_tokens": 100, "completion_tokens": 10}
-SPOKEN = {**USAGE, "completion_tokens_details": {"audio_tokens": 8}}  # 8 of the 10 are audio
 HI = [{"role": "user", "content": "hi"}]
 
 
@@ -114,12 +113,6 @@ def chat(client, headers=TEAM, **fields):
         pytest.param({"service_tier": "auto"}, USAGE, 100 * 1 + 10 * 2, id="auto"),
         pytest.param({"service_tier": "priority"}, USAGE, 100 * 3 + 10 * 6, id="priority"),
         pytest.param({"service_tier": "flex"}, USAGE, 100 * 0.5 + 10 * 1, id="flex"),
-        pytest.param(
-            {"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"}},
-            SPOKEN,
-            100 * 1 + 2 * 2 + 8 * 40,
-            id="audio",
-        ),
         pytest.param({"store": True}, USAGE, 100 * 1 + 10 * 2 + 10_000, id="store"),
         pytest.param(
             {"model": "free", "service_tier": "scale", "store": True}, USAGE, 0, id="no-price"
@@ -149,8 +142,6 @@ def test_a_priced_field_goes_as_sent_and_is_charged_at_what_it_asks(
     [
         pytest.param("gpt", {"service_tier": "scale"}, "service_tier", id="tier-unpriced"),
         pytest.param("plain", {"service_tier": "priority"}, "service_tier", id="no-tiers"),
-        pytest.param("plain", {"modalities": ["text", "audio"]}, "modalities", id="audio"),
-        pytest.param("plain", {"audio": {"voice": "alloy"}}, "audio", id="audio-field"),
         pytest.param("plain", {"store": True}, "store", id="store"),
         pytest.param(
             "gpt",
@@ -200,12 +191,10 @@ def test_a_stripped_field_is_left_out_and_charged_at_the_models_own_price(cloud)
 
 def test_a_request_is_held_at_what_it_asks(cloud):
     """The small key's 500 micro-dollars hold a prompt of "hi" (74 tokens at most) and 100
-    tokens of answer at the model's own price (274), not at the priority tier's (822) nor
-    with its answer at the audio's (4,074)."""
+    tokens of answer at the model's own price (274), not at the priority tier's (822)."""
     client, upstream, _ = cloud
     upstream.post("/v1/chat/completions", json_body=whole(USAGE))
-    for fields in ({"service_tier": "priority"}, {"modalities": ["text", "audio"]}):
-        held = chat(client, SMALL, max_tokens=100, **fields)
-        assert held.status_code == 429, held.data
+    held = chat(client, SMALL, max_tokens=100, service_tier="priority")
+    assert held.status_code == 429, held.data
     assert upstream.calls == []
     assert chat(client, SMALL, max_tokens=100).status_code == 200

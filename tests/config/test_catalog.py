@@ -227,8 +227,8 @@ def test_unknown_names_find_nothing_unless_catch_all(tmp_path):
             id="price-tier-of-a-tier",
         ),
         pytest.param(
-            "[models.a]\nupstreams=['http://a']\nprice={tiers={flex={audio_output='x'}}}",
-            "models.a.price.tiers.flex.audio_output: must be US dollars per million tokens",
+            "[models.a]\nupstreams=['http://a']\nprice={tiers={flex={audio_input='x'}}}",
+            "models.a.price.tiers.flex.audio_input: must be US dollars per million tokens",
             id="price-tier-value",
         ),
         pytest.param(
@@ -247,6 +247,13 @@ def test_unknown_names_find_nothing_unless_catch_all(tmp_path):
             "price={tiers={flex={}}}\nfilters={set={service_tier='flex',store=true}}",
             "models.a.filters.set.store: the model's price names no store",
             id="filter-sets-an-unpriced-store-at-its-tier",
+        ),
+        pytest.param(
+            "[models.a]\nbackend='openai'\nupstreams=['http://a/v1']\n"
+            "filters={set={modalities=['text','audio']}}",
+            "models.a.filters.set.modalities: 'modalities' must be [\"text\"]: this gateway "
+            "answers in text",
+            id="filter-asks-for-audio-output",
         ),
         pytest.param(
             "[models.a]\nupstreams=['http://a']\noverflow='a'",
@@ -412,7 +419,7 @@ filters = { set = { service_tier = "flex" } }
 [models.gpt.price]
 input = 2.5
 output = 10
-audio_output = 80
+audio_input = 40
 store = 0
 [models.gpt.price.tiers.priority]
 input = 5
@@ -426,7 +433,7 @@ output = 5
     )
     priority, flex = Price(5.0, 20.0, 0.5), Price(1.25, 5.0)
     assert catalog.prices["gpt"] == Price(
-        2.5, 10.0, audio_output=80.0, store=0.0, tiers=(("priority", priority), ("flex", flex))
+        2.5, 10.0, audio_input=40.0, store=0.0, tiers=(("priority", priority), ("flex", flex))
     )
 
 

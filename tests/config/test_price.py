@@ -1,4 +1,4 @@
-"""A model's price at each service tier, with its audio and stored completions; what a body
+"""A model's price at each service tier, with its prompt's audio and stored completions; what a body
 sent to a server of OpenAI's API asks of it, what the price refuses of that by the field's
 name, and what a request asking it holds."""
 
@@ -10,10 +10,10 @@ from proxy.config.catalog import Filters, ModelSpec
 from proxy.config.price import Price, Terms, terms
 
 PRIORITY = Price(input=4, output=16, cached_input=2)
-FLEX = Price(input=1, output=4, audio_output=32, store=10)
+FLEX = Price(input=1, output=4, audio_input=32, store=10)
 # US dollars per million tokens: micro-dollars per token
 PRICE = Price(
-    input=2, output=8, audio_input=20, audio_output=40, store=5,
+    input=2, output=8, audio_input=20, store=5,
     tiers=(("priority", PRIORITY), ("flex", FLEX)),
 )  # fmt: skip
 
@@ -32,27 +32,24 @@ PRICE = Price(
             "flex", {"cached_tokens": 60}, 100 * 1 + 10 * 4, id="flex-cached-at-its-input"
         ),  # fmt: skip
         pytest.param(
-            None,
-            {"audio_prompt_tokens": 30, "audio_completion_tokens": 4},
-            70 * 2 + 30 * 20 + 6 * 8 + 4 * 40,
-            id="own-audio",
-        ),
+            None, {"audio_prompt_tokens": 30}, 70 * 2 + 30 * 20 + 10 * 8, id="own-audio"
+        ),  # fmt: skip
         pytest.param(
             "priority",
-            {"audio_prompt_tokens": 30, "audio_completion_tokens": 4},
+            {"audio_prompt_tokens": 30},
             100 * 4 + 10 * 16,
             id="priority-audio-at-its-tokens-price",
         ),
         pytest.param(
             "flex",
-            {"audio_completion_tokens": 4, "cached_tokens": 50},
-            100 * 1 + 6 * 4 + 4 * 32,
-            id="flex-audio-out",
+            {"audio_prompt_tokens": 30, "cached_tokens": 50},
+            70 * 1 + 30 * 32 + 10 * 4,
+            id="flex-audio-in",
         ),
         pytest.param(
             None,
-            {"audio_prompt_tokens": 500, "audio_completion_tokens": 500, "cached_tokens": 9},
-            100 * 20 + 10 * 40,
+            {"audio_prompt_tokens": 500, "cached_tokens": 9},
+            100 * 20 + 10 * 8,
             id="never-more-audio-than-tokens",
         ),
         pytest.param(None, {"stored": 2}, 100 * 2 + 10 * 8 + 2 * 5_000, id="own-stored"),
@@ -75,13 +72,6 @@ CHAT = {"model": "m", "messages": []}
         pytest.param({**CHAT, "service_tier": None}, Terms(), id="null-is-own"),
         pytest.param({**CHAT, "service_tier": "priority"}, Terms("priority"), id="priority"),
         pytest.param({**CHAT, "service_tier": 7}, Terms(7), id="not-a-name"),
-        pytest.param({**CHAT, "modalities": ["text"]}, Terms(), id="text-only"),
-        pytest.param(
-            {**CHAT, "modalities": ["text", "audio"], "audio": {"voice": "alloy"}},
-            Terms(audio="modalities"),
-            id="audio-by-modalities",
-        ),
-        pytest.param({**CHAT, "audio": {"voice": "alloy"}}, Terms(audio="audio"), id="audio"),
         pytest.param({**CHAT, "store": True}, Terms(store=True), id="store"),
         pytest.param({**CHAT, "store": False}, Terms(), id="not-stored"),
     ],
@@ -98,18 +88,6 @@ def test_what_a_body_asks_of_its_price(body, asked):
         pytest.param(Price(1, 2), {"service_tier": "flex"}, "service_tier", id="no-tiers"),
         pytest.param(Price(1, 2), {"service_tier": "auto"}, None, id="auto-on-any-price"),
         pytest.param(PRICE, {"service_tier": ["priority"]}, "service_tier", id="tier-not-a-name"),
-        pytest.param(PRICE, {"modalities": ["text", "audio"]}, None, id="audio-priced"),
-        pytest.param(Price(1, 2), {"modalities": ["audio"]}, "modalities", id="audio-unpriced"),
-        pytest.param(Price(1, 2), {"audio": {"voice": "x"}}, "audio", id="audio-field-unpriced"),
-        pytest.param(
-            PRICE,
-            {"service_tier": "priority", "modalities": ["audio"]},
-            "modalities",
-            id="audio-unpriced-at-its-tier",
-        ),
-        pytest.param(
-            PRICE, {"service_tier": "flex", "modalities": ["audio"]}, None, id="audio-at-flex"
-        ),
         pytest.param(PRICE, {"store": True}, None, id="store-priced"),
         pytest.param(Price(1, 2, store=0), {"store": True}, None, id="store-free"),
         pytest.param(Price(1, 2), {"store": True}, "store", id="store-unpriced"),
@@ -135,12 +113,6 @@ def test_a_field_the_price_does_not_cover_is_refused_by_name(price, fields, refu
             {"service_tier": "priority"},
             PRIORITY,
             id="tier",
-        ),
-        pytest.param(
-            ModelSpec("m", backend="openai", price=PRICE),
-            {"service_tier": "flex", "modalities": ["text", "audio"]},
-            Price(1, 32, audio_output=32, store=10),
-            id="audio-output-held-at-its-price",
         ),
         pytest.param(
             ModelSpec("m", backend="openai", price=PRICE, filters=Filters(strip=("service_tier",))),

@@ -843,6 +843,29 @@ def test_the_fields_the_proxy_does_not_read_are_kept_as_they_came(parse, body, u
     assert only_request(parse(**body)).unread == unread
 
 
+@pytest.mark.parametrize(
+    ("fields", "refused"),
+    [
+        pytest.param({"modalities": ["text"]}, None, id="text"),
+        pytest.param({"modalities": ["text", "audio"]}, "modalities", id="text-and-audio"),
+        pytest.param({"modalities": ["audio"]}, "modalities", id="audio"),
+        pytest.param({"modalities": "text"}, "modalities", id="not-a-list"),
+        pytest.param({"audio": {"voice": "alloy"}}, "audio", id="audio-field"),
+        pytest.param({"audio": None}, None, id="audio-null"),
+    ],
+)
+def test_a_chat_that_asks_for_an_audio_answer_is_refused_by_name(fields, refused):
+    """The gateway writes the answer itself, in text: audio asked for would be billed and
+    dropped. A chat that asks for none goes on with both fields as it sent them."""
+    if refused is None:
+        assert only_request(chat(**fields)).unread == fields
+        return
+    with pytest.raises(InvalidRequestError) as error:
+        chat(**fields)
+    assert (error.value.status, error.value.param) == (400, refused)
+    assert "answers in text and does not carry audio answers back" in error.value.message
+
+
 def test_a_json_object_with_a_schema_asks_for_the_schema_as_llama_server_reads_it():
     schema = {"type": "string", "enum": ["yes"]}
     request = only_request(chat(response_format={"type": "json_object", "schema": schema}))

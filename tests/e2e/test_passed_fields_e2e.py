@@ -64,7 +64,6 @@ FIELDS = [
     {"temperature": 0.3, "top_p": 0.9},
     {"user": "alice@example.com"},
     {"verbosity": "low"},
-    {"audio": {"voice": "alloy", "format": "wav"}},
     # vLLM's and SGLang's own
     {"repetition_penalty": 1.1},
     {"top_k": 20, "min_p": 0.05},

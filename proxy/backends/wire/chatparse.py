@@ -64,8 +64,8 @@ def completion(body: object, upstream: str, top: Optional[int]) -> Completion:
 
 def usage(body: object, timings: object = None) -> Usage:
     """The answer's usage, with the server's times from its ``timings``; the audio tokens
-    of its prompt and its completion where it counts them (OpenAI's ``audio_tokens`` of
-    each one's details), for their price."""
+    of its prompt where it counts them (OpenAI's ``prompt_tokens_details.audio_tokens``),
+    for their price."""
     if not isinstance(body, dict):
         if not isinstance(timings, dict):
             return Usage(how=UNTOLD)
@@ -73,14 +73,11 @@ def usage(body: object, timings: object = None) -> Usage:
     details = body.get("prompt_tokens_details")
     details = details if isinstance(details, dict) else {}
     cached = details.get("cached_tokens")
-    answered = body.get("completion_tokens_details")
-    answered = answered if isinstance(answered, dict) else {}
     return Usage(
         _count(body.get("prompt_tokens")),
         _count(body.get("completion_tokens")),
         cached if isinstance(cached, int) else None,
         audio_prompt_tokens=_count(details.get("audio_tokens")),
-        audio_completion_tokens=_count(answered.get("audio_tokens")),
         **events.durations(timings),
     )
 

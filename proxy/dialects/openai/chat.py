@@ -4,6 +4,9 @@ Streams go role delta → content (and reasoning, tool-call) deltas → one chun
 ``finish_reason`` per choice → a usage chunk when ``stream_options.include_usage`` asks →
 ``data: [DONE]``; every chunk carries the one id of the answer.
 
+The answer is the gateway's own, in text: a body that asks for audio output (``modalities``,
+``audio``) is refused by the field's name rather than billed for audio never carried back.
+
 ``web_search_options`` asks for the gateway's web search, which the model then calls as
 tools the gateway runs (:mod:`proxy.tools.turns`); where the answer names a page it found,
 its message carries a ``url_citation`` annotation (a stream's, in a delta before the one
@@ -27,7 +30,7 @@ from proxy.core.events import (
     ToolRan,
     UsageReport,
 )
-from proxy.core.fields import Fields, effort, template_kwargs, tool_call
+from proxy.core.fields import Fields, effort, template_kwargs, text_only, tool_call
 from proxy.core.tooluse import ToolUse
 from proxy.core.types import Completion, Message, ToolCall, Verbatim, amended
 from proxy.dialects.citations import cited, sources_of
@@ -54,8 +57,9 @@ def new_id() -> str:
 
 
 def parse(body: Any, limits: Limits) -> Ask:
-    """Read a ``/v1/chat/completions`` body."""
+    """Read a ``/v1/chat/completions`` body (one that asks for audio output refused)."""
     fields = Fields(body)
+    text_only(fields)
     messages = _messages(fields, limits)
     logprobs = None
     if fields.boolean("logprobs"):

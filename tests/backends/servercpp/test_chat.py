@@ -201,20 +201,23 @@ def test_a_whole_answer_with_thoughts_and_calls():
         ({"prompt_tokens": 9, "completion_tokens": 5}, Usage(9, 5)),
         (
             {"prompt_tokens": 9, "completion_tokens": 5,
-             "prompt_tokens_details": {"cached_tokens": 2, "audio_tokens": 3},
-             "completion_tokens_details": {"audio_tokens": 4, "reasoning_tokens": 0}},
-            Usage(9, 5, 2, audio_prompt_tokens=3, audio_completion_tokens=4),
+             "prompt_tokens_details": {"cached_tokens": 2, "audio_tokens": 3}},
+            Usage(9, 5, 2, audio_prompt_tokens=3),
         ),
         (
             {"prompt_tokens": 9, "completion_tokens": 5,
-             "prompt_tokens_details": None, "completion_tokens_details": {"audio_tokens": "4"}},
+             "prompt_tokens_details": {"audio_tokens": "3"}},
+            Usage(9, 5),
+        ),
+        (
+            {"prompt_tokens": 9, "completion_tokens": 5, "prompt_tokens_details": None},
             Usage(9, 5),
         ),
     ],
-    ids=["none", "audio", "not-counts"],
+    ids=["none", "audio", "not-counts", "no-details"],
 )  # fmt: skip
 def test_an_answers_audio_tokens_are_read_from_its_usage(told, usage):
-    """OpenAI counts the audio among a prompt's and a completion's tokens, priced apart."""
+    """OpenAI counts the audio among a prompt's tokens, priced apart."""
     assert chatparse.usage(told) == usage
 
 
