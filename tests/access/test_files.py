@@ -86,12 +86,11 @@ def test_uploads_at_once_never_keep_more_than_the_key_may(tmp_path):
 
 
 def test_the_disks_reserve_is_kept_before_a_byte_is_written(tmp_path):
-    free = os.statvfs(tmp_path).f_bavail * os.statvfs(tmp_path).f_frsize
-    files = store(tmp_path, reserve=free + 1)  # the disk has less than the reserve already
+    files = store(tmp_path, reserve=2**62)  # more than any disk has
     with pytest.raises(StoreUnavailableError, match=r"--files-reserve") as refused:
         files.upload("alice", io.BytesIO(b"{}\n"), "a.jsonl", "batch")
     assert refused.value.status == 503 and not list(tmp_path.glob("file-*"))
-    batches = BatchStore(str(tmp_path), reserve=free + 1)
+    batches = BatchStore(str(tmp_path), reserve=2**62)
     record = batches.create("alice", "/v1/chat/completions", "file-" + "0" * 24, "24h", None)
     with pytest.raises(OSError, match="reserve"):  # an answer waits, as on a full disk
         batches.answer(record.id, {"custom_id": "a"}, True)
