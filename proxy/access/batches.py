@@ -55,6 +55,7 @@ class BatchRecord:
     api: str = "openai"  # whose Batch API made it: "openai", or "anthropic" (Message Batches)
     models: list = field(default_factory=list)  # those its requests name, once it is read
     running: int = 0  # of its requests, those running now (as last counted)
+    made_by: str = ""  # the name of the key that made it, as the pages show it
 
     def shown(self) -> dict:
         shown = {
@@ -117,10 +118,13 @@ class BatchStore:
             yield
 
     def create(self, owner: str, endpoint: str, input_file_id: str, window: str,
-               metadata: Optional[dict], api: str = "openai") -> BatchRecord:  # fmt: skip
+               metadata: Optional[dict], api: str = "openai",
+               made_by: str = "") -> BatchRecord:  # fmt: skip
+        """A new batch of ``owner``'s (``made_by``: its key's name, for the pages)."""
         now = int(self.clock())
         record = BatchRecord("batch_" + secrets.token_hex(12), owner, endpoint, input_file_id,
-                             window, now, now + WINDOW, metadata, api=api)  # fmt: skip
+                             window, now, now + WINDOW, metadata, api=api,
+                             made_by=made_by)  # fmt: skip
         self.save(record)
         return record
 

@@ -52,6 +52,12 @@ def maker() -> str:
     return key.owner if key is not None else ANONYMOUS
 
 
+def maker_name() -> str:
+    """The name of the key that makes a batch, as the pages show it."""
+    key = g.get("key")
+    return key.name if key is not None else ANONYMOUS
+
+
 # -- files ------------------------------------------------------------------------------------
 
 
@@ -202,7 +208,8 @@ def create_batch() -> Response:
         )
     with state.batches.creating(maker()):
         check_room(stored)
-        record = state.batches.create(maker(), endpoint, input_file_id, window, metadata)
+        record = state.batches.create(maker(), endpoint, input_file_id, window, metadata,
+                                      made_by=maker_name())  # fmt: skip
     state.runner.start()
     return jsonify(record.shown())
 

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from proxy.access.batches import LIVE, BatchRecord
 from proxy.access.files import FileStore
-from proxy.api.batches import check_room, maker, owner
+from proxy.api.batches import check_room, maker, maker_name, owner
 from proxy.api.body import read_json
 from proxy.api.serve import event_response
 from proxy.api.state import Routes, get_state
@@ -45,7 +45,7 @@ def create_message_batch() -> Response:
             state.files.delete(maker(), stored.id)
             raise
         record = state.batches.create(maker(), batches.ENDPOINT, stored.id, "24h", None,
-                                      "anthropic")  # fmt: skip
+                                      "anthropic", maker_name())  # fmt: skip
     state.runner.start()
     return jsonify(shown(record))
 

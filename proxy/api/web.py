@@ -82,7 +82,7 @@ def batch_progress(record: BatchRecord) -> dict:
     """How far a batch under way has come, for the fleet page."""
     return {
         "id": record.id,
-        "owner": record.owner,
+        "owner": record.made_by or record.owner,
         "models": record.models,
         "status": record.status,
         "total": record.total,

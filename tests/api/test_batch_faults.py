@@ -228,3 +228,13 @@ def test_a_runner_that_stopped_is_started_again_by_the_next_look(keyed):
                                                         None)  # fmt: skip
     shown(keyed, "sk-alice", record.id)  # the look: its runner runs again
     wait_for(lambda: shown(keyed, "sk-alice", record.id)["status"] == "completed", "the batch")
+
+
+def test_the_fleet_page_names_a_batchs_key_never_its_owner(make_client, tmp_path):
+    keys = tmp_path / "keys.toml"
+    keys.write_text('[[keys]]\nname = "thrifty"\nkey = "sk-t"\ntokens_per_day = 1\n')
+    client = make_client(keys=str(keys), files_dir=str(tmp_path / "files"), admin_key="admin")
+    file_id = upload(client, "sk-t", jsonl([chat_line("q")])).get_json()["id"]
+    made = make(client, "sk-t", file_id).get_json()  # waits: its key's day is spent
+    shown = client.get("/status", headers=as_key("admin")).get_json()["batches"]
+    assert [(each["id"], each["owner"]) for each in shown] == [(made["id"], "thrifty")]

@@ -125,7 +125,8 @@ def test_the_fleet_page_shows_a_batch_come_far_and_gone_once_ended(browser, serv
         browser.get(proxy.url + "/")
         wait = WebDriverWait(browser, 60)
         cells = wait.until(lambda b: far_along(batch_row(b)))  # between two requests none runs
-        assert cells[:3] == [batch.id, "anonymous", "tiny"] and cells[6] == "1"  # one slot
+        # the model as the page counts it (the flags' one model: "default"), one slot
+        assert cells[:3] == [batch.id, "anonymous", "default"] and cells[6] == "1"
         assert cells[8].startswith(f"{int(cells[4]) + int(cells[5])} / 4")
         browser.save_screenshot(str(tmp_path / "batch.png"))
         wait.until(lambda b: batch_row(b)[0].startswith("No batch under way"))
