@@ -121,17 +121,16 @@ def _reset(standing: Standing, budget) -> int:
 
 
 def bounds(
-    requests: Iterable[GenerationRequest], n: int, longest: Callable[[Optional[str]], Optional[int]]
+    requests: Iterable[GenerationRequest], n: int, longest: Callable[[], Optional[int]]
 ) -> tuple:
-    """``(prompt, output)``: the tokens ``requests`` (each answered ``n`` times) may take of
-    prompt and of answer at most: a request's ``max_tokens``, else ``longest(its model)``,
-    the most its model gives an answer that sets none (``output`` is ``None`` when one's is
-    not known)."""
+    """``(prompt, output)``: the tokens ``requests`` (each answered ``n`` times, all of one
+    model) may take of prompt and of answer at most: a request's ``max_tokens``, else
+    ``longest()``, the most their model gives an answer that sets none (``output`` is
+    ``None`` when that is not known)."""
     requests = list(requests)
     prompt = n * sum(prompt_bound(request) for request in requests)
     outputs = [
-        request.max_tokens if request.max_tokens is not None else longest(request.model)
-        for request in requests
+        request.max_tokens if request.max_tokens is not None else longest() for request in requests
     ]
     if None in outputs:
         return prompt, None

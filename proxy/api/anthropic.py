@@ -19,7 +19,7 @@ routes = Routes(
 def passing() -> bool:
     """Whether the model is on a server that speaks Messages itself, which takes the body as
     it came (blocks the proxy cannot read, too)."""
-    return get_state().router.speaks(request_model().asked) == "anthropic"
+    return request_model().api == "anthropic"
 
 
 @versioned(bp, "/messages")

@@ -86,7 +86,7 @@ def init_app(app: Flask, access: Access, cors_origins: Sequence[str]) -> None:
             key = call.key = access.identify(presented_key(environ))
         if key is not None and key.restricted and asked.method == "POST" and not unmodelled(path):
             model = request_model()
-            access.check_model(key, model.asked, model.counted_as)
+            access.check_model(key, model.asked, model.id)
         call.budget = access.check_budget(key)  # read only: a spent budget counts no request
         call.limit = access.admit(key)
         return None

@@ -20,12 +20,12 @@ def batch_runner(app, files: FileStore, batches: BatchStore, queue, access, rout
     def served(key, model: str) -> str:
         """The id of the model that serves ``model`` for ``key``: a 404 where none does, a
         403 (or 404) where the key may not use it."""
-        counted = router.counted_as(model)
-        if counted == "unknown":
+        target = router.resolve(model)
+        if not target.found:
             raise ModelNotFoundError(model[:64])
         if key is not None:
-            access.check_model(key, model, counted)
-        return counted
+            access.check_model(key, model, target.id)
+        return target.id
 
     def room(model: str) -> int:
         for served_model in router.status():

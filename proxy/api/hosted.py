@@ -23,7 +23,7 @@ def generator(ask: Ask) -> tuple:
     its operator's choice, among its ``left_out``), and what runs it."""
     state = get_state()
     router = state.router
-    policy = router.tool_policy(request_model().asked)
+    policy = request_model().tools
     if ask.not_run and not policy.drop_hosted:
         raise hosted_refusal(ask, answer_name())
     left_out = list(ask.left_out)

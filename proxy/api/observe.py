@@ -85,7 +85,7 @@ def init_app(app: Flask, state: ProxyState) -> None:
     keys = state.settings.access
     if figures is not None and scrape_keys(keys.metrics_key, keys.admin_key, access.required) == ():
         logger.warning(CLOSED)
-    counted_as = state.router.counted_as
+    router = state.router
     prices = state.router.prices
     log_access = state.settings.observing.access_log == "on"
     capture = state.capture
@@ -106,7 +106,7 @@ def init_app(app: Flask, state: ProxyState) -> None:
         route = rule.rule if rule is not None else "unmatched"
         call = g._get_current_object()
         named = request_model_if_read()
-        asked = named.counted_as if named is not None else counted_as(None)
+        asked = (named if named is not None else router.resolve(None)).id
         # usage, metrics and spend count the models that answered (a fallback, it may be)
         model = next((served for served in spent.tokens if served), asked)
         status = response.status_code

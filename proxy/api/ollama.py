@@ -59,7 +59,7 @@ def _load(notes: OllamaNotes, kind: str) -> dict:
     """A request with nothing to answer: load the model's server (or, with ``keep_alive:
     0``, stop it), as Ollama's clients preload and unload models."""
     router = get_state().router
-    router.listed_id(notes.name)  # an unknown model is a 404 either way
+    router.listed_id(router.resolve(notes.name))  # an unknown model is a 404 either way
     server = _server_of(notes.name)
     reason = "load"
     if server is not None and notes.keep_alive == 0:
@@ -118,7 +118,7 @@ def tags() -> Response:
 def show() -> Response:
     name = catalog.shown_name(read_json())
     router = get_state().router
-    model_id = router.listed_id(name)
+    model_id = router.listed_id(router.resolve(name))
     models = _models()
     model = next((model for model in models if model.id == model_id), None)
     if model is None:  # a model the key may not use is as good as absent, word for word
@@ -213,5 +213,5 @@ def _models() -> list[ModelInfo]:
     models = router.models()
     key = g.get("key")
     if key is not None and key.restricted:
-        models = [model for model in models if key.may_use(router.counted_as(model.id))]
+        models = [model for model in models if key.may_use(router.resolve(model.id).id)]
     return models

@@ -69,5 +69,5 @@ def list_models() -> Response:
     models = router.models()
     key = g.get("key")
     if key is not None and key.restricted:
-        models = [model for model in models if key.may_use(router.counted_as(model.id))]
+        models = [model for model in models if key.may_use(router.resolve(model.id).id)]
     return jsonify(answer.model_list(models))

@@ -1,9 +1,9 @@
-"""The model a request names, resolved once per request into one small value that the key
-check, the answer, metrics and usage all read."""
+"""The model a request names, resolved once per request (:class:`Target`): what the key check,
+the hosted tools, the budget's hold, the answer, metrics and usage all read, and the fleet
+serves."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
 from flask import g, request
@@ -12,33 +12,24 @@ from proxy.api.body import UNREAD, read_json
 from proxy.api.state import get_state
 from proxy.core.errors import InvalidRequestError
 from proxy.core.fields import asked_model
+from proxy.core.target import Target
 
 BODIED = frozenset({"POST", "PUT", "PATCH"})
 
 
-@dataclass(frozen=True)
-class RequestModel:
-    """A request's model: what its client named (``asked``; ``None``, the default model),
-    and the id metrics, usage and keys count it under (``counted_as``), never the client's
-    text."""
-
-    asked: Optional[str]
-    counted_as: str
-
-
-def request_model() -> RequestModel:
-    """The request's model, read from its body (``model``, or Ollama's ``name``) the first
-    time it is asked for; a body that is not JSON, or a model that is not a string, is a
-    400 in the client's shape."""
+def request_model() -> Target:
+    """The request's model, read from its body (``model``, or Ollama's ``name``) and resolved
+    the first time it is asked for; a body that is not JSON, or a model that is not a
+    string, is a 400 in the client's shape."""
     call = g._get_current_object()  # read once: each read of ``g`` is a proxy lookup
     model = call.get("request_model")
     if model is None:
         asked = asked_model(read_json()) if request.method in BODIED else None
-        model = call.request_model = RequestModel(asked, get_state().router.counted_as(asked))
+        model = call.request_model = get_state().router.resolve(asked)
     return model
 
 
-def request_model_if_read() -> Optional[RequestModel]:
+def request_model_if_read() -> Optional[Target]:
     """The request's model once its body has been read (a page, a body refused before it was
     read, or one whose model is not a string has none): what metrics and usage count a
     request under, whichever view read it."""
@@ -54,8 +45,8 @@ def request_model_if_read() -> Optional[RequestModel]:
 
 def answer_name() -> str:
     """The model an answer names: the one asked for, else the default model's name."""
-    asked = request_model().asked
-    if asked:
-        return asked
+    target = request_model()
+    if target.asked:
+        return target.asked
     state = get_state()
-    return state.settings.models.model_name or state.router.listed_id(None)
+    return state.settings.models.model_name or state.router.listed_id(target)

@@ -66,8 +66,8 @@ def asked(dialect: Dialect, **options) -> Ask:
 def caller() -> Caller:
     """Who the request is served for, made once: its key's party, at the priority its body
     asks for where it does (LiteLLM's field), else its header's, its measure, the model's
-    side of its exchange where capture keeps one, and a probe of whether its client is
-    still there. A batch's line waits last, whatever it asks."""
+    side of its exchange where capture keeps one, a probe of whether its client is still
+    there, and the model it names, resolved. A batch's line waits last, whatever it asks."""
     call = g._get_current_object()  # read once: each read of ``g`` is a proxy lookup
     made = call.get("caller")
     if made is None:
@@ -87,6 +87,7 @@ def caller() -> Caller:
             key.may_use if key is not None and key.restricted else anything,
             call.get("side"),
             key.owner if key is not None else "",
+            request_model(),
         )
     return made
 
@@ -110,7 +111,7 @@ def hold_budget(bounds: Callable[[], tuple]) -> None:
     standing = call.get("budget")
     if standing is not None:
         state = get_state()
-        price = state.router.held_price(request_model().asked, call.get("body"))
+        price = state.router.held_price(request_model(), call.get("body"))
         call.hold = state.access.hold(standing, price, *bounds())
 
 
@@ -128,7 +129,10 @@ def serve(
     What the answer says of itself (who served it, what its model's filters changed) is
     read from it: a stream's before its first byte, as its headers must be."""
     ask, generator = hosted.generator(ask)
-    hold_budget(lambda: holds.bounds(ask.requests, ask.n, get_state().router.longest_answer))
+    router = get_state().router
+    hold_budget(
+        lambda: holds.bounds(ask.requests, ask.n, lambda: router.longest_answer(request_model()))
+    )
     ask = ask.amended(get_state().images.fetch)
     model = answer_name()
     id = id or dialect.new_id()

@@ -1,8 +1,9 @@
-"""Who a request is served for, below the API: made once per request by the API, carried down
-on the request (:attr:`GenerationRequest.caller <proxy.core.types.GenerationRequest.caller>`)
-or handed to the router's other calls, and read where it matters: the queue takes turns by
-its party, every wait on a server is taken off its measure, the inspector's marks go on the
-model's side, and a request waiting for a slot gives up once its client has gone."""
+"""Who a request is served for, below the API, and for which model: made once per request by
+the API, carried down on the request (:attr:`GenerationRequest.caller
+<proxy.core.types.GenerationRequest.caller>`) or handed to the router's other calls, and read
+where it matters: the fleet serves its target, the queue takes turns by its party, every wait
+on a server is taken off its measure, the inspector's marks go on the model's side, and a
+request waiting for a slot gives up once its client has gone."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from proxy.core.party import ANYONE, Party
+from proxy.core.target import Target
 from proxy.ops.measure import Measure
 from proxy.ops.modelside import ModelSide
 
@@ -29,7 +31,9 @@ class Caller:
     its client has hung up, polled while it waits; ``may_use``: whether its key may use a
     model (by id), which a fallback must be; ``side``: the model's side of its exchange,
     kept while capture asks for it (``None``: not kept); ``owner``: whose sessions of MCP
-    servers its tool calls are in (its key's owner, never its name; "": no key)."""
+    servers its tool calls are in (its key's owner, never its name; "": no key);
+    ``target``: the model its request names, resolved at the door (``None``: a call of the
+    proxy's own, which names its model)."""
 
     party: Party = ANYONE
     measure: Optional[Measure] = None
@@ -37,6 +41,7 @@ class Caller:
     may_use: Callable[[str], bool] = anything
     side: Optional[ModelSide] = None
     owner: str = ""
+    target: Optional[Target] = None
 
 
 NOBODY = Caller()  # a call of the proxy's own: nobody's turn, nothing measured

@@ -85,7 +85,8 @@ def stream(
     price of a thread of ``helpers`` to wait in (the app's; by default, helpers of its own).
     """
     events = _events(generator, jobs(requests, n), n)
-    if patient or generator.starting(requests[0].model):
+    target = requests[0].caller.target
+    if patient or (target is not None and generator.starting(target)):
         return patiently(events, helpers or Helpers())
     return events
 

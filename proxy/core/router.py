@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Callable, Iterator, Optional, Protocol, Sequence
 
 from proxy.core.caller import NOBODY, Caller
-from proxy.core.tooluse import ToolPolicy
+from proxy.core.target import Target
 from proxy.core.types import Completion, Embeddings, GenerationRequest, Health, ModelInfo, Ranking
 
 
@@ -60,8 +60,8 @@ class Generator(Protocol):
         upstream's own lines, hosted tools' runs, waiting); closing the stream stops the
         generation."""
 
-    def starting(self, model: Optional[str] = None) -> bool:
-        """Whether a request for ``model`` would first wait for its server to start."""
+    def starting(self, target: Target) -> bool:
+        """Whether a request for ``target`` would first wait for its server to start."""
 
 
 class Router(Generator, Protocol):
@@ -99,29 +99,24 @@ class Router(Generator, Protocol):
     def models(self) -> list[ModelInfo]:
         """Every model served."""
 
-    def listed_id(self, model: Optional[str]) -> str:
-        """The id the model ``model`` names is listed under (the default's when ``None``)."""
+    def resolve(self, model: Optional[str]) -> Target:
+        """The model the name ``model`` names (the default when ``None``), looked up once:
+        what every later step of its request reads of it."""
 
-    def counted_as(self, model: Optional[str]) -> str:
-        """The id metrics, usage and keys count ``model`` under; never a client's text."""
-
-    def tool_policy(self, model: Optional[str]) -> ToolPolicy:
-        """What the operator says of ``model``'s hosted tools."""
-
-    def speaks(self, model: Optional[str]) -> str:
-        """The client API the servers of ``model`` speak themselves, or ``""``."""
+    def listed_id(self, target: Target) -> str:
+        """The id ``target`` is listed under."""
 
     def prices(self) -> dict:
         """What each priced model's tokens cost: a price (its ``of(prompt, completion)``
         in US dollars) by the id usage counts the model under."""
 
-    def held_price(self, model: Optional[str], body: object) -> object:
-        """The price a request for ``model`` whose client sent ``body`` holds its key's
+    def held_price(self, target: Target, body: object) -> object:
+        """The price a request for ``target`` whose client sent ``body`` holds its key's
         budgets at (the fields of the body that change what its upstream charges read);
         ``None`` for a model without a price."""
 
-    def longest_answer(self, model: Optional[str]) -> Optional[int]:
-        """The most tokens of answer a request for ``model`` that sets no ``max_tokens`` is
+    def longest_answer(self, target: Target) -> Optional[int]:
+        """The most tokens of answer a request for ``target`` that sets no ``max_tokens`` is
         given (what a budget holds for it); ``None`` while that is not known."""
 
     def local_models(self) -> frozenset:

@@ -23,6 +23,7 @@ from proxy.config.price import Price
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.conversation import thread_id
 from proxy.core.errors import InvalidRequestError, ModelNotFoundError
+from proxy.core.target import Target
 from proxy.core.tooluse import ToolPolicy
 from proxy.core.types import (
     Chunk,
@@ -96,7 +97,7 @@ class Fleet:
     def complete(self, request: GenerationRequest) -> Completion:
         """The answer of the request's model, or of its fallbacks in turn while none of its
         replicas can answer; it names the model that made it (:class:`Served`)."""
-        asked = self._model(request.model)
+        asked = self._model_of(request.model, request.caller)
         chain = self._chain(asked, request)
         model = chain.first
         while True:
@@ -136,7 +137,7 @@ class Fleet:
         One generator for the chain of models and each model's replicas (see
         :class:`Failover`): every streamed token passes through it.
         """
-        asked = self._model(request.model)
+        asked = self._model_of(request.model, request.caller)
         chain = self._chain(asked, request)
         model = chain.first
         started = False
@@ -182,7 +183,7 @@ class Fleet:
     # -- tokens and embeddings -------------------------------------------------------------
 
     def count_tokens(self, request: GenerationRequest) -> int:
-        model = self._model(request.model)
+        model = self._model_of(request.model, request.caller)
         request = with_defaults(request, model.spec.defaults)
         held = _held(lambda backend: backend.count_tokens(request), request.caller)
         return self._failing_over(model, None, held)
@@ -216,48 +217,42 @@ class Fleet:
             model, lambda backend: backend.rerank(query, documents, model, caller), caller
         )
 
-    def counted_as(self, model: Optional[str]) -> str:
-        """The id metrics, usage and keys count ``model`` under: never a client's text."""
-        spec = self._spec(model)
-        return "unknown" if spec is None else counted_id(spec)
+    def resolve(self, model: Optional[str]) -> Target:
+        """The model ``model`` names, looked up once (see :class:`Target`)."""
+        catalog, models = self._serving
+        spec = catalog.find(model) if model is None or isinstance(model, str) else None
+        if spec is None:
+            return Target(model)
+        return Target(
+            model,
+            counted_id(spec),
+            spec.backend if spec.backend in APIS else "",
+            ToolPolicy(spec.tools, spec.max_tool_turns, spec.drop_hosted_tools),
+            spec.price,
+            models[spec.id],
+        )
 
     def prices(self) -> dict:
         return self.catalog.prices
 
-    def held_price(self, model: Optional[str], body: object) -> Optional[Price]:
-        spec = self._spec(model)
-        return None if spec is None else spec.held_price(body)
-
-    def tool_policy(self, model: Optional[str]) -> ToolPolicy:
-        spec = self._spec(model)
-        if spec is None:
-            return ToolPolicy()
-        return ToolPolicy(spec.tools, spec.max_tool_turns, spec.drop_hosted_tools)
-
-    def speaks(self, model: Optional[str]) -> str:
-        """The client API the servers of ``model`` speak themselves (``openai``,
-        ``anthropic``); ``""`` for a model the proxy renders prompts for, or none."""
-        spec = self._spec(model)
-        return spec.backend if spec is not None and spec.backend in APIS else ""
-
-    def _spec(self, model: object) -> Optional[ModelSpec]:
-        """The spec of the model ``model`` names, whatever a client sent as its name."""
-        return self.catalog.find(model) if model is None or isinstance(model, str) else None
+    def held_price(self, target: Target, body: object) -> Optional[Price]:
+        return target.model.spec.held_price(body) if target.found else None
 
     def local_models(self) -> frozenset:
         return self.catalog.local_models
 
-    def longest_answer(self, model: Optional[str]) -> Optional[int]:
-        spec = self._spec(model)
-        return None if spec is None else report.longest_answer(spec, self._models)
+    def longest_answer(self, target: Target) -> Optional[int]:
+        if not target.found:
+            return None
+        return report.longest_answer(target.model.spec, self._models)
 
-    def listed_id(self, model: Optional[str]) -> str:
-        """The id of the model ``model`` names (the default when ``None``): its configured
-        id, or what its first replica calls it."""
-        return report.listed_id(self._model(model))
+    def listed_id(self, target: Target) -> str:
+        """The id ``target`` is listed under: its configured id, or what its first replica
+        calls it."""
+        return report.listed_id(self._found(target))
 
-    def starting(self, model: Optional[str] = None) -> bool:
-        return any(replica.starting() for replica in self._model(model).replicas)
+    def starting(self, target: Target) -> bool:
+        return target.found and any(replica.starting() for replica in target.model.replicas)
 
     # -- what it serves --------------------------------------------------------------------
 
@@ -339,11 +334,19 @@ class Fleet:
         return [models[i] for i in ids if i in models and request.caller.may_use(i)]
 
     def _model(self, name: Optional[str]) -> ServedModel:
-        catalog, models = self._serving
-        spec = catalog.find(name)
-        if spec is None:
-            raise ModelNotFoundError(name, [model.id for model in catalog.models])
-        return models[spec.id]
+        """The model ``name`` names, for the calls that come by name (the admin's, a
+        proxy's own); a 404 naming the models served when none does."""
+        return self._found(self.resolve(name))
+
+    def _model_of(self, name: Optional[str], caller: Caller) -> ServedModel:
+        """The model a request is for: the one its caller's target resolved at the door,
+        else (a call of the proxy's own) the one ``name`` names."""
+        return self._model(name) if caller.target is None else self._found(caller.target)
+
+    def _found(self, target: Target) -> ServedModel:
+        if not target.found:
+            raise ModelNotFoundError(target.asked, [model.id for model in self.catalog.models])
+        return target.model
 
     def _failing_over(
         self,
@@ -363,7 +366,7 @@ class Fleet:
                     raise
 
     def _any_replica(self, name: Optional[str], call: Callable[[Backend], T], caller: Caller) -> T:
-        return self._failing_over(self._model(name), None, _held(call, caller))
+        return self._failing_over(self._model_of(name, caller), None, _held(call, caller))
 
     def _check_all(self) -> dict:
         """Each model's ``(replica, its health)``, every replica checked."""

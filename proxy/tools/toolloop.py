@@ -24,6 +24,7 @@ from proxy.core.errors import ProxyError
 from proxy.core.events import WAITING, ToolRan, ToolsListed
 from proxy.core.meanwhile import WAITING_EVERY, Helpers, meanwhile
 from proxy.core.router import Generator
+from proxy.core.target import Target
 from proxy.core.tooluse import TOOL_TURNS
 from proxy.core.types import (
     Chunk,
@@ -80,8 +81,8 @@ class ToolLoop:
         self.router, self.toolbox, self.may_run, self.turns = router, toolbox, may_run, turns
         self.helpers = helpers or Helpers()
 
-    def starting(self, model: Optional[str] = None) -> bool:
-        return self.router.starting(model)
+    def starting(self, target: Target) -> bool:
+        return self.router.starting(target)
 
     def complete(self, request: GenerationRequest) -> Completion:
         """The answer after every turn, whole: the runs in it."""

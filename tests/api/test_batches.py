@@ -446,7 +446,7 @@ def test_a_batch_under_way_is_on_metrics(make_client, tmp_path):
                                             "endpoint": "/v1/chat/completions",
                                             "completion_window": "24h"},
                        headers=as_key("sk-t")).get_json()  # fmt: skip
-    served = client.application.extensions["proxy"].router.counted_as("test-model")
+    served = client.application.extensions["proxy"].router.resolve("test-model").id
     series = (f'oai_proxy_batch_requests{{batch="{made["id"]}",model="{served}",'
               f'state="waiting"}} 3.0')  # fmt: skip
     wait_for(lambda: series in client.get("/metrics", headers=as_key("m")).get_data(as_text=True),

@@ -336,12 +336,12 @@ def test_a_fleet_serves_a_new_catalog_keeping_what_did_not_change(servers):
         gone = fleet.serve_instead(both, lambda spec: made.append(spec) or models.make_model(spec))
         assert gone == [] and [spec.id for spec in made] == ["second"]
         assert fleet._model("tiny") is before  # its replicas and conversations stay
-        assert fleet.listed_id("second") == "second"
+        assert fleet.listed_id(fleet.resolve("second")) == "second"
         only_second = parse_catalog({"models": {"second": {"upstreams": [servers[1].url]}}}, "t")
         gone = fleet.serve_instead(only_second, lambda spec: pytest.fail("nothing is new"))
         assert gone == [before]
         with pytest.raises(ModelNotFoundError):
-            fleet.listed_id("tiny")
+            fleet.listed_id(fleet.resolve("tiny"))
         fleet.retire(before, within=1)
     finally:
         fleet.close()
@@ -479,7 +479,7 @@ def test_a_body_the_proxy_could_not_translate_goes_to_no_model_of_another_api(lo
     with pytest.raises(UntranslatableError):
         list(fleet.stream(asked))
     assert completions(local) == completions(cloud) == 0
-    assert fleet.speaks("local") == "" and fleet.speaks("nothing-of-that-name") == ""
+    assert fleet.resolve("local").api == "" and fleet.resolve("nothing-of-that-name").api == ""
 
 
 def test_the_longest_answer_of_a_model_is_the_most_it_or_one_in_its_place_gives():
@@ -502,7 +502,7 @@ def test_the_longest_answer_of_a_model_is_the_most_it_or_one_in_its_place_gives(
             "cloud": {"backend": "openai", "upstreams": ["http://127.0.0.1:9/v1"]},
         }
         with build_fleet(Settings(), NO_FILES, parse_catalog({"models": models}, "t")) as fleet:
-            assert fleet.longest_answer("old") is None  # its server not reached yet
+            assert fleet.longest_answer(fleet.resolve("old")) is None  # server not reached yet
             fleet.check()
-            longest = [fleet.longest_answer(name) for name in [*models, "nothing", 7]]
+            longest = [fleet.longest_answer(fleet.resolve(n)) for n in [*models, "nothing", 7]]
             assert longest == [512, 2048, 2048, 100, None, None, None]

@@ -56,7 +56,7 @@ class Router:
         self.answers = list(answers)
         self.asked = []
 
-    def starting(self, model=None):
+    def starting(self, target=None):
         return False
 
     def complete(self, request):
