@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from typing import Optional
 
-from flask import Blueprint, Response, g, jsonify, render_template, request
+from flask import Blueprint, Response, jsonify, render_template, request
 
 from proxy.access import spend
 from proxy.access.divergence import divergence
 from proxy.access.keyring import described
 from proxy.api.auth import presented_key, require_key
 from proxy.api.body import read_json
+from proxy.api.call import this_call
 from proxy.api.serve import event_response
 from proxy.api.state import Routes, get_state
 from proxy.core.errors import InvalidRequestError, NotFoundError, ProxyError
@@ -31,15 +32,16 @@ INSPECTOR = frozenset({"admin.exchanges", "admin.exchange", "admin.export"})
 @bp.before_request
 def require_admin_key() -> None:
     """The admin key opens everything; on the inspector's routes a key that is kept opens
-    its own exchanges (``g.owner``), and its page opens to anyone (it asks for the key)."""
+    its own exchanges (its call's ``viewer``), and its page opens to anyone (it asks for the
+    key)."""
     state = get_state()
-    g.owner = None
+    call = this_call()
     if request.endpoint in INSPECTOR:
         if request.endpoint == "admin.exchanges" and _wants_page():
             return
         key = state.access.find(presented_key(request.environ))
         if key is not None and key.capture:
-            g.owner = key.owner
+            call.viewer = key.owner
             return
     key = state.settings.access.admin_key
     if not key:
@@ -180,7 +182,7 @@ def exchange(id: int) -> Response:
     with capture.reading():
         record = _own(capture.store.get(id), id)
         before = capture.store.previous(record)
-    if g.owner is not None:  # a client: where the proxy's servers are is not its to know
+    if this_call().viewer is not None:  # a client: where the proxy's servers are is not its to know
         record.pop("replica", None)
     return jsonify(
         {
@@ -201,7 +203,8 @@ def _public(record: Optional[dict]) -> Optional[dict]:
 
 def _own(record: Optional[dict], id: int) -> dict:
     """``record``, if it is there for the asking key to see."""
-    if record is None or (g.owner is not None and record.get("owner") != g.owner):
+    viewer = this_call().viewer
+    if record is None or (viewer is not None and record.get("owner") != viewer):
         raise NotFoundError(f"No exchange {id} is kept here (it may have made room for newer ones)")
     return record
 
@@ -258,8 +261,8 @@ def _only() -> dict:
     only["before"] = _number("before", None, 1, 2**62)
     for name in ("since", "until"):
         only[name] = _seconds(name)
-    if g.owner is not None:  # its own, whatever it names
-        only["key"], only["owner"] = None, g.owner
+    if this_call().viewer is not None:  # its own, whatever it names
+        only["key"], only["owner"] = None, this_call().viewer
     return only
 
 

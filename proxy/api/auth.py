@@ -10,9 +10,10 @@ from __future__ import annotations
 import hmac
 from typing import Optional, Sequence
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 
 from proxy.access.gate import MISSING_KEY, Access
+from proxy.api.call import this_call
 from proxy.api.requestmodel import request_model
 from proxy.core.errors import AuthenticationError
 
@@ -25,6 +26,8 @@ PRIORITY = "HTTP_X_REQUEST_PRIORITY"  # X-Request-Priority, or the body's "prior
 # owner, as the keys are now; ``None`` without keys), at the lowest priority whatever it asks.
 # Set only in the WSGI environ the runner makes: no client's header can name it
 BATCH_LINE = "oai_proxy.batch_line"
+# and its charge's own id, so that a line asked again counts once
+CHARGE_ID = "oai_proxy.charge_id"
 
 
 def unmodelled(path: str) -> bool:
@@ -76,12 +79,15 @@ def init_app(app: Flask, access: Access, cors_origins: Sequence[str]) -> None:
         if asked.method == "OPTIONS":
             return _preflight(origins) if origins else None
         path = asked.path
-        call = g._get_current_object()
+        call = this_call()
         if path in PUBLIC_PATHS or path.startswith(ADMIN):
             return None
+        call.checked = True
         environ = asked.environ
+        call.charge = environ.get(CHARGE_ID, "")
         if BATCH_LINE in environ:
             key = call.key = environ[BATCH_LINE]
+            call.lowest = True
         else:
             key = call.key = access.identify(presented_key(environ))
         if key is not None and key.restricted and asked.method == "POST" and not unmodelled(path):
@@ -93,8 +99,8 @@ def init_app(app: Flask, access: Access, cors_origins: Sequence[str]) -> None:
 
     @app.after_request
     def add_limits(response: Response) -> Response:
-        call = g._get_current_object()
-        for told in (call.get("limit"), call.get("budget")):
+        call = this_call()
+        for told in (call.limit, call.budget):
             if told is not None:
                 response.headers.update(told.headers())
         return response

@@ -11,13 +11,14 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from flask import Blueprint, Response, g, jsonify, request, send_file
+from flask import Blueprint, Response, jsonify, request, send_file
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from proxy.access.batches import LIVE, BatchRecord
 from proxy.access.files import StoredFile
 from proxy.access.keyring import ADMIN, ANONYMOUS
 from proxy.api.body import read_json
+from proxy.api.call import this_call
 from proxy.api.state import Routes, get_state
 from proxy.config.settings import largest_upload
 from proxy.core.errors import (
@@ -40,7 +41,7 @@ BUSY_AGAIN = 60  # seconds a key at its batches' bound is told to wait
 
 def owner() -> Optional[str]:
     """The owner whose files and batches a request sees; ``None``: the admin, every key's."""
-    key = g.get("key")
+    key = this_call().key
     if key is None:
         return ANONYMOUS
     return None if key.owner == ADMIN else key.owner
@@ -48,13 +49,13 @@ def owner() -> Optional[str]:
 
 def maker() -> str:
     """The owner of a new file or batch: the key's (never its name)."""
-    key = g.get("key")
+    key = this_call().key
     return key.owner if key is not None else ANONYMOUS
 
 
 def maker_name() -> str:
     """The name of the key that makes a batch, as the pages show it."""
-    key = g.get("key")
+    key = this_call().key
     return key.name if key is not None else ANONYMOUS
 
 

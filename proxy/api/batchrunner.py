@@ -37,8 +37,7 @@ from proxy.access.batches import BatchRecord, BatchStore
 from proxy.access.batchqueue import Claim
 from proxy.access.files import FileStore
 from proxy.access.outages import Outages
-from proxy.api.auth import BATCH_LINE
-from proxy.api.observe import CHARGE_ID
+from proxy.api.auth import BATCH_LINE, CHARGE_ID
 from proxy.core.errors import NotFoundError, ProxyError, StoreUnavailableError
 from proxy.dialects.dialect import Limits
 from proxy.dialects.openai.batchinput import RequestFault, read_request, read_requests

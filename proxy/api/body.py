@@ -13,25 +13,23 @@ from __future__ import annotations
 import json
 
 import orjson
-from flask import Response, g, request
+from flask import Response, request
 from flask.json.provider import JSONProvider
 from werkzeug.exceptions import ClientDisconnected
 
+from proxy.api.call import UNREAD, this_call
 from proxy.api.state import get_state
 from proxy.core.bodyshape import parsed_body
 from proxy.core.errors import RequestTimeoutError
-
-UNREAD = object()  # a body not read yet (a body may be JSON null)
 
 
 def read_json() -> object:
     """The request body as JSON; read once per request (a key limited to some models has it
     read before the view)."""
-    call = g._get_current_object()  # read once: each read of ``g`` is a proxy lookup
-    body = call.get("body", UNREAD)
-    if body is UNREAD:
-        body = call.body = _parse_body()
-    return body
+    call = this_call()
+    if call.body is UNREAD:
+        call.body = _parse_body()
+    return call.body
 
 
 def _parse_body() -> object:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import secrets
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 
 from proxy.access.visibility import host_served, origin_allowed
+from proxy.api.call import this_call
 from proxy.config.settings import Settings
 from proxy.core.errors import ForbiddenOriginError
 
@@ -52,15 +53,16 @@ def init_app(app: Flask, settings: Settings) -> None:
 
     @app.context_processor
     def script_nonce() -> dict:
-        g.csp_nonce = secrets.token_urlsafe(16)
-        return {"csp_nonce": g.csp_nonce}
+        call = this_call()
+        call.nonce = secrets.token_urlsafe(16)
+        return {"csp_nonce": call.nonce}
 
     @app.after_request
     def protect(response: Response) -> Response:
         response.headers["X-Content-Type-Options"] = "nosniff"
         if response.mimetype == "text/html":
             response.headers["Content-Security-Policy"] = POLICY.format(
-                nonce=g.get("csp_nonce", "none")
+                nonce=this_call().nonce or "none"
             )
             response.headers.update(PAGE_HEADERS)
         return response

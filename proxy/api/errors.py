@@ -55,7 +55,8 @@ def init_app(app: Flask, shapes: Mapping[str, Shape] = {}) -> None:
 def _for_caller(error: ProxyError) -> ProxyError:
     """A missing model named in the words its caller may read: only the ids its key may
     use (a key limited to some models never learns the others' ids)."""
-    key = g.get("key")
+    call = g.get("call")
+    key = call.key if call is not None else None
     if isinstance(error, ModelNotFoundError) and key is not None:
         return error.among(key.may_use)
     return error

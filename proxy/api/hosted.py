@@ -5,8 +5,7 @@ request's key."""
 
 from __future__ import annotations
 
-from flask import g
-
+from proxy.api.call import this_call
 from proxy.api.requestmodel import answer_name, request_model
 from proxy.api.state import get_state
 from proxy.config.catalog import WEB
@@ -27,7 +26,7 @@ def generator(ask: Ask) -> tuple:
     if ask.not_run and not policy.drop_hosted:
         raise hosted_refusal(ask, answer_name())
     left_out = list(ask.left_out)
-    key = g.get("key")
+    key = this_call().key
     may_run = key.may_run if key is not None else anything
     for server, field in ask.upstream_runs:  # the upstream runs them, on the operator's bill
         if not may_run(server, ""):

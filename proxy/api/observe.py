@@ -18,7 +18,7 @@ from flask import Blueprint, Flask, Response, g, request
 
 from proxy.access import exchanges
 from proxy.api.auth import require_key
-from proxy.api.body import UNREAD
+from proxy.api.call import UNREAD, Call
 from proxy.api.requestmodel import request_model_if_read
 from proxy.api.state import ProxyState, Routes, get_state
 from proxy.core.errors import NotFoundError, PermissionDeniedError
@@ -34,10 +34,6 @@ logger = logging.getLogger(__name__)
 access_log = logging.getLogger("proxy.access")
 OVERHEAD_HEADER = "x-oai-proxy-overhead-ms"
 EXPOSITION = "text/plain; version=0.0.4; charset=utf-8"
-# the WSGI environ's word for a charge's own id: set only by the proxy's own callers (a batch's
-# request, which may be asked again), never from a header, so no client can make two of its
-# answers count as one
-CHARGE_ID = "oai_proxy.charge_id"
 
 
 CLOSED = (
@@ -92,34 +88,34 @@ def init_app(app: Flask, state: ProxyState) -> None:
 
     @app.before_request
     def begin() -> None:  # the first hook: every answer, refusals too, is measured
-        g.measure = Measure()
-        if capture is not None and capture.armed():  # whose it is, known once its key is
-            g.side = ModelSide()
+        # whose its exchange is, the model's side of it kept, is known once its key is
+        side = ModelSide() if capture is not None and capture.armed() else None
+        g.call = Call(Measure(), side)
 
     @app.after_request
     def end(response: Response) -> Response:
-        spent = g.measure
+        call = g.call
+        spent = call.measure
         spent.pause()
         response.headers[OVERHEAD_HEADER] = f"{spent.overhead * 1000:.3f}"
         asked_for = request._get_current_object()  # read once: each read is a lookup
         rule = asked_for.url_rule
         route = rule.rule if rule is not None else "unmatched"
-        call = g._get_current_object()
         named = request_model_if_read()
         asked = (named if named is not None else router.resolve(None)).id
         # usage, metrics and spend count the models that answered (a fallback, it may be)
         model = next((served for served in spent.tokens if served), asked)
         status = response.status_code
-        api = "key" in call  # the key check ran: an API route, not a page or a probe
-        key = call.get("key")
-        side = call.get("side")
+        api = call.checked  # an API route, not a page or a probe
+        key = call.key
+        side = call.side
         line = (asked_for.remote_addr, asked_for.method, asked_for.path) if log_access else None
         # every stream is an EventStream (api/serve.py); werkzeug's ``is_streamed`` asks a
         # stream its length and catches the TypeError
         stream = response.response if type(response.response) is EventStream else None
         kept = None
         if api and rule is not None and capture is not None and capture.wanted(key, model):
-            kept = Exchange(asked_for, call.get("body", UNREAD), response, stream is not None)
+            kept = Exchange(asked_for, call.body, response, stream is not None)
 
         charged = []
 
@@ -130,8 +126,8 @@ def init_app(app: Flask, state: ProxyState) -> None:
             answer is sent (:func:`done`)."""
             if api and not charged:
                 charged.append(True)
-                hold = call.get("hold", "")  # what it held of its key's budgets
-                once = asked_for.environ.get(CHARGE_ID, "")
+                hold = call.hold  # what it held of its key's budgets
+                once = call.charge
                 for served, counts in (spent.tokens or {"": NOTHING}).items():
                     tier = spent.tiers.get(served, "")
                     served = served or asked
@@ -176,7 +172,7 @@ class Exchange:
     the answer's (a stream's bytes as they go, the first :data:`exchanges.MAX_PART` of them)."""
 
     def __init__(self, asked, body, response: Response, streamed: bool) -> None:
-        """``body``: the request's JSON, as the view read it (:data:`body.UNREAD`: it did
+        """``body``: the request's JSON, as the view read it (:data:`call.UNREAD`: it did
         not, or could not)."""
         self.api = asked.blueprint or ""
         self.method, self.path = asked.method, asked.path

@@ -10,10 +10,11 @@ import time
 from dataclasses import replace
 from typing import Callable, Iterator, Optional
 
-from flask import Blueprint, Response, g, jsonify
+from flask import Blueprint, Response, jsonify
 
 from proxy.access.gate import Access
 from proxy.api.body import read_json
+from proxy.api.call import this_call
 from proxy.api.requestmodel import request_model
 from proxy.api.serve import asked, embed_texts, event_response, serve
 from proxy.api.state import Routes, get_state
@@ -45,7 +46,7 @@ def generate_view() -> Response:
 
 def _answer(dialect, kind: str) -> Response:
     ask = asked(dialect)
-    if not Access.may_manage(g.get("key")):
+    if not Access.may_manage(this_call().key):
         ask = replace(ask, notes=unmanaged(ask.notes))
     notes = ask.notes
     if notes.load:
@@ -186,7 +187,7 @@ def delete_view() -> Response:
 def _pulls() -> ModelPulls:
     """What pulls and deletes models, for a client that may manage them (any client of a
     proxy without keys; with keys, a key with ``manage``, or the admin key)."""
-    if not Access.may_manage(g.get("key")):
+    if not Access.may_manage(this_call().key):
         raise PermissionDeniedError(
             "pulling and deleting models needs a key that may manage them (manage = true in "
             "the keys file), or the admin key",
@@ -211,7 +212,7 @@ def _models() -> list[ModelInfo]:
     router = get_state().router
     router.check()  # servers not yet reached are asked what they serve
     models = router.models()
-    key = g.get("key")
+    key = this_call().key
     if key is not None and key.restricted:
         models = [model for model in models if key.may_use(router.resolve(model.id).id)]
     return models

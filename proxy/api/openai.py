@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, jsonify
+from flask import Blueprint, Response, jsonify
 
 from proxy.api.body import read_json
+from proxy.api.call import this_call
 from proxy.api.requestmodel import answer_name
 from proxy.api.serve import asked, caller, embed_texts, serve, versioned
 from proxy.api.state import Routes, get_state
@@ -67,7 +68,7 @@ def list_models() -> Response:
     """Every model, or with a key limited to some, those it may use."""
     router = get_state().router
     models = router.models()
-    key = g.get("key")
+    key = this_call().key
     if key is not None and key.restricted:
         models = [model for model in models if key.may_use(router.resolve(model.id).id)]
     return jsonify(answer.model_list(models))

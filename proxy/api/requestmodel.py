@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Optional
 
-from flask import g, request
+from flask import request
 
-from proxy.api.body import UNREAD, read_json
+from proxy.api.body import read_json
+from proxy.api.call import UNREAD, this_call
 from proxy.api.state import get_state
 from proxy.core.errors import InvalidRequestError
 from proxy.core.fields import asked_model
@@ -21,21 +22,20 @@ def request_model() -> Target:
     """The request's model, read from its body (``model``, or Ollama's ``name``) and resolved
     the first time it is asked for; a body that is not JSON, or a model that is not a
     string, is a 400 in the client's shape."""
-    call = g._get_current_object()  # read once: each read of ``g`` is a proxy lookup
-    model = call.get("request_model")
-    if model is None:
+    call = this_call()
+    if call.target is None:
         asked = asked_model(read_json()) if request.method in BODIED else None
-        model = call.request_model = get_state().router.resolve(asked)
-    return model
+        call.target = get_state().router.resolve(asked)
+    return call.target
 
 
 def request_model_if_read() -> Optional[Target]:
     """The request's model once its body has been read (a page, a body refused before it was
     read, or one whose model is not a string has none): what metrics and usage count a
     request under, whichever view read it."""
-    call = g._get_current_object()
-    model = call.get("request_model")
-    if model is None and call.get("body", UNREAD) is not UNREAD:
+    call = this_call()
+    model = call.target
+    if model is None and call.body is not UNREAD:
         try:
             model = request_model()
         except InvalidRequestError:

@@ -4,10 +4,11 @@ and ``/v2/rerank`` (Cohere's v2), routed by ``model`` to a server started with
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from proxy.access import holds
 from proxy.api.body import read_json
+from proxy.api.call import this_call
 from proxy.api.requestmodel import answer_name
 from proxy.api.serve import caller, hold_budget
 from proxy.api.state import Routes, get_state
@@ -30,6 +31,6 @@ def rerank_documents() -> Response:
 
     hold_budget(bounds)
     ranking = state.router.rerank(wanted.query, wanted.documents, wanted.model, caller())
-    g.measure.add_tokens(ranking.prompt_tokens, 0, 0)
+    this_call().measure.add_tokens(ranking.prompt_tokens, 0, 0)
     version = "2" if request.path.startswith("/v2/") else "1"
     return jsonify(rerank.render(wanted, ranking, answer_name(), version))

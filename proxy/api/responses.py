@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from proxy.access.keyring import ANONYMOUS
 from proxy.access.stored import StoredResponse
+from proxy.api.call import this_call
 from proxy.api.serve import asked, serve, versioned
 from proxy.api.state import Routes, get_state
 from proxy.core.errors import InvalidRequestError
@@ -97,5 +98,5 @@ def _with_history(ask: Ask) -> tuple:
 def _owner() -> str:
     """Whose responses these are: the key's owner, never its name (everyone's, when the
     proxy has no keys)."""
-    key = g.get("key")
+    key = this_call().key
     return key.owner if key is not None else ANONYMOUS

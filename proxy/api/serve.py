@@ -19,12 +19,13 @@ import select
 import socket
 from typing import Callable, Iterator, Optional, Sequence
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from proxy.access import holds
 from proxy.api import hosted
-from proxy.api.auth import BATCH_LINE, PRIORITY
-from proxy.api.body import UNREAD, read_json
+from proxy.api.auth import PRIORITY
+from proxy.api.body import read_json
+from proxy.api.call import this_call
 from proxy.api.requestmodel import answer_name, request_model
 from proxy.api.state import get_state
 from proxy.core import generation
@@ -68,28 +69,26 @@ def caller() -> Caller:
     asks for where it does (LiteLLM's field), else its header's, its measure, the model's
     side of its exchange where capture keeps one, a probe of whether its client is still
     there, and the model it names, resolved. A batch's line waits last, whatever it asks."""
-    call = g._get_current_object()  # read once: each read of ``g`` is a proxy lookup
-    made = call.get("caller")
-    if made is None:
-        key = call.get("key")
-        body = call.get("body", UNREAD)
+    call = this_call()
+    if call.caller is None:
+        key, body = call.key, call.body
         environ = request.environ
-        if BATCH_LINE in environ:
+        if call.lowest:
             asked = LOWEST
         elif type(body) is dict and "priority" in body:
             asked = body["priority"]
         else:
             asked = environ.get(PRIORITY)
-        made = call.caller = Caller(
+        call.caller = Caller(
             get_state().access.party(key, asked),
-            g.measure,
-            client_gone_probe(request.environ),
+            call.measure,
+            client_gone_probe(environ),
             key.may_use if key is not None and key.restricted else anything,
-            call.get("side"),
+            call.side,
             key.owner if key is not None else "",
             request_model(),
         )
-    return made
+    return call.caller
 
 
 def embed_texts(texts: Sequence[str], model: Optional[str]) -> Embeddings:
@@ -97,7 +96,7 @@ def embed_texts(texts: Sequence[str], model: Optional[str]) -> Embeddings:
     tokens they took counted against its key (its usage and budgets), as a generation's are."""
     hold_budget(lambda: (holds.texts_bound(texts, 2), 0))  # a text may gain two tokens: its ends
     result = get_state().router.embed(texts, model, caller())
-    g.measure.add_tokens(result.prompt_tokens, 0, 0)
+    this_call().measure.add_tokens(result.prompt_tokens, 0, 0)
     return result
 
 
@@ -107,12 +106,11 @@ def hold_budget(bounds: Callable[[], tuple]) -> None:
     budgets, as they walk the request's text) at the price of the model it names (its
     service tier's, as the body asks), until its charge lets it go
     (:mod:`proxy.api.observe`); a 429 before any work when it does not fit."""
-    call = g._get_current_object()
-    standing = call.get("budget")
-    if standing is not None:
+    call = this_call()
+    if call.budget is not None:
         state = get_state()
-        price = state.router.held_price(request_model(), call.get("body"))
-        call.hold = state.access.hold(standing, price, *bounds())
+        price = state.router.held_price(request_model(), call.body)
+        call.hold = state.access.hold(call.budget, price, *bounds())
 
 
 def serve(
@@ -202,7 +200,7 @@ def event_response(batches: Iterator, framing: Framing) -> Response:
     before it is raised here, an HTTP status in the client's API). The stream counts as open
     while it waits for that too (a slot, a server starting): a proxy told to stop gives it
     its grace."""
-    stream = EventStream(batches, framing, get_state().drain, g.measure).prime()
+    stream = EventStream(batches, framing, get_state().drain, this_call().measure).prime()
     # its pieces are bytes already: werkzeug's encoding wrapper would only add two more
     # layers to every write
     return Response(stream, mimetype=framing.mimetype, headers=HEADERS, direct_passthrough=True)

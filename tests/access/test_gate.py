@@ -12,7 +12,7 @@ from proxy.access.journal import Journal
 from proxy.access.keyring import Keyring, KeySpec
 from proxy.access.outages import Outages
 from proxy.access.spend import cost
-from proxy.api.observe import CHARGE_ID
+from proxy.api.auth import CHARGE_ID
 from proxy.app import create_app
 from proxy.config.price import Price
 from proxy.config.settings import Settings
