@@ -138,6 +138,8 @@ def init_app(app: Flask, state: ProxyState) -> None:
                                   tier=tier, **dict(zip(PRICED, priced, strict=True)))  # fmt: skip
 
         def done() -> None:
+            charge()  # first, whatever fails after it; a stream its client left: what was made
+            access.settle()
             seconds = perf_counter() - spent.began
             name = key.name if key else ""
             if kept is not None:
@@ -146,8 +148,6 @@ def init_app(app: Flask, state: ProxyState) -> None:
                 figures.answered(route, model, status, seconds, spent, name)
             if history is not None:
                 history.look()
-            charge()  # a stream its client left: charged for what was made
-            access.settle()
             if line is not None:
                 access_log.info(
                     "%s %s %s %d %.3fs model=%s key=%s", *line, status, seconds, model, name or "-"

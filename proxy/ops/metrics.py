@@ -9,6 +9,7 @@ proxy runs) is read from the fleet at scrape time.
 
 from __future__ import annotations
 
+import os
 import struct
 from typing import Callable, Iterator, NamedTuple, Optional
 
@@ -263,11 +264,29 @@ class Metrics:
         if self.registry is not None:
             return self.registry
         registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=self.folder)
+        WorkerFiles(registry, path=self.folder)
         for collector in (self._fleet, self._batches):
             if collector is not None:
                 registry.register(collector)
         return registry
+
+
+class WorkerFiles(MultiProcessCollector):
+    """Every worker's files but those still empty: a worker makes its file, then sizes it,
+    and one killed between the two leaves it empty for good (it holds no figure)."""
+
+    def __init__(self, registry: CollectorRegistry, path: str) -> None:
+        self.folder = path
+        super().__init__(registry, path=path)
+
+    def collect(self):
+        with os.scandir(self.folder) as entries:
+            files = [
+                entry.path
+                for entry in entries
+                if entry.name.endswith(".db") and entry.stat().st_size >= 8
+            ]
+        return self.merge(files, accumulate=True)
 
 
 def _read(collect):

@@ -329,3 +329,12 @@ def test_a_workers_file_caught_half_written_is_read_again(caught):
         return found
 
     assert metrics._read(collect) == b"whole"
+
+
+def test_a_file_a_worker_left_empty_holds_no_figure(tmp_path):
+    """A worker killed between making its file and sizing it leaves it empty for good: the
+    scrape and the pages' sums read past it."""
+    (tmp_path / "counter_4242.db").touch()
+    kept = metrics.Metrics(str(tmp_path))
+    assert kept.scrape() == b""
+    assert kept.summed() == metrics.Summed({}, {}, {})
