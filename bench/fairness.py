@@ -35,8 +35,8 @@ WAYS = {  # the flood's key and the questions' key
     "A batch, B interactive": ("sk-batch", "sk-interactive"),
 }
 KINDS = {"llamacpp": "current llama-server", "powerinfer": "PowerInfer"}
-QUICK = {"kinds": ("llamacpp",), "count": 2, "tokens": 32, "settle": 0.5, "alone": 1.0}
-FULL = {"kinds": tuple(KINDS), "count": 30, "tokens": 256, "settle": 3.0, "alone": 10.0}
+QUICK = {"kinds": ("llamacpp",), "count": 2, "tokens": 32, "filling": 0.5, "alone": 1.0}
+FULL = {"kinds": tuple(KINDS), "count": 30, "tokens": 256, "filling": 3.0, "alone": 10.0}
 
 
 def measure(kind: str, plan: dict, work: Path) -> dict:
@@ -71,7 +71,7 @@ def measure(kind: str, plan: dict, work: Path) -> dict:
                 )
             )
         )
-        count, flooded = plan["count"], {"settle": plan["settle"], "tokens": plan["tokens"]}
+        count, flooded = plan["count"], {"filling": plan["filling"], "tokens": plan["tokens"]}
         questions(proxy.url, "sk-b", 3)  # warm up
         found = {"alone": [q.first_ms for q in questions(proxy.url, "sk-b", count)]}
         rates, answers, seconds = {}, {}, {}

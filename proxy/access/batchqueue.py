@@ -4,9 +4,9 @@ a slot for them, and each batch's tally (requests left, answered, failed, why th
 
 This process's queue is in its memory; with ``--redis-url`` the queue is Redis's
 (:mod:`proxy.access.redisbatchqueue`), so that every proxy runs any batch's requests. Both
-keep one rule: a request is *left* from its putting until it is settled (answered, failed, or
+keep one rule: a request is *left* from its putting until it is concluded (answered, failed, or
 dropped as its batch ends early), whoever holds it meanwhile; a batch whose requests are all
-settled is done.
+concluded is done.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class Claim:
 
 @dataclass(frozen=True)
 class Tally:
-    left: int  # requests not yet settled
+    left: int  # requests not yet concluded
     completed: int
     failed: int
     paused: str = ""  # why its requests wait, while they do
@@ -46,7 +46,7 @@ class LocalBatchQueue:
     def __init__(self) -> None:
         self._waiting: dict = {}  # (batch, model): deque of requests
         self._tallies: dict = {}  # batch: [left, completed, failed, paused]
-        self._held: set = set()  # the claims taken and not yet settled
+        self._held: set = set()  # the claims taken and not yet concluded
         self._lock = threading.Lock()
 
     def put(self, batch: str, requests: list, completed: int, failed: int) -> None:
@@ -88,7 +88,7 @@ class LocalBatchQueue:
             paused = self._tallies[claim.batch][3] if claim.batch in self._tallies else ""
         self.back(claim, paused)
 
-    def settle(self, claim: Claim, ok: Optional[bool]) -> None:
+    def conclude(self, claim: Claim, ok: Optional[bool]) -> None:
         """``claim`` answered (``ok``), failed, or dropped (``None``)."""
         with self._lock:
             if claim not in self._held:

@@ -3,10 +3,10 @@ requests of each model a Redis stream read by one consumer group, ``runners``, w
 consumers are the proxies' processes.
 
 A process reads a request from its stream (``XREADGROUP``), which then stays pending to it
-until it settles it (``XACK``); while the request runs, the process renews its claim every
+until it concludes it (``XACK``); while the request runs, the process renews its claim every
 :data:`RENEW_EVERY` seconds. A process that dies stops renewing: after :data:`LEASE` seconds
 another takes its requests over (``XAUTOCLAIM``), as ``again``. Each batch's tally is a hash,
-changed only in the same script as the acknowledgement, so a request settled twice (taken
+changed only in the same script as the acknowledgement, so a request concluded twice (taken
 over from a process that was slow, not dead) counts once.
 """
 
@@ -24,8 +24,8 @@ LEASE = 20.0  # seconds a request taken and not renewed stays its process's
 RENEW_EVERY = LEASE / 4
 KEEP_FOR = 3 * 24 * 3600  # seconds a batch's keys outlive their last change: past its window
 
-# the request's acknowledgement and the batch's tally in one: 1 when it was this settling
-SETTLE = """
+# the request's acknowledgement and the batch's tally in one: 1 when it was this concluding
+CONCLUDE = """
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('XDEL', KEYS[1], ARGV[2])
 redis.call('HINCRBY', KEYS[2], 'left', -1)
@@ -54,7 +54,7 @@ class RedisBatchQueue:
         self.client = client
         self.consumer = consumer
         self.clock = clock
-        self._settle = client.register_script(SETTLE)
+        self._conclude = client.register_script(CONCLUDE)
         self._back = client.register_script(BACK)
         self._held: set = set()  # (stream, entry id) of the requests this process runs
         self._looked: dict = {}  # stream: when its stopped processes' requests were looked for
@@ -127,11 +127,11 @@ class RedisBatchQueue:
         lapsed, a process takes it over as ``again``."""
         self._let_go(_stream(claim.batch, claim.model), claim.handle)
 
-    def settle(self, claim: Claim, ok: Optional[bool]) -> None:
+    def conclude(self, claim: Claim, ok: Optional[bool]) -> None:
         stream = _stream(claim.batch, claim.model)
         self._let_go(stream, claim.handle)
         field = "" if ok is None else "completed" if ok else "failed"
-        self._settle(keys=[stream, _tally(claim.batch)], args=[GROUP, claim.handle, field])
+        self._conclude(keys=[stream, _tally(claim.batch)], args=[GROUP, claim.handle, field])
 
     def renew(self) -> None:
         """Renew this process's claims on the requests it runs, when they are due."""

@@ -20,7 +20,7 @@ from proxy.core.errors import ClientGoneError
 from proxy.servers.queues import REFUSALS
 from proxy.servers.remote import Supervised
 
-SETTLED = object()  # a shared ticket whose slot was handed on: its connection is back in the pool
+HANDED_ON = object()  # a shared ticket whose slot was handed on: its connection is back in the pool
 
 
 class SupervisedLine:
@@ -71,7 +71,7 @@ class SupervisedLine:
         return ticket
 
     def release(self, ticket: Ticket) -> None:
-        connection, ticket.shared = ticket.shared, SETTLED
+        connection, ticket.shared = ticket.shared, HANDED_ON
         self._busy = self._ask(connection, "queue.release")
         self.supervised.give(connection)
 

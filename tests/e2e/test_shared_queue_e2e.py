@@ -129,7 +129,7 @@ def test_a_keys_cap_holds_over_every_process(served, server):
     its requests at once, and does run three."""
     url, _ = served
     seen = []
-    with Flood(url, "sk-capped", settle=1.0) as flood:
+    with Flood(url, "sk-capped", filling=1.0) as flood:
         deadline = time.monotonic() + 4
         while time.monotonic() < deadline:
             seen.append(busy_slots(server))
