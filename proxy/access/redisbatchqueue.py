@@ -56,7 +56,7 @@ class RedisBatchQueue:
         self.clock = clock
         self._conclude = client.register_script(CONCLUDE)
         self._back = client.register_script(BACK)
-        self._held: set = set()  # (stream, entry id) of the requests this process runs
+        self._claimed: set = set()  # (stream, entry id) of the requests this process runs
         self._looked: dict = {}  # stream: when its stopped processes' requests were looked for
         self._renewed = 0.0
         self._lock = threading.Lock()
@@ -86,7 +86,7 @@ class RedisBatchQueue:
         return bool(self.client.hexists(_tally(batch), "queued"))
 
     def take(self, batch: str, model: str) -> Optional[Claim]:
-        """The next request of ``batch``'s ``model``: first one a stopped process held
+        """The next request of ``batch``'s ``model``: first one a stopped process claimed
         past its lease (looked for every :data:`RENEW_EVERY` seconds), else one not read."""
         stream = _stream(batch, model)
         now = self.clock()
@@ -97,7 +97,7 @@ class RedisBatchQueue:
                     stream, GROUP, self.consumer, int(LEASE * 1000), "0-0", count=1
                 )
                 if claimed and claimed[0][1]:
-                    return self._held_now(batch, model, stream, *claimed[0], again=True)
+                    return self._claim(batch, model, stream, *claimed[0], again=True)
             read = self.client.xreadgroup(GROUP, self.consumer, {stream: ">"}, count=1)
         except Exception as exc:  # the batch ended and its streams went with it
             if "NOGROUP" in str(exc):
@@ -105,13 +105,13 @@ class RedisBatchQueue:
             raise
         if not read or not read[0][1]:
             return None
-        return self._held_now(batch, model, stream, *read[0][1][0], again=False)
+        return self._claim(batch, model, stream, *read[0][1][0], again=False)
 
-    def _held_now(self, batch, model, stream, entry, fields, again: bool) -> Claim:
+    def _claim(self, batch, model, stream, entry, fields, again: bool) -> Claim:
         entry = _text(entry)
         fields = {_text(name): _text(value) for name, value in fields.items()}
         with self._lock:
-            self._held.add((stream, entry))
+            self._claimed.add((stream, entry))
         return Claim(batch, model, int(fields["n"]), fields["c"], int(fields["o"]),
                       entry, again)  # fmt: skip
 
@@ -140,11 +140,11 @@ class RedisBatchQueue:
             return
         self._renewed = now
         with self._lock:
-            held = sorted(self._held)
-        if not held:
+            claimed = sorted(self._claimed)
+        if not claimed:
             return
         with self.client.pipeline(transaction=False) as pipe:
-            for stream, entry in held:  # claimed again by its holder: its idle time reset
+            for stream, entry in claimed:  # claimed again by its consumer: its idle time reset
                 pipe.xclaim(stream, GROUP, self.consumer, 0, [entry], justid=True)
             pipe.execute(raise_on_error=False)
 
@@ -165,7 +165,7 @@ class RedisBatchQueue:
 
     def _let_go(self, stream: str, entry: str) -> None:
         with self._lock:
-            self._held.discard((stream, entry))
+            self._claimed.discard((stream, entry))
 
 
 def _stream(batch: str, model: str) -> str:

@@ -38,32 +38,32 @@ PREFIX = "oai-proxy:{queue}:"  # one hash slot for every queue: a cap counts acr
 
 
 class Renewals:
-    """The leases this process holds in Redis, renewed every :data:`RENEW_EVERY` seconds by a
-    thread of its own while any is held."""
+    """The leases this process has in Redis, renewed every :data:`RENEW_EVERY` seconds by a
+    thread of its own while there are any."""
 
     def __init__(self, every: float = RENEW_EVERY) -> None:
         self.every = every
-        self._held: dict = {}  # line: set of its tickets' ids
+        self._leases: dict = {}  # line: set of its tickets' ids
         self._lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
 
-    def hold(self, line: "RedisLine", ticket: str) -> None:
+    def add(self, line: "RedisLine", ticket: str) -> None:
         with self._lock:
-            self._held.setdefault(line, set()).add(ticket)
+            self._leases.setdefault(line, set()).add(ticket)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, daemon=True, name="leases")
                 self._thread.start()
 
     def drop(self, line: "RedisLine", ticket: str) -> None:
         with self._lock:
-            self._held.get(line, set()).discard(ticket)
+            self._leases.get(line, set()).discard(ticket)
 
     def _run(self) -> None:
         while True:
             time.sleep(self.every)
             with self._lock:
-                held = {line: list(ids) for line, ids in self._held.items() if ids}
-            for line, ids in held.items():
+                due = {line: list(ids) for line, ids in self._leases.items() if ids}
+            for line, ids in due.items():
                 line.renew(ids)
 
 
@@ -111,7 +111,7 @@ class RedisLine:
         except BaseException:
             self._run("leave", ticket.shared)
             raise
-        self.renewals.hold(self, ticket.shared)
+        self.renewals.add(self, ticket.shared)
         return ticket
 
     def _await(self, caller: Caller, ticket: Ticket, status: int, limit: Optional[int]) -> int:

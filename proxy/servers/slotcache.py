@@ -145,11 +145,11 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def target(held: dict, slots: Sequence[dict], pinned: Optional[int]) -> Optional[int]:
+def target(served_at: dict, slots: Sequence[dict], pinned: Optional[int]) -> Optional[int]:
     """The slot to restore a conversation into: the one it is pinned to, else an idle one
     that holds no conversation this proxy knows, else the idle one used longest ago.
 
-    ``held``: slot → the time it last served a known conversation; ``slots``: the server's
+    ``served_at``: slot → the time it last served a known conversation; ``slots``: the server's
     ``GET /slots``.
     """
     if pinned is not None and pinned >= 0:
@@ -161,10 +161,10 @@ def target(held: dict, slots: Sequence[dict], pinned: Optional[int]) -> Optional
         and isinstance(slot.get("id"), int)
         and not slot.get("is_processing")
     ]
-    free = [slot for slot in idle if slot not in held]
+    free = [slot for slot in idle if slot not in served_at]
     if free:
         return free[0]
-    return min(idle, key=lambda slot: held[slot]) if idle else None
+    return min(idle, key=lambda slot: served_at[slot]) if idle else None
 
 
 logger = logging.getLogger(__name__)
@@ -187,8 +187,8 @@ class SlotKeeper:
             url, pool_size=2, connect_timeout=LOOK_TIMEOUT, read_timeout=SLOT_TIMEOUT, label=name
         )
         self.files = files
-        self._held: dict = {}  # slot → the conversation it holds
-        self._held_at: dict = {}  # slot → when it last served one
+        self._conversations: dict = {}  # slot → the conversation it holds
+        self._served_at: dict = {}  # slot → when it last served one
         self._lock = threading.Lock()
         self._saver = (
             ThreadPoolExecutor(1, thread_name_prefix=f"save-{name}") if save_every_turn else None
@@ -197,8 +197,8 @@ class SlotKeeper:
     def forget_all(self) -> None:
         """A new process: its slots hold nothing yet (and the old one's connections are gone)."""
         with self._lock:
-            self._held.clear()
-            self._held_at.clear()
+            self._conversations.clear()
+            self._served_at.clear()
         self.client.pool.close()
 
     def served(self, conversation: Optional[str], slot: Optional[int]) -> None:
@@ -206,8 +206,8 @@ class SlotKeeper:
         if conversation is None or slot is None or slot < 0:
             return
         with self._lock:
-            self._held[slot] = conversation
-            self._held_at[slot] = time.monotonic()
+            self._conversations[slot] = conversation
+            self._served_at[slot] = time.monotonic()
         if self._saver is not None:
             self._saver.submit(self._save, slot, conversation)
 
@@ -223,20 +223,22 @@ class SlotKeeper:
         if conversation is None:
             return None
         with self._lock:
-            held = next((slot for slot, known in self._held.items() if known == conversation), None)
-            if held is not None:
-                return held if new else None  # the server finds it by its prefix anyway
+            kept = next(
+                (slot for slot, known in self._conversations.items() if known == conversation), None
+            )
+            if kept is not None:
+                return kept if new else None  # the server finds it by its prefix anyway
             restorable = self.files.restorable(conversation)
             if not (restorable or new):
                 return None
             slot = target(
-                self._held_at, self._slot_call("/slots", timeout=LOOK_TIMEOUT) or [], pinned
+                self._served_at, self._slot_call("/slots", timeout=LOOK_TIMEOUT) or [], pinned
             )
             if slot is None:
                 return None
             restored = self._restore(conversation, slot) if restorable else 0
-            self._held[slot] = conversation
-            self._held_at[slot] = time.monotonic()
+            self._conversations[slot] = conversation
+            self._served_at[slot] = time.monotonic()
         if restored:
             self.files.used(conversation)
             logger.info(
@@ -260,8 +262,8 @@ class SlotKeeper:
     def save_all(self) -> None:
         """Save every conversation a slot holds (the server is about to stop)."""
         with self._lock:
-            held = dict(self._held)
-        for slot, conversation in held.items():
+            kept = dict(self._conversations)
+        for slot, conversation in kept.items():
             self._save(slot, conversation)
 
     def _save(self, slot: int, conversation: str) -> None:

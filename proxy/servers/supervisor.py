@@ -73,9 +73,9 @@ class Supervisor:
             ).start()
 
     def session(self, connection: Connection) -> None:
-        """One worker connection; the requests and the slot it holds are released when it
+        """One worker connection; the servers it uses and the slot it leased are released when it
         drops."""
-        held: Counter = Counter()
+        using: Counter = Counter()
         turns = self.queues.session()
         try:
             while True:
@@ -83,13 +83,13 @@ class Supervisor:
                 if method.startswith("queue."):
                     connection.send(self.turn(turns, method, name, args, connection))
                 else:
-                    connection.send(self.answer(method, name, args, held))
+                    connection.send(self.answer(method, name, args, using))
         except (OSError, EOFError):
             pass
         finally:
             connection.close()
             turns.release()
-            for name, count in held.items():
+            for name, count in using.items():
                 for _ in range(count):
                     self.known[name].release()
 
@@ -101,7 +101,7 @@ class Supervisor:
             logger.error("%s of %s failed: %s: %s", method, upstream, type(exc).__name__, exc)
             return "unavailable", f"the supervisor could not {method} {upstream}; see its log", 5
 
-    def answer(self, method: str, name: str, args: tuple, held: Counter) -> tuple:
+    def answer(self, method: str, name: str, args: tuple, using: Counter) -> tuple:
         try:
             if method == "refresh":
                 self.servers = self.refresh()
@@ -112,10 +112,10 @@ class Supervisor:
             server = self.known[name]
             if method == "acquire":
                 server.acquire()
-                held[name] += 1
+                using[name] += 1
                 return "ok", None, 0
             if method == "release":
-                held[name] -= 1
+                using[name] -= 1
                 server.release()
                 return "ok", None, 0
             if method in CALLS:

@@ -1,5 +1,5 @@
-"""The batch queue, this process's and Redis's, held to the same rule: a request is left from
-its putting until it is concluded once, whoever holds it meanwhile."""
+"""The batch queue, this process's and Redis's, bound by the same rule: a request is left from
+its putting until it is concluded once, whoever has claimed it meanwhile."""
 
 from __future__ import annotations
 
@@ -90,8 +90,8 @@ def test_a_request_dropped_as_its_batch_ends_counts_neither_way(made):
     assert one.tally("batch_1", MODELS) is None and one.take("batch_1", "m") is None
 
 
-def two_holding_one(redis_client) -> tuple:
-    """Two processes of one Redis queue, the first holding a request; and their clock."""
+def two_claiming_one(redis_client) -> tuple:
+    """Two processes of one Redis queue, the first claiming a request; and their clock."""
     clock = Clock()
     one = RedisBatchQueue(redis_client, "one", clock)
     two = RedisBatchQueue(redis_client, "two", clock)
@@ -99,29 +99,29 @@ def two_holding_one(redis_client) -> tuple:
     return one, two, one.take("batch_1", "m"), clock
 
 
-def unrenewed_for_a_minute(redis_client, held, clock) -> None:
-    redis_client.xclaim("oai-proxy:batch:batch_1:m", "runners", "one", 0, [held.handle],
+def unrenewed_for_a_minute(redis_client, claimed, clock) -> None:
+    redis_client.xclaim("oai-proxy:batch:batch_1:m", "runners", "one", 0, [claimed.handle],
                         idle=60_000)  # fmt: skip
     clock.now += redisbatchqueue.RENEW_EVERY
 
 
 def test_a_request_whose_process_stopped_renewing_is_taken_over_as_again(redis_client):
-    one, two, held, clock = two_holding_one(redis_client)
+    one, two, claimed, clock = two_claiming_one(redis_client)
     clock.now += redisbatchqueue.RENEW_EVERY
     one.renew()  # renewed: still its own
     assert two.take("batch_1", "m") is None
-    unrenewed_for_a_minute(redis_client, held, clock)
+    unrenewed_for_a_minute(redis_client, claimed, clock)
     over = two.take("batch_1", "m")
-    assert (over.custom_id, over.handle, over.again) == ("a", held.handle, True)
+    assert (over.custom_id, over.handle, over.again) == ("a", claimed.handle, True)
     two.conclude(over, True)
-    one.conclude(held, True)  # the slow one's concluding, after: not counted again
+    one.conclude(claimed, True)  # the slow one's concluding, after: not counted again
     assert two.tally("batch_1", MODELS) == Tally(0, 1, 0)
 
 
 def test_a_claim_abandoned_while_redis_was_out_of_reach_is_taken_over_after_its_lease(redis_client):
-    one, two, held, clock = two_holding_one(redis_client)
-    one.abandon(held)
-    unrenewed_for_a_minute(redis_client, held, clock)
+    one, two, claimed, clock = two_claiming_one(redis_client)
+    one.abandon(claimed)
+    unrenewed_for_a_minute(redis_client, claimed, clock)
     one.renew()  # no longer its to renew: not renewed
     over = two.take("batch_1", "m")
     assert (over.custom_id, over.again) == ("a", True)

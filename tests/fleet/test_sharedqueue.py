@@ -20,7 +20,7 @@ from proxy.backends.fairqueue import SlotCount
 from proxy.backends.lease import Ticket
 from proxy.core.caller import Caller
 from proxy.core.errors import QueueFullError, QueueTimeoutError, SlotUnavailableError
-from proxy.core.party import Held, Party
+from proxy.core.party import Leases, Party
 from proxy.fleet.redisline import RedisLine, Renewals
 from proxy.fleet.sharedqueue import LINE, SharedAdmission
 from proxy.servers.remote import Supervised
@@ -32,13 +32,13 @@ SETTINGS = {"name": "the server", "max_queue": 50, "queue_timeout": 30.0}
 
 
 def parties() -> dict:
-    held = {name: Held() for name in "abcz"}
+    leases = {name: Leases() for name in "abcz"}
     return {
-        "a": Party("a", held=held["a"]),
-        "b": Party("b", held=held["b"]),
-        "c": Party("c", weight=2.0, held=held["c"]),
-        "z": Party("z", priority=0, held=held["z"]),  # interactive: first
-        "capped": Party("a", cap=1, held=held["a"]),
+        "a": Party("a", leases=leases["a"]),
+        "b": Party("b", leases=leases["b"]),
+        "c": Party("c", weight=2.0, leases=leases["c"]),
+        "z": Party("z", priority=0, leases=leases["z"]),  # interactive: first
+        "capped": Party("a", cap=1, leases=leases["a"]),
     }
 
 
@@ -54,9 +54,9 @@ ARRIVALS = {
 
 
 def order(admission: Admission, arrivals: str, slots_taken: int = 1) -> list:
-    """Who gets the slot, in turn, when ``arrivals`` queue behind its holder in this order."""
+    """Who gets the slot, in turn, when ``arrivals`` queue behind the request that has it."""
     people = parties()
-    holder = admission.wait(Caller(party=people[arrivals[0]]), None)
+    first = admission.wait(Caller(party=people[arrivals[0]]), None)
     served, waiters = [], []
 
     def wait(name: str) -> None:
@@ -69,7 +69,7 @@ def order(admission: Admission, arrivals: str, slots_taken: int = 1) -> list:
         waiter.start()
         waiters.append(waiter)
         wait_for(lambda n=n: admission.snapshot()["queued"] == n, timeout=10)
-    admission.release(holder)
+    admission.release(first)
     for waiter in waiters:
         waiter.join(30)
     return served
@@ -132,12 +132,12 @@ def test_the_shared_queue_gives_the_slots_in_the_process_queues_order(line, arri
     assert found == expected and sorted(found) == sorted(arrivals[1:])
 
 
-def test_a_cap_counts_the_slots_a_key_holds_on_every_upstream(line):
-    """Key a, capped at one slot, holds it on one upstream: its request on another with a free
+def test_a_cap_counts_the_slots_a_key_leases_on_every_upstream(line):
+    """Key a, capped at one slot, leases it on one upstream: its request on another with a free
     slot waits until the first is handed back; another key's does not."""
     first, second = line(), line()
     people = parties()
-    holding = first.wait(Caller(party=people["capped"]), None)
+    leased = first.wait(Caller(party=people["capped"]), None)
     waited = []
     waiter = threading.Thread(
         target=lambda: waited.append(second.wait(Caller(party=people["capped"]), None))
@@ -147,7 +147,7 @@ def test_a_cap_counts_the_slots_a_key_holds_on_every_upstream(line):
     other = second.wait(Caller(party=people["b"]), None)  # a slot free for another key
     second.release(other)
     assert not waited
-    first.release(holding)
+    first.release(leased)
     waiter.join(10)
     assert len(waited) == 1
     second.release(waited[0])
@@ -156,7 +156,7 @@ def test_a_cap_counts_the_slots_a_key_holds_on_every_upstream(line):
 def test_the_picture_is_the_same_from_every_process(line):
     one = line()
     people = parties()
-    held = one.wait(Caller(party=people["a"]), None)
+    leased = one.wait(Caller(party=people["a"]), None)
     waiter = threading.Thread(target=lambda: one.release(one.wait(Caller(party=people["b"]), None)))
     waiter.start()
     wait_for(lambda: one.snapshot()["queued"] == 1, timeout=10)
@@ -164,7 +164,7 @@ def test_the_picture_is_the_same_from_every_process(line):
     assert shown["shared"] and shown["in_flight"] == 1 and shown["slots"] == 1
     assert shown["keys"] == {"a": {"running": 1, "waiting": 0}, "b": {"running": 0, "waiting": 1}}
     assert sum(shown["processes"].values()) == 1
-    one.release(held)
+    one.release(leased)
     waiter.join(10)
 
 
@@ -177,7 +177,7 @@ def test_a_full_queue_and_its_timeout_are_refused_as_in_one_process(line):
         admission.line.settings = ("the server", 1, 1, 0.3, "")
         admission.line.upstream += "-bounded"
     people = parties()
-    held, b = admission.wait(Caller(party=people["a"]), None), people["b"]
+    leased, b = admission.wait(Caller(party=people["a"]), None), people["b"]
     with pytest.raises(QueueTimeoutError, match="waited 0.3s for one of the 1 slot of the server"):
         admission.wait(Caller(party=people["b"]), None)
     waiter = threading.Thread(
@@ -188,7 +188,7 @@ def test_a_full_queue_and_its_timeout_are_refused_as_in_one_process(line):
     with pytest.raises(QueueFullError, match="1 requests already wait"):
         admission.wait(Caller(party=people["c"]), None)
     waiter.join(10)
-    admission.release(held)
+    admission.release(leased)
 
 
 def test_a_line_that_cannot_be_reached_leaves_the_process_its_own_queue():
@@ -203,16 +203,16 @@ def test_a_line_that_cannot_be_reached_leaves_the_process_its_own_queue():
 
 
 def test_a_lease_lasts_while_renewed_and_ends_when_its_process_stops(redis_client):
-    """Renewed, a slot stays held past its lease; once its process stops renewing (it died),
+    """Renewed, a slot stays leased past its lease; once its process stops renewing (it died),
     the slot goes to the next waiter within the lease."""
     renewals = Renewals(every=0.2)
     line = RedisLine(redis_client, "up", renewals, configured=1, lease=0.6, **SETTINGS)
     admission = shared(line)
     people = parties()
-    held = admission.wait(Caller(party=people["a"]), None)
+    leased = admission.wait(Caller(party=people["a"]), None)
     time.sleep(1.5)  # more than two leases
     assert admission.snapshot()["keys"]["a"]["running"] == 1
-    renewals.drop(line, held.shared)  # as if its process had died
+    renewals.drop(line, leased.shared)  # as if its process had died
     waited = admission.wait(Caller(party=people["b"]), None)
     assert admission.snapshot()["keys"] == {"b": {"running": 1, "waiting": 0}}
     admission.release(waited)

@@ -87,7 +87,7 @@ IDLE = [
 
 
 @pytest.mark.parametrize(
-    ("held", "slots", "pinned", "expected"),
+    ("served_at", "slots", "pinned", "expected"),
     [
         pytest.param({}, IDLE, 3, 3, id="the-pinned-slot"),
         pytest.param({0: 5.0}, IDLE, None, 2, id="an-idle-slot-holding-nothing-known"),
@@ -98,5 +98,5 @@ IDLE = [
         pytest.param({}, [], -1, None, id="no-slots-and-no-pin"),
     ],
 )
-def test_the_slot_a_cache_is_restored_into(held, slots, pinned, expected):
-    assert target(held, slots, pinned) == expected
+def test_the_slot_a_cache_is_restored_into(served_at, slots, pinned, expected):
+    assert target(served_at, slots, pinned) == expected
