@@ -3,9 +3,9 @@
 A server with four slots and the tests' tiny model (current llama-server, its answers run to
 their budget, and PowerInfer's), and the proxy under waitress with a team's keys. Key B asks
 short questions (8 tokens, streamed) one at a time: alone, then while key A keeps 16 long
-streams (256 tokens) in flight, in each of the ways the line can go:
+streams (256 tokens) in flight, in each of the ways the queue can go:
 
-- **first come**: B asks with A's key, so the line is first come first served, as every
+- **first come**: B asks with A's key, so the queue is first come first served, as every
   request's was before turns by key;
 - **by turns**: B with its own key;
 - **A capped**: A's key holds at most three slots (``max_concurrent = 3``);

@@ -272,12 +272,12 @@ def test_a_full_queue_drops_and_counts_rather_than_wait(tmp_path, monkeypatch):
 def test_the_line_to_the_writer_is_bounded_by_bytes_too(tmp_path, monkeypatch):
     monkeypatch.setattr("proxy.access.exchanges.QUEUED_BYTES", 1000)
     capture = Capture(store(tmp_path), everyone=True)
-    monkeypatch.setattr(capture, "_writer", object())  # no writer: the line fills
+    monkeypatch.setattr(capture, "_writer", object())  # no writer: the queue fills
     for n in range(3):
         capture.submit(record(n), size=400)
     assert capture.dropped == 1
     capture.flush()
-    capture.submit(record(3), size=900)  # the line emptied: room again
+    capture.submit(record(3), size=900)  # the queue emptied: room again
     assert capture.dropped == 1
 
 

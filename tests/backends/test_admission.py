@@ -79,7 +79,7 @@ def test_learning_from_answers(events, limit):
     assert count.limit == limit
 
 
-# -- waiting in line ---------------------------------------------------------------------------
+# -- waiting in the queue ----------------------------------------------------------------------
 
 
 def admission(slots: int | None = 1, **options) -> Admission:
@@ -145,7 +145,7 @@ def test_a_server_that_queues_holds_one_waiting_request_per_slot(queues, at_once
 
     waiter = threading.Thread(target=wait)
     waiter.start()
-    wait_for(lambda: gate.busy()[0] == at_once + 1, "the next request in line")
+    wait_for(lambda: gate.busy()[0] == at_once + 1, "the next request in the queue")
     # what operators see: two generations, and the rest waiting wherever they wait
     assert gate.snapshot() == {
         "slots": 2,
@@ -192,7 +192,7 @@ def test_waiting_too_long_is_a_503_saying_what_to_raise():
     lessee.join(5)
 
 
-def test_a_client_gone_while_waiting_leaves_the_line_at_once():
+def test_a_client_gone_while_waiting_leaves_the_queue_at_once():
     gate, release, gone = admission(1), threading.Event(), threading.Event()
     lessee = lease(gate, release)
     errors = []
@@ -266,7 +266,7 @@ class Ticking:
         return self.now
 
 
-def test_a_refused_request_goes_back_to_the_head_of_the_line():
+def test_a_refused_request_goes_back_to_the_head_of_the_queue():
     clock = Ticking(FIRST_BACKOFF / 5)
     gate, attempts = admission(None, clock=clock), []
 
@@ -390,8 +390,8 @@ def test_a_stream_closed_from_another_thread_hands_the_lease_back():
 
 
 def queue(gate: Admission, party: Party, order: list, release: threading.Event) -> threading.Thread:
-    """A thread waiting in line as ``party``; once in, it notes its name and holds its slot
-    until ``release``."""
+    """A thread waiting in the queue as ``party``; once in, it notes its name and leases its
+    slot until ``release``."""
 
     def run() -> None:
         with gate.lease(Caller(party)):
@@ -401,7 +401,7 @@ def queue(gate: Admission, party: Party, order: list, release: threading.Event) 
     thread = threading.Thread(target=run)
     before = len(gate._queue)
     thread.start()
-    wait_for(lambda: len(gate._queue) == before + 1, "the request in line")
+    wait_for(lambda: len(gate._queue) == before + 1, "the request in the queue")
     return thread
 
 
@@ -458,7 +458,7 @@ def test_a_request_waits_inside_a_queueing_server_only_while_its_key_asks_alone(
         lessees.append(lease(gate, release, Party(second)))  # into the server's own queue
         assert len(gate._queue) == 0
     else:
-        lessees.append(queue(gate, Party(second), [], release))  # the proxy's line: its turn
+        lessees.append(queue(gate, Party(second), [], release))  # the proxy's queue: its turn
     assert gate.busy()[0] == 2
     release.set()
     for thread in lessees:

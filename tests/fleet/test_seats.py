@@ -117,7 +117,7 @@ UNREACHED = UpstreamUnavailableError("it went away", code=UNREACHABLE)
         (UNREACHED, True, RESTARTS, False),  # enough restarts
         (UNREACHED, False, 0, False),  # alive: the failure is another one
         (UpstreamUnavailableError("no room"), True, 0, False),
-        (QueueFullError("the line is full"), True, 0, False),
+        (QueueFullError("the queue is full"), True, 0, False),
     ],
 )
 def test_a_request_goes_again_only_to_a_server_that_died_under_it(exc, dead, restarts, again):

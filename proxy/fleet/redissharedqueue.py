@@ -1,10 +1,10 @@
 """One upstream's queue in Redis, shared by every proxy with ``--redis-url``: a
-:class:`~proxy.fleet.sharedqueue.Line`.
+:class:`~proxy.fleet.sharedqueue.SharedQueue`.
 
 The same turns as the process's own queue (:mod:`proxy.backends.fairqueue`, the slots of
 :mod:`proxy.backends.admission`), decided by Lua scripts on Redis's clock, so that proxies on
 machines whose clocks differ agree: each key's requests in a list of its own per priority,
-stamped with their virtual start; the slots held in a sorted set scored by when their lease
+stamped with their virtual start; the slots leased in a sorted set scored by when their lease
 ends; each key's slots over every upstream in a sorted set of its own, for its cap. A freed
 slot wakes the waiter whose turn it is by a push on its own list, which it waits on with a
 blocking pop; each waiter also looks in once every :data:`HEARTBEAT` seconds, which keeps it
@@ -43,31 +43,31 @@ class Renewals:
 
     def __init__(self, every: float = RENEW_EVERY) -> None:
         self.every = every
-        self._leases: dict = {}  # line: set of its tickets' ids
+        self._leases: dict = {}  # queue: set of its tickets' ids
         self._lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
 
-    def add(self, line: "RedisLine", ticket: str) -> None:
+    def add(self, queue: "RedisQueue", ticket: str) -> None:
         with self._lock:
-            self._leases.setdefault(line, set()).add(ticket)
+            self._leases.setdefault(queue, set()).add(ticket)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, daemon=True, name="leases")
                 self._thread.start()
 
-    def drop(self, line: "RedisLine", ticket: str) -> None:
+    def drop(self, queue: "RedisQueue", ticket: str) -> None:
         with self._lock:
-            self._leases.get(line, set()).discard(ticket)
+            self._leases.get(queue, set()).discard(ticket)
 
     def _run(self) -> None:
         while True:
             time.sleep(self.every)
             with self._lock:
-                due = {line: list(ids) for line, ids in self._leases.items() if ids}
-            for line, ids in due.items():
-                line.renew(ids)
+                due = {queue: list(ids) for queue, ids in self._leases.items() if ids}
+            for queue, ids in due.items():
+                queue.renew(ids)
 
 
-class RedisLine:
+class RedisQueue:
     """Upstream ``upstream``'s queue in Redis (``client``): ``name`` and ``remedy`` for its
     errors, ``configured`` its slots by the operator (0: none), and the queue's bounds."""
 
@@ -127,7 +127,7 @@ class RedisLine:
                     f"{self.remedy}",
                     retry_after=SLOT_RETRY_AFTER,
                 )
-            if status == -2:  # silent for a lease (a stalled process): in line again
+            if status == -2:  # silent for a lease (a stalled process): queued again
                 status, limit = self._run("join", ticket.shared, *self._party(ticket))
                 continue
             now = self.clock()
