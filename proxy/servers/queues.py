@@ -55,8 +55,8 @@ class Queues:
             leases = self._leases.setdefault(name, Leases())
         return Party(name, weight, priority, cap, leases)
 
-    def session(self) -> "Session":
-        return Session(self)
+    def link(self) -> "WorkerLink":
+        return WorkerLink(self)
 
     def add_leases(self, upstream: str, pid: int, change: int) -> None:
         with self._lock:
@@ -70,9 +70,9 @@ class Queues:
             return {pid: n for (name, pid), n in self._by_worker.items() if name == upstream}
 
 
-class Session:
-    """One worker connection's calls on the queues: at most one ticket, the one it
-    leased a slot for; handed on when the connection drops."""
+class WorkerLink:
+    """One worker connection's link to the queues, and its calls on them: at most one
+    ticket, the one it leased a slot for; handed on when the connection drops."""
 
     def __init__(self, queues: Queues) -> None:
         self.queues = queues

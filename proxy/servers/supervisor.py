@@ -32,7 +32,7 @@ from proxy.core.errors import UpstreamUnavailableError
 from proxy.logs import log_to_stderr
 from proxy.servers.build import load_catalog, managed_servers, preload, refresh_servers
 from proxy.servers.launch import STOP_GRACE, die_with_parent
-from proxy.servers.queues import Queues, Session
+from proxy.servers.queues import Queues, WorkerLink
 
 logger = logging.getLogger(__name__)
 
@@ -69,14 +69,14 @@ class Supervisor:
             except (OSError, EOFError):  # a connection that failed its handshake
                 continue
             threading.Thread(
-                target=self.session, args=(connection,), daemon=True, name="supervised"
+                target=self.serve_worker, args=(connection,), daemon=True, name="supervised"
             ).start()
 
-    def session(self, connection: Connection) -> None:
+    def serve_worker(self, connection: Connection) -> None:
         """One worker connection; the servers it uses and the slot it leased are released when it
         drops."""
         using: Counter = Counter()
-        turns = self.queues.session()
+        turns = self.queues.link()
         try:
             while True:
                 method, name, args = connection.recv()
@@ -94,7 +94,7 @@ class Supervisor:
                     self.known[name].release()
 
     @staticmethod
-    def turn(turns: Session, method: str, upstream: str, args: tuple, connection) -> tuple:
+    def turn(turns: WorkerLink, method: str, upstream: str, args: tuple, connection) -> tuple:
         try:
             return turns.answer(method, upstream, args, connection)
         except Exception as exc:  # the worker falls back on its own queue, the log says why
