@@ -105,8 +105,8 @@ class ToolChoice:
 
 
 @dataclass(frozen=True)
-class FileChunk:
-    """Another file's text a gap may draw on (llama.cpp's ``input_extra``)."""
+class SourceChunk:
+    """Another source file's text a gap may draw on (llama.cpp's ``input_extra``)."""
 
     text: str
     filename: str = "tmp"
@@ -136,7 +136,7 @@ class GenerationRequest:
     messages: tuple = ()
     prompt: Optional[str] = None
     # fill-in-the-middle: the text after the gap (the prompt is the text before it), other
-    # files' chunks it may draw on (FileChunk), and what is typed of the gap's line so far
+    # files' chunks it may draw on (SourceChunk), and what is typed of the gap's line so far
     suffix: Optional[str] = None
     nearby: tuple = ()
     cursor: str = ""

@@ -26,7 +26,7 @@ from proxy.servers.hub import PulledModels
 from proxy.servers.launch import Launch, bind_port, command_for
 from proxy.servers.pool import ProcessPool
 from proxy.servers.processes import ManagedServer
-from proxy.servers.slotcache import SlotFiles
+from proxy.servers.slotcache import SavedSlots
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ def _server(
 
 def _slot_files(
     spec: ModelSpec, settings: Settings, runtime: Runtime, program: str
-) -> Optional[SlotFiles]:
+) -> Optional[SavedSlots]:
     """Where the KV caches of a llama-server the proxy runs are kept while it is stopped
     (a server it runs from its own command may be of a kind that cannot save them)."""
     budget = parse_size(settings.servers.slot_cache_size)
@@ -228,7 +228,7 @@ def _slot_files(
         Path(settings.servers.slot_cache_dir or os.path.join(runtime.cache_dir, "slots"))
         / spec.file_stem
     )
-    return SlotFiles(
+    return SavedSlots(
         folder, slotcache.fingerprint(spec.managed.model, spec.managed.args, program), budget
     )
 

@@ -26,7 +26,7 @@ from proxy.ops.measure import Measure, waiting
 from proxy.servers.launch import Launch, stop_group
 from proxy.servers.memory import show
 from proxy.servers.showing import why_it_failed
-from proxy.servers.slotcache import SlotFiles, SlotKeeper
+from proxy.servers.slotcache import SavedSlots, SlotKeeper
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class ManagedServer:
         ready: Callable[[str], Optional[bool]],
         *,
         preload: bool = False,
-        slot_files: Optional[SlotFiles] = None,
+        slot_files: Optional[SavedSlots] = None,
         save_every_turn: bool = False,
         port: Optional[socket.socket] = None,
     ) -> None:

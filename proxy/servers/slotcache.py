@@ -60,8 +60,9 @@ def fingerprint(model: str, args: Sequence[str], program: str) -> dict:
     }  # the files' word for it
 
 
-class SlotFiles:
-    """One model's slot files and what each was saved from."""
+class SavedSlots:
+    """One model's saved slots (a KV cache each, in a file of its own) and what each was
+    saved from."""
 
     def __init__(self, folder: Path, fingerprint: dict, budget: int) -> None:
         """``budget``: bytes the folder may hold, over every model's folder beside it."""
@@ -177,7 +178,7 @@ class SlotKeeper:
     """The conversations in one server's slots, as this process knows them."""
 
     def __init__(
-        self, name: str, url: str, files: SlotFiles, save_every_turn: bool = False
+        self, name: str, url: str, files: SavedSlots, save_every_turn: bool = False
     ) -> None:
         """``files``: where the caches are kept while the server is stopped;
         ``save_every_turn`` saves them after every answer too, so they outlive a crash."""
@@ -252,7 +253,7 @@ class SlotKeeper:
     def _restore(self, conversation: str, slot: int) -> int:
         """Load ``conversation``'s saved cache into ``slot``: the tokens restored."""
         answer = self._slot_call(
-            f"/slots/{slot}?action=restore", {"filename": SlotFiles.name(conversation)}
+            f"/slots/{slot}?action=restore", {"filename": SavedSlots.name(conversation)}
         )
         if not isinstance(answer, dict) or not answer.get("n_restored"):
             self.files.forget(conversation)  # it does not fit after all: not again
@@ -268,7 +269,7 @@ class SlotKeeper:
 
     def _save(self, slot: int, conversation: str) -> None:
         answer = self._slot_call(
-            f"/slots/{slot}?action=save", {"filename": SlotFiles.name(conversation)}
+            f"/slots/{slot}?action=save", {"filename": SavedSlots.name(conversation)}
         )
         if isinstance(answer, dict) and answer.get("n_saved"):
             self.files.saved(conversation, answer["n_saved"])
