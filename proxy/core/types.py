@@ -289,15 +289,16 @@ class Served:
     """Who answered a choice or a turn, and what became of its request on the way: the id
     of the model that made it (as usage and prices count it), whether that is another than
     the one asked for (a fallback, an overflow, a warm equal), the request's fields the
-    model's filters left out or sent with the operator's values (``replaced``), and the
-    service tier it was asked at, priced apart by its model (``""``: its model's own).
+    model's filters stripped (``stripped``) or sent with the operator's values
+    (``replaced``), and the service tier it was asked at, priced apart by its model (``""``:
+    its model's own).
 
     A whole answer carries it (:attr:`Completion.served`); a stream tells it before its
     first chunk, as an item of its own, which the core passes on as an event."""
 
     model: str = ""
     instead: bool = False
-    left_out: tuple = ()
+    stripped: tuple = ()
     replaced: tuple = ()
     tier: str = ""
 
