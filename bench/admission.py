@@ -1,7 +1,7 @@
-"""``python -m bench.admission``: what the proxy's line for slots costs on current llama-server.
+"""``python -m bench.admission``: what the proxy's queue for slots costs on current llama-server.
 
 Current llama-server queues requests beyond its slots by itself; the proxy's admission lets
-one request per slot wait there and holds the rest back in its own line. One run sends the
+one request per slot wait there and holds the rest back in its own queue. One run sends the
 same load straight to the server, through the proxy as it ships (at most twice as many
 requests in flight as the server reports slots), and through the proxy with admission out of
 the way (``--slots`` far above the server's, so the server's own queue does all the

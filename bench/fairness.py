@@ -3,9 +3,9 @@
 A server with four slots and the tests' tiny model (current llama-server, its answers run to
 their budget, and PowerInfer's), and the proxy under waitress with a team's keys. Key B asks
 short questions (8 tokens, streamed) one at a time: alone, then while key A keeps 16 long
-streams (256 tokens) in flight, in each of the ways the line can go:
+streams (256 tokens) in flight, in each of the ways the queue can go:
 
-- **first come**: B asks with A's key, so the line is first come first served, as every
+- **first come**: B asks with A's key, so the queue is first come first served, as every
   request's was before turns by key;
 - **by turns**: B with its own key;
 - **A capped**: A's key holds at most three slots (``max_concurrent = 3``);
@@ -35,8 +35,8 @@ WAYS = {  # the flood's key and the questions' key
     "A batch, B interactive": ("sk-batch", "sk-interactive"),
 }
 KINDS = {"llamacpp": "current llama-server", "powerinfer": "PowerInfer"}
-QUICK = {"kinds": ("llamacpp",), "count": 2, "tokens": 32, "settle": 0.5, "alone": 1.0}
-FULL = {"kinds": tuple(KINDS), "count": 30, "tokens": 256, "settle": 3.0, "alone": 10.0}
+QUICK = {"kinds": ("llamacpp",), "count": 2, "tokens": 32, "filling": 0.5, "alone": 1.0}
+FULL = {"kinds": tuple(KINDS), "count": 30, "tokens": 256, "filling": 3.0, "alone": 10.0}
 
 
 def measure(kind: str, plan: dict, work: Path) -> dict:
@@ -71,7 +71,7 @@ def measure(kind: str, plan: dict, work: Path) -> dict:
                 )
             )
         )
-        count, flooded = plan["count"], {"settle": plan["settle"], "tokens": plan["tokens"]}
+        count, flooded = plan["count"], {"filling": plan["filling"], "tokens": plan["tokens"]}
         questions(proxy.url, "sk-b", 3)  # warm up
         found = {"alone": [q.first_ms for q in questions(proxy.url, "sk-b", count)]}
         rates, answers, seconds = {}, {}, {}

@@ -33,8 +33,8 @@ from bench.resources import ProcessTree
 SLOTS = 4
 SERVINGS = ("one process", "gunicorn, 2 workers", "gunicorn, 4 workers", "two proxies, Redis")
 COSTS = ("gunicorn, 1 worker", "waitress, Redis")
-QUICK = {"count": 3, "tokens": 32, "settle": 1.0, "requests": 40}
-FULL = {"count": 20, "tokens": 256, "settle": 3.0, "requests": 300}
+QUICK = {"count": 3, "tokens": 32, "filling": 1.0, "requests": 40}
+FULL = {"count": 20, "tokens": 256, "filling": 3.0, "requests": 300}
 
 
 @contextmanager
@@ -94,7 +94,7 @@ def turns(url: str, plan: dict) -> dict:
 
     questions(url, "sk-b", 3)  # warm up
     alone = statistics.median(q.first_ms for q in questions(url, "sk-b", plan["count"]))
-    with Flood(url, "sk-a", settle=plan["settle"], tokens=plan["tokens"]) as flood:
+    with Flood(url, "sk-a", filling=plan["filling"], tokens=plan["tokens"]) as flood:
         asked = [q.first_ms for q in questions(url, "sk-b", plan["count"])]
     bound = alone + statistics.median(a.total_ms for a in flood.answers) / SLOTS
     first = statistics.median(asked)

@@ -4,9 +4,9 @@ a slot for them, and each batch's tally (requests left, answered, failed, why th
 
 This process's queue is in its memory; with ``--redis-url`` the queue is Redis's
 (:mod:`proxy.access.redisbatchqueue`), so that every proxy runs any batch's requests. Both
-keep one rule: a request is *left* from its putting until it is settled (answered, failed, or
-dropped as its batch ends early), whoever holds it meanwhile; a batch whose requests are all
-settled is done.
+keep one rule: a request is *left* from its putting until it is concluded (answered, failed, or
+dropped as its batch ends early), whoever has claimed it meanwhile; a batch whose requests are all
+concluded is done.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ class Claim:
 
 @dataclass(frozen=True)
 class Tally:
-    left: int  # requests not yet settled
+    left: int  # requests not yet concluded
     completed: int
     failed: int
     paused: str = ""  # why its requests wait, while they do
-    running: int = 0  # of those left, the requests processes hold
+    running: int = 0  # of those left, the requests processes have claimed
 
 
 class LocalBatchQueue:
@@ -46,7 +46,7 @@ class LocalBatchQueue:
     def __init__(self) -> None:
         self._waiting: dict = {}  # (batch, model): deque of requests
         self._tallies: dict = {}  # batch: [left, completed, failed, paused]
-        self._held: set = set()  # the claims taken and not yet settled
+        self._claimed: set = set()  # the claims taken and not yet concluded
         self._lock = threading.Lock()
 
     def put(self, batch: str, requests: list, completed: int, failed: int) -> None:
@@ -70,15 +70,15 @@ class LocalBatchQueue:
             if not waiting:
                 return None
             claim = waiting.popleft()
-            self._held.add(claim)
+            self._claimed.add(claim)
             return claim
 
     def back(self, claim: Claim, why: str) -> None:
         """``claim`` waits again, first of its queue; its batch says ``why``."""
         with self._lock:
-            if claim not in self._held:
+            if claim not in self._claimed:
                 return
-            self._held.discard(claim)
+            self._claimed.discard(claim)
             self._waiting.setdefault((claim.batch, claim.model), deque()).appendleft(claim)
             self._tallies[claim.batch][3] = why
 
@@ -88,12 +88,12 @@ class LocalBatchQueue:
             paused = self._tallies[claim.batch][3] if claim.batch in self._tallies else ""
         self.back(claim, paused)
 
-    def settle(self, claim: Claim, ok: Optional[bool]) -> None:
+    def conclude(self, claim: Claim, ok: Optional[bool]) -> None:
         """``claim`` answered (``ok``), failed, or dropped (``None``)."""
         with self._lock:
-            if claim not in self._held:
+            if claim not in self._claimed:
                 return
-            self._held.discard(claim)
+            self._claimed.discard(claim)
             tally = self._tallies[claim.batch]
             tally[0] -= 1
             if ok is not None:
@@ -101,7 +101,7 @@ class LocalBatchQueue:
                 tally[3] = ""
 
     def renew(self) -> None:
-        """Nothing to renew: what this process holds dies with it."""
+        """Nothing to renew: what this process claimed dies with it."""
 
     def tally(self, batch: str, models: list) -> Optional[Tally]:
         """``batch``'s tally (``models``: those it names), ``None`` until it is queued."""
@@ -109,12 +109,12 @@ class LocalBatchQueue:
             found = self._tallies.get(batch)
             if found is None:
                 return None
-            return Tally(*found, sum(claim.batch == batch for claim in self._held))
+            return Tally(*found, sum(claim.batch == batch for claim in self._claimed))
 
     def forget(self, batch: str, models: list) -> None:
         """``batch`` ended: its tally and queues gone (``models``: those it named)."""
         with self._lock:
             self._tallies.pop(batch, None)
-            self._held = {claim for claim in self._held if claim.batch != batch}
+            self._claimed = {claim for claim in self._claimed if claim.batch != batch}
             for pair in [pair for pair in self._waiting if pair[0] == batch]:
                 del self._waiting[pair]

@@ -80,7 +80,7 @@ def kept_json(value) -> tuple:
     return text.encode("utf-8")[:MAX_PART].decode("utf-8", "ignore"), True
 
 
-def settle(record: dict) -> dict:
+def gather_side(record: dict) -> dict:
     """``record`` with its model's side (a :class:`~proxy.ops.modelside.ModelSide`, under ``side``,
     taken out) read into it, the server asked for its rendering where it made the prompt: the
     upstream body scrubbed and the texts cut as a request's are."""
@@ -175,7 +175,7 @@ class Capture:
                 records, self._waiting, self._waiting_bytes = self._waiting, [], 0
             if not records:
                 return
-            records = [settle(record) for record in records]
+            records = [gather_side(record) for record in records]
             try:
                 with self.outages.reaching("exchanges"):
                     self._drop(self.store.add(records))

@@ -74,12 +74,12 @@ class Access:
 
     def _parties_of(self, keys, known: dict) -> dict:
         """Each key's :class:`Party`, the admin key's too; a key ``known`` keeps its count
-        of held slots (the streams it has open still hold them)."""
+        of leased slots (the streams it has open still have them)."""
         parties = {}
         for key in (*keys, *([self.admin] if self.admin else [])):
             party = Party(key.name, key.weight, key.priority, key.max_concurrent)
             if key.name in known:
-                party = replace(party, held=known[key.name].held)
+                party = replace(party, leases=known[key.name].leases)
             parties[key.name] = party
         return parties
 

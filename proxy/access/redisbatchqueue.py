@@ -3,10 +3,10 @@ requests of each model a Redis stream read by one consumer group, ``runners``, w
 consumers are the proxies' processes.
 
 A process reads a request from its stream (``XREADGROUP``), which then stays pending to it
-until it settles it (``XACK``); while the request runs, the process renews its claim every
+until it concludes it (``XACK``); while the request runs, the process renews its claim every
 :data:`RENEW_EVERY` seconds. A process that dies stops renewing: after :data:`LEASE` seconds
 another takes its requests over (``XAUTOCLAIM``), as ``again``. Each batch's tally is a hash,
-changed only in the same script as the acknowledgement, so a request settled twice (taken
+changed only in the same script as the acknowledgement, so a request concluded twice (taken
 over from a process that was slow, not dead) counts once.
 """
 
@@ -24,8 +24,8 @@ LEASE = 20.0  # seconds a request taken and not renewed stays its process's
 RENEW_EVERY = LEASE / 4
 KEEP_FOR = 3 * 24 * 3600  # seconds a batch's keys outlive their last change: past its window
 
-# the request's acknowledgement and the batch's tally in one: 1 when it was this settling
-SETTLE = """
+# the request's acknowledgement and the batch's tally in one: 1 when it was this concluding
+CONCLUDE = """
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('XDEL', KEYS[1], ARGV[2])
 redis.call('HINCRBY', KEYS[2], 'left', -1)
@@ -54,9 +54,9 @@ class RedisBatchQueue:
         self.client = client
         self.consumer = consumer
         self.clock = clock
-        self._settle = client.register_script(SETTLE)
+        self._conclude = client.register_script(CONCLUDE)
         self._back = client.register_script(BACK)
-        self._held: set = set()  # (stream, entry id) of the requests this process runs
+        self._claimed: set = set()  # (stream, entry id) of the requests this process runs
         self._looked: dict = {}  # stream: when its stopped processes' requests were looked for
         self._renewed = 0.0
         self._lock = threading.Lock()
@@ -86,7 +86,7 @@ class RedisBatchQueue:
         return bool(self.client.hexists(_tally(batch), "queued"))
 
     def take(self, batch: str, model: str) -> Optional[Claim]:
-        """The next request of ``batch``'s ``model``: first one a stopped process held
+        """The next request of ``batch``'s ``model``: first one a stopped process claimed
         past its lease (looked for every :data:`RENEW_EVERY` seconds), else one not read."""
         stream = _stream(batch, model)
         now = self.clock()
@@ -97,7 +97,7 @@ class RedisBatchQueue:
                     stream, GROUP, self.consumer, int(LEASE * 1000), "0-0", count=1
                 )
                 if claimed and claimed[0][1]:
-                    return self._held_now(batch, model, stream, *claimed[0], again=True)
+                    return self._claim(batch, model, stream, *claimed[0], again=True)
             read = self.client.xreadgroup(GROUP, self.consumer, {stream: ">"}, count=1)
         except Exception as exc:  # the batch ended and its streams went with it
             if "NOGROUP" in str(exc):
@@ -105,13 +105,13 @@ class RedisBatchQueue:
             raise
         if not read or not read[0][1]:
             return None
-        return self._held_now(batch, model, stream, *read[0][1][0], again=False)
+        return self._claim(batch, model, stream, *read[0][1][0], again=False)
 
-    def _held_now(self, batch, model, stream, entry, fields, again: bool) -> Claim:
+    def _claim(self, batch, model, stream, entry, fields, again: bool) -> Claim:
         entry = _text(entry)
         fields = {_text(name): _text(value) for name, value in fields.items()}
         with self._lock:
-            self._held.add((stream, entry))
+            self._claimed.add((stream, entry))
         return Claim(batch, model, int(fields["n"]), fields["c"], int(fields["o"]),
                       entry, again)  # fmt: skip
 
@@ -127,11 +127,11 @@ class RedisBatchQueue:
         lapsed, a process takes it over as ``again``."""
         self._let_go(_stream(claim.batch, claim.model), claim.handle)
 
-    def settle(self, claim: Claim, ok: Optional[bool]) -> None:
+    def conclude(self, claim: Claim, ok: Optional[bool]) -> None:
         stream = _stream(claim.batch, claim.model)
         self._let_go(stream, claim.handle)
         field = "" if ok is None else "completed" if ok else "failed"
-        self._settle(keys=[stream, _tally(claim.batch)], args=[GROUP, claim.handle, field])
+        self._conclude(keys=[stream, _tally(claim.batch)], args=[GROUP, claim.handle, field])
 
     def renew(self) -> None:
         """Renew this process's claims on the requests it runs, when they are due."""
@@ -140,11 +140,11 @@ class RedisBatchQueue:
             return
         self._renewed = now
         with self._lock:
-            held = sorted(self._held)
-        if not held:
+            claimed = sorted(self._claimed)
+        if not claimed:
             return
         with self.client.pipeline(transaction=False) as pipe:
-            for stream, entry in held:  # claimed again by its holder: its idle time reset
+            for stream, entry in claimed:  # claimed again by its consumer: its idle time reset
                 pipe.xclaim(stream, GROUP, self.consumer, 0, [entry], justid=True)
             pipe.execute(raise_on_error=False)
 
@@ -165,7 +165,7 @@ class RedisBatchQueue:
 
     def _let_go(self, stream: str, entry: str) -> None:
         with self._lock:
-            self._held.discard((stream, entry))
+            self._claimed.discard((stream, entry))
 
 
 def _stream(batch: str, model: str) -> str:

@@ -22,8 +22,9 @@ POOL = 8
 WAIT = 30.0  # seconds a thread waits for a connection of a full pool before it gives up
 
 
-class SqliteFile:
-    """One file whose tables ``schema`` creates, and the pool of connections to it."""
+class SqliteDatabase:
+    """One SQLite database, its file's tables made by ``schema``, and the pool of
+    connections to it."""
 
     def __init__(
         self, path: str, *schema: str, added: tuple = (), renamed: tuple = (), size: int = POOL

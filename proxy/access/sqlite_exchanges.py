@@ -14,7 +14,7 @@ import json
 import time
 from typing import Callable, Iterable, Optional
 
-from proxy.access.sqlite import SqliteFile
+from proxy.access.sqlite import SqliteDatabase
 
 MAX_EXCHANGES = 10_000
 MAX_BYTES = 256 * 1024 * 1024
@@ -75,7 +75,7 @@ class SqliteExchanges:
         retention: float = RETENTION_DAYS * 86400,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.file = SqliteFile(path, SCHEMA, added=ADDED, renamed=RENAMED)
+        self.file = SqliteDatabase(path, SCHEMA, added=ADDED, renamed=RENAMED)
         self.max_count = max_count
         self.max_bytes = max_bytes
         self.retention = retention

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from proxy.access.outages import Outages
-from proxy.access.sqlite import SqliteFile
+from proxy.access.sqlite import SqliteDatabase
 from proxy.core.errors import NotFoundError
 
 MAX_CHAIN = 10_000  # responses a conversation may be continued through
@@ -120,7 +120,7 @@ class SqliteRecords:
     """Records as JSON in a SQLite file."""
 
     def __init__(self, path: str) -> None:
-        self.file = SqliteFile(path, SCHEMA)
+        self.file = SqliteDatabase(path, SCHEMA)
         self._saves = 0
 
     def put(self, id: str, record: dict, retention: float) -> None:

@@ -30,7 +30,7 @@ from typing import Sequence
 
 import orjson
 
-from proxy.access.sqlite import SqliteFile
+from proxy.access.sqlite import SqliteDatabase
 
 COUNTS = (
     "requests", "prompt_tokens", "completion_tokens", "errors", "cached_tokens", "web_searches",
@@ -166,7 +166,7 @@ class SqliteUsage:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.file = SqliteFile(path, *SCHEMA, added=ADDED_COLUMNS)
+        self.file = SqliteDatabase(path, *SCHEMA, added=ADDED_COLUMNS)
         self._applied = 0
 
     def apply(self, charges: Sequence[Charge]) -> None:

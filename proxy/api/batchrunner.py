@@ -219,7 +219,7 @@ class BatchRunner:
                     if claim is None:
                         self._empty.add((record.id, model))
                     elif ending:
-                        self.queue.settle(claim, None)
+                        self.queue.conclude(claim, None)
                     else:
                         running[pool.submit(self._run, record, claim)] = record.id
                         free[model] -= 1
@@ -351,7 +351,7 @@ class BatchRunner:
     # -- a batch's request ------------------------------------------------------------------
 
     def _run(self, record: BatchRecord, claim: Claim) -> None:
-        """Run ``claim``'s request; one whose answer could not be kept, or settled, waits to
+        """Run ``claim``'s request; one whose answer could not be kept, or concluded, waits to
         run again (its answer, if kept, found then); one that cannot be run at all is an
         error of its own."""
         try:
@@ -388,7 +388,7 @@ class BatchRunner:
             answered = self.batches.answered(record.id)
             if claim.custom_id in answered:
                 with self.outages.reaching(QUEUE):
-                    self.queue.settle(claim, answered[claim.custom_id])
+                    self.queue.conclude(claim, answered[claim.custom_id])
                 return
         key = self.key(record.owner)  # as it is now: its grants, limits and budgets
         if self.keyed and key is None:
@@ -409,7 +409,7 @@ class BatchRunner:
             json=asked.body,
             environ_overrides={CHARGE_ID: "batch_" + once, BATCH_LINE: key},
             buffered=True,
-        )  # closed, as a server closes it: settled
+        )  # closed, as a server closes it: concluded
         body = answer.get_json(silent=True)
         if answer.status_code in AGAIN:
             why = (body or {}).get("error", {}).get("message", "") if isinstance(body, dict) else ""
@@ -425,10 +425,10 @@ class BatchRunner:
         self._keep_answer(record, claim, response, None)
 
     def _keep_answer(self, record, claim: Claim, response: Optional[dict], error) -> None:
-        """The request's answer on the disk, then settled: counted once."""
+        """The request's answer on the disk, then concluded: counted once."""
         ok = response is not None and response["status_code"] < 400
         result = {"id": "batch_req_" + secrets.token_hex(12), "custom_id": claim.custom_id,
                   "response": response, "error": error}  # fmt: skip
         self.batches.answer(record.id, result, ok)
         with self.outages.reaching(QUEUE):
-            self.queue.settle(claim, ok)
+            self.queue.conclude(claim, ok)

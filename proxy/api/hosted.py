@@ -19,13 +19,13 @@ from proxy.tools.toolloop import ToolLoop, anything
 def generator(ask: Ask) -> tuple:
     """``(ask, generator)``: the ask with the servers of tools its model will be offered (and
     the types of the hosted tools asked for that are left out for its model, unconfigured,
-    its operator's choice, among its ``left_out``), and what runs it."""
+    its operator's choice, among its ``not_offered``), and what runs it."""
     state = get_state()
     router = state.router
     policy = request_model().tools
     if ask.not_run and not policy.drop_hosted:
         raise hosted_refusal(ask, answer_name())
-    left_out = list(ask.left_out)
+    not_offered = list(ask.not_offered)
     key = this_call().key
     may_run = key.may_run if key is not None else anything
     for server, field in ask.upstream_runs:  # the upstream runs them, on the operator's bill
@@ -42,7 +42,7 @@ def generator(ask: Ask) -> tuple:
         named.add(use.name)
         if state.tools is None or not state.tools.has(use.server):
             if policy.drop_hosted or not use.label:
-                left_out.append(use.kind)
+                not_offered.append(use.kind)
                 continue
             raise _not_here(use)
         if not may_run(use.server, ""):
@@ -52,9 +52,9 @@ def generator(ask: Ask) -> tuple:
                 )
             continue  # the model's own tools: offered to the keys granted them
         uses.append(use)
-    left_out = tuple(dict.fromkeys(left_out))
-    if left_out != ask.left_out:
-        ask = amended(ask, left_out=left_out)
+    not_offered = tuple(dict.fromkeys(not_offered))
+    if not_offered != ask.not_offered:
+        ask = amended(ask, not_offered=not_offered)
     if not uses and not ask.request.approvals:
         if ask.request.uses:  # none of them offered: the model is asked without them
             ask = ask.amended(lambda request: amended(request, uses=()))

@@ -197,7 +197,7 @@ class Exchange:
         return 3 * self.read + 2 * len(self.answer)
 
     def record(self, key, model: str, status: int, seconds: float, spent, side) -> dict:
-        """What is kept, but for the model's side (``side``): the writer settles that, as it
+        """What is kept, but for the model's side (``side``): the writer gathers that, as it
         may ask the server how it rendered the prompt. ``key``: whose (``None``: no keys)."""
         request, request_cut = (
             (None, False) if self.body is UNREAD else exchanges.kept_json(self.body)

@@ -156,17 +156,17 @@ def serve(
         if how in (COUNTED, ESTIMATED):
             response.headers[USAGE_HEADER] = how
     if not passed:  # an answer its upstream wrote had nothing of its request left out
-        response.headers.update(left_out(dialect, ask))
+        response.headers.update(left_out_headers(dialect, ask))
     tell(response.headers, served)
     return response
 
 
-def left_out(dialect: Dialect, ask: Ask) -> dict:
+def left_out_headers(dialect: Dialect, ask: Ask) -> dict:
     """The headers naming what of ``ask`` its answer did not read: the dialect's own, and
     the tools its model was not offered."""
     headers = dialect.headers(ask)
-    if ask.left_out:
-        headers[LEFT_OUT_TOOLS_HEADER] = named(ask.left_out)
+    if ask.not_offered:
+        headers[LEFT_OUT_TOOLS_HEADER] = named(ask.not_offered)
     return headers
 
 
@@ -187,9 +187,9 @@ def tell(headers, served: Sequence[Served]) -> None:
     changed of its request."""
     if any(each.instead for each in served):
         headers[SERVED_HEADER] = ", ".join(dict.fromkeys(e.model for e in served if e.model))
-    left_out = [name for each in served for name in each.left_out]
-    if left_out:
-        headers[LEFT_OUT_FIELDS_HEADER] = named(tuple(dict.fromkeys(left_out)))
+    stripped = [name for each in served for name in each.stripped]
+    if stripped:
+        headers[LEFT_OUT_FIELDS_HEADER] = named(tuple(dict.fromkeys(stripped)))
     replaced = [name for each in served for name in each.replaced]
     if replaced:
         headers[REPLACED_FIELDS_HEADER] = named(tuple(dict.fromkeys(replaced)))

@@ -168,7 +168,7 @@ class Admission:
             self._wake_head()
             self._count()
         if ticket.party.cap:  # outside the lock: it wakes this queue and others
-            ticket.party.held.give()
+            ticket.party.leases.give()
 
     def accepted(self, ticket: Ticket, slot: Optional[int]) -> None:
         """The server has begun answering ``ticket``'s request (in ``slot``, where it says)."""
@@ -295,7 +295,7 @@ class Admission:
             else:
                 self._queue.rejoin(ticket)
             if ticket.party.cap:
-                ticket.party.held.watch(self, self._poke)
+                ticket.party.leases.watch(self, self._poke)
             if ticket.wake is None:
                 ticket.wake = threading.Condition(self._lock)
             self._count(ticket.party)
@@ -343,7 +343,7 @@ class Admission:
         """``ticket`` takes a slot (call holding the lock)."""
         self._running += 1
         if ticket.party.cap:  # only a capped key's slots need counting across queues
-            ticket.party.held.take()
+            ticket.party.leases.take()
         self._ran(ticket.party, 1, served=True)
         self._count()
         self.watch.admitted(waited)

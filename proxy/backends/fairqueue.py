@@ -87,11 +87,11 @@ class FairQueue:
         self._virtual = max(self._virtual, request.stamp)
 
     def first(
-        self, now: float, held_back: Callable[[Party], bool] = lambda party: False
+        self, now: float, capped: Callable[[Party], bool] = lambda party: False
     ) -> Optional[Waiter]:
-        """The request the next free slot goes to; none of a party ``held_back`` (its cap
+        """The request the next free slot goes to; none of a party ``capped`` (its cap
         reached)."""
-        heads = [flow[0] for flow in self._flows.values() if not held_back(flow[0].party)]
+        heads = [flow[0] for flow in self._flows.values() if not capped(flow[0].party)]
         priorities = sorted({head.party.priority for head in heads})
         best, best_rank = None, None
         for head in heads:

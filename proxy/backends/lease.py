@@ -78,7 +78,7 @@ class Attempt:
 
 
 class Lease:
-    """A slot of :class:`Admission` held for a ``with`` block, waited for on entry."""
+    """A slot of :class:`Admission` leased for a ``with`` block, waited for on entry."""
 
     __slots__ = ("admission", "caller", "ticket")
 

@@ -176,8 +176,8 @@ class ToolsListed(Event):
 
 
 class ToolRan(Event):
-    """The gateway ran a hosted tool the model called, or holds the call for the client's
-    approval (a :class:`ToolRun`); the answer goes on after it."""
+    """The gateway ran a hosted tool the model called, or leaves the call pending the
+    client's approval (a :class:`ToolRun`); the answer goes on after it."""
 
     __slots__ = ("run",)
 

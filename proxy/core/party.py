@@ -13,9 +13,9 @@ from typing import Callable
 HIGHEST, DEFAULT_PRIORITY, LOWEST = 0, 128, 255  # LiteLLM's scale: the lower goes first
 
 
-class Held:
-    """How many slots a key with a cap holds now, across every upstream, and the queues to
-    tell when it holds one fewer (a request of it may be waiting there for its cap)."""
+class Leases:
+    """How many slots a key with a cap has leased now, across every upstream, and the queues
+    to tell when it has one fewer (a request of it may be waiting there for its cap)."""
 
     def __init__(self) -> None:
         self.count = 0
@@ -44,21 +44,21 @@ class Held:
 class Party:
     """One key as the queue sees it. ``weight``: its share of the slots against other keys
     waiting (2 gets twice the turns of 1); ``priority``: 0 to 255, the lower first (a
-    request may ask for its own); ``cap``: slots it may hold at once, 0 for no cap."""
+    request may ask for its own); ``cap``: slots it may lease at once, 0 for no cap."""
 
     name: str = ""
     weight: float = 1.0
     priority: int = DEFAULT_PRIORITY
     cap: int = 0
-    held: Held = field(default_factory=Held, compare=False, repr=False)
+    leases: Leases = field(default_factory=Leases, compare=False, repr=False)
 
     def at(self, priority: int) -> "Party":
         """This party asking for ``priority`` for one request."""
         return self if priority == self.priority else replace(self, priority=priority)
 
     def capped(self) -> bool:
-        """Whether it holds all the slots its cap allows."""
-        return bool(self.cap) and self.held.count >= self.cap
+        """Whether it has leased all the slots its cap allows."""
+        return bool(self.cap) and self.leases.count >= self.cap
 
 
 ANYONE = Party()  # every request when the proxy has no keys: one party, first come first served

@@ -88,7 +88,7 @@ class ToolListing:
 @dataclass(frozen=True)
 class ToolRun:
     """A call of a hosted tool the model made, as the gateway ran it (or, ``pending``,
-    holds it for the client's approval): its output (``truncated``: cut to its server's
+    leaves it pending the client's approval): its output (``truncated``: cut to its server's
     bound), or why it failed (``error``), and the pages it drew on."""
 
     id: str

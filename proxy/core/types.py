@@ -105,8 +105,8 @@ class ToolChoice:
 
 
 @dataclass(frozen=True)
-class FileChunk:
-    """Another file's text a gap may draw on (llama.cpp's ``input_extra``)."""
+class SourceChunk:
+    """Another source file's text a gap may draw on (llama.cpp's ``input_extra``)."""
 
     text: str
     filename: str = "tmp"
@@ -136,7 +136,7 @@ class GenerationRequest:
     messages: tuple = ()
     prompt: Optional[str] = None
     # fill-in-the-middle: the text after the gap (the prompt is the text before it), other
-    # files' chunks it may draw on (FileChunk), and what is typed of the gap's line so far
+    # files' chunks it may draw on (SourceChunk), and what is typed of the gap's line so far
     suffix: Optional[str] = None
     nearby: tuple = ()
     cursor: str = ""
@@ -289,15 +289,16 @@ class Served:
     """Who answered a choice or a turn, and what became of its request on the way: the id
     of the model that made it (as usage and prices count it), whether that is another than
     the one asked for (a fallback, an overflow, a warm equal), the request's fields the
-    model's filters left out or sent with the operator's values (``replaced``), and the
-    service tier it was asked at, priced apart by its model (``""``: its model's own).
+    model's filters stripped (``stripped``) or sent with the operator's values
+    (``replaced``), and the service tier it was asked at, priced apart by its model (``""``:
+    its model's own).
 
     A whole answer carries it (:attr:`Completion.served`); a stream tells it before its
     first chunk, as an item of its own, which the core passes on as an event."""
 
     model: str = ""
     instead: bool = False
-    left_out: tuple = ()
+    stripped: tuple = ()
     replaced: tuple = ()
     tier: str = ""
 

@@ -62,7 +62,7 @@ class Ask:
     not_run: tuple = ()
     # the names of the tools it offers that the model is not offered (a client's own, such as
     # Anthropic's bash), named in the answer's header
-    left_out: tuple = ()
+    not_offered: tuple = ()
     # the servers of tools its body asks the model's own server to run (a body passed on
     # verbatim), as ``(server, field)``: granted to the key as the gateway's own would be
     upstream_runs: tuple = ()

@@ -20,7 +20,7 @@ from proxy.core.errors import ProxyError
 from proxy.core.events import Finish, TextDelta, UsageReport, Waiting
 from proxy.core.fields import Fields, sampling, stop_words
 from proxy.core.sse import COMMENT, EVENT_STREAM, encode_event
-from proxy.core.types import Completion, FileChunk, GenerationRequest, Usage
+from proxy.core.types import Completion, GenerationRequest, SourceChunk, Usage
 from proxy.dialects.dialect import Ask, Limits
 from proxy.dialects.openai import answer
 from proxy.dialects.openai.answer import headers  # noqa: F401 (the dialect's)
@@ -80,7 +80,8 @@ def _nearby(fields: Fields, limits: Limits) -> tuple:
     if len(chunks) > limits.max_batch:
         raise fields.fail("input_extra", f"may hold at most {limits.max_batch} chunks")
     return tuple(
-        FileChunk(chunk.string("text") or "", chunk.string("filename") or "tmp") for chunk in chunks
+        SourceChunk(chunk.string("text") or "", chunk.string("filename") or "tmp")
+        for chunk in chunks
     )
 
 

@@ -29,16 +29,16 @@ from proxy.fleet import liveness
 from proxy.fleet.fleet import Fleet
 from proxy.fleet.health import Rotation
 from proxy.fleet.liveness import LiveConversations
-from proxy.fleet.redisline import RedisLine, Renewals
+from proxy.fleet.redissharedqueue import RedisQueue, Renewals
 from proxy.fleet.replica import ManagedReplica, Replica
 from proxy.fleet.servedmodel import ServedModel
-from proxy.fleet.sharedqueue import LINE, PROBE_EVERY, SharedAdmission
+from proxy.fleet.sharedqueue import PROBE_EVERY, SHARED_QUEUE, SharedAdmission
 from proxy.ops.metrics import Metrics
 from proxy.redis_client import connect
 from proxy.servers.build import add_server, load_catalog, managed_servers, preload
 from proxy.servers.pool import ProcessPool
 from proxy.servers.remote import Supervised
-from proxy.servers.remotequeue import SupervisedLine
+from proxy.servers.remotequeue import SupervisedQueue
 
 
 def build_fleet(
@@ -308,9 +308,9 @@ def server_label(upstream: UpstreamSpec, spec: ModelSpec) -> str:
 
 class Admissions:
     """How this process admits requests to its upstreams' slots: by a queue of its own for
-    each, or, where other processes serve them too, by the queue they share (a
-    :class:`~proxy.fleet.sharedqueue.Line`): Redis's for proxies sharing ``--redis-url``, else
-    the supervisor's for gunicorn's workers."""
+    each, or, where other processes serve them too, by the queue they share
+    (a :class:`~proxy.fleet.sharedqueue.SharedQueue`): Redis's for proxies sharing
+    ``--redis-url``, else the supervisor's for gunicorn's workers."""
 
     def __init__(self, settings: Settings, runtime: Runtime, metrics: Optional[Metrics]) -> None:
         self.settings = settings
@@ -318,7 +318,7 @@ class Admissions:
         self.outages = Outages(
             "the supervisor" if runtime.supervisor else "Redis",
             remote=True,
-            stores={LINE: "the shared queue of the upstreams' slots"},
+            stores={SHARED_QUEUE: "the shared queue of the upstreams' slots"},
             probe_every=PROBE_EVERY,
             meanwhile="each process admits requests by its own queue",
         )
@@ -330,7 +330,7 @@ class Admissions:
         elif runtime.supervisor:
             self._supervised = Supervised(*runtime.supervisor)
         if metrics and (self._redis or self._supervised):
-            metrics.watch_line(self.outages)
+            metrics.watch_shared_queue(self.outages)
 
     def make(self, upstream: UpstreamSpec, spec: ModelSpec) -> Admission:
         limits = self.settings.limits
@@ -346,11 +346,11 @@ class Admissions:
         admission = {**settings, "slots": SlotCount(configured=upstream.slots or None)}
         where = f"{spec.id or 'default'}|{upstream.url}"
         if self._redis is not None:
-            line = RedisLine(
+            shared_queue = RedisQueue(
                 self._redis, where, self._renewals, configured=upstream.slots or 0, **settings
             )
         elif self._supervised is not None:
-            line = SupervisedLine(
+            shared_queue = SupervisedQueue(
                 self._supervised,
                 where,
                 (settings["name"], upstream.slots or None, limits.max_queue,
@@ -358,7 +358,7 @@ class Admissions:
             )  # fmt: skip
         else:
             return Admission(watch=watch, **admission)
-        return SharedAdmission(line, self.outages, watch=watch, **admission)
+        return SharedAdmission(shared_queue, self.outages, watch=watch, **admission)
 
 
 class Anew:

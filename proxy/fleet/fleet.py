@@ -185,8 +185,8 @@ class Fleet:
     def count_tokens(self, request: GenerationRequest) -> int:
         model = self._model_of(request.model, request.caller)
         request = with_defaults(request, model.spec.defaults)
-        held = _held(lambda backend: backend.count_tokens(request), request.caller)
-        return self._failing_over(model, None, held)
+        attempt = _attempt(lambda backend: backend.count_tokens(request), request.caller)
+        return self._failing_over(model, None, attempt)
 
     def tokenize(self, text: str, model: Optional[str] = None, caller: Caller = NOBODY) -> list:
         return self._any_replica(model, lambda backend: backend.tokenize(text), caller)
@@ -366,7 +366,7 @@ class Fleet:
                     raise
 
     def _any_replica(self, name: Optional[str], call: Callable[[Backend], T], caller: Caller) -> T:
-        return self._failing_over(self._model_of(name, caller), None, _held(call, caller))
+        return self._failing_over(self._model_of(name, caller), None, _attempt(call, caller))
 
     def _check_all(self) -> dict:
         """Each model's ``(replica, its health)``, every replica checked."""
@@ -395,8 +395,8 @@ def in_slot(request: GenerationRequest, slot: Optional[int]) -> GenerationReques
     return request if slot is None else request.in_slot(slot)
 
 
-def _held(call: Callable[[Backend], T], caller: Caller) -> Callable[[Replica], T]:
-    """``call`` on a replica's backend, the replica held able to serve meanwhile (a wait for
+def _attempt(call: Callable[[Backend], T], caller: Caller) -> Callable[[Replica], T]:
+    """``call`` on a replica's backend, the replica kept able to serve meanwhile (a wait for
     its server to start is ``caller``'s)."""
 
     def attempt(replica: Replica) -> T:

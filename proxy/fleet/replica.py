@@ -1,8 +1,8 @@
-"""A replica: one backend of a model as the fleet uses it, held while it serves, its slots
+"""A replica: one backend of a model as the fleet uses it, kept serving while it is used, its slots
 seated, its health and model card as the fleet reports them.
 
 Two kinds answer the same calls: an upstream the proxy only reaches (:class:`Replica`) and one
-whose server the proxy runs (:class:`ManagedReplica`), started when first needed and held
+whose server the proxy runs (:class:`ManagedReplica`), started when first needed and kept
 running while it serves, restarted under a request that never reached it, its slots as the
 server's keeper knows them.
 """
@@ -35,7 +35,7 @@ class Replica:
         self.backend = backend
 
     def serving(self, measure: Optional[Measure] = None) -> ContextManager[None]:
-        """Hold the replica able to serve for the ``with`` block (a wait for it to start is
+        """Keep the replica able to serve for the ``with`` block (a wait for it to start is
         ``measure``'s)."""
         return nullcontext()
 
@@ -65,7 +65,7 @@ class Replica:
 class ManagedReplica(Replica):
     """The one replica of a model whose server the proxy runs.
 
-    Every call holds the server running, starting it first if it is not; a request that
+    Every call keeps the server running, starting it first if it is not; a request that
     never reached the server, because it died while the request waited for a slot, waits
     for the restart and goes again, as many times as :data:`RESTARTS`.
     """

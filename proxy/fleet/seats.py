@@ -98,7 +98,7 @@ class Affinity:
     def __init__(self, capacity: int = MAX_CONVERSATIONS) -> None:
         self.capacity = capacity
         self._where: OrderedDict = OrderedDict()  # conversation -> (replica, slot or None)
-        self._holder: dict = {}  # (replica, slot) -> conversation
+        self._occupant: dict = {}  # (replica, slot) -> conversation
         self._pinned: set = set()  # (replica, slot) pinned by a generation in flight
         self._lock = threading.Lock()
 
@@ -134,23 +134,23 @@ class Affinity:
         place = (replica, slot)
         with self._lock:
             if slot is not None:
-                previous = self._holder.get(place)
+                previous = self._occupant.get(place)
                 if previous is not None and previous != conversation:
                     self._where.pop(previous, None)
-                self._holder[place] = conversation
+                self._occupant[place] = conversation
             old = self._where.pop(conversation, None)
-            if old is not None and old != place and self._holder.get(old) == conversation:
-                del self._holder[old]
+            if old is not None and old != place and self._occupant.get(old) == conversation:
+                del self._occupant[old]
             self._where[conversation] = place
             while len(self._where) > self.capacity:
                 forgotten, where = self._where.popitem(last=False)
-                if self._holder.get(where) == forgotten:
-                    del self._holder[where]
+                if self._occupant.get(where) == forgotten:
+                    del self._occupant[where]
 
     def forget_replica(self, replica: str) -> None:
         """``replica`` restarted or left: the caches it held are gone."""
         with self._lock:
             for conversation in [k for k, (name, _) in self._where.items() if name == replica]:
                 del self._where[conversation]
-            for place in [p for p in self._holder if p[0] == replica]:
-                del self._holder[place]
+            for place in [p for p in self._occupant if p[0] == replica]:
+                del self._occupant[place]

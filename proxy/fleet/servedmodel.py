@@ -58,7 +58,7 @@ class ServedModel:
         return Served(
             counted_id(self.spec),
             self is not asked,
-            *((told.left_out, told.replaced, told.tier) if told is not None else ()),
+            *((told.stripped, told.replaced, told.tier) if told is not None else ()),
         )
 
     def cold(self) -> bool:

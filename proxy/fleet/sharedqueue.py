@@ -1,10 +1,10 @@
 """Admission through a queue that every process serving an upstream shares: the supervisor's
 under gunicorn (:mod:`proxy.servers.queues`), Redis's across proxies
-(:mod:`proxy.fleet.redisline`). Each is a :class:`Line`.
+(:mod:`proxy.fleet.redissharedqueue`). Each is a :class:`SharedQueue`.
 
-The process's own queue, which :class:`SharedAdmission` inherits, takes over while the line
-cannot be reached: no request is refused for it, the outage is logged as it begins and as it
-ends (:class:`~proxy.access.outages.Outages`), and the line is tried again once every
+The process's own queue, which :class:`SharedAdmission` inherits, takes over while the shared
+queue cannot be reached: no request is refused for it, the outage is logged as it begins and
+as it ends (:class:`~proxy.access.outages.Outages`), and the shared queue is tried again once every
 :data:`PROBE_EVERY` seconds meanwhile. A ticket stays with the queue that handed it out.
 """
 
@@ -19,13 +19,13 @@ from proxy.backends.lease import Ticket
 from proxy.core.caller import Caller
 from proxy.core.errors import StoreUnavailableError
 
-PROBE_EVERY = 5.0  # seconds between two tries of a line that cannot be reached
-LINE = "queue"  # the one store an outage of the shared queue is tracked as
+PROBE_EVERY = 5.0  # seconds between two tries of a shared queue that cannot be reached
+SHARED_QUEUE = "queue"  # the one store an outage of the shared queue is tracked as
 
 
-class Line(Protocol):
+class SharedQueue(Protocol):
     """One upstream's queue as the processes share it: the bookkeeping calls of
-    :class:`~proxy.backends.admission.Admission`, each raising the line's own error (an
+    :class:`~proxy.backends.admission.Admission`, each raising the shared queue's own error (an
     ``OSError``, a ``redis.RedisError``) while it cannot be reached."""
 
     def wait(self, caller: Caller, ticket: Optional[Ticket]) -> Ticket: ...
@@ -45,17 +45,17 @@ class Line(Protocol):
     def snapshot(self) -> dict: ...
 
     def busy(self) -> tuple:
-        """``(generations running or waiting, slot limit)`` as of the line's last answer,
+        """``(generations running or waiting, slot limit)`` as of the shared queue's last answer,
         without asking it again."""
 
 
 class SharedAdmission(Admission):
-    """An :class:`Admission` whose turns ``line`` keeps for every process; its own queue
-    while ``line`` cannot be reached. ``outages`` is told when that begins and ends."""
+    """An :class:`Admission` whose turns ``shared_queue`` keeps for every process; its own queue
+    while ``shared_queue`` cannot be reached. ``outages`` is told when that begins and ends."""
 
-    def __init__(self, line: Line, outages: Outages, **admission) -> None:
+    def __init__(self, shared_queue: SharedQueue, outages: Outages, **admission) -> None:
         super().__init__(**admission)
-        self.line = line
+        self.shared_queue = shared_queue
         self.outages = outages
         self._mine: dict = {}  # key name: [running, waiting] of this process's shared tickets
         self._counting = threading.Lock()
@@ -68,7 +68,7 @@ class SharedAdmission(Admission):
         name, began = caller.party.name, self.clock()
         self._tell_mine(name, waiting=1)
         try:
-            shared = self._reach(lambda: self.line.wait(caller, ticket))
+            shared = self._reach(lambda: self.shared_queue.wait(caller, ticket))
         except StoreUnavailableError:
             return super().wait(caller, None)  # a refused shared ticket starts anew here
         finally:
@@ -81,67 +81,67 @@ class SharedAdmission(Admission):
         if ticket.shared is None:
             return super().release(ticket)
         self._tell_mine(ticket.party.name, running=-1)
-        self._quietly(lambda: self.line.release(ticket))
+        self._quietly(lambda: self.shared_queue.release(ticket))
 
     def accepted(self, ticket: Ticket, slot: Optional[int]) -> None:
         if ticket.shared is None:
             return super().accepted(ticket, slot)
         if not self._told():
-            self._quietly(lambda: self.line.accepted(ticket, slot))
+            self._quietly(lambda: self.shared_queue.accepted(ticket, slot))
 
     def finished(self, ticket: Ticket) -> None:
         if ticket.shared is None:
             return super().finished(ticket)
         if not self._told():
-            self._quietly(lambda: self.line.finished(ticket))
+            self._quietly(lambda: self.shared_queue.finished(ticket))
 
     def _told(self) -> bool:
         """Whether the slots are known from the operator or the server: then what the server
-        is answering teaches nothing, and the line need not hear of it (two round trips a
+        is answering teaches nothing, and the shared queue need not hear of it (two round trips a
         request fewer)."""
         return self.slots.source in ("configured", "reported")
 
     def refused(self, ticket: Ticket) -> None:
         if ticket.shared is None:
             return super().refused(ticket)
-        self._quietly(lambda: self.line.refused(ticket))
+        self._quietly(lambda: self.shared_queue.refused(ticket))
 
     # -- what the server says of its slots --------------------------------------------------
 
     def saw_slot(self, slot_id: object) -> None:
         super().saw_slot(slot_id)
-        self._quietly(lambda: self.line.saw_slot(slot_id))
+        self._quietly(lambda: self.shared_queue.saw_slot(slot_id))
 
     def report(self, total: Optional[int], queues: bool = False) -> None:
         super().report(total, queues)
-        self._quietly(lambda: self.line.report(total, queues))
+        self._quietly(lambda: self.shared_queue.report(total, queues))
 
     # -- what is shown ----------------------------------------------------------------------
 
     def busy(self) -> tuple:
-        """What placement weighs: the line's count as of its last answer."""
-        if not self.outages.is_up(LINE):
+        """What placement weighs: the shared queue's count as of its last answer."""
+        if not self.outages.is_up(SHARED_QUEUE):
             return super().busy()
-        running, limit = self.line.busy()
+        running, limit = self.shared_queue.busy()
         return running, limit if limit is not None else self.slots.limit
 
     def snapshot(self) -> dict:
-        """The line's picture, whichever process shows it; this process's own while the line
+        """The shared queue's picture, whichever process shows it; this process's own while it
         cannot be reached (``shared`` says which)."""
         try:
-            shown = self._reach(self.line.snapshot)
+            shown = self._reach(self.shared_queue.snapshot)
         except StoreUnavailableError:
             return {**super().snapshot(), "shared": False}
         return {**shown, "shared": True}
 
-    # -- the line's outages -----------------------------------------------------------------
+    # -- the shared queue's outages ---------------------------------------------------------
 
     def _reach(self, call: Callable):
-        with self.outages.reaching(LINE):
+        with self.outages.reaching(SHARED_QUEUE):
             return call()
 
     def _quietly(self, call: Callable) -> None:
-        """A call whose failure has nothing to change: a lease the line has lost ends by its
+        """A call whose failure has nothing to change: a lease the shared queue has lost ends by its
         own expiry (Redis) or with its connection (the supervisor)."""
         try:
             self._reach(call)
@@ -150,7 +150,7 @@ class SharedAdmission(Admission):
 
     def _tell_mine(self, name: str, running: int = 0, waiting: int = 0, served=False) -> None:
         """This process's part of the shared queue, for ``/metrics``: each process tells its
-        own, and their sum is the line's."""
+        own, and their sum is the shared queue's."""
         with self._counting:
             mine = self._mine.setdefault(name, [0, 0])
             mine[0] += running

@@ -170,7 +170,7 @@ class Metrics:
         unwritten.labels("exchanges")
         capture.on_unwritten = unwritten.labels("exchanges").inc
 
-    def watch_line(self, outages) -> None:
+    def watch_shared_queue(self, outages) -> None:
         """Whether the queue the processes share can be reached (``outages`` of it): while
         not, each process admits by its own."""
         up = Gauge(
@@ -402,11 +402,11 @@ class FleetCollector:
             "1 for the state the server the proxy runs is in",
             labels=["model", "state"],
         )
-        line = LineFamilies()
+        shared = SharedQueueFamilies()
         for model in self.fleet.status():
             for replica in model["replicas"]:
                 name = model["label"]
-                line.add(name, replica)
+                shared.add(name, replica)
                 up.add_metric([name, replica["url"]], float(replica["in_rotation"]))
                 if replica["slots"]:
                     slots.add_metric([name, replica["url"]], replica["slots"])
@@ -414,15 +414,15 @@ class FleetCollector:
                 if state:
                     for each in MANAGED_STATES:
                         managed.add_metric([name, each], float(each == state))
-        yield from (up, slots, managed, *line.families)
+        yield from (up, slots, managed, *shared.families)
 
 
-class LineFamilies:
-    """The line every process shares, as whichever process is scraped sees it: each key's
-    slots and waiting requests, and the slots each process holds."""
+class SharedQueueFamilies:
+    """The queue every process shares, as whichever process is scraped sees it (its metrics
+    named ``line_*``): each key's slots and waiting requests, and each process's slots."""
 
     def __init__(self) -> None:
-        self.held = GaugeMetricFamily(
+        self.leased = GaugeMetricFamily(
             PREFIX + "line_slots_held",
             "Slots a key holds, over every process sharing the upstream's line",
             labels=["model", "upstream", "key"],
@@ -437,14 +437,14 @@ class LineFamilies:
             "Slots each process sharing the upstream's line holds (a pid, or host:pid)",
             labels=["model", "upstream", "process"],
         )
-        self.families = (self.held, self.waiting, self.by_process)
+        self.families = (self.leased, self.waiting, self.by_process)
 
     def add(self, model: str, replica: dict) -> None:
         if not replica.get("shared"):
             return
         labels = [model, replica["url"]]
-        for key, line in replica.get("keys", {}).items():
-            self.held.add_metric([*labels, key], line["running"])
-            self.waiting.add_metric([*labels, key], line["waiting"])
-        for process, held in replica.get("processes", {}).items():
-            self.by_process.add_metric([*labels, str(process)], held)
+        for key, counts in replica.get("keys", {}).items():
+            self.leased.add_metric([*labels, key], counts["running"])
+            self.waiting.add_metric([*labels, key], counts["waiting"])
+        for process, leased in replica.get("processes", {}).items():
+            self.by_process.add_metric([*labels, str(process)], leased)

@@ -23,10 +23,10 @@ from proxy.core.errors import UpstreamUnavailableError
 from proxy.servers import engine, hub, memory, slotcache
 from proxy.servers.binaries import find_llama_server
 from proxy.servers.hub import PulledModels
-from proxy.servers.launch import Launch, command_for, hold_port
+from proxy.servers.launch import Launch, bind_port, command_for
 from proxy.servers.pool import ProcessPool
 from proxy.servers.processes import ManagedServer
-from proxy.servers.slotcache import SlotFiles
+from proxy.servers.slotcache import SavedSlots
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def _preload(server: ManagedServer) -> None:
 def _server(
     spec: ModelSpec, settings: Settings, runtime: Runtime, pool: ProcessPool
 ) -> ManagedServer:
-    """A model's server, not started: its command on a local port held for it, its log file."""
+    """A model's server, not started: its command on a local port kept for it, its log file."""
     managed = spec.managed
     if managed.model:
         try:
@@ -192,7 +192,7 @@ def _server(
         )
         env = runtime.child_environment(program.libraries)
         label = program.label
-    port = hold_port()
+    port = bind_port()
     command = command_for(template, port.getsockname()[1], managed.model)
     launch = Launch(
         spec.id,
@@ -218,7 +218,7 @@ def _server(
 
 def _slot_files(
     spec: ModelSpec, settings: Settings, runtime: Runtime, program: str
-) -> Optional[SlotFiles]:
+) -> Optional[SavedSlots]:
     """Where the KV caches of a llama-server the proxy runs are kept while it is stopped
     (a server it runs from its own command may be of a kind that cannot save them)."""
     budget = parse_size(settings.servers.slot_cache_size)
@@ -228,7 +228,7 @@ def _slot_files(
         Path(settings.servers.slot_cache_dir or os.path.join(runtime.cache_dir, "slots"))
         / spec.file_stem
     )
-    return SlotFiles(
+    return SavedSlots(
         folder, slotcache.fingerprint(spec.managed.model, spec.managed.args, program), budget
     )
 

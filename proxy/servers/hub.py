@@ -54,8 +54,8 @@ class HubFile:
 
 
 @dataclass(frozen=True)
-class LocalFiles:
-    """A model's files on this machine: its first part (what llama-server is given), its
+class DownloadedModel:
+    """A model downloaded to this machine: its first part (what llama-server is given), its
     projector (empty: none), and every file it took."""
 
     model: str
@@ -65,7 +65,7 @@ class LocalFiles:
 
 def download(
     reference: HubReference, *, progress: Optional[Progress] = None, offline: bool = False
-) -> LocalFiles:
+) -> DownloadedModel:
     """The files of ``reference``, downloaded unless the cache has them already.
     ``progress`` hears each file's bytes as they come (none: a bar on the terminal);
     ``offline``: the cache alone."""
@@ -84,10 +84,10 @@ def download(
     by_path = {item.path: item for item in listed}
     wanted = choice.parts + ((choice.projector,) if choice.projector else ())
     local = tuple(_download_file(reference, by_path[path], progress, offline) for path in wanted)
-    return LocalFiles(local[0], local[-1] if choice.projector else "", local)
+    return DownloadedModel(local[0], local[-1] if choice.projector else "", local)
 
 
-def cached(reference: HubReference) -> Optional[LocalFiles]:
+def cached(reference: HubReference) -> Optional[DownloadedModel]:
     """``reference``'s files if the cache has them all (no network); ``None`` if not."""
     try:
         return download(reference, offline=True)
@@ -95,7 +95,7 @@ def cached(reference: HubReference) -> Optional[LocalFiles]:
         return None
 
 
-def remove(files: LocalFiles) -> None:
+def remove(files: DownloadedModel) -> None:
     """Delete a model's files from the cache: each file's link, and the data it links to."""
     for path in files.files:
         link = Path(path)
@@ -207,7 +207,7 @@ def _verify(path: str, item: HubFile, reference: HubReference) -> None:
         while block := handle.read(HASH_BLOCK):
             digest.update(block)
     if digest.hexdigest() != item.sha256:
-        remove(LocalFiles(path, "", (path,)))
+        remove(DownloadedModel(path, "", (path,)))
         raise HubError(
             f"{item.path} of hf:{reference.repo} is not what the hub says it is (its "
             f"SHA-256 is {digest.hexdigest()}, the hub's {item.sha256}); it was deleted"

@@ -90,16 +90,16 @@ def stop_group(process: subprocess.Popen, grace: float) -> None:
         process.wait()
 
 
-def hold_port() -> socket.socket:
-    """A free local port, held until the socket is closed: a server may start long after its
+def bind_port() -> socket.socket:
+    """A free local port, kept until the socket is closed: a server may start long after its
     port was chosen, and meanwhile no other process's ``bind(0)`` or outgoing connection is
     given it. The socket is bound and never listens, with ``SO_REUSEADDR`` and
     ``SO_REUSEPORT``, which let the server (which sets one of them) bind the port itself."""
-    held = socket.socket()
-    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    held.bind(("127.0.0.1", 0))
-    return held
+    bound = socket.socket()
+    bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    bound.bind(("127.0.0.1", 0))
+    return bound
 
 
 def command_for(template: Sequence[str], port: int, model: str) -> tuple:

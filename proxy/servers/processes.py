@@ -26,7 +26,7 @@ from proxy.ops.measure import Measure, waiting
 from proxy.servers.launch import Launch, stop_group
 from proxy.servers.memory import show
 from proxy.servers.showing import why_it_failed
-from proxy.servers.slotcache import SlotFiles, SlotKeeper
+from proxy.servers.slotcache import SavedSlots, SlotKeeper
 
 logger = logging.getLogger(__name__)
 
@@ -57,15 +57,15 @@ class ManagedServer:
         ready: Callable[[str], Optional[bool]],
         *,
         preload: bool = False,
-        slot_files: Optional[SlotFiles] = None,
+        slot_files: Optional[SavedSlots] = None,
         save_every_turn: bool = False,
         port: Optional[socket.socket] = None,
     ) -> None:
         """``ready(url)`` says True when the server serves, False while it loads, and None
         when nothing answers yet. ``slot_files``: where its conversations' KV caches are
         kept while it is stopped (None: they are not); ``save_every_turn`` keeps them after
-        every answer too, so that they outlive a crash. ``port``: the socket that holds its
-        port while it is stopped (:func:`~proxy.servers.launch.hold_port`)."""
+        every answer too, so that they outlive a crash. ``port``: the socket that keeps its
+        port while it is stopped (:func:`~proxy.servers.launch.bind_port`)."""
         self.launch = launch
         self.port = port
         self.pool = pool
@@ -102,7 +102,7 @@ class ManagedServer:
 
     @contextmanager
     def using(self, measure: Optional[Measure] = None) -> Iterator[None]:
-        """Hold the server running (started if need be) for the ``with`` block."""
+        """Keep the server running (started if need be) for the ``with`` block."""
         self.acquire(measure)
         try:
             yield
@@ -208,7 +208,7 @@ class ManagedServer:
             self.port.close()
 
     def stop_if_idle(self, why: str) -> bool:
-        """Stop the server unless a request holds it (it may have taken it just now)."""
+        """Stop the server unless a request uses it (it may have taken it just now)."""
         return self._stop(why, only_idle=True)
 
     def _stop(self, why: str, *, only_idle: bool) -> bool:

@@ -2,7 +2,7 @@
 that a freed slot goes to the turn the whole machine says is next, and a key's cap counts its
 slots in every worker.
 
-A worker waits for its slot on a connection of its own and holds it for as long as it holds
+A worker waits for its slot on a connection of its own and keeps it for as long as it leases
 the slot (:mod:`proxy.servers.remotequeue`): a worker that gives up closes it, and one that
 dies drops it, and either way the slot is handed on at once.
 """
@@ -19,7 +19,7 @@ from proxy.backends.fairqueue import SlotCount
 from proxy.backends.lease import Ticket
 from proxy.core.caller import Caller
 from proxy.core.errors import ClientGoneError, QueueFullError, QueueTimeoutError
-from proxy.core.party import Held, Party
+from proxy.core.party import Leases, Party
 
 REFUSALS = {"queue_full": QueueFullError, "queue_timeout": QueueTimeoutError}
 
@@ -30,8 +30,8 @@ class Queues:
 
     def __init__(self) -> None:
         self._admissions: dict = {}  # upstream: Admission
-        self._held: dict = {}  # key name: Held
-        self._holders: Counter = Counter()  # (upstream, worker pid): slots held
+        self._leases: dict = {}  # key name: Leases
+        self._by_worker: Counter = Counter()  # (upstream, worker pid): slots leased
         self._lock = threading.Lock()
 
     def admission(self, upstream: str, settings: tuple) -> Admission:
@@ -52,31 +52,31 @@ class Queues:
 
     def party(self, name: str, weight: float, priority: int, cap: int) -> Party:
         with self._lock:
-            held = self._held.setdefault(name, Held())
-        return Party(name, weight, priority, cap, held)
+            leases = self._leases.setdefault(name, Leases())
+        return Party(name, weight, priority, cap, leases)
 
-    def session(self) -> "Session":
-        return Session(self)
+    def link(self) -> "WorkerLink":
+        return WorkerLink(self)
 
-    def held_by(self, upstream: str, pid: int, change: int) -> None:
+    def add_leases(self, upstream: str, pid: int, change: int) -> None:
         with self._lock:
-            self._holders[upstream, pid] += change
-            if not self._holders[upstream, pid]:
-                del self._holders[upstream, pid]
+            self._by_worker[upstream, pid] += change
+            if not self._by_worker[upstream, pid]:
+                del self._by_worker[upstream, pid]
 
     def processes(self, upstream: str) -> dict:
-        """Slots each worker holds, by its pid."""
+        """Slots each worker has leased, by its pid."""
         with self._lock:
-            return {pid: n for (name, pid), n in self._holders.items() if name == upstream}
+            return {pid: n for (name, pid), n in self._by_worker.items() if name == upstream}
 
 
-class Session:
-    """One worker connection's calls on the queues: at most one ticket, the one its lease
-    holds; handed on when the connection drops."""
+class WorkerLink:
+    """One worker connection's link to the queues, and its calls on them: at most one
+    ticket, the one it leased a slot for; handed on when the connection drops."""
 
     def __init__(self, queues: Queues) -> None:
         self.queues = queues
-        self.held: Optional[tuple] = None  # (upstream, pid, admission, ticket)
+        self.leased: Optional[tuple] = None  # (upstream, pid, admission, ticket)
 
     def answer(self, method: str, upstream: str, args: tuple, connection: Connection) -> tuple:
         settings, *args = args
@@ -92,14 +92,14 @@ class Session:
                 admission.report(*args)
         elif method == "queue.saw_slot":
             admission.saw_slot(*args)
-        elif self.held is None:
-            return "unavailable", "no slot is held on this connection", 0
+        elif self.leased is None:
+            return "unavailable", "no slot is leased on this connection", 0
         elif method == "queue.accepted":
-            admission.accepted(self.held[3], *args)
+            admission.accepted(self.leased[3], *args)
         elif method == "queue.finished":
-            admission.finished(self.held[3])
+            admission.finished(self.leased[3])
         elif method == "queue.refused":
-            ticket = self.held[3]
+            ticket = self.leased[3]
             admission.refused(ticket)
             return "ok", (ticket.not_before, ticket.refusals), 0
         elif method == "queue.release":
@@ -132,15 +132,15 @@ class Session:
             return "refused", (exc.code, exc.message, exc.retry_after), 0
         except ClientGoneError:
             return "gone", None, 0
-        self.held = (upstream, pid, admission, ticket)
-        self.queues.held_by(upstream, pid, 1)
+        self.leased = (upstream, pid, admission, ticket)
+        self.queues.add_leases(upstream, pid, 1)
         placed = (ticket.deadline, ticket.stamp, ticket.order, ticket.joined)
         return "ok", (placed, admission.busy()), 0
 
     def release(self) -> None:
-        """Hand the slot held on this connection on, if one is."""
-        if self.held is not None:
-            upstream, pid, admission, ticket = self.held
-            self.held = None
-            self.queues.held_by(upstream, pid, -1)  # first: the slot may go to another at once
+        """Hand the slot leased on this connection on, if one is."""
+        if self.leased is not None:
+            upstream, pid, admission, ticket = self.leased
+            self.leased = None
+            self.queues.add_leases(upstream, pid, -1)  # first: the slot may go to another at once
             admission.release(ticket)

@@ -1,7 +1,7 @@
 """A gunicorn worker's view of the model servers: handles on the one process that runs them.
 
 Every worker asks the supervisor (:mod:`proxy.servers.supervisor`) over a Unix socket, so
-however many workers there are, each model has one server, started once. A request holds
+however many workers there are, each model has one server, started once. A request keeps
 its connection for as long as it uses the server: if the worker dies, the supervisor sees the
 connection drop and stops counting the request.
 """
@@ -98,7 +98,7 @@ class RemoteServer:
 
     @contextmanager
     def using(self, measure: Optional[Measure] = None) -> Iterator[None]:
-        """Hold the server running for the ``with`` block, on a connection of its own (the
+        """Keep the server running for the ``with`` block, on a connection of its own (the
         wait for its start is ``measure``'s)."""
         with self.supervised.connection() as connection:
             with waiting(measure):

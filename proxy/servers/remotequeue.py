@@ -1,7 +1,7 @@
 """A gunicorn worker's view of one upstream's queue, which the supervisor keeps for every
-worker (:mod:`proxy.servers.queues`): a :class:`~proxy.fleet.sharedqueue.Line`.
+worker (:mod:`proxy.servers.queues`): a :class:`~proxy.fleet.sharedqueue.SharedQueue`.
 
-A request waits on a connection of its own and keeps it while it holds its slot; while it
+A request waits on a connection of its own and keeps it while it leases its slot; while it
 waits, this worker watches its client, and closes the connection if the client goes (the
 supervisor takes that as the request giving up). A supervisor that cannot be reached is an
 ``OSError``, on which the worker's own queue takes over.
@@ -20,10 +20,10 @@ from proxy.core.errors import ClientGoneError
 from proxy.servers.queues import REFUSALS
 from proxy.servers.remote import Supervised
 
-SETTLED = object()  # a shared ticket whose slot was handed on: its connection is back in the pool
+HANDED_ON = object()  # a shared ticket whose slot was handed on: its connection is back in the pool
 
 
-class SupervisedLine:
+class SupervisedQueue:
     """Upstream ``upstream``'s queue in the supervisor; ``settings`` make it there at first
     use (see :meth:`proxy.servers.queues.Queues.admission`)."""
 
@@ -71,7 +71,7 @@ class SupervisedLine:
         return ticket
 
     def release(self, ticket: Ticket) -> None:
-        connection, ticket.shared = ticket.shared, SETTLED
+        connection, ticket.shared = ticket.shared, HANDED_ON
         self._busy = self._ask(connection, "queue.release")
         self.supervised.give(connection)
 

@@ -60,8 +60,9 @@ def fingerprint(model: str, args: Sequence[str], program: str) -> dict:
     }  # the files' word for it
 
 
-class SlotFiles:
-    """One model's slot files and what each was saved from."""
+class SavedSlots:
+    """One model's saved slots (a KV cache each, in a file of its own) and what each was
+    saved from."""
 
     def __init__(self, folder: Path, fingerprint: dict, budget: int) -> None:
         """``budget``: bytes the folder may hold, over every model's folder beside it."""
@@ -145,11 +146,11 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def target(held: dict, slots: Sequence[dict], pinned: Optional[int]) -> Optional[int]:
+def target(served_at: dict, slots: Sequence[dict], pinned: Optional[int]) -> Optional[int]:
     """The slot to restore a conversation into: the one it is pinned to, else an idle one
     that holds no conversation this proxy knows, else the idle one used longest ago.
 
-    ``held``: slot → the time it last served a known conversation; ``slots``: the server's
+    ``served_at``: slot → the time it last served a known conversation; ``slots``: the server's
     ``GET /slots``.
     """
     if pinned is not None and pinned >= 0:
@@ -161,10 +162,10 @@ def target(held: dict, slots: Sequence[dict], pinned: Optional[int]) -> Optional
         and isinstance(slot.get("id"), int)
         and not slot.get("is_processing")
     ]
-    free = [slot for slot in idle if slot not in held]
+    free = [slot for slot in idle if slot not in served_at]
     if free:
         return free[0]
-    return min(idle, key=lambda slot: held[slot]) if idle else None
+    return min(idle, key=lambda slot: served_at[slot]) if idle else None
 
 
 logger = logging.getLogger(__name__)
@@ -177,7 +178,7 @@ class SlotKeeper:
     """The conversations in one server's slots, as this process knows them."""
 
     def __init__(
-        self, name: str, url: str, files: SlotFiles, save_every_turn: bool = False
+        self, name: str, url: str, files: SavedSlots, save_every_turn: bool = False
     ) -> None:
         """``files``: where the caches are kept while the server is stopped;
         ``save_every_turn`` saves them after every answer too, so they outlive a crash."""
@@ -187,8 +188,8 @@ class SlotKeeper:
             url, pool_size=2, connect_timeout=LOOK_TIMEOUT, read_timeout=SLOT_TIMEOUT, label=name
         )
         self.files = files
-        self._held: dict = {}  # slot → the conversation it holds
-        self._held_at: dict = {}  # slot → when it last served one
+        self._conversations: dict = {}  # slot → the conversation it holds
+        self._served_at: dict = {}  # slot → when it last served one
         self._lock = threading.Lock()
         self._saver = (
             ThreadPoolExecutor(1, thread_name_prefix=f"save-{name}") if save_every_turn else None
@@ -197,8 +198,8 @@ class SlotKeeper:
     def forget_all(self) -> None:
         """A new process: its slots hold nothing yet (and the old one's connections are gone)."""
         with self._lock:
-            self._held.clear()
-            self._held_at.clear()
+            self._conversations.clear()
+            self._served_at.clear()
         self.client.pool.close()
 
     def served(self, conversation: Optional[str], slot: Optional[int]) -> None:
@@ -206,8 +207,8 @@ class SlotKeeper:
         if conversation is None or slot is None or slot < 0:
             return
         with self._lock:
-            self._held[slot] = conversation
-            self._held_at[slot] = time.monotonic()
+            self._conversations[slot] = conversation
+            self._served_at[slot] = time.monotonic()
         if self._saver is not None:
             self._saver.submit(self._save, slot, conversation)
 
@@ -223,20 +224,22 @@ class SlotKeeper:
         if conversation is None:
             return None
         with self._lock:
-            held = next((slot for slot, known in self._held.items() if known == conversation), None)
-            if held is not None:
-                return held if new else None  # the server finds it by its prefix anyway
+            kept = next(
+                (slot for slot, known in self._conversations.items() if known == conversation), None
+            )
+            if kept is not None:
+                return kept if new else None  # the server finds it by its prefix anyway
             restorable = self.files.restorable(conversation)
             if not (restorable or new):
                 return None
             slot = target(
-                self._held_at, self._slot_call("/slots", timeout=LOOK_TIMEOUT) or [], pinned
+                self._served_at, self._slot_call("/slots", timeout=LOOK_TIMEOUT) or [], pinned
             )
             if slot is None:
                 return None
             restored = self._restore(conversation, slot) if restorable else 0
-            self._held[slot] = conversation
-            self._held_at[slot] = time.monotonic()
+            self._conversations[slot] = conversation
+            self._served_at[slot] = time.monotonic()
         if restored:
             self.files.used(conversation)
             logger.info(
@@ -250,7 +253,7 @@ class SlotKeeper:
     def _restore(self, conversation: str, slot: int) -> int:
         """Load ``conversation``'s saved cache into ``slot``: the tokens restored."""
         answer = self._slot_call(
-            f"/slots/{slot}?action=restore", {"filename": SlotFiles.name(conversation)}
+            f"/slots/{slot}?action=restore", {"filename": SavedSlots.name(conversation)}
         )
         if not isinstance(answer, dict) or not answer.get("n_restored"):
             self.files.forget(conversation)  # it does not fit after all: not again
@@ -260,13 +263,13 @@ class SlotKeeper:
     def save_all(self) -> None:
         """Save every conversation a slot holds (the server is about to stop)."""
         with self._lock:
-            held = dict(self._held)
-        for slot, conversation in held.items():
+            kept = dict(self._conversations)
+        for slot, conversation in kept.items():
             self._save(slot, conversation)
 
     def _save(self, slot: int, conversation: str) -> None:
         answer = self._slot_call(
-            f"/slots/{slot}?action=save", {"filename": SlotFiles.name(conversation)}
+            f"/slots/{slot}?action=save", {"filename": SavedSlots.name(conversation)}
         )
         if isinstance(answer, dict) and answer.get("n_saved"):
             self.files.saved(conversation, answer["n_saved"])

@@ -32,7 +32,7 @@ from proxy.core.errors import UpstreamUnavailableError
 from proxy.logs import log_to_stderr
 from proxy.servers.build import load_catalog, managed_servers, preload, refresh_servers
 from proxy.servers.launch import STOP_GRACE, die_with_parent
-from proxy.servers.queues import Queues, Session
+from proxy.servers.queues import Queues, WorkerLink
 
 logger = logging.getLogger(__name__)
 
@@ -69,39 +69,39 @@ class Supervisor:
             except (OSError, EOFError):  # a connection that failed its handshake
                 continue
             threading.Thread(
-                target=self.session, args=(connection,), daemon=True, name="supervised"
+                target=self.serve_worker, args=(connection,), daemon=True, name="supervised"
             ).start()
 
-    def session(self, connection: Connection) -> None:
-        """One worker connection; the requests and the slot it holds are released when it
+    def serve_worker(self, connection: Connection) -> None:
+        """One worker connection; the servers it uses and the slot it leased are released when it
         drops."""
-        held: Counter = Counter()
-        turns = self.queues.session()
+        using: Counter = Counter()
+        turns = self.queues.link()
         try:
             while True:
                 method, name, args = connection.recv()
                 if method.startswith("queue."):
                     connection.send(self.turn(turns, method, name, args, connection))
                 else:
-                    connection.send(self.answer(method, name, args, held))
+                    connection.send(self.answer(method, name, args, using))
         except (OSError, EOFError):
             pass
         finally:
             connection.close()
             turns.release()
-            for name, count in held.items():
+            for name, count in using.items():
                 for _ in range(count):
                     self.known[name].release()
 
     @staticmethod
-    def turn(turns: Session, method: str, upstream: str, args: tuple, connection) -> tuple:
+    def turn(turns: WorkerLink, method: str, upstream: str, args: tuple, connection) -> tuple:
         try:
             return turns.answer(method, upstream, args, connection)
         except Exception as exc:  # the worker falls back on its own queue, the log says why
             logger.error("%s of %s failed: %s: %s", method, upstream, type(exc).__name__, exc)
             return "unavailable", f"the supervisor could not {method} {upstream}; see its log", 5
 
-    def answer(self, method: str, name: str, args: tuple, held: Counter) -> tuple:
+    def answer(self, method: str, name: str, args: tuple, using: Counter) -> tuple:
         try:
             if method == "refresh":
                 self.servers = self.refresh()
@@ -112,10 +112,10 @@ class Supervisor:
             server = self.known[name]
             if method == "acquire":
                 server.acquire()
-                held[name] += 1
+                using[name] += 1
                 return "ok", None, 0
             if method == "release":
-                held[name] -= 1
+                using[name] -= 1
                 server.release()
                 return "ok", None, 0
             if method in CALLS:

@@ -30,7 +30,7 @@ class Cutter:
         self.budget, self.most = budget, most
         self._in_string = False
         self._dropping = False  # the rest of the current string is dropped
-        self._held = b""  # an escape or UTF-8 sequence begun at the end of the last piece
+        self._carried = b""  # an escape or UTF-8 sequence begun at the end of the last piece
         self._slashes = 0  # backslashes that ended the last piece, while dropping
         self._string = 0  # bytes of the current string kept
         self._spent = 0  # bytes of the line's budget spent
@@ -54,14 +54,14 @@ class Cutter:
     def _end_line(self) -> bool:
         cut = self._cut
         self._in_string = self._dropping = self._cut = False
-        self._held, self._slashes = b"", 0
+        self._carried, self._slashes = b"", 0
         self._string = self._spent = self._line = 0
         return cut
 
     def _feed(self, data: bytes) -> bytes:
         """One piece of a line (no newline in it), as kept."""
-        if self._held:
-            data, self._held = self._held + data, b""
+        if self._carried:
+            data, self._carried = self._carried + data, b""
         kept = []
         at, size = 0, len(data)
         while at < size:
@@ -94,7 +94,7 @@ class Cutter:
             if self._dropping:
                 return end
         if stop is None:  # the string goes on in the next piece: a split character waits
-            self._held = data[end:]
+            self._carried = data[end:]
             return size
         if data[end] == QUOTE:
             kept.append(b'"')
@@ -102,7 +102,7 @@ class Cutter:
             return end + 1
         length = _escape_length(data, end)
         if length == 0:  # the escape goes on in the next piece
-            self._held = data[end:]
+            self._carried = data[end:]
             return size
         if length <= self._allowance():
             self._spend(length)
@@ -168,7 +168,7 @@ def _escape_length(data: bytes, at: int) -> int:
 
 def _whole_characters(data: bytes, start: int, end: int) -> int:
     """Where the last whole UTF-8 character before ``end`` ends (a character split by the
-    piece's end is held for the next)."""
+    piece's end is carried to the next)."""
     lead = end - 1
     while lead >= start and lead > end - 4 and data[lead] & 0xC0 == 0x80:
         lead -= 1

@@ -1,6 +1,6 @@
 """A request's calls of the hosted tools the gateway runs, for the tool loop
 (:mod:`proxy.tools.toolloop`): the servers' tools listed and offered, the client's approvals
-run first, each call the model makes run (or held for approval, or refused past its use's
+run first, each call the model makes run (or left pending approval, or refused past its use's
 bound) and its result put in the conversation for the next turn.
 
 A tool's output is data: it goes to the model as a tool's result, and the gateway reads
@@ -29,8 +29,8 @@ TURNS_USED = "max_turns_exceeded"  # a call not run: the model's last turn made 
 
 class ToolCalls:
     """One request's calls of hosted tools, turn after turn: what its model is offered, the
-    conversation they extend, the calls run of each use of a server, each call run or held
-    for the client's approval."""
+    conversation they extend, the calls run of each use of a server, each call run or left
+    pending the client's approval."""
 
     def __init__(
         self,
@@ -81,7 +81,7 @@ class ToolCalls:
         return replace(self.request, messages=tuple(self.messages), tools=tuple(tools))
 
     def run(self, calls: Sequence[ToolCall], last: bool) -> list:
-        """Each call run, or held for approval; none on the ``last`` turn, which was not
+        """Each call run, or left pending approval; none on the ``last`` turn, which was not
         offered the hosted tools (a model may call one all the same). The runs' time is
         the tools' own, not the proxy's."""
         if last:

@@ -1,6 +1,6 @@
 """The tool loop: a request whose model may call hosted tools (its ``hosted`` servers) runs
 turn after turn on the router; each call the model makes to one of those tools is run by
-the gateway (or held for the client's approval) and its result put in the conversation for
+the gateway (or left pending the client's approval) and its result put in the conversation for
 the next turn. The loop ends when the model answers in text, calls a tool of the client's
 own, waits for an approval, or has used its turns: the last turn is offered no hosted tool,
 so it answers.
@@ -8,8 +8,8 @@ so it answers.
 What the client sees is one answer: the text of every turn, the listings and runs
 (:class:`~proxy.core.events.ToolsListed`, :class:`~proxy.core.events.ToolRan`) where they
 happened, and the usage of every turn added up. One loop drives both ways of answering: a
-whole answer's turns are whole, a stream's pass each turn's text on as it comes, hold a
-hosted call's pieces, and keep the client company while a tool runs.
+whole answer's turns are whole, a stream's pass each turn's text on as it comes, keep a
+hosted call's pieces back, and keep the client company while a tool runs.
 
 The calls themselves (what is offered, approvals, each run) are :mod:`proxy.tools.toolcalls`'.
 """
@@ -182,7 +182,7 @@ class _Whole:
 
 class _Streamed:
     """A stream's way: each turn's chunks as the client gets them (its hosted calls' pieces
-    held), and the client kept company while a tool runs (in a thread of ``helpers``)."""
+    kept back), and the client kept company while a tool runs (in a thread of ``helpers``)."""
 
     def __init__(self, router: Generator, helpers: Helpers) -> None:
         self.router, self.helpers = router, helpers
@@ -210,8 +210,8 @@ class _Streamed:
                 if words.text or words.reasoning or words.tool_calls or words.logprobs:
                     yield words
                 ended = amended(chunk, text="", reasoning="", tool_calls=(), logprobs=())
-                held = assembled(turn.held)
-                return _Said(turn.text, turn.reasoning, held, turn.client, ended, served)
+                hosted = assembled(turn.hosted_pieces)
+                return _Said(turn.text, turn.reasoning, hosted, turn.client, ended, served)
         finally:
             chunks.close()
         return None
@@ -222,12 +222,12 @@ class _Streamed:
 
 class _Turn:
     """What one turn of a stream wrote: its text and thoughts, the pieces of its hosted
-    calls (held), and its calls of the client's tools."""
+    calls (kept back), and its calls of the client's tools."""
 
     def __init__(self) -> None:
         self.texts: list = []
         self.thoughts: list = []
-        self.held: list = []
+        self.hosted_pieces: list = []
         self.hosted: set = set()  # the indexes of its hosted calls
         self.passed: list = []  # the pieces of the client's calls
 
@@ -248,7 +248,7 @@ class _Turn:
         turn's without the prompt's count, and the first text of a turn after another's
         set apart from it."""
         if chunk.tool_calls:
-            chunk = self._held(chunk, offered)
+            chunk = self._keep_back(chunk, offered)
         if later and chunk.prompt_count is not None:
             chunk = amended(chunk, prompt_count=None)
         if chunk.text:
@@ -260,13 +260,13 @@ class _Turn:
             self.thoughts.append(chunk.reasoning)
         return chunk
 
-    def _held(self, chunk: Chunk, offered: Offer) -> Chunk:
+    def _keep_back(self, chunk: Chunk, offered: Offer) -> Chunk:
         passed = []
         for piece in chunk.tool_calls:
             if piece.name is not None and offered.is_offered(piece.name):
                 self.hosted.add(piece.index)
             if piece.index in self.hosted:
-                self.held.append(piece)
+                self.hosted_pieces.append(piece)
             else:
                 passed.append(piece)
         self.passed += passed
@@ -275,7 +275,7 @@ class _Turn:
 
 def _ended(reason: str, hosted: Sequence, client: Sequence) -> str:
     """Why the answer ended: the client's calls, else the model's own reason, but a turn
-    that called hosted tools only (held for approval, or the client gone) stopped."""
+    that called hosted tools only (left pending approval, or the client gone) stopped."""
     if client:
         return "tool_calls"
     return "stop" if hosted else reason

@@ -1,5 +1,5 @@
-"""The batch queue, this process's and Redis's, held to the same rule: a request is left from
-its putting until it is settled once, whoever holds it meanwhile."""
+"""The batch queue, this process's and Redis's, bound by the same rule: a request is left from
+its putting until it is concluded once, whoever has claimed it meanwhile."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def taken(queue, model: str) -> list:
     return found
 
 
-def test_each_request_taken_once_in_order_and_settled_once(made):
+def test_each_request_taken_once_in_order_and_concluded_once(made):
     one, two, _ = made
     one.put("batch_1", ASKED, 5, 1)
     one.put("batch_1", ASKED[:1], 0, 0)  # queued already: nothing more
@@ -62,9 +62,9 @@ def test_each_request_taken_once_in_order_and_settled_once(made):
     ]
     assert [c.custom_id for c in taken(two, "n")] == ["b"]
     assert one.tally("batch_1", MODELS).running == 3
-    one.settle(m[0], True)
-    one.settle(m[0], True)  # settled twice: counted once
-    one.settle(m[1], False)
+    one.conclude(m[0], True)
+    one.conclude(m[0], True)  # concluded twice: counted once
+    one.conclude(m[1], False)
     assert one.tally("batch_1", MODELS) == Tally(1, 6, 2, "", 1)
 
 
@@ -76,7 +76,7 @@ def test_a_request_put_back_waits_again_and_the_batch_says_why(made):
     assert two.tally("batch_1", MODELS).paused == "the key's tokens of the day are spent"
     again = taken(two, "m")
     assert sorted(c.custom_id for c in again) == ["a", "c"]
-    two.settle(again[0], True)
+    two.conclude(again[0], True)
     assert two.tally("batch_1", MODELS) == Tally(2, 1, 0, "", 1)  # an answer: waits no more
 
 
@@ -84,14 +84,14 @@ def test_a_request_dropped_as_its_batch_ends_counts_neither_way(made):
     one, _, _ = made
     one.put("batch_1", ASKED, 0, 0)
     for claim in taken(one, "m") + taken(one, "n"):
-        one.settle(claim, None)
+        one.conclude(claim, None)
     assert one.tally("batch_1", MODELS) == Tally(0, 0, 0)
     one.forget("batch_1", ["m", "n"])
     assert one.tally("batch_1", MODELS) is None and one.take("batch_1", "m") is None
 
 
-def two_holding_one(redis_client) -> tuple:
-    """Two processes of one Redis queue, the first holding a request; and their clock."""
+def two_claiming_one(redis_client) -> tuple:
+    """Two processes of one Redis queue, the first claiming a request; and their clock."""
     clock = Clock()
     one = RedisBatchQueue(redis_client, "one", clock)
     two = RedisBatchQueue(redis_client, "two", clock)
@@ -99,29 +99,29 @@ def two_holding_one(redis_client) -> tuple:
     return one, two, one.take("batch_1", "m"), clock
 
 
-def unrenewed_for_a_minute(redis_client, held, clock) -> None:
-    redis_client.xclaim("oai-proxy:batch:batch_1:m", "runners", "one", 0, [held.handle],
+def unrenewed_for_a_minute(redis_client, claimed, clock) -> None:
+    redis_client.xclaim("oai-proxy:batch:batch_1:m", "runners", "one", 0, [claimed.handle],
                         idle=60_000)  # fmt: skip
     clock.now += redisbatchqueue.RENEW_EVERY
 
 
 def test_a_request_whose_process_stopped_renewing_is_taken_over_as_again(redis_client):
-    one, two, held, clock = two_holding_one(redis_client)
+    one, two, claimed, clock = two_claiming_one(redis_client)
     clock.now += redisbatchqueue.RENEW_EVERY
     one.renew()  # renewed: still its own
     assert two.take("batch_1", "m") is None
-    unrenewed_for_a_minute(redis_client, held, clock)
+    unrenewed_for_a_minute(redis_client, claimed, clock)
     over = two.take("batch_1", "m")
-    assert (over.custom_id, over.handle, over.again) == ("a", held.handle, True)
-    two.settle(over, True)
-    one.settle(held, True)  # the slow one's settling, after: not counted again
+    assert (over.custom_id, over.handle, over.again) == ("a", claimed.handle, True)
+    two.conclude(over, True)
+    one.conclude(claimed, True)  # the slow one's concluding, after: not counted again
     assert two.tally("batch_1", MODELS) == Tally(0, 1, 0)
 
 
 def test_a_claim_abandoned_while_redis_was_out_of_reach_is_taken_over_after_its_lease(redis_client):
-    one, two, held, clock = two_holding_one(redis_client)
-    one.abandon(held)
-    unrenewed_for_a_minute(redis_client, held, clock)
+    one, two, claimed, clock = two_claiming_one(redis_client)
+    one.abandon(claimed)
+    unrenewed_for_a_minute(redis_client, claimed, clock)
     one.renew()  # no longer its to renew: not renewed
     over = two.take("batch_1", "m")
     assert (over.custom_id, over.again) == ("a", True)

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from proxy.access.exchanges import MAX_PART, Capture, kept, scrubbed, settle
+from proxy.access.exchanges import MAX_PART, Capture, gather_side, kept, scrubbed
 from proxy.access.keyring import KeySpec
 from proxy.access.redis_exchanges import BRIEFS, BYTES, IDS, NEXT, RECORDS, SIZES, RedisExchanges
 from proxy.access.sqlite_exchanges import SqliteExchanges
@@ -142,16 +142,16 @@ def test_capture_is_for_everyone_or_for_the_keys_and_models_that_ask(tmp_path):
     assert not by_model.wanted(plain, "other")
 
 
-def test_the_model_side_is_settled_by_the_writer_scrubbed_and_cut():
+def test_the_model_side_is_gathered_by_the_writer_scrubbed_and_cut():
     seen = ModelSide()
     seen.route, seen.body = "/completion", {"prompt": "hi", "image_data": [{"data": ENCODED}]}
     seen.prompt, seen.prompt_by = "x" * (MAX_PART + 5), PROXY
     seen.raw = ["<tool_call>", '{"name": "f"}']
-    settled = settle({**record(1), "side": seen})
-    assert settled["upstream_route"] == "/completion"
-    assert settled["upstream_body"]["image_data"] == [{"data": f"[base64: {SUMMARY}"}]
-    assert len(settled["prompt"]) == MAX_PART and settled["model_side_cut"]
-    assert settled["raw"] == '<tool_call>{"name": "f"}' and "side" not in settled
+    gathered = gather_side({**record(1), "side": seen})
+    assert gathered["upstream_route"] == "/completion"
+    assert gathered["upstream_body"]["image_data"] == [{"data": f"[base64: {SUMMARY}"}]
+    assert len(gathered["prompt"]) == MAX_PART and gathered["model_side_cut"]
+    assert gathered["raw"] == '<tool_call>{"name": "f"}' and "side" not in gathered
 
 
 def test_a_server_rendered_prompt_is_asked_for_by_the_writer_and_its_failure_said():
@@ -159,14 +159,14 @@ def test_a_server_rendered_prompt_is_asked_for_by_the_writer_and_its_failure_sai
     seen = ModelSide()
     seen.render, seen.prompt_by = (lambda: asked.append(1) or "<|im_start|>user"), SERVER
     assert asked == []  # nothing asked on the request's way
-    assert settle({**record(1), "side": seen})["prompt"] == "<|im_start|>user" and asked
+    assert gather_side({**record(1), "side": seen})["prompt"] == "<|im_start|>user" and asked
 
     def down():
         raise ConnectionError("gone")
 
     broken = ModelSide()
     broken.render, broken.prompt_by = down, SERVER
-    facts = settle({**record(1), "side": broken})
+    facts = gather_side({**record(1), "side": broken})
     assert facts["prompt"] is None and "ConnectionError" in facts["prompt_by"]
 
 
@@ -188,7 +188,7 @@ def test_the_prompt_kept_is_the_last_attempts_as_its_body_is(attempts, prompt, b
             seen.prompted(text)
         else:
             seen.rendered_by_server(lambda text=text: text)
-    facts = settle({**record(1), "side": seen})
+    facts = gather_side({**record(1), "side": seen})
     assert (facts["prompt"], facts["prompt_by"]) == (prompt, by)
     assert facts["upstream_body"] == {"prompt": prompt}
 
@@ -272,16 +272,16 @@ def test_a_full_queue_drops_and_counts_rather_than_wait(tmp_path, monkeypatch):
 def test_the_line_to_the_writer_is_bounded_by_bytes_too(tmp_path, monkeypatch):
     monkeypatch.setattr("proxy.access.exchanges.QUEUED_BYTES", 1000)
     capture = Capture(store(tmp_path), everyone=True)
-    monkeypatch.setattr(capture, "_writer", object())  # no writer: the line fills
+    monkeypatch.setattr(capture, "_writer", object())  # no writer: the queue fills
     for n in range(3):
         capture.submit(record(n), size=400)
     assert capture.dropped == 1
     capture.flush()
-    capture.submit(record(3), size=900)  # the line emptied: room again
+    capture.submit(record(3), size=900)  # the queue emptied: room again
     assert capture.dropped == 1
 
 
-def test_a_readers_flush_waits_for_the_record_the_writer_is_settling(tmp_path, monkeypatch):
+def test_a_readers_flush_waits_for_the_record_the_writer_is_gathering(tmp_path, monkeypatch):
     capture = Capture(store(tmp_path), everyone=True)
     monkeypatch.setattr(capture, "_writer", object())  # the flushes below are the writers
     rendering, rendered = threading.Event(), threading.Event()

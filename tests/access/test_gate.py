@@ -314,7 +314,7 @@ def test_each_key_waits_as_one_party_whatever_priority_it_asks():
     party = access.party(steady)
     assert (party.name, party.weight, party.priority, party.cap) == ("steady", 2.0, 10, 3)
     later = access.party(steady, "90")
-    assert later.priority == 90 and later.held is party.held  # one count of slots held
+    assert later.priority == 90 and later.leases is party.leases  # one count of slots leased
     assert access.party(bold, 0).priority == 0
     assert access.party(None, "7").priority == 7 and access.party(None).name == ""
 

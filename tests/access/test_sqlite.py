@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from proxy.access import sqlite
-from proxy.access.sqlite import POOL, SqliteFile
+from proxy.access.sqlite import POOL, SqliteDatabase
 from proxy.access.usage import Charge, SqliteUsage
 
 
@@ -42,7 +42,7 @@ def test_a_hundred_threads_share_the_pools_connections(tmp_path):
 
 def test_a_full_pool_waits_for_a_connection_given_back(tmp_path, monkeypatch):
     monkeypatch.setattr(sqlite, "WAIT", 0.2)
-    file = SqliteFile(str(tmp_path / "one.sqlite3"), "CREATE TABLE IF NOT EXISTS t (x)", size=1)
+    file = SqliteDatabase(str(tmp_path / "one.sqlite3"), "CREATE TABLE IF NOT EXISTS t (x)", size=1)
     with file.transaction() as db:
         db.execute("INSERT INTO t VALUES (1)")
         with ThreadPoolExecutor(1) as other, pytest.raises(sqlite3.OperationalError) as waited:
@@ -52,7 +52,7 @@ def test_a_full_pool_waits_for_a_connection_given_back(tmp_path, monkeypatch):
 
 
 def test_a_transaction_that_fails_is_rolled_back_and_its_connection_kept(tmp_path):
-    file = SqliteFile(str(tmp_path / "t.sqlite3"), "CREATE TABLE IF NOT EXISTS t (x UNIQUE)")
+    file = SqliteDatabase(str(tmp_path / "t.sqlite3"), "CREATE TABLE IF NOT EXISTS t (x UNIQUE)")
     with pytest.raises(sqlite3.IntegrityError):
         with file.transaction() as db:
             db.execute("INSERT INTO t VALUES (1)")

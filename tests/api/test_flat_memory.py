@@ -18,7 +18,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from proxy.access.sqlite import SqliteFile
+from proxy.access.sqlite import SqliteDatabase
 from proxy.app import create_app
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
@@ -101,7 +101,7 @@ def measured(folder: str) -> dict:
         list(threads.map(one, range(1800)))
         after = held()
         tracemalloc.stop()
-    stores = [o for o in gc.get_objects() if type(o) is SqliteFile]
+    stores = [o for o in gc.get_objects() if type(o) is SqliteDatabase]
     placed = [o for o in gc.get_objects() if type(o) is Affinity]
     app.extensions["proxy"].router.close()
     return {

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from proxy.core.errors import InvalidRequestError
-from proxy.core.types import FileChunk
+from proxy.core.types import SourceChunk
 from tests.conftest import read_events
 
 EDITOR = {  # what llama.vim sends, less its cache and sampler tuning
@@ -35,7 +35,7 @@ def test_the_gap_its_files_and_llama_cpps_own_limits_reach_the_core(client, back
         EDITOR["input_suffix"],
         "    ret",
     )
-    assert request.nearby == (FileChunk("x = 1\n", "util.py"), FileChunk("y = 2\n", "tmp"))
+    assert request.nearby == (SourceChunk("x = 1\n", "util.py"), SourceChunk("y = 2\n", "tmp"))
     assert request.unread == {
         "n_indent": 4,
         "t_max_prompt_ms": 500,

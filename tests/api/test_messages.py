@@ -129,7 +129,7 @@ def test_tools_its_client_runs_are_named_in_a_header(client, backend):
 
 
 @pytest.mark.parametrize(
-    ("asked", "named", "left_out"),
+    ("asked", "named", "not_offered"),
     [
         pytest.param(
             {"tools": [{"type": "code_execution_20250825", "name": "code_execution"}]},
@@ -158,7 +158,7 @@ def test_tools_its_client_runs_are_named_in_a_header(client, backend):
     ],
 )
 def test_a_hosted_tool_the_gateway_cannot_run_is_refused_unless_the_operator_leaves_it_out(
-    make_client, backend, asked, named, left_out
+    make_client, backend, asked, named, not_offered
 ):
     refused = make_client().post("/v1/messages", json={**BODY, **asked})
     error = assert_anthropic_error(refused, 400, "invalid_request_error")
@@ -166,7 +166,7 @@ def test_a_hosted_tool_the_gateway_cannot_run_is_refused_unless_the_operator_lea
     assert backend.requests == []
     dropped = make_client(hosted_tools="drop").post("/v1/messages", json={**BODY, **asked})
     assert dropped.status_code == 200
-    assert left_out in dropped.headers["x-oai-proxy-left-out-tools"].split(", ")
+    assert not_offered in dropped.headers["x-oai-proxy-left-out-tools"].split(", ")
     assert backend.requests[0].uses == () and backend.requests[0].tools == ()
 
 

@@ -134,13 +134,13 @@ def test_a_stream_that_fails_after_its_first_line_ends_with_an_error_line(make_c
         fleet_of(
             "qwen",
             backend=FakeBackend(
-                ("a", "b", "c"), error=QueueFullError("the line is full"), fail_after=1
+                ("a", "b", "c"), error=QueueFullError("the queue is full"), fail_after=1
             ),
         )
     )
     lines = ndjson(client.post("/api/chat", json=CHAT))
     assert lines[0]["message"]["content"] == "a"
-    assert lines[-1] == {"error": "the line is full"}
+    assert lines[-1] == {"error": "the queue is full"}
 
 
 def test_loading_a_model_that_the_proxy_does_not_run_answers_load(ollama):

@@ -178,7 +178,7 @@ def test_a_responses_body_passed_whole_is_priced_and_refused_as_a_chats(cloud):
     assert spent() - before == 100 * 3 + 10 * 6
 
 
-def test_a_stripped_field_is_left_out_and_charged_at_the_models_own_price(cloud):
+def test_a_stripped_field_is_named_and_charged_at_the_models_own_price(cloud):
     client, upstream, spent = cloud
     upstream.post("/v1/chat/completions", json_body=whole(USAGE))
     before = spent()

@@ -180,9 +180,9 @@ def test_a_hosted_tool_is_refused_by_its_type_unless_the_operator_leaves_it_out(
     assert refused.status_code == 400
     assert refused.get_json()["error"]["param"] == "tools"
     assert repr(kind) in refused.get_json()["error"]["message"]
-    left_out = make_client(hosted_tools="drop").post("/v1/responses", json=body)
-    assert left_out.status_code == 200
-    assert left_out.headers["x-oai-proxy-left-out-tools"] == kind
+    dropped = make_client(hosted_tools="drop").post("/v1/responses", json=body)
+    assert dropped.status_code == 200
+    assert dropped.headers["x-oai-proxy-left-out-tools"] == kind
 
 
 def test_bad_input_is_an_openai_400_naming_the_field(client):

@@ -79,7 +79,7 @@ def test_learning_from_answers(events, limit):
     assert count.limit == limit
 
 
-# -- waiting in line ---------------------------------------------------------------------------
+# -- waiting in the queue ----------------------------------------------------------------------
 
 
 def admission(slots: int | None = 1, **options) -> Admission:
@@ -87,10 +87,10 @@ def admission(slots: int | None = 1, **options) -> Admission:
     return Admission(URL, SlotCount(configured=slots), **options)
 
 
-def hold(
+def lease(
     gate: Admission, release: threading.Event, party: Party = ANYONE, **kwargs
 ) -> threading.Thread:
-    """A thread holding a lease for ``party`` until ``release`` is set; it has it when this
+    """A thread with a lease for ``party`` until ``release`` is set; it has it when this
     returns."""
     taken = threading.Event()
 
@@ -107,7 +107,7 @@ def hold(
 
 def test_requests_beyond_the_slots_wait_their_turn_in_order():
     gate, release, order = admission(1), threading.Event(), []
-    holder = hold(gate, release)
+    lessee = lease(gate, release)
 
     def wait(name: str) -> None:
         with gate.lease():
@@ -125,7 +125,7 @@ def test_requests_beyond_the_slots_wait_their_turn_in_order():
         "queued": 3,
     }
     release.set()
-    for thread in [holder, *waiters]:
+    for thread in [lessee, *waiters]:
         thread.join(5)
     assert order == ["a", "b", "c"]
     assert gate.snapshot()["in_flight"] == gate.snapshot()["queued"] == 0
@@ -137,7 +137,7 @@ def test_requests_beyond_the_slots_wait_their_turn_in_order():
 def test_a_server_that_queues_holds_one_waiting_request_per_slot(queues, at_once):
     gate, release = Admission(URL, SlotCount(), max_queue=8, queue_timeout=5), threading.Event()
     gate.report(2, queues=queues)
-    holders = [hold(gate, release) for _ in range(at_once)]
+    lessees = [lease(gate, release) for _ in range(at_once)]
 
     def wait() -> None:
         with gate.lease():
@@ -145,7 +145,7 @@ def test_a_server_that_queues_holds_one_waiting_request_per_slot(queues, at_once
 
     waiter = threading.Thread(target=wait)
     waiter.start()
-    wait_for(lambda: gate.busy()[0] == at_once + 1, "the next request in line")
+    wait_for(lambda: gate.busy()[0] == at_once + 1, "the next request in the queue")
     # what operators see: two generations, and the rest waiting wherever they wait
     assert gate.snapshot() == {
         "slots": 2,
@@ -154,13 +154,13 @@ def test_a_server_that_queues_holds_one_waiting_request_per_slot(queues, at_once
         "queued": at_once - 1,
     }
     release.set()
-    for thread in [*holders, waiter]:
+    for thread in [*lessees, waiter]:
         thread.join(5)
 
 
 def test_a_full_line_is_a_503_saying_what_to_raise():
     gate, release = admission(1, max_queue=1), threading.Event()
-    holder = hold(gate, release)
+    lessee = lease(gate, release)
 
     def wait() -> None:
         with gate.lease():
@@ -175,13 +175,13 @@ def test_a_full_line_is_a_503_saying_what_to_raise():
     assert info.value.status == 503 and info.value.retry_after
     assert "--max-queue" in info.value.message and URL in info.value.message
     release.set()
-    holder.join(5)
+    lessee.join(5)
     waiter.join(5)
 
 
 def test_waiting_too_long_is_a_503_saying_what_to_raise():
     gate, release = admission(1, queue_timeout=0.2), threading.Event()
-    holder = hold(gate, release)
+    lessee = lease(gate, release)
     with pytest.raises(QueueTimeoutError) as info:
         with gate.lease():
             pass
@@ -189,12 +189,12 @@ def test_waiting_too_long_is_a_503_saying_what_to_raise():
     assert "--queue-timeout" in info.value.message
     assert gate.snapshot()["queued"] == 0
     release.set()
-    holder.join(5)
+    lessee.join(5)
 
 
-def test_a_client_gone_while_waiting_leaves_the_line_at_once():
+def test_a_client_gone_while_waiting_leaves_the_queue_at_once():
     gate, release, gone = admission(1), threading.Event(), threading.Event()
-    holder = hold(gate, release)
+    lessee = lease(gate, release)
     errors = []
 
     def wait() -> None:
@@ -212,15 +212,15 @@ def test_a_client_gone_while_waiting_leaves_the_line_at_once():
     assert isinstance(errors[0], ClientGoneError)
     assert gate.snapshot()["queued"] == 0
     release.set()
-    holder.join(5)
+    lessee.join(5)
 
 
 def test_with_nothing_known_every_request_goes_through():
     gate, release = admission(None), threading.Event()
-    holders = [hold(gate, release) for _ in range(5)]
+    lessees = [lease(gate, release) for _ in range(5)]
     assert gate.snapshot()["in_flight"] == 5
     release.set()
-    for thread in holders:
+    for thread in lessees:
         thread.join(5)
 
 
@@ -266,7 +266,7 @@ class Ticking:
         return self.now
 
 
-def test_a_refused_request_goes_back_to_the_head_of_the_line():
+def test_a_refused_request_goes_back_to_the_head_of_the_queue():
     clock = Ticking(FIRST_BACKOFF / 5)
     gate, attempts = admission(None, clock=clock), []
 
@@ -305,8 +305,8 @@ def test_a_refusal_shows_how_many_the_server_was_serving():
             started.append(1)
             release.wait(10)
 
-    holders = [threading.Thread(target=serving) for _ in range(2)]
-    for thread in holders:
+    lessees = [threading.Thread(target=serving) for _ in range(2)]
+    for thread in lessees:
         thread.start()
     wait_for(lambda: len(started) == 2)
     refusals = iter([SlotUnavailableError("no free slot")])
@@ -324,7 +324,7 @@ def test_a_refusal_shows_how_many_the_server_was_serving():
     release.set()
     runner.join(5)
     assert result == ["third"]
-    for thread in holders:
+    for thread in lessees:
         thread.join(5)
 
 
@@ -334,15 +334,15 @@ def test_a_refusal_counts_only_the_generations_the_server_still_holds(ended):
     the server freed its slot before sending that item: a refusal meanwhile counts it out."""
     gate = admission(None)
     items = [1, "last"] if ended else [1, 2]
-    holders = [gate.stream(lambda: (i for i in items), ends=lambda i: i == "last") for _ in "ab"]
-    for stream in holders:
+    lessees = [gate.stream(lambda: (i for i in items), ends=lambda i: i == "last") for _ in "ab"]
+    for stream in lessees:
         assert next(stream) == 1
     if ended:
-        assert next(holders[0]) == "last"  # read, its lease not handed back yet
+        assert next(lessees[0]) == "last"  # read, its lease not handed back yet
     assert gate.snapshot()["in_flight"] == 2
     gate.refused(Ticket(deadline=time.monotonic() + 5))
     assert gate.slots.limit == (1 if ended else 2)
-    for stream in holders:
+    for stream in lessees:
         stream.close()
 
 
@@ -353,14 +353,14 @@ def test_a_refusal_counts_two_answers_from_one_slot_once(slots, limit):
     """The first answer ended on the server and its slot went to the second before the last
     item of the first was read here: the server holds one generation, not two."""
     gate = admission(None)
-    holders = [
+    lessees = [
         gate.stream(lambda n=n: (i for i in [n, "more"]), slot=lambda item, n=n: n) for n in slots
     ]
-    for stream in holders:
+    for stream in lessees:
         next(stream)
     gate.refused(Ticket(deadline=time.monotonic() + 5))
     assert gate.slots.limit == limit
-    for stream in holders:
+    for stream in lessees:
         stream.close()
 
 
@@ -390,8 +390,8 @@ def test_a_stream_closed_from_another_thread_hands_the_lease_back():
 
 
 def queue(gate: Admission, party: Party, order: list, release: threading.Event) -> threading.Thread:
-    """A thread waiting in line as ``party``; once in, it notes its name and holds its slot
-    until ``release``."""
+    """A thread waiting in the queue as ``party``; once in, it notes its name and leases its
+    slot until ``release``."""
 
     def run() -> None:
         with gate.lease(Caller(party)):
@@ -401,7 +401,7 @@ def queue(gate: Admission, party: Party, order: list, release: threading.Event) 
     thread = threading.Thread(target=run)
     before = len(gate._queue)
     thread.start()
-    wait_for(lambda: len(gate._queue) == before + 1, "the request in line")
+    wait_for(lambda: len(gate._queue) == before + 1, "the request in the queue")
     return thread
 
 
@@ -409,7 +409,7 @@ def test_a_freed_slot_goes_to_the_key_whose_turn_it_is_not_the_oldest_request():
     gate, order = admission(1), []
     a, b = Party("a"), Party("b")
     first, go = threading.Event(), threading.Event()
-    holder = hold(gate, first, a)
+    lessee = lease(gate, first, a)
     waiters = [queue(gate, a, order, go) for _ in range(3)] + [queue(gate, b, order, go)]
     assert gate.snapshot()["keys"] == {
         "a": {"running": 1, "waiting": 3},
@@ -417,7 +417,7 @@ def test_a_freed_slot_goes_to_the_key_whose_turn_it_is_not_the_oldest_request():
     }
     first.set()
     go.set()
-    for thread in [holder, *waiters]:
+    for thread in [lessee, *waiters]:
         thread.join(5)
     assert order == ["a", "b", "a", "a"]
 
@@ -425,27 +425,27 @@ def test_a_freed_slot_goes_to_the_key_whose_turn_it_is_not_the_oldest_request():
 def test_a_key_at_its_cap_waits_while_another_key_takes_the_free_slot():
     gate, order, release = admission(3), [], threading.Event()
     capped, other = Party("a", cap=1), Party("b")
-    holder = hold(gate, release, capped)
+    lessee = lease(gate, release, capped)
     waiter = queue(gate, capped, order, release)
-    other_holder = hold(gate, release, other)  # a slot free for b: no line
+    other_lessee = lease(gate, release, other)  # a slot free for b: no line
     assert gate.snapshot()["in_flight"] == 2 and order == []
     release.set()
-    for thread in [holder, waiter, other_holder]:
+    for thread in [lessee, waiter, other_lessee]:
         thread.join(5)
-    assert order == ["a"] and capped.held.count == 0
+    assert order == ["a"] and capped.leases.count == 0
 
 
 def test_a_cap_holds_across_upstreams_and_a_slot_given_back_on_one_wakes_the_other():
     here, there, order = admission(2), admission(2), []
     capped = Party("a", cap=1)
     done_there, go = threading.Event(), threading.Event()
-    holder = hold(there, done_there, capped)
+    lessee = lease(there, done_there, capped)
     waiter = queue(here, capped, order, go)
     assert order == []  # here has both slots free, but the key holds its one over there
     done_there.set()
     wait_for(lambda: order == ["a"], "the capped request to go once its key gave a slot back")
     go.set()
-    for thread in [holder, waiter]:
+    for thread in [lessee, waiter]:
         thread.join(5)
 
 
@@ -453,13 +453,13 @@ def test_a_cap_holds_across_upstreams_and_a_slot_given_back_on_one_wakes_the_oth
 def test_a_request_waits_inside_a_queueing_server_only_while_its_key_asks_alone(second, inside):
     gate, release = admission(None), threading.Event()
     gate.report(1, queues=True)
-    holders = [hold(gate, release, Party("a"))]
+    lessees = [lease(gate, release, Party("a"))]
     if inside:
-        holders.append(hold(gate, release, Party(second)))  # into the server's own queue
+        lessees.append(lease(gate, release, Party(second)))  # into the server's own queue
         assert len(gate._queue) == 0
     else:
-        holders.append(queue(gate, Party(second), [], release))  # the proxy's line: its turn
+        lessees.append(queue(gate, Party(second), [], release))  # the proxy's queue: its turn
     assert gate.busy()[0] == 2
     release.set()
-    for thread in holders:
+    for thread in lessees:
         thread.join(5)

@@ -35,8 +35,8 @@ def completions(fake: FakeServerCpp) -> int:
     return sum(1 for path, _, _ in fake.requests if path == "/completion")
 
 
-def held_stream(proxy: ProxyProcess) -> requests.Response:
-    """A stream that holds the one slot until the fake's gate opens."""
+def slot_taking_stream(proxy: ProxyProcess) -> requests.Response:
+    """A stream that keeps the one slot until the fake's gate opens."""
     response = requests.post(
         proxy.url + "/v1/completions",
         stream=True,
@@ -62,7 +62,7 @@ def raw_request(proxy: ProxyProcess, body: dict) -> socket.socket:
 
 @pytest.mark.parametrize("how", SERVINGS)
 def test_a_client_that_hangs_up_while_waiting_never_reaches_the_server(tmp_path, how):
-    # one worker: /health then speaks for the process that holds the line
+    # one worker: /health then speaks for the process that keeps the queue
     args = {
         "waitress": ("--slots", "1"),
         "gunicorn": ("--slots", "1", "--workers", "1"),
@@ -74,13 +74,13 @@ def test_a_client_that_hangs_up_while_waiting_never_reaches_the_server(tmp_path,
             fake.url, tmp_path / "proxy.log", how=how, args=args, env={"PROXY_SLOTS": "1"}
         ) as proxy,
     ):
-        with held_stream(proxy) as held:
-            lines = held.iter_lines()
+        with slot_taking_stream(proxy) as taking:
+            lines = taking.iter_lines()
             assert next(lines).startswith(b"data: ")
             sock = raw_request(proxy, {"prompt": "never sent", "max_tokens": 2})
-            wait_for(lambda: health(proxy)["queued"] == 1, "the request joining the line")
+            wait_for(lambda: health(proxy)["queued"] == 1, "the request joining the queue")
             sock.close()
-            wait_for(lambda: health(proxy)["queued"] == 0, "the request leaving the line")
+            wait_for(lambda: health(proxy)["queued"] == 0, "the request leaving the queue")
             fake.gate.set()
             rest = [line for line in lines if line]
         assert rest[-1] == b"data: [DONE]"
@@ -121,11 +121,11 @@ def test_a_full_line_and_a_long_wait_are_503s_with_retry_after(tmp_path):
             args=("--slots", "1", "--max-queue", "1", "--queue-timeout", "1"),
         ) as proxy,
     ):
-        with held_stream(proxy) as held:
-            lines = held.iter_lines()
+        with slot_taking_stream(proxy) as taking:
+            lines = taking.iter_lines()
             assert next(lines).startswith(b"data: ")
             waiting = raw_request(proxy, {"prompt": "waits", "max_tokens": 2})
-            wait_for(lambda: health(proxy)["queued"] == 1, "the request joining the line")
+            wait_for(lambda: health(proxy)["queued"] == 1, "the request joining the queue")
             full = requests.post(proxy.url + "/v1/completions", json={"prompt": "x"}, timeout=10)
             assert full.status_code == 503 and full.headers["Retry-After"]
             assert full.json()["error"]["code"] == "queue_full"

@@ -32,10 +32,10 @@ def line_of(arrivals: list, now: float = 0.0) -> FairQueue:
     return queue
 
 
-def served(queue: FairQueue, now: float = 0.0, held_back=lambda party: False) -> str:
+def served(queue: FairQueue, now: float = 0.0, capped=lambda party: False) -> str:
     """Serve the queue one slot at a time while anyone may go: the key of each turn."""
     order = ""
-    while (first := queue.first(now, held_back)) is not None:
+    while (first := queue.first(now, capped)) is not None:
         queue.served(first)
         order += first.party.name
     return order
@@ -61,7 +61,7 @@ def test_turns_go_round_the_keys_by_weight_and_priority(arrivals, expected):
 def test_a_key_that_had_its_turns_waits_behind_one_that_had_none():
     a, b = party("a"), party("b")
     queue = line_of([a] * 6)
-    assert served(queue, held_back=lambda p: len(queue) <= 3) == "aaa"  # three slots to a
+    assert served(queue, capped=lambda p: len(queue) <= 3) == "aaa"  # three slots to a
     queue.join(Asking(b), now=0.0)
     assert served(queue) == "baaa"
 
@@ -95,6 +95,6 @@ def test_a_capped_key_is_passed_over_and_a_refused_request_keeps_its_place():
     queue.served(first)
     queue.rejoin(first)  # the server refused it: back first of its key's
     assert queue.first(0.0) is first
-    assert served(queue, held_back=lambda p: p is a) == "b"
+    assert served(queue, capped=lambda p: p is a) == "b"
     assert queue.waiting() == {"a": 2} and len(queue) == 2
     assert served(queue) == "aa" and len(queue) == 0 and queue.waiting() == {}

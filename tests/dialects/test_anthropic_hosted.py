@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from proxy.api.serve import left_out
+from proxy.api.serve import left_out_headers
 from proxy.core.errors import InvalidRequestError, UntranslatableError
 from proxy.core.events import (
     Finish,
@@ -138,13 +138,13 @@ def toolset(**fields) -> dict:
 def test_hosted_tools_become_the_uses_of_the_gateways_servers(fields, hosted):
     parsed = parse(body(**fields))
     assert parsed.request.uses == hosted
-    assert parsed.not_run == () and parsed.left_out == () and parsed.request.tools == ()
+    assert parsed.not_run == () and parsed.not_offered == () and parsed.request.tools == ()
 
 
-def test_a_messages_server_runs_its_own_and_a_fallback_names_them_left_out():
+def test_a_messages_server_runs_its_own_and_a_fallback_names_them_not_offered():
     parsed = parse(body(mcp_servers=[FS], tools=[SEARCH]), passing=True)
     assert parsed.request.uses == () and parsed.not_run == ()
-    assert left_out(messages, parsed) == {"x-oai-proxy-left-out-tools": "fs, web_search"}
+    assert left_out_headers(messages, parsed) == {"x-oai-proxy-left-out-tools": "fs, web_search"}
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from proxy.api.serve import left_out
+from proxy.api.serve import left_out_headers
 from proxy.core.errors import (
     AuthenticationError,
     ContextLengthError,
@@ -60,7 +60,7 @@ def test_a_minimal_request():
     parsed = ask()
     assert parsed.request.model == "claude-sonnet-4-5" and parsed.request.max_tokens == 64
     assert parsed.request.messages == (Message("user", "hi"),)
-    assert (parsed.stream, parsed.notes.thinking, parsed.left_out) == (False, False, ())
+    assert (parsed.stream, parsed.notes.thinking, parsed.not_offered) == (False, False, ())
 
 
 @pytest.mark.parametrize(
@@ -152,7 +152,7 @@ def test_a_tool_round_trip_becomes_the_chats_calls_and_results():
     )
 
 
-def test_tools_anthropic_runs_are_left_out_and_named():
+def test_tools_anthropic_runs_are_not_offered_and_named():
     parsed = ask(
         tools=[
             TOOL,
@@ -161,12 +161,14 @@ def test_tools_anthropic_runs_are_left_out_and_named():
         ]
     )
     assert [t["function"]["name"] for t in parsed.request.tools] == ["get_weather"]
-    assert parsed.left_out == ("code_execution", "bash")
+    assert parsed.not_offered == ("code_execution", "bash")
     assert parsed.not_run == ("code_execution_20250825",)  # bash runs on the client
     tools = [TOOL, {"type": "code_execution_20250825", "name": "c"}]
     body = {"model": "m", "max_tokens": 8, "messages": HI, "tools": tools}
     assert parse(body, passing=True).not_run == ()  # its server runs them
-    assert left_out(messages, parsed) == {"x-oai-proxy-left-out-tools": "code_execution, bash"}
+    assert left_out_headers(messages, parsed) == {
+        "x-oai-proxy-left-out-tools": "code_execution, bash"
+    }
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.api.serve import LEFT_OUT_TOOLS_HEADER, left_out, makers, tell
+from proxy.api.serve import LEFT_OUT_TOOLS_HEADER, left_out_headers, makers, tell
 from proxy.core.types import Completion, Served, Spent, Usage
 from proxy.dialects import anthropic, responses
 from proxy.dialects.ollama import answer as ollama
@@ -49,7 +49,7 @@ ENCODED = "line%0D%0AX-Forged:%20yes, nul%00, %E5%90%8D%E5%89%8D, %C3%BC%E2%82%A
     ],
 )
 def test_client_text_in_a_header_is_percent_encoded(dialect, parsed, header):
-    value = left_out(dialect, parsed())[header]
+    value = left_out_headers(dialect, parsed())[header]
     assert sorted(value.split(", ")) == sorted(ENCODED.split(", "))
 
 

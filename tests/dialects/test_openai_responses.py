@@ -131,7 +131,7 @@ def test_items_of_a_codex_turn():
         Message("tool", "/work", tool_call_id="call_2"),
     )
     assert [t["function"]["name"] for t in parsed.request.tools] == ["exec_command"]
-    assert parsed.left_out == ("namespace",)  # the client runs a namespace's tools
+    assert parsed.not_offered == ("namespace",)  # the client runs a namespace's tools
     # the gateway's web search, kept to what the search returns (no page opened)
     assert parsed.request.uses == (ToolUse("web", "web", ("web_search",), kind="web_search"),)
     assert parsed.not_run == ()

@@ -13,7 +13,7 @@ import requests
 FLOOD = 16  # streams kept in flight
 SLOTS = 4  # the server's
 QUESTIONS = 6  # the other key's, one at a time
-WAITING = FLOOD - SLOTS  # the flood's requests in the proxy's line at any time
+WAITING = FLOOD - SLOTS  # the flood's requests in the proxy's queue at any time
 TEAM = """
 [[keys]]
 name = "a"
@@ -85,10 +85,10 @@ def questions(url: str, key: str, count: int) -> list:
 
 class Flood:
     """``key``'s :data:`FLOOD` streams of ``tokens`` tokens, in flight while the ``with``
-    block runs (after ``settle`` seconds for every slot and the line to fill)."""
+    block runs (after ``filling`` seconds for every slot and the queue to fill)."""
 
-    def __init__(self, url: str, key: str, settle: float = 3.0, tokens: int = LONG) -> None:
-        self.url, self.key, self.settle, self.tokens = url, key, settle, tokens
+    def __init__(self, url: str, key: str, filling: float = 3.0, tokens: int = LONG) -> None:
+        self.url, self.key, self.filling, self.tokens = url, key, filling, tokens
         self.answers: list = []
         self.failures: list = []
         self.stop = threading.Event()
@@ -104,7 +104,7 @@ class Flood:
     def __enter__(self) -> "Flood":
         for thread in self.threads:
             thread.start()
-        time.sleep(self.settle)
+        time.sleep(self.filling)
         self.answers.clear()
         self.began = time.perf_counter()
         return self

@@ -23,7 +23,7 @@ from .marks import CURRENT, only
 
 pytestmark = pytest.mark.e2e
 
-POLICY = "the line's policy is the proxy's, whatever the server: tabled in the unit tier"
+POLICY = "the queue's policy is the proxy's, whatever the server: tabled in the unit tier"
 
 
 @pytest.fixture(scope="module")

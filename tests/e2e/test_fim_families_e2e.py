@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from proxy.backends.servercpp import fimprompt, gguffile
-from proxy.core.types import FileChunk
+from proxy.core.types import SourceChunk
 from tests.processes import ProxyProcess
 
 from .codermodels import CODERS
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.e2e
 
 PREFIX = "def add(a, b):\n    "
 SUFFIX = "\n\nprint(add(1, 2))\n"
-EXTRA = (FileChunk("def sub(a, b):\n    return a - b\n", "util.py"), FileChunk("x = 1\n"))
+EXTRA = (SourceChunk("def sub(a, b):\n    return a - b\n", "util.py"), SourceChunk("x = 1\n"))
 CURSOR = "return"
 LONG_PREFIX = "def sub(a, b):\n    return a - b\n\n\n" * 40 + PREFIX  # past a batch of 512
 GREEDY = {"n_predict": 8, "temperature": 0, "cache_prompt": False}

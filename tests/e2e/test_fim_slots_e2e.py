@@ -3,7 +3,7 @@
 Completions it abandons free their slots: twenty gaps asked of a four-slot llama-server (ten
 whole on llama.cpp's ``/infill``, as llama.vim asks; ten streamed on Mistral's FIM route, as
 Continue asks), all dropped while the model writes. The server stops writing them at once,
-and none of those still waiting in the proxy's line ever reaches it. (How long the slots take
+and none of those still waiting in the proxy's queue ever reaches it. (How long the slots take
 to come free is measured by ``bench.fim``.)
 
 Gaps of one file, asked one after another, find its prompt in a slot's cache: on current
@@ -60,7 +60,7 @@ def test_twenty_abandoned_gaps_leave_no_slot_busy(coder, logs):
             dropped(connection)
         until(lambda: busy_slots(server.url) == 0, timeout=30)
         written = predicted(server.url)
-        time.sleep(1.0)  # long enough for a request left in the line to have reached a slot
+        time.sleep(1.0)  # long enough for a request left in the queue to have reached a slot
         assert busy_slots(server.url) == 0 and predicted(server.url) == written
     # once every client had gone: four answers written out would be four times the longest;
     # twenty, had none stopped

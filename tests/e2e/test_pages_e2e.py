@@ -163,7 +163,7 @@ def test_the_fleet_page_charts_each_models_last_minutes(browser, server, logs, t
         wait = WebDriverWait(browser, 60)
         wait.until(lambda b: "no traffic yet" in b.find_element(By.ID, "charts").text)
         assert set(charts(browser)) == SERIES
-        with traffic(proxy, clients=3):  # one slot for three clients: the others wait in line
+        with traffic(proxy, clients=3):  # one slot for three clients: the others wait in the queue
             # a point per bucket (10 s) of the history: two take two buckets of traffic
             wait.until(
                 lambda b: (

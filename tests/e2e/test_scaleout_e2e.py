@@ -216,15 +216,15 @@ def test_a_replica_killed_moves_only_its_conversations(recipe):
 
     proxies = {recipe.address(recipe.waitress), recipe.address(recipe.gunicorn)}
     for (home, conversation), replicas in zip(placed, served, strict=True):
-        before, moved, settled = conversation.answers
-        assert {moved.proxy, settled.proxy} == proxies
+        before, moved, stayed = conversation.answers
+        assert {moved.proxy, stayed.proxy} == proxies
         if home == victim:  # its cache died with the replica: evaluated afresh, once
             assert replicas[0] == replicas[1] != victim
             assert moved.cached_tokens < FRESH
         else:
             assert replicas == [home, home]
             assert moved.cached_tokens >= before.prompt_tokens
-        assert settled.cached_tokens >= moved.prompt_tokens
+        assert stayed.cached_tokens >= moved.prompt_tokens
 
 
 def generating(replicas: list) -> int:

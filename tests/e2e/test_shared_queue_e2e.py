@@ -24,7 +24,7 @@ import pytest
 import redis
 import requests
 
-from proxy.fleet.redisline import LEASE
+from proxy.fleet.redissharedqueue import LEASE
 from tests.polling import wait_for
 from tests.processes import ADMIN, ProxyProcess, free_port
 
@@ -130,19 +130,19 @@ def test_a_keys_cap_holds_over_every_process(served, server):
     its requests at once, and does run three."""
     url, _ = served
     seen = []
-    with Flood(url, "sk-capped", settle=1.0) as flood:
+    with Flood(url, "sk-capped", filling=1.0) as flood:
         deadline = time.monotonic() + 4
         while time.monotonic() < deadline:
             seen.append(busy_slots(server))
             time.sleep(0.02)
-        wait_for(lambda: line_metrics(url).get("capped") == 3.0, "the line on /metrics")
+        wait_for(lambda: line_metrics(url).get("capped") == 3.0, "the shared queue on /metrics")
     assert not flood.failures and flood.answers
     assert max(seen) == 3, seen
 
 
 def line_metrics(url: str) -> dict:
-    """The slots each key holds by the shared line's series on ``/metrics``, as whichever
-    process answers sees them."""
+    """The slots each key leases by the shared queue's series (``line_*``) on ``/metrics``, as
+    whichever process answers sees them."""
     text = requests.get(url + "/metrics", headers={"Authorization": f"Bearer {ADMIN}"}).text
     found = re.findall(r'^oai_proxy_line_slots_held\{key="([^"]*)".*\} (\S+)$', text, re.M)
     return {key: float(value) for key, value in found}
@@ -180,7 +180,7 @@ def streams(url: str, count: int, tokens: int = LONGEST - 64) -> tuple:
 
 
 def picture(proxy: ProxyProcess) -> dict:
-    """``/health``'s picture of the line (a probe of the server that timed out on a busy
+    """``/health``'s picture of the shared queue (a probe of the server that timed out on a busy
     machine, and so has none, is made again)."""
     shown: dict = {}
 

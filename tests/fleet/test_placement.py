@@ -8,12 +8,12 @@ from collections import Counter
 import pytest
 
 from proxy.core.conversation import conversation_id, thread_id
-from proxy.core.types import FileChunk, GenerationRequest, Message
+from proxy.core.types import GenerationRequest, Message, SourceChunk
 from proxy.fleet.placement import BALANCE, ReplicaLoad, choose, continues, overflowing, rank
 
 REPLICAS = [f"http://10.0.0.{i}:8080" for i in range(1, 4)]
 SYSTEM = Message("system", "You answer from the document.")
-FILE = FileChunk("def sub(a, b):\n    return a - b\n\n\n" * 10, "util.py")  # an editor's chunk
+FILE = SourceChunk("def sub(a, b):\n    return a - b\n\n\n" * 10, "util.py")  # an editor's chunk
 
 
 def chat(*contents: str, system: bool = True) -> GenerationRequest:
@@ -59,7 +59,7 @@ def test_a_conversation_keeps_its_key_from_turn_to_turn(first, later):
         ),
         pytest.param(
             GenerationRequest(prompt="x = ", suffix="", nearby=(FILE,)),
-            GenerationRequest(prompt="x = ", suffix="", nearby=(FileChunk("y = 2\n", "b.py"),)),
+            GenerationRequest(prompt="x = ", suffix="", nearby=(SourceChunk("y = 2\n", "b.py"),)),
             id="gaps-beside-other-files",
         ),
     ],

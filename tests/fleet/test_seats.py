@@ -46,7 +46,7 @@ class Server:
 
     @contextmanager
     def using(self, measure=None):
-        self.calls.append("held")
+        self.calls.append("kept running")
         yield
         self.calls.append("let go")
 
@@ -117,7 +117,7 @@ UNREACHED = UpstreamUnavailableError("it went away", code=UNREACHABLE)
         (UNREACHED, True, RESTARTS, False),  # enough restarts
         (UNREACHED, False, 0, False),  # alive: the failure is another one
         (UpstreamUnavailableError("no room"), True, 0, False),
-        (QueueFullError("the line is full"), True, 0, False),
+        (QueueFullError("the queue is full"), True, 0, False),
     ],
 )
 def test_a_request_goes_again_only_to_a_server_that_died_under_it(exc, dead, restarts, again):
@@ -125,11 +125,11 @@ def test_a_request_goes_again_only_to_a_server_that_died_under_it(exc, dead, res
     assert Replica("http://a", FakeBackend()).restarts_after(exc, restarts) is False
 
 
-def test_a_replica_the_proxy_runs_is_held_while_it_serves():
+def test_a_replica_the_proxy_runs_is_kept_running_while_it_serves():
     server = Server()
     with ManagedReplica(server, FakeBackend()).serving():
-        assert server.calls == ["held"]
-    assert server.calls == ["held", "let go"]
+        assert server.calls == ["kept running"]
+    assert server.calls == ["kept running", "let go"]
 
 
 class Healthy(FakeBackend):

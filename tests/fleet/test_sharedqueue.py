@@ -20,11 +20,11 @@ from proxy.backends.fairqueue import SlotCount
 from proxy.backends.lease import Ticket
 from proxy.core.caller import Caller
 from proxy.core.errors import QueueFullError, QueueTimeoutError, SlotUnavailableError
-from proxy.core.party import Held, Party
-from proxy.fleet.redisline import RedisLine, Renewals
-from proxy.fleet.sharedqueue import LINE, SharedAdmission
+from proxy.core.party import Leases, Party
+from proxy.fleet.redissharedqueue import RedisQueue, Renewals
+from proxy.fleet.sharedqueue import SHARED_QUEUE, SharedAdmission
 from proxy.servers.remote import Supervised
-from proxy.servers.remotequeue import SupervisedLine
+from proxy.servers.remotequeue import SupervisedQueue
 from proxy.servers.supervisor import Supervisor
 from tests.polling import wait_for
 
@@ -32,13 +32,13 @@ SETTINGS = {"name": "the server", "max_queue": 50, "queue_timeout": 30.0}
 
 
 def parties() -> dict:
-    held = {name: Held() for name in "abcz"}
+    leases = {name: Leases() for name in "abcz"}
     return {
-        "a": Party("a", held=held["a"]),
-        "b": Party("b", held=held["b"]),
-        "c": Party("c", weight=2.0, held=held["c"]),
-        "z": Party("z", priority=0, held=held["z"]),  # interactive: first
-        "capped": Party("a", cap=1, held=held["a"]),
+        "a": Party("a", leases=leases["a"]),
+        "b": Party("b", leases=leases["b"]),
+        "c": Party("c", weight=2.0, leases=leases["c"]),
+        "z": Party("z", priority=0, leases=leases["z"]),  # interactive: first
+        "capped": Party("a", cap=1, leases=leases["a"]),
     }
 
 
@@ -54,9 +54,9 @@ ARRIVALS = {
 
 
 def order(admission: Admission, arrivals: str, slots_taken: int = 1) -> list:
-    """Who gets the slot, in turn, when ``arrivals`` queue behind its holder in this order."""
+    """Who gets the slot, in turn, when ``arrivals`` queue behind the request that has it."""
     people = parties()
-    holder = admission.wait(Caller(party=people[arrivals[0]]), None)
+    first = admission.wait(Caller(party=people[arrivals[0]]), None)
     served, waiters = [], []
 
     def wait(name: str) -> None:
@@ -69,7 +69,7 @@ def order(admission: Admission, arrivals: str, slots_taken: int = 1) -> list:
         waiter.start()
         waiters.append(waiter)
         wait_for(lambda n=n: admission.snapshot()["queued"] == n, timeout=10)
-    admission.release(holder)
+    admission.release(first)
     for waiter in waiters:
         waiter.join(30)
     return served
@@ -90,10 +90,10 @@ def supervised():
         made = iter(range(1000))
 
         def make():
-            line = SupervisedLine(
+            queue = SupervisedQueue(
                 Supervised(address, b"k"), f"up{next(made)}", ("the server", 1, 50, 30.0, "")
             )
-            return shared(line)
+            return shared(queue)
 
         yield make
 
@@ -103,19 +103,19 @@ def redis_shared(client):
     made = iter(range(1000))
 
     def make():
-        line = RedisLine(client, f"up{next(made)}", Renewals(), configured=1, **SETTINGS)
-        return shared(line)
+        queue = RedisQueue(client, f"up{next(made)}", Renewals(), configured=1, **SETTINGS)
+        return shared(queue)
 
     yield make
 
 
-def shared(line) -> SharedAdmission:
-    outages = Outages("a line", remote=True, stores={LINE: "the shared queue"})
-    return SharedAdmission(line, outages, slots=SlotCount(configured=1), **SETTINGS)
+def shared(queue) -> SharedAdmission:
+    outages = Outages("a shared queue", remote=True, stores={SHARED_QUEUE: "the shared queue"})
+    return SharedAdmission(queue, outages, slots=SlotCount(configured=1), **SETTINGS)
 
 
 @pytest.fixture(params=["supervisor", "redis"])
-def line(request):
+def sharing(request):
     if request.param == "supervisor":
         with supervised() as make:
             yield make
@@ -125,19 +125,19 @@ def line(request):
 
 
 @pytest.mark.parametrize("arrivals", ARRIVALS.values(), ids=ARRIVALS)
-def test_the_shared_queue_gives_the_slots_in_the_process_queues_order(line, arrivals):
+def test_the_shared_queue_gives_the_slots_in_the_process_queues_order(sharing, arrivals):
     with own() as make:
         expected = order(make(), arrivals)
-    found = order(line(), arrivals)
+    found = order(sharing(), arrivals)
     assert found == expected and sorted(found) == sorted(arrivals[1:])
 
 
-def test_a_cap_counts_the_slots_a_key_holds_on_every_upstream(line):
-    """Key a, capped at one slot, holds it on one upstream: its request on another with a free
+def test_a_cap_counts_the_slots_a_key_leases_on_every_upstream(sharing):
+    """Key a, capped at one slot, leases it on one upstream: its request on another with a free
     slot waits until the first is handed back; another key's does not."""
-    first, second = line(), line()
+    first, second = sharing(), sharing()
     people = parties()
-    holding = first.wait(Caller(party=people["capped"]), None)
+    leased = first.wait(Caller(party=people["capped"]), None)
     waited = []
     waiter = threading.Thread(
         target=lambda: waited.append(second.wait(Caller(party=people["capped"]), None))
@@ -147,16 +147,16 @@ def test_a_cap_counts_the_slots_a_key_holds_on_every_upstream(line):
     other = second.wait(Caller(party=people["b"]), None)  # a slot free for another key
     second.release(other)
     assert not waited
-    first.release(holding)
+    first.release(leased)
     waiter.join(10)
     assert len(waited) == 1
     second.release(waited[0])
 
 
-def test_the_picture_is_the_same_from_every_process(line):
-    one = line()
+def test_the_picture_is_the_same_from_every_process(sharing):
+    one = sharing()
     people = parties()
-    held = one.wait(Caller(party=people["a"]), None)
+    leased = one.wait(Caller(party=people["a"]), None)
     waiter = threading.Thread(target=lambda: one.release(one.wait(Caller(party=people["b"]), None)))
     waiter.start()
     wait_for(lambda: one.snapshot()["queued"] == 1, timeout=10)
@@ -164,20 +164,20 @@ def test_the_picture_is_the_same_from_every_process(line):
     assert shown["shared"] and shown["in_flight"] == 1 and shown["slots"] == 1
     assert shown["keys"] == {"a": {"running": 1, "waiting": 0}, "b": {"running": 0, "waiting": 1}}
     assert sum(shown["processes"].values()) == 1
-    one.release(held)
+    one.release(leased)
     waiter.join(10)
 
 
-def test_a_full_queue_and_its_timeout_are_refused_as_in_one_process(line):
-    admission = line()
+def test_a_full_queue_and_its_timeout_are_refused_as_in_one_process(sharing):
+    admission = sharing()
     admission.max_queue, admission.queue_timeout = 1, 0.3
-    if isinstance(admission.line, RedisLine):
-        admission.line.max_queue, admission.line.queue_timeout = 1, 0.3
+    if isinstance(admission.shared_queue, RedisQueue):
+        admission.shared_queue.max_queue, admission.shared_queue.queue_timeout = 1, 0.3
     else:
-        admission.line.settings = ("the server", 1, 1, 0.3, "")
-        admission.line.upstream += "-bounded"
+        admission.shared_queue.settings = ("the server", 1, 1, 0.3, "")
+        admission.shared_queue.upstream += "-bounded"
     people = parties()
-    held, b = admission.wait(Caller(party=people["a"]), None), people["b"]
+    leased, b = admission.wait(Caller(party=people["a"]), None), people["b"]
     with pytest.raises(QueueTimeoutError, match="waited 0.3s for one of the 1 slot of the server"):
         admission.wait(Caller(party=people["b"]), None)
     waiter = threading.Thread(
@@ -188,38 +188,40 @@ def test_a_full_queue_and_its_timeout_are_refused_as_in_one_process(line):
     with pytest.raises(QueueFullError, match="1 requests already wait"):
         admission.wait(Caller(party=people["c"]), None)
     waiter.join(10)
-    admission.release(held)
+    admission.release(leased)
 
 
 def test_a_line_that_cannot_be_reached_leaves_the_process_its_own_queue():
     folder = tempfile.mkdtemp()
-    line = SupervisedLine(Supervised(os.path.join(folder, "none"), b"k"), "up", ("x", 1, 5, 1, ""))
-    admission = shared(line)
+    queue = SupervisedQueue(
+        Supervised(os.path.join(folder, "none"), b"k"), "up", ("x", 1, 5, 1, "")
+    )
+    admission = shared(queue)
     ticket = admission.wait(Caller(party=Party("a")), None)
-    assert ticket.shared is None and not admission.outages.is_up(LINE)
+    assert ticket.shared is None and not admission.outages.is_up(SHARED_QUEUE)
     assert admission.snapshot()["shared"] is False and admission.snapshot()["in_flight"] == 1
     admission.release(ticket)
     assert admission.snapshot()["in_flight"] == 0
 
 
 def test_a_lease_lasts_while_renewed_and_ends_when_its_process_stops(redis_client):
-    """Renewed, a slot stays held past its lease; once its process stops renewing (it died),
+    """Renewed, a slot stays leased past its lease; once its process stops renewing (it died),
     the slot goes to the next waiter within the lease."""
     renewals = Renewals(every=0.2)
-    line = RedisLine(redis_client, "up", renewals, configured=1, lease=0.6, **SETTINGS)
-    admission = shared(line)
+    queue = RedisQueue(redis_client, "up", renewals, configured=1, lease=0.6, **SETTINGS)
+    admission = shared(queue)
     people = parties()
-    held = admission.wait(Caller(party=people["a"]), None)
+    leased = admission.wait(Caller(party=people["a"]), None)
     time.sleep(1.5)  # more than two leases
     assert admission.snapshot()["keys"]["a"]["running"] == 1
-    renewals.drop(line, held.shared)  # as if its process had died
+    renewals.drop(queue, leased.shared)  # as if its process had died
     waited = admission.wait(Caller(party=people["b"]), None)
     assert admission.snapshot()["keys"] == {"b": {"running": 1, "waiting": 0}}
     admission.release(waited)
 
 
-def test_a_request_the_server_refuses_goes_back_first_in_the_shared_queue(line):
-    admission = line()
+def test_a_request_the_server_refuses_goes_back_first_in_the_shared_queue(sharing):
+    admission = sharing()
     people = parties()
     tries = []
 
@@ -234,7 +236,7 @@ def test_a_request_the_server_refuses_goes_back_first_in_the_shared_queue(line):
 
 
 class Recording:
-    """A line that grants every wait at once and records what it is told."""
+    """A shared queue that grants every wait at once and records what it is told."""
 
     def __init__(self) -> None:
         self.calls: list = []
@@ -258,12 +260,12 @@ class Recording:
     ],
     ids=["configured", "reported", "to-be-learned"],
 )
-def test_the_line_hears_what_the_server_answers_only_while_its_size_is_learned(slots, told):
-    line = Recording()
-    admission = SharedAdmission(line, Outages("a line", remote=True, stores={LINE: "q"}),
+def test_the_shared_queue_hears_what_the_server_answers_only_while_its_size_is_learned(slots, told):
+    queue, outages = Recording(), Outages("a queue", remote=True, stores={SHARED_QUEUE: "q"})
+    admission = SharedAdmission(queue, outages,
                                 name="s", slots=slots, max_queue=5, queue_timeout=1.0)  # fmt: skip
     with closing(admission.attempts(Caller(party=Party("a")))) as attempts:
         attempt = next(attempts)
         attempt.began(0)
         attempt.ended()
-    assert line.calls == told
+    assert queue.calls == told

@@ -268,7 +268,7 @@ def test_json_nested_past_the_recursion_limit_is_a_400(gateway, place):
 # -- client text bound for a header ----------------------------------------------------------
 
 
-def left_out_tools(names) -> dict:
+def not_offered_tools(names) -> dict:
     return {**MESSAGES, "tools": [{"type": "bash_20250124", "name": name} for name in names]}
 
 
@@ -278,7 +278,7 @@ HEADER_BOUND = {  # (route, body holding the names, the header that names them)
         lambda names: {**OLLAMA, "options": {"num_predict": 1, **{name: 1 for name in names}}},
         "x-oai-proxy-ignored-options",
     ),
-    "messages-server-tools": ("/v1/messages", left_out_tools, "x-oai-proxy-left-out-tools"),
+    "messages-server-tools": ("/v1/messages", not_offered_tools, "x-oai-proxy-left-out-tools"),
     "responses-tool-types": (
         "/v1/responses",
         lambda names: {**RESPONSES, "tools": [{"type": name} for name in names]},

@@ -62,7 +62,7 @@ def test_a_flood_faster_than_the_writer_is_dropped_not_held(tmp_path):
     count, _ = capture.store.totals()
     print(f"kept {count}, dropped {capture.dropped}, memory +{memory.growth / MiB:.0f} MiB")
     assert count + capture.dropped == EXCHANGES and count > 0
-    assert memory.growth < QUEUED_BYTES + 64 * MiB  # the line's bound, and room
+    assert memory.growth < QUEUED_BYTES + 64 * MiB  # the queue's bound, and room
 
 
 def test_a_steady_stream_keeps_the_newest_within_the_stores_bounds(tmp_path):

@@ -190,8 +190,8 @@ def test_metrics_off_keeps_none_and_still_says_the_overhead(fake, proxy_over):
     assert client.get("/status").json["models"][0]["completion_tokens"] == 0
 
 
-def test_a_line_shows_in_the_metrics_and_on_the_status_page(tmp_path):
-    gate = threading.Event()  # a server that refuses beyond its slot: the line is the proxy's
+def test_a_queue_shows_in_the_metrics_and_on_the_status_page(tmp_path):
+    gate = threading.Event()  # a server that refuses beyond its slot: the queue is the proxy's
     with FakeServerCpp("powerinfer", n_slots=1, gate=gate) as fake:
         models = tmp_path / "models.toml"
         models.write_text(f'[models.tiny]\nupstreams = [{{ url = "{fake.url}", slots = 1 }}]\n')
@@ -215,7 +215,7 @@ def test_a_line_shows_in_the_metrics_and_on_the_status_page(tmp_path):
                 )
                 == 1
             ),
-            "a request in line",
+            "a request in the queue",
         )
         scrape = samples(client.get("/metrics").get_data(as_text=True))
         assert value(scrape, "oai_proxy_slots_busy", model="tiny", upstream=fake.url) == 1

@@ -15,7 +15,7 @@ import pytest
 
 from proxy.core.errors import UpstreamUnavailableError
 from proxy.servers import processes
-from proxy.servers.launch import Launch, hold_port
+from proxy.servers.launch import Launch, bind_port
 from proxy.servers.pool import ProcessPool
 from proxy.servers.processes import FIRST_BACKOFF, ManagedServer
 from tests.polling import wait_for
@@ -87,11 +87,11 @@ def test_starts_that_race_for_the_last_place_take_turns(pool, tmp_path):
 
 def test_a_server_in_use_is_not_stopped_for_idling_or_for_room(pool, tmp_path):
     watch = Watch(pool, delay=0)
-    held = server(pool, watch, tmp_path, "held")
-    with held.using():
-        assert not held.stop_if_idle("idle")
-        assert held.state == "ready" and held._alive()
-    assert held.stop_if_idle("idle") and held.state == "stopped"
+    used = server(pool, watch, tmp_path, "used")
+    with used.using():
+        assert not used.stop_if_idle("idle")
+        assert used.state == "ready" and used._alive()
+    assert used.stop_if_idle("idle") and used.state == "stopped"
 
 
 def test_a_busy_server_makes_the_next_start_wait_not_fail(pool, tmp_path):
@@ -99,12 +99,12 @@ def test_a_busy_server_makes_the_next_start_wait_not_fail(pool, tmp_path):
     once the first has let go."""
     watch = Watch(pool, delay=0)
     first, second = (server(pool, watch, tmp_path, name) for name in ("first", "second"))
-    holding, released = threading.Event(), threading.Event()
+    using, released = threading.Event(), threading.Event()
     events = []
 
-    def hold_then_let_go() -> None:
+    def use_then_let_go() -> None:
         with first.using():
-            holding.set()
+            using.set()
             released.wait(30)
             events.append("the first lets go")
 
@@ -120,14 +120,14 @@ def test_a_busy_server_makes_the_next_start_wait_not_fail(pool, tmp_path):
         return looks[-1]
 
     first.idle_for = looked_at
-    holder = threading.Thread(target=hold_then_let_go)
-    holder.start()
-    assert holding.wait(30)
+    user = threading.Thread(target=use_then_let_go)
+    user.start()
+    assert using.wait(30)
     starter = threading.Thread(target=start_second)
     starter.start()
     wait_for(lambda: len(looks) >= 2, "the second start to look for room twice")
     released.set()
-    holder.join(30)
+    user.join(30)
     starter.join(30)
     assert looks[:2] == [0.0, 0.0]  # busy both times: it waited, and did not fail
     assert events == ["the first lets go", "the second is ready"]
@@ -287,11 +287,11 @@ LISTENER = (
 def test_a_servers_port_is_its_own_from_the_models_file_to_its_close(tmp_path):
     """Chosen when the models file is read, started later: meanwhile no other process is
     given the port, the server itself binds it, and closing the server gives it back."""
-    held = hold_port()
-    port = held.getsockname()[1]
+    bound = bind_port()
+    port = bound.getsockname()[1]
     pool = ProcessPool()
-    launch = Launch("held", (*LISTENER, str(port)), port, tmp_path / "held.log", {})
-    listening = ManagedServer(launch, pool, lambda url: reachable(port) or None, port=held)
+    launch = Launch("bound", (*LISTENER, str(port)), port, tmp_path / "bound.log", {})
+    listening = ManagedServer(launch, pool, lambda url: reachable(port) or None, port=bound)
     pool.add(listening)
     try:
         with pytest.raises(OSError), socket.socket() as other:
@@ -300,7 +300,7 @@ def test_a_servers_port_is_its_own_from_the_models_file_to_its_close(tmp_path):
             assert reachable(port)
     finally:
         pool.close()
-    assert held.fileno() == -1
+    assert bound.fileno() == -1
     with socket.socket() as other:
         other.bind(("127.0.0.1", port))
 

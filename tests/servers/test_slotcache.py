@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from proxy.servers.slotcache import SlotFiles, fingerprint, target
+from proxy.servers.slotcache import SavedSlots, fingerprint, target
 
 KEY = "0123456789abcdef0123456789abcdef"
 
@@ -20,14 +20,14 @@ def model(tmp_path):
     return str(path)
 
 
-def saved(files: SlotFiles, key: str, size: int = 100) -> None:
+def saved(files: SavedSlots, key: str, size: int = 100) -> None:
     (files.folder / files.name(key)).write_bytes(b"x" * size)  # as the server writes it
     files.saved(key, tokens=size)
 
 
 def test_a_cache_fits_only_the_server_it_was_saved_from(tmp_path, model):
     args = ["-c", "8192", "-np", "2", "-ctk", "q8_0", "--threads", "4"]
-    files = SlotFiles(tmp_path / "slots" / "qwen", fingerprint(model, args, "llama-server"), 10**6)
+    files = SavedSlots(tmp_path / "slots" / "qwen", fingerprint(model, args, "llama-server"), 10**6)
     saved(files, KEY)
     assert files.restorable(KEY)
     for other in (
@@ -35,23 +35,23 @@ def test_a_cache_fits_only_the_server_it_was_saved_from(tmp_path, model):
         fingerprint(model, args, "bundled llama.cpp (xllamacpp 2026.10.11549)"),
         fingerprint(model + ".other", args, "llama-server"),
     ):
-        assert not SlotFiles(files.folder, other, 10**6).restorable(KEY)
+        assert not SavedSlots(files.folder, other, 10**6).restorable(KEY)
     assert fingerprint(model, [*args, "--threads", "8"], "llama-server") == files.fingerprint
     os.utime(model, (time.time() + 100, time.time() + 100))  # the model file changed
-    assert not SlotFiles(files.folder, fingerprint(model, args, "llama-server"), 10**6).restorable(
+    assert not SavedSlots(files.folder, fingerprint(model, args, "llama-server"), 10**6).restorable(
         KEY
     )
 
 
 def test_only_keys_name_files(tmp_path, model):
-    files = SlotFiles(tmp_path / "slots" / "m", fingerprint(model, [], "e"), 10**6)
+    files = SavedSlots(tmp_path / "slots" / "m", fingerprint(model, [], "e"), 10**6)
     for name in ("../etc/passwd", "ABC", ""):
         assert not files.restorable(name)
 
 
 def test_the_least_recently_used_go_first_over_the_budget(tmp_path, model):
-    first = SlotFiles(tmp_path / "slots" / "a", fingerprint(model, [], "e"), 250)
-    second = SlotFiles(tmp_path / "slots" / "b", fingerprint(model, [], "e"), 250)
+    first = SavedSlots(tmp_path / "slots" / "a", fingerprint(model, [], "e"), 250)
+    second = SavedSlots(tmp_path / "slots" / "b", fingerprint(model, [], "e"), 250)
     keys = [f"{n:032x}" for n in range(3)]
     saved(first, keys[0])
     past = time.time() - 100
@@ -65,14 +65,14 @@ def test_the_least_recently_used_go_first_over_the_budget(tmp_path, model):
 
 
 def test_a_cache_that_would_not_restore_is_forgotten(tmp_path, model):
-    files = SlotFiles(tmp_path / "slots" / "m", fingerprint(model, [], "e"), 10**6)
+    files = SavedSlots(tmp_path / "slots" / "m", fingerprint(model, [], "e"), 10**6)
     saved(files, KEY)
     files.forget(KEY)
     assert not files.restorable(KEY) and list(files.folder.iterdir()) == []
 
 
 def test_what_each_file_was_saved_from_is_beside_it(tmp_path, model):
-    files = SlotFiles(tmp_path / "slots" / "m", fingerprint(model, ["-c", "512"], "e"), 10**6)
+    files = SavedSlots(tmp_path / "slots" / "m", fingerprint(model, ["-c", "512"], "e"), 10**6)
     saved(files, KEY, size=40)
     beside = json.loads((files.folder / f"{KEY}.json").read_text())
     assert beside["from"]["flags"] == {"--ctx-size": "512"} and beside["tokens"] == 40
@@ -87,7 +87,7 @@ IDLE = [
 
 
 @pytest.mark.parametrize(
-    ("held", "slots", "pinned", "expected"),
+    ("served_at", "slots", "pinned", "expected"),
     [
         pytest.param({}, IDLE, 3, 3, id="the-pinned-slot"),
         pytest.param({0: 5.0}, IDLE, None, 2, id="an-idle-slot-holding-nothing-known"),
@@ -98,5 +98,5 @@ IDLE = [
         pytest.param({}, [], -1, None, id="no-slots-and-no-pin"),
     ],
 )
-def test_the_slot_a_cache_is_restored_into(held, slots, pinned, expected):
-    assert target(held, slots, pinned) == expected
+def test_the_slot_a_cache_is_restored_into(served_at, slots, pinned, expected):
+    assert target(served_at, slots, pinned) == expected

@@ -16,7 +16,7 @@ AUTHKEY = b"k" * 32
 
 
 class CountingServer:
-    """Stands in for a ManagedServer: counts holds, and fails to start when told to."""
+    """Stands in for a ManagedServer: counts its users, and fails to start when told to."""
 
     def __init__(self, name: str, fails: str = "") -> None:
         self.name, self.url, self.fails = name, f"http://127.0.0.1/{name}", fails
@@ -86,14 +86,14 @@ def test_a_failed_start_is_the_same_503_in_the_worker(supervised):
     assert broken.is_ready() is False
 
 
-def test_a_worker_that_dies_holding_a_server_lets_go_of_it(supervised, tmp_path):
+def test_a_worker_that_dies_using_a_server_lets_go_of_it(supervised, tmp_path):
     _, servers = supervised
     worker = Client(str(tmp_path / "supervisor.sock"), "AF_UNIX", authkey=AUTHKEY)
     worker.send(("acquire", "tiny", ()))
     assert worker.recv()[0] == "ok"
     assert servers["tiny"].in_flight == 1
     worker.close()  # what the kernel does for a worker killed mid-request
-    wait_for(lambda: servers["tiny"].in_flight == 0, "the dropped hold to be released")
+    wait_for(lambda: servers["tiny"].in_flight == 0, "the dropped use to be released")
 
 
 def test_connections_are_reused(supervised):

@@ -14,7 +14,7 @@ class ReplyFilter:
 
     ``trim`` drops the leading whitespace of a chat answer: ChatGLM starts every turn with a
     metadata line, empty for plain text. With ``tool_names``, text that may still become
-    ``<name>\\n`` of one of those tools is held back, because a tool call is only known once
+    ``<name>\\n`` of one of those tools is withheld, because a tool call is only known once
     the turn ends, and it must not leak out as content.
     """
 
@@ -26,7 +26,7 @@ class ReplyFilter:
         self._names = frozenset(tool_names)
         self._trim = trim
         self._deciding = bool(self._heads)
-        self._held = ""
+        self._withheld = ""
 
     @property
     def stopped(self) -> bool:
@@ -53,22 +53,22 @@ class ReplyFilter:
         ``tool_turn`` says the model ended its turn asking for a tool's result.
         """
         text = self._release(self._stops.flush())
-        held, self._held = self._held, ""
-        call = chatglm3.parse(held, self._names) if held and tool_turn else None
+        withheld, self._withheld = self._withheld, ""
+        call = chatglm3.parse(withheld, self._names) if withheld and tool_turn else None
         if call is not None:
             return text, (call,)
-        return text + held, ()
+        return text + withheld, ()
 
     def _release(self, text: str) -> str:
         if not self._deciding:
             return text
-        self._held += text
-        held = self._held
-        if any(held.startswith(head) or head.startswith(held) for head in self._heads):
+        self._withheld += text
+        withheld = self._withheld
+        if any(withheld.startswith(head) or head.startswith(withheld) for head in self._heads):
             return ""
         self._deciding = False
-        self._held = ""
-        return held
+        self._withheld = ""
+        return withheld
 
 
 REPLACEMENT = "\ufffd"  # what a tokenizer shows for bytes that are not a whole character yet
@@ -103,7 +103,7 @@ class TextDecoder:
         return text[len(context) :]
 
     def flush(self) -> str:
-        """Return the text still held at the end; a cut-off character becomes U+FFFD."""
+        """Return the text still withheld at the end; a cut-off character becomes U+FFFD."""
         if self._read == len(self._ids):
             return ""
         context = self._context()

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, Sequence, Union
 
-from proxy.core.types import FileChunk
+from proxy.core.types import SourceChunk
 
 # the GGUF fields that name a FIM token: today's, then the older CodeLlama-era names
 KEYS = {
@@ -128,7 +128,7 @@ def layout(
     tokens: FimTokens,
     prefix: Side,
     suffix: Side,
-    nearby: Sequence[FileChunk] = (),
+    nearby: Sequence[SourceChunk] = (),
     cursor: Side = "",
 ) -> list:
     """The prompt's parts in llama.cpp's order; ``cursor`` is the text typed on the line

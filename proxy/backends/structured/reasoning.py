@@ -26,49 +26,49 @@ class ReasoningSplitter:
         """``opened``: the prompt ended inside a block (the template opened it)."""
         self._state = INSIDE if opened else START
         self._fresh = True  # no thought written yet: its leading whitespace goes
-        self._held = ""
+        self._withheld = ""
 
     def feed(self, text: str) -> tuple:
         """``(reasoning, answer)`` of ``text`` that is sure now."""
         if self._state == ANSWER:  # most pieces, once the thoughts are over
             return "", text
-        self._held += text
+        self._withheld += text
         reasoning = answer = ""
         while True:
-            held = self._held
+            withheld = self._withheld
             if self._state == START:
-                stripped = held.lstrip()
+                stripped = withheld.lstrip()
                 if stripped.startswith(OPEN):
-                    self._held, self._state = stripped[len(OPEN) :], INSIDE
+                    self._withheld, self._state = stripped[len(OPEN) :], INSIDE
                     continue
                 if not stripped or OPEN.startswith(stripped):
                     return reasoning, answer
-                self._held, self._state = "", ANSWER
-                return reasoning, answer + held
+                self._withheld, self._state = "", ANSWER
+                return reasoning, answer + withheld
             if self._state == INSIDE:
-                at = held.find(CLOSE)
+                at = withheld.find(CLOSE)
                 if at >= 0:
-                    reasoning += self._thought(held[:at].rstrip())
-                    self._held, self._state = held[at + len(CLOSE) :], AFTER
+                    reasoning += self._thought(withheld[:at].rstrip())
+                    self._withheld, self._state = withheld[at + len(CLOSE) :], AFTER
                     continue
-                keep = _pending(held)
-                reasoning += self._thought(held[: len(held) - keep])
-                self._held = held[len(held) - keep :]
+                keep = _pending(withheld)
+                reasoning += self._thought(withheld[: len(withheld) - keep])
+                self._withheld = withheld[len(withheld) - keep :]
                 return reasoning, answer
-            stripped = held.lstrip()  # AFTER
+            stripped = withheld.lstrip()  # AFTER
             if not stripped:
-                self._held = ""
+                self._withheld = ""
                 return reasoning, answer
-            self._held, self._state = "", ANSWER
+            self._withheld, self._state = "", ANSWER
             return reasoning, answer + stripped
 
     def close(self) -> tuple:
-        """What was held, once the text is over (a block the limit cut is all thoughts)."""
-        held, self._held = self._held, ""
+        """What was withheld, once the text is over (a block the limit cut is all thoughts)."""
+        withheld, self._withheld = self._withheld, ""
         if self._state == INSIDE:
-            return self._thought(held.rstrip()), ""
+            return self._thought(withheld.rstrip()), ""
         if self._state == START:
-            return "", held
+            return "", withheld
         return "", ""
 
     def _thought(self, text: str) -> str:

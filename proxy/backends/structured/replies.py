@@ -53,27 +53,29 @@ def with_calls(
 def calling_chunks(
     chunks: Iterator[Chunk], tool_format: ToolFormat, names: Collection[str]
 ) -> Iterator[Chunk]:
-    """``chunks`` with the text of any call held back and sent as calls before the finish.
+    """``chunks`` with the text of any call withheld and sent as calls before the finish.
 
     Text that cannot be part of a call passes as it comes; logprobs travel with the next text
     sent, or with the last when their text was a call.
     """
     parser = StreamingToolParser(tool_format, names)
-    held_logprobs: list = []
+    withheld_logprobs: list = []
     with closing(chunks):
         for chunk in chunks:
             text = parser.feed(chunk.text) if chunk.text else ""
-            held_logprobs.extend(chunk.logprobs)
+            withheld_logprobs.extend(chunk.logprobs)
             if chunk.finish_reason is None:
                 if text or chunk.reasoning or chunk.prompt_count is not None:
-                    # the parser may hold the next chunk's text: this one is not followed
-                    yield amended(chunk, text=text, logprobs=tuple(held_logprobs), followed=False)
-                    held_logprobs = []
+                    # the parser may withhold the next chunk's text: this one is not followed
+                    yield amended(
+                        chunk, text=text, logprobs=tuple(withheld_logprobs), followed=False
+                    )
+                    withheld_logprobs = []
                 continue
             rest, calls = parser.close(cut=chunk.finish_reason == LENGTH)
             text += rest
-            if text or held_logprobs:
-                yield Chunk(text=text, logprobs=tuple(held_logprobs))
+            if text or withheld_logprobs:
+                yield Chunk(text=text, logprobs=tuple(withheld_logprobs))
             yield amended(
                 chunk,
                 text="",

@@ -321,38 +321,41 @@ class StreamingToolParser:
     """Pass a streamed answer's text on as it comes, until it may be a tool call.
 
     Text that cannot begin a call goes out at once; from a possible call opener on, the
-    text is held and read as calls at the end (or released as content if it is none).
+    text is withheld and read as calls at the end (or released as content if it is none).
     """
 
     def __init__(self, tool_format: ToolFormat, names: Collection[str]) -> None:
         self.format = tool_format
         self.names = names
-        self._held = ""
-        self._holding = False  # a call may have begun: keep everything until the end
+        self._withheld = ""
+        self._withholding = False  # a call may have begun: keep everything until the end
         self._sent_any = False
 
     def feed(self, text: str) -> str:
         """The part of ``text`` that is certainly content, to send now."""
-        if self._holding:
-            self._held += text
+        if self._withholding:
+            self._withheld += text
             return ""
-        self._held += text
+        self._withheld += text
         start = self._call_start()
         if start is not None:
-            self._holding = True
-            out, self._held = self._held[:start], self._held[start:]
+            self._withholding = True
+            out, self._withheld = self._withheld[:start], self._withheld[start:]
             return self._sent(out)
         keep = self._possible_opener_tail()
-        out, self._held = self._held[: len(self._held) - keep], self._held[len(self._held) - keep :]
+        out, self._withheld = (
+            self._withheld[: len(self._withheld) - keep],
+            self._withheld[len(self._withheld) - keep :],
+        )
         return self._sent(out)
 
     def close(self, cut: bool = False) -> tuple:
         """``(remaining content, calls)`` at the end of the answer (``cut``: by the token
         limit, see :meth:`ToolFormat.parse`)."""
-        held, self._held = self._held, ""
-        if not self._holding:
-            return held, ()
-        return self.format.parse(held, self.names, cut)
+        withheld, self._withheld = self._withheld, ""
+        if not self._withholding:
+            return withheld, ()
+        return self.format.parse(withheld, self.names, cut)
 
     def _sent(self, text: str) -> str:
         self._sent_any = self._sent_any or bool(text.strip())
@@ -361,11 +364,11 @@ class StreamingToolParser:
     def _call_start(self) -> Optional[int]:
         opener = self.format.opener
         if opener:
-            index = self._held.find(opener)
+            index = self._withheld.find(opener)
             return None if index < 0 else index
         if self._sent_any:  # bare-JSON formats call at the start of the answer only
             return None
-        stripped = self._held.lstrip()
+        stripped = self._withheld.lstrip()
         if stripped.startswith(("{", PYTHON_TAG)) or (
             self.format.name == "chatglm3" and stripped.split("\n", 1)[0].strip() in self.names
         ):
@@ -373,16 +376,16 @@ class StreamingToolParser:
         return None
 
     def _possible_opener_tail(self) -> int:
-        """How many trailing characters might be the start of a call: hold them back."""
+        """How many trailing characters might be the start of a call: withhold them."""
         opener = self.format.opener
         if opener:
-            for size in range(min(len(opener) - 1, len(self._held)), 0, -1):
-                if opener.startswith(self._held[-size:]):
+            for size in range(min(len(opener) - 1, len(self._withheld)), 0, -1):
+                if opener.startswith(self._withheld[-size:]):
                     return size
             return 0
         if self._sent_any:
             return 0
-        stripped = self._held.lstrip()
+        stripped = self._withheld.lstrip()
         if (
             not stripped
             or PYTHON_TAG.startswith(stripped)
@@ -392,5 +395,5 @@ class StreamingToolParser:
                 and any(name.startswith(stripped.strip()) for name in self.names)
             )
         ):
-            return len(self._held)
+            return len(self._withheld)
         return 0

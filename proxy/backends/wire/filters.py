@@ -14,12 +14,12 @@ from proxy.config.catalog import Filters
 
 def apply(filters: Filters, body: dict, filled: Collection[str] = ()) -> tuple:
     """Apply ``filters`` to ``body``, in place (a value set is a copy, the body's own).
-    Returns ``(left out, replaced)``: the names of the fields the request had given that
-    are left out, and that go with the operator's values instead (``filled``: fields of the
+    Returns ``(stripped, replaced)``: the names of the fields the request had given that
+    are stripped, and that go with the operator's values instead (``filled``: fields of the
     body the proxy wrote though the request gave none, such as a limit the API requires)."""
-    left_out = tuple(name for name in filters.strip if name in body and name not in filled)
+    stripped = tuple(name for name in filters.strip if name in body and name not in filled)
     for name in filters.strip:
         body.pop(name, None)
     replaced = tuple(name for name, _ in filters.set if name in body and name not in filled)
     body.update((name, copy.deepcopy(value)) for name, value in filters.set)
-    return left_out, replaced
+    return stripped, replaced

@@ -148,8 +148,8 @@ class Relay(Backend):
         self, way: Way, request: GenerationRequest, body: dict, noted: tuple
     ) -> Iterator[Chunk]:
         """The stream of ``body`` (filtered, priced: ``noted`` holds the fields the filters
-        left out and replaced, the service tier and the completions stored)."""
-        left_out, replaced, tier, stored = noted
+        stripped and replaced, the service tier and the completions stored)."""
+        stripped, replaced, tier, stored = noted
         self._tell(request, way.path, body)
         with contextlib.ExitStack() as stack:
             try:
@@ -158,8 +158,8 @@ class Relay(Backend):
                 )
             except MissingRoute as exc:
                 raise self.missing(exc) from None
-            if left_out or replaced or tier:
-                yield Served("", False, left_out, replaced, tier)
+            if stripped or replaced or tier:
+                yield Served("", False, stripped, replaced, tier)
             made, began = untold.PieceCount(), False
             try:
                 for chunk in way.chunks(lines):
@@ -215,13 +215,13 @@ class Relay(Backend):
         return asked.tier or "", int(asked.store)
 
     def _filter(self, way: Way, body: dict) -> tuple:
-        """Apply the model's filters to ``body``; ``(left out, replaced)``: the names of the
+        """Apply the model's filters to ``body``; ``(stripped, replaced)``: the names of the
         fields of the request they took out or gave other values."""
         if not self.filters:
             return (), ()
-        left_out, replaced = apply(self.filters, body, way.filled())
-        stripped = self.filters.strip
-        return (*(name for name in way.unsent() if name in stripped), *left_out), replaced
+        stripped, replaced = apply(self.filters, body, way.filled())
+        strip = self.filters.strip
+        return (*(name for name in way.unsent() if name in strip), *stripped), replaced
 
     def _tell(self, request: GenerationRequest, path: str, body: dict) -> None:
         """Tell the inspector what went upstream, and a raw prompt as the prompt (a chat's

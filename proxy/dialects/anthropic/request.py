@@ -84,7 +84,7 @@ def _served_there(ask: Ask) -> Ask:
     request = ask.request
     named = tuple(use.name for use in request.uses)
     return amended(
-        ask, requests=(amended(request, uses=()),), not_run=(), left_out=ask.left_out + named
+        ask, requests=(amended(request, uses=()),), not_run=(), not_offered=ask.not_offered + named
     )
 
 
@@ -107,7 +107,7 @@ def _parse(body: Any, limits: Limits, counting: bool) -> Ask:
     if max_tokens is None and not counting:
         raise fields.fail("max_tokens", "is required")
     messages = _system(fields) + _messages(fields, limits)
-    tools, left_out, hosted, uses = _tools(fields, limits)
+    tools, not_offered, hosted, uses = _tools(fields, limits)
     choice, parallel = _tool_choice(fields, tools)
     stop = stop_words(fields, "stop_sequences")
     thinking, shown = _thinking(fields)
@@ -135,7 +135,7 @@ def _parse(body: Any, limits: Limits, counting: bool) -> Ask:
         stream=bool(fields.boolean("stream")),
         notes=MessagesNotes(shown, stop),
         not_run=hosted,
-        left_out=left_out,
+        not_offered=not_offered,
     )
 
 
@@ -301,7 +301,7 @@ def _tools(fields: Fields, limits: Limits) -> tuple:
     """Custom tools as the proxy holds them; the names of Anthropic's own tools its client
     runs, left out; the types of those its servers run that the gateway does not; and the
     uses of the servers of tools the gateway runs for the rest (see :mod:`.hosted`)."""
-    tools, left_out, hosted, uses, toolsets = [], [], [], [], {}
+    tools, not_offered, hosted, uses, toolsets = [], [], [], [], {}
     for tool in offered_tools(fields, limits.max_tools):
         kind = tool.string("type")
         if kind == TOOLSET:
@@ -313,7 +313,7 @@ def _tools(fields: Fields, limits: Limits) -> tuple:
             if kind.startswith(WEB_SERVER_TOOLS):
                 uses.append(web_use(tool, kind))
                 continue
-            left_out.append(name)  # one of Anthropic's own: its client or its servers run it
+            not_offered.append(name)  # one of Anthropic's own: its client or its servers run it
             if kind.startswith(UPSTREAM_ONLY):
                 hosted.append(kind)
             continue
@@ -322,7 +322,7 @@ def _tools(fields: Fields, limits: Limits) -> tuple:
         sized_schema(tool, "input_schema", schema, limits.max_schema_size)
         tools.append(function_tool(name, schema, tool.string("description")))
     uses = mcp_uses(fields, toolsets) + tuple(uses)
-    return tuple(tools), tuple(left_out), tuple(hosted), uses
+    return tuple(tools), tuple(not_offered), tuple(hosted), uses
 
 
 def _tool_choice(fields: Fields, tools: tuple) -> tuple:

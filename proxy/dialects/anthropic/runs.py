@@ -9,7 +9,7 @@ sealed as Anthropic seals it: a search result's ``encrypted_content`` is empty, 
 answer's text carries no ``citations``: which words of it a page supports is the model's to
 say, and it says it in its words; the pages it read are in the result blocks.
 
-The Messages API asks no approval of a call: a call held for one (``pending``, which a
+The Messages API asks no approval of a call: a call left pending one (``pending``, which a
 Messages request never asks for) is told as a failed call.
 """
 

@@ -88,7 +88,7 @@ def parse(body: Any, limits: Limits = Limits(), *, counting: bool = False) -> As
     fields = Fields(body)
     items = _input_items(fields, limits)
     instructions = fields.string("instructions")
-    tools, left_out, hosted, uses = _tools(fields, limits)
+    tools, not_offered, hosted, uses = _tools(fields, limits)
     choice, offered = _tool_choice(fields, tools)
     parallel = fields.boolean("parallel_tool_calls")
     response_format = _text_format(fields, limits)
@@ -150,7 +150,7 @@ def parse(body: Any, limits: Limits = Limits(), *, counting: bool = False) -> As
         stream=bool(fields.boolean("stream")),
         notes=notes,
         not_run=hosted,
-        left_out=left_out,
+        not_offered=not_offered,
     )
 
 
@@ -304,7 +304,7 @@ def _tools(fields: Fields, limits: Limits) -> tuple:
     """Function tools as the proxy holds them, the types of the others, left out, of those
     the hosted ones the gateway runs for no model, and the uses of the servers of tools it
     may run (:class:`ToolUse`: MCP servers, the web search)."""
-    tools, left_out, hosted, uses = [], [], [], []
+    tools, not_offered, hosted, uses = [], [], [], []
     for tool in offered_tools(fields, limits.max_tools):
         kind = tool.string("type")
         if kind == "mcp":
@@ -314,7 +314,7 @@ def _tools(fields: Fields, limits: Limits) -> tuple:
             uses.append(search_use(tool))
             continue
         if kind != "function":
-            left_out.append(kind or "?")
+            not_offered.append(kind or "?")
             if kind is not None and kind.startswith(HOSTED):
                 hosted.append(kind)
             continue
@@ -324,7 +324,7 @@ def _tools(fields: Fields, limits: Limits) -> tuple:
         sized_schema(tool, "parameters", parameters, limits.max_schema_size)
         tool.boolean("strict")
         tools.append(function_tool(tool.required("name"), parameters, tool.string("description")))
-    return tuple(tools), tuple(left_out), tuple(hosted), tuple(uses)
+    return tuple(tools), tuple(not_offered), tuple(hosted), tuple(uses)
 
 
 def _tool_choice(fields: Fields, tools: tuple) -> tuple:

@@ -124,7 +124,7 @@ def test_what_the_messages_api_has_no_field_for_is_refused_by_name(request_, par
     assert (error.param if error else None) == param
 
 
-def test_what_the_operator_strips_is_left_out_rather_than_refused():
+def test_what_the_operator_strips_goes_unsent_rather_than_refused():
     request_ = GenerationRequest(
         messages=(Message("user", "hi"),), sampling=Sampling(seed=3, min_p=0.1)
     )

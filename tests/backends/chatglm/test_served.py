@@ -318,7 +318,7 @@ def test_full_queue_then_a_disconnect_frees_the_model(endless):
         waiter.start()
         wait_for(lambda: health(endless)["queued"] == 1, "the request queueing", timeout=60)
 
-        # /health answered while the generation held the model: after it, the line is still
+        # /health answered while the generation held the model: after it, the queue is still
         # full (the 503 below), so the generation had not ended (the timeout detects a hang)
         assert endless.health(timeout=60)["in_flight"] == 1
         with pytest.raises(openai.InternalServerError) as info:

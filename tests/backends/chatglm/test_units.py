@@ -145,7 +145,7 @@ def test_completions_are_not_trimmed():
     assert reply.feed("\n Hi") == "\n Hi"
 
 
-def test_a_tool_call_is_held_back_and_returned_at_the_end():
+def test_a_tool_call_is_withheld_and_returned_at_the_end():
     reply = ReplyFilter((), ["get_weather"], trim=True)
     pieces = ["\n", "get", "_weather\n", "```python\n", "tool_call(city='Paris')\n", "```"]
     assert [reply.feed(p) for p in pieces] == [""] * len(pieces)
@@ -154,7 +154,7 @@ def test_a_tool_call_is_held_back_and_returned_at_the_end():
     assert json.loads(calls[0].arguments) == {"city": "Paris"}
 
 
-def test_held_text_is_content_when_the_turn_ends_otherwise():
+def test_withheld_text_is_content_when_the_turn_ends_otherwise():
     reply = ReplyFilter((), ["get_weather"], trim=True)
     assert reply.feed("get_weather\nsunny") == ""
     assert reply.finish(tool_turn=False) == ("get_weather\nsunny", ())

@@ -169,7 +169,7 @@ def test_a_stream_asks_for_its_usage_on_either_route(write, request_):
         ),
     ],
 )
-def test_what_the_operator_strips_is_left_out_rather_than_refused(request_, leave_out, param):
+def test_what_the_operator_strips_goes_unsent_rather_than_refused(request_, leave_out, param):
     error = refusal(request_, "the server of model 'big'", leave_out)
     assert (error.param if error else None) == param
     assert "cache_prompt" not in chat_body(request_, "m", stream=False)

@@ -107,7 +107,7 @@ def test_an_old_server_that_never_frees_a_slot_is_a_503_queue_timeout(tmp_path, 
         assert_error(answer, 503, "queue_timeout", fake, proxy)
         assert answer.headers["Retry-After"]
         attempts = [path for path, _, _ in fake.requests if path == "/completion"]
-        assert len(attempts) > 1  # refused, and sent again while the line had time
+        assert len(attempts) > 1  # refused, and sent again while the queue had time
 
 
 @pytest.mark.parametrize("mode", ["midstream_error", "truncated_stream"])

@@ -14,7 +14,7 @@ from proxy.backends.servercpp.fimprompt import (
     last_fitting,
     layout,
 )
-from proxy.core.types import FileChunk
+from proxy.core.types import SourceChunk
 
 QWEN = ["<|endoftext|>", "a", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>",
         "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>"]  # fmt: skip
@@ -87,7 +87,7 @@ PLAIN = FimTokens(10, 11, 12, texts={10: "<PRE>", 11: "<SUF>", 12: "<MID>"})
 REPO = FimTokens(10, 11, 12, rep=13, sep=14)
 WITH_BOS = FimTokens(10, 11, 12, bos=1, texts={10: "▁<PRE>", 11: "▁<SUF>", 12: "▁<MID>", 1: "<s>"},
                      spaced=True)  # fmt: skip
-EXTRA = (FileChunk("x = 1\n", "a.py"), FileChunk("y = 2\n"))
+EXTRA = (SourceChunk("x = 1\n", "a.py"), SourceChunk("y = 2\n"))
 
 
 @pytest.mark.parametrize(

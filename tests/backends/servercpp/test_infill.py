@@ -14,7 +14,7 @@ from proxy.backends.servercpp.kinds import LLAMACPP, LLAMACPP_2023, POWERINFER
 from proxy.backends.servercpp.payload import fill_payload
 from proxy.config.settings import Settings
 from proxy.core.errors import InvalidRequestError
-from proxy.core.types import FileChunk, GenerationRequest
+from proxy.core.types import GenerationRequest, SourceChunk
 from proxy.fleet.build import build_fleet
 from tests.fakes.servercpp import FakeServerCpp
 from tests.runtimes import NO_FILES
@@ -77,7 +77,7 @@ def test_a_long_gap_is_cut_to_a_batch_as_llama_cpp_cuts_it(kind):
 
 def test_a_gap_that_begins_with_text_goes_to_powerinfer_as_ids_there():
     """PowerInfer puts BOS before a prompt whose first piece is text."""
-    request = GenerationRequest(suffix="after", nearby=(FileChunk("x = 1"),))
+    request = GenerationRequest(suffix="after", nearby=(SourceChunk("x = 1"),))
     filled = fill_payload({"prompt": "before"}, request, POWERINFER, TOKENS, letters)
     assert filled["prompt"] == [
         *letters(SNIPPET), "x = 1", 1, *letters("before"), 2, *letters("after"), 3

@@ -40,7 +40,7 @@ def test_stop_words_cut_the_text_however_it_is_split(stop, expected):
         assert words.stopped == (expected != TEXT)
 
 
-def test_stop_words_hold_back_only_a_possible_start():
+def test_stop_words_withhold_only_a_possible_start():
     words = StopWords(["<|end|>"])
     assert words.feed("Hi <") == "Hi "
     assert words.feed("b") == "<b"
@@ -93,6 +93,6 @@ def test_a_stream_without_its_words_ends_as_it_ends():
     ]
 
 
-def test_held_text_that_was_no_word_comes_with_the_end():
+def test_withheld_text_that_was_no_word_comes_with_the_end():
     out = list(stopping(stream(Chunk(text="a wo"), Chunk(finish_reason="stop")), ["world"]))
     assert "".join(c.text for c in out) == "a wo" and out[-1].stop_sequence is None

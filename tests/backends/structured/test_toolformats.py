@@ -199,7 +199,7 @@ def test_a_stream_in_any_pieces_reads_as_the_whole(name, cuts):
     assert streamed(name, pieces) == whole(name)
 
 
-def test_plain_text_is_not_held_back():
+def test_plain_text_is_not_withheld():
     parser = StreamingToolParser(FORMATS["hermes"], NAMES)
     assert parser.feed("Hello there") == "Hello there"
     assert parser.feed(" <tool") == " "  # may be the start of a call: held

@@ -24,11 +24,11 @@ from proxy.core.types import (
     UNTOLD,
     Chunk,
     Completion,
-    FileChunk,
     GenerationRequest,
     Image,
     Message,
     ResponseFormat,
+    SourceChunk,
     ToolCall,
     ToolCallPiece,
     Usage,
@@ -69,7 +69,7 @@ def as_json(value) -> int:
         (chat(response_format=ResponseFormat("json_object")), 1 + AROUND),
         (GenerationRequest(prompt="Once upon a time"), 4),  # a raw prompt: no template
         (GenerationRequest(prompt="def f(", suffix="):", cursor="x",
-                           nearby=(FileChunk("import os"),)), 5),  # 18 bytes
+                           nearby=(SourceChunk("import os"),)), 5),  # 18 bytes
         (GenerationRequest(verbatim=Verbatim("responses", {"input": "hi"})),
          as_json({"input": "hi"}) + TEMPLATE_REQUEST),  # a body the proxy did not translate
     ],

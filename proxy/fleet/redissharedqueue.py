@@ -1,10 +1,10 @@
 """One upstream's queue in Redis, shared by every proxy with ``--redis-url``: a
-:class:`~proxy.fleet.sharedqueue.Line`.
+:class:`~proxy.fleet.sharedqueue.SharedQueue`.
 
 The same turns as the process's own queue (:mod:`proxy.backends.fairqueue`, the slots of
 :mod:`proxy.backends.admission`), decided by Lua scripts on Redis's clock, so that proxies on
 machines whose clocks differ agree: each key's requests in a list of its own per priority,
-stamped with their virtual start; the slots held in a sorted set scored by when their lease
+stamped with their virtual start; the slots leased in a sorted set scored by when their lease
 ends; each key's slots over every upstream in a sorted set of its own, for its cap. A freed
 slot wakes the waiter whose turn it is by a push on its own list, which it waits on with a
 blocking pop; each waiter also looks in once every :data:`HEARTBEAT` seconds, which keeps it
@@ -38,36 +38,36 @@ PREFIX = "oai-proxy:{queue}:"  # one hash slot for every queue: a cap counts acr
 
 
 class Renewals:
-    """The leases this process holds in Redis, renewed every :data:`RENEW_EVERY` seconds by a
-    thread of its own while any is held."""
+    """The leases this process has in Redis, renewed every :data:`RENEW_EVERY` seconds by a
+    thread of its own while there are any."""
 
     def __init__(self, every: float = RENEW_EVERY) -> None:
         self.every = every
-        self._held: dict = {}  # line: set of its tickets' ids
+        self._leases: dict = {}  # queue: set of its tickets' ids
         self._lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
 
-    def hold(self, line: "RedisLine", ticket: str) -> None:
+    def add(self, queue: "RedisQueue", ticket: str) -> None:
         with self._lock:
-            self._held.setdefault(line, set()).add(ticket)
+            self._leases.setdefault(queue, set()).add(ticket)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, daemon=True, name="leases")
                 self._thread.start()
 
-    def drop(self, line: "RedisLine", ticket: str) -> None:
+    def drop(self, queue: "RedisQueue", ticket: str) -> None:
         with self._lock:
-            self._held.get(line, set()).discard(ticket)
+            self._leases.get(queue, set()).discard(ticket)
 
     def _run(self) -> None:
         while True:
             time.sleep(self.every)
             with self._lock:
-                held = {line: list(ids) for line, ids in self._held.items() if ids}
-            for line, ids in held.items():
-                line.renew(ids)
+                due = {queue: list(ids) for queue, ids in self._leases.items() if ids}
+            for queue, ids in due.items():
+                queue.renew(ids)
 
 
-class RedisLine:
+class RedisQueue:
     """Upstream ``upstream``'s queue in Redis (``client``): ``name`` and ``remedy`` for its
     errors, ``configured`` its slots by the operator (0: none), and the queue's bounds."""
 
@@ -111,7 +111,7 @@ class RedisLine:
         except BaseException:
             self._run("leave", ticket.shared)
             raise
-        self.renewals.hold(self, ticket.shared)
+        self.renewals.add(self, ticket.shared)
         return ticket
 
     def _await(self, caller: Caller, ticket: Ticket, status: int, limit: Optional[int]) -> int:
@@ -127,7 +127,7 @@ class RedisLine:
                     f"{self.remedy}",
                     retry_after=SLOT_RETRY_AFTER,
                 )
-            if status == -2:  # silent for a lease (a stalled process): in line again
+            if status == -2:  # silent for a lease (a stalled process): queued again
                 status, limit = self._run("join", ticket.shared, *self._party(ticket))
                 continue
             now = self.clock()
