@@ -30,11 +30,10 @@ from proxy.api.requestmodel import answer_name, request_model
 from proxy.api.state import get_state
 from proxy.core import generation
 from proxy.core.caller import Caller, anything
-from proxy.core.headers import named
 from proxy.core.party import LOWEST
 from proxy.core.sse import HEADERS, EventStream, Framing
 from proxy.core.types import COUNTED, ESTIMATED, Completion, Embeddings, Served, Usage
-from proxy.dialects.dialect import Ask, Dialect
+from proxy.dialects.dialect import Ask, Dialect, named
 
 SERVED_HEADER = "x-oai-proxy-served-model"  # the model that answered, when a fallback did
 # how an answer's usage was had where its engine told none: ``counted`` or ``estimated``

@@ -6,10 +6,11 @@ gateway runs. Pure: no network, no processes.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Optional
+from typing import Collection, Optional
 
 from proxy.config.hubref import HubReference
 from proxy.config.price import PRICED_FIELDS, Price, terms
@@ -57,6 +58,20 @@ class Filters:
 
     def __bool__(self) -> bool:
         return bool(self.strip or self.set)
+
+    def apply(self, body: dict, filled: Collection[str] = ()) -> tuple:
+        """Apply them to ``body``, in place: it is the one the relay wrote for this request
+        alone, and goes upstream as they leave it (a value set is a copy, the body's own).
+        Returns ``(stripped, replaced)``: the names of the fields the request had given that
+        are stripped, and that go with the operator's values instead, for the answer to name
+        (``filled``: fields of the body the proxy wrote though the request gave none, such
+        as a limit the API requires)."""
+        stripped = tuple(name for name in self.strip if name in body and name not in filled)
+        for name in self.strip:
+            body.pop(name, None)
+        replaced = tuple(name for name, _ in self.set if name in body and name not in filled)
+        body.update((name, copy.deepcopy(value)) for name, value in self.set)
+        return stripped, replaced
 
 
 @dataclass(frozen=True)

@@ -126,3 +126,14 @@ def parse_memory(text: str) -> int:
         return parse_size(text)
     except ValueError as exc:
         raise ValueError(f"--max-memory: {exc}") from None
+
+
+def no_unknown(table: dict, known: set, prefix: str, fail) -> None:
+    """What every table of a models file is checked for first: no key it does not know, so
+    a typo is named rather than read as the default (``fail(key, problem)`` names the
+    file)."""
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise fail(
+            prefix + unknown[0], f"is not a known key; known here: {', '.join(sorted(known))}"
+        )

@@ -12,9 +12,8 @@ import os
 from typing import Any
 
 from proxy.config.catalog import WEB, Catalog, CatalogError
-from proxy.config.files import parse_size, read_toml
+from proxy.config.files import no_unknown, parse_size, read_toml
 from proxy.config.modeltable import id_problem, model_spec
-from proxy.config.tables import no_unknown
 from proxy.config.toolservers import mcp_server_specs, web_search_spec
 
 TOP_KEYS = {

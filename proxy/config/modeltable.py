@@ -11,11 +11,10 @@ from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from proxy.config.catalog import ENDPOINTS, ModelSpec, UpstreamSpec
-from proxy.config.files import resolved, resolved_template
+from proxy.config.files import no_unknown, resolved, resolved_template
 from proxy.config.hubref import is_hub_reference
 from proxy.config.managed import managed_spec
 from proxy.config.price import OWN_TIERS, Price, terms
-from proxy.config.tables import no_unknown
 from proxy.config.upstreamoptions import body_filters, upstream_headers, upstream_timeouts
 from proxy.core.errors import InvalidRequestError
 from proxy.core.fields import Fields, effort, sampling, stop_words, template_kwargs, text_only

@@ -11,8 +11,7 @@ from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from proxy.config.catalog import WEB, McpServerSpec, WebSearchSpec
-from proxy.config.files import parse_size, resolved, resolved_arguments
-from proxy.config.tables import no_unknown
+from proxy.config.files import no_unknown, parse_size, resolved, resolved_arguments
 from proxy.core.addresses import http_parts
 
 MCP_KEYS = {

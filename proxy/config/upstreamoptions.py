@@ -11,7 +11,7 @@ import unicodedata
 from typing import Any
 
 from proxy.config.catalog import Filters, Timeouts
-from proxy.config.tables import no_unknown
+from proxy.config.files import no_unknown
 
 # Headers the proxy writes itself, by the lower-case name: those that frame every request,
 # and each API's key and version (a key has upstream_key_env, which no page shows).

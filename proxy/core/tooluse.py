@@ -1,12 +1,12 @@
 """The hosted tools the gateway runs, as the rest of the proxy knows them: a request's uses of
 servers of tools and the client's approvals, what the operator says of a model's tools, and
-what the gateway listed and ran (the pages they drew on among it), as answers tell them.
-Plain values, no I/O."""
+what the gateway listed and ran (the pages they drew on among it), as answers tell them, and
+where an answer's text cites those pages. Plain values, no I/O."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Iterable, Optional, Sequence
 
 
 @dataclass(frozen=True)
@@ -103,3 +103,20 @@ class ToolRun:
     approval_id: str = ""  # the approval it ran by, when it waited for one
     code: str = ""  # why it was not run, in a word: ``max_uses_exceeded``
     truncated: bool = False
+
+
+def sources_of(runs: Iterable) -> list:
+    """The pages the runs of an answer drew from (its listings draw from none)."""
+    return [source for step in runs for source in getattr(step, "sources", ())]
+
+
+def cited(text: str, sources: Sequence[Source]) -> list:
+    """``(start, end, source)`` where ``text`` names a source's URL (the first time it
+    does), in the text's order: a model cites a page by writing its address, and each API
+    marks the span its own way."""
+    found = []
+    for source in {source.url: source for source in sources}.values():
+        start = text.find(source.url)
+        if start >= 0:
+            found.append((start, start + len(source.url), source))
+    return sorted(found, key=lambda span: span[0])

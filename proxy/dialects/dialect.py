@@ -10,12 +10,18 @@ requests on the core, render the answer whole or as a stream.
 
 A message's content as the dialects read it: text pieces joined as one text, with the images met
 between them kept at their places in it.
+
+Client text a dialect names back in a response header (options it ignored, tools it left out)
+goes out as visible ASCII (:func:`named`): a header line ends at CR or LF, and HTTP servers
+write headers as Latin-1, so a name the client chose, put in a header as it came, would end
+the line early or fail to encode at all.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Iterable, Protocol, Sequence
+from urllib.parse import quote
 
 from proxy.core import images
 from proxy.core.addresses import http_parts
@@ -23,6 +29,10 @@ from proxy.core.errors import InvalidRequestError, ProxyError
 from proxy.core.images import Bounds
 from proxy.core.types import GenerationRequest, Image, amended
 from proxy.dialects.streaming import EventRenderer
+
+# visible ASCII but the list's separator and the escape itself: all else is percent-encoded
+KEPT = "".join(chr(code) for code in range(0x21, 0x7F) if chr(code) not in ",%")
+MOST = 2048  # characters of one header value; clients refuse header lines of a few KiB
 
 
 @dataclass(frozen=True)
@@ -172,3 +182,18 @@ def image_at(url: str, field: str, limits: Limits, at: int = 0) -> Image:
             param=field,
         )
     return Image(field, at, url=url)
+
+
+def named(items: Iterable[str]) -> str:
+    """``items`` as a comma-separated header value, each percent-encoded (UTF-8) to visible
+    ASCII, as URLs are; past :data:`MOST` characters, the rest are counted rather than
+    named."""
+    encoded = [quote(item, safe=KEPT, errors="surrogatepass") for item in items]
+    value = ", ".join(encoded)
+    if len(value) <= MOST:
+        return value
+    shown, length = 0, 0
+    while length + len(encoded[shown]) + 2 <= MOST:
+        length += len(encoded[shown]) + 2
+        shown += 1
+    return ", ".join([*encoded[:shown], f"({len(encoded) - shown} more)"])

@@ -13,7 +13,7 @@ server told no usage, :mod:`.untold`). Its 404, 405 and 501 say it
 has no such route (:class:`MissingRoute`), which the backend may name in its own words
 (:meth:`Relay.missing`).
 
-The model's filters (:mod:`proxy.backends.wire.filters`) change the body last: a field the
+The model's filters (:meth:`~proxy.config.catalog.Filters.apply`) change the body last: a field the
 operator strips is left out (one the API has no place for, too, rather than refused), one
 it sets goes with its value; those the request had given travel with the answer (its
 :class:`~proxy.core.types.Served`), for its headers to name. The body as they leave it is
@@ -32,7 +32,6 @@ from proxy.backends.admission import Admission
 from proxy.backends.base import Backend
 from proxy.backends.wire import untold
 from proxy.backends.wire.client import MissingRoute, UpstreamClient
-from proxy.backends.wire.filters import apply
 from proxy.backends.wire.way import Way
 from proxy.config.catalog import Filters
 from proxy.config.price import Price, terms
@@ -219,7 +218,7 @@ class Relay(Backend):
         fields of the request they took out or gave other values."""
         if not self.filters:
             return (), ()
-        stripped, replaced = apply(self.filters, body, way.filled())
+        stripped, replaced = self.filters.apply(body, way.filled())
         strip = self.filters.strip
         return (*(name for name in way.unsent() if name in strip), *stripped), replaced
 

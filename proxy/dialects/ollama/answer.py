@@ -10,9 +10,8 @@ from datetime import datetime, timezone
 from typing import Optional, Sequence
 
 from proxy.core.errors import ProxyError
-from proxy.core.headers import named
 from proxy.core.types import ToolCall, Usage
-from proxy.dialects.dialect import Ask
+from proxy.dialects.dialect import Ask, named
 from proxy.dialects.ollama.request import OllamaNotes
 
 IGNORED_HEADER = "x-oai-proxy-ignored-options"

@@ -31,9 +31,8 @@ from proxy.core.events import (
     UsageReport,
 )
 from proxy.core.fields import Fields, effort, template_kwargs, text_only, tool_call
-from proxy.core.tooluse import ToolUse
+from proxy.core.tooluse import ToolUse, cited, sources_of
 from proxy.core.types import Completion, Message, ToolCall, Verbatim, amended
-from proxy.dialects.citations import cited, sources_of
 from proxy.dialects.dialect import Ask, Content, Limits
 from proxy.dialects.openai import answer, request
 from proxy.dialects.openai.answer import error_body, headers  # noqa: F401 (the dialect's)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.backends.wire.filters import apply
 from proxy.config.catalog import Filters
 
 BODY = {"model": "m", "messages": [], "stream": False, "top_k": 40, "max_tokens": 8}
@@ -47,7 +46,7 @@ BODY = {"model": "m", "messages": [], "stream": False, "top_k": 40, "max_tokens"
 )
 def test_filters_change_the_body_and_name_the_requests_fields(filters, filled, body, named):
     sent = dict(BODY)
-    assert apply(filters, sent, filled) == named
+    assert filters.apply(sent, filled) == named
     assert sent == body
 
 
@@ -56,6 +55,6 @@ def test_a_value_set_is_the_bodys_own():
     were."""
     filters = Filters(set=(("chat_template_kwargs", {"enable_thinking": False}),))
     sent: dict = {}
-    apply(filters, sent)
+    filters.apply(sent)
     sent["chat_template_kwargs"]["enable_thinking"] = True
     assert filters.set == (("chat_template_kwargs", {"enable_thinking": False}),)
