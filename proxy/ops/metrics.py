@@ -4,25 +4,23 @@ Under gunicorn every worker writes its figures to files in a folder the master m
 (``prometheus_client``'s multiprocess mode, chosen before the library is first imported; see
 :mod:`proxy.serving.gunicorn`), and a scrape adds them up. Under waitress the one process keeps
 them in memory. What every process sees alike (upstreams up, slots, the state of the servers the
-proxy runs) is read from the fleet at scrape time.
+proxy runs) is read from the fleet at scrape time (:mod:`proxy.ops.collectors`).
 """
 
 from __future__ import annotations
 
 import os
 import struct
-from typing import Callable, Iterator, NamedTuple, Optional
+from typing import Callable, NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from proxy.ops.collectors import PREFIX, BatchesCollector, FleetCollector
 from proxy.ops.measure import Measure
 
-PREFIX = "oai_proxy_"
 LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 OVERHEAD = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
-MANAGED_STATES = ("stopped", "starting", "ready", "failed")
 READS = 3  # reads of the workers' files a scrape makes while one is caught half-written
 
 
@@ -356,95 +354,3 @@ class QueueMetrics:
         queued.set(waiting)
         if served:
             turns.inc()
-
-
-class BatchesCollector:
-    """Each batch under way: its requests answered, failed, running and waiting, by the
-    models they name."""
-
-    def __init__(self, live: Callable[[], list]) -> None:
-        self.live = live
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        requests = GaugeMetricFamily(
-            PREFIX + "batch_requests",
-            "Requests of each batch under way: answered, failed, running and waiting to run",
-            labels=["batch", "model", "state"],
-        )
-        for batch in self.live():
-            model = ",".join(batch.models)
-            waiting = batch.total - batch.completed - batch.failed - batch.running
-            for state, value in (("answered", batch.completed), ("failed", batch.failed),
-                                 ("running", batch.running), ("waiting", waiting)):  # fmt: skip
-                requests.add_metric([batch.id, model, state], value)
-        yield requests
-
-
-class FleetCollector:
-    """Upstreams up or down, their slots, and the state of each server the proxy runs."""
-
-    def __init__(self, fleet) -> None:
-        self.fleet = fleet
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        up = GaugeMetricFamily(
-            PREFIX + "upstream_up",
-            "1 when the upstream is in rotation",
-            labels=["model", "upstream"],
-        )
-        slots = GaugeMetricFamily(
-            PREFIX + "slots_total",
-            "Slots an upstream has, when known",
-            labels=["model", "upstream"],
-        )
-        managed = GaugeMetricFamily(
-            PREFIX + "managed_server_state",
-            "1 for the state the server the proxy runs is in",
-            labels=["model", "state"],
-        )
-        shared = SharedQueueFamilies()
-        for model in self.fleet.status():
-            for replica in model["replicas"]:
-                name = model["label"]
-                shared.add(name, replica)
-                up.add_metric([name, replica["url"]], float(replica["in_rotation"]))
-                if replica["slots"]:
-                    slots.add_metric([name, replica["url"]], replica["slots"])
-                state: Optional[str] = replica.get("managed", {}).get("state")
-                if state:
-                    for each in MANAGED_STATES:
-                        managed.add_metric([name, each], float(each == state))
-        yield from (up, slots, managed, *shared.families)
-
-
-class SharedQueueFamilies:
-    """The queue every process shares, as whichever process is scraped sees it (its metrics
-    named ``line_*``): each key's slots and waiting requests, and each process's slots."""
-
-    def __init__(self) -> None:
-        self.leased = GaugeMetricFamily(
-            PREFIX + "line_slots_held",
-            "Slots a key holds, over every process sharing the upstream's line",
-            labels=["model", "upstream", "key"],
-        )
-        self.waiting = GaugeMetricFamily(
-            PREFIX + "line_waiting",
-            "Requests of a key waiting in the upstream's line, over every process sharing it",
-            labels=["model", "upstream", "key"],
-        )
-        self.by_process = GaugeMetricFamily(
-            PREFIX + "line_process_slots_held",
-            "Slots each process sharing the upstream's line holds (a pid, or host:pid)",
-            labels=["model", "upstream", "process"],
-        )
-        self.families = (self.leased, self.waiting, self.by_process)
-
-    def add(self, model: str, replica: dict) -> None:
-        if not replica.get("shared"):
-            return
-        labels = [model, replica["url"]]
-        for key, counts in replica.get("keys", {}).items():
-            self.leased.add_metric([*labels, key], counts["running"])
-            self.waiting.add_metric([*labels, key], counts["waiting"])
-        for process, leased in replica.get("processes", {}).items():
-            self.by_process.add_metric([*labels, str(process)], leased)
