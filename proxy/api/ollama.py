@@ -18,6 +18,7 @@ from proxy.api.call import this_call
 from proxy.api.requestmodel import request_model
 from proxy.api.serve import asked, embed_texts, event_response, serve
 from proxy.api.state import Routes, get_state
+from proxy.core.answers import ModelInfo
 from proxy.core.errors import (
     InvalidRequestError,
     ModelNotFoundError,
@@ -25,7 +26,6 @@ from proxy.core.errors import (
     ProxyError,
 )
 from proxy.core.router import ModelPulls, ServerControl
-from proxy.core.types import ModelInfo
 from proxy.dialects.ollama import answer, catalog, chat, embed, generate
 from proxy.dialects.ollama.request import OllamaNotes, unmanaged
 

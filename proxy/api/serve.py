@@ -29,10 +29,10 @@ from proxy.api.call import this_call
 from proxy.api.requestmodel import answer_name, request_model
 from proxy.api.state import get_state
 from proxy.core import generation
+from proxy.core.answers import COUNTED, ESTIMATED, Completion, Embeddings, Served, Usage
 from proxy.core.caller import Caller, anything
 from proxy.core.party import LOWEST
 from proxy.core.sse import HEADERS, EventStream, Framing
-from proxy.core.types import COUNTED, ESTIMATED, Completion, Embeddings, Served, Usage
 from proxy.dialects.dialect import Ask, Dialect, named
 
 SERVED_HEADER = "x-oai-proxy-served-model"  # the model that answered, when a fallback did

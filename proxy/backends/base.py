@@ -5,17 +5,10 @@ from __future__ import annotations
 
 from typing import Iterator, Optional, Sequence
 
+from proxy.core.answers import Chunk, Completion, Embeddings, Health, ModelInfo, Ranking
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.errors import InvalidRequestError, NotImplementedByBackendError
-from proxy.core.types import (
-    Chunk,
-    Completion,
-    Embeddings,
-    GenerationRequest,
-    Health,
-    ModelInfo,
-    Ranking,
-)
+from proxy.core.types import GenerationRequest
 
 
 class Backend:

@@ -58,7 +58,7 @@ class ProxyError(Exception):
     type = "server_error"
     code: str | None = None
     # what the parts of the answer made before it failed spent (a tool loop's finished
-    # turns, :class:`~proxy.core.types.Spent`): charged all the same
+    # turns, :class:`~proxy.core.answers.Spent`): charged all the same
     spent: tuple = ()
 
     def __init__(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
-from proxy.core.types import Usage
+from proxy.core.answers import Usage
 
 
 class Event:

@@ -17,6 +17,7 @@ from functools import partial
 from itertools import chain
 from typing import Iterator, Optional, Sequence
 
+from proxy.core.answers import Chunk, Completion, Served, Spent, Usage
 from proxy.core.errors import ProxyError
 from proxy.core.events import (
     WAITING,
@@ -32,7 +33,7 @@ from proxy.core.events import (
 )
 from proxy.core.meanwhile import PATIENCE, Helpers, meanwhile
 from proxy.core.router import Generator
-from proxy.core.types import Chunk, Completion, GenerationRequest, Served, Spent, Usage, amended
+from proxy.core.types import GenerationRequest, amended
 from proxy.ops.measure import Measure, waiting
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Callable, Iterator, Optional, Protocol, Sequence
 
+from proxy.core.answers import Completion, Embeddings, Health, ModelInfo, Ranking
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.target import Target
-from proxy.core.types import Completion, Embeddings, GenerationRequest, Health, ModelInfo, Ranking
+from proxy.core.types import GenerationRequest
 
 
 class ServerControl(Protocol):
@@ -55,7 +56,7 @@ class Generator(Protocol):
         """A whole answer for a chat or a raw prompt, naming who made it (``served``)."""
 
     def stream(self, request: GenerationRequest) -> Iterator:
-        """The answer piece by piece: chunks, after the :class:`~proxy.core.types.Served`
+        """The answer piece by piece: chunks, after the :class:`~proxy.core.answers.Served`
         that names who makes them, and the events the core passes on as they are (the
         upstream's own lines, hosted tools' runs, waiting); closing the stream stops the
         generation."""

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from proxy.core.answers import Completion, Embeddings, Usage
 from proxy.core.errors import InvalidRequestError
 from proxy.core.events import Finish, TextDelta, UsageReport, Waiting
 from proxy.core.fields import Fields
 from proxy.core.sse import COMMENT
-from proxy.core.types import Completion, Embeddings, GenerationRequest, Message, Sampling, Usage
+from proxy.core.types import GenerationRequest, Message, Sampling
 from proxy.dialects.dialect import Ask, Limits
 from proxy.dialects.openai.answer import error_body, headers  # noqa: F401
 from proxy.dialects.openai.stream import DataEvents, patient  # noqa: F401

@@ -16,11 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
+from proxy.core.answers import Completion, Usage
 from proxy.core.errors import ProxyError
 from proxy.core.events import Finish, TextDelta, UsageReport, Waiting
 from proxy.core.fields import Fields, sampling, stop_words
 from proxy.core.sse import COMMENT, EVENT_STREAM, encode_event
-from proxy.core.types import Completion, GenerationRequest, SourceChunk, Usage
+from proxy.core.types import GenerationRequest, SourceChunk
 from proxy.dialects.dialect import Ask, Limits
 from proxy.dialects.openai import answer
 from proxy.dialects.openai.answer import headers  # noqa: F401 (the dialect's)

@@ -14,9 +14,9 @@ import os
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from proxy.core.answers import Ranking
 from proxy.core.errors import ProxyError
 from proxy.core.fields import Fields
-from proxy.core.types import Ranking
 from proxy.dialects.dialect import Limits
 from proxy.dialects.openai import answer as openai
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterator, Optional
 
+from proxy.core.answers import Served, Usage
 from proxy.core.events import (
     Extras,
     Finish,
@@ -20,7 +21,6 @@ from proxy.core.events import (
     Waiting,
 )
 from proxy.core.sse import COMMENT, EVENT_STREAM, encode_line, encode_named
-from proxy.core.types import Served, Usage
 
 # the method of a renderer that each kind of event goes to
 HANDLERS = {

@@ -20,21 +20,13 @@ from proxy.backends.base import Backend
 from proxy.config.catalog import Catalog, ModelSpec, with_defaults
 from proxy.config.modeltable import APIS
 from proxy.config.price import Price
+from proxy.core.answers import Chunk, Completion, Embeddings, Health, Ranking, Served
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.conversation import thread_id
 from proxy.core.errors import InvalidRequestError, ModelNotFoundError
 from proxy.core.target import Target
 from proxy.core.tooluse import ToolPolicy
-from proxy.core.types import (
-    Chunk,
-    Completion,
-    Embeddings,
-    GenerationRequest,
-    Health,
-    Ranking,
-    Served,
-    amended,
-)
+from proxy.core.types import GenerationRequest, amended
 from proxy.fleet import report
 from proxy.fleet.failover import FALLS_BACK, RETRIED, Chain, Failover
 from proxy.fleet.placement import continues, overflowing

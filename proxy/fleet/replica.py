@@ -14,8 +14,8 @@ from dataclasses import replace
 from typing import ContextManager, Optional
 
 from proxy.backends.base import Backend
+from proxy.core.answers import Health, ModelCard, ModelInfo
 from proxy.core.errors import UNREACHABLE, UpstreamTimeoutError, UpstreamUnavailableError
-from proxy.core.types import Health, ModelCard, ModelInfo
 from proxy.fleet.seats import Affinity, KeptSeats, RememberedSeats, Seats
 from proxy.ops.measure import Measure
 from proxy.servers.processes import ManagedServer

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Iterable, Optional
 
-from proxy.core.types import Health, ModelInfo
+from proxy.core.answers import Health, ModelInfo
 
 
 def listed_id(model) -> str:

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field, replace
 from typing import Optional, Sequence
 
 from proxy.config.catalog import ModelSpec, with_defaults
+from proxy.core.answers import Served
 from proxy.core.conversation import conversation_id
-from proxy.core.types import GenerationRequest, Served
+from proxy.core.types import GenerationRequest
 from proxy.fleet.health import Rotation
 from proxy.fleet.liveness import LiveConversations
 from proxy.fleet.placement import ReplicaLoad, choose

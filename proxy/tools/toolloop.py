@@ -20,22 +20,14 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Iterator, Optional, Sequence, Union
 
+from proxy.core.answers import Chunk, Completion, Served, Spent, Usage, assembled
 from proxy.core.errors import ProxyError
 from proxy.core.events import WAITING, ToolRan, ToolsListed
 from proxy.core.meanwhile import WAITING_EVERY, Helpers, meanwhile
 from proxy.core.router import Generator
 from proxy.core.target import Target
 from proxy.core.tooluse import TOOL_TURNS
-from proxy.core.types import (
-    Chunk,
-    Completion,
-    GenerationRequest,
-    Served,
-    Spent,
-    Usage,
-    amended,
-    assembled,
-)
+from proxy.core.types import GenerationRequest, amended
 from proxy.tools.offer import Offer
 from proxy.tools.toolbox import Toolbox
 from proxy.tools.toolcalls import ToolCalls

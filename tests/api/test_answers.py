@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from proxy.core.types import Usage
+from proxy.core.answers import Usage
 from tests.api.openai_calls import (
     CHAT_BODY,
     CHAT_ROUTES,

@@ -18,7 +18,8 @@ from proxy.access import spend
 from proxy.config.catalog import McpServerSpec, WebSearchSpec
 from proxy.config.modelsfile import parse_catalog
 from proxy.config.settings import Settings
-from proxy.core.types import Chunk, Completion, ToolCall, Usage, pieces
+from proxy.core.answers import Chunk, Completion, Usage, pieces
+from proxy.core.types import ToolCall
 from proxy.fleet.build import build_fleet
 from proxy.tools.results import ToolResult, ToolSpec
 from proxy.tools.toolbox import Toolbox

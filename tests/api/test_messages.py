@@ -12,10 +12,11 @@ import anthropic
 import pytest
 
 from proxy.config.catalog import Catalog, ModelSpec
+from proxy.core.answers import Chunk, Completion, Usage, pieces
 from proxy.core.errors import UpstreamError, UpstreamUnavailableError
 from proxy.core.events import Passed
 from proxy.core.tooluse import Source
-from proxy.core.types import Chunk, Completion, ToolCall, Usage, pieces
+from proxy.core.types import ToolCall
 from proxy.fleet.fleet import Fleet
 from proxy.fleet.health import Rotation
 from proxy.fleet.replica import Replica

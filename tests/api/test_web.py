@@ -12,8 +12,8 @@ import pytest
 from proxy.app import create_app
 from proxy.config.catalog import Catalog, ModelSpec
 from proxy.config.settings import Settings
+from proxy.core.answers import Usage
 from proxy.core.errors import UpstreamError
-from proxy.core.types import Usage
 from proxy.fleet.fleet import Fleet
 from proxy.fleet.health import Rotation
 from proxy.fleet.replica import Replica

@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from proxy.core import generation
+from proxy.core.answers import Chunk, ToolCallPiece, Usage, pieces
 from proxy.core.caller import Caller
 from proxy.core.errors import UpstreamError, UpstreamUnavailableError
 from proxy.core.events import (
@@ -21,7 +22,7 @@ from proxy.core.events import (
     UsageReport,
 )
 from proxy.core.meanwhile import Helpers
-from proxy.core.types import Chunk, GenerationRequest, ToolCall, ToolCallPiece, Usage, pieces
+from proxy.core.types import GenerationRequest, ToolCall
 from proxy.ops.measure import Measure
 from tests.fakes.backend import FakeBackend
 

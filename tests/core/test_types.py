@@ -7,7 +7,8 @@ import dataclasses
 
 import pytest
 
-from proxy.core.types import Chunk, Completion, GenerationRequest, Message, Usage, amended
+from proxy.core.answers import Chunk, Completion, Usage
+from proxy.core.types import GenerationRequest, Message, amended
 
 REQUEST = GenerationRequest(model="m", messages=(Message("user", "hi"),), max_tokens=8)
 COMPLETION = Completion("text", "stop", Usage(3, 4), extras={"timings": {}})

@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 
 from proxy.api.serve import left_out_headers
+from proxy.core.answers import Completion, Usage
 from proxy.core.errors import InvalidRequestError, UntranslatableError
 from proxy.core.events import (
     Finish,
@@ -23,7 +24,7 @@ from proxy.core.events import (
     UsageReport,
 )
 from proxy.core.tooluse import Source, ToolListing, ToolRun, ToolUse
-from proxy.core.types import Completion, ToolCall, Usage
+from proxy.core.types import ToolCall
 from proxy.dialects import anthropic as messages
 from proxy.dialects.anthropic import MessagesStream, parse
 

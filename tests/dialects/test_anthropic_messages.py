@@ -8,6 +8,7 @@ import json
 import pytest
 
 from proxy.api.serve import left_out_headers
+from proxy.core.answers import Completion, Usage
 from proxy.core.errors import (
     AuthenticationError,
     ContextLengthError,
@@ -32,7 +33,7 @@ from proxy.core.events import (
     ToolCallStart,
     UsageReport,
 )
-from proxy.core.types import Completion, Message, ToolCall, ToolChoice, Usage
+from proxy.core.types import Message, ToolCall, ToolChoice
 from proxy.dialects import anthropic as messages
 from proxy.dialects.anthropic import MessagesStream, parse
 from proxy.dialects.anthropic.answer import signature

@@ -9,7 +9,7 @@ from urllib.parse import unquote
 import pytest
 
 from proxy.api.serve import LEFT_OUT_TOOLS_HEADER, left_out_headers, makers, tell
-from proxy.core.types import Completion, Served, Spent, Usage
+from proxy.core.answers import Completion, Served, Spent, Usage
 from proxy.dialects import anthropic, responses
 from proxy.dialects.dialect import MOST, named
 from proxy.dialects.ollama import answer as ollama

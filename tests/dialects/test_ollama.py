@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from proxy.core.answers import Completion, Embeddings, ModelCard, ModelInfo, Usage
 from proxy.core.errors import InvalidRequestError, ModelNotFoundError, QueueFullError
 from proxy.core.events import (
     WAITING,
@@ -21,16 +22,7 @@ from proxy.core.events import (
     UsageReport,
 )
 from proxy.core.sse import encode_line
-from proxy.core.types import (
-    Completion,
-    Embeddings,
-    Message,
-    ModelCard,
-    ModelInfo,
-    ResponseFormat,
-    ToolCall,
-    Usage,
-)
+from proxy.core.types import Message, ResponseFormat, ToolCall
 from proxy.dialects.ollama import answer, catalog, chat, embed, generate
 from proxy.dialects.ollama.request import unmanaged
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from proxy.core.answers import Completion, TokenLogprob, Usage
 from proxy.core.errors import ContextLengthError, UpstreamError
 from proxy.core.events import (
     WAITING,
@@ -16,7 +17,7 @@ from proxy.core.events import (
     UsageReport,
 )
 from proxy.core.sse import COMMENT
-from proxy.core.types import Completion, GenerationRequest, TokenLogprob, ToolCall, Usage
+from proxy.core.types import GenerationRequest, ToolCall
 from proxy.dialects import glm
 from proxy.dialects.dialect import Ask
 from proxy.dialects.openai import answer as openai

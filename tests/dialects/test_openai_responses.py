@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from proxy.core.answers import Completion, Usage
 from proxy.core.errors import InvalidRequestError, UpstreamError
 from proxy.core.events import (
     WAITING,
@@ -21,7 +22,7 @@ from proxy.core.events import (
 )
 from proxy.core.sse import COMMENT
 from proxy.core.tooluse import ToolUse
-from proxy.core.types import Completion, Message, ResponseFormat, ToolCall, ToolChoice, Usage
+from proxy.core.types import Message, ResponseFormat, ToolCall, ToolChoice
 from proxy.dialects import responses
 from proxy.dialects.responses import ResponsesStream, continuing, parse
 from proxy.dialects.responses.answer import message_item

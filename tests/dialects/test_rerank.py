@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from proxy.core.answers import Ranking
 from proxy.core.errors import InvalidRequestError
-from proxy.core.types import Ranking
 from proxy.dialects import rerank
 from proxy.dialects.dialect import Limits
 

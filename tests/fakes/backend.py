@@ -5,16 +5,8 @@ from __future__ import annotations
 from typing import Iterator, Optional
 
 from proxy.backends.base import Backend
-from proxy.core.types import (
-    Chunk,
-    Completion,
-    Embeddings,
-    GenerationRequest,
-    Health,
-    ModelInfo,
-    Ranking,
-    Usage,
-)
+from proxy.core.answers import Chunk, Completion, Embeddings, Health, ModelInfo, Ranking, Usage
+from proxy.core.types import GenerationRequest
 
 
 def rendered(request: GenerationRequest) -> str:

@@ -11,6 +11,7 @@ import pytest
 from proxy.app import create_app
 from proxy.config.modelsfile import parse_catalog
 from proxy.config.settings import Settings
+from proxy.core.answers import Chunk, Served
 from proxy.core.caller import Caller
 from proxy.core.conversation import conversation_id
 from proxy.core.errors import (
@@ -20,7 +21,7 @@ from proxy.core.errors import (
     UpstreamError,
     UpstreamUnavailableError,
 )
-from proxy.core.types import Chunk, GenerationRequest, Message, Served, Verbatim
+from proxy.core.types import GenerationRequest, Message, Verbatim
 from proxy.fleet.build import Models, build_fleet
 from proxy.fleet.placement import BALANCE, rank
 from proxy.ops.measure import Measure

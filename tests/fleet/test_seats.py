@@ -7,8 +7,9 @@ from contextlib import contextmanager
 
 import pytest
 
+from proxy.core.answers import Health, ModelCard, ModelInfo
 from proxy.core.errors import UNREACHABLE, QueueFullError, UpstreamUnavailableError
-from proxy.core.types import GenerationRequest, Health, Message, ModelCard, ModelInfo
+from proxy.core.types import GenerationRequest, Message
 from proxy.fleet.replica import RESTARTS, ManagedReplica, Replica
 from proxy.fleet.seats import Affinity, KeptSeats, RememberedSeats, answered_from
 from tests.fakes.backend import FakeBackend

@@ -12,9 +12,10 @@ import pytest
 from proxy.app import create_app
 from proxy.config.modelsfile import parse_catalog
 from proxy.config.settings import Settings
+from proxy.core.answers import Served
 from proxy.core.caller import Caller
 from proxy.core.errors import InvalidRequestError, UpstreamTimeoutError
-from proxy.core.types import GenerationRequest, Message, Sampling, Served
+from proxy.core.types import GenerationRequest, Message, Sampling
 from proxy.fleet.build import build_fleet
 from proxy.ops.measure import Measure
 from tests.fakes.canned import CannedServer

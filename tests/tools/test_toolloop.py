@@ -13,22 +13,13 @@ import pytest
 
 from proxy.access.keyring import owner_of
 from proxy.core import generation
+from proxy.core.answers import Chunk, Completion, Served, Usage, pieces
 from proxy.core.caller import Caller
 from proxy.core.errors import ToolNotAllowedError, ToolTimeoutError, UpstreamError
 from proxy.core.events import WAITING, TextDelta, ToolCallStart, ToolRan, ToolsListed, UsageReport
 from proxy.core.party import Party
 from proxy.core.tooluse import Approval, ToolListing, ToolRun, ToolUse
-from proxy.core.types import (
-    Chunk,
-    Completion,
-    GenerationRequest,
-    Message,
-    Served,
-    ToolCall,
-    Usage,
-    function_tool,
-    pieces,
-)
+from proxy.core.types import GenerationRequest, Message, ToolCall, function_tool
 from proxy.ops import measure as measuring
 from proxy.ops.modelside import ModelSide
 from proxy.tools import toolloop

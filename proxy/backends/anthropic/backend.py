@@ -15,9 +15,10 @@ from proxy.backends.anthropic.payload import clients_own
 from proxy.backends.anthropic.ways import TranslatedWay, VerbatimWay
 from proxy.backends.wire.relay import Relay
 from proxy.backends.wire.way import Way
+from proxy.core.answers import Embeddings, Ranking
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.errors import InvalidRequestError, NotImplementedByBackendError
-from proxy.core.types import Embeddings, GenerationRequest, Ranking
+from proxy.core.types import GenerationRequest
 
 
 class AnthropicBackend(Relay):

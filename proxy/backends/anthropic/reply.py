@@ -7,9 +7,10 @@ import json
 from typing import Iterable, Iterator, Optional
 
 from proxy.backends.wire.events import event_json, stream_error
+from proxy.core.answers import Chunk, Completion, ToolCallPiece, Usage
 from proxy.core.errors import UpstreamError
 from proxy.core.events import Passed
-from proxy.core.types import Chunk, Completion, ToolCall, ToolCallPiece, Usage
+from proxy.core.types import ToolCall
 
 FINISH = {
     "end_turn": "stop",

@@ -18,8 +18,9 @@ from proxy.backends.anthropic.payload import (
     unsent,
 )
 from proxy.backends.wire.way import Way
+from proxy.core.answers import Completion
 from proxy.core.errors import InvalidRequestError
-from proxy.core.types import Completion, GenerationRequest, amended
+from proxy.core.types import GenerationRequest, amended
 
 
 @dataclass(frozen=True)

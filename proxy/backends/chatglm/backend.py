@@ -27,19 +27,18 @@ from proxy.backends.structured import replies
 from proxy.config.files import digest
 from proxy.config.settings import Settings
 from proxy.core import images
-from proxy.core.errors import InvalidRequestError
-from proxy.core.types import (
+from proxy.core.answers import (
     Chunk,
     Completion,
-    GenerationRequest,
     Health,
     ModelCard,
     ModelInfo,
     Usage,
-    amended,
     assembled,
     pieces,
 )
+from proxy.core.errors import InvalidRequestError
+from proxy.core.types import GenerationRequest, amended
 
 logger = logging.getLogger(__name__)
 

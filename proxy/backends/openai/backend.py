@@ -24,9 +24,10 @@ from proxy.backends.wire.relay import Relay
 from proxy.backends.wire.way import Way
 from proxy.config.catalog import Filters
 from proxy.config.price import Price
+from proxy.core.answers import Embeddings, Ranking
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.errors import ProxyError
-from proxy.core.types import Embeddings, GenerationRequest, Ranking
+from proxy.core.types import GenerationRequest
 
 
 class OpenAIBackend(Relay):

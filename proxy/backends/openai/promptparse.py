@@ -16,8 +16,8 @@ from typing import Iterable, Iterator, Optional
 import orjson
 
 from proxy.backends.wire import chatparse, events
+from proxy.core.answers import Chunk, Completion, TokenLogprob
 from proxy.core.errors import UpstreamError
-from proxy.core.types import Chunk, Completion, TokenLogprob
 
 DONE = b"[DONE]"
 CUT = chatparse.CUT  # what a server writes for the bytes of a character the token limit cut

@@ -14,9 +14,10 @@ from typing import Any, Iterable, Iterator, Mapping, Optional
 
 from proxy.backends.wire.events import event_json, stream_error
 from proxy.backends.wire.way import Way
+from proxy.core.answers import Chunk, Completion, Usage
 from proxy.core.errors import UpstreamError
 from proxy.core.events import Passed
-from proxy.core.types import Chunk, Completion, ToolCall, Usage, amended
+from proxy.core.types import ToolCall, amended
 
 API = "responses"  # the client API whose bodies this way takes as they came
 PATH = "/responses"

@@ -13,8 +13,8 @@ import binascii
 import struct
 from typing import Sequence
 
+from proxy.core.answers import Embeddings
 from proxy.core.errors import UpstreamError
-from proxy.core.types import Embeddings
 
 
 def body(inputs: Sequence[str], model: str) -> dict:

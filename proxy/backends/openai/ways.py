@@ -23,8 +23,9 @@ from proxy.backends.openai.payload import (
 )
 from proxy.backends.wire import chatparse
 from proxy.backends.wire.way import Way
+from proxy.core.answers import Completion
 from proxy.core.errors import ProxyError
-from proxy.core.types import Completion, GenerationRequest
+from proxy.core.types import GenerationRequest
 
 
 @dataclass(frozen=True)

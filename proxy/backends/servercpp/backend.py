@@ -29,18 +29,10 @@ from proxy.backends.servercpp.prompting import TemplateChoice
 from proxy.backends.wire import ranking
 from proxy.backends.wire.client import UpstreamClient
 from proxy.core import images
+from proxy.core.answers import Chunk, Completion, Embeddings, Health, ModelCard, ModelInfo, Ranking
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.errors import InvalidRequestError, UpstreamUnavailableError
-from proxy.core.types import (
-    Chunk,
-    Completion,
-    Embeddings,
-    GenerationRequest,
-    Health,
-    ModelCard,
-    ModelInfo,
-    Ranking,
-)
+from proxy.core.types import GenerationRequest
 
 
 class ServerCppBackend(Backend):

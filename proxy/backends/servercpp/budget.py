@@ -36,9 +36,10 @@ import codecs
 import re
 from typing import Iterable, Iterator, Optional, Sequence
 
+from proxy.core.answers import Chunk, Usage
 from proxy.core.errors import ContextLengthError
 from proxy.core.textsize import MOST_BYTES_PER_TOKEN
-from proxy.core.types import Chunk, GenerationRequest, Usage, amended
+from proxy.core.types import GenerationRequest, amended
 
 BYTE_PIECE = re.compile(r"byte: \\x([0-9a-fA-F]{1,2})")
 

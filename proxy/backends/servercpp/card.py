@@ -9,7 +9,7 @@ from typing import Optional
 from proxy.backends.servercpp import gguffile
 from proxy.backends.servercpp.chattemplate import THINK_CLOSE, THINK_OPEN, ChatTemplate
 from proxy.config.files import digest
-from proxy.core.types import ModelCard
+from proxy.core.answers import ModelCard
 
 # words of a chat template that lets its models think (a switch, or where thoughts go back)
 THINKING_WORDS = (

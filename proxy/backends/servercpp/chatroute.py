@@ -18,8 +18,9 @@ from proxy.backends.servercpp.finish import Finisher, collect
 from proxy.backends.servercpp.known import KnownServer
 from proxy.backends.structured.stops import Stopped
 from proxy.backends.wire import chatparse
+from proxy.core.answers import Chunk, Completion
 from proxy.core.errors import SlotUnavailableError, UpstreamError
-from proxy.core.types import Chunk, Completion, GenerationRequest
+from proxy.core.types import GenerationRequest
 
 RENDER_TIMEOUT = 10.0  # seconds the inspector waits for the server's rendering of a prompt
 

@@ -23,7 +23,8 @@ from proxy.backends.structured.constraints import output_fields
 from proxy.backends.structured.toolformats import FORMATS, tool_names
 from proxy.backends.wire import chatparse
 from proxy.core import images
-from proxy.core.types import Chunk, Completion, GenerationRequest, amended
+from proxy.core.answers import Chunk, Completion
+from proxy.core.types import GenerationRequest, amended
 from proxy.ops.modelside import ModelSide
 
 

@@ -16,8 +16,8 @@ from proxy.backends.servercpp.kinds import INFILL, ChatLayer, ServerKind, classi
 from proxy.backends.servercpp.prompting import TemplateChoice
 from proxy.backends.structured import callids
 from proxy.backends.wire.client import UpstreamClient
+from proxy.core.answers import ModelCard
 from proxy.core.errors import UpstreamError, UpstreamUnavailableError
-from proxy.core.types import ModelCard
 
 logger = logging.getLogger(__name__)
 

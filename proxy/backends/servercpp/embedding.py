@@ -19,9 +19,9 @@ from typing import Iterable, Optional, Sequence
 
 from proxy.backends.admission import Admission
 from proxy.backends.wire.client import UpstreamClient
+from proxy.core.answers import Embeddings
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.errors import NotImplementedByBackendError, SlotUnavailableError, UpstreamError
-from proxy.core.types import Embeddings
 
 
 class TokenClient:

@@ -16,8 +16,9 @@ from typing import Callable, Iterator, Optional, TypeVar, Union
 
 from proxy.backends.admission import Admission
 from proxy.backends.servercpp.embedding import TokenClient
+from proxy.core.answers import Chunk, Completion, Usage, assembled
 from proxy.core.errors import UpstreamError
-from proxy.core.types import Chunk, Completion, Usage, amended, assembled
+from proxy.core.types import amended
 
 Answer = TypeVar("Answer", bound=Union[Completion, Chunk])
 

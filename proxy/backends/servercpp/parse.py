@@ -14,8 +14,8 @@ from proxy.backends.wire.events import (
     logprobs,
     stream_error,
 )
+from proxy.core.answers import Chunk, Completion, Usage
 from proxy.core.errors import SlotUnavailableError, UpstreamError
-from proxy.core.types import Chunk, Completion, Usage
 
 COLON = ord(":")  # a stream line that starts with it is a comment
 # the server's own fields of an answer that a client's API has room for (its extras)

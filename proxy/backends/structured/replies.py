@@ -7,7 +7,8 @@ from typing import Collection, Iterator
 
 from proxy.backends.structured import reasoning
 from proxy.backends.structured.toolformats import StreamingToolParser, ToolFormat
-from proxy.core.types import Chunk, Completion, amended, pieces
+from proxy.core.answers import Chunk, Completion, pieces
+from proxy.core.types import amended
 
 TOOL_CALLS = "tool_calls"
 LENGTH = "length"

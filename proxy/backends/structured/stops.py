@@ -5,7 +5,8 @@ from __future__ import annotations
 from contextlib import closing
 from typing import Iterator, Sequence
 
-from proxy.core.types import Chunk, Usage, amended
+from proxy.core.answers import Chunk, Usage
+from proxy.core.types import amended
 
 
 class StopWords:

@@ -15,8 +15,9 @@ from typing import Iterable, Iterator, Mapping, Optional
 import orjson
 
 from proxy.backends.wire import events
+from proxy.core.answers import UNTOLD, Chunk, Completion, ToolCallPiece, Usage
 from proxy.core.errors import UpstreamError
-from proxy.core.types import UNTOLD, Chunk, Completion, ToolCall, ToolCallPiece, Usage
+from proxy.core.types import ToolCall
 
 DONE = b"[DONE]"
 CUT = "\ufffd"  # what the server writes for the bytes of a character the token limit cut

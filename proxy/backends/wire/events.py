@@ -11,6 +11,7 @@ from typing import Optional
 import orjson
 
 from proxy.backends.wire.contextlength import too_long
+from proxy.core.answers import TokenLogprob
 from proxy.core.errors import (
     ContextLengthError,
     InvalidRequestError,
@@ -19,7 +20,6 @@ from proxy.core.errors import (
     UpstreamError,
     UpstreamUnavailableError,
 )
-from proxy.core.types import TokenLogprob
 
 LOWEST_LOGPROB = -9999.0  # JSON has no -inf; a zero probability becomes this
 

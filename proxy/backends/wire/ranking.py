@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from proxy.core.answers import Ranking
 from proxy.core.errors import UpstreamError
-from proxy.core.types import Ranking
 
 
 def payload(query: str, documents: Sequence[str]) -> dict:

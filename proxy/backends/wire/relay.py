@@ -16,7 +16,7 @@ has no such route (:class:`MissingRoute`), which the backend may name in its own
 The model's filters (:meth:`~proxy.config.catalog.Filters.apply`) change the body last: a field the
 operator strips is left out (one the API has no place for, too, rather than refused), one
 it sets goes with its value; those the request had given travel with the answer (its
-:class:`~proxy.core.types.Served`), for its headers to name. The body as they leave it is
+:class:`~proxy.core.answers.Served`), for its headers to name. The body as they leave it is
 what the model's price judges (:mod:`proxy.config.price`): a field that changes what the
 upstream charges and that the price does not cover is refused by its name before the body
 is sent; the service tier it is priced at travels with the answer, and a stored completion
@@ -35,21 +35,20 @@ from proxy.backends.wire.client import MissingRoute, UpstreamClient
 from proxy.backends.wire.way import Way
 from proxy.config.catalog import Filters
 from proxy.config.price import Price, terms
-from proxy.core.caller import Caller
-from proxy.core.errors import InvalidRequestError, ProxyError, UpstreamError
-from proxy.core.types import (
+from proxy.core.answers import (
     TOLD,
     UNTOLD,
     Chunk,
     Completion,
-    GenerationRequest,
     Health,
     ModelCard,
     ModelInfo,
     Served,
     Usage,
-    amended,
 )
+from proxy.core.caller import Caller
+from proxy.core.errors import InvalidRequestError, ProxyError, UpstreamError
+from proxy.core.types import GenerationRequest, amended
 
 HEALTH_TIMEOUT = 5.0  # seconds the model list may take to say the server is there
 

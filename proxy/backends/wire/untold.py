@@ -20,7 +20,8 @@ from __future__ import annotations
 from typing import Optional
 
 from proxy.core import textsize
-from proxy.core.types import ESTIMATED, Chunk, Completion, GenerationRequest, Usage
+from proxy.core.answers import ESTIMATED, Chunk, Completion, Usage
+from proxy.core.types import GenerationRequest
 
 # tokens a template adds: the median (and quartiles) over llama.cpp's model templates
 # that render the part (61 a chat, 54 tools, 50 calls and their results)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator, Optional
 
+from proxy.core.answers import Completion
 from proxy.core.errors import ProxyError
-from proxy.core.types import Completion
 
 
 class Way:

@@ -8,9 +8,10 @@ import hashlib
 import json
 from typing import Optional, Sequence
 
+from proxy.core.answers import Completion, Usage
 from proxy.core.errors import ContextLengthError, ProxyError
 from proxy.core.tooluse import ToolRun
-from proxy.core.types import Completion, ToolCall, Usage
+from proxy.core.types import ToolCall
 from proxy.dialects.anthropic.request import MessagesNotes
 from proxy.dialects.anthropic.runs import blocks, server_usage
 from proxy.dialects.dialect import Ask

@@ -13,6 +13,7 @@ from typing import Optional
 
 import orjson
 
+from proxy.core.answers import Served, Usage
 from proxy.core.errors import ProxyError
 from proxy.core.events import (
     WAITING,
@@ -25,7 +26,6 @@ from proxy.core.events import (
     ToolCallStart,
     ToolRan,
 )
-from proxy.core.types import Served, Usage
 from proxy.dialects.anthropic.answer import error_body, signature, stop_reason, usage_body
 from proxy.dialects.anthropic.passing import Passing
 from proxy.dialects.anthropic.runs import blocks

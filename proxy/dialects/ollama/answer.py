@@ -9,8 +9,9 @@ import time
 from datetime import datetime, timezone
 from typing import Optional, Sequence
 
+from proxy.core.answers import Usage
 from proxy.core.errors import ProxyError
-from proxy.core.types import ToolCall, Usage
+from proxy.core.types import ToolCall
 from proxy.dialects.dialect import Ask, named
 from proxy.dialects.ollama.request import OllamaNotes
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Optional, Sequence
 
+from proxy.core.answers import ModelCard, ModelInfo
 from proxy.core.errors import ProxyError
 from proxy.core.fields import Fields
-from proxy.core.types import ModelCard, ModelInfo
 from proxy.dialects.ollama.answer import error_body
 from proxy.dialects.streaming import LinesOf
 

@@ -9,8 +9,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from proxy.core.answers import Embeddings
 from proxy.core.fields import Fields
-from proxy.core.types import Embeddings
 from proxy.dialects.dialect import Limits
 from proxy.dialects.ollama import request
 

@@ -8,6 +8,7 @@ from typing import Optional
 
 import orjson
 
+from proxy.core.answers import Usage
 from proxy.core.errors import ProxyError
 from proxy.core.events import (
     Finish,
@@ -20,7 +21,7 @@ from proxy.core.events import (
     UsageReport,
     Waiting,
 )
-from proxy.core.types import ToolCall, Usage
+from proxy.core.types import ToolCall
 from proxy.dialects.dialect import Ask
 from proxy.dialects.ollama.answer import Clock, done_reason, durations, error_body, line, tool_call
 from proxy.dialects.streaming import EventRenderer, Lines

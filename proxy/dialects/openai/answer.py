@@ -8,8 +8,8 @@ import os
 import time
 from typing import Sequence
 
+from proxy.core.answers import COUNTED, ESTIMATED, Completion, TokenLogprob, Usage
 from proxy.core.errors import ProxyError
-from proxy.core.types import COUNTED, ESTIMATED, Completion, TokenLogprob, Usage
 from proxy.dialects.dialect import Ask
 
 # a usage's word on how it was had where its engine told none, as the header of whole

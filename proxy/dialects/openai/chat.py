@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import orjson
 
 from proxy.config.catalog import WEB
+from proxy.core.answers import Completion
 from proxy.core.events import (
     Finish,
     PromptCounted,
@@ -32,7 +33,7 @@ from proxy.core.events import (
 )
 from proxy.core.fields import Fields, effort, template_kwargs, text_only, tool_call
 from proxy.core.tooluse import ToolUse, cited, sources_of
-from proxy.core.types import Completion, Message, ToolCall, Verbatim, amended
+from proxy.core.types import Message, ToolCall, Verbatim, amended
 from proxy.dialects.dialect import Ask, Content, Limits
 from proxy.dialects.openai import answer, request
 from proxy.dialects.openai.answer import error_body, headers  # noqa: F401 (the dialect's)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
+from proxy.core.answers import Completion
 from proxy.core.events import Finish, TextDelta
 from proxy.core.fields import Fields
-from proxy.core.types import Completion
 from proxy.dialects.dialect import Ask, Limits
 from proxy.dialects.openai import answer, request
 from proxy.dialects.openai.answer import error_body, headers  # noqa: F401 (the dialect's)

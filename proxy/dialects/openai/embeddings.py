@@ -12,8 +12,8 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
+from proxy.core.answers import Embeddings
 from proxy.core.fields import Fields
-from proxy.core.types import Embeddings
 from proxy.dialects.dialect import Limits
 
 

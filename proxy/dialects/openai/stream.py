@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import orjson
 
+from proxy.core.answers import Usage
 from proxy.core.errors import ProxyError
 from proxy.core.events import Extras, UsageReport, Waiting
 from proxy.core.sse import COMMENT, DONE, EVENT_STREAM, encode_event
-from proxy.core.types import Usage
 from proxy.dialects.dialect import Ask
 from proxy.dialects.openai.answer import error_body, now, usage_body
 from proxy.dialects.streaming import EventRenderer

@@ -7,9 +7,9 @@ import json
 import time
 from typing import Optional, Sequence
 
+from proxy.core.answers import Completion, Usage
 from proxy.core.errors import ProxyError
 from proxy.core.tooluse import ToolListing, ToolRun, cited, sources_of
-from proxy.core.types import Completion, Usage
 from proxy.dialects.dialect import Ask
 from proxy.dialects.responses.request import ResponsesNotes, new_id
 

@@ -9,6 +9,7 @@ from typing import Optional
 
 import orjson
 
+from proxy.core.answers import Served, Usage
 from proxy.core.errors import ProxyError
 from proxy.core.events import (
     Finish,
@@ -21,7 +22,6 @@ from proxy.core.events import (
     ToolRan,
     ToolsListed,
 )
-from proxy.core.types import Served, Usage
 from proxy.dialects.dialect import Ask
 from proxy.dialects.responses.answer import (
     call_item,

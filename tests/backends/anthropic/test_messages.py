@@ -15,19 +15,10 @@ from proxy.backends.anthropic.payload import (
     refusal,
     unsent,
 )
+from proxy.core.answers import Chunk, ToolCallPiece, Usage
 from proxy.core.errors import UpstreamError
 from proxy.core.events import Passed
-from proxy.core.types import (
-    Chunk,
-    GenerationRequest,
-    Image,
-    Message,
-    Sampling,
-    ToolCall,
-    ToolCallPiece,
-    ToolChoice,
-    Usage,
-)
+from proxy.core.types import GenerationRequest, Image, Message, Sampling, ToolCall, ToolChoice
 
 TOOL = {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}
 CALL = ToolCall("call_1", "weather", '{"city": "Paris"}')

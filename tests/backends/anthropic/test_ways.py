@@ -14,9 +14,10 @@ from proxy.backends.anthropic.ways import TranslatedWay, VerbatimWay
 from proxy.backends.fairqueue import SlotCount
 from proxy.backends.wire.client import UpstreamClient
 from proxy.config.catalog import Filters
+from proxy.core.answers import Chunk, Completion, Usage
 from proxy.core.errors import InvalidRequestError
 from proxy.core.events import Passed
-from proxy.core.types import Chunk, Completion, GenerationRequest, Message, Usage, Verbatim
+from proxy.core.types import GenerationRequest, Message, Verbatim
 from tests.processes import free_port
 
 from .test_messages import events

@@ -13,8 +13,9 @@ from proxy.backends.fairqueue import SlotCount
 from proxy.backends.openai.backend import OpenAIBackend
 from proxy.backends.wire import untold
 from proxy.backends.wire.client import UpstreamClient
+from proxy.core.answers import Completion, Embeddings, Ranking, Usage
 from proxy.core.errors import InvalidRequestError, NotImplementedByBackendError, UpstreamError
-from proxy.core.types import Completion, Embeddings, GenerationRequest, Message, Ranking, Usage
+from proxy.core.types import GenerationRequest, Message
 from tests.fakes.canned import CannedServer
 
 LABEL = "the server of model 'big'"

@@ -9,8 +9,8 @@ import json
 import pytest
 
 from proxy.backends.openai import promptparse
+from proxy.core.answers import Chunk, Completion, TokenLogprob, Usage
 from proxy.core.errors import InvalidRequestError, UpstreamError
-from proxy.core.types import Chunk, Completion, TokenLogprob, Usage
 from tests.fakes.servercpp_wire import line_batches
 
 UP = "the server of model 'big'"

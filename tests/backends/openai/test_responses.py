@@ -7,9 +7,10 @@ import json
 import pytest
 
 from proxy.backends.openai.responses import ResponsesWay, completion, passed_chunks
+from proxy.core.answers import Chunk, Usage
 from proxy.core.errors import ProxyError, UpstreamError
 from proxy.core.events import Passed
-from proxy.core.types import Chunk, ToolCall, Usage
+from proxy.core.types import ToolCall
 from proxy.dialects.responses.passing import passed
 
 OWN = {"model": "asked", "input": "hi", "store": False, "priority": 3, "truncation": "auto",

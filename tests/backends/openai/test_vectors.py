@@ -8,8 +8,8 @@ import struct
 import pytest
 
 from proxy.backends.openai import vectors
+from proxy.core.answers import Embeddings
 from proxy.core.errors import UpstreamError
-from proxy.core.types import Embeddings
 
 
 def test_the_body_asks_for_floats_under_the_upstreams_name():

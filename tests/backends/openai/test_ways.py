@@ -13,8 +13,9 @@ from proxy.backends.openai.payload import chat_body, prompt_body
 from proxy.backends.openai.ways import ChatWay, PromptWay
 from proxy.backends.wire.client import UpstreamClient
 from proxy.config.catalog import Filters
+from proxy.core.answers import Completion, Usage
 from proxy.core.errors import NotImplementedByBackendError
-from proxy.core.types import Completion, GenerationRequest, Message, ResponseFormat, Usage, Verbatim
+from proxy.core.types import GenerationRequest, Message, ResponseFormat, Verbatim
 from tests.processes import free_port
 
 LABEL = "the server of model 'big'"

@@ -12,8 +12,9 @@ from contextlib import closing
 import pytest
 
 from proxy.config.settings import Settings
+from proxy.core.answers import Served
 from proxy.core.errors import UpstreamError, UpstreamTimeoutError
-from proxy.core.types import GenerationRequest, Served
+from proxy.core.types import GenerationRequest
 from proxy.fleet.build import build_fleet
 from tests.fakes.servercpp import FakeServerCpp
 from tests.runtimes import NO_FILES

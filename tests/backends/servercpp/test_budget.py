@@ -14,9 +14,10 @@ from proxy.backends.servercpp.budget import (
     whole_characters,
 )
 from proxy.backends.servercpp.embedding import server_piece, whole_pieces
+from proxy.core.answers import Chunk, TokenLogprob, Usage
 from proxy.core.errors import ContextLengthError
 from proxy.core.textsize import MOST_BYTES_PER_TOKEN
-from proxy.core.types import Chunk, GenerationRequest, Message, TokenLogprob, Usage
+from proxy.core.types import GenerationRequest, Message
 
 ZHONG = "中".encode()  # e4 b8 ad
 

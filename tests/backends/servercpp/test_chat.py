@@ -11,19 +11,16 @@ from proxy.backends.servercpp import chatpayload
 from proxy.backends.structured.callids import template_id
 from proxy.backends.wire import chatparse
 from proxy.backends.wire.events import stream_error
+from proxy.core.answers import Chunk, ToolCallPiece, Usage, assembled
 from proxy.core.errors import ContextLengthError, UpstreamError
 from proxy.core.types import (
-    Chunk,
     GenerationRequest,
     Image,
     Message,
     ResponseFormat,
     Sampling,
     ToolCall,
-    ToolCallPiece,
     ToolChoice,
-    Usage,
-    assembled,
 )
 from tests.fakes.servercpp_wire import line_batches
 

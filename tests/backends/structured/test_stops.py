@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from proxy.backends.structured.stops import StopWords, stopping
-from proxy.core.types import Chunk, ToolCallPiece, Usage
+from proxy.core.answers import Chunk, ToolCallPiece, Usage
 
 TEXT = "Hello from tiny GLM!!"
 

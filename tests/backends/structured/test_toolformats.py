@@ -16,7 +16,7 @@ from proxy.backends.structured.toolformats import (
     format_of_template,
     tool_names,
 )
-from proxy.core.types import Chunk, Completion, Usage
+from proxy.core.answers import Chunk, Completion, Usage
 
 TOOLS = [
     {

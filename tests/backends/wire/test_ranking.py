@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from proxy.backends.wire import ranking
+from proxy.core.answers import Ranking
 from proxy.core.errors import UpstreamError
-from proxy.core.types import Ranking
 
 
 def test_the_body_asks_for_every_documents_score():

@@ -16,8 +16,9 @@ from proxy.backends.wire.client import UpstreamClient
 from proxy.backends.wire.relay import Relay
 from proxy.backends.wire.way import Way
 from proxy.config.catalog import Filters
+from proxy.core.answers import Chunk, Completion, Served, Usage
 from proxy.core.errors import InvalidRequestError, ProxyError
-from proxy.core.types import Chunk, Completion, GenerationRequest, Message, Served, Usage
+from proxy.core.types import GenerationRequest, Message
 from tests.fakes.canned import CannedServer
 
 LABEL = "the echo server"

@@ -18,20 +18,14 @@ from proxy.backends.wire.untold import (
     TEMPLATE_TOOLS,
 )
 from proxy.core import textsize
+from proxy.core.answers import ESTIMATED, TOLD, UNTOLD, Chunk, Completion, ToolCallPiece, Usage
 from proxy.core.types import (
-    ESTIMATED,
-    TOLD,
-    UNTOLD,
-    Chunk,
-    Completion,
     GenerationRequest,
     Image,
     Message,
     ResponseFormat,
     SourceChunk,
     ToolCall,
-    ToolCallPiece,
-    Usage,
     Verbatim,
 )
 
