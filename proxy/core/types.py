@@ -183,6 +183,12 @@ class GenerationRequest:
         """This request pinned to ``slot``."""
         return amended(self, slot=slot)
 
+    def clients_own(self, api: str) -> Optional[Mapping[str, Any]]:
+        """The client's own body, where it spoke ``api`` (``None``: another API): a server
+        of that API takes it as it came."""
+        verbatim = self.verbatim
+        return verbatim.body if verbatim is not None and verbatim.api == api else None
+
     def served_for(self, caller: Caller) -> "GenerationRequest":
         """This request, served for ``caller``."""
         return amended(self, caller=caller)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from proxy.backends.anthropic.payload import clients_own
+from proxy.backends.anthropic.payload import API
 from proxy.backends.anthropic.ways import TranslatedWay, VerbatimWay
 from proxy.backends.wire.relay import Relay
 from proxy.backends.wire.way import Way
@@ -30,7 +30,7 @@ class AnthropicBackend(Relay):
 
     def way(self, request: GenerationRequest) -> Way:
         """The client's own body when it spoke the Messages API; else a translation."""
-        own = clients_own(request)
+        own = request.clients_own(API)
         if own is not None:
             return VerbatimWay(own, self.client.label, self.upstream_model)
         return TranslatedWay(request, self.client.label, self.upstream_model, self.filters.strip)

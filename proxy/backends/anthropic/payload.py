@@ -3,19 +3,19 @@ Anthropic-compatible endpoint, llama-server's ``/v1/messages``): a :class:`Gener
 as the body of ``POST /v1/messages``. Pure.
 
 A client that speaks the Messages API too has its own body sent on as it wrote it
-(:func:`clients_own`). Otherwise, the system messages become ``system``; an assistant's
-calls, ``tool_use`` blocks; tool results, ``tool_result`` blocks of the user's turn;
-messages of one role in a row, one message. What the Messages API has no field for
-(OpenAI's penalties, seeds, logprobs, response formats, a grammar, a slot…) is refused by
-the name the client gave it, unless the operator strips it (the model's filters): then it
-is left out, and the answer names it.
+(:meth:`~proxy.core.types.GenerationRequest.clients_own`). Otherwise, the system messages
+become ``system``; an assistant's calls, ``tool_use`` blocks; tool results, ``tool_result``
+blocks of the user's turn; messages of one role in a row, one message. What the Messages API
+has no field for (OpenAI's penalties, seeds, logprobs, response formats, a grammar, a slot…)
+is refused by the name the client gave it, unless the operator strips it (the model's
+filters): then it is left out, and the answer names it.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import fields
-from typing import Any, Collection, Iterator, Mapping, Optional
+from typing import Collection, Iterator, Optional
 
 from proxy.core import images
 from proxy.core.errors import InvalidRequestError
@@ -72,12 +72,6 @@ def refusal(
                     param="messages",
                 )
     return None
-
-
-def clients_own(request: GenerationRequest) -> Optional[Mapping[str, Any]]:
-    """The client's own body, when it spoke the Messages API too (``None``: another API)."""
-    verbatim = request.verbatim
-    return verbatim.body if verbatim is not None and verbatim.api == API else None
 
 
 def unsent(request: GenerationRequest) -> Iterator[str]:

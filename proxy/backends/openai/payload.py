@@ -127,12 +127,6 @@ def _template(request: GenerationRequest) -> dict:
     return written
 
 
-def clients_own(request: GenerationRequest) -> Optional[Mapping[str, Any]]:
-    """The client's own body, where it spoke OpenAI's chat completions."""
-    verbatim = request.verbatim
-    return verbatim.body if verbatim is not None and verbatim.api == API else None
-
-
 def passed_body(
     own: Mapping[str, Any], request: GenerationRequest, model: str, *, stream: bool
 ) -> dict:

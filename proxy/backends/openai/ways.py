@@ -13,14 +13,7 @@ from typing import Collection, Iterable, Iterator, Optional
 
 from proxy.backends.openai import promptparse
 from proxy.backends.openai.endpoints import PATHS
-from proxy.backends.openai.payload import (
-    chat_body,
-    clients_own,
-    passed_body,
-    prompt_body,
-    refusal,
-    unsent,
-)
+from proxy.backends.openai.payload import API, chat_body, passed_body, prompt_body, refusal, unsent
 from proxy.backends.wire import chatparse
 from proxy.backends.wire.way import Way
 from proxy.core.answers import Completion
@@ -57,7 +50,7 @@ class ChatWay(OpenAIWay):
     path = PATHS[endpoint]
 
     def body(self, *, stream: bool) -> dict:
-        own = clients_own(self.request)
+        own = self.request.clients_own(API)
         if own is None:
             return chat_body(self.request, self.model, stream=stream)
         return passed_body(own, self.request, self.model, stream=stream)
