@@ -10,24 +10,16 @@ from typing import Callable, Optional
 
 from flask import Flask
 
-from proxy.access.build import (
-    build_access,
-    build_batches,
-    build_capture,
-    build_outages,
-    build_responses,
-)
+from proxy.access.build import build_access, build_capture, build_outages, build_responses
 from proxy.access.imagefetch import ImageFetcher
 from proxy.api import (
     admin,
     anthropic,
     auth,
-    batches,
     browsers,
     errors,
     glm,
     llamacpp,
-    messagebatches,
     observe,
     ollama,
     openai,
@@ -35,11 +27,12 @@ from proxy.api import (
     responses,
     web,
 )
-from proxy.api.batchbuild import batch_runner
 from proxy.api.body import OrjsonProvider
 from proxy.api.reload import Reloader
 from proxy.api.state import ProxyState, Routes
 from proxy.backends.base import Backend
+from proxy.batches import messagebatches, views
+from proxy.batches.build import build_batches
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
 from proxy.core.errors import ShuttingDownError
@@ -63,7 +56,7 @@ ROUTES = (
     ollama.routes,
     llamacpp.routes,
     rerank.routes,
-    batches.routes,
+    views.routes,
     messagebatches.routes,
     web.routes,
     admin.routes,
@@ -123,7 +116,7 @@ def create_app(
         web=lambda: router.catalog.web_search,
         metrics=metrics,
     )
-    files, kept, queue = build_batches(settings, runtime)
+    batches = build_batches(app, settings, runtime, access, router)
     state = ProxyState(
         settings,
         router,
@@ -136,15 +129,13 @@ def create_app(
         capture=capture,
         reloader=Reloader(settings, runtime, access, router, capture, serve),
         tools=tools,
-        files=files,
-        batches=kept,
-        runner=batch_runner(app, files, kept, queue, access, router, settings),
+        live_batches=lambda: [record.progress() for record in batches.batches.live()],
     )
     if settings.access.watch == "on" and state.reloader.files and not runtime.supervisor:
         FileWatch(state.reloader.files, state.reloader.reload_logged).start()
     if metrics is not None:
         metrics.watch(router)
-        metrics.watch_batches(kept.live)
+        metrics.watch_batches(batches.batches.live)
         state.capture.on_dropped = metrics.exchanges_dropped.inc
         metrics.watch_stores(outages, state.capture)
     app.extensions["proxy"] = state
@@ -163,8 +154,8 @@ def create_app(
     auth.init_app(app, access, settings.access.cors_origins)
     register(app, ROUTES)
     _check_all_plain(app)
-    if settings.stores.redis_url or kept.live():
-        state.runner.start()  # every proxy's batches, or those a stopped process left: the
+    if settings.stores.redis_url or batches.batches.live():
+        batches.runner.start()  # every proxy's batches, or those a stopped process left: the
         # app whole first, as the runner asks it at once
     return app
 

@@ -59,7 +59,7 @@ def make_client(backend, runtime, tmp_path):
 
     yield make
     for app in apps:
-        app.extensions["proxy"].runner.stop()
+        app.extensions["batches"].runner.stop()
         app.extensions["proxy"].router.close()
 
 

@@ -1,6 +1,5 @@
 """Make the access gate the settings describe (keys, limiter and usage store), the store of
-the responses the Responses API keeps, the inspector's store of exchanges, and the stores and
-queue of the files and batches."""
+the responses the Responses API keeps, and the inspector's store of exchanges."""
 
 from __future__ import annotations
 
@@ -8,18 +7,14 @@ import hashlib
 import os
 from typing import Callable
 
-from proxy.access.batches import BatchStore
-from proxy.access.batchqueue import LocalBatchQueue
 from proxy.access.budgets import Budgets
 from proxy.access.exchanges import Capture
-from proxy.access.files import FileStore
 from proxy.access.gate import Access
 from proxy.access.journal import Journal
 from proxy.access.keyring import Keyring, load_keyring, plain_keys
 from proxy.access.limits import LocalLimiter, RedisLimiter
 from proxy.access.outages import Outages
 from proxy.access.redis_exchanges import RedisExchanges
-from proxy.access.redisbatchqueue import RedisBatchQueue
 from proxy.access.sqlite_exchanges import SqliteExchanges
 from proxy.access.stored import RedisRecords, SqliteRecords, StoredResponses
 from proxy.access.usage import RedisUsage, SqliteUsage
@@ -103,20 +98,3 @@ def build_capture(
         catalog=catalog,
         outages=access.outages,
     )
-
-
-def build_batches(settings: Settings, runtime: Runtime) -> tuple:
-    """``(files, batches, queue)``: the files and batches in ``--files-dir`` (or the cache
-    folder), and the queue of their requests, every proxy's in Redis with ``--redis-url``."""
-    stores = settings.stores
-    folder = stores.files_dir or os.path.join(runtime.cache_dir, "files")
-    files = FileStore(folder, max_bytes=stores.max_file_size, max_lines=stores.max_batch_lines,
-                      per_key=stores.files_per_key, bytes_per_key=stores.files_bytes_per_key,
-                      reserve=stores.files_reserve,
-                      retention=int(stores.files_retention * 86400))  # fmt: skip
-    batches = BatchStore(folder, reserve=stores.files_reserve)
-    if stores.redis_url:
-        queue = RedisBatchQueue(connect(stores.redis_url), batches.runner)
-    else:
-        queue = LocalBatchQueue()
-    return files, batches, queue

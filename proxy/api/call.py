@@ -3,7 +3,7 @@ alone: what the door found of it (its key, what its limits and budgets say), its
 and the model it names, resolved, what it holds of its key's budgets, who it is served for
 below the API, and its record of what it cost (its measure, the model's side of its
 exchange). Every view and hook reads it here; a batch's line is served as a call of its own
-(:mod:`proxy.api.batchrunner`)."""
+(:mod:`proxy.batches.runner`)."""
 
 from __future__ import annotations
 

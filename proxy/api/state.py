@@ -11,9 +11,7 @@ from typing import Callable, Iterable, Optional
 from flask import Blueprint, current_app
 from werkzeug.routing import Rule
 
-from proxy.access.batches import BatchStore
 from proxy.access.exchanges import Capture
-from proxy.access.files import FileStore
 from proxy.access.gate import Access
 from proxy.access.imagefetch import ImageFetcher
 from proxy.access.stored import StoredResponses
@@ -44,9 +42,7 @@ class ProxyState:
     capture: Optional[Capture] = None  # the exchanges kept for the inspector
     reloader: Optional[Reloader] = None  # the keys and models files read again
     tools: Optional[Toolbox] = None  # the servers of tools the models file declares
-    files: Optional[FileStore] = None  # the files clients upload and batches write
-    batches: Optional[BatchStore] = None  # the batches clients made
-    runner: Optional[object] = None  # what runs them (proxy.api.batchrunner.BatchRunner)
+    live_batches: Callable[[], list] = list  # how far each batch under way has come, for pages
 
     @property
     def limits(self) -> Limits:

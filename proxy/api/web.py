@@ -6,7 +6,6 @@ from time import time
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
-from proxy.access.batches import BatchRecord
 from proxy.access.visibility import Viewer, health_seen, seen, viewer
 from proxy.api.auth import presented_key
 from proxy.api.state import Routes, endpoints, get_state
@@ -73,24 +72,8 @@ def fleet_status() -> dict:
         "key_required": state.access.required,
         "models": models,
         "history": history,
-        "batches": [batch_progress(each) for each in state.batches.live()],
+        "batches": state.live_batches(),
         "time": time(),
-    }
-
-
-def batch_progress(record: BatchRecord) -> dict:
-    """How far a batch under way has come, for the fleet page."""
-    return {
-        "id": record.id,
-        "owner": record.made_by or record.owner,
-        "models": record.models,
-        "status": record.status,
-        "total": record.total,
-        "answered": record.completed,
-        "failed": record.failed,
-        "running": record.running,
-        "waiting": record.total - record.completed - record.failed - record.running,
-        "paused": record.paused,
     }
 
 

@@ -81,7 +81,7 @@ def app(tmp_path_factory):
             settings = Settings.of(keys=str(keys), usage_db=str(folder / "usage.sqlite3"))
             made = create_app(settings, runtime_in(folder), backend=fleet)
             yield made, upstream
-            made.extensions["proxy"].runner.stop()
+            made.extensions["batches"].runner.stop()
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import pytest
 import redis
 import requests
 
-from proxy.access.redisbatchqueue import LEASE
+from proxy.batches.redisqueue import LEASE
 from tests.polling import wait_for
 from tests.processes import ADMIN, ProxyProcess
 from tests.redis_server import RedisServer

@@ -67,7 +67,7 @@ def batch(url: str, key: str, file_id: str) -> dict:
 def test_an_upload_declaring_a_gigabyte_is_refused_before_it_is_read(gateway):
     """Larger than any body the proxy accepts (--max-file-size): refused from its header,
     before a byte of it is read (the proxy's own 413 in OpenAI's shape is tested with a
-    smaller bound, tests/api/test_batches.py)."""
+    smaller bound, tests/batches/test_views.py)."""
     head = (
         "POST /v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         f"Authorization: Bearer {ALICE}\r\n"

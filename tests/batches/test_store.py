@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from proxy.access.batches import BatchStore
+from proxy.batches.store import BatchStore
 
 FILE = "file-" + "0" * 24
 

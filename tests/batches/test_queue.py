@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from proxy.access import redisbatchqueue
-from proxy.access.batchqueue import LocalBatchQueue, Tally
-from proxy.access.redisbatchqueue import RedisBatchQueue
+from proxy.batches import redisqueue as redisbatchqueue
+from proxy.batches.queue import LocalBatchQueue, Tally
+from proxy.batches.redisqueue import RedisBatchQueue
 
 
 @dataclass(frozen=True)

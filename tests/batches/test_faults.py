@@ -12,13 +12,13 @@ import threading
 
 import pytest
 
-from proxy.access.batches import BatchStore
 from proxy.access.keyring import owner_of
-from proxy.api import batchrunner
 from proxy.app import create_app
+from proxy.batches import runner as batchrunner
+from proxy.batches.store import BatchStore
 from proxy.config.settings import Settings
 from proxy.core.party import LOWEST
-from tests.api.test_batches import as_key, chat_line, content, jsonl, run_batch, upload
+from tests.batches.test_views import as_key, chat_line, content, jsonl, run_batch, upload
 from tests.fakes.backend import FakeBackend
 from tests.polling import wait_for
 
@@ -41,7 +41,7 @@ def shown(client, key: str, batch_id: str) -> dict:
 
 
 def test_a_batch_whose_input_is_gone_fails_alone_and_the_others_run(keyed, tmp_path):
-    state = keyed.application.extensions["proxy"]
+    state = keyed.application.extensions["batches"]
     gone = upload(keyed, "sk-alice", jsonl([chat_line("q")])).get_json()["id"]
     doomed = BatchStore(str(tmp_path / "files")).create(owner_of(b"sk-alice"),
                                                         "/v1/chat/completions", gone, "24h",
@@ -138,7 +138,7 @@ def test_a_line_naming_a_model_no_one_serves_fails_its_batch_naming_it_shortly(r
     (fault,) = batch["errors"]["data"]
     assert (fault["code"], fault["param"]) == ("model_not_found", "body.model")
     assert len(fault["message"]) < 200
-    app.extensions["proxy"].runner.stop()
+    app.extensions["batches"].runner.stop()
     app.extensions["proxy"].router.close()
 
 
@@ -217,7 +217,7 @@ def test_a_file_name_with_a_line_break_is_refused_and_never_kept(keyed):
 
 
 def test_a_runner_that_stopped_is_started_again_by_the_next_look(keyed):
-    state = keyed.application.extensions["proxy"]
+    state = keyed.application.extensions["batches"]
     file_id = upload(keyed, "sk-alice", jsonl([chat_line("q")])).get_json()["id"]
     dead = threading.Thread(target=lambda: None)
     dead.start()

@@ -13,8 +13,8 @@ import threading
 
 import pytest
 
-from proxy.access.batches import BatchStore
-from proxy.access.files import CHUNK, FileStore, read_line, write_whole
+from proxy.batches.files import CHUNK, FileStore, read_line, write_whole
+from proxy.batches.store import BatchStore
 from proxy.core.errors import InvalidRequestError, StoreUnavailableError
 
 LONG = b"y" * (3 * CHUNK + 5) + b"\n"

@@ -1,5 +1,5 @@
 """The batches clients made (OpenAI's Batch API): each one's record, and the answers of its
-requests as they come, in the files' folder (:mod:`proxy.access.files`), so that every proxy
+requests as they come, in the files' folder (:mod:`proxy.batches.files`), so that every proxy
 sharing the folder sees them.
 
 A request's answer is appended to the answers (or errors) its process keeps of the batch, a
@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Callable, Iterator, Optional
 
-from proxy.access.files import checked_id, has_room, owner_folder, write_whole
+from proxy.batches.files import checked_id, has_room, owner_folder, write_whole
 from proxy.core.errors import NotFoundError
 
 LIVE = ("validating", "in_progress", "finalizing", "cancelling")  # a runner's to take
@@ -83,6 +83,21 @@ class BatchRecord:
         if self.paused:
             shown["x-oai-proxy-paused"] = self.paused
         return shown
+
+    def progress(self) -> dict:
+        """How far it has come, for the fleet page while it is under way."""
+        return {
+            "id": self.id,
+            "owner": self.made_by or self.owner,
+            "models": self.models,
+            "status": self.status,
+            "total": self.total,
+            "answered": self.completed,
+            "failed": self.failed,
+            "running": self.running,
+            "waiting": self.total - self.completed - self.failed - self.running,
+            "paused": self.paused,
+        }
 
     def now(self, status: str, when: float, **changes) -> "BatchRecord":
         return replace(self, status=status, times={**self.times, status: int(when)}, **changes)

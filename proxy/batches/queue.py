@@ -3,7 +3,7 @@ requests of each model in a queue of their own, taken one at a time by whichever
 a slot for them, and each batch's tally (requests left, answered, failed, why they wait).
 
 This process's queue is in its memory; with ``--redis-url`` the queue is Redis's
-(:mod:`proxy.access.redisbatchqueue`), so that every proxy runs any batch's requests. Both
+(:mod:`proxy.batches.redisqueue`), so that every proxy runs any batch's requests. Both
 keep one rule: a request is *left* from its putting until it is concluded (answered, failed, or
 dropped as its batch ends early), whoever has claimed it meanwhile; a batch whose requests are all
 concluded is done.

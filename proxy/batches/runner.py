@@ -5,7 +5,7 @@ One thread per process does two jobs. It keeps the record of each batch it holds
 (:meth:`BatchStore.lock`; another process takes a batch over when this one dies): reads the
 batch's input before it starts, puts its requests in the batch queue, saves its tally as it
 goes and makes its files as it ends. And it takes requests of any batch from the queue
-(:mod:`proxy.access.batchqueue`: this process's, or with ``--redis-url`` every proxy's) to
+(:mod:`proxy.batches.queue`: this process's, or with ``--redis-url`` every proxy's) to
 run them: a request of a model starts only when one of the model's servers has a free slot
 and no live request waits for one, at the lowest priority, so that batches fill the idle
 slots and give way within one answer when people come back. A request refused for the key's
@@ -33,11 +33,11 @@ from typing import Callable, Optional
 
 from werkzeug.test import Client
 
-from proxy.access.batches import BatchRecord, BatchStore
-from proxy.access.batchqueue import Claim
-from proxy.access.files import FileStore
 from proxy.access.outages import Outages
 from proxy.api.auth import BATCH_LINE, CHARGE_ID
+from proxy.batches.files import FileStore
+from proxy.batches.queue import Claim
+from proxy.batches.store import BatchRecord, BatchStore
 from proxy.core.errors import NotFoundError, ProxyError, StoreUnavailableError
 from proxy.dialects.dialect import Limits
 from proxy.dialects.openai.batchinput import RequestFault, read_request, read_requests

@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Optional
 
-from proxy.access.batchqueue import Claim, Tally
+from proxy.batches.queue import Claim, Tally
 
 PREFIX = "oai-proxy:batch:"
 GROUP = "runners"

@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-from proxy.access import files as files_module
-from proxy.access.batches import WINDOW, BatchStore
-from proxy.access.files import FileStore
 from proxy.access.keyring import owner_of
-from proxy.api.batchrunner import KEPT_NOT, BatchRunner
+from proxy.batches import files as files_module
+from proxy.batches.files import FileStore
+from proxy.batches.runner import KEPT_NOT, BatchRunner
+from proxy.batches.store import WINDOW, BatchStore
 from proxy.core.errors import NotFoundError
 from tests.polling import wait_for
 
@@ -271,7 +271,7 @@ def test_a_disk_that_fills_refuses_the_upload_in_openais_shape(keyed, tmp_path, 
 
 
 def test_an_answer_a_full_disk_cannot_keep_is_asked_again_once_there_is_room(keyed):
-    state = keyed.application.extensions["proxy"]
+    state = keyed.application.extensions["batches"]
     file_id = upload(keyed, "sk-alice", jsonl([chat_line("q")])).get_json()["id"]
     record = state.batches.create(ALICE, "/v1/chat/completions", file_id, "24h", None)
     full = state.batches.folder / f"{record.id}.{state.batches.runner}.out.jsonl"
@@ -327,7 +327,7 @@ def test_a_cancelled_batch_keeps_what_it_answered(keyed, tmp_path):
     store.cancel(record.id)  # before a runner takes it
     answer = keyed.post(f"/v1/batches/{record.id}/cancel", headers=as_key("sk-alice"))
     assert answer.get_json()["status"] == "cancelling"
-    keyed.application.extensions["proxy"].runner.start()
+    keyed.application.extensions["batches"].runner.start()
 
     def ended():
         return keyed.get(f"/v1/batches/{record.id}", headers=as_key("sk-alice")).get_json()
@@ -423,7 +423,7 @@ def test_a_batch_past_its_window_ends_expired(keyed, tmp_path):
     file_id = upload(keyed, "sk-alice", jsonl([chat_line("q")])).get_json()["id"]
     long_ago = BatchStore(str(tmp_path / "files"), clock=lambda: time.time() - 2 * WINDOW)
     record = long_ago.create(ALICE, "/v1/chat/completions", file_id, "24h", None)
-    keyed.application.extensions["proxy"].runner.start()
+    keyed.application.extensions["batches"].runner.start()
 
     def shown():
         return keyed.get(f"/v1/batches/{record.id}", headers=as_key("sk-alice")).get_json()

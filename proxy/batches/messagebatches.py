@@ -1,5 +1,5 @@
 """Anthropic's Message Batches (``/v1/messages/batches``), run by the same runner as OpenAI's
-Batch API (:mod:`proxy.api.batchrunner`): the requests a create names become the batch's
+Batch API (:mod:`proxy.batches.runner`): the requests a create names become the batch's
 input file, each sent to ``/v1/messages`` as the key's own; its results come back as
 Anthropic's JSONL. A key sees and cancels only its own batches; the admin key, everyone's."""
 
@@ -11,12 +11,13 @@ from typing import Iterator
 
 from flask import Blueprint, Response, jsonify, request
 
-from proxy.access.batches import LIVE, BatchRecord
-from proxy.access.files import FileStore
-from proxy.api.batches import check_room, maker, maker_name, owner
 from proxy.api.body import read_json
 from proxy.api.serve import event_response
-from proxy.api.state import Routes, get_state
+from proxy.api.state import Routes
+from proxy.batches.build import get_batches
+from proxy.batches.files import FileStore
+from proxy.batches.store import LIVE, BatchRecord
+from proxy.batches.views import check_room, maker, maker_name, owner
 from proxy.core.errors import InvalidRequestError, NotFoundError
 from proxy.dialects import anthropic
 from proxy.dialects.anthropic import batches
@@ -28,7 +29,7 @@ routes = Routes(bp, "Anthropic's Message Batches, run by the gateway", anthropic
 
 @bp.post("/v1/messages/batches")
 def create_message_batch() -> Response:
-    state = get_state()
+    state = get_batches()
     asked = batches.requests_of(read_json(), state.files.max_lines)
     lines = b"".join(
         json.dumps(
@@ -57,7 +58,7 @@ def list_message_batches() -> Response:
     except ValueError:
         raise InvalidRequestError("limit must be a number", param="limit") from None
     after = request.args.get("after_id")
-    found, more = get_state().batches.page(
+    found, more = get_batches().batches.page(
         owner(), "anthropic", batches.store_id(after) if after else None, limit
     )
     listed = [shown(each) for each in found]
@@ -70,13 +71,13 @@ def list_message_batches() -> Response:
 def get_message_batch(id: str) -> Response:
     record = found(id)
     if record.status in LIVE:
-        get_state().runner.start(look=False)  # its runner runs, whatever stopped it
+        get_batches().runner.start(look=False)  # its runner runs, whatever stopped it
     return jsonify(shown(record))
 
 
 @bp.post("/v1/messages/batches/<id>/cancel")
 def cancel_message_batch(id: str) -> Response:
-    state = get_state()
+    state = get_batches()
     record = found(id)
     if record.status in LIVE:
         state.batches.cancel(record.id)
@@ -89,7 +90,7 @@ def message_batch_results(id: str) -> Response:
     record = found(id)
     if record.status in LIVE:
         raise NotFoundError(f"the message batch {id!r} has not ended: it has no results yet")
-    return event_response(results(record, get_state().files), LinesOf)
+    return event_response(results(record, get_batches().files), LinesOf)
 
 
 def results(record: BatchRecord, files: FileStore) -> Iterator[dict]:
@@ -106,7 +107,7 @@ def results(record: BatchRecord, files: FileStore) -> Iterator[dict]:
 
 
 def found(id: str) -> BatchRecord:
-    record = get_state().batches.get(owner(), batches.store_id(id))
+    record = get_batches().batches.get(owner(), batches.store_id(id))
     if record.api != "anthropic":
         raise NotFoundError(f"No message batch found with id '{id[:64]}'.")
     return record

@@ -1,6 +1,6 @@
 """OpenAI's Files API (``purpose = "batch"``) and Batch API: a key uploads a JSONL file of
 requests, makes a batch of it, and comes back for a file of answers. The gateway runs the
-lines itself (:mod:`proxy.api.batchrunner`) on any model the key may use. A key sees and
+lines itself (:mod:`proxy.batches.runner`) on any model the key may use. A key sees and
 cancels only its own files and batches (those of its owner: another key under the same name
 owns none of them); the admin key, every key's. A key has at most ``--batches-per-key``
 batches under way, of ``--batch-lines-per-key`` requests in all; a file a batch under way
@@ -14,12 +14,13 @@ from typing import Optional
 from flask import Blueprint, Response, jsonify, request, send_file
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from proxy.access.batches import LIVE, BatchRecord
-from proxy.access.files import StoredFile
 from proxy.access.keyring import ADMIN, ANONYMOUS
 from proxy.api.body import read_json
 from proxy.api.call import this_call
 from proxy.api.state import Routes, get_state
+from proxy.batches.build import get_batches
+from proxy.batches.files import StoredFile
+from proxy.batches.store import LIVE, BatchRecord
 from proxy.config.settings import largest_upload
 from proxy.core.errors import (
     ConflictError,
@@ -64,9 +65,9 @@ def maker_name() -> str:
 
 @bp.post("/v1/files")
 def upload_file() -> Response:
-    state = get_state()
+    state = get_batches()
     files = state.files
-    request.max_content_length = largest_upload(state.settings.stores)
+    request.max_content_length = largest_upload(get_state().settings.stores)
     try:
         upload = request.files.get("file")
     except RequestEntityTooLarge:
@@ -99,7 +100,7 @@ def expires_after(form) -> Optional[int]:
 
 @bp.get("/v1/files")
 def list_files() -> Response:
-    listed = get_state().files.listed(owner())
+    listed = get_batches().files.listed(owner())
     purpose = request.args.get("purpose")
     shown = [each.shown() for each in listed if purpose in (None, each.purpose)]
     return jsonify(page(shown))
@@ -107,12 +108,12 @@ def list_files() -> Response:
 
 @bp.get("/v1/files/<id>")
 def get_file(id: str) -> Response:
-    return jsonify(get_state().files.get(owner(), id).shown())
+    return jsonify(get_batches().files.get(owner(), id).shown())
 
 
 @bp.get("/v1/files/<id>/content")
 def file_content(id: str) -> Response:
-    files = get_state().files
+    files = get_batches().files
     stored = files.get(owner(), id)
     return send_file(files.content(owner(), id), mimetype="application/jsonl",
                      download_name=stored.filename, conditional=False)  # fmt: skip
@@ -120,7 +121,7 @@ def file_content(id: str) -> Response:
 
 @bp.delete("/v1/files/<id>")
 def delete_file(id: str) -> Response:
-    state = get_state()
+    state = get_batches()
     state.files.get(owner(), id)
     reading = state.batches.reading(id)
     if reading is not None:
@@ -143,7 +144,7 @@ def shown_id(record: BatchRecord) -> str:
 def lines_of(file_id: str) -> int:
     """The lines of a batch's input not read yet (none, once it is gone: the batch fails)."""
     try:
-        return get_state().files.get(None, file_id).lines
+        return get_batches().files.get(None, file_id).lines
     except NotFoundError:
         return 0
 
@@ -152,8 +153,8 @@ def check_room(stored: StoredFile) -> None:
     """Refuse a batch of ``stored`` where its key has ``--batches-per-key`` batches under
     way, or they would hold more than ``--batch-lines-per-key`` requests in all (a 429: it
     has room again as they end)."""
-    state = get_state()
-    stores = state.settings.stores
+    state = get_batches()
+    stores = get_state().settings.stores
     live = state.batches.live(maker())
     if len(live) >= stores.batches_per_key:
         raise RateLimitError(
@@ -175,7 +176,7 @@ def check_room(stored: StoredFile) -> None:
 
 @bp.post("/v1/batches")
 def create_batch() -> Response:
-    state = get_state()
+    state = get_batches()
     body = read_json()
     if not isinstance(body, dict):
         raise InvalidRequestError("the body must be a JSON object")
@@ -221,13 +222,13 @@ def list_batches() -> Response:
         limit = min(max(int(request.args.get("limit", 20)), 1), 100)
     except ValueError:
         raise InvalidRequestError("limit must be a number", param="limit") from None
-    found, more = get_state().batches.page(owner(), "openai", request.args.get("after"), limit)
+    found, more = get_batches().batches.page(owner(), "openai", request.args.get("after"), limit)
     return jsonify(page([each.shown() for each in found], more=more))
 
 
 @bp.get("/v1/batches/<id>")
 def get_batch(id: str) -> Response:
-    state = get_state()
+    state = get_batches()
     record = state.batches.get(owner(), id)
     if record.status in LIVE:
         state.runner.start(look=False)  # its runner runs, whatever stopped it
@@ -236,7 +237,7 @@ def get_batch(id: str) -> Response:
 
 @bp.post("/v1/batches/<id>/cancel")
 def cancel_batch(id: str) -> Response:
-    state = get_state()
+    state = get_batches()
     record = state.batches.get(owner(), id)
     if record.status in LIVE:
         state.batches.cancel(id)
