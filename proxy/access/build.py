@@ -13,7 +13,6 @@ from proxy.access.gate import Access
 from proxy.access.journal import Journal
 from proxy.access.keyring import Keyring, load_keyring, plain_keys
 from proxy.access.limits import LocalLimiter, RedisLimiter
-from proxy.access.outages import Outages
 from proxy.access.redis_exchanges import RedisExchanges
 from proxy.access.sqlite_exchanges import SqliteExchanges
 from proxy.access.stored import RedisRecords, SqliteRecords, StoredResponses
@@ -21,6 +20,7 @@ from proxy.access.usage import RedisUsage, SqliteUsage
 from proxy.config.catalog import Catalog
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
+from proxy.core.outages import Outages
 from proxy.redis_client import connect
 
 

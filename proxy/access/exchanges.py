@@ -21,8 +21,8 @@ import threading
 import time
 from typing import Callable, ContextManager, Optional
 
-from proxy.access.outages import Outages
 from proxy.core.errors import StoreUnavailableError
+from proxy.core.outages import Outages
 
 MAX_PART = 1024 * 1024  # bytes of one request or answer kept
 QUEUED = 1000  # exchanges waiting for the writer, at most

@@ -38,9 +38,9 @@ from collections import deque
 from pathlib import Path
 from typing import Optional
 
-from proxy.access.outages import Outages
 from proxy.access.usage import Charge
 from proxy.core.errors import StoreUnavailableError
+from proxy.core.outages import Outages
 
 logger = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from proxy.access.outages import Outages
 from proxy.access.sqlite import SqliteDatabase
 from proxy.core.errors import NotFoundError
+from proxy.core.outages import Outages
 
 MAX_CHAIN = 10_000  # responses a conversation may be continued through
 PURGE_EVERY = 100  # saves between two sweeps of the expired rows (SQLite)

@@ -33,12 +33,12 @@ from typing import Callable, Optional
 
 from werkzeug.test import Client
 
-from proxy.access.outages import Outages
 from proxy.api.auth import BATCH_LINE, CHARGE_ID
 from proxy.batches.files import FileStore
 from proxy.batches.queue import Claim
 from proxy.batches.store import BatchRecord, BatchStore
 from proxy.core.errors import NotFoundError, ProxyError, StoreUnavailableError
+from proxy.core.outages import Outages
 from proxy.dialects.dialect import Limits
 from proxy.dialects.openai.batchinput import RequestFault, read_request, read_requests
 

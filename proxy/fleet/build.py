@@ -16,29 +16,29 @@ import signal
 import threading
 from typing import Callable, Optional
 
-from proxy.access.outages import Outages
-from proxy.backends.admission import Admission, QueueWatch
 from proxy.backends.base import Backend
-from proxy.backends.fairqueue import SlotCount
 from proxy.backends.servercpp.card import file_card
 from proxy.config.catalog import Catalog, ModelSpec, UpstreamSpec
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings, unescape
 from proxy.config.upstreamoptions import header_value
+from proxy.core.outages import Outages
 from proxy.fleet import liveness
 from proxy.fleet.fleet import Fleet
 from proxy.fleet.health import Rotation
 from proxy.fleet.liveness import LiveConversations
-from proxy.fleet.redissharedqueue import RedisQueue, Renewals
 from proxy.fleet.replica import ManagedReplica, Replica
 from proxy.fleet.servedmodel import ServedModel
-from proxy.fleet.sharedqueue import PROBE_EVERY, SHARED_QUEUE, SharedAdmission
 from proxy.ops.metrics import Metrics
+from proxy.queue.admission import Admission, QueueWatch
+from proxy.queue.fair import SlotCount
+from proxy.queue.redisshared import RedisQueue, Renewals
+from proxy.queue.remote import SupervisedQueue
+from proxy.queue.shared import PROBE_EVERY, SHARED_QUEUE, SharedAdmission
 from proxy.redis_client import connect
 from proxy.servers.build import add_server, load_catalog, managed_servers, preload
 from proxy.servers.pool import ProcessPool
 from proxy.servers.remote import Supervised
-from proxy.servers.remotequeue import SupervisedQueue
 
 
 def build_fleet(
@@ -309,7 +309,7 @@ def server_label(upstream: UpstreamSpec, spec: ModelSpec) -> str:
 class Admissions:
     """How this process admits requests to its upstreams' slots: by a queue of its own for
     each, or, where other processes serve them too, by the queue they share
-    (a :class:`~proxy.fleet.sharedqueue.SharedQueue`): Redis's for proxies sharing
+    (a :class:`~proxy.queue.shared.SharedQueue`): Redis's for proxies sharing
     ``--redis-url``, else the supervisor's for gunicorn's workers."""
 
     def __init__(self, settings: Settings, runtime: Runtime, metrics: Optional[Metrics]) -> None:

@@ -10,7 +10,7 @@ proxies on machines whose clocks differ agree.
 
 Placement never waits on a Redis that is gone: while it cannot be reached, the choice is
 left to hashing alone, and Redis is tried again once every :data:`PROBE_EVERY` seconds; the
-outage is logged as it begins and as it ends (:class:`~proxy.access.outages.Outages`).
+outage is logged as it begins and as it ends (:class:`~proxy.core.outages.Outages`).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
-from proxy.access.outages import Outages
 from proxy.core.errors import StoreUnavailableError
+from proxy.core.outages import Outages
 
 PROBE_EVERY = 5.0  # seconds between two tries of a Redis that is gone: hashing alone meanwhile
 TIMEOUT = 0.5  # seconds a placement waits for Redis before it goes on without it

@@ -30,9 +30,9 @@ from proxy.config.runtime import Runtime, advertise_supervisor
 from proxy.config.settings import Settings
 from proxy.core.errors import UpstreamUnavailableError
 from proxy.logs import log_to_stderr
+from proxy.queue.supervised import Queues, WorkerLink
 from proxy.servers.build import load_catalog, managed_servers, preload, refresh_servers
 from proxy.servers.launch import STOP_GRACE, die_with_parent
-from proxy.servers.queues import Queues, WorkerLink
 
 logger = logging.getLogger(__name__)
 

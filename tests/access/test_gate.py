@@ -10,12 +10,12 @@ from proxy.access import journal as journal_module
 from proxy.access.gate import Access
 from proxy.access.journal import Journal
 from proxy.access.keyring import Keyring, KeySpec
-from proxy.access.outages import Outages
 from proxy.access.spend import cost
 from proxy.api.auth import CHARGE_ID
 from proxy.app import create_app
 from proxy.config.price import Price
 from proxy.config.settings import Settings
+from proxy.core.outages import Outages
 from tests.fakes.servercpp import FakeServerCpp
 from tests.polling import wait_for
 from tests.runtimes import runtime_in

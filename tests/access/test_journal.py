@@ -16,8 +16,8 @@ import pytest
 
 from proxy.access import journal as journal_module
 from proxy.access.journal import Journal
-from proxy.access.outages import Outages
 from proxy.access.usage import Charge, SqliteUsage
+from proxy.core.outages import Outages
 from tests.polling import wait_for
 
 
@@ -116,7 +116,7 @@ ROOT = Path(__file__).resolve().parents[2]
 KILLED = """
 import os, signal, sqlite3, sys
 from proxy.access.journal import Journal
-from proxy.access.outages import Outages
+from proxy.core.outages import Outages
 from proxy.access.usage import Charge
 
 class Down:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import redis
 
-from proxy.access.outages import Outages
 from proxy.access.stored import RedisRecords, SqliteRecords, StoredResponse, StoredResponses
 from proxy.core.errors import NotFoundError, StoreUnavailableError
+from proxy.core.outages import Outages
 
 DAY = 86400.0
 

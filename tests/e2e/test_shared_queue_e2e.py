@@ -24,7 +24,7 @@ import pytest
 import redis
 import requests
 
-from proxy.fleet.redissharedqueue import LEASE
+from proxy.queue.redisshared import LEASE
 from tests.polling import wait_for
 from tests.processes import ADMIN, ProxyProcess, free_port
 

@@ -17,12 +17,10 @@ import time
 from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence
 
-from proxy.backends.admission import Admission
 from proxy.backends.base import Backend
 from proxy.backends.chatglm import translation
 from proxy.backends.chatglm.model import UNLIMITED, LoadedModel
 from proxy.backends.chatglm.reply import ReplyFilter, TextDecoder
-from proxy.backends.fairqueue import SlotCount
 from proxy.backends.structured import replies
 from proxy.config.files import digest
 from proxy.config.settings import Settings
@@ -39,6 +37,8 @@ from proxy.core.answers import (
 )
 from proxy.core.errors import InvalidRequestError
 from proxy.core.types import GenerationRequest, amended
+from proxy.queue.admission import Admission
+from proxy.queue.fair import SlotCount
 
 logger = logging.getLogger(__name__)
 

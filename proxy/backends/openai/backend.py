@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from proxy.backends.admission import Admission
 from proxy.backends.openai import responses, vectors
 from proxy.backends.openai.endpoints import OF_PATH, PATHS, Endpoints
 from proxy.backends.openai.responses import ResponsesWay
@@ -28,6 +27,7 @@ from proxy.core.answers import Embeddings, Ranking
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.errors import ProxyError
 from proxy.core.types import GenerationRequest
+from proxy.queue.admission import Admission
 
 
 class OpenAIBackend(Relay):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Iterator, Optional, Sequence, Union
 
-from proxy.backends.admission import Admission
 from proxy.backends.base import Backend, not_a_reranker
 from proxy.backends.servercpp import budget, embedding, unread
 from proxy.backends.servercpp.chatroute import ChatRoute
@@ -33,6 +32,7 @@ from proxy.core.answers import Chunk, Completion, Embeddings, Health, ModelCard,
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.errors import InvalidRequestError, UpstreamUnavailableError
 from proxy.core.types import GenerationRequest
+from proxy.queue.admission import Admission
 
 
 class ServerCppBackend(Backend):

@@ -17,11 +17,11 @@ import math
 from itertools import pairwise
 from typing import Iterable, Optional, Sequence
 
-from proxy.backends.admission import Admission
 from proxy.backends.wire.client import UpstreamClient
 from proxy.core.answers import Embeddings
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.errors import NotImplementedByBackendError, SlotUnavailableError, UpstreamError
+from proxy.queue.admission import Admission
 
 
 class TokenClient:

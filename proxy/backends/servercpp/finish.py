@@ -14,11 +14,11 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, TypeVar, Union
 
-from proxy.backends.admission import Admission
 from proxy.backends.servercpp.embedding import TokenClient
 from proxy.core.answers import Chunk, Completion, Usage, assembled
 from proxy.core.errors import UpstreamError
 from proxy.core.types import amended
+from proxy.queue.admission import Admission
 
 Answer = TypeVar("Answer", bound=Union[Completion, Chunk])
 

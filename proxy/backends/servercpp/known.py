@@ -12,7 +12,6 @@ import threading
 from dataclasses import replace
 from typing import Callable, Optional, TypeVar
 
-from proxy.backends.admission import Admission
 from proxy.backends.servercpp import chatpayload
 from proxy.backends.servercpp.detect import DETECT_TIMEOUT, Detector, ServerFacts
 from proxy.backends.servercpp.embedding import TokenClient
@@ -22,6 +21,7 @@ from proxy.backends.wire import chatparse
 from proxy.backends.wire.client import UpstreamClient
 from proxy.core.errors import UNREACHABLE, UpstreamError, UpstreamUnavailableError
 from proxy.core.types import GenerationRequest
+from proxy.queue.admission import Admission
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator, Optional
 
-from proxy.backends.admission import Admission
 from proxy.backends.base import Backend
 from proxy.backends.wire import untold
 from proxy.backends.wire.client import MissingRoute, UpstreamClient
@@ -49,6 +48,7 @@ from proxy.core.answers import (
 from proxy.core.caller import Caller
 from proxy.core.errors import InvalidRequestError, ProxyError, UpstreamError
 from proxy.core.types import GenerationRequest, amended
+from proxy.queue.admission import Admission
 
 HEALTH_TIMEOUT = 5.0  # seconds the model list may take to say the server is there
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.backends.admission import Admission
 from proxy.backends.anthropic.backend import AnthropicBackend
-from proxy.backends.fairqueue import SlotCount
 from proxy.backends.wire.client import UpstreamClient
 from proxy.core.errors import InvalidRequestError, NotImplementedByBackendError
 from proxy.core.types import GenerationRequest
+from proxy.queue.admission import Admission
+from proxy.queue.fair import SlotCount
 from tests.processes import free_port
 
 LABEL = "the server of model 'messages'"

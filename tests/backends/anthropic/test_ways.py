@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.backends.admission import Admission
 from proxy.backends.anthropic.backend import AnthropicBackend
 from proxy.backends.anthropic.payload import DEFAULT_MAX_TOKENS, messages_body
 from proxy.backends.anthropic.ways import TranslatedWay, VerbatimWay
-from proxy.backends.fairqueue import SlotCount
 from proxy.backends.wire.client import UpstreamClient
 from proxy.config.catalog import Filters
 from proxy.core.answers import Chunk, Completion, Usage
 from proxy.core.errors import InvalidRequestError
 from proxy.core.events import Passed
 from proxy.core.types import GenerationRequest, Message, Verbatim
+from proxy.queue.admission import Admission
+from proxy.queue.fair import SlotCount
 from tests.processes import free_port
 
 from .test_messages import events

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 
 from proxy.app import create_app
-from proxy.backends.admission import Admission
 from proxy.backends.chatglm import translation
 from proxy.backends.chatglm.backend import ChatGLMBackend, load_backend
 from proxy.backends.chatglm.model import UNLIMITED
-from proxy.backends.fairqueue import SlotCount
 from proxy.config.settings import Settings
 from proxy.core.errors import InvalidRequestError, UpstreamUnavailableError
 from proxy.core.types import GenerationRequest, Message, Sampling
+from proxy.queue.admission import Admission
+from proxy.queue.fair import SlotCount
 from tests.backends.chatglm.conftest import CHATGLM2_REPLY, EVIL_CALL, REPLY
 from tests.processes import ROOT
 

@@ -8,14 +8,14 @@ import json
 
 import pytest
 
-from proxy.backends.admission import Admission
-from proxy.backends.fairqueue import SlotCount
 from proxy.backends.openai.backend import OpenAIBackend
 from proxy.backends.wire import untold
 from proxy.backends.wire.client import UpstreamClient
 from proxy.core.answers import Completion, Embeddings, Ranking, Usage
 from proxy.core.errors import InvalidRequestError, NotImplementedByBackendError, UpstreamError
 from proxy.core.types import GenerationRequest, Message
+from proxy.queue.admission import Admission
+from proxy.queue.fair import SlotCount
 from tests.fakes.canned import CannedServer
 
 LABEL = "the server of model 'big'"

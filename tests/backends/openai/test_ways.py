@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.backends.admission import Admission
-from proxy.backends.fairqueue import SlotCount
 from proxy.backends.openai.backend import OpenAIBackend
 from proxy.backends.openai.payload import chat_body, prompt_body
 from proxy.backends.openai.ways import ChatWay, PromptWay
@@ -16,6 +14,8 @@ from proxy.config.catalog import Filters
 from proxy.core.answers import Completion, Usage
 from proxy.core.errors import NotImplementedByBackendError
 from proxy.core.types import GenerationRequest, Message, ResponseFormat, Verbatim
+from proxy.queue.admission import Admission
+from proxy.queue.fair import SlotCount
 from tests.processes import free_port
 
 LABEL = "the server of model 'big'"

@@ -6,8 +6,6 @@ import json
 
 import pytest
 
-from proxy.backends.admission import Admission
-from proxy.backends.fairqueue import SlotCount
 from proxy.backends.servercpp import parse
 from proxy.backends.servercpp.backend import ServerCppBackend
 from proxy.backends.servercpp.chattemplate import HistoricTemplate
@@ -21,6 +19,8 @@ from proxy.core.errors import (
     UpstreamUnavailableError,
 )
 from proxy.core.types import GenerationRequest, Message, ResponseFormat, Sampling
+from proxy.queue.admission import Admission
+from proxy.queue.fair import SlotCount
 from tests.fakes.canned import CannedServer
 from tests.fakes.servercpp import FakeServerCpp
 from tests.fakes.servercpp_wire import line_batches

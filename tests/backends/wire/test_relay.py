@@ -10,8 +10,6 @@ from typing import Iterable, Iterator, Optional
 
 import pytest
 
-from proxy.backends.admission import Admission
-from proxy.backends.fairqueue import SlotCount
 from proxy.backends.wire.client import UpstreamClient
 from proxy.backends.wire.relay import Relay
 from proxy.backends.wire.way import Way
@@ -19,6 +17,8 @@ from proxy.config.catalog import Filters
 from proxy.core.answers import Chunk, Completion, Served, Usage
 from proxy.core.errors import InvalidRequestError, ProxyError
 from proxy.core.types import GenerationRequest, Message
+from proxy.queue.admission import Admission
+from proxy.queue.fair import SlotCount
 from tests.fakes.canned import CannedServer
 
 LABEL = "the echo server"

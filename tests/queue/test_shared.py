@@ -14,17 +14,17 @@ from multiprocessing.connection import Listener
 
 import pytest
 
-from proxy.access.outages import Outages
-from proxy.backends.admission import Admission
-from proxy.backends.fairqueue import SlotCount
-from proxy.backends.lease import Ticket
 from proxy.core.caller import Caller
 from proxy.core.errors import QueueFullError, QueueTimeoutError, SlotUnavailableError
+from proxy.core.outages import Outages
 from proxy.core.party import Leases, Party
-from proxy.fleet.redissharedqueue import RedisQueue, Renewals
-from proxy.fleet.sharedqueue import SHARED_QUEUE, SharedAdmission
+from proxy.queue.admission import Admission
+from proxy.queue.fair import SlotCount
+from proxy.queue.lease import Ticket
+from proxy.queue.redisshared import RedisQueue, Renewals
+from proxy.queue.remote import SupervisedQueue
+from proxy.queue.shared import SHARED_QUEUE, SharedAdmission
 from proxy.servers.remote import Supervised
-from proxy.servers.remotequeue import SupervisedQueue
 from proxy.servers.supervisor import Supervisor
 from tests.polling import wait_for
 

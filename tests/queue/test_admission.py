@@ -8,9 +8,6 @@ from itertools import pairwise
 
 import pytest
 
-from proxy.backends.admission import FIRST_BACKOFF, Admission
-from proxy.backends.fairqueue import SlotCount
-from proxy.backends.lease import Ticket
 from proxy.core.caller import Caller
 from proxy.core.errors import (
     ClientGoneError,
@@ -20,6 +17,9 @@ from proxy.core.errors import (
     UpstreamError,
 )
 from proxy.core.party import ANYONE, Party
+from proxy.queue.admission import FIRST_BACKOFF, Admission
+from proxy.queue.fair import SlotCount
+from proxy.queue.lease import Ticket
 from tests.polling import wait_for
 
 URL = "http://upstream.test"

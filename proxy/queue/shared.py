@@ -1,10 +1,10 @@
 """Admission through a queue that every process serving an upstream shares: the supervisor's
-under gunicorn (:mod:`proxy.servers.queues`), Redis's across proxies
-(:mod:`proxy.fleet.redissharedqueue`). Each is a :class:`SharedQueue`.
+under gunicorn (:mod:`proxy.queue.supervised`), Redis's across proxies
+(:mod:`proxy.queue.redisshared`). Each is a :class:`SharedQueue`.
 
 The process's own queue, which :class:`SharedAdmission` inherits, takes over while the shared
 queue cannot be reached: no request is refused for it, the outage is logged as it begins and
-as it ends (:class:`~proxy.access.outages.Outages`), and the shared queue is tried again once every
+as it ends (:class:`~proxy.core.outages.Outages`), and the shared queue is tried again once every
 :data:`PROBE_EVERY` seconds meanwhile. A ticket stays with the queue that handed it out.
 """
 
@@ -13,11 +13,11 @@ from __future__ import annotations
 import threading
 from typing import Callable, Optional, Protocol
 
-from proxy.access.outages import Outages
-from proxy.backends.admission import Admission
-from proxy.backends.lease import Ticket
 from proxy.core.caller import Caller
 from proxy.core.errors import StoreUnavailableError
+from proxy.core.outages import Outages
+from proxy.queue.admission import Admission
+from proxy.queue.lease import Ticket
 
 PROBE_EVERY = 5.0  # seconds between two tries of a shared queue that cannot be reached
 SHARED_QUEUE = "queue"  # the one store an outage of the shared queue is tracked as
@@ -25,7 +25,7 @@ SHARED_QUEUE = "queue"  # the one store an outage of the shared queue is tracked
 
 class SharedQueue(Protocol):
     """One upstream's queue as the processes share it: the bookkeeping calls of
-    :class:`~proxy.backends.admission.Admission`, each raising the shared queue's own error (an
+    :class:`~proxy.queue.admission.Admission`, each raising the shared queue's own error (an
     ``OSError``, a ``redis.RedisError``) while it cannot be reached."""
 
     def wait(self, caller: Caller, ticket: Optional[Ticket]) -> Ticket: ...

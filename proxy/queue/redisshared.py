@@ -1,8 +1,8 @@
 """One upstream's queue in Redis, shared by every proxy with ``--redis-url``: a
-:class:`~proxy.fleet.sharedqueue.SharedQueue`.
+:class:`~proxy.queue.shared.SharedQueue`.
 
-The same turns as the process's own queue (:mod:`proxy.backends.fairqueue`, the slots of
-:mod:`proxy.backends.admission`), decided by Lua scripts on Redis's clock, so that proxies on
+The same turns as the process's own queue (:mod:`proxy.queue.fair`, the slots of
+:mod:`proxy.queue.admission`), decided by Lua scripts on Redis's clock, so that proxies on
 machines whose clocks differ agree: each key's requests in a list of its own per priority,
 stamped with their virtual start; the slots leased in a sorted set scored by when their lease
 ends; each key's slots over every upstream in a sorted set of its own, for its cap. A freed
@@ -24,12 +24,12 @@ import time
 import uuid
 from typing import Callable, Optional
 
-from proxy.backends.admission import FIRST_BACKOFF, MAX_BACKOFF, POLL, SHARED_FOR, SLOT_RETRY_AFTER
-from proxy.backends.fairqueue import AGE_EVERY
-from proxy.backends.lease import Ticket
 from proxy.core.caller import Caller
 from proxy.core.errors import ClientGoneError, QueueFullError, QueueTimeoutError
-from proxy.fleet.redisqueue import SCRIPTS
+from proxy.queue.admission import FIRST_BACKOFF, MAX_BACKOFF, POLL, SHARED_FOR, SLOT_RETRY_AFTER
+from proxy.queue.fair import AGE_EVERY
+from proxy.queue.lease import Ticket
+from proxy.queue.redisscripts import SCRIPTS
 
 LEASE = 6.0  # seconds a slot or a place in the queue outlives a proxy that stopped renewing it
 RENEW_EVERY = LEASE / 3

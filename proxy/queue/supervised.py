@@ -3,7 +3,7 @@ that a freed slot goes to the turn the whole machine says is next, and a key's c
 slots in every worker.
 
 A worker waits for its slot on a connection of its own and keeps it for as long as it leases
-the slot (:mod:`proxy.servers.remotequeue`): a worker that gives up closes it, and one that
+the slot (:mod:`proxy.queue.remote`): a worker that gives up closes it, and one that
 dies drops it, and either way the slot is handed on at once.
 """
 
@@ -14,12 +14,12 @@ from collections import Counter
 from multiprocessing.connection import Connection
 from typing import Optional
 
-from proxy.backends.admission import Admission
-from proxy.backends.fairqueue import SlotCount
-from proxy.backends.lease import Ticket
 from proxy.core.caller import Caller
 from proxy.core.errors import ClientGoneError, QueueFullError, QueueTimeoutError
 from proxy.core.party import Leases, Party
+from proxy.queue.admission import Admission
+from proxy.queue.fair import SlotCount
+from proxy.queue.lease import Ticket
 
 REFUSALS = {"queue_full": QueueFullError, "queue_timeout": QueueTimeoutError}
 

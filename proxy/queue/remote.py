@@ -1,5 +1,5 @@
 """A gunicorn worker's view of one upstream's queue, which the supervisor keeps for every
-worker (:mod:`proxy.servers.queues`): a :class:`~proxy.fleet.sharedqueue.SharedQueue`.
+worker (:mod:`proxy.queue.supervised`): a :class:`~proxy.queue.shared.SharedQueue`.
 
 A request waits on a connection of its own and keeps it while it leases its slot; while it
 waits, this worker watches its client, and closes the connection if the client goes (the
@@ -11,23 +11,31 @@ from __future__ import annotations
 
 import os
 from multiprocessing.connection import Connection
-from typing import Optional
+from typing import Optional, Protocol
 
-from proxy.backends.admission import POLL
-from proxy.backends.lease import Ticket
 from proxy.core.caller import Caller
 from proxy.core.errors import ClientGoneError
-from proxy.servers.queues import REFUSALS
-from proxy.servers.remote import Supervised
+from proxy.queue.admission import POLL
+from proxy.queue.lease import Ticket
+from proxy.queue.supervised import REFUSALS
 
 HANDED_ON = object()  # a shared ticket whose slot was handed on: its connection is back in the pool
 
 
+class Connections(Protocol):
+    """The worker's connections to the supervisor (:class:`proxy.servers.remote.Supervised`):
+    one taken for a call, given back once it is answered."""
+
+    def take(self) -> Connection: ...
+
+    def give(self, connection: Connection) -> None: ...
+
+
 class SupervisedQueue:
     """Upstream ``upstream``'s queue in the supervisor; ``settings`` make it there at first
-    use (see :meth:`proxy.servers.queues.Queues.admission`)."""
+    use (see :meth:`proxy.queue.supervised.Queues.admission`)."""
 
-    def __init__(self, supervised: Supervised, upstream: str, settings: tuple) -> None:
+    def __init__(self, supervised: Connections, upstream: str, settings: tuple) -> None:
         self.supervised = supervised
         self.upstream = upstream
         self.settings = settings

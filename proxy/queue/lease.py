@@ -1,4 +1,4 @@
-"""What a request holds of an upstream's admission (:mod:`proxy.backends.admission`): its
+"""What a request holds of an upstream's admission (:mod:`proxy.queue.admission`): its
 ticket (its place in the queue, then its slot), the lease on that slot for a ``with`` block,
 and each attempt it makes at the server while it holds one."""
 
@@ -17,7 +17,7 @@ from proxy.ops.modelside import queueing
 
 class Admits(Protocol):
     """What a ticket's holder tells the admission that handed it out
-    (:class:`proxy.backends.admission.Admission`)."""
+    (:class:`proxy.queue.admission.Admission`)."""
 
     def wait(self, caller: Caller, ticket: Optional[Ticket]) -> Ticket: ...
 
@@ -35,7 +35,7 @@ class Ticket:
     deadline: float
     party: Party = Party()
     wake: Optional[threading.Condition] = None  # made when it has to wait in the queue
-    joined: float = 0.0  # stamped by the queue (proxy.backends.fairqueue)
+    joined: float = 0.0  # stamped by the queue (proxy.queue.fair)
     stamp: float = 0.0
     order: int = 0
     not_before: float = 0.0

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from proxy.backends.fairqueue import AGE_EVERY, FairQueue
 from proxy.core.party import Party
+from proxy.queue.fair import AGE_EVERY, FairQueue
 
 
 @dataclass(eq=False)

@@ -1,6 +1,6 @@
 """The Lua scripts that keep one upstream's queue in Redis
-(:mod:`proxy.fleet.redissharedqueue`): the same decisions as :mod:`proxy.backends.fairqueue`
-and the slots of :mod:`proxy.backends.admission`, made atomically on Redis's clock."""
+(:mod:`proxy.queue.redisshared`): the same decisions as :mod:`proxy.queue.fair`
+and the slots of :mod:`proxy.queue.admission`, made atomically on Redis's clock."""
 
 # Every script: KEYS[1] the upstream's prefix; ARGV[1..4] the slots the operator gave it (0:
 # none), the seconds of waiting that raise a priority by one, the seconds another key's last

@@ -3,7 +3,7 @@
 Old servers (PowerInfer, llama.cpp of 2023) refuse at once when every slot is busy. So
 requests take a lease before they reach the upstream; those beyond the slot count wait in
 the queue, bounded in length (``--max-queue``) and in time (``--queue-timeout``), and a freed slot
-goes to the key whose turn it is (:mod:`proxy.backends.fairqueue`), within the slots its cap
+goes to the key whose turn it is (:mod:`proxy.queue.fair`), within the slots its cap
 allows (:mod:`proxy.core.party`). A request the server still refuses (another client or
 proxy process shares it) goes back to the head of its key's queue: the client never hears of
 it while the queue has room and time.
@@ -23,8 +23,6 @@ import time
 from contextlib import closing
 from typing import Callable, Iterator, Optional, TypeVar
 
-from proxy.backends.fairqueue import FairQueue, SlotCount
-from proxy.backends.lease import Attempt, Lease, Ticket
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.errors import (
     ClientGoneError,
@@ -33,6 +31,8 @@ from proxy.core.errors import (
     SlotUnavailableError,
 )
 from proxy.core.party import Party
+from proxy.queue.fair import FairQueue, SlotCount
+from proxy.queue.lease import Attempt, Lease, Ticket
 
 POLL = 0.2  # seconds between checks, while waiting, that the client is still there
 FIRST_BACKOFF = 0.05  # a refused request waits this long before trying again, doubling

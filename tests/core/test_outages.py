@@ -15,9 +15,9 @@ from proxy.access.budgets import Budgets
 from proxy.access.gate import Access
 from proxy.access.journal import Journal
 from proxy.access.keyring import Keyring, KeySpec
-from proxy.access.outages import Outages
 from proxy.access.usage import SqliteUsage
 from proxy.core.errors import StoreUnavailableError
+from proxy.core.outages import Outages
 
 
 class Clock:
