@@ -10,8 +10,7 @@ from typing import Callable, Optional
 
 from flask import Flask
 
-from proxy.access.build import build_access, build_capture, build_outages, build_responses
-from proxy.access.imagefetch import ImageFetcher
+from proxy.access.build import build_access, build_outages, build_responses
 from proxy.api import (
     admin,
     anthropic,
@@ -36,10 +35,12 @@ from proxy.batches.build import build_batches
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
 from proxy.core.errors import ShuttingDownError
+from proxy.core.imagefetch import ImageFetcher
 from proxy.core.images import Bounds
 from proxy.core.router import ModelPulls
 from proxy.fleet.build import Models, fleet_of
 from proxy.fleet.pulls import Pulls
+from proxy.inspector.build import build_capture
 from proxy.ops.filewatch import FileWatch
 from proxy.ops.history import History
 from proxy.ops.metrics import Metrics

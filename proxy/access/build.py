@@ -1,23 +1,18 @@
-"""Make the access gate the settings describe (keys, limiter and usage store), the store of
-the responses the Responses API keeps, and the inspector's store of exchanges."""
+"""Make the access gate the settings describe (keys, limiter and usage store) and the store of
+the responses the Responses API keeps."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-from typing import Callable
 
 from proxy.access.budgets import Budgets
-from proxy.access.exchanges import Capture
 from proxy.access.gate import Access
 from proxy.access.journal import Journal
 from proxy.access.keyring import Keyring, load_keyring, plain_keys
 from proxy.access.limits import LocalLimiter, RedisLimiter
-from proxy.access.redis_exchanges import RedisExchanges
-from proxy.access.sqlite_exchanges import SqliteExchanges
 from proxy.access.stored import RedisRecords, SqliteRecords, StoredResponses
 from proxy.access.usage import RedisUsage, SqliteUsage
-from proxy.config.catalog import Catalog
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
 from proxy.core.outages import Outages
@@ -72,29 +67,3 @@ def build_responses(settings: Settings, runtime: Runtime, outages: Outages) -> S
             settings.stores.responses_db or os.path.join(runtime.cache_dir, "responses.sqlite3")
         )
     return StoredResponses(records, retention, outages)
-
-
-def build_capture(
-    settings: Settings, runtime: Runtime, access: Access, catalog: Callable[[], Catalog]
-) -> Capture:
-    """The exchanges kept for the inspector, where usage is (in Redis with ``--redis-url``,
-    else in a SQLite file): everyone's, or those of the keys and the models (of the
-    ``catalog`` served at the time) that ask for it."""
-    stores = settings.stores
-    bounds = {
-        "max_count": stores.capture_max_exchanges,
-        "max_bytes": stores.capture_max_mib * 1024 * 1024,
-        "retention": stores.capture_retention * 86400,
-    }
-    if stores.redis_url:
-        store = RedisExchanges(connect(stores.redis_url), **bounds)
-    else:
-        path = stores.exchanges_db or os.path.join(runtime.cache_dir, "exchanges.sqlite3")
-        store = SqliteExchanges(path, **bounds)
-    return Capture(
-        store,
-        everyone=settings.observing.capture == "on",
-        keyed=any(key.capture for key in access.keyring.keys),
-        catalog=catalog,
-        outages=access.outages,
-    )

@@ -9,7 +9,6 @@ from typing import Optional
 from flask import Blueprint, Response, jsonify, render_template, request
 
 from proxy.access import spend
-from proxy.access.divergence import divergence
 from proxy.access.keyring import described
 from proxy.api.auth import presented_key, require_key
 from proxy.api.body import read_json
@@ -18,6 +17,7 @@ from proxy.api.serve import event_response
 from proxy.api.state import Routes, get_state
 from proxy.core.errors import InvalidRequestError, NotFoundError, ProxyError
 from proxy.dialects.streaming import LinesOf
+from proxy.inspector.divergence import divergence
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 routes = Routes(bp, "The admin API, behind the admin key: models, servers, usage, logs")

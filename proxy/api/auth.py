@@ -18,7 +18,7 @@ from proxy.api.requestmodel import request_model
 from proxy.core.errors import AuthenticationError
 
 # pages, their status and /health answer anyone, each showing a viewer what it may see
-# (proxy.access.visibility); the playground asks for a key itself; /metrics checks its own
+# (proxy.inspector.visibility); the playground asks for a key itself; /metrics checks its own
 PUBLIC_PATHS = frozenset({"/health", "/", "/status", "/playground", "/metrics"})
 ADMIN = "/admin/"  # its own key: proxy.api.admin checks it
 PRIORITY = "HTTP_X_REQUEST_PRIORITY"  # X-Request-Priority, or the body's "priority" (LiteLLM's)

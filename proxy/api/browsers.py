@@ -1,5 +1,5 @@
 """Browsers: the requests a web page may make the proxy serve, and the headers that keep its
-own pages from being framed or sniffed (see :mod:`proxy.access.visibility`)."""
+own pages from being framed or sniffed (see :mod:`proxy.inspector.visibility`)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import secrets
 
 from flask import Flask, Response, request
 
-from proxy.access.visibility import host_served, origin_allowed
 from proxy.api.call import this_call
 from proxy.config.settings import Settings
 from proxy.core.errors import ForbiddenOriginError
+from proxy.inspector.visibility import host_served, origin_allowed
 
 # a page runs the scripts it was rendered with (their nonce) and no other, is never framed,
 # and sends no address of its own to anyone

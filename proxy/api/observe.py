@@ -5,7 +5,7 @@ out. A streamed answer's header can only count up to its first event; the metric
 whole stream.
 
 An API request's exchange is kept for the inspector when capture asks for it
-(:mod:`proxy.access.exchanges`): its body as read, its answer as sent, the facts measured
+(:mod:`proxy.inspector.capture`): its body as read, its answer as sent, the facts measured
 here."""
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from typing import Optional
 
 from flask import Blueprint, Flask, Response, g, request
 
-from proxy.access import exchanges
 from proxy.api.auth import require_key
 from proxy.api.call import UNREAD, Call
 from proxy.api.requestmodel import request_model_if_read
 from proxy.api.state import ProxyState, Routes, get_state
 from proxy.core.errors import NotFoundError, PermissionDeniedError
 from proxy.core.sse import EventStream
+from proxy.inspector import capture as exchanges
 from proxy.ops.measure import PRICED, Measure
 from proxy.ops.modelside import ModelSide
 

@@ -16,7 +16,6 @@ import threading
 from typing import Callable, Optional
 
 from proxy.access.build import read_keys
-from proxy.access.exchanges import Capture
 from proxy.access.gate import Access
 from proxy.access.keyring import parse_keys
 from proxy.access.keysfile import new_secret, with_key, without_key
@@ -26,6 +25,7 @@ from proxy.config.files import tomllib
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
 from proxy.core.router import Router
+from proxy.inspector.capture import Capture
 from proxy.servers.build import load_catalog
 
 ServeCatalog = Callable[[Callable[[], Catalog]], None]  # proxy.fleet.build.Anew.serve

@@ -11,17 +11,17 @@ from typing import Callable, Iterable, Optional
 from flask import Blueprint, current_app
 from werkzeug.routing import Rule
 
-from proxy.access.exchanges import Capture
 from proxy.access.gate import Access
-from proxy.access.imagefetch import ImageFetcher
 from proxy.access.stored import StoredResponses
 from proxy.api.reload import Reloader
 from proxy.config.settings import Settings
 from proxy.core.draining import Drain
 from proxy.core.errors import ProxyError
+from proxy.core.imagefetch import ImageFetcher
 from proxy.core.meanwhile import Helpers
 from proxy.core.router import ModelPulls, Router
 from proxy.dialects.dialect import Limits
+from proxy.inspector.capture import Capture
 from proxy.ops.history import History
 from proxy.ops.metrics import Metrics
 from proxy.tools.toolbox import Toolbox

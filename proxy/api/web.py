@@ -6,9 +6,9 @@ from time import time
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
-from proxy.access.visibility import Viewer, health_seen, seen, viewer
 from proxy.api.auth import presented_key
 from proxy.api.state import Routes, endpoints, get_state
+from proxy.inspector.visibility import Viewer, health_seen, seen, viewer
 from proxy.ops.metrics import Summed
 
 bp = Blueprint("web", __name__)

@@ -1,7 +1,7 @@
 """The model's side of one request, for the inspector: what went upstream, the prompt the model
 saw, the text it wrote before the proxy read calls and thoughts out of it, and where it ran.
 
-Kept only when capture is on (:mod:`proxy.access.exchanges`): the request's caller then
+Kept only when capture is on (:mod:`proxy.inspector.capture`): the request's caller then
 carries a :class:`ModelSide` (its ``side``), and the routes, the queue and the fleet mark it as
 they go. With capture off there is none to mark.
 """

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.access.visibility import host_name, host_served, origin_allowed
 from proxy.config.settings import hosts
+from proxy.inspector.visibility import host_name, host_served, origin_allowed
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from proxy.access.exchanges import MAX_PART
+from proxy.inspector.capture import MAX_PART
 from tests.fakes.backend import FakeBackend
 
 ADMIN = {"Authorization": "Bearer admin-secret"}

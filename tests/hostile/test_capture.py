@@ -10,8 +10,8 @@ import time
 import psutil
 import pytest
 
-from proxy.access.exchanges import QUEUED_BYTES, Capture
-from proxy.access.sqlite_exchanges import MAX_BYTES, SqliteExchanges
+from proxy.inspector.capture import QUEUED_BYTES, Capture
+from proxy.inspector.sqlite_exchanges import MAX_BYTES, SqliteExchanges
 
 from .cost import MiB
 

@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from proxy.access.imagefetch import ImageFetcher
 from proxy.core.errors import InvalidRequestError
+from proxy.core.imagefetch import ImageFetcher
 from proxy.core.images import Bounds
 from proxy.core.types import GenerationRequest, Image, Message
 from tests.images import base64_of, noise, picture

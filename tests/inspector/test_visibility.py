@@ -7,7 +7,7 @@ import json
 import pytest
 
 from proxy.access.keyring import KeySpec
-from proxy.access.visibility import Viewer, health_seen, seen, viewer
+from proxy.inspector.visibility import Viewer, health_seen, seen, viewer
 
 SERVER = {
     "state": "failed",

@@ -12,7 +12,7 @@ import json
 import time
 from typing import Callable, Iterable, Optional
 
-from proxy.access.sqlite_exchanges import (
+from proxy.inspector.sqlite_exchanges import (
     MAX_BYTES,
     MAX_EXCHANGES,
     MAX_LISTED,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.access.divergence import CONTEXT, divergence
+from proxy.inspector.divergence import CONTEXT, divergence
 
 SYSTEM = "<|im_start|>system\nToday is Monday.<|im_end|>\n"
 ASKED = "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"

@@ -10,11 +10,11 @@ import threading
 
 import pytest
 
-from proxy.access.exchanges import MAX_PART, Capture, gather_side, kept, scrubbed
 from proxy.access.keyring import KeySpec
-from proxy.access.redis_exchanges import BRIEFS, BYTES, IDS, NEXT, RECORDS, SIZES, RedisExchanges
-from proxy.access.sqlite_exchanges import SqliteExchanges
 from proxy.config.catalog import ModelSpec
+from proxy.inspector.capture import MAX_PART, Capture, gather_side, kept, scrubbed
+from proxy.inspector.redis_exchanges import BRIEFS, BYTES, IDS, NEXT, RECORDS, SIZES, RedisExchanges
+from proxy.inspector.sqlite_exchanges import SqliteExchanges
 from proxy.ops.modelside import PROXY, SERVER, ModelSide
 
 PNG = bytes(range(256)) * 4
@@ -258,7 +258,7 @@ def test_exchanges_kept_in_redis_before_threads_were_named_so_are_read_as_thread
 
 
 def test_a_full_queue_drops_and_counts_rather_than_wait(tmp_path, monkeypatch):
-    monkeypatch.setattr("proxy.access.exchanges.QUEUED", 2)
+    monkeypatch.setattr("proxy.inspector.capture.QUEUED", 2)
     capture = Capture(store(tmp_path), everyone=True)
     monkeypatch.setattr(capture, "_writer", object())  # no writer: the queue fills
     for n in range(5):
@@ -270,7 +270,7 @@ def test_a_full_queue_drops_and_counts_rather_than_wait(tmp_path, monkeypatch):
 
 
 def test_the_line_to_the_writer_is_bounded_by_bytes_too(tmp_path, monkeypatch):
-    monkeypatch.setattr("proxy.access.exchanges.QUEUED_BYTES", 1000)
+    monkeypatch.setattr("proxy.inspector.capture.QUEUED_BYTES", 1000)
     capture = Capture(store(tmp_path), everyone=True)
     monkeypatch.setattr(capture, "_writer", object())  # no writer: the queue fills
     for n in range(3):
