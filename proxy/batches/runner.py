@@ -2,9 +2,8 @@
 would go: its grants, limits, budgets, fair turns, usage and the inspector all apply.
 
 One thread per process does two jobs. It keeps the record of each batch it holds the lock of
-(:meth:`BatchStore.lock`; another process takes a batch over when this one dies): reads the
-batch's input before it starts, puts its requests in the batch queue, saves its tally as it
-goes and makes its files as it ends. And it takes requests of any batch from the queue
+(:meth:`BatchStore.lock`; another process takes a batch over when this one dies), by its
+:class:`~proxy.batches.keeper.BatchKeeper`. And it takes requests of any batch from the queue
 (:mod:`proxy.batches.queue`: this process's, or with ``--redis-url`` every proxy's) to
 run them: a request of a model starts only when one of the model's servers has a free slot
 and no live request waits for one, at the lowest priority, so that batches fill the idle
@@ -28,19 +27,19 @@ import secrets
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import replace
 from typing import Callable, Optional
 
 from werkzeug.test import Client
 
 from proxy.api.auth import BATCH_LINE, CHARGE_ID
 from proxy.batches.files import FileStore
+from proxy.batches.keeper import GONE_KEY, BatchKeeper
 from proxy.batches.queue import Claim
 from proxy.batches.store import BatchRecord, BatchStore
 from proxy.core.errors import NotFoundError, ProxyError, StoreUnavailableError
 from proxy.core.outages import Outages
 from proxy.dialects.dialect import Limits
-from proxy.dialects.openai.batchinput import RequestFault, read_request, read_requests
+from proxy.dialects.openai.batchinput import RequestFault, read_request
 
 logger = logging.getLogger(__name__)
 
@@ -51,19 +50,7 @@ AGAIN = (429, 503)  # answers that say "not now": the request waits and is tried
 QUEUE = "batches"  # the batch queue, as the proxy's stores name it
 KEPT_NOT = "an answer could not be kept (is the files' disk full?); it is asked again"
 UNREAD = "the input file could not be read"
-UNSERVED = "unknown"  # the model of a request no model serves (as metrics count it)
-GONE_KEY = {
-    "code": "key_revoked",
-    "message": "the key that made this batch is no longer accepted by the proxy",
-}
 UNRUN = {"code": "internal_error", "message": "the request could not be run (logged)"}
-LEFT = {  # what a batch ended without answering is, as it ended
-    "expired": {"code": "batch_expired", "message": "the batch expired before this request ran"},
-    "cancelled": {
-        "code": "batch_cancelled",
-        "message": "the batch was cancelled before this request ran",
-    },  # fmt: skip
-}
 
 
 class BatchRunner:
@@ -98,7 +85,9 @@ class BatchRunner:
         self.app, self.files, self.batches, self.queue = app, files, batches, queue
         self.outages = outages
         self.limits = limits
-        self.key, self.keyed, self.served, self.room = key, keyed, served, room
+        self.key, self.keyed, self.room = key, keyed, room
+        self.keeper = BatchKeeper(files, batches, queue, key=key, keyed=keyed, served=served,
+                                  limits=limits, clock=clock)  # fmt: skip
         self.at_once = at_once
         self.retention = retention
         self.clock = clock
@@ -181,7 +170,7 @@ class BatchRunner:
                     continue
                 self._locks[record.id] = lock
             try:
-                kept = self._keep(self.batches.get(None, record.id))
+                kept = self.keeper.keep(self.batches.get(None, record.id))
             except (NotFoundError, FileNotFoundError):  # its input is gone
                 kept = self._fail(record, UNREAD + ": it was deleted or expired")
             except OSError:  # the disk: waited out, its lock let go
@@ -195,6 +184,8 @@ class BatchRunner:
                 kept = self._fail(record, UNREAD + " (logged)")
             if kept is not None:
                 self._live.append(kept)
+            else:  # ended (or failed): its record is kept no more
+                self._let_go(record.id)
         self.queue.renew()
 
     def _fail(self, record: BatchRecord, why: str) -> None:
@@ -202,7 +193,6 @@ class BatchRunner:
         fault = RequestFault(0, "input_file_unreadable", why, "input_file_id")
         self.batches.save(record.now("failed", self.clock(), errors=[fault.shown()]))
         self.queue.forget(record.id, record.models)
-        self._let_go(record.id)
 
     def _fill(self, running: dict, pool: ThreadPoolExecutor) -> None:
         """Start as many of the batches' requests of each model as its servers have free
@@ -210,7 +200,7 @@ class BatchRunner:
         ending early."""
         free: dict = {}  # model: slots left for this look
         for record in self._live:
-            ending = self._is_ending(record)
+            ending = self.keeper.is_ending(record)
             for model in record.models:
                 while (record.id, model) not in self._empty and (ending or (
                     len(running) < self.at_once and free.setdefault(model, self.room(model)) > 0
@@ -224,129 +214,10 @@ class BatchRunner:
                         running[pool.submit(self._run, record, claim)] = record.id
                         free[model] -= 1
 
-    def _is_ending(self, record: BatchRecord) -> bool:
-        """Whether ``record`` ends before its requests are all answered: cancelled, or past
-        its window."""
-        return record.status == "cancelling" or self.clock() >= record.expires_at
-
     def _let_go(self, id: str) -> None:
         lock = self._locks.pop(id, None)
         if lock is not None:
             lock.close()
-
-    # -- a batch's record -------------------------------------------------------------------
-
-    def _keep(self, record: BatchRecord) -> Optional[BatchRecord]:
-        """Move ``record`` on: read before it starts, its requests queued (again, after a
-        restart), its tally saved, its end made once nothing of it is left. The record as it
-        now is, ``None`` once it has ended."""
-        ending = self._is_ending(record)
-        if record.status == "validating":
-            record = self._start(record, ending)
-            if record is None:
-                return None
-        tally = self.queue.tally(record.id, record.models)
-        if tally is None and ending:  # what was not queued is not run
-            self._end(record)
-            return None
-        if tally is None:  # queued by no process yet, or by one that stopped
-            answered = self.batches.answered(record.id)
-            failed = sum(not ok for ok in answered.values())
-            pending = [each for each in self._requests(record, checked=False)[0]
-                       if each.custom_id not in answered]  # fmt: skip
-            self.queue.put(record.id, pending, len(answered) - failed, failed)
-            tally = self.queue.tally(record.id, record.models)
-        if tally.left <= 0:
-            self._end(record)
-            return None
-        counted = {"completed": tally.completed, "failed": tally.failed, "paused": tally.paused,
-                   "running": tally.running}  # fmt: skip
-        if any(getattr(record, name) != value for name, value in counted.items()):
-            record = replace(record, **counted)
-            self.batches.save(record)
-        return record
-
-    def _requests(self, record: BatchRecord, checked: bool = True) -> tuple:
-        """``(requests, faults)`` of ``record``'s input, each request of the model that
-        serves it: a name no model serves for the batch's key is a fault where ``checked``
-        (as it starts), else its request is answered as a live one would be (a 404, a 403)."""
-        key = self.key(record.owner)
-        raw = self.files.lines(None, record.input_file_id, self.limits.max_body_size)
-        asked, faults = read_requests(raw, record.endpoint, self.limits)
-        served = []
-        for each in asked:
-            try:
-                served.append(replace(each, model=self.served(key, each.model)))
-            except ProxyError as exc:
-                if not checked:
-                    served.append(replace(each, model=UNSERVED))
-                    continue
-                faults.append(RequestFault(each.number, exc.code or "model_not_found",
-                                           f"line {each.number}: {exc.message}",
-                                           "body.model"))  # fmt: skip
-        return served, faults
-
-    def _start(self, record: BatchRecord, ending: bool) -> Optional[BatchRecord]:
-        """The batch's input read before it starts: ``in_progress`` (its requests queued
-        unless it is ``ending``), or ``failed`` naming each faulty request (``None``)."""
-        if self.keyed and self.key(record.owner) is None:
-            faults = [RequestFault(0, GONE_KEY["code"], GONE_KEY["message"])]
-        else:
-            asked, faults = self._requests(record)
-        if faults:
-            shown = [fault.shown() for fault in sorted(faults, key=lambda f: f.line)[:100]]
-            self.batches.save(record.now("failed", self.clock(), errors=shown))
-            self._let_go(record.id)
-            return None
-        models = sorted({each.model for each in asked})
-        started = record.now("in_progress", self.clock(), total=len(asked), models=models)
-        if not ending:
-            self.queue.put(record.id, asked, 0, 0)
-        self.batches.save(started)
-        return started
-
-    def _end(self, record: BatchRecord) -> None:
-        """The batch's answers and errors made files (what it ended without among the
-        errors), and its last status."""
-        if record.status == "cancelling":
-            final = "cancelled"
-        elif self.clock() >= record.expires_at:
-            final = "expired"
-        else:
-            final = "completed"
-            self.batches.save(record.now("finalizing", self.clock()))
-        answered = self.batches.answered(record.id)
-        failed = sum(not ok for ok in answered.values())
-        record = replace(record, completed=len(answered) - failed, failed=failed, paused="",
-                         running=0)  # fmt: skip
-        if final in LEFT:
-            self._leave(record, answered, LEFT[final])
-        made = {}
-        for ok, name in ((True, "output_file_id"), (False, "error_file_id")):
-            source = self.batches.gathered(record.id, ok)
-            if source is not None:
-                kept = self.files.written(record.owner,
-                                          f"{record.id}_{'output' if ok else 'error'}.jsonl",
-                                          "batch_output", source)  # fmt: skip
-                made[name] = kept.id
-        self.batches.save(record.now(final, self.clock(), **made))
-        self.batches.clear(record.id)
-        self.queue.forget(record.id, record.models)
-        self._let_go(record.id)
-
-    def _leave(self, record: BatchRecord, answered: dict, error: dict) -> None:
-        """Each request of ``record`` not ``answered``, kept as an error saying why: OpenAI's
-        ``batch_expired`` (and ``batch_cancelled``), Anthropic's ``expired`` and ``canceled``
-        results. Not counted among the batch's failed requests."""
-        try:
-            asked = self._requests(record, checked=False)[0]
-        except (NotFoundError, FileNotFoundError):
-            return  # the input is gone: what was answered is all that is known
-        for each in asked:
-            if each.custom_id not in answered:
-                result = {"id": "batch_req_" + secrets.token_hex(12), "custom_id": each.custom_id,
-                          "response": None, "error": error}  # fmt: skip
-                self.batches.answer(record.id, result, False)
 
     # -- a batch's request ------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Callable, Iterator, Optional
 
-from proxy.batches.files import checked_id, has_room, owner_folder, write_whole
+from proxy.batches.folder import checked_id, has_room, owner_folder, write_whole
 from proxy.core.errors import NotFoundError
 
 LIVE = ("validating", "in_progress", "finalizing", "cancelling")  # a runner's to take

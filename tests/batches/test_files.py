@@ -13,7 +13,8 @@ import threading
 
 import pytest
 
-from proxy.batches.files import CHUNK, FileStore, read_line, write_whole
+from proxy.batches.files import FileStore
+from proxy.batches.folder import CHUNK, read_line, write_whole
 from proxy.batches.store import BatchStore
 from proxy.core.errors import InvalidRequestError, StoreUnavailableError
 
