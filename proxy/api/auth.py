@@ -13,7 +13,8 @@ from typing import Optional, Sequence
 from flask import Flask, Response, request
 
 from proxy.access.gate import MISSING_KEY, Access
-from proxy.api.call import this_call
+from proxy.access.keyring import KeySpec
+from proxy.api.call import Call, this_call
 from proxy.api.requestmodel import request_model
 from proxy.core.errors import AuthenticationError
 
@@ -22,12 +23,6 @@ from proxy.core.errors import AuthenticationError
 PUBLIC_PATHS = frozenset({"/health", "/", "/status", "/playground", "/metrics"})
 ADMIN = "/admin/"  # its own key: proxy.api.admin checks it
 PRIORITY = "HTTP_X_REQUEST_PRIORITY"  # X-Request-Priority, or the body's "priority" (LiteLLM's)
-# a batch's line, served in process by the batch runner: the key it runs as (its batch's
-# owner, as the keys are now; ``None`` without keys), at the lowest priority whatever it asks.
-# Set only in the WSGI environ the runner makes: no client's header can name it
-BATCH_LINE = "oai_proxy.batch_line"
-# and its charge's own id, so that a line asked again counts once
-CHARGE_ID = "oai_proxy.charge_id"
 
 
 def unmodelled(path: str) -> bool:
@@ -69,6 +64,21 @@ def require_key(environ: dict, keys: Sequence[bytes]) -> None:
         raise AuthenticationError("Incorrect API key provided.")
 
 
+def admit(access: Access, call: Call, key: Optional[KeySpec], modelled: bool) -> None:
+    """Let ``call`` in as ``key``'s (``None``: the proxy has none): the model it names
+    checked against the key's where it names one (``modelled``), its budgets read (a spent
+    one counts no request) and its minute's count taken; each refusal raised, in the API's
+    shape. An HTTP request comes in here once its key is found; a batch's line, as its
+    batch's key is now."""
+    call.checked = True
+    call.key = key
+    if key is not None and key.restricted and modelled:
+        model = request_model()
+        access.check_model(key, model.asked, model.id)
+    call.budget = access.check_budget(key)
+    call.limit = access.admit(key)
+
+
 def init_app(app: Flask, access: Access, cors_origins: Sequence[str]) -> None:
     """Install the key, model and rate checks and, when origins are configured, CORS headers."""
     origins = frozenset(cors_origins)
@@ -82,19 +92,9 @@ def init_app(app: Flask, access: Access, cors_origins: Sequence[str]) -> None:
         call = this_call()
         if path in PUBLIC_PATHS or path.startswith(ADMIN):
             return None
-        call.checked = True
-        environ = asked.environ
-        call.charge = environ.get(CHARGE_ID, "")
-        if BATCH_LINE in environ:
-            key = call.key = environ[BATCH_LINE]
-            call.lowest = True
-        else:
-            key = call.key = access.identify(presented_key(environ))
-        if key is not None and key.restricted and asked.method == "POST" and not unmodelled(path):
-            model = request_model()
-            access.check_model(key, model.asked, model.id)
-        call.budget = access.check_budget(key)  # read only: a spent budget counts no request
-        call.limit = access.admit(key)
+        call.checked = True  # a refused key's answer is an API answer too
+        key = access.identify(presented_key(asked.environ))
+        admit(access, call, key, asked.method == "POST" and not unmodelled(path))
         return None
 
     @app.after_request

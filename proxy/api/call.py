@@ -2,8 +2,9 @@
 alone: what the door found of it (its key, what its limits and budgets say), its body as read
 and the model it names, resolved, what it holds of its key's budgets, who it is served for
 below the API, and its record of what it cost (its measure, the model's side of its
-exchange). Every view and hook reads it here; a batch's line is served as a call of its own
-(:mod:`proxy.batches.runner`)."""
+exchange). Every view and hook reads it here. An HTTP request's call is made by the first hook;
+a batch's line is a call the runner makes itself and serves without HTTP
+(:mod:`proxy.api.inprocess`)."""
 
 from __future__ import annotations
 
@@ -32,8 +33,9 @@ class Call:
     read and its ``target``, the model it names, once resolved; the ``hold`` it took of its
     key's budgets; its ``caller``, made once for what runs below the API; a batch's line's
     charge id (``charge``: its own, so that one asked again counts once) and ``lowest``, that
-    it waits last whatever it asks; the ``nonce`` of a page's scripts; and ``viewer``, whose
-    exchanges the inspector shows it (``None``: everyone's)."""
+    it waits last whatever it asks; the ``nonce`` of a page's scripts; ``viewer``, whose
+    exchanges the inspector shows it (``None``: everyone's); and the WSGI ``environ`` of
+    the HTTP request it came as (``None``: a batch's line, which came as none)."""
 
     measure: Measure
     side: Optional[ModelSide] = None
@@ -49,6 +51,7 @@ class Call:
     lowest: bool = False
     nonce: str = ""
     viewer: Optional[str] = None
+    environ: Optional[dict] = None
 
 
 def this_call() -> Call:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Optional
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from proxy.core.errors import (
@@ -30,26 +30,34 @@ Shape = Callable[[ProxyError], dict]
 def init_app(app: Flask, shapes: Mapping[str, Shape] = {}) -> None:
     """``shapes``: the error body of each blueprint's API, by blueprint name (OpenAI's for
     any other route)."""
+    app.extensions["error_shapes"] = dict(shapes)
+    for kind in (ProxyError, HTTPException, Exception):
+        app.register_error_handler(kind, lambda exc: error_response(exc, request.blueprint))
 
-    def render(error: ProxyError) -> Response:
-        shape = shapes.get(request.blueprint or "", openai.error_body)
-        error = _for_caller(error)
-        response = jsonify(shape(error))
-        response.status_code = error.status
-        if isinstance(error, AuthenticationError):
-            response.headers["WWW-Authenticate"] = 'Bearer realm="oai-proxy"'
-        if error.retry_after is not None:
-            response.headers["Retry-After"] = str(error.retry_after)
-        response.headers.update(error.headers)
-        if isinstance(error, StoreUnavailableError):  # its outage is logged once, not each refusal
-            logger.info("%s %s", error.status, error)
-        elif error.status >= 500:
-            logger.warning("%s %s", error.status, error)
-        return response
 
-    app.register_error_handler(ProxyError, render)
-    app.register_error_handler(HTTPException, lambda exc: render(_http_error(exc)))
-    app.register_error_handler(Exception, lambda exc: render(_unexpected(exc)))
+def error_response(exc: Exception, api: Optional[str]) -> Response:
+    """``exc`` as the answer to a request of ``api`` (its blueprint's name), in that API's
+    shape: a failure the proxy did not foresee is logged, and said to be one."""
+    if isinstance(exc, ProxyError):
+        error = exc
+    elif isinstance(exc, HTTPException):
+        error = _http_error(exc)
+    else:
+        error = _unexpected(exc)
+    shape = current_app.extensions["error_shapes"].get(api or "", openai.error_body)
+    error = _for_caller(error)
+    response = jsonify(shape(error))
+    response.status_code = error.status
+    if isinstance(error, AuthenticationError):
+        response.headers["WWW-Authenticate"] = 'Bearer realm="oai-proxy"'
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
+    response.headers.update(error.headers)
+    if isinstance(error, StoreUnavailableError):  # its outage is logged once, not each refusal
+        logger.info("%s %s", error.status, error)
+    elif error.status >= 500:
+        logger.warning("%s %s", error.status, error)
+    return response
 
 
 def _for_caller(error: ProxyError) -> ProxyError:

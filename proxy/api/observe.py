@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from time import perf_counter, time
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from flask import Blueprint, Flask, Response, g, request
 
@@ -33,6 +33,7 @@ routes = Routes(bp, "Prometheus metrics")
 logger = logging.getLogger(__name__)
 access_log = logging.getLogger("proxy.access")
 OVERHEAD_HEADER = "x-oai-proxy-overhead-ms"
+UNMATCHED = "unmatched"  # the route of a request no rule matched
 EXPOSITION = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -71,114 +72,139 @@ def scrape_keys(metrics_key: str, admin_key: str, keys_required: bool) -> Option
     return None
 
 
+class Arrival(NamedTuple):
+    """How a request came: its ``route`` (the rule that matched it, :data:`UNMATCHED` where
+    none did), the ``api`` whose blueprint answered it, its ``method`` and ``path``, the
+    client's ``address`` (``None``: a batch's line, which came over no connection) and its
+    body's ``length``."""
+
+    route: str
+    api: str
+    method: str
+    path: str
+    address: Optional[str]
+    length: int
+
+
 def init_app(app: Flask, state: ProxyState) -> None:
-    """Measure every request, from before the key check to the last byte it makes; count an
-    API request's usage against its key; let the history look at the counters; log a line
-    for it (``--access-log``)."""
-    figures = state.metrics
-    history = state.history
-    access = state.access
-    keys = state.settings.access
-    if figures is not None and scrape_keys(keys.metrics_key, keys.admin_key, access.required) == ():
-        logger.warning(CLOSED)
-    router = state.router
-    prices = state.router.prices
-    log_access = state.settings.observing.access_log == "on"
+    """Measure every request, from before the key check to the last byte it makes (see
+    :func:`finish`)."""
     capture = state.capture
+    keys = state.settings.access
+    if (
+        state.metrics is not None
+        and scrape_keys(keys.metrics_key, keys.admin_key, state.access.required) == ()
+    ):
+        logger.warning(CLOSED)
 
     @app.before_request
     def begin() -> None:  # the first hook: every answer, refusals too, is measured
         # whose its exchange is, the model's side of it kept, is known once its key is
         side = ModelSide() if capture is not None and capture.armed() else None
-        g.call = Call(Measure(), side)
+        g.call = Call(Measure(), side, environ=request.environ)
 
     @app.after_request
     def end(response: Response) -> Response:
-        call = g.call
-        spent = call.measure
-        spent.pause()
-        response.headers[OVERHEAD_HEADER] = f"{spent.overhead * 1000:.3f}"
-        asked_for = request._get_current_object()  # read once: each read is a lookup
-        rule = asked_for.url_rule
-        route = rule.rule if rule is not None else "unmatched"
-        named = request_model_if_read()
-        asked = (named if named is not None else router.resolve(None)).id
-        # usage, metrics and spend count the models that answered (a fallback, it may be)
-        model = next((served for served in spent.tokens if served), asked)
-        status = response.status_code
-        api = call.checked  # an API route, not a page or a probe
-        key = call.key
-        side = call.side
-        line = (asked_for.remote_addr, asked_for.method, asked_for.path) if log_access else None
-        # every stream is an EventStream (api/serve.py); werkzeug's ``is_streamed`` asks a
-        # stream its length and catches the TypeError
-        stream = response.response if type(response.response) is EventStream else None
-        kept = None
-        if api and rule is not None and capture is not None and capture.wanted(key, model):
-            kept = Exchange(asked_for, call.body, response, stream is not None)
+        asked = request._get_current_object()  # read once: each read is a lookup
+        rule = asked.url_rule
+        environ = asked.environ  # read as it is: werkzeug's headers raise for one not sent
+        length = environ.get("CONTENT_LENGTH", "")
+        arrival = Arrival(rule.rule if rule is not None else UNMATCHED, asked.blueprint or "",
+                          asked.method, asked.path, environ.get("REMOTE_ADDR"),
+                          int(length) if length.isascii() and length.isdigit() else 0)  # fmt: skip
+        return finish(state, g.call, response, arrival)
 
-        charged = []
 
-        def charge() -> None:
-            """The answer's charge, each model's tokens at its price (its service tier's
-            where it served one priced apart), kept before its client sees its end (a
-            proxy killed right after loses none of it) and written to the store once the
-            answer is sent (:func:`done`)."""
-            if api and not charged:
-                charged.append(True)
-                hold = call.hold  # what it held of its key's budgets
-                once = call.charge
-                for served, counts in (spent.tokens or {"": NOTHING}).items():
-                    tier = spent.tiers.get(served, "")
-                    served = served or asked
-                    prompt, completion, cached, *priced = counts
-                    access.charge(key, served, status, prompt, completion, cached,
-                                  prices().get(served), hold,
-                                  f"{once}:{served}:{status}" if once else "",
-                                  tier=tier, **dict(zip(PRICED, priced, strict=True)))  # fmt: skip
+def finish(state: ProxyState, call: Call, response: Response, arrival: Arrival) -> Response:
+    """End ``call``, answered by ``response``: count an API request's usage against its key,
+    let the history look at the counters, keep its exchange where capture asks for it, and
+    log a line for it (``--access-log``), once its answer is sent (a stream's, once it
+    ends); the response, its overhead said."""
+    figures, history, access, capture = state.metrics, state.history, state.access, state.capture
+    spent = call.measure
+    spent.pause()
+    response.headers[OVERHEAD_HEADER] = f"{spent.overhead * 1000:.3f}"
+    route = arrival.route
+    named = request_model_if_read()
+    asked = (named if named is not None else state.router.resolve(None)).id
+    # usage, metrics and spend count the models that answered (a fallback, it may be)
+    model = next((served for served in spent.tokens if served), asked)
+    status = response.status_code
+    api = call.checked  # an API route, not a page or a probe
+    key = call.key
+    side = call.side
+    logged = state.settings.observing.access_log == "on"
+    line = (arrival.address or "-", arrival.method, arrival.path) if logged else None
+    # every stream is an EventStream (api/serve.py); werkzeug's ``is_streamed`` asks a
+    # stream its length and catches the TypeError
+    stream = response.response if type(response.response) is EventStream else None
+    kept = None
+    if api and route != UNMATCHED and capture is not None and capture.wanted(key, model):
+        kept = Exchange(arrival, call.body, response, stream is not None)
 
-        def done() -> None:
-            charge()  # first, whatever fails after it; a stream its client left: what was made
-            access.settle()
+    charged = []
+
+    def charge() -> None:
+        """The answer's charge, each model's tokens at its price (its service tier's where
+        it served one priced apart), kept before its client sees its end (a proxy killed
+        right after loses none of it) and written to the store once the answer is sent
+        (:func:`done`)."""
+        if api and not charged:
+            charged.append(True)
+            hold = call.hold  # what it held of its key's budgets
+            once = call.charge
+            prices = state.router.prices()
+            for served, counts in (spent.tokens or {"": NOTHING}).items():
+                tier = spent.tiers.get(served, "")
+                served = served or asked
+                prompt, completion, cached, *priced = counts
+                access.charge(key, served, status, prompt, completion, cached,
+                              prices.get(served), hold,
+                              f"{once}:{served}:{status}" if once else "",
+                              tier=tier, **dict(zip(PRICED, priced, strict=True)))  # fmt: skip
+
+    def done() -> None:
+        charge()  # first, whatever fails after it; a stream its client left: what was made
+        access.settle()
+        seconds = perf_counter() - spent.began
+        name = key.name if key else ""
+        if kept is not None:
+            capture.submit(kept.record(key, model, status, seconds, spent, side), kept.size)
+        if figures is not None:
+            figures.answered(route, model, status, seconds, spent, name)
+        if history is not None:
+            history.look()
+        if line is not None:
+            access_log.info(
+                "%s %s %s %d %.3fs model=%s key=%s", *line, status, seconds, model, name or "-"
+            )
+
+    if stream is not None:
+        stream.on_end, stream.on_close = charge, done
+        if kept is not None:
+            stream.tee = kept.keep
+    else:
+        if kept is not None:  # kept before it is sent: a listing its client asks next has it
             seconds = perf_counter() - spent.began
-            name = key.name if key else ""
-            if kept is not None:
-                capture.submit(kept.record(key, model, status, seconds, spent, side), kept.size)
-            if figures is not None:
-                figures.answered(route, model, status, seconds, spent, name)
-            if history is not None:
-                history.look()
-            if line is not None:
-                access_log.info(
-                    "%s %s %s %d %.3fs model=%s key=%s", *line, status, seconds, model, name or "-"
-                )
-
-        if stream is not None:
-            stream.on_end, stream.on_close = charge, done
-            if kept is not None:
-                stream.tee = kept.keep
-        else:
-            if kept is not None:  # kept before it is sent: a listing its client asks next has it
-                seconds = perf_counter() - spent.began
-                capture.submit(kept.record(key, model, status, seconds, spent, side), kept.size)
-                kept = None
-            charge()
-            response.call_on_close(done)
-        return response
+            capture.submit(kept.record(key, model, status, seconds, spent, side), kept.size)
+            kept = None
+        charge()
+        response.call_on_close(done)
+    return response
 
 
 class Exchange:
     """One exchange as the inspector keeps it: the request's body as its client sent it, and
     the answer's (a stream's bytes as they go, the first :data:`exchanges.MAX_PART` of them)."""
 
-    def __init__(self, asked, body, response: Response, streamed: bool) -> None:
+    def __init__(self, arrival: Arrival, body, response: Response, streamed: bool) -> None:
         """``body``: the request's JSON, as the view read it (:data:`call.UNREAD`: it did
         not, or could not)."""
-        self.api = asked.blueprint or ""
-        self.method, self.path = asked.method, asked.path
+        self.api = arrival.api
+        self.method, self.path = arrival.method, arrival.path
         self.at = time()
         self.body = body
-        self.read = asked.content_length or 0
+        self.read = arrival.length
         self.streamed = streamed
         self.answer = bytearray() if self.streamed else response.get_data()
         self.cut = False  # a stream went on past what is kept of it

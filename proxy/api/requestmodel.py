@@ -24,7 +24,8 @@ def request_model() -> Target:
     string, is a 400 in the client's shape."""
     call = this_call()
     if call.target is None:
-        asked = asked_model(read_json()) if request.method in BODIED else None
+        bodied = call.body is not UNREAD or request.method in BODIED  # a line has its body
+        asked = asked_model(read_json()) if bodied else None
         call.target = get_state().router.resolve(asked)
     return call.target
 

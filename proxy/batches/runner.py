@@ -1,5 +1,6 @@
 """Runs the batches' requests through the app itself, each as a live request of the batch's key
-would go: its grants, limits, budgets, fair turns, usage and the inspector all apply.
+would go, without HTTP (:mod:`proxy.api.inprocess`): its grants, limits, budgets, fair turns,
+usage and the inspector all apply.
 
 One thread per process does two jobs. It keeps the record of each batch it holds the lock of
 (:meth:`BatchStore.lock`; another process takes a batch over when this one dies), by its
@@ -29,9 +30,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Callable, Optional
 
-from werkzeug.test import Client
-
-from proxy.api.auth import BATCH_LINE, CHARGE_ID
+from proxy.api.inprocess import serve_in_process
 from proxy.batches.files import FileStore
 from proxy.batches.keeper import GONE_KEY, BatchKeeper
 from proxy.batches.queue import Claim
@@ -275,22 +274,18 @@ class BatchRunner:
             self._keep_answer(record, claim, None, {"code": "input_changed", "message": why})
             return
         once = hashlib.sha256(f"{record.id}\x1f{claim.custom_id}".encode()).hexdigest()[:32]
-        answer = Client(self.app).post(
-            record.endpoint,
-            json=asked.body,
-            environ_overrides={CHARGE_ID: "batch_" + once, BATCH_LINE: key},
-            buffered=True,
-        )  # closed, as a server closes it: concluded
-        body = answer.get_json(silent=True)
-        if answer.status_code in AGAIN:
+        answer = serve_in_process(self.app, key, record.endpoint, asked.body, len(text),
+                            "batch_" + once)  # fmt: skip
+        body = answer.body
+        if answer.status in AGAIN:
             why = (body or {}).get("error", {}).get("message", "") if isinstance(body, dict) else ""
             with self.outages.reaching(QUEUE):
-                self.queue.back(claim, why or f"HTTP {answer.status_code}")
+                self.queue.back(claim, why or f"HTTP {answer.status}")
             self._stopped.wait(LOOK_EVERY)
             return
         response = {
-            "status_code": answer.status_code,
-            "request_id": answer.headers.get("x-request-id") or "req_" + secrets.token_hex(12),
+            "status_code": answer.status,
+            "request_id": "req_" + secrets.token_hex(12),
             "body": body,
         }
         self._keep_answer(record, claim, response, None)

@@ -11,7 +11,7 @@ from proxy.access.gate import Access
 from proxy.access.journal import Journal
 from proxy.access.keyring import Keyring, KeySpec
 from proxy.access.spend import cost
-from proxy.api.auth import CHARGE_ID
+from proxy.api.inprocess import serve_in_process
 from proxy.app import create_app
 from proxy.config.price import Price
 from proxy.config.settings import Settings
@@ -195,19 +195,23 @@ def test_usage_per_key_and_model_for_the_admin(client):
 
 def test_an_answer_asked_again_under_its_charge_id_counts_once(client):
     """The proxy's own callers (a batch's request, asked again after a kill) name the charge;
-    a client cannot: the environ is not a header."""
+    a client cannot: no header names it."""
+    app = client.application
+    alice = app.extensions["proxy"].access.identify(b"sk-alice")
 
-    def ask(**environ):
+    def ask() -> None:
         with client.post(
             "/v1/chat/completions",
             json=CHAT,
             headers={**as_key("sk-alice"), "Oai-Proxy.Charge-Id": "same"},
-            environ_overrides=environ,
         ) as answer:
             answer.get_data()  # fmt: skip
 
-    ask(**{CHARGE_ID: "batch_line"})
-    ask(**{CHARGE_ID: "batch_line"})
+    for _ in range(2):
+        assert (
+            serve_in_process(app, alice, "/v1/chat/completions", CHAT, 0, "batch_line").status
+            == 200
+        )
     ask()
     ask()
     usage = client.get("/admin/usage", headers=as_key("admin")).json["usage"]
