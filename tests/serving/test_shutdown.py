@@ -21,7 +21,7 @@ from tests.processes import ProxyProcess
 
 pytestmark = pytest.mark.live
 
-GRACE = 2
+GRACE = 3
 
 
 def events(response: requests.Response, name: str, arrived: list) -> None:
@@ -95,7 +95,7 @@ def test_sigterm_lets_streams_finish_then_ends_the_rest_cleanly(tmp_path, how, s
                 ) as response:
                     events(response, name, arrived)
 
-            short = threading.Thread(target=stream, args=("short", 20))  # about 1 s
+            short = threading.Thread(target=stream, args=("short", 8))  # about 0.4 s
             long = threading.Thread(target=stream, args=("long", 400))  # about 20 s
             short.start()
             long.start()
