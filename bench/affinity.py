@@ -302,7 +302,8 @@ def fleet_layer_us(count: int) -> dict:
     """Microseconds the fleet adds to a request, in process: routing, defaults, placement."""
     from proxy.backends.base import Backend
     from proxy.config.catalog import Catalog, ModelSpec, UpstreamSpec
-    from proxy.core.types import Completion, GenerationRequest, Message, Usage
+    from proxy.core.answers import Completion, Usage
+    from proxy.core.types import GenerationRequest, Message
     from proxy.fleet.fleet import Fleet
     from proxy.fleet.health import Rotation
     from proxy.fleet.replica import Replica
