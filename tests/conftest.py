@@ -52,6 +52,7 @@ def make_client(backend, runtime, tmp_path):
         settings.setdefault("usage_db", str(tmp_path / "usage.sqlite3"))
         settings.setdefault("responses_db", str(tmp_path / "responses.sqlite3"))
         settings.setdefault("exchanges_db", str(tmp_path / "exchanges.sqlite3"))
+        settings.setdefault("files_dir", str(tmp_path / "files"))  # no batch of another test's
         apps.append(
             create_app(Settings.of(**settings), runtime, backend=fake or backend, pulls=pulls)
         )

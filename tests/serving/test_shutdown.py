@@ -21,7 +21,7 @@ from tests.processes import ProxyProcess
 
 pytestmark = pytest.mark.live
 
-GRACE = 3
+GRACE = 8  # seconds: far past what a stream meant to finish takes on a busy machine
 
 
 def events(response: requests.Response, name: str, arrived: list) -> None:
@@ -112,7 +112,7 @@ def test_sigterm_lets_streams_finish_then_ends_the_rest_cleanly(tmp_path, how, s
 
     short_events = [event for name, event in arrived if name == "short"]
     assert short_events[-1] == "[DONE]"
-    assert not any("error" in event for event in short_events[:-1])
+    assert not any("error" in event for event in short_events[:-1]), short_events[-3:]
     assert short_events[-2]["choices"][0]["finish_reason"] == "length"
     long_events = [event for name, event in arrived if name == "long"]
     assert long_events[-1] == "[DONE]"
