@@ -1,6 +1,7 @@
 """The one stream every answer is told in, whatever API the client speaks.
 
-The core (:mod:`proxy.core.generation`) turns what a backend generates into these events; each
+The core (:mod:`proxy.core.generation`) turns what a backend generates into these events, each
+choice's chunks through a :class:`ChoiceEvents` of its own; each
 dialect (:mod:`proxy.dialects`) renders them into its API's answers. A choice's events may
 begin with :class:`Passed` or :class:`PromptCounted` and end with :class:`UsageReport` and
 then :class:`Finish`; the choices of a request follow one another. :data:`WAITING` may come
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
-from proxy.core.answers import Usage
+from proxy.core.answers import Chunk, ToolCallPiece, Usage
 
 
 class Event:
@@ -199,3 +200,63 @@ class Waiting(Event):
 
 
 WAITING = Waiting()
+
+
+class ChoiceEvents:
+    """One choice's chunks as they become events: the prompt's count first, where its first
+    chunk tells it; its tool calls numbered from 0 as they begin, one open at a time; its
+    end, the call left open closed. Pure: what to write, never when."""
+
+    __slots__ = ("begun", "open", "counted", "prompt")
+
+    def __init__(self) -> None:
+        self.begun = 0  # the tool calls begun
+        self.open: Optional[int] = None  # the backend's index of the open call
+        self.counted = False  # its first chunk is read: a count after it is not told
+        self.prompt: Optional[int] = None  # the prompt's tokens, where its first chunk told them
+
+    def add(self, chunk: Chunk, out: list) -> bool:
+        """``chunk``'s events onto ``out``; whether it said anything (text, thoughts, calls)."""
+        if chunk.extras:
+            out.append(Extras(chunk.extras))
+        if not self.counted:
+            self.counted = True
+            if chunk.prompt_count is not None:
+                self.prompt = chunk.prompt_count
+                out.append(PromptCounted(chunk.prompt_count))
+        said = False
+        if chunk.reasoning:
+            out.append(ReasoningDelta(chunk.reasoning))
+            said = True
+        if chunk.text or chunk.logprobs:
+            out.append(TextDelta(chunk.text, chunk.logprobs))
+            said = True
+        if chunk.tool_calls:
+            for piece in chunk.tool_calls:
+                self._call(piece, out)
+            said = True
+        return said
+
+    def end(self, chunk: Chunk, usage: Usage, out: list) -> None:
+        """The choice's end as ``chunk`` tells it, having cost ``usage``, onto ``out``."""
+        self._close(out)
+        out.append(UsageReport(usage))
+        out.append(
+            Finish(
+                chunk.finish_reason, chunk.stop_sequence, chunk.truncated, chunk.prompt_token_ids
+            )
+        )
+
+    def _call(self, piece: ToolCallPiece, out: list) -> None:
+        if piece.name is not None:
+            self._close(out)
+            self.open = piece.index
+            out.append(ToolCallStart(self.begun, piece.id or "", piece.name))
+            self.begun += 1
+        if piece.arguments and piece.index == self.open:
+            out.append(ToolCallDelta(self.begun - 1, piece.arguments))
+
+    def _close(self, out: list) -> None:
+        if self.open is not None:
+            out.append(ToolCallEnd(self.begun - 1))
+            self.open = None

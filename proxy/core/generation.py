@@ -19,18 +19,7 @@ from typing import Iterator, Optional, Sequence
 
 from proxy.core.answers import Chunk, Completion, Served, Spent, Usage
 from proxy.core.errors import ProxyError
-from proxy.core.events import (
-    WAITING,
-    Extras,
-    Finish,
-    PromptCounted,
-    ReasoningDelta,
-    TextDelta,
-    ToolCallDelta,
-    ToolCallEnd,
-    ToolCallStart,
-    UsageReport,
-)
+from proxy.core.events import WAITING, ChoiceEvents
 from proxy.core.meanwhile import PATIENCE, Helpers, meanwhile
 from proxy.core.router import Generator
 from proxy.core.types import GenerationRequest, amended
@@ -121,11 +110,9 @@ def _in_reads(chunks: Iterator, measure: Optional[Measure], *, repeat: bool) -> 
     (:func:`_made`).
     """
     together: list = []
-    calls = _Calls()
+    told = ChoiceEvents()
     timed = False  # the first token's time is taken
-    counted = False  # the prompt's count is told
     served = None
-    prompt = None  # the prompt's tokens, where told
     made = 0  # the chunks that said something: a token each, at the least
     so_far = None  # the usage so far, where the server tells it with its tokens
     charged = False
@@ -144,48 +131,23 @@ def _in_reads(chunks: Iterator, measure: Optional[Measure], *, repeat: bool) -> 
                 elif type(chunk) is Spent:  # charged now; what follows is counted anew
                     usage = _prompt_once(chunk.usage, repeat and not parted)
                     _measure(measure, usage, chunk.served or served)
-                    parted, prompt, made, so_far = True, None, 0, None
+                    parted, made, so_far = True, 0, None
                     continue
                 together.append(chunk)
                 continue
-            if chunk.extras:
-                together.append(Extras(chunk.extras))
-            if not counted:
-                counted = True
-                if chunk.prompt_count is not None:
-                    prompt = chunk.prompt_count
-                    together.append(PromptCounted(chunk.prompt_count))
-                    if not _says_anything(chunk):
-                        yield together
-                        together = []
-                        continue
-            said = False
-            if chunk.reasoning:
-                together.append(ReasoningDelta(chunk.reasoning))
-                said = True
-            if chunk.text or chunk.logprobs:
-                together.append(TextDelta(chunk.text, chunk.logprobs))
-                said = True
-            if chunk.tool_calls:
-                for piece in chunk.tool_calls:
-                    calls.add(piece, together)
-                said = True
+            first = not told.counted
+            said = told.add(chunk, together)
+            if first and told.prompt is not None and not said and chunk.finish_reason is None:
+                yield together  # the prompt's count alone, at once
+                together = []
+                continue
             made += said
             if chunk.finish_reason is not None:
-                calls.end(together)
                 usage = _prompt_once(chunk.usage or Usage(), repeat)
                 charged = True
                 if not parted:  # an answer told in parts was charged its parts
                     _measure(measure, usage, served)
-                together += [
-                    UsageReport(usage),
-                    Finish(
-                        chunk.finish_reason,
-                        chunk.stop_sequence,
-                        chunk.truncated,
-                        chunk.prompt_token_ids,
-                    ),
-                ]
+                told.end(chunk, usage, together)
             elif chunk.usage is not None:
                 so_far = chunk.usage
             if together and not chunk.followed:
@@ -201,7 +163,7 @@ def _in_reads(chunks: Iterator, measure: Optional[Measure], *, repeat: bool) -> 
         raise
     finally:
         if not charged:
-            made_now = _made(prompt, made, so_far)
+            made_now = _made(None if parted else told.prompt, made, so_far)
             _measure(measure, _prompt_once(made_now, repeat and not parted), served)
         chunks.close()
 
@@ -213,39 +175,6 @@ def _made(prompt: Optional[int], made: int, so_far: Optional[Usage]) -> Usage:
     if so_far is not None:
         return Usage(so_far.prompt_tokens or prompt or 0, max(so_far.completion_tokens, made))
     return Usage(prompt or 0, made)
-
-
-class _Calls:
-    """The tool calls of one choice, numbered from 0 as they begin; one is open at a time."""
-
-    def __init__(self) -> None:
-        self.begun = 0
-        self.open: Optional[int] = None  # the backend's index of the open call
-
-    def add(self, piece, events: list) -> None:
-        if piece.name is not None:
-            self.end(events)
-            self.open = piece.index
-            events.append(ToolCallStart(self.begun, piece.id or "", piece.name))
-            self.begun += 1
-        if piece.arguments and piece.index == self.open:
-            events.append(ToolCallDelta(self.begun - 1, piece.arguments))
-
-    def end(self, events: list) -> None:
-        if self.open is not None:
-            events.append(ToolCallEnd(self.begun - 1))
-            self.open = None
-
-
-def _says_anything(chunk: Chunk) -> bool:
-    """Whether ``chunk`` holds more than a count: text, thoughts, calls or an end."""
-    return bool(
-        chunk.text
-        or chunk.reasoning
-        or chunk.tool_calls
-        or chunk.logprobs
-        or chunk.finish_reason is not None
-    )
 
 
 def _counted(completion: Completion, *, repeat: bool) -> Completion:
