@@ -244,6 +244,7 @@ class Exchange:
             "seconds": round(seconds, 6),
             "overhead_ms": round(spent.overhead * 1000, 3),
             "first_token_ms": None if first is None else round(first * 1000, 3),
+            "queued_ms": round(spent.queued * 1000, 3),
             "prompt_tokens": spent.prompt_tokens,
             "cached_tokens": spent.cached_tokens,
             "evaluated_tokens": max(spent.prompt_tokens - spent.cached_tokens, 0),

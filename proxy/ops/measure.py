@@ -17,17 +17,19 @@ PRICED = ("web_searches", "audio_prompt_tokens", "stored")
 
 
 class Measure:
-    """One request: seconds in the proxy and the part spent waiting, and the tokens it took
+    """One request: seconds in the proxy and the part spent waiting (in a queue for a slot,
+    among others), and the tokens it took
     of each model that answered some of it (``tokens``: a model's id, or ``""`` for the
     one asked for, to ``[prompt, completion, cached]`` and the :data:`PRICED` counts), and
     the service tier each was served at where its price names it (``tiers``)."""
 
-    __slots__ = ("began", "spent", "waited", "first_token", "tokens", "tiers", "_since")
+    __slots__ = ("began", "spent", "waited", "queued", "first_token", "tokens", "tiers", "_since")
 
     def __init__(self) -> None:
         self.began = self._since = perf_counter()
         self.spent = 0.0
         self.waited = 0.0
+        self.queued = 0.0  # of the waits, those in an upstream's queue for a slot
         self.first_token: Optional[float] = None  # seconds from the start to the first token
         self.tokens: dict = {}
         self.tiers: dict = {}
@@ -104,3 +106,15 @@ class waiting:
     def __exit__(self, *exc_info) -> None:
         if self.watch is not None:
             self.watch.waited += perf_counter() - self.began
+
+
+class queueing(waiting):
+    """A :class:`waiting` in an upstream's queue for a slot, counted as such too."""
+
+    __slots__ = ()
+
+    def __exit__(self, *exc_info) -> None:
+        if self.watch is not None:
+            waited = perf_counter() - self.began
+            self.watch.waited += waited
+            self.watch.queued += waited

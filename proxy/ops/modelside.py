@@ -8,7 +8,6 @@ they go. With capture off there is none to mark.
 
 from __future__ import annotations
 
-from time import perf_counter
 from typing import Callable, Optional
 
 PROXY = "proxy"  # the proxy rendered the prompt from the model's template
@@ -31,7 +30,6 @@ class ModelSide:
         "prompt_by",
         "render",
         "raw",
-        "queued",
         "runs",
     )
 
@@ -45,7 +43,6 @@ class ModelSide:
         self.prompt_by: Optional[str] = None  # PROXY or SERVER
         self.render: Optional[Callable[[], str]] = None  # the server's rendering, asked later
         self.raw: Optional[list] = None  # the generated text's pieces, before parsing
-        self.queued = 0.0  # seconds spent in the proxy's queue for a slot
         self.runs: list = []  # the hosted tools the gateway ran for the model, in order
 
     def sent(self, route: str, body: dict) -> None:
@@ -104,23 +101,5 @@ class ModelSide:
             "prompt": prompt,
             "prompt_by": self.prompt_by,
             "raw": None if self.raw is None else "".join(self.raw),
-            "queued_ms": round(self.queued * 1000, 3),
             "tool_runs": self.runs,
         }
-
-
-class queueing:
-    """Count the ``with`` block as ``side``'s time in the queue for a slot (``None``: no
-    side is kept)."""
-
-    __slots__ = ("side", "began")
-
-    def __init__(self, side: Optional[ModelSide]) -> None:
-        self.side = side
-
-    def __enter__(self) -> None:
-        self.began = perf_counter()
-
-    def __exit__(self, *exc_info) -> None:
-        if self.side is not None:
-            self.side.queued += perf_counter() - self.began

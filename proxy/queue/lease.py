@@ -11,8 +11,7 @@ from typing import Optional, Protocol
 from proxy.core.caller import Caller
 from proxy.core.errors import SlotUnavailableError
 from proxy.core.party import Party
-from proxy.ops.measure import waiting
-from proxy.ops.modelside import queueing
+from proxy.ops.measure import queueing
 
 
 class Admits(Protocol):
@@ -90,7 +89,7 @@ class Lease:
     def __enter__(self) -> Ticket:
         # a queue for the upstream's slots: not the proxy's own time
         caller = self.caller
-        with waiting(caller.measure), queueing(caller.side):
+        with queueing(caller.measure):
             self.ticket = self.admission.wait(caller, self.ticket)
         return self.ticket
 

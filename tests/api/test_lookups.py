@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from proxy.api.state import get_state
 from proxy.config.catalog import Catalog
 
 HI = [{"role": "user", "content": "hi"}]
@@ -28,9 +29,17 @@ def test_one_request_looks_its_model_up_once(make_client, tmp_path, monkeypatch,
         '[[keys]]\nname = "team"\nkey = "sk-team"\nmodels = ["default"]\ntokens_per_day = 9999\n'
     )
     client = make_client(keys=str(keys), metrics="on")
+    with client.application.app_context():
+        ours = get_state().router.catalog  # another test's app may look up meanwhile
     found = []
     real = Catalog.find
-    monkeypatch.setattr(Catalog, "find", lambda self, name: found.append(name) or real(self, name))
+
+    def find(self, name):
+        if self is ours:
+            found.append(name)
+        return real(self, name)
+
+    monkeypatch.setattr(Catalog, "find", find)
     body = dict(ASKED[path])
     if path != "/v1/embeddings":
         body["stream"] = stream
