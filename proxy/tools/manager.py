@@ -16,7 +16,7 @@ import asyncio
 import atexit
 import logging
 import time
-from typing import Any, Callable, Mapping, Optional, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Protocol, Sequence
 
 from proxy.config.catalog import McpServerSpec
 from proxy.core.errors import (
@@ -27,7 +27,9 @@ from proxy.core.errors import (
 )
 from proxy.tools.loop import EventLoopThread
 from proxy.tools.results import ToolResult
-from proxy.tools.session import ServerSession
+
+if TYPE_CHECKING:  # the MCP client is loaded with the first session: half a second a start
+    from proxy.tools.session import ServerSession
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +149,7 @@ class ToolServers:
     async def _call(self, spec: McpServerSpec, tool: str, arguments: Any, bound: float, key: str):
         return await (await self._ensure_session(spec, key)).call(tool, arguments, bound)
 
-    async def _ensure_session(self, spec: McpServerSpec, key: str) -> ServerSession:
+    async def _ensure_session(self, spec: McpServerSpec, key: str) -> "ServerSession":
         """The session of ``spec`` the key whose owner is ``key`` uses (every key's, for a
         shared server), made if there is none; one declared otherwise before is stopped
         first, and the reaper started."""
@@ -161,6 +163,8 @@ class ToolServers:
             await session.stop()
             session = None
         if session is None:
+            from proxy.tools.session import ServerSession
+
             await self._make_room(spec)
             session = self._sessions[whose] = ServerSession(spec, self._environ, self._log_folder)
         session.last_used = time.monotonic()  # the least recently used is stopped first
