@@ -25,6 +25,7 @@ DETECT_TIMEOUT = 5.0
 # words only a template that writes earlier calls back in its family's syntax puts in a
 # prompt: the probe call's argument
 CALL_WORDS = "oai-proxy probe value"
+PLAIN_CHAT = {"messages": [{"role": "user", "content": "x"}]}
 
 
 @dataclass(frozen=True)
@@ -112,14 +113,16 @@ class Detector:
         return facts, _total_slots(props)
 
     def _chat_layer(self) -> Optional[ChatLayer]:
-        """The server's own chat layer, if it renders chats with tools (llama-server with its
-        Jinja templates on), and whether its template has tool syntax: the prompt it renders
+        """The server's own chat layer, if it renders chats (llama-server, with its Jinja
+        templates on or not), and whether its template has tool syntax: the prompt it renders
         for a chat with an earlier call has the call's argument in it (llama.cpp learns a
         family's call syntax from how its template writes calls, and only then forces and
         reads them)."""
         prompt = self._render(tool_chat(callids.template_id(callids.LONG_ID)))
         if prompt is None:
-            return None
+            # without its Jinja templates (``--no-jinja``) llama-server still renders chats,
+            # by the templates it has built in, but never one with tools
+            return ChatLayer(tools=False) if self._render(PLAIN_CHAT) is not None else None
         return ChatLayer(
             tools=CALL_WORDS in prompt, short_ids=self._render(tool_chat(callids.LONG_ID)) is None
         )
