@@ -60,6 +60,9 @@ class ProxyError(Exception):
     # what the parts of the answer made before it failed spent (a tool loop's finished
     # turns, :class:`~proxy.core.answers.Spent`): charged all the same
     spent: tuple = ()
+    # the engine's own fields beside its error (llama-server's ``n_ctx``), written where the
+    # client's API has room for them, as an answer's extras are
+    extras: dict = {}
 
     def __init__(
         self,
@@ -108,10 +111,17 @@ class ContextLengthError(InvalidRequestError):
     code = "context_length_exceeded"
 
     def __init__(
-        self, prompt_tokens: Optional[int], limit: Optional[int], *, at_least: bool = False
+        self,
+        prompt_tokens: Optional[int],
+        limit: Optional[int],
+        *,
+        at_least: bool = False,
+        engine: bool = False,
     ) -> None:
         """``at_least``: ``prompt_tokens`` is a bound the prompt is known to exceed, found
-        without tokenizing it; ``None``: a count the upstream did not tell."""
+        without tokenizing it; ``None``: a count the upstream did not tell. ``engine``:
+        llama-server told it in its own words, which its clients read beside OpenAI's code
+        (its ``exceed_context_size_error``, with ``n_prompt_tokens`` and ``n_ctx``)."""
         counted = f"at least {prompt_tokens}" if at_least else str(prompt_tokens)
         context = (
             f"This model's maximum context length is {limit} tokens. However, "
@@ -128,6 +138,9 @@ class ContextLengthError(InvalidRequestError):
         )
         self.prompt_tokens = prompt_tokens
         self.limit = limit
+        if engine:
+            self.type = "exceed_context_size_error"
+            self.extras = {"n_prompt_tokens": prompt_tokens, "n_ctx": limit}
 
 
 class AuthenticationError(ProxyError):

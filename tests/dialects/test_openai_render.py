@@ -300,3 +300,13 @@ def test_a_prompt_too_long_is_told_as_openai_tells_it():
             "code": "context_length_exceeded",
         }
     }
+
+
+def test_a_prompt_too_long_for_llama_server_keeps_its_words_beside_openais_code():
+    body = openai.error_body(ContextLengthError(5000, 4096, engine=True))
+    assert {name: body["error"][name] for name in ("type", "code", "n_prompt_tokens", "n_ctx")} == {
+        "type": "exceed_context_size_error",
+        "code": "context_length_exceeded",
+        "n_prompt_tokens": 5000,
+        "n_ctx": 4096,
+    }

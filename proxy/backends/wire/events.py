@@ -129,7 +129,7 @@ def stream_error(body: object, upstream: str) -> Exception:
         and is_count(error.get("n_prompt_tokens"))
         and is_count(error.get("n_ctx"))
     ):
-        return ContextLengthError(error["n_prompt_tokens"], error["n_ctx"])
+        return ContextLengthError(error["n_prompt_tokens"], error["n_ctx"], engine=True)
     told = too_long(message)  # in the words of the engine that wrote it
     if told is not None:
         return ContextLengthError(told.prompt, told.limit)

@@ -113,13 +113,14 @@ def model_list(models) -> dict:
 
 
 def error_body(error: ProxyError) -> dict:
-    """OpenAI's error shape."""
+    """OpenAI's error shape, with the engine's own fields where it told any."""
     return {
         "error": {
             "message": error.message,
             "type": error.type,
             "param": error.param,
             "code": error.code,
+            **error.extras,
         }
     }
 
