@@ -2,7 +2,8 @@
 # Build (once) and cache the native wheels the test suite needs: llama-cpp-python with its
 # llama-server binary, and chatglm-cpp; and keep the model families' chat templates that
 # llama-cpp-python's sources carry (llama.cpp's models/templates), which the e2e tests give
-# their tiny models. A second run on the same machine reuses the cache.
+# their tiny models, and llama.cpp's own server tests (tools/server/tests), the conformance
+# tier's suite. A second run on the same machine reuses the cache.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,8 +19,10 @@ mkdir -p "$WHEELS"
 have_wheel() { compgen -G "$WHEELS/$1-$2-*.whl" >/dev/null; }
 
 TEMPLATES="${OAI_PROXY_TEMPLATES:-$WHEELS/llama.cpp-templates}"
+SUITE="$WHEELS/llama.cpp-server-tests"
 if ! have_wheel llama_cpp_python "$LLAMA_CPP_PYTHON_VERSION" \
-    || ! [ -f "$TEMPLATES/$LLAMA_CPP_PYTHON_VERSION" ]; then
+    || ! [ -f "$TEMPLATES/$LLAMA_CPP_PYTHON_VERSION" ] \
+    || ! [ -f "$SUITE/$LLAMA_CPP_PYTHON_VERSION" ]; then
   sources=$(mktemp -d)
   "$PYTHON" -m pip download --quiet --no-deps --no-binary :all: -d "$sources" \
     "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION"
@@ -40,6 +43,10 @@ if ! have_wheel llama_cpp_python "$LLAMA_CPP_PYTHON_VERSION" \
   tar -xzf "$sdist" -C "$TEMPLATES" --strip-components=5 --wildcards \
     "llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION/vendor/llama.cpp/models/templates/*.jinja"
   touch "$TEMPLATES/$LLAMA_CPP_PYTHON_VERSION"  # which sources they came from
+  rm -rf "$SUITE" && mkdir -p "$SUITE"
+  tar -xzf "$sdist" -C "$SUITE" --strip-components=6 \
+    "llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION/vendor/llama.cpp/tools/server/tests"
+  touch "$SUITE/$LLAMA_CPP_PYTHON_VERSION"
   rm -rf "$sources"
 fi
 
