@@ -179,6 +179,8 @@ def test_bad_thinking_controls_are_a_400_naming_the_field(fields, param):
         pytest.param({"max_tokens": 16, "max_completion_tokens": None}, 16, id="null-falls-back"),
         pytest.param({"max_tokens": 8.0}, 8, id="integral-float"),
         pytest.param({"max_tokens": None}, None, id="null"),
+        pytest.param({"n_predict": 24}, 24, id="llama-servers-n_predict"),
+        pytest.param({"n_predict": None, "max_tokens": 16}, 16, id="null-n_predict"),
     ],
 )
 def test_max_tokens(fields, expected):
@@ -635,6 +637,8 @@ CHAT_ERRORS = [
     bad({"max_tokens": True}, "max_tokens", id="max_tokens-bool"),
     bad({"max_tokens": 1.5}, "max_tokens", id="max_tokens-fraction"),
     bad({"max_completion_tokens": 0}, "max_completion_tokens", id="max_completion_tokens-0"),
+    bad({"n_predict": -1}, "n_predict", id="n_predict-unbounded"),
+    bad({"n_predict": 8, "max_tokens": 8}, "n_predict", id="n_predict-and-max_tokens"),
     bad({"n": 0}, "n", id="n-0"),
     bad({"n": MAX_CHOICES + 1}, "n", id="n-too-big"),
     bad({"n": "2"}, "n", id="n-string"),

@@ -32,6 +32,7 @@ READ = frozenset(
         "stream_options",
         "max_tokens",
         "max_completion_tokens",
+        "n_predict",
         "stop",
         *SAMPLING_RULES,
         "logit_bias",
@@ -81,6 +82,10 @@ def generation_request(
     max_tokens = fields.integer("max_completion_tokens", 1)
     if max_tokens is None:
         max_tokens = fields.integer("max_tokens", 1)
+    if fields.body.get("n_predict") is not None:  # llama-server's word for it, as it reads it
+        if max_tokens is not None:
+            raise fields.fail("n_predict", "and max_tokens say the same: send one of them")
+        max_tokens = fields.integer("n_predict", 1)
     response_format = _response_format(fields, limits)
     return GenerationRequest(
         model=fields.string("model") or None,
