@@ -40,7 +40,9 @@ def create_embedding() -> Response:
         for item in wanted.inputs
     ]
     result = embed_texts(texts, wanted.model)
-    return jsonify(embeddings.render(result, answer_name(), wanted.encoding_format))
+    return jsonify(
+        embeddings.render(result, answer_name(), wanted.encoding_format, wanted.dimensions)
+    )
 
 
 @bp.post("/v1/tokenize")

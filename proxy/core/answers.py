@@ -4,6 +4,7 @@ and the model cards, rankings and health the other routes give."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
@@ -195,6 +196,20 @@ class Embeddings:
 
     vectors: tuple
     prompt_tokens: int
+
+    def unit(self, dimensions: Optional[int] = None) -> "Embeddings":
+        """Each vector cut to its first ``dimensions`` (all, where ``None``) and scaled to
+        unit length: what a client asking for fewer dimensions gets (OpenAI's and Ollama's
+        ``dimensions``), as a model trained for them is cut."""
+        return Embeddings(
+            tuple(_unit(vector[:dimensions] if dimensions else vector) for vector in self.vectors),
+            self.prompt_tokens,
+        )
+
+
+def _unit(vector) -> tuple:
+    norm = math.sqrt(sum(x * x for x in vector))
+    return tuple(x / norm for x in vector) if norm else tuple(vector)
 
 
 @dataclass(frozen=True)

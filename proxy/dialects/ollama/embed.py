@@ -4,7 +4,6 @@ the server gives it), both ways."""
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -55,10 +54,7 @@ def parse_embeddings(body: Any) -> EmbedRequest:
 
 
 def render_embed(wanted: EmbedRequest, result: Embeddings) -> dict:
-    vectors = [
-        _unit(vector[: wanted.dimensions] if wanted.dimensions else vector)
-        for vector in result.vectors
-    ]
+    vectors = [list(vector) for vector in result.unit(wanted.dimensions).vectors]
     return {
         "model": wanted.name,
         "embeddings": vectors,
@@ -70,8 +66,3 @@ def render_embed(wanted: EmbedRequest, result: Embeddings) -> dict:
 
 def render_embeddings(result: Embeddings) -> dict:
     return {"embedding": list(result.vectors[0])}
-
-
-def _unit(vector) -> list:
-    norm = math.sqrt(sum(x * x for x in vector))
-    return [x / norm for x in vector] if norm else list(vector)

@@ -13,17 +13,24 @@ from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 from proxy.core.answers import Embeddings
+from proxy.core.errors import InvalidRequestError
 from proxy.core.fields import Fields
 from proxy.dialects.dialect import Limits
+
+# the fields of OpenAI's embeddings the proxy reads (``user`` names the client's end user, for
+# the provider's own monitoring: nothing to do)
+READ = frozenset({"input", "model", "encoding_format", "dimensions", "user"})
 
 
 @dataclass(frozen=True)
 class EmbeddingRequest:
-    """Texts (or token-id lists) to embed, and how to encode the vectors."""
+    """Texts (or token-id lists) to embed, how many dimensions of each vector to give back
+    (``None``: all) and how to encode them."""
 
     inputs: tuple
     model: Optional[str]
     encoding_format: str
+    dimensions: Optional[int] = None
 
 
 def parse(body: Any, limits: Limits) -> EmbeddingRequest:
@@ -47,7 +54,12 @@ def parse(body: Any, limits: Limits) -> EmbeddingRequest:
     encoding = fields.string("encoding_format") or "float"
     if encoding not in ("float", "base64"):
         raise fields.fail("encoding_format", "must be float or base64")
-    return EmbeddingRequest(tuple(inputs), fields.string("model") or None, encoding)
+    for name, value in fields.body.items():
+        if name not in READ and value is not None:
+            raise fields.fail(name, "is not a field of OpenAI's embeddings the proxy serves")
+    return EmbeddingRequest(
+        tuple(inputs), fields.string("model") or None, encoding, fields.integer("dimensions", 1)
+    )
 
 
 def is_token_list(value: Any) -> bool:
@@ -58,8 +70,19 @@ def is_token_list(value: Any) -> bool:
     )
 
 
-def render(result: Embeddings, model: str, encoding_format: str = "float") -> dict:
-    """The OpenAI embeddings body; base64 is little-endian float32, as the SDK decodes it."""
+def render(
+    result: Embeddings, model: str, encoding_format: str = "float", dimensions: Optional[int] = None
+) -> dict:
+    """The OpenAI embeddings body, each vector cut to ``dimensions`` where asked (an
+    ``InvalidRequestError`` naming it when the model's are fewer); base64 is little-endian
+    float32, as the SDK decodes it."""
+    if dimensions is not None:
+        widest = min((len(vector) for vector in result.vectors), default=dimensions)
+        if dimensions > widest:
+            raise InvalidRequestError(
+                f"'dimensions' must be at most {widest} for this model", param="dimensions"
+            )
+        result = result.unit(dimensions)
 
     def encode(vector: Sequence[float]):
         if encoding_format == "base64":
