@@ -4,13 +4,14 @@ from the pinned llama-server with tiny models in place of those it downloads, ei
 directly or with the proxy in front, on the port the test asked for.
 
 The suite starts its server through ``utils.ServerProcess.start``; this plugin keeps that
-method (every flag the test set reaches the server as the suite writes it) and changes three
+method (every flag the test set reaches the server as the suite writes it) and changes four
 things: the models the suite names by their hub repository are the tiny ones written here
-(:data:`SUBSTITUTES`), nothing is downloaded ahead (``ServerPreset.load_all``), and, through
-the proxy, the server listens on another port while the proxy takes the test's, told the
-server's API key where the test set one. ``OAI_PROXY_CONFORMANCE`` says which (``direct`` or
-``proxy``), ``OAI_PROXY_CONFORMANCE_MODELS`` where the tiny models are
-(:func:`write_substitutes` writes them).
+(:data:`SUBSTITUTES`), nothing is downloaded ahead (``ServerPreset.load_all``), a server
+given no ``--threads`` takes one, and, through the proxy, the server listens on another port
+while the proxy takes the test's, told the server's API key where the test set one.
+``OAI_PROXY_CONFORMANCE`` says which (``direct`` or ``proxy``),
+``OAI_PROXY_CONFORMANCE_MODELS`` where the tiny models are (:func:`write_substitutes`
+writes them).
 """
 
 from __future__ import annotations
@@ -144,6 +145,8 @@ def pytest_configure(config) -> None:
     start, stop = utils.ServerProcess.start, utils.ServerProcess.stop
 
     def started(server, timeout_seconds: int = utils.DEFAULT_HTTP_TIMEOUT) -> None:
+        if server.n_threads is None:  # one core of CI's two: the other tests run beside it
+            server.n_threads = 1
         if not through:
             return start(server, timeout_seconds)
         outer = server.server_port
