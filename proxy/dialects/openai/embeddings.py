@@ -51,15 +51,15 @@ def parse(body: Any, limits: Limits) -> EmbeddingRequest:
         raise fields.fail("input", f"may hold at most {limits.max_batch} items, got {len(inputs)}")
     if any(not item for item in inputs):
         raise fields.fail("input", "must not contain empty items")
+    model = fields.string("model") or None
     encoding = fields.string("encoding_format") or "float"
     if encoding not in ("float", "base64"):
         raise fields.fail("encoding_format", "must be float or base64")
-    for name, value in fields.body.items():
+    dimensions = fields.integer("dimensions", 1)
+    for name, value in fields.body.items():  # once those read are known good
         if name not in READ and value is not None:
             raise fields.fail(name, "is not a field of OpenAI's embeddings the proxy serves")
-    return EmbeddingRequest(
-        tuple(inputs), fields.string("model") or None, encoding, fields.integer("dimensions", 1)
-    )
+    return EmbeddingRequest(tuple(inputs), model, encoding, dimensions)
 
 
 def is_token_list(value: Any) -> bool:
