@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from flask import Blueprint, Response, jsonify
 
+from proxy.api import native
 from proxy.api.body import read_json
 from proxy.api.requestmodel import answer_name
 from proxy.api.serve import asked, caller, embed_texts, serve
@@ -30,7 +31,11 @@ def chat_stream() -> Response:
 
 @bp.post("/tokenize")
 def tokenize() -> Response:
+    """GLM's body names a ``prompt``; llama.cpp's own, a ``content``, goes to the model's
+    server.cpp."""
     body = read_json()
+    if isinstance(body, dict) and "content" in body and "prompt" not in body:
+        return native.passed("/tokenize", body)
     text, max_length = glm.parse_tokenize(body)
     return jsonify(
         glm.render_tokens(

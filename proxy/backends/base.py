@@ -55,6 +55,15 @@ class Backend:
         """Turn token ids back into text."""
         raise NotImplementedByBackendError(f"the {self.name} backend cannot detokenize")
 
+    def ask_native(self, path: str, body: Optional[dict] = None) -> tuple:
+        """``(status, JSON)``: the model's server's own answer at ``path`` of llama.cpp's API
+        (a GET where ``body`` is ``None``), for a route that is not a generation."""
+        raise InvalidRequestError(
+            f"{path} is llama.cpp's own API, served only for models on a llama.cpp or "
+            f"PowerInfer server; this model is on the {self.name} backend",
+            param="model",
+        )
+
     def embed(
         self, inputs: Sequence[str], model: Optional[str] = None, caller: Caller = NOBODY
     ) -> Embeddings:

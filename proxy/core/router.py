@@ -83,6 +83,12 @@ class Router(Generator, Protocol):
     ) -> str:
         """Token ids back into text."""
 
+    def ask_native(
+        self, path: str, body: Optional[dict], model: Optional[str], caller: Caller = NOBODY
+    ) -> tuple:
+        """``(status, JSON)``: the model's server.cpp's own answer at ``path`` (a GET where
+        ``body`` is ``None``); a model on another engine refuses by name."""
+
     def embed(
         self, inputs: Sequence[str], model: Optional[str] = None, caller: Caller = NOBODY
     ) -> Embeddings:

@@ -191,6 +191,11 @@ class Fleet:
     ) -> str:
         return self._any_replica(model, lambda backend: backend.detokenize(tokens), caller)
 
+    def ask_native(
+        self, path: str, body: Optional[dict], model: Optional[str], caller: Caller = NOBODY
+    ) -> tuple:
+        return self._any_replica(model, lambda backend: backend.ask_native(path, body), caller)
+
     def embed(
         self, inputs: Sequence[str], model: Optional[str] = None, caller: Caller = NOBODY
     ) -> Embeddings:

@@ -8,7 +8,8 @@ chat, any other server (PowerInfer's, llama.cpp's of 2023, a llama-server withou
 and any template the operator names, gets a prompt the proxy renders
 (:mod:`proxy.backends.servercpp.prompting`) on ``POST /completion`` (:mod:`.completionroute`),
 and the proxy reads the calls and thoughts back itself. Raw prompts always go to
-``/completion``. This module only checks a request, picks its route and answers what is
+``/completion``, and so does a client's own ``/completion`` body, as it came
+(:mod:`.nativeroute`). This module only checks a request, picks its route and answers what is
 not a generation (tokens, embeddings, ranking, health).
 """
 
@@ -24,13 +25,14 @@ from proxy.backends.servercpp.detect import DETECT_TIMEOUT, ServerFacts
 from proxy.backends.servercpp.embedding import TokenClient
 from proxy.backends.servercpp.kinds import CHAT_LAYER, INFILL, route
 from proxy.backends.servercpp.known import KnownServer
+from proxy.backends.servercpp.nativeroute import API, NativeRoute
 from proxy.backends.servercpp.prompting import TemplateChoice
 from proxy.backends.wire import ranking
 from proxy.backends.wire.client import UpstreamClient
 from proxy.core import images
 from proxy.core.answers import Chunk, Completion, Embeddings, Health, ModelCard, ModelInfo, Ranking
 from proxy.core.caller import NOBODY, Caller
-from proxy.core.errors import InvalidRequestError, UpstreamUnavailableError
+from proxy.core.errors import InvalidRequestError, UpstreamError, UpstreamUnavailableError
 from proxy.core.types import GenerationRequest
 from proxy.queue.admission import Admission
 
@@ -65,11 +67,14 @@ class ServerCppBackend(Backend):
         self.server = KnownServer(client, self.tokens, templates, admission, reasoning)
         self.chat = ChatRoute(self.server)
         self.completion = CompletionRoute(self.server)
+        self.native = NativeRoute(self.server)
 
     # -- generation: checked here, sent by its route ------------------------------------
 
     def complete(self, request: GenerationRequest) -> Completion:
         with self.client.blamed():
+            if request.clients_own(API) is not None:
+                return self.native.complete(request)
             facts = self._checked(request)
             return self._route(request, facts).complete(request, facts)
 
@@ -77,6 +82,8 @@ class ServerCppBackend(Backend):
         """The route's stream itself, checked before it is returned: no generator of the
         backend's own under every token."""
         with self.client.blamed():
+            if request.clients_own(API) is not None:
+                return self.native.stream(request)
             facts = self._checked(request)
             return self._route(request, facts).stream(request, facts)
 
@@ -135,6 +142,21 @@ class ServerCppBackend(Backend):
     def detokenize(self, tokens: Sequence[int], model: Optional[str] = None) -> str:
         with self.client.blamed():
             return self.tokens.detokenize(tokens)
+
+    def ask_native(self, path: str, body: Optional[dict] = None) -> tuple:
+        """The server's refusals pass as it wrote them (a route it has switched off is its
+        501); its failures are the proxy's errors, which name no server."""
+        client = self.client
+        with client.blamed():
+            reply = client.get(path) if body is None else client.post(path, body)
+            if reply.status_code >= 500 and reply.status_code != 501:
+                client.raise_for_status(reply)
+            try:
+                return reply.status_code, reply.json()
+            except ValueError:
+                raise UpstreamError(
+                    f"{client.label} answered {path} with something not JSON"
+                ) from None
 
     def embed(
         self, inputs: Sequence[str], model: Optional[str] = None, caller: Caller = NOBODY
