@@ -36,7 +36,10 @@ def create_embedding() -> Response:
     state = get_state()
     wanted = embeddings.parse(read_json(), state.limits)
     texts = [
-        item if isinstance(item, str) else state.router.detokenize(item, wanted.model, caller())
+        "".join(
+            run if isinstance(run, str) else state.router.detokenize(run, wanted.model, caller())
+            for run in embeddings.runs(item)
+        )
         for item in wanted.inputs
     ]
     result = embed_texts(texts, wanted.model)

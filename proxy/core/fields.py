@@ -26,6 +26,9 @@ NO_SAMPLING = Sampling()
 IN_TEXT = "this gateway answers in text and does not carry audio answers back"
 
 
+LONGEST_NAME = 64  # characters of a field's name an error repeats
+
+
 class Fields:
     """Typed access to a JSON object's fields; a wrong type or range is a 400 naming it."""
 
@@ -111,6 +114,11 @@ class Fields:
         if not isinstance(value, list):
             raise self.fail(name, "must be a list")
         return [Fields(item, f"{self.prefix}{name}[{i}].") for i, item in enumerate(value)]
+
+
+def shown_name(name: str) -> str:
+    """A field's name as an error repeats it: a long one cut, the empty one quoted."""
+    return (name if len(name) <= LONGEST_NAME else name[:LONGEST_NAME] + "…") or '""'
 
 
 def asked_model(body: Any) -> Optional[str]:
@@ -335,10 +343,18 @@ def response_format(
 
 def check_schema(fields: Fields, name: str, schema: dict, most: int) -> None:
     """A schema the ``jsonschema`` package itself rejects is the client's mistake; so is one
-    of more than ``most`` bytes of JSON (found first: checking it takes time as it grows)."""
+    of more than ``most`` bytes of JSON (found first: checking it takes time as it grows).
+    One that names no draft is read by the newest, or else by draft 7, whose ``items`` may
+    be a list, as llama.cpp's grammars read it."""
     sized_schema(fields, name, schema, most)
     try:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
+        validator = jsonschema.validators.validator_for(schema)
+        try:
+            validator.check_schema(schema)
+        except jsonschema.SchemaError:
+            if "$schema" in schema:
+                raise
+            jsonschema.Draft7Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
         where = "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in exc.path)
         raise fields.fail(

@@ -88,6 +88,24 @@ def test_a_large_schema_is_refused_before_jsonschema_reads_it(monkeypatch):
 
 
 @pytest.mark.parametrize(
+    ("schema", "valid"),
+    [
+        ({"type": "array", "items": {"type": "integer"}}, True),
+        ({"type": "array", "items": [{"type": "integer"}]}, True),  # draft 7's tuple
+        ({"$schema": "https://json-schema.org/draft/2020-12/schema", "items": [{}]}, False),
+        ({"type": 5}, False),
+    ],
+    ids=["newest", "tuple-items", "tuple-items-in-2020-12", "not-a-schema"],
+)
+def test_a_schema_is_read_by_the_newest_draft_or_draft_7(schema, valid):
+    fields = Fields({"format": schema})
+    if valid:
+        check_schema(fields, "format", schema, SIZE)
+    else:
+        assert refused(check_schema, fields, "format", schema, SIZE).param == "format"
+
+
+@pytest.mark.parametrize(
     ("tools", "most", "schema_size", "param"),
     [
         ([tool("a"), tool("b"), tool("c")], 2, SIZE, "tools"),

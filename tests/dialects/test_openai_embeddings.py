@@ -54,3 +54,69 @@ def test_more_dimensions_than_the_model_has_are_refused_by_name():
     with pytest.raises(InvalidRequestError) as refused:
         embeddings.render(RESULT, "m", dimensions=4)
     assert (refused.value.param, "at most 3" in refused.value.message) == ("dimensions", True)
+
+
+TEXT = {"content": [{"type": "text", "text": "hello "}, {"type": "text", "text": "world"}]}
+
+
+@pytest.mark.parametrize(
+    "given, prompts",
+    [
+        ("", [""]),
+        ("hi", ["hi"]),
+        ([12, 34], [[12, 34]]),
+        ([12, "hi", 34], [[12, "hi", 34]]),
+        (["a", "b"], ["a", "b"]),
+        (["a", [12, 34]], ["a", [12, 34]]),
+        ([[12], [12, "x", 34]], [[12], [12, "x", 34]]),
+        ({"prompt_string": "hi"}, ["hi"]),
+        (TEXT, ["hello world"]),
+        (["a", {"prompt_string": "b"}, TEXT], ["a", "b", "hello world"]),
+    ],
+    ids=[
+        "empty-text",
+        "text",
+        "ids",
+        "ids-among-texts",
+        "texts",
+        "text-and-ids",
+        "lists",
+        "prompt-string",
+        "content-parts",
+        "objects-among-texts",
+    ],
+)
+def test_the_prompts_as_llama_server_reads_them(given, prompts):
+    assert list(embeddings.parse({"input": given}, Limits()).inputs) == prompts
+
+
+@pytest.mark.parametrize(
+    "given, param",
+    [
+        ([], "input"),
+        ({"content": "hi"}, "input.content"),
+        ({"content": [{"type": "unknown"}]}, "input.content[0].type"),
+        ({"content": [{"type": "image_url", "image_url": {"url": "x"}}]}, "input.content[0].type"),
+        ({"prompt_string": "a", "multimodal_data": ["x"]}, "input.multimodal_data"),
+        (["a", 3.5], "input[1]"),
+        ([True], "input[0]"),
+    ],
+    ids=["none", "content-text", "unknown-part", "image", "multimodal", "number", "boolean"],
+)
+def test_a_prompt_not_served_is_refused_by_its_place(given, param):
+    with pytest.raises(InvalidRequestError) as refused:
+        embeddings.parse({"input": given}, Limits())
+    assert refused.value.param == param
+
+
+@pytest.mark.parametrize(
+    "prompt, runs",
+    [
+        ("hi", ["hi"]),
+        ([1, 2], [[1, 2]]),
+        ([1, "a", 2, 3, "b"], [[1], "a", [2, 3], "b"]),
+        (["a", "b"], ["a", "b"]),
+    ],
+)
+def test_a_prompt_is_texts_and_runs_of_ids(prompt, runs):
+    assert embeddings.runs(prompt) == runs

@@ -13,14 +13,18 @@ answer as every reranking server's (:mod:`proxy.backends.wire.ranking`).
 from __future__ import annotations
 
 import codecs
-import math
 from itertools import pairwise
 from typing import Iterable, Optional, Sequence
 
 from proxy.backends.wire.client import UpstreamClient
 from proxy.core.answers import Embeddings
 from proxy.core.caller import NOBODY, Caller
-from proxy.core.errors import NotImplementedByBackendError, SlotUnavailableError, UpstreamError
+from proxy.core.errors import (
+    InvalidRequestError,
+    NotImplementedByBackendError,
+    SlotUnavailableError,
+    UpstreamError,
+)
 from proxy.queue.admission import Admission
 
 
@@ -119,7 +123,13 @@ class TokenClient:
             )
         vector = body.get("embedding") if isinstance(body, dict) else None
         if isinstance(vector, list) and vector and isinstance(vector[0], list):
-            vector = _normalized(_mean(vector)) if len(vector) > 1 else vector[0]
+            if len(vector) > 1:  # as llama-server's own /v1/embeddings refuses it
+                raise InvalidRequestError(
+                    "the model's server gives a vector per token (--pooling none), which "
+                    "embeddings have no place for; start it with --pooling mean, cls or last",
+                    param="input",
+                )
+            vector = vector[0]
         if not isinstance(vector, list) or not vector:
             raise UpstreamError(f"{self.client.label} answered /embedding without a vector")
         if not any(vector):
@@ -129,15 +139,6 @@ class TokenClient:
                 f"with --embedding, or point --embedding-api at one that has them"
             )
         return vector
-
-
-def _mean(vectors: list) -> list:
-    return [sum(column) / len(vectors) for column in zip(*vectors, strict=False)]
-
-
-def _normalized(vector: list) -> list:
-    norm = math.sqrt(sum(x * x for x in vector)) or 1.0
-    return [x / norm for x in vector]
 
 
 def whole_pieces(tokens: Iterable[tuple[int, bytes]]) -> list:

@@ -17,7 +17,7 @@ from typing import Optional
 
 from proxy.config.catalog import WEB
 from proxy.core.errors import InvalidRequestError, UntranslatableError
-from proxy.core.fields import Fields
+from proxy.core.fields import Fields, shown_name
 from proxy.core.tooluse import ToolUse
 
 TOOLSET = "mcp_toolset"
@@ -44,7 +44,6 @@ UNHONOURED = {
     "max_content_tokens": "the gateway bounds a fetched page by its own limit",
     "url_sources": "the gateway fetches any URL its operator allows",
 }
-LONGEST_NAME = 64  # characters of an unknown field's name an error repeats
 
 
 def upstream_runs(body: object) -> tuple:
@@ -203,7 +202,7 @@ def _known(fields: Fields, names: tuple, what: str) -> None:
             continue
         if name in UNHONOURED:
             raise _unhonoured(fields, name, UNHONOURED[name])
-        shown = name if len(name) <= LONGEST_NAME else name[:LONGEST_NAME] + "…"
+        shown = shown_name(name)
         raise UntranslatableError(
             f"'{fields.prefix}{shown}' is not a field of {what} this gateway reads",
             param=fields.prefix + shown,

@@ -14,7 +14,7 @@ from typing import Any, Optional, Sequence
 
 from proxy.core.answers import Embeddings
 from proxy.core.errors import InvalidRequestError
-from proxy.core.fields import Fields
+from proxy.core.fields import Fields, shown_name
 from proxy.dialects.dialect import Limits
 
 # the fields of OpenAI's embeddings the proxy reads (``user`` names the client's end user, for
@@ -34,23 +34,11 @@ class EmbeddingRequest:
 
 
 def parse(body: Any, limits: Limits) -> EmbeddingRequest:
-    """Read a ``/v1/embeddings`` body: a string, strings, token ids or lists of token ids."""
+    """Read a ``/v1/embeddings`` body: one prompt or a list of them (:func:`prompts`)."""
     fields = Fields(body)
-    raw = fields.raw("input")
-    if isinstance(raw, str) or is_token_list(raw):
-        inputs = [raw]
-    elif isinstance(raw, list) and raw and all(isinstance(x, str) or is_token_list(x) for x in raw):
-        inputs = raw
-    else:
-        raise fields.fail(
-            "input",
-            "must be a string, a list of strings, a list of token "
-            "ids or a list of such lists, and not empty",
-        )
+    inputs = prompts(fields)
     if len(inputs) > limits.max_batch:
         raise fields.fail("input", f"may hold at most {limits.max_batch} items, got {len(inputs)}")
-    if any(not item for item in inputs):
-        raise fields.fail("input", "must not contain empty items")
     model = fields.string("model") or None
     encoding = fields.string("encoding_format") or "float"
     if encoding not in ("float", "base64"):
@@ -58,8 +46,72 @@ def parse(body: Any, limits: Limits) -> EmbeddingRequest:
     dimensions = fields.integer("dimensions", 1)
     for name, value in fields.body.items():  # once those read are known good
         if name not in READ and value is not None:
-            raise fields.fail(name, "is not a field of OpenAI's embeddings the proxy serves")
+            raise fields.fail(
+                shown_name(name), "is not a field of OpenAI's embeddings the proxy serves"
+            )
     return EmbeddingRequest(tuple(inputs), model, encoding, dimensions)
+
+
+def prompts(fields: Fields) -> list:
+    """The prompts of ``input``, as llama-server reads them: a text; token ids, alone or among
+    texts (one prompt, a list); an object of llama-server's, its ``prompt_string`` or the
+    text parts of its ``content``; or a list of such prompts. Each is a text or a list of
+    texts and token ids."""
+    raw = fields.raw("input")
+    if isinstance(raw, list) and raw and not any(_is_id(item) for item in raw):
+        return [_prompt(fields, f"input[{index}]", item) for index, item in enumerate(raw)]
+    return [_prompt(fields, "input", raw)]
+
+
+def _prompt(fields: Fields, name: str, value: Any):
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and all(isinstance(x, str) or _is_id(x) for x in value):
+        return value
+    if isinstance(value, dict):
+        return _object_prompt(Fields(value, name + "."))
+    raise fields.fail(
+        name,
+        "must be a string, token ids (among strings, too), an object with prompt_string "
+        "or content, or a list of such, and not empty",
+    )
+
+
+def _object_prompt(fields: Fields) -> str:
+    """llama-server's prompt object: a ``prompt_string``, or text parts in ``content``;
+    images in an embedding are not served."""
+    if fields.raw("multimodal_data") is not None:
+        raise fields.fail("multimodal_data", "is not served: embeddings are of text only")
+    if fields.raw("prompt_string") is not None:
+        return fields.text("prompt_string")
+    parts = fields.objects("content")
+    if not parts:
+        raise fields.fail("content", "must be a list of text parts")
+    texts = []
+    for part in parts:
+        if part.string("type") != "text":
+            raise part.fail("type", "must be text: embeddings are of text only")
+        texts.append(part.text("text"))
+    return "".join(texts)
+
+
+def runs(prompt) -> list:
+    """A prompt as texts and runs of token ids, in order (each run a list, to detokenize)."""
+    if isinstance(prompt, str):
+        return [prompt]
+    found: list = []
+    for item in prompt:
+        if isinstance(item, str):
+            found.append(item)
+        elif found and isinstance(found[-1], list):
+            found[-1].append(item)
+        else:
+            found.append([item])
+    return found
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def is_token_list(value: Any) -> bool:
