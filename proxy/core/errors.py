@@ -133,8 +133,11 @@ class ContextLengthError(InvalidRequestError):
             if prompt_tokens is not None
             else "your messages resulted in more tokens than it holds"
         )
+        # llama-server's own words too, which its clients look for
+        told = ": the request exceeds the available context size" if engine else ""
         super().__init__(
-            f"{context}{resulted}. Please reduce the length of the messages.", param="messages"
+            f"{context}{resulted}{told}. Please reduce the length of the messages.",
+            param="messages",
         )
         self.prompt_tokens = prompt_tokens
         self.limit = limit

@@ -81,8 +81,7 @@ def _nearby(fields: Fields, limits: Limits) -> tuple:
     if len(chunks) > limits.max_batch:
         raise fields.fail("input_extra", f"may hold at most {limits.max_batch} chunks")
     return tuple(
-        SourceChunk(chunk.string("text") or "", chunk.string("filename") or "tmp")
-        for chunk in chunks
+        SourceChunk(chunk.text("text"), chunk.string("filename") or "tmp") for chunk in chunks
     )
 
 

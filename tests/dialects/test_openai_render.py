@@ -310,3 +310,5 @@ def test_a_prompt_too_long_for_llama_server_keeps_its_words_beside_openais_code(
         "n_prompt_tokens": 5000,
         "n_ctx": 4096,
     }
+    assert "maximum context length is 4096" in body["error"]["message"]
+    assert "exceeds the available context size" in body["error"]["message"]

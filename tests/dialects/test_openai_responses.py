@@ -11,6 +11,7 @@ from proxy.core.answers import Completion, Usage
 from proxy.core.errors import InvalidRequestError, UpstreamError
 from proxy.core.events import (
     WAITING,
+    Extras,
     Finish,
     Passed,
     ReasoningDelta,
@@ -415,6 +416,36 @@ def test_every_item_streams_in_order_with_numbers():
         "response.output_item.done",
         "response.completed",
     ]
+
+
+def test_llama_servers_own_telemetry_rides_its_stream_as_it_writes_it():
+    """The prompt's progress in a ``response.in_progress`` of its own, the timings on the
+    next text delta and on the last event, where the client asked the server for them."""
+    progress = {"total": 40, "cache": 0, "processed": 32, "time_ms": 3}
+    timings = {"prompt_per_second": 900.0, "predicted_per_second": 80.0}
+    events = streamed(
+        ask(),
+        [
+            [Extras({"prompt_progress": progress})],
+            [Extras({"timings": timings}), TextDelta("Hi")],
+            [TextDelta(" there")],
+            [UsageReport(Usage(40, 2)), Finish("stop")],
+        ],
+    )
+    last = replay(events)
+    told = [e for e in events if "prompt_progress" in e]
+    assert [(e["type"], e["prompt_progress"]) for e in told] == [("response.in_progress", progress)]
+    deltas = [e for e in events if e["type"] == "response.output_text.delta"]
+    assert [d.get("timings") for d in deltas] == [timings, None]
+    assert (
+        last["timings"] == timings
+        and last["response"]["output"][0]["content"][0]["text"] == "Hi there"
+    )
+
+
+def test_a_parsed_body_carries_llama_servers_asks_for_its_telemetry():
+    request = parse({"input": "hi", "timings_per_token": True, "return_progress": False}).request
+    assert request.unread == {"timings_per_token": True, "return_progress": False}
 
 
 @pytest.mark.parametrize("cut", range(1, 12))

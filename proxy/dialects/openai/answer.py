@@ -93,9 +93,14 @@ def extras(body: dict, completions: Sequence[Completion]) -> dict:
     return body
 
 
+LLAMA_SERVER_WORDS = {"vision": "multimodal"}  # a capability, as llama-server's list says it
+
+
 def model_list(models) -> dict:
     """The models, each with what it can do (``capabilities``: completion, tools, thinking,
-    vision, rerank), as Ollama's ``/api/show`` says it too."""
+    vision, rerank), as Ollama's ``/api/show`` says it too; and beside OpenAI's list,
+    llama-server's own (``models``), which its clients read, in its words (``multimodal``
+    for vision)."""
     return {
         "object": "list",
         "data": [
@@ -106,6 +111,14 @@ def model_list(models) -> dict:
                 "owned_by": m.owned_by,
                 "capabilities": list(m.card.capabilities),
                 **m.meta,
+            }
+            for m in models
+        ],
+        "models": [
+            {
+                "name": m.id,
+                "model": m.id,
+                "capabilities": [LLAMA_SERVER_WORDS.get(c, c) for c in m.card.capabilities],
             }
             for m in models
         ],

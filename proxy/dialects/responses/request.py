@@ -32,6 +32,8 @@ from proxy.dialects.responses.hosted import SEARCH, mcp_use, search_use
 from proxy.dialects.responses.items import approvals_of, messages_with
 
 API = "responses"  # a body of this API, as a server of it takes it whole (Verbatim)
+# llama-server's own asks of its stream: its timings on each piece, the prompt's progress
+ENGINE_TELLS = ("timings_per_token", "return_progress")
 ROLES = ("user", "assistant", "system", "developer")
 TEXT_PARTS = ("input_text", "output_text", "text", "refusal")
 # items of tools only OpenAI runs: they can only come from another server's answers
@@ -103,6 +105,7 @@ def parse(body: Any, limits: Limits = Limits(), *, counting: bool = False) -> As
     ):
         raise fields.fail("metadata", "must be an object of strings")
     max_tokens = fields.integer("max_output_tokens", 1)
+    told = {name: fields.boolean(name) for name in ENGINE_TELLS if fields.raw(name) is not None}
     request = GenerationRequest(
         model=fields.string("model") or None,
         messages=tuple(messages_with(instructions, items)),
@@ -117,6 +120,7 @@ def parse(body: Any, limits: Limits = Limits(), *, counting: bool = False) -> As
         template_kwargs=template_kwargs(fields, effort=effort_asked),
         uses=uses if offered else (),
         approvals=() if previous else approvals_of(items, items),
+        unread=told,
     )
     store = fields.boolean("store")
     if store is False and previous is None and not request.uses and not counting:

@@ -12,6 +12,7 @@ import orjson
 from proxy.core.answers import Served, Usage
 from proxy.core.errors import ProxyError
 from proxy.core.events import (
+    Extras,
     Finish,
     Passed,
     PromptCounted,
@@ -61,6 +62,8 @@ class ResponsesStream(NamedEvents, BlockStream):
         self.usage = Usage()
         self.text_head = (-1, b"")  # (output index, what its text deltas' bytes begin with)
         self.sources: list = []  # the pages the web search found, which the text may cite
+        self.timings: Optional[dict] = None  # the engine's, told last (llama-server's)
+        self.timed = False  # they are still to go out with the next delta
 
     def write(self, events: list) -> list:
         """The payloads of the events; or, once the first events are the upstream's own
@@ -115,12 +118,49 @@ class ResponsesStream(NamedEvents, BlockStream):
                     + orjson.dumps(self.output[-1]["id"])
                     + b',"output_index":%d,"content_index":0,"delta":' % item,
                 )
+            if self.timed:
+                out.append(self._timed_delta(event.text, item))
+                return
             out.append(
                 self.text_head[1]
                 + orjson.dumps(event.text)
                 + b',"logprobs":[],"sequence_number":%d}\n\n' % self.sequence
             )
             self.sequence += 1
+
+    def _timed_delta(self, text: str, item: int) -> dict:
+        self.timed = False
+        return self._numbered(
+            {
+                "type": "response.output_text.delta",
+                "item_id": self.output[-1]["id"],
+                "output_index": item,
+                "content_index": 0,
+                "delta": text,
+                "logprobs": [],
+                "timings": self.timings,
+            }
+        )
+
+    def told_extras(self, event: Extras, out: list) -> None:
+        """llama-server's own fields, as its Responses stream tells them: the prompt's
+        progress in a ``response.in_progress`` of its own, the timings on the next delta and
+        on the last event."""
+        self._start(out)
+        told = event.fields
+        if "timings" in told:
+            self.timings, self.timed = told["timings"], True
+        if "prompt_progress" in told:
+            progress = self._response("in_progress", None)
+            out.append(
+                self._numbered(
+                    {
+                        "type": "response.in_progress",
+                        "response": progress,
+                        "prompt_progress": told["prompt_progress"],
+                    }
+                )
+            )
 
     def reasoning(self, event: ReasoningDelta, out: list) -> None:
         self._start(out)
@@ -170,7 +210,10 @@ class ResponsesStream(NamedEvents, BlockStream):
         response = self._response(status, self.usage)
         if self.kept is not None:
             self.kept(response)
-        out.append(self._numbered({"type": f"response.{status}", "response": response}))
+        last = {"type": f"response.{status}", "response": response}
+        if self.timings is not None:
+            last["timings"] = self.timings
+        out.append(self._numbered(last))
 
     def _start(self, out: list) -> None:
         if self.started:
