@@ -25,6 +25,7 @@ from proxy.api import (
     openai,
     rerank,
     responses,
+    vertex,
     web,
 )
 from proxy.api.body import OrjsonProvider
@@ -59,6 +60,7 @@ ROUTES = (
     llamacpp.routes,
     native.routes,
     rerank.routes,
+    vertex.routes,
     views.routes,
     messagebatches.routes,
     web.routes,

@@ -26,9 +26,9 @@ PRIORITY = "HTTP_X_REQUEST_PRIORITY"  # X-Request-Priority, or the body's "prior
 
 
 def unmodelled(path: str) -> bool:
-    """Whether a POST to ``path`` names no model of its own (a file, a batch: each of its
-    lines is checked as it runs)."""
-    return path.startswith(("/v1/files", "/v1/batches", "/v1/messages/batches"))
+    """Whether a POST to ``path`` names no model of its own (a file, a batch, predictions:
+    each of its lines or instances is checked as it runs)."""
+    return path.startswith(("/v1/files", "/v1/batches", "/v1/messages/batches", "/predict"))
 
 
 def presented_key(environ: dict) -> Optional[bytes]:

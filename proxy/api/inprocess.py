@@ -31,17 +31,25 @@ class InProcessAnswer(NamedTuple):
 
 
 def serve_in_process(
-    app: Flask, key: Optional[KeySpec], endpoint: str, body: dict, size: int, charge: str
+    app: Flask,
+    key: Optional[KeySpec],
+    endpoint: str,
+    body: dict,
+    size: int,
+    charge: str,
+    *,
+    lowest: bool = True,
 ) -> InProcessAnswer:
     """Serve ``body`` (``size`` bytes as its batch's file wrote it) at ``endpoint`` (a path
     of the app's, such as ``/v1/chat/completions``) as ``key``'s (``None``: the proxy has
     none); ``charge``: the id its charge is kept under, so that a request asked again
-    counts once."""
+    counts once; ``lowest``: it waits last (a batch's), else at its key's priority (a part
+    of a live request)."""
     with app.app_context():
         state = get_state()
         capture = state.capture
         side = ModelSide() if capture is not None and capture.armed() else None
-        call = g.call = Call(Measure(), side, body=body, charge=charge, lowest=True)
+        call = g.call = Call(Measure(), side, body=body, charge=charge, lowest=lowest)
         view, _ = app.url_map.bind("").match(endpoint, "POST")
         api = view.partition(".")[0]
         try:
