@@ -101,12 +101,15 @@ class _Substituting:
 
 
 def front(server, inner: int, environ: Mapping[str, str]) -> subprocess.Popen:
-    """The proxy on ``server``'s port in front of the llama-server on ``inner``, once it
-    answers; it holds the server's API key where the test set one."""
-    host = server.server_host.split(",")[0].strip()
+    """The proxy on ``server``'s port (of each address it lists) in front of the
+    llama-server on ``inner``, once it answers; it holds the server's API key where the test
+    set one."""
+    host = server.server_host.split(",")[0].strip()  # the server's, and the one asked
+    host = f"[{host}]" if ":" in host else host
     args = [
         sys.executable, "-m", "proxy", "--llama-api", f"http://{host}:{inner}",
-        "--host", host, "--port", str(server.server_port), "--log-level", "warning",
+        "--host", server.server_host, "--port", str(server.server_port),
+        "--log-level", "warning",
     ]  # fmt: skip
     if server.api_key:
         args += ["--api-key", server.api_key, "--llama-api-key", server.api_key]
