@@ -14,6 +14,7 @@ from proxy.access.build import build_access, build_outages, build_responses
 from proxy.api import (
     admin,
     anthropic,
+    audio,
     auth,
     browsers,
     errors,
@@ -60,6 +61,7 @@ ROUTES = (
     llamacpp.routes,
     native.routes,
     rerank.routes,
+    audio.routes,
     vertex.routes,
     views.routes,
     messagebatches.routes,

@@ -6,6 +6,9 @@ surrogate pairs). So is a body that would cost too much: more arrays and objects
 ``--max-containers`` (told before it is read), nested deeper than ``--max-nesting`` (so that
 no later step has to fear a recursion). Answers are serialised by orjson: the standard
 library's encoder is several times slower at every non-streamed answer.
+
+A multipart form (an audio upload) is read as its fields would be as JSON: each name's
+text, or its texts where it repeats; its files stay the view's (``request.files``).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ def read_json() -> object:
 
 
 def _parse_body() -> object:
+    if request.mimetype == "multipart/form-data":
+        return form_fields()
     try:
         data = request.get_data(cache=False)
     except (ClientDisconnected, OSError):  # gunicorn gave up on a body that stopped coming
@@ -42,6 +47,17 @@ def _parse_body() -> object:
         ) from None
     limits = get_state().settings.limits
     return parsed_body(data, limits.max_containers, limits.max_nesting)
+
+
+def form_fields() -> dict:
+    """A multipart form's fields: a name's text, or its texts where it repeats."""
+    try:
+        form = request.form
+    except (ClientDisconnected, OSError):
+        raise RequestTimeoutError(
+            "The form stopped arriving before its Content-Length was reached (--client-timeout)."
+        ) from None
+    return {name: values[0] if len(values) == 1 else values for name, values in form.lists()}
 
 
 class OrjsonProvider(JSONProvider):

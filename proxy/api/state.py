@@ -63,6 +63,7 @@ def limits_of(settings: Settings) -> Limits:
         max_body_size=limits.max_body_size,
         max_containers=limits.max_containers,
         max_nesting=limits.max_nesting,
+        max_audio_size=limits.max_audio_size,
     )
 
 

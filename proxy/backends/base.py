@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Iterator, Optional, Sequence
 
 from proxy.core.answers import Chunk, Completion, Embeddings, Health, ModelInfo, Ranking
+from proxy.core.audio import Speech, Transcription, not_served
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.errors import InvalidRequestError, NotImplementedByBackendError
 from proxy.core.types import GenerationRequest
@@ -54,6 +55,17 @@ class Backend:
     def detokenize(self, tokens: Sequence[int], model: Optional[str] = None) -> str:
         """Turn token ids back into text."""
         raise NotImplementedByBackendError(f"the {self.name} backend cannot detokenize")
+
+    def transcribe(self, asked: Transcription, caller: Caller = NOBODY) -> bytes:
+        """The engine's answer to a transcription (or translation), as it wrote it."""
+        raise not_served(
+            asked.model or self.name, "transcribe audio", f"the {self.name} backend has none"
+        )
+
+    def speak(self, asked: Speech, caller: Caller = NOBODY) -> Iterator[bytes]:
+        """The engine's speech of a text, its bytes as they come; the engine has been
+        reached before the first is asked for (a refusal is raised here)."""
+        raise not_served(asked.model or self.name, "speak", f"the {self.name} backend has none")
 
     def ask_native(self, path: str, body: Optional[dict] = None) -> tuple:
         """``(status, JSON)``: the model's server's own answer at ``path`` of llama.cpp's API

@@ -20,7 +20,16 @@ from proxy.core.types import GenerationRequest, Sampling, amended
 LOCAL_BACKENDS = frozenset({"servercpp", "chatglm"})  # what a key's local_only allows
 # The routes of OpenAI's API an upstream of ``backend = "openai"`` may serve, as the models file
 # names them (``endpoints``): chats, raw prompts (the legacy completions), embeddings, reranking.
-ENDPOINTS = ("chat", "completions", "embeddings", "rerank", "responses")
+ENDPOINTS = (
+    "chat",
+    "completions",
+    "embeddings",
+    "rerank",
+    "responses",
+    "transcriptions",
+    "translations",
+    "speech",
+)
 
 
 class CatalogError(ValueError):

@@ -415,6 +415,9 @@ class LimitSettings:
         "images of one request given by URL may "
         "be as large together",
     )
+    max_audio_size: int = setting(
+        25 * 1024 * 1024, "largest audio file a transcription may upload, in bytes"
+    )
     max_image_pixels: int = setting(
         4096 * 4096,
         "most pixels an image may declare (width x "
@@ -681,6 +684,7 @@ def _validate(settings: dict) -> None:
         "threads",
         "max_body_size",
         "max_image_size",
+        "max_audio_size",
         "max_image_pixels",
         "max_choices",
         "max_batch",

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Callable, Iterator, Optional, Protocol, Sequence
 
 from proxy.core.answers import Completion, Embeddings, Health, ModelInfo, Ranking
+from proxy.core.audio import Speech, Transcription
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.target import Target
 from proxy.core.types import GenerationRequest
@@ -82,6 +83,12 @@ class Router(Generator, Protocol):
         self, tokens: Sequence[int], model: Optional[str] = None, caller: Caller = NOBODY
     ) -> str:
         """Token ids back into text."""
+
+    def transcribe(self, asked: Transcription, caller: Caller = NOBODY) -> bytes:
+        """The text of ``asked``'s audio from the model it names, as its engine wrote it."""
+
+    def speak(self, asked: Speech, caller: Caller = NOBODY) -> Iterator[bytes]:
+        """The audio of ``asked``'s text from the model it names, as it comes."""
 
     def ask_native(
         self, path: str, body: Optional[dict], model: Optional[str], caller: Caller = NOBODY

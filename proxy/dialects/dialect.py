@@ -49,6 +49,7 @@ class Limits:
     max_body_size: int = 32 * 1024 * 1024  # bytes of one body (a batch's line)
     max_containers: int = 65536  # arrays and objects one body holds
     max_nesting: int = 64  # levels they nest
+    max_audio_size: int = 25 * 1024 * 1024  # bytes of one audio file a transcription uploads
 
     @property
     def image(self) -> Bounds:

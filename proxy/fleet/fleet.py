@@ -21,6 +21,7 @@ from proxy.config.catalog import Catalog, ModelSpec, with_defaults
 from proxy.config.modeltable import APIS
 from proxy.config.price import Price
 from proxy.core.answers import Chunk, Completion, Embeddings, Health, Ranking, Served
+from proxy.core.audio import Speech, Transcription
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.conversation import thread_id
 from proxy.core.errors import InvalidRequestError, ModelNotFoundError
@@ -190,6 +191,14 @@ class Fleet:
         self, tokens: Sequence[int], model: Optional[str] = None, caller: Caller = NOBODY
     ) -> str:
         return self._any_replica(model, lambda backend: backend.detokenize(tokens), caller)
+
+    def transcribe(self, asked: Transcription, caller: Caller = NOBODY) -> bytes:
+        return self._any_replica(
+            asked.model, lambda backend: backend.transcribe(asked, caller), caller
+        )
+
+    def speak(self, asked: Speech, caller: Caller = NOBODY) -> Iterator[bytes]:
+        return self._any_replica(asked.model, lambda backend: backend.speak(asked, caller), caller)
 
     def ask_native(
         self, path: str, body: Optional[dict], model: Optional[str], caller: Caller = NOBODY

@@ -93,3 +93,7 @@ class EchoServer(_Running):
 
     def clear(self) -> None:
         requests.post(self.url + "/received/clear", timeout=10)
+
+    def release(self) -> None:
+        """Let the speech it holds back go."""
+        requests.post(self.url + "/received/release", timeout=10)

@@ -11,19 +11,21 @@ Responses client's own body there, where the proxy keeps nothing of it
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import itertools
+from typing import Iterator, Optional, Sequence
 
 from proxy.backends.openai import responses, vectors
 from proxy.backends.openai.endpoints import OF_PATH, PATHS, Endpoints
 from proxy.backends.openai.responses import ResponsesWay
 from proxy.backends.openai.ways import ChatWay, PromptWay
-from proxy.backends.wire import ranking
+from proxy.backends.wire import form, ranking
 from proxy.backends.wire.client import MissingRoute, UpstreamClient
 from proxy.backends.wire.relay import Relay
 from proxy.backends.wire.way import Way
 from proxy.config.catalog import Filters
 from proxy.config.price import Price
 from proxy.core.answers import Embeddings, Ranking
+from proxy.core.audio import Speech, Transcription
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.errors import ProxyError
 from proxy.core.types import GenerationRequest
@@ -98,6 +100,43 @@ class OpenAIBackend(Relay):
             answer = self.send(path, body, caller)
             self.endpoints.served("rerank")
             return ranking.ranking(answer, len(documents), self.client.label, path)
+
+    def transcribe(self, asked: Transcription, caller: Caller = NOBODY) -> bytes:
+        """The form as it came, under the name the upstream knows the model by."""
+        fields = {**asked.fields, "model": self.upstream_model}
+        audio = asked.audio
+        content_type, data = form.encoded(
+            {**fields, "file": (audio.filename, audio.content_type, audio.data)}
+        )
+        with self.client.blamed():
+            path = self._path_of(asked.task)
+            try:
+                reply = self.admission.run(
+                    lambda: self.client.post_form(path, content_type, data, caller=caller), caller
+                )
+            except MissingRoute as exc:
+                raise self.missing(exc) from None
+            self.endpoints.served(asked.task)
+            return reply.content
+
+    def speak(self, asked: Speech, caller: Caller = NOBODY) -> Iterator[bytes]:
+        """The body as it came, under the name the upstream knows the model by; its audio
+        passed on as it comes, never held whole."""
+        body = {**asked.body, "model": self.upstream_model}
+        with self.client.blamed():
+            path = self._path_of("speech")
+
+            def pieces() -> Iterator[bytes]:
+                with self.client.stream_bytes(path, body, caller=caller) as read:
+                    yield from read
+
+            audio = self.admission.stream(pieces, caller)
+            try:
+                first = next(audio, b"")
+            except MissingRoute as exc:
+                raise self.missing(exc) from None
+            self.endpoints.served("speech")
+        return itertools.chain((first,), audio)
 
     def _path_of(self, endpoint: str) -> str:
         """The path of ``endpoint``, a route other than a generation's, unless the server

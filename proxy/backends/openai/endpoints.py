@@ -31,6 +31,9 @@ PATHS = {
     "embeddings": "/embeddings",
     "rerank": "/rerank",
     "responses": "/responses",  # declared only: a Responses client's own body goes there
+    "transcriptions": "/audio/transcriptions",
+    "translations": "/audio/translations",
+    "speech": "/audio/speech",
 }
 OF_PATH = {path: endpoint for endpoint, path in PATHS.items()}
 ASSUMED = ("chat", "completions")  # served until the upstream says otherwise
@@ -90,6 +93,8 @@ def capabilities(served: Iterable[str]) -> tuple:
         generates
         + (("embedding",) if "embeddings" in served else ())
         + (("rerank",) if "rerank" in served else ())
+        + (("transcription",) if "transcriptions" in served else ())
+        + (("speech",) if "speech" in served else ())
     )
 
 

@@ -33,6 +33,8 @@ from proxy.core.errors import (
 )
 from proxy.ops.measure import Measure, waiting
 
+JSON_TYPE = b"Content-Type: application/json\r\n"  # the head line of a JSON body
+
 
 @dataclass(frozen=True)
 class UpstreamReply:
@@ -150,6 +152,33 @@ class UpstreamClient:
                 f"{self.label} answered {path} with something that is not JSON"
             ) from None
 
+    def post_form(
+        self, path: str, content_type: str, data: bytes, *, caller: Caller = NOBODY
+    ) -> UpstreamReply:
+        """POST a multipart form (:mod:`.form`'s ``data``, of ``content_type``) and return
+        the answer as it came, or raise the mapped error."""
+        head = self._head("POST", path).replace(
+            JSON_TYPE, b"Content-Type: %s\r\n" % content_type.encode()
+        )
+        request = b"%sContent-Length: %d\r\n\r\n%s" % (head, len(data), data)
+        reply = self._whole(path, request, None, caller)
+        self.raise_for_status(reply)
+        return reply
+
+    @contextlib.contextmanager
+    def stream_bytes(
+        self, path: str, body: dict, *, caller: Caller = NOBODY
+    ) -> Iterator[Iterator[bytes]]:
+        """POST and yield the answer's bytes as they arrive, whatever they are (audio);
+        leaving closes the connection."""
+        connection, head = self._send(self._post(path, body), self.first_byte_timeout, caller)
+        try:
+            if head.status >= 400:
+                self.raise_for_status(self._read(connection, head, path, caller.measure))
+            yield connection.pieces(head)
+        finally:
+            connection.close()
+
     @contextlib.contextmanager
     def stream(self, path: str, body: dict, *, caller: Caller = NOBODY) -> Iterator[Iterator[list]]:
         """POST and yield the body's lines as they arrive (see :meth:`Connection.lines`);
@@ -194,7 +223,7 @@ class UpstreamClient:
         if head is None:
             lines = [f"{method} {self.pool.prefix}{path} HTTP/1.1", f"Host: {self.pool.authority}"]
             if method == "POST":
-                lines.append("Content-Type: application/json")
+                lines.append(JSON_TYPE.decode().rstrip())
             if self.api_key:
                 lines.append(f"Authorization: Bearer {self.api_key}")
             lines.extend(f"{name}: {value}" for name, value in self.headers.items())

@@ -24,7 +24,8 @@ def test_every_endpoint_the_models_file_may_name_has_a_path():
         (("completions",), ("completion",)),
         (("embeddings",), ("embedding",)),
         (("rerank",), ("rerank",)),
-        (ENDPOINTS, ("completion", "tools", "embedding", "rerank")),
+        (("transcriptions", "speech"), ("transcription", "speech")),
+        (ENDPOINTS, ("completion", "tools", "embedding", "rerank", "transcription", "speech")),
         ((), ()),
     ],
 )
@@ -51,8 +52,15 @@ def test_a_route_the_model_lacks_is_refused_as_its_route_refuses_it(endpoint, er
     ("declared", "refused"),
     [
         ((), ()),  # not declared: every route is tried
-        (("chat", "completions"), ("embeddings", "rerank", "responses")),
-        (("embeddings",), ("chat", "completions", "rerank", "responses")),
+        (
+            ("chat", "completions"),
+            ("embeddings", "rerank", "responses", "transcriptions", "translations", "speech"),
+        ),
+        (
+            ("embeddings",),
+            ("chat", "completions", "rerank", "responses", "transcriptions", "translations")
+            + ("speech",),
+        ),
     ],
 )
 def test_declared_routes_are_the_only_ones_served(declared, refused):

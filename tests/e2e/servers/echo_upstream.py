@@ -1,8 +1,11 @@
 """An OpenAI-compatible engine that keeps every body it is sent (``GET /received``, emptied
 by ``POST /received/clear``) and answers each chat with the last message's text: whole
 with its usage, streamed without any (as several engines stream, whatever
-``stream_options`` asks). The standard library alone, so that it starts at once
-(:class:`tests.e2e.refusing.EchoServer` runs it).
+``stream_options`` asks). Its audio routes keep what they were sent too: a transcription's
+form (its fields, and its file's name, type, size and SHA-256), answered with that digest
+and counted tokens; speech's body, answered with audio bytes made from its text, the first
+piece at once and the rest once ``POST /received/release`` lets them go. The standard
+library alone, so that it starts at once (:class:`tests.e2e.refusing.EchoServer` runs it).
 
 ``python tests/e2e/servers/echo_upstream.py --port PORT``
 """
@@ -10,6 +13,9 @@ with its usage, streamed without any (as several engines stream, whatever
 from __future__ import annotations
 
 import argparse
+import email
+import email.policy
+import hashlib
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 def handler() -> type:
     received: list = []
     keeping = threading.Lock()
+    released = threading.Event()
 
     class Echoing(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -27,7 +34,18 @@ def handler() -> type:
             if self.path == "/received/clear":
                 with keeping:
                     received.clear()
+                released.clear()
                 self.reply(200, {"cleared": True})
+                return
+            if self.path == "/received/release":
+                released.set()
+                self.reply(200, {"released": True})
+                return
+            if self.path in ("/v1/audio/transcriptions", "/v1/audio/translations"):
+                self.transcribe(body)
+                return
+            if self.path == "/v1/audio/speech":
+                self.speak(json.loads(body))
                 return
             asked = json.loads(body)
             with keeping:
@@ -67,6 +85,52 @@ def handler() -> type:
                                       "finish_reason": None if delta else "stop"}]}  # fmt: skip
                 self.wfile.write(b"data: " + json.dumps(event).encode() + b"\n\n")
             self.wfile.write(b"data: [DONE]\n\n")
+            self.close_connection = True
+
+        def transcribe(self, body: bytes) -> None:
+            head = f"Content-Type: {self.headers['Content-Type']}\r\n\r\n".encode()
+            form = email.message_from_bytes(head + body, policy=email.policy.HTTP)
+            fields: dict = {}
+            audio = None
+            for part in form.iter_parts():
+                name = part.get_param("name", header="content-disposition")
+                data = part.get_payload(decode=True)
+                if part.get_filename() is not None:
+                    audio = {
+                        "filename": part.get_filename(),
+                        "type": part.get_content_type(),
+                        "size": len(data),
+                        "sha256": hashlib.sha256(data).hexdigest(),
+                    }
+                else:
+                    fields.setdefault(name, []).append(data.decode())
+            with keeping:
+                received.append({"path": self.path, "fields": fields, "file": audio})
+            text = f"heard {audio['sha256'][:16]} of {audio['size']} bytes"
+            if fields.get("response_format", ["json"])[0] == "text":
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(text)))
+                self.end_headers()
+                self.wfile.write(text.encode())
+                return
+            usage = {"type": "tokens", "input_tokens": audio["size"] // 100, "output_tokens": 6,
+                     "total_tokens": audio["size"] // 100 + 6}  # fmt: skip
+            self.reply(200, {"text": text, "usage": usage})
+
+        def speak(self, asked: dict) -> None:
+            with keeping:
+                received.append({"path": self.path, "body": asked})
+            piece = hashlib.sha256(asked["input"].encode()).digest() * 128  # 4 KiB
+            self.send_response(200)
+            self.send_header("Content-Type", "audio/mpeg")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(piece)
+            self.wfile.flush()
+            released.wait(30)
+            for _ in range(3):
+                self.wfile.write(piece)
             self.close_connection = True
 
         def reply(self, code: int, body: dict) -> None:

@@ -1,0 +1,91 @@
+"""OpenAI's audio routes, with and without ``/v1``: transcriptions and translations of an
+uploaded file, and speech, each to the model it names (see :mod:`proxy.dialects.audio`).
+
+The upload is read within ``--max-audio-size`` before anything else. The engine's answer
+goes back as it wrote it: a transcript, its tokens charged to the key where the engine
+counted them; speech, streamed as it comes. A key with budgets is refused these routes:
+what audio costs is not yet held before the work.
+"""
+
+from __future__ import annotations
+
+import orjson
+from flask import Blueprint, Response, request
+
+from proxy.api.body import read_json
+from proxy.api.call import this_call
+from proxy.api.serve import caller, versioned
+from proxy.api.state import Routes, get_state
+from proxy.core.audio import Upload
+from proxy.core.errors import InvalidRequestError
+from proxy.core.sse import HEADERS
+from proxy.dialects import audio
+
+bp = Blueprint("audio", __name__)
+routes = Routes(bp, "Speech: transcriptions and translations of audio, and speech of text")
+
+
+@versioned(bp, "/audio/transcriptions")
+def transcribe() -> Response:
+    return _transcribed(translating=False)
+
+
+@versioned(bp, "/audio/translations")
+def translate() -> Response:
+    return _transcribed(translating=True)
+
+
+@versioned(bp, "/audio/speech")
+def speak() -> Response:
+    asked = audio.parse_speech(read_json())
+    _unbudgeted()
+    pieces = get_state().router.speak(asked, caller())
+    return Response(pieces, content_type=asked.content_type, headers=HEADERS)
+
+
+def _transcribed(*, translating: bool) -> Response:
+    form = read_json()
+    most = get_state().limits.max_audio_size
+    asked = audio.parse_transcription(form, _upload(most), most, translating=translating)
+    if asked.stream:
+        raise InvalidRequestError(
+            "stream is not served: transcripts are answered whole through the gateway",
+            param="stream",
+        )
+    _unbudgeted()
+    answer = get_state().router.transcribe(asked, caller())
+    if asked.response_format in ("json", "verbose_json"):
+        _charge(answer)
+    return Response(answer, content_type=asked.content_type)
+
+
+def _upload(most: int):
+    """The form's ``file``, read up to one byte past ``most`` (enough to refuse it)."""
+    if not isinstance(read_json(), dict):
+        raise InvalidRequestError("the body must be a multipart form with the audio as its file")
+    sent = request.files.get("file")
+    if sent is None:
+        return None
+    return Upload(sent.filename or "audio", sent.mimetype or "", sent.stream.read(most + 1))
+
+
+def _unbudgeted() -> None:
+    if this_call().budget is not None:
+        raise InvalidRequestError(
+            "the audio routes are not served to a key with budgets: what audio costs is not "
+            "yet held before the work",
+            param="model",
+        )
+
+
+def _charge(answer: bytes) -> None:
+    """The tokens the engine counted of a transcription (OpenAI's ``usage`` of type
+    ``tokens``), charged to the key."""
+    try:
+        usage = orjson.loads(answer).get("usage")
+    except (orjson.JSONDecodeError, AttributeError):
+        return
+    if isinstance(usage, dict) and usage.get("type") == "tokens":
+        prompt, output = usage.get("input_tokens"), usage.get("output_tokens")
+        if all(isinstance(n, int) and n >= 0 for n in (prompt, output)):
+            this_call().measure.add_tokens(prompt, output, 0)

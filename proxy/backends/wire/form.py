@@ -1,0 +1,56 @@
+"""A multipart form (RFC 7578) as a request's body: what an upload goes to a server as. Pure.
+
+Names and file names come from clients: each is written as browsers write them (HTML's
+form encoding), a double quote, CR and LF percent-encoded, so that none ends its header
+early. The boundary is random, and drawn again in the rare case a part holds it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Iterable, Mapping, Optional, Tuple, Union
+
+# a field's value: a text, texts (a repeated field), or a file as ``(name, type, bytes)``
+Value = Union[str, Iterable[str], Tuple[str, str, bytes]]
+ESCAPED = {ord('"'): "%22", ord("\r"): "%0D", ord("\n"): "%0A"}
+
+
+def encoded(fields: Mapping[str, Value], boundary: Optional[str] = None) -> tuple:
+    """``(content type, body)`` of ``fields``, in their order."""
+    parts = list(_parts(fields))
+    while True:
+        mark = (boundary or "oai-proxy-" + secrets.token_hex(16)).encode()
+        if not any(mark in head or mark in data for head, data in parts):
+            break
+        boundary = None
+    body = b"".join(b"--%s\r\n%s\r\n%s\r\n" % (mark, head, data) for head, data in parts)
+    return f"multipart/form-data; boundary={mark.decode()}", body + b"--%s--\r\n" % mark
+
+
+def _parts(fields: Mapping[str, Value]) -> Iterable[tuple]:
+    for name, value in fields.items():
+        disposition = f'Content-Disposition: form-data; name="{quoted(name)}"'
+        if isinstance(value, tuple):
+            filename, content_type, data = value
+            head = (
+                f'{disposition}; filename="{quoted(filename)}"\r\n'
+                f"Content-Type: {_type(content_type)}\r\n"
+            )
+            yield head.encode("utf-8"), data
+        elif isinstance(value, str):
+            yield f"{disposition}\r\n".encode("utf-8"), value.encode("utf-8")
+        else:
+            for each in value:
+                yield f"{disposition}\r\n".encode("utf-8"), each.encode("utf-8")
+
+
+def quoted(text: str) -> str:
+    """A name within a header's quotes, as browsers write it."""
+    return text.translate(ESCAPED)
+
+
+def _type(content_type: str) -> str:
+    """A client's content type, kept where it is one plain line, else the generic one."""
+    if content_type and content_type.isprintable() and content_type.isascii():
+        return content_type
+    return "application/octet-stream"

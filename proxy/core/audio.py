@@ -1,0 +1,77 @@
+"""What the audio routes ask of a model: a transcription (or translation) of an uploaded
+file, and speech of a text; the values the audio dialect reads and the backends send."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
+
+from proxy.core.errors import InvalidRequestError
+from proxy.core.sse import EVENT_STREAM
+
+# what a transcription's answer is written as, and its content type
+TRANSCRIPT_FORMATS = {
+    "json": "application/json",
+    "verbose_json": "application/json",
+    "text": "text/plain; charset=utf-8",
+    "srt": "text/plain; charset=utf-8",
+    "vtt": "text/vtt; charset=utf-8",
+}
+GRANULARITIES = ("word", "segment")
+# speech's audio formats, and their content types
+SPEECH_FORMATS = {
+    "mp3": "audio/mpeg",
+    "opus": "audio/ogg",
+    "aac": "audio/aac",
+    "flac": "audio/flac",
+    "wav": "audio/wav",
+    "pcm": "audio/pcm",
+}
+STREAM_FORMATS = ("audio", "sse")
+LONGEST_SPEECH = 4096  # characters of text one speech request may hold (OpenAI's bound)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An uploaded file: its name, its content type as the client said it, and its bytes."""
+
+    filename: str
+    content_type: str
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Transcription:
+    """A transcription (or translation) as the proxy sends it on: the audio, its model, the
+    form's other fields as they came, and the answer's format."""
+
+    model: Optional[str]
+    task: str  # transcriptions, or translations (into English)
+    audio: Upload
+    fields: Mapping[str, Any]  # the form's fields but ``file`` (``model`` among them)
+    response_format: str = "json"
+    stream: bool = False
+
+    @property
+    def content_type(self) -> str:
+        return EVENT_STREAM if self.stream else TRANSCRIPT_FORMATS[self.response_format]
+
+
+@dataclass(frozen=True)
+class Speech:
+    """Speech as the proxy sends it on: the body as it came, and what its answer is."""
+
+    model: Optional[str]
+    text: str
+    body: Mapping[str, Any]
+    response_format: str = "mp3"
+    stream_format: str = "audio"
+
+    @property
+    def content_type(self) -> str:
+        return EVENT_STREAM if self.stream_format == "sse" else SPEECH_FORMATS[self.response_format]
+
+
+def not_served(model: str, what: str, why: str) -> InvalidRequestError:
+    """The 400 of a model whose engine does not ``what`` (transcribe, speak), and why."""
+    return InvalidRequestError(f"the model {model!r} does not {what}: {why}", param="model")

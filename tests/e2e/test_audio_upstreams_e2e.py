@@ -1,0 +1,181 @@
+"""Speech through the proxy to an OpenAI-compatible engine (the tests' echo engine, which
+keeps what it is sent), with the real ``openai`` SDK: a transcription's and a translation's
+form reach the engine as the client wrote it (its file byte for byte) under the engine's
+model name, the transcript comes back as the engine wrote it and its counted tokens are
+charged to the key; speech streams as the engine sends it, its first bytes at the client
+before the engine has written the rest. A key may use only the models it is granted, read
+from the form itself; what is not audio is refused before anything is sent."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import wave
+
+import openai
+import pytest
+import requests
+
+from tests.processes import ProxyProcess
+
+from .refusing import EchoServer
+
+pytestmark = [pytest.mark.e2e]
+
+MODELS = """
+[models.voice]
+backend = "openai"
+upstreams = ["{echo}/v1"]
+upstream_model = "echo-voice"
+[models.other]
+backend = "openai"
+upstreams = ["{echo}/v1"]
+"""
+KEYS = """
+[[keys]]
+name = "alice"
+key = "sk-alice"
+models = ["voice"]
+
+[[keys]]
+name = "bob"
+key = "sk-bob"
+models = ["other"]
+
+[[keys]]
+name = "carol"
+key = "sk-carol"
+tokens_per_day = 100000
+"""
+
+
+def clip(frames: int = 1600) -> bytes:
+    """A tenth of a second of 16 kHz mono WAV."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(16000)
+        writer.writeframes(bytes(range(256)) * (frames * 2 // 256))
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, logs):
+    """``(echo engine, proxy)``."""
+    folder = tmp_path_factory.mktemp("audio")
+    with EchoServer(logs / "echo-audio.log") as echo:
+        (folder / "models.toml").write_text(MODELS.format(echo=echo.url))
+        (folder / "keys.toml").write_text(KEYS)
+        args = ("--config", str(folder / "models.toml"), "--keys", str(folder / "keys.toml"),
+                "--admin-key", "admin-key")  # fmt: skip
+        with ProxyProcess(echo.url, logs / "proxy-audio.log", args=args) as proxy:
+            yield echo, proxy
+
+
+@pytest.fixture
+def echo(served):
+    engine, _ = served
+    engine.clear()
+    return engine
+
+
+def sdk(proxy, key: str = "sk-alice") -> openai.OpenAI:
+    return proxy.sdk(key)
+
+
+def charged(proxy, key: str, model: str) -> dict:
+    rows = requests.get(
+        proxy.url + "/admin/usage", headers={"Authorization": "Bearer admin-key"}, timeout=10
+    ).json()["usage"]
+    return next((row for row in rows if (row["key"], row["model"]) == (key, model)), {})
+
+
+def test_a_transcription_reaches_the_engine_as_written_and_its_tokens_are_charged(served, echo):
+    _, proxy = served
+    audio = clip()
+    before = charged(proxy, "alice", "voice").get("prompt_tokens", 0)
+    answer = sdk(proxy).audio.transcriptions.create(
+        model="voice",
+        file=("meeting.wav", audio, "audio/wav"),
+        language="en",
+        prompt="Names: Ada, Grace.",
+        temperature=0.2,
+    )
+    digest = hashlib.sha256(audio).hexdigest()
+    assert answer.text == f"heard {digest[:16]} of {len(audio)} bytes"
+    (sent,) = echo.received()
+    assert sent["path"] == "/v1/audio/transcriptions"
+    assert sent["file"] == {
+        "filename": "meeting.wav",
+        "type": "audio/wav",
+        "size": len(audio),
+        "sha256": digest,
+    }
+    assert sent["fields"]["model"] == ["echo-voice"]
+    assert (sent["fields"]["language"], sent["fields"]["prompt"]) == (
+        ["en"],
+        ["Names: Ada, Grace."],
+    )
+    assert sent["fields"]["temperature"] == ["0.2"]
+    after = charged(proxy, "alice", "voice")["prompt_tokens"]
+    assert after - before == len(audio) // 100
+
+
+def test_a_translation_goes_to_the_engines_translations(served, echo):
+    _, proxy = served
+    answer = sdk(proxy).audio.translations.create(
+        model="voice", file=("talk.wav", clip(), "audio/wav"), response_format="text"
+    )
+    assert answer.startswith("heard ")
+    assert [sent["path"] for sent in echo.received()] == ["/v1/audio/translations"]
+
+
+def test_speech_streams_as_the_engine_sends_it(served, echo):
+    _, proxy = served
+    piece = hashlib.sha256(b"Hello, team.").digest() * 128
+    with sdk(proxy).audio.speech.with_streaming_response.create(
+        model="voice", voice="alloy", input="Hello, team.", response_format="mp3"
+    ) as response:
+        assert response.headers["content-type"] == "audio/mpeg"
+        pieces = response.iter_bytes(len(piece))
+        first = next(pieces)  # the engine holds the rest back until released
+        echo.release()
+        rest = b"".join(pieces)
+    assert first + rest == piece * 4
+    (sent,) = echo.received()
+    assert sent["body"] == {
+        "model": "echo-voice",
+        "voice": "alloy",
+        "input": "Hello, team.",
+        "response_format": "mp3",
+    }
+
+
+def test_a_key_may_use_only_its_models_read_from_the_form(served, echo):
+    _, proxy = served
+    with pytest.raises(openai.APIStatusError) as refused:
+        sdk(proxy, "sk-bob").audio.transcriptions.create(
+            model="voice", file=("a.wav", clip(), "audio/wav")
+        )
+    assert refused.value.status_code in (403, 404)
+    assert echo.received() == []
+
+
+@pytest.mark.parametrize(
+    "file, param", [(("notes.wav", b"not audio at all", "audio/wav"), "file")], ids=["not-audio"]
+)
+def test_what_is_not_audio_is_refused_before_anything_is_sent(served, echo, file, param):
+    _, proxy = served
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk(proxy).audio.transcriptions.create(model="voice", file=file)
+    assert refused.value.body["param"] == param
+    assert echo.received() == []
+
+
+def test_a_key_with_budgets_is_refused_audio_by_name(served, echo):
+    _, proxy = served
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk(proxy, "sk-carol").audio.speech.create(model="voice", voice="alloy", input="hi")
+    assert "budgets" in refused.value.body["message"]
+    assert echo.received() == []
