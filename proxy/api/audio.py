@@ -9,7 +9,6 @@ what audio costs is not yet held before the work.
 
 from __future__ import annotations
 
-import orjson
 from flask import Blueprint, Response, request
 
 from proxy.api.body import read_json
@@ -53,10 +52,13 @@ def _transcribed(*, translating: bool) -> Response:
             param="stream",
         )
     _unbudgeted()
-    answer = get_state().router.transcribe(asked, caller())
-    if asked.response_format in ("json", "verbose_json"):
-        _charge(answer)
-    return Response(answer, content_type=asked.content_type)
+    transcript = get_state().router.transcribe(asked, caller())
+    usage = transcript.usage
+    if usage is not None:
+        this_call().measure.add_tokens(
+            usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens or 0
+        )
+    return Response(transcript.content, content_type=asked.content_type)
 
 
 def _upload(most: int):
@@ -76,16 +78,3 @@ def _unbudgeted() -> None:
             "yet held before the work",
             param="model",
         )
-
-
-def _charge(answer: bytes) -> None:
-    """The tokens the engine counted of a transcription (OpenAI's ``usage`` of type
-    ``tokens``), charged to the key."""
-    try:
-        usage = orjson.loads(answer).get("usage")
-    except (orjson.JSONDecodeError, AttributeError):
-        return
-    if isinstance(usage, dict) and usage.get("type") == "tokens":
-        prompt, output = usage.get("input_tokens"), usage.get("output_tokens")
-        if all(isinstance(n, int) and n >= 0 for n in (prompt, output)):
-            this_call().measure.add_tokens(prompt, output, 0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Iterator, Optional, Sequence
 
 from proxy.core.answers import Chunk, Completion, Embeddings, Health, ModelInfo, Ranking
-from proxy.core.audio import Speech, Transcription, not_served
+from proxy.core.audio import Speech, Transcript, Transcription, not_served
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.errors import InvalidRequestError, NotImplementedByBackendError
 from proxy.core.types import GenerationRequest
@@ -56,8 +56,8 @@ class Backend:
         """Turn token ids back into text."""
         raise NotImplementedByBackendError(f"the {self.name} backend cannot detokenize")
 
-    def transcribe(self, asked: Transcription, caller: Caller = NOBODY) -> bytes:
-        """The engine's answer to a transcription (or translation), as it wrote it."""
+    def transcribe(self, asked: Transcription, caller: Caller = NOBODY) -> Transcript:
+        """The engine's answer to a transcription (or translation), in the format asked."""
         raise not_served(
             asked.model or self.name, "transcribe audio", f"the {self.name} backend has none"
         )

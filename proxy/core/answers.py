@@ -226,7 +226,8 @@ class ModelCard:
     """What a model is and can do, as far as its server or file tells: for clients that ask
     (Ollama's ``/api/show``, ``/api/tags``) before they pick a model."""
 
-    capabilities: tuple = ("completion",)  # of completion, tools, thinking, vision, rerank
+    # of completion, tools, thinking, vision, audio, rerank, transcription, speech
+    capabilities: tuple = ("completion",)
     context_length: Optional[int] = None  # tokens the server gives a conversation
     architecture: str = ""  # GGUF's general.architecture
     parameters: Optional[int] = None

@@ -3,9 +3,11 @@ file, and speech of a text; the values the audio dialect reads and the backends 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
+from proxy.core.answers import Usage
 from proxy.core.errors import InvalidRequestError
 from proxy.core.sse import EVENT_STREAM
 
@@ -48,6 +50,7 @@ class Transcription:
     model: Optional[str]
     task: str  # transcriptions, or translations (into English)
     audio: Upload
+    audio_format: str  # as its first bytes say: wav, mp3, flac, ogg, webm, mp4
     fields: Mapping[str, Any]  # the form's fields but ``file`` (``model`` among them)
     response_format: str = "json"
     stream: bool = False
@@ -55,6 +58,31 @@ class Transcription:
     @property
     def content_type(self) -> str:
         return EVENT_STREAM if self.stream else TRANSCRIPT_FORMATS[self.response_format]
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """An engine's transcript, as the client is answered it, and the tokens the engine
+    counted (``None``: it told none)."""
+
+    content: bytes
+    usage: Optional[Usage] = None
+
+
+def told_usage(answer: bytes) -> Optional[Usage]:
+    """The tokens a transcript's JSON tells (OpenAI's ``usage`` of type ``tokens``)."""
+    try:
+        usage = json.loads(answer).get("usage")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(usage, dict) or usage.get("type") != "tokens":
+        return None
+    prompt, output = usage.get("input_tokens"), usage.get("output_tokens")
+    if not all(type(n) is int and n >= 0 for n in (prompt, output)):
+        return None
+    details = usage.get("input_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    return Usage(prompt, output, cached if type(cached) is int and 0 <= cached <= prompt else None)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Callable, Iterator, Optional, Protocol, Sequence
 
 from proxy.core.answers import Completion, Embeddings, Health, ModelInfo, Ranking
-from proxy.core.audio import Speech, Transcription
+from proxy.core.audio import Speech, Transcript, Transcription
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.target import Target
 from proxy.core.types import GenerationRequest
@@ -84,7 +84,7 @@ class Router(Generator, Protocol):
     ) -> str:
         """Token ids back into text."""
 
-    def transcribe(self, asked: Transcription, caller: Caller = NOBODY) -> bytes:
+    def transcribe(self, asked: Transcription, caller: Caller = NOBODY) -> Transcript:
         """The text of ``asked``'s audio from the model it names, as its engine wrote it."""
 
     def speak(self, asked: Speech, caller: Caller = NOBODY) -> Iterator[bytes]:

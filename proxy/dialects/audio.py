@@ -55,7 +55,8 @@ def parse_transcription(
             "file",
             f"is {len(audio.data)} bytes, more than the {most_bytes} accepted (--max-audio-size)",
         )
-    if audio_format(audio.data) is None:
+    kind = audio_format(audio.data)
+    if kind is None:
         raise fields.fail(
             "file", "is not audio of a format the engines read (wav, mp3, flac, ogg, webm, mp4)"
         )
@@ -83,6 +84,7 @@ def parse_transcription(
         fields.string("model"),
         "translations" if translating else "transcriptions",
         audio,
+        kind,
         {name: value for name, value in form.items() if name != "file"},
         response_format,
         stream,

@@ -21,7 +21,7 @@ from proxy.config.catalog import Catalog, ModelSpec, with_defaults
 from proxy.config.modeltable import APIS
 from proxy.config.price import Price
 from proxy.core.answers import Chunk, Completion, Embeddings, Health, Ranking, Served
-from proxy.core.audio import Speech, Transcription
+from proxy.core.audio import Speech, Transcript, Transcription
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.conversation import thread_id
 from proxy.core.errors import InvalidRequestError, ModelNotFoundError
@@ -192,7 +192,7 @@ class Fleet:
     ) -> str:
         return self._any_replica(model, lambda backend: backend.detokenize(tokens), caller)
 
-    def transcribe(self, asked: Transcription, caller: Caller = NOBODY) -> bytes:
+    def transcribe(self, asked: Transcription, caller: Caller = NOBODY) -> Transcript:
         return self._any_replica(
             asked.model, lambda backend: backend.transcribe(asked, caller), caller
         )

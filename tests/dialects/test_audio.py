@@ -43,6 +43,7 @@ def test_a_transcriptions_fields_go_on_as_they_came():
     asked = transcription({**form, "response_format": "verbose_json"})
     assert asked.fields == {"model": "whisper", "response_format": "verbose_json", **form}
     assert asked.task == "transcriptions" and asked.content_type == "application/json"
+    assert asked.audio_format == "wav"
     assert transcription({"response_format": "srt"}).content_type.startswith("text/plain")
 
 

@@ -25,7 +25,7 @@ from proxy.backends.wire.way import Way
 from proxy.config.catalog import Filters
 from proxy.config.price import Price
 from proxy.core.answers import Embeddings, Ranking
-from proxy.core.audio import Speech, Transcription
+from proxy.core.audio import Speech, Transcript, Transcription, told_usage
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.errors import ProxyError
 from proxy.core.types import GenerationRequest
@@ -101,7 +101,7 @@ class OpenAIBackend(Relay):
             self.endpoints.served("rerank")
             return ranking.ranking(answer, len(documents), self.client.label, path)
 
-    def transcribe(self, asked: Transcription, caller: Caller = NOBODY) -> bytes:
+    def transcribe(self, asked: Transcription, caller: Caller = NOBODY) -> Transcript:
         """The form as it came, under the name the upstream knows the model by."""
         fields = {**asked.fields, "model": self.upstream_model}
         audio = asked.audio
@@ -117,7 +117,8 @@ class OpenAIBackend(Relay):
             except MissingRoute as exc:
                 raise self.missing(exc) from None
             self.endpoints.served(asked.task)
-            return reply.content
+        json_asked = asked.response_format in ("json", "verbose_json")
+        return Transcript(reply.content, told_usage(reply.content) if json_asked else None)
 
     def speak(self, asked: Speech, caller: Caller = NOBODY) -> Iterator[bytes]:
         """The body as it came, under the name the upstream knows the model by; its audio

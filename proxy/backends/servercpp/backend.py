@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Iterator, Optional, Sequence, Union
 
 from proxy.backends.base import Backend, not_a_reranker
-from proxy.backends.servercpp import budget, embedding, unread
+from proxy.backends.servercpp import budget, embedding, hearing, unread
 from proxy.backends.servercpp.chatroute import ChatRoute
 from proxy.backends.servercpp.completionroute import CompletionRoute
 from proxy.backends.servercpp.detect import DETECT_TIMEOUT, ServerFacts
@@ -31,6 +31,7 @@ from proxy.backends.wire import ranking
 from proxy.backends.wire.client import UpstreamClient
 from proxy.core import images
 from proxy.core.answers import Chunk, Completion, Embeddings, Health, ModelCard, ModelInfo, Ranking
+from proxy.core.audio import Transcript, Transcription
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.errors import InvalidRequestError, UpstreamError, UpstreamUnavailableError
 from proxy.core.types import GenerationRequest
@@ -142,6 +143,20 @@ class ServerCppBackend(Backend):
     def detokenize(self, tokens: Sequence[int], model: Optional[str] = None) -> str:
         with self.client.blamed():
             return self.tokens.detokenize(tokens)
+
+    def transcribe(self, asked: Transcription, caller: Caller = NOBODY) -> Transcript:
+        """On llama-server's own route, taking a slot as a generation does."""
+        client = self.client
+        with client.blamed():
+            facts = self.server.detect()
+            problem = hearing.refusal(asked, facts.kind, facts.card, asked.model or facts.model)
+            if problem is not None:
+                raise problem
+            content_type, data = hearing.body(asked)
+            reply = self.admission.run(
+                lambda: client.post_form(hearing.PATH, content_type, data, caller=caller), caller
+            )
+            return hearing.transcript(reply.content, asked.response_format, client.label)
 
     def ask_native(self, path: str, body: Optional[dict] = None) -> tuple:
         """The server's refusals pass as it wrote them (a route it has switched off is its

@@ -39,11 +39,12 @@ def card_of(
     calls tools: through the chat layer where its template has them, else the proxy's way."""
     source = props.get("chat_template") or template.source
     thinking = any(word in source for word in THINKING_WORDS) if chat_layer else template.thinks
-    vision = bool((props.get("modalities") or {}).get("vision"))
+    modalities = props.get("modalities") or {}
     capabilities = (
         ("completion", "tools")
         + (("thinking",) if thinking else ())
-        + (("vision",) if vision else ())
+        + (("vision",) if modalities.get("vision") else ())
+        + (("audio",) if modalities.get("audio") else ())
     )
     if reranks:  # a server started with --reranking does nothing else
         capabilities = ("rerank",)

@@ -48,6 +48,13 @@ TEMPLATE = JinjaTemplate("{{ messages }}", name="t")
             id="a-projector",
         ),
         pytest.param(
+            {**PROPS, "modalities": {"vision": False, "audio": True}},
+            TEMPLATE,
+            True,
+            ("completion", "tools", "audio"),
+            id="an-audio-projector",
+        ),
+        pytest.param(
             {}, HISTORIC, False, ("completion", "tools"), id="the-proxy-renders-and-reads-calls"
         ),
         pytest.param(

@@ -1,0 +1,110 @@
+"""Transcriptions on llama-server itself, through the proxy, with the real ``openai`` SDK: a
+tiny model that hears (:mod:`.audiomodel`) on current llama-server transcribes a WAV as the
+server's own route does, its counted tokens charged to the key; a plain text transcript is
+made from the server's JSON. What the server cannot give is refused by
+name before anything is sent: timestamps, translations, a model without an audio projector,
+an old generation with no such route."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+import requests
+
+from tests.processes import ProxyProcess
+
+from .audiomodel import AUDIO_ANSWER, wav, write_audio_model
+from .llama_server import LlamaServer
+
+pytestmark = pytest.mark.e2e
+
+MODELS = """
+[models.ears]
+upstreams = ["{ears}"]
+[models.plain]
+upstreams = ["{plain}"]
+[models.old]
+upstreams = ["{old}"]
+"""
+ADMIN = {"Authorization": "Bearer admin-key"}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, model, logs):
+    """``(the audio model's server, proxy)``: beside it, the plain tiny model on a current
+    server and on PowerInfer's."""
+    folder = tmp_path_factory.mktemp("ears")
+    audio_model, projector = write_audio_model(folder)
+    with (
+        LlamaServer(
+            audio_model, logs / "ears.log", ctx_size=2048, extra_args=["--mmproj", str(projector)]
+        ) as ears,
+        LlamaServer(model, logs / "ears-plain.log") as plain,
+        LlamaServer(model, logs / "ears-old.log", kind="powerinfer", parallel=1) as old,
+    ):
+        models = folder / "models.toml"
+        models.write_text(MODELS.format(ears=ears.url, plain=plain.url, old=old.url))
+        args = ("--config", str(models), "--admin-key", "admin-key")
+        with ProxyProcess(ears.url, logs / "proxy-ears.log", args=args) as proxy:
+            yield ears, proxy
+
+
+def own(server: LlamaServer, clip: bytes) -> dict:
+    """What the server's own route answers ``clip``."""
+    reply = requests.post(
+        server.url + "/v1/audio/transcriptions", files={"file": ("a.wav", clip)}, timeout=60
+    )
+    reply.raise_for_status()
+    return reply.json()
+
+
+def charged(proxy) -> tuple:
+    rows = requests.get(proxy.url + "/admin/usage", headers=ADMIN, timeout=10).json()["usage"]
+    row = next((row for row in rows if row["model"] == "ears"), {})
+    return row.get("prompt_tokens", 0), row.get("completion_tokens", 0)
+
+
+def test_a_transcription_is_the_servers_own_and_its_tokens_are_charged(served):
+    server, proxy = served
+    clip = wav(1.0)
+    direct = own(server, clip)
+    before = charged(proxy)
+    answer = proxy.sdk().audio.transcriptions.create(
+        model="ears", file=("meeting.wav", clip, "audio/wav"), language="en"
+    )
+    assert answer.text == direct["text"] == AUDIO_ANSWER
+    prompt, output = charged(proxy)
+    assert (prompt - before[0], output - before[1]) == (
+        direct["usage"]["input_tokens"],
+        direct["usage"]["output_tokens"],
+    )
+
+
+def test_a_plain_text_transcript_is_made_from_the_servers_json(served):
+    _, proxy = served
+    text = proxy.sdk().audio.transcriptions.create(
+        model="ears", file=("a.wav", wav(0.5, 880.0), "audio/wav"), response_format="text"
+    )
+    assert text == AUDIO_ANSWER
+
+
+@pytest.mark.parametrize(
+    "model, call, param, words",
+    [
+        ("ears", "srt", "response_format", "timestamps"),
+        ("ears", "translation", "model", "has no translations"),
+        ("plain", "json", "model", "without an audio projector"),
+        ("old", "json", "model", "powerinfer server"),
+    ],
+    ids=["timestamps", "translation", "no-projector", "old-generation"],
+)
+def test_what_the_server_cannot_give_is_refused_by_name(served, model, call, param, words):
+    _, proxy = served
+    audio = proxy.sdk().audio
+    clip = ("a.wav", wav(0.5), "audio/wav")
+    with pytest.raises(openai.BadRequestError) as refused:
+        if call == "translation":
+            audio.translations.create(model=model, file=clip)
+        else:
+            audio.transcriptions.create(model=model, file=clip, response_format=call)
+    assert refused.value.body["param"] == param and words in refused.value.body["message"]
