@@ -49,10 +49,13 @@ def served(tmp_path_factory, model, logs):
             yield ears, proxy
 
 
-def own(server: LlamaServer, clip: bytes) -> dict:
-    """What the server's own route answers ``clip``."""
+def own(server: LlamaServer, clip: bytes, **fields) -> dict:
+    """What the server's own route answers ``clip`` with ``fields``."""
     reply = requests.post(
-        server.url + "/v1/audio/transcriptions", files={"file": ("a.wav", clip)}, timeout=60
+        server.url + "/v1/audio/transcriptions",
+        files={"file": ("a.wav", clip)},
+        data=fields,
+        timeout=60,
     )
     reply.raise_for_status()
     return reply.json()
@@ -67,7 +70,7 @@ def charged(proxy) -> tuple:
 def test_a_transcription_is_the_servers_own_and_its_tokens_are_charged(served):
     server, proxy = served
     clip = wav(1.0)
-    direct = own(server, clip)
+    direct = own(server, clip, language="en")
     before = charged(proxy)
     answer = proxy.sdk().audio.transcriptions.create(
         model="ears", file=("meeting.wav", clip, "audio/wav"), language="en"
@@ -89,7 +92,7 @@ def test_a_plain_text_transcript_is_made_from_the_servers_json(served):
 
 
 @pytest.mark.parametrize(
-    "model, call, param, words",
+    "name, call, param, words",
     [
         ("ears", "srt", "response_format", "timestamps"),
         ("ears", "translation", "model", "has no translations"),
@@ -98,13 +101,13 @@ def test_a_plain_text_transcript_is_made_from_the_servers_json(served):
     ],
     ids=["timestamps", "translation", "no-projector", "old-generation"],
 )
-def test_what_the_server_cannot_give_is_refused_by_name(served, model, call, param, words):
+def test_what_the_server_cannot_give_is_refused_by_name(served, name, call, param, words):
     _, proxy = served
     audio = proxy.sdk().audio
     clip = ("a.wav", wav(0.5), "audio/wav")
     with pytest.raises(openai.BadRequestError) as refused:
         if call == "translation":
-            audio.translations.create(model=model, file=clip)
+            audio.translations.create(model=name, file=clip)
         else:
-            audio.transcriptions.create(model=model, file=clip, response_format=call)
+            audio.transcriptions.create(model=name, file=clip, response_format=call)
     assert refused.value.body["param"] == param and words in refused.value.body["message"]
