@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import pytest
@@ -17,6 +18,7 @@ from proxy.config.price import Price
 from proxy.config.settings import Settings
 from proxy.core.outages import Outages
 from tests.fakes.servercpp import FakeServerCpp
+from tests.gateways import gateway
 from tests.polling import wait_for
 from tests.runtimes import runtime_in
 
@@ -68,24 +70,15 @@ upstreams = ["{0}"]
 CHAT = {"model": "tiny", "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]}
 
 
-def client_of(tmp_path, models: str):
-    """A test client of the app with :data:`KEYS` and the models file ``models``."""
-    (tmp_path / "keys.toml").write_text(KEYS)
-    (tmp_path / "models.toml").write_text(models)
-    app = create_app(
-        Settings.of(
-            config=str(tmp_path / "models.toml"),
-            keys=str(tmp_path / "keys.toml"),
-            admin_key="admin",
-            usage_db=str(tmp_path / "usage.sqlite3"),
-        ),
-        runtime_in(tmp_path),
-    )
-    return app.test_client()
+@pytest.fixture
+def client_of():
+    """Test clients of gateways of :data:`KEYS` and a models file, closed after the test."""
+    with contextlib.ExitStack() as opened:
+        yield lambda tmp_path, models: opened.enter_context(gateway(tmp_path, models, KEYS))
 
 
 @pytest.fixture
-def client(tmp_path):
+def client(tmp_path, client_of):
     with FakeServerCpp("llamacpp", n_slots=2) as fake:
         yield client_of(tmp_path, MODELS.format(fake.url))
 
@@ -227,7 +220,9 @@ def test_an_answer_asked_again_under_its_charge_id_counts_once(client):
         ("/embedding", {"prompt": ["a cat"]}, ["a cat"]),  # the GLM API's
     ],
 )
-def test_embeddings_tokens_are_charged_to_the_key_as_a_generations_are(tmp_path, path, body, texts):
+def test_embeddings_tokens_are_charged_to_the_key_as_a_generations_are(
+    tmp_path, client_of, path, body, texts
+):
     with FakeServerCpp("llamacpp", n_slots=2, embedding=True) as fake:
         client = client_of(tmp_path, MODELS.format(fake.url))
         answer = client.post(path, json={"model": "tiny", **body}, headers=as_key("sk-alice"))
@@ -363,7 +358,9 @@ defaults = {{ max_tokens = 150 }}
 """
 
 
-def test_a_request_that_sets_no_length_holds_the_longest_answer_its_model_gives(tmp_path):
+def test_a_request_that_sets_no_length_holds_the_longest_answer_its_model_gives(
+    tmp_path, client_of
+):
     """Its model's default max_tokens, else the context its server gives once reached: the
     bound its answer is told (:mod:`proxy.backends.servercpp.budget`)."""
     with FakeServerCpp("llamacpp", n_slots=2, n_ctx=1000) as fake:
@@ -388,7 +385,7 @@ def test_a_request_that_sets_no_length_holds_the_longest_answer_its_model_gives(
 
 
 @pytest.mark.parametrize("how", ["cut", "failed", "failed-midway"])
-def test_a_hold_is_let_go_however_its_answer_ends(tmp_path, how):
+def test_a_hold_is_let_go_however_its_answer_ends(tmp_path, client_of, how):
     """A stream its client leaves, an upstream's failure before any byte and one mid-answer:
     each lets its hold go, charged what was made."""
     with FakeServerCpp("llamacpp", n_slots=2) as fake:
@@ -478,7 +475,7 @@ def test_each_keys_turns_and_place_in_line_are_on_metrics(client):
     assert figure("key_slots_busy", "alice") == figure("key_queue_length", "alice") == 0
 
 
-def test_spend_on_a_priced_model_for_the_admin(tmp_path):
+def test_spend_on_a_priced_model_for_the_admin(tmp_path, client_of):
     with FakeServerCpp("llamacpp", n_slots=2) as fake:
         priced = MODELS.format(fake.url).replace(
             "[models.other]", "price = { input = 1.0, output = 2.0 }\n[models.other]"
@@ -516,7 +513,7 @@ upstreams = ["http://127.0.0.1:9/v1"]
 
 
 @pytest.fixture
-def priced(tmp_path):
+def priced(tmp_path, client_of):
     """A priced model whose server fails, falling back to another priced one, a model
     without a price, and a cloud one."""
     with (

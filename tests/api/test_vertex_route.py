@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.app import create_app
-from proxy.config.settings import Settings
 from tests.fakes.servercpp import FakeServerCpp
-from tests.runtimes import runtime_in
+from tests.gateways import gateway, usage
 
 KEYS = """
 [[keys]]
@@ -32,26 +30,11 @@ def instance(**fields) -> dict:
 
 @pytest.fixture
 def client(tmp_path):
-    (tmp_path / "keys.toml").write_text(KEYS)
-    with FakeServerCpp("llamacpp", n_slots=2) as fake:
-        (tmp_path / "models.toml").write_text(MODELS.format(fake.url))
-        app = create_app(
-            Settings.of(
-                config=str(tmp_path / "models.toml"),
-                keys=str(tmp_path / "keys.toml"),
-                admin_key="admin",
-                usage_db=str(tmp_path / "usage.sqlite3"),
-            ),
-            runtime_in(tmp_path),
-        )
-        yield app.test_client()
-        app.extensions["batches"].runner.stop()
-        app.extensions["proxy"].router.close()
-
-
-def usage(client) -> dict:
-    rows = client.get("/admin/usage", headers={"Authorization": "Bearer admin"}).json["usage"]
-    return {(row["key"], row["model"]): row for row in rows}
+    with (
+        FakeServerCpp("llamacpp", n_slots=2) as fake,
+        gateway(tmp_path, MODELS.format(fake.url), KEYS) as client,
+    ):
+        yield client
 
 
 def test_each_instance_is_a_chat_completion_charged_to_the_key(client):

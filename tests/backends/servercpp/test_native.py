@@ -9,13 +9,11 @@ import json
 
 import pytest
 
-from proxy.app import create_app
 from proxy.backends.servercpp.nativeroute import answered
-from proxy.config.settings import Settings
 from tests.conftest import read_events
 from tests.fakes.servercpp import FakeServerCpp
 from tests.fakes.servercpp_wire import A, B, C
-from tests.runtimes import runtime_in
+from tests.gateways import gateway, usage
 
 KEYS = """
 [[keys]]
@@ -48,29 +46,12 @@ def fake(request):
 @pytest.fixture
 def client(fake, tmp_path):
     fake.reset()
-    (tmp_path / "keys.toml").write_text(KEYS)
-    (tmp_path / "models.toml").write_text(MODELS.format(fake.url))
-    app = create_app(
-        Settings.of(
-            config=str(tmp_path / "models.toml"),
-            keys=str(tmp_path / "keys.toml"),
-            admin_key="admin",
-            usage_db=str(tmp_path / "usage.sqlite3"),
-        ),
-        runtime_in(tmp_path),
-    )
-    yield app.test_client()
-    app.extensions["batches"].runner.stop()
-    app.extensions["proxy"].router.close()
+    with gateway(tmp_path, MODELS.format(fake.url), KEYS) as client:
+        yield client
 
 
 def sent(fake) -> list:
     return [body for path, body, _ in fake.requests if path == "/completion"]
-
-
-def usage(client) -> dict:
-    rows = client.get("/admin/usage", headers={"Authorization": "Bearer admin"}).json["usage"]
-    return {(row["key"], row["model"]): row for row in rows}
 
 
 def test_the_body_reaches_the_server_as_it_came(client, fake):
