@@ -9,6 +9,9 @@ what audio costs is not yet held before the work.
 
 from __future__ import annotations
 
+import logging
+from typing import Iterator
+
 from flask import Blueprint, Response, request
 
 from proxy.api.body import read_json
@@ -16,10 +19,11 @@ from proxy.api.call import this_call
 from proxy.api.serve import caller, versioned
 from proxy.api.state import Routes, get_state
 from proxy.core.audio import Upload
-from proxy.core.errors import InvalidRequestError
+from proxy.core.errors import InvalidRequestError, ProxyError
 from proxy.core.sse import HEADERS
 from proxy.dialects import audio
 
+logger = logging.getLogger(__name__)
 bp = Blueprint("audio", __name__)
 routes = Routes(bp, "Speech: transcriptions and translations of audio, and speech of text")
 
@@ -39,7 +43,16 @@ def speak() -> Response:
     asked = audio.parse_speech(read_json())
     _unbudgeted()
     pieces = get_state().router.speak(asked, caller())
-    return Response(pieces, content_type=asked.content_type, headers=HEADERS)
+    return Response(_sent(pieces), content_type=asked.content_type, headers=HEADERS)
+
+
+def _sent(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """Speech's bytes as they come; an engine that fails midway ends the answer there (its
+    audio has no room for an error), told in the log."""
+    try:
+        yield from pieces
+    except ProxyError as exc:
+        logger.warning("speech ended early: %s", exc.message)
 
 
 def _transcribed(*, translating: bool) -> Response:

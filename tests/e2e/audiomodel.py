@@ -27,9 +27,10 @@ import pathlib
 import struct
 import wave
 
-import gguf
 import numpy as np
 
+from . import projector
+from .projector import zeros
 from .scriptedmodel import Script, Tokens, write_scripted_gguf
 from .tinymodel import CHAT_TEMPLATE
 from .visionmodel import trigger_embedding
@@ -71,25 +72,8 @@ def write_projector(
 ) -> pathlib.Path:
     """Write an mmproj whose every audio position becomes ``embedding`` (its width is the
     language model's); return the path."""
-    path = pathlib.Path(path)
-    width = AUDIO_WIDTH
-    projection = len(embedding)
-    writer = gguf.GGUFWriter(str(path), "clip")
-    writer.add_name(name)
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-    writer.add_string("clip.projector_type", "qwen2a")
-    writer.add_bool("clip.has_audio_encoder", True)
-    writer.add_uint32("clip.audio.embedding_length", width)
-    writer.add_uint32("clip.audio.feed_forward_length", AUDIO_FF)
-    writer.add_uint32("clip.audio.block_count", 1)
-    writer.add_uint32("clip.audio.projection_dim", projection)
-    writer.add_uint32("clip.audio.attention.head_count", 1)
-    writer.add_float32("clip.audio.attention.layer_norm_epsilon", 1e-5)
-    writer.add_uint32("clip.audio.num_mel_bins", MEL_BINS)
-
-    def zeros(*shape: int) -> np.ndarray:
-        return np.zeros(shape, np.float32)
-
+    width, projection = AUDIO_WIDTH, len(embedding)
+    keys = {"clip.projector_type": "qwen2a", "clip.audio.num_mel_bins": MEL_BINS}
     tensors = {
         # a convolution's bias is a column: it is added to each channel's row of frames
         "a.conv1d.1.weight": zeros(width, MEL_BINS, 3),
@@ -101,26 +85,11 @@ def write_projector(
         "mm.a.fc.weight": zeros(projection, width),
         "mm.a.fc.bias": np.asarray(embedding, np.float32),
     }
-    layer = "a.blk.0."
-    for part in ("attn_q", "attn_k", "attn_v", "attn_out"):
-        tensors[layer + part + ".weight"] = zeros(width, width)
-    for part in ("attn_q", "attn_v", "attn_out"):  # whisper's keys have no bias
-        tensors[layer + part + ".bias"] = zeros(width)
-    for part in ("ln1", "ln2"):
-        tensors[layer + part + ".weight"] = np.ones(width, np.float32)
-        tensors[layer + part + ".bias"] = zeros(width)
-    tensors[layer + "ffn_up.weight"] = zeros(AUDIO_FF, width)
-    tensors[layer + "ffn_up.bias"] = zeros(AUDIO_FF)
-    tensors[layer + "ffn_down.weight"] = zeros(width, AUDIO_FF)
-    tensors[layer + "ffn_down.bias"] = zeros(width)
-    for tensor_name, tensor in tensors.items():
-        writer.add_tensor(tensor_name, tensor)
-
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+    return projector.write_projector(
+        path, name, "audio", keys, tensors,
+        width=width, feed_forward=AUDIO_FF, projection=projection, epsilon=1e-5,
+        unbiased=("attn_k",),  # whisper's keys have no bias
+    )  # fmt: skip
 
 
 def wav(seconds: float = 1.0, frequency: float = 440.0, rate: int = SAMPLE_RATE) -> bytes:

@@ -20,6 +20,8 @@ import pathlib
 import gguf
 import numpy as np
 
+from . import projector
+from .projector import zeros
 from .scriptedmodel import Script, Tokens, write_scripted_gguf
 from .tinymodel import CHAT_TEMPLATE
 
@@ -70,28 +72,14 @@ def write_projector(
 ) -> pathlib.Path:
     """Write an mmproj whose every image patch becomes ``embedding`` (its width is the
     language model's); return the path."""
-    path = pathlib.Path(path)
-    width = VISION_WIDTH
-    projection = len(embedding)
-    writer = gguf.GGUFWriter(str(path), "clip")
-    writer.add_name(name)
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-    writer.add_string("clip.projector_type", "mlp")
-    writer.add_bool("clip.has_vision_encoder", True)
-    writer.add_uint32("clip.vision.embedding_length", width)
-    writer.add_uint32("clip.vision.feed_forward_length", VISION_FF)
-    writer.add_uint32("clip.vision.block_count", 1)
-    writer.add_uint32("clip.vision.projection_dim", projection)
-    writer.add_uint32("clip.vision.attention.head_count", 1)
-    writer.add_float32("clip.vision.attention.layer_norm_epsilon", 1e-6)
-    writer.add_uint32("clip.vision.image_size", IMAGE_SIZE)
-    writer.add_uint32("clip.vision.patch_size", PATCH_SIZE)
-    writer.add_array("clip.vision.image_mean", [0.5, 0.5, 0.5])
-    writer.add_array("clip.vision.image_std", [0.5, 0.5, 0.5])
-
-    def zeros(*shape: int) -> np.ndarray:
-        return np.zeros(shape, np.float32)
-
+    width, projection = VISION_WIDTH, len(embedding)
+    keys = {
+        "clip.projector_type": "mlp",
+        "clip.vision.image_size": IMAGE_SIZE,
+        "clip.vision.patch_size": PATCH_SIZE,
+        "clip.vision.image_mean": [0.5, 0.5, 0.5],
+        "clip.vision.image_std": [0.5, 0.5, 0.5],
+    }
     tensors = {
         "v.patch_embd.weight": zeros(width, 3, PATCH_SIZE, PATCH_SIZE),
         "v.position_embd.weight": zeros(IMAGE_TOKENS, width),
@@ -100,22 +88,7 @@ def write_projector(
         "mm.2.weight": zeros(projection, PROJECTOR_HIDDEN),
         "mm.2.bias": np.asarray(embedding, np.float32),
     }
-    layer = "v.blk.0."
-    for part in ("attn_q", "attn_k", "attn_v", "attn_out"):
-        tensors[layer + part + ".weight"] = zeros(width, width)
-        tensors[layer + part + ".bias"] = zeros(width)
-    for part in ("ln1", "ln2"):
-        tensors[layer + part + ".weight"] = np.ones(width, np.float32)
-        tensors[layer + part + ".bias"] = zeros(width)
-    tensors[layer + "ffn_up.weight"] = zeros(VISION_FF, width)
-    tensors[layer + "ffn_up.bias"] = zeros(VISION_FF)
-    tensors[layer + "ffn_down.weight"] = zeros(width, VISION_FF)
-    tensors[layer + "ffn_down.bias"] = zeros(width)
-    for tensor_name, tensor in tensors.items():
-        writer.add_tensor(tensor_name, tensor)
-
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+    return projector.write_projector(
+        path, name, "vision", keys, tensors,
+        width=width, feed_forward=VISION_FF, projection=projection, epsilon=1e-6,
+    )  # fmt: skip

@@ -175,9 +175,16 @@ class UpstreamClient:
         try:
             if head.status >= 400:
                 self.raise_for_status(self._read(connection, head, path, caller.measure))
-            yield connection.pieces(head)
+            yield self._pieces(connection, head)
         finally:
             connection.close()
+
+    def _pieces(self, connection: Connection, head: Head) -> Iterator[bytes]:
+        """The answer's bytes as they arrive; a failure on the way is the proxy's error."""
+        try:
+            yield from connection.pieces(head)
+        except Exception as exc:
+            raise self._failed(exc) from exc
 
     @contextlib.contextmanager
     def stream(self, path: str, body: dict, *, caller: Caller = NOBODY) -> Iterator[Iterator[list]]:
