@@ -43,7 +43,8 @@ def parse(body: Any, limits: Limits) -> Ask:
     """A ``/completion`` body as one request the proxy can place and hold a budget for; the
     body itself goes on as it came. ``prompt`` is what the budget and the placement read: a
     text as it is, token ids and multimodal prompts as their JSON (no fewer bytes than
-    tokens)."""
+    tokens); ``max_tokens``, the most the whole answer holds (each of several prompts'
+    answers as long as the body asks)."""
     fields = Fields(body)
     model = fields.string("model") or None
     stream = bool(fields.boolean("stream"))
@@ -52,10 +53,13 @@ def parse(body: Any, limits: Limits) -> Ask:
         raise fields.fail(
             "prompt", "holds several prompts, which the gateway answers whole only (stream: false)"
         )
+    length = _length(body)
+    if length is not None and several(prompt):
+        length *= len(prompt)  # the server writes an answer of that length for each
     request = GenerationRequest(
         model=model,
         prompt=prompt if isinstance(prompt, str) else "" if prompt is None else json.dumps(prompt),
-        max_tokens=_length(body),
+        max_tokens=length,
         verbatim=Verbatim(API, body, untranslated=UNTRANSLATED),
     )
     return Ask((request,), stream=stream)

@@ -34,6 +34,8 @@ def test_several_prompts_as_llama_server_reads_them(prompt, several):
         ({"n_predict": -1}, None),
         ({"n_predict": "8"}, None),
         ({}, None),
+        ({"n_predict": 8, "prompt": ["one", "two", "three"]}, 24),
+        ({"n_predict": 8, "prompt": [1, 2, 3]}, 8),
     ],
 )
 def test_the_answers_length_is_read_as_the_server_reads_it(body, length):
