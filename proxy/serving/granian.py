@@ -9,11 +9,12 @@ do it in Python. What the other servers give the proxy it gets here too:
 - the servers the proxy runs, in one supervisor for every worker, and metrics summed over
   the workers (:class:`~proxy.serving.gunicorn.Master`);
 - a graceful stop. Told to stop, granian stops delivering the streams in flight at once, so
-  the proxy stops first: each worker drains (``SIGUSR1``: its streams get
-  ``--graceful-timeout`` to finish, then end with an error event; a new request is answered
-  503, "send the request again") and says when it is done, and only then is granian told to
-  stop. Its listening sockets stay open meanwhile: granian's accept loop spins on one that
-  is shut;
+  the proxy stops first: each worker drains (told by a byte on a pipe, not a signal, which
+  may land on one of granian's own threads and leave the worker's Python waiting: its
+  streams get ``--graceful-timeout`` to finish, then end with an error event; a new request
+  is answered 503, "send the request again") and says when it is done, and only then is
+  granian told to stop. Its listening sockets stay open meanwhile: granian's accept loop
+  spins on one that is shut;
 - SIGHUP starts the workers afresh (a model pulled under several workers, a keys or models
   file changed), the supervisor serving the models file first.
 
@@ -35,7 +36,6 @@ from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
 from proxy.serving.reloading import refresh_supervisor, watch_files
 
-DRAIN = signal.SIGUSR1  # main process → worker: drain, then say so on the pipe
 LAST_WORDS = 0.5  # seconds for the last bytes of ended streams to leave
 MARGIN = 5.0  # seconds beyond the grace before granian is told to stop anyway
 
@@ -69,30 +69,29 @@ def serve_granian(settings: Settings, master) -> None:
     server.on_reload(refresh_supervisor)  # SIGHUP: the models file's servers, then workers
     server.on_shutdown(master.stop)
     server.serve(
-        target_loader=functools.partial(made, settings, stopping.drained), wrap_loader=False
+        target_loader=functools.partial(made, settings, stopping.told, stopping.drained),
+        wrap_loader=False,
     )
 
 
-def made(settings: Settings, drained: int) -> Callable:
-    """The app of one worker, which drains when the main process says so and then writes a
-    byte to the file descriptor ``drained``."""
+def made(settings: Settings, told: int, drained: int) -> Callable:
+    """The app of one worker, which drains once it reads a byte from the file descriptor
+    ``told`` and then writes one to ``drained``."""
     from proxy.app import create_app
 
     app = create_app(settings, Runtime.from_environment())
     drain = app.extensions["proxy"].drain
     grace = settings.serving.graceful_timeout
 
-    def drain_then_say() -> None:
+    def drain_when_told() -> None:
+        if not os.read(told, 1):  # one byte for each worker: this one's
+            return
+        drain.begin(grace, refusing=True)
         drain.wait_closed(grace + LAST_WORDS)
         time.sleep(LAST_WORDS)  # the ended streams' last bytes leave
         os.write(drained, b".")
 
-    def begin(*_) -> None:
-        if not drain.began:
-            drain.begin(grace, refusing=True)
-            threading.Thread(target=drain_then_say, name="drained", daemon=True).start()
-
-    signal.signal(DRAIN, begin)
+    threading.Thread(target=drain_when_told, name="drain-told", daemon=True).start()
     return app
 
 
@@ -102,6 +101,7 @@ class Stopping:
     def __init__(self, server, grace: float) -> None:
         self.server = server
         self.grace = grace
+        self.told, self.tell = os.pipe()  # a byte for each worker to drain
         self.said, self.drained = os.pipe()  # the workers write a byte each once drained
         self._begun = False
         self._granians = signal.getsignal(signal.SIGTERM)  # granian's own, once installed
@@ -117,7 +117,8 @@ class Stopping:
         if self._begun:
             return
         self._begun = True
-        told = sum(told_to_drain(worker.inner.pid) for worker in self.server.wrks)
+        told = sum(worker.is_alive() for worker in self.server.wrks)
+        os.write(self.tell, b"." * told)
         threading.Thread(
             target=self._finish, args=(signum, told), name="stopping", daemon=True
         ).start()
@@ -130,12 +131,3 @@ class Stopping:
             if ready:
                 heard += len(os.read(self.said, workers))
         self._granians(signum, None)  # granian stops its workers, then the master
-
-
-def told_to_drain(pid: int) -> bool:
-    """Tell the worker ``pid`` to drain; ``False`` if it has already gone."""
-    try:
-        os.kill(pid, DRAIN)
-    except ProcessLookupError:
-        return False
-    return True
