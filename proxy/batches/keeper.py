@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Callable, Optional
 
 from proxy.batches.files import FileStore
-from proxy.batches.store import BatchRecord, BatchStore
+from proxy.batches.store import LIVE, BatchRecord, BatchStore
 from proxy.core.errors import NotFoundError, ProxyError
 from proxy.dialects.dialect import Limits
 from proxy.dialects.openai.batchinput import RequestFault, read_requests
@@ -61,7 +61,10 @@ class BatchKeeper:
     def keep(self, record: BatchRecord) -> Optional[BatchRecord]:
         """Move ``record`` on: read before it starts, its requests queued (again, after a
         restart), its tally saved, its end made once nothing of it is left. The record as it
-        now is, ``None`` once it has ended."""
+        now is, ``None`` once it has ended (here, or in another process since this one last
+        listed the batches under way: an ended batch is never taken up again)."""
+        if record.status not in LIVE:
+            return None
         ending = self.is_ending(record)
         if record.status == "validating":
             record = self._start(record, ending)

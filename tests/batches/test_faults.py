@@ -114,6 +114,25 @@ def test_a_line_past_a_live_bodys_bounds_fails_its_batch_before_it_starts(
     assert "--max-" in fault["message"]
 
 
+def test_a_batch_another_process_ended_is_never_taken_up_again(keyed):
+    """A process that listed the batches under way before another ended one, and takes its
+    lock after, finds it ended: its good lines are not run, its failure stays."""
+    line = {
+        "custom_id": "deep",
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {"model": "m", "messages": [{"role": "user", "content": "x"}]},
+        "junk": 1,
+    }
+    batch = run_batch(keyed, "sk-alice", [chat_line("fine"), line])  # fmt: skip
+    assert batch["status"] == "failed"
+    runner = keyed.application.extensions["batches"].runner
+    ended = runner.batches.get(None, batch["id"])
+    assert runner.keeper.keep(ended) is None
+    assert runner.queue.tally(ended.id, ["m"]) is None  # nothing of it queued
+    assert shown(keyed, "sk-alice", batch["id"])["status"] == "failed"
+
+
 def test_a_lines_priority_never_goes_before_the_batchs(make_client, tmp_path):
     backend = FakeBackend()
     client = make_client(fake=backend, api_key=list(KEYS), files_dir=str(tmp_path / "files"))
