@@ -23,7 +23,7 @@ from proxy.access.budgets import NAMED, Standing, period
 from proxy.access.usage import Hold
 from proxy.config.price import Price
 from proxy.core import textsize
-from proxy.core.errors import QuotaExceededError
+from proxy.core.errors import InvalidRequestError, QuotaExceededError
 from proxy.core.types import GenerationRequest
 
 UNBOUNDED_OUTPUT = 4096  # tokens of output a request of no known bound holds, at most
@@ -35,7 +35,15 @@ IN_FLIGHT_RETRY_AFTER = 5  # seconds: what holds it back is requests in flight, 
 
 
 def prompt_bound(request: GenerationRequest) -> int:
-    """At least as many tokens as ``request``'s prompt can take, from its size alone."""
+    """At least as many tokens as ``request``'s prompt can take, from its size alone; audio
+    is refused, its tokens not yet bounded before the work."""
+    if request.sounds:
+        field = request.sounds[0].field
+        raise InvalidRequestError(
+            f"'{field}' is audio, which a key with budgets cannot send yet: what audio costs "
+            "is not yet held before the work",
+            param=field,
+        )
     size = textsize.prompt_size(request)
     around = AROUND_REQUEST + AROUND_MESSAGE * size.messages + PER_IMAGE * size.images
     return around + size.bytes

@@ -3,6 +3,8 @@ file, and speech of a text; the values the audio dialect reads and the backends 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
@@ -10,6 +12,7 @@ from typing import Any, Mapping, Optional
 from proxy.core.answers import Usage
 from proxy.core.errors import InvalidRequestError
 from proxy.core.sse import EVENT_STREAM
+from proxy.core.types import Sound
 
 # what a transcription's answer is written as, and its content type
 TRANSCRIPT_FORMATS = {
@@ -98,6 +101,55 @@ class Speech:
     @property
     def content_type(self) -> str:
         return EVENT_STREAM if self.stream_format == "sse" else SPEECH_FORMATS[self.response_format]
+
+
+def audio_format(data: bytes) -> Optional[str]:
+    """The format of an audio file by its first bytes (``None``: none the engines read)."""
+    head = data[:12]
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "wav"
+    if head[:4] == b"fLaC":
+        return "flac"
+    if head[:4] == b"OggS":
+        return "ogg"
+    if head[:4] == b"\x1aE\xdf\xa3":
+        return "webm"
+    if head[4:8] == b"ftyp":
+        return "mp4"
+    if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "mp3"
+    return None
+
+
+def sound_of(data: str, field: str, most: int, at: int = 0) -> Sound:
+    """The sound whose bytes ``data`` holds in base64: a whole base64 text of at most
+    ``most`` bytes, of a format the engines read (its first bytes say which)."""
+    if len(data) > 4 * -(-most // 3):
+        raise InvalidRequestError(
+            f"'{field}' is more than {most} bytes of audio (--max-audio-size)", param=field
+        )
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequestError(
+            f"'{field}' is not base64 text, or is cut short", param=field
+        ) from None
+    found = audio_format(raw)
+    if found is None:
+        raise InvalidRequestError(
+            f"'{field}' is not audio of a format the engines read (WAV, MP3, FLAC, Ogg, WebM "
+            "or MP4, by its first bytes)",
+            param=field,
+        )
+    return Sound(field, at, found, data)
+
+
+def unheard(sound: Sound, model: str, why: str) -> InvalidRequestError:
+    """The error of audio sent to a model that cannot hear it, and ``why`` not."""
+    return InvalidRequestError(
+        f"'{sound.field}' is audio, and the model '{model}' cannot hear audio: {why}",
+        param=sound.field,
+    )
 
 
 def not_served(model: str, what: str, why: str) -> InvalidRequestError:

@@ -16,7 +16,7 @@ from typing import Iterator, Sequence, Union
 
 from proxy.core import imagefile
 from proxy.core.errors import InvalidRequestError
-from proxy.core.types import Image, Message
+from proxy.core.types import Image, Message, Sound
 
 BASE64_PIECE = 1 << 20  # characters of base64 decoded at a time: a multiple of 4
 
@@ -107,22 +107,34 @@ def _decoded(text: str, start: int) -> bytearray:
     return raw
 
 
-def pieces(message: Message) -> Iterator[Union[str, Image]]:
-    """The message's text pieces and images in their order (an empty text only when that is
-    all it holds)."""
+def pieces(message: Message) -> Iterator[Union[str, Image, Sound]]:
+    """The message's text pieces, images and sounds in their order (an empty text only when
+    that is all it holds)."""
     start = 0
-    for image in sorted(message.images, key=lambda image: image.at):
-        if image.at > start:
-            yield message.content[start : image.at]
-            start = image.at
-        yield image
-    if start < len(message.content) or not message.images:
+    media = sorted((*message.images, *message.sounds), key=lambda each: (each.at, each.order))
+    for each in media:
+        if each.at > start:
+            yield message.content[start : each.at]
+            start = each.at
+        yield each
+    if start < len(message.content) or not media:
         yield message.content[start:]
 
 
+def media(messages: Sequence[Message]) -> list:
+    """The images and sounds of ``messages``, in their order."""
+    return [
+        piece
+        for message in messages
+        if message.images or message.sounds
+        for piece in pieces(message)
+        if not isinstance(piece, str)
+    ]
+
+
 def marked(messages: Sequence[Message], marker: str) -> tuple:
-    """``messages`` with each image's place in their text taken by ``marker`` (the server's
-    own, where it puts the images it is sent beside a prompt)."""
+    """``messages`` with each image's and sound's place in their text taken by ``marker``
+    (the server's own, where it puts the media it is sent beside a prompt, in order)."""
     return tuple(
         replace(
             message,
@@ -130,8 +142,9 @@ def marked(messages: Sequence[Message], marker: str) -> tuple:
                 piece if isinstance(piece, str) else marker for piece in pieces(message)
             ),
             images=(),
+            sounds=(),
         )
-        if message.images
+        if message.images or message.sounds
         else message
         for message in messages
     )

@@ -48,7 +48,8 @@ class PromptSize:
     """What a request's model reads as its prompt, by kind: the bytes of its texts and of its
     JSON (the tools' definitions, the calls' arguments, the answer's schema); what a chat
     template marks: its messages, those of them that are tools' results, the calls they
-    make, whether it offers tools; and its images (a projector makes tokens of each)."""
+    make, whether it offers tools; and its images and sounds (a projector makes tokens of
+    each)."""
 
     text: int = 0
     json: int = 0
@@ -57,6 +58,7 @@ class PromptSize:
     calls: int = 0
     tools: bool = False
     images: int = 0
+    sounds: int = 0
 
     @property
     def bytes(self) -> int:
@@ -89,6 +91,7 @@ def prompt_size(request: GenerationRequest) -> PromptSize:
         calls=sum(len(message.tool_calls) for message in request.messages),
         tools=bool(request.tools),
         images=len(request.images),
+        sounds=len(request.sounds),
     )
 
 

@@ -37,6 +37,7 @@ class Image:
     media_type: str = ""
     data: str = ""
     url: str = ""
+    order: int = 0  # its place among the message's images and sounds at the same ``at``
 
     @property
     def data_uri(self) -> str:
@@ -44,10 +45,23 @@ class Image:
 
 
 @dataclass(frozen=True)
+class Sound:
+    """Audio a message holds: the request's field it came in, where in the message's text it
+    stands (``at``), its format as its first bytes say (``wav``, ``mp3``…) and its bytes in
+    base64."""
+
+    field: str
+    at: int
+    audio_format: str
+    data: str
+    order: int = 0  # its place among the message's images and sounds at the same ``at``
+
+
+@dataclass(frozen=True)
 class Message:
-    """One chat message with its content flattened to text and the images it shows
-    (:class:`Image` values); an assistant's earlier calls (:class:`ToolCall` values) and
-    thoughts, when the client sent them back."""
+    """One chat message with its content flattened to text, the images it shows
+    (:class:`Image` values) and the audio it holds (:class:`Sound` values); an assistant's
+    earlier calls (:class:`ToolCall` values) and thoughts, when the client sent them back."""
 
     role: str
     content: str
@@ -56,6 +70,7 @@ class Message:
     tool_call_id: Optional[str] = None
     reasoning: str = ""
     images: tuple = ()
+    sounds: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -178,6 +193,11 @@ class GenerationRequest:
     def images(self) -> tuple:
         """Every image the messages show, in order."""
         return tuple(image for message in self.messages for image in message.images)
+
+    @property
+    def sounds(self) -> tuple:
+        """Every sound the messages hold, in order."""
+        return tuple(sound for message in self.messages for sound in message.sounds)
 
     def in_slot(self, slot: int) -> "GenerationRequest":
         """This request pinned to ``slot``."""

@@ -20,26 +20,9 @@ from proxy.core.audio import (
     Speech,
     Transcription,
     Upload,
+    audio_format,
 )
 from proxy.core.fields import Fields
-
-
-def audio_format(data: bytes) -> Optional[str]:
-    """The format of an audio file by its first bytes (``None``: none the engines read)."""
-    head = data[:12]
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-        return "wav"
-    if head[:4] == b"fLaC":
-        return "flac"
-    if head[:4] == b"OggS":
-        return "ogg"
-    if head[:4] == b"\x1aE\xdf\xa3":
-        return "webm"
-    if head[4:8] == b"ftyp":
-        return "mp4"
-    if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
-        return "mp3"
-    return None
 
 
 def parse_transcription(

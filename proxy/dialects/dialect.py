@@ -8,8 +8,8 @@ Each dialect (``openai.chat``, ``openai.completions``, ``anthropic``, ``response
 The API serves every one the same way (:func:`proxy.api.serve.serve`): parse the body, run its
 requests on the core, render the answer whole or as a stream.
 
-A message's content as the dialects read it: text pieces joined as one text, with the images met
-between them kept at their places in it.
+A message's content as the dialects read it: text pieces joined as one text, with the images and
+sounds met between them kept at their places in it.
 
 Client text a dialect names back in a response header (options it ignored, tools it left out)
 goes out as visible ASCII (:func:`named`): a header line ends at CR or LF, and HTTP servers
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Protocol, Sequence
 from urllib.parse import quote
 
-from proxy.core import images
+from proxy.core import audio, images
 from proxy.core.addresses import http_parts
 from proxy.core.errors import InvalidRequestError, ProxyError
 from proxy.core.images import Bounds
@@ -136,7 +136,7 @@ JOINER = "\n"
 
 
 class Content:
-    """Collects one message's text and images in the order the client gave them."""
+    """Collects one message's text, images and sounds in the order the client gave them."""
 
     def __init__(self, limits: Limits, lead: str = "") -> None:
         """``lead``: words the text begins with, before anything the client sent."""
@@ -144,6 +144,7 @@ class Content:
         self.lead = lead
         self.texts: list = []
         self.images: list = []
+        self.sounds: list = []
         self.length = len(lead)  # of the text so far, joined
 
     @property
@@ -158,15 +159,24 @@ class Content:
 
     def add_url(self, url: str, field: str) -> None:
         """An image given as a URL (see :func:`image_at`)."""
-        self.images.append(image_at(url, field, self.limits, self.length))
+        self.add_image(image_at(url, field, self.limits))
 
     def add_base64(self, data: str, field: str) -> None:
         """An image given as its bytes in base64."""
-        self.images.append(images.from_base64(data, field, self.limits.image, self.length))
+        self.add_image(images.from_base64(data, field, self.limits.image))
 
     def add_image(self, image: Image) -> None:
         """An image read before, placed here."""
-        self.images.append(amended(image, at=self.length))
+        self.images.append(amended(image, at=self.length, order=self._placed()))
+
+    def add_sound(self, data: str, field: str) -> None:
+        """Audio given as its bytes in base64."""
+        sound = audio.sound_of(data, field, self.limits.max_audio_size)
+        self.sounds.append(amended(sound, at=self.length, order=self._placed()))
+
+    def _placed(self) -> int:
+        """The place of the next image or sound among those before it."""
+        return len(self.images) + len(self.sounds)
 
 
 def image_at(url: str, field: str, limits: Limits, at: int = 0) -> Image:

@@ -14,8 +14,8 @@ from proxy.access.holds import AROUND_MESSAGE, AROUND_REQUEST, PER_IMAGE
 from proxy.access.keyring import KeySpec
 from proxy.access.usage import Charge, Hold, RedisUsage, SqliteUsage
 from proxy.config.price import Price
-from proxy.core.errors import QuotaExceededError
-from proxy.core.types import GenerationRequest, Image, Message, ToolCall, Verbatim
+from proxy.core.errors import InvalidRequestError, QuotaExceededError
+from proxy.core.types import GenerationRequest, Image, Message, Sound, ToolCall, Verbatim
 
 NOON = datetime(2026, 11, 30, 12, tzinfo=timezone.utc).timestamp()
 LEFT = {"day": 12 * 3600, "month": 12 * 3600}
@@ -125,6 +125,13 @@ CALL = ToolCall("c1", "read", '{"p":1}')  # 4 + 7 bytes
 )  # fmt: skip
 def test_a_prompt_is_bounded_by_its_bytes_and_what_a_template_adds(request_, bound):
     assert holds.prompt_bound(request_) == bound
+
+
+def test_audio_is_refused_naming_its_field_its_tokens_not_yet_bounded():
+    heard = Sound("messages[0].content[0].input_audio.data", 0, "wav", "UklGRg==")
+    with pytest.raises(InvalidRequestError) as caught:
+        holds.prompt_bound(GenerationRequest(messages=(Message("user", "", sounds=(heard,)),)))
+    assert caught.value.param == heard.field and "budgets" in caught.value.message
 
 
 @pytest.mark.parametrize(

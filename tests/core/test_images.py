@@ -6,7 +6,7 @@ import pytest
 
 from proxy.core import images
 from proxy.core.errors import InvalidRequestError
-from proxy.core.types import Image, Message
+from proxy.core.types import Image, Message, Sound, amended
 from tests.images import base64_of, claiming, data_uri, lossless_webp, noise, picture
 
 BOUNDS = images.Bounds(size=1 << 20, pixels=1000 * 1000)
@@ -106,6 +106,7 @@ def test_bytes_fetched_are_kept_as_base64():
 
 ONE = Image("a", 0, "image/png", "AAAA")
 TWO = Image("b", 5, "image/png", "BBBB")
+PURR = Sound("c", 0, "wav", "UklGRg==")
 
 
 @pytest.mark.parametrize(
@@ -117,17 +118,27 @@ TWO = Image("b", 5, "image/png", "BBBB")
         (Message("user", "hello", images=(ONE,)), [ONE, "hello"]),
         (Message("user", "hello", images=(TWO,)), ["hello", TWO]),
         (Message("user", "hello world", images=(TWO, ONE)), [ONE, "hello", TWO, " world"]),
+        (Message("user", "hello", images=(amended(ONE, order=1),), sounds=(PURR,)),
+         [PURR, amended(ONE, order=1), "hello"]),
+        (Message("user", "hello", images=(ONE,), sounds=(amended(PURR, at=5, order=1),)),
+         [ONE, "hello", amended(PURR, at=5, order=1)]),
     ],
-)
+    ids=["text", "empty", "image", "image-first", "image-last", "images", "sound-then-image",
+         "image-then-sound"],
+)  # fmt: skip
 def test_pieces_keep_the_order_the_client_gave(message, expected):
     assert list(images.pieces(message)) == expected
 
 
-def test_marked_puts_the_servers_marker_where_each_image_stood():
-    messages = (Message("system", "be brief"), Message("user", "hello world", images=(ONE, TWO)))
+def test_marked_puts_the_servers_marker_where_each_image_and_sound_stood():
+    messages = (
+        Message("system", "be brief"),
+        Message("user", "hello world", images=(ONE, TWO), sounds=(amended(PURR, order=1),)),
+    )
     marked = images.marked(messages, "<__media__>")
     assert marked[0] is messages[0]
-    assert marked[1] == Message("user", "<__media__>hello<__media__> world")
+    assert marked[1] == Message("user", "<__media__><__media__>hello<__media__> world")
+    assert images.media(messages) == [ONE, amended(PURR, order=1), TWO]  # the markers' order
 
 
 def test_unseen_names_the_field_and_the_model():

@@ -12,25 +12,6 @@ from proxy.dialects import audio
 WAV = b"RIFF\x24\x00\x00\x00WAVEfmt "
 
 
-@pytest.mark.parametrize(
-    "head, kind",
-    [
-        (WAV, "wav"),
-        (b"fLaC\x00\x00\x00\x22", "flac"),
-        (b"OggS\x00\x02", "ogg"),
-        (b"\x1aE\xdf\xa3\x9fB\x86\x81", "webm"),
-        (b"\x00\x00\x00\x20ftypM4A ", "mp4"),
-        (b"ID3\x04\x00\x00", "mp3"),
-        (b"\xff\xfb\x90\x64", "mp3"),
-        (b"RIFF\x24\x00\x00\x00AVI ", None),
-        (b"\x89PNG\r\n\x1a\n", None),
-        (b"", None),
-    ],
-)
-def test_audio_is_known_by_its_first_bytes(head, kind):
-    assert audio.audio_format(head) == kind
-
-
 def transcription(form: dict, data: bytes = WAV, translating: bool = False, most: int = 100):
     upload = Upload("a.wav", "audio/wav", data) if data is not None else None
     return audio.parse_transcription(

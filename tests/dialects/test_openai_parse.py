@@ -580,14 +580,11 @@ CHAT_ERRORS = [
     pytest.param(
         {
             "messages": [
-                {
-                    "role": "user",
-                    "content": [{"type": "text", "text": "a"}, {"type": "input_audio"}],
-                }
+                {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "input_file"}]}
             ]
         },
         "messages[0].content[1].type",
-        id="second-part-audio",
+        id="second-part-file",
     ),
     pytest.param(
         {"messages": [{"role": "user", "content": "hi", "tool_calls": []}]},

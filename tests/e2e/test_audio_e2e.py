@@ -3,9 +3,12 @@ tiny model that hears (:mod:`.audiomodel`) on current llama-server transcribes a
 server's own route does, its counted tokens charged to the key; a plain text transcript is
 made from the server's JSON. What the server cannot give is refused by
 name before anything is sent: timestamps, translations, a model without an audio projector,
-an old generation with no such route."""
+an old generation with no such route. A chat's audio is heard as the server's own chat hears
+it, and refused by name by a model without audio, whatever its generation."""
 
 from __future__ import annotations
+
+import base64
 
 import openai
 import pytest
@@ -13,7 +16,7 @@ import requests
 
 from tests.processes import ProxyProcess
 
-from .audiomodel import AUDIO_ANSWER, wav, write_audio_model
+from .audiomodel import AUDIO_ANSWER, TEXT_ANSWER, wav, write_audio_model
 from .llama_server import LlamaServer
 
 pytestmark = pytest.mark.e2e
@@ -111,3 +114,40 @@ def test_what_the_server_cannot_give_is_refused_by_name(served, name, call, para
         else:
             audio.transcriptions.create(model=name, file=clip, response_format=call)
     assert refused.value.body["param"] == param and words in refused.value.body["message"]
+
+
+def chat(clip: bytes = b"") -> list:
+    content = [{"type": "text", "text": "What is this?"}]
+    if clip:
+        data = base64.b64encode(clip).decode()
+        content.append({"type": "input_audio", "input_audio": {"data": data, "format": "wav"}})
+    return [{"role": "user", "content": content}]
+
+
+def test_a_chats_audio_is_heard_as_the_servers_own_chat_hears_it(served):
+    server, proxy = served
+    clip = wav(1.0)
+    body = {"messages": chat(clip), "temperature": 0, "max_tokens": 16}
+    direct = requests.post(server.url + "/v1/chat/completions", json=body, timeout=60).json()
+    heard = proxy.sdk().chat.completions.create(model="ears", **body)
+    unheard = proxy.sdk().chat.completions.create(model="ears", **{**body, "messages": chat()})
+    assert heard.choices[0].message.content == direct["choices"][0]["message"]["content"]
+    assert (heard.choices[0].message.content, unheard.choices[0].message.content) == (
+        AUDIO_ANSWER,
+        TEXT_ANSWER,
+    )
+    assert heard.usage.prompt_tokens == direct["usage"]["prompt_tokens"]
+
+
+@pytest.mark.parametrize(
+    "name, words",
+    [("plain", "without an audio projector"), ("old", "without an audio projector")],
+    ids=["no-projector", "old-generation"],
+)
+def test_a_chats_audio_to_a_model_without_ears_is_refused_by_name(served, name, words):
+    _, proxy = served
+    with pytest.raises(openai.BadRequestError) as refused:
+        proxy.sdk().chat.completions.create(model=name, messages=chat(wav(0.5)))
+    assert refused.value.body["param"] == "messages[0].content[1].input_audio.data"
+    assert "cannot hear audio" in refused.value.body["message"]
+    assert words in refused.value.body["message"]

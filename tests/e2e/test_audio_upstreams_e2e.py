@@ -4,10 +4,12 @@ form reach the engine as the client wrote it (its file byte for byte) under the 
 model name, the transcript comes back as the engine wrote it and its counted tokens are
 charged to the key; speech streams as the engine sends it, its first bytes at the client
 before the engine has written the rest. A key may use only the models it is granted, read
-from the form itself; what is not audio is refused before anything is sent."""
+from the form itself; what is not audio is refused before anything is sent. A chat's audio
+reaches the engine byte for byte."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import wave
@@ -179,3 +181,17 @@ def test_a_key_with_budgets_is_refused_audio_by_name(served, echo):
         sdk(proxy, "sk-carol").audio.speech.create(model="voice", voice="alloy", input="hi")
     assert "budgets" in refused.value.body["message"]
     assert echo.received() == []
+
+
+def test_a_chats_audio_reaches_the_engine_byte_for_byte(served, echo):
+    _, proxy = served
+    audio = base64.b64encode(clip()).decode()
+    sdk(proxy).chat.completions.create(model="voice", messages=[{"role": "user", "content": [
+        {"type": "text", "text": "what is this?"},
+        {"type": "input_audio", "input_audio": {"data": audio, "format": "wav"}},
+    ]}])  # fmt: skip
+    (sent,) = echo.received()
+    assert sent["messages"][0]["content"] == [
+        {"type": "text", "text": "what is this?"},
+        {"type": "input_audio", "input_audio": {"data": audio, "format": "wav"}},
+    ]

@@ -60,6 +60,8 @@ def refusal(
 
     if not request.is_chat:
         return refused("prompt", "raw prompt (send messages)")
+    if request.sounds:
+        return refused(request.sounds[0].field, "audio")
     for param in unsent(request):
         if param not in leave_out:
             return refused(param)

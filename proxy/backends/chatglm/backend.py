@@ -35,6 +35,7 @@ from proxy.core.answers import (
     assembled,
     pieces,
 )
+from proxy.core.audio import unheard
 from proxy.core.errors import InvalidRequestError
 from proxy.core.types import GenerationRequest, amended
 from proxy.queue.admission import Admission
@@ -249,6 +250,12 @@ class ChatGLMBackend(Backend):
             if request.images:
                 raise images.unseen(
                     request.images[0],
+                    request.model or self.served_name,
+                    f"{self.model.type_name} models read text only",
+                )
+            if request.sounds:
+                raise unheard(
+                    request.sounds[0],
                     request.model or self.served_name,
                     f"{self.model.type_name} models read text only",
                 )

@@ -91,7 +91,7 @@ class ServerCppBackend(Backend):
     def count_tokens(self, request: GenerationRequest) -> int:
         with self.client.blamed():
             facts = self.server.detect()
-            self._check_images(request, facts)
+            self._check_media(request, facts)
             return self._route(request, facts).count(request, facts)
 
     def _route(
@@ -105,7 +105,7 @@ class ServerCppBackend(Backend):
         """The server's facts, found once for the request; what the server cannot serve
         refused at once, before it spends time on it."""
         facts = self.server.detect()
-        self._check_images(request, facts)
+        self._check_media(request, facts)
         if request.suffix is not None and facts.kind.fills != INFILL and facts.fim is None:
             raise InvalidRequestError(
                 f"suffix cannot be served: {self.client.label} is a {facts.kind.name} server, "
@@ -119,16 +119,19 @@ class ServerCppBackend(Backend):
         budget.check_fits(request, facts.card.context_length)
         return facts
 
-    def _check_images(self, request: GenerationRequest, facts: ServerFacts) -> None:
-        """Refuse images the model cannot see: its server reads none (no vision projector,
-        or a generation without one the proxy sends images to)."""
+    def _check_media(self, request: GenerationRequest, facts: ServerFacts) -> None:
+        """Refuse images the model cannot see and sounds it cannot hear: its server reads
+        none (no projector of theirs, or a generation without one the proxy sends them to),
+        or audio of a format it does not decode."""
         shown = request.images
+        model = request.model or facts.model
         if shown and "vision" not in facts.card.capabilities:
             raise images.unseen(
-                shown[0],
-                request.model or facts.model,
-                "its server was started without a vision projector (--mmproj)",
+                shown[0], model, "its server was started without a vision projector (--mmproj)"
             )
+        problem = hearing.sound_refusal(request.sounds, facts.card, model)
+        if problem is not None:
+            raise problem
 
     # -- everything else ------------------------------------------------------------------
 

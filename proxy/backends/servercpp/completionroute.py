@@ -198,7 +198,7 @@ class CompletionRoute:
             return RenderedPrompt(request.prompt, ()), unique(request.stop)
         messages = (
             images.marked(request.messages, facts.media_marker)
-            if request.images
+            if request.images or request.sounds
             else request.messages
         )
         rendered = facts.template.render(messages, request.tools, request.template_kwargs)

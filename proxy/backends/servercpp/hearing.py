@@ -1,5 +1,5 @@
 """A transcription on llama-server's own ``/v1/audio/transcriptions``, for a model whose
-server has an audio projector. Pure.
+server has an audio projector, and which audio in a chat the server hears. Pure.
 
 The server answers JSON only, with the tokens it counted; a plain-text transcript is made
 from it. What it cannot give is refused by name before anything is sent: translations,
@@ -10,13 +10,14 @@ and FLAC), and any transcription on an older server or a model without audio.
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import Optional, Sequence
 
 from proxy.backends.servercpp.kinds import ServerKind
 from proxy.backends.wire import form
 from proxy.core.answers import ModelCard
-from proxy.core.audio import Transcript, Transcription, not_served, told_usage
+from proxy.core.audio import Transcript, Transcription, not_served, told_usage, unheard
 from proxy.core.errors import InvalidRequestError, ProxyError, UpstreamError
+from proxy.core.types import Sound
 
 PATH = "/v1/audio/transcriptions"
 DECODED = ("wav", "mp3", "flac")  # what the server reads without ffmpeg beside it
@@ -56,6 +57,24 @@ def refusal(
             "it reads WAV, MP3 and FLAC",
             param="file",
         )
+    return None
+
+
+def sound_refusal(sounds: Sequence[Sound], card: ModelCard, model: str) -> Optional[ProxyError]:
+    """Why the model cannot hear the first of a chat's ``sounds`` it cannot, or ``None``:
+    its server has no audio projector (the older generations have none), or the audio is of
+    a format the server does not decode."""
+    for sound in sounds:
+        if "audio" not in card.capabilities:
+            return unheard(
+                sound, model, "its server was started without an audio projector (--mmproj)"
+            )
+        if sound.audio_format not in DECODED:
+            return InvalidRequestError(
+                f"'{sound.field}' is {sound.audio_format} audio, which llama-server does not "
+                "decode; it reads WAV, MP3 and FLAC",
+                param=sound.field,
+            )
     return None
 
 

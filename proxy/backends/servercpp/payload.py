@@ -15,6 +15,7 @@ from typing import Callable, Optional, Sequence
 
 from proxy.backends.servercpp import fimprompt
 from proxy.backends.servercpp.kinds import IDS, INFILL, TEXT, ServerKind
+from proxy.core import images
 from proxy.core.types import GenerationRequest, Sampling
 
 SAMPLING_FIELDS = (
@@ -43,10 +44,10 @@ def completion_payload(
 ) -> dict:
     """Build the ``/completion`` body for a server of ``kind``; ``constraints`` bound the output
     (see :mod:`proxy.backends.structured.constraints`)."""
-    shown = request.images if request.is_chat else ()
+    shown = images.media(request.messages) if request.is_chat else ()
     payload = {
-        # images go beside the prompt, each where the server's marker stands in it
-        "prompt": {"prompt_string": prompt, "multimodal_data": [image.data for image in shown]}
+        # images and sounds go beside the prompt, each where the server's marker stands in it
+        "prompt": {"prompt_string": prompt, "multimodal_data": [each.data for each in shown]}
         if shown
         else prompt,
         "stream": stream,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Callable
 
 from proxy.core import images
-from proxy.core.types import Message
+from proxy.core.types import Message, Sound
 
 
 def message_body(message: Message, call_id: Callable[[str], str] = str) -> dict:
@@ -14,7 +14,7 @@ def message_body(message: Message, call_id: Callable[[str], str] = str) -> dict:
     for a template that takes only some)."""
     body: dict = {
         "role": "tool" if message.role == "function" else message.role,
-        "content": _content(message) if message.images else message.content,
+        "content": _content(message) if message.images or message.sounds else message.content,
     }
     if message.name is not None:
         body["name"] = message.name
@@ -35,10 +35,15 @@ def message_body(message: Message, call_id: Callable[[str], str] = str) -> dict:
 
 
 def _content(message: Message) -> list:
-    """A message's text and images as OpenAI's content parts, each image a data URI."""
-    return [
-        {"type": "text", "text": piece}
-        if isinstance(piece, str)
-        else {"type": "image_url", "image_url": {"url": piece.data_uri}}
-        for piece in images.pieces(message)
-    ]
+    """A message's text, images and sounds as OpenAI's content parts, each image a data
+    URI, each sound its base64 and format."""
+    return [_part(piece) for piece in images.pieces(message)]
+
+
+def _part(piece) -> dict:
+    if isinstance(piece, str):
+        return {"type": "text", "text": piece}
+    if isinstance(piece, Sound):
+        return {"type": "input_audio", "input_audio": {"data": piece.data,
+                                                       "format": piece.audio_format}}  # fmt: skip
+    return {"type": "image_url", "image_url": {"url": piece.data_uri}}

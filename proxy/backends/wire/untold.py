@@ -33,6 +33,7 @@ TEMPLATE_TOOLS = 110  # to introduce the tools, beside their definitions (4, 190
 # an image's tokens: LLaVA-1.5's projector (CLIP ViT-L/14 at 336 pixels) makes one of each
 # of its 24 x 24 patches; Gemma 3's makes 256, Qwen2-VL's one per 28 x 28 pixels
 IMAGE_TOKENS = 576
+SOUND_TOKENS = 750  # what an audio projector makes of a clip of up to 30 s (Whisper's window)
 
 
 def probe(body: dict) -> dict:
@@ -54,6 +55,7 @@ def prompt_estimate(request: GenerationRequest) -> int:
     """A prompt's tokens, estimated from all that its engine reads."""
     size = textsize.prompt_size(request)
     tokens = textsize.about(size.text, size.json) + IMAGE_TOKENS * size.images
+    tokens += SOUND_TOKENS * size.sounds
     if not request.is_chat:
         return tokens  # a raw prompt: no template
     marks = TEMPLATE_MESSAGE * (size.messages - size.results) + TEMPLATE_RESULT * size.results

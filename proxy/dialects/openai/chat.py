@@ -128,6 +128,7 @@ def _message(fields: Fields, index: int, limits: Limits) -> Message:
         tool_call_id=fields.string("tool_call_id"),
         reasoning=reasoning or "",
         images=tuple(content.images),
+        sounds=tuple(content.sounds),
     )
 
 
@@ -152,11 +153,27 @@ def _content(fields: Fields, content: Content, *, allow_null: bool) -> Content:
             content.add_text(text)
         elif kind == "image_url":
             _image(part_fields, content)
+        elif kind == "input_audio":
+            _sound(part_fields, content)
         else:
             raise part_fields.fail(
-                "type", f"{kind!r} is not supported; text and image_url parts are"
+                "type", f"{kind!r} is not supported; text, image_url and input_audio parts are"
             )
     return content
+
+
+def _sound(fields: Fields, content: Content) -> None:
+    """An ``input_audio`` part: ``{data, format}``, the format as the audio's bytes say it
+    (the engines read those, whatever the name)."""
+    audio = fields.object("input_audio")
+    if audio is None:
+        raise fields.fail("input_audio", "is required")
+    data = audio.string("data")
+    if data is None:
+        raise audio.fail("data", "is required")
+    if audio.string("format") is None:
+        raise audio.fail("format", "is required")
+    content.add_sound(data, f"{audio.prefix}data")
 
 
 def _image(fields: Fields, content: Content) -> None:

@@ -18,7 +18,15 @@ from proxy.backends.anthropic.payload import (
 from proxy.core.answers import Chunk, ToolCallPiece, Usage
 from proxy.core.errors import UpstreamError
 from proxy.core.events import Passed
-from proxy.core.types import GenerationRequest, Image, Message, Sampling, ToolCall, ToolChoice
+from proxy.core.types import (
+    GenerationRequest,
+    Image,
+    Message,
+    Sampling,
+    Sound,
+    ToolCall,
+    ToolChoice,
+)
 
 TOOL = {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}
 CALL = ToolCall("call_1", "weather", '{"city": "Paris"}')
@@ -107,6 +115,18 @@ CHAT = (Message("user", "hi"),)
             ),
             "messages",
         ),
+        (
+            GenerationRequest(
+                messages=(
+                    Message(
+                        "user",
+                        "",
+                        sounds=(Sound("m[0].c[0].input_audio.data", 0, "wav", "UklGRg=="),),
+                    ),
+                )
+            ),
+            "m[0].c[0].input_audio.data",
+        ),  # fmt: skip
         (GenerationRequest(messages=CHAT, sampling=Sampling(temperature=0, top_p=0.9)), None),
     ],
 )

@@ -3,6 +3,7 @@ the tiny models, through the openai SDK (the chatglm backend's e2e tier)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -94,6 +95,16 @@ def test_an_image_is_a_400_naming_the_field_and_the_model(glm4):
         )
     assert caught.value.body["param"] == "messages[0].content[1].image_url.url"
     assert "'glm' cannot see images" in caught.value.body["message"]
+
+
+def test_audio_is_a_400_naming_the_field_and_the_model(glm4):
+    wav = base64.b64encode(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(16)).decode()
+    with pytest.raises(openai.BadRequestError) as caught:
+        glm4.sdk().chat.completions.create(model="glm", messages=[{"role": "user", "content": [
+            {"type": "input_audio", "input_audio": {"data": wav, "format": "wav"}},
+        ]}])  # fmt: skip
+    assert caught.value.body["param"] == "messages[0].content[0].input_audio.data"
+    assert "'glm' cannot hear audio" in caught.value.body["message"]
 
 
 def test_chat_stream(glm4):

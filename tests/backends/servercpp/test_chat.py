@@ -19,6 +19,7 @@ from proxy.core.types import (
     Message,
     ResponseFormat,
     Sampling,
+    Sound,
     ToolCall,
     ToolChoice,
 )
@@ -412,6 +413,20 @@ def test_timings_in_a_chunk_are_the_usage_so_far():
         )
     )
     assert [c.usage for c in chunks[:2]] == [Usage(8, 2, 5), None]
+
+
+def test_sounds_go_as_input_audio_parts_in_their_place_beside_images():
+    cat = Image("messages[0].content[2].image_url.url", 4, "image/png", "AAAA", order=1)
+    purr = Sound("messages[0].content[1].input_audio.data", 4, "mp3", "SUQz")
+    request = GenerationRequest(messages=(Message("user", "hear\nsee", images=(cat,),
+                                                  sounds=(purr,)),))  # fmt: skip
+    (user,) = chatpayload.chat_payload(request, stream=False)["messages"]
+    assert user["content"] == [
+        {"type": "text", "text": "hear"},
+        {"type": "input_audio", "input_audio": {"data": "SUQz", "format": "mp3"}},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+        {"type": "text", "text": "\nsee"},
+    ]
 
 
 def test_images_go_as_content_parts_in_their_place():

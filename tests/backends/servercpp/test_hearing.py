@@ -12,6 +12,7 @@ from proxy.backends.servercpp.kinds import LLAMACPP, POWERINFER
 from proxy.core.answers import ModelCard
 from proxy.core.audio import Transcription, Upload
 from proxy.core.errors import UpstreamError
+from proxy.core.types import Sound, amended
 
 HEARS = ModelCard(capabilities=("completion", "tools", "audio"))
 DEAF = ModelCard(capabilities=("completion", "tools"))
@@ -78,3 +79,24 @@ def test_the_servers_json_as_asked_and_its_counted_tokens():
 
 def test_an_answer_without_counted_tokens_charges_none():
     assert hearing.transcript(b'{"text": "hi"}', "json", "s").usage is None
+
+
+HEARD = Sound("messages[0].content[0].input_audio.data", 0, "wav", "UklGRg==")
+
+
+@pytest.mark.parametrize(
+    "sounds, card, words",
+    [
+        ((HEARD,), HEARS, None),
+        ((), DEAF, None),
+        ((HEARD,), DEAF, "cannot hear audio: its server was started without an audio projector"),
+        ((HEARD, amended(HEARD, audio_format="ogg", field="f")), HEARS, "ogg audio"),
+    ],
+    ids=["heard", "no-sound", "no-projector", "ogg"],
+)
+def test_a_chats_audio_the_server_cannot_hear_is_refused_by_name(sounds, card, words):
+    problem = hearing.sound_refusal(sounds, card, "ears")
+    if words is None:
+        assert problem is None
+    else:
+        assert problem.param == sounds[-1].field and words in problem.message

@@ -11,6 +11,7 @@ import pytest
 from proxy.backends.wire import untold
 from proxy.backends.wire.untold import (
     IMAGE_TOKENS,
+    SOUND_TOKENS,
     TEMPLATE_CALL,
     TEMPLATE_MESSAGE,
     TEMPLATE_REQUEST,
@@ -24,6 +25,7 @@ from proxy.core.types import (
     Image,
     Message,
     ResponseFormat,
+    Sound,
     SourceChunk,
     ToolCall,
     Verbatim,
@@ -53,6 +55,8 @@ def as_json(value) -> int:
         (chat(Message("user", "héllo")), 1 + 2 + AROUND + TEMPLATE_MESSAGE),  # 6 bytes
         (chat(Message("user", "see", images=(Image("image_url"), Image("image_url")))),
          1 + 1 + 2 * IMAGE_TOKENS + AROUND + TEMPLATE_MESSAGE),
+        (chat(Message("user", "hear", sounds=(Sound("input_audio.data", 0, "wav", "UklGRg=="),))),
+         1 + 1 + SOUND_TOKENS + AROUND + TEMPLATE_MESSAGE),
         (chat(Message("assistant", "", reasoning="x" * 400)), 1 + 100 + AROUND + TEMPLATE_MESSAGE),
         (chat(Message("assistant", "", tool_calls=(CALL, CALL))),
          1 + 2 + 10 + AROUND + TEMPLATE_MESSAGE + 2 * TEMPLATE_CALL),
@@ -67,8 +71,8 @@ def as_json(value) -> int:
         (GenerationRequest(verbatim=Verbatim("responses", {"input": "hi"})),
          as_json({"input": "hi"}) + TEMPLATE_REQUEST),  # a body the proxy did not translate
     ],
-    ids=["text", "system", "utf-8", "images", "thoughts sent back", "calls", "tool result",
-         "tools", "schema", "json object", "raw prompt", "infill", "untranslated"],
+    ids=["text", "system", "utf-8", "images", "sounds", "thoughts sent back", "calls",
+         "tool result", "tools", "schema", "json object", "raw prompt", "infill", "untranslated"],
 )  # fmt: skip
 def test_a_prompt_is_estimated_from_every_part_the_engine_reads(request_, tokens):
     estimate = untold.prompt_estimate(request_)
