@@ -2,9 +2,9 @@
 uploaded file, and speech, each to the model it names (see :mod:`proxy.dialects.audio`).
 
 The upload is read within ``--max-audio-size`` before anything else. The engine's answer
-goes back as it wrote it: a transcript, its tokens charged to the key where the engine
-counted them; speech, streamed as it comes. A key with budgets is refused these routes:
-what audio costs is not yet held before the work.
+goes back as it wrote it: a transcript, whole or as its events stream, its tokens charged to
+the key where the engine counted them; speech, streamed as it comes. A key with budgets is
+refused these routes: what audio costs is not yet held before the work.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from flask import Blueprint, Response, request
 
 from proxy.api.body import read_json
 from proxy.api.call import this_call
-from proxy.api.serve import caller, versioned
+from proxy.api.serve import caller, event_response, versioned
 from proxy.api.state import Routes, get_state
-from proxy.core.audio import Upload
+from proxy.core.audio import Transcription, Upload
 from proxy.core.errors import InvalidRequestError, ProxyError
 from proxy.core.sse import HEADERS
 from proxy.dialects import audio
@@ -59,12 +59,9 @@ def _transcribed(*, translating: bool) -> Response:
     form = read_json()
     most = get_state().limits.max_audio_size
     asked = audio.parse_transcription(form, _upload(most), most, translating=translating)
-    if asked.stream:
-        raise InvalidRequestError(
-            "stream is not served: transcripts are answered whole through the gateway",
-            param="stream",
-        )
     _unbudgeted()
+    if asked.stream:
+        return _streamed(asked)
     transcript = get_state().router.transcribe(asked, caller())
     usage = transcript.usage
     if usage is not None:
@@ -72,6 +69,23 @@ def _transcribed(*, translating: bool) -> Response:
             usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens or 0
         )
     return Response(transcript.content, content_type=asked.content_type)
+
+
+def _streamed(asked: Transcription) -> Response:
+    """The transcript's events as the engine sends them, the tokens they tell charged once
+    the last has come (an engine that tells none: nothing)."""
+    framing = audio.TranscriptStream()
+    measure = this_call().measure
+    events = get_state().router.stream_transcript(asked, caller())
+
+    def pieces() -> Iterator[bytes]:
+        yield from events
+        usage = framing.usage
+        if usage is not None:
+            measure.add_tokens(usage.prompt_tokens, usage.completion_tokens,
+                               usage.cached_tokens or 0)  # fmt: skip
+
+    return event_response(pieces(), framing)
 
 
 def _upload(most: int):

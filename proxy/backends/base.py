@@ -9,6 +9,7 @@ from proxy.core.answers import Chunk, Completion, Embeddings, Health, ModelInfo,
 from proxy.core.audio import Speech, Transcript, Transcription, not_served
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.errors import InvalidRequestError, NotImplementedByBackendError
+from proxy.core.pictures import Drawing, Pictures, not_drawn
 from proxy.core.types import GenerationRequest
 
 
@@ -62,10 +63,21 @@ class Backend:
             asked.model or self.name, "transcribe audio", f"the {self.name} backend has none"
         )
 
+    def stream_transcript(self, asked: Transcription, caller: Caller = NOBODY) -> Iterator[bytes]:
+        """The engine's streamed transcript (its events), its bytes as they come; the engine
+        has been reached before this returns (a refusal is raised here)."""
+        raise not_served(
+            asked.model or self.name, "transcribe audio", f"the {self.name} backend has none"
+        )
+
     def speak(self, asked: Speech, caller: Caller = NOBODY) -> Iterator[bytes]:
         """The engine's speech of a text, its bytes as they come; the engine has been
         reached before the first is asked for (a refusal is raised here)."""
         raise not_served(asked.model or self.name, "speak", f"the {self.name} backend has none")
+
+    def draw(self, asked: Drawing, caller: Caller = NOBODY) -> Pictures:
+        """The engine's pictures of a generation or an edit, as it wrote them."""
+        raise not_drawn(asked.model or self.name, f"the {self.name} backend has none")
 
     def ask_native(self, path: str, body: Optional[dict] = None) -> tuple:
         """``(status, JSON)``: the model's server's own answer at ``path`` of llama.cpp's API

@@ -29,6 +29,8 @@ ENDPOINTS = (
     "transcriptions",
     "translations",
     "speech",
+    "image_generations",
+    "image_edits",
 )
 
 

@@ -9,6 +9,7 @@ from typing import Callable, Iterator, Optional, Protocol, Sequence
 from proxy.core.answers import Completion, Embeddings, Health, ModelInfo, Ranking
 from proxy.core.audio import Speech, Transcript, Transcription
 from proxy.core.caller import NOBODY, Caller
+from proxy.core.pictures import Drawing, Pictures
 from proxy.core.target import Target
 from proxy.core.types import GenerationRequest
 
@@ -87,8 +88,15 @@ class Router(Generator, Protocol):
     def transcribe(self, asked: Transcription, caller: Caller = NOBODY) -> Transcript:
         """The text of ``asked``'s audio from the model it names, as its engine wrote it."""
 
+    def stream_transcript(self, asked: Transcription, caller: Caller = NOBODY) -> Iterator[bytes]:
+        """The events of ``asked``'s streamed transcript from the model it names, as they
+        come."""
+
     def speak(self, asked: Speech, caller: Caller = NOBODY) -> Iterator[bytes]:
         """The audio of ``asked``'s text from the model it names, as it comes."""
+
+    def draw(self, asked: Drawing, caller: Caller = NOBODY) -> Pictures:
+        """The pictures ``asked`` draws from the model it names, as its engine wrote them."""
 
     def ask_native(
         self, path: str, body: Optional[dict], model: Optional[str], caller: Caller = NOBODY

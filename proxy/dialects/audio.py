@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
+from proxy.core.answers import Usage
 from proxy.core.audio import (
     GRANULARITIES,
     LONGEST_SPEECH,
@@ -21,8 +22,14 @@ from proxy.core.audio import (
     Transcription,
     Upload,
     audio_format,
+    told_usage,
 )
+from proxy.core.errors import ProxyError
 from proxy.core.fields import Fields
+from proxy.core.sse import EVENT_STREAM, encode_event
+from proxy.dialects.openai.answer import error_body
+
+LONGEST_USAGE_LINE = 64 * 1024  # bytes of a line a transcript's usage is read from, at most
 
 
 def parse_transcription(
@@ -112,3 +119,37 @@ def _number_within(text: str, low: float, high: float) -> bool:
     except ValueError:
         return False
     return low <= number <= high
+
+
+class TranscriptStream:
+    """A streamed transcript as the engine wrote it (OpenAI's ``transcript.text.delta``
+    events, then ``transcript.text.done``), the tokens its events tell read on the way
+    (:attr:`usage`); a failure after the first byte is an ``error`` event."""
+
+    encode = staticmethod(encode_event)
+    mimetype = EVENT_STREAM
+    end = b""
+
+    def __init__(self) -> None:
+        self.usage: Optional[Usage] = None
+        self._rest = b""  # the start of a line still arriving
+        self._skipping = False  # within a line too long to be the one that tells the usage
+
+    def write(self, piece: bytes) -> list:
+        lines = (self._rest + piece).split(b"\n")
+        self._rest = lines.pop()
+        for line in lines:
+            if not self._skipping and line.startswith(b"data:") and b'"usage"' in line:
+                self.usage = told_usage(line[5:]) or self.usage
+            self._skipping = False
+        if len(self._rest) > LONGEST_USAGE_LINE:
+            self._rest, self._skipping = b"", True
+        return [piece]
+
+    @staticmethod
+    def failure(error: ProxyError) -> list:
+        return [error_body(error)]
+
+    @staticmethod
+    def closing() -> list:
+        return []

@@ -25,6 +25,7 @@ from proxy.core.audio import Speech, Transcript, Transcription
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.conversation import thread_id
 from proxy.core.errors import InvalidRequestError, ModelNotFoundError
+from proxy.core.pictures import Drawing, Pictures
 from proxy.core.target import Target
 from proxy.core.tooluse import ToolPolicy
 from proxy.core.types import GenerationRequest, amended
@@ -197,8 +198,16 @@ class Fleet:
             asked.model, lambda backend: backend.transcribe(asked, caller), caller
         )
 
+    def stream_transcript(self, asked: Transcription, caller: Caller = NOBODY) -> Iterator[bytes]:
+        return self._any_replica(
+            asked.model, lambda backend: backend.stream_transcript(asked, caller), caller
+        )
+
     def speak(self, asked: Speech, caller: Caller = NOBODY) -> Iterator[bytes]:
         return self._any_replica(asked.model, lambda backend: backend.speak(asked, caller), caller)
+
+    def draw(self, asked: Drawing, caller: Caller = NOBODY) -> Pictures:
+        return self._any_replica(asked.model, lambda backend: backend.draw(asked, caller), caller)
 
     def ask_native(
         self, path: str, body: Optional[dict], model: Optional[str], caller: Caller = NOBODY

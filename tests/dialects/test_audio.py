@@ -95,3 +95,26 @@ def test_speech_not_served_is_refused_by_name(body, param):
     with pytest.raises(InvalidRequestError) as refused:
         audio.parse_speech(body)
     assert refused.value.param == param
+
+
+DELTA = b'data: {"type":"transcript.text.delta","delta":"I hear"}\n\n'
+DONE = (b'data: {"type":"transcript.text.done","text":"I hear","usage":{"type":"tokens",'
+        b'"input_tokens":812,"output_tokens":5,"total_tokens":817}}\n\n')  # fmt: skip
+
+
+@pytest.mark.parametrize("cut", [1, 20, len(DELTA) + 30, len(DELTA) + len(DONE) - 3])
+def test_a_streamed_transcript_passes_as_written_its_usage_read_wherever_it_is_cut(cut):
+    stream = audio.TranscriptStream()
+    whole = DELTA + DONE
+    written = stream.write(whole[:cut]) + stream.write(whole[cut:]) + stream.closing()
+    assert b"".join(written) == whole
+    assert (stream.usage.prompt_tokens, stream.usage.completion_tokens) == (812, 5)
+
+
+def test_a_line_too_long_to_tell_the_usage_is_not_kept_whole():
+    stream = audio.TranscriptStream()
+    stream.write(b'data: {"usage": ' + b" " * (audio.LONGEST_USAGE_LINE + 1))
+    stream.write(b'{"type":"tokens","input_tokens":1,"output_tokens":1}}\n\n')
+    assert stream.usage is None
+    stream.write(DONE)
+    assert stream.usage.prompt_tokens == 812

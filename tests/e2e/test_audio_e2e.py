@@ -1,7 +1,7 @@
 """Transcriptions on llama-server itself, through the proxy, with the real ``openai`` SDK: a
 tiny model that hears (:mod:`.audiomodel`) on current llama-server transcribes a WAV as the
-server's own route does, its counted tokens charged to the key; a plain text transcript is
-made from the server's JSON. What the server cannot give is refused by
+server's own route does, whole or streamed, its counted tokens charged to the key; a plain
+text transcript is made from the server's JSON. What the server cannot give is refused by
 name before anything is sent: timestamps, translations, a model without an audio projector,
 an old generation with no such route. A chat's audio is heard as the server's own chat hears
 it, and refused by name by a model without audio, whatever its generation."""
@@ -9,6 +9,7 @@ it, and refused by name by a model without audio, whatever its generation."""
 from __future__ import annotations
 
 import base64
+import json
 
 import openai
 import pytest
@@ -83,6 +84,31 @@ def test_a_transcription_is_the_servers_own_and_its_tokens_are_charged(served):
     assert (prompt - before[0], output - before[1]) == (
         direct["usage"]["input_tokens"],
         direct["usage"]["output_tokens"],
+    )
+
+
+def test_a_streamed_transcript_is_the_servers_own_events_and_its_tokens_are_charged(served):
+    server, proxy = served
+    clip = wav(1.0)
+    direct = requests.post(server.url + "/v1/audio/transcriptions", data={"stream": "true"},
+                           files={"file": ("a.wav", clip)}, timeout=60).content  # fmt: skip
+    own_events = [json.loads(line[6:]) for line in direct.split(b"\n\n") if line[6:7] == b"{"]
+    before = charged(proxy)
+    through = requests.post(proxy.url + "/v1/audio/transcriptions",
+                            data={"model": "ears", "stream": "true"},
+                            files={"file": ("a.wav", clip)}, timeout=60)  # fmt: skip
+    assert through.headers["content-type"].startswith("text/event-stream")
+    events = [json.loads(line[6:]) for line in through.content.split(b"\n\n")
+              if line[6:7] == b"{"]  # fmt: skip
+    assert through.content.endswith(b"data: [DONE]\n\n")
+    for event in (*events, *own_events):  # the cache's share differs the second time
+        event.get("usage", {}).pop("input_tokens_details", None)
+    assert events == own_events and events[-1]["text"] == AUDIO_ANSWER
+    prompt, output = charged(proxy)
+    usage = events[-1]["usage"]
+    assert (prompt - before[0], output - before[1]) == (
+        usage["input_tokens"],
+        usage["output_tokens"],
     )
 
 

@@ -124,6 +124,26 @@ def test_a_transcription_reaches_the_engine_as_written_and_its_tokens_are_charge
     assert after - before == len(audio) // 100
 
 
+def test_a_streamed_transcript_passes_as_the_engine_sends_it_its_tokens_charged(served, echo):
+    _, proxy = served
+    audio = clip()
+    before = charged(proxy, "alice", "voice").get("prompt_tokens", 0)
+    events = list(sdk(proxy).audio.transcriptions.create(
+        model="voice", file=("meeting.wav", audio, "audio/wav"), stream=True
+    ))  # fmt: skip
+    digest = hashlib.sha256(audio).hexdigest()
+    said = f"heard {digest[:16]} of {len(audio)} bytes"
+    assert [event.type for event in events] == ["transcript.text.delta"] * 5 + [
+        "transcript.text.done"
+    ]
+    assert "".join(event.delta for event in events[:-1]) == said + " "
+    assert events[-1].text == said
+    (sent,) = echo.received()
+    assert sent["fields"]["stream"] == ["true"]
+    after = charged(proxy, "alice", "voice")["prompt_tokens"]
+    assert after - before == len(audio) // 100
+
+
 def test_a_translation_goes_to_the_engines_translations(served, echo):
     _, proxy = served
     answer = sdk(proxy).audio.translations.create(

@@ -12,6 +12,7 @@ Responses client's own body there, where the proxy keeps nothing of it
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Iterator, Optional, Sequence
 
 from proxy.backends.openai import responses, vectors
@@ -24,10 +25,12 @@ from proxy.backends.wire.relay import Relay
 from proxy.backends.wire.way import Way
 from proxy.config.catalog import Filters
 from proxy.config.price import Price
+from proxy.core import pictures
 from proxy.core.answers import Embeddings, Ranking
 from proxy.core.audio import Speech, Transcript, Transcription, told_usage
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.errors import ProxyError
+from proxy.core.pictures import Drawing, Pictures
 from proxy.core.types import GenerationRequest
 from proxy.queue.admission import Admission
 
@@ -103,16 +106,13 @@ class OpenAIBackend(Relay):
 
     def transcribe(self, asked: Transcription, caller: Caller = NOBODY) -> Transcript:
         """The form as it came, under the name the upstream knows the model by."""
-        fields = {**asked.fields, "model": self.upstream_model}
-        audio = asked.audio
-        content_type, data = form.encoded(
-            {**fields, "file": (audio.filename, audio.content_type, audio.data)}
-        )
+        content_type, data = self._form(asked)
         with self.client.blamed():
             path = self._path_of(asked.task)
             try:
                 reply = self.admission.run(
-                    lambda: self.client.post_form(path, content_type, data, caller=caller), caller
+                    lambda: self.client.post_encoded(path, content_type, data, caller=caller),
+                    caller,
                 )
             except MissingRoute as exc:
                 raise self.missing(exc) from None
@@ -120,24 +120,67 @@ class OpenAIBackend(Relay):
         json_asked = asked.response_format in ("json", "verbose_json")
         return Transcript(reply.content, told_usage(reply.content) if json_asked else None)
 
+    def _form(self, asked: Transcription) -> tuple:
+        """``(content type, body)``: the transcription's form as it came, under the name the
+        upstream knows the model by."""
+        audio = asked.audio
+        return form.encoded({**asked.fields, "model": self.upstream_model,
+                             "file": (audio.filename, audio.content_type, audio.data)})  # fmt: skip
+
+    def draw(self, asked: Drawing, caller: Caller = NOBODY) -> Pictures:
+        """The body (a generation's) or the form (an edit's, its pictures byte for byte) as
+        it came, under the name the upstream knows the model by; the answer as it was
+        written, its tokens read where it tells them."""
+        fields = {**asked.fields, "model": self.upstream_model}
+        if asked.task == "edits":
+            files: dict = {}
+            for name, upload in asked.uploads:
+                files.setdefault(name, []).append(
+                    (upload.filename, upload.content_type, upload.data)
+                )
+            content_type, data = form.encoded({**fields, **files})
+        else:
+            content_type, data = "application/json", json.dumps(fields).encode()
+        endpoint = f"image_{asked.task}"
+        with self.client.blamed():
+            path = self._path_of(endpoint)
+            try:
+                reply = self.admission.run(
+                    lambda: self.client.post_encoded(path, content_type, data, caller=caller),
+                    caller,
+                )
+            except MissingRoute as exc:
+                raise self.missing(exc) from None
+            self.endpoints.served(endpoint)
+        return Pictures(reply.content, pictures.told_usage(reply.content))
+
     def speak(self, asked: Speech, caller: Caller = NOBODY) -> Iterator[bytes]:
         """The body as it came, under the name the upstream knows the model by; its audio
         passed on as it comes, never held whole."""
-        body = {**asked.body, "model": self.upstream_model}
+        return self._streamed("speech", {**asked.body, "model": self.upstream_model}, caller)
+
+    def stream_transcript(self, asked: Transcription, caller: Caller = NOBODY) -> Iterator[bytes]:
+        """The form as it came, under the name the upstream knows the model by; the
+        transcript's events passed on as they come."""
+        return self._streamed(asked.task, self._form(asked), caller)
+
+    def _streamed(self, endpoint: str, body, caller: Caller) -> Iterator[bytes]:
+        """The answer to ``body`` (JSON, or an encoded form) at ``endpoint``, its bytes as
+        they come; the upstream reached (or its refusal raised) before this returns."""
         with self.client.blamed():
-            path = self._path_of("speech")
+            path = self._path_of(endpoint)
 
             def pieces() -> Iterator[bytes]:
                 with self.client.stream_bytes(path, body, caller=caller) as read:
                     yield from read
 
-            audio = self.admission.stream(pieces, caller)
+            streamed = self.admission.stream(pieces, caller)
             try:
-                first = next(audio, b"")
+                first = next(streamed, b"")
             except MissingRoute as exc:
                 raise self.missing(exc) from None
-            self.endpoints.served("speech")
-        return itertools.chain((first,), audio)
+            self.endpoints.served(endpoint)
+        return itertools.chain((first,), streamed)
 
     def _path_of(self, endpoint: str) -> str:
         """The path of ``endpoint``, a route other than a generation's, unless the server

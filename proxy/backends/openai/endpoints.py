@@ -34,8 +34,18 @@ PATHS = {
     "transcriptions": "/audio/transcriptions",
     "translations": "/audio/translations",
     "speech": "/audio/speech",
+    "image_generations": "/images/generations",
+    "image_edits": "/images/edits",
 }
 OF_PATH = {path: endpoint for endpoint, path in PATHS.items()}
+DOES = {  # what a model that lacks the endpoint does not do, as its refusal says
+    "responses": "answer Responses bodies",
+    "transcriptions": "transcribe audio",
+    "translations": "translate audio",
+    "speech": "speak",
+    "image_generations": "draw pictures",
+    "image_edits": "edit pictures",
+}
 ASSUMED = ("chat", "completions")  # served until the upstream says otherwise
 
 
@@ -95,6 +105,7 @@ def capabilities(served: Iterable[str]) -> tuple:
         + (("rerank",) if "rerank" in served else ())
         + (("transcription",) if "transcriptions" in served else ())
         + (("speech",) if "speech" in served else ())
+        + (("image_generation",) if served & {"image_generations", "image_edits"} else ())
     )
 
 
@@ -112,4 +123,5 @@ def absent(endpoint: str, model: str, why: str) -> ProxyError:
             f"prompt cannot be served: {named} takes no raw prompt ({why}); send messages",
             param="prompt",
         )
-    return InvalidRequestError(f"{named} does not chat: {why}", param="model")
+    return InvalidRequestError(f"{named} does not {DOES.get(endpoint, 'chat')}: {why}",
+                               param="model")  # fmt: skip

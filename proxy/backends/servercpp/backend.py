@@ -15,6 +15,7 @@ not a generation (tokens, embeddings, ranking, health).
 
 from __future__ import annotations
 
+import itertools
 from typing import Iterator, Optional, Sequence, Union
 
 from proxy.backends.base import Backend, not_a_reranker
@@ -151,15 +152,35 @@ class ServerCppBackend(Backend):
         """On llama-server's own route, taking a slot as a generation does."""
         client = self.client
         with client.blamed():
-            facts = self.server.detect()
-            problem = hearing.refusal(asked, facts.kind, facts.card, asked.model or facts.model)
-            if problem is not None:
-                raise problem
-            content_type, data = hearing.body(asked)
+            content_type, data = self._heard(asked)
             reply = self.admission.run(
-                lambda: client.post_form(hearing.PATH, content_type, data, caller=caller), caller
+                lambda: client.post_encoded(hearing.PATH, content_type, data, caller=caller), caller
             )
             return hearing.transcript(reply.content, asked.response_format, client.label)
+
+    def stream_transcript(self, asked: Transcription, caller: Caller = NOBODY) -> Iterator[bytes]:
+        """On llama-server's own route, its events as they come; the server reached (or its
+        refusal raised) before this returns."""
+        client = self.client
+        with client.blamed():
+            body = self._heard(asked)
+
+            def pieces() -> Iterator[bytes]:
+                with client.stream_bytes(hearing.PATH, body, caller=caller) as read:
+                    yield from read
+
+            streamed = self.admission.stream(pieces, caller)
+            first = next(streamed, b"")
+        return itertools.chain((first,), streamed)
+
+    def _heard(self, asked: Transcription) -> tuple:
+        """``(content type, body)`` of ``asked`` for the server's route, what it cannot
+        give refused first."""
+        facts = self.server.detect()
+        problem = hearing.refusal(asked, facts.kind, facts.card, asked.model or facts.model)
+        if problem is not None:
+            raise problem
+        return hearing.body(asked)
 
     def ask_native(self, path: str, body: Optional[dict] = None) -> tuple:
         """The server's refusals pass as it wrote them (a route it has switched off is its

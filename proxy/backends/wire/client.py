@@ -7,7 +7,7 @@ import json
 import socket
 import ssl
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Union
 
 import orjson
 
@@ -152,26 +152,24 @@ class UpstreamClient:
                 f"{self.label} answered {path} with something that is not JSON"
             ) from None
 
-    def post_form(
+    def post_encoded(
         self, path: str, content_type: str, data: bytes, *, caller: Caller = NOBODY
     ) -> UpstreamReply:
-        """POST a multipart form (:mod:`.form`'s ``data``, of ``content_type``) and return
-        the answer as it came, or raise the mapped error."""
-        head = self._head("POST", path).replace(
-            JSON_TYPE, b"Content-Type: %s\r\n" % content_type.encode()
-        )
-        request = b"%sContent-Length: %d\r\n\r\n%s" % (head, len(data), data)
-        reply = self._whole(path, request, None, caller)
+        """POST a body already encoded (a multipart form of :mod:`.form`, a client's JSON)
+        as ``content_type``, and return the answer as it came, or raise the mapped error."""
+        reply = self._whole(path, self._encoded(path, (content_type, data)), None, caller)
         self.raise_for_status(reply)
         return reply
 
     @contextlib.contextmanager
     def stream_bytes(
-        self, path: str, body: dict, *, caller: Caller = NOBODY
+        self, path: str, body: Union[dict, tuple], *, caller: Caller = NOBODY
     ) -> Iterator[Iterator[bytes]]:
-        """POST and yield the answer's bytes as they arrive, whatever they are (audio);
-        leaving closes the connection."""
-        connection, head = self._send(self._post(path, body), self.first_byte_timeout, caller)
+        """POST ``body`` (JSON, or ``(content type, bytes)`` already encoded: a form) and
+        yield the answer's bytes as they arrive, whatever they are (audio, a transcript's
+        events); leaving closes the connection."""
+        request = self._encoded(path, body) if isinstance(body, tuple) else self._post(path, body)
+        connection, head = self._send(request, self.first_byte_timeout, caller)
         try:
             if head.status >= 400:
                 self.raise_for_status(self._read(connection, head, path, caller.measure))
@@ -240,6 +238,14 @@ class UpstreamClient:
     def _post(self, path: str, body: dict) -> bytes:
         data = _dumps(body)
         return b"%sContent-Length: %d\r\n\r\n%s" % (self._head("POST", path), len(data), data)
+
+    def _encoded(self, path: str, body: tuple) -> bytes:
+        """The request of a ``(content type, bytes)`` body."""
+        content_type, data = body
+        head = self._head("POST", path).replace(
+            JSON_TYPE, b"Content-Type: %s\r\n" % content_type.encode()
+        )
+        return b"%sContent-Length: %d\r\n\r\n%s" % (head, len(data), data)
 
     def _whole(
         self, path: str, request: bytes, timeout: Optional[float], caller: Caller = NOBODY

@@ -10,8 +10,9 @@ from __future__ import annotations
 import secrets
 from typing import Iterable, Mapping, Optional, Tuple, Union
 
-# a field's value: a text, texts (a repeated field), or a file as ``(name, type, bytes)``
-Value = Union[str, Iterable[str], Tuple[str, str, bytes]]
+# a field's value: a text, a file as ``(name, type, bytes)``, or several (a repeated field)
+File = Tuple[str, str, bytes]
+Value = Union[str, File, Iterable[Union[str, File]]]
 ESCAPED = {ord('"'): "%22", ord("\r"): "%0D", ord("\n"): "%0A"}
 
 
@@ -30,18 +31,19 @@ def encoded(fields: Mapping[str, Value], boundary: Optional[str] = None) -> tupl
 def _parts(fields: Mapping[str, Value]) -> Iterable[tuple]:
     for name, value in fields.items():
         disposition = f'Content-Disposition: form-data; name="{quoted(name)}"'
-        if isinstance(value, tuple):
-            filename, content_type, data = value
-            head = (
-                f'{disposition}; filename="{quoted(filename)}"\r\n'
-                f"Content-Type: {_type(content_type)}\r\n"
-            )
-            yield head.encode("utf-8"), data
-        elif isinstance(value, str):
-            yield f"{disposition}\r\n".encode("utf-8"), value.encode("utf-8")
-        else:
-            for each in value:
-                yield f"{disposition}\r\n".encode("utf-8"), each.encode("utf-8")
+        for each in (value,) if isinstance(value, (str, tuple)) else value:
+            yield _part(disposition, each)
+
+
+def _part(disposition: str, value: Union[str, File]) -> tuple:
+    """``(head, data)`` of one part: a text, or a file."""
+    if isinstance(value, str):
+        return f"{disposition}\r\n".encode("utf-8"), value.encode("utf-8")
+    filename, content_type, data = value
+    head = (
+        f'{disposition}; filename="{quoted(filename)}"\r\nContent-Type: {_type(content_type)}\r\n'
+    )
+    return head.encode("utf-8"), data
 
 
 def quoted(text: str) -> str:

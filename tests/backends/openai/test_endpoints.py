@@ -25,7 +25,19 @@ def test_every_endpoint_the_models_file_may_name_has_a_path():
         (("embeddings",), ("embedding",)),
         (("rerank",), ("rerank",)),
         (("transcriptions", "speech"), ("transcription", "speech")),
-        (ENDPOINTS, ("completion", "tools", "embedding", "rerank", "transcription", "speech")),
+        (("image_edits",), ("image_generation",)),
+        (
+            ENDPOINTS,
+            (
+                "completion",
+                "tools",
+                "embedding",
+                "rerank",
+                "transcription",
+                "speech",
+                "image_generation",
+            ),
+        ),
         ((), ()),
     ],
 )
@@ -40,6 +52,8 @@ def test_a_cards_capabilities_are_what_its_routes_do(served, expected):
         ("completions", InvalidRequestError, "prompt", "'big' takes no raw prompt (why)"),
         ("embeddings", NotImplementedByBackendError, None, "'big' has no embeddings: why"),
         ("rerank", InvalidRequestError, "model", "'big' does not rerank: why"),
+        ("speech", InvalidRequestError, "model", "'big' does not speak: why"),
+        ("image_generations", InvalidRequestError, "model", "'big' does not draw pictures: why"),
     ],
 )
 def test_a_route_the_model_lacks_is_refused_as_its_route_refuses_it(endpoint, error, param, words):
@@ -54,12 +68,13 @@ def test_a_route_the_model_lacks_is_refused_as_its_route_refuses_it(endpoint, er
         ((), ()),  # not declared: every route is tried
         (
             ("chat", "completions"),
-            ("embeddings", "rerank", "responses", "transcriptions", "translations", "speech"),
+            ("embeddings", "rerank", "responses", "transcriptions", "translations", "speech")
+            + ("image_generations", "image_edits"),
         ),
         (
             ("embeddings",),
             ("chat", "completions", "rerank", "responses", "transcriptions", "translations")
-            + ("speech",),
+            + ("speech", "image_generations", "image_edits"),
         ),
     ],
 )

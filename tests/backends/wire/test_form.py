@@ -39,6 +39,17 @@ def test_fields_repeated_fields_and_a_file_in_order():
     ]
 
 
+def test_a_repeated_file_field_keeps_its_files_in_order():
+    content_type, body = encoded(
+        {"image[]": [("a.png", "image/png", b"A"), ("b.jpg", "image/jpeg", b"B")], "n": "2"}
+    )
+    assert parsed(content_type, body) == [
+        ("image[]", "a.png", "image/png", b"A"),
+        ("image[]", "b.jpg", "image/jpeg", b"B"),
+        ("n", None, "text/plain", b"2"),
+    ]
+
+
 def test_a_clients_names_cannot_end_a_header():
     _, body = encoded({'a"\r\nX-Evil: 1': "v", "file": ('b"\r\n.wav', "audio/wav\r\nX: y", b"")})
     assert b"\r\nX-Evil" not in body and b"\r\nX: y" not in body

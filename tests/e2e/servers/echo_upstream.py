@@ -3,9 +3,12 @@ by ``POST /received/clear``) and answers each chat with the last message's text:
 with its usage, streamed without any (as several engines stream, whatever
 ``stream_options`` asks). Its audio routes keep what they were sent too: a transcription's
 form (its fields, and its file's name, type, size and SHA-256), answered with that digest
-and counted tokens; speech's body, answered with audio bytes made from its text, the first
-piece at once and the rest once ``POST /received/release`` lets them go. The standard
-library alone, so that it starts at once (:class:`tests.e2e.refusing.EchoServer` runs it).
+and counted tokens (as events, a word at a time, where it asks for a stream); speech's
+body, answered with audio bytes made from its text, the first piece at once and the rest
+once ``POST /received/release`` lets them go. Its image routes keep a generation's body and
+an edit's form (its files as a transcription's), answered with ``n`` pictures made from the
+prompt and counted tokens. The standard library alone, so that it starts at once
+(:class:`tests.e2e.refusing.EchoServer` runs it).
 
 ``python tests/e2e/servers/echo_upstream.py --port PORT``
 """
@@ -13,6 +16,7 @@ library alone, so that it starts at once (:class:`tests.e2e.refusing.EchoServer`
 from __future__ import annotations
 
 import argparse
+import base64
 import email
 import email.policy
 import hashlib
@@ -46,6 +50,18 @@ def handler() -> type:
                 return
             if self.path == "/v1/audio/speech":
                 self.speak(json.loads(body))
+                return
+            if self.path == "/v1/images/generations":
+                asked = json.loads(body)
+                with keeping:
+                    received.append({"path": self.path, "body": asked})
+                self.draw(asked["prompt"], int(asked.get("n", 1)))
+                return
+            if self.path == "/v1/images/edits":
+                fields, files = self.form(body)
+                with keeping:
+                    received.append({"path": self.path, "fields": fields, "files": files})
+                self.draw(fields["prompt"][0], int(fields.get("n", ["1"])[0]))
                 return
             asked = json.loads(body)
             with keeping:
@@ -87,23 +103,41 @@ def handler() -> type:
             self.wfile.write(b"data: [DONE]\n\n")
             self.close_connection = True
 
-        def transcribe(self, body: bytes) -> None:
+        def form(self, body: bytes) -> tuple:
+            """``(fields, files)`` of a multipart form: each field's texts, and each file as
+            its field's name, file name, type, size and SHA-256, in order."""
             head = f"Content-Type: {self.headers['Content-Type']}\r\n\r\n".encode()
             form = email.message_from_bytes(head + body, policy=email.policy.HTTP)
             fields: dict = {}
-            audio = None
+            files: list = []
             for part in form.iter_parts():
                 name = part.get_param("name", header="content-disposition")
                 data = part.get_payload(decode=True)
                 if part.get_filename() is not None:
-                    audio = {
+                    files.append({
+                        "field": name,
                         "filename": part.get_filename(),
                         "type": part.get_content_type(),
                         "size": len(data),
                         "sha256": hashlib.sha256(data).hexdigest(),
-                    }
+                    })  # fmt: skip
                 else:
                     fields.setdefault(name, []).append(data.decode())
+            return fields, files
+
+        def draw(self, prompt: str, n: int) -> None:
+            """Pictures made of the prompt: each the bytes of its digest and its number."""
+            drawn = [base64.b64encode(hashlib.sha256(prompt.encode()).digest() + bytes([each]))
+                     .decode() for each in range(n)]  # fmt: skip
+            words = len(prompt.split())
+            usage = {"input_tokens": words, "output_tokens": 272 * n,
+                     "total_tokens": words + 272 * n}  # fmt: skip
+            self.reply(200, {"created": 1, "data": [{"b64_json": each} for each in drawn],
+                             "usage": usage})  # fmt: skip
+
+        def transcribe(self, body: bytes) -> None:
+            fields, files = self.form(body)
+            audio = {key: value for key, value in files[0].items() if key != "field"}
             with keeping:
                 received.append({"path": self.path, "fields": fields, "file": audio})
             text = f"heard {audio['sha256'][:16]} of {audio['size']} bytes"
@@ -116,6 +150,19 @@ def handler() -> type:
                 return
             usage = {"type": "tokens", "input_tokens": audio["size"] // 100, "output_tokens": 6,
                      "total_tokens": audio["size"] // 100 + 6}  # fmt: skip
+            if fields.get("stream") == ["true"]:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                for word in text.split(" "):
+                    delta = {"type": "transcript.text.delta", "delta": word + " "}
+                    self.wfile.write(b"data: " + json.dumps(delta).encode() + b"\n\n")
+                    self.wfile.flush()
+                done = {"type": "transcript.text.done", "text": text, "usage": usage}
+                self.wfile.write(b"data: " + json.dumps(done).encode() + b"\n\n")
+                self.close_connection = True
+                return
             self.reply(200, {"text": text, "usage": usage})
 
         def speak(self, asked: dict) -> None:
