@@ -9,7 +9,6 @@ refused these routes: what audio costs is not yet held before the work.
 
 from __future__ import annotations
 
-import logging
 from typing import Iterator
 
 from flask import Blueprint, Response, request
@@ -19,11 +18,9 @@ from proxy.api.call import this_call
 from proxy.api.serve import caller, event_response, versioned
 from proxy.api.state import Routes, get_state
 from proxy.core.audio import Transcription, Upload
-from proxy.core.errors import InvalidRequestError, ProxyError
-from proxy.core.sse import HEADERS
+from proxy.core.errors import InvalidRequestError
 from proxy.dialects import audio
 
-logger = logging.getLogger(__name__)
 bp = Blueprint("audio", __name__)
 routes = Routes(bp, "Speech: transcriptions and translations of audio, and speech of text")
 
@@ -43,16 +40,7 @@ def speak() -> Response:
     asked = audio.parse_speech(read_json())
     _unbudgeted()
     pieces = get_state().router.speak(asked, caller())
-    return Response(_sent(pieces), content_type=asked.content_type, headers=HEADERS)
-
-
-def _sent(pieces: Iterator[bytes]) -> Iterator[bytes]:
-    """Speech's bytes as they come; an engine that fails midway ends the answer there (its
-    audio has no room for an error), told in the log."""
-    try:
-        yield from pieces
-    except ProxyError as exc:
-        logger.warning("speech ended early: %s", exc.message)
+    return event_response(pieces, audio.SpeechStream(asked.content_type))
 
 
 def _transcribed(*, translating: bool) -> Response:

@@ -4,7 +4,8 @@ audio ``file``) and speech (a JSON body whose audio answer streams back). Pure.
 What the proxy reads it checks before any work, and refuses by name: the audio is a file of a
 format the engines read, by its first bytes (never its name alone), within the operator's
 size; the answer's format is one the API defines; speech's text is within the API's length.
-Every other field goes to the engine as the client wrote it.
+Every other field goes to the engine as the client wrote it. Its streams, speech's bytes and a
+transcript's events, pass as the engine sends them.
 """
 
 from __future__ import annotations
@@ -121,16 +122,36 @@ def _number_within(text: str, low: float, high: float) -> bool:
     return low <= number <= high
 
 
-class TranscriptStream:
+class SpeechStream:
+    """Speech's bytes as the engine sends them, of ``mimetype``; an engine that fails midway
+    ends the answer there (audio has no room for an error; the log tells it)."""
+
+    encode = staticmethod(encode_event)
+    end = b""
+
+    def __init__(self, mimetype: str) -> None:
+        self.mimetype = mimetype
+
+    @staticmethod
+    def write(piece: bytes) -> list:
+        return [piece]
+
+    @staticmethod
+    def failure(error: ProxyError) -> list:
+        return []
+
+    @staticmethod
+    def closing() -> list:
+        return []
+
+
+class TranscriptStream(SpeechStream):
     """A streamed transcript as the engine wrote it (OpenAI's ``transcript.text.delta``
     events, then ``transcript.text.done``), the tokens its events tell read on the way
     (:attr:`usage`); a failure after the first byte is an ``error`` event."""
 
-    encode = staticmethod(encode_event)
-    mimetype = EVENT_STREAM
-    end = b""
-
     def __init__(self) -> None:
+        super().__init__(EVENT_STREAM)
         self.usage: Optional[Usage] = None
         self._rest = b""  # the start of a line still arriving
         self._skipping = False  # within a line too long to be the one that tells the usage
@@ -149,7 +170,3 @@ class TranscriptStream:
     @staticmethod
     def failure(error: ProxyError) -> list:
         return [error_body(error)]
-
-    @staticmethod
-    def closing() -> list:
-        return []
