@@ -5,10 +5,12 @@ A request is answered only if what it may spend fits beside what its key has spe
 its other requests in flight hold: so a budget is never exceeded by more than the one answer
 that crossed it, whatever the number of requests in flight, workers or proxies. The prompt
 is held at a bound, not an estimate: its texts' UTF-8 bytes (a token is at least one byte:
-:mod:`proxy.core.textsize`), and a few tokens around each message and image for the chat
-template. The output is held at the bound the answer is given: its ``max_tokens``, else the
-most its model gives an answer that sets none (its default ``max_tokens``, else the context
-its server gives a conversation; the backends tell each generation that bound). A request
+:mod:`proxy.core.textsize`), a few tokens around each message and image for the chat
+template, and a projector's tokens for each window of audio its sounds' headers tell
+(:mod:`proxy.core.audiofile`). The output is held at the bound the answer is given: its
+``max_tokens``, else the most its model gives an answer that sets none (its default
+``max_tokens``, else the context its server gives a conversation; the backends tell each
+generation that bound). A request
 whose bound is not known yet (its server not reached, a model of another API without a
 default) holds :data:`UNBOUNDED_OUTPUT` tokens of output, or what is left if less: it may
 be the answer that crosses the budget.
@@ -35,18 +37,22 @@ IN_FLIGHT_RETRY_AFTER = 5  # seconds: what holds it back is requests in flight, 
 
 
 def prompt_bound(request: GenerationRequest) -> int:
-    """At least as many tokens as ``request``'s prompt can take, from its size alone; audio
-    is refused, its tokens not yet bounded before the work."""
-    if request.sounds:
-        field = request.sounds[0].field
-        raise InvalidRequestError(
-            f"'{field}' is audio, which a key with budgets cannot send yet: what audio costs "
-            "is not yet held before the work",
-            param=field,
-        )
+    """At least as many tokens as ``request``'s prompt can take, from its size alone (a
+    sound's, from the length its header tells); a sound whose length its header does not
+    tell is refused, naming it."""
+    heard = 0
+    for sound in request.sounds:
+        if sound.tokens is None:
+            raise InvalidRequestError(
+                f"'{sound.field}' is {sound.audio_format} audio, whose length cannot be told "
+                "before it is heard, so a key with budgets cannot send it: send WAV, FLAC or "
+                "MP3",
+                param=sound.field,
+            )
+        heard += sound.tokens
     size = textsize.prompt_size(request)
     around = AROUND_REQUEST + AROUND_MESSAGE * size.messages + PER_IMAGE * size.images
-    return around + size.bytes
+    return around + heard + size.bytes
 
 
 def texts_bound(texts: Iterable[str], around: int) -> int:

@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
+from proxy.core import audiofile
 from proxy.core.answers import Usage
 from proxy.core.errors import InvalidRequestError
 from proxy.core.sse import EVENT_STREAM
@@ -141,7 +142,9 @@ def sound_of(data: str, field: str, most: int, at: int = 0) -> Sound:
             "or MP4, by its first bytes)",
             param=field,
         )
-    return Sound(field, at, found, data)
+    seconds = audiofile.seconds_at_most(raw, found)
+    tokens = None if seconds is None else audiofile.tokens_at_most(seconds)
+    return Sound(field, at, found, data, tokens=tokens)
 
 
 def unheard(sound: Sound, model: str, why: str) -> InvalidRequestError:

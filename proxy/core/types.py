@@ -47,14 +47,15 @@ class Image:
 @dataclass(frozen=True)
 class Sound:
     """Audio a message holds: the request's field it came in, where in the message's text it
-    stands (``at``), its format as its first bytes say (``wav``, ``mp3``…) and its bytes in
-    base64."""
+    stands (``at``), its format as its first bytes say (``wav``, ``mp3``…), its bytes in
+    base64, and the most tokens an audio projector makes of it, as its length bounds them."""
 
     field: str
     at: int
     audio_format: str
     data: str
     order: int = 0  # its place among the message's images and sounds at the same ``at``
+    tokens: Optional[int] = None  # the most a projector makes of it (None: not told)
 
 
 @dataclass(frozen=True)

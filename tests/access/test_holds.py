@@ -15,7 +15,7 @@ from proxy.access.keyring import KeySpec
 from proxy.access.usage import Charge, Hold, RedisUsage, SqliteUsage
 from proxy.config.price import Price
 from proxy.core.errors import InvalidRequestError, QuotaExceededError
-from proxy.core.types import GenerationRequest, Image, Message, Sound, ToolCall, Verbatim
+from proxy.core.types import GenerationRequest, Image, Message, Sound, ToolCall, Verbatim, amended
 
 NOON = datetime(2026, 11, 30, 12, tzinfo=timezone.utc).timestamp()
 LEFT = {"day": 12 * 3600, "month": 12 * 3600}
@@ -127,11 +127,14 @@ def test_a_prompt_is_bounded_by_its_bytes_and_what_a_template_adds(request_, bou
     assert holds.prompt_bound(request_) == bound
 
 
-def test_audio_is_refused_naming_its_field_its_tokens_not_yet_bounded():
-    heard = Sound("messages[0].content[0].input_audio.data", 0, "wav", "UklGRg==")
+def test_a_sound_holds_its_windows_and_one_of_untold_length_is_refused_naming_it():
+    told = Sound("messages[0].content[0].input_audio.data", 0, "wav", "UklGRg==", tokens=1500)
+    request = GenerationRequest(messages=(Message("user", "", sounds=(told,)),))
+    assert holds.prompt_bound(request) == AROUND_REQUEST + AROUND_MESSAGE + 1500
+    untold = amended(told, audio_format="ogg", tokens=None)
     with pytest.raises(InvalidRequestError) as caught:
-        holds.prompt_bound(GenerationRequest(messages=(Message("user", "", sounds=(heard,)),)))
-    assert caught.value.param == heard.field and "budgets" in caught.value.message
+        holds.prompt_bound(GenerationRequest(messages=(Message("user", "", sounds=(untold,)),)))
+    assert caught.value.param == told.field and "ogg audio" in caught.value.message
 
 
 @pytest.mark.parametrize(
