@@ -25,6 +25,7 @@ from proxy.access.budgets import NAMED, Standing, period
 from proxy.access.usage import Hold
 from proxy.config.price import Price
 from proxy.core import textsize
+from proxy.core.audio import Transcription
 from proxy.core.errors import InvalidRequestError, QuotaExceededError
 from proxy.core.types import GenerationRequest
 
@@ -53,6 +54,20 @@ def prompt_bound(request: GenerationRequest) -> int:
     size = textsize.prompt_size(request)
     around = AROUND_REQUEST + AROUND_MESSAGE * size.messages + PER_IMAGE * size.images
     return around + heard + size.bytes
+
+
+def transcription_bound(asked: Transcription) -> int:
+    """At least as many tokens as ``asked``'s prompt can take: its audio's windows, as its
+    header tells them, its ``prompt`` and what the engine's own instruction adds; audio whose
+    length its header does not tell is refused, naming the file."""
+    if asked.tokens is None:
+        raise InvalidRequestError(
+            f"the file is {asked.audio_format} audio, whose length cannot be told before it is "
+            "heard, so a key with budgets cannot send it: send WAV, FLAC or MP3",
+            param="file",
+        )
+    told = asked.fields.get("prompt")
+    return AROUND_REQUEST + asked.tokens + textsize.size(told if isinstance(told, str) else "")
 
 
 def texts_bound(texts: Iterable[str], around: int) -> int:

@@ -3,8 +3,10 @@ uploaded file, and speech, each to the model it names (see :mod:`proxy.dialects.
 
 The upload is read within ``--max-audio-size`` before anything else. The engine's answer
 goes back as it wrote it: a transcript, whole or as its events stream, its tokens charged to
-the key where the engine counted them; speech, streamed as it comes. A key with budgets is
-refused these routes: what audio costs is not yet held before the work.
+the key where the engine counted them (estimated from the audio's length and the text's size
+where it told none); speech, streamed as it comes. A transcription holds its key's budgets
+as its audio's header tells its length; a key with budgets is refused speech: what a
+character of it costs is not yet held before the work.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ from typing import Iterator
 
 from flask import Blueprint, Response, request
 
+from proxy.access import holds
 from proxy.api.body import read_json
 from proxy.api.call import this_call
-from proxy.api.serve import caller, event_response, versioned
+from proxy.api.requestmodel import request_model
+from proxy.api.serve import caller, event_response, hold_budget, versioned
 from proxy.api.state import Routes, get_state
-from proxy.core.audio import Transcription, Upload
+from proxy.core.answers import Usage
+from proxy.core.audio import Transcription, Upload, estimated
 from proxy.core.errors import InvalidRequestError
 from proxy.dialects import audio
 
@@ -47,33 +52,31 @@ def _transcribed(*, translating: bool) -> Response:
     form = read_json()
     most = get_state().limits.max_audio_size
     asked = audio.parse_transcription(form, _upload(most), most, translating=translating)
-    _unbudgeted()
+    router = get_state().router
+    hold_budget(lambda: (holds.transcription_bound(asked), router.longest_answer(request_model())))
     if asked.stream:
         return _streamed(asked)
-    transcript = get_state().router.transcribe(asked, caller())
-    usage = transcript.usage
-    if usage is not None:
-        this_call().measure.add_tokens(
-            usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens or 0
-        )
+    transcript = router.transcribe(asked, caller())
+    _charge(this_call().measure, transcript.usage or estimated(asked, len(transcript.content)))
     return Response(transcript.content, content_type=asked.content_type)
 
 
 def _streamed(asked: Transcription) -> Response:
     """The transcript's events as the engine sends them, the tokens they tell charged once
-    the last has come (an engine that tells none: nothing)."""
+    the last has come (estimated from the audio and the text, where they tell none)."""
     framing = audio.TranscriptStream()
-    measure = this_call().measure
+    measure = this_call().measure  # the stream ends outside the request's context
     events = get_state().router.stream_transcript(asked, caller())
 
     def pieces() -> Iterator[bytes]:
         yield from events
-        usage = framing.usage
-        if usage is not None:
-            measure.add_tokens(usage.prompt_tokens, usage.completion_tokens,
-                               usage.cached_tokens or 0)  # fmt: skip
+        _charge(measure, framing.usage or estimated(asked, framing.said))
 
     return event_response(pieces(), framing)
+
+
+def _charge(measure, usage: Usage) -> None:
+    measure.add_tokens(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens or 0)
 
 
 def _upload(most: int):
@@ -89,7 +92,7 @@ def _upload(most: int):
 def _unbudgeted() -> None:
     if this_call().budget is not None:
         raise InvalidRequestError(
-            "the audio routes are not served to a key with budgets: what audio costs is not "
-            "yet held before the work",
+            "speech is not served to a key with budgets: what a character of speech costs "
+            "is not yet held before the work",
             param="model",
         )

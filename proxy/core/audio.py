@@ -9,8 +9,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
-from proxy.core import audiofile
-from proxy.core.answers import Usage
+from proxy.core import audiofile, textsize
+from proxy.core.answers import ESTIMATED, Usage
 from proxy.core.errors import InvalidRequestError
 from proxy.core.sse import EVENT_STREAM
 from proxy.core.types import Sound
@@ -63,6 +63,13 @@ class Transcription:
     def content_type(self) -> str:
         return EVENT_STREAM if self.stream else TRANSCRIPT_FORMATS[self.response_format]
 
+    @property
+    def tokens(self) -> Optional[int]:
+        """The most tokens an audio projector makes of the audio (``None``: its header does
+        not tell its length)."""
+        seconds = audiofile.seconds_at_most(self.audio.data, self.audio_format)
+        return None if seconds is None else audiofile.tokens_at_most(seconds)
+
 
 @dataclass(frozen=True)
 class Transcript:
@@ -71,6 +78,13 @@ class Transcript:
 
     content: bytes
     usage: Optional[Usage] = None
+
+
+def estimated(asked: Transcription, said: int) -> Usage:
+    """The usage of a transcript whose engine told none: its audio's windows (one, where
+    its header tells no length) and ``said`` bytes of text."""
+    tokens = asked.tokens or audiofile.WINDOW_TOKENS
+    return Usage(tokens, textsize.about(said), how=ESTIMATED)
 
 
 def told_usage(answer: bytes) -> Optional[Usage]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
+import orjson
+
 from proxy.core.answers import Usage
 from proxy.core.audio import (
     GRANULARITIES,
@@ -147,12 +149,14 @@ class SpeechStream:
 
 class TranscriptStream(SpeechStream):
     """A streamed transcript as the engine wrote it (OpenAI's ``transcript.text.delta``
-    events, then ``transcript.text.done``), the tokens its events tell read on the way
-    (:attr:`usage`); a failure after the first byte is an ``error`` event."""
+    events, then ``transcript.text.done``), the tokens its events tell (:attr:`usage`) and
+    the text its deltas add (:attr:`said`) read on the way; a failure after the first byte
+    is an ``error`` event."""
 
     def __init__(self) -> None:
         super().__init__(EVENT_STREAM)
         self.usage: Optional[Usage] = None
+        self.said = 0  # bytes of text its deltas added
         self._rest = b""  # the start of a line still arriving
         self._skipping = False  # within a line too long to be the one that tells the usage
 
@@ -160,12 +164,24 @@ class TranscriptStream(SpeechStream):
         lines = (self._rest + piece).split(b"\n")
         self._rest = lines.pop()
         for line in lines:
-            if not self._skipping and line.startswith(b"data:") and b'"usage"' in line:
-                self.usage = told_usage(line[5:]) or self.usage
+            if not self._skipping and line.startswith(b"data:"):
+                self._read(line[5:])
             self._skipping = False
         if len(self._rest) > LONGEST_USAGE_LINE:
             self._rest, self._skipping = b"", True
         return [piece]
+
+    def _read(self, data: bytes) -> None:
+        """The tokens an event tells, and the text a delta adds."""
+        if b'"usage"' in data:
+            self.usage = told_usage(data) or self.usage
+        elif b'"delta"' in data:
+            try:
+                delta = orjson.loads(data).get("delta")
+            except (orjson.JSONDecodeError, AttributeError):
+                return
+            if isinstance(delta, str):
+                self.said += len(delta.encode("utf-8", "surrogatepass"))
 
     @staticmethod
     def failure(error: ProxyError) -> list:

@@ -14,8 +14,10 @@ from proxy.access.holds import AROUND_MESSAGE, AROUND_REQUEST, PER_IMAGE
 from proxy.access.keyring import KeySpec
 from proxy.access.usage import Charge, Hold, RedisUsage, SqliteUsage
 from proxy.config.price import Price
+from proxy.core.audio import Transcription, Upload
 from proxy.core.errors import InvalidRequestError, QuotaExceededError
 from proxy.core.types import GenerationRequest, Image, Message, Sound, ToolCall, Verbatim, amended
+from tests.core.test_audiofile import wav
 
 NOON = datetime(2026, 11, 30, 12, tzinfo=timezone.utc).timestamp()
 LEFT = {"day": 12 * 3600, "month": 12 * 3600}
@@ -229,3 +231,23 @@ def test_a_standing_counts_what_is_held(store):
 )
 def test_texts_to_embed_or_rank_are_bounded_by_their_bytes_and_their_marks(texts, around, bound):
     assert holds.texts_bound(texts, around) == bound
+
+
+@pytest.mark.parametrize(
+    "audio, fields, bound",
+    [
+        (wav(1.0), {}, AROUND_REQUEST + 750),
+        (wav(31.0, rate=8000, width=1), {"prompt": "Ada, Grace"}, AROUND_REQUEST + 1500 + 10),
+    ],
+    ids=["a-window", "two-windows-and-a-prompt"],
+)
+def test_a_transcription_holds_its_audios_windows_and_its_prompt(audio, fields, bound):
+    asked = Transcription("ears", "transcriptions", Upload("a.wav", "", audio), "wav", fields)
+    assert holds.transcription_bound(asked) == bound
+
+
+def test_a_transcription_of_untold_length_is_refused_naming_the_file():
+    asked = Transcription("ears", "transcriptions", Upload("a.ogg", "", b"OggS"), "ogg", {})
+    with pytest.raises(InvalidRequestError) as caught:
+        holds.transcription_bound(asked)
+    assert caught.value.param == "file" and "ogg audio" in caught.value.message

@@ -109,6 +109,7 @@ def test_a_streamed_transcript_passes_as_written_its_usage_read_wherever_it_is_c
     written = stream.write(whole[:cut]) + stream.write(whole[cut:]) + stream.closing()
     assert b"".join(written) == whole
     assert (stream.usage.prompt_tokens, stream.usage.completion_tokens) == (812, 5)
+    assert stream.said == len("I hear")
 
 
 def test_a_line_too_long_to_tell_the_usage_is_not_kept_whole():

@@ -4,8 +4,9 @@ form reach the engine as the client wrote it (its file byte for byte) under the 
 model name, the transcript comes back as the engine wrote it and its counted tokens are
 charged to the key; speech streams as the engine sends it, its first bytes at the client
 before the engine has written the rest. A key may use only the models it is granted, read
-from the form itself; what is not audio is refused before anything is sent. A chat's audio
-reaches the engine byte for byte."""
+from the form itself; what is not audio is refused before anything is sent; a key with
+budgets is charged a transcript (as told, or estimated where the engine tells none) and
+refused speech. A chat's audio reaches the engine byte for byte."""
 
 from __future__ import annotations
 
@@ -195,7 +196,25 @@ def test_what_is_not_audio_is_refused_before_anything_is_sent(served, echo, file
     assert echo.received() == []
 
 
-def test_a_key_with_budgets_is_refused_audio_by_name(served, echo):
+@pytest.mark.parametrize("response_format", ["json", "text"], ids=["told", "untold"])
+def test_a_key_with_budgets_is_charged_a_transcript_told_or_estimated(served, echo,
+                                                                      response_format):  # fmt: skip
+    _, proxy = served
+    audio = clip()  # a tenth of a second: one window
+    before = charged(proxy, "carol", "voice")
+    sdk(proxy, "sk-carol").audio.transcriptions.create(
+        model="voice", file=("a.wav", audio, "audio/wav"), response_format=response_format
+    )
+    after = charged(proxy, "carol", "voice")
+    prompt = after["prompt_tokens"] - before.get("prompt_tokens", 0)
+    output = after["completion_tokens"] - before.get("completion_tokens", 0)
+    said = len(f"heard {'0' * 16} of {len(audio)} bytes")
+    # told: the engine's counts; untold: the audio's window, and the text at four bytes a token
+    assert (prompt, output) == ((len(audio) // 100, 6) if response_format == "json" else
+                                (750, -(-said // 4)))  # fmt: skip
+
+
+def test_a_key_with_budgets_is_refused_speech_by_name(served, echo):
     _, proxy = served
     with pytest.raises(openai.BadRequestError) as refused:
         sdk(proxy, "sk-carol").audio.speech.create(model="voice", voice="alloy", input="hi")
