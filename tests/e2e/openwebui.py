@@ -56,7 +56,10 @@ def webui_environment(url: str, key: str, data: pathlib.Path) -> dict:
 class OpenWebUI:
     """``with OpenWebUI(proxy_url, key, folder, log) as webui``: its page is at ``webui.url``."""
 
-    def __init__(self, url: str, key: str, folder: pathlib.Path, log_path: pathlib.Path):
+    def __init__(
+        self, url: str, key: str, folder: pathlib.Path, log_path: pathlib.Path, env=None
+    ) -> None:
+        """``env``: its settings beside the recipe's (its speech and pictures engines)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -74,6 +77,7 @@ class OpenWebUI:
             "PATH": os.environ["PATH"],
             "HOME": str(folder),
             **webui_environment(url, key, data),
+            **(env or {}),
         }
         self.cwd = folder
         self.process = None

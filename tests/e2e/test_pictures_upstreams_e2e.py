@@ -19,6 +19,7 @@ from tests.images import picture
 from tests.processes import ProxyProcess
 
 from .refusing import EchoServer
+from .servers.echo_upstream import picture as picture_of
 
 pytestmark = [pytest.mark.e2e]
 
@@ -79,9 +80,8 @@ def charged(proxy, key: str, model: str) -> dict:
 
 
 def drawn(prompt: str, n: int) -> list:
-    """The pictures the echo engine draws of ``prompt``."""
-    digest = hashlib.sha256(prompt.encode()).digest()
-    return [base64.b64encode(digest + bytes([each])).decode() for each in range(n)]
+    """The pictures the echo engine draws of ``prompt``, in base64."""
+    return [base64.b64encode(picture_of(prompt, each)).decode() for each in range(n)]
 
 
 def test_a_generation_reaches_the_engine_as_written_and_its_tokens_are_charged(served, echo):

@@ -6,9 +6,9 @@ form (its fields, and its file's name, type, size and SHA-256), answered with th
 and counted tokens (as events, a word at a time, where it asks for a stream); speech's
 body, answered with audio bytes made from its text, the first piece at once and the rest
 once ``POST /received/release`` lets them go. Its image routes keep a generation's body and
-an edit's form (its files as a transcription's), answered with ``n`` pictures made from the
-prompt and counted tokens. The standard library alone, so that it starts at once
-(:class:`tests.e2e.refusing.EchoServer` runs it).
+an edit's form (its files as a transcription's), answered with ``n`` pictures (PNGs of one
+pixel) made from the prompt, and counted tokens. The standard library alone, so that it
+starts at once (:class:`tests.e2e.refusing.EchoServer` runs it).
 
 ``python tests/e2e/servers/echo_upstream.py --port PORT``
 """
@@ -21,8 +21,25 @@ import email
 import email.policy
 import hashlib
 import json
+import struct
 import threading
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def picture(prompt: str, number: int) -> bytes:
+    """The ``number``-th picture the engine draws of ``prompt``: a PNG of one pixel, its red
+    and green the first bytes of the prompt's digest, its blue the number."""
+    digest = hashlib.sha256(prompt.encode()).digest()
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))  # fmt: skip
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)  # 1x1, 8-bit RGB
+    pixels = zlib.compress(b"\x00" + digest[:2] + bytes([number]))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels)
+            + chunk(b"IEND", b""))  # fmt: skip
 
 
 def handler() -> type:
@@ -126,9 +143,8 @@ def handler() -> type:
             return fields, files
 
         def draw(self, prompt: str, n: int) -> None:
-            """Pictures made of the prompt: each the bytes of its digest and its number."""
-            drawn = [base64.b64encode(hashlib.sha256(prompt.encode()).digest() + bytes([each]))
-                     .decode() for each in range(n)]  # fmt: skip
+            """Pictures made of the prompt (:func:`picture`)."""
+            drawn = [base64.b64encode(picture(prompt, each)).decode() for each in range(n)]
             words = len(prompt.split())
             usage = {"input_tokens": words, "output_tokens": 272 * n,
                      "total_tokens": words + 272 * n}  # fmt: skip
