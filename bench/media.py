@@ -1,11 +1,16 @@
-"""``python -m bench.media``: what an image and a rerank cost through the proxy, against the
-same request sent to llama-server directly.
+"""``python -m bench.media``: what an image, a clip, a picture and a rerank cost through the
+proxy, against the same request sent to its engine directly.
 
 1. Images: the tests' tiny vision model and its projector (:mod:`tests.e2e.visionmodel`) on
    llama-server; one chat with a screenshot-sized PNG (1280x720, 2.7 MB of random pixels, so
    that it does not compress) and one with a small one, through the proxy and direct, the
    ways interleaved over three rounds. The proxy reads every image before it sends it on.
-2. Reranking: the tests' tiny reranker (:mod:`tests.e2e.rerankmodel`) on llama-server with
+2. Audio: the tests' tiny model that hears (:mod:`tests.e2e.audiomodel`) on llama-server;
+   a transcription of a 10-second WAV (a multipart form the proxy reads and writes again)
+   and a chat that holds the same clip as an ``input_audio`` part.
+3. Pictures: a generation and an edit of a 512x512 PNG on the tests' echo engine
+   (:mod:`tests.e2e.servers.echo_upstream`), which answers at once: the proxy's own cost.
+4. Reranking: the tests' tiny reranker (:mod:`tests.e2e.rerankmodel`) on llama-server with
    ``--reranking``: 16 documents ranked through the proxy and direct.
 
 Each way's added time is its p50 less its direct p50; the proxy's CPU per request is read
@@ -14,6 +19,7 @@ from its process. Writes ``bench/results/media{,-quick}.md``.
 
 from __future__ import annotations
 
+import base64
 import statistics
 import tempfile
 import time
@@ -34,37 +40,44 @@ DOCUMENTS = [
 
 
 def _asks() -> dict:
+    """Each ask's request, as ``requests.post``'s keywords: a JSON body, or a form."""
+    from tests.e2e.audiomodel import wav
     from tests.images import data_uri, noise, picture
 
-    def chat(image: bytes) -> dict:
-        return {
-            "max_tokens": 8,
-            "temperature": 0,
-            "messages": [
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "text", "text": "What is this?"},
-                        {"type": "image_url", "image_url": {"url": data_uri(image)}},
-                    ],
-                }
-            ],
-        }
+    def chat(part: dict) -> dict:
+        content = [{"type": "text", "text": "What is this?"}, part]
+        return {"json": {"max_tokens": 8, "temperature": 0,
+                         "messages": [{"role": "user", "content": content}]}}  # fmt: skip
+
+    clip = wav(10.0)
+    heard = {"data": base64.b64encode(clip).decode(), "format": "wav"}
+    photo = picture(size=(512, 512))
+
+    def shown(image: bytes) -> dict:
+        return chat({"type": "image_url", "image_url": {"url": data_uri(image)}})
 
     return {
-        "screenshot": chat(noise((1280, 720))),
-        "small image": chat(picture()),
-        "rerank": {"query": "which medal is best?", "documents": DOCUMENTS},
-    }
+        "screenshot": shown(noise((1280, 720))),
+        "small image": shown(picture()),
+        "transcription": {"data": {"model": "ears"}, "files": {"file": ("a.wav", clip)}},
+        "chat with a clip": chat({"type": "input_audio", "input_audio": heard}),
+        "picture": {"json": {"model": "painter", "prompt": "a red fox in snow"}},
+        "edit": {"data": {"model": "painter", "prompt": "at night"},
+                 "files": {"image": ("fox.png", photo, "image/png")}},
+        "rerank": {"json": {"query": "which medal is best?", "documents": DOCUMENTS}},
+    }  # fmt: skip
 
 
 def run(count: int, work: Path) -> tuple:
     """p50 ms of each ask each way, and the proxy's CPU ms per request of each ask."""
+    from tests.e2e.audiomodel import write_audio_model
     from tests.e2e.llama_server import LlamaServer
+    from tests.e2e.refusing import EchoServer
     from tests.e2e.rerankmodel import write_reranker
     from tests.e2e.visionmodel import write_vision_model
 
     model, mmproj = write_vision_model(work)
+    hearing, ears_mmproj = write_audio_model(work)
     reranker = write_reranker(work / "tiny-reranker.gguf")
     asks = _asks()
     with ExitStack() as stack:
@@ -73,26 +86,45 @@ def run(count: int, work: Path) -> tuple:
                 model, work / "vision.log", parallel=1, extra_args=["--mmproj", str(mmproj)]
             )
         )
+        ears = stack.enter_context(
+            LlamaServer(
+                hearing,
+                work / "ears.log",
+                parallel=1,
+                ctx_size=2048,
+                extra_args=["--mmproj", str(ears_mmproj)],
+            )  # fmt: skip
+        )
         ranker = stack.enter_context(
             LlamaServer(reranker, work / "rerank.log", parallel=1, extra_args=["--reranking"])
         )
-        seeing = stack.enter_context(
-            processes.running(
-                processes.proxy("waitress", eyes.url, work, threads=16, workers=1, name="vision")
+        echo = stack.enter_context(EchoServer(work / "echo.log"))
+        models = work / "pictures.toml"
+        models.write_text(f'[models.painter]\nbackend = "openai"\nupstreams = ["{echo.url}/v1"]\n')
+        proxies = {
+            name: stack.enter_context(processes.running(processes.proxy(
+                "waitress", upstream, work, threads=16, workers=1, name=name, args=args
+            )))
+            for name, upstream, args in (
+                ("vision", eyes.url, ()), ("ears", ears.url, ()), ("rerank", ranker.url, ()),
+                ("painter", echo.url, ("--config", str(models))),
             )
-        )
-        ranking = stack.enter_context(
-            processes.running(
-                processes.proxy("waitress", ranker.url, work, threads=16, workers=1, name="rerank")
-            )
-        )
-        trees = {seeing.url: ProcessTree(seeing.pid), ranking.url: ProcessTree(ranking.pid)}
-        ways = {}
-        for name in ("screenshot", "small image"):
-            ways[name, "direct"] = (eyes.url, "/v1/chat/completions", None)
-            ways[name, THROUGH] = (seeing.url, "/v1/chat/completions", trees[seeing.url])
-        ways["rerank", "direct"] = (ranker.url, "/v1/rerank", None)
-        ways["rerank", THROUGH] = (ranking.url, "/v1/rerank", trees[ranking.url])
+        }  # fmt: skip
+        trees = {proxy.url: ProcessTree(proxy.pid) for proxy in proxies.values()}
+
+        def both(name: str, direct: str, proxy: str, path: str, direct_path: str = "") -> None:
+            ways[name, "direct"] = (direct, direct_path or path, None)
+            url = proxies[proxy].url
+            ways[name, THROUGH] = (url, path, trees[url])
+
+        ways: dict = {}
+        both("screenshot", eyes.url, "vision", "/v1/chat/completions")
+        both("small image", eyes.url, "vision", "/v1/chat/completions")
+        both("transcription", ears.url, "ears", "/v1/audio/transcriptions")
+        both("chat with a clip", ears.url, "ears", "/v1/chat/completions")
+        both("picture", echo.url, "painter", "/v1/images/generations")
+        both("edit", echo.url, "painter", "/v1/images/edits")
+        both("rerank", ranker.url, "rerank", "/v1/rerank")
         for (name, _), way in ways.items():  # warm up each way
             _batch(way, asks[name], 5)
         found = {key: [] for key in ways}
@@ -113,7 +145,7 @@ def _batch(way: tuple, body: dict, count: int) -> tuple:
     times = []
     for _ in range(count):
         started = time.perf_counter()
-        session.post(url + path, json=body, timeout=120).raise_for_status()
+        session.post(url + path, timeout=120, **body).raise_for_status()
         times.append((time.perf_counter() - started) * 1000)
     spent = (tree.cpu_seconds() - cpu) * 1000 / count if tree else 0.0
     return statistics.median(times), spent
@@ -121,10 +153,11 @@ def _batch(way: tuple, body: dict, count: int) -> tuple:
 
 def table(figures: dict, count: int, quick: bool) -> str:
     lines = [
-        f"# What an image and a rerank cost{' (quick run)' if quick else ''}",
+        f"# What an image, a clip, a picture and a rerank cost{' (quick run)' if quick else ''}",
         "",
         f"{count} requests per way, one at a time over three interleaved rounds, on "
-        f"llama-server with the tests' tiny vision model and reranker "
+        f"llama-server with the tests' tiny vision model, model that hears and reranker, and "
+        f"on the tests' echo engine for pictures "
         f"(`python -m bench.media{' --quick' if quick else ''}`).",
         "",
         "| request | way | p50 ms | through / direct | added by the proxy | proxy CPU ms/request |",
@@ -143,7 +176,9 @@ def table(figures: dict, count: int, quick: bool) -> str:
 
 
 def main() -> None:
-    args = cli.arguments("media", "What an image and a rerank cost.").parse_args()
+    args = cli.arguments(
+        "media", "What an image, a clip, a picture and a rerank cost."
+    ).parse_args()
     count = 5 if args.quick else 300
     with tempfile.TemporaryDirectory(prefix="bench-media-") as work:
         figures = run(count, Path(work))
