@@ -17,11 +17,8 @@ import wave
 
 import openai
 import pytest
-import requests
 
-from tests.processes import ProxyProcess
-
-from .refusing import EchoServer
+from .echoed import charged, echoed, emptied
 
 pytestmark = [pytest.mark.e2e]
 
@@ -33,22 +30,6 @@ upstream_model = "echo-voice"
 [models.other]
 backend = "openai"
 upstreams = ["{echo}/v1"]
-"""
-KEYS = """
-[[keys]]
-name = "alice"
-key = "sk-alice"
-models = ["voice"]
-
-[[keys]]
-name = "bob"
-key = "sk-bob"
-models = ["other"]
-
-[[keys]]
-name = "carol"
-key = "sk-carol"
-tokens_per_day = 100000
 """
 
 
@@ -67,31 +48,17 @@ def clip(frames: int = 1600) -> bytes:
 def served(tmp_path_factory, logs):
     """``(echo engine, proxy)``."""
     folder = tmp_path_factory.mktemp("audio")
-    with EchoServer(logs / "echo-audio.log") as echo:
-        (folder / "models.toml").write_text(MODELS.format(echo=echo.url))
-        (folder / "keys.toml").write_text(KEYS)
-        args = ("--config", str(folder / "models.toml"), "--keys", str(folder / "keys.toml"),
-                "--admin-key", "admin-key")  # fmt: skip
-        with ProxyProcess(echo.url, logs / "proxy-audio.log", args=args) as proxy:
-            yield echo, proxy
+    with echoed(folder, logs, "audio", MODELS, "voice", ()) as pair:
+        yield pair
 
 
 @pytest.fixture
 def echo(served):
-    engine, _ = served
-    engine.clear()
-    return engine
+    return emptied(served)
 
 
 def sdk(proxy, key: str = "sk-alice") -> openai.OpenAI:
     return proxy.sdk(key)
-
-
-def charged(proxy, key: str, model: str) -> dict:
-    rows = requests.get(
-        proxy.url + "/admin/usage", headers={"Authorization": "Bearer admin-key"}, timeout=10
-    ).json()["usage"]
-    return next((row for row in rows if (row["key"], row["model"]) == (key, model)), {})
 
 
 def test_a_transcription_reaches_the_engine_as_written_and_its_tokens_are_charged(served, echo):

@@ -13,12 +13,10 @@ import hashlib
 
 import openai
 import pytest
-import requests
 
 from tests.images import picture
-from tests.processes import ProxyProcess
 
-from .refusing import EchoServer
+from .echoed import charged, echoed, emptied
 from .servers.echo_upstream import picture as picture_of
 
 pytestmark = [pytest.mark.e2e]
@@ -34,49 +32,21 @@ backend = "openai"
 upstreams = ["{echo}/v1"]
 endpoints = ["chat"]
 """
-KEYS = """
-[[keys]]
-name = "alice"
-key = "sk-alice"
-models = ["painter"]
-
-[[keys]]
-name = "bob"
-key = "sk-bob"
-models = ["other"]
-
-[[keys]]
-name = "carol"
-key = "sk-carol"
-tokens_per_day = 100000
-"""
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, logs):
     """``(echo engine, proxy)``."""
     folder = tmp_path_factory.mktemp("pictures")
-    with EchoServer(logs / "echo-pictures.log") as echo:
-        (folder / "models.toml").write_text(MODELS.format(echo=echo.url))
-        (folder / "keys.toml").write_text(KEYS)
-        args = ("--config", str(folder / "models.toml"), "--keys", str(folder / "keys.toml"),
-                "--admin-key", "admin-key", "--max-image-pixels", str(2048 * 2048))  # fmt: skip
-        with ProxyProcess(echo.url, logs / "proxy-pictures.log", args=args) as proxy:
-            yield echo, proxy
+    with echoed(
+        folder, logs, "pictures", MODELS, "painter", ("--max-image-pixels", str(2048 * 2048))
+    ) as pair:
+        yield pair
 
 
 @pytest.fixture
 def echo(served):
-    engine, _ = served
-    engine.clear()
-    return engine
-
-
-def charged(proxy, key: str, model: str) -> dict:
-    rows = requests.get(
-        proxy.url + "/admin/usage", headers={"Authorization": "Bearer admin-key"}, timeout=10
-    ).json()["usage"]
-    return next((row for row in rows if (row["key"], row["model"]) == (key, model)), {})
+    return emptied(served)
 
 
 def drawn(prompt: str, n: int) -> list:

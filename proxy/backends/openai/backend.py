@@ -106,17 +106,7 @@ class OpenAIBackend(Relay):
 
     def transcribe(self, asked: Transcription, caller: Caller = NOBODY) -> Transcript:
         """The form as it came, under the name the upstream knows the model by."""
-        content_type, data = self._form(asked)
-        with self.client.blamed():
-            path = self._path_of(asked.task)
-            try:
-                reply = self.admission.run(
-                    lambda: self.client.post_encoded(path, content_type, data, caller=caller),
-                    caller,
-                )
-            except MissingRoute as exc:
-                raise self.missing(exc) from None
-            self.endpoints.served(asked.task)
+        reply = self._posted(asked.task, self._form(asked), caller)
         json_asked = asked.response_format in ("json", "verbose_json")
         return Transcript(reply.content, told_usage(reply.content) if json_asked else None)
 
@@ -141,7 +131,13 @@ class OpenAIBackend(Relay):
             content_type, data = form.encoded({**fields, **files})
         else:
             content_type, data = "application/json", json.dumps(fields).encode()
-        endpoint = f"image_{asked.task}"
+        reply = self._posted(f"image_{asked.task}", (content_type, data), caller)
+        return Pictures(reply.content, pictures.told_usage(reply.content))
+
+    def _posted(self, endpoint: str, body: tuple, caller: Caller):
+        """The answer to ``body``, already encoded (``(content type, bytes)``), at
+        ``endpoint``, whole, taking a slot as a generation does."""
+        content_type, data = body
         with self.client.blamed():
             path = self._path_of(endpoint)
             try:
@@ -152,7 +148,7 @@ class OpenAIBackend(Relay):
             except MissingRoute as exc:
                 raise self.missing(exc) from None
             self.endpoints.served(endpoint)
-        return Pictures(reply.content, pictures.told_usage(reply.content))
+        return reply
 
     def speak(self, asked: Speech, caller: Caller = NOBODY) -> Iterator[bytes]:
         """The body as it came, under the name the upstream knows the model by; its audio
