@@ -10,6 +10,8 @@ import pathlib
 import gguf
 import numpy as np
 
+from .tinymodel import finished
+
 
 def zeros(*shape: int) -> np.ndarray:
     return np.zeros(shape, np.float32)
@@ -64,10 +66,4 @@ def write_projector(
     tensors[layer + "ffn_up.bias"] = zeros(feed_forward)
     tensors[layer + "ffn_down.weight"] = zeros(width, feed_forward)
     tensors[layer + "ffn_down.bias"] = zeros(width)
-    for tensor_name, tensor in tensors.items():
-        writer.add_tensor(tensor_name, tensor)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+    return finished(writer, tensors, path)

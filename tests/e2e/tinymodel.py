@@ -249,9 +249,13 @@ def write_llama_gguf(
     for key, value in (fields or {}).items():
         writer.add_uint32(key, value)
 
+    return finished(writer, tensors, path)
+
+
+def finished(writer, tensors: dict, path: pathlib.Path) -> pathlib.Path:
+    """``path``, once ``writer`` has written its fields and ``tensors`` there."""
     for tensor_name, tensor in tensors.items():
         writer.add_tensor(tensor_name, tensor)
-
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
