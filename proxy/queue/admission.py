@@ -282,6 +282,7 @@ class Admission:
                 party = caller.party
                 self._asked[party.name] = now
                 if not self._queue and self._free(party) and not party.capped():
+                    self._queue.passed(party)
                     return self._admit(Ticket(now + self.queue_timeout, party), 0.0)
                 if len(self._queue) >= self.max_queue and not self._free(party):
                     raise QueueFullError(

@@ -67,6 +67,14 @@ class FairQueue:
         self._flow(party).append(request)
         self._length += 1
 
+    def passed(self, party: Party) -> None:
+        """A request of ``party``'s took a free slot without waiting: it counts in its key's
+        turns as one that waited would (else the key's next request would tie with those
+        of keys not yet served)."""
+        stamp = max(self._virtual, self._ends.get(party.name, 0.0))
+        self._ends[party.name] = stamp + 1.0 / party.weight
+        self._virtual = stamp
+
     def rejoin(self, request: Waiter) -> None:
         """``request``, refused by the server, waits again first of its flow, as stamped."""
         self._flow(request.party).appendleft(request)

@@ -176,7 +176,12 @@ redis.call('HSET', t, 'name', name, 'priority', ARGV[8], 'cap', ARGV[9], 'proces
            'stamp', 0, 'order', 0)
 redis.call('HSET', P .. 'asked', name, tostring(now))
 local queued = waiting()
+local virtual = tonumber(redis.call('GET', P .. 'virtual')) or 0
+local stamp = math.max(virtual, tonumber(redis.call('HGET', P .. 'ends', name)) or 0)
 if queued == 0 and free(name) and not capped(id) then
+  -- served at once, it counts in its key's turns as one that waited would
+  redis.call('HSET', P .. 'ends', name, tostring(stamp + 1 / weight))
+  redis.call('SET', P .. 'virtual', tostring(stamp))
   admit(id, name)
   return counts(1)
 end
@@ -184,8 +189,6 @@ if queued >= tonumber(ARGV[10]) and not free(name) then
   redis.call('DEL', t)
   return counts(-1)
 end
-local virtual = tonumber(redis.call('GET', P .. 'virtual')) or 0
-local stamp = math.max(virtual, tonumber(redis.call('HGET', P .. 'ends', name)) or 0)
 redis.call('HSET', P .. 'ends', name, tostring(stamp + 1 / weight))
 redis.call('HSET', t, 'stamp', tostring(stamp), 'order', redis.call('INCR', P .. 'order'))
 redis.call('EXPIRE', t, math.ceil(lease))
