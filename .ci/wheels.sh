@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build (once) and cache the native wheels the test suite needs: llama-cpp-python with its
-# llama-server binary, and chatglm-cpp; and keep the model families' chat templates that
+# llama-server binary, and chatglm-cpp; stable-diffusion.cpp's sd-server, from the sources
+# stable-diffusion-cpp-python's sdist carries; and keep the model families' chat templates that
 # llama-cpp-python's sources carry (llama.cpp's models/templates), which the e2e tests give
 # their tiny models, and llama.cpp's own server tests (tools/server/tests), the conformance
 # tier's suite. A second run on the same machine reuses the cache.
@@ -61,5 +62,24 @@ if ! have_wheel chatglm_cpp "$CHATGLM_CPP_VERSION"; then
     "$tools/bin/pip" wheel --no-deps --no-build-isolation --no-binary chatglm-cpp -w "$WHEELS" \
       "chatglm-cpp==$CHATGLM_CPP_VERSION"
   rm -rf "$tools"
+fi
+# sd-server alone (no Python package): CPU only, without its web page, WebP or WebM
+SD_CPP_PYTHON_VERSION=0.4.7
+SD_SERVER="$WHEELS/sd-server/$SD_CPP_PYTHON_VERSION/sd-server"
+if ! [ -x "$SD_SERVER" ]; then
+  echo "building sd-server from stable-diffusion-cpp-python $SD_CPP_PYTHON_VERSION (minutes)"
+  sources=$(mktemp -d)
+  "$PYTHON" -m pip download --quiet --no-deps --no-binary :all: -d "$sources" \
+    "stable-diffusion-cpp-python==$SD_CPP_PYTHON_VERSION"
+  tar -xzf "$sources/stable_diffusion_cpp_python-$SD_CPP_PYTHON_VERSION.tar.gz" -C "$sources"
+  cmake -S "$sources/stable_diffusion_cpp_python-$SD_CPP_PYTHON_VERSION/vendor/stable-diffusion.cpp" \
+    -B "$sources/build" -DCMAKE_BUILD_TYPE=Release -DSD_BUILD_EXAMPLES=ON \
+    -DSD_SERVER_BUILD_FRONTEND=OFF -DSD_WEBP=OFF -DSD_WEBM=OFF -DGGML_NATIVE=OFF \
+    >"$sources/build.log" 2>&1 &&
+  cmake --build "$sources/build" --target sd-server -j "$JOBS" >>"$sources/build.log" 2>&1 ||
+    { tail -40 "$sources/build.log"; exit 1; }
+  mkdir -p "$(dirname "$SD_SERVER")"
+  cp "$sources/build/bin/sd-server" "$SD_SERVER"
+  rm -rf "$sources"
 fi
 echo "wheels in $WHEELS"

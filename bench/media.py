@@ -9,7 +9,9 @@ proxy, against the same request sent to its engine directly.
    a transcription of a 10-second WAV (a multipart form the proxy reads and writes again)
    and a chat that holds the same clip as an ``input_audio`` part.
 3. Pictures: a generation and an edit of a 512x512 PNG on the tests' echo engine
-   (:mod:`tests.e2e.servers.echo_upstream`), which answers at once: the proxy's own cost.
+   (:mod:`tests.e2e.servers.echo_upstream`), which answers at once: the proxy's own cost;
+   and a 64x64 picture in one step on stable-diffusion.cpp's sd-server with the tests' tiny
+   model (:mod:`tests.e2e.sdmodel`), a tenth as many (each takes about half a second).
 4. Reranking: the tests' tiny reranker (:mod:`tests.e2e.rerankmodel`) on llama-server with
    ``--reranking``: 16 documents ranked through the proxy and direct.
 
@@ -62,6 +64,7 @@ def _asks() -> dict:
         "transcription": {"data": {"model": "ears"}, "files": {"file": ("a.wav", clip)}},
         "chat with a clip": chat({"type": "input_audio", "input_audio": heard}),
         "picture": {"json": {"model": "painter", "prompt": "a red fox in snow"}},
+        "sd-server picture": {"json": {"model": "sd", "prompt": "a red fox in snow"}},
         "edit": {"data": {"model": "painter", "prompt": "at night"},
                  "files": {"image": ("fox.png", photo, "image/png")}},
         "rerank": {"json": {"query": "which medal is best?", "documents": DOCUMENTS}},
@@ -74,6 +77,8 @@ def run(count: int, work: Path) -> tuple:
     from tests.e2e.llama_server import LlamaServer
     from tests.e2e.refusing import EchoServer
     from tests.e2e.rerankmodel import write_reranker
+    from tests.e2e.sd_server import SdServer
+    from tests.e2e.sdmodel import write_sd_model
     from tests.e2e.visionmodel import write_vision_model
 
     model, mmproj = write_vision_model(work)
@@ -99,8 +104,12 @@ def run(count: int, work: Path) -> tuple:
             LlamaServer(reranker, work / "rerank.log", parallel=1, extra_args=["--reranking"])
         )
         echo = stack.enter_context(EchoServer(work / "echo.log"))
+        sd = stack.enter_context(SdServer(write_sd_model(work / "sdxs.gguf"), work / "sd.log"))
         models = work / "pictures.toml"
-        models.write_text(f'[models.painter]\nbackend = "openai"\nupstreams = ["{echo.url}/v1"]\n')
+        models.write_text(
+            f'[models.painter]\nbackend = "openai"\nupstreams = ["{echo.url}/v1"]\n'
+            f'[models.sd]\nbackend = "sdserver"\nupstreams = ["{sd.url}"]\n'
+        )
         proxies = {
             name: stack.enter_context(processes.running(processes.proxy(
                 "waitress", upstream, work, threads=16, workers=1, name=name, args=args
@@ -124,13 +133,17 @@ def run(count: int, work: Path) -> tuple:
         both("chat with a clip", ears.url, "ears", "/v1/chat/completions")
         both("picture", echo.url, "painter", "/v1/images/generations")
         both("edit", echo.url, "painter", "/v1/images/edits")
+        both("sd-server picture", sd.url, "painter", "/v1/images/generations")
         both("rerank", ranker.url, "rerank", "/v1/rerank")
         for (name, _), way in ways.items():  # warm up each way
             _batch(way, asks[name], 5)
         found = {key: [] for key in ways}
         for _ in range(3):
             for (name, how), way in ways.items():
-                found[name, how].append(_batch(way, asks[name], count // 3))
+                slow = name == "sd-server picture"
+                found[name, how].append(
+                    _batch(way, asks[name], max(count // (30 if slow else 3), 1))
+                )
     return {
         key: (statistics.median(p50 for p50, _ in runs), statistics.median(cpu for _, cpu in runs))
         for key, runs in found.items()
@@ -157,7 +170,7 @@ def table(figures: dict, count: int, quick: bool) -> str:
         "",
         f"{count} requests per way, one at a time over three interleaved rounds, on "
         f"llama-server with the tests' tiny vision model, model that hears and reranker, and "
-        f"on the tests' echo engine for pictures "
+        f"on the tests' echo engine and sd-server with the tests' tiny model for pictures "
         f"(`python -m bench.media{' --quick' if quick else ''}`).",
         "",
         "| request | way | p50 ms | through / direct | added by the proxy | proxy CPU ms/request |",

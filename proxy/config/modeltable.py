@@ -21,7 +21,7 @@ from proxy.core.fields import Fields, effort, sampling, stop_words, template_kwa
 from proxy.core.tooluse import TOOL_TURNS
 from proxy.core.types import GenerationRequest, Sampling
 
-BACKENDS = ("servercpp", "chatglm", "openai", "anthropic")
+BACKENDS = ("servercpp", "chatglm", "openai", "anthropic", "sdserver")
 APIS = ("openai", "anthropic")  # backends of a server that speaks a public API
 REASONING = ("auto", "think-tags", "none")  # how a model's thoughts are told from its answer
 # keys of a model the proxy runs or a server.cpp, which an OpenAI-compatible upstream has not
@@ -114,6 +114,12 @@ def model_spec(
     slots = _count(spec.get("slots", 0), f"{key}.slots", fail)
     upstreams = spec.get("upstreams", [])
     managed = managed_spec(spec, key, fail, folder) if backend == "servercpp" else None
+    if backend == "sdserver":
+        for name in LOCAL_ONLY + ("mmproj", "reranking"):
+            if name in spec:
+                raise fail(
+                    f"{key}.{name}", "has no meaning for a model on sd-server: give its upstreams"
+                )
     if backend not in APIS:
         for name in API_ONLY:
             if name in spec:
@@ -131,7 +137,7 @@ def model_spec(
                 "a model the proxy runs (cmd or model) has none: the proxy picks its port",
             )
         upstreams = ()
-    elif backend in ("servercpp", *APIS):
+    elif backend in ("servercpp", "sdserver", *APIS):
         if not isinstance(upstreams, list) or not upstreams:
             raise fail(f"{key}.upstreams", "needs at least one server URL (one per replica)")
         upstreams = tuple(

@@ -11,6 +11,7 @@ files anew).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import threading
@@ -157,6 +158,11 @@ def _replicas(spec: ModelSpec, settings: Settings, admissions: Admissions) -> tu
             Replica(upstream.url, _relay(upstream, spec, settings, admissions))
             for upstream in spec.upstreams
         )
+    if spec.backend == "sdserver":
+        return tuple(
+            Replica(upstream.url, _sdserver(upstream, spec, settings, admissions))
+            for upstream in spec.upstreams
+        )
     embedding = None
     if spec.embedding_upstream:  # one server for every replica: one client, one queue
         embedding = (
@@ -192,6 +198,21 @@ def _servercpp(
         embedding,
         reasoning=spec.reasoning,
     )
+
+
+def _sdserver(
+    upstream: UpstreamSpec, spec: ModelSpec, settings: Settings, admissions: Admissions
+) -> Backend:
+    """A replica on stable-diffusion.cpp's sd-server."""
+    from proxy.backends.sdserver.backend import SdServerBackend
+
+    hints = {
+        "remedy": "is sd-server running, and is the model's upstream URL right?",
+        "timeout_remedy": "raise --upstream-timeout or ask for fewer or smaller pictures",
+    }
+    client = _client(upstream, spec, settings, **hints)
+    one_at_a_time = dataclasses.replace(upstream, slots=upstream.slots or 1)  # as it draws
+    return SdServerBackend(client, admissions.make(one_at_a_time, spec), spec.id)
 
 
 def _relay(

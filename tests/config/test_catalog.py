@@ -291,6 +291,21 @@ def test_unknown_names_find_nothing_unless_catch_all(tmp_path):
             id="openai-model-file",
         ),
         pytest.param(
+            "[models.a]\nbackend='sdserver'",
+            "models.a.upstreams: needs at least one server URL",
+            id="sdserver-no-upstreams",
+        ),
+        pytest.param(
+            "[models.a]\nbackend='sdserver'\nupstreams=['http://a']\ncmd='sd-server ${PORT}'",
+            "models.a.cmd: has no meaning for a model on sd-server: give its upstreams",
+            id="sdserver-run-by-the-proxy",
+        ),
+        pytest.param(
+            "[models.a]\nbackend='sdserver'\nupstreams=['http://a']\nendpoints=['chat']",
+            'models.a.endpoints: belongs to a model of backend = "openai"',
+            id="sdserver-endpoints",
+        ),
+        pytest.param(
             "[models.a]\nupstreams=['http://a']\nupstream_model='b'",
             'models.a.upstream_model: belongs to a model of backend = "openai" or',
             id="upstream-model-on-servercpp",

@@ -1,0 +1,155 @@
+"""Pictures through the proxy from stable-diffusion.cpp's real sd-server (built from the
+sdist of stable-diffusion-cpp-python, drawing the tiny model of :mod:`.sdmodel`), with the real
+``openai`` SDK: a generation and an edit, with OpenAI's ``seed``, come back as the very bytes
+sd-server draws when asked directly with the seed its own way; what sd-server would not
+honour is refused by name before it is asked; a second key's picture is drawn in its turn,
+not behind a first key's line."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+
+import openai
+import pytest
+import requests
+
+from tests.images import picture
+from tests.polling import wait_for
+from tests.processes import ProxyProcess
+
+from .sd_server import SdServer
+from .sdmodel import write_sd_model
+
+pytestmark = [pytest.mark.e2e]
+
+MODELS = """
+[models.sd]
+backend = "sdserver"
+upstreams = ["{sd}"]
+"""
+KEYS = """
+[[keys]]
+name = "alice"
+key = "sk-alice"
+
+[[keys]]
+name = "bob"
+key = "sk-bob"
+"""
+ADMIN = "admin-key"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, logs):
+    """``(sd-server, proxy)``."""
+    folder = tmp_path_factory.mktemp("sd-server")
+    model = write_sd_model(folder / "sdxs.gguf")
+    (folder / "keys.toml").write_text(KEYS)
+    with SdServer(model, logs / "sd-server.log") as sd:
+        (folder / "models.toml").write_text(MODELS.format(sd=sd.url))
+        argv = ("--config", str(folder / "models.toml"), "--keys", str(folder / "keys.toml"),
+                "--admin-key", ADMIN, "--threads", "16")  # fmt: skip
+        with ProxyProcess(sd.url, logs / "proxy-sd-server.log", args=argv) as proxy:
+            yield sd, proxy
+
+
+def direct(sd: SdServer, prompt: str, seed=None, **fields) -> list:
+    """The pictures sd-server draws when asked directly, the seed its own way."""
+    if seed is not None:
+        prompt += f"<sd_cpp_extra_args>{json.dumps({'seed': seed})}</sd_cpp_extra_args>"
+    reply = requests.post(sd.url + "/v1/images/generations", json={"prompt": prompt, **fields},
+                          timeout=60)  # fmt: skip
+    assert reply.status_code == 200, reply.text
+    return [base64.b64decode(each["b64_json"]) for each in reply.json()["data"]]
+
+
+def bytes_of(answer) -> list:
+    return [base64.b64decode(each.b64_json) for each in answer.data]
+
+
+def test_a_seeded_generation_is_the_picture_sd_server_draws(served):
+    sd, proxy = served
+    answer = proxy.sdk("sk-alice").images.generate(
+        model="sd", prompt="a red fox in snow", n=2, size="64x64", response_format="b64_json",
+        extra_body={"seed": 7},
+    )  # fmt: skip
+    drawn = bytes_of(answer)
+    assert drawn == direct(sd, "a red fox in snow", seed=7, n=2, size="64x64")
+    assert len(drawn) == 2 and drawn[0] != drawn[1]
+    assert all(each.startswith(b"\x89PNG") for each in drawn)
+    unseeded = proxy.sdk("sk-alice").images.generate(model="sd", prompt="a red fox in snow")
+    assert bytes_of(unseeded) == direct(sd, "a red fox in snow")
+    assert bytes_of(unseeded)[0] != drawn[0]
+
+
+def test_an_edit_is_the_picture_sd_server_draws(served):
+    sd, proxy = served
+    fox = picture(size=(64, 64))
+    answer = proxy.sdk("sk-alice").images.edit(
+        model="sd", prompt="the fox at dusk", image=[("fox.png", fox, "image/png")],
+        extra_body={"seed": 3},
+    )  # fmt: skip
+    prompt = 'the fox at dusk<sd_cpp_extra_args>{"seed": 3}</sd_cpp_extra_args>'
+    files = [("image[]", ("fox.png", fox, "image/png"))]
+    reply = requests.post(sd.url + "/v1/images/edits", data={"prompt": prompt}, files=files,
+                          timeout=60)  # fmt: skip
+    assert reply.status_code == 200, reply.text
+    assert bytes_of(answer) == [base64.b64decode(reply.json()["data"][0]["b64_json"])]
+
+
+@pytest.mark.parametrize(
+    "fields, param",
+    [
+        ({"response_format": "url"}, "response_format"),
+        ({"quality": "high"}, "quality"),
+        ({"size": "100x100"}, "size"),
+        ({"n": 9}, "n"),
+    ],
+    ids=["url", "quality", "size", "n"],
+)
+def test_what_sd_server_would_not_honour_is_refused_by_name(served, fields, param):
+    _, proxy = served
+    with pytest.raises(openai.BadRequestError) as caught:
+        proxy.sdk("sk-alice").images.generate(model="sd", prompt="a fox", extra_body=fields)
+    assert caught.value.body["param"] == param
+
+
+def test_a_chat_to_a_model_that_draws_is_refused_by_name(served):
+    _, proxy = served
+    with pytest.raises(openai.BadRequestError) as caught:
+        proxy.sdk("sk-alice").chat.completions.create(
+            model="sd", messages=[{"role": "user", "content": "Hello"}]
+        )
+    assert "does not chat" in caught.value.body["message"]
+    (card,) = proxy.sdk("sk-alice").models.list().data
+    assert card.id == "sd"
+
+
+def test_a_second_keys_picture_is_drawn_in_its_turn(served):
+    """Alice's four larger pictures wait their turns on the one-at-a-time server; Bob's,
+    asked once three of hers wait, is drawn next, not fifth."""
+    _, proxy = served
+    finished: list = []
+
+    def draw(key: str, size: str) -> None:
+        proxy.sdk(key, timeout=300).images.generate(model="sd", prompt="a fox", size=size)
+        finished.append(key)
+
+    flood = [threading.Thread(target=draw, args=("sk-alice", "192x192")) for _ in range(4)]
+    for thread in flood:
+        thread.start()
+    wait_for(lambda: waiting(proxy, "alice") == 3, "three of alice's pictures to wait")
+    draw("sk-bob", "64x64")
+    for thread in flood:
+        thread.join()
+    assert finished.index("sk-bob") == 1, finished
+
+
+def waiting(proxy: ProxyProcess, key: str) -> float:
+    text = requests.get(proxy.url + "/metrics", headers={"Authorization": f"Bearer {ADMIN}"},
+                        timeout=10).text  # fmt: skip
+    found = re.findall(rf'^oai_proxy_key_queue_length\{{.*key="{key}".*\}} (\S+)$', text, re.M)
+    return sum(float(value) for value in found)
