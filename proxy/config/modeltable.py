@@ -26,6 +26,8 @@ APIS = ("openai", "anthropic")  # backends of a server that speaks a public API
 REASONING = ("auto", "think-tags", "none")  # how a model's thoughts are told from its answer
 # keys of a model the proxy runs or a server.cpp, which an OpenAI-compatible upstream has not
 LOCAL_ONLY = ("chat_template", "reasoning", "cmd", "model", "args", "ttl", "preload", "slot_save")
+# keys of a model on llama-server that one on sd-server, which draws, has no use for
+NOT_DRAWN = ("chat_template", "reasoning", "slot_save", "mmproj", "reranking")
 # keys of a model on a server of a public API alone
 API_ONLY = ("upstream_model", "headers", "headers_env", "timeouts", "filters")
 # a price's keys (a service tier's, every one of them but ``tiers``)
@@ -113,13 +115,15 @@ def model_spec(
         raise fail(f"{key}.aliases", "must be a list of names")
     slots = _count(spec.get("slots", 0), f"{key}.slots", fail)
     upstreams = spec.get("upstreams", [])
-    managed = managed_spec(spec, key, fail, folder) if backend == "servercpp" else None
     if backend == "sdserver":
-        for name in LOCAL_ONLY + ("mmproj", "reranking"):
+        for name in NOT_DRAWN:
             if name in spec:
-                raise fail(
-                    f"{key}.{name}", "has no meaning for a model on sd-server: give its upstreams"
-                )
+                raise fail(f"{key}.{name}", "has no meaning for a model on sd-server")
+        if is_hub_reference(spec.get("model", "")):
+            raise fail(f"{key}.model", "must be the path of a file: sd-server's models are not "
+                                       "pulled from a hub")  # fmt: skip
+    runs = backend in ("servercpp", "sdserver")  # a server the proxy may run itself
+    managed = managed_spec(spec, key, fail, folder) if runs else None
     if backend not in APIS:
         for name in API_ONLY:
             if name in spec:

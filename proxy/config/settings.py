@@ -193,6 +193,13 @@ class ServerSettings:
         metavar="PATH",
         path="file",
     )
+    sd_server: str = setting(
+        "",
+        "sd-server binary (stable-diffusion.cpp's) for the models of "
+        'backend = "sdserver" the proxy runs (default: sd-server on PATH)',
+        metavar="PATH",
+        path="file",
+    )
     server_args: str = setting(
         "",
         'extra arguments for the llama-server started for --model (e.g. "-c 8192 -np 4 -ngl 99")',

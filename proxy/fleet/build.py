@@ -143,6 +143,9 @@ def fleet_of(backend: Backend, settings: Settings) -> Fleet:
 
 def _managed(spec: ModelSpec, server, settings: Settings, admissions: Admissions) -> tuple:
     """The one replica of a model the proxy runs, in front of its server."""
+    if spec.backend == "sdserver":
+        drawing = _sdserver(UpstreamSpec(server.url), spec, settings, admissions)
+        return (ManagedReplica(server, drawing),)
     backend = _servercpp(UpstreamSpec(server.url), spec, settings, None, admissions)
     card = file_card(spec.managed.model, spec.managed.capabilities) if spec.managed.model else None
     return (ManagedReplica(server, backend, card),)

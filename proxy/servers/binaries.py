@@ -1,5 +1,6 @@
 """What runs a model the proxy serves itself: the operator's llama-server, one on ``PATH``,
-llama-cpp-python's own, or else the llama.cpp engine the ``xllamacpp`` wheel bundles.
+llama-cpp-python's own, or else the llama.cpp engine the ``xllamacpp`` wheel bundles; and
+for a model that draws, the operator's sd-server, or one on ``PATH``.
 
 A llama-cpp-python wheel built with its server installs ``llama-server`` beside its shared
 libraries without a run path: it starts only with their folders on the loader's path.
@@ -18,6 +19,7 @@ from typing import Callable, Optional
 from proxy.servers import engine
 
 NAME = "llama-server"
+SD_NAME = "sd-server"  # stable-diffusion.cpp's server
 BUNDLED = "bundled"  # --llama-server bundled: the engine, even with a llama-server about
 
 
@@ -82,6 +84,22 @@ def find_llama_server(configured: str = "", installed: Installed = Installed()) 
         f"no {NAME} found, and no bundled engine: pip install xllamacpp (wheels for Linux, "
         f"macOS and Windows), install llama.cpp (its release archives and package managers "
         f"ship {NAME}), or name the binary with --llama-server PATH"
+    )
+
+
+def find_sd_server(configured: str = "") -> ServerProgram:
+    """The sd-server to run; a ``ValueError`` saying where to get one when there is none."""
+    if configured:
+        path = Path(configured)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise ValueError(f"--sd-server {configured}: no executable file there")
+        return _binary(path)
+    on_path = shutil.which(SD_NAME)
+    if on_path:
+        return _binary(Path(on_path))
+    return _missing(
+        f"no {SD_NAME} found: build stable-diffusion.cpp's server (its target {SD_NAME}), "
+        f"or name the binary with --sd-server PATH"
     )
 
 

@@ -21,7 +21,7 @@ from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
 from proxy.core.errors import UpstreamUnavailableError
 from proxy.servers import engine, hub, memory, slotcache
-from proxy.servers.binaries import find_llama_server
+from proxy.servers.binaries import find_llama_server, find_sd_server
 from proxy.servers.hub import PulledModels
 from proxy.servers.launch import Launch, bind_port, command_for
 from proxy.servers.pool import ProcessPool
@@ -159,7 +159,10 @@ def _server(
 ) -> ManagedServer:
     """A model's server, not started: its command on a local port kept for it, its log file."""
     managed = spec.managed
-    if managed.model:
+    if managed.model and spec.backend == "sdserver":  # GGUF or safetensors: it reads both
+        if not os.access(managed.model, os.R_OK):
+            raise ValueError(f"cannot read the model file {managed.model} (the model of {spec.id})")
+    elif managed.model:
         try:
             gguffile.check(managed.model)
         except ValueError as exc:
@@ -169,7 +172,12 @@ def _server(
     env = runtime.child_environment()
     label = "its command"
     slot_files = None
-    if template is None:
+    if template is None and spec.backend == "sdserver":
+        program = find_sd_server(settings.servers.sd_server)
+        template = (*program.command, "-m", "${MODEL}", "--listen-ip", "127.0.0.1",
+                    "--listen-port", "${PORT}", *managed.args)  # fmt: skip
+        label = program.label
+    elif template is None:
         program = find_llama_server(settings.servers.llama_server)
         if program.bundled:
             try:
@@ -203,7 +211,9 @@ def _server(
         env,
         ttl=managed.ttl,
         program=label,
-        estimate=_estimate(managed.model, command),
+        estimate=_drawn_estimate(managed.model)
+        if spec.backend == "sdserver"
+        else _estimate(managed.model, command),
     )
     return ManagedServer(
         launch,
@@ -231,6 +241,15 @@ def _slot_files(
     return SavedSlots(
         folder, slotcache.fingerprint(spec.managed.model, spec.managed.args, program), budget
     )
+
+
+def _drawn_estimate(model: str) -> int:
+    """The memory an sd-server of ``model`` needs: its file, whose weights it holds as they
+    are stored (0: no file)."""
+    try:
+        return os.path.getsize(model) if model else 0
+    except OSError:
+        return 0
 
 
 def _estimate(model: str, command: tuple) -> int:

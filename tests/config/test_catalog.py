@@ -296,9 +296,19 @@ def test_unknown_names_find_nothing_unless_catch_all(tmp_path):
             id="sdserver-no-upstreams",
         ),
         pytest.param(
-            "[models.a]\nbackend='sdserver'\nupstreams=['http://a']\ncmd='sd-server ${PORT}'",
-            "models.a.cmd: has no meaning for a model on sd-server: give its upstreams",
-            id="sdserver-run-by-the-proxy",
+            "[models.a]\nbackend='sdserver'\nupstreams=['http://a']\nchat_template='chatml'",
+            "models.a.chat_template: has no meaning for a model on sd-server",
+            id="sdserver-template",
+        ),
+        pytest.param(
+            "[models.a]\nbackend='sdserver'\nmodel='hf:org/sd'",
+            "models.a.model: must be the path of a file: sd-server's models are not pulled",
+            id="sdserver-from-a-hub",
+        ),
+        pytest.param(
+            "[models.a]\nbackend='sdserver'\nmodel='sd.gguf'\nupstreams=['http://a']",
+            "models.a.upstreams: a model the proxy runs (cmd or model) has none",
+            id="sdserver-run-and-upstreams",
         ),
         pytest.param(
             "[models.a]\nbackend='sdserver'\nupstreams=['http://a']\nendpoints=['chat']",

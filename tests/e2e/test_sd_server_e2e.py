@@ -3,7 +3,8 @@ sdist of stable-diffusion-cpp-python, drawing the tiny model of :mod:`.sdmodel`)
 ``openai`` SDK: a generation and an edit, with OpenAI's ``seed``, come back as the very bytes
 sd-server draws when asked directly with the seed its own way; what sd-server would not
 honour is refused by name before it is asked; a second key's picture is drawn in its turn,
-not behind a first key's line."""
+not behind a first key's line. The proxy runs sd-server itself for a model file, and swaps it
+with llama-server within a memory budget that holds one of them."""
 
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ from tests.images import picture
 from tests.polling import wait_for
 from tests.processes import ProxyProcess
 
-from .sd_server import SdServer
+from .managed import admin, program_of, servers_of, with_file
+from .sd_server import SdServer, find_sd_server
 from .sdmodel import write_sd_model
+from .smollm2 import smollm2
 
 pytestmark = [pytest.mark.e2e]
 
@@ -43,12 +46,16 @@ ADMIN = "admin-key"
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, logs):
+def sd_model(tmp_path_factory):
+    return write_sd_model(tmp_path_factory.mktemp("sd-model") / "sdxs.gguf")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, logs, sd_model):
     """``(sd-server, proxy)``."""
     folder = tmp_path_factory.mktemp("sd-server")
-    model = write_sd_model(folder / "sdxs.gguf")
     (folder / "keys.toml").write_text(KEYS)
-    with SdServer(model, logs / "sd-server.log") as sd:
+    with SdServer(sd_model, logs / "sd-server.log") as sd:
         (folder / "models.toml").write_text(MODELS.format(sd=sd.url))
         argv = ("--config", str(folder / "models.toml"), "--keys", str(folder / "keys.toml"),
                 "--admin-key", ADMIN, "--threads", "16")  # fmt: skip
@@ -153,3 +160,46 @@ def waiting(proxy: ProxyProcess, key: str) -> float:
                         timeout=10).text  # fmt: skip
     found = re.findall(rf'^oai_proxy_key_queue_length\{{.*key="{key}".*\}} (\S+)$', text, re.M)
     return sum(float(value) for value in found)
+
+
+def test_the_proxy_runs_sd_server_and_swaps_it_with_llama_server(sd_model, tmp_path, logs):
+    """Each started on first use, the other stopped to make room: the budget holds
+    sd-server's model file and a little more, not SmolLM2's beside it."""
+    empty = tmp_path / "loras"
+    empty.mkdir()
+    text = f"""
+max_memory = {sd_model.stat().st_size + 64 * 2**20}
+[models.sd]
+backend = "sdserver"
+model = "{sd_model}"
+args = ["-t", "1", "--steps", "1", "--cfg-scale", "1", "-W", "64", "-H", "64",
+        "--lora-model-dir", "{empty}"]
+[models.chat]
+model = "{smollm2()}"
+args = ["-np", "1", "-c", "1024"]
+"""
+    program = program_of("llamacpp")
+    with with_file(tmp_path, logs, "sd-managed", text, "--sd-server", str(find_sd_server()),
+                   program=program) as proxy:  # fmt: skip
+        assert servers_of(proxy) == []
+        client = proxy.sdk(timeout=300)
+        for name in ("sd", "chat", "sd"):
+            if name == "sd":
+                (drawn,) = bytes_of(client.images.generate(model="sd", prompt="a red fox"))
+                assert drawn.startswith(b"\x89PNG")
+            else:
+                reply = client.chat.completions.create(
+                    model="chat", messages=[{"role": "user", "content": "Hi"}], max_tokens=4
+                )
+                assert reply.choices[0].message.content is not None
+            assert len(servers_of(proxy)) == 1
+            assert ready(proxy) == [name]
+
+
+def ready(proxy: ProxyProcess) -> list:
+    """The models whose servers are ready now."""
+    return [
+        m["id"]
+        for m in admin(proxy, "GET", "/models").json()["models"]
+        if m["replicas"][0]["managed"]["state"] == "ready"
+    ]
