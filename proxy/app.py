@@ -139,6 +139,7 @@ def create_app(
         reloader=Reloader(settings, runtime, access, router, capture, serve),
         tools=tools,
         live_batches=lambda: [record.progress() for record in batches.batches.live()],
+        pictures=batches.files,
     )
     if settings.access.watch == "on" and state.reloader.files and not runtime.supervisor:
         FileWatch(state.reloader.files, state.reloader.reload_logged).start()

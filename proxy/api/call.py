@@ -14,7 +14,7 @@ from typing import Optional
 from flask import g
 
 from proxy.access.budgets import Standing
-from proxy.access.keyring import KeySpec
+from proxy.access.keyring import ANONYMOUS, KeySpec
 from proxy.access.limits import Decision
 from proxy.core.caller import Caller
 from proxy.core.target import Target
@@ -52,6 +52,12 @@ class Call:
     nonce: str = ""
     viewer: Optional[str] = None
     environ: Optional[dict] = None
+
+    @property
+    def maker(self) -> str:
+        """The owner of what it makes to keep (a file, a batch): its key's (never its
+        name)."""
+        return self.key.owner if self.key is not None else ANONYMOUS
 
 
 def this_call() -> Call:

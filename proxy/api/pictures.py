@@ -9,16 +9,20 @@ held before the work.
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 from flask import Blueprint, Response, request
 
 from proxy.api.body import read_json
 from proxy.api.call import this_call
 from proxy.api.serve import caller, versioned
 from proxy.api.state import Routes, get_state
+from proxy.core import pictures
 from proxy.core.audio import Upload
 from proxy.core.errors import InvalidRequestError
-from proxy.core.pictures import Drawing
-from proxy.dialects import pictures
+from proxy.core.pictures import LINKED_FOR, Drawing
+from proxy.dialects import pictures as dialect
 
 bp = Blueprint("pictures", __name__)
 routes = Routes(bp, "Pictures: drawn from a prompt, and edits of uploaded pictures")
@@ -26,7 +30,7 @@ routes = Routes(bp, "Pictures: drawn from a prompt, and edits of uploaded pictur
 
 @versioned(bp, "/images/generations")
 def generate() -> Response:
-    return _drawn(pictures.parse_generation(read_json(), get_state().limits))
+    return _drawn(dialect.parse_generation(read_json(), get_state().limits))
 
 
 @versioned(bp, "/images/edits")
@@ -38,21 +42,47 @@ def edit() -> Response:
             param="image",
         )
     limits = get_state().limits
-    return _drawn(pictures.parse_edit(form, _uploads(limits.max_image_size), limits))
+    return _drawn(dialect.parse_edit(form, _uploads(limits.max_image_size), limits))
 
 
 def _drawn(asked: Drawing) -> Response:
-    if this_call().budget is not None:
+    call, state = this_call(), get_state()
+    if call.budget is not None:
         raise InvalidRequestError(
             "the image routes are not served to a key with budgets: what a picture costs is "
             "not yet held before the work",
             param="model",
         )
-    drawn = get_state().router.draw(asked, caller())
+    files = state.pictures if asked.fields.get("response_format") == "url" else None
+    if files is not None:
+        with _linking():
+            files.picture_room(call.maker, asked.n)
+    drawn = state.router.draw(asked, caller())
     usage = drawn.usage
     if usage is not None:
-        this_call().measure.add_tokens(usage.prompt_tokens, usage.completion_tokens, 0)
-    return Response(drawn.content, content_type="application/json")
+        call.measure.add_tokens(usage.prompt_tokens, usage.completion_tokens, 0)
+    content = drawn.content
+    kept = pictures.unlinked(content) if files is not None else None
+    if kept is not None:  # asked for links, and given the pictures: kept for the key
+        with _linking():
+            ids = files.keep_pictures(call.maker, kept, LINKED_FOR)
+        content = pictures.linked(
+            content, [f"{request.host_url}v1/files/{id}/content" for id in ids]
+        )
+    return Response(content, content_type="application/json")
+
+
+@contextlib.contextmanager
+def _linking() -> Iterator[None]:
+    """A key that cannot keep the pictures it asks links to is told so, naming the field."""
+    try:
+        yield
+    except InvalidRequestError as exc:
+        raise InvalidRequestError(
+            f"response_format 'url' keeps the pictures as the key's files, and {exc.message}; "
+            "or ask for b64_json",
+            param="response_format",
+        ) from None
 
 
 def _uploads(most: int) -> list:
@@ -60,6 +90,6 @@ def _uploads(most: int) -> list:
     one byte past ``most`` (enough to refuse it)."""
     return [
         (name, Upload(sent.filename or "image", sent.mimetype or "", sent.stream.read(most + 1)))
-        for name in pictures.UPLOADED
+        for name in dialect.UPLOADED
         for sent in request.files.getlist(name)
     ]

@@ -19,6 +19,7 @@ from proxy.core.draining import Drain
 from proxy.core.errors import ProxyError
 from proxy.core.imagefetch import ImageFetcher
 from proxy.core.meanwhile import Helpers
+from proxy.core.pictures import PictureFiles
 from proxy.core.router import ModelPulls, Router
 from proxy.dialects.dialect import Limits
 from proxy.inspector.capture import Capture
@@ -43,6 +44,7 @@ class ProxyState:
     reloader: Optional[Reloader] = None  # the keys and models files read again
     tools: Optional[Toolbox] = None  # the servers of tools the models file declares
     live_batches: Callable[[], list] = list  # how far each batch under way has come, for pages
+    pictures: Optional[PictureFiles] = None  # where pictures answered with links are kept
 
     @property
     def limits(self) -> Limits:

@@ -34,7 +34,7 @@ from typing import BinaryIO, Callable, Iterator, Optional
 from proxy.batches.folder import CHUNK, check_room, checked_id, owner_folder, read_line, write_whole
 from proxy.core.errors import InvalidRequestError, NotFoundError, StoreUnavailableError
 
-PURPOSES = ("batch", "batch_output")
+PURPOSES = ("batch", "batch_output", "image_output")  # uploads, a batch's answers, pictures
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 FULL = "the files' disk is full; the file was not kept. Retry once there is room"
 
@@ -203,6 +203,40 @@ class FileStore:
             self._record(stored)
             os.replace(source, self._content(id))
         return stored
+
+    def picture_room(self, owner: str, count: int) -> None:
+        """Refuse, before they are drawn, ``count`` pictures that ``owner`` could not keep:
+        more files than its key may keep."""
+        self._check_quota(self.holding(owner)[0] + count, 0)
+
+    def keep_pictures(self, owner: str, pictures: list, seconds: int) -> list:
+        """``pictures`` (``(filename, bytes)``) kept as new files of ``owner``'s for
+        ``seconds`` (at most the retention), all or none: their ids. Refused as an upload
+        is when they would take its key past its files or bytes, or the disk past its
+        reserve."""
+        size = sum(len(data) for _, data in pictures)
+        check_room(self.folder, size, self.reserve)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        now = int(self.clock())
+        stored = [
+            StoredFile(
+                "file-" + secrets.token_hex(12),
+                owner,
+                filename,
+                PURPOSES[2],
+                len(data),
+                now,
+                expires_at=self._expiry(now, seconds),
+            )  # fmt: skip
+            for filename, data in pictures
+        ]
+        with self._owner_lock(owner):
+            count, held = self.holding(owner)
+            self._check_quota(count + len(stored), held + size)
+            for file, (_, data) in zip(stored, pictures, strict=True):
+                write_whole(self._content(file.id), data)
+                self._record(file)
+        return [file.id for file in stored]
 
     # -- reading ----------------------------------------------------------------------------
 

@@ -73,13 +73,13 @@ def read_line(source: BinaryIO, longest: int) -> bytes:
     return line
 
 
-def write_whole(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader sees the old content or the new, whole; a
-    write that fails (a full disk) leaves nothing of its own behind."""
+def write_whole(path: Path, text: str | bytes) -> None:
+    """Write ``text`` (or bytes) to ``path`` so that a reader sees the old content or the new,
+    whole; a write that fails (a full disk) leaves nothing of its own behind."""
     part = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
     try:
-        with open(part, "w", encoding="utf-8") as out:
-            out.write(text)
+        with open(part, "wb") as out:
+            out.write(text.encode() if isinstance(text, str) else text)
             out.flush()
             os.fsync(out.fileno())
         os.replace(part, path)

@@ -8,6 +8,7 @@ reads cannot be deleted until the batch ends."""
 
 from __future__ import annotations
 
+import mimetypes
 import re
 from typing import Optional
 
@@ -19,7 +20,7 @@ from proxy.api.body import read_json
 from proxy.api.call import this_call
 from proxy.api.state import Routes, get_state
 from proxy.batches.build import get_batches
-from proxy.batches.files import StoredFile
+from proxy.batches.files import PURPOSES, StoredFile
 from proxy.batches.store import LIVE, BatchRecord
 from proxy.config.settings import largest_upload
 from proxy.core.errors import (
@@ -50,8 +51,7 @@ def owner() -> Optional[str]:
 
 def maker() -> str:
     """The owner of a new file or batch: the key's (never its name)."""
-    key = this_call().key
-    return key.owner if key is not None else ANONYMOUS
+    return this_call().maker
 
 
 def maker_name() -> str:
@@ -115,7 +115,9 @@ def get_file(id: str) -> Response:
 def file_content(id: str) -> Response:
     files = get_batches().files
     stored = files.get(owner(), id)
-    return send_file(files.content(owner(), id), mimetype="application/jsonl",
+    picture = stored.purpose == PURPOSES[2]  # a picture kept for its link: png, jpeg…
+    kind = mimetypes.guess_type(stored.filename)[0] if picture else None
+    return send_file(files.content(owner(), id), mimetype=kind or "application/jsonl",
                      download_name=stored.filename, conditional=False)  # fmt: skip
 
 

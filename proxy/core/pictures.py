@@ -4,9 +4,11 @@ pictures dialect reads and the backends send."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Protocol
 
 from proxy.core.answers import Usage
 from proxy.core.errors import InvalidRequestError
@@ -16,6 +18,7 @@ ANSWER_FORMATS = ("url", "b64_json")  # how a picture comes back: a link, or its
 MOST_PICTURES = 10  # pictures one request may ask for (``n``, OpenAI's bound)
 MOST_UPLOADS = 16  # pictures one edit may upload (OpenAI's bound)
 LONGEST_PROMPT = 32000  # characters of one prompt (OpenAI's bound, gpt-image-1's)
+LINKED_FOR = 3600  # seconds a picture the proxy keeps for its link is kept (OpenAI's hour)
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,46 @@ class Pictures:
 
     content: bytes
     usage: Optional[Usage] = None
+
+
+class PictureFiles(Protocol):
+    """Where the proxy keeps the pictures it answers with links: files of the key's, which
+    the Files API serves to that key alone (the batches' file store)."""
+
+    def picture_room(self, owner: str, count: int) -> None:
+        """Refuse, before they are drawn, ``count`` pictures ``owner`` could not keep."""
+
+    def keep_pictures(self, owner: str, pictures: list, seconds: int) -> list:
+        """``pictures`` (``(filename, bytes)``) kept for ``seconds``: their file ids."""
+
+
+def unlinked(answer: bytes) -> Optional[list]:
+    """``(filename, bytes)`` of each picture of an answer that gives them as ``b64_json``
+    and links none (an engine that answers no links: sd-server); ``None`` for any other
+    answer, which goes as it came."""
+    try:
+        found = json.loads(answer)
+        data = found["data"]
+        kind = found.get("output_format") or "png"
+        if not (isinstance(data, list) and data and isinstance(kind, str) and kind.isalnum()):
+            return None
+        if any(not isinstance(each, dict) or "url" in each for each in data):
+            return None
+        drawn = [base64.b64decode(each["b64_json"], validate=True) for each in data]
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+        return None
+    return [(f"picture-{place}.{kind}", picture) for place, picture in enumerate(drawn)]
+
+
+def linked(answer: bytes, urls: list) -> bytes:
+    """``answer`` (one :func:`unlinked` read) with each picture's bytes replaced by its
+    link, in order."""
+    found = json.loads(answer)
+    found["data"] = [
+        {**{name: value for name, value in each.items() if name != "b64_json"}, "url": url}
+        for each, url in zip(found["data"], urls, strict=True)
+    ]
+    return json.dumps(found).encode()
 
 
 def told_usage(answer: bytes) -> Optional[Usage]:

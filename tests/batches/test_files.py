@@ -16,7 +16,7 @@ import pytest
 from proxy.batches.files import FileStore
 from proxy.batches.folder import CHUNK, read_line, write_whole
 from proxy.batches.store import BatchStore
-from proxy.core.errors import InvalidRequestError, StoreUnavailableError
+from proxy.core.errors import InvalidRequestError, NotFoundError, StoreUnavailableError
 
 LONG = b"y" * (3 * CHUNK + 5) + b"\n"
 
@@ -121,3 +121,26 @@ def test_a_folder_kept_before_marks_is_marked_once_as_it_opens(tmp_path):
     again = store(tmp_path)
     assert [each.id for each in again.listed("alice")] == [kept.id]
     assert again.holding("alice") == (1, 3)
+
+
+def test_pictures_kept_for_their_links_are_the_keys_files_all_or_none(tmp_path):
+    now = [1000.0]
+    files = store(tmp_path, per_key=3, bytes_per_key=10, retention=86400, clock=lambda: now[0])
+    ids = files.keep_pictures("alice", [("picture-0.png", b"\x89PNG1"), ("picture-1.png", b"2")],
+                              3600)  # fmt: skip
+    kept = [files.get("alice", id) for id in ids]
+    assert [(f.purpose, f.bytes, f.filename, f.expires_at) for f in kept] == [
+        ("image_output", 5, "picture-0.png", 4600), ("image_output", 1, "picture-1.png", 4600)
+    ]  # fmt: skip
+    assert files.content("alice", ids[0]).read_bytes() == b"\x89PNG1"
+    with pytest.raises(NotFoundError):
+        files.get("bob", ids[0])
+    files.picture_room("alice", 1)
+    with pytest.raises(InvalidRequestError, match="--files-per-key"):
+        files.picture_room("alice", 2)  # before they are drawn
+    with pytest.raises(InvalidRequestError, match="--files-bytes-per-key"):
+        files.keep_pictures("alice", [("picture-0.png", b"123456")], 3600)
+    assert files.holding("alice") == (2, 6)  # none of the refused ones
+    now[0] = 4600.0
+    with pytest.raises(NotFoundError):
+        files.get("alice", ids[0])  # its hour is over

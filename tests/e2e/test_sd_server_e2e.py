@@ -107,15 +107,33 @@ def test_an_edit_is_the_picture_sd_server_draws(served):
     assert bytes_of(answer) == [base64.b64decode(reply.json()["data"][0]["b64_json"])]
 
 
+def test_links_are_the_proxys_own_kept_for_the_key_alone(served):
+    """sd-server answers no links: the proxy keeps the pictures as the key's files for an
+    hour, and links them."""
+    sd, proxy = served
+    answer = proxy.sdk("sk-alice").images.generate(
+        model="sd", prompt="a fox at dawn", n=2, response_format="url", extra_body={"seed": 5}
+    )
+    drawn = direct(sd, "a fox at dawn", seed=5, n=2)
+    alice, bob = ({"Authorization": f"Bearer sk-{name}"} for name in ("alice", "bob"))
+    fetched = [requests.get(each.url, headers=alice, timeout=10) for each in answer.data]
+    assert [reply.content for reply in fetched] == drawn
+    assert {reply.headers["Content-Type"] for reply in fetched} == {"image/png"}
+    assert all(each.b64_json is None for each in answer.data)
+    assert requests.get(answer.data[0].url, headers=bob, timeout=10).status_code == 404
+    file_id = answer.data[0].url.split("/")[-2]
+    kept = proxy.sdk("sk-alice").files.retrieve(file_id)
+    assert (kept.purpose, kept.bytes, kept.expires_at - kept.created_at) == (
+        "image_output",
+        len(drawn[0]),
+        3600,
+    )
+
+
 @pytest.mark.parametrize(
     "fields, param",
-    [
-        ({"response_format": "url"}, "response_format"),
-        ({"quality": "high"}, "quality"),
-        ({"size": "100x100"}, "size"),
-        ({"n": 9}, "n"),
-    ],
-    ids=["url", "quality", "size", "n"],
+    [({"quality": "high"}, "quality"), ({"size": "100x100"}, "size"), ({"n": 9}, "n")],
+    ids=["quality", "size", "n"],
 )
 def test_what_sd_server_would_not_honour_is_refused_by_name(served, fields, param):
     _, proxy = served

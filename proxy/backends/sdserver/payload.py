@@ -6,8 +6,9 @@ sd-server reads the prompt, ``n`` (at most 8), ``size`` (rounded up to multiples
 seed, steps, sampler, negative prompt…) as JSON inside the prompt, between
 ``<sd_cpp_extra_args>`` tags, which it strips. A client's own tags go as written. OpenAI's
 ``seed`` is folded into them, so the same seed draws the same picture however it was
-given. sd-server answers every picture as ``b64_json``; every field it would not honour
-(``url`` answers, a size it would change, ``quality``, ``style``…) is refused by name.
+given. sd-server answers every picture as ``b64_json`` (links, where asked, are the proxy's
+own); every field it would not honour (a size it would change, ``quality``, ``style``…) is
+refused by name.
 """
 
 from __future__ import annotations
@@ -34,8 +35,6 @@ def fields(asked: Drawing) -> dict:
     for name in asked.fields:
         if name not in READ and name not in OWN:
             raise given.fail(name, "is not read by sd-server, which draws this model")
-    if given.raw("response_format") not in (None, "b64_json"):
-        raise given.fail("response_format", "must be b64_json: sd-server answers no links")
     if asked.n > MOST_PICTURES:
         raise given.fail("n", f"may be at most {MOST_PICTURES}: sd-server draws no more at once")
     size = given.raw("size")

@@ -26,6 +26,7 @@ def drawing(**given) -> Drawing:
          {"prompt": "a fox", "n": 2, "size": "128x64", "output_format": "jpeg",
           "output_compression": 80}),
         ({"size": "auto", "response_format": "b64_json"}, {"prompt": "a fox"}),
+        ({"response_format": "url"}, {"prompt": "a fox"}),
         ({"seed": 7}, {"prompt": "a fox" + TAGS.format('{"seed": 7}')}),
         ({"seed": "-3"}, {"prompt": "a fox" + TAGS.format('{"seed": -3}')}),
         ({"seed": 7, "prompt": "a fox" + TAGS.format('{"sample_params": {"sample_steps": 2}}')},
@@ -34,8 +35,8 @@ def drawing(**given) -> Drawing:
          {"prompt": TAGS.format('{"seed": 7}') + " at dusk"}),
         ({"prompt": "a fox" + TAGS.format("{…")}, {"prompt": "a fox" + TAGS.format("{…")}),
     ],
-    ids=["bare", "read-as-written", "auto-and-b64", "seed", "form-seed", "seed-beside-own-args",
-         "same-seed-twice", "own-args-untouched"],
+    ids=["bare", "read-as-written", "auto-and-b64", "links-are-the-proxys", "seed", "form-seed",
+         "seed-beside-own-args", "same-seed-twice", "own-args-untouched"],
 )  # fmt: skip
 def test_what_sd_server_is_sent(given, sent):
     assert fields(drawing(**given)) == sent
@@ -44,7 +45,6 @@ def test_what_sd_server_is_sent(given, sent):
 @pytest.mark.parametrize(
     "given, param, says",
     [
-        ({"response_format": "url"}, "response_format", "b64_json"),
         ({"quality": "high"}, "quality", "not read by sd-server"),
         ({"style": "vivid"}, "style", "not read by sd-server"),
         ({"user": "u-1"}, "user", "not read by sd-server"),
@@ -55,7 +55,7 @@ def test_what_sd_server_is_sent(given, sent):
         ({"seed": 7, "prompt": "x" + TAGS.format('{"seed": 8}')}, "seed", "differs"),
         ({"seed": 7, "prompt": "x" + TAGS.format("[1]")}, "prompt", "JSON object"),
     ],
-    ids=["url", "quality", "style", "user", "size", "fraction", "boolean", "too-big",
+    ids=["quality", "style", "user", "size", "fraction", "boolean", "too-big",
          "two-seeds", "args-not-object"],
 )  # fmt: skip
 def test_what_sd_server_would_not_honour_is_named(given, param, says):
