@@ -7,7 +7,8 @@ import atexit
 import hmac
 import logging
 from dataclasses import replace
-from typing import Callable, Optional
+from types import MappingProxyType
+from typing import Callable, Mapping, Optional
 
 from proxy.access import holds, spend
 from proxy.access.budgets import Budgets, Standing, cost
@@ -238,9 +239,11 @@ class Access:
         price: Optional[Price],
         prompt: int,
         output: Optional[int],
+        counts: Mapping[str, int] = MappingProxyType({}),
     ) -> str:
         """Hold what a request may spend of the budgets ``standing`` counts (its ``prompt``
-        tokens and ``output`` tokens at most, at ``price``) until its charge lets it go: the
+        tokens and ``output`` tokens at most, and the media's ``counts``, at ``price``)
+        until its charge lets it go: the
         hold's id ("": the key has no budget, or the store cannot take the hold and the key
         says so); a 429 when it does not fit, a 503 when the store cannot take it."""
         if standing is None or self.budgets is None:
@@ -249,7 +252,7 @@ class Access:
             with self.outages.reaching("usage"):
                 for _ in range(HOLD_TRIES):
                     until = standing.now + holds.HELD_FOR
-                    made = holds.needed(standing, price, prompt, output, until)
+                    made = holds.needed(standing, price, prompt, output, until, counts)
                     if self.budgets.store.hold(made, self.budgets.clock()):
                         return made.id
                     standing = self.budgets.standing(standing.key)  # others held it first

@@ -18,7 +18,8 @@ be the answer that crosses the budget.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Optional
+from types import MappingProxyType
+from typing import Callable, Iterable, Mapping, Optional
 
 from proxy.access import spend
 from proxy.access.budgets import NAMED, Standing, period
@@ -27,6 +28,7 @@ from proxy.config.price import Price
 from proxy.core import textsize
 from proxy.core.audio import Transcription
 from proxy.core.errors import InvalidRequestError, QuotaExceededError
+from proxy.core.pictures import Drawing
 from proxy.core.types import GenerationRequest
 
 UNBOUNDED_OUTPUT = 4096  # tokens of output a request of no known bound holds, at most
@@ -34,6 +36,9 @@ HELD_FOR = 900  # seconds a hold lasts unless its answer's charge lets it go soo
 AROUND_REQUEST = 64  # tokens a template may add to a prompt (a system prompt, a generation cue)
 AROUND_MESSAGE = 8  # tokens a template may add around a message (its role, its ends)
 PER_IMAGE = 2048  # tokens an image may take (a vision projector's patches)
+MEDIA = {"pictures": "pictures", "audio_seconds": "seconds of audio",
+         "speech_characters": "characters read aloud"}  # fmt: skip
+PER_PICTURE = 8192  # tokens a picture drawn may count (gpt-image-1's largest counts 6,240)
 IN_FLIGHT_RETRY_AFTER = 5  # seconds: what holds it back is requests in flight, soon ended
 
 
@@ -70,6 +75,15 @@ def transcription_bound(asked: Transcription) -> int:
     return AROUND_REQUEST + asked.tokens + textsize.size(told if isinstance(told, str) else "")
 
 
+def drawing_bounds(asked: Drawing) -> tuple:
+    """``(prompt, output)``: the most tokens a drawing may take, where its engine counts
+    them: its prompt's and its uploads' (an image's each), and :data:`PER_PICTURE` for each
+    picture it asks for."""
+    told = asked.fields.get("prompt")
+    prompt = AROUND_REQUEST + textsize.size(told if isinstance(told, str) else "")
+    return prompt + PER_IMAGE * len(asked.uploads), PER_PICTURE * asked.n
+
+
 def texts_bound(texts: Iterable[str], around: int) -> int:
     """At least as many tokens as ``texts`` take, each with ``around`` tokens the model adds
     to it (its BOS and EOS, a separator)."""
@@ -77,16 +91,22 @@ def texts_bound(texts: Iterable[str], around: int) -> int:
 
 
 def needed(
-    standing: Standing, price: Optional[Price], prompt: int, output: Optional[int], until: float
+    standing: Standing,
+    price: Optional[Price],
+    prompt: int,
+    output: Optional[int],
+    until: float,
+    counts: Mapping[str, int] = MappingProxyType({}),
 ) -> Hold:
     """What a request of ``prompt`` tokens at most and ``output`` tokens of answer at most
     (``None``: no bound known) holds of ``standing``'s budgets until ``until``, at ``price``
-    (the price of the model it is sent to; ``None``: it costs no money); a 429 naming the
-    budget it does not fit."""
+    (the price of the model it is sent to; ``None``: it costs no money), with the media's
+    ``counts`` it makes at most (``pictures``, ``audio_seconds``, ``speech_characters``),
+    priced by the unit; a 429 naming the budget it does not fit."""
     budgets = [NAMED[name] for name in standing.spent]
 
     def wants(answer: int) -> dict:
-        return {"tokens": prompt + answer, "usd": spend.cost(price, prompt, 0, answer)}
+        return {"tokens": prompt + answer, "usd": spend.cost(price, prompt, 0, answer, **counts)}
 
     def short(answer: int):
         """The first budget a request of ``answer`` tokens does not fit (``None``: none)."""
@@ -98,7 +118,7 @@ def needed(
         answer = _most(short, UNBOUNDED_OUTPUT)
     budget = short(answer)
     if budget is not None:
-        raise _refusal(standing, budget, wants(answer)[budget.unit], prompt, output)
+        raise _refusal(standing, budget, wants(answer)[budget.unit], prompt, output, counts)
     wanted = wants(answer)
     units = {b.unit for b in budgets}  # a unit the key has no budget of is not held
     limits = tuple(
@@ -125,7 +145,12 @@ def _most(short, bound: int) -> int:
 
 
 def _refusal(
-    standing: Standing, budget, wanted: int, prompt: int, output: Optional[int]
+    standing: Standing,
+    budget,
+    wanted: int,
+    prompt: int,
+    output: Optional[int],
+    counts: Mapping[str, int],
 ) -> QuotaExceededError:
     """The 429 of a request that does not fit ``budget``: what is left, what it would hold,
     and when to try again (once the requests in flight end, or once the period turns)."""
@@ -133,6 +158,7 @@ def _refusal(
     spent = standing.spent[budget.name]
     held = standing.held.get(budget.unit, 0)
     asked = f"an answer of at most {output} tokens" if output is not None else "no max_tokens"
+    asked += "".join(f", {count} {MEDIA[name]}" for name, count in counts.items() if count)
     in_flight = f", {budget.text(held)} more held by requests in flight" if held else ""
     soon = spent + wanted <= size
     return QuotaExceededError(

@@ -17,7 +17,8 @@ from proxy.config.price import Price
 MICRO = 1_000_000  # micro-dollars in a US dollar
 # a usage row's counts a price reads beside its prompt's and completion's tokens
 PRICED_COUNTS = (
-    "cached_tokens", "web_searches", "audio_prompt_tokens", "stored"
+    "cached_tokens", "web_searches", "audio_prompt_tokens", "stored", "pictures",
+    "audio_seconds", "speech_characters",
 )  # fmt: skip
 
 

@@ -34,7 +34,7 @@ from proxy.access.sqlite import SqliteDatabase
 
 COUNTS = (
     "requests", "prompt_tokens", "completion_tokens", "errors", "cached_tokens", "web_searches",
-    "audio_prompt_tokens", "stored",
+    "audio_prompt_tokens", "stored", "pictures", "audio_seconds", "speech_characters",
 )  # fmt: skip
 LATER = COUNTS[4:]  # counted since files were made: a column each, 0 in the rows before it
 TIER = "\x1f"  # between a model and the service tier its answers were counted at, as kept
@@ -96,6 +96,9 @@ class Charge:
     web_searches: int = 0  # searches its upstream ran itself
     audio_prompt_tokens: int = 0  # of its prompt's tokens, those of audio
     stored: int = 0  # completions its upstream stored
+    pictures: int = 0  # pictures drawn
+    audio_seconds: int = 0  # seconds of audio transcribed (begun seconds counted whole)
+    speech_characters: int = 0  # characters read aloud
     tier: str = ""  # the service tier it was served at, priced apart ("": its model's own)
 
     def counts(self) -> tuple:

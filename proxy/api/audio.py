@@ -5,8 +5,8 @@ The upload is read within ``--max-audio-size`` before anything else. The engine'
 goes back as it wrote it: a transcript, whole or as its events stream, its tokens charged to
 the key where the engine counted them (estimated from the audio's length and the text's size
 where it told none); speech, streamed as it comes. A transcription holds its key's budgets
-as its audio's header tells its length; a key with budgets is refused speech: what a
-character of it costs is not yet held before the work.
+as its audio's header tells its length, and counts its seconds; speech holds and counts its
+characters (what a model's price by the second or by the character reads).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from proxy.core.answers import Usage
 from proxy.core.audio import Transcription, Upload, estimated
 from proxy.core.errors import InvalidRequestError
 from proxy.dialects import audio
+from proxy.ops.measure import priced
 
 bp = Blueprint("audio", __name__)
 routes = Routes(bp, "Speech: transcriptions and translations of audio, and speech of text")
@@ -43,8 +44,11 @@ def translate() -> Response:
 @versioned(bp, "/audio/speech")
 def speak() -> Response:
     asked = audio.parse_speech(read_json())
-    _unbudgeted()
+    spoken = len(asked.text)
+    hold_budget(lambda: (holds.texts_bound([asked.text], holds.AROUND_REQUEST), 0),
+                speech_characters=spoken)  # fmt: skip
     pieces = get_state().router.speak(asked, caller())
+    this_call().measure.add_tokens(0, 0, 0, priced=priced(speech_characters=spoken))
     return event_response(pieces, audio.SpeechStream(asked.content_type))
 
 
@@ -53,11 +57,13 @@ def _transcribed(*, translating: bool) -> Response:
     most = get_state().limits.max_audio_size
     asked = audio.parse_transcription(form, _upload(most), most, translating=translating)
     router = get_state().router
-    hold_budget(lambda: (holds.transcription_bound(asked), router.longest_answer(request_model())))
+    hold_budget(lambda: (holds.transcription_bound(asked), router.longest_answer(request_model())),
+                audio_seconds=asked.counted_seconds)  # fmt: skip
     if asked.stream:
         return _streamed(asked)
     transcript = router.transcribe(asked, caller())
-    _charge(this_call().measure, transcript.usage or estimated(asked, len(transcript.content)))
+    usage = transcript.usage or estimated(asked, len(transcript.content))
+    _charge(this_call().measure, usage, asked)
     return Response(transcript.content, content_type=asked.content_type)
 
 
@@ -70,13 +76,15 @@ def _streamed(asked: Transcription) -> Response:
 
     def pieces() -> Iterator[bytes]:
         yield from events
-        _charge(measure, framing.usage or estimated(asked, framing.said))
+        _charge(measure, framing.usage or estimated(asked, framing.said), asked)
 
     return event_response(pieces(), framing)
 
 
-def _charge(measure, usage: Usage) -> None:
-    measure.add_tokens(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens or 0)
+def _charge(measure, usage: Usage, asked: Transcription) -> None:
+    """The transcript's tokens, and its audio's seconds."""
+    measure.add_tokens(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens or 0,
+                       priced=priced(audio_seconds=asked.counted_seconds))  # fmt: skip
 
 
 def _upload(most: int):
@@ -87,12 +95,3 @@ def _upload(most: int):
     if sent is None:
         return None
     return Upload(sent.filename or "audio", sent.mimetype or "", sent.stream.read(most + 1))
-
-
-def _unbudgeted() -> None:
-    if this_call().budget is not None:
-        raise InvalidRequestError(
-            "speech is not served to a key with budgets: what a character of speech costs "
-            "is not yet held before the work",
-            param="model",
-        )

@@ -2,9 +2,10 @@
 pictures the client uploads, each by the model it names (see :mod:`proxy.dialects.pictures`).
 
 An edit's pictures are read within ``--max-image-size`` each before anything else. The
-engine's answer goes back as it wrote it, its tokens charged to the key where the engine
-counted them. A key with budgets is refused these routes: what a picture costs is not yet
-held before the work.
+engine's answer goes back as it wrote it (with the proxy's own links, where it asked for
+links and was given the pictures): its pictures counted, and its tokens where the engine
+counted them, charged to the key; held before the work as the pictures asked for, their
+prompt, uploads and the most tokens a picture counts.
 """
 
 from __future__ import annotations
@@ -14,15 +15,18 @@ from typing import Iterator
 
 from flask import Blueprint, Response, request
 
+from proxy.access import holds
 from proxy.api.body import read_json
 from proxy.api.call import this_call
-from proxy.api.serve import caller, versioned
+from proxy.api.serve import caller, hold_budget, versioned
 from proxy.api.state import Routes, get_state
 from proxy.core import pictures
+from proxy.core.answers import Usage
 from proxy.core.audio import Upload
 from proxy.core.errors import InvalidRequestError
 from proxy.core.pictures import LINKED_FOR, Drawing
 from proxy.dialects import pictures as dialect
+from proxy.ops.measure import priced
 
 bp = Blueprint("pictures", __name__)
 routes = Routes(bp, "Pictures: drawn from a prompt, and edits of uploaded pictures")
@@ -47,20 +51,15 @@ def edit() -> Response:
 
 def _drawn(asked: Drawing) -> Response:
     call, state = this_call(), get_state()
-    if call.budget is not None:
-        raise InvalidRequestError(
-            "the image routes are not served to a key with budgets: what a picture costs is "
-            "not yet held before the work",
-            param="model",
-        )
+    hold_budget(lambda: holds.drawing_bounds(asked), pictures=asked.n)
     files = state.pictures if asked.fields.get("response_format") == "url" else None
     if files is not None:
         with _linking():
             files.picture_room(call.maker, asked.n)
     drawn = state.router.draw(asked, caller())
-    usage = drawn.usage
-    if usage is not None:
-        call.measure.add_tokens(usage.prompt_tokens, usage.completion_tokens, 0)
+    usage = drawn.usage or Usage(0, 0)
+    made = priced(pictures=pictures.count(drawn.content))
+    call.measure.add_tokens(usage.prompt_tokens, usage.completion_tokens, 0, priced=made)
     content = drawn.content
     kept = pictures.unlinked(content) if files is not None else None
     if kept is not None:  # asked for links, and given the pictures: kept for the key

@@ -99,17 +99,18 @@ def embed_texts(texts: Sequence[str], model: Optional[str]) -> Embeddings:
     return result
 
 
-def hold_budget(bounds: Callable[[], tuple]) -> None:
+def hold_budget(bounds: Callable[[], tuple], **counts: int) -> None:
     """Hold what the request may spend of its key's budgets (``bounds()``: its ``(prompt,
     output)`` tokens at most, the output ``None`` when unbounded; read only for a key with
-    budgets, as they walk the request's text) at the price of the model it names (its
-    service tier's, as the body asks), until its charge lets it go
-    (:mod:`proxy.api.observe`); a 429 before any work when it does not fit."""
+    budgets, as they walk the request's text; ``counts``: the media it makes at most, priced
+    by the unit) at the price of the model it names (its service tier's, as the body asks),
+    until its charge lets it go (:mod:`proxy.api.observe`); a 429 before any work when it
+    does not fit."""
     call = this_call()
     if call.budget is not None:
         state = get_state()
         price = state.router.held_price(request_model(), call.body)
-        call.hold = state.access.hold(call.budget, price, *bounds())
+        call.hold = state.access.hold(call.budget, price, *bounds(), counts)
 
 
 def serve(

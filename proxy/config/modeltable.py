@@ -31,8 +31,10 @@ NOT_DRAWN = ("chat_template", "reasoning", "slot_save", "mmproj", "reranking")
 # keys of a model on a server of a public API alone
 API_ONLY = ("upstream_model", "headers", "headers_env", "timeouts", "filters")
 # a price's keys (a service tier's, every one of them but ``tiers``)
-PRICE_KEYS = {"input", "cached_input", "output", "web_search", "audio_input", "store"}
-PER = {"web_search": "1,000 searches", "store": "1,000 stored completions"}
+PRICE_KEYS = {"input", "cached_input", "output", "web_search", "audio_input", "store", "image",
+              "audio_second", "speech_character"}  # fmt: skip
+PER = {"web_search": "1,000 searches", "store": "1,000 stored completions", "image": "picture",
+       "audio_second": "second of audio", "speech_character": "character"}  # fmt: skip
 # Request fields a model may default; each is applied only where the client left it out.
 DEFAULTABLE = (
     "max_tokens",
@@ -276,7 +278,9 @@ def _price(table: Any, key: str, fail, tiered: bool = True) -> Optional[Price]:
     (cached prompt tokens at the input's price unless ``cached_input`` says), the prompt's
     audio among them too (``audio_input``); US dollars per 1,000 searches the
     upstream runs itself (``web_search``) and per 1,000 completions it stores (``store``);
-    and, in ``tiers``, each service tier's price, a table of the same keys but ``tiers``."""
+    per picture drawn (``image``), second of audio transcribed (``audio_second``) and
+    character read aloud (``speech_character``); and, in ``tiers``, each service tier's
+    price, a table of the same keys but ``tiers``."""
     if table is None:
         return None
     if not isinstance(table, dict):
@@ -300,6 +304,10 @@ def _price(table: Any, key: str, fail, tiered: bool = True) -> Optional[Price]:
         float(table.get("input", 0)),
         float(table.get("output", 0)),
         web_search=float(table.get("web_search", 0)),
+        **{
+            name: float(table.get(name, 0))
+            for name in ("image", "audio_second", "speech_character")
+        },
         tiers=_tiers(table.get("tiers", {}), f"{key}.tiers", fail),
         **optional,
     )

@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Mapping, Optional
 
 OWN_TIERS = ("auto", "default")  # service tiers served at the model's own price
+_MILLION = Decimal(1_000_000)  # micro-dollars in a dollar
 # the fields of OpenAI's API that change what an answer costs
 PRICED_FIELDS = ("service_tier", "store")
 
@@ -28,8 +29,10 @@ class Price:
     """What a model's tokens cost, in US dollars per million: its prompt's tokens, those of
     them the server took from its cache (``None``: as the others), and its completion's;
     the prompt's audio (``None``: at ``input``); the searches and the stored completions its
-    upstream bills by the thousand (``store`` ``None``: not priced, so refused); and the
-    service tiers priced apart, each a price of its own."""
+    upstream bills by the thousand (``store`` ``None``: not priced, so refused); what the
+    media routes count beside tokens, each by the unit (a picture drawn, a second of audio
+    transcribed, a character read aloud); and the service tiers priced apart, each a price
+    of its own."""
 
     input: float = 0.0
     output: float = 0.0
@@ -37,6 +40,9 @@ class Price:
     web_search: float = 0.0  # US dollars per 1,000 searches the upstream runs itself
     audio_input: Optional[float] = None
     store: Optional[float] = None  # US dollars per 1,000 completions the upstream stores
+    image: float = 0.0  # US dollars per picture drawn
+    audio_second: float = 0.0  # US dollars per second of audio transcribed
+    speech_character: float = 0.0  # US dollars per character read aloud
     tiers: tuple = ()  # (name, Price) of each service tier priced apart
 
     def at(self, tier: object) -> "Price":
@@ -52,9 +58,13 @@ class Price:
         web_searches: int = 0,
         audio_prompt_tokens: int = 0,
         stored: int = 0,
+        pictures: int = 0,
+        audio_seconds: int = 0,
+        speech_characters: int = 0,
     ) -> Decimal:
-        """The tokens', searches' and stored completions' cost in micro-dollars (dollars per
-        million times tokens, per thousand times searches), exactly: a ``Decimal`` of the
+        """The tokens', searches', stored completions' and media's cost in micro-dollars
+        (dollars per million times tokens, per thousand times searches, per unit times a
+        million for the media's units), exactly: a ``Decimal`` of the
         prices as the models file wrote them, never a float's error. The audio tokens are
         of the prompt's, as OpenAI counts them; none is cached."""
         audio_in = min(max(audio_prompt_tokens, 0), prompt_tokens)
@@ -68,6 +78,12 @@ class Price:
             + _exact(self.output) * completion_tokens
             + _exact(self.web_search) * 1000 * web_searches
             + _exact(self.store or 0.0) * 1000 * stored
+            + _MILLION
+            * (
+                _exact(self.image) * pictures
+                + _exact(self.audio_second) * audio_seconds
+                + _exact(self.speech_character) * speech_characters
+            )
         )
 
     def of(self, *counts: int, **named: int) -> float:

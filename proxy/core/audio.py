@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
@@ -64,11 +65,23 @@ class Transcription:
         return EVENT_STREAM if self.stream else TRANSCRIPT_FORMATS[self.response_format]
 
     @property
+    def seconds(self) -> Optional[float]:
+        """The most seconds the audio plays (``None``: its header does not tell)."""
+        return audiofile.seconds_at_most(self.audio.data, self.audio_format)
+
+    @property
     def tokens(self) -> Optional[int]:
         """The most tokens an audio projector makes of the audio (``None``: its header does
         not tell its length)."""
-        seconds = audiofile.seconds_at_most(self.audio.data, self.audio_format)
+        seconds = self.seconds
         return None if seconds is None else audiofile.tokens_at_most(seconds)
+
+    @property
+    def counted_seconds(self) -> int:
+        """The seconds a price by the second counts: each begun counted whole (0: its
+        header does not tell)."""
+        seconds = self.seconds
+        return 0 if seconds is None else math.ceil(seconds)
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,15 @@ def unlinked(answer: bytes) -> Optional[list]:
     return [(f"picture-{place}.{kind}", picture) for place, picture in enumerate(drawn)]
 
 
+def count(answer: bytes) -> int:
+    """How many pictures an engine's answer holds (what a price by the picture counts)."""
+    try:
+        data = json.loads(answer).get("data")
+    except (ValueError, AttributeError):
+        return 0
+    return len(data) if isinstance(data, list) else 0
+
+
 def linked(answer: bytes, urls: list) -> bytes:
     """``answer`` (one :func:`unlinked` read) with each picture's bytes replaced by its
     link, in order."""

@@ -13,7 +13,15 @@ from time import perf_counter
 from typing import Optional
 
 # what a price reads of an answer beside its tokens, in a measure's counts after them
-PRICED = ("web_searches", "audio_prompt_tokens", "stored")
+PRICED = (
+    "web_searches", "audio_prompt_tokens", "stored", "pictures", "audio_seconds",
+    "speech_characters",
+)  # fmt: skip
+
+
+def priced(**counts: int) -> tuple:
+    """The :data:`PRICED` counts named, in their order (0: those not named)."""
+    return tuple(counts.get(name, 0) for name in PRICED)
 
 
 class Measure:

@@ -16,6 +16,7 @@ from proxy.access.usage import Charge, Hold, RedisUsage, SqliteUsage
 from proxy.config.price import Price
 from proxy.core.audio import Transcription, Upload
 from proxy.core.errors import InvalidRequestError, QuotaExceededError
+from proxy.core.pictures import Drawing
 from proxy.core.types import GenerationRequest, Image, Message, Sound, ToolCall, Verbatim, amended
 from tests.core.test_audiofile import wav
 
@@ -94,6 +95,35 @@ def test_a_request_that_does_not_fit_is_refused_naming_the_budget_and_its_need(
     assert f"the key 'team' {words}" in str(refused.value)
     assert refused.value.retry_after == retry_after
     assert refused.value.headers == standing(key, spent, held).headers()
+
+
+DRAWN = Price(image=0.0004, speech_character=0.000001)  # 400 micro-dollars a picture
+
+
+@pytest.mark.parametrize(
+    "counts, micro_usd",
+    [({"pictures": 2}, 800), ({"speech_characters": 900}, 900), ({}, 0)],
+    ids=["pictures", "characters", "none"],
+)
+def test_media_hold_their_price_by_the_unit(counts, micro_usd):
+    made = holds.needed(standing(MONEY, {"usd_day": 0}), DRAWN, 0, 0, NOON + 900, counts)
+    assert made.micro_usd == micro_usd
+
+
+def test_media_that_do_not_fit_are_refused_naming_them():
+    with pytest.raises(QuotaExceededError) as refused:
+        holds.needed(standing(MONEY, {"usd_day": 0}), DRAWN, 0, 0, NOON + 900, {"pictures": 3})
+    assert "may take 0.0012 US dollars (a prompt of at most 0 tokens and an answer of at most " \
+           "0 tokens, 3 pictures)" in str(refused.value)  # fmt: skip
+
+
+def test_a_drawing_holds_its_prompt_its_uploads_and_a_pictures_most_for_each():
+    upload = Upload("a.png", "image/png", b"\x89PNG")
+    asked = Drawing("m", "edits", {"prompt": "a fox"}, (("image", upload), ("mask", upload)), 3)
+    assert holds.drawing_bounds(asked) == (
+        AROUND_REQUEST + len("a fox") + 2 * PER_IMAGE,
+        3 * holds.PER_PICTURE,
+    )
 
 
 def test_a_reloaded_budget_is_held_against_at_its_new_size():

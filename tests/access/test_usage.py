@@ -34,8 +34,10 @@ def counted(
     searches: int = 0,
     audio: int = 0,
     stored: int = 0,
+    **media: int,
 ) -> dict:
-    """What :data:`ROW`'s pair has counted."""
+    """What :data:`ROW`'s pair has counted (``media``: its pictures, audio seconds and
+    speech characters)."""
     return {
         **ROW,
         "requests": requests,
@@ -46,6 +48,7 @@ def counted(
         "web_searches": searches,
         "audio_prompt_tokens": audio,
         "stored": stored,
+        **{name: media.get(name, 0) for name in ("pictures", "audio_seconds", "speech_characters")},
     }
 
 
@@ -54,12 +57,35 @@ def test_counts_add_up(store):
         [
             Charge("alice", "qwen", 10, 5, False, cached_tokens=8, web_searches=2),
             Charge("alice", "qwen", 3, 0, True, web_searches=1, audio_prompt_tokens=2),
-            Charge("alice", "qwen", 9, 4, False, audio_prompt_tokens=3, stored=1),
+            Charge(
+                "alice",
+                "qwen",
+                9,
+                4,
+                False,
+                audio_prompt_tokens=3,
+                stored=1,
+                pictures=2,
+                audio_seconds=11,
+                speech_characters=40,
+            ),  # fmt: skip
         ]
     )
     store.apply([Charge("bob", "qwen", 1, 1, False)])
     assert store.totals() == [
-        counted(3, 22, 9, 1, cached=8, searches=3, audio=5, stored=1),
+        counted(
+            3,
+            22,
+            9,
+            1,
+            cached=8,
+            searches=3,
+            audio=5,
+            stored=1,
+            pictures=2,
+            audio_seconds=11,
+            speech_characters=40,
+        ),  # fmt: skip
         {**counted(1, 1, 1, 0), "key": "bob"},
     ]
 

@@ -11,10 +11,10 @@ from proxy.config.price import Price, Terms, terms
 
 PRIORITY = Price(input=4, output=16, cached_input=2)
 FLEX = Price(input=1, output=4, audio_input=32, store=10)
-# US dollars per million tokens: micro-dollars per token
+# US dollars per million tokens: micro-dollars per token; per picture, second and character
 PRICE = Price(
-    input=2, output=8, audio_input=20, store=5,
-    tiers=(("priority", PRIORITY), ("flex", FLEX)),
+    input=2, output=8, audio_input=20, store=5, image=0.04, audio_second=0.0001,
+    speech_character=0.000015, tiers=(("priority", PRIORITY), ("flex", FLEX)),
 )  # fmt: skip
 
 
@@ -54,6 +54,13 @@ PRICE = Price(
         ),
         pytest.param(None, {"stored": 2}, 100 * 2 + 10 * 8 + 2 * 5_000, id="own-stored"),
         pytest.param("flex", {"stored": 1}, 100 * 1 + 10 * 4 + 10_000, id="flex-stored"),
+        pytest.param(
+            None,
+            {"pictures": 3, "audio_seconds": 61, "speech_characters": 1000},
+            100 * 2 + 10 * 8 + 3 * 40_000 + 61 * 100 + 1000 * 15,
+            id="media",
+        ),
+        pytest.param("flex", {"pictures": 1}, 100 * 1 + 10 * 4, id="flex-prices-no-pictures"),
     ],
 )
 def test_a_price_counts_each_tiers_tokens_audio_and_stored_completions(tier, counts, micro_usd):

@@ -304,21 +304,25 @@ def measured():
     "chunks, read, charged",
     [
         # cut by its client after two of four tokens: the prompt and the two
-        ([Chunk("a", prompt_count=12), Chunk("b"), Chunk("c"), Chunk("d")], 2, [12, 2, 0, 0, 0, 0]),
+        (
+            [Chunk("a", prompt_count=12), Chunk("b"), Chunk("c"), Chunk("d")],
+            2,
+            [12, 2, 0, 0, 0, 0, 0, 0, 0],
+        ),
         # the server told its usage so far with its tokens
         (
             [Chunk("a", prompt_count=12, usage=Usage(12, 1)), Chunk("b", usage=Usage(12, 5))],
             2,
-            [12, 5, 0, 0, 0, 0],
+            [12, 5, 0, 0, 0, 0, 0, 0, 0],
         ),
         # read to its end, the usage told: that usage, once
         (
             [Chunk("a", prompt_count=12), Chunk("", finish_reason="stop", usage=Usage(12, 1))],
             9,
-            [12, 1, 0, 0, 0, 0],
+            [12, 1, 0, 0, 0, 0, 0, 0, 0],
         ),
         # no prompt count: the tokens alone
-        ([Chunk("a"), Chunk("b"), Chunk("c")], 1, [0, 1, 0, 0, 0, 0]),
+        ([Chunk("a"), Chunk("b"), Chunk("c")], 1, [0, 1, 0, 0, 0, 0, 0, 0, 0]),
     ],
 )
 def test_a_stream_cut_before_its_usage_is_charged_what_it_made(chunks, read, charged):
@@ -334,4 +338,4 @@ def test_a_stream_that_fails_midway_is_charged_what_it_made():
     backend = ScriptedBackend([Chunk("a", prompt_count=7), Chunk("b")], error=UpstreamError("x"))
     with pytest.raises(UpstreamError):
         list(generation.stream(backend, [request]))
-    assert request.caller.measure.tokens == {"": [7, 2, 0, 0, 0, 0]}
+    assert request.caller.measure.tokens == {"": [7, 2, 0, 0, 0, 0, 0, 0, 0]}

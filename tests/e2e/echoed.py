@@ -1,6 +1,7 @@
 """The proxy in front of the tests' echo engine (:mod:`.servers.echo_upstream`), which keeps
-what it is sent, with three keys: ``sk-alice`` granted one model, ``sk-bob`` granted only
-``other``, ``sk-carol`` with a daily budget of tokens; and what ``/admin/usage`` charged."""
+what it is sent, with four keys: ``sk-alice`` granted one model, ``sk-bob`` granted only
+``other``, ``sk-carol`` with a daily budget of tokens, ``sk-dave`` one of five US cents; and
+what ``/admin/usage`` charged."""
 
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ models = ["other"]
 name = "carol"
 key = "sk-carol"
 tokens_per_day = 100000
+
+[[keys]]
+name = "dave"
+key = "sk-dave"
+usd_per_day = 0.05
 """
 
 

@@ -5,8 +5,8 @@ model name, the transcript comes back as the engine wrote it and its counted tok
 charged to the key; speech streams as the engine sends it, its first bytes at the client
 before the engine has written the rest. A key may use only the models it is granted, read
 from the form itself; what is not audio is refused before anything is sent; a key with
-budgets is charged a transcript (as told, or estimated where the engine tells none) and
-refused speech. A chat's audio reaches the engine byte for byte."""
+budgets is charged a transcript (as told, or estimated where the engine tells none) and its
+seconds, and speech by the character. A chat's audio reaches the engine byte for byte."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ MODELS = """
 backend = "openai"
 upstreams = ["{echo}/v1"]
 upstream_model = "echo-voice"
+price = {{ speech_character = 0.001, audio_second = 0.01 }}
 [models.other]
 backend = "openai"
 upstreams = ["{echo}/v1"]
@@ -181,12 +182,24 @@ def test_a_key_with_budgets_is_charged_a_transcript_told_or_estimated(served, ec
                                 (750, -(-said // 4)))  # fmt: skip
 
 
-def test_a_key_with_budgets_is_refused_speech_by_name(served, echo):
+def test_a_key_with_budgets_is_held_and_charged_speech_by_the_character(served, echo):
     _, proxy = served
-    with pytest.raises(openai.BadRequestError) as refused:
-        sdk(proxy, "sk-carol").audio.speech.create(model="voice", voice="alloy", input="hi")
-    assert "budgets" in refused.value.body["message"]
-    assert echo.received() == []
+    said = sdk(proxy, "sk-dave").audio.speech.create(model="voice", voice="alloy", input="hello")
+    assert said.content
+    row = charged(proxy, "dave", "voice")
+    assert (row["speech_characters"], row["spend_usd"]) == (5, 0.005)
+    with pytest.raises(openai.RateLimitError) as refused:  # 0.046 dollars: more than is left
+        sdk(proxy, "sk-dave").audio.speech.create(model="voice", voice="alloy", input="x" * 46)
+    assert "46 characters read aloud" in refused.value.body["message"]
+    assert len(echo.received()) == 1
+
+
+def test_a_transcription_counts_its_seconds_of_audio(served, echo):
+    _, proxy = served
+    before = charged(proxy, "alice", "voice")
+    sdk(proxy).audio.transcriptions.create(model="voice", file=("a.wav", clip(), "audio/wav"))
+    after = charged(proxy, "alice", "voice")
+    assert after["audio_seconds"] - before.get("audio_seconds", 0) == 1  # a tenth: one begun
 
 
 def test_a_chats_audio_reaches_the_engine_byte_for_byte(served, echo):

@@ -4,7 +4,7 @@ reach the engine as the client wrote them (its pictures byte for byte, in order)
 engine's model name; the pictures come back as the engine drew them and its counted tokens
 are charged to the key. A key may use only the models it is granted, read from the form
 itself; what is not a picture, or asks for more than the bounds, is refused before anything
-is sent; a key with budgets is refused by name."""
+is sent; a key with budgets holds and is charged its pictures, by the picture."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ backend = "openai"
 upstreams = ["{echo}/v1"]
 upstream_model = "echo-painter"
 endpoints = ["image_generations", "image_edits"]
+price = {{ image = 0.04 }}
 [models.other]
 backend = "openai"
 upstreams = ["{echo}/v1"]
@@ -125,12 +126,20 @@ def test_what_the_bounds_refuse_is_refused_before_anything_is_sent(served, echo,
     assert echo.received() == []
 
 
-def test_a_key_with_budgets_is_refused_pictures_by_name(served, echo):
+def test_a_key_with_budgets_is_held_and_charged_its_pictures(served, echo):
     _, proxy = served
-    with pytest.raises(openai.BadRequestError) as refused:
-        proxy.sdk("sk-carol").images.generate(model="painter", prompt="x")
-    assert "budgets" in refused.value.body["message"]
-    assert echo.received() == []
+    before = charged(proxy, "carol", "painter")
+    proxy.sdk("sk-carol").images.generate(model="painter", prompt="a red fox", n=2)
+    after = charged(proxy, "carol", "painter")
+    assert after["pictures"] - before.get("pictures", 0) == 2
+    assert after["completion_tokens"] - before.get("completion_tokens", 0) == 2 * 272
+    assert round(after["spend_usd"] - before.get("spend_usd", 0), 6) == 0.08
+    proxy.sdk("sk-dave").images.generate(model="painter", prompt="a red fox")  # 0.04 of 0.05
+    assert charged(proxy, "dave", "painter")["pictures"] == 1
+    with pytest.raises(openai.RateLimitError) as refused:
+        proxy.sdk("sk-dave").images.generate(model="painter", prompt="a red fox")
+    assert "1 pictures" in refused.value.body["message"]
+    assert len(echo.received()) == 2  # the refused one was never sent
 
 
 def test_a_model_whose_engine_does_not_draw_refuses_by_name(served, echo):

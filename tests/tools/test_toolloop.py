@@ -414,8 +414,8 @@ def test_each_turn_is_charged_to_the_model_that_made_it(stream):
         told = generation.complete(loop, [asked])[0].usage
     assert told == Usage(40, 7)  # the client is told the whole
     assert asked.caller.measure.tokens == {
-        "small": [10, 2, 0, 0, 0, 0],
-        "large": [30, 5, 0, 0, 0, 0],
+        "small": [10, 2, 0, 0, 0, 0, 0, 0, 0],
+        "large": [30, 5, 0, 0, 0, 0, 0, 0, 0],
     }
 
 
@@ -431,4 +431,4 @@ def test_a_whole_answer_that_fails_midway_is_charged_the_turns_that_ended():
     asked = replace(ASKED, caller=Caller(measure=measuring.Measure()))
     with pytest.raises(UpstreamError):
         generation.complete(ToolLoop(router, Toolbox()), [asked])
-    assert asked.caller.measure.tokens == {"small": [10, 2, 0, 0, 0, 0]}
+    assert asked.caller.measure.tokens == {"small": [10, 2, 0, 0, 0, 0, 0, 0, 0]}
