@@ -2,12 +2,13 @@
 recipe in docs/clients-and-apis.md sets them: its speech-to-text, text-to-speech and image
 engines all the proxy's OpenAI connection, with a key. Open WebUI (from PyPI,
 ``.ci/webui.sh``) is asked through its own API, as its buttons ask it: it sends the audio it
-was given to a model that hears on current llama-server (:mod:`.audiomodel`), and the text
-to read and the picture to draw to the tests' echo engine behind the proxy, which keeps
-what it is sent."""
+was given to a model that hears on current llama-server (:mod:`.audiomodel`), the text to
+read to the tests' echo engine behind the proxy, which keeps what it is sent, and the
+picture to draw to stable-diffusion.cpp's sd-server (:mod:`.sdmodel`)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from dataclasses import dataclass
 
@@ -21,7 +22,8 @@ from .llama_server import LlamaServer
 from .marks import CLIENT, CURRENT, on
 from .openwebui import OpenWebUI
 from .refusing import EchoServer
-from .servers.echo_upstream import picture
+from .sd_server import SdServer
+from .sdmodel import write_sd_model
 
 pytestmark = [pytest.mark.e2e, pytest.mark.open_webui, *on(CURRENT, why=CLIENT)]
 
@@ -35,10 +37,8 @@ upstreams = ["{echo}/v1"]
 upstream_model = "echo-voice"
 endpoints = ["speech"]
 [models.painter]
-backend = "openai"
-upstreams = ["{echo}/v1"]
-upstream_model = "echo-painter"
-endpoints = ["image_generations", "image_edits"]
+backend = "sdserver"
+upstreams = ["{sd}"]
 """
 
 
@@ -46,6 +46,7 @@ endpoints = ["image_generations", "image_edits"]
 class Stack:
     proxy: ProxyProcess
     echo: EchoServer
+    sd: SdServer
     webui: OpenWebUI
     token: str
 
@@ -62,8 +63,9 @@ def stack(kind, logs, tmp_path_factory):
         LlamaServer(model, logs / "webui-ears.log", ctx_size=2048,
                     extra_args=["--mmproj", str(projector)]) as ears,
         EchoServer(logs / "webui-echo.log") as echo,
+        SdServer(write_sd_model(folder / "sdxs.gguf"), logs / "webui-sd-server.log") as sd,
     ):  # fmt: skip
-        (folder / "models.toml").write_text(MODELS.format(ears=ears.url, echo=echo.url))
+        (folder / "models.toml").write_text(MODELS.format(ears=ears.url, echo=echo.url, sd=sd.url))
         (folder / "keys.toml").write_text(f'[[keys]]\nname = "webui"\nkey = "{KEY}"\n')
         args = ["--config", str(folder / "models.toml"), "--keys", str(folder / "keys.toml")]
         with ProxyProcess(ears.url, logs / "proxy-webui-speech.log", args=args) as proxy:
@@ -75,7 +77,7 @@ def stack(kind, logs, tmp_path_factory):
                 "AUDIO_TTS_VOICE": "alloy", "AUDIO_TTS_OPENAI_API_BASE_URL": proxy.url + "/v1",
                 "AUDIO_TTS_OPENAI_API_KEY": KEY,
                 "ENABLE_IMAGE_GENERATION": "True", "IMAGE_GENERATION_ENGINE": "openai",
-                "IMAGE_GENERATION_MODEL": "painter", "IMAGE_SIZE": "512x512",
+                "IMAGE_GENERATION_MODEL": "painter", "IMAGE_SIZE": "64x64",
                 "IMAGES_OPENAI_API_BASE_URL": proxy.url + "/v1", "IMAGES_OPENAI_API_KEY": KEY,
             }  # fmt: skip
             with OpenWebUI(proxy.url, KEY, folder, logs / "open-webui-speech.log",
@@ -86,7 +88,7 @@ def stack(kind, logs, tmp_path_factory):
                     json={"email": "admin@localhost", "password": "admin"},
                 )
                 signed.raise_for_status()
-                yield Stack(proxy, echo, webui, signed.json()["token"])
+                yield Stack(proxy, echo, sd, webui, signed.json()["token"])
             assert "Traceback" not in proxy.log()
 
 
@@ -107,14 +109,12 @@ def test_read_aloud_is_the_speech_engines_audio_through_the_proxy(stack):
     assert (sent["body"]["model"], sent["body"]["voice"]) == ("echo-voice", "alloy")
 
 
-def test_a_picture_is_drawn_by_the_image_engine_through_the_proxy(stack):
-    stack.echo.clear()
+def test_a_picture_is_drawn_by_sd_server_through_the_proxy(stack):
     answer = stack.post("/api/v1/images/generations", json={"prompt": "a red fox in snow"})
     assert answer.status_code == 200, answer.text
     (shown,) = answer.json()
     kept = requests.get(stack.webui.url + shown["url"], timeout=30,
                         headers={"Authorization": f"Bearer {stack.token}"})  # fmt: skip
-    assert kept.content == picture("a red fox in snow", 0)
-    (sent,) = stack.echo.received()
-    assert sent["path"] == "/v1/images/generations"
-    assert (sent["body"]["model"], sent["body"]["prompt"]) == ("echo-painter", "a red fox in snow")
+    direct = requests.post(stack.sd.url + "/v1/images/generations", timeout=60,
+                           json={"prompt": "a red fox in snow", "size": "64x64"})  # fmt: skip
+    assert kept.content == base64.b64decode(direct.json()["data"][0]["b64_json"])
