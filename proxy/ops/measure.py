@@ -17,6 +17,7 @@ PRICED = (
     "web_searches", "audio_prompt_tokens", "stored", "pictures", "audio_seconds",
     "speech_characters",
 )  # fmt: skip
+MEDIA = PRICED[3:]  # what the media routes make, counted by the unit
 
 
 def priced(**counts: int) -> tuple:

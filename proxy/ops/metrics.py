@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from proxy.ops.collectors import PREFIX, BatchesCollector, FleetCollector
-from proxy.ops.measure import Measure
+from proxy.ops.measure import MEDIA, Measure
 
 LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 OVERHEAD = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
@@ -67,6 +67,13 @@ class Metrics:
             "Tokens, by model and kind (prompt, "
             "completion, or cached: prompt tokens the server took from its "
             "KV cache)",
+            ["model", "kind"],
+            registry=registry,
+        )
+        self.media = Counter(
+            PREFIX + "media",
+            "What the media routes made, by model and kind (pictures drawn, audio_seconds "
+            "transcribed, speech_characters read aloud)",
             ["model", "kind"],
             registry=registry,
         )
@@ -217,6 +224,10 @@ class Metrics:
             completion.inc(measure.completion_tokens)
         if measure.cached_tokens:
             cached.inc(measure.cached_tokens)
+        for counts in measure.tokens.values():
+            for kind, made in zip(MEDIA, counts[-len(MEDIA) :], strict=True):
+                if made:
+                    self.media.labels(model, kind).inc(made)
 
     def tool_called(self, server: str, tool: str, seconds: float, error: str = "") -> None:
         """One call of an MCP server's tool (``tool`` empty: a name its server does not

@@ -13,7 +13,7 @@ from proxy.api.observe import scrape_keys
 from proxy.app import create_app
 from proxy.config.settings import Settings
 from proxy.ops import metrics
-from proxy.ops.measure import Measure
+from proxy.ops.measure import Measure, priced
 from proxy.ops.metrics import Metrics
 from tests.fakes.servercpp import FakeServerCpp
 from tests.polling import wait_for
@@ -338,3 +338,16 @@ def test_a_file_a_worker_left_empty_holds_no_figure(tmp_path):
     kept = metrics.Metrics(str(tmp_path))
     assert kept.scrape() == b""
     assert kept.summed() == metrics.Summed({}, {}, {})
+
+
+def test_the_media_made_are_counted_by_model_and_kind():
+    figures = Metrics()
+    drawn, spoken = Measure(), Measure()
+    drawn.add_tokens(5, 272, 0, priced=priced(pictures=2))
+    spoken.add_tokens(0, 0, 0, priced=priced(speech_characters=40))
+    figures.answered("/v1/images/generations", "sd", 200, 0.5, drawn)
+    figures.answered("/v1/audio/speech", "voice", 200, 0.5, spoken)
+    scrape = samples(figures.scrape().decode())
+    assert value(scrape, "oai_proxy_media_total", model="sd", kind="pictures") == 2
+    assert value(scrape, "oai_proxy_media_total", model="voice", kind="speech_characters") == 40
+    assert value(scrape, "oai_proxy_media_total", model="sd", kind="speech_characters") == 0
