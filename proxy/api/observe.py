@@ -10,6 +10,7 @@ here."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from time import perf_counter, time
 from typing import NamedTuple, Optional
@@ -204,13 +205,24 @@ class Exchange:
         self.method, self.path = arrival.method, arrival.path
         self.at = time()
         self.body = body
+        self.files = [_file(name, sent) for name, sent in request.files.items(multi=True)]
         self.read = arrival.length
         self.streamed = streamed
-        self.answer = bytearray() if self.streamed else response.get_data()
+        self.kind = response.mimetype or ""
+        self.media = (hashlib.sha256(), [0]) if exchanges.binary(self.kind) else None
+        self.answer = bytearray()
         self.cut = False  # a stream went on past what is kept of it
+        if not streamed and self.media is not None:
+            self.keep(response.get_data())
+        elif not streamed:
+            self.answer = response.get_data()
 
     def keep(self, piece: bytes) -> None:
-        """A piece of a streamed answer as it goes, kept as well."""
+        """A piece of a streamed answer as it goes, kept as well (media: counted and hashed)."""
+        if self.media is not None:
+            self.media[0].update(piece)
+            self.media[1][0] += len(piece)
+            return
         room = exchanges.MAX_PART - len(self.answer)
         if len(piece) > room:
             self.cut = True
@@ -228,7 +240,13 @@ class Exchange:
         request, request_cut = (
             (None, False) if self.body is UNREAD else exchanges.kept_json(self.body)
         )
-        answer, answer_cut = exchanges.kept(bytes(self.answer))
+        if self.files and isinstance(request, dict):
+            request = {**request, "files": self.files}
+        if self.media is not None:
+            digest, (size,) = self.media
+            answer, answer_cut = exchanges.told(self.kind, size, digest.hexdigest()), False
+        else:
+            answer, answer_cut = exchanges.kept(bytes(self.answer))
         first = spent.first_token
         generating = seconds - first if first is not None else seconds
         return {
@@ -258,3 +276,15 @@ class Exchange:
             "answer": answer,
             "answer_cut": answer_cut or self.cut,
         }
+
+
+def _file(name: str, sent) -> dict:
+    """A form's file as the inspector keeps it: its field, name, type, size and SHA-256."""
+    digest, size = hashlib.sha256(), 0
+    sent.stream.seek(0)
+    while piece := sent.stream.read(64 * 1024):
+        digest.update(piece)
+        size += len(piece)
+    kind = sent.mimetype or "application/octet-stream"
+    return {"field": name, "filename": sent.filename or "",
+            "content": exchanges.told(kind, size, digest.hexdigest())}  # fmt: skip

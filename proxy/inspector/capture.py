@@ -7,7 +7,8 @@ rest is cut and said to be. A request never waits on the store (``sqlite_exchang
 that finds the queue full is dropped and counted.
 
 Nothing secret is kept: headers are not (keys travel there), and images and other base64
-payloads are kept as their type, size and SHA-256 (:func:`scrubbed`).
+payloads are kept as their type, size and SHA-256 (:func:`scrubbed`), as are a form's files
+and media answers (speech, pictures).
 """
 
 from __future__ import annotations
@@ -54,8 +55,17 @@ def _payload(text: str) -> Optional[str]:
         raw = base64.b64decode(data, validate=False)
     except (binascii.Error, ValueError):
         return None
-    digest = hashlib.sha256(raw).hexdigest()
-    return f"[{kind or 'base64'}: {len(raw)} bytes, sha256 {digest}]"
+    return told(kind or "base64", len(raw), hashlib.sha256(raw).hexdigest())
+
+
+def told(kind: str, size: int, sha256: str) -> str:
+    """A payload as it is kept: its type, size and SHA-256, never its bytes."""
+    return f"[{kind}: {size} bytes, sha256 {sha256}]"
+
+
+def binary(content_type: str) -> bool:
+    """Whether an answer of ``content_type`` is media (speech, a picture), kept as a payload."""
+    return content_type.startswith(("audio/", "image/", "video/", "application/octet-stream"))
 
 
 def kept(data: bytes) -> tuple:

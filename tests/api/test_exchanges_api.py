@@ -5,11 +5,15 @@ read back behind the admin key."""
 from __future__ import annotations
 
 import base64
+import hashlib
+import io
 import json
 
 import pytest
 
+from proxy.core.audio import Transcript
 from proxy.inspector.capture import MAX_PART
+from tests.core.test_audiofile import wav
 from tests.fakes.backend import FakeBackend
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
@@ -219,3 +223,50 @@ def test_proxies_sharing_redis_keep_their_exchanges_there(make_client, redis_url
     assert [brief["path"] for brief in briefs] == ["/v1/completions", "/v1/chat/completions"]
     assert listed(one)["exchanges"] == briefs
     assert redis_client.zcard("oai-proxy:exchanges:ids") == 2
+
+
+class Speaking(FakeBackend):
+    """Transcribes every clip as one word, and speaks every text as a MiB and a half of
+    bytes in three pieces."""
+
+    def transcribe(self, asked, caller=None):
+        return Transcript(b'{"text": "hello"}')
+
+    def speak(self, asked, caller=None):
+        return iter([b"\xff\xfb" + bytes(SPOKEN // 3 - 2)] + [bytes(SPOKEN // 3)] * 2)
+
+
+SPOKEN = 3 * 512 * 1024
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_media_are_kept_as_their_type_size_and_hash_never_their_bytes(make_client):
+    client = make_client(Speaking(), admin_key="admin-secret", capture="on")
+    clip = wav(0.5)
+    with client.post("/v1/audio/transcriptions", data={"model": "m", "file": (io.BytesIO(clip),
+                     "a.wav", "audio/wav")}) as heard:  # fmt: skip
+        assert heard.status_code == 200, heard.data
+    with client.post("/v1/audio/speech", json={"model": "m", "voice": "alloy",
+                     "input": "hello"}) as said:  # fmt: skip
+        spoken = said.get_data()
+    later, first = (
+        client.get(f"/admin/exchanges/{brief['id']}", headers=ADMIN).json
+        for brief in listed(client)["exchanges"]
+    )
+    assert first["request"] == {
+        "model": "m",
+        "files": [
+            {
+                "field": "file",
+                "filename": "a.wav",
+                "content": f"[audio/wav: {len(clip)} bytes, sha256 {sha256(clip)}]",
+            }
+        ],
+    }
+    assert later["answer"] == (
+        f"[audio/mpeg: {SPOKEN} bytes, sha256 {sha256(spoken)}]"
+    )  # fmt: skip
+    assert not later["answer_cut"] and len(spoken) == SPOKEN
