@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import socket
 import threading
 
 import openai
@@ -173,11 +174,45 @@ def test_a_second_keys_picture_is_drawn_in_its_turn(served):
     assert finished.index("sk-bob") == 1, finished
 
 
+def test_a_picture_whose_client_leaves_while_it_waits_is_never_drawn(served, logs):
+    """Bob's place in the line is freed as he leaves, while Alice's picture is drawn: one
+    picture is drawn, hers. (sd-server cannot stop a picture it has begun: its own jobs'
+    cancel answers 409 while one is drawn, so a client that leaves then frees the slot as
+    the picture ends.)"""
+    sd, proxy = served
+    drawn = (logs / "sd-server.log").read_text().count("generate_image completed")
+    slow = 'a fox<sd_cpp_extra_args>{"sample_params": {"sample_steps": 6}}</sd_cpp_extra_args>'
+    alice = threading.Thread(target=lambda: proxy.sdk("sk-alice", timeout=300).images.generate(
+        model="sd", prompt=slow, size="192x192"))  # fmt: skip
+    alice.start()
+    wait_for(lambda: busy(proxy) == 1, "alice's picture to be drawn")
+    body = json.dumps({"model": "sd", "prompt": "a fox"}).encode()
+    with socket.create_connection(("127.0.0.1", proxy.port)) as bob:
+        bob.sendall(b"POST /v1/images/generations HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                    b"Authorization: Bearer sk-bob\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (proxy.port, len(body), body))  # fmt: skip
+        wait_for(lambda: waiting(proxy, "bob") == 1, "bob's picture to wait")
+    wait_for(lambda: waiting(proxy, "bob") == 0, "bob's place to be freed as he leaves")
+    assert alice.is_alive()  # freed while hers is drawn, not once it ends
+    alice.join()
+    wait_for(lambda: busy(proxy) == 0, "the slot to be free")
+    assert (logs / "sd-server.log").read_text().count("generate_image completed") == drawn + 1
+
+
+def busy(proxy: ProxyProcess) -> float:
+    return _summed(proxy, "oai_proxy_slots_busy", 'model="sd"')
+
+
 def waiting(proxy: ProxyProcess, key: str) -> float:
+    return _summed(proxy, "oai_proxy_key_queue_length", f'key="{key}"')
+
+
+def _summed(proxy: ProxyProcess, name: str, label: str) -> float:
+    """The sum of ``name``'s series on ``/metrics`` whose labels hold ``label``."""
     text = requests.get(proxy.url + "/metrics", headers={"Authorization": f"Bearer {ADMIN}"},
                         timeout=10).text  # fmt: skip
-    found = re.findall(rf'^oai_proxy_key_queue_length\{{.*key="{key}".*\}} (\S+)$', text, re.M)
-    return sum(float(value) for value in found)
+    found = re.findall(rf"^{name}\{{(.*)\}} (\S+)$", text, re.M)
+    return sum(float(value) for labels, value in found if label in labels)
 
 
 def test_the_proxy_runs_sd_server_and_swaps_it_with_llama_server(sd_model, tmp_path, logs):
