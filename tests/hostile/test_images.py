@@ -1,6 +1,7 @@
 """What an image can cost the proxy. Bombs of each kind the servers read, whose few bytes
 declare a picture of gigabytes, sent inline to a model that cannot even see: each is a 400
-naming its field, for a few megabytes and well under a second. Images by URL whose servers
+naming its field, for a few megabytes and well under a second; so is each uploaded to be
+edited, before a model is asked. Images by URL whose servers
 drip their bytes, one URL or several: fetched at once, and hung up on at the one fetch
 deadline. Images over the limit together, though each is under it: refused.
 
@@ -228,3 +229,23 @@ def test_images_over_the_limit_together_are_refused(fetching, site):
     error = answer.json()["error"]
     assert error["param"] in [field(i) for i in range(3)]
     assert f"{LIMIT} bytes" in error["message"]
+
+
+@pytest.mark.parametrize("bomb", BOMBS)
+def test_an_image_bomb_uploaded_to_edit_is_refused_by_its_header_for_next_to_nothing(gateway, bomb):
+    make, says = BOMBS[bomb]
+    upload = make()
+
+    def edit() -> requests.Response:
+        sent = {"image": ("bomb", upload, "application/octet-stream")}
+        return requests.post(gateway.url + "/v1/images/edits", timeout=120,
+                             headers={"Authorization": f"Bearer {ALICE}"},
+                             data={"model": "tiny", "prompt": "brighter"}, files=sent)  # fmt: skip
+
+    answer, cost = measured(gateway.pid, edit)
+    print(f"{bomb} ({len(upload)} bytes): {answer.status_code} {answer.text[:200]!r}, {cost}")
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["param"] == "image" and says in error["message"]
+    assert cost.growth < MOST_GROWTH + 2 * len(upload), cost
+    assert cost.cpu < MOST_SECONDS, cost
