@@ -3,7 +3,8 @@ sdist of stable-diffusion-cpp-python, drawing the tiny model of :mod:`.sdmodel`)
 ``openai`` SDK: a generation and an edit, with OpenAI's ``seed``, come back as the very bytes
 sd-server draws when asked directly with the seed its own way; what sd-server would not
 honour is refused by name before it is asked; a second key's picture is drawn in its turn,
-not behind a first key's line. The proxy runs sd-server itself for a model file, and swaps it
+not behind a first key's line, and its chat on llama-server is answered under a flood of
+them. The proxy runs sd-server itself for a model file, and swaps it
 with llama-server within a memory budget that holds one of them."""
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tests.images import picture
 from tests.polling import wait_for
 from tests.processes import ProxyProcess
 
+from .llama_server import LlamaServer
 from .managed import admin, program_of, servers_of, with_file
 from .sd_server import SdServer, find_sd_server
 from .sdmodel import write_sd_model
@@ -33,6 +35,8 @@ MODELS = """
 [models.sd]
 backend = "sdserver"
 upstreams = ["{sd}"]
+[models.chat]
+upstreams = ["{chat}"]
 """
 KEYS = """
 [[keys]]
@@ -52,12 +56,15 @@ def sd_model(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, logs, sd_model):
-    """``(sd-server, proxy)``."""
+def served(tmp_path_factory, logs, sd_model, model):
+    """``(sd-server, proxy)``, the proxy serving a chat model on llama-server beside it."""
     folder = tmp_path_factory.mktemp("sd-server")
     (folder / "keys.toml").write_text(KEYS)
-    with SdServer(sd_model, logs / "sd-server.log") as sd:
-        (folder / "models.toml").write_text(MODELS.format(sd=sd.url))
+    with (
+        SdServer(sd_model, logs / "sd-server.log") as sd,
+        LlamaServer(model, logs / "sd-chat.log") as chat,
+    ):
+        (folder / "models.toml").write_text(MODELS.format(sd=sd.url, chat=chat.url))
         argv = ("--config", str(folder / "models.toml"), "--keys", str(folder / "keys.toml"),
                 "--admin-key", ADMIN, "--threads", "16")  # fmt: skip
         with ProxyProcess(sd.url, logs / "proxy-sd-server.log", args=argv) as proxy:
@@ -150,8 +157,10 @@ def test_a_chat_to_a_model_that_draws_is_refused_by_name(served):
             model="sd", messages=[{"role": "user", "content": "Hello"}]
         )
     assert "does not chat" in caught.value.body["message"]
-    (card,) = proxy.sdk("sk-alice").models.list().data
-    assert card.id == "sd"
+    listed = requests.get(proxy.url + "/v1/models", timeout=10,
+                          headers={"Authorization": "Bearer sk-alice"}).json()["data"]  # fmt: skip
+    (card,) = [each for each in listed if each["id"] == "sd"]
+    assert card["capabilities"] == ["image_generation"]
 
 
 def test_a_second_keys_picture_is_drawn_in_its_turn(served):
@@ -172,6 +181,27 @@ def test_a_second_keys_picture_is_drawn_in_its_turn(served):
     for thread in flood:
         thread.join()
     assert finished.index("sk-bob") == 1, finished
+
+
+def test_a_second_keys_chat_is_answered_under_a_flood_of_pictures(served):
+    """Alice keeps six larger pictures in the line for sd-server; Bob's chat, on
+    llama-server, is answered while hers still wait."""
+    _, proxy = served
+    flood = [
+        threading.Thread(target=lambda: proxy.sdk("sk-alice", timeout=300).images.generate(
+            model="sd", prompt="a fox", size="192x192"))
+        for _ in range(6)
+    ]  # fmt: skip
+    for thread in flood:
+        thread.start()
+    wait_for(lambda: waiting(proxy, "alice") >= 4, "alice's pictures to wait")
+    reply = proxy.sdk("sk-bob").chat.completions.create(
+        model="chat", messages=[{"role": "user", "content": "Hi"}], max_tokens=4
+    )
+    assert reply.choices[0].message.content is not None
+    assert waiting(proxy, "alice") >= 1  # answered while her pictures still wait
+    for thread in flood:
+        thread.join()
 
 
 def test_a_picture_whose_client_leaves_while_it_waits_is_never_drawn(served, logs):
