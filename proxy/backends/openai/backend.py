@@ -123,15 +123,10 @@ class OpenAIBackend(Relay):
         written, its tokens read where it tells them."""
         fields = {**asked.fields, "model": self.upstream_model}
         if asked.task == "edits":
-            files: dict = {}
-            for name, upload in asked.uploads:
-                files.setdefault(name, []).append(
-                    (upload.filename, upload.content_type, upload.data)
-                )
-            content_type, data = form.encoded({**fields, **files})
+            body = form.with_uploads(fields, asked.uploads)
         else:
-            content_type, data = "application/json", json.dumps(fields).encode()
-        reply = self._posted(f"image_{asked.task}", (content_type, data), caller)
+            body = ("application/json", json.dumps(fields).encode())
+        reply = self._posted(f"image_{asked.task}", body, caller)
         return Pictures(reply.content, pictures.told_usage(reply.content))
 
     def _posted(self, endpoint: str, body: tuple, caller: Caller):

@@ -40,12 +40,7 @@ class SdServerBackend(Backend):
         free; its answer as it wrote it."""
         fields = payload.fields(asked)
         if asked.task == "edits":
-            files: dict = {}
-            for name, upload in asked.uploads:
-                files.setdefault(name, []).append(
-                    (upload.filename, upload.content_type, upload.data)
-                )
-            content_type, data = form.encoded({**fields, **files})
+            content_type, data = form.with_uploads(fields, asked.uploads)
         else:
             content_type, data = "application/json", json.dumps(fields).encode()
         path = PATHS[asked.task]

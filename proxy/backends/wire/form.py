@@ -28,6 +28,15 @@ def encoded(fields: Mapping[str, Value], boundary: Optional[str] = None) -> tupl
     return f"multipart/form-data; boundary={mark.decode()}", body + b"--%s--\r\n" % mark
 
 
+def with_uploads(fields: Mapping[str, Value], uploads: Iterable[tuple]) -> tuple:
+    """``(content type, body)`` of ``fields`` and then ``uploads`` (``(field, upload)``, in
+    their order; a field's several uploads together, as a repeated field)."""
+    files: dict = {}
+    for name, upload in uploads:
+        files.setdefault(name, []).append((upload.filename, upload.content_type, upload.data))
+    return encoded({**fields, **files})
+
+
 def _parts(fields: Mapping[str, Value]) -> Iterable[tuple]:
     for name, value in fields.items():
         disposition = f'Content-Disposition: form-data; name="{quoted(name)}"'

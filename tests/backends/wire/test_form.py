@@ -6,7 +6,8 @@ from __future__ import annotations
 import email
 import email.policy
 
-from proxy.backends.wire.form import encoded
+from proxy.backends.wire.form import encoded, with_uploads
+from proxy.core.audio import Upload
 
 
 def parsed(content_type: str, body: bytes) -> list:
@@ -47,6 +48,18 @@ def test_a_repeated_file_field_keeps_its_files_in_order():
         ("image[]", "a.png", "image/png", b"A"),
         ("image[]", "b.jpg", "image/jpeg", b"B"),
         ("n", None, "text/plain", b"2"),
+    ]
+
+
+def test_uploads_follow_the_fields_each_fields_together_in_order():
+    a, b, m = (Upload(f"{n}.png", "image/png", n.encode()) for n in ("a", "b", "m"))
+    content_type, body = with_uploads({"prompt": "x"}, [("image[]", a), ("mask", m),
+                                                        ("image[]", b)])  # fmt: skip
+    assert parsed(content_type, body) == [
+        ("prompt", None, "text/plain", b"x"),
+        ("image[]", "a.png", "image/png", b"a"),
+        ("image[]", "b.png", "image/png", b"b"),
+        ("mask", "m.png", "image/png", b"m"),
     ]
 
 
