@@ -4,6 +4,7 @@ and the model cards, rankings and health the other routes give."""
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
@@ -48,6 +49,24 @@ class Usage:
 
 
 TOLD, COUNTED, ESTIMATED, UNTOLD = HOWS = ("told", "counted", "estimated", "untold")
+
+
+def told_tokens(answer: bytes, of_type: Optional[str] = None) -> Optional[Usage]:
+    """The tokens an answer's JSON ``usage`` tells as OpenAI's media routes write it
+    (``input_tokens``, ``output_tokens``, and the input's ``cached_tokens``), where its
+    ``type`` is ``of_type`` (``None``: whatever it says); ``None`` where it tells none."""
+    try:
+        usage = json.loads(answer).get("usage")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(usage, dict) or of_type is not None and usage.get("type") != of_type:
+        return None
+    prompt, output = usage.get("input_tokens"), usage.get("output_tokens")
+    if not all(type(n) is int and n >= 0 for n in (prompt, output)):
+        return None
+    details = usage.get("input_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    return Usage(prompt, output, cached if type(cached) is int and 0 <= cached <= prompt else None)
 
 
 def _sum(first: Optional[int], second: Optional[int]) -> Optional[int]:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
 from proxy.core import audiofile, textsize
-from proxy.core.answers import ESTIMATED, Usage
+from proxy.core.answers import ESTIMATED, Usage, told_tokens
 from proxy.core.errors import InvalidRequestError
 from proxy.core.sse import EVENT_STREAM
 from proxy.core.types import Sound
@@ -102,18 +101,7 @@ def estimated(asked: Transcription, said: int) -> Usage:
 
 def told_usage(answer: bytes) -> Optional[Usage]:
     """The tokens a transcript's JSON tells (OpenAI's ``usage`` of type ``tokens``)."""
-    try:
-        usage = json.loads(answer).get("usage")
-    except (ValueError, AttributeError):
-        return None
-    if not isinstance(usage, dict) or usage.get("type") != "tokens":
-        return None
-    prompt, output = usage.get("input_tokens"), usage.get("output_tokens")
-    if not all(type(n) is int and n >= 0 for n in (prompt, output)):
-        return None
-    details = usage.get("input_tokens_details")
-    cached = details.get("cached_tokens") if isinstance(details, dict) else None
-    return Usage(prompt, output, cached if type(cached) is int and 0 <= cached <= prompt else None)
+    return told_tokens(answer, "tokens")
 
 
 @dataclass(frozen=True)

@@ -92,21 +92,6 @@ def linked(answer: bytes, urls: list) -> bytes:
     return json.dumps(found).encode()
 
 
-def told_usage(answer: bytes) -> Optional[Usage]:
-    """The tokens a pictures answer tells (gpt-image's ``usage``: ``input_tokens`` and
-    ``output_tokens``)."""
-    try:
-        usage = json.loads(answer).get("usage")
-    except (ValueError, AttributeError):
-        return None
-    if not isinstance(usage, dict):
-        return None
-    prompt, output = usage.get("input_tokens"), usage.get("output_tokens")
-    if not all(type(n) is int and n >= 0 for n in (prompt, output)):
-        return None
-    return Usage(prompt, output)
-
-
 def not_drawn(model: str, why: str) -> InvalidRequestError:
     """The 400 of a model whose engine draws no pictures, and why."""
     return InvalidRequestError(f"the model {model!r} does not draw pictures: {why}", param="model")

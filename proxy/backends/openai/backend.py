@@ -25,8 +25,7 @@ from proxy.backends.wire.relay import Relay
 from proxy.backends.wire.way import Way
 from proxy.config.catalog import Filters
 from proxy.config.price import Price
-from proxy.core import pictures
-from proxy.core.answers import Embeddings, Ranking
+from proxy.core.answers import Embeddings, Ranking, told_tokens
 from proxy.core.audio import Speech, Transcript, Transcription, told_usage
 from proxy.core.caller import NOBODY, Caller
 from proxy.core.errors import ProxyError
@@ -127,7 +126,7 @@ class OpenAIBackend(Relay):
         else:
             body = ("application/json", json.dumps(fields).encode())
         reply = self._posted(f"image_{asked.task}", body, caller)
-        return Pictures(reply.content, pictures.told_usage(reply.content))
+        return Pictures(reply.content, told_tokens(reply.content))
 
     def _posted(self, endpoint: str, body: tuple, caller: Caller):
         """The answer to ``body``, already encoded (``(content type, bytes)``), at
