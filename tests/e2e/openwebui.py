@@ -116,3 +116,10 @@ class OpenWebUI:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def close_release_notes(browser) -> None:
+    """The first visit shows what is new in this version: "Okay, Let's Go!" closes it."""
+    for button in browser.find_elements("tag name", "button"):
+        if "Let's Go" in button.text:
+            button.click()

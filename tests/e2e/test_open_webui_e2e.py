@@ -34,7 +34,7 @@ from tests.processes import ProxyProcess
 
 from .llama_server import LlamaServer
 from .marks import CLIENT, CURRENT, on
-from .openwebui import OpenWebUI
+from .openwebui import OpenWebUI, close_release_notes
 from .tap import Tap
 from .visionmodel import IMAGE_ANSWER, TEXT_ANSWER, write_vision_model
 
@@ -135,13 +135,6 @@ def open_chat(browser, stack: Stack) -> WebDriverWait:
         )
     )
     return wait
-
-
-def close_release_notes(browser) -> None:
-    """The first visit shows what is new in this version: "Okay, Let's Go!" closes it."""
-    for button in browser.find_elements(By.TAG_NAME, "button"):
-        if "Let's Go" in button.text:
-            button.click()
 
 
 def close_notices(browser, wait: WebDriverWait) -> None:

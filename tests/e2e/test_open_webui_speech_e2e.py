@@ -4,7 +4,8 @@ engines all the proxy's OpenAI connection, with a key. Open WebUI (from PyPI,
 ``.ci/webui.sh``) is asked through its own API, as its buttons ask it: it sends the audio it
 was given to a model that hears on current llama-server (:mod:`.audiomodel`), the text to
 read to the tests' echo engine behind the proxy, which keeps what it is sent, and the
-picture to draw to stable-diffusion.cpp's sd-server (:mod:`.sdmodel`)."""
+picture to draw to stable-diffusion.cpp's sd-server (:mod:`.sdmodel`); and its page for
+pictures is driven in Chromium."""
 
 from __future__ import annotations
 
@@ -14,13 +15,17 @@ from dataclasses import dataclass
 
 import pytest
 import requests
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.browser import headless_chromium
 from tests.processes import ProxyProcess
 
 from .audiomodel import AUDIO_ANSWER, wav, write_audio_model
 from .llama_server import LlamaServer
 from .marks import CLIENT, CURRENT, on
-from .openwebui import OpenWebUI
+from .openwebui import OpenWebUI, close_release_notes
 from .refusing import EchoServer
 from .sd_server import SdServer
 from .sdmodel import write_sd_model
@@ -117,4 +122,23 @@ def test_a_picture_is_drawn_by_sd_server_through_the_proxy(stack):
                         headers={"Authorization": f"Bearer {stack.token}"})  # fmt: skip
     direct = requests.post(stack.sd.url + "/v1/images/generations", timeout=60,
                            json={"prompt": "a red fox in snow", "size": "64x64"})  # fmt: skip
+    assert kept.content == base64.b64decode(direct.json()["data"][0]["b64_json"])
+
+
+def test_the_image_playground_in_the_browser_draws_on_sd_server(stack):
+    """Open WebUI's own page for pictures, driven in Chromium: its Run button's picture is
+    the one sd-server draws."""
+    prompt = "a fox seen in a browser"
+    with headless_chromium("--window-size=1280,800") as browser:
+        browser.get(stack.webui.url + "/playground/images")
+        wait = WebDriverWait(browser, 120, ignored_exceptions=(WebDriverException,))
+        box = (By.CSS_SELECTOR, 'textarea[placeholder="Describe the image..."]')
+        wait.until(lambda b: close_release_notes(b) or b.find_element(*box))
+        browser.find_element(*box).send_keys(prompt)
+        browser.find_element(By.XPATH, "//button[normalize-space()='Run']").click()
+        shown = (By.CSS_SELECTOR, '#images-container img[src*="/api/v1/files/"]')
+        source = wait.until(lambda b: b.find_element(*shown)).get_attribute("src")
+    kept = requests.get(source, timeout=30, headers={"Authorization": f"Bearer {stack.token}"})
+    direct = requests.post(stack.sd.url + "/v1/images/generations", timeout=60,
+                           json={"prompt": prompt, "size": "64x64"})  # fmt: skip
     assert kept.content == base64.b64decode(direct.json()["data"][0]["b64_json"])
