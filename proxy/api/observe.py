@@ -15,7 +15,7 @@ import logging
 from time import perf_counter, time
 from typing import NamedTuple, Optional
 
-from flask import Blueprint, Flask, Response, g, request
+from flask import Blueprint, Flask, Response, g, has_request_context, request
 
 from proxy.api.auth import require_key
 from proxy.api.call import UNREAD, Call
@@ -205,7 +205,8 @@ class Exchange:
         self.method, self.path = arrival.method, arrival.path
         self.at = time()
         self.body = body
-        self.files = [_file(name, sent) for name, sent in request.files.items(multi=True)]
+        sent = request.files.items(multi=True) if has_request_context() else ()  # a batch's line
+        self.files = [_file(name, upload) for name, upload in sent]
         self.read = arrival.length
         self.streamed = streamed
         self.kind = response.mimetype or ""
