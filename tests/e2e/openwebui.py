@@ -63,7 +63,7 @@ class OpenWebUI:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        data = folder / "data"
+        self.data = data = folder / "data"
         data.mkdir(parents=True, exist_ok=True)
         self.command = [
             str(webui_command()),
@@ -123,3 +123,12 @@ def close_release_notes(browser) -> None:
     for button in browser.find_elements("tag name", "button"):
         if "Let's Go" in button.text:
             button.click()
+
+
+def notes_read(url: str, token: str) -> None:
+    """Tell Open WebUI at ``url`` that the user of ``token`` has read what is new in its
+    version, as "Okay, Let's Go!" does: its pages then open with nothing over them."""
+    signed = {"Authorization": f"Bearer {token}"}
+    version = requests.get(url + "/api/version", timeout=30).json()["version"]
+    requests.post(url + "/api/v1/users/user/settings/update", timeout=30, headers=signed,
+                  json={"ui": {"version": version}}).raise_for_status()  # fmt: skip

@@ -4,11 +4,12 @@ with its usage, streamed without any (as several engines stream, whatever
 ``stream_options`` asks). Its audio routes keep what they were sent too: a transcription's
 form (its fields, and its file's name, type, size and SHA-256), answered with that digest
 and counted tokens (as events, a word at a time, where it asks for a stream); speech's
-body, answered with audio bytes made from its text, the first piece at once and the rest
-once ``POST /received/release`` lets them go. Its image routes keep a generation's body and
-an edit's form (its files as a transcription's), answered with ``n`` pictures (PNGs of one
-pixel) made from the prompt, and counted tokens. The standard library alone, so that it
-starts at once (:class:`tests.e2e.refusing.EchoServer` runs it).
+body, answered with audio bytes made from its text (a WAV that plays, where it asks for
+``wav``), the first piece at once and the rest once ``POST /received/release`` lets them
+go. Its image routes keep a generation's body and an edit's form (its files as a
+transcription's), answered with ``n`` pictures (PNGs of one pixel) made from the prompt,
+and counted tokens. The standard library alone, so that it starts at once
+(:class:`tests.e2e.refusing.EchoServer` runs it).
 
 ``python tests/e2e/servers/echo_upstream.py --port PORT``
 """
@@ -40,6 +41,13 @@ def picture(prompt: str, number: int) -> bytes:
     pixels = zlib.compress(b"\x00" + digest[:2] + bytes([number]))
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels)
             + chunk(b"IEND", b""))  # fmt: skip
+
+
+def wav_header(size: int) -> bytes:
+    """The header of a WAV of ``size`` bytes of 16-bit mono samples, 16,000 a second."""
+    return (b"RIFF" + struct.pack("<I", 36 + size) + b"WAVEfmt "
+            + struct.pack("<IHHIIHH", 16, 1, 1, 16000, 32000, 2, 16)
+            + b"data" + struct.pack("<I", size))  # fmt: skip
 
 
 def handler() -> type:
@@ -112,7 +120,12 @@ def handler() -> type:
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Connection", "close")
             self.end_headers()
-            pieces = [{"role": "assistant"}] + [{"content": w} for w in said.split(" ")]
+            words = said.split(" ")  # a piece each, its space kept
+            pieces = (
+                [{"role": "assistant"}]
+                + [{"content": word + " "} for word in words[:-1]]
+                + [{"content": words[-1]}]
+            )
             for delta in pieces + [{}]:
                 event = {"id": "chatcmpl-echo", "object": "chat.completion.chunk", "model": model,
                          "choices": [{"index": 0, "delta": delta,
@@ -186,11 +199,12 @@ def handler() -> type:
             with keeping:
                 received.append({"path": self.path, "body": asked})
             piece = hashlib.sha256(asked["input"].encode()).digest() * 128  # 4 KiB
+            wav = asked.get("response_format") == "wav"
             self.send_response(200)
-            self.send_header("Content-Type", "audio/mpeg")
+            self.send_header("Content-Type", "audio/wav" if wav else "audio/mpeg")
             self.send_header("Connection", "close")
             self.end_headers()
-            self.wfile.write(piece)
+            self.wfile.write((wav_header(len(piece) * 4) if wav else b"") + piece)
             self.wfile.flush()
             released.wait(30)
             for _ in range(3):
