@@ -94,7 +94,8 @@ def health(reports: dict, name: str) -> Health:
 
 
 def status(models: Iterable, reports: Optional[dict] = None) -> list:
-    """Each model, its replicas in rotation or not, and the servers the proxy runs; with
+    """Each model, what it does (its ``capabilities``, as ``/v1/models`` lists them), its
+    replicas in rotation or not, and the servers the proxy runs; with
     ``reports`` (as for :func:`health`), each replica's health too (``ok``, and ``error``
     when not)."""
     listed = []
@@ -125,6 +126,7 @@ def status(models: Iterable, reports: Optional[dict] = None) -> list:
                 "id": listed_id(model),
                 "label": model.spec.id or "default",
                 "aliases": list(model.spec.aliases),
+                "capabilities": list(model.replicas[0].info().card.capabilities),
                 "replicas": replicas,
             }
         )

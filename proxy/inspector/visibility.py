@@ -10,9 +10,9 @@ Everyone else sees at most what a client of the API already knows, plus load:
 - **the admin key**: everything, as the admin API shows it (a server's secrets blanked
   there too, :mod:`proxy.servers.showing`);
 - **a client key**: the models that key may use (every model for a key without a list),
-  each with its aliases, its replicas' health, generation, slots busy and known, requests
-  queued, tokens and charts, and for a server the proxy runs its state and memory;
-  replicas are numbered, not addressed;
+  each with its aliases, what it does, its replicas' health, generation, slots busy and
+  known, requests queued, tokens and charts, and for a server the proxy runs its state and
+  memory; replicas are numbered, not addressed;
 - **no key, on a proxy without keys**: the same for every model (any client may use them
   all, and ``GET /v1/models`` lists them anyway);
 - **no key, on a proxy with keys** (or a key it does not know): only the overall state, no
@@ -105,6 +105,7 @@ def _model(model: dict) -> dict:
         "id": model["id"],
         "label": model["label"],
         "aliases": model["aliases"],
+        "capabilities": model["capabilities"],
         "completion_tokens": model["completion_tokens"],
         "replicas": [
             _replica(replica, number) for number, replica in enumerate(model["replicas"], 1)

@@ -137,9 +137,12 @@ def test_health_gives_its_detail_to_the_admin_alone(make_client, tmp_path):
     assert [model["id"] for model in detailed["models"]] == ["qwen", "llama"]
 
 
-def test_a_fleet_of_one_names_its_model(make_client):
-    (model,) = make_client().get("/status").get_json()["models"]
+def test_a_fleet_of_one_names_its_model_and_what_it_does(make_client):
+    client = make_client()
+    (model,) = client.get("/status").get_json()["models"]
+    (listed,) = client.get("/v1/models").get_json()["data"]
     assert model["id"] == "fake-model"
+    assert model["capabilities"] == listed["capabilities"] and model["capabilities"]
     named = make_client(model_name="qwen").get("/status").get_json()["models"]
     assert [m["id"] for m in named] == ["qwen"]
 

@@ -62,6 +62,9 @@ def test_the_fleet_page_shows_a_real_upstream_up(browser, server, logs, tmp_path
         # anyone sees the model and its load; its replica by number, not by address
         cells = first_row(browser)
         assert cells[1:6] == ["1", "llamacpp", "up", "0 / 1", "0"] and cells[7] == "external"
+        (listed,) = requests.get(proxy.url + "/v1/models", timeout=10).json()["data"]
+        does = browser.find_element(By.CSS_SELECTOR, "#fleet tbody tr .does").text
+        assert does == ", ".join(listed["capabilities"])  # what the model does, as listed
         assert browser.find_element(By.ID, "status").text == "ready"
         assert server.url not in browser.page_source
         give_key(browser, ADMIN)  # the admin sees its address

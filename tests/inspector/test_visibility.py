@@ -29,6 +29,7 @@ STATUS = {
             "id": "tiny",
             "label": "tiny",
             "aliases": ["t"],
+            "capabilities": ["completion", "tools"],
             "completion_tokens": 7,
             "replicas": [
                 {
@@ -49,6 +50,7 @@ STATUS = {
             "id": "big",
             "label": "big",
             "aliases": [],
+            "capabilities": ["image_generation"],
             "completion_tokens": 0,
             "replicas": [
                 {
@@ -72,6 +74,7 @@ TINY = {
     "id": "tiny",
     "label": "tiny",
     "aliases": ["t"],
+    "capabilities": ["completion", "tools"],
     "completion_tokens": 7,
     "replicas": [
         {
@@ -89,6 +92,7 @@ BIG = {
     "id": "big",
     "label": "big",
     "aliases": [],
+    "capabilities": ["image_generation"],
     "completion_tokens": 0,
     "replicas": [
         {
