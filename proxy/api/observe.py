@@ -1,8 +1,9 @@
 """Watching the proxy work: every request measured and counted, and ``GET /metrics``.
 
 Each answer carries ``x-oai-proxy-overhead-ms``: the proxy's own time, upstream waits left
-out. A streamed answer's header can only count up to its first event; the metric counts the
-whole stream.
+out; and ``Server-Timing``: that, the waits for a slot and on the upstream, the first token
+and the whole (:func:`~proxy.ops.measure.server_timing`). A streamed answer's headers can
+only count up to its first event; the metric and the inspector count the whole stream.
 
 An API request's exchange is kept for the inspector when capture asks for it
 (:mod:`proxy.inspector.capture`): its body as read, its answer as sent, the facts measured
@@ -24,7 +25,7 @@ from proxy.api.state import ProxyState, Routes, get_state
 from proxy.core.errors import NotFoundError, PermissionDeniedError
 from proxy.core.sse import EventStream
 from proxy.inspector import capture as exchanges
-from proxy.ops.measure import PRICED, Measure
+from proxy.ops.measure import PRICED, Measure, server_timing
 from proxy.ops.modelside import ModelSide
 
 bp = Blueprint("observe", __name__)
@@ -34,6 +35,7 @@ routes = Routes(bp, "Prometheus metrics")
 logger = logging.getLogger(__name__)
 access_log = logging.getLogger("proxy.access")
 OVERHEAD_HEADER = "x-oai-proxy-overhead-ms"
+TIMING_HEADER = "Server-Timing"
 UNMATCHED = "unmatched"  # the route of a request no rule matched
 EXPOSITION = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -124,7 +126,9 @@ def finish(state: ProxyState, call: Call, response: Response, arrival: Arrival) 
     figures, history, access, capture = state.metrics, state.history, state.access, state.capture
     spent = call.measure
     spent.pause()
+    seconds = perf_counter() - spent.began  # so far: a stream's, up to its first event
     response.headers[OVERHEAD_HEADER] = f"{spent.overhead * 1000:.3f}"
+    response.headers[TIMING_HEADER] = server_timing(spent, seconds)
     route = arrival.route
     named = request_model_if_read()
     asked = (named if named is not None else state.router.resolve(None)).id
@@ -186,7 +190,6 @@ def finish(state: ProxyState, call: Call, response: Response, arrival: Arrival) 
             stream.tee = kept.keep
     else:
         if kept is not None:  # kept before it is sent: a listing its client asks next has it
-            seconds = perf_counter() - spent.began
             capture.submit(kept.record(key, model, status, seconds, spent, side), kept.size)
             kept = None
         charge()
@@ -264,6 +267,7 @@ class Exchange:
             "overhead_ms": round(spent.overhead * 1000, 3),
             "first_token_ms": None if first is None else round(first * 1000, 3),
             "queued_ms": round(spent.queued * 1000, 3),
+            "upstream_ms": round(spent.upstream * 1000, 3),
             "prompt_tokens": spent.prompt_tokens,
             "cached_tokens": spent.cached_tokens,
             "evaluated_tokens": max(spent.prompt_tokens - spent.cached_tokens, 0),

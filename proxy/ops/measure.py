@@ -91,10 +91,29 @@ class Measure:
         self._since = perf_counter()
 
     @property
+    def upstream(self) -> float:
+        """Seconds of the waits but those for a slot: on an answer, a server starting, a
+        hosted tool (and, in a stream, its client)."""
+        return max(self.waited - self.queued, 0.0)
+
+    @property
     def overhead(self) -> float:
         """Seconds of the proxy's own work so far."""
         running = perf_counter() - self._since if self._since is not None else 0.0
         return max(self.spent + running - self.waited, 0.0)
+
+
+def server_timing(spent: Measure, seconds: float) -> str:
+    """``spent`` as the web's ``Server-Timing`` header tells it, in milliseconds: the wait
+    for a slot (``queue``), the other waits on what is outside the proxy (``upstream``:
+    an answer, a server starting, a hosted tool), the proxy's own time (``proxy``), the
+    first token's (``first-token``, where one came) and all of it, ``seconds`` (``total``).
+    A browser's developer tools show it; any client can read what the gateway added."""
+    figures = [("queue", spent.queued), ("upstream", spent.upstream), ("proxy", spent.overhead)]
+    if spent.first_token is not None:
+        figures.append(("first-token", spent.first_token))
+    figures.append(("total", seconds))
+    return ", ".join(f"{name};dur={value * 1000:.3f}" for name, value in figures)
 
 
 class waiting:

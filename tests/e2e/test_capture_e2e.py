@@ -9,6 +9,7 @@ import json
 import pytest
 
 from tests.processes import ADMIN, ProxyProcess
+from tests.servertiming import as_kept, timing
 
 from .llama_server import LlamaServer
 
@@ -76,3 +77,27 @@ def test_what_the_sdks_sent_and_got_is_kept(model, logs, tmp_path):
     assert third["answer"]["content"][0]["text"] == claude.content[0].text
     for secret in (b"sk-alice-secret", b"sk-bob-secret", ADMIN.encode()):
         assert secret not in stored
+
+
+def test_server_timing_tells_the_servers_time_as_the_inspector_keeps_it(model, logs, tmp_path):
+    """Over real llama-server: a whole answer's ``Server-Timing`` is the inspector's record of
+    it, the server's time told apart from the proxy's; a stream's headers tell what is known
+    when it starts (its wait for a slot, whole by then), the record the whole."""
+    keys = tmp_path / "keys.toml"
+    keys.write_text(KEYS)
+    with (
+        LlamaServer(model, logs / "timing.log", parallel=2) as server,
+        ProxyProcess(server.url, logs / "proxy-timing.log", args=["--keys", str(keys)]) as proxy,
+    ):
+        alice = proxy.sdk("sk-alice-secret")
+        asked = {"model": "tiny", "messages": [{"role": "user", "content": "Hi."}], "max_tokens": 8}
+        whole = alice.chat.completions.with_raw_response.create(**asked)
+        with alice.chat.completions.with_streaming_response.create(**asked, stream=True) as r:
+            started = timing(r.headers["server-timing"])
+            assert list(r.iter_lines())
+        kept, streamed = proxy.exchanges()
+    figures = timing(whole.headers["server-timing"])
+    assert figures == as_kept(kept)
+    assert figures["upstream"] > figures["proxy"] > 0  # a real model's time, and the proxy's
+    assert started["queue"] == streamed["queued_ms"]
+    assert started["total"] < round(streamed["seconds"] * 1000, 3)
