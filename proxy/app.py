@@ -140,6 +140,7 @@ def create_app(
         tools=tools,
         live_batches=lambda: [record.progress() for record in batches.batches.live()],
         pictures=batches.files,
+        tracing=_tracing(settings, runtime),
     )
     if settings.access.watch == "on" and state.reloader.files and not runtime.supervisor:
         FileWatch(state.reloader.files, state.reloader.reload_logged).start()
@@ -168,6 +169,21 @@ def create_app(
         batches.runner.start()  # every proxy's batches, or those a stopped process left: the
         # app whole first, as the runner asks it at once
     return app
+
+
+def _tracing(settings: Settings, runtime: Runtime):
+    """The tracer ``--otel on`` asks for (``None``: off, and OpenTelemetry never loaded)."""
+    observing = settings.observing
+    if observing.otel != "on":
+        return None
+    try:
+        from proxy.traces.tracing import Tracing
+    except ImportError as exc:
+        raise SystemExit(
+            f"oai-proxy: --otel on needs OpenTelemetry's SDK ({exc.name} is missing): "
+            "pip install 'oai-proxy[otel]'"
+        ) from None
+    return Tracing.exporting(runtime.environ, observing.otel_key_names == "on")
 
 
 def register(app: Flask, groups: tuple[Routes, ...]) -> None:

@@ -9,7 +9,7 @@ a batch's line is a call the runner makes itself and serves without HTTP
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from flask import g
 
@@ -20,6 +20,9 @@ from proxy.core.caller import Caller
 from proxy.core.target import Target
 from proxy.ops.measure import Measure
 from proxy.ops.modelside import ModelSide
+
+if TYPE_CHECKING:  # OpenTelemetry's SDK is loaded only with --otel on
+    from proxy.traces.trace import Trace
 
 UNREAD = object()  # a body not read yet (a body may be JSON null)
 
@@ -34,8 +37,9 @@ class Call:
     key's budgets; its ``caller``, made once for what runs below the API; a batch's line's
     charge id (``charge``: its own, so that one asked again counts once) and ``lowest``, that
     it waits last whatever it asks; the ``nonce`` of a page's scripts; ``viewer``, whose
-    exchanges the inspector shows it (``None``: everyone's); and the WSGI ``environ`` of
-    the HTTP request it came as (``None``: a batch's line, which came as none)."""
+    exchanges the inspector shows it (``None``: everyone's); the WSGI ``environ`` of
+    the HTTP request it came as (``None``: a batch's line, which came as none); and its
+    ``trace`` where ``--otel`` traces requests (``None``: not traced)."""
 
     measure: Measure
     side: Optional[ModelSide] = None
@@ -52,6 +56,7 @@ class Call:
     nonce: str = ""
     viewer: Optional[str] = None
     environ: Optional[dict] = None
+    trace: Optional["Trace"] = None
 
     @property
     def maker(self) -> str:

@@ -27,6 +27,7 @@ from proxy.core.sse import EventStream
 from proxy.inspector import capture as exchanges
 from proxy.ops.measure import PRICED, Measure, server_timing
 from proxy.ops.modelside import ModelSide
+from proxy.traces import conventions
 
 bp = Blueprint("observe", __name__)
 NOTHING = (0,) * (3 + len(PRICED))  # the counts of a request that took nothing
@@ -100,11 +101,20 @@ def init_app(app: Flask, state: ProxyState) -> None:
     ):
         logger.warning(CLOSED)
 
+    tracing = state.tracing
+
     @app.before_request
     def begin() -> None:  # the first hook: every answer, refusals too, is measured
         # whose its exchange is, the model's side of it kept, is known once its key is
         side = ModelSide() if capture is not None and capture.armed() else None
-        g.call = Call(Measure(), side, environ=request.environ)
+        environ = request.environ
+        g.call = Call(Measure(), side, environ=environ)
+        if tracing is not None:
+            asked = request._get_current_object()
+            rule = asked.url_rule
+            g.call.trace = tracing.begin(
+                environ, asked.method, rule.rule if rule is not None else None, asked.path
+            )
 
     @app.after_request
     def end(response: Response) -> Response:
@@ -138,6 +148,7 @@ def finish(state: ProxyState, call: Call, response: Response, arrival: Arrival) 
     api = call.checked  # an API route, not a page or a probe
     key = call.key
     side = call.side
+    trace = call.trace
     logged = state.settings.observing.access_log == "on"
     line = (arrival.address or "-", arrival.method, arrival.path) if logged else None
     # every stream is an EventStream (api/serve.py); werkzeug's ``is_streamed`` asks a
@@ -170,7 +181,12 @@ def finish(state: ProxyState, call: Call, response: Response, arrival: Arrival) 
 
     def done() -> None:
         charge()  # first, whatever fails after it; a stream its client left: what was made
-        access.settle()
+        if trace is None:
+            access.settle()
+        else:
+            with trace.span("charge"):
+                access.settle()
+            trace.end(traced(status, model, key, state), status >= 500)
         seconds = perf_counter() - spent.began
         name = key.name if key else ""
         if kept is not None:
@@ -195,6 +211,13 @@ def finish(state: ProxyState, call: Call, response: Response, arrival: Arrival) 
         charge()
         response.call_on_close(done)
     return response
+
+
+def traced(status: int, model: str, key, state: ProxyState) -> dict:
+    """What the request's span tells once it is answered (its key's name where the operator
+    allows it)."""
+    named = key.name if key is not None and state.tracing.key_names else None
+    return conventions.ended(status, model, named)
 
 
 class Exchange:

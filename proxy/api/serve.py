@@ -86,6 +86,7 @@ def caller() -> Caller:
             call.side,
             key.owner if key is not None else "",
             request_model(),
+            call.trace,
         )
     return call.caller
 

@@ -6,7 +6,7 @@ client API is one module and one line there."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional
+from typing import TYPE_CHECKING, Callable, Iterable, Optional
 
 from flask import Blueprint, current_app
 from werkzeug.routing import Rule
@@ -27,6 +27,9 @@ from proxy.ops.history import History
 from proxy.ops.metrics import Metrics
 from proxy.tools.toolbox import Toolbox
 
+if TYPE_CHECKING:  # OpenTelemetry's SDK is loaded only with --otel on
+    from proxy.traces.tracing import Tracing
+
 
 @dataclass(frozen=True)
 class ProxyState:
@@ -45,6 +48,7 @@ class ProxyState:
     tools: Optional[Toolbox] = None  # the servers of tools the models file declares
     live_batches: Callable[[], list] = list  # how far each batch under way has come, for pages
     pictures: Optional[PictureFiles] = None  # where pictures answered with links are kept
+    tracing: Optional["Tracing"] = None  # each request's trace made and exported; None: off
 
     @property
     def limits(self) -> Limits:

@@ -531,6 +531,15 @@ class ObservingSettings:
         "path, status, seconds, model and key name; off = none",
         choices=("on", "off"),
     )
+    otel: str = setting(
+        "off",
+        "a trace of every request, exported over OTLP as OpenTelemetry's OTEL_* variables "
+        "say (needs oai-proxy[otel]); off = nothing traced, nothing of it loaded",
+        choices=("on", "off"),
+    )
+    otel_key_names: str = setting(
+        "off", "name the key of each request on its span; off = no key named", choices=("on", "off")
+    )
     capture: str = setting(
         "off",
         "keep every exchange (the request as sent, what went upstream, the prompt the "

@@ -7,13 +7,17 @@ request waiting for a slot gives up once its client has gone."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from proxy.core.party import ANYONE, Party
 from proxy.core.target import Target
 from proxy.ops.measure import Measure
 from proxy.ops.modelside import ModelSide
+
+if TYPE_CHECKING:  # OpenTelemetry's SDK is loaded only with --otel on
+    from proxy.traces.trace import Trace
 
 
 def never() -> bool:
@@ -33,7 +37,8 @@ class Caller:
     kept while capture asks for it (``None``: not kept); ``owner``: whose sessions of MCP
     servers its tool calls are in (its key's owner, never its name; "": no key);
     ``target``: the model its request names, resolved at the door (``None``: a call of the
-    proxy's own, which names its model)."""
+    proxy's own, which names its model); ``trace``: its spans, where ``--otel`` traces
+    requests (``None``: not traced)."""
 
     party: Party = ANYONE
     measure: Optional[Measure] = None
@@ -42,6 +47,8 @@ class Caller:
     side: Optional[ModelSide] = None
     owner: str = ""
     target: Optional[Target] = None
+    trace: Optional["Trace"] = None
 
 
 NOBODY = Caller()  # a call of the proxy's own: nobody's turn, nothing measured
+UNTRACED = nullcontext()  # the span of what a request not traced does: none

@@ -29,7 +29,7 @@ from proxy.core.pictures import Drawing, Pictures
 from proxy.core.target import Target
 from proxy.core.tooluse import ToolPolicy
 from proxy.core.types import GenerationRequest, amended
-from proxy.fleet import report
+from proxy.fleet import report, traced
 from proxy.fleet.failover import FALLS_BACK, RETRIED, Chain, Failover
 from proxy.fleet.placement import continues, overflowing
 from proxy.fleet.replica import Replica
@@ -110,7 +110,8 @@ class Fleet:
 
         def attempt(replica: Replica) -> Completion:
             seats = model.seats[replica.name]
-            with replica.serving(request.caller.measure):
+            trace = request.caller.trace
+            with replica.serving(request.caller.measure), traced.attempt(request, model, replica):
                 slot = seats.prepare(conversation, request)
                 try:
                     result = replica.backend.complete(in_slot(request, slot))
@@ -119,6 +120,8 @@ class Fleet:
                 served = answered_from(result.slot, slot)
                 seats.served(conversation, served)
                 _placed(request, replica, served)
+                if trace is not None:
+                    traced.answered(trace, model, result.usage, result.finish_reason)
             return result
 
         return self._failing_over(model, conversation, attempt, continues(request))
@@ -135,6 +138,7 @@ class Fleet:
         chain = self._chain(asked, request)
         model = chain.first
         started = False
+        trace = request.caller.trace
         while True:
             try:
                 asking = model.taking(request)
@@ -144,7 +148,10 @@ class Fleet:
                     replica = failover.place()
                     seats = model.seats[replica.name]
                     try:
-                        with replica.serving(asking.caller.measure):
+                        with (
+                            replica.serving(asking.caller.measure),
+                            traced.attempt(asking, model, replica),
+                        ):
                             slot = seats.prepare(conversation, asking)
                             told = None  # what the backend says of its request, first
                             try:
@@ -157,11 +164,16 @@ class Fleet:
                                                 told = chunk
                                                 continue
                                             started = True
+                                            if trace is not None:
+                                                trace.event("gen_ai.first_token")
                                             yield model.served(asked, told)
                                         if type(chunk) is Chunk and chunk.finish_reason:
                                             served = answered_from(chunk.slot, slot)
                                             seats.served(conversation, served)
                                             _placed(asking, replica, served)
+                                            if trace is not None:
+                                                traced.answered(trace, model, chunk.usage,
+                                                                chunk.finish_reason)  # fmt: skip
                                         yield chunk
                             finally:
                                 seats.release(slot)

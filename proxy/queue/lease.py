@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass
 from typing import Optional, Protocol
 
-from proxy.core.caller import Caller
+from proxy.core.caller import UNTRACED, Caller
 from proxy.core.errors import SlotUnavailableError
 from proxy.core.party import Party
 from proxy.ops.measure import queueing
@@ -89,7 +89,8 @@ class Lease:
     def __enter__(self) -> Ticket:
         # a queue for the upstream's slots: not the proxy's own time
         caller = self.caller
-        with queueing(caller.measure):
+        trace = caller.trace
+        with queueing(caller.measure), UNTRACED if trace is None else trace.span("queue"):
             self.ticket = self.admission.wait(caller, self.ticket)
         return self.ticket
 

@@ -294,7 +294,7 @@ def test_settings_are_frozen():
 
 def test_sections_hold_each_setting_once_under_its_own_name():
     names = [spec.name for _, spec in setting_fields()]
-    assert len(names) == len(set(names)) == 81
+    assert len(names) == len(set(names)) == 83
     settings = Settings.of(port=9000, chat_template="chatml", max_queue=3)
     assert (settings.serving.port, settings.prompts.chat_template, settings.limits.max_queue) == (
         9000,

@@ -272,6 +272,9 @@ class UpstreamClient:
         """Send the request and read the answer's head, on a pooled connection if one is
         open; one that the server closed while idle is replaced once. ``late``: what a
         timeout says, when not the read timeout's message."""
+        trace = caller.trace
+        if trace is not None:  # the upstream's spans join the request's trace
+            request = _with_headers(request, trace.headers())
         with waiting(caller.measure):
             for _ in range(2):
                 connection, reused = self._take()
@@ -411,3 +414,10 @@ def broken(exc: Exception) -> str:
     if isinstance(exc, ssl.SSLError):
         return "the TLS session broke"
     return "the connection broke"
+
+
+def _with_headers(request: bytes, headers: dict) -> bytes:
+    """``request`` with ``headers`` after its first line."""
+    line, rest = request.split(b"\r\n", 1)
+    added = "".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode()
+    return b"%s\r\n%s%s" % (line, added, rest)

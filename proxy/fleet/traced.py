@@ -1,0 +1,30 @@
+"""Each attempt at a model's replica as a span of the request's trace, where ``--otel`` traces
+requests: a client span in GenAI's conventions, failed where the attempt failed (the reason
+the next replica or fallback was asked), with what its answer told."""
+
+from __future__ import annotations
+
+from proxy.core.caller import UNTRACED
+from proxy.core.types import GenerationRequest
+from proxy.fleet.replica import Replica
+from proxy.fleet.servedmodel import ServedModel, counted_id
+from proxy.traces import conventions
+
+
+def attempt(request: GenerationRequest, model: ServedModel, replica: Replica):
+    """The span of ``request``'s attempt at ``replica`` of ``model``, for a ``with`` block
+    (none where the request is not traced)."""
+    trace = request.caller.trace
+    if trace is None:
+        return UNTRACED
+    spec = model.spec
+    asked = counted_id(spec)
+    attributes = conventions.attempt_attributes(request, spec.backend, asked, replica.name)
+    name = conventions.attempt_name(attributes["gen_ai.operation.name"], asked)
+    return trace.span(name, "client", attributes)
+
+
+def answered(trace, model: ServedModel, usage, finish_reason) -> None:
+    """What the attempt's answer told (``finish_reason``: ``None`` where it told none)."""
+    reasons = (finish_reason,) if finish_reason else ()
+    trace.add(conventions.answered(counted_id(model.spec), usage, reasons))

@@ -1,0 +1,108 @@
+"""Each request's trace, through the app over a fake engine, the SDK's own exporter in
+memory: the request's span (under the client's, where it sent a ``traceparent``), each attempt
+at a model under it in GenAI's conventions, the charge; no message text, no key's secret, and
+a key's name only where the operator allows it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from proxy.core.errors import UpstreamUnavailableError
+from proxy.traces import tracing
+from tests.fakes.backend import FakeBackend
+
+SAID = "the secret plan is tea"
+CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": SAID}],
+        "max_tokens": 7, "temperature": 0.5}  # fmt: skip
+CLIENTS = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+@pytest.fixture
+def spans(monkeypatch):
+    """The spans the app exports, kept in memory."""
+    kept = InMemorySpanExporter()
+    monkeypatch.setattr(tracing, "exporter", lambda environ: kept)
+    return kept
+
+
+def ask(client, body: dict, **options) -> int:
+    """A chat's status, its answer read and closed as a server closes it: only then has the
+    request ended."""
+    with client.post("/v1/chat/completions", json=body, **options) as response:
+        response.get_data()
+        return response.status_code
+
+
+def finished(client, kept: InMemorySpanExporter) -> dict:
+    """The spans exported so far, by name."""
+    client.application.extensions["proxy"].tracing.provider.force_flush()
+    return {span.name: span for span in kept.get_finished_spans()}
+
+
+def tree(named: dict) -> dict:
+    """Each span's name to its parent's name (``None``: a root)."""
+    by_id = {span.context.span_id: name for name, span in named.items()}
+    return {name: by_id.get(span.parent.span_id) if span.parent else None
+            for name, span in named.items()}  # fmt: skip
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_chat_is_a_request_span_over_its_attempt_and_charge(make_client, spans, stream):
+    client = make_client(otel="on")
+    assert ask(client, {**CHAT, "stream": stream}) == 200
+    named = finished(client, spans)
+    assert tree(named) == {
+        "POST /v1/chat/completions": None,
+        "chat default": "POST /v1/chat/completions",
+        "charge": "POST /v1/chat/completions",
+    }
+    root, attempt = named["POST /v1/chat/completions"], named["chat default"]
+    assert root.kind == SpanKind.SERVER and attempt.kind == SpanKind.CLIENT
+    assert root.attributes["http.response.status_code"] == 200
+    assert {name: attempt.attributes.get(name) for name in (
+        "gen_ai.operation.name", "gen_ai.request.model", "gen_ai.response.model",
+        "gen_ai.request.max_tokens", "gen_ai.request.temperature",
+        "gen_ai.response.finish_reasons", "gen_ai.usage.output_tokens")} == {
+        "gen_ai.operation.name": "chat", "gen_ai.request.model": "default",
+        "gen_ai.response.model": "default", "gen_ai.request.max_tokens": 7,
+        "gen_ai.request.temperature": 0.5, "gen_ai.response.finish_reasons": ("stop",),
+        "gen_ai.usage.output_tokens": 2}  # fmt: skip
+    assert [event.name for event in attempt.events] == (["gen_ai.first_token"] if stream else [])
+    assert root.end_time >= attempt.end_time
+    assert SAID not in json.dumps([dict(span.attributes) for span in named.values()])
+
+
+def test_a_clients_traceparent_is_the_requests_parent(make_client, spans):
+    client = make_client(otel="on")
+    assert ask(client, CHAT, headers={"traceparent": CLIENTS}) == 200
+    root = finished(client, spans)["POST /v1/chat/completions"]
+    assert f"{root.context.trace_id:032x}" == CLIENTS.split("-")[1]
+    assert f"{root.parent.span_id:016x}" == CLIENTS.split("-")[2] and root.parent.is_remote
+
+
+def test_an_attempt_that_failed_says_why(make_client, spans):
+    failing = FakeBackend(error=UpstreamUnavailableError("the engine is down"))
+    client = make_client(fake=failing, otel="on")
+    assert ask(client, CHAT) == 503
+    named = finished(client, spans)
+    attempt = named["chat default"]
+    assert attempt.status.status_code == StatusCode.ERROR
+    assert attempt.status.description == "the engine is down"
+    assert attempt.attributes["error.type"] == "upstream_unavailable"  # its code, as told
+    assert named["POST /v1/chat/completions"].status.status_code == StatusCode.ERROR
+
+
+@pytest.mark.parametrize("allowed", ["on", "off"])
+def test_a_keys_name_is_on_the_span_only_where_allowed(make_client, spans, tmp_path, allowed):
+    keys = tmp_path / "keys.toml"
+    keys.write_text('[[keys]]\nname = "alice"\nkey = "sk-alice-secret"\n')
+    client = make_client(otel="on", otel_key_names=allowed, keys=str(keys))
+    assert ask(client, CHAT, headers={"Authorization": "Bearer sk-alice-secret"}) == 200
+    named = finished(client, spans)
+    root = named["POST /v1/chat/completions"]
+    assert root.attributes.get("oai_proxy.key") == ("alice" if allowed == "on" else None)
+    assert "sk-alice-secret" not in json.dumps([dict(s.attributes) for s in named.values()])
