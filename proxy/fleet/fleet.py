@@ -121,7 +121,7 @@ class Fleet:
                 seats.served(conversation, served)
                 _placed(request, replica, served)
                 if trace is not None:
-                    traced.answered(trace, model, result.usage, result.finish_reason)
+                    traced.answered(trace, model, result.usage, result.finish_reason, result.text)
             return result
 
         return self._failing_over(model, conversation, attempt, continues(request))

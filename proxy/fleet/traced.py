@@ -20,11 +20,16 @@ def attempt(request: GenerationRequest, model: ServedModel, replica: Replica):
     spec = model.spec
     asked = counted_id(spec)
     attributes = conventions.attempt_attributes(request, spec.backend, asked, replica.name)
+    if trace.content:
+        attributes.update(conventions.said(request))
     name = conventions.attempt_name(attributes["gen_ai.operation.name"], asked)
     return trace.span(name, "client", attributes)
 
 
-def answered(trace, model: ServedModel, usage, finish_reason) -> None:
-    """What the attempt's answer told (``finish_reason``: ``None`` where it told none)."""
+def answered(trace, model: ServedModel, usage, finish_reason, text: str = "") -> None:
+    """What the attempt's answer told (``finish_reason``: ``None`` where it told none;
+    ``text``: a whole answer's, on the span where the operator opted in to content)."""
     reasons = (finish_reason,) if finish_reason else ()
     trace.add(conventions.answered(counted_id(model.spec), usage, reasons))
+    if trace.content and text:
+        trace.add(conventions.wrote(text))

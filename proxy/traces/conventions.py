@@ -9,6 +9,7 @@ allows it (``--otel-key-names on``).
 
 from __future__ import annotations
 
+import json
 from typing import Optional
 from urllib.parse import urlsplit
 
@@ -22,6 +23,36 @@ PROVIDERS = {
     "sdserver": "stable-diffusion.cpp",
 }
 CONTENT_OPT_IN = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+
+
+def content_wanted(environ) -> bool:
+    """Whether the operator opted in to messages on spans, as the GenAI conventions'
+    instrumentations are told."""
+    return environ.get(CONTENT_OPT_IN, "").strip().lower() == "true"
+
+
+def said(request) -> dict:
+    """What was asked, for a trace whose operator opted in to content: the messages, or the
+    prompt."""
+    if not request.messages:
+        return {"gen_ai.input.messages": json.dumps([{"role": "user", "content": request.prompt}])}
+    messages = []
+    for message in request.messages:  # its text: never an image's or a sound's bytes
+        told = {"role": message.role, "content": message.content}
+        if message.tool_calls:
+            told["tool_calls"] = [
+                {"id": call.id, "name": call.name, "arguments": call.arguments}
+                for call in message.tool_calls
+            ]
+        if message.tool_call_id:
+            told["tool_call_id"] = message.tool_call_id
+        messages.append(told)
+    return {"gen_ai.input.messages": json.dumps(messages)}
+
+
+def wrote(text: str) -> dict:
+    """What a whole answer said, likewise."""
+    return {"gen_ai.output.messages": json.dumps([{"role": "assistant", "content": text}])}
 
 
 def operation(request) -> str:

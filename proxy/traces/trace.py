@@ -21,15 +21,17 @@ _CONTEXT = TraceContextTextMapPropagator()
 
 
 class Trace:
-    """A request's spans: ``root``, its own, and those open under it (innermost last)."""
+    """A request's spans: ``root``, its own, and those open under it (innermost last);
+    ``content``: whether the operator opted in to messages on them."""
 
-    __slots__ = ("tracer", "root", "open", "ended")
+    __slots__ = ("tracer", "root", "open", "ended", "content")
 
-    def __init__(self, tracer, root) -> None:
+    def __init__(self, tracer, root, content: bool = False) -> None:
         self.tracer = tracer
         self.root = root
         self.open: list = [root]
         self.ended = False
+        self.content = content
 
     def span(self, name: str, kind: str = "internal", attributes: Optional[dict] = None):
         """A span of ``name`` under the innermost open one, for a ``with`` block: it ends

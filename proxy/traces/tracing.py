@@ -24,19 +24,23 @@ _CONTEXT = TraceContextTextMapPropagator()
 
 class Tracing:
     """Makes each request's :class:`Trace`; ``key_names``: whether a span may name the key
-    (the operator's choice, ``--otel-key-names``)."""
+    (the operator's choice, ``--otel-key-names``); ``content``: whether the messages may go
+    on the spans (``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``)."""
 
-    def __init__(self, provider: TracerProvider, key_names: bool = False) -> None:
+    def __init__(
+        self, provider: TracerProvider, key_names: bool = False, content: bool = False
+    ) -> None:
         self.provider = provider
         self.tracer = provider.get_tracer("oai-proxy")
         self.key_names = key_names
+        self.content = content
 
     @classmethod
     def exporting(cls, environ: Mapping[str, str], key_names: bool = False) -> "Tracing":
         """Spans exported over OTLP as ``environ``'s ``OTEL_*`` variables say."""
         provider = TracerProvider(resource=resource(environ))
         provider.add_span_processor(BatchSpanProcessor(exporter(environ)))
-        return cls(provider, key_names)
+        return cls(provider, key_names, conventions.content_wanted(environ))
 
     def begin(self, environ: Mapping, method: str, route: Optional[str], path: str) -> Trace:
         """A request's trace, its own span begun: under the client's span where the request
@@ -56,7 +60,7 @@ class Tracing:
             kind=SpanKind.SERVER,
             attributes=conventions.request_attributes(method, route or "", path),
         )
-        return Trace(self.tracer, root)
+        return Trace(self.tracer, root, self.content)
 
 
 def resource(environ: Mapping[str, str]) -> Resource:

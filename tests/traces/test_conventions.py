@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from proxy.core.errors import ContextLengthError, UpstreamTimeoutError
-from proxy.core.types import GenerationRequest, Sampling
+from proxy.core.types import GenerationRequest, Image, Message, Sampling, ToolCall
 from proxy.traces import conventions
 
 
@@ -54,3 +56,21 @@ def test_an_attempt_says_what_was_asked_of_which_model(request_, backend, told):
 )  # fmt: skip
 def test_a_failure_is_its_code_and_the_message_a_client_reads(exc, told):
     assert conventions.failure(exc) == told
+
+
+def test_what_was_said_is_the_messages_text_and_calls_never_their_media():
+    request = GenerationRequest(messages=(
+        Message("user", "what is this?", images=(Image("messages[0].content[1]"),)),
+        Message("assistant", "", tool_calls=(ToolCall("c1", "look", '{"at": 1}'),)),
+        Message("tool", "a cat", tool_call_id="c1"),
+    ))  # fmt: skip
+    assert json.loads(conventions.said(request)["gen_ai.input.messages"]) == [
+        {"role": "user", "content": "what is this?"},
+        {"role": "assistant", "content": "",
+         "tool_calls": [{"id": "c1", "name": "look", "arguments": '{"at": 1}'}]},
+        {"role": "tool", "content": "a cat", "tool_call_id": "c1"},
+    ]  # fmt: skip
+    prompted = conventions.said(GenerationRequest(prompt="once upon"))
+    assert json.loads(prompted["gen_ai.input.messages"]) == [
+        {"role": "user", "content": "once upon"}
+    ]

@@ -106,3 +106,20 @@ def test_a_keys_name_is_on_the_span_only_where_allowed(make_client, spans, tmp_p
     root = named["POST /v1/chat/completions"]
     assert root.attributes.get("oai_proxy.key") == ("alice" if allowed == "on" else None)
     assert "sk-alice-secret" not in json.dumps([dict(s.attributes) for s in named.values()])
+
+
+def test_the_messages_go_on_the_span_only_where_the_operator_opts_in(
+    make_client, spans, monkeypatch
+):
+    client = make_client(otel="on")
+    assert ask(client, CHAT) == 200
+    assert SAID not in json.dumps([dict(s.attributes) for s in finished(client, spans).values()])
+    spans.clear()
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+    client = make_client(otel="on")
+    assert ask(client, CHAT) == 200
+    attempt = finished(client, spans)["chat default"]
+    assert json.loads(attempt.attributes["gen_ai.input.messages"]) == CHAT["messages"]
+    assert json.loads(attempt.attributes["gen_ai.output.messages"]) == [
+        {"role": "assistant", "content": "Hello world"}
+    ]
