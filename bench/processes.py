@@ -130,9 +130,11 @@ def proxy(
     args: Sequence[str] = (),
     name: str = "",
     root: Path = ROOT,
+    env: Optional[dict] = None,
 ) -> Service:
     """``oai-proxy`` under waitress, gunicorn (gthread) or granian, as a user would start it
-    (from the checkout at ``root``: another one's proxy can be measured beside this one's)."""
+    (from the checkout at ``root``: another one's proxy can be measured beside this one's),
+    with ``env`` beside this process's environment."""
     port = free_port()
     command = [
         sys.executable,
@@ -156,7 +158,8 @@ def proxy(
     if "--usage-db" not in args:  # a file of its own: no proxy waits on another's writes,
         # and none writes into the user's own (~/.cache/oai-proxy)
         command += ["--usage-db", str(log_dir / f"usage-{name}.sqlite3")]
-    return Service(f"proxy under {name}", command, port, log_dir / f"proxy-{name}.log", root=root)
+    return Service(f"proxy under {name}", command, port, log_dir / f"proxy-{name}.log", root=root,
+                   env={**os.environ, **env} if env else None)  # fmt: skip
 
 
 def passthrough(
