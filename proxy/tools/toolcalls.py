@@ -22,6 +22,7 @@ from proxy.core.types import GenerationRequest, Message, ToolCall
 from proxy.ops.measure import waiting
 from proxy.tools.offer import Offer, Offered, offer
 from proxy.tools.toolbox import Toolbox
+from proxy.traces import conventions
 
 MAX_USES = "max_uses_exceeded"  # a run refused: its use's calls were used up
 TURNS_USED = "max_turns_exceeded"  # a call not run: the model's last turn made it
@@ -198,7 +199,16 @@ class ToolCalls:
                 code=ToolNotAllowedError.code,
             )
         began = perf_counter()
-        done = self._answered(run, server)
+        trace = self.request.caller.trace
+        if trace is None:
+            done = self._answered(run, server)
+        else:
+            arguments = run.arguments if trace.content else None
+            told = conventions.tool_attributes(run.tool, run.id, server, arguments)
+            with trace.span(conventions.tool_name(run.tool), attributes=told):
+                done = self._answered(run, server)
+                if done.error:
+                    trace.fail("tool_error", done.error)
         side = self.request.caller.side
         if side is not None:
             side.ran(

@@ -21,6 +21,7 @@ from functools import partial
 from typing import Callable, Iterator, Optional, Sequence, Union
 
 from proxy.core.answers import Chunk, Completion, Served, Spent, Usage, assembled
+from proxy.core.caller import UNTRACED
 from proxy.core.errors import ProxyError
 from proxy.core.events import WAITING, ToolRan, ToolsListed
 from proxy.core.meanwhile import WAITING_EVERY, Helpers, meanwhile
@@ -126,23 +127,33 @@ class ToolLoop:
         yield from progress.begin()
         texts: list = []
         usage = Usage()
+        trace = request.caller.trace
         for turn in range(self.turns):
             last = turn == self.turns - 1
-            said = yield from way.turn(progress.turn(last), progress.offer, bool(texts), turn > 0)
-            if said is None:
-                return None
-            made = said.ended.usage or Usage()
-            usage += made
-            yield Spent(made, said.served)  # each turn charged to its model as it ends
-            if said.text:
-                texts.append(said.text)
-            ran = (
-                (yield from way.run(partial(progress.run, said.hosted, last)))
-                if said.hosted
-                else []
+            # the turn's span: its model's attempt, then the tools it called
+            traced = (
+                UNTRACED
+                if trace is None
+                else trace.span("turn", attributes={"oai_proxy.turn": turn + 1})
             )
-            for run in ran:
-                yield ToolRan(run)
+            with traced:
+                said = yield from way.turn(
+                    progress.turn(last), progress.offer, bool(texts), turn > 0
+                )
+                if said is None:
+                    return None
+                made = said.ended.usage or Usage()
+                usage += made
+                yield Spent(made, said.served)  # each turn charged to its model as it ends
+                if said.text:
+                    texts.append(said.text)
+                ran = (
+                    (yield from way.run(partial(progress.run, said.hosted, last)))
+                    if said.hosted
+                    else []
+                )
+                for run in ran:
+                    yield ToolRan(run)
             if not said.hosted or said.client or last or _waits(ran) or progress.gone():
                 return said, texts, usage
             progress.went_on(said.text, said.reasoning, said.hosted, ran)

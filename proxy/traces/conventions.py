@@ -103,6 +103,23 @@ def answered(model: str, usage, finish_reasons: tuple) -> dict:
     return attributes
 
 
+def tool_name(tool: str) -> str:
+    """A hosted tool call's span name, as GenAI's conventions write it."""
+    return f"execute_tool {tool}"
+
+
+def tool_attributes(tool: str, call_id: str, server: str, arguments: Optional[str]) -> dict:
+    """A hosted tool call's attributes: the tool, its call's id, the server of tools that
+    runs it (its name in the models file, never its address), and its ``arguments`` where
+    the operator opted in to content (``None``: not)."""
+    attributes = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool,
+                  "gen_ai.tool.call.id": call_id, "gen_ai.tool.type": "extension",
+                  "oai_proxy.tool_server": server}  # fmt: skip
+    if arguments is not None:
+        attributes["gen_ai.tool.call.arguments"] = arguments
+    return attributes
+
+
 def request_attributes(method: str, route: str, path: str) -> dict:
     """The request's own span, as it comes: HTTP's conventions (the route, never the query,
     which may hold a key)."""

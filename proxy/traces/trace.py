@@ -42,6 +42,13 @@ class Trace:
         """``attributes`` on the innermost open span."""
         self.open[-1].set_attributes(attributes)
 
+    def fail(self, error: str, description: str) -> None:
+        """The innermost open span failed, though nothing was raised (a tool's error, which
+        the model reads)."""
+        span = self.open[-1]
+        span.set_attribute("error.type", error)
+        span.set_status(Status(StatusCode.ERROR, description))
+
     def event(self, name: str) -> None:
         """A moment in the innermost open span (the first token)."""
         self.open[-1].add_event(name)

@@ -27,6 +27,7 @@ from tests.fakes.backend import FakeBackend
 from tests.fakes.canned import CannedServer
 from tests.runtimes import NO_FILES
 from tests.searxng import SearXNG
+from tests.spans import finished, kept_spans, tree
 
 DECLARED_AT = "https://tools.example.com/mcp"
 HI = [{"role": "user", "content": "hi"}]
@@ -410,3 +411,32 @@ def test_a_request_answers_64_approval_requests_at_most(tooled, servers, answere
     assert answer.status_code == status, answer.get_json()
     if status == 400:
         assert answer.get_json()["error"]["param"] == "input" and servers.calls == []
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_tool_loop_is_traced_turn_by_turn(tooled, monkeypatch, stream):
+    """Each turn a span: its attempt at the model, then the hosted tools it called (in
+    GenAI's conventions, without their arguments unless the operator opts in)."""
+    spans = kept_spans(monkeypatch)
+    client = tooled(otel="on")
+    body = {"input": "read a.txt", "tools": [MCP], "stream": stream}
+    with client.post("/v1/responses", json=body) as response:
+        assert response.status_code == 200 and response.get_data()
+    ended = finished(client, spans)
+    assert tree(ended) == [
+        ("chat default", "turn"),
+        ("execute_tool read_file", "turn"),
+        ("turn", "POST /v1/responses"),
+        ("chat default", "turn"),
+        ("turn", "POST /v1/responses"),
+        ("charge", "POST /v1/responses"),
+        ("POST /v1/responses", None),
+    ]
+    (tool,) = [span for span in ended if span.name == "execute_tool read_file"]
+    assert {name: tool.attributes[name] for name in (
+        "gen_ai.operation.name", "gen_ai.tool.name", "oai_proxy.tool_server")} == {
+        "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "read_file",
+        "oai_proxy.tool_server": "fs"}  # fmt: skip
+    assert "gen_ai.tool.call.arguments" not in tool.attributes
+    assert [span.attributes.get("oai_proxy.turn") for span in ended if span.name == "turn"] == [
+        1, 2]  # fmt: skip

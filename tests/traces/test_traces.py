@@ -8,12 +8,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from proxy.core.errors import UpstreamUnavailableError
-from proxy.traces import tracing
 from tests.fakes.backend import FakeBackend
+from tests.spans import finished, kept_spans, tree
 
 SAID = "the secret plan is tea"
 CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": SAID}],
@@ -23,10 +22,7 @@ CLIENTS = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 @pytest.fixture
 def spans(monkeypatch):
-    """The spans the app exports, kept in memory."""
-    kept = InMemorySpanExporter()
-    monkeypatch.setattr(tracing, "exporter", lambda environ: kept)
-    return kept
+    return kept_spans(monkeypatch)
 
 
 def ask(client, body: dict, **options) -> int:
@@ -37,29 +33,21 @@ def ask(client, body: dict, **options) -> int:
         return response.status_code
 
 
-def finished(client, kept: InMemorySpanExporter) -> dict:
-    """The spans exported so far, by name."""
-    client.application.extensions["proxy"].tracing.provider.force_flush()
-    return {span.name: span for span in kept.get_finished_spans()}
-
-
-def tree(named: dict) -> dict:
-    """Each span's name to its parent's name (``None``: a root)."""
-    by_id = {span.context.span_id: name for name, span in named.items()}
-    return {name: by_id.get(span.parent.span_id) if span.parent else None
-            for name, span in named.items()}  # fmt: skip
+def by_name(client, kept) -> dict:
+    """The spans ended so far, by name."""
+    return {span.name: span for span in finished(client, kept)}
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
 def test_a_chat_is_a_request_span_over_its_attempt_and_charge(make_client, spans, stream):
     client = make_client(otel="on")
     assert ask(client, {**CHAT, "stream": stream}) == 200
-    named = finished(client, spans)
-    assert tree(named) == {
-        "POST /v1/chat/completions": None,
-        "chat default": "POST /v1/chat/completions",
-        "charge": "POST /v1/chat/completions",
-    }
+    assert tree(finished(client, spans)) == [
+        ("chat default", "POST /v1/chat/completions"),
+        ("charge", "POST /v1/chat/completions"),
+        ("POST /v1/chat/completions", None),
+    ]
+    named = {span.name: span for span in finished(client, spans)}
     root, attempt = named["POST /v1/chat/completions"], named["chat default"]
     assert root.kind == SpanKind.SERVER and attempt.kind == SpanKind.CLIENT
     assert root.attributes["http.response.status_code"] == 200
@@ -79,7 +67,7 @@ def test_a_chat_is_a_request_span_over_its_attempt_and_charge(make_client, spans
 def test_a_clients_traceparent_is_the_requests_parent(make_client, spans):
     client = make_client(otel="on")
     assert ask(client, CHAT, headers={"traceparent": CLIENTS}) == 200
-    root = finished(client, spans)["POST /v1/chat/completions"]
+    root = by_name(client, spans)["POST /v1/chat/completions"]
     assert f"{root.context.trace_id:032x}" == CLIENTS.split("-")[1]
     assert f"{root.parent.span_id:016x}" == CLIENTS.split("-")[2] and root.parent.is_remote
 
@@ -88,7 +76,7 @@ def test_an_attempt_that_failed_says_why(make_client, spans):
     failing = FakeBackend(error=UpstreamUnavailableError("the engine is down"))
     client = make_client(fake=failing, otel="on")
     assert ask(client, CHAT) == 503
-    named = finished(client, spans)
+    named = by_name(client, spans)
     attempt = named["chat default"]
     assert attempt.status.status_code == StatusCode.ERROR
     assert attempt.status.description == "the engine is down"
@@ -102,7 +90,7 @@ def test_a_keys_name_is_on_the_span_only_where_allowed(make_client, spans, tmp_p
     keys.write_text('[[keys]]\nname = "alice"\nkey = "sk-alice-secret"\n')
     client = make_client(otel="on", otel_key_names=allowed, keys=str(keys))
     assert ask(client, CHAT, headers={"Authorization": "Bearer sk-alice-secret"}) == 200
-    named = finished(client, spans)
+    named = by_name(client, spans)
     root = named["POST /v1/chat/completions"]
     assert root.attributes.get("oai_proxy.key") == ("alice" if allowed == "on" else None)
     assert "sk-alice-secret" not in json.dumps([dict(s.attributes) for s in named.values()])
@@ -113,12 +101,12 @@ def test_the_messages_go_on_the_span_only_where_the_operator_opts_in(
 ):
     client = make_client(otel="on")
     assert ask(client, CHAT) == 200
-    assert SAID not in json.dumps([dict(s.attributes) for s in finished(client, spans).values()])
+    assert SAID not in json.dumps([dict(s.attributes) for s in by_name(client, spans).values()])
     spans.clear()
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
     client = make_client(otel="on")
     assert ask(client, CHAT) == 200
-    attempt = finished(client, spans)["chat default"]
+    attempt = by_name(client, spans)["chat default"]
     assert json.loads(attempt.attributes["gen_ai.input.messages"]) == CHAT["messages"]
     assert json.loads(attempt.attributes["gen_ai.output.messages"]) == [
         {"role": "assistant", "content": "Hello world"}
