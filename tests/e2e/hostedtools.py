@@ -137,12 +137,13 @@ def hosted(
     more: str = "",
     others: Optional[dict] = None,
     args: tuple = (),
+    env: Optional[dict] = None,
 ) -> Iterator[Hosted]:
     """The model on a server of ``kind`` behind a proxy, in ``work``: the proxy's models
     file gives it the filesystem server's tools, over a folder holding :data:`NOTES`;
     ``keys`` is the text of its keys file (none: no keys file, so every tool configured
     runs), ``others`` and ``more`` are added to its models file (see :func:`models_file`),
-    ``args`` to its command line."""
+    ``args`` to its command line, ``env`` to its environment."""
     folder = work / "files"
     folder.mkdir()
     (folder / NOTES).write_text(CONTENT, encoding="utf-8")
@@ -156,5 +157,7 @@ def hosted(
         if keys is not None:
             (work / "keys.toml").write_text(keys)
             options += ["--keys", str(work / "keys.toml")]
-        with ProxyProcess(server.url, logs / f"proxy-{name}.log", args=[*options, *args]) as proxy:
+        with ProxyProcess(
+            server.url, logs / f"proxy-{name}.log", args=[*options, *args], env=env
+        ) as proxy:
             yield Hosted(proxy, server, folder)
