@@ -111,3 +111,14 @@ def test_the_messages_go_on_the_span_only_where_the_operator_opts_in(
     assert json.loads(attempt.attributes["gen_ai.output.messages"]) == [
         {"role": "assistant", "content": "Hello world"}
     ]
+
+
+def test_choices_run_at_once_are_each_an_attempt_under_the_request(make_client, spans):
+    client = make_client(otel="on")
+    assert ask(client, {**CHAT, "n": 3}) == 200
+    ended = finished(client, spans)
+    assert sorted(tree(ended)) == [
+        ("POST /v1/chat/completions", None),
+        ("charge", "POST /v1/chat/completions"),
+        *[("chat default", "POST /v1/chat/completions")] * 3,
+    ]
