@@ -186,7 +186,8 @@ def finish(state: ProxyState, call: Call, response: Response, arrival: Arrival) 
         else:
             with trace.span("charge"):
                 access.settle()
-            trace.end(traced(status, model, key, state), status >= 500)
+            answered = model if status < 400 else ""
+            trace.end(traced(status, asked, answered, key, state), status >= 500)
         seconds = perf_counter() - spent.began
         name = key.name if key else ""
         if kept is not None:
@@ -213,11 +214,11 @@ def finish(state: ProxyState, call: Call, response: Response, arrival: Arrival) 
     return response
 
 
-def traced(status: int, model: str, key, state: ProxyState) -> dict:
+def traced(status: int, asked: str, answered: str, key, state: ProxyState) -> dict:
     """What the request's span tells once it is answered (its key's name where the operator
     allows it)."""
     named = key.name if key is not None and state.tracing.key_names else None
-    return conventions.ended(status, model, named)
+    return conventions.ended(status, asked, answered, named)
 
 
 class Exchange:

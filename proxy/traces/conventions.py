@@ -131,12 +131,15 @@ def request_name(method: str, route: Optional[str]) -> str:
     return f"{method} {route}" if route else method
 
 
-def ended(status: int, model: str, key: Optional[str]) -> dict:
-    """What the request's span tells once answered: its status, the model counted, and the
-    key's name where the operator allows it (``key``: ``None`` where not)."""
+def ended(status: int, asked: str, answered: str, key: Optional[str]) -> dict:
+    """What the request's span tells once answered: its status, the model it ``asked`` for
+    and the one that ``answered`` it (a fallback, it may be; "": none did), and the key's
+    name where the operator allows it (``key``: ``None`` where not)."""
     attributes: dict = {"http.response.status_code": status}
-    if model:
-        attributes["gen_ai.request.model"] = model
+    if asked:
+        attributes["gen_ai.request.model"] = asked
+    if answered:
+        attributes["gen_ai.response.model"] = answered
     if key:
         attributes["oai_proxy.key"] = key
     return attributes

@@ -87,6 +87,8 @@ def test_a_chat_that_falls_back_is_one_trace_under_the_clients(
     assert (root.kind, root.parent, root.failed) == ("server", CLIENT_SPAN, False)
     assert root.resource["service.name"] == "team-gateway"
     assert root.attributes["http.response.status_code"] == 200
+    assert (root.attributes["gen_ai.request.model"], root.attributes["gen_ai.response.model"]) == (
+        "cloud", "tiny")  # fmt: skip
     refused, answered = by_name["chat cloud"], by_name["chat tiny"]
     assert (refused.kind, refused.failed, refused.parent) == ("client", True, root.id)
     assert refused.attributes["gen_ai.provider.name"] == "openai"

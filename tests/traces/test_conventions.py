@@ -74,3 +74,19 @@ def test_what_was_said_is_the_messages_text_and_calls_never_their_media():
     assert json.loads(prompted["gen_ai.input.messages"]) == [
         {"role": "user", "content": "once upon"}
     ]
+
+
+@pytest.mark.parametrize(
+    "status, asked, answered, key, told",
+    [
+        (200, "cloud", "tiny", None, {"http.response.status_code": 200,
+         "gen_ai.request.model": "cloud", "gen_ai.response.model": "tiny"}),
+        (503, "cloud", "", "alice", {"http.response.status_code": 503,
+         "gen_ai.request.model": "cloud", "oai_proxy.key": "alice"}),
+    ],
+    ids=["a-fallback-answered", "none-answered"],
+)  # fmt: skip
+def test_a_requests_span_tells_the_model_asked_and_the_one_that_answered(
+    status, asked, answered, key, told
+):
+    assert conventions.ended(status, asked, answered, key) == told
