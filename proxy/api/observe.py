@@ -108,13 +108,14 @@ def init_app(app: Flask, state: ProxyState) -> None:
         # whose its exchange is, the model's side of it kept, is known once its key is
         side = ModelSide() if capture is not None and capture.armed() else None
         environ = request.environ
-        g.call = Call(Measure(), side, environ=environ)
+        measure, trace = Measure(), None
         if tracing is not None:
             asked = request._get_current_object()
             rule = asked.url_rule
-            g.call.trace = tracing.begin(
+            trace = tracing.begin(
                 environ, asked.method, rule.rule if rule is not None else None, asked.path
             )
+        g.call = Call(measure, side, environ=environ, trace=trace)
 
     @app.after_request
     def end(response: Response) -> Response:
