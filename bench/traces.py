@@ -18,14 +18,12 @@ import http.server
 import statistics
 import tempfile
 import threading
-import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
-import requests
-
 from bench import cli, processes
+from bench.capture import _timed
 from bench.resources import ProcessTree
 from tests.processes import free_port
 
@@ -105,27 +103,13 @@ def _measured(proxies: dict, count: int, rounds: int) -> dict:
                 spent = trees[way].cpu_seconds()
                 url = proxy.url + "/v1/chat/completions"
                 times.setdefault((way, stream), []).extend(
-                    _timed(url, {**CHAT, "stream": stream}, count // rounds)
+                    _timed(url, {**CHAT, "stream": stream}, {}, count // rounds)
                 )
                 cpu[(way, stream)] = cpu.get((way, stream), 0.0) + trees[way].cpu_seconds() - spent
     return {
         key: (statistics.median(found), cpu[key] * 1000 / len(found))
         for key, found in times.items()
     }
-
-
-def _timed(url: str, body: dict, count: int) -> list:
-    """ms for each of ``count`` answers, after a few to warm up."""
-    found = []
-    for number in range(count + 5):
-        started = time.perf_counter()
-        with requests.post(url, json=body, timeout=30) as reply:
-            reply.raise_for_status()
-            if not reply.content:
-                raise RuntimeError(f"{url} answered nothing")
-        if number >= 5:
-            found.append((time.perf_counter() - started) * 1000)
-    return found
 
 
 def table(found: dict, count: int, rounds: int, quick: bool) -> str:
