@@ -16,9 +16,9 @@ ADMIN = {"Authorization": "Bearer admin"}
 
 
 @contextlib.contextmanager
-def gateway(tmp_path, models: str, keys: str) -> Iterator[FlaskClient]:
-    """A test client of the app of ``models`` and ``keys`` (the files' texts); its batch
-    runner and its router are closed after."""
+def gateway(tmp_path, models: str, keys: str, **settings) -> Iterator[FlaskClient]:
+    """A test client of the app of ``models`` and ``keys`` (the files' texts) and more
+    ``settings``; its batch runner and its router are closed after."""
     (tmp_path / "models.toml").write_text(models)
     (tmp_path / "keys.toml").write_text(keys)
     app = create_app(
@@ -27,6 +27,7 @@ def gateway(tmp_path, models: str, keys: str) -> Iterator[FlaskClient]:
             keys=str(tmp_path / "keys.toml"),
             admin_key="admin",
             usage_db=str(tmp_path / "usage.sqlite3"),
+            **settings,
         ),
         runtime_in(tmp_path),
     )

@@ -9,7 +9,8 @@ Its answer ends as every answer does (:func:`proxy.api.observe.finish`)."""
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from types import MappingProxyType
+from typing import Mapping, NamedTuple, Optional
 
 from flask import Flask, g
 
@@ -39,17 +40,23 @@ def serve_in_process(
     charge: str,
     *,
     lowest: bool = True,
+    trace_context: Mapping[str, str] = MappingProxyType({}),
+    attributes: Mapping = MappingProxyType({}),
 ) -> InProcessAnswer:
     """Serve ``body`` (``size`` bytes as its batch's file wrote it) at ``endpoint`` (a path
     of the app's, such as ``/v1/chat/completions``) as ``key``'s (``None``: the proxy has
     none); ``charge``: the id its charge is kept under, so that a request asked again
     counts once; ``lowest``: it waits last (a batch's), else at its key's priority (a part
-    of a live request)."""
+    of a live request); ``trace_context``: the W3C trace context of the span its own goes
+    under, where ``--otel`` traces requests (a batch's line: the request that made the
+    batch; a part: its live request), and ``attributes``, what more its span says."""
     with app.app_context():
         state = get_state()
         capture = state.capture
         side = ModelSide() if capture is not None and capture.armed() else None
-        call = g.call = Call(Measure(), side, body=body, charge=charge, lowest=lowest)
+        tracing = state.tracing
+        trace = None if tracing is None else tracing.within(trace_context, endpoint, attributes)
+        call = g.call = Call(Measure(), side, body=body, charge=charge, lowest=lowest, trace=trace)
         view, _ = app.url_map.bind("").match(endpoint, "POST")
         api = view.partition(".")[0]
         try:

@@ -22,11 +22,13 @@ routes = Routes(bp, "Vertex AI's predictions, each instance a chat completion")
 @bp.post("/predict")
 def predict() -> Response:
     asked = vertex.instances(read_json(), get_state().limits)
-    app, key = current_app._get_current_object(), this_call().key
+    app, call = current_app._get_current_object(), this_call()
+    context = {} if call.trace is None else call.trace.headers()  # each part under this one
     answers = []
     for index, (path, body) in enumerate(asked):
         charge = "predict_" + secrets.token_hex(16)
-        answer = serve_in_process(app, key, path, body, 0, charge, lowest=False)
+        answer = serve_in_process(app, call.key, path, body, 0, charge, lowest=False,
+                                  trace_context=context)  # fmt: skip
         if answer.status >= 400:
             response = jsonify(vertex.placed(answer.body, index))
             response.status_code = answer.status

@@ -17,7 +17,7 @@ from proxy.api.state import Routes
 from proxy.batches.build import get_batches
 from proxy.batches.files import FileStore
 from proxy.batches.store import LIVE, BatchRecord
-from proxy.batches.views import check_room, maker, maker_name, owner
+from proxy.batches.views import check_room, maker, maker_name, maker_trace, owner
 from proxy.core.errors import InvalidRequestError, NotFoundError
 from proxy.dialects import anthropic
 from proxy.dialects.anthropic import batches
@@ -46,7 +46,7 @@ def create_message_batch() -> Response:
             state.files.delete(maker(), stored.id)
             raise
         record = state.batches.create(maker(), batches.ENDPOINT, stored.id, "24h", None,
-                                      "anthropic", maker_name())  # fmt: skip
+                                      "anthropic", maker_name(), maker_trace())  # fmt: skip
     state.runner.start()
     return jsonify(shown(record))
 

@@ -39,6 +39,7 @@ from proxy.core.errors import NotFoundError, ProxyError, StoreUnavailableError
 from proxy.core.outages import Outages
 from proxy.dialects.dialect import Limits
 from proxy.dialects.openai.batchinput import RequestFault, read_request
+from proxy.traces import conventions
 
 logger = logging.getLogger(__name__)
 
@@ -274,8 +275,10 @@ class BatchRunner:
             self._keep_answer(record, claim, None, {"code": "input_changed", "message": why})
             return
         once = hashlib.sha256(f"{record.id}\x1f{claim.custom_id}".encode()).hexdigest()[:32]
+        line = conventions.batch_line(record.id, claim.custom_id)
         answer = serve_in_process(self.app, key, record.endpoint, asked.body, len(text),
-                            "batch_" + once)  # fmt: skip
+                                  "batch_" + once, trace_context=record.trace_context,
+                                  attributes=line)  # fmt: skip
         body = answer.body
         if answer.status in AGAIN:
             why = (body or {}).get("error", {}).get("message", "") if isinstance(body, dict) else ""

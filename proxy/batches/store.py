@@ -56,6 +56,7 @@ class BatchRecord:
     models: list = field(default_factory=list)  # those its requests name, once it is read
     running: int = 0  # of its requests, those running now (as last counted)
     made_by: str = ""  # the name of the key that made it, as the pages show it
+    trace_context: dict = field(default_factory=dict)  # W3C's, of the request that made it
 
     def shown(self) -> dict:
         shown = {
@@ -134,12 +135,14 @@ class BatchStore:
 
     def create(self, owner: str, endpoint: str, input_file_id: str, window: str,
                metadata: Optional[dict], api: str = "openai",
-               made_by: str = "") -> BatchRecord:  # fmt: skip
-        """A new batch of ``owner``'s (``made_by``: its key's name, for the pages)."""
+               made_by: str = "",
+               trace_context: Optional[dict] = None) -> BatchRecord:  # fmt: skip
+        """A new batch of ``owner``'s (``made_by``: its key's name, for the pages;
+        ``trace_context``: W3C's, of the span its lines' spans go under, where traced)."""
         now = int(self.clock())
         record = BatchRecord("batch_" + secrets.token_hex(12), owner, endpoint, input_file_id,
                              window, now, now + WINDOW, metadata, api=api,
-                             made_by=made_by)  # fmt: skip
+                             made_by=made_by, trace_context=trace_context or {})  # fmt: skip
         self.save(record)
         return record
 

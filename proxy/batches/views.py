@@ -60,6 +60,13 @@ def maker_name() -> str:
     return key.name if key is not None else ANONYMOUS
 
 
+def maker_trace() -> dict:
+    """The W3C trace context of the request that makes a batch, where traced: its lines'
+    spans go under its span ({}: it is not traced)."""
+    trace = this_call().trace
+    return {} if trace is None else trace.headers()
+
+
 # -- files ------------------------------------------------------------------------------------
 
 
@@ -213,7 +220,8 @@ def create_batch() -> Response:
     with state.batches.creating(maker()):
         check_room(stored)
         record = state.batches.create(maker(), endpoint, input_file_id, window, metadata,
-                                      made_by=maker_name())  # fmt: skip
+                                      made_by=maker_name(),
+                                      trace_context=maker_trace())  # fmt: skip
     state.runner.start()
     return jsonify(record.shown())
 

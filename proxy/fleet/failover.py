@@ -17,6 +17,7 @@ from proxy.core.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+from proxy.fleet import traced
 from proxy.fleet.replica import Replica
 from proxy.fleet.servedmodel import ServedModel
 
@@ -62,16 +63,28 @@ class Failover:
     the proxy runs and saw die is tried again once it has restarted.
     """
 
-    def __init__(self, model: ServedModel, conversation: Optional[str], continuing: bool) -> None:
+    def __init__(
+        self, model: ServedModel, conversation: Optional[str], continuing: bool, trace=None
+    ) -> None:
+        """``trace``: the request's, where traced (``None``: not)."""
         self.model = model
         self.conversation = conversation
         self.continuing = continuing
+        self.trace = trace
         self.tried: list = []
         self.restarts = 0
 
     def place(self) -> Replica:
-        """The replica to try next."""
-        return self.model.place(self.conversation, exclude=self.tried, continuing=self.continuing)
+        """The replica to try next: where there is a choice, a span of the request's trace
+        that says which (the shared placement's look at Redis within it)."""
+        model, trace = self.model, self.trace
+        left = len(model.replicas) - len(self.tried)
+        if trace is None or left < 2:
+            return model.place(self.conversation, exclude=self.tried, continuing=self.continuing)
+        with traced.placement(trace, left, self.continuing):
+            replica = model.place(self.conversation, exclude=self.tried, continuing=self.continuing)
+            traced.placed(trace, replica)
+        return replica
 
     def drop(self, replica: Replica, exc: UpstreamUnavailableError | UpstreamTimeoutError) -> bool:
         """Drop ``replica`` after it failed the request with ``exc`` (out of rotation where it

@@ -124,7 +124,9 @@ class Fleet:
                     traced.answered(trace, model, result.usage, result.finish_reason, result.text)
             return result
 
-        return self._failing_over(model, conversation, attempt, continues(request))
+        return self._failing_over(
+            model, conversation, attempt, continues(request), request.caller.trace
+        )
 
     def stream(self, request: GenerationRequest) -> Iterator:
         """The chunks of the request's model, or of its fallbacks in turn while none of its
@@ -143,7 +145,7 @@ class Fleet:
             try:
                 asking = model.taking(request)
                 conversation = model.conversation(asking)
-                failover = Failover(model, conversation, continues(asking))
+                failover = Failover(model, conversation, continues(asking), trace)
                 while True:
                     replica = failover.place()
                     seats = model.seats[replica.name]
@@ -192,7 +194,7 @@ class Fleet:
         model = self._model_of(request.model, request.caller)
         request = with_defaults(request, model.spec.defaults)
         attempt = _attempt(lambda backend: backend.count_tokens(request), request.caller)
-        return self._failing_over(model, None, attempt)
+        return self._failing_over(model, None, attempt, trace=request.caller.trace)
 
     def tokenize(self, text: str, model: Optional[str] = None, caller: Caller = NOBODY) -> list:
         return self._any_replica(model, lambda backend: backend.tokenize(text), caller)
@@ -381,9 +383,11 @@ class Fleet:
         conversation: Optional[str],
         attempt: Callable[[Replica], T],
         continuing: bool = False,
+        trace=None,
     ) -> T:
-        """Run ``attempt`` on the placed replica; if it never reached it, on another."""
-        failover = Failover(model, conversation, continuing)
+        """Run ``attempt`` on the placed replica; if it never reached it, on another
+        (``trace``: the request's, where traced)."""
+        failover = Failover(model, conversation, continuing, trace)
         while True:
             replica = failover.place()
             try:
@@ -393,7 +397,8 @@ class Fleet:
                     raise
 
     def _any_replica(self, name: Optional[str], call: Callable[[Backend], T], caller: Caller) -> T:
-        return self._failing_over(self._model_of(name, caller), None, _attempt(call, caller))
+        model = self._model_of(name, caller)
+        return self._failing_over(model, None, _attempt(call, caller), trace=caller.trace)
 
     def _check_all(self) -> dict:
         """Each model's ``(replica, its health)``, every replica checked."""

@@ -1,6 +1,7 @@
 """Each attempt at a model's replica as a span of the request's trace, where ``--otel`` traces
 requests: a client span in GenAI's conventions, failed where the attempt failed (the reason
-the next replica or fallback was asked), with what its answer told."""
+the next replica or fallback was asked), with what its answer told; and before it, where a
+model has replicas to choose from, the span of that choice."""
 
 from __future__ import annotations
 
@@ -33,3 +34,13 @@ def answered(trace, model: ServedModel, usage, finish_reason, text: str = "") ->
     trace.add(conventions.answered(counted_id(model.spec), usage, reasons))
     if trace.content and text:
         trace.add(conventions.wrote(text))
+
+
+def placement(trace, candidates: int, continuing: bool):
+    """The span of the choice of a replica among ``candidates``, for a ``with`` block."""
+    return trace.span("placement", attributes=conventions.placement(candidates, continuing))
+
+
+def placed(trace, replica: Replica) -> None:
+    """The replica the placement chose, on its span."""
+    trace.add(conventions.server(replica.name))

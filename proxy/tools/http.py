@@ -1,11 +1,12 @@
 """An MCP server over streamable HTTP: the SDK's transport, on an HTTP client whose
 answers pass through a :class:`~proxy.tools.cutting.Cutter` as they are read (the SDK
 reads a JSON answer whole), with the headers the operator names read from the
-environment when the connection is made."""
+environment when the connection is made, and a traced call's W3C trace context."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 from typing import AsyncIterator, Mapping
 
 import httpx2
@@ -17,6 +18,7 @@ from proxy.tools.transport import Link, marked
 
 CONNECT_TIMEOUT = 30.0  # seconds to connect, write or wait for the pool
 STREAM_TIMEOUT = 300.0  # seconds between two reads of a stream the server holds open
+TRACE_CONTEXT = ("traceparent", "tracestate")  # W3C's headers, as MCP's _meta names them too
 
 
 class MissingCredential(LookupError):
@@ -60,6 +62,21 @@ async def http_transport(
         yield streams
 
 
+def trace_context_of(request: httpx2.Request) -> dict:
+    """The W3C trace context a request's JSON-RPC message carries in its ``_meta`` (a tool's
+    call, traced), as the headers that carry it over HTTP: a server's HTTP tracing reads
+    those, its MCP SDK the ``_meta``."""
+    if request.method != "POST" or b'"traceparent"' not in request.content:
+        return {}
+    try:
+        meta = json.loads(request.content)["params"]["_meta"]
+    except (ValueError, KeyError, TypeError):
+        return {}
+    if not isinstance(meta, dict):
+        return {}
+    return {name: meta[name] for name in TRACE_CONTEXT if isinstance(meta.get(name), str)}
+
+
 class Cutting(httpx2.AsyncBaseTransport):
     """An HTTP transport whose answers are cut as they arrive."""
 
@@ -67,6 +84,7 @@ class Cutting(httpx2.AsyncBaseTransport):
         self.inner, self.budget, self.most, self.link = inner, budget, most, link
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        request.headers.update(trace_context_of(request))
         response = await self.inner.handle_async_request(request)
         encoding = response.headers.get("content-encoding", "identity").lower()
         if encoding != "identity":

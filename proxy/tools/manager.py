@@ -16,6 +16,7 @@ import asyncio
 import atexit
 import logging
 import time
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Protocol, Sequence
 
 from proxy.config.catalog import McpServerSpec
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 GRACE = 5.0  # seconds a caller waits past a call's bound for the loop to say it ended
 CLOSE_WAIT = 15.0  # seconds the servers have to stop when the proxy closes
 LONGEST_TICK = 1.0  # seconds between two looks for idle servers, at the most
+NO_TRACE: Mapping[str, str] = MappingProxyType({})  # a call's trace context where none is traced
 TOOL_REPORTED = "tool_reported"  # a result the tool itself marked as an error, as counted
 
 
@@ -83,7 +85,13 @@ class ToolServers:
         return self._run(self._tools(spec, bound, key), bound, spec, "")
 
     def call(
-        self, server: str, tool: str, arguments: Any, timeout: Optional[float] = None, key: str = ""
+        self,
+        server: str,
+        tool: str,
+        arguments: Any,
+        timeout: Optional[float] = None,
+        key: str = "",
+        trace_context: Mapping[str, str] = NO_TRACE,
     ) -> ToolResult:
         """Call ``tool`` of ``server`` with ``arguments`` (a JSON object, checked against the
         tool's input schema before it is sent), bounded by ``timeout`` seconds and the
@@ -91,10 +99,13 @@ class ToolServers:
         start of the server first, within its ``start_timeout``).
         A result the tool marks as an error is a :class:`ToolResult` (the model reads
         why); anything else that fails is a :class:`~proxy.core.errors.ToolError`. The call
-        is made in the session of the key named ``key`` ("": no keys)."""
+        is made in the session of the key named ``key`` ("": no keys), carrying the W3C
+        ``trace_context`` of its span (in its ``_meta``, as MCP carries it, and in the HTTP
+        headers of a server over HTTP)."""
         spec = self._spec(server)
         bound = _bound(spec, timeout)
-        return self._run(self._call(spec, tool, arguments, bound, key), bound, spec, tool)
+        work = self._call(spec, tool, arguments, bound, key, trace_context)
+        return self._run(work, bound, spec, tool)
 
     def running(self) -> tuple:
         """The servers with a session up now."""
@@ -146,8 +157,10 @@ class ToolServers:
     async def _tools(self, spec: McpServerSpec, bound: float, key: str) -> tuple:
         return await (await self._ensure_session(spec, key)).list_tools(bound)
 
-    async def _call(self, spec: McpServerSpec, tool: str, arguments: Any, bound: float, key: str):
-        return await (await self._ensure_session(spec, key)).call(tool, arguments, bound)
+    async def _call(self, spec: McpServerSpec, tool: str, arguments: Any, bound: float, key: str,
+                    trace_context: Mapping[str, str]):  # fmt: skip
+        session = await self._ensure_session(spec, key)
+        return await session.call(tool, arguments, bound, trace_context)
 
     async def _ensure_session(self, spec: McpServerSpec, key: str) -> "ServerSession":
         """The session of ``spec`` the key whose owner is ``key`` uses (every key's, for a

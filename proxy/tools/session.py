@@ -86,10 +86,13 @@ class ServerSession:
             self.last_used = time.monotonic()
         return self.tools
 
-    async def call(self, tool: str, arguments: Any, bound: float) -> ToolResult:
+    async def call(
+        self, tool: str, arguments: Any, bound: float, trace_context: Mapping[str, str]
+    ) -> ToolResult:
         """Call ``tool`` with ``arguments``, checked first against its input schema; the
         call, its listing included, ends within ``bound`` seconds, once the server is up (a
-        start has its own bound, the server's ``start_timeout``)."""
+        start has its own bound, the server's ``start_timeout``). Its ``_meta`` carries
+        ``trace_context``, W3C's, as MCP's trace propagation has it."""
         self.busy += 1
         try:
             client = await self._connected()
@@ -104,7 +107,7 @@ class ServerSession:
                         param="tool",
                     )
                 check(arguments)
-                result = await client.call_tool(tool, arguments)
+                result = await client.call_tool(tool, arguments, meta=dict(trace_context) or None)
             meta = result.meta or {}
             return result_of(
                 result.content,

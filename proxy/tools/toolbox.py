@@ -4,12 +4,12 @@ servers (:class:`~proxy.tools.manager.ToolServers`) and the web search (``web``)
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Mapping, Optional, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from proxy.config.catalog import WEB, WebSearchSpec
 from proxy.core.errors import ToolNotFoundError
-from proxy.tools.manager import ToolMetrics
+from proxy.tools.manager import NO_TRACE, ToolMetrics
 from proxy.tools.results import ToolResult
 from proxy.tools.web import WebTools
 
@@ -20,7 +20,13 @@ class ToolProvider(Protocol):
     def list_tools(self, server: str, timeout: Optional[float] = None, key: str = "") -> tuple: ...
 
     def call(
-        self, server: str, tool: str, arguments: Any, timeout: Optional[float] = None, key: str = ""
+        self,
+        server: str,
+        tool: str,
+        arguments: Any,
+        timeout: Optional[float] = None,
+        key: str = "",
+        trace_context: Mapping[str, str] = NO_TRACE,
     ) -> ToolResult: ...
 
 
@@ -54,9 +60,18 @@ class Toolbox:
         return self._provider(server).list_tools(server, timeout, key)
 
     def call(
-        self, server: str, tool: str, arguments: Any, timeout: Optional[float] = None, key: str = ""
+        self,
+        server: str,
+        tool: str,
+        arguments: Any,
+        timeout: Optional[float] = None,
+        key: str = "",
+        trace_context: Mapping[str, str] = NO_TRACE,
     ) -> ToolResult:
-        return self._provider(server).call(server, tool, arguments, timeout, key)
+        """``tool`` of ``server`` called; ``trace_context``: the W3C trace context of the
+        call's span, which the server is sent where it is the operator's (never a page on
+        the web)."""
+        return self._provider(server).call(server, tool, arguments, timeout, key, trace_context)
 
     def _web(self) -> Optional[WebTools]:
         """The web tools as configured now (they hold nothing but their settings)."""

@@ -20,6 +20,7 @@ from proxy.core.events import ToolRan, ToolsListed
 from proxy.core.tooluse import Approval, ToolRun
 from proxy.core.types import GenerationRequest, Message, ToolCall
 from proxy.ops.measure import waiting
+from proxy.tools.manager import NO_TRACE
 from proxy.tools.offer import Offer, Offered, offer
 from proxy.tools.toolbox import Toolbox
 from proxy.traces import conventions
@@ -206,7 +207,7 @@ class ToolCalls:
             arguments = run.arguments if trace.content else None
             told = conventions.tool_attributes(run.tool, run.id, server, arguments)
             with trace.span(conventions.tool_name(run.tool), attributes=told):
-                done = self._answered(run, server)
+                done = self._answered(run, server, trace.headers())
                 if done.error:
                     trace.fail("tool_error", done.error)
         side = self.request.caller.side
@@ -216,13 +217,14 @@ class ToolCalls:
             )
         return done
 
-    def _answered(self, run: ToolRun, server: str) -> ToolRun:
+    def _answered(self, run: ToolRun, server: str, trace_context=NO_TRACE) -> ToolRun:
         try:
             arguments = json.loads(run.arguments or "{}")
         except ValueError:
             return replace(run, error="the arguments are not valid JSON")
         try:
-            result = self.toolbox.call(server, run.tool, arguments, key=self.key)
+            result = self.toolbox.call(server, run.tool, arguments, key=self.key,
+                                       trace_context=trace_context)  # fmt: skip
         except ToolError as exc:
             return replace(run, error=exc.message)
         if result.is_error:

@@ -18,7 +18,7 @@ import codecs
 import http.client
 import time
 from email.message import Message
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit
 
 from proxy.config.catalog import WebSearchSpec
@@ -46,7 +46,7 @@ from proxy.core.fetching import (
 from proxy.core.outbound import Resolve, resolve
 from proxy.core.tooluse import Source
 from proxy.tools.arguments import checker
-from proxy.tools.manager import TOOL_REPORTED, ToolMetrics
+from proxy.tools.manager import NO_TRACE, TOOL_REPORTED, ToolMetrics
 from proxy.tools.pagetext import page_text
 from proxy.tools.results import ToolResult, ToolSpec
 from proxy.tools.searxng import hits, listing, search_url
@@ -98,12 +98,19 @@ class WebTools:
         return self._tools
 
     def call(
-        self, server: str, tool: str, arguments: Any, timeout: Optional[float] = None, key: str = ""
+        self,
+        server: str,
+        tool: str,
+        arguments: Any,
+        timeout: Optional[float] = None,
+        key: str = "",
+        trace_context: Mapping[str, str] = NO_TRACE,
     ) -> ToolResult:
         """Call ``tool`` with ``arguments`` (a JSON object), within ``timeout`` seconds and
         the spec's ``timeout``, whichever is shorter. Arguments that do not fit the tool's
         input schema, and a page that cannot be had, are an error result (the model reads
-        why); a search service that fails is a :class:`~proxy.core.errors.ToolError`."""
+        why); a search service that fails is a :class:`~proxy.core.errors.ToolError`. The
+        search service, the operator's, is sent the W3C ``trace_context``; a page, never."""
         _named(server)
         bound = self.spec.timeout if timeout is None else max(0.0, min(timeout, self.spec.timeout))
         started, error, counted = time.monotonic(), "", tool
@@ -120,7 +127,7 @@ class WebTools:
                 result = ToolResult(exc.message, is_error=True)
             else:
                 with Deadline(bound) as deadline:
-                    result = self._runs[tool](arguments, deadline)
+                    result = self._runs[tool](arguments, deadline, trace_context)
             if result.is_error:
                 error = TOOL_REPORTED
             return result
@@ -133,13 +140,13 @@ class WebTools:
 
     # -- web_search ----------------------------------------------------------------------
 
-    def _search(self, arguments: dict, deadline: Deadline) -> ToolResult:
+    def _search(self, arguments: dict, deadline: Deadline, trace_context: Mapping) -> ToolResult:
         query = arguments["query"].strip()
         if not query:
             return ToolResult("the query of web_search is empty: say what to search for", True)
         url = urlsplit(search_url(self.spec.searxng, query))
         try:  # the operator's own service: reached by its name, trusted
-            got = get(url, None, deadline, SEARCH_BYTES, SEARCH_HEADERS)
+            got = get(url, None, deadline, SEARCH_BYTES, {**SEARCH_HEADERS, **trace_context})
         except TimeoutError:
             raise ToolTimeoutError(
                 f"the search service did not answer within {deadline.seconds:g} s"
@@ -167,7 +174,7 @@ class WebTools:
 
     # -- web_fetch -----------------------------------------------------------------------
 
-    def _fetch(self, arguments: dict, deadline: Deadline) -> ToolResult:
+    def _fetch(self, arguments: dict, deadline: Deadline, _trace_context: Mapping) -> ToolResult:
         url = arguments["url"].strip()
         if http_parts(url) is None:
             return _failed(f"web_fetch reads http(s) URLs only, not {_quoted(url)}")

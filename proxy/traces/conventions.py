@@ -92,6 +92,12 @@ def server(url: str) -> dict:
     return {"server.address": parts.hostname, "server.port": port}
 
 
+def placement(candidates: int, continuing: bool) -> dict:
+    """The choice of a replica: among how many, for a conversation that goes on or not."""
+    return {"oai_proxy.placement.candidates": candidates,
+            "oai_proxy.placement.continuing": continuing}  # fmt: skip
+
+
 def answered(model: str, usage, finish_reasons: tuple) -> dict:
     """What an attempt's answer tells: the model that made it, its tokens, why it ended."""
     attributes: dict = {"gen_ai.response.model": model}
@@ -124,6 +130,11 @@ def request_attributes(method: str, route: str, path: str) -> dict:
     """The request's own span, as it comes: HTTP's conventions (the route, never the query,
     which may hold a key)."""
     return {"http.request.method": method, "http.route": route, "url.path": path}
+
+
+def batch_line(batch: str, custom_id: str) -> dict:
+    """A batch's line, on the span of its request: its batch and the id its client gave it."""
+    return {"oai_proxy.batch.id": batch, "oai_proxy.batch.custom_id": custom_id}
 
 
 def request_name(method: str, route: Optional[str]) -> str:

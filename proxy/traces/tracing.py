@@ -20,6 +20,7 @@ from proxy.traces.trace import Trace
 SERVICE = "oai-proxy"
 PROTOCOLS = ("http/protobuf", "grpc")
 _CONTEXT = TraceContextTextMapPropagator()
+HEADERS = (("traceparent", "HTTP_TRACEPARENT"), ("tracestate", "HTTP_TRACESTATE"))
 
 
 class Tracing:
@@ -45,21 +46,22 @@ class Tracing:
     def begin(self, environ: Mapping, method: str, route: Optional[str], path: str) -> Trace:
         """A request's trace, its own span begun: under the client's span where the request
         carries a ``traceparent`` (W3C Trace Context), else a trace of its own."""
-        carrier = {}
-        for name, header in (
-            ("traceparent", "HTTP_TRACEPARENT"),
-            ("tracestate", "HTTP_TRACESTATE"),
-        ):
-            value = environ.get(header)
-            if value:
-                carrier[name] = value
+        carrier = {name: environ[header] for name, header in HEADERS if environ.get(header)}
+        attributes = conventions.request_attributes(method, route or "", path)
+        return self._begun(carrier, conventions.request_name(method, route), SpanKind.SERVER,
+                           attributes)  # fmt: skip
+
+    def within(self, context: Mapping[str, str], endpoint: str, told: Mapping) -> Trace:
+        """The trace of a request served in process at ``endpoint`` (a batch's line, a part
+        of a live request), its span under the one whose W3C trace context is ``context``
+        (none: a trace of its own); ``told``: what more its span says."""
+        attributes = {**conventions.request_attributes("POST", endpoint, endpoint), **told}
+        return self._begun(dict(context), conventions.request_name("POST", endpoint),
+                           SpanKind.INTERNAL, attributes)  # fmt: skip
+
+    def _begun(self, carrier: dict, name: str, kind: SpanKind, attributes: dict) -> Trace:
         parent = _CONTEXT.extract(carrier) if carrier else None
-        root = self.tracer.start_span(
-            conventions.request_name(method, route),
-            context=parent,
-            kind=SpanKind.SERVER,
-            attributes=conventions.request_attributes(method, route or "", path),
-        )
+        root = self.tracer.start_span(name, context=parent, kind=kind, attributes=attributes)
         return Trace(self.tracer, root, self.content)
 
 

@@ -73,6 +73,7 @@ class Servers:
 
     def __init__(self):
         self.calls = []
+        self.trace_contexts = []  # each call's, as the server would be sent it
 
     def specs(self):
         return (McpServerSpec("fs", url=DECLARED_AT),)
@@ -83,8 +84,9 @@ class Servers:
     def list_tools(self, server, timeout=None, key=""):
         return (READ,)
 
-    def call(self, server, tool, arguments, timeout=None, key=""):
+    def call(self, server, tool, arguments, timeout=None, key="", trace_context=None):
         self.calls.append((server, tool, arguments))
+        self.trace_contexts.append(trace_context)
         return ToolResult("ZEBRA42")
 
 
@@ -414,9 +416,10 @@ def test_a_request_answers_64_approval_requests_at_most(tooled, servers, answere
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
-def test_a_tool_loop_is_traced_turn_by_turn(tooled, monkeypatch, stream):
+def test_a_tool_loop_is_traced_turn_by_turn(tooled, servers, monkeypatch, stream):
     """Each turn a span: its attempt at the model, then the hosted tools it called (in
-    GenAI's conventions, without their arguments unless the operator opts in)."""
+    GenAI's conventions, without their arguments unless the operator opts in), whose server
+    is sent the call's trace context."""
     spans = kept_spans(monkeypatch)
     client = tooled(otel="on")
     body = {"input": "read a.txt", "tools": [MCP], "stream": stream}
@@ -438,5 +441,8 @@ def test_a_tool_loop_is_traced_turn_by_turn(tooled, monkeypatch, stream):
         "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "read_file",
         "oai_proxy.tool_server": "fs"}  # fmt: skip
     assert "gen_ai.tool.call.arguments" not in tool.attributes
+    ids = tool.context
+    assert servers.trace_contexts == [{"traceparent": (
+        f"00-{ids.trace_id:032x}-{ids.span_id:016x}-{int(ids.trace_flags):02x}")}]  # fmt: skip
     assert [span.attributes.get("oai_proxy.turn") for span in ended if span.name == "turn"] == [
         1, 2]  # fmt: skip

@@ -304,7 +304,7 @@ class Tools:
     def list_tools(self, server, timeout=None, key=""):
         return (SEARCH,) if server == "web" else (READ_FILE,)
 
-    def call(self, server, tool, arguments, timeout=None, key=""):
+    def call(self, server, tool, arguments, timeout=None, key="", trace_context=None):
         self.calls.append((server, tool, arguments))
         if tool == "web_search":
             return ToolResult("News: what happened", sources=(PAGE,))

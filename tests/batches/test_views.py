@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from typing import Optional
 
 import pytest
 
@@ -50,14 +51,16 @@ def keyed(make_client, tmp_path):
     return make_client(api_key=list(KEYS), admin_key="admin", files_dir=str(tmp_path / "files"))
 
 
-def run_batch(client, key: str, lines: list) -> dict:
+def run_batch(client, key: str, lines: list, headers: Optional[dict] = None) -> dict:
+    """The batch of ``lines`` made by ``key`` (``headers``: more, on the request that makes
+    it), once it ended."""
     file_id = upload(client, key, jsonl(lines)).get_json()["id"]
-    made = client.post("/v1/batches", json={"input_file_id": file_id,
-                                            "endpoint": "/v1/chat/completions",
-                                            "completion_window": "24h"},
-                       headers=as_key(key))  # fmt: skip
-    assert made.status_code == 200, made.get_json()
-    batch = made.get_json()
+    with client.post("/v1/batches", json={"input_file_id": file_id,
+                                          "endpoint": "/v1/chat/completions",
+                                          "completion_window": "24h"},
+                     headers={**as_key(key), **(headers or {})}) as made:  # fmt: skip
+        assert made.status_code == 200, made.get_json()
+        batch = made.get_json()
     assert batch["status"] in ("validating", "in_progress")
 
     def ended() -> bool:

@@ -1,11 +1,13 @@
 """An MCP server written with the ``mcp`` SDK that fails in the ways a gateway must bound:
 a tool that never answers, one that answers 100 MB, one whose process dies, one that
-adds a tool and announces the change, and one whose description tells the model to hand
-it the client's key. ``python mcpfailures.py`` serves it on stdio;
+adds a tool and announces the change, one whose description tells the model to hand
+it the client's key, and one that answers the trace context its call carried.
+``python mcpfailures.py`` serves it on stdio;
 ``python mcpfailures.py http PORT``, over streamable HTTP on loopback."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -54,6 +56,15 @@ async def hang() -> str:
 def crash() -> str:
     """End this server's process at once."""
     os._exit(3)
+
+
+@server.tool(structured_output=False)
+def carried(ctx: Context) -> str:
+    """The W3C trace context this call came with, as JSON: in its ``_meta`` and, over HTTP,
+    in its headers."""
+    meta = ctx.request_context.meta or {}
+    headers = ctx.headers or {}
+    return json.dumps({"meta": meta.get("traceparent"), "header": headers.get("traceparent")})
 
 
 @server.tool(structured_output=False)

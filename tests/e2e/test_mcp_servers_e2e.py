@@ -1,14 +1,15 @@
 """The MCP servers the gateway runs, on real servers and no model: the reference filesystem
 server on stdio over a folder of the test's, the reference "everything" server on stdio
 and over streamable HTTP (both from npm, as ``.ci/agents.sh`` installs them), and a server
-written with the ``mcp`` SDK that hangs, answers 100 MB, dies and changes its tools, on
-stdio and over HTTP. Each call goes through :class:`~proxy.tools.manager.ToolServers`
-as the synchronous proxy makes it: listed, checked, bounded in time and output, counted;
-each server started on first use, again after it died, stopped when idle and at close,
-leaving no process behind."""
+written with the ``mcp`` SDK that hangs, answers 100 MB, dies, changes its tools and tells
+the trace context a call carried, on stdio and over HTTP. Each call goes through
+:class:`~proxy.tools.manager.ToolServers` as the synchronous proxy makes it: listed,
+checked, bounded in time and output, counted; each server started on first use, again
+after it died, stopped when idle and at close, leaving no process behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import socket
@@ -161,6 +162,19 @@ def test_the_everything_server_answers_on_stdio_and_over_streamable_http(servers
     assert "5" in servers.call(server, "get-sum", {"a": 2, "b": 3}).text
     with pytest.raises(ToolArgumentsError, match=r"arguments\.message is required"):
         servers.call(server, "echo", {})
+
+
+@pytest.mark.parametrize("server", ["failures", "failures-http"])
+def test_a_traced_call_carries_its_trace_context_as_mcp_and_http_carry_it(servers, server):
+    """In the call's ``_meta``, as MCP's trace propagation has it, and over HTTP in the
+    request's headers too, where a server's HTTP tracing reads it; an untraced call,
+    neither."""
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    told = json.loads(
+        servers.call(server, "carried", {}, trace_context={"traceparent": parent}).text
+    )
+    assert told == {"meta": parent, "header": parent if server.endswith("http") else None}
+    assert json.loads(servers.call(server, "carried", {}).text) == {"meta": None, "header": None}
 
 
 @pytest.mark.parametrize("server", ["failures", "failures-http"])

@@ -76,7 +76,7 @@ class Toolbox:
         self.keys.add(key)
         return (READ,)
 
-    def call(self, server, tool, arguments, timeout=None, key=""):
+    def call(self, server, tool, arguments, timeout=None, key="", trace_context=None):
         self.keys.add(key)
         self.calls.append((server, tool, arguments))
         if self.error is not None:
@@ -304,7 +304,7 @@ class SlowToolbox(Toolbox):
         super().__init__()
         self.seen_waiting = threading.Event()
 
-    def call(self, server, tool, arguments, timeout=None, key=""):
+    def call(self, server, tool, arguments, timeout=None, key="", trace_context=None):
         assert self.seen_waiting.wait(30), "the stream said nothing while the tool ran"
         return super().call(server, tool, arguments, timeout)
 
@@ -332,7 +332,7 @@ def test_the_tools_time_is_theirs_not_the_proxys(monkeypatch, stream):
     monkeypatch.setattr(measuring, "perf_counter", lambda: clock[0])
 
     class Slow(Toolbox):
-        def call(self, server, tool, arguments, timeout=None, key=""):
+        def call(self, server, tool, arguments, timeout=None, key="", trace_context=None):
             clock[0] += 10
             return super().call(server, tool, arguments, timeout)
 

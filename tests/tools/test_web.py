@@ -16,9 +16,11 @@ from proxy.core.errors import ToolNotFoundError
 from proxy.core.fetching import Got
 from proxy.core.outbound import public_address
 from proxy.core.tooluse import Source
+from proxy.tools import web
 from proxy.tools.results import ToolResult
 from proxy.tools.web import WebTools, _bounded, _content_type, _decoded
 
+PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 SPEC = WebSearchSpec("http://searxng.internal:8080", max_results=5)
 DNS = {
     "public.example": ["93.184.215.14"],
@@ -42,9 +44,11 @@ class Site:
     def __init__(self, answers: dict) -> None:
         self.answers = answers
         self.asked: list = []
+        self.headers: dict = {}  # URL -> the headers its GET sent
 
     def get(self, url, address, deadline, most, headers) -> Got:
         self.asked.append((url.geturl(), address))
+        self.headers[url.geturl()] = headers
         return self.answers[url.geturl()]
 
 
@@ -125,6 +129,20 @@ def test_a_page_off_the_internet_is_refused_naming_its_host_alone(site, url, hos
     assert result.text.startswith(f"the host {host} of ")
     assert "192.168.1.20" not in result.text and "10.0.0.2" not in result.text
     assert site.asked == []
+
+
+def test_the_search_service_is_sent_the_calls_trace_context_and_a_page_never(site, monkeypatch):
+    """The search service is the operator's: its spans join the request's trace. A page is
+    anyone's: it learns nothing of the trace."""
+    monkeypatch.setattr(web, "get", site.get)  # the search's GET, as the fetch's is
+    searched = f"{SPEC.searxng}/search?q=llamas&format=json"
+    site.answers[searched] = Got(200, "application/json", body=b'{"results": []}')
+    site.answers["http://public.example/a"] = Got(200, "text/plain", body=b"hello")
+    tools, context = WebTools(SPEC, resolve=resolve), {"traceparent": PARENT}
+    tools.call("web", "web_search", {"query": "llamas"}, trace_context=context)
+    tools.call("web", "web_fetch", {"url": "http://public.example/a"}, trace_context=context)
+    assert site.headers[searched]["traceparent"] == PARENT
+    assert "traceparent" not in site.headers["http://public.example/a"]
 
 
 def test_a_page_is_fetched_from_the_address_checked(site):

@@ -11,12 +11,17 @@ import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
 from proxy.core.errors import UpstreamUnavailableError
+from tests.batches.test_views import chat_line, run_batch
 from tests.fakes.backend import FakeBackend
+from tests.fakes.servercpp import FakeServerCpp
+from tests.gateways import gateway
 from tests.spans import finished, kept_spans, tree
 
 SAID = "the secret plan is tea"
 CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": SAID}],
         "max_tokens": 7, "temperature": 0.5}  # fmt: skip
+KEYS = '[[keys]]\nname = "alice"\nkey = "sk-alice"\n'
+ALICE = {"Authorization": "Bearer sk-alice"}
 CLIENTS = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
@@ -122,3 +127,69 @@ def test_choices_run_at_once_are_each_an_attempt_under_the_request(make_client, 
         ("charge", "POST /v1/chat/completions"),
         *[("chat default", "POST /v1/chat/completions")] * 3,
     ]
+
+
+def test_a_batchs_lines_are_traced_under_the_request_that_made_the_batch(
+    make_client, spans, tmp_path
+):
+    """Each line a span of its own, under the span of the request that made its batch (long
+    ended by then, in whichever process runs the line), its attempt and charge under it."""
+    client = make_client(otel="on", api_key=["sk-alice"], files_dir=str(tmp_path / "files"))
+    lines = [chat_line("first"), chat_line("second")]
+    batch = run_batch(client, "sk-alice", lines, headers={"traceparent": CLIENTS})
+    assert batch["status"] == "completed"
+    traced = [span for span in finished(client, spans)
+              if f"{span.context.trace_id:032x}" == CLIENTS.split("-")[1]]  # fmt: skip
+    assert sorted(tree(traced)) == sorted([
+        ("POST /v1/batches", None), ("charge", "POST /v1/batches"),
+        *[("POST /v1/chat/completions", "POST /v1/batches")] * 2,
+        *[("chat default", "POST /v1/chat/completions")] * 2,
+        *[("charge", "POST /v1/chat/completions")] * 2,
+    ])  # fmt: skip
+    ran = [span for span in traced if span.name == "POST /v1/chat/completions"]
+    assert {span.kind for span in ran} == {SpanKind.INTERNAL}
+    assert sorted((span.attributes["oai_proxy.batch.id"], span.attributes[
+        "oai_proxy.batch.custom_id"]) for span in ran) == [
+        (batch["id"], "first"), (batch["id"], "second")]  # fmt: skip
+
+
+def test_the_instances_of_a_prediction_are_traced_under_it(make_client, spans):
+    client = make_client(otel="on")
+    chat = {"@requestFormat": "chatCompletions", **CHAT}
+    with client.post("/predict", json={"instances": [chat, chat]}) as answer:
+        assert answer.status_code == 200, answer.get_json()
+    assert sorted(tree(finished(client, spans))) == sorted([
+        ("POST /predict", None), ("charge", "POST /predict"),
+        *[("POST /v1/chat/completions", "POST /predict")] * 2,
+        *[("chat default", "POST /v1/chat/completions")] * 2,
+        *[("charge", "POST /v1/chat/completions")] * 2,
+    ])  # fmt: skip
+
+
+def test_a_model_of_two_replicas_traces_its_choice_of_one(spans, tmp_path):
+    """The choice is a span before the attempt, naming the replica it chose; a model of one
+    replica has none to make, and no such span."""
+    with (
+        FakeServerCpp("llamacpp") as first,
+        FakeServerCpp("llamacpp") as second,
+        gateway(tmp_path, f'[models.pair]\nupstreams = ["{first.url}", "{second.url}"]\n'
+                f'[models.one]\nupstreams = ["{first.url}"]\n', KEYS, otel="on") as client,
+    ):  # fmt: skip
+        assert ask(client, {**CHAT, "model": "pair"}, headers=ALICE) == 200
+        assert ask(client, {**CHAT, "model": "one"}, headers=ALICE) == 200
+        ended = finished(client, spans)
+    assert tree(ended) == [
+        ("placement", "POST /v1/chat/completions"),
+        ("queue", "chat pair"),
+        ("chat pair", "POST /v1/chat/completions"),
+        ("charge", "POST /v1/chat/completions"),
+        ("POST /v1/chat/completions", None),
+        ("queue", "chat one"),
+        ("chat one", "POST /v1/chat/completions"),
+        ("charge", "POST /v1/chat/completions"),
+        ("POST /v1/chat/completions", None),
+    ]
+    placement, attempt = ended[0], ended[2]
+    assert placement.attributes["oai_proxy.placement.candidates"] == 2
+    assert placement.attributes["server.port"] == attempt.attributes["server.port"]
+    assert attempt.start_time >= placement.end_time
