@@ -13,7 +13,7 @@ from typing import Callable, Mapping, Optional
 from proxy.access import holds, spend
 from proxy.access.budgets import Budgets, Standing, cost
 from proxy.access.journal import Journal
-from proxy.access.keyring import ADMIN, ANONYMOUS, EVERY, Keyring, KeySpec
+from proxy.access.keyring import ADMIN, ANONYMOUS, EVERY, KINDS, Keyring, KeySpec
 from proxy.access.limits import Decision
 from proxy.access.usage import Charge
 from proxy.config.price import Price
@@ -154,6 +154,21 @@ class Access:
         allowed = ", ".join(key.models) or "none served now"
         raise PermissionDeniedError(
             f"the key {key.name!r} may not use {named}; it may use {which}{allowed}", param="model"
+        )
+
+    @staticmethod
+    def check_kind(key: KeySpec, model: Optional[str], counted_as: str, kind: str) -> None:
+        """Refuse to ask ``model`` (counted as ``counted_as``) to make ``kind`` where the
+        key's ``kinds`` do not grant it: 403, naming what they grant of it."""
+        if key.may_ask(counted_as, kind):
+            return
+        logger.info("key %r refused %s of the model %r", key.name, kind, model)
+        granted = [each for each in KINDS if key.may_ask(counted_as, each)]
+        named = f"the model {model!r}" if model else "the default model"
+        raise PermissionDeniedError(
+            f"the key {key.name!r} may not ask {named} for {kind}; it may ask it for "
+            f"{', '.join(granted) or 'nothing'}",
+            param="model",
         )
 
     def party(self, key: Optional[KeySpec], asked: Optional[object] = None) -> Party:

@@ -24,6 +24,9 @@ cached_token_cost = 0.1     # optional: what a prompt token served from the serv
                             # counts against them (1, the default: as much as any other)
 usd_per_day = 5             # optional: US dollars per UTC day, at the models' prices
 usd_per_month = 50          # optional: and per UTC month
+kinds = ["text", "sd.image"] # optional: what it may ask its models to make (text,
+                            # embedding, rerank, transcription, speech, image): a kind of
+                            # every model, or of one as model.kind; every kind when left out
 tools = ["fs", "web.web_search"] # optional: the hosted tools it may have the gateway run:
                             # a server's every tool by its name, one tool as server.tool,
                             # "*" for all; none when left out
@@ -74,7 +77,10 @@ FIELDS = {
     "local_only",
     "store_outage",
     "tools",
+    "kinds",
 }
+# what a request may ask a model to make, as a key's ``kinds`` grants it
+KINDS = ("text", "embedding", "rerank", "transcription", "speech", "image")
 EVERY = "*"  # in a key's tools: every server's every tool
 TOOL_GRANT = re.compile(r"\*|[A-Za-z0-9_-]{1,64}(\.[^\s.][^\s]{0,127})?")
 LEAST_USD = 0.000001  # a money budget's smallest: one micro-dollar, what budgets count in
@@ -106,6 +112,7 @@ class KeySpec:
     usd_per_month: float = 0.0
     local_only: bool = False  # only the models this machine's servers run
     tools: tuple = ()  # hosted tools it may run: "server", "server.tool" or "*"
+    kinds: tuple = ()  # what it may ask its models to make: "kind", "model.kind"; () = all
 
     owner: str = ""  # whose things its requests reach; made from its secret when not given
 
@@ -133,6 +140,11 @@ class KeySpec:
         """Whether the key may use the model ``model_id`` (and so learn that it exists)."""
         return not self.restricted or model_id in self.models
 
+    def may_ask(self, model_id: str, kind: str) -> bool:
+        """Whether the key may ask the model ``model_id`` to make ``kind`` (``text``…)."""
+        grants = self.kinds
+        return not grants or kind in grants or f"{model_id}.{kind}" in grants
+
     def may_run(self, server: str, tool: str) -> bool:
         """Whether the key may have the gateway run ``tool`` of ``server`` (``tool`` empty:
         any tool of it)."""
@@ -156,6 +168,7 @@ def described(key: KeySpec) -> dict:
         "name": key.name,
         "models": list(key.models),
         "tools": list(key.tools),
+        "kinds": list(key.kinds),
         "hidden": key.hidden,
         "requests_per_minute": key.rpm,
         "tokens_per_minute": key.tpm,
@@ -252,6 +265,14 @@ def parse_keys(data: dict, source: str, environ: Mapping[str, str], text: str = 
                 f"{where}: 'tools' must be a list of servers of tools ('fs'), tools of them "
                 f"('fs.read_file') or '*'"
             )
+        kinds = entry.get("kinds", [])
+        if not isinstance(kinds, list) or not kinds and "kinds" in entry or not all(
+            isinstance(grant, str) and _kind_of(grant) for grant in kinds
+        ):  # fmt: skip
+            raise ValueError(
+                f"{where}: 'kinds' must be a list of what the key may ask for, of every model "
+                f"({', '.join(KINDS)}) or of one ('sd.image')"
+            )
         hidden, manage, capture, request_priority, local_only = (
             _flag(entry, field, where)
             for field in ("hidden", "manage", "capture", "request_priority", "local_only")
@@ -282,9 +303,18 @@ def parse_keys(data: dict, source: str, environ: Mapping[str, str], text: str = 
                 usd_per_month=_dollars(entry, "usd_per_month", where),
                 local_only=local_only,
                 tools=tuple(tools),
+                kinds=tuple(kinds),
             )
         )
     return keys
+
+
+def _kind_of(grant: str) -> str:
+    """The kind a grant of ``kinds`` names ("": none): ``kind``, or ``model.kind``."""
+    if grant in KINDS:
+        return grant
+    model, _, kind = grant.rpartition(".")
+    return kind if model and kind in KINDS else ""
 
 
 def _secret(entry: dict, where: str, environ: Mapping[str, str]) -> bytes:

@@ -15,6 +15,7 @@ from flask import Flask, Response, request
 from proxy.access.gate import MISSING_KEY, Access
 from proxy.access.keyring import KeySpec
 from proxy.api.call import Call, this_call
+from proxy.api.kinds import kind_of
 from proxy.api.requestmodel import request_model
 from proxy.core.errors import AuthenticationError
 
@@ -64,17 +65,24 @@ def require_key(environ: dict, keys: Sequence[bytes]) -> None:
         raise AuthenticationError("Incorrect API key provided.")
 
 
-def admit(access: Access, call: Call, key: Optional[KeySpec], modelled: bool) -> None:
+def admit(
+    access: Access, call: Call, key: Optional[KeySpec], modelled: bool, view: Optional[str]
+) -> None:
     """Let ``call`` in as ``key``'s (``None``: the proxy has none): the model it names
-    checked against the key's where it names one (``modelled``), its budgets read (a spent
+    checked against the key's where it names one (``modelled``), and what the ``view`` that
+    serves it asks the model to make against the key's kinds; its budgets read (a spent
     one counts no request) and its minute's count taken; each refusal raised, in the API's
     shape. An HTTP request comes in here once its key is found; a batch's line, as its
     batch's key is now."""
     call.checked = True
     call.key = key
-    if key is not None and key.restricted and modelled:
+    if key is not None and modelled and (key.restricted or key.kinds):
         model = request_model()
-        access.check_model(key, model.asked, model.id)
+        if key.restricted:
+            access.check_model(key, model.asked, model.id)
+        kind = kind_of(view)
+        if kind is not None:
+            access.check_kind(key, model.asked, model.id, kind)
     call.budget = access.check_budget(key)
     call.limit = access.admit(key)
 
@@ -94,7 +102,9 @@ def init_app(app: Flask, access: Access, cors_origins: Sequence[str]) -> None:
             return None
         call.checked = True  # a refused key's answer is an API answer too
         key = access.identify(presented_key(asked.environ))
-        admit(access, call, key, asked.method == "POST" and not unmodelled(path))
+        rule = asked.url_rule
+        admit(access, call, key, asked.method == "POST" and not unmodelled(path),
+              rule.endpoint if rule is not None else None)  # fmt: skip
         return None
 
     @app.after_request

@@ -60,7 +60,7 @@ def serve_in_process(
         view, _ = app.url_map.bind("").match(endpoint, "POST")
         api = view.partition(".")[0]
         try:
-            admit(state.access, call, key, modelled=True)
+            admit(state.access, call, key, modelled=True, view=view)
             response = app.view_functions[view]()
         except Exception as exc:  # noqa: BLE001 - every failure is an answer in its API's shape
             response = error_response(exc, api)

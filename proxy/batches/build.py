@@ -12,6 +12,7 @@ from typing import Optional
 
 from flask import current_app
 
+from proxy.api.kinds import kind_of
 from proxy.api.state import limits_of
 from proxy.batches.files import FileStore
 from proxy.batches.queue import LocalBatchQueue
@@ -61,14 +62,18 @@ def batch_runner(app, files: FileStore, batches: BatchStore, queue, access, rout
     """The runner of ``app``'s batches, with what it asks of the keys and the fleet."""
     at_once = settings.stores.batch_lines_at_once
 
-    def served(key, model: str) -> str:
+    def served(key, model: str, endpoint: str) -> str:
         """The id of the model that serves ``model`` for ``key``: a 404 where none does, a
-        403 (or 404) where the key may not use it."""
+        403 (or 404) where the key may not use it, or not ask it for what ``endpoint``
+        makes."""
         target = router.resolve(model)
         if not target.found:
             raise ModelNotFoundError(model[:64])
         if key is not None:
             access.check_model(key, model, target.id)
+            kind = kind_of(app.url_map.bind("").match(endpoint, "POST")[0])
+            if kind is not None:
+                access.check_kind(key, model, target.id, kind)
         return target.id
 
     def room(model: str) -> int:

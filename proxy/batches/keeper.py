@@ -32,9 +32,10 @@ LEFT = {  # what a batch ended without answering is, as it ended
 class BatchKeeper:
     """The records of ``batches`` (their input in ``files``), their requests put in
     ``queue``: ``key(owner)`` is the key that is a batch's owner now (``None``: it is no
-    longer a key, or the proxy has none, as ``keyed`` says), ``served(key, model)`` the id of
-    the model that serves the name ``model`` for ``key`` (a :class:`ProxyError` where none
-    does, or the key may not use it); ``limits``: what a request may be."""
+    longer a key, or the proxy has none, as ``keyed`` says), ``served(key, model,
+    endpoint)`` the id of the model that serves the name ``model`` for ``key`` (a
+    :class:`ProxyError` where none does, or the key may not use it, or not ask it for what
+    ``endpoint`` makes); ``limits``: what a request may be."""
 
     def __init__(
         self,
@@ -44,7 +45,7 @@ class BatchKeeper:
         *,
         key: Callable[[str], object],
         keyed: bool,
-        served: Callable[[object, str], str],
+        served: Callable[[object, str, str], str],
         limits: Limits,
         clock: Callable[[], float],
     ) -> None:
@@ -101,7 +102,7 @@ class BatchKeeper:
         served = []
         for each in asked:
             try:
-                served.append(replace(each, model=self.served(key, each.model)))
+                served.append(replace(each, model=self.served(key, each.model, record.endpoint)))
             except ProxyError as exc:
                 if not checked:
                     served.append(replace(each, model=UNSERVED))

@@ -57,10 +57,10 @@ class BatchRunner:
     """The batches of ``batches`` (their input in ``files``), their requests queued in
     ``queue`` (its outages told by ``outages``) and run through ``app`` as their key:
     ``key(owner)`` is the key that is the batch's owner now (``None``: it is no longer a
-    key, or the proxy has none, as ``keyed`` says), ``served(key, model)`` the id of the
-    model that serves the name ``model`` for ``key`` (a :class:`ProxyError` where none does,
-    or the key may not use it), ``room(model)`` how many requests of the served model may
-    start now."""
+    key, or the proxy has none, as ``keyed`` says), ``served(key, model, endpoint)`` the id
+    of the model that serves the name ``model`` for ``key`` (a :class:`ProxyError` where
+    none does, or the key may not use it, or not ask it for what ``endpoint`` makes),
+    ``room(model)`` how many requests of the served model may start now."""
 
     def __init__(
         self,
@@ -72,7 +72,7 @@ class BatchRunner:
         *,
         key: Callable[[str], object],
         keyed: bool,
-        served: Callable[[object, str], str],
+        served: Callable[[object, str, str], str],
         room: Callable[[str], int],
         at_once: int,
         limits: Limits,

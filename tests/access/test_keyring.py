@@ -52,6 +52,12 @@ def one(**fields) -> dict:
         (one(tools=["fs", 1]), "'tools' must be a list"),
         (one(tools=["a b"]), "'tools' must be a list"),
         (one(tools=["fs."]), "'tools' must be a list"),
+        (one(kinds="text"), "'kinds' must be a list"),
+        (one(kinds=[]), "'kinds' must be a list"),
+        (one(kinds=["pictures"]), "'kinds' must be a list of what the key may ask for"),
+        (one(kinds=["sd.pictures"]), "'kinds' must be a list"),
+        (one(kinds=[".image"]), "'kinds' must be a list"),
+        (one(kinds=["image", 3]), "'kinds' must be a list"),
         ({"keys": [{"name": "a", "key": SECRET}, {"name": "a", "key": "other"}]}, "used twice"),
         ({"keys": [{"name": "a", "key": SECRET}, {"name": "b", "key": SECRET}]}, "same key value"),
         (one(name="admin"), "the name 'admin' is the proxy's own"),
@@ -161,6 +167,25 @@ def test_a_file_that_cannot_be_used(tmp_path, text, says):
 def test_a_key_runs_the_hosted_tools_it_is_granted(grants, server, tool, runs):
     (key,) = parse_keys(one(tools=list(grants)), "keys.toml", {})
     assert key.may_run(server, tool) is runs
+
+
+@pytest.mark.parametrize(
+    "grants, model, kind, asks",
+    [
+        ((), "sd", "image", True),  # none given: every kind of every model
+        (("text",), "cloud", "text", True),
+        (("text",), "cloud", "image", False),
+        (("text", "sd.image"), "sd", "image", True),
+        (("text", "sd.image"), "cloud", "image", False),
+        (("text", "sd.image"), "sd", "text", True),
+        (("qwen2.5.text",), "qwen2.5", "text", True),  # a model's id may hold dots
+        (("qwen2.5.text",), "qwen2", "text", False),
+    ],
+)
+def test_a_key_asks_its_models_for_the_kinds_it_is_granted(grants, model, kind, asks):
+    entry = one(kinds=list(grants)) if grants else one()
+    (key,) = parse_keys(entry, "keys.toml", {})
+    assert key.may_ask(model, kind) is asks
 
 
 def test_a_key_given_bare_may_run_every_hosted_tool():
