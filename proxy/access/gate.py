@@ -289,11 +289,13 @@ class Access:
         hold: str = "",
         id: str = "",
         tier: str = "",
+        size: str = "",
         **priced: int,
     ) -> None:
         """An answer has ended: its usage and what it costs the key's budgets (its tokens,
         and its money at ``price``, the price of the ``model`` that answered, at its service
-        ``tier``'s where it served one priced apart) kept in one charge, which
+        ``tier``'s where it served one priced apart, its pictures at their ``size``'s where
+        the price names sizes) kept in one charge, which
         :meth:`settle` writes and which lets its ``hold`` go, its tokens counted against the
         key's minute; ``priced``: what else the price reads (the searches its upstream ran
         itself, the audio tokens among its tokens, the completions it stored: a
@@ -306,7 +308,11 @@ class Access:
             usd_periods = self.budgets.periods(key, "usd")
             if usd_periods and price is not None:
                 micro_usd = spend.cost(
-                    price.at(tier), prompt_tokens, cached_tokens, completion_tokens, **priced
+                    price.at(tier).sized(size),
+                    prompt_tokens,
+                    cached_tokens,
+                    completion_tokens,
+                    **priced,
                 )
         self.journal.keep(
             Charge(
@@ -322,6 +328,7 @@ class Access:
                 micro_usd,
                 hold=hold,
                 tier=tier,
+                size=size,
                 **priced,
                 **({"id": id} if id else {}),
             )

@@ -39,6 +39,7 @@ PER_IMAGE = 2048  # tokens an image may take (a vision projector's patches)
 MEDIA = {"pictures": "pictures", "audio_seconds": "seconds of audio",
          "speech_characters": "characters read aloud"}  # fmt: skip
 PER_PICTURE = 8192  # tokens a picture drawn may count (gpt-image-1's largest counts 6,240)
+PICTURE_PIXELS = 1536 * 1536  # of a picture PER_PICTURE bounds; a larger one, in proportion
 IN_FLIGHT_RETRY_AFTER = 5  # seconds: what holds it back is requests in flight, soon ended
 
 
@@ -77,11 +78,12 @@ def transcription_bound(asked: Transcription) -> int:
 
 def drawing_bounds(asked: Drawing) -> tuple:
     """``(prompt, output)``: the most tokens a drawing may take, where its engine counts
-    them: its prompt's and its uploads' (an image's each), and :data:`PER_PICTURE` for each
-    picture it asks for."""
+    them: its prompt's and its uploads' (an image's each), and for each picture it asks for
+    :data:`PER_PICTURE`, or more in proportion to its pixels past :data:`PICTURE_PIXELS`."""
     told = asked.fields.get("prompt")
     prompt = AROUND_REQUEST + textsize.size(told if isinstance(told, str) else "")
-    return prompt + PER_IMAGE * len(asked.uploads), PER_PICTURE * asked.n
+    each = max(PER_PICTURE, -(-asked.pixels * PER_PICTURE // PICTURE_PIXELS))
+    return prompt + PER_IMAGE * len(asked.uploads), each * asked.n
 
 
 def texts_bound(texts: Iterable[str], around: int) -> int:

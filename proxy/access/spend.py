@@ -3,7 +3,8 @@ micro-dollars money budgets count. Pure.
 
 A usage row is priced at its model's price as the models file says now (a model with none
 costs nothing; a row of a service tier at that tier's, or the model's own if the models file
-names it no more), so a changed price reprices what was used before it; a money budget is
+names it no more; a row of pictures of a size at that size's, or nothing if it names the
+size no more), so a changed price reprices what was used before it; a money budget is
 charged as each answer ends, at its price then.
 """
 
@@ -24,9 +25,15 @@ PRICED_COUNTS = (
 
 def priced(rows: list, prices: Mapping[str, Price]) -> list:
     """Each usage row (``key``, ``model``, its ``service_tier`` where it was served at one
-    priced apart, counts) with its ``spend_usd``, where its model has a price."""
+    priced apart and its pictures' ``size`` where priced by size, counts) with its
+    ``spend_usd``, where its model has a price."""
     return [
-        {**row, "spend_usd": round(price.at(row.get("service_tier")).of(**_counts(row)), 6)}
+        {
+            **row,
+            "spend_usd": round(
+                price.at(row.get("service_tier")).sized(row.get("size", "")).of(**_counts(row)), 6
+            ),
+        }
         if (price := prices.get(row["model"])) is not None
         else row
         for row in rows

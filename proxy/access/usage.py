@@ -38,6 +38,7 @@ COUNTS = (
 )  # fmt: skip
 LATER = COUNTS[4:]  # counted since files were made: a column each, 0 in the rows before it
 TIER = "\x1f"  # between a model and the service tier its answers were counted at, as kept
+SIZE = "\x1e"  # then the size of the pictures it drew, where its price names sizes
 KEEP_IDS = 7 * 86400  # seconds an applied charge's id is kept: a replay comes sooner
 KEPT_FOR = 40 * 86400  # seconds Redis keeps a budget period's count: a month and a margin
 SCHEMA = (
@@ -100,6 +101,7 @@ class Charge:
     audio_seconds: int = 0  # seconds of audio transcribed (begun seconds counted whole)
     speech_characters: int = 0  # characters read aloud
     tier: str = ""  # the service tier it was served at, priced apart ("": its model's own)
+    size: str = ""  # the size of its pictures, priced apart ("": none, or priced as one)
 
     def counts(self) -> tuple:
         """Its :data:`COUNTS`, in their order (the :data:`LATER` ones its fields' names)."""
@@ -108,8 +110,10 @@ class Charge:
 
     @property
     def counted_as(self) -> str:
-        """The model its usage is kept under: with the service tier it was served at, if any."""
-        return self.model + TIER + self.tier if self.tier else self.model
+        """The model its usage is kept under: with the service tier it was served at and
+        the size of its pictures, where priced apart."""
+        tiered = self.model + TIER + self.tier if self.tier else self.model
+        return tiered + SIZE + self.size if self.size else tiered
 
     def budgets(self) -> list:
         """``(period, amount)`` of each budget period it is charged to."""
@@ -159,9 +163,12 @@ class Hold:
 
 
 def _row(key: str, model: str, counts: dict) -> dict:
-    """A usage row as listed: key, model, service tier (:attr:`Charge.counted_as`), counts."""
+    """A usage row as listed: key, model, service tier and size of pictures
+    (:attr:`Charge.counted_as`), counts."""
+    model, _, size = model.partition(SIZE)
     model, _, tier = model.partition(TIER)
-    return {"key": key, "model": model, **({"service_tier": tier} if tier else {}), **counts}
+    return {"key": key, "model": model, **({"service_tier": tier} if tier else {}),
+            **({"size": size} if size else {}), **counts}  # fmt: skip
 
 
 class SqliteUsage:

@@ -172,13 +172,14 @@ def finish(state: ProxyState, call: Call, response: Response, arrival: Arrival) 
             once = call.charge
             prices = state.router.prices()
             for served, counts in (spent.tokens or {"": NOTHING}).items():
-                tier = spent.tiers.get(served, "")
+                tier, size = spent.tiers.get(served, ""), spent.sizes.get(served, "")
                 served = served or asked
                 prompt, completion, cached, *priced = counts
                 access.charge(key, served, status, prompt, completion, cached,
                               prices.get(served), hold,
                               f"{once}:{served}:{status}" if once else "",
-                              tier=tier, **dict(zip(PRICED, priced, strict=True)))  # fmt: skip
+                              tier=tier, size=size,
+                              **dict(zip(PRICED, priced, strict=True)))  # fmt: skip
 
     def done() -> None:
         charge()  # first, whatever fails after it; a stream its client left: what was made

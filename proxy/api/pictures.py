@@ -4,8 +4,9 @@ pictures the client uploads, each by the model it names (see :mod:`proxy.dialect
 An edit's pictures are read within ``--max-image-size`` each before anything else. The
 engine's answer goes back as it wrote it (with the proxy's own links, where it asked for
 links and was given the pictures): its pictures counted, and its tokens where the engine
-counted them, charged to the key; held before the work as the pictures asked for, their
-prompt, uploads and the most tokens a picture counts.
+counted them, charged to the key; held before the work as the pictures asked for (at their
+size's price, where the model's price names sizes), their prompt, uploads and the most
+tokens a picture counts.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from flask import Blueprint, Response, request
 from proxy.access import holds
 from proxy.api.body import read_json
 from proxy.api.call import this_call
+from proxy.api.requestmodel import request_model
 from proxy.api.serve import caller, hold_budget, versioned
 from proxy.api.state import Routes, get_state
 from proxy.core import pictures
@@ -51,7 +53,8 @@ def edit() -> Response:
 
 def _drawn(asked: Drawing) -> Response:
     call, state = this_call(), get_state()
-    hold_budget(lambda: holds.drawing_bounds(asked), pictures=asked.n)
+    size = _priced_size(asked)
+    hold_budget(lambda: holds.drawing_bounds(asked), size, pictures=asked.n)
     files = state.pictures if asked.fields.get("response_format") == "url" else None
     if files is not None:
         with _linking():
@@ -59,7 +62,8 @@ def _drawn(asked: Drawing) -> Response:
     drawn = state.router.draw(asked, caller())
     usage = drawn.usage or Usage(0, 0)
     made = priced(pictures=pictures.count(drawn.content))
-    call.measure.add_tokens(usage.prompt_tokens, usage.completion_tokens, 0, priced=made)
+    call.measure.add_tokens(usage.prompt_tokens, usage.completion_tokens, 0, priced=made,
+                            size=size)  # fmt: skip
     content = drawn.content
     kept = pictures.unlinked(content) if files is not None else None
     if kept is not None:  # asked for links, and given the pictures: kept for the key
@@ -69,6 +73,19 @@ def _drawn(asked: Drawing) -> Response:
             content, [f"{request.host_url}v1/files/{id}/content" for id in ids]
         )
     return Response(content, content_type="application/json")
+
+
+def _priced_size(asked: Drawing) -> str:
+    """The size the pictures are priced at, where the model's price names sizes ("": it
+    names none); one it does not name, or none asked, refused by name before any work."""
+    price = get_state().router.held_price(request_model(), this_call().body)
+    if price is None or not price.image_sizes:
+        return ""
+    size = asked.fields.get("size")
+    why = price.size_refusal(size)
+    if why is not None:
+        raise InvalidRequestError(f"size {why}", param="size")
+    return size
 
 
 @contextlib.contextmanager

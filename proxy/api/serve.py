@@ -100,17 +100,19 @@ def embed_texts(texts: Sequence[str], model: Optional[str]) -> Embeddings:
     return result
 
 
-def hold_budget(bounds: Callable[[], tuple], **counts: int) -> None:
+def hold_budget(bounds: Callable[[], tuple], size: str = "", **counts: int) -> None:
     """Hold what the request may spend of its key's budgets (``bounds()``: its ``(prompt,
     output)`` tokens at most, the output ``None`` when unbounded; read only for a key with
     budgets, as they walk the request's text; ``counts``: the media it makes at most, priced
-    by the unit) at the price of the model it names (its service tier's, as the body asks),
-    until its charge lets it go (:mod:`proxy.api.observe`); a 429 before any work when it
-    does not fit."""
+    by the unit) at the price of the model it names (its service tier's, as the body asks;
+    its pictures' ``size``'s, where the price names sizes), until its charge lets it go
+    (:mod:`proxy.api.observe`); a 429 before any work when it does not fit."""
     call = this_call()
     if call.budget is not None:
         state = get_state()
         price = state.router.held_price(request_model(), call.body)
+        if price is not None and size:
+            price = price.sized(size)
         call.hold = state.access.hold(call.budget, price, *bounds(), counts)
 
 

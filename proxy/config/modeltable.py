@@ -6,6 +6,7 @@ tools. Every mistake is named by its key, once, at start-up.
 from __future__ import annotations
 
 import dataclasses
+import re
 import unicodedata
 from typing import Any, Optional
 from urllib.parse import urlsplit
@@ -33,6 +34,7 @@ API_ONLY = ("upstream_model", "headers", "headers_env", "timeouts", "filters")
 # a price's keys (a service tier's, every one of them but ``tiers``)
 PRICE_KEYS = {"input", "cached_input", "output", "web_search", "audio_input", "store", "image",
               "audio_second", "speech_character"}  # fmt: skip
+SIZE = re.compile(r"[1-9][0-9]{0,5}x[1-9][0-9]{0,5}")  # a picture's, as OpenAI's size names it
 PER = {"web_search": "1,000 searches", "store": "1,000 stored completions", "image": "picture",
        "audio_second": "second of audio", "speech_character": "character"}  # fmt: skip
 # Request fields a model may default; each is applied only where the client left it out.
@@ -278,9 +280,9 @@ def _price(table: Any, key: str, fail, tiered: bool = True) -> Optional[Price]:
     (cached prompt tokens at the input's price unless ``cached_input`` says), the prompt's
     audio among them too (``audio_input``); US dollars per 1,000 searches the
     upstream runs itself (``web_search``) and per 1,000 completions it stores (``store``);
-    per picture drawn (``image``), second of audio transcribed (``audio_second``) and
-    character read aloud (``speech_character``); and, in ``tiers``, each service tier's
-    price, a table of the same keys but ``tiers``."""
+    per picture drawn (``image``, or a table of them by size), second of audio transcribed
+    (``audio_second``) and character read aloud (``speech_character``); and, in ``tiers``,
+    each service tier's price, a table of the same keys but ``tiers``."""
     if table is None:
         return None
     if not isinstance(table, dict):
@@ -290,6 +292,9 @@ def _price(table: Any, key: str, fail, tiered: bool = True) -> Optional[Price]:
             "output = <$ per million>, web_search = <$ per 1,000 searches>, … }",
         )
     no_unknown(table, PRICE_KEYS | ({"tiers"} if tiered else set()), key + ".", fail)
+    sizes = table.get("image")
+    if isinstance(sizes, dict):
+        table = {name: value for name, value in table.items() if name != "image"}
     for name, value in table.items():
         if name == "tiers":
             continue
@@ -309,8 +314,21 @@ def _price(table: Any, key: str, fail, tiered: bool = True) -> Optional[Price]:
             for name in ("image", "audio_second", "speech_character")
         },
         tiers=_tiers(table.get("tiers", {}), f"{key}.tiers", fail),
+        image_sizes=_sizes(sizes, f"{key}.image", fail) if isinstance(sizes, dict) else (),
         **optional,
     )
+
+
+def _sizes(table: dict, key: str, fail) -> tuple:
+    """``{"512x512" = 0.02, "1024x1024" = 0.04}``: US dollars per picture of each size."""
+    if not table:
+        raise fail(key, 'must name one size at least: { "1024x1024" = <$ per picture> }')
+    for size, value in table.items():
+        if not SIZE.fullmatch(size):
+            raise fail(f"{key}.{size}", "must be a size, WIDTHxHEIGHT in pixels (1024x1024)")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise fail(f"{key}.{size}", f"must be US dollars per picture, got {value!r}")
+    return tuple((size, float(value)) for size, value in table.items())
 
 
 def _tiers(table: Any, key: str, fail) -> tuple:

@@ -14,7 +14,7 @@ so the dialect refuses a body that asks for it (:func:`proxy.core.fields.text_on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Mapping, Optional
 
@@ -31,8 +31,8 @@ class Price:
     the prompt's audio (``None``: at ``input``); the searches and the stored completions its
     upstream bills by the thousand (``store`` ``None``: not priced, so refused); what the
     media routes count beside tokens, each by the unit (a picture drawn, a second of audio
-    transcribed, a character read aloud); and the service tiers priced apart, each a price
-    of its own."""
+    transcribed, a character read aloud), a picture by its size where ``image_sizes`` name
+    some; and the service tiers priced apart, each a price of its own."""
 
     input: float = 0.0
     output: float = 0.0
@@ -44,11 +44,32 @@ class Price:
     audio_second: float = 0.0  # US dollars per second of audio transcribed
     speech_character: float = 0.0  # US dollars per character read aloud
     tiers: tuple = ()  # (name, Price) of each service tier priced apart
+    image_sizes: tuple = ()  # (WIDTHxHEIGHT, US dollars per picture of it); (): by ``image``
 
     def at(self, tier: object) -> "Price":
         """The price of the service tier ``tier`` (the model's own for one it does not
         name: a tier a request asks for was checked before it was sent)."""
         return next((price for name, price in self.tiers if name == tier), self)
+
+    def sized(self, size: str) -> "Price":
+        """The price of pictures of ``size``: of its size where the price names sizes (one
+        it names no more: nothing, as a price that names sizes has no ``image`` of its
+        own)."""
+        if not self.image_sizes:
+            return self
+        dollars = next((each for named, each in self.image_sizes if named == size), self.image)
+        return replace(self, image=dollars, image_sizes=())
+
+    def size_refusal(self, size: object) -> Optional[str]:
+        """Why pictures of ``size`` (as a request asks: ``None`` where it asks none) are not
+        priced (``None``: they are)."""
+        if not self.image_sizes or any(named == size for named, _ in self.image_sizes):
+            return None
+        named = ", ".join(name for name, _ in self.image_sizes)
+        if size is None:
+            return f"is required: the model's price names pictures by their size ({named})"
+        shown = repr(size) if isinstance(size, str) and len(size) <= 32 else "asked"
+        return f"{shown} is not priced: the model's price names {named}"
 
     def micro_usd(
         self,

@@ -25,13 +25,15 @@ LINKED_FOR = 3600  # seconds a picture the proxy keeps for its link is kept (Ope
 class Drawing:
     """A generation or an edit as the proxy sends it on: its model, the body (a
     generation's JSON) or the form's fields (an edit's) as they came, the pictures an edit
-    uploads (``(field, upload)``, in order), and how many it asks for."""
+    uploads (``(field, upload)``, in order), how many it asks for, and the pixels of each
+    as its ``size`` asks (0: it asks none, or ``auto``)."""
 
     model: Optional[str]
     task: str  # generations, or edits
     fields: Mapping[str, Any]
     uploads: tuple = field(default=(), repr=False)
     n: int = 1
+    pixels: int = 0
 
 
 @dataclass(frozen=True)

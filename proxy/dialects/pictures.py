@@ -25,7 +25,7 @@ UPLOADED = ("image", "image[]", "mask")  # an edit's files: the pictures, and th
 def parse_generation(body: Any, limits: Limits) -> Drawing:
     """A generation's body."""
     fields = Fields(body)
-    return Drawing(fields.required("model"), "generations", body, (), _checked(fields, limits))
+    return Drawing(fields.required("model"), "generations", body, (), *_checked(fields, limits))
 
 
 def parse_edit(form: Mapping[str, Any], uploads: Sequence[tuple], limits: Limits) -> Drawing:
@@ -41,23 +41,25 @@ def parse_edit(form: Mapping[str, Any], uploads: Sequence[tuple], limits: Limits
         raise fields.fail("mask", "may be one picture")
     for upload, field in _named(uploads):
         images.checked(upload.data, field, limits.image)
-    n = _checked(fields, limits)
-    return Drawing(fields.required("model"), "edits", dict(form), tuple(uploads), n)
+    return Drawing(fields.required("model"), "edits", dict(form), tuple(uploads),
+                   *_checked(fields, limits))  # fmt: skip
 
 
-def _checked(fields: Fields, limits: Limits) -> int:
-    """Check what the proxy reads of a drawing; how many pictures it asks for."""
+def _checked(fields: Fields, limits: Limits) -> tuple:
+    """Check what the proxy reads of a drawing; ``(n, pixels)``: how many pictures it asks
+    for, and the pixels of each its size asks (0: none, or ``auto``)."""
     prompt = fields.required("prompt")
     if len(prompt) > LONGEST_PROMPT:
         raise fields.fail("prompt", f"may hold at most {LONGEST_PROMPT} characters")
     n = _count(fields, "n")
-    size = fields.string("size")
+    size, pixels = fields.string("size"), 0
     if size is not None and size != "auto":
         found = SIZE.fullmatch(size)
         if found is None:
             raise fields.fail("size", "must be WIDTHxHEIGHT in pixels (1024x1024), or auto")
         width, height = int(found[1]), int(found[2])
-        if width * height > limits.max_image_pixels:
+        pixels = width * height
+        if pixels > limits.max_image_pixels:
             raise fields.fail(
                 "size",
                 f"is {width * height} pixels, more than a picture may have "
@@ -68,7 +70,7 @@ def _checked(fields: Fields, limits: Limits) -> int:
         raise fields.fail("response_format", f"must be one of {', '.join(ANSWER_FORMATS)}")
     if fields.raw("stream") not in (None, False, "false"):
         raise fields.fail("stream", "is not served: pictures are answered whole")
-    return n
+    return n, pixels
 
 
 def _count(fields: Fields, name: str) -> int:

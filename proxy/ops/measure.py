@@ -30,9 +30,11 @@ class Measure:
     among others), and the tokens it took
     of each model that answered some of it (``tokens``: a model's id, or ``""`` for the
     one asked for, to ``[prompt, completion, cached]`` and the :data:`PRICED` counts), and
-    the service tier each was served at where its price names it (``tiers``)."""
+    the service tier each was served at where its price names it (``tiers``), and the size
+    of the pictures each drew where its price names sizes (``sizes``)."""
 
-    __slots__ = ("began", "spent", "waited", "queued", "first_token", "tokens", "tiers", "_since")
+    __slots__ = ("began", "spent", "waited", "queued", "first_token", "tokens", "tiers",
+                 "sizes", "_since")  # fmt: skip
 
     def __init__(self) -> None:
         self.began = self._since = perf_counter()
@@ -42,6 +44,7 @@ class Measure:
         self.first_token: Optional[float] = None  # seconds from the start to the first token
         self.tokens: dict = {}
         self.tiers: dict = {}
+        self.sizes: dict = {}
 
     def mark_first_token(self) -> None:
         """The first generated text is ready to go out."""
@@ -56,10 +59,12 @@ class Measure:
         model: str = "",
         priced: tuple = (),
         tier: str = "",
+        size: str = "",
     ) -> None:
         """Tokens ``model`` took (``""``: the model the request asked for), what else its
         price reads (``priced``: the :data:`PRICED` counts, in their order; none by
-        default), and the service tier it served them at (``""``: its price's own)."""
+        default), the service tier it served them at (``""``: its price's own) and the
+        size of the pictures it drew (``""``: none, or its price names no sizes)."""
         added = (prompt_tokens, completion_tokens, cached_tokens, *priced)
         counts = self.tokens.get(model)
         if counts is None:
@@ -68,6 +73,8 @@ class Measure:
             counts[at] += count
         if tier:
             self.tiers[model] = tier
+        if size:
+            self.sizes[model] = size
 
     @property
     def prompt_tokens(self) -> int:

@@ -126,6 +126,21 @@ def test_a_drawing_holds_its_prompt_its_uploads_and_a_pictures_most_for_each():
     )
 
 
+@pytest.mark.parametrize(
+    ("pixels", "each"),
+    [
+        (0, holds.PER_PICTURE),  # no size asked: a picture's most
+        (1024 * 1024, holds.PER_PICTURE),
+        (1536 * 1536, holds.PER_PICTURE),
+        (1536 * 1536 + 1, holds.PER_PICTURE + 1),  # a part of a token counts as one
+        (3072 * 3072, 4 * holds.PER_PICTURE),
+    ],
+)
+def test_a_picture_larger_than_the_most_a_picture_counts_holds_in_proportion(pixels, each):
+    asked = Drawing("m", "generations", {"prompt": ""}, (), 2, pixels)
+    assert holds.drawing_bounds(asked)[1] == 2 * each
+
+
 def test_a_reloaded_budget_is_held_against_at_its_new_size():
     grown = KeySpec("team", b"s", tokens_per_day=5000)
     made = holds.needed(standing(grown, {"day": 900}), None, 50, 2000, NOON + 900)

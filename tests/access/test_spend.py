@@ -45,6 +45,15 @@ def test_a_tiers_rows_are_priced_at_its_price_and_audio_and_stored_at_theirs():
     assert by_key(TIERS, {"gpt": TIERED}) == {"carol": 8.05}
 
 
+def test_pictures_of_a_size_are_priced_at_its_price():
+    """A size the models file names no more leaves its pictures unpriced."""
+    sized = Price(image_sizes=(("512x512", 0.01), ("1024x1024", 0.04)))
+    rows = [{"key": "dana", "model": "sd", "size": size, "prompt_tokens": 0,
+             "completion_tokens": 0, "pictures": 10}
+            for size in ("512x512", "1024x1024", "gone")]  # fmt: skip
+    assert [row["spend_usd"] for row in priced(rows, {"sd": sized})] == [0.1, 0.4, 0.0]
+
+
 def test_nothing_is_spent_without_prices():
     assert priced(ROWS, {}) == ROWS and by_key(ROWS, {}) == {}
 

@@ -107,6 +107,27 @@ def test_a_service_tiers_usage_is_a_row_of_its_own(store):
     ]
 
 
+def test_the_pictures_of_a_size_priced_apart_are_a_row_of_their_own(store):
+    """A size the price names reprices its pictures apart, beside a tier's: its row says
+    which it is, in both stores, and a journal's line keeps it."""
+    sized = Charge("alice", "sd", 0, 0, False, size="1024x1024", pictures=2)
+    store.apply(
+        [
+            Charge("alice", "sd", 0, 0, False, size="512x512", pictures=1),
+            sized,
+            Charge.from_line(Charge("alice", "sd", 0, 0, False, size="1024x1024",
+                                    pictures=1).line()),
+            Charge("alice", "sd", 0, 0, False, tier="flex", size="512x512", pictures=4),
+        ]
+    )  # fmt: skip
+    assert store.totals() == [
+        {**counted(2, 0, 0, 0, pictures=3), "model": "sd", "size": "1024x1024"},
+        {**counted(1, 0, 0, 0, pictures=1), "model": "sd", "size": "512x512"},
+        {**counted(1, 0, 0, 0, pictures=4), "model": "sd", "service_tier": "flex",
+         "size": "512x512"},
+    ]  # fmt: skip
+
+
 def test_a_charge_written_again_counts_once(store):
     charge = Charge("alice", "qwen", 10, 5, False, ("day:2026-11-26", "month:2026-11"), 15)
     store.apply([charge])

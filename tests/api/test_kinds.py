@@ -6,15 +6,12 @@ may not is refused before it starts."""
 
 from __future__ import annotations
 
-import threading
-from http.server import ThreadingHTTPServer
-
 import pytest
 
 from proxy.access.keyring import KINDS
 from proxy.api.kinds import KIND_OF_VIEW
 from tests.batches.test_views import jsonl, upload
-from tests.e2e.servers.echo_upstream import handler
+from tests.echoengine import echo_engine
 from tests.gateways import gateway
 from tests.polling import wait_for
 
@@ -58,15 +55,11 @@ DRAW = {"prompt": "a fox", "response_format": "b64_json"}
 
 @pytest.fixture
 def client(tmp_path):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler())
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        with gateway(tmp_path, MODELS.format(url), KEYS, files_dir=str(tmp_path / "files")) as made:
-            yield made
-    finally:
-        server.shutdown()
-        server.server_close()
+    with (
+        echo_engine() as url,
+        gateway(tmp_path, MODELS.format(url), KEYS, files_dir=str(tmp_path / "files")) as made,
+    ):
+        yield made
 
 
 def asked(client, key: str, path: str, model: str, body: dict):

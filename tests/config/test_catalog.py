@@ -232,6 +232,26 @@ def test_unknown_names_find_nothing_unless_catch_all(tmp_path):
             id="price-tier-value",
         ),
         pytest.param(
+            "[models.a]\nupstreams=['http://a']\nprice={image={}}",
+            "models.a.price.image: must name one size at least",
+            id="price-image-no-size",
+        ),
+        pytest.param(
+            "[models.a]\nupstreams=['http://a']\nprice={image={big=1}}",
+            "models.a.price.image.big: must be a size, WIDTHxHEIGHT in pixels",
+            id="price-image-not-a-size",
+        ),
+        pytest.param(
+            "[models.a]\nupstreams=['http://a']\nprice={image={'512x512'='x'}}",
+            "models.a.price.image.512x512: must be US dollars per picture",
+            id="price-image-size-value",
+        ),
+        pytest.param(
+            "[models.a]\nupstreams=['http://a']\nprice={image=[1]}",
+            "models.a.price.image: must be US dollars per picture",
+            id="price-image-list",
+        ),
+        pytest.param(
             "[models.a]\nupstreams=['http://a']\nprice={tiers=['flex']}",
             "models.a.price.tiers: must be a table of service tiers' prices",
             id="price-tiers-list",
@@ -460,6 +480,21 @@ output = 5
     assert catalog.prices["gpt"] == Price(
         2.5, 10.0, audio_input=40.0, store=0.0, tiers=(("priority", priority), ("flex", flex))
     )
+
+
+def test_a_price_names_pictures_by_their_size(tmp_path):
+    catalog = read_catalog(
+        write(
+            tmp_path,
+            """
+[models.sd]
+backend = "sdserver"
+upstreams = ["http://s"]
+price = { image = { "512x512" = 0.01, "1024x1024" = 0.04 } }
+""",
+        )
+    )
+    assert catalog.prices["sd"] == Price(image_sizes=(("512x512", 0.01), ("1024x1024", 0.04)))
 
 
 def test_models_the_proxy_runs(tmp_path):

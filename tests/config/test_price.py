@@ -151,3 +151,56 @@ def test_a_field_the_price_does_not_cover_is_refused_by_name(price, fields, refu
 )
 def test_a_request_is_held_at_the_price_its_body_asks(spec, body, held):
     assert spec.held_price({**CHAT, **body}) == held
+
+
+SIZED = Price(input=1, image_sizes=(("512x512", 0.01), ("1024x1024", 0.04)))
+
+
+@pytest.mark.parametrize(
+    "price, size, micro_usd",
+    [
+        pytest.param(SIZED, "512x512", 3 * 10_000, id="small"),
+        pytest.param(SIZED, "1024x1024", 3 * 40_000, id="large"),
+        pytest.param(SIZED, "2048x2048", 0, id="named-no-more-unpriced"),
+        pytest.param(Price(image=0.04), "64x64", 3 * 40_000, id="one-price-any-size"),
+        pytest.param(Price(image=0.04), "", 3 * 40_000, id="one-price-no-size"),
+    ],
+)
+def test_pictures_cost_their_sizes_price_where_the_price_names_sizes(price, size, micro_usd):
+    assert price.sized(size).micro_usd(0, 0, pictures=3) == micro_usd
+
+
+@pytest.mark.parametrize(
+    "price, size, why",
+    [
+        pytest.param(SIZED, "512x512", None, id="named"),
+        pytest.param(Price(image=0.04), "64x64", None, id="one-price"),
+        pytest.param(Price(), None, None, id="no-picture-price"),
+        pytest.param(
+            SIZED,
+            None,
+            "is required: the model's price names pictures by their size (512x512, 1024x1024)",
+            id="none-asked",
+        ),  # fmt: skip
+        pytest.param(
+            SIZED,
+            "64x64",
+            "'64x64' is not priced: the model's price names 512x512, 1024x1024",
+            id="unnamed",
+        ),  # fmt: skip
+        pytest.param(
+            SIZED,
+            "x" * 40,
+            "asked is not priced: the model's price names 512x512, 1024x1024",
+            id="long-never-echoed",
+        ),  # fmt: skip
+        pytest.param(
+            SIZED,
+            512,
+            "asked is not priced: the model's price names 512x512, 1024x1024",
+            id="not-a-string",
+        ),  # fmt: skip
+    ],
+)
+def test_a_size_the_price_does_not_name_is_refused_saying_which_it_names(price, size, why):
+    assert price.size_refusal(size) == why

@@ -19,12 +19,19 @@ def test_a_generation_is_kept_as_written():
     body = {"model": "m", "prompt": "a fox", "n": 3, "size": "512x512", "seed": 7}
     asked = parse_generation(body, LIMITS)
     assert (asked.model, asked.task, asked.fields, asked.n) == ("m", "generations", body, 3)
+    assert asked.pixels == 512 * 512
+
+
+@pytest.mark.parametrize("size", [None, "auto"])
+def test_a_drawing_that_asks_no_size_has_no_pixels_told(size):
+    body = {"model": "m", "prompt": "a fox", **({"size": size} if size else {})}
+    assert parse_generation(body, LIMITS).pixels == 0
 
 
 def test_an_edit_keeps_its_pictures_in_order_and_reads_n_from_the_form():
     uploads = (("image[]", PNG), ("image[]", PNG), ("mask", PNG))
-    asked = parse_edit({"model": "m", "prompt": "x", "n": "2"}, uploads, LIMITS)
-    assert (asked.task, asked.uploads, asked.n) == ("edits", uploads, 2)
+    asked = parse_edit({"model": "m", "prompt": "x", "n": "2", "size": "256x512"}, uploads, LIMITS)
+    assert (asked.task, asked.uploads, asked.n, asked.pixels) == ("edits", uploads, 2, 256 * 512)
 
 
 @pytest.mark.parametrize(
