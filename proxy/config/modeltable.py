@@ -123,9 +123,6 @@ def model_spec(
         for name in NOT_DRAWN:
             if name in spec:
                 raise fail(f"{key}.{name}", "has no meaning for a model on sd-server")
-        if is_hub_reference(spec.get("model", "")):
-            raise fail(f"{key}.model", "must be the path of a file: sd-server's models are not "
-                                       "pulled from a hub")  # fmt: skip
     runs = backend in ("servercpp", "sdserver")  # a server the proxy may run itself
     managed = managed_spec(spec, key, fail, folder) if runs else None
     if backend not in APIS:

@@ -91,8 +91,8 @@ def download_model(
             return None
         raise ValueError(f"the model of {spec.id}: {exc}") from None
     args = managed.args
-    if files.projector and not set(PROJECTOR_FLAGS) & set(args):
-        args = (*args, "--mmproj", files.projector)  # a model that sees, as llama-server -hf
+    if files.projector and spec.backend == "servercpp" and not set(PROJECTOR_FLAGS) & set(args):
+        args = (*args, "--mmproj", files.projector)  # one that sees or hears, as llama-server -hf
     return dataclasses.replace(
         spec,
         managed=dataclasses.replace(managed, model=files.model, args=args, source=reference.name),

@@ -321,11 +321,6 @@ def test_unknown_names_find_nothing_unless_catch_all(tmp_path):
             id="sdserver-template",
         ),
         pytest.param(
-            "[models.a]\nbackend='sdserver'\nmodel='hf:org/sd'",
-            "models.a.model: must be the path of a file: sd-server's models are not pulled",
-            id="sdserver-from-a-hub",
-        ),
-        pytest.param(
             "[models.a]\nbackend='sdserver'\nmodel='sd.gguf'\nupstreams=['http://a']",
             "models.a.upstreams: a model the proxy runs (cmd or model) has none",
             id="sdserver-run-and-upstreams",

@@ -1,7 +1,8 @@
 """Models pulled by name through Ollama's API with the real ``ollama`` client, from a hub on
 loopback (``HF_ENDPOINT``) by the real ``huggingface_hub`` client, then served by the proxy's
 own llama-server or bundled engine: the progress lines, the list, a chat in Ollama's and
-OpenAI's words, a restart with the hub gone, and a delete; under gunicorn's workers too."""
+OpenAI's words, a restart with the hub gone, and a delete; under gunicorn's workers too; and
+a model named in a models file that hears through the audio projector beside it."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from tests.hubserver import Hub
 from tests.polling import wait_for
 from tests.processes import ProxyProcess
 
-from .managed import NO_UPSTREAM, Program, servers_of
+from .audiomodel import AUDIO_ANSWER, wav, write_audio_model
+from .managed import NO_UPSTREAM, Program, program_of, servers_of
 from .marks import BUNDLED, CURRENT, MANAGED, only
 from .tinymodel import write_tiny_llama_gguf
 
@@ -23,19 +25,26 @@ pytestmark = pytest.mark.e2e
 
 REPO = "org/tiny-GGUF"
 PULLED = f"hf.co/{REPO}:Q4_K_M"
+EARS = "org/ears-GGUF"  # a model that hears, beside its audio projector
 MESSAGES = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    tiny = write_tiny_llama_gguf(tmp_path_factory.mktemp("hub") / "tiny.gguf").read_bytes()
+    folder = tmp_path_factory.mktemp("hub")
+    tiny = write_tiny_llama_gguf(folder / "tiny.gguf").read_bytes()
+    ears, projector = write_audio_model(folder, "ears-F16")
     served = Hub(
         {
             REPO: {
                 "tiny-Q4_K_M.gguf": tiny,
                 "tiny-Q8_0.gguf": b"GGUF another quant",
                 "README.md": b"",
-            }
+            },
+            EARS: {
+                "ears-F16.gguf": ears.read_bytes(),
+                "mmproj-ears-F16.gguf": projector.read_bytes(),
+            },  # fmt: skip
         }
     ).start()
     yield served
@@ -162,3 +171,30 @@ def test_a_models_file_names_a_model_on_the_hub_under_gunicorn(hub, tmp_path, lo
         chat = proxy.sdk().chat.completions.create(model="tiny", messages=MESSAGES, max_tokens=4)
         assert chat.choices[0].message.content is not None
     assert "fetching hf:org/tiny-GGUF:Q4_K_M for tiny" in proxy.log()
+
+
+@only(CURRENT, why="an audio projector, which current llama-server loads")
+def test_a_model_that_hears_comes_from_the_hub_with_its_audio_projector(kind, hub, tmp_path, logs):
+    """As a vision projector does: the one beside the model in its repository, given to
+    the server it runs, so that what it transcribes is heard."""
+    models = tmp_path / "models.toml"
+    models.write_text(f'[models.ears]\nmodel = "hf:{EARS}"\nargs = ["-c", "2048"]\n')
+    program = program_of(kind)
+    proxy = ProxyProcess(
+        NO_UPSTREAM,
+        logs / "pull-ears.log",
+        args=[*program.args, "--config", str(models)],
+        env={
+            **program.env,
+            "HF_ENDPOINT": hub.url,
+            "HF_HOME": str(tmp_path / "hf"),
+            "HOME": str(tmp_path),
+        },  # fmt: skip
+    )
+    with proxy:
+        heard = proxy.sdk().audio.transcriptions.create(
+            model="ears", file=("clip.wav", wav(), "audio/wav")
+        )
+        listed = {model.id: model for model in proxy.sdk().models.list().data}
+    assert heard.text == AUDIO_ANSWER
+    assert "audio" in listed["ears"].model_extra["capabilities"]

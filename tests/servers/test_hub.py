@@ -11,7 +11,9 @@ from unittest import mock
 import pytest
 
 from proxy.config.hubref import HubReference
+from proxy.config.modelsfile import parse_catalog
 from proxy.servers import hub
+from proxy.servers.build import download_model
 from tests.hubserver import Hub
 
 MODEL = b"GGUF" + bytes(range(256)) * 4096  # 1 MiB
@@ -124,3 +126,20 @@ def test_removing_a_model_deletes_its_files(served):
     hub.remove(files)
     assert not any(Path(path).exists() for path in files.files + tuple(targets))
     assert hub.cached(HubReference("org/smol")) is None
+
+
+@pytest.mark.parametrize(("backend", "projected"), [("servercpp", True), ("sdserver", False)])
+def test_a_model_from_the_hub_is_given_its_projector_where_its_server_reads_one(
+    served, backend, projected
+):
+    """llama-server sees or hears through the projector beside its model; sd-server has no
+    such flag, and is given its model alone."""
+    table = {"models": {"m": {"backend": backend, "model": "hf:org/smol"}}}
+    (spec,) = parse_catalog(table, "m.toml").models
+    found = download_model(spec)
+    assert Path(found.managed.model).read_bytes() == MODEL
+    assert found.managed.source == "hf:org/smol"
+    given = found.managed.args
+    assert ("--mmproj" in given) is projected
+    if projected:
+        assert Path(given[given.index("--mmproj") + 1]).read_bytes() == PROJECTOR
