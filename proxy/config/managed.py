@@ -1,6 +1,7 @@
 """The managed server a ``[models.<id>]`` table asks for: its ``cmd`` or ``model`` (a file, or
-one on a hub), arguments, vision projector, reranking, idle stop, preload and when it saves
-its KV caches; the paths in them taken from the models file's folder.
+one on a hub), arguments (a file of theirs on a hub too), vision projector, reranking, idle
+stop, preload and when it saves its KV caches; the paths in them taken from the models
+file's folder.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Optional
 
 from proxy.config.catalog import ManagedSpec
 from proxy.config.files import resolved, resolved_arguments
-from proxy.config.hubref import HubReference
+from proxy.config.hubref import HubFileReference, HubReference
 
 SLOT_SAVES = ("on-stop", "every-turn", "off")  # when a server the proxy runs saves its KV caches
 
@@ -28,6 +29,7 @@ def managed_spec(spec: dict, key: str, fail, folder: str) -> Optional[ManagedSpe
         if not isinstance(spec["cmd"], str) or "${PORT}" not in spec["cmd"]:
             raise fail(f"{key}.cmd", "must be a command line with ${PORT} in it")
         command = resolved_arguments(shlex.split(spec["cmd"]), folder)
+        _files_on_hubs(command, f"{key}.cmd", fail)
     model = spec.get("model", "")
     if not isinstance(model, str) or ("cmd" not in spec and not model):
         raise fail(f"{key}.model", "must be the path of a model file, or hf:<org>/<repo>")
@@ -38,6 +40,7 @@ def managed_spec(spec: dict, key: str, fail, folder: str) -> Optional[ManagedSpe
     args = spec.get("args", [])
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         raise fail(f"{key}.args", "must be a list of strings")
+    _files_on_hubs(args, f"{key}.args", fail)
     mmproj = spec.get("mmproj", "")
     if not isinstance(mmproj, str):
         raise fail(f"{key}.mmproj", "must be the path of a vision projector file")
@@ -64,3 +67,12 @@ def managed_spec(spec: dict, key: str, fail, folder: str) -> Optional[ManagedSpe
         spec.get("preload", False),
         slot_save,
     )
+
+
+def _files_on_hubs(words, key: str, fail) -> None:
+    """Each word of a server's command line that names a file on a hub names one file."""
+    for index, word in enumerate(words):
+        try:
+            HubFileReference.parse(word)
+        except ValueError as exc:
+            raise fail(f"{key}[{index}]", str(exc)) from None

@@ -16,7 +16,7 @@ from proxy.backends.wire.client import probe_ready
 from proxy.config.build import from_settings
 from proxy.config.catalog import Catalog, ModelSpec, with_pulled
 from proxy.config.files import parse_size
-from proxy.config.hubref import HubReference
+from proxy.config.hubref import HubFileReference, HubReference, is_hub_reference
 from proxy.config.runtime import Runtime
 from proxy.config.settings import Settings
 from proxy.core.errors import UpstreamUnavailableError
@@ -77,26 +77,49 @@ def download_model(
     """``spec`` with its model's files found on this machine, downloaded from the hub if need
     be (a pulled model's only in the cache: it was downloaded when it was pulled)."""
     managed = spec.managed
-    reference = HubReference.parse(managed.model) if managed else None
-    if reference is None:
+    if managed is None:
+        return spec
+    reference = HubReference.parse(managed.model)
+    words = (*managed.args, *(managed.command or ()))
+    if reference is None and not any(map(is_hub_reference, words)):
         return spec
     offline = offline or (spec.pulled and progress is None)
-    if not offline:
-        logger.info("fetching %s for %s (kept in the hub's cache)", reference.name, spec.id)
     try:
+        args = _fetched(managed.args, spec.id, offline, progress)
+        command = _fetched(managed.command, spec.id, offline, progress)
+        managed = dataclasses.replace(managed, args=args, command=command)
+        if reference is None:
+            return dataclasses.replace(spec, managed=managed)
+        if not offline:
+            logger.info("fetching %s for %s (kept in the hub's cache)", reference.name, spec.id)
         files = hub.download(reference, offline=offline, progress=progress)
     except hub.HubError as exc:
         if spec.pulled and progress is None:
             logger.warning("the pulled model %s is served no more: %s", spec.id, exc)
             return None
         raise ValueError(f"the model of {spec.id}: {exc}") from None
-    args = managed.args
     if files.projector and spec.backend == "servercpp" and not set(PROJECTOR_FLAGS) & set(args):
         args = (*args, "--mmproj", files.projector)  # one that sees or hears, as llama-server -hf
     return dataclasses.replace(
         spec,
         managed=dataclasses.replace(managed, model=files.model, args=args, source=reference.name),
     )
+
+
+def _fetched(words: Optional[tuple], model: str, offline: bool, progress) -> Optional[tuple]:
+    """A server's command line (or its arguments), each file it names on a hub (checked as
+    the models file was read) downloaded if need be and named by its path."""
+    if words is None:
+        return None
+    fetched = []
+    for word in words:
+        file = HubFileReference.parse(word)
+        if file is not None:
+            if not offline:
+                logger.info("fetching %s for %s (kept in the hub's cache)", file.name, model)
+            word = hub.download_file(file, offline=offline, progress=progress)
+        fetched.append(word)
+    return tuple(fetched)
 
 
 def managed_servers(catalog: Catalog, settings: Settings, runtime: Runtime) -> tuple:

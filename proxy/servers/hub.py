@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from proxy import __version__
-from proxy.config.hubref import HubReference
+from proxy.config.hubref import HubFileReference, HubReference
 from proxy.servers import hubfiles
 
 logger = logging.getLogger(__name__)
@@ -69,13 +69,7 @@ def download(
     """The files of ``reference``, downloaded unless the cache has them already.
     ``progress`` hears each file's bytes as they come (none: a bar on the terminal);
     ``offline``: the cache alone."""
-    try:
-        import huggingface_hub  # noqa: F401
-    except ImportError:
-        raise HubError(
-            f"{reference.name}: models named on a hub are downloaded with huggingface_hub, "
-            f"which needs Python 3.10 or newer (pip install huggingface_hub)"
-        ) from None
+    _library(reference.name)
     listed = _listed(reference.repo, offline)
     try:
         choice = hubfiles.choose([item.path for item in listed], reference.tag)
@@ -83,7 +77,9 @@ def download(
         raise HubError(f"{reference.name}: {exc}") from None
     by_path = {item.path: item for item in listed}
     wanted = choice.parts + ((choice.projector,) if choice.projector else ())
-    local = tuple(_download_file(reference, by_path[path], progress, offline) for path in wanted)
+    local = tuple(
+        _download_file(reference.repo, by_path[path], progress, offline) for path in wanted
+    )
     return DownloadedModel(local[0], local[-1] if choice.projector else "", local)
 
 
@@ -140,6 +136,17 @@ def _listed(repo: str, offline: bool) -> list:
     ]
 
 
+def _library(name: str) -> None:
+    """A ``HubError`` where the library that downloads ``name`` is not installed."""
+    try:
+        import huggingface_hub  # noqa: F401
+    except ImportError:
+        raise HubError(
+            f"{name}: files named on a hub are downloaded with huggingface_hub, which needs "
+            f"Python 3.10 or newer (pip install huggingface_hub)"
+        ) from None
+
+
 def _unreachable() -> tuple:
     """The errors of a hub that cannot be reached: the network's (refused, unreachable,
     timed out), as the library's HTTP client raises them."""
@@ -166,17 +173,30 @@ def _cached_files(repo: str, why: str, level: int = logging.INFO) -> list:
     ]
 
 
-def _download_file(
-    reference: HubReference, item: HubFile, progress: Optional[Progress], offline: bool
+def download_file(
+    reference: HubFileReference, *, progress: Optional[Progress] = None, offline: bool = False
 ) -> str:
+    """The one file ``reference`` names (a server's flag's: a VAE, a text encoder, a LoRA),
+    downloaded unless the cache has it, checked as a model's files are; its path."""
+    _library(reference.name)
+    listed = _listed(reference.repo, offline)
+    item = next((each for each in listed if each.path == reference.path), None)
+    if item is None:
+        shown = ", ".join(each.path for each in listed[:20]) or "none"
+        raise HubError(f"{reference.name}: hf:{reference.repo} has no such file; its files: "
+                       f"{shown}")  # fmt: skip
+    return _download_file(reference.repo, item, progress, offline)
+
+
+def _download_file(repo: str, item: HubFile, progress: Optional[Progress], offline: bool) -> str:
     """One file into the cache (already there: nothing to do), checked when it is new."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-    fresh = bool(item.sha256) and not _blob(reference.repo, item.sha256).exists()
+    fresh = bool(item.sha256) and not _blob(repo, item.sha256).exists()
     try:
         path = hf_hub_download(
-            reference.repo,
+            repo,
             item.path,
             local_files_only=offline,
             library_name="oai-proxy",
@@ -184,11 +204,11 @@ def _download_file(
             tqdm_class=_reporter(item, progress) if progress else None,
         )
     except LocalEntryNotFoundError:
-        raise HubError(f"{item.path} of hf:{reference.repo} is not in the cache") from None
+        raise HubError(f"{item.path} of hf:{repo} is not in the cache") from None
     except (HfHubHTTPError, *_unreachable()) as exc:
-        raise HubError(f"downloading {item.path} of hf:{reference.repo} failed: {exc}") from None
+        raise HubError(f"downloading {item.path} of hf:{repo} failed: {exc}") from None
     if fresh:
-        _verify(path, item, reference)
+        _verify(path, item, repo)
     return path
 
 
@@ -200,7 +220,7 @@ def _blob(repo: str, sha256: str) -> Path:
     return Path(constants.HF_HUB_CACHE) / folder / "blobs" / sha256
 
 
-def _verify(path: str, item: HubFile, reference: HubReference) -> None:
+def _verify(path: str, item: HubFile, repo: str) -> None:
     """Refuse (and delete) a file whose SHA-256 is not the one the hub lists."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -209,7 +229,7 @@ def _verify(path: str, item: HubFile, reference: HubReference) -> None:
     if digest.hexdigest() != item.sha256:
         remove(DownloadedModel(path, "", (path,)))
         raise HubError(
-            f"{item.path} of hf:{reference.repo} is not what the hub says it is (its "
+            f"{item.path} of hf:{repo} is not what the hub says it is (its "
             f"SHA-256 is {digest.hexdigest()}, the hub's {item.sha256}); it was deleted"
         )
 

@@ -733,8 +733,12 @@ model = "hf:org/repo:Q8_0"
     [
         ('model = "hf:org"', "is not a hub reference of the form"),
         ('backend = "chatglm"\nmodel = "hf:org/repo"', "not on a hub"),
+        ('model = "m.gguf"\nargs = ["--vae", "hf:org/repo"]',
+         r"models.x.args\[1\]: 'hf:org/repo' is not one file on a hub of the form"),
+        ('model = "m.gguf"\nargs = ["--lora", "hf:org/repo/../x"]', r"models.x.args\[1\]"),
+        ('cmd = "server --port ${PORT} --vae hf:org/repo"', r"models.x.cmd\[4\]: 'hf:org/repo'"),
     ],
-)
+)  # fmt: skip
 def test_a_hub_reference_a_models_file_cannot_use_is_named(model, says):
     with pytest.raises(CatalogError, match=says):
         parse_catalog(tomllib.loads(f"[models.x]\n{model}\n"), "m.toml")

@@ -1,8 +1,9 @@
-"""Models named by their place on a hub, as the proxy's and Ollama's users write them."""
+"""Models named by their place on a hub, as the proxy's and Ollama's users write them; and one
+file of a repository, as a server's flag names it."""
 
 import pytest
 
-from proxy.config.hubref import HubReference, is_hub_reference
+from proxy.config.hubref import HubFileReference, HubReference, is_hub_reference
 
 
 @pytest.mark.parametrize(
@@ -53,3 +54,33 @@ def test_names_and_ids():
     assert reference.ollama_name == "hf.co/org/repo:Q4_K_M"
     assert reference.model_id == "org--repo-Q4_K_M"
     assert HubReference("org/repo").ollama_name == "hf.co/org/repo:latest"
+
+
+@pytest.mark.parametrize(
+    "text, repo, path",
+    [
+        ("hf:second-state/FLUX.1-schnell-GGUF/ae.safetensors", "second-state/FLUX.1-schnell-GGUF",
+         "ae.safetensors"),
+        ("hf.co/org/repo/vae/diffusion_pytorch_model.safetensors", "org/repo",
+         "vae/diffusion_pytorch_model.safetensors"),
+    ],
+)  # fmt: skip
+def test_a_file_reference_names_a_repository_and_a_path_in_it(text, repo, path):
+    reference = HubFileReference.parse(text)
+    assert (reference.repo, reference.path) == (repo, path)
+    assert HubFileReference.parse(reference.name) == reference
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["hf:org/repo", "hf:org/repo:Q4_K_M", "hf:org/repo/", "hf:org/repo/../secret",
+     "hf:org/repo/a//b", "hf:org/repo/a b", "hf:org/../x/y", "hf:org/repo/" + "a" * 600],
+)  # fmt: skip
+def test_what_is_not_one_file_on_a_hub_says_the_form(text):
+    with pytest.raises(ValueError, match="hf:<org>/<repo>/<path of the file>"):
+        HubFileReference.parse(text)
+
+
+@pytest.mark.parametrize("text", ["-m", "ae.safetensors", "./vae.gguf", "512"])
+def test_an_argument_that_is_no_hub_reference_is_none(text):
+    assert HubFileReference.parse(text) is None

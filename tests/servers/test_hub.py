@@ -143,3 +143,38 @@ def test_a_model_from_the_hub_is_given_its_projector_where_its_server_reads_one(
     assert ("--mmproj" in given) is projected
     if projected:
         assert Path(given[given.index("--mmproj") + 1]).read_bytes() == PROJECTOR
+
+
+def test_a_file_a_servers_flag_names_on_the_hub_is_downloaded_for_it(served, tmp_path):
+    """sd-server's VAE, say, beside a model file of this machine's: the flag is given the
+    file's path in the cache, checked as a model's files are."""
+    args = ["--vae", "hf:org/smol/mmproj-smol-F16.gguf", "-W", "64"]
+    table = {"models": {"m": {"backend": "sdserver", "model": str(tmp_path / "sd.gguf"),
+                              "args": args}}}  # fmt: skip
+    (spec,) = parse_catalog(table, "m.toml").models
+    found = download_model(spec)
+    flag, vae, *rest = found.managed.args
+    assert (flag, rest) == ("--vae", ["-W", "64"]) and Path(vae).read_bytes() == PROJECTOR
+    assert found.managed.model == str(tmp_path / "sd.gguf")
+    assert served.downloads("mmproj-smol-F16.gguf") and not served.downloads("smol-Q4_K_M.gguf")
+
+
+def test_a_command_line_names_files_on_the_hub_for_its_flags(served):
+    """A model whose parts come apart (FLUX's), each given to its flag by sd-server's own
+    command line: no model file of its own."""
+    line = ("sd-server --listen-port ${PORT} --diffusion-model hf:org/smol/smol-Q4_K_M.gguf "
+            "--vae hf:org/smol/mmproj-smol-F16.gguf")  # fmt: skip
+    (spec,) = parse_catalog({"models": {"m": {"backend": "sdserver", "cmd": line}}}, "m").models
+    command = download_model(spec).managed.command
+    assert command[:3] == ("sd-server", "--listen-port", "${PORT}")
+    assert Path(command[command.index("--diffusion-model") + 1]).read_bytes() == MODEL
+    assert Path(command[command.index("--vae") + 1]).read_bytes() == PROJECTOR
+
+
+def test_a_file_the_repository_does_not_have_is_named_with_those_it_has(served, tmp_path):
+    table = {"models": {"m": {"model": str(tmp_path / "m.gguf"),
+                              "args": ["--lora", "hf:org/smol/lora.gguf"]}}}  # fmt: skip
+    (spec,) = parse_catalog(table, "m.toml").models
+    with pytest.raises(ValueError, match="hf:org/smol/lora.gguf: hf:org/smol has no such file; "
+                                         "its files: .*smol-Q4_K_M.gguf"):  # fmt: skip
+        download_model(spec)
