@@ -94,20 +94,24 @@ def serve_waitress(app, settings: Settings) -> None:
     # proxy.api.serve).
     serving = settings.serving
     sockets: dict = {}  # waitress's map: a listening server per address, then connections
-    server = waitress.create_server(
-        app,
-        sockets,
-        _dispatcher=dispatcher(serving.threads),  # its idle threads woken last-in first-out
-        listen=" ".join(serving.addresses()),
-        threads=serving.threads,
-        connection_limit=max(100, serving.threads * 4),
-        channel_timeout=600,
-        asyncore_use_poll=True,
-        ident="oai-proxy",
-        # waitress reads a whole body (to a file past 512 KiB) before the app sees it: a body
-        # larger than any the app accepts is refused from its header instead
-        max_request_body_size=largest_body(settings),
-    )
+    listen = " ".join(serving.addresses())
+    try:
+        server = waitress.create_server(
+            app,
+            sockets,
+            _dispatcher=dispatcher(serving.threads),  # its idle threads woken last-in first-out
+            listen=listen,
+            threads=serving.threads,
+            connection_limit=max(100, serving.threads * 4),
+            channel_timeout=600,
+            asyncore_use_poll=True,
+            ident="oai-proxy",
+            # waitress reads a whole body (to a file past 512 KiB) before the app sees it: a
+            # body larger than any the app accepts is refused from its header instead
+            max_request_body_size=largest_body(settings),
+        )
+    except OSError as exc:  # a port another process holds: one line, not a traceback
+        sys.exit(f"oai-proxy: cannot listen on {listen}: {exc.strerror or exc}")
     listening = listeners(sockets)
     for each in listening:
         each.channel_class = KeptChannel  # a streamed answer keeps its connection

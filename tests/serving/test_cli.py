@@ -4,6 +4,7 @@ serve what it was given."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -12,9 +13,9 @@ import pytest
 from tests.processes import ROOT, free_port
 
 
-def start(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
+def start(*args: str, cwd=ROOT, port: int = 0) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "proxy", "--port", str(free_port()), *args],
+        [sys.executable, "-m", "proxy", "--port", str(port or free_port()), *args],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -56,3 +57,15 @@ def test_gunicorn_without_its_hooks_will_not_run_model_servers(tmp_path):
     )
     assert finished.returncode != 0
     assert "gunicorn -c gunicorn.conf.py proxy.wsgi" in finished.stderr
+
+
+def test_a_port_another_process_holds_stops_start_up_saying_so(tmp_path):
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", free_port()))
+        held.listen()
+        port = held.getsockname()[1]
+        finished = start("--llama-api", "http://127.0.0.1:9", port=port, cwd=tmp_path)
+    assert finished.returncode != 0 and "Traceback" not in finished.stderr
+    assert f"oai-proxy: cannot listen on 127.0.0.1:{port}: Address already in use" in (
+        finished.stderr
+    )
