@@ -8,6 +8,7 @@ import logging
 from typing import Callable, Optional, Sequence
 
 from proxy.core.errors import (
+    UNREACHABLE,
     ContextLengthError,
     ProxyError,
     QueueFullError,
@@ -36,10 +37,15 @@ FALLS_BACK = (UpstreamError, ContextLengthError)
 
 class Chain:
     """The models one request may be answered by, in turn: the first, then each next one
-    while those before it fail before the first byte."""
+    while those before it fail before the first byte. A model none of whose replicas a
+    connection reached when last tried (until a probe reaches one) is asked after the
+    others, not first: a request does not wait out a connection that just failed while a
+    fallback can answer, and still asks it where none can. A model that refused for its
+    load (a 429, a 503) is asked first again: its load is the next request's to find."""
 
     def __init__(self, models: list, usable: Callable[[Sequence[str]], list]) -> None:
         """``usable``: the models of some ids that the request's key may use."""
+        models = reachable_first(models)
         self.first, self.pending = models[0], models[1:]
         self.usable = usable
 
@@ -47,7 +53,7 @@ class Chain:
         """The model to ask once ``model`` failed with ``exc`` (``None``: none is left). A
         prompt too long for ``model`` goes on to its context fallbacks alone."""
         if isinstance(exc, ContextLengthError):
-            self.pending = self.usable(model.spec.context_fallbacks)
+            self.pending = reachable_first(self.usable(model.spec.context_fallbacks))
         if not self.pending:
             return None
         _fell_back(model, exc)
@@ -95,12 +101,17 @@ class Failover:
             self.restarts += 1
             return True
         if not isinstance(exc, BUSY):
-            self.model.rotation.eject(replica.name, exc.message)
+            self.model.rotation.eject(replica.name, exc.message, exc.code == UNREACHABLE)
             self.model.affinity.forget_replica(replica.name)
         self.tried.append(replica)
         return not isinstance(exc, UpstreamTimeoutError) and len(self.tried) < len(
             self.model.replicas
         )
+
+
+def reachable_first(models: list) -> list:
+    """``models`` in their order, those no connection reached moved after the rest."""
+    return sorted(models, key=ServedModel.unreachable)
 
 
 def _fell_back(model: ServedModel, exc: ProxyError) -> None:

@@ -37,6 +37,7 @@ class Rotation:
         self.last = last
         self.clock = clock
         self._out: dict = {}  # name -> (next probe time, interval)
+        self._unreachable: set = set()  # of those out, the ones no connection reached
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._prober = None
@@ -45,9 +46,17 @@ class Rotation:
     def healthy(self, name: str) -> bool:
         return name not in self._out
 
-    def eject(self, name: str, why: str) -> None:
-        """Take ``name`` out of rotation until a probe finds it serving."""
+    def unreachable(self, name: str) -> bool:
+        """Whether ``name`` is out because no connection reached it (not for its load, nor
+        for what it answered), and no probe has reached it since."""
+        return name in self._unreachable
+
+    def eject(self, name: str, why: str, unreachable: bool = False) -> None:
+        """Take ``name`` out of rotation until a probe finds it serving (``unreachable``:
+        because no connection reached it)."""
         with self._lock:
+            if unreachable and not self._closed:
+                self._unreachable.add(name)
             if name in self._out or self._closed:
                 return
             self._out[name] = (self.clock() + self.first, self.first)
@@ -61,6 +70,7 @@ class Rotation:
 
     def restore(self, name: str) -> None:
         with self._lock:
+            self._unreachable.discard(name)
             if self._out.pop(name, None) is not None:
                 logger.info("replica %s back in rotation", name)
 

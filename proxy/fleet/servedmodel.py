@@ -62,6 +62,12 @@ class ServedModel:
             *((told.stripped, told.replaced, told.tier) if told is not None else ()),
         )
 
+    def unreachable(self) -> bool:
+        """Whether no connection reached any of its replicas when last tried, and no probe
+        has reached one since."""
+        names = [replica.name for replica in self.replicas]
+        return bool(names) and all(self.rotation.unreachable(name) for name in names)
+
     def cold(self) -> bool:
         """Whether a request would wait for a server to start (or swap in) whichever replica
         it went to."""

@@ -389,6 +389,45 @@ def test_a_model_that_cannot_answer_falls_back_before_the_first_byte(local_and_c
     assert next(stream) == Served("cloud", True) and text_of(stream) == "From the cloud"
 
 
+def test_a_model_no_connection_reached_is_asked_after_its_fallback_until_reached(
+    local_and_cloud, caplog
+):
+    """The first request waits on the failed connection and falls back; the next go to the
+    fallback first, the model not asked, until a probe reaches its server again."""
+    fleet, local, _ = local_and_cloud
+    local.stop()
+    assert fleet.complete(asked_of("local")).served == Served("cloud", True)
+    fell_back = "model 'local' could not answer"
+    assert caplog.text.count(fell_back) == 1
+    assert fleet.complete(asked_of("local")).served == Served("cloud", True)
+    stream = fleet.stream(asked_of("local"))
+    assert next(stream) == Served("cloud", True) and text_of(stream) == "From the cloud"
+    assert caplog.text.count(fell_back) == 1  # not asked while unreachable
+    local.start()
+    fleet.check()  # the probe: reached, back in rotation
+    assert fleet.complete(asked_of("local")).served == Served("local", False)
+
+
+@pytest.mark.parametrize("failure", ["http500", "garbage"])
+def test_a_model_that_refused_or_failed_a_request_is_asked_first_again(local_and_cloud, failure):
+    """Its load, or what it answered, is the next request's to find."""
+    fleet, local, _ = local_and_cloud
+    local.fail_mode = failure
+    assert fleet.complete(asked_of("local")).served == Served("cloud", True)
+    local.fail_mode = None
+    assert fleet.complete(asked_of("local")).served == Served("local", False)
+
+
+def test_a_model_no_connection_reached_is_still_asked_when_its_fallbacks_fail(local_and_cloud):
+    fleet, local, cloud = local_and_cloud
+    local.stop()
+    cloud.fail_mode = "http500"
+    with pytest.raises(UpstreamError):
+        fleet.complete(asked_of("local"))
+    local.start()  # no probe has reached it yet: out of rotation still
+    assert fleet.complete(asked_of("local")).served == Served("local", False)
+
+
 def test_a_model_that_answers_is_not_marked_as_a_fallback(local_and_cloud):
     fleet, _, _ = local_and_cloud
     answer = fleet.complete(asked_of("local"))
