@@ -234,7 +234,7 @@ def _server(
         env,
         ttl=managed.ttl,
         program=label,
-        estimate=_drawn_estimate(managed.model)
+        estimate=memory.drawing_estimate(command)
         if spec.backend == "sdserver"
         else _estimate(managed.model, command),
     )
@@ -264,15 +264,6 @@ def _slot_files(
     return SavedSlots(
         folder, slotcache.fingerprint(spec.managed.model, spec.managed.args, program), budget
     )
-
-
-def _drawn_estimate(model: str) -> int:
-    """The memory an sd-server of ``model`` needs: its file, whose weights it holds as they
-    are stored (0: no file)."""
-    try:
-        return os.path.getsize(model) if model else 0
-    except OSError:
-        return 0
 
 
 def _estimate(model: str, command: tuple) -> int:

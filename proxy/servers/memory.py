@@ -1,5 +1,6 @@
 """How much memory a model's server will take, before it starts: its weights, and the KV cache
-its context, slots and cache types make, read from its GGUF file.
+its context, slots and cache types make, read from its GGUF file; an sd-server's, the files
+of weights its command line names.
 
 The shape is read with ``gguf``, llama.cpp's own reader, which follows the format as it
 grows. ``xllamacpp``'s estimator was weighed and left out: made for sizing GPU offload, it
@@ -9,6 +10,7 @@ take. A server's measured memory (its resident set) corrects the estimate once i
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -71,6 +73,20 @@ def estimate(shape: ModelShape, args: Sequence[str]) -> ServerSize:
         key_type, 2.0
     ) + shape.value_width * CACHE_TYPE_BYTES.get(value_type, 2.0)
     return ServerSize(shape.weights, int(context * per_token))
+
+
+def drawing_estimate(command: Sequence[str]) -> int:
+    """The memory an sd-server run by ``command`` needs: every file its command line names
+    (its model, or the parts of one that come apart: a diffusion model, a VAE, text
+    encoders), whose weights it holds as they are stored; its program, the first word, and
+    folders are none of them, and a file named twice (a link of the hub's cache and its
+    blob) counts once."""
+    named = {
+        os.path.realpath(word)
+        for word in command[1:]
+        if word and not word.startswith("-") and os.path.isfile(word)
+    }
+    return sum(os.path.getsize(path) for path in named)
 
 
 def _flag(args: Sequence[str], names: tuple, kind) -> Optional[object]:

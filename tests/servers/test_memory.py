@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from proxy.config.files import parse_size
-from proxy.servers.memory import ModelShape, ServerSize, estimate, read_shape, show, uses_gpu
+from proxy.servers.memory import (
+    ModelShape,
+    ServerSize,
+    drawing_estimate,
+    estimate,
+    read_shape,
+    show,
+    uses_gpu,
+)
 from tests.e2e.tinymodel import write_tiny_llama_gguf
 
 MIB = 2**20
@@ -72,3 +80,21 @@ def test_a_file_that_is_no_gguf(tmp_path):
 def test_shown_sizes_and_gpu_layers():
     assert show(ServerSize(0, 0).total) == "64.0 MiB" and show(3 * 2**30) == "3.0 GiB"
     assert uses_gpu(["-ngl", "99"]) and not uses_gpu(["-ngl", "0"]) and not uses_gpu([])
+
+
+def test_an_sd_server_needs_every_file_of_weights_its_command_line_names(tmp_path):
+    """FLUX's parts come apart: the diffusion model, its VAE and text encoders each count;
+    its program, a folder, a flag's number and a file named twice do not."""
+    program = tmp_path / "sd-server"
+    program.write_bytes(b"\0" * 4096)
+    parts = {"flux.gguf": 3000, "ae.safetensors": 200, "t5xxl.gguf": 1000}
+    for name, size in parts.items():
+        (tmp_path / name).write_bytes(b"\0" * size)
+    (tmp_path / "loras").mkdir()
+    (tmp_path / "again.gguf").symlink_to(tmp_path / "flux.gguf")  # the hub's cache links so
+    command = (str(program), "--listen-port", "8080", "--diffusion-model",
+               str(tmp_path / "flux.gguf"), "--vae", str(tmp_path / "ae.safetensors"),
+               "--t5xxl", str(tmp_path / "t5xxl.gguf"), "--lora-model-dir",
+               str(tmp_path / "loras"), "-m", str(tmp_path / "again.gguf"))  # fmt: skip
+    assert drawing_estimate(command) == 3000 + 200 + 1000
+    assert drawing_estimate((str(program), "--listen-port", "8080")) == 0
